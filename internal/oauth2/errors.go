@@ -1,0 +1,126 @@
+// Package oauth2 holds the OAuth 2.0 vocabulary shared by every Keyward
+// endpoint: grant types, error codes, the Error type and the writer that turns
+// an error into the RFC 6749 §5.2 JSON body.
+//
+// It is a leaf package: it imports only the standard library.
+package oauth2
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Error codes of RFC 6749 §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1, RFC 8707 §2
+// and the service-account flow's own table of JWT error codes.
+const (
+	ErrInvalidRequest          = "invalid_request"
+	ErrInvalidClient           = "invalid_client"
+	ErrInvalidGrant            = "invalid_grant"
+	ErrUnauthorizedClient      = "unauthorized_client"
+	ErrUnsupportedGrantType    = "unsupported_grant_type"
+	ErrInvalidScope            = "invalid_scope"
+	ErrInvalidTarget           = "invalid_target"
+	ErrAccessDenied            = "access_denied"
+	ErrServerError             = "server_error"
+	ErrTemporarilyUnavailable  = "temporarily_unavailable"
+	ErrUnsupportedTokenType    = "unsupported_token_type"
+	ErrUnsupportedResponseType = "unsupported_response_type"
+	ErrInvalidToken            = "invalid_token"
+	ErrInsufficientScope       = "insufficient_scope"
+	ErrDisabledClient          = "disabled_client"
+	ErrAdminPolicyEnforced     = "admin_policy_enforced"
+	ErrOrgInternal             = "org_internal"
+	ErrSlowDown                = "slow_down"
+)
+
+// Grant types and token type identifiers.
+const (
+	GrantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	GrantClientCredentials = "client_credentials"
+	TokenTypeBearer        = "Bearer"
+	TokenTypeDPoP          = "DPoP"
+)
+
+// Error is an OAuth error: what the client is told (Code, Description, Status)
+// and, separately, the cause, which is logged and never sent.
+type Error struct {
+	Code        string // RFC 6749 §5.2 error code
+	Description string // human-readable, safe to show the client
+	Status      int    // HTTP status; 0 means the code's default
+	Err         error  // internal cause, for the log only
+	// Header holds extra response headers, such as WWW-Authenticate or
+	// Retry-After.
+	Header http.Header
+}
+
+// Errorf returns an Error with the given code and a formatted description.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Description: fmt.Sprintf(format, args...)}
+}
+
+// Error implements error. It includes the cause, so it must not be sent to
+// clients; WriteError sends only Code and Description.
+func (e *Error) Error() string {
+	s := e.Code
+	if e.Description != "" {
+		s += ": " + e.Description
+	}
+	if e.Err != nil {
+		s += " (" + e.Err.Error() + ")"
+	}
+	return s
+}
+
+// Unwrap returns the internal cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// WithCause returns a copy of e that records err as its internal cause.
+func (e *Error) WithCause(err error) *Error {
+	c := *e
+	c.Err = err
+	return &c
+}
+
+// WithStatus returns a copy of e with the given HTTP status.
+func (e *Error) WithStatus(status int) *Error {
+	c := *e
+	c.Status = status
+	return &c
+}
+
+// HTTPStatus is the status the error is sent with.
+func (e *Error) HTTPStatus() int {
+	if e.Status != 0 {
+		return e.Status
+	}
+	switch e.Code {
+	case ErrInvalidClient, ErrInvalidToken:
+		return http.StatusUnauthorized
+	case ErrInsufficientScope:
+		return http.StatusForbidden
+	case ErrServerError:
+		return http.StatusInternalServerError
+	case ErrTemporarilyUnavailable:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusBadRequest
+	}
+}
+
+// AsError returns the *Error in err's chain, or a server_error wrapping err
+// when there is none. A nil err gives nil.
+func AsError(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	var oe *Error
+	if errors.As(err, &oe) {
+		return oe
+	}
+	return &Error{
+		Code:        ErrServerError,
+		Description: "The server could not complete the request.",
+		Err:         err,
+	}
+}

@@ -1,0 +1,134 @@
+package oauth2
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func TestParseForm(t *testing.T) {
+	const formCT = "application/x-www-form-urlencoded"
+	tests := []struct {
+		name       string
+		method     string
+		target     string
+		ct         string
+		body       string
+		want       Form
+		wantStatus int
+	}{
+		{name: "ok", method: "POST", target: "/token", ct: formCT, body: "grant_type=x&assertion=a%2Bb+c", want: Form{"grant_type": "x", "assertion": "a+b c"}},
+		{name: "charset ok", method: "POST", target: "/token", ct: formCT + "; charset=UTF-8", body: "a=1", want: Form{"a": "1"}},
+		{name: "empty value kept", method: "POST", target: "/token", ct: formCT, body: "a=&b", want: Form{"a": "", "b": ""}},
+		{name: "GET", method: "GET", target: "/token", ct: formCT, wantStatus: 405},
+		{name: "query string", method: "POST", target: "/token?client_secret=x", ct: formCT, body: "a=1", wantStatus: 400},
+		{name: "json body", method: "POST", target: "/token", ct: "application/json", body: `{}`, wantStatus: 400},
+		{name: "no content type", method: "POST", target: "/token", body: "a=1", wantStatus: 400},
+		{name: "latin1", method: "POST", target: "/token", ct: formCT + "; charset=latin1", body: "a=1", wantStatus: 400},
+		{name: "duplicate", method: "POST", target: "/token", ct: formCT, body: "scope=a&scope=b", wantStatus: 400},
+		{name: "duplicate empty", method: "POST", target: "/token", ct: formCT, body: "scope=&scope=", wantStatus: 400},
+		{name: "bad escape", method: "POST", target: "/token", ct: formCT, body: "a=%zz", wantStatus: 400},
+		{name: "semicolon", method: "POST", target: "/token", ct: formCT, body: "a=1;b=2", wantStatus: 400},
+		{name: "oversized", method: "POST", target: "/token", ct: formCT, body: "a=" + strings.Repeat("x", MaxFormBytes), wantStatus: 413},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(tt.method, tt.target, strings.NewReader(tt.body))
+			if tt.ct != "" {
+				r.Header.Set("Content-Type", tt.ct)
+			}
+			got, err := ParseForm(httptest.NewRecorder(), r)
+			if tt.wantStatus != 0 {
+				var oe *Error
+				if !errors.As(err, &oe) {
+					t.Fatalf("ParseForm error = %v, want *Error", err)
+				}
+				if oe.Code != ErrInvalidRequest || oe.HTTPStatus() != tt.wantStatus {
+					t.Fatalf("got %s/%d, want invalid_request/%d", oe.Code, oe.HTTPStatus(), tt.wantStatus)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseForm: %v", err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+			for k, v := range tt.want {
+				if got[k] != v {
+					t.Errorf("%s = %q, want %q", k, got[k], v)
+				}
+			}
+		})
+	}
+}
+
+func TestWriteError(t *testing.T) {
+	tests := []struct {
+		name     string
+		err      error
+		status   int
+		body     string
+		extraHdr string
+	}{
+		{"oauth error", Errorf(ErrInvalidGrant, "Invalid JWT Signature."), 400, `{"error":"invalid_grant","error_description":"Invalid JWT Signature."}`, ""},
+		{"cause hidden", Errorf(ErrInvalidClient, "Client authentication failed.").WithCause(errors.New("db password wrong")), 401, `{"error":"invalid_client","error_description":"Client authentication failed."}`, ""},
+		{"plain error", errors.New("pq: connection refused at 10.0.0.1"), 500, `{"error":"server_error","error_description":"The server could not complete the request."}`, ""},
+		{"header", &Error{Code: ErrInvalidClient, Header: http.Header{"Www-Authenticate": {`Basic realm="keyward"`}}}, 401, `{"error":"invalid_client"}`, `Basic realm="keyward"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			WriteError(w, tt.err)
+			if w.Code != tt.status {
+				t.Errorf("status = %d, want %d", w.Code, tt.status)
+			}
+			if got := strings.TrimSpace(w.Body.String()); got != tt.body {
+				t.Errorf("body = %s, want %s", got, tt.body)
+			}
+			if got := w.Header().Get("Cache-Control"); got != "no-store" {
+				t.Errorf("Cache-Control = %q, want no-store", got)
+			}
+			if got := w.Header().Get("WWW-Authenticate"); got != tt.extraHdr {
+				t.Errorf("WWW-Authenticate = %q, want %q", got, tt.extraHdr)
+			}
+		})
+	}
+}
+
+func FuzzParseFormBody(f *testing.F) {
+	for _, s := range []string{"", "a=1", "a=1&a=2", "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=e.y.j", "%", "a=%zz", "&&=&", "a;b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		form, err := ParseFormBody(body)
+		if err != nil {
+			var oe *Error
+			if !errors.As(err, &oe) || oe.Code != ErrInvalidRequest {
+				t.Fatalf("error %v is not invalid_request", err)
+			}
+			return
+		}
+		// Every parsed pair must come from the body and be unique: re-encoding
+		// must parse to the same map.
+		var parts []string
+		for k, v := range form {
+			parts = append(parts, url.QueryEscape(k)+"="+url.QueryEscape(v))
+		}
+		again, err := ParseFormBody(strings.Join(parts, "&"))
+		if err != nil {
+			t.Fatalf("re-encoded form does not parse: %v", err)
+		}
+		if len(again) != len(form) {
+			t.Fatalf("round trip changed the form: %v vs %v", form, again)
+		}
+		for k, v := range form {
+			if again[k] != v {
+				t.Fatalf("round trip changed %q: %q vs %q", k, v, again[k])
+			}
+		}
+	})
+}

@@ -1,0 +1,41 @@
+package oauth2
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// errorBody is the RFC 6749 §5.2 error response.
+type errorBody struct {
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description,omitempty"`
+}
+
+// WriteError writes err as an RFC 6749 §5.2 JSON error response with
+// Cache-Control: no-store. Errors that are not *Error become server_error;
+// their text is never sent.
+func WriteError(w http.ResponseWriter, err error) {
+	oe := AsError(err)
+	for k, vs := range oe.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	WriteJSON(w, oe.HTTPStatus(), errorBody{Error: oe.Code, ErrorDescription: oe.Description})
+}
+
+// WriteJSON writes v as JSON with the headers RFC 6749 §5.1 requires of
+// token responses: Cache-Control: no-store and Pragma: no-cache.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":"server_error"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}

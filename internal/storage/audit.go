@@ -1,0 +1,109 @@
+package storage
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Audit event outcomes.
+const (
+	OutcomeSuccess = "success"
+	OutcomeFailure = "failure"
+)
+
+// AuditEvent is one entry of the append-only, hash-chained audit log.
+type AuditEvent struct {
+	// Seq is assigned by the store: 1, 2, 3, … without gaps.
+	Seq  int64
+	Time time.Time
+	// Action names what happened: token.issued, token.refused,
+	// account.create, key.disable, …
+	Action  string
+	Outcome string
+	// AccountID is the service account the event is about, if any.
+	AccountID string
+	// Actor is who caused it: the admin account ID for admin changes, the
+	// client for token requests, "system" for the server itself.
+	Actor string
+	// Source is the remote address of the request, if any.
+	Source string
+	// Data holds the event's details: grant, auth method, key ID, error
+	// code and description, scopes, token ID.
+	Data map[string]string
+	// PrevHash and Hash chain the log: Hash = SHA-256(PrevHash ‖ event).
+	PrevHash []byte
+	Hash     []byte
+}
+
+// AuditFilter selects audit events.
+type AuditFilter struct {
+	AfterSeq  int64 // only events with Seq > AfterSeq
+	Limit     int   // 0 means DefaultListLimit
+	AccountID string
+	Action    string
+	Outcome   string
+	Since     time.Time
+	Until     time.Time
+}
+
+// NormalizeAuditTime is the precision audit times are stored and hashed
+// with, so every backend reproduces the same hash.
+func NormalizeAuditTime(t time.Time) time.Time {
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// ChainHash computes an event's hash from the previous event's hash and the
+// event's content (everything but the hashes).
+func ChainHash(prev []byte, e AuditEvent) []byte {
+	content, _ := json.Marshal(struct {
+		Seq       int64             `json:"seq"`
+		Time      int64             `json:"time_us"`
+		Action    string            `json:"action"`
+		Outcome   string            `json:"outcome"`
+		AccountID string            `json:"account_id"`
+		Actor     string            `json:"actor"`
+		Source    string            `json:"source"`
+		Data      map[string]string `json:"data"`
+	}{e.Seq, e.Time.UnixMicro(), e.Action, e.Outcome, e.AccountID, e.Actor, e.Source, e.Data})
+	h := sha256.New()
+	h.Write(prev)
+	h.Write(content)
+	return h.Sum(nil)
+}
+
+// ChainEvents assigns sequence numbers, normalized times and hashes to
+// events appended after the event with sequence number seq and hash prev.
+// It returns the new head.
+func ChainEvents(seq int64, prev []byte, events []AuditEvent) (int64, []byte) {
+	for i := range events {
+		seq++
+		events[i].Seq = seq
+		events[i].Time = NormalizeAuditTime(events[i].Time)
+		events[i].PrevHash = prev
+		events[i].Hash = ChainHash(prev, events[i])
+		prev = events[i].Hash
+	}
+	return seq, prev
+}
+
+// VerifyChain checks that events, in order, continue a chain whose last
+// verified event had sequence number seq and hash prev. It returns the new
+// head, or an error naming the first event that does not fit.
+func VerifyChain(seq int64, prev []byte, events []AuditEvent) (int64, []byte, error) {
+	for _, e := range events {
+		if e.Seq != seq+1 {
+			return seq, prev, fmt.Errorf("audit event %d follows %d: events are missing", e.Seq, seq)
+		}
+		if !bytes.Equal(e.PrevHash, prev) {
+			return seq, prev, fmt.Errorf("audit event %d does not link to event %d", e.Seq, seq)
+		}
+		if !bytes.Equal(ChainHash(prev, e), e.Hash) {
+			return seq, prev, fmt.Errorf("audit event %d was altered: its hash does not match its content", e.Seq)
+		}
+		seq, prev = e.Seq, e.Hash
+	}
+	return seq, prev, nil
+}

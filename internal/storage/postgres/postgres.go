@@ -1,0 +1,99 @@
+// Package postgres is the PostgreSQL storage backend, for one server or many
+// replicas sharing one database.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/keyward/keyward/internal/storage/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Advisory lock keys. Each serializes one kind of write across replicas.
+const (
+	lockAudit       = 0x6b770001 // the audit chain head
+	lockSigningKeys = 0x6b770002 // signing-key rotation
+)
+
+// Options configure Open.
+type Options struct {
+	// NoMigrate makes Open fail, instead of migrating, when the schema is
+	// not up to date.
+	NoMigrate bool
+	// MaxConns bounds the connection pool; 0 means 16.
+	MaxConns int
+}
+
+// Open connects to the database at dsn (a postgres:// URL or key=value
+// string) and brings its schema up to date. Replicas starting at once take
+// turns: migrations run under a session advisory lock.
+func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	n := opts.MaxConns
+	if n <= 0 {
+		n = 16
+	}
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	if err := migrate(ctx, db, opts.NoMigrate); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return sqlstore.New(db, db, sqlstore.Dialect{
+		Name:              "postgres",
+		Numbered:          true,
+		IsUniqueViolation: isUniqueViolation,
+		LockAudit:         fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockAudit),
+		LockSigningKeys:   fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockSigningKeys),
+	}), nil
+}
+
+func migrate(ctx context.Context, db *sql.DB, check bool) error {
+	sub, _ := fs.Sub(migrations, "migrations")
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return fmt.Errorf("postgres: migrations: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("postgres: migrations: %w", err)
+	}
+	if check {
+		pending, err := p.HasPending(ctx)
+		if err != nil {
+			return fmt.Errorf("postgres: migrations: %w", err)
+		}
+		if pending {
+			return errors.New("postgres: the database schema is not up to date; run `keyward migrate`")
+		}
+		return nil
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return nil
+}
+
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}

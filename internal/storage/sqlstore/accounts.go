@@ -1,0 +1,137 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanAccount(row scanner) (storage.Account, error) {
+	var (
+		a                    storage.Account
+		scopes               string
+		lifetime             int64
+		disabled             int
+		createdAt, updatedAt int64
+	)
+	err := row.Scan(&a.ID, &a.Email, &a.Name, &a.Project, &a.DisplayName, &a.Description, &scopes, &lifetime, &disabled, &createdAt, &updatedAt)
+	if err != nil {
+		return a, err
+	}
+	if a.Scopes, err = decodeList(scopes); err != nil {
+		return a, err
+	}
+	a.TokenLifetime = time.Duration(lifetime) * time.Second
+	a.Disabled = disabled != 0
+	a.CreatedAt, a.UpdatedAt = fromMicros(createdAt), fromMicros(updatedAt)
+	return a, nil
+}
+
+// CreateAccount implements storage.Storage.
+func (s *Store) CreateAccount(ctx context.Context, a storage.Account, ev storage.AuditEvent) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q["insertAccount"], a.ID, a.Email, a.Name, a.Project, a.DisplayName, a.Description,
+			encodeList(a.Scopes), int64(a.TokenLifetime/time.Second), boolInt(a.Disabled), micros(a.CreatedAt), micros(a.UpdatedAt))
+		return s.wrap("create account", err)
+	}, ev)
+}
+
+// GetAccount implements storage.Storage.
+func (s *Store) GetAccount(ctx context.Context, id string) (storage.Account, error) {
+	a, err := scanAccount(s.r.QueryRowContext(ctx, s.q["getAccount"], id))
+	return a, s.wrap("get account", err)
+}
+
+// GetAccountByEmail implements storage.Storage.
+func (s *Store) GetAccountByEmail(ctx context.Context, email string) (storage.Account, error) {
+	a, err := scanAccount(s.r.QueryRowContext(ctx, s.q["getAccountByEmail"], email))
+	return a, s.wrap("get account", err)
+}
+
+// ListAccounts implements storage.Storage.
+func (s *Store) ListAccounts(ctx context.Context, opts storage.ListOptions) ([]storage.Account, error) {
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if opts.Project != "" {
+		rows, err = s.r.QueryContext(ctx, s.q["listAccountsProj"], opts.Project, opts.After, opts.PageLimit())
+	} else {
+		rows, err = s.r.QueryContext(ctx, s.q["listAccounts"], opts.After, opts.PageLimit())
+	}
+	if err != nil {
+		return nil, s.wrap("list accounts", err)
+	}
+	defer rows.Close()
+	var out []storage.Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, s.wrap("list accounts", err)
+		}
+		out = append(out, a)
+	}
+	return out, s.wrap("list accounts", rows.Err())
+}
+
+// UpdateAccount implements storage.Storage.
+func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Account) (storage.Account, error), ev storage.AuditEvent) (storage.Account, error) {
+	var out storage.Account
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		old, err := scanAccount(tx.QueryRowContext(ctx, s.q["getAccount"], id))
+		if err != nil {
+			return s.wrap("update account", err)
+		}
+		a, err := fn(old)
+		if err != nil {
+			return err
+		}
+		if a.ID != old.ID || a.Email != old.Email {
+			return fmt.Errorf("update account %s: the ID and email cannot change", id)
+		}
+		_, err = tx.ExecContext(ctx, s.q["updateAccount"], a.Name, a.Project, a.DisplayName, a.Description, encodeList(a.Scopes),
+			int64(a.TokenLifetime/time.Second), boolInt(a.Disabled), micros(a.UpdatedAt), id)
+		out = a
+		return s.wrap("update account", err)
+	}, ev)
+	return out, err
+}
+
+// DeleteAccount implements storage.Storage.
+func (s *Store) DeleteAccount(ctx context.Context, id string, ev storage.AuditEvent) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q["deleteAccountKeys"], id); err != nil {
+			return s.wrap("delete account", err)
+		}
+		return s.execOne(ctx, tx, "delete account", s.q["deleteAccount"], id)
+	}, ev)
+}
+
+// CountAccounts implements storage.Storage.
+func (s *Store) CountAccounts(ctx context.Context) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, s.q["countAccounts"]).Scan(&n)
+	return n, s.wrap("count accounts", err)
+}
+
+// execOne runs a statement that must affect exactly one row; none is
+// ErrNotFound.
+func (s *Store) execOne(ctx context.Context, tx *sql.Tx, op, q string, args ...any) error {
+	res, err := tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", op, storage.ErrNotFound)
+	}
+	return nil
+}

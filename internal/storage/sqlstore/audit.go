@@ -1,0 +1,143 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// appendAudit chains and inserts events inside tx.
+func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, evs []storage.AuditEvent) error {
+	if s.d.LockAudit != "" {
+		if _, err := tx.ExecContext(ctx, s.d.LockAudit); err != nil {
+			return s.wrap("lock audit log", err)
+		}
+	}
+	var (
+		seq  int64
+		prev []byte
+	)
+	err := tx.QueryRowContext(ctx, s.q["auditHead"]).Scan(&seq, &prev)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return s.wrap("read audit head", err)
+	}
+	if prev == nil {
+		prev = []byte{}
+	}
+	storage.ChainEvents(seq, prev, evs)
+	for _, e := range evs {
+		data, err := json.Marshal(e.Data)
+		if err != nil {
+			return fmt.Errorf("encode audit event: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q["insertAudit"], e.Seq, micros(e.Time), e.Action, e.Outcome, e.AccountID, e.Actor, e.Source,
+			string(data), e.PrevHash, e.Hash); err != nil {
+			return s.wrap("append audit event", err)
+		}
+	}
+	return nil
+}
+
+// Commit implements storage.Storage.
+func (s *Store) Commit(ctx context.Context, writes []storage.Write) ([]error, error) {
+	results := make([]error, len(writes))
+	var evs []storage.AuditEvent
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		evs = evs[:0]
+		for i, w := range writes {
+			results[i] = nil
+			if w.JTI != nil {
+				res, err := tx.ExecContext(ctx, s.q["insertJTI"], w.JTI.Issuer, w.JTI.JTI, micros(w.JTI.ExpiresAt))
+				if err != nil {
+					return s.wrap("use jti", err)
+				}
+				if n, err := res.RowsAffected(); err != nil {
+					return s.wrap("use jti", err)
+				} else if n == 0 {
+					results[i] = storage.ErrReplay
+					continue
+				}
+			}
+			evs = append(evs, w.Events...)
+		}
+		if len(evs) == 0 {
+			return nil
+		}
+		return s.appendAudit(ctx, tx, evs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// DeleteExpiredJTIs implements storage.Storage.
+func (s *Store) DeleteExpiredJTIs(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.w.ExecContext(ctx, s.q["deleteExpiredJTI"], micros(now))
+	if err != nil {
+		return 0, s.wrap("delete expired jtis", err)
+	}
+	n, err := res.RowsAffected()
+	return n, s.wrap("delete expired jtis", err)
+}
+
+// ListAuditEvents implements storage.Storage.
+func (s *Store) ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error) {
+	var (
+		where = []string{"seq > ?"}
+		args  = []any{f.AfterSeq}
+	)
+	add := func(cond string, v any) {
+		where = append(where, cond)
+		args = append(args, v)
+	}
+	if f.AccountID != "" {
+		add("account_id = ?", f.AccountID)
+	}
+	if f.Action != "" {
+		add("action = ?", f.Action)
+	}
+	if f.Outcome != "" {
+		add("outcome = ?", f.Outcome)
+	}
+	if !f.Since.IsZero() {
+		add("time >= ?", micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("time < ?", micros(f.Until))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = storage.DefaultListLimit
+	}
+	args = append(args, limit)
+	q := s.rebind(`SELECT ` + auditCols + ` FROM audit_events WHERE ` + strings.Join(where, " AND ") + ` ORDER BY seq LIMIT ?`)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, s.wrap("list audit events", err)
+	}
+	defer rows.Close()
+	var out []storage.AuditEvent
+	for rows.Next() {
+		var (
+			e    storage.AuditEvent
+			t    int64
+			data string
+		)
+		if err := rows.Scan(&e.Seq, &t, &e.Action, &e.Outcome, &e.AccountID, &e.Actor, &e.Source, &data, &e.PrevHash, &e.Hash); err != nil {
+			return nil, s.wrap("list audit events", err)
+		}
+		e.Time = fromMicros(t)
+		if err := json.Unmarshal([]byte(data), &e.Data); err != nil {
+			return nil, fmt.Errorf("audit event %d: corrupt data: %w", e.Seq, err)
+		}
+		out = append(out, e)
+	}
+	return out, s.wrap("list audit events", rows.Err())
+}

@@ -1,0 +1,90 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+func scanKey(row scanner) (storage.Key, error) {
+	var (
+		k                    storage.Key
+		disabled             int
+		expiresAt, createdAt int64
+	)
+	err := row.Scan(&k.ID, &k.AccountID, &k.Algorithm, &k.PublicKey, &k.Certificate, &k.Origin, &disabled, &expiresAt, &createdAt)
+	k.Disabled = disabled != 0
+	k.ExpiresAt, k.CreatedAt = fromMicros(expiresAt), fromMicros(createdAt)
+	if len(k.Certificate) == 0 {
+		k.Certificate = nil
+	}
+	return k, err
+}
+
+// CreateKey implements storage.Storage.
+func (s *Store) CreateKey(ctx context.Context, k storage.Key, ev storage.AuditEvent) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		cert := k.Certificate
+		if cert == nil {
+			cert = []byte{}
+		}
+		_, err := tx.ExecContext(ctx, s.q["insertKey"], k.ID, k.AccountID, k.Algorithm, k.PublicKey, cert, k.Origin,
+			boolInt(k.Disabled), micros(k.ExpiresAt), micros(k.CreatedAt))
+		return s.wrap("create key", err)
+	}, ev)
+}
+
+// GetKey implements storage.Storage.
+func (s *Store) GetKey(ctx context.Context, id string) (storage.Key, error) {
+	k, err := scanKey(s.r.QueryRowContext(ctx, s.q["getKey"], id))
+	return k, s.wrap("get key", err)
+}
+
+// ListKeys implements storage.Storage.
+func (s *Store) ListKeys(ctx context.Context, accountID string) ([]storage.Key, error) {
+	rows, err := s.r.QueryContext(ctx, s.q["listKeys"], accountID)
+	if err != nil {
+		return nil, s.wrap("list keys", err)
+	}
+	defer rows.Close()
+	var out []storage.Key
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, s.wrap("list keys", err)
+		}
+		out = append(out, k)
+	}
+	return out, s.wrap("list keys", rows.Err())
+}
+
+// UpdateKey implements storage.Storage. Only Disabled and ExpiresAt change.
+func (s *Store) UpdateKey(ctx context.Context, id string, fn func(storage.Key) (storage.Key, error), ev storage.AuditEvent) (storage.Key, error) {
+	var out storage.Key
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		old, err := scanKey(tx.QueryRowContext(ctx, s.q["getKey"], id))
+		if err != nil {
+			return s.wrap("update key", err)
+		}
+		k, err := fn(old)
+		if err != nil {
+			return err
+		}
+		if k.ID != old.ID || k.AccountID != old.AccountID {
+			return fmt.Errorf("update key %s: the ID and account cannot change", id)
+		}
+		_, err = tx.ExecContext(ctx, s.q["updateKey"], boolInt(k.Disabled), micros(k.ExpiresAt), id)
+		out = k
+		return s.wrap("update key", err)
+	}, ev)
+	return out, err
+}
+
+// DeleteKey implements storage.Storage.
+func (s *Store) DeleteKey(ctx context.Context, id string, ev storage.AuditEvent) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		return s.execOne(ctx, tx, "delete key", s.q["deleteKey"], id)
+	}, ev)
+}

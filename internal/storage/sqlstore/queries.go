@@ -1,0 +1,48 @@
+package sqlstore
+
+// queries are written with ? placeholders and rebound per dialect once.
+var queries = map[string]string{
+	"insertAccount": `INSERT INTO accounts (id, email, name, project, display_name, description, scopes, token_lifetime_s, disabled, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	"getAccount":        `SELECT ` + accountCols + ` FROM accounts WHERE id = ?`,
+	"getAccountByEmail": `SELECT ` + accountCols + ` FROM accounts WHERE email = ?`,
+	"listAccounts":      `SELECT ` + accountCols + ` FROM accounts WHERE id > ? ORDER BY id LIMIT ?`,
+	"listAccountsProj":  `SELECT ` + accountCols + ` FROM accounts WHERE project = ? AND id > ? ORDER BY id LIMIT ?`,
+	"updateAccount": `UPDATE accounts SET name = ?, project = ?, display_name = ?, description = ?, scopes = ?, token_lifetime_s = ?, disabled = ?, updated_at = ?
+		WHERE id = ?`,
+	"deleteAccount":     `DELETE FROM accounts WHERE id = ?`,
+	"deleteAccountKeys": `DELETE FROM keys WHERE account_id = ?`,
+	"countAccounts":     `SELECT COUNT(*) FROM accounts`,
+
+	"insertKey": `INSERT INTO keys (id, account_id, algorithm, public_key, certificate, origin, disabled, expires_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	"getKey":    `SELECT ` + keyCols + ` FROM keys WHERE id = ?`,
+	"listKeys":  `SELECT ` + keyCols + ` FROM keys WHERE account_id = ? ORDER BY created_at, id`,
+	"updateKey": `UPDATE keys SET disabled = ?, expires_at = ? WHERE id = ?`,
+	"deleteKey": `DELETE FROM keys WHERE id = ?`,
+
+	"insertAPI":      `INSERT INTO apis (name, identifier, description, created_at) VALUES (?, ?, ?, ?)`,
+	"insertAPIScope": `INSERT INTO api_scopes (scope, api_name, position) VALUES (?, ?, ?)`,
+	"getAPI":         `SELECT name, identifier, description, created_at FROM apis WHERE name = ?`,
+	"listAPIs":       `SELECT name, identifier, description, created_at FROM apis ORDER BY name`,
+	"listAPIScopes":  `SELECT api_name, scope FROM api_scopes ORDER BY api_name, position`,
+	"getAPIScopes":   `SELECT scope FROM api_scopes WHERE api_name = ? ORDER BY position`,
+	"deleteAPIScope": `DELETE FROM api_scopes WHERE api_name = ?`,
+	"deleteAPI":      `DELETE FROM apis WHERE name = ?`,
+
+	"listSigningKeys":   `SELECT id, algorithm, sealed, created_at, activated_at, retired_at FROM signing_keys ORDER BY created_at, id`,
+	"deleteSigningKeys": `DELETE FROM signing_keys`,
+	"insertSigningKey":  `INSERT INTO signing_keys (id, algorithm, sealed, created_at, activated_at, retired_at) VALUES (?, ?, ?, ?, ?, ?)`,
+
+	"insertJTI":        `INSERT INTO used_jtis (issuer, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+	"deleteExpiredJTI": `DELETE FROM used_jtis WHERE expires_at < ?`,
+
+	"auditHead":   `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`,
+	"insertAudit": `INSERT INTO audit_events (seq, time, action, outcome, account_id, actor, source, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+}
+
+const (
+	accountCols = `id, email, name, project, display_name, description, scopes, token_lifetime_s, disabled, created_at, updated_at`
+	keyCols     = `id, account_id, algorithm, public_key, certificate, origin, disabled, expires_at, created_at`
+	auditCols   = `seq, time, action, outcome, account_id, actor, source, data, prev_hash, hash`
+)

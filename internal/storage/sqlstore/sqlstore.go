@@ -1,0 +1,159 @@
+// Package sqlstore implements storage.Storage over database/sql. The SQLite
+// and PostgreSQL backends differ only in their Dialect and their schema
+// migrations, so both run this one implementation of the queries.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Dialect is what differs between SQL databases.
+type Dialect struct {
+	// Name names the backend in errors ("sqlite", "postgres").
+	Name string
+	// Numbered placeholders: true for $1, $2 (PostgreSQL), false for ?.
+	Numbered bool
+	// IsUniqueViolation reports whether err is a unique-constraint error.
+	IsUniqueViolation func(err error) bool
+	// LockAudit and LockSigningKeys, if set, run at the start of a
+	// transaction that appends to the audit chain or rewrites the signing
+	// keys, to serialize it against other processes. SQLite needs none: its
+	// write transactions are already exclusive.
+	LockAudit, LockSigningKeys string
+}
+
+// Store implements storage.Storage.
+type Store struct {
+	w, r *sql.DB // writer and reader; the same pool on PostgreSQL
+	d    Dialect
+	q    map[string]string // rebound queries
+}
+
+// New returns a Store that writes through w and reads through r.
+func New(w, r *sql.DB, d Dialect) *Store {
+	s := &Store{w: w, r: r, d: d, q: make(map[string]string, len(queries))}
+	for name, q := range queries {
+		s.q[name] = s.rebind(q)
+	}
+	return s
+}
+
+var _ storage.Storage = (*Store)(nil)
+
+// rebind turns ? placeholders into $n for dialects that number them.
+func (s *Store) rebind(q string) string {
+	if !s.d.Numbered {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, c := range q {
+		if c == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// Ping implements storage.Storage.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return err
+	}
+	return s.r.PingContext(ctx)
+}
+
+// Close implements storage.Storage.
+func (s *Store) Close() error {
+	err := s.w.Close()
+	if s.r != s.w {
+		err = errors.Join(err, s.r.Close())
+	}
+	return err
+}
+
+// tx runs fn in a write transaction, appending evs to the audit chain in it.
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error, evs ...storage.AuditEvent) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: begin: %w", s.d.Name, err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if len(evs) > 0 {
+		if err := s.appendAudit(ctx, tx, evs); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: commit: %w", s.d.Name, err)
+	}
+	return nil
+}
+
+// wrap maps driver errors to storage sentinels.
+func (s *Store) wrap(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%s: %w", op, storage.ErrNotFound)
+	case s.d.IsUniqueViolation(err):
+		return fmt.Errorf("%s: %w", op, storage.ErrAlreadyExists)
+	default:
+		return fmt.Errorf("%s: %s: %w", s.d.Name, op, err)
+	}
+}
+
+// Times are stored as microseconds since the Unix epoch (0 for "none"), so
+// both backends store and compare them identically.
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+func encodeList(l []string) string {
+	if l == nil {
+		l = []string{}
+	}
+	b, _ := json.Marshal(l)
+	return string(b)
+}
+
+func decodeList(s string) ([]string, error) {
+	var l []string
+	if err := json.Unmarshal([]byte(s), &l); err != nil {
+		return nil, fmt.Errorf("corrupt list %q: %w", s, err)
+	}
+	return l, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,541 @@
+// Package storagetest is the conformance suite every storage backend runs:
+// the same tests, table by table, so the backends cannot drift apart.
+package storagetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Run runs the conformance suite. newStore must return an empty store; the
+// suite closes it.
+func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s storage.Storage)
+	}{
+		{"Accounts", testAccounts},
+		{"AccountPaging", testAccountPaging},
+		{"Keys", testKeys},
+		{"APIs", testAPIs},
+		{"SigningKeys", testSigningKeys},
+		{"SigningKeysConcurrent", testSigningKeysConcurrent},
+		{"CommitJTI", testCommitJTI},
+		{"CommitJTIConcurrent", testCommitJTIConcurrent},
+		{"AuditChain", testAuditChain},
+		{"AuditChainConcurrent", testAuditChainConcurrent},
+		{"AuditFilter", testAuditFilter},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t)
+			t.Cleanup(func() { s.Close() })
+			tt.fn(t, s)
+		})
+	}
+}
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 123456000, time.UTC)
+
+func ev(action string) storage.AuditEvent {
+	return storage.AuditEvent{Time: t0, Action: action, Outcome: storage.OutcomeSuccess, Actor: "test"}
+}
+
+func account(id, email string) storage.Account {
+	return storage.Account{
+		ID: id, Email: email, Name: "job", Project: "proj", DisplayName: "Job", Description: "nightly job",
+		Scopes: []string{"orders.read", "orders.write"}, TokenLifetime: time.Hour, CreatedAt: t0, UpdatedAt: t0,
+	}
+}
+
+func mustNil(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantErr(t *testing.T, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("error = %v, want %v", err, want)
+	}
+}
+
+func testAccounts(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	a := account("100000000000000000001", "job@proj.example")
+	mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
+
+	got, err := s.GetAccount(ctx, a.ID)
+	mustNil(t, err)
+	if got.Email != a.Email || got.Name != "job" || got.Project != "proj" || got.DisplayName != "Job" ||
+		got.Description != "nightly job" || !slices.Equal(got.Scopes, a.Scopes) || got.TokenLifetime != time.Hour ||
+		got.Disabled || !got.CreatedAt.Equal(t0.Truncate(time.Microsecond)) {
+		t.Fatalf("GetAccount = %+v, want %+v", got, a)
+	}
+	got, err = s.GetAccountByEmail(ctx, a.Email)
+	mustNil(t, err)
+	if got.ID != a.ID {
+		t.Fatalf("GetAccountByEmail ID = %s, want %s", got.ID, a.ID)
+	}
+
+	wantErr(t, s.CreateAccount(ctx, account(a.ID, "other@proj.example"), ev("account.create")), storage.ErrAlreadyExists)
+	wantErr(t, s.CreateAccount(ctx, account("100000000000000000002", a.Email), ev("account.create")), storage.ErrAlreadyExists)
+	_, err = s.GetAccount(ctx, "999")
+	wantErr(t, err, storage.ErrNotFound)
+	_, err = s.GetAccountByEmail(ctx, "nobody@proj.example")
+	wantErr(t, err, storage.ErrNotFound)
+
+	updated, err := s.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
+		old.Disabled = true
+		old.Scopes = []string{"orders.read"}
+		old.TokenLifetime = 5 * time.Minute
+		return old, nil
+	}, ev("account.update"))
+	mustNil(t, err)
+	if !updated.Disabled {
+		t.Fatal("UpdateAccount did not return the new account")
+	}
+	got, err = s.GetAccount(ctx, a.ID)
+	mustNil(t, err)
+	if !got.Disabled || !slices.Equal(got.Scopes, []string{"orders.read"}) || got.TokenLifetime != 5*time.Minute {
+		t.Fatalf("after update: %+v", got)
+	}
+
+	// A failing update function changes nothing and writes no event.
+	boom := errors.New("boom")
+	_, err = s.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) { return old, boom }, ev("account.update"))
+	wantErr(t, err, boom)
+	_, err = s.UpdateAccount(ctx, "999", func(old storage.Account) (storage.Account, error) { return old, nil }, ev("account.update"))
+	wantErr(t, err, storage.ErrNotFound)
+	_, err = s.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
+		old.Email = "renamed@proj.example"
+		return old, nil
+	}, ev("account.update"))
+	if err == nil {
+		t.Fatal("UpdateAccount allowed the email to change")
+	}
+
+	n, err := s.CountAccounts(ctx)
+	mustNil(t, err)
+	if n != 1 {
+		t.Fatalf("CountAccounts = %d, want 1", n)
+	}
+
+	mustNil(t, s.CreateKey(ctx, key("k1", a.ID), ev("key.create")))
+	mustNil(t, s.DeleteAccount(ctx, a.ID, ev("account.delete")))
+	_, err = s.GetAccount(ctx, a.ID)
+	wantErr(t, err, storage.ErrNotFound)
+	_, err = s.GetKey(ctx, "k1")
+	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, s.DeleteAccount(ctx, a.ID, ev("account.delete")), storage.ErrNotFound)
+
+	evs, err := s.ListAuditEvents(ctx, storage.AuditFilter{Limit: 100})
+	mustNil(t, err)
+	var actions []string
+	for _, e := range evs {
+		actions = append(actions, e.Action)
+	}
+	want := []string{"account.create", "account.update", "key.create", "account.delete"}
+	if !slices.Equal(actions, want) {
+		t.Fatalf("audit actions = %v, want %v (failed changes must write no event)", actions, want)
+	}
+}
+
+func testAccountPaging(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	for i := range 7 {
+		a := account(fmt.Sprintf("1000000000000000000%02d", i), fmt.Sprintf("job%d@proj.example", i))
+		if i%2 == 1 {
+			a.Project = "other"
+		}
+		mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
+	}
+	var ids []string
+	after := ""
+	for {
+		page, err := s.ListAccounts(ctx, storage.ListOptions{After: after, Limit: 3})
+		mustNil(t, err)
+		if len(page) > 3 {
+			t.Fatalf("page of %d accounts, limit 3", len(page))
+		}
+		for _, a := range page {
+			ids = append(ids, a.ID)
+		}
+		if len(page) < 3 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	if len(ids) != 7 || !slices.IsSorted(ids) {
+		t.Fatalf("paged IDs = %v, want 7 sorted", ids)
+	}
+	other, err := s.ListAccounts(ctx, storage.ListOptions{Project: "other"})
+	mustNil(t, err)
+	if len(other) != 3 {
+		t.Fatalf("project filter: %d accounts, want 3", len(other))
+	}
+}
+
+func key(id, accountID string) storage.Key {
+	return storage.Key{
+		ID: id, AccountID: accountID, Algorithm: "RS256", PublicKey: []byte("spki-" + id),
+		Origin: storage.KeyOriginGenerated, CreatedAt: t0,
+	}
+}
+
+func testKeys(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	a := account("100000000000000000001", "job@proj.example")
+	mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
+	k1 := key("k1", a.ID)
+	k1.Certificate = []byte("cert")
+	k2 := key("k2", a.ID)
+	k2.CreatedAt = t0.Add(time.Second)
+	k2.ExpiresAt = t0.Add(24 * time.Hour)
+	k2.Algorithm = "ES256"
+	k2.Origin = storage.KeyOriginUploaded
+	mustNil(t, s.CreateKey(ctx, k2, ev("key.create")))
+	mustNil(t, s.CreateKey(ctx, k1, ev("key.create")))
+	wantErr(t, s.CreateKey(ctx, k1, ev("key.create")), storage.ErrAlreadyExists)
+
+	got, err := s.GetKey(ctx, "k2")
+	mustNil(t, err)
+	if got.AccountID != a.ID || got.Algorithm != "ES256" || string(got.PublicKey) != "spki-k2" || got.Certificate != nil ||
+		got.Origin != storage.KeyOriginUploaded || !got.ExpiresAt.Equal(k2.ExpiresAt) {
+		t.Fatalf("GetKey = %+v", got)
+	}
+	keys, err := s.ListKeys(ctx, a.ID)
+	mustNil(t, err)
+	if len(keys) != 2 || keys[0].ID != "k1" || keys[1].ID != "k2" || string(keys[0].Certificate) != "cert" {
+		t.Fatalf("ListKeys = %+v, want k1, k2 oldest first", keys)
+	}
+	if !keys[1].Expired(t0.Add(25*time.Hour)) || keys[1].Expired(t0) || keys[0].Expired(t0.Add(1e6*time.Hour)) {
+		t.Fatal("Key.Expired is wrong")
+	}
+
+	_, err = s.UpdateKey(ctx, "k1", func(k storage.Key) (storage.Key, error) {
+		k.Disabled = true
+		return k, nil
+	}, ev("key.disable"))
+	mustNil(t, err)
+	got, err = s.GetKey(ctx, "k1")
+	mustNil(t, err)
+	if !got.Disabled {
+		t.Fatal("key not disabled")
+	}
+	_, err = s.UpdateKey(ctx, "nope", func(k storage.Key) (storage.Key, error) { return k, nil }, ev("key.disable"))
+	wantErr(t, err, storage.ErrNotFound)
+
+	mustNil(t, s.DeleteKey(ctx, "k1", ev("key.delete")))
+	wantErr(t, s.DeleteKey(ctx, "k1", ev("key.delete")), storage.ErrNotFound)
+	keys, err = s.ListKeys(ctx, a.ID)
+	mustNil(t, err)
+	if len(keys) != 1 {
+		t.Fatalf("after delete: %d keys, want 1", len(keys))
+	}
+}
+
+func testAPIs(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	orders := storage.API{Name: "orders", Identifier: "https://orders.internal", Description: "Orders", Scopes: []string{"orders.write", "orders.read"}, CreatedAt: t0}
+	mustNil(t, s.CreateAPI(ctx, orders, ev("api.create")))
+	mustNil(t, s.CreateAPI(ctx, storage.API{Name: "billing", Identifier: "https://billing.internal", Scopes: []string{"billing.read"}, CreatedAt: t0}, ev("api.create")))
+
+	got, err := s.GetAPI(ctx, "orders")
+	mustNil(t, err)
+	if got.Identifier != orders.Identifier || got.Description != "Orders" || !slices.Equal(got.Scopes, orders.Scopes) {
+		t.Fatalf("GetAPI = %+v, want %+v", got, orders)
+	}
+	for name, dup := range map[string]storage.API{
+		"name":       {Name: "orders", Identifier: "https://x", Scopes: []string{"x.read"}},
+		"identifier": {Name: "x", Identifier: "https://orders.internal", Scopes: []string{"x.read"}},
+		"scope":      {Name: "y", Identifier: "https://y", Scopes: []string{"y.read", "orders.read"}},
+	} {
+		t.Run("duplicate "+name, func(t *testing.T) {
+			wantErr(t, s.CreateAPI(ctx, dup, ev("api.create")), storage.ErrAlreadyExists)
+		})
+	}
+	// The failed create with a taken scope left nothing behind.
+	_, err = s.GetAPI(ctx, "y")
+	wantErr(t, err, storage.ErrNotFound)
+
+	all, err := s.ListAPIs(ctx)
+	mustNil(t, err)
+	if len(all) != 2 || all[0].Name != "billing" || all[1].Name != "orders" || !slices.Equal(all[1].Scopes, orders.Scopes) {
+		t.Fatalf("ListAPIs = %+v", all)
+	}
+	mustNil(t, s.DeleteAPI(ctx, "orders", ev("api.delete")))
+	wantErr(t, s.DeleteAPI(ctx, "orders", ev("api.delete")), storage.ErrNotFound)
+	// Its scopes are free again.
+	mustNil(t, s.CreateAPI(ctx, storage.API{Name: "orders2", Identifier: "https://orders2", Scopes: []string{"orders.read"}, CreatedAt: t0}, ev("api.create")))
+}
+
+func testSigningKeys(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	keys, err := s.ListSigningKeys(ctx)
+	mustNil(t, err)
+	if len(keys) != 0 {
+		t.Fatalf("new store has %d signing keys", len(keys))
+	}
+	cur := storage.SigningKey{ID: "a", Algorithm: "ES256", Sealed: []byte{1, 2, 3}, CreatedAt: t0, ActivatedAt: t0}
+	next := storage.SigningKey{ID: "b", Algorithm: "ES256", Sealed: []byte{4, 5}, CreatedAt: t0.Add(time.Second)}
+	_, err = s.UpdateSigningKeys(ctx, func(old []storage.SigningKey) ([]storage.SigningKey, error) {
+		return []storage.SigningKey{cur, next}, nil
+	}, ev("signing_key.rotate"))
+	mustNil(t, err)
+	keys, err = s.ListSigningKeys(ctx)
+	mustNil(t, err)
+	if len(keys) != 2 || keys[0].ID != "a" || !keys[0].ActivatedAt.Equal(t0.Truncate(time.Microsecond)) || !keys[1].ActivatedAt.IsZero() ||
+		string(keys[1].Sealed) != string(next.Sealed) {
+		t.Fatalf("ListSigningKeys = %+v", keys)
+	}
+	// A failing function leaves the keys alone.
+	_, err = s.UpdateSigningKeys(ctx, func(old []storage.SigningKey) ([]storage.SigningKey, error) {
+		return nil, errors.New("no")
+	}, ev("signing_key.rotate"))
+	if err == nil {
+		t.Fatal("UpdateSigningKeys ignored the function's error")
+	}
+	keys, err = s.ListSigningKeys(ctx)
+	mustNil(t, err)
+	if len(keys) != 2 {
+		t.Fatalf("failed update changed the keys: %d", len(keys))
+	}
+}
+
+// testSigningKeysConcurrent checks that updates are serialized: each sees the
+// result of the one before, so no rotation is lost.
+func testSigningKeysConcurrent(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	const n = 8
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.UpdateSigningKeys(ctx, func(old []storage.SigningKey) ([]storage.SigningKey, error) {
+				return append(old, storage.SigningKey{ID: fmt.Sprintf("k%d", i), Algorithm: "ES256", Sealed: []byte{1}, CreatedAt: t0}), nil
+			}, ev("signing_key.rotate"))
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	keys, err := s.ListSigningKeys(ctx)
+	mustNil(t, err)
+	if len(keys) != n {
+		t.Fatalf("%d keys after %d concurrent appends: updates were lost", len(keys), n)
+	}
+}
+
+func jtiWrite(issuer, jti string, action string) storage.Write {
+	return storage.Write{
+		JTI:    &storage.UsedJTI{Issuer: issuer, JTI: jti, ExpiresAt: t0.Add(time.Hour)},
+		Events: []storage.AuditEvent{ev(action)},
+	}
+}
+
+func testCommitJTI(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	res, err := s.Commit(ctx, []storage.Write{
+		jtiWrite("acct1", "j1", "first"),
+		jtiWrite("acct1", "j1", "same batch replay"),
+		jtiWrite("acct2", "j1", "other issuer"),
+		{Events: []storage.AuditEvent{ev("no jti")}},
+	})
+	mustNil(t, err)
+	if len(res) != 4 || res[0] != nil || !errors.Is(res[1], storage.ErrReplay) || res[2] != nil || res[3] != nil {
+		t.Fatalf("Commit results = %v, want [nil ErrReplay nil nil]", res)
+	}
+	res, err = s.Commit(ctx, []storage.Write{jtiWrite("acct1", "j1", "later replay")})
+	mustNil(t, err)
+	if !errors.Is(res[0], storage.ErrReplay) {
+		t.Fatalf("replay in a later batch: %v, want ErrReplay", res[0])
+	}
+	evs, err := s.ListAuditEvents(ctx, storage.AuditFilter{})
+	mustNil(t, err)
+	var actions []string
+	for _, e := range evs {
+		actions = append(actions, e.Action)
+	}
+	if want := []string{"first", "other issuer", "no jti"}; !slices.Equal(actions, want) {
+		t.Fatalf("events = %v, want %v (a replayed write writes no event)", actions, want)
+	}
+
+	// Expired JTIs are collected, after which the ID may be used again.
+	n, err := s.DeleteExpiredJTIs(ctx, t0.Add(30*time.Minute))
+	mustNil(t, err)
+	if n != 0 {
+		t.Fatalf("deleted %d unexpired JTIs", n)
+	}
+	n, err = s.DeleteExpiredJTIs(ctx, t0.Add(2*time.Hour))
+	mustNil(t, err)
+	if n != 2 {
+		t.Fatalf("deleted %d expired JTIs, want 2", n)
+	}
+	res, err = s.Commit(ctx, []storage.Write{jtiWrite("acct1", "j1", "after expiry")})
+	mustNil(t, err)
+	if res[0] != nil {
+		t.Fatalf("reuse after expiry: %v", res[0])
+	}
+}
+
+// testCommitJTIConcurrent races many writers for one JTI: exactly one wins.
+func testCommitJTIConcurrent(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	const n = 16
+	var (
+		wg   sync.WaitGroup
+		wins atomic.Int32
+	)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := s.Commit(ctx, []storage.Write{jtiWrite("acct", "race", "use")})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			switch {
+			case res[0] == nil:
+				wins.Add(1)
+			case !errors.Is(res[0], storage.ErrReplay):
+				t.Errorf("result %v, want nil or ErrReplay", res[0])
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d of %d concurrent uses of one JTI succeeded, want 1", wins.Load(), n)
+	}
+}
+
+func verifyAll(t *testing.T, s storage.Storage) []storage.AuditEvent {
+	t.Helper()
+	var (
+		all  []storage.AuditEvent
+		seq  int64
+		prev = []byte{}
+	)
+	for {
+		page, err := s.ListAuditEvents(context.Background(), storage.AuditFilter{AfterSeq: seq, Limit: 50})
+		mustNil(t, err)
+		if len(page) == 0 {
+			return all
+		}
+		seq, prev, err = storage.VerifyChain(seq, prev, page)
+		if err != nil {
+			t.Fatalf("audit chain does not verify: %v", err)
+		}
+		all = append(all, page...)
+	}
+}
+
+func testAuditChain(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	a := account("100000000000000000001", "job@proj.example")
+	mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
+	e := ev("token.issued")
+	e.AccountID = a.ID
+	e.Source = "127.0.0.1"
+	e.Data = map[string]string{"grant": "jwt-bearer", "scope": "orders.read"}
+	_, err := s.Commit(ctx, []storage.Write{{Events: []storage.AuditEvent{e, ev("token.refused")}}})
+	mustNil(t, err)
+	evs := verifyAll(t, s)
+	if len(evs) != 3 {
+		t.Fatalf("%d events, want 3", len(evs))
+	}
+	got := evs[1]
+	if got.Seq != 2 || got.AccountID != a.ID || got.Source != "127.0.0.1" || got.Data["grant"] != "jwt-bearer" ||
+		!got.Time.Equal(storage.NormalizeAuditTime(t0)) || got.Outcome != storage.OutcomeSuccess {
+		t.Fatalf("event = %+v", got)
+	}
+	// Tampering with a stored event breaks the chain.
+	tampered := slices.Clone(evs)
+	tampered[1].Data = map[string]string{"grant": "client_credentials", "scope": "orders.read"}
+	if _, _, err := storage.VerifyChain(0, []byte{}, tampered); err == nil {
+		t.Fatal("VerifyChain accepted an altered event")
+	}
+	if _, _, err := storage.VerifyChain(0, []byte{}, slices.Delete(slices.Clone(evs), 1, 2)); err == nil {
+		t.Fatal("VerifyChain accepted a chain with an event removed")
+	}
+}
+
+func testAuditChainConcurrent(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 10 {
+				var err error
+				if j%3 == 0 {
+					a := account(fmt.Sprintf("2%02d%018d", i, j), fmt.Sprintf("j%d-%d@p.example", i, j))
+					err = s.CreateAccount(ctx, a, ev("account.create"))
+				} else {
+					_, err = s.Commit(ctx, []storage.Write{{Events: []storage.AuditEvent{ev("token.issued"), ev("token.issued")}}})
+				}
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	evs := verifyAll(t, s)
+	if want := 8 * (4 + 6*2); len(evs) != want {
+		t.Fatalf("%d events, want %d", len(evs), want)
+	}
+}
+
+func testAuditFilter(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	mk := func(action, outcome, acct string, at time.Time) storage.AuditEvent {
+		return storage.AuditEvent{Time: at, Action: action, Outcome: outcome, AccountID: acct}
+	}
+	_, err := s.Commit(ctx, []storage.Write{{Events: []storage.AuditEvent{
+		mk("token.issued", storage.OutcomeSuccess, "a", t0),
+		mk("token.refused", storage.OutcomeFailure, "a", t0.Add(time.Minute)),
+		mk("token.issued", storage.OutcomeSuccess, "b", t0.Add(2*time.Minute)),
+	}}})
+	mustNil(t, err)
+	tests := []struct {
+		name string
+		f    storage.AuditFilter
+		want []int64
+	}{
+		{"all", storage.AuditFilter{}, []int64{1, 2, 3}},
+		{"account", storage.AuditFilter{AccountID: "a"}, []int64{1, 2}},
+		{"action", storage.AuditFilter{Action: "token.issued"}, []int64{1, 3}},
+		{"outcome", storage.AuditFilter{Outcome: storage.OutcomeFailure}, []int64{2}},
+		{"since", storage.AuditFilter{Since: t0.Add(time.Minute)}, []int64{2, 3}},
+		{"until", storage.AuditFilter{Until: t0.Add(time.Minute)}, []int64{1}},
+		{"after", storage.AuditFilter{AfterSeq: 1, Limit: 1}, []int64{2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := s.ListAuditEvents(ctx, tt.f)
+			mustNil(t, err)
+			var got []int64
+			for _, e := range evs {
+				got = append(got, e.Seq)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("seqs = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
