@@ -1,0 +1,57 @@
+package signer
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+)
+
+// MasterKeySize is the size of the master key: AES-256.
+const MasterKeySize = 32
+
+// Sealer encrypts signing keys at rest with AES-256-GCM under the master
+// key. The key ID is authenticated data, so a sealed key cannot be swapped
+// for another one's in the database unnoticed.
+type Sealer struct{ aead cipher.AEAD }
+
+// NewSealer returns a Sealer for a 32-byte master key.
+func NewSealer(master []byte) (*Sealer, error) {
+	if len(master) != MasterKeySize {
+		return nil, fmt.Errorf("the master key must be %d bytes, got %d", MasterKeySize, len(master))
+	}
+	block, err := aes.NewCipher(master)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &Sealer{aead: aead}, nil
+}
+
+// Seal encrypts plaintext for the key with the given ID.
+func (s *Sealer) Seal(id string, plaintext []byte) []byte {
+	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plaintext)+s.aead.Overhead())
+	rand.Read(nonce)
+	return s.aead.Seal(nonce, nonce, plaintext, []byte(id))
+}
+
+// ErrWrongMasterKey means a sealed key could not be opened: the master key
+// is not the one it was sealed with, or the data was altered.
+var ErrWrongMasterKey = errors.New("cannot decrypt the signing key: wrong master key, or the stored key was altered")
+
+// Open decrypts what Seal produced for the same ID.
+func (s *Sealer) Open(id string, sealed []byte) ([]byte, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < n+s.aead.Overhead() {
+		return nil, ErrWrongMasterKey
+	}
+	pt, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(id))
+	if err != nil {
+		return nil, ErrWrongMasterKey
+	}
+	return pt, nil
+}

@@ -1,0 +1,258 @@
+// Package signer owns the server's token-signing keys: it generates them,
+// keeps them encrypted at rest, rotates them, signs access tokens with the
+// current key and publishes next, current and previous keys as a JWKS.
+package signer
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Supported signing algorithms.
+var Algorithms = []string{string(jose.ES256), string(jose.RS256), string(jose.EdDSA)}
+
+// Store is the part of storage the signer needs.
+type Store interface {
+	ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error)
+	UpdateSigningKeys(ctx context.Context, fn func([]storage.SigningKey) ([]storage.SigningKey, error), ev storage.AuditEvent) ([]storage.SigningKey, error)
+}
+
+// Config configures a Signer.
+type Config struct {
+	Policy
+	// Type is the JWS typ header of signed tokens; RFC 9068 says at+jwt.
+	Type string
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// Logger receives rotation messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// Signer signs access tokens and publishes its public keys.
+type Signer struct {
+	store  Store
+	sealer *Sealer
+	cfg    Config
+	set    atomic.Pointer[keySet]
+}
+
+// keySet is an immutable snapshot of the usable keys.
+type keySet struct {
+	current   jose.Signer
+	currentID string
+	activated time.Time
+	public    map[string]jose.JSONWebKey // kid → public key
+	algs      []jose.SignatureAlgorithm
+	jwks      []byte
+}
+
+// New loads the signing keys, creating and activating them on first start.
+func New(ctx context.Context, store Store, sealer *Sealer, cfg Config) (*Signer, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Type == "" {
+		cfg.Type = "at+jwt"
+	}
+	if _, err := generate(cfg.Algorithm); err != nil {
+		return nil, err
+	}
+	s := &Signer{store: store, sealer: sealer, cfg: cfg}
+	if err := s.update(ctx, false); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Rotate makes the next key the current one at once and creates a new next
+// key. The key it replaces stays published for RetainFor.
+func (s *Signer) Rotate(ctx context.Context) error { return s.update(ctx, true) }
+
+// Refresh applies the rotation schedule and reloads the keys from the store,
+// picking up rotations made by other replicas.
+func (s *Signer) Refresh(ctx context.Context) error { return s.update(ctx, false) }
+
+// Run refreshes the keys every interval until ctx ends.
+func (s *Signer) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
+				s.cfg.Logger.Error("refreshing signing keys failed", "err", err)
+			}
+		}
+	}
+}
+
+func (s *Signer) update(ctx context.Context, force bool) error {
+	now := s.cfg.Now()
+	keys, err := s.store.ListSigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	if _, changed, err := s.cfg.Plan(keys, now, force, s.newKey); err != nil {
+		return err
+	} else if changed {
+		// Plan again under the store's lock: another replica may have
+		// rotated since we read.
+		action := "signing_key.rotate"
+		if len(keys) == 0 {
+			action = "signing_key.create"
+		}
+		keys, err = s.store.UpdateSigningKeys(ctx, func(old []storage.SigningKey) ([]storage.SigningKey, error) {
+			planned, _, err := s.cfg.Plan(old, now, force, s.newKey)
+			return planned, err
+		}, storage.AuditEvent{Time: now, Action: action, Outcome: storage.OutcomeSuccess, Actor: "system"})
+		if err != nil {
+			return fmt.Errorf("rotate signing keys: %w", err)
+		}
+	}
+	set, err := s.load(keys)
+	if err != nil {
+		return err
+	}
+	if old := s.set.Load(); old == nil || old.currentID != set.currentID {
+		s.cfg.Logger.Info("signing key in use", "kid", set.currentID, "alg", s.cfg.Algorithm, "published_keys", len(set.public))
+	}
+	s.set.Store(set)
+	return nil
+}
+
+func (s *Signer) newKey() (storage.SigningKey, error) {
+	priv, err := generate(s.cfg.Algorithm)
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
+	id := randomKID()
+	return storage.SigningKey{ID: id, Algorithm: s.cfg.Algorithm, Sealed: s.sealer.Seal(id, der), CreatedAt: s.cfg.Now()}, nil
+}
+
+func (s *Signer) load(keys []storage.SigningKey) (*keySet, error) {
+	set := &keySet{public: make(map[string]jose.JSONWebKey, len(keys))}
+	var pub jose.JSONWebKeySet
+	seen := map[jose.SignatureAlgorithm]bool{}
+	for _, k := range keys {
+		der, err := s.sealer.Open(k.ID, k.Sealed)
+		if err != nil {
+			return nil, fmt.Errorf("signing key %s: %w", k.ID, err)
+		}
+		priv, err := x509.ParsePKCS8PrivateKey(der)
+		if err != nil {
+			return nil, fmt.Errorf("signing key %s: %w", k.ID, err)
+		}
+		signer, ok := priv.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("signing key %s: unsupported key type %T", k.ID, priv)
+		}
+		alg := jose.SignatureAlgorithm(k.Algorithm)
+		jwk := jose.JSONWebKey{Key: signer.Public(), KeyID: k.ID, Algorithm: k.Algorithm, Use: "sig"}
+		set.public[k.ID] = jwk
+		pub.Keys = append(pub.Keys, jwk)
+		if !seen[alg] {
+			seen[alg] = true
+			set.algs = append(set.algs, alg)
+		}
+		if !k.ActivatedAt.IsZero() && k.RetiredAt.IsZero() {
+			opts := (&jose.SignerOptions{}).WithType(jose.ContentType(s.cfg.Type)).WithHeader("kid", k.ID)
+			set.current, err = jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: priv}, opts)
+			if err != nil {
+				return nil, fmt.Errorf("signing key %s: %w", k.ID, err)
+			}
+			set.currentID, set.activated = k.ID, k.ActivatedAt
+		}
+	}
+	if set.current == nil {
+		return nil, errors.New("no current signing key")
+	}
+	var err error
+	if set.jwks, err = json.Marshal(pub); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+// Sign serializes claims as a JWT signed with the current key.
+func (s *Signer) Sign(claims any) (string, error) {
+	return jwt.Signed(s.set.Load().current).Claims(claims).Serialize()
+}
+
+// CurrentKeyID is the kid of the key signing now.
+func (s *Signer) CurrentKeyID() string { return s.set.Load().currentID }
+
+// CurrentKeyAge is how long the current key has been signing.
+func (s *Signer) CurrentKeyAge() time.Duration { return s.cfg.Now().Sub(s.set.Load().activated) }
+
+// JWKS returns the published key set as JSON (RFC 7517 §5).
+func (s *Signer) JWKS() []byte { return s.set.Load().jwks }
+
+// ErrUnknownKey means a token names a kid that is not published.
+var ErrUnknownKey = errors.New("the token was not signed by a published signing key")
+
+// Verify checks that raw is a JWT of the configured type signed by one of
+// the published keys and decodes its claims into dest. It checks only the
+// signature and type; callers check the claims.
+func (s *Signer) Verify(raw string, dest any) error {
+	set := s.set.Load()
+	tok, err := jwt.ParseSigned(raw, set.algs)
+	if err != nil {
+		return err
+	}
+	h := tok.Headers[0]
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != s.cfg.Type {
+		return fmt.Errorf("token type %q, want %q", typ, s.cfg.Type)
+	}
+	k, ok := set.public[h.KeyID]
+	if !ok || k.Algorithm != h.Algorithm {
+		return ErrUnknownKey
+	}
+	return tok.Claims(k.Key, dest)
+}
+
+func generate(alg string) (crypto.Signer, error) {
+	switch alg {
+	case string(jose.ES256):
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case string(jose.RS256):
+		return rsa.GenerateKey(rand.Reader, 2048)
+	case string(jose.EdDSA):
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		return k, err
+	default:
+		return nil, fmt.Errorf("unsupported signing algorithm %q (want one of %v)", alg, Algorithms)
+	}
+}
+
+func randomKID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,301 @@
+package signer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// memStore is a fake Store.
+type memStore struct {
+	mu   sync.Mutex
+	keys []storage.SigningKey
+	evs  []storage.AuditEvent
+}
+
+func (m *memStore) ListSigningKeys(context.Context) ([]storage.SigningKey, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.keys), nil
+}
+
+func (m *memStore) UpdateSigningKeys(_ context.Context, fn func([]storage.SigningKey) ([]storage.SigningKey, error), ev storage.AuditEvent) ([]storage.SigningKey, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	keys, err := fn(slices.Clone(m.keys))
+	if err != nil {
+		return nil, err
+	}
+	m.keys = keys
+	m.evs = append(m.evs, ev)
+	return slices.Clone(keys), nil
+}
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func newTestSigner(t *testing.T, st Store, master []byte, alg string, c *clock) *Signer {
+	t.Helper()
+	sealer, err := NewSealer(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(context.Background(), st, sealer, Config{
+		Policy: Policy{Algorithm: alg, RotateEvery: 30 * 24 * time.Hour, RetainFor: 2 * time.Hour},
+		Now:    c.now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+var master = bytes.Repeat([]byte{7}, 32)
+
+func jwksKIDs(t *testing.T, s *Signer) []string {
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(s.JWKS(), &set); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, k := range set.Keys {
+		if k.Use != "sig" || k.Algorithm == "" || !k.IsPublic() {
+			t.Fatalf("published key %+v must be a public signing key with alg", k)
+		}
+		ids = append(ids, k.KeyID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+type claims struct {
+	jwt.Claims
+	Scope string `json:"scope"`
+}
+
+func TestSignVerifyRotate(t *testing.T) {
+	for _, alg := range Algorithms {
+		t.Run(alg, func(t *testing.T) {
+			st := &memStore{}
+			c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			s := newTestSigner(t, st, master, alg, c)
+			if got := jwksKIDs(t, s); len(got) != 2 {
+				t.Fatalf("first start publishes %d keys, want current and next", len(got))
+			}
+			first := s.CurrentKeyID()
+			tok, err := s.Sign(claims{Claims: jwt.Claims{Subject: "x"}, Scope: "a b"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got claims
+			if err := s.Verify(tok, &got); err != nil || got.Subject != "x" || got.Scope != "a b" {
+				t.Fatalf("Verify = %v, %+v", err, got)
+			}
+			next := slices.DeleteFunc(jwksKIDs(t, s), func(k string) bool { return k == first })[0]
+
+			c.t = c.t.Add(time.Minute)
+			if err := s.Rotate(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if s.CurrentKeyID() != next {
+				t.Fatalf("after rotation the current key is %s, want the published next key %s", s.CurrentKeyID(), next)
+			}
+			if kids := jwksKIDs(t, s); len(kids) != 3 || !slices.Contains(kids, first) {
+				t.Fatalf("after rotation JWKS = %v, want previous, current and next", kids)
+			}
+			if err := s.Verify(tok, &got); err != nil {
+				t.Fatalf("token signed before rotation no longer verifies: %v", err)
+			}
+
+			// After RetainFor, the retired key leaves the JWKS.
+			c.t = c.t.Add(3 * time.Hour)
+			if err := s.Refresh(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if kids := jwksKIDs(t, s); len(kids) != 2 || slices.Contains(kids, first) {
+				t.Fatalf("retired key still published after RetainFor: %v", kids)
+			}
+			if err := s.Verify(tok, &got); !errors.Is(err, ErrUnknownKey) {
+				t.Fatalf("Verify with dropped key: %v, want ErrUnknownKey", err)
+			}
+		})
+	}
+}
+
+func TestScheduledRotationAndReload(t *testing.T) {
+	st := &memStore{}
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	a := newTestSigner(t, st, master, "ES256", c)
+	b := newTestSigner(t, st, master, "ES256", c) // a second replica
+	if a.CurrentKeyID() != b.CurrentKeyID() {
+		t.Fatal("two signers on one store use different keys")
+	}
+	first := a.CurrentKeyID()
+	c.t = c.t.Add(31 * 24 * time.Hour)
+	if err := a.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if a.CurrentKeyID() == first {
+		t.Fatal("key not rotated after RotateEvery")
+	}
+	if err := b.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if b.CurrentKeyID() != a.CurrentKeyID() || !bytes.Equal(a.JWKS(), b.JWKS()) {
+		t.Fatal("the second replica did not pick up the rotation")
+	}
+	rotations := 0
+	for _, e := range st.evs {
+		if e.Action == "signing_key.rotate" {
+			rotations++
+		}
+	}
+	if rotations != 1 {
+		t.Fatalf("%d rotations recorded, want exactly 1 for the cluster", rotations)
+	}
+}
+
+func TestAlgorithmChange(t *testing.T) {
+	st := &memStore{}
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	es := newTestSigner(t, st, master, "ES256", c)
+	tok, _ := es.Sign(claims{Scope: "a"})
+	ed := newTestSigner(t, st, master, "EdDSA", c)
+	raw, _ := ed.Sign(claims{Scope: "b"})
+	if _, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.EdDSA}); err != nil {
+		t.Fatalf("after switching to EdDSA tokens are not EdDSA: %v", err)
+	}
+	var got claims
+	if err := ed.Verify(tok, &got); err != nil {
+		t.Fatalf("ES256 token no longer verifies after the switch: %v", err)
+	}
+}
+
+func TestWrongMasterKey(t *testing.T) {
+	st := &memStore{}
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	newTestSigner(t, st, master, "ES256", c)
+	sealer, _ := NewSealer(bytes.Repeat([]byte{8}, 32))
+	_, err := New(context.Background(), st, sealer, Config{Policy: Policy{Algorithm: "ES256"}, Now: c.now})
+	if !errors.Is(err, ErrWrongMasterKey) {
+		t.Fatalf("New with another master key: %v, want ErrWrongMasterKey", err)
+	}
+	// A sealed key moved to another ID does not open either.
+	good, _ := NewSealer(master)
+	k := st.keys[0]
+	if _, err := good.Open(k.ID, k.Sealed); err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if _, err := good.Open("other-id", k.Sealed); !errors.Is(err, ErrWrongMasterKey) {
+		t.Fatalf("Open under another ID: %v, want ErrWrongMasterKey", err)
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	if _, err := NewSealer([]byte("short")); err == nil {
+		t.Fatal("NewSealer accepted a 5-byte key")
+	}
+	sealer, _ := NewSealer(master)
+	if _, err := New(context.Background(), &memStore{}, sealer, Config{Policy: Policy{Algorithm: "HS256"}}); err == nil || !strings.Contains(err.Error(), "HS256") {
+		t.Fatalf("New accepted HS256: %v", err)
+	}
+}
+
+func TestVerifyRejects(t *testing.T) {
+	st := &memStore{}
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s := newTestSigner(t, st, master, "ES256", c)
+	other := newTestSigner(t, &memStore{}, master, "ES256", c)
+	foreign, _ := other.Sign(claims{Scope: "a"})
+
+	// Same store, so the same key, but typ JWT instead of at+jwt.
+	sealer, _ := NewSealer(master)
+	plain, err := New(context.Background(), st, sealer, Config{Policy: Policy{Algorithm: "ES256"}, Type: "JWT", Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongTyp, _ := plain.Sign(claims{Scope: "a"})
+	tests := map[string]string{
+		"foreign key": foreign,
+		"wrong typ":   wrongTyp,
+		"alg none":    "eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0.eyJzY29wZSI6ImEifQ.",
+		"garbage":     "not a jwt",
+	}
+	for name, raw := range tests {
+		t.Run(name, func(t *testing.T) {
+			var got claims
+			if err := s.Verify(raw, &got); err == nil {
+				t.Fatal("Verify accepted it")
+			}
+		})
+	}
+}
+
+func TestPlan(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := Policy{Algorithm: "ES256", RotateEvery: time.Hour, RetainFor: time.Hour}
+	n := 0
+	newKey := func() (storage.SigningKey, error) {
+		n++
+		return storage.SigningKey{ID: "new" + string(rune('0'+n)), Algorithm: "ES256", CreatedAt: now}, nil
+	}
+	cur := storage.SigningKey{ID: "cur", Algorithm: "ES256", ActivatedAt: now.Add(-time.Minute)}
+	next := storage.SigningKey{ID: "next", Algorithm: "ES256"}
+	old := storage.SigningKey{ID: "old", Algorithm: "ES256", ActivatedAt: now.Add(-3 * time.Hour), RetiredAt: now.Add(-2 * time.Hour)}
+	tests := []struct {
+		name        string
+		keys        []storage.SigningKey
+		force       bool
+		wantChanged bool
+		wantCurrent string
+		wantLen     int
+	}{
+		{"steady", []storage.SigningKey{cur, next}, false, false, "cur", 2},
+		{"empty", nil, false, true, "new1", 2},
+		{"force", []storage.SigningKey{cur, next}, true, true, "next", 3},
+		{"drops old", []storage.SigningKey{old, cur, next}, false, true, "cur", 2},
+		{"missing next", []storage.SigningKey{cur}, false, true, "cur", 2},
+		{"due", []storage.SigningKey{{ID: "cur", Algorithm: "ES256", ActivatedAt: now.Add(-2 * time.Hour)}, next}, false, true, "next", 3},
+		{"wrong alg next", []storage.SigningKey{cur, {ID: "rsa", Algorithm: "RS256"}}, false, true, "cur", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n = 0
+			got, changed, err := p.Plan(tt.keys, now, tt.force, newKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if changed != tt.wantChanged || len(got) != tt.wantLen {
+				t.Fatalf("changed=%v len=%d, want %v %d: %+v", changed, len(got), tt.wantChanged, tt.wantLen, got)
+			}
+			currents, nexts := 0, 0
+			for _, k := range got {
+				switch {
+				case !k.RetiredAt.IsZero():
+				case !k.ActivatedAt.IsZero():
+					currents++
+					if k.ID != tt.wantCurrent {
+						t.Fatalf("current = %s, want %s", k.ID, tt.wantCurrent)
+					}
+				default:
+					nexts++
+				}
+			}
+			if currents != 1 || nexts != 1 {
+				t.Fatalf("%d current and %d next keys, want 1 and 1", currents, nexts)
+			}
+		})
+	}
+}
