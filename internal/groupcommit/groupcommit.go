@@ -1,0 +1,138 @@
+// Package groupcommit makes writes durable in batches: every request that
+// must record something (an audit event, a used assertion ID) hands its write
+// to the Committer and waits; the Committer applies all writes waiting at
+// that moment in one transaction, one fsync, and then answers each. Under
+// load, batches grow by themselves; with no load, a write commits at once.
+package groupcommit
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Store is the part of storage the Committer needs.
+type Store interface {
+	Commit(ctx context.Context, writes []storage.Write) ([]error, error)
+}
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("the server is shutting down")
+
+// Committer batches writes. Its zero value is not usable; call New.
+type Committer struct {
+	store    Store
+	maxBatch int
+	onBatch  func(size int)
+
+	mu     sync.RWMutex
+	closed bool
+	reqs   chan *request
+	done   chan struct{}
+}
+
+type request struct {
+	w   storage.Write
+	res chan error
+}
+
+// Options tune a Committer.
+type Options struct {
+	// MaxBatch caps the writes per transaction; 0 means 512.
+	MaxBatch int
+	// OnBatch, if set, is called with each committed batch's size.
+	OnBatch func(size int)
+}
+
+// New starts a Committer writing to store.
+func New(store Store, opts Options) *Committer {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 512
+	}
+	c := &Committer{
+		store:    store,
+		maxBatch: opts.MaxBatch,
+		onBatch:  opts.OnBatch,
+		reqs:     make(chan *request, 4*opts.MaxBatch),
+		done:     make(chan struct{}),
+	}
+	go c.loop()
+	return c
+}
+
+// Write makes w durable and returns nil, or storage.ErrReplay when w's JTI
+// was already used, or the error that kept the batch from committing. When
+// ctx ends first, Write returns ctx's error; the write may still commit.
+func (c *Committer) Write(ctx context.Context, w storage.Write) error {
+	r := &request{w: w, res: make(chan error, 1)}
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case c.reqs <- r:
+	case <-ctx.Done():
+		c.mu.RUnlock()
+		return ctx.Err()
+	}
+	c.mu.RUnlock()
+	select {
+	case err := <-r.res:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting writes, commits the ones already accepted and waits
+// for them to be durable.
+func (c *Committer) Close() {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		close(c.reqs)
+	}
+	c.mu.Unlock()
+	<-c.done
+}
+
+func (c *Committer) loop() {
+	defer close(c.done)
+	batch := make([]*request, 0, c.maxBatch)
+	writes := make([]storage.Write, 0, c.maxBatch)
+	for r := range c.reqs {
+		batch = append(batch[:0], r)
+	fill:
+		for len(batch) < c.maxBatch {
+			select {
+			case r, ok := <-c.reqs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		writes = writes[:0]
+		for _, r := range batch {
+			writes = append(writes, r.w)
+		}
+		// The batch is committed even if the requests' contexts end: what a
+		// request handed over is recorded.
+		res, err := c.store.Commit(context.Background(), writes)
+		for i, r := range batch {
+			if err != nil {
+				r.res <- err
+			} else {
+				r.res <- res[i]
+			}
+		}
+		if err == nil && c.onBatch != nil {
+			c.onBatch(len(batch))
+		}
+	}
+}
