@@ -1,6 +1,7 @@
 package oauth2
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -131,4 +132,53 @@ func FuzzParseFormBody(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseScope(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []string
+		wantErr bool
+	}{
+		{"a b", []string{"a", "b"}, false},
+		{"  a   b a ", []string{"a", "b"}, false},
+		{"", []string{}, false},
+		{"https://orders.internal/read orders:write", []string{"https://orders.internal/read", "orders:write"}, false},
+		{"a,b", nil, true},
+		{"a\tb", nil, true},
+		{`a"b`, nil, true},
+		{"é", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseScope(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if !tt.wantErr && strings.Join(got, "|") != strings.Join(tt.want, "|") {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAudienceJSON(t *testing.T) {
+	var a Audience
+	if err := json.Unmarshal([]byte(`"x"`), &a); err != nil || len(a) != 1 || !a.Contains("x") {
+		t.Fatalf("string aud: %v %v", a, err)
+	}
+	if err := json.Unmarshal([]byte(`["x","y"]`), &a); err != nil || len(a) != 2 || !a.Contains("y") {
+		t.Fatalf("array aud: %v %v", a, err)
+	}
+	if err := json.Unmarshal([]byte(`5`), &a); err == nil {
+		t.Fatal("numeric aud accepted")
+	}
+	b, _ := json.Marshal(Audience{"x"})
+	if string(b) != `"x"` {
+		t.Fatalf("single aud marshals as %s", b)
+	}
+	b, _ = json.Marshal(Audience{"x", "y"})
+	if string(b) != `["x","y"]` {
+		t.Fatalf("two auds marshal as %s", b)
+	}
 }

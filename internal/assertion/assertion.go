@@ -1,0 +1,240 @@
+// Package assertion verifies JWTs that service accounts sign with their own
+// keys: the assertions of the JWT-bearer grant (RFC 7523 §2.1) and of
+// private_key_jwt client authentication (RFC 7523 §2.2). It checks the
+// signature against the keys registered for the account named by the token
+// and the time and audience claims; callers turn its errors into the OAuth
+// error their endpoint uses.
+package assertion
+
+import (
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Algorithms are the only JWS algorithms an assertion may use. Each key
+// verifies only the one it was registered for; none, HMAC and everything
+// else are refused before any key is looked at.
+var Algorithms = []jose.SignatureAlgorithm{jose.RS256, jose.ES256}
+
+// Claims are the claims Keyward reads from an assertion.
+type Claims struct {
+	Issuer    string           `json:"iss"`
+	Subject   string           `json:"sub"`
+	Prn       string           `json:"prn"`
+	Audience  oauth2.Audience  `json:"aud"`
+	Expiry    *jwt.NumericDate `json:"exp"`
+	IssuedAt  *jwt.NumericDate `json:"iat"`
+	NotBefore *jwt.NumericDate `json:"nbf"`
+	ID        string           `json:"jti"`
+	Scope     string           `json:"scope"`
+}
+
+// Reason classifies why an assertion was refused.
+type Reason int
+
+// Reasons an assertion is refused.
+const (
+	Malformed       Reason = iota + 1 // not a JWS we accept, or bad claim types
+	MissingClaim                      // a required claim is absent
+	BadSignature                      // no registered, enabled, unexpired key verifies it
+	DisabledKey                       // only a disabled key verifies it
+	WrongAudience                     // aud does not name this server
+	Expired                           // exp is in the past
+	NotYetValid                       // iat or nbf is in the future
+	TooLongLived                      // exp - iat is longer than allowed, or negative
+)
+
+// Error is a refused assertion, with a description safe to show the client.
+type Error struct {
+	Reason      Reason
+	Description string
+	Err         error // internal cause, for the log
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Description + " (" + e.Err.Error() + ")"
+	}
+	return e.Description
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func fail(r Reason, desc string, cause error) *Error {
+	return &Error{Reason: r, Description: desc, Err: cause}
+}
+
+// Token is a parsed, not yet verified assertion.
+type Token struct {
+	jwt    *jwt.JSONWebToken
+	Header jose.Header
+	// Claims are unverified until Verify succeeds.
+	Claims Claims
+}
+
+// Parse parses raw and decodes its claims without checking the signature,
+// so the caller can find the account the assertion claims to come from.
+func Parse(raw string) (*Token, error) {
+	tok, err := jwt.ParseSigned(raw, Algorithms)
+	if err != nil {
+		return nil, fail(Malformed, "Invalid JWT: the assertion must be a compact JWS signed with RS256 or ES256 (base64url without padding or newlines).", err)
+	}
+	t := &Token{jwt: tok, Header: tok.Headers[0]}
+	if err := tok.UnsafeClaimsWithoutVerification(&t.Claims); err != nil {
+		return nil, fail(Malformed, "Invalid JWT: the claim set is not a JSON object with the standard claim types.", err)
+	}
+	return t, nil
+}
+
+// Expect is what a valid assertion must satisfy.
+type Expect struct {
+	// Audiences are the aud values that name this server; the assertion's
+	// aud must contain one of them.
+	Audiences []string
+	// SingleAudience requires aud to be exactly one value (private_key_jwt).
+	SingleAudience bool
+	// MaxLifetime bounds exp - iat (inclusive).
+	MaxLifetime time.Duration
+	// RequireIssuedAt makes iat mandatory.
+	RequireIssuedAt bool
+	// Skew is the clock difference tolerated for iat, nbf and exp.
+	Skew time.Duration
+	Now  time.Time
+}
+
+// Verify checks the signature against keys, which must all belong to the
+// account the token names, and then the claims. It returns the key that
+// verified the signature.
+//
+// Keys are tried as the service-account flow specifies: the one named by kid
+// if it exists, else every key of the account. A signature that only a
+// disabled key verifies is reported as DisabledKey; one that only an expired
+// or deleted key would verify is a BadSignature.
+func (t *Token) Verify(keys []storage.Key, e Expect) (storage.Key, error) {
+	k, err := t.verifySignature(keys, e.Now)
+	if err != nil {
+		return k, err
+	}
+	return k, t.checkClaims(e)
+}
+
+func (t *Token) verifySignature(keys []storage.Key, now time.Time) (storage.Key, error) {
+	alg := t.Header.Algorithm
+	candidates := keys
+	if t.Header.KeyID != "" {
+		for _, k := range keys {
+			if k.ID == t.Header.KeyID {
+				candidates = []storage.Key{k}
+				break
+			}
+		}
+	}
+	var disabled *storage.Key
+	for _, k := range candidates {
+		if k.Algorithm != alg || k.Expired(now) {
+			continue
+		}
+		pub, err := publicKey(k)
+		if err != nil {
+			continue
+		}
+		var c Claims
+		if err := t.jwt.Claims(pub, &c); err != nil {
+			continue
+		}
+		if k.Disabled {
+			disabled = &k
+			continue
+		}
+		return k, nil
+	}
+	if disabled != nil {
+		return *disabled, fail(DisabledKey, "The key used to sign the JWT assertion is disabled.", nil)
+	}
+	return storage.Key{}, fail(BadSignature, "Invalid JWT Signature.", nil)
+}
+
+func (t *Token) checkClaims(e Expect) error {
+	c := t.Claims
+	if c.Expiry == nil {
+		return fail(MissingClaim, "Invalid JWT: the exp claim is required.", nil)
+	}
+	if e.RequireIssuedAt && c.IssuedAt == nil {
+		return fail(MissingClaim, "Invalid JWT: the iat claim is required.", nil)
+	}
+	if len(c.Audience) == 0 {
+		return fail(MissingClaim, "Invalid JWT: the aud claim is required; use the token endpoint URL "+e.Audiences[0]+".", nil)
+	}
+	if e.SingleAudience && len(c.Audience) != 1 {
+		return fail(WrongAudience, "Invalid JWT: aud must be a single value, the token endpoint URL "+e.Audiences[0]+".", nil)
+	}
+	matched := false
+	for _, a := range e.Audiences {
+		matched = matched || c.Audience.Contains(a)
+	}
+	if !matched {
+		return fail(WrongAudience, "Invalid JWT: aud must be this server's token endpoint URL "+e.Audiences[0]+".",
+			fmt.Errorf("aud %q", strings.Join(c.Audience, " ")))
+	}
+	exp := c.Expiry.Time()
+	if !e.Now.Before(exp.Add(e.Skew)) {
+		return fail(Expired, fmt.Sprintf("Invalid JWT: the assertion expired at %s; check the clock of the system that signs it.", exp.UTC().Format(time.RFC3339)), nil)
+	}
+	if c.NotBefore != nil && c.NotBefore.Time().After(e.Now.Add(e.Skew)) {
+		return fail(NotYetValid, "Invalid JWT: nbf is in the future; check the clock of the system that signs it (clock skew).", nil)
+	}
+	if c.IssuedAt != nil {
+		iat := c.IssuedAt.Time()
+		if iat.After(e.Now.Add(e.Skew)) {
+			return fail(NotYetValid, fmt.Sprintf("Invalid JWT: iat is %s in the future; check the clock of the system that signs it (clock skew).",
+				iat.Sub(e.Now).Round(time.Second)), nil)
+		}
+		if life := exp.Sub(iat); life < 0 || (e.MaxLifetime > 0 && life > e.MaxLifetime) {
+			return fail(TooLongLived, fmt.Sprintf("Invalid JWT: Token must be a short-lived token (%d minutes) and in a reasonable timeframe. Check your iat and exp values.",
+				int(e.MaxLifetime/time.Minute)), fmt.Errorf("exp - iat = %s", life))
+		}
+	} else if e.MaxLifetime > 0 && exp.Sub(e.Now) > e.MaxLifetime+e.Skew {
+		return fail(TooLongLived, fmt.Sprintf("Invalid JWT: Token must be a short-lived token (%d minutes); exp is too far in the future.",
+			int(e.MaxLifetime/time.Minute)), nil)
+	}
+	return nil
+}
+
+// parsed caches decoded public keys by key ID. Public keys never change
+// (only their enabled flag and expiry do, which are read from the Key), so
+// the cache needs no invalidation; the DER is compared to be safe.
+var parsed sync.Map // key ID → parsedKey
+
+type parsedKey struct {
+	der string
+	pub crypto.PublicKey
+}
+
+func publicKey(k storage.Key) (crypto.PublicKey, error) {
+	if v, ok := parsed.Load(k.ID); ok && v.(parsedKey).der == string(k.PublicKey) {
+		return v.(parsedKey).pub, nil
+	}
+	pub, err := x509.ParsePKIXPublicKey(k.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	parsed.Store(k.ID, parsedKey{der: string(k.PublicKey), pub: pub})
+	return pub, nil
+}
+
+// IsReason reports whether err is an *Error with reason r.
+func IsReason(err error, r Reason) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Reason == r
+}

@@ -1,0 +1,124 @@
+package oauth2
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+)
+
+// AccessClaims are the claims of a Keyward JWT access token (RFC 9068 §2.2).
+type AccessClaims struct {
+	Issuer    string   `json:"iss"`
+	Subject   string   `json:"sub"`
+	Audience  Audience `json:"aud"`
+	ClientID  string   `json:"client_id"`
+	IssuedAt  int64    `json:"iat"`
+	NotBefore int64    `json:"nbf,omitempty"`
+	Expiry    int64    `json:"exp"`
+	ID        string   `json:"jti"`
+	Scope     string   `json:"scope,omitempty"`
+	// ClientEmail is the service account's email, next to its numeric
+	// client ID, so resource servers can tell both.
+	ClientEmail string `json:"client_email,omitempty"`
+	// Actor names who acts for the subject in delegated tokens (RFC 8693 §4.1).
+	Actor *Actor `json:"act,omitempty"`
+	// Confirmation binds the token to a key or certificate (RFC 8705 §3.1,
+	// RFC 9449 §6).
+	Confirmation *Confirmation `json:"cnf,omitempty"`
+}
+
+// Actor is the RFC 8693 act claim.
+type Actor struct {
+	Subject     string `json:"sub"`
+	ClientEmail string `json:"client_email,omitempty"`
+}
+
+// Confirmation is the cnf claim.
+type Confirmation struct {
+	X5TS256 string `json:"x5t#S256,omitempty"`
+	JKT     string `json:"jkt,omitempty"`
+}
+
+// Audience is the aud claim: one string or an array of strings (RFC 7519
+// §4.1.3). It marshals a single value as a string.
+type Audience []string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (a *Audience) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*a = Audience{s}
+		return nil
+	}
+	var l []string
+	if err := json.Unmarshal(b, &l); err != nil {
+		return errors.New("aud must be a string or an array of strings")
+	}
+	*a = l
+	return nil
+}
+
+// MarshalJSON implements json.Marshaler.
+func (a Audience) MarshalJSON() ([]byte, error) {
+	if len(a) == 1 {
+		return json.Marshal(a[0])
+	}
+	return json.Marshal([]string(a))
+}
+
+// Contains reports whether v is one of the audience values.
+func (a Audience) Contains(v string) bool {
+	for _, x := range a {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseScope splits a space-delimited scope string (RFC 6749 §3.3). It
+// returns the scopes in order without duplicates, or an error naming the
+// first malformed scope token.
+func ParseScope(s string) ([]string, error) {
+	fields := strings.Split(s, " ")
+	out := make([]string, 0, len(fields))
+	seen := make(map[string]bool, len(fields))
+	for _, f := range fields {
+		if f == "" {
+			continue
+		}
+		if !ValidScopeToken(f) {
+			return nil, errors.New("the scope " + quoteShort(f) + " contains characters RFC 6749 §3.3 does not allow (scopes are separated by spaces, not commas)")
+		}
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// ValidScopeToken reports whether s is a scope-token: one or more of
+// %x21 / %x23-5B / %x5D-7E. Commas are allowed by the grammar, but
+// Keyward's scope names never contain them, so a comma most likely means a
+// comma-separated list and is refused with a hint.
+func ValidScopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' || c == ',' {
+			return false
+		}
+	}
+	return true
+}
+
+func quoteShort(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}

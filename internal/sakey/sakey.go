@@ -1,0 +1,179 @@
+// Package sakey makes and reads service-account key material: key pairs
+// generated on the server and returned once as a JSON key file in Google's
+// format, and public keys or certificates that users upload.
+package sakey
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/url"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// MinRSABits is the smallest RSA key accepted.
+const MinRSABits = 2048
+
+// KeyFile is a service-account JSON key file, field for field as Google
+// writes it, so Google's client libraries read it unchanged. It has no
+// universe_domain: libraries that see one compare it with Google's.
+type KeyFile struct {
+	Type              string `json:"type"`
+	ProjectID         string `json:"project_id"`
+	PrivateKeyID      string `json:"private_key_id"`
+	PrivateKey        string `json:"private_key"`
+	ClientEmail       string `json:"client_email"`
+	ClientID          string `json:"client_id"`
+	AuthURI           string `json:"auth_uri"`
+	TokenURI          string `json:"token_uri"`
+	ClientX509CertURL string `json:"client_x509_cert_url"`
+}
+
+// Endpoints are the URLs a key file points at.
+type Endpoints struct {
+	Auth  string // auth_uri
+	Token string // token_uri
+	// X509 is the base URL of the per-account certificate documents; the
+	// escaped account email is appended.
+	X509 string
+}
+
+// Generate makes an RSA-2048 key pair for the account. It returns the key
+// to store (public half only) and the key file holding the private key,
+// which exists nowhere else.
+func Generate(acct storage.Account, ep Endpoints, now, expiresAt time.Time) (storage.Key, KeyFile, error) {
+	priv, err := rsa.GenerateKey(rand.Reader, MinRSABits)
+	if err != nil {
+		return storage.Key{}, KeyFile{}, err
+	}
+	id := NewKeyID()
+	spki, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	if err != nil {
+		return storage.Key{}, KeyFile{}, err
+	}
+	cert, err := selfSign(priv, acct, id, now, expiresAt)
+	if err != nil {
+		return storage.Key{}, KeyFile{}, err
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return storage.Key{}, KeyFile{}, err
+	}
+	k := storage.Key{
+		ID: id, AccountID: acct.ID, Algorithm: "RS256", PublicKey: spki, Certificate: cert,
+		Origin: storage.KeyOriginGenerated, ExpiresAt: expiresAt, CreatedAt: now,
+	}
+	kf := KeyFile{
+		Type:              "service_account",
+		ProjectID:         acct.Project,
+		PrivateKeyID:      id,
+		PrivateKey:        string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})),
+		ClientEmail:       acct.Email,
+		ClientID:          acct.ID,
+		AuthURI:           ep.Auth,
+		TokenURI:          ep.Token,
+		ClientX509CertURL: ep.X509 + url.PathEscape(acct.Email),
+	}
+	return k, kf, nil
+}
+
+// selfSign makes the certificate Google also publishes for each generated
+// key, so verifiers that want X.509 can have it.
+func selfSign(priv crypto.Signer, acct storage.Account, id string, now, expiresAt time.Time) ([]byte, error) {
+	notAfter := expiresAt
+	if notAfter.IsZero() {
+		notAfter = now.AddDate(10, 0, 0)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: acct.Email, SerialNumber: id},
+		NotBefore:             now.Add(-time.Minute),
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+	}
+	return x509.CreateCertificate(rand.Reader, tmpl, tmpl, priv.Public(), priv)
+}
+
+// NewKeyID returns a random key ID: 40 hex digits, like Google's.
+func NewKeyID() string {
+	b := make([]byte, 20)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Public is an uploaded public key, ready to store.
+type Public struct {
+	Algorithm   string // RS256 or ES256
+	SPKI        []byte // DER SubjectPublicKeyInfo
+	Certificate []byte // DER certificate, when one was uploaded
+	// NotAfter is the certificate's expiry, if a certificate was uploaded.
+	NotAfter time.Time
+}
+
+// ParsePublic reads an uploaded public key: a PEM "PUBLIC KEY", "RSA PUBLIC
+// KEY" or "CERTIFICATE" block. RSA keys need at least 2048 bits and verify
+// RS256; EC keys must be on P-256 and verify ES256.
+func ParsePublic(data []byte) (Public, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return Public{}, errors.New("the file is not PEM: expected a PUBLIC KEY or CERTIFICATE block")
+	}
+	var (
+		pub any
+		p   Public
+		err error
+	)
+	switch block.Type {
+	case "PUBLIC KEY":
+		pub, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case "RSA PUBLIC KEY":
+		pub, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	case "CERTIFICATE":
+		var cert *x509.Certificate
+		cert, err = x509.ParseCertificate(block.Bytes)
+		if err == nil {
+			pub, p.Certificate, p.NotAfter = cert.PublicKey, block.Bytes, cert.NotAfter
+		}
+	case "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY":
+		return Public{}, errors.New("this is a private key: upload only the public key or certificate, and keep the private key to yourself")
+	default:
+		return Public{}, fmt.Errorf("unsupported PEM block %q: expected PUBLIC KEY or CERTIFICATE", block.Type)
+	}
+	if err != nil {
+		return Public{}, fmt.Errorf("cannot parse the %s: %w", block.Type, err)
+	}
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		if k.N.BitLen() < MinRSABits {
+			return Public{}, fmt.Errorf("the RSA key has %d bits; at least %d are required", k.N.BitLen(), MinRSABits)
+		}
+		p.Algorithm = "RS256"
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return Public{}, fmt.Errorf("the EC key is on %s; only P-256 (ES256) is supported", k.Curve.Params().Name)
+		}
+		p.Algorithm = "ES256"
+	default:
+		return Public{}, fmt.Errorf("unsupported key type %T: use RSA (2048 bits or more) or EC P-256", pub)
+	}
+	if p.SPKI, err = x509.MarshalPKIXPublicKey(pub); err != nil {
+		return Public{}, err
+	}
+	return p, nil
+}

@@ -1,0 +1,140 @@
+package sakey
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2/google"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+var now = time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+
+func TestGenerateKeyFile(t *testing.T) {
+	acct := storage.Account{ID: "123456789012345678901", Email: "job@proj.iam.example", Project: "proj"}
+	k, kf, err := Generate(acct, Endpoints{Auth: "http://kw/authorize", Token: "http://kw/token", X509: "http://kw/service_accounts/v1/metadata/x509/"}, now, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(k.ID) != 40 || k.ID != kf.PrivateKeyID || k.Algorithm != "RS256" || k.AccountID != acct.ID || k.Origin != storage.KeyOriginGenerated {
+		t.Fatalf("key = %+v", k)
+	}
+	if kf.Type != "service_account" || kf.ClientEmail != acct.Email || kf.ClientID != acct.ID || kf.ProjectID != "proj" ||
+		kf.TokenURI != "http://kw/token" || kf.ClientX509CertURL != "http://kw/service_accounts/v1/metadata/x509/job@proj.iam.example" {
+		t.Fatalf("key file = %+v", kf)
+	}
+	// The stored key holds no private material, and its certificate matches.
+	cert, err := x509.ParseCertificate(k.Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki, _ := x509.MarshalPKIXPublicKey(cert.PublicKey)
+	if string(spki) != string(k.PublicKey) {
+		t.Fatal("certificate and stored public key differ")
+	}
+	// Google's own library reads the file.
+	b, _ := json.Marshal(kf)
+	if strings.Contains(string(b), "universe_domain") {
+		t.Fatal("key file must not carry universe_domain")
+	}
+	cfg, err := google.JWTConfigFromJSON(b, "orders.read")
+	if err != nil {
+		t.Fatalf("golang.org/x/oauth2/google cannot read the key file: %v", err)
+	}
+	if cfg.TokenURL != kf.TokenURI || cfg.PrivateKeyID != k.ID || cfg.Email != acct.Email {
+		t.Fatalf("google config = %+v", cfg)
+	}
+}
+
+func pemBlock(typ string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
+
+func TestParsePublic(t *testing.T) {
+	rsa2048, _ := rsa.GenerateKey(rand.Reader, 2048)
+	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	pkix := func(k any) []byte { b, _ := x509.MarshalPKIXPublicKey(k); return b }
+	certDER := selfSignedCert(t, p256)
+	tests := []struct {
+		name    string
+		in      []byte
+		wantAlg string
+		wantErr string
+	}{
+		{"rsa spki", pemBlock("PUBLIC KEY", pkix(&rsa2048.PublicKey)), "RS256", ""},
+		{"rsa pkcs1", pemBlock("RSA PUBLIC KEY", x509.MarshalPKCS1PublicKey(&rsa2048.PublicKey)), "RS256", ""},
+		{"ec p256", pemBlock("PUBLIC KEY", pkix(&p256.PublicKey)), "ES256", ""},
+		{"certificate", pemBlock("CERTIFICATE", certDER), "ES256", ""},
+		{"rsa 1024", pemBlock("PUBLIC KEY", pkix(&rsa1024.PublicKey)), "", "1024 bits"},
+		{"p384", pemBlock("PUBLIC KEY", pkix(&p384.PublicKey)), "", "P-384"},
+		{"ed25519", pemBlock("PUBLIC KEY", pkix(edPub)), "", "unsupported key type"},
+		{"private key", pemBlock("PRIVATE KEY", []byte{1}), "", "private key"},
+		{"not pem", []byte("hello"), "", "not PEM"},
+		{"garbage der", pemBlock("PUBLIC KEY", []byte{1, 2, 3}), "", "cannot parse"},
+		{"other block", pemBlock("OPENSSH PRIVATE KEY", []byte{1}), "", "unsupported PEM block"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := ParsePublic(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Algorithm != tt.wantAlg || len(p.SPKI) == 0 {
+				t.Fatalf("got %+v", p)
+			}
+			if tt.name == "certificate" && (p.Certificate == nil || p.NotAfter.IsZero()) {
+				t.Fatal("certificate not kept")
+			}
+		})
+	}
+}
+
+func selfSignedCert(t *testing.T, k *ecdsa.PrivateKey) []byte {
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "up"}, NotBefore: now, NotAfter: now.Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func FuzzParsePublic(f *testing.F) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	f.Add(pemBlock("PUBLIC KEY", der))
+	f.Add(pemBlock("CERTIFICATE", []byte{0x30, 0x03, 0x02, 0x01, 0x01}))
+	f.Add([]byte("-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := ParsePublic(data)
+		if err != nil {
+			return
+		}
+		if p.Algorithm != "RS256" && p.Algorithm != "ES256" {
+			t.Fatalf("accepted algorithm %q", p.Algorithm)
+		}
+		if _, err := x509.ParsePKIXPublicKey(p.SPKI); err != nil {
+			t.Fatalf("accepted key does not re-parse: %v", err)
+		}
+	})
+}

@@ -1,0 +1,133 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// issuance is everything needed to mint one access token.
+type issuance struct {
+	account storage.Account
+	// subject is the token's sub; the account's ID unless delegated.
+	subject string
+	// scopes are the requested scopes, already parsed.
+	scopes   []string
+	resource string
+	// jti, if set, is consumed atomically with the audit event.
+	jti *storage.UsedJTI
+}
+
+// resolveScopes checks the requested scopes against the catalog and the
+// account and returns the token's audience. Every scope must belong to an
+// API and be allowed to the account; a resource (RFC 8707) narrows the
+// audience to one API and keeps only its scopes.
+func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, scopes []string, resource string) ([]string, oauth2.Audience, error) {
+	if len(scopes) == 0 {
+		return nil, nil, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope or ID token audience provided: no scope was requested.")
+	}
+	apis, err := h.dir.ListAPIs(ctx)
+	if err != nil {
+		return nil, nil, storeError(err)
+	}
+	owner := make(map[string]*storage.API)
+	for i := range apis {
+		for _, s := range apis[i].Scopes {
+			owner[s] = &apis[i]
+		}
+	}
+	var target *storage.API
+	if resource != "" {
+		for i := range apis {
+			if apis[i].Identifier == resource {
+				target = &apis[i]
+			}
+		}
+		if target == nil {
+			return nil, nil, oauth2.Errorf(oauth2.ErrInvalidTarget, "The resource %q is not a registered API.", resource)
+		}
+	}
+	var (
+		kept []string
+		aud  oauth2.Audience
+	)
+	for _, s := range scopes {
+		api := owner[s]
+		if api == nil {
+			return nil, nil, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope: %q is not a scope of any registered API.", s)
+		}
+		if !slices.Contains(acct.Scopes, s) {
+			return nil, nil, oauth2.Errorf(oauth2.ErrInvalidScope, "The service account is not allowed the scope %q.", s)
+		}
+		if target != nil && api != target {
+			continue
+		}
+		kept = append(kept, s)
+		if !aud.Contains(api.Identifier) {
+			aud = append(aud, api.Identifier)
+		}
+	}
+	if len(kept) == 0 {
+		return nil, nil, oauth2.Errorf(oauth2.ErrInvalidScope, "None of the requested scopes belongs to the resource %q.", resource)
+	}
+	return kept, aud, nil
+}
+
+// issue mints an access token and records it durably before returning.
+func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Response, error) {
+	scopes, aud, err := h.resolveScopes(ctx, is.account, is.scopes, is.resource)
+	if err != nil {
+		return nil, err
+	}
+	scope := strings.Join(scopes, " ")
+	req.Audit.Scope = scope
+	lifetime := is.account.TokenLifetime
+	if lifetime <= 0 || lifetime > h.cfg.MaxTokenLifetime {
+		lifetime = h.cfg.MaxTokenLifetime
+	}
+	now := req.Now.Truncate(time.Second)
+	claims := oauth2.AccessClaims{
+		Issuer:      h.cfg.Issuer,
+		Subject:     is.subject,
+		Audience:    aud,
+		ClientID:    is.account.ID,
+		ClientEmail: is.account.Email,
+		IssuedAt:    now.Unix(),
+		Expiry:      now.Add(lifetime).Unix(),
+		ID:          newTokenID(),
+		Scope:       scope,
+	}
+	raw, err := h.signer.Sign(claims)
+	if err != nil {
+		return nil, oauth2.AsError(err)
+	}
+	data := map[string]string{
+		"grant":    req.Audit.Grant,
+		"scope":    scope,
+		"aud":      strings.Join(aud, " "),
+		"token_id": claims.ID,
+		"expires":  strconv.FormatInt(claims.Expiry, 10),
+	}
+	addNonEmpty(data, "auth_method", req.Audit.AuthMethod)
+	addNonEmpty(data, "key_id", req.Audit.KeyID)
+	if is.subject != is.account.ID {
+		data["subject"] = is.subject
+	}
+	err = h.journal.Write(ctx, storage.Write{JTI: is.jti, Events: []storage.AuditEvent{{
+		Time: req.Now, Action: "token.issued", Outcome: storage.OutcomeSuccess,
+		AccountID: is.account.ID, Actor: is.account.ID, Source: req.Source, Data: data,
+	}}})
+	if errors.Is(err, storage.ErrReplay) {
+		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid JWT: the assertion's jti was already used; sign a new assertion for every request.")
+	}
+	if err != nil {
+		return nil, storeError(err)
+	}
+	return &Response{AccessToken: raw, TokenType: oauth2.TokenTypeBearer, ExpiresIn: int64(lifetime / time.Second), Scope: scope}, nil
+}

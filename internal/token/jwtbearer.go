@@ -1,0 +1,110 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/keyward/keyward/internal/assertion"
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// jwtBearer is the JWT-bearer authorization grant (RFC 7523 §2.1 and §3),
+// as the service-account flow uses it.
+type jwtBearer struct{ h *Handler }
+
+func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error) {
+	h := g.h
+	req.Audit.Grant = "jwt-bearer"
+	req.Audit.AuthMethod = "jwt_assertion"
+	raw := req.Form.Get("assertion")
+	if raw == "" {
+		return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "The assertion parameter is required: a JWT signed with the service account's private key.")
+	}
+	tok, err := assertion.Parse(raw)
+	if err != nil {
+		return nil, assertionError(err)
+	}
+	c := tok.Claims
+	if c.Issuer == "" {
+		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid JWT: the iss claim must be the service account's email address.")
+	}
+	acct, err := h.lookupAccount(ctx, c.Issuer)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid grant: account not found.")
+	}
+	if err != nil {
+		return nil, storeError(err)
+	}
+	req.Audit.AccountID = acct.ID
+	keys, err := h.dir.ListKeys(ctx, acct.ID)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	// The signature is checked before the account's state is reported, so
+	// only the key holder learns that the account is disabled.
+	key, err := tok.Verify(keys, assertion.Expect{
+		Audiences:       []string{Endpoint(h.cfg.Issuer), h.cfg.Issuer},
+		MaxLifetime:     h.cfg.MaxAssertionLifetime,
+		RequireIssuedAt: true,
+		Skew:            h.cfg.ClockSkew,
+		Now:             req.Now,
+	})
+	req.Audit.KeyID = key.ID
+	if err != nil {
+		return nil, assertionError(err)
+	}
+	if acct.Disabled {
+		return nil, oauth2.Errorf(oauth2.ErrDisabledClient, "The OAuth client was disabled: the service account is disabled.")
+	}
+
+	subject := c.Subject
+	if subject == "" {
+		subject = c.Prn
+	} else if c.Prn != "" && c.Prn != subject {
+		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid JWT: the sub and prn claims name different users.")
+	}
+	if subject != "" && subject != acct.Email && subject != acct.ID {
+		return nil, oauth2.Errorf(oauth2.ErrUnauthorizedClient, "Unauthorized client or scope in request: the service account is not authorized to act for %q.", subject)
+	}
+
+	scope := c.Scope
+	if form := req.Form.Get("scope"); form != "" {
+		if scope != "" && scope != form {
+			return nil, oauth2.Errorf(oauth2.ErrInvalidScope, "The scope claim of the assertion and the scope parameter disagree; send one of them.")
+		}
+		scope = form
+	}
+	scopes, err := oauth2.ParseScope(scope)
+	if err != nil {
+		return nil, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope: %s.", err.Error())
+	}
+
+	is := issuance{account: acct, subject: acct.ID, scopes: scopes, resource: req.Form.Get("resource")}
+	if c.ID != "" {
+		is.jti = &storage.UsedJTI{Issuer: acct.ID, JTI: c.ID, ExpiresAt: c.Expiry.Time().Add(h.cfg.ClockSkew)}
+	}
+	return h.issue(ctx, req, is)
+}
+
+// lookupAccount finds an account by email, or by numeric client ID.
+func (h *Handler) lookupAccount(ctx context.Context, name string) (storage.Account, error) {
+	if strings.Contains(name, "@") {
+		return h.dir.GetAccountByEmail(ctx, name)
+	}
+	return h.dir.GetAccount(ctx, name)
+}
+
+// assertionError maps a refused assertion to the JWT-bearer grant's errors.
+func assertionError(err error) error {
+	var ae *assertion.Error
+	if !errors.As(err, &ae) {
+		return err
+	}
+	code := oauth2.ErrInvalidGrant
+	if ae.Reason == assertion.DisabledKey {
+		code = oauth2.ErrDisabledClient
+	}
+	return &oauth2.Error{Code: code, Description: ae.Description, Err: ae.Err}
+}

@@ -1,0 +1,191 @@
+// Package token implements the token endpoint (RFC 6749 §3.2): a dispatcher
+// that owns what every grant shares, and one file per grant.
+package token
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Directory is what the token endpoint reads: accounts, their keys and the
+// API catalog. storage.Storage satisfies it; a cache may stand in front.
+type Directory interface {
+	GetAccount(ctx context.Context, id string) (storage.Account, error)
+	GetAccountByEmail(ctx context.Context, email string) (storage.Account, error)
+	ListKeys(ctx context.Context, accountID string) ([]storage.Key, error)
+	ListAPIs(ctx context.Context) ([]storage.API, error)
+}
+
+// Journal makes a write durable before the response is sent.
+type Journal interface {
+	Write(ctx context.Context, w storage.Write) error
+}
+
+// Signer signs access tokens.
+type Signer interface {
+	Sign(claims any) (string, error)
+}
+
+// Config configures the token endpoint.
+type Config struct {
+	// Issuer is the server's issuer identifier (its base URL).
+	Issuer string
+	// MaxAssertionLifetime bounds exp - iat of assertions (inclusive).
+	MaxAssertionLifetime time.Duration
+	// ClockSkew is the tolerated difference between clocks.
+	ClockSkew time.Duration
+	// MaxTokenLifetime caps every account's token lifetime.
+	MaxTokenLifetime time.Duration
+}
+
+// Endpoint returns the token endpoint URL of an issuer.
+func Endpoint(issuer string) string { return issuer + "/token" }
+
+// Handler serves POST /token.
+type Handler struct {
+	cfg     Config
+	dir     Directory
+	journal Journal
+	signer  Signer
+	now     func() time.Time
+	log     *slog.Logger
+	grants  map[string]grant
+}
+
+// grant handles one grant_type.
+type grant interface {
+	handle(ctx context.Context, r *Request) (*Response, error)
+}
+
+// Request is a token request being handled. Grants fill in the audit fields
+// as they learn them, so a refusal is recorded with what was known.
+type Request struct {
+	Form   oauth2.Form
+	Source string // remote IP
+	Now    time.Time
+	Audit  AuditInfo
+}
+
+// AuditInfo is what the audit event of a token request records.
+type AuditInfo struct {
+	Grant      string
+	AuthMethod string
+	AccountID  string
+	KeyID      string
+	Scope      string
+}
+
+// Response is the successful token response (RFC 6749 §5.1).
+type Response struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope,omitempty"`
+}
+
+// NewHandler returns the token endpoint handler.
+func NewHandler(cfg Config, dir Directory, journal Journal, signer Signer, now func() time.Time, log *slog.Logger) *Handler {
+	h := &Handler{cfg: cfg, dir: dir, journal: journal, signer: signer, now: now, log: log}
+	h.grants = map[string]grant{
+		oauth2.GrantJWTBearer: &jwtBearer{h: h},
+	}
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req := &Request{Source: remoteIP(r), Now: h.now()}
+	resp, err := h.serve(w, r, req)
+	if err == nil {
+		oauth2.WriteJSON(w, http.StatusOK, resp)
+		return
+	}
+	oe := oauth2.AsError(err)
+	if werr := h.recordRefusal(r.Context(), req, oe); werr != nil {
+		h.log.Error("token request refused, and its audit event could not be written", "err", werr, "refusal", oe.Error())
+		oe = &oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Description: "The server cannot record requests right now; try again later."}
+	}
+	level := slog.LevelInfo
+	if oe.Code == oauth2.ErrServerError {
+		level = slog.LevelError
+	}
+	h.log.Log(r.Context(), level, "token request refused", "error", oe.Code, "description", oe.Description,
+		"cause", errString(oe.Err), "grant", req.Audit.Grant, "account", req.Audit.AccountID, "source", req.Source)
+	oauth2.WriteError(w, oe)
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request) (*Response, error) {
+	form, err := oauth2.ParseForm(w, r)
+	if err != nil {
+		return nil, err
+	}
+	req.Form = form
+	gt := form.Get("grant_type")
+	req.Audit.Grant = gt
+	if gt == "" {
+		return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "The grant_type parameter is required.")
+	}
+	g, ok := h.grants[gt]
+	if !ok {
+		req.Audit.Grant = "unsupported"
+		return nil, oauth2.Errorf(oauth2.ErrUnsupportedGrantType, "The grant type is not supported; use %s.", oauth2.GrantJWTBearer)
+	}
+	return g.handle(r.Context(), req)
+}
+
+func (h *Handler) recordRefusal(ctx context.Context, req *Request, oe *oauth2.Error) error {
+	data := map[string]string{"error": oe.Code, "description": oe.Description}
+	addNonEmpty(data, "grant", req.Audit.Grant)
+	addNonEmpty(data, "auth_method", req.Audit.AuthMethod)
+	addNonEmpty(data, "key_id", req.Audit.KeyID)
+	addNonEmpty(data, "scope", req.Audit.Scope)
+	return h.journal.Write(context.WithoutCancel(ctx), storage.Write{Events: []storage.AuditEvent{{
+		Time: req.Now, Action: "token.refused", Outcome: storage.OutcomeFailure,
+		AccountID: req.Audit.AccountID, Actor: req.Audit.AccountID, Source: req.Source, Data: data,
+	}}})
+}
+
+func addNonEmpty(m map[string]string, k, v string) {
+	if v != "" {
+		m[k] = v
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// newTokenID returns a random 128-bit token identifier.
+func newTokenID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// storeError turns a storage failure into the error the client sees.
+func storeError(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return oauth2.Errorf(oauth2.ErrTemporarilyUnavailable, "The request was canceled.").WithCause(err)
+	}
+	return (&oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Description: "The server cannot reach its store right now; try again later."}).WithCause(err)
+}
