@@ -45,14 +45,14 @@ type Reason int
 
 // Reasons an assertion is refused.
 const (
-	Malformed       Reason = iota + 1 // not a JWS we accept, or bad claim types
-	MissingClaim                      // a required claim is absent
-	BadSignature                      // no registered, enabled, unexpired key verifies it
-	DisabledKey                       // only a disabled key verifies it
-	WrongAudience                     // aud does not name this server
-	Expired                           // exp is in the past
-	NotYetValid                       // iat or nbf is in the future
-	TooLongLived                      // exp - iat is longer than allowed, or negative
+	Malformed     Reason = iota + 1 // not a JWS we accept, or bad claim types
+	MissingClaim                    // a required claim is absent
+	BadSignature                    // no registered, enabled, unexpired key verifies it
+	DisabledKey                     // only a disabled key verifies it
+	WrongAudience                   // aud does not name this server
+	Expired                         // exp is in the past
+	NotYetValid                     // iat or nbf is in the future
+	TooLongLived                    // exp - iat is longer than allowed, or negative
 )
 
 // Error is a refused assertion, with a description safe to show the client.

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/internal/admin"
+)
+
+func newAPICommand() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "api",
+		Short: "Manage the APIs (resource servers) tokens are issued for",
+		Long: `An API is a resource server: an identifier (the audience of its tokens,
+a URI such as https://orders.internal) and the scopes it defines. Each scope
+belongs to exactly one API, so a token's aud follows from its scopes.`,
+	}
+	f.register(cmd)
+
+	var in admin.APIInput
+	create := &cobra.Command{
+		Use:     "create NAME --identifier URI --scopes s1,s2",
+		Short:   "Register an API and its scopes",
+		Example: `  keyward api create orders --identifier https://orders.internal --scopes orders.read,orders.write`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			in.Name = args[0]
+			in.Scopes = splitList(in.Scopes)
+			var a admin.APIView
+			if err := c.do(cmd.Context(), http.MethodPost, "/v1/apis", in, &a); err != nil {
+				return err
+			}
+			return c.show(a, func(w *tabwriter.Writer) { apiTable(w, a) })
+		},
+	}
+	create.Flags().StringVar(&in.Identifier, "identifier", "", "the API's identifier URI: the aud of its tokens (required)")
+	create.Flags().StringSliceVar(&in.Scopes, "scopes", nil, "scopes the API defines, comma-separated (required)")
+	create.Flags().StringVar(&in.Description, "description", "", "what the API is")
+	create.MarkFlagRequired("identifier")
+	create.MarkFlagRequired("scopes")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the APIs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			var resp struct {
+				APIs []admin.APIView `json:"apis"`
+			}
+			if err := c.do(cmd.Context(), http.MethodGet, "/v1/apis", nil, &resp); err != nil {
+				return err
+			}
+			return c.show(resp, func(w *tabwriter.Writer) {
+				fmt.Fprintln(w, "NAME\tIDENTIFIER\tSCOPES")
+				for _, a := range resp.APIs {
+					fmt.Fprintf(w, "%s\t%s\t%s\n", a.Name, a.Identifier, strings.Join(a.Scopes, ","))
+				}
+			})
+		},
+	}
+	get := &cobra.Command{
+		Use:   "get NAME",
+		Short: "Show an API",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			var a admin.APIView
+			if err := c.do(cmd.Context(), http.MethodGet, "/v1/apis/"+url.PathEscape(args[0]), nil, &a); err != nil {
+				return err
+			}
+			return c.show(a, func(w *tabwriter.Writer) { apiTable(w, a) })
+		},
+	}
+	del := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete an API; its scopes can no longer be requested",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			if err := c.do(cmd.Context(), http.MethodDelete, "/v1/apis/"+url.PathEscape(args[0]), nil, nil); err != nil {
+				return err
+			}
+			return c.show(map[string]string{"deleted": args[0]}, func(w *tabwriter.Writer) { fmt.Fprintf(w, "deleted API %s\n", args[0]) })
+		},
+	}
+	cmd.AddCommand(create, list, get, del)
+	return cmd
+}
+
+func apiTable(w *tabwriter.Writer, a admin.APIView) {
+	fmt.Fprintf(w, "Name:\t%s\n", a.Name)
+	fmt.Fprintf(w, "Identifier:\t%s\n", a.Identifier)
+	fmt.Fprintf(w, "Scopes:\t%s\n", strings.Join(a.Scopes, ", "))
+	if a.Description != "" {
+		fmt.Fprintf(w, "Description:\t%s\n", a.Description)
+	}
+	fmt.Fprintf(w, "Created:\t%s\n", fmtTime(a.CreatedAt))
+}

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/internal/admin"
+)
+
+func newKeysCommand() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "keys",
+		Short: "Manage service-account keys",
+		Long: `A service account signs JWT-bearer assertions with its keys. 'keys create'
+generates a key pair on the server and returns a JSON key file in Google's
+format: the file holds the only copy of the private key. 'keys upload'
+registers a public key whose private half you keep.`,
+	}
+	f.register(cmd)
+
+	var (
+		out       string
+		force     bool
+		expiresIn time.Duration
+	)
+	create := &cobra.Command{
+		Use:   "create SA --out key.json",
+		Short: "Generate a key pair and write the JSON key file",
+		Long: `Generate an RSA-2048 key pair for the account and write its JSON key file
+(mode 0600). Only the public key is kept on the server: the file is the only
+copy of the private key. Google's client libraries read the file unchanged.`,
+		Example: `  keyward keys create nightly-report@billing.iam.keyward.internal --out key.json`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return usageError{errors.New("--out is required: the file to write the key to, or - for standard output")}
+			}
+			if out != "-" && !force && fileExists(out) {
+				return fmt.Errorf("%s exists; pass --force to overwrite it", out)
+			}
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			var kf json.RawMessage
+			body := admin.KeyRequest{ExpiresInSeconds: int64(expiresIn / time.Second)}
+			if err := c.do(cmd.Context(), http.MethodPost, "/v1/service-accounts/"+url.PathEscape(args[0])+"/keys", body, &kf); err != nil {
+				return err
+			}
+			var pretty bytes.Buffer
+			if err := json.Indent(&pretty, kf, "", "  "); err != nil {
+				return fmt.Errorf("the server sent a malformed key file: %w", err)
+			}
+			pretty.WriteByte('\n')
+			if out == "-" {
+				_, err := c.out.Write(pretty.Bytes())
+				return err
+			}
+			if err := writeFileAtomic(out, pretty.Bytes(), 0o600); err != nil {
+				return fmt.Errorf("the key was created, but writing it failed (delete the key and create another): %w", err)
+			}
+			var meta struct {
+				ID    string `json:"private_key_id"`
+				Email string `json:"client_email"`
+			}
+			json.Unmarshal(kf, &meta)
+			return c.show(map[string]string{"key_id": meta.ID, "file": out}, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "wrote key %s of %s to %s\n", meta.ID, meta.Email, out)
+			})
+		},
+	}
+	create.Flags().StringVar(&out, "out", "", "file to write the key file to (- for standard output)")
+	create.Flags().BoolVar(&force, "force", false, "overwrite --out if it exists")
+	create.Flags().DurationVar(&expiresIn, "expires-in", 0, "the key expires after this long (default: never)")
+
+	var (
+		pubFile   string
+		upExpires time.Duration
+	)
+	upload := &cobra.Command{
+		Use:   "upload SA --public-key FILE",
+		Short: "Register a public key or certificate you hold the private key of",
+		Long: `Register a PEM public key (PUBLIC KEY or RSA PUBLIC KEY) or X.509 certificate.
+RSA keys need at least 2048 bits and sign RS256; EC keys must be P-256 and
+sign ES256. A certificate's expiry becomes the key's.`,
+		Example: `  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out job.key
+  openssl pkey -in job.key -pubout -out job.pub
+  keyward keys upload job@billing.iam.keyward.internal --public-key job.pub`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if pubFile == "" {
+				return usageError{errors.New("--public-key is required")}
+			}
+			pem, err := os.ReadFile(pubFile)
+			if err != nil {
+				return err
+			}
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			var k admin.KeyView
+			body := admin.KeyRequest{PublicKeyPEM: string(pem), ExpiresInSeconds: int64(upExpires / time.Second)}
+			if err := c.do(cmd.Context(), http.MethodPost, "/v1/service-accounts/"+url.PathEscape(args[0])+"/keys/upload", body, &k); err != nil {
+				return err
+			}
+			return c.show(k, func(w *tabwriter.Writer) { keyTable(w, []admin.KeyView{k}) })
+		},
+	}
+	upload.Flags().StringVar(&pubFile, "public-key", "", "PEM file with the public key or certificate")
+	upload.Flags().DurationVar(&upExpires, "expires-in", 0, "the key expires after this long (default: never, or the certificate's expiry)")
+
+	list := &cobra.Command{
+		Use:   "list SA",
+		Short: "List an account's keys",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			var resp struct {
+				Keys []admin.KeyView `json:"keys"`
+			}
+			if err := c.do(cmd.Context(), http.MethodGet, "/v1/service-accounts/"+url.PathEscape(args[0])+"/keys", nil, &resp); err != nil {
+				return err
+			}
+			return c.show(resp, func(w *tabwriter.Writer) { keyTable(w, resp.Keys) })
+		},
+	}
+
+	keyOp := func(use, short, method, suffix string) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " SA KEY_ID",
+			Short: short,
+			Args:  cobra.ExactArgs(2),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := f.client(cmd)
+				if err != nil {
+					return err
+				}
+				path := "/v1/service-accounts/" + url.PathEscape(args[0]) + "/keys/" + url.PathEscape(args[1]) + suffix
+				if method == http.MethodDelete {
+					if err := c.do(cmd.Context(), method, path, nil, nil); err != nil {
+						return err
+					}
+					return c.show(map[string]string{"deleted": args[1]}, func(w *tabwriter.Writer) { fmt.Fprintf(w, "deleted key %s\n", args[1]) })
+				}
+				var k admin.KeyView
+				if err := c.do(cmd.Context(), method, path, nil, &k); err != nil {
+					return err
+				}
+				return c.show(k, func(w *tabwriter.Writer) { keyTable(w, []admin.KeyView{k}) })
+			},
+		}
+	}
+	cmd.AddCommand(create, upload, list,
+		keyOp("get", "Show a key", http.MethodGet, ""),
+		keyOp("disable", "Disable a key: assertions it signs are refused with disabled_client", http.MethodPost, "/disable"),
+		keyOp("enable", "Enable a disabled key", http.MethodPost, "/enable"),
+		keyOp("delete", "Delete a key for good", http.MethodDelete, ""),
+	)
+	return cmd
+}
+
+func keyTable(w *tabwriter.Writer, keys []admin.KeyView) {
+	fmt.Fprintln(w, "KEY ID\tALG\tORIGIN\tDISABLED\tEXPIRES\tCREATED")
+	for _, k := range keys {
+		exp := "never"
+		if k.ExpiresAt != nil {
+			exp = fmtTime(*k.ExpiresAt)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", k.KeyID, k.Algorithm, k.Origin, yesNo(k.Disabled), exp, fmtTime(k.CreatedAt))
+	}
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/internal/admin"
+)
+
+func newSACommand() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:     "sa",
+		Aliases: []string{"service-accounts"},
+		Short:   "Manage service accounts",
+		Long: `A service account is a machine identity: NAME@PROJECT.<domain>, with a
+21-digit numeric client ID, the scopes it may request and the lifetime of
+its tokens. Accounts are named by email or client ID in every command.`,
+	}
+	f.register(cmd)
+
+	var (
+		in       admin.AccountInput
+		lifetime time.Duration
+	)
+	create := &cobra.Command{
+		Use:     "create NAME --project P --scopes s1,s2",
+		Short:   "Create a service account",
+		Example: `  keyward sa create nightly-report --project billing --scopes orders.read`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			in.Name = args[0]
+			in.Scopes = splitList(in.Scopes)
+			in.TokenLifetimeSeconds = int64(lifetime / time.Second)
+			var a admin.AccountView
+			if err := c.do(cmd.Context(), http.MethodPost, "/v1/service-accounts", in, &a); err != nil {
+				return err
+			}
+			return c.show(a, func(w *tabwriter.Writer) { accountTable(w, a) })
+		},
+	}
+	create.Flags().StringVar(&in.Project, "project", "", "project the account belongs to (required)")
+	create.Flags().StringSliceVar(&in.Scopes, "scopes", nil, "scopes the account may request, comma-separated")
+	create.Flags().StringVar(&in.DisplayName, "display-name", "", "human-friendly name")
+	create.Flags().StringVar(&in.Description, "description", "", "what the account is for")
+	create.Flags().DurationVar(&lifetime, "token-lifetime", 0, "lifetime of the account's access tokens (default: the server's, 1h)")
+	create.MarkFlagRequired("project")
+
+	var project string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List service accounts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			type page struct {
+				Accounts []admin.AccountView `json:"service_accounts"`
+				Next     string              `json:"next_page_token"`
+			}
+			var all page
+			q := url.Values{"limit": {"1000"}}
+			if project != "" {
+				q.Set("project", project)
+			}
+			for {
+				var p page
+				if err := c.do(cmd.Context(), http.MethodGet, "/v1/service-accounts?"+q.Encode(), nil, &p); err != nil {
+					return err
+				}
+				all.Accounts = append(all.Accounts, p.Accounts...)
+				if p.Next == "" {
+					break
+				}
+				q.Set("page_token", p.Next)
+			}
+			return c.show(all, func(w *tabwriter.Writer) {
+				fmt.Fprintln(w, "EMAIL\tCLIENT ID\tDISABLED\tSCOPES")
+				for _, a := range all.Accounts {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", a.Email, a.ClientID, yesNo(a.Disabled), strings.Join(a.Scopes, ","))
+				}
+			})
+		},
+	}
+	list.Flags().StringVar(&project, "project", "", "only accounts of this project")
+
+	one := func(use, short, method, suffix string) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " SA",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := f.client(cmd)
+				if err != nil {
+					return err
+				}
+				var a admin.AccountView
+				if err := c.do(cmd.Context(), method, "/v1/service-accounts/"+url.PathEscape(args[0])+suffix, nil, &a); err != nil {
+					return err
+				}
+				return c.show(a, func(w *tabwriter.Writer) { accountTable(w, a) })
+			},
+		}
+	}
+	get := one("get", "Show a service account", http.MethodGet, "")
+	disable := one("disable", "Disable a service account: it gets no new tokens from now on", http.MethodPost, "/disable")
+	enable := one("enable", "Enable a disabled service account", http.MethodPost, "/enable")
+
+	var (
+		upScopes                 []string
+		upDisplay, upDescription string
+		upLifetime               time.Duration
+	)
+	update := &cobra.Command{
+		Use:     "update SA",
+		Short:   "Change a service account's scopes, names or token lifetime",
+		Example: `  keyward sa update nightly-report@billing.iam.keyward.internal --scopes orders.read,orders.write`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			var up admin.AccountUpdate
+			fl := cmd.Flags()
+			if fl.Changed("scopes") {
+				s := splitList(upScopes)
+				if s == nil {
+					s = []string{}
+				}
+				up.Scopes = &s
+			}
+			if fl.Changed("display-name") {
+				up.DisplayName = &upDisplay
+			}
+			if fl.Changed("description") {
+				up.Description = &upDescription
+			}
+			if fl.Changed("token-lifetime") {
+				secs := int64(upLifetime / time.Second)
+				up.TokenLifetimeSeconds = &secs
+			}
+			if up == (admin.AccountUpdate{}) {
+				return usageError{fmt.Errorf("nothing to update: give --scopes, --display-name, --description or --token-lifetime")}
+			}
+			var a admin.AccountView
+			if err := c.do(cmd.Context(), http.MethodPatch, "/v1/service-accounts/"+url.PathEscape(args[0]), up, &a); err != nil {
+				return err
+			}
+			return c.show(a, func(w *tabwriter.Writer) { accountTable(w, a) })
+		},
+	}
+	update.Flags().StringSliceVar(&upScopes, "scopes", nil, "the new set of allowed scopes, comma-separated")
+	update.Flags().StringVar(&upDisplay, "display-name", "", "new display name")
+	update.Flags().StringVar(&upDescription, "description", "", "new description")
+	update.Flags().DurationVar(&upLifetime, "token-lifetime", 0, "new access-token lifetime")
+
+	del := &cobra.Command{
+		Use:   "delete SA",
+		Short: "Delete a service account and all its keys",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			if err := c.do(cmd.Context(), http.MethodDelete, "/v1/service-accounts/"+url.PathEscape(args[0]), nil, nil); err != nil {
+				return err
+			}
+			return c.show(map[string]string{"deleted": args[0]}, func(w *tabwriter.Writer) { fmt.Fprintf(w, "deleted service account %s\n", args[0]) })
+		},
+	}
+	cmd.AddCommand(create, list, get, update, disable, enable, del)
+	return cmd
+}
+
+func accountTable(w *tabwriter.Writer, a admin.AccountView) {
+	fmt.Fprintf(w, "Email:\t%s\n", a.Email)
+	fmt.Fprintf(w, "Client ID:\t%s\n", a.ClientID)
+	if a.DisplayName != "" {
+		fmt.Fprintf(w, "Display name:\t%s\n", a.DisplayName)
+	}
+	if a.Description != "" {
+		fmt.Fprintf(w, "Description:\t%s\n", a.Description)
+	}
+	fmt.Fprintf(w, "Scopes:\t%s\n", strings.Join(a.Scopes, ", "))
+	fmt.Fprintf(w, "Token lifetime:\t%s\n", time.Duration(a.TokenLifetimeSeconds)*time.Second)
+	fmt.Fprintf(w, "Disabled:\t%s\n", yesNo(a.Disabled))
+	fmt.Fprintf(w, "Created:\t%s\n", fmtTime(a.CreatedAt))
+}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
+)
+
+// clientFlags are the flags of every command that talks to the admin API.
+type clientFlags struct {
+	server      string
+	credentials string
+	output      string
+}
+
+func (f *clientFlags) register(cmd *cobra.Command) {
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.server, "server", "", "Keyward base URL (default: $KEYWARD_SERVER, else the server named in the credentials file)")
+	pf.StringVar(&f.credentials, "credentials", "", "administrator key file (default: $KEYWARD_CREDENTIALS, else ./keyward-data/admin-key.json)")
+	addOutputFlag(pf, &f.output)
+}
+
+type flagAdder interface {
+	StringVarP(p *string, name, shorthand, value, usage string)
+}
+
+func addOutputFlag(fs flagAdder, p *string) {
+	fs.StringVarP(p, "output", "o", "table", "output format: table or json")
+}
+
+func checkOutput(o string) error {
+	if o != "table" && o != "json" {
+		return usageError{fmt.Errorf("--output %q must be table or json", o)}
+	}
+	return nil
+}
+
+// adminClient calls the admin REST API with an access token it obtains
+// from the administrator key file, as any service account would.
+type adminClient struct {
+	base   string
+	http   *http.Client
+	output string
+	out    io.Writer
+}
+
+func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
+	if err := checkOutput(f.output); err != nil {
+		return nil, err
+	}
+	creds := firstNonEmpty(f.credentials, os.Getenv("KEYWARD_CREDENTIALS"))
+	if creds == "" {
+		def := filepath.Join(DefaultConfig().DataDir, "admin-key.json")
+		if !fileExists(def) {
+			return nil, errors.New("no credentials: pass --credentials FILE or set KEYWARD_CREDENTIALS to an administrator key file (keyward serve writes one to <data-dir>/admin-key.json on first start)")
+		}
+		creds = def
+	}
+	data, err := os.ReadFile(creds)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	cfg, err := google.JWTConfigFromJSON(data, "keyward.admin")
+	if err != nil {
+		return nil, fmt.Errorf("credentials %s: %w", creds, err)
+	}
+	base := strings.TrimRight(firstNonEmpty(f.server, os.Getenv("KEYWARD_SERVER")), "/")
+	if base == "" {
+		base = strings.TrimSuffix(cfg.TokenURL, "/token")
+	} else {
+		cfg.TokenURL = base + "/token"
+	}
+	if _, err := url.Parse(base); err != nil || !strings.HasPrefix(base, "http") {
+		return nil, usageError{fmt.Errorf("--server %q must be an http(s) URL", base)}
+	}
+	ctx := context.WithValue(cmd.Context(), oauth2.HTTPClient, &http.Client{Timeout: 30 * time.Second})
+	hc := cfg.Client(ctx)
+	hc.Timeout = 60 * time.Second
+	return &adminClient{base: base, http: hc, output: f.output, out: cmd.OutOrStdout()}, nil
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// apiError is an error response of the admin API.
+type apiError struct {
+	Status      int
+	Code        string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+func (e *apiError) Error() string {
+	if e.Description != "" {
+		return e.Description + " (" + e.Code + ")"
+	}
+	return fmt.Sprintf("%s (HTTP %d)", e.Code, e.Status)
+}
+
+// do sends a JSON request and decodes the JSON response into out.
+func (c *adminClient) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) {
+			return fmt.Errorf("the administrator credentials were refused: %w", retrieveError(c.base+"/token", err))
+		}
+		return fmt.Errorf("cannot reach Keyward at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		e := &apiError{Status: resp.StatusCode}
+		if json.Unmarshal(b, e) != nil || e.Code == "" {
+			e.Code = http.StatusText(resp.StatusCode)
+		}
+		return e
+	}
+	if out == nil || len(b) == 0 {
+		return nil
+	}
+	if raw, ok := out.(*json.RawMessage); ok {
+		*raw = append((*raw)[:0], b...)
+		return nil
+	}
+	return json.Unmarshal(b, out)
+}
+
+// printJSON writes v indented.
+func printJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// show prints v as JSON with -o json, or as a table drawn by table.
+func (c *adminClient) show(v any, table func(w *tabwriter.Writer)) error {
+	if c.output == "json" {
+		return printJSON(c.out, v)
+	}
+	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	table(tw)
+	return tw.Flush()
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func splitList(s []string) []string {
+	var out []string
+	for _, v := range s {
+		for _, p := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/keyward/keyward/internal/signer"
+)
+
+// Config is everything 'keyward serve' is told. Validate checks it in one
+// place and reports every problem at once.
+type Config struct {
+	Listen        string
+	Issuer        string
+	DataDir       string
+	DB            string
+	MasterKeyFile string
+	TLSCert       string
+	TLSKey        string
+	InsecureHTTP  bool
+	NoMigrate     bool
+
+	SigningAlg          string
+	SigningKeyRotation  time.Duration
+	AccountDomain       string
+	DefaultTokenTTL     time.Duration
+	MaxTokenTTL         time.Duration
+	MaxAssertionTTL     time.Duration
+	ClockSkew           time.Duration
+	LogFormat, LogLevel string
+}
+
+// DefaultConfig returns the defaults of every setting.
+func DefaultConfig() Config {
+	return Config{
+		Listen:             "127.0.0.1:8080",
+		DataDir:            "keyward-data",
+		SigningAlg:         "ES256",
+		SigningKeyRotation: 30 * 24 * time.Hour,
+		AccountDomain:      "iam.keyward.internal",
+		DefaultTokenTTL:    time.Hour,
+		MaxTokenTTL:        12 * time.Hour,
+		MaxAssertionTTL:    time.Hour,
+		ClockSkew:          time.Minute,
+		LogFormat:          "text",
+		LogLevel:           "info",
+	}
+}
+
+// addServeFlags binds the flags of 'keyward serve' to c.
+func (c *Config) addServeFlags(fs *pflag.FlagSet) {
+	c.addStoreFlags(fs)
+	fs.StringVar(&c.Listen, "listen", c.Listen, "address to listen on; plain HTTP only on loopback unless --insecure-http")
+	fs.StringVar(&c.Issuer, "issuer", c.Issuer, "public base URL clients use to reach the server (default: derived from --listen)")
+	fs.StringVar(&c.MasterKeyFile, "master-key-file", c.MasterKeyFile, "file with the 32-byte master key that encrypts signing keys (raw, hex or base64); or set KEYWARD_MASTER_KEY")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate file (PEM)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key file (PEM)")
+	fs.BoolVar(&c.InsecureHTTP, "insecure-http", c.InsecureHTTP, "allow plain HTTP on a non-loopback address (e.g. behind a TLS-terminating proxy)")
+	fs.StringVar(&c.SigningAlg, "signing-alg", c.SigningAlg, "access-token signing algorithm: "+strings.Join(signer.Algorithms, ", "))
+	fs.DurationVar(&c.SigningKeyRotation, "signing-key-rotation", c.SigningKeyRotation, "rotate the token-signing key this often (0 disables scheduled rotation)")
+	fs.StringVar(&c.AccountDomain, "account-domain", c.AccountDomain, "domain of service-account emails: NAME@PROJECT.<domain>")
+	fs.DurationVar(&c.DefaultTokenTTL, "default-token-lifetime", c.DefaultTokenTTL, "access-token lifetime of new service accounts")
+	fs.DurationVar(&c.MaxTokenTTL, "max-token-lifetime", c.MaxTokenTTL, "longest access-token lifetime any account may have")
+	fs.DurationVar(&c.MaxAssertionTTL, "max-assertion-lifetime", c.MaxAssertionTTL, "longest exp - iat of a JWT-bearer assertion")
+	fs.DurationVar(&c.ClockSkew, "clock-skew", c.ClockSkew, "tolerated clock difference for assertion iat/exp")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+}
+
+// addStoreFlags binds the flags that choose the store.
+func (c *Config) addStoreFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the SQLite database, the generated master key and the admin key file")
+	fs.StringVar(&c.DB, "db", c.DB, "PostgreSQL URL (postgres://…) to use instead of the embedded SQLite database")
+	fs.BoolVar(&c.NoMigrate, "no-migrate", c.NoMigrate, "do not migrate the database schema on start; fail if it is not up to date")
+}
+
+// Validate reports every problem of c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		add("--listen %q is not host:port: %v", c.Listen, err)
+	}
+	tls := c.TLSCert != "" || c.TLSKey != ""
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		add("--tls-cert and --tls-key must be given together")
+	}
+	if err == nil && !tls && !c.InsecureHTTP && !isLoopback(host) {
+		add("--listen %s is not a loopback address: give --tls-cert and --tls-key, or --insecure-http if a TLS proxy is in front", c.Listen)
+	}
+	if c.Issuer != "" {
+		u, err := url.Parse(c.Issuer)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+			add("--issuer %q must be an absolute http(s) URL", c.Issuer)
+		case u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(u.Path, "/"):
+			add("--issuer %q must have no query, fragment or trailing slash (RFC 8414 §2)", c.Issuer)
+		case u.Scheme == "http" && !isLoopback(u.Hostname()) && !c.InsecureHTTP:
+			add("--issuer %q uses http on a non-loopback host: use https, or --insecure-http", c.Issuer)
+		}
+	} else if err == nil && (host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified()) {
+		add("--listen %s listens on all interfaces: set --issuer to the URL clients use", c.Listen)
+	}
+	if c.DB != "" && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") {
+		add("--db %q must be a postgres:// URL (leave it empty for the embedded SQLite database)", redactDSN(c.DB))
+	}
+	if c.DataDir == "" {
+		add("--data-dir must not be empty")
+	}
+	if !slices.Contains(signer.Algorithms, c.SigningAlg) {
+		add("--signing-alg %q is not one of %s", c.SigningAlg, strings.Join(signer.Algorithms, ", "))
+	}
+	if c.SigningKeyRotation != 0 && c.SigningKeyRotation < time.Hour {
+		add("--signing-key-rotation %s is shorter than an hour", c.SigningKeyRotation)
+	}
+	if c.DefaultTokenTTL < time.Minute || c.DefaultTokenTTL > c.MaxTokenTTL {
+		add("--default-token-lifetime %s must be at least 1m and at most --max-token-lifetime (%s)", c.DefaultTokenTTL, c.MaxTokenTTL)
+	}
+	if c.MaxTokenTTL < time.Minute || c.MaxTokenTTL > 24*time.Hour {
+		add("--max-token-lifetime %s must be between 1m and 24h", c.MaxTokenTTL)
+	}
+	if c.MaxAssertionTTL < time.Minute || c.MaxAssertionTTL > 24*time.Hour {
+		add("--max-assertion-lifetime %s must be between 1m and 24h", c.MaxAssertionTTL)
+	}
+	if c.ClockSkew < 0 || c.ClockSkew > 10*time.Minute {
+		add("--clock-skew %s must be between 0 and 10m", c.ClockSkew)
+	}
+	if !strings.Contains(c.AccountDomain, ".") || strings.ContainsAny(c.AccountDomain, "@/ ") {
+		add("--account-domain %q must be a domain name such as iam.example.com", c.AccountDomain)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		add("--log-format %q must be text or json", c.LogFormat)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		add("--log-level: %v", err)
+	}
+	return errors.Join(errs...)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// redactDSN hides a password in a database URL.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	return u.Redacted()
+}
+
+// parseMasterKey reads a 32-byte key given raw, as hex or as base64.
+func parseMasterKey(b []byte) ([]byte, error) {
+	if len(b) == signer.MasterKeySize {
+		return b, nil
+	}
+	s := strings.TrimSpace(string(b))
+	if k, err := hex.DecodeString(s); err == nil && len(k) == signer.MasterKeySize {
+		return k, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		if k, err := enc.DecodeString(s); err == nil && len(k) == signer.MasterKeySize {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("the master key must be %d bytes, raw or as hex or base64", signer.MasterKeySize)
+}
+
+// fileExists reports whether path exists.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

@@ -1,0 +1,381 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/internal/groupcommit"
+	"github.com/keyward/keyward/internal/sakey"
+	"github.com/keyward/keyward/internal/server"
+	"github.com/keyward/keyward/internal/signer"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/postgres"
+	"github.com/keyward/keyward/internal/storage/sqlite"
+)
+
+func newServeCommand() *cobra.Command {
+	cfg := DefaultConfig()
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the authorization server",
+		Long: `Run the Keyward server.
+
+By default it listens on 127.0.0.1:8080 with an embedded SQLite database in
+--data-dir. On first start with an empty store it creates an administrator
+service account and writes its key file to <data-dir>/admin-key.json
+(mode 0600); the other keyward commands use it to manage the server.
+
+Plain HTTP is allowed only on loopback addresses. On any other address give
+--tls-cert and --tls-key, or --insecure-http when a TLS proxy is in front.`,
+		Example: `  keyward serve
+  keyward serve --db postgres://keyward@db.internal/keyward --master-key-file /etc/keyward/master.key \
+      --listen :8443 --issuer https://keyward.internal --tls-cert cert.pem --tls-key key.pem`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.Validate(); err != nil {
+				return usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
+			}
+			logger, err := newLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+			if err != nil {
+				return err
+			}
+			m := &Main{Config: cfg, Logger: logger}
+			if err := m.Open(cmd.Context()); err != nil {
+				m.Close()
+				return err
+			}
+			defer m.Close()
+			return m.Run(cmd.Context())
+		},
+	}
+	cfg.addServeFlags(cmd.Flags())
+	return cmd
+}
+
+func newMigrateCommand() *cobra.Command {
+	cfg := DefaultConfig()
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Bring the database schema up to date, then exit",
+		Long: `Apply the pending schema migrations to the store and exit. 'keyward serve'
+does this on start unless --no-migrate is given; replicas starting at once
+on PostgreSQL take turns.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.NoMigrate = false
+			st, err := openStore(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "the database schema is up to date")
+			return st.Close()
+		},
+	}
+	cfg.addStoreFlags(cmd.Flags())
+	return cmd
+}
+
+func indent(err error) error {
+	return errors.New("  " + strings.ReplaceAll(err.Error(), "\n", "\n  "))
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	l, err := parseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// Main is a running server: configuration in, dependencies built by Open,
+// served by Run, released by Close. Tests drive it the same way.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+	// Now, if set, replaces time.Now (tests).
+	Now func() time.Time
+
+	// Issuer is the issuer in use once Open returns.
+	Issuer string
+	// AdminKeyFile is where the bootstrap key file was written, if it was.
+	AdminKeyFile string
+
+	listener net.Listener
+	store    storage.Storage
+	signer   *signer.Signer
+	journal  *groupcommit.Committer
+	Server   *server.Server
+	http     *http.Server
+}
+
+// Open listens, opens the store, loads the signing keys and bootstraps an
+// empty store.
+func (m *Main) Open(ctx context.Context) error {
+	c := m.Config
+	if m.Now == nil {
+		m.Now = time.Now
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create the data directory: %w", err)
+	}
+	var err error
+	if m.store, err = openStore(ctx, c); err != nil {
+		return err
+	}
+	master, err := m.loadMasterKey()
+	if err != nil {
+		return err
+	}
+	sealer, err := signer.NewSealer(master)
+	if err != nil {
+		return err
+	}
+	m.signer, err = signer.New(ctx, m.store, sealer, signer.Config{
+		Policy: signer.Policy{Algorithm: c.SigningAlg, RotateEvery: c.SigningKeyRotation, RetainFor: c.MaxTokenTTL + c.ClockSkew + time.Hour},
+		Now:    m.Now, Logger: m.Logger,
+	})
+	if err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	m.journal = groupcommit.New(m.store, groupcommit.Options{})
+
+	m.listener, err = net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	scheme := "http"
+	if c.TLSCert != "" {
+		scheme = "https"
+	}
+	m.Issuer = c.Issuer
+	if m.Issuer == "" {
+		m.Issuer = scheme + "://" + m.listener.Addr().String()
+	}
+	m.Server = server.New(server.Config{
+		Issuer: m.Issuer, AccountDomain: c.AccountDomain,
+		DefaultTokenLifetime: c.DefaultTokenTTL, MaxTokenLifetime: c.MaxTokenTTL,
+		MaxAssertionLifetime: c.MaxAssertionTTL, ClockSkew: c.ClockSkew,
+	}, server.Deps{Store: m.store, Signer: m.signer, Journal: m.journal, Logger: m.Logger, Now: m.Now})
+
+	path := filepath.Join(c.DataDir, "admin-key.json")
+	admin, created, err := m.Server.Admin.Bootstrap(ctx, func(kf sakey.KeyFile) error { return writeKeyFile(path, kf) })
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if created {
+		m.AdminKeyFile = path
+		m.Logger.Warn("created the administrator service account; its key file is the only way in: keep it safe",
+			"account", admin.Email, "key_file", path)
+	}
+	m.http = &http.Server{
+		Handler:           m.Server,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+	if c.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return fmt.Errorf("TLS: %w", err)
+		}
+		m.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then shuts down gracefully: it stops accepting,
+// lets requests in flight finish and flushes the journal.
+func (m *Main) Run(ctx context.Context) error {
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	go m.signer.Run(bg, time.Minute)
+	go m.collectGarbage(bg, 10*time.Minute)
+
+	m.Logger.Info("keyward is serving", "issuer", m.Issuer, "listen", m.listener.Addr().String(), "store", storeName(m.Config))
+	errc := make(chan error, 1)
+	go func() {
+		if m.http.TLSConfig != nil {
+			errc <- m.http.ServeTLS(m.listener, "", "")
+		} else {
+			errc <- m.http.Serve(m.listener)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	m.Logger.Info("shutting down: finishing requests in flight")
+	sctx, scancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer scancel()
+	if err := m.http.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// collectGarbage deletes used assertion IDs once they have expired.
+func (m *Main) collectGarbage(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := m.store.DeleteExpiredJTIs(ctx, m.Now()); err != nil {
+				m.Logger.Warn("deleting expired assertion IDs failed", "err", err)
+			} else if n > 0 {
+				m.Logger.Debug("deleted expired assertion IDs", "count", n)
+			}
+		}
+	}
+}
+
+// Close releases everything Open acquired, flushing the journal first.
+func (m *Main) Close() error {
+	if m.listener != nil && m.http == nil {
+		m.listener.Close()
+	}
+	if m.journal != nil {
+		m.journal.Close()
+	}
+	if m.store != nil {
+		return m.store.Close()
+	}
+	return nil
+}
+
+// Handler returns the server's HTTP handler (tests).
+func (m *Main) Handler() http.Handler { return m.Server }
+
+// Addr returns the listening address.
+func (m *Main) Addr() string { return m.listener.Addr().String() }
+
+func storeName(c Config) string {
+	if c.DB != "" {
+		return "postgres " + redactDSN(c.DB)
+	}
+	return "sqlite " + filepath.Join(c.DataDir, "keyward.db")
+}
+
+func openStore(ctx context.Context, c Config) (storage.Storage, error) {
+	if c.DB != "" {
+		return postgres.Open(ctx, c.DB, postgres.Options{NoMigrate: c.NoMigrate})
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create the data directory: %w", err)
+	}
+	return sqlite.Open(ctx, filepath.Join(c.DataDir, "keyward.db"), sqlite.Options{NoMigrate: c.NoMigrate})
+}
+
+// loadMasterKey reads the master key from --master-key-file or
+// KEYWARD_MASTER_KEY, or else from (creating it) <data-dir>/master.key.
+func (m *Main) loadMasterKey() ([]byte, error) {
+	if f := m.Config.MasterKeyFile; f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("master key: %w", err)
+		}
+		k, err := parseMasterKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("master key %s: %w", f, err)
+		}
+		return k, nil
+	}
+	if v := os.Getenv("KEYWARD_MASTER_KEY"); v != "" {
+		k, err := parseMasterKey([]byte(v))
+		if err != nil {
+			return nil, fmt.Errorf("KEYWARD_MASTER_KEY: %w", err)
+		}
+		return k, nil
+	}
+	path := filepath.Join(m.Config.DataDir, "master.key")
+	if b, err := os.ReadFile(path); err == nil {
+		m.Logger.Warn("using the master key stored next to the data; for production keep it apart (--master-key-file or KEYWARD_MASTER_KEY)", "path", path)
+		return parseMasterKey(b)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	k := make([]byte, signer.MasterKeySize)
+	rand.Read(k)
+	if err := writeFileAtomic(path, []byte(fmt.Sprintf("%x\n", k)), 0o600); err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	m.Logger.Warn("generated a master key next to the data; back it up, and for production keep it apart (--master-key-file or KEYWARD_MASTER_KEY)",
+		"path", path)
+	if m.Config.DB != "" {
+		m.Logger.Warn("with PostgreSQL every replica needs the same master key: give each one --master-key-file or KEYWARD_MASTER_KEY")
+	}
+	return k, nil
+}
+
+// writeKeyFile writes a key file with mode 0600, atomically.
+func writeKeyFile(path string, kf sakey.KeyFile) error {
+	b, err := json.MarshalIndent(kf, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'), 0o600)
+}
+
+// writeFileAtomic writes data to a temporary file, fsyncs it and renames it
+// over path, so a crash leaves the old file or the new one, never half.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,400 @@
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// TokenVerifier checks the signature of a Keyward access token.
+type TokenVerifier interface {
+	Verify(raw string, dest any) error
+}
+
+// SigningKeys manages the server's signing keys.
+type SigningKeys interface {
+	Rotate(ctx context.Context) error
+	ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error)
+}
+
+// Handler serves the admin REST API under /v1/. Every request needs a
+// Keyward access token for the built-in API with the keyward.admin scope.
+type Handler struct {
+	svc      *Service
+	verifier TokenVerifier
+	signing  SigningKeys
+	issuer   string
+	log      *slog.Logger
+}
+
+// NewHandler returns the admin API handler.
+func NewHandler(svc *Service, verifier TokenVerifier, signing SigningKeys, issuer string, log *slog.Logger) *Handler {
+	return &Handler{svc: svc, verifier: verifier, signing: signing, issuer: issuer, log: log}
+}
+
+// Register mounts the admin routes on mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	routes := map[string]func(*http.Request, Actor) (int, any, error){
+		"GET /v1/apis":                                      h.listAPIs,
+		"POST /v1/apis":                                     h.createAPI,
+		"GET /v1/apis/{name}":                               h.getAPI,
+		"DELETE /v1/apis/{name}":                            h.deleteAPI,
+		"GET /v1/service-accounts":                          h.listAccounts,
+		"POST /v1/service-accounts":                         h.createAccount,
+		"GET /v1/service-accounts/{sa}":                     h.getAccount,
+		"PATCH /v1/service-accounts/{sa}":                   h.updateAccount,
+		"DELETE /v1/service-accounts/{sa}":                  h.deleteAccount,
+		"POST /v1/service-accounts/{sa}/disable":            h.disableAccount,
+		"POST /v1/service-accounts/{sa}/enable":             h.enableAccount,
+		"GET /v1/service-accounts/{sa}/keys":                h.listKeys,
+		"POST /v1/service-accounts/{sa}/keys":               h.createKey,
+		"POST /v1/service-accounts/{sa}/keys/upload":        h.uploadKey,
+		"GET /v1/service-accounts/{sa}/keys/{kid}":          h.getKey,
+		"DELETE /v1/service-accounts/{sa}/keys/{kid}":       h.deleteKey,
+		"POST /v1/service-accounts/{sa}/keys/{kid}/disable": h.disableKey,
+		"POST /v1/service-accounts/{sa}/keys/{kid}/enable":  h.enableKey,
+		"GET /v1/signing-keys":                              h.listSigningKeys,
+		"POST /v1/signing-keys/rotate":                      h.rotateSigningKeys,
+	}
+	for pattern, fn := range routes {
+		mux.Handle(pattern, h.endpoint(fn))
+	}
+	mux.Handle("/v1/", h.endpoint(func(r *http.Request, _ Actor) (int, any, error) {
+		return 0, nil, notFound("There is no admin endpoint %s %s.", r.Method, r.URL.Path)
+	}))
+}
+
+// endpoint wraps an admin operation with authentication and JSON encoding.
+func (h *Handler) endpoint(fn func(*http.Request, Actor) (int, any, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		actor, err := h.authenticate(r)
+		if err == nil {
+			var (
+				status int
+				body   any
+			)
+			status, body, err = fn(r, actor)
+			if err == nil {
+				if body == nil {
+					w.WriteHeader(status)
+					return
+				}
+				oauth2.WriteJSON(w, status, body)
+				return
+			}
+		}
+		oe := oauth2.AsError(err)
+		if oe.Code == oauth2.ErrServerError {
+			h.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
+		oauth2.WriteError(w, oe)
+	})
+}
+
+// authenticate checks the bearer token (RFC 6750 §2.1): a Keyward JWT
+// access token for the built-in API, carrying the admin scope, of an
+// account that is still enabled.
+func (h *Handler) authenticate(r *http.Request) (Actor, error) {
+	challenge := func(code, desc string) error {
+		return &oauth2.Error{Code: code, Description: desc, Status: http.StatusUnauthorized, Header: http.Header{
+			"Www-Authenticate": {`Bearer realm="keyward", error="` + code + `", error_description="` + desc + `"`}}}
+	}
+	auth := r.Header.Get("Authorization")
+	if auth == "" {
+		// RFC 6750 §3.1: a request without credentials gets a bare challenge.
+		return Actor{}, &oauth2.Error{Code: oauth2.ErrInvalidToken, Status: http.StatusUnauthorized,
+			Description: "The admin API needs an access token with the keyward.admin scope: Authorization: Bearer <token>.",
+			Header:      http.Header{"Www-Authenticate": {`Bearer realm="keyward"`}}}
+	}
+	scheme, raw, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
+		return Actor{}, challenge(oauth2.ErrInvalidRequest, "The Authorization header must be: Bearer <token>.")
+	}
+	var c oauth2.AccessClaims
+	if err := h.verifier.Verify(strings.TrimSpace(raw), &c); err != nil {
+		return Actor{}, challenge(oauth2.ErrInvalidToken, "The access token is not valid.")
+	}
+	now := h.svc.cfg.Now()
+	if c.Issuer != h.issuer || now.Unix() >= c.Expiry {
+		return Actor{}, challenge(oauth2.ErrInvalidToken, "The access token is expired or was not issued by this server.")
+	}
+	if !c.Audience.Contains(BuiltinAPIIdentifier) || !slices.Contains(strings.Fields(c.Scope), AdminScope) {
+		return Actor{}, &oauth2.Error{
+			Code: oauth2.ErrInsufficientScope, Description: "The access token lacks the keyward.admin scope.", Status: http.StatusForbidden,
+			Header: http.Header{"Www-Authenticate": {`Bearer realm="keyward", error="insufficient_scope", scope="` + AdminScope + `"`}},
+		}
+	}
+	// Disabling or deleting an administrator takes effect at once.
+	a, err := h.svc.store.GetAccount(r.Context(), c.ClientID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && (a.Disabled || !slices.Contains(a.Scopes, AdminScope))) {
+		return Actor{}, challenge(oauth2.ErrInvalidToken, "The account of the access token is disabled, deleted or no longer an administrator.")
+	}
+	if err != nil {
+		return Actor{}, err
+	}
+	source, _, _ := net.SplitHostPort(r.RemoteAddr)
+	return Actor{ID: a.ID, Source: source}, nil
+}
+
+// decode reads a JSON request body into v, refusing unknown fields.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return invalid("The request body is not valid JSON for this endpoint: %s.", err.Error())
+	}
+	return nil
+}
+
+// --- JSON views ---
+
+// APIView is an API as the admin API shows it.
+type APIView struct {
+	Name        string    `json:"name"`
+	Identifier  string    `json:"identifier"`
+	Description string    `json:"description"`
+	Scopes      []string  `json:"scopes"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+func apiView(a storage.API) APIView {
+	return APIView{a.Name, a.Identifier, a.Description, a.Scopes, a.CreatedAt}
+}
+
+// AccountView is a service account as the admin API shows it.
+type AccountView struct {
+	ClientID             string    `json:"client_id"`
+	Email                string    `json:"email"`
+	Name                 string    `json:"name"`
+	Project              string    `json:"project"`
+	DisplayName          string    `json:"display_name"`
+	Description          string    `json:"description"`
+	Scopes               []string  `json:"scopes"`
+	TokenLifetimeSeconds int64     `json:"token_lifetime_seconds"`
+	Disabled             bool      `json:"disabled"`
+	CreatedAt            time.Time `json:"created_at"`
+	UpdatedAt            time.Time `json:"updated_at"`
+}
+
+func accountView(a storage.Account) AccountView {
+	return AccountView{a.ID, a.Email, a.Name, a.Project, a.DisplayName, a.Description, a.Scopes,
+		int64(a.TokenLifetime / time.Second), a.Disabled, a.CreatedAt, a.UpdatedAt}
+}
+
+// KeyView is a key as the admin API shows it: never any private material.
+type KeyView struct {
+	KeyID     string     `json:"key_id"`
+	Algorithm string     `json:"algorithm"`
+	Origin    string     `json:"origin"`
+	Disabled  bool       `json:"disabled"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	// Fingerprint is the base64url SHA-256 of the public key (SPKI).
+	Fingerprint string `json:"fingerprint"`
+}
+
+func keyView(k storage.Key) KeyView {
+	sum := sha256.Sum256(k.PublicKey)
+	v := KeyView{KeyID: k.ID, Algorithm: k.Algorithm, Origin: k.Origin, Disabled: k.Disabled, CreatedAt: k.CreatedAt,
+		Fingerprint: base64.RawURLEncoding.EncodeToString(sum[:])}
+	if !k.ExpiresAt.IsZero() {
+		v.ExpiresAt = &k.ExpiresAt
+	}
+	return v
+}
+
+// SigningKeyView is a server signing key's public state.
+type SigningKeyView struct {
+	KeyID       string     `json:"key_id"`
+	Algorithm   string     `json:"algorithm"`
+	State       string     `json:"state"` // next, current or retired
+	CreatedAt   time.Time  `json:"created_at"`
+	ActivatedAt *time.Time `json:"activated_at,omitempty"`
+	RetiredAt   *time.Time `json:"retired_at,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// --- handlers ---
+
+func (h *Handler) listAPIs(r *http.Request, _ Actor) (int, any, error) {
+	apis, err := h.svc.ListAPIs(r.Context())
+	out := []APIView{}
+	for _, a := range apis {
+		out = append(out, apiView(a))
+	}
+	return 200, map[string]any{"apis": out}, err
+}
+
+func (h *Handler) createAPI(r *http.Request, actor Actor) (int, any, error) {
+	var in APIInput
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	a, err := h.svc.CreateAPI(r.Context(), actor, in)
+	return 201, apiView(a), err
+}
+
+func (h *Handler) getAPI(r *http.Request, _ Actor) (int, any, error) {
+	a, err := h.svc.GetAPI(r.Context(), r.PathValue("name"))
+	return 200, apiView(a), err
+}
+
+func (h *Handler) deleteAPI(r *http.Request, actor Actor) (int, any, error) {
+	return 204, nil, h.svc.DeleteAPI(r.Context(), actor, r.PathValue("name"))
+}
+
+func (h *Handler) listAccounts(r *http.Request, _ Actor) (int, any, error) {
+	q := r.URL.Query()
+	limit := 0
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return 0, nil, invalid("limit must be a number from 1 to 1000.")
+		}
+		limit = n
+	}
+	opts := storage.ListOptions{After: q.Get("page_token"), Limit: limit, Project: q.Get("project")}
+	accts, err := h.svc.ListAccounts(r.Context(), opts)
+	out := []AccountView{}
+	for _, a := range accts {
+		out = append(out, accountView(a))
+	}
+	resp := map[string]any{"service_accounts": out}
+	if len(accts) == opts.PageLimit() {
+		resp["next_page_token"] = accts[len(accts)-1].ID
+	}
+	return 200, resp, err
+}
+
+func (h *Handler) createAccount(r *http.Request, actor Actor) (int, any, error) {
+	var in AccountInput
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	a, err := h.svc.CreateAccount(r.Context(), actor, in)
+	return 201, accountView(a), err
+}
+
+func (h *Handler) getAccount(r *http.Request, _ Actor) (int, any, error) {
+	a, err := h.svc.GetAccount(r.Context(), r.PathValue("sa"))
+	return 200, accountView(a), err
+}
+
+func (h *Handler) updateAccount(r *http.Request, actor Actor) (int, any, error) {
+	var up AccountUpdate
+	if err := decode(r, &up); err != nil {
+		return 0, nil, err
+	}
+	a, err := h.svc.UpdateAccount(r.Context(), actor, r.PathValue("sa"), up)
+	return 200, accountView(a), err
+}
+
+func (h *Handler) deleteAccount(r *http.Request, actor Actor) (int, any, error) {
+	return 204, nil, h.svc.DeleteAccount(r.Context(), actor, r.PathValue("sa"))
+}
+
+func (h *Handler) disableAccount(r *http.Request, actor Actor) (int, any, error) {
+	a, err := h.svc.SetAccountDisabled(r.Context(), actor, r.PathValue("sa"), true)
+	return 200, accountView(a), err
+}
+
+func (h *Handler) enableAccount(r *http.Request, actor Actor) (int, any, error) {
+	a, err := h.svc.SetAccountDisabled(r.Context(), actor, r.PathValue("sa"), false)
+	return 200, accountView(a), err
+}
+
+func (h *Handler) listKeys(r *http.Request, _ Actor) (int, any, error) {
+	keys, err := h.svc.ListKeys(r.Context(), r.PathValue("sa"))
+	out := []KeyView{}
+	for _, k := range keys {
+		out = append(out, keyView(k))
+	}
+	return 200, map[string]any{"keys": out}, err
+}
+
+// KeyRequest is the body of key creation and upload.
+type KeyRequest struct {
+	ExpiresInSeconds int64  `json:"expires_in_seconds"`
+	PublicKeyPEM     string `json:"public_key_pem,omitempty"`
+}
+
+func (h *Handler) createKey(r *http.Request, actor Actor) (int, any, error) {
+	var in KeyRequest
+	if r.ContentLength != 0 {
+		if err := decode(r, &in); err != nil {
+			return 0, nil, err
+		}
+	}
+	kf, err := h.svc.CreateKey(r.Context(), actor, r.PathValue("sa"), in.ExpiresInSeconds)
+	return 201, kf, err
+}
+
+func (h *Handler) uploadKey(r *http.Request, actor Actor) (int, any, error) {
+	var in KeyRequest
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	k, err := h.svc.UploadKey(r.Context(), actor, r.PathValue("sa"), []byte(in.PublicKeyPEM), in.ExpiresInSeconds)
+	return 201, keyView(k), err
+}
+
+func (h *Handler) getKey(r *http.Request, _ Actor) (int, any, error) {
+	k, err := h.svc.GetKey(r.Context(), r.PathValue("sa"), r.PathValue("kid"))
+	return 200, keyView(k), err
+}
+
+func (h *Handler) deleteKey(r *http.Request, actor Actor) (int, any, error) {
+	return 204, nil, h.svc.DeleteKey(r.Context(), actor, r.PathValue("sa"), r.PathValue("kid"))
+}
+
+func (h *Handler) disableKey(r *http.Request, actor Actor) (int, any, error) {
+	k, err := h.svc.SetKeyDisabled(r.Context(), actor, r.PathValue("sa"), r.PathValue("kid"), true)
+	return 200, keyView(k), err
+}
+
+func (h *Handler) enableKey(r *http.Request, actor Actor) (int, any, error) {
+	k, err := h.svc.SetKeyDisabled(r.Context(), actor, r.PathValue("sa"), r.PathValue("kid"), false)
+	return 200, keyView(k), err
+}
+
+func (h *Handler) listSigningKeys(r *http.Request, _ Actor) (int, any, error) {
+	keys, err := h.signing.ListSigningKeys(r.Context())
+	out := []SigningKeyView{}
+	for _, k := range keys {
+		state := "next"
+		switch {
+		case !k.RetiredAt.IsZero():
+			state = "retired"
+		case !k.ActivatedAt.IsZero():
+			state = "current"
+		}
+		out = append(out, SigningKeyView{k.ID, k.Algorithm, state, k.CreatedAt, timePtr(k.ActivatedAt), timePtr(k.RetiredAt)})
+	}
+	return 200, map[string]any{"signing_keys": out}, err
+}
+
+func (h *Handler) rotateSigningKeys(r *http.Request, _ Actor) (int, any, error) {
+	if err := h.signing.Rotate(r.Context()); err != nil {
+		return 0, nil, err
+	}
+	return h.listSigningKeys(r, Actor{})
+}

@@ -1,0 +1,563 @@
+// Package admin is the management side of Keyward: the rules for creating
+// and changing APIs, service accounts and keys (Service), and the REST API
+// that exposes them to the CLI and to automation (Handler).
+package admin
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/sakey"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// The built-in API through which Keyward manages itself.
+const (
+	BuiltinAPIName       = "keyward"
+	BuiltinAPIIdentifier = "urn:keyward:admin"
+	AdminScope           = "keyward.admin"
+	AdminAccountName     = "admin"
+	AdminProject         = "keyward"
+)
+
+// Admin error codes, next to the OAuth ones.
+const (
+	ErrNotFound = "not_found"
+	ErrConflict = "conflict"
+)
+
+// Store is the part of storage the admin service needs.
+type Store interface {
+	CreateAccount(ctx context.Context, a storage.Account, ev storage.AuditEvent) error
+	GetAccount(ctx context.Context, id string) (storage.Account, error)
+	GetAccountByEmail(ctx context.Context, email string) (storage.Account, error)
+	ListAccounts(ctx context.Context, opts storage.ListOptions) ([]storage.Account, error)
+	UpdateAccount(ctx context.Context, id string, fn func(storage.Account) (storage.Account, error), ev storage.AuditEvent) (storage.Account, error)
+	DeleteAccount(ctx context.Context, id string, ev storage.AuditEvent) error
+	CountAccounts(ctx context.Context) (int, error)
+	CreateKey(ctx context.Context, k storage.Key, ev storage.AuditEvent) error
+	GetKey(ctx context.Context, id string) (storage.Key, error)
+	ListKeys(ctx context.Context, accountID string) ([]storage.Key, error)
+	UpdateKey(ctx context.Context, id string, fn func(storage.Key) (storage.Key, error), ev storage.AuditEvent) (storage.Key, error)
+	DeleteKey(ctx context.Context, id string, ev storage.AuditEvent) error
+	CreateAPI(ctx context.Context, a storage.API, ev storage.AuditEvent) error
+	GetAPI(ctx context.Context, name string) (storage.API, error)
+	ListAPIs(ctx context.Context) ([]storage.API, error)
+	DeleteAPI(ctx context.Context, name string, ev storage.AuditEvent) error
+}
+
+// Config configures the Service.
+type Config struct {
+	// Issuer is the server's base URL; key files point at its endpoints.
+	Issuer string
+	// AccountDomain is the domain of account emails: NAME@PROJECT.<domain>.
+	AccountDomain string
+	// DefaultTokenLifetime is the token lifetime of new accounts.
+	DefaultTokenLifetime time.Duration
+	// MaxTokenLifetime caps the token lifetime an account may have.
+	MaxTokenLifetime time.Duration
+	Now              func() time.Time
+}
+
+// Service applies the management rules. Every change is audited in the same
+// transaction as the change.
+type Service struct {
+	store Store
+	cfg   Config
+}
+
+// NewService returns a Service.
+func NewService(store Store, cfg Config) *Service {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{store: store, cfg: cfg}
+}
+
+// Actor identifies who makes a change, for the audit log.
+type Actor struct {
+	ID     string // account ID of the administrator, or "system"
+	Source string // remote address
+}
+
+func (s *Service) event(actor Actor, action, accountID string, data map[string]string) storage.AuditEvent {
+	return storage.AuditEvent{
+		Time: s.cfg.Now(), Action: action, Outcome: storage.OutcomeSuccess,
+		AccountID: accountID, Actor: actor.ID, Source: actor.Source, Data: data,
+	}
+}
+
+func invalid(format string, args ...any) error {
+	return oauth2.Errorf(oauth2.ErrInvalidRequest, format, args...)
+}
+
+func notFound(format string, args ...any) error {
+	return &oauth2.Error{Code: ErrNotFound, Description: fmt.Sprintf(format, args...), Status: 404}
+}
+
+func conflict(format string, args ...any) error {
+	return &oauth2.Error{Code: ErrConflict, Description: fmt.Sprintf(format, args...), Status: 409}
+}
+
+// storeErr maps storage sentinels to client errors, describing the thing.
+func storeErr(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, storage.ErrNotFound):
+		return notFound("%s does not exist.", what)
+	case errors.Is(err, storage.ErrAlreadyExists):
+		return conflict("%s already exists.", what)
+	default:
+		return err
+	}
+}
+
+// --- APIs ---
+
+var apiNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,61}[a-z0-9]$`)
+
+// APIInput is what CreateAPI needs.
+type APIInput struct {
+	Name        string   `json:"name"`
+	Identifier  string   `json:"identifier"`
+	Description string   `json:"description"`
+	Scopes      []string `json:"scopes"`
+}
+
+// CreateAPI registers a resource server and its scopes.
+func (s *Service) CreateAPI(ctx context.Context, actor Actor, in APIInput) (storage.API, error) {
+	if !apiNameRE.MatchString(in.Name) {
+		return storage.API{}, invalid("The API name %q must be 2-63 lowercase letters, digits and hyphens, starting with a letter.", in.Name)
+	}
+	u, err := url.Parse(in.Identifier)
+	if err != nil || u.Scheme == "" || u.Fragment != "" || strings.ContainsAny(in.Identifier, " \t\n") {
+		return storage.API{}, invalid("The API identifier %q must be an absolute URI without a fragment, such as https://orders.internal.", in.Identifier)
+	}
+	if len(in.Scopes) == 0 {
+		return storage.API{}, invalid("An API needs at least one scope.")
+	}
+	seen := map[string]bool{}
+	for _, sc := range in.Scopes {
+		if !oauth2.ValidScopeToken(sc) || len(sc) > 200 {
+			return storage.API{}, invalid("The scope %q is not a valid scope name (printable ASCII without spaces, quotes, backslashes or commas).", sc)
+		}
+		if seen[sc] {
+			return storage.API{}, invalid("The scope %q is listed twice.", sc)
+		}
+		seen[sc] = true
+	}
+	a := storage.API{Name: in.Name, Identifier: in.Identifier, Description: in.Description, Scopes: in.Scopes, CreatedAt: s.cfg.Now()}
+	err = s.store.CreateAPI(ctx, a, s.event(actor, "api.create", "", map[string]string{"api": a.Name, "identifier": a.Identifier, "scopes": strings.Join(a.Scopes, " ")}))
+	if errors.Is(err, storage.ErrAlreadyExists) {
+		return a, conflict("An API with the name %q or the identifier %q exists already, or one of the scopes belongs to another API (each scope belongs to one API).", a.Name, a.Identifier)
+	}
+	return a, err
+}
+
+// GetAPI returns an API by name.
+func (s *Service) GetAPI(ctx context.Context, name string) (storage.API, error) {
+	a, err := s.store.GetAPI(ctx, name)
+	return a, storeErr(err, fmt.Sprintf("The API %q", name))
+}
+
+// ListAPIs returns every API.
+func (s *Service) ListAPIs(ctx context.Context) ([]storage.API, error) { return s.store.ListAPIs(ctx) }
+
+// DeleteAPI removes an API; its scopes can then no longer be requested.
+func (s *Service) DeleteAPI(ctx context.Context, actor Actor, name string) error {
+	if name == BuiltinAPIName {
+		return conflict("The built-in API %q cannot be deleted: Keyward manages itself through it.", name)
+	}
+	err := s.store.DeleteAPI(ctx, name, s.event(actor, "api.delete", "", map[string]string{"api": name}))
+	return storeErr(err, fmt.Sprintf("The API %q", name))
+}
+
+// --- service accounts ---
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{1,28}[a-z0-9]$`)
+
+// AccountInput is what CreateAccount needs.
+type AccountInput struct {
+	Name                 string   `json:"name"`
+	Project              string   `json:"project"`
+	DisplayName          string   `json:"display_name"`
+	Description          string   `json:"description"`
+	Scopes               []string `json:"scopes"`
+	TokenLifetimeSeconds int64    `json:"token_lifetime_seconds"`
+}
+
+// AccountUpdate holds the fields UpdateAccount changes; nil leaves a field.
+type AccountUpdate struct {
+	DisplayName          *string   `json:"display_name"`
+	Description          *string   `json:"description"`
+	Scopes               *[]string `json:"scopes"`
+	TokenLifetimeSeconds *int64    `json:"token_lifetime_seconds"`
+}
+
+// Email returns the email of the account NAME in PROJECT.
+func (s *Service) Email(name, project string) string {
+	return name + "@" + project + "." + s.cfg.AccountDomain
+}
+
+func (s *Service) checkScopes(ctx context.Context, scopes []string) error {
+	apis, err := s.store.ListAPIs(ctx)
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, a := range apis {
+		for _, sc := range a.Scopes {
+			known[sc] = true
+		}
+	}
+	for _, sc := range scopes {
+		if !known[sc] {
+			return invalid("The scope %q is not defined by any API; create the API first (keyward api create).", sc)
+		}
+	}
+	return nil
+}
+
+func (s *Service) lifetime(secs int64) (time.Duration, error) {
+	if secs == 0 {
+		return s.cfg.DefaultTokenLifetime, nil
+	}
+	d := time.Duration(secs) * time.Second
+	if secs < 60 || d > s.cfg.MaxTokenLifetime {
+		return 0, invalid("The token lifetime must be between 60 and %d seconds.", int64(s.cfg.MaxTokenLifetime/time.Second))
+	}
+	return d, nil
+}
+
+// CreateAccount creates a service account with a new numeric client ID.
+func (s *Service) CreateAccount(ctx context.Context, actor Actor, in AccountInput) (storage.Account, error) {
+	if !nameRE.MatchString(in.Name) {
+		return storage.Account{}, invalid("The account name %q must be 3-30 lowercase letters, digits and hyphens, starting with a letter.", in.Name)
+	}
+	if !nameRE.MatchString(in.Project) {
+		return storage.Account{}, invalid("The project %q must be 3-30 lowercase letters, digits and hyphens, starting with a letter.", in.Project)
+	}
+	if err := s.checkScopes(ctx, in.Scopes); err != nil {
+		return storage.Account{}, err
+	}
+	life, err := s.lifetime(in.TokenLifetimeSeconds)
+	if err != nil {
+		return storage.Account{}, err
+	}
+	now := s.cfg.Now()
+	a := storage.Account{
+		Email: s.Email(in.Name, in.Project), Name: in.Name, Project: in.Project,
+		DisplayName: in.DisplayName, Description: in.Description, Scopes: dedupe(in.Scopes),
+		TokenLifetime: life, CreatedAt: now, UpdatedAt: now,
+	}
+	for range 5 {
+		a.ID = NewClientID()
+		err = s.store.CreateAccount(ctx, a, s.event(actor, "account.create", a.ID, map[string]string{"email": a.Email, "scopes": strings.Join(a.Scopes, " ")}))
+		if !errors.Is(err, storage.ErrAlreadyExists) {
+			return a, err
+		}
+		if _, gerr := s.store.GetAccountByEmail(ctx, a.Email); gerr == nil {
+			return a, conflict("The service account %s already exists.", a.Email)
+		}
+		// The random client ID collided; draw another.
+	}
+	return a, err
+}
+
+// NewClientID returns a random 21-digit numeric client ID.
+func NewClientID() string {
+	// 10^20 ≤ n < 10^21: 21 digits without a leading zero, ~69 bits.
+	lo := new(big.Int).Exp(big.NewInt(10), big.NewInt(20), nil)
+	span := new(big.Int).Sub(new(big.Int).Mul(lo, big.NewInt(10)), lo)
+	n, _ := rand.Int(rand.Reader, span)
+	return n.Add(n, lo).String()
+}
+
+func dedupe(l []string) []string {
+	out := []string{}
+	for _, s := range l {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// GetAccount finds an account by email or numeric client ID.
+func (s *Service) GetAccount(ctx context.Context, ref string) (storage.Account, error) {
+	var (
+		a   storage.Account
+		err error
+	)
+	if strings.Contains(ref, "@") {
+		a, err = s.store.GetAccountByEmail(ctx, ref)
+	} else {
+		a, err = s.store.GetAccount(ctx, ref)
+	}
+	return a, storeErr(err, fmt.Sprintf("The service account %q", ref))
+}
+
+// ListAccounts pages through accounts.
+func (s *Service) ListAccounts(ctx context.Context, opts storage.ListOptions) ([]storage.Account, error) {
+	return s.store.ListAccounts(ctx, opts)
+}
+
+// UpdateAccount changes an account's descriptive fields, scopes or lifetime.
+func (s *Service) UpdateAccount(ctx context.Context, actor Actor, ref string, up AccountUpdate) (storage.Account, error) {
+	a, err := s.GetAccount(ctx, ref)
+	if err != nil {
+		return a, err
+	}
+	data := map[string]string{}
+	var life time.Duration
+	if up.Scopes != nil {
+		if err := s.checkScopes(ctx, *up.Scopes); err != nil {
+			return a, err
+		}
+		data["scopes"] = strings.Join(*up.Scopes, " ")
+	}
+	if up.TokenLifetimeSeconds != nil {
+		if life, err = s.lifetime(*up.TokenLifetimeSeconds); err != nil {
+			return a, err
+		}
+		data["token_lifetime_seconds"] = strconv.FormatInt(int64(life/time.Second), 10)
+	}
+	if up.DisplayName != nil {
+		data["display_name"] = *up.DisplayName
+	}
+	if up.Description != nil {
+		data["description"] = *up.Description
+	}
+	return s.store.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
+		if up.DisplayName != nil {
+			old.DisplayName = *up.DisplayName
+		}
+		if up.Description != nil {
+			old.Description = *up.Description
+		}
+		if up.Scopes != nil {
+			old.Scopes = dedupe(*up.Scopes)
+		}
+		if up.TokenLifetimeSeconds != nil {
+			old.TokenLifetime = life
+		}
+		old.UpdatedAt = s.cfg.Now()
+		return old, nil
+	}, s.event(actor, "account.update", a.ID, data))
+}
+
+// SetAccountDisabled disables or enables an account. A disabled account
+// gets no new tokens from its next request on.
+func (s *Service) SetAccountDisabled(ctx context.Context, actor Actor, ref string, disabled bool) (storage.Account, error) {
+	a, err := s.GetAccount(ctx, ref)
+	if err != nil {
+		return a, err
+	}
+	if disabled && actor.ID == a.ID {
+		return a, conflict("An administrator cannot disable its own account; use another administrator account.")
+	}
+	action := "account.enable"
+	if disabled {
+		action = "account.disable"
+	}
+	return s.store.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
+		old.Disabled = disabled
+		old.UpdatedAt = s.cfg.Now()
+		return old, nil
+	}, s.event(actor, action, a.ID, nil))
+}
+
+// DeleteAccount deletes an account and its keys.
+func (s *Service) DeleteAccount(ctx context.Context, actor Actor, ref string) error {
+	a, err := s.GetAccount(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if actor.ID == a.ID {
+		return conflict("An administrator cannot delete its own account; use another administrator account.")
+	}
+	err = s.store.DeleteAccount(ctx, a.ID, s.event(actor, "account.delete", a.ID, map[string]string{"email": a.Email}))
+	return storeErr(err, fmt.Sprintf("The service account %q", ref))
+}
+
+// --- keys ---
+
+// Endpoints returns the URLs key files point at.
+func (s *Service) Endpoints() sakey.Endpoints {
+	return sakey.Endpoints{
+		Auth:  s.cfg.Issuer + "/authorize",
+		Token: s.cfg.Issuer + "/token",
+		X509:  s.cfg.Issuer + "/service_accounts/v1/metadata/x509/",
+	}
+}
+
+func (s *Service) expiry(secs int64) (time.Time, error) {
+	if secs < 0 {
+		return time.Time{}, invalid("The key lifetime must be positive.")
+	}
+	if secs == 0 {
+		return time.Time{}, nil
+	}
+	return s.cfg.Now().Add(time.Duration(secs) * time.Second), nil
+}
+
+// CreateKey generates a key pair for the account and returns the key file,
+// the only copy of the private key.
+func (s *Service) CreateKey(ctx context.Context, actor Actor, ref string, expiresInSeconds int64) (sakey.KeyFile, error) {
+	a, err := s.GetAccount(ctx, ref)
+	if err != nil {
+		return sakey.KeyFile{}, err
+	}
+	exp, err := s.expiry(expiresInSeconds)
+	if err != nil {
+		return sakey.KeyFile{}, err
+	}
+	k, kf, err := sakey.Generate(a, s.Endpoints(), s.cfg.Now(), exp)
+	if err != nil {
+		return kf, err
+	}
+	err = s.store.CreateKey(ctx, k, s.keyEvent(actor, "key.create", k))
+	return kf, storeErr(err, "The key")
+}
+
+func (s *Service) keyEvent(actor Actor, action string, k storage.Key) storage.AuditEvent {
+	return s.event(actor, action, k.AccountID, map[string]string{"key_id": k.ID, "algorithm": k.Algorithm, "origin": k.Origin})
+}
+
+// UploadKey registers a public key or certificate the user holds.
+func (s *Service) UploadKey(ctx context.Context, actor Actor, ref string, pemData []byte, expiresInSeconds int64) (storage.Key, error) {
+	a, err := s.GetAccount(ctx, ref)
+	if err != nil {
+		return storage.Key{}, err
+	}
+	p, err := sakey.ParsePublic(pemData)
+	if err != nil {
+		return storage.Key{}, invalid("The public key cannot be used: %s.", err.Error())
+	}
+	exp, err := s.expiry(expiresInSeconds)
+	if err != nil {
+		return storage.Key{}, err
+	}
+	if !p.NotAfter.IsZero() && (exp.IsZero() || p.NotAfter.Before(exp)) {
+		exp = p.NotAfter
+	}
+	now := s.cfg.Now()
+	if !exp.IsZero() && !exp.After(now) {
+		return storage.Key{}, invalid("The certificate has already expired.")
+	}
+	k := storage.Key{
+		ID: sakey.NewKeyID(), AccountID: a.ID, Algorithm: p.Algorithm, PublicKey: p.SPKI, Certificate: p.Certificate,
+		Origin: storage.KeyOriginUploaded, ExpiresAt: exp, CreatedAt: now,
+	}
+	return k, storeErr(s.store.CreateKey(ctx, k, s.keyEvent(actor, "key.upload", k)), "The key")
+}
+
+// ListKeys returns an account's keys.
+func (s *Service) ListKeys(ctx context.Context, ref string) ([]storage.Key, error) {
+	a, err := s.GetAccount(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.ListKeys(ctx, a.ID)
+}
+
+// accountKey finds key kid of the account ref.
+func (s *Service) accountKey(ctx context.Context, ref, kid string) (storage.Key, error) {
+	a, err := s.GetAccount(ctx, ref)
+	if err != nil {
+		return storage.Key{}, err
+	}
+	k, err := s.store.GetKey(ctx, kid)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && k.AccountID != a.ID) {
+		return k, notFound("The key %q of %s does not exist.", kid, a.Email)
+	}
+	return k, err
+}
+
+// GetKey returns one key of an account.
+func (s *Service) GetKey(ctx context.Context, ref, kid string) (storage.Key, error) {
+	return s.accountKey(ctx, ref, kid)
+}
+
+// SetKeyDisabled disables or enables a key. Assertions signed with a
+// disabled key are refused with disabled_client.
+func (s *Service) SetKeyDisabled(ctx context.Context, actor Actor, ref, kid string, disabled bool) (storage.Key, error) {
+	k, err := s.accountKey(ctx, ref, kid)
+	if err != nil {
+		return k, err
+	}
+	action := "key.enable"
+	if disabled {
+		action = "key.disable"
+	}
+	k, err = s.store.UpdateKey(ctx, k.ID, func(old storage.Key) (storage.Key, error) {
+		old.Disabled = disabled
+		return old, nil
+	}, s.keyEvent(actor, action, k))
+	return k, storeErr(err, "The key")
+}
+
+// DeleteKey deletes a key for good.
+func (s *Service) DeleteKey(ctx context.Context, actor Actor, ref, kid string) error {
+	k, err := s.accountKey(ctx, ref, kid)
+	if err != nil {
+		return err
+	}
+	return storeErr(s.store.DeleteKey(ctx, k.ID, s.keyEvent(actor, "key.delete", k)), "The key")
+}
+
+// --- bootstrap ---
+
+// Bootstrap prepares an empty store: it registers the built-in API and
+// creates the administrator account with one key. save receives the key
+// file before anything is stored, so a failure to save it leaves the store
+// empty and the next start tries again. Bootstrap does nothing when the
+// store already has accounts.
+func (s *Service) Bootstrap(ctx context.Context, save func(sakey.KeyFile) error) (storage.Account, bool, error) {
+	n, err := s.store.CountAccounts(ctx)
+	if err != nil || n > 0 {
+		return storage.Account{}, false, err
+	}
+	system := Actor{ID: "system"}
+	now := s.cfg.Now()
+	a := storage.Account{
+		ID: NewClientID(), Email: s.Email(AdminAccountName, AdminProject), Name: AdminAccountName, Project: AdminProject,
+		DisplayName: "Keyward administrator", Description: "Created on first start.", Scopes: []string{AdminScope},
+		TokenLifetime: s.cfg.DefaultTokenLifetime, CreatedAt: now, UpdatedAt: now,
+	}
+	k, kf, err := sakey.Generate(a, s.Endpoints(), now, time.Time{})
+	if err != nil {
+		return a, false, err
+	}
+	if err := save(kf); err != nil {
+		return a, false, err
+	}
+	if _, err := s.store.GetAPI(ctx, BuiltinAPIName); errors.Is(err, storage.ErrNotFound) {
+		_, err = s.CreateAPI(ctx, system, APIInput{
+			Name: BuiltinAPIName, Identifier: BuiltinAPIIdentifier, Description: "Keyward's own admin API.", Scopes: []string{AdminScope},
+		})
+		if err != nil {
+			return a, false, fmt.Errorf("create the built-in API: %w", err)
+		}
+	} else if err != nil {
+		return a, false, err
+	}
+	if err := s.store.CreateAccount(ctx, a, s.event(system, "account.create", a.ID, map[string]string{"email": a.Email, "scopes": AdminScope})); err != nil {
+		return a, false, fmt.Errorf("create the administrator account: %w", err)
+	}
+	if err := s.store.CreateKey(ctx, k, s.keyEvent(system, "key.create", k)); err != nil {
+		return a, false, fmt.Errorf("create the administrator key: %w", err)
+	}
+	return a, true, nil
+}

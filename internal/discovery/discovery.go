@@ -1,0 +1,169 @@
+// Package discovery serves what clients and resource servers read to find
+// and trust Keyward: the RFC 8414 metadata, the JWKS of the server's signing
+// keys, and each service account's public keys in Google's two formats.
+package discovery
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Directory is what the account key documents read.
+type Directory interface {
+	GetAccountByEmail(ctx context.Context, email string) (storage.Account, error)
+	ListKeys(ctx context.Context, accountID string) ([]storage.Key, error)
+}
+
+// KeySet publishes the server's signing keys.
+type KeySet interface {
+	JWKS() []byte
+}
+
+// Paths of the documents.
+const (
+	MetadataPath      = "/.well-known/oauth-authorization-server"
+	OpenIDPath        = "/.well-known/openid-configuration"
+	JWKSPath          = "/.well-known/jwks.json"
+	AccountJWKPath    = "/service_accounts/v1/jwk/"
+	AccountX509Path   = "/service_accounts/v1/metadata/x509/"
+	AuthorizationPath = "/authorize"
+)
+
+// Metadata is the authorization server metadata (RFC 8414 §2).
+type Metadata struct {
+	Issuer                                 string   `json:"issuer"`
+	AuthorizationEndpoint                  string   `json:"authorization_endpoint,omitempty"`
+	TokenEndpoint                          string   `json:"token_endpoint"`
+	JWKSURI                                string   `json:"jwks_uri"`
+	IntrospectionEndpoint                  string   `json:"introspection_endpoint,omitempty"`
+	RevocationEndpoint                     string   `json:"revocation_endpoint,omitempty"`
+	ScopesSupported                        []string `json:"scopes_supported,omitempty"`
+	ResponseTypesSupported                 []string `json:"response_types_supported"`
+	GrantTypesSupported                    []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported      []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgsSupported  []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
+	ServiceDocumentation                   string   `json:"service_documentation,omitempty"`
+	TLSClientCertificateBoundAccessTokens  bool     `json:"tls_client_certificate_bound_access_tokens,omitempty"`
+	AccessTokenSigningAlgValuesSupported   []string `json:"access_token_signing_alg_values_supported,omitempty"`
+	IntrospectionEndpointAuthMethods       []string `json:"introspection_endpoint_auth_methods_supported,omitempty"`
+	RevocationEndpointAuthMethodsSupported []string `json:"revocation_endpoint_auth_methods_supported,omitempty"`
+}
+
+// Handler serves the discovery documents.
+type Handler struct {
+	metadata []byte
+	keys     KeySet
+	dir      Directory
+	now      func() time.Time
+}
+
+// NewHandler returns a Handler serving md.
+func NewHandler(md Metadata, keys KeySet, dir Directory, now func() time.Time) *Handler {
+	b, err := json.MarshalIndent(md, "", "  ")
+	if err != nil {
+		panic(err) // Metadata holds only strings and slices
+	}
+	return &Handler{metadata: append(b, '\n'), keys: keys, dir: dir, now: now}
+}
+
+// Register mounts the routes on mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+MetadataPath, h.serveMetadata)
+	mux.HandleFunc("GET "+OpenIDPath, h.serveMetadata)
+	mux.HandleFunc("GET "+JWKSPath, h.serveJWKS)
+	mux.HandleFunc("GET "+AccountJWKPath+"{email}", h.serveAccountJWK)
+	mux.HandleFunc("GET "+AccountX509Path+"{email}", h.serveAccountX509)
+	mux.HandleFunc(AuthorizationPath, func(w http.ResponseWriter, r *http.Request) {
+		oauth2.WriteError(w, oauth2.Errorf(oauth2.ErrUnsupportedResponseType,
+			"Keyward serves machine identities only: there is no interactive authorization endpoint. Use the token endpoint."))
+	})
+}
+
+func writeDoc(w http.ResponseWriter, body []byte, maxAge string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age="+maxAge)
+	w.Write(body)
+}
+
+func (h *Handler) serveMetadata(w http.ResponseWriter, r *http.Request) {
+	writeDoc(w, h.metadata, "3600")
+}
+
+// serveJWKS serves the signing keys. The next key is published before it
+// signs, so a short cache lifetime is enough to never miss a kid.
+func (h *Handler) serveJWKS(w http.ResponseWriter, r *http.Request) {
+	writeDoc(w, h.keys.JWKS(), "300")
+}
+
+// accountKeys returns the keys of an enabled account that can verify now.
+func (h *Handler) accountKeys(w http.ResponseWriter, r *http.Request) ([]storage.Key, bool) {
+	email := r.PathValue("email")
+	a, err := h.dir.GetAccountByEmail(r.Context(), email)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && a.Disabled) {
+		oauth2.WriteError(w, &oauth2.Error{Code: "not_found", Description: "No enabled service account has this email.", Status: http.StatusNotFound})
+		return nil, false
+	}
+	if err != nil {
+		oauth2.WriteError(w, err)
+		return nil, false
+	}
+	keys, err := h.dir.ListKeys(r.Context(), a.ID)
+	if err != nil {
+		oauth2.WriteError(w, err)
+		return nil, false
+	}
+	now := h.now()
+	usable := keys[:0]
+	for _, k := range keys {
+		if !k.Disabled && !k.Expired(now) {
+			usable = append(usable, k)
+		}
+	}
+	return usable, true
+}
+
+// serveAccountJWK serves an account's public keys as a JWK set, as Google
+// does, for APIs that verify the account's self-signed JWTs.
+func (h *Handler) serveAccountJWK(w http.ResponseWriter, r *http.Request) {
+	keys, ok := h.accountKeys(w, r)
+	if !ok {
+		return
+	}
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
+	for _, k := range keys {
+		pub, err := x509.ParsePKIXPublicKey(k.PublicKey)
+		if err != nil {
+			continue
+		}
+		set.Keys = append(set.Keys, jose.JSONWebKey{Key: pub, KeyID: k.ID, Algorithm: k.Algorithm, Use: "sig"})
+	}
+	b, _ := json.Marshal(set)
+	writeDoc(w, b, "60")
+}
+
+// serveAccountX509 serves kid → PEM certificate, as Google does. Uploaded
+// bare public keys have no certificate and appear only in the JWK set.
+func (h *Handler) serveAccountX509(w http.ResponseWriter, r *http.Request) {
+	keys, ok := h.accountKeys(w, r)
+	if !ok {
+		return
+	}
+	doc := map[string]string{}
+	for _, k := range keys {
+		if k.Certificate != nil {
+			doc[k.ID] = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: k.Certificate}))
+		}
+	}
+	b, _ := json.Marshal(doc)
+	writeDoc(w, b, "60")
+}

@@ -1,0 +1,182 @@
+// Package server assembles Keyward's HTTP handlers from already-built
+// dependencies: the store, the signer and the journal.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/discovery"
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/signer"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/token"
+)
+
+// Config is the server's protocol configuration.
+type Config struct {
+	// Issuer is the public base URL, e.g. https://keyward.internal.
+	Issuer               string
+	AccountDomain        string
+	DefaultTokenLifetime time.Duration
+	MaxTokenLifetime     time.Duration
+	MaxAssertionLifetime time.Duration
+	ClockSkew            time.Duration
+}
+
+// Deps are the built dependencies.
+type Deps struct {
+	Store   storage.Storage
+	Signer  *signer.Signer
+	Journal token.Journal
+	Logger  *slog.Logger
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is Keyward's HTTP handler.
+type Server struct {
+	handler http.Handler
+	// Admin is the management service, for bootstrap and offline commands.
+	Admin *admin.Service
+}
+
+// New assembles the server.
+func New(cfg Config, d Deps) *Server {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	adminSvc := admin.NewService(d.Store, admin.Config{
+		Issuer: cfg.Issuer, AccountDomain: cfg.AccountDomain,
+		DefaultTokenLifetime: cfg.DefaultTokenLifetime, MaxTokenLifetime: cfg.MaxTokenLifetime, Now: d.Now,
+	})
+	tok := token.NewHandler(token.Config{
+		Issuer: cfg.Issuer, MaxAssertionLifetime: cfg.MaxAssertionLifetime,
+		ClockSkew: cfg.ClockSkew, MaxTokenLifetime: cfg.MaxTokenLifetime,
+	}, d.Store, d.Journal, d.Signer, d.Now, d.Logger)
+	disc := discovery.NewHandler(discovery.Metadata{
+		Issuer:                                cfg.Issuer,
+		TokenEndpoint:                         token.Endpoint(cfg.Issuer),
+		JWKSURI:                               cfg.Issuer + discovery.JWKSPath,
+		ResponseTypesSupported:                []string{},
+		GrantTypesSupported:                   []string{oauth2.GrantJWTBearer},
+		TokenEndpointAuthMethodsSupported:     []string{"none"},
+		AccessTokenSigningAlgValuesSupported:  signer.Algorithms,
+		TokenEndpointAuthSigningAlgsSupported: []string{"RS256", "ES256"},
+	}, d.Signer, d.Store, d.Now)
+
+	mux := http.NewServeMux()
+	mux.Handle("/token", tok)
+	disc.Register(mux)
+	admin.NewHandler(adminSvc, d.Signer, signingKeys{d.Signer, d.Store}, cfg.Issuer, d.Logger).Register(mux)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := d.Store.Ping(ctx); err != nil {
+			d.Logger.Warn("not ready: store unreachable", "err", err)
+			http.Error(w, "store unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		oauth2.WriteError(w, &oauth2.Error{Code: "not_found", Description: "There is nothing at " + r.URL.Path + ".", Status: http.StatusNotFound})
+	})
+	return &Server{handler: logRequests(d.Logger, recoverPanics(d.Logger, mux)), Admin: adminSvc}
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+type signingKeys struct {
+	*signer.Signer
+	store storage.Storage
+}
+
+func (s signingKeys) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
+	return s.store.ListSigningKeys(ctx)
+}
+
+// recoverPanics turns a panic into a logged server_error instead of a
+// dropped connection.
+func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				oauth2.WriteError(w, oauth2.Errorf(oauth2.ErrServerError, "The server could not complete the request."))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// logRequests logs one line per request with a request ID, never the
+// request's body, query or headers (they may carry credentials).
+func logRequests(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if !validRequestID(id) {
+			b := make([]byte, 8)
+			rand.Read(b)
+			id = hex.EncodeToString(b)
+		}
+		w.Header().Set("X-Request-Id", id)
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if !log.Enabled(r.Context(), slog.LevelDebug) && r.URL.Path == "/healthz" {
+			return
+		}
+		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)), slog.String("remote", r.RemoteAddr))
+	})
+}
+
+// validRequestID accepts a caller's request ID only if it is short and
+// plain, so it cannot forge log lines or headers.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
