@@ -16,6 +16,7 @@ import (
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/cache"
 	"github.com/keyward/keyward/internal/token"
 )
 
@@ -45,6 +46,9 @@ type Server struct {
 	handler http.Handler
 	// Admin is the management service, for bootstrap and offline commands.
 	Admin *admin.Service
+	// Cache holds the token endpoint's lookups; Invalidate applies changes
+	// made by other replicas.
+	Cache *cache.Store
 }
 
 // New assembles the server.
@@ -52,14 +56,17 @@ func New(cfg Config, d Deps) *Server {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	adminSvc := admin.NewService(d.Store, admin.Config{
+	// Reads of the token endpoint come from memory; changes made through
+	// this server invalidate them at once.
+	cached := cache.New(d.Store, cache.Options{Now: d.Now})
+	adminSvc := admin.NewService(cached, admin.Config{
 		Issuer: cfg.Issuer, AccountDomain: cfg.AccountDomain,
 		DefaultTokenLifetime: cfg.DefaultTokenLifetime, MaxTokenLifetime: cfg.MaxTokenLifetime, Now: d.Now,
 	})
 	tok := token.NewHandler(token.Config{
 		Issuer: cfg.Issuer, MaxAssertionLifetime: cfg.MaxAssertionLifetime,
 		ClockSkew: cfg.ClockSkew, MaxTokenLifetime: cfg.MaxTokenLifetime,
-	}, d.Store, d.Journal, d.Signer, d.Now, d.Logger)
+	}, cached, d.Journal, d.Signer, d.Now, d.Logger)
 	disc := discovery.NewHandler(discovery.Metadata{
 		Issuer:                                cfg.Issuer,
 		TokenEndpoint:                         token.Endpoint(cfg.Issuer),
@@ -69,7 +76,7 @@ func New(cfg Config, d Deps) *Server {
 		TokenEndpointAuthMethodsSupported:     []string{"none"},
 		AccessTokenSigningAlgValuesSupported:  signer.Algorithms,
 		TokenEndpointAuthSigningAlgsSupported: []string{"RS256", "ES256"},
-	}, d.Signer, d.Store, d.Now)
+	}, d.Signer, cached, d.Now)
 
 	mux := http.NewServeMux()
 	mux.Handle("/token", tok)
@@ -93,7 +100,7 @@ func New(cfg Config, d Deps) *Server {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		oauth2.WriteError(w, &oauth2.Error{Code: "not_found", Description: "There is nothing at " + r.URL.Path + ".", Status: http.StatusNotFound})
 	})
-	return &Server{handler: logRequests(d.Logger, recoverPanics(d.Logger, mux)), Admin: adminSvc}
+	return &Server{handler: logRequests(d.Logger, recoverPanics(d.Logger, mux)), Admin: adminSvc, Cache: cached}
 }
 
 // ServeHTTP implements http.Handler.

@@ -1,0 +1,220 @@
+// Package cache keeps the lookups of the token endpoint in memory: accounts
+// by email and ID, each account's keys, and the API catalog. It wraps a
+// storage.Storage; every change made through it drops what it affects at
+// once, and entries also expire after a TTL, which bounds how long a change
+// made elsewhere (another replica) can go unseen.
+package cache
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Options configure the cache.
+type Options struct {
+	// TTL bounds the age of an entry; 0 means 2 seconds.
+	TTL time.Duration
+	// MaxEntries bounds the number of cached accounts and key lists; 0
+	// means 100,000.
+	MaxEntries int
+	Now        func() time.Time
+}
+
+// Store is a storage.Storage with cached reads.
+type Store struct {
+	storage.Storage
+	ttl time.Duration
+	max int
+	now func() time.Time
+
+	mu sync.RWMutex
+	// version changes on every invalidation; a read that started before an
+	// invalidation does not store its possibly stale result.
+	version uint64
+	byID    map[string]entry[storage.Account]
+	byEmail map[string]entry[storage.Account]
+	keys    map[string]entry[[]storage.Key]
+	apis    *entry[[]storage.API]
+}
+
+type entry[T any] struct {
+	v       T
+	expires time.Time
+}
+
+// New wraps s.
+func New(s storage.Storage, opts Options) *Store {
+	if opts.TTL <= 0 {
+		opts.TTL = 2 * time.Second
+	}
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = 100_000
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Store{
+		Storage: s, ttl: opts.TTL, max: opts.MaxEntries, now: opts.Now,
+		byID: map[string]entry[storage.Account]{}, byEmail: map[string]entry[storage.Account]{}, keys: map[string]entry[[]storage.Key]{},
+	}
+}
+
+// lookup returns a fresh cached value, or loads and caches it.
+func lookup[T any](s *Store, m map[string]entry[T], k string, load func() (T, error)) (T, error) {
+	now := s.now()
+	s.mu.RLock()
+	e, ok := m[k]
+	v := s.version
+	s.mu.RUnlock()
+	if ok && now.Before(e.expires) {
+		return e.v, nil
+	}
+	val, err := load()
+	if err != nil {
+		return val, err
+	}
+	s.mu.Lock()
+	if s.version == v {
+		if len(m) >= s.max {
+			for victim := range m { // map order is random: evict one at random
+				delete(m, victim)
+				break
+			}
+		}
+		m[k] = entry[T]{v: val, expires: now.Add(s.ttl)}
+	}
+	s.mu.Unlock()
+	return val, nil
+}
+
+// GetAccount implements storage.Storage.
+func (s *Store) GetAccount(ctx context.Context, id string) (storage.Account, error) {
+	return lookup(s, s.byID, id, func() (storage.Account, error) { return s.Storage.GetAccount(ctx, id) })
+}
+
+// GetAccountByEmail implements storage.Storage.
+func (s *Store) GetAccountByEmail(ctx context.Context, email string) (storage.Account, error) {
+	return lookup(s, s.byEmail, email, func() (storage.Account, error) { return s.Storage.GetAccountByEmail(ctx, email) })
+}
+
+// ListKeys implements storage.Storage.
+func (s *Store) ListKeys(ctx context.Context, accountID string) ([]storage.Key, error) {
+	return lookup(s, s.keys, accountID, func() ([]storage.Key, error) { return s.Storage.ListKeys(ctx, accountID) })
+}
+
+// ListAPIs implements storage.Storage.
+func (s *Store) ListAPIs(ctx context.Context) ([]storage.API, error) {
+	now := s.now()
+	s.mu.RLock()
+	e, v := s.apis, s.version
+	s.mu.RUnlock()
+	if e != nil && now.Before(e.expires) {
+		return e.v, nil
+	}
+	apis, err := s.Storage.ListAPIs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.version == v {
+		s.apis = &entry[[]storage.API]{v: apis, expires: now.Add(s.ttl)}
+	}
+	s.mu.Unlock()
+	return apis, nil
+}
+
+// invalidate drops the entries of an account ("" for none) and, with all,
+// every key list and the catalog too.
+func (s *Store) invalidate(accountID string, all bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.version++
+	if all {
+		clear(s.keys)
+		s.apis = nil
+	}
+	if accountID == "" {
+		return
+	}
+	if a, ok := s.byID[accountID]; ok {
+		delete(s.byEmail, a.v.Email)
+	}
+	for email, a := range s.byEmail {
+		if a.v.ID == accountID {
+			delete(s.byEmail, email)
+		}
+	}
+	delete(s.byID, accountID)
+	delete(s.keys, accountID)
+}
+
+// Invalidate drops everything cached about an account; "" drops everything.
+// It is how changes made by another replica are applied at once.
+func (s *Store) Invalidate(accountID string) {
+	if accountID == "" {
+		s.mu.Lock()
+		s.version++
+		clear(s.byID)
+		clear(s.byEmail)
+		clear(s.keys)
+		s.apis = nil
+		s.mu.Unlock()
+		return
+	}
+	s.invalidate(accountID, false)
+}
+
+// The mutations below pass through and drop what they affect. A negative
+// lookup (ErrNotFound) is never cached, so creations need no invalidation
+// beyond the catalog.
+
+// CreateAccount implements storage.Storage.
+func (s *Store) CreateAccount(ctx context.Context, a storage.Account, ev storage.AuditEvent) error {
+	defer s.invalidate(a.ID, false)
+	return s.Storage.CreateAccount(ctx, a, ev)
+}
+
+// UpdateAccount implements storage.Storage.
+func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Account) (storage.Account, error), ev storage.AuditEvent) (storage.Account, error) {
+	defer s.invalidate(id, false)
+	return s.Storage.UpdateAccount(ctx, id, fn, ev)
+}
+
+// DeleteAccount implements storage.Storage.
+func (s *Store) DeleteAccount(ctx context.Context, id string, ev storage.AuditEvent) error {
+	defer s.invalidate(id, false)
+	return s.Storage.DeleteAccount(ctx, id, ev)
+}
+
+// CreateKey implements storage.Storage.
+func (s *Store) CreateKey(ctx context.Context, k storage.Key, ev storage.AuditEvent) error {
+	defer s.invalidate(k.AccountID, false)
+	return s.Storage.CreateKey(ctx, k, ev)
+}
+
+// UpdateKey implements storage.Storage.
+func (s *Store) UpdateKey(ctx context.Context, id string, fn func(storage.Key) (storage.Key, error), ev storage.AuditEvent) (storage.Key, error) {
+	defer s.invalidate("", true) // the key's account is not known before the call
+	return s.Storage.UpdateKey(ctx, id, fn, ev)
+}
+
+// DeleteKey implements storage.Storage.
+func (s *Store) DeleteKey(ctx context.Context, id string, ev storage.AuditEvent) error {
+	defer s.invalidate("", true)
+	return s.Storage.DeleteKey(ctx, id, ev)
+}
+
+// CreateAPI implements storage.Storage.
+func (s *Store) CreateAPI(ctx context.Context, a storage.API, ev storage.AuditEvent) error {
+	defer s.invalidate("", true)
+	return s.Storage.CreateAPI(ctx, a, ev)
+}
+
+// DeleteAPI implements storage.Storage.
+func (s *Store) DeleteAPI(ctx context.Context, name string, ev storage.AuditEvent) error {
+	defer s.invalidate("", true)
+	return s.Storage.DeleteAPI(ctx, name, ev)
+}

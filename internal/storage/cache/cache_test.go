@@ -1,0 +1,143 @@
+package cache_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/cache"
+	"github.com/keyward/keyward/internal/storage/sqlite"
+	"github.com/keyward/keyward/internal/storage/storagetest"
+)
+
+func openSQLite(t *testing.T) storage.Storage {
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "keyward.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// The cache is a storage.Storage too, and must behave as one.
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Storage { return cache.New(openSQLite(t), cache.Options{}) })
+}
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+var ev = storage.AuditEvent{Action: "test", Outcome: storage.OutcomeSuccess}
+
+func TestInvalidation(t *testing.T) {
+	ctx := context.Background()
+	base := openSQLite(t)
+	defer base.Close()
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s := cache.New(base, cache.Options{TTL: time.Minute, Now: c.now})
+	a := storage.Account{ID: "1", Email: "a@p.example", Name: "a", Project: "p", CreatedAt: c.t, UpdatedAt: c.t}
+	if err := s.CreateAccount(ctx, a, ev); err != nil {
+		t.Fatal(err)
+	}
+	disable := func(st storage.Storage) {
+		t.Helper()
+		if _, err := st.UpdateAccount(ctx, "1", func(a storage.Account) (storage.Account, error) { a.Disabled = !a.Disabled; return a, nil }, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	disabled := func() (byID, byEmail bool) {
+		t.Helper()
+		x, err := s.GetAccount(ctx, "1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := s.GetAccountByEmail(ctx, "a@p.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x.Disabled, y.Disabled
+	}
+
+	disabled() // cache both entries
+	disable(s)
+	if id, email := disabled(); !id || !email {
+		t.Fatalf("after a change through the cache: disabled by ID %v, by email %v; want both true at once", id, email)
+	}
+
+	disable(base) // a change the cache does not see (another replica)
+	if id, _ := disabled(); !id {
+		t.Fatal("the cache read through before its TTL")
+	}
+	c.t = c.t.Add(2 * time.Minute)
+	if id, email := disabled(); id || email {
+		t.Fatal("the cache kept an entry past its TTL")
+	}
+
+	disabled()
+	disable(base)
+	s.Invalidate("1")
+	if id, email := disabled(); !id || !email {
+		t.Fatal("Invalidate did not drop the account")
+	}
+
+	// Keys and the catalog.
+	if keys, _ := s.ListKeys(ctx, "1"); len(keys) != 0 {
+		t.Fatal("unexpected keys")
+	}
+	if err := s.CreateKey(ctx, storage.Key{ID: "k", AccountID: "1", Algorithm: "RS256", PublicKey: []byte{1}, Origin: "generated", CreatedAt: c.t}, ev); err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := s.ListKeys(ctx, "1")
+	if len(keys) != 1 {
+		t.Fatal("new key not visible at once")
+	}
+	if _, err := s.UpdateKey(ctx, "k", func(k storage.Key) (storage.Key, error) { k.Disabled = true; return k, nil }, ev); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := s.ListKeys(ctx, "1"); !keys[0].Disabled {
+		t.Fatal("disabled key not visible at once")
+	}
+	if err := s.DeleteKey(ctx, "k", ev); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := s.ListKeys(ctx, "1"); len(keys) != 0 {
+		t.Fatal("deleted key still listed")
+	}
+	s.ListAPIs(ctx)
+	if err := s.CreateAPI(ctx, storage.API{Name: "x", Identifier: "https://x", Scopes: []string{"x.read"}, CreatedAt: c.t}, ev); err != nil {
+		t.Fatal(err)
+	}
+	if apis, _ := s.ListAPIs(ctx); len(apis) != 1 {
+		t.Fatal("new API not visible at once")
+	}
+	if err := s.DeleteAccount(ctx, "1", ev); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetAccountByEmail(ctx, "a@p.example"); err == nil {
+		t.Fatal("deleted account still found by email")
+	}
+}
+
+func TestBounded(t *testing.T) {
+	ctx := context.Background()
+	base := openSQLite(t)
+	defer base.Close()
+	s := cache.New(base, cache.Options{MaxEntries: 3})
+	for i := range 10 {
+		id := string(rune('a' + i))
+		if err := s.CreateAccount(ctx, storage.Account{ID: id, Email: id + "@p", Name: id, Project: "p"}, ev); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetAccount(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every account is still found (through the store when evicted).
+	for i := range 10 {
+		if _, err := s.GetAccount(ctx, string(rune('a'+i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
