@@ -62,8 +62,8 @@ func New(store Store, opts Options) *Committer {
 	return c
 }
 
-// Write makes w durable and returns nil, or storage.ErrReplay when w's JTI
-// was already used, or the error that kept the batch from committing. When
+// Write makes w durable and returns nil, or storage.ErrReplay when one of
+// w's JTIs was already used, or the error that kept the batch from committing. When
 // ctx ends first, Write returns ctx's error; the write may still commit.
 func (c *Committer) Write(ctx context.Context, w storage.Write) error {
 	r := &request{w: w, res: make(chan error, 1)}

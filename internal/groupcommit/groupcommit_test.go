@@ -35,11 +35,11 @@ func (f *fakeStore) Commit(_ context.Context, ws []storage.Write) ([]error, erro
 	f.batches = append(f.batches, append([]storage.Write(nil), ws...))
 	res := make([]error, len(ws))
 	for i, w := range ws {
-		if w.JTI != nil {
-			if f.used[w.JTI.JTI] {
+		for _, u := range w.JTIs {
+			if f.used[u.JTI] {
 				res[i] = storage.ErrReplay
 			}
-			f.used[w.JTI.JTI] = true
+			f.used[u.JTI] = true
 		}
 	}
 	return res, nil
@@ -58,7 +58,7 @@ func TestBatchesConcurrentWrites(t *testing.T) {
 			defer wg.Done()
 			w := storage.Write{Events: []storage.AuditEvent{{Action: "e"}}}
 			if i%10 == 0 {
-				w.JTI = &storage.UsedJTI{JTI: "same"}
+				w.JTIs = []storage.UsedJTI{{JTI: "same"}}
 			}
 			errs <- c.Write(context.Background(), w)
 		}()

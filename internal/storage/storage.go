@@ -105,9 +105,10 @@ type UsedJTI struct {
 // Write is what one request makes durable before it is answered. The store
 // applies many of them in one transaction (group commit).
 type Write struct {
-	// JTI, if set, is inserted atomically; if it is already used the write
-	// fails with ErrReplay and none of its events are written.
-	JTI *UsedJTI
+	// JTIs are inserted atomically; if any is already used the write fails
+	// with ErrReplay, none of its JTIs stay used and none of its events are
+	// written.
+	JTIs []UsedJTI
 	// Events are appended to the audit log.
 	Events []AuditEvent
 }

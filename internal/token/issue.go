@@ -20,8 +20,8 @@ type issuance struct {
 	// scopes are the requested scopes, already parsed.
 	scopes   []string
 	resource string
-	// jti, if set, is consumed atomically with the audit event.
-	jti *storage.UsedJTI
+	// jtis are consumed atomically with the audit event.
+	jtis []storage.UsedJTI
 }
 
 // resolveScopes checks the requested scopes against the catalog and the
@@ -119,7 +119,7 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 	if is.subject != is.account.ID {
 		data["subject"] = is.subject
 	}
-	err = h.journal.Write(ctx, storage.Write{JTI: is.jti, Events: []storage.AuditEvent{{
+	err = h.journal.Write(ctx, storage.Write{JTIs: is.jtis, Events: []storage.AuditEvent{{
 		Time: req.Now, Action: "token.issued", Outcome: storage.OutcomeSuccess,
 		AccountID: is.account.ID, Actor: is.account.ID, Source: req.Source, Data: data,
 	}}})

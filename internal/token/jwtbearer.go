@@ -83,7 +83,7 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 
 	is := issuance{account: acct, subject: acct.ID, scopes: scopes, resource: req.Form.Get("resource")}
 	if c.ID != "" {
-		is.jti = &storage.UsedJTI{Issuer: acct.ID, JTI: c.ID, ExpiresAt: c.Expiry.Time().Add(h.cfg.ClockSkew)}
+		is.jtis = append(is.jtis, storage.UsedJTI{Issuer: acct.ID, JTI: c.ID, ExpiresAt: c.Expiry.Time().Add(h.cfg.ClockSkew)})
 	}
 	return h.issue(ctx, req, is)
 }

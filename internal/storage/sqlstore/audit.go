@@ -52,8 +52,8 @@ func (s *Store) Commit(ctx context.Context, writes []storage.Write) ([]error, er
 		evs = evs[:0]
 		for i, w := range writes {
 			results[i] = nil
-			if w.JTI != nil {
-				res, err := tx.ExecContext(ctx, s.q["insertJTI"], w.JTI.Issuer, w.JTI.JTI, micros(w.JTI.ExpiresAt))
+			for j, u := range w.JTIs {
+				res, err := tx.ExecContext(ctx, s.q["insertJTI"], u.Issuer, u.JTI, micros(u.ExpiresAt))
 				if err != nil {
 					return s.wrap("use jti", err)
 				}
@@ -61,10 +61,18 @@ func (s *Store) Commit(ctx context.Context, writes []storage.Write) ([]error, er
 					return s.wrap("use jti", err)
 				} else if n == 0 {
 					results[i] = storage.ErrReplay
-					continue
+					// Release the ones this write already took.
+					for _, taken := range w.JTIs[:j] {
+						if _, err := tx.ExecContext(ctx, s.q["deleteJTI"], taken.Issuer, taken.JTI); err != nil {
+							return s.wrap("use jti", err)
+						}
+					}
+					break
 				}
 			}
-			evs = append(evs, w.Events...)
+			if results[i] == nil {
+				evs = append(evs, w.Events...)
+			}
 		}
 		if len(evs) == 0 {
 			return nil

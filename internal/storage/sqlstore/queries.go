@@ -35,6 +35,7 @@ var queries = map[string]string{
 	"insertSigningKey":  `INSERT INTO signing_keys (id, algorithm, sealed, created_at, activated_at, retired_at) VALUES (?, ?, ?, ?, ?, ?)`,
 
 	"insertJTI":        `INSERT INTO used_jtis (issuer, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+	"deleteJTI":        `DELETE FROM used_jtis WHERE issuer = ? AND jti = ?`,
 	"deleteExpiredJTI": `DELETE FROM used_jtis WHERE expires_at < ?`,
 
 	"auditHead":   `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`,

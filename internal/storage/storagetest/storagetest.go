@@ -341,7 +341,7 @@ func testSigningKeysConcurrent(t *testing.T, s storage.Storage) {
 
 func jtiWrite(issuer, jti string, action string) storage.Write {
 	return storage.Write{
-		JTI:    &storage.UsedJTI{Issuer: issuer, JTI: jti, ExpiresAt: t0.Add(time.Hour)},
+		JTIs:   []storage.UsedJTI{{Issuer: issuer, JTI: jti, ExpiresAt: t0.Add(time.Hour)}},
 		Events: []storage.AuditEvent{ev(action)},
 	}
 }
@@ -388,6 +388,20 @@ func testCommitJTI(t *testing.T, s storage.Storage) {
 	mustNil(t, err)
 	if res[0] != nil {
 		t.Fatalf("reuse after expiry: %v", res[0])
+	}
+
+	// A write with two JTIs, one of them used, takes neither.
+	two := jtiWrite("acct3", "fresh", "two jtis")
+	two.JTIs = append(two.JTIs, storage.UsedJTI{Issuer: "acct1", JTI: "j1", ExpiresAt: t0.Add(time.Hour)})
+	res, err = s.Commit(ctx, []storage.Write{two})
+	mustNil(t, err)
+	if !errors.Is(res[0], storage.ErrReplay) {
+		t.Fatalf("write with a used JTI: %v, want ErrReplay", res[0])
+	}
+	res, err = s.Commit(ctx, []storage.Write{jtiWrite("acct3", "fresh", "fresh still free")})
+	mustNil(t, err)
+	if res[0] != nil {
+		t.Fatalf("the unused JTI of a refused write stayed taken: %v", res[0])
 	}
 }
 
