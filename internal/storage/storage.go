@@ -34,9 +34,60 @@ type Account struct {
 	Scopes []string
 	// TokenLifetime is the lifetime of the access tokens it gets.
 	TokenLifetime time.Duration
-	Disabled      bool
+	// AuthMethods are the client authentication methods it may use.
+	AuthMethods []string
+	// TLS names the certificate subject tls_client_auth accepts.
+	TLS      TLSBinding
+	Disabled bool
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+}
+
+// Client authentication methods (RFC 7591 §2, RFC 8705 §2).
+const (
+	AuthSecretBasic   = "client_secret_basic"
+	AuthSecretPost    = "client_secret_post"
+	AuthPrivateKeyJWT = "private_key_jwt"
+	AuthTLS           = "tls_client_auth"
+	AuthSelfSignedTLS = "self_signed_tls_client_auth"
+)
+
+// AuthMethods lists every client authentication method.
+var AuthMethods = []string{AuthSecretBasic, AuthSecretPost, AuthPrivateKeyJWT, AuthTLS, AuthSelfSignedTLS}
+
+// DefaultAuthMethods are the methods of a new account.
+var DefaultAuthMethods = []string{AuthSecretBasic, AuthSecretPost, AuthPrivateKeyJWT}
+
+// TLSBinding says which CA-issued client certificate authenticates an
+// account with tls_client_auth (RFC 8705 §2.1.2): exactly one field is set.
+type TLSBinding struct {
+	SubjectDN string `json:"tls_client_auth_subject_dn,omitempty"`
+	SANDNS    string `json:"tls_client_auth_san_dns,omitempty"`
+	SANURI    string `json:"tls_client_auth_san_uri,omitempty"`
+	SANIP     string `json:"tls_client_auth_san_ip,omitempty"`
+	SANEmail  string `json:"tls_client_auth_san_email,omitempty"`
+}
+
+// IsZero reports whether no certificate is bound.
+func (b TLSBinding) IsZero() bool { return b == TLSBinding{} }
+
+// Secret is a client secret, stored only as a keyed hash.
+type Secret struct {
+	ID        string
+	AccountID string
+	// Hash is HMAC-SHA-256 of the secret under the server's pepper.
+	Hash []byte
+	// Hint is a few characters of the secret, to tell secrets apart.
+	Hint       string
+	Disabled   bool
+	ExpiresAt  time.Time // zero means never
+	CreatedAt  time.Time
+	LastUsedAt time.Time // zero means never; updated lazily
+}
+
+// Expired reports whether the secret has expired at now.
+func (s Secret) Expired(now time.Time) bool {
+	return !s.ExpiresAt.IsZero() && !now.Before(s.ExpiresAt)
 }
 
 // Key origins.
@@ -145,7 +196,7 @@ type Storage interface {
 	// UpdateAccount applies fn to the stored account in one transaction.
 	// fn must not change ID or Email.
 	UpdateAccount(ctx context.Context, id string, fn func(Account) (Account, error), ev AuditEvent) (Account, error)
-	// DeleteAccount deletes the account and its keys.
+	// DeleteAccount deletes the account, its keys and its secrets.
 	DeleteAccount(ctx context.Context, id string, ev AuditEvent) error
 	// CountAccounts returns how many accounts exist.
 	CountAccounts(ctx context.Context) (int, error)
@@ -159,6 +210,15 @@ type Storage interface {
 
 	// CreateAPI fails with ErrAlreadyExists when the name, identifier or
 	// any scope is taken.
+	CreateSecret(ctx context.Context, s Secret, ev AuditEvent) error
+	// ListSecrets returns the account's secrets, oldest first.
+	ListSecrets(ctx context.Context, accountID string) ([]Secret, error)
+	UpdateSecret(ctx context.Context, id string, fn func(Secret) (Secret, error), ev AuditEvent) (Secret, error)
+	DeleteSecret(ctx context.Context, id string, ev AuditEvent) error
+	// TouchSecrets records when secrets were last used. It is not audited:
+	// use is recorded by the token events.
+	TouchSecrets(ctx context.Context, lastUsed map[string]time.Time) error
+
 	CreateAPI(ctx context.Context, a API, ev AuditEvent) error
 	GetAPI(ctx context.Context, name string) (API, error)
 	ListAPIs(ctx context.Context) ([]API, error)

@@ -37,6 +37,7 @@ type Store struct {
 	byID    map[string]entry[storage.Account]
 	byEmail map[string]entry[storage.Account]
 	keys    map[string]entry[[]storage.Key]
+	secrets map[string]entry[[]storage.Secret]
 	apis    *entry[[]storage.API]
 }
 
@@ -59,6 +60,7 @@ func New(s storage.Storage, opts Options) *Store {
 	return &Store{
 		Storage: s, ttl: opts.TTL, max: opts.MaxEntries, now: opts.Now,
 		byID: map[string]entry[storage.Account]{}, byEmail: map[string]entry[storage.Account]{}, keys: map[string]entry[[]storage.Key]{},
+		secrets: map[string]entry[[]storage.Secret]{},
 	}
 }
 
@@ -105,6 +107,11 @@ func (s *Store) ListKeys(ctx context.Context, accountID string) ([]storage.Key, 
 	return lookup(s, s.keys, accountID, func() ([]storage.Key, error) { return s.Storage.ListKeys(ctx, accountID) })
 }
 
+// ListSecrets implements storage.Storage.
+func (s *Store) ListSecrets(ctx context.Context, accountID string) ([]storage.Secret, error) {
+	return lookup(s, s.secrets, accountID, func() ([]storage.Secret, error) { return s.Storage.ListSecrets(ctx, accountID) })
+}
+
 // ListAPIs implements storage.Storage.
 func (s *Store) ListAPIs(ctx context.Context) ([]storage.API, error) {
 	now := s.now()
@@ -134,6 +141,7 @@ func (s *Store) invalidate(accountID string, all bool) {
 	s.version++
 	if all {
 		clear(s.keys)
+		clear(s.secrets)
 		s.apis = nil
 	}
 	if accountID == "" {
@@ -149,6 +157,7 @@ func (s *Store) invalidate(accountID string, all bool) {
 	}
 	delete(s.byID, accountID)
 	delete(s.keys, accountID)
+	delete(s.secrets, accountID)
 }
 
 // Invalidate drops everything cached about an account; "" drops everything.
@@ -160,6 +169,7 @@ func (s *Store) Invalidate(accountID string) {
 		clear(s.byID)
 		clear(s.byEmail)
 		clear(s.keys)
+		clear(s.secrets)
 		s.apis = nil
 		s.mu.Unlock()
 		return
@@ -205,6 +215,24 @@ func (s *Store) UpdateKey(ctx context.Context, id string, fn func(storage.Key) (
 func (s *Store) DeleteKey(ctx context.Context, id string, ev storage.AuditEvent) error {
 	defer s.invalidate("", true)
 	return s.Storage.DeleteKey(ctx, id, ev)
+}
+
+// CreateSecret implements storage.Storage.
+func (s *Store) CreateSecret(ctx context.Context, sec storage.Secret, ev storage.AuditEvent) error {
+	defer s.invalidate(sec.AccountID, false)
+	return s.Storage.CreateSecret(ctx, sec, ev)
+}
+
+// UpdateSecret implements storage.Storage.
+func (s *Store) UpdateSecret(ctx context.Context, id string, fn func(storage.Secret) (storage.Secret, error), ev storage.AuditEvent) (storage.Secret, error) {
+	defer s.invalidate("", true)
+	return s.Storage.UpdateSecret(ctx, id, fn, ev)
+}
+
+// DeleteSecret implements storage.Storage.
+func (s *Store) DeleteSecret(ctx context.Context, id string, ev storage.AuditEvent) error {
+	defer s.invalidate("", true)
+	return s.Storage.DeleteSecret(ctx, id, ev)
 }
 
 // CreateAPI implements storage.Storage.

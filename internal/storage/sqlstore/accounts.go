@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -14,17 +15,23 @@ type scanner interface{ Scan(dest ...any) error }
 func scanAccount(row scanner) (storage.Account, error) {
 	var (
 		a                    storage.Account
-		scopes               string
+		scopes, methods, tls string
 		lifetime             int64
 		disabled             int
 		createdAt, updatedAt int64
 	)
-	err := row.Scan(&a.ID, &a.Email, &a.Name, &a.Project, &a.DisplayName, &a.Description, &scopes, &lifetime, &disabled, &createdAt, &updatedAt)
+	err := row.Scan(&a.ID, &a.Email, &a.Name, &a.Project, &a.DisplayName, &a.Description, &scopes, &lifetime, &disabled, &createdAt, &updatedAt, &methods, &tls)
 	if err != nil {
 		return a, err
 	}
 	if a.Scopes, err = decodeList(scopes); err != nil {
 		return a, err
+	}
+	if a.AuthMethods, err = decodeList(methods); err != nil {
+		return a, err
+	}
+	if err := json.Unmarshal([]byte(tls), &a.TLS); err != nil {
+		return a, fmt.Errorf("corrupt TLS binding of account %s: %w", a.ID, err)
 	}
 	a.TokenLifetime = time.Duration(lifetime) * time.Second
 	a.Disabled = disabled != 0
@@ -36,7 +43,8 @@ func scanAccount(row scanner) (storage.Account, error) {
 func (s *Store) CreateAccount(ctx context.Context, a storage.Account, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.q["insertAccount"], a.ID, a.Email, a.Name, a.Project, a.DisplayName, a.Description,
-			encodeList(a.Scopes), int64(a.TokenLifetime/time.Second), boolInt(a.Disabled), micros(a.CreatedAt), micros(a.UpdatedAt))
+			encodeList(a.Scopes), int64(a.TokenLifetime/time.Second), boolInt(a.Disabled), micros(a.CreatedAt), micros(a.UpdatedAt),
+			encodeList(a.AuthMethods), encodeJSON(a.TLS))
 		return s.wrap("create account", err)
 	}, ev)
 }
@@ -95,7 +103,7 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Ac
 			return fmt.Errorf("update account %s: the ID and email cannot change", id)
 		}
 		_, err = tx.ExecContext(ctx, s.q["updateAccount"], a.Name, a.Project, a.DisplayName, a.Description, encodeList(a.Scopes),
-			int64(a.TokenLifetime/time.Second), boolInt(a.Disabled), micros(a.UpdatedAt), id)
+			int64(a.TokenLifetime/time.Second), boolInt(a.Disabled), micros(a.UpdatedAt), encodeList(a.AuthMethods), encodeJSON(a.TLS), id)
 		out = a
 		return s.wrap("update account", err)
 	}, ev)
@@ -105,8 +113,10 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Ac
 // DeleteAccount implements storage.Storage.
 func (s *Store) DeleteAccount(ctx context.Context, id string, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q["deleteAccountKeys"], id); err != nil {
-			return s.wrap("delete account", err)
+		for _, q := range []string{"deleteAccountKeys", "deleteAccountSecrets"} {
+			if _, err := tx.ExecContext(ctx, s.q[q], id); err != nil {
+				return s.wrap("delete account", err)
+			}
 		}
 		return s.execOne(ctx, tx, "delete account", s.q["deleteAccount"], id)
 	}, ev)

@@ -2,16 +2,17 @@ package sqlstore
 
 // queries are written with ? placeholders and rebound per dialect once.
 var queries = map[string]string{
-	"insertAccount": `INSERT INTO accounts (id, email, name, project, display_name, description, scopes, token_lifetime_s, disabled, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	"insertAccount": `INSERT INTO accounts (id, email, name, project, display_name, description, scopes, token_lifetime_s, disabled, created_at, updated_at, auth_methods, tls_binding)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	"getAccount":        `SELECT ` + accountCols + ` FROM accounts WHERE id = ?`,
 	"getAccountByEmail": `SELECT ` + accountCols + ` FROM accounts WHERE email = ?`,
 	"listAccounts":      `SELECT ` + accountCols + ` FROM accounts WHERE id > ? ORDER BY id LIMIT ?`,
 	"listAccountsProj":  `SELECT ` + accountCols + ` FROM accounts WHERE project = ? AND id > ? ORDER BY id LIMIT ?`,
-	"updateAccount": `UPDATE accounts SET name = ?, project = ?, display_name = ?, description = ?, scopes = ?, token_lifetime_s = ?, disabled = ?, updated_at = ?
-		WHERE id = ?`,
+	"updateAccount": `UPDATE accounts SET name = ?, project = ?, display_name = ?, description = ?, scopes = ?, token_lifetime_s = ?, disabled = ?, updated_at = ?,
+		auth_methods = ?, tls_binding = ? WHERE id = ?`,
 	"deleteAccount":     `DELETE FROM accounts WHERE id = ?`,
 	"deleteAccountKeys": `DELETE FROM keys WHERE account_id = ?`,
+	"deleteAccountSecrets": `DELETE FROM secrets WHERE account_id = ?`,
 	"countAccounts":     `SELECT COUNT(*) FROM accounts`,
 
 	"insertKey": `INSERT INTO keys (id, account_id, algorithm, public_key, certificate, origin, disabled, expires_at, created_at)
@@ -20,6 +21,13 @@ var queries = map[string]string{
 	"listKeys":  `SELECT ` + keyCols + ` FROM keys WHERE account_id = ? ORDER BY created_at, id`,
 	"updateKey": `UPDATE keys SET disabled = ?, expires_at = ? WHERE id = ?`,
 	"deleteKey": `DELETE FROM keys WHERE id = ?`,
+
+	"insertSecret": `INSERT INTO secrets (id, account_id, hash, hint, disabled, expires_at, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	"getSecret":    `SELECT ` + secretCols + ` FROM secrets WHERE id = ?`,
+	"listSecrets":  `SELECT ` + secretCols + ` FROM secrets WHERE account_id = ? ORDER BY created_at, id`,
+	"updateSecret": `UPDATE secrets SET disabled = ?, expires_at = ? WHERE id = ?`,
+	"deleteSecret": `DELETE FROM secrets WHERE id = ?`,
+	"touchSecret":  `UPDATE secrets SET last_used_at = ? WHERE id = ? AND last_used_at < ?`,
 
 	"insertAPI":      `INSERT INTO apis (name, identifier, description, created_at) VALUES (?, ?, ?, ?)`,
 	"insertAPIScope": `INSERT INTO api_scopes (scope, api_name, position) VALUES (?, ?, ?)`,
@@ -43,7 +51,8 @@ var queries = map[string]string{
 }
 
 const (
-	accountCols = `id, email, name, project, display_name, description, scopes, token_lifetime_s, disabled, created_at, updated_at`
+	accountCols = `id, email, name, project, display_name, description, scopes, token_lifetime_s, disabled, created_at, updated_at, auth_methods, tls_binding`
+	secretCols  = `id, account_id, hash, hint, disabled, expires_at, created_at, last_used_at`
 	keyCols     = `id, account_id, algorithm, public_key, certificate, origin, disabled, expires_at, created_at`
 	auditCols   = `seq, time, action, outcome, account_id, actor, source, data, prev_hash, hash`
 )

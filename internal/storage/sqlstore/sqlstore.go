@@ -143,6 +143,11 @@ func encodeList(l []string) string {
 	return string(b)
 }
 
+func encodeJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
 func decodeList(s string) ([]string, error) {
 	var l []string
 	if err := json.Unmarshal([]byte(s), &l); err != nil {

@@ -25,6 +25,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"Accounts", testAccounts},
 		{"AccountPaging", testAccountPaging},
 		{"Keys", testKeys},
+		{"Secrets", testSecrets},
 		{"APIs", testAPIs},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeysConcurrent", testSigningKeysConcurrent},
@@ -53,6 +54,7 @@ func account(id, email string) storage.Account {
 	return storage.Account{
 		ID: id, Email: email, Name: "job", Project: "proj", DisplayName: "Job", Description: "nightly job",
 		Scopes: []string{"orders.read", "orders.write"}, TokenLifetime: time.Hour, CreatedAt: t0, UpdatedAt: t0,
+		AuthMethods: []string{storage.AuthSecretBasic, storage.AuthTLS}, TLS: storage.TLSBinding{SubjectDN: "CN=job,O=Example"},
 	}
 }
 
@@ -79,7 +81,7 @@ func testAccounts(t *testing.T, s storage.Storage) {
 	mustNil(t, err)
 	if got.Email != a.Email || got.Name != "job" || got.Project != "proj" || got.DisplayName != "Job" ||
 		got.Description != "nightly job" || !slices.Equal(got.Scopes, a.Scopes) || got.TokenLifetime != time.Hour ||
-		got.Disabled || !got.CreatedAt.Equal(t0.Truncate(time.Microsecond)) {
+		got.Disabled || !got.CreatedAt.Equal(t0.Truncate(time.Microsecond)) || !slices.Equal(got.AuthMethods, a.AuthMethods) || got.TLS != a.TLS {
 		t.Fatalf("GetAccount = %+v, want %+v", got, a)
 	}
 	got, err = s.GetAccountByEmail(ctx, a.Email)
@@ -99,6 +101,8 @@ func testAccounts(t *testing.T, s storage.Storage) {
 		old.Disabled = true
 		old.Scopes = []string{"orders.read"}
 		old.TokenLifetime = 5 * time.Minute
+		old.AuthMethods = []string{storage.AuthPrivateKeyJWT}
+		old.TLS = storage.TLSBinding{SANDNS: "job.example"}
 		return old, nil
 	}, ev("account.update"))
 	mustNil(t, err)
@@ -107,7 +111,8 @@ func testAccounts(t *testing.T, s storage.Storage) {
 	}
 	got, err = s.GetAccount(ctx, a.ID)
 	mustNil(t, err)
-	if !got.Disabled || !slices.Equal(got.Scopes, []string{"orders.read"}) || got.TokenLifetime != 5*time.Minute {
+	if !got.Disabled || !slices.Equal(got.Scopes, []string{"orders.read"}) || got.TokenLifetime != 5*time.Minute ||
+		!slices.Equal(got.AuthMethods, []string{storage.AuthPrivateKeyJWT}) || got.TLS.SANDNS != "job.example" || got.TLS.SubjectDN != "" {
 		t.Fatalf("after update: %+v", got)
 	}
 
@@ -132,7 +137,11 @@ func testAccounts(t *testing.T, s storage.Storage) {
 	}
 
 	mustNil(t, s.CreateKey(ctx, key("k1", a.ID), ev("key.create")))
+	mustNil(t, s.CreateSecret(ctx, secret("s1", a.ID, t0), ev("secret.create")))
 	mustNil(t, s.DeleteAccount(ctx, a.ID, ev("account.delete")))
+	if secs, err := s.ListSecrets(ctx, a.ID); err != nil || len(secs) != 0 {
+		t.Fatalf("secrets of a deleted account: %v, %v", secs, err)
+	}
 	_, err = s.GetAccount(ctx, a.ID)
 	wantErr(t, err, storage.ErrNotFound)
 	_, err = s.GetKey(ctx, "k1")
@@ -145,7 +154,7 @@ func testAccounts(t *testing.T, s storage.Storage) {
 	for _, e := range evs {
 		actions = append(actions, e.Action)
 	}
-	want := []string{"account.create", "account.update", "key.create", "account.delete"}
+	want := []string{"account.create", "account.update", "key.create", "secret.create", "account.delete"}
 	if !slices.Equal(actions, want) {
 		t.Fatalf("audit actions = %v, want %v (failed changes must write no event)", actions, want)
 	}
@@ -242,6 +251,56 @@ func testKeys(t *testing.T, s storage.Storage) {
 	mustNil(t, err)
 	if len(keys) != 1 {
 		t.Fatalf("after delete: %d keys, want 1", len(keys))
+	}
+}
+
+func secret(id, accountID string, created time.Time) storage.Secret {
+	return storage.Secret{ID: id, AccountID: accountID, Hash: []byte("hash-" + id), Hint: "…" + id, CreatedAt: created}
+}
+
+func testSecrets(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	a := account("100000000000000000001", "job@proj.example")
+	mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
+	s2 := secret("s2", a.ID, t0.Add(time.Second))
+	s2.ExpiresAt = t0.Add(time.Hour)
+	mustNil(t, s.CreateSecret(ctx, s2, ev("secret.create")))
+	mustNil(t, s.CreateSecret(ctx, secret("s1", a.ID, t0), ev("secret.create")))
+	wantErr(t, s.CreateSecret(ctx, secret("s1", a.ID, t0), ev("secret.create")), storage.ErrAlreadyExists)
+
+	secs, err := s.ListSecrets(ctx, a.ID)
+	mustNil(t, err)
+	if len(secs) != 2 || secs[0].ID != "s1" || secs[1].ID != "s2" || string(secs[1].Hash) != "hash-s2" || secs[1].Hint != "…s2" ||
+		!secs[1].ExpiresAt.Equal(s2.ExpiresAt) || !secs[0].LastUsedAt.IsZero() {
+		t.Fatalf("ListSecrets = %+v", secs)
+	}
+	if !secs[1].Expired(t0.Add(2*time.Hour)) || secs[1].Expired(t0) || secs[0].Expired(t0.Add(1e6*time.Hour)) {
+		t.Fatal("Secret.Expired is wrong")
+	}
+	_, err = s.UpdateSecret(ctx, "s1", func(x storage.Secret) (storage.Secret, error) {
+		x.Disabled = true
+		return x, nil
+	}, ev("secret.disable"))
+	mustNil(t, err)
+	_, err = s.UpdateSecret(ctx, "nope", func(x storage.Secret) (storage.Secret, error) { return x, nil }, ev("secret.disable"))
+	wantErr(t, err, storage.ErrNotFound)
+
+	// Last use moves forward only.
+	mustNil(t, s.TouchSecrets(ctx, map[string]time.Time{"s1": t0.Add(time.Minute), "s2": t0.Add(2 * time.Minute)}))
+	mustNil(t, s.TouchSecrets(ctx, map[string]time.Time{"s1": t0}))
+	mustNil(t, s.TouchSecrets(ctx, nil))
+	secs, err = s.ListSecrets(ctx, a.ID)
+	mustNil(t, err)
+	if !secs[0].Disabled || !secs[0].LastUsedAt.Equal(t0.Add(time.Minute).Truncate(time.Microsecond)) || !secs[1].LastUsedAt.Equal(t0.Add(2*time.Minute).Truncate(time.Microsecond)) {
+		t.Fatalf("after update and touch: %+v", secs)
+	}
+
+	mustNil(t, s.DeleteSecret(ctx, "s1", ev("secret.delete")))
+	wantErr(t, s.DeleteSecret(ctx, "s1", ev("secret.delete")), storage.ErrNotFound)
+	secs, err = s.ListSecrets(ctx, a.ID)
+	mustNil(t, err)
+	if len(secs) != 1 {
+		t.Fatalf("after delete: %d secrets, want 1", len(secs))
 	}
 }
 

@@ -1,0 +1,94 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+func scanSecret(row scanner) (storage.Secret, error) {
+	var (
+		sec                            storage.Secret
+		disabled                       int
+		expiresAt, createdAt, lastUsed int64
+	)
+	err := row.Scan(&sec.ID, &sec.AccountID, &sec.Hash, &sec.Hint, &disabled, &expiresAt, &createdAt, &lastUsed)
+	sec.Disabled = disabled != 0
+	sec.ExpiresAt, sec.CreatedAt, sec.LastUsedAt = fromMicros(expiresAt), fromMicros(createdAt), fromMicros(lastUsed)
+	return sec, err
+}
+
+// CreateSecret implements storage.Storage.
+func (s *Store) CreateSecret(ctx context.Context, sec storage.Secret, ev storage.AuditEvent) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q["insertSecret"], sec.ID, sec.AccountID, sec.Hash, sec.Hint, boolInt(sec.Disabled),
+			micros(sec.ExpiresAt), micros(sec.CreatedAt), micros(sec.LastUsedAt))
+		return s.wrap("create secret", err)
+	}, ev)
+}
+
+// ListSecrets implements storage.Storage.
+func (s *Store) ListSecrets(ctx context.Context, accountID string) ([]storage.Secret, error) {
+	rows, err := s.r.QueryContext(ctx, s.q["listSecrets"], accountID)
+	if err != nil {
+		return nil, s.wrap("list secrets", err)
+	}
+	defer rows.Close()
+	var out []storage.Secret
+	for rows.Next() {
+		sec, err := scanSecret(rows)
+		if err != nil {
+			return nil, s.wrap("list secrets", err)
+		}
+		out = append(out, sec)
+	}
+	return out, s.wrap("list secrets", rows.Err())
+}
+
+// UpdateSecret implements storage.Storage. Only Disabled and ExpiresAt change.
+func (s *Store) UpdateSecret(ctx context.Context, id string, fn func(storage.Secret) (storage.Secret, error), ev storage.AuditEvent) (storage.Secret, error) {
+	var out storage.Secret
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		old, err := scanSecret(tx.QueryRowContext(ctx, s.q["getSecret"], id))
+		if err != nil {
+			return s.wrap("update secret", err)
+		}
+		sec, err := fn(old)
+		if err != nil {
+			return err
+		}
+		if sec.ID != old.ID || sec.AccountID != old.AccountID {
+			return fmt.Errorf("update secret %s: the ID and account cannot change", id)
+		}
+		_, err = tx.ExecContext(ctx, s.q["updateSecret"], boolInt(sec.Disabled), micros(sec.ExpiresAt), id)
+		out = sec
+		return s.wrap("update secret", err)
+	}, ev)
+	return out, err
+}
+
+// DeleteSecret implements storage.Storage.
+func (s *Store) DeleteSecret(ctx context.Context, id string, ev storage.AuditEvent) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		return s.execOne(ctx, tx, "delete secret", s.q["deleteSecret"], id)
+	}, ev)
+}
+
+// TouchSecrets implements storage.Storage. A time older than the stored one
+// is ignored, so replicas flushing out of order never move it back.
+func (s *Store) TouchSecrets(ctx context.Context, lastUsed map[string]time.Time) error {
+	if len(lastUsed) == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for id, t := range lastUsed {
+			if _, err := tx.ExecContext(ctx, s.q["touchSecret"], micros(t), id, micros(t)); err != nil {
+				return s.wrap("touch secrets", err)
+			}
+		}
+		return nil
+	})
+}
