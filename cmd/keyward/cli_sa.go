@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/storage"
 )
 
 func newSACommand() *cobra.Command {
@@ -119,9 +121,11 @@ its tokens. Accounts are named by email or client ID in every command.`,
 	enable := one("enable", "Enable a disabled service account", http.MethodPost, "/enable")
 
 	var (
-		upScopes                 []string
+		upScopes, upMethods      []string
 		upDisplay, upDescription string
 		upLifetime               time.Duration
+		upTLS                    storage.TLSBinding
+		upTLSClear               bool
 	)
 	update := &cobra.Command{
 		Use:     "update SA",
@@ -152,8 +156,21 @@ its tokens. Accounts are named by email or client ID in every command.`,
 				secs := int64(upLifetime / time.Second)
 				up.TokenLifetimeSeconds = &secs
 			}
+			if fl.Changed("auth-methods") {
+				m := splitList(upMethods)
+				if m == nil {
+					m = []string{}
+				}
+				up.AuthMethods = &m
+			}
+			if upTLSClear || !upTLS.IsZero() {
+				if upTLSClear && !upTLS.IsZero() {
+					return usageError{fmt.Errorf("--tls-clear and a --tls-* binding exclude each other")}
+				}
+				up.TLS = &upTLS
+			}
 			if up == (admin.AccountUpdate{}) {
-				return usageError{fmt.Errorf("nothing to update: give --scopes, --display-name, --description or --token-lifetime")}
+				return usageError{fmt.Errorf("nothing to update: give --scopes, --auth-methods, --tls-*, --display-name, --description or --token-lifetime")}
 			}
 			var a admin.AccountView
 			if err := c.do(cmd.Context(), http.MethodPatch, "/v1/service-accounts/"+url.PathEscape(args[0]), up, &a); err != nil {
@@ -166,6 +183,13 @@ its tokens. Accounts are named by email or client ID in every command.`,
 	update.Flags().StringVar(&upDisplay, "display-name", "", "new display name")
 	update.Flags().StringVar(&upDescription, "description", "", "new description")
 	update.Flags().DurationVar(&upLifetime, "token-lifetime", 0, "new access-token lifetime")
+	update.Flags().StringSliceVar(&upMethods, "auth-methods", nil, "client authentication methods the account may use: "+strings.Join(storage.AuthMethods, ", "))
+	update.Flags().StringVar(&upTLS.SubjectDN, "tls-subject-dn", "", "tls_client_auth: the client certificate's subject DN, e.g. CN=job,O=Example")
+	update.Flags().StringVar(&upTLS.SANDNS, "tls-san-dns", "", "tls_client_auth: a DNS name in the certificate's SAN")
+	update.Flags().StringVar(&upTLS.SANURI, "tls-san-uri", "", "tls_client_auth: a URI in the certificate's SAN (e.g. a SPIFFE ID)")
+	update.Flags().StringVar(&upTLS.SANIP, "tls-san-ip", "", "tls_client_auth: an IP address in the certificate's SAN")
+	update.Flags().StringVar(&upTLS.SANEmail, "tls-san-email", "", "tls_client_auth: an email address in the certificate's SAN")
+	update.Flags().BoolVar(&upTLSClear, "tls-clear", false, "remove the account's TLS certificate binding")
 
 	del := &cobra.Command{
 		Use:   "delete SA",
@@ -197,6 +221,11 @@ func accountTable(w *tabwriter.Writer, a admin.AccountView) {
 	}
 	fmt.Fprintf(w, "Scopes:\t%s\n", strings.Join(a.Scopes, ", "))
 	fmt.Fprintf(w, "Token lifetime:\t%s\n", time.Duration(a.TokenLifetimeSeconds)*time.Second)
+	fmt.Fprintf(w, "Auth methods:\t%s\n", strings.Join(a.AuthMethods, ", "))
+	if a.TLS != nil {
+		b, _ := json.Marshal(a.TLS)
+		fmt.Fprintf(w, "TLS binding:\t%s\n", b)
+	}
 	fmt.Fprintf(w, "Disabled:\t%s\n", yesNo(a.Disabled))
 	fmt.Fprintf(w, "Created:\t%s\n", fmtTime(a.CreatedAt))
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -27,7 +28,12 @@ type Config struct {
 	MasterKeyFile string
 	TLSCert       string
 	TLSKey        string
-	InsecureHTTP  bool
+	TLSClientCA   string
+	// ClientCertHeader and TrustedProxies: a TLS-terminating proxy's
+	// forwarded client certificate, trusted only from those addresses.
+	ClientCertHeader string
+	TrustedProxies   []string
+	InsecureHTTP     bool
 	NoMigrate     bool
 
 	SigningAlg          string
@@ -65,6 +71,9 @@ func (c *Config) addServeFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.MasterKeyFile, "master-key-file", c.MasterKeyFile, "file with the 32-byte master key that encrypts signing keys (raw, hex or base64); or set KEYWARD_MASTER_KEY")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate file (PEM)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key file (PEM)")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM bundle of CAs that issue client certificates (enables tls_client_auth)")
+	fs.StringVar(&c.ClientCertHeader, "client-cert-header", c.ClientCertHeader, "header in which a TLS-terminating proxy forwards the client certificate (URL-encoded PEM), e.g. X-Client-Cert")
+	fs.StringSliceVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "addresses or CIDR ranges of proxies whose --client-cert-header is trusted")
 	fs.BoolVar(&c.InsecureHTTP, "insecure-http", c.InsecureHTTP, "allow plain HTTP on a non-loopback address (e.g. behind a TLS-terminating proxy)")
 	fs.StringVar(&c.SigningAlg, "signing-alg", c.SigningAlg, "access-token signing algorithm: "+strings.Join(signer.Algorithms, ", "))
 	fs.DurationVar(&c.SigningKeyRotation, "signing-key-rotation", c.SigningKeyRotation, "rotate the token-signing key this often (0 disables scheduled rotation)")
@@ -112,6 +121,17 @@ func (c *Config) Validate() error {
 		}
 	} else if err == nil && (host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified()) {
 		add("--listen %s listens on all interfaces: set --issuer to the URL clients use", c.Listen)
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" && c.ClientCertHeader == "" {
+		add("--tls-client-ca needs client certificates: give --tls-cert/--tls-key, or --client-cert-header behind a proxy")
+	}
+	if c.ClientCertHeader != "" && len(c.TrustedProxies) == 0 {
+		add("--client-cert-header needs --trusted-proxies: the header is trusted only from the proxies' addresses")
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := parsePrefix(p); err != nil {
+			add("--trusted-proxies: %q is not an IP address or CIDR range", p)
+		}
 	}
 	if c.DB != "" && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") {
 		add("--db %q must be a postgres:// URL (leave it empty for the embedded SQLite database)", redactDSN(c.DB))
@@ -181,6 +201,18 @@ func parseMasterKey(b []byte) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("the master key must be %d bytes, raw or as hex or base64", signer.MasterKeySize)
+}
+
+// parsePrefix reads an address or CIDR range.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 // fileExists reports whether path exists.

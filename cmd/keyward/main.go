@@ -54,6 +54,7 @@ its admin API, authenticated with an administrator key file
 		newAPICommand(),
 		newSACommand(),
 		newKeysCommand(),
+		newSecretsCommand(),
 		newTokenCommand(),
 		newSigningKeysCommand(),
 	)

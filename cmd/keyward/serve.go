@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -150,6 +153,10 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pepper, err := hkdf.Key(sha256.New, master, nil, "keyward client-secret pepper", 32)
+	if err != nil {
+		return err
+	}
 	sealer, err := signer.NewSealer(master)
 	if err != nil {
 		return err
@@ -175,11 +182,27 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Issuer == "" {
 		m.Issuer = scheme + "://" + m.listener.Addr().String()
 	}
-	m.Server = server.New(server.Config{
+	scfg := server.Config{
 		Issuer: m.Issuer, AccountDomain: c.AccountDomain,
 		DefaultTokenLifetime: c.DefaultTokenTTL, MaxTokenLifetime: c.MaxTokenTTL,
 		MaxAssertionLifetime: c.MaxAssertionTTL, ClockSkew: c.ClockSkew,
-	}, server.Deps{Store: m.store, Signer: m.signer, Journal: m.journal, Logger: m.Logger, Now: m.Now})
+		ClientCertHeader: c.ClientCertHeader, MutualTLS: c.TLSCert != "" || c.ClientCertHeader != "",
+	}
+	for _, p := range c.TrustedProxies {
+		prefix, _ := parsePrefix(p) // checked by Validate
+		scfg.TrustedProxies = append(scfg.TrustedProxies, prefix)
+	}
+	if c.TLSClientCA != "" {
+		pem, err := os.ReadFile(c.TLSClientCA)
+		if err != nil {
+			return fmt.Errorf("--tls-client-ca: %w", err)
+		}
+		scfg.ClientCAs = x509.NewCertPool()
+		if !scfg.ClientCAs.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--tls-client-ca %s holds no PEM certificate", c.TLSClientCA)
+		}
+	}
+	m.Server = server.New(scfg, server.Deps{Store: m.store, Signer: m.signer, Journal: m.journal, Pepper: pepper, Logger: m.Logger, Now: m.Now})
 
 	path := filepath.Join(c.DataDir, "admin-key.json")
 	admin, created, err := m.Server.Admin.Bootstrap(ctx, func(kf sakey.KeyFile) error { return writeKeyFile(path, kf) })
@@ -205,7 +228,11 @@ func (m *Main) Open(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("TLS: %w", err)
 		}
-		m.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		// Client certificates are requested, not required, and checked per
+		// account by the client authentication (RFC 8705 §2): CA-issued
+		// ones against --tls-client-ca, self-signed ones against the
+		// certificates registered for the account.
+		m.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequestClientCert}
 	}
 	return nil
 }
@@ -217,6 +244,7 @@ func (m *Main) Run(ctx context.Context) error {
 	defer cancel()
 	go m.signer.Run(bg, time.Minute)
 	go m.collectGarbage(bg, 10*time.Minute)
+	go m.flushSecretUsage(bg, 30*time.Second)
 
 	m.Logger.Info("keyward is serving", "issuer", m.Issuer, "listen", m.listener.Addr().String(), "store", storeName(m.Config))
 	errc := make(chan error, 1)
@@ -238,6 +266,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.http.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	if err := m.Server.Auth.FlushUsage(sctx, m.store); err != nil {
+		m.Logger.Warn("recording the last use of client secrets failed", "err", err)
+	}
 	return nil
 }
 
@@ -254,6 +285,23 @@ func (m *Main) collectGarbage(ctx context.Context, every time.Duration) {
 				m.Logger.Warn("deleting expired assertion IDs failed", "err", err)
 			} else if n > 0 {
 				m.Logger.Debug("deleted expired assertion IDs", "count", n)
+			}
+		}
+	}
+}
+
+// flushSecretUsage records when client secrets were last used, in one
+// write every interval rather than one per request.
+func (m *Main) flushSecretUsage(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := m.Server.Auth.FlushUsage(ctx, m.store); err != nil {
+				m.Logger.Warn("recording the last use of client secrets failed", "err", err)
 			}
 		}
 	}

@@ -48,26 +48,31 @@ func NewHandler(svc *Service, verifier TokenVerifier, signing SigningKeys, issue
 // Register mounts the admin routes on mux.
 func (h *Handler) Register(mux *http.ServeMux) {
 	routes := map[string]func(*http.Request, Actor) (int, any, error){
-		"GET /v1/apis":                                      h.listAPIs,
-		"POST /v1/apis":                                     h.createAPI,
-		"GET /v1/apis/{name}":                               h.getAPI,
-		"DELETE /v1/apis/{name}":                            h.deleteAPI,
-		"GET /v1/service-accounts":                          h.listAccounts,
-		"POST /v1/service-accounts":                         h.createAccount,
-		"GET /v1/service-accounts/{sa}":                     h.getAccount,
-		"PATCH /v1/service-accounts/{sa}":                   h.updateAccount,
-		"DELETE /v1/service-accounts/{sa}":                  h.deleteAccount,
-		"POST /v1/service-accounts/{sa}/disable":            h.disableAccount,
-		"POST /v1/service-accounts/{sa}/enable":             h.enableAccount,
-		"GET /v1/service-accounts/{sa}/keys":                h.listKeys,
-		"POST /v1/service-accounts/{sa}/keys":               h.createKey,
-		"POST /v1/service-accounts/{sa}/keys/upload":        h.uploadKey,
-		"GET /v1/service-accounts/{sa}/keys/{kid}":          h.getKey,
-		"DELETE /v1/service-accounts/{sa}/keys/{kid}":       h.deleteKey,
-		"POST /v1/service-accounts/{sa}/keys/{kid}/disable": h.disableKey,
-		"POST /v1/service-accounts/{sa}/keys/{kid}/enable":  h.enableKey,
-		"GET /v1/signing-keys":                              h.listSigningKeys,
-		"POST /v1/signing-keys/rotate":                      h.rotateSigningKeys,
+		"GET /v1/apis":                                        h.listAPIs,
+		"POST /v1/apis":                                       h.createAPI,
+		"GET /v1/apis/{name}":                                 h.getAPI,
+		"DELETE /v1/apis/{name}":                              h.deleteAPI,
+		"GET /v1/service-accounts":                            h.listAccounts,
+		"POST /v1/service-accounts":                           h.createAccount,
+		"GET /v1/service-accounts/{sa}":                       h.getAccount,
+		"PATCH /v1/service-accounts/{sa}":                     h.updateAccount,
+		"DELETE /v1/service-accounts/{sa}":                    h.deleteAccount,
+		"POST /v1/service-accounts/{sa}/disable":              h.disableAccount,
+		"POST /v1/service-accounts/{sa}/enable":               h.enableAccount,
+		"GET /v1/service-accounts/{sa}/keys":                  h.listKeys,
+		"POST /v1/service-accounts/{sa}/keys":                 h.createKey,
+		"POST /v1/service-accounts/{sa}/keys/upload":          h.uploadKey,
+		"GET /v1/service-accounts/{sa}/keys/{kid}":            h.getKey,
+		"DELETE /v1/service-accounts/{sa}/keys/{kid}":         h.deleteKey,
+		"POST /v1/service-accounts/{sa}/keys/{kid}/disable":   h.disableKey,
+		"POST /v1/service-accounts/{sa}/keys/{kid}/enable":    h.enableKey,
+		"GET /v1/service-accounts/{sa}/secrets":               h.listSecrets,
+		"POST /v1/service-accounts/{sa}/secrets":              h.createSecret,
+		"DELETE /v1/service-accounts/{sa}/secrets/{id}":       h.deleteSecret,
+		"POST /v1/service-accounts/{sa}/secrets/{id}/disable": h.disableSecret,
+		"POST /v1/service-accounts/{sa}/secrets/{id}/enable":  h.enableSecret,
+		"GET /v1/signing-keys":                                h.listSigningKeys,
+		"POST /v1/signing-keys/rotate":                        h.rotateSigningKeys,
 	}
 	for pattern, fn := range routes {
 		mux.Handle(pattern, h.endpoint(fn))
@@ -176,22 +181,48 @@ func apiView(a storage.API) APIView {
 
 // AccountView is a service account as the admin API shows it.
 type AccountView struct {
-	ClientID             string    `json:"client_id"`
-	Email                string    `json:"email"`
-	Name                 string    `json:"name"`
-	Project              string    `json:"project"`
-	DisplayName          string    `json:"display_name"`
-	Description          string    `json:"description"`
-	Scopes               []string  `json:"scopes"`
-	TokenLifetimeSeconds int64     `json:"token_lifetime_seconds"`
-	Disabled             bool      `json:"disabled"`
-	CreatedAt            time.Time `json:"created_at"`
-	UpdatedAt            time.Time `json:"updated_at"`
+	ClientID             string   `json:"client_id"`
+	Email                string   `json:"email"`
+	Name                 string   `json:"name"`
+	Project              string   `json:"project"`
+	DisplayName          string   `json:"display_name"`
+	Description          string   `json:"description"`
+	Scopes               []string `json:"scopes"`
+	TokenLifetimeSeconds int64    `json:"token_lifetime_seconds"`
+	AuthMethods          []string `json:"auth_methods"`
+	// TLS is the certificate subject tls_client_auth accepts, if any.
+	TLS       *storage.TLSBinding `json:"tls_binding,omitempty"`
+	Disabled  bool                `json:"disabled"`
+	CreatedAt time.Time           `json:"created_at"`
+	UpdatedAt time.Time           `json:"updated_at"`
 }
 
 func accountView(a storage.Account) AccountView {
-	return AccountView{a.ID, a.Email, a.Name, a.Project, a.DisplayName, a.Description, a.Scopes,
-		int64(a.TokenLifetime / time.Second), a.Disabled, a.CreatedAt, a.UpdatedAt}
+	v := AccountView{a.ID, a.Email, a.Name, a.Project, a.DisplayName, a.Description, a.Scopes,
+		int64(a.TokenLifetime / time.Second), a.AuthMethods, nil, a.Disabled, a.CreatedAt, a.UpdatedAt}
+	if !a.TLS.IsZero() {
+		v.TLS = &a.TLS
+	}
+	return v
+}
+
+// SecretView is a client secret's metadata; the value is shown only once,
+// in the response that creates it.
+type SecretView struct {
+	SecretID   string     `json:"secret_id"`
+	Hint       string     `json:"hint"`
+	Disabled   bool       `json:"disabled"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	// Secret is the value, only in the response that creates it.
+	Secret string `json:"client_secret,omitempty"`
+	// ClientID is the account's client ID, next to the new secret.
+	ClientID string `json:"client_id,omitempty"`
+}
+
+func secretView(s storage.Secret) SecretView {
+	return SecretView{SecretID: s.ID, Hint: s.Hint, Disabled: s.Disabled, ExpiresAt: timePtr(s.ExpiresAt), CreatedAt: s.CreatedAt, LastUsedAt: timePtr(s.LastUsedAt)}
 }
 
 // KeyView is a key as the admin API shows it: never any private material.
@@ -374,6 +405,42 @@ func (h *Handler) disableKey(r *http.Request, actor Actor) (int, any, error) {
 func (h *Handler) enableKey(r *http.Request, actor Actor) (int, any, error) {
 	k, err := h.svc.SetKeyDisabled(r.Context(), actor, r.PathValue("sa"), r.PathValue("kid"), false)
 	return 200, keyView(k), err
+}
+
+func (h *Handler) listSecrets(r *http.Request, _ Actor) (int, any, error) {
+	secs, err := h.svc.ListSecrets(r.Context(), r.PathValue("sa"))
+	out := []SecretView{}
+	for _, s := range secs {
+		out = append(out, secretView(s))
+	}
+	return 200, map[string]any{"secrets": out}, err
+}
+
+func (h *Handler) createSecret(r *http.Request, actor Actor) (int, any, error) {
+	var in KeyRequest
+	if r.ContentLength != 0 {
+		if err := decode(r, &in); err != nil {
+			return 0, nil, err
+		}
+	}
+	cs, err := h.svc.CreateSecret(r.Context(), actor, r.PathValue("sa"), in.ExpiresInSeconds)
+	v := secretView(cs.Secret)
+	v.Secret, v.ClientID = cs.Value, cs.AccountID
+	return 201, v, err
+}
+
+func (h *Handler) deleteSecret(r *http.Request, actor Actor) (int, any, error) {
+	return 204, nil, h.svc.DeleteSecret(r.Context(), actor, r.PathValue("sa"), r.PathValue("id"))
+}
+
+func (h *Handler) disableSecret(r *http.Request, actor Actor) (int, any, error) {
+	s, err := h.svc.SetSecretDisabled(r.Context(), actor, r.PathValue("sa"), r.PathValue("id"), true)
+	return 200, secretView(s), err
+}
+
+func (h *Handler) enableSecret(r *http.Request, actor Actor) (int, any, error) {
+	s, err := h.svc.SetSecretDisabled(r.Context(), actor, r.PathValue("sa"), r.PathValue("id"), false)
+	return 200, secretView(s), err
 }
 
 func (h *Handler) listSigningKeys(r *http.Request, _ Actor) (int, any, error) {

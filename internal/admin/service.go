@@ -6,9 +6,12 @@ package admin
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"net/url"
 	"regexp"
 	"slices"
@@ -16,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/sakey"
 	"github.com/keyward/keyward/internal/storage"
@@ -50,6 +54,10 @@ type Store interface {
 	ListKeys(ctx context.Context, accountID string) ([]storage.Key, error)
 	UpdateKey(ctx context.Context, id string, fn func(storage.Key) (storage.Key, error), ev storage.AuditEvent) (storage.Key, error)
 	DeleteKey(ctx context.Context, id string, ev storage.AuditEvent) error
+	CreateSecret(ctx context.Context, s storage.Secret, ev storage.AuditEvent) error
+	ListSecrets(ctx context.Context, accountID string) ([]storage.Secret, error)
+	UpdateSecret(ctx context.Context, id string, fn func(storage.Secret) (storage.Secret, error), ev storage.AuditEvent) (storage.Secret, error)
+	DeleteSecret(ctx context.Context, id string, ev storage.AuditEvent) error
 	CreateAPI(ctx context.Context, a storage.API, ev storage.AuditEvent) error
 	GetAPI(ctx context.Context, name string) (storage.API, error)
 	ListAPIs(ctx context.Context) ([]storage.API, error)
@@ -66,7 +74,9 @@ type Config struct {
 	DefaultTokenLifetime time.Duration
 	// MaxTokenLifetime caps the token lifetime an account may have.
 	MaxTokenLifetime time.Duration
-	Now              func() time.Time
+	// Pepper keys the hashes of client secrets.
+	Pepper []byte
+	Now    func() time.Time
 }
 
 // Service applies the management rules. Every change is audited in the same
@@ -199,10 +209,12 @@ type AccountInput struct {
 
 // AccountUpdate holds the fields UpdateAccount changes; nil leaves a field.
 type AccountUpdate struct {
-	DisplayName          *string   `json:"display_name"`
-	Description          *string   `json:"description"`
-	Scopes               *[]string `json:"scopes"`
-	TokenLifetimeSeconds *int64    `json:"token_lifetime_seconds"`
+	DisplayName          *string             `json:"display_name"`
+	Description          *string             `json:"description"`
+	Scopes               *[]string           `json:"scopes"`
+	TokenLifetimeSeconds *int64              `json:"token_lifetime_seconds"`
+	AuthMethods          *[]string           `json:"auth_methods"`
+	TLS                  *storage.TLSBinding `json:"tls_binding"`
 }
 
 // Email returns the email of the account NAME in PROJECT.
@@ -259,7 +271,7 @@ func (s *Service) CreateAccount(ctx context.Context, actor Actor, in AccountInpu
 	a := storage.Account{
 		Email: s.Email(in.Name, in.Project), Name: in.Name, Project: in.Project,
 		DisplayName: in.DisplayName, Description: in.Description, Scopes: dedupe(in.Scopes),
-		TokenLifetime: life, CreatedAt: now, UpdatedAt: now,
+		TokenLifetime: life, AuthMethods: storage.DefaultAuthMethods, CreatedAt: now, UpdatedAt: now,
 	}
 	for range 5 {
 		a.ID = NewClientID()
@@ -339,6 +351,19 @@ func (s *Service) UpdateAccount(ctx context.Context, actor Actor, ref string, up
 	if up.Description != nil {
 		data["description"] = *up.Description
 	}
+	if up.AuthMethods != nil {
+		if err := checkAuthMethods(*up.AuthMethods); err != nil {
+			return a, err
+		}
+		data["auth_methods"] = strings.Join(*up.AuthMethods, " ")
+	}
+	if up.TLS != nil {
+		if err := checkTLSBinding(*up.TLS); err != nil {
+			return a, err
+		}
+		b, _ := json.Marshal(up.TLS)
+		data["tls_binding"] = string(b)
+	}
 	return s.store.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
 		if up.DisplayName != nil {
 			old.DisplayName = *up.DisplayName
@@ -351,6 +376,12 @@ func (s *Service) UpdateAccount(ctx context.Context, actor Actor, ref string, up
 		}
 		if up.TokenLifetimeSeconds != nil {
 			old.TokenLifetime = life
+		}
+		if up.AuthMethods != nil {
+			old.AuthMethods = dedupe(*up.AuthMethods)
+		}
+		if up.TLS != nil {
+			old.TLS = *up.TLS
 		}
 		old.UpdatedAt = s.cfg.Now()
 		return old, nil
@@ -389,6 +420,158 @@ func (s *Service) DeleteAccount(ctx context.Context, actor Actor, ref string) er
 	}
 	err = s.store.DeleteAccount(ctx, a.ID, s.event(actor, "account.delete", a.ID, map[string]string{"email": a.Email}))
 	return storeErr(err, fmt.Sprintf("The service account %q", ref))
+}
+
+func checkAuthMethods(methods []string) error {
+	for _, m := range methods {
+		if !slices.Contains(storage.AuthMethods, m) {
+			return invalid("Unknown client authentication method %q; the methods are %s.", m, strings.Join(storage.AuthMethods, ", "))
+		}
+	}
+	return nil
+}
+
+func checkTLSBinding(b storage.TLSBinding) error {
+	n := 0
+	for _, v := range []string{b.SubjectDN, b.SANDNS, b.SANURI, b.SANIP, b.SANEmail} {
+		if v != "" {
+			n++
+		}
+	}
+	if n > 1 {
+		return invalid("A TLS binding names exactly one of subject DN, SAN DNS, SAN URI, SAN IP or SAN email (RFC 8705 §2.1.2).")
+	}
+	if b.SANIP != "" && net.ParseIP(b.SANIP) == nil {
+		return invalid("The SAN IP %q is not an IP address.", b.SANIP)
+	}
+	if b.SubjectDN != "" {
+		if _, err := parseDN(b.SubjectDN); err != nil {
+			return invalid("The subject DN %q is not an RFC 4514 distinguished name: %s.", b.SubjectDN, err.Error())
+		}
+	}
+	return nil
+}
+
+// parseDN checks the shape of an RFC 4514 DN (attribute=value pairs
+// separated by commas).
+func parseDN(dn string) ([]string, error) {
+	var parts []string
+	for _, rdn := range strings.Split(dn, ",") {
+		k, v, ok := strings.Cut(rdn, "=")
+		if !ok || strings.TrimSpace(k) == "" || strings.TrimSpace(v) == "" {
+			return nil, errors.New("each part must be attribute=value")
+		}
+		parts = append(parts, rdn)
+	}
+	return parts, nil
+}
+
+// --- secrets ---
+
+// SecretPrefix starts every client secret, so secret scanners can spot a
+// leaked one.
+const SecretPrefix = "kw_"
+
+// NewSecret returns a new client secret: the prefix and 256 random bits.
+func NewSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return SecretPrefix + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// MaxActiveSecrets is how many enabled, unexpired secrets an account may
+// have at once: two, for rotation without downtime.
+const MaxActiveSecrets = 2
+
+// CreatedSecret is a new secret: shown once, stored only as a hash.
+type CreatedSecret struct {
+	storage.Secret
+	Value string
+}
+
+// CreateSecret generates a client secret for the account.
+func (s *Service) CreateSecret(ctx context.Context, actor Actor, ref string, expiresInSeconds int64) (CreatedSecret, error) {
+	a, err := s.GetAccount(ctx, ref)
+	if err != nil {
+		return CreatedSecret{}, err
+	}
+	exp, err := s.expiry(expiresInSeconds)
+	if err != nil {
+		return CreatedSecret{}, err
+	}
+	existing, err := s.store.ListSecrets(ctx, a.ID)
+	if err != nil {
+		return CreatedSecret{}, err
+	}
+	now := s.cfg.Now()
+	active := 0
+	for _, sec := range existing {
+		if !sec.Disabled && !sec.Expired(now) {
+			active++
+		}
+	}
+	if active >= MaxActiveSecrets {
+		return CreatedSecret{}, conflict("%s already has %d active secrets; disable or delete one first (rotation: create the new one, deploy it, then delete the old).", a.Email, active)
+	}
+	value := NewSecret()
+	sec := storage.Secret{
+		ID: sakey.NewKeyID()[:16], AccountID: a.ID, Hash: clientauth.HashSecret(s.cfg.Pepper, value),
+		Hint: SecretPrefix + "…" + value[len(value)-4:], ExpiresAt: exp, CreatedAt: now,
+	}
+	err = s.store.CreateSecret(ctx, sec, s.event(actor, "secret.create", a.ID, map[string]string{"secret_id": sec.ID}))
+	return CreatedSecret{Secret: sec, Value: value}, storeErr(err, "The secret")
+}
+
+// ListSecrets returns an account's secrets (their hashes stay inside).
+func (s *Service) ListSecrets(ctx context.Context, ref string) ([]storage.Secret, error) {
+	a, err := s.GetAccount(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.ListSecrets(ctx, a.ID)
+}
+
+func (s *Service) accountSecret(ctx context.Context, ref, id string) (storage.Account, storage.Secret, error) {
+	a, err := s.GetAccount(ctx, ref)
+	if err != nil {
+		return a, storage.Secret{}, err
+	}
+	secs, err := s.store.ListSecrets(ctx, a.ID)
+	if err != nil {
+		return a, storage.Secret{}, err
+	}
+	for _, sec := range secs {
+		if sec.ID == id {
+			return a, sec, nil
+		}
+	}
+	return a, storage.Secret{}, notFound("The secret %q of %s does not exist.", id, a.Email)
+}
+
+// SetSecretDisabled disables or enables a secret.
+func (s *Service) SetSecretDisabled(ctx context.Context, actor Actor, ref, id string, disabled bool) (storage.Secret, error) {
+	a, sec, err := s.accountSecret(ctx, ref, id)
+	if err != nil {
+		return sec, err
+	}
+	action := "secret.enable"
+	if disabled {
+		action = "secret.disable"
+	}
+	sec, err = s.store.UpdateSecret(ctx, sec.ID, func(old storage.Secret) (storage.Secret, error) {
+		old.Disabled = disabled
+		return old, nil
+	}, s.event(actor, action, a.ID, map[string]string{"secret_id": sec.ID}))
+	return sec, storeErr(err, "The secret")
+}
+
+// DeleteSecret deletes a secret for good.
+func (s *Service) DeleteSecret(ctx context.Context, actor Actor, ref, id string) error {
+	a, sec, err := s.accountSecret(ctx, ref, id)
+	if err != nil {
+		return err
+	}
+	return storeErr(s.store.DeleteSecret(ctx, sec.ID, s.event(actor, "secret.delete", a.ID, map[string]string{"secret_id": sec.ID})), "The secret")
 }
 
 // --- keys ---
@@ -534,7 +717,7 @@ func (s *Service) Bootstrap(ctx context.Context, save func(sakey.KeyFile) error)
 	a := storage.Account{
 		ID: NewClientID(), Email: s.Email(AdminAccountName, AdminProject), Name: AdminAccountName, Project: AdminProject,
 		DisplayName: "Keyward administrator", Description: "Created on first start.", Scopes: []string{AdminScope},
-		TokenLifetime: s.cfg.DefaultTokenLifetime, CreatedAt: now, UpdatedAt: now,
+		TokenLifetime: s.cfg.DefaultTokenLifetime, AuthMethods: storage.DefaultAuthMethods, CreatedAt: now, UpdatedAt: now,
 	}
 	k, kf, err := sakey.Generate(a, s.Endpoints(), now, time.Time{})
 	if err != nil {

@@ -5,13 +5,16 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"time"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/discovery"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/signer"
@@ -29,6 +32,16 @@ type Config struct {
 	MaxTokenLifetime     time.Duration
 	MaxAssertionLifetime time.Duration
 	ClockSkew            time.Duration
+	// ClientCAs verifies CA-issued client certificates (tls_client_auth);
+	// nil disables that method.
+	ClientCAs *x509.CertPool
+	// ClientCertHeader names the header a TLS-terminating proxy passes the
+	// client certificate in; it is trusted only from TrustedProxies.
+	ClientCertHeader string
+	TrustedProxies   []netip.Prefix
+	// MutualTLS says client certificates can reach the server: it listens
+	// with TLS, or a trusted proxy forwards them.
+	MutualTLS bool
 }
 
 // Deps are the built dependencies.
@@ -36,7 +49,9 @@ type Deps struct {
 	Store   storage.Storage
 	Signer  *signer.Signer
 	Journal token.Journal
-	Logger  *slog.Logger
+	// Pepper keys the hashes of client secrets.
+	Pepper []byte
+	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
@@ -49,6 +64,8 @@ type Server struct {
 	// Cache holds the token endpoint's lookups; Invalidate applies changes
 	// made by other replicas.
 	Cache *cache.Store
+	// Auth authenticates clients; FlushUsage records when secrets were used.
+	Auth *clientauth.Authenticator
 }
 
 // New assembles the server.
@@ -61,19 +78,26 @@ func New(cfg Config, d Deps) *Server {
 	cached := cache.New(d.Store, cache.Options{Now: d.Now})
 	adminSvc := admin.NewService(cached, admin.Config{
 		Issuer: cfg.Issuer, AccountDomain: cfg.AccountDomain,
-		DefaultTokenLifetime: cfg.DefaultTokenLifetime, MaxTokenLifetime: cfg.MaxTokenLifetime, Now: d.Now,
+		DefaultTokenLifetime: cfg.DefaultTokenLifetime, MaxTokenLifetime: cfg.MaxTokenLifetime, Pepper: d.Pepper, Now: d.Now,
 	})
+	auth := clientauth.New(clientauth.Config{
+		Audiences:            []string{cfg.Issuer, token.Endpoint(cfg.Issuer)},
+		MaxAssertionLifetime: cfg.MaxAssertionLifetime, ClockSkew: cfg.ClockSkew, Pepper: d.Pepper,
+		ClientCAs: cfg.ClientCAs, CertHeader: cfg.ClientCertHeader, TrustedProxies: cfg.TrustedProxies,
+		Now: d.Now, Logger: d.Logger,
+	}, cached)
 	tok := token.NewHandler(token.Config{
 		Issuer: cfg.Issuer, MaxAssertionLifetime: cfg.MaxAssertionLifetime,
 		ClockSkew: cfg.ClockSkew, MaxTokenLifetime: cfg.MaxTokenLifetime,
-	}, cached, d.Journal, d.Signer, d.Now, d.Logger)
+	}, cached, d.Journal, d.Signer, auth, d.Now, d.Logger)
 	disc := discovery.NewHandler(discovery.Metadata{
 		Issuer:                                cfg.Issuer,
 		TokenEndpoint:                         token.Endpoint(cfg.Issuer),
 		JWKSURI:                               cfg.Issuer + discovery.JWKSPath,
 		ResponseTypesSupported:                []string{},
-		GrantTypesSupported:                   []string{oauth2.GrantJWTBearer},
-		TokenEndpointAuthMethodsSupported:     []string{"none"},
+		GrantTypesSupported:                   []string{oauth2.GrantClientCredentials, oauth2.GrantJWTBearer},
+		TokenEndpointAuthMethodsSupported:     authMethods(cfg),
+		TLSClientCertificateBoundAccessTokens: cfg.MutualTLS,
 		AccessTokenSigningAlgValuesSupported:  signer.Algorithms,
 		TokenEndpointAuthSigningAlgsSupported: []string{"RS256", "ES256"},
 	}, d.Signer, cached, d.Now)
@@ -100,7 +124,20 @@ func New(cfg Config, d Deps) *Server {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		oauth2.WriteError(w, &oauth2.Error{Code: "not_found", Description: "There is nothing at " + r.URL.Path + ".", Status: http.StatusNotFound})
 	})
-	return &Server{handler: logRequests(d.Logger, recoverPanics(d.Logger, mux)), Admin: adminSvc, Cache: cached}
+	return &Server{handler: logRequests(d.Logger, recoverPanics(d.Logger, mux)), Admin: adminSvc, Cache: cached, Auth: auth}
+}
+
+// authMethods lists the client authentication methods the configuration
+// supports (RFC 8414 token_endpoint_auth_methods_supported).
+func authMethods(cfg Config) []string {
+	m := []string{storage.AuthSecretBasic, storage.AuthSecretPost, storage.AuthPrivateKeyJWT}
+	if cfg.MutualTLS {
+		m = append(m, storage.AuthSelfSignedTLS)
+		if cfg.ClientCAs != nil {
+			m = append(m, storage.AuthTLS)
+		}
+	}
+	return m
 }
 
 // ServeHTTP implements http.Handler.

@@ -22,6 +22,8 @@ type issuance struct {
 	resource string
 	// jtis are consumed atomically with the audit event.
 	jtis []storage.UsedJTI
+	// thumbprint, if set, binds the token to a client certificate.
+	thumbprint string
 }
 
 // resolveScopes checks the requested scopes against the catalog and the
@@ -103,6 +105,9 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 		ID:          newTokenID(),
 		Scope:       scope,
 	}
+	if is.thumbprint != "" {
+		claims.Confirmation = &oauth2.Confirmation{X5TS256: is.thumbprint}
+	}
 	raw, err := h.signer.Sign(claims)
 	if err != nil {
 		return nil, oauth2.AsError(err)
@@ -116,6 +121,8 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 	}
 	addNonEmpty(data, "auth_method", req.Audit.AuthMethod)
 	addNonEmpty(data, "key_id", req.Audit.KeyID)
+	addNonEmpty(data, "secret_id", req.Audit.SecretID)
+	addNonEmpty(data, "cnf_x5t", is.thumbprint)
 	if is.subject != is.account.ID {
 		data["subject"] = is.subject
 	}

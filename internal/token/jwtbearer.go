@@ -17,7 +17,9 @@ type jwtBearer struct{ h *Handler }
 func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error) {
 	h := g.h
 	req.Audit.Grant = "jwt-bearer"
-	req.Audit.AuthMethod = "jwt_assertion"
+	if req.Client == nil {
+		req.Audit.AuthMethod = "jwt_assertion"
+	}
 	raw := req.Form.Get("assertion")
 	if raw == "" {
 		return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "The assertion parameter is required: a JWT signed with the service account's private key.")
@@ -37,6 +39,9 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	if err != nil {
 		return nil, storeError(err)
 	}
+	if req.Client != nil && req.Client.Account.ID != acct.ID {
+		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "The assertion was issued by another service account than the authenticated client.")
+	}
 	req.Audit.AccountID = acct.ID
 	keys, err := h.dir.ListKeys(ctx, acct.ID)
 	if err != nil {
@@ -51,7 +56,9 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 		Skew:            h.cfg.ClockSkew,
 		Now:             req.Now,
 	})
-	req.Audit.KeyID = key.ID
+	if req.Client == nil {
+		req.Audit.KeyID = key.ID
+	}
 	if err != nil {
 		return nil, assertionError(err)
 	}
@@ -82,6 +89,10 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	}
 
 	is := issuance{account: acct, subject: acct.ID, scopes: scopes, resource: req.Form.Get("resource")}
+	if req.Client != nil {
+		is.jtis = req.Client.JTIs
+		is.thumbprint = req.Client.Thumbprint()
+	}
 	if c.ID != "" {
 		is.jtis = append(is.jtis, storage.UsedJTI{Issuer: acct.ID, JTI: c.ID, ExpiresAt: c.Expiry.Time().Add(h.cfg.ClockSkew)})
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -28,6 +29,12 @@ type Directory interface {
 // Journal makes a write durable before the response is sent.
 type Journal interface {
 	Write(ctx context.Context, w storage.Write) error
+}
+
+// Authenticator authenticates the client of a request, if it presents
+// credentials.
+type Authenticator interface {
+	Authenticate(ctx context.Context, r *http.Request, form oauth2.Form, source string, att *clientauth.Attempt) (*clientauth.Client, error)
 }
 
 // Signer signs access tokens.
@@ -56,6 +63,7 @@ type Handler struct {
 	dir     Directory
 	journal Journal
 	signer  Signer
+	auth    Authenticator
 	now     func() time.Time
 	log     *slog.Logger
 	grants  map[string]grant
@@ -69,7 +77,9 @@ type grant interface {
 // Request is a token request being handled. Grants fill in the audit fields
 // as they learn them, so a refusal is recorded with what was known.
 type Request struct {
-	Form   oauth2.Form
+	Form oauth2.Form
+	// Client is the authenticated client, or nil.
+	Client *clientauth.Client
 	Source string // remote IP
 	Now    time.Time
 	Audit  AuditInfo
@@ -81,6 +91,8 @@ type AuditInfo struct {
 	AuthMethod string
 	AccountID  string
 	KeyID      string
+	SecretID   string
+	ClientID   string // as presented, when authentication failed
 	Scope      string
 }
 
@@ -93,10 +105,11 @@ type Response struct {
 }
 
 // NewHandler returns the token endpoint handler.
-func NewHandler(cfg Config, dir Directory, journal Journal, signer Signer, now func() time.Time, log *slog.Logger) *Handler {
-	h := &Handler{cfg: cfg, dir: dir, journal: journal, signer: signer, now: now, log: log}
+func NewHandler(cfg Config, dir Directory, journal Journal, signer Signer, auth Authenticator, now func() time.Time, log *slog.Logger) *Handler {
+	h := &Handler{cfg: cfg, dir: dir, journal: journal, signer: signer, auth: auth, now: now, log: log}
 	h.grants = map[string]grant{
-		oauth2.GrantJWTBearer: &jwtBearer{h: h},
+		oauth2.GrantJWTBearer:         &jwtBearer{h: h},
+		oauth2.GrantClientCredentials: &clientCredentials{h: h},
 	}
 	return h
 }
@@ -137,7 +150,24 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request) (*
 	g, ok := h.grants[gt]
 	if !ok {
 		req.Audit.Grant = "unsupported"
-		return nil, oauth2.Errorf(oauth2.ErrUnsupportedGrantType, "The grant type is not supported; use %s.", oauth2.GrantJWTBearer)
+		return nil, oauth2.Errorf(oauth2.ErrUnsupportedGrantType, "The grant type is not supported; use %s or %s.",
+			oauth2.GrantClientCredentials, oauth2.GrantJWTBearer)
+	}
+	var att clientauth.Attempt
+	client, err := h.auth.Authenticate(r.Context(), r, form, req.Source, &att)
+	req.Audit.AuthMethod, req.Audit.ClientID = att.Method, att.ClientID
+	if err != nil {
+		return nil, err
+	}
+	if client != nil {
+		req.Client = client
+		req.Audit.AuthMethod = client.Method
+		req.Audit.AccountID = client.Account.ID
+		if client.Method == storage.AuthSecretBasic || client.Method == storage.AuthSecretPost {
+			req.Audit.SecretID = client.CredentialID
+		} else {
+			req.Audit.KeyID = client.CredentialID
+		}
 	}
 	return g.handle(r.Context(), req)
 }
@@ -147,7 +177,11 @@ func (h *Handler) recordRefusal(ctx context.Context, req *Request, oe *oauth2.Er
 	addNonEmpty(data, "grant", req.Audit.Grant)
 	addNonEmpty(data, "auth_method", req.Audit.AuthMethod)
 	addNonEmpty(data, "key_id", req.Audit.KeyID)
+	addNonEmpty(data, "secret_id", req.Audit.SecretID)
 	addNonEmpty(data, "scope", req.Audit.Scope)
+	if req.Audit.AccountID == "" {
+		addNonEmpty(data, "client_id", req.Audit.ClientID)
+	}
 	return h.journal.Write(context.WithoutCancel(ctx), storage.Write{Events: []storage.AuditEvent{{
 		Time: req.Now, Action: "token.refused", Outcome: storage.OutcomeFailure,
 		AccountID: req.Audit.AccountID, Actor: req.Audit.AccountID, Source: req.Source, Data: data,

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/internal/admin"
+)
+
+func newSecretsCommand() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "secrets",
+		Short: "Manage client secrets for the client-credentials grant",
+		Long: `A client secret lets a service account authenticate with client_secret_basic
+or client_secret_post. Keyward generates it (256 random bits, prefixed kw_ so
+secret scanners recognise it), shows it once and stores only a keyed hash.
+
+An account may have two active secrets at once, for rotation without
+downtime: create the new secret, deploy it, then delete the old one.`,
+	}
+	f.register(cmd)
+
+	var expiresIn time.Duration
+	create := &cobra.Command{
+		Use:   "create SA",
+		Short: "Generate a client secret; it is shown only once",
+		Example: `  keyward secrets create nightly-report@billing.iam.keyward.internal
+  curl -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials http://127.0.0.1:8080/token`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			var s admin.SecretView
+			body := admin.KeyRequest{ExpiresInSeconds: int64(expiresIn / time.Second)}
+			if err := c.do(cmd.Context(), http.MethodPost, "/v1/service-accounts/"+url.PathEscape(args[0])+"/secrets", body, &s); err != nil {
+				return err
+			}
+			return c.show(s, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "Client ID:\t%s\n", s.ClientID)
+				fmt.Fprintf(w, "Client secret:\t%s\n", s.Secret)
+				fmt.Fprintf(w, "Secret ID:\t%s\n", s.SecretID)
+				if s.ExpiresAt != nil {
+					fmt.Fprintf(w, "Expires:\t%s\n", fmtTime(*s.ExpiresAt))
+				}
+				fmt.Fprintln(w, "\nThe secret is shown only this once; Keyward keeps only a hash of it.")
+			})
+		},
+	}
+	create.Flags().DurationVar(&expiresIn, "expires-in", 0, "the secret expires after this long (default: never)")
+
+	list := &cobra.Command{
+		Use:   "list SA",
+		Short: "List an account's secrets (never their values)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			var resp struct {
+				Secrets []admin.SecretView `json:"secrets"`
+			}
+			if err := c.do(cmd.Context(), http.MethodGet, "/v1/service-accounts/"+url.PathEscape(args[0])+"/secrets", nil, &resp); err != nil {
+				return err
+			}
+			return c.show(resp, func(w *tabwriter.Writer) { secretTable(w, resp.Secrets) })
+		},
+	}
+	op := func(use, short, method, suffix string) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " SA SECRET_ID",
+			Short: short,
+			Args:  cobra.ExactArgs(2),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := f.client(cmd)
+				if err != nil {
+					return err
+				}
+				path := "/v1/service-accounts/" + url.PathEscape(args[0]) + "/secrets/" + url.PathEscape(args[1]) + suffix
+				if method == http.MethodDelete {
+					if err := c.do(cmd.Context(), method, path, nil, nil); err != nil {
+						return err
+					}
+					return c.show(map[string]string{"deleted": args[1]}, func(w *tabwriter.Writer) { fmt.Fprintf(w, "deleted secret %s\n", args[1]) })
+				}
+				var s admin.SecretView
+				if err := c.do(cmd.Context(), method, path, nil, &s); err != nil {
+					return err
+				}
+				return c.show(s, func(w *tabwriter.Writer) { secretTable(w, []admin.SecretView{s}) })
+			},
+		}
+	}
+	cmd.AddCommand(create, list,
+		op("disable", "Disable a secret: it no longer authenticates", http.MethodPost, "/disable"),
+		op("enable", "Enable a disabled secret", http.MethodPost, "/enable"),
+		op("delete", "Delete a secret for good", http.MethodDelete, ""),
+	)
+	return cmd
+}
+
+func secretTable(w *tabwriter.Writer, secrets []admin.SecretView) {
+	fmt.Fprintln(w, "SECRET ID\tHINT\tDISABLED\tEXPIRES\tLAST USED\tCREATED")
+	for _, s := range secrets {
+		exp, used := "never", "never"
+		if s.ExpiresAt != nil {
+			exp = fmtTime(*s.ExpiresAt)
+		}
+		if s.LastUsedAt != nil {
+			used = fmtTime(*s.LastUsedAt)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.SecretID, s.Hint, yesNo(s.Disabled), exp, used, fmtTime(s.CreatedAt))
+	}
+}

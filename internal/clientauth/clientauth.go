@@ -1,0 +1,381 @@
+// Package clientauth authenticates OAuth clients (service accounts) at the
+// token, introspection and revocation endpoints: client secrets in the
+// Authorization header or the body (RFC 6749 §2.3.1), private_key_jwt
+// assertions (RFC 7523 §2.2) and mutual TLS (RFC 8705 §2).
+package clientauth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/throttle"
+)
+
+// AssertionType is the client_assertion_type of private_key_jwt.
+const AssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// Directory is what authentication reads.
+type Directory interface {
+	GetAccount(ctx context.Context, id string) (storage.Account, error)
+	GetAccountByEmail(ctx context.Context, email string) (storage.Account, error)
+	ListKeys(ctx context.Context, accountID string) ([]storage.Key, error)
+	ListSecrets(ctx context.Context, accountID string) ([]storage.Secret, error)
+}
+
+// Config configures the Authenticator.
+type Config struct {
+	// Audiences are the aud values a client assertion may carry: the issuer
+	// and the token endpoint URL.
+	Audiences []string
+	// MaxAssertionLifetime bounds exp - iat (or exp - now) of assertions.
+	MaxAssertionLifetime time.Duration
+	ClockSkew            time.Duration
+	// Pepper keys the hash of client secrets.
+	Pepper []byte
+	// ClientCAs verifies CA-issued client certificates (tls_client_auth);
+	// nil disables that method.
+	ClientCAs *x509.CertPool
+	// CertHeader, if set, names a header in which a TLS-terminating proxy
+	// passes the client certificate (URL-encoded PEM). It is read only from
+	// TrustedProxies.
+	CertHeader     string
+	TrustedProxies []netip.Prefix
+	Now            func() time.Time
+	Logger         *slog.Logger
+}
+
+// Authenticator authenticates clients.
+type Authenticator struct {
+	cfg Config
+	dir Directory
+	// Failures are throttled per source address and per client at an
+	// address: guessing from one place slows down, while the client keeps
+	// working from everywhere else — no lockout an attacker could use.
+	perAddr   *throttle.Limiter
+	perClient *throttle.Limiter
+	usage     usage
+}
+
+// New returns an Authenticator.
+func New(cfg Config, dir Directory) *Authenticator {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Authenticator{
+		cfg:       cfg,
+		dir:       dir,
+		perAddr:   throttle.New(5, 50, 100_000, cfg.Now),
+		perClient: throttle.New(1, 10, 100_000, cfg.Now),
+		usage:     usage{m: map[string]time.Time{}},
+	}
+}
+
+// Client is an authenticated client.
+type Client struct {
+	Account storage.Account
+	// Method is the authentication method used.
+	Method string
+	// CredentialID is the ID of the secret or key that authenticated it.
+	CredentialID string
+	// Certificate is the client certificate it authenticated with, for
+	// certificate-bound tokens (RFC 8705 §3).
+	Certificate *x509.Certificate
+	// JTIs are single-use assertion IDs the caller must consume with its
+	// durable write (private_key_jwt).
+	JTIs []storage.UsedJTI
+}
+
+// Thumbprint returns the x5t#S256 of the client certificate, or "".
+func (c *Client) Thumbprint() string {
+	if c == nil || c.Certificate == nil {
+		return ""
+	}
+	sum := sha256.Sum256(c.Certificate.Raw)
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// Attempt describes what a request presented, for the audit log, whether
+// or not it succeeded.
+type Attempt struct {
+	Method   string
+	ClientID string // as presented, truncated
+}
+
+// failed is the one answer to every failed authentication: unknown client,
+// wrong secret, bad assertion and disallowed method look the same.
+func failed(basic bool, cause error) *oauth2.Error {
+	e := &oauth2.Error{Code: oauth2.ErrInvalidClient, Description: "Client authentication failed.", Status: http.StatusUnauthorized, Err: cause}
+	if basic {
+		e.Header = http.Header{"Www-Authenticate": {`Basic realm="keyward", charset="UTF-8"`}}
+	}
+	return e
+}
+
+// Authenticate authenticates the client of r. It returns a nil Client and
+// a nil error when the request carries no client credentials at all.
+func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form oauth2.Form, source string, att *Attempt) (*Client, error) {
+	var (
+		methods            []string
+		clientID, password string
+		basic              bool
+	)
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, rest, _ := strings.Cut(h, " ")
+		if !strings.EqualFold(scheme, "Basic") {
+			return nil, failed(true, errors.New("authorization scheme is not Basic"))
+		}
+		id, secret, err := parseBasic(rest)
+		if err != nil {
+			return nil, failed(true, err)
+		}
+		methods, clientID, password, basic = append(methods, storage.AuthSecretBasic), id, secret, true
+	}
+	if form.Has("client_secret") {
+		methods = append(methods, storage.AuthSecretPost)
+		password = form.Get("client_secret")
+	}
+	if form.Has("client_assertion") || form.Has("client_assertion_type") {
+		methods = append(methods, storage.AuthPrivateKeyJWT)
+	}
+	if len(methods) > 1 {
+		return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "The request uses more than one client authentication method (%s); use exactly one.", strings.Join(methods, ", "))
+	}
+	formID := form.Get("client_id")
+	if basic && formID != "" && formID != clientID {
+		return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "The client_id parameter disagrees with the client authenticated in the Authorization header.")
+	}
+	if !basic {
+		clientID = formID
+	}
+	cert, err := a.peerCertificate(r, source)
+	if err != nil {
+		return nil, failed(false, err)
+	}
+	method := ""
+	switch {
+	case len(methods) == 1:
+		method = methods[0]
+	case cert != nil && clientID != "":
+		method = storage.AuthTLS // or self-signed; decided by the account
+	case clientID != "":
+		return nil, failed(false, errors.New("client_id without credentials"))
+	default:
+		return nil, nil
+	}
+	att.Method = method
+	att.ClientID = truncate(clientID, 128)
+
+	// Throttle before any hashing or signature work.
+	addrKey := source
+	if ok, wait := a.perAddr.Check(addrKey); !ok {
+		return nil, tooMany(wait)
+	}
+	if clientID != "" {
+		if ok, wait := a.perClient.Check(clientID + "|" + source); !ok {
+			return nil, tooMany(wait)
+		}
+	}
+
+	var c *Client
+	switch method {
+	case storage.AuthSecretBasic, storage.AuthSecretPost:
+		c, err = a.secret(ctx, clientID, password, method)
+	case storage.AuthPrivateKeyJWT:
+		c, err = a.privateKeyJWT(ctx, form, clientID)
+	default:
+		c, err = a.certificate(ctx, clientID, cert)
+	}
+	if err != nil {
+		var oe *oauth2.Error
+		if errors.As(err, &oe) && (oe.Code == oauth2.ErrTemporarilyUnavailable || oe.Code == oauth2.ErrInvalidRequest || oe.Code == oauth2.ErrDisabledClient) {
+			return nil, err
+		}
+		a.perAddr.Fail(addrKey)
+		if clientID != "" {
+			a.perClient.Fail(clientID + "|" + source)
+		}
+		return nil, failed(basic, err)
+	}
+	att.Method = c.Method
+	if formID != "" && formID != c.Account.ID && formID != c.Account.Email {
+		return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "The client_id parameter disagrees with the authenticated client.")
+	}
+	return c, nil
+}
+
+func tooMany(wait time.Duration) *oauth2.Error {
+	return &oauth2.Error{
+		Code: oauth2.ErrTemporarilyUnavailable, Status: http.StatusTooManyRequests,
+		Description: "Too many failed client authentications from this address; retry later.",
+		Header:      http.Header{"Retry-After": {strconv.Itoa(int(wait / time.Second))}},
+	}
+}
+
+// parseBasic decodes the Basic credentials of RFC 6749 §2.3.1: split at the
+// first colon, then form-url-decode both halves. Clients that do not encode
+// send the raw values, which decode to themselves unless they contain % or +;
+// a half that does not decode is taken as it is.
+func parseBasic(b64 string) (id, secret string, err error) {
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
+	if err != nil {
+		return "", "", errors.New("basic credentials are not base64")
+	}
+	rawID, rawSecret, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		return "", "", errors.New("basic credentials have no colon")
+	}
+	return formDecode(rawID), formDecode(rawSecret), nil
+}
+
+func formDecode(s string) string {
+	if d, err := url.QueryUnescape(s); err == nil {
+		return d
+	}
+	return s
+}
+
+// lookup finds the account a client ID names: its numeric ID or email.
+func (a *Authenticator) lookup(ctx context.Context, clientID string) (storage.Account, error) {
+	var (
+		acct storage.Account
+		err  error
+	)
+	if strings.Contains(clientID, "@") {
+		acct, err = a.dir.GetAccountByEmail(ctx, clientID)
+	} else {
+		acct, err = a.dir.GetAccount(ctx, clientID)
+	}
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return acct, unavailable(err)
+	}
+	return acct, err
+}
+
+// unavailable reports a store failure: not the client's fault, not counted
+// as a failed authentication.
+func unavailable(err error) error {
+	return (&oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Status: http.StatusServiceUnavailable,
+		Description: "The server cannot reach its store right now; try again later."}).WithCause(err)
+}
+
+// allowed checks, once the credentials are verified, that the account may
+// authenticate with method. Only the holder of valid credentials learns
+// that the account is disabled.
+func allowed(acct storage.Account, method string) error {
+	if !slices.Contains(acct.AuthMethods, method) {
+		return errors.New("method " + method + " not allowed for the account")
+	}
+	if acct.Disabled {
+		return oauth2.Errorf(oauth2.ErrDisabledClient, "The OAuth client was disabled: the service account is disabled.")
+	}
+	return nil
+}
+
+// HashSecret returns the keyed hash under which a secret is stored.
+func HashSecret(pepper []byte, secret string) []byte {
+	m := hmac.New(sha256.New, pepper)
+	m.Write([]byte(secret))
+	return m.Sum(nil)
+}
+
+func (a *Authenticator) secret(ctx context.Context, clientID, secret, method string) (*Client, error) {
+	// The hash is computed before the lookup, so unknown clients and wrong
+	// secrets cost the same.
+	sum := HashSecret(a.cfg.Pepper, secret)
+	acct, err := a.lookup(ctx, clientID)
+	if err != nil {
+		return nil, err
+	}
+	secrets, err := a.dir.ListSecrets(ctx, acct.ID)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	now := a.cfg.Now()
+	match := ""
+	for _, s := range secrets {
+		if hmac.Equal(sum, s.Hash) && !s.Disabled && !s.Expired(now) {
+			match = s.ID
+		}
+	}
+	if match == "" {
+		return nil, errors.New("no enabled, unexpired secret matches")
+	}
+	if err := allowed(acct, method); err != nil {
+		return nil, err
+	}
+	a.usage.record(match, now)
+	return &Client{Account: acct, Method: method, CredentialID: match}, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// peerCertificate returns the client certificate of the connection, or the
+// one a trusted proxy forwarded.
+func (a *Authenticator) peerCertificate(r *http.Request, source string) (*x509.Certificate, error) {
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		return r.TLS.PeerCertificates[0], nil
+	}
+	if a.cfg.CertHeader == "" {
+		return nil, nil
+	}
+	v := r.Header.Get(a.cfg.CertHeader)
+	if v == "" {
+		return nil, nil
+	}
+	addr, err := netip.ParseAddr(source)
+	if err != nil || !slices.ContainsFunc(a.cfg.TrustedProxies, func(p netip.Prefix) bool { return p.Contains(addr.Unmap()) }) {
+		a.cfg.Logger.Warn("ignoring a client-certificate header from an untrusted address", "header", a.cfg.CertHeader, "source", source)
+		return nil, nil
+	}
+	return parseForwardedCert(v)
+}
+
+// usage remembers when secrets were last used until Flush writes it, so
+// the token endpoint does not write on every request.
+type usage struct {
+	mu sync.Mutex
+	m  map[string]time.Time
+}
+
+func (u *usage) record(id string, t time.Time) {
+	u.mu.Lock()
+	u.m[id] = t
+	u.mu.Unlock()
+}
+
+// UsageStore records last use.
+type UsageStore interface {
+	TouchSecrets(ctx context.Context, lastUsed map[string]time.Time) error
+}
+
+// FlushUsage writes the last-use times collected since the last flush.
+func (a *Authenticator) FlushUsage(ctx context.Context, st UsageStore) error {
+	a.usage.mu.Lock()
+	m := a.usage.m
+	a.usage.m = map[string]time.Time{}
+	a.usage.mu.Unlock()
+	return st.TouchSecrets(ctx, m)
+}

@@ -1,0 +1,63 @@
+package clientauth
+
+import (
+	"context"
+	"errors"
+
+	"github.com/keyward/keyward/internal/assertion"
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// privateKeyJWT checks a client assertion (RFC 7523 §2.2 and §3, OpenID
+// Connect Core §9): signed with one of the account's keys, iss = sub = the
+// client ID, a single aud naming this server, and a jti that is single-use
+// until exp.
+func (a *Authenticator) privateKeyJWT(ctx context.Context, form oauth2.Form, clientID string) (*Client, error) {
+	if form.Get("client_assertion_type") != AssertionType {
+		return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "client_assertion_type must be %s.", AssertionType)
+	}
+	raw := form.Get("client_assertion")
+	if raw == "" {
+		return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "client_assertion is required with client_assertion_type.")
+	}
+	tok, err := assertion.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	c := tok.Claims
+	if c.Issuer == "" || c.Subject != c.Issuer {
+		return nil, errors.New("client assertion: iss and sub must both be the client ID")
+	}
+	if clientID != "" && clientID != c.Issuer {
+		return nil, errors.New("client assertion: iss differs from client_id")
+	}
+	if c.ID == "" {
+		return nil, errors.New("client assertion: jti is required")
+	}
+	acct, err := a.lookup(ctx, c.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := a.dir.ListKeys(ctx, acct.ID)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	key, err := tok.Verify(keys, assertion.Expect{
+		Audiences:      a.cfg.Audiences,
+		SingleAudience: true,
+		MaxLifetime:    a.cfg.MaxAssertionLifetime,
+		Skew:           a.cfg.ClockSkew,
+		Now:            a.cfg.Now(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := allowed(acct, storage.AuthPrivateKeyJWT); err != nil {
+		return nil, err
+	}
+	return &Client{
+		Account: acct, Method: storage.AuthPrivateKeyJWT, CredentialID: key.ID,
+		JTIs: []storage.UsedJTI{{Issuer: acct.ID, JTI: c.ID, ExpiresAt: c.Expiry.Time().Add(a.cfg.ClockSkew)}},
+	}, nil
+}

@@ -1,0 +1,93 @@
+package clientauth
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// certificate authenticates a client by its TLS certificate (RFC 8705 §2):
+// a CA-issued certificate whose subject matches the account's binding
+// (tls_client_auth), or one of the self-signed certificates registered as
+// the account's keys (self_signed_tls_client_auth).
+func (a *Authenticator) certificate(ctx context.Context, clientID string, cert *x509.Certificate) (*Client, error) {
+	acct, err := a.lookup(ctx, clientID)
+	if err != nil {
+		return nil, err
+	}
+	now := a.cfg.Now()
+	if slices.Contains(acct.AuthMethods, storage.AuthTLS) && !acct.TLS.IsZero() && a.cfg.ClientCAs != nil {
+		_, verr := cert.Verify(x509.VerifyOptions{Roots: a.cfg.ClientCAs, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+		if verr == nil && matchesBinding(cert, acct.TLS) {
+			if err := allowed(acct, storage.AuthTLS); err != nil {
+				return nil, err
+			}
+			return &Client{Account: acct, Method: storage.AuthTLS, Certificate: cert}, nil
+		}
+	}
+	if slices.Contains(acct.AuthMethods, storage.AuthSelfSignedTLS) {
+		keys, err := a.dir.ListKeys(ctx, acct.ID)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		for _, k := range keys {
+			if k.Certificate != nil && bytes.Equal(k.Certificate, cert.Raw) && !k.Disabled && !k.Expired(now) {
+				if err := allowed(acct, storage.AuthSelfSignedTLS); err != nil {
+					return nil, err
+				}
+				return &Client{Account: acct, Method: storage.AuthSelfSignedTLS, CredentialID: k.ID, Certificate: cert}, nil
+			}
+		}
+	}
+	return nil, errors.New("the client certificate matches neither the account's TLS binding nor a registered certificate")
+}
+
+// matchesBinding compares the certificate with the one bound field.
+func matchesBinding(cert *x509.Certificate, b storage.TLSBinding) bool {
+	switch {
+	case b.SubjectDN != "":
+		return strings.EqualFold(cert.Subject.String(), b.SubjectDN)
+	case b.SANDNS != "":
+		return slices.ContainsFunc(cert.DNSNames, func(n string) bool { return strings.EqualFold(n, b.SANDNS) })
+	case b.SANURI != "":
+		return slices.ContainsFunc(cert.URIs, func(u *url.URL) bool { return u.String() == b.SANURI })
+	case b.SANIP != "":
+		ip := net.ParseIP(b.SANIP)
+		return ip != nil && slices.ContainsFunc(cert.IPAddresses, func(x net.IP) bool { return x.Equal(ip) })
+	case b.SANEmail != "":
+		return slices.ContainsFunc(cert.EmailAddresses, func(e string) bool { return strings.EqualFold(e, b.SANEmail) })
+	}
+	return false
+}
+
+// parseForwardedCert reads a certificate a proxy forwarded: URL-encoded PEM
+// (nginx's $ssl_client_escaped_cert), PEM, or base64 DER.
+func parseForwardedCert(v string) (*x509.Certificate, error) {
+	if d, err := url.QueryUnescape(v); err == nil {
+		v = d
+	}
+	if block, _ := pem.Decode([]byte(v)); block != nil {
+		return x509.ParseCertificate(block.Bytes)
+	}
+	der, err := decodeBase64(strings.TrimSpace(v))
+	if err != nil {
+		return nil, errors.New("the forwarded client certificate is neither PEM nor base64 DER")
+	}
+	return x509.ParseCertificate(der)
+}
+
+func decodeBase64(s string) ([]byte, error) {
+	if b, err := base64.StdEncoding.DecodeString(s); err == nil {
+		return b, nil
+	}
+	return base64.RawURLEncoding.DecodeString(s)
+}

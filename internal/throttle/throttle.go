@@ -1,0 +1,68 @@
+// Package throttle slows down repeated failures per key (a source address,
+// a client at an address) with token buckets, so guessing costs time and no
+// hashing work, while a key that does not fail is never held back.
+package throttle
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Limiter tracks failures per key.
+type Limiter struct {
+	limit rate.Limit
+	burst int
+	max   int
+	now   func() time.Time
+
+	mu sync.Mutex
+	m  map[string]*rate.Limiter
+}
+
+// New returns a Limiter that lets a key fail burst times at once and then
+// perSecond times a second. It tracks at most maxKeys keys, forgetting one
+// at random when full (a forgotten key starts with a full bucket again).
+func New(perSecond float64, burst, maxKeys int, now func() time.Time) *Limiter {
+	if now == nil {
+		now = time.Now
+	}
+	return &Limiter{limit: rate.Limit(perSecond), burst: burst, max: maxKeys, now: now, m: map[string]*rate.Limiter{}}
+}
+
+// Check reports whether key may try now; if not, it says when it may.
+// Checking does not count as a failure.
+func (l *Limiter) Check(key string) (bool, time.Duration) {
+	l.mu.Lock()
+	lim := l.m[key]
+	l.mu.Unlock()
+	if lim == nil {
+		return true, 0
+	}
+	tokens := lim.TokensAt(l.now())
+	if tokens >= 1 {
+		return true, 0
+	}
+	wait := time.Duration((1 - tokens) / float64(l.limit) * float64(time.Second))
+	return false, max(time.Second, time.Duration(math.Ceil(wait.Seconds()))*time.Second)
+}
+
+// Fail records a failure of key.
+func (l *Limiter) Fail(key string) {
+	l.mu.Lock()
+	lim := l.m[key]
+	if lim == nil {
+		if len(l.m) >= l.max {
+			for k := range l.m {
+				delete(l.m, k)
+				break
+			}
+		}
+		lim = rate.NewLimiter(l.limit, l.burst)
+		l.m[key] = lim
+	}
+	l.mu.Unlock()
+	lim.AllowN(l.now(), 1)
+}

@@ -1,0 +1,44 @@
+package token
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/keyward/keyward/internal/oauth2"
+)
+
+// clientCredentials is the client-credentials grant (RFC 6749 §4.4): the
+// authenticated client gets a token for itself.
+type clientCredentials struct{ h *Handler }
+
+func (g *clientCredentials) handle(ctx context.Context, req *Request) (*Response, error) {
+	req.Audit.Grant = "client_credentials"
+	c := req.Client
+	if c == nil {
+		return nil, &oauth2.Error{
+			Code: oauth2.ErrInvalidClient, Status: http.StatusUnauthorized,
+			Description: "The client_credentials grant needs client authentication: a client secret, a client assertion or a TLS client certificate.",
+			Header:      http.Header{"Www-Authenticate": {`Basic realm="keyward", charset="UTF-8"`}},
+		}
+	}
+	if c.Account.Disabled {
+		return nil, oauth2.Errorf(oauth2.ErrDisabledClient, "The OAuth client was disabled: the service account is disabled.")
+	}
+	// Without a scope parameter the token carries every scope the account
+	// is allowed (RFC 6749 §3.3 lets the server choose a default).
+	scopes := c.Account.Scopes
+	if req.Form.Has("scope") {
+		var err error
+		if scopes, err = oauth2.ParseScope(req.Form.Get("scope")); err != nil {
+			return nil, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope: %s.", err.Error())
+		}
+	}
+	return g.h.issue(ctx, req, issuance{
+		account:    c.Account,
+		subject:    c.Account.ID,
+		scopes:     scopes,
+		resource:   req.Form.Get("resource"),
+		jtis:       c.JTIs,
+		thumbprint: c.Thumbprint(),
+	})
+}
