@@ -34,7 +34,7 @@ type Config struct {
 	ClientCertHeader string
 	TrustedProxies   []string
 	InsecureHTTP     bool
-	NoMigrate     bool
+	NoMigrate        bool
 
 	SigningAlg          string
 	SigningKeyRotation  time.Duration

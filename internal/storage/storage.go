@@ -37,10 +37,10 @@ type Account struct {
 	// AuthMethods are the client authentication methods it may use.
 	AuthMethods []string
 	// TLS names the certificate subject tls_client_auth accepts.
-	TLS      TLSBinding
-	Disabled bool
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	TLS       TLSBinding
+	Disabled  bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Client authentication methods (RFC 7591 §2, RFC 8705 §2).

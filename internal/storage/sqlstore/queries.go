@@ -10,10 +10,10 @@ var queries = map[string]string{
 	"listAccountsProj":  `SELECT ` + accountCols + ` FROM accounts WHERE project = ? AND id > ? ORDER BY id LIMIT ?`,
 	"updateAccount": `UPDATE accounts SET name = ?, project = ?, display_name = ?, description = ?, scopes = ?, token_lifetime_s = ?, disabled = ?, updated_at = ?,
 		auth_methods = ?, tls_binding = ? WHERE id = ?`,
-	"deleteAccount":     `DELETE FROM accounts WHERE id = ?`,
-	"deleteAccountKeys": `DELETE FROM keys WHERE account_id = ?`,
+	"deleteAccount":        `DELETE FROM accounts WHERE id = ?`,
+	"deleteAccountKeys":    `DELETE FROM keys WHERE account_id = ?`,
 	"deleteAccountSecrets": `DELETE FROM secrets WHERE account_id = ?`,
-	"countAccounts":     `SELECT COUNT(*) FROM accounts`,
+	"countAccounts":        `SELECT COUNT(*) FROM accounts`,
 
 	"insertKey": `INSERT INTO keys (id, account_id, algorithm, public_key, certificate, origin, disabled, expires_at, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
