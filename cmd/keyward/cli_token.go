@@ -17,9 +17,9 @@ import (
 
 func newTokenCommand() *cobra.Command {
 	var (
-		keyFile string
-		scopes  []string
-		output  string
+		keyFile, caCert string
+		scopes          []string
+		output          string
 	)
 	cmd := &cobra.Command{
 		Use:   "token --key-file key.json --scopes s1,s2",
@@ -51,7 +51,11 @@ the key file's token_uri, and print the access token, as
 			if err != nil {
 				return fmt.Errorf("%s: %w", keyFile, err)
 			}
-			ctx := context.WithValue(cmd.Context(), oauth2.HTTPClient, &http.Client{Timeout: 30 * time.Second})
+			transport, err := httpTransport(firstNonEmpty(caCert, os.Getenv("KEYWARD_CA_CERT")))
+			if err != nil {
+				return err
+			}
+			ctx := context.WithValue(cmd.Context(), oauth2.HTTPClient, &http.Client{Timeout: 30 * time.Second, Transport: transport})
 			tok, err := cfg.TokenSource(ctx).Token()
 			if err != nil {
 				return retrieveError(cfg.TokenURL, err)
@@ -68,6 +72,7 @@ the key file's token_uri, and print the access token, as
 	}
 	cmd.Flags().StringVar(&keyFile, "key-file", "", "service-account JSON key file (default: $KEYWARD_CREDENTIALS)")
 	cmd.Flags().StringSliceVar(&scopes, "scopes", nil, "scopes to request, comma-separated")
+	cmd.Flags().StringVar(&caCert, "ca-cert", "", "PEM file of the CA that signed the server's TLS certificate (default: $KEYWARD_CA_CERT, else the system's)")
 	addOutputFlag(cmd.Flags(), &output)
 	return cmd
 }

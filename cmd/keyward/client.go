@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +26,7 @@ import (
 type clientFlags struct {
 	server      string
 	credentials string
+	caCert      string
 	output      string
 }
 
@@ -31,6 +34,7 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.server, "server", "", "Keyward base URL (default: $KEYWARD_SERVER, else the server named in the credentials file)")
 	pf.StringVar(&f.credentials, "credentials", "", "administrator key file (default: $KEYWARD_CREDENTIALS, else ./keyward-data/admin-key.json)")
+	pf.StringVar(&f.caCert, "ca-cert", "", "PEM file of the CA that signed the server's TLS certificate (default: $KEYWARD_CA_CERT, else the system's)")
 	addOutputFlag(pf, &f.output)
 }
 
@@ -87,10 +91,32 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 	if _, err := url.Parse(base); err != nil || !strings.HasPrefix(base, "http") {
 		return nil, usageError{fmt.Errorf("--server %q must be an http(s) URL", base)}
 	}
-	ctx := context.WithValue(cmd.Context(), oauth2.HTTPClient, &http.Client{Timeout: 30 * time.Second})
+	transport, err := httpTransport(firstNonEmpty(f.caCert, os.Getenv("KEYWARD_CA_CERT")))
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.WithValue(cmd.Context(), oauth2.HTTPClient, &http.Client{Timeout: 30 * time.Second, Transport: transport})
 	hc := cfg.Client(ctx)
 	hc.Timeout = 60 * time.Second
 	return &adminClient{base: base, http: hc, output: f.output, out: cmd.OutOrStdout()}, nil
+}
+
+// httpTransport trusts caFile, if given, for the server's certificate.
+func httpTransport(caFile string) (http.RoundTripper, error) {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if caFile == "" {
+		return t, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-cert: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--ca-cert %s holds no PEM certificate", caFile)
+	}
+	t.TLSClientConfig = &tls.Config{RootCAs: pool}
+	return t, nil
 }
 
 func firstNonEmpty(s ...string) string {

@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"errors"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -131,6 +132,11 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 		AccountID: is.account.ID, Actor: is.account.ID, Source: req.Source, Data: data,
 	}}})
 	if errors.Is(err, storage.ErrReplay) {
+		if req.Audit.Grant == "client_credentials" {
+			// The only single-use ID was the client assertion's.
+			return nil, (&oauth2.Error{Code: oauth2.ErrInvalidClient, Status: http.StatusUnauthorized, Description: "Client authentication failed."}).
+				WithCause(errors.New("client assertion jti replayed"))
+		}
 		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid JWT: the assertion's jti was already used; sign a new assertion for every request.")
 	}
 	if err != nil {

@@ -1,0 +1,378 @@
+package clientauth
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// fakeDir is an in-memory Directory.
+type fakeDir struct {
+	accounts []storage.Account
+	keys     map[string][]storage.Key
+	secrets  map[string][]storage.Secret
+	err      error
+}
+
+func (d *fakeDir) find(match func(storage.Account) bool) (storage.Account, error) {
+	if d.err != nil {
+		return storage.Account{}, d.err
+	}
+	for _, a := range d.accounts {
+		if match(a) {
+			return a, nil
+		}
+	}
+	return storage.Account{}, storage.ErrNotFound
+}
+
+func (d *fakeDir) GetAccount(_ context.Context, id string) (storage.Account, error) {
+	return d.find(func(a storage.Account) bool { return a.ID == id })
+}
+
+func (d *fakeDir) GetAccountByEmail(_ context.Context, email string) (storage.Account, error) {
+	return d.find(func(a storage.Account) bool { return a.Email == email })
+}
+
+func (d *fakeDir) ListKeys(_ context.Context, id string) ([]storage.Key, error) { return d.keys[id], nil }
+
+func (d *fakeDir) ListSecrets(_ context.Context, id string) ([]storage.Secret, error) {
+	return d.secrets[id], nil
+}
+
+var (
+	now    = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	pepper = []byte("pepper-pepper-pepper-pepper-0123")
+	issuer = "https://keyward.test"
+)
+
+const (
+	goodSecret = "kw_good"
+	oldSecret  = "kw_old"
+)
+
+// world is the fixture every test shares.
+type world struct {
+	dir       *fakeDir
+	jobKey    *ecdsa.PrivateKey // registered for job
+	otherKey  *ecdsa.PrivateKey // registered for other
+	selfCert  tls.Certificate   // self-signed, registered for job
+	caCert    *x509.Certificate
+	caKey     *ecdsa.PrivateKey
+	issued    tls.Certificate // issued by the CA to CN=job
+	strayCert tls.Certificate // self-signed, registered nowhere
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	w := &world{}
+	w.jobKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	w.otherKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	w.selfCert = selfSigned(t, "self")
+	w.strayCert = selfSigned(t, "stray")
+	w.caKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test CA"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &w.caKey.PublicKey, w.caKey)
+	w.caCert, _ = x509.ParseCertificate(der)
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "job", Organization: []string{"Example"}},
+		DNSNames: []string{"job.example"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, _ = x509.CreateCertificate(rand.Reader, leafTmpl, w.caCert, &leafKey.PublicKey, w.caKey)
+	w.issued = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: leafKey}
+	w.issued.Leaf, _ = x509.ParseCertificate(der)
+
+	spki := func(k *ecdsa.PrivateKey) []byte { b, _ := x509.MarshalPKIXPublicKey(&k.PublicKey); return b }
+	all := storage.AuthMethods
+	w.dir = &fakeDir{
+		accounts: []storage.Account{
+			{ID: "111", Email: "job@p.iam.test", AuthMethods: all, TLS: storage.TLSBinding{SubjectDN: "CN=job,O=Example"}},
+			{ID: "222", Email: "other@p.iam.test", AuthMethods: all},
+			{ID: "333", Email: "postonly@p.iam.test", AuthMethods: []string{storage.AuthSecretPost}},
+			{ID: "444", Email: "off@p.iam.test", AuthMethods: all, Disabled: true},
+			{ID: "555", Email: "dns@p.iam.test", AuthMethods: []string{storage.AuthTLS}, TLS: storage.TLSBinding{SANDNS: "job.example"}},
+		},
+		keys: map[string][]storage.Key{
+			"111": {
+				{ID: "k1", AccountID: "111", Algorithm: "ES256", PublicKey: spki(w.jobKey)},
+				{ID: "cert", AccountID: "111", Algorithm: "ES256", PublicKey: w.selfCert.Leaf.RawSubjectPublicKeyInfo, Certificate: w.selfCert.Leaf.Raw},
+			},
+			"222": {{ID: "k2", AccountID: "222", Algorithm: "ES256", PublicKey: spki(w.otherKey)}},
+		},
+		secrets: map[string][]storage.Secret{
+			"111": {
+				{ID: "s-old", AccountID: "111", Hash: HashSecret(pepper, oldSecret), Disabled: true},
+				{ID: "s-good", AccountID: "111", Hash: HashSecret(pepper, goodSecret)},
+				{ID: "s-expired", AccountID: "111", Hash: HashSecret(pepper, "kw_expired"), ExpiresAt: now.Add(-time.Second)},
+			},
+			"333": {{ID: "s3", AccountID: "333", Hash: HashSecret(pepper, goodSecret)}},
+			"444": {{ID: "s4", AccountID: "444", Hash: HashSecret(pepper, goodSecret)}},
+		},
+	}
+	return w
+}
+
+func selfSigned(t *testing.T, cn string) tls.Certificate {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: cn}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k, Leaf: leaf}
+}
+
+func (w *world) authenticator() *Authenticator {
+	pool := x509.NewCertPool()
+	pool.AddCert(w.caCert)
+	return New(Config{
+		Audiences: []string{issuer, issuer + "/token"}, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute,
+		Pepper: pepper, ClientCAs: pool, CertHeader: "X-Client-Cert",
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Now: func() time.Time { return now },
+	}, w.dir)
+}
+
+func assertionJWT(t *testing.T, key *ecdsa.PrivateKey, claims map[string]any) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := jwt.Signed(s).Claims(claims).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func claims(iss string, mod func(map[string]any)) map[string]any {
+	c := map[string]any{"iss": iss, "sub": iss, "aud": issuer + "/token", "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "jti": "j1"}
+	if mod != nil {
+		mod(c)
+	}
+	return c
+}
+
+func basic(id, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+}
+
+type request struct {
+	form   url.Values
+	header http.Header
+	cert   *x509.Certificate
+	remote string
+}
+
+func (r request) run(a *Authenticator) (*Client, error) {
+	req := httptest.NewRequest("POST", "/token", nil)
+	for k, v := range r.header {
+		req.Header[k] = v
+	}
+	if r.cert != nil {
+		req.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{r.cert}}
+	}
+	form := oauth2.Form{}
+	for k, v := range r.form {
+		form[k] = v[0]
+	}
+	src := r.remote
+	if src == "" {
+		src = "192.0.2.1"
+	}
+	var att Attempt
+	return a.Authenticate(context.Background(), req, form, src, &att)
+}
+
+func TestAuthenticate(t *testing.T) {
+	w := newWorld(t)
+	jwtForm := func(raw string) url.Values {
+		return url.Values{"client_assertion_type": {AssertionType}, "client_assertion": {raw}}
+	}
+	forwarded := url.QueryEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: w.issued.Leaf.Raw})))
+	tests := []struct {
+		name       string
+		req        request
+		wantID     string // authenticated account; "" means no client
+		wantMethod string
+		wantCode   string // error code, if an error is expected
+		wantStatus int
+		wantCnf    bool
+	}{
+		{name: "no credentials", req: request{}},
+		{name: "basic numeric id", req: request{header: http.Header{"Authorization": {basic("111", goodSecret)}}}, wantID: "111", wantMethod: storage.AuthSecretBasic},
+		{name: "basic email, percent-encoded", req: request{header: http.Header{"Authorization": {basic("job@p.iam.test", goodSecret)}}}, wantID: "111", wantMethod: storage.AuthSecretBasic},
+		{name: "basic email, raw", req: request{header: http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("job@p.iam.test:"+goodSecret))}}}, wantID: "111", wantMethod: storage.AuthSecretBasic},
+		{name: "post", req: request{form: url.Values{"client_id": {"111"}, "client_secret": {goodSecret}}}, wantID: "111", wantMethod: storage.AuthSecretPost},
+		{name: "post only account", req: request{form: url.Values{"client_id": {"333"}, "client_secret": {goodSecret}}}, wantID: "333", wantMethod: storage.AuthSecretPost},
+		{name: "method not allowed", req: request{header: http.Header{"Authorization": {basic("333", goodSecret)}}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "wrong secret", req: request{header: http.Header{"Authorization": {basic("111", "kw_wrong")}}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "unknown client", req: request{header: http.Header{"Authorization": {basic("999", goodSecret)}}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "disabled secret", req: request{form: url.Values{"client_id": {"111"}, "client_secret": {oldSecret}}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "expired secret", req: request{form: url.Values{"client_id": {"111"}, "client_secret": {"kw_expired"}}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "disabled account, right secret", req: request{form: url.Values{"client_id": {"444"}, "client_secret": {goodSecret}}}, wantCode: oauth2.ErrDisabledClient, wantStatus: 400},
+		{name: "basic not base64", req: request{header: http.Header{"Authorization": {"Basic !!!"}}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "bearer scheme", req: request{header: http.Header{"Authorization": {"Bearer x"}}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "two methods", req: request{header: http.Header{"Authorization": {basic("111", goodSecret)}}, form: url.Values{"client_secret": {goodSecret}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
+		{name: "secret and assertion", req: request{form: url.Values{"client_id": {"111"}, "client_secret": {goodSecret}, "client_assertion_type": {AssertionType}, "client_assertion": {"x"}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
+		{name: "client_id disagrees with basic", req: request{header: http.Header{"Authorization": {basic("111", goodSecret)}}, form: url.Values{"client_id": {"222"}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
+		{name: "client_id alone", req: request{form: url.Values{"client_id": {"111"}}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "private_key_jwt", req: request{form: jwtForm(assertionJWT(t, w.jobKey, claims("111", nil)))}, wantID: "111", wantMethod: storage.AuthPrivateKeyJWT},
+		{name: "private_key_jwt by email", req: request{form: jwtForm(assertionJWT(t, w.jobKey, claims("job@p.iam.test", nil)))}, wantID: "111", wantMethod: storage.AuthPrivateKeyJWT},
+		{name: "private_key_jwt aud issuer", req: request{form: jwtForm(assertionJWT(t, w.jobKey, claims("111", func(c map[string]any) { c["aud"] = issuer })))}, wantID: "111", wantMethod: storage.AuthPrivateKeyJWT},
+		{name: "private_key_jwt wrong aud", req: request{form: jwtForm(assertionJWT(t, w.jobKey, claims("111", func(c map[string]any) { c["aud"] = "https://elsewhere/token" })))}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "private_key_jwt two auds", req: request{form: jwtForm(assertionJWT(t, w.jobKey, claims("111", func(c map[string]any) { c["aud"] = []string{issuer, "https://x"} })))}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "private_key_jwt expired", req: request{form: jwtForm(assertionJWT(t, w.jobKey, claims("111", func(c map[string]any) { c["exp"] = now.Add(-2 * time.Minute).Unix() })))}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "private_key_jwt too long", req: request{form: jwtForm(assertionJWT(t, w.jobKey, claims("111", func(c map[string]any) { c["exp"] = now.Add(2 * time.Hour).Unix() })))}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "private_key_jwt no jti", req: request{form: jwtForm(assertionJWT(t, w.jobKey, claims("111", func(c map[string]any) { delete(c, "jti") })))}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "private_key_jwt sub differs", req: request{form: jwtForm(assertionJWT(t, w.jobKey, claims("111", func(c map[string]any) { c["sub"] = "222" })))}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "private_key_jwt foreign key", req: request{form: jwtForm(assertionJWT(t, w.otherKey, claims("111", nil)))}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "private_key_jwt wrong type", req: request{form: url.Values{"client_assertion_type": {"urn:other"}, "client_assertion": {assertionJWT(t, w.jobKey, claims("111", nil))}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
+		{name: "private_key_jwt garbage", req: request{form: jwtForm("not.a.jwt")}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "self-signed certificate", req: request{form: url.Values{"client_id": {"111"}}, cert: w.selfCert.Leaf}, wantID: "111", wantMethod: storage.AuthSelfSignedTLS, wantCnf: true},
+		{name: "CA-issued certificate, subject DN", req: request{form: url.Values{"client_id": {"111"}}, cert: w.issued.Leaf}, wantID: "111", wantMethod: storage.AuthTLS, wantCnf: true},
+		{name: "CA-issued certificate, SAN DNS", req: request{form: url.Values{"client_id": {"555"}}, cert: w.issued.Leaf}, wantID: "555", wantMethod: storage.AuthTLS, wantCnf: true},
+		{name: "unregistered certificate", req: request{form: url.Values{"client_id": {"111"}}, cert: w.strayCert.Leaf}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "certificate of another account", req: request{form: url.Values{"client_id": {"222"}}, cert: w.selfCert.Leaf}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "certificate without client_id", req: request{cert: w.selfCert.Leaf}},
+		{name: "secret over mTLS is not bound", req: request{header: http.Header{"Authorization": {basic("111", goodSecret)}}, cert: w.selfCert.Leaf}, wantID: "111", wantMethod: storage.AuthSecretBasic},
+		{name: "proxy header from trusted proxy", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {forwarded}}, remote: "10.1.2.3"}, wantID: "111", wantMethod: storage.AuthTLS, wantCnf: true},
+		{name: "proxy header from anyone else", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {forwarded}}, remote: "192.0.2.9"}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := tt.req.run(w.authenticator())
+			if tt.wantCode != "" {
+				var oe *oauth2.Error
+				if !errors.As(err, &oe) {
+					t.Fatalf("err = %v, want %s", err, tt.wantCode)
+				}
+				if oe.Code != tt.wantCode || oe.HTTPStatus() != tt.wantStatus {
+					t.Fatalf("got %s/%d (%v), want %s/%d", oe.Code, oe.HTTPStatus(), oe, tt.wantCode, tt.wantStatus)
+				}
+				if oe.Code == oauth2.ErrInvalidClient && oe.Description != "Client authentication failed." {
+					t.Fatalf("failed authentication says %q; every failure must look the same", oe.Description)
+				}
+				if strings.HasPrefix(tt.req.header.Get("Authorization"), "Basic") && oe.Code == oauth2.ErrInvalidClient && oe.Header.Get("WWW-Authenticate") == "" {
+					t.Fatal("no WWW-Authenticate after a failed Basic authentication")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Authenticate: %v", err)
+			}
+			if tt.wantID == "" {
+				if c != nil {
+					t.Fatalf("got client %s, want none", c.Account.ID)
+				}
+				return
+			}
+			if c == nil || c.Account.ID != tt.wantID || c.Method != tt.wantMethod {
+				t.Fatalf("client = %+v, want %s by %s", c, tt.wantID, tt.wantMethod)
+			}
+			if (c.Thumbprint() != "") != tt.wantCnf {
+				t.Fatalf("thumbprint %q, want bound=%v", c.Thumbprint(), tt.wantCnf)
+			}
+			if c.Method == storage.AuthPrivateKeyJWT && (len(c.JTIs) != 1 || c.JTIs[0].JTI != "j1" || c.JTIs[0].Issuer != "111") {
+				t.Fatalf("private_key_jwt must hand back its jti to consume: %+v", c.JTIs)
+			}
+		})
+	}
+}
+
+func TestThrottle(t *testing.T) {
+	w := newWorld(t)
+	a := w.authenticator()
+	wrong := request{header: http.Header{"Authorization": {basic("111", "kw_wrong")}}, remote: "198.51.100.7"}
+	var last error
+	for range 60 {
+		_, last = wrong.run(a)
+	}
+	var oe *oauth2.Error
+	if !errors.As(last, &oe) || oe.HTTPStatus() != http.StatusTooManyRequests || oe.Header.Get("Retry-After") == "" {
+		t.Fatalf("after 60 failures: %v, want 429 with Retry-After", last)
+	}
+	// The right secret from that address waits too (the check comes before
+	// any hashing)…
+	right := request{header: http.Header{"Authorization": {basic("111", goodSecret)}}, remote: "198.51.100.7"}
+	if _, err := right.run(a); !errors.As(err, &oe) || oe.HTTPStatus() != http.StatusTooManyRequests {
+		t.Fatalf("from the throttled address: %v, want 429", err)
+	}
+	// …but the client is not locked out: from elsewhere it works.
+	right.remote = "203.0.113.5"
+	if c, err := right.run(a); err != nil || c.Account.ID != "111" {
+		t.Fatalf("from another address: %v, want success", err)
+	}
+}
+
+func TestStoreErrorIsNotAFailure(t *testing.T) {
+	w := newWorld(t)
+	w.dir.err = errors.New("connection refused")
+	a := w.authenticator()
+	for range 100 {
+		_, err := request{header: http.Header{"Authorization": {basic("111", goodSecret)}}}.run(a)
+		var oe *oauth2.Error
+		if !errors.As(err, &oe) || oe.Code != oauth2.ErrTemporarilyUnavailable || oe.HTTPStatus() != 503 {
+			t.Fatalf("store down: %v, want 503 temporarily_unavailable", err)
+		}
+	}
+}
+
+func TestParseBasic(t *testing.T) {
+	tests := []struct{ raw, id, secret string }{
+		{"a:b", "a", "b"},
+		{"a%3Ab:c%3Ad", "a:b", "c:d"},
+		{"job%40p.iam.test:s%2Bt", "job@p.iam.test", "s+t"},
+		{"job@p.iam.test:s%zz", "job@p.iam.test", "s%zz"}, // not form-encoded: taken as is
+		{"id:sec:ret", "id", "sec:ret"},
+		{":", "", ""},
+	}
+	for _, tt := range tests {
+		id, secret, err := parseBasic(base64.StdEncoding.EncodeToString([]byte(tt.raw)))
+		if err != nil || id != tt.id || secret != tt.secret {
+			t.Errorf("parseBasic(%q) = %q, %q, %v; want %q, %q", tt.raw, id, secret, err, tt.id, tt.secret)
+		}
+	}
+	if _, _, err := parseBasic(base64.StdEncoding.EncodeToString([]byte("nocolon"))); err == nil {
+		t.Error("parseBasic accepted credentials without a colon")
+	}
+}
+
+func FuzzParseBasic(f *testing.F) {
+	f.Add("YTpi")
+	f.Add("!!")
+	f.Fuzz(func(t *testing.T, s string) {
+		parseBasic(s) // must not panic
+	})
+}
+
+func FuzzParseForwardedCert(f *testing.F) {
+	f.Add("-----BEGIN CERTIFICATE-----%0AMIIB%0A-----END CERTIFICATE-----")
+	f.Add("MIIB")
+	f.Fuzz(func(t *testing.T, s string) {
+		parseForwardedCert(s) // must not panic
+	})
+}
