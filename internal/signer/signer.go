@@ -200,9 +200,18 @@ func (s *Signer) load(keys []storage.SigningKey) (*keySet, error) {
 	return set, nil
 }
 
-// Sign serializes claims as a JWT signed with the current key.
+// Sign serializes claims as a JWT signed with the current key. It signs the
+// JSON of claims as it is, without go-jose's round trip through a map.
 func (s *Signer) Sign(claims any) (string, error) {
-	return jwt.Signed(s.set.Load().current).Claims(claims).Serialize()
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	jws, err := s.set.Load().current.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
 }
 
 // CurrentKeyID is the kid of the key signing now.

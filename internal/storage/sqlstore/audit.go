@@ -23,7 +23,7 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, evs []storage.Audit
 		seq  int64
 		prev []byte
 	)
-	err := tx.QueryRowContext(ctx, s.q["auditHead"]).Scan(&seq, &prev)
+	err := s.stmt(ctx, tx, "auditHead").QueryRowContext(ctx).Scan(&seq, &prev)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return s.wrap("read audit head", err)
 	}
@@ -31,12 +31,13 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, evs []storage.Audit
 		prev = []byte{}
 	}
 	storage.ChainEvents(seq, prev, evs)
+	insert := s.stmt(ctx, tx, "insertAudit")
 	for _, e := range evs {
 		data, err := json.Marshal(e.Data)
 		if err != nil {
 			return fmt.Errorf("encode audit event: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, s.q["insertAudit"], e.Seq, micros(e.Time), e.Action, e.Outcome, e.AccountID, e.Actor, e.Source,
+		if _, err := insert.ExecContext(ctx, e.Seq, micros(e.Time), e.Action, e.Outcome, e.AccountID, e.Actor, e.Source,
 			string(data), e.PrevHash, e.Hash); err != nil {
 			return s.wrap("append audit event", err)
 		}
@@ -50,10 +51,11 @@ func (s *Store) Commit(ctx context.Context, writes []storage.Write) ([]error, er
 	var evs []storage.AuditEvent
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		evs = evs[:0]
+		insertJTI := s.stmt(ctx, tx, "insertJTI")
 		for i, w := range writes {
 			results[i] = nil
 			for j, u := range w.JTIs {
-				res, err := tx.ExecContext(ctx, s.q["insertJTI"], u.Issuer, u.JTI, micros(u.ExpiresAt))
+				res, err := insertJTI.ExecContext(ctx, u.Issuer, u.JTI, micros(u.ExpiresAt))
 				if err != nil {
 					return s.wrap("use jti", err)
 				}
@@ -63,7 +65,7 @@ func (s *Store) Commit(ctx context.Context, writes []storage.Write) ([]error, er
 					results[i] = storage.ErrReplay
 					// Release the ones this write already took.
 					for _, taken := range w.JTIs[:j] {
-						if _, err := tx.ExecContext(ctx, s.q["deleteJTI"], taken.Issuer, taken.JTI); err != nil {
+						if _, err := s.stmt(ctx, tx, "deleteJTI").ExecContext(ctx, taken.Issuer, taken.JTI); err != nil {
 							return s.wrap("use jti", err)
 						}
 					}

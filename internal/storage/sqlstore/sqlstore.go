@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keyward/keyward/internal/storage"
@@ -36,7 +37,14 @@ type Store struct {
 	w, r *sql.DB // writer and reader; the same pool on PostgreSQL
 	d    Dialect
 	q    map[string]string // rebound queries
+
+	// hot holds the statements of the group-commit path, prepared once.
+	hotMu sync.Mutex
+	hot   map[string]*sql.Stmt
 }
+
+// hotQueries are prepared once on the writer: they run for every request.
+var hotQueries = []string{"insertJTI", "deleteJTI", "auditHead", "insertAudit"}
 
 // New returns a Store that writes through w and reads through r.
 func New(w, r *sql.DB, d Dialect) *Store {
@@ -75,8 +83,44 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.r.PingContext(ctx)
 }
 
+// prepareHot prepares the hot statements, once. It must run outside any
+// transaction: on SQLite the writer has a single connection.
+func (s *Store) prepareHot(ctx context.Context) error {
+	s.hotMu.Lock()
+	defer s.hotMu.Unlock()
+	if s.hot != nil {
+		return nil
+	}
+	hot := make(map[string]*sql.Stmt, len(hotQueries))
+	for _, name := range hotQueries {
+		st, err := s.w.PrepareContext(ctx, s.q[name])
+		if err != nil {
+			for _, st := range hot {
+				st.Close()
+			}
+			return fmt.Errorf("%s: prepare %s: %w", s.d.Name, name, err)
+		}
+		hot[name] = st
+	}
+	s.hot = hot
+	return nil
+}
+
+// stmt returns a prepared hot statement bound to tx.
+func (s *Store) stmt(ctx context.Context, tx *sql.Tx, name string) *sql.Stmt {
+	s.hotMu.Lock()
+	st := s.hot[name]
+	s.hotMu.Unlock()
+	return tx.StmtContext(ctx, st)
+}
+
 // Close implements storage.Storage.
 func (s *Store) Close() error {
+	s.hotMu.Lock()
+	for _, st := range s.hot {
+		st.Close()
+	}
+	s.hotMu.Unlock()
 	err := s.w.Close()
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
@@ -86,6 +130,9 @@ func (s *Store) Close() error {
 
 // tx runs fn in a write transaction, appending evs to the audit chain in it.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error, evs ...storage.AuditEvent) error {
+	if err := s.prepareHot(ctx); err != nil {
+		return err
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("%s: begin: %w", s.d.Name, err)
