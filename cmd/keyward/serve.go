@@ -281,10 +281,10 @@ func (m *Main) collectGarbage(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n, err := m.store.DeleteExpiredJTIs(ctx, m.Now()); err != nil {
-				m.Logger.Warn("deleting expired assertion IDs failed", "err", err)
+			if n, err := m.store.DeleteExpired(ctx, m.Now()); err != nil {
+				m.Logger.Warn("deleting expired assertion IDs, revocations and opaque tokens failed", "err", err)
 			} else if n > 0 {
-				m.Logger.Debug("deleted expired assertion IDs", "count", n)
+				m.Logger.Debug("deleted expired records", "count", n)
 			}
 		}
 	}

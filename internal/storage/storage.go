@@ -37,8 +37,13 @@ type Account struct {
 	// AuthMethods are the client authentication methods it may use.
 	AuthMethods []string
 	// TLS names the certificate subject tls_client_auth accepts.
-	TLS       TLSBinding
-	Disabled  bool
+	TLS TLSBinding
+	// TokenFormat overrides the format of the APIs' tokens: "", TokenJWT
+	// or TokenOpaque.
+	TokenFormat string
+	// TokensRevokedBefore revokes every token issued before it.
+	TokensRevokedBefore time.Time
+	Disabled            bool
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -129,7 +134,47 @@ type API struct {
 	Identifier  string
 	Description string
 	Scopes      []string
-	CreatedAt   time.Time
+	// TokenFormat is the format of tokens for this API: TokenJWT or
+	// TokenOpaque.
+	TokenFormat string
+	// Introspectors are the accounts allowed to introspect tokens whose
+	// audience is this API.
+	Introspectors []string
+	CreatedAt     time.Time
+}
+
+// Access-token formats.
+const (
+	TokenJWT    = "jwt"
+	TokenOpaque = "opaque"
+)
+
+// TokenRecord is an opaque access token, stored under the SHA-256 of the
+// token; the token itself is never stored.
+type TokenRecord struct {
+	Hash      []byte
+	ID        string // jti
+	AccountID string
+	Subject   string
+	Scope     string
+	Audience  []string
+	// Credential names what the client authenticated with: "key:ID",
+	// "secret:ID" or "cert:THUMBPRINT".
+	Credential string
+	// Thumbprint is the x5t#S256 of the certificate the token is bound to.
+	Thumbprint string
+	// Actor is the account that acts for Subject in a delegated token.
+	Actor     string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// Revocation revokes one token ID until the token would have expired.
+type Revocation struct {
+	JTI       string
+	AccountID string
+	RevokedAt time.Time
+	ExpiresAt time.Time
 }
 
 // SigningKey is one of the server's own token-signing keys.
@@ -160,6 +205,8 @@ type Write struct {
 	// with ErrReplay, none of its JTIs stay used and none of its events are
 	// written.
 	JTIs []UsedJTI
+	// Token, if set, is an opaque token to store.
+	Token *TokenRecord
 	// Events are appended to the audit log.
 	Events []AuditEvent
 }
@@ -222,6 +269,9 @@ type Storage interface {
 	CreateAPI(ctx context.Context, a API, ev AuditEvent) error
 	GetAPI(ctx context.Context, name string) (API, error)
 	ListAPIs(ctx context.Context) ([]API, error)
+	// UpdateAPI applies fn to the stored API; only its description, token
+	// format and introspectors may change.
+	UpdateAPI(ctx context.Context, name string, fn func(API) (API, error), ev AuditEvent) (API, error)
 	DeleteAPI(ctx context.Context, name string, ev AuditEvent) error
 
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
@@ -234,8 +284,16 @@ type Storage interface {
 	// entry per write: nil, or ErrReplay for a write whose JTI was used. A
 	// non-nil error means nothing was written.
 	Commit(ctx context.Context, writes []Write) ([]error, error)
-	// DeleteExpiredJTIs removes used-JTI records that expired before now.
-	DeleteExpiredJTIs(ctx context.Context, now time.Time) (int64, error)
+	// GetToken returns the opaque token with the given hash.
+	GetToken(ctx context.Context, hash []byte) (TokenRecord, error)
+	// Revoke records a revocation and deletes the opaque token with that
+	// ID, if there is one. Revoking twice is not an error.
+	Revoke(ctx context.Context, r Revocation, ev AuditEvent) error
+	// IsRevoked reports whether a token ID was revoked.
+	IsRevoked(ctx context.Context, jti string) (bool, error)
+	// DeleteExpired removes used JTIs, revocations and opaque tokens that
+	// expired before now, so the store does not grow without bound.
+	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 
 	// ListAuditEvents returns events in sequence order.
 	ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)

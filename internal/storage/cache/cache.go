@@ -241,6 +241,12 @@ func (s *Store) CreateAPI(ctx context.Context, a storage.API, ev storage.AuditEv
 	return s.Storage.CreateAPI(ctx, a, ev)
 }
 
+// UpdateAPI implements storage.Storage.
+func (s *Store) UpdateAPI(ctx context.Context, name string, fn func(storage.API) (storage.API, error), ev storage.AuditEvent) (storage.API, error) {
+	defer s.invalidate("", true)
+	return s.Storage.UpdateAPI(ctx, name, fn, ev)
+}
+
 // DeleteAPI implements storage.Storage.
 func (s *Store) DeleteAPI(ctx context.Context, name string, ev storage.AuditEvent) error {
 	defer s.invalidate("", true)

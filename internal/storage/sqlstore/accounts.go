@@ -16,11 +16,11 @@ func scanAccount(row scanner) (storage.Account, error) {
 	var (
 		a                    storage.Account
 		scopes, methods, tls string
-		lifetime             int64
+		lifetime, revoked    int64
 		disabled             int
 		createdAt, updatedAt int64
 	)
-	err := row.Scan(&a.ID, &a.Email, &a.Name, &a.Project, &a.DisplayName, &a.Description, &scopes, &lifetime, &disabled, &createdAt, &updatedAt, &methods, &tls)
+	err := row.Scan(&a.ID, &a.Email, &a.Name, &a.Project, &a.DisplayName, &a.Description, &scopes, &lifetime, &disabled, &createdAt, &updatedAt, &methods, &tls, &a.TokenFormat, &revoked)
 	if err != nil {
 		return a, err
 	}
@@ -34,6 +34,7 @@ func scanAccount(row scanner) (storage.Account, error) {
 		return a, fmt.Errorf("corrupt TLS binding of account %s: %w", a.ID, err)
 	}
 	a.TokenLifetime = time.Duration(lifetime) * time.Second
+	a.TokensRevokedBefore = fromMicros(revoked)
 	a.Disabled = disabled != 0
 	a.CreatedAt, a.UpdatedAt = fromMicros(createdAt), fromMicros(updatedAt)
 	return a, nil
@@ -44,7 +45,7 @@ func (s *Store) CreateAccount(ctx context.Context, a storage.Account, ev storage
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.q["insertAccount"], a.ID, a.Email, a.Name, a.Project, a.DisplayName, a.Description,
 			encodeList(a.Scopes), int64(a.TokenLifetime/time.Second), boolInt(a.Disabled), micros(a.CreatedAt), micros(a.UpdatedAt),
-			encodeList(a.AuthMethods), encodeJSON(a.TLS))
+			encodeList(a.AuthMethods), encodeJSON(a.TLS), a.TokenFormat, micros(a.TokensRevokedBefore))
 		return s.wrap("create account", err)
 	}, ev)
 }
@@ -103,7 +104,8 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Ac
 			return fmt.Errorf("update account %s: the ID and email cannot change", id)
 		}
 		_, err = tx.ExecContext(ctx, s.q["updateAccount"], a.Name, a.Project, a.DisplayName, a.Description, encodeList(a.Scopes),
-			int64(a.TokenLifetime/time.Second), boolInt(a.Disabled), micros(a.UpdatedAt), encodeList(a.AuthMethods), encodeJSON(a.TLS), id)
+			int64(a.TokenLifetime/time.Second), boolInt(a.Disabled), micros(a.UpdatedAt), encodeList(a.AuthMethods), encodeJSON(a.TLS),
+			a.TokenFormat, micros(a.TokensRevokedBefore), id)
 		out = a
 		return s.wrap("update account", err)
 	}, ev)

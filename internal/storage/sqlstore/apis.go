@@ -3,14 +3,31 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
 
 	"github.com/keyward/keyward/internal/storage"
 )
 
+func scanAPI(row scanner) (storage.API, error) {
+	var (
+		a             storage.API
+		createdAt     int64
+		introspectors string
+	)
+	err := row.Scan(&a.Name, &a.Identifier, &a.Description, &createdAt, &a.TokenFormat, &introspectors)
+	if err != nil {
+		return a, err
+	}
+	a.CreatedAt = fromMicros(createdAt)
+	a.Introspectors, err = decodeList(introspectors)
+	return a, err
+}
+
 // CreateAPI implements storage.Storage.
 func (s *Store) CreateAPI(ctx context.Context, a storage.API, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q["insertAPI"], a.Name, a.Identifier, a.Description, micros(a.CreatedAt)); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q["insertAPI"], a.Name, a.Identifier, a.Description, micros(a.CreatedAt),
+			formatOrDefault(a.TokenFormat), encodeList(a.Introspectors)); err != nil {
 			return s.wrap("create api", err)
 		}
 		for i, sc := range a.Scopes {
@@ -22,30 +39,40 @@ func (s *Store) CreateAPI(ctx context.Context, a storage.API, ev storage.AuditEv
 	}, ev)
 }
 
-// GetAPI implements storage.Storage.
-func (s *Store) GetAPI(ctx context.Context, name string) (storage.API, error) {
-	var (
-		a         storage.API
-		createdAt int64
-	)
-	err := s.r.QueryRowContext(ctx, s.q["getAPI"], name).Scan(&a.Name, &a.Identifier, &a.Description, &createdAt)
-	if err != nil {
-		return a, s.wrap("get api", err)
+func formatOrDefault(f string) string {
+	if f == "" {
+		return storage.TokenJWT
 	}
-	a.CreatedAt = fromMicros(createdAt)
-	rows, err := s.r.QueryContext(ctx, s.q["getAPIScopes"], name)
+	return f
+}
+
+func (s *Store) apiScopes(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, name string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, s.q["getAPIScopes"], name)
 	if err != nil {
-		return a, s.wrap("get api", err)
+		return nil, err
 	}
 	defer rows.Close()
+	var out []string
 	for rows.Next() {
 		var sc string
 		if err := rows.Scan(&sc); err != nil {
-			return a, s.wrap("get api", err)
+			return nil, err
 		}
-		a.Scopes = append(a.Scopes, sc)
+		out = append(out, sc)
 	}
-	return a, s.wrap("get api", rows.Err())
+	return out, rows.Err()
+}
+
+// GetAPI implements storage.Storage.
+func (s *Store) GetAPI(ctx context.Context, name string) (storage.API, error) {
+	a, err := scanAPI(s.r.QueryRowContext(ctx, s.q["getAPI"], name))
+	if err != nil {
+		return a, s.wrap("get api", err)
+	}
+	a.Scopes, err = s.apiScopes(ctx, s.r, name)
+	return a, s.wrap("get api", err)
 }
 
 // ListAPIs implements storage.Storage.
@@ -57,15 +84,11 @@ func (s *Store) ListAPIs(ctx context.Context) ([]storage.API, error) {
 	var out []storage.API
 	index := map[string]int{}
 	for rows.Next() {
-		var (
-			a         storage.API
-			createdAt int64
-		)
-		if err := rows.Scan(&a.Name, &a.Identifier, &a.Description, &createdAt); err != nil {
+		a, err := scanAPI(rows)
+		if err != nil {
 			rows.Close()
 			return nil, s.wrap("list apis", err)
 		}
-		a.CreatedAt = fromMicros(createdAt)
 		index[a.Name] = len(out)
 		out = append(out, a)
 	}
@@ -88,6 +111,31 @@ func (s *Store) ListAPIs(ctx context.Context) ([]storage.API, error) {
 		}
 	}
 	return out, s.wrap("list apis", rows.Err())
+}
+
+// UpdateAPI implements storage.Storage.
+func (s *Store) UpdateAPI(ctx context.Context, name string, fn func(storage.API) (storage.API, error), ev storage.AuditEvent) (storage.API, error) {
+	var out storage.API
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		old, err := scanAPI(tx.QueryRowContext(ctx, s.q["getAPI"], name))
+		if err != nil {
+			return s.wrap("update api", err)
+		}
+		if old.Scopes, err = s.apiScopes(ctx, tx, name); err != nil {
+			return s.wrap("update api", err)
+		}
+		a, err := fn(old)
+		if err != nil {
+			return err
+		}
+		if a.Name != old.Name || a.Identifier != old.Identifier {
+			return fmt.Errorf("update api %s: the name and identifier cannot change", name)
+		}
+		_, err = tx.ExecContext(ctx, s.q["updateAPI"], a.Description, formatOrDefault(a.TokenFormat), encodeList(a.Introspectors), name)
+		out = a
+		return s.wrap("update api", err)
+	}, ev)
+	return out, err
 }
 
 // DeleteAPI implements storage.Storage.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -72,9 +71,15 @@ func (s *Store) Commit(ctx context.Context, writes []storage.Write) ([]error, er
 					break
 				}
 			}
-			if results[i] == nil {
-				evs = append(evs, w.Events...)
+			if results[i] != nil {
+				continue
 			}
+			if w.Token != nil {
+				if err := s.insertToken(ctx, tx, w.Token); err != nil {
+					return err
+				}
+			}
+			evs = append(evs, w.Events...)
 		}
 		if len(evs) == 0 {
 			return nil
@@ -85,16 +90,6 @@ func (s *Store) Commit(ctx context.Context, writes []storage.Write) ([]error, er
 		return nil, err
 	}
 	return results, nil
-}
-
-// DeleteExpiredJTIs implements storage.Storage.
-func (s *Store) DeleteExpiredJTIs(ctx context.Context, now time.Time) (int64, error) {
-	res, err := s.w.ExecContext(ctx, s.q["deleteExpiredJTI"], micros(now))
-	if err != nil {
-		return 0, s.wrap("delete expired jtis", err)
-	}
-	n, err := res.RowsAffected()
-	return n, s.wrap("delete expired jtis", err)
 }
 
 // ListAuditEvents implements storage.Storage.

@@ -2,14 +2,15 @@ package sqlstore
 
 // queries are written with ? placeholders and rebound per dialect once.
 var queries = map[string]string{
-	"insertAccount": `INSERT INTO accounts (id, email, name, project, display_name, description, scopes, token_lifetime_s, disabled, created_at, updated_at, auth_methods, tls_binding)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	"insertAccount": `INSERT INTO accounts (id, email, name, project, display_name, description, scopes, token_lifetime_s, disabled, created_at, updated_at,
+		auth_methods, tls_binding, token_format, tokens_revoked_before)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	"getAccount":        `SELECT ` + accountCols + ` FROM accounts WHERE id = ?`,
 	"getAccountByEmail": `SELECT ` + accountCols + ` FROM accounts WHERE email = ?`,
 	"listAccounts":      `SELECT ` + accountCols + ` FROM accounts WHERE id > ? ORDER BY id LIMIT ?`,
 	"listAccountsProj":  `SELECT ` + accountCols + ` FROM accounts WHERE project = ? AND id > ? ORDER BY id LIMIT ?`,
 	"updateAccount": `UPDATE accounts SET name = ?, project = ?, display_name = ?, description = ?, scopes = ?, token_lifetime_s = ?, disabled = ?, updated_at = ?,
-		auth_methods = ?, tls_binding = ? WHERE id = ?`,
+		auth_methods = ?, tls_binding = ?, token_format = ?, tokens_revoked_before = ? WHERE id = ?`,
 	"deleteAccount":        `DELETE FROM accounts WHERE id = ?`,
 	"deleteAccountKeys":    `DELETE FROM keys WHERE account_id = ?`,
 	"deleteAccountSecrets": `DELETE FROM secrets WHERE account_id = ?`,
@@ -29,10 +30,11 @@ var queries = map[string]string{
 	"deleteSecret": `DELETE FROM secrets WHERE id = ?`,
 	"touchSecret":  `UPDATE secrets SET last_used_at = ? WHERE id = ? AND last_used_at < ?`,
 
-	"insertAPI":      `INSERT INTO apis (name, identifier, description, created_at) VALUES (?, ?, ?, ?)`,
+	"insertAPI":      `INSERT INTO apis (name, identifier, description, created_at, token_format, introspectors) VALUES (?, ?, ?, ?, ?, ?)`,
+	"updateAPI":      `UPDATE apis SET description = ?, token_format = ?, introspectors = ? WHERE name = ?`,
 	"insertAPIScope": `INSERT INTO api_scopes (scope, api_name, position) VALUES (?, ?, ?)`,
-	"getAPI":         `SELECT name, identifier, description, created_at FROM apis WHERE name = ?`,
-	"listAPIs":       `SELECT name, identifier, description, created_at FROM apis ORDER BY name`,
+	"getAPI":         `SELECT ` + apiCols + ` FROM apis WHERE name = ?`,
+	"listAPIs":       `SELECT ` + apiCols + ` FROM apis ORDER BY name`,
 	"listAPIScopes":  `SELECT api_name, scope FROM api_scopes ORDER BY api_name, position`,
 	"getAPIScopes":   `SELECT scope FROM api_scopes WHERE api_name = ? ORDER BY position`,
 	"deleteAPIScope": `DELETE FROM api_scopes WHERE api_name = ?`,
@@ -46,13 +48,23 @@ var queries = map[string]string{
 	"deleteJTI":        `DELETE FROM used_jtis WHERE issuer = ? AND jti = ?`,
 	"deleteExpiredJTI": `DELETE FROM used_jtis WHERE expires_at < ?`,
 
+	"insertToken":        `INSERT INTO tokens (hash, jti, account_id, subject, scope, audience, credential, thumbprint, actor, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	"getToken":           `SELECT hash, jti, account_id, subject, scope, audience, credential, thumbprint, actor, issued_at, expires_at FROM tokens WHERE hash = ?`,
+	"deleteTokenByJTI":   `DELETE FROM tokens WHERE jti = ?`,
+	"deleteExpiredToken": `DELETE FROM tokens WHERE expires_at < ?`,
+	"insertRevocation":   `INSERT INTO revocations (jti, account_id, revoked_at, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+	"isRevoked":          `SELECT COUNT(*) FROM revocations WHERE jti = ?`,
+	"deleteExpiredRevoc": `DELETE FROM revocations WHERE expires_at < ?`,
+
 	"auditHead":   `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`,
 	"insertAudit": `INSERT INTO audit_events (seq, time, action, outcome, account_id, actor, source, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 }
 
 const (
-	accountCols = `id, email, name, project, display_name, description, scopes, token_lifetime_s, disabled, created_at, updated_at, auth_methods, tls_binding`
-	secretCols  = `id, account_id, hash, hint, disabled, expires_at, created_at, last_used_at`
-	keyCols     = `id, account_id, algorithm, public_key, certificate, origin, disabled, expires_at, created_at`
-	auditCols   = `seq, time, action, outcome, account_id, actor, source, data, prev_hash, hash`
+	accountCols = `id, email, name, project, display_name, description, scopes, token_lifetime_s, disabled, created_at, updated_at, auth_methods, tls_binding,
+		token_format, tokens_revoked_before`
+	apiCols    = `name, identifier, description, created_at, token_format, introspectors`
+	secretCols = `id, account_id, hash, hint, disabled, expires_at, created_at, last_used_at`
+	keyCols    = `id, account_id, algorithm, public_key, certificate, origin, disabled, expires_at, created_at`
+	auditCols  = `seq, time, action, outcome, account_id, actor, source, data, prev_hash, hash`
 )

@@ -44,7 +44,7 @@ type Store struct {
 }
 
 // hotQueries are prepared once on the writer: they run for every request.
-var hotQueries = []string{"insertJTI", "deleteJTI", "auditHead", "insertAudit"}
+var hotQueries = []string{"insertJTI", "deleteJTI", "auditHead", "insertAudit", "insertToken"}
 
 // New returns a Store that writes through w and reads through r.
 func New(w, r *sql.DB, d Dialect) *Store {

@@ -27,6 +27,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"Keys", testKeys},
 		{"Secrets", testSecrets},
 		{"APIs", testAPIs},
+		{"Tokens", testTokens},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeysConcurrent", testSigningKeysConcurrent},
 		{"CommitJTI", testCommitJTI},
@@ -55,6 +56,7 @@ func account(id, email string) storage.Account {
 		ID: id, Email: email, Name: "job", Project: "proj", DisplayName: "Job", Description: "nightly job",
 		Scopes: []string{"orders.read", "orders.write"}, TokenLifetime: time.Hour, CreatedAt: t0, UpdatedAt: t0,
 		AuthMethods: []string{storage.AuthSecretBasic, storage.AuthTLS}, TLS: storage.TLSBinding{SubjectDN: "CN=job,O=Example"},
+		TokenFormat: storage.TokenOpaque,
 	}
 }
 
@@ -81,7 +83,8 @@ func testAccounts(t *testing.T, s storage.Storage) {
 	mustNil(t, err)
 	if got.Email != a.Email || got.Name != "job" || got.Project != "proj" || got.DisplayName != "Job" ||
 		got.Description != "nightly job" || !slices.Equal(got.Scopes, a.Scopes) || got.TokenLifetime != time.Hour ||
-		got.Disabled || !got.CreatedAt.Equal(t0.Truncate(time.Microsecond)) || !slices.Equal(got.AuthMethods, a.AuthMethods) || got.TLS != a.TLS {
+		got.Disabled || !got.CreatedAt.Equal(t0.Truncate(time.Microsecond)) || !slices.Equal(got.AuthMethods, a.AuthMethods) || got.TLS != a.TLS ||
+		got.TokenFormat != storage.TokenOpaque || !got.TokensRevokedBefore.IsZero() {
 		t.Fatalf("GetAccount = %+v, want %+v", got, a)
 	}
 	got, err = s.GetAccountByEmail(ctx, a.Email)
@@ -103,6 +106,7 @@ func testAccounts(t *testing.T, s storage.Storage) {
 		old.TokenLifetime = 5 * time.Minute
 		old.AuthMethods = []string{storage.AuthPrivateKeyJWT}
 		old.TLS = storage.TLSBinding{SANDNS: "job.example"}
+		old.TokensRevokedBefore = t0.Add(time.Minute)
 		return old, nil
 	}, ev("account.update"))
 	mustNil(t, err)
@@ -112,7 +116,8 @@ func testAccounts(t *testing.T, s storage.Storage) {
 	got, err = s.GetAccount(ctx, a.ID)
 	mustNil(t, err)
 	if !got.Disabled || !slices.Equal(got.Scopes, []string{"orders.read"}) || got.TokenLifetime != 5*time.Minute ||
-		!slices.Equal(got.AuthMethods, []string{storage.AuthPrivateKeyJWT}) || got.TLS.SANDNS != "job.example" || got.TLS.SubjectDN != "" {
+		!slices.Equal(got.AuthMethods, []string{storage.AuthPrivateKeyJWT}) || got.TLS.SANDNS != "job.example" || got.TLS.SubjectDN != "" ||
+		!got.TokensRevokedBefore.Equal(t0.Add(time.Minute).Truncate(time.Microsecond)) {
 		t.Fatalf("after update: %+v", got)
 	}
 
@@ -308,6 +313,22 @@ func testAPIs(t *testing.T, s storage.Storage) {
 	ctx := context.Background()
 	orders := storage.API{Name: "orders", Identifier: "https://orders.internal", Description: "Orders", Scopes: []string{"orders.write", "orders.read"}, CreatedAt: t0}
 	mustNil(t, s.CreateAPI(ctx, orders, ev("api.create")))
+	if got, err := s.GetAPI(ctx, "orders"); err != nil || got.TokenFormat != storage.TokenJWT || len(got.Introspectors) != 0 {
+		t.Fatalf("new API: %+v, %v; want JWT tokens and no introspectors by default", got, err)
+	}
+	up, err := s.UpdateAPI(ctx, "orders", func(a storage.API) (storage.API, error) {
+		a.TokenFormat, a.Introspectors = storage.TokenOpaque, []string{"100000000000000000009"}
+		return a, nil
+	}, ev("api.update"))
+	mustNil(t, err)
+	if !slices.Equal(up.Scopes, orders.Scopes) {
+		t.Fatalf("UpdateAPI passed scopes %v to fn, want %v", up.Scopes, orders.Scopes)
+	}
+	if got, _ := s.GetAPI(ctx, "orders"); got.TokenFormat != storage.TokenOpaque || !slices.Equal(got.Introspectors, []string{"100000000000000000009"}) {
+		t.Fatalf("after UpdateAPI: %+v", got)
+	}
+	_, err = s.UpdateAPI(ctx, "nope", func(a storage.API) (storage.API, error) { return a, nil }, ev("api.update"))
+	wantErr(t, err, storage.ErrNotFound)
 	mustNil(t, s.CreateAPI(ctx, storage.API{Name: "billing", Identifier: "https://billing.internal", Scopes: []string{"billing.read"}, CreatedAt: t0}, ev("api.create")))
 
 	got, err := s.GetAPI(ctx, "orders")
@@ -337,6 +358,75 @@ func testAPIs(t *testing.T, s storage.Storage) {
 	wantErr(t, s.DeleteAPI(ctx, "orders", ev("api.delete")), storage.ErrNotFound)
 	// Its scopes are free again.
 	mustNil(t, s.CreateAPI(ctx, storage.API{Name: "orders2", Identifier: "https://orders2", Scopes: []string{"orders.read"}, CreatedAt: t0}, ev("api.create")))
+}
+
+func testTokens(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	tok := storage.TokenRecord{
+		Hash: []byte{1, 2, 3}, ID: "jti-1", AccountID: "acct", Subject: "acct", Scope: "orders.read",
+		Audience: []string{"https://orders.internal"}, Credential: "secret:s1", Thumbprint: "thumb", Actor: "",
+		IssuedAt: t0, ExpiresAt: t0.Add(time.Hour),
+	}
+	res, err := s.Commit(ctx, []storage.Write{{Token: &tok, Events: []storage.AuditEvent{ev("token.issued")}}})
+	mustNil(t, err)
+	mustNil(t, res[0])
+	got, err := s.GetToken(ctx, []byte{1, 2, 3})
+	mustNil(t, err)
+	if got.ID != "jti-1" || got.AccountID != "acct" || got.Scope != "orders.read" || !slices.Equal(got.Audience, tok.Audience) ||
+		got.Credential != "secret:s1" || got.Thumbprint != "thumb" || !got.ExpiresAt.Equal(tok.ExpiresAt) {
+		t.Fatalf("GetToken = %+v", got)
+	}
+	_, err = s.GetToken(ctx, []byte{9})
+	wantErr(t, err, storage.ErrNotFound)
+
+	// A replayed write stores no token.
+	other := tok
+	other.Hash, other.ID = []byte{4}, "jti-2"
+	_, err = s.Commit(ctx, []storage.Write{jtiWrite("a", "j", "first")})
+	mustNil(t, err)
+	replay := jtiWrite("a", "j", "replay")
+	replay.Token = &other
+	res, err = s.Commit(ctx, []storage.Write{replay})
+	mustNil(t, err)
+	wantErr(t, res[0], storage.ErrReplay)
+	_, err = s.GetToken(ctx, []byte{4})
+	wantErr(t, err, storage.ErrNotFound)
+
+	// Revoking deletes the opaque token and records the ID.
+	revoked, err := s.IsRevoked(ctx, "jti-1")
+	mustNil(t, err)
+	if revoked {
+		t.Fatal("fresh token reported revoked")
+	}
+	r := storage.Revocation{JTI: "jti-1", AccountID: "acct", RevokedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	mustNil(t, s.Revoke(ctx, r, ev("token.revoke")))
+	mustNil(t, s.Revoke(ctx, r, ev("token.revoke"))) // twice is fine
+	_, err = s.GetToken(ctx, []byte{1, 2, 3})
+	wantErr(t, err, storage.ErrNotFound)
+	for _, jti := range []string{"jti-1"} {
+		if revoked, err := s.IsRevoked(ctx, jti); err != nil || !revoked {
+			t.Fatalf("IsRevoked(%s) = %v, %v", jti, revoked, err)
+		}
+	}
+	// A JWT's ID can be revoked without any stored token.
+	mustNil(t, s.Revoke(ctx, storage.Revocation{JTI: "jwt-9", RevokedAt: t0, ExpiresAt: t0.Add(2 * time.Hour)}, ev("token.revoke")))
+
+	// Garbage collection removes what expired, and only that.
+	keep := tok
+	keep.Hash, keep.ID, keep.ExpiresAt = []byte{5}, "jti-keep", t0.Add(3*time.Hour)
+	_, err = s.Commit(ctx, []storage.Write{{Token: &keep}})
+	mustNil(t, err)
+	n, err := s.DeleteExpired(ctx, t0.Add(150*time.Minute))
+	mustNil(t, err)
+	if n < 3 { // jti-1 and jwt-9 revocations, the used JTI "j"
+		t.Fatalf("DeleteExpired removed %d records, want at least 3", n)
+	}
+	if revoked, _ := s.IsRevoked(ctx, "jwt-9"); revoked {
+		t.Fatal("an expired revocation survived garbage collection")
+	}
+	if _, err := s.GetToken(ctx, []byte{5}); err != nil {
+		t.Fatalf("an unexpired token was collected: %v", err)
+	}
 }
 
 func testSigningKeys(t *testing.T, s storage.Storage) {
@@ -433,12 +523,12 @@ func testCommitJTI(t *testing.T, s storage.Storage) {
 	}
 
 	// Expired JTIs are collected, after which the ID may be used again.
-	n, err := s.DeleteExpiredJTIs(ctx, t0.Add(30*time.Minute))
+	n, err := s.DeleteExpired(ctx, t0.Add(30*time.Minute))
 	mustNil(t, err)
 	if n != 0 {
 		t.Fatalf("deleted %d unexpired JTIs", n)
 	}
-	n, err = s.DeleteExpiredJTIs(ctx, t0.Add(2*time.Hour))
+	n, err = s.DeleteExpired(ctx, t0.Add(2*time.Hour))
 	mustNil(t, err)
 	if n != 2 {
 		t.Fatalf("deleted %d expired JTIs, want 2", n)

@@ -1,0 +1,68 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// insertToken stores an opaque token inside a group-commit transaction.
+func (s *Store) insertToken(ctx context.Context, tx *sql.Tx, t *storage.TokenRecord) error {
+	_, err := s.stmt(ctx, tx, "insertToken").ExecContext(ctx, t.Hash, t.ID, t.AccountID, t.Subject, t.Scope, encodeList(t.Audience),
+		t.Credential, t.Thumbprint, t.Actor, micros(t.IssuedAt), micros(t.ExpiresAt))
+	return s.wrap("store token", err)
+}
+
+// GetToken implements storage.Storage.
+func (s *Store) GetToken(ctx context.Context, hash []byte) (storage.TokenRecord, error) {
+	var (
+		t           storage.TokenRecord
+		aud         string
+		issued, exp int64
+	)
+	err := s.r.QueryRowContext(ctx, s.q["getToken"], hash).Scan(&t.Hash, &t.ID, &t.AccountID, &t.Subject, &t.Scope, &aud,
+		&t.Credential, &t.Thumbprint, &t.Actor, &issued, &exp)
+	if err != nil {
+		return t, s.wrap("get token", err)
+	}
+	t.IssuedAt, t.ExpiresAt = fromMicros(issued), fromMicros(exp)
+	t.Audience, err = decodeList(aud)
+	return t, err
+}
+
+// Revoke implements storage.Storage.
+func (s *Store) Revoke(ctx context.Context, r storage.Revocation, ev storage.AuditEvent) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q["insertRevocation"], r.JTI, r.AccountID, micros(r.RevokedAt), micros(r.ExpiresAt)); err != nil {
+			return s.wrap("revoke", err)
+		}
+		_, err := tx.ExecContext(ctx, s.q["deleteTokenByJTI"], r.JTI)
+		return s.wrap("revoke", err)
+	}, ev)
+}
+
+// IsRevoked implements storage.Storage.
+func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, s.q["isRevoked"], jti).Scan(&n)
+	return n > 0, s.wrap("is revoked", err)
+}
+
+// DeleteExpired implements storage.Storage.
+func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
+	var total int64
+	for _, q := range []string{"deleteExpiredJTI", "deleteExpiredRevoc", "deleteExpiredToken"} {
+		res, err := s.w.ExecContext(ctx, s.q[q], micros(now))
+		if err != nil {
+			return total, s.wrap("delete expired", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, s.wrap("delete expired", err)
+		}
+		total += n
+	}
+	return total, nil
+}
