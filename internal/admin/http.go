@@ -52,6 +52,9 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		"POST /v1/apis":                                       h.createAPI,
 		"GET /v1/apis/{name}":                                 h.getAPI,
 		"DELETE /v1/apis/{name}":                              h.deleteAPI,
+		"PATCH /v1/apis/{name}":                               h.updateAPI,
+		"POST /v1/service-accounts/{sa}/revoke-tokens":        h.revokeAccountTokens,
+		"POST /v1/tokens/revoke":                              h.revokeToken,
 		"GET /v1/service-accounts":                            h.listAccounts,
 		"POST /v1/service-accounts":                           h.createAccount,
 		"GET /v1/service-accounts/{sa}":                       h.getAccount,
@@ -168,15 +171,20 @@ func decode(r *http.Request, v any) error {
 
 // APIView is an API as the admin API shows it.
 type APIView struct {
-	Name        string    `json:"name"`
-	Identifier  string    `json:"identifier"`
-	Description string    `json:"description"`
-	Scopes      []string  `json:"scopes"`
-	CreatedAt   time.Time `json:"created_at"`
+	Name          string    `json:"name"`
+	Identifier    string    `json:"identifier"`
+	Description   string    `json:"description"`
+	Scopes        []string  `json:"scopes"`
+	TokenFormat   string    `json:"token_format"`
+	Introspectors []string  `json:"introspectors"`
+	CreatedAt     time.Time `json:"created_at"`
 }
 
 func apiView(a storage.API) APIView {
-	return APIView{a.Name, a.Identifier, a.Description, a.Scopes, a.CreatedAt}
+	if a.Introspectors == nil {
+		a.Introspectors = []string{}
+	}
+	return APIView{a.Name, a.Identifier, a.Description, a.Scopes, a.TokenFormat, a.Introspectors, a.CreatedAt}
 }
 
 // AccountView is a service account as the admin API shows it.
@@ -191,15 +199,23 @@ type AccountView struct {
 	TokenLifetimeSeconds int64    `json:"token_lifetime_seconds"`
 	AuthMethods          []string `json:"auth_methods"`
 	// TLS is the certificate subject tls_client_auth accepts, if any.
-	TLS       *storage.TLSBinding `json:"tls_binding,omitempty"`
-	Disabled  bool                `json:"disabled"`
-	CreatedAt time.Time           `json:"created_at"`
-	UpdatedAt time.Time           `json:"updated_at"`
+	TLS *storage.TLSBinding `json:"tls_binding,omitempty"`
+	// TokenFormat overrides the APIs' token format when set.
+	TokenFormat string `json:"token_format,omitempty"`
+	// TokensRevokedBefore: every token issued before it is revoked.
+	TokensRevokedBefore *time.Time `json:"tokens_revoked_before,omitempty"`
+	Disabled            bool       `json:"disabled"`
+	CreatedAt           time.Time  `json:"created_at"`
+	UpdatedAt           time.Time  `json:"updated_at"`
 }
 
 func accountView(a storage.Account) AccountView {
-	v := AccountView{a.ID, a.Email, a.Name, a.Project, a.DisplayName, a.Description, a.Scopes,
-		int64(a.TokenLifetime / time.Second), a.AuthMethods, nil, a.Disabled, a.CreatedAt, a.UpdatedAt}
+	v := AccountView{
+		ClientID: a.ID, Email: a.Email, Name: a.Name, Project: a.Project, DisplayName: a.DisplayName, Description: a.Description,
+		Scopes: a.Scopes, TokenLifetimeSeconds: int64(a.TokenLifetime / time.Second), AuthMethods: a.AuthMethods,
+		TokenFormat: a.TokenFormat, TokensRevokedBefore: timePtr(a.TokensRevokedBefore), Disabled: a.Disabled,
+		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
+	}
 	if !a.TLS.IsZero() {
 		v.TLS = &a.TLS
 	}
@@ -291,6 +307,36 @@ func (h *Handler) getAPI(r *http.Request, _ Actor) (int, any, error) {
 
 func (h *Handler) deleteAPI(r *http.Request, actor Actor) (int, any, error) {
 	return 204, nil, h.svc.DeleteAPI(r.Context(), actor, r.PathValue("name"))
+}
+
+func (h *Handler) updateAPI(r *http.Request, actor Actor) (int, any, error) {
+	var up APIUpdate
+	if err := decode(r, &up); err != nil {
+		return 0, nil, err
+	}
+	a, err := h.svc.UpdateAPI(r.Context(), actor, r.PathValue("name"), up)
+	return 200, apiView(a), err
+}
+
+func (h *Handler) revokeAccountTokens(r *http.Request, actor Actor) (int, any, error) {
+	a, err := h.svc.RevokeAccountTokens(r.Context(), actor, r.PathValue("sa"))
+	return 200, accountView(a), err
+}
+
+// RevokeRequest names a token to revoke by its ID.
+type RevokeRequest struct {
+	JTI string `json:"jti"`
+}
+
+func (h *Handler) revokeToken(r *http.Request, actor Actor) (int, any, error) {
+	var in RevokeRequest
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	if err := h.svc.RevokeTokenID(r.Context(), actor, in.JTI); err != nil {
+		return 0, nil, err
+	}
+	return 200, map[string]string{"revoked": in.JTI}, nil
 }
 
 func (h *Handler) listAccounts(r *http.Request, _ Actor) (int, any, error) {

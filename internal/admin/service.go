@@ -30,8 +30,11 @@ const (
 	BuiltinAPIName       = "keyward"
 	BuiltinAPIIdentifier = "urn:keyward:admin"
 	AdminScope           = "keyward.admin"
-	AdminAccountName     = "admin"
-	AdminProject         = "keyward"
+	// IntrospectScope lets an account introspect any token; an account
+	// listed as an API's introspector may introspect that API's tokens.
+	IntrospectScope  = "keyward.introspect"
+	AdminAccountName = "admin"
+	AdminProject     = "keyward"
 )
 
 // Admin error codes, next to the OAuth ones.
@@ -61,6 +64,8 @@ type Store interface {
 	CreateAPI(ctx context.Context, a storage.API, ev storage.AuditEvent) error
 	GetAPI(ctx context.Context, name string) (storage.API, error)
 	ListAPIs(ctx context.Context) ([]storage.API, error)
+	UpdateAPI(ctx context.Context, name string, fn func(storage.API) (storage.API, error), ev storage.AuditEvent) (storage.API, error)
+	Revoke(ctx context.Context, r storage.Revocation, ev storage.AuditEvent) error
 	DeleteAPI(ctx context.Context, name string, ev storage.AuditEvent) error
 }
 
@@ -143,6 +148,24 @@ type APIInput struct {
 	Identifier  string   `json:"identifier"`
 	Description string   `json:"description"`
 	Scopes      []string `json:"scopes"`
+	// TokenFormat is jwt (the default) or opaque.
+	TokenFormat string `json:"token_format,omitempty"`
+}
+
+// APIUpdate holds the fields UpdateAPI changes; nil leaves a field.
+type APIUpdate struct {
+	Description *string `json:"description"`
+	TokenFormat *string `json:"token_format"`
+	// Introspectors are service accounts (email or client ID) allowed to
+	// introspect this API's tokens.
+	Introspectors *[]string `json:"introspectors"`
+}
+
+func checkFormat(f string, allowEmpty bool) error {
+	if f == storage.TokenJWT || f == storage.TokenOpaque || (allowEmpty && f == "") {
+		return nil
+	}
+	return invalid("The token format %q must be jwt or opaque.", f)
 }
 
 // CreateAPI registers a resource server and its scopes.
@@ -157,6 +180,9 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in APIInput) (stor
 	if len(in.Scopes) == 0 {
 		return storage.API{}, invalid("An API needs at least one scope.")
 	}
+	if err := checkFormat(in.TokenFormat, true); err != nil {
+		return storage.API{}, err
+	}
 	seen := map[string]bool{}
 	for _, sc := range in.Scopes {
 		if !oauth2.ValidScopeToken(sc) || len(sc) > 200 {
@@ -167,7 +193,11 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in APIInput) (stor
 		}
 		seen[sc] = true
 	}
-	a := storage.API{Name: in.Name, Identifier: in.Identifier, Description: in.Description, Scopes: in.Scopes, CreatedAt: s.cfg.Now()}
+	format := in.TokenFormat
+	if format == "" {
+		format = storage.TokenJWT
+	}
+	a := storage.API{Name: in.Name, Identifier: in.Identifier, Description: in.Description, Scopes: in.Scopes, TokenFormat: format, CreatedAt: s.cfg.Now()}
 	err = s.store.CreateAPI(ctx, a, s.event(actor, "api.create", "", map[string]string{"api": a.Name, "identifier": a.Identifier, "scopes": strings.Join(a.Scopes, " ")}))
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return a, conflict("An API with the name %q or the identifier %q exists already, or one of the scopes belongs to another API (each scope belongs to one API).", a.Name, a.Identifier)
@@ -183,6 +213,42 @@ func (s *Service) GetAPI(ctx context.Context, name string) (storage.API, error) 
 
 // ListAPIs returns every API.
 func (s *Service) ListAPIs(ctx context.Context) ([]storage.API, error) { return s.store.ListAPIs(ctx) }
+
+// UpdateAPI changes an API's description, token format or introspectors.
+func (s *Service) UpdateAPI(ctx context.Context, actor Actor, name string, up APIUpdate) (storage.API, error) {
+	data := map[string]string{"api": name}
+	if up.TokenFormat != nil {
+		if err := checkFormat(*up.TokenFormat, false); err != nil {
+			return storage.API{}, err
+		}
+		data["token_format"] = *up.TokenFormat
+	}
+	var ids []string
+	if up.Introspectors != nil {
+		for _, ref := range *up.Introspectors {
+			a, err := s.GetAccount(ctx, ref)
+			if err != nil {
+				return storage.API{}, err
+			}
+			ids = append(ids, a.ID)
+		}
+		ids = dedupe(ids)
+		data["introspectors"] = strings.Join(ids, " ")
+	}
+	a, err := s.store.UpdateAPI(ctx, name, func(a storage.API) (storage.API, error) {
+		if up.Description != nil {
+			a.Description = *up.Description
+		}
+		if up.TokenFormat != nil {
+			a.TokenFormat = *up.TokenFormat
+		}
+		if up.Introspectors != nil {
+			a.Introspectors = ids
+		}
+		return a, nil
+	}, s.event(actor, "api.update", "", data))
+	return a, storeErr(err, fmt.Sprintf("The API %q", name))
+}
 
 // DeleteAPI removes an API; its scopes can then no longer be requested.
 func (s *Service) DeleteAPI(ctx context.Context, actor Actor, name string) error {
@@ -205,6 +271,8 @@ type AccountInput struct {
 	Description          string   `json:"description"`
 	Scopes               []string `json:"scopes"`
 	TokenLifetimeSeconds int64    `json:"token_lifetime_seconds"`
+	// TokenFormat overrides the APIs' token format: "", jwt or opaque.
+	TokenFormat string `json:"token_format,omitempty"`
 }
 
 // AccountUpdate holds the fields UpdateAccount changes; nil leaves a field.
@@ -215,6 +283,7 @@ type AccountUpdate struct {
 	TokenLifetimeSeconds *int64              `json:"token_lifetime_seconds"`
 	AuthMethods          *[]string           `json:"auth_methods"`
 	TLS                  *storage.TLSBinding `json:"tls_binding"`
+	TokenFormat          *string             `json:"token_format"`
 }
 
 // Email returns the email of the account NAME in PROJECT.
@@ -267,11 +336,14 @@ func (s *Service) CreateAccount(ctx context.Context, actor Actor, in AccountInpu
 	if err != nil {
 		return storage.Account{}, err
 	}
+	if err := checkFormat(in.TokenFormat, true); err != nil {
+		return storage.Account{}, err
+	}
 	now := s.cfg.Now()
 	a := storage.Account{
 		Email: s.Email(in.Name, in.Project), Name: in.Name, Project: in.Project,
 		DisplayName: in.DisplayName, Description: in.Description, Scopes: dedupe(in.Scopes),
-		TokenLifetime: life, AuthMethods: storage.DefaultAuthMethods, CreatedAt: now, UpdatedAt: now,
+		TokenLifetime: life, AuthMethods: storage.DefaultAuthMethods, TokenFormat: in.TokenFormat, CreatedAt: now, UpdatedAt: now,
 	}
 	for range 5 {
 		a.ID = NewClientID()
@@ -357,6 +429,12 @@ func (s *Service) UpdateAccount(ctx context.Context, actor Actor, ref string, up
 		}
 		data["auth_methods"] = strings.Join(*up.AuthMethods, " ")
 	}
+	if up.TokenFormat != nil {
+		if err := checkFormat(*up.TokenFormat, true); err != nil {
+			return a, err
+		}
+		data["token_format"] = *up.TokenFormat
+	}
 	if up.TLS != nil {
 		if err := checkTLSBinding(*up.TLS); err != nil {
 			return a, err
@@ -383,6 +461,9 @@ func (s *Service) UpdateAccount(ctx context.Context, actor Actor, ref string, up
 		if up.TLS != nil {
 			old.TLS = *up.TLS
 		}
+		if up.TokenFormat != nil {
+			old.TokenFormat = *up.TokenFormat
+		}
 		old.UpdatedAt = s.cfg.Now()
 		return old, nil
 	}, s.event(actor, "account.update", a.ID, data))
@@ -407,6 +488,31 @@ func (s *Service) SetAccountDisabled(ctx context.Context, actor Actor, ref strin
 		old.UpdatedAt = s.cfg.Now()
 		return old, nil
 	}, s.event(actor, action, a.ID, nil))
+}
+
+// RevokeAccountTokens revokes every token issued to the account until now:
+// introspection reports them inactive at once.
+func (s *Service) RevokeAccountTokens(ctx context.Context, actor Actor, ref string) (storage.Account, error) {
+	a, err := s.GetAccount(ctx, ref)
+	if err != nil {
+		return a, err
+	}
+	now := s.cfg.Now()
+	return s.store.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
+		old.TokensRevokedBefore, old.UpdatedAt = now, now
+		return old, nil
+	}, s.event(actor, "account.revoke_tokens", a.ID, map[string]string{"before": now.UTC().Format(time.RFC3339Nano)}))
+}
+
+// RevokeTokenID revokes one token by its ID (jti). The revocation is kept
+// for the longest token lifetime, after which the token has expired anyway.
+func (s *Service) RevokeTokenID(ctx context.Context, actor Actor, jti string) error {
+	if jti == "" || len(jti) > 128 {
+		return invalid("A token ID (jti) is required.")
+	}
+	now := s.cfg.Now()
+	return s.store.Revoke(ctx, storage.Revocation{JTI: jti, RevokedAt: now, ExpiresAt: now.Add(s.cfg.MaxTokenLifetime)},
+		s.event(actor, "token.revoke", "", map[string]string{"token_id": jti, "result": "revoked"}))
 }
 
 // DeleteAccount deletes an account and its keys.
@@ -728,7 +834,7 @@ func (s *Service) Bootstrap(ctx context.Context, save func(sakey.KeyFile) error)
 	}
 	if _, err := s.store.GetAPI(ctx, BuiltinAPIName); errors.Is(err, storage.ErrNotFound) {
 		_, err = s.CreateAPI(ctx, system, APIInput{
-			Name: BuiltinAPIName, Identifier: BuiltinAPIIdentifier, Description: "Keyward's own admin API.", Scopes: []string{AdminScope},
+			Name: BuiltinAPIName, Identifier: BuiltinAPIIdentifier, Description: "Keyward's own admin API.", Scopes: []string{AdminScope, IntrospectScope},
 		})
 		if err != nil {
 			return a, false, fmt.Errorf("create the built-in API: %w", err)

@@ -379,3 +379,16 @@ func (a *Authenticator) FlushUsage(ctx context.Context, st UsageStore) error {
 	a.usage.mu.Unlock()
 	return st.TouchSecrets(ctx, m)
 }
+
+// Require authenticates the client of r like Authenticate, and refuses a
+// request without client credentials with 401 invalid_client: the
+// introspection and revocation endpoints serve authenticated clients only.
+func (a *Authenticator) Require(ctx context.Context, r *http.Request, form oauth2.Form, source string, att *Attempt) (*Client, error) {
+	c, err := a.Authenticate(ctx, r, form, source, att)
+	if err == nil && c == nil {
+		e := failed(true, errors.New("no client credentials"))
+		e.Description = "Client authentication is required: a client secret, a client assertion or a TLS client certificate."
+		return nil, e
+	}
+	return c, err
+}

@@ -25,6 +25,11 @@ type AccessClaims struct {
 	// Confirmation binds the token to a key or certificate (RFC 8705 §3.1,
 	// RFC 9449 §6).
 	Confirmation *Confirmation `json:"cnf,omitempty"`
+	// Credential names what the client authenticated with ("key:ID",
+	// "secret:ID" or "cert:THUMBPRINT"), so introspection can report the
+	// token inactive once that key or secret is disabled or deleted. Key
+	// and secret IDs are identifiers, not secrets.
+	Credential string `json:"cred,omitempty"`
 }
 
 // Actor is the RFC 8693 act claim.

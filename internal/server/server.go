@@ -16,11 +16,14 @@ import (
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/discovery"
+	"github.com/keyward/keyward/internal/introspect"
 	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/revoke"
 	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/cache"
 	"github.com/keyward/keyward/internal/token"
+	"github.com/keyward/keyward/internal/tokenstate"
 )
 
 // Config is the server's protocol configuration.
@@ -91,19 +94,26 @@ func New(cfg Config, d Deps) *Server {
 		ClockSkew: cfg.ClockSkew, MaxTokenLifetime: cfg.MaxTokenLifetime,
 	}, cached, d.Journal, d.Signer, auth, d.Now, d.Logger)
 	disc := discovery.NewHandler(discovery.Metadata{
-		Issuer:                                cfg.Issuer,
-		TokenEndpoint:                         token.Endpoint(cfg.Issuer),
-		JWKSURI:                               cfg.Issuer + discovery.JWKSPath,
-		ResponseTypesSupported:                []string{},
-		GrantTypesSupported:                   []string{oauth2.GrantClientCredentials, oauth2.GrantJWTBearer},
-		TokenEndpointAuthMethodsSupported:     authMethods(cfg),
-		TLSClientCertificateBoundAccessTokens: cfg.MutualTLS,
-		AccessTokenSigningAlgValuesSupported:  signer.Algorithms,
-		TokenEndpointAuthSigningAlgsSupported: []string{"RS256", "ES256"},
+		Issuer:                                 cfg.Issuer,
+		TokenEndpoint:                          token.Endpoint(cfg.Issuer),
+		JWKSURI:                                cfg.Issuer + discovery.JWKSPath,
+		IntrospectionEndpoint:                  cfg.Issuer + "/introspect",
+		RevocationEndpoint:                     cfg.Issuer + "/revoke",
+		IntrospectionEndpointAuthMethods:       authMethods(cfg),
+		RevocationEndpointAuthMethodsSupported: authMethods(cfg),
+		ResponseTypesSupported:                 []string{},
+		GrantTypesSupported:                    []string{oauth2.GrantClientCredentials, oauth2.GrantJWTBearer},
+		TokenEndpointAuthMethodsSupported:      authMethods(cfg),
+		TLSClientCertificateBoundAccessTokens:  cfg.MutualTLS,
+		AccessTokenSigningAlgValuesSupported:   signer.Algorithms,
+		TokenEndpointAuthSigningAlgsSupported:  []string{"RS256", "ES256"},
 	}, d.Signer, cached, d.Now)
 
+	resolver := tokenstate.New(cached, d.Signer, cfg.Issuer, d.Now)
 	mux := http.NewServeMux()
 	mux.Handle("/token", tok)
+	mux.Handle("/introspect", introspect.NewHandler(auth, resolver, cached, d.Journal, d.Now, d.Logger))
+	mux.Handle("/revoke", revoke.NewHandler(auth, resolver, cached, d.Journal, d.Now, d.Logger))
 	disc.Register(mux)
 	admin.NewHandler(adminSvc, d.Signer, signingKeys{d.Signer, d.Store}, cfg.Issuer, d.Logger).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

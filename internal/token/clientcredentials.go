@@ -40,5 +40,6 @@ func (g *clientCredentials) handle(ctx context.Context, req *Request) (*Response
 		resource:   req.Form.Get("resource"),
 		jtis:       c.JTIs,
 		thumbprint: c.Thumbprint(),
+		credential: credentialOf(c),
 	})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/tokenstate"
 )
 
 // issuance is everything needed to mint one access token.
@@ -25,19 +26,25 @@ type issuance struct {
 	jtis []storage.UsedJTI
 	// thumbprint, if set, binds the token to a client certificate.
 	thumbprint string
+	// credential names the key or secret the client authenticated with.
+	credential string
 }
 
 // resolveScopes checks the requested scopes against the catalog and the
 // account and returns the token's audience. Every scope must belong to an
 // API and be allowed to the account; a resource (RFC 8707) narrows the
 // audience to one API and keeps only its scopes.
-func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, scopes []string, resource string) ([]string, oauth2.Audience, error) {
+//
+// The token is opaque when the account says so, or when any API of its
+// audience wants opaque tokens (then no claims reach anyone), unless the
+// account says jwt.
+func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, scopes []string, resource string) ([]string, oauth2.Audience, bool, error) {
 	if len(scopes) == 0 {
-		return nil, nil, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope or ID token audience provided: no scope was requested.")
+		return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope or ID token audience provided: no scope was requested.")
 	}
 	apis, err := h.dir.ListAPIs(ctx)
 	if err != nil {
-		return nil, nil, storeError(err)
+		return nil, nil, false, storeError(err)
 	}
 	owner := make(map[string]*storage.API)
 	for i := range apis {
@@ -53,20 +60,21 @@ func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, scope
 			}
 		}
 		if target == nil {
-			return nil, nil, oauth2.Errorf(oauth2.ErrInvalidTarget, "The resource %q is not a registered API.", resource)
+			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidTarget, "The resource %q is not a registered API.", resource)
 		}
 	}
 	var (
-		kept []string
-		aud  oauth2.Audience
+		kept   []string
+		aud    oauth2.Audience
+		opaque = acct.TokenFormat == storage.TokenOpaque
 	)
 	for _, s := range scopes {
 		api := owner[s]
 		if api == nil {
-			return nil, nil, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope: %q is not a scope of any registered API.", s)
+			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope: %q is not a scope of any registered API.", s)
 		}
 		if !slices.Contains(acct.Scopes, s) {
-			return nil, nil, oauth2.Errorf(oauth2.ErrInvalidScope, "The service account is not allowed the scope %q.", s)
+			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "The service account is not allowed the scope %q.", s)
 		}
 		if target != nil && api != target {
 			continue
@@ -74,17 +82,20 @@ func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, scope
 		kept = append(kept, s)
 		if !aud.Contains(api.Identifier) {
 			aud = append(aud, api.Identifier)
+			if api.TokenFormat == storage.TokenOpaque && acct.TokenFormat != storage.TokenJWT {
+				opaque = true
+			}
 		}
 	}
 	if len(kept) == 0 {
-		return nil, nil, oauth2.Errorf(oauth2.ErrInvalidScope, "None of the requested scopes belongs to the resource %q.", resource)
+		return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "None of the requested scopes belongs to the resource %q.", resource)
 	}
-	return kept, aud, nil
+	return kept, aud, opaque, nil
 }
 
 // issue mints an access token and records it durably before returning.
 func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Response, error) {
-	scopes, aud, err := h.resolveScopes(ctx, is.account, is.scopes, is.resource)
+	scopes, aud, opaque, err := h.resolveScopes(ctx, is.account, is.scopes, is.resource)
 	if err != nil {
 		return nil, err
 	}
@@ -109,9 +120,22 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 	if is.thumbprint != "" {
 		claims.Confirmation = &oauth2.Confirmation{X5TS256: is.thumbprint}
 	}
-	raw, err := h.signer.Sign(claims)
-	if err != nil {
-		return nil, oauth2.AsError(err)
+	var (
+		raw    string
+		record *storage.TokenRecord
+	)
+	if opaque {
+		raw = tokenstate.OpaquePrefix + randomToken()
+		record = &storage.TokenRecord{
+			Hash: tokenstate.HashOpaque(raw), ID: claims.ID, AccountID: is.account.ID, Subject: claims.Subject,
+			Scope: scope, Audience: aud, Credential: is.credential, Thumbprint: is.thumbprint,
+			IssuedAt: now, ExpiresAt: now.Add(lifetime),
+		}
+	} else {
+		claims.Credential = is.credential
+		if raw, err = h.signer.Sign(claims); err != nil {
+			return nil, oauth2.AsError(err)
+		}
 	}
 	data := map[string]string{
 		"grant":    req.Audit.Grant,
@@ -124,10 +148,13 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 	addNonEmpty(data, "key_id", req.Audit.KeyID)
 	addNonEmpty(data, "secret_id", req.Audit.SecretID)
 	addNonEmpty(data, "cnf_x5t", is.thumbprint)
+	if opaque {
+		data["format"] = storage.TokenOpaque
+	}
 	if is.subject != is.account.ID {
 		data["subject"] = is.subject
 	}
-	err = h.journal.Write(ctx, storage.Write{JTIs: is.jtis, Events: []storage.AuditEvent{{
+	err = h.journal.Write(ctx, storage.Write{JTIs: is.jtis, Token: record, Events: []storage.AuditEvent{{
 		Time: req.Now, Action: "token.issued", Outcome: storage.OutcomeSuccess,
 		AccountID: is.account.ID, Actor: is.account.ID, Source: req.Source, Data: data,
 	}}})

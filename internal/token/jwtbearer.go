@@ -88,7 +88,7 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 		return nil, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope: %s.", err.Error())
 	}
 
-	is := issuance{account: acct, subject: acct.ID, scopes: scopes, resource: req.Form.Get("resource")}
+	is := issuance{account: acct, subject: acct.ID, scopes: scopes, resource: req.Form.Get("resource"), credential: "key:" + key.ID}
 	if req.Client != nil {
 		is.jtis = req.Client.JTIs
 		is.thumbprint = req.Client.Thumbprint()

@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
@@ -116,7 +115,7 @@ func NewHandler(cfg Config, dir Directory, journal Journal, signer Signer, auth 
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	req := &Request{Source: remoteIP(r), Now: h.now()}
+	req := &Request{Source: oauth2.RemoteIP(r), Now: h.now()}
 	resp, err := h.serve(w, r, req)
 	if err == nil {
 		oauth2.WriteJSON(w, http.StatusOK, resp)
@@ -201,19 +200,33 @@ func errString(err error) string {
 	return err.Error()
 }
 
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 // newTokenID returns a random 128-bit token identifier.
 func newTokenID() string {
 	b := make([]byte, 16)
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// randomToken returns 256 random bits, base64url-encoded.
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// credentialOf names what a client authenticated with, for the cred claim.
+func credentialOf(c *clientauth.Client) string {
+	switch {
+	case c == nil:
+		return ""
+	case c.Method == storage.AuthSecretBasic || c.Method == storage.AuthSecretPost:
+		return "secret:" + c.CredentialID
+	case c.CredentialID != "":
+		return "key:" + c.CredentialID
+	case c.Certificate != nil:
+		return "cert:" + c.Thumbprint()
+	}
+	return ""
 }
 
 // storeError turns a storage failure into the error the client sees.

@@ -1,0 +1,173 @@
+// Package introspect serves token introspection (RFC 7662) at /introspect:
+// an authenticated API asks whether a token is active and what it carries.
+package introspect
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/keyward/keyward/internal/clientauth"
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/tokenstate"
+)
+
+// Scope is the built-in scope that lets an account introspect any token.
+// An account listed as an introspector of an API may introspect the tokens
+// of that API only.
+const Scope = "keyward.introspect"
+
+// Authenticator authenticates the calling API.
+type Authenticator interface {
+	Require(ctx context.Context, r *http.Request, form oauth2.Form, source string, att *clientauth.Attempt) (*clientauth.Client, error)
+}
+
+// Catalog lists the APIs, for their introspectors.
+type Catalog interface {
+	ListAPIs(ctx context.Context) ([]storage.API, error)
+}
+
+// Journal makes the audit event durable before the response.
+type Journal interface {
+	Write(ctx context.Context, w storage.Write) error
+}
+
+// Handler serves POST /introspect.
+type Handler struct {
+	auth     Authenticator
+	resolver *tokenstate.Resolver
+	catalog  Catalog
+	journal  Journal
+	now      func() time.Time
+	log      *slog.Logger
+}
+
+// NewHandler returns the introspection handler.
+func NewHandler(auth Authenticator, resolver *tokenstate.Resolver, catalog Catalog, journal Journal, now func() time.Time, log *slog.Logger) *Handler {
+	return &Handler{auth: auth, resolver: resolver, catalog: catalog, journal: journal, now: now, log: log}
+}
+
+// Response is the introspection response (RFC 7662 §2.2). An inactive
+// token's response is {"active": false} and nothing else.
+type Response struct {
+	Active      bool                 `json:"active"`
+	Scope       string               `json:"scope,omitempty"`
+	ClientID    string               `json:"client_id,omitempty"`
+	Subject     string               `json:"sub,omitempty"`
+	Audience    oauth2.Audience      `json:"aud,omitempty"`
+	Issuer      string               `json:"iss,omitempty"`
+	Expiry      int64                `json:"exp,omitempty"`
+	IssuedAt    int64                `json:"iat,omitempty"`
+	NotBefore   int64                `json:"nbf,omitempty"`
+	TokenType   string               `json:"token_type,omitempty"`
+	ID          string               `json:"jti,omitempty"`
+	ClientEmail string               `json:"client_email,omitempty"`
+	Actor       *oauth2.Actor        `json:"act,omitempty"`
+	Cnf         *oauth2.Confirmation `json:"cnf,omitempty"`
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	now, source := h.now(), oauth2.RemoteIP(r)
+	ev := storage.AuditEvent{Time: now, Action: "token.introspect", Outcome: storage.OutcomeSuccess, Source: source, Data: map[string]string{}}
+	resp, err := h.serve(w, r, source, &ev)
+	if err != nil {
+		oe := oauth2.AsError(err)
+		ev.Outcome = storage.OutcomeFailure
+		ev.Data["error"], ev.Data["description"] = oe.Code, oe.Description
+		err = oe
+	}
+	if werr := h.journal.Write(context.WithoutCancel(r.Context()), storage.Write{Events: []storage.AuditEvent{ev}}); werr != nil {
+		h.log.Error("introspection not answered: its audit event could not be written", "err", werr)
+		err = &oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Description: "The server cannot record requests right now; try again later."}
+	}
+	if err != nil {
+		oauth2.WriteError(w, err)
+		return
+	}
+	oauth2.WriteJSON(w, http.StatusOK, resp)
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, source string, ev *storage.AuditEvent) (*Response, error) {
+	form, err := oauth2.ParseForm(w, r)
+	if err != nil {
+		return nil, err
+	}
+	var att clientauth.Attempt
+	caller, err := h.auth.Require(r.Context(), r, form, source, &att)
+	ev.Data["auth_method"] = att.Method
+	if err != nil {
+		ev.Data["client_id"] = att.ClientID
+		return nil, err
+	}
+	ev.Actor = caller.Account.ID
+	raw := form.Get("token")
+	if raw == "" {
+		return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "The token parameter is required.")
+	}
+	allowed, all, err := h.permission(r.Context(), caller.Account)
+	if err != nil {
+		return nil, (&oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Description: "The server cannot reach its store right now; try again later."}).WithCause(err)
+	}
+	if !all && len(allowed) == 0 {
+		return nil, &oauth2.Error{Code: oauth2.ErrAccessDenied, Status: http.StatusForbidden,
+			Description: "This account may not introspect tokens: it needs the keyward.introspect scope or to be an introspector of an API."}
+	}
+	info, err := h.resolver.Resolve(r.Context(), raw)
+	switch {
+	case errors.Is(err, tokenstate.ErrUnknown):
+		ev.Data["active"], ev.Data["reason"] = "false", "unknown token"
+		return &Response{Active: false}, nil
+	case err != nil:
+		return nil, (&oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Description: "The server cannot reach its store right now; try again later."}).WithCause(err)
+	}
+	c := info.Claims
+	ev.AccountID = c.ClientID
+	ev.Data["token_id"] = c.ID
+	// A caller learns only about tokens meant for it: one of its APIs must
+	// be in the audience.
+	if !all && !slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(allowed, a) }) {
+		ev.Data["active"], ev.Data["reason"] = "false", "not an audience of the caller"
+		return &Response{Active: false}, nil
+	}
+	ev.Data["active"] = boolString(info.Active)
+	if !info.Active {
+		ev.Data["reason"] = info.Reason
+		return &Response{Active: false}, nil
+	}
+	return &Response{
+		Active: true, Scope: c.Scope, ClientID: c.ClientID, Subject: c.Subject, Audience: c.Audience, Issuer: c.Issuer,
+		Expiry: c.Expiry, IssuedAt: c.IssuedAt, NotBefore: c.NotBefore, TokenType: oauth2.TokenTypeBearer, ID: c.ID,
+		ClientEmail: c.ClientEmail, Actor: c.Actor, Cnf: c.Confirmation,
+	}, nil
+}
+
+// permission returns the identifiers of the APIs whose tokens the account
+// may introspect, or all=true when it holds the keyward.introspect scope.
+func (h *Handler) permission(ctx context.Context, acct storage.Account) (ids []string, all bool, err error) {
+	if slices.Contains(acct.Scopes, Scope) {
+		return nil, true, nil
+	}
+	apis, err := h.catalog.ListAPIs(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, a := range apis {
+		if slices.Contains(a.Introspectors, acct.ID) {
+			ids = append(ids, a.Identifier)
+		}
+	}
+	return ids, false, nil
+}
+
+func boolString(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+

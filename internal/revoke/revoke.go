@@ -1,0 +1,126 @@
+// Package revoke serves token revocation (RFC 7009) at /revoke: a client
+// revokes a token it was issued.
+package revoke
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/keyward/keyward/internal/clientauth"
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/tokenstate"
+)
+
+// Authenticator authenticates the client.
+type Authenticator interface {
+	Require(ctx context.Context, r *http.Request, form oauth2.Form, source string, att *clientauth.Attempt) (*clientauth.Client, error)
+}
+
+// Store records revocations; Revoke writes the audit event in the same
+// transaction.
+type Store interface {
+	Revoke(ctx context.Context, r storage.Revocation, ev storage.AuditEvent) error
+}
+
+// Journal records refusals.
+type Journal interface {
+	Write(ctx context.Context, w storage.Write) error
+}
+
+// Handler serves POST /revoke.
+type Handler struct {
+	auth     Authenticator
+	resolver *tokenstate.Resolver
+	store    Store
+	journal  Journal
+	now      func() time.Time
+	log      *slog.Logger
+}
+
+// NewHandler returns the revocation handler.
+func NewHandler(auth Authenticator, resolver *tokenstate.Resolver, store Store, journal Journal, now func() time.Time, log *slog.Logger) *Handler {
+	return &Handler{auth: auth, resolver: resolver, store: store, journal: journal, now: now, log: log}
+}
+
+// ServeHTTP implements http.Handler. Success is 200 with an empty body,
+// also for tokens Keyward does not know (RFC 7009 §2.2).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	now, source := h.now(), oauth2.RemoteIP(r)
+	ev := storage.AuditEvent{Time: now, Action: "token.revoke", Outcome: storage.OutcomeSuccess, Source: source, Data: map[string]string{}}
+	recorded, err := h.serve(w, r, &ev)
+	if err != nil {
+		oe := oauth2.AsError(err)
+		ev.Outcome = storage.OutcomeFailure
+		ev.Data["error"], ev.Data["description"] = oe.Code, oe.Description
+		err, recorded = oe, false
+	}
+	if !recorded {
+		if werr := h.journal.Write(context.WithoutCancel(r.Context()), storage.Write{Events: []storage.AuditEvent{ev}}); werr != nil {
+			h.log.Error("revocation request not answered: its audit event could not be written", "err", werr)
+			err = &oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Description: "The server cannot record requests right now; try again later."}
+		}
+	}
+	if err != nil {
+		oauth2.WriteError(w, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+// serve revokes; recorded reports that the audit event was already written
+// with the revocation.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *storage.AuditEvent) (recorded bool, err error) {
+	form, err := oauth2.ParseForm(w, r)
+	if err != nil {
+		return false, err
+	}
+	var att clientauth.Attempt
+	caller, err := h.auth.Require(r.Context(), r, form, ev.Source, &att)
+	ev.Data["auth_method"] = att.Method
+	if err != nil {
+		ev.Data["client_id"] = att.ClientID
+		return false, err
+	}
+	ev.Actor = caller.Account.ID
+	raw := form.Get("token")
+	if raw == "" {
+		return false, oauth2.Errorf(oauth2.ErrInvalidRequest, "The token parameter is required.")
+	}
+	if hint := form.Get("token_type_hint"); hint != "" && hint != "access_token" && hint != "refresh_token" {
+		return false, oauth2.Errorf(oauth2.ErrUnsupportedTokenType, "Keyward revokes access tokens; token_type_hint %q is unknown.", hint)
+	}
+	info, err := h.resolver.Resolve(r.Context(), raw)
+	switch {
+	case errors.Is(err, tokenstate.ErrUnknown):
+		ev.Data["result"] = "unknown token"
+		return false, nil
+	case err != nil:
+		return false, unavailable(err)
+	}
+	c := info.Claims
+	ev.AccountID, ev.Data["token_id"] = c.ClientID, c.ID
+	if c.ClientID != caller.Account.ID {
+		return false, oauth2.Errorf(oauth2.ErrUnauthorizedClient, "The token was not issued to this client; a client may revoke only its own tokens.")
+	}
+	if time.Unix(c.Expiry, 0).Before(ev.Time) {
+		ev.Data["result"] = "already expired"
+		return false, nil
+	}
+	ev.Data["result"] = "revoked"
+	rev := storage.Revocation{JTI: c.ID, AccountID: c.ClientID, RevokedAt: ev.Time, ExpiresAt: time.Unix(c.Expiry, 0)}
+	if err := h.store.Revoke(r.Context(), rev, *ev); err != nil {
+		// Never a 200 that left the token alive.
+		return false, unavailable(err)
+	}
+	return true, nil
+}
+
+func unavailable(err error) error {
+	return (&oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Status: http.StatusServiceUnavailable,
+		Description: "The server cannot record the revocation right now; the token is still valid. Try again."}).WithCause(err)
+}

@@ -1,0 +1,166 @@
+// Package tokenstate answers what a presented access token is and whether
+// it is still active: the shared core of introspection (RFC 7662) and
+// revocation (RFC 7009). A token is active only while it is unexpired, not
+// revoked, its account is enabled and has not revoked it wholesale, and the
+// key or secret it was obtained with is still enabled.
+package tokenstate
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// OpaquePrefix starts every opaque access token.
+const OpaquePrefix = "kwat_"
+
+// Store is what the resolver reads.
+type Store interface {
+	GetAccount(ctx context.Context, id string) (storage.Account, error)
+	ListKeys(ctx context.Context, accountID string) ([]storage.Key, error)
+	ListSecrets(ctx context.Context, accountID string) ([]storage.Secret, error)
+	GetToken(ctx context.Context, hash []byte) (storage.TokenRecord, error)
+	IsRevoked(ctx context.Context, jti string) (bool, error)
+}
+
+// Verifier checks the signature of a JWT access token.
+type Verifier interface {
+	Verify(raw string, dest any) error
+}
+
+// Resolver finds and checks tokens.
+type Resolver struct {
+	store    Store
+	verifier Verifier
+	issuer   string
+	now      func() time.Time
+}
+
+// New returns a Resolver.
+func New(store Store, verifier Verifier, issuer string, now func() time.Time) *Resolver {
+	return &Resolver{store: store, verifier: verifier, issuer: issuer, now: now}
+}
+
+// Info is a token Keyward issued.
+type Info struct {
+	Claims oauth2.AccessClaims
+	// Opaque says the token is opaque (stored), not a JWT.
+	Opaque bool
+	// Active is false when the token expired, was revoked or lost its
+	// account or credential; Reason says why.
+	Active bool
+	Reason string
+}
+
+// ErrUnknown means the token is not one Keyward issued: malformed, signed
+// by no published key, or an opaque token that does not exist.
+var ErrUnknown = errors.New("unknown token")
+
+// HashOpaque returns the stored hash of an opaque token. The token has 256
+// random bits, so a plain SHA-256 cannot be reversed.
+func HashOpaque(token string) []byte {
+	sum := sha256.Sum256([]byte(token))
+	return sum[:]
+}
+
+// Resolve identifies raw and checks whether it is active. It returns
+// ErrUnknown for tokens Keyward did not issue, and other errors only when
+// the store fails.
+func (r *Resolver) Resolve(ctx context.Context, raw string) (Info, error) {
+	var info Info
+	if strings.HasPrefix(raw, OpaquePrefix) {
+		rec, err := r.store.GetToken(ctx, HashOpaque(raw))
+		if errors.Is(err, storage.ErrNotFound) {
+			return info, ErrUnknown
+		}
+		if err != nil {
+			return info, err
+		}
+		info.Opaque = true
+		info.Claims = oauth2.AccessClaims{
+			Issuer: r.issuer, Subject: rec.Subject, Audience: rec.Audience, ClientID: rec.AccountID,
+			IssuedAt: rec.IssuedAt.Unix(), Expiry: rec.ExpiresAt.Unix(), ID: rec.ID, Scope: rec.Scope, Credential: rec.Credential,
+		}
+		if rec.Thumbprint != "" {
+			info.Claims.Confirmation = &oauth2.Confirmation{X5TS256: rec.Thumbprint}
+		}
+		if rec.Actor != "" {
+			info.Claims.Actor = &oauth2.Actor{Subject: rec.Actor}
+		}
+	} else {
+		if err := r.verifier.Verify(raw, &info.Claims); err != nil || info.Claims.Issuer != r.issuer || info.Claims.ID == "" {
+			return info, ErrUnknown
+		}
+	}
+	reason, err := r.check(ctx, info.Claims)
+	info.Active, info.Reason = reason == "", reason
+	return info, err
+}
+
+// check returns why the token is inactive, or "".
+func (r *Resolver) check(ctx context.Context, c oauth2.AccessClaims) (string, error) {
+	now := r.now()
+	if now.Unix() >= c.Expiry {
+		return "expired", nil
+	}
+	if c.NotBefore != 0 && now.Unix() < c.NotBefore {
+		return "not yet valid", nil
+	}
+	revoked, err := r.store.IsRevoked(ctx, c.ID)
+	if err != nil {
+		return "", err
+	}
+	if revoked {
+		return "revoked", nil
+	}
+	acct, err := r.store.GetAccount(ctx, c.ClientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "account deleted", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if acct.Disabled {
+		return "account disabled", nil
+	}
+	// iat has whole seconds: a token issued in the second of the revocation
+	// may be from just before it, so it is revoked too (the client simply
+	// gets a new one).
+	if !acct.TokensRevokedBefore.IsZero() && c.IssuedAt <= acct.TokensRevokedBefore.Unix() {
+		return "account's tokens revoked", nil
+	}
+	kind, id, _ := strings.Cut(c.Credential, ":")
+	switch kind {
+	case "key":
+		keys, err := r.store.ListKeys(ctx, acct.ID)
+		if err != nil {
+			return "", err
+		}
+		if !containsEnabled(keys, id, func(k storage.Key) (string, bool) { return k.ID, k.Disabled }) {
+			return "key disabled or deleted", nil
+		}
+	case "secret":
+		secrets, err := r.store.ListSecrets(ctx, acct.ID)
+		if err != nil {
+			return "", err
+		}
+		if !containsEnabled(secrets, id, func(s storage.Secret) (string, bool) { return s.ID, s.Disabled }) {
+			return "secret disabled or deleted", nil
+		}
+	}
+	return "", nil
+}
+
+func containsEnabled[T any](l []T, id string, f func(T) (string, bool)) bool {
+	for _, x := range l {
+		if xid, disabled := f(x); xid == id {
+			return !disabled
+		}
+	}
+	return false
+}
