@@ -46,6 +46,7 @@ belongs to exactly one API, so a token's aud follows from its scopes.`,
 	create.Flags().StringVar(&in.Identifier, "identifier", "", "the API's identifier URI: the aud of its tokens (required)")
 	create.Flags().StringSliceVar(&in.Scopes, "scopes", nil, "scopes the API defines, comma-separated (required)")
 	create.Flags().StringVar(&in.Description, "description", "", "what the API is")
+	create.Flags().StringVar(&in.TokenFormat, "token-format", "jwt", "format of the API's tokens: jwt (verified locally) or opaque (verified by introspection)")
 	create.MarkFlagRequired("identifier")
 	create.MarkFlagRequired("scopes")
 
@@ -103,7 +104,53 @@ belongs to exactly one API, so a token's aud follows from its scopes.`,
 			return c.show(map[string]string{"deleted": args[0]}, func(w *tabwriter.Writer) { fmt.Fprintf(w, "deleted API %s\n", args[0]) })
 		},
 	}
-	cmd.AddCommand(create, list, get, del)
+	var (
+		upDescription, upFormat string
+		upIntrospectors         []string
+	)
+	update := &cobra.Command{
+		Use:   "update NAME",
+		Short: "Change an API's token format, introspectors or description",
+		Long: `Change an API's token format (jwt or opaque) or the service accounts allowed to
+introspect its tokens at /introspect (RFC 7662). An introspector learns only
+about tokens whose audience is one of its APIs; the keyward.introspect scope
+lets an account introspect every token.`,
+		Example: `  keyward api update orders --token-format opaque --introspectors orders-api@shop.iam.keyward.internal`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			var up admin.APIUpdate
+			fl := cmd.Flags()
+			if fl.Changed("description") {
+				up.Description = &upDescription
+			}
+			if fl.Changed("token-format") {
+				up.TokenFormat = &upFormat
+			}
+			if fl.Changed("introspectors") {
+				l := splitList(upIntrospectors)
+				if l == nil {
+					l = []string{}
+				}
+				up.Introspectors = &l
+			}
+			if up == (admin.APIUpdate{}) {
+				return usageError{fmt.Errorf("nothing to update: give --token-format, --introspectors or --description")}
+			}
+			var a admin.APIView
+			if err := c.do(cmd.Context(), http.MethodPatch, "/v1/apis/"+url.PathEscape(args[0]), up, &a); err != nil {
+				return err
+			}
+			return c.show(a, func(w *tabwriter.Writer) { apiTable(w, a) })
+		},
+	}
+	update.Flags().StringVar(&upDescription, "description", "", "new description")
+	update.Flags().StringVar(&upFormat, "token-format", "", "jwt or opaque")
+	update.Flags().StringSliceVar(&upIntrospectors, "introspectors", nil, "service accounts (email or client ID) that may introspect this API's tokens; the new full list")
+	cmd.AddCommand(create, list, get, update, del)
 	return cmd
 }
 
@@ -111,6 +158,10 @@ func apiTable(w *tabwriter.Writer, a admin.APIView) {
 	fmt.Fprintf(w, "Name:\t%s\n", a.Name)
 	fmt.Fprintf(w, "Identifier:\t%s\n", a.Identifier)
 	fmt.Fprintf(w, "Scopes:\t%s\n", strings.Join(a.Scopes, ", "))
+	fmt.Fprintf(w, "Token format:\t%s\n", a.TokenFormat)
+	if len(a.Introspectors) > 0 {
+		fmt.Fprintf(w, "Introspectors:\t%s\n", strings.Join(a.Introspectors, ", "))
+	}
 	if a.Description != "" {
 		fmt.Fprintf(w, "Description:\t%s\n", a.Description)
 	}

@@ -56,6 +56,7 @@ its tokens. Accounts are named by email or client ID in every command.`,
 	create.Flags().StringVar(&in.DisplayName, "display-name", "", "human-friendly name")
 	create.Flags().StringVar(&in.Description, "description", "", "what the account is for")
 	create.Flags().DurationVar(&lifetime, "token-lifetime", 0, "lifetime of the account's access tokens (default: the server's, 1h)")
+	create.Flags().StringVar(&in.TokenFormat, "token-format", "", "override the APIs' token format for this account: jwt or opaque")
 	create.MarkFlagRequired("project")
 
 	var project string
@@ -117,7 +118,8 @@ its tokens. Accounts are named by email or client ID in every command.`,
 		}
 	}
 	get := one("get", "Show a service account", http.MethodGet, "")
-	disable := one("disable", "Disable a service account: it gets no new tokens from now on", http.MethodPost, "/disable")
+	disable := one("disable", "Disable a service account: no new tokens, and introspection reports its tokens inactive", http.MethodPost, "/disable")
+	revokeTokens := one("revoke-tokens", "Revoke every token issued to the account until now", http.MethodPost, "/revoke-tokens")
 	enable := one("enable", "Enable a disabled service account", http.MethodPost, "/enable")
 
 	var (
@@ -126,6 +128,7 @@ its tokens. Accounts are named by email or client ID in every command.`,
 		upLifetime               time.Duration
 		upTLS                    storage.TLSBinding
 		upTLSClear               bool
+		upFormat                 string
 	)
 	update := &cobra.Command{
 		Use:     "update SA",
@@ -155,6 +158,9 @@ its tokens. Accounts are named by email or client ID in every command.`,
 			if fl.Changed("token-lifetime") {
 				secs := int64(upLifetime / time.Second)
 				up.TokenLifetimeSeconds = &secs
+			}
+			if fl.Changed("token-format") {
+				up.TokenFormat = &upFormat
 			}
 			if fl.Changed("auth-methods") {
 				m := splitList(upMethods)
@@ -190,6 +196,7 @@ its tokens. Accounts are named by email or client ID in every command.`,
 	update.Flags().StringVar(&upTLS.SANIP, "tls-san-ip", "", "tls_client_auth: an IP address in the certificate's SAN")
 	update.Flags().StringVar(&upTLS.SANEmail, "tls-san-email", "", "tls_client_auth: an email address in the certificate's SAN")
 	update.Flags().BoolVar(&upTLSClear, "tls-clear", false, "remove the account's TLS certificate binding")
+	update.Flags().StringVar(&upFormat, "token-format", "", "override the APIs' token format: jwt, opaque, or \"\" to follow the APIs")
 
 	del := &cobra.Command{
 		Use:   "delete SA",
@@ -206,7 +213,7 @@ its tokens. Accounts are named by email or client ID in every command.`,
 			return c.show(map[string]string{"deleted": args[0]}, func(w *tabwriter.Writer) { fmt.Fprintf(w, "deleted service account %s\n", args[0]) })
 		},
 	}
-	cmd.AddCommand(create, list, get, update, disable, enable, del)
+	cmd.AddCommand(create, list, get, update, disable, enable, revokeTokens, del)
 	return cmd
 }
 
@@ -225,6 +232,12 @@ func accountTable(w *tabwriter.Writer, a admin.AccountView) {
 	if a.TLS != nil {
 		b, _ := json.Marshal(a.TLS)
 		fmt.Fprintf(w, "TLS binding:\t%s\n", b)
+	}
+	if a.TokenFormat != "" {
+		fmt.Fprintf(w, "Token format:\t%s\n", a.TokenFormat)
+	}
+	if a.TokensRevokedBefore != nil {
+		fmt.Fprintf(w, "Tokens revoked before:\t%s\n", fmtTime(*a.TokensRevokedBefore))
 	}
 	fmt.Fprintf(w, "Disabled:\t%s\n", yesNo(a.Disabled))
 	fmt.Fprintf(w, "Created:\t%s\n", fmtTime(a.CreatedAt))

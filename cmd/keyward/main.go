@@ -55,6 +55,7 @@ its admin API, authenticated with an administrator key file
 		newSACommand(),
 		newKeysCommand(),
 		newSecretsCommand(),
+		newTokensCommand(),
 		newTokenCommand(),
 		newSigningKeysCommand(),
 	)
