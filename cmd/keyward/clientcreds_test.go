@@ -280,8 +280,8 @@ func thumbprint(c tls.Certificate) string {
 // self-signed certificate.
 func TestMutualTLS(t *testing.T) {
 	f := newTLSFixture(t)
-	m := startServer(t, func(c *Config) {
-		c.TLSCert, c.TLSKey, c.TLSClientCA = f.serverCert, f.serverKey, f.caFile
+	m := startServer(t, func(m *Main) {
+		m.Config.TLSCert, m.Config.TLSKey, m.Config.TLSClientCA = f.serverCert, f.serverKey, f.caFile
 	})
 	t.Setenv("KEYWARD_CA_CERT", f.caFile)
 	clientID, email := setupAccount(t, m, "mesh")

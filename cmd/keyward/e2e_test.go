@@ -23,15 +23,15 @@ import (
 
 // startServer runs a real server on a loopback port with a fresh SQLite
 // store, as 'keyward serve' does.
-func startServer(t *testing.T, mods ...func(*Config)) *Main {
+func startServer(t *testing.T, mods ...func(*Main)) *Main {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
-	for _, mod := range mods {
-		mod(&cfg)
-	}
 	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, mod := range mods {
+		mod(m)
+	}
 	if err := m.Open(context.Background()); err != nil {
 		m.Close()
 		t.Fatal(err)
