@@ -1,0 +1,129 @@
+package revoke
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/clientauth"
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/tokenstate"
+)
+
+var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+// fakes stands in for the store, the journal and client authentication.
+type fakes struct {
+	revokeErr  error
+	journalErr error
+	revoked    []storage.Revocation
+	events     []storage.AuditEvent
+}
+
+func (f *fakes) Require(context.Context, *http.Request, oauth2.Form, string, *clientauth.Attempt) (*clientauth.Client, error) {
+	return &clientauth.Client{Account: storage.Account{ID: "111"}}, nil
+}
+
+func (f *fakes) GetAccount(_ context.Context, id string) (storage.Account, error) {
+	return storage.Account{ID: id}, nil
+}
+func (f *fakes) ListKeys(context.Context, string) ([]storage.Key, error)       { return nil, nil }
+func (f *fakes) ListSecrets(context.Context, string) ([]storage.Secret, error) { return nil, nil }
+func (f *fakes) IsRevoked(context.Context, string) (bool, error)               { return false, nil }
+
+func (f *fakes) GetToken(_ context.Context, hash []byte) (storage.TokenRecord, error) {
+	if string(hash) != string(tokenstate.HashOpaque("kwat_mine")) && string(hash) != string(tokenstate.HashOpaque("kwat_theirs")) {
+		return storage.TokenRecord{}, storage.ErrNotFound
+	}
+	owner := "111"
+	if string(hash) == string(tokenstate.HashOpaque("kwat_theirs")) {
+		owner = "222"
+	}
+	return storage.TokenRecord{ID: "jti-" + owner, AccountID: owner, Subject: owner, IssuedAt: now, ExpiresAt: now.Add(time.Hour)}, nil
+}
+
+func (f *fakes) Revoke(_ context.Context, r storage.Revocation, ev storage.AuditEvent) error {
+	if f.revokeErr != nil {
+		return f.revokeErr
+	}
+	f.revoked = append(f.revoked, r)
+	f.events = append(f.events, ev)
+	return nil
+}
+
+func (f *fakes) Write(_ context.Context, w storage.Write) error {
+	if f.journalErr != nil {
+		return f.journalErr
+	}
+	f.events = append(f.events, w.Events...)
+	return nil
+}
+
+type noJWT struct{}
+
+func (noJWT) Verify(string, any) error { return errors.New("not a JWT") }
+
+func TestRevoke(t *testing.T) {
+	tests := []struct {
+		name        string
+		body        string
+		revokeErr   error
+		wantStatus  int
+		wantError   string
+		wantRevoked bool
+	}{
+		{name: "own token", body: "token=kwat_mine", wantStatus: 200, wantRevoked: true},
+		{name: "with hint", body: "token=kwat_mine&token_type_hint=access_token", wantStatus: 200, wantRevoked: true},
+		{name: "unknown token", body: "token=kwat_nope", wantStatus: 200},
+		{name: "someone else's", body: "token=kwat_theirs", wantStatus: 400, wantError: "unauthorized_client"},
+		{name: "missing token", body: "", wantStatus: 400, wantError: "invalid_request"},
+		{name: "bad hint", body: "token=kwat_mine&token_type_hint=id_token", wantStatus: 400, wantError: "unsupported_token_type"},
+		{name: "store down", body: "token=kwat_mine", revokeErr: errors.New("connection reset"), wantStatus: 503, wantError: "temporarily_unavailable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakes{revokeErr: tt.revokeErr}
+			h := NewHandler(f, tokenstate.New(f, noJWT{}, "https://kw", func() time.Time { return now }), f, f,
+				func() time.Time { return now }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			r := httptest.NewRequest("POST", "/revoke", strings.NewReader(tt.body))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != tt.wantStatus {
+				t.Fatalf("status %d (%s), want %d", w.Code, w.Body, tt.wantStatus)
+			}
+			if tt.wantError != "" && !strings.Contains(w.Body.String(), `"error":"`+tt.wantError+`"`) {
+				t.Fatalf("body %s, want error %s", w.Body, tt.wantError)
+			}
+			if strings.Contains(w.Body.String(), "connection reset") {
+				t.Fatal("the internal error reached the client")
+			}
+			if got := len(f.revoked) == 1; got != tt.wantRevoked {
+				t.Fatalf("revoked = %v, want %v", f.revoked, tt.wantRevoked)
+			}
+			if tt.revokeErr == nil && len(f.events) != 1 {
+				t.Fatalf("%d audit events, want 1", len(f.events))
+			}
+		})
+	}
+}
+
+func TestJournalDownRefuses(t *testing.T) {
+	f := &fakes{journalErr: errors.New("disk full")}
+	h := NewHandler(f, tokenstate.New(f, noJWT{}, "https://kw", func() time.Time { return now }), f, f,
+		func() time.Time { return now }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r := httptest.NewRequest("POST", "/revoke", strings.NewReader("token=kwat_nope"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != 503 {
+		t.Fatalf("status %d, want 503 when the audit event cannot be written", w.Code)
+	}
+}
