@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log/slog"
@@ -30,6 +31,7 @@ const issuer = "https://keyward.test"
 
 // fixture is a server on a fresh SQLite store with one account and key.
 type fixture struct {
+	admin    *admin.Service
 	handler  http.Handler
 	email    string
 	clientID string
@@ -82,7 +84,7 @@ func newFixture(tb testing.TB) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &fixture{handler: srv, email: acct.Email, clientID: acct.ID, secret: sec.Value, keyID: kf.PrivateKeyID, signer: js}
+	return &fixture{admin: srv.Admin, handler: srv, email: acct.Email, clientID: acct.ID, secret: sec.Value, keyID: kf.PrivateKeyID, signer: js}
 }
 
 // assertion signs an RS256 assertion as Google's client libraries do.
@@ -103,7 +105,11 @@ func (f *fixture) post(a string) *httptest.ResponseRecorder {
 }
 
 func (f *fixture) do(body, basicAuth string) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(body))
+	return f.doPath("/token", body, basicAuth)
+}
+
+func (f *fixture) doPath(path, body, basicAuth string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if basicAuth != "" {
 		r.Header.Set("Authorization", basicAuth)
@@ -159,6 +165,54 @@ func BenchmarkJWTBearer(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkIntrospect measures introspection of an opaque and a JWT access
+// token by an API authenticated with client_secret_basic, each with its
+// durable audit event.
+// Run with: go test ./internal/server -run '^$' -bench Introspect -benchtime 20000x
+func BenchmarkIntrospect(b *testing.B) {
+	f := newFixture(b)
+	ctx := context.Background()
+	sys := admin.Actor{ID: "bench"}
+	apiAcct, err := f.admin.CreateAccount(ctx, sys, admin.AccountInput{Name: "orders-api", Project: "proj"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sec, err := f.admin.CreateSecret(ctx, sys, apiAcct.Email, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := []string{apiAcct.Email}
+	if _, err := f.admin.UpdateAPI(ctx, sys, "orders", admin.APIUpdate{Introspectors: &ids}); err != nil {
+		b.Fatal(err)
+	}
+	callerAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte(apiAcct.ID+":"+sec.Value))
+	clientAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte(f.clientID+":"+f.secret))
+	for _, format := range []string{"jwt", "opaque"} {
+		b.Run(format, func(b *testing.B) {
+			if _, err := f.admin.UpdateAPI(ctx, sys, "orders", admin.APIUpdate{TokenFormat: &format}); err != nil {
+				b.Fatal(err)
+			}
+			w := f.do("grant_type=client_credentials&scope=orders.read", clientAuth)
+			var tok struct {
+				AccessToken string `json:"access_token"`
+			}
+			json.Unmarshal(w.Body.Bytes(), &tok)
+			body := "token=" + url.QueryEscape(tok.AccessToken)
+			b.SetParallelism(32)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					w := f.doPath("/introspect", body, callerAuth)
+					if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"active":true`) {
+						b.Fatalf("status %d: %s", w.Code, w.Body)
+					}
+				}
+			})
+		})
+	}
 }
 
 func TestBenchmarkFixture(t *testing.T) {

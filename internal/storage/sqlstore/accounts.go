@@ -52,13 +52,13 @@ func (s *Store) CreateAccount(ctx context.Context, a storage.Account, ev storage
 
 // GetAccount implements storage.Storage.
 func (s *Store) GetAccount(ctx context.Context, id string) (storage.Account, error) {
-	a, err := scanAccount(s.r.QueryRowContext(ctx, s.q["getAccount"], id))
+	a, err := scanAccount(s.queryRow(ctx, "getAccount", id))
 	return a, s.wrap("get account", err)
 }
 
 // GetAccountByEmail implements storage.Storage.
 func (s *Store) GetAccountByEmail(ctx context.Context, email string) (storage.Account, error) {
-	a, err := scanAccount(s.r.QueryRowContext(ctx, s.q["getAccountByEmail"], email))
+	a, err := scanAccount(s.queryRow(ctx, "getAccountByEmail", email))
 	return a, s.wrap("get account", err)
 }
 
@@ -69,9 +69,9 @@ func (s *Store) ListAccounts(ctx context.Context, opts storage.ListOptions) ([]s
 		err  error
 	)
 	if opts.Project != "" {
-		rows, err = s.r.QueryContext(ctx, s.q["listAccountsProj"], opts.Project, opts.After, opts.PageLimit())
+		rows, err = s.query(ctx, "listAccountsProj", opts.Project, opts.After, opts.PageLimit())
 	} else {
-		rows, err = s.r.QueryContext(ctx, s.q["listAccounts"], opts.After, opts.PageLimit())
+		rows, err = s.query(ctx, "listAccounts", opts.After, opts.PageLimit())
 	}
 	if err != nil {
 		return nil, s.wrap("list accounts", err)
@@ -127,7 +127,7 @@ func (s *Store) DeleteAccount(ctx context.Context, id string, ev storage.AuditEv
 // CountAccounts implements storage.Storage.
 func (s *Store) CountAccounts(ctx context.Context) (int, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, s.q["countAccounts"]).Scan(&n)
+	err := s.queryRow(ctx, "countAccounts").Scan(&n)
 	return n, s.wrap("count accounts", err)
 }
 

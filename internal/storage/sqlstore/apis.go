@@ -67,7 +67,7 @@ func (s *Store) apiScopes(ctx context.Context, q interface {
 
 // GetAPI implements storage.Storage.
 func (s *Store) GetAPI(ctx context.Context, name string) (storage.API, error) {
-	a, err := scanAPI(s.r.QueryRowContext(ctx, s.q["getAPI"], name))
+	a, err := scanAPI(s.queryRow(ctx, "getAPI", name))
 	if err != nil {
 		return a, s.wrap("get api", err)
 	}
@@ -77,7 +77,7 @@ func (s *Store) GetAPI(ctx context.Context, name string) (storage.API, error) {
 
 // ListAPIs implements storage.Storage.
 func (s *Store) ListAPIs(ctx context.Context) ([]storage.API, error) {
-	rows, err := s.r.QueryContext(ctx, s.q["listAPIs"])
+	rows, err := s.query(ctx, "listAPIs")
 	if err != nil {
 		return nil, s.wrap("list apis", err)
 	}
@@ -96,7 +96,7 @@ func (s *Store) ListAPIs(ctx context.Context) ([]storage.API, error) {
 	if err := rows.Err(); err != nil {
 		return nil, s.wrap("list apis", err)
 	}
-	rows, err = s.r.QueryContext(ctx, s.q["listAPIScopes"])
+	rows, err = s.query(ctx, "listAPIScopes")
 	if err != nil {
 		return nil, s.wrap("list apis", err)
 	}

@@ -38,13 +38,13 @@ func (s *Store) CreateKey(ctx context.Context, k storage.Key, ev storage.AuditEv
 
 // GetKey implements storage.Storage.
 func (s *Store) GetKey(ctx context.Context, id string) (storage.Key, error) {
-	k, err := scanKey(s.r.QueryRowContext(ctx, s.q["getKey"], id))
+	k, err := scanKey(s.queryRow(ctx, "getKey", id))
 	return k, s.wrap("get key", err)
 }
 
 // ListKeys implements storage.Storage.
 func (s *Store) ListKeys(ctx context.Context, accountID string) ([]storage.Key, error) {
-	rows, err := s.r.QueryContext(ctx, s.q["listKeys"], accountID)
+	rows, err := s.query(ctx, "listKeys", accountID)
 	if err != nil {
 		return nil, s.wrap("list keys", err)
 	}

@@ -32,7 +32,7 @@ func (s *Store) CreateSecret(ctx context.Context, sec storage.Secret, ev storage
 
 // ListSecrets implements storage.Storage.
 func (s *Store) ListSecrets(ctx context.Context, accountID string) ([]storage.Secret, error) {
-	rows, err := s.r.QueryContext(ctx, s.q["listSecrets"], accountID)
+	rows, err := s.query(ctx, "listSecrets", accountID)
 	if err != nil {
 		return nil, s.wrap("list secrets", err)
 	}

@@ -41,6 +41,8 @@ type Store struct {
 	// hot holds the statements of the group-commit path, prepared once.
 	hotMu sync.Mutex
 	hot   map[string]*sql.Stmt
+	// reads holds read statements prepared on the reader pool, by name.
+	reads sync.Map
 }
 
 // hotQueries are prepared once on the writer: they run for every request.
@@ -106,6 +108,39 @@ func (s *Store) prepareHot(ctx context.Context) error {
 	return nil
 }
 
+// readStmt returns the named read statement, prepared on first use, or nil
+// when it cannot be prepared (the caller then runs the query text).
+func (s *Store) readStmt(ctx context.Context, name string) *sql.Stmt {
+	if st, ok := s.reads.Load(name); ok {
+		return st.(*sql.Stmt)
+	}
+	st, err := s.r.PrepareContext(ctx, s.q[name])
+	if err != nil {
+		return nil
+	}
+	if prev, loaded := s.reads.LoadOrStore(name, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt)
+	}
+	return st
+}
+
+// queryRow runs a named single-row read with a prepared statement.
+func (s *Store) queryRow(ctx context.Context, name string, args ...any) *sql.Row {
+	if st := s.readStmt(ctx, name); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return s.r.QueryRowContext(ctx, s.q[name], args...)
+}
+
+// query runs a named read with a prepared statement.
+func (s *Store) query(ctx context.Context, name string, args ...any) (*sql.Rows, error) {
+	if st := s.readStmt(ctx, name); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.r.QueryContext(ctx, s.q[name], args...)
+}
+
 // stmt returns a prepared hot statement bound to tx.
 func (s *Store) stmt(ctx context.Context, tx *sql.Tx, name string) *sql.Stmt {
 	s.hotMu.Lock()
@@ -121,6 +156,10 @@ func (s *Store) Close() error {
 		st.Close()
 	}
 	s.hotMu.Unlock()
+	s.reads.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
 	err := s.w.Close()
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())

@@ -22,7 +22,7 @@ func (s *Store) GetToken(ctx context.Context, hash []byte) (storage.TokenRecord,
 		aud         string
 		issued, exp int64
 	)
-	err := s.r.QueryRowContext(ctx, s.q["getToken"], hash).Scan(&t.Hash, &t.ID, &t.AccountID, &t.Subject, &t.Scope, &aud,
+	err := s.queryRow(ctx, "getToken", hash).Scan(&t.Hash, &t.ID, &t.AccountID, &t.Subject, &t.Scope, &aud,
 		&t.Credential, &t.Thumbprint, &t.Actor, &issued, &exp)
 	if err != nil {
 		return t, s.wrap("get token", err)
@@ -46,7 +46,7 @@ func (s *Store) Revoke(ctx context.Context, r storage.Revocation, ev storage.Aud
 // IsRevoked implements storage.Storage.
 func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, s.q["isRevoked"], jti).Scan(&n)
+	err := s.queryRow(ctx, "isRevoked", jti).Scan(&n)
 	return n > 0, s.wrap("is revoked", err)
 }
 
