@@ -83,9 +83,12 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 		return nil, fmt.Errorf("credentials %s: %w", creds, err)
 	}
 	base := strings.TrimRight(firstNonEmpty(f.server, os.Getenv("KEYWARD_SERVER")), "/")
-	if base == "" {
+		if base == "" {
 		base = strings.TrimSuffix(cfg.TokenURL, "/token")
 	} else {
+		// Talk to this server (a replica, say) but keep the assertion's
+		// audience: the issuer's token endpoint named in the key file.
+		cfg.Audience = cfg.TokenURL
 		cfg.TokenURL = base + "/token"
 	}
 	if _, err := url.Parse(base); err != nil || !strings.HasPrefix(base, "http") {

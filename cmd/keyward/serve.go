@@ -186,7 +186,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Issuer: m.Issuer, AccountDomain: c.AccountDomain,
 		DefaultTokenLifetime: c.DefaultTokenTTL, MaxTokenLifetime: c.MaxTokenTTL,
 		MaxAssertionLifetime: c.MaxAssertionTTL, ClockSkew: c.ClockSkew,
-		ClientCertHeader: c.ClientCertHeader, MutualTLS: c.TLSCert != "" || c.ClientCertHeader != "",
+				ClientCertHeader: c.ClientCertHeader, MutualTLS: c.TLSCert != "" || c.ClientCertHeader != "", CacheTTL: c.CacheTTL,
 	}
 	for _, p := range c.TrustedProxies {
 		prefix, _ := parsePrefix(p) // checked by Validate
@@ -244,12 +244,15 @@ func (m *Main) Run(ctx context.Context) error {
 	defer cancel()
 	go m.signer.Run(bg, time.Minute)
 	go m.collectGarbage(bg, 10*time.Minute)
-	go m.flushSecretUsage(bg, 30*time.Second)
+		go m.flushSecretUsage(bg, 30*time.Second)
+	if m.Config.DB != "" {
+		go postgres.Watch(bg, m.Config.DB, m.Logger, m.applyChange, nil)
+	}
 
 	m.Logger.Info("keyward is serving", "issuer", m.Issuer, "listen", m.listener.Addr().String(), "store", storeName(m.Config))
-	errc := make(chan error, 1)
+		errc := make(chan error, 1)
 	go func() {
-		if m.http.TLSConfig != nil {
+		if m.Config.TLSCert != "" {
 			errc <- m.http.ServeTLS(m.listener, "", "")
 		} else {
 			errc <- m.http.Serve(m.listener)
@@ -290,6 +293,21 @@ func (m *Main) collectGarbage(ctx context.Context, every time.Duration) {
 	}
 }
 
+// applyChange applies a change another replica made: it drops what the
+// cache holds about it, or reloads the signing keys.
+func (m *Main) applyChange(payload string) {
+	switch payload {
+	case storage.ChangeSigningKeys:
+		if err := m.signer.Refresh(context.Background()); err != nil {
+			m.Logger.Warn("reloading the signing keys after a change failed", "err", err)
+		}
+	case storage.ChangeAll:
+		m.Server.Cache.Invalidate("")
+	default:
+		m.Server.Cache.Invalidate(payload)
+	}
+}
+
 // flushSecretUsage records when client secrets were last used, in one
 // write every interval rather than one per request.
 func (m *Main) flushSecretUsage(ctx context.Context, every time.Duration) {
@@ -324,8 +342,15 @@ func (m *Main) Close() error {
 // Handler returns the server's HTTP handler (tests).
 func (m *Main) Handler() http.Handler { return m.Server }
 
-// Addr returns the listening address.
-func (m *Main) Addr() string { return m.listener.Addr().String() }
+// URL returns the URL of this server's own listener, which differs from
+// the issuer behind a load balancer.
+func (m *Main) URL() string {
+		scheme := "http"
+	if m.Config.TLSCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + m.listener.Addr().String()
+}
 
 func storeName(c Config) string {
 	if c.DB != "" {

@@ -211,6 +211,14 @@ type Write struct {
 	Events []AuditEvent
 }
 
+// Change notifications. A backend shared by several processes tells them
+// what changed, so caches drop it at once: an account ID, ChangeAll, or
+// ChangeSigningKeys.
+const (
+	ChangeAll         = "*"
+	ChangeSigningKeys = "signing_keys"
+)
+
 // ListOptions pages through a listing ordered by a stable key.
 type ListOptions struct {
 	// After is the last key of the previous page; "" starts at the beginning.

@@ -103,11 +103,14 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Ac
 		if a.ID != old.ID || a.Email != old.Email {
 			return fmt.Errorf("update account %s: the ID and email cannot change", id)
 		}
-		_, err = tx.ExecContext(ctx, s.q["updateAccount"], a.Name, a.Project, a.DisplayName, a.Description, encodeList(a.Scopes),
+				_, err = tx.ExecContext(ctx, s.q["updateAccount"], a.Name, a.Project, a.DisplayName, a.Description, encodeList(a.Scopes),
 			int64(a.TokenLifetime/time.Second), boolInt(a.Disabled), micros(a.UpdatedAt), encodeList(a.AuthMethods), encodeJSON(a.TLS),
 			a.TokenFormat, micros(a.TokensRevokedBefore), id)
 		out = a
-		return s.wrap("update account", err)
+		if err != nil {
+			return s.wrap("update account", err)
+		}
+		return s.notify(ctx, tx, id)
 	}, ev)
 	return out, err
 }
@@ -120,7 +123,10 @@ func (s *Store) DeleteAccount(ctx context.Context, id string, ev storage.AuditEv
 				return s.wrap("delete account", err)
 			}
 		}
-		return s.execOne(ctx, tx, "delete account", s.q["deleteAccount"], id)
+				if err := s.execOne(ctx, tx, "delete account", s.q["deleteAccount"], id); err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, id)
 	}, ev)
 }
 

@@ -31,8 +31,11 @@ func (s *Store) CreateKey(ctx context.Context, k storage.Key, ev storage.AuditEv
 			cert = []byte{}
 		}
 		_, err := tx.ExecContext(ctx, s.q["insertKey"], k.ID, k.AccountID, k.Algorithm, k.PublicKey, cert, k.Origin,
-			boolInt(k.Disabled), micros(k.ExpiresAt), micros(k.CreatedAt))
-		return s.wrap("create key", err)
+						boolInt(k.Disabled), micros(k.ExpiresAt), micros(k.CreatedAt))
+		if err != nil {
+			return s.wrap("create key", err)
+		}
+		return s.notify(ctx, tx, k.AccountID)
 	}, ev)
 }
 
@@ -75,9 +78,12 @@ func (s *Store) UpdateKey(ctx context.Context, id string, fn func(storage.Key) (
 		if k.ID != old.ID || k.AccountID != old.AccountID {
 			return fmt.Errorf("update key %s: the ID and account cannot change", id)
 		}
-		_, err = tx.ExecContext(ctx, s.q["updateKey"], boolInt(k.Disabled), micros(k.ExpiresAt), id)
+				_, err = tx.ExecContext(ctx, s.q["updateKey"], boolInt(k.Disabled), micros(k.ExpiresAt), id)
 		out = k
-		return s.wrap("update key", err)
+		if err != nil {
+			return s.wrap("update key", err)
+		}
+		return s.notify(ctx, tx, k.AccountID)
 	}, ev)
 	return out, err
 }
@@ -85,6 +91,9 @@ func (s *Store) UpdateKey(ctx context.Context, id string, fn func(storage.Key) (
 // DeleteKey implements storage.Storage.
 func (s *Store) DeleteKey(ctx context.Context, id string, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		return s.execOne(ctx, tx, "delete key", s.q["deleteKey"], id)
+				if err := s.execOne(ctx, tx, "delete key", s.q["deleteKey"], id); err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, storage.ChangeAll)
 	}, ev)
 }

@@ -25,8 +25,11 @@ func scanSecret(row scanner) (storage.Secret, error) {
 func (s *Store) CreateSecret(ctx context.Context, sec storage.Secret, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.q["insertSecret"], sec.ID, sec.AccountID, sec.Hash, sec.Hint, boolInt(sec.Disabled),
-			micros(sec.ExpiresAt), micros(sec.CreatedAt), micros(sec.LastUsedAt))
-		return s.wrap("create secret", err)
+						micros(sec.ExpiresAt), micros(sec.CreatedAt), micros(sec.LastUsedAt))
+		if err != nil {
+			return s.wrap("create secret", err)
+		}
+		return s.notify(ctx, tx, sec.AccountID)
 	}, ev)
 }
 
@@ -63,9 +66,12 @@ func (s *Store) UpdateSecret(ctx context.Context, id string, fn func(storage.Sec
 		if sec.ID != old.ID || sec.AccountID != old.AccountID {
 			return fmt.Errorf("update secret %s: the ID and account cannot change", id)
 		}
-		_, err = tx.ExecContext(ctx, s.q["updateSecret"], boolInt(sec.Disabled), micros(sec.ExpiresAt), id)
+				_, err = tx.ExecContext(ctx, s.q["updateSecret"], boolInt(sec.Disabled), micros(sec.ExpiresAt), id)
 		out = sec
-		return s.wrap("update secret", err)
+		if err != nil {
+			return s.wrap("update secret", err)
+		}
+		return s.notify(ctx, tx, sec.AccountID)
 	}, ev)
 	return out, err
 }
@@ -73,7 +79,10 @@ func (s *Store) UpdateSecret(ctx context.Context, id string, fn func(storage.Sec
 // DeleteSecret implements storage.Storage.
 func (s *Store) DeleteSecret(ctx context.Context, id string, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		return s.execOne(ctx, tx, "delete secret", s.q["deleteSecret"], id)
+				if err := s.execOne(ctx, tx, "delete secret", s.q["deleteSecret"], id); err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, storage.ChangeAll)
 	}, ev)
 }
 

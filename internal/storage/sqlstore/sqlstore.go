@@ -29,7 +29,10 @@ type Dialect struct {
 	// transaction that appends to the audit chain or rewrites the signing
 	// keys, to serialize it against other processes. SQLite needs none: its
 	// write transactions are already exclusive.
-	LockAudit, LockSigningKeys string
+		LockAudit, LockSigningKeys string
+	// Notify, if set, is run with a change payload inside every transaction
+	// that changes what replicas cache.
+	Notify string
 }
 
 // Store implements storage.Storage.
@@ -189,6 +192,16 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error, evs ...storage.A
 		return fmt.Errorf("%s: commit: %w", s.d.Name, err)
 	}
 	return nil
+}
+
+// notify tells other processes, when the transaction commits, that what
+// payload names changed.
+func (s *Store) notify(ctx context.Context, tx *sql.Tx, payload string) error {
+	if s.d.Notify == "" {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, s.d.Notify, payload)
+	return s.wrap("notify", err)
 }
 
 // wrap maps driver errors to storage sentinels.

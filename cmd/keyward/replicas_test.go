@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
+)
+
+// TestReplicas runs two servers on one PostgreSQL database and checks that
+// they behave as one.
+func TestReplicas(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	masterKey := filepath.Join(t.TempDir(), "master.key")
+	if err := os.WriteFile(masterKey, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	replica := func(m *Main) {
+		m.Config.Issuer = "http://keyward.test" // the load balancer's URL, shared by the replicas
+		m.Config.DB = dsn
+		m.Config.MasterKeyFile = masterKey
+		m.Config.CacheTTL = time.Hour // only notifications can make changes felt quickly
+	}
+	a := startServer(t, replica)
+	b := startServer(t, replica)
+	if a.AdminKeyFile == "" || b.AdminKeyFile != "" {
+		t.Fatalf("bootstrap ran on %q and %q; want exactly the first replica", a.AdminKeyFile, b.AdminKeyFile)
+	}
+	admin := []string{"--credentials", a.AdminKeyFile, "--server", a.URL()}
+	runCLI(t, append([]string{"api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read"}, admin...)...)
+	var acct struct {
+		ID    string `json:"client_id"`
+		Email string `json:"email"`
+	}
+	json.Unmarshal([]byte(runCLI(t, append([]string{"sa", "create", "job", "--project", "shop", "--scopes", "orders.read,keyward.introspect", "-o", "json"}, admin...)...)), &acct)
+	var sec struct {
+		Secret string `json:"client_secret"`
+	}
+	json.Unmarshal([]byte(runCLI(t, append([]string{"secrets", "create", acct.Email, "-o", "json"}, admin...)...)), &sec)
+	keyFile := filepath.Join(t.TempDir(), "key.json")
+	runCLI(t, append([]string{"keys", "create", acct.Email, "--out", keyFile}, admin...)...)
+
+	post := func(m *Main, path string, form url.Values) (int, map[string]any) {
+		req, _ := http.NewRequest("POST", m.URL()+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(acct.ID, sec.Secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	token := func(m *Main) (int, string) {
+		status, body := post(m, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}})
+		tok, _ := body["access_token"].(string)
+		return status, tok
+	}
+	active := func(m *Main, tok string) bool {
+		status, body := post(m, "/introspect", url.Values{"token": {tok}})
+		if status != 200 {
+			t.Fatalf("introspect: %d %v", status, body)
+		}
+		return body["active"] == true
+	}
+	// waitFor polls until cond holds, and fails after 3 s (the cache TTL is
+	// an hour, so only a notification can make it hold).
+	waitFor := func(what string, cond func() bool) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for !cond() {
+			if time.Since(start) > 3*time.Second {
+				t.Fatalf("%s: not seen by the other replica after 3s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+
+	t.Run("a token from one verifies and introspects on the other", func(t *testing.T) {
+		_, tok := token(a)
+		if !active(b, tok) {
+			t.Fatal("B does not know A's token")
+		}
+		var jwksA, jwksB []byte
+		for _, m := range []*Main{a, b} {
+			resp, err := http.Get(m.URL() + "/.well-known/jwks.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if m == a {
+				jwksA = body
+			} else {
+				jwksB = body
+			}
+		}
+		if !bytes.Equal(jwksA, jwksB) {
+			t.Fatal("the replicas serve different JWKS")
+		}
+	})
+
+	t.Run("a jti used on one is refused on the other", func(t *testing.T) {
+		assertion := clientAssertion(t, keyFile, acct.ID, a.Issuer, "once")
+		form := url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion}}
+		if status, body := postNoAuth(t, a, form); status != 200 {
+			t.Fatalf("first use on A: %d %v", status, body)
+		}
+		if status, body := postNoAuth(t, b, form); status != 401 || body["error"] != "invalid_client" {
+			t.Fatalf("the assertion used on A was accepted on B: %d %v", status, body)
+		}
+	})
+
+	t.Run("disable on one is felt on the other", func(t *testing.T) {
+		if status, _ := token(b); status != 200 {
+			t.Fatal("B refuses before the disable")
+		}
+		_, tok := token(a)
+		active(b, tok) // B caches the account
+		runCLI(t, append([]string{"sa", "disable", acct.Email}, admin...)...)
+		took := waitFor("disable", func() bool { s, _ := token(b); return s != 200 })
+		t.Logf("B refused new tokens %v after A's disable", took)
+		runCLI(t, append([]string{"sa", "enable", acct.Email}, admin...)...)
+		waitFor("enable", func() bool { s, _ := token(b); return s == 200 })
+	})
+
+	t.Run("rotation happens once and reaches both", func(t *testing.T) {
+		before := b.signer.CurrentKeyID()
+		runCLI(t, append([]string{"signing-keys", "rotate"}, admin...)...)
+		waitFor("rotation", func() bool { return b.signer.CurrentKeyID() != before && b.signer.CurrentKeyID() == a.signer.CurrentKeyID() })
+		keys, err := a.store.ListSigningKeys(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		current := 0
+		for _, k := range keys {
+			if !k.ActivatedAt.IsZero() && k.RetiredAt.IsZero() {
+				current++
+			}
+		}
+		if current != 1 {
+			t.Fatalf("%d current signing keys after rotation, want 1", current)
+		}
+	})
+
+	t.Run("concurrent load on both", func(t *testing.T) {
+		const workers, each = 8, 25
+		var (
+			wg       sync.WaitGroup
+			failures atomic.Int32
+			jtiWins  atomic.Int32
+		)
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					m := a
+					if (w+i)%2 == 1 {
+						m = b
+					}
+					if status, _ := token(m); status != 200 {
+						failures.Add(1)
+					}
+					// Every worker races for the same few jtis, on both replicas.
+					jti := fmt.Sprintf("race-%d", i)
+					form := url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+						"client_assertion": {clientAssertion(t, keyFile, acct.ID, m.Issuer, jti)}}
+					if status, _ := postNoAuth(t, m, form); status == 200 {
+						jtiWins.Add(1)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if failures.Load() != 0 {
+			t.Fatalf("%d token requests failed under load", failures.Load())
+		}
+		// However many racers, on whichever replica, each jti wins once.
+		if jtiWins.Load() != each {
+			t.Fatalf("%d uses of %d single-use jtis succeeded, want exactly %d", jtiWins.Load(), each, each)
+		}
+		// The audit chain written by both replicas verifies.
+		var seq int64
+		prev := []byte{}
+		for {
+			evs, err := a.store.ListAuditEvents(context.Background(), storage.AuditFilter{AfterSeq: seq, Limit: 500})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) == 0 {
+				break
+			}
+			if seq, prev, err = storage.VerifyChain(seq, prev, evs); err != nil {
+				t.Fatalf("the audit chain written by two replicas does not verify: %v", err)
+			}
+		}
+	})
+}
+
+func postNoAuth(t *testing.T, m *Main, form url.Values) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.PostForm(m.URL()+"/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body
+}
+
+// clientAssertion signs a private_key_jwt assertion with a key file.
+func clientAssertion(t *testing.T, keyFile, clientID, issuer, jti string) string {
+	t.Helper()
+	var kf struct {
+		ID  string `json:"private_key_id"`
+		Key string `json:"private_key"`
+	}
+	b, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(b, &kf)
+	block, _ := pem.Decode([]byte(kf.Key))
+	priv, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: priv}, (&jose.SignerOptions{}).WithHeader("kid", kf.ID))
+	now := time.Now()
+	raw, err := jwt.Signed(s).Claims(map[string]any{"iss": clientID, "sub": clientID, "aud": issuer + "/token",
+		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "jti": jti}).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
