@@ -83,7 +83,7 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 		return nil, fmt.Errorf("credentials %s: %w", creds, err)
 	}
 	base := strings.TrimRight(firstNonEmpty(f.server, os.Getenv("KEYWARD_SERVER")), "/")
-		if base == "" {
+	if base == "" {
 		base = strings.TrimSuffix(cfg.TokenURL, "/token")
 	} else {
 		// Talk to this server (a replica, say) but keep the assertion's

@@ -42,7 +42,7 @@ type Config struct {
 	DefaultTokenTTL     time.Duration
 	MaxTokenTTL         time.Duration
 	MaxAssertionTTL     time.Duration
-		ClockSkew           time.Duration
+	ClockSkew           time.Duration
 	CacheTTL            time.Duration
 	LogFormat, LogLevel string
 }
@@ -58,7 +58,7 @@ func DefaultConfig() Config {
 		DefaultTokenTTL:    time.Hour,
 		MaxTokenTTL:        12 * time.Hour,
 		MaxAssertionTTL:    time.Hour,
-				ClockSkew:          time.Minute,
+		ClockSkew:          time.Minute,
 		CacheTTL:           2 * time.Second,
 		LogFormat:          "text",
 		LogLevel:           "info",
@@ -83,7 +83,7 @@ func (c *Config) addServeFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.DefaultTokenTTL, "default-token-lifetime", c.DefaultTokenTTL, "access-token lifetime of new service accounts")
 	fs.DurationVar(&c.MaxTokenTTL, "max-token-lifetime", c.MaxTokenTTL, "longest access-token lifetime any account may have")
 	fs.DurationVar(&c.MaxAssertionTTL, "max-assertion-lifetime", c.MaxAssertionTTL, "longest exp - iat of a JWT-bearer assertion")
-		fs.DurationVar(&c.ClockSkew, "clock-skew", c.ClockSkew, "tolerated clock difference for assertion iat/exp")
+	fs.DurationVar(&c.ClockSkew, "clock-skew", c.ClockSkew, "tolerated clock difference for assertion iat/exp")
 	fs.DurationVar(&c.CacheTTL, "cache-ttl", c.CacheTTL, "longest use of a cached account, key or API without news of a change (replicas on PostgreSQL hear of changes at once; this bounds a lost notification)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
@@ -157,7 +157,7 @@ func (c *Config) Validate() error {
 	if c.MaxAssertionTTL < time.Minute || c.MaxAssertionTTL > 24*time.Hour {
 		add("--max-assertion-lifetime %s must be between 1m and 24h", c.MaxAssertionTTL)
 	}
-		if c.CacheTTL < 0 || c.CacheTTL > time.Hour {
+	if c.CacheTTL < 0 || c.CacheTTL > time.Hour {
 		add("--cache-ttl %s must be between 0 and 1h", c.CacheTTL)
 	}
 	if c.ClockSkew < 0 || c.ClockSkew > 10*time.Minute {

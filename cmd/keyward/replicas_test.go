@@ -148,7 +148,9 @@ func TestReplicas(t *testing.T) {
 	t.Run("rotation happens once and reaches both", func(t *testing.T) {
 		before := b.signer.CurrentKeyID()
 		runCLI(t, append([]string{"signing-keys", "rotate"}, admin...)...)
-		waitFor("rotation", func() bool { return b.signer.CurrentKeyID() != before && b.signer.CurrentKeyID() == a.signer.CurrentKeyID() })
+		waitFor("rotation", func() bool {
+			return b.signer.CurrentKeyID() != before && b.signer.CurrentKeyID() == a.signer.CurrentKeyID()
+		})
 		keys, err := a.store.ListSigningKeys(context.Background())
 		if err != nil {
 			t.Fatal(err)

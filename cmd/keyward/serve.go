@@ -186,7 +186,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Issuer: m.Issuer, AccountDomain: c.AccountDomain,
 		DefaultTokenLifetime: c.DefaultTokenTTL, MaxTokenLifetime: c.MaxTokenTTL,
 		MaxAssertionLifetime: c.MaxAssertionTTL, ClockSkew: c.ClockSkew,
-				ClientCertHeader: c.ClientCertHeader, MutualTLS: c.TLSCert != "" || c.ClientCertHeader != "", CacheTTL: c.CacheTTL,
+		ClientCertHeader: c.ClientCertHeader, MutualTLS: c.TLSCert != "" || c.ClientCertHeader != "", CacheTTL: c.CacheTTL,
 	}
 	for _, p := range c.TrustedProxies {
 		prefix, _ := parsePrefix(p) // checked by Validate
@@ -244,13 +244,13 @@ func (m *Main) Run(ctx context.Context) error {
 	defer cancel()
 	go m.signer.Run(bg, time.Minute)
 	go m.collectGarbage(bg, 10*time.Minute)
-		go m.flushSecretUsage(bg, 30*time.Second)
+	go m.flushSecretUsage(bg, 30*time.Second)
 	if m.Config.DB != "" {
 		go postgres.Watch(bg, m.Config.DB, m.Logger, m.applyChange, nil)
 	}
 
 	m.Logger.Info("keyward is serving", "issuer", m.Issuer, "listen", m.listener.Addr().String(), "store", storeName(m.Config))
-		errc := make(chan error, 1)
+	errc := make(chan error, 1)
 	go func() {
 		if m.Config.TLSCert != "" {
 			errc <- m.http.ServeTLS(m.listener, "", "")
@@ -345,7 +345,7 @@ func (m *Main) Handler() http.Handler { return m.Server }
 // URL returns the URL of this server's own listener, which differs from
 // the issuer behind a load balancer.
 func (m *Main) URL() string {
-		scheme := "http"
+	scheme := "http"
 	if m.Config.TLSCert != "" {
 		scheme = "https"
 	}

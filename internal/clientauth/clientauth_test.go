@@ -55,7 +55,9 @@ func (d *fakeDir) GetAccountByEmail(_ context.Context, email string) (storage.Ac
 	return d.find(func(a storage.Account) bool { return a.Email == email })
 }
 
-func (d *fakeDir) ListKeys(_ context.Context, id string) ([]storage.Key, error) { return d.keys[id], nil }
+func (d *fakeDir) ListKeys(_ context.Context, id string) ([]storage.Key, error) {
+	return d.keys[id], nil
+}
 
 func (d *fakeDir) ListSecrets(_ context.Context, id string) ([]storage.Secret, error) {
 	return d.secrets[id], nil

@@ -170,4 +170,3 @@ func boolString(b bool) string {
 	}
 	return "false"
 }
-

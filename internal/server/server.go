@@ -42,7 +42,7 @@ type Config struct {
 	// client certificate in; it is trusted only from TrustedProxies.
 	ClientCertHeader string
 	TrustedProxies   []netip.Prefix
-		// MutualTLS says client certificates can reach the server: it listens
+	// MutualTLS says client certificates can reach the server: it listens
 	// with TLS, or a trusted proxy forwards them.
 	MutualTLS bool
 	// CacheTTL bounds how long a cached account, key list or catalog is
@@ -81,7 +81,7 @@ func New(cfg Config, d Deps) *Server {
 	}
 	// Reads of the token endpoint come from memory; changes made through
 	// this server invalidate them at once.
-		cached := cache.New(d.Store, cache.Options{TTL: cfg.CacheTTL, Now: d.Now})
+	cached := cache.New(d.Store, cache.Options{TTL: cfg.CacheTTL, Now: d.Now})
 	adminSvc := admin.NewService(cached, admin.Config{
 		Issuer: cfg.Issuer, AccountDomain: cfg.AccountDomain,
 		DefaultTokenLifetime: cfg.DefaultTokenLifetime, MaxTokenLifetime: cfg.MaxTokenLifetime, Pepper: d.Pepper, Now: d.Now,

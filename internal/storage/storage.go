@@ -44,8 +44,8 @@ type Account struct {
 	// TokensRevokedBefore revokes every token issued before it.
 	TokensRevokedBefore time.Time
 	Disabled            bool
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
 }
 
 // Client authentication methods (RFC 7591 §2, RFC 8705 §2).

@@ -54,7 +54,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 		db.Close()
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-		if err := migrate(ctx, db, opts.NoMigrate); err != nil {
+	if err := migrate(ctx, db, opts.NoMigrate); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -63,8 +63,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 		Numbered:          true,
 		IsUniqueViolation: isUniqueViolation,
 		LockAudit:         fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockAudit),
-				LockSigningKeys:   fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockSigningKeys),
-						Notify:            "SELECT pg_notify('keyward_changes_' || current_schema(), $1)",
+		LockSigningKeys:   fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockSigningKeys),
+		Notify:            "SELECT pg_notify('keyward_changes_' || current_schema(), $1)",
 	}), nil
 }
 

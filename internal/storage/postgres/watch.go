@@ -57,7 +57,7 @@ func listen(ctx context.Context, dsn string, fn func(string), listening func()) 
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-		var schema string
+	var schema string
 	if err := conn.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
 		return err
 	}

@@ -103,7 +103,7 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Ac
 		if a.ID != old.ID || a.Email != old.Email {
 			return fmt.Errorf("update account %s: the ID and email cannot change", id)
 		}
-				_, err = tx.ExecContext(ctx, s.q["updateAccount"], a.Name, a.Project, a.DisplayName, a.Description, encodeList(a.Scopes),
+		_, err = tx.ExecContext(ctx, s.q["updateAccount"], a.Name, a.Project, a.DisplayName, a.Description, encodeList(a.Scopes),
 			int64(a.TokenLifetime/time.Second), boolInt(a.Disabled), micros(a.UpdatedAt), encodeList(a.AuthMethods), encodeJSON(a.TLS),
 			a.TokenFormat, micros(a.TokensRevokedBefore), id)
 		out = a
@@ -123,7 +123,7 @@ func (s *Store) DeleteAccount(ctx context.Context, id string, ev storage.AuditEv
 				return s.wrap("delete account", err)
 			}
 		}
-				if err := s.execOne(ctx, tx, "delete account", s.q["deleteAccount"], id); err != nil {
+		if err := s.execOne(ctx, tx, "delete account", s.q["deleteAccount"], id); err != nil {
 			return err
 		}
 		return s.notify(ctx, tx, id)

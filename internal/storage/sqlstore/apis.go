@@ -32,7 +32,7 @@ func (s *Store) CreateAPI(ctx context.Context, a storage.API, ev storage.AuditEv
 		}
 		for i, sc := range a.Scopes {
 			if _, err := tx.ExecContext(ctx, s.q["insertAPIScope"], sc, a.Name, i); err != nil {
-								return s.wrap("create api scope "+sc, err)
+				return s.wrap("create api scope "+sc, err)
 			}
 		}
 		return s.notify(ctx, tx, storage.ChangeAll)
@@ -131,7 +131,7 @@ func (s *Store) UpdateAPI(ctx context.Context, name string, fn func(storage.API)
 		if a.Name != old.Name || a.Identifier != old.Identifier {
 			return fmt.Errorf("update api %s: the name and identifier cannot change", name)
 		}
-				_, err = tx.ExecContext(ctx, s.q["updateAPI"], a.Description, formatOrDefault(a.TokenFormat), encodeList(a.Introspectors), name)
+		_, err = tx.ExecContext(ctx, s.q["updateAPI"], a.Description, formatOrDefault(a.TokenFormat), encodeList(a.Introspectors), name)
 		out = a
 		if err != nil {
 			return s.wrap("update api", err)
@@ -147,7 +147,7 @@ func (s *Store) DeleteAPI(ctx context.Context, name string, ev storage.AuditEven
 		if _, err := tx.ExecContext(ctx, s.q["deleteAPIScope"], name); err != nil {
 			return s.wrap("delete api", err)
 		}
-				if err := s.execOne(ctx, tx, "delete api", s.q["deleteAPI"], name); err != nil {
+		if err := s.execOne(ctx, tx, "delete api", s.q["deleteAPI"], name); err != nil {
 			return err
 		}
 		return s.notify(ctx, tx, storage.ChangeAll)

@@ -31,7 +31,7 @@ func (s *Store) CreateKey(ctx context.Context, k storage.Key, ev storage.AuditEv
 			cert = []byte{}
 		}
 		_, err := tx.ExecContext(ctx, s.q["insertKey"], k.ID, k.AccountID, k.Algorithm, k.PublicKey, cert, k.Origin,
-						boolInt(k.Disabled), micros(k.ExpiresAt), micros(k.CreatedAt))
+			boolInt(k.Disabled), micros(k.ExpiresAt), micros(k.CreatedAt))
 		if err != nil {
 			return s.wrap("create key", err)
 		}
@@ -78,7 +78,7 @@ func (s *Store) UpdateKey(ctx context.Context, id string, fn func(storage.Key) (
 		if k.ID != old.ID || k.AccountID != old.AccountID {
 			return fmt.Errorf("update key %s: the ID and account cannot change", id)
 		}
-				_, err = tx.ExecContext(ctx, s.q["updateKey"], boolInt(k.Disabled), micros(k.ExpiresAt), id)
+		_, err = tx.ExecContext(ctx, s.q["updateKey"], boolInt(k.Disabled), micros(k.ExpiresAt), id)
 		out = k
 		if err != nil {
 			return s.wrap("update key", err)
@@ -91,7 +91,7 @@ func (s *Store) UpdateKey(ctx context.Context, id string, fn func(storage.Key) (
 // DeleteKey implements storage.Storage.
 func (s *Store) DeleteKey(ctx context.Context, id string, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-				if err := s.execOne(ctx, tx, "delete key", s.q["deleteKey"], id); err != nil {
+		if err := s.execOne(ctx, tx, "delete key", s.q["deleteKey"], id); err != nil {
 			return err
 		}
 		return s.notify(ctx, tx, storage.ChangeAll)

@@ -25,7 +25,7 @@ func scanSecret(row scanner) (storage.Secret, error) {
 func (s *Store) CreateSecret(ctx context.Context, sec storage.Secret, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.q["insertSecret"], sec.ID, sec.AccountID, sec.Hash, sec.Hint, boolInt(sec.Disabled),
-						micros(sec.ExpiresAt), micros(sec.CreatedAt), micros(sec.LastUsedAt))
+			micros(sec.ExpiresAt), micros(sec.CreatedAt), micros(sec.LastUsedAt))
 		if err != nil {
 			return s.wrap("create secret", err)
 		}
@@ -66,7 +66,7 @@ func (s *Store) UpdateSecret(ctx context.Context, id string, fn func(storage.Sec
 		if sec.ID != old.ID || sec.AccountID != old.AccountID {
 			return fmt.Errorf("update secret %s: the ID and account cannot change", id)
 		}
-				_, err = tx.ExecContext(ctx, s.q["updateSecret"], boolInt(sec.Disabled), micros(sec.ExpiresAt), id)
+		_, err = tx.ExecContext(ctx, s.q["updateSecret"], boolInt(sec.Disabled), micros(sec.ExpiresAt), id)
 		out = sec
 		if err != nil {
 			return s.wrap("update secret", err)
@@ -79,7 +79,7 @@ func (s *Store) UpdateSecret(ctx context.Context, id string, fn func(storage.Sec
 // DeleteSecret implements storage.Storage.
 func (s *Store) DeleteSecret(ctx context.Context, id string, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-				if err := s.execOne(ctx, tx, "delete secret", s.q["deleteSecret"], id); err != nil {
+		if err := s.execOne(ctx, tx, "delete secret", s.q["deleteSecret"], id); err != nil {
 			return err
 		}
 		return s.notify(ctx, tx, storage.ChangeAll)

@@ -60,7 +60,7 @@ func (s *Store) UpdateSigningKeys(ctx context.Context, fn func([]storage.Signing
 				return s.wrap("update signing keys", err)
 			}
 		}
-				out = keys
+		out = keys
 		return s.notify(ctx, tx, storage.ChangeSigningKeys)
 	}, ev)
 	return out, err

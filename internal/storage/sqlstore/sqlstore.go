@@ -29,7 +29,7 @@ type Dialect struct {
 	// transaction that appends to the audit chain or rewrites the signing
 	// keys, to serialize it against other processes. SQLite needs none: its
 	// write transactions are already exclusive.
-		LockAudit, LockSigningKeys string
+	LockAudit, LockSigningKeys string
 	// Notify, if set, is run with a change payload inside every transaction
 	// that changes what replicas cache.
 	Notify string
