@@ -44,6 +44,7 @@ type Config struct {
 	MaxAssertionTTL     time.Duration
 	ClockSkew           time.Duration
 	CacheTTL            time.Duration
+	MetricsListen       string
 	LogFormat, LogLevel string
 }
 
@@ -85,6 +86,7 @@ func (c *Config) addServeFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.MaxAssertionTTL, "max-assertion-lifetime", c.MaxAssertionTTL, "longest exp - iat of a JWT-bearer assertion")
 	fs.DurationVar(&c.ClockSkew, "clock-skew", c.ClockSkew, "tolerated clock difference for assertion iat/exp")
 	fs.DurationVar(&c.CacheTTL, "cache-ttl", c.CacheTTL, "longest use of a cached account, key or API without news of a change (replicas on PostgreSQL hear of changes at once; this bounds a lost notification)")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "address for Prometheus metrics at /metrics, on a listener of its own (e.g. 127.0.0.1:9090; off when empty)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 }
@@ -124,6 +126,11 @@ func (c *Config) Validate() error {
 		}
 	} else if err == nil && (host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified()) {
 		add("--listen %s listens on all interfaces: set --issuer to the URL clients use", c.Listen)
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			add("--metrics-listen %q is not host:port", c.MetricsListen)
+		}
 	}
 	if c.TLSClientCA != "" && c.TLSCert == "" && c.ClientCertHeader == "" {
 		add("--tls-client-ca needs client certificates: give --tls-cert/--tls-key, or --client-cert-header behind a proxy")

@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyward/keyward/internal/groupcommit"
+	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/sakey"
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/signer"
@@ -128,11 +129,15 @@ type Main struct {
 	AdminKeyFile string
 
 	listener net.Listener
-	store    storage.Storage
-	signer   *signer.Signer
-	journal  *groupcommit.Committer
-	Server   *server.Server
-	http     *http.Server
+	metrics  *metrics.Metrics
+	// metricsListener and metricsHTTP serve /metrics when configured.
+	metricsListener net.Listener
+	metricsHTTP     *http.Server
+	store           storage.Storage
+	signer          *signer.Signer
+	journal         *groupcommit.Committer
+	Server          *server.Server
+	http            *http.Server
 }
 
 // Open listens, opens the store, loads the signing keys and bootstraps an
@@ -168,7 +173,8 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
-	m.journal = groupcommit.New(m.store, groupcommit.Options{})
+	m.metrics = metrics.New(func() float64 { return m.signer.CurrentKeyAge().Seconds() })
+	m.journal = groupcommit.New(m.store, groupcommit.Options{OnBatch: m.metrics.ObserveBatch})
 
 	m.listener, err = net.Listen("tcp", c.Listen)
 	if err != nil {
@@ -202,7 +208,15 @@ func (m *Main) Open(ctx context.Context) error {
 			return fmt.Errorf("--tls-client-ca %s holds no PEM certificate", c.TLSClientCA)
 		}
 	}
-	m.Server = server.New(scfg, server.Deps{Store: m.store, Signer: m.signer, Journal: m.journal, Pepper: pepper, Logger: m.Logger, Now: m.Now})
+	m.Server = server.New(scfg, server.Deps{Store: m.store, Signer: m.signer, Journal: m.journal, Pepper: pepper, Metrics: m.metrics, Logger: m.Logger, Now: m.Now})
+	if c.MetricsListen != "" {
+		if m.metricsListener, err = net.Listen("tcp", c.MetricsListen); err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", m.metrics.Handler())
+		m.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
 
 	path := filepath.Join(c.DataDir, "admin-key.json")
 	admin, created, err := m.Server.Admin.Bootstrap(ctx, func(kf sakey.KeyFile) error { return writeKeyFile(path, kf) })
@@ -249,6 +263,11 @@ func (m *Main) Run(ctx context.Context) error {
 		go postgres.Watch(bg, m.Config.DB, m.Logger, m.applyChange, nil)
 	}
 
+	if m.metricsHTTP != nil {
+		go m.metricsHTTP.Serve(m.metricsListener)
+		defer m.metricsHTTP.Close()
+		m.Logger.Info("serving metrics", "url", "http://"+m.metricsListener.Addr().String()+"/metrics")
+	}
 	m.Logger.Info("keyward is serving", "issuer", m.Issuer, "listen", m.listener.Addr().String(), "store", storeName(m.Config))
 	errc := make(chan error, 1)
 	go func() {
@@ -329,6 +348,9 @@ func (m *Main) flushSecretUsage(ctx context.Context, every time.Duration) {
 func (m *Main) Close() error {
 	if m.listener != nil && m.http == nil {
 		m.listener.Close()
+	}
+	if m.metricsListener != nil {
+		m.metricsListener.Close()
 	}
 	if m.journal != nil {
 		m.journal.Close()

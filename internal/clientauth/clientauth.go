@@ -57,6 +57,8 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	Now            func() time.Time
 	Logger         *slog.Logger
+	// OnThrottle, if set, is called for each request refused with 429.
+	OnThrottle func()
 }
 
 // Authenticator authenticates clients.
@@ -78,6 +80,9 @@ func New(cfg Config, dir Directory) *Authenticator {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.OnThrottle == nil {
+		cfg.OnThrottle = func() {}
 	}
 	return &Authenticator{
 		cfg:       cfg,
@@ -186,10 +191,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	// Throttle before any hashing or signature work.
 	addrKey := source
 	if ok, wait := a.perAddr.Check(addrKey); !ok {
+		a.cfg.OnThrottle()
 		return nil, tooMany(wait)
 	}
 	if clientID != "" {
 		if ok, wait := a.perClient.Check(clientID + "|" + source); !ok {
+			a.cfg.OnThrottle()
 			return nil, tooMany(wait)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -25,7 +26,7 @@ var ErrClosed = errors.New("the server is shutting down")
 type Committer struct {
 	store    Store
 	maxBatch int
-	onBatch  func(size int)
+	onBatch  func(size int, d time.Duration)
 
 	mu     sync.RWMutex
 	closed bool
@@ -42,8 +43,9 @@ type request struct {
 type Options struct {
 	// MaxBatch caps the writes per transaction; 0 means 512.
 	MaxBatch int
-	// OnBatch, if set, is called with each committed batch's size.
-	OnBatch func(size int)
+	// OnBatch, if set, is called with each committed batch's size and the
+	// time its transaction took.
+	OnBatch func(size int, d time.Duration)
 }
 
 // New starts a Committer writing to store.
@@ -123,6 +125,7 @@ func (c *Committer) loop() {
 		}
 		// The batch is committed even if the requests' contexts end: what a
 		// request handed over is recorded.
+		start := time.Now()
 		res, err := c.store.Commit(context.Background(), writes)
 		for i, r := range batch {
 			if err != nil {
@@ -132,7 +135,7 @@ func (c *Committer) loop() {
 			}
 		}
 		if err == nil && c.onBatch != nil {
-			c.onBatch(len(batch))
+			c.onBatch(len(batch), time.Since(start))
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -48,7 +49,7 @@ func (f *fakeStore) Commit(_ context.Context, ws []storage.Write) ([]error, erro
 func TestBatchesConcurrentWrites(t *testing.T) {
 	st := &fakeStore{used: map[string]bool{}, gate: make(chan struct{}), entered: make(chan int, 100)}
 	var sizes []int
-	c := New(st, Options{OnBatch: func(n int) { sizes = append(sizes, n) }})
+	c := New(st, Options{OnBatch: func(n int, _ time.Duration) { sizes = append(sizes, n) }})
 	const n = 100
 	var wg sync.WaitGroup
 	errs := make(chan error, n)

@@ -44,11 +44,12 @@ type Handler struct {
 	journal  Journal
 	now      func() time.Time
 	log      *slog.Logger
+	observer oauth2.Observer
 }
 
 // NewHandler returns the introspection handler.
-func NewHandler(auth Authenticator, resolver *tokenstate.Resolver, catalog Catalog, journal Journal, now func() time.Time, log *slog.Logger) *Handler {
-	return &Handler{auth: auth, resolver: resolver, catalog: catalog, journal: journal, now: now, log: log}
+func NewHandler(auth Authenticator, resolver *tokenstate.Resolver, catalog Catalog, journal Journal, now func() time.Time, log *slog.Logger, observer oauth2.Observer) *Handler {
+	return &Handler{auth: auth, resolver: resolver, catalog: catalog, journal: journal, now: now, log: log, observer: observer}
 }
 
 // Response is the introspection response (RFC 7662 §2.2). An inactive
@@ -72,6 +73,7 @@ type Response struct {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	now, source := h.now(), oauth2.RemoteIP(r)
 	ev := storage.AuditEvent{Time: now, Action: "token.introspect", Outcome: storage.OutcomeSuccess, Source: source, Data: map[string]string{}}
 	resp, err := h.serve(w, r, source, &ev)
@@ -87,9 +89,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		oauth2.WriteError(w, err)
+		h.observer.ObserveRequest("introspect", "", ev.Data["auth_method"], storage.OutcomeFailure, oauth2.AsError(err).Code, time.Since(start))
 		return
 	}
 	oauth2.WriteJSON(w, http.StatusOK, resp)
+	h.observer.ObserveRequest("introspect", "", ev.Data["auth_method"], storage.OutcomeSuccess, "", time.Since(start))
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, source string, ev *storage.AuditEvent) (*Response, error) {

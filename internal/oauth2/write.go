@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"time"
 )
 
 // errorBody is the RFC 6749 §5.2 error response.
@@ -49,3 +50,15 @@ func RemoteIP(r *http.Request) string {
 	}
 	return host
 }
+
+// Observer records OAuth endpoint requests, for metrics. Label values must
+// come from closed sets: grant types, authentication methods, error codes.
+type Observer interface {
+	ObserveRequest(endpoint, grant, authMethod, outcome, errorCode string, d time.Duration)
+}
+
+// NopObserver records nothing.
+type NopObserver struct{}
+
+// ObserveRequest implements Observer.
+func (NopObserver) ObserveRequest(string, string, string, string, string, time.Duration) {}

@@ -39,16 +39,18 @@ type Handler struct {
 	journal  Journal
 	now      func() time.Time
 	log      *slog.Logger
+	observer oauth2.Observer
 }
 
 // NewHandler returns the revocation handler.
-func NewHandler(auth Authenticator, resolver *tokenstate.Resolver, store Store, journal Journal, now func() time.Time, log *slog.Logger) *Handler {
-	return &Handler{auth: auth, resolver: resolver, store: store, journal: journal, now: now, log: log}
+func NewHandler(auth Authenticator, resolver *tokenstate.Resolver, store Store, journal Journal, now func() time.Time, log *slog.Logger, observer oauth2.Observer) *Handler {
+	return &Handler{auth: auth, resolver: resolver, store: store, journal: journal, now: now, log: log, observer: observer}
 }
 
 // ServeHTTP implements http.Handler. Success is 200 with an empty body,
 // also for tokens Keyward does not know (RFC 7009 §2.2).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	now, source := h.now(), oauth2.RemoteIP(r)
 	ev := storage.AuditEvent{Time: now, Action: "token.revoke", Outcome: storage.OutcomeSuccess, Source: source, Data: map[string]string{}}
 	recorded, err := h.serve(w, r, &ev)
@@ -66,10 +68,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		oauth2.WriteError(w, err)
+		h.observer.ObserveRequest("revoke", "", ev.Data["auth_method"], storage.OutcomeFailure, oauth2.AsError(err).Code, time.Since(start))
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
+	h.observer.ObserveRequest("revoke", "", ev.Data["auth_method"], storage.OutcomeSuccess, "", time.Since(start))
 }
 
 // serve revokes; recorded reports that the audit event was already written

@@ -91,7 +91,7 @@ func TestRevoke(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &fakes{revokeErr: tt.revokeErr}
 			h := NewHandler(f, tokenstate.New(f, noJWT{}, "https://kw", func() time.Time { return now }), f, f,
-				func() time.Time { return now }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+				func() time.Time { return now }, slog.New(slog.NewTextHandler(io.Discard, nil)), oauth2.NopObserver{})
 			r := httptest.NewRequest("POST", "/revoke", strings.NewReader(tt.body))
 			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			w := httptest.NewRecorder()
@@ -118,7 +118,7 @@ func TestRevoke(t *testing.T) {
 func TestJournalDownRefuses(t *testing.T) {
 	f := &fakes{journalErr: errors.New("disk full")}
 	h := NewHandler(f, tokenstate.New(f, noJWT{}, "https://kw", func() time.Time { return now }), f, f,
-		func() time.Time { return now }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		func() time.Time { return now }, slog.New(slog.NewTextHandler(io.Discard, nil)), oauth2.NopObserver{})
 	r := httptest.NewRequest("POST", "/revoke", strings.NewReader("token=kwat_nope"))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	w := httptest.NewRecorder()

@@ -17,6 +17,7 @@ import (
 	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/discovery"
 	"github.com/keyward/keyward/internal/introspect"
+	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/revoke"
 	"github.com/keyward/keyward/internal/signer"
@@ -57,7 +58,9 @@ type Deps struct {
 	Journal token.Journal
 	// Pepper keys the hashes of client secrets.
 	Pepper []byte
-	Logger *slog.Logger
+	// Metrics records requests; nil records nothing.
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
@@ -79,6 +82,13 @@ func New(cfg Config, d Deps) *Server {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	var (
+		observer   oauth2.Observer = oauth2.NopObserver{}
+		onThrottle func()
+	)
+	if d.Metrics != nil {
+		observer, onThrottle = d.Metrics, d.Metrics.Throttled
+	}
 	// Reads of the token endpoint come from memory; changes made through
 	// this server invalidate them at once.
 	cached := cache.New(d.Store, cache.Options{TTL: cfg.CacheTTL, Now: d.Now})
@@ -90,11 +100,11 @@ func New(cfg Config, d Deps) *Server {
 		Audiences:            []string{cfg.Issuer, token.Endpoint(cfg.Issuer)},
 		MaxAssertionLifetime: cfg.MaxAssertionLifetime, ClockSkew: cfg.ClockSkew, Pepper: d.Pepper,
 		ClientCAs: cfg.ClientCAs, CertHeader: cfg.ClientCertHeader, TrustedProxies: cfg.TrustedProxies,
-		Now: d.Now, Logger: d.Logger,
+		Now: d.Now, Logger: d.Logger, OnThrottle: onThrottle,
 	}, cached)
 	tok := token.NewHandler(token.Config{
 		Issuer: cfg.Issuer, MaxAssertionLifetime: cfg.MaxAssertionLifetime,
-		ClockSkew: cfg.ClockSkew, MaxTokenLifetime: cfg.MaxTokenLifetime,
+		ClockSkew: cfg.ClockSkew, MaxTokenLifetime: cfg.MaxTokenLifetime, Observer: observer,
 	}, cached, d.Journal, d.Signer, auth, d.Now, d.Logger)
 	disc := discovery.NewHandler(discovery.Metadata{
 		Issuer:                                 cfg.Issuer,
@@ -115,8 +125,8 @@ func New(cfg Config, d Deps) *Server {
 	resolver := tokenstate.New(cached, d.Signer, cfg.Issuer, d.Now)
 	mux := http.NewServeMux()
 	mux.Handle("/token", tok)
-	mux.Handle("/introspect", introspect.NewHandler(auth, resolver, cached, d.Journal, d.Now, d.Logger))
-	mux.Handle("/revoke", revoke.NewHandler(auth, resolver, cached, d.Journal, d.Now, d.Logger))
+	mux.Handle("/introspect", introspect.NewHandler(auth, resolver, cached, d.Journal, d.Now, d.Logger, observer))
+	mux.Handle("/revoke", revoke.NewHandler(auth, resolver, cached, d.Journal, d.Now, d.Logger, observer))
 	disc.Register(mux)
 	admin.NewHandler(adminSvc, d.Signer, signingKeys{d.Signer, d.Store}, cfg.Issuer, d.Logger).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -51,6 +51,8 @@ type Config struct {
 	ClockSkew time.Duration
 	// MaxTokenLifetime caps every account's token lifetime.
 	MaxTokenLifetime time.Duration
+	// Observer records each request for metrics; nil records nothing.
+	Observer oauth2.Observer
 }
 
 // Endpoint returns the token endpoint URL of an issuer.
@@ -105,6 +107,9 @@ type Response struct {
 
 // NewHandler returns the token endpoint handler.
 func NewHandler(cfg Config, dir Directory, journal Journal, signer Signer, auth Authenticator, now func() time.Time, log *slog.Logger) *Handler {
+	if cfg.Observer == nil {
+		cfg.Observer = oauth2.NopObserver{}
+	}
 	h := &Handler{cfg: cfg, dir: dir, journal: journal, signer: signer, auth: auth, now: now, log: log}
 	h.grants = map[string]grant{
 		oauth2.GrantJWTBearer:         &jwtBearer{h: h},
@@ -115,10 +120,12 @@ func NewHandler(cfg Config, dir Directory, journal Journal, signer Signer, auth 
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	req := &Request{Source: oauth2.RemoteIP(r), Now: h.now()}
 	resp, err := h.serve(w, r, req)
 	if err == nil {
 		oauth2.WriteJSON(w, http.StatusOK, resp)
+		h.cfg.Observer.ObserveRequest("token", req.Audit.Grant, req.Audit.AuthMethod, storage.OutcomeSuccess, "", time.Since(start))
 		return
 	}
 	oe := oauth2.AsError(err)
@@ -133,6 +140,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.log.Log(r.Context(), level, "token request refused", "error", oe.Code, "description", oe.Description,
 		"cause", errString(oe.Err), "grant", req.Audit.Grant, "account", req.Audit.AccountID, "source", req.Source)
 	oauth2.WriteError(w, oe)
+	h.cfg.Observer.ObserveRequest("token", knownGrant(req.Audit.Grant), req.Audit.AuthMethod, storage.OutcomeFailure, oe.Code, time.Since(start))
+}
+
+// knownGrant keeps metric labels to a closed set.
+func knownGrant(g string) string {
+	switch g {
+	case "jwt-bearer", "client_credentials", "unsupported", "":
+		return g
+	case oauth2.GrantJWTBearer:
+		return "jwt-bearer"
+	}
+	return "other"
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request) (*Response, error) {
