@@ -33,6 +33,7 @@ import (
 
 func newServeCommand() *cobra.Command {
 	cfg := DefaultConfig()
+	var configFile string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the authorization server",
@@ -44,12 +45,20 @@ service account and writes its key file to <data-dir>/admin-key.json
 (mode 0600); the other keyward commands use it to manage the server.
 
 Plain HTTP is allowed only on loopback addresses. On any other address give
---tls-cert and --tls-key, or --insecure-http when a TLS proxy is in front.`,
+--tls-cert and --tls-key, or --insecure-http when a TLS proxy is in front.
+
+Every flag can also be set in a YAML file (--config) under its own name, or
+in the environment as KEYWARD_<NAME> (--signing-alg: KEYWARD_SIGNING_ALG).
+Flags win over the environment, which wins over the file. All problems in
+the configuration are reported at once.`,
 		Example: `  keyward serve
   keyward serve --db postgres://keyward@db.internal/keyward --master-key-file /etc/keyward/master.key \
       --listen :8443 --issuer https://keyward.internal --tls-cert cert.pem --tls-key key.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applySources(cmd.Flags(), configFile, os.Getenv); err != nil {
+				return usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
+			}
 			if err := cfg.Validate(); err != nil {
 				return usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
 			}
@@ -67,6 +76,7 @@ Plain HTTP is allowed only on loopback addresses. On any other address give
 		},
 	}
 	cfg.addServeFlags(cmd.Flags())
+	cmd.Flags().StringVar(&configFile, "config", "", "YAML file of settings named like the flags (signing-alg: ES256); KEYWARD_<FLAG> environment variables override it, flags override both")
 	return cmd
 }
 

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+)
+
+// envName is the environment variable that sets a flag: KEYWARD_ and the
+// flag's name in upper case with underscores (--signing-alg:
+// KEYWARD_SIGNING_ALG).
+func envName(flag string) string {
+	return "KEYWARD_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// applySources fills every flag the command line left alone from the
+// environment and then from the YAML config file, whose keys are the flag
+// names. Command-line flags win over the environment, which wins over the
+// file. It reports every problem at once.
+func applySources(fs *pflag.FlagSet, file string, getenv func(string) string) error {
+	var errs []error
+	values := map[string]any{}
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("--config: %w", err)
+		}
+		if err := yaml.Unmarshal(data, &values); err != nil {
+			return fmt.Errorf("--config %s: not valid YAML: %w", file, err)
+		}
+		var unknown []string
+		for k := range values {
+			name := strings.ReplaceAll(k, "_", "-")
+			if name != k {
+				values[name] = values[k]
+				delete(values, k)
+			}
+			if f := fs.Lookup(name); f == nil || name == "config" || name == "help" {
+				unknown = append(unknown, k)
+			}
+		}
+		sort.Strings(unknown)
+		for _, k := range unknown {
+			errs = append(errs, fmt.Errorf("--config %s: unknown setting %q (the settings are the flags of 'keyward serve --help')", file, k))
+		}
+	}
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || f.Name == "config" || f.Name == "help" {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
+			}
+			return
+		}
+		v, ok := values[f.Name]
+		if !ok {
+			return
+		}
+		s, err := settingString(v)
+		if err == nil {
+			err = fs.Set(f.Name, s)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--config %s: %s: %w", file, f.Name, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// settingString turns a YAML value into a flag value; lists become
+// comma-separated.
+func settingString(v any) (string, error) {
+	switch x := v.(type) {
+	case nil:
+		return "", nil
+	case []any:
+		var parts []string
+		for _, e := range x {
+			s, err := settingString(e)
+			if err != nil {
+				return "", err
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, ","), nil
+	case map[string]any:
+		keys := slices.Sorted(func(yield func(string) bool) {
+			for k := range x {
+				if !yield(k) {
+					return
+				}
+			}
+		})
+		return "", fmt.Errorf("expected a value, got a mapping with keys %v", keys)
+	default:
+		return fmt.Sprint(x), nil
+	}
+}
