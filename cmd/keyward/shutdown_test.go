@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/sqlite"
+)
+
+// TestGracefulShutdown: a request in flight when shutdown begins completes,
+// and its audit event is durable once Close returns.
+func TestGracefulShutdown(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	active := make(chan struct{}, 1)
+	m.http.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateActive {
+			select {
+			case active <- struct{}{}:
+			default:
+			}
+		}
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+
+	clientID, email := setupAccount(t, m, "inflight")
+	var sec struct {
+		Secret string `json:"client_secret"`
+	}
+	json.Unmarshal([]byte(runCLI(t, "secrets", "create", email, "-o", "json", "--credentials", m.AdminKeyFile)), &sec)
+
+	// Start a request, stopping halfway through its body.
+	body := url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {sec.Secret}, "scope": {"orders.read"}}.Encode()
+	conn, err := net.Dial("tcp", m.listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for len(active) > 0 { // forget the setup's requests
+		<-active
+	}
+	fmt.Fprintf(conn, "POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:10])
+	select {
+	case <-active:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request never became active")
+	}
+
+	stop() // SIGTERM
+	// New connections are refused once shutdown has begun…
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", m.listener.Addr().String())
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still accepting connections during shutdown")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// …while the one in flight completes.
+	io.WriteString(conn, body[10:])
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("the in-flight request was cut off: %v", err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || tok.AccessToken == "" {
+		t.Fatalf("in-flight request: %s", resp.Status)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The token's audit event is on disk.
+	st, err := sqlite.Open(context.Background(), cfg.DataDir+"/keyward.db", sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	evs, err := st.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "token.issued", AccountID: clientID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 {
+		t.Fatalf("%d token.issued events for the in-flight request, want 1", len(evs))
+	}
+}
