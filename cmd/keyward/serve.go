@@ -139,7 +139,11 @@ type Main struct {
 	AdminKeyFile string
 
 	listener net.Listener
-	metrics  *metrics.Metrics
+	certs    *certReloader
+	// CertCheckInterval is how often the TLS files are checked for
+	// changes; 0 means 10 seconds.
+	CertCheckInterval time.Duration
+	metrics           *metrics.Metrics
 	// metricsListener and metricsHTTP serve /metrics when configured.
 	metricsListener net.Listener
 	metricsHTTP     *http.Server
@@ -248,15 +252,14 @@ func (m *Main) Open(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
 	if c.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
-		if err != nil {
-			return fmt.Errorf("TLS: %w", err)
+		if m.certs, err = newCertReloader(c.TLSCert, c.TLSKey, m.Logger); err != nil {
+			return err
 		}
 		// Client certificates are requested, not required, and checked per
 		// account by the client authentication (RFC 8705 §2): CA-issued
 		// ones against --tls-client-ca, self-signed ones against the
 		// certificates registered for the account.
-		m.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequestClientCert}
+		m.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: m.certs.GetCertificate, ClientAuth: tls.RequestClientCert}
 	}
 	return nil
 }
@@ -269,6 +272,13 @@ func (m *Main) Run(ctx context.Context) error {
 	go m.signer.Run(bg, time.Minute)
 	go m.collectGarbage(bg, 10*time.Minute)
 	go m.flushSecretUsage(bg, 30*time.Second)
+	if m.certs != nil {
+		interval := m.CertCheckInterval
+		if interval <= 0 {
+			interval = 10 * time.Second
+		}
+		go m.certs.watch(bg, interval)
+	}
 	if m.Config.DB != "" {
 		go postgres.Watch(bg, m.Config.DB, m.Logger, m.applyChange, nil)
 	}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// certReloader serves the TLS certificate from files and reloads it when
+// they change or on SIGHUP, without dropping connections: handshakes after
+// the reload get the new certificate, established connections go on.
+type certReloader struct {
+	certFile, keyFile string
+	log               *slog.Logger
+
+	mu      sync.RWMutex
+	cert    *tls.Certificate
+	modTime time.Time
+}
+
+func newCertReloader(certFile, keyFile string, log *slog.Logger) (*certReloader, error) {
+	r := &certReloader{certFile: certFile, keyFile: keyFile, log: log}
+	if err := r.reload(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// GetCertificate is the tls.Config hook.
+func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.cert, nil
+}
+
+// reload loads the files; on error the previous certificate stays in use.
+func (r *certReloader) reload() error {
+	mod := r.lastModified()
+	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+	if err != nil {
+		return fmt.Errorf("TLS certificate: %w", err)
+	}
+	r.mu.Lock()
+	r.cert, r.modTime = &cert, mod
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *certReloader) lastModified() time.Time {
+	var latest time.Time
+	for _, f := range []string{r.certFile, r.keyFile} {
+		if fi, err := os.Stat(f); err == nil && fi.ModTime().After(latest) {
+			latest = fi.ModTime()
+		}
+	}
+	return latest
+}
+
+// watch reloads on SIGHUP and when the files' modification time changes,
+// checking every interval, until ctx ends.
+func (r *certReloader) watch(ctx context.Context, interval time.Duration) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		var why string
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			why = "SIGHUP"
+		case <-t.C:
+			r.mu.RLock()
+			changed := !r.lastModified().Equal(r.modTime)
+			r.mu.RUnlock()
+			if !changed {
+				continue
+			}
+			why = "the files changed"
+		}
+		if err := r.reload(); err != nil {
+			r.log.Error("reloading the TLS certificate failed; the previous one stays in use", "reason", why, "err", err)
+			continue
+		}
+		r.log.Info("reloaded the TLS certificate", "reason", why, "cert", r.certFile)
+	}
+}
