@@ -51,6 +51,8 @@ its admin API, authenticated with an administrator key file
 	root.AddCommand(
 		newServeCommand(),
 		newMigrateCommand(),
+		newExportCommand(),
+		newImportCommand(),
 		newAPICommand(),
 		newSACommand(),
 		newKeysCommand(),

@@ -1,0 +1,119 @@
+// Package transfer exports a store's configuration as JSON and imports it
+// into another store: how an installation moves between SQLite and
+// PostgreSQL. It carries APIs, accounts, the public halves of their keys,
+// the keyed hashes of their secrets and the sealed signing keys; it does
+// not carry the audit log (a chain belongs to its store), used assertion
+// IDs, revocations or opaque tokens.
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Format identifies the dump format.
+const Format = "keyward-export/1"
+
+// Dump is an exported store. Its fields follow the storage types.
+type Dump struct {
+	Format      string               `json:"format"`
+	ExportedAt  time.Time            `json:"exported_at"`
+	APIs        []storage.API        `json:"apis"`
+	Accounts    []storage.Account    `json:"accounts"`
+	Keys        []storage.Key        `json:"keys"`
+	Secrets     []storage.Secret     `json:"secrets"`
+	SigningKeys []storage.SigningKey `json:"signing_keys"`
+}
+
+// Export reads everything a dump holds.
+func Export(ctx context.Context, s storage.Storage, now time.Time) (Dump, error) {
+	d := Dump{Format: Format, ExportedAt: now.UTC()}
+	var err error
+	if d.APIs, err = s.ListAPIs(ctx); err != nil {
+		return d, err
+	}
+	after := ""
+	for {
+		page, err := s.ListAccounts(ctx, storage.ListOptions{After: after, Limit: 1000})
+		if err != nil {
+			return d, err
+		}
+		for _, a := range page {
+			keys, err := s.ListKeys(ctx, a.ID)
+			if err != nil {
+				return d, err
+			}
+			secrets, err := s.ListSecrets(ctx, a.ID)
+			if err != nil {
+				return d, err
+			}
+			d.Keys = append(d.Keys, keys...)
+			d.Secrets = append(d.Secrets, secrets...)
+		}
+		d.Accounts = append(d.Accounts, page...)
+		if len(page) < 1000 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	if d.SigningKeys, err = s.ListSigningKeys(ctx); err != nil {
+		return d, err
+	}
+	return d, nil
+}
+
+// ErrNotEmpty means the target store already has accounts.
+var ErrNotEmpty = errors.New("the target store is not empty: import only into a new store (run the import before the first 'keyward serve')")
+
+// Import writes a dump into an empty store. Every item is audited as
+// written by "import".
+func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error {
+	if d.Format != Format {
+		return fmt.Errorf("unknown dump format %q, want %q", d.Format, Format)
+	}
+	if n, err := s.CountAccounts(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		return ErrNotEmpty
+	}
+	ev := func(action, account string) storage.AuditEvent {
+		return storage.AuditEvent{Time: now, Action: action, Outcome: storage.OutcomeSuccess, AccountID: account, Actor: "import",
+			Data: map[string]string{"exported_at": d.ExportedAt.Format(time.RFC3339)}}
+	}
+	for _, a := range d.APIs {
+		if err := s.CreateAPI(ctx, a, ev("api.import", "")); err != nil {
+			existing, gerr := s.GetAPI(ctx, a.Name)
+			if !errors.Is(err, storage.ErrAlreadyExists) || gerr != nil || existing.Identifier != a.Identifier {
+				return fmt.Errorf("API %s: %w", a.Name, err)
+			}
+		}
+	}
+	for _, a := range d.Accounts {
+		if err := s.CreateAccount(ctx, a, ev("account.import", a.ID)); err != nil {
+			return fmt.Errorf("account %s: %w", a.Email, err)
+		}
+	}
+	for _, k := range d.Keys {
+		if err := s.CreateKey(ctx, k, ev("key.import", k.AccountID)); err != nil {
+			return fmt.Errorf("key %s: %w", k.ID, err)
+		}
+	}
+	for _, sec := range d.Secrets {
+		if err := s.CreateSecret(ctx, sec, ev("secret.import", sec.AccountID)); err != nil {
+			return fmt.Errorf("secret %s: %w", sec.ID, err)
+		}
+	}
+	if len(d.SigningKeys) > 0 {
+		e := ev("signing_key.import", "")
+		e.Data["count"] = strconv.Itoa(len(d.SigningKeys))
+		if _, err := s.UpdateSigningKeys(ctx, func([]storage.SigningKey) ([]storage.SigningKey, error) { return d.SigningKeys, nil }, e); err != nil {
+			return fmt.Errorf("signing keys: %w", err)
+		}
+	}
+	return nil
+}

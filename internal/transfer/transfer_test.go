@@ -1,0 +1,103 @@
+package transfer_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/postgres"
+	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
+	"github.com/keyward/keyward/internal/storage/sqlite"
+	"github.com/keyward/keyward/internal/transfer"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func fill(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	ev := storage.AuditEvent{Time: t0, Action: "x", Outcome: storage.OutcomeSuccess}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.CreateAPI(ctx, storage.API{Name: "orders", Identifier: "https://orders", Scopes: []string{"orders.read"}, TokenFormat: "opaque", Introspectors: []string{"2"}, CreatedAt: t0}, ev))
+	for _, id := range []string{"1", "2"} {
+		must(s.CreateAccount(ctx, storage.Account{ID: id, Email: id + "@p.example", Name: "n" + id, Project: "p", Scopes: []string{"orders.read"},
+			TokenLifetime: time.Hour, AuthMethods: storage.DefaultAuthMethods, TLS: storage.TLSBinding{SANDNS: id + ".example"}, CreatedAt: t0, UpdatedAt: t0}, ev))
+		must(s.CreateKey(ctx, storage.Key{ID: "k" + id, AccountID: id, Algorithm: "RS256", PublicKey: []byte{1, 2}, Origin: "generated", CreatedAt: t0}, ev))
+		must(s.CreateSecret(ctx, storage.Secret{ID: "s" + id, AccountID: id, Hash: []byte{3}, Hint: "kw_…x", CreatedAt: t0}, ev))
+	}
+	_, err := s.UpdateSigningKeys(ctx, func([]storage.SigningKey) ([]storage.SigningKey, error) {
+		return []storage.SigningKey{{ID: "sk", Algorithm: "ES256", Sealed: []byte{9}, CreatedAt: t0, ActivatedAt: t0}}, nil
+	}, ev)
+	must(err)
+}
+
+// TestSQLiteToPostgres moves a store across backends through JSON and back.
+func TestSQLiteToPostgres(t *testing.T) {
+	ctx := context.Background()
+	src, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	fill(t, src)
+	dump, err := transfer.Export(ctx, src, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back transfer.Dump
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+
+	targets := map[string]func(t *testing.T) storage.Storage{
+		"sqlite": func(t *testing.T) storage.Storage {
+			s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "b.db"), sqlite.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		"postgres": func(t *testing.T) storage.Storage {
+			s, err := postgres.Open(ctx, pgtest.SchemaDSN(t), postgres.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+	}
+	for name, open := range targets {
+		t.Run(name, func(t *testing.T) {
+			dst := open(t)
+			defer dst.Close()
+			if err := transfer.Import(ctx, dst, back, t0); err != nil {
+				t.Fatal(err)
+			}
+			again, err := transfer.Export(ctx, dst, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(again, dump) {
+				t.Fatalf("round trip changed the store:\n got %+v\nwant %+v", again, dump)
+			}
+			if err := transfer.Import(ctx, dst, back, t0); !errors.Is(err, transfer.ErrNotEmpty) {
+				t.Fatalf("second import: %v, want ErrNotEmpty", err)
+			}
+		})
+	}
+	if err := transfer.Import(ctx, nil, transfer.Dump{Format: "other"}, t0); err == nil {
+		t.Fatal("accepted an unknown format")
+	}
+}
