@@ -1,0 +1,18 @@
+# Builds the static keyward binary and a minimal image around it.
+# Not tested here: the development machines have no Docker engine.
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /keyward ./cmd/keyward
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /keyward /usr/local/bin/keyward
+# The SQLite database, generated keys and the admin key file live here;
+# mount a volume. With PostgreSQL, only the admin key file is written.
+VOLUME /var/lib/keyward
+WORKDIR /var/lib/keyward
+EXPOSE 8443
+ENTRYPOINT ["/usr/local/bin/keyward"]
+CMD ["serve", "--data-dir", "/var/lib/keyward", "--listen", ":8443", "--config", "/etc/keyward/keyward.yaml"]
