@@ -340,6 +340,8 @@ func (m *Main) applyChange(payload string) {
 		if err := m.signer.Refresh(context.Background()); err != nil {
 			m.Logger.Warn("reloading the signing keys after a change failed", "err", err)
 		}
+	case storage.ChangeRevocations:
+		m.Server.Cache.InvalidateRevocations()
 	case storage.ChangeAll:
 		m.Server.Cache.Invalidate("")
 	default:

@@ -217,6 +217,8 @@ type Write struct {
 const (
 	ChangeAll         = "*"
 	ChangeSigningKeys = "signing_keys"
+	// ChangeRevocations: a token was revoked.
+	ChangeRevocations = "revocations"
 )
 
 // ListOptions pages through a listing ordered by a stable key.

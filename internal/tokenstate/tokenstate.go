@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keyward/keyward/internal/oauth2"
@@ -39,11 +40,47 @@ type Resolver struct {
 	verifier Verifier
 	issuer   string
 	now      func() time.Time
+
+	// verified remembers the claims of JWTs whose signature checked out,
+	// by the token's SHA-256, until they expire: a signature does not
+	// change, while the state checks run on every call.
+	mu       sync.Mutex
+	verified map[[32]byte]oauth2.AccessClaims
 }
+
+// maxVerified bounds the signature cache.
+const maxVerified = 100_000
 
 // New returns a Resolver.
 func New(store Store, verifier Verifier, issuer string, now func() time.Time) *Resolver {
-	return &Resolver{store: store, verifier: verifier, issuer: issuer, now: now}
+	return &Resolver{store: store, verifier: verifier, issuer: issuer, now: now, verified: map[[32]byte]oauth2.AccessClaims{}}
+}
+
+// verifyJWT checks a JWT's signature, or finds it checked before.
+func (r *Resolver) verifyJWT(raw string) (oauth2.AccessClaims, bool) {
+	key := sha256.Sum256([]byte(raw))
+	r.mu.Lock()
+	c, ok := r.verified[key]
+	r.mu.Unlock()
+	if ok {
+		return c, true
+	}
+	if err := r.verifier.Verify(raw, &c); err != nil || c.Issuer != r.issuer || c.ID == "" {
+		return c, false
+	}
+	r.mu.Lock()
+	if len(r.verified) >= maxVerified {
+		// Full: forget a tenth, at random (map order), so the scan is rare.
+		for k := range r.verified {
+			delete(r.verified, k)
+			if len(r.verified) <= maxVerified*9/10 {
+				break
+			}
+		}
+	}
+	r.verified[key] = c
+	r.mu.Unlock()
+	return c, true
 }
 
 // Info is a token Keyward issued.
@@ -93,9 +130,11 @@ func (r *Resolver) Resolve(ctx context.Context, raw string) (Info, error) {
 			info.Claims.Actor = &oauth2.Actor{Subject: rec.Actor}
 		}
 	} else {
-		if err := r.verifier.Verify(raw, &info.Claims); err != nil || info.Claims.Issuer != r.issuer || info.Claims.ID == "" {
+		c, ok := r.verifyJWT(raw)
+		if !ok {
 			return info, ErrUnknown
 		}
+		info.Claims = c
 	}
 	reason, err := r.check(ctx, info.Claims)
 	info.Active, info.Reason = reason == "", reason

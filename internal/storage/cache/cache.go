@@ -39,6 +39,10 @@ type Store struct {
 	keys    map[string]entry[[]storage.Key]
 	secrets map[string]entry[[]storage.Secret]
 	apis    *entry[[]storage.API]
+	// tokens caches opaque tokens by hash and revoked holds IsRevoked
+	// answers by jti; both drop on any revocation.
+	tokens  map[string]entry[storage.TokenRecord]
+	revoked map[string]entry[bool]
 }
 
 type entry[T any] struct {
@@ -61,6 +65,8 @@ func New(s storage.Storage, opts Options) *Store {
 		Storage: s, ttl: opts.TTL, max: opts.MaxEntries, now: opts.Now,
 		byID: map[string]entry[storage.Account]{}, byEmail: map[string]entry[storage.Account]{}, keys: map[string]entry[[]storage.Key]{},
 		secrets: map[string]entry[[]storage.Secret]{},
+		tokens:  map[string]entry[storage.TokenRecord]{},
+		revoked: map[string]entry[bool]{},
 	}
 }
 
@@ -110,6 +116,33 @@ func (s *Store) ListKeys(ctx context.Context, accountID string) ([]storage.Key, 
 // ListSecrets implements storage.Storage.
 func (s *Store) ListSecrets(ctx context.Context, accountID string) ([]storage.Secret, error) {
 	return lookup(s, s.secrets, accountID, func() ([]storage.Secret, error) { return s.Storage.ListSecrets(ctx, accountID) })
+}
+
+// GetToken implements storage.Storage. Opaque tokens never change; a
+// revocation deletes them, and drops this cache.
+func (s *Store) GetToken(ctx context.Context, hash []byte) (storage.TokenRecord, error) {
+	return lookup(s, s.tokens, string(hash), func() (storage.TokenRecord, error) { return s.Storage.GetToken(ctx, hash) })
+}
+
+// IsRevoked implements storage.Storage.
+func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
+	return lookup(s, s.revoked, jti, func() (bool, error) { return s.Storage.IsRevoked(ctx, jti) })
+}
+
+// Revoke implements storage.Storage.
+func (s *Store) Revoke(ctx context.Context, r storage.Revocation, ev storage.AuditEvent) error {
+	defer s.InvalidateRevocations()
+	return s.Storage.Revoke(ctx, r, ev)
+}
+
+// InvalidateRevocations drops the cached tokens and revocation answers: a
+// token was revoked, here or on another replica.
+func (s *Store) InvalidateRevocations() {
+	s.mu.Lock()
+	s.version++
+	clear(s.tokens)
+	clear(s.revoked)
+	s.mu.Unlock()
 }
 
 // ListAPIs implements storage.Storage.
@@ -170,6 +203,8 @@ func (s *Store) Invalidate(accountID string) {
 		clear(s.byEmail)
 		clear(s.keys)
 		clear(s.secrets)
+		clear(s.tokens)
+		clear(s.revoked)
 		s.apis = nil
 		s.mu.Unlock()
 		return
