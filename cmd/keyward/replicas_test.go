@@ -145,6 +145,18 @@ func TestReplicas(t *testing.T) {
 		waitFor("enable", func() bool { s, _ := token(b); return s == 200 })
 	})
 
+	t.Run("a revocation on one is felt on the other", func(t *testing.T) {
+		_, tok := token(a)
+		if !active(b, tok) { // B caches the verified token and "not revoked"
+			t.Fatal("fresh token inactive on B")
+		}
+		if status, body := post(a, "/revoke", url.Values{"token": {tok}}); status != 200 {
+			t.Fatalf("revoke on A: %d %v", status, body)
+		}
+		took := waitFor("revocation", func() bool { return !active(b, tok) })
+		t.Logf("B saw the revocation %v after A", took)
+	})
+
 	t.Run("rotation happens once and reaches both", func(t *testing.T) {
 		before := b.signer.CurrentKeyID()
 		runCLI(t, append([]string{"signing-keys", "rotate"}, admin...)...)
