@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -118,7 +119,8 @@ type Expect struct {
 // verified the signature.
 //
 // Keys are tried as the service-account flow specifies: the one named by kid
-// if it exists, else every key of the account. A signature that only a
+// first, then — the kid being missing, unknown or wrong — every other key
+// of the account. A signature that only a
 // disabled key verifies is reported as DisabledKey; one that only an expired
 // or deleted key would verify is a BadSignature.
 func (t *Token) Verify(keys []storage.Key, e Expect) (storage.Key, error) {
@@ -132,13 +134,8 @@ func (t *Token) Verify(keys []storage.Key, e Expect) (storage.Key, error) {
 func (t *Token) verifySignature(keys []storage.Key, now time.Time) (storage.Key, error) {
 	alg := t.Header.Algorithm
 	candidates := keys
-	if t.Header.KeyID != "" {
-		for _, k := range keys {
-			if k.ID == t.Header.KeyID {
-				candidates = []storage.Key{k}
-				break
-			}
-		}
+	if i := slices.IndexFunc(keys, func(k storage.Key) bool { return k.ID == t.Header.KeyID }); i > 0 {
+		candidates = append([]storage.Key{keys[i]}, slices.Delete(slices.Clone(keys), i, i+1)...)
 	}
 	var disabled *storage.Key
 	for _, k := range candidates {

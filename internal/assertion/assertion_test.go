@@ -1,0 +1,125 @@
+package assertion
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func fixture(t testing.TB) (*ecdsa.PrivateKey, []storage.Key) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	spki, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	return k, []storage.Key{{ID: "k1", AccountID: "a", Algorithm: "ES256", PublicKey: spki}}
+}
+
+func signed(t testing.TB, k *ecdsa.PrivateKey, c map[string]any) string {
+	s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k}, (&jose.SignerOptions{}).WithHeader("kid", "k1"))
+	raw, err := jwt.Signed(s).Claims(c).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+var expect = Expect{Audiences: []string{"https://kw/token"}, MaxLifetime: time.Hour, RequireIssuedAt: true, Skew: time.Minute, Now: now}
+
+func TestVerifyReasons(t *testing.T) {
+	k, keys := fixture(t)
+	base := func(mod func(map[string]any)) map[string]any {
+		c := map[string]any{"iss": "a@p", "aud": "https://kw/token", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+		if mod != nil {
+			mod(c)
+		}
+		return c
+	}
+	tests := []struct {
+		name string
+		c    map[string]any
+		keys []storage.Key
+		want Reason
+	}{
+		{"ok", base(nil), keys, 0},
+		{"no exp", base(func(c map[string]any) { delete(c, "exp") }), keys, MissingClaim},
+		{"no iat", base(func(c map[string]any) { delete(c, "iat") }), keys, MissingClaim},
+		{"no aud", base(func(c map[string]any) { delete(c, "aud") }), keys, MissingClaim},
+		{"wrong aud", base(func(c map[string]any) { c["aud"] = "x" }), keys, WrongAudience},
+		{"expired", base(func(c map[string]any) { c["iat"], c["exp"] = now.Add(-2*time.Hour).Unix(), now.Add(-time.Hour).Unix() }), keys, Expired},
+		{"future iat", base(func(c map[string]any) { c["iat"] = now.Add(2 * time.Minute).Unix() }), keys, NotYetValid},
+		{"future nbf", base(func(c map[string]any) { c["nbf"] = now.Add(2 * time.Minute).Unix() }), keys, NotYetValid},
+		{"too long", base(func(c map[string]any) { c["exp"] = now.Add(time.Hour + time.Second).Unix() }), keys, TooLongLived},
+		{"no keys", base(nil), nil, BadSignature},
+		{"disabled key", base(nil), []storage.Key{{ID: "k1", Algorithm: "ES256", PublicKey: keys[0].PublicKey, Disabled: true}}, DisabledKey},
+		{"expired key", base(nil), []storage.Key{{ID: "k1", Algorithm: "ES256", PublicKey: keys[0].PublicKey, ExpiresAt: now}}, BadSignature},
+		{"key of another algorithm", base(nil), []storage.Key{{ID: "k1", Algorithm: "RS256", PublicKey: keys[0].PublicKey}}, BadSignature},
+		{"garbage key", base(nil), []storage.Key{{ID: "k9", Algorithm: "ES256", PublicKey: []byte{1}}}, BadSignature},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok, err := Parse(signed(t, k, tt.c))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = tok.Verify(tt.keys, expect)
+			if tt.want == 0 {
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				return
+			}
+			if !IsReason(err, tt.want) {
+				t.Fatalf("err = %v, want reason %d", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseRefusesAlgorithms(t *testing.T) {
+	for _, raw := range []string{
+		"eyJhbGciOiJub25lIn0.eyJpc3MiOiJhIn0.",                                                // none
+		"eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJhIn0.c2ln",                                           // HS256
+		"eyJhbGciOiJQUzI1NiJ9.eyJpc3MiOiJhIn0.c2ln",                                           // PS256: not allowed for assertions
+		"eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJhIn0.c2ln.extra",                                     // too many parts
+		`{"payload":"eyJpc3MiOiJhIn0","signatures":[{"protected":"e30","signature":"c2ln"}]}`, // JSON serialization
+	} {
+		if _, err := Parse(raw); !IsReason(err, Malformed) {
+			t.Errorf("Parse(%.30q) = %v, want Malformed", raw, err)
+		}
+	}
+}
+
+// FuzzParse feeds arbitrary strings to Parse and Verify: they must never
+// panic and must refuse with an *Error.
+func FuzzParse(f *testing.F) {
+	k, keys := fixture(f)
+	f.Add(signed(f, k, map[string]any{"iss": "a@p", "aud": "https://kw/token", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}))
+	f.Add("eyJhbGciOiJFUzI1NiJ9.e30.")
+	f.Add("a.b.c")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, raw string) {
+		tok, err := Parse(raw)
+		if err != nil {
+			var ae *Error
+			if !errors.As(err, &ae) {
+				t.Fatalf("Parse error %T is not *Error", err)
+			}
+			return
+		}
+		if _, err := tok.Verify(keys, expect); err != nil {
+			var ae *Error
+			if !errors.As(err, &ae) {
+				t.Fatalf("Verify error %T is not *Error", err)
+			}
+		}
+	})
+}

@@ -1,0 +1,406 @@
+package token_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/keyward/keyward/internal/clientauth"
+	"github.com/keyward/keyward/internal/groupcommit"
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/signer"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/sqlite"
+	"github.com/keyward/keyward/internal/token"
+)
+
+const issuer = "https://keyward.test"
+
+var (
+	t0       = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	endpoint = issuer + "/token"
+)
+
+// env is the token endpoint on a real SQLite store, with the fixtures
+// every case shares.
+type env struct {
+	h       http.Handler
+	store   storage.Storage
+	signer  *signer.Signer
+	now     time.Time
+	job     storage.Account
+	rsKey   *rsa.PrivateKey   // job's RS256 key "rs"
+	esKey   *ecdsa.PrivateKey // job's uploaded ES256 key "es"
+	offKey  *rsa.PrivateKey   // job's disabled key "off"
+	oldKey  *rsa.PrivateKey   // job's expired key "old"
+	other   *rsa.PrivateKey   // other's key "ok"
+	offAcct *rsa.PrivateKey   // key "dk" of the disabled account
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e := &env{store: st, now: t0}
+	now := func() time.Time { return e.now }
+	sealer, _ := signer.NewSealer(make([]byte, 32))
+	e.signer, err = signer.New(ctx, st, sealer, signer.Config{Policy: signer.Policy{Algorithm: "ES256", RetainFor: time.Hour}, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	journal := groupcommit.New(st, groupcommit.Options{})
+	t.Cleanup(journal.Close)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	auth := clientauth.New(clientauth.Config{Audiences: []string{issuer, endpoint}, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute,
+		Pepper: []byte("p"), Now: now}, st)
+	e.h = token.NewHandler(token.Config{Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, MaxTokenLifetime: time.Hour},
+		st, journal, e.signer, auth, now, log)
+
+	ev := storage.AuditEvent{Time: t0, Action: "fixture", Outcome: storage.OutcomeSuccess}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(st.CreateAPI(ctx, storage.API{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read", "orders.write"}, CreatedAt: t0}, ev))
+	must(st.CreateAPI(ctx, storage.API{Name: "billing", Identifier: "https://billing.internal", Scopes: []string{"billing.read"}, CreatedAt: t0}, ev))
+	account := func(id, name string, scopes []string, disabled bool) storage.Account {
+		a := storage.Account{ID: id, Email: name + "@proj.iam.test", Name: name, Project: "proj", Scopes: scopes, TokenLifetime: 30 * time.Minute,
+			AuthMethods: storage.DefaultAuthMethods, Disabled: disabled, CreatedAt: t0, UpdatedAt: t0}
+		must(st.CreateAccount(ctx, a, ev))
+		return a
+	}
+	e.job = account("100000000000000000001", "job", []string{"orders.read", "orders.write", "billing.read"}, false)
+	account("100000000000000000002", "other", []string{"orders.read"}, false)
+	account("100000000000000000003", "off", []string{"orders.read"}, true)
+	addKey := func(acct, id string, pub crypto.PublicKey, alg string, disabled bool, expires time.Time) {
+		spki, _ := x509.MarshalPKIXPublicKey(pub)
+		must(st.CreateKey(ctx, storage.Key{ID: id, AccountID: acct, Algorithm: alg, PublicKey: spki, Origin: storage.KeyOriginUploaded,
+			Disabled: disabled, ExpiresAt: expires, CreatedAt: t0}, ev))
+	}
+	rsaKey := func() *rsa.PrivateKey { k, _ := rsa.GenerateKey(rand.Reader, 2048); return k }
+	e.rsKey, e.offKey, e.oldKey, e.other, e.offAcct = rsaKey(), rsaKey(), rsaKey(), rsaKey(), rsaKey()
+	e.esKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	addKey(e.job.ID, "rs", &e.rsKey.PublicKey, "RS256", false, time.Time{})
+	addKey(e.job.ID, "es", &e.esKey.PublicKey, "ES256", false, time.Time{})
+	addKey(e.job.ID, "off", &e.offKey.PublicKey, "RS256", true, time.Time{})
+	addKey(e.job.ID, "old", &e.oldKey.PublicKey, "RS256", false, t0.Add(-time.Minute))
+	addKey("100000000000000000002", "ok", &e.other.PublicKey, "RS256", false, time.Time{})
+	addKey("100000000000000000003", "dk", &e.offAcct.PublicKey, "RS256", false, time.Time{})
+	return e
+}
+
+// claims are an assertion's claims as Google's libraries send them.
+func claims(mod func(map[string]any)) map[string]any {
+	c := map[string]any{
+		"iss": "job@proj.iam.test", "scope": "orders.read", "aud": endpoint,
+		"iat": t0.Add(-10 * time.Second).Unix(), "exp": t0.Add(-10*time.Second + time.Hour).Unix(),
+	}
+	if mod != nil {
+		mod(c)
+	}
+	return c
+}
+
+// sign signs claims with key under alg, with the given kid and extra headers.
+func sign(t *testing.T, key any, alg jose.SignatureAlgorithm, kid string, c map[string]any, extra map[jose.HeaderKey]any) string {
+	t.Helper()
+	opts := (&jose.SignerOptions{}).WithType("JWT")
+	if kid != "" {
+		opts = opts.WithHeader("kid", kid)
+	}
+	for k, v := range extra {
+		opts = opts.WithHeader(k, v)
+	}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := jwt.Signed(s).Claims(c).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func form(assertion string, extra ...string) string {
+	v := url.Values{"grant_type": {oauth2.GrantJWTBearer}, "assertion": {assertion}}
+	for i := 0; i+1 < len(extra); i += 2 {
+		v.Set(extra[i], extra[i+1])
+	}
+	return v.Encode()
+}
+
+type request struct {
+	method, target, contentType, body string
+}
+
+func (e *env) do(r request) *httptest.ResponseRecorder {
+	if r.method == "" {
+		r.method = "POST"
+	}
+	if r.target == "" {
+		r.target = "/token"
+	}
+	if r.contentType == "" {
+		r.contentType = "application/x-www-form-urlencoded"
+	}
+	req := httptest.NewRequest(r.method, r.target, strings.NewReader(r.body))
+	req.Header.Set("Content-Type", r.contentType)
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, req)
+	return w
+}
+
+// hmacConfusion signs an HS256 token with the RSA public key's bytes as the
+// secret: the classic algorithm-confusion attack.
+func hmacConfusion(t *testing.T, pub *rsa.PublicKey, c map[string]any) string {
+	spki, _ := x509.MarshalPKIXPublicKey(pub)
+	h, _ := json.Marshal(map[string]string{"alg": "HS256", "typ": "JWT", "kid": "rs"})
+	p, _ := json.Marshal(c)
+	in := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(p)
+	m := hmac.New(sha256.New, spki)
+	m.Write([]byte(in))
+	return in + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func unsigned(c map[string]any) string {
+	h, _ := json.Marshal(map[string]string{"alg": "none", "typ": "JWT"})
+	p, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(p) + "."
+}
+
+func TestJWTBearer(t *testing.T) {
+	e := newEnv(t)
+	attacker, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rs := func(mod func(map[string]any)) string { return sign(t, e.rsKey, jose.RS256, "rs", claims(mod), nil) }
+	tests := []struct {
+		name       string
+		req        request
+		wantStatus int
+		wantError  string
+		wantScope  string
+		wantAud    string
+	}{
+		// The seed's flow, as Google's libraries send it.
+		{name: "ok", req: request{body: form(rs(nil))}, wantStatus: 200, wantScope: "orders.read", wantAud: "https://orders.internal"},
+		{name: "ok without kid, every key tried", req: request{body: form(sign(t, e.rsKey, jose.RS256, "", claims(nil), nil))}, wantStatus: 200, wantScope: "orders.read"},
+		{name: "ok with an unknown kid", req: request{body: form(sign(t, e.rsKey, jose.RS256, "nope", claims(nil), nil))}, wantStatus: 200, wantScope: "orders.read"},
+		{name: "ES256 key", req: request{body: form(sign(t, e.esKey, jose.ES256, "es", claims(nil), nil))}, wantStatus: 200, wantScope: "orders.read"},
+		{name: "aud is the issuer", req: request{body: form(rs(func(c map[string]any) { c["aud"] = issuer }))}, wantStatus: 200},
+		{name: "aud array", req: request{body: form(rs(func(c map[string]any) { c["aud"] = []string{"https://x", endpoint} }))}, wantStatus: 200},
+		{name: "exp - iat exactly 3600", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix(), t0.Unix()+3600 }))}, wantStatus: 200},
+		{name: "sub is the account itself", req: request{body: form(rs(func(c map[string]any) { c["sub"] = "job@proj.iam.test" }))}, wantStatus: 200},
+		{name: "prn tolerated", req: request{body: form(rs(func(c map[string]any) { c["sub"], c["prn"] = "job@proj.iam.test", "job@proj.iam.test" }))}, wantStatus: 200},
+		{name: "scope in the form", req: request{body: form(rs(func(c map[string]any) { delete(c, "scope") }), "scope", "orders.write")}, wantStatus: 200, wantScope: "orders.write"},
+		{name: "two APIs", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read billing.read" }))}, wantStatus: 200, wantScope: "orders.read billing.read"},
+		{name: "resource narrows", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read billing.read" }), "resource", "https://billing.internal")},
+			wantStatus: 200, wantScope: "billing.read", wantAud: "https://billing.internal"},
+		{name: "jku and x5u headers are ignored", req: request{body: form(sign(t, e.rsKey, jose.RS256, "rs", claims(nil),
+			map[jose.HeaderKey]any{"jku": "https://evil/jwks", "x5u": "https://evil/x5"}))}, wantStatus: 200},
+
+		// invalid_grant
+		{name: "bad signature", req: request{body: form(rs(nil)[:len(rs(nil))-8] + "AAAAAAAA")}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "foreign key", req: request{body: form(sign(t, e.other, jose.RS256, "rs", claims(nil), nil))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "another account's key id", req: request{body: form(sign(t, e.other, jose.RS256, "ok", claims(nil), nil))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "unknown account", req: request{body: form(rs(func(c map[string]any) { c["iss"] = "ghost@proj.iam.test" }))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "missing iss", req: request{body: form(rs(func(c map[string]any) { delete(c, "iss") }))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "expired key", req: request{body: form(sign(t, e.oldKey, jose.RS256, "old", claims(nil), nil))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "expired assertion", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Add(-2*time.Hour).Unix(), t0.Add(-time.Hour).Unix() }))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "lives longer than an hour", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix(), t0.Unix()+3601 }))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "exp before iat", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix(), t0.Unix()-10 }))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "iat in the future", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Add(5*time.Minute).Unix(), t0.Add(10*time.Minute).Unix() }))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "wrong aud", req: request{body: form(rs(func(c map[string]any) { c["aud"] = "https://oauth2.googleapis.com/token" }))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "missing aud", req: request{body: form(rs(func(c map[string]any) { delete(c, "aud") }))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "missing exp", req: request{body: form(rs(func(c map[string]any) { delete(c, "exp") }))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "missing iat", req: request{body: form(rs(func(c map[string]any) { delete(c, "iat") }))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "alg none", req: request{body: form(unsigned(claims(nil)))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "HS256 with the public key as secret", req: request{body: form(hmacConfusion(t, &e.rsKey.PublicKey, claims(nil)))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "RS256 against an ES256 key", req: request{body: form(sign(t, e.rsKey, jose.RS256, "es", claims(nil), nil))}, wantStatus: 200}, // falls back to the RS256 key
+		{name: "ES256 signed by the attacker with its jwk", req: request{body: form(sign(t, attacker, jose.ES256, "es", claims(nil),
+			map[jose.HeaderKey]any{"jwk": jose.JSONWebKey{Key: &attacker.PublicKey}, "jku": "https://evil/jwks", "x5u": "https://evil/x5"}))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "not a JWT", req: request{body: form("hello")}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "padded base64", req: request{body: form(strings.Replace(rs(nil), ".", "=.", 1))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "scope claim of the wrong type", req: request{body: form(rs(func(c map[string]any) { c["scope"] = []string{"orders.read"} }))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "sub and prn disagree", req: request{body: form(rs(func(c map[string]any) { c["sub"], c["prn"] = "job@proj.iam.test", "x@y" }))}, wantStatus: 400, wantError: "invalid_grant"},
+
+		// disabled_client
+		{name: "disabled key", req: request{body: form(sign(t, e.offKey, jose.RS256, "off", claims(nil), nil))}, wantStatus: 400, wantError: "disabled_client"},
+		{name: "disabled key without kid", req: request{body: form(sign(t, e.offKey, jose.RS256, "", claims(nil), nil))}, wantStatus: 400, wantError: "disabled_client"},
+		{name: "disabled account", req: request{body: form(sign(t, e.offAcct, jose.RS256, "dk", claims(func(c map[string]any) { c["iss"] = "off@proj.iam.test" }), nil))}, wantStatus: 400, wantError: "disabled_client"},
+		{name: "disabled account, bad signature", req: request{body: form(sign(t, e.rsKey, jose.RS256, "dk", claims(func(c map[string]any) { c["iss"] = "off@proj.iam.test" }), nil))}, wantStatus: 400, wantError: "invalid_grant"},
+
+		// invalid_scope
+		{name: "no scope", req: request{body: form(rs(func(c map[string]any) { delete(c, "scope") }))}, wantStatus: 400, wantError: "invalid_scope"},
+		{name: "empty scope", req: request{body: form(rs(func(c map[string]any) { c["scope"] = " " }))}, wantStatus: 400, wantError: "invalid_scope"},
+		{name: "unknown scope", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read orders.delete" }))}, wantStatus: 400, wantError: "invalid_scope"},
+		{name: "scope not allowed", req: request{body: form(sign(t, e.other, jose.RS256, "ok", claims(func(c map[string]any) { c["iss"], c["scope"] = "other@proj.iam.test", "orders.write" }), nil))}, wantStatus: 400, wantError: "invalid_scope"},
+		{name: "comma-separated scopes", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read,orders.write" }))}, wantStatus: 400, wantError: "invalid_scope"},
+		{name: "claim and form disagree", req: request{body: form(rs(nil), "scope", "orders.write")}, wantStatus: 400, wantError: "invalid_scope"},
+		{name: "resource without the scopes", req: request{body: form(rs(nil), "resource", "https://billing.internal")}, wantStatus: 400, wantError: "invalid_scope"},
+
+		// other codes
+		{name: "unknown resource", req: request{body: form(rs(nil), "resource", "https://nowhere")}, wantStatus: 400, wantError: "invalid_target"},
+		{name: "delegation", req: request{body: form(rs(func(c map[string]any) { c["sub"] = "alice@example.com" }))}, wantStatus: 400, wantError: "unauthorized_client"},
+		{name: "unsupported grant", req: request{body: "grant_type=password&username=a&password=b"}, wantStatus: 400, wantError: "unsupported_grant_type"},
+		{name: "no grant_type", req: request{body: "assertion=x"}, wantStatus: 400, wantError: "invalid_request"},
+		{name: "missing assertion", req: request{body: "grant_type=" + url.QueryEscape(oauth2.GrantJWTBearer)}, wantStatus: 400, wantError: "invalid_request"},
+		{name: "GET", req: request{method: "GET", body: ""}, wantStatus: 405, wantError: "invalid_request"},
+		{name: "JSON body", req: request{contentType: "application/json", body: `{"grant_type":"x"}`}, wantStatus: 400, wantError: "invalid_request"},
+		{name: "parameter twice", req: request{body: form(rs(nil)) + "&grant_type=client_credentials"}, wantStatus: 400, wantError: "invalid_request"},
+		{name: "assertion in the query string", req: request{target: "/token?assertion=" + rs(nil), body: "grant_type=" + url.QueryEscape(oauth2.GrantJWTBearer)}, wantStatus: 400, wantError: "invalid_request"},
+		{name: "oversized body", req: request{body: form(rs(nil)) + "&pad=" + strings.Repeat("x", oauth2.MaxFormBytes)}, wantStatus: 413, wantError: "invalid_request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := e.auditCount(t)
+			w := e.do(tt.req)
+			if w.Code != tt.wantStatus {
+				t.Fatalf("status %d (%s), want %d", w.Code, w.Body, tt.wantStatus)
+			}
+			if got := w.Header().Get("Cache-Control"); got != "no-store" {
+				t.Errorf("Cache-Control = %q", got)
+			}
+			if got := w.Header().Get("Pragma"); got != "no-cache" {
+				t.Errorf("Pragma = %q", got)
+			}
+			var body map[string]any
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+				t.Fatalf("body is not JSON: %s", w.Body)
+			}
+			for _, leak := range []string{"sql", "SQL", "go-jose", "x509:", "crypto/", "runtime", ".go:"} {
+				if strings.Contains(w.Body.String(), leak) {
+					t.Fatalf("the response leaks an internal detail (%q): %s", leak, w.Body)
+				}
+			}
+			if after := e.auditCount(t); after != before+1 {
+				t.Fatalf("%d audit events written, want 1", after-before)
+			}
+			if tt.wantError != "" {
+				if body["error"] != tt.wantError {
+					t.Fatalf("error = %v (%v), want %s", body["error"], body["error_description"], tt.wantError)
+				}
+				if d, _ := body["error_description"].(string); len(d) < 10 {
+					t.Fatalf("error_description %q says nothing useful", d)
+				}
+				e.lastEvent(t, "token.refused", tt.wantError)
+				return
+			}
+			e.checkToken(t, body, tt.wantScope, tt.wantAud)
+			e.lastEvent(t, "token.issued", "")
+		})
+	}
+}
+
+func (e *env) auditCount(t *testing.T) int {
+	evs, err := e.store.ListAuditEvents(context.Background(), storage.AuditFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(evs)
+}
+
+func (e *env) lastEvent(t *testing.T, action, code string) {
+	t.Helper()
+	evs, _ := e.store.ListAuditEvents(context.Background(), storage.AuditFilter{Limit: 1000})
+	last := evs[len(evs)-1]
+	if last.Action != action || last.Data["error"] != code {
+		t.Fatalf("last audit event %s %v, want %s with error %q", last.Action, last.Data, action, code)
+	}
+	if action == "token.refused" && last.Data["description"] == "" {
+		t.Fatal("a refusal was audited without its reason")
+	}
+}
+
+// checkToken verifies an issued access token against the JWKS.
+func (e *env) checkToken(t *testing.T, body map[string]any, wantScope, wantAud string) {
+	t.Helper()
+	if body["token_type"] != "Bearer" {
+		t.Fatalf("token_type = %v", body["token_type"])
+	}
+	if exp, ok := body["expires_in"].(float64); !ok || exp != 1800 {
+		t.Fatalf("expires_in = %v, want 1800 (the account's lifetime)", body["expires_in"])
+	}
+	if wantScope != "" && body["scope"] != wantScope {
+		t.Fatalf("scope = %v, want %s", body["scope"], wantScope)
+	}
+	raw, _ := body["access_token"].(string)
+	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Headers[0].ExtraHeaders[jose.HeaderType] != "at+jwt" {
+		t.Fatalf("typ = %v", tok.Headers[0].ExtraHeaders[jose.HeaderType])
+	}
+	var set jose.JSONWebKeySet
+	json.Unmarshal(e.signer.JWKS(), &set)
+	keys := set.Key(tok.Headers[0].KeyID)
+	if len(keys) != 1 {
+		t.Fatal("kid not in the JWKS")
+	}
+	var c oauth2.AccessClaims
+	if err := tok.Claims(keys[0].Key, &c); err != nil {
+		t.Fatalf("the token does not verify against the JWKS: %v", err)
+	}
+	if c.Issuer != issuer || c.Subject != e.job.ID || c.ClientID != e.job.ID || c.ClientEmail != e.job.Email || c.ID == "" ||
+		c.IssuedAt != t0.Unix() || c.Expiry != t0.Add(30*time.Minute).Unix() || c.Scope != body["scope"] {
+		t.Fatalf("claims = %+v", c)
+	}
+	if wantAud != "" && !slices.Equal(c.Audience, oauth2.Audience{wantAud}) {
+		t.Fatalf("aud = %v, want %s", c.Audience, wantAud)
+	}
+}
+
+func TestReplayedJTI(t *testing.T) {
+	e := newEnv(t)
+	a := sign(t, e.rsKey, jose.RS256, "rs", claims(func(c map[string]any) { c["jti"] = "once" }), nil)
+	if w := e.do(request{body: form(a)}); w.Code != 200 {
+		t.Fatalf("first use: %d %s", w.Code, w.Body)
+	}
+	w := e.do(request{body: form(a)})
+	if w.Code != 400 || !strings.Contains(w.Body.String(), `"invalid_grant"`) {
+		t.Fatalf("replay: %d %s, want invalid_grant", w.Code, w.Body)
+	}
+	// Without a jti the same assertion may be reused, as Google's libraries do.
+	b := sign(t, e.rsKey, jose.RS256, "rs", claims(nil), nil)
+	for range 2 {
+		if w := e.do(request{body: form(b)}); w.Code != 200 {
+			t.Fatalf("jti-less reuse: %d %s", w.Code, w.Body)
+		}
+	}
+}
+
+func TestClockSkewTolerated(t *testing.T) {
+	e := newEnv(t)
+	// The signer's clock is 30 s ahead of the server's: within the skew.
+	a := sign(t, e.rsKey, jose.RS256, "rs", claims(func(c map[string]any) { c["iat"], c["exp"] = t0.Add(30*time.Second).Unix(), t0.Add(30*time.Second+time.Hour).Unix() }), nil)
+	if w := e.do(request{body: form(a)}); w.Code != 200 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+}
