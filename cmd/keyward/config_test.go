@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(*Config)
+		want []string // fragments of the error; none means valid
+	}{
+		{"defaults", func(*Config) {}, nil},
+		{"loopback v6", func(c *Config) { c.Listen = "[::1]:8080" }, nil},
+		{"localhost", func(c *Config) { c.Listen = "localhost:8080" }, nil},
+		{"public address needs TLS", func(c *Config) { c.Listen = "10.0.0.5:8080"; c.Issuer = "https://kw.example" }, []string{"not a loopback address"}},
+		{"public address with TLS", func(c *Config) {
+			c.Listen, c.Issuer, c.TLSCert, c.TLSKey = "10.0.0.5:8443", "https://kw.example", "c.pem", "k.pem"
+		}, nil},
+		{"public address, insecure", func(c *Config) { c.Listen, c.Issuer, c.InsecureHTTP = "10.0.0.5:8080", "https://kw.example", true }, nil},
+		{"all interfaces need an issuer", func(c *Config) { c.Listen, c.InsecureHTTP = ":8080", true }, []string{"set --issuer"}},
+		{"half TLS", func(c *Config) { c.TLSCert = "c.pem" }, []string{"--tls-cert and --tls-key"}},
+		{"bad listen", func(c *Config) { c.Listen = "8080" }, []string{"--listen"}},
+		{"issuer with slash", func(c *Config) { c.Issuer = "http://127.0.0.1:8080/" }, []string{"trailing slash"}},
+		{"issuer not a URL", func(c *Config) { c.Issuer = "keyward" }, []string{"absolute http(s) URL"}},
+		{"http issuer elsewhere", func(c *Config) { c.Issuer = "http://kw.example" }, []string{"uses http"}},
+		{"db not postgres", func(c *Config) { c.DB = "mysql://x" }, []string{"postgres:// URL"}},
+		{"db password redacted", func(c *Config) { c.DB = "mysql://u:hunter2@x" }, []string{"xxxxx"}},
+		{"signing alg", func(c *Config) { c.SigningAlg = "HS256" }, []string{"--signing-alg"}},
+		{"rotation too short", func(c *Config) { c.SigningKeyRotation = time.Minute }, []string{"--signing-key-rotation"}},
+		{"lifetimes", func(c *Config) { c.DefaultTokenTTL = 13 * time.Hour }, []string{"--default-token-lifetime"}},
+		{"skew", func(c *Config) { c.ClockSkew = time.Hour }, []string{"--clock-skew"}},
+		{"log format", func(c *Config) { c.LogFormat = "xml" }, []string{"--log-format"}},
+		{"log level", func(c *Config) { c.LogLevel = "loud" }, []string{"--log-level"}},
+		{"domain", func(c *Config) { c.AccountDomain = "nodots" }, []string{"--account-domain"}},
+		{"client CA without TLS", func(c *Config) { c.TLSClientCA = "ca.pem" }, []string{"--tls-client-ca"}},
+		{"cert header without proxies", func(c *Config) { c.ClientCertHeader = "X-Client-Cert" }, []string{"--trusted-proxies"}},
+		{"bad proxy", func(c *Config) { c.ClientCertHeader, c.TrustedProxies = "X", []string{"10.0.0.0/33"} }, []string{"10.0.0.0/33"}},
+		{"metrics address", func(c *Config) { c.MetricsListen = "9090" }, []string{"--metrics-listen"}},
+		{"every problem at once", func(c *Config) {
+			c.SigningAlg, c.LogFormat, c.ClockSkew = "none", "xml", -time.Second
+		}, []string{"--signing-alg", "--log-format", "--clock-skew"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.mod(&c)
+			err := c.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Validate accepted it")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Error("the error shows a database password")
+			}
+		})
+	}
+}
+
+func TestParseMasterKey(t *testing.T) {
+	raw := []byte(strings.Repeat("k", 32))
+	tests := []struct {
+		name string
+		in   string
+		ok   bool
+	}{
+		{"raw", string(raw), true},
+		{"hex", strings.Repeat("ab", 32) + "\n", true},
+		{"base64", "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=", true},
+		{"base64url raw", "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s", true},
+		{"short", "abc", false},
+		{"hex too long", strings.Repeat("ab", 33), false},
+	}
+	for _, tt := range tests {
+		k, err := parseMasterKey([]byte(tt.in))
+		if (err == nil) != tt.ok || (tt.ok && len(k) != 32) {
+			t.Errorf("%s: key %d bytes, err %v; want ok=%v", tt.name, len(k), err, tt.ok)
+		}
+	}
+}
+
+// TestBootstrap: the first start writes the admin key file (0600) and a
+// generated master key (0600); later starts leave both alone.
+func TestBootstrap(t *testing.T) {
+	dir := t.TempDir()
+	open := func() *Main {
+		cfg := DefaultConfig()
+		cfg.Listen, cfg.DataDir = "127.0.0.1:0", dir
+		m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		if err := m.Open(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	m := open()
+	if m.AdminKeyFile != filepath.Join(dir, "admin-key.json") {
+		t.Fatalf("admin key file %q", m.AdminKeyFile)
+	}
+	for _, f := range []string{"admin-key.json", "master.key"} {
+		fi, err := os.Stat(filepath.Join(dir, f))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v, mode %v; want 0600", f, err, fi.Mode().Perm())
+		}
+	}
+	first, _ := os.ReadFile(filepath.Join(dir, "admin-key.json"))
+	master, _ := os.ReadFile(filepath.Join(dir, "master.key"))
+	m.Close()
+
+	m = open()
+	defer m.Close()
+	if m.AdminKeyFile != "" {
+		t.Fatal("the second start bootstrapped again")
+	}
+	again, _ := os.ReadFile(filepath.Join(dir, "admin-key.json"))
+	master2, _ := os.ReadFile(filepath.Join(dir, "master.key"))
+	if string(first) != string(again) || string(master) != string(master2) {
+		t.Fatal("the second start rewrote the admin key or the master key")
+	}
+}
+
+func TestHealth(t *testing.T) {
+	m := startServer(t)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(m.Issuer + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %s", path, resp.Status)
+		}
+	}
+	m.store.Close() // the store goes away
+	resp, err := http.Get(m.Issuer + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with the store closed: %s, want 503", resp.Status)
+	}
+}
