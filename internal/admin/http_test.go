@@ -1,0 +1,246 @@
+package admin_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/groupcommit"
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/sakey"
+	"github.com/keyward/keyward/internal/server"
+	"github.com/keyward/keyward/internal/signer"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/sqlite"
+)
+
+const issuer = "https://keyward.test"
+
+type fixture struct {
+	srv    *server.Server
+	store  storage.Storage
+	signer *signer.Signer
+	admin  storage.Account
+	now    time.Time
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := &fixture{store: st, now: time.Now()}
+	sealer, _ := signer.NewSealer(make([]byte, 32))
+	f.signer, err = signer.New(ctx, st, sealer, signer.Config{Policy: signer.Policy{Algorithm: "ES256", RetainFor: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := groupcommit.New(st, groupcommit.Options{})
+	t.Cleanup(j.Close)
+	f.srv = server.New(server.Config{Issuer: issuer, AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour,
+		MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute}, server.Deps{Store: st, Signer: f.signer, Journal: j, Pepper: []byte("p"),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	f.admin, _, err = f.srv.Admin.Bootstrap(ctx, func(sakey.KeyFile) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// token mints an access token directly with the server's signer.
+func (f *fixture) token(t *testing.T, acct storage.Account, scope string, mod func(*oauth2.AccessClaims)) string {
+	c := oauth2.AccessClaims{Issuer: issuer, Subject: acct.ID, ClientID: acct.ID, Audience: oauth2.Audience{admin.BuiltinAPIIdentifier},
+		Scope: scope, IssuedAt: time.Now().Unix(), Expiry: time.Now().Add(time.Hour).Unix(), ID: "t"}
+	if mod != nil {
+		mod(&c)
+	}
+	raw, err := f.signer.Sign(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func (f *fixture) call(t *testing.T, method, path, auth string, body any) (int, map[string]any, http.Header) {
+	t.Helper()
+	var r io.Reader
+	if s, ok := body.(string); ok {
+		r = strings.NewReader(s)
+	} else if body != nil {
+		b, _ := json.Marshal(body)
+		r = strings.NewReader(string(b))
+	}
+	req := httptest.NewRequest(method, path, r)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	w := httptest.NewRecorder()
+	f.srv.ServeHTTP(w, req)
+	var out map[string]any
+	json.Unmarshal(w.Body.Bytes(), &out)
+	return w.Code, out, w.Header()
+}
+
+func TestAuthentication(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	user, err := f.srv.Admin.CreateAccount(ctx, admin.Actor{ID: "t"}, admin.AccountInput{Name: "user", Project: "proj"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreignKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	fs, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: foreignKey}, (&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", f.signer.CurrentKeyID()))
+	foreign, _ := jwt.Signed(fs).Claims(oauth2.AccessClaims{Issuer: issuer, ClientID: f.admin.ID, Audience: oauth2.Audience{admin.BuiltinAPIIdentifier},
+		Scope: admin.AdminScope, Expiry: time.Now().Add(time.Hour).Unix()}).Serialize()
+	tests := []struct {
+		name       string
+		auth       string
+		wantStatus int
+		wantError  string
+	}{
+		{"admin", "Bearer " + f.token(t, f.admin, admin.AdminScope, nil), 200, ""},
+		{"no token", "", 401, "invalid_token"},
+		{"basic", "Basic YTpi", 401, "invalid_request"},
+		{"empty bearer", "Bearer ", 401, "invalid_request"},
+		{"garbage", "Bearer abc", 401, "invalid_token"},
+		{"foreign signature", "Bearer " + foreign, 401, "invalid_token"},
+		{"expired", "Bearer " + f.token(t, f.admin, admin.AdminScope, func(c *oauth2.AccessClaims) { c.Expiry = time.Now().Add(-time.Second).Unix() }), 401, "invalid_token"},
+		{"other issuer", "Bearer " + f.token(t, f.admin, admin.AdminScope, func(c *oauth2.AccessClaims) { c.Issuer = "https://elsewhere" }), 401, "invalid_token"},
+		{"no admin scope", "Bearer " + f.token(t, f.admin, "orders.read", nil), 403, "insufficient_scope"},
+		{"other audience", "Bearer " + f.token(t, f.admin, admin.AdminScope, func(c *oauth2.AccessClaims) { c.Audience = oauth2.Audience{"https://orders"} }), 403, "insufficient_scope"},
+		{"account without the admin scope", "Bearer " + f.token(t, user, admin.AdminScope, nil), 401, "invalid_token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body, hdr := f.call(t, "GET", "/v1/apis", tt.auth, nil)
+			if status != tt.wantStatus || (tt.wantError != "" && body["error"] != tt.wantError) {
+				t.Fatalf("%d %v, want %d %s", status, body, tt.wantStatus, tt.wantError)
+			}
+			if status == 401 && !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Bearer") {
+				t.Fatalf("WWW-Authenticate = %q", hdr.Get("WWW-Authenticate"))
+			}
+			if status == 403 && !strings.Contains(hdr.Get("WWW-Authenticate"), `scope="keyward.admin"`) {
+				t.Fatalf("WWW-Authenticate = %q, want the needed scope", hdr.Get("WWW-Authenticate"))
+			}
+		})
+	}
+
+	// Disabling an administrator takes effect at once.
+	second, _ := f.srv.Admin.CreateAccount(ctx, admin.Actor{ID: "t"}, admin.AccountInput{Name: "second", Project: "proj", Scopes: []string{admin.AdminScope}})
+	tok := "Bearer " + f.token(t, second, admin.AdminScope, nil)
+	if status, _, _ := f.call(t, "GET", "/v1/apis", tok, nil); status != 200 {
+		t.Fatal("second admin refused")
+	}
+	f.call(t, "POST", "/v1/service-accounts/"+second.Email+"/disable", "Bearer "+f.token(t, f.admin, admin.AdminScope, nil), nil)
+	if status, _, _ := f.call(t, "GET", "/v1/apis", tok, nil); status != 401 {
+		t.Fatalf("a disabled admin's token: %d, want 401", status)
+	}
+}
+
+func pemOf(typ string, der []byte) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+}
+
+func TestManagement(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	spki := func(k any) []byte { b, _ := x509.MarshalPKIXPublicKey(k); return b }
+	steps := []struct {
+		name       string
+		method     string
+		path       string
+		body       any
+		wantStatus int
+		wantError  string
+	}{
+		{"create API", "POST", "/v1/apis", admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}}, 201, ""},
+		{"duplicate name", "POST", "/v1/apis", admin.APIInput{Name: "orders", Identifier: "https://x", Scopes: []string{"x.read"}}, 409, "conflict"},
+		{"duplicate identifier", "POST", "/v1/apis", admin.APIInput{Name: "xy", Identifier: "https://orders.internal", Scopes: []string{"x.read"}}, 409, "conflict"},
+		{"duplicate scope", "POST", "/v1/apis", admin.APIInput{Name: "xy", Identifier: "https://x", Scopes: []string{"orders.read"}}, 409, "conflict"},
+		{"bad API name", "POST", "/v1/apis", admin.APIInput{Name: "Orders!", Identifier: "https://x", Scopes: []string{"x.read"}}, 400, "invalid_request"},
+		{"relative identifier", "POST", "/v1/apis", admin.APIInput{Name: "x", Identifier: "orders", Scopes: []string{"x.read"}}, 400, "invalid_request"},
+		{"comma scope", "POST", "/v1/apis", admin.APIInput{Name: "x", Identifier: "https://x", Scopes: []string{"a,b"}}, 400, "invalid_request"},
+		{"unknown JSON field", "POST", "/v1/apis", `{"name":"x","identifer":"https://x"}`, 400, "invalid_request"},
+		{"not JSON", "POST", "/v1/apis", `name=x`, 400, "invalid_request"},
+		{"built-in API stays", "DELETE", "/v1/apis/keyward", nil, 409, "conflict"},
+		{"create account", "POST", "/v1/service-accounts", admin.AccountInput{Name: "job", Project: "shop", Scopes: []string{"orders.read"}}, 201, ""},
+		{"duplicate account", "POST", "/v1/service-accounts", admin.AccountInput{Name: "job", Project: "shop"}, 409, "conflict"},
+		{"bad account name", "POST", "/v1/service-accounts", admin.AccountInput{Name: "J", Project: "shop"}, 400, "invalid_request"},
+		{"unknown scope", "POST", "/v1/service-accounts", admin.AccountInput{Name: "job2", Project: "shop", Scopes: []string{"nope"}}, 400, "invalid_request"},
+		{"lifetime too long", "POST", "/v1/service-accounts", admin.AccountInput{Name: "job3", Project: "shop", TokenLifetimeSeconds: 86400}, 400, "invalid_request"},
+		{"unknown account", "GET", "/v1/service-accounts/ghost@shop.iam.test", nil, 404, "not_found"},
+		{"upload RSA-1024", "POST", "/v1/service-accounts/job@shop.iam.test/keys/upload", admin.KeyRequest{PublicKeyPEM: pemOf("PUBLIC KEY", spki(&rsa1024.PublicKey))}, 400, "invalid_request"},
+		{"upload P-384", "POST", "/v1/service-accounts/job@shop.iam.test/keys/upload", admin.KeyRequest{PublicKeyPEM: pemOf("PUBLIC KEY", spki(&p384.PublicKey))}, 400, "invalid_request"},
+		{"upload a private key", "POST", "/v1/service-accounts/job@shop.iam.test/keys/upload", admin.KeyRequest{PublicKeyPEM: pemOf("PRIVATE KEY", []byte{1})}, 400, "invalid_request"},
+		{"upload P-256", "POST", "/v1/service-accounts/job@shop.iam.test/keys/upload", admin.KeyRequest{PublicKeyPEM: pemOf("PUBLIC KEY", spki(&p256.PublicKey))}, 201, ""},
+		{"admin cannot disable itself", "POST", "/v1/service-accounts/" + f.admin.Email + "/disable", nil, 409, "conflict"},
+		{"admin cannot delete itself", "DELETE", "/v1/service-accounts/" + f.admin.ID, nil, 409, "conflict"},
+		{"no such route", "GET", "/v1/nothing", nil, 404, "not_found"},
+		{"wrong method", "PUT", "/v1/apis", nil, 404, "not_found"},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			status, body, _ := f.call(t, s.method, s.path, auth, s.body)
+			if status != s.wantStatus || (s.wantError != "" && body["error"] != s.wantError) {
+				t.Fatalf("%d %v, want %d %s", status, body, s.wantStatus, s.wantError)
+			}
+		})
+	}
+
+	t.Run("key file and public-only storage", func(t *testing.T) {
+		status, kf, _ := f.call(t, "POST", "/v1/service-accounts/job@shop.iam.test/keys", auth, nil)
+		if status != 201 || kf["type"] != "service_account" || kf["token_uri"] != issuer+"/token" || kf["universe_domain"] != nil {
+			t.Fatalf("%d %v", status, kf)
+		}
+		k, err := f.store.GetKey(context.Background(), kf["private_key_id"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(k.PublicKey)+string(k.Certificate), "PRIVATE") {
+			t.Fatal("private material stored")
+		}
+		// Another account's key is not reachable through this one.
+		_, other, _ := f.call(t, "POST", "/v1/service-accounts", auth, admin.AccountInput{Name: "other", Project: "shop"})
+		status, _, _ = f.call(t, "POST", "/v1/service-accounts/"+other["email"].(string)+"/keys/"+k.ID+"/disable", auth, nil)
+		if status != 404 {
+			t.Fatalf("disabling another account's key: %d, want 404", status)
+		}
+	})
+
+	t.Run("changes are audited with the admin as actor", func(t *testing.T) {
+		evs, err := f.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "api.create", Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found bool
+		for _, e := range evs {
+			found = found || (e.Actor == f.admin.ID && e.Data["api"] == "orders")
+		}
+		if !found {
+			t.Fatalf("no api.create event by the admin: %+v", evs)
+		}
+	})
+}
