@@ -1,0 +1,140 @@
+package discovery
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"flag"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+type fakeKeys struct{}
+
+func (fakeKeys) JWKS() []byte { return []byte(`{"keys":[]}`) }
+
+type fakeDir struct {
+	accounts map[string]storage.Account
+	keys     map[string][]storage.Key
+}
+
+func (d fakeDir) GetAccountByEmail(_ context.Context, email string) (storage.Account, error) {
+	a, ok := d.accounts[email]
+	if !ok {
+		return a, storage.ErrNotFound
+	}
+	return a, nil
+}
+
+func (d fakeDir) ListKeys(_ context.Context, id string) ([]storage.Key, error) { return d.keys[id], nil }
+
+var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func newHandler(t *testing.T) (*http.ServeMux, []byte) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	spki, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	cert := []byte{0x30, 0x03, 0x02, 0x01, 0x01}
+	dir := fakeDir{
+		accounts: map[string]storage.Account{
+			"job@p.iam.test": {ID: "1", Email: "job@p.iam.test"},
+			"off@p.iam.test": {ID: "2", Email: "off@p.iam.test", Disabled: true},
+		},
+		keys: map[string][]storage.Key{"1": {
+			{ID: "good", Algorithm: "ES256", PublicKey: spki, Certificate: cert},
+			{ID: "bare", Algorithm: "ES256", PublicKey: spki},
+			{ID: "disabled", Algorithm: "ES256", PublicKey: spki, Certificate: cert, Disabled: true},
+			{ID: "expired", Algorithm: "ES256", PublicKey: spki, Certificate: cert, ExpiresAt: now.Add(-time.Second)},
+		}},
+	}
+	md := Metadata{
+		Issuer: "https://keyward.test", TokenEndpoint: "https://keyward.test/token", JWKSURI: "https://keyward.test" + JWKSPath,
+		IntrospectionEndpoint: "https://keyward.test/introspect", RevocationEndpoint: "https://keyward.test/revoke",
+		ResponseTypesSupported: []string{}, GrantTypesSupported: []string{"client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer"},
+		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+	}
+	mux := http.NewServeMux()
+	NewHandler(md, fakeKeys{}, dir, func() time.Time { return now }).Register(mux)
+	return mux, cert
+}
+
+func get(mux http.Handler, path string) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+	return w
+}
+
+func TestMetadataGolden(t *testing.T) {
+	mux, _ := newHandler(t)
+	for _, path := range []string{MetadataPath, OpenIDPath} {
+		w := get(mux, path)
+		golden := filepath.Join("testdata", "metadata.golden")
+		if *update {
+			os.WriteFile(golden, w.Body.Bytes(), 0o644)
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.Code != 200 || w.Body.String() != string(want) {
+			t.Fatalf("%s: %d\n%s\nwant\n%s", path, w.Code, w.Body, want)
+		}
+		if w.Header().Get("Content-Type") != "application/json" {
+			t.Fatalf("Content-Type = %q", w.Header().Get("Content-Type"))
+		}
+	}
+}
+
+func TestAccountKeys(t *testing.T) {
+	mux, cert := newHandler(t)
+	t.Run("jwk", func(t *testing.T) {
+		w := get(mux, AccountJWKPath+"job@p.iam.test")
+		var set struct {
+			Keys []struct {
+				Kid, Alg, Use, Kty string
+			} `json:"keys"`
+		}
+		json.Unmarshal(w.Body.Bytes(), &set)
+		if w.Code != 200 || len(set.Keys) != 2 || set.Keys[0].Kid != "good" || set.Keys[1].Kid != "bare" || set.Keys[0].Alg != "ES256" || set.Keys[0].Use != "sig" {
+			t.Fatalf("%d %s: want only the enabled, unexpired keys", w.Code, w.Body)
+		}
+	})
+	t.Run("x509", func(t *testing.T) {
+		w := get(mux, AccountX509Path+"job%40p.iam.test")
+		var doc map[string]string
+		json.Unmarshal(w.Body.Bytes(), &doc)
+		if w.Code != 200 || len(doc) != 1 {
+			t.Fatalf("%d %s: want the one enabled key with a certificate", w.Code, w.Body)
+		}
+		block, _ := pem.Decode([]byte(doc["good"]))
+		if block == nil || block.Type != "CERTIFICATE" || string(block.Bytes) != string(cert) {
+			t.Fatalf("certificate = %q", doc["good"])
+		}
+	})
+	for _, path := range []string{AccountJWKPath + "ghost@p.iam.test", AccountJWKPath + "off@p.iam.test", AccountX509Path + "off@p.iam.test"} {
+		if w := get(mux, path); w.Code != 404 {
+			t.Fatalf("%s: %d, want 404", path, w.Code)
+		}
+	}
+}
+
+func TestAuthorizeEndpointExplains(t *testing.T) {
+	mux, _ := newHandler(t)
+	w := get(mux, AuthorizationPath+"?response_type=code")
+	var body map[string]string
+	json.Unmarshal(w.Body.Bytes(), &body)
+	if w.Code != 400 || body["error"] != "unsupported_response_type" {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+}
