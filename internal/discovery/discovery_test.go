@@ -38,7 +38,9 @@ func (d fakeDir) GetAccountByEmail(_ context.Context, email string) (storage.Acc
 	return a, nil
 }
 
-func (d fakeDir) ListKeys(_ context.Context, id string) ([]storage.Key, error) { return d.keys[id], nil }
+func (d fakeDir) ListKeys(_ context.Context, id string) ([]storage.Key, error) {
+	return d.keys[id], nil
+}
 
 var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 

@@ -235,7 +235,9 @@ func TestJWTBearer(t *testing.T) {
 		{name: "expired assertion", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Add(-2*time.Hour).Unix(), t0.Add(-time.Hour).Unix() }))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "lives longer than an hour", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix(), t0.Unix()+3601 }))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "exp before iat", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix(), t0.Unix()-10 }))}, wantStatus: 400, wantError: "invalid_grant"},
-		{name: "iat in the future", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Add(5*time.Minute).Unix(), t0.Add(10*time.Minute).Unix() }))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "iat in the future", req: request{body: form(rs(func(c map[string]any) {
+			c["iat"], c["exp"] = t0.Add(5*time.Minute).Unix(), t0.Add(10*time.Minute).Unix()
+		}))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "wrong aud", req: request{body: form(rs(func(c map[string]any) { c["aud"] = "https://oauth2.googleapis.com/token" }))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "missing aud", req: request{body: form(rs(func(c map[string]any) { delete(c, "aud") }))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "missing exp", req: request{body: form(rs(func(c map[string]any) { delete(c, "exp") }))}, wantStatus: 400, wantError: "invalid_grant"},
@@ -399,7 +401,9 @@ func TestReplayedJTI(t *testing.T) {
 func TestClockSkewTolerated(t *testing.T) {
 	e := newEnv(t)
 	// The signer's clock is 30 s ahead of the server's: within the skew.
-	a := sign(t, e.rsKey, jose.RS256, "rs", claims(func(c map[string]any) { c["iat"], c["exp"] = t0.Add(30*time.Second).Unix(), t0.Add(30*time.Second+time.Hour).Unix() }), nil)
+	a := sign(t, e.rsKey, jose.RS256, "rs", claims(func(c map[string]any) {
+		c["iat"], c["exp"] = t0.Add(30*time.Second).Unix(), t0.Add(30*time.Second+time.Hour).Unix()
+	}), nil)
 	if w := e.do(request{body: form(a)}); w.Code != 200 {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
