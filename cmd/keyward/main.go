@@ -58,6 +58,7 @@ its admin API, authenticated with an administrator key file
 		newKeysCommand(),
 		newSecretsCommand(),
 		newTokensCommand(),
+		newAuditCommand(),
 		newTokenCommand(),
 		newSigningKeysCommand(),
 	)

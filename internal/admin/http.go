@@ -55,6 +55,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		"PATCH /v1/apis/{name}":                               h.updateAPI,
 		"POST /v1/service-accounts/{sa}/revoke-tokens":        h.revokeAccountTokens,
 		"POST /v1/tokens/revoke":                              h.revokeToken,
+		"GET /v1/audit":                                       h.listAudit,
 		"GET /v1/service-accounts":                            h.listAccounts,
 		"POST /v1/service-accounts":                           h.createAccount,
 		"GET /v1/service-accounts/{sa}":                       h.getAccount,

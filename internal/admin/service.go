@@ -66,6 +66,7 @@ type Store interface {
 	ListAPIs(ctx context.Context) ([]storage.API, error)
 	UpdateAPI(ctx context.Context, name string, fn func(storage.API) (storage.API, error), ev storage.AuditEvent) (storage.API, error)
 	Revoke(ctx context.Context, r storage.Revocation, ev storage.AuditEvent) error
+	ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error)
 	DeleteAPI(ctx context.Context, name string, ev storage.AuditEvent) error
 }
 

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -106,4 +107,29 @@ func VerifyChain(seq int64, prev []byte, events []AuditEvent) (int64, []byte, er
 		seq, prev = e.Seq, e.Hash
 	}
 	return seq, prev, nil
+}
+
+// AuditLister lists audit events.
+type AuditLister interface {
+	ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+}
+
+// VerifyLog checks the whole audit chain of a store, page by page. It
+// returns the number of events checked and the head's hash; the error of a
+// broken chain names the first event that does not fit.
+func VerifyLog(ctx context.Context, s AuditLister) (count int64, head []byte, err error) {
+	var seq int64
+	prev := []byte{}
+	for {
+		page, err := s.ListAuditEvents(ctx, AuditFilter{AfterSeq: seq, Limit: 1000})
+		if err != nil {
+			return seq, prev, err
+		}
+		if len(page) == 0 {
+			return seq, prev, nil
+		}
+		if seq, prev, err = VerifyChain(seq, prev, page); err != nil {
+			return seq, prev, err
+		}
+	}
 }

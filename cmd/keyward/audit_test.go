@@ -1,0 +1,352 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/sqlite"
+)
+
+// TestMain lets a test run the keyward binary itself: the test binary,
+// re-executed with KEYWARD_TEST_RUN_MAIN=1, is keyward.
+func TestMain(m *testing.M) {
+	if os.Getenv("KEYWARD_TEST_RUN_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+type auditPage struct {
+	Events []struct {
+		Seq       int64             `json:"seq"`
+		Action    string            `json:"action"`
+		Outcome   string            `json:"outcome"`
+		AccountID string            `json:"account_id"`
+		Data      map[string]string `json:"data"`
+		Hash      string            `json:"hash"`
+	} `json:"events"`
+	Next string `json:"next_page_token"`
+}
+
+func TestAuditList(t *testing.T) {
+	m := startServer(t)
+	clientID, email := setupAccount(t, m, "audited")
+	admin := []string{"--credentials", m.AdminKeyFile}
+	var sec struct {
+		Secret string `json:"client_secret"`
+	}
+	json.Unmarshal([]byte(runCLI(t, append([]string{"secrets", "create", email, "-o", "json"}, admin...)...)), &sec)
+	tokenReq := func(secret string) {
+		req, _ := http.NewRequest("POST", m.Issuer+"/token", strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(clientID, secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	tokenReq(sec.Secret)
+	tokenReq("kw_wrong")
+
+	list := func(args ...string) []map[string]any {
+		t.Helper()
+		out := runCLI(t, append(append([]string{"audit", "list", "-o", "json", "--limit", "1000"}, admin...), args...)...)
+		var evs []map[string]any
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if line == "" {
+				continue
+			}
+			var e map[string]any
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("line %q: %v", line, err)
+			}
+			evs = append(evs, e)
+		}
+		return evs
+	}
+	t.Run("filters", func(t *testing.T) {
+		refused := list("--action", "token.refused")
+		if len(refused) != 1 || refused[0]["outcome"] != "failure" {
+			t.Fatalf("refusals = %v", refused)
+		}
+		mine := list("--account", email)
+		actions := map[string]bool{}
+		for _, e := range mine {
+			if e["account_id"] != clientID {
+				t.Fatalf("--account returned %v", e)
+			}
+			actions[e["action"].(string)] = true
+		}
+		if !actions["account.create"] || !actions["secret.create"] || !actions["token.issued"] {
+			t.Fatalf("actions about the account: %v", actions)
+		}
+		if got := list("--outcome", "failure", "--since", "1h"); len(got) != 1 {
+			t.Fatalf("failures in the last hour: %d, want 1", len(got))
+		}
+		if got := list("--until", "1h"); len(got) != 0 {
+			t.Fatalf("events before an hour ago: %d, want 0", len(got))
+		}
+	})
+	t.Run("paging", func(t *testing.T) {
+		all := list()
+		paged := runCLI(t, append([]string{"audit", "list", "-o", "json", "--limit", "2"}, admin...)...)
+		lines := strings.Split(strings.TrimSpace(paged), "\n")
+		// Each CLI run adds the token.issued event of its own admin token.
+		if len(lines) < len(all) {
+			t.Fatalf("paging by 2 gave %d events, want at least %d", len(lines), len(all))
+		}
+		for i, line := range lines {
+			var e struct{ Seq int }
+			json.Unmarshal([]byte(line), &e)
+			if e.Seq != i+1 {
+				t.Fatalf("event %d of the paged listing has seq %d: pages skip or repeat", i+1, e.Seq)
+			}
+		}
+	})
+	t.Run("bad input", func(t *testing.T) {
+		for _, q := range []string{"limit=0", "limit=x", "since=yesterday", "after=-1", "outcome=maybe", "wait=1h", "account=ghost@x"} {
+			c, err := (&clientFlags{credentials: m.AdminKeyFile, output: "json"}).client(cliContext())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out map[string]any
+			err = c.do(context.Background(), "GET", "/v1/audit?"+q, nil, &out)
+			if err == nil || !(strings.Contains(err.Error(), "invalid_request") || strings.Contains(err.Error(), "not_found")) {
+				t.Fatalf("%s: %v, want a 400 or 404", q, err)
+			}
+		}
+	})
+	t.Run("follow", func(t *testing.T) {
+		all := list()
+		last := fmt.Sprint(int64(all[len(all)-1]["seq"].(float64)))
+		c, err := (&clientFlags{credentials: m.AdminKeyFile, output: "json"}).client(cliContext())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan auditPage, 1)
+		go func() {
+			var p auditPage
+			c.do(context.Background(), "GET", "/v1/audit?wait=10s&action=token.refused&after="+last, nil, &p)
+			got <- p
+		}()
+		time.Sleep(300 * time.Millisecond) // let the poll start waiting
+		tokenReq("kw_wrong_again")
+		select {
+		case p := <-got:
+			if len(p.Events) != 1 || p.Events[0].Action != "token.refused" {
+				t.Fatalf("follow got %+v", p.Events)
+			}
+		case <-time.After(8 * time.Second):
+			t.Fatal("the waiting request did not return the new event")
+		}
+	})
+}
+
+func TestAuditVerify(t *testing.T) {
+	m := startServer(t)
+	setupAccount(t, m, "checked")
+	dir := m.Config.DataDir
+	out := runCLI(t, "audit", "verify", "--data-dir", dir)
+	if !strings.Contains(out, "intact") {
+		t.Fatalf("verify said %q", out)
+	}
+
+	// An attacker with access to the database rewrites an event.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "keyward.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		"DROP TRIGGER audit_events_no_update",
+		`UPDATE audit_events SET data = '{"api":"something-else"}' WHERE seq = 3`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	err = runCLIErr(t, "audit", "verify", "--data-dir", dir)
+	if err == nil || !strings.Contains(err.Error(), "audit event 3 was altered") {
+		t.Fatalf("verify after tampering: %v", err)
+	}
+}
+
+// runCLIErr runs a command that is expected to fail and returns its error.
+func runCLIErr(t *testing.T, args ...string) error {
+	t.Helper()
+	cmd := newRootCommand()
+	cmd.SetArgs(args)
+	cmd.SetOut(new(strings.Builder))
+	cmd.SetErr(new(strings.Builder))
+	return cmd.ExecuteContext(context.Background())
+}
+
+// TestCrashSafety kills a real keyward process with SIGKILL in the middle
+// of a load and checks that the audit chain verifies and that every token a
+// client received has its token.issued event.
+func TestCrashSafety(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process")
+	}
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	child := exec.Command(os.Args[0], "serve", "--data-dir", dir, "--listen", addr, "--log-level", "warn")
+	child.Env = append(os.Environ(), "KEYWARD_TEST_RUN_MAIN=1")
+	stderr, _ := child.StderrPipe()
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer child.Process.Kill()
+	go func() { // keep the pipe drained
+		s := bufio.NewScanner(stderr)
+		for s.Scan() {
+		}
+	}()
+	base := "http://" + addr
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the child server did not come up")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	adminKey := filepath.Join(dir, "admin-key.json")
+	admin := []string{"--credentials", adminKey}
+	runCLI(t, append([]string{"api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read"}, admin...)...)
+	var acct struct {
+		ClientID string `json:"client_id"`
+		Email    string `json:"email"`
+	}
+	json.Unmarshal([]byte(runCLI(t, append([]string{"sa", "create", "load", "--project", "crash", "--scopes", "orders.read", "-o", "json"}, admin...)...)), &acct)
+	var sec struct {
+		Secret string `json:"client_secret"`
+	}
+	json.Unmarshal([]byte(runCLI(t, append([]string{"secrets", "create", acct.Email, "-o", "json"}, admin...)...)), &sec)
+
+	var (
+		mu     sync.Mutex
+		issued []string // jti of every token a client received
+		wg     sync.WaitGroup
+	)
+	stop := make(chan struct{})
+	client := &http.Client{Timeout: 5 * time.Second}
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("POST", base+"/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth(acct.ClientID, sec.Secret)
+				resp, err := client.Do(req)
+				if err != nil {
+					return // the server is gone
+				}
+				var body struct {
+					AccessToken string `json:"access_token"`
+				}
+				json.NewDecoder(resp.Body).Decode(&body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					continue
+				}
+				tok, err := jwt.ParseSigned(body.AccessToken, []jose.SignatureAlgorithm{jose.ES256})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var c struct {
+					ID string `json:"jti"`
+				}
+				tok.UnsafeClaimsWithoutVerification(&c)
+				mu.Lock()
+				issued = append(issued, c.ID)
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond) // load for a while
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	child.Wait()
+	close(stop)
+	wg.Wait()
+	if len(issued) == 0 {
+		t.Fatal("no token was issued before the kill")
+	}
+
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "keyward.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	n, _, err := storage.VerifyLog(context.Background(), st)
+	if err != nil {
+		t.Fatalf("after SIGKILL the audit chain does not verify: %v", err)
+	}
+	recorded := map[string]bool{}
+	for after := int64(0); ; {
+		evs, err := st.ListAuditEvents(context.Background(), storage.AuditFilter{AfterSeq: after, Action: "token.issued", Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for _, e := range evs {
+			recorded[e.Data["token_id"]] = true
+		}
+		after = evs[len(evs)-1].Seq
+	}
+	for _, jti := range issued {
+		if !recorded[jti] {
+			t.Fatalf("a client received token %s, but its audit event was lost in the crash", jti)
+		}
+	}
+	t.Logf("%d tokens received before SIGKILL, all audited; %d events verified", len(issued), n)
+}
+
+// cliContext is a command carrying a context, for calling the admin API
+// client directly.
+func cliContext() *cobra.Command {
+	cmd := newRootCommand()
+	cmd.SetContext(context.Background())
+	return cmd
+}

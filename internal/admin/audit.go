@@ -1,0 +1,141 @@
+package admin
+
+import (
+	"context"
+	"encoding/hex"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// AuditEventView is an audit event as the admin API shows it. Hashes are
+// hex.
+type AuditEventView struct {
+	Seq       int64             `json:"seq"`
+	Time      time.Time         `json:"time"`
+	Action    string            `json:"action"`
+	Outcome   string            `json:"outcome"`
+	AccountID string            `json:"account_id,omitempty"`
+	Actor     string            `json:"actor,omitempty"`
+	Source    string            `json:"source,omitempty"`
+	Data      map[string]string `json:"data,omitempty"`
+	PrevHash  string            `json:"prev_hash"`
+	Hash      string            `json:"hash"`
+}
+
+func auditView(e storage.AuditEvent) AuditEventView {
+	return AuditEventView{e.Seq, e.Time, e.Action, e.Outcome, e.AccountID, e.Actor, e.Source, e.Data,
+		hex.EncodeToString(e.PrevHash), hex.EncodeToString(e.Hash)}
+}
+
+// maxAuditWait bounds a long poll; maxWaiters bounds concurrent ones.
+const (
+	maxAuditWait = 60 * time.Second
+	maxWaiters   = 64
+)
+
+// auditWaiters limits concurrent long polls.
+var auditWaiters = make(chan struct{}, maxWaiters)
+
+// parseTime reads an RFC 3339 time or a duration ago (1h: an hour ago).
+func parseTime(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	return time.Parse(time.RFC3339, s)
+}
+
+// listAudit serves GET /v1/audit. With wait=DURATION and no matching event
+// after `after`, it waits up to that long for one (long polling), checking
+// the store, so it works whichever replica wrote the event.
+func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
+	q := r.URL.Query()
+	now := h.svc.cfg.Now()
+	var f storage.AuditFilter
+	var err error
+	if v := q.Get("after"); v != "" {
+		if f.AfterSeq, err = strconv.ParseInt(v, 10, 64); err != nil || f.AfterSeq < 0 {
+			return 0, nil, invalid("after must be a sequence number.")
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > 1000 {
+			return 0, nil, invalid("limit must be a number from 1 to 1000.")
+		}
+	} else {
+		f.Limit = storage.DefaultListLimit
+	}
+	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if v := q.Get(name); v != "" {
+			if *dst, err = parseTime(v, now); err != nil {
+				return 0, nil, invalid("%s must be an RFC 3339 time or a duration ago such as 1h.", name)
+			}
+		}
+	}
+	f.Action, f.Outcome = q.Get("action"), q.Get("outcome")
+	if f.Outcome != "" && f.Outcome != storage.OutcomeSuccess && f.Outcome != storage.OutcomeFailure {
+		return 0, nil, invalid("outcome must be success or failure.")
+	}
+	if v := q.Get("account"); v != "" {
+		a, err := h.svc.GetAccount(r.Context(), v)
+		if err != nil {
+			return 0, nil, err
+		}
+		f.AccountID = a.ID
+	}
+	var wait time.Duration
+	if v := q.Get("wait"); v != "" {
+		if wait, err = time.ParseDuration(v); err != nil || wait < 0 || wait > maxAuditWait {
+			return 0, nil, invalid("wait must be a duration up to %s.", maxAuditWait)
+		}
+	}
+	evs, err := h.svc.store.ListAuditEvents(r.Context(), f)
+	if err == nil && len(evs) == 0 && wait > 0 {
+		evs, err = h.waitForAudit(r.Context(), f, wait)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]AuditEventView, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, auditView(e))
+	}
+	resp := map[string]any{"events": out}
+	if len(evs) > 0 {
+		resp["next_page_token"] = strconv.FormatInt(evs[len(evs)-1].Seq, 10)
+	} else {
+		resp["next_page_token"] = strconv.FormatInt(f.AfterSeq, 10)
+	}
+	return 200, resp, nil
+}
+
+func (h *Handler) waitForAudit(ctx context.Context, f storage.AuditFilter, wait time.Duration) ([]storage.AuditEvent, error) {
+	select {
+	case auditWaiters <- struct{}{}:
+		defer func() { <-auditWaiters }()
+	default:
+		return nil, &oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Status: http.StatusServiceUnavailable,
+			Description: "Too many clients are following the audit log; retry without wait or later."}
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, nil // nothing new: an empty page
+		case <-t.C:
+		}
+		evs, err := h.svc.store.ListAuditEvents(ctx, f)
+		if err != nil || len(evs) > 0 {
+			if ctx.Err() != nil {
+				return nil, nil
+			}
+			return evs, err
+		}
+	}
+}
