@@ -1,0 +1,147 @@
+package verify
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+type introspectionCredentials struct {
+	clientID, secret string
+	keyFile          []byte
+}
+
+// introspector asks the issuer about tokens (RFC 7662).
+type introspector struct {
+	endpoint string
+	issuer   string
+	o        options
+	// For private_key_jwt.
+	signer   jose.Signer
+	clientID string
+}
+
+func newIntrospector(endpoint, issuer string, o options) *introspector {
+	in := &introspector{endpoint: endpoint, issuer: issuer, o: o, clientID: o.introspect.clientID}
+	if kf := o.introspect.keyFile; kf != nil {
+		var f struct {
+			PrivateKeyID string `json:"private_key_id"`
+			PrivateKey   string `json:"private_key"`
+			ClientID     string `json:"client_id"`
+		}
+		if json.Unmarshal(kf, &f) == nil {
+			if block, _ := pem.Decode([]byte(f.PrivateKey)); block != nil {
+				if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+					in.signer, _ = jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: k}, (&jose.SignerOptions{}).WithHeader("kid", f.PrivateKeyID))
+					in.clientID = f.ClientID
+				}
+			}
+		}
+	}
+	return in
+}
+
+type introspection struct {
+	Active   bool            `json:"active"`
+	Scope    string          `json:"scope"`
+	ClientID string          `json:"client_id"`
+	Sub      string          `json:"sub"`
+	Aud      json.RawMessage `json:"aud"`
+	Iss      string          `json:"iss"`
+	Exp      json.Number     `json:"exp"`
+	Iat      json.Number     `json:"iat"`
+	Nbf      json.Number     `json:"nbf"`
+	Jti      string          `json:"jti"`
+	Email    string          `json:"client_email"`
+	Act      *struct {
+		Sub   string `json:"sub"`
+		Email string `json:"client_email"`
+	} `json:"act"`
+	Cnf *struct {
+		X5T string `json:"x5t#S256"`
+	} `json:"cnf"`
+}
+
+// introspect returns the claims of an active token meant for audience.
+func (in *introspector) introspect(ctx context.Context, raw, audience string, now time.Time) (*Claims, error) {
+	form := url.Values{"token": {raw}, "token_type_hint": {"access_token"}}
+	if in.signer != nil {
+		a, err := jwt.Signed(in.signer).Claims(map[string]any{
+			"iss": in.clientID, "sub": in.clientID, "aud": in.issuer, "jti": rand.Text(),
+			"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
+		}).Serialize()
+		if err != nil {
+			return nil, invalid("cannot sign the introspection client assertion", err)
+		}
+		form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+		form.Set("client_assertion", a)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, invalid("cannot build the introspection request", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if in.signer == nil {
+		req.SetBasicAuth(url.QueryEscape(in.o.introspect.clientID), url.QueryEscape(in.o.introspect.secret))
+	}
+	resp, err := in.o.client.Do(req)
+	if err != nil {
+		return nil, invalid("the issuer could not be asked about the token", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return nil, invalid("the issuer could not be asked about the token", fmt.Errorf("introspection: %s: %s", resp.Status, body))
+	}
+	var r introspection
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, invalid("the issuer's introspection answer is malformed", err)
+	}
+	if !r.Active {
+		return nil, invalid("the token is not active: expired, revoked, or unknown", nil)
+	}
+	aud, err := parseAudience(r.Aud)
+	if err != nil {
+		return nil, invalid("the introspection answer's aud is malformed", err)
+	}
+	if !slices.Contains(aud, audience) {
+		return nil, invalid("the token is not for this API", nil)
+	}
+	if r.Iss != "" && r.Iss != in.issuer {
+		return nil, invalid("the token was issued by another issuer", nil)
+	}
+	c := &Claims{Issuer: in.issuer, Subject: r.Sub, ClientID: r.ClientID, ClientEmail: r.Email, Audience: aud, Scopes: strings.Fields(r.Scope), ID: r.Jti}
+	var terr error
+	if c.Expiry, terr = numericDate(r.Exp); terr == nil {
+		if c.IssuedAt, terr = numericDate(r.Iat); terr == nil {
+			c.NotBefore, terr = numericDate(r.Nbf)
+		}
+	}
+	if terr != nil {
+		return nil, invalid("the introspection answer's times are malformed", terr)
+	}
+	if c.Expiry.IsZero() {
+		return nil, invalid("the introspection answer has no exp", errors.New("missing exp"))
+	}
+	if r.Act != nil {
+		c.Actor = &Actor{Subject: r.Act.Sub, ClientEmail: r.Act.Email}
+	}
+	if r.Cnf != nil {
+		c.CertificateThumbprint = r.Cnf.X5T
+	}
+	return c, nil
+}

@@ -1,0 +1,145 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
+)
+
+// keySet caches the issuer's JWKS, refreshing it in the background and on
+// an unknown kid — at most once every few seconds, so a flood of tokens
+// with made-up kids cannot hammer the issuer.
+type keySet struct {
+	uri     string
+	o       options
+	sf      singleflight.Group
+	limiter *rate.Limiter
+
+	mu     sync.RWMutex
+	keys   map[string]jose.JSONWebKey
+	algs   []jose.SignatureAlgorithm
+	maxAge time.Duration
+}
+
+func newKeySet(uri string, o options) *keySet {
+	return &keySet{uri: uri, o: o, limiter: rate.NewLimiter(rate.Every(o.unknownKidEvery), 1), keys: map[string]jose.JSONWebKey{}}
+}
+
+// refresh fetches the JWKS now.
+func (ks *keySet) refresh(ctx context.Context) error {
+	_, err, _ := ks.sf.Do("jwks", func() (any, error) {
+		var (
+			set jose.JSONWebKeySet
+			hdr http.Header
+		)
+		if err := getJSON(ctx, ks.o.client, ks.uri, &set, &hdr); err != nil {
+			return nil, fmt.Errorf("fetch keys: %w", err)
+		}
+		keys := map[string]jose.JSONWebKey{}
+		var algs []jose.SignatureAlgorithm
+		for _, k := range set.Keys {
+			alg := jose.SignatureAlgorithm(k.Algorithm)
+			// Only public signing keys with a declared, asymmetric algorithm.
+			if !k.IsPublic() || k.Use == "enc" || !allowed(alg) || k.KeyID == "" {
+				continue
+			}
+			keys[k.KeyID] = k
+			if !containsAlg(algs, alg) {
+				algs = append(algs, alg)
+			}
+		}
+		ks.mu.Lock()
+		ks.keys, ks.algs, ks.maxAge = keys, algs, maxAge(hdr)
+		ks.mu.Unlock()
+		return nil, nil
+	})
+	return err
+}
+
+// run refreshes the keys as their cache lifetime says, until ctx ends.
+func (ks *keySet) run(ctx context.Context) {
+	for {
+		ks.mu.RLock()
+		wait := ks.maxAge
+		ks.mu.RUnlock()
+		if wait <= 0 {
+			wait = ks.o.refreshInterval
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(max(wait, 10*time.Second)):
+		}
+		ks.refresh(ctx) // on failure the old keys stay in use
+	}
+}
+
+func (ks *keySet) algorithms() []jose.SignatureAlgorithm {
+	ks.mu.RLock()
+	defer ks.mu.RUnlock()
+	return ks.algs
+}
+
+// verify checks jws against the key its kid names, refreshing the keys
+// once when the kid is unknown.
+func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose.Header) ([]byte, error) {
+	ks.mu.RLock()
+	k, ok := ks.keys[h.KeyID]
+	ks.mu.RUnlock()
+	if !ok && ks.limiter.Allow() {
+		if err := ks.refresh(ctx); err == nil {
+			ks.mu.RLock()
+			k, ok = ks.keys[h.KeyID]
+			ks.mu.RUnlock()
+		}
+	}
+	if !ok {
+		return nil, invalid("the token was signed with a key the issuer does not publish", nil)
+	}
+	if k.Algorithm != h.Algorithm {
+		return nil, invalid("the token's algorithm is not its key's", nil)
+	}
+	payload, err := jws.Verify(k.Key)
+	if err != nil {
+		return nil, invalid("the token's signature does not verify", err)
+	}
+	return payload, nil
+}
+
+func allowed(alg jose.SignatureAlgorithm) bool {
+	switch alg {
+	case jose.ES256, jose.ES384, jose.ES512, jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512, jose.EdDSA:
+		return true
+	}
+	return false // none, HMAC and anything unknown
+}
+
+func containsAlg(l []jose.SignatureAlgorithm, a jose.SignatureAlgorithm) bool {
+	for _, x := range l {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// maxAge reads Cache-Control max-age.
+func maxAge(h http.Header) time.Duration {
+	for _, part := range strings.Split(h.Get("Cache-Control"), ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if ok && strings.EqualFold(k, "max-age") {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				return time.Duration(n) * time.Second
+			}
+		}
+	}
+	return 0
+}

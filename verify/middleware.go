@@ -1,0 +1,181 @@
+package verify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+)
+
+type ctxKey struct{}
+
+// ClaimsFromContext returns the claims Middleware put in the request's
+// context.
+func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
+	c, ok := ctx.Value(ctxKey{}).(*Claims)
+	return c, ok
+}
+
+// MiddlewareOption configures Middleware.
+type MiddlewareOption func(*mwOptions)
+
+type mwOptions struct {
+	realm      string
+	queryToken bool
+	onError    func(r *http.Request, err error)
+}
+
+// AllowQueryToken also accepts the token in an access_token form or query
+// parameter (RFC 6750 §2.2, §2.3). Off by default: query strings end up in
+// logs.
+func AllowQueryToken() MiddlewareOption { return func(o *mwOptions) { o.queryToken = true } }
+
+// WithRealm sets the realm of the WWW-Authenticate challenge.
+func WithRealm(realm string) MiddlewareOption { return func(o *mwOptions) { o.realm = realm } }
+
+// OnError is called with each refused request's error, for logging.
+func OnError(f func(r *http.Request, err error)) MiddlewareOption {
+	return func(o *mwOptions) { o.onError = f }
+}
+
+// Middleware verifies the bearer token of every request (RFC 6750) and puts
+// its claims in the request context. Refused requests get 401 (or 400 for
+// a malformed request) with a WWW-Authenticate challenge.
+func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.Handler {
+	o := mwOptions{realm: v.audience}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			raw, err := bearerToken(r, o.queryToken)
+			if err != nil {
+				o.refuse(w, r, err)
+				return
+			}
+			var c *Claims
+			if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+				c, err = v.VerifyWithCertificate(r.Context(), raw, r.TLS.PeerCertificates[0])
+			} else {
+				c, err = v.Verify(r.Context(), raw)
+			}
+			if err != nil {
+				o.refuse(w, r, err)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, c)))
+		})
+	}
+}
+
+// errNoToken is a request without credentials: the challenge carries no
+// error code (RFC 6750 §3.1).
+var errNoToken = &Error{Code: "", Description: "an access token is required"}
+
+// bearerToken extracts the token, from the Authorization header, or from
+// the access_token parameter when allowed; using both is an error.
+func bearerToken(r *http.Request, allowQuery bool) (string, error) {
+	h := r.Header.Values("Authorization")
+	var fromHeader string
+	switch len(h) {
+	case 0:
+	case 1:
+		scheme, tok, ok := strings.Cut(h[0], " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" || strings.ContainsAny(strings.TrimSpace(tok), " \t") {
+			return "", &Error{Code: "invalid_request", Description: "the Authorization header must be: Bearer <token>"}
+		}
+		fromHeader = strings.TrimSpace(tok)
+	default:
+		return "", &Error{Code: "invalid_request", Description: "more than one Authorization header"}
+	}
+	fromQuery := ""
+	if allowQuery {
+		fromQuery = r.URL.Query().Get("access_token")
+		if fromQuery == "" && r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+			fromQuery = r.PostFormValue("access_token")
+		}
+	}
+	switch {
+	case fromHeader != "" && fromQuery != "":
+		return "", &Error{Code: "invalid_request", Description: "the token was sent in more than one way (RFC 6750 §2)"}
+	case fromHeader != "":
+		return fromHeader, nil
+	case fromQuery != "":
+		return fromQuery, nil
+	}
+	return "", errNoToken
+}
+
+func (o mwOptions) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	if o.onError != nil {
+		o.onError(r, err)
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		e = invalid("the token could not be verified", err)
+	}
+	status := http.StatusUnauthorized
+	switch e.Code {
+	case "invalid_request":
+		status = http.StatusBadRequest
+	case "insufficient_scope":
+		status = http.StatusForbidden
+	}
+	challenge(w, o.realm, e, "")
+	writeError(w, status, e)
+}
+
+// challenge sets the RFC 6750 §3 WWW-Authenticate header.
+func challenge(w http.ResponseWriter, realm string, e *Error, scope string) {
+	v := `Bearer realm="` + quote(realm) + `"`
+	if e.Code != "" {
+		v += `, error="` + e.Code + `", error_description="` + quote(e.Description) + `"`
+	}
+	if scope != "" {
+		v += `, scope="` + quote(scope) + `"`
+	}
+	w.Header().Set("WWW-Authenticate", v)
+}
+
+func quote(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s)
+}
+
+func writeError(w http.ResponseWriter, status int, e *Error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if e.Code == "" {
+		json.NewEncoder(w).Encode(map[string]string{"error": "invalid_token", "error_description": e.Description})
+		return
+	}
+	json.NewEncoder(w).Encode(map[string]string{"error": e.Code, "error_description": e.Description})
+}
+
+// RequireScopes lets a request through only if its token (verified by
+// Middleware) carries every one of scopes; otherwise 403 insufficient_scope
+// naming them (RFC 6750 §3.1).
+func RequireScopes(scopes ...string) func(http.Handler) http.Handler {
+	need := strings.Join(scopes, " ")
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, ok := ClaimsFromContext(r.Context())
+			if !ok {
+				e := &Error{Code: "invalid_token", Description: "no verified token: put verify.Middleware first"}
+				challenge(w, "", e, need)
+				writeError(w, http.StatusUnauthorized, e)
+				return
+			}
+			for _, s := range scopes {
+				if !c.HasScope(s) {
+					e := &Error{Code: "insufficient_scope", Description: "the token lacks the scope " + s}
+					challenge(w, "", e, need)
+					writeError(w, http.StatusForbidden, e)
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}

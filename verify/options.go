@@ -1,0 +1,85 @@
+package verify
+
+import (
+	"net/http"
+	"time"
+)
+
+// Option configures a Verifier.
+type Option func(*options)
+
+type options struct {
+	client           *http.Client
+	now              func() time.Time
+	leeway           time.Duration
+	cacheSize        int
+	introspect       *introspectionCredentials
+	introspectJWTs   bool
+	introspectionTTL time.Duration
+	selfSigned       bool
+	maxSelfSignedAge time.Duration
+	refreshInterval  time.Duration
+	unknownKidEvery  time.Duration
+}
+
+func defaultOptions() options {
+	return options{
+		client:           &http.Client{Timeout: 10 * time.Second},
+		now:              time.Now,
+		leeway:           30 * time.Second,
+		cacheSize:        10_000,
+		introspectionTTL: 30 * time.Second,
+		maxSelfSignedAge: time.Hour,
+		refreshInterval:  5 * time.Minute,
+		unknownKidEvery:  10 * time.Second,
+	}
+}
+
+// WithHTTPClient sets the client used to reach the issuer.
+func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
+
+// WithClock sets the time source (tests).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithLeeway sets the clock difference tolerated for exp, nbf and iat
+// (default 30 s).
+func WithLeeway(d time.Duration) Option { return func(o *options) { o.leeway = d } }
+
+// WithCacheSize bounds the verified-token cache (default 10,000 tokens).
+func WithCacheSize(n int) Option { return func(o *options) { o.cacheSize = n } }
+
+// WithIntrospection lets the Verifier introspect opaque tokens (RFC 7662),
+// authenticated as the API's own service account with a client secret
+// (client_secret_basic). The account must be an introspector of the API.
+func WithIntrospection(clientID, clientSecret string) Option {
+	return func(o *options) { o.introspect = &introspectionCredentials{clientID: clientID, secret: clientSecret} }
+}
+
+// WithIntrospectionKeyFile is WithIntrospection with the API account's JSON
+// key file instead of a secret: each request carries a fresh private_key_jwt
+// assertion (RFC 7523 §2.2).
+func WithIntrospectionKeyFile(keyFileJSON []byte) Option {
+	return func(o *options) { o.introspect = &introspectionCredentials{keyFile: keyFileJSON} }
+}
+
+// WithRevocationCheck makes the Verifier introspect JWTs too, after the
+// local checks, so a revoked token or a disabled account is refused within
+// the introspection cache lifetime. It needs WithIntrospection.
+func WithRevocationCheck() Option { return func(o *options) { o.introspectJWTs = true } }
+
+// WithIntrospectionCacheTTL bounds how long an introspection answer is
+// reused (default 30 s); never past the token's expiry.
+func WithIntrospectionCacheTTL(d time.Duration) Option {
+	return func(o *options) { o.introspectionTTL = d }
+}
+
+// WithSelfSignedJWTs accepts a service account's own JWT as a bearer token
+// ("authorization without OAuth"): iss = sub = the account email, aud = this
+// API, exp - iat at most an hour, signed with one of the account's keys as
+// published at the issuer's /service_accounts/v1/jwk/{email}. Such tokens
+// carry no scopes: authorize them by Claims.ClientEmail.
+func WithSelfSignedJWTs() Option { return func(o *options) { o.selfSigned = true } }
+
+// WithKeyRefresh sets how often the issuer's keys are refetched when the
+// response says nothing about caching (default 5 minutes).
+func WithKeyRefresh(d time.Duration) Option { return func(o *options) { o.refreshInterval = d } }

@@ -1,0 +1,437 @@
+// Package verify checks Keyward access tokens in the APIs that receive
+// them: JWT access tokens (RFC 9068) locally against Keyward's published
+// keys, opaque tokens through introspection (RFC 7662), and — when turned
+// on — a service account's self-signed JWT used directly as a bearer token.
+//
+// It depends on neither Keyward's server nor its storage:
+//
+//	v, err := verify.New(ctx, "https://keyward.internal", "https://orders.internal")
+//	...
+//	mux.Handle("GET /orders", verify.Middleware(v)(verify.RequireScopes("orders.read")(ordersHandler)))
+//
+// Verified tokens are cached until they expire, so the hot path of a busy
+// API is a map lookup.
+package verify
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// Claims are what a verified token says.
+type Claims struct {
+	Issuer string
+	// Subject is the service account's numeric ID, or the user a delegated
+	// token acts for.
+	Subject string
+	// ClientID is the service account's numeric client ID.
+	ClientID string
+	// ClientEmail is the service account's email.
+	ClientEmail string
+	Audience    []string
+	Scopes      []string
+	IssuedAt    time.Time
+	Expiry      time.Time
+	NotBefore   time.Time
+	ID          string
+	// Actor is the service account acting for Subject in a delegated token.
+	Actor *Actor
+	// CertificateThumbprint is the x5t#S256 of the client certificate the
+	// token is bound to (RFC 8705), if any.
+	CertificateThumbprint string
+	// SelfSigned says the token is a service account's own JWT, not an
+	// access token from Keyward: it carries no scopes.
+	SelfSigned bool
+}
+
+// Actor names who acts for the subject (RFC 8693 §4.1).
+type Actor struct {
+	Subject     string
+	ClientEmail string
+}
+
+// HasScope reports whether the token carries scope.
+func (c *Claims) HasScope(scope string) bool { return slices.Contains(c.Scopes, scope) }
+
+// Error is a refused token, with the RFC 6750 error code.
+type Error struct {
+	Code        string // invalid_token, invalid_request or insufficient_scope
+	Description string
+	Err         error // the cause, for logs
+}
+
+func (e *Error) Error() string {
+	s := e.Code + ": " + e.Description
+	if e.Err != nil {
+		s += " (" + e.Err.Error() + ")"
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func invalid(desc string, cause error) *Error {
+	return &Error{Code: "invalid_token", Description: desc, Err: cause}
+}
+
+// Verifier verifies tokens for one API (audience) of one Keyward issuer.
+// It is safe for concurrent use.
+type Verifier struct {
+	issuer   string
+	audience string
+	o        options
+	keys     *keySet
+	intro    *introspector
+	accounts *accountKeys
+	cache    *tokenCache
+}
+
+// New discovers the issuer's metadata (RFC 8414) and keys, and keeps the
+// keys fresh in the background until ctx ends.
+func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Verifier, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	issuerURL = strings.TrimSuffix(issuerURL, "/")
+	if audience == "" {
+		return nil, errors.New("verify: the audience (the API's identifier) is required")
+	}
+	var md struct {
+		Issuer                string `json:"issuer"`
+		JWKSURI               string `json:"jwks_uri"`
+		IntrospectionEndpoint string `json:"introspection_endpoint"`
+	}
+	if err := getJSON(ctx, o.client, issuerURL+"/.well-known/oauth-authorization-server", &md, nil); err != nil {
+		return nil, fmt.Errorf("verify: discovery: %w", err)
+	}
+	if md.Issuer != issuerURL {
+		return nil, fmt.Errorf("verify: the metadata names issuer %q, not %q (RFC 8414 §3.3)", md.Issuer, issuerURL)
+	}
+	if md.JWKSURI == "" {
+		return nil, errors.New("verify: the metadata has no jwks_uri")
+	}
+	v := &Verifier{issuer: issuerURL, audience: audience, o: o, cache: newTokenCache(o.cacheSize)}
+	v.keys = newKeySet(md.JWKSURI, o)
+	if err := v.keys.refresh(ctx); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	go v.keys.run(ctx)
+	if o.introspect != nil {
+		if md.IntrospectionEndpoint == "" {
+			return nil, errors.New("verify: introspection is configured but the issuer has no introspection_endpoint")
+		}
+		v.intro = newIntrospector(md.IntrospectionEndpoint, issuerURL, o)
+	}
+	if o.selfSigned {
+		v.accounts = newAccountKeys(issuerURL, o)
+	}
+	return v, nil
+}
+
+// Verify checks a bearer token that arrived without a client certificate.
+// A certificate-bound token is refused: use VerifyWithCertificate.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
+	return v.VerifyWithCertificate(ctx, raw, nil)
+}
+
+// VerifyWithCertificate checks a bearer token that arrived over a TLS
+// connection with the given client certificate (nil for none). A token bound
+// to a certificate (RFC 8705 §3) must arrive with that certificate.
+//
+// The returned Claims are shared with the cache: do not modify them.
+func (v *Verifier) VerifyWithCertificate(ctx context.Context, raw string, cert *x509.Certificate) (*Claims, error) {
+	if raw == "" {
+		return nil, &Error{Code: "invalid_request", Description: "no access token"}
+	}
+	now := v.o.now()
+	key := tokenKey(raw)
+	c, ok := v.cache.get(key, now)
+	if !ok {
+		var err error
+		if c, err = v.verify(ctx, raw, now); err != nil {
+			return nil, err
+		}
+		until := c.Expiry
+		if v.o.introspectJWTs || !isJWT(raw) {
+			// Introspection answers are reused for a short time only, so a
+			// revocation is felt quickly.
+			until = minTime(until, now.Add(v.o.introspectionTTL))
+		}
+		v.cache.put(key, c, until, now)
+	}
+	if err := checkBinding(c, cert); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Claims, error) {
+	if !isJWT(raw) {
+		if v.intro == nil {
+			return nil, invalid("the token is not a JWT, and this API does not introspect opaque tokens", nil)
+		}
+		return v.intro.introspect(ctx, raw, v.audience, now)
+	}
+	if v.accounts != nil && looksSelfSigned(raw) {
+		return v.verifySelfSigned(ctx, raw, now)
+	}
+	jws, err := jose.ParseSigned(raw, v.keys.algorithms())
+	if err != nil {
+		return nil, invalid("the token is not a JWS signed with an algorithm of the issuer's keys", err)
+	}
+	h := jws.Signatures[0].Protected
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+		return nil, invalid(fmt.Sprintf("the token's typ is %q, not at+jwt (RFC 9068 §4)", typ), nil)
+	}
+	payload, err := v.keys.verify(ctx, jws, h)
+	if err != nil {
+		return nil, err
+	}
+	c, err := parseAccessClaims(payload)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.checkTimes(c, now); err != nil {
+		return nil, err
+	}
+	if c.Issuer != v.issuer {
+		return nil, invalid(fmt.Sprintf("the token was issued by %q, not %q", c.Issuer, v.issuer), nil)
+	}
+	if !slices.Contains(c.Audience, v.audience) {
+		return nil, invalid(fmt.Sprintf("the token is for %v, not for this API (%s)", c.Audience, v.audience), nil)
+	}
+	if v.o.introspectJWTs {
+		if v.intro == nil {
+			return nil, invalid("revocation checks need introspection credentials", nil)
+		}
+		if _, err := v.intro.introspect(ctx, raw, v.audience, now); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (v *Verifier) checkTimes(c *Claims, now time.Time) error {
+	if c.Expiry.IsZero() || !now.Before(c.Expiry.Add(v.o.leeway)) {
+		return invalid("the token has expired", nil)
+	}
+	if !c.NotBefore.IsZero() && now.Add(v.o.leeway).Before(c.NotBefore) {
+		return invalid("the token is not valid yet (nbf)", nil)
+	}
+	if !c.IssuedAt.IsZero() && now.Add(v.o.leeway).Before(c.IssuedAt) {
+		return invalid("the token was issued in the future (iat); check the clocks", nil)
+	}
+	return nil
+}
+
+// wireClaims are the claims of a Keyward access token on the wire.
+type wireClaims struct {
+	Iss      string          `json:"iss"`
+	Sub      string          `json:"sub"`
+	Aud      json.RawMessage `json:"aud"`
+	ClientID string          `json:"client_id"`
+	Email    string          `json:"client_email"`
+	Iat      json.Number     `json:"iat"`
+	Nbf      json.Number     `json:"nbf"`
+	Exp      json.Number     `json:"exp"`
+	Jti      string          `json:"jti"`
+	Scope    string          `json:"scope"`
+	Act      *struct {
+		Sub   string `json:"sub"`
+		Email string `json:"client_email"`
+	} `json:"act"`
+	Cnf *struct {
+		X5T string `json:"x5t#S256"`
+	} `json:"cnf"`
+}
+
+func parseAccessClaims(payload []byte) (*Claims, error) {
+	var w wireClaims
+	if err := json.Unmarshal(payload, &w); err != nil {
+		return nil, invalid("the token's claims are malformed", err)
+	}
+	aud, err := parseAudience(w.Aud)
+	if err != nil {
+		return nil, invalid("the token's aud is malformed", err)
+	}
+	c := &Claims{
+		Issuer: w.Iss, Subject: w.Sub, ClientID: w.ClientID, ClientEmail: w.Email, Audience: aud,
+		Scopes: strings.Fields(w.Scope), ID: w.Jti,
+	}
+	if c.IssuedAt, err = numericDate(w.Iat); err == nil {
+		if c.NotBefore, err = numericDate(w.Nbf); err == nil {
+			c.Expiry, err = numericDate(w.Exp)
+		}
+	}
+	if err != nil {
+		return nil, invalid("the token's times are malformed", err)
+	}
+	if w.Act != nil {
+		c.Actor = &Actor{Subject: w.Act.Sub, ClientEmail: w.Act.Email}
+	}
+	if w.Cnf != nil {
+		c.CertificateThumbprint = w.Cnf.X5T
+	}
+	return c, nil
+}
+
+func parseAudience(raw json.RawMessage) ([]string, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		return []string{one}, nil
+	}
+	var many []string
+	if err := json.Unmarshal(raw, &many); err != nil {
+		return nil, err
+	}
+	return many, nil
+}
+
+func numericDate(n json.Number) (time.Time, error) {
+	if n == "" {
+		return time.Time{}, nil
+	}
+	f, err := n.Float64()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.Unix(int64(f), 0), nil
+}
+
+// checkBinding enforces certificate binding (RFC 8705 §3).
+func checkBinding(c *Claims, cert *x509.Certificate) error {
+	if c.CertificateThumbprint == "" {
+		return nil
+	}
+	if cert == nil {
+		return invalid("the token is bound to a client certificate, and the request presented none", nil)
+	}
+	sum := sha256.Sum256(cert.Raw)
+	if base64.RawURLEncoding.EncodeToString(sum[:]) != c.CertificateThumbprint {
+		return invalid("the token is bound to another client certificate", nil)
+	}
+	return nil
+}
+
+// tokenKey is the cache key of a token: its SHA-256, computed without
+// copying the token (Sum256 does not keep the slice).
+func tokenKey(raw string) [32]byte {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
+}
+
+func isJWT(raw string) bool { return strings.Count(raw, ".") == 2 }
+
+// looksSelfSigned reports whether a JWT's (unverified) issuer is an email:
+// a service account's own JWT rather than an access token.
+func looksSelfSigned(raw string) bool {
+	_, rest, _ := strings.Cut(raw, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	b, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return false
+	}
+	var c struct {
+		Iss string `json:"iss"`
+	}
+	return json.Unmarshal(b, &c) == nil && strings.Contains(c.Iss, "@")
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// getJSON fetches url into v, bounded in size; it returns the response
+// headers for cache control.
+func getJSON(ctx context.Context, client *http.Client, url string, v any, hdr *http.Header) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	if hdr != nil {
+		*hdr = resp.Header
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v); err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	return nil
+}
+
+// tokenCache holds verified claims by the token's SHA-256 until they
+// expire, bounded in entries.
+type tokenCache struct {
+	max    int
+	shards [16]struct {
+		mu sync.RWMutex
+		m  map[[32]byte]cached
+	}
+}
+
+type cached struct {
+	c     *Claims
+	until time.Time
+}
+
+func newTokenCache(n int) *tokenCache {
+	tc := &tokenCache{max: max(1, n/16)}
+	for i := range tc.shards {
+		tc.shards[i].m = map[[32]byte]cached{}
+	}
+	return tc
+}
+
+func (tc *tokenCache) get(k [32]byte, now time.Time) (*Claims, bool) {
+	s := &tc.shards[k[0]&15]
+	s.mu.RLock()
+	e, ok := s.m[k]
+	s.mu.RUnlock()
+	if !ok || !now.Before(e.until) {
+		return nil, false
+	}
+	return e.c, true
+}
+
+func (tc *tokenCache) put(k [32]byte, c *Claims, until, now time.Time) {
+	s := &tc.shards[k[0]&15]
+	s.mu.Lock()
+	if len(s.m) >= tc.max {
+		for key, e := range s.m { // drop the expired; if none, some at random
+			if !now.Before(e.until) || len(s.m) >= tc.max {
+				delete(s.m, key)
+			}
+			if len(s.m) < tc.max*9/10 {
+				break
+			}
+		}
+	}
+	s.m[k] = cached{c: c, until: until}
+	s.mu.Unlock()
+}

@@ -1,0 +1,325 @@
+package verify_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/signer"
+	"github.com/keyward/keyward/verify"
+)
+
+func newVerifier(t testing.TB, k *keyward, opts ...verify.Option) *verify.Verifier {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	v, err := verify.New(ctx, k.URL, "https://orders.internal", append([]verify.Option{verify.WithClock(k.clock.now)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func wantInvalid(t *testing.T, err error, fragment string) {
+	t.Helper()
+	var ve *verify.Error
+	if !errors.As(err, &ve) || ve.Code != "invalid_token" {
+		t.Fatalf("err = %v, want invalid_token", err)
+	}
+	if fragment != "" && !strings.Contains(ve.Description, fragment) {
+		t.Fatalf("description %q does not mention %q", ve.Description, fragment)
+	}
+}
+
+// tokenFor gets a real token through the token endpoint.
+func tokenFor(t *testing.T, k *keyward, id, secret, scope string) string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", k.URL+"/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(id, secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("token: %s", resp.Status)
+	}
+	return body.AccessToken
+}
+
+func TestVerifyJWT(t *testing.T) {
+	k := startKeyward(t)
+	id, secret, _, _ := k.setup(t, "jwt")
+	v := newVerifier(t, k)
+	ctx := context.Background()
+
+	c, err := v.Verify(ctx, tokenFor(t, k, id, secret, "orders.read"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ClientID != id || c.Subject != id || c.ClientEmail != "job@shop.iam.test" || !c.HasScope("orders.read") || c.ID == "" || c.Expiry.IsZero() {
+		t.Fatalf("claims = %+v", c)
+	}
+
+	other := startKeyward(t) // another issuer, with keys of its own
+	wrongTyp := func() string {
+		sealer, _ := signer.NewSealer(make([]byte, 32))
+		s, err := signer.New(ctx, k.store, sealer, signer.Config{Policy: signer.Policy{Algorithm: "ES256", RetainFor: time.Hour}, Type: "JWT", Now: k.clock.now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := s.Sign(oauth2.AccessClaims{Issuer: k.URL, Audience: oauth2.Audience{"https://orders.internal"}, Expiry: k.clock.now().Add(time.Hour).Unix(), ID: "x"})
+		return raw
+	}()
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	rs, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: rsaKey}, (&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", k.signer.CurrentKeyID()))
+	wrongAlg, _ := jwt.Signed(rs).Claims(map[string]any{"iss": k.URL, "aud": "https://orders.internal", "exp": time.Now().Add(time.Hour).Unix()}).Serialize()
+	hs, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte("secret-secret-secret-secret-1234")}, (&jose.SignerOptions{}).WithType("at+jwt"))
+	hmacTok, _ := jwt.Signed(hs).Claims(map[string]any{"iss": k.URL, "aud": "https://orders.internal", "exp": time.Now().Add(time.Hour).Unix()}).Serialize()
+
+	tests := []struct {
+		name, raw, fragment string
+	}{
+		{"wrong issuer", k.sign(t, func(c *oauth2.AccessClaims) { c.Issuer = "https://evil" }), "issued by"},
+		{"another issuer's key", other.sign(t, nil), "does not publish"},
+		{"wrong audience", k.sign(t, func(c *oauth2.AccessClaims) { c.Audience = oauth2.Audience{"https://billing.internal"} }), "not for this API"},
+		{"wrong typ", wrongTyp, "typ"},
+		{"RS256 under an ES256 kid", wrongAlg, ""},
+		{"HS256", hmacTok, ""},
+		{"alg none", "eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0.eyJpc3MiOiJ4In0.", ""},
+		{"expired", k.sign(t, func(c *oauth2.AccessClaims) { c.Expiry = k.clock.now().Add(-time.Minute).Unix() }), "expired"},
+		{"not yet valid", k.sign(t, func(c *oauth2.AccessClaims) { c.NotBefore = k.clock.now().Add(10 * time.Minute).Unix() }), "not valid yet"},
+		{"tampered", tokenFor(t, k, id, secret, "orders.read")[:40] + "x" + tokenFor(t, k, id, secret, "orders.read")[41:], ""},
+		{"opaque without introspection", "kwat_abcdef", "introspect"},
+		{"garbage", "a.b.c", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := v.Verify(ctx, tt.raw)
+			wantInvalid(t, err, tt.fragment)
+		})
+	}
+	t.Run("leeway", func(t *testing.T) {
+		raw := k.sign(t, func(c *oauth2.AccessClaims) { c.Expiry = k.clock.now().Add(-10 * time.Second).Unix() })
+		if _, err := v.Verify(ctx, raw); err != nil {
+			t.Fatalf("a token expired 10 s ago is within the default 30 s leeway: %v", err)
+		}
+	})
+	t.Run("cached until expiry", func(t *testing.T) {
+		raw := k.sign(t, func(c *oauth2.AccessClaims) { c.Expiry = k.clock.now().Add(time.Minute).Unix() })
+		if _, err := v.Verify(ctx, raw); err != nil {
+			t.Fatal(err)
+		}
+		k.clock.add(2 * time.Minute)
+		_, err := v.Verify(ctx, raw)
+		wantInvalid(t, err, "expired")
+	})
+}
+
+func TestUnknownKidRefetchesKeys(t *testing.T) {
+	k := startKeyward(t)
+	v := newVerifier(t, k)
+	ctx := context.Background()
+	before := k.jwksFetches.Load()
+	// Two rotations: the key now signing was not in the JWKS the verifier
+	// fetched at start.
+	k.signer.Rotate(ctx)
+	k.signer.Rotate(ctx)
+	if _, err := v.Verify(ctx, k.sign(t, nil)); err != nil {
+		t.Fatalf("token of a rotated-in key: %v", err)
+	}
+	if got := k.jwksFetches.Load() - before; got != 1 {
+		t.Fatalf("%d JWKS fetches for one unknown kid, want 1", got)
+	}
+	// A flood of made-up kids does not hammer the issuer.
+	other := startKeyward(t)
+	for range 200 {
+		v.Verify(ctx, other.sign(t, func(c *oauth2.AccessClaims) { c.ID = fmt.Sprint(time.Now().UnixNano()) }))
+	}
+	if got := k.jwksFetches.Load() - before; got > 2 {
+		t.Fatalf("%d JWKS fetches after 200 tokens with unknown kids, want at most 2", got)
+	}
+}
+
+func TestIntrospection(t *testing.T) {
+	k := startKeyward(t)
+	id, secret, apiID, apiSecret := k.setup(t, "opaque")
+	v := newVerifier(t, k, verify.WithIntrospection(apiID, apiSecret), verify.WithIntrospectionCacheTTL(10*time.Second))
+	ctx := context.Background()
+	tok := tokenFor(t, k, id, secret, "orders.read")
+	if !strings.HasPrefix(tok, "kwat_") {
+		t.Fatalf("token %q is not opaque", tok[:8])
+	}
+	c, err := v.Verify(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ClientID != id || !c.HasScope("orders.read") {
+		t.Fatalf("claims = %+v", c)
+	}
+	// Revoke it; within the cache lifetime the old answer stands, after it
+	// the token is refused.
+	req, _ := http.NewRequest("POST", k.URL+"/revoke", strings.NewReader("token="+tok))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(id, secret)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("revoke: %v", err)
+	}
+	k.clock.add(11 * time.Second)
+	_, err = v.Verify(ctx, tok)
+	wantInvalid(t, err, "not active")
+
+	// A token for another API is refused by introspection too.
+	bill := tokenFor(t, k, id, secret, "billing.read")
+	_, err = v.Verify(ctx, bill)
+	wantInvalid(t, err, "")
+
+	t.Run("revocation check of JWTs", func(t *testing.T) {
+		ids := []string{apiID}
+		format := "jwt"
+		k.srv.Admin.UpdateAPI(ctx, sys, "orders", admin.APIUpdate{TokenFormat: &format, Introspectors: &ids})
+		rv := newVerifier(t, k, verify.WithIntrospection(apiID, apiSecret), verify.WithRevocationCheck(), verify.WithIntrospectionCacheTTL(5*time.Second))
+		jwtTok := tokenFor(t, k, id, secret, "orders.read")
+		if _, err := rv.Verify(ctx, jwtTok); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := k.srv.Admin.RevokeAccountTokens(ctx, sys, id); err != nil {
+			t.Fatal(err)
+		}
+		k.clock.add(6 * time.Second)
+		_, err := rv.Verify(ctx, jwtTok)
+		wantInvalid(t, err, "not active")
+	})
+}
+
+func TestSelfSignedJWT(t *testing.T) {
+	k := startKeyward(t)
+	k.setup(t, "jwt")
+	ctx := context.Background()
+	kf, err := k.srv.Admin.CreateKey(ctx, sys, "job@shop.iam.test", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(kf)
+	selfSigned := func(life time.Duration, aud string) string {
+		var f struct{ PrivateKey, PrivateKeyID string }
+		json.Unmarshal(raw, &struct {
+			PK  *string `json:"private_key"`
+			KID *string `json:"private_key_id"`
+		}{&f.PrivateKey, &f.PrivateKeyID})
+		priv := parsePKCS8(t, f.PrivateKey)
+		s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: priv}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", f.PrivateKeyID))
+		now := k.clock.now()
+		tok, _ := jwt.Signed(s).Claims(map[string]any{"iss": "job@shop.iam.test", "sub": "job@shop.iam.test", "aud": aud,
+			"iat": now.Unix(), "exp": now.Add(life).Unix()}).Serialize()
+		return tok
+	}
+	off := newVerifier(t, k)
+	if _, err := off.Verify(ctx, selfSigned(time.Hour, "https://orders.internal")); err == nil {
+		t.Fatal("self-signed JWTs are accepted without WithSelfSignedJWTs")
+	}
+	v := newVerifier(t, k, verify.WithSelfSignedJWTs())
+	c, err := v.Verify(ctx, selfSigned(time.Hour, "https://orders.internal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.SelfSigned || c.ClientEmail != "job@shop.iam.test" || len(c.Scopes) != 0 {
+		t.Fatalf("claims = %+v", c)
+	}
+	_, err = v.Verify(ctx, selfSigned(2*time.Hour, "https://orders.internal"))
+	wantInvalid(t, err, "at most an hour")
+	_, err = v.Verify(ctx, selfSigned(time.Hour, "https://billing.internal"))
+	wantInvalid(t, err, "aud")
+	// Access tokens still verify alongside.
+	if _, err := v.Verify(ctx, k.sign(t, nil)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCertificateBinding(t *testing.T) {
+	k := startKeyward(t)
+	v := newVerifier(t, k)
+	ctx := context.Background()
+	cert, other := testCert(t), testCert(t)
+	sum := sha256.Sum256(cert.Raw)
+	bound := k.sign(t, func(c *oauth2.AccessClaims) {
+		c.Confirmation = &oauth2.Confirmation{X5TS256: base64.RawURLEncoding.EncodeToString(sum[:])}
+	})
+	if _, err := v.VerifyWithCertificate(ctx, bound, cert); err != nil {
+		t.Fatalf("with its certificate: %v", err)
+	}
+	_, err := v.Verify(ctx, bound)
+	wantInvalid(t, err, "presented none")
+	_, err = v.VerifyWithCertificate(ctx, bound, other)
+	wantInvalid(t, err, "another client certificate")
+}
+
+func testCert(t *testing.T) *x509.Certificate {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "c"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	c, _ := x509.ParseCertificate(der)
+	_ = tls.Certificate{}
+	return c
+}
+
+func TestNewErrors(t *testing.T) {
+	k := startKeyward(t)
+	ctx := context.Background()
+	if _, err := verify.New(ctx, k.URL+"/elsewhere", "x"); err == nil {
+		t.Fatal("New accepted an issuer without metadata")
+	}
+	if _, err := verify.New(ctx, k.URL, ""); err == nil {
+		t.Fatal("New accepted an empty audience")
+	}
+	if _, err := verify.New(ctx, "http://127.0.0.1:1", "x"); err == nil {
+		t.Fatal("New accepted an unreachable issuer")
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	k := startKeyward(f)
+	ctx, cancel := context.WithCancel(context.Background())
+	f.Cleanup(cancel)
+	v, err := verify.New(ctx, k.URL, "https://orders.internal", verify.WithSelfSignedJWTs())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(k.sign(f, nil))
+	f.Add("a.b.c")
+	f.Add("kwat_x")
+	f.Fuzz(func(t *testing.T, raw string) {
+		if _, err := v.Verify(ctx, raw); err != nil {
+			var ve *verify.Error
+			if !errors.As(err, &ve) {
+				t.Fatalf("error %T is not *verify.Error", err)
+			}
+		}
+	})
+}
