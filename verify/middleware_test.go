@@ -8,11 +8,12 @@ import (
 	"testing"
 
 	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/testkeyward"
 	"github.com/keyward/keyward/verify"
 )
 
 func TestMiddleware(t *testing.T) {
-	k := startKeyward(t)
+	k := testkeyward.Start(t)
 	v := newVerifier(t, k)
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := verify.ClaimsFromContext(r.Context())
@@ -21,7 +22,7 @@ func TestMiddleware(t *testing.T) {
 	read := verify.Middleware(v)(verify.RequireScopes("orders.read")(ok))
 	write := verify.Middleware(v)(verify.RequireScopes("orders.read", "orders.write")(ok))
 	query := verify.Middleware(v, verify.AllowQueryToken())(ok)
-	good := k.sign(t, nil)
+	good := k.Sign(t, nil)
 	tests := []struct {
 		name       string
 		h          http.Handler
@@ -72,11 +73,11 @@ func TestMiddleware(t *testing.T) {
 // BenchmarkVerifyCold is signature-bound: a new token every time.
 // go test ./verify -run '^$' -bench Verify -benchmem
 func BenchmarkVerifyCold(b *testing.B) {
-	k := startKeyward(b)
+	k := testkeyward.Start(b)
 	v := newVerifier(b, k)
 	tokens := make([]string, b.N)
 	for i := range tokens {
-		tokens[i] = k.sign(b, func(c *oauth2.AccessClaims) { c.ID = string(rune(i)) + "-" + strings.Repeat("x", i%7) })
+		tokens[i] = k.Sign(b, func(c *oauth2.AccessClaims) { c.ID = string(rune(i)) + "-" + strings.Repeat("x", i%7) })
 	}
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -90,12 +91,12 @@ func BenchmarkVerifyCold(b *testing.B) {
 
 // BenchmarkVerifyWarm is the hot path of a busy API: the same tokens again.
 func BenchmarkVerifyWarm(b *testing.B) {
-	k := startKeyward(b)
+	k := testkeyward.Start(b)
 	v := newVerifier(b, k)
 	ctx := context.Background()
 	tokens := make([]string, 64)
 	for i := range tokens {
-		tokens[i] = k.sign(b, func(c *oauth2.AccessClaims) { c.ID = strings.Repeat("y", i+1) })
+		tokens[i] = k.Sign(b, func(c *oauth2.AccessClaims) { c.ID = strings.Repeat("y", i+1) })
 		v.Verify(ctx, tokens[i])
 	}
 	b.ReportAllocs()

@@ -27,14 +27,15 @@ import (
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/signer"
+	"github.com/keyward/keyward/internal/testkeyward"
 	"github.com/keyward/keyward/verify"
 )
 
-func newVerifier(t testing.TB, k *keyward, opts ...verify.Option) *verify.Verifier {
+func newVerifier(t testing.TB, k *testkeyward.Server, opts ...verify.Option) *verify.Verifier {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	v, err := verify.New(ctx, k.URL, "https://orders.internal", append([]verify.Option{verify.WithClock(k.clock.now)}, opts...)...)
+	v, err := verify.New(ctx, k.URL, "https://orders.internal", append([]verify.Option{verify.WithClock(k.Clock.Now)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func wantInvalid(t *testing.T, err error, fragment string) {
 }
 
 // tokenFor gets a real token through the token endpoint.
-func tokenFor(t *testing.T, k *keyward, id, secret, scope string) string {
+func tokenFor(t *testing.T, k *testkeyward.Server, id, secret, scope string) string {
 	t.Helper()
 	req, _ := http.NewRequest("POST", k.URL+"/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -74,8 +75,8 @@ func tokenFor(t *testing.T, k *keyward, id, secret, scope string) string {
 }
 
 func TestVerifyJWT(t *testing.T) {
-	k := startKeyward(t)
-	id, secret, _, _ := k.setup(t, "jwt")
+	k := testkeyward.Start(t)
+	id, secret, _, _ := k.Setup(t, "jwt")
 	v := newVerifier(t, k)
 	ctx := context.Background()
 
@@ -87,18 +88,18 @@ func TestVerifyJWT(t *testing.T) {
 		t.Fatalf("claims = %+v", c)
 	}
 
-	other := startKeyward(t) // another issuer, with keys of its own
+	other := testkeyward.Start(t) // another issuer, with keys of its own
 	wrongTyp := func() string {
 		sealer, _ := signer.NewSealer(make([]byte, 32))
-		s, err := signer.New(ctx, k.store, sealer, signer.Config{Policy: signer.Policy{Algorithm: "ES256", RetainFor: time.Hour}, Type: "JWT", Now: k.clock.now})
+		s, err := signer.New(ctx, k.Store, sealer, signer.Config{Policy: signer.Policy{Algorithm: "ES256", RetainFor: time.Hour}, Type: "JWT", Now: k.Clock.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw, _ := s.Sign(oauth2.AccessClaims{Issuer: k.URL, Audience: oauth2.Audience{"https://orders.internal"}, Expiry: k.clock.now().Add(time.Hour).Unix(), ID: "x"})
+		raw, _ := s.Sign(oauth2.AccessClaims{Issuer: k.URL, Audience: oauth2.Audience{"https://orders.internal"}, Expiry: k.Clock.Now().Add(time.Hour).Unix(), ID: "x"})
 		return raw
 	}()
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
-	rs, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: rsaKey}, (&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", k.signer.CurrentKeyID()))
+	rs, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: rsaKey}, (&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", k.Signer.CurrentKeyID()))
 	wrongAlg, _ := jwt.Signed(rs).Claims(map[string]any{"iss": k.URL, "aud": "https://orders.internal", "exp": time.Now().Add(time.Hour).Unix()}).Serialize()
 	hs, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte("secret-secret-secret-secret-1234")}, (&jose.SignerOptions{}).WithType("at+jwt"))
 	hmacTok, _ := jwt.Signed(hs).Claims(map[string]any{"iss": k.URL, "aud": "https://orders.internal", "exp": time.Now().Add(time.Hour).Unix()}).Serialize()
@@ -106,15 +107,15 @@ func TestVerifyJWT(t *testing.T) {
 	tests := []struct {
 		name, raw, fragment string
 	}{
-		{"wrong issuer", k.sign(t, func(c *oauth2.AccessClaims) { c.Issuer = "https://evil" }), "issued by"},
-		{"another issuer's key", other.sign(t, nil), "does not publish"},
-		{"wrong audience", k.sign(t, func(c *oauth2.AccessClaims) { c.Audience = oauth2.Audience{"https://billing.internal"} }), "not for this API"},
+		{"wrong issuer", k.Sign(t, func(c *oauth2.AccessClaims) { c.Issuer = "https://evil" }), "issued by"},
+		{"another issuer's key", other.Sign(t, nil), "does not publish"},
+		{"wrong audience", k.Sign(t, func(c *oauth2.AccessClaims) { c.Audience = oauth2.Audience{"https://billing.internal"} }), "not for this API"},
 		{"wrong typ", wrongTyp, "typ"},
 		{"RS256 under an ES256 kid", wrongAlg, ""},
 		{"HS256", hmacTok, ""},
 		{"alg none", "eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0.eyJpc3MiOiJ4In0.", ""},
-		{"expired", k.sign(t, func(c *oauth2.AccessClaims) { c.Expiry = k.clock.now().Add(-time.Minute).Unix() }), "expired"},
-		{"not yet valid", k.sign(t, func(c *oauth2.AccessClaims) { c.NotBefore = k.clock.now().Add(10 * time.Minute).Unix() }), "not valid yet"},
+		{"expired", k.Sign(t, func(c *oauth2.AccessClaims) { c.Expiry = k.Clock.Now().Add(-time.Minute).Unix() }), "expired"},
+		{"not yet valid", k.Sign(t, func(c *oauth2.AccessClaims) { c.NotBefore = k.Clock.Now().Add(10 * time.Minute).Unix() }), "not valid yet"},
 		{"tampered", tokenFor(t, k, id, secret, "orders.read")[:40] + "x" + tokenFor(t, k, id, secret, "orders.read")[41:], ""},
 		{"opaque without introspection", "kwat_abcdef", "introspect"},
 		{"garbage", "a.b.c", ""},
@@ -126,50 +127,50 @@ func TestVerifyJWT(t *testing.T) {
 		})
 	}
 	t.Run("leeway", func(t *testing.T) {
-		raw := k.sign(t, func(c *oauth2.AccessClaims) { c.Expiry = k.clock.now().Add(-10 * time.Second).Unix() })
+		raw := k.Sign(t, func(c *oauth2.AccessClaims) { c.Expiry = k.Clock.Now().Add(-10 * time.Second).Unix() })
 		if _, err := v.Verify(ctx, raw); err != nil {
 			t.Fatalf("a token expired 10 s ago is within the default 30 s leeway: %v", err)
 		}
 	})
 	t.Run("cached until expiry", func(t *testing.T) {
-		raw := k.sign(t, func(c *oauth2.AccessClaims) { c.Expiry = k.clock.now().Add(time.Minute).Unix() })
+		raw := k.Sign(t, func(c *oauth2.AccessClaims) { c.Expiry = k.Clock.Now().Add(time.Minute).Unix() })
 		if _, err := v.Verify(ctx, raw); err != nil {
 			t.Fatal(err)
 		}
-		k.clock.add(2 * time.Minute)
+		k.Clock.Add(2 * time.Minute)
 		_, err := v.Verify(ctx, raw)
 		wantInvalid(t, err, "expired")
 	})
 }
 
 func TestUnknownKidRefetchesKeys(t *testing.T) {
-	k := startKeyward(t)
+	k := testkeyward.Start(t)
 	v := newVerifier(t, k)
 	ctx := context.Background()
-	before := k.jwksFetches.Load()
+	before := k.JWKSFetches.Load()
 	// Two rotations: the key now signing was not in the JWKS the verifier
 	// fetched at start.
-	k.signer.Rotate(ctx)
-	k.signer.Rotate(ctx)
-	if _, err := v.Verify(ctx, k.sign(t, nil)); err != nil {
+	k.Signer.Rotate(ctx)
+	k.Signer.Rotate(ctx)
+	if _, err := v.Verify(ctx, k.Sign(t, nil)); err != nil {
 		t.Fatalf("token of a rotated-in key: %v", err)
 	}
-	if got := k.jwksFetches.Load() - before; got != 1 {
+	if got := k.JWKSFetches.Load() - before; got != 1 {
 		t.Fatalf("%d JWKS fetches for one unknown kid, want 1", got)
 	}
 	// A flood of made-up kids does not hammer the issuer.
-	other := startKeyward(t)
+	other := testkeyward.Start(t)
 	for range 200 {
-		v.Verify(ctx, other.sign(t, func(c *oauth2.AccessClaims) { c.ID = fmt.Sprint(time.Now().UnixNano()) }))
+		v.Verify(ctx, other.Sign(t, func(c *oauth2.AccessClaims) { c.ID = fmt.Sprint(time.Now().UnixNano()) }))
 	}
-	if got := k.jwksFetches.Load() - before; got > 2 {
+	if got := k.JWKSFetches.Load() - before; got > 2 {
 		t.Fatalf("%d JWKS fetches after 200 tokens with unknown kids, want at most 2", got)
 	}
 }
 
 func TestIntrospection(t *testing.T) {
-	k := startKeyward(t)
-	id, secret, apiID, apiSecret := k.setup(t, "opaque")
+	k := testkeyward.Start(t)
+	id, secret, apiID, apiSecret := k.Setup(t, "opaque")
 	v := newVerifier(t, k, verify.WithIntrospection(apiID, apiSecret), verify.WithIntrospectionCacheTTL(10*time.Second))
 	ctx := context.Background()
 	tok := tokenFor(t, k, id, secret, "orders.read")
@@ -191,7 +192,7 @@ func TestIntrospection(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("revoke: %v", err)
 	}
-	k.clock.add(11 * time.Second)
+	k.Clock.Add(11 * time.Second)
 	_, err = v.Verify(ctx, tok)
 	wantInvalid(t, err, "not active")
 
@@ -203,26 +204,26 @@ func TestIntrospection(t *testing.T) {
 	t.Run("revocation check of JWTs", func(t *testing.T) {
 		ids := []string{apiID}
 		format := "jwt"
-		k.srv.Admin.UpdateAPI(ctx, sys, "orders", admin.APIUpdate{TokenFormat: &format, Introspectors: &ids})
+		k.Srv.Admin.UpdateAPI(ctx, testkeyward.Sys, "orders", admin.APIUpdate{TokenFormat: &format, Introspectors: &ids})
 		rv := newVerifier(t, k, verify.WithIntrospection(apiID, apiSecret), verify.WithRevocationCheck(), verify.WithIntrospectionCacheTTL(5*time.Second))
 		jwtTok := tokenFor(t, k, id, secret, "orders.read")
 		if _, err := rv.Verify(ctx, jwtTok); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := k.srv.Admin.RevokeAccountTokens(ctx, sys, id); err != nil {
+		if _, err := k.Srv.Admin.RevokeAccountTokens(ctx, testkeyward.Sys, id); err != nil {
 			t.Fatal(err)
 		}
-		k.clock.add(6 * time.Second)
+		k.Clock.Add(6 * time.Second)
 		_, err := rv.Verify(ctx, jwtTok)
 		wantInvalid(t, err, "not active")
 	})
 }
 
 func TestSelfSignedJWT(t *testing.T) {
-	k := startKeyward(t)
-	k.setup(t, "jwt")
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
 	ctx := context.Background()
-	kf, err := k.srv.Admin.CreateKey(ctx, sys, "job@shop.iam.test", 0)
+	kf, err := k.Srv.Admin.CreateKey(ctx, testkeyward.Sys, "job@shop.iam.test", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,9 +234,9 @@ func TestSelfSignedJWT(t *testing.T) {
 			PK  *string `json:"private_key"`
 			KID *string `json:"private_key_id"`
 		}{&f.PrivateKey, &f.PrivateKeyID})
-		priv := parsePKCS8(t, f.PrivateKey)
+		priv := testkeyward.ParsePKCS8(t, f.PrivateKey)
 		s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: priv}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", f.PrivateKeyID))
-		now := k.clock.now()
+		now := k.Clock.Now()
 		tok, _ := jwt.Signed(s).Claims(map[string]any{"iss": "job@shop.iam.test", "sub": "job@shop.iam.test", "aud": aud,
 			"iat": now.Unix(), "exp": now.Add(life).Unix()}).Serialize()
 		return tok
@@ -257,18 +258,18 @@ func TestSelfSignedJWT(t *testing.T) {
 	_, err = v.Verify(ctx, selfSigned(time.Hour, "https://billing.internal"))
 	wantInvalid(t, err, "aud")
 	// Access tokens still verify alongside.
-	if _, err := v.Verify(ctx, k.sign(t, nil)); err != nil {
+	if _, err := v.Verify(ctx, k.Sign(t, nil)); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestCertificateBinding(t *testing.T) {
-	k := startKeyward(t)
+	k := testkeyward.Start(t)
 	v := newVerifier(t, k)
 	ctx := context.Background()
 	cert, other := testCert(t), testCert(t)
 	sum := sha256.Sum256(cert.Raw)
-	bound := k.sign(t, func(c *oauth2.AccessClaims) {
+	bound := k.Sign(t, func(c *oauth2.AccessClaims) {
 		c.Confirmation = &oauth2.Confirmation{X5TS256: base64.RawURLEncoding.EncodeToString(sum[:])}
 	})
 	if _, err := v.VerifyWithCertificate(ctx, bound, cert); err != nil {
@@ -290,7 +291,7 @@ func testCert(t *testing.T) *x509.Certificate {
 }
 
 func TestNewErrors(t *testing.T) {
-	k := startKeyward(t)
+	k := testkeyward.Start(t)
 	ctx := context.Background()
 	if _, err := verify.New(ctx, k.URL+"/elsewhere", "x"); err == nil {
 		t.Fatal("New accepted an issuer without metadata")
@@ -304,14 +305,14 @@ func TestNewErrors(t *testing.T) {
 }
 
 func FuzzVerify(f *testing.F) {
-	k := startKeyward(f)
+	k := testkeyward.Start(f)
 	ctx, cancel := context.WithCancel(context.Background())
 	f.Cleanup(cancel)
 	v, err := verify.New(ctx, k.URL, "https://orders.internal", verify.WithSelfSignedJWTs())
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(k.sign(f, nil))
+	f.Add(k.Sign(f, nil))
 	f.Add("a.b.c")
 	f.Add("kwat_x")
 	f.Fuzz(func(t *testing.T, raw string) {

@@ -1,0 +1,341 @@
+// Package client gets access tokens from Keyward for the jobs and services
+// that call APIs, on golang.org/x/oauth2 types:
+//
+//	ts, err := client.TokenSource(ctx, keyFileJSON, "orders.read")
+//	httpClient := oauth2.NewClient(ctx, ts)
+//
+// Tokens are reused until shortly before they expire, refreshed early with
+// jitter, and concurrent callers share one refresh: a thousand goroutines
+// asking at once cause one token request.
+package client
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+	"golang.org/x/oauth2/google"
+	"golang.org/x/sync/singleflight"
+)
+
+// KeyFile is a service-account JSON key file, as `keyward keys create`
+// writes it (Google's format).
+type KeyFile struct {
+	Type              string `json:"type"`
+	ProjectID         string `json:"project_id"`
+	PrivateKeyID      string `json:"private_key_id"`
+	PrivateKey        string `json:"private_key"`
+	ClientEmail       string `json:"client_email"`
+	ClientID          string `json:"client_id"`
+	AuthURI           string `json:"auth_uri"`
+	TokenURI          string `json:"token_uri"`
+	ClientX509CertURL string `json:"client_x509_cert_url"`
+}
+
+// ParseKeyFile reads a key file and checks that it can sign.
+func ParseKeyFile(data []byte) (*KeyFile, error) {
+	var kf KeyFile
+	if err := json.Unmarshal(data, &kf); err != nil {
+		return nil, fmt.Errorf("client: not a JSON key file: %w", err)
+	}
+	if kf.Type != "service_account" {
+		return nil, fmt.Errorf("client: key file type %q, want service_account", kf.Type)
+	}
+	if kf.ClientEmail == "" || kf.TokenURI == "" || kf.PrivateKey == "" {
+		return nil, errors.New("client: the key file lacks client_email, token_uri or private_key")
+	}
+	if _, err := kf.signer(); err != nil {
+		return nil, err
+	}
+	return &kf, nil
+}
+
+func (kf *KeyFile) signer() (crypto.Signer, error) {
+	block, _ := pem.Decode([]byte(kf.PrivateKey))
+	if block == nil {
+		return nil, errors.New("client: the key file's private_key is not PEM")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("client: the key file's private_key: %w", err)
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("client: unsupported private key type %T", k)
+	}
+	return s, nil
+}
+
+func (kf *KeyFile) algorithm(s crypto.Signer) jose.SignatureAlgorithm {
+	if _, ok := s.Public().(*rsa.PublicKey); ok {
+		return jose.RS256
+	}
+	return jose.ES256
+}
+
+// TokenSource returns tokens for the key file's service account from the
+// JWT-bearer grant (RFC 7523 §2.1), as Google's libraries would, at the key
+// file's token_uri.
+func TokenSource(ctx context.Context, keyFileJSON []byte, scopes ...string) (oauth2.TokenSource, error) {
+	if _, err := ParseKeyFile(keyFileJSON); err != nil {
+		return nil, err
+	}
+	cfg, err := google.JWTConfigFromJSON(keyFileJSON, scopes...)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	return Reuse(errorDetails(cfg.TokenSource(ctx))), nil
+}
+
+// ClientCredentialsConfig configures the client-credentials grant.
+type ClientCredentialsConfig struct {
+	// TokenURL is Keyward's token endpoint.
+	TokenURL string
+	// ClientID is the account's numeric client ID (or email).
+	ClientID string
+	// ClientSecret authenticates with the secret (client_secret_basic).
+	ClientSecret string
+	// KeyFile, instead of a secret, authenticates with private_key_jwt:
+	// each request carries a fresh assertion signed with the file's key.
+	KeyFile []byte
+	// Audience is the aud of those assertions; default: TokenURL.
+	Audience string
+	Scopes   []string
+	// HTTPClient is used for token requests; default http.DefaultClient.
+	HTTPClient *http.Client
+}
+
+// ClientCredentials returns tokens from the client-credentials grant
+// (RFC 6749 §4.4).
+func ClientCredentials(ctx context.Context, cfg ClientCredentialsConfig) (oauth2.TokenSource, error) {
+	if cfg.TokenURL == "" {
+		return nil, errors.New("client: TokenURL is required")
+	}
+	if cfg.HTTPClient != nil {
+		ctx = context.WithValue(ctx, oauth2.HTTPClient, cfg.HTTPClient)
+	}
+	if cfg.KeyFile == nil {
+		if cfg.ClientID == "" || cfg.ClientSecret == "" {
+			return nil, errors.New("client: ClientID and ClientSecret (or a KeyFile) are required")
+		}
+		cc := clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, TokenURL: cfg.TokenURL, Scopes: cfg.Scopes,
+			AuthStyle: oauth2.AuthStyleInHeader}
+		return Reuse(cc.TokenSource(ctx)), nil
+	}
+	kf, err := ParseKeyFile(cfg.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	s, _ := kf.signer()
+	js, err := jose.NewSigner(jose.SigningKey{Algorithm: kf.algorithm(s), Key: s}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kf.PrivateKeyID))
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	id := cfg.ClientID
+	if id == "" {
+		id = kf.ClientID
+	}
+	aud := cfg.Audience
+	if aud == "" {
+		aud = cfg.TokenURL
+	}
+	return Reuse(&assertionSource{ctx: ctx, cfg: cfg, id: id, aud: aud, signer: js}), nil
+}
+
+// assertionSource runs the client-credentials grant with private_key_jwt.
+type assertionSource struct {
+	ctx    context.Context
+	cfg    ClientCredentialsConfig
+	id     string
+	aud    string
+	signer jose.Signer
+}
+
+func (s *assertionSource) Token() (*oauth2.Token, error) {
+	now := time.Now()
+	a, err := jwt.Signed(s.signer).Claims(map[string]any{
+		"iss": s.id, "sub": s.id, "aud": s.aud, "jti": rand.Text(), "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
+	}).Serialize()
+	if err != nil {
+		return nil, fmt.Errorf("client: sign the client assertion: %w", err)
+	}
+	// The clientcredentials package sends the extra parameters with the
+	// grant; AuthStyleInParams with no secret sends no Basic header.
+	cc := clientcredentials.Config{ClientID: s.id, TokenURL: s.cfg.TokenURL, Scopes: s.cfg.Scopes, AuthStyle: oauth2.AuthStyleInParams,
+		EndpointParams: url.Values{
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+			"client_assertion":      {a},
+		}}
+	return cc.Token(s.ctx)
+}
+
+// SelfSignedJWT returns tokens that are the service account's own JWTs,
+// signed locally with the key file — no token request at all (the seed's
+// "authorization without OAuth"). The API must accept them
+// (verify.WithSelfSignedJWTs) and audience must be its identifier.
+func SelfSignedJWT(keyFileJSON []byte, audience string) (oauth2.TokenSource, error) {
+	kf, err := ParseKeyFile(keyFileJSON)
+	if err != nil {
+		return nil, err
+	}
+	if audience == "" {
+		return nil, errors.New("client: the audience (the API's identifier) is required")
+	}
+	s, _ := kf.signer()
+	js, err := jose.NewSigner(jose.SigningKey{Algorithm: kf.algorithm(s), Key: s}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kf.PrivateKeyID))
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	return Reuse(selfSigned{email: kf.ClientEmail, aud: audience, signer: js}), nil
+}
+
+type selfSigned struct {
+	email, aud string
+	signer     jose.Signer
+}
+
+func (s selfSigned) Token() (*oauth2.Token, error) {
+	now := time.Now()
+	exp := now.Add(time.Hour)
+	raw, err := jwt.Signed(s.signer).Claims(map[string]any{"iss": s.email, "sub": s.email, "aud": s.aud, "iat": now.Unix(), "exp": exp.Unix()}).Serialize()
+	if err != nil {
+		return nil, err
+	}
+	return &oauth2.Token{AccessToken: raw, TokenType: "Bearer", Expiry: exp}, nil
+}
+
+// CredentialsEnv names the environment variable with the path of the
+// default key file.
+const CredentialsEnv = "KEYWARD_CREDENTIALS"
+
+// DefaultCredentialsFile returns where FindDefaultCredentials looks when
+// KEYWARD_CREDENTIALS is unset: $XDG_CONFIG_HOME/keyward/credentials.json,
+// or ~/.config/keyward/credentials.json.
+func DefaultCredentialsFile() string {
+	dir := os.Getenv("XDG_CONFIG_HOME")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".config")
+	}
+	return filepath.Join(dir, "keyward", "credentials.json")
+}
+
+// FindDefaultCredentials finds a key file the way Google's application
+// default credentials do — the file named by KEYWARD_CREDENTIALS, else
+// DefaultCredentialsFile — and returns a JWT-bearer TokenSource for it.
+func FindDefaultCredentials(ctx context.Context, scopes ...string) (oauth2.TokenSource, error) {
+	path := os.Getenv(CredentialsEnv)
+	if path == "" {
+		path = DefaultCredentialsFile()
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("client: no default credentials (set %s to a key file): %w", CredentialsEnv, err)
+	}
+	return TokenSource(ctx, data, scopes...)
+}
+
+// errorDetails fills in the OAuth error code and description of a
+// RetrieveError from its body: golang.org/x/oauth2/jwt leaves them empty.
+func errorDetails(ts oauth2.TokenSource) oauth2.TokenSource { return detailSource{ts} }
+
+type detailSource struct{ ts oauth2.TokenSource }
+
+func (d detailSource) Token() (*oauth2.Token, error) {
+	t, err := d.ts.Token()
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) && re.ErrorCode == "" {
+		var body struct {
+			Code string `json:"error"`
+			Desc string `json:"error_description"`
+			URI  string `json:"error_uri"`
+		}
+		if json.Unmarshal(re.Body, &body) == nil {
+			re.ErrorCode, re.ErrorDescription, re.ErrorURI = body.Code, body.Desc, body.URI
+		}
+	}
+	return t, err
+}
+
+// Reuse wraps ts so that a token is reused until shortly before it expires
+// — refreshed when about a tenth of its lifetime (at least 10 s) is left,
+// with jitter so a fleet does not refresh in step — and concurrent callers
+// share one refresh. If a refresh fails while the current token is still
+// valid, the current token is returned.
+func Reuse(ts oauth2.TokenSource) oauth2.TokenSource {
+	if r, ok := ts.(*reuseSource); ok {
+		return r
+	}
+	return &reuseSource{base: ts, now: time.Now}
+}
+
+type reuseSource struct {
+	base oauth2.TokenSource
+	now  func() time.Time
+	sf   singleflight.Group
+
+	mu        sync.Mutex
+	tok       *oauth2.Token
+	refreshAt time.Time
+}
+
+func (r *reuseSource) Token() (*oauth2.Token, error) {
+	now := r.now()
+	r.mu.Lock()
+	tok, refreshAt := r.tok, r.refreshAt
+	r.mu.Unlock()
+	if tok != nil && now.Before(refreshAt) {
+		return tok, nil
+	}
+	v, err, _ := r.sf.Do("token", func() (any, error) {
+		fresh, err := r.base.Token()
+		if err != nil {
+			return nil, err
+		}
+		r.mu.Lock()
+		r.tok, r.refreshAt = fresh, refreshTime(fresh, r.now())
+		r.mu.Unlock()
+		return fresh, nil
+	})
+	if err != nil {
+		if tok != nil && (tok.Expiry.IsZero() || now.Before(tok.Expiry)) {
+			return tok, nil // keep serving the valid token; try again next call
+		}
+		return nil, err
+	}
+	return v.(*oauth2.Token), nil
+}
+
+// refreshTime is when a token should be replaced: a tenth of its remaining
+// lifetime before expiry (at least 10 s), minus up to another twentieth,
+// at random.
+func refreshTime(t *oauth2.Token, now time.Time) time.Time {
+	if t.Expiry.IsZero() {
+		return now.Add(24 * 365 * time.Hour)
+	}
+	life := t.Expiry.Sub(now)
+	early := max(life/10, 10*time.Second)
+	if j := int64(life / 20); j > 0 {
+		n, _ := rand.Int(rand.Reader, big.NewInt(j))
+		early += time.Duration(n.Int64())
+	}
+	return t.Expiry.Add(-min(early, life))
+}
