@@ -32,7 +32,7 @@ type Server struct {
 	Store  storage.Storage
 	Signer *signer.Signer
 	Clock  *Clock
-	// jwksFetches counts GETs of the JWKS.
+	// JWKSFetches counts GETs of the JWKS.
 	JWKSFetches atomic.Int32
 }
 

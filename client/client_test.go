@@ -1,0 +1,236 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/keyward/keyward/internal/testkeyward"
+	"github.com/keyward/keyward/verify"
+)
+
+// keyFile creates a key for job@shop and returns the key file.
+func keyFile(t *testing.T, k *testkeyward.Server) []byte {
+	t.Helper()
+	kf, err := k.Srv.Admin.CreateKey(context.Background(), testkeyward.Sys, "job@shop.iam.test", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(kf)
+	return b
+}
+
+func verifier(t *testing.T, k *testkeyward.Server, opts ...verify.Option) *verify.Verifier {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	v, err := verify.New(ctx, k.URL, "https://orders.internal", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestGrants(t *testing.T) {
+	k := testkeyward.Start(t)
+	id, secret, _, _ := k.Setup(t, "jwt")
+	kf := keyFile(t, k)
+	v := verifier(t, k, verify.WithSelfSignedJWTs())
+	ctx := context.Background()
+	sources := map[string]func() (oauth2.TokenSource, error){
+		"jwt-bearer": func() (oauth2.TokenSource, error) { return TokenSource(ctx, kf, "orders.read") },
+		"client secret": func() (oauth2.TokenSource, error) {
+			return ClientCredentials(ctx, ClientCredentialsConfig{TokenURL: k.URL + "/token", ClientID: id, ClientSecret: secret, Scopes: []string{"orders.read"}})
+		},
+		"private_key_jwt": func() (oauth2.TokenSource, error) {
+			return ClientCredentials(ctx, ClientCredentialsConfig{TokenURL: k.URL + "/token", KeyFile: kf, Scopes: []string{"orders.read"}})
+		},
+		"self-signed": func() (oauth2.TokenSource, error) { return SelfSignedJWT(kf, "https://orders.internal") },
+	}
+	for name, mk := range sources {
+		t.Run(name, func(t *testing.T) {
+			ts, err := mk()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := ts.Token()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := v.Verify(ctx, tok.AccessToken)
+			if err != nil {
+				t.Fatalf("the API refuses the token: %v", err)
+			}
+			if c.ClientEmail != "job@shop.iam.test" {
+				t.Fatalf("claims = %+v", c)
+			}
+			if name != "self-signed" && !c.HasScope("orders.read") {
+				t.Fatalf("scopes = %v", c.Scopes)
+			}
+		})
+	}
+}
+
+func TestErrorsCarryTheOAuthCode(t *testing.T) {
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	ts, err := TokenSource(context.Background(), keyFile(t, k), "nope.scope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ts.Token()
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_scope" || re.ErrorDescription == "" || re.Response.StatusCode != 400 {
+		t.Fatalf("err = %#v, want a RetrieveError with invalid_scope, its description and 400", err)
+	}
+}
+
+// TestSingleFlight: a thousand goroutines asking at once cause one token
+// request.
+func TestSingleFlight(t *testing.T) {
+	var requests atomic.Int32
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		<-release
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"access_token":"t","token_type":"Bearer","expires_in":3600}`))
+	}))
+	defer srv.Close()
+	ts, err := ClientCredentials(context.Background(), ClientCredentialsConfig{TokenURL: srv.URL, ClientID: "1", ClientSecret: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 1000
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := ts.Token()
+			if err == nil && tok.AccessToken != "t" {
+				err = errors.New("wrong token")
+			}
+			errs <- err
+		}()
+	}
+	for requests.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // let the others pile up behind it
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := requests.Load(); got != 1 {
+		t.Fatalf("%d token requests for %d concurrent callers, want 1", got, n)
+	}
+	ts.Token()
+	if got := requests.Load(); got != 1 {
+		t.Fatalf("a valid token was fetched again: %d requests", got)
+	}
+}
+
+type countingSource struct {
+	n     int
+	life  time.Duration
+	now   func() time.Time
+	fails bool
+}
+
+func (c *countingSource) Token() (*oauth2.Token, error) {
+	if c.fails {
+		return nil, errors.New("down")
+	}
+	c.n++
+	return &oauth2.Token{AccessToken: string(rune('a' + c.n)), Expiry: c.now().Add(c.life)}, nil
+}
+
+func TestEarlyRefresh(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	base := &countingSource{life: time.Hour, now: clock}
+	r := &reuseSource{base: base, now: clock}
+	first, _ := r.Token()
+	now = now.Add(50 * time.Minute) // 10 minutes left: more than a tenth plus jitter
+	if tok, _ := r.Token(); tok != first || base.n != 1 {
+		t.Fatal("refreshed too early")
+	}
+	now = now.Add(5 * time.Minute) // 5 minutes left: inside the refresh window
+	second, _ := r.Token()
+	if second == first || base.n != 2 {
+		t.Fatal("not refreshed before expiry")
+	}
+	// A failing refresh keeps serving the still-valid token.
+	base.fails = true
+	now = now.Add(58 * time.Minute)
+	if tok, err := r.Token(); err != nil || tok != second {
+		t.Fatalf("failing refresh with a valid token: %v", err)
+	}
+	now = now.Add(10 * time.Minute)
+	if _, err := r.Token(); err == nil {
+		t.Fatal("an expired token was served")
+	}
+}
+
+func TestRefreshJitter(t *testing.T) {
+	now := time.Now()
+	seen := map[time.Time]bool{}
+	for range 20 {
+		rt := refreshTime(&oauth2.Token{Expiry: now.Add(time.Hour)}, now)
+		if rt.Before(now.Add(45*time.Minute)) || rt.After(now.Add(54*time.Minute)) {
+			t.Fatalf("refresh at %v, want 6 to 9 minutes before expiry", now.Add(time.Hour).Sub(rt))
+		}
+		seen[rt] = true
+	}
+	if len(seen) < 5 {
+		t.Fatal("no jitter")
+	}
+}
+
+func TestFindDefaultCredentials(t *testing.T) {
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	path := filepath.Join(t.TempDir(), "key.json")
+	os.WriteFile(path, keyFile(t, k), 0o600)
+	t.Setenv(CredentialsEnv, path)
+	ts, err := FindDefaultCredentials(context.Background(), "orders.read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.Token(); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(CredentialsEnv, "")
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	if _, err := FindDefaultCredentials(context.Background()); err == nil {
+		t.Fatal("found credentials where there are none")
+	}
+}
+
+func TestParseKeyFile(t *testing.T) {
+	for name, data := range map[string]string{
+		"not JSON":   "x",
+		"wrong type": `{"type":"authorized_user"}`,
+		"no key":     `{"type":"service_account","client_email":"a@b","token_uri":"http://x"}`,
+		"bad PEM":    `{"type":"service_account","client_email":"a@b","token_uri":"http://x","private_key":"nope"}`,
+	} {
+		if _, err := ParseKeyFile([]byte(data)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
