@@ -1,0 +1,51 @@
+// Command nightly-job is an example job that calls an API with a token
+// from Keyward, using its service account's key file.
+//
+//	go run ./examples/nightly-job -key-file key.json -api http://127.0.0.1:9000
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"os"
+
+	"golang.org/x/oauth2"
+
+	"github.com/keyward/keyward/client"
+)
+
+// Run lists the orders with a token for orders.read and prints them.
+func Run(ctx context.Context, keyFile []byte, api string, out io.Writer) error {
+	ts, err := client.TokenSource(ctx, keyFile, "orders.read")
+	if err != nil {
+		return err
+	}
+	resp, err := oauth2.NewClient(ctx, ts).Get(api + "/v1/orders")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the API answered %s: %s", resp.Status, body)
+	}
+	_, err = fmt.Fprintf(out, "%s", body)
+	return err
+}
+
+func main() {
+	keyFile := flag.String("key-file", os.Getenv("KEYWARD_CREDENTIALS"), "the service account's key file")
+	api := flag.String("api", "http://127.0.0.1:9000", "the orders API")
+	flag.Parse()
+	data, err := os.ReadFile(*keyFile)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := Run(context.Background(), data, *api, os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+}
