@@ -59,6 +59,7 @@ its admin API, authenticated with an administrator key file
 		newSecretsCommand(),
 		newTokensCommand(),
 		newAuditCommand(),
+		newBenchCommand(),
 		newTokenCommand(),
 		newSigningKeysCommand(),
 	)

@@ -247,6 +247,9 @@ func (o ListOptions) PageLimit() int {
 // records them and write it in the same transaction.
 type Storage interface {
 	CreateAccount(ctx context.Context, a Account, ev AuditEvent) error
+	// CreateAccounts creates many accounts in one transaction, recorded by
+	// one audit event (bulk loads).
+	CreateAccounts(ctx context.Context, accounts []Account, ev AuditEvent) error
 	GetAccount(ctx context.Context, id string) (Account, error)
 	GetAccountByEmail(ctx context.Context, email string) (Account, error)
 	ListAccounts(ctx context.Context, opts ListOptions) ([]Account, error)

@@ -50,6 +50,26 @@ func (s *Store) CreateAccount(ctx context.Context, a storage.Account, ev storage
 	}, ev)
 }
 
+// CreateAccounts implements storage.Storage.
+func (s *Store) CreateAccounts(ctx context.Context, accounts []storage.Account, ev storage.AuditEvent) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, s.q["insertAccount"])
+		if err != nil {
+			return s.wrap("create accounts", err)
+		}
+		defer st.Close()
+		for _, a := range accounts {
+			_, err := st.ExecContext(ctx, a.ID, a.Email, a.Name, a.Project, a.DisplayName, a.Description,
+				encodeList(a.Scopes), int64(a.TokenLifetime/time.Second), boolInt(a.Disabled), micros(a.CreatedAt), micros(a.UpdatedAt),
+				encodeList(a.AuthMethods), encodeJSON(a.TLS), a.TokenFormat, micros(a.TokensRevokedBefore))
+			if err != nil {
+				return s.wrap("create account "+a.Email, err)
+			}
+		}
+		return nil
+	}, ev)
+}
+
 // GetAccount implements storage.Storage.
 func (s *Store) GetAccount(ctx context.Context, id string) (storage.Account, error) {
 	a, err := scanAccount(s.queryRow(ctx, "getAccount", id))

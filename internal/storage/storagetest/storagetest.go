@@ -140,6 +140,15 @@ func testAccounts(t *testing.T, s storage.Storage) {
 	if n != 1 {
 		t.Fatalf("CountAccounts = %d, want 1", n)
 	}
+	bulk := []storage.Account{account("300000000000000000001", "b1@proj.example"), account("300000000000000000002", "b2@proj.example")}
+	mustNil(t, s.CreateAccounts(ctx, bulk, ev("account.bulk_create")))
+	wantErr(t, s.CreateAccounts(ctx, []storage.Account{account("300000000000000000003", "b3@proj.example"), bulk[0]}, ev("account.bulk_create")), storage.ErrAlreadyExists)
+	if _, err := s.GetAccount(ctx, "300000000000000000003"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatal("a failed bulk create left accounts behind")
+	}
+	for _, b := range bulk {
+		mustNil(t, s.DeleteAccount(ctx, b.ID, ev("account.delete")))
+	}
 
 	mustNil(t, s.CreateKey(ctx, key("k1", a.ID), ev("key.create")))
 	mustNil(t, s.CreateSecret(ctx, secret("s1", a.ID, t0), ev("secret.create")))
@@ -159,7 +168,7 @@ func testAccounts(t *testing.T, s storage.Storage) {
 	for _, e := range evs {
 		actions = append(actions, e.Action)
 	}
-	want := []string{"account.create", "account.update", "key.create", "secret.create", "account.delete"}
+	want := []string{"account.create", "account.update", "account.bulk_create", "account.delete", "account.delete", "key.create", "secret.create", "account.delete"}
 	if !slices.Equal(actions, want) {
 		t.Fatalf("audit actions = %v, want %v (failed changes must write no event)", actions, want)
 	}

@@ -1,0 +1,457 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/clientauth"
+	"github.com/keyward/keyward/internal/sakey"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// allScenarios are the scenarios of `keyward bench`, in order.
+var allScenarios = []string{
+	"client_credentials_secret", "client_credentials_private_key_jwt", "jwt_bearer",
+	"introspect_opaque", "introspect_jwt", "verify_cold", "verify_warm",
+}
+
+type benchFlags struct {
+	target      string
+	credentials string
+	db          string
+	duration    time.Duration
+	concurrency int
+	scenarios   []string
+	accounts    int
+	output      string
+}
+
+func newBenchCommand() *cobra.Command {
+	var f benchFlags
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the token endpoint, introspection and token verification under load",
+		Long: `Start a Keyward server (a child process on a temporary SQLite store, or
+PostgreSQL with --db) or use --target, create fixture accounts, keys and
+secrets, then drive each scenario for --duration at --concurrency and report
+requests/s, latency percentiles, errors by status, the server's CPU seconds
+per 1,000 requests, its peak memory, and the load generator's own CPU.
+
+Scenarios: ` + strings.Join(allScenarios, ", ") + `.
+
+Client-side signing is kept out of the measurement: JWT-bearer assertions
+(RS256, without jti, as Google's libraries send them) are signed before the
+run and cycled — the server verifies every one anyway — and private_key_jwt
+client assertions (ES256, each with its own jti) are signed before the run.
+Load stays on loopback unless --target names another server.`,
+		Example: `  keyward bench --duration 10s --concurrency 64
+  keyward bench --scenarios client_credentials_secret,introspect_opaque -o json
+  keyward bench --accounts 1000000 --scenarios client_credentials_secret
+  keyward bench --target https://keyward.staging --credentials admin-key.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBench(cmd, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.target, "target", "", "benchmark this running server instead of starting one (needs --credentials)")
+	fl.StringVar(&f.credentials, "credentials", "", "administrator key file for --target")
+	fl.StringVar(&f.db, "db", "", "run the started server on this PostgreSQL database instead of a temporary SQLite one")
+	fl.DurationVar(&f.duration, "duration", 10*time.Second, "how long to drive each scenario")
+	fl.IntVar(&f.concurrency, "concurrency", 64, "concurrent clients")
+	fl.StringSliceVar(&f.scenarios, "scenarios", allScenarios, "scenarios to run, comma-separated")
+	fl.IntVar(&f.accounts, "accounts", 0, "first fill the store with this many service accounts (started server only)")
+	addOutputFlag(fl, &f.output)
+	return cmd
+}
+
+func runBench(cmd *cobra.Command, f benchFlags) error {
+	if err := checkOutput(f.output); err != nil {
+		return err
+	}
+	if f.duration <= 0 || f.duration > time.Hour {
+		return usageError{errors.New("--duration must be between 0 and 1h")}
+	}
+	if f.concurrency < 1 || f.concurrency > 10_000 {
+		return usageError{errors.New("--concurrency must be from 1 to 10000")}
+	}
+	for _, s := range f.scenarios {
+		if !slices.Contains(allScenarios, s) {
+			return usageError{fmt.Errorf("unknown scenario %q; the scenarios are %s", s, strings.Join(allScenarios, ", "))}
+		}
+	}
+	if f.target != "" && (f.accounts > 0 || f.db != "") {
+		return usageError{errors.New("--accounts and --db apply to a server bench starts, not to --target")}
+	}
+	if f.target == "" && f.accounts < 0 {
+		return usageError{errors.New("--accounts must not be negative")}
+	}
+	ctx := cmd.Context()
+	progress := progressWriter(cmd.ErrOrStderr())
+
+	b := &bench{f: f, out: cmd.ErrOrStderr(), progress: progress}
+	if f.target == "" {
+		if err := b.startServer(ctx); err != nil {
+			return err
+		}
+		defer b.stopServer()
+	} else {
+		if !isLoopbackURL(f.target) {
+			fmt.Fprintf(b.out, "load goes to %s, which is not loopback\n", f.target)
+		}
+		b.base, b.adminKey = strings.TrimRight(f.target, "/"), f.credentials
+	}
+	if err := b.setup(ctx); err != nil {
+		return err
+	}
+	defer b.cleanup(context.WithoutCancel(ctx))
+
+	report := benchReport{
+		Machine:     fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
+		Store:       b.storeName,
+		Concurrency: f.concurrency,
+		Duration:    f.duration.String(),
+		Accounts:    b.accountCount,
+	}
+	for _, name := range f.scenarios {
+		r, err := b.run(ctx, name)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		report.Scenarios = append(report.Scenarios, r)
+	}
+	if b.child != nil {
+		report.ServerPeakRSSBytes = peakRSS(b.child.Process.Pid)
+	}
+	return report.write(cmd.OutOrStdout(), f.output)
+}
+
+// bench holds a run's server, fixtures and HTTP client.
+type bench struct {
+	f        benchFlags
+	out      io.Writer
+	progress func(string)
+
+	base      string // server URL
+	adminKey  string
+	dataDir   string
+	child     *exec.Cmd
+	storeName string
+	master    []byte
+
+	http         *http.Client
+	admin        *adminClient
+	prefix       string
+	accountCount int
+	fixtures     fixtures
+	// lastRate is the client-credentials rate measured, to size the
+	// pre-signed assertions of private_key_jwt.
+	lastRate float64
+}
+
+func isLoopbackURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && isLoopback(u.Hostname())
+}
+
+// startServer runs `keyward serve` as a child process, so its CPU and
+// memory can be measured apart from the load generator's.
+func (b *bench) startServer(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "keyward-bench-")
+	if err != nil {
+		return err
+	}
+	b.dataDir = dir
+	b.master = make([]byte, 32)
+	rand.Read(b.master)
+	masterFile := filepath.Join(dir, "master.key")
+	if err := os.WriteFile(masterFile, fmt.Appendf(nil, "%x\n", b.master), 0o600); err != nil {
+		return err
+	}
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.DB = dir, b.f.db
+	b.storeName = storeName(cfg)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	if b.f.accounts > 0 {
+		if err := b.fill(ctx, cfg, "http://"+addr); err != nil {
+			return err
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	args := []string{"serve", "--data-dir", dir, "--listen", addr, "--master-key-file", masterFile, "--log-level", "warn"}
+	if b.f.db != "" {
+		args = append(args, "--db", b.f.db)
+	}
+	b.child = exec.CommandContext(ctx, exe, args...)
+	var stderr bytes.Buffer
+	b.child.Stderr = &stderr
+	if err := b.child.Start(); err != nil {
+		return err
+	}
+	b.base = "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if resp, err := http.Get(b.base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) || b.child.ProcessState != nil {
+			return fmt.Errorf("the server did not start: %s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.adminKey = filepath.Join(dir, "admin-key.json")
+	if !fileExists(b.adminKey) {
+		return errors.New("the database already had accounts, so no administrator key was written: use an empty database, or --target with --credentials")
+	}
+	return nil
+}
+
+func (b *bench) stopServer() {
+	if b.child != nil && b.child.Process != nil {
+		b.child.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { b.child.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			b.child.Process.Kill()
+		}
+	}
+	if b.dataDir != "" {
+		os.RemoveAll(b.dataDir)
+	}
+}
+
+// fill bulk-loads accounts straight into the store before the server
+// starts; the first thousand get a client secret.
+func (b *bench) fill(ctx context.Context, cfg Config, issuer string) error {
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	// The store will not be empty when the server starts, so bootstrap the
+	// administrator here, as the server would.
+	svc := admin.NewService(st, admin.Config{Issuer: issuer, AccountDomain: cfg.AccountDomain, DefaultTokenLifetime: cfg.DefaultTokenTTL,
+		MaxTokenLifetime: cfg.MaxTokenTTL})
+	keyPath := filepath.Join(cfg.DataDir, "admin-key.json")
+	if _, created, err := svc.Bootstrap(ctx, func(kf sakey.KeyFile) error { return writeKeyFile(keyPath, kf) }); err != nil {
+		return err
+	} else if !created {
+		return errors.New("--accounts needs an empty database")
+	}
+	pepper, err := hkdf.Key(sha256.New, b.master, nil, "keyward client-secret pepper", 32)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	start := time.Now()
+	const batch = 10_000
+	for done := 0; done < b.f.accounts; done += batch {
+		n := min(batch, b.f.accounts-done)
+		accts := make([]storage.Account, n)
+		for i := range accts {
+			id := fmt.Sprintf("9%020d", done+i)
+			accts[i] = storage.Account{ID: id, Email: fmt.Sprintf("fill-%d@bench.%s", done+i, DefaultConfig().AccountDomain),
+				Name: fmt.Sprintf("fill-%d", done+i), Project: "bench", Scopes: []string{"bench.read"}, TokenLifetime: time.Hour,
+				AuthMethods: storage.DefaultAuthMethods, CreatedAt: now, UpdatedAt: now}
+		}
+		ev := storage.AuditEvent{Time: now, Action: "account.bulk_create", Outcome: storage.OutcomeSuccess, Actor: "bench",
+			Data: map[string]string{"count": strconv.Itoa(n)}}
+		if err := st.CreateAccounts(ctx, accts, ev); err != nil {
+			return err
+		}
+		b.progress(fmt.Sprintf("filling the store: %d of %d accounts (%s)", done+n, b.f.accounts, time.Since(start).Round(time.Second)))
+	}
+	for i := range min(1000, b.f.accounts) {
+		id := fmt.Sprintf("9%020d", i)
+		secret := benchSecret(i)
+		sec := storage.Secret{ID: fmt.Sprintf("fill%012d", i), AccountID: id, Hash: clientauth.HashSecret(pepper, secret), Hint: "kw_…", CreatedAt: now}
+		if err := st.CreateSecret(ctx, sec, storage.AuditEvent{Time: now, Action: "secret.create", Outcome: storage.OutcomeSuccess, Actor: "bench", AccountID: id}); err != nil {
+			return err
+		}
+	}
+	b.accountCount = b.f.accounts
+	b.progress("")
+	fmt.Fprintf(b.out, "filled the store with %d accounts in %s\n", b.f.accounts, time.Since(start).Round(time.Second))
+	return nil
+}
+
+// benchSecret is the secret of fill account i: the bench writes the hashes
+// itself, so it knows them.
+func benchSecret(i int) string { return fmt.Sprintf("kw_bench_fill_secret_%06d", i) }
+
+// setup creates the fixtures through the admin API.
+func (b *bench) setup(ctx context.Context) error {
+	b.http = &http.Client{Transport: &http.Transport{MaxIdleConns: 4 * b.f.concurrency, MaxIdleConnsPerHost: 4 * b.f.concurrency, IdleConnTimeout: time.Minute},
+		Timeout: 30 * time.Second}
+	fl := clientFlags{credentials: b.adminKey, server: b.base, output: "json"}
+	cmd := &cobra.Command{}
+	cmd.SetContext(ctx)
+	cmd.SetOut(io.Discard)
+	c, err := fl.client(cmd)
+	if err != nil {
+		return err
+	}
+	b.admin = c
+	b.prefix = "bench" + strings.ToLower(rand.Text()[:6])
+	if b.f.accounts > 0 {
+		b.prefix = "bench"
+	}
+	return b.createFixtures(ctx)
+}
+
+// fixtures are what the scenarios use.
+type fixtures struct {
+	clientID, clientEmail, secret string
+	introID, introSecret          string
+	keyFile                       []byte
+	esKey                         *ecdsa.PrivateKey
+	esKeyID                       string
+	jwtAPI, opaqueAPI             string // identifiers
+	scope, opaqueScope            string
+	accounts                      []string // created, to delete with --target
+}
+
+func (b *bench) createFixtures(ctx context.Context) error {
+	p, fx := b.prefix, &b.fixtures
+	fx.jwtAPI, fx.opaqueAPI = "https://"+p+".keyward.test", "https://"+p+"-opaque.keyward.test"
+	fx.scope, fx.opaqueScope = p+".read", p+"-opaque.read"
+	do := func(method, path string, in, out any) error { return b.admin.do(ctx, method, path, in, out) }
+	if err := do("POST", "/v1/apis", admin.APIInput{Name: p, Identifier: fx.jwtAPI, Scopes: []string{fx.scope}}, nil); err != nil {
+		return err
+	}
+	if err := do("POST", "/v1/apis", admin.APIInput{Name: p + "-opaque", Identifier: fx.opaqueAPI, Scopes: []string{fx.opaqueScope}, TokenFormat: "opaque"}, nil); err != nil {
+		return err
+	}
+	var acct, intro admin.AccountView
+	if err := do("POST", "/v1/service-accounts", admin.AccountInput{Name: p + "-client", Project: p, Scopes: []string{fx.scope, fx.opaqueScope}}, &acct); err != nil {
+		return err
+	}
+	if err := do("POST", "/v1/service-accounts", admin.AccountInput{Name: p + "-api", Project: p}, &intro); err != nil {
+		return err
+	}
+	fx.accounts = []string{acct.ClientID, intro.ClientID}
+	fx.clientID, fx.clientEmail, fx.introID = acct.ClientID, acct.Email, intro.ClientID
+	for _, api := range []string{p, p + "-opaque"} {
+		ids := []string{intro.ClientID}
+		if err := do("PATCH", "/v1/apis/"+api, admin.APIUpdate{Introspectors: &ids}, nil); err != nil {
+			return err
+		}
+	}
+	var s1, s2 admin.SecretView
+	if err := do("POST", "/v1/service-accounts/"+acct.ClientID+"/secrets", admin.KeyRequest{}, &s1); err != nil {
+		return err
+	}
+	if err := do("POST", "/v1/service-accounts/"+intro.ClientID+"/secrets", admin.KeyRequest{}, &s2); err != nil {
+		return err
+	}
+	fx.secret, fx.introSecret = s1.Secret, s2.Secret
+	var kf jsonRaw
+	if err := do("POST", "/v1/service-accounts/"+acct.ClientID+"/keys", admin.KeyRequest{}, &kf); err != nil {
+		return err
+	}
+	fx.keyFile = kf
+	fx.esKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	spki, _ := x509.MarshalPKIXPublicKey(&fx.esKey.PublicKey)
+	var kv admin.KeyView
+	if err := do("POST", "/v1/service-accounts/"+acct.ClientID+"/keys/upload",
+		admin.KeyRequest{PublicKeyPEM: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}))}, &kv); err != nil {
+		return err
+	}
+	fx.esKeyID = kv.KeyID
+	return nil
+}
+
+// cleanup deletes the fixtures from a --target server.
+func (b *bench) cleanup(ctx context.Context) {
+	if b.f.target == "" || b.admin == nil {
+		return
+	}
+	for _, id := range b.fixtures.accounts {
+		b.admin.do(ctx, "DELETE", "/v1/service-accounts/"+id, nil, nil)
+	}
+	for _, api := range []string{b.prefix, b.prefix + "-opaque"} {
+		b.admin.do(ctx, "DELETE", "/v1/apis/"+api, nil, nil)
+	}
+}
+
+// jsonRaw receives a raw JSON response.
+type jsonRaw []byte
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (j *jsonRaw) UnmarshalJSON(b []byte) error {
+	*j = append((*j)[:0], b...)
+	return nil
+}
+
+// cpuTimes returns the user+system CPU time of a process (from /proc), or
+// of this one when pid is 0.
+func cpuTimes(pid int) time.Duration {
+	if pid == 0 {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may contain spaces) end ")".
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(fields) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(fields[11], 10, 64)
+	st, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(ut+st) * (time.Second / 100) // USER_HZ is 100 on Linux
+}
+
+// peakRSS returns a process's peak resident memory, from /proc.
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// benchReport is what `keyward bench` prints.
+type benchReport struct {
+	Machine            string           `json:"machine"`
+	Store              string           `json:"store,omitempty"`
+	Concurrency        int              `json:"concurrency"`
+	Duration           string           `json:"duration_per_scenario"`
+	Accounts           int              `json:"filled_accounts,omitempty"`
+	Scenarios          []scenarioResult `json:"scenarios"`
+	ServerPeakRSSBytes int64            `json:"server_peak_rss_bytes,omitempty"`
+}
+
+func (r benchReport) write(w io.Writer, format string) error {
+	if format == "json" {
+		b, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	fmt.Fprintf(w, "%s; %s; %d concurrent clients, %s per scenario", r.Machine, r.Store, r.Concurrency, r.Duration)
+	if r.Accounts > 0 {
+		fmt.Fprintf(w, "; %d accounts in the store", r.Accounts)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\treq/s\tp50\tp90\tp99\tmax\terrors\tserver CPU s/1k\tloadgen CPU s\t")
+	for _, s := range r.Scenarios {
+		cpu := "-"
+		if s.ServerCPUPer1k > 0 {
+			cpu = fmt.Sprintf("%.3f", s.ServerCPUPer1k)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t\n", s.Name, s.PerSecond, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.Max),
+			errorsString(s.Errors, s.ByStatus), cpu, s.LoadgenCPU)
+	}
+	tw.Flush()
+	if r.ServerPeakRSSBytes > 0 {
+		fmt.Fprintf(w, "server peak RSS: %.0f MiB\n", float64(r.ServerPeakRSSBytes)/(1<<20))
+	}
+	for _, s := range r.Scenarios {
+		if s.Note != "" {
+			fmt.Fprintf(w, "%s: %s\n", s.Name, s.Note)
+		}
+	}
+	return nil
+}
+
+func ms(d time.Duration) string {
+	if d < time.Millisecond {
+		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+}
+
+func errorsString(n int, by map[int]int) string {
+	if n == 0 {
+		return "0"
+	}
+	var parts []string
+	for status, c := range by {
+		label := fmt.Sprint(status)
+		if status == 0 {
+			label = "transport"
+		}
+		parts = append(parts, fmt.Sprintf("%s:%d", label, c))
+	}
+	sort.Strings(parts)
+	return fmt.Sprintf("%d (%s)", n, strings.Join(parts, " "))
+}
+
+// progressWriter returns a function that rewrites one progress line on w
+// when w is a terminal, and does nothing otherwise.
+func progressWriter(w io.Writer) func(string) {
+	f, ok := w.(*os.File)
+	if !ok {
+		return func(string) {}
+	}
+	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return func(string) {}
+	}
+	return func(s string) { fmt.Fprintf(f, "\r\033[K%s", s) }
+}
+
+func runtimeCPUs() int { return runtime.NumCPU() }

@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/keyward/keyward/internal/loadgen"
+	"github.com/keyward/keyward/verify"
+)
+
+// scenarioResult is one scenario's figures.
+type scenarioResult struct {
+	Name string `json:"scenario"`
+	loadgen.Result
+	// ServerCPUPer1k is the server's CPU seconds per 1,000 requests; 0 when
+	// unknown (--target) or when there is no server (verify_*).
+	ServerCPUPer1k float64 `json:"server_cpu_seconds_per_1000"`
+	// LoadgenCPU is the CPU the load generator itself used.
+	LoadgenCPU float64 `json:"loadgen_cpu_seconds"`
+	Note       string  `json:"note,omitempty"`
+}
+
+func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
+	req, note, err := b.prepare(ctx, name)
+	if err != nil {
+		return scenarioResult{}, err
+	}
+	pid := 0
+	if b.child != nil {
+		pid = b.child.Process.Pid
+	}
+	serverBefore, selfBefore := cpuTimes(pid), cpuTimes(0)
+	res := loadgen.Run(ctx, b.f.concurrency, b.f.duration, req, func(done int64, elapsed time.Duration) {
+		b.progress(fmt.Sprintf("%-36s %8d requests %7.0f/s  %s", name, done, float64(done)/elapsed.Seconds(), elapsed.Round(time.Second)))
+	})
+	b.progress("")
+	r := scenarioResult{Name: name, Result: res, LoadgenCPU: (cpuTimes(0) - selfBefore).Seconds(), Note: note}
+	if pid != 0 && !strings.HasPrefix(name, "verify_") && res.Requests > 0 {
+		r.ServerCPUPer1k = (cpuTimes(pid) - serverBefore).Seconds() / float64(res.Requests) * 1000
+	}
+	if b.lastRate == 0 && strings.HasPrefix(name, "client_credentials") {
+		b.lastRate = res.PerSecond
+	}
+	return r, nil
+}
+
+// post sends a form to the server and reads the answer.
+func (b *bench) post(ctx context.Context, path string, form url.Values, id, secret string) (int, []byte) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.base+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		return 0, nil
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if id != "" {
+		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	}
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, body
+}
+
+func (b *bench) token(ctx context.Context, scope string) (string, error) {
+	status, body := b.post(ctx, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}, b.fixtures.clientID, b.fixtures.secret)
+	var t struct {
+		AccessToken string `json:"access_token"`
+	}
+	if json.Unmarshal(body, &t); status != 200 || t.AccessToken == "" {
+		return "", fmt.Errorf("getting a token for the fixtures: HTTP %d: %s", status, body)
+	}
+	return t.AccessToken, nil
+}
+
+func (b *bench) tokens(ctx context.Context, scope string, n int) ([]string, error) {
+	out := make([]string, n)
+	for i := range out {
+		var err error
+		if out[i], err = b.token(ctx, scope); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// prepare builds a scenario's request function and does its unmeasured
+// preparation (signing assertions, getting tokens).
+func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, string, error) {
+	fx := b.fixtures
+	ok := func(status int) (int, bool) { return status, status == 200 }
+	switch name {
+	case "client_credentials_secret":
+		if b.accountCount > 0 {
+			n := min(1000, b.accountCount)
+			return func(ctx context.Context, w, i int) (int, bool) {
+				k := (w*7919 + i) % n
+				status, _ := b.post(ctx, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"bench.read"}},
+					fmt.Sprintf("9%020d", k), benchSecret(k))
+				return ok(status)
+			}, fmt.Sprintf("spread over %d of the %d accounts", n, b.accountCount), nil
+		}
+		form := url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope}}
+		return func(ctx context.Context, w, i int) (int, bool) {
+			status, _ := b.post(ctx, "/token", form, fx.clientID, fx.secret)
+			return ok(status)
+		}, "", nil
+
+	case "client_credentials_private_key_jwt":
+		rate := b.lastRate
+		if rate == 0 {
+			rate = 8000
+		}
+		n := min(400_000, max(5_000, int(rate*b.f.duration.Seconds()*1.3)))
+		assertions, err := b.presign(n, func(i int) map[string]any {
+			now := time.Now()
+			return map[string]any{"iss": fx.clientID, "sub": fx.clientID, "aud": b.tokenAudience(), "jti": fmt.Sprintf("bench-%d-%d", now.UnixNano(), i),
+				"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+		}, jose.ES256, fx.esKey, fx.esKeyID)
+		if err != nil {
+			return nil, "", err
+		}
+		var next atomic.Int64
+		return func(ctx context.Context, w, i int) (int, bool) {
+			k := next.Add(1) - 1
+			if int(k) >= len(assertions) {
+				return 0, false // ran out of pre-signed assertions
+			}
+			status, _ := b.post(ctx, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope},
+				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertions[k]}}, "", "")
+			return ok(status)
+		}, fmt.Sprintf("%d ES256 client assertions signed before the run", n), nil
+
+	case "jwt_bearer":
+		var kf struct {
+			ID       string `json:"private_key_id"`
+			Key      string `json:"private_key"`
+			Email    string `json:"client_email"`
+			TokenURI string `json:"token_uri"`
+		}
+		json.Unmarshal(fx.keyFile, &kf)
+		block, _ := pem.Decode([]byte(kf.Key))
+		if block == nil {
+			return nil, "", fmt.Errorf("the fixture key file has no private key")
+		}
+		priv, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+		if err != nil {
+			return nil, "", err
+		}
+		const n = 1024
+		assertions, err := b.presign(n, func(int) map[string]any {
+			now := time.Now()
+			return map[string]any{"iss": kf.Email, "scope": fx.scope, "aud": kf.TokenURI, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+		}, jose.RS256, priv, kf.ID)
+		if err != nil {
+			return nil, "", err
+		}
+		grant := "urn:ietf:params:oauth:grant-type:jwt-bearer"
+		return func(ctx context.Context, w, i int) (int, bool) {
+			status, _ := b.post(ctx, "/token", url.Values{"grant_type": {grant}, "assertion": {assertions[(w*31+i)%n]}}, "", "")
+			return ok(status)
+		}, fmt.Sprintf("%d RS256 assertions signed before the run and cycled; each request's signature is verified", n), nil
+
+	case "introspect_opaque", "introspect_jwt":
+		scope := fx.scope
+		if name == "introspect_opaque" {
+			scope = fx.opaqueScope
+		}
+		toks, err := b.tokens(ctx, scope, 100)
+		if err != nil {
+			return nil, "", err
+		}
+		return func(ctx context.Context, w, i int) (int, bool) {
+			status, body := b.post(ctx, "/introspect", url.Values{"token": {toks[(w+i)%len(toks)]}}, fx.introID, fx.introSecret)
+			if status == 200 && !strings.Contains(string(body), `"active":true`) {
+				return 299, false // answered, but inactive: a failure of the fixture
+			}
+			return ok(status)
+		}, "", nil
+
+	case "verify_cold", "verify_warm":
+		var md struct {
+			Issuer string `json:"issuer"`
+		}
+		if err := getJSONURL(ctx, b.http, b.base+"/.well-known/oauth-authorization-server", &md); err != nil {
+			return nil, "", err
+		}
+		opts := []verify.Option{verify.WithHTTPClient(b.http)}
+		count, note := 64, "64 tokens, verified once before the run: cache hits"
+		if name == "verify_cold" {
+			opts = append(opts, verify.WithCacheSize(16))
+			count, note = 2000, "2,000 tokens cycled with a 16-entry cache: every verification checks the signature"
+		}
+		v, err := verify.New(ctx, md.Issuer, fx.jwtAPI, opts...)
+		if err != nil {
+			return nil, "", err
+		}
+		toks, err := b.tokens(ctx, fx.scope, count)
+		if err != nil {
+			return nil, "", err
+		}
+		if name == "verify_warm" {
+			for _, t := range toks {
+				v.Verify(ctx, t)
+			}
+		}
+		return func(ctx context.Context, w, i int) (int, bool) {
+			if _, err := v.Verify(ctx, toks[(w*131+i)%len(toks)]); err != nil {
+				return 0, false
+			}
+			return 200, true
+		}, note + " (in the load generator's process; no server work)", nil
+	}
+	return nil, "", fmt.Errorf("unknown scenario %q", name)
+}
+
+// tokenAudience is the aud of client assertions: the issuer's token
+// endpoint.
+func (b *bench) tokenAudience() string {
+	var kf struct {
+		TokenURI string `json:"token_uri"`
+	}
+	json.Unmarshal(b.fixtures.keyFile, &kf)
+	return kf.TokenURI
+}
+
+// presign signs n assertions with a worker per CPU before the run.
+func (b *bench) presign(n int, claims func(i int) map[string]any, alg jose.SignatureAlgorithm, key any, kid string) ([]string, error) {
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, n)
+	var (
+		next   atomic.Int64
+		failed atomic.Value
+		done   = make(chan struct{})
+		procs  = max(1, runtimeCPUs())
+	)
+	for range procs {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				raw, err := jwt.Signed(s).Claims(claims(i)).Serialize()
+				if err != nil {
+					failed.Store(err)
+					return
+				}
+				out[i] = raw
+				if i%1000 == 0 {
+					b.progress(fmt.Sprintf("signing assertions before the run: %d of %d", i, n))
+				}
+			}
+		}()
+	}
+	for range procs {
+		<-done
+	}
+	b.progress("")
+	if err, _ := failed.Load().(error); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func getJSONURL(ctx context.Context, c *http.Client, u string, v any) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}

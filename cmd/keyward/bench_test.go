@@ -1,0 +1,57 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"slices"
+	"testing"
+)
+
+// TestBenchSmoke runs `keyward bench` briefly on a temporary store: every
+// scenario must serve requests, without errors. The server is this test
+// binary re-executed as keyward (see TestMain).
+func TestBenchSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child server")
+	}
+	os.Setenv("KEYWARD_TEST_RUN_MAIN", "1") // for the child only: TestMain has run
+	defer os.Unsetenv("KEYWARD_TEST_RUN_MAIN")
+	out := runCLI(t, "bench", "--duration", "300ms", "--concurrency", "4", "--accounts", "50", "-o", "json")
+	var r benchReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("bench printed %q: %v", out, err)
+	}
+	var names []string
+	for _, s := range r.Scenarios {
+		names = append(names, s.Name)
+		if s.Requests == 0 || s.PerSecond <= 0 || s.Errors != 0 {
+			t.Errorf("%s: %d requests, %.0f/s, %d errors %v", s.Name, s.Requests, s.PerSecond, s.Errors, s.ByStatus)
+		}
+		if s.P50 <= 0 || s.P99 < s.P50 {
+			t.Errorf("%s: percentiles %v %v", s.Name, s.P50, s.P99)
+		}
+	}
+	if !slices.Equal(names, allScenarios) {
+		t.Fatalf("scenarios %v, want %v", names, allScenarios)
+	}
+	if r.ServerPeakRSSBytes == 0 || r.Accounts != 50 {
+		t.Fatalf("report = %+v", r)
+	}
+	if r.Scenarios[0].ServerCPUPer1k <= 0 {
+		t.Fatal("no server CPU figure")
+	}
+}
+
+func TestBenchFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "--duration", "0s"},
+		{"bench", "--concurrency", "0"},
+		{"bench", "--scenarios", "nope"},
+		{"bench", "--target", "http://x", "--accounts", "5"},
+		{"bench", "-o", "yaml"},
+	} {
+		if err := runCLIErr(t, args...); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}
