@@ -169,6 +169,40 @@ type TokenRecord struct {
 	ExpiresAt time.Time
 }
 
+// Org is an organization: a domain whose users service accounts may act
+// for, when the organization grants it (domain-wide delegation).
+type Org struct {
+	Domain string
+	// BlockedScopes may never be granted to delegated access.
+	BlockedScopes []string
+	CreatedAt     time.Time
+}
+
+// User is a user of an organization's directory.
+type User struct {
+	Email     string
+	Org       string // domain
+	Suspended bool
+	CreatedAt time.Time
+}
+
+// ProjectOrg places a project in an organization. An internal project's
+// accounts may act only for that organization's users.
+type ProjectOrg struct {
+	Project  string
+	Org      string
+	Internal bool
+}
+
+// Grant is a domain-wide delegation: an organization lets a service
+// account (by numeric client ID) act for its users with these scopes.
+type Grant struct {
+	Org       string
+	ClientID  string
+	Scopes    []string
+	CreatedAt time.Time
+}
+
 // Revocation revokes one token ID until the token would have expired.
 type Revocation struct {
 	JTI       string
@@ -286,6 +320,30 @@ type Storage interface {
 	// format and introspectors may change.
 	UpdateAPI(ctx context.Context, name string, fn func(API) (API, error), ev AuditEvent) (API, error)
 	DeleteAPI(ctx context.Context, name string, ev AuditEvent) error
+
+	CreateOrg(ctx context.Context, o Org, ev AuditEvent) error
+	GetOrg(ctx context.Context, domain string) (Org, error)
+	ListOrgs(ctx context.Context) ([]Org, error)
+	UpdateOrg(ctx context.Context, domain string, fn func(Org) (Org, error), ev AuditEvent) (Org, error)
+	// DeleteOrg deletes the organization with its users, project
+	// placements and grants.
+	DeleteOrg(ctx context.Context, domain string, ev AuditEvent) error
+	// PutUsers creates or replaces users in one transaction.
+	PutUsers(ctx context.Context, users []User, ev AuditEvent) error
+	GetUser(ctx context.Context, email string) (User, error)
+	// ListUsers pages through an organization's users by email.
+	ListUsers(ctx context.Context, org string, opts ListOptions) ([]User, error)
+	DeleteUser(ctx context.Context, email string, ev AuditEvent) error
+	// PutProjectOrg places a project in an organization (or moves it).
+	PutProjectOrg(ctx context.Context, p ProjectOrg, ev AuditEvent) error
+	GetProjectOrg(ctx context.Context, project string) (ProjectOrg, error)
+	ListProjectOrgs(ctx context.Context, org string) ([]ProjectOrg, error)
+	DeleteProjectOrg(ctx context.Context, project string, ev AuditEvent) error
+	// PutGrant creates or replaces the grant of (org, client ID).
+	PutGrant(ctx context.Context, g Grant, ev AuditEvent) error
+	GetGrant(ctx context.Context, org, clientID string) (Grant, error)
+	ListGrants(ctx context.Context, org string) ([]Grant, error)
+	DeleteGrant(ctx context.Context, org, clientID string, ev AuditEvent) error
 
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
 	// UpdateSigningKeys replaces the whole set of signing keys with what fn

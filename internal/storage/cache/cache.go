@@ -43,6 +43,12 @@ type Store struct {
 	// answers by jti; both drop on any revocation.
 	tokens  map[string]entry[storage.TokenRecord]
 	revoked map[string]entry[bool]
+	// Delegation lookups: users by email, grants by org and client ID,
+	// organizations and project placements.
+	users    map[string]entry[storage.User]
+	grants   map[string]entry[storage.Grant]
+	orgs     map[string]entry[storage.Org]
+	projects map[string]entry[storage.ProjectOrg]
 }
 
 type entry[T any] struct {
@@ -67,6 +73,8 @@ func New(s storage.Storage, opts Options) *Store {
 		secrets: map[string]entry[[]storage.Secret]{},
 		tokens:  map[string]entry[storage.TokenRecord]{},
 		revoked: map[string]entry[bool]{},
+		users:   map[string]entry[storage.User]{}, grants: map[string]entry[storage.Grant]{},
+		orgs: map[string]entry[storage.Org]{}, projects: map[string]entry[storage.ProjectOrg]{},
 	}
 }
 
@@ -175,6 +183,7 @@ func (s *Store) invalidate(accountID string, all bool) {
 	if all {
 		clear(s.keys)
 		clear(s.secrets)
+		s.clearDelegation()
 		s.apis = nil
 	}
 	if accountID == "" {
@@ -205,6 +214,7 @@ func (s *Store) Invalidate(accountID string) {
 		clear(s.secrets)
 		clear(s.tokens)
 		clear(s.revoked)
+		s.clearDelegation()
 		s.apis = nil
 		s.mu.Unlock()
 		return
@@ -286,4 +296,82 @@ func (s *Store) UpdateAPI(ctx context.Context, name string, fn func(storage.API)
 func (s *Store) DeleteAPI(ctx context.Context, name string, ev storage.AuditEvent) error {
 	defer s.invalidate("", true)
 	return s.Storage.DeleteAPI(ctx, name, ev)
+}
+
+func (s *Store) clearDelegation() {
+	clear(s.users)
+	clear(s.grants)
+	clear(s.orgs)
+	clear(s.projects)
+}
+
+// GetUser implements storage.Storage.
+func (s *Store) GetUser(ctx context.Context, email string) (storage.User, error) {
+	return lookup(s, s.users, email, func() (storage.User, error) { return s.Storage.GetUser(ctx, email) })
+}
+
+// GetGrant implements storage.Storage.
+func (s *Store) GetGrant(ctx context.Context, org, clientID string) (storage.Grant, error) {
+	return lookup(s, s.grants, org+"\x00"+clientID, func() (storage.Grant, error) { return s.Storage.GetGrant(ctx, org, clientID) })
+}
+
+// GetOrg implements storage.Storage.
+func (s *Store) GetOrg(ctx context.Context, domain string) (storage.Org, error) {
+	return lookup(s, s.orgs, domain, func() (storage.Org, error) { return s.Storage.GetOrg(ctx, domain) })
+}
+
+// GetProjectOrg implements storage.Storage.
+func (s *Store) GetProjectOrg(ctx context.Context, project string) (storage.ProjectOrg, error) {
+	return lookup(s, s.projects, project, func() (storage.ProjectOrg, error) { return s.Storage.GetProjectOrg(ctx, project) })
+}
+
+// The delegation changes are rare: each drops everything cached about
+// delegation (and, being notified as ChangeAll, on other replicas too).
+
+// UpdateOrg implements storage.Storage.
+func (s *Store) UpdateOrg(ctx context.Context, domain string, fn func(storage.Org) (storage.Org, error), ev storage.AuditEvent) (storage.Org, error) {
+	defer s.invalidate("", true)
+	return s.Storage.UpdateOrg(ctx, domain, fn, ev)
+}
+
+// DeleteOrg implements storage.Storage.
+func (s *Store) DeleteOrg(ctx context.Context, domain string, ev storage.AuditEvent) error {
+	defer s.invalidate("", true)
+	return s.Storage.DeleteOrg(ctx, domain, ev)
+}
+
+// PutUsers implements storage.Storage.
+func (s *Store) PutUsers(ctx context.Context, users []storage.User, ev storage.AuditEvent) error {
+	defer s.invalidate("", true)
+	return s.Storage.PutUsers(ctx, users, ev)
+}
+
+// DeleteUser implements storage.Storage.
+func (s *Store) DeleteUser(ctx context.Context, email string, ev storage.AuditEvent) error {
+	defer s.invalidate("", true)
+	return s.Storage.DeleteUser(ctx, email, ev)
+}
+
+// PutProjectOrg implements storage.Storage.
+func (s *Store) PutProjectOrg(ctx context.Context, p storage.ProjectOrg, ev storage.AuditEvent) error {
+	defer s.invalidate("", true)
+	return s.Storage.PutProjectOrg(ctx, p, ev)
+}
+
+// DeleteProjectOrg implements storage.Storage.
+func (s *Store) DeleteProjectOrg(ctx context.Context, project string, ev storage.AuditEvent) error {
+	defer s.invalidate("", true)
+	return s.Storage.DeleteProjectOrg(ctx, project, ev)
+}
+
+// PutGrant implements storage.Storage.
+func (s *Store) PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent) error {
+	defer s.invalidate("", true)
+	return s.Storage.PutGrant(ctx, g, ev)
+}
+
+// DeleteGrant implements storage.Storage.
+func (s *Store) DeleteGrant(ctx context.Context, org, clientID string, ev storage.AuditEvent) error {
+	defer s.invalidate("", true)
+	return s.Storage.DeleteGrant(ctx, org, clientID, ev)
 }

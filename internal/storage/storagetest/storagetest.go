@@ -28,6 +28,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"Secrets", testSecrets},
 		{"APIs", testAPIs},
 		{"Tokens", testTokens},
+		{"Delegation", testDelegation},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeysConcurrent", testSigningKeysConcurrent},
 		{"CommitJTI", testCommitJTI},
@@ -710,4 +711,97 @@ func testAuditFilter(t *testing.T, s storage.Storage) {
 			}
 		})
 	}
+}
+
+func testDelegation(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "example.com", BlockedScopes: []string{"mail.send"}, CreatedAt: t0}, ev("org.create")))
+	wantErr(t, s.CreateOrg(ctx, storage.Org{Domain: "example.com", CreatedAt: t0}, ev("org.create")), storage.ErrAlreadyExists)
+	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "other.org", CreatedAt: t0}, ev("org.create")))
+	o, err := s.GetOrg(ctx, "example.com")
+	mustNil(t, err)
+	if !slices.Equal(o.BlockedScopes, []string{"mail.send"}) {
+		t.Fatalf("GetOrg = %+v", o)
+	}
+	_, err = s.UpdateOrg(ctx, "example.com", func(o storage.Org) (storage.Org, error) { o.BlockedScopes = nil; return o, nil }, ev("org.policy"))
+	mustNil(t, err)
+	if o, _ := s.GetOrg(ctx, "example.com"); len(o.BlockedScopes) != 0 {
+		t.Fatalf("after UpdateOrg: %+v", o)
+	}
+	orgs, err := s.ListOrgs(ctx)
+	mustNil(t, err)
+	if len(orgs) != 2 || orgs[0].Domain != "example.com" {
+		t.Fatalf("ListOrgs = %+v", orgs)
+	}
+
+	// Users: put is create or replace; paging by email.
+	var users []storage.User
+	for _, name := range []string{"carol", "alice", "bob"} {
+		users = append(users, storage.User{Email: name + "@example.com", Org: "example.com", CreatedAt: t0})
+	}
+	mustNil(t, s.PutUsers(ctx, users, ev("user.import")))
+	mustNil(t, s.PutUsers(ctx, []storage.User{{Email: "bob@example.com", Org: "example.com", Suspended: true, CreatedAt: t0.Add(time.Hour)}}, ev("user.suspend")))
+	u, err := s.GetUser(ctx, "bob@example.com")
+	mustNil(t, err)
+	if !u.Suspended || !u.CreatedAt.Equal(t0.Truncate(time.Microsecond)) {
+		t.Fatalf("GetUser after replace = %+v (suspended, original creation time)", u)
+	}
+	if err := s.PutUsers(ctx, []storage.User{{Email: "x@nowhere", Org: "nowhere", CreatedAt: t0}}, ev("user.add")); err == nil {
+		t.Fatal("PutUsers accepted a user of an unknown organization")
+	}
+	page, err := s.ListUsers(ctx, "example.com", storage.ListOptions{Limit: 2})
+	mustNil(t, err)
+	if len(page) != 2 || page[0].Email != "alice@example.com" || page[1].Email != "bob@example.com" {
+		t.Fatalf("ListUsers = %+v", page)
+	}
+	page, err = s.ListUsers(ctx, "example.com", storage.ListOptions{After: page[1].Email})
+	mustNil(t, err)
+	if len(page) != 1 || page[0].Email != "carol@example.com" {
+		t.Fatalf("second page = %+v", page)
+	}
+	mustNil(t, s.DeleteUser(ctx, "carol@example.com", ev("user.delete")))
+	_, err = s.GetUser(ctx, "carol@example.com")
+	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, s.DeleteUser(ctx, "carol@example.com", ev("user.delete")), storage.ErrNotFound)
+
+	// Projects and grants.
+	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "cal", Org: "example.com", Internal: true}, ev("project.org")))
+	p, err := s.GetProjectOrg(ctx, "cal")
+	mustNil(t, err)
+	if p.Org != "example.com" || !p.Internal {
+		t.Fatalf("GetProjectOrg = %+v", p)
+	}
+	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "cal", Org: "other.org"}, ev("project.org")))
+	if p, _ := s.GetProjectOrg(ctx, "cal"); p.Org != "other.org" || p.Internal {
+		t.Fatalf("moved project = %+v", p)
+	}
+	_, err = s.GetProjectOrg(ctx, "none")
+	wantErr(t, err, storage.ErrNotFound)
+	mustNil(t, s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: "1", Scopes: []string{"cal.events"}, CreatedAt: t0}, ev("grant")))
+	mustNil(t, s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: "1", Scopes: []string{"cal.events", "cal.read"}, CreatedAt: t0}, ev("grant")))
+	g, err := s.GetGrant(ctx, "example.com", "1")
+	mustNil(t, err)
+	if !slices.Equal(g.Scopes, []string{"cal.events", "cal.read"}) {
+		t.Fatalf("GetGrant = %+v", g)
+	}
+	grants, err := s.ListGrants(ctx, "example.com")
+	mustNil(t, err)
+	if len(grants) != 1 {
+		t.Fatalf("ListGrants = %+v", grants)
+	}
+	mustNil(t, s.DeleteGrant(ctx, "example.com", "1", ev("grant.revoke")))
+	_, err = s.GetGrant(ctx, "example.com", "1")
+	wantErr(t, err, storage.ErrNotFound)
+
+	// Deleting an organization takes its users, projects and grants along.
+	mustNil(t, s.PutGrant(ctx, storage.Grant{Org: "other.org", ClientID: "2", Scopes: []string{"x"}, CreatedAt: t0}, ev("grant")))
+	mustNil(t, s.PutUsers(ctx, []storage.User{{Email: "z@other.org", Org: "other.org", CreatedAt: t0}}, ev("user.add")))
+	mustNil(t, s.DeleteOrg(ctx, "other.org", ev("org.delete")))
+	_, err = s.GetUser(ctx, "z@other.org")
+	wantErr(t, err, storage.ErrNotFound)
+	_, err = s.GetGrant(ctx, "other.org", "2")
+	wantErr(t, err, storage.ErrNotFound)
+	_, err = s.GetProjectOrg(ctx, "cal")
+	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, s.DeleteOrg(ctx, "other.org", ev("org.delete")), storage.ErrNotFound)
 }

@@ -1,0 +1,298 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+func init() {
+	for k, v := range map[string]string{
+		"insertOrg":         `INSERT INTO orgs (domain, blocked_scopes, created_at) VALUES (?, ?, ?)`,
+		"getOrg":            `SELECT domain, blocked_scopes, created_at FROM orgs WHERE domain = ?`,
+		"listOrgs":          `SELECT domain, blocked_scopes, created_at FROM orgs ORDER BY domain`,
+		"updateOrg":         `UPDATE orgs SET blocked_scopes = ? WHERE domain = ?`,
+		"deleteOrgUsers":    `DELETE FROM org_users WHERE org = ?`,
+		"deleteOrgProjects": `DELETE FROM project_orgs WHERE org = ?`,
+		"deleteOrgGrants":   `DELETE FROM delegation_grants WHERE org = ?`,
+		"deleteOrg":         `DELETE FROM orgs WHERE domain = ?`,
+		"putUser": `INSERT INTO org_users (email, org, suspended, created_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (email) DO UPDATE SET org = excluded.org, suspended = excluded.suspended`,
+		"getUser":           `SELECT email, org, suspended, created_at FROM org_users WHERE email = ?`,
+		"listUsers":         `SELECT email, org, suspended, created_at FROM org_users WHERE org = ? AND email > ? ORDER BY email LIMIT ?`,
+		"deleteUser":        `DELETE FROM org_users WHERE email = ?`,
+		"putProjectOrg":     `INSERT INTO project_orgs (project, org, internal) VALUES (?, ?, ?) ON CONFLICT (project) DO UPDATE SET org = excluded.org, internal = excluded.internal`,
+		"getProjectOrg":     `SELECT project, org, internal FROM project_orgs WHERE project = ?`,
+		"listProjectOrgs":   `SELECT project, org, internal FROM project_orgs WHERE org = ? ORDER BY project`,
+		"deleteProjectOrg":  `DELETE FROM project_orgs WHERE project = ?`,
+		"putGrant":          `INSERT INTO delegation_grants (org, client_id, scopes, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (org, client_id) DO UPDATE SET scopes = excluded.scopes`,
+		"getGrant":          `SELECT org, client_id, scopes, created_at FROM delegation_grants WHERE org = ? AND client_id = ?`,
+		"listGrants":        `SELECT org, client_id, scopes, created_at FROM delegation_grants WHERE org = ? ORDER BY client_id`,
+		"deleteGrant":       `DELETE FROM delegation_grants WHERE org = ? AND client_id = ?`,
+	} {
+		queries[k] = v
+	}
+}
+
+func scanOrg(row scanner) (storage.Org, error) {
+	var (
+		o       storage.Org
+		blocked string
+		created int64
+	)
+	if err := row.Scan(&o.Domain, &blocked, &created); err != nil {
+		return o, err
+	}
+	o.CreatedAt = fromMicros(created)
+	var err error
+	o.BlockedScopes, err = decodeList(blocked)
+	return o, err
+}
+
+// CreateOrg implements storage.Storage.
+func (s *Store) CreateOrg(ctx context.Context, o storage.Org, ev storage.AuditEvent) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q["insertOrg"], o.Domain, encodeList(o.BlockedScopes), micros(o.CreatedAt))
+		return s.wrap("create org", err)
+	}, ev)
+}
+
+// GetOrg implements storage.Storage.
+func (s *Store) GetOrg(ctx context.Context, domain string) (storage.Org, error) {
+	o, err := scanOrg(s.queryRow(ctx, "getOrg", domain))
+	return o, s.wrap("get org", err)
+}
+
+// ListOrgs implements storage.Storage.
+func (s *Store) ListOrgs(ctx context.Context) ([]storage.Org, error) {
+	rows, err := s.query(ctx, "listOrgs")
+	if err != nil {
+		return nil, s.wrap("list orgs", err)
+	}
+	defer rows.Close()
+	var out []storage.Org
+	for rows.Next() {
+		o, err := scanOrg(rows)
+		if err != nil {
+			return nil, s.wrap("list orgs", err)
+		}
+		out = append(out, o)
+	}
+	return out, s.wrap("list orgs", rows.Err())
+}
+
+// UpdateOrg implements storage.Storage. Only BlockedScopes changes.
+func (s *Store) UpdateOrg(ctx context.Context, domain string, fn func(storage.Org) (storage.Org, error), ev storage.AuditEvent) (storage.Org, error) {
+	var out storage.Org
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		old, err := scanOrg(tx.QueryRowContext(ctx, s.q["getOrg"], domain))
+		if err != nil {
+			return s.wrap("update org", err)
+		}
+		o, err := fn(old)
+		if err != nil {
+			return err
+		}
+		if o.Domain != old.Domain {
+			return fmt.Errorf("update org %s: the domain cannot change", domain)
+		}
+		if _, err := tx.ExecContext(ctx, s.q["updateOrg"], encodeList(o.BlockedScopes), domain); err != nil {
+			return s.wrap("update org", err)
+		}
+		out = o
+		return s.notify(ctx, tx, storage.ChangeAll)
+	}, ev)
+	return out, err
+}
+
+// DeleteOrg implements storage.Storage.
+func (s *Store) DeleteOrg(ctx context.Context, domain string, ev storage.AuditEvent) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{"deleteOrgUsers", "deleteOrgProjects", "deleteOrgGrants"} {
+			if _, err := tx.ExecContext(ctx, s.q[q], domain); err != nil {
+				return s.wrap("delete org", err)
+			}
+		}
+		if err := s.execOne(ctx, tx, "delete org", s.q["deleteOrg"], domain); err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, storage.ChangeAll)
+	}, ev)
+}
+
+func scanUser(row scanner) (storage.User, error) {
+	var (
+		u         storage.User
+		suspended int
+		created   int64
+	)
+	err := row.Scan(&u.Email, &u.Org, &suspended, &created)
+	u.Suspended, u.CreatedAt = suspended != 0, fromMicros(created)
+	return u, err
+}
+
+// PutUsers implements storage.Storage.
+func (s *Store) PutUsers(ctx context.Context, users []storage.User, ev storage.AuditEvent) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, s.q["putUser"])
+		if err != nil {
+			return s.wrap("put users", err)
+		}
+		defer st.Close()
+		for _, u := range users {
+			if _, err := st.ExecContext(ctx, u.Email, u.Org, boolInt(u.Suspended), micros(u.CreatedAt)); err != nil {
+				return s.wrap("put user "+u.Email, err)
+			}
+		}
+		return s.notify(ctx, tx, storage.ChangeAll)
+	}, ev)
+}
+
+// GetUser implements storage.Storage.
+func (s *Store) GetUser(ctx context.Context, email string) (storage.User, error) {
+	u, err := scanUser(s.queryRow(ctx, "getUser", email))
+	return u, s.wrap("get user", err)
+}
+
+// ListUsers implements storage.Storage.
+func (s *Store) ListUsers(ctx context.Context, org string, opts storage.ListOptions) ([]storage.User, error) {
+	rows, err := s.query(ctx, "listUsers", org, opts.After, opts.PageLimit())
+	if err != nil {
+		return nil, s.wrap("list users", err)
+	}
+	defer rows.Close()
+	var out []storage.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, s.wrap("list users", err)
+		}
+		out = append(out, u)
+	}
+	return out, s.wrap("list users", rows.Err())
+}
+
+// DeleteUser implements storage.Storage.
+func (s *Store) DeleteUser(ctx context.Context, email string, ev storage.AuditEvent) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.execOne(ctx, tx, "delete user", s.q["deleteUser"], email); err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, storage.ChangeAll)
+	}, ev)
+}
+
+func scanProjectOrg(row scanner) (storage.ProjectOrg, error) {
+	var (
+		p        storage.ProjectOrg
+		internal int
+	)
+	err := row.Scan(&p.Project, &p.Org, &internal)
+	p.Internal = internal != 0
+	return p, err
+}
+
+// PutProjectOrg implements storage.Storage.
+func (s *Store) PutProjectOrg(ctx context.Context, p storage.ProjectOrg, ev storage.AuditEvent) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q["putProjectOrg"], p.Project, p.Org, boolInt(p.Internal)); err != nil {
+			return s.wrap("put project org", err)
+		}
+		return s.notify(ctx, tx, storage.ChangeAll)
+	}, ev)
+}
+
+// GetProjectOrg implements storage.Storage.
+func (s *Store) GetProjectOrg(ctx context.Context, project string) (storage.ProjectOrg, error) {
+	p, err := scanProjectOrg(s.queryRow(ctx, "getProjectOrg", project))
+	return p, s.wrap("get project org", err)
+}
+
+// ListProjectOrgs implements storage.Storage.
+func (s *Store) ListProjectOrgs(ctx context.Context, org string) ([]storage.ProjectOrg, error) {
+	rows, err := s.query(ctx, "listProjectOrgs", org)
+	if err != nil {
+		return nil, s.wrap("list project orgs", err)
+	}
+	defer rows.Close()
+	var out []storage.ProjectOrg
+	for rows.Next() {
+		p, err := scanProjectOrg(rows)
+		if err != nil {
+			return nil, s.wrap("list project orgs", err)
+		}
+		out = append(out, p)
+	}
+	return out, s.wrap("list project orgs", rows.Err())
+}
+
+// DeleteProjectOrg implements storage.Storage.
+func (s *Store) DeleteProjectOrg(ctx context.Context, project string, ev storage.AuditEvent) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.execOne(ctx, tx, "delete project org", s.q["deleteProjectOrg"], project); err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, storage.ChangeAll)
+	}, ev)
+}
+
+func scanGrant(row scanner) (storage.Grant, error) {
+	var (
+		g       storage.Grant
+		scopes  string
+		created int64
+	)
+	if err := row.Scan(&g.Org, &g.ClientID, &scopes, &created); err != nil {
+		return g, err
+	}
+	g.CreatedAt = fromMicros(created)
+	var err error
+	g.Scopes, err = decodeList(scopes)
+	return g, err
+}
+
+// PutGrant implements storage.Storage.
+func (s *Store) PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q["putGrant"], g.Org, g.ClientID, encodeList(g.Scopes), micros(g.CreatedAt)); err != nil {
+			return s.wrap("put grant", err)
+		}
+		return s.notify(ctx, tx, storage.ChangeAll)
+	}, ev)
+}
+
+// GetGrant implements storage.Storage.
+func (s *Store) GetGrant(ctx context.Context, org, clientID string) (storage.Grant, error) {
+	g, err := scanGrant(s.queryRow(ctx, "getGrant", org, clientID))
+	return g, s.wrap("get grant", err)
+}
+
+// ListGrants implements storage.Storage.
+func (s *Store) ListGrants(ctx context.Context, org string) ([]storage.Grant, error) {
+	rows, err := s.query(ctx, "listGrants", org)
+	if err != nil {
+		return nil, s.wrap("list grants", err)
+	}
+	defer rows.Close()
+	var out []storage.Grant
+	for rows.Next() {
+		g, err := scanGrant(rows)
+		if err != nil {
+			return nil, s.wrap("list grants", err)
+		}
+		out = append(out, g)
+	}
+	return out, s.wrap("list grants", rows.Err())
+}
+
+// DeleteGrant implements storage.Storage.
+func (s *Store) DeleteGrant(ctx context.Context, org, clientID string, ev storage.AuditEvent) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.execOne(ctx, tx, "delete grant", s.q["deleteGrant"], org, clientID); err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, storage.ChangeAll)
+	}, ev)
+}
