@@ -78,6 +78,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		"GET /v1/signing-keys":                                h.listSigningKeys,
 		"POST /v1/signing-keys/rotate":                        h.rotateSigningKeys,
 	}
+	h.registerDelegation(routes)
 	for pattern, fn := range routes {
 		mux.Handle(pattern, h.endpoint(fn))
 	}

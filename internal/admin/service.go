@@ -67,6 +67,21 @@ type Store interface {
 	UpdateAPI(ctx context.Context, name string, fn func(storage.API) (storage.API, error), ev storage.AuditEvent) (storage.API, error)
 	Revoke(ctx context.Context, r storage.Revocation, ev storage.AuditEvent) error
 	ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error)
+	CreateOrg(ctx context.Context, o storage.Org, ev storage.AuditEvent) error
+	GetOrg(ctx context.Context, domain string) (storage.Org, error)
+	ListOrgs(ctx context.Context) ([]storage.Org, error)
+	UpdateOrg(ctx context.Context, domain string, fn func(storage.Org) (storage.Org, error), ev storage.AuditEvent) (storage.Org, error)
+	DeleteOrg(ctx context.Context, domain string, ev storage.AuditEvent) error
+	PutUsers(ctx context.Context, users []storage.User, ev storage.AuditEvent) error
+	GetUser(ctx context.Context, email string) (storage.User, error)
+	ListUsers(ctx context.Context, org string, opts storage.ListOptions) ([]storage.User, error)
+	DeleteUser(ctx context.Context, email string, ev storage.AuditEvent) error
+	PutProjectOrg(ctx context.Context, p storage.ProjectOrg, ev storage.AuditEvent) error
+	ListProjectOrgs(ctx context.Context, org string) ([]storage.ProjectOrg, error)
+	DeleteProjectOrg(ctx context.Context, project string, ev storage.AuditEvent) error
+	PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent) error
+	ListGrants(ctx context.Context, org string) ([]storage.Grant, error)
+	DeleteGrant(ctx context.Context, org, clientID string, ev storage.AuditEvent) error
 	DeleteAPI(ctx context.Context, name string, ev storage.AuditEvent) error
 }
 

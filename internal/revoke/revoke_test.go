@@ -37,6 +37,12 @@ func (f *fakes) GetAccount(_ context.Context, id string) (storage.Account, error
 func (f *fakes) ListKeys(context.Context, string) ([]storage.Key, error)       { return nil, nil }
 func (f *fakes) ListSecrets(context.Context, string) ([]storage.Secret, error) { return nil, nil }
 func (f *fakes) IsRevoked(context.Context, string) (bool, error)               { return false, nil }
+func (f *fakes) GetUser(context.Context, string) (storage.User, error) {
+	return storage.User{}, storage.ErrNotFound
+}
+func (f *fakes) GetGrant(context.Context, string, string) (storage.Grant, error) {
+	return storage.Grant{}, storage.ErrNotFound
+}
 
 func (f *fakes) GetToken(_ context.Context, hash []byte) (storage.TokenRecord, error) {
 	if string(hash) != string(tokenstate.HashOpaque("kwat_mine")) && string(hash) != string(tokenstate.HashOpaque("kwat_theirs")) {

@@ -19,6 +19,10 @@ type issuance struct {
 	account storage.Account
 	// subject is the token's sub; the account's ID unless delegated.
 	subject string
+	// delegated: the account acts for subject, a user, with the grant's
+	// scopes instead of its own.
+	delegated bool
+	granted   []string
 	// scopes are the requested scopes, already parsed.
 	scopes   []string
 	resource string
@@ -38,7 +42,7 @@ type issuance struct {
 // The token is opaque when the account says so, or when any API of its
 // audience wants opaque tokens (then no claims reach anyone), unless the
 // account says jwt.
-func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, scopes []string, resource string) ([]string, oauth2.Audience, bool, error) {
+func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, allowed, scopes []string, resource string) ([]string, oauth2.Audience, bool, error) {
 	if len(scopes) == 0 {
 		return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope or ID token audience provided: no scope was requested.")
 	}
@@ -73,7 +77,7 @@ func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, scope
 		if api == nil {
 			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope: %q is not a scope of any registered API.", s)
 		}
-		if !slices.Contains(acct.Scopes, s) {
+		if !slices.Contains(allowed, s) {
 			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "The service account is not allowed the scope %q.", s)
 		}
 		if target != nil && api != target {
@@ -95,7 +99,11 @@ func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, scope
 
 // issue mints an access token and records it durably before returning.
 func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Response, error) {
-	scopes, aud, opaque, err := h.resolveScopes(ctx, is.account, is.scopes, is.resource)
+	allowed := is.account.Scopes
+	if is.delegated {
+		allowed = is.granted
+	}
+	scopes, aud, opaque, err := h.resolveScopes(ctx, is.account, allowed, is.scopes, is.resource)
 	if err != nil {
 		return nil, err
 	}
@@ -120,6 +128,11 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 	if is.thumbprint != "" {
 		claims.Confirmation = &oauth2.Confirmation{X5TS256: is.thumbprint}
 	}
+	actor := ""
+	if is.delegated {
+		claims.Actor = &oauth2.Actor{Subject: is.account.ID, ClientEmail: is.account.Email}
+		actor = is.account.ID
+	}
 	var (
 		raw    string
 		record *storage.TokenRecord
@@ -128,7 +141,7 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 		raw = tokenstate.OpaquePrefix + randomToken()
 		record = &storage.TokenRecord{
 			Hash: tokenstate.HashOpaque(raw), ID: claims.ID, AccountID: is.account.ID, Subject: claims.Subject,
-			Scope: scope, Audience: aud, Credential: is.credential, Thumbprint: is.thumbprint,
+			Scope: scope, Audience: aud, Credential: is.credential, Thumbprint: is.thumbprint, Actor: actor,
 			IssuedAt: now, ExpiresAt: now.Add(lifetime),
 		}
 	} else {
@@ -151,8 +164,10 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 	if opaque {
 		data["format"] = storage.TokenOpaque
 	}
-	if is.subject != is.account.ID {
+	if is.delegated {
+		// The delegation chain: who acted (the account) for whom.
 		data["subject"] = is.subject
+		data["delegation"] = is.account.Email + " acting for " + is.subject
 	}
 	err = h.journal.Write(ctx, storage.Write{JTIs: is.jtis, Token: record, Events: []storage.AuditEvent{{
 		Time: req.Now, Action: "token.issued", Outcome: storage.OutcomeSuccess,

@@ -72,9 +72,7 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	} else if c.Prn != "" && c.Prn != subject {
 		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid JWT: the sub and prn claims name different users.")
 	}
-	if subject != "" && subject != acct.Email && subject != acct.ID {
-		return nil, oauth2.Errorf(oauth2.ErrUnauthorizedClient, "Unauthorized client or scope in request: the service account is not authorized to act for %q.", subject)
-	}
+	
 
 	scope := c.Scope
 	if form := req.Form.Get("scope"); form != "" {
@@ -89,6 +87,13 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	}
 
 	is := issuance{account: acct, subject: acct.ID, scopes: scopes, resource: req.Form.Get("resource"), credential: "key:" + key.ID}
+	if subject != "" && subject != acct.Email && subject != acct.ID {
+		// Domain-wide delegation: only through a key-signed assertion.
+		if is.granted, err = h.delegate(ctx, acct, subject, scopes); err != nil {
+			return nil, err
+		}
+		is.delegated, is.subject = true, strings.ToLower(subject)
+	}
 	if req.Client != nil {
 		is.jtis = req.Client.JTIs
 		is.thumbprint = req.Client.Thumbprint()

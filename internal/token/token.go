@@ -23,6 +23,10 @@ type Directory interface {
 	GetAccountByEmail(ctx context.Context, email string) (storage.Account, error)
 	ListKeys(ctx context.Context, accountID string) ([]storage.Key, error)
 	ListAPIs(ctx context.Context) ([]storage.API, error)
+	GetOrg(ctx context.Context, domain string) (storage.Org, error)
+	GetGrant(ctx context.Context, org, clientID string) (storage.Grant, error)
+	GetProjectOrg(ctx context.Context, project string) (storage.ProjectOrg, error)
+	GetUser(ctx context.Context, email string) (storage.User, error)
 }
 
 // Journal makes a write durable before the response is sent.

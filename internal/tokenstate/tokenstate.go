@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,8 @@ type Store interface {
 	ListSecrets(ctx context.Context, accountID string) ([]storage.Secret, error)
 	GetToken(ctx context.Context, hash []byte) (storage.TokenRecord, error)
 	IsRevoked(ctx context.Context, jti string) (bool, error)
+	GetUser(ctx context.Context, email string) (storage.User, error)
+	GetGrant(ctx context.Context, org, clientID string) (storage.Grant, error)
 }
 
 // Verifier checks the signature of a JWT access token.
@@ -173,6 +176,11 @@ func (r *Resolver) check(ctx context.Context, c oauth2.AccessClaims) (string, er
 	if !acct.TokensRevokedBefore.IsZero() && c.IssuedAt <= acct.TokensRevokedBefore.Unix() {
 		return "account's tokens revoked", nil
 	}
+	if c.Actor != nil {
+		if reason, err := r.checkDelegation(ctx, c); reason != "" || err != nil {
+			return reason, err
+		}
+	}
 	kind, id, _ := strings.Cut(c.Credential, ":")
 	switch kind {
 	case "key":
@@ -190,6 +198,34 @@ func (r *Resolver) check(ctx context.Context, c oauth2.AccessClaims) (string, er
 		}
 		if !containsEnabled(secrets, id, func(s storage.Secret) (string, bool) { return s.ID, s.Disabled }) {
 			return "secret disabled or deleted", nil
+		}
+	}
+	return "", nil
+}
+
+// checkDelegation keeps a delegated token active only while its user is
+// active and the grant still covers its scopes.
+func (r *Resolver) checkDelegation(ctx context.Context, c oauth2.AccessClaims) (string, error) {
+	user, err := r.store.GetUser(ctx, c.Subject)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "delegated user deleted", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if user.Suspended {
+		return "delegated user suspended", nil
+	}
+	grant, err := r.store.GetGrant(ctx, user.Org, c.ClientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "delegation revoked", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	for _, s := range strings.Fields(c.Scope) {
+		if !slices.Contains(grant.Scopes, s) {
+			return "delegation no longer covers " + s, nil
 		}
 	}
 	return "", nil

@@ -1,0 +1,422 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/internal/admin"
+)
+
+const delegationIntro = `Domain-wide delegation lets a service account act for the users of an
+organization (a domain such as example.com), as Google Workspace does: the
+organization's administrator grants the account's numeric client ID a list
+of scopes, and the account then signs JWT-bearer assertions with sub = a
+user's email. The token says who acted for whom: sub is the user, act names
+the service account. Changes take effect at once.`
+
+func newOrgCommand() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "org",
+		Short: "Manage organizations (domains) for domain-wide delegation",
+		Long:  delegationIntro,
+	}
+	f.register(cmd)
+	show := func(c *adminClient, o admin.OrgView) error {
+		return c.show(o, func(w *tabwriter.Writer) {
+			fmt.Fprintf(w, "Domain:\t%s\n", o.Domain)
+			fmt.Fprintf(w, "Blocked scopes:\t%s\n", dash(strings.Join(o.BlockedScopes, ", ")))
+			for _, p := range o.Projects {
+				internal := ""
+				if p.Internal {
+					internal = " (internal: its accounts act only for this organization's users)"
+				}
+				fmt.Fprintf(w, "Project:\t%s%s\n", p.Project, internal)
+			}
+		})
+	}
+	var blockScopes []string
+	create := &cobra.Command{
+		Use:     "create DOMAIN",
+		Short:   "Register an organization",
+		Example: `  keyward org create example.com`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			var o admin.OrgView
+			if err := c.do(cmd.Context(), http.MethodPost, "/v1/orgs", admin.OrgRequest{Domain: args[0]}, &o); err != nil {
+				return err
+			}
+			return show(c, o)
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List organizations",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			var resp struct {
+				Orgs []admin.OrgView `json:"orgs"`
+			}
+			if err := c.do(cmd.Context(), http.MethodGet, "/v1/orgs", nil, &resp); err != nil {
+				return err
+			}
+			return c.show(resp, func(w *tabwriter.Writer) {
+				fmt.Fprintln(w, "DOMAIN\tBLOCKED SCOPES")
+				for _, o := range resp.Orgs {
+					fmt.Fprintf(w, "%s\t%s\n", o.Domain, dash(strings.Join(o.BlockedScopes, ",")))
+				}
+			})
+		},
+	}
+	get := &cobra.Command{
+		Use:   "get DOMAIN",
+		Short: "Show an organization, its policy and projects",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			var o admin.OrgView
+			if err := c.do(cmd.Context(), http.MethodGet, "/v1/orgs/"+url.PathEscape(args[0]), nil, &o); err != nil {
+				return err
+			}
+			return show(c, o)
+		},
+	}
+	policy := &cobra.Command{
+		Use:   "policy DOMAIN --block-scopes s1,s2",
+		Short: "Set the scopes the organization never allows for delegated access",
+		Long: `Set the scopes the organization blocks for all delegated access: an assertion
+asking for one is refused with admin_policy_enforced, whatever the grants say.
+--block-scopes "" clears the list.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("block-scopes") {
+				return usageError{errors.New("--block-scopes is required (\"\" to clear)")}
+			}
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			scopes := splitList(blockScopes)
+			if scopes == nil {
+				scopes = []string{}
+			}
+			var o admin.OrgView
+			if err := c.do(cmd.Context(), http.MethodPatch, "/v1/orgs/"+url.PathEscape(args[0]), admin.OrgRequest{BlockedScopes: &scopes}, &o); err != nil {
+				return err
+			}
+			return show(c, o)
+		},
+	}
+	policy.Flags().StringSliceVar(&blockScopes, "block-scopes", nil, "scopes never allowed for delegated access, comma-separated")
+	var internal bool
+	addProject := &cobra.Command{
+		Use:   "add-project DOMAIN PROJECT [--internal]",
+		Short: "Place a project in the organization",
+		Long: `Place a project in the organization. With --internal, the project's service
+accounts may act only for this organization's users: an assertion for a
+user of another organization is refused with org_internal.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			var p admin.ProjectView
+			path := "/v1/orgs/" + url.PathEscape(args[0]) + "/projects/" + url.PathEscape(args[1])
+			if err := c.do(cmd.Context(), http.MethodPut, path, admin.ProjectView{Project: args[1], Internal: internal}, &p); err != nil {
+				return err
+			}
+			return c.show(p, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "project %s is in %s (internal: %s)\n", p.Project, args[0], yesNo(p.Internal))
+			})
+		},
+	}
+	addProject.Flags().BoolVar(&internal, "internal", false, "restrict the project's accounts to this organization's users")
+	removeProject := simpleDelete(&f, "remove-project DOMAIN PROJECT", "Take a project out of the organization", 2,
+		func(args []string) string {
+			return "/v1/orgs/" + url.PathEscape(args[0]) + "/projects/" + url.PathEscape(args[1])
+		})
+	del := simpleDelete(&f, "delete DOMAIN", "Delete an organization with its users, projects and delegations", 1,
+		func(args []string) string { return "/v1/orgs/" + url.PathEscape(args[0]) })
+	cmd.AddCommand(create, list, get, policy, addProject, removeProject, del)
+	return cmd
+}
+
+// simpleDelete is a command that sends DELETE to one path.
+func simpleDelete(f *clientFlags, use, short string, nargs int, path func([]string) string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(nargs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			if err := c.do(cmd.Context(), http.MethodDelete, path(args), nil, nil); err != nil {
+				return err
+			}
+			what := strings.Join(args, " ")
+			return c.show(map[string]string{"deleted": what}, func(w *tabwriter.Writer) { fmt.Fprintf(w, "done: %s\n", what) })
+		},
+	}
+}
+
+func newUsersCommand() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "users",
+		Short: "Manage the users of organizations",
+		Long: `The directory of users service accounts may act for. A user belongs to the
+organization of its email's domain (create it first with 'keyward org
+create'). A suspended or deleted user gets no new delegated tokens, and its
+existing ones are reported inactive at once.`,
+	}
+	f.register(cmd)
+	put := func(cmd *cobra.Command, users []admin.UserInput) error {
+		c, err := f.client(cmd)
+		if err != nil {
+			return err
+		}
+		byOrg := map[string][]admin.UserInput{}
+		for _, u := range users {
+			_, domain, _ := strings.Cut(strings.ToLower(u.Email), "@")
+			byOrg[domain] = append(byOrg[domain], u)
+		}
+		total := 0
+		for domain, us := range byOrg {
+			if domain == "" {
+				return fmt.Errorf("%q is not an email address", us[0].Email)
+			}
+			var resp map[string]int
+			if err := c.do(cmd.Context(), http.MethodPost, "/v1/orgs/"+url.PathEscape(domain)+"/users", admin.UsersRequest{Users: us}, &resp); err != nil {
+				return err
+			}
+			total += resp["users"]
+		}
+		return c.show(map[string]int{"users": total}, func(w *tabwriter.Writer) { fmt.Fprintf(w, "%d users added or updated\n", total) })
+	}
+	var suspended bool
+	add := &cobra.Command{
+		Use:     "add EMAIL...",
+		Short:   "Add users",
+		Example: `  keyward users add alice@example.com bob@example.com`,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var users []admin.UserInput
+			for _, e := range args {
+				users = append(users, admin.UserInput{Email: e, Suspended: suspended})
+			}
+			return put(cmd, users)
+		},
+	}
+	add.Flags().BoolVar(&suspended, "suspended", false, "add them suspended")
+	imp := &cobra.Command{
+		Use:   "import FILE",
+		Short: "Add or update users in bulk from a CSV or JSON file",
+		Long: `Read users from FILE and add or update them, each organization's in one
+transaction. CSV: one user a line, email[,status] with status active or
+suspended, an optional header line. JSON: [{"email": …, "suspended": …}]
+or {"users": [...]}. Every bad row is reported and nothing is imported
+until all are fixed.`,
+		Example: `  printf 'email,status\nalice@example.com,active\nbob@example.com,suspended\n' > users.csv
+  keyward users import users.csv`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			users, err := admin.ParseUsers(data)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			return put(cmd, users)
+		},
+	}
+	userOp := func(use, short, suffix string) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " EMAIL",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := f.client(cmd)
+				if err != nil {
+					return err
+				}
+				var u admin.UserView
+				if err := c.do(cmd.Context(), http.MethodPost, "/v1/users/"+url.PathEscape(args[0])+suffix, nil, &u); err != nil {
+					return err
+				}
+				return c.show(u, func(w *tabwriter.Writer) { fmt.Fprintf(w, "%s: suspended %s\n", u.Email, yesNo(u.Suspended)) })
+			},
+		}
+	}
+	var org string
+	list := &cobra.Command{
+		Use:   "list --org DOMAIN",
+		Short: "List an organization's users",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if org == "" {
+				return usageError{errors.New("--org is required")}
+			}
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			var all []admin.UserView
+			q := url.Values{"limit": {"1000"}}
+			for {
+				var page struct {
+					Users []admin.UserView `json:"users"`
+					Next  string           `json:"next_page_token"`
+				}
+				if err := c.do(cmd.Context(), http.MethodGet, "/v1/orgs/"+url.PathEscape(org)+"/users?"+q.Encode(), nil, &page); err != nil {
+					return err
+				}
+				all = append(all, page.Users...)
+				if page.Next == "" {
+					break
+				}
+				q.Set("page_token", page.Next)
+			}
+			return c.show(map[string]any{"users": all}, func(w *tabwriter.Writer) {
+				fmt.Fprintln(w, "EMAIL\tSUSPENDED")
+				for _, u := range all {
+					fmt.Fprintf(w, "%s\t%s\n", u.Email, yesNo(u.Suspended))
+				}
+			})
+		},
+	}
+	list.Flags().StringVar(&org, "org", "", "the organization's domain")
+	cmd.AddCommand(add, imp, list,
+		userOp("suspend", "Suspend a user: no delegated tokens, existing ones inactive", "/suspend"),
+		userOp("unsuspend", "Reinstate a suspended user", "/unsuspend"),
+		simpleDelete(&f, "delete EMAIL", "Delete a user", 1, func(args []string) string { return "/v1/users/" + url.PathEscape(args[0]) }),
+	)
+	return cmd
+}
+
+func newDelegationCommand() *cobra.Command {
+	var (
+		f             clientFlags
+		org, clientID string
+		scopes        []string
+	)
+	cmd := &cobra.Command{
+		Use:   "delegation",
+		Short: "Grant service accounts domain-wide delegation",
+		Long:  delegationIntro,
+		Example: `  # An account that adds events to the calendars of every user of example.com:
+  keyward api create calendar --identifier https://calendar.internal --scopes calendar.events
+  keyward sa create calendar-sync --project ops --scopes calendar.events
+  keyward org create example.com
+  keyward users import users.csv
+  keyward delegation grant --org example.com --client-id 112233445566778899001 --scopes calendar.events`,
+	}
+	f.register(cmd)
+	need := func(what ...string) error {
+		for i := 0; i < len(what); i += 2 {
+			if what[i+1] == "" {
+				return usageError{fmt.Errorf("--%s is required", what[i])}
+			}
+		}
+		return nil
+	}
+	grant := &cobra.Command{
+		Use:   "grant --org DOMAIN --client-id ID --scopes s1,s2",
+		Short: "Let a service account act for the organization's users with these scopes",
+		Long: `Grant the service account with the numeric client ID (not its email: a grant
+to the email would never match, and is refused) the scopes for acting on
+behalf of the organization's users. Granting again replaces the scopes.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := need("org", org, "client-id", clientID); err != nil {
+				return err
+			}
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			var g admin.GrantView
+			path := "/v1/orgs/" + url.PathEscape(org) + "/delegations/" + url.PathEscape(clientID)
+			if err := c.do(cmd.Context(), http.MethodPut, path, admin.GrantRequest{Scopes: splitList(scopes)}, &g); err != nil {
+				return err
+			}
+			return c.show(g, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "%s may act for the users of %s with %s\n", g.ClientID, g.Org, strings.Join(g.Scopes, ", "))
+			})
+		},
+	}
+	grant.Flags().StringVar(&org, "org", "", "the organization's domain")
+	grant.Flags().StringVar(&clientID, "client-id", "", "the service account's numeric client ID")
+	grant.Flags().StringSliceVar(&scopes, "scopes", nil, "scopes, comma-separated")
+	list := &cobra.Command{
+		Use:   "list --org DOMAIN",
+		Short: "List an organization's delegations",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := need("org", org); err != nil {
+				return err
+			}
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			var resp struct {
+				Delegations []admin.GrantView `json:"delegations"`
+			}
+			if err := c.do(cmd.Context(), http.MethodGet, "/v1/orgs/"+url.PathEscape(org)+"/delegations", nil, &resp); err != nil {
+				return err
+			}
+			return c.show(resp, func(w *tabwriter.Writer) {
+				fmt.Fprintln(w, "CLIENT ID\tSCOPES")
+				for _, g := range resp.Delegations {
+					fmt.Fprintf(w, "%s\t%s\n", g.ClientID, strings.Join(g.Scopes, ","))
+				}
+			})
+		},
+	}
+	list.Flags().StringVar(&org, "org", "", "the organization's domain")
+	revoke := &cobra.Command{
+		Use:   "revoke --org DOMAIN --client-id ID",
+		Short: "Revoke a delegation: no new tokens, existing ones inactive at once",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := need("org", org, "client-id", clientID); err != nil {
+				return err
+			}
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			if err := c.do(cmd.Context(), http.MethodDelete, "/v1/orgs/"+url.PathEscape(org)+"/delegations/"+url.PathEscape(clientID), nil, nil); err != nil {
+				return err
+			}
+			return c.show(map[string]string{"revoked": clientID}, func(w *tabwriter.Writer) { fmt.Fprintf(w, "revoked the delegation of %s in %s\n", clientID, org) })
+		},
+	}
+	revoke.Flags().StringVar(&org, "org", "", "the organization's domain")
+	revoke.Flags().StringVar(&clientID, "client-id", "", "the service account's numeric client ID")
+	cmd.AddCommand(grant, list, revoke)
+	return cmd
+}

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
+)
+
+// TestDelegation follows the seed's worked example — an account that adds
+// events to the calendars of every user of example.com — and checks every
+// row of its error table.
+func TestDelegation(t *testing.T) {
+	m := startServer(t)
+	admin := []string{"--credentials", m.AdminKeyFile}
+	cli := func(args ...string) string { return runCLI(t, append(args, admin...)...) }
+	cli("api", "create", "calendar", "--identifier", "https://calendar.internal", "--scopes", "calendar.events,calendar.read,calendar.admin")
+	var acct struct {
+		ID    string `json:"client_id"`
+		Email string `json:"email"`
+	}
+	json.Unmarshal([]byte(cli("sa", "create", "calendar-sync", "--project", "ops", "--scopes", "calendar.read", "-o", "json")), &acct)
+	keyFile := filepath.Join(t.TempDir(), "key.json")
+	cli("keys", "create", acct.Email, "--out", keyFile)
+	cli("org", "create", "example.com")
+	cli("org", "create", "other.org")
+	users := filepath.Join(t.TempDir(), "users.csv")
+	os.WriteFile(users, []byte("email,status\nalice@example.com,active\nbob@example.com,suspended\ncarol@other.org\n"), 0o600)
+	cli("users", "import", users)
+	cli("delegation", "grant", "--org", "example.com", "--client-id", acct.ID, "--scopes", "calendar.events,calendar.admin")
+	cli("org", "policy", "example.com", "--block-scopes", "calendar.admin")
+
+	data, _ := os.ReadFile(keyFile)
+	tokenFor := func(subject string, scopes ...string) (*oauth2.Token, error) {
+		conf, err := google.JWTConfigFromJSON(data, scopes...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf.Subject = subject
+		return conf.TokenSource(context.Background()).Token()
+	}
+	wantError := func(t *testing.T, err error, code, desc string) {
+		t.Helper()
+		var re *oauth2.RetrieveError
+		if !errors.As(err, &re) {
+			t.Fatalf("err = %v, want %s", err, code)
+		}
+		var body struct {
+			Error            string `json:"error"`
+			ErrorDescription string `json:"error_description"`
+		}
+		json.Unmarshal(re.Body, &body)
+		if body.Error != code || !strings.Contains(body.ErrorDescription, desc) {
+			t.Fatalf("got %s %q (%v), want %s %q", body.Error, body.ErrorDescription, err, code, desc)
+		}
+	}
+
+	t.Run("happy path", func(t *testing.T) {
+		tok, err := tokenFor("alice@example.com", "calendar.events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := tokenClaims(t, tok.AccessToken)
+		act, _ := c["act"].(map[string]any)
+		if c["sub"] != "alice@example.com" || c["client_id"] != acct.ID || c["client_email"] != acct.Email ||
+			act["sub"] != acct.ID || act["client_email"] != acct.Email || c["scope"] != "calendar.events" {
+			t.Fatalf("claims = %v", c)
+		}
+		// The audit event records the delegation chain.
+		out := cli("audit", "list", "--action", "token.issued", "--account", acct.ID, "-o", "json")
+		if !strings.Contains(out, acct.Email+" acting for alice@example.com") {
+			t.Fatalf("no delegation chain in the audit log: %s", out)
+		}
+	})
+	tests := []struct {
+		name, subject string
+		scopes        []string
+		code, desc    string
+	}{
+		{"no grant in the user's organization", "carol@other.org", []string{"calendar.events"}, "unauthorized_client", "Unauthorized client or scope in request."},
+		{"unknown organization", "dave@nowhere.example", []string{"calendar.events"}, "unauthorized_client", "Unauthorized client or scope in request."},
+		{"none of the requested scopes granted", "alice@example.com", []string{"calendar.read"}, "unauthorized_client", "not authorized for any of the scopes requested"},
+		{"a requested scope not granted", "alice@example.com", []string{"calendar.events", "calendar.read"}, "access_denied", "calendar.read"},
+		{"blocked by the organization's policy", "alice@example.com", []string{"calendar.admin"}, "admin_policy_enforced", "calendar.admin"},
+		{"unknown user", "zoe@example.com", []string{"calendar.events"}, "invalid_grant", "Invalid email or User ID"},
+		{"suspended user", "bob@example.com", []string{"calendar.events"}, "invalid_grant", "Invalid email or User ID"},
+		{"not an email", "alice", []string{"calendar.events"}, "invalid_grant", "Invalid email or User ID"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tokenFor(tt.subject, tt.scopes...)
+			wantError(t, err, tt.code, tt.desc)
+		})
+	}
+	t.Run("org_internal", func(t *testing.T) {
+		cli("delegation", "grant", "--org", "other.org", "--client-id", acct.ID, "--scopes", "calendar.events")
+		cli("org", "add-project", "example.com", "ops", "--internal")
+		defer cli("org", "remove-project", "example.com", "ops")
+		_, err := tokenFor("carol@other.org", "calendar.events")
+		wantError(t, err, "org_internal", "restricted to users within its organization")
+		if _, err := tokenFor("alice@example.com", "calendar.events"); err != nil {
+			t.Fatalf("a user of the project's own organization: %v", err)
+		}
+	})
+	t.Run("granting to the client email is refused", func(t *testing.T) {
+		err := runCLIErr(t, append([]string{"delegation", "grant", "--org", "example.com", "--client-id", acct.Email, "--scopes", "calendar.events"}, admin...)...)
+		if err == nil || !strings.Contains(err.Error(), "numeric client ID") {
+			t.Fatalf("grant to the email: %v", err)
+		}
+	})
+	t.Run("client credentials cannot impersonate", func(t *testing.T) {
+		var sec struct {
+			Secret string `json:"client_secret"`
+		}
+		json.Unmarshal([]byte(cli("secrets", "create", acct.Email, "-o", "json")), &sec)
+		form := url.Values{"grant_type": {"client_credentials"}, "scope": {"calendar.read"}, "sub": {"alice@example.com"}, "subject": {"alice@example.com"}}
+		req, _ := http.NewRequest("POST", m.Issuer+"/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(acct.ID, sec.Secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct {
+			AccessToken string `json:"access_token"`
+		}
+		json.NewDecoder(resp.Body).Decode(&body)
+		if resp.StatusCode == 200 {
+			if c := tokenClaims(t, body.AccessToken); c["sub"] != acct.ID || c["act"] != nil {
+				t.Fatalf("a client-credentials token acts for someone: %v", c)
+			}
+		}
+	})
+	t.Run("revoking or suspending stops new tokens and existing ones at once", func(t *testing.T) {
+		tok, err := tokenFor("alice@example.com", "calendar.events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// An introspector of the calendar API.
+		var api struct{ ID, Email string }
+		var v struct {
+			ID    string `json:"client_id"`
+			Email string `json:"email"`
+		}
+		json.Unmarshal([]byte(cli("sa", "create", "calendar-api", "--project", "ops", "-o", "json")), &v)
+		api.ID, api.Email = v.ID, v.Email
+		cli("api", "update", "calendar", "--introspectors", api.Email)
+		var sec struct {
+			Secret string `json:"client_secret"`
+		}
+		json.Unmarshal([]byte(cli("secrets", "create", api.Email, "-o", "json")), &sec)
+		active := func() bool {
+			req, _ := http.NewRequest("POST", m.Issuer+"/introspect", strings.NewReader("token="+tok.AccessToken))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(api.ID, sec.Secret)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body map[string]any
+			json.NewDecoder(resp.Body).Decode(&body)
+			return body["active"] == true
+		}
+		if !active() {
+			t.Fatal("fresh delegated token inactive")
+		}
+		cli("users", "suspend", "alice@example.com")
+		if active() {
+			t.Fatal("token of a suspended user still active")
+		}
+		if _, err := tokenFor("alice@example.com", "calendar.events"); err == nil {
+			t.Fatal("a suspended user got a new token")
+		}
+		cli("users", "unsuspend", "alice@example.com")
+		if !active() {
+			t.Fatal("token not active again after unsuspending")
+		}
+		cli("delegation", "revoke", "--org", "example.com", "--client-id", acct.ID)
+		if active() {
+			t.Fatal("token still active after the delegation was revoked")
+		}
+		_, err = tokenFor("alice@example.com", "calendar.events")
+		wantError(t, err, "unauthorized_client", "Unauthorized client or scope in request.")
+	})
+}

@@ -1,0 +1,213 @@
+package admin
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// OrgView is an organization as the admin API shows it.
+type OrgView struct {
+	Domain        string        `json:"domain"`
+	BlockedScopes []string      `json:"blocked_scopes"`
+	Projects      []ProjectView `json:"projects,omitempty"`
+	CreatedAt     time.Time     `json:"created_at"`
+}
+
+// ProjectView is a project placed in an organization.
+type ProjectView struct {
+	Project  string `json:"project"`
+	Internal bool   `json:"internal"`
+}
+
+// UserView is a directory user.
+type UserView struct {
+	Email     string    `json:"email"`
+	Org       string    `json:"org"`
+	Suspended bool      `json:"suspended"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// GrantView is a domain-wide delegation.
+type GrantView struct {
+	Org       string    `json:"org"`
+	ClientID  string    `json:"client_id"`
+	Scopes    []string  `json:"scopes"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func orgView(o storage.Org, projects []storage.ProjectOrg) OrgView {
+	v := OrgView{Domain: o.Domain, BlockedScopes: o.BlockedScopes, CreatedAt: o.CreatedAt}
+	if v.BlockedScopes == nil {
+		v.BlockedScopes = []string{}
+	}
+	for _, p := range projects {
+		v.Projects = append(v.Projects, ProjectView{p.Project, p.Internal})
+	}
+	return v
+}
+
+// OrgRequest creates an organization or changes its policy.
+type OrgRequest struct {
+	Domain        string    `json:"domain,omitempty"`
+	BlockedScopes *[]string `json:"blocked_scopes,omitempty"`
+}
+
+// UsersRequest adds or imports users.
+type UsersRequest struct {
+	Users []UserInput `json:"users"`
+}
+
+// GrantRequest grants delegation scopes.
+type GrantRequest struct {
+	Scopes []string `json:"scopes"`
+}
+
+func (h *Handler) registerDelegation(routes map[string]func(*http.Request, Actor) (int, any, error)) {
+	routes["GET /v1/orgs"] = h.listOrgs
+	routes["POST /v1/orgs"] = h.createOrg
+	routes["GET /v1/orgs/{domain}"] = h.getOrg
+	routes["PATCH /v1/orgs/{domain}"] = h.updateOrg
+	routes["DELETE /v1/orgs/{domain}"] = h.deleteOrg
+	routes["PUT /v1/orgs/{domain}/projects/{project}"] = h.placeProject
+	routes["DELETE /v1/orgs/{domain}/projects/{project}"] = h.removeProject
+	routes["GET /v1/orgs/{domain}/users"] = h.listUsers
+	routes["POST /v1/orgs/{domain}/users"] = h.putUsers
+	routes["POST /v1/users/{email}/suspend"] = h.suspendUser
+	routes["POST /v1/users/{email}/unsuspend"] = h.unsuspendUser
+	routes["DELETE /v1/users/{email}"] = h.deleteUser
+	routes["GET /v1/orgs/{domain}/delegations"] = h.listDelegations
+	routes["PUT /v1/orgs/{domain}/delegations/{client_id}"] = h.grantDelegation
+	routes["DELETE /v1/orgs/{domain}/delegations/{client_id}"] = h.revokeDelegation
+}
+
+func (h *Handler) listOrgs(r *http.Request, _ Actor) (int, any, error) {
+	orgs, err := h.svc.ListOrgs(r.Context())
+	out := []OrgView{}
+	for _, o := range orgs {
+		out = append(out, orgView(o, nil))
+	}
+	return 200, map[string]any{"orgs": out}, err
+}
+
+func (h *Handler) createOrg(r *http.Request, actor Actor) (int, any, error) {
+	var in OrgRequest
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	o, err := h.svc.CreateOrg(r.Context(), actor, in.Domain)
+	if err == nil && in.BlockedScopes != nil {
+		o, err = h.svc.SetBlockedScopes(r.Context(), actor, o.Domain, *in.BlockedScopes)
+	}
+	return 201, orgView(o, nil), err
+}
+
+func (h *Handler) getOrg(r *http.Request, _ Actor) (int, any, error) {
+	o, err := h.svc.GetOrg(r.Context(), r.PathValue("domain"))
+	if err != nil {
+		return 0, nil, err
+	}
+	projects, err := h.svc.ListProjects(r.Context(), o.Domain)
+	return 200, orgView(o, projects), err
+}
+
+func (h *Handler) updateOrg(r *http.Request, actor Actor) (int, any, error) {
+	var in OrgRequest
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	if in.BlockedScopes == nil {
+		return 0, nil, invalid("Nothing to change: give blocked_scopes.")
+	}
+	o, err := h.svc.SetBlockedScopes(r.Context(), actor, r.PathValue("domain"), *in.BlockedScopes)
+	return 200, orgView(o, nil), err
+}
+
+func (h *Handler) deleteOrg(r *http.Request, actor Actor) (int, any, error) {
+	return 204, nil, h.svc.DeleteOrg(r.Context(), actor, r.PathValue("domain"))
+}
+
+func (h *Handler) placeProject(r *http.Request, actor Actor) (int, any, error) {
+	var in ProjectView
+	if r.ContentLength != 0 {
+		if err := decode(r, &in); err != nil {
+			return 0, nil, err
+		}
+	}
+	p, err := h.svc.PlaceProject(r.Context(), actor, r.PathValue("domain"), r.PathValue("project"), in.Internal)
+	return 200, ProjectView{p.Project, p.Internal}, err
+}
+
+func (h *Handler) removeProject(r *http.Request, actor Actor) (int, any, error) {
+	return 204, nil, h.svc.RemoveProject(r.Context(), actor, r.PathValue("project"))
+}
+
+func (h *Handler) listUsers(r *http.Request, _ Actor) (int, any, error) {
+	q := r.URL.Query()
+	limit := 0
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return 0, nil, invalid("limit must be a number from 1 to 1000.")
+		}
+		limit = n
+	}
+	opts := storage.ListOptions{After: q.Get("page_token"), Limit: limit}
+	users, err := h.svc.ListUsers(r.Context(), r.PathValue("domain"), opts)
+	out := []UserView{}
+	for _, u := range users {
+		out = append(out, UserView{u.Email, u.Org, u.Suspended, u.CreatedAt})
+	}
+	resp := map[string]any{"users": out}
+	if len(users) == opts.PageLimit() {
+		resp["next_page_token"] = users[len(users)-1].Email
+	}
+	return 200, resp, err
+}
+
+func (h *Handler) putUsers(r *http.Request, actor Actor) (int, any, error) {
+	var in UsersRequest
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	n, err := h.svc.PutUsers(r.Context(), actor, in.Users)
+	return 200, map[string]int{"users": n}, err
+}
+
+func (h *Handler) suspendUser(r *http.Request, actor Actor) (int, any, error) {
+	u, err := h.svc.SetUserSuspended(r.Context(), actor, r.PathValue("email"), true)
+	return 200, UserView{u.Email, u.Org, u.Suspended, u.CreatedAt}, err
+}
+
+func (h *Handler) unsuspendUser(r *http.Request, actor Actor) (int, any, error) {
+	u, err := h.svc.SetUserSuspended(r.Context(), actor, r.PathValue("email"), false)
+	return 200, UserView{u.Email, u.Org, u.Suspended, u.CreatedAt}, err
+}
+
+func (h *Handler) deleteUser(r *http.Request, actor Actor) (int, any, error) {
+	return 204, nil, h.svc.DeleteUser(r.Context(), actor, r.PathValue("email"))
+}
+
+func (h *Handler) listDelegations(r *http.Request, _ Actor) (int, any, error) {
+	grants, err := h.svc.ListDelegations(r.Context(), r.PathValue("domain"))
+	out := []GrantView{}
+	for _, g := range grants {
+		out = append(out, GrantView{g.Org, g.ClientID, g.Scopes, g.CreatedAt})
+	}
+	return 200, map[string]any{"delegations": out}, err
+}
+
+func (h *Handler) grantDelegation(r *http.Request, actor Actor) (int, any, error) {
+	var in GrantRequest
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	g, err := h.svc.GrantDelegation(r.Context(), actor, r.PathValue("domain"), r.PathValue("client_id"), in.Scopes)
+	return 200, GrantView{g.Org, g.ClientID, g.Scopes, g.CreatedAt}, err
+}
+
+func (h *Handler) revokeDelegation(r *http.Request, actor Actor) (int, any, error) {
+	return 204, nil, h.svc.RevokeDelegation(r.Context(), actor, r.PathValue("domain"), r.PathValue("client_id"))
+}

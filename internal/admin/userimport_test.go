@@ -1,0 +1,70 @@
+package admin
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseUsers(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    []UserInput
+		wantErr string
+	}{
+		{"csv", "alice@example.com\nbob@example.com,suspended\n", []UserInput{{"alice@example.com", false}, {"bob@example.com", true}}, ""},
+		{"csv header and comment", "email,status\n# staff\nalice@example.com, active\n", []UserInput{{"alice@example.com", false}}, ""},
+		{"csv bad status", "a@x.com,gone\n", nil, "line 1: status"},
+		{"csv too many columns", "a@x.com,active,extra\n", nil, "line 1: 3 columns"},
+		{"csv every bad row", "a@x.com,gone\nb@x.com,x,y\n", nil, "line 2"},
+		{"json array", `[{"email":"a@x.com"},{"email":"b@x.com","suspended":true}]`, []UserInput{{"a@x.com", false}, {"b@x.com", true}}, ""},
+		{"json wrapper", `{"users":[{"email":"a@x.com","status":"suspended"}]}`, []UserInput{{"a@x.com", true}}, ""},
+		{"json disagreement", `[{"email":"a@x.com","status":"active","suspended":true}]`, nil, "disagree"},
+		{"json no email", `[{"status":"active"}]`, nil, "user 1: no email"},
+		{"json broken", `[{"email":`, nil, "not valid JSON"},
+		{"empty", "  \n", nil, "empty"},
+		{"only a header", "email,status\n", nil, "no users"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseUsers([]byte(tt.in))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Fatalf("user %d = %v, want %v", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func FuzzParseUsers(f *testing.F) {
+	for _, s := range []string{"a@x.com\n", "email,status\nb@y.org,suspended", `[{"email":"a@x.com"}]`, `{"users":[]}`, "\"unterminated"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		users, err := ParseUsers(data)
+		if err != nil {
+			return
+		}
+		if len(users) == 0 || len(users) > MaxImportUsers {
+			t.Fatalf("%d users without an error", len(users))
+		}
+		for _, u := range users {
+			if strings.TrimSpace(u.Email) == "" || u.Email != strings.TrimSpace(u.Email) {
+				t.Fatalf("user %+v has an empty or untrimmed email", u)
+			}
+		}
+	})
+}
