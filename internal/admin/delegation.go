@@ -220,4 +220,3 @@ func (s *Service) RevokeDelegation(ctx context.Context, actor Actor, domain, cli
 	return storeErr(s.store.DeleteGrant(ctx, domain, clientID, s.event(actor, "delegation.revoke", clientID, map[string]string{"org": domain})),
 		fmt.Sprintf("The delegation of %s in %s", clientID, domain))
 }
-

@@ -72,7 +72,6 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	} else if c.Prn != "" && c.Prn != subject {
 		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid JWT: the sub and prn claims name different users.")
 	}
-	
 
 	scope := c.Scope
 	if form := req.Form.Get("scope"); form != "" {

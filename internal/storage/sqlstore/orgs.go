@@ -20,17 +20,17 @@ func init() {
 		"deleteOrg":         `DELETE FROM orgs WHERE domain = ?`,
 		"putUser": `INSERT INTO org_users (email, org, suspended, created_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (email) DO UPDATE SET org = excluded.org, suspended = excluded.suspended`,
-		"getUser":           `SELECT email, org, suspended, created_at FROM org_users WHERE email = ?`,
-		"listUsers":         `SELECT email, org, suspended, created_at FROM org_users WHERE org = ? AND email > ? ORDER BY email LIMIT ?`,
-		"deleteUser":        `DELETE FROM org_users WHERE email = ?`,
-		"putProjectOrg":     `INSERT INTO project_orgs (project, org, internal) VALUES (?, ?, ?) ON CONFLICT (project) DO UPDATE SET org = excluded.org, internal = excluded.internal`,
-		"getProjectOrg":     `SELECT project, org, internal FROM project_orgs WHERE project = ?`,
-		"listProjectOrgs":   `SELECT project, org, internal FROM project_orgs WHERE org = ? ORDER BY project`,
-		"deleteProjectOrg":  `DELETE FROM project_orgs WHERE project = ?`,
-		"putGrant":          `INSERT INTO delegation_grants (org, client_id, scopes, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (org, client_id) DO UPDATE SET scopes = excluded.scopes`,
-		"getGrant":          `SELECT org, client_id, scopes, created_at FROM delegation_grants WHERE org = ? AND client_id = ?`,
-		"listGrants":        `SELECT org, client_id, scopes, created_at FROM delegation_grants WHERE org = ? ORDER BY client_id`,
-		"deleteGrant":       `DELETE FROM delegation_grants WHERE org = ? AND client_id = ?`,
+		"getUser":          `SELECT email, org, suspended, created_at FROM org_users WHERE email = ?`,
+		"listUsers":        `SELECT email, org, suspended, created_at FROM org_users WHERE org = ? AND email > ? ORDER BY email LIMIT ?`,
+		"deleteUser":       `DELETE FROM org_users WHERE email = ?`,
+		"putProjectOrg":    `INSERT INTO project_orgs (project, org, internal) VALUES (?, ?, ?) ON CONFLICT (project) DO UPDATE SET org = excluded.org, internal = excluded.internal`,
+		"getProjectOrg":    `SELECT project, org, internal FROM project_orgs WHERE project = ?`,
+		"listProjectOrgs":  `SELECT project, org, internal FROM project_orgs WHERE org = ? ORDER BY project`,
+		"deleteProjectOrg": `DELETE FROM project_orgs WHERE project = ?`,
+		"putGrant":         `INSERT INTO delegation_grants (org, client_id, scopes, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (org, client_id) DO UPDATE SET scopes = excluded.scopes`,
+		"getGrant":         `SELECT org, client_id, scopes, created_at FROM delegation_grants WHERE org = ? AND client_id = ?`,
+		"listGrants":       `SELECT org, client_id, scopes, created_at FROM delegation_grants WHERE org = ? ORDER BY client_id`,
+		"deleteGrant":      `DELETE FROM delegation_grants WHERE org = ? AND client_id = ?`,
 	} {
 		queries[k] = v
 	}
