@@ -1,7 +1,8 @@
 // Package transfer exports a store's configuration as JSON and imports it
 // into another store: how an installation moves between SQLite and
 // PostgreSQL. It carries APIs, accounts, the public halves of their keys,
-// the keyed hashes of their secrets and the sealed signing keys; it does
+// the keyed hashes of their secrets, the sealed signing keys, and the
+// organizations with their users, policies and delegations; it does
 // not carry the audit log (a chain belongs to its store), used assertion
 // IDs, revocations or opaque tokens.
 package transfer
@@ -28,6 +29,12 @@ type Dump struct {
 	Keys        []storage.Key        `json:"keys"`
 	Secrets     []storage.Secret     `json:"secrets"`
 	SigningKeys []storage.SigningKey `json:"signing_keys"`
+	// Delegation: organizations with their policy, users, project
+	// placements and grants.
+	Orgs     []storage.Org        `json:"orgs"`
+	Users    []storage.User       `json:"users"`
+	Projects []storage.ProjectOrg `json:"projects"`
+	Grants   []storage.Grant      `json:"grants"`
 }
 
 // Export reads everything a dump holds.
@@ -63,6 +70,31 @@ func Export(ctx context.Context, s storage.Storage, now time.Time) (Dump, error)
 	}
 	if d.SigningKeys, err = s.ListSigningKeys(ctx); err != nil {
 		return d, err
+	}
+	if d.Orgs, err = s.ListOrgs(ctx); err != nil {
+		return d, err
+	}
+	for _, o := range d.Orgs {
+		for after := ""; ; {
+			page, err := s.ListUsers(ctx, o.Domain, storage.ListOptions{After: after, Limit: 1000})
+			if err != nil {
+				return d, err
+			}
+			d.Users = append(d.Users, page...)
+			if len(page) < 1000 {
+				break
+			}
+			after = page[len(page)-1].Email
+		}
+		projects, err := s.ListProjectOrgs(ctx, o.Domain)
+		if err != nil {
+			return d, err
+		}
+		grants, err := s.ListGrants(ctx, o.Domain)
+		if err != nil {
+			return d, err
+		}
+		d.Projects, d.Grants = append(d.Projects, projects...), append(d.Grants, grants...)
 	}
 	return d, nil
 }
@@ -106,6 +138,28 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 	for _, sec := range d.Secrets {
 		if err := s.CreateSecret(ctx, sec, ev("secret.import", sec.AccountID)); err != nil {
 			return fmt.Errorf("secret %s: %w", sec.ID, err)
+		}
+	}
+	for _, o := range d.Orgs {
+		if err := s.CreateOrg(ctx, o, ev("org.import", "")); err != nil {
+			return fmt.Errorf("organization %s: %w", o.Domain, err)
+		}
+	}
+	if len(d.Users) > 0 {
+		e := ev("user.import", "")
+		e.Data["count"] = strconv.Itoa(len(d.Users))
+		if err := s.PutUsers(ctx, d.Users, e); err != nil {
+			return fmt.Errorf("users: %w", err)
+		}
+	}
+	for _, p := range d.Projects {
+		if err := s.PutProjectOrg(ctx, p, ev("org.project_import", "")); err != nil {
+			return fmt.Errorf("project %s: %w", p.Project, err)
+		}
+	}
+	for _, g := range d.Grants {
+		if err := s.PutGrant(ctx, g, ev("delegation.import", g.ClientID)); err != nil {
+			return fmt.Errorf("delegation of %s in %s: %w", g.ClientID, g.Org, err)
 		}
 	}
 	if len(d.SigningKeys) > 0 {
