@@ -8,32 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2/google"
 
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
+	"github.com/keyward/keyward/internal/testkeyward"
 )
-
-// clock is a settable time source for the server.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // backends runs fn against the embedded SQLite store and, when the DSN is
 // set, PostgreSQL.
@@ -49,7 +31,7 @@ type lifecycle struct {
 	t      *testing.T
 	m      *Main
 	admin  []string
-	clock  *clock
+	clock  *testkeyward.Clock
 	issuer string
 }
 
@@ -116,9 +98,9 @@ func (l *lifecycle) active(id, secret, tok string) bool {
 // instant disable on each storage backend.
 func TestTokenLifecycle(t *testing.T) {
 	backends(t, func(t *testing.T, mod func(*Main)) {
-		clk := &clock{t: time.Now()}
+		clk := testkeyward.NewClock(time.Now())
 		l := &lifecycle{t: t, clock: clk}
-		l.m = startServer(t, mod, func(m *Main) { m.Now = clk.now })
+		l.m = startServer(t, mod, func(m *Main) { m.Now = clk.Now })
 		l.admin = []string{"--credentials", l.m.AdminKeyFile}
 		l.issuer = l.m.Issuer
 
@@ -248,7 +230,7 @@ func TestTokenLifecycle(t *testing.T) {
 			if l.active(billingAPI, billingSecret, tok) {
 				t.Fatal("token still active after revoke-tokens")
 			}
-			clk.add(2 * time.Second)
+			clk.Add(2 * time.Second)
 			if fresh := l.token(jobID, jobSecret, "billing.read"); !l.active(billingAPI, billingSecret, fresh) {
 				t.Fatal("a token issued after revoke-tokens is inactive")
 			}
@@ -263,7 +245,7 @@ func TestTokenLifecycle(t *testing.T) {
 		})
 		t.Run("expired", func(t *testing.T) {
 			tok := l.token(jobID, jobSecret, "orders.read")
-			clk.add(2 * time.Hour)
+			clk.Add(2 * time.Hour)
 			if l.active(ordersAPI, ordersSecret, tok) {
 				t.Fatal("expired token active")
 			}

@@ -42,6 +42,9 @@ type Clock struct {
 	t  time.Time
 }
 
+// NewClock returns a clock set to t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
 // Now returns the time.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
