@@ -97,6 +97,21 @@ func TestClientCredentials(t *testing.T) {
 			}
 		})
 	}
+	t.Run("last use is recorded", func(t *testing.T) {
+		if err := m.Server.Auth.FlushUsage(context.Background(), m.Server.Cache); err != nil {
+			t.Fatal(err)
+		}
+		var secs struct {
+			Secrets []struct {
+				ID       string  `json:"secret_id"`
+				LastUsed *string `json:"last_used_at"`
+			} `json:"secrets"`
+		}
+		json.Unmarshal([]byte(runCLI(t, append([]string{"secrets", "list", email, "-o", "json"}, admin...)...)), &secs)
+		if len(secs.Secrets) != 1 || secs.Secrets[0].LastUsed == nil {
+			t.Fatalf("secrets = %+v, want the last use recorded", secs)
+		}
+	})
 	t.Run("default scopes", func(t *testing.T) {
 		cc := clientcredentials.Config{ClientID: clientID, ClientSecret: sec.Secret, TokenURL: m.Issuer + "/token"}
 		tok, err := cc.Token(context.Background())

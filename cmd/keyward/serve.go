@@ -319,7 +319,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.http.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	if err := m.Server.Auth.FlushUsage(sctx, m.store); err != nil {
+	if err := m.Server.Auth.FlushUsage(sctx, m.Server.Cache); err != nil {
 		m.Logger.Warn("recording the last use of client secrets failed", "err", err)
 	}
 	return nil
@@ -370,7 +370,7 @@ func (m *Main) flushSecretUsage(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := m.Server.Auth.FlushUsage(ctx, m.store); err != nil {
+			if err := m.Server.Auth.FlushUsage(ctx, m.Server.Cache); err != nil {
 				m.Logger.Warn("recording the last use of client secrets failed", "err", err)
 			}
 		}

@@ -325,6 +325,22 @@ func (s *Store) GetProjectOrg(ctx context.Context, project string) (storage.Proj
 	return lookup(s, s.projects, project, func() (storage.ProjectOrg, error) { return s.Storage.GetProjectOrg(ctx, project) })
 }
 
+// TouchSecrets implements storage.Storage. It drops the cached secret
+// lists, so their last use shows (it runs every half minute, not per
+// request).
+func (s *Store) TouchSecrets(ctx context.Context, lastUsed map[string]time.Time) error {
+	if len(lastUsed) == 0 {
+		return nil
+	}
+	defer func() {
+		s.mu.Lock()
+		s.version++
+		clear(s.secrets)
+		s.mu.Unlock()
+	}()
+	return s.Storage.TouchSecrets(ctx, lastUsed)
+}
+
 // The delegation changes are rare: each drops everything cached about
 // delegation (and, being notified as ChangeAll, on other replicas too).
 

@@ -30,3 +30,29 @@ func TestOpenBadDSN(t *testing.T) {
 		t.Fatalf("error %q does not say which backend failed", err)
 	}
 }
+
+// TestConcurrentMigrations: replicas starting at once on an empty database
+// take turns migrating; all of them come up.
+func TestConcurrentMigrations(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	const n = 4
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+			if err == nil {
+				_, err = s.CountAccounts(context.Background())
+				s.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("a replica failed to start: %v", err)
+		}
+	}
+	if _, err := postgres.Open(context.Background(), dsn, postgres.Options{NoMigrate: true}); err != nil {
+		t.Fatalf("the schema is not current after concurrent starts: %v", err)
+	}
+}
