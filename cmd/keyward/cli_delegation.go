@@ -206,11 +206,17 @@ existing ones are reported inactive at once.`,
 			if domain == "" {
 				return fmt.Errorf("%q is not an email address", us[0].Email)
 			}
-			var resp map[string]int
-			if err := c.do(cmd.Context(), http.MethodPost, "/v1/orgs/"+url.PathEscape(domain)+"/users", admin.UsersRequest{Users: us}, &resp); err != nil {
-				return err
+			// In requests of at most 5,000 users (the admin API reads at
+			// most 1 MiB of JSON); each is one transaction.
+			for len(us) > 0 {
+				n := min(len(us), 5000)
+				var resp map[string]int
+				if err := c.do(cmd.Context(), http.MethodPost, "/v1/orgs/"+url.PathEscape(domain)+"/users", admin.UsersRequest{Users: us[:n]}, &resp); err != nil {
+					return fmt.Errorf("after %d users: %w", total, err)
+				}
+				total += resp["users"]
+				us = us[n:]
 			}
-			total += resp["users"]
 		}
 		return c.show(map[string]int{"users": total}, func(w *tabwriter.Writer) { fmt.Fprintf(w, "%d users added or updated\n", total) })
 	}
@@ -236,7 +242,8 @@ existing ones are reported inactive at once.`,
 transaction. CSV: one user a line, email[,status] with status active or
 suspended, an optional header line. JSON: [{"email": …, "suspended": …}]
 or {"users": [...]}. Every bad row is reported and nothing is imported
-until all are fixed.`,
+until all are fixed. Users are sent 5,000 at a time, each batch in one
+transaction.`,
 		Example: `  printf 'email,status\nalice@example.com,active\nbob@example.com,suspended\n' > users.csv
   keyward users import users.csv`,
 		Args: cobra.ExactArgs(1),
