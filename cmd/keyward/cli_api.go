@@ -73,37 +73,8 @@ belongs to exactly one API, so a token's aud follows from its scopes.`,
 			})
 		},
 	}
-	get := &cobra.Command{
-		Use:   "get NAME",
-		Short: "Show an API",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			var a admin.APIView
-			if err := c.do(cmd.Context(), http.MethodGet, "/v1/apis/"+url.PathEscape(args[0]), nil, &a); err != nil {
-				return err
-			}
-			return c.show(a, func(w *tabwriter.Writer) { apiTable(w, a) })
-		},
-	}
-	del := &cobra.Command{
-		Use:   "delete NAME",
-		Short: "Delete an API; its scopes can no longer be requested",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			if err := c.do(cmd.Context(), http.MethodDelete, "/v1/apis/"+url.PathEscape(args[0]), nil, nil); err != nil {
-				return err
-			}
-			return c.show(map[string]string{"deleted": args[0]}, func(w *tabwriter.Writer) { fmt.Fprintf(w, "deleted API %s\n", args[0]) })
-		},
-	}
+	get := itemCommand(&f, "get NAME", "Show an API", 1, http.MethodGet, func(args []string) string { return "/v1/apis/" + url.PathEscape(args[0]) }, apiTable)
+	del := simpleDelete(&f, "delete NAME", "Delete an API; its scopes can no longer be requested", 1, func(args []string) string { return "/v1/apis/" + url.PathEscape(args[0]) })
 	var (
 		upDescription, upFormat string
 		upIntrospectors         []string

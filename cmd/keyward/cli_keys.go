@@ -139,36 +139,18 @@ sign ES256. A certificate's expiry becomes the key's.`,
 		},
 	}
 
-	keyOp := func(use, short, method, suffix string) *cobra.Command {
-		return &cobra.Command{
-			Use:   use + " SA KEY_ID",
-			Short: short,
-			Args:  cobra.ExactArgs(2),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				c, err := f.client(cmd)
-				if err != nil {
-					return err
-				}
-				path := "/v1/service-accounts/" + url.PathEscape(args[0]) + "/keys/" + url.PathEscape(args[1]) + suffix
-				if method == http.MethodDelete {
-					if err := c.do(cmd.Context(), method, path, nil, nil); err != nil {
-						return err
-					}
-					return c.show(map[string]string{"deleted": args[1]}, func(w *tabwriter.Writer) { fmt.Fprintf(w, "deleted key %s\n", args[1]) })
-				}
-				var k admin.KeyView
-				if err := c.do(cmd.Context(), method, path, nil, &k); err != nil {
-					return err
-				}
-				return c.show(k, func(w *tabwriter.Writer) { keyTable(w, []admin.KeyView{k}) })
+	keyOp := func(use, short, method string, action ...string) *cobra.Command {
+		return itemCommand(&f, use+" SA KEY_ID", short, 2, method,
+			func(args []string) string {
+				return accountPath(args[0], append([]string{"keys", args[1]}, action...)...)
 			},
-		}
+			func(w *tabwriter.Writer, k admin.KeyView) { keyTable(w, []admin.KeyView{k}) })
 	}
 	cmd.AddCommand(create, upload, list,
-		keyOp("get", "Show a key", http.MethodGet, ""),
-		keyOp("disable", "Disable a key: assertions it signs are refused with disabled_client", http.MethodPost, "/disable"),
-		keyOp("enable", "Enable a disabled key", http.MethodPost, "/enable"),
-		keyOp("delete", "Delete a key for good", http.MethodDelete, ""),
+		keyOp("get", "Show a key", http.MethodGet),
+		keyOp("disable", "Disable a key: assertions it signs are refused with disabled_client", http.MethodPost, "disable"),
+		keyOp("enable", "Enable a disabled key", http.MethodPost, "enable"),
+		simpleDelete(&f, "delete SA KEY_ID", "Delete a key for good", 2, func(args []string) string { return accountPath(args[0], "keys", args[1]) }),
 	)
 	return cmd
 }

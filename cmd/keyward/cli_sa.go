@@ -99,28 +99,13 @@ its tokens. Accounts are named by email or client ID in every command.`,
 	}
 	list.Flags().StringVar(&project, "project", "", "only accounts of this project")
 
-	one := func(use, short, method, suffix string) *cobra.Command {
-		return &cobra.Command{
-			Use:   use + " SA",
-			Short: short,
-			Args:  cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				c, err := f.client(cmd)
-				if err != nil {
-					return err
-				}
-				var a admin.AccountView
-				if err := c.do(cmd.Context(), method, "/v1/service-accounts/"+url.PathEscape(args[0])+suffix, nil, &a); err != nil {
-					return err
-				}
-				return c.show(a, func(w *tabwriter.Writer) { accountTable(w, a) })
-			},
-		}
+	one := func(use, short, method string, action ...string) *cobra.Command {
+		return itemCommand(&f, use+" SA", short, 1, method, func(args []string) string { return accountPath(args[0], action...) }, accountTable)
 	}
-	get := one("get", "Show a service account", http.MethodGet, "")
-	disable := one("disable", "Disable a service account: no new tokens, and introspection reports its tokens inactive", http.MethodPost, "/disable")
-	revokeTokens := one("revoke-tokens", "Revoke every token issued to the account until now", http.MethodPost, "/revoke-tokens")
-	enable := one("enable", "Enable a disabled service account", http.MethodPost, "/enable")
+	get := one("get", "Show a service account", http.MethodGet)
+	disable := one("disable", "Disable a service account: no new tokens, and introspection reports its tokens inactive", http.MethodPost, "disable")
+	revokeTokens := one("revoke-tokens", "Revoke every token issued to the account until now", http.MethodPost, "revoke-tokens")
+	enable := one("enable", "Enable a disabled service account", http.MethodPost, "enable")
 
 	var (
 		upScopes, upMethods      []string
@@ -132,7 +117,7 @@ its tokens. Accounts are named by email or client ID in every command.`,
 	)
 	update := &cobra.Command{
 		Use:     "update SA",
-		Short:   "Change a service account's scopes, names or token lifetime",
+		Short:   "Change a service account's scopes, names, token lifetime or format, or authentication",
 		Example: `  keyward sa update nightly-report@billing.iam.keyward.internal --scopes orders.read,orders.write`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -198,21 +183,7 @@ its tokens. Accounts are named by email or client ID in every command.`,
 	update.Flags().BoolVar(&upTLSClear, "tls-clear", false, "remove the account's TLS certificate binding")
 	update.Flags().StringVar(&upFormat, "token-format", "", "override the APIs' token format: jwt, opaque, or \"\" to follow the APIs")
 
-	del := &cobra.Command{
-		Use:   "delete SA",
-		Short: "Delete a service account and all its keys",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			if err := c.do(cmd.Context(), http.MethodDelete, "/v1/service-accounts/"+url.PathEscape(args[0]), nil, nil); err != nil {
-				return err
-			}
-			return c.show(map[string]string{"deleted": args[0]}, func(w *tabwriter.Writer) { fmt.Fprintf(w, "deleted service account %s\n", args[0]) })
-		},
-	}
+	del := simpleDelete(&f, "delete SA", "Delete a service account with its keys and secrets", 1, func(args []string) string { return "/v1/service-accounts/" + url.PathEscape(args[0]) })
 	cmd.AddCommand(create, list, get, update, disable, enable, revokeTokens, del)
 	return cmd
 }

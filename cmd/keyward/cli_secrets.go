@@ -74,35 +74,15 @@ downtime: create the new secret, deploy it, then delete the old one.`,
 			return c.show(resp, func(w *tabwriter.Writer) { secretTable(w, resp.Secrets) })
 		},
 	}
-	op := func(use, short, method, suffix string) *cobra.Command {
-		return &cobra.Command{
-			Use:   use + " SA SECRET_ID",
-			Short: short,
-			Args:  cobra.ExactArgs(2),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				c, err := f.client(cmd)
-				if err != nil {
-					return err
-				}
-				path := "/v1/service-accounts/" + url.PathEscape(args[0]) + "/secrets/" + url.PathEscape(args[1]) + suffix
-				if method == http.MethodDelete {
-					if err := c.do(cmd.Context(), method, path, nil, nil); err != nil {
-						return err
-					}
-					return c.show(map[string]string{"deleted": args[1]}, func(w *tabwriter.Writer) { fmt.Fprintf(w, "deleted secret %s\n", args[1]) })
-				}
-				var s admin.SecretView
-				if err := c.do(cmd.Context(), method, path, nil, &s); err != nil {
-					return err
-				}
-				return c.show(s, func(w *tabwriter.Writer) { secretTable(w, []admin.SecretView{s}) })
-			},
-		}
+	op := func(use, short, action string) *cobra.Command {
+		return itemCommand(&f, use+" SA SECRET_ID", short, 2, http.MethodPost,
+			func(args []string) string { return accountPath(args[0], "secrets", args[1], action) },
+			func(w *tabwriter.Writer, s admin.SecretView) { secretTable(w, []admin.SecretView{s}) })
 	}
 	cmd.AddCommand(create, list,
-		op("disable", "Disable a secret: it no longer authenticates", http.MethodPost, "/disable"),
-		op("enable", "Enable a disabled secret", http.MethodPost, "/enable"),
-		op("delete", "Delete a secret for good", http.MethodDelete, ""),
+		op("disable", "Disable a secret: it no longer authenticates", "disable"),
+		op("enable", "Enable a disabled secret", "enable"),
+		simpleDelete(&f, "delete SA SECRET_ID", "Delete a secret for good", 2, func(args []string) string { return accountPath(args[0], "secrets", args[1]) }),
 	)
 	return cmd
 }

@@ -235,3 +235,33 @@ func splitList(s []string) []string {
 	}
 	return out
 }
+
+// itemCommand is a command that sends method to the path built from its
+// arguments and shows the one resource the admin API returns.
+func itemCommand[T any](f *clientFlags, use, short string, nargs int, method string, path func(args []string) string, table func(*tabwriter.Writer, T)) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(nargs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			var v T
+			if err := c.do(cmd.Context(), method, path(args), nil, &v); err != nil {
+				return err
+			}
+			return c.show(v, func(w *tabwriter.Writer) { table(w, v) })
+		},
+	}
+}
+
+// accountPath is the admin API path of an account's sub-resource.
+func accountPath(sa string, parts ...string) string {
+	p := "/v1/service-accounts/" + url.PathEscape(sa)
+	for _, part := range parts {
+		p += "/" + url.PathEscape(part)
+	}
+	return p
+}

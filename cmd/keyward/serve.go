@@ -281,8 +281,8 @@ func (m *Main) Run(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	go m.signer.Run(bg, time.Minute)
-	go m.collectGarbage(bg, 10*time.Minute)
-	go m.flushSecretUsage(bg, 30*time.Second)
+	go every(bg, 10*time.Minute, m.collectGarbage)
+	go every(bg, 30*time.Second, m.flushSecretUsage)
 	if m.certs != nil {
 		interval := m.CertCheckInterval
 		if interval <= 0 {
@@ -319,27 +319,31 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.http.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	if err := m.Server.Auth.FlushUsage(sctx, m.Server.Cache); err != nil {
-		m.Logger.Warn("recording the last use of client secrets failed", "err", err)
-	}
+	m.flushSecretUsage(sctx)
 	return nil
 }
 
-// collectGarbage deletes used assertion IDs once they have expired.
-func (m *Main) collectGarbage(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
+// every runs fn every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n, err := m.store.DeleteExpired(ctx, m.Now()); err != nil {
-				m.Logger.Warn("deleting expired assertion IDs, revocations and opaque tokens failed", "err", err)
-			} else if n > 0 {
-				m.Logger.Debug("deleted expired records", "count", n)
-			}
+			fn(ctx)
 		}
+	}
+}
+
+// collectGarbage deletes used assertion IDs, revocations and opaque tokens
+// once they have expired.
+func (m *Main) collectGarbage(ctx context.Context) {
+	if n, err := m.store.DeleteExpired(ctx, m.Now()); err != nil {
+		m.Logger.Warn("deleting expired assertion IDs, revocations and opaque tokens failed", "err", err)
+	} else if n > 0 {
+		m.Logger.Debug("deleted expired records", "count", n)
 	}
 }
 
@@ -362,18 +366,9 @@ func (m *Main) applyChange(payload string) {
 
 // flushSecretUsage records when client secrets were last used, in one
 // write every interval rather than one per request.
-func (m *Main) flushSecretUsage(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := m.Server.Auth.FlushUsage(ctx, m.Server.Cache); err != nil {
-				m.Logger.Warn("recording the last use of client secrets failed", "err", err)
-			}
-		}
+func (m *Main) flushSecretUsage(ctx context.Context) {
+	if err := m.Server.Auth.FlushUsage(ctx, m.Server.Cache); err != nil {
+		m.Logger.Warn("recording the last use of client secrets failed", "err", err)
 	}
 }
 
