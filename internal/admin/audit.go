@@ -61,12 +61,8 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 			return 0, nil, invalid("after must be a sequence number.")
 		}
 	}
-	if v := q.Get("limit"); v != "" {
-		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > 1000 {
-			return 0, nil, invalid("limit must be a number from 1 to 1000.")
-		}
-	} else {
-		f.Limit = storage.DefaultListLimit
+	if f.Limit, err = parseLimit(q.Get("limit")); err != nil {
+		return 0, nil, err
 	}
 	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
 		if v := q.Get(name); v != "" {

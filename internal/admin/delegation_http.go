@@ -2,7 +2,6 @@ package admin
 
 import (
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/keyward/keyward/internal/storage"
@@ -146,13 +145,9 @@ func (h *Handler) removeProject(r *http.Request, actor Actor) (int, any, error) 
 
 func (h *Handler) listUsers(r *http.Request, _ Actor) (int, any, error) {
 	q := r.URL.Query()
-	limit := 0
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			return 0, nil, invalid("limit must be a number from 1 to 1000.")
-		}
-		limit = n
+	limit, err := parseLimit(q.Get("limit"))
+	if err != nil {
+		return 0, nil, err
 	}
 	opts := storage.ListOptions{After: q.Get("page_token"), Limit: limit}
 	users, err := h.svc.ListUsers(r.Context(), r.PathValue("domain"), opts)

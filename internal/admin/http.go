@@ -343,13 +343,9 @@ func (h *Handler) revokeToken(r *http.Request, actor Actor) (int, any, error) {
 
 func (h *Handler) listAccounts(r *http.Request, _ Actor) (int, any, error) {
 	q := r.URL.Query()
-	limit := 0
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			return 0, nil, invalid("limit must be a number from 1 to 1000.")
-		}
-		limit = n
+	limit, err := parseLimit(q.Get("limit"))
+	if err != nil {
+		return 0, nil, err
 	}
 	opts := storage.ListOptions{After: q.Get("page_token"), Limit: limit, Project: q.Get("project")}
 	accts, err := h.svc.ListAccounts(r.Context(), opts)
@@ -512,4 +508,16 @@ func (h *Handler) rotateSigningKeys(r *http.Request, _ Actor) (int, any, error) 
 		return 0, nil, err
 	}
 	return h.listSigningKeys(r, Actor{})
+}
+
+// parseLimit reads a page size from 1 to 1000; "" gives 0, the default.
+func parseLimit(v string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, invalid("limit must be a number from 1 to 1000.")
+	}
+	return n, nil
 }
