@@ -37,7 +37,9 @@ import (
 )
 
 // KeyFile is a service-account JSON key file, as `keyward keys create`
-// writes it (Google's format).
+// writes it: field for field Google's format, so Google's client libraries
+// read it unchanged. It has no universe_domain: libraries that see one
+// compare it with Google's.
 type KeyFile struct {
 	Type              string `json:"type"`
 	ProjectID         string `json:"project_id"`

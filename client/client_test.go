@@ -1,4 +1,4 @@
-package client
+package client_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/keyward/keyward/client"
 	"github.com/keyward/keyward/internal/testkeyward"
 	"github.com/keyward/keyward/verify"
 )
@@ -47,14 +48,14 @@ func TestGrants(t *testing.T) {
 	v := verifier(t, k, verify.WithSelfSignedJWTs())
 	ctx := context.Background()
 	sources := map[string]func() (oauth2.TokenSource, error){
-		"jwt-bearer": func() (oauth2.TokenSource, error) { return TokenSource(ctx, kf, "orders.read") },
+		"jwt-bearer": func() (oauth2.TokenSource, error) { return client.TokenSource(ctx, kf, "orders.read") },
 		"client secret": func() (oauth2.TokenSource, error) {
-			return ClientCredentials(ctx, ClientCredentialsConfig{TokenURL: k.URL + "/token", ClientID: id, ClientSecret: secret, Scopes: []string{"orders.read"}})
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: k.URL + "/token", ClientID: id, ClientSecret: secret, Scopes: []string{"orders.read"}})
 		},
 		"private_key_jwt": func() (oauth2.TokenSource, error) {
-			return ClientCredentials(ctx, ClientCredentialsConfig{TokenURL: k.URL + "/token", KeyFile: kf, Scopes: []string{"orders.read"}})
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: k.URL + "/token", KeyFile: kf, Scopes: []string{"orders.read"}})
 		},
-		"self-signed": func() (oauth2.TokenSource, error) { return SelfSignedJWT(kf, "https://orders.internal") },
+		"self-signed": func() (oauth2.TokenSource, error) { return client.SelfSignedJWT(kf, "https://orders.internal") },
 	}
 	for name, mk := range sources {
 		t.Run(name, func(t *testing.T) {
@@ -83,7 +84,7 @@ func TestGrants(t *testing.T) {
 func TestErrorsCarryTheOAuthCode(t *testing.T) {
 	k := testkeyward.Start(t)
 	k.Setup(t, "jwt")
-	ts, err := TokenSource(context.Background(), keyFile(t, k), "nope.scope")
+	ts, err := client.TokenSource(context.Background(), keyFile(t, k), "nope.scope")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +107,7 @@ func TestSingleFlight(t *testing.T) {
 		w.Write([]byte(`{"access_token":"t","token_type":"Bearer","expires_in":3600}`))
 	}))
 	defer srv.Close()
-	ts, err := ClientCredentials(context.Background(), ClientCredentialsConfig{TokenURL: srv.URL, ClientID: "1", ClientSecret: "s"})
+	ts, err := client.ClientCredentials(context.Background(), client.ClientCredentialsConfig{TokenURL: srv.URL, ClientID: "1", ClientSecret: "s"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,79 +146,22 @@ func TestSingleFlight(t *testing.T) {
 	}
 }
 
-type countingSource struct {
-	n     int
-	life  time.Duration
-	now   func() time.Time
-	fails bool
-}
-
-func (c *countingSource) Token() (*oauth2.Token, error) {
-	if c.fails {
-		return nil, errors.New("down")
-	}
-	c.n++
-	return &oauth2.Token{AccessToken: string(rune('a' + c.n)), Expiry: c.now().Add(c.life)}, nil
-}
-
-func TestEarlyRefresh(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
-	base := &countingSource{life: time.Hour, now: clock}
-	r := &reuseSource{base: base, now: clock}
-	first, _ := r.Token()
-	now = now.Add(50 * time.Minute) // 10 minutes left: more than a tenth plus jitter
-	if tok, _ := r.Token(); tok != first || base.n != 1 {
-		t.Fatal("refreshed too early")
-	}
-	now = now.Add(5 * time.Minute) // 5 minutes left: inside the refresh window
-	second, _ := r.Token()
-	if second == first || base.n != 2 {
-		t.Fatal("not refreshed before expiry")
-	}
-	// A failing refresh keeps serving the still-valid token.
-	base.fails = true
-	now = now.Add(58 * time.Minute)
-	if tok, err := r.Token(); err != nil || tok != second {
-		t.Fatalf("failing refresh with a valid token: %v", err)
-	}
-	now = now.Add(10 * time.Minute)
-	if _, err := r.Token(); err == nil {
-		t.Fatal("an expired token was served")
-	}
-}
-
-func TestRefreshJitter(t *testing.T) {
-	now := time.Now()
-	seen := map[time.Time]bool{}
-	for range 20 {
-		rt := refreshTime(&oauth2.Token{Expiry: now.Add(time.Hour)}, now)
-		if rt.Before(now.Add(45*time.Minute)) || rt.After(now.Add(54*time.Minute)) {
-			t.Fatalf("refresh at %v, want 6 to 9 minutes before expiry", now.Add(time.Hour).Sub(rt))
-		}
-		seen[rt] = true
-	}
-	if len(seen) < 5 {
-		t.Fatal("no jitter")
-	}
-}
-
 func TestFindDefaultCredentials(t *testing.T) {
 	k := testkeyward.Start(t)
 	k.Setup(t, "jwt")
 	path := filepath.Join(t.TempDir(), "key.json")
 	os.WriteFile(path, keyFile(t, k), 0o600)
-	t.Setenv(CredentialsEnv, path)
-	ts, err := FindDefaultCredentials(context.Background(), "orders.read")
+	t.Setenv(client.CredentialsEnv, path)
+	ts, err := client.FindDefaultCredentials(context.Background(), "orders.read")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ts.Token(); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(CredentialsEnv, "")
+	t.Setenv(client.CredentialsEnv, "")
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	if _, err := FindDefaultCredentials(context.Background()); err == nil {
+	if _, err := client.FindDefaultCredentials(context.Background()); err == nil {
 		t.Fatal("found credentials where there are none")
 	}
 }
@@ -229,7 +173,7 @@ func TestParseKeyFile(t *testing.T) {
 		"no key":     `{"type":"service_account","client_email":"a@b","token_uri":"http://x"}`,
 		"bad PEM":    `{"type":"service_account","client_email":"a@b","token_uri":"http://x","private_key":"nope"}`,
 	} {
-		if _, err := ParseKeyFile([]byte(data)); err == nil {
+		if _, err := client.ParseKeyFile([]byte(data)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

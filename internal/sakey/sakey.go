@@ -19,26 +19,16 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/keyward/keyward/client"
 	"github.com/keyward/keyward/internal/storage"
 )
 
 // MinRSABits is the smallest RSA key accepted.
 const MinRSABits = 2048
 
-// KeyFile is a service-account JSON key file, field for field as Google
-// writes it, so Google's client libraries read it unchanged. It has no
-// universe_domain: libraries that see one compare it with Google's.
-type KeyFile struct {
-	Type              string `json:"type"`
-	ProjectID         string `json:"project_id"`
-	PrivateKeyID      string `json:"private_key_id"`
-	PrivateKey        string `json:"private_key"`
-	ClientEmail       string `json:"client_email"`
-	ClientID          string `json:"client_id"`
-	AuthURI           string `json:"auth_uri"`
-	TokenURI          string `json:"token_uri"`
-	ClientX509CertURL string `json:"client_x509_cert_url"`
-}
+// KeyFile is a service-account JSON key file in Google's format; the public
+// client package defines it, for the programs that read key files.
+type KeyFile = client.KeyFile
 
 // Endpoints are the URLs a key file points at.
 type Endpoints struct {

@@ -1,0 +1,66 @@
+package client
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+type countingSource struct {
+	n     int
+	life  time.Duration
+	now   func() time.Time
+	fails bool
+}
+
+func (c *countingSource) Token() (*oauth2.Token, error) {
+	if c.fails {
+		return nil, errors.New("down")
+	}
+	c.n++
+	return &oauth2.Token{AccessToken: string(rune('a' + c.n)), Expiry: c.now().Add(c.life)}, nil
+}
+
+func TestEarlyRefresh(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	base := &countingSource{life: time.Hour, now: clock}
+	r := &reuseSource{base: base, now: clock}
+	first, _ := r.Token()
+	now = now.Add(50 * time.Minute) // 10 minutes left: more than a tenth plus jitter
+	if tok, _ := r.Token(); tok != first || base.n != 1 {
+		t.Fatal("refreshed too early")
+	}
+	now = now.Add(5 * time.Minute) // 5 minutes left: inside the refresh window
+	second, _ := r.Token()
+	if second == first || base.n != 2 {
+		t.Fatal("not refreshed before expiry")
+	}
+	// A failing refresh keeps serving the still-valid token.
+	base.fails = true
+	now = now.Add(58 * time.Minute)
+	if tok, err := r.Token(); err != nil || tok != second {
+		t.Fatalf("failing refresh with a valid token: %v", err)
+	}
+	now = now.Add(10 * time.Minute)
+	if _, err := r.Token(); err == nil {
+		t.Fatal("an expired token was served")
+	}
+}
+
+func TestRefreshJitter(t *testing.T) {
+	now := time.Now()
+	seen := map[time.Time]bool{}
+	for range 20 {
+		rt := refreshTime(&oauth2.Token{Expiry: now.Add(time.Hour)}, now)
+		if rt.Before(now.Add(45*time.Minute)) || rt.After(now.Add(54*time.Minute)) {
+			t.Fatalf("refresh at %v, want 6 to 9 minutes before expiry", now.Add(time.Hour).Sub(rt))
+		}
+		seen[rt] = true
+	}
+	if len(seen) < 5 {
+		t.Fatal("no jitter")
+	}
+}
