@@ -56,7 +56,7 @@ type Signer struct {
 
 // keySet is an immutable snapshot of the usable keys.
 type keySet struct {
-	current   jose.Signer
+	current   *compactSigner
 	currentID string
 	activated time.Time
 	public    map[string]jose.JSONWebKey // kid → public key
@@ -182,8 +182,7 @@ func (s *Signer) load(keys []storage.SigningKey) (*keySet, error) {
 			set.algs = append(set.algs, alg)
 		}
 		if !k.ActivatedAt.IsZero() && k.RetiredAt.IsZero() {
-			opts := (&jose.SignerOptions{}).WithType(jose.ContentType(s.cfg.Type)).WithHeader("kid", k.ID)
-			set.current, err = jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: priv}, opts)
+			set.current, err = newCompactSigner(k.Algorithm, k.ID, s.cfg.Type, signer)
 			if err != nil {
 				return nil, fmt.Errorf("signing key %s: %w", k.ID, err)
 			}
@@ -207,11 +206,7 @@ func (s *Signer) Sign(claims any) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	jws, err := s.set.Load().current.Sign(payload)
-	if err != nil {
-		return "", err
-	}
-	return jws.CompactSerialize()
+	return s.set.Load().current.serialize(payload)
 }
 
 // CurrentKeyID is the kid of the key signing now.

@@ -1,0 +1,76 @@
+package signer
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"testing"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// Every token the compact signer writes must be one go-jose (and so any
+// RFC 7515 implementation) parses and verifies, with the header it names.
+func TestCompactSignerInteroperates(t *testing.T) {
+	for _, alg := range Algorithms {
+		t.Run(alg, func(t *testing.T) {
+			key, err := generate(alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cs, err := newCompactSigner(alg, "kid-1", "at+jwt", key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := cs.serialize([]byte(`{"sub":"sa-1","scope":"a b"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
+			if err != nil {
+				t.Fatalf("go-jose cannot parse %s: %v", raw, err)
+			}
+			h := tok.Headers[0]
+			if h.Algorithm != alg || h.KeyID != "kid-1" || h.ExtraHeaders[jose.HeaderType] != "at+jwt" {
+				t.Errorf("header = %+v", h)
+			}
+			var got claims
+			if err := tok.Claims(key.Public(), &got); err != nil {
+				t.Fatalf("signature does not verify: %v", err)
+			}
+			if got.Subject != "sa-1" || got.Scope != "a b" {
+				t.Errorf("claims = %+v", got)
+			}
+			// Another key of the same kind must not verify it.
+			other, _ := generate(alg)
+			if err := tok.Claims(other.Public(), &got); err == nil {
+				t.Error("verified with the wrong key")
+			}
+		})
+	}
+}
+
+func TestCompactSignerRejectsMismatchedKeys(t *testing.T) {
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	for _, tc := range []struct {
+		alg string
+		key crypto.Signer
+	}{
+		{"ES256", p384},
+		{"ES256", rsaKey},
+		{"RS256", p256},
+		{"EdDSA", p256},
+		{"ES256", edKey},
+	} {
+		if _, err := newCompactSigner(tc.alg, "k", "at+jwt", tc.key); err == nil {
+			t.Errorf("%s with %T: no error", tc.alg, tc.key)
+		}
+	}
+}
