@@ -68,6 +68,10 @@ func New(store Store, opts Options) *Committer {
 // w's JTIs was already used, or the error that kept the batch from committing. When
 // ctx ends first, Write returns ctx's error; the write may still commit.
 func (c *Committer) Write(ctx context.Context, w storage.Write) error {
+	// Encode the events here, in parallel, not in the one committing loop.
+	for i := range w.Events {
+		w.Events[i].Prepare()
+	}
 	r := &request{w: w, res: make(chan error, 1)}
 	c.mu.RLock()
 	if c.closed {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -37,6 +38,48 @@ type AuditEvent struct {
 	// PrevHash and Hash chain the log: Hash = SHA-256(PrevHash ‖ event).
 	PrevHash []byte
 	Hash     []byte
+
+	// enc caches the encoding Prepare made.
+	enc *eventEncoding
+}
+
+// eventEncoding is the part of an event's hashed content that does not
+// depend on its place in the chain, and its data as stored.
+type eventEncoding struct {
+	tail []byte // the hashed JSON object after its "seq" member: `"time_us":…}`
+	data []byte // Data as a JSON object
+}
+
+func encodeEvent(e *AuditEvent) *eventEncoding {
+	data, _ := json.Marshal(e.Data)
+	content, _ := json.Marshal(struct {
+		Time      int64           `json:"time_us"`
+		Action    string          `json:"action"`
+		Outcome   string          `json:"outcome"`
+		AccountID string          `json:"account_id"`
+		Actor     string          `json:"actor"`
+		Source    string          `json:"source"`
+		Data      json.RawMessage `json:"data"`
+	}{e.Time.UnixMicro(), e.Action, e.Outcome, e.AccountID, e.Actor, e.Source, data})
+	return &eventEncoding{tail: content[1:], data: data}
+}
+
+// Prepare normalizes e's time and encodes everything about e that does not
+// depend on its place in the chain, so that appending it, which stores do
+// one transaction at a time, is left with little more than one hash. Writers
+// call it before handing an event over; e must not change afterwards.
+func (e *AuditEvent) Prepare() {
+	e.Time = NormalizeAuditTime(e.Time)
+	e.enc = encodeEvent(e)
+}
+
+// DataJSON returns e.Data as the JSON object stores keep.
+func (e *AuditEvent) DataJSON() []byte {
+	if e.enc != nil {
+		return e.enc.data
+	}
+	data, _ := json.Marshal(e.Data)
+	return data
 }
 
 // AuditFilter selects audit events.
@@ -57,21 +100,19 @@ func NormalizeAuditTime(t time.Time) time.Time {
 }
 
 // ChainHash computes an event's hash from the previous event's hash and the
-// event's content (everything but the hashes).
+// event's content (everything but the hashes): SHA-256 of prev followed by
+// the content as the JSON object {"seq", "time_us", "action", "outcome",
+// "account_id", "actor", "source", "data"}, in that order.
 func ChainHash(prev []byte, e AuditEvent) []byte {
-	content, _ := json.Marshal(struct {
-		Seq       int64             `json:"seq"`
-		Time      int64             `json:"time_us"`
-		Action    string            `json:"action"`
-		Outcome   string            `json:"outcome"`
-		AccountID string            `json:"account_id"`
-		Actor     string            `json:"actor"`
-		Source    string            `json:"source"`
-		Data      map[string]string `json:"data"`
-	}{e.Seq, e.Time.UnixMicro(), e.Action, e.Outcome, e.AccountID, e.Actor, e.Source, e.Data})
+	enc := e.enc
+	if enc == nil {
+		enc = encodeEvent(&e)
+	}
+	var seq [32]byte
 	h := sha256.New()
 	h.Write(prev)
-	h.Write(content)
+	h.Write(append(strconv.AppendInt(append(seq[:0], `{"seq":`...), e.Seq, 10), ','))
+	h.Write(enc.tail)
 	return h.Sum(nil)
 }
 
@@ -82,7 +123,9 @@ func ChainEvents(seq int64, prev []byte, events []AuditEvent) (int64, []byte) {
 	for i := range events {
 		seq++
 		events[i].Seq = seq
-		events[i].Time = NormalizeAuditTime(events[i].Time)
+		if events[i].enc == nil {
+			events[i].Prepare()
+		}
 		events[i].PrevHash = prev
 		events[i].Hash = ChainHash(prev, events[i])
 		prev = events[i].Hash

@@ -32,12 +32,8 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, evs []storage.Audit
 	storage.ChainEvents(seq, prev, evs)
 	insert := s.stmt(ctx, tx, "insertAudit")
 	for _, e := range evs {
-		data, err := json.Marshal(e.Data)
-		if err != nil {
-			return fmt.Errorf("encode audit event: %w", err)
-		}
 		if _, err := insert.ExecContext(ctx, e.Seq, micros(e.Time), e.Action, e.Outcome, e.AccountID, e.Actor, e.Source,
-			string(data), e.PrevHash, e.Hash); err != nil {
+			string(e.DataJSON()), e.PrevHash, e.Hash); err != nil {
 			return s.wrap("append audit event", err)
 		}
 	}
