@@ -30,12 +30,24 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, evs []storage.Audit
 		prev = []byte{}
 	}
 	storage.ChainEvents(seq, prev, evs)
-	insert := s.stmt(ctx, tx, "insertAudit")
-	for _, e := range evs {
-		if _, err := insert.ExecContext(ctx, e.Seq, micros(e.Time), e.Action, e.Outcome, e.AccountID, e.Actor, e.Source,
-			string(e.DataJSON()), e.PrevHash, e.Hash); err != nil {
-			return s.wrap("append audit event", err)
+	args := make([]any, 0, auditColumns*min(len(evs), auditInsertSizes[0]))
+	for len(evs) > 0 {
+		n := auditInsertSizes[len(auditInsertSizes)-1]
+		for _, size := range auditInsertSizes {
+			if size <= len(evs) {
+				n = size
+				break
+			}
 		}
+		args = args[:0]
+		for _, e := range evs[:n] {
+			args = append(args, e.Seq, micros(e.Time), e.Action, e.Outcome, e.AccountID, e.Actor, e.Source,
+				string(e.DataJSON()), e.PrevHash, e.Hash)
+		}
+		if _, err := s.stmt(ctx, tx, auditInsertName(n)).ExecContext(ctx, args...); err != nil {
+			return s.wrap("append audit events", err)
+		}
+		evs = evs[n:]
 	}
 	return nil
 }

@@ -1,5 +1,10 @@
 package sqlstore
 
+import (
+	"strconv"
+	"strings"
+)
+
 // queries are written with ? placeholders and rebound per dialect once.
 var queries = map[string]string{
 	"insertAccount": `INSERT INTO accounts (id, email, name, project, display_name, description, scopes, token_lifetime_s, disabled, created_at, updated_at,
@@ -56,8 +61,23 @@ var queries = map[string]string{
 	"isRevoked":          `SELECT COUNT(*) FROM revocations WHERE jti = ?`,
 	"deleteExpiredRevoc": `DELETE FROM revocations WHERE expires_at < ?`,
 
-	"auditHead":   `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`,
-	"insertAudit": `INSERT INTO audit_events (seq, time, action, outcome, account_id, actor, source, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	"auditHead": `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`,
+}
+
+// auditInsertSizes are the row counts of the prepared audit inserts, largest
+// first: a batch of events is written with as few statements as they allow,
+// since each statement costs about as much as the rows it inserts.
+var auditInsertSizes = []int{32, 8, 1}
+
+func auditInsertName(rows int) string { return "insertAudit" + strconv.Itoa(rows) }
+
+func init() {
+	row := "(" + strings.Repeat("?, ", auditColumns-1) + "?)"
+	for _, n := range auditInsertSizes {
+		name := auditInsertName(n)
+		queries[name] = `INSERT INTO audit_events (` + auditCols + `) VALUES ` + strings.Repeat(row+", ", n-1) + row
+		hotQueries = append(hotQueries, name)
+	}
 }
 
 const (
@@ -67,4 +87,6 @@ const (
 	secretCols = `id, account_id, hash, hint, disabled, expires_at, created_at, last_used_at`
 	keyCols    = `id, account_id, algorithm, public_key, certificate, origin, disabled, expires_at, created_at`
 	auditCols  = `seq, time, action, outcome, account_id, actor, source, data, prev_hash, hash`
+	// auditColumns is the number of columns in auditCols.
+	auditColumns = 10
 )

@@ -49,7 +49,8 @@ type Store struct {
 }
 
 // hotQueries are prepared once on the writer: they run for every request.
-var hotQueries = []string{"insertJTI", "deleteJTI", "auditHead", "insertAudit", "insertToken"}
+// The audit inserts are added with their queries.
+var hotQueries = []string{"insertJTI", "deleteJTI", "auditHead", "insertToken"}
 
 // New returns a Store that writes through w and reads through r.
 func New(w, r *sql.DB, d Dialect) *Store {

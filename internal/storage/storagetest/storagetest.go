@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"CommitJTIConcurrent", testCommitJTIConcurrent},
 		{"AuditChain", testAuditChain},
 		{"AuditChainConcurrent", testAuditChainConcurrent},
+		{"AuditBatch", testAuditBatch},
 		{"AuditFilter", testAuditFilter},
 	}
 	for _, tt := range tests {
@@ -643,6 +644,43 @@ func testAuditChain(t *testing.T, s storage.Storage) {
 	}
 	if _, _, err := storage.VerifyChain(0, []byte{}, slices.Delete(slices.Clone(evs), 1, 2)); err == nil {
 		t.Fatal("VerifyChain accepted a chain with an event removed")
+	}
+}
+
+// testAuditBatch commits batches of every size the stores split into
+// statements, prepared and not, and reads every event back in order.
+func testAuditBatch(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	var want []string
+	for _, size := range []int{1, 7, 8, 9, 31, 32, 33, 45, 77} {
+		var writes []storage.Write
+		for i := range size {
+			e := ev("token.issued")
+			e.Data = map[string]string{"n": fmt.Sprintf("%d/%d", i, size), "note": `<&"quoted">`}
+			e.Source = fmt.Sprintf("10.0.0.%d", i%256)
+			if i%2 == 0 {
+				e.Prepare()
+			}
+			want = append(want, e.Data["n"])
+			if i%3 == 0 || len(writes) == 0 {
+				writes = append(writes, storage.Write{})
+			}
+			writes[len(writes)-1].Events = append(writes[len(writes)-1].Events, e)
+		}
+		res, err := s.Commit(ctx, writes)
+		mustNil(t, err)
+		for _, err := range res {
+			mustNil(t, err)
+		}
+	}
+	evs := verifyAll(t, s)
+	if len(evs) != len(want) {
+		t.Fatalf("%d events, want %d", len(evs), len(want))
+	}
+	for i, e := range evs {
+		if e.Seq != int64(i+1) || e.Data["n"] != want[i] || e.Data["note"] != `<&"quoted">` || !e.Time.Equal(storage.NormalizeAuditTime(t0)) {
+			t.Fatalf("event %d = %+v, want data n=%s", i, e, want[i])
+		}
 	}
 }
 
