@@ -30,6 +30,7 @@ import (
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/clientauth"
+	"github.com/keyward/keyward/internal/loadgen"
 	"github.com/keyward/keyward/internal/sakey"
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -162,7 +163,9 @@ type bench struct {
 	storeName string
 	master    []byte
 
-	http         *http.Client
+	http         *http.Client   // for setup
+	conns        *loadgen.Conns // for the measured requests
+	host         string         // the Host header of measured requests
 	admin        *adminClient
 	prefix       string
 	accountCount int
@@ -319,6 +322,11 @@ func benchSecret(i int) string { return fmt.Sprintf("kw_bench_fill_secret_%06d",
 func (b *bench) setup(ctx context.Context) error {
 	b.http = &http.Client{Transport: &http.Transport{MaxIdleConns: 4 * b.f.concurrency, MaxIdleConnsPerHost: 4 * b.f.concurrency, IdleConnTimeout: time.Minute},
 		Timeout: 30 * time.Second}
+	u, err := url.Parse(b.base)
+	if err != nil {
+		return fmt.Errorf("server URL %q: %w", b.base, err)
+	}
+	b.host = u.Host
 	fl := clientFlags{credentials: b.adminKey, server: b.base, output: "json"}
 	cmd := &cobra.Command{}
 	cmd.SetContext(ctx)

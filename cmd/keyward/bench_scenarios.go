@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -33,6 +34,12 @@ type scenarioResult struct {
 }
 
 func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
+	conns, err := loadgen.NewConns(b.base, b.f.concurrency, nil)
+	if err != nil {
+		return scenarioResult{}, err
+	}
+	defer conns.Close()
+	b.conns = conns
 	req, note, err := b.prepare(ctx, name)
 	if err != nil {
 		return scenarioResult{}, err
@@ -75,6 +82,25 @@ func (b *bench) post(ctx context.Context, path string, form url.Values, id, secr
 	return resp.StatusCode, body
 }
 
+// form encodes a POST of form to path for the measured requests, with
+// client_secret_basic credentials when id is set.
+func (b *bench) form(path string, form url.Values, id, secret string) []byte {
+	auth := ""
+	if id != "" {
+		auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+	}
+	return loadgen.NewPost(b.host, path, auth, []byte(form.Encode()))
+}
+
+// send sends a request encoded by form on worker w's connection.
+func (b *bench) send(ctx context.Context, w int, req []byte) (int, []byte) {
+	status, body, err := b.conns.Do(ctx, w, req)
+	if err != nil {
+		return 0, nil
+	}
+	return status, body
+}
+
 func (b *bench) token(ctx context.Context, scope string) (string, error) {
 	status, body := b.post(ctx, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}, b.fixtures.clientID, b.fixtures.secret)
 	var t struct {
@@ -108,14 +134,14 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 			n := min(1000, b.accountCount)
 			return func(ctx context.Context, w, i int) (int, bool) {
 				k := (w*7919 + i) % n
-				status, _ := b.post(ctx, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"bench.read"}},
-					fmt.Sprintf("9%020d", k), benchSecret(k))
+				status, _ := b.send(ctx, w, b.form("/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"bench.read"}},
+					fmt.Sprintf("9%020d", k), benchSecret(k)))
 				return ok(status)
 			}, fmt.Sprintf("spread over %d of the %d accounts", n, b.accountCount), nil
 		}
-		form := url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope}}
+		req := b.form("/token", url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope}}, fx.clientID, fx.secret)
 		return func(ctx context.Context, w, i int) (int, bool) {
-			status, _ := b.post(ctx, "/token", form, fx.clientID, fx.secret)
+			status, _ := b.send(ctx, w, req)
 			return ok(status)
 		}, "", nil
 
@@ -139,8 +165,8 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 			if int(k) >= len(assertions) {
 				return 0, false // ran out of pre-signed assertions
 			}
-			status, _ := b.post(ctx, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope},
-				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertions[k]}}, "", "")
+			status, _ := b.send(ctx, w, b.form("/token", url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope},
+				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertions[k]}}, "", ""))
 			return ok(status)
 		}, fmt.Sprintf("%d ES256 client assertions signed before the run", n), nil
 
@@ -168,9 +194,12 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 		if err != nil {
 			return nil, "", err
 		}
-		grant := "urn:ietf:params:oauth:grant-type:jwt-bearer"
+		reqs := make([][]byte, n)
+		for i, a := range assertions {
+			reqs[i] = b.form("/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {a}}, "", "")
+		}
 		return func(ctx context.Context, w, i int) (int, bool) {
-			status, _ := b.post(ctx, "/token", url.Values{"grant_type": {grant}, "assertion": {assertions[(w*31+i)%n]}}, "", "")
+			status, _ := b.send(ctx, w, reqs[(w*31+i)%n])
 			return ok(status)
 		}, fmt.Sprintf("%d RS256 assertions signed before the run and cycled; each request's signature is verified", n), nil
 
@@ -183,8 +212,12 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 		if err != nil {
 			return nil, "", err
 		}
+		reqs := make([][]byte, len(toks))
+		for i, t := range toks {
+			reqs[i] = b.form("/introspect", url.Values{"token": {t}}, fx.introID, fx.introSecret)
+		}
 		return func(ctx context.Context, w, i int) (int, bool) {
-			status, body := b.post(ctx, "/introspect", url.Values{"token": {toks[(w+i)%len(toks)]}}, fx.introID, fx.introSecret)
+			status, body := b.send(ctx, w, reqs[(w+i)%len(reqs)])
 			if status == 200 && !strings.Contains(string(body), `"active":true`) {
 				return 299, false // answered, but inactive: a failure of the fixture
 			}

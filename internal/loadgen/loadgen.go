@@ -32,7 +32,8 @@ type Result struct {
 // ends), and reports. progress, if set, is called about every 250 ms with
 // the number of requests so far.
 func Run(ctx context.Context, concurrency int, duration time.Duration, req Request, progress func(done int64, elapsed time.Duration)) Result {
-	ctx, cancel := context.WithTimeout(ctx, duration)
+	deadline := time.Now().Add(duration)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	var (
 		wg    sync.WaitGroup
@@ -43,9 +44,12 @@ func Run(ctx context.Context, concurrency int, duration time.Duration, req Reque
 		errs  int
 	)
 	start := time.Now()
-	stop := make(chan struct{})
-	if progress != nil {
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	if progress == nil {
+		close(stopped)
+	} else {
 		go func() {
+			defer close(stopped)
 			t := time.NewTicker(250 * time.Millisecond)
 			defer t.Stop()
 			for {
@@ -65,11 +69,15 @@ func Run(ctx context.Context, concurrency int, duration time.Duration, req Reque
 			local := make([]time.Duration, 0, 4096)
 			localStats := map[int]int{}
 			localErrs := 0
-			for i := 0; ctx.Err() == nil; i++ {
+			// The clock, not only ctx, says when the run is over: on a busy
+			// machine ctx's timer can fire late, after connections have
+			// already timed out on its deadline.
+			for i := 0; ctx.Err() == nil && time.Now().Before(deadline); i++ {
 				t0 := time.Now()
 				status, ok := req(ctx, w, i)
-				d := time.Since(t0)
-				if ctx.Err() != nil && !ok {
+				end := time.Now()
+				d := end.Sub(t0)
+				if !ok && (ctx.Err() != nil || !end.Before(deadline)) {
 					break // cut off by the deadline: not a failure of the server
 				}
 				local = append(local, d)
@@ -90,6 +98,7 @@ func Run(ctx context.Context, concurrency int, duration time.Duration, req Reque
 	}
 	wg.Wait()
 	close(stop)
+	<-stopped // no progress report after Run returns
 	elapsed := time.Since(start)
 	r := Result{Requests: len(lat), Errors: errs, Elapsed: elapsed}
 	if len(stats) > 0 {
