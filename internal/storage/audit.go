@@ -51,17 +51,19 @@ type eventEncoding struct {
 }
 
 func encodeEvent(e *AuditEvent) *eventEncoding {
-	data, _ := json.Marshal(e.Data)
 	content, _ := json.Marshal(struct {
-		Time      int64           `json:"time_us"`
-		Action    string          `json:"action"`
-		Outcome   string          `json:"outcome"`
-		AccountID string          `json:"account_id"`
-		Actor     string          `json:"actor"`
-		Source    string          `json:"source"`
-		Data      json.RawMessage `json:"data"`
-	}{e.Time.UnixMicro(), e.Action, e.Outcome, e.AccountID, e.Actor, e.Source, data})
-	return &eventEncoding{tail: content[1:], data: data}
+		Time      int64             `json:"time_us"`
+		Action    string            `json:"action"`
+		Outcome   string            `json:"outcome"`
+		AccountID string            `json:"account_id"`
+		Actor     string            `json:"actor"`
+		Source    string            `json:"source"`
+		Data      map[string]string `json:"data"`
+	}{e.Time.UnixMicro(), e.Action, e.Outcome, e.AccountID, e.Actor, e.Source, e.Data})
+	// Data is the last member, and the first `,"data":` is its name: in the
+	// members before it, a quote inside a string is escaped.
+	i := bytes.Index(content, []byte(`,"data":`)) + len(`,"data":`)
+	return &eventEncoding{tail: content[1:], data: content[i : len(content)-1 : len(content)-1]}
 }
 
 // Prepare normalizes e's time and encodes everything about e that does not
