@@ -9,6 +9,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -32,6 +34,7 @@ import (
 	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/loadgen"
 	"github.com/keyward/keyward/internal/sakey"
+	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -49,6 +52,7 @@ type benchFlags struct {
 	concurrency int
 	scenarios   []string
 	accounts    int
+	signingAlg  string
 	output      string
 }
 
@@ -85,6 +89,7 @@ Load stays on loopback unless --target names another server.`,
 	fl.IntVar(&f.concurrency, "concurrency", 64, "concurrent clients")
 	fl.StringSliceVar(&f.scenarios, "scenarios", allScenarios, "scenarios to run, comma-separated")
 	fl.IntVar(&f.accounts, "accounts", 0, "first fill the store with this many service accounts (started server only)")
+	fl.StringVar(&f.signingAlg, "signing-alg", "", "access-token signing algorithm of the started server: "+strings.Join(signer.Algorithms, ", ")+" (default: the server's, ES256)")
 	addOutputFlag(fl, &f.output)
 	return cmd
 }
@@ -104,8 +109,11 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 			return usageError{fmt.Errorf("unknown scenario %q; the scenarios are %s", s, strings.Join(allScenarios, ", "))}
 		}
 	}
-	if f.target != "" && (f.accounts > 0 || f.db != "") {
-		return usageError{errors.New("--accounts and --db apply to a server bench starts, not to --target")}
+	if f.target != "" && (f.accounts > 0 || f.db != "" || f.signingAlg != "") {
+		return usageError{errors.New("--accounts, --db and --signing-alg apply to a server bench starts, not to --target")}
+	}
+	if f.signingAlg != "" && !slices.Contains(signer.Algorithms, f.signingAlg) {
+		return usageError{fmt.Errorf("--signing-alg %q is not one of %s", f.signingAlg, strings.Join(signer.Algorithms, ", "))}
 	}
 	if f.target == "" && f.accounts < 0 {
 		return usageError{errors.New("--accounts must not be negative")}
@@ -136,6 +144,7 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		Concurrency: f.concurrency,
 		Duration:    f.duration.String(),
 		Accounts:    b.accountCount,
+		SigningAlg:  b.signingAlg,
 	}
 	for _, name := range f.scenarios {
 		r, err := b.run(ctx, name)
@@ -173,6 +182,8 @@ type bench struct {
 	// lastRate is the client-credentials rate measured, to size the
 	// pre-signed assertions of private_key_jwt.
 	lastRate float64
+	// signingAlg is the alg of the server's access tokens, read off one.
+	signingAlg string
 }
 
 func isLoopbackURL(s string) bool {
@@ -215,6 +226,9 @@ func (b *bench) startServer(ctx context.Context) error {
 	args := []string{"serve", "--data-dir", dir, "--listen", addr, "--master-key-file", masterFile, "--log-level", "warn"}
 	if b.f.db != "" {
 		args = append(args, "--db", b.f.db)
+	}
+	if b.f.signingAlg != "" {
+		args = append(args, "--signing-alg", b.f.signingAlg)
 	}
 	b.child = exec.CommandContext(ctx, exe, args...)
 	var stderr bytes.Buffer
@@ -340,7 +354,29 @@ func (b *bench) setup(ctx context.Context) error {
 	if b.f.accounts > 0 {
 		b.prefix = "bench"
 	}
-	return b.createFixtures(ctx)
+	if err := b.createFixtures(ctx); err != nil {
+		return err
+	}
+	tok, err := b.token(ctx, b.fixtures.scope)
+	if err != nil {
+		return err
+	}
+	b.signingAlg = jwtAlg(tok)
+	return nil
+}
+
+// jwtAlg returns the alg of a JWT's header, or "" if it has none.
+func jwtAlg(token string) string {
+	header, _, _ := strings.Cut(token, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(header)
+	if err != nil {
+		return ""
+	}
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	json.Unmarshal(raw, &h)
+	return h.Alg
 }
 
 // fixtures are what the scenarios use.

@@ -19,6 +19,7 @@ type benchReport struct {
 	Concurrency        int              `json:"concurrency"`
 	Duration           string           `json:"duration_per_scenario"`
 	Accounts           int              `json:"filled_accounts,omitempty"`
+	SigningAlg         string           `json:"signing_alg,omitempty"`
 	Scenarios          []scenarioResult `json:"scenarios"`
 	ServerPeakRSSBytes int64            `json:"server_peak_rss_bytes,omitempty"`
 }
@@ -32,7 +33,14 @@ func (r benchReport) write(w io.Writer, format string) error {
 		_, err = fmt.Fprintf(w, "%s\n", b)
 		return err
 	}
-	fmt.Fprintf(w, "%s; %s; %d concurrent clients, %s per scenario", r.Machine, r.Store, r.Concurrency, r.Duration)
+	fmt.Fprint(w, r.Machine)
+	if r.Store != "" {
+		fmt.Fprintf(w, "; %s", r.Store)
+	}
+	if r.SigningAlg != "" {
+		fmt.Fprintf(w, "; %s access tokens", r.SigningAlg)
+	}
+	fmt.Fprintf(w, "; %d concurrent clients, %s per scenario", r.Concurrency, r.Duration)
 	if r.Accounts > 0 {
 		fmt.Fprintf(w, "; %d accounts in the store", r.Accounts)
 	}

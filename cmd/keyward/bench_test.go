@@ -34,11 +34,22 @@ func TestBenchSmoke(t *testing.T) {
 	if !slices.Equal(names, allScenarios) {
 		t.Fatalf("scenarios %v, want %v", names, allScenarios)
 	}
-	if r.ServerPeakRSSBytes == 0 || r.Accounts != 50 {
+	if r.ServerPeakRSSBytes == 0 || r.Accounts != 50 || r.SigningAlg != "ES256" {
 		t.Fatalf("report = %+v", r)
 	}
 	if r.Scenarios[0].ServerCPUPer1k <= 0 {
 		t.Fatal("no server CPU figure")
+	}
+
+	// --signing-alg reaches the started server.
+	out = runCLI(t, "bench", "--duration", "200ms", "--concurrency", "2", "--scenarios", "client_credentials_secret",
+		"--signing-alg", "EdDSA", "-o", "json")
+	r = benchReport{}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("bench printed %q: %v", out, err)
+	}
+	if r.SigningAlg != "EdDSA" || len(r.Scenarios) != 1 || r.Scenarios[0].Requests == 0 || r.Scenarios[0].Errors != 0 {
+		t.Fatalf("report = %+v", r)
 	}
 }
 
@@ -49,6 +60,8 @@ func TestBenchFlags(t *testing.T) {
 		{"bench", "--scenarios", "nope"},
 		{"bench", "--target", "http://x", "--accounts", "5"},
 		{"bench", "-o", "yaml"},
+		{"bench", "--signing-alg", "HS256"},
+		{"bench", "--target", "http://x", "--signing-alg", "EdDSA"},
 	} {
 		if err := runCLIErr(t, args...); err == nil {
 			t.Errorf("%v accepted", args)
