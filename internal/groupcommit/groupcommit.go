@@ -8,6 +8,7 @@ package groupcommit
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"time"
 
@@ -111,6 +112,12 @@ func (c *Committer) loop() {
 	writes := make([]storage.Write, 0, c.maxBatch)
 	for r := range c.reqs {
 		batch = append(batch[:0], r)
+		// Let request goroutines that are ready to run reach Write before
+		// the batch is closed: with none, this returns at once; under load
+		// it makes batches larger, and every batch costs a transaction and
+		// an fsync (measured at 64 clients on 2 cores: 60 % more writes per
+		// batch, and 15–25 % more requests per second).
+		runtime.Gosched()
 	fill:
 		for len(batch) < c.maxBatch {
 			select {
