@@ -139,12 +139,13 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 	defer b.cleanup(context.WithoutCancel(ctx))
 
 	report := benchReport{
-		Machine:     fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
-		Store:       b.storeName,
-		Concurrency: f.concurrency,
-		Duration:    f.duration.String(),
-		Accounts:    b.accountCount,
-		SigningAlg:  b.signingAlg,
+		Machine:      fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
+		ES256PerCore: calibrate(),
+		Store:        b.storeName,
+		Concurrency:  f.concurrency,
+		Duration:     f.duration.String(),
+		Accounts:     b.accountCount,
+		SigningAlg:   b.signingAlg,
 	}
 	for _, name := range f.scenarios {
 		r, err := b.run(ctx, name)
@@ -465,6 +466,24 @@ func (j *jsonRaw) UnmarshalJSON(b []byte) error {
 
 // cpuTimes returns the user+system CPU time of a process (from /proc), or
 // of this one when pid is 0.
+// calibrate measures how many ES256 signatures one goroutine makes per
+// second, the cost that dominates issuing a token, so that figures from
+// different machines can be compared.
+func calibrate() float64 {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return 0
+	}
+	digest := sha256.Sum256([]byte("keyward bench calibration"))
+	n, start := 0, time.Now()
+	for ; time.Since(start) < 200*time.Millisecond; n++ {
+		if _, err := ecdsa.SignASN1(rand.Reader, key, digest[:]); err != nil {
+			return 0
+		}
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
 func cpuTimes(pid int) time.Duration {
 	if pid == 0 {
 		var ru syscall.Rusage

@@ -14,7 +14,11 @@ import (
 
 // benchReport is what `keyward bench` prints.
 type benchReport struct {
-	Machine            string           `json:"machine"`
+	Machine string `json:"machine"`
+	// ES256PerCore is how many ES256 signatures one goroutine of the load
+	// generator made per second just before the run: a yardstick for
+	// comparing figures from different machines.
+	ES256PerCore       float64          `json:"es256_signatures_per_second_one_core"`
 	Store              string           `json:"store,omitempty"`
 	Concurrency        int              `json:"concurrency"`
 	Duration           string           `json:"duration_per_scenario"`
@@ -45,6 +49,9 @@ func (r benchReport) write(w io.Writer, format string) error {
 		fmt.Fprintf(w, "; %d accounts in the store", r.Accounts)
 	}
 	fmt.Fprintln(w)
+	if r.ES256PerCore > 0 {
+		fmt.Fprintf(w, "machine yardstick: one core makes %.0f ES256 signatures/s\n", r.ES256PerCore)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\treq/s\tp50\tp90\tp99\tmax\terrors\tserver CPU s/1k\tloadgen CPU s\t")
 	for _, s := range r.Scenarios {

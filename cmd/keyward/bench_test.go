@@ -34,7 +34,7 @@ func TestBenchSmoke(t *testing.T) {
 	if !slices.Equal(names, allScenarios) {
 		t.Fatalf("scenarios %v, want %v", names, allScenarios)
 	}
-	if r.ServerPeakRSSBytes == 0 || r.Accounts != 50 || r.SigningAlg != "ES256" {
+	if r.ServerPeakRSSBytes == 0 || r.Accounts != 50 || r.SigningAlg != "ES256" || r.ES256PerCore <= 0 {
 		t.Fatalf("report = %+v", r)
 	}
 	if r.Scenarios[0].ServerCPUPer1k <= 0 {
