@@ -73,7 +73,12 @@ Client-side signing is kept out of the measurement: JWT-bearer assertions
 (RS256, without jti, as Google's libraries send them) are signed before the
 run and cycled — the server verifies every one anyway — and private_key_jwt
 client assertions (ES256, each with its own jti) are signed before the run.
-Load stays on loopback unless --target names another server.`,
+Each client sends its requests, encoded before the run where they can be,
+over a keep-alive connection of its own, so the load generator takes little
+of the CPU it shares with the server. Before the table, a yardstick: how
+many ES256 signatures one core of this machine makes per second, to compare
+figures from different machines. Load stays on loopback unless --target
+names another server.`,
 		Example: `  keyward bench --duration 10s --concurrency 64
   keyward bench --scenarios client_credentials_secret,introspect_opaque -o json
   keyward bench --accounts 1000000 --scenarios client_credentials_secret
