@@ -827,12 +827,21 @@ func (s *Service) DeleteKey(ctx context.Context, actor Actor, ref, kid string) e
 // Bootstrap prepares an empty store: it registers the built-in API and
 // creates the administrator account with one key. save receives the key
 // file before anything is stored, so a failure to save it leaves the store
-// empty and the next start tries again. Bootstrap does nothing when the
+// empty and the next start tries again. A first start that stopped after
+// creating the administrator account but before storing its key (the store
+// then holds that one account and no key) is finished: the account gets a
+// new key, saved the same way. Otherwise Bootstrap does nothing when the
 // store already has accounts.
 func (s *Service) Bootstrap(ctx context.Context, save func(sakey.KeyFile) error) (storage.Account, bool, error) {
 	n, err := s.store.CountAccounts(ctx)
-	if err != nil || n > 0 {
+	if err != nil {
 		return storage.Account{}, false, err
+	}
+	if n == 1 {
+		return s.finishBootstrap(ctx, save)
+	}
+	if n > 0 {
+		return storage.Account{}, false, nil
 	}
 	system := Actor{ID: "system"}
 	now := s.cfg.Now()
@@ -865,4 +874,75 @@ func (s *Service) Bootstrap(ctx context.Context, save func(sakey.KeyFile) error)
 		return a, false, fmt.Errorf("create the administrator key: %w", err)
 	}
 	return a, true, nil
+}
+
+// finishBootstrap gives the administrator account a key when it is the only
+// account and has none.
+func (s *Service) finishBootstrap(ctx context.Context, save func(sakey.KeyFile) error) (storage.Account, bool, error) {
+	a, err := s.store.GetAccountByEmail(ctx, s.Email(AdminAccountName, AdminProject))
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Account{}, false, nil
+	} else if err != nil {
+		return a, false, err
+	}
+	keys, err := s.store.ListKeys(ctx, a.ID)
+	if err != nil || len(keys) > 0 {
+		return a, false, err
+	}
+	if err := s.newAdminKey(ctx, Actor{ID: "system"}, a, save); err != nil {
+		return a, false, err
+	}
+	return a, true, nil
+}
+
+// newAdminKey generates a key for the administrator account a, hands its
+// key file to save and only then stores the key, so the key never exists
+// without the one copy of its private key.
+func (s *Service) newAdminKey(ctx context.Context, actor Actor, a storage.Account, save func(sakey.KeyFile) error) error {
+	k, kf, err := sakey.Generate(a, s.Endpoints(), s.cfg.Now(), time.Time{})
+	if err != nil {
+		return err
+	}
+	if err := save(kf); err != nil {
+		return err
+	}
+	if err := s.store.CreateKey(ctx, k, s.keyEvent(actor, "key.create", k)); err != nil {
+		return fmt.Errorf("create the administrator key: %w", err)
+	}
+	return nil
+}
+
+// ErrAdminDisabled is returned by RecoverAdmin when the administrator
+// account is disabled and enabling it was not asked for.
+var ErrAdminDisabled = errors.New("the administrator account is disabled")
+
+// RecoverAdmin is the way back in when every administrator key is lost: it
+// gives the administrator account a new key (saved by save before it is
+// stored), gives the account the admin scope back if it lost it and, if
+// enable is set, enables the account. It is meant for an
+// operator with direct access to the store, not for the API; actor names
+// who ran it in the audit log.
+func (s *Service) RecoverAdmin(ctx context.Context, actor Actor, enable bool, save func(sakey.KeyFile) error) (storage.Account, error) {
+	a, err := s.store.GetAccountByEmail(ctx, s.Email(AdminAccountName, AdminProject))
+	if errors.Is(err, storage.ErrNotFound) {
+		return a, fmt.Errorf("the store has no administrator account %s: is this the right database, and --account-domain the server's?",
+			s.Email(AdminAccountName, AdminProject))
+	} else if err != nil {
+		return a, err
+	}
+	if a.Disabled {
+		if !enable {
+			return a, ErrAdminDisabled
+		}
+		if a, err = s.SetAccountDisabled(ctx, actor, a.ID, false); err != nil {
+			return a, err
+		}
+	}
+	if !slices.Contains(a.Scopes, AdminScope) {
+		scopes := append(slices.Clone(a.Scopes), AdminScope)
+		if a, err = s.UpdateAccount(ctx, actor, a.ID, AccountUpdate{Scopes: &scopes}); err != nil {
+			return a, err
+		}
+	}
+	return a, s.newAdminKey(ctx, actor, a, save)
 }

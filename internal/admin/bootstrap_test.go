@@ -1,0 +1,173 @@
+package admin_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/sakey"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/sqlite"
+)
+
+func newService(t *testing.T) (*admin.Service, storage.Storage) {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return admin.NewService(st, admin.Config{Issuer: issuer, AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour}), st
+}
+
+// keep records the key files Bootstrap and RecoverAdmin save.
+type keep struct{ files []sakey.KeyFile }
+
+func (k *keep) save(kf sakey.KeyFile) error { k.files = append(k.files, kf); return nil }
+
+func keyIDs(t *testing.T, st storage.Storage, accountID string) []string {
+	t.Helper()
+	keys, err := st.ListKeys(context.Background(), accountID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, k := range keys {
+		ids = append(ids, k.ID)
+	}
+	return ids
+}
+
+func TestBootstrapFinishesAnInterruptedFirstStart(t *testing.T) {
+	ctx := context.Background()
+	svc, st := newService(t)
+	var k keep
+	a, created, err := svc.Bootstrap(ctx, k.save)
+	if err != nil || !created || len(k.files) != 1 {
+		t.Fatalf("first start: created=%v files=%d err=%v", created, len(k.files), err)
+	}
+	// The first start died after storing the account, before its key.
+	if err := st.DeleteKey(ctx, k.files[0].PrivateKeyID, storage.AuditEvent{Time: time.Now(), Action: "test", Outcome: storage.OutcomeSuccess}); err != nil {
+		t.Fatal(err)
+	}
+	b, created, err := svc.Bootstrap(ctx, k.save)
+	if err != nil || !created || b.ID != a.ID || len(k.files) != 2 {
+		t.Fatalf("second start: created=%v account %s (want %s) files=%d err=%v", created, b.ID, a.ID, len(k.files), err)
+	}
+	if ids := keyIDs(t, st, a.ID); !slices.Equal(ids, []string{k.files[1].PrivateKeyID}) {
+		t.Fatalf("admin keys %v, want the saved one %s", ids, k.files[1].PrivateKeyID)
+	}
+	// Finished: later starts do nothing.
+	if _, created, err := svc.Bootstrap(ctx, k.save); err != nil || created || len(k.files) != 2 {
+		t.Fatalf("third start: created=%v files=%d err=%v", created, len(k.files), err)
+	}
+}
+
+func TestBootstrapLeavesAnAdministeredStoreAlone(t *testing.T) {
+	ctx := context.Background()
+	svc, st := newService(t)
+	var k keep
+	a, _, err := svc.Bootstrap(ctx, k.save)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CreateAccount(ctx, admin.Actor{ID: a.ID}, admin.AccountInput{Name: "job", Project: "proj"}); err != nil {
+		t.Fatal(err)
+	}
+	// An administrator deleted the admin account's keys on purpose, with
+	// other accounts in place: no start may mint a new one.
+	if err := svc.DeleteKey(ctx, admin.Actor{ID: a.ID}, a.ID, k.files[0].PrivateKeyID); err != nil {
+		t.Fatal(err)
+	}
+	if _, created, err := svc.Bootstrap(ctx, k.save); err != nil || created || len(k.files) != 1 {
+		t.Fatalf("created=%v files=%d err=%v", created, len(k.files), err)
+	}
+	if ids := keyIDs(t, st, a.ID); len(ids) != 0 {
+		t.Fatalf("keys %v", ids)
+	}
+}
+
+func TestBootstrapSaveFails(t *testing.T) {
+	ctx := context.Background()
+	svc, st := newService(t)
+	boom := errors.New("disk full")
+	if _, _, err := svc.Bootstrap(ctx, func(sakey.KeyFile) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	if n, _ := st.CountAccounts(ctx); n != 0 {
+		t.Fatalf("%d accounts after a failed save; the store must stay empty", n)
+	}
+}
+
+func TestRecoverAdmin(t *testing.T) {
+	ctx := context.Background()
+	svc, st := newService(t)
+	var k keep
+	a, _, err := svc.Bootstrap(ctx, k.save)
+	if err != nil {
+		t.Fatal(err)
+	}
+	operator := admin.Actor{ID: "local operator (keyward recover-admin)"}
+
+	// Lost the key file: a new key, the old one stays.
+	if _, err := svc.RecoverAdmin(ctx, operator, false, k.save); err != nil {
+		t.Fatal(err)
+	}
+	if ids := keyIDs(t, st, a.ID); len(k.files) != 2 || !slices.Contains(ids, k.files[1].PrivateKeyID) || len(ids) != 2 {
+		t.Fatalf("keys %v after recovery", ids)
+	}
+
+	// Disabled and stripped of the admin scope by mistake.
+	if _, err := svc.SetAccountDisabled(ctx, admin.Actor{ID: "another-admin"}, a.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	none := []string{}
+	if _, err := svc.UpdateAccount(ctx, admin.Actor{ID: "another-admin"}, a.ID, admin.AccountUpdate{Scopes: &none}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.RecoverAdmin(ctx, operator, false, k.save); !errors.Is(err, admin.ErrAdminDisabled) {
+		t.Fatalf("disabled admin without enable: err = %v", err)
+	}
+	if len(k.files) != 2 {
+		t.Fatal("a key was saved although recovery was refused")
+	}
+	got, err := svc.RecoverAdmin(ctx, operator, true, k.save)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Disabled || !slices.Contains(got.Scopes, admin.AdminScope) {
+		t.Fatalf("recovered account %+v: want enabled with %s", got, admin.AdminScope)
+	}
+	if stored, _ := st.GetAccount(ctx, a.ID); stored.Disabled || !slices.Contains(stored.Scopes, admin.AdminScope) {
+		t.Fatalf("stored account %+v", stored)
+	}
+
+	// The audit log names the operator.
+	evs, err := st.ListAuditEvents(ctx, storage.AuditFilter{Action: "key.create", Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(evs); n != 3 || evs[1].Actor != operator.ID || evs[2].Actor != operator.ID {
+		t.Fatalf("key.create events %+v", evs)
+	}
+
+	// A save that fails stores nothing.
+	before := keyIDs(t, st, a.ID)
+	if _, err := svc.RecoverAdmin(ctx, operator, false, func(sakey.KeyFile) error { return errors.New("exists") }); err == nil {
+		t.Fatal("no error from a failed save")
+	}
+	if after := keyIDs(t, st, a.ID); !slices.Equal(before, after) {
+		t.Fatalf("keys %v, want %v", after, before)
+	}
+}
+
+func TestRecoverAdminWrongStore(t *testing.T) {
+	svc, _ := newService(t)
+	if _, err := svc.RecoverAdmin(context.Background(), admin.Actor{ID: "op"}, false, (&keep{}).save); err == nil {
+		t.Fatal("recovered an administrator in an empty store")
+	}
+}
