@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -156,5 +157,49 @@ func TestHealth(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz with the store closed: %s, want 503", resp.Status)
+	}
+}
+
+// TestRecoverAdmin: with the admin key file lost, recover-admin writes a new
+// one straight into the store of a running server, and the CLI works with it.
+func TestRecoverAdmin(t *testing.T) {
+	m := startServer(t)
+	dir := m.Config.DataDir
+	if err := os.Remove(m.AdminKeyFile); err != nil {
+		t.Fatal(err)
+	}
+	newKey := filepath.Join(t.TempDir(), "admin-key-new.json")
+	out := runCLI(t, "recover-admin", "--data-dir", dir, "--issuer", m.Issuer, "--key-file", newKey)
+	if !strings.Contains(out, "wrote a new key for admin@keyward.") {
+		t.Fatalf("output %q", out)
+	}
+	if fi, err := os.Stat(newKey); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v", err)
+	}
+	list := runCLI(t, "keys", "list", "admin@keyward."+m.Config.AccountDomain, "--credentials", newKey, "-o", "json")
+	var keys struct{ Keys []map[string]any }
+	if err := json.Unmarshal([]byte(list), &keys); err != nil || len(keys.Keys) != 2 {
+		t.Fatalf("keys list with the new key: %q %v", list, err)
+	}
+	audit := runCLI(t, "audit", "list", "--action", "key.create", "--credentials", newKey, "-o", "json")
+	if !strings.Contains(audit, "keyward recover-admin") {
+		t.Fatalf("the audit log does not name the operator: %s", audit)
+	}
+
+	// Refusals: an existing key file, a missing --key-file, an empty store.
+	if err := runCLIErr(t, "recover-admin", "--data-dir", dir, "--key-file", newKey); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("existing key file: %v", err)
+	}
+	if err := runCLIErr(t, "recover-admin", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "--key-file is required") {
+		t.Errorf("no --key-file: %v", err)
+	}
+	empty := t.TempDir()
+	runCLI(t, "migrate", "--data-dir", empty)
+	stray := filepath.Join(t.TempDir(), "k.json")
+	if err := runCLIErr(t, "recover-admin", "--data-dir", empty, "--key-file", stray); err == nil || !strings.Contains(err.Error(), "no administrator account") {
+		t.Errorf("empty store: %v", err)
+	}
+	if _, err := os.Stat(stray); !os.IsNotExist(err) {
+		t.Error("a key file was left behind for a key that was not stored")
 	}
 }

@@ -65,6 +65,7 @@ its admin API, authenticated with an administrator key file
 		newBenchCommand(),
 		newTokenCommand(),
 		newSigningKeysCommand(),
+		newRecoverAdminCommand(),
 	)
 	return root
 }

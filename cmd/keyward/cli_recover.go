@@ -1,0 +1,135 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/sakey"
+)
+
+func newRecoverAdminCommand() *cobra.Command {
+	cfg := DefaultConfig()
+	var (
+		configFile string
+		keyFile    string
+		enable     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "recover-admin --key-file FILE",
+		Short: "Give the administrator account a new key, directly in the database",
+		Long: `The way back in when every administrator key file is lost, or the
+administrator account was disabled or lost its admin scope: working straight
+on the database (--data-dir or --db, or the server's --config; no server and
+no credentials needed), give the administrator account a new key and write
+its key file to --key-file, which must not exist yet. The account gets the
+admin scope back if it lost it; --enable also enables it if it is disabled.
+
+The key file is written before the key is stored, so the key never exists
+without its private key. Existing keys stay: list them with 'keyward keys
+list' and delete the lost ones. The audit log records the change with the
+local user and host that ran this command.
+
+Use the same --config, --issuer and --account-domain as the server, so the
+key file names the server's token endpoint and the right account. A running
+server picks up the new key at once; an enabled account within --cache-ttl
+on SQLite, at once on PostgreSQL.`,
+		Example: `  keyward recover-admin --data-dir keyward-data --key-file admin-key-new.json
+  keyward recover-admin --config /etc/keyward/keyward.yaml --key-file /root/admin-key.json --enable`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applySources(cmd.Flags(), configFile, os.Getenv); err != nil {
+				return usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
+			}
+			if keyFile == "" {
+				return usageError{errors.New("--key-file is required: where to write the new key file")}
+			}
+			if _, err := os.Lstat(keyFile); err == nil {
+				return usageError{fmt.Errorf("--key-file %s already exists; name a new file", keyFile)}
+			}
+			issuer := cfg.Issuer
+			if issuer == "" {
+				scheme := "http"
+				if cfg.TLSCert != "" {
+					scheme = "https"
+				}
+				issuer = scheme + "://" + cfg.Listen
+			}
+			cfg.NoMigrate = true
+			st, err := openStore(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			svc := admin.NewService(st, admin.Config{Issuer: issuer, AccountDomain: cfg.AccountDomain,
+				DefaultTokenLifetime: cfg.DefaultTokenTTL, MaxTokenLifetime: cfg.MaxTokenTTL})
+			written := false
+			a, err := svc.RecoverAdmin(cmd.Context(), admin.Actor{ID: localOperator()}, enable, func(kf sakey.KeyFile) error {
+				if err := writeNewKeyFile(keyFile, kf); err != nil {
+					return err
+				}
+				written = true
+				return nil
+			})
+			if err != nil {
+				if written {
+					os.Remove(keyFile) // its key was not stored
+				}
+				if errors.Is(err, admin.ErrAdminDisabled) {
+					return fmt.Errorf("%w; run again with --enable to enable it", err)
+				}
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote a new key for %s to %s; its old keys are unchanged: list them with 'keyward keys list %s'\n",
+				a.Email, keyFile, a.Email)
+			return nil
+		},
+	}
+	cfg.addServeFlags(cmd.Flags())
+	cmd.Flags().StringVar(&configFile, "config", "", "the server's YAML configuration file; KEYWARD_<FLAG> environment variables override it, flags override both")
+	cmd.Flags().StringVar(&keyFile, "key-file", "", "where to write the new key file (mode 0600; must not exist)")
+	cmd.Flags().BoolVar(&enable, "enable", false, "also enable the administrator account if it is disabled")
+	return cmd
+}
+
+// localOperator names who ran a command on this machine, for the audit log.
+func localOperator() string {
+	name := "unknown user"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown host"
+	}
+	return fmt.Sprintf("local operator %s@%s (keyward recover-admin)", name, host)
+}
+
+// writeNewKeyFile writes a key file that must not exist yet, mode 0600,
+// and syncs it.
+func writeNewKeyFile(path string, kf sakey.KeyFile) error {
+	b, err := json.MarshalIndent(kf, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
+}
