@@ -224,6 +224,19 @@ type SigningKey struct {
 	RetiredAt time.Time
 }
 
+// SealedValue is one of the server's own secrets other than signing keys
+// (the client-secret pepper), encrypted under the master key with
+// SealedValueAAD(Name) as authenticated data.
+type SealedValue struct {
+	Name      string
+	Sealed    []byte
+	CreatedAt time.Time
+}
+
+// SealedValueAAD is the authenticated data a sealed value is encrypted with:
+// its name, in a namespace apart from signing-key IDs.
+func SealedValueAAD(name string) string { return "sealed-value:" + name }
+
 // UsedJTI records a single-use assertion ID until the assertion expires.
 type UsedJTI struct {
 	// Issuer scopes the ID: the account ID of the assertion's signer.
@@ -350,6 +363,20 @@ type Storage interface {
 	// returns, holding a lock that serializes it against every other
 	// UpdateSigningKeys call, across processes sharing the store.
 	UpdateSigningKeys(ctx context.Context, fn func([]SigningKey) ([]SigningKey, error), ev AuditEvent) ([]SigningKey, error)
+
+	// GetSealedValue returns the named sealed value, or ErrNotFound.
+	GetSealedValue(ctx context.Context, name string) (SealedValue, error)
+	// CreateSealedValue stores v, or fails with ErrAlreadyExists when a
+	// value of that name exists.
+	CreateSealedValue(ctx context.Context, v SealedValue, ev AuditEvent) error
+	// ListSealedValues returns every sealed value, by name.
+	ListSealedValues(ctx context.Context) ([]SealedValue, error)
+	// Reseal replaces what is sealed under the master key — every signing
+	// key and every sealed value — with what fn returns for it, in one
+	// transaction under the signing keys' lock: all or nothing. fn gets the
+	// authenticated data the item was sealed with (a signing key's ID, or
+	// SealedValueAAD of a value's name) and its sealed bytes.
+	Reseal(ctx context.Context, fn func(aad string, sealed []byte) ([]byte, error), ev AuditEvent) error
 
 	// Commit applies writes in one transaction. The returned slice has one
 	// entry per write: nil, or ErrReplay for a write whose JTI was used. A

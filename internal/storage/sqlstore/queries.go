@@ -48,6 +48,12 @@ var queries = map[string]string{
 	"listSigningKeys":   `SELECT id, algorithm, sealed, created_at, activated_at, retired_at FROM signing_keys ORDER BY created_at, id`,
 	"deleteSigningKeys": `DELETE FROM signing_keys`,
 	"insertSigningKey":  `INSERT INTO signing_keys (id, algorithm, sealed, created_at, activated_at, retired_at) VALUES (?, ?, ?, ?, ?, ?)`,
+	"resealSigningKey":  `UPDATE signing_keys SET sealed = ? WHERE id = ?`,
+
+	"getSealedValue":    `SELECT sealed, created_at FROM sealed_values WHERE name = ?`,
+	"listSealedValues":  `SELECT name, sealed, created_at FROM sealed_values ORDER BY name`,
+	"insertSealedValue": `INSERT INTO sealed_values (name, sealed, created_at) VALUES (?, ?, ?)`,
+	"resealValue":       `UPDATE sealed_values SET sealed = ? WHERE name = ?`,
 
 	"insertJTI":        `INSERT INTO used_jtis (issuer, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 	"deleteJTI":        `DELETE FROM used_jtis WHERE issuer = ? AND jti = ?`,

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
 
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -64,4 +65,87 @@ func (s *Store) UpdateSigningKeys(ctx context.Context, fn func([]storage.Signing
 		return s.notify(ctx, tx, storage.ChangeSigningKeys)
 	}, ev)
 	return out, err
+}
+
+// GetSealedValue implements storage.Storage.
+func (s *Store) GetSealedValue(ctx context.Context, name string) (storage.SealedValue, error) {
+	v := storage.SealedValue{Name: name}
+	var created int64
+	err := s.r.QueryRowContext(ctx, s.q["getSealedValue"], name).Scan(&v.Sealed, &created)
+	v.CreatedAt = fromMicros(created)
+	return v, s.wrap("get sealed value", err)
+}
+
+// ListSealedValues implements storage.Storage.
+func (s *Store) ListSealedValues(ctx context.Context) ([]storage.SealedValue, error) {
+	return s.listSealedValues(ctx, s.r)
+}
+
+func (s *Store) listSealedValues(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}) ([]storage.SealedValue, error) {
+	rows, err := q.QueryContext(ctx, s.q["listSealedValues"])
+	if err != nil {
+		return nil, s.wrap("list sealed values", err)
+	}
+	defer rows.Close()
+	var out []storage.SealedValue
+	for rows.Next() {
+		var (
+			v       storage.SealedValue
+			created int64
+		)
+		if err := rows.Scan(&v.Name, &v.Sealed, &created); err != nil {
+			return nil, s.wrap("list sealed values", err)
+		}
+		v.CreatedAt = fromMicros(created)
+		out = append(out, v)
+	}
+	return out, s.wrap("list sealed values", rows.Err())
+}
+
+// CreateSealedValue implements storage.Storage.
+func (s *Store) CreateSealedValue(ctx context.Context, v storage.SealedValue, ev storage.AuditEvent) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q["insertSealedValue"], v.Name, v.Sealed, micros(v.CreatedAt))
+		return s.wrap("create sealed value", err)
+	}, ev)
+}
+
+// Reseal implements storage.Storage.
+func (s *Store) Reseal(ctx context.Context, fn func(aad string, sealed []byte) ([]byte, error), ev storage.AuditEvent) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if s.d.LockSigningKeys != "" {
+			if _, err := tx.ExecContext(ctx, s.d.LockSigningKeys); err != nil {
+				return s.wrap("lock signing keys", err)
+			}
+		}
+		keys, err := s.listSigningKeys(ctx, tx)
+		if err != nil {
+			return err
+		}
+		values, err := s.listSealedValues(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			sealed, err := fn(k.ID, k.Sealed)
+			if err != nil {
+				return fmt.Errorf("signing key %s: %w", k.ID, err)
+			}
+			if _, err := tx.ExecContext(ctx, s.q["resealSigningKey"], sealed, k.ID); err != nil {
+				return s.wrap("reseal signing key", err)
+			}
+		}
+		for _, v := range values {
+			sealed, err := fn(storage.SealedValueAAD(v.Name), v.Sealed)
+			if err != nil {
+				return fmt.Errorf("sealed value %s: %w", v.Name, err)
+			}
+			if _, err := tx.ExecContext(ctx, s.q["resealValue"], sealed, v.Name); err != nil {
+				return s.wrap("reseal value", err)
+			}
+		}
+		return s.notify(ctx, tx, storage.ChangeSigningKeys)
+	}, ev)
 }

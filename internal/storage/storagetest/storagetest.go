@@ -3,10 +3,12 @@
 package storagetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,6 +33,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"Delegation", testDelegation},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeysConcurrent", testSigningKeysConcurrent},
+		{"SealedValues", testSealedValues},
+		{"Reseal", testReseal},
 		{"CommitJTI", testCommitJTI},
 		{"CommitJTIConcurrent", testCommitJTIConcurrent},
 		{"AuditChain", testAuditChain},
@@ -644,6 +648,82 @@ func testAuditChain(t *testing.T, s storage.Storage) {
 	}
 	if _, _, err := storage.VerifyChain(0, []byte{}, slices.Delete(slices.Clone(evs), 1, 2)); err == nil {
 		t.Fatal("VerifyChain accepted a chain with an event removed")
+	}
+}
+
+func testSealedValues(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	_, err := s.GetSealedValue(ctx, "pepper")
+	wantErr(t, err, storage.ErrNotFound)
+	v := storage.SealedValue{Name: "pepper", Sealed: []byte{1, 2, 3}, CreatedAt: t0}
+	mustNil(t, s.CreateSealedValue(ctx, v, ev("sealed_value.create")))
+	wantErr(t, s.CreateSealedValue(ctx, storage.SealedValue{Name: "pepper", Sealed: []byte{9}, CreatedAt: t0}, ev("sealed_value.create")),
+		storage.ErrAlreadyExists)
+	got, err := s.GetSealedValue(ctx, "pepper")
+	mustNil(t, err)
+	if got.Name != "pepper" || !bytes.Equal(got.Sealed, v.Sealed) || !got.CreatedAt.Equal(t0) {
+		t.Fatalf("got %+v, want %+v", got, v)
+	}
+	mustNil(t, s.CreateSealedValue(ctx, storage.SealedValue{Name: "another", Sealed: []byte{4}, CreatedAt: t0}, ev("sealed_value.create")))
+	all, err := s.ListSealedValues(ctx)
+	mustNil(t, err)
+	if len(all) != 2 || all[0].Name != "another" || all[1].Name != "pepper" {
+		t.Fatalf("list = %+v", all)
+	}
+	if evs := verifyAll(t, s); len(evs) != 2 {
+		t.Fatalf("%d audit events, want one per created value", len(evs))
+	}
+}
+
+// testReseal replaces every sealed item in one transaction, or none.
+func testReseal(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	_, err := s.UpdateSigningKeys(ctx, func([]storage.SigningKey) ([]storage.SigningKey, error) {
+		return []storage.SigningKey{
+			{ID: "k1", Algorithm: "ES256", Sealed: []byte("k1-old"), CreatedAt: t0, ActivatedAt: t0},
+			{ID: "k2", Algorithm: "ES256", Sealed: []byte("k2-old"), CreatedAt: t0},
+		}, nil
+	}, ev("signing_key.create"))
+	mustNil(t, err)
+	mustNil(t, s.CreateSealedValue(ctx, storage.SealedValue{Name: "pepper", Sealed: []byte("pepper-old"), CreatedAt: t0}, ev("sealed_value.create")))
+
+	// A failure half-way changes nothing.
+	boom := errors.New("cannot open")
+	err = s.Reseal(ctx, func(aad string, sealed []byte) ([]byte, error) {
+		if aad == storage.SealedValueAAD("pepper") {
+			return nil, boom
+		}
+		return []byte("changed"), nil
+	}, ev("master_key.rotate"))
+	wantErr(t, err, boom)
+	keys, err := s.ListSigningKeys(ctx)
+	mustNil(t, err)
+	if string(keys[0].Sealed) != "k1-old" || string(keys[1].Sealed) != "k2-old" {
+		t.Fatalf("a failed reseal changed the signing keys: %+v", keys)
+	}
+
+	var seen []string
+	mustNil(t, s.Reseal(ctx, func(aad string, sealed []byte) ([]byte, error) {
+		seen = append(seen, aad)
+		return []byte(strings.Replace(string(sealed), "-old", "-new", 1)), nil
+	}, ev("master_key.rotate")))
+	slices.Sort(seen)
+	if want := []string{"k1", "k2", storage.SealedValueAAD("pepper")}; !slices.Equal(seen, want) {
+		t.Fatalf("resealed %v, want %v", seen, want)
+	}
+	keys, err = s.ListSigningKeys(ctx)
+	mustNil(t, err)
+	if string(keys[0].Sealed) != "k1-new" || string(keys[1].Sealed) != "k2-new" || !keys[0].ActivatedAt.Equal(t0) || !keys[1].ActivatedAt.IsZero() {
+		t.Fatalf("signing keys after reseal: %+v", keys)
+	}
+	v, err := s.GetSealedValue(ctx, "pepper")
+	mustNil(t, err)
+	if string(v.Sealed) != "pepper-new" {
+		t.Fatalf("pepper after reseal: %q", v.Sealed)
+	}
+	evs := verifyAll(t, s)
+	if last := evs[len(evs)-1]; last.Action != "master_key.rotate" {
+		t.Fatalf("last audit event %+v", last)
 	}
 }
 
