@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -297,7 +296,7 @@ func (b *bench) fill(ctx context.Context, cfg Config, issuer string) error {
 	} else if !created {
 		return errors.New("--accounts needs an empty database")
 	}
-	pepper, err := hkdf.Key(sha256.New, b.master, nil, "keyward client-secret pepper", 32)
+	pepper, err := signer.LoadPepper(ctx, st, b.master, time.Now())
 	if err != nil {
 		return err
 	}

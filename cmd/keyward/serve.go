@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/hkdf"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -179,7 +177,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pepper, err := hkdf.Key(sha256.New, master, nil, "keyward client-secret pepper", 32)
+	pepper, err := signer.LoadPepper(ctx, m.store, master, m.Now())
 	if err != nil {
 		return err
 	}

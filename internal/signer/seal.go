@@ -11,9 +11,10 @@ import (
 // MasterKeySize is the size of the master key: AES-256.
 const MasterKeySize = 32
 
-// Sealer encrypts signing keys at rest with AES-256-GCM under the master
-// key. The key ID is authenticated data, so a sealed key cannot be swapped
-// for another one's in the database unnoticed.
+// Sealer encrypts signing keys and other server secrets at rest with
+// AES-256-GCM under the master key. A key's ID (or a value's name) is
+// authenticated data, so a sealed item cannot be swapped for another one's
+// in the database unnoticed.
 type Sealer struct{ aead cipher.AEAD }
 
 // NewSealer returns a Sealer for a 32-byte master key.
@@ -41,7 +42,7 @@ func (s *Sealer) Seal(id string, plaintext []byte) []byte {
 
 // ErrWrongMasterKey means a sealed key could not be opened: the master key
 // is not the one it was sealed with, or the data was altered.
-var ErrWrongMasterKey = errors.New("cannot decrypt the signing key: wrong master key, or the stored key was altered")
+var ErrWrongMasterKey = errors.New("cannot decrypt it: wrong master key, or the stored data was altered")
 
 // Open decrypts what Seal produced for the same ID.
 func (s *Sealer) Open(id string, sealed []byte) ([]byte, error) {

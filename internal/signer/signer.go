@@ -1,6 +1,8 @@
 // Package signer owns the server's token-signing keys: it generates them,
 // keeps them encrypted at rest, rotates them, signs access tokens with the
-// current key and publishes next, current and previous keys as a JWKS.
+// current key and publishes next, current and previous keys as a JWKS. It
+// also keeps the client-secret pepper sealed beside them, and rotates the
+// master key that seals both.
 package signer
 
 import (
@@ -125,6 +127,14 @@ func (s *Signer) update(ctx context.Context, force bool) error {
 			action = "signing_key.create"
 		}
 		keys, err = s.store.UpdateSigningKeys(ctx, func(old []storage.SigningKey) ([]storage.SigningKey, error) {
+			// Never add a key sealed under another master key than the
+			// stored ones: after a master-key rotation, a server still
+			// running with the old key must not write.
+			for _, k := range old {
+				if _, err := s.sealer.Open(k.ID, k.Sealed); err != nil {
+					return nil, fmt.Errorf("signing key %s: %w", k.ID, err)
+				}
+			}
 			planned, _, err := s.cfg.Plan(old, now, force, s.newKey)
 			return planned, err
 		}, storage.AuditEvent{Time: now, Action: action, Outcome: storage.OutcomeSuccess, Actor: "system"})

@@ -8,6 +8,7 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,10 @@ type Dump struct {
 	Keys        []storage.Key        `json:"keys"`
 	Secrets     []storage.Secret     `json:"secrets"`
 	SigningKeys []storage.SigningKey `json:"signing_keys"`
+	// SealedValues hold the client-secret pepper, sealed under the master
+	// key like the signing keys. Dumps from before master-key rotation have
+	// none; the importing server then derives the pepper as they did.
+	SealedValues []storage.SealedValue `json:"sealed_values,omitempty"`
 	// Delegation: organizations with their policy, users, project
 	// placements and grants.
 	Orgs     []storage.Org        `json:"orgs"`
@@ -69,6 +74,9 @@ func Export(ctx context.Context, s storage.Storage, now time.Time) (Dump, error)
 		after = page[len(page)-1].ID
 	}
 	if d.SigningKeys, err = s.ListSigningKeys(ctx); err != nil {
+		return d, err
+	}
+	if d.SealedValues, err = s.ListSealedValues(ctx); err != nil {
 		return d, err
 	}
 	if d.Orgs, err = s.ListOrgs(ctx); err != nil {
@@ -160,6 +168,17 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 	for _, g := range d.Grants {
 		if err := s.PutGrant(ctx, g, ev("delegation.import", g.ClientID)); err != nil {
 			return fmt.Errorf("delegation of %s in %s: %w", g.ClientID, g.Org, err)
+		}
+	}
+	for _, v := range d.SealedValues {
+		err := s.CreateSealedValue(ctx, v, ev("sealed_value.import", ""))
+		if errors.Is(err, storage.ErrAlreadyExists) {
+			if have, gerr := s.GetSealedValue(ctx, v.Name); gerr == nil && bytes.Equal(have.Sealed, v.Sealed) {
+				continue
+			}
+			return fmt.Errorf("sealed value %s: the target store already has a different one", v.Name)
+		} else if err != nil {
+			return fmt.Errorf("sealed value %s: %w", v.Name, err)
 		}
 	}
 	if len(d.SigningKeys) > 0 {

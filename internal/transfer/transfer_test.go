@@ -6,6 +6,7 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,6 +43,7 @@ func fill(t *testing.T, s storage.Storage) {
 		return []storage.SigningKey{{ID: "sk", Algorithm: "ES256", Sealed: []byte{9}, CreatedAt: t0, ActivatedAt: t0}}, nil
 	}, ev)
 	must(err)
+	must(s.CreateSealedValue(ctx, storage.SealedValue{Name: "client-secret-pepper", Sealed: []byte{7, 7}, CreatedAt: t0}, ev))
 }
 
 // TestSQLiteToPostgres moves a store across backends through JSON and back.
@@ -103,5 +105,20 @@ func TestSQLiteToPostgres(t *testing.T) {
 	}
 	if err := transfer.Import(ctx, nil, transfer.Dump{Format: "other"}, t0); err == nil {
 		t.Fatal("accepted an unknown format")
+	}
+
+	// A target that already holds a different pepper would lose the
+	// secrets: the import stops.
+	dst, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	other := storage.SealedValue{Name: "client-secret-pepper", Sealed: []byte{1}, CreatedAt: t0}
+	if err := dst.CreateSealedValue(ctx, other, storage.AuditEvent{Time: t0, Action: "x", Outcome: storage.OutcomeSuccess}); err != nil {
+		t.Fatal(err)
+	}
+	if err := transfer.Import(ctx, dst, back, t0); err == nil || !strings.Contains(err.Error(), "different") {
+		t.Fatalf("import over another pepper: %v", err)
 	}
 }

@@ -1,0 +1,106 @@
+package signer
+
+import (
+	"bytes"
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"errors"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/sqlite"
+)
+
+func openStore(t *testing.T) storage.Storage {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func TestLoadPepper(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	now := time.Now()
+	p1, err := LoadPepper(ctx, st, master, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first pepper is the one earlier versions derived from the master
+	// key, so their secrets stay valid.
+	legacy, _ := hkdf.Key(sha256.New, master, nil, "keyward client-secret pepper", 32)
+	if !bytes.Equal(p1, legacy) {
+		t.Fatal("the first pepper is not the one derived from the master key")
+	}
+	if _, err := st.GetSealedValue(ctx, PepperName); err != nil {
+		t.Fatalf("the pepper was not stored: %v", err)
+	}
+	p2, err := LoadPepper(ctx, st, master, now)
+	if err != nil || !bytes.Equal(p1, p2) {
+		t.Fatalf("second load: %v", err)
+	}
+	if _, err := LoadPepper(ctx, st, bytes.Repeat([]byte{8}, 32), now); err == nil {
+		t.Fatal("another master key opened the pepper")
+	}
+}
+
+func TestRotateMasterKey(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	c := &clock{t: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
+	s := newTestSigner(t, st, master, "ES256", c)
+	kidsBefore := jwksKIDs(t, s)
+	pepper, err := LoadPepper(ctx, st, master, c.t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newMaster := bytes.Repeat([]byte{9}, 32)
+	ev := storage.AuditEvent{Time: c.t, Action: "master_key.rotate", Outcome: storage.OutcomeSuccess, Actor: "op"}
+
+	// The wrong current key changes nothing.
+	if err := RotateMasterKey(ctx, st, bytes.Repeat([]byte{3}, 32), newMaster, ev); err == nil {
+		t.Fatal("rotated with a wrong current master key")
+	}
+	if _, err := LoadPepper(ctx, st, master, c.t); err != nil {
+		t.Fatalf("the store no longer opens with its key after a refused rotation: %v", err)
+	}
+
+	if err := RotateMasterKey(ctx, st, master, newMaster, ev); err != nil {
+		t.Fatal(err)
+	}
+	// The new key opens everything: same signing keys, same pepper.
+	s2 := newTestSigner(t, st, newMaster, "ES256", c)
+	if kids := jwksKIDs(t, s2); !slices.Equal(kids, kidsBefore) {
+		t.Fatalf("signing keys %v after rotation, want %v", kids, kidsBefore)
+	}
+	if p, err := LoadPepper(ctx, st, newMaster, c.t); err != nil || !bytes.Equal(p, pepper) {
+		t.Fatalf("pepper after rotation: %v", err)
+	}
+	// The old key opens nothing.
+	if _, err := LoadPepper(ctx, st, master, c.t); err == nil {
+		t.Fatal("the old master key still opens the pepper")
+	}
+	sealer, _ := NewSealer(master)
+	if _, err := New(ctx, st, sealer, Config{Policy: Policy{Algorithm: "ES256", RetainFor: time.Hour}, Now: c.now}); !errors.Is(err, ErrWrongMasterKey) {
+		t.Fatalf("start with the old master key: %v", err)
+	}
+	// A server still running with the old key must not add keys sealed
+	// under it.
+	if err := s.Rotate(ctx); !errors.Is(err, ErrWrongMasterKey) {
+		t.Fatalf("rotation by a server with the old master key: %v", err)
+	}
+	keys, _ := st.ListSigningKeys(ctx)
+	resealed, _ := NewSealer(newMaster)
+	for _, k := range keys {
+		if _, err := resealed.Open(k.ID, k.Sealed); err != nil {
+			t.Fatalf("signing key %s is not sealed under the new master key", k.ID)
+		}
+	}
+}
