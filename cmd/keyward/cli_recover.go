@@ -69,7 +69,7 @@ on SQLite, at once on PostgreSQL.`,
 			svc := admin.NewService(st, admin.Config{Issuer: issuer, AccountDomain: cfg.AccountDomain,
 				DefaultTokenLifetime: cfg.DefaultTokenTTL, MaxTokenLifetime: cfg.MaxTokenTTL})
 			written := false
-			a, err := svc.RecoverAdmin(cmd.Context(), admin.Actor{ID: localOperator()}, enable, func(kf sakey.KeyFile) error {
+			a, err := svc.RecoverAdmin(cmd.Context(), admin.Actor{ID: localOperator("keyward recover-admin")}, enable, func(kf sakey.KeyFile) error {
 				if err := writeNewKeyFile(keyFile, kf); err != nil {
 					return err
 				}
@@ -97,8 +97,8 @@ on SQLite, at once on PostgreSQL.`,
 	return cmd
 }
 
-// localOperator names who ran a command on this machine, for the audit log.
-func localOperator() string {
+// localOperator names who ran command on this machine, for the audit log.
+func localOperator(command string) string {
 	name := "unknown user"
 	if u, err := user.Current(); err == nil {
 		name = u.Username
@@ -107,7 +107,7 @@ func localOperator() string {
 	if err != nil {
 		host = "unknown host"
 	}
-	return fmt.Sprintf("local operator %s@%s (keyward recover-admin)", name, host)
+	return fmt.Sprintf("local operator %s@%s (%s)", name, host, command)
 }
 
 // writeNewKeyFile writes a key file that must not exist yet, mode 0600,

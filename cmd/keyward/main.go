@@ -66,6 +66,7 @@ its admin API, authenticated with an administrator key file
 		newTokenCommand(),
 		newSigningKeysCommand(),
 		newRecoverAdminCommand(),
+		newMasterKeyCommand(),
 	)
 	return root
 }

@@ -420,32 +420,14 @@ func openStore(ctx context.Context, c Config) (storage.Storage, error) {
 // loadMasterKey reads the master key from --master-key-file or
 // KEYWARD_MASTER_KEY, or else from (creating it) <data-dir>/master.key.
 func (m *Main) loadMasterKey() ([]byte, error) {
-	if f := m.Config.MasterKeyFile; f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("master key: %w", err)
+	k, path, err := findMasterKey(m.Config)
+	if err != nil || k != nil {
+		if err == nil && path == generatedMasterKeyPath(m.Config) {
+			m.Logger.Warn("using the master key stored next to the data; for production keep it apart (--master-key-file or KEYWARD_MASTER_KEY)", "path", path)
 		}
-		k, err := parseMasterKey(b)
-		if err != nil {
-			return nil, fmt.Errorf("master key %s: %w", f, err)
-		}
-		return k, nil
+		return k, err
 	}
-	if v := os.Getenv("KEYWARD_MASTER_KEY"); v != "" {
-		k, err := parseMasterKey([]byte(v))
-		if err != nil {
-			return nil, fmt.Errorf("KEYWARD_MASTER_KEY: %w", err)
-		}
-		return k, nil
-	}
-	path := filepath.Join(m.Config.DataDir, "master.key")
-	if b, err := os.ReadFile(path); err == nil {
-		m.Logger.Warn("using the master key stored next to the data; for production keep it apart (--master-key-file or KEYWARD_MASTER_KEY)", "path", path)
-		return parseMasterKey(b)
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("master key: %w", err)
-	}
-	k := make([]byte, signer.MasterKeySize)
+	k = make([]byte, signer.MasterKeySize)
 	rand.Read(k)
 	if err := writeFileAtomic(path, []byte(fmt.Sprintf("%x\n", k)), 0o600); err != nil {
 		return nil, fmt.Errorf("master key: %w", err)
@@ -456,6 +438,47 @@ func (m *Main) loadMasterKey() ([]byte, error) {
 		m.Logger.Warn("with PostgreSQL every replica needs the same master key: give each one --master-key-file or KEYWARD_MASTER_KEY")
 	}
 	return k, nil
+}
+
+// generatedMasterKeyPath is where a master key is generated when none is
+// given: next to the data.
+func generatedMasterKeyPath(c Config) string { return filepath.Join(c.DataDir, "master.key") }
+
+// findMasterKey reads the master key from --master-key-file, else
+// KEYWARD_MASTER_KEY, else the generated file next to the data. It returns
+// where it came from ("" for the environment), or a nil key and the path to
+// generate one at when there is none.
+func findMasterKey(c Config) (key []byte, source string, err error) {
+	if f := c.MasterKeyFile; f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, f, fmt.Errorf("master key: %w", err)
+		}
+		k, err := parseMasterKey(b)
+		if err != nil {
+			return nil, f, fmt.Errorf("master key %s: %w", f, err)
+		}
+		return k, f, nil
+	}
+	if v := os.Getenv("KEYWARD_MASTER_KEY"); v != "" {
+		k, err := parseMasterKey([]byte(v))
+		if err != nil {
+			return nil, "", fmt.Errorf("KEYWARD_MASTER_KEY: %w", err)
+		}
+		return k, "", nil
+	}
+	path := generatedMasterKeyPath(c)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, path, nil
+	} else if err != nil {
+		return nil, path, fmt.Errorf("master key: %w", err)
+	}
+	k, err := parseMasterKey(b)
+	if err != nil {
+		return nil, path, fmt.Errorf("master key %s: %w", path, err)
+	}
+	return k, path, nil
 }
 
 // writeKeyFile writes a key file with mode 0600, atomically.

@@ -16,6 +16,7 @@ const PepperName = "client-secret-pepper"
 
 // PepperStore is the part of storage LoadPepper needs.
 type PepperStore interface {
+	ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error)
 	GetSealedValue(ctx context.Context, name string) (storage.SealedValue, error)
 	CreateSealedValue(ctx context.Context, v storage.SealedValue, ev storage.AuditEvent) error
 }
@@ -33,6 +34,17 @@ func LoadPepper(ctx context.Context, st PepperStore, master []byte, now time.Tim
 	aad := storage.SealedValueAAD(PepperName)
 	v, err := st.GetSealedValue(ctx, PepperName)
 	if errors.Is(err, storage.ErrNotFound) {
+		// Store nothing under a master key that is not the store's: a
+		// wrong key would seal a wrong pepper for good.
+		keys, err := st.ListSigningKeys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			if _, err := sealer.Open(k.ID, k.Sealed); err != nil {
+				return nil, fmt.Errorf("the master key does not open the stored signing key %s: %w", k.ID, err)
+			}
+		}
 		pepper, err := hkdf.Key(sha256.New, master, nil, "keyward client-secret pepper", 32)
 		if err != nil {
 			return nil, err

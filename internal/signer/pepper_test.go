@@ -51,6 +51,24 @@ func TestLoadPepper(t *testing.T) {
 	}
 }
 
+// A store written before peppers were stored, opened with the wrong master
+// key: nothing is stored, and the right key still works.
+func TestLoadPepperWrongKeyStoresNothing(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	c := &clock{t: time.Now()}
+	newTestSigner(t, st, master, "ES256", c) // signing keys sealed under master, no pepper yet
+	if _, err := LoadPepper(ctx, st, bytes.Repeat([]byte{8}, 32), c.t); !errors.Is(err, ErrWrongMasterKey) {
+		t.Fatalf("wrong key: %v", err)
+	}
+	if _, err := st.GetSealedValue(ctx, PepperName); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a pepper was stored under the wrong key: %v", err)
+	}
+	if _, err := LoadPepper(ctx, st, master, c.t); err != nil {
+		t.Fatalf("the right key: %v", err)
+	}
+}
+
 func TestRotateMasterKey(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)

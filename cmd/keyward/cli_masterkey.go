@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/internal/signer"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+func newMasterKeyCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "master-key",
+		Short: "Manage the master key that encrypts the server's own secrets",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(newMasterKeyRotateCommand())
+	return cmd
+}
+
+func newMasterKeyRotateCommand() *cobra.Command {
+	cfg := DefaultConfig()
+	var configFile, newKeyFile string
+	cmd := &cobra.Command{
+		Use:   "rotate --new-master-key-file FILE",
+		Short: "Re-encrypt the signing keys and the secret pepper under a new master key",
+		Long: `Re-encrypt everything the master key protects in the database — the
+token-signing keys and the pepper that keys client-secret hashes — under a
+new master key, in one transaction: afterwards only the new key opens the
+store, and every client secret, key and token stays valid.
+
+The current key is found as 'keyward serve' finds it (--master-key-file,
+KEYWARD_MASTER_KEY, or <data-dir>/master.key); the new one is read from
+--new-master-key-file (32 bytes: raw, hex or base64; e.g. made with
+'openssl rand -hex 32'). When the current key is <data-dir>/master.key, that
+file is replaced by the new key once the database is re-encrypted.
+
+Stop every server first: one still running with the old key keeps serving
+with the keys it holds, but can no longer load or add signing keys. Then
+start every server with the new key. Back-ups taken before the rotation
+still need the old key.`,
+		Example: `  openssl rand -hex 32 > /etc/keyward/master.key.new
+  keyward master-key rotate --config /etc/keyward/keyward.yaml --new-master-key-file /etc/keyward/master.key.new
+  keyward master-key rotate --data-dir keyward-data --new-master-key-file new.key`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applySources(cmd.Flags(), configFile, os.Getenv); err != nil {
+				return usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
+			}
+			if newKeyFile == "" {
+				return usageError{errors.New("--new-master-key-file is required")}
+			}
+			b, err := os.ReadFile(newKeyFile)
+			if err != nil {
+				return fmt.Errorf("new master key: %w", err)
+			}
+			newKey, err := parseMasterKey(b)
+			if err != nil {
+				return fmt.Errorf("new master key %s: %w", newKeyFile, err)
+			}
+			oldKey, source, err := findMasterKey(cfg)
+			if err != nil {
+				return err
+			}
+			if oldKey == nil {
+				return fmt.Errorf("no current master key: give --master-key-file or KEYWARD_MASTER_KEY as for 'keyward serve' (%s does not exist)", source)
+			}
+			if bytes.Equal(oldKey, newKey) {
+				return usageError{errors.New("the new master key is the current one")}
+			}
+			st, err := openStore(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			now := time.Now()
+			ev := storage.AuditEvent{Time: now, Action: "master_key.rotate", Outcome: storage.OutcomeSuccess,
+				Actor: localOperator("keyward master-key rotate")}
+			if err := signer.RotateMasterKey(cmd.Context(), st, oldKey, newKey, ev); err != nil {
+				if errors.Is(err, signer.ErrWrongMasterKey) {
+					return fmt.Errorf("the current master key does not open this store, nothing was changed: %w", err)
+				}
+				return fmt.Errorf("nothing was changed: %w", err)
+			}
+			if _, err := signer.LoadPepper(cmd.Context(), st, newKey, now); err != nil {
+				return fmt.Errorf("the store was re-encrypted but does not open with the new key: %w", err)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintln(out, "re-encrypted the signing keys and the client-secret pepper under the new master key")
+			if source == generatedMasterKeyPath(cfg) {
+				if err := writeFileAtomic(source, []byte(fmt.Sprintf("%x\n", newKey)), 0o600); err != nil {
+					return fmt.Errorf("the store now needs the new key, but %s could not be replaced (start with --master-key-file %s): %w",
+						source, newKeyFile, err)
+				}
+				fmt.Fprintf(out, "replaced %s with the new key\n", source)
+				return nil
+			}
+			fmt.Fprintf(out, "start every server with the new key: --master-key-file %s (or its content in KEYWARD_MASTER_KEY)\n", newKeyFile)
+			return nil
+		},
+	}
+	cfg.addServeFlags(cmd.Flags())
+	cmd.Flags().StringVar(&configFile, "config", "", "the server's YAML configuration file; KEYWARD_<FLAG> environment variables override it, flags override both")
+	cmd.Flags().StringVar(&newKeyFile, "new-master-key-file", "", "file with the new 32-byte master key (raw, hex or base64)")
+	return cmd
+}

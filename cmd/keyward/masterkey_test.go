@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestMasterKeyRotate: after `keyward master-key rotate`, a server on the
+// new key serves the same signing keys and accepts the same client secret;
+// the old key opens nothing; refusals change nothing.
+func TestMasterKeyRotate(t *testing.T) {
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String() // one address for both starts: key files name it
+	l.Close()
+	var stop func()
+	start := func(t *testing.T) *Main {
+		t.Helper()
+		cfg := DefaultConfig()
+		cfg.Listen, cfg.DataDir = addr, dir
+		m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		if err := m.Open(context.Background()); err != nil {
+			m.Close()
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- m.Run(ctx) }()
+		stop = func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+			m.Close()
+		}
+		return m
+	}
+	m := start(t)
+	admin := []string{"--credentials", m.AdminKeyFile}
+	clientID, email := setupAccount(t, m, "rotating")
+	var sec struct {
+		Secret string `json:"client_secret"`
+	}
+	json.Unmarshal([]byte(runCLI(t, append([]string{"secrets", "create", email, "-o", "json"}, admin...)...)), &sec)
+	token := func(m *Main) int {
+		req, _ := http.NewRequest("POST", m.URL()+"/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(sec.Secret))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := token(m); code != 200 {
+		t.Fatalf("token before rotation: %d", code)
+	}
+	kids := func(m *Main) []string {
+		var set struct{ Keys []struct{ Kid string } }
+		getJSON(t, m.URL()+"/.well-known/jwks.json", &set)
+		var ids []string
+		for _, k := range set.Keys {
+			ids = append(ids, k.Kid)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	kidsBefore := kids(m)
+	stop()
+
+	oldKey, _ := os.ReadFile(filepath.Join(dir, "master.key"))
+	newKeyFile := filepath.Join(t.TempDir(), "new.key")
+	newKey := bytes.Repeat([]byte{0x5a}, 32)
+	os.WriteFile(newKeyFile, []byte(hex.EncodeToString(newKey)+"\n"), 0o600)
+
+	// Refusals: no new key, the same key, a wrong current key.
+	if err := runCLIErr(t, "master-key", "rotate", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "--new-master-key-file is required") {
+		t.Errorf("no new key: %v", err)
+	}
+	same := filepath.Join(t.TempDir(), "same.key")
+	os.WriteFile(same, oldKey, 0o600)
+	if err := runCLIErr(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", same); err == nil || !strings.Contains(err.Error(), "is the current one") {
+		t.Errorf("same key: %v", err)
+	}
+	wrong := filepath.Join(t.TempDir(), "wrong.key")
+	os.WriteFile(wrong, []byte(strings.Repeat("ab", 32)), 0o600)
+	if err := runCLIErr(t, "master-key", "rotate", "--data-dir", dir, "--master-key-file", wrong, "--new-master-key-file", newKeyFile); err == nil ||
+		!strings.Contains(err.Error(), "nothing was changed") {
+		t.Errorf("wrong current key: %v", err)
+	}
+
+	out := runCLI(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", newKeyFile)
+	if !strings.Contains(out, "replaced "+filepath.Join(dir, "master.key")) {
+		t.Fatalf("output %q", out)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "master.key")); string(got) != hex.EncodeToString(newKey)+"\n" {
+		t.Fatalf("master.key = %q, want the new key", got)
+	}
+
+	// The new key serves everything as before.
+	m = start(t)
+	if got := kids(m); !slices.Equal(got, kidsBefore) {
+		t.Fatalf("signing keys %v after rotation, want %v", got, kidsBefore)
+	}
+	if code := token(m); code != 200 {
+		t.Fatalf("token with the same secret after rotation: %d", code)
+	}
+	audit := runCLI(t, append([]string{"audit", "list", "--action", "master_key.rotate", "-o", "json"}, admin...)...)
+	if !strings.Contains(audit, "keyward master-key rotate") {
+		t.Fatalf("no audited rotation: %s", audit)
+	}
+	stop()
+
+	// The old key opens nothing.
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.DataDir, cfg.MasterKeyFile = "127.0.0.1:0", dir, same
+	old := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	err = old.Open(context.Background())
+	old.Close()
+	if err == nil || !strings.Contains(err.Error(), "master key") {
+		t.Fatalf("start with the old key: %v", err)
+	}
+}
