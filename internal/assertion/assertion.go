@@ -209,8 +209,14 @@ func (t *Token) checkClaims(e Expect) error {
 
 // parsed caches decoded public keys by key ID. Public keys never change
 // (only their enabled flag and expiry do, which are read from the Key), so
-// the cache needs no invalidation; the DER is compared to be safe.
-var parsed sync.Map // key ID → parsedKey
+// the cache needs no invalidation; the DER is compared to be safe. It holds
+// at most maxParsedKeys keys, evicting one at random when full: past that,
+// keys are parsed again, which costs microseconds, not correctness.
+var (
+	parsedMu      sync.RWMutex
+	parsed        = map[string]parsedKey{}
+	maxParsedKeys = 10_000
+)
 
 type parsedKey struct {
 	der string
@@ -218,14 +224,25 @@ type parsedKey struct {
 }
 
 func publicKey(k storage.Key) (crypto.PublicKey, error) {
-	if v, ok := parsed.Load(k.ID); ok && v.(parsedKey).der == string(k.PublicKey) {
-		return v.(parsedKey).pub, nil
+	parsedMu.RLock()
+	v, ok := parsed[k.ID]
+	parsedMu.RUnlock()
+	if ok && v.der == string(k.PublicKey) {
+		return v.pub, nil
 	}
 	pub, err := x509.ParsePKIXPublicKey(k.PublicKey)
 	if err != nil {
 		return nil, err
 	}
-	parsed.Store(k.ID, parsedKey{der: string(k.PublicKey), pub: pub})
+	parsedMu.Lock()
+	if len(parsed) >= maxParsedKeys {
+		for id := range parsed { // map order is random
+			delete(parsed, id)
+			break
+		}
+	}
+	parsed[k.ID] = parsedKey{der: string(k.PublicKey), pub: pub}
+	parsedMu.Unlock()
 	return pub, nil
 }
 

@@ -123,3 +123,48 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// The parsed-key cache stays within its bound, and a key that replaced
+// another under the same ID (the DER differs) is parsed anew.
+func TestParsedKeyCacheBounded(t *testing.T) {
+	defer func(n int) { maxParsedKeys = n }(maxParsedKeys)
+	maxParsedKeys = 3
+	var keys []storage.Key
+	for i := range 10 {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		spki, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+		keys = append(keys, storage.Key{ID: "bounded-" + string(rune('a'+i)), PublicKey: spki})
+	}
+	for round := range 2 {
+		for _, k := range keys {
+			pub, err := publicKey(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := x509.ParsePKIXPublicKey(k.PublicKey)
+			if !pub.(*ecdsa.PublicKey).Equal(want) {
+				t.Fatalf("round %d: key %s parsed wrong", round, k.ID)
+			}
+			parsedMu.RLock()
+			n := len(parsed)
+			parsedMu.RUnlock()
+			if n > maxParsedKeys {
+				t.Fatalf("%d cached keys, bound %d", n, maxParsedKeys)
+			}
+		}
+	}
+	replaced := keys[9]
+	replaced.PublicKey = keys[0].PublicKey
+	if pub, _ := publicKey(replaced); !pub.(*ecdsa.PublicKey).Equal(mustParse(t, keys[0].PublicKey)) {
+		t.Fatal("a new key under a cached ID returned the old key")
+	}
+}
+
+func mustParse(t *testing.T, der []byte) *ecdsa.PublicKey {
+	t.Helper()
+	pub, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub.(*ecdsa.PublicKey)
+}
