@@ -150,8 +150,8 @@ func TestUnknownKidRefetchesKeys(t *testing.T) {
 	before := k.JWKSFetches.Load()
 	// Two rotations: the key now signing was not in the JWKS the verifier
 	// fetched at start.
-	k.Signer.Rotate(ctx)
-	k.Signer.Rotate(ctx)
+	k.Signer.Rotate(ctx, "test", "")
+	k.Signer.Rotate(ctx, "test", "")
 	if _, err := v.Verify(ctx, k.Sign(t, nil)); err != nil {
 		t.Fatalf("token of a rotated-in key: %v", err)
 	}

@@ -26,7 +26,7 @@ type TokenVerifier interface {
 
 // SigningKeys manages the server's signing keys.
 type SigningKeys interface {
-	Rotate(ctx context.Context) error
+	Rotate(ctx context.Context, actor, source string) error
 	ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error)
 }
 
@@ -503,8 +503,8 @@ func (h *Handler) listSigningKeys(r *http.Request, _ Actor) (int, any, error) {
 	return 200, map[string]any{"signing_keys": out}, err
 }
 
-func (h *Handler) rotateSigningKeys(r *http.Request, _ Actor) (int, any, error) {
-	if err := h.signing.Rotate(r.Context()); err != nil {
+func (h *Handler) rotateSigningKeys(r *http.Request, a Actor) (int, any, error) {
+	if err := h.signing.Rotate(r.Context(), a.ID, a.Source); err != nil {
 		return 0, nil, err
 	}
 	return h.listSigningKeys(r, Actor{})

@@ -111,7 +111,7 @@ func TestRotateMasterKey(t *testing.T) {
 	}
 	// A server still running with the old key must not add keys sealed
 	// under it.
-	if err := s.Rotate(ctx); !errors.Is(err, ErrWrongMasterKey) {
+	if err := s.Rotate(ctx, "test", ""); !errors.Is(err, ErrWrongMasterKey) {
 		t.Fatalf("rotation by a server with the old master key: %v", err)
 	}
 	keys, _ := st.ListSigningKeys(ctx)

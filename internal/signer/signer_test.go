@@ -106,11 +106,14 @@ func TestSignVerifyRotate(t *testing.T) {
 			next := slices.DeleteFunc(jwksKIDs(t, s), func(k string) bool { return k == first })[0]
 
 			c.t = c.t.Add(time.Minute)
-			if err := s.Rotate(context.Background()); err != nil {
+			if err := s.Rotate(context.Background(), "admin-1", "10.0.0.1"); err != nil {
 				t.Fatal(err)
 			}
 			if s.CurrentKeyID() != next {
 				t.Fatalf("after rotation the current key is %s, want the published next key %s", s.CurrentKeyID(), next)
+			}
+			if ev := st.evs[len(st.evs)-1]; ev.Action != "signing_key.rotate" || ev.Actor != "admin-1" || ev.Source != "10.0.0.1" {
+				t.Fatalf("rotation audited as %+v, want the administrator who asked", ev)
 			}
 			if kids := jwksKIDs(t, s); len(kids) != 3 || !slices.Contains(kids, first) {
 				t.Fatalf("after rotation JWKS = %v, want previous, current and next", kids)
@@ -126,6 +129,9 @@ func TestSignVerifyRotate(t *testing.T) {
 			}
 			if kids := jwksKIDs(t, s); len(kids) != 2 || slices.Contains(kids, first) {
 				t.Fatalf("retired key still published after RetainFor: %v", kids)
+			}
+			if ev := st.evs[len(st.evs)-1]; ev.Actor != "system" {
+				t.Fatalf("scheduled change audited as %+v, want system", ev)
 			}
 			if err := s.Verify(tok, &got); !errors.Is(err, ErrUnknownKey) {
 				t.Fatalf("Verify with dropped key: %v, want ErrUnknownKey", err)
