@@ -30,21 +30,15 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, evs []storage.Audit
 		prev = []byte{}
 	}
 	storage.ChainEvents(seq, prev, evs)
-	args := make([]any, 0, auditColumns*min(len(evs), auditInsertSizes[0]))
+	args := make([]any, 0, auditColumns*min(len(evs), rowChunks[0]))
 	for len(evs) > 0 {
-		n := auditInsertSizes[len(auditInsertSizes)-1]
-		for _, size := range auditInsertSizes {
-			if size <= len(evs) {
-				n = size
-				break
-			}
-		}
+		n := chunkSize(len(evs))
 		args = args[:0]
 		for _, e := range evs[:n] {
 			args = append(args, e.Seq, micros(e.Time), e.Action, e.Outcome, e.AccountID, e.Actor, e.Source,
 				string(e.DataJSON()), e.PrevHash, e.Hash)
 		}
-		if _, err := s.stmt(ctx, tx, auditInsertName(n)).ExecContext(ctx, args...); err != nil {
+		if _, err := s.stmt(ctx, tx, multiRowName("insertAudit", n)).ExecContext(ctx, args...); err != nil {
 			return s.wrap("append audit events", err)
 		}
 		evs = evs[n:]
@@ -58,27 +52,11 @@ func (s *Store) Commit(ctx context.Context, writes []storage.Write) ([]error, er
 	var evs []storage.AuditEvent
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		evs = evs[:0]
-		insertJTI := s.stmt(ctx, tx, "insertJTI")
+		clear(results)
+		if err := s.useJTIs(ctx, tx, writes, results); err != nil {
+			return err
+		}
 		for i, w := range writes {
-			results[i] = nil
-			for j, u := range w.JTIs {
-				res, err := insertJTI.ExecContext(ctx, u.Issuer, u.JTI, micros(u.ExpiresAt))
-				if err != nil {
-					return s.wrap("use jti", err)
-				}
-				if n, err := res.RowsAffected(); err != nil {
-					return s.wrap("use jti", err)
-				} else if n == 0 {
-					results[i] = storage.ErrReplay
-					// Release the ones this write already took.
-					for _, taken := range w.JTIs[:j] {
-						if _, err := s.stmt(ctx, tx, "deleteJTI").ExecContext(ctx, taken.Issuer, taken.JTI); err != nil {
-							return s.wrap("use jti", err)
-						}
-					}
-					break
-				}
-			}
 			if results[i] != nil {
 				continue
 			}
@@ -98,6 +76,97 @@ func (s *Store) Commit(ctx context.Context, writes []storage.Write) ([]error, er
 		return nil, err
 	}
 	return results, nil
+}
+
+// useJTIs inserts the writes' JTIs, setting results[i] to ErrReplay for
+// every write one of whose JTIs was used before, in the store or earlier in
+// the batch. When no write has more than one JTI — the usual case — they go
+// in with multi-row inserts; otherwise one by one, so that a refused write
+// can release the JTIs it took before a later write of the batch asks.
+func (s *Store) useJTIs(ctx context.Context, tx *sql.Tx, writes []storage.Write, results []error) error {
+	n := 0
+	for _, w := range writes {
+		if len(w.JTIs) > 1 {
+			return s.useJTIsOneByOne(ctx, tx, writes, results)
+		}
+		n += len(w.JTIs)
+	}
+	if n == 0 {
+		return nil
+	}
+	type key struct{ issuer, jti string }
+	claimed := make(map[key]int, n) // → index of the write that asks first
+	batch := make([]int, 0, n)
+	for i, w := range writes {
+		if len(w.JTIs) == 0 {
+			continue
+		}
+		k := key{w.JTIs[0].Issuer, w.JTIs[0].JTI}
+		if _, dup := claimed[k]; dup {
+			results[i] = storage.ErrReplay
+			continue
+		}
+		claimed[k] = i
+		batch = append(batch, i)
+	}
+	inserted := make(map[key]bool, len(batch))
+	args := make([]any, 0, 3*min(len(batch), rowChunks[0]))
+	for rest := batch; len(rest) > 0; {
+		size := chunkSize(len(rest))
+		args = args[:0]
+		for _, i := range rest[:size] {
+			u := writes[i].JTIs[0]
+			args = append(args, u.Issuer, u.JTI, micros(u.ExpiresAt))
+		}
+		rows, err := s.stmt(ctx, tx, multiRowName("insertJTIs", size)).QueryContext(ctx, args...)
+		if err != nil {
+			return s.wrap("use jti", err)
+		}
+		for rows.Next() {
+			var k key
+			if err := rows.Scan(&k.issuer, &k.jti); err != nil {
+				rows.Close()
+				return s.wrap("use jti", err)
+			}
+			inserted[k] = true
+		}
+		if err := rows.Close(); err != nil {
+			return s.wrap("use jti", err)
+		}
+		rest = rest[size:]
+	}
+	for _, i := range batch {
+		if u := writes[i].JTIs[0]; !inserted[key{u.Issuer, u.JTI}] {
+			results[i] = storage.ErrReplay
+		}
+	}
+	return nil
+}
+
+// useJTIsOneByOne is useJTIs for batches with writes of several JTIs.
+func (s *Store) useJTIsOneByOne(ctx context.Context, tx *sql.Tx, writes []storage.Write, results []error) error {
+	insertJTI := s.stmt(ctx, tx, "insertJTI")
+	for i, w := range writes {
+		for j, u := range w.JTIs {
+			res, err := insertJTI.ExecContext(ctx, u.Issuer, u.JTI, micros(u.ExpiresAt))
+			if err != nil {
+				return s.wrap("use jti", err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return s.wrap("use jti", err)
+			} else if n == 0 {
+				results[i] = storage.ErrReplay
+				// Release the ones this write already took.
+				for _, taken := range w.JTIs[:j] {
+					if _, err := s.stmt(ctx, tx, "deleteJTI").ExecContext(ctx, taken.Issuer, taken.JTI); err != nil {
+						return s.wrap("use jti", err)
+					}
+				}
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // ListAuditEvents implements storage.Storage.

@@ -70,20 +70,38 @@ var queries = map[string]string{
 	"auditHead": `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`,
 }
 
-// auditInsertSizes are the row counts of the prepared audit inserts, largest
-// first: a batch of events is written with as few statements as they allow,
-// since each statement costs about as much as the rows it inserts.
-var auditInsertSizes = []int{32, 8, 1}
+// rowChunks are the row counts of the prepared multi-row statements,
+// largest first: a batch's rows are written with as few statements as they
+// allow, since a statement costs about as much as the rows it writes.
+var rowChunks = []int{32, 8, 1}
 
-func auditInsertName(rows int) string { return "insertAudit" + strconv.Itoa(rows) }
+// chunkSize is the largest of rowChunks that n rows fill.
+func chunkSize(n int) int {
+	for _, size := range rowChunks {
+		if size <= n {
+			return size
+		}
+	}
+	return 1
+}
 
-func init() {
-	row := "(" + strings.Repeat("?, ", auditColumns-1) + "?)"
-	for _, n := range auditInsertSizes {
-		name := auditInsertName(n)
-		queries[name] = `INSERT INTO audit_events (` + auditCols + `) VALUES ` + strings.Repeat(row+", ", n-1) + row
+// multiRowName names the multi-row statement of base for rows rows.
+func multiRowName(base string, rows int) string { return base + strconv.Itoa(rows) }
+
+// addMultiRow registers hot statements head VALUES (…), … tail, one per
+// size in rowChunks, each row with cols placeholders.
+func addMultiRow(base, head string, cols int, tail string) {
+	row := "(" + strings.Repeat("?, ", cols-1) + "?)"
+	for _, n := range rowChunks {
+		name := multiRowName(base, n)
+		queries[name] = head + ` VALUES ` + strings.Repeat(row+", ", n-1) + row + tail
 		hotQueries = append(hotQueries, name)
 	}
+}
+
+func init() {
+	addMultiRow("insertAudit", `INSERT INTO audit_events (`+auditCols+`)`, auditColumns, "")
+	addMultiRow("insertJTIs", `INSERT INTO used_jtis (issuer, jti, expires_at)`, 3, ` ON CONFLICT DO NOTHING RETURNING issuer, jti`)
 }
 
 const (

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"Reseal", testReseal},
 		{"CommitJTI", testCommitJTI},
 		{"CommitJTIConcurrent", testCommitJTIConcurrent},
+		{"CommitJTIBatch", testCommitJTIBatch},
 		{"AuditChain", testAuditChain},
 		{"AuditChainConcurrent", testAuditChainConcurrent},
 		{"AuditBatch", testAuditBatch},
@@ -566,6 +567,69 @@ func testCommitJTI(t *testing.T, s storage.Storage) {
 	mustNil(t, err)
 	if res[0] != nil {
 		t.Fatalf("the unused JTI of a refused write stayed taken: %v", res[0])
+	}
+}
+
+// testCommitJTIBatch commits batches of every size the stores split into
+// statements, with JTIs used before, used twice in the batch, and fresh.
+func testCommitJTIBatch(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	var before []storage.Write
+	usedBefore := map[string]bool{}
+	for i := 0; i < 80; i += 7 {
+		before = append(before, jtiWrite("acct", fmt.Sprintf("j%d", i), "before"))
+		usedBefore[fmt.Sprintf("j%d", i)] = true
+	}
+	_, err := s.Commit(ctx, before)
+	mustNil(t, err)
+	for _, size := range []int{1, 8, 9, 33, 45, 77} {
+		var (
+			writes []storage.Write
+			want   []bool // true: accepted
+		)
+		seen := map[string]bool{}
+		for i := range size {
+			jti := fmt.Sprintf("j%d", i)
+			if i%5 == 4 {
+				jti = fmt.Sprintf("j%d", i-1) // the write before asks for it too
+			}
+			w := jtiWrite("acct", jti, "use")
+			if size > 1 && i%11 == 10 {
+				w = storage.Write{Events: []storage.AuditEvent{ev("no jti")}}
+				want = append(want, true)
+			} else {
+				used := seen[w.JTIs[0].JTI] || usedBefore[w.JTIs[0].JTI]
+				seen[w.JTIs[0].JTI] = true
+				want = append(want, !used)
+			}
+			writes = append(writes, w)
+		}
+		res, err := s.Commit(ctx, writes)
+		mustNil(t, err)
+		for i, r := range res {
+			if got := r == nil; got != want[i] {
+				t.Fatalf("size %d write %d (%v): accepted=%v, want %v", size, i, writes[i].JTIs, got, want[i])
+			}
+			if r != nil && !errors.Is(r, storage.ErrReplay) {
+				t.Fatalf("size %d write %d: %v", size, i, r)
+			}
+		}
+		// Whatever was accepted is used now.
+		for i, w := range writes {
+			if len(w.JTIs) == 0 || !want[i] {
+				continue
+			}
+			res, err := s.Commit(ctx, []storage.Write{w})
+			mustNil(t, err)
+			if !errors.Is(res[0], storage.ErrReplay) {
+				t.Fatalf("size %d: JTI %s accepted twice", size, w.JTIs[0].JTI)
+			}
+		}
+		// Clear the batch's JTIs for the next size.
+		_, err = s.DeleteExpired(ctx, t0.Add(2*time.Hour))
+		mustNil(t, err)
+		_, err = s.Commit(ctx, before)
+		mustNil(t, err)
 	}
 }
 
