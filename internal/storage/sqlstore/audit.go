@@ -56,16 +56,18 @@ func (s *Store) Commit(ctx context.Context, writes []storage.Write) ([]error, er
 		if err := s.useJTIs(ctx, tx, writes, results); err != nil {
 			return err
 		}
+		var tokens []*storage.TokenRecord
 		for i, w := range writes {
 			if results[i] != nil {
 				continue
 			}
 			if w.Token != nil {
-				if err := s.insertToken(ctx, tx, w.Token); err != nil {
-					return err
-				}
+				tokens = append(tokens, w.Token)
 			}
 			evs = append(evs, w.Events...)
+		}
+		if err := s.insertTokens(ctx, tx, tokens); err != nil {
+			return err
 		}
 		if len(evs) == 0 {
 			return nil

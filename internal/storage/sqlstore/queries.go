@@ -59,8 +59,7 @@ var queries = map[string]string{
 	"deleteJTI":        `DELETE FROM used_jtis WHERE issuer = ? AND jti = ?`,
 	"deleteExpiredJTI": `DELETE FROM used_jtis WHERE expires_at < ?`,
 
-	"insertToken":        `INSERT INTO tokens (hash, jti, account_id, subject, scope, audience, credential, thumbprint, actor, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-	"getToken":           `SELECT hash, jti, account_id, subject, scope, audience, credential, thumbprint, actor, issued_at, expires_at FROM tokens WHERE hash = ?`,
+	"getToken":           `SELECT ` + tokenCols + ` FROM tokens WHERE hash = ?`,
 	"deleteTokenByJTI":   `DELETE FROM tokens WHERE jti = ?`,
 	"deleteExpiredToken": `DELETE FROM tokens WHERE expires_at < ?`,
 	"insertRevocation":   `INSERT INTO revocations (jti, account_id, revoked_at, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
@@ -102,6 +101,7 @@ func addMultiRow(base, head string, cols int, tail string) {
 func init() {
 	addMultiRow("insertAudit", `INSERT INTO audit_events (`+auditCols+`)`, auditColumns, "")
 	addMultiRow("insertJTIs", `INSERT INTO used_jtis (issuer, jti, expires_at)`, 3, ` ON CONFLICT DO NOTHING RETURNING issuer, jti`)
+	addMultiRow("insertTokens", `INSERT INTO tokens (`+tokenCols+`)`, tokenColumns, "")
 }
 
 const (
@@ -113,4 +113,7 @@ const (
 	auditCols  = `seq, time, action, outcome, account_id, actor, source, data, prev_hash, hash`
 	// auditColumns is the number of columns in auditCols.
 	auditColumns = 10
+	tokenCols    = `hash, jti, account_id, subject, scope, audience, credential, thumbprint, actor, issued_at, expires_at`
+	// tokenColumns is the number of columns in tokenCols.
+	tokenColumns = 11
 )

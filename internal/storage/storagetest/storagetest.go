@@ -408,6 +408,36 @@ func testTokens(t *testing.T, s storage.Storage) {
 	_, err = s.GetToken(ctx, []byte{4})
 	wantErr(t, err, storage.ErrNotFound)
 
+	// A batch of every size the stores split into statements stores every
+	// token of the writes it accepts, and none of a replayed write.
+	_, err = s.Commit(ctx, []storage.Write{jtiWrite("b", "used", "first")})
+	mustNil(t, err)
+	var batch []storage.Write
+	for i := range 45 {
+		bt := tok
+		bt.Hash, bt.ID, bt.Scope = []byte(fmt.Sprintf("batch-%02d", i)), fmt.Sprintf("batch-jti-%d", i), fmt.Sprintf("scope.%d", i)
+		w := storage.Write{Token: &bt, Events: []storage.AuditEvent{ev("token.issued")}}
+		if i == 17 {
+			w.JTIs = []storage.UsedJTI{{Issuer: "b", JTI: "used", ExpiresAt: t0.Add(time.Hour)}}
+		}
+		batch = append(batch, w)
+	}
+	res, err = s.Commit(ctx, batch)
+	mustNil(t, err)
+	for i := range batch {
+		got, err := s.GetToken(ctx, []byte(fmt.Sprintf("batch-%02d", i)))
+		if i == 17 {
+			wantErr(t, res[i], storage.ErrReplay)
+			wantErr(t, err, storage.ErrNotFound)
+			continue
+		}
+		mustNil(t, res[i])
+		mustNil(t, err)
+		if got.ID != fmt.Sprintf("batch-jti-%d", i) || got.Scope != fmt.Sprintf("scope.%d", i) {
+			t.Fatalf("batch token %d = %+v", i, got)
+		}
+	}
+
 	// Revoking deletes the opaque token and records the ID.
 	revoked, err := s.IsRevoked(ctx, "jti-1")
 	mustNil(t, err)
