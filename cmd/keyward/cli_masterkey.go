@@ -25,7 +25,10 @@ func newMasterKeyCommand() *cobra.Command {
 
 func newMasterKeyRotateCommand() *cobra.Command {
 	cfg := DefaultConfig()
-	var configFile, newKeyFile string
+	var (
+		applyConfig func() error
+		newKeyFile  string
+	)
 	cmd := &cobra.Command{
 		Use:   "rotate --new-master-key-file FILE",
 		Short: "Re-encrypt the signing keys and the secret pepper under a new master key",
@@ -49,8 +52,8 @@ still need the old key.`,
   keyward master-key rotate --data-dir keyward-data --new-master-key-file new.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applySources(cmd.Flags(), configFile, os.Getenv); err != nil {
-				return usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
+			if err := applyConfig(); err != nil {
+				return err
 			}
 			if newKeyFile == "" {
 				return usageError{errors.New("--new-master-key-file is required")}
@@ -105,7 +108,7 @@ still need the old key.`,
 		},
 	}
 	cfg.addServeFlags(cmd.Flags())
-	cmd.Flags().StringVar(&configFile, "config", "", "the server's YAML configuration file; KEYWARD_<FLAG> environment variables override it, flags override both")
+	applyConfig = addConfigFileFlag(cmd.Flags())
 	cmd.Flags().StringVar(&newKeyFile, "new-master-key-file", "", "file with the new 32-byte master key (raw, hex or base64)")
 	return cmd
 }

@@ -16,9 +16,9 @@ import (
 func newRecoverAdminCommand() *cobra.Command {
 	cfg := DefaultConfig()
 	var (
-		configFile string
-		keyFile    string
-		enable     bool
+		applyConfig func() error
+		keyFile     string
+		enable      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "recover-admin --key-file FILE",
@@ -43,8 +43,8 @@ on SQLite, at once on PostgreSQL.`,
   keyward recover-admin --config /etc/keyward/keyward.yaml --key-file /root/admin-key.json --enable`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applySources(cmd.Flags(), configFile, os.Getenv); err != nil {
-				return usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
+			if err := applyConfig(); err != nil {
+				return err
 			}
 			if keyFile == "" {
 				return usageError{errors.New("--key-file is required: where to write the new key file")}
@@ -91,7 +91,7 @@ on SQLite, at once on PostgreSQL.`,
 		},
 	}
 	cfg.addServeFlags(cmd.Flags())
-	cmd.Flags().StringVar(&configFile, "config", "", "the server's YAML configuration file; KEYWARD_<FLAG> environment variables override it, flags override both")
+	applyConfig = addConfigFileFlag(cmd.Flags())
 	cmd.Flags().StringVar(&keyFile, "key-file", "", "where to write the new key file (mode 0600; must not exist)")
 	cmd.Flags().BoolVar(&enable, "enable", false, "also enable the administrator account if it is disabled")
 	return cmd

@@ -23,6 +23,20 @@ func envName(flag string) string {
 // environment and then from the YAML config file, whose keys are the flag
 // names. Command-line flags win over the environment, which wins over the
 // file. It reports every problem at once.
+// addConfigFileFlag adds --config to fs, for commands that take the
+// server's configuration, and returns the function that applies the file
+// and the KEYWARD_<FLAG> environment to the flags the command line left
+// unset, reporting every problem at once as a usage error.
+func addConfigFileFlag(fs *pflag.FlagSet) (apply func() error) {
+	file := fs.String("config", "", "YAML file of settings named like the flags (signing-alg: ES256); KEYWARD_<FLAG> environment variables override it, flags override both")
+	return func() error {
+		if err := applySources(fs, *file, os.Getenv); err != nil {
+			return usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
+		}
+		return nil
+	}
+}
+
 func applySources(fs *pflag.FlagSet, file string, getenv func(string) string) error {
 	var errs []error
 	values := map[string]any{}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,8 +23,17 @@ import (
 )
 
 // startServer runs a real server on a loopback port with a fresh SQLite
-// store, as 'keyward serve' does.
+// store, as 'keyward serve' does, until the test ends.
 func startServer(t *testing.T, mods ...func(*Main)) *Main {
+	t.Helper()
+	m, stop := launchServer(t, mods...)
+	t.Cleanup(stop)
+	return m
+}
+
+// launchServer is startServer with the stop left to the caller (stop may
+// be called more than once).
+func launchServer(t *testing.T, mods ...func(*Main)) (*Main, func()) {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
@@ -39,14 +49,13 @@ func startServer(t *testing.T, mods ...func(*Main)) *Main {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
+	return m, sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
 		m.Close()
 	})
-	return m
 }
 
 // runCLI runs a keyward command in-process and returns its standard output.

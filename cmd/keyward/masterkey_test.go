@@ -31,23 +31,8 @@ func TestMasterKeyRotate(t *testing.T) {
 	var stop func()
 	start := func(t *testing.T) *Main {
 		t.Helper()
-		cfg := DefaultConfig()
-		cfg.Listen, cfg.DataDir = addr, dir
-		m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-		if err := m.Open(context.Background()); err != nil {
-			m.Close()
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- m.Run(ctx) }()
-		stop = func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-			m.Close()
-		}
+		m, s := launchServer(t, func(m *Main) { m.Config.Listen, m.Config.DataDir = addr, dir })
+		stop = s
 		return m
 	}
 	m := start(t)

@@ -33,7 +33,7 @@ import (
 
 func newServeCommand() *cobra.Command {
 	cfg := DefaultConfig()
-	var configFile string
+	var applyConfig func() error
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the authorization server",
@@ -56,8 +56,8 @@ the configuration are reported at once.`,
       --listen :8443 --issuer https://keyward.internal --tls-cert cert.pem --tls-key key.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applySources(cmd.Flags(), configFile, os.Getenv); err != nil {
-				return usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
+			if err := applyConfig(); err != nil {
+				return err
 			}
 			if err := cfg.Validate(); err != nil {
 				return usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
@@ -81,7 +81,7 @@ the configuration are reported at once.`,
 		},
 	}
 	cfg.addServeFlags(cmd.Flags())
-	cmd.Flags().StringVar(&configFile, "config", "", "YAML file of settings named like the flags (signing-alg: ES256); KEYWARD_<FLAG> environment variables override it, flags override both")
+	applyConfig = addConfigFileFlag(cmd.Flags())
 	return cmd
 }
 
