@@ -69,7 +69,7 @@ on SQLite, at once on PostgreSQL.`,
 			svc := admin.NewService(st, admin.Config{Issuer: issuer, AccountDomain: cfg.AccountDomain,
 				DefaultTokenLifetime: cfg.DefaultTokenTTL, MaxTokenLifetime: cfg.MaxTokenTTL})
 			written := false
-			a, err := svc.RecoverAdmin(cmd.Context(), admin.Actor{ID: localOperator("keyward recover-admin")}, enable, func(kf sakey.KeyFile) error {
+			r, err := svc.RecoverAdmin(cmd.Context(), admin.Actor{ID: localOperator("keyward recover-admin")}, enable, func(kf sakey.KeyFile) error {
 				if err := writeNewKeyFile(keyFile, kf); err != nil {
 					return err
 				}
@@ -77,16 +77,23 @@ on SQLite, at once on PostgreSQL.`,
 				return nil
 			})
 			if err != nil {
-				if written {
+				if written && !r.KeyStored {
 					os.Remove(keyFile) // its key was not stored
 				}
-				if errors.Is(err, admin.ErrAdminDisabled) {
+				switch {
+				case errors.Is(err, admin.ErrAdminDisabled):
 					return fmt.Errorf("%w; run again with --enable to enable it", err)
+				case r.KeyStored:
+					return fmt.Errorf("the new key is stored and its key file written to %s, but: %w", keyFile, err)
 				}
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote a new key for %s to %s; its old keys are unchanged: list them with 'keyward keys list %s'\n",
-				a.Email, keyFile, a.Email)
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "wrote a new key for %s to %s\n", r.Account.Email, keyFile)
+			if len(r.OtherKeys) > 0 {
+				fmt.Fprintf(out, "its %d other keys stay valid; if one was lost or leaked, disable it: 'keyward keys list %s', then 'keyward keys disable %s KEY_ID'\n",
+					len(r.OtherKeys), r.Account.Email, r.Account.Email)
+			}
 			return nil
 		},
 	}

@@ -45,24 +45,24 @@ func keyIDs(t *testing.T, st storage.Storage, accountID string) []string {
 func TestBootstrapFinishesAnInterruptedFirstStart(t *testing.T) {
 	ctx := context.Background()
 	svc, st := newService(t)
-	var k keep
-	a, created, err := svc.Bootstrap(ctx, k.save)
-	if err != nil || !created || len(k.files) != 1 {
-		t.Fatalf("first start: created=%v files=%d err=%v", created, len(k.files), err)
-	}
 	// The first start died after storing the account, before its key.
-	if err := st.DeleteKey(ctx, k.files[0].PrivateKeyID, storage.AuditEvent{Time: time.Now(), Action: "test", Outcome: storage.OutcomeSuccess}); err != nil {
+	now := time.Now()
+	a := storage.Account{ID: admin.NewClientID(), Email: svc.Email(admin.AdminAccountName, admin.AdminProject), Name: admin.AdminAccountName,
+		Project: admin.AdminProject, Scopes: []string{admin.AdminScope}, TokenLifetime: time.Hour, AuthMethods: storage.DefaultAuthMethods,
+		CreatedAt: now, UpdatedAt: now}
+	if err := st.CreateAccount(ctx, a, storage.AuditEvent{Time: now, Action: "account.create", Outcome: storage.OutcomeSuccess, Actor: "system"}); err != nil {
 		t.Fatal(err)
 	}
+	var k keep
 	b, created, err := svc.Bootstrap(ctx, k.save)
-	if err != nil || !created || b.ID != a.ID || len(k.files) != 2 {
+	if err != nil || !created || b.ID != a.ID || len(k.files) != 1 {
 		t.Fatalf("second start: created=%v account %s (want %s) files=%d err=%v", created, b.ID, a.ID, len(k.files), err)
 	}
-	if ids := keyIDs(t, st, a.ID); !slices.Equal(ids, []string{k.files[1].PrivateKeyID}) {
-		t.Fatalf("admin keys %v, want the saved one %s", ids, k.files[1].PrivateKeyID)
+	if ids := keyIDs(t, st, a.ID); !slices.Equal(ids, []string{k.files[0].PrivateKeyID}) {
+		t.Fatalf("admin keys %v, want the saved one %s", ids, k.files[0].PrivateKeyID)
 	}
 	// Finished: later starts do nothing.
-	if _, created, err := svc.Bootstrap(ctx, k.save); err != nil || created || len(k.files) != 2 {
+	if _, created, err := svc.Bootstrap(ctx, k.save); err != nil || created || len(k.files) != 1 {
 		t.Fatalf("third start: created=%v files=%d err=%v", created, len(k.files), err)
 	}
 }
@@ -135,12 +135,21 @@ func TestRecoverAdmin(t *testing.T) {
 	if len(k.files) != 2 {
 		t.Fatal("a key was saved although recovery was refused")
 	}
-	got, err := svc.RecoverAdmin(ctx, operator, true, k.save)
+	// A save that fails with --enable changes nothing: the account stays
+	// disabled, its old keys unusable.
+	if r, err := svc.RecoverAdmin(ctx, operator, true, func(sakey.KeyFile) error { return errors.New("disk full") }); err == nil || r.KeyStored {
+		t.Fatalf("failed save: %+v %v", r, err)
+	}
+	if stored, _ := st.GetAccount(ctx, a.ID); !stored.Disabled {
+		t.Fatal("a failed recovery enabled the account")
+	}
+	r, err := svc.RecoverAdmin(ctx, operator, true, k.save)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Disabled || !slices.Contains(got.Scopes, admin.AdminScope) {
-		t.Fatalf("recovered account %+v: want enabled with %s", got, admin.AdminScope)
+	got := r.Account
+	if got.Disabled || !slices.Contains(got.Scopes, admin.AdminScope) || !r.KeyStored || len(r.OtherKeys) != 2 {
+		t.Fatalf("recovery %+v: want enabled with %s, the key stored and 2 other keys", r, admin.AdminScope)
 	}
 	if stored, _ := st.GetAccount(ctx, a.ID); stored.Disabled || !slices.Contains(stored.Scopes, admin.AdminScope) {
 		t.Fatalf("stored account %+v", stored)
@@ -162,6 +171,30 @@ func TestRecoverAdmin(t *testing.T) {
 	}
 	if after := keyIDs(t, st, a.ID); !slices.Equal(before, after) {
 		t.Fatalf("keys %v, want %v", after, before)
+	}
+}
+
+// An administrator that deleted its keys and signs in otherwise gets no new
+// key at the next start: only a first start that never stored one resumes.
+func TestBootstrapDoesNotResumeAfterKeysWereDeleted(t *testing.T) {
+	ctx := context.Background()
+	svc, st := newService(t)
+	var k keep
+	a, _, err := svc.Bootstrap(ctx, k.save)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CreateSecret(ctx, admin.Actor{ID: a.ID}, a.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.DeleteKey(ctx, admin.Actor{ID: a.ID}, a.ID, k.files[0].PrivateKeyID); err != nil {
+		t.Fatal(err)
+	}
+	if _, created, err := svc.Bootstrap(ctx, k.save); err != nil || created || len(k.files) != 1 {
+		t.Fatalf("created=%v files=%d err=%v", created, len(k.files), err)
+	}
+	if ids := keyIDs(t, st, a.ID); len(ids) != 0 {
+		t.Fatalf("keys %v", ids)
 	}
 }
 

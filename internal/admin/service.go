@@ -830,8 +830,8 @@ func (s *Service) DeleteKey(ctx context.Context, actor Actor, ref, kid string) e
 // empty and the next start tries again. A first start that stopped after
 // creating the administrator account but before storing its key (the store
 // then holds that one account and no key) is finished: the account gets a
-// new key, saved the same way. Otherwise Bootstrap does nothing when the
-// store already has accounts.
+// new key, saved the same way — but only if it never had one. Otherwise
+// Bootstrap does nothing when the store already has accounts.
 func (s *Service) Bootstrap(ctx context.Context, save func(sakey.KeyFile) error) (storage.Account, bool, error) {
 	n, err := s.store.CountAccounts(ctx)
 	if err != nil {
@@ -885,6 +885,13 @@ func (s *Service) finishBootstrap(ctx context.Context, save func(sakey.KeyFile) 
 	} else if err != nil {
 		return a, false, err
 	}
+	// Interrupted means the account never had a key: an administrator who
+	// deleted its keys (signing in with a secret or a certificate instead)
+	// must not get a new one at every start.
+	created, err := s.store.ListAuditEvents(ctx, storage.AuditFilter{AccountID: a.ID, Action: "key.create", Limit: 1})
+	if err != nil || len(created) > 0 {
+		return a, false, err
+	}
 	keys, err := s.store.ListKeys(ctx, a.ID)
 	if err != nil || len(keys) > 0 {
 		return a, false, err
@@ -916,33 +923,53 @@ func (s *Service) newAdminKey(ctx context.Context, actor Actor, a storage.Accoun
 // account is disabled and enabling it was not asked for.
 var ErrAdminDisabled = errors.New("the administrator account is disabled")
 
+// Recovery is what RecoverAdmin did.
+type Recovery struct {
+	Account storage.Account
+	// KeyStored: the new key is in the store (and its key file was saved),
+	// even if a later step failed.
+	KeyStored bool
+	// OtherKeys are the account's keys before the new one; they stay valid.
+	OtherKeys []storage.Key
+}
+
 // RecoverAdmin is the way back in when every administrator key is lost: it
-// gives the administrator account a new key (saved by save before it is
-// stored), gives the account the admin scope back if it lost it and, if
-// enable is set, enables the account. It is meant for an
+// gives the administrator account a new key and, if it lost them, the admin
+// scope back and (with enable) its enabled state. It is meant for an
 // operator with direct access to the store, not for the API; actor names
-// who ran it in the audit log.
-func (s *Service) RecoverAdmin(ctx context.Context, actor Actor, enable bool, save func(sakey.KeyFile) error) (storage.Account, error) {
+// who ran it in the audit log. The key file is saved first and the key
+// stored next, before anything else changes: a failure up to then changes
+// nothing, so a disabled account is never re-enabled with only its old
+// (perhaps leaked) keys.
+func (s *Service) RecoverAdmin(ctx context.Context, actor Actor, enable bool, save func(sakey.KeyFile) error) (Recovery, error) {
 	a, err := s.store.GetAccountByEmail(ctx, s.Email(AdminAccountName, AdminProject))
 	if errors.Is(err, storage.ErrNotFound) {
-		return a, fmt.Errorf("the store has no administrator account %s: is this the right database, and --account-domain the server's?",
+		return Recovery{}, fmt.Errorf("the store has no administrator account %s: is this the right database, and --account-domain the server's?",
 			s.Email(AdminAccountName, AdminProject))
 	} else if err != nil {
-		return a, err
+		return Recovery{}, err
 	}
+	r := Recovery{Account: a}
+	if a.Disabled && !enable {
+		return r, ErrAdminDisabled
+	}
+	if r.OtherKeys, err = s.store.ListKeys(ctx, a.ID); err != nil {
+		return r, err
+	}
+	if err := s.newAdminKey(ctx, actor, a, save); err != nil {
+		return r, err
+	}
+	r.KeyStored = true
 	if a.Disabled {
-		if !enable {
-			return a, ErrAdminDisabled
-		}
-		if a, err = s.SetAccountDisabled(ctx, actor, a.ID, false); err != nil {
-			return a, err
+		if r.Account, err = s.SetAccountDisabled(ctx, actor, a.ID, false); err != nil {
+			return r, err
 		}
 	}
-	if !slices.Contains(a.Scopes, AdminScope) {
-		scopes := append(slices.Clone(a.Scopes), AdminScope)
-		if a, err = s.UpdateAccount(ctx, actor, a.ID, AccountUpdate{Scopes: &scopes}); err != nil {
-			return a, err
+	if !slices.Contains(r.Account.Scopes, AdminScope) {
+		scopes := append(slices.Clone(r.Account.Scopes), AdminScope)
+		if r.Account, err = s.UpdateAccount(ctx, actor, a.ID, AccountUpdate{Scopes: &scopes}); err != nil {
+			return r, err
 		}
 	}
-	return a, s.newAdminKey(ctx, actor, a, save)
+	return r, nil
 }
