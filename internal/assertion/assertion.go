@@ -95,8 +95,21 @@ func Parse(raw string) (*Token, error) {
 	if err := tok.UnsafeClaimsWithoutVerification(&t.Claims); err != nil {
 		return nil, fail(Malformed, "Invalid JWT: the claim set is not a JSON object with the standard claim types.", err)
 	}
+	c := t.Claims
+	for _, v := range append([]string{c.Issuer, c.Subject, c.Prn, c.ID, c.Scope}, c.Audience...) {
+		if strings.IndexByte(v, 0) >= 0 {
+			return nil, fail(Malformed, "Invalid JWT: a claim contains a NUL character.", nil)
+		}
+	}
+	// The jti is stored until the assertion expires: keep it an ID.
+	if len(c.ID) > MaxJTILength {
+		return nil, fail(Malformed, fmt.Sprintf("Invalid JWT: jti is longer than %d bytes.", MaxJTILength), nil)
+	}
 	return t, nil
 }
+
+// MaxJTILength bounds the jti of an assertion.
+const MaxJTILength = 256
 
 // Expect is what a valid assertion must satisfy.
 type Expect struct {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,6 +82,27 @@ func TestVerifyReasons(t *testing.T) {
 				t.Fatalf("err = %v, want reason %d", err, tt.want)
 			}
 		})
+	}
+}
+
+// Claims that would break storage for everyone in a batch (a NUL byte is
+// not valid text in PostgreSQL; a huge jti does not fit an index row) are
+// refused when parsed.
+func TestParseRefusesUnstorableClaims(t *testing.T) {
+	k, _ := fixture(t)
+	for name, c := range map[string]map[string]any{
+		"NUL in jti":   {"iss": "a@p", "jti": "a\x00b"},
+		"NUL in iss":   {"iss": "a\x00@p"},
+		"NUL in aud":   {"iss": "a@p", "aud": []string{"x", "y\x00"}},
+		"NUL in scope": {"iss": "a@p", "scope": "a\x00"},
+		"long jti":     {"iss": "a@p", "jti": strings.Repeat("j", MaxJTILength+1)},
+	} {
+		if _, err := Parse(signed(t, k, c)); !IsReason(err, Malformed) {
+			t.Errorf("%s: err = %v, want Malformed", name, err)
+		}
+	}
+	if _, err := Parse(signed(t, k, map[string]any{"iss": "a@p", "jti": strings.Repeat("j", MaxJTILength)})); err != nil {
+		t.Errorf("jti of %d bytes: %v", MaxJTILength, err)
 	}
 }
 

@@ -249,7 +249,11 @@ func parseBasic(b64 string) (id, secret string, err error) {
 	if !ok {
 		return "", "", errors.New("basic credentials have no colon")
 	}
-	return formDecode(rawID), formDecode(rawSecret), nil
+	id, secret = formDecode(rawID), formDecode(rawSecret)
+	if strings.IndexByte(id, 0) >= 0 || strings.IndexByte(secret, 0) >= 0 {
+		return "", "", errors.New("basic credentials contain a NUL character")
+	}
+	return id, secret, nil
 }
 
 func formDecode(s string) string {

@@ -358,8 +358,10 @@ func TestParseBasic(t *testing.T) {
 			t.Errorf("parseBasic(%q) = %q, %q, %v; want %q, %q", tt.raw, id, secret, err, tt.id, tt.secret)
 		}
 	}
-	if _, _, err := parseBasic(base64.StdEncoding.EncodeToString([]byte("nocolon"))); err == nil {
-		t.Error("parseBasic accepted credentials without a colon")
+	for _, bad := range []string{"nocolon", "a%00b:c", "a:b\x00"} {
+		if _, _, err := parseBasic(base64.StdEncoding.EncodeToString([]byte(bad))); err == nil {
+			t.Errorf("parseBasic accepted %q", bad)
+		}
 	}
 }
 

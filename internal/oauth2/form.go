@@ -63,8 +63,9 @@ func ParseForm(w http.ResponseWriter, r *http.Request) (Form, error) {
 	return ParseFormBody(string(body))
 }
 
-// ParseFormBody parses a form-encoded body, refusing malformed encodings and
-// repeated parameters.
+// ParseFormBody parses a form-encoded body, refusing malformed encodings,
+// repeated parameters and NUL characters (no parameter has a use for them,
+// and PostgreSQL cannot store them).
 func ParseFormBody(body string) (Form, error) {
 	f := make(Form, 4)
 	for body != "" {
@@ -81,6 +82,9 @@ func ParseFormBody(body string) (Form, error) {
 		val, err2 := url.QueryUnescape(v)
 		if err1 != nil || err2 != nil {
 			return nil, Errorf(ErrInvalidRequest, "The request body is not valid form encoding.")
+		}
+		if strings.IndexByte(key, 0) >= 0 || strings.IndexByte(val, 0) >= 0 {
+			return nil, Errorf(ErrInvalidRequest, "The request body contains a NUL character.")
 		}
 		if _, dup := f[key]; dup {
 			return nil, Errorf(ErrInvalidRequest, "The parameter %q is given more than once.", truncate(key, 64))

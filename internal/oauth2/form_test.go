@@ -33,6 +33,8 @@ func TestParseForm(t *testing.T) {
 		{name: "duplicate empty", method: "POST", target: "/token", ct: formCT, body: "scope=&scope=", wantStatus: 400},
 		{name: "bad escape", method: "POST", target: "/token", ct: formCT, body: "a=%zz", wantStatus: 400},
 		{name: "semicolon", method: "POST", target: "/token", ct: formCT, body: "a=1;b=2", wantStatus: 400},
+		{name: "NUL in value", method: "POST", target: "/token", ct: formCT, body: "client_id=a%00b", wantStatus: 400},
+		{name: "NUL in name", method: "POST", target: "/token", ct: formCT, body: "a%00=1", wantStatus: 400},
 		{name: "oversized", method: "POST", target: "/token", ct: formCT, body: "a=" + strings.Repeat("x", MaxFormBytes), wantStatus: 413},
 	}
 	for _, tt := range tests {
@@ -112,6 +114,11 @@ func FuzzParseFormBody(f *testing.F) {
 				t.Fatalf("error %v is not invalid_request", err)
 			}
 			return
+		}
+		for k, v := range form {
+			if strings.IndexByte(k+v, 0) >= 0 {
+				t.Fatalf("a NUL character was accepted in %q=%q", k, v)
+			}
 		}
 		// Every parsed pair must come from the body and be unique: re-encoding
 		// must parse to the same map.

@@ -1,11 +1,13 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/keyward/keyward/internal/storage"
@@ -111,6 +113,12 @@ func (s *Store) useJTIs(ctx context.Context, tx *sql.Tx, writes []storage.Write,
 		claimed[k] = i
 		batch = append(batch, i)
 	}
+	// In key order, so that two processes inserting the same JTIs lock
+	// them in the same order instead of deadlocking (PostgreSQL).
+	slices.SortFunc(batch, func(i, j int) int {
+		a, b := writes[i].JTIs[0], writes[j].JTIs[0]
+		return cmp.Or(strings.Compare(a.Issuer, b.Issuer), strings.Compare(a.JTI, b.JTI))
+	})
 	inserted := make(map[key]bool, len(batch))
 	args := make([]any, 0, 3*min(len(batch), rowChunks[0]))
 	for rest := batch; len(rest) > 0; {
