@@ -78,20 +78,7 @@ func migrate(ctx context.Context, db *sql.DB, check bool) error {
 	if err != nil {
 		return fmt.Errorf("postgres: migrations: %w", err)
 	}
-	if check {
-		pending, err := p.HasPending(ctx)
-		if err != nil {
-			return fmt.Errorf("postgres: migrations: %w", err)
-		}
-		if pending {
-			return errors.New("postgres: the database schema is not up to date; run `keyward migrate`")
-		}
-		return nil
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
-	}
-	return nil
+	return sqlstore.Migrate(ctx, p, "postgres", check)
 }
 
 func isUniqueViolation(err error) bool {

@@ -77,20 +77,7 @@ func migrate(ctx context.Context, db *sql.DB, check bool) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: migrations: %w", err)
 	}
-	if check {
-		pending, err := p.HasPending(ctx)
-		if err != nil {
-			return fmt.Errorf("sqlite: migrations: %w", err)
-		}
-		if pending {
-			return errors.New("sqlite: the database schema is not up to date; run `keyward migrate`")
-		}
-		return nil
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	return nil
+	return sqlstore.Migrate(ctx, p, "sqlite", check)
 }
 
 func isUniqueViolation(err error) bool {

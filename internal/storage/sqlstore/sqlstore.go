@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pressly/goose/v3"
+
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -261,4 +263,33 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// Migrate brings a schema up to date with p's migrations or, with check,
+// only verifies that it is. A schema written by a newer release (a version
+// this binary does not know) is refused either way: running an older
+// binary on it could misread what the newer one stored.
+func Migrate(ctx context.Context, p *goose.Provider, name string, check bool) error {
+	have, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: migrations: %w", name, err)
+	}
+	sources := p.ListSources()
+	if known := sources[len(sources)-1].Version; have > known {
+		return fmt.Errorf("%s: the database schema is at version %d, but this keyward knows versions up to %d: a newer release wrote it; run that release or a later one", name, have, known)
+	}
+	if check {
+		pending, err := p.HasPending(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: migrations: %w", name, err)
+		}
+		if pending {
+			return fmt.Errorf("%s: the database schema is not up to date; run `keyward migrate`", name)
+		}
+		return nil
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("%s: migrate: %w", name, err)
+	}
+	return nil
 }
