@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -161,12 +162,43 @@ func (h *Handler) authenticate(r *http.Request) (Actor, error) {
 
 // decode reads a JSON request body into v, refusing unknown fields.
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return invalid("The request body could not be read.")
+	}
+	if hasNUL(body) {
+		return invalid("The request body contains a NUL character.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return invalid("The request body is not valid JSON for this endpoint: %s.", err.Error())
 	}
 	return nil
+}
+
+// hasNUL reports whether JSON or CSV data holds a NUL character, raw or as
+// a JSON \u0000 escape: nothing Keyward stores has a use for one, and
+// PostgreSQL cannot store it.
+func hasNUL(data []byte) bool {
+	if bytes.IndexByte(data, 0) >= 0 {
+		return true
+	}
+	for i := 0; ; {
+		j := bytes.Index(data[i:], []byte(`u0000`))
+		if j < 0 {
+			return false
+		}
+		i += j
+		slashes := 0
+		for k := i - 1; k >= 0 && data[k] == '\\'; k-- {
+			slashes++
+		}
+		if slashes%2 == 1 { // an escape, not an escaped backslash and "u0000"
+			return true
+		}
+		i++
+	}
 }
 
 // --- JSON views ---

@@ -244,3 +244,24 @@ func TestManagement(t *testing.T) {
 		}
 	})
 }
+
+// A NUL character anywhere in a request body is a bad request on every
+// backend (PostgreSQL cannot store one), never a server error.
+func TestRefusesNUL(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	for _, body := range []string{
+		`{"name":"nul","project":"proj","display_name":"a\u0000b"}`,
+		`{"name":"nul","project":"proj","description":"\u0000"}`,
+	} {
+		code, out, _ := f.call(t, "POST", "/v1/service-accounts", auth, body)
+		if code != 400 || out["error"] != "invalid_request" || !strings.Contains(out["error_description"].(string), "NUL") {
+			t.Errorf("%s: %d %v", body, code, out)
+		}
+	}
+	// An escaped backslash before "u0000" is text, not a NUL.
+	code, out, _ := f.call(t, "POST", "/v1/service-accounts", auth, `{"name":"nul","project":"proj","description":"C:\\u0000"}`)
+	if code != 201 && code != 200 {
+		t.Errorf("escaped backslash: %d %v", code, out)
+	}
+}

@@ -19,6 +19,9 @@ const MaxImportUsers = 100_000
 // line naming the columns). It reports every bad row, with its line or
 // index.
 func ParseUsers(data []byte) ([]UserInput, error) {
+	if hasNUL(data) {
+		return nil, invalid("The user list contains a NUL character.")
+	}
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
 		return nil, errors.New("the file is empty")

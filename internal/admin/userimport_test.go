@@ -49,6 +49,25 @@ func TestParseUsers(t *testing.T) {
 	}
 }
 
+func TestHasNUL(t *testing.T) {
+	for in, want := range map[string]bool{
+		`{"a":"b"}`:        false,
+		"a\x00b":           true,
+		`{"a":"x\u0000"}`:  true,
+		`{"a":"x\\u0000"}`: false, // an escaped backslash, then "u0000"
+		`{"a":"\\\u0000"}`: true,  // an escaped backslash, then the escape
+		`u0000`:            false,
+		`\u0000`:           true,
+	} {
+		if got := hasNUL([]byte(in)); got != want {
+			t.Errorf("hasNUL(%q) = %v, want %v", in, got, want)
+		}
+	}
+	if _, err := ParseUsers([]byte("a@x.com\nb\x00@y.org\n")); err == nil {
+		t.Error("a CSV with a NUL was accepted")
+	}
+}
+
 func FuzzParseUsers(f *testing.F) {
 	for _, s := range []string{"a@x.com\n", "email,status\nb@y.org,suspended", `[{"email":"a@x.com"}]`, `{"users":[]}`, "\"unterminated"} {
 		f.Add([]byte(s))
@@ -64,6 +83,9 @@ func FuzzParseUsers(f *testing.F) {
 		for _, u := range users {
 			if strings.TrimSpace(u.Email) == "" || u.Email != strings.TrimSpace(u.Email) {
 				t.Fatalf("user %+v has an empty or untrimmed email", u)
+			}
+			if strings.IndexByte(u.Email, 0) >= 0 {
+				t.Fatalf("user %+v has a NUL character", u)
 			}
 		}
 	})
