@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxImportUsers bounds one import.
@@ -19,8 +20,8 @@ const MaxImportUsers = 100_000
 // line naming the columns). It reports every bad row, with its line or
 // index.
 func ParseUsers(data []byte) ([]UserInput, error) {
-	if hasNUL(data) {
-		return nil, invalid("The user list contains a NUL character.")
+	if hasNUL(data) || !utf8.Valid(data) {
+		return nil, invalid("The user list must be UTF-8 text without NUL characters.")
 	}
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {

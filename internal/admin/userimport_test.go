@@ -63,8 +63,10 @@ func TestHasNUL(t *testing.T) {
 			t.Errorf("hasNUL(%q) = %v, want %v", in, got, want)
 		}
 	}
-	if _, err := ParseUsers([]byte("a@x.com\nb\x00@y.org\n")); err == nil {
-		t.Error("a CSV with a NUL was accepted")
+	for _, bad := range []string{"a@x.com\nb\x00@y.org\n", "a@x.com\nb\xff@y.org\n"} {
+		if _, err := ParseUsers([]byte(bad)); err == nil {
+			t.Errorf("the user list %q was accepted", bad)
+		}
 	}
 }
 

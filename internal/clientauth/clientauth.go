@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
@@ -250,8 +251,8 @@ func parseBasic(b64 string) (id, secret string, err error) {
 		return "", "", errors.New("basic credentials have no colon")
 	}
 	id, secret = formDecode(rawID), formDecode(rawSecret)
-	if strings.IndexByte(id, 0) >= 0 || strings.IndexByte(secret, 0) >= 0 {
-		return "", "", errors.New("basic credentials contain a NUL character")
+	if strings.IndexByte(id, 0) >= 0 || strings.IndexByte(secret, 0) >= 0 || !utf8.ValidString(id) || !utf8.ValidString(secret) {
+		return "", "", errors.New("basic credentials are not UTF-8 text without NUL characters")
 	}
 	return id, secret, nil
 }

@@ -358,7 +358,7 @@ func TestParseBasic(t *testing.T) {
 			t.Errorf("parseBasic(%q) = %q, %q, %v; want %q, %q", tt.raw, id, secret, err, tt.id, tt.secret)
 		}
 	}
-	for _, bad := range []string{"nocolon", "a%00b:c", "a:b\x00"} {
+	for _, bad := range []string{"nocolon", "a%00b:c", "a:b\x00", "a%ff:b", "a:\xff"} {
 		if _, _, err := parseBasic(base64.StdEncoding.EncodeToString([]byte(bad))); err == nil {
 			t.Errorf("parseBasic accepted %q", bad)
 		}

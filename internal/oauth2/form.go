@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxFormBytes bounds the body of a form request. Assertions are a few
@@ -64,8 +65,8 @@ func ParseForm(w http.ResponseWriter, r *http.Request) (Form, error) {
 }
 
 // ParseFormBody parses a form-encoded body, refusing malformed encodings,
-// repeated parameters and NUL characters (no parameter has a use for them,
-// and PostgreSQL cannot store them).
+// repeated parameters, text that is not UTF-8 and NUL characters (no
+// parameter has a use for them, and PostgreSQL cannot store them).
 func ParseFormBody(body string) (Form, error) {
 	f := make(Form, 4)
 	for body != "" {
@@ -85,6 +86,9 @@ func ParseFormBody(body string) (Form, error) {
 		}
 		if strings.IndexByte(key, 0) >= 0 || strings.IndexByte(val, 0) >= 0 {
 			return nil, Errorf(ErrInvalidRequest, "The request body contains a NUL character.")
+		}
+		if !utf8.ValidString(key) || !utf8.ValidString(val) {
+			return nil, Errorf(ErrInvalidRequest, "The request body is not valid UTF-8 (RFC 6749 Appendix B).")
 		}
 		if _, dup := f[key]; dup {
 			return nil, Errorf(ErrInvalidRequest, "The parameter %q is given more than once.", truncate(key, 64))

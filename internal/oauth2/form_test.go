@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestParseForm(t *testing.T) {
@@ -35,6 +36,8 @@ func TestParseForm(t *testing.T) {
 		{name: "semicolon", method: "POST", target: "/token", ct: formCT, body: "a=1;b=2", wantStatus: 400},
 		{name: "NUL in value", method: "POST", target: "/token", ct: formCT, body: "client_id=a%00b", wantStatus: 400},
 		{name: "NUL in name", method: "POST", target: "/token", ct: formCT, body: "a%00=1", wantStatus: 400},
+		{name: "not UTF-8", method: "POST", target: "/token", ct: formCT, body: "client_id=a%ffb", wantStatus: 400},
+		{name: "UTF-8", method: "POST", target: "/token", ct: formCT, body: "a=%C3%A9", want: Form{"a": "é"}},
 		{name: "oversized", method: "POST", target: "/token", ct: formCT, body: "a=" + strings.Repeat("x", MaxFormBytes), wantStatus: 413},
 	}
 	for _, tt := range tests {
@@ -116,8 +119,8 @@ func FuzzParseFormBody(f *testing.F) {
 			return
 		}
 		for k, v := range form {
-			if strings.IndexByte(k+v, 0) >= 0 {
-				t.Fatalf("a NUL character was accepted in %q=%q", k, v)
+			if strings.IndexByte(k+v, 0) >= 0 || !utf8.ValidString(k+v) {
+				t.Fatalf("a NUL character or invalid UTF-8 was accepted in %q=%q", k, v)
 			}
 		}
 		// Every parsed pair must come from the body and be unique: re-encoding
