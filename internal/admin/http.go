@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
@@ -93,6 +94,9 @@ func (h *Handler) endpoint(fn func(*http.Request, Actor) (int, any, error)) http
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		actor, err := h.authenticate(r)
 		if err == nil {
+			err = checkText(r)
+		}
+		if err == nil {
 			var (
 				status int
 				body   any
@@ -113,6 +117,24 @@ func (h *Handler) endpoint(fn func(*http.Request, Actor) (int, any, error)) http
 		}
 		oauth2.WriteError(w, oe)
 	})
+}
+
+// checkText refuses a path or query that is not UTF-8 text without NUL
+// characters: names and IDs are text, and PostgreSQL cannot even compare
+// what is not.
+func checkText(r *http.Request) error {
+	text := func(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
+	if !text(r.URL.Path) {
+		return invalid("The request path is not UTF-8 text without NUL characters.")
+	}
+	for k, vs := range r.URL.Query() {
+		for _, v := range vs {
+			if !text(k) || !text(v) {
+				return invalid("The query parameter %q is not UTF-8 text without NUL characters.", strings.ToValidUTF8(k, "?"))
+			}
+		}
+	}
+	return nil
 }
 
 // authenticate checks the bearer token (RFC 6750 §2.1): a Keyward JWT

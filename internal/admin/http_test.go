@@ -259,6 +259,12 @@ func TestRefusesNUL(t *testing.T) {
 			t.Errorf("%s: %d %v", body, code, out)
 		}
 	}
+	for _, path := range []string{"/v1/service-accounts/a%ffb", "/v1/service-accounts/a%00b/keys", "/v1/apis/a%ff", "/v1/audit?account=a%ff", "/v1/service-accounts?project=%00"} {
+		code, out, _ := f.call(t, "GET", path, auth, nil)
+		if code != 400 || out["error"] != "invalid_request" {
+			t.Errorf("GET %s: %d %v", path, code, out)
+		}
+	}
 	// An escaped backslash before "u0000" is text, not a NUL.
 	code, out, _ := f.call(t, "POST", "/v1/service-accounts", auth, `{"name":"nul","project":"proj","description":"C:\\u0000"}`)
 	if code != 201 && code != 200 {
