@@ -10,7 +10,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -108,7 +110,13 @@ func (h *Handler) serveJWKS(w http.ResponseWriter, r *http.Request) {
 // accountKeys returns the keys of an enabled account that can verify now.
 func (h *Handler) accountKeys(w http.ResponseWriter, r *http.Request) ([]storage.Key, bool) {
 	email := r.PathValue("email")
-	a, err := h.dir.GetAccountByEmail(r.Context(), email)
+	var (
+		a   storage.Account
+		err = storage.ErrNotFound // no account has an email that is not text
+	)
+	if utf8.ValidString(email) && strings.IndexByte(email, 0) < 0 {
+		a, err = h.dir.GetAccountByEmail(r.Context(), email)
+	}
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && a.Disabled) {
 		oauth2.WriteError(w, &oauth2.Error{Code: "not_found", Description: "No enabled service account has this email.", Status: http.StatusNotFound})
 		return nil, false
@@ -123,7 +131,8 @@ func (h *Handler) accountKeys(w http.ResponseWriter, r *http.Request) ([]storage
 		return nil, false
 	}
 	now := h.now()
-	usable := keys[:0]
+	// A new slice: keys may be a cache's own.
+	usable := make([]storage.Key, 0, len(keys))
 	for _, k := range keys {
 		if !k.Disabled && !k.Expired(now) {
 			usable = append(usable, k)

@@ -124,7 +124,8 @@ func TestAccountKeys(t *testing.T) {
 			t.Fatalf("certificate = %q", doc["good"])
 		}
 	})
-	for _, path := range []string{AccountJWKPath + "ghost@p.iam.test", AccountJWKPath + "off@p.iam.test", AccountX509Path + "off@p.iam.test"} {
+	for _, path := range []string{AccountJWKPath + "ghost@p.iam.test", AccountJWKPath + "off@p.iam.test", AccountX509Path + "off@p.iam.test",
+		AccountJWKPath + "a%ff@p.iam.test", AccountX509Path + "a%00@p.iam.test"} {
 		if w := get(mux, path); w.Code != 404 {
 			t.Fatalf("%s: %d, want 404", path, w.Code)
 		}
@@ -138,5 +139,27 @@ func TestAuthorizeEndpointExplains(t *testing.T) {
 	json.Unmarshal(w.Body.Bytes(), &body)
 	if w.Code != 400 || body["error"] != "unsupported_response_type" {
 		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+}
+
+// The directory's key list (a cache's own slice, in the server) is read,
+// never rewritten, when unusable keys are left out.
+func TestAccountKeysLeavesTheDirectoryAlone(t *testing.T) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	spki, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	keys := []storage.Key{
+		{ID: "disabled", Algorithm: "ES256", PublicKey: spki, Disabled: true},
+		{ID: "good", Algorithm: "ES256", PublicKey: spki},
+	}
+	dir := fakeDir{accounts: map[string]storage.Account{"job@p.iam.test": {ID: "1"}}, keys: map[string][]storage.Key{"1": keys}}
+	mux := http.NewServeMux()
+	NewHandler(Metadata{}, fakeKeys{}, dir, func() time.Time { return now }).Register(mux)
+	for range 2 {
+		if w := get(mux, AccountJWKPath+"job@p.iam.test"); w.Code != 200 {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+	}
+	if keys[0].ID != "disabled" || keys[1].ID != "good" {
+		t.Fatalf("the directory's keys were rewritten: %s, %s", keys[0].ID, keys[1].ID)
 	}
 }
