@@ -16,11 +16,27 @@ import (
 const MaxFormBytes = 64 << 10
 
 // Form is a parsed application/x-www-form-urlencoded request body in which
-// every parameter occurs at most once (RFC 6749 §3.2).
+// every parameter occurs at most once (RFC 6749 §3.2) — but the repeatable
+// ones, whose values are kept joined by NUL characters (which no value may
+// contain); read those with Values.
 type Form map[string]string
+
+// repeatable are the parameters a request may give more than once:
+// resource (RFC 8707 §2).
+var repeatable = map[string]bool{"resource": true}
 
 // Get returns the value of the named parameter, or "" when it is absent.
 func (f Form) Get(name string) string { return f[name] }
+
+// Values returns every value of the named parameter, in request order, or
+// nil when it is absent.
+func (f Form) Values(name string) []string {
+	v, ok := f[name]
+	if !ok {
+		return nil
+	}
+	return strings.Split(v, "\x00")
+}
 
 // Has reports whether the named parameter is present, even if empty.
 func (f Form) Has(name string) bool {
@@ -65,8 +81,9 @@ func ParseForm(w http.ResponseWriter, r *http.Request) (Form, error) {
 }
 
 // ParseFormBody parses a form-encoded body, refusing malformed encodings,
-// repeated parameters, text that is not UTF-8 and NUL characters (no
-// parameter has a use for them, and PostgreSQL cannot store them).
+// repeated parameters (but the repeatable ones), text that is not UTF-8 and
+// NUL characters (no parameter has a use for them, and PostgreSQL cannot
+// store them).
 func ParseFormBody(body string) (Form, error) {
 	f := make(Form, 4)
 	for body != "" {
@@ -90,8 +107,11 @@ func ParseFormBody(body string) (Form, error) {
 		if !utf8.ValidString(key) || !utf8.ValidString(val) {
 			return nil, Errorf(ErrInvalidRequest, "The request body is not valid UTF-8 (RFC 6749 Appendix B).")
 		}
-		if _, dup := f[key]; dup {
-			return nil, Errorf(ErrInvalidRequest, "The parameter %q is given more than once.", truncate(key, 64))
+		if prev, dup := f[key]; dup {
+			if !repeatable[key] {
+				return nil, Errorf(ErrInvalidRequest, "The parameter %q is given more than once.", truncate(key, 64))
+			}
+			val = prev + "\x00" + val
 		}
 		f[key] = val
 	}

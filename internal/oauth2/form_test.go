@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -31,6 +32,8 @@ func TestParseForm(t *testing.T) {
 		{name: "no content type", method: "POST", target: "/token", body: "a=1", wantStatus: 400},
 		{name: "latin1", method: "POST", target: "/token", ct: formCT + "; charset=latin1", body: "a=1", wantStatus: 400},
 		{name: "duplicate", method: "POST", target: "/token", ct: formCT, body: "scope=a&scope=b", wantStatus: 400},
+		{name: "resource repeats", method: "POST", target: "/token", ct: formCT, body: "resource=https%3A%2F%2Fa&scope=x&resource=https%3A%2F%2Fb",
+			want: Form{"resource": "https://a\x00https://b", "scope": "x"}},
 		{name: "duplicate empty", method: "POST", target: "/token", ct: formCT, body: "scope=&scope=", wantStatus: 400},
 		{name: "bad escape", method: "POST", target: "/token", ct: formCT, body: "a=%zz", wantStatus: 400},
 		{name: "semicolon", method: "POST", target: "/token", ct: formCT, body: "a=1;b=2", wantStatus: 400},
@@ -105,6 +108,22 @@ func TestWriteError(t *testing.T) {
 	}
 }
 
+func TestFormValues(t *testing.T) {
+	f, err := ParseFormBody("resource=a&resource=&resource=c&scope=s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Values("resource"); !slices.Equal(got, []string{"a", "", "c"}) {
+		t.Errorf("Values(resource) = %q", got)
+	}
+	if got := f.Values("scope"); !slices.Equal(got, []string{"s"}) {
+		t.Errorf("Values(scope) = %q", got)
+	}
+	if got := f.Values("absent"); got != nil {
+		t.Errorf("Values(absent) = %q", got)
+	}
+}
+
 func FuzzParseFormBody(f *testing.F) {
 	for _, s := range []string{"", "a=1", "a=1&a=2", "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=e.y.j", "%", "a=%zz", "&&=&", "a;b"} {
 		f.Add(s)
@@ -126,8 +145,10 @@ func FuzzParseFormBody(f *testing.F) {
 		// Every parsed pair must come from the body and be unique: re-encoding
 		// must parse to the same map.
 		var parts []string
-		for k, v := range form {
-			parts = append(parts, url.QueryEscape(k)+"="+url.QueryEscape(v))
+		for k := range form {
+			for _, v := range form.Values(k) {
+				parts = append(parts, url.QueryEscape(k)+"="+url.QueryEscape(v))
+			}
 		}
 		again, err := ParseFormBody(strings.Join(parts, "&"))
 		if err != nil {

@@ -37,7 +37,7 @@ func (g *clientCredentials) handle(ctx context.Context, req *Request) (*Response
 		account:    c.Account,
 		subject:    c.Account.ID,
 		scopes:     scopes,
-		resource:   req.Form.Get("resource"),
+		resources:  req.Form.Values("resource"),
 		jtis:       c.JTIs,
 		thumbprint: c.Thumbprint(),
 		credential: credentialOf(c),

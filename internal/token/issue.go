@@ -24,8 +24,10 @@ type issuance struct {
 	delegated bool
 	granted   []string
 	// scopes are the requested scopes, already parsed.
-	scopes   []string
-	resource string
+	scopes []string
+	// resources are the RFC 8707 resource parameters: the APIs the token
+	// is for.
+	resources []string
 	// jtis are consumed atomically with the audit event.
 	jtis []storage.UsedJTI
 	// thumbprint, if set, binds the token to a client certificate.
@@ -36,13 +38,13 @@ type issuance struct {
 
 // resolveScopes checks the requested scopes against the catalog and the
 // account and returns the token's audience. Every scope must belong to an
-// API and be allowed to the account; a resource (RFC 8707) narrows the
-// audience to one API and keeps only its scopes.
+// API and be allowed to the account; resources (RFC 8707) narrow the
+// audience to those APIs and keep only their scopes.
 //
 // The token is opaque when the account says so, or when any API of its
 // audience wants opaque tokens (then no claims reach anyone), unless the
 // account says jwt.
-func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, allowed, scopes []string, resource string) ([]string, oauth2.Audience, bool, error) {
+func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, allowed, scopes, resources []string) ([]string, oauth2.Audience, bool, error) {
 	if len(scopes) == 0 {
 		return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope or ID token audience provided: no scope was requested.")
 	}
@@ -56,15 +58,17 @@ func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, allow
 			owner[s] = &apis[i]
 		}
 	}
-	var target *storage.API
-	if resource != "" {
-		for i := range apis {
-			if apis[i].Identifier == resource {
-				target = &apis[i]
-			}
+	var targets []*storage.API
+	for _, r := range resources {
+		if r == "" {
+			continue // an empty parameter asks for nothing
 		}
-		if target == nil {
-			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidTarget, "The resource %q is not a registered API.", resource)
+		i := slices.IndexFunc(apis, func(a storage.API) bool { return a.Identifier == r })
+		if i < 0 {
+			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidTarget, "The resource %q is not a registered API.", r)
+		}
+		if !slices.Contains(targets, &apis[i]) {
+			targets = append(targets, &apis[i])
 		}
 	}
 	var (
@@ -80,7 +84,7 @@ func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, allow
 		if !slices.Contains(allowed, s) {
 			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "The service account is not allowed the scope %q.", s)
 		}
-		if target != nil && api != target {
+		if len(targets) > 0 && !slices.Contains(targets, api) {
 			continue
 		}
 		kept = append(kept, s)
@@ -92,9 +96,18 @@ func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, allow
 		}
 	}
 	if len(kept) == 0 {
-		return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "None of the requested scopes belongs to the resource %q.", resource)
+		return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "None of the requested scopes belongs to the resource %s.", quoteList(resources))
 	}
 	return kept, aud, opaque, nil
+}
+
+// quoteList quotes values for a message: "a", or "a", "b".
+func quoteList(values []string) string {
+	q := make([]string, len(values))
+	for i, v := range values {
+		q[i] = strconv.Quote(v)
+	}
+	return strings.Join(q, ", ")
 }
 
 // issue mints an access token and records it durably before returning.
@@ -103,7 +116,7 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 	if is.delegated {
 		allowed = is.granted
 	}
-	scopes, aud, opaque, err := h.resolveScopes(ctx, is.account, allowed, is.scopes, is.resource)
+	scopes, aud, opaque, err := h.resolveScopes(ctx, is.account, allowed, is.scopes, is.resources)
 	if err != nil {
 		return nil, err
 	}

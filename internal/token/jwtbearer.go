@@ -85,7 +85,7 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 		return nil, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope: %s.", err.Error())
 	}
 
-	is := issuance{account: acct, subject: acct.ID, scopes: scopes, resource: req.Form.Get("resource"), credential: "key:" + key.ID}
+	is := issuance{account: acct, subject: acct.ID, scopes: scopes, resources: req.Form.Values("resource"), credential: "key:" + key.ID}
 	if subject != "" && subject != acct.Email && subject != acct.ID {
 		// Domain-wide delegation: only through a key-signed assertion.
 		if is.granted, err = h.delegate(ctx, acct, subject, scopes); err != nil {

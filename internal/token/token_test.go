@@ -152,7 +152,7 @@ func sign(t *testing.T, key any, alg jose.SignatureAlgorithm, kid string, c map[
 func form(assertion string, extra ...string) string {
 	v := url.Values{"grant_type": {oauth2.GrantJWTBearer}, "assertion": {assertion}}
 	for i := 0; i+1 < len(extra); i += 2 {
-		v.Set(extra[i], extra[i+1])
+		v.Add(extra[i], extra[i+1])
 	}
 	return v.Encode()
 }
@@ -222,6 +222,10 @@ func TestJWTBearer(t *testing.T) {
 		{name: "two APIs", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read billing.read" }))}, wantStatus: 200, wantScope: "orders.read billing.read"},
 		{name: "resource narrows", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read billing.read" }), "resource", "https://billing.internal")},
 			wantStatus: 200, wantScope: "billing.read", wantAud: "https://billing.internal"},
+		{name: "two resources (RFC 8707)", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read billing.read orders.write" }),
+			"resource", "https://billing.internal", "resource", "https://orders.internal", "resource", "https://billing.internal")},
+			wantStatus: 200, wantScope: "orders.read billing.read orders.write", wantAud: "https://orders.internal https://billing.internal"},
+		{name: "empty resource asks for nothing", req: request{body: form(rs(nil), "resource", "")}, wantStatus: 200, wantScope: "orders.read", wantAud: "https://orders.internal"},
 		{name: "jku and x5u headers are ignored", req: request{body: form(sign(t, e.rsKey, jose.RS256, "rs", claims(nil),
 			map[jose.HeaderKey]any{"jku": "https://evil/jwks", "x5u": "https://evil/x5"}))}, wantStatus: 200},
 
@@ -269,6 +273,7 @@ func TestJWTBearer(t *testing.T) {
 
 		// other codes
 		{name: "unknown resource", req: request{body: form(rs(nil), "resource", "https://nowhere")}, wantStatus: 400, wantError: "invalid_target"},
+		{name: "one unknown resource of two", req: request{body: form(rs(nil), "resource", "https://orders.internal", "resource", "https://nowhere")}, wantStatus: 400, wantError: "invalid_target"},
 		{name: "delegation", req: request{body: form(rs(func(c map[string]any) { c["sub"] = "alice@example.com" }))}, wantStatus: 400, wantError: "unauthorized_client"},
 		{name: "unsupported grant", req: request{body: "grant_type=password&username=a&password=b"}, wantStatus: 400, wantError: "unsupported_grant_type"},
 		{name: "no grant_type", req: request{body: "assertion=x"}, wantStatus: 400, wantError: "invalid_request"},
@@ -374,7 +379,7 @@ func (e *env) checkToken(t *testing.T, body map[string]any, wantScope, wantAud s
 		c.IssuedAt != t0.Unix() || c.Expiry != t0.Add(30*time.Minute).Unix() || c.Scope != body["scope"] {
 		t.Fatalf("claims = %+v", c)
 	}
-	if wantAud != "" && !slices.Equal(c.Audience, oauth2.Audience{wantAud}) {
+	if wantAud != "" && !slices.Equal(c.Audience, oauth2.Audience(strings.Fields(wantAud))) {
 		t.Fatalf("aud = %v, want %s", c.Audience, wantAud)
 	}
 }
