@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -52,6 +53,7 @@ type benchFlags struct {
 	scenarios   []string
 	accounts    int
 	signingAlg  string
+	caCert      string
 	output      string
 }
 
@@ -88,6 +90,7 @@ names another server.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.target, "target", "", "benchmark this running server instead of starting one (needs --credentials)")
 	fl.StringVar(&f.credentials, "credentials", "", "administrator key file for --target")
+	fl.StringVar(&f.caCert, "ca-cert", "", "PEM file of the CA that signed --target's TLS certificate (default: $KEYWARD_CA_CERT, else the system's)")
 	fl.StringVar(&f.db, "db", "", "run the started server on this PostgreSQL database instead of a temporary SQLite one")
 	fl.DurationVar(&f.duration, "duration", 10*time.Second, "how long to drive each scenario")
 	fl.IntVar(&f.concurrency, "concurrency", 64, "concurrent clients")
@@ -179,6 +182,7 @@ type bench struct {
 
 	http         *http.Client   // for setup
 	conns        *loadgen.Conns // for the measured requests
+	tls          *tls.Config    // for https targets; nil: the system's roots
 	host         string         // the Host header of measured requests
 	admin        *adminClient
 	prefix       string
@@ -339,14 +343,21 @@ func benchSecret(i int) string { return fmt.Sprintf("kw_bench_fill_secret_%06d",
 
 // setup creates the fixtures through the admin API.
 func (b *bench) setup(ctx context.Context) error {
-	b.http = &http.Client{Transport: &http.Transport{MaxIdleConns: 4 * b.f.concurrency, MaxIdleConnsPerHost: 4 * b.f.concurrency, IdleConnTimeout: time.Minute},
-		Timeout: 30 * time.Second}
+	caCert := firstNonEmpty(b.f.caCert, os.Getenv("KEYWARD_CA_CERT"))
+	rt, err := httpTransport(caCert)
+	if err != nil {
+		return err
+	}
+	transport := rt.(*http.Transport)
+	transport.MaxIdleConns, transport.MaxIdleConnsPerHost, transport.IdleConnTimeout = 4*b.f.concurrency, 4*b.f.concurrency, time.Minute
+	b.tls = transport.TLSClientConfig
+	b.http = &http.Client{Transport: transport, Timeout: 30 * time.Second}
 	u, err := url.Parse(b.base)
 	if err != nil {
 		return fmt.Errorf("server URL %q: %w", b.base, err)
 	}
 	b.host = u.Host
-	fl := clientFlags{credentials: b.adminKey, server: b.base, output: "json"}
+	fl := clientFlags{credentials: b.adminKey, server: b.base, caCert: caCert, output: "json"}
 	cmd := &cobra.Command{}
 	cmd.SetContext(ctx)
 	cmd.SetOut(io.Discard)

@@ -34,7 +34,7 @@ type scenarioResult struct {
 }
 
 func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
-	conns, err := loadgen.NewConns(b.base, b.f.concurrency, nil)
+	conns, err := loadgen.NewConns(b.base, b.f.concurrency, b.tls)
 	if err != nil {
 		return scenarioResult{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -66,5 +67,30 @@ func TestBenchFlags(t *testing.T) {
 		if err := runCLIErr(t, args...); err == nil {
 			t.Errorf("%v accepted", args)
 		}
+	}
+}
+
+// TestBenchTLSTarget benchmarks a running server over TLS, trusting its CA
+// through --ca-cert.
+func TestBenchTLSTarget(t *testing.T) {
+	f := newTLSFixture(t)
+	m := startServer(t, func(m *Main) { m.Config.TLSCert, m.Config.TLSKey = f.serverCert, f.serverKey })
+	args := []string{"bench", "--target", m.URL(), "--credentials", m.AdminKeyFile, "--duration", "200ms", "--concurrency", "2",
+		"--scenarios", "client_credentials_secret,introspect_jwt", "-o", "json"}
+	if err := runCLIErr(t, args...); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("without the CA: %v, want a certificate error", err)
+	}
+	out := runCLI(t, append(args, "--ca-cert", f.caFile)...)
+	var r benchReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("bench printed %q: %v", out, err)
+	}
+	for _, s := range r.Scenarios {
+		if s.Requests == 0 || s.Errors != 0 {
+			t.Errorf("%s: %d requests, %d errors %v", s.Name, s.Requests, s.Errors, s.ByStatus)
+		}
+	}
+	if len(r.Scenarios) != 2 || r.SigningAlg != "ES256" {
+		t.Fatalf("report = %+v", r)
 	}
 }

@@ -54,6 +54,7 @@ func NewConns(base string, workers int, tlsConfig *tls.Config) (*Conns, error) {
 			tlsConfig = &tls.Config{}
 		}
 		c.tls = tlsConfig.Clone()
+		c.tls.NextProtos = []string{"http/1.1"} // never h2: Conns speaks HTTP/1.1
 		if c.tls.ServerName == "" {
 			c.tls.ServerName = u.Hostname()
 		}

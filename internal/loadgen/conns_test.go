@@ -42,9 +42,12 @@ func TestConns(t *testing.T) {
 			var c *Conns
 			var err error
 			if tlsOn {
+				srv.EnableHTTP2 = true // Conns must still get HTTP/1.1
 				srv.StartTLS()
 				base = srv.URL
-				c, err = NewConns(base, 2, srv.Client().Transport.(*http.Transport).TLSClientConfig)
+				cfg := srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+				cfg.NextProtos = []string{"h2", "http/1.1"} // as an http.Transport leaves it
+				c, err = NewConns(base, 2, cfg)
 			} else {
 				srv.Start()
 				base = srv.URL
