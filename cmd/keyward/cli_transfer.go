@@ -19,8 +19,8 @@ func newExportCommand() *cobra.Command {
 		Short: "Write the store's APIs, accounts, public keys and signing keys as JSON",
 		Long: `Read the store directly (no server needed) and write its configuration as
 JSON: APIs, service accounts, the public halves of their keys, the keyed
-hashes of their secrets, the sealed signing keys, and the organizations with
-their users, policies and delegations. The audit log, used
+hashes of their secrets, the sealed signing keys and secret pepper, and the
+organizations with their users, policies and delegations. The audit log, used
 assertion IDs, revocations and opaque tokens are not exported.
 
 Secrets and signing keys stay usable only with the same master key: move
