@@ -81,7 +81,7 @@ func New(ctx context.Context, store Store, sealer *Sealer, cfg Config) (*Signer,
 		return nil, err
 	}
 	s := &Signer{store: store, sealer: sealer, cfg: cfg}
-	if err := s.update(ctx, false, system); err != nil {
+	if err := s.update(ctx, false, "system", ""); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -91,15 +91,12 @@ func New(ctx context.Context, store Store, sealer *Sealer, cfg Config) (*Signer,
 // key. The key it replaces stays published for RetainFor. The audit event
 // names actor, who asked for it, and source, from where.
 func (s *Signer) Rotate(ctx context.Context, actor, source string) error {
-	return s.update(ctx, true, storage.AuditEvent{Actor: actor, Source: source})
+	return s.update(ctx, true, actor, source)
 }
-
-// system is who rotates on schedule.
-var system = storage.AuditEvent{Actor: "system"}
 
 // Refresh applies the rotation schedule and reloads the keys from the store,
 // picking up rotations made by other replicas.
-func (s *Signer) Refresh(ctx context.Context) error { return s.update(ctx, false, system) }
+func (s *Signer) Refresh(ctx context.Context) error { return s.update(ctx, false, "system", "") }
 
 // Run refreshes the keys every interval until ctx ends.
 func (s *Signer) Run(ctx context.Context, interval time.Duration) {
@@ -118,8 +115,8 @@ func (s *Signer) Run(ctx context.Context, interval time.Duration) {
 }
 
 // update applies the schedule (or, if force, rotates now) and reloads the
-// keys; by names who caused it in the audit event of a change.
-func (s *Signer) update(ctx context.Context, force bool, by storage.AuditEvent) error {
+// keys; the audit event of a change names actor, from source.
+func (s *Signer) update(ctx context.Context, force bool, actor, source string) error {
 	now := s.cfg.Now()
 	keys, err := s.store.ListSigningKeys(ctx)
 	if err != nil {
@@ -145,7 +142,7 @@ func (s *Signer) update(ctx context.Context, force bool, by storage.AuditEvent) 
 			}
 			planned, _, err := s.cfg.Plan(old, now, force, s.newKey)
 			return planned, err
-		}, storage.AuditEvent{Time: now, Action: action, Outcome: storage.OutcomeSuccess, Actor: by.Actor, Source: by.Source})
+		}, storage.AuditEvent{Time: now, Action: action, Outcome: storage.OutcomeSuccess, Actor: actor, Source: source})
 		if err != nil {
 			return fmt.Errorf("rotate signing keys: %w", err)
 		}
