@@ -32,20 +32,13 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, evs []storage.Audit
 		prev = []byte{}
 	}
 	storage.ChainEvents(seq, prev, evs)
-	args := make([]any, 0, auditColumns*min(len(evs), rowChunks[0]))
-	for len(evs) > 0 {
-		n := chunkSize(len(evs))
-		args = args[:0]
-		for _, e := range evs[:n] {
-			args = append(args, e.Seq, micros(e.Time), e.Action, e.Outcome, e.AccountID, e.Actor, e.Source,
-				string(e.DataJSON()), e.PrevHash, e.Hash)
-		}
-		if _, err := s.stmt(ctx, tx, multiRowName("insertAudit", n)).ExecContext(ctx, args...); err != nil {
-			return s.wrap("append audit events", err)
-		}
-		evs = evs[n:]
-	}
-	return nil
+	return inChunks(evs, auditColumns, func(args []any, e storage.AuditEvent) []any {
+		return append(args, e.Seq, micros(e.Time), e.Action, e.Outcome, e.AccountID, e.Actor, e.Source,
+			string(e.DataJSON()), e.PrevHash, e.Hash)
+	}, func(n int, args []any) error {
+		_, err := s.stmt(ctx, tx, multiRowName("insertAudit", n)).ExecContext(ctx, args...)
+		return s.wrap("append audit events", err)
+	})
 }
 
 // Commit implements storage.Storage.
@@ -120,30 +113,26 @@ func (s *Store) useJTIs(ctx context.Context, tx *sql.Tx, writes []storage.Write,
 		return cmp.Or(strings.Compare(a.Issuer, b.Issuer), strings.Compare(a.JTI, b.JTI))
 	})
 	inserted := make(map[key]bool, len(batch))
-	args := make([]any, 0, 3*min(len(batch), rowChunks[0]))
-	for rest := batch; len(rest) > 0; {
-		size := chunkSize(len(rest))
-		args = args[:0]
-		for _, i := range rest[:size] {
-			u := writes[i].JTIs[0]
-			args = append(args, u.Issuer, u.JTI, micros(u.ExpiresAt))
-		}
-		rows, err := s.stmt(ctx, tx, multiRowName("insertJTIs", size)).QueryContext(ctx, args...)
+	err := inChunks(batch, 3, func(args []any, i int) []any {
+		u := writes[i].JTIs[0]
+		return append(args, u.Issuer, u.JTI, micros(u.ExpiresAt))
+	}, func(n int, args []any) error {
+		rows, err := s.stmt(ctx, tx, multiRowName("insertJTIs", n)).QueryContext(ctx, args...)
 		if err != nil {
 			return s.wrap("use jti", err)
 		}
+		defer rows.Close()
 		for rows.Next() {
 			var k key
 			if err := rows.Scan(&k.issuer, &k.jti); err != nil {
-				rows.Close()
 				return s.wrap("use jti", err)
 			}
 			inserted[k] = true
 		}
-		if err := rows.Close(); err != nil {
-			return s.wrap("use jti", err)
-		}
-		rest = rest[size:]
+		return s.wrap("use jti", rows.Err())
+	})
+	if err != nil {
+		return err
 	}
 	for _, i := range batch {
 		if u := writes[i].JTIs[0]; !inserted[key{u.Issuer, u.JTI}] {

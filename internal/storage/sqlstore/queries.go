@@ -84,6 +84,25 @@ func chunkSize(n int) int {
 	return 1
 }
 
+// inChunks writes items with as few multi-row statements as rowChunks
+// allow: row appends one item's arguments, run executes a statement of n
+// rows with their arguments.
+func inChunks[T any](items []T, cols int, row func(args []any, item T) []any, run func(n int, args []any) error) error {
+	args := make([]any, 0, cols*min(len(items), rowChunks[0]))
+	for len(items) > 0 {
+		n := chunkSize(len(items))
+		args = args[:0]
+		for _, it := range items[:n] {
+			args = row(args, it)
+		}
+		if err := run(n, args); err != nil {
+			return err
+		}
+		items = items[n:]
+	}
+	return nil
+}
+
 // multiRowName names the multi-row statement of base for rows rows.
 func multiRowName(base string, rows int) string { return base + strconv.Itoa(rows) }
 

@@ -11,20 +11,13 @@ import (
 // insertTokens stores opaque tokens inside a group-commit transaction, with
 // as few statements as rowChunks allow.
 func (s *Store) insertTokens(ctx context.Context, tx *sql.Tx, tokens []*storage.TokenRecord) error {
-	args := make([]any, 0, tokenColumns*min(len(tokens), rowChunks[0]))
-	for len(tokens) > 0 {
-		n := chunkSize(len(tokens))
-		args = args[:0]
-		for _, t := range tokens[:n] {
-			args = append(args, t.Hash, t.ID, t.AccountID, t.Subject, t.Scope, encodeList(t.Audience),
-				t.Credential, t.Thumbprint, t.Actor, micros(t.IssuedAt), micros(t.ExpiresAt))
-		}
-		if _, err := s.stmt(ctx, tx, multiRowName("insertTokens", n)).ExecContext(ctx, args...); err != nil {
-			return s.wrap("store token", err)
-		}
-		tokens = tokens[n:]
-	}
-	return nil
+	return inChunks(tokens, tokenColumns, func(args []any, t *storage.TokenRecord) []any {
+		return append(args, t.Hash, t.ID, t.AccountID, t.Subject, t.Scope, encodeList(t.Audience),
+			t.Credential, t.Thumbprint, t.Actor, micros(t.IssuedAt), micros(t.ExpiresAt))
+	}, func(n int, args []any) error {
+		_, err := s.stmt(ctx, tx, multiRowName("insertTokens", n)).ExecContext(ctx, args...)
+		return s.wrap("store token", err)
+	})
 }
 
 // GetToken implements storage.Storage.
