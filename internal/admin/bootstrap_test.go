@@ -67,30 +67,6 @@ func TestBootstrapFinishesAnInterruptedFirstStart(t *testing.T) {
 	}
 }
 
-func TestBootstrapLeavesAnAdministeredStoreAlone(t *testing.T) {
-	ctx := context.Background()
-	svc, st := newService(t)
-	var k keep
-	a, _, err := svc.Bootstrap(ctx, k.save)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.CreateAccount(ctx, admin.Actor{ID: a.ID}, admin.AccountInput{Name: "job", Project: "proj"}); err != nil {
-		t.Fatal(err)
-	}
-	// An administrator deleted the admin account's keys on purpose, with
-	// other accounts in place: no start may mint a new one.
-	if err := svc.DeleteKey(ctx, admin.Actor{ID: a.ID}, a.ID, k.files[0].PrivateKeyID); err != nil {
-		t.Fatal(err)
-	}
-	if _, created, err := svc.Bootstrap(ctx, k.save); err != nil || created || len(k.files) != 1 {
-		t.Fatalf("created=%v files=%d err=%v", created, len(k.files), err)
-	}
-	if ids := keyIDs(t, st, a.ID); len(ids) != 0 {
-		t.Fatalf("keys %v", ids)
-	}
-}
-
 func TestBootstrapSaveFails(t *testing.T) {
 	ctx := context.Background()
 	svc, st := newService(t)
@@ -174,27 +150,41 @@ func TestRecoverAdmin(t *testing.T) {
 	}
 }
 
-// An administrator that deleted its keys and signs in otherwise gets no new
-// key at the next start: only a first start that never stored one resumes.
-func TestBootstrapDoesNotResumeAfterKeysWereDeleted(t *testing.T) {
-	ctx := context.Background()
-	svc, st := newService(t)
-	var k keep
-	a, _, err := svc.Bootstrap(ctx, k.save)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.CreateSecret(ctx, admin.Actor{ID: a.ID}, a.ID, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.DeleteKey(ctx, admin.Actor{ID: a.ID}, a.ID, k.files[0].PrivateKeyID); err != nil {
-		t.Fatal(err)
-	}
-	if _, created, err := svc.Bootstrap(ctx, k.save); err != nil || created || len(k.files) != 1 {
-		t.Fatalf("created=%v files=%d err=%v", created, len(k.files), err)
-	}
-	if ids := keyIDs(t, st, a.ID); len(ids) != 0 {
-		t.Fatalf("keys %v", ids)
+// An administrator that deleted its admin key on purpose — signing in with
+// a secret instead, or with other accounts in place — gets no new key at
+// the next start: only a first start that never stored one resumes.
+func TestBootstrapLeavesAnAdministeredStoreAlone(t *testing.T) {
+	for name, setup := range map[string]func(svc *admin.Service, a storage.Account) error{
+		"a secret instead": func(svc *admin.Service, a storage.Account) error {
+			_, err := svc.CreateSecret(context.Background(), admin.Actor{ID: a.ID}, a.ID, 0)
+			return err
+		},
+		"other accounts": func(svc *admin.Service, a storage.Account) error {
+			_, err := svc.CreateAccount(context.Background(), admin.Actor{ID: a.ID}, admin.AccountInput{Name: "job", Project: "proj"})
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			svc, st := newService(t)
+			var k keep
+			a, _, err := svc.Bootstrap(ctx, k.save)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := setup(svc, a); err != nil {
+				t.Fatal(err)
+			}
+			if err := svc.DeleteKey(ctx, admin.Actor{ID: a.ID}, a.ID, k.files[0].PrivateKeyID); err != nil {
+				t.Fatal(err)
+			}
+			if _, created, err := svc.Bootstrap(ctx, k.save); err != nil || created || len(k.files) != 1 {
+				t.Fatalf("created=%v files=%d err=%v", created, len(k.files), err)
+			}
+			if ids := keyIDs(t, st, a.ID); len(ids) != 0 {
+				t.Fatalf("keys %v", ids)
+			}
+		})
 	}
 }
 
