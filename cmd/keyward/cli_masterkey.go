@@ -110,5 +110,6 @@ still need the old key.`,
 	cfg.addServeFlags(cmd.Flags())
 	applyConfig = addConfigFileFlag(cmd.Flags())
 	cmd.Flags().StringVar(&newKeyFile, "new-master-key-file", "", "file with the new 32-byte master key (raw, hex or base64)")
+	hideFlagsExcept(cmd.Flags(), "config", "data-dir", "db", "no-migrate", "master-key-file", "new-master-key-file")
 	return cmd
 }

@@ -37,6 +37,17 @@ func addConfigFileFlag(fs *pflag.FlagSet) (apply func() error) {
 	}
 }
 
+// hideFlagsExcept hides from --help the flags of fs not named in keep: a
+// command that reads the server's configuration accepts all of its
+// settings, but only some of them matter to it.
+func hideFlagsExcept(fs *pflag.FlagSet, keep ...string) {
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !slices.Contains(keep, f.Name) {
+			f.Hidden = true
+		}
+	})
+}
+
 func applySources(fs *pflag.FlagSet, file string, getenv func(string) string) error {
 	var errs []error
 	values := map[string]any{}
