@@ -17,6 +17,9 @@ var domainRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]
 // accounts may be allowed to act for.
 func (s *Service) CreateOrg(ctx context.Context, actor Actor, domain string) (storage.Org, error) {
 	domain = strings.ToLower(strings.TrimSpace(domain))
+	if len(domain) > 253 {
+		return storage.Org{}, invalid("The domain name is %d bytes long; a domain name has at most 253.", len(domain))
+	}
 	if !domainRE.MatchString(domain) {
 		return storage.Org{}, invalid("%q is not a domain name such as example.com.", domain)
 	}
@@ -90,6 +93,9 @@ type UserInput struct {
 // normalizeEmail checks an email and lower-cases it.
 func normalizeEmail(e string) (string, error) {
 	e = strings.TrimSpace(e)
+	if len(e) > 254 { // RFC 5321 §4.5.3.1.3
+		return "", fmt.Errorf("%q… is longer than an email address may be (254 bytes)", e[:32])
+	}
 	a, err := mail.ParseAddress(e)
 	if err != nil || a.Address != e || a.Name != "" {
 		return "", fmt.Errorf("%q is not an email address", e)

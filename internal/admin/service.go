@@ -184,6 +184,10 @@ func checkFormat(f string, allowEmpty bool) error {
 	return invalid("The token format %q must be jwt or opaque.", f)
 }
 
+// MaxIdentifierLength bounds an API identifier: it is indexed, and
+// identifiers are URLs people type.
+const MaxIdentifierLength = 512
+
 // CreateAPI registers a resource server and its scopes.
 func (s *Service) CreateAPI(ctx context.Context, actor Actor, in APIInput) (storage.API, error) {
 	if !apiNameRE.MatchString(in.Name) {
@@ -192,6 +196,9 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in APIInput) (stor
 	u, err := url.Parse(in.Identifier)
 	if err != nil || u.Scheme == "" || u.Fragment != "" || strings.ContainsAny(in.Identifier, " \t\n") {
 		return storage.API{}, invalid("The API identifier %q must be an absolute URI without a fragment, such as https://orders.internal.", in.Identifier)
+	}
+	if len(in.Identifier) > MaxIdentifierLength {
+		return storage.API{}, invalid("The API identifier is %d bytes long; at most %d are allowed.", len(in.Identifier), MaxIdentifierLength)
 	}
 	if len(in.Scopes) == 0 {
 		return storage.API{}, invalid("An API needs at least one scope.")
