@@ -22,6 +22,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -411,5 +412,33 @@ func TestClockSkewTolerated(t *testing.T) {
 	}), nil)
 	if w := e.do(request{body: form(a)}); w.Code != 200 {
 		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+}
+
+// What a refused client sent reaches the audit log bounded (client IDs are
+// cut at 128 bytes, scopes and kids are not echoed until they are known), so
+// a client cannot fill the log with 64 KiB values.
+func TestRefusalAuditClipsClientValues(t *testing.T) {
+	e := newEnv(t)
+	long := strings.Repeat("é", 3000) // 6 kB, two bytes a rune
+	for _, body := range []url.Values{
+		{"grant_type": {"client_credentials"}, "client_id": {long}, "client_secret": {"x"}, "scope": {long}},
+		{"grant_type": {long}},
+		{"grant_type": {oauth2.GrantJWTBearer}, "assertion": {sign(t, e.other, jose.RS256, long, claims(nil), nil)}},
+	} {
+		if w := e.do(request{body: body.Encode()}); w.Code != 400 && w.Code != 401 {
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+	evs, err := e.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "token.refused", Limit: 10})
+	if err != nil || len(evs) == 0 {
+		t.Fatalf("no refusal audited: %v", err)
+	}
+	for _, ev := range evs {
+		for k, v := range ev.Data {
+			if len(v) > 512+len("…") || !utf8.ValidString(v) {
+				t.Errorf("audit data %s is %d bytes (valid UTF-8: %v)", k, len(v), utf8.ValidString(v))
+			}
+		}
 	}
 }
