@@ -33,6 +33,7 @@ import (
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/loadgen"
+	"github.com/keyward/keyward/internal/procstat"
 	"github.com/keyward/keyward/internal/sakey"
 	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
@@ -162,7 +163,7 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		report.Scenarios = append(report.Scenarios, r)
 	}
 	if b.child != nil {
-		report.ServerPeakRSSBytes = peakRSS(b.child.Process.Pid)
+		report.ServerPeakRSSBytes = procstat.PeakRSS(b.child.Process.Pid)
 	}
 	return report.write(cmd.OutOrStdout(), f.output)
 }
@@ -499,37 +500,4 @@ func calibrate() float64 {
 	return float64(n) / time.Since(start).Seconds()
 }
 
-func cpuTimes(pid int) time.Duration {
-	if pid == 0 {
-		var ru syscall.Rusage
-		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name (which may contain spaces) end ")".
-	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(fields) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(fields[11], 10, 64)
-	st, _ := strconv.ParseInt(fields[12], 10, 64)
-	return time.Duration(ut+st) * (time.Second / 100) // USER_HZ is 100 on Linux
-}
-
 // peakRSS returns a process's peak resident memory, from /proc.
-func peakRSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb * 1024
-		}
-	}
-	return 0
-}

@@ -18,6 +18,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/keyward/keyward/internal/loadgen"
+	"github.com/keyward/keyward/internal/procstat"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -48,14 +49,14 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 	if b.child != nil {
 		pid = b.child.Process.Pid
 	}
-	serverBefore, selfBefore := cpuTimes(pid), cpuTimes(0)
+	serverBefore, selfBefore := procstat.CPU(pid), procstat.SelfCPU()
 	res := loadgen.Run(ctx, b.f.concurrency, b.f.duration, req, func(done int64, elapsed time.Duration) {
 		b.progress(fmt.Sprintf("%-36s %8d requests %7.0f/s  %s", name, done, float64(done)/elapsed.Seconds(), elapsed.Round(time.Second)))
 	})
 	b.progress("")
-	r := scenarioResult{Name: name, Result: res, LoadgenCPU: (cpuTimes(0) - selfBefore).Seconds(), Note: note}
+	r := scenarioResult{Name: name, Result: res, LoadgenCPU: (procstat.SelfCPU() - selfBefore).Seconds(), Note: note}
 	if pid != 0 && !strings.HasPrefix(name, "verify_") && res.Requests > 0 {
-		r.ServerCPUPer1k = (cpuTimes(pid) - serverBefore).Seconds() / float64(res.Requests) * 1000
+		r.ServerCPUPer1k = (procstat.CPU(pid) - serverBefore).Seconds() / float64(res.Requests) * 1000
 	}
 	if b.lastRate == 0 && strings.HasPrefix(name, "client_credentials") {
 		b.lastRate = res.PerSecond

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/groupcommit"
+	"github.com/keyward/keyward/internal/procstat"
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage/sqlite"
@@ -224,18 +224,10 @@ func BenchmarkIntrospect(b *testing.B) {
 // included): steadier than ns/op on a shared machine, where other tenants
 // take wall time but not this process's CPU time.
 func reportCPU(b *testing.B) func() {
-	start := processCPU(b)
+	start := procstat.SelfCPU()
 	return func() {
-		b.ReportMetric(float64(processCPU(b)-start)/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64(procstat.SelfCPU()-start)/float64(b.N), "cpu-ns/op")
 	}
-}
-
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func TestBenchmarkFixture(t *testing.T) {

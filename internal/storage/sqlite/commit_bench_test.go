@@ -4,22 +4,13 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/procstat"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/sqlite"
 )
-
-// processCPU is the CPU time (user and system) this process has used.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkCommit measures one group-committed, fsynced transaction of
 // token-issued audit events, by batch size: what the committing loop pays
@@ -35,7 +26,7 @@ func BenchmarkCommit(b *testing.B) {
 			defer s.Close()
 			writes := make([]storage.Write, size)
 			b.ResetTimer()
-			cpu0 := processCPU(b)
+			cpu0 := procstat.SelfCPU()
 			for b.Loop() {
 				for i := range writes {
 					e := storage.AuditEvent{Time: time.Now(), Action: "token.issued", Outcome: storage.OutcomeSuccess,
@@ -50,7 +41,7 @@ func BenchmarkCommit(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/event")
-			b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N*size), "cpu-ns/event")
+			b.ReportMetric(float64(procstat.SelfCPU()-cpu0)/float64(b.N*size), "cpu-ns/event")
 		})
 	}
 }
