@@ -163,8 +163,8 @@ detect later that the tail was cut — or the first event that does not fit.`,
 				return err
 			}
 			defer st.Close()
-			n, head, verr := storage.VerifyLog(cmd.Context(), st)
-			res := map[string]any{"events": n, "head_hash": hex.EncodeToString(head), "ok": verr == nil}
+			c, verr := storage.VerifyLog(cmd.Context(), st)
+			res := map[string]any{"events": c.Events, "first_seq": c.FirstSeq, "head_seq": c.HeadSeq, "head_hash": hex.EncodeToString(c.Head), "ok": verr == nil}
 			if verr != nil {
 				res["error"] = verr.Error()
 			}
@@ -173,10 +173,14 @@ detect later that the tail was cut — or the first event that does not fit.`,
 					return err
 				}
 			} else if verr == nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "the audit log is intact: %d events, head hash %x\n", n, head)
+				pruned := ""
+				if c.FirstSeq > 1 {
+					pruned = fmt.Sprintf(" (from event %d; the ones before were pruned, as an %s event records)", c.FirstSeq, storage.ActionAuditPrune)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "the audit log is intact: %d events%s, head %d with hash %x\n", c.Events, pruned, c.HeadSeq, c.Head)
 			}
 			if verr != nil {
-				return fmt.Errorf("the audit log is NOT intact after %d good events: %w", n, verr)
+				return fmt.Errorf("the audit log is NOT intact after %d good events: %w", c.Events, verr)
 			}
 			return nil
 		},

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 )
@@ -154,27 +156,77 @@ func VerifyChain(seq int64, prev []byte, events []AuditEvent) (int64, []byte, er
 	return seq, prev, nil
 }
 
+// ActionAuditPrune is the action of the event PruneAudit appends.
+const ActionAuditPrune = "audit.prune"
+
+// CompletePrune adds to a prune event what it accounts for: the events up
+// to throughSeq, the last of which had hash throughHash, count of them.
+func CompletePrune(ev AuditEvent, throughSeq int64, throughHash []byte, count int64) AuditEvent {
+	data := make(map[string]string, len(ev.Data)+3)
+	maps.Copy(data, ev.Data)
+	data["through_seq"] = strconv.FormatInt(throughSeq, 10)
+	data["through_hash"] = hex.EncodeToString(throughHash)
+	data["count"] = strconv.FormatInt(count, 10)
+	ev.Action, ev.Data = ActionAuditPrune, data
+	return ev
+}
+
 // AuditLister lists audit events.
 type AuditLister interface {
 	ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 }
 
-// VerifyLog checks the whole audit chain of a store, page by page. It
-// returns the number of events checked and the head's hash; the error of a
-// broken chain names the first event that does not fit.
-func VerifyLog(ctx context.Context, s AuditLister) (count int64, head []byte, err error) {
-	var seq int64
-	prev := []byte{}
+// LogCheck is what VerifyLog found.
+type LogCheck struct {
+	Events   int64  // events checked
+	FirstSeq int64  // the first event kept; above 1 when older ones were pruned
+	HeadSeq  int64  // the newest event
+	Head     []byte // its hash
+}
+
+// VerifyLog checks the whole audit chain of a store, page by page: every
+// event links to the one before and still has the content it was written
+// with. A log whose oldest events were pruned must hold the audit.prune
+// event that names the last pruned event and its hash; a log that lost its
+// head end without one does not verify. The error of a broken chain names
+// the first event that does not fit.
+func VerifyLog(ctx context.Context, s AuditLister) (LogCheck, error) {
+	var (
+		c        LogCheck
+		seq      int64
+		prev     = []byte{}
+		pruneSeq string // the audit.prune event that must account for a pruned start
+		pruneHex string
+		found    bool
+	)
 	for {
 		page, err := s.ListAuditEvents(ctx, AuditFilter{AfterSeq: seq, Limit: 1000})
 		if err != nil {
-			return seq, prev, err
+			return c, err
 		}
 		if len(page) == 0 {
-			return seq, prev, nil
+			break
+		}
+		if c.Events == 0 {
+			c.FirstSeq = page[0].Seq
+			if page[0].Seq > 1 {
+				seq, prev = page[0].Seq-1, page[0].PrevHash
+				pruneSeq, pruneHex = strconv.FormatInt(seq, 10), hex.EncodeToString(prev)
+			}
 		}
 		if seq, prev, err = VerifyChain(seq, prev, page); err != nil {
-			return seq, prev, err
+			return c, err
 		}
+		for _, e := range page {
+			if e.Action == ActionAuditPrune && e.Data["through_seq"] == pruneSeq && e.Data["through_hash"] == pruneHex {
+				found = true
+			}
+		}
+		c.Events += int64(len(page))
+		c.HeadSeq, c.Head = seq, prev
 	}
+	if c.FirstSeq > 1 && !found {
+		return c, fmt.Errorf("audit events 1 to %d are missing and no %s event accounts for them", c.FirstSeq-1, ActionAuditPrune)
+	}
+	return c, nil
 }

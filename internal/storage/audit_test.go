@@ -2,9 +2,11 @@ package storage
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 )
@@ -86,5 +88,47 @@ func TestChainHashFormat(t *testing.T) {
 	ChainEvents(0, nil, evs)
 	if got := hex.EncodeToString(evs[0].Hash); got != "750ec97cb0bc84169750d0845850b74002e216e5b94df9c26c3067121101c710" {
 		t.Errorf("hash of the fixed event = %s", got)
+	}
+}
+
+// sliceLog is an AuditLister over a slice.
+type sliceLog []AuditEvent
+
+func (l sliceLog) ListAuditEvents(_ context.Context, f AuditFilter) ([]AuditEvent, error) {
+	var out []AuditEvent
+	for _, e := range l {
+		if e.Seq > f.AfterSeq && (f.Limit == 0 || len(out) < f.Limit) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// A log may start after event 1 only when an audit.prune event in it names
+// the last event that went and its hash.
+func TestVerifyLogPruned(t *testing.T) {
+	ctx := context.Background()
+	chain := func(prune func(evs []AuditEvent) AuditEvent) sliceLog {
+		evs := testEvents()
+		ChainEvents(0, nil, evs)
+		more := []AuditEvent{prune(evs)}
+		ChainEvents(evs[len(evs)-1].Seq, evs[len(evs)-1].Hash, more)
+		return append(evs, more...)[2:] // events 1 and 2 pruned
+	}
+	base := AuditEvent{Time: time.Now(), Outcome: OutcomeSuccess, Actor: "op"}
+	good := chain(func(evs []AuditEvent) AuditEvent { return CompletePrune(base, 2, evs[1].Hash, 2) })
+	c, err := VerifyLog(ctx, good)
+	if err != nil || c.FirstSeq != 3 || c.Events != int64(len(good)) || c.HeadSeq != good[len(good)-1].Seq {
+		t.Fatalf("pruned log: %+v, %v", c, err)
+	}
+	for name, log := range map[string]sliceLog{
+		"no prune event":  chain(func([]AuditEvent) AuditEvent { return AuditEvent{Time: time.Now(), Action: "x"} }),
+		"wrong hash":      chain(func(evs []AuditEvent) AuditEvent { return CompletePrune(base, 2, evs[0].Hash, 2) }),
+		"wrong seq":       chain(func(evs []AuditEvent) AuditEvent { return CompletePrune(base, 1, evs[1].Hash, 1) }),
+		"a pruned middle": append(slices.Clone(good[:1]), good[2:]...),
+	} {
+		if _, err := VerifyLog(ctx, log); err == nil {
+			t.Errorf("%s: verified", name)
+		}
 	}
 }

@@ -395,6 +395,12 @@ type Storage interface {
 
 	// ListAuditEvents returns events in sequence order.
 	ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+	// PruneAudit deletes the oldest audit events — those before the first
+	// event at or after before, and never the newest event — and appends
+	// ev, completed by CompletePrune, in the same transaction, so the chain
+	// stays verifiable from the first event kept (VerifyLog). It returns how
+	// many events it deleted; with none, ev is not written.
+	PruneAudit(ctx context.Context, before time.Time, ev AuditEvent) (int64, error)
 
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error

@@ -2,8 +2,12 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"strings"
 	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
@@ -54,5 +58,31 @@ func TestConcurrentMigrations(t *testing.T) {
 	}
 	if _, err := postgres.Open(context.Background(), dsn, postgres.Options{NoMigrate: true}); err != nil {
 		t.Fatalf("the schema is not current after concurrent starts: %v", err)
+	}
+}
+
+// The audit log refuses changes from anything but PruneAudit, whose gate
+// other transactions never see open.
+func TestAuditAppendOnly(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.SchemaDSN(t)
+	s, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ev := storage.AuditEvent{Time: time.Now(), Action: "x", Outcome: storage.OutcomeSuccess}
+	if _, err := s.Commit(ctx, []storage.Write{{Events: []storage.AuditEvent{ev, ev}}}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{`DELETE FROM audit_events`, `UPDATE audit_events SET action = 'y'`} {
+		if _, err := db.ExecContext(ctx, q); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: %v, want the append-only refusal", q, err)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -166,6 +167,51 @@ func (s *Store) useJTIsOneByOne(ctx context.Context, tx *sql.Tx, writes []storag
 		}
 	}
 	return nil
+}
+
+// PruneAudit implements storage.Storage.
+func (s *Store) PruneAudit(ctx context.Context, before time.Time, ev storage.AuditEvent) (int64, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if s.d.LockAudit != "" {
+			if _, err := tx.ExecContext(ctx, s.d.LockAudit); err != nil {
+				return s.wrap("lock audit log", err)
+			}
+		}
+		var (
+			through int64
+			hash    []byte
+		)
+		if err := tx.QueryRowContext(ctx, s.q["auditPruneThrough"], micros(before)).Scan(&through); err != nil {
+			return s.wrap("prune audit log", err)
+		}
+		err := tx.QueryRowContext(ctx, s.q["auditHashAt"], through).Scan(&hash)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // pruned through there already, or nothing to prune
+		} else if err != nil {
+			return s.wrap("prune audit log", err)
+		}
+		// The gate lets the append-only trigger allow these deletes; it is
+		// closed again before the transaction commits.
+		if _, err := tx.ExecContext(ctx, s.q["openPruneGate"]); err != nil {
+			return s.wrap("prune audit log", err)
+		}
+		res, err := tx.ExecContext(ctx, s.q["pruneAudit"], through)
+		if err != nil {
+			return s.wrap("prune audit log", err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return s.wrap("prune audit log", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q["closePruneGate"]); err != nil {
+			return s.wrap("prune audit log", err)
+		}
+		return s.appendAudit(ctx, tx, []storage.AuditEvent{storage.CompletePrune(ev, through, hash, n)})
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // ListAuditEvents implements storage.Storage.

@@ -67,6 +67,13 @@ var queries = map[string]string{
 	"deleteExpiredRevoc": `DELETE FROM revocations WHERE expires_at < ?`,
 
 	"auditHead": `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`,
+	// The last event to prune: the one before the first event at or after
+	// the time, or before the newest event when none is that recent.
+	"auditPruneThrough": `SELECT COALESCE((SELECT MIN(seq) FROM audit_events WHERE time >= ?), (SELECT MAX(seq) FROM audit_events), 1) - 1`,
+	"auditHashAt":       `SELECT hash FROM audit_events WHERE seq = ?`,
+	"openPruneGate":     `INSERT INTO audit_prune_gate (open) VALUES (1)`,
+	"pruneAudit":        `DELETE FROM audit_events WHERE seq <= ?`,
+	"closePruneGate":    `DELETE FROM audit_prune_gate`,
 }
 
 // rowChunks are the row counts of the prepared multi-row statements,

@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"AuditChain", testAuditChain},
 		{"AuditChainConcurrent", testAuditChainConcurrent},
 		{"AuditBatch", testAuditBatch},
+		{"AuditPrune", testAuditPrune},
 		{"AuditFilter", testAuditFilter},
 	}
 	for _, tt := range tests {
@@ -819,6 +820,61 @@ func testReseal(t *testing.T, s storage.Storage) {
 	if last := evs[len(evs)-1]; last.Action != "master_key.rotate" {
 		t.Fatalf("last audit event %+v", last)
 	}
+}
+
+// testAuditPrune prunes the oldest events: the rest still verifies, with
+// the audit.prune event accounting for what went.
+func testAuditPrune(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	for i := range 10 {
+		e := ev(fmt.Sprintf("event.%d", i))
+		e.Time = t0.Add(time.Duration(i) * time.Hour)
+		_, err := s.Commit(ctx, []storage.Write{{Events: []storage.AuditEvent{e}}})
+		mustNil(t, err)
+	}
+	prune := storage.AuditEvent{Time: t0.Add(10 * time.Hour), Outcome: storage.OutcomeSuccess, Actor: "operator", Data: map[string]string{"before": "5h"}}
+	n, err := s.PruneAudit(ctx, t0.Add(5*time.Hour), prune)
+	mustNil(t, err)
+	if n != 5 {
+		t.Fatalf("pruned %d events, want the 5 before the cut", n)
+	}
+	c, err := storage.VerifyLog(ctx, s)
+	mustNil(t, err)
+	if c.FirstSeq != 6 || c.HeadSeq != 11 || c.Events != 6 {
+		t.Fatalf("after pruning: %+v, want events 6 to 11", c)
+	}
+	evs := listAfter(t, s, 5)
+	last := evs[len(evs)-1]
+	if last.Action != storage.ActionAuditPrune || last.Actor != "operator" || last.Data["through_seq"] != "5" || last.Data["count"] != "5" || last.Data["before"] != "5h" {
+		t.Fatalf("prune event %+v", last)
+	}
+	// Nothing older than the cut is left: nothing is written.
+	n, err = s.PruneAudit(ctx, t0.Add(5*time.Hour), prune)
+	mustNil(t, err)
+	if c2, _ := storage.VerifyLog(ctx, s); n != 0 || c2.HeadSeq != 11 {
+		t.Fatalf("a second prune deleted %d and moved the head to %d", n, c2.HeadSeq)
+	}
+	// A cut after every event keeps the newest, so the chain goes on.
+	n, err = s.PruneAudit(ctx, t0.Add(100*time.Hour), prune)
+	mustNil(t, err)
+	if n != 5 {
+		t.Fatalf("pruned %d, want all but the newest", n)
+	}
+	_, err = s.Commit(ctx, []storage.Write{{Events: []storage.AuditEvent{ev("after")}}})
+	mustNil(t, err)
+	c, err = storage.VerifyLog(ctx, s)
+	mustNil(t, err)
+	if c.FirstSeq != 11 || c.HeadSeq != 13 || c.Events != 3 {
+		t.Fatalf("after pruning all but the newest: %+v", c)
+	}
+}
+
+// listAfter lists the events after seq.
+func listAfter(t *testing.T, s storage.Storage, seq int64) []storage.AuditEvent {
+	t.Helper()
+	evs, err := s.ListAuditEvents(context.Background(), storage.AuditFilter{AfterSeq: seq, Limit: 1000})
+	mustNil(t, err)
+	return evs
 }
 
 // testAuditBatch commits batches of every size the stores split into
