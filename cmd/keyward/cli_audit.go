@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -26,7 +31,7 @@ admin change is an event in an append-only, hash-chained audit log, written
 durably before the response. 'audit list' reads it through the admin API;
 'audit verify' checks the chain directly in the database.`,
 	}
-	cmd.AddCommand(newAuditListCommand(), newAuditVerifyCommand())
+	cmd.AddCommand(newAuditListCommand(), newAuditVerifyCommand(), newAuditPruneCommand())
 	return cmd
 }
 
@@ -188,4 +193,115 @@ detect later that the tail was cut — or the first event that does not fit.`,
 	cfg.addStoreFlags(cmd.Flags())
 	addOutputFlag(cmd.Flags(), &output)
 	return cmd
+}
+
+func newAuditPruneCommand() *cobra.Command {
+	cfg := DefaultConfig()
+	var before, export string
+	cmd := &cobra.Command{
+		Use:   "prune --before AGE|TIME [--export FILE]",
+		Short: "Delete the oldest audit events, directly in the database",
+		Long: `The audit log grows by an event for every token issued or refused (about
+500 bytes each on SQLite). Working straight on the database (--data-dir or
+--db; the server may keep running), delete the events older than --before
+(a duration ago such as 90d or 2160h, or an RFC 3339 time) — never the
+newest one — and append an audit.prune event that names the last deleted
+event and its hash, in one transaction: 'keyward audit verify' then checks
+the chain from the first kept event and requires that record.
+
+--export first writes every event older than --before to FILE (which must
+not exist), one JSON object a line as 'audit list -o json' shows them, and
+syncs it: keep it if the events must outlive the database.`,
+		Example: `  keyward audit prune --data-dir keyward-data --before 90d --export audit-until-90d.jsonl
+  keyward audit prune --db postgres://keyward@db/keyward --before 2026-01-01T00:00:00Z`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			now := time.Now()
+			if before == "" {
+				return usageError{errors.New("--before is required: how old an event must be to go, e.g. 90d")}
+			}
+			cut, err := admin.ParseTime(before, now)
+			if err != nil {
+				return usageError{fmt.Errorf("--before %q is neither a duration (90d, 2160h) nor an RFC 3339 time", before)}
+			}
+			if cut.After(now) {
+				return usageError{fmt.Errorf("--before %s is in the future", cut.Format(time.RFC3339))}
+			}
+			if export != "" {
+				if _, err := os.Lstat(export); err == nil {
+					return usageError{fmt.Errorf("--export %s already exists; name a new file", export)}
+				}
+			}
+			st, err := openStore(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if export != "" {
+				n, err := exportAudit(cmd.Context(), st, cut, export)
+				if err != nil {
+					return fmt.Errorf("--export: %w (nothing was pruned)", err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "exported %d events older than %s to %s\n", n, cut.Format(time.RFC3339), export)
+			}
+			ev := storage.AuditEvent{Time: now, Outcome: storage.OutcomeSuccess, Actor: localOperator("keyward audit prune"),
+				Data: map[string]string{"before": cut.UTC().Format(time.RFC3339)}}
+			n, err := st.PruneAudit(cmd.Context(), cut, ev)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "no audit event older than %s to prune\n", cut.Format(time.RFC3339))
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pruned %d audit events older than %s; an %s event records it\n", n, cut.Format(time.RFC3339), storage.ActionAuditPrune)
+			return nil
+		},
+	}
+	cfg.addStoreFlags(cmd.Flags())
+	cmd.Flags().StringVar(&before, "before", "", "delete events older than this: a duration ago (90d, 2160h) or an RFC 3339 time")
+	cmd.Flags().StringVar(&export, "export", "", "first write the events older than --before to this new file, as JSON lines")
+	return cmd
+}
+
+// exportAudit writes the events older than cut to a new file, one JSON
+// object a line, and syncs it. The events PruneAudit deletes are among
+// them: all of those are older than cut.
+func exportAudit(ctx context.Context, st storage.Storage, cut time.Time, path string) (int, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	w := bufio.NewWriter(f)
+	enc := json.NewEncoder(w)
+	n := 0
+	err = func() error {
+		for after := int64(0); ; {
+			page, err := st.ListAuditEvents(ctx, storage.AuditFilter{AfterSeq: after, Until: cut, Limit: 1000})
+			if err != nil || len(page) == 0 {
+				return err
+			}
+			for _, e := range page {
+				if err := enc.Encode(admin.AuditView(e)); err != nil {
+					return err
+				}
+			}
+			n += len(page)
+			after = page[len(page)-1].Seq
+		}
+	}()
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return 0, err
+	}
+	return n, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keyward/keyward/internal/oauth2"
@@ -26,7 +27,8 @@ type AuditEventView struct {
 	Hash      string            `json:"hash"`
 }
 
-func auditView(e storage.AuditEvent) AuditEventView {
+// AuditView returns the view of an audit event.
+func AuditView(e storage.AuditEvent) AuditEventView {
 	return AuditEventView{e.Seq, e.Time, e.Action, e.Outcome, e.AccountID, e.Actor, e.Source, e.Data,
 		hex.EncodeToString(e.PrevHash), hex.EncodeToString(e.Hash)}
 }
@@ -40,8 +42,14 @@ const (
 // auditWaiters limits concurrent long polls.
 var auditWaiters = make(chan struct{}, maxWaiters)
 
-// parseTime reads an RFC 3339 time or a duration ago (1h: an hour ago).
-func parseTime(s string, now time.Time) (time.Time, error) {
+// ParseTime reads an RFC 3339 time, or a duration ago: 1h is an hour ago,
+// 90d ninety days ago.
+func ParseTime(s string, now time.Time) (time.Time, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		if n, err := strconv.Atoi(days); err == nil && n >= 0 {
+			return now.AddDate(0, 0, -n), nil
+		}
+	}
 	if d, err := time.ParseDuration(s); err == nil {
 		return now.Add(-d), nil
 	}
@@ -66,7 +74,7 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 	}
 	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
 		if v := q.Get(name); v != "" {
-			if *dst, err = parseTime(v, now); err != nil {
+			if *dst, err = ParseTime(v, now); err != nil {
 				return 0, nil, invalid("%s must be an RFC 3339 time or a duration ago such as 1h.", name)
 			}
 		}
@@ -97,7 +105,7 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 	}
 	out := make([]AuditEventView, 0, len(evs))
 	for _, e := range evs {
-		out = append(out, auditView(e))
+		out = append(out, AuditView(e))
 	}
 	resp := map[string]any{"events": out}
 	if len(evs) > 0 {
