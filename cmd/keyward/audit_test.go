@@ -361,6 +361,8 @@ func TestAuditPrune(t *testing.T) {
 	before := runCLI(t, "audit", "verify", "--data-dir", dir, "-o", "json")
 
 	export := filepath.Join(t.TempDir(), "old.jsonl")
+	defer func(n int64) { pruneBatch = n }(pruneBatch)
+	pruneBatch = 2 // several transactions
 	out := runCLI(t, "audit", "prune", "--data-dir", dir, "--before", "0s", "--export", export)
 	if !strings.Contains(out, "pruned ") || !strings.Contains(out, "exported ") {
 		t.Fatalf("prune said %q", out)
@@ -370,18 +372,24 @@ func TestAuditPrune(t *testing.T) {
 		Seq  int64  `json:"seq"`
 		Hash string `json:"hash"`
 	}
-	if n := strings.Count(string(lines), "\n"); n < 3 || json.Unmarshal([]byte(strings.SplitN(string(lines), "\n", 2)[0]), &first) != nil || first.Seq != 1 {
-		t.Fatalf("export holds %d lines, first %+v", n, first)
+	exported := strings.Count(string(lines), "\n")
+	if exported < 3 || json.Unmarshal([]byte(strings.SplitN(string(lines), "\n", 2)[0]), &first) != nil || first.Seq != 1 {
+		t.Fatalf("export holds %d lines, first %+v", exported, first)
+	}
+	// Exactly what was exported was pruned, in several transactions.
+	if !strings.Contains(out, fmt.Sprintf("pruned %d audit events", exported)) {
+		t.Fatalf("exported %d events, but prune said %q", exported, out)
 	}
 
 	// The server keeps working and auditing after the prune.
 	runCLI(t, append([]string{"sa", "create", "after-prune", "--project", "billing"}, admin...)...)
 	var c struct {
-		FirstSeq int64 `json:"first_seq"`
-		OK       bool  `json:"ok"`
+		FirstSeq int64            `json:"first_seq"`
+		OK       bool             `json:"ok"`
+		Prunes   []map[string]any `json:"prunes"`
 	}
 	verify := runCLI(t, "audit", "verify", "--data-dir", dir, "-o", "json")
-	if err := json.Unmarshal([]byte(verify), &c); err != nil || !c.OK || c.FirstSeq <= 1 {
+	if err := json.Unmarshal([]byte(verify), &c); err != nil || !c.OK || c.FirstSeq != int64(exported)+1 || len(c.Prunes) < 2 {
 		t.Fatalf("verify after prune: %s (before: %s)", verify, before)
 	}
 	events := runCLI(t, append([]string{"audit", "list", "--action", "audit.prune", "-o", "json"}, admin...)...)

@@ -169,7 +169,12 @@ detect later that the tail was cut — or the first event that does not fit.`,
 			}
 			defer st.Close()
 			c, verr := storage.VerifyLog(cmd.Context(), st)
-			res := map[string]any{"events": c.Events, "first_seq": c.FirstSeq, "head_seq": c.HeadSeq, "head_hash": hex.EncodeToString(c.Head), "ok": verr == nil}
+			prunes := make([]admin.AuditEventView, 0, len(c.Prunes))
+			for _, e := range c.Prunes {
+				prunes = append(prunes, admin.AuditView(e))
+			}
+			res := map[string]any{"events": c.Events, "first_seq": c.FirstSeq, "head_seq": c.HeadSeq, "head_hash": hex.EncodeToString(c.Head),
+				"prunes": prunes, "ok": verr == nil}
 			if verr != nil {
 				res["error"] = verr.Error()
 			}
@@ -183,6 +188,13 @@ detect later that the tail was cut — or the first event that does not fit.`,
 					pruned = fmt.Sprintf(" (from event %d; the ones before were pruned, as an %s event records)", c.FirstSeq, storage.ActionAuditPrune)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "the audit log is intact: %d events%s, head %d with hash %x\n", c.Events, pruned, c.HeadSeq, c.Head)
+				// Whoever can write the database can also prune it and
+				// record that it did: every prune listed here should be one
+				// an operator ran.
+				for _, e := range c.Prunes {
+					fmt.Fprintf(cmd.OutOrStdout(), "  pruned through event %s (%s events) at %s by %s\n", e.Data["through_seq"], e.Data["count"],
+						e.Time.Format(time.RFC3339), e.Actor)
+				}
 			}
 			if verr != nil {
 				return fmt.Errorf("the audit log is NOT intact after %d good events: %w", c.Events, verr)
@@ -207,11 +219,14 @@ func newAuditPruneCommand() *cobra.Command {
 (a duration ago such as 90d or 2160h, or an RFC 3339 time) — never the
 newest one — and append an audit.prune event that names the last deleted
 event and its hash, in one transaction: 'keyward audit verify' then checks
-the chain from the first kept event and requires that record.
+the chain from the first kept event, requires that record and lists every
+prune. Large prunes go in transactions of 20,000 events, so token requests
+wait for one short transaction at a time.
 
---export first writes every event older than --before to FILE (which must
+--export first writes the events older than --before to FILE (which must
 not exist), one JSON object a line as 'audit list -o json' shows them, and
-syncs it: keep it if the events must outlive the database.`,
+syncs it; only events it wrote are then pruned. Keep it if the events must
+outlive the database.`,
 		Example: `  keyward audit prune --data-dir keyward-data --before 90d --export audit-until-90d.jsonl
   keyward audit prune --db postgres://keyward@db/keyward --before 2026-01-01T00:00:00Z`,
 		Args: cobra.NoArgs,
@@ -237,24 +252,41 @@ syncs it: keep it if the events must outlive the database.`,
 				return err
 			}
 			defer st.Close()
+			var limits storage.PruneLimits
 			if export != "" {
-				n, err := exportAudit(cmd.Context(), st, cut, export)
+				n, last, err := exportAudit(cmd.Context(), st, cut, export)
 				if err != nil {
 					return fmt.Errorf("--export: %w (nothing was pruned)", err)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "exported %d events older than %s to %s\n", n, cut.Format(time.RFC3339), export)
+				if n == 0 {
+					fmt.Fprintln(cmd.OutOrStdout(), "nothing to prune")
+					return nil
+				}
+				limits.ThroughSeq = last // nothing that was not exported goes
 			}
 			ev := storage.AuditEvent{Time: now, Outcome: storage.OutcomeSuccess, Actor: localOperator("keyward audit prune"),
 				Data: map[string]string{"before": cut.UTC().Format(time.RFC3339)}}
-			n, err := st.PruneAudit(cmd.Context(), cut, ev)
-			if err != nil {
-				return err
+			// In batches, so that writers wait for one short transaction at
+			// a time, not for the whole prune.
+			limits.MaxEvents = pruneBatch
+			var total int64
+			for {
+				ev.Time = time.Now()
+				n, err := st.PruneAudit(cmd.Context(), cut, limits, ev)
+				if err != nil {
+					return fmt.Errorf("after pruning %d events: %w", total, err)
+				}
+				if n == 0 {
+					break
+				}
+				total += n
 			}
-			if n == 0 {
+			if total == 0 {
 				fmt.Fprintf(cmd.OutOrStdout(), "no audit event older than %s to prune\n", cut.Format(time.RFC3339))
 				return nil
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pruned %d audit events older than %s; an %s event records it\n", n, cut.Format(time.RFC3339), storage.ActionAuditPrune)
+			fmt.Fprintf(cmd.OutOrStdout(), "pruned %d audit events older than %s; %s events record it\n", total, cut.Format(time.RFC3339), storage.ActionAuditPrune)
 			return nil
 		},
 	}
@@ -264,30 +296,35 @@ syncs it: keep it if the events must outlive the database.`,
 	return cmd
 }
 
+// pruneBatch is how many events one prune transaction deletes at most.
+var pruneBatch int64 = 20_000
+
 // exportAudit writes the events older than cut to a new file, one JSON
-// object a line, and syncs it. The events PruneAudit deletes are among
-// them: all of those are older than cut.
-func exportAudit(ctx context.Context, st storage.Storage, cut time.Time, path string) (int, error) {
+// object a line, and syncs it: every event from the oldest up to the first
+// at or after cut. It returns how many it wrote and the last one's seq, the
+// bound of what may then be pruned.
+func exportAudit(ctx context.Context, st storage.Storage, cut time.Time, path string) (n int, last int64, err error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	w := bufio.NewWriter(f)
 	enc := json.NewEncoder(w)
-	n := 0
 	err = func() error {
-		for after := int64(0); ; {
-			page, err := st.ListAuditEvents(ctx, storage.AuditFilter{AfterSeq: after, Until: cut, Limit: 1000})
+		for {
+			page, err := st.ListAuditEvents(ctx, storage.AuditFilter{AfterSeq: last, Limit: 1000})
 			if err != nil || len(page) == 0 {
 				return err
 			}
 			for _, e := range page {
+				if !e.Time.Before(cut) {
+					return nil
+				}
 				if err := enc.Encode(admin.AuditView(e)); err != nil {
 					return err
 				}
+				n, last = n+1, e.Seq
 			}
-			n += len(page)
-			after = page[len(page)-1].Seq
 		}
 	}()
 	if err == nil {
@@ -301,7 +338,7 @@ func exportAudit(ctx context.Context, st storage.Storage, cut time.Time, path st
 	}
 	if err != nil {
 		os.Remove(path)
-		return 0, err
+		return 0, 0, err
 	}
-	return n, nil
+	return n, last, nil
 }

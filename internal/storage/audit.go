@@ -182,6 +182,9 @@ type LogCheck struct {
 	FirstSeq int64  // the first event kept; above 1 when older ones were pruned
 	HeadSeq  int64  // the newest event
 	Head     []byte // its hash
+	// Prunes are the audit.prune events in the log: each one's deletion
+	// should be one an operator ran.
+	Prunes []AuditEvent
 }
 
 // VerifyLog checks the whole audit chain of a store, page by page: every
@@ -218,7 +221,11 @@ func VerifyLog(ctx context.Context, s AuditLister) (LogCheck, error) {
 			return c, err
 		}
 		for _, e := range page {
-			if e.Action == ActionAuditPrune && e.Data["through_seq"] == pruneSeq && e.Data["through_hash"] == pruneHex {
+			if e.Action != ActionAuditPrune {
+				continue
+			}
+			c.Prunes = append(c.Prunes, e)
+			if e.Data["through_seq"] == pruneSeq && e.Data["through_hash"] == pruneHex {
 				found = true
 			}
 		}

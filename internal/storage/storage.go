@@ -233,6 +233,16 @@ type SealedValue struct {
 	CreatedAt time.Time
 }
 
+// PruneLimits bound what one PruneAudit call deletes.
+type PruneLimits struct {
+	// ThroughSeq, if set, is the last event that may go: the last one an
+	// export wrote, say.
+	ThroughSeq int64
+	// MaxEvents, if set, caps the events deleted, so that one transaction
+	// does not hold the write lock for long.
+	MaxEvents int64
+}
+
 // SealedValueAAD is the authenticated data a sealed value is encrypted with:
 // its name, in a namespace apart from signing-key IDs.
 func SealedValueAAD(name string) string { return "sealed-value:" + name }
@@ -396,11 +406,11 @@ type Storage interface {
 	// ListAuditEvents returns events in sequence order.
 	ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 	// PruneAudit deletes the oldest audit events — those before the first
-	// event at or after before, and never the newest event — and appends
-	// ev, completed by CompletePrune, in the same transaction, so the chain
-	// stays verifiable from the first event kept (VerifyLog). It returns how
-	// many events it deleted; with none, ev is not written.
-	PruneAudit(ctx context.Context, before time.Time, ev AuditEvent) (int64, error)
+	// event at or after before, within limits, and never the newest event —
+	// and appends ev, completed by CompletePrune, in the same transaction,
+	// so the chain stays verifiable from the first event kept (VerifyLog).
+	// It returns how many events it deleted; with none, ev is not written.
+	PruneAudit(ctx context.Context, before time.Time, limits PruneLimits, ev AuditEvent) (int64, error)
 
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error

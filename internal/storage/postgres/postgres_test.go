@@ -85,4 +85,31 @@ func TestAuditAppendOnly(t *testing.T) {
 			t.Errorf("%s: %v, want the append-only refusal", q, err)
 		}
 	}
+	if _, err := s.Commit(ctx, []storage.Write{{Events: []storage.AuditEvent{ev}}}); err != nil {
+		t.Fatal(err)
+	}
+	for name, stmts := range map[string][]string{
+		// Even with the gate open, only the prefix it names can go, never
+		// the newest event.
+		"middle": {`INSERT INTO audit_prune_gate (through) VALUES (1)`, `DELETE FROM audit_events WHERE seq = 2`},
+		"newest": {`INSERT INTO audit_prune_gate (through) VALUES (9)`, `DELETE FROM audit_events WHERE seq = 3`},
+		// A temporary table of the gate's name does not open it.
+		"temporary gate": {`CREATE TEMP TABLE audit_prune_gate (through BIGINT)`, `INSERT INTO pg_temp.audit_prune_gate VALUES (9)`,
+			`DELETE FROM audit_events WHERE seq = 1`},
+	} {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var last error
+		for _, q := range stmts {
+			if _, last = tx.ExecContext(ctx, q); last != nil {
+				break
+			}
+		}
+		if last == nil || !strings.Contains(last.Error(), "append-only") {
+			t.Errorf("%s: %v, want the append-only refusal", name, last)
+		}
+		tx.Rollback()
+	}
 }

@@ -78,4 +78,22 @@ func TestAuditAppendOnly(t *testing.T) {
 			t.Errorf("%s: %v, want the append-only refusal", q, err)
 		}
 	}
+	// Even with the gate open, only the prefix it names can go, never the
+	// newest event.
+	if _, err := s.Commit(ctx, []storage.Write{{Events: []storage.AuditEvent{ev}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DELETE FROM audit_events WHERE seq = 2`, `DELETE FROM audit_events WHERE seq = 3`} {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_prune_gate (through) VALUES (1)`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, q); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("gate through 1, %s: %v, want the append-only refusal", q, err)
+		}
+		tx.Rollback()
+	}
 }

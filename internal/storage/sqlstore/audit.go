@@ -170,7 +170,7 @@ func (s *Store) useJTIsOneByOne(ctx context.Context, tx *sql.Tx, writes []storag
 }
 
 // PruneAudit implements storage.Storage.
-func (s *Store) PruneAudit(ctx context.Context, before time.Time, ev storage.AuditEvent) (int64, error) {
+func (s *Store) PruneAudit(ctx context.Context, before time.Time, limits storage.PruneLimits, ev storage.AuditEvent) (int64, error) {
 	var n int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if s.d.LockAudit != "" {
@@ -185,6 +185,16 @@ func (s *Store) PruneAudit(ctx context.Context, before time.Time, ev storage.Aud
 		if err := tx.QueryRowContext(ctx, s.q["auditPruneThrough"], micros(before)).Scan(&through); err != nil {
 			return s.wrap("prune audit log", err)
 		}
+		if limits.ThroughSeq > 0 {
+			through = min(through, limits.ThroughSeq)
+		}
+		if limits.MaxEvents > 0 {
+			var first int64
+			if err := tx.QueryRowContext(ctx, s.q["auditFirstSeq"]).Scan(&first); err != nil {
+				return s.wrap("prune audit log", err)
+			}
+			through = min(through, first+limits.MaxEvents-1)
+		}
 		err := tx.QueryRowContext(ctx, s.q["auditHashAt"], through).Scan(&hash)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil // pruned through there already, or nothing to prune
@@ -193,7 +203,7 @@ func (s *Store) PruneAudit(ctx context.Context, before time.Time, ev storage.Aud
 		}
 		// The gate lets the append-only trigger allow these deletes; it is
 		// closed again before the transaction commits.
-		if _, err := tx.ExecContext(ctx, s.q["openPruneGate"]); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q["openPruneGate"], through); err != nil {
 			return s.wrap("prune audit log", err)
 		}
 		res, err := tx.ExecContext(ctx, s.q["pruneAudit"], through)

@@ -71,7 +71,8 @@ var queries = map[string]string{
 	// the time, or before the newest event when none is that recent.
 	"auditPruneThrough": `SELECT COALESCE((SELECT MIN(seq) FROM audit_events WHERE time >= ?), (SELECT MAX(seq) FROM audit_events), 1) - 1`,
 	"auditHashAt":       `SELECT hash FROM audit_events WHERE seq = ?`,
-	"openPruneGate":     `INSERT INTO audit_prune_gate (open) VALUES (1)`,
+	"auditFirstSeq":     `SELECT COALESCE(MIN(seq), 0) FROM audit_events`,
+	"openPruneGate":     `INSERT INTO audit_prune_gate (through) VALUES (?)`,
 	"pruneAudit":        `DELETE FROM audit_events WHERE seq <= ?`,
 	"closePruneGate":    `DELETE FROM audit_prune_gate`,
 }

@@ -833,38 +833,48 @@ func testAuditPrune(t *testing.T, s storage.Storage) {
 		mustNil(t, err)
 	}
 	prune := storage.AuditEvent{Time: t0.Add(10 * time.Hour), Outcome: storage.OutcomeSuccess, Actor: "operator", Data: map[string]string{"before": "5h"}}
-	n, err := s.PruneAudit(ctx, t0.Add(5*time.Hour), prune)
-	mustNil(t, err)
-	if n != 5 {
-		t.Fatalf("pruned %d events, want the 5 before the cut", n)
+	cut := t0.Add(5 * time.Hour)
+	for _, step := range []struct {
+		limits storage.PruneLimits
+		want   int64
+	}{
+		{storage.PruneLimits{MaxEvents: 2}, 2},  // events 1 and 2
+		{storage.PruneLimits{ThroughSeq: 4}, 2}, // 3 and 4
+		{storage.PruneLimits{}, 1},              // 5, the last before the cut
+	} {
+		n, err := s.PruneAudit(ctx, cut, step.limits, prune)
+		mustNil(t, err)
+		if n != step.want {
+			t.Fatalf("with %+v pruned %d events, want %d", step.limits, n, step.want)
+		}
 	}
 	c, err := storage.VerifyLog(ctx, s)
 	mustNil(t, err)
-	if c.FirstSeq != 6 || c.HeadSeq != 11 || c.Events != 6 {
-		t.Fatalf("after pruning: %+v, want events 6 to 11", c)
+	if c.FirstSeq != 6 || c.HeadSeq != 13 || c.Events != 8 || len(c.Prunes) != 3 {
+		t.Fatalf("after pruning: %+v, want events 6 to 13 with 3 prune events", c)
 	}
 	evs := listAfter(t, s, 5)
 	last := evs[len(evs)-1]
-	if last.Action != storage.ActionAuditPrune || last.Actor != "operator" || last.Data["through_seq"] != "5" || last.Data["count"] != "5" || last.Data["before"] != "5h" {
+	if last.Action != storage.ActionAuditPrune || last.Actor != "operator" || last.Data["through_seq"] != "5" || last.Data["count"] != "1" || last.Data["before"] != "5h" {
 		t.Fatalf("prune event %+v", last)
 	}
 	// Nothing older than the cut is left: nothing is written.
-	n, err = s.PruneAudit(ctx, t0.Add(5*time.Hour), prune)
+	n, err := s.PruneAudit(ctx, cut, storage.PruneLimits{}, prune)
 	mustNil(t, err)
-	if c2, _ := storage.VerifyLog(ctx, s); n != 0 || c2.HeadSeq != 11 {
+	if c2, _ := storage.VerifyLog(ctx, s); n != 0 || c2.HeadSeq != 13 {
 		t.Fatalf("a second prune deleted %d and moved the head to %d", n, c2.HeadSeq)
 	}
 	// A cut after every event keeps the newest, so the chain goes on.
-	n, err = s.PruneAudit(ctx, t0.Add(100*time.Hour), prune)
+	n, err = s.PruneAudit(ctx, t0.Add(100*time.Hour), storage.PruneLimits{}, prune)
 	mustNil(t, err)
-	if n != 5 {
+	if n != 7 {
 		t.Fatalf("pruned %d, want all but the newest", n)
 	}
 	_, err = s.Commit(ctx, []storage.Write{{Events: []storage.AuditEvent{ev("after")}}})
 	mustNil(t, err)
 	c, err = storage.VerifyLog(ctx, s)
 	mustNil(t, err)
-	if c.FirstSeq != 11 || c.HeadSeq != 13 || c.Events != 3 {
+	if c.FirstSeq != 13 || c.HeadSeq != 15 || c.Events != 3 {
 		t.Fatalf("after pruning all but the newest: %+v", c)
 	}
 }
