@@ -52,21 +52,13 @@ on SQLite, at once on PostgreSQL.`,
 			if _, err := os.Lstat(keyFile); err == nil {
 				return usageError{fmt.Errorf("--key-file %s already exists; name a new file", keyFile)}
 			}
-			issuer := cfg.Issuer
-			if issuer == "" {
-				scheme := "http"
-				if cfg.TLSCert != "" {
-					scheme = "https"
-				}
-				issuer = scheme + "://" + cfg.Listen
-			}
 			cfg.NoMigrate = true
 			st, err := openStore(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			svc := admin.NewService(st, admin.Config{Issuer: issuer, AccountDomain: cfg.AccountDomain,
+			svc := admin.NewService(st, admin.Config{Issuer: cfg.issuer(cfg.Listen), AccountDomain: cfg.AccountDomain,
 				DefaultTokenLifetime: cfg.DefaultTokenTTL, MaxTokenLifetime: cfg.MaxTokenTTL})
 			written := false
 			r, err := svc.RecoverAdmin(cmd.Context(), admin.Actor{ID: localOperator("keyward recover-admin")}, enable, func(kf sakey.KeyFile) error {

@@ -91,6 +91,22 @@ func (c *Config) addServeFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 }
 
+// baseURL is the URL of a listener of this configuration at addr.
+func (c Config) baseURL(addr string) string {
+	if c.TLSCert != "" {
+		return "https://" + addr
+	}
+	return "http://" + addr
+}
+
+// issuer is --issuer, or else the URL of the listener at addr.
+func (c Config) issuer(addr string) string {
+	if c.Issuer != "" {
+		return c.Issuer
+	}
+	return c.baseURL(addr)
+}
+
 // addStoreFlags binds the flags that choose the store.
 func (c *Config) addStoreFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the SQLite database, the generated master key and the admin key file")

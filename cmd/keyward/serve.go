@@ -199,14 +199,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	scheme := "http"
-	if c.TLSCert != "" {
-		scheme = "https"
-	}
-	m.Issuer = c.Issuer
-	if m.Issuer == "" {
-		m.Issuer = scheme + "://" + m.listener.Addr().String()
-	}
+	m.Issuer = c.issuer(m.listener.Addr().String())
 	scfg := server.Config{
 		Issuer: m.Issuer, AccountDomain: c.AccountDomain,
 		DefaultTokenLifetime: c.DefaultTokenTTL, MaxTokenLifetime: c.MaxTokenTTL,
@@ -392,13 +385,7 @@ func (m *Main) Handler() http.Handler { return m.Server }
 
 // URL returns the URL of this server's own listener, which differs from
 // the issuer behind a load balancer.
-func (m *Main) URL() string {
-	scheme := "http"
-	if m.Config.TLSCert != "" {
-		scheme = "https"
-	}
-	return scheme + "://" + m.listener.Addr().String()
-}
+func (m *Main) URL() string { return m.Config.baseURL(m.listener.Addr().String()) }
 
 func storeName(c Config) string {
 	if c.DB != "" {
