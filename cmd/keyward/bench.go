@@ -9,8 +9,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -28,6 +26,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/spf13/cobra"
 
 	"github.com/keyward/keyward/internal/admin"
@@ -378,22 +378,16 @@ func (b *bench) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.signingAlg = jwtAlg(tok)
-	return nil
-}
-
-// jwtAlg returns the alg of a JWT's header, or "" if it has none.
-func jwtAlg(token string) string {
-	header, _, _ := strings.Cut(token, ".")
-	raw, err := base64.RawURLEncoding.DecodeString(header)
+	algs := make([]jose.SignatureAlgorithm, len(signer.Algorithms))
+	for i, a := range signer.Algorithms {
+		algs[i] = jose.SignatureAlgorithm(a)
+	}
+	parsed, err := jwt.ParseSigned(tok, algs)
 	if err != nil {
-		return ""
+		return fmt.Errorf("the fixture token is not a JWT: %w", err)
 	}
-	var h struct {
-		Alg string `json:"alg"`
-	}
-	json.Unmarshal(raw, &h)
-	return h.Alg
+	b.signingAlg = parsed.Headers[0].Algorithm
+	return nil
 }
 
 // fixtures are what the scenarios use.
