@@ -1,12 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -304,13 +304,8 @@ var pruneBatch int64 = 20_000
 // at or after cut. It returns how many it wrote and the last one's seq, the
 // bound of what may then be pruned.
 func exportAudit(ctx context.Context, st storage.Storage, cut time.Time, path string) (n int, last int64, err error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return 0, 0, err
-	}
-	w := bufio.NewWriter(f)
-	enc := json.NewEncoder(w)
-	err = func() error {
+	err = writeNewFile(path, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
 		for {
 			page, err := st.ListAuditEvents(ctx, storage.AuditFilter{AfterSeq: last, Limit: 1000})
 			if err != nil || len(page) == 0 {
@@ -326,18 +321,8 @@ func exportAudit(ctx context.Context, st storage.Storage, cut time.Time, path st
 				n, last = n+1, e.Seq
 			}
 		}
-	}()
-	if err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	})
 	if err != nil {
-		os.Remove(path)
 		return 0, 0, err
 	}
 	return n, last, nil
