@@ -191,7 +191,7 @@ type LogCheck struct {
 // event links to the one before and still has the content it was written
 // with. A log whose oldest events were pruned must hold the audit.prune
 // event that names the last pruned event and its hash; a log that lost its
-// head end without one does not verify. The error of a broken chain names
+// oldest events without one does not verify. The error of a broken chain names
 // the first event that does not fit.
 func VerifyLog(ctx context.Context, s AuditLister) (LogCheck, error) {
 	var (

@@ -46,9 +46,7 @@ func formatOrDefault(f string) string {
 	return f
 }
 
-func (s *Store) apiScopes(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, name string) ([]string, error) {
+func (s *Store) apiScopes(ctx context.Context, q queryer, name string) ([]string, error) {
 	rows, err := q.QueryContext(ctx, s.q["getAPIScopes"], name)
 	if err != nil {
 		return nil, err

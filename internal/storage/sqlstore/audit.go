@@ -93,18 +93,18 @@ func (s *Store) useJTIs(ctx context.Context, tx *sql.Tx, writes []storage.Write,
 		return nil
 	}
 	type key struct{ issuer, jti string }
-	claimed := make(map[key]int, n) // → index of the write that asks first
+	claimed := make(map[key]bool, n) // by the first write that asks
 	batch := make([]int, 0, n)
 	for i, w := range writes {
 		if len(w.JTIs) == 0 {
 			continue
 		}
 		k := key{w.JTIs[0].Issuer, w.JTIs[0].JTI}
-		if _, dup := claimed[k]; dup {
+		if claimed[k] {
 			results[i] = storage.ErrReplay
 			continue
 		}
-		claimed[k] = i
+		claimed[k] = true
 		batch = append(batch, i)
 	}
 	// In key order, so that two processes inserting the same JTIs lock

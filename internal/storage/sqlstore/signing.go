@@ -8,9 +8,7 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 )
 
-func (s *Store) listSigningKeys(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}) ([]storage.SigningKey, error) {
+func (s *Store) listSigningKeys(ctx context.Context, q queryer) ([]storage.SigningKey, error) {
 	rows, err := q.QueryContext(ctx, s.q["listSigningKeys"])
 	if err != nil {
 		return nil, s.wrap("list signing keys", err)
@@ -81,9 +79,7 @@ func (s *Store) ListSealedValues(ctx context.Context) ([]storage.SealedValue, er
 	return s.listSealedValues(ctx, s.r)
 }
 
-func (s *Store) listSealedValues(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}) ([]storage.SealedValue, error) {
+func (s *Store) listSealedValues(ctx context.Context, q queryer) ([]storage.SealedValue, error) {
 	rows, err := q.QueryContext(ctx, s.q["listSealedValues"])
 	if err != nil {
 		return nil, s.wrap("list sealed values", err)

@@ -50,6 +50,11 @@ type Store struct {
 	reads sync.Map
 }
 
+// queryer runs a query: a *sql.DB or, inside a transaction, a *sql.Tx.
+type queryer interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}
+
 // hotQueries are prepared once on the writer: they run for every request.
 // The audit inserts are added with their queries.
 var hotQueries = []string{"insertJTI", "deleteJTI", "auditHead"}
