@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
@@ -123,13 +122,12 @@ func (h *Handler) endpoint(fn func(*http.Request, Actor) (int, any, error)) http
 // characters: names and IDs are text, and PostgreSQL cannot even compare
 // what is not.
 func checkText(r *http.Request) error {
-	text := func(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
-	if !text(r.URL.Path) {
+	if !oauth2.IsText(r.URL.Path) {
 		return invalid("The request path is not UTF-8 text without NUL characters.")
 	}
 	for k, vs := range r.URL.Query() {
 		for _, v := range vs {
-			if !text(k) || !text(v) {
+			if !oauth2.IsText(k) || !oauth2.IsText(v) {
 				return invalid("The query parameter %q is not UTF-8 text without NUL characters.", strings.ToValidUTF8(k, "?"))
 			}
 		}

@@ -97,7 +97,7 @@ func Parse(raw string) (*Token, error) {
 	}
 	c := t.Claims
 	for _, v := range append([]string{c.Issuer, c.Subject, c.Prn, c.ID, c.Scope}, c.Audience...) {
-		if strings.IndexByte(v, 0) >= 0 {
+		if !oauth2.IsText(v) {
 			return nil, fail(Malformed, "Invalid JWT: a claim contains a NUL character.", nil)
 		}
 	}

@@ -20,7 +20,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
@@ -251,7 +250,7 @@ func parseBasic(b64 string) (id, secret string, err error) {
 		return "", "", errors.New("basic credentials have no colon")
 	}
 	id, secret = formDecode(rawID), formDecode(rawSecret)
-	if strings.IndexByte(id, 0) >= 0 || strings.IndexByte(secret, 0) >= 0 || !utf8.ValidString(id) || !utf8.ValidString(secret) {
+	if !oauth2.IsText(id) || !oauth2.IsText(secret) {
 		return "", "", errors.New("basic credentials are not UTF-8 text without NUL characters")
 	}
 	return id, secret, nil

@@ -10,9 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -114,7 +112,7 @@ func (h *Handler) accountKeys(w http.ResponseWriter, r *http.Request) ([]storage
 		a   storage.Account
 		err = storage.ErrNotFound // no account has an email that is not text
 	)
-	if utf8.ValidString(email) && strings.IndexByte(email, 0) < 0 {
+	if oauth2.IsText(email) {
 		a, err = h.dir.GetAccountByEmail(r.Context(), email)
 	}
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && a.Disabled) {

@@ -101,11 +101,8 @@ func ParseFormBody(body string) (Form, error) {
 		if err1 != nil || err2 != nil {
 			return nil, Errorf(ErrInvalidRequest, "The request body is not valid form encoding.")
 		}
-		if strings.IndexByte(key, 0) >= 0 || strings.IndexByte(val, 0) >= 0 {
-			return nil, Errorf(ErrInvalidRequest, "The request body contains a NUL character.")
-		}
-		if !utf8.ValidString(key) || !utf8.ValidString(val) {
-			return nil, Errorf(ErrInvalidRequest, "The request body is not valid UTF-8 (RFC 6749 Appendix B).")
+		if !IsText(key) || !IsText(val) {
+			return nil, Errorf(ErrInvalidRequest, "The request body must be UTF-8 text (RFC 6749 Appendix B) without NUL characters.")
 		}
 		if prev, dup := f[key]; dup {
 			if !repeatable[key] {
@@ -117,6 +114,11 @@ func ParseFormBody(body string) (Form, error) {
 	}
 	return f, nil
 }
+
+// IsText reports whether s is UTF-8 text without NUL characters, as every
+// name, identifier and parameter value must be: nothing Keyward stores has
+// a use for anything else, and PostgreSQL cannot store it.
+func IsText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {
