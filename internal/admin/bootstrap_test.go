@@ -178,6 +178,11 @@ func TestBootstrapLeavesAnAdministeredStoreAlone(t *testing.T) {
 			if err := svc.DeleteKey(ctx, admin.Actor{ID: a.ID}, a.ID, k.files[0].PrivateKeyID); err != nil {
 				t.Fatal(err)
 			}
+			// Even with the key's creation pruned from the audit log.
+			if _, err := st.PruneAudit(ctx, time.Now().Add(time.Hour), storage.PruneLimits{},
+				storage.AuditEvent{Time: time.Now(), Outcome: storage.OutcomeSuccess, Actor: "op"}); err != nil {
+				t.Fatal(err)
+			}
 			if _, created, err := svc.Bootstrap(ctx, k.save); err != nil || created || len(k.files) != 1 {
 				t.Fatalf("created=%v files=%d err=%v", created, len(k.files), err)
 			}

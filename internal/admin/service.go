@@ -892,15 +892,23 @@ func (s *Service) finishBootstrap(ctx context.Context, save func(sakey.KeyFile) 
 	} else if err != nil {
 		return a, false, err
 	}
-	// Interrupted means the account never had a key: an administrator who
-	// deleted its keys (signing in with a secret or a certificate instead)
-	// must not get a new one at every start.
+	// Interrupted means the account is as the first start created it and
+	// never had a key: an administrator who deleted its keys (signing in
+	// with a secret or a certificate instead) must not get a new one at
+	// every start. The audit log alone cannot tell once it was pruned.
+	if !a.UpdatedAt.Equal(a.CreatedAt) {
+		return a, false, nil
+	}
 	created, err := s.store.ListAuditEvents(ctx, storage.AuditFilter{AccountID: a.ID, Action: "key.create", Limit: 1})
 	if err != nil || len(created) > 0 {
 		return a, false, err
 	}
 	keys, err := s.store.ListKeys(ctx, a.ID)
 	if err != nil || len(keys) > 0 {
+		return a, false, err
+	}
+	secrets, err := s.store.ListSecrets(ctx, a.ID)
+	if err != nil || len(secrets) > 0 {
 		return a, false, err
 	}
 	if err := s.newAdminKey(ctx, Actor{ID: "system"}, a, save); err != nil {
