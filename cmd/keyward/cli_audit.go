@@ -29,7 +29,8 @@ func newAuditCommand() *cobra.Command {
 		Long: `Every token issued or refused, every introspection and revocation and every
 admin change is an event in an append-only, hash-chained audit log, written
 durably before the response. 'audit list' reads it through the admin API;
-'audit verify' checks the chain directly in the database.`,
+'audit verify' checks the chain and 'audit prune' deletes old events,
+directly in the database.`,
 	}
 	cmd.AddCommand(newAuditListCommand(), newAuditVerifyCommand(), newAuditPruneCommand())
 	return cmd
@@ -154,7 +155,10 @@ func newAuditVerifyCommand() *cobra.Command {
 needed, and none trusted) and check that every event links to the one
 before and still has the content it was written with. It reports the number
 of events and the hash of the last one — keep that hash somewhere else, to
-detect later that the tail was cut — or the first event that does not fit.`,
+detect later that the tail was cut — or the first event that does not fit.
+A pruned log is checked from its first kept event, must hold the
+audit.prune event that accounts for the rest, and every prune is listed:
+each should be one you ran.`,
 		Example: `  keyward audit verify --data-dir keyward-data
   keyward audit verify --db postgres://keyward@db/keyward -o json`,
 		Args: cobra.NoArgs,
@@ -217,11 +221,11 @@ func newAuditPruneCommand() *cobra.Command {
 500 bytes each on SQLite). Working straight on the database (--data-dir or
 --db; the server may keep running), delete the events older than --before
 (a duration ago such as 90d or 2160h, or an RFC 3339 time) — never the
-newest one — and append an audit.prune event that names the last deleted
-event and its hash, in one transaction: 'keyward audit verify' then checks
-the chain from the first kept event, requires that record and lists every
-prune. Large prunes go in transactions of 20,000 events, so token requests
-wait for one short transaction at a time.
+newest one. Each transaction deletes at most 20,000 events, so token
+requests wait for one short transaction at a time, and appends an
+audit.prune event that names the last event it deleted and its hash:
+'keyward audit verify' then checks the chain from the first kept event,
+requires that record and lists every prune.
 
 --export first writes the events older than --before to FILE (which must
 not exist), one JSON object a line as 'audit list -o json' shows them, and
