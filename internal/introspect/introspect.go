@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/clientauth"
+	"github.com/keyward/keyward/internal/jsonappend"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/tokenstate"
@@ -69,6 +70,40 @@ type Response struct {
 	ClientEmail string               `json:"client_email,omitempty"`
 	Actor       *oauth2.Actor        `json:"act,omitempty"`
 	Cnf         *oauth2.Confirmation `json:"cnf,omitempty"`
+}
+
+// AppendJSON appends r as JSON, the same as json.Marshal writes it: every
+// introspection answers with one.
+func (r *Response) AppendJSON(dst []byte) []byte {
+	o := jsonappend.NewObject(dst)
+	o.Bool("active", r.Active)
+	for _, m := range [...]struct{ k, v string }{{"scope", r.Scope}, {"client_id", r.ClientID}, {"sub", r.Subject}} {
+		if m.v != "" {
+			o.String(m.k, m.v)
+		}
+	}
+	if len(r.Audience) > 0 {
+		r.Audience.AppendTo(&o)
+	}
+	if r.Issuer != "" {
+		o.String("iss", r.Issuer)
+	}
+	for _, m := range [...]struct {
+		k string
+		v int64
+	}{{"exp", r.Expiry}, {"iat", r.IssuedAt}, {"nbf", r.NotBefore}} {
+		if m.v != 0 {
+			o.Int(m.k, m.v)
+		}
+	}
+	for _, m := range [...]struct{ k, v string }{{"token_type", r.TokenType}, {"jti", r.ID}, {"client_email", r.ClientEmail}} {
+		if m.v != "" {
+			o.String(m.k, m.v)
+		}
+	}
+	r.Actor.AppendTo(&o)
+	r.Cnf.AppendTo(&o)
+	return o.End()
 }
 
 // ServeHTTP implements http.Handler.

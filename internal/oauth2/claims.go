@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+
+	"github.com/keyward/keyward/internal/jsonappend"
 )
 
 // AccessClaims are the claims of a Keyward JWT access token (RFC 9068 §2.2).
@@ -66,9 +68,74 @@ func (a *Audience) UnmarshalJSON(b []byte) error {
 // MarshalJSON implements json.Marshaler.
 func (a Audience) MarshalJSON() ([]byte, error) {
 	if len(a) == 1 {
-		return json.Marshal(a[0])
+		return jsonappend.String(nil, a[0]), nil
 	}
-	return json.Marshal([]string(a))
+	return jsonappend.Strings(nil, a), nil
+}
+
+// AppendTo adds a to o as its "aud" member, as MarshalJSON writes it.
+func (a Audience) AppendTo(o *jsonappend.Object) {
+	if len(a) == 1 {
+		o.String("aud", a[0])
+	} else {
+		o.Strings("aud", a)
+	}
+}
+
+// AppendJSON appends the claims as JSON, the same as json.Marshal writes
+// them, without reflection: the token endpoint encodes one set per token.
+func (c *AccessClaims) AppendJSON(dst []byte) []byte {
+	o := jsonappend.NewObject(dst)
+	o.String("iss", c.Issuer)
+	o.String("sub", c.Subject)
+	c.Audience.AppendTo(&o)
+	o.String("client_id", c.ClientID)
+	o.Int("iat", c.IssuedAt)
+	if c.NotBefore != 0 {
+		o.Int("nbf", c.NotBefore)
+	}
+	o.Int("exp", c.Expiry)
+	o.String("jti", c.ID)
+	if c.Scope != "" {
+		o.String("scope", c.Scope)
+	}
+	if c.ClientEmail != "" {
+		o.String("client_email", c.ClientEmail)
+	}
+	c.Actor.AppendTo(&o)
+	c.Confirmation.AppendTo(&o)
+	if c.Credential != "" {
+		o.String("cred", c.Credential)
+	}
+	return o.End()
+}
+
+// AppendTo adds a to o as its "act" member, if a is set.
+func (a *Actor) AppendTo(o *jsonappend.Object) {
+	if a == nil {
+		return
+	}
+	o.Open("act")
+	o.String("sub", a.Subject)
+	if a.ClientEmail != "" {
+		o.String("client_email", a.ClientEmail)
+	}
+	o.Close()
+}
+
+// AppendTo adds c to o as its "cnf" member, if c is set.
+func (c *Confirmation) AppendTo(o *jsonappend.Object) {
+	if c == nil {
+		return
+	}
+	o.Open("cnf")
+	if c.X5TS256 != "" {
+		o.String("x5t#S256", c.X5TS256)
+	}
+	if c.JKT != "" {
+		o.String("jkt", c.JKT)
+	}
+	o.Close()
 }
 
 // Contains reports whether v is one of the audience values.

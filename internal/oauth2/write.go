@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"sync"
 	"time"
+
+	"github.com/keyward/keyward/internal/jsonappend"
 )
 
 // errorBody is the RFC 6749 §5.2 error response.
@@ -29,18 +32,35 @@ func WriteError(w http.ResponseWriter, err error) {
 // WriteJSON writes v as JSON with the headers RFC 6749 §5.1 requires of
 // token responses: Cache-Control: no-store and Pragma: no-cache.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		b = []byte(`{"error":"server_error"}`)
+	var b []byte
+	if a, ok := v.(jsonappend.Appender); ok {
+		buf := bodyBuffers.Get().(*[]byte)
+		b = append(a.AppendJSON((*buf)[:0]), '\n')
+		defer func() {
+			if cap(b) <= 64<<10 {
+				*buf = b[:0]
+				bodyBuffers.Put(buf)
+			}
+		}()
+	} else {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			status = http.StatusInternalServerError
+			b = []byte(`{"error":"server_error"}`)
+		}
+		b = append(b, '\n')
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(b)
 }
+
+// bodyBuffers hold response bodies while they are written: Write copies
+// them.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // RemoteIP returns the IP address of the request's peer.
 func RemoteIP(r *http.Request) string {

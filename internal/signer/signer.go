@@ -19,12 +19,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/keyward/keyward/internal/jsonappend"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -215,14 +217,25 @@ func (s *Signer) load(keys []storage.SigningKey) (*keySet, error) {
 }
 
 // Sign serializes claims as a JWT signed with the current key. It signs the
-// JSON of claims as it is, without go-jose's round trip through a map.
+// JSON of claims as it is, without go-jose's round trip through a map;
+// claims that write their own JSON (a jsonappend.Appender) skip reflection.
 func (s *Signer) Sign(claims any) (string, error) {
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		return "", err
+	a, ok := claims.(jsonappend.Appender)
+	if !ok {
+		payload, err := json.Marshal(claims)
+		if err != nil {
+			return "", err
+		}
+		return s.set.Load().current.serialize(payload)
 	}
-	return s.set.Load().current.serialize(payload)
+	buf := payloadBuffers.Get().(*[]byte)
+	defer payloadBuffers.Put(buf)
+	*buf = a.AppendJSON((*buf)[:0])
+	return s.set.Load().current.serialize(*buf)
 }
+
+// payloadBuffers hold claims while they are signed: serialize copies them.
+var payloadBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // CurrentKeyID is the kid of the key signing now.
 func (s *Signer) CurrentKeyID() string { return s.set.Load().currentID }

@@ -10,6 +10,8 @@ import (
 	"maps"
 	"strconv"
 	"time"
+
+	"github.com/keyward/keyward/internal/jsonappend"
 )
 
 // Audit event outcomes.
@@ -53,15 +55,15 @@ type eventEncoding struct {
 }
 
 func encodeEvent(e *AuditEvent) *eventEncoding {
-	content, _ := json.Marshal(struct {
-		Time      int64             `json:"time_us"`
-		Action    string            `json:"action"`
-		Outcome   string            `json:"outcome"`
-		AccountID string            `json:"account_id"`
-		Actor     string            `json:"actor"`
-		Source    string            `json:"source"`
-		Data      map[string]string `json:"data"`
-	}{e.Time.UnixMicro(), e.Action, e.Outcome, e.AccountID, e.Actor, e.Source, e.Data})
+	o := jsonappend.NewObject(make([]byte, 0, 320))
+	o.Int("time_us", e.Time.UnixMicro())
+	o.String("action", e.Action)
+	o.String("outcome", e.Outcome)
+	o.String("account_id", e.AccountID)
+	o.String("actor", e.Actor)
+	o.String("source", e.Source)
+	o.StringMap("data", e.Data)
+	content := o.End()
 	// Data is the last member, and the first `,"data":` is its name: in the
 	// members before it, a quote inside a string is escaped.
 	i := bytes.Index(content, []byte(`,"data":`)) + len(`,"data":`)

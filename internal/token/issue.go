@@ -159,7 +159,7 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 		}
 	} else {
 		claims.Credential = is.credential
-		if raw, err = h.signer.Sign(claims); err != nil {
+		if raw, err = h.signer.Sign(&claims); err != nil {
 			return nil, oauth2.AsError(err)
 		}
 	}

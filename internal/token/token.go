@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/clientauth"
+	"github.com/keyward/keyward/internal/jsonappend"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -107,6 +108,18 @@ type Response struct {
 	TokenType   string `json:"token_type"`
 	ExpiresIn   int64  `json:"expires_in"`
 	Scope       string `json:"scope,omitempty"`
+}
+
+// AppendJSON appends r as JSON, the same as json.Marshal writes it.
+func (r *Response) AppendJSON(dst []byte) []byte {
+	o := jsonappend.NewObject(dst)
+	o.String("access_token", r.AccessToken)
+	o.String("token_type", r.TokenType)
+	o.Int("expires_in", r.ExpiresIn)
+	if r.Scope != "" {
+		o.String("scope", r.Scope)
+	}
+	return o.End()
 }
 
 // NewHandler returns the token endpoint handler.

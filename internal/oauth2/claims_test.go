@@ -1,0 +1,107 @@
+package oauth2_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/keyward/keyward/internal/oauth2"
+)
+
+// claimsJSON checks AppendJSON against json.Marshal, which reads the
+// struct tags by reflection.
+func claimsJSON(t testing.TB, c oauth2.AccessClaims) {
+	t.Helper()
+	want, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.AppendJSON(nil); string(got) != string(want) {
+		t.Fatalf("AppendJSON = %s\njson.Marshal = %s", got, want)
+	}
+}
+
+func TestAccessClaimsAppendJSON(t *testing.T) {
+	full := oauth2.AccessClaims{
+		Issuer: "https://keyward.example", Subject: "100000000000000000001", Audience: oauth2.Audience{"https://orders.internal"},
+		ClientID: "100000000000000000001", IssuedAt: 1764500000, NotBefore: 1764500000, Expiry: 1764503600, ID: "3f2a",
+		Scope: "orders.read orders.write", ClientEmail: "job@shop.iam.example",
+		Actor:        &oauth2.Actor{Subject: "100000000000000000002", ClientEmail: "admin@shop.iam.example"},
+		Confirmation: &oauth2.Confirmation{X5TS256: "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"},
+		Credential:   "key:7c1e",
+	}
+	tests := map[string]func(c *oauth2.AccessClaims){
+		"full":              func(c *oauth2.AccessClaims) {},
+		"zero":              func(c *oauth2.AccessClaims) { *c = oauth2.AccessClaims{} },
+		"several audiences": func(c *oauth2.AccessClaims) { c.Audience = oauth2.Audience{"a", "b<c>"} },
+		"empty audience":    func(c *oauth2.AccessClaims) { c.Audience = oauth2.Audience{} },
+		"no optional claims": func(c *oauth2.AccessClaims) {
+			c.NotBefore, c.Scope, c.ClientEmail, c.Actor, c.Confirmation, c.Credential = 0, "", "", nil, nil, ""
+		},
+		"actor without email": func(c *oauth2.AccessClaims) {
+			c.Actor = &oauth2.Actor{Subject: "1"}
+		},
+		"empty confirmation": func(c *oauth2.AccessClaims) { c.Confirmation = &oauth2.Confirmation{} },
+		"jkt":                func(c *oauth2.AccessClaims) { c.Confirmation = &oauth2.Confirmation{JKT: "abc"} },
+		"escapes":            func(c *oauth2.AccessClaims) { c.Subject, c.Scope = "a\"b\\c\n\u2028", "x&y \xff" },
+		"negative times":     func(c *oauth2.AccessClaims) { c.IssuedAt, c.Expiry = -1, -9223372036854775808 },
+	}
+	for name, mod := range tests {
+		t.Run(name, func(t *testing.T) {
+			c := full
+			mod(&c)
+			claimsJSON(t, c)
+		})
+	}
+}
+
+func FuzzAccessClaimsAppendJSON(f *testing.F) {
+	f.Add("iss", "sub", "aud", "", "jti", "scope", "email", "act", "x5t", int64(1), int64(2), uint8(0xff))
+	f.Add("", "", "", "", "", "", "", "", "", int64(0), int64(0), uint8(0))
+	f.Fuzz(func(t *testing.T, iss, sub, aud1, aud2, jti, scope, email, act, x5t string, iat, exp int64, set uint8) {
+		c := oauth2.AccessClaims{Issuer: iss, Subject: sub, ClientID: sub, IssuedAt: iat, Expiry: exp, ID: jti, Scope: scope, Credential: x5t}
+		if set&1 != 0 {
+			c.Audience = oauth2.Audience{aud1}
+		}
+		if set&2 != 0 {
+			c.Audience = append(c.Audience, aud2)
+		}
+		if set&4 != 0 {
+			c.NotBefore = iat
+		}
+		if set&8 != 0 {
+			c.ClientEmail = email
+		}
+		if set&16 != 0 {
+			c.Actor = &oauth2.Actor{Subject: act, ClientEmail: email}
+		}
+		if set&32 != 0 {
+			c.Confirmation = &oauth2.Confirmation{X5TS256: x5t, JKT: act}
+		}
+		claimsJSON(t, c)
+	})
+}
+
+// BenchmarkAccessClaimsJSON compares AppendJSON with json.Marshal on the
+// claims of a client-credentials token.
+func BenchmarkAccessClaimsJSON(b *testing.B) {
+	c := oauth2.AccessClaims{
+		Issuer: "https://keyward.example", Subject: "100000000000000000001", Audience: oauth2.Audience{"https://orders.internal"},
+		ClientID: "100000000000000000001", IssuedAt: 1764500000, Expiry: 1764503600, ID: "b0c6d7a35c1f4e0e9a3f1d2c",
+		Scope: "orders.read", ClientEmail: "job@shop.iam.example", Credential: "secret:7c1e2f",
+	}
+	b.Run("json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(c); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("AppendJSON", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 1024)
+		for b.Loop() {
+			buf = c.AppendJSON(buf[:0])
+		}
+	})
+}
