@@ -11,6 +11,8 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"hash"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -71,6 +73,10 @@ type Authenticator struct {
 	perAddr   *throttle.Limiter
 	perClient *throttle.Limiter
 	usage     usage
+	// hashers are HMACs keyed with the pepper: keying one costs two SHA-256
+	// blocks and three allocations, paid once per pooled HMAC instead of
+	// once per request.
+	hashers sync.Pool
 }
 
 // New returns an Authenticator.
@@ -307,10 +313,23 @@ func HashSecret(pepper []byte, secret string) []byte {
 	return m.Sum(nil)
 }
 
+// hashSecret is HashSecret with a pooled HMAC.
+func (a *Authenticator) hashSecret(secret string) []byte {
+	m, _ := a.hashers.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, a.cfg.Pepper)
+	}
+	m.Reset()
+	io.WriteString(m, secret)
+	sum := m.Sum(make([]byte, 0, sha256.Size))
+	a.hashers.Put(m)
+	return sum
+}
+
 func (a *Authenticator) secret(ctx context.Context, clientID, secret, method string) (*Client, error) {
 	// The hash is computed before the lookup, so unknown clients and wrong
 	// secrets cost the same.
-	sum := HashSecret(a.cfg.Pepper, secret)
+	sum := a.hashSecret(secret)
 	acct, err := a.lookup(ctx, clientID)
 	if err != nil {
 		return nil, err

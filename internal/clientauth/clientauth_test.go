@@ -1,6 +1,7 @@
 package clientauth
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -378,5 +379,34 @@ func FuzzParseForwardedCert(f *testing.F) {
 	f.Add("MIIB")
 	f.Fuzz(func(t *testing.T, s string) {
 		parseForwardedCert(s) // must not panic
+	})
+}
+
+// The pooled HMAC hashes as HashSecret does, however often it is reused.
+func TestHashSecretPooled(t *testing.T) {
+	pepper := []byte("0123456789abcdef0123456789abcdef")
+	a := New(Config{Pepper: pepper}, nil)
+	for _, s := range []string{"kw_first", "", "kw_second", "kw_first", strings.Repeat("x", 1000)} {
+		if got, want := a.hashSecret(s), HashSecret(pepper, s); !bytes.Equal(got, want) {
+			t.Errorf("hashSecret(%q) = %x, HashSecret = %x", s, got, want)
+		}
+	}
+}
+
+func BenchmarkHashSecret(b *testing.B) {
+	pepper := []byte("0123456789abcdef0123456789abcdef")
+	secret := "kw_" + strings.Repeat("Z", 43)
+	b.Run("new HMAC", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			HashSecret(pepper, secret)
+		}
+	})
+	b.Run("pooled HMAC", func(b *testing.B) {
+		a := New(Config{Pepper: pepper}, nil)
+		b.ReportAllocs()
+		for b.Loop() {
+			a.hashSecret(secret)
+		}
 	})
 }
