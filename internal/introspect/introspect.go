@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/keyward/keyward/internal/catalog"
 	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/jsonappend"
 	"github.com/keyward/keyward/internal/oauth2"
@@ -46,6 +47,7 @@ type Handler struct {
 	now      func() time.Time
 	log      *slog.Logger
 	observer oauth2.Observer
+	index    catalog.Cache // of the API list, for permission
 }
 
 // NewHandler returns the introspection handler.
@@ -195,12 +197,7 @@ func (h *Handler) permission(ctx context.Context, acct storage.Account) (ids []s
 	if err != nil {
 		return nil, false, err
 	}
-	for _, a := range apis {
-		if slices.Contains(a.Introspectors, acct.ID) {
-			ids = append(ids, a.Identifier)
-		}
-	}
-	return ids, false, nil
+	return h.index.Of(apis).IntrospectableBy(acct.ID), false, nil
 }
 
 func boolString(b bool) string {

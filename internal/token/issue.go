@@ -52,23 +52,18 @@ func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, allow
 	if err != nil {
 		return nil, nil, false, storeError(err)
 	}
-	owner := make(map[string]*storage.API)
-	for i := range apis {
-		for _, s := range apis[i].Scopes {
-			owner[s] = &apis[i]
-		}
-	}
+	ix := h.catalog.Of(apis)
 	var targets []*storage.API
 	for _, r := range resources {
 		if r == "" {
 			continue // an empty parameter asks for nothing
 		}
-		i := slices.IndexFunc(apis, func(a storage.API) bool { return a.Identifier == r })
-		if i < 0 {
+		api := ix.API(r)
+		if api == nil {
 			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidTarget, "The resource %q is not a registered API.", r)
 		}
-		if !slices.Contains(targets, &apis[i]) {
-			targets = append(targets, &apis[i])
+		if !slices.Contains(targets, api) {
+			targets = append(targets, api)
 		}
 	}
 	var (
@@ -77,7 +72,7 @@ func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, allow
 		opaque = acct.TokenFormat == storage.TokenOpaque
 	)
 	for _, s := range scopes {
-		api := owner[s]
+		api := ix.Owner(s)
 		if api == nil {
 			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope: %q is not a scope of any registered API.", s)
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/keyward/keyward/internal/catalog"
 	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/jsonappend"
 	"github.com/keyward/keyward/internal/oauth2"
@@ -73,6 +74,7 @@ type Handler struct {
 	now     func() time.Time
 	log     *slog.Logger
 	grants  map[string]grant
+	catalog catalog.Cache
 }
 
 // grant handles one grant_type.

@@ -141,3 +141,31 @@ func TestBounded(t *testing.T) {
 		}
 	}
 }
+
+// Handlers index the API list once per list (internal/catalog), which
+// works only if the cache hands out the same list until the catalog
+// changes.
+func TestListAPIsIsOneListUntilAChange(t *testing.T) {
+	ctx := context.Background()
+	base := openSQLite(t)
+	defer base.Close()
+	s := cache.New(base, cache.Options{TTL: time.Minute})
+	now := time.Now()
+	if err := s.CreateAPI(ctx, storage.API{Identifier: "https://a.internal", Name: "a", Scopes: []string{"a.read"}, CreatedAt: now}, ev); err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.ListAPIs(ctx)
+	if err != nil || len(first) != 1 {
+		t.Fatalf("ListAPIs = %v, %v", first, err)
+	}
+	again, _ := s.ListAPIs(ctx)
+	if &again[0] != &first[0] {
+		t.Error("the cache handed out a copy of an unchanged list")
+	}
+	if err := s.CreateAPI(ctx, storage.API{Identifier: "https://b.internal", Name: "b", Scopes: []string{"b.read"}, CreatedAt: now}, ev); err != nil {
+		t.Fatal(err)
+	}
+	if changed, _ := s.ListAPIs(ctx); len(changed) != 2 {
+		t.Errorf("after a change ListAPIs = %d APIs, want 2", len(changed))
+	}
+}
