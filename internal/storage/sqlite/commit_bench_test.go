@@ -17,7 +17,7 @@ import (
 // per batch and, divided by the size, per token.
 // Run with: go test ./internal/storage/sqlite -run '^$' -bench Commit
 func BenchmarkCommit(b *testing.B) {
-	for _, size := range []int{1, 16, 64} {
+	for _, size := range []int{1, 16, 23, 64} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "keyward.db"), sqlite.Options{})
 			if err != nil {

@@ -78,9 +78,11 @@ var queries = map[string]string{
 }
 
 // rowChunks are the row counts of the prepared multi-row statements,
-// largest first: a batch's rows are written with as few statements as they
-// allow, since a statement costs about as much as the rows it writes.
-var rowChunks = []int{32, 8, 1}
+// largest first: powers of two, so a batch of up to 63 rows takes one
+// statement per bit of its size (23 = 16 + 4 + 2 + 1) — on PostgreSQL each
+// statement is a round trip from the one committing connection, and on
+// either backend a statement costs about as much as the rows it writes.
+var rowChunks = []int{32, 16, 8, 4, 2, 1}
 
 // chunkSize is the largest of rowChunks that n rows fill.
 func chunkSize(n int) int {
