@@ -41,14 +41,21 @@ type fixture struct {
 	now    time.Time
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newFixtureOn(t, st)
+}
+
+// newFixtureOn serves the admin API from st, which it closes at the end.
+func newFixtureOn(t testing.TB, st storage.Storage) *fixture {
+	t.Helper()
+	ctx := context.Background()
 	t.Cleanup(func() { st.Close() })
+	var err error
 	f := &fixture{store: st, now: time.Now()}
 	sealer, _ := signer.NewSealer(make([]byte, 32))
 	f.signer, err = signer.New(ctx, st, sealer, signer.Config{Policy: signer.Policy{Algorithm: "ES256", RetainFor: time.Hour}})
@@ -68,7 +75,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // token mints an access token directly with the server's signer.
-func (f *fixture) token(t *testing.T, acct storage.Account, scope string, mod func(*oauth2.AccessClaims)) string {
+func (f *fixture) token(t testing.TB, acct storage.Account, scope string, mod func(*oauth2.AccessClaims)) string {
 	c := oauth2.AccessClaims{Issuer: issuer, Subject: acct.ID, ClientID: acct.ID, Audience: oauth2.Audience{admin.BuiltinAPIIdentifier},
 		Scope: scope, IssuedAt: time.Now().Unix(), Expiry: time.Now().Add(time.Hour).Unix(), ID: "t"}
 	if mod != nil {
@@ -81,7 +88,7 @@ func (f *fixture) token(t *testing.T, acct storage.Account, scope string, mod fu
 	return raw
 }
 
-func (f *fixture) call(t *testing.T, method, path, auth string, body any) (int, map[string]any, http.Header) {
+func (f *fixture) call(t testing.TB, method, path, auth string, body any) (int, map[string]any, http.Header) {
 	t.Helper()
 	var r io.Reader
 	if s, ok := body.(string); ok {
