@@ -25,7 +25,32 @@ func TestResponseAppendJSON(t *testing.T) {
 	}
 	for name, r := range tests {
 		t.Run(name, func(t *testing.T) {
-			want, err := json.Marshal(r)
+			// The reference has plain types only: Audience's MarshalJSON
+			// writes with jsonappend too.
+			var aud any
+			switch len(r.Audience) {
+			case 0:
+			case 1:
+				aud = r.Audience[0]
+			default:
+				aud = []string(r.Audience)
+			}
+			want, err := json.Marshal(struct {
+				Active      bool                 `json:"active"`
+				Scope       string               `json:"scope,omitempty"`
+				ClientID    string               `json:"client_id,omitempty"`
+				Subject     string               `json:"sub,omitempty"`
+				Audience    any                  `json:"aud,omitempty"`
+				Issuer      string               `json:"iss,omitempty"`
+				Expiry      int64                `json:"exp,omitempty"`
+				IssuedAt    int64                `json:"iat,omitempty"`
+				NotBefore   int64                `json:"nbf,omitempty"`
+				TokenType   string               `json:"token_type,omitempty"`
+				ID          string               `json:"jti,omitempty"`
+				ClientEmail string               `json:"client_email,omitempty"`
+				Actor       *oauth2.Actor        `json:"act,omitempty"`
+				Cnf         *oauth2.Confirmation `json:"cnf,omitempty"`
+			}{r.Active, r.Scope, r.ClientID, r.Subject, aud, r.Issuer, r.Expiry, r.IssuedAt, r.NotBefore, r.TokenType, r.ID, r.ClientEmail, r.Actor, r.Cnf})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,11 +7,40 @@ import (
 	"github.com/keyward/keyward/internal/oauth2"
 )
 
-// claimsJSON checks AppendJSON against json.Marshal, which reads the
-// struct tags by reflection.
+// referenceClaims is AccessClaims with plain types only, so that
+// json.Marshal of it is independent of the code under test (Audience's
+// MarshalJSON writes with jsonappend too).
+type referenceClaims struct {
+	Issuer       string               `json:"iss"`
+	Subject      string               `json:"sub"`
+	Audience     any                  `json:"aud"`
+	ClientID     string               `json:"client_id"`
+	IssuedAt     int64                `json:"iat"`
+	NotBefore    int64                `json:"nbf,omitempty"`
+	Expiry       int64                `json:"exp"`
+	ID           string               `json:"jti"`
+	Scope        string               `json:"scope,omitempty"`
+	ClientEmail  string               `json:"client_email,omitempty"`
+	Actor        *oauth2.Actor        `json:"act,omitempty"`
+	Confirmation *oauth2.Confirmation `json:"cnf,omitempty"`
+	Credential   string               `json:"cred,omitempty"`
+}
+
+// referenceAudience is aud as RFC 7519 §4.1.3 allows it: one value as a
+// string, otherwise an array.
+func referenceAudience(a oauth2.Audience) any {
+	if len(a) == 1 {
+		return a[0]
+	}
+	return []string(a)
+}
+
+// claimsJSON checks AppendJSON against json.Marshal of the same claims in
+// plain types.
 func claimsJSON(t testing.TB, c oauth2.AccessClaims) {
 	t.Helper()
-	want, err := json.Marshal(c)
+	want, err := json.Marshal(referenceClaims{c.Issuer, c.Subject, referenceAudience(c.Audience), c.ClientID, c.IssuedAt, c.NotBefore,
+		c.Expiry, c.ID, c.Scope, c.ClientEmail, c.Actor, c.Confirmation, c.Credential})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -229,9 +229,12 @@ func (s *Signer) Sign(claims any) (string, error) {
 		return s.set.Load().current.serialize(payload)
 	}
 	buf := payloadBuffers.Get().(*[]byte)
-	defer payloadBuffers.Put(buf)
 	*buf = a.AppendJSON((*buf)[:0])
-	return s.set.Load().current.serialize(*buf)
+	raw, err := s.set.Load().current.serialize(*buf)
+	if cap(*buf) <= 64<<10 {
+		payloadBuffers.Put(buf)
+	}
+	return raw, err
 }
 
 // payloadBuffers hold claims while they are signed: serialize copies them.
