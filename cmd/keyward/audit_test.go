@@ -407,4 +407,26 @@ func TestAuditPrune(t *testing.T) {
 			t.Errorf("%v accepted", args)
 		}
 	}
+
+	// Maintenance commands do not create or migrate a schema: a server of
+	// an older release may be running on it.
+	empty := t.TempDir()
+	for _, args := range [][]string{
+		{"audit", "prune", "--data-dir", empty, "--before", "90d"},
+		{"master-key", "rotate", "--data-dir", empty, "--master-key-file", writeMasterKey(t, "11"), "--new-master-key-file", writeMasterKey(t, "22")},
+	} {
+		err := runCLIErr(t, args...)
+		if err == nil || !strings.Contains(err.Error(), "keyward migrate") {
+			t.Errorf("%v on a database without the schema: %v, want a request to run keyward migrate", args, err)
+		}
+	}
+}
+
+// writeMasterKey writes a master key of 32 bytes, each b in hex.
+func writeMasterKey(t *testing.T, b string) string {
+	p := filepath.Join(t.TempDir(), "master.key")
+	if err := os.WriteFile(p, []byte(strings.Repeat(b, 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -251,6 +251,9 @@ outlive the database.`,
 					return usageError{fmt.Errorf("--export %s already exists; name a new file", export)}
 				}
 			}
+			// A maintenance command does not migrate the schema under a
+			// server that may be an older release.
+			cfg.NoMigrate = true
 			st, err := openStore(cmd.Context(), cfg)
 			if err != nil {
 				return err
