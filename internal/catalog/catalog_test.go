@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/keyward/keyward/internal/catalog"
@@ -85,4 +86,27 @@ func BenchmarkLookup(b *testing.B) {
 			}
 		})
 	}
+}
+
+// Requests share one Cache while the list changes under them: each gets
+// the index of the list it passed.
+func TestCacheConcurrent(t *testing.T) {
+	var c catalog.Cache
+	lists := [][]storage.API{apis(), apis()[:1], nil}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 1000 {
+				list := lists[(g+i)%len(lists)]
+				got := c.Of(list).Owner("billing.read") != nil
+				if want := len(list) > 1; got != want {
+					t.Errorf("list of %d APIs: billing.read found = %v", len(list), got)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
