@@ -25,6 +25,7 @@ import (
 	"github.com/keyward/keyward/internal/procstat"
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/signer"
+	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/sqlite"
 )
 
@@ -43,11 +44,17 @@ type fixture struct {
 
 func newFixture(tb testing.TB) *fixture {
 	tb.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "keyward.db"), sqlite.Options{})
+	st, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "keyward.db"), sqlite.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return newFixtureOn(tb, st)
+}
+
+// newFixtureOn serves from st, which it closes at the end.
+func newFixtureOn(tb testing.TB, st storage.Storage) *fixture {
+	tb.Helper()
+	ctx := context.Background()
 	tb.Cleanup(func() { st.Close() })
 	sealer, _ := signer.NewSealer(make([]byte, 32))
 	sg, err := signer.New(ctx, st, sealer, signer.Config{Policy: signer.Policy{Algorithm: "ES256", RetainFor: time.Hour}})
