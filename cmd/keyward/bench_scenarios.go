@@ -29,6 +29,11 @@ type scenarioResult struct {
 	// ServerCPUPer1k is the server's CPU seconds per 1,000 requests; 0 when
 	// unknown (--target) or when there is no server (verify_*).
 	ServerCPUPer1k float64 `json:"server_cpu_seconds_per_1000"`
+	// ServerP99Bound is the bucket bound of the started server's own
+	// request-duration histogram under which it answered 99 % of the
+	// scenario's requests: the handlers' latency, without the time requests
+	// wait in the kernel or for the load generator. 0 when unknown.
+	ServerP99Bound time.Duration `json:"server_p99_upper_bound_ns,omitempty"`
 	// LoadgenCPU is the CPU the load generator itself used.
 	LoadgenCPU float64 `json:"loadgen_cpu_seconds"`
 	Note       string  `json:"note,omitempty"`
@@ -49,6 +54,13 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 	if b.child != nil {
 		pid = b.child.Process.Pid
 	}
+	endpoint := serverEndpoint(name)
+	var histBefore serverHistogram
+	if b.metricsURL != "" && endpoint != "" {
+		if histBefore, err = b.readServerHistogram(ctx, endpoint); err != nil {
+			return scenarioResult{}, err
+		}
+	}
 	serverBefore, selfBefore := procstat.CPU(pid), procstat.SelfCPU()
 	res := loadgen.Run(ctx, b.f.concurrency, b.f.duration, req, func(done int64, elapsed time.Duration) {
 		b.progress(fmt.Sprintf("%-36s %8d requests %7.0f/s  %s", name, done, float64(done)/elapsed.Seconds(), elapsed.Round(time.Second)))
@@ -57,6 +69,13 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 	r := scenarioResult{Name: name, Result: res, LoadgenCPU: (procstat.SelfCPU() - selfBefore).Seconds(), Note: note}
 	if pid != 0 && !strings.HasPrefix(name, "verify_") && res.Requests > 0 {
 		r.ServerCPUPer1k = (procstat.CPU(pid) - serverBefore).Seconds() / float64(res.Requests) * 1000
+	}
+	if b.metricsURL != "" && endpoint != "" {
+		after, err := b.readServerHistogram(ctx, endpoint)
+		if err != nil {
+			return scenarioResult{}, err
+		}
+		r.ServerP99Bound = p99Bound(histBefore, after)
 	}
 	if b.lastRate == 0 && strings.HasPrefix(name, "client_credentials") {
 		b.lastRate = res.PerSecond

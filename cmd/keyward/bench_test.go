@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBenchSmoke runs `keyward bench` briefly on a temporary store: every
@@ -40,6 +41,11 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	if r.Scenarios[0].ServerCPUPer1k <= 0 {
 		t.Fatal("no server CPU figure")
+	}
+	for _, s := range r.Scenarios {
+		if hasServer := serverEndpoint(s.Name) != ""; hasServer != (s.ServerP99Bound > 0) {
+			t.Errorf("%s: server p99 bound %v", s.Name, s.ServerP99Bound)
+		}
 	}
 
 	// --signing-alg reaches the started server.
@@ -92,5 +98,28 @@ func TestBenchTLSTarget(t *testing.T) {
 	}
 	if len(r.Scenarios) != 2 || r.SigningAlg != "ES256" {
 		t.Fatalf("report = %+v", r)
+	}
+}
+
+func TestP99Bound(t *testing.T) {
+	bounds := []float64{.001, .005, .01}
+	h := func(counts ...uint64) serverHistogram {
+		return serverHistogram{bounds: bounds, counts: counts, total: counts[len(counts)-1] + 1}
+	}
+	tests := []struct {
+		name          string
+		before, after serverHistogram
+		want          time.Duration
+	}{
+		{"nothing counted", serverHistogram{}, serverHistogram{}, 0},
+		{"first bucket", serverHistogram{}, serverHistogram{bounds: bounds, counts: []uint64{100, 100, 100}, total: 100}, time.Millisecond},
+		{"99th in the second", serverHistogram{}, serverHistogram{bounds: bounds, counts: []uint64{50, 99, 100}, total: 100}, 5 * time.Millisecond},
+		{"earlier requests do not count", h(1000, 1000, 1000), serverHistogram{bounds: bounds, counts: []uint64{1000, 1098, 1100}, total: 1101}, 10 * time.Millisecond},
+		{"past the last bound", serverHistogram{}, serverHistogram{bounds: bounds, counts: []uint64{10, 20, 30}, total: 100}, 0},
+	}
+	for _, tt := range tests {
+		if got := p99Bound(tt.before, tt.after); got != tt.want {
+			t.Errorf("%s: p99Bound = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
