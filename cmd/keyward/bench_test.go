@@ -1,7 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -121,5 +125,43 @@ func TestP99Bound(t *testing.T) {
 		if got := p99Bound(tt.before, tt.after); got != tt.want {
 			t.Errorf("%s: p99Bound = %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+func TestReadServerHistogram(t *testing.T) {
+	body := `# TYPE keyward_request_duration_seconds histogram
+keyward_request_duration_seconds_bucket{endpoint="token",le="0.005"} 90
+keyward_request_duration_seconds_bucket{endpoint="token",le="0.01"} 100
+keyward_request_duration_seconds_bucket{endpoint="token",le="+Inf"} 100
+keyward_request_duration_seconds_sum{endpoint="token"} 0.4
+keyward_request_duration_seconds_count{endpoint="token"} 100
+keyward_request_duration_seconds_bucket{endpoint="introspect",le="0.005"} 7
+keyward_request_duration_seconds_bucket{endpoint="introspect",le="0.01"} 7
+keyward_request_duration_seconds_bucket{endpoint="introspect",le="+Inf"} 7
+keyward_request_duration_seconds_sum{endpoint="introspect"} 0.01
+keyward_request_duration_seconds_count{endpoint="introspect"} 7
+`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/bad" {
+			io.WriteString(w, "not { prometheus")
+			return
+		}
+		io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	b := &bench{http: srv.Client(), metricsURL: srv.URL + "/metrics"}
+	h, err := b.readServerHistogram(context.Background(), "token")
+	if err != nil || h.total != 100 || len(h.bounds) != 3 {
+		t.Fatalf("token histogram = %+v, %v", h, err)
+	}
+	if got := p99Bound(serverHistogram{}, h); got != 10*time.Millisecond {
+		t.Errorf("p99 bound = %v, want 10ms", got)
+	}
+	if h, err := b.readServerHistogram(context.Background(), "revoke"); err != nil || h.total != 0 {
+		t.Errorf("an endpoint without requests: %+v, %v", h, err)
+	}
+	b.metricsURL = srv.URL + "/bad"
+	if _, err := b.readServerHistogram(context.Background(), "token"); err == nil {
+		t.Error("a malformed exposition was accepted")
 	}
 }
