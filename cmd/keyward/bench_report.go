@@ -53,17 +53,20 @@ func (r benchReport) write(w io.Writer, format string) error {
 		fmt.Fprintf(w, "machine yardstick: one core makes %.0f ES256 signatures/s\n", r.ES256PerCore)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\treq/s\tp50\tp90\tp99\tmax\terrors\tserver p99\tserver CPU s/1k\tloadgen CPU s\t")
+	fmt.Fprintln(tw, "scenario\treq/s\tp50\tp90\tp99\tmax\terrors\tserver p99\tserver CPU s/1k\tserver RSS MiB\tloadgen CPU s\t")
 	for _, s := range r.Scenarios {
-		cpu, sp99 := "-", "-"
+		cpu, sp99, rss := "-", "-", "-"
 		if s.ServerCPUPer1k > 0 {
 			cpu = fmt.Sprintf("%.3f", s.ServerCPUPer1k)
 		}
 		if s.ServerP99Bound > 0 {
 			sp99 = "≤ " + s.ServerP99Bound.String()
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t\n", s.Name, s.PerSecond, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.Max),
-			errorsString(s.Errors, s.ByStatus), sp99, cpu, s.LoadgenCPU)
+		if s.ServerPeakRSSBytes > 0 {
+			rss = fmt.Sprintf("%.0f", float64(s.ServerPeakRSSBytes)/(1<<20))
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t\n", s.Name, s.PerSecond, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.Max),
+			errorsString(s.Errors, s.ByStatus), sp99, cpu, rss, s.LoadgenCPU)
 	}
 	tw.Flush()
 	if r.ServerPeakRSSBytes > 0 {

@@ -34,6 +34,9 @@ type scenarioResult struct {
 	// scenario's requests: the handlers' latency, without the time requests
 	// wait in the kernel or for the load generator. 0 when unknown.
 	ServerP99Bound time.Duration `json:"server_p99_upper_bound_ns,omitempty"`
+	// ServerPeakRSSBytes is the started server's peak resident set during
+	// the scenario; 0 when unknown.
+	ServerPeakRSSBytes int64 `json:"server_peak_rss_bytes,omitempty"`
 	// LoadgenCPU is the CPU the load generator itself used.
 	LoadgenCPU float64 `json:"loadgen_cpu_seconds"`
 	Note       string  `json:"note,omitempty"`
@@ -63,14 +66,19 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 	if b.metricsURL != "" && endpoint != "" {
 		histBefore, histErr = b.readServerHistogram(ctx, endpoint)
 	}
+	serverScenario := pid != 0 && !strings.HasPrefix(name, "verify_")
+	rssReset := serverScenario && procstat.ResetPeakRSS(pid) == nil
 	serverBefore, selfBefore := procstat.CPU(pid), procstat.SelfCPU()
 	res := loadgen.Run(ctx, b.f.concurrency, b.f.duration, req, func(done int64, elapsed time.Duration) {
 		b.progress(fmt.Sprintf("%-36s %8d requests %7.0f/s  %s", name, done, float64(done)/elapsed.Seconds(), elapsed.Round(time.Second)))
 	})
 	b.progress("")
 	r := scenarioResult{Name: name, Result: res, LoadgenCPU: (procstat.SelfCPU() - selfBefore).Seconds(), Note: note}
-	if pid != 0 && !strings.HasPrefix(name, "verify_") && res.Requests > 0 {
+	if serverScenario && res.Requests > 0 {
 		r.ServerCPUPer1k = (procstat.CPU(pid) - serverBefore).Seconds() / float64(res.Requests) * 1000
+	}
+	if rssReset {
+		r.ServerPeakRSSBytes = procstat.PeakRSS(pid)
 	}
 	if b.metricsURL != "" && endpoint != "" && histErr == nil {
 		var after serverHistogram

@@ -47,8 +47,12 @@ func TestBenchSmoke(t *testing.T) {
 		t.Fatal("no server CPU figure")
 	}
 	for _, s := range r.Scenarios {
-		if hasServer := serverEndpoint(s.Name) != ""; hasServer != (s.ServerP99Bound > 0) {
+		hasServer := serverEndpoint(s.Name) != ""
+		if hasServer != (s.ServerP99Bound > 0) {
 			t.Errorf("%s: server p99 bound %v", s.Name, s.ServerP99Bound)
+		}
+		if hasServer != (s.ServerPeakRSSBytes > 0) || s.ServerPeakRSSBytes > r.ServerPeakRSSBytes {
+			t.Errorf("%s: server peak RSS %d (the run's %d)", s.Name, s.ServerPeakRSSBytes, r.ServerPeakRSSBytes)
 		}
 	}
 

@@ -55,3 +55,10 @@ func PeakRSS(pid int) int64 {
 	}
 	return 0
 }
+
+// ResetPeakRSS starts process pid's peak resident set (VmHWM) over from its
+// current resident set, so that PeakRSS afterwards tells the peak of what
+// happened since (Linux's /proc/PID/clear_refs, value 5).
+func ResetPeakRSS(pid int) error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}

@@ -3,6 +3,8 @@ package procstat
 import (
 	"crypto/sha256"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"testing"
 	"time"
 )
@@ -26,5 +28,30 @@ func TestThisProcess(t *testing.T) {
 	}
 	if CPU(-1) != 0 || PeakRSS(-1) != 0 {
 		t.Error("a process that does not exist reported use")
+	}
+}
+
+// After a reset the peak is that of what came after: a large allocation
+// freed before the reset no longer shows.
+func TestResetPeakRSS(t *testing.T) {
+	pid := os.Getpid()
+	big := make([]byte, 256<<20)
+	for i := range big {
+		if i%4096 == 0 {
+			big[i] = 1 // touch every page, so it is resident
+		}
+	}
+	withBig := PeakRSS(pid)
+	big = nil
+	runtime.GC()
+	debug.FreeOSMemory()
+	if err := ResetPeakRSS(pid); err != nil {
+		t.Skipf("cannot reset the peak resident set here: %v", err)
+	}
+	if after := PeakRSS(pid); after <= 0 || after > withBig-128<<20 {
+		t.Errorf("peak after the reset = %d MiB, before %d MiB", after>>20, withBig>>20)
+	}
+	if ResetPeakRSS(-1) == nil {
+		t.Error("reset a process that does not exist")
 	}
 }
