@@ -66,7 +66,7 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 	if b.metricsURL != "" && endpoint != "" {
 		histBefore, histErr = b.readServerHistogram(ctx, endpoint)
 	}
-	serverScenario := pid != 0 && !strings.HasPrefix(name, "verify_")
+	serverScenario := pid != 0 && endpoint != ""
 	rssReset := serverScenario && procstat.ResetPeakRSS(pid) == nil
 	serverBefore, selfBefore := procstat.CPU(pid), procstat.SelfCPU()
 	res := loadgen.Run(ctx, b.f.concurrency, b.f.duration, req, func(done int64, elapsed time.Duration) {
