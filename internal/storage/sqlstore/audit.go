@@ -16,10 +16,8 @@ import (
 
 // appendAudit chains and inserts events inside tx.
 func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, evs []storage.AuditEvent) error {
-	if s.d.LockAudit != "" {
-		if _, err := tx.ExecContext(ctx, s.d.LockAudit); err != nil {
-			return s.wrap("lock audit log", err)
-		}
+	if err := s.lock(ctx, tx, s.d.LockAudit, "lock audit log"); err != nil {
+		return err
 	}
 	var (
 		seq  int64
@@ -173,10 +171,8 @@ func (s *Store) useJTIsOneByOne(ctx context.Context, tx *sql.Tx, writes []storag
 func (s *Store) PruneAudit(ctx context.Context, before time.Time, limits storage.PruneLimits, ev storage.AuditEvent) (int64, error) {
 	var n int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if s.d.LockAudit != "" {
-			if _, err := tx.ExecContext(ctx, s.d.LockAudit); err != nil {
-				return s.wrap("lock audit log", err)
-			}
+		if err := s.lock(ctx, tx, s.d.LockAudit, "lock audit log"); err != nil {
+			return err
 		}
 		var (
 			through int64

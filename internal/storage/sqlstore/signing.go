@@ -38,10 +38,8 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, erro
 func (s *Store) UpdateSigningKeys(ctx context.Context, fn func([]storage.SigningKey) ([]storage.SigningKey, error), ev storage.AuditEvent) ([]storage.SigningKey, error) {
 	var out []storage.SigningKey
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if s.d.LockSigningKeys != "" {
-			if _, err := tx.ExecContext(ctx, s.d.LockSigningKeys); err != nil {
-				return s.wrap("lock signing keys", err)
-			}
+		if err := s.lock(ctx, tx, s.d.LockSigningKeys, "lock signing keys"); err != nil {
+			return err
 		}
 		old, err := s.listSigningKeys(ctx, tx)
 		if err != nil {
@@ -111,10 +109,8 @@ func (s *Store) CreateSealedValue(ctx context.Context, v storage.SealedValue, ev
 // Reseal implements storage.Storage.
 func (s *Store) Reseal(ctx context.Context, fn func(aad string, sealed []byte) ([]byte, error), ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if s.d.LockSigningKeys != "" {
-			if _, err := tx.ExecContext(ctx, s.d.LockSigningKeys); err != nil {
-				return s.wrap("lock signing keys", err)
-			}
+		if err := s.lock(ctx, tx, s.d.LockSigningKeys, "lock signing keys"); err != nil {
+			return err
 		}
 		keys, err := s.listSigningKeys(ctx, tx)
 		if err != nil {

@@ -202,6 +202,15 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error, evs ...storage.A
 	return nil
 }
 
+// lock runs a dialect's lock statement, if it has one, inside tx.
+func (s *Store) lock(ctx context.Context, tx *sql.Tx, query, what string) error {
+	if query == "" {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, query)
+	return s.wrap(what, err)
+}
+
 // notify tells other processes, when the transaction commits, that what
 // payload names changed.
 func (s *Store) notify(ctx context.Context, tx *sql.Tx, payload string) error {
