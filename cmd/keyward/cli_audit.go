@@ -166,8 +166,7 @@ each should be one you ran.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			cfg.NoMigrate = true
-			st, err := openStore(cmd.Context(), cfg)
+			st, err := openMaintenanceStore(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
@@ -251,10 +250,7 @@ outlive the database.`,
 					return usageError{fmt.Errorf("--export %s already exists; name a new file", export)}
 				}
 			}
-			// A maintenance command does not migrate the schema under a
-			// server that may be an older release.
-			cfg.NoMigrate = true
-			st, err := openStore(cmd.Context(), cfg)
+			st, err := openMaintenanceStore(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}

@@ -76,10 +76,7 @@ still need the old key.`,
 			if bytes.Equal(oldKey, newKey) {
 				return usageError{errors.New("the new master key is the current one")}
 			}
-			// A maintenance command does not migrate the schema under a
-			// server that may be an older release.
-			cfg.NoMigrate = true
-			st, err := openStore(cmd.Context(), cfg)
+			st, err := openMaintenanceStore(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}

@@ -404,6 +404,15 @@ func openStore(ctx context.Context, c Config) (storage.Storage, error) {
 	return sqlite.Open(ctx, filepath.Join(c.DataDir, "keyward.db"), sqlite.Options{NoMigrate: c.NoMigrate})
 }
 
+// openMaintenanceStore opens the store for a maintenance command (audit
+// verify and prune, master-key rotate, recover-admin). It never migrates:
+// an older release may be serving from the same database, so a schema that
+// is not current is refused with a request to run keyward migrate.
+func openMaintenanceStore(ctx context.Context, c Config) (storage.Storage, error) {
+	c.NoMigrate = true
+	return openStore(ctx, c)
+}
+
 // loadMasterKey reads the master key from --master-key-file or
 // KEYWARD_MASTER_KEY, or else from (creating it) <data-dir>/master.key.
 func (m *Main) loadMasterKey() ([]byte, error) {
