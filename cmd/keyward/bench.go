@@ -51,6 +51,7 @@ type benchFlags struct {
 	db          string
 	duration    time.Duration
 	concurrency int
+	rate        float64
 	scenarios   []string
 	accounts    int
 	signingAlg  string
@@ -89,6 +90,7 @@ figures from different machines. Load stays on loopback unless --target
 names another server.`,
 		Example: `  keyward bench --duration 10s --concurrency 64
   keyward bench --scenarios client_credentials_secret,introspect_opaque -o json
+  keyward bench --scenarios client_credentials_secret --rate 5000
   keyward bench --accounts 1000000 --scenarios client_credentials_secret
   keyward bench --target https://keyward.staging --credentials admin-key.json`,
 		Args: cobra.NoArgs,
@@ -101,6 +103,7 @@ names another server.`,
 	fl.StringVar(&f.db, "db", "", "run the started server on this PostgreSQL database instead of a temporary SQLite one")
 	fl.DurationVar(&f.duration, "duration", 10*time.Second, "how long to drive each scenario")
 	fl.IntVar(&f.concurrency, "concurrency", 64, "concurrent clients")
+	fl.Float64Var(&f.rate, "rate", 0, "requests per second to send in each scenario, spread over the clients (0: each client sends as soon as it is answered)")
 	fl.StringSliceVar(&f.scenarios, "scenarios", allScenarios, "scenarios to run, comma-separated")
 	fl.IntVar(&f.accounts, "accounts", 0, "first fill the store with this many service accounts (started server only)")
 	fl.StringVar(&f.signingAlg, "signing-alg", "", "access-token signing algorithm of the started server: "+strings.Join(signer.Algorithms, ", ")+" (default: the server's, ES256)")
@@ -117,6 +120,9 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 	}
 	if f.concurrency < 1 || f.concurrency > 10_000 {
 		return usageError{errors.New("--concurrency must be from 1 to 10000")}
+	}
+	if !(f.rate >= 0 && f.rate <= 10_000_000) { // also refuses NaN
+		return usageError{errors.New("--rate must be from 0 to 10000000 requests per second")}
 	}
 	for _, s := range f.scenarios {
 		if !slices.Contains(allScenarios, s) {
@@ -157,6 +163,7 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		ES256PerCore: calibrate(),
 		Store:        b.storeName,
 		Concurrency:  f.concurrency,
+		Rate:         f.rate,
 		Duration:     f.duration.String(),
 		Accounts:     b.accountCount,
 		SigningAlg:   b.signingAlg,

@@ -21,6 +21,7 @@ type benchReport struct {
 	ES256PerCore       float64          `json:"es256_signatures_per_second_one_core"`
 	Store              string           `json:"store,omitempty"`
 	Concurrency        int              `json:"concurrency"`
+	Rate               float64          `json:"rate_per_second,omitempty"`
 	Duration           string           `json:"duration_per_scenario"`
 	Accounts           int              `json:"filled_accounts,omitempty"`
 	SigningAlg         string           `json:"signing_alg,omitempty"`
@@ -44,7 +45,11 @@ func (r benchReport) write(w io.Writer, format string) error {
 	if r.SigningAlg != "" {
 		fmt.Fprintf(w, "; %s access tokens", r.SigningAlg)
 	}
-	fmt.Fprintf(w, "; %d concurrent clients, %s per scenario", r.Concurrency, r.Duration)
+	fmt.Fprintf(w, "; %d concurrent clients", r.Concurrency)
+	if r.Rate > 0 {
+		fmt.Fprintf(w, " at %.0f requests/s", r.Rate)
+	}
+	fmt.Fprintf(w, ", %s per scenario", r.Duration)
 	if r.Accounts > 0 {
 		fmt.Fprintf(w, "; %d accounts in the store", r.Accounts)
 	}

@@ -69,7 +69,7 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 	serverScenario := pid != 0 && endpoint != ""
 	rssReset := serverScenario && procstat.ResetPeakRSS(pid) == nil
 	serverBefore, selfBefore := procstat.CPU(pid), procstat.SelfCPU()
-	res := loadgen.Run(ctx, b.f.concurrency, b.f.duration, req, func(done int64, elapsed time.Duration) {
+	res := loadgen.Run(ctx, loadgen.Load{Concurrency: b.f.concurrency, Duration: b.f.duration, Rate: b.f.rate}, req, func(done int64, elapsed time.Duration) {
 		b.progress(fmt.Sprintf("%-36s %8d requests %7.0f/s  %s", name, done, float64(done)/elapsed.Seconds(), elapsed.Round(time.Second)))
 	})
 	b.progress("")
@@ -179,7 +179,9 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 
 	case "client_credentials_private_key_jwt":
 		rate := b.lastRate
-		if rate == 0 {
+		if b.f.rate > 0 {
+			rate = b.f.rate
+		} else if rate == 0 {
 			rate = 8000
 		}
 		n := min(400_000, max(5_000, int(rate*b.f.duration.Seconds()*1.3)))

@@ -76,6 +76,9 @@ func TestBenchFlags(t *testing.T) {
 		{"bench", "--target", "http://x", "--accounts", "5"},
 		{"bench", "-o", "yaml"},
 		{"bench", "--signing-alg", "HS256"},
+		{"bench", "--rate", "-1"},
+		{"bench", "--rate", "NaN"},
+		{"bench", "--rate", "1e12"},
 		{"bench", "--target", "http://x", "--signing-alg", "EdDSA"},
 	} {
 		if err := runCLIErr(t, args...); err == nil {
@@ -106,6 +109,21 @@ func TestBenchTLSTarget(t *testing.T) {
 	}
 	if len(r.Scenarios) != 2 || r.SigningAlg != "ES256" {
 		t.Fatalf("report = %+v", r)
+	}
+
+	// --rate paces the clients: 100 requests/s for 200 ms is at most 20
+	// requests, however fast the server answers.
+	out = runCLI(t, "bench", "--target", m.URL(), "--credentials", m.AdminKeyFile, "--ca-cert", f.caFile, "--duration", "200ms",
+		"--concurrency", "2", "--rate", "100", "--scenarios", "client_credentials_secret", "-o", "json")
+	r = benchReport{}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("bench printed %q: %v", out, err)
+	}
+	if r.Rate != 100 || len(r.Scenarios) != 1 {
+		t.Fatalf("report = %+v", r)
+	}
+	if s := r.Scenarios[0]; s.Requests == 0 || s.Requests > 20 || s.Errors != 0 {
+		t.Fatalf("at 100/s for 200ms: %d requests, %d errors %v", s.Requests, s.Errors, s.ByStatus)
 	}
 }
 

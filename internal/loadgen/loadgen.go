@@ -1,6 +1,7 @@
-// Package loadgen drives a request function at a fixed concurrency for a
-// bounded time and summarizes what happened: throughput, latency
-// percentiles and failures by kind.
+// Package loadgen drives a request function at a fixed concurrency — as
+// fast as answers come back, or at a fixed rate — for a bounded time and
+// summarizes what happened: throughput, latency percentiles and failures by
+// kind.
 package loadgen
 
 import (
@@ -15,6 +16,26 @@ import (
 // HTTP status, or 0 for a transport error) and whether it succeeded.
 type Request func(ctx context.Context, worker, i int) (status int, ok bool)
 
+// Load says how hard Run drives the request function.
+type Load struct {
+	// Concurrency is the number of workers; each has at most one request
+	// in flight.
+	Concurrency int
+	// Duration bounds the run.
+	Duration time.Duration
+	// Rate, when positive, is how many requests per second the workers
+	// start in all, evenly spaced, whatever the answers take: an open
+	// workload, as many independent clients make. Each worker keeps its
+	// own schedule, and a request's latency counts from when it was due,
+	// not from when it was sent, so time spent queued behind a slow answer
+	// is measured instead of omitted. When the server cannot keep up,
+	// latencies grow without bound and requests/s falls short of Rate.
+	// Zero is a closed loop: each worker sends its next request as soon as
+	// the previous one is answered, and the run measures the most the
+	// server can do.
+	Rate float64
+}
+
 // Result summarizes a run.
 type Result struct {
 	Requests  int           `json:"requests"`
@@ -28,11 +49,13 @@ type Result struct {
 	Max       time.Duration `json:"max_ns"`
 }
 
-// Run calls req from concurrency workers until duration has passed (or ctx
-// ends), and reports. progress, if set, is called about every 250 ms with
-// the number of requests so far.
-func Run(ctx context.Context, concurrency int, duration time.Duration, req Request, progress func(done int64, elapsed time.Duration)) Result {
-	deadline := time.Now().Add(duration)
+// Run calls req from load.Concurrency workers until load.Duration has
+// passed (or ctx ends), and reports. progress, if set, is called about
+// every 250 ms with the number of requests so far.
+func Run(ctx context.Context, load Load, req Request, progress func(done int64, elapsed time.Duration)) Result {
+	concurrency := load.Concurrency
+	start := time.Now()
+	deadline := start.Add(load.Duration)
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	var (
@@ -43,7 +66,6 @@ func Run(ctx context.Context, concurrency int, duration time.Duration, req Reque
 		stats = map[int]int{}
 		errs  int
 	)
-	start := time.Now()
 	stop, stopped := make(chan struct{}), make(chan struct{})
 	if progress == nil {
 		close(stopped)
@@ -69,11 +91,16 @@ func Run(ctx context.Context, concurrency int, duration time.Duration, req Reque
 			local := make([]time.Duration, 0, 4096)
 			localStats := map[int]int{}
 			localErrs := 0
+			pace := newPacer(load, start, w)
+			defer pace.stop()
 			// The clock, not only ctx, says when the run is over: on a busy
 			// machine ctx's timer can fire late, after connections have
 			// already timed out on its deadline.
 			for i := 0; ctx.Err() == nil && time.Now().Before(deadline); i++ {
-				t0 := time.Now()
+				t0, ok := pace.wait(ctx, i, deadline)
+				if !ok {
+					break
+				}
 				status, ok := req(ctx, w, i)
 				end := time.Now()
 				d := end.Sub(t0)
@@ -113,4 +140,58 @@ func Run(ctx context.Context, concurrency int, duration time.Duration, req Reque
 		r.P50, r.P90, r.P99, r.Max = at(0.50), at(0.90), at(0.99), lat[len(lat)-1]
 	}
 	return r
+}
+
+// pacer holds a worker to its schedule when the load has a rate.
+type pacer struct {
+	start    time.Time
+	first    float64 // seconds from start to the worker's first request
+	interval float64 // seconds between the worker's requests
+	timer    *time.Timer
+}
+
+func newPacer(load Load, start time.Time, worker int) *pacer {
+	if load.Rate <= 0 {
+		return &pacer{}
+	}
+	return &pacer{
+		start:    start,
+		first:    float64(worker) / load.Rate,
+		interval: float64(load.Concurrency) / load.Rate,
+	}
+}
+
+// wait returns when request i is due and the time latency counts from: now
+// in a closed loop, else the moment the request was due (which may have
+// passed). It returns false when the request would be due after deadline
+// or ctx ends first.
+func (p *pacer) wait(ctx context.Context, i int, deadline time.Time) (time.Time, bool) {
+	if p.interval == 0 {
+		return time.Now(), true
+	}
+	due := p.start.Add(time.Duration((p.first + float64(i)*p.interval) * float64(time.Second)))
+	if !due.Before(deadline) {
+		return time.Time{}, false
+	}
+	d := time.Until(due)
+	if d <= 0 {
+		return due, true
+	}
+	if p.timer == nil {
+		p.timer = time.NewTimer(d)
+	} else {
+		p.timer.Reset(d)
+	}
+	select {
+	case <-p.timer.C:
+		return due, true
+	case <-ctx.Done():
+		return time.Time{}, false
+	}
+}
+
+func (p *pacer) stop() {
+	if p.timer != nil {
+		p.timer.Stop()
+	}
 }

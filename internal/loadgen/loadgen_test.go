@@ -8,7 +8,7 @@ import (
 
 func TestRun(t *testing.T) {
 	var progressed bool
-	r := Run(context.Background(), 4, 300*time.Millisecond, func(ctx context.Context, w, i int) (int, bool) {
+	r := Run(context.Background(), Load{Concurrency: 4, Duration: 300 * time.Millisecond}, func(ctx context.Context, w, i int) (int, bool) {
 		time.Sleep(time.Millisecond)
 		if i%10 == 9 {
 			return 503, false
@@ -26,5 +26,62 @@ func TestRun(t *testing.T) {
 	}
 	if !progressed {
 		t.Fatal("no progress reported")
+	}
+}
+
+func TestRunRate(t *testing.T) {
+	const (
+		rate        = 400.0
+		concurrency = 4
+		duration    = 500 * time.Millisecond
+	)
+	tests := []struct {
+		name    string
+		work    time.Duration // each request's own time
+		minMax  time.Duration // the least the slowest latency can be
+		minDone int
+	}{
+		// Answers faster than the schedule: the rate is kept, never
+		// exceeded, whatever the machine's speed.
+		{"keeps up", 0, 0, int(rate * duration.Seconds() / 4)},
+		// Answers slower than a worker's interval (10 ms): the workers fall
+		// behind, and latency counts from when each request was due, so it
+		// grows well past the 25 ms a request takes by itself.
+		{"falls behind", 25 * time.Millisecond, 100 * time.Millisecond, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := Run(context.Background(), Load{Concurrency: concurrency, Duration: duration, Rate: rate},
+				func(ctx context.Context, w, i int) (int, bool) {
+					time.Sleep(tt.work)
+					return 200, true
+				}, nil)
+			if max := int(rate * duration.Seconds()); r.Requests > max {
+				t.Fatalf("%d requests, more than the %d the rate allows", r.Requests, max)
+			}
+			if r.Requests < tt.minDone || r.Errors != 0 {
+				t.Fatalf("result = %+v", r)
+			}
+			if r.Max < tt.minMax || r.Max < tt.work {
+				t.Fatalf("max latency %v, want at least %v", r.Max, max(tt.minMax, tt.work))
+			}
+		})
+	}
+}
+
+func TestRunRateStopsWithContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	// Worker 0's first request is due at once, worker 1's after 0.5 s and
+	// the next ones a second apart: the cancel must end those waits.
+	r := Run(ctx, Load{Concurrency: 2, Duration: time.Minute, Rate: 2}, func(ctx context.Context, w, i int) (int, bool) {
+		return 200, true
+	}, nil)
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("Run took %v after its context ended", took)
+	}
+	if r.Requests != 1 {
+		t.Fatalf("%d requests, want the 1 due at the start", r.Requests)
 	}
 }
