@@ -52,6 +52,7 @@ type benchFlags struct {
 	duration    time.Duration
 	concurrency int
 	rate        float64
+	warmup      time.Duration
 	scenarios   []string
 	accounts    int
 	signingAlg  string
@@ -66,7 +67,8 @@ func newBenchCommand() *cobra.Command {
 		Short: "Measure the token endpoint, introspection and token verification under load",
 		Long: `Start a Keyward server (a child process on a temporary SQLite store, or
 PostgreSQL with --db) or use --target, create fixture accounts, keys and
-secrets, then drive each scenario for --duration at --concurrency and report
+secrets, then drive each scenario for --duration at --concurrency (after an
+uncounted --warmup) and report
 requests/s, latency percentiles, errors by status, the server's CPU seconds
 per 1,000 requests, its peak memory (per scenario and for the whole run),
 and the load generator's own CPU.
@@ -103,6 +105,7 @@ names another server.`,
 	fl.StringVar(&f.db, "db", "", "run the started server on this PostgreSQL database instead of a temporary SQLite one")
 	fl.DurationVar(&f.duration, "duration", 10*time.Second, "how long to drive each scenario")
 	fl.IntVar(&f.concurrency, "concurrency", 64, "concurrent clients")
+	fl.DurationVar(&f.warmup, "warmup", time.Second, "before measuring each scenario, run it this long without counting (connections open, caches filled)")
 	fl.Float64Var(&f.rate, "rate", 0, "requests per second to send in each scenario, spread over the clients (0: each client sends as soon as it is answered)")
 	fl.StringSliceVar(&f.scenarios, "scenarios", allScenarios, "scenarios to run, comma-separated")
 	fl.IntVar(&f.accounts, "accounts", 0, "first fill the store with this many service accounts (started server only)")
@@ -120,6 +123,9 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 	}
 	if f.concurrency < 1 || f.concurrency > 10_000 {
 		return usageError{errors.New("--concurrency must be from 1 to 10000")}
+	}
+	if f.warmup < 0 || f.warmup > 10*time.Minute {
+		return usageError{errors.New("--warmup must be between 0 and 10m")}
 	}
 	if !(f.rate >= 0 && f.rate <= 10_000_000) { // also refuses NaN
 		return usageError{errors.New("--rate must be from 0 to 10000000 requests per second")}
@@ -165,6 +171,7 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		Concurrency:  f.concurrency,
 		Rate:         f.rate,
 		Duration:     f.duration.String(),
+		Warmup:       f.warmup.String(),
 		Accounts:     b.accountCount,
 		SigningAlg:   b.signingAlg,
 	}

@@ -23,6 +23,7 @@ type benchReport struct {
 	Concurrency        int              `json:"concurrency"`
 	Rate               float64          `json:"rate_per_second,omitempty"`
 	Duration           string           `json:"duration_per_scenario"`
+	Warmup             string           `json:"warmup_per_scenario"`
 	Accounts           int              `json:"filled_accounts,omitempty"`
 	SigningAlg         string           `json:"signing_alg,omitempty"`
 	Scenarios          []scenarioResult `json:"scenarios"`
@@ -49,7 +50,7 @@ func (r benchReport) write(w io.Writer, format string) error {
 	if r.Rate > 0 {
 		fmt.Fprintf(w, " at %.0f requests/s", r.Rate)
 	}
-	fmt.Fprintf(w, ", %s per scenario", r.Duration)
+	fmt.Fprintf(w, ", %s per scenario after a %s warm-up", r.Duration, r.Warmup)
 	if r.Accounts > 0 {
 		fmt.Fprintf(w, "; %d accounts in the store", r.Accounts)
 	}

@@ -69,7 +69,9 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 	serverScenario := pid != 0 && endpoint != ""
 	rssReset := serverScenario && procstat.ResetPeakRSS(pid) == nil
 	serverBefore, selfBefore := procstat.CPU(pid), procstat.SelfCPU()
-	res := loadgen.Run(ctx, loadgen.Load{Concurrency: b.f.concurrency, Duration: b.f.duration, Rate: b.f.rate}, req, func(done int64, elapsed time.Duration) {
+	b.progress(fmt.Sprintf("%-36s warming up", name))
+	load := loadgen.Load{Concurrency: b.f.concurrency, Duration: b.f.duration, Warmup: b.f.warmup, Rate: b.f.rate}
+	res := loadgen.Run(ctx, load, req, func(done int64, elapsed time.Duration) {
 		b.progress(fmt.Sprintf("%-36s %8d requests %7.0f/s  %s", name, done, float64(done)/elapsed.Seconds(), elapsed.Round(time.Second)))
 	})
 	b.progress("")
@@ -184,7 +186,7 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 		} else if rate == 0 {
 			rate = 8000
 		}
-		n := min(400_000, max(5_000, int(rate*b.f.duration.Seconds()*1.3)))
+		n := min(400_000, max(5_000, int(rate*(b.f.duration+b.f.warmup).Seconds()*1.3)))
 		assertions, err := b.presign(n, func(i int) map[string]any {
 			now := time.Now()
 			return map[string]any{"iss": fx.clientID, "sub": fx.clientID, "aud": b.tokenAudience(), "jti": fmt.Sprintf("bench-%d-%d", now.UnixNano(), i),

@@ -22,7 +22,7 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	os.Setenv("KEYWARD_TEST_RUN_MAIN", "1") // for the child only: TestMain has run
 	defer os.Unsetenv("KEYWARD_TEST_RUN_MAIN")
-	out := runCLI(t, "bench", "--duration", "300ms", "--concurrency", "4", "--accounts", "50", "-o", "json")
+	out := runCLI(t, "bench", "--duration", "300ms", "--warmup", "50ms", "--concurrency", "4", "--accounts", "50", "-o", "json")
 	var r benchReport
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("bench printed %q: %v", out, err)
@@ -57,7 +57,7 @@ func TestBenchSmoke(t *testing.T) {
 	}
 
 	// --signing-alg reaches the started server.
-	out = runCLI(t, "bench", "--duration", "200ms", "--concurrency", "2", "--scenarios", "client_credentials_secret",
+	out = runCLI(t, "bench", "--duration", "200ms", "--warmup", "0s", "--concurrency", "2", "--scenarios", "client_credentials_secret",
 		"--signing-alg", "EdDSA", "-o", "json")
 	r = benchReport{}
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
@@ -77,6 +77,7 @@ func TestBenchFlags(t *testing.T) {
 		{"bench", "-o", "yaml"},
 		{"bench", "--signing-alg", "HS256"},
 		{"bench", "--rate", "-1"},
+		{"bench", "--warmup", "-1s"},
 		{"bench", "--rate", "NaN"},
 		{"bench", "--rate", "1e12"},
 		{"bench", "--target", "http://x", "--signing-alg", "EdDSA"},
@@ -92,7 +93,7 @@ func TestBenchFlags(t *testing.T) {
 func TestBenchTLSTarget(t *testing.T) {
 	f := newTLSFixture(t)
 	m := startServer(t, func(m *Main) { m.Config.TLSCert, m.Config.TLSKey = f.serverCert, f.serverKey })
-	args := []string{"bench", "--target", m.URL(), "--credentials", m.AdminKeyFile, "--duration", "200ms", "--concurrency", "2",
+	args := []string{"bench", "--target", m.URL(), "--credentials", m.AdminKeyFile, "--duration", "200ms", "--warmup", "0s", "--concurrency", "2",
 		"--scenarios", "client_credentials_secret,introspect_jwt", "-o", "json"}
 	if err := runCLIErr(t, args...); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("without the CA: %v, want a certificate error", err)
@@ -112,14 +113,15 @@ func TestBenchTLSTarget(t *testing.T) {
 	}
 
 	// --rate paces the clients: 100 requests/s for 200 ms is at most 20
-	// requests, however fast the server answers.
+	// requests, however fast the server answers, and the warm-up's are not
+	// counted.
 	out = runCLI(t, "bench", "--target", m.URL(), "--credentials", m.AdminKeyFile, "--ca-cert", f.caFile, "--duration", "200ms",
-		"--concurrency", "2", "--rate", "100", "--scenarios", "client_credentials_secret", "-o", "json")
+		"--warmup", "300ms", "--concurrency", "2", "--rate", "100", "--scenarios", "client_credentials_secret", "-o", "json")
 	r = benchReport{}
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("bench printed %q: %v", out, err)
 	}
-	if r.Rate != 100 || len(r.Scenarios) != 1 {
+	if r.Rate != 100 || r.Warmup != "300ms" || len(r.Scenarios) != 1 {
 		t.Fatalf("report = %+v", r)
 	}
 	if s := r.Scenarios[0]; s.Requests == 0 || s.Requests > 20 || s.Errors != 0 {
