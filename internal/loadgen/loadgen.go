@@ -31,9 +31,10 @@ type Load struct {
 	// Rate, when positive, is how many requests per second the workers
 	// start in all, evenly spaced, whatever the answers take: an open
 	// workload, as many independent clients make. Each worker keeps its
-	// own schedule, and a request's latency counts from when it was due,
-	// not from when it was sent, so time spent queued behind a slow answer
-	// is measured instead of omitted. When the server cannot keep up,
+	// own schedule, and a request that falls due while the worker still
+	// waits on a slow answer has its latency counted from when it was due,
+	// not from when it was sent, so that wait is measured instead of
+	// omitted. When the server cannot keep up,
 	// latencies grow without bound and requests/s falls short of Rate.
 	// Zero is a closed loop: each worker sends its next request as soon as
 	// the previous one is answered, and the run measures the most the
@@ -176,10 +177,14 @@ func newPacer(load Load, start time.Time, worker int) *pacer {
 	}
 }
 
-// wait returns when request i is due and the time latency counts from: now
-// in a closed loop, else the moment the request was due (which may have
-// passed). It returns false when the request would be due after deadline
-// or ctx ends first.
+// wait returns when request i is due and the time its latency counts
+// from. In a closed loop that is now. With a rate, a request already due
+// when the worker gets to it was held up by slow answers before it, and
+// its latency counts from when it was due; otherwise the worker sleeps
+// until then, and latency counts from when it wakes, so a timer that fires
+// late (Go's may, by up to a millisecond) is not charged to the server.
+// It returns false when the request would be due after deadline or ctx
+// ends first.
 func (p *pacer) wait(ctx context.Context, i int, deadline time.Time) (time.Time, bool) {
 	if p.interval == 0 {
 		return time.Now(), true
@@ -199,7 +204,7 @@ func (p *pacer) wait(ctx context.Context, i int, deadline time.Time) (time.Time,
 	}
 	select {
 	case <-p.timer.C:
-		return due, true
+		return time.Now(), true
 	case <-ctx.Done():
 		return time.Time{}, false
 	}
