@@ -37,6 +37,7 @@ import (
 	"github.com/keyward/keyward/internal/sakey"
 	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/postgres"
 )
 
 // allScenarios are the scenarios of `keyward bench`, in order.
@@ -102,7 +103,7 @@ names another server.`,
 	fl.StringVar(&f.target, "target", "", "benchmark this running server instead of starting one (needs --credentials)")
 	fl.StringVar(&f.credentials, "credentials", "", "administrator key file for --target")
 	fl.StringVar(&f.caCert, "ca-cert", "", "PEM file of the CA that signed --target's TLS certificate (default: $KEYWARD_CA_CERT, else the system's)")
-	fl.StringVar(&f.db, "db", "", "run the started server on this PostgreSQL database instead of a temporary SQLite one")
+	fl.StringVar(&f.db, "db", "", "run the started server on this PostgreSQL database, in a schema of its own dropped afterwards, instead of a temporary SQLite one")
 	fl.DurationVar(&f.duration, "duration", 10*time.Second, "how long to drive each scenario")
 	fl.IntVar(&f.concurrency, "concurrency", 64, "concurrent clients")
 	fl.DurationVar(&f.warmup, "warmup", time.Second, "before measuring each scenario, run it this long without counting (connections open, caches filled)")
@@ -149,10 +150,11 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 
 	b := &bench{f: f, out: cmd.ErrOrStderr(), progress: progress}
 	if f.target == "" {
-		if err := b.startServer(ctx); err != nil {
+		err := b.startServer(ctx)
+		defer b.stopServer() // also what a failed start left: its directory, its schema
+		if err != nil {
 			return err
 		}
-		defer b.stopServer()
 	} else {
 		if !isLoopbackURL(f.target) {
 			fmt.Fprintf(b.out, "load goes to %s, which is not loopback\n", f.target)
@@ -202,8 +204,11 @@ type bench struct {
 	adminKey  string
 	dataDir   string
 	child     *exec.Cmd
+	exited    chan struct{} // closed when child has exited
 	storeName string
 	master    []byte
+	// dropSchema drops the PostgreSQL schema of a --db run.
+	dropSchema func(context.Context) error
 
 	http         *http.Client   // for setup
 	conns        *loadgen.Conns // for the measured requests
@@ -243,7 +248,16 @@ func (b *bench) startServer(ctx context.Context) error {
 		return err
 	}
 	cfg := DefaultConfig()
-	cfg.DataDir, cfg.DB = dir, b.f.db
+	cfg.DataDir = dir
+	if b.f.db != "" {
+		// A schema of its own: the run starts on an empty store, with this
+		// run's master key, and leaves nothing behind.
+		dsn, drop, err := postgres.TempSchema(ctx, b.f.db, "keyward_bench_")
+		if err != nil {
+			return fmt.Errorf("--db: %w", err)
+		}
+		b.dropSchema, cfg.DB = drop, dsn
+	}
 	b.storeName = storeName(cfg)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -268,8 +282,8 @@ func (b *bench) startServer(ctx context.Context) error {
 	}
 	args := []string{"serve", "--data-dir", dir, "--listen", addr, "--master-key-file", masterFile, "--log-level", "warn",
 		"--metrics-listen", metricsAddr}
-	if b.f.db != "" {
-		args = append(args, "--db", b.f.db)
+	if cfg.DB != "" {
+		args = append(args, "--db", cfg.DB)
 	}
 	if b.f.signingAlg != "" {
 		args = append(args, "--signing-alg", b.f.signingAlg)
@@ -280,6 +294,9 @@ func (b *bench) startServer(ctx context.Context) error {
 	if err := b.child.Start(); err != nil {
 		return err
 	}
+	exited := make(chan struct{})
+	go func() { b.child.Wait(); close(exited) }()
+	b.exited = exited
 	b.base, b.metricsURL = "http://"+addr, "http://"+metricsAddr+"/metrics"
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -289,10 +306,16 @@ func (b *bench) startServer(ctx context.Context) error {
 				break
 			}
 		}
-		if time.Now().After(deadline) || b.child.ProcessState != nil {
-			return fmt.Errorf("the server did not start: %s", stderr.String())
+		if time.Now().After(deadline) {
+			b.child.Process.Kill()
+			<-exited
+			return fmt.Errorf("the server did not become ready within 30s: %s", strings.TrimSpace(stderr.String()))
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-exited: // stderr is complete once Wait has returned
+			return fmt.Errorf("the server did not start: %s", strings.TrimSpace(stderr.String()))
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	b.adminKey = filepath.Join(dir, "admin-key.json")
 	if !fileExists(b.adminKey) {
@@ -302,18 +325,24 @@ func (b *bench) startServer(ctx context.Context) error {
 }
 
 func (b *bench) stopServer() {
-	if b.child != nil && b.child.Process != nil {
+	if b.exited != nil {
 		b.child.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { b.child.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-b.exited:
 		case <-time.After(10 * time.Second):
 			b.child.Process.Kill()
+			<-b.exited
 		}
 	}
 	if b.dataDir != "" {
 		os.RemoveAll(b.dataDir)
+	}
+	if b.dropSchema != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := b.dropSchema(ctx); err != nil {
+			fmt.Fprintf(b.out, "could not drop the benchmark's PostgreSQL schema: %v\n", err)
+		}
 	}
 }
 

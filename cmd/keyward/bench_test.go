@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 )
 
 // TestBenchSmoke runs `keyward bench` briefly on a temporary store: every
@@ -187,5 +190,40 @@ keyward_request_duration_seconds_count{endpoint="introspect"} 7
 	b.metricsURL = srv.URL + "/bad"
 	if _, err := b.readServerHistogram(context.Background(), "token"); err == nil {
 		t.Error("a malformed exposition was accepted")
+	}
+}
+
+// TestBenchPostgres runs `keyward bench --db` twice on one database: each
+// run gets a schema of its own (a second run on the first one's store would
+// meet a master key it cannot use), and drops it at the end.
+func TestBenchPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child server")
+	}
+	dsn := os.Getenv(pgtest.DSNEnv)
+	if dsn == "" {
+		t.Skipf("%s is not set; skipping PostgreSQL tests", pgtest.DSNEnv)
+	}
+	os.Setenv("KEYWARD_TEST_RUN_MAIN", "1") // for the child only: TestMain has run
+	defer os.Unsetenv("KEYWARD_TEST_RUN_MAIN")
+	for range 2 {
+		out := runCLI(t, "bench", "--db", dsn, "--duration", "200ms", "--warmup", "0s", "--concurrency", "2",
+			"--scenarios", "client_credentials_secret", "-o", "json")
+		var r benchReport
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("bench printed %q: %v", out, err)
+		}
+		if len(r.Scenarios) != 1 || r.Scenarios[0].Requests == 0 || r.Scenarios[0].Errors != 0 || !strings.Contains(r.Store, "postgres") {
+			t.Fatalf("report = %+v", r)
+		}
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var left int
+	if err := db.QueryRow("SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE 'keyward_bench_%'").Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d benchmark schemas left behind, %v", left, err)
 	}
 }

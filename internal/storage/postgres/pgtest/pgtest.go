@@ -2,14 +2,11 @@
 package pgtest
 
 import (
-	"crypto/rand"
-	"database/sql"
-	"net/url"
+	"context"
 	"os"
-	"strings"
 	"testing"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
+	"github.com/keyward/keyward/internal/storage/postgres"
 )
 
 // DSNEnv names the environment variable with the DSN of a PostgreSQL
@@ -25,22 +22,10 @@ func SchemaDSN(t testing.TB) string {
 	if dsn == "" {
 		t.Skipf("%s is not set; skipping PostgreSQL tests (e.g. %s=postgres://postgres@127.0.0.1:5432/test?sslmode=disable)", DSNEnv, DSNEnv)
 	}
-	admin, err := sql.Open("pgx", dsn)
+	schema, drop, err := postgres.TempSchema(context.Background(), dsn, "kwtest_")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", DSNEnv, err)
 	}
-	t.Cleanup(func() { admin.Close() })
-	schema := "kwtest_" + strings.ToLower(rand.Text()[:12])
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() { admin.Exec("DROP SCHEMA " + schema + " CASCADE") })
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("%s must be a postgres:// URL: %v", DSNEnv, err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	t.Cleanup(func() { drop(context.Background()) })
+	return schema
 }

@@ -1,0 +1,82 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestWithSearchPath(t *testing.T) {
+	tests := []struct {
+		dsn, want string
+	}{
+		{"postgres://u@h:5432/db?sslmode=disable", "postgres://u@h:5432/db?search_path=s1&sslmode=disable"},
+		{"postgresql://u@h/db?search_path=old", "postgresql://u@h/db?search_path=s1"},
+		{"host=h dbname=db sslmode=disable", "host=h dbname=db sslmode=disable search_path=s1"},
+		{"host=h search_path=old", "host=h search_path=old search_path=s1"},
+		{"", "search_path=s1"},
+	}
+	for _, tt := range tests {
+		got, err := withSearchPath(tt.dsn, "s1")
+		if err != nil || got != tt.want {
+			t.Errorf("withSearchPath(%q) = %q, %v; want %q", tt.dsn, got, err, tt.want)
+		}
+	}
+	if _, err := withSearchPath("postgres://u@h:badport/db", "s1"); err == nil {
+		t.Error("a malformed URL was accepted")
+	}
+}
+
+// TestTempSchema: a store opened on the DSN TempSchema returns lives in the
+// new schema, and dropping it leaves nothing behind. (The test cannot use
+// pgtest, which is built on TempSchema.)
+func TestTempSchema(t *testing.T) {
+	dsn := os.Getenv("KEYWARD_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("KEYWARD_TEST_POSTGRES_DSN is not set; skipping PostgreSQL tests (e.g. KEYWARD_TEST_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
+	}
+	ctx := context.Background()
+	for _, form := range []string{"url", "key=value"} {
+		t.Run(form, func(t *testing.T) {
+			base := dsn
+			if form == "key=value" {
+				base = "host=127.0.0.1 port=5432 user=postgres dbname=test sslmode=disable"
+				if !strings.Contains(dsn, "127.0.0.1:5432/test") {
+					t.Skip("the key=value form is tested against the local test database only")
+				}
+			}
+			scoped, drop, err := TempSchema(ctx, base, "kwtemp_")
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := Open(ctx, scoped, Options{})
+			if err != nil {
+				drop(ctx)
+				t.Fatal(err)
+			}
+			st.Close()
+			db, err := sql.Open("pgx", scoped)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			var schema string
+			var tables int
+			if err := db.QueryRow("SELECT current_schema(), (SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema())").Scan(&schema, &tables); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(schema, "kwtemp_") || tables == 0 {
+				t.Fatalf("the store is in schema %q with %d tables", schema, tables)
+			}
+			if err := drop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var left int
+			if err := db.QueryRow("SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1", schema).Scan(&left); err != nil || left != 0 {
+				t.Fatalf("schema %q still there (%d), %v", schema, left, err)
+			}
+		})
+	}
+}
