@@ -2,13 +2,17 @@
 // by email and ID, each account's keys, and the API catalog. It wraps a
 // storage.Storage; every change made through it drops what it affects at
 // once, and entries also expire after a TTL, which bounds how long a change
-// made elsewhere (another replica) can go unseen.
+// made elsewhere (another replica) can go unseen. When an entry is missing
+// or expired, the requests that want it at once share one load.
 package cache
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -29,6 +33,10 @@ type Store struct {
 	ttl time.Duration
 	max int
 	now func() time.Time
+	// flight shares a load among the requests that miss the same entry
+	// at once: under load every entry expires with many requests waiting
+	// for it, and without it each would query the store.
+	flight singleflight.Group
 
 	mu sync.RWMutex
 	// version changes on every invalidation; a read that started before an
@@ -78,8 +86,9 @@ func New(s storage.Storage, opts Options) *Store {
 	}
 }
 
-// lookup returns a fresh cached value, or loads and caches it.
-func lookup[T any](s *Store, m map[string]entry[T], k string, load func() (T, error)) (T, error) {
+// lookup returns a fresh cached value, or loads and caches it. kind names
+// m, for sharing loads.
+func lookup[T any](ctx context.Context, s *Store, kind string, m map[string]entry[T], k string, load func(context.Context) (T, error)) (T, error) {
 	now := s.now()
 	s.mu.RLock()
 	e, ok := m[k]
@@ -88,53 +97,78 @@ func lookup[T any](s *Store, m map[string]entry[T], k string, load func() (T, er
 	if ok && now.Before(e.expires) {
 		return e.v, nil
 	}
-	val, err := load()
-	if err != nil {
-		return val, err
-	}
-	s.mu.Lock()
-	if s.version == v {
-		if len(m) >= s.max {
-			for victim := range m { // map order is random: evict one at random
-				delete(m, victim)
-				break
-			}
+	return shared(ctx, s, kind+"\x00"+k, v, func(ctx context.Context) (T, error) {
+		val, err := load(ctx)
+		if err != nil {
+			return val, err
 		}
-		m[k] = entry[T]{v: val, expires: now.Add(s.ttl)}
+		s.mu.Lock()
+		if s.version == v {
+			if len(m) >= s.max {
+				for victim := range m { // map order is random: evict one at random
+					delete(m, victim)
+					break
+				}
+			}
+			m[k] = entry[T]{v: val, expires: now.Add(s.ttl)}
+		}
+		s.mu.Unlock()
+		return val, nil
+	})
+}
+
+// maxLoad bounds a shared load, which no one request's context ends.
+const maxLoad = 30 * time.Second
+
+// shared runs load once for all the callers that ask for key while the
+// cache is at version v, in the first caller's goroutine, and gives each
+// its result. The version is part of the key: a caller that comes after an
+// invalidation starts a load of its own, and never gets a value read before
+// the change.
+func shared[T any](ctx context.Context, s *Store, key string, v uint64, load func(context.Context) (T, error)) (T, error) {
+	r, err, _ := s.flight.Do(strconv.FormatUint(v, 36)+"\x00"+key, func() (any, error) {
+		// Not the first caller's context alone: its end must not fail
+		// the others.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), maxLoad)
+		defer cancel()
+		return load(ctx)
+	})
+	if err != nil {
+		var zero T
+		return zero, err
 	}
-	s.mu.Unlock()
-	return val, nil
+	return r.(T), nil
 }
 
 // GetAccount implements storage.Storage.
 func (s *Store) GetAccount(ctx context.Context, id string) (storage.Account, error) {
-	return lookup(s, s.byID, id, func() (storage.Account, error) { return s.Storage.GetAccount(ctx, id) })
+	return lookup(ctx, s, "byID", s.byID, id, func(ctx context.Context) (storage.Account, error) { return s.Storage.GetAccount(ctx, id) })
 }
 
 // GetAccountByEmail implements storage.Storage.
 func (s *Store) GetAccountByEmail(ctx context.Context, email string) (storage.Account, error) {
-	return lookup(s, s.byEmail, email, func() (storage.Account, error) { return s.Storage.GetAccountByEmail(ctx, email) })
+	return lookup(ctx, s, "byEmail", s.byEmail, email, func(ctx context.Context) (storage.Account, error) { return s.Storage.GetAccountByEmail(ctx, email) })
 }
 
 // ListKeys implements storage.Storage.
 func (s *Store) ListKeys(ctx context.Context, accountID string) ([]storage.Key, error) {
-	return lookup(s, s.keys, accountID, func() ([]storage.Key, error) { return s.Storage.ListKeys(ctx, accountID) })
+	return lookup(ctx, s, "keys", s.keys, accountID, func(ctx context.Context) ([]storage.Key, error) { return s.Storage.ListKeys(ctx, accountID) })
 }
 
 // ListSecrets implements storage.Storage.
 func (s *Store) ListSecrets(ctx context.Context, accountID string) ([]storage.Secret, error) {
-	return lookup(s, s.secrets, accountID, func() ([]storage.Secret, error) { return s.Storage.ListSecrets(ctx, accountID) })
+	return lookup(ctx, s, "secrets", s.secrets, accountID, func(ctx context.Context) ([]storage.Secret, error) { return s.Storage.ListSecrets(ctx, accountID) })
 }
 
 // GetToken implements storage.Storage. Opaque tokens never change; a
 // revocation deletes them, and drops this cache.
 func (s *Store) GetToken(ctx context.Context, hash []byte) (storage.TokenRecord, error) {
-	return lookup(s, s.tokens, string(hash), func() (storage.TokenRecord, error) { return s.Storage.GetToken(ctx, hash) })
+	return lookup(ctx, s, "tokens", s.tokens, string(hash), func(ctx context.Context) (storage.TokenRecord, error) { return s.Storage.GetToken(ctx, hash) })
 }
 
 // IsRevoked implements storage.Storage.
 func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
-	return lookup(s, s.revoked, jti, func() (bool, error) { return s.Storage.IsRevoked(ctx, jti) })
+	return lookup(ctx, s, "revoked", s.revoked, jti, func(ctx context.Context) (bool, error) { return s.Storage.IsRevoked(ctx, jti) })
 }
 
 // Revoke implements storage.Storage.
@@ -162,16 +196,18 @@ func (s *Store) ListAPIs(ctx context.Context) ([]storage.API, error) {
 	if e != nil && now.Before(e.expires) {
 		return e.v, nil
 	}
-	apis, err := s.Storage.ListAPIs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	if s.version == v {
-		s.apis = &entry[[]storage.API]{v: apis, expires: now.Add(s.ttl)}
-	}
-	s.mu.Unlock()
-	return apis, nil
+	return shared(ctx, s, "apis", v, func(ctx context.Context) ([]storage.API, error) {
+		apis, err := s.Storage.ListAPIs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		if s.version == v {
+			s.apis = &entry[[]storage.API]{v: apis, expires: now.Add(s.ttl)}
+		}
+		s.mu.Unlock()
+		return apis, nil
+	})
 }
 
 // invalidate drops the entries of an account ("" for none) and, with all,
@@ -307,22 +343,22 @@ func (s *Store) clearDelegation() {
 
 // GetUser implements storage.Storage.
 func (s *Store) GetUser(ctx context.Context, email string) (storage.User, error) {
-	return lookup(s, s.users, email, func() (storage.User, error) { return s.Storage.GetUser(ctx, email) })
+	return lookup(ctx, s, "users", s.users, email, func(ctx context.Context) (storage.User, error) { return s.Storage.GetUser(ctx, email) })
 }
 
 // GetGrant implements storage.Storage.
 func (s *Store) GetGrant(ctx context.Context, org, clientID string) (storage.Grant, error) {
-	return lookup(s, s.grants, org+"\x00"+clientID, func() (storage.Grant, error) { return s.Storage.GetGrant(ctx, org, clientID) })
+	return lookup(ctx, s, "grants", s.grants, org+"\x00"+clientID, func(ctx context.Context) (storage.Grant, error) { return s.Storage.GetGrant(ctx, org, clientID) })
 }
 
 // GetOrg implements storage.Storage.
 func (s *Store) GetOrg(ctx context.Context, domain string) (storage.Org, error) {
-	return lookup(s, s.orgs, domain, func() (storage.Org, error) { return s.Storage.GetOrg(ctx, domain) })
+	return lookup(ctx, s, "orgs", s.orgs, domain, func(ctx context.Context) (storage.Org, error) { return s.Storage.GetOrg(ctx, domain) })
 }
 
 // GetProjectOrg implements storage.Storage.
 func (s *Store) GetProjectOrg(ctx context.Context, project string) (storage.ProjectOrg, error) {
-	return lookup(s, s.projects, project, func() (storage.ProjectOrg, error) { return s.Storage.GetProjectOrg(ctx, project) })
+	return lookup(ctx, s, "projects", s.projects, project, func(ctx context.Context) (storage.ProjectOrg, error) { return s.Storage.GetProjectOrg(ctx, project) })
 }
 
 // TouchSecrets implements storage.Storage. It drops the cached secret

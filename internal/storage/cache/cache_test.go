@@ -3,6 +3,8 @@ package cache_test
 import (
 	"context"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -168,4 +170,81 @@ func TestListAPIsIsOneListUntilAChange(t *testing.T) {
 	if changed, _ := s.ListAPIs(ctx); len(changed) != 2 {
 		t.Errorf("after a change ListAPIs = %d APIs, want 2", len(changed))
 	}
+}
+
+// gatedStore holds its first GetAccount until released, and counts calls.
+type gatedStore struct {
+	storage.Storage
+	calls   atomic.Int32
+	started chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedStore) GetAccount(ctx context.Context, id string) (storage.Account, error) {
+	if g.calls.Add(1) == 1 {
+		close(g.started)
+		<-g.release
+	}
+	return g.Storage.GetAccount(ctx, id)
+}
+
+// TestSharedLoad: the requests that miss one entry at once (as all do when
+// it expires under load) share one load of it, but a request made after a
+// change never gets a value loaded before it.
+func TestSharedLoad(t *testing.T) {
+	ctx := context.Background()
+	base := openSQLite(t)
+	defer base.Close()
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	a := storage.Account{ID: "1", Email: "a@p.example", Name: "a", Project: "p", CreatedAt: c.t, UpdatedAt: c.t}
+	if err := base.CreateAccount(ctx, a, ev); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("one load for many", func(t *testing.T) {
+		g := &gatedStore{Storage: base, started: make(chan struct{}), release: make(chan struct{})}
+		s := cache.New(g, cache.Options{TTL: time.Minute, Now: c.now})
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				if got, err := s.GetAccount(ctx, "1"); err != nil || got.ID != "1" {
+					t.Errorf("GetAccount = %+v, %v", got, err)
+				}
+			})
+		}
+		<-g.started
+		// Every caller either waits on the load in flight or, coming after
+		// it, finds its result cached: none loads again.
+		close(g.release)
+		wg.Wait()
+		if n := g.calls.Load(); n != 1 {
+			t.Fatalf("%d loads for 20 concurrent misses, want 1", n)
+		}
+	})
+
+	t.Run("a change starts a new load", func(t *testing.T) {
+		g := &gatedStore{Storage: base, started: make(chan struct{}), release: make(chan struct{})}
+		s := cache.New(g, cache.Options{TTL: time.Minute, Now: c.now})
+		before := make(chan storage.Account)
+		go func() {
+			got, _ := s.GetAccount(ctx, "1")
+			before <- got
+		}()
+		<-g.started // that load has read nothing yet, but is in flight
+		if _, err := s.UpdateAccount(ctx, "1", func(a storage.Account) (storage.Account, error) { a.Disabled = true; return a, nil }, ev); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetAccount(ctx, "1")
+		if err != nil || !got.Disabled {
+			t.Fatalf("after the change GetAccount = %+v, %v; want it disabled", got, err)
+		}
+		close(g.release)
+		<-before
+		if got, _ := s.GetAccount(ctx, "1"); !got.Disabled {
+			t.Fatal("the load that began before the change was cached over the change")
+		}
+		if n := g.calls.Load(); n != 2 {
+			t.Fatalf("%d loads, want 2", n)
+		}
+	})
 }
