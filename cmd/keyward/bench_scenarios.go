@@ -57,6 +57,15 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 	if b.child != nil {
 		pid = b.child.Process.Pid
 	}
+	load := loadgen.Load{Concurrency: b.f.concurrency, Duration: b.f.duration, Rate: b.f.rate}
+	if b.f.warmup > 0 {
+		// Uncounted, and before every figure below is read: connections
+		// open, the server's caches filled.
+		b.progress(fmt.Sprintf("%-36s warming up", name))
+		warm := load
+		warm.Duration = b.f.warmup
+		loadgen.Run(ctx, warm, req, nil)
+	}
 	// The server's own latency is a bonus: without it the column says "-".
 	endpoint := serverEndpoint(name)
 	var (
@@ -69,8 +78,6 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 	serverScenario := pid != 0 && endpoint != ""
 	rssReset := serverScenario && procstat.ResetPeakRSS(pid) == nil
 	serverBefore, selfBefore := procstat.CPU(pid), procstat.SelfCPU()
-	b.progress(fmt.Sprintf("%-36s warming up", name))
-	load := loadgen.Load{Concurrency: b.f.concurrency, Duration: b.f.duration, Warmup: b.f.warmup, Rate: b.f.rate}
 	res := loadgen.Run(ctx, load, req, func(done int64, elapsed time.Duration) {
 		b.progress(fmt.Sprintf("%-36s %8d requests %7.0f/s  %s", name, done, float64(done)/elapsed.Seconds(), elapsed.Round(time.Second)))
 	})

@@ -21,13 +21,8 @@ type Load struct {
 	// Concurrency is the number of workers; each has at most one request
 	// in flight.
 	Concurrency int
-	// Duration bounds the measured run.
+	// Duration bounds the run.
 	Duration time.Duration
-	// Warmup, when positive, runs the same load for this long before the
-	// measured run, and counts nothing of it: connections are open and
-	// the server's caches are filled when measuring starts, as they are for
-	// long-lived clients.
-	Warmup time.Duration
 	// Rate, when positive, is how many requests per second the workers
 	// start in all, evenly spaced, whatever the answers take: an open
 	// workload, as many independent clients make. Each worker keeps its
@@ -55,20 +50,10 @@ type Result struct {
 	Max       time.Duration `json:"max_ns"`
 }
 
-// Run calls req from load.Concurrency workers for load.Warmup, then
-// measures them until load.Duration has passed (or ctx ends), and reports.
-// progress, if set, is called about every 250 ms of the measured run with
-// the number of requests so far.
+// Run calls req from load.Concurrency workers until load.Duration has
+// passed (or ctx ends), and reports. progress, if set, is called about
+// every 250 ms with the number of requests so far.
 func Run(ctx context.Context, load Load, req Request, progress func(done int64, elapsed time.Duration)) Result {
-	if load.Warmup > 0 {
-		warm := load
-		warm.Duration, warm.Warmup = load.Warmup, 0
-		run(ctx, warm, req, nil)
-	}
-	return run(ctx, load, req, progress)
-}
-
-func run(ctx context.Context, load Load, req Request, progress func(done int64, elapsed time.Duration)) Result {
 	concurrency := load.Concurrency
 	start := time.Now()
 	deadline := start.Add(load.Duration)
