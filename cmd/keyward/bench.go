@@ -43,7 +43,7 @@ import (
 // allScenarios are the scenarios of `keyward bench`, in order.
 var allScenarios = []string{
 	"client_credentials_secret", "client_credentials_private_key_jwt", "jwt_bearer",
-	"introspect_opaque", "introspect_jwt", "verify_cold", "verify_warm",
+	"introspect_opaque", "introspect_jwt", "healthz", "verify_cold", "verify_warm",
 }
 
 type benchFlags struct {
@@ -80,6 +80,9 @@ request waits in the kernel or for the load generator, which share the
 machine with it.
 
 Scenarios: ` + strings.Join(allScenarios, ", ") + `.
+healthz is the floor the rest stand on: GET /healthz does no
+authentication and touches no storage, so it measures what HTTP on this
+machine costs the server and the load generator.
 
 Client-side signing is kept out of the measurement: JWT-bearer assertions
 (RS256, without jti, as Google's libraries send them) are signed before the

@@ -75,7 +75,7 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 	if b.metricsURL != "" && endpoint != "" {
 		histBefore, histErr = b.readServerHistogram(ctx, endpoint)
 	}
-	serverScenario := pid != 0 && endpoint != ""
+	serverScenario := pid != 0 && !strings.HasPrefix(name, "verify_")
 	rssReset := serverScenario && procstat.ResetPeakRSS(pid) == nil
 	serverBefore, selfBefore := procstat.CPU(pid), procstat.SelfCPU()
 	res := loadgen.Run(ctx, load, req, func(done int64, elapsed time.Duration) {
@@ -266,6 +266,13 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 			}
 			return ok(status)
 		}, "", nil
+
+	case "healthz":
+		req := loadgen.NewGet(b.host, "/healthz")
+		return func(ctx context.Context, w, i int) (int, bool) {
+			status, _ := b.send(ctx, w, req)
+			return ok(status)
+		}, "GET /healthz: no authentication, no storage; the HTTP floor", nil
 
 	case "verify_cold", "verify_warm":
 		var md struct {

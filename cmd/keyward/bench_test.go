@@ -50,9 +50,12 @@ func TestBenchSmoke(t *testing.T) {
 		t.Fatal("no server CPU figure")
 	}
 	for _, s := range r.Scenarios {
-		hasServer := serverEndpoint(s.Name) != ""
-		if hasServer != (s.ServerP99Bound > 0) {
+		if hasHistogram := serverEndpoint(s.Name) != ""; hasHistogram != (s.ServerP99Bound > 0) {
 			t.Errorf("%s: server p99 bound %v", s.Name, s.ServerP99Bound)
+		}
+		hasServer := !strings.HasPrefix(s.Name, "verify_")
+		if hasServer != (s.ServerCPUPer1k > 0) {
+			t.Errorf("%s: server CPU %v per 1,000", s.Name, s.ServerCPUPer1k)
 		}
 		if hasServer != (s.ServerPeakRSSBytes > 0) || s.ServerPeakRSSBytes > r.ServerPeakRSSBytes {
 			t.Errorf("%s: server peak RSS %d (the run's %d)", s.Name, s.ServerPeakRSSBytes, r.ServerPeakRSSBytes)

@@ -84,6 +84,11 @@ func NewPost(host, path, authorization string, form []byte) []byte {
 	return append(b, form...)
 }
 
+// NewGet encodes a GET of path, ready for Do.
+func NewGet(host, path string) []byte {
+	return []byte("GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n")
+}
+
 // Do sends req on worker's connection, dialing it first if needed, and
 // returns the response's status and body. The body is valid until the
 // worker's next Do. On any error the connection is closed and redialed on

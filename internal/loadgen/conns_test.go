@@ -69,6 +69,9 @@ func TestConns(t *testing.T) {
 					}
 				}
 			}
+			if status, body, err := c.Do(ctx, 1, NewGet(host, "/healthz")); err != nil || status != 200 || string(body) != "GET /healthz   " {
+				t.Fatalf("GET: %d %q %v", status, body, err)
+			}
 			if n := dials.Load(); n != 2 {
 				t.Errorf("%d connections for 2 workers, want one each, kept alive", n)
 			}
