@@ -182,6 +182,16 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 	}
 	for _, name := range f.scenarios {
 		r, err := b.run(ctx, name)
+		if ctx.Err() != nil {
+			// Interrupted (Ctrl-C, SIGTERM): report what was measured, say
+			// so, and fail.
+			if err == nil && r.Requests > 0 {
+				r.Note = strings.TrimPrefix(r.Note+"; interrupted after "+r.Elapsed.Round(100*time.Millisecond).String()+" of "+f.duration.String(), "; ")
+				report.Scenarios = append(report.Scenarios, r)
+			}
+			report.Interrupted = true
+			break
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -194,7 +204,13 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 			report.ServerPeakRSSBytes = max(report.ServerPeakRSSBytes, s.ServerPeakRSSBytes)
 		}
 	}
-	return report.write(cmd.OutOrStdout(), f.output)
+	if err := report.write(cmd.OutOrStdout(), f.output); err != nil {
+		return err
+	}
+	if report.Interrupted {
+		return errors.New("interrupted; the report covers what was measured until then")
+	}
+	return nil
 }
 
 // bench holds a run's server, fixtures and HTTP client.
@@ -291,7 +307,9 @@ func (b *bench) startServer(ctx context.Context) error {
 	if b.f.signingAlg != "" {
 		args = append(args, "--signing-alg", b.f.signingAlg)
 	}
-	b.child = exec.CommandContext(ctx, exe, args...)
+	// Not tied to ctx: on an interrupt, stopServer shuts it down gracefully
+	// after the last figures are read.
+	b.child = exec.Command(exe, args...)
 	var stderr bytes.Buffer
 	b.child.Stderr = &stderr
 	if err := b.child.Start(); err != nil {

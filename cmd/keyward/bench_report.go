@@ -28,6 +28,9 @@ type benchReport struct {
 	SigningAlg         string           `json:"signing_alg,omitempty"`
 	Scenarios          []scenarioResult `json:"scenarios"`
 	ServerPeakRSSBytes int64            `json:"server_peak_rss_bytes,omitempty"`
+	// Interrupted says the run was stopped before every scenario ran in
+	// full; the last scenario's note says how far it got.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 func (r benchReport) write(w io.Writer, format string) error {
@@ -82,6 +85,9 @@ func (r benchReport) write(w io.Writer, format string) error {
 		if s.Note != "" {
 			fmt.Fprintf(w, "%s: %s\n", s.Name, s.Note)
 		}
+	}
+	if r.Interrupted {
+		fmt.Fprintln(w, "interrupted: the scenarios after the last one above did not run")
 	}
 	return nil
 }

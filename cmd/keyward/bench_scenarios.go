@@ -91,7 +91,8 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 	}
 	if b.metricsURL != "" && endpoint != "" && histErr == nil {
 		var after serverHistogram
-		if after, histErr = b.readServerHistogram(ctx, endpoint); histErr == nil {
+		// Also after an interrupt, which ends ctx: the figures are still wanted.
+		if after, histErr = b.readServerHistogram(context.WithoutCancel(ctx), endpoint); histErr == nil {
 			r.ServerP99Bound = p99Bound(histBefore, after)
 		}
 	}

@@ -230,3 +230,33 @@ func TestBenchPostgres(t *testing.T) {
 		t.Fatalf("%d benchmark schemas left behind, %v", left, err)
 	}
 }
+
+// TestBenchInterrupted: stopped mid-run, bench reports what it measured,
+// says it was interrupted, and fails.
+func TestBenchInterrupted(t *testing.T) {
+	m := startServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := newRootCommand()
+	cmd.SetArgs([]string{"bench", "--target", m.URL(), "--credentials", m.AdminKeyFile, "--duration", "1m", "--warmup", "0s",
+		"--concurrency", "2", "--scenarios", "client_credentials_secret,introspect_opaque", "-o", "json"})
+	var out strings.Builder
+	cmd.SetOut(&out)
+	cmd.SetErr(io.Discard)
+	time.AfterFunc(4*time.Second, cancel) // setup takes well under that; the first scenario, a minute
+	start := time.Now()
+	err := cmd.ExecuteContext(ctx)
+	if err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("err = %v, want an interruption", err)
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Fatalf("bench took %v to stop", took)
+	}
+	var r benchReport
+	if err := json.Unmarshal([]byte(out.String()), &r); err != nil {
+		t.Fatalf("bench printed %q: %v", out.String(), err)
+	}
+	if !r.Interrupted || len(r.Scenarios) != 1 || r.Scenarios[0].Requests == 0 || !strings.Contains(r.Scenarios[0].Note, "interrupted after") {
+		t.Fatalf("report = %+v", r)
+	}
+}
