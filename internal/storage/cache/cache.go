@@ -121,23 +121,27 @@ func lookup[T any](ctx context.Context, s *Store, kind string, m map[string]entr
 const maxLoad = 30 * time.Second
 
 // shared runs load once for all the callers that ask for key while the
-// cache is at version v, in the first caller's goroutine, and gives each
-// its result. The version is part of the key: a caller that comes after an
-// invalidation starts a load of its own, and never gets a value read before
-// the change.
+// cache is at version v, and gives each its result; a caller whose ctx
+// ends first stops waiting, and the load goes on for the others. The
+// version is part of the key: a caller that comes after an invalidation
+// starts a load of its own, and never gets a value read before the change.
 func shared[T any](ctx context.Context, s *Store, key string, v uint64, load func(context.Context) (T, error)) (T, error) {
-	r, err, _ := s.flight.Do(strconv.FormatUint(v, 36)+"\x00"+key, func() (any, error) {
-		// Not the first caller's context alone: its end must not fail
-		// the others.
+	ch := s.flight.DoChan(strconv.FormatUint(v, 36)+"\x00"+key, func() (any, error) {
+		// Not the first caller's context: its end must not fail the others.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), maxLoad)
 		defer cancel()
 		return load(ctx)
 	})
-	if err != nil {
-		var zero T
-		return zero, err
+	var zero T
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return zero, r.Err
+		}
+		return r.Val.(T), nil
+	case <-ctx.Done():
+		return zero, ctx.Err()
 	}
-	return r.(T), nil
 }
 
 // GetAccount implements storage.Storage.

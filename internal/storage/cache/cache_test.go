@@ -172,12 +172,16 @@ func TestListAPIsIsOneListUntilAChange(t *testing.T) {
 	}
 }
 
-// gatedStore holds its first GetAccount until released, and counts calls.
+// gatedStore holds the first GetAccount and the first IsRevoked until
+// released, and counts the calls of each.
 type gatedStore struct {
 	storage.Storage
-	calls   atomic.Int32
-	started chan struct{}
-	release chan struct{}
+	calls, revokedCalls atomic.Int32
+	started, release    chan struct{}
+}
+
+func newGated(s storage.Storage) *gatedStore {
+	return &gatedStore{Storage: s, started: make(chan struct{}), release: make(chan struct{})}
 }
 
 func (g *gatedStore) GetAccount(ctx context.Context, id string) (storage.Account, error) {
@@ -186,6 +190,31 @@ func (g *gatedStore) GetAccount(ctx context.Context, id string) (storage.Account
 		<-g.release
 	}
 	return g.Storage.GetAccount(ctx, id)
+}
+
+func (g *gatedStore) IsRevoked(ctx context.Context, jti string) (bool, error) {
+	if g.revokedCalls.Add(1) == 1 {
+		close(g.started)
+		<-g.release
+	}
+	return g.Storage.IsRevoked(ctx, jti)
+}
+
+// within runs f and fails the test if it has not returned after a while:
+// a read that wrongly waits on a load the test holds (begun before a
+// change, or while the reader's context has ended) would wait as long as
+// the test holds it.
+func within[T any](t *testing.T, f func() T) T {
+	t.Helper()
+	done := make(chan T, 1)
+	go func() { done <- f() }()
+	select {
+	case v := <-done:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatal("a read waited on the load the test holds")
+		panic("unreachable")
+	}
 }
 
 // TestSharedLoad: the requests that miss one entry at once (as all do when
@@ -202,7 +231,7 @@ func TestSharedLoad(t *testing.T) {
 	}
 
 	t.Run("one load for many", func(t *testing.T) {
-		g := &gatedStore{Storage: base, started: make(chan struct{}), release: make(chan struct{})}
+		g := newGated(base)
 		s := cache.New(g, cache.Options{TTL: time.Minute, Now: c.now})
 		var wg sync.WaitGroup
 		for range 20 {
@@ -222,8 +251,28 @@ func TestSharedLoad(t *testing.T) {
 		}
 	})
 
+	t.Run("a waiter may give up", func(t *testing.T) {
+		g := newGated(base)
+		s := cache.New(g, cache.Options{TTL: time.Minute, Now: c.now})
+		first := make(chan error, 1)
+		go func() {
+			_, err := s.GetAccount(ctx, "1")
+			first <- err
+		}()
+		<-g.started
+		waiter, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		if err := within(t, func() error { _, err := s.GetAccount(waiter, "1"); return err }); err != context.DeadlineExceeded {
+			t.Fatalf("a waiter whose context ended got %v, want its deadline", err)
+		}
+		close(g.release)
+		if err := <-first; err != nil {
+			t.Fatalf("the load failed for the caller that started it: %v", err)
+		}
+	})
+
 	t.Run("a change starts a new load", func(t *testing.T) {
-		g := &gatedStore{Storage: base, started: make(chan struct{}), release: make(chan struct{})}
+		g := newGated(base)
 		s := cache.New(g, cache.Options{TTL: time.Minute, Now: c.now})
 		before := make(chan storage.Account)
 		go func() {
@@ -234,9 +283,9 @@ func TestSharedLoad(t *testing.T) {
 		if _, err := s.UpdateAccount(ctx, "1", func(a storage.Account) (storage.Account, error) { a.Disabled = true; return a, nil }, ev); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.GetAccount(ctx, "1")
-		if err != nil || !got.Disabled {
-			t.Fatalf("after the change GetAccount = %+v, %v; want it disabled", got, err)
+		got := within(t, func() storage.Account { a, _ := s.GetAccount(ctx, "1"); return a })
+		if !got.Disabled {
+			t.Fatalf("after the change GetAccount = %+v; want it disabled", got)
 		}
 		close(g.release)
 		<-before
@@ -245,6 +294,28 @@ func TestSharedLoad(t *testing.T) {
 		}
 		if n := g.calls.Load(); n != 2 {
 			t.Fatalf("%d loads, want 2", n)
+		}
+	})
+
+	t.Run("a revocation starts a new load", func(t *testing.T) {
+		g := newGated(base)
+		s := cache.New(g, cache.Options{TTL: time.Minute, Now: c.now})
+		before := make(chan bool)
+		go func() {
+			revoked, _ := s.IsRevoked(ctx, "jti-1")
+			before <- revoked
+		}()
+		<-g.started
+		if err := s.Revoke(ctx, storage.Revocation{JTI: "jti-1", ExpiresAt: c.t.Add(time.Hour)}, ev); err != nil {
+			t.Fatal(err)
+		}
+		if revoked := within(t, func() bool { r, _ := s.IsRevoked(ctx, "jti-1"); return r }); !revoked {
+			t.Fatal("after Revoke, IsRevoked = false")
+		}
+		close(g.release)
+		<-before
+		if revoked, _ := s.IsRevoked(ctx, "jti-1"); !revoked {
+			t.Fatal("the load that began before the revocation was cached over it")
 		}
 	})
 }
