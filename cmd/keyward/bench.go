@@ -68,16 +68,24 @@ func newBenchCommand() *cobra.Command {
 		Short: "Measure the token endpoint, introspection and token verification under load",
 		Long: `Start a Keyward server (a child process on a temporary SQLite store, or
 PostgreSQL with --db) or use --target, create fixture accounts, keys and
-secrets, then drive each scenario for --duration at --concurrency (after an
-uncounted --warmup) and report
-requests/s, latency percentiles, errors by status, the server's CPU seconds
-per 1,000 requests, its peak memory (per scenario and for the whole run),
-and the load generator's own CPU.
+secrets, then drive each scenario for --duration at --concurrency, after an
+uncounted --warmup, and report requests/s, latency percentiles, errors by
+status, the server's CPU seconds per 1,000 requests, its peak memory (per
+scenario and for the whole run), and the load generator's own CPU.
 For a started server it also reports the server's own p99 ("server p99"):
 the bucket of its request-duration histogram under which its handlers
 answered 99 % of the scenario's requests — the latency without the time a
 request waits in the kernel or for the load generator, which share the
 machine with it.
+
+By default each client sends its next request as soon as the last is
+answered, which measures the most the server can do; at that saturation,
+latency is what the queue of waiting clients makes it. With --rate the
+clients send that many requests per second in all, evenly spaced, as a
+fleet of independent callers does, and a request that falls due while its
+client still waits on a slow answer counts its latency from when it was
+due, so that wait is measured, not omitted. Use it for the latency at a
+given load. An interrupted run (Ctrl-C) reports what it measured and fails.
 
 Scenarios: ` + strings.Join(allScenarios, ", ") + `.
 healthz is the floor the rest stand on: GET /healthz does no
