@@ -29,11 +29,10 @@ type Load struct {
 	// own schedule, and a request that falls due while the worker still
 	// waits on a slow answer has its latency counted from when it was due,
 	// not from when it was sent, so that wait is measured instead of
-	// omitted. When the server cannot keep up,
-	// latencies grow without bound and requests/s falls short of Rate.
-	// Zero is a closed loop: each worker sends its next request as soon as
-	// the previous one is answered, and the run measures the most the
-	// server can do.
+	// omitted. When the server cannot keep up, latencies grow without
+	// bound and requests/s falls short of Rate. Zero is a closed loop:
+	// each worker sends its next request as soon as the previous one is
+	// answered, and the run measures the most the server can do.
 	Rate float64
 }
 
