@@ -212,6 +212,9 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 			report.ServerPeakRSSBytes = max(report.ServerPeakRSSBytes, s.ServerPeakRSSBytes)
 		}
 	}
+	if report.Interrupted && len(report.Scenarios) == 0 {
+		return errors.New("interrupted before any scenario was measured")
+	}
 	if err := report.write(cmd.OutOrStdout(), f.output); err != nil {
 		return err
 	}
