@@ -172,12 +172,12 @@ func TestListAPIsIsOneListUntilAChange(t *testing.T) {
 	}
 }
 
-// gatedStore holds the first GetAccount and the first IsRevoked until
-// released, and counts the calls of each.
+// gatedStore holds the first GetAccount, the first ListKeys and the first
+// IsRevoked until released, and counts the calls of each.
 type gatedStore struct {
 	storage.Storage
-	calls, revokedCalls atomic.Int32
-	started, release    chan struct{}
+	calls, keyCalls, revokedCalls atomic.Int32
+	started, release              chan struct{}
 }
 
 func newGated(s storage.Storage) *gatedStore {
@@ -190,6 +190,14 @@ func (g *gatedStore) GetAccount(ctx context.Context, id string) (storage.Account
 		<-g.release
 	}
 	return g.Storage.GetAccount(ctx, id)
+}
+
+func (g *gatedStore) ListKeys(ctx context.Context, accountID string) ([]storage.Key, error) {
+	if g.keyCalls.Add(1) == 1 {
+		close(g.started)
+		<-g.release
+	}
+	return g.Storage.ListKeys(ctx, accountID)
 }
 
 func (g *gatedStore) IsRevoked(ctx context.Context, jti string) (bool, error) {
@@ -271,30 +279,70 @@ func TestSharedLoad(t *testing.T) {
 		}
 	})
 
-	t.Run("a change starts a new load", func(t *testing.T) {
-		g := newGated(base)
-		s := cache.New(g, cache.Options{TTL: time.Minute, Now: c.now})
-		before := make(chan storage.Account)
-		go func() {
-			got, _ := s.GetAccount(ctx, "1")
-			before <- got
-		}()
-		<-g.started // that load has read nothing yet, but is in flight
-		if _, err := s.UpdateAccount(ctx, "1", func(a storage.Account) (storage.Account, error) { a.Disabled = true; return a, nil }, ev); err != nil {
+	// A change made through the cache, or on another replica and announced
+	// by a notification (Invalidate), while a load begun before it is in
+	// flight: a read after it loads again and sees it, and the earlier
+	// load's result is not cached over it.
+	flip := func(st storage.Storage) {
+		t.Helper()
+		if _, err := st.UpdateAccount(ctx, "1", func(a storage.Account) (storage.Account, error) { a.Disabled = !a.Disabled; return a, nil }, ev); err != nil {
 			t.Fatal(err)
 		}
-		got := within(t, func() storage.Account { a, _ := s.GetAccount(ctx, "1"); return a })
-		if !got.Disabled {
-			t.Fatalf("after the change GetAccount = %+v; want it disabled", got)
+	}
+	for _, tt := range []struct {
+		name   string
+		change func(s *cache.Store)
+	}{
+		{"a change through the cache", func(s *cache.Store) { flip(s) }},
+		{"a notification for the account", func(s *cache.Store) { flip(base); s.Invalidate("1") }},
+		{"a notification for everything", func(s *cache.Store) { flip(base); s.Invalidate("") }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			was, err := base.GetAccount(ctx, "1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := newGated(base)
+			s := cache.New(g, cache.Options{TTL: time.Minute, Now: c.now})
+			before := make(chan storage.Account)
+			go func() {
+				got, _ := s.GetAccount(ctx, "1")
+				before <- got
+			}()
+			<-g.started // that load has read nothing yet, but is in flight
+			tt.change(s)
+			got := within(t, func() storage.Account { a, _ := s.GetAccount(ctx, "1"); return a })
+			if got.Disabled == was.Disabled {
+				t.Fatalf("after the change GetAccount = %+v; want disabled = %v", got, !was.Disabled)
+			}
+			close(g.release)
+			<-before
+			if got, _ := s.GetAccount(ctx, "1"); got.Disabled == was.Disabled {
+				t.Fatal("the load that began before the change was cached over the change")
+			}
+			if n := g.calls.Load(); n != 2 {
+				t.Fatalf("%d loads, want 2", n)
+			}
+		})
+	}
+
+	t.Run("a key disabled during a key-list load", func(t *testing.T) {
+		k := storage.Key{ID: "k1", AccountID: "1", Algorithm: "RS256", PublicKey: []byte("spki-k1"), Origin: storage.KeyOriginGenerated, CreatedAt: c.t}
+		if err := base.CreateKey(ctx, k, ev); err != nil {
+			t.Fatal(err)
+		}
+		g := newGated(base)
+		s := cache.New(g, cache.Options{TTL: time.Minute, Now: c.now})
+		go s.ListKeys(ctx, "1")
+		<-g.started
+		if _, err := s.UpdateKey(ctx, "k1", func(k storage.Key) (storage.Key, error) { k.Disabled = true; return k, nil }, ev); err != nil {
+			t.Fatal(err)
+		}
+		keys := within(t, func() []storage.Key { ks, _ := s.ListKeys(ctx, "1"); return ks })
+		if len(keys) != 1 || !keys[0].Disabled {
+			t.Fatalf("after disabling the key ListKeys = %+v", keys)
 		}
 		close(g.release)
-		<-before
-		if got, _ := s.GetAccount(ctx, "1"); !got.Disabled {
-			t.Fatal("the load that began before the change was cached over the change")
-		}
-		if n := g.calls.Load(); n != 2 {
-			t.Fatalf("%d loads, want 2", n)
-		}
 	})
 
 	t.Run("a revocation starts a new load", func(t *testing.T) {
