@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -172,12 +173,12 @@ func TestListAPIsIsOneListUntilAChange(t *testing.T) {
 	}
 }
 
-// gatedStore holds the first GetAccount, the first ListKeys and the first
-// IsRevoked until released, and counts the calls of each.
+// gatedStore holds the first GetAccount, ListKeys, ListAPIs and IsRevoked
+// until released, and counts the calls of each.
 type gatedStore struct {
 	storage.Storage
-	calls, keyCalls, revokedCalls atomic.Int32
-	started, release              chan struct{}
+	calls, keyCalls, apiCalls, revokedCalls atomic.Int32
+	started, release                        chan struct{}
 }
 
 func newGated(s storage.Storage) *gatedStore {
@@ -198,6 +199,14 @@ func (g *gatedStore) ListKeys(ctx context.Context, accountID string) ([]storage.
 		<-g.release
 	}
 	return g.Storage.ListKeys(ctx, accountID)
+}
+
+func (g *gatedStore) ListAPIs(ctx context.Context) ([]storage.API, error) {
+	if g.apiCalls.Add(1) == 1 {
+		close(g.started)
+		<-g.release
+	}
+	return g.Storage.ListAPIs(ctx)
 }
 
 func (g *gatedStore) IsRevoked(ctx context.Context, jti string) (bool, error) {
@@ -341,6 +350,21 @@ func TestSharedLoad(t *testing.T) {
 		keys := within(t, func() []storage.Key { ks, _ := s.ListKeys(ctx, "1"); return ks })
 		if len(keys) != 1 || !keys[0].Disabled {
 			t.Fatalf("after disabling the key ListKeys = %+v", keys)
+		}
+		close(g.release)
+	})
+
+	t.Run("an API created during a catalog load", func(t *testing.T) {
+		g := newGated(base)
+		s := cache.New(g, cache.Options{TTL: time.Minute, Now: c.now})
+		go s.ListAPIs(ctx)
+		<-g.started
+		if err := s.CreateAPI(ctx, storage.API{Identifier: "https://new.internal", Name: "new", Scopes: []string{"new.read"}, CreatedAt: c.t}, ev); err != nil {
+			t.Fatal(err)
+		}
+		apis := within(t, func() []storage.API { l, _ := s.ListAPIs(ctx); return l })
+		if !slices.ContainsFunc(apis, func(a storage.API) bool { return a.Identifier == "https://new.internal" }) {
+			t.Fatalf("after CreateAPI the catalog is %+v", apis)
 		}
 		close(g.release)
 	})
