@@ -173,12 +173,12 @@ func TestListAPIsIsOneListUntilAChange(t *testing.T) {
 	}
 }
 
-// gatedStore holds the first GetAccount, ListKeys, ListAPIs and IsRevoked
-// until released, and counts the calls of each.
+// gatedStore holds the first GetAccount, ListKeys, ListSecrets, ListAPIs
+// and IsRevoked until released, and counts the calls of each.
 type gatedStore struct {
 	storage.Storage
-	calls, keyCalls, apiCalls, revokedCalls atomic.Int32
-	started, release                        chan struct{}
+	calls, keyCalls, secretCalls, apiCalls, revokedCalls atomic.Int32
+	started, release                                     chan struct{}
 }
 
 func newGated(s storage.Storage) *gatedStore {
@@ -199,6 +199,14 @@ func (g *gatedStore) ListKeys(ctx context.Context, accountID string) ([]storage.
 		<-g.release
 	}
 	return g.Storage.ListKeys(ctx, accountID)
+}
+
+func (g *gatedStore) ListSecrets(ctx context.Context, accountID string) ([]storage.Secret, error) {
+	if g.secretCalls.Add(1) == 1 {
+		close(g.started)
+		<-g.release
+	}
+	return g.Storage.ListSecrets(ctx, accountID)
 }
 
 func (g *gatedStore) ListAPIs(ctx context.Context) ([]storage.API, error) {
@@ -335,24 +343,47 @@ func TestSharedLoad(t *testing.T) {
 		})
 	}
 
-	t.Run("a key disabled during a key-list load", func(t *testing.T) {
-		k := storage.Key{ID: "k1", AccountID: "1", Algorithm: "RS256", PublicKey: []byte("spki-k1"), Origin: storage.KeyOriginGenerated, CreatedAt: c.t}
-		if err := base.CreateKey(ctx, k, ev); err != nil {
-			t.Fatal(err)
-		}
-		g := newGated(base)
-		s := cache.New(g, cache.Options{TTL: time.Minute, Now: c.now})
-		go s.ListKeys(ctx, "1")
-		<-g.started
-		if _, err := s.UpdateKey(ctx, "k1", func(k storage.Key) (storage.Key, error) { k.Disabled = true; return k, nil }, ev); err != nil {
-			t.Fatal(err)
-		}
-		keys := within(t, func() []storage.Key { ks, _ := s.ListKeys(ctx, "1"); return ks })
-		if len(keys) != 1 || !keys[0].Disabled {
-			t.Fatalf("after disabling the key ListKeys = %+v", keys)
-		}
-		close(g.release)
-	})
+	// A key disabled, or a secret deleted, while its account's list loads.
+	for _, tt := range []struct {
+		name    string
+		create  func() error
+		change  func(s *cache.Store) error
+		changed func(s *cache.Store) bool // lists, and says whether the change shows
+	}{
+		{"a key disabled during a key-list load",
+			func() error {
+				return base.CreateKey(ctx, storage.Key{ID: "k1", AccountID: "1", Algorithm: "RS256", PublicKey: []byte("spki-k1"),
+					Origin: storage.KeyOriginGenerated, CreatedAt: c.t}, ev)
+			},
+			func(s *cache.Store) error {
+				_, err := s.UpdateKey(ctx, "k1", func(k storage.Key) (storage.Key, error) { k.Disabled = true; return k, nil }, ev)
+				return err
+			},
+			func(s *cache.Store) bool { ks, _ := s.ListKeys(ctx, "1"); return len(ks) == 1 && ks[0].Disabled }},
+		{"a secret deleted during a secret-list load",
+			func() error {
+				return base.CreateSecret(ctx, storage.Secret{ID: "s1", AccountID: "1", Hash: []byte("hash-s1"), Hint: "…s1", CreatedAt: c.t}, ev)
+			},
+			func(s *cache.Store) error { return s.DeleteSecret(ctx, "s1", ev) },
+			func(s *cache.Store) bool { ss, _ := s.ListSecrets(ctx, "1"); return len(ss) == 0 }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.create(); err != nil {
+				t.Fatal(err)
+			}
+			g := newGated(base)
+			s := cache.New(g, cache.Options{TTL: time.Minute, Now: c.now})
+			go tt.changed(s) // the load begun before the change
+			<-g.started
+			if err := tt.change(s); err != nil {
+				t.Fatal(err)
+			}
+			if !within(t, func() bool { return tt.changed(s) }) {
+				t.Fatal("a read after the change does not show it")
+			}
+			close(g.release)
+		})
+	}
 
 	t.Run("an API created during a catalog load", func(t *testing.T) {
 		g := newGated(base)
