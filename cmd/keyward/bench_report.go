@@ -53,7 +53,10 @@ func (r benchReport) write(w io.Writer, format string) error {
 	if r.Rate > 0 {
 		fmt.Fprintf(w, " at %.0f requests/s", r.Rate)
 	}
-	fmt.Fprintf(w, ", %s per scenario after a %s warm-up", r.Duration, r.Warmup)
+	fmt.Fprintf(w, ", %s per scenario", r.Duration)
+	if r.Warmup != "" && r.Warmup != "0s" {
+		fmt.Fprintf(w, " after a %s warm-up", r.Warmup)
+	}
 	if r.Accounts > 0 {
 		fmt.Fprintf(w, "; %d accounts in the store", r.Accounts)
 	}

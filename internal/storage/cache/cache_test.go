@@ -185,43 +185,36 @@ func newGated(s storage.Storage) *gatedStore {
 	return &gatedStore{Storage: s, started: make(chan struct{}), release: make(chan struct{})}
 }
 
-func (g *gatedStore) GetAccount(ctx context.Context, id string) (storage.Account, error) {
-	if g.calls.Add(1) == 1 {
+// hold counts a call in n and holds the first one until released.
+func (g *gatedStore) hold(n *atomic.Int32) {
+	if n.Add(1) == 1 {
 		close(g.started)
 		<-g.release
 	}
+}
+
+func (g *gatedStore) GetAccount(ctx context.Context, id string) (storage.Account, error) {
+	g.hold(&g.calls)
 	return g.Storage.GetAccount(ctx, id)
 }
 
 func (g *gatedStore) ListKeys(ctx context.Context, accountID string) ([]storage.Key, error) {
-	if g.keyCalls.Add(1) == 1 {
-		close(g.started)
-		<-g.release
-	}
+	g.hold(&g.keyCalls)
 	return g.Storage.ListKeys(ctx, accountID)
 }
 
 func (g *gatedStore) ListSecrets(ctx context.Context, accountID string) ([]storage.Secret, error) {
-	if g.secretCalls.Add(1) == 1 {
-		close(g.started)
-		<-g.release
-	}
+	g.hold(&g.secretCalls)
 	return g.Storage.ListSecrets(ctx, accountID)
 }
 
 func (g *gatedStore) ListAPIs(ctx context.Context) ([]storage.API, error) {
-	if g.apiCalls.Add(1) == 1 {
-		close(g.started)
-		<-g.release
-	}
+	g.hold(&g.apiCalls)
 	return g.Storage.ListAPIs(ctx)
 }
 
 func (g *gatedStore) IsRevoked(ctx context.Context, jti string) (bool, error) {
-	if g.revokedCalls.Add(1) == 1 {
-		close(g.started)
-		<-g.release
-	}
+	g.hold(&g.revokedCalls)
 	return g.Storage.IsRevoked(ctx, jti)
 }
 
