@@ -89,15 +89,15 @@ func New(s storage.Storage, opts Options) *Store {
 // lookup returns a fresh cached value, or loads and caches it. kind names
 // m, for sharing loads.
 func lookup[T any](ctx context.Context, s *Store, kind string, m map[string]entry[T], k string, load func(context.Context) (T, error)) (T, error) {
-	now := s.now()
-	s.mu.RLock()
-	e, ok := m[k]
-	v := s.version
-	s.mu.RUnlock()
-	if ok && now.Before(e.expires) {
-		return e.v, nil
+	cached := func() (T, uint64, bool) {
+		now := s.now()
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		e, ok := m[k]
+		return e.v, s.version, ok && now.Before(e.expires)
 	}
-	return shared(ctx, s, kind+"\x00"+k, v, func(ctx context.Context) (T, error) {
+	return shared(ctx, s, kind+"\x00"+k, cached, func(ctx context.Context, v uint64) (T, error) {
+		now := s.now()
 		val, err := load(ctx)
 		if err != nil {
 			return val, err
@@ -120,17 +120,27 @@ func lookup[T any](ctx context.Context, s *Store, kind string, m map[string]entr
 // maxLoad bounds a shared load, which no one request's context ends.
 const maxLoad = 30 * time.Second
 
-// shared runs load once for all the callers that ask for key while the
-// cache is at version v, and gives each its result; a caller whose ctx
+// shared returns the value cached says is fresh or, on a miss, runs load
+// once for all the callers that miss key while the cache is at version v
+// (as cached reports it), and gives each its result; a caller whose ctx
 // ends first stops waiting, and the load goes on for the others. The
 // version is part of the key: a caller that comes after an invalidation
 // starts a load of its own, and never gets a value read before the change.
-func shared[T any](ctx context.Context, s *Store, key string, v uint64, load func(context.Context) (T, error)) (T, error) {
+// A caller that missed just before a load ended finds its result cached
+// when its own turn comes, and does not load again.
+func shared[T any](ctx context.Context, s *Store, key string, cached func() (T, uint64, bool), load func(context.Context, uint64) (T, error)) (T, error) {
+	val, v, ok := cached()
+	if ok {
+		return val, nil
+	}
 	ch := s.flight.DoChan(strconv.FormatUint(v, 36)+"\x00"+key, func() (any, error) {
+		if val, _, ok := cached(); ok {
+			return val, nil
+		}
 		// Not the first caller's context: its end must not fail the others.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), maxLoad)
 		defer cancel()
-		return load(ctx)
+		return load(ctx, v)
 	})
 	var zero T
 	select {
@@ -193,14 +203,17 @@ func (s *Store) InvalidateRevocations() {
 
 // ListAPIs implements storage.Storage.
 func (s *Store) ListAPIs(ctx context.Context) ([]storage.API, error) {
-	now := s.now()
-	s.mu.RLock()
-	e, v := s.apis, s.version
-	s.mu.RUnlock()
-	if e != nil && now.Before(e.expires) {
-		return e.v, nil
+	cached := func() ([]storage.API, uint64, bool) {
+		now := s.now()
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		if e := s.apis; e != nil && now.Before(e.expires) {
+			return e.v, s.version, true
+		}
+		return nil, s.version, false
 	}
-	return shared(ctx, s, "apis", v, func(ctx context.Context) ([]storage.API, error) {
+	return shared(ctx, s, "apis", cached, func(ctx context.Context, v uint64) ([]storage.API, error) {
+		now := s.now()
 		apis, err := s.Storage.ListAPIs(ctx)
 		if err != nil {
 			return nil, err
