@@ -318,9 +318,10 @@ func (b *bench) startServer(ctx context.Context) error {
 	if b.f.signingAlg != "" {
 		args = append(args, "--signing-alg", b.f.signingAlg)
 	}
-	// Not tied to ctx: on an interrupt, stopServer shuts it down gracefully
-	// after the last figures are read.
+	// Not tied to ctx, nor in bench's process group: on an interrupt,
+	// stopServer shuts it down gracefully after the last figures are read.
 	b.child = exec.Command(exe, args...)
+	b.child.SysProcAttr = childProcAttr()
 	var stderr bytes.Buffer
 	b.child.Stderr = &stderr
 	if err := b.child.Start(); err != nil {
