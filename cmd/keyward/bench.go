@@ -47,18 +47,19 @@ var allScenarios = []string{
 }
 
 type benchFlags struct {
-	target      string
-	credentials string
-	db          string
-	duration    time.Duration
-	concurrency int
-	rate        float64
-	warmup      time.Duration
-	scenarios   []string
-	accounts    int
-	signingAlg  string
-	caCert      string
-	output      string
+	target        string
+	targetMetrics string
+	credentials   string
+	db            string
+	duration      time.Duration
+	concurrency   int
+	rate          float64
+	warmup        time.Duration
+	scenarios     []string
+	accounts      int
+	signingAlg    string
+	caCert        string
+	output        string
 }
 
 func newBenchCommand() *cobra.Command {
@@ -72,11 +73,13 @@ secrets, then drive each scenario for --duration at --concurrency, after an
 uncounted --warmup, and report requests/s, latency percentiles, errors by
 status, the server's CPU seconds per 1,000 requests, its peak memory (per
 scenario and for the whole run), and the load generator's own CPU.
-For a started server it also reports the server's own p99 ("server p99"):
-the bucket of its request-duration histogram under which its handlers
-answered 99 % of the scenario's requests — the latency without the time a
-request waits in the kernel or for the load generator, which share the
-machine with it.
+It also reports the server's own p99 ("server p99"): the bucket of its
+request-duration histogram under which its handlers answered 99 % of the
+scenario's requests — the latency without the time a request waits in the
+kernel or for the load generator, which share the machine with it.
+With --target, the server's figures come from its metrics listener, when
+--target-metrics names it (its peak memory is then the highest of readings
+every 250ms); point --target at that one replica, not a load balancer.
 
 By default each client sends its next request as soon as the last is
 answered, which measures the most the server can do; at that saturation,
@@ -106,13 +109,15 @@ names another server.`,
   keyward bench --scenarios client_credentials_secret,introspect_opaque -o json
   keyward bench --scenarios client_credentials_secret --rate 5000
   keyward bench --accounts 1000000 --scenarios client_credentials_secret
-  keyward bench --target https://keyward.staging --credentials admin-key.json`,
+  keyward bench --target https://keyward.staging --credentials admin-key.json
+  keyward bench --target http://10.0.0.5:8080 --credentials admin-key.json --target-metrics http://10.0.0.5:9090/metrics`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBench(cmd, f) },
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.target, "target", "", "benchmark this running server instead of starting one (needs --credentials)")
 	fl.StringVar(&f.credentials, "credentials", "", "administrator key file for --target")
+	fl.StringVar(&f.targetMetrics, "target-metrics", "", "the --target server's Prometheus metrics URL (its --metrics-listen, e.g. http://10.0.0.5:9090/metrics), for its CPU, memory and own p99")
 	fl.StringVar(&f.caCert, "ca-cert", "", "PEM file of the CA that signed --target's TLS certificate (default: $KEYWARD_CA_CERT, else the system's)")
 	fl.StringVar(&f.db, "db", "", "run the started server on this PostgreSQL database, in a schema of its own dropped afterwards, instead of a temporary SQLite one")
 	fl.DurationVar(&f.duration, "duration", 10*time.Second, "how long to drive each scenario")
@@ -147,6 +152,15 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 			return usageError{fmt.Errorf("unknown scenario %q; the scenarios are %s", s, strings.Join(allScenarios, ", "))}
 		}
 	}
+	if f.targetMetrics != "" {
+		u, err := url.Parse(f.targetMetrics)
+		if f.target == "" {
+			return usageError{errors.New("--target-metrics needs --target: a server bench starts is measured without it")}
+		}
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usageError{fmt.Errorf("--target-metrics %q is not an http:// or https:// URL", f.targetMetrics)}
+		}
+	}
 	if f.target != "" && (f.accounts > 0 || f.db != "" || f.signingAlg != "") {
 		return usageError{errors.New("--accounts, --db and --signing-alg apply to a server bench starts, not to --target")}
 	}
@@ -176,6 +190,16 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		return err
 	}
 	defer b.cleanup(context.WithoutCancel(ctx))
+	if f.targetMetrics != "" {
+		b.metricsURL = f.targetMetrics
+		m, err := b.readServerMetrics(ctx, "")
+		if err != nil {
+			return fmt.Errorf("--target-metrics: %w", err)
+		}
+		if !m.hasProcess {
+			return fmt.Errorf("--target-metrics: %s has no process_cpu_seconds_total or process_resident_memory_bytes; is it the metrics listener of a Keyward server?", f.targetMetrics)
+		}
+	}
 
 	report := benchReport{
 		Machine:      fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
@@ -208,9 +232,9 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 	if b.child != nil {
 		// Each scenario starts the peak over; the run's is the largest.
 		report.ServerPeakRSSBytes = procstat.PeakRSS(b.child.Process.Pid)
-		for _, s := range report.Scenarios {
-			report.ServerPeakRSSBytes = max(report.ServerPeakRSSBytes, s.ServerPeakRSSBytes)
-		}
+	}
+	for _, s := range report.Scenarios {
+		report.ServerPeakRSSBytes = max(report.ServerPeakRSSBytes, s.ServerPeakRSSBytes)
 	}
 	if report.Interrupted && len(report.Scenarios) == 0 {
 		return errors.New("interrupted before any scenario was measured")

@@ -31,40 +31,83 @@ func serverEndpoint(scenario string) string {
 	return ""
 }
 
-// readServerHistogram reads endpoint's histogram from the started server's
-// metrics. An endpoint that served nothing yet has an empty histogram.
-func (b *bench) readServerHistogram(ctx context.Context, endpoint string) (serverHistogram, error) {
+// serverMetrics is what bench reads from a server's Prometheus metrics.
+type serverMetrics struct {
+	hist serverHistogram // of the endpoint asked for
+	// cpu is process_cpu_seconds_total and rss process_resident_memory_bytes;
+	// hasProcess says they were there.
+	cpu, rss   float64
+	hasProcess bool
+}
+
+// readServerMetrics reads the server's metrics: endpoint's request-duration
+// histogram (empty for "" or an endpoint that served nothing yet) and its
+// process's CPU time and resident memory.
+func (b *bench) readServerMetrics(ctx context.Context, endpoint string) (serverMetrics, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.metricsURL, nil)
 	if err != nil {
-		return serverHistogram{}, err
+		return serverMetrics{}, err
 	}
 	resp, err := b.http.Do(req)
 	if err != nil {
-		return serverHistogram{}, err
+		return serverMetrics{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return serverHistogram{}, fmt.Errorf("server metrics: %s", resp.Status)
+		return serverMetrics{}, fmt.Errorf("server metrics: %s", resp.Status)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		return serverHistogram{}, fmt.Errorf("server metrics: %w", err)
+		return serverMetrics{}, fmt.Errorf("server metrics: %w", err)
 	}
-	var h serverHistogram
-	for _, m := range families["keyward_request_duration_seconds"].GetMetric() {
-		for _, l := range m.GetLabel() {
+	var m serverMetrics
+	cpu, rss := families["process_cpu_seconds_total"].GetMetric(), families["process_resident_memory_bytes"].GetMetric()
+	if len(cpu) == 1 && len(rss) == 1 {
+		m.cpu, m.rss, m.hasProcess = cpu[0].GetCounter().GetValue(), rss[0].GetGauge().GetValue(), true
+	}
+	for _, mt := range families["keyward_request_duration_seconds"].GetMetric() {
+		for _, l := range mt.GetLabel() {
 			if l.GetName() != "endpoint" || l.GetValue() != endpoint {
 				continue
 			}
-			for _, bk := range m.GetHistogram().GetBucket() {
-				h.bounds = append(h.bounds, bk.GetUpperBound())
-				h.counts = append(h.counts, bk.GetCumulativeCount())
+			for _, bk := range mt.GetHistogram().GetBucket() {
+				m.hist.bounds = append(m.hist.bounds, bk.GetUpperBound())
+				m.hist.counts = append(m.hist.counts, bk.GetCumulativeCount())
 			}
-			h.total = m.GetHistogram().GetSampleCount()
+			m.hist.total = mt.GetHistogram().GetSampleCount()
 		}
 	}
-	return h, nil
+	return m, nil
+}
+
+// rssSampleEvery is how often bench reads a --target server's resident
+// memory while a scenario runs: its metrics give the current figure, not
+// the peak.
+const rssSampleEvery = 250 * time.Millisecond
+
+// sampleRSS reads the server's resident memory every rssSampleEvery until
+// the returned function is called, which returns the highest reading.
+func (b *bench) sampleRSS(ctx context.Context) (stop func() float64) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan float64, 1)
+	go func() {
+		highest := 0.0
+		t := time.NewTicker(rssSampleEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				done <- highest
+				return
+			case <-t.C:
+				if m, err := b.readServerMetrics(ctx, ""); err == nil {
+					highest = max(highest, m.rss)
+				}
+			}
+		}
+	}()
+	return func() float64 { cancel(); return <-done }
 }
 
 // p99Bound is the smallest bucket bound under which the server answered

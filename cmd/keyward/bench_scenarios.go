@@ -27,15 +27,18 @@ type scenarioResult struct {
 	Name string `json:"scenario"`
 	loadgen.Result
 	// ServerCPUPer1k is the server's CPU seconds per 1,000 requests; 0 when
-	// unknown (--target) or when there is no server (verify_*).
+	// unknown (--target without --target-metrics) or when there is no
+	// server (verify_*).
 	ServerCPUPer1k float64 `json:"server_cpu_seconds_per_1000"`
-	// ServerP99Bound is the bucket bound of the started server's own
+	// ServerP99Bound is the bucket bound of the server's own
 	// request-duration histogram under which it answered 99 % of the
 	// scenario's requests: the handlers' latency, without the time requests
 	// wait in the kernel or for the load generator. 0 when unknown.
 	ServerP99Bound time.Duration `json:"server_p99_upper_bound_ns,omitempty"`
-	// ServerPeakRSSBytes is the started server's peak resident set during
-	// the scenario; 0 when unknown.
+	// ServerPeakRSSBytes is the server's peak resident set during the
+	// scenario: for a started server the kernel's high-water mark, for
+	// --target the highest reading of its metrics (every rssSampleEvery);
+	// 0 when unknown.
 	ServerPeakRSSBytes int64 `json:"server_peak_rss_bytes,omitempty"`
 	// LoadgenCPU is the CPU the load generator itself used.
 	LoadgenCPU float64 `json:"loadgen_cpu_seconds"`
@@ -66,38 +69,55 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 		warm.Duration = b.f.warmup
 		loadgen.Run(ctx, warm, req, nil)
 	}
-	// The server's own latency is a bonus: without it the column says "-".
+	// The server's own latency, and a --target's CPU and memory, come from
+	// its metrics; they are a bonus: without them the columns say "-".
 	endpoint := serverEndpoint(name)
+	hasServer := !strings.HasPrefix(name, "verify_")
+	watchChild, watchTarget := hasServer && pid != 0, hasServer && pid == 0 && b.metricsURL != ""
 	var (
-		histBefore serverHistogram
-		histErr    error
+		before     serverMetrics
+		metricsErr error
+		stopRSS    func() float64
 	)
-	if b.metricsURL != "" && endpoint != "" {
-		histBefore, histErr = b.readServerHistogram(ctx, endpoint)
+	if b.metricsURL != "" && (endpoint != "" || watchTarget) {
+		before, metricsErr = b.readServerMetrics(ctx, endpoint)
+		if watchTarget && metricsErr == nil {
+			stopRSS = b.sampleRSS(ctx)
+		}
 	}
-	serverScenario := pid != 0 && !strings.HasPrefix(name, "verify_")
-	rssReset := serverScenario && procstat.ResetPeakRSS(pid) == nil
+	rssReset := watchChild && procstat.ResetPeakRSS(pid) == nil
 	serverBefore, selfBefore := procstat.CPU(pid), procstat.SelfCPU()
 	res := loadgen.Run(ctx, load, req, func(done int64, elapsed time.Duration) {
 		b.progress(fmt.Sprintf("%-36s %8d requests %7.0f/s  %s", name, done, float64(done)/elapsed.Seconds(), elapsed.Round(time.Second)))
 	})
 	b.progress("")
 	r := scenarioResult{Name: name, Result: res, LoadgenCPU: (procstat.SelfCPU() - selfBefore).Seconds(), Note: note}
-	if serverScenario && res.Requests > 0 {
+	if watchChild && res.Requests > 0 {
 		r.ServerCPUPer1k = (procstat.CPU(pid) - serverBefore).Seconds() / float64(res.Requests) * 1000
 	}
 	if rssReset {
 		r.ServerPeakRSSBytes = procstat.PeakRSS(pid)
 	}
-	if b.metricsURL != "" && endpoint != "" && histErr == nil {
-		var after serverHistogram
+	if stopRSS != nil {
+		r.ServerPeakRSSBytes = int64(max(stopRSS(), before.rss))
+	}
+	if b.metricsURL != "" && metricsErr == nil && (endpoint != "" || watchTarget) {
+		var after serverMetrics
 		// Also after an interrupt, which ends ctx: the figures are still wanted.
-		if after, histErr = b.readServerHistogram(context.WithoutCancel(ctx), endpoint); histErr == nil {
-			r.ServerP99Bound = p99Bound(histBefore, after)
+		if after, metricsErr = b.readServerMetrics(context.WithoutCancel(ctx), endpoint); metricsErr == nil {
+			r.ServerP99Bound = p99Bound(before.hist, after.hist)
+			if watchTarget && res.Requests > 0 {
+				r.ServerCPUPer1k = (after.cpu - before.cpu) / float64(res.Requests) * 1000
+				r.ServerPeakRSSBytes = max(r.ServerPeakRSSBytes, int64(after.rss))
+			}
 		}
 	}
-	if histErr != nil {
-		r.Note = strings.TrimPrefix(r.Note+"; server p99 unknown: "+histErr.Error(), "; ")
+	if metricsErr != nil {
+		what := "server p99"
+		if watchTarget {
+			what = "server figures"
+		}
+		r.Note = strings.TrimPrefix(r.Note+"; "+what+" unknown: "+metricsErr.Error(), "; ")
 	}
 	if b.lastRate == 0 && strings.HasPrefix(name, "client_credentials") {
 		b.lastRate = res.PerSecond

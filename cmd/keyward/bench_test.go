@@ -87,6 +87,8 @@ func TestBenchFlags(t *testing.T) {
 		{"bench", "--rate", "NaN"},
 		{"bench", "--rate", "1e12"},
 		{"bench", "--target", "http://x", "--signing-alg", "EdDSA"},
+		{"bench", "--target-metrics", "http://x/metrics"},
+		{"bench", "--target", "http://x", "--target-metrics", "x:9090"},
 	} {
 		if err := runCLIErr(t, args...); err == nil {
 			t.Errorf("%v accepted", args)
@@ -135,6 +137,46 @@ func TestBenchTLSTarget(t *testing.T) {
 	}
 }
 
+// TestBenchTargetMetrics: with --target-metrics, a running server's CPU,
+// memory and own p99 are read from its metrics and reported per scenario.
+func TestBenchTargetMetrics(t *testing.T) {
+	m := startServer(t, func(m *Main) { m.Config.MetricsListen = "127.0.0.1:0" })
+	metrics := "http://" + m.metricsListener.Addr().String() + "/metrics"
+	args := []string{"bench", "--target", m.URL(), "--credentials", m.AdminKeyFile, "--duration", "300ms", "--warmup", "0s",
+		"--concurrency", "2", "--scenarios", "client_credentials_secret,healthz,verify_warm", "-o", "json"}
+
+	if err := runCLIErr(t, append(args, "--target-metrics", m.URL()+"/metrics")...); err == nil || !strings.Contains(err.Error(), "--target-metrics") {
+		t.Fatalf("metrics URL that is not one: %v, want a --target-metrics error", err)
+	}
+	out := runCLI(t, append(args, "--target-metrics", metrics)...)
+	var r benchReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("bench printed %q: %v", out, err)
+	}
+	if len(r.Scenarios) != 3 || r.ServerPeakRSSBytes <= 0 {
+		t.Fatalf("report = %+v", r)
+	}
+	for _, s := range r.Scenarios {
+		server := s.Name != "verify_warm"
+		if s.Requests == 0 || s.Errors != 0 || server != (s.ServerCPUPer1k > 0) || server != (s.ServerPeakRSSBytes > 0) ||
+			(s.Name == "client_credentials_secret") != (s.ServerP99Bound > 0) || strings.Contains(s.Note, "unknown") {
+			t.Errorf("%s: %+v", s.Name, s)
+		}
+	}
+
+	// Without it, the server's figures are unknown.
+	out = runCLI(t, args...)
+	r = benchReport{}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("bench printed %q: %v", out, err)
+	}
+	for _, s := range r.Scenarios {
+		if s.ServerCPUPer1k != 0 || s.ServerPeakRSSBytes != 0 || s.ServerP99Bound != 0 {
+			t.Errorf("without --target-metrics, %s: %+v", s.Name, s)
+		}
+	}
+}
+
 func TestP99Bound(t *testing.T) {
 	bounds := []float64{.001, .005, .01}
 	h := func(counts ...uint64) serverHistogram {
@@ -158,8 +200,12 @@ func TestP99Bound(t *testing.T) {
 	}
 }
 
-func TestReadServerHistogram(t *testing.T) {
-	body := `# TYPE keyward_request_duration_seconds histogram
+func TestReadServerMetrics(t *testing.T) {
+	body := `# TYPE process_cpu_seconds_total counter
+process_cpu_seconds_total 12.5
+# TYPE process_resident_memory_bytes gauge
+process_resident_memory_bytes 5.24288e+07
+# TYPE keyward_request_duration_seconds histogram
 keyward_request_duration_seconds_bucket{endpoint="token",le="0.005"} 90
 keyward_request_duration_seconds_bucket{endpoint="token",le="0.01"} 100
 keyward_request_duration_seconds_bucket{endpoint="token",le="+Inf"} 100
@@ -172,26 +218,37 @@ keyward_request_duration_seconds_sum{endpoint="introspect"} 0.01
 keyward_request_duration_seconds_count{endpoint="introspect"} 7
 `
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/bad" {
+		switch r.URL.Path {
+		case "/bad":
 			io.WriteString(w, "not { prometheus")
-			return
+		case "/noprocess":
+			io.WriteString(w, body[strings.Index(body, "# TYPE keyward"):])
+		default:
+			io.WriteString(w, body)
 		}
-		io.WriteString(w, body)
 	}))
 	defer srv.Close()
 	b := &bench{http: srv.Client(), metricsURL: srv.URL + "/metrics"}
-	h, err := b.readServerHistogram(context.Background(), "token")
+	m, err := b.readServerMetrics(context.Background(), "token")
+	h := m.hist
 	if err != nil || h.total != 100 || len(h.bounds) != 3 {
 		t.Fatalf("token histogram = %+v, %v", h, err)
+	}
+	if !m.hasProcess || m.cpu != 12.5 || m.rss != 50<<20 {
+		t.Errorf("process figures: %+v", m)
 	}
 	if got := p99Bound(serverHistogram{}, h); got != 10*time.Millisecond {
 		t.Errorf("p99 bound = %v, want 10ms", got)
 	}
-	if h, err := b.readServerHistogram(context.Background(), "revoke"); err != nil || h.total != 0 {
-		t.Errorf("an endpoint without requests: %+v, %v", h, err)
+	if m, err := b.readServerMetrics(context.Background(), "revoke"); err != nil || m.hist.total != 0 {
+		t.Errorf("an endpoint without requests: %+v, %v", m, err)
+	}
+	b.metricsURL = srv.URL + "/noprocess"
+	if m, err := b.readServerMetrics(context.Background(), "token"); err != nil || m.hasProcess || m.hist.total != 100 {
+		t.Errorf("metrics without the process collector: %+v, %v", m, err)
 	}
 	b.metricsURL = srv.URL + "/bad"
-	if _, err := b.readServerHistogram(context.Background(), "token"); err == nil {
+	if _, err := b.readServerMetrics(context.Background(), "token"); err == nil {
 		t.Error("a malformed exposition was accepted")
 	}
 }

@@ -40,7 +40,7 @@ func startBenchProcess(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer, 
 	for time.Now().Before(deadline) {
 		if pid, metrics := childServer(cmd.Process.Pid); pid != 0 && metrics != "" {
 			b := &bench{metricsURL: "http://" + metrics + "/metrics", http: http.DefaultClient}
-			if h, err := b.readServerHistogram(context.Background(), "token"); err == nil && h.total >= 200 {
+			if m, err := b.readServerMetrics(context.Background(), "token"); err == nil && m.hist.total >= 200 {
 				return cmd, &stdout, pid
 			}
 		}
