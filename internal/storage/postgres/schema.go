@@ -4,10 +4,18 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
 )
+
+// tempSchemaLock is the first key of the session advisory lock that marks a
+// temporary schema as in use; the second is the hash of its name. (Two-key
+// advisory locks never collide with the store's one-key locks.)
+const tempSchemaLock = 0x6b77 // "kw"
 
 // TempSchema creates a schema with a fresh name that starts with prefix in
 // the database dsn names, and returns a DSN for the same database whose
@@ -15,27 +23,97 @@ import (
 // with everything in it. A store opened on the returned DSN starts empty
 // and leaves nothing behind once dropped. dsn may be a postgres:// URL or a
 // key=value string; prefix must be a lower-case SQL identifier.
+//
+// Until it is dropped, the schema is marked in use by an advisory lock held
+// on a connection of its own. A process killed before it could drop its
+// schema loses that connection and the lock with it, and the next
+// TempSchema with the same prefix drops the schema it left. (So dsn must
+// not go through a proxy that pools connections by transaction, which
+// would share the locks between sessions.)
 func TempSchema(ctx context.Context, dsn, prefix string) (string, func(context.Context) error, error) {
-	schema := prefix + strings.ToLower(rand.Text()[:12])
-	scoped, err := withSearchPath(dsn, schema)
-	if err != nil {
+	if _, err := withSearchPath(dsn, prefix); err != nil {
 		return "", nil, err
 	}
-	exec := func(ctx context.Context, stmt string) error {
-		db, err := sql.Open("pgx", dsn)
-		if err != nil {
-			return fmt.Errorf("postgres: %w", err)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return "", nil, fmt.Errorf("postgres: %w", err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return "", nil, fmt.Errorf("postgres: %w", err)
+	}
+	closeAll := func() { conn.Close(); db.Close() }
+	if err := dropAbandoned(ctx, conn, prefix); err != nil {
+		closeAll()
+		return "", nil, err
+	}
+	// Marked in use before it exists, so a sweep never sees it unmarked; a
+	// name whose mark is taken (another schema's hash) is not used.
+	var schema string
+	for tries, locked := 0, false; !locked; tries++ {
+		if tries == 10 {
+			closeAll()
+			return "", nil, errors.New("postgres: could not mark a new temporary schema in use (advisory locks taken)")
 		}
-		defer db.Close()
-		if _, err := db.ExecContext(ctx, stmt); err != nil {
+		schema = prefix + strings.ToLower(rand.Text()[:12])
+		if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1, hashtext($2))", tempSchemaLock, schema).Scan(&locked); err != nil {
+			closeAll()
+			return "", nil, fmt.Errorf("postgres: %w", err)
+		}
+	}
+	scoped, _ := withSearchPath(dsn, schema) // dsn parsed above
+	if _, err := conn.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		closeAll()
+		return "", nil, fmt.Errorf("postgres: %w", err)
+	}
+	drop := func(ctx context.Context) error {
+		defer closeAll() // and with the connection, the lock
+		if _, err := conn.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
 			return fmt.Errorf("postgres: %w", err)
 		}
 		return nil
 	}
-	if err := exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		return "", nil, err
+	return scoped, drop, nil
+}
+
+// dropAbandoned drops the schemas named with prefix that no session marks
+// in use: what killed processes left.
+func dropAbandoned(ctx context.Context, conn *sql.Conn, prefix string) error {
+	rows, err := conn.QueryContext(ctx, "SELECT nspname FROM pg_namespace WHERE left(nspname, length($1)) = $1", prefix)
+	if err != nil {
+		return fmt.Errorf("postgres: listing abandoned temporary schemas: %w", err)
 	}
-	return scoped, func(ctx context.Context) error { return exec(ctx, "DROP SCHEMA "+schema+" CASCADE") }, nil
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return fmt.Errorf("postgres: %w", err)
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	for _, n := range names {
+		var free bool
+		if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1, hashtext($2))", tempSchemaLock, n).Scan(&free); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		if !free {
+			continue // in use
+		}
+		_, err := conn.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{n}.Sanitize()+" CASCADE")
+		if _, uerr := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1, hashtext($2))", tempSchemaLock, n); err == nil {
+			err = uerr
+		}
+		if err != nil {
+			return fmt.Errorf("postgres: dropping abandoned temporary schema %s: %w", n, err)
+		}
+	}
+	return nil
 }
 
 // withSearchPath returns dsn with its search_path set to schema.

@@ -29,14 +29,21 @@ func TestWithSearchPath(t *testing.T) {
 	}
 }
 
-// TestTempSchema: a store opened on the DSN TempSchema returns lives in the
-// new schema, and dropping it leaves nothing behind. (The test cannot use
-// pgtest, which is built on TempSchema.)
-func TestTempSchema(t *testing.T) {
+// testDSN is pgtest's DSN; the tests of TempSchema cannot use pgtest, which
+// is built on it.
+func testDSN(t *testing.T) string {
+	t.Helper()
 	dsn := os.Getenv("KEYWARD_TEST_POSTGRES_DSN")
 	if dsn == "" {
 		t.Skip("KEYWARD_TEST_POSTGRES_DSN is not set; skipping PostgreSQL tests (e.g. KEYWARD_TEST_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
 	}
+	return dsn
+}
+
+// TestTempSchema: a store opened on the DSN TempSchema returns lives in the
+// new schema, and dropping it leaves nothing behind.
+func TestTempSchema(t *testing.T) {
+	dsn := testDSN(t)
 	ctx := context.Background()
 	for _, form := range []string{"url", "key=value"} {
 		t.Run(form, func(t *testing.T) {
@@ -78,5 +85,68 @@ func TestTempSchema(t *testing.T) {
 				t.Fatalf("schema %q still there (%d), %v", schema, left, err)
 			}
 		})
+	}
+}
+
+// TestTempSchemaAbandoned: a schema left by a process killed before it
+// could drop it (no session marks it in use) is dropped by the next
+// TempSchema of the same prefix; one still in use is not.
+func TestTempSchemaAbandoned(t *testing.T) {
+	dsn := testDSN(t)
+	ctx := context.Background()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const prefix = "kwabandon_"
+	exists := func(schema string) bool {
+		t.Helper()
+		var n int
+		if err := db.QueryRow("SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+	current := func(scoped string) string {
+		t.Helper()
+		sdb, err := sql.Open("pgx", scoped)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sdb.Close()
+		var s string
+		if err := sdb.QueryRow("SELECT current_setting('search_path')").Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	abandoned := prefix + "killed"
+	if _, err := db.Exec("CREATE SCHEMA " + abandoned + "; CREATE TABLE " + abandoned + ".t (x int)"); err != nil {
+		t.Fatal(err)
+	}
+	live, dropLive, err := TempSchema(ctx, dsn, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	liveName := current(live)
+	if exists(abandoned) {
+		t.Errorf("the abandoned schema %s is still there after a TempSchema", abandoned)
+	}
+	other, dropOther, err := TempSchema(ctx, dsn, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exists(liveName) {
+		t.Fatalf("the schema in use %s was dropped by another TempSchema", liveName)
+	}
+	for _, drop := range []func(context.Context) error{dropLive, dropOther} {
+		if err := drop(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if name := current(other); exists(liveName) || exists(name) {
+		t.Fatalf("%s or %s left after their drops", liveName, name)
 	}
 }
