@@ -88,7 +88,9 @@ clients send that many requests per second in all, evenly spaced, as a
 fleet of independent callers does, and a request that falls due while its
 client still waits on a slow answer counts its latency from when it was
 due, so that wait is measured, not omitted. Use it for the latency at a
-given load. An interrupted run (Ctrl-C) reports what it measured and fails.
+given load. An interrupted run (Ctrl-C) reports what it measured and fails;
+one killed outright stops its server with it, and the next run removes the
+temporary store it left (directory or PostgreSQL schema).
 
 Scenarios: ` + strings.Join(allScenarios, ", ") + `.
 healthz is the floor the rest stand on: GET /healthz does no
@@ -254,13 +256,15 @@ type bench struct {
 	out      io.Writer
 	progress func(string)
 
-	base      string // server URL
-	adminKey  string
-	dataDir   string
-	child     *exec.Cmd
-	exited    chan struct{} // closed when child has exited
-	storeName string
-	master    []byte
+	base     string // server URL
+	adminKey string
+	dataDir  string
+	// releaseDir ends the mark that dataDir is in use (markRunDir).
+	releaseDir func()
+	child      *exec.Cmd
+	exited     chan struct{} // closed when child has exited
+	storeName  string
+	master     []byte
 	// dropSchema drops the PostgreSQL schema of a --db run.
 	dropSchema func(context.Context) error
 
@@ -290,11 +294,16 @@ func isLoopbackURL(s string) bool {
 // startServer runs `keyward serve` as a child process, so its CPU and
 // memory can be measured apart from the load generator's.
 func (b *bench) startServer(ctx context.Context) error {
+	// Data directories of runs killed before they could remove them go first.
+	removeAbandonedRunDirs(filepath.Join(os.TempDir(), "keyward-bench-*"))
 	dir, err := os.MkdirTemp("", "keyward-bench-")
 	if err != nil {
 		return err
 	}
 	b.dataDir = dir
+	if b.releaseDir, err = markRunDir(dir); err != nil {
+		return fmt.Errorf("marking the data directory in use: %w", err)
+	}
 	b.master = make([]byte, 32)
 	rand.Read(b.master)
 	masterFile := filepath.Join(dir, "master.key")
@@ -393,6 +402,9 @@ func (b *bench) stopServer() {
 	}
 	if b.dataDir != "" {
 		os.RemoveAll(b.dataDir)
+		if b.releaseDir != nil {
+			b.releaseDir()
+		}
 	}
 	if b.dropSchema != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -59,14 +59,22 @@ func childServer(parent int) (pid int, metrics string) {
 		if f := procStat(pid); len(f) < 2 || f[1] != strconv.Itoa(parent) {
 			continue
 		}
-		args := strings.Split(string(readFile(d+"/cmdline")), "\x00")
-		for i, a := range args {
-			if a == "--metrics-listen" && i+1 < len(args) {
-				return pid, args[i+1]
-			}
+		if metrics := serverFlag(pid, "--metrics-listen"); metrics != "" {
+			return pid, metrics
 		}
 	}
 	return 0, ""
+}
+
+// serverFlag returns the value of flag in process pid's command line.
+func serverFlag(pid int, flag string) string {
+	args := strings.Split(string(readFile("/proc/"+strconv.Itoa(pid)+"/cmdline")), "\x00")
+	for i, a := range args {
+		if a == flag && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
 }
 
 // readFile is os.ReadFile without the error: nil for a process gone.
@@ -137,13 +145,28 @@ func TestBenchCtrlC(t *testing.T) {
 }
 
 // TestBenchKilled: when bench itself is killed (SIGKILL, no chance to clean
-// up), the server it started does not run on.
+// up), the server it started does not run on, and the next bench removes
+// the data directory it left.
 func TestBenchKilled(t *testing.T) {
 	cmd, _, server := startBenchProcess(t, "--duration", "1m", "--warmup", "0s", "--concurrency", "2",
 		"--scenarios", "client_credentials_secret")
+	dir := serverFlag(server, "--data-dir")
+	if dir == "" {
+		t.Fatal("no --data-dir in the server's command line")
+	}
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	cmd.Wait()
 	waitGone(t, server, "the server of a killed bench")
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the killed run's data directory: %v (a SIGKILLed process cannot remove it)", err)
+	}
+
+	os.Setenv("KEYWARD_TEST_RUN_MAIN", "1") // for the next bench's server only
+	defer os.Unsetenv("KEYWARD_TEST_RUN_MAIN")
+	runCLI(t, "bench", "--duration", "100ms", "--warmup", "0s", "--concurrency", "1", "--scenarios", "healthz")
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the killed run's data directory %s is still there after the next bench: %v", dir, err)
+	}
 }

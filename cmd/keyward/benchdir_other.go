@@ -1,0 +1,9 @@
+//go:build !unix
+
+package main
+
+// markRunDir does nothing here: there is no lock a dead process drops.
+func markRunDir(string) (func(), error) { return func() {}, nil }
+
+// removeAbandonedRunDirs does nothing here: see markRunDir.
+func removeAbandonedRunDirs(string) {}
