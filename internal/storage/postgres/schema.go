@@ -77,10 +77,13 @@ func TempSchema(ctx context.Context, dsn, prefix string) (string, func(context.C
 	return scoped, drop, nil
 }
 
-// dropAbandoned drops the schemas named with prefix that no session marks
-// in use: what killed processes left.
+// dropAbandoned drops the schemas TempSchema named with prefix, owned by
+// this user, that no session marks in use: what killed processes left. A
+// schema it cannot drop is left; only a failure to look is an error.
 func dropAbandoned(ctx context.Context, conn *sql.Conn, prefix string) error {
-	rows, err := conn.QueryContext(ctx, "SELECT nspname FROM pg_namespace WHERE left(nspname, length($1)) = $1", prefix)
+	rows, err := conn.QueryContext(ctx, `SELECT nspname FROM pg_namespace
+		WHERE left(nspname, length($1)) = $1 AND substr(nspname, length($1) + 1) ~ '^[a-z2-7]{12}$'
+		AND nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)`, prefix)
 	if err != nil {
 		return fmt.Errorf("postgres: listing abandoned temporary schemas: %w", err)
 	}
@@ -105,12 +108,9 @@ func dropAbandoned(ctx context.Context, conn *sql.Conn, prefix string) error {
 		if !free {
 			continue // in use
 		}
-		_, err := conn.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{n}.Sanitize()+" CASCADE")
-		if _, uerr := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1, hashtext($2))", tempSchemaLock, n); err == nil {
-			err = uerr
-		}
-		if err != nil {
-			return fmt.Errorf("postgres: dropping abandoned temporary schema %s: %w", n, err)
+		conn.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{n}.Sanitize()+" CASCADE")
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1, hashtext($2))", tempSchemaLock, n); err != nil {
+			return fmt.Errorf("postgres: %w", err)
 		}
 	}
 	return nil

@@ -90,7 +90,8 @@ func TestTempSchema(t *testing.T) {
 
 // TestTempSchemaAbandoned: a schema left by a process killed before it
 // could drop it (no session marks it in use) is dropped by the next
-// TempSchema of the same prefix; one still in use is not.
+// TempSchema of the same prefix; one still in use is not, nor one that
+// has the prefix but is not named as TempSchema names its schemas.
 func TestTempSchemaAbandoned(t *testing.T) {
 	dsn := testDSN(t)
 	ctx := context.Background()
@@ -122,10 +123,13 @@ func TestTempSchemaAbandoned(t *testing.T) {
 		return s
 	}
 
-	abandoned := prefix + "killed"
-	if _, err := db.Exec("CREATE SCHEMA " + abandoned + "; CREATE TABLE " + abandoned + ".t (x int)"); err != nil {
-		t.Fatal(err)
+	abandoned, notOurs := prefix+"killed2abcde", prefix+"users_own"
+	for _, s := range []string{abandoned, notOurs} {
+		if _, err := db.Exec("CREATE SCHEMA " + s + "; CREATE TABLE " + s + ".t (x int)"); err != nil {
+			t.Fatal(err)
+		}
 	}
+	defer db.Exec("DROP SCHEMA " + notOurs + " CASCADE")
 	live, dropLive, err := TempSchema(ctx, dsn, prefix)
 	if err != nil {
 		t.Fatal(err)
@@ -133,6 +137,9 @@ func TestTempSchemaAbandoned(t *testing.T) {
 	liveName := current(live)
 	if exists(abandoned) {
 		t.Errorf("the abandoned schema %s is still there after a TempSchema", abandoned)
+	}
+	if !exists(notOurs) {
+		t.Errorf("%s, not named as TempSchema names, was dropped", notOurs)
 	}
 	other, dropOther, err := TempSchema(ctx, dsn, prefix)
 	if err != nil {
