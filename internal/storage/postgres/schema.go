@@ -7,10 +7,20 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
+
+// tempSchemaSuffix is how many random lower-case base32 characters follow
+// the prefix in a temporary schema's name. (Versions that did not mark
+// their schemas used 12; the sweep leaves those alone.)
+const tempSchemaSuffix = 13
+
+// validPrefix is what TempSchema accepts as a prefix: a lower-case SQL
+// identifier, which CREATE SCHEMA does not fold.
+var validPrefix = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
 // tempSchemaLock is the first key of the session advisory lock that marks a
 // temporary schema as in use; the second is the hash of its name. (Two-key
@@ -29,8 +39,13 @@ const tempSchemaLock = 0x6b77 // "kw"
 // schema loses that connection and the lock with it, and the next
 // TempSchema with the same prefix drops the schema it left. (So dsn must
 // not go through a proxy that pools connections by transaction, which
-// would share the locks between sessions.)
+// would share the locks between sessions.) The marking session is kept
+// from idling out (idle_session_timeout); a session ended by an
+// administrator or a failover still loses the mark.
 func TempSchema(ctx context.Context, dsn, prefix string) (string, func(context.Context) error, error) {
+	if !validPrefix.MatchString(prefix) {
+		return "", nil, fmt.Errorf("postgres: temporary schema prefix %q is not a lower-case SQL identifier", prefix)
+	}
 	if _, err := withSearchPath(dsn, prefix); err != nil {
 		return "", nil, err
 	}
@@ -44,6 +59,9 @@ func TempSchema(ctx context.Context, dsn, prefix string) (string, func(context.C
 		return "", nil, fmt.Errorf("postgres: %w", err)
 	}
 	closeAll := func() { conn.Close(); db.Close() }
+	// The mark lasts as long as this session: it must not time out idle
+	// (PostgreSQL 14 and later have the setting; earlier ones never do).
+	conn.ExecContext(ctx, "SET idle_session_timeout = 0")
 	if err := dropAbandoned(ctx, conn, prefix); err != nil {
 		closeAll()
 		return "", nil, err
@@ -56,7 +74,7 @@ func TempSchema(ctx context.Context, dsn, prefix string) (string, func(context.C
 			closeAll()
 			return "", nil, errors.New("postgres: could not mark a new temporary schema in use (advisory locks taken)")
 		}
-		schema = prefix + strings.ToLower(rand.Text()[:12])
+		schema = prefix + strings.ToLower(rand.Text()[:tempSchemaSuffix])
 		if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1, hashtext($2))", tempSchemaLock, schema).Scan(&locked); err != nil {
 			closeAll()
 			return "", nil, fmt.Errorf("postgres: %w", err)
@@ -79,11 +97,13 @@ func TempSchema(ctx context.Context, dsn, prefix string) (string, func(context.C
 
 // dropAbandoned drops the schemas TempSchema named with prefix, owned by
 // this user, that no session marks in use: what killed processes left. A
-// schema it cannot drop is left; only a failure to look is an error.
+// schema it cannot drop, or not at once (a session holds a lock on one of
+// its tables), is left; only a failure to look is an error.
 func dropAbandoned(ctx context.Context, conn *sql.Conn, prefix string) error {
 	rows, err := conn.QueryContext(ctx, `SELECT nspname FROM pg_namespace
-		WHERE left(nspname, length($1)) = $1 AND substr(nspname, length($1) + 1) ~ '^[a-z2-7]{12}$'
-		AND nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)`, prefix)
+		WHERE left(nspname, length($1)) = $1 AND substr(nspname, length($1) + 1) ~ $2
+		AND nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)`,
+		prefix, fmt.Sprintf("^[a-z2-7]{%d}$", tempSchemaSuffix))
 	if err != nil {
 		return fmt.Errorf("postgres: listing abandoned temporary schemas: %w", err)
 	}
@@ -100,6 +120,13 @@ func dropAbandoned(ctx context.Context, conn *sql.Conn, prefix string) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
+	if len(names) == 0 {
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, "SET lock_timeout = '2s'"); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	defer conn.ExecContext(ctx, "RESET lock_timeout")
 	for _, n := range names {
 		var free bool
 		if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1, hashtext($2))", tempSchemaLock, n).Scan(&free); err != nil {

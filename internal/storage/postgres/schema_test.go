@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestWithSearchPath(t *testing.T) {
@@ -123,13 +124,16 @@ func TestTempSchemaAbandoned(t *testing.T) {
 		return s
 	}
 
-	abandoned, notOurs := prefix+"killed2abcde", prefix+"users_own"
-	for _, s := range []string{abandoned, notOurs} {
+	// Left by a killed process; not named as TempSchema names them (a
+	// user's own); named as versions that did not mark their schemas did.
+	abandoned, notOurs, older := prefix+"killed2abcdef", prefix+"users_own", prefix+"older2abcdef"
+	for _, s := range []string{abandoned, notOurs, older} {
 		if _, err := db.Exec("CREATE SCHEMA " + s + "; CREATE TABLE " + s + ".t (x int)"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	defer db.Exec("DROP SCHEMA " + notOurs + " CASCADE")
+	defer db.Exec("DROP SCHEMA " + older + " CASCADE")
 	live, dropLive, err := TempSchema(ctx, dsn, prefix)
 	if err != nil {
 		t.Fatal(err)
@@ -138,8 +142,10 @@ func TestTempSchemaAbandoned(t *testing.T) {
 	if exists(abandoned) {
 		t.Errorf("the abandoned schema %s is still there after a TempSchema", abandoned)
 	}
-	if !exists(notOurs) {
-		t.Errorf("%s, not named as TempSchema names, was dropped", notOurs)
+	for _, s := range []string{notOurs, older} {
+		if !exists(s) {
+			t.Errorf("%s, not named as TempSchema names its marked schemas, was dropped", s)
+		}
 	}
 	other, dropOther, err := TempSchema(ctx, dsn, prefix)
 	if err != nil {
@@ -148,7 +154,32 @@ func TestTempSchemaAbandoned(t *testing.T) {
 	if !exists(liveName) {
 		t.Fatalf("the schema in use %s was dropped by another TempSchema", liveName)
 	}
-	for _, drop := range []func(context.Context) error{dropLive, dropOther} {
+	// An abandoned schema a session holds a lock in (an open transaction)
+	// is left for a later sweep, after a short wait, not waited on.
+	busy := prefix + "busy2abcdefgh"
+	if _, err := db.Exec("CREATE SCHEMA " + busy + "; CREATE TABLE " + busy + ".t (x int)"); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Exec("DROP SCHEMA " + busy + " CASCADE")
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() // before the drops above, should the test fail
+	if _, err := tx.Exec("LOCK TABLE " + busy + ".t IN ACCESS SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	_, dropThird, err := TempSchema(wctx, dsn, prefix)
+	if err != nil {
+		t.Fatalf("TempSchema with a locked abandoned schema: %v", err)
+	}
+	tx.Rollback()
+	if !exists(busy) {
+		t.Errorf("the locked abandoned schema %s was dropped", busy)
+	}
+	for _, drop := range []func(context.Context) error{dropLive, dropOther, dropThird} {
 		if err := drop(ctx); err != nil {
 			t.Fatal(err)
 		}

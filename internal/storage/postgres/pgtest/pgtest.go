@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/internal/storage/postgres"
 )
@@ -26,6 +27,12 @@ func SchemaDSN(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("%s: %v", DSNEnv, err)
 	}
-	t.Cleanup(func() { drop(context.Background()) })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := drop(ctx); err != nil {
+			t.Logf("dropping the test's schema (the next test run drops it): %v", err)
+		}
+	})
 	return schema
 }
