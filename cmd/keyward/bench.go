@@ -401,7 +401,7 @@ func (b *bench) stopServer() {
 		}
 	}
 	if b.dataDir != "" {
-		os.RemoveAll(b.dataDir)
+		removeRunDir(b.dataDir)
 		if b.releaseDir != nil {
 			b.releaseDir()
 		}

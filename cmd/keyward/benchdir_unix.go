@@ -38,13 +38,38 @@ func markRunDir(dir string) (release func(), err error) {
 func removeAbandonedRunDirs(pattern string) {
 	dirs, _ := filepath.Glob(pattern)
 	for _, dir := range dirs {
+		// Only directories of this user's, not links: the sweep removes
+		// nothing else.
+		fi, err := os.Lstat(dir)
+		if err != nil || !fi.IsDir() {
+			continue
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Getuid() {
+			continue
+		}
 		f, err := os.Open(filepath.Join(dir, runDirLock))
 		if err != nil {
 			continue
 		}
 		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
-			os.RemoveAll(dir)
+			removeRunDir(dir)
 		}
 		f.Close()
+	}
+}
+
+// removeRunDir removes a bench data directory, its lock file last: if
+// anything else cannot be removed, the directory stays marked, and a later
+// sweep tries again.
+func removeRunDir(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() != runDirLock {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) <= 1 {
+		os.Remove(filepath.Join(dir, runDirLock))
+		os.Remove(dir)
 	}
 }

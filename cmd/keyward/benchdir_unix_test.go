@@ -10,7 +10,7 @@ import (
 
 // TestRemoveAbandonedRunDirs: of the bench data directories, the sweep
 // removes the one whose lock nobody holds (its run was killed), and leaves
-// the one in use and the one without a lock file.
+// the one in use, the one without a lock file and what a link points to.
 func TestRemoveAbandonedRunDirs(t *testing.T) {
 	root := t.TempDir()
 	mk := func(name string) string {
@@ -32,8 +32,22 @@ func TestRemoveAbandonedRunDirs(t *testing.T) {
 	}
 	releaseKilled() // as the kernel does for a killed process
 
+	// A symbolic link to a killed run's directory is not followed.
+	linked := mk("elsewhere")
+	releaseLinked, err := markRunDir(linked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	releaseLinked()
+	if err := os.WriteFile(filepath.Join(linked, "keyward.db"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(linked, filepath.Join(root, "run-link")); err != nil {
+		t.Fatal(err)
+	}
+
 	removeAbandonedRunDirs(filepath.Join(root, "run-*"))
-	for dir, want := range map[string]bool{live: true, killed: false, unmarked: true} {
+	for dir, want := range map[string]bool{live: true, killed: false, unmarked: true, filepath.Join(linked, "keyward.db"): true} {
 		if _, err := os.Stat(dir); (err == nil) != want {
 			t.Errorf("%s: exists = %v, want %v", filepath.Base(dir), err == nil, want)
 		}
