@@ -89,14 +89,13 @@ func New(s storage.Storage, opts Options) *Store {
 // lookup returns a fresh cached value, or loads and caches it. kind names
 // m, for sharing loads.
 func lookup[T any](ctx context.Context, s *Store, kind string, m map[string]entry[T], k string, load func(context.Context) (T, error)) (T, error) {
-	cached := func() (T, uint64, bool) {
-		now := s.now()
-		s.mu.RLock()
-		defer s.mu.RUnlock()
-		e, ok := m[k]
-		return e.v, s.version, ok && now.Before(e.expires)
+	val, v, ok := fresh(s, m, k)
+	if ok {
+		return val, nil
 	}
-	return shared(ctx, s, kind+"\x00"+k, cached, func(ctx context.Context, v uint64) (T, error) {
+	// The closures are made on a miss only: a hit allocates nothing.
+	cached := func() (T, bool) { val, _, ok := fresh(s, m, k); return val, ok }
+	return shared(ctx, s, kind+"\x00"+k, v, cached, func(ctx context.Context) (T, error) {
 		now := s.now()
 		val, err := load(ctx)
 		if err != nil {
@@ -117,30 +116,35 @@ func lookup[T any](ctx context.Context, s *Store, kind string, m map[string]entr
 	})
 }
 
+// fresh returns m's entry for k, the cache's version, and whether the
+// entry is there and unexpired.
+func fresh[T any](s *Store, m map[string]entry[T], k string) (T, uint64, bool) {
+	now := s.now()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := m[k]
+	return e.v, s.version, ok && now.Before(e.expires)
+}
+
 // maxLoad bounds a shared load, which no one request's context ends.
 const maxLoad = 30 * time.Second
 
-// shared returns the value cached says is fresh or, on a miss, runs load
-// once for all the callers that miss key while the cache is at version v
-// (as cached reports it), and gives each its result; a caller whose ctx
-// ends first stops waiting, and the load goes on for the others. The
-// version is part of the key: a caller that comes after an invalidation
-// starts a load of its own, and never gets a value read before the change.
-// A caller that missed just before a load ended finds its result cached
-// when its own turn comes, and does not load again.
-func shared[T any](ctx context.Context, s *Store, key string, cached func() (T, uint64, bool), load func(context.Context, uint64) (T, error)) (T, error) {
-	val, v, ok := cached()
-	if ok {
-		return val, nil
-	}
+// shared runs load once for all the callers that miss key while the cache
+// is at version v, and gives each its result; a caller whose ctx ends
+// first stops waiting, and the load goes on for the others. The version is
+// part of the key: a caller that comes after an invalidation starts a load
+// of its own, and never gets a value read before the change. The load
+// first asks cached: a caller that missed just before an earlier load
+// ended finds its result there, and does not load again.
+func shared[T any](ctx context.Context, s *Store, key string, v uint64, cached func() (T, bool), load func(context.Context) (T, error)) (T, error) {
 	ch := s.flight.DoChan(strconv.FormatUint(v, 36)+"\x00"+key, func() (any, error) {
-		if val, _, ok := cached(); ok {
+		if val, ok := cached(); ok {
 			return val, nil
 		}
 		// Not the first caller's context: its end must not fail the others.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), maxLoad)
 		defer cancel()
-		return load(ctx, v)
+		return load(ctx)
 	})
 	var zero T
 	select {
@@ -203,16 +207,12 @@ func (s *Store) InvalidateRevocations() {
 
 // ListAPIs implements storage.Storage.
 func (s *Store) ListAPIs(ctx context.Context) ([]storage.API, error) {
-	cached := func() ([]storage.API, uint64, bool) {
-		now := s.now()
-		s.mu.RLock()
-		defer s.mu.RUnlock()
-		if e := s.apis; e != nil && now.Before(e.expires) {
-			return e.v, s.version, true
-		}
-		return nil, s.version, false
+	apis, v, ok := s.freshAPIs()
+	if ok {
+		return apis, nil
 	}
-	return shared(ctx, s, "apis", cached, func(ctx context.Context, v uint64) ([]storage.API, error) {
+	cached := func() ([]storage.API, bool) { apis, _, ok := s.freshAPIs(); return apis, ok }
+	return shared(ctx, s, "apis", v, cached, func(ctx context.Context) ([]storage.API, error) {
 		now := s.now()
 		apis, err := s.Storage.ListAPIs(ctx)
 		if err != nil {
@@ -225,6 +225,17 @@ func (s *Store) ListAPIs(ctx context.Context) ([]storage.API, error) {
 		s.mu.Unlock()
 		return apis, nil
 	})
+}
+
+// freshAPIs is fresh for the cached API list.
+func (s *Store) freshAPIs() ([]storage.API, uint64, bool) {
+	now := s.now()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if e := s.apis; e != nil && now.Before(e.expires) {
+		return e.v, s.version, true
+	}
+	return nil, s.version, false
 }
 
 // invalidate drops the entries of an account ("" for none) and, with all,

@@ -15,7 +15,7 @@ import (
 	"github.com/keyward/keyward/internal/storage/storagetest"
 )
 
-func openSQLite(t *testing.T) storage.Storage {
+func openSQLite(t testing.TB) storage.Storage {
 	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "keyward.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -412,6 +412,38 @@ func TestSharedLoad(t *testing.T) {
 		<-before
 		if revoked, _ := s.IsRevoked(ctx, "jti-1"); !revoked {
 			t.Fatal("the load that began before the revocation was cached over it")
+		}
+	})
+}
+
+// BenchmarkHit measures a cache hit, which every token request makes
+// several of: it should allocate nothing of its own (the one allocation
+// per GetAccount is the caller's load function).
+// Run with: go test ./internal/storage/cache -run '^$' -bench Hit
+func BenchmarkHit(b *testing.B) {
+	ctx := context.Background()
+	base := openSQLite(b)
+	defer base.Close()
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	a := storage.Account{ID: "1", Email: "a@p.example", Name: "a", Project: "p", CreatedAt: c.t, UpdatedAt: c.t}
+	if err := base.CreateAccount(ctx, a, ev); err != nil {
+		b.Fatal(err)
+	}
+	s := cache.New(base, cache.Options{TTL: time.Minute, Now: c.now})
+	b.Run("GetAccount", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.GetAccount(ctx, "1"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ListAPIs", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.ListAPIs(ctx); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }
