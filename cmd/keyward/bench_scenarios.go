@@ -74,12 +74,13 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 	endpoint := serverEndpoint(name)
 	hasServer := !strings.HasPrefix(name, "verify_")
 	watchChild, watchTarget := hasServer && pid != 0, hasServer && pid == 0 && b.metricsURL != ""
+	readMetrics := b.metricsURL != "" && (endpoint != "" || watchTarget)
 	var (
 		before     serverMetrics
 		metricsErr error
 		stopRSS    func() float64
 	)
-	if b.metricsURL != "" && (endpoint != "" || watchTarget) {
+	if readMetrics {
 		before, metricsErr = b.readServerMetrics(ctx, endpoint)
 		if watchTarget && metricsErr == nil {
 			stopRSS = b.sampleRSS(ctx)
@@ -101,7 +102,7 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 	if stopRSS != nil {
 		r.ServerPeakRSSBytes = int64(max(stopRSS(), before.rss))
 	}
-	if b.metricsURL != "" && metricsErr == nil && (endpoint != "" || watchTarget) {
+	if readMetrics && metricsErr == nil {
 		var after serverMetrics
 		// Also after an interrupt, which ends ctx: the figures are still wanted.
 		if after, metricsErr = b.readServerMetrics(context.WithoutCancel(ctx), endpoint); metricsErr == nil {
