@@ -302,8 +302,11 @@ func TestJWTBearer(t *testing.T) {
 			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
 				t.Fatalf("body is not JSON: %s", w.Body)
 			}
+			// The token is random base64url, which may spell "SQL" by chance.
+			delete(body, "access_token")
+			rest, _ := json.Marshal(body)
 			for _, leak := range []string{"sql", "SQL", "go-jose", "x509:", "crypto/", "runtime", ".go:"} {
-				if strings.Contains(w.Body.String(), leak) {
+				if strings.Contains(string(rest), leak) {
 					t.Fatalf("the response leaks an internal detail (%q): %s", leak, w.Body)
 				}
 			}
