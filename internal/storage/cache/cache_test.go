@@ -235,18 +235,25 @@ func within[T any](t *testing.T, f func() T) T {
 	}
 }
 
+// withAccount returns a SQLite store, closed when t ends, holding account
+// "1", and the clock the tests give the cache.
+func withAccount(t testing.TB) (storage.Storage, *clock) {
+	base := openSQLite(t)
+	t.Cleanup(func() { base.Close() })
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	a := storage.Account{ID: "1", Email: "a@p.example", Name: "a", Project: "p", CreatedAt: c.t, UpdatedAt: c.t}
+	if err := base.CreateAccount(context.Background(), a, ev); err != nil {
+		t.Fatal(err)
+	}
+	return base, c
+}
+
 // TestSharedLoad: the requests that miss one entry at once (as all do when
 // it expires under load) share one load of it, but a request made after a
 // change never gets a value loaded before it.
 func TestSharedLoad(t *testing.T) {
 	ctx := context.Background()
-	base := openSQLite(t)
-	defer base.Close()
-	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	a := storage.Account{ID: "1", Email: "a@p.example", Name: "a", Project: "p", CreatedAt: c.t, UpdatedAt: c.t}
-	if err := base.CreateAccount(ctx, a, ev); err != nil {
-		t.Fatal(err)
-	}
+	base, c := withAccount(t)
 
 	t.Run("one load for many", func(t *testing.T) {
 		g := newGated(base)
@@ -422,13 +429,7 @@ func TestSharedLoad(t *testing.T) {
 // Run with: go test ./internal/storage/cache -run '^$' -bench Hit
 func BenchmarkHit(b *testing.B) {
 	ctx := context.Background()
-	base := openSQLite(b)
-	defer base.Close()
-	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	a := storage.Account{ID: "1", Email: "a@p.example", Name: "a", Project: "p", CreatedAt: c.t, UpdatedAt: c.t}
-	if err := base.CreateAccount(ctx, a, ev); err != nil {
-		b.Fatal(err)
-	}
+	base, c := withAccount(b)
 	s := cache.New(base, cache.Options{TTL: time.Minute, Now: c.now})
 	b.Run("GetAccount", func(b *testing.B) {
 		b.ReportAllocs()
