@@ -1,0 +1,257 @@
+// Package tally folds repeated audit events into summaries: events equal but
+// for their time become one event per interval, carrying how many there were
+// and when the last one happened, written to the journal in the background.
+//
+// It is for events that need not be durable before the answer is sent and
+// that a busy caller repeats many times a second — a successful
+// introspection is a read, and an API introspects the same token on every
+// request it serves. Written one by one, they would make the audit log grow
+// by thousands of rows a second and make every answer wait for an fsync.
+package tally
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Data keys a summary adds to the first event it folds.
+const (
+	// CountKey is the number of events the summary stands for.
+	CountKey = "count"
+	// LastKey is the time of the last of them (RFC 3339, UTC); the
+	// summary's own time is that of the first.
+	LastKey = "last"
+)
+
+// Journal makes events durable.
+type Journal interface {
+	Write(ctx context.Context, w storage.Write) error
+}
+
+// Options tune a Tally.
+type Options struct {
+	// Interval is how often the summaries are written; it must be positive.
+	Interval time.Duration
+	// MaxPending caps the summaries held between writes; 0 means 10,000.
+	// At the cap they are written at once, and until then Add refuses the
+	// events that would start a new summary.
+	MaxPending int
+	// Logger reports summaries that could not be written; nil discards.
+	Logger *slog.Logger
+}
+
+// Tally holds the summaries of the current interval. Its zero value is not
+// usable; call New. A nil *Tally takes no events.
+type Tally struct {
+	journal Journal
+	max     int
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	pending map[string]*summary
+	closed  bool
+
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+type summary struct {
+	key   string
+	first storage.AuditEvent
+	count int64
+	last  time.Time
+}
+
+// New starts a Tally writing to journal every opts.Interval.
+func New(journal Journal, opts Options) *Tally {
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = 10_000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	t := &Tally{
+		journal: journal,
+		max:     opts.MaxPending,
+		log:     opts.Logger,
+		pending: make(map[string]*summary),
+		kick:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	go t.run(opts.Interval)
+	return t
+}
+
+var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// Add counts ev into the summary of the events equal to it but for their
+// time, and reports whether it did. It does not when t is nil or closed,
+// or when ev would start a summary while MaxPending are held; the caller
+// then records ev itself. Add takes ownership of ev.Data.
+func (t *Tally) Add(ev storage.AuditEvent) bool {
+	if t == nil {
+		return false
+	}
+	buf := keyBufs.Get().(*[]byte)
+	defer keyBufs.Put(buf)
+	*buf = appendKey((*buf)[:0], &ev)
+
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return false
+	}
+	if s := t.pending[string(*buf)]; s != nil {
+		s.add(ev.Time, ev.Time, 1)
+		t.mu.Unlock()
+		return true
+	}
+	if len(t.pending) >= t.max {
+		t.mu.Unlock()
+		t.flushSoon()
+		return false
+	}
+	key := string(*buf)
+	t.pending[key] = &summary{key: key, first: ev, count: 1, last: ev.Time}
+	full := len(t.pending) >= t.max
+	t.mu.Unlock()
+	if full {
+		t.flushSoon()
+	}
+	return true
+}
+
+func (s *summary) add(first, last time.Time, n int64) {
+	s.count += n
+	if first.Before(s.first.Time) {
+		s.first.Time = first
+	}
+	if last.After(s.last) {
+		s.last = last
+	}
+}
+
+// event is the summary as an audit event.
+func (s *summary) event() storage.AuditEvent {
+	ev := storage.AuditEvent{
+		Time: s.first.Time, Action: s.first.Action, Outcome: s.first.Outcome,
+		AccountID: s.first.AccountID, Actor: s.first.Actor, Source: s.first.Source,
+		Data: maps.Clone(s.first.Data),
+	}
+	if ev.Data == nil {
+		ev.Data = make(map[string]string, 2)
+	}
+	ev.Data[CountKey] = strconv.FormatInt(s.count, 10)
+	ev.Data[LastKey] = s.last.UTC().Format(time.RFC3339Nano)
+	return ev
+}
+
+// appendKey appends what identifies ev's summary: every field but the time
+// (and the chain's, which the store fills), each prefixed by its length.
+func appendKey(b []byte, ev *storage.AuditEvent) []byte {
+	str := func(b []byte, s string) []byte {
+		return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+	}
+	for _, s := range [...]string{ev.Action, ev.Outcome, ev.AccountID, ev.Actor, ev.Source} {
+		b = str(b, s)
+	}
+	var arr [8]string
+	keys := arr[:0]
+	for k := range ev.Data {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		b = str(str(b, k), ev.Data[k])
+	}
+	return b
+}
+
+func (t *Tally) flushSoon() {
+	select {
+	case t.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (t *Tally) run(interval time.Duration) {
+	defer close(t.done)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-t.kick:
+		case <-t.stop:
+			return
+		}
+		if n, err := t.Flush(context.Background()); err != nil {
+			t.log.Error("audit summaries not written; trying again at the next interval", "summaries", n, "err", err)
+		}
+	}
+}
+
+// Flush writes the summaries held now and returns how many there were.
+// When the write fails they are kept, to be written with the next ones.
+func (t *Tally) Flush(ctx context.Context) (int, error) {
+	t.mu.Lock()
+	held := t.pending
+	if len(held) == 0 {
+		t.mu.Unlock()
+		return 0, nil
+	}
+	t.pending = make(map[string]*summary, len(held))
+	t.mu.Unlock()
+
+	sums := slices.SortedFunc(maps.Values(held), func(a, b *summary) int {
+		return cmp.Or(a.first.Time.Compare(b.first.Time), cmp.Compare(a.key, b.key))
+	})
+	evs := make([]storage.AuditEvent, len(sums))
+	for i, s := range sums {
+		evs[i] = s.event()
+	}
+	err := t.journal.Write(ctx, storage.Write{Events: evs})
+	if err != nil {
+		t.mu.Lock()
+		for _, s := range sums {
+			if p := t.pending[s.key]; p != nil {
+				p.add(s.first.Time, s.last, s.count)
+			} else {
+				t.pending[s.key] = s
+			}
+		}
+		t.mu.Unlock()
+	}
+	return len(sums), err
+}
+
+// Close stops taking events and writes the summaries held.
+func (t *Tally) Close() {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		<-t.done
+		return
+	}
+	t.closed = true
+	t.mu.Unlock()
+	close(t.stop)
+	<-t.done
+	if n, err := t.Flush(context.Background()); err != nil {
+		t.log.Error("audit summaries lost at shutdown: they could not be written", "summaries", n, "err", err)
+	}
+}
