@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/oauth2/google"
 
+	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 	"github.com/keyward/keyward/internal/testkeyward"
 )
@@ -251,4 +252,109 @@ func TestTokenLifecycle(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestIntrospectionAudit checks when introspections reach the audit log:
+// refused ones before their answer; answered ones before their answer with
+// --introspection-audit-interval 0, and otherwise as one summary per API,
+// token and answer, written every interval and at shutdown.
+func TestIntrospectionAudit(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		interval time.Duration
+	}{
+		{"each before its answer", 0},
+		{"summary every interval", 20 * time.Millisecond},
+		{"summary at shutdown", time.Hour},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			backends(t, func(t *testing.T, mod func(*Main)) {
+				m, stop := launchServer(t, mod, func(m *Main) { m.Config.IntrospectionAudit = tt.interval })
+				defer stop()
+				l := &lifecycle{t: t, m: m, admin: []string{"--credentials", m.AdminKeyFile}, issuer: m.Issuer}
+				runCLI(t, append([]string{"api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read", "--token-format", "opaque"}, l.admin...)...)
+				jobID, _, jobSecret := l.account("job", "orders.read")
+				apiID, apiEmail, apiSecret := l.account("orders-api", "orders.read")
+				runCLI(t, append([]string{"api", "update", "orders", "--introspectors", apiEmail}, l.admin...)...)
+				tok := l.token(jobID, jobSecret, "orders.read")
+				for range 3 {
+					if !l.active(apiID, apiSecret, tok) {
+						t.Fatal("token inactive")
+					}
+				}
+				if status, _ := l.introspect(apiID, "kw_wrong", tok); status != http.StatusUnauthorized {
+					t.Fatalf("wrong secret: status %d", status)
+				}
+
+				listed := func() []map[string]any {
+					var evs []map[string]any
+					out := runCLI(t, append([]string{"audit", "list", "--action", "token.introspect", "-o", "json"}, l.admin...)...)
+					for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+						var e map[string]any
+						if err := json.Unmarshal([]byte(line), &e); err != nil {
+							t.Fatalf("audit list: %q: %v", line, err)
+						}
+						evs = append(evs, e)
+					}
+					return evs
+				}
+				// check wants the refusal and, answered, either three events
+				// or one summary of three.
+				check := func(evs []map[string]any, each bool) {
+					t.Helper()
+					var failures, answered, counted int
+					for _, e := range evs {
+						data, _ := e["data"].(map[string]any)
+						switch {
+						case e["outcome"] == "failure":
+							failures++
+						case each && data["count"] == nil:
+							answered++
+						case !each && data["count"] == "3" && data["token_id"] != nil && data["last"] != nil:
+							counted++
+						default:
+							t.Errorf("unexpected event %v", e)
+						}
+					}
+					if failures != 1 || (each && answered != 3) || (!each && counted != 1) {
+						t.Fatalf("events %v: %d refusals (want 1), %d answered one by one, %d summaries", evs, failures, answered, counted)
+					}
+				}
+
+				switch tt.interval {
+				case 0:
+					check(listed(), true)
+				case time.Hour:
+					if evs := listed(); len(evs) != 1 {
+						t.Fatalf("before shutdown: %v, want the refusal only", evs)
+					}
+					stop()
+					st, err := openStore(context.Background(), m.Config)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer st.Close()
+					stored, err := st.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "token.introspect"})
+					if err != nil {
+						t.Fatal(err)
+					}
+					var evs []map[string]any
+					for _, e := range stored {
+						data := map[string]any{}
+						for k, v := range e.Data {
+							data[k] = v
+						}
+						evs = append(evs, map[string]any{"outcome": e.Outcome, "data": data})
+					}
+					check(evs, false)
+				default:
+					deadline := time.Now().Add(30 * time.Second)
+					for len(listed()) < 2 && time.Now().Before(deadline) {
+						time.Sleep(10 * time.Millisecond)
+					}
+					check(listed(), false)
+				}
+			})
+		})
+	}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/sqlite"
+	"github.com/keyward/keyward/internal/tally"
 )
 
 func newServeCommand() *cobra.Command {
@@ -155,6 +156,7 @@ type Main struct {
 	store           storage.Storage
 	signer          *signer.Signer
 	journal         *groupcommit.Committer
+	introspections  *tally.Tally // nil when each is written before its answer
 	Server          *server.Server
 	http            *http.Server
 }
@@ -194,6 +196,9 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.metrics = metrics.New(func() float64 { return m.signer.CurrentKeyAge().Seconds() })
 	m.journal = groupcommit.New(m.store, groupcommit.Options{OnBatch: m.metrics.ObserveBatch})
+	if c.IntrospectionAudit > 0 {
+		m.introspections = tally.New(m.journal, tally.Options{Interval: c.IntrospectionAudit, Logger: m.Logger})
+	}
 
 	m.listener, err = net.Listen("tcp", c.Listen)
 	if err != nil {
@@ -220,7 +225,7 @@ func (m *Main) Open(ctx context.Context) error {
 			return fmt.Errorf("--tls-client-ca %s holds no PEM certificate", c.TLSClientCA)
 		}
 	}
-	m.Server = server.New(scfg, server.Deps{Store: m.store, Signer: m.signer, Journal: m.journal, Pepper: pepper, Metrics: m.metrics, Logger: m.Logger, Now: m.Now})
+	m.Server = server.New(scfg, server.Deps{Store: m.store, Signer: m.signer, Journal: m.journal, Introspections: m.introspections, Pepper: pepper, Metrics: m.metrics, Logger: m.Logger, Now: m.Now})
 	if c.MetricsListen != "" {
 		if m.metricsListener, err = net.Listen("tcp", c.MetricsListen); err != nil {
 			return fmt.Errorf("--metrics-listen: %w", err)
@@ -371,6 +376,7 @@ func (m *Main) Close() error {
 	if m.metricsListener != nil {
 		m.metricsListener.Close()
 	}
+	m.introspections.Close() // into the journal, so first
 	if m.journal != nil {
 		m.journal.Close()
 	}

@@ -38,21 +38,40 @@ type Journal interface {
 	Write(ctx context.Context, w storage.Write) error
 }
 
-// Handler serves POST /introspect.
-type Handler struct {
-	auth     Authenticator
-	resolver *tokenstate.Resolver
-	catalog  Catalog
-	journal  Journal
-	now      func() time.Time
-	log      *slog.Logger
-	observer oauth2.Observer
-	index    catalog.Cache // of the API list, for permission
+// Summaries takes the audit events of answered introspections, to write
+// them after the answer, folded into one event per API, token and answer
+// per interval. Add reports whether it took ev; when it did not, the
+// handler writes ev itself before answering.
+type Summaries interface {
+	Add(ev storage.AuditEvent) bool
 }
 
-// NewHandler returns the introspection handler.
-func NewHandler(auth Authenticator, resolver *tokenstate.Resolver, catalog Catalog, journal Journal, now func() time.Time, log *slog.Logger, observer oauth2.Observer) *Handler {
-	return &Handler{auth: auth, resolver: resolver, catalog: catalog, journal: journal, now: now, log: log, observer: observer}
+// writeEach takes no event: each is written before its answer.
+type writeEach struct{}
+
+func (writeEach) Add(storage.AuditEvent) bool { return false }
+
+// Handler serves POST /introspect.
+type Handler struct {
+	auth      Authenticator
+	resolver  *tokenstate.Resolver
+	catalog   Catalog
+	journal   Journal
+	summaries Summaries
+	now       func() time.Time
+	log       *slog.Logger
+	observer  oauth2.Observer
+	index     catalog.Cache // of the API list, for permission
+}
+
+// NewHandler returns the introspection handler. Refused requests are
+// audited durably before the answer; answered ones too when summaries is
+// nil, and otherwise are handed to summaries.
+func NewHandler(auth Authenticator, resolver *tokenstate.Resolver, catalog Catalog, journal Journal, summaries Summaries, now func() time.Time, log *slog.Logger, observer oauth2.Observer) *Handler {
+	if summaries == nil {
+		summaries = writeEach{}
+	}
+	return &Handler{auth: auth, resolver: resolver, catalog: catalog, journal: journal, summaries: summaries, now: now, log: log, observer: observer}
 }
 
 // Response is the introspection response (RFC 7662 §2.2). An inactive
@@ -120,17 +139,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ev.Data["error"], ev.Data["description"] = oe.Code, oe.Description
 		err = oe
 	}
-	if werr := h.journal.Write(context.WithoutCancel(r.Context()), storage.Write{Events: []storage.AuditEvent{ev}}); werr != nil {
-		h.log.Error("introspection not answered: its audit event could not be written", "err", werr)
-		err = &oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Description: "The server cannot record requests right now; try again later."}
+	// An answered introspection is a read: its event may follow the answer,
+	// in a summary. A refused one is written before the answer, as every
+	// refused request is.
+	method := ev.Data["auth_method"]
+	if err != nil || !h.summaries.Add(ev) {
+		if werr := h.journal.Write(context.WithoutCancel(r.Context()), storage.Write{Events: []storage.AuditEvent{ev}}); werr != nil {
+			h.log.Error("introspection not answered: its audit event could not be written", "err", werr)
+			err = &oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Description: "The server cannot record requests right now; try again later."}
+		}
 	}
 	if err != nil {
 		oauth2.WriteError(w, err)
-		h.observer.ObserveRequest("introspect", "", ev.Data["auth_method"], storage.OutcomeFailure, oauth2.AsError(err).Code, time.Since(start))
+		h.observer.ObserveRequest("introspect", "", method, storage.OutcomeFailure, oauth2.AsError(err).Code, time.Since(start))
 		return
 	}
 	oauth2.WriteJSON(w, http.StatusOK, resp)
-	h.observer.ObserveRequest("introspect", "", ev.Data["auth_method"], storage.OutcomeSuccess, "", time.Since(start))
+	h.observer.ObserveRequest("introspect", "", method, storage.OutcomeSuccess, "", time.Since(start))
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, source string, ev *storage.AuditEvent) (*Response, error) {

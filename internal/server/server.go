@@ -56,6 +56,10 @@ type Deps struct {
 	Store   storage.Storage
 	Signer  *signer.Signer
 	Journal token.Journal
+	// Introspections takes the audit events of answered introspections, to
+	// write them after the answer as summaries; nil writes each before its
+	// answer.
+	Introspections introspect.Summaries
 	// Pepper keys the hashes of client secrets.
 	Pepper []byte
 	// Metrics records requests; nil records nothing.
@@ -125,7 +129,7 @@ func New(cfg Config, d Deps) *Server {
 	resolver := tokenstate.New(cached, d.Signer, cfg.Issuer, d.Now)
 	mux := http.NewServeMux()
 	mux.Handle("/token", tok)
-	mux.Handle("/introspect", introspect.NewHandler(auth, resolver, cached, d.Journal, d.Now, d.Logger, observer))
+	mux.Handle("/introspect", introspect.NewHandler(auth, resolver, cached, d.Journal, d.Introspections, d.Now, d.Logger, observer))
 	mux.Handle("/revoke", revoke.NewHandler(auth, resolver, cached, d.Journal, d.Now, d.Logger, observer))
 	disc.Register(mux)
 	admin.NewHandler(adminSvc, d.Signer, signingKeys{d.Signer, d.Store}, cfg.Issuer, d.Logger).Register(mux)
