@@ -58,8 +58,10 @@ type benchFlags struct {
 	scenarios     []string
 	accounts      int
 	signingAlg    string
-	caCert        string
-	output        string
+	// introspectionAudit is the started server's --introspection-audit-interval.
+	introspectionAudit time.Duration
+	caCert             string
+	output             string
 }
 
 func newBenchCommand() *cobra.Command {
@@ -93,6 +95,12 @@ one killed outright stops its server with it, and the next run removes the
 temporary store it left (directory or PostgreSQL schema).
 
 Scenarios: ` + strings.Join(allScenarios, ", ") + `.
+
+The started server audits answered introspections as summaries, as
+'keyward serve' does by default; --introspection-audit-interval 0 makes it
+write each one durably before its answer, and the report's first line says
+which.
+
 healthz is the floor the rest stand on: GET /healthz does no
 authentication and touches no storage, so it measures what HTTP on this
 machine costs the server and the load generator.
@@ -129,6 +137,7 @@ names another server.`,
 	fl.StringSliceVar(&f.scenarios, "scenarios", allScenarios, "scenarios to run, comma-separated")
 	fl.IntVar(&f.accounts, "accounts", 0, "first fill the store with this many service accounts (started server only)")
 	fl.StringVar(&f.signingAlg, "signing-alg", "", "access-token signing algorithm of the started server: "+strings.Join(signer.Algorithms, ", ")+" (default: the server's, ES256)")
+	fl.DurationVar(&f.introspectionAudit, "introspection-audit-interval", DefaultConfig().IntrospectionAudit, "the started server's --introspection-audit-interval: how often answered introspections are audited as summaries (0: each one durably before its answer)")
 	addOutputFlag(fl, &f.output)
 	return cmd
 }
@@ -163,8 +172,11 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 			return usageError{fmt.Errorf("--target-metrics %q is not an http:// or https:// URL", f.targetMetrics)}
 		}
 	}
-	if f.target != "" && (f.accounts > 0 || f.db != "" || f.signingAlg != "") {
-		return usageError{errors.New("--accounts, --db and --signing-alg apply to a server bench starts, not to --target")}
+	if f.target != "" && (f.accounts > 0 || f.db != "" || f.signingAlg != "" || cmd.Flags().Changed("introspection-audit-interval")) {
+		return usageError{errors.New("--accounts, --db, --signing-alg and --introspection-audit-interval apply to a server bench starts, not to --target")}
+	}
+	if f.introspectionAudit < 0 || f.introspectionAudit > 10*time.Minute {
+		return usageError{fmt.Errorf("--introspection-audit-interval %s must be between 0 and 10m", f.introspectionAudit)}
 	}
 	if f.signingAlg != "" && !slices.Contains(signer.Algorithms, f.signingAlg) {
 		return usageError{fmt.Errorf("--signing-alg %q is not one of %s", f.signingAlg, strings.Join(signer.Algorithms, ", "))}
@@ -213,6 +225,9 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		Warmup:       f.warmup.String(),
 		Accounts:     b.accountCount,
 		SigningAlg:   b.signingAlg,
+	}
+	if f.target == "" {
+		report.IntrospectionAudit = introspectionAuditMode(f.introspectionAudit)
 	}
 	for _, name := range f.scenarios {
 		r, err := b.run(ctx, name)
@@ -351,6 +366,9 @@ func (b *bench) startServer(ctx context.Context) error {
 	if b.f.signingAlg != "" {
 		args = append(args, "--signing-alg", b.f.signingAlg)
 	}
+	// Always, so that the report says what the server did, whatever
+	// KEYWARD_INTROSPECTION_AUDIT_INTERVAL the child would inherit.
+	args = append(args, "--introspection-audit-interval", b.f.introspectionAudit.String())
 	// Not tied to ctx, nor in bench's process group: on an interrupt,
 	// stopServer shuts it down gracefully after the last figures are read.
 	b.child = exec.Command(exe, args...)

@@ -18,14 +18,17 @@ type benchReport struct {
 	// ES256PerCore is how many ES256 signatures one goroutine of the load
 	// generator made per second just before the run: a yardstick for
 	// comparing figures from different machines.
-	ES256PerCore       float64          `json:"es256_signatures_per_second_one_core"`
-	Store              string           `json:"store,omitempty"`
-	Concurrency        int              `json:"concurrency"`
-	Rate               float64          `json:"rate_per_second,omitempty"`
-	Duration           string           `json:"duration_per_scenario"`
-	Warmup             string           `json:"warmup_per_scenario"`
-	Accounts           int              `json:"filled_accounts,omitempty"`
-	SigningAlg         string           `json:"signing_alg,omitempty"`
+	ES256PerCore float64 `json:"es256_signatures_per_second_one_core"`
+	Store        string  `json:"store,omitempty"`
+	Concurrency  int     `json:"concurrency"`
+	Rate         float64 `json:"rate_per_second,omitempty"`
+	Duration     string  `json:"duration_per_scenario"`
+	Warmup       string  `json:"warmup_per_scenario"`
+	Accounts     int     `json:"filled_accounts,omitempty"`
+	SigningAlg   string  `json:"signing_alg,omitempty"`
+	// IntrospectionAudit says how the started server audits answered
+	// introspections; empty with --target, where bench cannot know.
+	IntrospectionAudit string           `json:"introspection_audit,omitempty"`
 	Scenarios          []scenarioResult `json:"scenarios"`
 	ServerPeakRSSBytes int64            `json:"server_peak_rss_bytes,omitempty"`
 	// Interrupted says the run was stopped before every scenario ran in
@@ -48,6 +51,9 @@ func (r benchReport) write(w io.Writer, format string) error {
 	}
 	if r.SigningAlg != "" {
 		fmt.Fprintf(w, "; %s access tokens", r.SigningAlg)
+	}
+	if r.IntrospectionAudit != "" {
+		fmt.Fprintf(w, "; %s", r.IntrospectionAudit)
 	}
 	fmt.Fprintf(w, "; %d concurrent clients", r.Concurrency)
 	if r.Rate > 0 {
@@ -132,3 +138,12 @@ func progressWriter(w io.Writer) func(string) {
 }
 
 func runtimeCPUs() int { return runtime.NumCPU() }
+
+// introspectionAuditMode describes --introspection-audit-interval d for
+// the report.
+func introspectionAuditMode(d time.Duration) string {
+	if d == 0 {
+		return "each introspection audited before its answer"
+	}
+	return "answered introspections audited as summaries every " + d.String()
+}

@@ -43,7 +43,8 @@ func TestBenchSmoke(t *testing.T) {
 	if !slices.Equal(names, allScenarios) {
 		t.Fatalf("scenarios %v, want %v", names, allScenarios)
 	}
-	if r.ServerPeakRSSBytes == 0 || r.Accounts != 50 || r.SigningAlg != "ES256" || r.ES256PerCore <= 0 {
+	if r.ServerPeakRSSBytes == 0 || r.Accounts != 50 || r.SigningAlg != "ES256" || r.ES256PerCore <= 0 ||
+		r.IntrospectionAudit != "answered introspections audited as summaries every 1s" {
 		t.Fatalf("report = %+v", r)
 	}
 	if r.Scenarios[0].ServerCPUPer1k <= 0 {
@@ -62,15 +63,21 @@ func TestBenchSmoke(t *testing.T) {
 		}
 	}
 
-	// --signing-alg reaches the started server.
-	out = runCLI(t, "bench", "--duration", "200ms", "--warmup", "0s", "--concurrency", "2", "--scenarios", "client_credentials_secret",
-		"--signing-alg", "EdDSA", "-o", "json")
+	// --signing-alg and --introspection-audit-interval reach the started
+	// server (which would refuse to start on a flag it does not know).
+	out = runCLI(t, "bench", "--duration", "200ms", "--warmup", "0s", "--concurrency", "2", "--scenarios", "client_credentials_secret,introspect_opaque",
+		"--signing-alg", "EdDSA", "--introspection-audit-interval", "0", "-o", "json")
 	r = benchReport{}
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("bench printed %q: %v", out, err)
 	}
-	if r.SigningAlg != "EdDSA" || len(r.Scenarios) != 1 || r.Scenarios[0].Requests == 0 || r.Scenarios[0].Errors != 0 {
+	if r.SigningAlg != "EdDSA" || r.IntrospectionAudit != "each introspection audited before its answer" || len(r.Scenarios) != 2 {
 		t.Fatalf("report = %+v", r)
+	}
+	for _, s := range r.Scenarios {
+		if s.Requests == 0 || s.Errors != 0 {
+			t.Errorf("%s: %d requests, %d errors", s.Name, s.Requests, s.Errors)
+		}
 	}
 }
 
@@ -87,6 +94,8 @@ func TestBenchFlags(t *testing.T) {
 		{"bench", "--rate", "NaN"},
 		{"bench", "--rate", "1e12"},
 		{"bench", "--target", "http://x", "--signing-alg", "EdDSA"},
+		{"bench", "--target", "http://x", "--introspection-audit-interval", "0"},
+		{"bench", "--introspection-audit-interval", "-1s"},
 		{"bench", "--target-metrics", "http://x/metrics"},
 		{"bench", "--target", "http://x", "--target-metrics", "x:9090"},
 	} {
