@@ -9,6 +9,7 @@ package cache
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -87,8 +88,9 @@ func New(s storage.Storage, opts Options) *Store {
 }
 
 // lookup returns a fresh cached value, or loads and caches it. kind names
-// m, for sharing loads.
-func lookup[T any](ctx context.Context, s *Store, kind string, m map[string]entry[T], k string, load func(context.Context) (T, error)) (T, error) {
+// m, for sharing loads. load reads k from the store it is given: callers
+// pass a function that captures nothing, so that a hit allocates nothing.
+func lookup[T any](ctx context.Context, s *Store, kind string, m map[string]entry[T], k string, load func(storage.Storage, context.Context, string) (T, error)) (T, error) {
 	val, v, ok := fresh(s, m, k)
 	if ok {
 		return val, nil
@@ -97,7 +99,7 @@ func lookup[T any](ctx context.Context, s *Store, kind string, m map[string]entr
 	cached := func() (T, bool) { val, _, ok := fresh(s, m, k); return val, ok }
 	return shared(ctx, s, kind+"\x00"+k, v, cached, func(ctx context.Context) (T, error) {
 		now := s.now()
-		val, err := load(ctx)
+		val, err := load(s.Storage, ctx, k)
 		if err != nil {
 			return val, err
 		}
@@ -160,33 +162,37 @@ func shared[T any](ctx context.Context, s *Store, key string, v uint64, cached f
 
 // GetAccount implements storage.Storage.
 func (s *Store) GetAccount(ctx context.Context, id string) (storage.Account, error) {
-	return lookup(ctx, s, "byID", s.byID, id, func(ctx context.Context) (storage.Account, error) { return s.Storage.GetAccount(ctx, id) })
+	return lookup(ctx, s, "byID", s.byID, id, storage.Storage.GetAccount)
 }
 
 // GetAccountByEmail implements storage.Storage.
 func (s *Store) GetAccountByEmail(ctx context.Context, email string) (storage.Account, error) {
-	return lookup(ctx, s, "byEmail", s.byEmail, email, func(ctx context.Context) (storage.Account, error) { return s.Storage.GetAccountByEmail(ctx, email) })
+	return lookup(ctx, s, "byEmail", s.byEmail, email, storage.Storage.GetAccountByEmail)
 }
 
 // ListKeys implements storage.Storage.
 func (s *Store) ListKeys(ctx context.Context, accountID string) ([]storage.Key, error) {
-	return lookup(ctx, s, "keys", s.keys, accountID, func(ctx context.Context) ([]storage.Key, error) { return s.Storage.ListKeys(ctx, accountID) })
+	return lookup(ctx, s, "keys", s.keys, accountID, storage.Storage.ListKeys)
 }
 
 // ListSecrets implements storage.Storage.
 func (s *Store) ListSecrets(ctx context.Context, accountID string) ([]storage.Secret, error) {
-	return lookup(ctx, s, "secrets", s.secrets, accountID, func(ctx context.Context) ([]storage.Secret, error) { return s.Storage.ListSecrets(ctx, accountID) })
+	return lookup(ctx, s, "secrets", s.secrets, accountID, storage.Storage.ListSecrets)
 }
 
 // GetToken implements storage.Storage. Opaque tokens never change; a
 // revocation deletes them, and drops this cache.
 func (s *Store) GetToken(ctx context.Context, hash []byte) (storage.TokenRecord, error) {
-	return lookup(ctx, s, "tokens", s.tokens, string(hash), func(ctx context.Context) (storage.TokenRecord, error) { return s.Storage.GetToken(ctx, hash) })
+	return lookup(ctx, s, "tokens", s.tokens, string(hash), getToken)
+}
+
+func getToken(st storage.Storage, ctx context.Context, hash string) (storage.TokenRecord, error) {
+	return st.GetToken(ctx, []byte(hash))
 }
 
 // IsRevoked implements storage.Storage.
 func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
-	return lookup(ctx, s, "revoked", s.revoked, jti, func(ctx context.Context) (bool, error) { return s.Storage.IsRevoked(ctx, jti) })
+	return lookup(ctx, s, "revoked", s.revoked, jti, storage.Storage.IsRevoked)
 }
 
 // Revoke implements storage.Storage.
@@ -371,22 +377,22 @@ func (s *Store) clearDelegation() {
 
 // GetUser implements storage.Storage.
 func (s *Store) GetUser(ctx context.Context, email string) (storage.User, error) {
-	return lookup(ctx, s, "users", s.users, email, func(ctx context.Context) (storage.User, error) { return s.Storage.GetUser(ctx, email) })
+	return lookup(ctx, s, "users", s.users, email, storage.Storage.GetUser)
 }
 
 // GetGrant implements storage.Storage.
 func (s *Store) GetGrant(ctx context.Context, org, clientID string) (storage.Grant, error) {
-	return lookup(ctx, s, "grants", s.grants, org+"\x00"+clientID, func(ctx context.Context) (storage.Grant, error) { return s.Storage.GetGrant(ctx, org, clientID) })
+	return lookup(ctx, s, "grants", s.grants, org+"\x00"+clientID, getGrant)
 }
 
 // GetOrg implements storage.Storage.
 func (s *Store) GetOrg(ctx context.Context, domain string) (storage.Org, error) {
-	return lookup(ctx, s, "orgs", s.orgs, domain, func(ctx context.Context) (storage.Org, error) { return s.Storage.GetOrg(ctx, domain) })
+	return lookup(ctx, s, "orgs", s.orgs, domain, storage.Storage.GetOrg)
 }
 
 // GetProjectOrg implements storage.Storage.
 func (s *Store) GetProjectOrg(ctx context.Context, project string) (storage.ProjectOrg, error) {
-	return lookup(ctx, s, "projects", s.projects, project, func(ctx context.Context) (storage.ProjectOrg, error) { return s.Storage.GetProjectOrg(ctx, project) })
+	return lookup(ctx, s, "projects", s.projects, project, storage.Storage.GetProjectOrg)
 }
 
 // TouchSecrets implements storage.Storage. It drops the cached secret
@@ -454,4 +460,11 @@ func (s *Store) PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditE
 func (s *Store) DeleteGrant(ctx context.Context, org, clientID string, ev storage.AuditEvent) error {
 	defer s.invalidate("", true)
 	return s.Storage.DeleteGrant(ctx, org, clientID, ev)
+}
+
+// getGrant loads the grant of key org + "\x00" + clientID. A client ID
+// is an account's, digits only, so the last NUL is the separator.
+func getGrant(st storage.Storage, ctx context.Context, key string) (storage.Grant, error) {
+	i := strings.LastIndexByte(key, 0)
+	return st.GetGrant(ctx, key[:i], key[i+1:])
 }
