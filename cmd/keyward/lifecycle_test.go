@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -255,9 +256,10 @@ func TestTokenLifecycle(t *testing.T) {
 }
 
 // TestIntrospectionAudit checks when introspections reach the audit log:
-// refused ones before their answer; answered ones before their answer with
-// --introspection-audit-interval 0, and otherwise as one summary per API,
-// token and answer, written every interval and at shutdown.
+// refused ones and those answered {"active":false} before their answer;
+// those that find their token active before their answer with
+// --introspection-audit-interval 0, and otherwise in summaries, written
+// every interval and at shutdown.
 func TestIntrospectionAudit(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
@@ -285,6 +287,9 @@ func TestIntrospectionAudit(t *testing.T) {
 				if status, _ := l.introspect(apiID, "kw_wrong", tok); status != http.StatusUnauthorized {
 					t.Fatalf("wrong secret: status %d", status)
 				}
+				if l.active(apiID, apiSecret, "kwat_unknown") {
+					t.Fatal("an unknown token is active")
+				}
 
 				listed := func() []map[string]any {
 					var evs []map[string]any
@@ -298,26 +303,33 @@ func TestIntrospectionAudit(t *testing.T) {
 					}
 					return evs
 				}
-				// check wants the refusal and, answered, either three events
-				// or one summary of three.
-				check := func(evs []map[string]any, each bool) {
+				// counts returns the refusals, the inactive answers and the
+				// active ones: written one by one, or counted in summaries.
+				counts := func(evs []map[string]any) (refused, inactive, each, summarized int) {
 					t.Helper()
-					var failures, answered, counted int
 					for _, e := range evs {
 						data, _ := e["data"].(map[string]any)
 						switch {
 						case e["outcome"] == "failure":
-							failures++
-						case each && data["count"] == nil:
-							answered++
-						case !each && data["count"] == "3" && data["token_id"] != nil && data["last"] != nil:
-							counted++
+							refused++
+						case data["active"] == "false" && data["count"] == nil:
+							inactive++
+						case data["active"] == "true" && data["count"] == nil:
+							each++
+						case data["active"] == "true" && data["token_id"] != nil && data["first"] != nil && data["last"] != nil:
+							n, _ := strconv.Atoi(data["count"].(string))
+							summarized += n
 						default:
 							t.Errorf("unexpected event %v", e)
 						}
 					}
-					if failures != 1 || (each && answered != 3) || (!each && counted != 1) {
-						t.Fatalf("events %v: %d refusals (want 1), %d answered one by one, %d summaries", evs, failures, answered, counted)
+					return
+				}
+				check := func(evs []map[string]any, wantEach bool) {
+					t.Helper()
+					refused, inactive, each, summarized := counts(evs)
+					if refused != 1 || inactive != 1 || (wantEach && (each != 3 || summarized != 0)) || (!wantEach && (each != 0 || summarized != 3)) {
+						t.Fatalf("events %v: %d refused (want 1), %d inactive (want 1), %d active one by one, %d in summaries", evs, refused, inactive, each, summarized)
 					}
 				}
 
@@ -325,8 +337,8 @@ func TestIntrospectionAudit(t *testing.T) {
 				case 0:
 					check(listed(), true)
 				case time.Hour:
-					if evs := listed(); len(evs) != 1 {
-						t.Fatalf("before shutdown: %v, want the refusal only", evs)
+					if evs := listed(); len(evs) != 2 {
+						t.Fatalf("before shutdown: %v, want the refusal and the inactive answer only", evs)
 					}
 					stop()
 					st, err := openStore(context.Background(), m.Config)
@@ -348,8 +360,12 @@ func TestIntrospectionAudit(t *testing.T) {
 					}
 					check(evs, false)
 				default:
+					// The three may fall into one summary or more.
 					deadline := time.Now().Add(30 * time.Second)
-					for len(listed()) < 2 && time.Now().Before(deadline) {
+					for {
+						if _, _, _, n := counts(listed()); n >= 3 || time.Now().After(deadline) {
+							break
+						}
 						time.Sleep(10 * time.Millisecond)
 					}
 					check(listed(), false)

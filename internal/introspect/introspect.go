@@ -38,9 +38,9 @@ type Journal interface {
 	Write(ctx context.Context, w storage.Write) error
 }
 
-// Summaries takes the audit events of answered introspections, to write
-// them after the answer, folded into one event per API, token and answer
-// per interval. Add reports whether it took ev; when it did not, the
+// Summaries takes the audit events of introspections that found their
+// token active, to write them after the answer, folded into one event per
+// API, token and source per interval. Add reports whether it took ev; when it did not, the
 // handler writes ev itself before answering.
 type Summaries interface {
 	Add(ev storage.AuditEvent) bool
@@ -64,9 +64,9 @@ type Handler struct {
 	index     catalog.Cache // of the API list, for permission
 }
 
-// NewHandler returns the introspection handler. Refused requests are
-// audited durably before the answer; answered ones too when summaries is
-// nil, and otherwise are handed to summaries.
+// NewHandler returns the introspection handler. Every introspection is
+// audited durably before the answer, but those that find their token
+// active, which go to summaries when it is not nil.
 func NewHandler(auth Authenticator, resolver *tokenstate.Resolver, catalog Catalog, journal Journal, summaries Summaries, now func() time.Time, log *slog.Logger, observer oauth2.Observer) *Handler {
 	if summaries == nil {
 		summaries = writeEach{}
@@ -139,11 +139,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ev.Data["error"], ev.Data["description"] = oe.Code, oe.Description
 		err = oe
 	}
-	// An answered introspection is a read: its event may follow the answer,
-	// in a summary. A refused one is written before the answer, as every
-	// refused request is.
+	// An introspection that finds its token active is a read: its event may
+	// follow the answer, in a summary. Every other is written before the
+	// answer: a refused one, as every refused request is, and one answered
+	// {"active":false} — a token that is not the caller's to see (a refusal
+	// RFC 7662 §2.2 has the answer hide), revoked, expired or unknown, which
+	// can be a stolen token in use or a search for one.
 	method := ev.Data["auth_method"]
-	if err != nil || !h.summaries.Add(ev) {
+	if err != nil || ev.Data["active"] != "true" || !h.summaries.Add(ev) {
 		if werr := h.journal.Write(context.WithoutCancel(r.Context()), storage.Write{Events: []storage.AuditEvent{ev}}); werr != nil {
 			h.log.Error("introspection not answered: its audit event could not be written", "err", werr)
 			err = &oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Description: "The server cannot record requests right now; try again later."}

@@ -56,9 +56,9 @@ type Deps struct {
 	Store   storage.Storage
 	Signer  *signer.Signer
 	Journal token.Journal
-	// Introspections takes the audit events of answered introspections, to
-	// write them after the answer as summaries; nil writes each before its
-	// answer.
+	// Introspections takes the audit events of introspections that find
+	// their token active, to write them after the answer as summaries; nil
+	// writes each before its answer.
 	Introspections introspect.Summaries
 	// Pepper keys the hashes of client secrets.
 	Pepper []byte

@@ -23,14 +23,23 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 )
 
-// Data keys a summary adds to the first event it folds.
+// Data keys a summary adds to the events it folds. The summary's own time
+// is when it was written, so that the log's times follow its order.
 const (
 	// CountKey is the number of events the summary stands for.
 	CountKey = "count"
-	// LastKey is the time of the last of them (RFC 3339, UTC); the
-	// summary's own time is that of the first.
-	LastKey = "last"
+	// FirstKey and LastKey are the times of the first and the last of them
+	// (RFC 3339, UTC).
+	FirstKey = "first"
+	LastKey  = "last"
 )
+
+// chunk is the most events one journal write carries: a long backlog goes
+// in several transactions, not one that holds the audit log's lock long.
+const chunk = 512
+
+// closeTimeout bounds the last write, at Close.
+const closeTimeout = 30 * time.Second
 
 // Journal makes events durable.
 type Journal interface {
@@ -41,12 +50,14 @@ type Journal interface {
 type Options struct {
 	// Interval is how often the summaries are written; it must be positive.
 	Interval time.Duration
-	// MaxPending caps the summaries held between writes; 0 means 10,000.
-	// At the cap they are written at once, and until then Add refuses the
-	// events that would start a new summary.
+	// MaxPending caps the summaries held, those being written included; 0
+	// means 10,000. At the cap they are written at once, and until then Add
+	// refuses the events that would start a new summary.
 	MaxPending int
 	// Logger reports summaries that could not be written; nil discards.
 	Logger *slog.Logger
+	// Now gives the summaries' time; nil means time.Now.
+	Now func() time.Time
 }
 
 // Tally holds the summaries of the current interval. Its zero value is not
@@ -55,10 +66,14 @@ type Tally struct {
 	journal Journal
 	max     int
 	log     *slog.Logger
+	now     func() time.Time
 
-	mu      sync.Mutex
-	pending map[string]*summary
-	closed  bool
+	mu       sync.Mutex
+	pending  map[string]*summary
+	writing  int  // summaries taken by a Flush not yet done
+	failing  bool // the last write failed: take nothing until one succeeds
+	closed   bool
+	finished chan struct{} // closed when Close has written the last ones
 
 	kick chan struct{}
 	stop chan struct{}
@@ -80,14 +95,19 @@ func New(journal Journal, opts Options) *Tally {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	t := &Tally{
-		journal: journal,
-		max:     opts.MaxPending,
-		log:     opts.Logger,
-		pending: make(map[string]*summary),
-		kick:    make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		journal:  journal,
+		max:      opts.MaxPending,
+		log:      opts.Logger,
+		now:      opts.Now,
+		pending:  make(map[string]*summary),
+		finished: make(chan struct{}),
+		kick:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	go t.run(opts.Interval)
 	return t
@@ -97,8 +117,10 @@ var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }
 
 // Add counts ev into the summary of the events equal to it but for their
 // time, and reports whether it did. It does not when t is nil or closed,
-// or when ev would start a summary while MaxPending are held; the caller
-// then records ev itself. Add takes ownership of ev.Data.
+// while the last write to the journal failed (so that the caller, writing
+// ev itself, meets the failure), or when ev would start a summary while
+// MaxPending are held; the caller then records ev itself. Add takes
+// ownership of ev.Data.
 func (t *Tally) Add(ev storage.AuditEvent) bool {
 	if t == nil {
 		return false
@@ -108,7 +130,7 @@ func (t *Tally) Add(ev storage.AuditEvent) bool {
 	*buf = appendKey((*buf)[:0], &ev)
 
 	t.mu.Lock()
-	if t.closed {
+	if t.closed || t.failing {
 		t.mu.Unlock()
 		return false
 	}
@@ -117,14 +139,14 @@ func (t *Tally) Add(ev storage.AuditEvent) bool {
 		t.mu.Unlock()
 		return true
 	}
-	if len(t.pending) >= t.max {
+	if len(t.pending)+t.writing >= t.max {
 		t.mu.Unlock()
 		t.flushSoon()
 		return false
 	}
 	key := string(*buf)
 	t.pending[key] = &summary{key: key, first: ev, count: 1, last: ev.Time}
-	full := len(t.pending) >= t.max
+	full := len(t.pending)+t.writing >= t.max
 	t.mu.Unlock()
 	if full {
 		t.flushSoon()
@@ -142,17 +164,18 @@ func (s *summary) add(first, last time.Time, n int64) {
 	}
 }
 
-// event is the summary as an audit event.
-func (s *summary) event() storage.AuditEvent {
+// event is the summary as an audit event at now.
+func (s *summary) event(now time.Time) storage.AuditEvent {
 	ev := storage.AuditEvent{
-		Time: s.first.Time, Action: s.first.Action, Outcome: s.first.Outcome,
+		Time: now, Action: s.first.Action, Outcome: s.first.Outcome,
 		AccountID: s.first.AccountID, Actor: s.first.Actor, Source: s.first.Source,
 		Data: maps.Clone(s.first.Data),
 	}
 	if ev.Data == nil {
-		ev.Data = make(map[string]string, 2)
+		ev.Data = make(map[string]string, 3)
 	}
 	ev.Data[CountKey] = strconv.FormatInt(s.count, 10)
+	ev.Data[FirstKey] = s.first.Time.UTC().Format(time.RFC3339Nano)
 	ev.Data[LastKey] = s.last.UTC().Format(time.RFC3339Nano)
 	return ev
 }
@@ -196,47 +219,60 @@ func (t *Tally) run(interval time.Duration) {
 		case <-t.stop:
 			return
 		}
-		if n, err := t.Flush(context.Background()); err != nil {
-			t.log.Error("audit summaries not written; trying again at the next interval", "summaries", n, "err", err)
+		if _, err := t.Flush(context.Background()); err != nil {
+			t.log.Error("audit summaries not written; trying again at the next interval, and until then each event is written before its answer", "kept", t.kept(), "err", err)
 		}
 	}
 }
 
-// Flush writes the summaries held now and returns how many there were.
-// When the write fails they are kept, to be written with the next ones.
+// Flush writes the summaries held now, in chunks, and returns how many it
+// wrote. The ones a failed write leaves are kept for the next Flush, and
+// until one succeeds Add takes nothing.
 func (t *Tally) Flush(ctx context.Context) (int, error) {
 	t.mu.Lock()
 	held := t.pending
 	if len(held) == 0 {
+		t.failing = false
 		t.mu.Unlock()
 		return 0, nil
 	}
 	t.pending = make(map[string]*summary, len(held))
+	t.writing += len(held)
 	t.mu.Unlock()
 
 	sums := slices.SortedFunc(maps.Values(held), func(a, b *summary) int {
 		return cmp.Or(a.first.Time.Compare(b.first.Time), cmp.Compare(a.key, b.key))
 	})
-	evs := make([]storage.AuditEvent, len(sums))
-	for i, s := range sums {
-		evs[i] = s.event()
-	}
-	err := t.journal.Write(ctx, storage.Write{Events: evs})
-	if err != nil {
-		t.mu.Lock()
-		for _, s := range sums {
-			if p := t.pending[s.key]; p != nil {
-				p.add(s.first.Time, s.last, s.count)
-			} else {
-				t.pending[s.key] = s
-			}
+	now := t.now()
+	written := 0
+	var err error
+	for len(sums) > written && err == nil {
+		part := sums[written:min(len(sums), written+chunk)]
+		evs := make([]storage.AuditEvent, len(part))
+		for i, s := range part {
+			evs[i] = s.event(now)
 		}
-		t.mu.Unlock()
+		if err = t.journal.Write(ctx, storage.Write{Events: evs}); err == nil {
+			written += len(part)
+		}
 	}
-	return len(sums), err
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.writing -= len(sums)
+	t.failing = err != nil
+	for _, s := range sums[written:] {
+		if p := t.pending[s.key]; p != nil {
+			p.add(s.first.Time, s.last, s.count)
+		} else {
+			t.pending[s.key] = s
+		}
+	}
+	return written, err
 }
 
-// Close stops taking events and writes the summaries held.
+// Close stops taking events and writes the summaries held, waiting at most
+// 30 seconds for the journal.
 func (t *Tally) Close() {
 	if t == nil {
 		return
@@ -244,14 +280,24 @@ func (t *Tally) Close() {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
-		<-t.done
+		<-t.finished
 		return
 	}
 	t.closed = true
 	t.mu.Unlock()
+	defer close(t.finished)
 	close(t.stop)
 	<-t.done
-	if n, err := t.Flush(context.Background()); err != nil {
-		t.log.Error("audit summaries lost at shutdown: they could not be written", "summaries", n, "err", err)
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	if _, err := t.Flush(ctx); err != nil {
+		t.log.Error("audit summaries lost at shutdown: they could not be written", "summaries", t.kept(), "err", err)
 	}
+}
+
+// kept is the number of summaries held.
+func (t *Tally) kept() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pending)
 }

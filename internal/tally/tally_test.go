@@ -11,22 +11,39 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 )
 
-// journal records what is written to it and fails while fail is set.
+// journal records what is written to it, fails the writes after the first
+// failAfter ones while fail is set, and, when gate is set, announces each
+// write on started and waits for gate.
 type journal struct {
-	mu     sync.Mutex
-	fail   error
-	events []storage.AuditEvent
-	wrote  chan struct{}
+	mu        sync.Mutex
+	fail      error
+	failAfter int
+	writes    int
+	events    []storage.AuditEvent
+	wrote     chan struct{}
+	started   chan struct{}
+	gate      chan struct{}
 }
 
 func newJournal() *journal { return &journal{wrote: make(chan struct{}, 100)} }
 
-func (j *journal) Write(_ context.Context, w storage.Write) error {
+func (j *journal) setFail(err error, after int) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.fail != nil {
+	j.fail, j.failAfter = err, after
+}
+
+func (j *journal) Write(_ context.Context, w storage.Write) error {
+	if j.gate != nil {
+		j.started <- struct{}{}
+		<-j.gate
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.fail != nil && j.writes >= j.failAfter {
 		return j.fail
 	}
+	j.writes++
 	j.events = append(j.events, w.Events...)
 	select {
 	case j.wrote <- struct{}{}:
@@ -52,10 +69,14 @@ func event(sec int) storage.AuditEvent {
 	}
 }
 
-// newTally is a Tally that writes only when told to.
+// written is when newTally's summaries are written.
+var written = t0.Add(time.Minute)
+
+// newTally is a Tally that writes only when told to (or full), at time
+// written.
 func newTally(t *testing.T, j Journal, max int) *Tally {
 	t.Helper()
-	tl := New(j, Options{Interval: time.Hour, MaxPending: max})
+	tl := New(j, Options{Interval: time.Hour, MaxPending: max, Now: func() time.Time { return written }})
 	t.Cleanup(tl.Close)
 	return tl
 }
@@ -107,8 +128,11 @@ func TestFold(t *testing.T) {
 			if first.Data[CountKey] != wantCount {
 				t.Errorf("count = %q, want %s", first.Data[CountKey], wantCount)
 			}
-			if !first.Time.Equal(t0) {
-				t.Errorf("time = %v, want the first event's, %v", first.Time, t0)
+			if !first.Time.Equal(written) {
+				t.Errorf("time = %v, want when it was written, %v", first.Time, written)
+			}
+			if want := t0.Format(time.RFC3339Nano); first.Data[FirstKey] != want {
+				t.Errorf("first = %q, want %q", first.Data[FirstKey], want)
 			}
 			if want := t0.Add(9 * time.Second).Format(time.RFC3339Nano); first.Data[LastKey] != want {
 				t.Errorf("last = %q, want %q", first.Data[LastKey], want)
@@ -126,17 +150,22 @@ func TestFold(t *testing.T) {
 func TestFailedWriteIsKept(t *testing.T) {
 	j := newJournal()
 	tl := newTally(t, j, 0)
-	for i := range 3 {
-		tl.Add(event(i))
-	}
-	j.fail = errors.New("disk full")
-	if n, err := tl.Flush(context.Background()); err == nil || n != 1 {
-		t.Fatalf("Flush = %d, %v; want 1 and the journal's error", n, err)
-	}
-	// Two more, one of them earlier than the kept summary's first event.
-	tl.Add(event(10))
+	tl.Add(event(5))
 	tl.Add(event(-5))
-	j.fail = nil
+	tl.Add(event(10))
+	j.setFail(errors.New("disk full"), 0)
+	if n, err := tl.Flush(context.Background()); err == nil || n != 0 {
+		t.Fatalf("Flush = %d, %v; want 0 and the journal's error", n, err)
+	}
+	// Until a write succeeds, events are the caller's to write, so that
+	// it meets the failure too.
+	if tl.Add(event(11)) {
+		t.Error("Add took an event while the journal was failing")
+	}
+	if _, err := tl.Flush(context.Background()); err == nil {
+		t.Fatal("Flush succeeded on a failing journal")
+	}
+	j.setFail(nil, 0)
 	if n, err := tl.Flush(context.Background()); err != nil || n != 1 {
 		t.Fatalf("Flush = %d, %v; want 1 summary", n, err)
 	}
@@ -144,14 +173,52 @@ func TestFailedWriteIsKept(t *testing.T) {
 	if len(evs) != 1 {
 		t.Fatalf("wrote %d events, want 1", len(evs))
 	}
-	if evs[0].Data[CountKey] != "5" || !evs[0].Time.Equal(t0.Add(-5*time.Second)) || evs[0].Data[LastKey] != t0.Add(10*time.Second).Format(time.RFC3339Nano) {
-		t.Errorf("summary = %v at %v, want count 5 from t0-5s to t0+10s", evs[0].Data, evs[0].Time)
+	if d := evs[0].Data; d[CountKey] != "3" || d[FirstKey] != t0.Add(-5*time.Second).Format(time.RFC3339Nano) || d[LastKey] != t0.Add(10*time.Second).Format(time.RFC3339Nano) {
+		t.Errorf("summary = %v, want count 3 from t0-5s to t0+10s", d)
+	}
+	if !tl.Add(event(12)) {
+		t.Error("Add refused an event after the journal recovered")
+	}
+}
+
+// TestChunks: a long backlog is written in several writes; when one fails,
+// the ones before it stay written and the rest are kept.
+func TestChunks(t *testing.T) {
+	j := newJournal()
+	tl := newTally(t, j, 4*chunk) // not full: no write but the test's
+	for i := range 2*chunk + 100 {
+		ev := event(i)
+		ev.Data["token_id"] = strconv.Itoa(i)
+		if !tl.Add(ev) {
+			t.Fatalf("Add refused event %d", i)
+		}
+	}
+	j.setFail(errors.New("connection lost"), 1)
+	if n, err := tl.Flush(context.Background()); err == nil || n != chunk {
+		t.Fatalf("Flush = %d, %v; want %d and the journal's error", n, err, chunk)
+	}
+	if n := len(j.written()); n != chunk {
+		t.Fatalf("%d summaries written, want the first chunk's %d", n, chunk)
+	}
+	j.setFail(nil, 0)
+	if n, err := tl.Flush(context.Background()); err != nil || n != chunk+100 {
+		t.Fatalf("Flush = %d, %v; want the %d kept", n, err, chunk+100)
+	}
+	seen := map[string]bool{}
+	for _, ev := range j.written() {
+		if seen[ev.Data["token_id"]] || ev.Data[CountKey] != "1" {
+			t.Fatalf("summary %v written twice or miscounted", ev.Data)
+		}
+		seen[ev.Data["token_id"]] = true
+	}
+	if len(seen) != 2*chunk+100 {
+		t.Errorf("%d summaries written, want %d", len(seen), 2*chunk+100)
 	}
 }
 
 func TestMaxPending(t *testing.T) {
 	j := newJournal()
-	j.fail = errors.New("store down") // keep the background write from emptying the tally
+	j.started, j.gate = make(chan struct{}), make(chan struct{})
 	tl := newTally(t, j, 2)
 	other := func(id string) storage.AuditEvent {
 		ev := event(0)
@@ -161,21 +228,27 @@ func TestMaxPending(t *testing.T) {
 	if !tl.Add(other("a")) || !tl.Add(other("b")) {
 		t.Fatal("Add refused an event below the cap")
 	}
-	if tl.Add(other("c")) {
-		t.Error("Add took a third summary with MaxPending 2")
+	<-j.started // the cap started a write, which waits on the gate
+	// The two being written count against the cap.
+	if tl.Add(other("c")) || tl.Add(other("a")) {
+		t.Error("Add took a new summary while the cap's worth was being written")
 	}
-	if !tl.Add(other("a")) {
-		t.Error("Add refused an event of a summary already held")
-	}
-	j.mu.Lock()
-	j.fail = nil
-	j.mu.Unlock()
-	if _, err := tl.Flush(context.Background()); err != nil {
-		t.Fatal(err)
+	j.gate <- struct{}{}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		tl.mu.Lock()
+		writing := tl.writing
+		tl.mu.Unlock()
+		if writing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the write never ended")
+		}
 	}
 	if !tl.Add(other("c")) {
 		t.Error("Add refused a new summary after the held ones were written")
 	}
+	j.gate = nil
 }
 
 func TestFullTallyWritesAtOnce(t *testing.T) {
