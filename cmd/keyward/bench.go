@@ -96,7 +96,7 @@ temporary store it left (directory or PostgreSQL schema).
 
 Scenarios: ` + strings.Join(allScenarios, ", ") + `.
 
-The started server audits answered introspections as summaries, as
+The started server audits active introspections as summaries, as
 'keyward serve' does by default; --introspection-audit-interval 0 makes it
 write each one durably before its answer, and the report's first line says
 which.
@@ -137,7 +137,7 @@ names another server.`,
 	fl.StringSliceVar(&f.scenarios, "scenarios", allScenarios, "scenarios to run, comma-separated")
 	fl.IntVar(&f.accounts, "accounts", 0, "first fill the store with this many service accounts (started server only)")
 	fl.StringVar(&f.signingAlg, "signing-alg", "", "access-token signing algorithm of the started server: "+strings.Join(signer.Algorithms, ", ")+" (default: the server's, ES256)")
-	fl.DurationVar(&f.introspectionAudit, "introspection-audit-interval", DefaultConfig().IntrospectionAudit, "the started server's --introspection-audit-interval: how often answered introspections are audited as summaries (0: each one durably before its answer)")
+	fl.DurationVar(&f.introspectionAudit, "introspection-audit-interval", DefaultConfig().IntrospectionAudit, "the started server's --introspection-audit-interval: how often introspections that find their token active are audited as summaries (0: each one durably before its answer)")
 	addOutputFlag(fl, &f.output)
 	return cmd
 }

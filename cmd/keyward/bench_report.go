@@ -145,5 +145,5 @@ func introspectionAuditMode(d time.Duration) string {
 	if d == 0 {
 		return "each introspection audited before its answer"
 	}
-	return "answered introspections audited as summaries every " + d.String()
+	return "active introspections audited as summaries every " + d.String()
 }

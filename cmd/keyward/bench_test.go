@@ -44,7 +44,7 @@ func TestBenchSmoke(t *testing.T) {
 		t.Fatalf("scenarios %v, want %v", names, allScenarios)
 	}
 	if r.ServerPeakRSSBytes == 0 || r.Accounts != 50 || r.SigningAlg != "ES256" || r.ES256PerCore <= 0 ||
-		r.IntrospectionAudit != "answered introspections audited as summaries every 1s" {
+		r.IntrospectionAudit != "active introspections audited as summaries every 1s" {
 		t.Fatalf("report = %+v", r)
 	}
 	if r.Scenarios[0].ServerCPUPer1k <= 0 {
