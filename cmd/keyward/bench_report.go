@@ -26,8 +26,9 @@ type benchReport struct {
 	Warmup       string  `json:"warmup_per_scenario"`
 	Accounts     int     `json:"filled_accounts,omitempty"`
 	SigningAlg   string  `json:"signing_alg,omitempty"`
-	// IntrospectionAudit says how the started server audits answered
-	// introspections; empty with --target, where bench cannot know.
+	// IntrospectionAudit says how the started server audits introspections
+	// that find their token active; empty with --target, where bench cannot
+	// know.
 	IntrospectionAudit string           `json:"introspection_audit,omitempty"`
 	Scenarios          []scenarioResult `json:"scenarios"`
 	ServerPeakRSSBytes int64            `json:"server_peak_rss_bytes,omitempty"`

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -271,7 +272,12 @@ func TestIntrospectionAudit(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			backends(t, func(t *testing.T, mod func(*Main)) {
-				m, stop := launchServer(t, mod, func(m *Main) { m.Config.IntrospectionAudit = tt.interval })
+				// The server's clock is an hour ahead: a summary's time must
+				// come from it, as its first and last do.
+				m, stop := launchServer(t, mod, func(m *Main) {
+					m.Config.IntrospectionAudit = tt.interval
+					m.Now = func() time.Time { return time.Now().Add(time.Hour) }
+				})
 				defer stop()
 				l := &lifecycle{t: t, m: m, admin: []string{"--credentials", m.AdminKeyFile}, issuer: m.Issuer}
 				runCLI(t, append([]string{"api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read", "--token-format", "opaque"}, l.admin...)...)
@@ -319,6 +325,11 @@ func TestIntrospectionAudit(t *testing.T) {
 						case data["active"] == "true" && data["token_id"] != nil && data["first"] != nil && data["last"] != nil:
 							n, _ := strconv.Atoi(data["count"].(string))
 							summarized += n
+							at, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(e["time"]))
+							last, _ := time.Parse(time.RFC3339Nano, data["last"].(string))
+							if at.Before(last) {
+								t.Errorf("summary written at %v, before its last event at %v", e["time"], data["last"])
+							}
 						default:
 							t.Errorf("unexpected event %v", e)
 						}
@@ -356,7 +367,7 @@ func TestIntrospectionAudit(t *testing.T) {
 						for k, v := range e.Data {
 							data[k] = v
 						}
-						evs = append(evs, map[string]any{"outcome": e.Outcome, "data": data})
+						evs = append(evs, map[string]any{"outcome": e.Outcome, "data": data, "time": e.Time.UTC().Format(time.RFC3339Nano)})
 					}
 					check(evs, false)
 				default:

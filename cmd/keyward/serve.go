@@ -198,7 +198,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.metrics = metrics.New(func() float64 { return m.signer.CurrentKeyAge().Seconds() })
 	m.journal = groupcommit.New(m.store, groupcommit.Options{OnBatch: m.metrics.ObserveBatch})
 	if c.IntrospectionAudit > 0 {
-		m.introspections = tally.New(m.journal, tally.Options{Interval: c.IntrospectionAudit, Logger: m.Logger})
+		m.introspections = tally.New(m.journal, tally.Options{Interval: c.IntrospectionAudit, Logger: m.Logger, Now: m.Now})
 	}
 
 	m.listener, err = net.Listen("tcp", c.Listen)

@@ -13,6 +13,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"errors"
 	"log/slog"
 	"maps"
 	"slices"
@@ -38,8 +39,8 @@ const (
 // in several transactions, not one that holds the audit log's lock long.
 const chunk = 512
 
-// closeTimeout bounds the last write, at Close.
-const closeTimeout = 30 * time.Second
+// closeTimeout bounds how long Close waits for the journal.
+var closeTimeout = 30 * time.Second // a variable for the tests
 
 // Journal makes events durable.
 type Journal interface {
@@ -78,6 +79,9 @@ type Tally struct {
 	kick chan struct{}
 	stop chan struct{}
 	done chan struct{}
+	// abandon ends the background write that Close gave up waiting for.
+	abandon context.CancelFunc
+	ctx     context.Context
 }
 
 type summary struct {
@@ -109,6 +113,7 @@ func New(journal Journal, opts Options) *Tally {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	t.ctx, t.abandon = context.WithCancel(context.Background())
 	go t.run(opts.Interval)
 	return t
 }
@@ -219,8 +224,12 @@ func (t *Tally) run(interval time.Duration) {
 		case <-t.stop:
 			return
 		}
-		if _, err := t.Flush(context.Background()); err != nil {
+		if _, err := t.Flush(t.ctx); err != nil {
 			t.log.Error("audit summaries not written; trying again at the next interval, and until then each event is written before its answer", "kept", t.kept(), "err", err)
+			select { // a kick from before the failure must not retry at once
+			case <-t.kick:
+			default:
+			}
 		}
 	}
 }
@@ -271,8 +280,9 @@ func (t *Tally) Flush(ctx context.Context) (int, error) {
 	return written, err
 }
 
-// Close stops taking events and writes the summaries held, waiting at most
-// 30 seconds for the journal.
+// Close stops taking events and writes the summaries held. It waits for
+// the journal at most 30 seconds in all, then gives up; a later Close
+// waits for the first.
 func (t *Tally) Close() {
 	if t == nil {
 		return
@@ -286,11 +296,20 @@ func (t *Tally) Close() {
 	t.closed = true
 	t.mu.Unlock()
 	defer close(t.finished)
+	defer t.abandon()
+	deadline := time.Now().Add(closeTimeout)
 	close(t.stop)
-	<-t.done
-	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	select {
+	case <-t.done:
+	case <-time.After(closeTimeout):
+		t.abandon() // the loop's write, stuck on the journal
+		<-t.done
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	if _, err := t.Flush(ctx); err != nil {
+	if _, err := t.Flush(ctx); errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		t.log.Error("audit summaries may not have been written at shutdown: the audit log did not answer in time", "summaries", t.kept(), "err", err)
+	} else if err != nil {
 		t.log.Error("audit summaries lost at shutdown: they could not be written", "summaries", t.kept(), "err", err)
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 // journal records what is written to it, fails the writes after the first
 // failAfter ones while fail is set, and, when gate is set, announces each
-// write on started and waits for gate.
+// write on started (buffered) and waits for gate or the end of its ctx.
 type journal struct {
 	mu        sync.Mutex
 	fail      error
@@ -33,10 +33,17 @@ func (j *journal) setFail(err error, after int) {
 	j.fail, j.failAfter = err, after
 }
 
-func (j *journal) Write(_ context.Context, w storage.Write) error {
+func (j *journal) Write(ctx context.Context, w storage.Write) error {
 	if j.gate != nil {
-		j.started <- struct{}{}
-		<-j.gate
+		select {
+		case j.started <- struct{}{}:
+		default:
+		}
+		select {
+		case <-j.gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -218,7 +225,7 @@ func TestChunks(t *testing.T) {
 
 func TestMaxPending(t *testing.T) {
 	j := newJournal()
-	j.started, j.gate = make(chan struct{}), make(chan struct{})
+	j.started, j.gate = make(chan struct{}, 10), make(chan struct{})
 	tl := newTally(t, j, 2)
 	other := func(id string) storage.AuditEvent {
 		ev := event(0)
@@ -248,7 +255,30 @@ func TestMaxPending(t *testing.T) {
 	if !tl.Add(other("c")) {
 		t.Error("Add refused a new summary after the held ones were written")
 	}
-	j.gate = nil
+	close(j.gate) // no more waiting
+}
+
+// TestCloseGivesUp: a journal that does not answer holds Close up for
+// closeTimeout, not for ever — neither the background write Close waits
+// for nor its own last one.
+func TestCloseGivesUp(t *testing.T) {
+	defer func(d time.Duration) { closeTimeout = d }(closeTimeout)
+	closeTimeout = 50 * time.Millisecond
+	j := newJournal()
+	j.started, j.gate = make(chan struct{}, 10), make(chan struct{}) // never opened
+	tl := New(j, Options{Interval: time.Hour, MaxPending: 1})
+	tl.Add(event(0)) // full: a background write starts, and hangs
+	<-j.started
+	closed := make(chan struct{})
+	go func() { tl.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close waited for ever on a journal that does not answer")
+	}
+	if n := len(j.written()); n != 0 {
+		t.Errorf("%d summaries written to a journal that never answered", n)
+	}
 }
 
 func TestFullTallyWritesAtOnce(t *testing.T) {
