@@ -40,8 +40,8 @@ type Journal interface {
 
 // Summaries takes the audit events of introspections that found their
 // token active, to write them after the answer, folded into one event per
-// API, token and source per interval. Add reports whether it took ev; when it did not, the
-// handler writes ev itself before answering.
+// API, token and source per interval. Add reports whether it took ev; when
+// it did not, the handler writes ev itself before answering.
 type Summaries interface {
 	Add(ev storage.AuditEvent) bool
 }
@@ -65,8 +65,8 @@ type Handler struct {
 }
 
 // NewHandler returns the introspection handler. Every introspection is
-// audited durably before the answer, but those that find their token
-// active, which go to summaries when it is not nil.
+// audited durably before its answer, except, when summaries is not nil,
+// those that find their token active: their events go to summaries.
 func NewHandler(auth Authenticator, resolver *tokenstate.Resolver, catalog Catalog, journal Journal, summaries Summaries, now func() time.Time, log *slog.Logger, observer oauth2.Observer) *Handler {
 	if summaries == nil {
 		summaries = writeEach{}
