@@ -34,6 +34,7 @@ const issuer = "https://keyward.test"
 // fixture is a server on a fresh SQLite store with one account and key.
 type fixture struct {
 	admin    *admin.Service
+	store    storage.Storage
 	handler  http.Handler
 	email    string
 	clientID string
@@ -42,17 +43,18 @@ type fixture struct {
 	signer   jose.Signer
 }
 
-func newFixture(tb testing.TB) *fixture {
+func newFixture(tb testing.TB, mods ...func(*server.Deps)) *fixture {
 	tb.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "keyward.db"), sqlite.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return newFixtureOn(tb, st)
+	return newFixtureOn(tb, st, mods...)
 }
 
-// newFixtureOn serves from st, which it closes at the end.
-func newFixtureOn(tb testing.TB, st storage.Storage) *fixture {
+// newFixtureOn serves from st, which it closes at the end; mods change the
+// server's dependencies.
+func newFixtureOn(tb testing.TB, st storage.Storage, mods ...func(*server.Deps)) *fixture {
 	tb.Helper()
 	ctx := context.Background()
 	tb.Cleanup(func() { st.Close() })
@@ -63,10 +65,14 @@ func newFixtureOn(tb testing.TB, st storage.Storage) *fixture {
 	}
 	journal := groupcommit.New(st, groupcommit.Options{})
 	tb.Cleanup(journal.Close)
+	deps := server.Deps{Store: st, Signer: sg, Journal: journal, Pepper: []byte("bench-pepper"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, mod := range mods {
+		mod(&deps)
+	}
 	srv := server.New(server.Config{
 		Issuer: issuer, AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour,
 		MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute,
-	}, server.Deps{Store: st, Signer: sg, Journal: journal, Pepper: []byte("bench-pepper"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}, deps)
 	sys := admin.Actor{ID: "bench"}
 	if _, err := srv.Admin.CreateAPI(ctx, sys, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}}); err != nil {
 		tb.Fatal(err)
@@ -92,7 +98,7 @@ func newFixtureOn(tb testing.TB, st storage.Storage) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &fixture{admin: srv.Admin, handler: srv, email: acct.Email, clientID: acct.ID, secret: sec.Value, keyID: kf.PrivateKeyID, signer: js}
+	return &fixture{admin: srv.Admin, store: st, handler: srv, email: acct.Email, clientID: acct.ID, secret: sec.Value, keyID: kf.PrivateKeyID, signer: js}
 }
 
 // assertion signs an RS256 assertion as Google's client libraries do.
@@ -183,33 +189,10 @@ func BenchmarkJWTBearer(b *testing.B) {
 // Run with: go test ./internal/server -run '^$' -bench Introspect -benchtime 20000x
 func BenchmarkIntrospect(b *testing.B) {
 	f := newFixture(b)
-	ctx := context.Background()
-	sys := admin.Actor{ID: "bench"}
-	apiAcct, err := f.admin.CreateAccount(ctx, sys, admin.AccountInput{Name: "orders-api", Project: "proj"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	sec, err := f.admin.CreateSecret(ctx, sys, apiAcct.Email, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ids := []string{apiAcct.Email}
-	if _, err := f.admin.UpdateAPI(ctx, sys, "orders", admin.APIUpdate{Introspectors: &ids}); err != nil {
-		b.Fatal(err)
-	}
-	callerAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte(apiAcct.ID+":"+sec.Value))
-	clientAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte(f.clientID+":"+f.secret))
+	callerAuth := f.introspector(b)
 	for _, format := range []string{"jwt", "opaque"} {
 		b.Run(format, func(b *testing.B) {
-			if _, err := f.admin.UpdateAPI(ctx, sys, "orders", admin.APIUpdate{TokenFormat: &format}); err != nil {
-				b.Fatal(err)
-			}
-			w := f.do("grant_type=client_credentials&scope=orders.read", clientAuth)
-			var tok struct {
-				AccessToken string `json:"access_token"`
-			}
-			json.Unmarshal(w.Body.Bytes(), &tok)
-			body := "token=" + url.QueryEscape(tok.AccessToken)
+			body := "token=" + url.QueryEscape(f.accessToken(b, format))
 			b.SetParallelism(32)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -224,6 +207,43 @@ func BenchmarkIntrospect(b *testing.B) {
 			})
 		})
 	}
+}
+
+// introspector makes a new account an introspector of the orders API and
+// returns its Basic authorization.
+func (f *fixture) introspector(tb testing.TB) string {
+	tb.Helper()
+	ctx := context.Background()
+	sys := admin.Actor{ID: "bench"}
+	apiAcct, err := f.admin.CreateAccount(ctx, sys, admin.AccountInput{Name: "orders-api", Project: "proj"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sec, err := f.admin.CreateSecret(ctx, sys, apiAcct.Email, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ids := []string{apiAcct.Email}
+	if _, err := f.admin.UpdateAPI(ctx, sys, "orders", admin.APIUpdate{Introspectors: &ids}); err != nil {
+		tb.Fatal(err)
+	}
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(apiAcct.ID+":"+sec.Value))
+}
+
+// accessToken issues the client an orders token in format (jwt, opaque).
+func (f *fixture) accessToken(tb testing.TB, format string) string {
+	tb.Helper()
+	if _, err := f.admin.UpdateAPI(context.Background(), admin.Actor{ID: "bench"}, "orders", admin.APIUpdate{TokenFormat: &format}); err != nil {
+		tb.Fatal(err)
+	}
+	w := f.do("grant_type=client_credentials&scope=orders.read", "Basic "+base64.StdEncoding.EncodeToString([]byte(f.clientID+":"+f.secret)))
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &tok); err != nil || tok.AccessToken == "" {
+		tb.Fatalf("token: %d %s", w.Code, w.Body)
+	}
+	return tok.AccessToken
 }
 
 // reportCPU reports the CPU time the whole process spent per operation
