@@ -27,6 +27,7 @@ import (
 	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/sqlite"
+	"github.com/keyward/keyward/internal/tally"
 )
 
 const issuer = "https://keyward.test"
@@ -185,13 +186,23 @@ func BenchmarkJWTBearer(b *testing.B) {
 
 // BenchmarkIntrospect measures introspection of an opaque and a JWT access
 // token by an API authenticated with client_secret_basic, each with its
-// durable audit event.
+// durable audit event — and, in opaque_summarized, with the events of
+// active answers folded into summaries, as keyward serve does by default.
 // Run with: go test ./internal/server -run '^$' -bench Introspect -benchtime 20000x
 func BenchmarkIntrospect(b *testing.B) {
-	f := newFixture(b)
-	callerAuth := f.introspector(b)
-	for _, format := range []string{"jwt", "opaque"} {
-		b.Run(format, func(b *testing.B) {
+	each := newFixture(b)
+	summarized := newFixture(b, func(d *server.Deps) {
+		tl := tally.New(d.Journal, tally.Options{Interval: time.Second})
+		b.Cleanup(tl.Close)
+		d.Introspections = tl
+	})
+	eachAuth, summarizedAuth := each.introspector(b), summarized.introspector(b)
+	for _, bb := range []struct {
+		name, format, auth string
+		f                  *fixture
+	}{{"jwt", "jwt", eachAuth, each}, {"opaque", "opaque", eachAuth, each}, {"opaque_summarized", "opaque", summarizedAuth, summarized}} {
+		f, format, callerAuth := bb.f, bb.format, bb.auth
+		b.Run(bb.name, func(b *testing.B) {
 			body := "token=" + url.QueryEscape(f.accessToken(b, format))
 			b.SetParallelism(32)
 			b.ReportAllocs()
