@@ -76,6 +76,17 @@ func event(sec int) storage.AuditEvent {
 	}
 }
 
+// await waits for ch, and fails the test with what after 30 seconds: a
+// hang, not a slow machine.
+func await(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(30 * time.Second):
+		t.Fatal(what)
+	}
+}
+
 // written is when newTally's summaries are written.
 var written = t0.Add(time.Minute)
 
@@ -271,11 +282,7 @@ func TestCloseGivesUp(t *testing.T) {
 	<-j.started
 	closed := make(chan struct{})
 	go func() { tl.Close(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(30 * time.Second):
-		t.Fatal("Close waited for ever on a journal that does not answer")
-	}
+	await(t, closed, "Close waited for ever on a journal that does not answer")
 	if n := len(j.written()); n != 0 {
 		t.Errorf("%d summaries written to a journal that never answered", n)
 	}
@@ -289,11 +296,7 @@ func TestFullTallyWritesAtOnce(t *testing.T) {
 		ev.Data["token_id"] = id
 		tl.Add(ev)
 	}
-	select {
-	case <-j.wrote:
-	case <-time.After(30 * time.Second):
-		t.Fatal("a full tally was not written")
-	}
+	await(t, j.wrote, "a full tally was not written")
 	if n := len(j.written()); n != 3 {
 		t.Errorf("wrote %d summaries, want 3", n)
 	}
@@ -305,11 +308,7 @@ func TestInterval(t *testing.T) {
 	defer tl.Close()
 	tl.Add(event(0))
 	tl.Add(event(1))
-	select {
-	case <-j.wrote:
-	case <-time.After(30 * time.Second):
-		t.Fatal("nothing was written after many intervals")
-	}
+	await(t, j.wrote, "nothing was written after many intervals")
 	if evs := j.written(); len(evs) != 1 || evs[0].Data[CountKey] != "2" {
 		t.Errorf("wrote %v, want one summary of 2", evs)
 	}
