@@ -41,6 +41,8 @@ func TestMetrics(t *testing.T) {
 		`keyward_store_commit_duration_seconds_count`,
 		`keyward_signing_key_age_seconds`,
 		`keyward_auth_throttled_total 0`,
+		`keyward_audit_summary_writes_total{outcome="failure"} 0`,
+		`keyward_audit_summaries_held`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %s", want)

@@ -198,7 +198,8 @@ func (m *Main) Open(ctx context.Context) error {
 	m.metrics = metrics.New(func() float64 { return m.signer.CurrentKeyAge().Seconds() })
 	m.journal = groupcommit.New(m.store, groupcommit.Options{OnBatch: m.metrics.ObserveBatch})
 	if c.IntrospectionAudit > 0 {
-		m.introspections = tally.New(m.journal, tally.Options{Interval: c.IntrospectionAudit, Logger: m.Logger, Now: m.Now})
+		m.introspections = tally.New(m.journal, tally.Options{Interval: c.IntrospectionAudit, Logger: m.Logger, Now: m.Now, OnWrite: m.metrics.ObserveSummaryWrite})
+		m.metrics.HeldSummaries(func() float64 { return float64(m.introspections.Held()) })
 	}
 
 	m.listener, err = net.Listen("tcp", c.Listen)

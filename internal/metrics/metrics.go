@@ -21,6 +21,7 @@ type Metrics struct {
 	batchSize prometheus.Histogram
 	batchTime prometheus.Histogram
 	throttled prometheus.Counter
+	summaries *prometheus.CounterVec
 }
 
 // New registers the collectors. signingKeyAge reports the age of the
@@ -51,8 +52,14 @@ func New(signingKeyAge func() float64) *Metrics {
 			Name: "keyward_auth_throttled_total",
 			Help: "Client authentications refused with 429 after repeated failures.",
 		}),
+		summaries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyward_audit_summary_writes_total",
+			Help: "Writes of audit summaries (of introspections that found their token active) by outcome.",
+		}, []string{"outcome"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.batchSize, m.batchTime, m.throttled,
+	m.summaries.WithLabelValues("success")
+	m.summaries.WithLabelValues("failure")
+	m.reg.MustRegister(m.requests, m.latency, m.batchSize, m.batchTime, m.throttled, m.summaries,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "keyward_signing_key_age_seconds",
 			Help: "How long the current token-signing key has been signing.",
@@ -82,6 +89,24 @@ func (m *Metrics) ObserveBatch(size int, d time.Duration) {
 
 // Throttled records a throttled authentication.
 func (m *Metrics) Throttled() { m.throttled.Inc() }
+
+// ObserveSummaryWrite records one write of audit summaries.
+func (m *Metrics) ObserveSummaryWrite(err error) {
+	if err != nil {
+		m.summaries.WithLabelValues("failure").Inc()
+		return
+	}
+	m.summaries.WithLabelValues("success").Inc()
+}
+
+// HeldSummaries reports, from held, the audit summaries waiting to be
+// written.
+func (m *Metrics) HeldSummaries(held func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "keyward_audit_summaries_held",
+		Help: "Audit summaries waiting to be written.",
+	}, held))
+}
 
 // Nop is an observer that records nothing.
 type Nop struct{}

@@ -59,6 +59,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now gives the summaries' time; nil means time.Now.
 	Now func() time.Time
+	// OnWrite, if set, is called after each write to the journal with its
+	// error.
+	OnWrite func(err error)
 }
 
 // Tally holds the summaries of the current interval. Its zero value is not
@@ -68,6 +71,7 @@ type Tally struct {
 	max     int
 	log     *slog.Logger
 	now     func() time.Time
+	onWrite func(error)
 
 	mu       sync.Mutex
 	pending  map[string]*summary
@@ -102,11 +106,15 @@ func New(journal Journal, opts Options) *Tally {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.OnWrite == nil {
+		opts.OnWrite = func(error) {}
+	}
 	t := &Tally{
 		journal:  journal,
 		max:      opts.MaxPending,
 		log:      opts.Logger,
 		now:      opts.Now,
+		onWrite:  opts.OnWrite,
 		pending:  make(map[string]*summary),
 		finished: make(chan struct{}),
 		kick:     make(chan struct{}, 1),
@@ -261,7 +269,9 @@ func (t *Tally) Flush(ctx context.Context) (int, error) {
 		for i, s := range part {
 			evs[i] = s.event(now)
 		}
-		if err = t.journal.Write(ctx, storage.Write{Events: evs}); err == nil {
+		err = t.journal.Write(ctx, storage.Write{Events: evs})
+		t.onWrite(err)
+		if err == nil {
 			written += len(part)
 		}
 	}
@@ -312,6 +322,17 @@ func (t *Tally) Close() {
 	} else if err != nil {
 		t.log.Error("audit summaries lost at shutdown: they could not be written", "summaries", t.kept(), "err", err)
 	}
+}
+
+// Held returns the number of summaries not yet written, those being
+// written included.
+func (t *Tally) Held() int {
+	if t == nil {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pending) + t.writing
 }
 
 // kept is the number of summaries held.

@@ -203,7 +203,16 @@ func TestFailedWriteIsKept(t *testing.T) {
 // the ones before it stay written and the rest are kept.
 func TestChunks(t *testing.T) {
 	j := newJournal()
-	tl := newTally(t, j, 4*chunk) // not full: no write but the test's
+	var (
+		mu     sync.Mutex
+		writes []error
+	)
+	tl := New(j, Options{Interval: time.Hour, MaxPending: 4 * chunk, OnWrite: func(err error) { // not full: no write but the test's
+		mu.Lock()
+		defer mu.Unlock()
+		writes = append(writes, err)
+	}})
+	t.Cleanup(tl.Close)
 	for i := range 2*chunk + 100 {
 		ev := event(i)
 		ev.Data["token_id"] = strconv.Itoa(i)
@@ -218,6 +227,14 @@ func TestChunks(t *testing.T) {
 	if n := len(j.written()); n != chunk {
 		t.Fatalf("%d summaries written, want the first chunk's %d", n, chunk)
 	}
+	if n := tl.Held(); n != chunk+100 {
+		t.Errorf("Held = %d, want the %d kept", n, chunk+100)
+	}
+	mu.Lock()
+	if len(writes) != 2 || writes[0] != nil || writes[1] == nil {
+		t.Errorf("OnWrite saw %v, want a success and a failure", writes)
+	}
+	mu.Unlock()
 	j.setFail(nil, 0)
 	if n, err := tl.Flush(context.Background()); err != nil || n != chunk+100 {
 		t.Fatalf("Flush = %d, %v; want the %d kept", n, err, chunk+100)
@@ -247,6 +264,9 @@ func TestMaxPending(t *testing.T) {
 		t.Fatal("Add refused an event below the cap")
 	}
 	<-j.started // the cap started a write, which waits on the gate
+	if n := tl.Held(); n != 2 {
+		t.Errorf("Held = %d during the write, want 2", n)
+	}
 	// The two being written count against the cap.
 	if tl.Add(other("c")) || tl.Add(other("a")) {
 		t.Error("Add took a new summary while the cap's worth was being written")
