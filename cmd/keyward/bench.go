@@ -175,8 +175,8 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 	if f.target != "" && (f.accounts > 0 || f.db != "" || f.signingAlg != "" || cmd.Flags().Changed("introspection-audit-interval")) {
 		return usageError{errors.New("--accounts, --db, --signing-alg and --introspection-audit-interval apply to a server bench starts, not to --target")}
 	}
-	if f.introspectionAudit < 0 || f.introspectionAudit > 10*time.Minute {
-		return usageError{fmt.Errorf("--introspection-audit-interval %s must be between 0 and 10m", f.introspectionAudit)}
+	if err := checkIntrospectionAudit(f.introspectionAudit); err != nil {
+		return usageError{err}
 	}
 	if f.signingAlg != "" && !slices.Contains(signer.Algorithms, f.signingAlg) {
 		return usageError{fmt.Errorf("--signing-alg %q is not one of %s", f.signingAlg, strings.Join(signer.Algorithms, ", "))}

@@ -189,8 +189,8 @@ func (c *Config) Validate() error {
 	if c.CacheTTL < 0 || c.CacheTTL > time.Hour {
 		add("--cache-ttl %s must be between 0 and 1h", c.CacheTTL)
 	}
-	if c.IntrospectionAudit < 0 || c.IntrospectionAudit > 10*time.Minute {
-		add("--introspection-audit-interval %s must be between 0 and 10m", c.IntrospectionAudit)
+	if err := checkIntrospectionAudit(c.IntrospectionAudit); err != nil {
+		add("%v", err)
 	}
 	if c.ClockSkew < 0 || c.ClockSkew > 10*time.Minute {
 		add("--clock-skew %s must be between 0 and 10m", c.ClockSkew)
@@ -205,6 +205,15 @@ func (c *Config) Validate() error {
 		add("--log-level: %v", err)
 	}
 	return errors.Join(errs...)
+}
+
+// checkIntrospectionAudit checks an --introspection-audit-interval, for
+// serve and for the server bench starts.
+func checkIntrospectionAudit(d time.Duration) error {
+	if d < 0 || d > 10*time.Minute {
+		return fmt.Errorf("--introspection-audit-interval %s must be between 0 and 10m", d)
+	}
+	return nil
 }
 
 func isLoopback(host string) bool {
