@@ -233,7 +233,7 @@ func (t *Tally) run(interval time.Duration) {
 			return
 		}
 		if _, err := t.Flush(t.ctx); err != nil {
-			t.log.Error("audit summaries not written; trying again at the next interval, and until then each event is written before its answer", "kept", t.kept(), "err", err)
+			t.log.Error("audit summaries not written; trying again at the next interval, and until then each event is written before its answer", "kept", t.Held(), "err", err)
 			select { // a kick from before the failure must not retry at once
 			case <-t.kick:
 			default:
@@ -318,9 +318,9 @@ func (t *Tally) Close() {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if _, err := t.Flush(ctx); errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		t.log.Error("audit summaries may not have been written at shutdown: the audit log did not answer in time", "summaries", t.kept(), "err", err)
+		t.log.Error("audit summaries may not have been written at shutdown: the audit log did not answer in time", "summaries", t.Held(), "err", err)
 	} else if err != nil {
-		t.log.Error("audit summaries lost at shutdown: they could not be written", "summaries", t.kept(), "err", err)
+		t.log.Error("audit summaries lost at shutdown: they could not be written", "summaries", t.Held(), "err", err)
 	}
 }
 
@@ -335,9 +335,3 @@ func (t *Tally) Held() int {
 	return len(t.pending) + t.writing
 }
 
-// kept is the number of summaries held.
-func (t *Tally) kept() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.pending)
-}
