@@ -334,4 +334,3 @@ func (t *Tally) Held() int {
 	defer t.mu.Unlock()
 	return len(t.pending) + t.writing
 }
-
