@@ -34,8 +34,8 @@ func New(signingKeyAge func() float64) *Metrics {
 			Help: "OAuth endpoint requests by endpoint, grant type, client authentication method, outcome and error code.",
 		}, []string{"endpoint", "grant", "auth_method", "outcome", "error"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "keyward_request_duration_seconds",
-			Help:    "OAuth endpoint latency, including the durable audit write.",
+			Name: "keyward_request_duration_seconds",
+			Help: "OAuth endpoint latency, including the durable audit write.",
 			// Finer around 10 ms, the latency target of docs/PERFORMANCE.md,
 			// so that a p99 read from the buckets says which side of it a
 			// server is on, and by how much.
