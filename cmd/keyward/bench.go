@@ -105,6 +105,11 @@ healthz is the floor the rest stand on: GET /healthz does no
 authentication and touches no storage, so it measures what HTTP on this
 machine costs the server and the load generator.
 
+verify_cold and verify_warm call the verify library in bench's own
+process, with one caller per core (at most --concurrency): a verification
+only computes, so more callers would add no throughput, only time spent
+waiting for a core, which their latency figures would then report.
+
 Client-side signing is kept out of the measurement: JWT-bearer assertions
 (RS256, without jti, as Google's libraries send them) are signed before the
 run and cycled — the server verifies every one anyway — and private_key_jwt

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -55,6 +56,9 @@ func TestBenchSmoke(t *testing.T) {
 			t.Errorf("%s: server p99 bound %v", s.Name, s.ServerP99Bound)
 		}
 		hasServer := !strings.HasPrefix(s.Name, "verify_")
+		if want := 4; !hasServer && s.Concurrency != min(want, runtime.GOMAXPROCS(0)) || hasServer && s.Concurrency != want {
+			t.Errorf("%s: %d clients (--concurrency 4, %d cores)", s.Name, s.Concurrency, runtime.GOMAXPROCS(0))
+		}
 		if hasServer != (s.ServerCPUPer1k > 0) {
 			t.Errorf("%s: server CPU %v per 1,000", s.Name, s.ServerCPUPer1k)
 		}
