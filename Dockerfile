@@ -1,5 +1,6 @@
 # Builds the static keyward binary and a minimal image around it.
-# Not tested here: the development machines have no Docker engine.
+# Its default command is checked against the flags (TestDeployFiles); the
+# image is not built in tests: the development machines have no Docker engine.
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./

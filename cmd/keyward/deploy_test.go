@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+// The files under deploy/ and the Dockerfile are what operators copy; these
+// tests keep them in step with the flags and the configuration checks.
+
+// checkServeArgs parses args (after "keyward") as 'keyward serve' would,
+// with the settings file --config names and the environment env, and
+// validates the result.
+func checkServeArgs(t *testing.T, args []string, env map[string]string) Config {
+	t.Helper()
+	if len(args) == 0 || args[0] != "serve" {
+		t.Fatalf("command %q: want keyward serve", args)
+	}
+	cfg := DefaultConfig()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	cfg.addServeFlags(fs)
+	addConfigFileFlag(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		t.Fatalf("keyward %s: %v", strings.Join(args, " "), err)
+	}
+	file := fs.Lookup("config").Value.String()
+	if err := applySources(fs, file, func(k string) string { return env[k] }); err != nil {
+		t.Fatalf("keyward %s with %s: %v", strings.Join(args, " "), file, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("keyward %s with %s: %v", strings.Join(args, " "), file, err)
+	}
+	return cfg
+}
+
+// unitEntries returns the values of key in the systemd unit, in order.
+func unitEntries(t *testing.T, unit, key string) []string {
+	t.Helper()
+	f, err := os.Open(unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var vals []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), key+"="); ok {
+			vals = append(vals, v)
+		}
+	}
+	return vals
+}
+
+func TestDeployFiles(t *testing.T) {
+	settings := filepath.Join("..", "..", "deploy", "keyward.yaml")
+	unit := filepath.Join("..", "..", "deploy", "keyward.service")
+
+	t.Run("systemd unit and settings file", func(t *testing.T) {
+		execStart := unitEntries(t, unit, "ExecStart")
+		if len(execStart) != 1 {
+			t.Fatalf("ExecStart lines %q, want one", execStart)
+		}
+		args := strings.Fields(execStart[0])
+		if args[0] != "/usr/local/bin/keyward" {
+			t.Fatalf("ExecStart runs %s, not the path the unit's comment says", args[0])
+		}
+		// The unit's --config names /etc/keyward/keyward.yaml; it is
+		// deploy/keyward.yaml installed there.
+		for i, a := range args {
+			if a == "/etc/keyward/keyward.yaml" {
+				args[i] = settings
+			}
+		}
+		env := map[string]string{}
+		for _, e := range unitEntries(t, unit, "Environment") {
+			k, v, _ := strings.Cut(e, "=")
+			if !isSetting(k) {
+				t.Errorf("the unit sets %s, which no flag of keyward serve reads", k)
+			}
+			env[k] = strings.ReplaceAll(v, "%d", "/run/credentials/keyward.service")
+		}
+		cfg := checkServeArgs(t, args[1:], env)
+		if cfg.MasterKeyFile != "/run/credentials/keyward.service/master.key" {
+			t.Errorf("master key file %q: the unit's LoadCredential does not reach the server", cfg.MasterKeyFile)
+		}
+		if cfg.DataDir != "/var/lib/keyward" || cfg.TLSCert == "" {
+			t.Errorf("settings file not applied: data dir %q, TLS certificate %q", cfg.DataDir, cfg.TLSCert)
+		}
+		// StateDirectory=keyward is /var/lib/keyward: the data directory.
+		if sd := unitEntries(t, unit, "StateDirectory"); len(sd) != 1 || "/var/lib/"+sd[0] != cfg.DataDir {
+			t.Errorf("StateDirectory %q, data directory %q", sd, cfg.DataDir)
+		}
+	})
+
+	t.Run("Dockerfile", func(t *testing.T) {
+		data, err := os.ReadFile(filepath.Join("..", "..", "Dockerfile"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cmd []string
+		for line := range strings.Lines(string(data)) {
+			if v, ok := strings.CutPrefix(line, "CMD "); ok {
+				cmd = jsonArgs(t, v)
+			}
+		}
+		for i, a := range cmd {
+			if a == "/etc/keyward/keyward.yaml" {
+				cmd[i] = settings
+			}
+		}
+		// The image's default command, with the shipped settings file
+		// mounted where it expects it.
+		if cfg := checkServeArgs(t, cmd, nil); cfg.DataDir != "/var/lib/keyward" {
+			t.Errorf("data directory %q, not the image's volume", cfg.DataDir)
+		}
+	})
+
+	t.Run("systemd-analyze verify", func(t *testing.T) {
+		if _, err := exec.LookPath("systemd-analyze"); err != nil {
+			t.Skip("systemd-analyze is not installed")
+		}
+		// ExecStart must name an executable that exists; any will do.
+		self, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(unit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copyPath := filepath.Join(t.TempDir(), "keyward.service")
+		os.WriteFile(copyPath, []byte(strings.ReplaceAll(string(data), "/usr/local/bin/keyward", self)), 0o644)
+		out, err := exec.Command("systemd-analyze", "verify", "--man=no", copyPath).CombinedOutput()
+		if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+			// It warns, and exits 0, on unknown or misspelt directives.
+			t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+		}
+	})
+}
+
+// isSetting reports whether the environment variable k sets a flag of
+// keyward serve.
+func isSetting(k string) bool {
+	cfg := DefaultConfig()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	cfg.addServeFlags(fs)
+	found := false
+	fs.VisitAll(func(f *pflag.Flag) { found = found || envName(f.Name) == k })
+	return found
+}
+
+// jsonArgs parses a Dockerfile's exec-form argument list.
+func jsonArgs(t *testing.T, s string) []string {
+	t.Helper()
+	var args []string
+	if err := json.Unmarshal([]byte(s), &args); err != nil {
+		t.Fatalf("not the exec form: %s: %v", s, err)
+	}
+	return args
+}
