@@ -14,19 +14,26 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 )
 
+// testSigner returns a compact signer for alg, with a new key, and the key.
+func testSigner(tb testing.TB, alg string) (*compactSigner, crypto.Signer) {
+	tb.Helper()
+	key, err := generate(alg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cs, err := newCompactSigner(alg, "kid-1", "at+jwt", key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cs, key
+}
+
 // Every token the compact signer writes must be one go-jose (and so any
 // RFC 7515 implementation) parses and verifies, with the header it names.
 func TestCompactSignerInteroperates(t *testing.T) {
 	for _, alg := range Algorithms {
 		t.Run(alg, func(t *testing.T) {
-			key, err := generate(alg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cs, err := newCompactSigner(alg, "kid-1", "at+jwt", key)
-			if err != nil {
-				t.Fatal(err)
-			}
+			cs, key := testSigner(t, alg)
 			raw, err := cs.serialize([]byte(`{"sub":"sa-1","scope":"a b"}`))
 			if err != nil {
 				t.Fatal(err)
@@ -61,14 +68,7 @@ func TestCompactSignerInteroperates(t *testing.T) {
 func TestCompactSignerIsDeterministic(t *testing.T) {
 	for _, alg := range Algorithms {
 		t.Run(alg, func(t *testing.T) {
-			key, err := generate(alg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cs, err := newCompactSigner(alg, "kid-1", "at+jwt", key)
-			if err != nil {
-				t.Fatal(err)
-			}
+			cs, _ := testSigner(t, alg)
 			first, _ := cs.serialize([]byte(`{"jti":"a"}`))
 			again, _ := cs.serialize([]byte(`{"jti":"a"}`))
 			other, _ := cs.serialize([]byte(`{"jti":"b"}`))
@@ -109,14 +109,7 @@ func BenchmarkCompactSigner(b *testing.B) {
 	payload := []byte(`{"iss":"https://keyward.internal","sub":"919825402279580407165","aud":"https://orders.internal","exp":1764892800,"iat":1764889200,"jti":"q8Jx0cS3kE2m1rJ7fTQvHw","client_id":"919825402279580407165","scope":"orders.read"}`)
 	for _, alg := range Algorithms {
 		b.Run(alg, func(b *testing.B) {
-			key, err := generate(alg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			cs, err := newCompactSigner(alg, "kid-1", "at+jwt", key)
-			if err != nil {
-				b.Fatal(err)
-			}
+			cs, _ := testSigner(b, alg)
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := cs.serialize(payload); err != nil {
