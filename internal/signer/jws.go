@@ -1,6 +1,7 @@
 package signer
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -9,6 +10,7 @@ import (
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 )
@@ -45,26 +47,21 @@ func newCompactSigner(alg, kid, typ string, key crypto.Signer) (*compactSigner, 
 		cs.sign = func(input []byte) ([]byte, error) {
 			d := sha256.Sum256(input)
 			// A nil random source makes the signature deterministic (RFC
-			// 6979): the nonce is derived from the key and the digest
-			// alone, so no weak or failing random source can leak the key,
-			// and the derivation costs a fifth less than the hedged one
-			// (whose HMAC-DRBG runs on SHA-512). The hedge guards against a
-			// fault injected while the same message is signed twice; every
-			// token this signs carries a fresh random jti, so no message is.
-			// Ed25519 and RS256 signatures are deterministic too.
+			// 6979): the nonce is an HMAC-DRBG over SHA-256 of the key and
+			// the digest, where Go's hedged signatures (given a random
+			// source) also mix in fresh randomness and run their DRBG on
+			// SHA-512 — a fifth of the signature's cost. The randomness
+			// guards against a fault injected while the same message is
+			// signed twice, and against averaging side-channel traces of
+			// one nonce; neither applies, as every token this signs
+			// carries a fresh random jti (token.newTokenID), so no message
+			// is signed twice. Ed25519 and RS256 signatures are
+			// deterministic too.
 			der, err := k.Sign(nil, d[:], crypto.SHA256)
 			if err != nil {
 				return nil, err
 			}
-			var rs struct{ R, S *big.Int }
-			if rest, err := asn1.Unmarshal(der, &rs); err != nil || len(rest) > 0 {
-				return nil, fmt.Errorf("ES256 signature: not an ASN.1 pair: %v", err)
-			}
-			// RFC 7518 §3.4: R and S as 32-byte big-endian integers.
-			sig := make([]byte, 64)
-			rs.R.FillBytes(sig[:32])
-			rs.S.FillBytes(sig[32:])
-			return sig, nil
+			return es256FromDER(der)
 		}
 	case *rsa.PrivateKey:
 		if alg != "RS256" {
@@ -83,6 +80,27 @@ func newCompactSigner(alg, kid, typ string, key crypto.Signer) (*compactSigner, 
 		return nil, fmt.Errorf("unsupported key type %T", key)
 	}
 	return cs, nil
+}
+
+// es256FromDER turns an ASN.1 DER ECDSA signature (SEQUENCE of INTEGER r
+// and s) into the JWS form of RFC 7518 §3.4: r and s as 32-byte big-endian
+// integers. It refuses, rather than mangle, anything that is not exactly
+// two positive integers of at most 256 bits.
+func es256FromDER(der []byte) ([]byte, error) {
+	var rs struct{ R, S *big.Int }
+	if _, err := asn1.Unmarshal(der, &rs); err != nil || rs.R.Sign() <= 0 || rs.S.Sign() <= 0 ||
+		rs.R.BitLen() > 256 || rs.S.BitLen() > 256 {
+		return nil, errors.New("ES256 signature: not a pair of positive 256-bit integers")
+	}
+	// encoding/asn1 skips what follows the pair, inside the SEQUENCE or
+	// after it; the exact re-encoding must be what was given.
+	if again, err := asn1.Marshal(rs); err != nil || !bytes.Equal(again, der) {
+		return nil, errors.New("ES256 signature: not exactly a DER pair of integers")
+	}
+	sig := make([]byte, 64)
+	rs.R.FillBytes(sig[:32])
+	rs.S.FillBytes(sig[32:])
+	return sig, nil
 }
 
 // serialize signs payload and returns header.payload.signature.

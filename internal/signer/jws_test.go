@@ -1,12 +1,15 @@
 package signer
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/asn1"
+	"math/big"
 	"strings"
 	"testing"
 
@@ -117,5 +120,48 @@ func BenchmarkCompactSigner(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestES256FromDER(t *testing.T) {
+	seq := func(elems ...any) []byte {
+		var body []byte
+		for _, e := range elems {
+			b, err := asn1.Marshal(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body = append(body, b...)
+		}
+		der, _ := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: body})
+		return der
+	}
+	one, big256 := big.NewInt(1), new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 256), big.NewInt(1))
+	tests := []struct {
+		name string
+		der  []byte
+		want []byte // nil: refused
+	}{
+		{"short values padded", seq(one, big.NewInt(258)), append(append(make([]byte, 31), 1), append(make([]byte, 30), 1, 2)...)},
+		{"256-bit values", seq(big256, big256), bytes.Repeat([]byte{0xff}, 64)},
+		{"negative r", seq(big.NewInt(-1), one), nil},
+		{"zero s", seq(one, big.NewInt(0)), nil},
+		{"257-bit r", seq(new(big.Int).Lsh(one, 256), one), nil},
+		{"a third integer", seq(one, one, one), nil},
+		{"one integer", seq(one), nil},
+		{"trailing bytes", append(seq(one, one), 0), nil},
+		{"not DER", []byte("r and s"), nil},
+	}
+	for _, tt := range tests {
+		got, err := es256FromDER(tt.der)
+		if tt.want == nil {
+			if err == nil {
+				t.Errorf("%s: accepted, gave %x", tt.name, got)
+			}
+			continue
+		}
+		if err != nil || !bytes.Equal(got, tt.want) {
+			t.Errorf("%s: got %x, %v; want %x", tt.name, got, err, tt.want)
+		}
 	}
 }
