@@ -130,7 +130,7 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 		ClientEmail: is.account.Email,
 		IssuedAt:    now.Unix(),
 		Expiry:      now.Add(lifetime).Unix(),
-		ID:          newTokenID(),
+		ID:          newTokenID(), // fresh randomness in every signed message: see signer's ES256
 		Scope:       scope,
 	}
 	if is.thumbprint != "" {

@@ -409,6 +409,34 @@ func TestReplayedJTI(t *testing.T) {
 	}
 }
 
+// Two tokens issued at the same instant for the same request still differ
+// in their jti, so no two tokens are the same message: ES256 signatures are
+// deterministic (internal/signer) and rely on it.
+func TestEveryTokenHasItsOwnJTI(t *testing.T) {
+	e := newEnv(t)
+	a := sign(t, e.rsKey, jose.RS256, "rs", claims(nil), nil) // no jti: reusable
+	seen := map[string]bool{}
+	for range 3 {
+		w := e.do(request{body: form(a)})
+		if w.Code != 200 {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+		var body map[string]any
+		json.Unmarshal(w.Body.Bytes(), &body)
+		raw, _ := body["access_token"].(string)
+		tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c oauth2.AccessClaims
+		tok.UnsafeClaimsWithoutVerification(&c)
+		if len(c.ID) < 22 || seen[c.ID] || c.IssuedAt != t0.Unix() {
+			t.Fatalf("jti %q (seen before: %v), iat %d", c.ID, seen[c.ID], c.IssuedAt)
+		}
+		seen[c.ID] = true
+	}
+}
+
 func TestClockSkewTolerated(t *testing.T) {
 	e := newEnv(t)
 	// The signer's clock is 30 s ahead of the server's: within the skew.
