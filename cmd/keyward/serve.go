@@ -22,7 +22,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyward/keyward/internal/groupcommit"
-	"github.com/keyward/keyward/internal/introspect"
 	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/sakey"
 	"github.com/keyward/keyward/internal/server"
@@ -157,7 +156,7 @@ type Main struct {
 	store           storage.Storage
 	signer          *signer.Signer
 	journal         *groupcommit.Committer
-	introspections  *tally.Tally // nil when each is written before its answer
+	introspections  *tally.Tally // nil (taking no events) when each is written before its answer
 	Server          *server.Server
 	http            *http.Server
 }
@@ -227,7 +226,7 @@ func (m *Main) Open(ctx context.Context) error {
 			return fmt.Errorf("--tls-client-ca %s holds no PEM certificate", c.TLSClientCA)
 		}
 	}
-	m.Server = server.New(scfg, server.Deps{Store: m.store, Signer: m.signer, Journal: m.journal, Introspections: m.summaries(), Pepper: pepper, Metrics: m.metrics, Logger: m.Logger, Now: m.Now})
+	m.Server = server.New(scfg, server.Deps{Store: m.store, Signer: m.signer, Journal: m.journal, Introspections: m.introspections, Pepper: pepper, Metrics: m.metrics, Logger: m.Logger, Now: m.Now})
 	if c.MetricsListen != "" {
 		if m.metricsListener, err = net.Listen("tcp", c.MetricsListen); err != nil {
 			return fmt.Errorf("--metrics-listen: %w", err)
@@ -368,15 +367,6 @@ func (m *Main) flushSecretUsage(ctx context.Context) {
 	if err := m.Server.Auth.FlushUsage(ctx, m.Server.Cache); err != nil {
 		m.Logger.Warn("recording the last use of client secrets failed", "err", err)
 	}
-}
-
-// summaries is where introspections are summarized: nil, not a nil
-// *tally.Tally, when each is written before its answer.
-func (m *Main) summaries() introspect.Summaries {
-	if m.introspections == nil {
-		return nil
-	}
-	return m.introspections
 }
 
 // Close releases everything Open acquired, flushing the journal first.
