@@ -1,7 +1,6 @@
 package signer
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -93,8 +92,10 @@ func es256FromDER(der []byte) ([]byte, error) {
 		return nil, errors.New("ES256 signature: not a pair of positive 256-bit integers")
 	}
 	// encoding/asn1 skips what follows the pair, inside the SEQUENCE or
-	// after it; the exact re-encoding must be what was given.
-	if again, err := asn1.Marshal(rs); err != nil || !bytes.Equal(again, der) {
+	// after it. The pair alone is a 2-byte header and, per integer, a
+	// 2-byte header and BitLen/8 + 1 bytes (a leading zero when the top
+	// bit is set): anything longer carries more.
+	if len(der) != 2+(2+rs.R.BitLen()/8+1)+(2+rs.S.BitLen()/8+1) {
 		return nil, errors.New("ES256 signature: not exactly a DER pair of integers")
 	}
 	sig := make([]byte, 64)
