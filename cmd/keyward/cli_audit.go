@@ -30,9 +30,10 @@ func newAuditCommand() *cobra.Command {
 admin change is an event in an append-only, hash-chained audit log, written
 durably before the response — except introspections that find their token
 active, which the server writes after the answers as one token.introspect
-event per API, token and source address each second, with count, first and
-last in its data (serve --introspection-audit-interval; 0 writes each one
-before its answer). 'audit list' reads the log through the admin API;
+event per API, token, authentication method and source address each
+second, with count, first and last in its data (serve
+--introspection-audit-interval sets the interval; 0 writes each one before
+its answer). 'audit list' reads the log through the admin API;
 'audit verify' checks the chain and 'audit prune' deletes old events,
 directly in the database.`,
 	}

@@ -91,7 +91,7 @@ func (c *Config) addServeFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.MaxAssertionTTL, "max-assertion-lifetime", c.MaxAssertionTTL, "longest exp - iat of a JWT-bearer assertion")
 	fs.DurationVar(&c.ClockSkew, "clock-skew", c.ClockSkew, "tolerated clock difference for assertion iat/exp")
 	fs.DurationVar(&c.CacheTTL, "cache-ttl", c.CacheTTL, "longest use of a cached account, key or API without news of a change (replicas on PostgreSQL hear of changes at once; this bounds a lost notification)")
-	fs.DurationVar(&c.IntrospectionAudit, "introspection-audit-interval", c.IntrospectionAudit, "write introspections that find their token active to the audit log this often, as one event per API, token and source address with a count; 0 writes each one durably before its answer, as all others always are")
+	fs.DurationVar(&c.IntrospectionAudit, "introspection-audit-interval", c.IntrospectionAudit, "write introspections that find their token active to the audit log this often, as one event per API, token, authentication method and source address with a count; 0 writes each one durably before its answer, as all others always are")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "address for Prometheus metrics at /metrics and Go profiles at /debug/pprof/, on a listener of its own (e.g. 127.0.0.1:9090; off when empty)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
