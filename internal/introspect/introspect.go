@@ -40,8 +40,9 @@ type Journal interface {
 
 // Summaries takes the audit events of introspections that found their
 // token active, to write them after the answer, folded into one event per
-// API, token, authentication method and source per interval. Add reports whether it took ev; when
-// it did not, the handler writes ev itself before answering.
+// API, token, authentication method and source per interval. Add reports
+// whether it took ev; when it did not, the handler writes ev itself before
+// answering.
 type Summaries interface {
 	Add(ev storage.AuditEvent) bool
 }
