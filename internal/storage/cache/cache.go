@@ -47,7 +47,7 @@ type Store struct {
 	byEmail map[string]entry[storage.Account]
 	keys    map[string]entry[[]storage.Key]
 	secrets map[string]entry[[]storage.Secret]
-	apis    *entry[[]storage.API]
+	apis    map[string]entry[[]storage.API] // one entry, under ""
 	// tokens caches opaque tokens by hash and revoked holds IsRevoked
 	// answers by jti; both drop on any revocation.
 	tokens  map[string]entry[storage.TokenRecord]
@@ -79,7 +79,7 @@ func New(s storage.Storage, opts Options) *Store {
 	return &Store{
 		Storage: s, ttl: opts.TTL, max: opts.MaxEntries, now: opts.Now,
 		byID: map[string]entry[storage.Account]{}, byEmail: map[string]entry[storage.Account]{}, keys: map[string]entry[[]storage.Key]{},
-		secrets: map[string]entry[[]storage.Secret]{},
+		secrets: map[string]entry[[]storage.Secret]{}, apis: map[string]entry[[]storage.API]{},
 		tokens:  map[string]entry[storage.TokenRecord]{},
 		revoked: map[string]entry[bool]{},
 		users:   map[string]entry[storage.User]{}, grants: map[string]entry[storage.Grant]{},
@@ -213,35 +213,11 @@ func (s *Store) InvalidateRevocations() {
 
 // ListAPIs implements storage.Storage.
 func (s *Store) ListAPIs(ctx context.Context) ([]storage.API, error) {
-	apis, v, ok := s.freshAPIs()
-	if ok {
-		return apis, nil
-	}
-	cached := func() ([]storage.API, bool) { apis, _, ok := s.freshAPIs(); return apis, ok }
-	return shared(ctx, s, "apis", v, cached, func(ctx context.Context) ([]storage.API, error) {
-		now := s.now()
-		apis, err := s.Storage.ListAPIs(ctx)
-		if err != nil {
-			return nil, err
-		}
-		s.mu.Lock()
-		if s.version == v {
-			s.apis = &entry[[]storage.API]{v: apis, expires: now.Add(s.ttl)}
-		}
-		s.mu.Unlock()
-		return apis, nil
-	})
+	return lookup(ctx, s, "apis", s.apis, "", listAPIs)
 }
 
-// freshAPIs is fresh for the cached API list.
-func (s *Store) freshAPIs() ([]storage.API, uint64, bool) {
-	now := s.now()
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if e := s.apis; e != nil && now.Before(e.expires) {
-		return e.v, s.version, true
-	}
-	return nil, s.version, false
+func listAPIs(st storage.Storage, ctx context.Context, _ string) ([]storage.API, error) {
+	return st.ListAPIs(ctx)
 }
 
 // invalidate drops the entries of an account ("" for none) and, with all,
@@ -254,7 +230,7 @@ func (s *Store) invalidate(accountID string, all bool) {
 		clear(s.keys)
 		clear(s.secrets)
 		s.clearDelegation()
-		s.apis = nil
+		clear(s.apis)
 	}
 	if accountID == "" {
 		return
@@ -285,7 +261,7 @@ func (s *Store) Invalidate(accountID string) {
 		clear(s.tokens)
 		clear(s.revoked)
 		s.clearDelegation()
-		s.apis = nil
+		clear(s.apis)
 		s.mu.Unlock()
 		return
 	}
