@@ -19,6 +19,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/keyward/keyward/internal/jwspad"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -78,7 +79,9 @@ func fail(r Reason, desc string, cause error) *Error {
 
 // Token is a parsed, not yet verified assertion.
 type Token struct {
-	jwt    *jwt.JSONWebToken
+	jwt *jwt.JSONWebToken
+	// padded is set for an assertion whose segments carry base64 padding.
+	padded *jwspad.Signed
 	Header jose.Header
 	// Claims are unverified until Verify succeeds.
 	Claims Claims
@@ -86,12 +89,21 @@ type Token struct {
 
 // Parse parses raw and decodes its claims without checking the signature,
 // so the caller can find the account the assertion claims to come from.
+//
+// Segments may carry base64 padding ('='), which RFC 7515 leaves out but
+// Google's token endpoint accepts and google-auth for Python before 1.6.3
+// (Debian 12's python3-google-auth is 1.5.1) sends; the
+// signature of such an assertion is checked over the segments as received.
 func Parse(raw string) (*Token, error) {
-	tok, err := jwt.ParseSigned(raw, Algorithms)
+	compact, padded, err := jwspad.Unpad(raw)
 	if err != nil {
-		return nil, fail(Malformed, "Invalid JWT: the assertion must be a compact JWS signed with RS256 or ES256 (base64url without padding or newlines).", err)
+		return nil, fail(Malformed, "Invalid JWT: the assertion's base64 padding is wrong.", err)
 	}
-	t := &Token{jwt: tok, Header: tok.Headers[0]}
+	tok, err := jwt.ParseSigned(compact, Algorithms)
+	if err != nil {
+		return nil, fail(Malformed, "Invalid JWT: the assertion must be a compact JWS signed with RS256 or ES256 (three base64url segments, no newlines).", err)
+	}
+	t := &Token{jwt: tok, padded: padded, Header: tok.Headers[0]}
 	if err := tok.UnsafeClaimsWithoutVerification(&t.Claims); err != nil {
 		return nil, fail(Malformed, "Invalid JWT: the claim set is not a JSON object with the standard claim types.", err)
 	}
@@ -159,7 +171,7 @@ func (t *Token) verifySignature(keys []storage.Key, now time.Time) (storage.Key,
 		if err != nil {
 			continue
 		}
-		if err := t.jwt.Claims(pub); err != nil { // verify only: the claims are decoded already
+		if err := t.verifyWith(pub, jose.SignatureAlgorithm(alg)); err != nil {
 			continue
 		}
 		if k.Disabled {
@@ -172,6 +184,14 @@ func (t *Token) verifySignature(keys []storage.Key, now time.Time) (storage.Key,
 		return *disabled, fail(DisabledKey, "The key used to sign the JWT assertion is disabled.", nil)
 	}
 	return storage.Key{}, fail(BadSignature, "Invalid JWT Signature.", nil)
+}
+
+// verifyWith checks the signature with pub, a key registered for alg.
+func (t *Token) verifyWith(pub crypto.PublicKey, alg jose.SignatureAlgorithm) error {
+	if t.padded != nil {
+		return t.padded.Verify(pub, alg)
+	}
+	return t.jwt.Claims(pub) // verify only: the claims are decoded already
 }
 
 func (t *Token) checkClaims(e Expect) error {

@@ -4,8 +4,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -106,6 +109,52 @@ func TestParseRefusesUnstorableClaims(t *testing.T) {
 	}
 }
 
+// An assertion whose segments carry base64 padding, as google-auth for
+// Python before 1.6.3 signs them, verifies over the segments as sent; the
+// same assertion with its padding taken off, or its payload changed, does
+// not.
+func TestPaddedAssertion(t *testing.T) {
+	k, keys := fixture(t)
+	enc := base64.URLEncoding.EncodeToString
+	claims := fmt.Sprintf(`{"iss": "a@p", "aud": "https://kw/token", "iat": %d, "exp": %d}`, now.Unix(), now.Add(time.Hour).Unix())
+	header := enc([]byte(`{"typ": "JWT", "alg": "ES256", "kid": "k1"}`))
+	input := header + "." + enc([]byte(claims))
+	h := sha256.Sum256([]byte(input))
+	r, s, err := ecdsa.Sign(rand.Reader, k, h[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := input + "." + enc(append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...))
+	if !strings.Contains(raw, "=.") {
+		t.Fatalf("the fixture has no padding: %s", raw)
+	}
+	tok, err := Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Claims.Issuer != "a@p" || tok.Header.KeyID != "k1" {
+		t.Fatalf("parsed %+v %+v", tok.Header, tok.Claims)
+	}
+	if _, err := tok.Verify(keys, expect); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	for name, bad := range map[string]string{
+		"padding taken off": strings.ReplaceAll(raw, "=", ""),
+		"payload changed":   header + "." + enc([]byte(strings.Replace(claims, "a@p", "b@p", 1))) + raw[len(input):],
+	} {
+		tok, err := Parse(bad)
+		if err != nil {
+			t.Fatalf("%s: Parse: %v", name, err)
+		}
+		if _, err := tok.Verify(keys, expect); !IsReason(err, BadSignature) {
+			t.Errorf("%s: Verify = %v, want BadSignature", name, err)
+		}
+	}
+	if _, err := Parse(strings.Replace(raw, "=.", "==.", 1)); !IsReason(err, Malformed) {
+		t.Errorf("wrong padding: err = %v, want Malformed", err)
+	}
+}
+
 func TestParseRefusesAlgorithms(t *testing.T) {
 	for _, raw := range []string{
 		"eyJhbGciOiJub25lIn0.eyJpc3MiOiJhIn0.",                                                // none
@@ -126,6 +175,7 @@ func FuzzParse(f *testing.F) {
 	k, keys := fixture(f)
 	f.Add(signed(f, k, map[string]any{"iss": "a@p", "aud": "https://kw/token", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}))
 	f.Add("eyJhbGciOiJFUzI1NiJ9.e30.")
+	f.Add("eyJhbGciOiAiRVMyNTYifQ==.e30=.c2ln") // padded, as google-auth for Python before 1.6.3 sends
 	f.Add("a.b.c")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, raw string) {
