@@ -344,7 +344,7 @@ func isJWT(raw string) bool { return strings.Count(raw, ".") == 2 }
 func looksSelfSigned(raw string) bool {
 	_, rest, _ := strings.Cut(raw, ".")
 	payload, _, _ := strings.Cut(rest, ".")
-	b, err := base64.RawURLEncoding.DecodeString(payload)
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(payload, "="))
 	if err != nil {
 		return false
 	}

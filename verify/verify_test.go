@@ -2,6 +2,7 @@ package verify_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -228,12 +229,12 @@ func TestSelfSignedJWT(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw, _ := json.Marshal(kf)
+	var f struct{ PrivateKey, PrivateKeyID string }
+	json.Unmarshal(raw, &struct {
+		PK  *string `json:"private_key"`
+		KID *string `json:"private_key_id"`
+	}{&f.PrivateKey, &f.PrivateKeyID})
 	selfSigned := func(life time.Duration, aud string) string {
-		var f struct{ PrivateKey, PrivateKeyID string }
-		json.Unmarshal(raw, &struct {
-			PK  *string `json:"private_key"`
-			KID *string `json:"private_key_id"`
-		}{&f.PrivateKey, &f.PrivateKeyID})
 		priv := testkeyward.ParsePKCS8(t, f.PrivateKey)
 		s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: priv}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", f.PrivateKeyID))
 		now := k.Clock.Now()
@@ -257,6 +258,29 @@ func TestSelfSignedJWT(t *testing.T) {
 	wantInvalid(t, err, "at most an hour")
 	_, err = v.Verify(ctx, selfSigned(time.Hour, "https://billing.internal"))
 	wantInvalid(t, err, "aud")
+	// google-auth for Python before 1.6.3 pads every segment and signs them
+	// padded.
+	padded := func() string {
+		enc := base64.URLEncoding.EncodeToString
+		now := k.Clock.Now()
+		input := enc([]byte(fmt.Sprintf(`{"typ": "JWT", "alg": "RS256", "kid": %q}`, f.PrivateKeyID))) + "." +
+			enc([]byte(fmt.Sprintf(`{"iss": "job@shop.iam.test", "sub": "job@shop.iam.test", "aud": "https://orders.internal", "iat": %d, "exp": %d}`, now.Unix(), now.Add(time.Hour).Unix())))
+		h := sha256.Sum256([]byte(input))
+		sig, err := rsa.SignPKCS1v15(nil, testkeyward.ParsePKCS8(t, f.PrivateKey).(*rsa.PrivateKey), crypto.SHA256, h[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return input + "." + enc(sig)
+	}
+	good := padded()
+	if !strings.Contains(good, "=") {
+		t.Fatalf("no padding in %s", good)
+	}
+	if c, err := v.Verify(ctx, good); err != nil || c.ClientEmail != "job@shop.iam.test" {
+		t.Fatalf("padded self-signed JWT: %+v, %v", c, err)
+	}
+	_, err = v.Verify(ctx, strings.ReplaceAll(good, "=", ""))
+	wantInvalid(t, err, "not signed with a key of")
 	// Access tokens still verify alongside.
 	if _, err := v.Verify(ctx, k.Sign(t, nil)); err != nil {
 		t.Fatal(err)
@@ -315,6 +339,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add(k.Sign(f, nil))
 	f.Add("a.b.c")
 	f.Add("kwat_x")
+	f.Add("eyJhbGciOiAiUlMyNTYifQ==.eyJpc3MiOiAiYUBiIn0=.c2ln") // padded, iss an email: self-signed
 	f.Fuzz(func(t *testing.T, raw string) {
 		if _, err := v.Verify(ctx, raw); err != nil {
 			var ve *verify.Error
