@@ -1,0 +1,62 @@
+"""Google's Python client library, used as the seed's server-to-server flow
+shows, against a Keyward key file. Prints one JSON object for the Go test
+(TestPythonGoogleAuth) to check.
+
+Usage: python3 google_auth.py KEY_FILE API_AUDIENCE SUBJECT
+"""
+import json
+import sys
+import time
+
+import google.auth.transport.requests
+from google.auth import exceptions
+from google.auth import jwt as google_jwt
+from google.oauth2 import service_account
+
+key_file, audience, subject = sys.argv[1:4]
+request = google.auth.transport.requests.Request()
+out = {}
+
+# The JWT-bearer grant, with the token_uri of the key file.
+credentials = service_account.Credentials.from_service_account_file(
+    key_file, scopes=["orders.read"])
+credentials.refresh(request)
+out["token"] = credentials.token
+out["expiry"] = credentials.expiry.isoformat() + "Z"
+
+# Domain-wide delegation: with_subject.
+delegated = credentials.with_subject(subject)
+delegated.refresh(request)
+out["delegated"] = delegated.token
+
+# A scope the account is not allowed: the library raises RefreshError.
+try:
+    service_account.Credentials.from_service_account_file(
+        key_file, scopes=["orders.write"]).refresh(request)
+    out["refused"] = ""
+except exceptions.RefreshError as e:
+    out["refused"] = str(e)
+
+# Authorization without OAuth: a self-signed JWT for the API.
+self_signed = google_jwt.Credentials.from_service_account_file(
+    key_file, audience=audience)
+self_signed.refresh(request)
+token = self_signed.token
+out["self_signed"] = token.decode() if isinstance(token, bytes) else token
+
+# The seed's PyJWT example (iat a float, as time.time() gives it).
+try:
+    import jwt
+except ImportError:
+    out["pyjwt"] = ""
+else:
+    with open(key_file) as f:
+        info = json.load(f)
+    iat = time.time()
+    payload = {"iss": info["client_email"], "sub": info["client_email"],
+               "aud": audience, "iat": iat, "exp": iat + 3600}
+    token = jwt.encode(payload, info["private_key"],
+                       headers={"kid": info["private_key_id"]}, algorithm="RS256")
+    out["pyjwt"] = token.decode() if isinstance(token, bytes) else token
+
+print(json.dumps(out))
