@@ -13,18 +13,20 @@ import (
 	"github.com/keyward/keyward/verify"
 )
 
-// pythonWithGoogleAuth returns a Python interpreter that has Google's
-// client library (google-auth, with requests), or skips the test.
-// KEYWARD_TEST_PYTHON names one (the test fails if it lacks the library);
-// otherwise python3 on the PATH and Debian's /usr/bin/python3 are tried.
-func pythonWithGoogleAuth(t *testing.T) string {
+// pythonWith returns a Python interpreter that can import modules (a
+// comma-separated list), or skips the test, naming the Debian packages
+// that provide them. KEYWARD_TEST_PYTHON names the interpreter to use (the
+// test then fails if it lacks a module: .ci/run sets it after installing
+// them); otherwise python3 on the PATH and Debian's /usr/bin/python3 are
+// tried.
+func pythonWith(t *testing.T, modules, debianPackages string) string {
 	t.Helper()
 	check := func(p string) ([]byte, error) {
-		return exec.Command(p, "-c", "import google.oauth2.service_account, google.auth.transport.requests").CombinedOutput()
+		return exec.Command(p, "-c", "import "+modules).CombinedOutput()
 	}
 	if p := os.Getenv("KEYWARD_TEST_PYTHON"); p != "" {
 		if out, err := check(p); err != nil {
-			t.Fatalf("KEYWARD_TEST_PYTHON=%s has no google-auth: %v\n%s", p, err, out)
+			t.Fatalf("KEYWARD_TEST_PYTHON=%s cannot import %s: %v\n%s", p, modules, err, out)
 		}
 		return p
 	}
@@ -33,8 +35,27 @@ func pythonWithGoogleAuth(t *testing.T) string {
 			return p
 		}
 	}
-	t.Skip("google-auth for Python is not installed (apt-get install python3-google-auth python3-requests python3-jwt, or set KEYWARD_TEST_PYTHON); .ci/run installs it")
+	t.Skipf("no python3 here can import %s (apt-get install %s, or set KEYWARD_TEST_PYTHON); .ci/run installs them", modules, debianPackages)
 	return ""
+}
+
+// runPython runs a script of testdata with args and decodes the one JSON
+// object it prints into v.
+func runPython(t *testing.T, python, script string, v any, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python, append([]string{filepath.Join("testdata", script)}, args...)...)
+	cmd.Env = append(os.Environ(), "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s testdata/%s: %v\n%s", python, script, err, stderr.String())
+	}
+	if err := json.Unmarshal(stdout, v); err != nil {
+		t.Fatalf("testdata/%s printed %q: %v", script, stdout, err)
+	}
 }
 
 // TestPythonGoogleAuth runs Google's Python client library, unchanged,
@@ -44,7 +65,7 @@ func pythonWithGoogleAuth(t *testing.T) string {
 // example) that an API accepts without a token request. Debian 12's
 // google-auth (1.5.1) pads the base64 of every JWT it signs.
 func TestPythonGoogleAuth(t *testing.T) {
-	python := pythonWithGoogleAuth(t)
+	python := pythonWith(t, "google.oauth2.service_account, google.auth.transport.requests, jwt", "python3-google-auth python3-requests python3-jwt")
 	m := startServer(t)
 	admin := []string{"--credentials", m.AdminKeyFile}
 	cli := func(args ...string) string { return runCLI(t, append(args, admin...)...) }
@@ -67,25 +88,14 @@ func TestPythonGoogleAuth(t *testing.T) {
 	cli("users", "import", users)
 	cli("delegation", "grant", "--org", "example.com", "--client-id", acct.ID, "--scopes", "orders.read")
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, python, filepath.Join("testdata", "google_auth.py"), keyFile, "https://orders.internal", "alice@example.com")
-	cmd.Env = append(os.Environ(), "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdout, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s testdata/google_auth.py: %v\n%s", python, err, stderr.String())
-	}
 	var got struct {
 		Token, Expiry, Delegated, Refused string
 		SelfSigned                        string `json:"self_signed"`
 		PyJWT                             string `json:"pyjwt"`
 	}
-	if err := json.Unmarshal(stdout, &got); err != nil {
-		t.Fatalf("the script printed %q: %v", stdout, err)
-	}
+	runPython(t, python, "google_auth.py", &got, keyFile, "https://orders.internal", "alice@example.com")
 
+	ctx := context.Background()
 	v, err := verify.New(ctx, m.Issuer, "https://orders.internal", verify.WithSelfSignedJWTs())
 	if err != nil {
 		t.Fatal(err)
@@ -112,11 +122,88 @@ func TestPythonGoogleAuth(t *testing.T) {
 	if err != nil || !self.SelfSigned || self.ClientEmail != acct.Email {
 		t.Fatalf("google-auth's self-signed JWT: %+v, %v", self, err)
 	}
-	if got.PyJWT == "" {
-		t.Log("PyJWT is not installed: the seed's PyJWT example was not run")
-		return
-	}
 	if p, err := v.Verify(ctx, got.PyJWT); err != nil || !p.SelfSigned || p.ClientEmail != acct.Email {
 		t.Fatalf("the seed's PyJWT self-signed JWT: %+v, %v", p, err)
+	}
+}
+
+// TestPythonOAuthClients runs Python's generic OAuth 2.0 client libraries,
+// Authlib and requests-oauthlib, unchanged, against a real server: the
+// client-credentials grant with every client authentication method Authlib
+// has (client_secret_basic, client_secret_post, private_key_jwt with the
+// service account's key file, RS256 and no kid), a wrong secret, and
+// Authlib's introspection and revocation helpers.
+func TestPythonOAuthClients(t *testing.T) {
+	python := pythonWith(t, "authlib, requests_oauthlib", "python3-authlib python3-requests-oauthlib")
+	m := startServer(t)
+	admin := []string{"--credentials", m.AdminKeyFile}
+	cli := func(args ...string) string { return runCLI(t, append(args, admin...)...) }
+	cli("api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read,orders.write")
+	account := func(name string) (id, email, secret string) {
+		var acct struct {
+			ID    string `json:"client_id"`
+			Email string `json:"email"`
+		}
+		if err := json.Unmarshal([]byte(cli("sa", "create", name, "--project", "billing", "--scopes", "orders.read", "-o", "json")), &acct); err != nil {
+			t.Fatal(err)
+		}
+		var sec struct {
+			Secret string `json:"client_secret"`
+		}
+		if err := json.Unmarshal([]byte(cli("secrets", "create", acct.Email, "-o", "json")), &sec); err != nil || sec.Secret == "" {
+			t.Fatalf("secrets create: %+v, %v", sec, err)
+		}
+		return acct.ID, acct.Email, sec.Secret
+	}
+	clientID, email, secret := account("nightly-report")
+	apiID, apiEmail, apiSecret := account("orders-api")
+	cli("api", "update", "orders", "--introspectors", apiEmail)
+	keyFile := filepath.Join(t.TempDir(), "key.json")
+	cli("keys", "create", email, "--out", keyFile)
+
+	type token struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+		ExpiresIn   int    `json:"expires_in"`
+		Scope       string `json:"scope"`
+	}
+	var got struct {
+		Basic        token  `json:"client_secret_basic"`
+		Post         token  `json:"client_secret_post"`
+		PrivateKey   token  `json:"private_key_jwt"`
+		OAuthlib     token  `json:"requests_oauthlib"`
+		WrongSecret  string `json:"wrong_secret"`
+		Introspected struct {
+			Active   bool   `json:"active"`
+			ClientID string `json:"client_id"`
+			Scope    string `json:"scope"`
+		}
+		RevokeStatus int            `json:"revoke_status"`
+		AfterRevoke  map[string]any `json:"after_revoke"`
+	}
+	runPython(t, python, "oauth_clients.py", &got, m.Issuer, clientID, secret, keyFile, apiID, apiSecret)
+
+	ctx := context.Background()
+	v, err := verify.New(ctx, m.Issuer, "https://orders.internal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tok := range map[string]token{"client_secret_basic": got.Basic, "client_secret_post": got.Post, "private_key_jwt": got.PrivateKey, "requests-oauthlib": got.OAuthlib} {
+		if tok.TokenType != "Bearer" || tok.ExpiresIn <= 0 || tok.Scope != "orders.read" {
+			t.Errorf("%s: token response %+v", name, tok)
+			continue
+		}
+		if c, err := v.Verify(ctx, tok.AccessToken); err != nil || c.ClientID != clientID {
+			t.Errorf("%s: the token does not verify: %+v, %v", name, c, err)
+		}
+	}
+	if got.WrongSecret != "invalid_client" {
+		t.Errorf("a wrong secret: Authlib reported %q, want invalid_client", got.WrongSecret)
+	}
+	if !got.Introspected.Active || got.Introspected.ClientID != clientID || got.Introspected.Scope != "orders.read" {
+		t.Errorf("Authlib's introspection: %+v", got.Introspected)
+	}
+	if got.RevokeStatus != 200 || len(got.AfterRevoke) != 1 || got.AfterRevoke["active"] != false {
+		t.Errorf("Authlib's revocation: status %d, then introspection %v", got.RevokeStatus, got.AfterRevoke)
 	}
 }

@@ -9,6 +9,7 @@ import sys
 import time
 
 import google.auth.transport.requests
+import jwt
 from google.auth import exceptions
 from google.auth import jwt as google_jwt
 from google.oauth2 import service_account
@@ -45,18 +46,13 @@ token = self_signed.token
 out["self_signed"] = token.decode() if isinstance(token, bytes) else token
 
 # The seed's PyJWT example (iat a float, as time.time() gives it).
-try:
-    import jwt
-except ImportError:
-    out["pyjwt"] = ""
-else:
-    with open(key_file) as f:
-        info = json.load(f)
-    iat = time.time()
-    payload = {"iss": info["client_email"], "sub": info["client_email"],
-               "aud": audience, "iat": iat, "exp": iat + 3600}
-    token = jwt.encode(payload, info["private_key"],
-                       headers={"kid": info["private_key_id"]}, algorithm="RS256")
-    out["pyjwt"] = token.decode() if isinstance(token, bytes) else token
+with open(key_file) as f:
+    info = json.load(f)
+iat = time.time()
+payload = {"iss": info["client_email"], "sub": info["client_email"],
+           "aud": audience, "iat": iat, "exp": iat + 3600}
+token = jwt.encode(payload, info["private_key"],
+                   headers={"kid": info["private_key_id"]}, algorithm="RS256")
+out["pyjwt"] = token.decode() if isinstance(token, bytes) else token
 
 print(json.dumps(out))
