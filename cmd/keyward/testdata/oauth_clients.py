@@ -51,8 +51,8 @@ token = out["client_secret_basic"]["access_token"]
 api = OAuth2Session(api_id, api_secret)
 out["introspected"] = api.introspect_token(base + "/introspect", token=token).json()
 client = OAuth2Session(client_id, secret)
-out["revoke_status"] = client.revoke_token(base + "/revoke", token=token,
-                                           token_type_hint="access_token").status_code
+client.revoke_token(base + "/revoke", token=token,
+                    token_type_hint="access_token").raise_for_status()
 out["after_revoke"] = api.introspect_token(base + "/introspect", token=token).json()
 
 print(json.dumps(out))

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestNodeOAuthClients runs Node.js's OAuth libraries, unchanged, against
+// a real server: openid-client discovers it (RFC 8414), gets tokens with
+// client_secret_basic, client_secret_post and private_key_jwt (the service
+// account's key file), sees a wrong secret refused, introspects and
+// revokes; jose verifies the RFC 9068 access token against the JWKS, as a
+// Node API would. The libraries are those of testdata/node/package-lock.json,
+// installed by `npm ci --prefix cmd/keyward/testdata/node` (.ci/run does).
+func TestNodeOAuthClients(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	if _, err := os.Stat(filepath.Join("testdata", "node", "node_modules", "openid-client")); err != nil {
+		if os.Getenv("KEYWARD_TEST_NODE") != "" {
+			t.Fatal("KEYWARD_TEST_NODE is set but testdata/node/node_modules is missing")
+		}
+		t.Skip("Node's OAuth libraries are not installed: npm ci --prefix cmd/keyward/testdata/node (.ci/run does)")
+	}
+	m := startServer(t)
+	clientID, email, secret, apiID, apiSecret := oauthClientFixture(t, m)
+	keyFile := filepath.Join(t.TempDir(), "key.json")
+	runCLI(t, "keys", "create", email, "--out", keyFile, "--credentials", m.AdminKeyFile)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "clients.mjs", m.Issuer, clientID, secret, keyFile, apiID, apiSecret)
+	cmd.Dir = filepath.Join("testdata", "node")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node clients.mjs: %v\n%s", err, stderr.String())
+	}
+	var got struct {
+		oauthClientResults
+		Verified struct {
+			ClientID string `json:"client_id"`
+			Scope    string `json:"scope"`
+			Alg      string `json:"alg"`
+		}
+	}
+	if err := json.Unmarshal(stdout, &got); err != nil {
+		t.Fatalf("clients.mjs printed %q: %v", stdout, err)
+	}
+	got.check(t, m, clientID, map[string]oauthToken{"client_secret_basic": got.Basic, "client_secret_post": got.Post, "private_key_jwt": got.PrivateKey})
+	if got.Verified.ClientID != clientID || got.Verified.Scope != "orders.read" || got.Verified.Alg != "ES256" {
+		t.Errorf("jose's verification of the access token: %+v", got.Verified)
+	}
+}
