@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/verify"
+)
+
+// debianJava is where Debian installs Java libraries.
+const debianJava = "/usr/share/java"
+
+// TestJavaGoogleAuth runs Google's Java client libraries, unchanged,
+// against a real server: google-auth-library-java's
+// ServiceAccountCredentials and the seed's GoogleCredential, each for a
+// token and a delegated one (createDelegated), and a self-signed JWT
+// (ServiceAccountJwtAccessCredentials) an API accepts. The libraries are
+// Debian's (libgoogle-auth-java, libgoogle-api-client-java), which .ci/run
+// installs.
+func TestJavaGoogleAuth(t *testing.T) {
+	java, err := exec.LookPath("java")
+	missing := err != nil
+	for _, jar := range []string{"google-auth-library-oauth2-http.jar", "google-api-client.jar"} {
+		if _, err := os.Stat(filepath.Join(debianJava, jar)); err != nil {
+			missing = true
+		}
+	}
+	if missing {
+		if os.Getenv("KEYWARD_TEST_JAVA") != "" {
+			t.Fatal("KEYWARD_TEST_JAVA is set but java or Debian's libgoogle-auth-java and libgoogle-api-client-java are missing")
+		}
+		t.Skip("java or Google's Java libraries are not installed (apt-get install libgoogle-auth-java libgoogle-api-client-java); .ci/run installs them")
+	}
+	m := startServer(t)
+	admin := []string{"--credentials", m.AdminKeyFile}
+	cli := func(args ...string) string { return runCLI(t, append(args, admin...)...) }
+	cli("api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read,orders.write")
+	var acct struct {
+		ID    string `json:"client_id"`
+		Email string `json:"email"`
+	}
+	if err := json.Unmarshal([]byte(cli("sa", "create", "nightly-report", "--project", "billing", "--scopes", "orders.read", "-o", "json")), &acct); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key.json")
+	cli("keys", "create", acct.Email, "--out", keyFile)
+	cli("org", "create", "example.com")
+	users := filepath.Join(dir, "users.csv")
+	if err := os.WriteFile(users, []byte("email,status\nalice@example.com,active\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cli("users", "import", users)
+	cli("delegation", "grant", "--org", "example.com", "--client-id", acct.ID, "--scopes", "orders.read")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, java, "-cp", filepath.Join(debianJava, "*"), filepath.Join("testdata", "java", "GoogleAuth.java"),
+		keyFile, "https://orders.internal", "alice@example.com")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("java GoogleAuth.java: %v\n%s", err, stderr.String())
+	}
+	got := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(stdout)), "\n") {
+		name, value, _ := strings.Cut(line, "=")
+		got[name] = value
+	}
+
+	v, err := verify.New(ctx, m.Issuer, "https://orders.internal", verify.WithSelfSignedJWTs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"token", "googlecredential"} {
+		c, err := v.Verify(ctx, got[name])
+		if err != nil || c.ClientEmail != acct.Email || c.Subject != acct.ID {
+			t.Errorf("%s: %+v, %v", name, c, err)
+		}
+	}
+	for _, name := range []string{"delegated", "googlecredential_delegated"} {
+		c, err := v.Verify(ctx, got[name])
+		if err != nil || c.ClientEmail != acct.Email || c.Subject != "alice@example.com" {
+			t.Errorf("%s: %+v, %v", name, c, err)
+		}
+	}
+	if c, err := v.Verify(ctx, got["self_signed"]); err != nil || !c.SelfSigned || c.ClientEmail != acct.Email {
+		t.Errorf("self-signed JWT: %+v, %v", c, err)
+	}
+}
