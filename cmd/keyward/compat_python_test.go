@@ -131,10 +131,11 @@ func TestPythonGoogleAuth(t *testing.T) {
 // Authlib and requests-oauthlib, unchanged, against a real server: the
 // client-credentials grant with every client authentication method Authlib
 // has (client_secret_basic, client_secret_post, private_key_jwt with the
-// service account's key file, RS256 and no kid), a wrong secret, and
-// Authlib's introspection and revocation helpers.
+// service account's key file, RS256 and no kid), a wrong secret,
+// Authlib's introspection and revocation helpers, and PyJWT verifying the
+// access token against the JWKS, as a Python API would.
 func TestPythonOAuthClients(t *testing.T) {
-	python := pythonWith(t, "authlib, requests_oauthlib", "python3-authlib python3-requests-oauthlib")
+	python := pythonWith(t, "authlib, requests_oauthlib, jwt", "python3-authlib python3-requests-oauthlib python3-jwt")
 	m := startServer(t)
 	clientID, email, secret, apiID, apiSecret := oauthClientFixture(t, m)
 	keyFile := filepath.Join(t.TempDir(), "key.json")
@@ -197,6 +198,13 @@ type oauthClientResults struct {
 		Scope    string `json:"scope"`
 	}
 	AfterRevoke map[string]any `json:"after_revoke"`
+	// Verified is what an API's JWT library read from the first token
+	// after verifying it against the JWKS.
+	Verified struct {
+		ClientID string `json:"client_id"`
+		Scope    string `json:"scope"`
+		Alg      string `json:"alg"`
+	}
 }
 
 // check checks tokens (each must verify as clientID's, for orders.read),
@@ -226,5 +234,8 @@ func (r oauthClientResults) check(t *testing.T, m *Main, clientID string, tokens
 	}
 	if len(r.AfterRevoke) != 1 || r.AfterRevoke["active"] != false {
 		t.Errorf("introspection after the revocation: %v", r.AfterRevoke)
+	}
+	if r.Verified.ClientID != clientID || r.Verified.Scope != "orders.read" || r.Verified.Alg != "ES256" {
+		t.Errorf("the API's JWT library read %+v from the token", r.Verified)
 	}
 }

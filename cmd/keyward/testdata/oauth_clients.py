@@ -1,6 +1,7 @@
 """Generic OAuth 2.0 client libraries for Python — Authlib and
 requests-oauthlib, as Debian packages them — against Keyward's
-client-credentials grant, introspection and revocation. Prints one JSON
+client-credentials grant, introspection and revocation, and PyJWT verifying
+the access token as an API would. Prints one JSON
 object for the Go test (TestPythonOAuthClients) to check.
 
 Usage: python3 oauth_clients.py BASE CLIENT_ID SECRET KEY_FILE API_ID API_SECRET
@@ -9,6 +10,8 @@ import json
 import os
 import sys
 
+import jwt
+import requests
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from oauthlib.oauth2 import BackendApplicationClient
@@ -46,8 +49,17 @@ token = oauthlib_session.fetch_token(
 token["scope"] = " ".join(token["scope"])  # oauthlib parses it into a list
 out["requests_oauthlib"] = token
 
-# Introspection by the API, revocation by the client, introspection again.
+# An API verifying the access token with PyJWT against the JWKS that the
+# RFC 8414 metadata names.
 token = out["client_secret_basic"]["access_token"]
+metadata = requests.get(base + "/.well-known/oauth-authorization-server").json()
+key = jwt.PyJWKClient(metadata["jwks_uri"]).get_signing_key_from_jwt(token)
+claims = jwt.decode(token, key.key, algorithms=["ES256"],
+                    audience="https://orders.internal", issuer=metadata["issuer"])
+out["verified"] = {"client_id": claims["client_id"], "scope": claims["scope"],
+                   "alg": jwt.get_unverified_header(token)["alg"]}
+
+# Introspection by the API, revocation by the client, introspection again.
 api = OAuth2Session(api_id, api_secret)
 out["introspected"] = api.introspect_token(base + "/introspect", token=token).json()
 client = OAuth2Session(client_id, secret)
