@@ -281,6 +281,17 @@ func TestSelfSignedJWT(t *testing.T) {
 	}
 	_, err = v.Verify(ctx, strings.ReplaceAll(good, "=", ""))
 	wantInvalid(t, err, "not signed with a key of")
+	// Padding on the signature alone leaves go-jose's checks in place: a
+	// JWT that marks an extension critical stays refused.
+	crit, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: testkeyward.ParsePKCS8(t, f.PrivateKey)},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", f.PrivateKeyID).WithCritical("urn:x").WithHeader("urn:x", 1))
+	now := k.Clock.Now()
+	critical, _ := jwt.Signed(crit).Claims(map[string]any{"iss": "job@shop.iam.test", "sub": "job@shop.iam.test", "aud": "https://orders.internal",
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}).Serialize()
+	for _, raw := range []string{critical, critical + "=="} {
+		_, err = v.Verify(ctx, raw)
+		wantInvalid(t, err, "not signed with a key of")
+	}
 	// Access tokens still verify alongside.
 	if _, err := v.Verify(ctx, k.Sign(t, nil)); err != nil {
 		t.Fatal(err)

@@ -155,6 +155,30 @@ func TestPaddedAssertion(t *testing.T) {
 	}
 }
 
+// Padding added to the signature of an assertion that marks an extension
+// critical does not get it past the crit check go-jose makes.
+func TestPaddingKeepsTheCritCheck(t *testing.T) {
+	k, keys := fixture(t)
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k},
+		(&jose.SignerOptions{}).WithHeader("kid", "k1").WithCritical("urn:x").WithHeader("urn:x", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := jwt.Signed(s).Claims(map[string]any{"iss": "a@p", "aud": "https://kw/token", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{raw, raw + "=="} {
+		tok, err := Parse(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tok.Verify(keys, expect); !IsReason(err, BadSignature) {
+			t.Errorf("Verify of the assertion ending %q = %v, want BadSignature", r[len(r)-4:], err)
+		}
+	}
+}
+
 func TestParseRefusesAlgorithms(t *testing.T) {
 	for _, raw := range []string{
 		"eyJhbGciOiJub25lIn0.eyJpc3MiOiJhIn0.",                                                // none

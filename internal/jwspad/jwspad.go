@@ -18,6 +18,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -26,9 +27,15 @@ import (
 	"github.com/go-jose/go-jose/v4"
 )
 
-// ErrPadding reports a segment whose padding is not what base64 puts at
-// its end, or with '=' elsewhere.
-var ErrPadding = errors.New("jwspad: a segment has the wrong base64 padding")
+// ErrPadding reports a segment that is not exactly the padded base64url
+// of its bytes: padding of the wrong length or with '=' elsewhere,
+// non-zero trailing bits, line breaks.
+var ErrPadding = errors.New("jwspad: a segment is not padded base64url")
+
+// ErrCritical reports a padded JWS whose header marks extensions critical
+// (RFC 7515 §4.1.11): only go-jose, which knows which it supports, may
+// verify those, and it does not take padded segments.
+var ErrCritical = errors.New("jwspad: a JWS with padded segments may not have a crit header")
 
 // Signed is the signing input and signature of a JWS that had padding.
 type Signed struct {
@@ -37,10 +44,14 @@ type Signed struct {
 }
 
 // Unpad returns raw with the padding of its three segments removed and,
-// when it had any, the Signed to verify in place of go-jose. A raw without
-// '=' is returned as it is, with a nil Signed; so is anything that is not
-// three segments, for the JWS parser to refuse. Padding must be exactly
-// what base64 puts at the end of a segment of that length.
+// when its header or payload had padding, the Signed to verify in place
+// of go-jose. Padding on the signature alone changes nothing signed: raw
+// comes back without it and a nil Signed, for go-jose to verify. A raw
+// without '=' is returned as it is, with a nil Signed; so is anything that
+// is not three segments, for the JWS parser to refuse.
+//
+// When a Signed is returned, every segment is exactly the padded base64url
+// of its bytes (as google-auth makes them), and the header has no crit.
 func Unpad(raw string) (string, *Signed, error) {
 	if !strings.Contains(raw, "=") {
 		return raw, nil, nil
@@ -49,18 +60,29 @@ func Unpad(raw string) (string, *Signed, error) {
 	if len(segs) != 3 {
 		return raw, nil, nil
 	}
-	for i, seg := range segs {
-		trimmed := strings.TrimRight(seg, "=")
-		if n := len(seg) - len(trimmed); strings.Contains(trimmed, "=") || n > 0 && (n > 2 || n != (4-len(trimmed)%4)%4) {
+	if !strings.Contains(segs[0], "=") && !strings.Contains(segs[1], "=") {
+		sig := strings.TrimRight(segs[2], "=")
+		if n := len(segs[2]) - len(sig); strings.Contains(sig, "=") || n > 2 || n != (4-len(sig)%4)%4 {
 			return "", nil, ErrPadding
 		}
-		segs[i] = trimmed
+		return segs[0] + "." + segs[1] + "." + sig, nil, nil
 	}
-	sig, err := base64.RawURLEncoding.DecodeString(segs[2])
-	if err != nil {
-		return "", nil, fmt.Errorf("jwspad: the signature is not base64url: %w", err)
+	var decoded [3][]byte
+	for i, seg := range segs {
+		b, err := base64.URLEncoding.Strict().DecodeString(seg)
+		if err != nil || base64.URLEncoding.EncodeToString(b) != seg {
+			return "", nil, ErrPadding
+		}
+		decoded[i], segs[i] = b, strings.TrimRight(seg, "=")
 	}
-	return strings.Join(segs, "."), &Signed{input: raw[:strings.LastIndexByte(raw, '.')], signature: sig}, nil
+	var header map[string]json.RawMessage
+	if err := json.Unmarshal(decoded[0], &header); err != nil {
+		return "", nil, fmt.Errorf("jwspad: the header is not a JSON object: %w", err)
+	}
+	if _, ok := header["crit"]; ok {
+		return "", nil, ErrCritical
+	}
+	return strings.Join(segs, "."), &Signed{input: raw[:strings.LastIndexByte(raw, '.')], signature: decoded[2]}, nil
 }
 
 // Verify checks the signature with pub for alg, RS256 or ES256 (the
