@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,26 +37,7 @@ func TestJavaGoogleAuth(t *testing.T) {
 		t.Skip("java or Google's Java libraries are not installed (apt-get install libgoogle-auth-java libgoogle-api-client-java); .ci/run installs them")
 	}
 	m := startServer(t)
-	admin := []string{"--credentials", m.AdminKeyFile}
-	cli := func(args ...string) string { return runCLI(t, append(args, admin...)...) }
-	cli("api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read,orders.write")
-	var acct struct {
-		ID    string `json:"client_id"`
-		Email string `json:"email"`
-	}
-	if err := json.Unmarshal([]byte(cli("sa", "create", "nightly-report", "--project", "billing", "--scopes", "orders.read", "-o", "json")), &acct); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "key.json")
-	cli("keys", "create", acct.Email, "--out", keyFile)
-	cli("org", "create", "example.com")
-	users := filepath.Join(dir, "users.csv")
-	if err := os.WriteFile(users, []byte("email,status\nalice@example.com,active\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cli("users", "import", users)
-	cli("delegation", "grant", "--org", "example.com", "--client-id", acct.ID, "--scopes", "orders.read")
+	acct, keyFile := googleFlowFixture(t, m)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -67,26 +67,7 @@ func runPython(t *testing.T, python, script string, v any, args ...string) {
 func TestPythonGoogleAuth(t *testing.T) {
 	python := pythonWith(t, "google.oauth2.service_account, google.auth.transport.requests, jwt", "python3-google-auth python3-requests python3-jwt")
 	m := startServer(t)
-	admin := []string{"--credentials", m.AdminKeyFile}
-	cli := func(args ...string) string { return runCLI(t, append(args, admin...)...) }
-	cli("api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read,orders.write")
-	var acct struct {
-		ID    string `json:"client_id"`
-		Email string `json:"email"`
-	}
-	if err := json.Unmarshal([]byte(cli("sa", "create", "nightly-report", "--project", "billing", "--scopes", "orders.read", "-o", "json")), &acct); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "key.json")
-	cli("keys", "create", acct.Email, "--out", keyFile)
-	cli("org", "create", "example.com")
-	users := filepath.Join(dir, "users.csv")
-	if err := os.WriteFile(users, []byte("email,status\nalice@example.com,active\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cli("users", "import", users)
-	cli("delegation", "grant", "--org", "example.com", "--client-id", acct.ID, "--scopes", "orders.read")
+	acct, keyFile := googleFlowFixture(t, m)
 
 	var got struct {
 		Token, Expiry, Delegated, Refused string
@@ -146,96 +127,4 @@ func TestPythonOAuthClients(t *testing.T) {
 	}
 	runPython(t, python, "oauth_clients.py", &got, m.Issuer, clientID, secret, keyFile, apiID, apiSecret)
 	got.check(t, m, clientID, map[string]oauthToken{"client_secret_basic": got.Basic, "client_secret_post": got.Post, "private_key_jwt": got.PrivateKey, "requests-oauthlib": got.OAuthlib})
-}
-
-// oauthClientFixture creates, for the client-library tests, an API
-// "orders", a client with a secret allowed orders.read, and an account
-// with a secret that introspects for the API.
-func oauthClientFixture(t *testing.T, m *Main) (clientID, clientEmail, secret, apiID, apiSecret string) {
-	t.Helper()
-	admin := []string{"--credentials", m.AdminKeyFile}
-	cli := func(args ...string) string { return runCLI(t, append(args, admin...)...) }
-	cli("api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read,orders.write")
-	account := func(name string) (id, email, secret string) {
-		var acct struct {
-			ID    string `json:"client_id"`
-			Email string `json:"email"`
-		}
-		if err := json.Unmarshal([]byte(cli("sa", "create", name, "--project", "billing", "--scopes", "orders.read", "-o", "json")), &acct); err != nil {
-			t.Fatal(err)
-		}
-		var sec struct {
-			Secret string `json:"client_secret"`
-		}
-		if err := json.Unmarshal([]byte(cli("secrets", "create", acct.Email, "-o", "json")), &sec); err != nil || sec.Secret == "" {
-			t.Fatalf("secrets create: %+v, %v", sec, err)
-		}
-		return acct.ID, acct.Email, sec.Secret
-	}
-	clientID, clientEmail, secret = account("nightly-report")
-	apiID, apiEmail, apiSecret := account("orders-api")
-	cli("api", "update", "orders", "--introspectors", apiEmail)
-	return clientID, clientEmail, secret, apiID, apiSecret
-}
-
-// oauthToken is a token response as a client library returns it.
-type oauthToken struct {
-	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int    `json:"expires_in"`
-	Scope       string `json:"scope"`
-}
-
-// oauthClientResults is what the client-library scripts print.
-type oauthClientResults struct {
-	Basic        oauthToken `json:"client_secret_basic"`
-	Post         oauthToken `json:"client_secret_post"`
-	PrivateKey   oauthToken `json:"private_key_jwt"`
-	WrongSecret  string     `json:"wrong_secret"`
-	Introspected struct {
-		Active   bool   `json:"active"`
-		ClientID string `json:"client_id"`
-		Scope    string `json:"scope"`
-	}
-	AfterRevoke map[string]any `json:"after_revoke"`
-	// Verified is what an API's JWT library read from the first token
-	// after verifying it against the JWKS.
-	Verified struct {
-		ClientID string `json:"client_id"`
-		Scope    string `json:"scope"`
-		Alg      string `json:"alg"`
-	}
-}
-
-// check checks tokens (each must verify as clientID's, for orders.read),
-// the wrong secret's error, and that the first token was active when
-// introspected and inactive after its revocation.
-func (r oauthClientResults) check(t *testing.T, m *Main, clientID string, tokens map[string]oauthToken) {
-	t.Helper()
-	ctx := context.Background()
-	v, err := verify.New(ctx, m.Issuer, "https://orders.internal")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, tok := range tokens {
-		if !strings.EqualFold(tok.TokenType, "Bearer") || tok.ExpiresIn <= 0 || tok.Scope != "orders.read" {
-			t.Errorf("%s: token response %+v", name, tok)
-			continue
-		}
-		if c, err := v.Verify(ctx, tok.AccessToken); err != nil || c.ClientID != clientID {
-			t.Errorf("%s: the token does not verify: %+v, %v", name, c, err)
-		}
-	}
-	if r.WrongSecret != "invalid_client" {
-		t.Errorf("a wrong secret: the library reported %q, want invalid_client", r.WrongSecret)
-	}
-	if !r.Introspected.Active || r.Introspected.ClientID != clientID || r.Introspected.Scope != "orders.read" {
-		t.Errorf("introspection: %+v", r.Introspected)
-	}
-	if len(r.AfterRevoke) != 1 || r.AfterRevoke["active"] != false {
-		t.Errorf("introspection after the revocation: %v", r.AfterRevoke)
-	}
-	if r.Verified.ClientID != clientID || r.Verified.Scope != "orders.read" || r.Verified.Alg != "ES256" {
-		t.Errorf("the API's JWT library read %+v from the token", r.Verified)
-	}
 }
