@@ -92,8 +92,8 @@ type Token struct {
 //
 // Segments may carry base64 padding ('='), which RFC 7515 leaves out but
 // Google's token endpoint accepts and google-auth for Python before 1.6.3
-// (Debian 12's python3-google-auth is 1.5.1) sends; the
-// signature of such an assertion is checked over the segments as received.
+// (Debian 12's python3-google-auth is 1.5.1) sends; the signature of such
+// an assertion is checked over the segments as received (package jwspad).
 func Parse(raw string) (*Token, error) {
 	compact, padded, err := jwspad.Unpad(raw)
 	if err != nil {
