@@ -61,9 +61,10 @@ func runPython(t *testing.T, python, script string, v any, args ...string) {
 // TestPythonGoogleAuth runs Google's Python client library, unchanged,
 // against a real server, as the seed's server-to-server flow uses it: a
 // token from the key file's token_uri, a delegated one (with_subject), a
-// refused scope, and self-signed JWTs (google-auth's and the seed's PyJWT
-// example) that an API accepts without a token request. Debian 12's
-// google-auth (1.5.1) pads the base64 of every JWT it signs.
+// refused scope, a refused ID token, and self-signed JWTs (google-auth's
+// and the seed's PyJWT example) that an API accepts without a token
+// request. Debian 12's google-auth (1.5.1) pads the base64 of every JWT it
+// signs.
 func TestPythonGoogleAuth(t *testing.T) {
 	python := pythonWith(t, "google.oauth2.service_account, google.auth.transport.requests, jwt", "python3-google-auth python3-requests python3-jwt")
 	m := startServer(t)
@@ -71,6 +72,7 @@ func TestPythonGoogleAuth(t *testing.T) {
 
 	var got struct {
 		Token, Expiry, Delegated, Refused string
+		IDTokenRefused                    string `json:"id_token_refused"`
 		SelfSigned                        string `json:"self_signed"`
 		PyJWT                             string `json:"pyjwt"`
 	}
@@ -98,6 +100,9 @@ func TestPythonGoogleAuth(t *testing.T) {
 	}
 	if !strings.Contains(got.Refused, "invalid_scope") {
 		t.Fatalf("a scope the account may not have: google-auth said %q, want invalid_scope", got.Refused)
+	}
+	if !strings.Contains(got.IDTokenRefused, "invalid_scope") || !strings.Contains(got.IDTokenRefused, "not ID tokens") {
+		t.Fatalf("an ID token (IDTokenCredentials): google-auth said %q, want invalid_scope saying why", got.IDTokenRefused)
 	}
 	self, err := v.Verify(ctx, got.SelfSigned)
 	if err != nil || !self.SelfSigned || self.ClientEmail != acct.Email {

@@ -40,6 +40,10 @@ type Claims struct {
 	NotBefore *jwt.NumericDate `json:"nbf"`
 	ID        string           `json:"jti"`
 	Scope     string           `json:"scope"`
+	// TargetAudience, in place of a scope, asks Google's endpoint for an
+	// ID token (google-auth's IDTokenCredentials); Keyward only notes it,
+	// to say why it refuses. Any JSON type: it is not otherwise read.
+	TargetAudience any `json:"target_audience"`
 }
 
 // Reason classifies why an assertion was refused.

@@ -84,6 +84,9 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	if err != nil {
 		return nil, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope: %s.", err.Error())
 	}
+	if len(scopes) == 0 && c.TargetAudience != nil {
+		return nil, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope or ID token audience provided: this server issues access tokens, not ID tokens (target_audience); request the API's scopes instead.")
+	}
 
 	is := issuance{account: acct, subject: acct.ID, scopes: scopes, resources: req.Form.Values("resource"), credential: "key:" + key.ID}
 	if subject != "" && subject != acct.Email && subject != acct.ID {

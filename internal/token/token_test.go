@@ -207,6 +207,7 @@ func TestJWTBearer(t *testing.T) {
 		req        request
 		wantStatus int
 		wantError  string
+		wantDesc   string // part of the error_description
 		wantScope  string
 		wantAud    string
 	}{
@@ -254,7 +255,7 @@ func TestJWTBearer(t *testing.T) {
 		{name: "ES256 signed by the attacker with its jwk", req: request{body: form(sign(t, attacker, jose.ES256, "es", claims(nil),
 			map[jose.HeaderKey]any{"jwk": jose.JSONWebKey{Key: &attacker.PublicKey}, "jku": "https://evil/jwks", "x5u": "https://evil/x5"}))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "not a JWT", req: request{body: form("hello")}, wantStatus: 400, wantError: "invalid_grant"},
-		{name: "padded base64", req: request{body: form(strings.Replace(rs(nil), ".", "=.", 1))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "padding added after signing", req: request{body: form(strings.Replace(rs(nil), ".", "=.", 1))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "scope claim of the wrong type", req: request{body: form(rs(func(c map[string]any) { c["scope"] = []string{"orders.read"} }))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "sub and prn disagree", req: request{body: form(rs(func(c map[string]any) { c["sub"], c["prn"] = "job@proj.iam.test", "x@y" }))}, wantStatus: 400, wantError: "invalid_grant"},
 
@@ -265,7 +266,9 @@ func TestJWTBearer(t *testing.T) {
 		{name: "disabled account, bad signature", req: request{body: form(sign(t, e.rsKey, jose.RS256, "dk", claims(func(c map[string]any) { c["iss"] = "off@proj.iam.test" }), nil))}, wantStatus: 400, wantError: "invalid_grant"},
 
 		// invalid_scope
-		{name: "no scope", req: request{body: form(rs(func(c map[string]any) { delete(c, "scope") }))}, wantStatus: 400, wantError: "invalid_scope"},
+		{name: "no scope", req: request{body: form(rs(func(c map[string]any) { delete(c, "scope") }))}, wantStatus: 400, wantError: "invalid_scope", wantDesc: "no scope was requested"},
+		{name: "an ID token asked for (target_audience)", req: request{body: form(rs(func(c map[string]any) { delete(c, "scope"); c["target_audience"] = "https://orders.internal" }))},
+			wantStatus: 400, wantError: "invalid_scope", wantDesc: "not ID tokens"},
 		{name: "empty scope", req: request{body: form(rs(func(c map[string]any) { c["scope"] = " " }))}, wantStatus: 400, wantError: "invalid_scope"},
 		{name: "unknown scope", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read orders.delete" }))}, wantStatus: 400, wantError: "invalid_scope"},
 		{name: "scope not allowed", req: request{body: form(sign(t, e.other, jose.RS256, "ok", claims(func(c map[string]any) { c["iss"], c["scope"] = "other@proj.iam.test", "orders.write" }), nil))}, wantStatus: 400, wantError: "invalid_scope"},
@@ -319,8 +322,8 @@ func TestJWTBearer(t *testing.T) {
 				if body["error"] != tt.wantError {
 					t.Fatalf("error = %v (%v), want %s", body["error"], body["error_description"], tt.wantError)
 				}
-				if d, _ := body["error_description"].(string); len(d) < 10 {
-					t.Fatalf("error_description %q says nothing useful", d)
+				if d, _ := body["error_description"].(string); len(d) < 10 || !strings.Contains(d, tt.wantDesc) {
+					t.Fatalf("error_description %q says nothing useful (want %q in it)", d, tt.wantDesc)
 				}
 				e.lastEvent(t, "token.refused", tt.wantError)
 				return

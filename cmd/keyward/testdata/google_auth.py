@@ -38,6 +38,14 @@ try:
 except exceptions.RefreshError as e:
     out["refused"] = str(e)
 
+# An ID token (target_audience): refused, saying why.
+try:
+    service_account.IDTokenCredentials.from_service_account_file(
+        key_file, target_audience=audience).refresh(request)
+    out["id_token_refused"] = ""
+except exceptions.RefreshError as e:
+    out["id_token_refused"] = str(e)
+
 # Authorization without OAuth: a self-signed JWT for the API.
 self_signed = google_jwt.Credentials.from_service_account_file(
     key_file, audience=audience)
