@@ -123,13 +123,11 @@ func TestPythonGoogleAuth(t *testing.T) {
 func TestPythonOAuthClients(t *testing.T) {
 	python := pythonWith(t, "authlib, requests_oauthlib, jwt", "python3-authlib python3-requests-oauthlib python3-jwt")
 	m := startServer(t)
-	clientID, email, secret, apiID, apiSecret := oauthClientFixture(t, m)
-	keyFile := filepath.Join(t.TempDir(), "key.json")
-	runCLI(t, "keys", "create", email, "--out", keyFile, "--credentials", m.AdminKeyFile)
+	c := oauthClientFixture(t, m)
 	var got struct {
 		oauthClientResults
 		OAuthlib oauthToken `json:"requests_oauthlib"`
 	}
-	runPython(t, python, "oauth_clients.py", &got, m.Issuer, clientID, secret, keyFile, apiID, apiSecret)
-	got.check(t, m, clientID, map[string]oauthToken{"client_secret_basic": got.Basic, "client_secret_post": got.Post, "private_key_jwt": got.PrivateKey, "requests-oauthlib": got.OAuthlib})
+	runPython(t, python, "oauth_clients.py", &got, c.args(m)...)
+	got.check(t, m, c.ID, map[string]oauthToken{"client_secret_basic": got.Basic, "client_secret_post": got.Post, "private_key_jwt": got.PrivateKey, "requests-oauthlib": got.OAuthlib})
 }

@@ -45,19 +45,24 @@ func googleFlowFixture(t *testing.T, m *Main) (acct flowAccount, keyFile string)
 	return acct, keyFile
 }
 
+// oauthClient is what oauthClientFixture makes: a client with a secret
+// and a key file, and the account (with a secret) that introspects for the
+// API.
+type oauthClient struct {
+	ID, Email, Secret, KeyFile string
+	APIID, APISecret           string
+}
+
 // oauthClientFixture creates, for the client-library tests, an API
-// "orders", a client with a secret allowed orders.read, and an account
-// with a secret that introspects for the API.
-func oauthClientFixture(t *testing.T, m *Main) (clientID, clientEmail, secret, apiID, apiSecret string) {
+// "orders", a client allowed orders.read with a secret and a key file, and
+// an account with a secret that introspects for the API.
+func oauthClientFixture(t *testing.T, m *Main) oauthClient {
 	t.Helper()
 	admin := []string{"--credentials", m.AdminKeyFile}
 	cli := func(args ...string) string { return runCLI(t, append(args, admin...)...) }
 	cli("api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read,orders.write")
-	account := func(name string) (id, email, secret string) {
-		var acct struct {
-			ID    string `json:"client_id"`
-			Email string `json:"email"`
-		}
+	account := func(name string) (flowAccount, string) {
+		var acct flowAccount
 		if err := json.Unmarshal([]byte(cli("sa", "create", name, "--project", "billing", "--scopes", "orders.read", "-o", "json")), &acct); err != nil {
 			t.Fatal(err)
 		}
@@ -67,12 +72,19 @@ func oauthClientFixture(t *testing.T, m *Main) (clientID, clientEmail, secret, a
 		if err := json.Unmarshal([]byte(cli("secrets", "create", acct.Email, "-o", "json")), &sec); err != nil || sec.Secret == "" {
 			t.Fatalf("secrets create: %+v, %v", sec, err)
 		}
-		return acct.ID, acct.Email, sec.Secret
+		return acct, sec.Secret
 	}
-	clientID, clientEmail, secret = account("nightly-report")
-	apiID, apiEmail, apiSecret := account("orders-api")
-	cli("api", "update", "orders", "--introspectors", apiEmail)
-	return clientID, clientEmail, secret, apiID, apiSecret
+	client, secret := account("nightly-report")
+	api, apiSecret := account("orders-api")
+	cli("api", "update", "orders", "--introspectors", api.Email)
+	keyFile := filepath.Join(t.TempDir(), "key.json")
+	cli("keys", "create", client.Email, "--out", keyFile)
+	return oauthClient{ID: client.ID, Email: client.Email, Secret: secret, KeyFile: keyFile, APIID: api.ID, APISecret: apiSecret}
+}
+
+// args are the command-line arguments of the client-library scripts.
+func (c oauthClient) args(m *Main) []string {
+	return []string{m.Issuer, c.ID, c.Secret, c.KeyFile, c.APIID, c.APISecret}
 }
 
 // oauthToken is a token response as a client library returns it.
