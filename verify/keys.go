@@ -14,6 +14,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
+// fetchTimeout bounds a fetch that outlives the request that started it.
+const fetchTimeout = 10 * time.Second
+
 // keySet caches the issuer's JWKS, refreshing it in the background and on
 // an unknown kid — at most once every few seconds, so a flood of tokens
 // with made-up kids cannot hammer the issuer.
@@ -95,7 +98,12 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 	k, ok := ks.keys[h.KeyID]
 	ks.mu.RUnlock()
 	if !ok && ks.limiter.Allow() {
-		if err := ks.refresh(ctx); err == nil {
+		// The fetch outlives a cancelled request, so the limiter's slot is
+		// not spent on nothing.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+		err := ks.refresh(fctx)
+		cancel()
+		if err == nil {
 			ks.mu.RLock()
 			k, ok = ks.keys[h.KeyID]
 			ks.mu.RUnlock()

@@ -64,7 +64,10 @@ func WithIntrospectionKeyFile(keyFileJSON []byte) Option {
 
 // WithRevocationCheck makes the Verifier introspect JWTs too, after the
 // local checks, so a revoked token or a disabled account is refused within
-// the introspection cache lifetime. It needs WithIntrospection.
+// the introspection cache lifetime. It needs WithIntrospection. A
+// self-signed JWT (WithSelfSignedJWTs) is not introspected: it is refused
+// once its account's keys are gone at the issuer, within 5 minutes of the
+// account being disabled or deleted.
 func WithRevocationCheck() Option { return func(o *options) { o.introspectJWTs = true } }
 
 // WithIntrospectionCacheTTL bounds how long an introspection answer is

@@ -3,15 +3,30 @@ package verify
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 
 	"github.com/keyward/keyward/internal/jwspad"
+)
+
+// How long a service account's keys are trusted. After accountKeysFresh
+// they are refetched on the next token (at most once per accountKeysRetry
+// per account); if the issuer cannot be reached they stay in use until
+// accountKeysMaxStale, then the account's JWTs are refused. An account
+// the issuer no longer serves keys for (disabled or deleted: 404) is
+// forgotten at once.
+const (
+	accountKeysFresh    = 5 * time.Minute
+	accountKeysRetry    = 10 * time.Second
+	accountKeysMaxStale = 15 * time.Minute
 )
 
 // accountKeys caches service accounts' public keys, fetched from the
@@ -19,41 +34,68 @@ import (
 type accountKeys struct {
 	issuer string
 	o      options
+	sf     singleflight.Group
 
 	mu   sync.Mutex
 	sets map[string]accountSet
-	// limiter bounds fetches for unknown accounts or kids, so a flood of
-	// made-up emails cannot hammer the issuer.
+	// limiter bounds fetches for accounts not in the cache, so a flood of
+	// made-up emails cannot hammer the issuer. Accounts already known are
+	// refreshed outside it, each at most once per accountKeysRetry, so the
+	// flood cannot keep their keys from being refreshed either.
 	limiter *rate.Limiter
 }
 
 type accountSet struct {
 	keys    jose.JSONWebKeySet
-	fetched time.Time
+	fetched time.Time // the last successful fetch
+	tried   time.Time // the last attempt
 }
 
 func newAccountKeys(issuer string, o options) *accountKeys {
 	return &accountKeys{issuer: issuer, o: o, sets: map[string]accountSet{}, limiter: rate.NewLimiter(rate.Every(time.Second), 10)}
 }
 
-// key returns the account's key with kid (any key when kid is empty).
-func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) []jose.JSONWebKey {
+// errNoAccount: the issuer serves no keys for the email (no such enabled
+// account), or it was not asked because too many unknown accounts were
+// looked up just now.
+var errNoAccount = errors.New("no enabled service account")
+
+// errKeysUnavailable: the account's keys are too old to trust and the
+// issuer could not be reached to refresh them.
+var errKeysUnavailable = errors.New("keys unavailable")
+
+// key returns the account's keys with kid (any key when kid is empty)
+// and algorithm alg.
+func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) ([]jose.JSONWebKey, error) {
 	now := a.o.now()
 	a.mu.Lock()
-	set, ok := a.sets[email]
+	set, known := a.sets[email]
 	a.mu.Unlock()
-	stale := !ok || now.Sub(set.fetched) > 5*time.Minute
-	if (stale || (kid != "" && len(set.keys.Key(kid)) == 0)) && a.limiter.Allow() {
-		var fresh jose.JSONWebKeySet
-		if err := getJSON(ctx, a.o.client, a.issuer+"/service_accounts/v1/jwk/"+url.PathEscape(email), &fresh, nil); err == nil {
-			set = accountSet{keys: fresh, fetched: now}
-			a.mu.Lock()
-			if len(a.sets) > 10_000 {
-				clear(a.sets)
-			}
-			a.sets[email] = set
-			a.mu.Unlock()
-		}
+	hasKid := kid == "" || len(set.keys.Key(kid)) > 0
+	var refresh bool
+	switch {
+	case known:
+		refresh = (now.Sub(set.fetched) > accountKeysFresh || !hasKid) && now.Sub(set.tried) >= accountKeysRetry
+	default:
+		refresh = a.limiter.AllowN(now, 1)
+	}
+	if refresh {
+		// The fetch outlives a cancelled request: other requests wait on it.
+		a.sf.Do(email, func() (any, error) {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+			defer cancel()
+			a.fetch(fctx, email, now)
+			return nil, nil
+		})
+		a.mu.Lock()
+		set, known = a.sets[email]
+		a.mu.Unlock()
+	}
+	if !known {
+		return nil, errNoAccount
+	}
+	if now.Sub(set.fetched) > accountKeysMaxStale {
+		return nil, errKeysUnavailable
 	}
 	var out []jose.JSONWebKey
 	for _, k := range set.keys.Keys {
@@ -61,7 +103,34 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) []
 			out = append(out, k)
 		}
 	}
-	return out
+	return out, nil
+}
+
+// fetch refreshes the cached keys of email: replaced on success, dropped
+// when the issuer says the account is gone, kept (with the attempt noted)
+// on any other failure.
+func (a *accountKeys) fetch(ctx context.Context, email string, now time.Time) {
+	a.mu.Lock()
+	if s, ok := a.sets[email]; ok {
+		s.tried = now
+		a.sets[email] = s
+	}
+	a.mu.Unlock()
+	var fresh jose.JSONWebKeySet
+	err := getJSON(ctx, a.o.client, a.issuer+"/service_accounts/v1/jwk/"+url.PathEscape(email), &fresh, nil)
+	var se *statusError
+	gone := errors.As(err, &se) && (se.code == http.StatusNotFound || se.code == http.StatusGone)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case err == nil:
+		if len(a.sets) > 10_000 {
+			clear(a.sets)
+		}
+		a.sets[email] = accountSet{keys: fresh, fetched: now, tried: now}
+	case gone:
+		delete(a.sets, email)
+	}
 }
 
 // verifySelfSigned checks a service account's own JWT used as a bearer
@@ -89,8 +158,15 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c); err != nil || c.Iss == "" || c.Iss != c.Sub || !strings.Contains(c.Iss, "@") {
 		return nil, invalid("a service account's JWT needs iss = sub = the account email", err)
 	}
+	keys, err := v.accounts.key(ctx, c.Iss, h.KeyID, h.Algorithm)
+	switch {
+	case errors.Is(err, errNoAccount):
+		return nil, invalid("the issuer has no enabled service account "+c.Iss, nil)
+	case err != nil:
+		return nil, invalid("the keys of "+c.Iss+" could not be refreshed from the issuer", nil)
+	}
 	var payload []byte
-	for _, k := range v.accounts.key(ctx, c.Iss, h.KeyID, h.Algorithm) {
+	for _, k := range keys {
 		if padded != nil {
 			if padded.Verify(k.Key, jose.SignatureAlgorithm(h.Algorithm)) == nil {
 				payload = jws.UnsafePayloadWithoutVerification()

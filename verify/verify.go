@@ -172,6 +172,11 @@ func (v *Verifier) VerifyWithCertificate(ctx context.Context, raw string, cert *
 			// revocation is felt quickly.
 			until = minTime(until, now.Add(v.o.introspectionTTL))
 		}
+		if c.SelfSigned {
+			// A disabled account's keys are gone at the issuer: its JWTs
+			// are refused once the keys would have been refetched.
+			until = minTime(until, now.Add(accountKeysFresh))
+		}
 		v.cache.put(key, c, until, now)
 	}
 	if err := checkBinding(c, cert); err != nil {
@@ -374,7 +379,7 @@ func getJSON(ctx context.Context, client *http.Client, url string, v any, hdr *h
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
+		return &statusError{url: url, code: resp.StatusCode, status: resp.Status}
 	}
 	if hdr != nil {
 		*hdr = resp.Header
@@ -384,6 +389,14 @@ func getJSON(ctx context.Context, client *http.Client, url string, v any, hdr *h
 	}
 	return nil
 }
+
+// statusError is a non-200 answer from the issuer.
+type statusError struct {
+	url, status string
+	code        int
+}
+
+func (e *statusError) Error() string { return "GET " + e.url + ": " + e.status }
 
 // tokenCache holds verified claims by the token's SHA-256 until they
 // expire, bounded in entries.

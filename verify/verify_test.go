@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,11 +221,12 @@ func TestIntrospection(t *testing.T) {
 	})
 }
 
-func TestSelfSignedJWT(t *testing.T) {
-	k := testkeyward.Start(t)
-	k.Setup(t, "jwt")
-	ctx := context.Background()
-	kf, err := k.Srv.Admin.CreateKey(ctx, testkeyward.Sys, "job@shop.iam.test", 0)
+// selfSignedKey gives job@shop.iam.test a key and returns a function that
+// signs the account's own JWTs with it (iss and sub = email), with the key
+// file's private key and key ID.
+func selfSignedKey(t *testing.T, k *testkeyward.Server) (sign func(email string, life time.Duration, aud string) string, privatePEM, kid string) {
+	t.Helper()
+	kf, err := k.Srv.Admin.CreateKey(context.Background(), testkeyward.Sys, "job@shop.iam.test", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,14 +236,24 @@ func TestSelfSignedJWT(t *testing.T) {
 		PK  *string `json:"private_key"`
 		KID *string `json:"private_key_id"`
 	}{&f.PrivateKey, &f.PrivateKeyID})
-	selfSigned := func(life time.Duration, aud string) string {
-		priv := testkeyward.ParsePKCS8(t, f.PrivateKey)
+	priv := testkeyward.ParsePKCS8(t, f.PrivateKey)
+	sign = func(email string, life time.Duration, aud string) string {
 		s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: priv}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", f.PrivateKeyID))
 		now := k.Clock.Now()
-		tok, _ := jwt.Signed(s).Claims(map[string]any{"iss": "job@shop.iam.test", "sub": "job@shop.iam.test", "aud": aud,
+		tok, _ := jwt.Signed(s).Claims(map[string]any{"iss": email, "sub": email, "aud": aud,
 			"iat": now.Unix(), "exp": now.Add(life).Unix()}).Serialize()
 		return tok
 	}
+	return sign, f.PrivateKey, f.PrivateKeyID
+}
+
+func TestSelfSignedJWT(t *testing.T) {
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	ctx := context.Background()
+	sign, privatePEM, kid := selfSignedKey(t, k)
+	selfSigned := func(life time.Duration, aud string) string { return sign("job@shop.iam.test", life, aud) }
+	f := struct{ PrivateKey, PrivateKeyID string }{privatePEM, kid}
 	off := newVerifier(t, k)
 	if _, err := off.Verify(ctx, selfSigned(time.Hour, "https://orders.internal")); err == nil {
 		t.Fatal("self-signed JWTs are accepted without WithSelfSignedJWTs")
@@ -359,4 +371,72 @@ func FuzzVerify(f *testing.F) {
 			}
 		}
 	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A disabled account's self-signed JWTs are refused once its keys would be
+// refetched, however many unknown accounts are looked up meanwhile; keys
+// the issuer cannot refresh are trusted for a bounded time only.
+func TestSelfSignedJWTAccountGone(t *testing.T) {
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	ctx := context.Background()
+	sign, _, _ := selfSignedKey(t, k)
+	const aud, email = "https://orders.internal", "job@shop.iam.test"
+	var down atomic.Bool
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if down.Load() && strings.Contains(r.URL.Path, "/service_accounts/") {
+			return nil, errors.New("issuer unreachable")
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	v := newVerifier(t, k, verify.WithSelfSignedJWTs(), verify.WithHTTPClient(client))
+	if _, err := v.Verify(ctx, sign(email, time.Hour, aud)); err != nil {
+		t.Fatal(err)
+	}
+
+	// The issuer is unreachable: keys fetched 6 minutes ago still serve,
+	// keys fetched 16 minutes ago do not.
+	down.Store(true)
+	k.Clock.Add(6 * time.Minute)
+	if _, err := v.Verify(ctx, sign(email, time.Hour, aud)); err != nil {
+		t.Fatalf("keys 6 minutes old, issuer down: %v", err)
+	}
+	k.Clock.Add(10 * time.Minute)
+	_, err := v.Verify(ctx, sign(email, time.Hour, aud))
+	wantInvalid(t, err, "could not be refreshed")
+	down.Store(false)
+	k.Clock.Add(11 * time.Second) // past the retry pause
+	used := sign(email, time.Hour, aud)
+	if _, err := v.Verify(ctx, used); err != nil {
+		t.Fatalf("issuer back: %v", err)
+	}
+
+	if _, err := k.Srv.Admin.SetAccountDisabled(ctx, testkeyward.Sys, email, true); err != nil {
+		t.Fatal(err)
+	}
+	// A flood of made-up accounts spends the budget for unknown ones; the
+	// known account is refreshed all the same.
+	for i := range 30 {
+		_, err := v.Verify(ctx, sign(fmt.Sprintf("ghost%d@shop.iam.test", i), time.Hour, aud))
+		wantInvalid(t, err, "no enabled service account")
+	}
+	k.Clock.Add(6 * time.Minute)
+	for name, raw := range map[string]string{"cached": used, "new": sign(email, time.Hour, aud)} {
+		_, err := v.Verify(ctx, raw)
+		if err == nil {
+			t.Fatalf("%s JWT of a disabled account accepted", name)
+		}
+		wantInvalid(t, err, "no enabled service account "+email)
+	}
+	if _, err := k.Srv.Admin.SetAccountDisabled(ctx, testkeyward.Sys, email, false); err != nil {
+		t.Fatal(err)
+	}
+	k.Clock.Add(time.Minute) // the unknown-account budget refills
+	if _, err := v.Verify(ctx, sign(email, time.Hour, aud)); err != nil {
+		t.Fatalf("enabled again: %v", err)
+	}
 }
