@@ -18,11 +18,14 @@ import (
 
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/tokenstate"
 )
 
-// TokenVerifier checks the signature of a Keyward access token.
-type TokenVerifier interface {
-	Verify(raw string, dest any) error
+// TokenResolver identifies a Keyward access token, JWT or opaque, and
+// says whether it is still active (not expired or revoked, its account,
+// key or secret still enabled).
+type TokenResolver interface {
+	Resolve(ctx context.Context, raw string) (tokenstate.Info, error)
 }
 
 // SigningKeys manages the server's signing keys.
@@ -34,16 +37,16 @@ type SigningKeys interface {
 // Handler serves the admin REST API under /v1/. Every request needs a
 // Keyward access token for the built-in API with the keyward.admin scope.
 type Handler struct {
-	svc      *Service
-	verifier TokenVerifier
-	signing  SigningKeys
-	issuer   string
-	log      *slog.Logger
+	svc     *Service
+	tokens  TokenResolver
+	signing SigningKeys
+	issuer  string
+	log     *slog.Logger
 }
 
 // NewHandler returns the admin API handler.
-func NewHandler(svc *Service, verifier TokenVerifier, signing SigningKeys, issuer string, log *slog.Logger) *Handler {
-	return &Handler{svc: svc, verifier: verifier, signing: signing, issuer: issuer, log: log}
+func NewHandler(svc *Service, tokens TokenResolver, signing SigningKeys, issuer string, log *slog.Logger) *Handler {
+	return &Handler{svc: svc, tokens: tokens, signing: signing, issuer: issuer, log: log}
 }
 
 // Register mounts the admin routes on mux.
@@ -135,9 +138,9 @@ func checkText(r *http.Request) error {
 	return nil
 }
 
-// authenticate checks the bearer token (RFC 6750 §2.1): a Keyward JWT
-// access token for the built-in API, carrying the admin scope, of an
-// account that is still enabled.
+// authenticate checks the bearer token (RFC 6750 §2.1): an active Keyward
+// access token, JWT or opaque, for the built-in API, carrying the admin
+// scope, of an account that is still an administrator.
 func (h *Handler) authenticate(r *http.Request) (Actor, error) {
 	challenge := func(code, desc string) error {
 		return &oauth2.Error{Code: code, Description: desc, Status: http.StatusUnauthorized, Header: http.Header{
@@ -154,14 +157,19 @@ func (h *Handler) authenticate(r *http.Request) (Actor, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
 		return Actor{}, challenge(oauth2.ErrInvalidRequest, "The Authorization header must be: Bearer <token>.")
 	}
-	var c oauth2.AccessClaims
-	if err := h.verifier.Verify(strings.TrimSpace(raw), &c); err != nil {
+	// Revoking the token, the account's tokens, or the key or secret it
+	// was obtained with takes effect at once, as at introspection.
+	info, err := h.tokens.Resolve(r.Context(), strings.TrimSpace(raw))
+	if errors.Is(err, tokenstate.ErrUnknown) {
 		return Actor{}, challenge(oauth2.ErrInvalidToken, "The access token is not valid.")
 	}
-	now := h.svc.cfg.Now()
-	if c.Issuer != h.issuer || now.Unix() >= c.Expiry {
-		return Actor{}, challenge(oauth2.ErrInvalidToken, "The access token is expired or was not issued by this server.")
+	if err != nil {
+		return Actor{}, err
 	}
+	if !info.Active {
+		return Actor{}, challenge(oauth2.ErrInvalidToken, "The access token is no longer active ("+info.Reason+").")
+	}
+	c := info.Claims
 	if !c.Audience.Contains(BuiltinAPIIdentifier) || !slices.Contains(strings.Fields(c.Scope), AdminScope) {
 		return Actor{}, &oauth2.Error{
 			Code: oauth2.ErrInsufficientScope, Description: "The access token lacks the keyward.admin scope.", Status: http.StatusForbidden,

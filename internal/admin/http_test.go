@@ -278,3 +278,89 @@ func TestRefusesNUL(t *testing.T) {
 		t.Errorf("escaped backslash: %d %v", code, out)
 	}
 }
+
+// An admin token is checked as introspection checks it: revoking it, its
+// account's tokens or its secret refuses it at once, and an opaque admin
+// token is as good as a JWT.
+func TestAuthenticationRevocation(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	sys := admin.Actor{ID: "t"}
+	root := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	second, err := f.srv.Admin.CreateAccount(ctx, sys, admin.AccountInput{Name: "second", Project: "proj", Scopes: []string{admin.AdminScope}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// issue gets a token at /token with a fresh client secret.
+	issue := func(t *testing.T) (token, secretID string) {
+		t.Helper()
+		s, err := f.srv.Admin.CreateSecret(ctx, sys, second.Email, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := httptest.NewRequest("POST", "/token", strings.NewReader("grant_type=client_credentials&scope="+admin.AdminScope))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(second.ID, s.Value)
+		w := httptest.NewRecorder()
+		f.srv.ServeHTTP(w, req)
+		var body struct {
+			AccessToken string `json:"access_token"`
+		}
+		json.Unmarshal(w.Body.Bytes(), &body)
+		if w.Code != 200 || body.AccessToken == "" {
+			t.Fatalf("token: %d %s", w.Code, w.Body)
+		}
+		return body.AccessToken, s.ID
+	}
+	wantStatus := func(t *testing.T, tok string, want int, reason string) {
+		t.Helper()
+		status, out, hdr := f.call(t, "GET", "/v1/apis", "Bearer "+tok, nil)
+		if status != want {
+			t.Fatalf("status %d (%v), want %d", status, out, want)
+		}
+		if reason != "" && !strings.Contains(hdr.Get("WWW-Authenticate"), reason) {
+			t.Fatalf("WWW-Authenticate = %q, want it to say %q", hdr.Get("WWW-Authenticate"), reason)
+		}
+	}
+	tests := []struct {
+		name   string
+		format string
+		revoke func(t *testing.T, token, secretID string)
+		reason string
+	}{
+		{"token revoked by jti", "jwt", func(t *testing.T, token, _ string) {
+			var c oauth2.AccessClaims
+			if err := f.signer.Verify(token, &c); err != nil {
+				t.Fatal(err)
+			}
+			if status, out, _ := f.call(t, "POST", "/v1/tokens/revoke", root, map[string]string{"jti": c.ID}); status != 200 {
+				t.Fatalf("revoke: %d %v", status, out)
+			}
+		}, "revoked"},
+		{"secret disabled", "jwt", func(t *testing.T, _, secretID string) {
+			if status, out, _ := f.call(t, "POST", "/v1/service-accounts/"+second.Email+"/secrets/"+secretID+"/disable", root, nil); status != 200 {
+				t.Fatalf("disable secret: %d %v", status, out)
+			}
+		}, "secret disabled"},
+		{"account's tokens revoked", "opaque", func(t *testing.T, _, _ string) {
+			if status, out, _ := f.call(t, "POST", "/v1/service-accounts/"+second.Email+"/revoke-tokens", root, nil); status != 200 {
+				t.Fatalf("revoke-tokens: %d %v", status, out)
+			}
+		}, "tokens revoked"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			format := tt.format
+			if _, err := f.srv.Admin.UpdateAccount(ctx, sys, second.Email, admin.AccountUpdate{TokenFormat: &format}); err != nil {
+				t.Fatal(err)
+			}
+			tok, secretID := issue(t)
+			if opaque := !strings.Contains(tok, "."); opaque != (format == "opaque") {
+				t.Fatalf("format %s gave %s", format, tok)
+			}
+			wantStatus(t, tok, 200, "")
+			tt.revoke(t, tok, secretID)
+			wantStatus(t, tok, 401, tt.reason)
+		})
+	}
+}
