@@ -206,3 +206,30 @@ func TestRecoverAdmin(t *testing.T) {
 		t.Error("a key file was left behind for a key that was not stored")
 	}
 }
+
+// TestOpenStoreFails: a store that cannot be opened is reported, and the
+// half-opened server closes without a panic.
+func TestOpenStoreFails(t *testing.T) {
+	notADir := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(notADir, nil, 0o600)
+	tests := []struct {
+		name string
+		cfg  func(*Config)
+	}{
+		{"postgres unreachable", func(c *Config) { c.DB = "postgres://keyward@127.0.0.1:1/keyward?connect_timeout=2" }},
+		{"sqlite data dir is a file", func(c *Config) { c.DataDir = notADir }},
+		{"sqlite database is a directory", func(c *Config) { os.MkdirAll(filepath.Join(c.DataDir, "keyward.db"), 0o700) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
+			tt.cfg(&cfg)
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			if err := m.Open(context.Background()); err == nil {
+				t.Fatal("Open succeeded")
+			}
+			m.Close()
+		})
+	}
+}

@@ -401,14 +401,24 @@ func storeName(c Config) string {
 	return "sqlite " + filepath.Join(c.DataDir, "keyward.db")
 }
 
+// openStore opens the configured store. On failure the store is a nil
+// interface, never a nil pointer inside one, so callers may test it.
 func openStore(ctx context.Context, c Config) (storage.Storage, error) {
 	if c.DB != "" {
-		return postgres.Open(ctx, c.DB, postgres.Options{NoMigrate: c.NoMigrate})
+		st, err := postgres.Open(ctx, c.DB, postgres.Options{NoMigrate: c.NoMigrate})
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
 	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create the data directory: %w", err)
 	}
-	return sqlite.Open(ctx, filepath.Join(c.DataDir, "keyward.db"), sqlite.Options{NoMigrate: c.NoMigrate})
+	st, err := sqlite.Open(ctx, filepath.Join(c.DataDir, "keyward.db"), sqlite.Options{NoMigrate: c.NoMigrate})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }
 
 // openMaintenanceStore opens the store for a maintenance command (audit
