@@ -62,12 +62,30 @@ func (r *certReloader) lastModified() time.Time {
 	return latest
 }
 
-// watch reloads on SIGHUP and when the files' modification time changes,
-// checking every interval, until ctx ends.
-func (r *certReloader) watch(ctx context.Context, interval time.Duration) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+// notifyHUP delivers SIGHUP to the returned channel until stop is called.
+// The server always takes SIGHUP (systemd's reload sends it), so that it
+// never dies of one, with or without a certificate to reload.
+func notifyHUP() (hup <-chan os.Signal, stop func()) {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGHUP)
+	return c, func() { signal.Stop(c) }
+}
+
+// ignoreHUP logs each SIGHUP as having nothing to reload, until ctx ends.
+func ignoreHUP(ctx context.Context, hup <-chan os.Signal, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			log.Info("SIGHUP received: nothing to reload (no TLS certificate is configured)")
+		}
+	}
+}
+
+// watch reloads on each signal from hup and when the files' modification
+// time changes, checking every interval, until ctx ends.
+func (r *certReloader) watch(ctx context.Context, interval time.Duration, hup <-chan os.Signal) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

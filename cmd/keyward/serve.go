@@ -280,12 +280,16 @@ func (m *Main) Run(ctx context.Context) error {
 	go m.signer.Run(bg, time.Minute)
 	go every(bg, 10*time.Minute, m.collectGarbage)
 	go every(bg, 30*time.Second, m.flushSecretUsage)
+	hup, stopHUP := notifyHUP()
+	defer stopHUP()
 	if m.certs != nil {
 		interval := m.CertCheckInterval
 		if interval <= 0 {
 			interval = 10 * time.Second
 		}
-		go m.certs.watch(bg, interval)
+		go m.certs.watch(bg, interval, hup)
+	} else {
+		go ignoreHUP(bg, hup, m.Logger)
 	}
 	if m.Config.DB != "" {
 		go postgres.Watch(bg, m.Config.DB, m.Logger, m.applyChange, nil)
