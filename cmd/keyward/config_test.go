@@ -233,3 +233,21 @@ func TestOpenStoreFails(t *testing.T) {
 		})
 	}
 }
+
+func TestRedactDSN(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"postgres://keyward:s3cret@db:5432/k?sslmode=verify-full", "postgres://keyward:xxxxx@db:5432/k?sslmode=verify-full"},
+		{"postgres://keyward@db/k?password=s3cret&sslmode=require", "postgres://keyward@db/k?password=xxxxx&sslmode=require"},
+		{"postgres://db/k?sslpassword=s3cret", "postgres://db/k?sslpassword=xxxxx"},
+		{"postgres://db/k", "postgres://db/k"},
+		{"host=db user=keyward password=s3cret dbname=k", "host=db user=keyward password=xxxxx dbname=k"},
+		{"host=db password = 's3 cret' dbname=k", "host=db password = xxxxx dbname=k"},
+		{"postgres://u:s3cret@db:bad port/k", "(a database URL that does not parse)"},
+	}
+	for _, tt := range tests {
+		got := redactDSN(tt.in)
+		if strings.Contains(got, "s3") || got != tt.want {
+			t.Errorf("redactDSN(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
