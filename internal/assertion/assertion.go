@@ -127,6 +127,12 @@ func Parse(raw string) (*Token, error) {
 // MaxJTILength bounds the jti of an assertion.
 const MaxJTILength = 256
 
+// LifetimeGrace is how far exp - iat may exceed MaxLifetime. Google
+// refuses an assertion only when exp is more than 65 minutes after iat,
+// and clients rely on it: Google's PHP client backdates iat by a minute
+// and still asks for an hour.
+const LifetimeGrace = 5 * time.Minute
+
 // Expect is what a valid assertion must satisfy.
 type Expect struct {
 	// Audiences are the aud values that name this server; the assertion's
@@ -134,7 +140,7 @@ type Expect struct {
 	Audiences []string
 	// SingleAudience requires aud to be exactly one value (private_key_jwt).
 	SingleAudience bool
-	// MaxLifetime bounds exp - iat (inclusive).
+	// MaxLifetime bounds exp - iat (inclusive), give or take LifetimeGrace.
 	MaxLifetime time.Duration
 	// RequireIssuedAt makes iat mandatory.
 	RequireIssuedAt bool
@@ -233,7 +239,7 @@ func (t *Token) checkClaims(e Expect) error {
 			return fail(NotYetValid, fmt.Sprintf("Invalid JWT: iat is %s in the future; check the clock of the system that signs it (clock skew).",
 				iat.Sub(e.Now).Round(time.Second)), nil)
 		}
-		if life := exp.Sub(iat); life < 0 || (e.MaxLifetime > 0 && life > e.MaxLifetime) {
+		if life := exp.Sub(iat); life < 0 || (e.MaxLifetime > 0 && life > e.MaxLifetime+LifetimeGrace) {
 			return fail(TooLongLived, fmt.Sprintf("Invalid JWT: Token must be a short-lived token (%d minutes) and in a reasonable timeframe. Check your iat and exp values.",
 				int(e.MaxLifetime/time.Minute)), fmt.Errorf("exp - iat = %s", life))
 		}

@@ -240,7 +240,8 @@ func TestJWTBearer(t *testing.T) {
 		{name: "missing iss", req: request{body: form(rs(func(c map[string]any) { delete(c, "iss") }))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "expired key", req: request{body: form(sign(t, e.oldKey, jose.RS256, "old", claims(nil), nil))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "expired assertion", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Add(-2*time.Hour).Unix(), t0.Add(-time.Hour).Unix() }))}, wantStatus: 400, wantError: "invalid_grant"},
-		{name: "lives longer than an hour", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix(), t0.Unix()+3601 }))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "lives longer than 65 minutes", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix(), t0.Unix()+65*60+1 }))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "iat backdated a minute, as Google's PHP client sends it", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix()-60, t0.Unix()+3600 }))}, wantStatus: 200},
 		{name: "exp before iat", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix(), t0.Unix()-10 }))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "iat in the future", req: request{body: form(rs(func(c map[string]any) {
 			c["iat"], c["exp"] = t0.Add(5*time.Minute).Unix(), t0.Add(10*time.Minute).Unix()
