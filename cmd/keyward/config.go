@@ -82,7 +82,7 @@ func (c *Config) addServeFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key file (PEM)")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM bundle of CAs that issue client certificates (enables tls_client_auth)")
 	fs.StringVar(&c.ClientCertHeader, "client-cert-header", c.ClientCertHeader, "header in which a TLS-terminating proxy forwards the client certificate (URL-encoded PEM), e.g. X-Client-Cert")
-	fs.StringSliceVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "addresses or CIDR ranges of proxies whose --client-cert-header is trusted")
+	fs.StringSliceVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "addresses or CIDR ranges of proxies whose X-Forwarded-For and --client-cert-header are trusted")
 	fs.BoolVar(&c.InsecureHTTP, "insecure-http", c.InsecureHTTP, "allow plain HTTP on a non-loopback address (e.g. behind a TLS-terminating proxy)")
 	fs.StringVar(&c.SigningAlg, "signing-alg", c.SigningAlg, "access-token signing algorithm: "+strings.Join(signer.Algorithms, ", "))
 	fs.DurationVar(&c.SigningKeyRotation, "signing-key-rotation", c.SigningKeyRotation, "rotate the token-signing key this often (0 disables scheduled rotation)")

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -184,8 +183,7 @@ func (h *Handler) authenticate(r *http.Request) (Actor, error) {
 	if err != nil {
 		return Actor{}, err
 	}
-	source, _, _ := net.SplitHostPort(r.RemoteAddr)
-	return Actor{ID: a.ID, Source: source}, nil
+	return Actor{ID: a.ID, Source: oauth2.RemoteIP(r)}, nil
 }
 
 // decode reads a JSON request body into v, refusing unknown fields.

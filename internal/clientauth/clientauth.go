@@ -176,7 +176,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	if !basic {
 		clientID = formID
 	}
-	cert, err := a.peerCertificate(r, source)
+	cert, err := a.peerCertificate(r)
 	if err != nil {
 		return nil, failed(false, err)
 	}
@@ -364,7 +364,7 @@ func truncate(s string, n int) string {
 
 // peerCertificate returns the client certificate of the connection, or the
 // one a trusted proxy forwarded.
-func (a *Authenticator) peerCertificate(r *http.Request, source string) (*x509.Certificate, error) {
+func (a *Authenticator) peerCertificate(r *http.Request) (*x509.Certificate, error) {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		return r.TLS.PeerCertificates[0], nil
 	}
@@ -375,9 +375,11 @@ func (a *Authenticator) peerCertificate(r *http.Request, source string) (*x509.C
 	if v == "" {
 		return nil, nil
 	}
-	addr, err := netip.ParseAddr(source)
+	// The proxy itself, not the client it forwarded for, must be trusted.
+	peer := oauth2.PeerIP(r)
+	addr, err := netip.ParseAddr(peer)
 	if err != nil || !slices.ContainsFunc(a.cfg.TrustedProxies, func(p netip.Prefix) bool { return p.Contains(addr.Unmap()) }) {
-		a.cfg.Logger.Warn("ignoring a client-certificate header from an untrusted address", "header", a.cfg.CertHeader, "source", source)
+		a.cfg.Logger.Warn("ignoring a client-certificate header from an untrusted address", "header", a.cfg.CertHeader, "source", peer)
 		return nil, nil
 	}
 	return parseForwardedCert(v)

@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -206,6 +207,7 @@ func (r request) run(a *Authenticator) (*Client, error) {
 	if src == "" {
 		src = "192.0.2.1"
 	}
+	req.RemoteAddr = net.JoinHostPort(src, "4711")
 	var att Attempt
 	return a.Authenticate(context.Background(), req, form, src, &att)
 }

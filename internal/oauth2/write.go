@@ -2,7 +2,6 @@ package oauth2
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -61,15 +60,6 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // bodyBuffers hold response bodies while they are written: Write copies
 // them.
 var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
-
-// RemoteIP returns the IP address of the request's peer.
-func RemoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
 
 // Observer records OAuth endpoint requests, for metrics. Label values must
 // come from closed sets: grant types, authentication methods, error codes.

@@ -44,7 +44,10 @@ type fixture struct {
 	signer   jose.Signer
 }
 
-func newFixture(tb testing.TB, mods ...func(*server.Deps)) *fixture {
+// fixtureOption changes the server's configuration or dependencies.
+type fixtureOption func(*server.Config, *server.Deps)
+
+func newFixture(tb testing.TB, mods ...fixtureOption) *fixture {
 	tb.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "keyward.db"), sqlite.Options{})
 	if err != nil {
@@ -54,8 +57,8 @@ func newFixture(tb testing.TB, mods ...func(*server.Deps)) *fixture {
 }
 
 // newFixtureOn serves from st, which it closes at the end; mods change the
-// server's dependencies.
-func newFixtureOn(tb testing.TB, st storage.Storage, mods ...func(*server.Deps)) *fixture {
+// server's configuration and dependencies.
+func newFixtureOn(tb testing.TB, st storage.Storage, mods ...fixtureOption) *fixture {
 	tb.Helper()
 	ctx := context.Background()
 	tb.Cleanup(func() { st.Close() })
@@ -67,13 +70,14 @@ func newFixtureOn(tb testing.TB, st storage.Storage, mods ...func(*server.Deps))
 	journal := groupcommit.New(st, groupcommit.Options{})
 	tb.Cleanup(journal.Close)
 	deps := server.Deps{Store: st, Signer: sg, Journal: journal, Pepper: []byte("bench-pepper"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	for _, mod := range mods {
-		mod(&deps)
-	}
-	srv := server.New(server.Config{
+	cfg := server.Config{
 		Issuer: issuer, AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour,
 		MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute,
-	}, deps)
+	}
+	for _, mod := range mods {
+		mod(&cfg, &deps)
+	}
+	srv := server.New(cfg, deps)
 	sys := admin.Actor{ID: "bench"}
 	if _, err := srv.Admin.CreateAPI(ctx, sys, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}}); err != nil {
 		tb.Fatal(err)
@@ -191,7 +195,7 @@ func BenchmarkJWTBearer(b *testing.B) {
 // Run with: go test ./internal/server -run '^$' -bench Introspect -benchtime 20000x
 func BenchmarkIntrospect(b *testing.B) {
 	each := newFixture(b)
-	summarized := newFixture(b, func(d *server.Deps) {
+	summarized := newFixture(b, func(_ *server.Config, d *server.Deps) {
 		tl := tally.New(d.Journal, tally.Options{Interval: time.Second})
 		b.Cleanup(tl.Close)
 		d.Introspections = tl

@@ -41,7 +41,7 @@ func TestIntrospectionWhenTheAuditLogFails(t *testing.T) {
 		j  *failingJournal
 		tl *tally.Tally
 	)
-	f := newFixture(t, func(d *server.Deps) {
+	f := newFixture(t, func(_ *server.Config, d *server.Deps) {
 		j = &failingJournal{Journal: d.Journal}
 		tl = tally.New(j, tally.Options{Interval: time.Hour}) // written when the test says
 		t.Cleanup(tl.Close)

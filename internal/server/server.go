@@ -42,7 +42,9 @@ type Config struct {
 	// ClientCertHeader names the header a TLS-terminating proxy passes the
 	// client certificate in; it is trusted only from TrustedProxies.
 	ClientCertHeader string
-	TrustedProxies   []netip.Prefix
+	// TrustedProxies are the proxies whose ClientCertHeader and
+	// X-Forwarded-For are believed.
+	TrustedProxies []netip.Prefix
 	// MutualTLS says client certificates can reach the server: it listens
 	// with TLS, or a trusted proxy forwards them.
 	MutualTLS bool
@@ -151,7 +153,7 @@ func New(cfg Config, d Deps) *Server {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		oauth2.WriteError(w, &oauth2.Error{Code: "not_found", Description: "There is nothing at " + r.URL.Path + ".", Status: http.StatusNotFound})
 	})
-	return &Server{handler: logRequests(d.Logger, recoverPanics(d.Logger, mux)), Admin: adminSvc, Cache: cached, Auth: auth}
+	return &Server{handler: oauth2.TrustForwardedFor(cfg.TrustedProxies, logRequests(d.Logger, recoverPanics(d.Logger, mux))), Admin: adminSvc, Cache: cached, Auth: auth}
 }
 
 // authMethods lists the client authentication methods the configuration
@@ -234,7 +236,7 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 		}
 		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
-			slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)), slog.String("remote", r.RemoteAddr))
+			slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)), slog.String("remote", oauth2.RemoteIP(r)))
 	})
 }
 
