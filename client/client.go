@@ -104,8 +104,15 @@ func TokenSource(ctx context.Context, keyFileJSON []byte, scopes ...string) (oau
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	return Reuse(errorDetails(cfg.TokenSource(ctx))), nil
+	// A new x/oauth2 source per fetch: each caches its token until 10 s
+	// before expiry, which would defeat Reuse's early refresh.
+	return Reuse(errorDetails(fetchFunc(func() (*oauth2.Token, error) { return cfg.TokenSource(ctx).Token() }))), nil
 }
+
+// fetchFunc is a TokenSource that fetches a new token on every call.
+type fetchFunc func() (*oauth2.Token, error)
+
+func (f fetchFunc) Token() (*oauth2.Token, error) { return f() }
 
 // ClientCredentialsConfig configures the client-credentials grant.
 type ClientCredentialsConfig struct {
@@ -140,7 +147,9 @@ func ClientCredentials(ctx context.Context, cfg ClientCredentialsConfig) (oauth2
 		}
 		cc := clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, TokenURL: cfg.TokenURL, Scopes: cfg.Scopes,
 			AuthStyle: oauth2.AuthStyleInHeader}
-		return Reuse(cc.TokenSource(ctx)), nil
+		// cc.Token fetches every time; cc.TokenSource would cache the token
+		// itself and defeat Reuse's early refresh.
+		return Reuse(fetchFunc(func() (*oauth2.Token, error) { return cc.Token(ctx) })), nil
 	}
 	kf, err := ParseKeyFile(cfg.KeyFile)
 	if err != nil {
