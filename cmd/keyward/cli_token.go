@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/google"
 )
 
 func newTokenCommand() *cobra.Command {
@@ -47,9 +46,9 @@ the key file's token_uri, and print the access token, as
 			if err != nil {
 				return err
 			}
-			cfg, err := google.JWTConfigFromJSON(data, s...)
+			cfg, err := keyFileConfig(keyFile, data, s...)
 			if err != nil {
-				return fmt.Errorf("%s: %w", keyFile, err)
+				return err
 			}
 			transport, err := httpTransport(firstNonEmpty(caCert, os.Getenv("KEYWARD_CA_CERT")))
 			if err != nil {

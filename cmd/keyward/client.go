@@ -20,6 +20,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
+	"golang.org/x/oauth2/jwt"
+
+	"github.com/keyward/keyward/client"
 )
 
 // clientFlags are the flags of every command that talks to the admin API.
@@ -78,9 +81,9 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credentials: %w", err)
 	}
-	cfg, err := google.JWTConfigFromJSON(data, "keyward.admin")
+	cfg, err := keyFileConfig(creds, data, "keyward.admin")
 	if err != nil {
-		return nil, fmt.Errorf("credentials %s: %w", creds, err)
+		return nil, err
 	}
 	base := strings.TrimRight(firstNonEmpty(f.server, os.Getenv("KEYWARD_SERVER")), "/")
 	if base == "" {
@@ -102,6 +105,20 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 	hc := cfg.Client(ctx)
 	hc.Timeout = 60 * time.Second
 	return &adminClient{base: base, http: hc, output: f.output, out: cmd.OutOrStdout()}, nil
+}
+
+// keyFileConfig reads a service-account key file for the JWT-bearer grant.
+// The file must name its token_uri: x/oauth2 would otherwise send the
+// signed assertion to Google's token endpoint.
+func keyFileConfig(path string, data []byte, scopes ...string) (*jwt.Config, error) {
+	if _, err := client.ParseKeyFile(data); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	cfg, err := google.JWTConfigFromJSON(data, scopes...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
 }
 
 // httpTransport trusts caFile, if given, for the server's certificate.
