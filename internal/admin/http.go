@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,12 @@ type TokenResolver interface {
 	Resolve(ctx context.Context, raw string) (tokenstate.Info, error)
 }
 
+// PeerCertificates finds the client certificate a request came with: on
+// the connection, or forwarded by a trusted proxy.
+type PeerCertificates interface {
+	PeerCertificate(r *http.Request) (*x509.Certificate, error)
+}
+
 // SigningKeys manages the server's signing keys.
 type SigningKeys interface {
 	Rotate(ctx context.Context, actor, source string) error
@@ -38,14 +45,15 @@ type SigningKeys interface {
 type Handler struct {
 	svc     *Service
 	tokens  TokenResolver
+	certs   PeerCertificates
 	signing SigningKeys
 	issuer  string
 	log     *slog.Logger
 }
 
 // NewHandler returns the admin API handler.
-func NewHandler(svc *Service, tokens TokenResolver, signing SigningKeys, issuer string, log *slog.Logger) *Handler {
-	return &Handler{svc: svc, tokens: tokens, signing: signing, issuer: issuer, log: log}
+func NewHandler(svc *Service, tokens TokenResolver, certs PeerCertificates, signing SigningKeys, issuer string, log *slog.Logger) *Handler {
+	return &Handler{svc: svc, tokens: tokens, certs: certs, signing: signing, issuer: issuer, log: log}
 }
 
 // Register mounts the admin routes on mux.
@@ -169,6 +177,14 @@ func (h *Handler) authenticate(r *http.Request) (Actor, error) {
 		return Actor{}, challenge(oauth2.ErrInvalidToken, "The access token is no longer active ("+info.Reason+").")
 	}
 	c := info.Claims
+	if c.Confirmation != nil && c.Confirmation.X5TS256 != "" {
+		// A certificate-bound token (RFC 8705 §3) counts only with its
+		// certificate.
+		cert, err := h.certs.PeerCertificate(r)
+		if err != nil || cert == nil || thumbprint(cert) != c.Confirmation.X5TS256 {
+			return Actor{}, challenge(oauth2.ErrInvalidToken, "The access token is bound to a client certificate; present that certificate (RFC 8705).")
+		}
+	}
 	if !c.Audience.Contains(BuiltinAPIIdentifier) || !slices.Contains(strings.Fields(c.Scope), AdminScope) {
 		return Actor{}, &oauth2.Error{
 			Code: oauth2.ErrInsufficientScope, Description: "The access token lacks the keyward.admin scope.", Status: http.StatusForbidden,
@@ -578,4 +594,10 @@ func parseLimit(v string) (int, error) {
 		return 0, invalid("limit must be a number from 1 to 1000.")
 	}
 	return n, nil
+}
+
+// thumbprint is a certificate's x5t#S256 (RFC 8705 §3.1).
+func thumbprint(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.Raw)
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }

@@ -6,11 +6,16 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -361,6 +366,50 @@ func TestAuthenticationRevocation(t *testing.T) {
 			wantStatus(t, tok, 200, "")
 			tt.revoke(t, tok, secretID)
 			wantStatus(t, tok, 401, tt.reason)
+		})
+	}
+}
+
+// A certificate-bound admin token (RFC 8705 §3) is accepted only with its
+// certificate.
+func TestAuthenticationCertificateBound(t *testing.T) {
+	f := newFixture(t)
+	cert := func(cn string) *x509.Certificate {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		return c
+	}
+	bound, other := cert("bound"), cert("other")
+	sum := sha256.Sum256(bound.Raw)
+	tok := f.token(t, f.admin, admin.AdminScope, func(c *oauth2.AccessClaims) {
+		c.Confirmation = &oauth2.Confirmation{X5TS256: base64.RawURLEncoding.EncodeToString(sum[:])}
+	})
+	tests := []struct {
+		name string
+		cert *x509.Certificate
+		want int
+	}{
+		{"no certificate", nil, 401},
+		{"another certificate", other, 401},
+		{"its certificate", bound, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/v1/apis", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			if tt.cert != nil {
+				req.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{tt.cert}}
+			}
+			w := httptest.NewRecorder()
+			f.srv.ServeHTTP(w, req)
+			if w.Code != tt.want {
+				t.Fatalf("status %d (%s), want %d", w.Code, w.Body, tt.want)
+			}
 		})
 	}
 }

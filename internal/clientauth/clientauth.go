@@ -176,7 +176,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	if !basic {
 		clientID = formID
 	}
-	cert, err := a.peerCertificate(r)
+	cert, err := a.PeerCertificate(r)
 	if err != nil {
 		return nil, failed(false, err)
 	}
@@ -362,9 +362,9 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// peerCertificate returns the client certificate of the connection, or the
-// one a trusted proxy forwarded.
-func (a *Authenticator) peerCertificate(r *http.Request) (*x509.Certificate, error) {
+// PeerCertificate returns the client certificate of the connection, or
+// the one a trusted proxy forwarded, or nil.
+func (a *Authenticator) PeerCertificate(r *http.Request) (*x509.Certificate, error) {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		return r.TLS.PeerCertificates[0], nil
 	}

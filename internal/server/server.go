@@ -134,7 +134,7 @@ func New(cfg Config, d Deps) *Server {
 	mux.Handle("/introspect", introspect.NewHandler(auth, resolver, cached, d.Journal, d.Introspections, d.Now, d.Logger, observer))
 	mux.Handle("/revoke", revoke.NewHandler(auth, resolver, cached, d.Journal, d.Now, d.Logger, observer))
 	disc.Register(mux)
-	admin.NewHandler(adminSvc, resolver, signingKeys{d.Signer, d.Store}, cfg.Issuer, d.Logger).Register(mux)
+	admin.NewHandler(adminSvc, resolver, auth, signingKeys{d.Signer, d.Store}, cfg.Issuer, d.Logger).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
