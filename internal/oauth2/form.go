@@ -18,7 +18,8 @@ const MaxFormBytes = 64 << 10
 // Form is a parsed application/x-www-form-urlencoded request body in which
 // every parameter occurs at most once (RFC 6749 §3.2) — but the repeatable
 // ones, whose values are kept joined by NUL characters (which no value may
-// contain); read those with Values.
+// contain); read those with Values. A parameter sent without a value is
+// not in the Form: RFC 6749 §3.1 has it treated as omitted.
 type Form map[string]string
 
 // repeatable are the parameters a request may give more than once:
@@ -38,7 +39,8 @@ func (f Form) Values(name string) []string {
 	return strings.Split(v, "\x00")
 }
 
-// Has reports whether the named parameter is present, even if empty.
+// Has reports whether the named parameter is present. A parameter sent
+// without a value is not (RFC 6749 §3.1).
 func (f Form) Has(name string) bool {
 	_, ok := f[name]
 	return ok
@@ -84,8 +86,16 @@ func ParseForm(w http.ResponseWriter, r *http.Request) (Form, error) {
 // repeated parameters (but the repeatable ones), text that is not UTF-8 and
 // NUL characters (no parameter has a use for them, and PostgreSQL cannot
 // store them).
+//
+// Parameters sent without a value are left out, as RFC 6749 §3.1 requires
+// ("treated as if they were omitted from the request"); so are the empty
+// values of a repeatable parameter. A name given twice is refused even when
+// one or both values are empty: "scope=&scope=x" is more likely a mistake,
+// or a request built to be read differently by another parser, than a
+// request for x.
 func ParseFormBody(body string) (Form, error) {
 	f := make(Form, 4)
+	empty := false // some parameter was sent without a value
 	for body != "" {
 		var pair string
 		pair, body, _ = strings.Cut(body, "&")
@@ -108,9 +118,24 @@ func ParseFormBody(body string) (Form, error) {
 			if !repeatable[key] {
 				return nil, Errorf(ErrInvalidRequest, "The parameter %q is given more than once.", truncate(key, 64))
 			}
-			val = prev + "\x00" + val
+			switch {
+			case val == "":
+				val = prev
+			case prev != "":
+				val = prev + "\x00" + val
+			}
 		}
+		// An empty value stays in f until the end, so that a second
+		// occurrence of its name is still seen as one.
 		f[key] = val
+		empty = empty || val == ""
+	}
+	if empty {
+		for k, v := range f {
+			if v == "" {
+				delete(f, k)
+			}
+		}
 	}
 	return f, nil
 }

@@ -25,7 +25,16 @@ func TestParseForm(t *testing.T) {
 	}{
 		{name: "ok", method: "POST", target: "/token", ct: formCT, body: "grant_type=x&assertion=a%2Bb+c", want: Form{"grant_type": "x", "assertion": "a+b c"}},
 		{name: "charset ok", method: "POST", target: "/token", ct: formCT + "; charset=UTF-8", body: "a=1", want: Form{"a": "1"}},
-		{name: "empty value kept", method: "POST", target: "/token", ct: formCT, body: "a=&b", want: Form{"a": "", "b": ""}},
+		// RFC 6749 §3.1: a parameter without a value is as if omitted.
+		{name: "empty values omitted", method: "POST", target: "/token", ct: formCT, body: "a=&b&c=1", want: Form{"c": "1"}},
+		{name: "empty scope omitted", method: "POST", target: "/token", ct: formCT, body: "grant_type=client_credentials&scope=", want: Form{"grant_type": "client_credentials"}},
+		{name: "empty grant_type omitted", method: "POST", target: "/token", ct: formCT, body: "grant_type=", want: Form{}},
+		{name: "duplicate, first empty", method: "POST", target: "/token", ct: formCT, body: "scope=&scope=b", wantStatus: 400},
+		{name: "duplicate, second empty", method: "POST", target: "/token", ct: formCT, body: "scope=a&scope=", wantStatus: 400},
+		{name: "duplicate, no equals sign", method: "POST", target: "/token", ct: formCT, body: "scope&scope=b", wantStatus: 400},
+		{name: "empty resources omitted", method: "POST", target: "/token", ct: formCT, body: "resource=&resource=https%3A%2F%2Fa&resource=",
+			want: Form{"resource": "https://a"}},
+		{name: "only empty resources", method: "POST", target: "/token", ct: formCT, body: "resource=&resource=", want: Form{}},
 		{name: "GET", method: "GET", target: "/token", ct: formCT, wantStatus: 405},
 		{name: "query string", method: "POST", target: "/token?client_secret=x", ct: formCT, body: "a=1", wantStatus: 400},
 		{name: "json body", method: "POST", target: "/token", ct: "application/json", body: `{}`, wantStatus: 400},
@@ -113,7 +122,7 @@ func TestFormValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := f.Values("resource"); !slices.Equal(got, []string{"a", "", "c"}) {
+	if got := f.Values("resource"); !slices.Equal(got, []string{"a", "c"}) {
 		t.Errorf("Values(resource) = %q", got)
 	}
 	if got := f.Values("scope"); !slices.Equal(got, []string{"s"}) {
@@ -140,6 +149,10 @@ func FuzzParseFormBody(f *testing.F) {
 		for k, v := range form {
 			if strings.IndexByte(k+v, 0) >= 0 || !utf8.ValidString(k+v) {
 				t.Fatalf("a NUL character or invalid UTF-8 was accepted in %q=%q", k, v)
+			}
+			// RFC 6749 §3.1: a parameter without a value is omitted.
+			if !form.Has(k) || slices.Contains(form.Values(k), "") {
+				t.Fatalf("an empty value was kept for %q: %q", k, form.Values(k))
 			}
 		}
 		// Every parsed pair must come from the body and be unique: re-encoding

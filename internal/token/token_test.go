@@ -115,7 +115,16 @@ func newEnv(t *testing.T) *env {
 	addKey(e.job.ID, "old", &e.oldKey.PublicKey, "RS256", false, t0.Add(-time.Minute))
 	addKey("100000000000000000002", "ok", &e.other.PublicKey, "RS256", false, time.Time{})
 	addKey("100000000000000000003", "dk", &e.offAcct.PublicKey, "RS256", false, time.Time{})
+	must(st.CreateSecret(ctx, storage.Secret{ID: "sec", AccountID: e.job.ID, Hash: clientauth.HashSecret([]byte("p"), jobSecret), CreatedAt: t0}, ev))
 	return e
+}
+
+// jobSecret is job's client secret.
+const jobSecret = "kw_job-secret"
+
+// basicAuth is the Authorization header of client_secret_basic.
+func basicAuth(id, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
 }
 
 // claims are an assertion's claims as Google's libraries send them.
@@ -161,6 +170,7 @@ func form(assertion string, extra ...string) string {
 
 type request struct {
 	method, target, contentType, body string
+	header                            http.Header
 }
 
 func (e *env) do(r request) *httptest.ResponseRecorder {
@@ -175,6 +185,9 @@ func (e *env) do(r request) *httptest.ResponseRecorder {
 	}
 	req := httptest.NewRequest(r.method, r.target, strings.NewReader(r.body))
 	req.Header.Set("Content-Type", r.contentType)
+	for k, v := range r.header {
+		req.Header[k] = v
+	}
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, req)
 	return w
@@ -477,5 +490,57 @@ func TestRefusalAuditClipsClientValues(t *testing.T) {
 				t.Errorf("audit data %s is %d bytes (valid UTF-8: %v)", k, len(v), utf8.ValidString(v))
 			}
 		}
+	}
+}
+
+func TestClientCredentials(t *testing.T) {
+	e := newEnv(t)
+	jobBasic := http.Header{"Authorization": {basicAuth(e.job.ID, jobSecret)}}
+	all := "orders.read orders.write billing.read"
+	tests := []struct {
+		name       string
+		req        request
+		wantStatus int
+		wantError  string
+		wantDesc   string // part of the error_description
+		wantScope  string
+	}{
+		{name: "basic", req: request{body: "grant_type=client_credentials&scope=orders.read", header: jobBasic}, wantStatus: 200, wantScope: "orders.read"},
+		{name: "post", req: request{body: url.Values{"grant_type": {"client_credentials"}, "client_id": {e.job.ID}, "client_secret": {jobSecret}}.Encode()},
+			wantStatus: 200, wantScope: all},
+		{name: "no scope: the account's scopes", req: request{body: "grant_type=client_credentials", header: jobBasic}, wantStatus: 200, wantScope: all},
+		{name: "wrong secret", req: request{body: "grant_type=client_credentials", header: http.Header{"Authorization": {basicAuth(e.job.ID, "kw_wrong")}}},
+			wantStatus: 401, wantError: "invalid_client"},
+
+		// RFC 6749 §3.1: parameters sent without a value are as if omitted.
+		{name: "empty scope is omitted", req: request{body: "grant_type=client_credentials&scope=", header: jobBasic}, wantStatus: 200, wantScope: all},
+		{name: "empty client_secret beside Basic is omitted", req: request{body: "grant_type=client_credentials&client_secret=&scope=orders.read", header: jobBasic},
+			wantStatus: 200, wantScope: "orders.read"},
+		{name: "empty client_assertion parameters are omitted", req: request{body: "grant_type=client_credentials&client_assertion=&client_assertion_type=", header: jobBasic},
+			wantStatus: 200, wantScope: all},
+		{name: "empty grant_type", req: request{body: "grant_type=&scope=orders.read", header: jobBasic}, wantStatus: 400, wantError: "invalid_request", wantDesc: "grant_type parameter is required"},
+		{name: "empty scope twice", req: request{body: "grant_type=client_credentials&scope=&scope=orders.read", header: jobBasic}, wantStatus: 400, wantError: "invalid_request", wantDesc: "more than once"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := e.do(tt.req)
+			if w.Code != tt.wantStatus {
+				t.Fatalf("status %d (%s), want %d", w.Code, w.Body, tt.wantStatus)
+			}
+			var body map[string]any
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+				t.Fatalf("body is not JSON: %s", w.Body)
+			}
+			if tt.wantError != "" {
+				if body["error"] != tt.wantError {
+					t.Fatalf("error = %v (%v), want %s", body["error"], body["error_description"], tt.wantError)
+				}
+				if d, _ := body["error_description"].(string); !strings.Contains(d, tt.wantDesc) {
+					t.Fatalf("error_description %q, want %q in it", d, tt.wantDesc)
+				}
+				return
+			}
+			e.checkToken(t, body, tt.wantScope, "")
+		})
 	}
 }
