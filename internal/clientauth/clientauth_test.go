@@ -35,9 +35,11 @@ type fakeDir struct {
 	keys     map[string][]storage.Key
 	secrets  map[string][]storage.Secret
 	err      error
+	lookups  int // GetAccount and GetAccountByEmail calls
 }
 
 func (d *fakeDir) find(match func(storage.Account) bool) (storage.Account, error) {
+	d.lookups++
 	if d.err != nil {
 		return storage.Account{}, d.err
 	}
@@ -244,9 +246,17 @@ func TestAuthenticate(t *testing.T) {
 		{name: "two methods", req: request{header: http.Header{"Authorization": {basic("111", goodSecret)}}, form: url.Values{"client_secret": {goodSecret}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
 		{name: "secret and assertion", req: request{form: url.Values{"client_id": {"111"}, "client_secret": {goodSecret}, "client_assertion_type": {AssertionType}, "client_assertion": {"x"}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
 		{name: "client_id disagrees with basic", req: request{header: http.Header{"Authorization": {basic("111", goodSecret)}}, form: url.Values{"client_id": {"222"}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
+		{name: "client_id disagrees with basic by email", req: request{header: http.Header{"Authorization": {basic("111", goodSecret)}}, form: url.Values{"client_id": {"other@p.iam.test"}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
+		{name: "client_id disagrees with a wrong basic", req: request{header: http.Header{"Authorization": {basic("111", "kw_wrong")}}, form: url.Values{"client_id": {"222"}}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "client_id equals basic", req: request{header: http.Header{"Authorization": {basic("111", goodSecret)}}, form: url.Values{"client_id": {"111"}}}, wantID: "111", wantMethod: storage.AuthSecretBasic},
+		{name: "client_id email, basic numeric id", req: request{header: http.Header{"Authorization": {basic("111", goodSecret)}}, form: url.Values{"client_id": {"job@p.iam.test"}}}, wantID: "111", wantMethod: storage.AuthSecretBasic},
+		{name: "client_id numeric id, basic email", req: request{header: http.Header{"Authorization": {basic("job@p.iam.test", goodSecret)}}, form: url.Values{"client_id": {"111"}}}, wantID: "111", wantMethod: storage.AuthSecretBasic},
 		{name: "client_id alone", req: request{form: url.Values{"client_id": {"111"}}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "private_key_jwt", req: request{form: jwtForm(assertionJWT(t, w.jobKey, claims("111", nil)))}, wantID: "111", wantMethod: storage.AuthPrivateKeyJWT},
 		{name: "private_key_jwt by email", req: request{form: jwtForm(assertionJWT(t, w.jobKey, claims("job@p.iam.test", nil)))}, wantID: "111", wantMethod: storage.AuthPrivateKeyJWT},
+		{name: "private_key_jwt by email, client_id numeric", req: request{form: withClientID(jwtForm(assertionJWT(t, w.jobKey, claims("job@p.iam.test", nil))), "111")}, wantID: "111", wantMethod: storage.AuthPrivateKeyJWT},
+		{name: "private_key_jwt numeric, client_id email", req: request{form: withClientID(jwtForm(assertionJWT(t, w.jobKey, claims("111", nil))), "job@p.iam.test")}, wantID: "111", wantMethod: storage.AuthPrivateKeyJWT},
+		{name: "private_key_jwt, client_id of another account", req: request{form: withClientID(jwtForm(assertionJWT(t, w.jobKey, claims("111", nil))), "other@p.iam.test")}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
 		{name: "private_key_jwt aud issuer", req: request{form: jwtForm(assertionJWT(t, w.jobKey, claims("111", func(c map[string]any) { c["aud"] = issuer })))}, wantID: "111", wantMethod: storage.AuthPrivateKeyJWT},
 		{name: "private_key_jwt wrong aud", req: request{form: jwtForm(assertionJWT(t, w.jobKey, claims("111", func(c map[string]any) { c["aud"] = "https://elsewhere/token" })))}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "private_key_jwt two auds", req: request{form: jwtForm(assertionJWT(t, w.jobKey, claims("111", func(c map[string]any) { c["aud"] = []string{issuer, "https://x"} })))}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
@@ -305,6 +315,27 @@ func TestAuthenticate(t *testing.T) {
 				t.Fatalf("private_key_jwt must hand back its jti to consume: %+v", c.JTIs)
 			}
 		})
+	}
+}
+
+func withClientID(form url.Values, id string) url.Values {
+	form.Set("client_id", id)
+	return form
+}
+
+// A client_id beside Basic credentials costs no lookup of its own, whether
+// it is the same string or names the account the other way.
+func TestClientIDNeedsNoLookup(t *testing.T) {
+	w := newWorld(t)
+	for _, id := range []string{"111", "job@p.iam.test"} {
+		w.dir.lookups = 0
+		c, err := request{header: http.Header{"Authorization": {basic("111", goodSecret)}}, form: url.Values{"client_id": {id}}}.run(w.authenticator())
+		if err != nil || c.Account.ID != "111" {
+			t.Fatalf("client_id %s: %v", id, err)
+		}
+		if w.dir.lookups != 1 {
+			t.Errorf("client_id %s: %d account lookups, want 1", id, w.dir.lookups)
+		}
 	}
 }
 

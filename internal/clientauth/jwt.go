@@ -13,7 +13,7 @@ import (
 // Connect Core §9): signed with one of the account's keys, iss = sub = the
 // client ID, a single aud naming this server, and a jti that is single-use
 // until exp.
-func (a *Authenticator) privateKeyJWT(ctx context.Context, form oauth2.Form, clientID string) (*Client, error) {
+func (a *Authenticator) privateKeyJWT(ctx context.Context, form oauth2.Form) (*Client, error) {
 	if form.Get("client_assertion_type") != AssertionType {
 		return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "client_assertion_type must be %s.", AssertionType)
 	}
@@ -29,9 +29,9 @@ func (a *Authenticator) privateKeyJWT(ctx context.Context, form oauth2.Form, cli
 	if c.Issuer == "" || c.Subject != c.Issuer {
 		return nil, errors.New("client assertion: iss and sub must both be the client ID")
 	}
-	if clientID != "" && clientID != c.Issuer {
-		return nil, errors.New("client assertion: iss differs from client_id")
-	}
+	// A client_id that names the account otherwise (its email for its
+	// numeric ID, or the reverse) is accepted: Authenticate compares it with
+	// the account the assertion authenticates.
 	if c.ID == "" {
 		return nil, errors.New("client assertion: jti is required")
 	}

@@ -512,6 +512,12 @@ func TestClientCredentials(t *testing.T) {
 		{name: "wrong secret", req: request{body: "grant_type=client_credentials", header: http.Header{"Authorization": {basicAuth(e.job.ID, "kw_wrong")}}},
 			wantStatus: 401, wantError: "invalid_client"},
 
+		// The account by numeric ID in one place and by email in the other.
+		{name: "client_id email beside Basic numeric id", req: request{body: "grant_type=client_credentials&client_id=" + url.QueryEscape(e.job.Email), header: jobBasic},
+			wantStatus: 200, wantScope: all},
+		{name: "client_id of another account beside Basic", req: request{body: "grant_type=client_credentials&client_id=other%40proj.iam.test", header: jobBasic},
+			wantStatus: 400, wantError: "invalid_request", wantDesc: "disagrees"},
+
 		// RFC 6749 §3.1: parameters sent without a value are as if omitted.
 		{name: "empty scope is omitted", req: request{body: "grant_type=client_credentials&scope=", header: jobBasic}, wantStatus: 200, wantScope: all},
 		{name: "empty client_secret beside Basic is omitted", req: request{body: "grant_type=client_credentials&client_secret=&scope=orders.read", header: jobBasic},
