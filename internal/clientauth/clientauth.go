@@ -148,6 +148,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 		clientID, password string
 		basic              bool
 	)
+	// One header, or a proxy and this server might each read another.
+	if len(r.Header.Values("Authorization")) > 1 {
+		return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "The request has more than one Authorization header; send one.")
+	}
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, rest, _ := strings.Cut(h, " ")
 		if !strings.EqualFold(scheme, "Basic") {

@@ -242,6 +242,8 @@ func TestAuthenticate(t *testing.T) {
 		{name: "expired secret", req: request{form: url.Values{"client_id": {"111"}, "client_secret": {"kw_expired"}}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "disabled account, right secret", req: request{form: url.Values{"client_id": {"444"}, "client_secret": {goodSecret}}}, wantCode: oauth2.ErrDisabledClient, wantStatus: 400},
 		{name: "basic not base64", req: request{header: http.Header{"Authorization": {"Basic !!!"}}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "two Authorization headers", req: request{header: http.Header{"Authorization": {basic("111", goodSecret), basic("222", "kw_x")}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
+		{name: "two Authorization headers, both right", req: request{header: http.Header{"Authorization": {basic("111", goodSecret), basic("111", goodSecret)}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
 		{name: "bearer scheme", req: request{header: http.Header{"Authorization": {"Bearer x"}}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "two methods", req: request{header: http.Header{"Authorization": {basic("111", goodSecret)}}, form: url.Values{"client_secret": {goodSecret}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
 		{name: "secret and assertion", req: request{form: url.Values{"client_id": {"111"}, "client_secret": {goodSecret}, "client_assertion_type": {AssertionType}, "client_assertion": {"x"}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},

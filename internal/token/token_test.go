@@ -518,6 +518,10 @@ func TestClientCredentials(t *testing.T) {
 		{name: "client_id of another account beside Basic", req: request{body: "grant_type=client_credentials&client_id=other%40proj.iam.test", header: jobBasic},
 			wantStatus: 400, wantError: "invalid_request", wantDesc: "disagrees"},
 
+		{name: "two Authorization headers", req: request{body: "grant_type=client_credentials",
+			header: http.Header{"Authorization": {basicAuth(e.job.ID, jobSecret), basicAuth("other@proj.iam.test", "kw_x")}}},
+			wantStatus: 400, wantError: "invalid_request", wantDesc: "more than one Authorization header"},
+
 		// RFC 6749 §3.1: parameters sent without a value are as if omitted.
 		{name: "empty scope is omitted", req: request{body: "grant_type=client_credentials&scope=", header: jobBasic}, wantStatus: 200, wantScope: all},
 		{name: "empty client_secret beside Basic is omitted", req: request{body: "grant_type=client_credentials&client_secret=&scope=orders.read", header: jobBasic},
