@@ -159,7 +159,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 		}
 		id, secret, err := parseBasic(rest)
 		if err != nil {
-			return nil, failed(true, err)
+			// A request the client got wrong, not credentials to judge
+			// (RFC 6749 §5.2 allows invalid_request for a malformed one).
+			return nil, oauth2.Errorf(oauth2.ErrInvalidRequest,
+				"The Authorization header is malformed: its Basic credentials %s; send base64(client_id:client_secret) as RFC 6749 §2.3.1 describes.", err.Error())
 		}
 		methods, clientID, password, basic = append(methods, storage.AuthSecretBasic), id, secret, true
 	}
@@ -253,19 +256,20 @@ func tooMany(wait time.Duration) *oauth2.Error {
 // parseBasic decodes the Basic credentials of RFC 6749 §2.3.1: split at the
 // first colon, then form-url-decode both halves. Clients that do not encode
 // send the raw values, which decode to themselves unless they contain % or +;
-// a half that does not decode is taken as it is.
+// a half that does not decode is taken as it is. Its errors complete "its
+// Basic credentials …" and may be shown to the client.
 func parseBasic(b64 string) (id, secret string, err error) {
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
 	if err != nil {
-		return "", "", errors.New("basic credentials are not base64")
+		return "", "", errors.New("are not base64")
 	}
 	rawID, rawSecret, ok := strings.Cut(string(raw), ":")
 	if !ok {
-		return "", "", errors.New("basic credentials have no colon")
+		return "", "", errors.New("have no colon between the client ID and the secret")
 	}
 	id, secret = formDecode(rawID), formDecode(rawSecret)
 	if !oauth2.IsText(id) || !oauth2.IsText(secret) {
-		return "", "", errors.New("basic credentials are not UTF-8 text without NUL characters")
+		return "", "", errors.New("are not UTF-8 text without NUL characters")
 	}
 	return id, secret, nil
 }

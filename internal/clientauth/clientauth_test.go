@@ -227,6 +227,7 @@ func TestAuthenticate(t *testing.T) {
 		wantMethod string
 		wantCode   string // error code, if an error is expected
 		wantStatus int
+		wantDesc   string // part of the error description
 		wantCnf    bool
 	}{
 		{name: "no credentials", req: request{}},
@@ -241,7 +242,11 @@ func TestAuthenticate(t *testing.T) {
 		{name: "disabled secret", req: request{form: url.Values{"client_id": {"111"}, "client_secret": {oldSecret}}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "expired secret", req: request{form: url.Values{"client_id": {"111"}, "client_secret": {"kw_expired"}}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "disabled account, right secret", req: request{form: url.Values{"client_id": {"444"}, "client_secret": {goodSecret}}}, wantCode: oauth2.ErrDisabledClient, wantStatus: 400},
-		{name: "basic not base64", req: request{header: http.Header{"Authorization": {"Basic !!!"}}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		// RFC 6749 §5.2: a malformed header is a malformed request.
+		{name: "basic not base64", req: request{header: http.Header{"Authorization": {"Basic !!!"}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400, wantDesc: "not base64"},
+		{name: "basic without colon", req: request{header: http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("111"))}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400, wantDesc: "no colon"},
+		{name: "basic empty", req: request{header: http.Header{"Authorization": {"Basic "}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400, wantDesc: "malformed"},
+		{name: "basic with NUL", req: request{header: http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("111:a\x00b"))}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400, wantDesc: "NUL"},
 		{name: "two Authorization headers", req: request{header: http.Header{"Authorization": {basic("111", goodSecret), basic("222", "kw_x")}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
 		{name: "two Authorization headers, both right", req: request{header: http.Header{"Authorization": {basic("111", goodSecret), basic("111", goodSecret)}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
 		{name: "bearer scheme", req: request{header: http.Header{"Authorization": {"Bearer x"}}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
@@ -289,6 +294,9 @@ func TestAuthenticate(t *testing.T) {
 				}
 				if oe.Code != tt.wantCode || oe.HTTPStatus() != tt.wantStatus {
 					t.Fatalf("got %s/%d (%v), want %s/%d", oe.Code, oe.HTTPStatus(), oe, tt.wantCode, tt.wantStatus)
+				}
+				if !strings.Contains(oe.Description, tt.wantDesc) {
+					t.Fatalf("description %q, want %q in it", oe.Description, tt.wantDesc)
 				}
 				if oe.Code == oauth2.ErrInvalidClient && oe.Description != "Client authentication failed." {
 					t.Fatalf("failed authentication says %q; every failure must look the same", oe.Description)

@@ -522,6 +522,9 @@ func TestClientCredentials(t *testing.T) {
 			header: http.Header{"Authorization": {basicAuth(e.job.ID, jobSecret), basicAuth("other@proj.iam.test", "kw_x")}}},
 			wantStatus: 400, wantError: "invalid_request", wantDesc: "more than one Authorization header"},
 
+		{name: "malformed Basic header", req: request{body: "grant_type=client_credentials", header: http.Header{"Authorization": {"Basic not-base64!"}}},
+			wantStatus: 400, wantError: "invalid_request", wantDesc: "Authorization header is malformed"},
+
 		// RFC 6749 §3.1: parameters sent without a value are as if omitted.
 		{name: "empty scope is omitted", req: request{body: "grant_type=client_credentials&scope=", header: jobBasic}, wantStatus: 200, wantScope: all},
 		{name: "empty client_secret beside Basic is omitted", req: request{body: "grant_type=client_credentials&client_secret=&scope=orders.read", header: jobBasic},
