@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -100,7 +101,10 @@ type Token struct {
 // an assertion is checked over the segments as received (package jwspad).
 func Parse(raw string) (*Token, error) {
 	compact, padded, err := jwspad.Unpad(raw)
-	if err != nil {
+	switch {
+	case errors.Is(err, jwspad.ErrCritical):
+		return nil, fail(Malformed, "Invalid JWT: the header marks extensions critical (crit), which this server does not support in an assertion with padded base64 segments; sign it without crit.", err)
+	case err != nil:
 		return nil, fail(Malformed, "Invalid JWT: the assertion's base64 padding is wrong.", err)
 	}
 	tok, err := jwt.ParseSigned(compact, Algorithms)
@@ -108,6 +112,9 @@ func Parse(raw string) (*Token, error) {
 		return nil, fail(Malformed, "Invalid JWT: the assertion must be a compact JWS signed with RS256 or ES256 (three base64url segments, no newlines).", err)
 	}
 	t := &Token{jwt: tok, padded: padded, Header: tok.Headers[0]}
+	if err := checkCritical(t.Header); err != nil {
+		return nil, err
+	}
 	if err := tok.UnsafeClaimsWithoutVerification(&t.Claims); err != nil {
 		return nil, fail(Malformed, "Invalid JWT: the claim set is not a JSON object with the standard claim types.", err)
 	}
@@ -122,6 +129,47 @@ func Parse(raw string) (*Token, error) {
 		return nil, fail(Malformed, fmt.Sprintf("Invalid JWT: jti is longer than %d bytes.", MaxJTILength), nil)
 	}
 	return t, nil
+}
+
+// supportedCritical are the extensions go-jose verifies when a header
+// marks them critical (RFC 7515 §4.1.11): b64 (RFC 7797).
+var supportedCritical = []string{"b64"}
+
+// checkCritical refuses, with a description that says so, a header that
+// marks critical an extension go-jose does not support, or whose crit is
+// not a list of names. go-jose would refuse it too, but only when checking
+// the signature, which would then be reported as invalid.
+func checkCritical(h jose.Header) error {
+	v, ok := h.ExtraHeaders["crit"]
+	if !ok {
+		return nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return fail(Malformed, "Invalid JWT: the crit header must be a list of extension names; this server supports no critical extensions but b64.", nil)
+	}
+	var unsupported []string
+	for _, x := range list {
+		name, ok := x.(string)
+		if !ok {
+			return fail(Malformed, "Invalid JWT: the crit header must be a list of extension names; this server supports no critical extensions but b64.", nil)
+		}
+		if !slices.Contains(supportedCritical, name) {
+			unsupported = append(unsupported, strconv.Quote(truncate(name, 64)))
+		}
+	}
+	if len(unsupported) > 0 {
+		return fail(Malformed, fmt.Sprintf("Invalid JWT: the header marks critical (crit) the extension %s, which this server does not support; sign the assertion without it.",
+			strings.Join(unsupported[:min(len(unsupported), 3)], ", ")), nil)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // MaxJTILength bounds the jti of an assertion.
