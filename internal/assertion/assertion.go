@@ -285,7 +285,7 @@ func (t *Token) checkClaims(e Expect) error {
 		iat := c.IssuedAt.Time()
 		if iat.After(e.Now.Add(e.Skew)) {
 			return fail(NotYetValid, fmt.Sprintf("Invalid JWT: iat is %s in the future; check the clock of the system that signs it (clock skew).",
-				iat.Sub(e.Now).Round(time.Second)), nil)
+				howFar(c.IssuedAt.Time().Unix()-e.Now.Unix())), nil)
 		}
 		if life := exp.Sub(iat); life < 0 || (e.MaxLifetime > 0 && life > e.MaxLifetime+LifetimeGrace) {
 			return fail(TooLongLived, fmt.Sprintf("Invalid JWT: Token must be a short-lived token (%d minutes) and in a reasonable timeframe. Check your iat and exp values.",
@@ -296,6 +296,21 @@ func (t *Token) checkClaims(e Expect) error {
 			int(e.MaxLifetime/time.Minute)), nil)
 	}
 	return nil
+}
+
+// howFar describes a positive number of seconds for a message: exactly up
+// to two days, then in days, and past a year only as that. (A Duration
+// holds 292 years: an iat near the end of int64 overflowed it into
+// "2562047h47m16.854775807s".)
+func howFar(secs int64) string {
+	switch {
+	case secs <= 2*24*60*60:
+		return (time.Duration(secs) * time.Second).String()
+	case secs <= 365*24*60*60:
+		return strconv.FormatInt(secs/(24*60*60), 10) + " days"
+	default:
+		return "more than a year"
+	}
 }
 
 // parsed caches decoded public keys by key ID. Public keys never change

@@ -289,3 +289,33 @@ func mustParse(t *testing.T, der []byte) *ecdsa.PublicKey {
 	}
 	return pub.(*ecdsa.PublicKey)
 }
+
+// How far in the future iat is reads as a clock that is off, however far
+// (a Duration overflows past 292 years).
+func TestFutureIssuedAtDescription(t *testing.T) {
+	k, keys := fixture(t)
+	for _, tt := range []struct {
+		name string
+		iat  int64
+		want string
+	}{
+		{"minutes", now.Add(5 * time.Minute).Unix(), "iat is 5m0s in the future"},
+		{"two days", now.Add(48 * time.Hour).Unix(), "iat is 48h0m0s in the future"},
+		{"days", now.Add(10*24*time.Hour + time.Hour).Unix(), "iat is 10 days in the future"},
+		{"years", now.AddDate(30, 0, 0).Unix(), "iat is more than a year in the future"},
+		{"largest exact JSON number", 1 << 53, "iat is more than a year in the future"},
+		{"beyond a Duration", now.Unix() + 300*365*24*3600, "iat is more than a year in the future"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tok, err := Parse(signed(t, k, map[string]any{"iss": "a@p", "aud": "https://kw/token", "iat": tt.iat, "exp": tt.iat + 60}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = tok.Verify(keys, expect)
+			var ae *Error
+			if !errors.As(err, &ae) || ae.Reason != NotYetValid || !strings.Contains(ae.Description, tt.want) {
+				t.Fatalf("Verify = %v, want NotYetValid saying %q", err, tt.want)
+			}
+		})
+	}
+}
