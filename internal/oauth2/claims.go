@@ -160,7 +160,7 @@ func ParseScope(s string) ([]string, error) {
 			continue
 		}
 		if !ValidScopeToken(f) {
-			return nil, errors.New("the scope " + quoteShort(f) + " contains characters RFC 6749 §3.3 does not allow (scopes are separated by spaces, not commas)")
+			return nil, errors.New("the scope " + quoteShort(f) + " " + scopeHint(f))
 		}
 		if !seen[f] {
 			seen[f] = true
@@ -185,6 +185,19 @@ func ValidScopeToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// scopeHint says what is wrong with a malformed scope token, guessing at
+// the list it was meant to be.
+func scopeHint(s string) string {
+	switch {
+	case strings.Contains(s, ","):
+		return "contains a comma: scopes are separated by spaces, not commas"
+	case strings.ContainsAny(s, "\t\n\r\v\f"):
+		return "contains a tab or line break: scopes are separated by single spaces (RFC 6749 §3.3)"
+	default:
+		return `contains characters RFC 6749 §3.3 does not allow: a scope is printable ASCII without spaces, " or \`
+	}
 }
 
 func quoteShort(s string) string {

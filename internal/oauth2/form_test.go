@@ -180,26 +180,38 @@ func FuzzParseFormBody(f *testing.F) {
 
 func TestParseScope(t *testing.T) {
 	tests := []struct {
-		in      string
-		want    []string
-		wantErr bool
+		in       string
+		want     []string
+		wantHint string // part of the error, if one is expected
 	}{
-		{"a b", []string{"a", "b"}, false},
-		{"  a   b a ", []string{"a", "b"}, false},
-		{"", []string{}, false},
-		{"https://orders.internal/read orders:write", []string{"https://orders.internal/read", "orders:write"}, false},
-		{"a,b", nil, true},
-		{"a\tb", nil, true},
-		{`a"b`, nil, true},
-		{"é", nil, true},
+		{"a b", []string{"a", "b"}, ""},
+		{"  a   b a ", []string{"a", "b"}, ""},
+		{"", []string{}, ""},
+		{"https://orders.internal/read orders:write", []string{"https://orders.internal/read", "orders:write"}, ""},
+		{"a,b", nil, "not commas"},
+		{"a, b", nil, "not commas"},
+		{"a\tb", nil, "tab or line break"},
+		{"a\nb", nil, "tab or line break"},
+		{"a\r\nb", nil, "tab or line break"},
+		{`a"b`, nil, "does not allow"},
+		{"é", nil, "does not allow"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
 			got, err := ParseScope(tt.in)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			if tt.wantHint != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantHint) {
+					t.Fatalf("err = %v, want one saying %q", err, tt.wantHint)
+				}
+				if tt.wantHint != "not commas" && strings.Contains(err.Error(), "comma") {
+					t.Fatalf("err = %v speaks of commas", err)
+				}
+				return
 			}
-			if !tt.wantErr && strings.Join(got, "|") != strings.Join(tt.want, "|") {
+			if err != nil {
+				t.Fatalf("err = %v", err)
+			}
+			if strings.Join(got, "|") != strings.Join(tt.want, "|") {
 				t.Fatalf("got %q, want %q", got, tt.want)
 			}
 		})

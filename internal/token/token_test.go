@@ -288,7 +288,8 @@ func TestJWTBearer(t *testing.T) {
 		{name: "empty scope", req: request{body: form(rs(func(c map[string]any) { c["scope"] = " " }))}, wantStatus: 400, wantError: "invalid_scope"},
 		{name: "unknown scope", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read orders.delete" }))}, wantStatus: 400, wantError: "invalid_scope"},
 		{name: "scope not allowed", req: request{body: form(sign(t, e.other, jose.RS256, "ok", claims(func(c map[string]any) { c["iss"], c["scope"] = "other@proj.iam.test", "orders.write" }), nil))}, wantStatus: 400, wantError: "invalid_scope"},
-		{name: "comma-separated scopes", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read,orders.write" }))}, wantStatus: 400, wantError: "invalid_scope"},
+		{name: "comma-separated scopes", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read,orders.write" }))}, wantStatus: 400, wantError: "invalid_scope", wantDesc: "not commas"},
+		{name: "tab-separated scopes", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read\torders.write" }))}, wantStatus: 400, wantError: "invalid_scope", wantDesc: "tab or line break"},
 		{name: "claim and form disagree", req: request{body: form(rs(nil), "scope", "orders.write")}, wantStatus: 400, wantError: "invalid_scope"},
 		{name: "resource without the scopes", req: request{body: form(rs(nil), "resource", "https://billing.internal")}, wantStatus: 400, wantError: "invalid_scope"},
 
