@@ -128,6 +128,17 @@ func (c *Client) Thumbprint() string {
 type Attempt struct {
 	Method   string
 	ClientID string // as presented, truncated
+	// UnusedCertificate reports a request that authenticated no client
+	// while it presented a TLS client certificate: without client_id,
+	// which RFC 8705 §2 requires, the certificate names no account.
+	UnusedCertificate bool
+}
+
+// ErrCertificateWithoutClientID is the answer to a request that needs a
+// client, presented a TLS client certificate and no client_id.
+func ErrCertificateWithoutClientID() *oauth2.Error {
+	return oauth2.Errorf(oauth2.ErrInvalidRequest,
+		"A TLS client certificate was presented without client_id: client_id is required with tls_client_auth and self_signed_tls_client_auth (RFC 8705 §2).")
 }
 
 // failed is the one answer to every failed authentication: unknown client,
@@ -197,6 +208,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	case clientID != "":
 		return nil, failed(false, errors.New("client_id without credentials"))
 	default:
+		// A certificate alone authenticates nobody; the caller decides
+		// whether the request needed a client.
+		att.UnusedCertificate = cert != nil
 		return nil, nil
 	}
 	att.Method = method
@@ -429,6 +443,9 @@ func (a *Authenticator) FlushUsage(ctx context.Context, st UsageStore) error {
 // introspection and revocation endpoints serve authenticated clients only.
 func (a *Authenticator) Require(ctx context.Context, r *http.Request, form oauth2.Form, source string, att *Attempt) (*Client, error) {
 	c, err := a.Authenticate(ctx, r, form, source, att)
+	if err == nil && c == nil && att.UnusedCertificate {
+		return nil, ErrCertificateWithoutClientID()
+	}
 	if err == nil && c == nil {
 		e := failed(true, errors.New("no client credentials"))
 		e.Description = "Client authentication is required: a client secret, a client assertion or a TLS client certificate."

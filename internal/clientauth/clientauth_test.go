@@ -328,6 +328,48 @@ func TestAuthenticate(t *testing.T) {
 	}
 }
 
+// Require asks for client credentials, and tells a client that presented
+// only a certificate that client_id is what it is missing.
+func TestRequire(t *testing.T) {
+	w := newWorld(t)
+	tests := []struct {
+		name       string
+		req        request
+		wantCode   string
+		wantStatus int
+		wantDesc   string
+	}{
+		{"no credentials", request{}, oauth2.ErrInvalidClient, 401, "Client authentication is required"},
+		{"certificate without client_id", request{cert: w.selfCert.Leaf}, oauth2.ErrInvalidRequest, 400, "client_id is required with tls_client_auth"},
+		{"CA-issued certificate without client_id", request{cert: w.issued.Leaf}, oauth2.ErrInvalidRequest, 400, "client_id is required with tls_client_auth"},
+		{"certificate with client_id", request{cert: w.selfCert.Leaf, form: url.Values{"client_id": {"111"}}}, "", 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest("POST", "/introspect", nil)
+			if tt.req.cert != nil {
+				req.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{tt.req.cert}}
+			}
+			form := oauth2.Form{}
+			for k, v := range tt.req.form {
+				form[k] = v[0]
+			}
+			var att Attempt
+			c, err := w.authenticator().Require(context.Background(), req, form, "192.0.2.1", &att)
+			if tt.wantCode == "" {
+				if err != nil || c == nil {
+					t.Fatalf("Require = %v, %v; want a client", c, err)
+				}
+				return
+			}
+			var oe *oauth2.Error
+			if !errors.As(err, &oe) || oe.Code != tt.wantCode || oe.HTTPStatus() != tt.wantStatus || !strings.Contains(oe.Description, tt.wantDesc) {
+				t.Fatalf("Require = %v, want %s/%d saying %q", err, tt.wantCode, tt.wantStatus, tt.wantDesc)
+			}
+		})
+	}
+}
+
 func withClientID(form url.Values, id string) url.Values {
 	form.Set("client_id", id)
 	return form

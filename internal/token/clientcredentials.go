@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/oauth2"
 )
 
@@ -14,6 +15,9 @@ type clientCredentials struct{ h *Handler }
 func (g *clientCredentials) handle(ctx context.Context, req *Request) (*Response, error) {
 	req.Audit.Grant = "client_credentials"
 	c := req.Client
+	if c == nil && req.certWithoutID {
+		return nil, clientauth.ErrCertificateWithoutClientID()
+	}
 	if c == nil {
 		return nil, &oauth2.Error{
 			Code: oauth2.ErrInvalidClient, Status: http.StatusUnauthorized,

@@ -91,6 +91,9 @@ type Request struct {
 	Source string // remote IP
 	Now    time.Time
 	Audit  AuditInfo
+	// certWithoutID: no client, but a TLS client certificate without the
+	// client_id that would have made it authenticate one.
+	certWithoutID bool
 }
 
 // AuditInfo is what the audit event of a token request records.
@@ -196,6 +199,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request) (*
 	if err != nil {
 		return nil, err
 	}
+	req.certWithoutID = att.UnusedCertificate
 	if client != nil {
 		req.Client = client
 		req.Audit.AuthMethod = client.Method

@@ -9,12 +9,15 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"maps"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -171,6 +174,7 @@ func form(assertion string, extra ...string) string {
 type request struct {
 	method, target, contentType, body string
 	header                            http.Header
+	tls                               *tls.ConnectionState
 }
 
 func (e *env) do(r request) *httptest.ResponseRecorder {
@@ -188,6 +192,7 @@ func (e *env) do(r request) *httptest.ResponseRecorder {
 	for k, v := range r.header {
 		req.Header[k] = v
 	}
+	req.TLS = r.tls
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, req)
 	return w
@@ -528,6 +533,9 @@ func TestClientCredentials(t *testing.T) {
 		{name: "malformed Basic header", req: request{body: "grant_type=client_credentials", header: http.Header{"Authorization": {"Basic not-base64!"}}},
 			wantStatus: 400, wantError: "invalid_request", wantDesc: "Authorization header is malformed"},
 
+		{name: "certificate without client_id", req: request{body: "grant_type=client_credentials", tls: clientCert(t)},
+			wantStatus: 400, wantError: "invalid_request", wantDesc: "client_id is required with tls_client_auth"},
+
 		// RFC 6749 §3.1: parameters sent without a value are as if omitted.
 		{name: "empty scope is omitted", req: request{body: "grant_type=client_credentials&scope=", header: jobBasic}, wantStatus: 200, wantScope: all},
 		{name: "empty client_secret beside Basic is omitted", req: request{body: "grant_type=client_credentials&client_secret=&scope=orders.read", header: jobBasic},
@@ -559,4 +567,18 @@ func TestClientCredentials(t *testing.T) {
 			e.checkToken(t, body, tt.wantScope, "")
 		})
 	}
+}
+
+// clientCert is a connection that presented a self-signed client
+// certificate.
+func clientCert(t *testing.T) *tls.ConnectionState {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "job"}, NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}}
 }
