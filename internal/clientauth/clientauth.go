@@ -259,6 +259,18 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	return c, nil
 }
 
+// tooMany is the answer to a throttled source: 429 with Retry-After (RFC
+// 6585 §4) and the code temporarily_unavailable.
+//
+// RFC 6749 §5.2 has no code for "try again later" at the token endpoint;
+// temporarily_unavailable is registered (§11.4) for the authorization
+// endpoint, where a redirect cannot carry a status, but says exactly this.
+// The alternatives mislead: invalid_client tells a client whose
+// credentials are right (the check comes before they are looked at) that
+// they are wrong, which sends operators rotating secrets; invalid_request
+// says the request is malformed. Clients act on it as meant: google-auth
+// retries on temporarily_unavailable as on 429 and 503, and Keyward's
+// endpoints already answer store outages with it.
 func tooMany(wait time.Duration) *oauth2.Error {
 	return &oauth2.Error{
 		Code: oauth2.ErrTemporarilyUnavailable, Status: http.StatusTooManyRequests,

@@ -400,8 +400,8 @@ func TestThrottle(t *testing.T) {
 		_, last = wrong.run(a)
 	}
 	var oe *oauth2.Error
-	if !errors.As(last, &oe) || oe.HTTPStatus() != http.StatusTooManyRequests || oe.Header.Get("Retry-After") == "" {
-		t.Fatalf("after 60 failures: %v, want 429 with Retry-After", last)
+	if !errors.As(last, &oe) || oe.HTTPStatus() != http.StatusTooManyRequests || oe.Header.Get("Retry-After") == "" || oe.Code != oauth2.ErrTemporarilyUnavailable {
+		t.Fatalf("after 60 failures: %v, want 429 temporarily_unavailable with Retry-After", last)
 	}
 	// The right secret from that address waits too (the check comes before
 	// any hashing)…
