@@ -95,9 +95,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *storage.Audi
 	if raw == "" {
 		return false, oauth2.Errorf(oauth2.ErrInvalidRequest, "The token parameter is required.")
 	}
-	if hint := form.Get("token_type_hint"); hint != "" && hint != "access_token" && hint != "refresh_token" {
-		return false, oauth2.Errorf(oauth2.ErrUnsupportedTokenType, "Keyward revokes access tokens; token_type_hint %q is unknown.", hint)
-	}
+	// token_type_hint is not read: Keyward tells its tokens apart itself,
+	// and RFC 7009 §2.2.1 lets a server ignore a hint it does not know
+	// (unsupported_token_type is for a type it cannot revoke, and every
+	// token Keyward issues is an access token it can).
 	info, err := h.resolver.Resolve(r.Context(), raw)
 	switch {
 	case errors.Is(err, tokenstate.ErrUnknown):

@@ -90,7 +90,10 @@ func TestRevoke(t *testing.T) {
 		{name: "unknown token", body: "token=kwat_nope", wantStatus: 200},
 		{name: "someone else's", body: "token=kwat_theirs", wantStatus: 400, wantError: "unauthorized_client"},
 		{name: "missing token", body: "", wantStatus: 400, wantError: "invalid_request"},
-		{name: "bad hint", body: "token=kwat_mine&token_type_hint=id_token", wantStatus: 400, wantError: "unsupported_token_type"},
+		// RFC 7009 §2.2.1: a hint the server does not know may be ignored.
+		{name: "unknown hint ignored", body: "token=kwat_mine&token_type_hint=id_token", wantStatus: 200, wantRevoked: true},
+		{name: "refresh_token hint ignored", body: "token=kwat_mine&token_type_hint=refresh_token", wantStatus: 200, wantRevoked: true},
+		{name: "unknown hint, unknown token", body: "token=kwat_nope&token_type_hint=urn%3Ax", wantStatus: 200},
 		{name: "store down", body: "token=kwat_mine", revokeErr: errors.New("connection reset"), wantStatus: 503, wantError: "temporarily_unavailable"},
 	}
 	for _, tt := range tests {
