@@ -24,17 +24,31 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	if raw == "" {
 		return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "The assertion parameter is required: a JWT signed with the service account's private key.")
 	}
+	// Failed assertions are throttled as failed client authentications
+	// are, per source and per iss at the source, before any lookup or
+	// signature work.
 	tok, err := assertion.Parse(raw)
 	if err != nil {
+		if terr := h.auth.Throttled(req.Source, ""); terr != nil {
+			return nil, terr
+		}
+		h.auth.Failed(req.Source, "")
 		return nil, assertionError(err)
 	}
 	c := tok.Claims
+	if terr := h.auth.Throttled(req.Source, c.Issuer); terr != nil {
+		return nil, terr
+	}
+	fail := func(err error) error {
+		h.auth.Failed(req.Source, c.Issuer)
+		return err
+	}
 	if c.Issuer == "" {
-		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid JWT: the iss claim must be the service account's email address.")
+		return nil, fail(oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid JWT: the iss claim must be the service account's email address."))
 	}
 	acct, err := h.lookupAccount(ctx, c.Issuer)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid grant: account not found.")
+		return nil, fail(oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid grant: account not found."))
 	}
 	if err != nil {
 		return nil, storeError(err)
@@ -60,7 +74,11 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 		req.Audit.KeyID = key.ID
 	}
 	if err != nil {
-		return nil, assertionError(err)
+		if assertion.IsReason(err, assertion.DisabledKey) {
+			// The signature is good: the key holder, not a guesser.
+			return nil, assertionError(err)
+		}
+		return nil, fail(assertionError(err))
 	}
 	if acct.Disabled {
 		return nil, oauth2.Errorf(oauth2.ErrDisabledClient, "The OAuth client was disabled: the service account is disabled.")

@@ -37,9 +37,15 @@ type Journal interface {
 }
 
 // Authenticator authenticates the client of a request, if it presents
-// credentials.
+// credentials, and throttles failures: its own, and the JWT-bearer
+// grant's, which it is told of.
 type Authenticator interface {
 	Authenticate(ctx context.Context, r *http.Request, form oauth2.Form, source string, att *clientauth.Attempt) (*clientauth.Client, error)
+	// Throttled returns a 429 error when failures from source, or of
+	// client at source, are being slowed down.
+	Throttled(source, client string) *oauth2.Error
+	// Failed records a failure from source, of client if set.
+	Failed(source, client string)
 }
 
 // Signer signs access tokens.

@@ -14,6 +14,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -175,6 +176,7 @@ type request struct {
 	method, target, contentType, body string
 	header                            http.Header
 	tls                               *tls.ConnectionState
+	remote                            string // the client's IP; httptest's by default
 }
 
 func (e *env) do(r request) *httptest.ResponseRecorder {
@@ -193,6 +195,9 @@ func (e *env) do(r request) *httptest.ResponseRecorder {
 		req.Header[k] = v
 	}
 	req.TLS = r.tls
+	if r.remote != "" {
+		req.RemoteAddr = r.remote + ":4711"
+	}
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, req)
 	return w
@@ -311,8 +316,11 @@ func TestJWTBearer(t *testing.T) {
 		{name: "assertion in the query string", req: request{target: "/token?assertion=" + rs(nil), body: "grant_type=" + url.QueryEscape(oauth2.GrantJWTBearer)}, wantStatus: 400, wantError: "invalid_request"},
 		{name: "oversized body", req: request{body: form(rs(nil)) + "&pad=" + strings.Repeat("x", oauth2.MaxFormBytes)}, wantStatus: 413, wantError: "invalid_request"},
 	}
-	for _, tt := range tests {
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Each case from its own address: the refusals would
+			// otherwise add up to a throttled source.
+			tt.req.remote = fmt.Sprintf("192.0.2.%d", i+1)
 			before := e.auditCount(t)
 			w := e.do(tt.req)
 			if w.Code != tt.wantStatus {
@@ -581,4 +589,61 @@ func clientCert(t *testing.T) *tls.ConnectionState {
 	}
 	cert, _ := x509.ParseCertificate(der)
 	return &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}}
+}
+
+// Failed assertions are throttled like failed client authentications: per
+// source, and per iss at a source, sharing the budget with client
+// authentication; a key holder elsewhere is not held back.
+func TestJWTBearerThrottle(t *testing.T) {
+	e := newEnv(t)
+	good := sign(t, e.rsKey, jose.RS256, "rs", claims(nil), nil)
+	forged := sign(t, e.other, jose.RS256, "rs", claims(nil), nil) // iss job, signed with another account's key
+	tooMany := func(t *testing.T, w *httptest.ResponseRecorder) {
+		t.Helper()
+		if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), `"temporarily_unavailable"`) {
+			t.Fatalf("status %d %s (Retry-After %q), want 429 temporarily_unavailable with Retry-After", w.Code, w.Body, w.Header().Get("Retry-After"))
+		}
+	}
+
+	t.Run("per iss at a source", func(t *testing.T) {
+		var w *httptest.ResponseRecorder
+		for range 20 {
+			w = e.do(request{body: form(forged), remote: "198.51.100.1"})
+		}
+		tooMany(t, w)
+		// The right key from that address waits too: the check comes first…
+		tooMany(t, e.do(request{body: form(good), remote: "198.51.100.1"}))
+		// …but the account is not locked out: elsewhere it works.
+		if w := e.do(request{body: form(good), remote: "203.0.113.9"}); w.Code != 200 {
+			t.Fatalf("from another address: %d %s", w.Code, w.Body)
+		}
+		// Another account at that address is not throttled yet.
+		other := sign(t, e.other, jose.RS256, "ok", claims(func(c map[string]any) { c["iss"] = "other@proj.iam.test" }), nil)
+		if w := e.do(request{body: form(other), remote: "198.51.100.1"}); w.Code != 200 {
+			t.Fatalf("another account from the address: %d %s", w.Code, w.Body)
+		}
+	})
+
+	t.Run("per source", func(t *testing.T) {
+		var w *httptest.ResponseRecorder
+		for i := range 60 {
+			// A different unknown iss each time, and garbage.
+			w = e.do(request{body: form(sign(t, e.other, jose.RS256, "", claims(func(c map[string]any) { c["iss"] = fmt.Sprintf("ghost%d@proj.iam.test", i) }), nil)), remote: "198.51.100.2"})
+			e.do(request{body: form("not-a-jwt"), remote: "198.51.100.2"})
+		}
+		tooMany(t, w)
+		tooMany(t, e.do(request{body: form(good), remote: "198.51.100.2"}))
+		// The budget is client authentication's too.
+		tooMany(t, e.do(request{body: "grant_type=client_credentials", header: http.Header{"Authorization": {basicAuth(e.job.ID, jobSecret)}}, remote: "198.51.100.2"}))
+	})
+
+	t.Run("the key holder's mistakes after a good signature", func(t *testing.T) {
+		// A disabled key proves the key: not counted.
+		off := sign(t, e.offKey, jose.RS256, "off", claims(nil), nil)
+		for range 20 {
+			if w := e.do(request{body: form(off), remote: "198.51.100.3"}); w.Code != 400 {
+				t.Fatalf("disabled key: %d %s, want 400 disabled_client every time", w.Code, w.Body)
+			}
+		}
+	})
 }
