@@ -102,6 +102,8 @@ type Token struct {
 func Parse(raw string) (*Token, error) {
 	compact, padded, err := jwspad.Unpad(raw)
 	switch {
+	case errors.Is(err, jwspad.ErrHeader):
+		return nil, fail(Malformed, "Invalid JWT: an assertion with padded base64 segments may have only alg, typ and kid in its header; sign it without padding, or without the other members.", err)
 	case errors.Is(err, jwspad.ErrCritical):
 		return nil, fail(Malformed, "Invalid JWT: the header marks extensions critical (crit), which this server does not support in an assertion with padded base64 segments; sign it without crit.", err)
 	case err != nil:

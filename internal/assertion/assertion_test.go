@@ -194,6 +194,15 @@ func TestParseRefusesCritical(t *testing.T) {
 			}
 		})
 	}
+	// A padded assertion may have only alg, typ and kid: b64 false, which
+	// go-jose would honour, is refused saying so.
+	b64 := enc([]byte(`{"alg": "ES256", "b64": false}`)) + "." + enc([]byte(`{"iss": "a@p"}`)) + ".c2ln"
+	if !strings.Contains(b64, "=") {
+		t.Fatalf("no padding in %s", b64)
+	}
+	if _, err := Parse(b64); !IsReason(err, Malformed) || !strings.Contains(err.Error(), "only alg, typ and kid") {
+		t.Errorf("padded b64 false: Parse = %v, want Malformed saying only alg, typ and kid", err)
+	}
 	// b64 is go-jose's to check; true is the default and changes nothing.
 	tok, err := Parse(sign((&jose.SignerOptions{}).WithBase64(true).WithCritical("b64")))
 	if err != nil {

@@ -37,6 +37,17 @@ var ErrPadding = errors.New("jwspad: a segment is not padded base64url")
 // verify those, and it does not take padded segments.
 var ErrCritical = errors.New("jwspad: a JWS with padded segments may not have a crit header")
 
+// ErrHeader reports a padded JWS whose header has a member other than
+// alg, typ and kid. The padded path verifies the signature itself, so it
+// admits only what it understands: go-jose gives some members meaning for
+// verification (b64 false signs the payload unencoded, RFC 7797), which
+// this path would otherwise ignore.
+var ErrHeader = errors.New("jwspad: a JWS with padded segments may have only alg, typ and kid in its header")
+
+// paddedHeader are the header members a padded JWS may have: what
+// google-auth for Python puts there.
+var paddedHeader = map[string]bool{"alg": true, "typ": true, "kid": true}
+
 // Signed is the signing input and signature of a JWS that had padding.
 type Signed struct {
 	input     string // header.payload, as received
@@ -51,7 +62,8 @@ type Signed struct {
 // is not three segments, for the JWS parser to refuse.
 //
 // When a Signed is returned, every segment is exactly the padded base64url
-// of its bytes (as google-auth makes them), and the header has no crit.
+// of its bytes (as google-auth makes them), and the header has no crit and
+// no member but alg, typ and kid.
 func Unpad(raw string) (string, *Signed, error) {
 	if !strings.Contains(raw, "=") {
 		return raw, nil, nil
@@ -82,19 +94,34 @@ func Unpad(raw string) (string, *Signed, error) {
 	if _, ok := header["crit"]; ok {
 		return "", nil, ErrCritical
 	}
+	for k := range header {
+		if !paddedHeader[k] {
+			return "", nil, ErrHeader
+		}
+	}
 	return strings.Join(segs, "."), &Signed{input: raw[:strings.LastIndexByte(raw, '.')], signature: decoded[2]}, nil
 }
 
 // Verify checks the signature with pub for alg, RS256 or ES256 (the
 // algorithms service accounts sign with), over the segments as received.
+// A nil Signed or key, or a key without its numbers, verifies nothing.
 func (s *Signed) Verify(pub crypto.PublicKey, alg jose.SignatureAlgorithm) error {
+	if s == nil {
+		return errors.New("jwspad: nothing to verify")
+	}
 	h := sha256.Sum256([]byte(s.input))
 	switch key := pub.(type) {
 	case *rsa.PublicKey:
+		if key == nil || key.N == nil || key.E == 0 {
+			return errors.New("jwspad: no RSA public key")
+		}
 		if alg == jose.RS256 {
 			return rsa.VerifyPKCS1v15(key, crypto.SHA256, h[:], s.signature)
 		}
 	case *ecdsa.PublicKey:
+		if key == nil || key.X == nil || key.Y == nil {
+			return errors.New("jwspad: no ECDSA public key")
+		}
 		if alg == jose.ES256 && key.Curve == elliptic.P256() {
 			if len(s.signature) != 64 {
 				return errors.New("jwspad: an ES256 signature is 64 bytes")

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -161,6 +162,73 @@ func TestUnpadRefusesCrit(t *testing.T) {
 	}
 }
 
+// A padded JWS may have only alg, typ and kid in its header: the padded
+// path verifies the signature itself and must not ignore a member that
+// changes what go-jose would verify (b64 false: the payload is signed
+// unencoded, RFC 7797), nor any other it does not understand.
+func TestUnpadRefusesHeaderMembers(t *testing.T) {
+	enc := base64.URLEncoding.EncodeToString
+	padded := func(header string) string {
+		for _, payload := range []string{`{"iss": "a@b"}`, `{"iss": "a@bc"}`, `{"iss": "a@bcd"}`} {
+			if raw := enc([]byte(header)) + "." + enc([]byte(payload)) + ".c2ln"; strings.Contains(raw, "=") {
+				return raw
+			}
+		}
+		t.Fatalf("no padding for %s", header)
+		return ""
+	}
+	for _, tt := range []struct {
+		header string
+		want   error
+	}{
+		{`{"alg": "ES256", "typ": "JWT", "kid": "k1"}`, nil},
+		{`{"alg": "RS256"}`, nil},
+		{`{"alg": "ES256", "b64": false}`, ErrHeader},
+		{`{"alg": "ES256", "b64": true}`, ErrHeader},
+		{`{"alg": "ES256", "b64": false, "crit": ["b64"]}`, ErrCritical},
+		{`{"alg": "ES256", "jwk": {"kty": "EC"}}`, ErrHeader},
+		{`{"alg": "ES256", "x5c": ["MIIB"]}`, ErrHeader},
+		{`{"alg": "ES256", "cty": "JWT"}`, ErrHeader},
+		{`{"alg": "ES256", "urn:x": 1}`, ErrHeader},
+	} {
+		t.Run(tt.header, func(t *testing.T) {
+			_, s, err := Unpad(padded(tt.header))
+			if !errors.Is(err, tt.want) || (err == nil) != (s != nil) {
+				t.Fatalf("Unpad = %v, %v; want error %v", s, err, tt.want)
+			}
+		})
+	}
+}
+
+// Verify refuses, without panicking, what is not a usable key.
+func TestVerifyRefusesNoKey(t *testing.T) {
+	enc := base64.URLEncoding.EncodeToString
+	_, s, err := Unpad(enc([]byte(`{"alg": "ES256"}`)) + "." + enc([]byte(`{"iss": "a@b"}`)) + "." + enc(make([]byte, 64)))
+	if err != nil || s == nil {
+		t.Fatalf("Unpad = %v, %v", s, err)
+	}
+	for _, tt := range []struct {
+		name string
+		s    *Signed
+		pub  crypto.PublicKey
+		alg  jose.SignatureAlgorithm
+	}{
+		{"nil key", s, nil, jose.ES256},
+		{"nil RSA key", s, (*rsa.PublicKey)(nil), jose.RS256},
+		{"empty RSA key", s, &rsa.PublicKey{}, jose.RS256},
+		{"nil ECDSA key", s, (*ecdsa.PublicKey)(nil), jose.ES256},
+		{"ECDSA key without a point", s, &ecdsa.PublicKey{Curve: elliptic.P256()}, jose.ES256},
+		{"ECDSA key without a curve", s, &ecdsa.PublicKey{}, jose.ES256},
+		{"nil Signed", nil, &rsa.PublicKey{}, jose.RS256},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.s.Verify(tt.pub, tt.alg); err == nil {
+				t.Fatal("Verify succeeded")
+			}
+		})
+	}
+}
+
 // Padding on the signature alone leaves the signing input as go-jose
 // rebuilds it: Unpad hands the JWS to go-jose, which keeps checking what
 // it checks, crit included.
@@ -192,6 +260,8 @@ func FuzzUnpad(f *testing.F) {
 	f.Add("eyJhbGciOiJSUzI1NiJ9.e30=.c2ln")
 	f.Add("a.b.c")
 	f.Add("YQ==.YWI=.YWJj")
+	f.Add("eyJhbGciOiAiRVMyNTYiLCAiYjY0IjogZmFsc2V9.eyJpc3MiOiAiYUBiIn0=.c2ln") // b64 false
+	f.Add("eyJhbGciOiAiRVMyNTYiLCAidHlwIjogIkpXVCIsICJraWQiOiAiazEifQ==.e30=.c2ln")
 	f.Fuzz(func(t *testing.T, raw string) {
 		compact, s, err := Unpad(raw)
 		if err != nil {
@@ -210,9 +280,30 @@ func FuzzUnpad(f *testing.F) {
 		if !strings.HasPrefix(raw, s.input+".") {
 			t.Fatalf("signing input %q is not the start of %q", s.input, raw)
 		}
+		// The header has only what the padded path understands.
+		hb, err := base64.URLEncoding.DecodeString(raw[:strings.IndexByte(raw, '.')])
+		if err != nil {
+			t.Fatalf("Unpad(%q) accepted a header that is not padded base64url", raw)
+		}
+		var header map[string]json.RawMessage
+		if err := json.Unmarshal(hb, &header); err != nil {
+			t.Fatalf("Unpad(%q) accepted a header that is not an object", raw)
+		}
+		for k := range header {
+			if k != "alg" && k != "typ" && k != "kid" {
+				t.Fatalf("Unpad(%q) accepted header member %q", raw, k)
+			}
+		}
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if s.Verify(&key.PublicKey, jose.ES256) == nil {
 			t.Fatalf("a fresh key verifies %q", raw)
+		}
+		for _, pub := range []crypto.PublicKey{nil, (*rsa.PublicKey)(nil), &rsa.PublicKey{}, (*ecdsa.PublicKey)(nil), &ecdsa.PublicKey{}} {
+			for _, alg := range []jose.SignatureAlgorithm{jose.RS256, jose.ES256} {
+				if s.Verify(pub, alg) == nil {
+					t.Fatalf("%T verifies %q", pub, raw)
+				}
+			}
 		}
 	})
 }
