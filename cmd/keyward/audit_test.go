@@ -6,14 +6,19 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -429,4 +434,113 @@ func writeMasterKey(t *testing.T, b string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// syncBuffer is a bytes.Buffer that a running command may write while the
+// test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startCLI runs a long-running command in-process until the test ends or
+// stop is called; it returns its output so far and where its error goes.
+func startCLI(t *testing.T, args ...string) (stdout, stderr *syncBuffer, done <-chan error, stop func()) {
+	t.Helper()
+	stdout, stderr = new(syncBuffer), new(syncBuffer)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := newRootCommand()
+	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	errc := make(chan error, 1)
+	go func() { errc <- cmd.ExecuteContext(ctx) }()
+	t.Cleanup(cancel)
+	return stdout, stderr, errc, cancel
+}
+
+// TestAuditFollow: a follower asks for less than the server's write
+// timeout, and rides out a broken connection; a server with a follower
+// shuts down at once.
+func TestAuditFollow(t *testing.T) {
+	if followWait > writeTimeout-5*time.Second {
+		t.Fatalf("a follower waits %s for a server that must answer within %s", followWait, writeTimeout)
+	}
+	m, stopServer := launchServer(t)
+	t.Cleanup(stopServer)
+	setupAccount(t, m, "followed")
+
+	// A proxy that breaks the first long polls, as a restart or a network
+	// fault would: it drops the connection, then answers 502.
+	target, _ := url.Parse(m.URL())
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	var polls atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/audit" && r.URL.Query().Get("wait") != "" {
+			switch polls.Add(1) {
+			case 1:
+				panic(http.ErrAbortHandler)
+			case 2:
+				http.Error(w, "the upstream is restarting", http.StatusBadGateway)
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	admin := []string{"--credentials", m.AdminKeyFile}
+	out, errOut, done, stopCLI := startCLI(t, append([]string{"audit", "list", "--follow", "--action", "account.create", "-o", "json", "--server", proxy.URL}, admin...)...)
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+			select {
+			case err := <-done:
+				t.Fatalf("the follower ended (%v) before %s; stderr: %s", err, what, errOut)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s after 10s; stdout: %s; stderr: %s", what, out, errOut)
+			}
+		}
+	}
+	waitFor("broken polls", func() bool { return polls.Load() > 2 })
+	var acct struct {
+		ClientID string `json:"client_id"`
+	}
+	json.Unmarshal([]byte(runCLI(t, append([]string{"sa", "create", "late", "--project", "billing", "-o", "json"}, admin...)...)), &acct)
+	waitFor("event after the reconnect", func() bool { return strings.Contains(out.String(), acct.ClientID) })
+	if e := errOut.String(); !strings.Contains(e, "reconnecting") || !strings.Contains(e, "reconnected") {
+		t.Errorf("the follower did not say it lost and regained the server: %q", e)
+	}
+
+	// SIGTERM with a follower waiting: the server stops at once, cleanly.
+	time.Sleep(300 * time.Millisecond) // let the next poll start waiting
+	start := time.Now()
+	stopped := make(chan struct{})
+	go func() { stopServer(); close(stopped) }()
+	select {
+	case <-stopped: // stopServer reports an error from Run
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown waited for the follower's long poll")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("shutdown with a follower took %s", took)
+	}
+	stopCLI()
+	if err := <-done; err != nil {
+		t.Errorf("the interrupted follower: %v", err)
+	}
 }

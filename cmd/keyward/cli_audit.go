@@ -72,9 +72,10 @@ func newAuditListCommand() *cobra.Command {
 			q.Set("limit", strconv.Itoa(limit))
 			header := true
 			tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+			rc := reconnect{errOut: cmd.ErrOrStderr(), server: c.base}
 			for {
 				if follow {
-					q.Set("wait", "30s")
+					q.Set("wait", followWait.String())
 				}
 				var page struct {
 					Events []admin.AuditEventView `json:"events"`
@@ -84,8 +85,15 @@ func newAuditListCommand() *cobra.Command {
 					if cmd.Context().Err() != nil {
 						return nil // interrupted while following
 					}
-					return err
+					if !follow || !transient(err) {
+						return err
+					}
+					if err := rc.failed(cmd.Context(), err); err != nil {
+						return err
+					}
+					continue
 				}
+				rc.succeeded()
 				for _, e := range page.Events {
 					if c.output == "json" {
 						b, _ := json.Marshal(e)
@@ -121,8 +129,57 @@ func newAuditListCommand() *cobra.Command {
 	fl.StringVar(&outcome, "outcome", "", "only success or failure")
 	fl.StringVar(&after, "after", "", "only events after this sequence number")
 	fl.IntVar(&limit, "limit", 100, "events per page (1-1000)")
-	fl.BoolVar(&follow, "follow", false, "keep streaming new events until interrupted")
+	fl.BoolVar(&follow, "follow", false, "keep streaming new events until interrupted, reconnecting when the server restarts")
 	return cmd
+}
+
+// A follower asks the server to wait this long for new events: well within
+// the server's 30-second WriteTimeout and any proxy's idle timeout.
+var followWait = 20 * time.Second
+
+// A follower that cannot reach the server retries, waiting
+// followBackoff, doubled after each failure up to 10 seconds, and gives up
+// after followGiveUp without an answer.
+var (
+	followBackoff = 500 * time.Millisecond
+	followGiveUp  = 2 * time.Minute
+)
+
+// reconnect paces a follower's attempts to reach a server that went away,
+// a restart say: it says so once, retries ever more slowly, and gives up
+// when the outage lasts followGiveUp.
+type reconnect struct {
+	errOut  io.Writer
+	server  string
+	since   time.Time // when the outage began; zero while connected
+	backoff time.Duration
+}
+
+// failed reports a transient failure: it waits before the next attempt,
+// or returns an error if the outage has lasted too long or ctx ended.
+func (r *reconnect) failed(ctx context.Context, err error) error {
+	if r.since.IsZero() {
+		r.since, r.backoff = time.Now(), followBackoff
+		fmt.Fprintf(r.errOut, "keyward: lost the audit log at %s (%v); reconnecting\n", r.server, err)
+	} else if time.Since(r.since) >= followGiveUp {
+		return fmt.Errorf("gave up following after %s without an answer: %w", followGiveUp.Round(time.Second), err)
+	}
+	t := time.NewTimer(r.backoff)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	r.backoff = min(2*r.backoff, 10*time.Second)
+	return nil
+}
+
+// succeeded reports an answer, ending the outage if there was one.
+func (r *reconnect) succeeded() {
+	if !r.since.IsZero() {
+		fmt.Fprintf(r.errOut, "keyward: reconnected to %s\n", r.server)
+		r.since = time.Time{}
+	}
 }
 
 func dash(s string) string {

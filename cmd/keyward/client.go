@@ -162,6 +162,36 @@ func (e *apiError) Error() string {
 	return fmt.Sprintf("%s (HTTP %d)", e.Code, e.Status)
 }
 
+// unreachableError is a request that got no complete answer: the server is
+// down or restarting, or the connection broke.
+type unreachableError struct {
+	base string
+	err  error
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("cannot reach Keyward at %s: %v", e.base, e.err)
+}
+
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// transient says whether err may go away by itself: the server could not
+// be reached, or answered that it is overloaded or restarting.
+func transient(err error) bool {
+	var ue *unreachableError
+	var ae *apiError
+	switch {
+	case errors.As(err, &ue):
+		return true
+	case errors.As(err, &ae):
+		switch ae.Status {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+	}
+	return false
+}
+
 // do sends a JSON request and decodes the JSON response into out.
 func (c *adminClient) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
@@ -185,12 +215,12 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 		if errors.As(err, &re) {
 			return fmt.Errorf("the administrator credentials were refused: %w", retrieveError(c.base+"/token", err))
 		}
-		return fmt.Errorf("cannot reach Keyward at %s: %w", c.base, err)
+		return &unreachableError{base: c.base, err: err}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return err
+		return &unreachableError{base: c.base, err: fmt.Errorf("the answer was cut off: %w", err)}
 	}
 	if resp.StatusCode >= 300 {
 		e := &apiError{Status: resp.StatusCode}

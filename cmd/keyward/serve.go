@@ -254,11 +254,14 @@ func (m *Main) Open(ctx context.Context) error {
 		Handler:           m.Server,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
+	// Long polls (audit list --follow) would hold a graceful shutdown for
+	// up to a minute: they answer at once when it begins.
+	m.http.RegisterOnShutdown(m.Server.StopLongPolls)
 	if c.TLSCert != "" {
 		if m.certs, err = newCertReloader(c.TLSCert, c.TLSKey, m.Logger); err != nil {
 			return err
@@ -271,6 +274,10 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	return nil
 }
+
+// writeTimeout bounds the time to answer a request; long polls (audit
+// list --follow) move their own deadline.
+const writeTimeout = 30 * time.Second
 
 // Run serves until ctx ends, then shuts down gracefully: it stops accepting,
 // lets requests in flight finish and flushes the journal.

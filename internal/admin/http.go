@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keyward/keyward/internal/oauth2"
@@ -49,12 +50,20 @@ type Handler struct {
 	signing SigningKeys
 	issuer  string
 	log     *slog.Logger
+	// stopping is closed when the server shuts down, ending long polls.
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 // NewHandler returns the admin API handler.
 func NewHandler(svc *Service, tokens TokenResolver, certs PeerCertificates, signing SigningKeys, issuer string, log *slog.Logger) *Handler {
-	return &Handler{svc: svc, tokens: tokens, certs: certs, signing: signing, issuer: issuer, log: log}
+	return &Handler{svc: svc, tokens: tokens, certs: certs, signing: signing, issuer: issuer, log: log, stopping: make(chan struct{})}
 }
+
+// StopWaiting ends the long polls in progress and makes later ones answer
+// at once, so that a graceful shutdown need not wait for them. Register it
+// with http.Server.RegisterOnShutdown.
+func (h *Handler) StopWaiting() { h.stopOnce.Do(func() { close(h.stopping) }) }
 
 // Register mounts the admin routes on mux.
 func (h *Handler) Register(mux *http.ServeMux) {
@@ -66,7 +75,6 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		"PATCH /v1/apis/{name}":                               h.updateAPI,
 		"POST /v1/service-accounts/{sa}/revoke-tokens":        h.revokeAccountTokens,
 		"POST /v1/tokens/revoke":                              h.revokeToken,
-		"GET /v1/audit":                                       h.listAudit,
 		"GET /v1/service-accounts":                            h.listAccounts,
 		"POST /v1/service-accounts":                           h.createAccount,
 		"GET /v1/service-accounts/{sa}":                       h.getAccount,
@@ -93,6 +101,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	for pattern, fn := range routes {
 		mux.Handle(pattern, h.endpoint(fn))
 	}
+	mux.Handle("GET /v1/audit", longPoll(h.endpoint(h.listAudit)))
 	mux.Handle("/v1/", h.endpoint(func(r *http.Request, _ Actor) (int, any, error) {
 		return 0, nil, notFound("There is no admin endpoint %s %s.", r.Method, r.URL.Path)
 	}))

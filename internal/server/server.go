@@ -81,6 +81,8 @@ type Server struct {
 	Cache *cache.Store
 	// Auth authenticates clients; FlushUsage records when secrets were used.
 	Auth *clientauth.Authenticator
+	// admin serves the admin API; its long polls end on shutdown.
+	admin *admin.Handler
 }
 
 // New assembles the server.
@@ -134,7 +136,8 @@ func New(cfg Config, d Deps) *Server {
 	mux.Handle("/introspect", introspect.NewHandler(auth, resolver, cached, d.Journal, d.Introspections, d.Now, d.Logger, observer))
 	mux.Handle("/revoke", revoke.NewHandler(auth, resolver, cached, d.Journal, d.Now, d.Logger, observer))
 	disc.Register(mux)
-	admin.NewHandler(adminSvc, resolver, auth, signingKeys{d.Signer, d.Store}, cfg.Issuer, d.Logger).Register(mux)
+	adminHTTP := admin.NewHandler(adminSvc, resolver, auth, signingKeys{d.Signer, d.Store}, cfg.Issuer, d.Logger)
+	adminHTTP.Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
@@ -153,8 +156,13 @@ func New(cfg Config, d Deps) *Server {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		oauth2.WriteError(w, &oauth2.Error{Code: "not_found", Description: "There is nothing at " + r.URL.Path + ".", Status: http.StatusNotFound})
 	})
-	return &Server{handler: oauth2.TrustForwardedFor(cfg.TrustedProxies, logRequests(d.Logger, recoverPanics(d.Logger, mux))), Admin: adminSvc, Cache: cached, Auth: auth}
+	return &Server{handler: oauth2.TrustForwardedFor(cfg.TrustedProxies, logRequests(d.Logger, recoverPanics(d.Logger, mux))), Admin: adminSvc, Cache: cached, Auth: auth, admin: adminHTTP}
 }
+
+// StopLongPolls answers the long polls in progress (audit list --follow)
+// at once, and later ones without waiting, so that a graceful shutdown is
+// not held up by them. Register it with http.Server.RegisterOnShutdown.
+func (s *Server) StopLongPolls() { s.admin.StopWaiting() }
 
 // authMethods lists the client authentication methods the configuration
 // supports (RFC 8414 token_endpoint_auth_methods_supported).
@@ -209,6 +217,10 @@ func (w *statusWriter) WriteHeader(code int) {
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap gives http.ResponseController the writer underneath, for
+// deadlines and flushing.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
