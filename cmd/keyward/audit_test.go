@@ -416,6 +416,9 @@ func TestAuditPrune(t *testing.T) {
 	// Maintenance commands do not create or migrate a schema: a server of
 	// an older release may be running on it.
 	empty := t.TempDir()
+	if err := os.WriteFile(filepath.Join(empty, "keyward.db"), nil, 0o600); err != nil { // an SQLite database without tables
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
 		{"audit", "prune", "--data-dir", empty, "--before", "90d"},
 		{"master-key", "rotate", "--data-dir", empty, "--master-key-file", writeMasterKey(t, "11"), "--new-master-key-file", writeMasterKey(t, "22")},
@@ -423,6 +426,48 @@ func TestAuditPrune(t *testing.T) {
 		err := runCLIErr(t, args...)
 		if err == nil || !strings.Contains(err.Error(), "keyward migrate") {
 			t.Errorf("%v on a database without the schema: %v, want a request to run keyward migrate", args, err)
+		}
+	}
+}
+
+// TestMaintenanceMissingDatabase: a maintenance command given a data
+// directory without a database (a typo) says so and creates nothing.
+func TestMaintenanceMissingDatabase(t *testing.T) {
+	parent := t.TempDir()
+	typo := filepath.Join(parent, "keyward-dta")
+	emptyDir := t.TempDir()
+	oldKey, newKey := writeMasterKey(t, "11"), writeMasterKey(t, "22")
+	out := filepath.Join(t.TempDir(), "export.json")
+	for _, dir := range []string{typo, emptyDir} {
+		tests := []struct {
+			name string
+			args []string
+		}{
+			{"audit verify", []string{"audit", "verify"}},
+			{"audit prune", []string{"audit", "prune", "--before", "90d"}},
+			{"export", []string{"export", "--out", out}},
+			{"master-key rotate", []string{"master-key", "rotate", "--new-master-key-file", newKey}},
+			{"master-key rotate with its key", []string{"master-key", "rotate", "--master-key-file", oldKey, "--new-master-key-file", newKey}},
+			{"recover-admin", []string{"recover-admin", "--key-file", filepath.Join(t.TempDir(), "admin.json")}},
+		}
+		for _, tt := range tests {
+			t.Run(filepath.Base(dir)+"/"+tt.name, func(t *testing.T) {
+				err := runCLIErr(t, append(tt.args, "--data-dir", dir)...)
+				want := "no Keyward database at " + filepath.Join(dir, "keyward.db")
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("error %v, want %q", err, want)
+				}
+				if dir == typo {
+					if _, err := os.Stat(typo); !os.IsNotExist(err) {
+						t.Fatalf("the mistyped data directory was created")
+					}
+				} else if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+					t.Fatalf("files were created in the empty data directory: %v", ents)
+				}
+				if _, err := os.Stat(out); !os.IsNotExist(err) {
+					t.Fatalf("export wrote %s", out)
+				}
+			})
 		}
 	}
 }

@@ -66,6 +66,11 @@ still need the old key.`,
 			if err != nil {
 				return fmt.Errorf("new master key %s: %w", newKeyFile, err)
 			}
+			st, err := openMaintenanceStore(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
 			oldKey, source, err := findMasterKey(cfg)
 			if err != nil {
 				return err
@@ -76,11 +81,6 @@ still need the old key.`,
 			if bytes.Equal(oldKey, newKey) {
 				return usageError{errors.New("the new master key is the current one")}
 			}
-			st, err := openMaintenanceStore(cmd.Context(), cfg)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
 			now := time.Now()
 			ev := storage.AuditEvent{Time: now, Action: "master_key.rotate", Outcome: storage.OutcomeSuccess,
 				Actor: localOperator("keyward master-key rotate")}

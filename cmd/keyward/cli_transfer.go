@@ -29,7 +29,7 @@ it along. 'keyward import' loads the file into a new store.`,
   keyward import --db postgres://keyward@db/keyward keyward.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openStore(cmd.Context(), cfg)
+			st, err := openMaintenanceStore(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}

@@ -409,7 +409,7 @@ func storeName(c Config) string {
 	if c.DB != "" {
 		return "postgres " + redactDSN(c.DB)
 	}
-	return "sqlite " + filepath.Join(c.DataDir, "keyward.db")
+	return "sqlite " + sqlitePath(c)
 }
 
 // openStore opens the configured store. On failure the store is a nil
@@ -425,7 +425,7 @@ func openStore(ctx context.Context, c Config) (storage.Storage, error) {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create the data directory: %w", err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(c.DataDir, "keyward.db"), sqlite.Options{NoMigrate: c.NoMigrate})
+	st, err := sqlite.Open(ctx, sqlitePath(c), sqlite.Options{NoMigrate: c.NoMigrate})
 	if err != nil {
 		return nil, err
 	}
@@ -433,13 +433,30 @@ func openStore(ctx context.Context, c Config) (storage.Storage, error) {
 }
 
 // openMaintenanceStore opens the store for a maintenance command (audit
-// verify and prune, master-key rotate, recover-admin). It never migrates:
-// an older release may be serving from the same database, so a schema that
-// is not current is refused with a request to run keyward migrate.
+// verify and prune, export, master-key rotate, recover-admin). It creates
+// nothing and never migrates: a mistyped --data-dir is refused rather
+// than given an empty database, and an older release may be serving from
+// the same database, so a schema that is not current is refused with a
+// request to run keyward migrate.
 func openMaintenanceStore(ctx context.Context, c Config) (storage.Storage, error) {
+	if c.DB == "" {
+		path := sqlitePath(c)
+		fi, err := os.Stat(path)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return nil, fmt.Errorf("no Keyward database at %s: check --data-dir (or give --db for PostgreSQL)", path)
+		case err != nil:
+			return nil, fmt.Errorf("database %s: %w", path, err)
+		case !fi.Mode().IsRegular():
+			return nil, fmt.Errorf("no Keyward database at %s: it is not a file", path)
+		}
+	}
 	c.NoMigrate = true
 	return openStore(ctx, c)
 }
+
+// sqlitePath is the SQLite database file in the data directory.
+func sqlitePath(c Config) string { return filepath.Join(c.DataDir, "keyward.db") }
 
 // loadMasterKey reads the master key from --master-key-file or
 // KEYWARD_MASTER_KEY, or else from (creating it) <data-dir>/master.key.
