@@ -43,9 +43,10 @@ KEYWARD_MASTER_KEY, or <data-dir>/master.key); the new one is read from
 'openssl rand -hex 32'). When the current key is <data-dir>/master.key, that
 file is replaced by the new key once the database is re-encrypted.
 
-Stop every server first: one still running with the old key keeps serving
-with the keys it holds, but can no longer load or add signing keys. Then
-start every server with the new key. Back-ups taken before the rotation
+Stop every server first (with SQLite the command refuses to run while a
+server holds the data directory): one still running with the old key keeps
+serving with the keys it holds, but can no longer load or add signing keys.
+Then start every server with the new key. Back-ups taken before the rotation
 still need the old key.`,
 		Example: `  openssl rand -hex 32 > /etc/keyward/master.key.new
   keyward master-key rotate --config /etc/keyward/keyward.yaml --new-master-key-file /etc/keyward/master.key.new
@@ -71,6 +72,11 @@ still need the old key.`,
 				return err
 			}
 			defer st.Close()
+			unlock, err := lockForMaintenance(cfg, "keyward master-key rotate")
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			oldKey, source, err := findMasterKey(cfg)
 			if err != nil {
 				return err

@@ -83,6 +83,11 @@ is audited. Start the server with the master key of the exported store.`,
 				return err
 			}
 			defer st.Close()
+			unlock, err := lockForMaintenance(cfg, "keyward import")
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			if err := transfer.Import(cmd.Context(), st, d, time.Now()); err != nil {
 				return err
 			}

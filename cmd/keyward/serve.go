@@ -45,6 +45,10 @@ By default it listens on 127.0.0.1:8080 with an embedded SQLite database in
 service account and writes its key file to <data-dir>/admin-key.json
 (mode 0600); the other keyward commands use it to manage the server.
 
+With SQLite, one server at a time: it locks <data-dir>/keyward.lock, and a
+second 'keyward serve' on the same directory refuses to start (each server
+caches what it reads, so two would drift apart). Replicas need PostgreSQL.
+
 Plain HTTP is allowed only on loopback addresses. On any other address give
 --tls-cert and --tls-key, or --insecure-http when a TLS proxy is in front.
 
@@ -159,6 +163,8 @@ type Main struct {
 	introspections  *tally.Tally // nil (taking no events) when each is written before its answer
 	Server          *server.Server
 	http            *http.Server
+	// unlock releases the lock on an SQLite data directory.
+	unlock func()
 }
 
 // Open listens, opens the store, loads the signing keys and bootstraps an
@@ -172,6 +178,14 @@ func (m *Main) Open(ctx context.Context) error {
 		return fmt.Errorf("create the data directory: %w", err)
 	}
 	var err error
+	if c.DB == "" {
+		if m.unlock, err = lockDataDir(c.DataDir, "keyward serve"); err != nil {
+			if _, ok := errors.AsType[*dataDirBusyError](err); ok {
+				return fmt.Errorf("%w: only one server may use an SQLite database (each caches what it reads, and two drift apart); stop that one, or give this one its own --data-dir", err)
+			}
+			return err
+		}
+	}
 	if m.store, err = openStore(ctx, c); err != nil {
 		return err
 	}
@@ -392,10 +406,14 @@ func (m *Main) Close() error {
 	if m.journal != nil {
 		m.journal.Close()
 	}
+	var err error
 	if m.store != nil {
-		return m.store.Close()
+		err = m.store.Close()
 	}
-	return nil
+	if m.unlock != nil {
+		m.unlock() // after the store is closed
+	}
+	return err
 }
 
 // Handler returns the server's HTTP handler (tests).

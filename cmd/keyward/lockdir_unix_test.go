@@ -1,0 +1,65 @@
+//go:build unix
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestDataDirLock: a second server on the same SQLite data directory, or a
+// master-key rotation beside a server, is refused with the directory and
+// the holder named; read-only maintenance runs beside it; the lock goes
+// with the server.
+func TestDataDirLock(t *testing.T) {
+	first, stop := launchServer(t)
+	defer stop()
+	dir := first.Config.DataDir
+	second := func() error {
+		cfg := DefaultConfig()
+		cfg.Listen, cfg.DataDir = "127.0.0.1:0", dir
+		m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		defer m.Close()
+		return m.Open(context.Background())
+	}
+	holder := fmt.Sprintf("in use by keyward serve (process %d)", os.Getpid())
+	tests := []struct {
+		name string
+		run  func() error
+		want []string // in the error; none: it succeeds
+	}{
+		{"second server", second, []string{dir, holder, "--data-dir"}},
+		{"master-key rotate", func() error {
+			return runCLIErr(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", writeMasterKey(t, "33"))
+		}, []string{dir, holder, "stop it before running keyward master-key rotate"}},
+		{"audit verify", func() error { return runCLIErr(t, "audit", "verify", "--data-dir", dir) }, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.run()
+			if tt.want == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("it ran beside the server")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+	stop()
+	if err := second(); err != nil {
+		t.Fatalf("a server after the first stopped: %v", err)
+	}
+}
