@@ -48,12 +48,16 @@ copy of the private key. Google's client libraries read the file unchanged.`,
 			if out != "-" && !force && fileExists(out) {
 				return fmt.Errorf("%s exists; pass --force to overwrite it", out)
 			}
+			secs, err := expirySeconds(expiresIn)
+			if err != nil {
+				return err
+			}
 			c, err := f.client(cmd)
 			if err != nil {
 				return err
 			}
 			var kf json.RawMessage
-			body := admin.KeyRequest{ExpiresInSeconds: int64(expiresIn / time.Second)}
+			body := admin.KeyRequest{ExpiresInSeconds: secs}
 			if err := c.do(cmd.Context(), http.MethodPost, "/v1/service-accounts/"+url.PathEscape(args[0])+"/keys", body, &kf); err != nil {
 				return err
 			}
@@ -81,7 +85,7 @@ copy of the private key. Google's client libraries read the file unchanged.`,
 	}
 	create.Flags().StringVar(&out, "out", "", "file to write the key file to (- for standard output)")
 	create.Flags().BoolVar(&force, "force", false, "overwrite --out if it exists")
-	create.Flags().DurationVar(&expiresIn, "expires-in", 0, "the key expires after this long (default: never)")
+	create.Flags().DurationVar(&expiresIn, "expires-in", 0, "the key expires after this long, at least 1s (default: never)")
 
 	var (
 		pubFile   string
@@ -109,8 +113,12 @@ sign ES256. A certificate's expiry becomes the key's.`,
 			if err != nil {
 				return err
 			}
+			secs, err := expirySeconds(upExpires)
+			if err != nil {
+				return err
+			}
 			var k admin.KeyView
-			body := admin.KeyRequest{PublicKeyPEM: string(pem), ExpiresInSeconds: int64(upExpires / time.Second)}
+			body := admin.KeyRequest{PublicKeyPEM: string(pem), ExpiresInSeconds: secs}
 			if err := c.do(cmd.Context(), http.MethodPost, "/v1/service-accounts/"+url.PathEscape(args[0])+"/keys/upload", body, &k); err != nil {
 				return err
 			}
@@ -118,7 +126,7 @@ sign ES256. A certificate's expiry becomes the key's.`,
 		},
 	}
 	upload.Flags().StringVar(&pubFile, "public-key", "", "PEM file with the public key or certificate")
-	upload.Flags().DurationVar(&upExpires, "expires-in", 0, "the key expires after this long (default: never, or the certificate's expiry)")
+	upload.Flags().DurationVar(&upExpires, "expires-in", 0, "the key expires after this long, at least 1s (default: never, or the certificate's expiry)")
 
 	list := &cobra.Command{
 		Use:   "list SA",
@@ -153,6 +161,19 @@ sign ES256. A certificate's expiry becomes the key's.`,
 		simpleDelete(&f, "delete SA KEY_ID", "Delete a key for good", 2, func(args []string) string { return accountPath(args[0], "keys", args[1]) }),
 	)
 	return cmd
+}
+
+// expirySeconds turns an --expires-in duration into the whole seconds the
+// admin API takes; 0 means never. The API counts in seconds, so a
+// positive duration under one would silently mean never: it is refused.
+func expirySeconds(d time.Duration) (int64, error) {
+	switch {
+	case d < 0:
+		return 0, usageError{fmt.Errorf("--expires-in %s is negative; give a positive duration such as 720h, or 0 for never", d)}
+	case d > 0 && d < time.Second:
+		return 0, usageError{fmt.Errorf("--expires-in %s is under a second, the smallest lifetime; give at least 1s, or 0 for never", d)}
+	}
+	return int64(d / time.Second), nil
 }
 
 func keyTable(w *tabwriter.Writer, keys []admin.KeyView) {

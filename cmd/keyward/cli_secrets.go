@@ -34,12 +34,16 @@ downtime: create the new secret, deploy it, then delete the old one.`,
   curl -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials http://127.0.0.1:8080/token`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			secs, err := expirySeconds(expiresIn)
+			if err != nil {
+				return err
+			}
 			c, err := f.client(cmd)
 			if err != nil {
 				return err
 			}
 			var s admin.SecretView
-			body := admin.KeyRequest{ExpiresInSeconds: int64(expiresIn / time.Second)}
+			body := admin.KeyRequest{ExpiresInSeconds: secs}
 			if err := c.do(cmd.Context(), http.MethodPost, "/v1/service-accounts/"+url.PathEscape(args[0])+"/secrets", body, &s); err != nil {
 				return err
 			}
@@ -54,7 +58,7 @@ downtime: create the new secret, deploy it, then delete the old one.`,
 			})
 		},
 	}
-	create.Flags().DurationVar(&expiresIn, "expires-in", 0, "the secret expires after this long (default: never)")
+	create.Flags().DurationVar(&expiresIn, "expires-in", 0, "the secret expires after this long, at least 1s (default: never)")
 
 	list := &cobra.Command{
 		Use:   "list SA",

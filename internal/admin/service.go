@@ -716,13 +716,19 @@ func (s *Service) Endpoints() sakey.Endpoints {
 
 func (s *Service) expiry(secs int64) (time.Time, error) {
 	if secs < 0 {
-		return time.Time{}, invalid("The key lifetime must be positive.")
+		return time.Time{}, invalid("The lifetime must be positive, or 0 for never.")
+	}
+	if secs > maxExpirySeconds { // beyond, the arithmetic overflows into the past
+		return time.Time{}, invalid("The lifetime may be at most 100 years (%d seconds).", int64(maxExpirySeconds))
 	}
 	if secs == 0 {
 		return time.Time{}, nil
 	}
 	return s.cfg.Now().Add(time.Duration(secs) * time.Second), nil
 }
+
+// maxExpirySeconds bounds the lifetime of a key or secret: 100 years.
+const maxExpirySeconds = 100 * 365 * 24 * 60 * 60
 
 // CreateKey generates a key pair for the account and returns the key file,
 // the only copy of the private key.
