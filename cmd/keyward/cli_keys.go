@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -38,19 +40,29 @@ registers a public key whose private half you keep.`,
 		Short: "Generate a key pair and write the JSON key file",
 		Long: `Generate an RSA-2048 key pair for the account and write its JSON key file
 (mode 0600). Only the public key is kept on the server: the file is the only
-copy of the private key. Google's client libraries read the file unchanged.`,
+copy of the private key. Google's client libraries read the file unchanged.
+If the file cannot be written, no key is left behind: an unwritable --out is
+refused before the key is created, and a key whose file could not be
+written after all is deleted again.`,
 		Example: `  keyward keys create nightly-report@billing.iam.keyward.internal --out key.json`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return usageError{errors.New("--out is required: the file to write the key to, or - for standard output")}
 			}
-			if out != "-" && !force && fileExists(out) {
-				return fmt.Errorf("%s exists; pass --force to overwrite it", out)
-			}
 			secs, err := expirySeconds(expiresIn)
 			if err != nil {
 				return err
+			}
+			if out != "-" {
+				if !force && fileExists(out) {
+					return fmt.Errorf("%s exists; pass --force to overwrite it", out)
+				}
+				// The key is created before the file is written: find out now
+				// that the file cannot be.
+				if err := checkWritable(out); err != nil {
+					return fmt.Errorf("cannot write the key file, no key was created: %w", err)
+				}
 			}
 			c, err := f.client(cmd)
 			if err != nil {
@@ -58,7 +70,7 @@ copy of the private key. Google's client libraries read the file unchanged.`,
 			}
 			var kf json.RawMessage
 			body := admin.KeyRequest{ExpiresInSeconds: secs}
-			if err := c.do(cmd.Context(), http.MethodPost, "/v1/service-accounts/"+url.PathEscape(args[0])+"/keys", body, &kf); err != nil {
+			if err := c.do(cmd.Context(), http.MethodPost, accountPath(args[0], "keys"), body, &kf); err != nil {
 				return err
 			}
 			var pretty bytes.Buffer
@@ -70,14 +82,19 @@ copy of the private key. Google's client libraries read the file unchanged.`,
 				_, err := c.out.Write(pretty.Bytes())
 				return err
 			}
-			if err := writeFileAtomic(out, pretty.Bytes(), 0o600); err != nil {
-				return fmt.Errorf("the key was created, but writing it failed (delete the key and create another): %w", err)
-			}
 			var meta struct {
 				ID    string `json:"private_key_id"`
 				Email string `json:"client_email"`
 			}
 			json.Unmarshal(kf, &meta)
+			if err := writeKeyOut(out, pretty.Bytes(), 0o600); err != nil {
+				// Without its file the key is of no use to anyone: delete it.
+				if derr := c.do(context.WithoutCancel(cmd.Context()), http.MethodDelete, accountPath(args[0], "keys", meta.ID), nil, nil); derr != nil {
+					return fmt.Errorf("writing the key file failed: %w; key %s exists on the server without its private key, and deleting it failed (%v): delete it with 'keyward keys delete %s %s'",
+						err, meta.ID, derr, args[0], meta.ID)
+				}
+				return fmt.Errorf("writing the key file failed, so key %s was deleted again: %w", meta.ID, err)
+			}
 			return c.show(map[string]string{"key_id": meta.ID, "file": out}, func(w *tabwriter.Writer) {
 				fmt.Fprintf(w, "wrote key %s of %s to %s\n", meta.ID, meta.Email, out)
 			})
@@ -161,6 +178,23 @@ sign ES256. A certificate's expiry becomes the key's.`,
 		simpleDelete(&f, "delete SA KEY_ID", "Delete a key for good", 2, func(args []string) string { return accountPath(args[0], "keys", args[1]) }),
 	)
 	return cmd
+}
+
+// writeKeyOut writes a key file (a variable for tests).
+var writeKeyOut = writeFileAtomic
+
+// checkWritable checks that a file can be written at path as
+// writeFileAtomic writes it: a temporary file next to it, renamed over it.
+func checkWritable(path string) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a directory", path)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // expirySeconds turns an --expires-in duration into the whole seconds the

@@ -9,6 +9,55 @@ import (
 	"testing"
 )
 
+// TestKeysCreateOut: a key file that cannot be written leaves no key
+// behind: an unwritable --out is found before the key is created, and a
+// write that fails anyway deletes the key again, naming it.
+func TestKeysCreateOut(t *testing.T) {
+	m := startServer(t)
+	_, email := setupAccount(t, m, "keyed")
+	admin := []string{"--credentials", m.AdminKeyFile}
+	keyCount := func() int {
+		var resp struct {
+			Keys []json.RawMessage `json:"keys"`
+		}
+		json.Unmarshal([]byte(runCLI(t, append([]string{"keys", "list", email, "-o", "json"}, admin...)...)), &resp)
+		return len(resp.Keys)
+	}
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		out  string
+		want string
+	}{
+		{"no such directory", filepath.Join(dir, "missing", "key.json"), "no key was created"},
+		{"a directory", dir, "is a directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := keyCount()
+			err := runCLIErr(t, append([]string{"keys", "create", email, "--out", tt.out, "--force"}, admin...)...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want %q", err, tt.want)
+			}
+			if n := keyCount(); n != before {
+				t.Fatalf("%d keys after the failure, want %d", n, before)
+			}
+		})
+	}
+	t.Run("write fails after the key is created", func(t *testing.T) {
+		defer func(w func(string, []byte, os.FileMode) error) { writeKeyOut = w }(writeKeyOut)
+		writeKeyOut = func(string, []byte, os.FileMode) error { return errors.New("disk full") }
+		before := keyCount()
+		err := runCLIErr(t, append([]string{"keys", "create", email, "--out", filepath.Join(dir, "k.json")}, admin...)...)
+		if err == nil || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), "was deleted again") {
+			t.Fatalf("error %v, want the cause and that the key was deleted", err)
+		}
+		if n := keyCount(); n != before {
+			t.Fatalf("%d keys after the failure, want %d: the orphaned key stayed", n, before)
+		}
+	})
+}
+
 // TestExpiresIn: --expires-in of keys and secrets is refused when negative
 // or under a second (the API counts whole seconds: it would mean never).
 func TestExpiresIn(t *testing.T) {
