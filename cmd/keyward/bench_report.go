@@ -116,8 +116,11 @@ func errorsString(n int, by map[int]int) string {
 	var parts []string
 	for status, c := range by {
 		label := fmt.Sprint(status)
-		if status == 0 {
+		switch status {
+		case 0:
 			label = "transport"
+		case statusNoAssertion:
+			label = "no-assertion-left"
 		}
 		parts = append(parts, fmt.Sprintf("%s:%d", label, c))
 	}

@@ -48,6 +48,11 @@ type scenarioResult struct {
 	Note       string  `json:"note,omitempty"`
 }
 
+// statusNoAssertion tallies the requests not sent because the pre-signed
+// assertions ran out: a failure of the load generator, not of the server
+// or the connection (status 0).
+const statusNoAssertion = -1
+
 func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 	conns, err := loadgen.NewConns(b.base, b.f.concurrency, b.tls)
 	if err != nil {
@@ -240,7 +245,7 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 		return func(ctx context.Context, w, i int) (int, bool) {
 			k := next.Add(1) - 1
 			if int(k) >= len(assertions) {
-				return 0, false // ran out of pre-signed assertions
+				return statusNoAssertion, false
 			}
 			status, _ := b.send(ctx, w, b.form("/token", url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope},
 				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertions[k]}}, "", ""))

@@ -5,12 +5,16 @@ import (
 	"database/sql"
 	"encoding/json"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,6 +151,41 @@ func TestBenchTLSTarget(t *testing.T) {
 	}
 	if s := r.Scenarios[0]; s.Requests == 0 || s.Requests > 20 || s.Errors != 0 {
 		t.Fatalf("at 100/s for 200ms: %d requests, %d errors %v", s.Requests, s.Errors, s.ByStatus)
+	}
+}
+
+// TestBenchTargetDies: a target that stops answering during a scenario
+// fails the run, saying so, instead of reporting the failures as figures.
+func TestBenchTargetDies(t *testing.T) {
+	m := startServer(t)
+	target, _ := url.Parse(m.URL())
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	var tokens atomic.Int64
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" && tokens.Add(1) > 20 {
+			panic(http.ErrAbortHandler) // the server is gone: connections break
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	args := []string{"bench", "--target", proxy.URL, "--credentials", m.AdminKeyFile, "--duration", "500ms", "--warmup", "0s", "--concurrency", "2",
+		"--scenarios", "client_credentials_secret,introspect_jwt", "-o", "json"}
+	var out strings.Builder
+	cmd := newRootCommand()
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(io.Discard)
+	err := cmd.ExecuteContext(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "stopped answering") || !strings.Contains(err.Error(), "client_credentials_secret") {
+		t.Fatalf("error %v, want one saying the server stopped answering", err)
+	}
+	var r benchReport
+	if err := json.Unmarshal([]byte(out.String()), &r); err != nil {
+		t.Fatalf("bench printed %q: %v", out.String(), err)
+	}
+	if len(r.Scenarios) != 1 || !strings.Contains(r.Scenarios[0].Note, "stopped answering") {
+		t.Fatalf("report = %+v, want the one scenario, noted", r)
 	}
 }
 
