@@ -161,7 +161,7 @@ its tokens. Accounts are named by email or client ID in every command.`,
 				up.TLS = &upTLS
 			}
 			if up == (admin.AccountUpdate{}) {
-				return usageError{fmt.Errorf("nothing to update: give --scopes, --auth-methods, --tls-*, --display-name, --description or --token-lifetime")}
+				return usageError{fmt.Errorf("nothing to update: give --scopes, --auth-methods, --tls-* (or --tls-clear), --display-name, --description, --token-lifetime or --token-format")}
 			}
 			var a admin.AccountView
 			if err := c.do(cmd.Context(), http.MethodPatch, "/v1/service-accounts/"+url.PathEscape(args[0]), up, &a); err != nil {

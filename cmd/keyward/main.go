@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -45,9 +46,7 @@ its admin API, authenticated with an administrator key file
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usageError{fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath())}
-	})
+	root.SetFlagErrorFunc(usage)
 	root.AddCommand(
 		newServeCommand(),
 		newMigrateCommand(),
@@ -68,5 +67,56 @@ its admin API, authenticated with an administrator key file
 		newRecoverAdminCommand(),
 		newMasterKeyCommand(),
 	)
+	// Missing required flags are checked here, before cobra would report
+	// them as a plain error.
+	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+		if err := c.ValidateRequiredFlags(); err != nil {
+			return usage(c, err)
+		}
+		if err := c.ValidateFlagGroups(); err != nil {
+			return usage(c, err)
+		}
+		return nil
+	}
+	usageErrors(root)
 	return root
+}
+
+// usage makes err, a mistake in c's command line, a usageError.
+func usage(c *cobra.Command, err error) error {
+	return usageError{fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath())}
+}
+
+// usageErrors makes every mistake in the command line of c and its
+// subcommands a usageError (exit status 2). Cobra reports wrong arguments
+// as plain errors, and shows a command group's help for an unknown
+// subcommand ('keyward sa lsit') and exits 0.
+func usageErrors(c *cobra.Command) {
+	if args := c.Args; args != nil {
+		c.Args = func(cmd *cobra.Command, a []string) error {
+			if err := args(cmd, a); err != nil {
+				return usage(cmd, err)
+			}
+			return nil
+		}
+	}
+	if !c.Runnable() && c.HasSubCommands() {
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, a []string) error {
+			if len(a) == 0 {
+				return cmd.Help()
+			}
+			if cmd.SuggestionsMinimumDistance <= 0 {
+				cmd.SuggestionsMinimumDistance = 2 // cobra's own default
+			}
+			err := fmt.Errorf("unknown command %q for %q", a[0], cmd.CommandPath())
+			if s := cmd.SuggestionsFor(a[0]); len(s) > 0 {
+				err = fmt.Errorf("%w; did you mean %s?", err, strings.Join(s, " or "))
+			}
+			return usage(cmd, err)
+		}
+	}
+	for _, sc := range c.Commands() {
+		usageErrors(sc)
+	}
 }

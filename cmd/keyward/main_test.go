@@ -1,0 +1,66 @@
+package main
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestExitStatus: every mistake in a command line is a usage error (exit
+// status 2); a failure at run time is not (1).
+func TestExitStatus(t *testing.T) {
+	t.Setenv("KEYWARD_CREDENTIALS", "")
+	t.Chdir(t.TempDir()) // no ./keyward-data/admin-key.json
+	missing := filepath.Join(t.TempDir(), "none")
+	tests := []struct {
+		args      []string
+		wantUsage bool
+		want      string
+	}{
+		{[]string{"nosuch"}, true, `unknown command "nosuch"`},
+		{[]string{"serv"}, true, "did you mean serve"},
+		{[]string{"sa", "lst"}, true, `unknown command "lst" for "keyward sa"`},
+		{[]string{"signing-keys", "rotat"}, true, "did you mean rotate"},
+		{[]string{"sa", "get"}, true, "accepts 1 arg(s)"},
+		{[]string{"sa", "get", "a", "b"}, true, "accepts 1 arg(s)"},
+		{[]string{"serve", "extra"}, true, `unknown command "extra"`},
+		{[]string{"audit", "verify", "extra"}, true, `unknown command "extra"`},
+		{[]string{"sa", "create", "x"}, true, `required flag(s) "project" not set`},
+		{[]string{"api", "create", "x"}, true, `required flag(s) "identifier", "scopes" not set`},
+		{[]string{"sa", "--bogus"}, true, "unknown flag"},
+		{[]string{"sa", "list", "-o", "yaml"}, true, "must be table or json"},
+		{[]string{"sa", "update", "x", "--credentials", missing}, false, "credentials"},
+		{[]string{"sa", "list"}, false, "no credentials"},
+		{[]string{"audit", "verify", "--data-dir", missing}, false, "no Keyward database"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			err := runCLIErr(t, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want %q", err, tt.want)
+			}
+			var ue usageError
+			if errors.As(err, &ue) != tt.wantUsage {
+				t.Fatalf("usage error (exit 2): %v, want %v: %v", !tt.wantUsage, tt.wantUsage, err)
+			}
+		})
+	}
+}
+
+// TestSAUpdateNothing: sa update without a change names every flag that
+// makes one.
+func TestSAUpdateNothing(t *testing.T) {
+	m := startServer(t)
+	_, email := setupAccount(t, m, "unchanged")
+	err := runCLIErr(t, "sa", "update", email, "--credentials", m.AdminKeyFile)
+	var ue usageError
+	if !errors.As(err, &ue) {
+		t.Fatalf("error %v, want a usage error", err)
+	}
+	for _, flag := range []string{"--scopes", "--auth-methods", "--tls-", "--tls-clear", "--display-name", "--description", "--token-lifetime", "--token-format"} {
+		if !strings.Contains(err.Error(), flag) {
+			t.Errorf("%q does not name %s", err, flag)
+		}
+	}
+}
