@@ -267,7 +267,7 @@ each should be one you ran.`,
 			return nil
 		},
 	}
-	cfg.addStoreFlags(cmd.Flags())
+	cfg.addMaintenanceStoreFlags(cmd.Flags(), "directory of the SQLite database whose audit log to check")
 	addOutputFlag(cmd.Flags(), &output)
 	return cmd
 }
@@ -355,7 +355,7 @@ outlive the database.`,
 			return nil
 		},
 	}
-	cfg.addStoreFlags(cmd.Flags())
+	cfg.addMaintenanceStoreFlags(cmd.Flags(), "directory of the SQLite database whose audit log to prune")
 	cmd.Flags().StringVar(&before, "before", "", "delete events older than this: a duration ago (90d, 2160h) or an RFC 3339 time")
 	cmd.Flags().StringVar(&export, "export", "", "first write the events older than --before to this new file, as JSON lines")
 	return cmd

@@ -116,6 +116,7 @@ still need the old key.`,
 	cfg.addServeFlags(cmd.Flags())
 	applyConfig = addConfigFileFlag(cmd.Flags())
 	cmd.Flags().StringVar(&newKeyFile, "new-master-key-file", "", "file with the new 32-byte master key (raw, hex or base64)")
-	hideFlagsExcept(cmd.Flags(), "config", "data-dir", "db", "no-migrate", "master-key-file", "new-master-key-file")
+	hideFlagsExcept(cmd.Flags(), "config", "data-dir", "db", "master-key-file", "new-master-key-file")
+	cmd.Flags().Lookup("data-dir").Usage = "directory of the SQLite database, and of the generated master key if that is the current one"
 	return cmd
 }

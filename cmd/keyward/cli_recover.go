@@ -95,6 +95,7 @@ on SQLite, at once on PostgreSQL.`,
 	cmd.Flags().StringVar(&keyFile, "key-file", "", "where to write the new key file (mode 0600; must not exist)")
 	cmd.Flags().BoolVar(&enable, "enable", false, "also enable the administrator account if it is disabled")
 	hideFlagsExcept(cmd.Flags(), "config", "data-dir", "db", "issuer", "listen", "tls-cert", "account-domain", "key-file", "enable")
+	cmd.Flags().Lookup("data-dir").Usage = "directory of the SQLite database"
 	return cmd
 }
 

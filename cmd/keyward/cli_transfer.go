@@ -55,7 +55,7 @@ it along. 'keyward import' loads the file into a new store.`,
 			return nil
 		},
 	}
-	cfg.addStoreFlags(cmd.Flags())
+	cfg.addMaintenanceStoreFlags(cmd.Flags(), "directory of the SQLite database to export")
 	cmd.Flags().StringVar(&out, "out", "", "file to write (default: standard output)")
 	return cmd
 }
@@ -96,6 +96,7 @@ is audited. Start the server with the master key of the exported store.`,
 			return nil
 		},
 	}
-	cfg.addStoreFlags(cmd.Flags())
+	cfg.addStoreFlags(cmd.Flags(), "directory of the SQLite database to import into (created if missing)")
+	cfg.addNoMigrateFlag(cmd.Flags())
 	return cmd
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -249,5 +250,50 @@ func TestRedactDSN(t *testing.T) {
 		if strings.Contains(got, "s3") || got != tt.want {
 			t.Errorf("redactDSN(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestStoreFlagsHelp: --data-dir says what each command does with it, and
+// --no-migrate shows only where it does something.
+func TestStoreFlagsHelp(t *testing.T) {
+	root := newRootCommand()
+	serveDataDir := ""
+	if c, _, err := root.Find([]string{"serve"}); err == nil {
+		serveDataDir = c.Flags().Lookup("data-dir").Usage
+	}
+	tests := []struct {
+		cmd           []string
+		wantNoMigrate bool // shown in --help
+	}{
+		{[]string{"serve"}, true},
+		{[]string{"import"}, true},
+		{[]string{"migrate"}, false},
+		{[]string{"export"}, false},
+		{[]string{"audit", "verify"}, false},
+		{[]string{"audit", "prune"}, false},
+		{[]string{"master-key", "rotate"}, false},
+		{[]string{"recover-admin"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.cmd, " "), func(t *testing.T) {
+			c, _, err := root.Find(tt.cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dd := c.Flags().Lookup("data-dir")
+			if dd == nil || dd.Hidden || (tt.cmd[0] != "serve" && dd.Usage == serveDataDir) {
+				t.Errorf("--data-dir: %+v, want help of its own", dd)
+			}
+			nm := c.Flags().Lookup("no-migrate")
+			if shown := nm != nil && !nm.Hidden; shown != tt.wantNoMigrate {
+				t.Errorf("--no-migrate shown: %v, want %v", shown, tt.wantNoMigrate)
+			}
+		})
+	}
+	// migrate --no-migrate is a contradiction, not a silent no-op.
+	err := runCLIErr(t, "migrate", "--no-migrate", "--data-dir", t.TempDir())
+	var ue usageError
+	if !errors.As(err, &ue) {
+		t.Fatalf("migrate --no-migrate: %v, want a usage error", err)
 	}
 }

@@ -19,10 +19,6 @@ func envName(flag string) string {
 	return "KEYWARD_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
-// applySources fills every flag the command line left alone from the
-// environment and then from the YAML config file, whose keys are the flag
-// names. Command-line flags win over the environment, which wins over the
-// file. It reports every problem at once.
 // addConfigFileFlag adds --config to fs, for commands that take the
 // server's configuration, and returns the function that applies the file
 // and the KEYWARD_<FLAG> environment to the flags the command line left
@@ -48,6 +44,10 @@ func hideFlagsExcept(fs *pflag.FlagSet, keep ...string) {
 	})
 }
 
+// applySources fills every flag the command line left alone from the
+// environment and then from the YAML config file, whose keys are the flag
+// names. Command-line flags win over the environment, which wins over the
+// file. It reports every problem at once.
 func applySources(fs *pflag.FlagSet, file string, getenv func(string) string) error {
 	var errs []error
 	values := map[string]any{}

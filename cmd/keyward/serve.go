@@ -100,7 +100,6 @@ does this on start unless --no-migrate is given; replicas starting at once
 on PostgreSQL take turns.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.NoMigrate = false
 			st, err := openStore(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -109,7 +108,7 @@ on PostgreSQL take turns.`,
 			return st.Close()
 		},
 	}
-	cfg.addStoreFlags(cmd.Flags())
+	cfg.addStoreFlags(cmd.Flags(), "directory of the SQLite database to create or migrate")
 	return cmd
 }
 
