@@ -43,7 +43,9 @@ its tokens. Accounts are named by email or client ID in every command.`,
 			}
 			in.Name = args[0]
 			in.Scopes = splitList(in.Scopes)
-			in.TokenLifetimeSeconds = int64(lifetime / time.Second)
+			if in.TokenLifetimeSeconds, err = lifetimeSeconds(lifetime); err != nil {
+				return err
+			}
 			var a admin.AccountView
 			if err := c.do(cmd.Context(), http.MethodPost, "/v1/service-accounts", in, &a); err != nil {
 				return err
@@ -141,7 +143,10 @@ its tokens. Accounts are named by email or client ID in every command.`,
 				up.Description = &upDescription
 			}
 			if fl.Changed("token-lifetime") {
-				secs := int64(upLifetime / time.Second)
+				secs, err := lifetimeSeconds(upLifetime)
+				if err != nil {
+					return err
+				}
 				up.TokenLifetimeSeconds = &secs
 			}
 			if fl.Changed("token-format") {
@@ -212,4 +217,14 @@ func accountTable(w *tabwriter.Writer, a admin.AccountView) {
 	}
 	fmt.Fprintf(w, "Disabled:\t%s\n", yesNo(a.Disabled))
 	fmt.Fprintf(w, "Created:\t%s\n", fmtTime(a.CreatedAt))
+}
+
+// lifetimeSeconds turns --token-lifetime into the whole seconds the admin
+// API takes, where 0 means the server's default: a duration under a
+// second would silently mean that default, so it is refused.
+func lifetimeSeconds(d time.Duration) (int64, error) {
+	if d < 0 || (d > 0 && d < time.Second) {
+		return 0, usageError{fmt.Errorf("--token-lifetime %s is not a token lifetime: give one such as 15m or 1h (or 0 for the server's default)", d)}
+	}
+	return int64(d / time.Second), nil
 }

@@ -58,8 +58,9 @@ func TestKeysCreateOut(t *testing.T) {
 	})
 }
 
-// TestExpiresIn: --expires-in of keys and secrets is refused when negative
-// or under a second (the API counts whole seconds: it would mean never).
+// TestExpiresIn: --expires-in of keys and secrets, and an account's
+// --token-lifetime, are refused when negative or under a second (the API
+// counts whole seconds, and 0 would mean never, or the server's default).
 func TestExpiresIn(t *testing.T) {
 	m := startServer(t)
 	_, email := setupAccount(t, m, "expiring")
@@ -67,10 +68,15 @@ func TestExpiresIn(t *testing.T) {
 	pub := filepath.Join(t.TempDir(), "k.pub")
 	os.WriteFile(pub, []byte("not used"), 0o600)
 	out := filepath.Join(t.TempDir(), "k.json")
-	for _, cmd := range [][]string{
-		{"keys", "create", email, "--out", out},
-		{"keys", "upload", email, "--public-key", pub},
-		{"secrets", "create", email},
+	for _, cmd := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"keys", "create", email, "--out", out}, "--expires-in"},
+		{[]string{"keys", "upload", email, "--public-key", pub}, "--expires-in"},
+		{[]string{"secrets", "create", email}, "--expires-in"},
+		{[]string{"sa", "create", "shortlived", "--project", "billing"}, "--token-lifetime"},
+		{[]string{"sa", "update", email}, "--token-lifetime"},
 	} {
 		for _, tt := range []struct{ value, want string }{
 			{"500ms", "under a second"},
@@ -78,12 +84,15 @@ func TestExpiresIn(t *testing.T) {
 			{"-1s", "negative"},
 			{"-500ms", "negative"},
 		} {
-			name := strings.Join(cmd[:2], " ") + " " + tt.value
+			name := strings.Join(cmd.args[:2], " ") + " " + tt.value
 			t.Run(name, func(t *testing.T) {
-				err := runCLIErr(t, append(append(cmd, "--expires-in", tt.value), admin...)...)
+				err := runCLIErr(t, append(append(cmd.args, cmd.flag, tt.value), admin...)...)
 				var ue usageError
-				if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
-					t.Fatalf("error %v, want a usage error saying %q", err, tt.want)
+				if !errors.As(err, &ue) || !strings.Contains(err.Error(), cmd.flag+" "+tt.value) {
+					t.Fatalf("error %v, want a usage error about %s %s", err, cmd.flag, tt.value)
+				}
+				if cmd.flag == "--expires-in" && !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("error %v, want it to say %q", err, tt.want)
 				}
 			})
 		}

@@ -203,6 +203,7 @@ func TestManagement(t *testing.T) {
 		{"bad account name", "POST", "/v1/service-accounts", admin.AccountInput{Name: "J", Project: "shop"}, 400, "invalid_request"},
 		{"unknown scope", "POST", "/v1/service-accounts", admin.AccountInput{Name: "job2", Project: "shop", Scopes: []string{"nope"}}, 400, "invalid_request"},
 		{"lifetime too long", "POST", "/v1/service-accounts", admin.AccountInput{Name: "job3", Project: "shop", TokenLifetimeSeconds: 86400}, 400, "invalid_request"},
+		{"lifetime overflows", "POST", "/v1/service-accounts", admin.AccountInput{Name: "job3", Project: "shop", TokenLifetimeSeconds: 1 << 40}, 400, "invalid_request"},
 		{"unknown account", "GET", "/v1/service-accounts/ghost@shop.iam.test", nil, 404, "not_found"},
 		{"upload RSA-1024", "POST", "/v1/service-accounts/job@shop.iam.test/keys/upload", admin.KeyRequest{PublicKeyPEM: pemOf("PUBLIC KEY", spki(&rsa1024.PublicKey))}, 400, "invalid_request"},
 		{"upload P-384", "POST", "/v1/service-accounts/job@shop.iam.test/keys/upload", admin.KeyRequest{PublicKeyPEM: pemOf("PUBLIC KEY", spki(&p384.PublicKey))}, 400, "invalid_request"},

@@ -337,11 +337,11 @@ func (s *Service) lifetime(secs int64) (time.Duration, error) {
 	if secs == 0 {
 		return s.cfg.DefaultTokenLifetime, nil
 	}
-	d := time.Duration(secs) * time.Second
-	if secs < 60 || d > s.cfg.MaxTokenLifetime {
+	// Compared in seconds: a huge secs overflows time.Duration.
+	if secs < 60 || secs > int64(s.cfg.MaxTokenLifetime/time.Second) {
 		return 0, invalid("The token lifetime must be between 60 and %d seconds.", int64(s.cfg.MaxTokenLifetime/time.Second))
 	}
-	return d, nil
+	return time.Duration(secs) * time.Second, nil
 }
 
 // CreateAccount creates a service account with a new numeric client ID.
