@@ -84,14 +84,14 @@ func (in *introspector) introspect(ctx context.Context, raw, audience string, no
 			"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
 		}).Serialize()
 		if err != nil {
-			return nil, invalid("cannot sign the introspection client assertion", err)
+			return nil, unavailable("cannot sign the introspection client assertion", err)
 		}
 		form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
 		form.Set("client_assertion", a)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return nil, invalid("cannot build the introspection request", err)
+		return nil, unavailable("cannot build the introspection request", err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -100,16 +100,22 @@ func (in *introspector) introspect(ctx context.Context, raw, audience string, no
 	}
 	resp, err := in.o.client.Do(req)
 	if err != nil {
-		return nil, invalid("the issuer could not be asked about the token", err)
+		return nil, unavailable("the issuer could not be asked about the token", err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
-		return nil, invalid("the issuer could not be asked about the token", fmt.Errorf("introspection: %s: %s", resp.Status, body))
+		// Not the token's fault: the issuer failed, or refused this API's
+		// own credentials.
+		cause := fmt.Errorf("introspection: %s: %s", resp.Status, body)
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			return nil, unavailable("the issuer refused this API's introspection credentials", cause)
+		}
+		return nil, unavailable("the issuer could not be asked about the token", cause)
 	}
 	var r introspection
 	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, invalid("the issuer's introspection answer is malformed", err)
+		return nil, unavailable("the issuer's introspection answer is malformed", err)
 	}
 	if !r.Active {
 		return nil, invalid("the token is not active: expired, revoked, or unknown", nil)

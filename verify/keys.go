@@ -30,6 +30,7 @@ type keySet struct {
 	keys   map[string]jose.JSONWebKey
 	algs   []jose.SignatureAlgorithm
 	maxAge time.Duration
+	failed error // of the last fetch; nil if it succeeded
 }
 
 func newKeySet(uri string, o options) *keySet {
@@ -44,7 +45,11 @@ func (ks *keySet) refresh(ctx context.Context) error {
 			hdr http.Header
 		)
 		if err := getJSON(ctx, ks.o.client, ks.uri, &set, &hdr); err != nil {
-			return nil, fmt.Errorf("fetch keys: %w", err)
+			err = fmt.Errorf("fetch keys: %w", err)
+			ks.mu.Lock()
+			ks.failed = err
+			ks.mu.Unlock()
+			return nil, err
 		}
 		keys := map[string]jose.JSONWebKey{}
 		var algs []jose.SignatureAlgorithm
@@ -60,7 +65,7 @@ func (ks *keySet) refresh(ctx context.Context) error {
 			}
 		}
 		ks.mu.Lock()
-		ks.keys, ks.algs, ks.maxAge = keys, algs, maxAge(hdr)
+		ks.keys, ks.algs, ks.maxAge, ks.failed = keys, algs, maxAge(hdr), nil
 		ks.mu.Unlock()
 		return nil, nil
 	})
@@ -92,7 +97,8 @@ func (ks *keySet) algorithms() []jose.SignatureAlgorithm {
 }
 
 // verify checks jws against the key its kid names, refreshing the keys
-// once when the kid is unknown.
+// once when the kid is unknown. An unknown kid while the issuer's keys
+// cannot be fetched is ErrUnavailable: the key may be a new one.
 func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose.Header) ([]byte, error) {
 	ks.mu.RLock()
 	k, ok := ks.keys[h.KeyID]
@@ -101,12 +107,16 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 		// The fetch outlives a cancelled request, so the limiter's slot is
 		// not spent on nothing.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
-		err := ks.refresh(fctx)
+		ks.refresh(fctx) // a failure is noted in ks.failed
 		cancel()
-		if err == nil {
-			ks.mu.RLock()
-			k, ok = ks.keys[h.KeyID]
-			ks.mu.RUnlock()
+	}
+	if !ok {
+		ks.mu.RLock()
+		k, ok = ks.keys[h.KeyID]
+		failed := ks.failed
+		ks.mu.RUnlock()
+		if !ok && failed != nil {
+			return nil, unavailable("the token's key is not among the issuer's keys known here, and they could not be refreshed", failed)
 		}
 	}
 	if !ok {

@@ -41,7 +41,10 @@ func OnError(f func(r *http.Request, err error)) MiddlewareOption {
 
 // Middleware verifies the bearer token of every request (RFC 6750) and puts
 // its claims in the request context. Refused requests get 401 (or 400 for
-// a malformed request) with a WWW-Authenticate challenge.
+// a malformed request) with a WWW-Authenticate challenge. When the token
+// cannot be checked because the issuer cannot be reached (ErrUnavailable),
+// the request gets 503 with Retry-After instead, so the caller retries
+// rather than discarding a token that may be valid.
 func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.Handler {
 	o := mwOptions{realm: v.audience}
 	for _, opt := range opts {
@@ -117,6 +120,10 @@ func (o mwOptions) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	status := http.StatusUnauthorized
 	switch e.Code {
+	case codeUnavailable:
+		w.Header().Set("Retry-After", retryAfter)
+		writeError(w, http.StatusServiceUnavailable, e)
+		return
 	case "invalid_request":
 		status = http.StatusBadRequest
 	case "insufficient_scope":
@@ -125,6 +132,10 @@ func (o mwOptions) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	challenge(w, o.realm, e, "")
 	writeError(w, status, e)
 }
+
+// retryAfter is the Retry-After, in seconds, of a 503 answer: the pause
+// between two fetches of the issuer's keys for an unknown kid.
+const retryAfter = "10"
 
 // challenge sets the RFC 6750 §3 WWW-Authenticate header.
 func challenge(w http.ResponseWriter, realm string, e *Error, scope string) {

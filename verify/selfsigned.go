@@ -49,6 +49,7 @@ type accountSet struct {
 	keys    jose.JSONWebKeySet
 	fetched time.Time // the last successful fetch
 	tried   time.Time // the last attempt
+	failed  bool      // the last attempt failed
 }
 
 func newAccountKeys(issuer string, o options) *accountKeys {
@@ -60,8 +61,9 @@ func newAccountKeys(issuer string, o options) *accountKeys {
 // looked up just now.
 var errNoAccount = errors.New("no enabled service account")
 
-// errKeysUnavailable: the account's keys are too old to trust and the
-// issuer could not be reached to refresh them.
+// errKeysUnavailable: the issuer could not be reached for the account's
+// keys, and the keys known here are too old to trust or lack the token's
+// kid.
 var errKeysUnavailable = errors.New("keys unavailable")
 
 // key returns the account's keys with kid (any key when kid is empty)
@@ -79,22 +81,28 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) ([
 	default:
 		refresh = a.limiter.AllowN(now, 1)
 	}
+	var failed bool // the fetch just made failed, not for the account being gone
 	if refresh {
 		// The fetch outlives a cancelled request: other requests wait on it.
-		a.sf.Do(email, func() (any, error) {
+		res, _, _ := a.sf.Do(email, func() (any, error) {
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
 			defer cancel()
-			a.fetch(fctx, email, now)
-			return nil, nil
+			return a.fetch(fctx, email, now), nil
 		})
+		failed = res.(bool)
 		a.mu.Lock()
 		set, known = a.sets[email]
 		a.mu.Unlock()
 	}
-	if !known {
+	switch {
+	case !known && failed:
+		return nil, errKeysUnavailable
+	case !known:
 		return nil, errNoAccount
-	}
-	if now.Sub(set.fetched) > accountKeysMaxStale {
+	case now.Sub(set.fetched) > accountKeysMaxStale:
+		return nil, errKeysUnavailable
+	case kid != "" && len(set.keys.Key(kid)) == 0 && set.failed:
+		// The kid may be a key added since the last successful fetch.
 		return nil, errKeysUnavailable
 	}
 	var out []jose.JSONWebKey
@@ -108,11 +116,11 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) ([
 
 // fetch refreshes the cached keys of email: replaced on success, dropped
 // when the issuer says the account is gone, kept (with the attempt noted)
-// on any other failure.
-func (a *accountKeys) fetch(ctx context.Context, email string, now time.Time) {
+// on any other failure, which it reports.
+func (a *accountKeys) fetch(ctx context.Context, email string, now time.Time) (failed bool) {
 	a.mu.Lock()
 	if s, ok := a.sets[email]; ok {
-		s.tried = now
+		s.tried, s.failed = now, true // until it succeeds
 		a.sets[email] = s
 	}
 	a.mu.Unlock()
@@ -130,7 +138,10 @@ func (a *accountKeys) fetch(ctx context.Context, email string, now time.Time) {
 		a.sets[email] = accountSet{keys: fresh, fetched: now, tried: now}
 	case gone:
 		delete(a.sets, email)
+	default:
+		return true
 	}
+	return false
 }
 
 // verifySelfSigned checks a service account's own JWT used as a bearer
@@ -163,7 +174,7 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	case errors.Is(err, errNoAccount):
 		return nil, invalid("the issuer has no enabled service account "+c.Iss, nil)
 	case err != nil:
-		return nil, invalid("the keys of "+c.Iss+" could not be refreshed from the issuer", nil)
+		return nil, unavailable("the keys of "+c.Iss+" could not be refreshed from the issuer", err)
 	}
 	var payload []byte
 	for _, k := range keys {

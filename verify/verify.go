@@ -67,12 +67,28 @@ type Actor struct {
 // HasScope reports whether the token carries scope.
 func (c *Claims) HasScope(scope string) bool { return slices.Contains(c.Scopes, scope) }
 
-// Error is a refused token, with the RFC 6750 error code.
+// Error is a refused token, with the RFC 6750 error code; or, with Code
+// "temporarily_unavailable", a token that was neither accepted nor refused
+// because the issuer could not be reached (see ErrUnavailable).
 type Error struct {
-	Code        string // invalid_token, invalid_request or insufficient_scope
+	Code        string // invalid_token, invalid_request, insufficient_scope or temporarily_unavailable
 	Description string
 	Err         error // the cause, for logs
 }
+
+// codeUnavailable is the Code of an Error that matches ErrUnavailable.
+const codeUnavailable = "temporarily_unavailable"
+
+// ErrUnavailable matches (errors.Is) the Error of a token that could not
+// be checked because the issuer could not be reached: a network error or a
+// failed answer from its introspection endpoint, or keys that could not be
+// fetched (an unknown kid, a service account's keys too old to trust). The
+// token may well be valid: try again later. Middleware answers 503 with
+// Retry-After.
+var ErrUnavailable = errors.New("verify: the issuer is unavailable")
+
+// Is reports whether e is an ErrUnavailable.
+func (e *Error) Is(target error) bool { return target == ErrUnavailable && e.Code == codeUnavailable }
 
 func (e *Error) Error() string {
 	s := e.Code + ": " + e.Description
@@ -86,6 +102,10 @@ func (e *Error) Unwrap() error { return e.Err }
 
 func invalid(desc string, cause error) *Error {
 	return &Error{Code: "invalid_token", Description: desc, Err: cause}
+}
+
+func unavailable(desc string, cause error) *Error {
+	return &Error{Code: codeUnavailable, Description: desc, Err: cause}
 }
 
 // Verifier verifies tokens for one API (audience) of one Keyward issuer.

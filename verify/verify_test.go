@@ -15,9 +15,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -53,6 +57,85 @@ func wantInvalid(t *testing.T, err error, fragment string) {
 	if fragment != "" && !strings.Contains(ve.Description, fragment) {
 		t.Fatalf("description %q does not mention %q", ve.Description, fragment)
 	}
+}
+
+func wantUnavailable(t *testing.T, err error) {
+	t.Helper()
+	var ve *verify.Error
+	if !errors.Is(err, verify.ErrUnavailable) || !errors.As(err, &ve) || ve.Code != "temporarily_unavailable" {
+		t.Fatalf("err = %v, want ErrUnavailable (temporarily_unavailable)", err)
+	}
+}
+
+// flakyIssuer is an HTTP client to k that fails, while the returned mode
+// is set, every request whose path ends with one of paths: with a network
+// error for mode "down", with the status for a mode such as "503".
+func flakyIssuer(paths ...string) (*http.Client, *atomic.Value) {
+	var mode atomic.Value
+	mode.Store("")
+	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		m := mode.Load().(string)
+		if m != "" && slices.ContainsFunc(paths, func(p string) bool { return strings.HasSuffix(r.URL.Path, p) }) {
+			if m == "down" {
+				return nil, errors.New("connection refused")
+			}
+			code, _ := strconv.Atoi(m)
+			return &http.Response{StatusCode: code, Status: m, Body: io.NopCloser(strings.NewReader(`{"error":"server_error"}`)), Header: http.Header{}, Request: r}, nil
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})}, &mode
+}
+
+// An issuer that cannot be reached makes tokens neither valid nor invalid:
+// ErrUnavailable, and 503 from the middleware.
+func TestIssuerUnavailable(t *testing.T) {
+	k := testkeyward.Start(t)
+	id, secret, apiID, apiSecret := k.Setup(t, "opaque")
+	ctx := context.Background()
+	client, mode := flakyIssuer("/introspect", "/jwks.json")
+	v := newVerifier(t, k, verify.WithHTTPClient(client), verify.WithIntrospection(apiID, apiSecret), verify.WithUnknownKidEvery(0))
+	opaque := tokenFor(t, k, id, secret, "orders.read")
+	k.Signer.Rotate(ctx, "test", "")
+	k.Signer.Rotate(ctx, "test", "")
+	newKid := k.Sign(t, nil) // signed by a key the verifier has not fetched
+
+	tests := []struct{ name, mode, raw string }{
+		{"introspection unreachable", "down", opaque},
+		{"introspection 503", "503", opaque},
+		{"introspection 500", "500", opaque},
+		{"introspection credentials refused", "401", opaque},
+		{"unknown kid, JWKS unreachable", "down", newKid},
+		{"unknown kid, JWKS 502", "502", newKid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mode.Store(tt.mode)
+			defer mode.Store("")
+			_, err := v.Verify(ctx, tt.raw)
+			wantUnavailable(t, err)
+
+			w := httptest.NewRecorder()
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Header.Set("Authorization", "Bearer "+tt.raw)
+			verify.Middleware(v)(http.NotFoundHandler()).ServeHTTP(w, r)
+			if w.Code != 503 || w.Header().Get("Retry-After") == "" || w.Header().Get("WWW-Authenticate") != "" {
+				t.Fatalf("middleware: %d, Retry-After %q, WWW-Authenticate %q; want 503 with Retry-After and no challenge",
+					w.Code, w.Header().Get("Retry-After"), w.Header().Get("WWW-Authenticate"))
+			}
+			var body struct{ Error string }
+			if json.Unmarshal(w.Body.Bytes(), &body); body.Error != "temporarily_unavailable" {
+				t.Fatalf("body %s, want error temporarily_unavailable", w.Body)
+			}
+		})
+	}
+	// Back up: both verify, and an unknown kid is invalid again.
+	for _, raw := range []string{opaque, newKid} {
+		if _, err := v.Verify(ctx, raw); err != nil {
+			t.Fatalf("issuer back: %v", err)
+		}
+	}
+	_, err := v.Verify(ctx, testkeyward.Start(t).Sign(t, nil))
+	wantInvalid(t, err, "does not publish")
 }
 
 // tokenFor gets a real token through the token endpoint.
@@ -407,7 +490,10 @@ func TestSelfSignedJWTAccountGone(t *testing.T) {
 	}
 	k.Clock.Add(10 * time.Minute)
 	_, err := v.Verify(ctx, sign(email, time.Hour, aud))
-	wantInvalid(t, err, "could not be refreshed")
+	wantUnavailable(t, err)
+	// An account not seen before cannot be told unknown either.
+	_, err = v.Verify(ctx, sign("new@shop.iam.test", time.Hour, aud))
+	wantUnavailable(t, err)
 	down.Store(false)
 	k.Clock.Add(11 * time.Second) // past the retry pause
 	used := sign(email, time.Hour, aud)
