@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"golang.org/x/sync/singleflight"
 )
 
 type introspectionCredentials struct {
@@ -24,18 +25,24 @@ type introspectionCredentials struct {
 	keyFile          []byte
 }
 
-// introspector asks the issuer about tokens (RFC 7662).
+// introspector asks the issuer about tokens (RFC 7662). Each question
+// writes an audit event at the issuer, so requests for one token share one
+// question, and a refused token is remembered for the introspection cache
+// lifetime: the same unknown token sent again and again reaches the issuer
+// once.
 type introspector struct {
 	endpoint string
 	issuer   string
 	o        options
+	sf       singleflight.Group
+	refused  *tokenCache[*Error]
 	// For private_key_jwt.
 	signer   jose.Signer
 	clientID string
 }
 
 func newIntrospector(endpoint, issuer string, o options) *introspector {
-	in := &introspector{endpoint: endpoint, issuer: issuer, o: o, clientID: o.introspect.clientID}
+	in := &introspector{endpoint: endpoint, issuer: issuer, o: o, clientID: o.introspect.clientID, refused: newTokenCache[*Error](o.cacheSize)}
 	if kf := o.introspect.keyFile; kf != nil {
 		var f struct {
 			PrivateKeyID string `json:"private_key_id"`
@@ -77,6 +84,37 @@ type introspection struct {
 
 // introspect returns the claims of an active token meant for audience.
 func (in *introspector) introspect(ctx context.Context, raw, audience string, now time.Time) (*Claims, error) {
+	key := tokenKey(raw)
+	if e, ok := in.refused.get(key, now); ok {
+		return nil, e
+	}
+	// The question outlives a cancelled request: others may wait on it.
+	ch := in.sf.DoChan(string(key[:]), func() (any, error) {
+		if e, ok := in.refused.get(key, now); ok { // answered meanwhile
+			return nil, e
+		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+		defer cancel()
+		c, err := in.ask(fctx, raw, audience, now)
+		var e *Error
+		if errors.As(err, &e) && e.Code == "invalid_token" {
+			in.refused.put(key, e, now.Add(in.o.introspectionTTL), now)
+		}
+		return c, err
+	})
+	select {
+	case <-ctx.Done():
+		return nil, unavailable("the issuer could not be asked about the token", ctx.Err())
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*Claims), nil
+	}
+}
+
+// ask asks the issuer about raw.
+func (in *introspector) ask(ctx context.Context, raw, audience string, now time.Time) (*Claims, error) {
 	form := url.Values{"token": {raw}, "token_type_hint": {"access_token"}}
 	if in.signer != nil {
 		a, err := jwt.Signed(in.signer).Claims(map[string]any{

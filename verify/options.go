@@ -51,6 +51,9 @@ func WithCacheSize(n int) Option { return func(o *options) { o.cacheSize = n } }
 // WithIntrospection lets the Verifier introspect opaque tokens (RFC 7662),
 // authenticated as the API's own service account with a client secret
 // (client_secret_basic). The account must be an introspector of the API.
+// Only tokens shaped like Keyward's opaque tokens (kwat_ and base64url) are
+// sent; a refusal is remembered like an answer (WithIntrospectionCacheTTL),
+// so one unknown token sent again and again reaches the issuer once.
 func WithIntrospection(clientID, clientSecret string) Option {
 	return func(o *options) { o.introspect = &introspectionCredentials{clientID: clientID, secret: clientSecret} }
 }
@@ -70,8 +73,8 @@ func WithIntrospectionKeyFile(keyFileJSON []byte) Option {
 // account being disabled or deleted.
 func WithRevocationCheck() Option { return func(o *options) { o.introspectJWTs = true } }
 
-// WithIntrospectionCacheTTL bounds how long an introspection answer is
-// reused (default 30 s); never past the token's expiry.
+// WithIntrospectionCacheTTL bounds how long an introspection answer, active
+// or not, is reused (default 30 s); never past the token's expiry.
 func WithIntrospectionCacheTTL(d time.Duration) Option {
 	return func(o *options) { o.introspectionTTL = d }
 }

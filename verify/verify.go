@@ -117,7 +117,7 @@ type Verifier struct {
 	keys     *keySet
 	intro    *introspector
 	accounts *accountKeys
-	cache    *tokenCache
+	cache    *tokenCache[*Claims]
 }
 
 // New discovers the issuer's metadata (RFC 8414) and keys, and keeps the
@@ -145,7 +145,7 @@ func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Veri
 	if md.JWKSURI == "" {
 		return nil, errors.New("verify: the metadata has no jwks_uri")
 	}
-	v := &Verifier{issuer: issuerURL, audience: audience, o: o, cache: newTokenCache(o.cacheSize)}
+	v := &Verifier{issuer: issuerURL, audience: audience, o: o, cache: newTokenCache[*Claims](o.cacheSize)}
 	v.keys = newKeySet(md.JWKSURI, o)
 	if err := v.keys.refresh(ctx); err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
@@ -207,6 +207,11 @@ func (v *Verifier) VerifyWithCertificate(ctx context.Context, raw string, cert *
 
 func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Claims, error) {
 	if !isJWT(raw) {
+		if !isOpaque(raw) {
+			// Refused here, so junk never reaches the issuer's
+			// introspection endpoint (where each request is audited).
+			return nil, invalid("the token is neither a JWT nor a Keyward opaque token", nil)
+		}
 		if v.intro == nil {
 			return nil, invalid("the token is not a JWT, and this API does not introspect opaque tokens", nil)
 		}
@@ -364,6 +369,26 @@ func tokenKey(raw string) [32]byte {
 
 func isJWT(raw string) bool { return strings.Count(raw, ".") == 2 }
 
+// opaquePrefix starts every opaque token Keyward issues; the rest is at
+// least 256 random bits in unpadded base64url (43 characters).
+const opaquePrefix = "kwat_"
+
+// isOpaque reports whether raw can be a Keyward opaque token.
+func isOpaque(raw string) bool {
+	rest, ok := strings.CutPrefix(raw, opaquePrefix)
+	if !ok || len(rest) < 43 || len(rest) > 256 {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		switch c := rest[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // looksSelfSigned reports whether a JWT's (unverified) issuer is an email:
 // a service account's own JWT rather than an access token.
 func looksSelfSigned(raw string) bool {
@@ -418,41 +443,42 @@ type statusError struct {
 
 func (e *statusError) Error() string { return "GET " + e.url + ": " + e.status }
 
-// tokenCache holds verified claims by the token's SHA-256 until they
-// expire, bounded in entries.
-type tokenCache struct {
+// tokenCache holds values (verified claims, or refusals) by the token's
+// SHA-256 until they expire, bounded in entries.
+type tokenCache[V any] struct {
 	max    int
 	shards [16]struct {
 		mu sync.RWMutex
-		m  map[[32]byte]cached
+		m  map[[32]byte]cached[V]
 	}
 }
 
-type cached struct {
-	c     *Claims
+type cached[V any] struct {
+	v     V
 	until time.Time
 }
 
-func newTokenCache(n int) *tokenCache {
-	tc := &tokenCache{max: max(1, n/16)}
+func newTokenCache[V any](n int) *tokenCache[V] {
+	tc := &tokenCache[V]{max: max(1, n/16)}
 	for i := range tc.shards {
-		tc.shards[i].m = map[[32]byte]cached{}
+		tc.shards[i].m = map[[32]byte]cached[V]{}
 	}
 	return tc
 }
 
-func (tc *tokenCache) get(k [32]byte, now time.Time) (*Claims, bool) {
+func (tc *tokenCache[V]) get(k [32]byte, now time.Time) (V, bool) {
 	s := &tc.shards[k[0]&15]
 	s.mu.RLock()
 	e, ok := s.m[k]
 	s.mu.RUnlock()
 	if !ok || !now.Before(e.until) {
-		return nil, false
+		var zero V
+		return zero, false
 	}
-	return e.c, true
+	return e.v, true
 }
 
-func (tc *tokenCache) put(k [32]byte, c *Claims, until, now time.Time) {
+func (tc *tokenCache[V]) put(k [32]byte, v V, until, now time.Time) {
 	s := &tc.shards[k[0]&15]
 	s.mu.Lock()
 	if len(s.m) >= tc.max {
@@ -465,6 +491,6 @@ func (tc *tokenCache) put(k [32]byte, c *Claims, until, now time.Time) {
 			}
 		}
 	}
-	s.m[k] = cached{c: c, until: until}
+	s.m[k] = cached[V]{v: v, until: until}
 	s.mu.Unlock()
 }

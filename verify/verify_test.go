@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,6 +35,7 @@ import (
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/testkeyward"
+	"github.com/keyward/keyward/internal/tokenstate"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -202,7 +204,8 @@ func TestVerifyJWT(t *testing.T) {
 		{"expired", k.Sign(t, func(c *oauth2.AccessClaims) { c.Expiry = k.Clock.Now().Add(-time.Minute).Unix() }), "expired"},
 		{"not yet valid", k.Sign(t, func(c *oauth2.AccessClaims) { c.NotBefore = k.Clock.Now().Add(10 * time.Minute).Unix() }), "not valid yet"},
 		{"tampered", tokenFor(t, k, id, secret, "orders.read")[:40] + "x" + tokenFor(t, k, id, secret, "orders.read")[41:], ""},
-		{"opaque without introspection", "kwat_abcdef", "introspect"},
+		{"opaque without introspection", "kwat_" + strings.Repeat("A", 43), "introspect"},
+		{"neither JWT nor opaque", "hello", "neither"},
 		{"garbage", "a.b.c", ""},
 	}
 	for _, tt := range tests {
@@ -302,6 +305,64 @@ func TestIntrospection(t *testing.T) {
 		_, err := rv.Verify(ctx, jwtTok)
 		wantInvalid(t, err, "not active")
 	})
+}
+
+// Tokens that cannot be Keyward's opaque tokens never reach the issuer's
+// introspection endpoint (each request there is audited), and one unknown
+// token sent again and again reaches it once per cache lifetime.
+func TestIntrospectionAmplification(t *testing.T) {
+	k := testkeyward.Start(t)
+	_, _, apiID, apiSecret := k.Setup(t, "opaque")
+	ctx := context.Background()
+	var asked atomic.Int32
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if strings.HasSuffix(r.URL.Path, "/introspect") {
+			asked.Add(1)
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	v := newVerifier(t, k, verify.WithHTTPClient(client), verify.WithIntrospection(apiID, apiSecret), verify.WithIntrospectionCacheTTL(10*time.Second))
+	unknown := tokenstate.OpaquePrefix + strings.Repeat("A", 43)
+	for _, raw := range []string{
+		"hello",
+		tokenstate.OpaquePrefix,
+		tokenstate.OpaquePrefix + "abcdef", // too short for 256 bits
+		tokenstate.OpaquePrefix + strings.Repeat("A", 42),       // one character short
+		tokenstate.OpaquePrefix + strings.Repeat("A", 42) + "=", // padded
+		tokenstate.OpaquePrefix + strings.Repeat("A", 42) + "+", // not base64url
+		tokenstate.OpaquePrefix + strings.Repeat("A", 300),      // too long
+		"KWAT_" + strings.Repeat("A", 43),
+		strings.Repeat("A", 48),
+	} {
+		_, err := v.Verify(ctx, raw)
+		wantInvalid(t, err, "neither a JWT nor a Keyward opaque token")
+	}
+	if n := asked.Load(); n != 0 {
+		t.Fatalf("%d introspection requests for tokens that cannot be Keyward's, want 0", n)
+	}
+
+	var wg sync.WaitGroup
+	errs := make([]error, 50)
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = v.Verify(ctx, unknown) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		wantInvalid(t, err, "not active")
+	}
+	for range 50 {
+		_, err := v.Verify(ctx, unknown)
+		wantInvalid(t, err, "not active")
+	}
+	if n := asked.Load(); n != 1 {
+		t.Fatalf("%d introspection requests for one unknown token sent 100 times, want 1", n)
+	}
+	k.Clock.Add(11 * time.Second) // the refusal is remembered no longer than the cache lifetime
+	_, err := v.Verify(ctx, unknown)
+	wantInvalid(t, err, "not active")
+	if n := asked.Load(); n != 2 {
+		t.Fatalf("%d introspection requests after the cache lifetime, want 2", n)
+	}
 }
 
 // selfSignedKey gives job@shop.iam.test a key and returns a function that
