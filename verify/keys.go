@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,7 +29,6 @@ type keySet struct {
 
 	mu     sync.RWMutex
 	keys   map[string]jose.JSONWebKey
-	algs   []jose.SignatureAlgorithm
 	maxAge time.Duration
 	failed error // of the last fetch; nil if it succeeded
 }
@@ -52,20 +52,15 @@ func (ks *keySet) refresh(ctx context.Context) error {
 			return nil, err
 		}
 		keys := map[string]jose.JSONWebKey{}
-		var algs []jose.SignatureAlgorithm
 		for _, k := range set.Keys {
-			alg := jose.SignatureAlgorithm(k.Algorithm)
 			// Only public signing keys with a declared, asymmetric algorithm.
-			if !k.IsPublic() || k.Use == "enc" || !allowed(alg) || k.KeyID == "" {
+			if !k.IsPublic() || k.Use == "enc" || !slices.Contains(signingAlgs, jose.SignatureAlgorithm(k.Algorithm)) || k.KeyID == "" {
 				continue
 			}
 			keys[k.KeyID] = k
-			if !containsAlg(algs, alg) {
-				algs = append(algs, alg)
-			}
 		}
 		ks.mu.Lock()
-		ks.keys, ks.algs, ks.maxAge, ks.failed = keys, algs, maxAge(hdr), nil
+		ks.keys, ks.maxAge, ks.failed = keys, maxAge(hdr), nil
 		ks.mu.Unlock()
 		return nil, nil
 	})
@@ -90,15 +85,10 @@ func (ks *keySet) run(ctx context.Context) {
 	}
 }
 
-func (ks *keySet) algorithms() []jose.SignatureAlgorithm {
-	ks.mu.RLock()
-	defer ks.mu.RUnlock()
-	return ks.algs
-}
-
 // verify checks jws against the key its kid names, refreshing the keys
-// once when the kid is unknown. An unknown kid while the issuer's keys
-// cannot be fetched is ErrUnavailable: the key may be a new one.
+// once when the kid is unknown, and requires the key's algorithm to be the
+// token's: the key decides, never the token. An unknown kid while the
+// issuer's keys cannot be fetched is ErrUnavailable: the key may be new.
 func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose.Header) ([]byte, error) {
 	ks.mu.RLock()
 	k, ok := ks.keys[h.KeyID]
@@ -132,21 +122,10 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 	return payload, nil
 }
 
-func allowed(alg jose.SignatureAlgorithm) bool {
-	switch alg {
-	case jose.ES256, jose.ES384, jose.ES512, jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512, jose.EdDSA:
-		return true
-	}
-	return false // none, HMAC and anything unknown
-}
-
-func containsAlg(l []jose.SignatureAlgorithm, a jose.SignatureAlgorithm) bool {
-	for _, x := range l {
-		if x == a {
-			return true
-		}
-	}
-	return false
+// signingAlgs are the algorithms an issuer's key may have: asymmetric
+// only, so never none, HMAC or anything unknown.
+var signingAlgs = []jose.SignatureAlgorithm{
+	jose.ES256, jose.ES384, jose.ES512, jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512, jose.EdDSA,
 }
 
 // maxAge reads Cache-Control max-age.

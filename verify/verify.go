@@ -220,9 +220,16 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 	if v.accounts != nil && looksSelfSigned(raw) {
 		return v.verifySelfSigned(ctx, raw, now)
 	}
-	jws, err := jose.ParseSigned(raw, v.keys.algorithms())
+	// Any asymmetric algorithm parses: the key the kid names, fetched anew
+	// if unknown (a new key may bring a new algorithm), must then have the
+	// token's.
+	jws, err := jose.ParseSignedCompact(raw, signingAlgs)
+	if err == nil && !isBase64URL(strings.ReplaceAll(raw, ".", "")) {
+		// Go's base64 skips CR and LF, which a compact JWS never holds.
+		err = errors.New("a character outside base64url")
+	}
 	if err != nil {
-		return nil, invalid("the token is not a JWS signed with an algorithm of the issuer's keys", err)
+		return nil, invalid("the token is not a compact JWS signed with an asymmetric algorithm", err)
 	}
 	h := jws.Signatures[0].Protected
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
@@ -376,11 +383,13 @@ const opaquePrefix = "kwat_"
 // isOpaque reports whether raw can be a Keyward opaque token.
 func isOpaque(raw string) bool {
 	rest, ok := strings.CutPrefix(raw, opaquePrefix)
-	if !ok || len(rest) < 43 || len(rest) > 256 {
-		return false
-	}
-	for i := 0; i < len(rest); i++ {
-		switch c := rest[i]; {
+	return ok && len(rest) >= 43 && len(rest) <= 256 && isBase64URL(rest)
+}
+
+// isBase64URL reports whether s is in the unpadded base64url alphabet.
+func isBase64URL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
 		default:
 			return false

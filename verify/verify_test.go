@@ -587,3 +587,104 @@ func TestSelfSignedJWTAccountGone(t *testing.T) {
 		t.Fatalf("enabled again: %v", err)
 	}
 }
+
+// fakeIssuer serves RFC 8414 metadata and a JWKS the test changes: for
+// key changes a real Keyward does not make on demand.
+type fakeIssuer struct {
+	URL  string
+	jwks atomic.Pointer[jose.JSONWebKeySet]
+}
+
+func startFakeIssuer(t *testing.T, keys ...jose.JSONWebKey) *fakeIssuer {
+	f := &fakeIssuer{}
+	f.publish(keys...)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/.well-known/oauth-authorization-server":
+			json.NewEncoder(w).Encode(map[string]string{"issuer": f.URL, "jwks_uri": f.URL + "/jwks"})
+		case "/jwks":
+			json.NewEncoder(w).Encode(f.jwks.Load())
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	f.URL = srv.URL
+	return f
+}
+
+// publish replaces the JWKS with the public halves of keys.
+func (f *fakeIssuer) publish(keys ...jose.JSONWebKey) {
+	set := &jose.JSONWebKeySet{}
+	for _, k := range keys {
+		set.Keys = append(set.Keys, k.Public())
+	}
+	f.jwks.Store(set)
+}
+
+// sign makes an access token of f signed with key under alg and kid,
+// with every claim RFC 9068 §2.2 requires, changed by mod.
+func (f *fakeIssuer) sign(t *testing.T, key jose.JSONWebKey, alg jose.SignatureAlgorithm, kid string, mod func(map[string]any)) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key.Key}, (&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	c := map[string]any{"iss": f.URL, "sub": "1", "client_id": "1", "aud": "https://orders.internal",
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": rand.Text()}
+	if mod != nil {
+		mod(c)
+	}
+	raw, err := jwt.Signed(s).Claims(c).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// A new key with another algorithm than the cached keys' is fetched and
+// used; the key's algorithm, never the token's, decides.
+func TestKeyAlgorithmChange(t *testing.T) {
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	es := jose.JSONWebKey{Key: ecKey, KeyID: "es-1", Algorithm: string(jose.ES256), Use: "sig"}
+	rs := jose.JSONWebKey{Key: rsaKey, KeyID: "rs-1", Algorithm: string(jose.RS256), Use: "sig"}
+	f := startFakeIssuer(t, es)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	v, err := verify.New(ctx, f.URL, "https://orders.internal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx, f.sign(t, es, jose.ES256, "es-1", nil)); err != nil {
+		t.Fatal(err)
+	}
+	f.publish(es, rs) // the issuer moves to RS256
+	if _, err := v.Verify(ctx, f.sign(t, rs, jose.RS256, "rs-1", nil)); err != nil {
+		t.Fatalf("a token of a new RS256 key, with ES256 keys cached: %v", err)
+	}
+
+	good := f.sign(t, es, jose.ES256, "es-1", func(c map[string]any) { c["jti"] = "json" })
+	jws, err := jose.ParseSignedCompact(good, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The JWS JSON serialization, with two dots somewhere to look like a JWT.
+	jsonForm := `{"x":"..",` + strings.TrimPrefix(jws.FullSerialize(), "{")
+	first, rest, _ := strings.Cut(good, ".")
+	tests := []struct{ name, raw, fragment string }{
+		{"RS256 under the ES256 kid", f.sign(t, rs, jose.RS256, "es-1", nil), "algorithm"},
+		{"ES256 under the RS256 kid", f.sign(t, es, jose.ES256, "rs-1", nil), "algorithm"},
+		{"JSON serialization", jsonForm, "compact"},
+		{"space", first + ". " + rest, "compact"},
+		{"line feed", first + ".\n" + rest, "compact"},
+		{"carriage return", first + "\r." + rest, "compact"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := v.Verify(ctx, tt.raw)
+			wantInvalid(t, err, tt.fragment)
+		})
+	}
+}
