@@ -31,7 +31,8 @@ type mwOptions struct {
 // logs.
 func AllowQueryToken() MiddlewareOption { return func(o *mwOptions) { o.queryToken = true } }
 
-// WithRealm sets the realm of the WWW-Authenticate challenge.
+// WithRealm sets the realm of the WWW-Authenticate challenge (by default
+// the Verifier's audience); an empty realm is left out.
 func WithRealm(realm string) MiddlewareOption { return func(o *mwOptions) { o.realm = realm } }
 
 // OnError is called with each refused request's error, for logging.
@@ -41,7 +42,10 @@ func OnError(f func(r *http.Request, err error)) MiddlewareOption {
 
 // Middleware verifies the bearer token of every request (RFC 6750) and puts
 // its claims in the request context. Refused requests get 401 (or 400 for
-// a malformed request) with a WWW-Authenticate challenge. When the token
+// a malformed request) with a WWW-Authenticate challenge; a request without
+// a bearer token (none, or credentials of another scheme such as Basic)
+// gets a bare challenge with no error code (RFC 6750 §3.1). Descriptions
+// never repeat what the token says before it is verified. When the token
 // cannot be checked because the issuer cannot be reached (ErrUnavailable),
 // the request gets 503 with Retry-After instead, so the caller retries
 // rather than discarding a token that may be valid.
@@ -72,23 +76,28 @@ func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.H
 	}
 }
 
-// errNoToken is a request without credentials: the challenge carries no
-// error code (RFC 6750 §3.1).
+// errNoToken is a request without a bearer token, or with credentials of
+// another scheme: neither the challenge nor the body carries an error code
+// (RFC 6750 §3.1).
 var errNoToken = &Error{Code: "", Description: "an access token is required"}
 
 // bearerToken extracts the token, from the Authorization header, or from
-// the access_token parameter when allowed; using both is an error.
+// the access_token parameter when allowed; using both is an error. An
+// Authorization header of another scheme (Basic …) is no token.
 func bearerToken(r *http.Request, allowQuery bool) (string, error) {
 	h := r.Header.Values("Authorization")
 	var fromHeader string
 	switch len(h) {
 	case 0:
 	case 1:
-		scheme, tok, ok := strings.Cut(h[0], " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" || strings.ContainsAny(strings.TrimSpace(tok), " \t") {
+		scheme, tok, _ := strings.Cut(h[0], " ")
+		if !strings.EqualFold(scheme, "Bearer") {
+			break
+		}
+		if tok = strings.TrimSpace(tok); tok == "" || strings.ContainsAny(tok, " \t") {
 			return "", &Error{Code: "invalid_request", Description: "the Authorization header must be: Bearer <token>"}
 		}
-		fromHeader = strings.TrimSpace(tok)
+		fromHeader = tok
 	default:
 		return "", &Error{Code: "invalid_request", Description: "more than one Authorization header"}
 	}
@@ -137,14 +146,22 @@ func (o mwOptions) refuse(w http.ResponseWriter, r *http.Request, err error) {
 // between two fetches of the issuer's keys for an unknown kid.
 const retryAfter = "10"
 
-// challenge sets the RFC 6750 §3 WWW-Authenticate header.
+// challenge sets the RFC 6750 §3 WWW-Authenticate header; the realm is
+// left out when empty.
 func challenge(w http.ResponseWriter, realm string, e *Error, scope string) {
-	v := `Bearer realm="` + quote(realm) + `"`
+	var params []string
+	if realm != "" {
+		params = append(params, `realm="`+quote(realm)+`"`)
+	}
 	if e.Code != "" {
-		v += `, error="` + e.Code + `", error_description="` + quote(e.Description) + `"`
+		params = append(params, `error="`+e.Code+`"`, `error_description="`+descriptionChars(e.Description)+`"`)
 	}
 	if scope != "" {
-		v += `, scope="` + quote(scope) + `"`
+		params = append(params, `scope="`+quote(scope)+`"`)
+	}
+	v := "Bearer"
+	if len(params) > 0 {
+		v += " " + strings.Join(params, ", ")
 	}
 	w.Header().Set("WWW-Authenticate", v)
 }
@@ -153,20 +170,37 @@ func quote(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s)
 }
 
+// descriptionChars keeps s to the characters RFC 6750 §3 allows in
+// error_description: printable ASCII but " and \.
+func descriptionChars(s string) string {
+	s = strings.ReplaceAll(s, "§", "section ")
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '"':
+			return '\''
+		case r == '\\' || r < 0x20 || r > 0x7e:
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// writeError writes the JSON body of a refusal: the same error code as the
+// challenge, none for a request without a token.
 func writeError(w http.ResponseWriter, status int, e *Error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	if e.Code == "" {
-		json.NewEncoder(w).Encode(map[string]string{"error": "invalid_token", "error_description": e.Description})
-		return
+	body := map[string]string{"error_description": e.Description}
+	if e.Code != "" {
+		body["error"] = e.Code
 	}
-	json.NewEncoder(w).Encode(map[string]string{"error": e.Code, "error_description": e.Description})
+	json.NewEncoder(w).Encode(body)
 }
 
 // RequireScopes lets a request through only if its token (verified by
 // Middleware) carries every one of scopes; otherwise 403 insufficient_scope
-// naming them (RFC 6750 §3.1).
+// naming them (RFC 6750 §3.1), in a challenge without a realm.
 func RequireScopes(scopes ...string) func(http.Handler) http.Handler {
 	need := strings.Join(scopes, " ")
 	return func(next http.Handler) http.Handler {

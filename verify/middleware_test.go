@@ -2,10 +2,19 @@ package verify_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/testkeyward"
@@ -14,7 +23,8 @@ import (
 
 func TestMiddleware(t *testing.T) {
 	k := testkeyward.Start(t)
-	v := newVerifier(t, k)
+	k.Setup(t, "jwt")
+	v := newVerifier(t, k, verify.WithSelfSignedJWTs())
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := verify.ClaimsFromContext(r.Context())
 		w.Write([]byte(c.ClientID))
@@ -23,6 +33,17 @@ func TestMiddleware(t *testing.T) {
 	write := verify.Middleware(v)(verify.RequireScopes("orders.read", "orders.write")(ok))
 	query := verify.Middleware(v, verify.AllowQueryToken())(ok)
 	good := k.Sign(t, nil)
+	sign, _, _ := selfSignedKey(t, k)
+	// Sender-chosen text that must not come back in the challenge.
+	const evil = `evil"\, error="x` + "\u00e9"
+	evilIss := sign(evil+"@shop.iam.test", time.Hour, "https://orders.internal")
+	evilTyp := func() string {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType(jose.ContentType(evil)).WithHeader("kid", "k"))
+		raw, _ := jwt.Signed(s).Claims(map[string]any{"iss": k.URL}).Serialize()
+		return raw
+	}()
+	const realm = `Bearer realm="https://orders.internal"`
 	tests := []struct {
 		name       string
 		h          http.Handler
@@ -30,18 +51,27 @@ func TestMiddleware(t *testing.T) {
 		auth       []string
 		wantStatus int
 		wantHeader string // fragment of WWW-Authenticate
+		wantExact  bool   // wantHeader is all of it
+		wantError  string // the error code of the body and the challenge
 	}{
-		{"ok", read, "/", []string{"Bearer " + good}, 200, ""},
-		{"lower-case scheme", read, "/", []string{"bearer " + good}, 200, ""},
-		{"no token", read, "/", nil, 401, `Bearer realm="https://orders.internal"`},
-		{"basic", read, "/", []string{"Basic YTpi"}, 400, `error="invalid_request"`},
-		{"two headers", read, "/", []string{"Bearer " + good, "Bearer " + good}, 400, `error="invalid_request"`},
-		{"bad token", read, "/", []string{"Bearer abc"}, 401, `error="invalid_token"`},
-		{"insufficient scope", write, "/", []string{"Bearer " + good}, 403, `scope="orders.read orders.write"`},
-		{"query token refused by default", read, "/?access_token=" + good, nil, 401, `Bearer realm`},
-		{"query token when allowed", query, "/?access_token=" + good, nil, 200, ""},
-		{"header and query", query, "/?access_token=" + good, []string{"Bearer " + good}, 400, `error="invalid_request"`},
+		{"ok", read, "/", []string{"Bearer " + good}, 200, "", false, ""},
+		{"lower-case scheme", read, "/", []string{"bearer " + good}, 200, "", false, ""},
+		{"no token", read, "/", nil, 401, realm, true, ""},
+		{"another scheme", read, "/", []string{"Basic YTpi"}, 401, realm, true, ""},
+		{"another scheme, query token", query, "/?access_token=" + good, []string{"Basic YTpi"}, 200, "", false, ""},
+		{"bearer without a token", read, "/", []string{"Bearer "}, 400, `error="invalid_request"`, false, "invalid_request"},
+		{"two headers", read, "/", []string{"Bearer " + good, "Bearer " + good}, 400, `error="invalid_request"`, false, "invalid_request"},
+		{"bad token", read, "/", []string{"Bearer abc"}, 401, `error="invalid_token"`, false, "invalid_token"},
+		{"unverified typ", read, "/", []string{"Bearer " + evilTyp}, 401, `error="invalid_token"`, false, "invalid_token"},
+		{"unverified iss", read, "/", []string{"Bearer " + evilIss}, 401, `error="invalid_token"`, false, "invalid_token"},
+		{"insufficient scope", write, "/", []string{"Bearer " + good}, 403, `scope="orders.read orders.write"`, false, "insufficient_scope"},
+		{"query token refused by default", read, "/?access_token=" + good, nil, 401, realm, true, ""},
+		{"query token when allowed", query, "/?access_token=" + good, nil, 200, "", false, ""},
+		{"header and query", query, "/?access_token=" + good, []string{"Bearer " + good}, 400, `error="invalid_request"`, false, "invalid_request"},
+		{"RequireScopes without Middleware", verify.RequireScopes("x")(ok), "/", nil, 401, `Bearer error="invalid_token"`, false, "invalid_token"},
 	}
+	// RFC 6750 §3: error_description is printable ASCII but " and \.
+	descChars := regexp.MustCompile(`error_description="[\x20\x21\x23-\x5B\x5D-\x7E]*"`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", tt.target, nil)
@@ -53,21 +83,23 @@ func TestMiddleware(t *testing.T) {
 			if w.Code != tt.wantStatus {
 				t.Fatalf("status %d (%s), want %d", w.Code, w.Body, tt.wantStatus)
 			}
-			if got := w.Header().Get("WWW-Authenticate"); !strings.Contains(got, tt.wantHeader) {
+			got := w.Header().Get("WWW-Authenticate")
+			if !strings.Contains(got, tt.wantHeader) || tt.wantExact && got != tt.wantHeader {
 				t.Fatalf("WWW-Authenticate = %q, want %q", got, tt.wantHeader)
 			}
-			if tt.name == "no token" && strings.Contains(w.Header().Get("WWW-Authenticate"), "error=") {
-				t.Fatal("a request without credentials must get a challenge without an error code (RFC 6750 §3.1)")
+			if w.Code == 200 {
+				return
+			}
+			if strings.Contains(got, `realm=""`) || strings.Contains(got, "evil") || strings.Contains(got, "error=") != (tt.wantError != "") ||
+				strings.Contains(got, "error_description") && !descChars.MatchString(got) {
+				t.Fatalf("WWW-Authenticate = %q: an empty realm, sender-chosen text, characters RFC 6750 refuses, or an error code where none belongs", got)
+			}
+			var body map[string]string
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body["error"] != tt.wantError || strings.Contains(body["error_description"], "evil") {
+				t.Fatalf("body %s, want error %q (as the challenge) and no sender-chosen text", w.Body, tt.wantError)
 			}
 		})
 	}
-	t.Run("RequireScopes without Middleware", func(t *testing.T) {
-		w := httptest.NewRecorder()
-		verify.RequireScopes("x")(ok).ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
-		if w.Code != 401 {
-			t.Fatalf("%d, want 401", w.Code)
-		}
-	})
 }
 
 // BenchmarkVerifyCold is signature-bound: a new token every time.

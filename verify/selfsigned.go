@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -169,12 +170,15 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c); err != nil || c.Iss == "" || c.Iss != c.Sub || !strings.Contains(c.Iss, "@") {
 		return nil, invalid("a service account's JWT needs iss = sub = the account email", err)
 	}
+	// Until the signature verifies, iss is the sender's say-so: it goes
+	// into the causes, for logs, not into the descriptions sent back.
+	iss := fmt.Errorf("iss %q", c.Iss)
 	keys, err := v.accounts.key(ctx, c.Iss, h.KeyID, h.Algorithm)
 	switch {
 	case errors.Is(err, errNoAccount):
-		return nil, invalid("the issuer has no enabled service account "+c.Iss, nil)
+		return nil, invalid("the issuer has no enabled service account named by the JWT's iss", iss)
 	case err != nil:
-		return nil, unavailable("the keys of "+c.Iss+" could not be refreshed from the issuer", err)
+		return nil, unavailable("the keys of the service account named by the JWT's iss could not be refreshed from the issuer", fmt.Errorf("%w: %w", iss, err))
 	}
 	var payload []byte
 	for _, k := range keys {
@@ -191,7 +195,7 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 		}
 	}
 	if payload == nil {
-		return nil, invalid("the JWT is not signed with a key of "+c.Iss, nil)
+		return nil, invalid("the JWT is not signed with a key of the service account its iss names", iss)
 	}
 	aud, err := parseAudience(c.Aud)
 	if err != nil || len(aud) != 1 || aud[0] != v.audience {

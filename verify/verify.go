@@ -233,7 +233,8 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 	}
 	h := jws.Signatures[0].Protected
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
-		return nil, invalid(fmt.Sprintf("the token's typ is %q, not at+jwt (RFC 9068 §4)", typ), nil)
+		// The header is not verified yet: its typ is for logs only.
+		return nil, invalid("the token's typ is not at+jwt (RFC 9068 §4)", fmt.Errorf("typ %q", typ))
 	}
 	payload, err := v.keys.verify(ctx, jws, h)
 	if err != nil {
@@ -247,10 +248,10 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 		return nil, err
 	}
 	if c.Issuer != v.issuer {
-		return nil, invalid(fmt.Sprintf("the token was issued by %q, not %q", c.Issuer, v.issuer), nil)
+		return nil, invalid("the token was issued by another issuer than "+v.issuer, fmt.Errorf("iss %q", c.Issuer))
 	}
 	if !slices.Contains(c.Audience, v.audience) {
-		return nil, invalid(fmt.Sprintf("the token is for %v, not for this API (%s)", c.Audience, v.audience), nil)
+		return nil, invalid("the token is not for this API ("+v.audience+")", fmt.Errorf("aud %q", c.Audience))
 	}
 	if v.o.introspectJWTs {
 		if v.intro == nil {
