@@ -121,7 +121,8 @@ type Verifier struct {
 }
 
 // New discovers the issuer's metadata (RFC 8414) and keys, and keeps the
-// keys fresh in the background until ctx ends.
+// keys fresh in the background until ctx ends. A New that fails leaves
+// nothing running.
 func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Verifier, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -146,11 +147,6 @@ func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Veri
 		return nil, errors.New("verify: the metadata has no jwks_uri")
 	}
 	v := &Verifier{issuer: issuerURL, audience: audience, o: o, cache: newTokenCache[*Claims](o.cacheSize)}
-	v.keys = newKeySet(md.JWKSURI, o)
-	if err := v.keys.refresh(ctx); err != nil {
-		return nil, fmt.Errorf("verify: %w", err)
-	}
-	go v.keys.run(ctx)
 	if o.introspect != nil {
 		if md.IntrospectionEndpoint == "" {
 			return nil, errors.New("verify: introspection is configured but the issuer has no introspection_endpoint")
@@ -160,6 +156,12 @@ func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Veri
 	if o.selfSigned {
 		v.accounts = newAccountKeys(issuerURL, o)
 	}
+	v.keys = newKeySet(md.JWKSURI, o)
+	if err := v.keys.refresh(ctx); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	// Last: a New that fails leaves nothing running.
+	go v.keys.run(ctx)
 	return v, nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -492,6 +493,35 @@ func TestNewErrors(t *testing.T) {
 	}
 	if _, err := verify.New(ctx, "http://127.0.0.1:1", "x"); err == nil {
 		t.Fatal("New accepted an unreachable issuer")
+	}
+}
+
+// keyRefreshers counts the goroutines refreshing a Verifier's keys.
+func keyRefreshers() int {
+	buf := make([]byte, 1<<16)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "verify.(*keySet).run(")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// A New that fails leaves no goroutine behind, even with a context that
+// never ends.
+func TestNewFailureLeaksNothing(t *testing.T) {
+	f := startFakeIssuer(t) // has no introspection endpoint
+	before := keyRefreshers()
+	if _, err := verify.New(context.Background(), f.URL, "https://orders.internal", verify.WithIntrospection("id", "secret")); err == nil {
+		t.Fatal("New accepted introspection without an introspection endpoint")
+	}
+	// A goroutine shows in runtime.Stack once it has run: give it time.
+	for range 20 {
+		time.Sleep(5 * time.Millisecond)
+		if after := keyRefreshers(); after > before {
+			t.Fatalf("%d key refreshers after a failed New, %d before", after, before)
+		}
 	}
 }
 
