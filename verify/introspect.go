@@ -2,7 +2,10 @@ package verify
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -23,6 +26,54 @@ import (
 type introspectionCredentials struct {
 	clientID, secret string
 	keyFile          []byte
+	// From keyFile, for private_key_jwt.
+	signer jose.Signer
+}
+
+// withKeyFile returns c with the signer of its key file, or why the key
+// file cannot sign Keyward client assertions: an RSA key signs RS256, an
+// EC P-256 key ES256.
+func (c introspectionCredentials) withKeyFile() (*introspectionCredentials, error) {
+	var f struct {
+		PrivateKeyID string `json:"private_key_id"`
+		PrivateKey   string `json:"private_key"`
+		ClientID     string `json:"client_id"`
+	}
+	if err := json.Unmarshal(c.keyFile, &f); err != nil {
+		return nil, fmt.Errorf("the introspection key file is not a JSON key file: %w", err)
+	}
+	if f.ClientID == "" || f.PrivateKey == "" {
+		return nil, errors.New("the introspection key file lacks client_id or private_key")
+	}
+	block, _ := pem.Decode([]byte(f.PrivateKey))
+	if block == nil {
+		return nil, errors.New("the introspection key file's private_key is not PEM")
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("the introspection key file's private_key is not a PKCS #8 key: %w", err)
+	}
+	var alg jose.SignatureAlgorithm
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		alg = jose.RS256
+	case *ecdsa.PrivateKey:
+		if k.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("the introspection key file's EC key is on %s; only P-256 (ES256) is supported", k.Curve.Params().Name)
+		}
+		alg = jose.ES256
+	default:
+		return nil, fmt.Errorf("the introspection key file's private_key is a %T; use RSA or EC P-256", key)
+	}
+	opts := &jose.SignerOptions{}
+	if f.PrivateKeyID != "" {
+		opts = opts.WithHeader("kid", f.PrivateKeyID)
+	}
+	if c.signer, err = jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts); err != nil {
+		return nil, fmt.Errorf("the introspection key file's private_key cannot sign %s: %w", alg, err)
+	}
+	c.clientID = f.ClientID
+	return &c, nil
 }
 
 // introspector asks the issuer about tokens (RFC 7662). Each question
@@ -41,24 +92,11 @@ type introspector struct {
 	clientID string
 }
 
+// newIntrospector asks endpoint with o.introspect, whose key file (if
+// any) withKeyFile has read.
 func newIntrospector(endpoint, issuer string, o options) *introspector {
-	in := &introspector{endpoint: endpoint, issuer: issuer, o: o, clientID: o.introspect.clientID, refused: newTokenCache[*Error](o.cacheSize)}
-	if kf := o.introspect.keyFile; kf != nil {
-		var f struct {
-			PrivateKeyID string `json:"private_key_id"`
-			PrivateKey   string `json:"private_key"`
-			ClientID     string `json:"client_id"`
-		}
-		if json.Unmarshal(kf, &f) == nil {
-			if block, _ := pem.Decode([]byte(f.PrivateKey)); block != nil {
-				if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
-					in.signer, _ = jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: k}, (&jose.SignerOptions{}).WithHeader("kid", f.PrivateKeyID))
-					in.clientID = f.ClientID
-				}
-			}
-		}
-	}
-	return in
+	return &introspector{endpoint: endpoint, issuer: issuer, o: o, clientID: o.introspect.clientID, signer: o.introspect.signer,
+		refused: newTokenCache[*Error](o.cacheSize)}
 }
 
 type introspection struct {

@@ -60,7 +60,8 @@ func WithIntrospection(clientID, clientSecret string) Option {
 
 // WithIntrospectionKeyFile is WithIntrospection with the API account's JSON
 // key file instead of a secret: each request carries a fresh private_key_jwt
-// assertion (RFC 7523 §2.2).
+// assertion (RFC 7523 §2.2), RS256 for an RSA key, ES256 for an EC P-256
+// key. New fails if the key file cannot sign.
 func WithIntrospectionKeyFile(keyFileJSON []byte) Option {
 	return func(o *options) { o.introspect = &introspectionCredentials{keyFile: keyFileJSON} }
 }

@@ -132,6 +132,13 @@ func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Veri
 	if audience == "" {
 		return nil, errors.New("verify: the audience (the API's identifier) is required")
 	}
+	if o.introspect != nil && o.introspect.keyFile != nil {
+		c, err := o.introspect.withKeyFile()
+		if err != nil {
+			return nil, fmt.Errorf("verify: %w", err)
+		}
+		o.introspect = c
+	}
 	var md struct {
 		Issuer                string `json:"issuer"`
 		JWKSURI               string `json:"jwks_uri"`

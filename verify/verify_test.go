@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -13,6 +14,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -715,6 +717,73 @@ func TestKeyAlgorithmChange(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := v.Verify(ctx, tt.raw)
 			wantInvalid(t, err, tt.fragment)
+		})
+	}
+}
+
+// pkcs8PEM is key as a PEM PRIVATE KEY block.
+func pkcs8PEM(t *testing.T, key any) string {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+}
+
+// The API may introspect with its account's key file, RSA or EC P-256; a
+// key file that cannot sign is New's error, not a silent failure later.
+func TestIntrospectionKeyFile(t *testing.T) {
+	k := testkeyward.Start(t)
+	id, secret, apiID, _ := k.Setup(t, "opaque")
+	ctx := context.Background()
+	rsaFile, err := k.Srv.Admin.CreateKey(ctx, testkeyward.Sys, apiID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaJSON, _ := json.Marshal(rsaFile)
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	spki, _ := x509.MarshalPKIXPublicKey(&ecKey.PublicKey)
+	uploaded, err := k.Srv.Admin.UploadKey(ctx, testkeyward.Sys, apiID, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := func(kid, privatePEM, clientID string) []byte {
+		b, _ := json.Marshal(map[string]string{"type": "service_account", "private_key_id": kid, "private_key": privatePEM, "client_id": clientID})
+		return b
+	}
+	tok := tokenFor(t, k, id, secret, "orders.read")
+	for name, kf := range map[string][]byte{"RSA": rsaJSON, "EC P-256": keyFile(uploaded.ID, pkcs8PEM(t, ecKey), apiID)} {
+		t.Run(name, func(t *testing.T) {
+			v := newVerifier(t, k, verify.WithIntrospectionKeyFile(kf))
+			if c, err := v.Verify(ctx, tok); err != nil || c.ClientID != id {
+				t.Fatalf("introspection with the %s key file: %+v, %v", name, c, err)
+			}
+		})
+	}
+
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	rsaPEM := pkcs8PEM(t, testkeyward.ParsePKCS8(t, rsaFile.PrivateKey))
+	tests := []struct {
+		name     string
+		keyFile  []byte
+		fragment string
+	}{
+		{"not JSON", []byte("{"), "not a JSON key file"},
+		{"no private_key", keyFile("k", "", apiID), "lacks client_id or private_key"},
+		{"no client_id", keyFile("k", rsaPEM, ""), "lacks client_id or private_key"},
+		{"not PEM", keyFile("k", "MIIE...", apiID), "not PEM"},
+		{"not PKCS #8", keyFile("k", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("junk")})), apiID), "PKCS #8"},
+		{"EC P-384", keyFile("k", pkcs8PEM(t, p384), apiID), "P-384"},
+		{"Ed25519", keyFile("k", pkcs8PEM(t, edKey), apiID), "RSA or EC P-256"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := verify.New(ctx, k.URL, "https://orders.internal", verify.WithIntrospectionKeyFile(tt.keyFile))
+			if err == nil || !strings.Contains(err.Error(), tt.fragment) {
+				t.Fatalf("New: %v, want an error mentioning %q", err, tt.fragment)
+			}
 		})
 	}
 }
