@@ -312,6 +312,22 @@ func parseAccessClaims(payload []byte) (*Claims, error) {
 	if err := json.Unmarshal(payload, &w); err != nil {
 		return nil, invalid("the token's claims are malformed", err)
 	}
+	// RFC 9068 §2.2: these are required; Keyward always sends them.
+	var missing []string
+	for _, f := range []struct {
+		name    string
+		present bool
+	}{
+		{"iss", w.Iss != ""}, {"exp", w.Exp != ""}, {"aud", len(w.Aud) > 0 && string(w.Aud) != "null"},
+		{"sub", w.Sub != ""}, {"client_id", w.ClientID != ""}, {"iat", w.Iat != ""}, {"jti", w.Jti != ""},
+	} {
+		if !f.present {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, invalid("the token lacks "+strings.Join(missing, ", ")+", required in an access token (RFC 9068 §2.2)", nil)
+	}
 	aud, err := parseAudience(w.Aud)
 	if err != nil {
 		return nil, invalid("the token's aud is malformed", err)

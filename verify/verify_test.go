@@ -194,9 +194,34 @@ func TestVerifyJWT(t *testing.T) {
 	hs, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte("secret-secret-secret-secret-1234")}, (&jose.SignerOptions{}).WithType("at+jwt"))
 	hmacTok, _ := jwt.Signed(hs).Claims(map[string]any{"iss": k.URL, "aud": "https://orders.internal", "exp": time.Now().Add(time.Hour).Unix()}).Serialize()
 
+	// without signs Keyward's claims, less the named ones (RFC 9068 §2.2).
+	without := func(names ...string) string {
+		var m map[string]any
+		b, _ := json.Marshal(oauth2.AccessClaims{Issuer: k.URL, Subject: id, ClientID: id, Audience: oauth2.Audience{"https://orders.internal"},
+			IssuedAt: k.Clock.Now().Unix(), Expiry: k.Clock.Now().Add(time.Hour).Unix(), ID: "jti-1"})
+		json.Unmarshal(b, &m)
+		for _, n := range names {
+			delete(m, n)
+		}
+		raw, err := k.Signer.Sign(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	if _, err := v.Verify(ctx, without()); err != nil {
+		t.Fatalf("with every required claim: %v", err)
+	}
+
 	tests := []struct {
 		name, raw, fragment string
 	}{
+		{"no sub", without("sub"), "lacks sub, required"},
+		{"no client_id", without("client_id"), "lacks client_id, required"},
+		{"no iat", without("iat"), "lacks iat, required"},
+		{"no jti", without("jti"), "lacks jti, required"},
+		{"empty sub and jti", k.Sign(t, func(c *oauth2.AccessClaims) { c.Subject, c.ID = "", "" }), "lacks sub, jti, required"},
+		{"no exp, aud or iss", without("exp", "aud", "iss"), "lacks iss, exp, aud, required"},
 		{"wrong issuer", k.Sign(t, func(c *oauth2.AccessClaims) { c.Issuer = "https://evil" }), "issued by"},
 		{"another issuer's key", other.Sign(t, nil), "does not publish"},
 		{"wrong audience", k.Sign(t, func(c *oauth2.AccessClaims) { c.Audience = oauth2.Audience{"https://billing.internal"} }), "not for this API"},
