@@ -149,7 +149,13 @@ func (h *Handler) listUsers(r *http.Request, _ Actor) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	opts := storage.ListOptions{After: q.Get("page_token"), Limit: limit}
+	after := q.Get("page_token")
+	if after != "" {
+		if e, err := normalizeEmail(after); err != nil || e != after {
+			return 0, nil, invalid("page_token must be the next_page_token of the previous page (an email).")
+		}
+	}
+	opts := storage.ListOptions{After: after, Limit: limit}
 	users, err := h.svc.ListUsers(r.Context(), r.PathValue("domain"), opts)
 	out := []UserView{}
 	for _, u := range users {

@@ -8,9 +8,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -211,11 +213,19 @@ func (h *Handler) authenticate(r *http.Request) (Actor, error) {
 	return Actor{ID: a.ID, Source: oauth2.RemoteIP(r)}, nil
 }
 
-// decode reads a JSON request body into v, refusing unknown fields.
+// MaxBodyBytes bounds an admin request body.
+const MaxBodyBytes = 1 << 20
+
+// decode reads a JSON request body into v: one JSON value and nothing after
+// it but white space, without unknown fields, of at most MaxBodyBytes.
 func decode(r *http.Request, v any) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 	if err != nil {
 		return invalid("The request body could not be read.")
+	}
+	if len(body) > MaxBodyBytes {
+		return &oauth2.Error{Code: oauth2.ErrInvalidRequest, Status: http.StatusRequestEntityTooLarge,
+			Description: fmt.Sprintf("The request body is larger than %d bytes (1 MiB), the most the admin API reads; send large imports in smaller requests.", MaxBodyBytes)}
 	}
 	if hasNUL(body) {
 		return invalid("The request body contains a NUL character.")
@@ -224,6 +234,9 @@ func decode(r *http.Request, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return invalid("The request body is not valid JSON for this endpoint: %s.", err.Error())
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return invalid("The request body has more after the JSON value; send exactly one JSON object.")
 	}
 	return nil
 }
@@ -251,6 +264,9 @@ func hasNUL(data []byte) bool {
 		i++
 	}
 }
+
+// clientIDRE matches a client ID, as a page token of the account listing.
+var clientIDRE = regexp.MustCompile(`^[0-9]{1,64}$`)
 
 // --- JSON views ---
 
@@ -430,7 +446,11 @@ func (h *Handler) listAccounts(r *http.Request, _ Actor) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	opts := storage.ListOptions{After: q.Get("page_token"), Limit: limit, Project: q.Get("project")}
+	after := q.Get("page_token")
+	if after != "" && !clientIDRE.MatchString(after) {
+		return 0, nil, invalid("page_token must be the next_page_token of the previous page (a client ID).")
+	}
+	opts := storage.ListOptions{After: after, Limit: limit, Project: q.Get("project")}
 	accts, err := h.svc.ListAccounts(r.Context(), opts)
 	out := []AccountView{}
 	for _, a := range accts {

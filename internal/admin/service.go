@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/oauth2"
@@ -184,6 +186,28 @@ func checkFormat(f string, allowEmpty bool) error {
 	return invalid("The token format %q must be jwt or opaque.", f)
 }
 
+// Limits of the free-text fields, in characters.
+const (
+	MaxDisplayNameLength = 100
+	MaxDescriptionLength = 1000
+)
+
+// checkLabel refuses a display name or description that is too long or
+// holds a control character (C0, DEL or C1, line breaks and tabs too): they
+// are shown on one line in terminals and the console, where control
+// characters could rewrite what an administrator sees.
+func checkLabel(field, v string, max int) error {
+	if n := utf8.RuneCountInString(v); n > max {
+		return invalid("The %s is %d characters long; at most %d are allowed.", field, n, max)
+	}
+	for i, r := range v {
+		if unicode.IsControl(r) {
+			return invalid("The %s contains the control character %U at byte %d; use printable text on one line.", field, r, i)
+		}
+	}
+	return nil
+}
+
 // MaxIdentifierLength bounds an API identifier: it is indexed, and
 // identifiers are URLs people type.
 const MaxIdentifierLength = 512
@@ -202,6 +226,9 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in APIInput) (stor
 	}
 	if len(in.Scopes) == 0 {
 		return storage.API{}, invalid("An API needs at least one scope.")
+	}
+	if err := checkLabel("description", in.Description, MaxDescriptionLength); err != nil {
+		return storage.API{}, err
 	}
 	if err := checkFormat(in.TokenFormat, true); err != nil {
 		return storage.API{}, err
@@ -240,6 +267,11 @@ func (s *Service) ListAPIs(ctx context.Context) ([]storage.API, error) { return 
 // UpdateAPI changes an API's description, token format or introspectors.
 func (s *Service) UpdateAPI(ctx context.Context, actor Actor, name string, up APIUpdate) (storage.API, error) {
 	data := map[string]string{"api": name}
+	if up.Description != nil {
+		if err := checkLabel("description", *up.Description, MaxDescriptionLength); err != nil {
+			return storage.API{}, err
+		}
+	}
 	if up.TokenFormat != nil {
 		if err := checkFormat(*up.TokenFormat, false); err != nil {
 			return storage.API{}, err
@@ -352,6 +384,12 @@ func (s *Service) CreateAccount(ctx context.Context, actor Actor, in AccountInpu
 	if !nameRE.MatchString(in.Project) {
 		return storage.Account{}, invalid("The project %q must be 3-30 lowercase letters, digits and hyphens, starting with a letter.", in.Project)
 	}
+	if err := checkLabel("display name", in.DisplayName, MaxDisplayNameLength); err != nil {
+		return storage.Account{}, err
+	}
+	if err := checkLabel("description", in.Description, MaxDescriptionLength); err != nil {
+		return storage.Account{}, err
+	}
 	if err := s.checkScopes(ctx, in.Scopes); err != nil {
 		return storage.Account{}, err
 	}
@@ -441,9 +479,15 @@ func (s *Service) UpdateAccount(ctx context.Context, actor Actor, ref string, up
 		data["token_lifetime_seconds"] = strconv.FormatInt(int64(life/time.Second), 10)
 	}
 	if up.DisplayName != nil {
+		if err := checkLabel("display name", *up.DisplayName, MaxDisplayNameLength); err != nil {
+			return a, err
+		}
 		data["display_name"] = *up.DisplayName
 	}
 	if up.Description != nil {
+		if err := checkLabel("description", *up.Description, MaxDescriptionLength); err != nil {
+			return a, err
+		}
 		data["description"] = *up.Description
 	}
 	if up.AuthMethods != nil {

@@ -1,0 +1,65 @@
+package admin_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/keyward/keyward/internal/admin"
+)
+
+// Every malformed admin request is a clear 4xx: trailing data after the
+// JSON object, an oversized body, a page token that no page returned, an
+// overlong or control-character display name or description.
+func TestRefusesLooseInput(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	if code, out, _ := f.call(t, "POST", "/v1/orgs", auth, `{"domain":"example.com"}`); code != 201 && code != 200 {
+		t.Fatalf("create org: %d %v", code, out)
+	}
+	sa := func(field, value string) string {
+		return `{"name":"job","project":"shop","` + field + `":"` + value + `"}`
+	}
+	tests := []struct {
+		name, method, path, body string
+		wantStatus               int
+		wantDesc                 string
+	}{
+		{"trailing garbage", "POST", "/v1/service-accounts", `{"name":"job","project":"shop"}garbage`, 400, "more after the JSON value"},
+		{"second object", "POST", "/v1/service-accounts", `{"name":"job","project":"shop"} {"name":"x"}`, 400, "more after the JSON value"},
+		{"body over 1 MiB", "POST", "/v1/service-accounts", sa("description", strings.Repeat("a", 1<<20)), 413, "larger than 1048576 bytes"},
+		{"account page token", "GET", "/v1/service-accounts?page_token=zz", "", 400, "page_token"},
+		{"user page token", "GET", "/v1/orgs/example.com/users?page_token=zz", "", 400, "page_token"},
+		{"long display name", "POST", "/v1/service-accounts", sa("display_name", strings.Repeat("é", 101)), 400, "display name is 101 characters"},
+		{"long description", "POST", "/v1/service-accounts", sa("description", strings.Repeat("a", 1001)), 400, "description is 1001 characters"},
+		{"C0 in display name", "POST", "/v1/service-accounts", sa("display_name", `a\u001b[31mb`), 400, "control character U+001B"},
+		{"C1 in description", "POST", "/v1/service-accounts", sa("description", `a\u009bb`), 400, "control character U+009B"},
+		{"newline in description", "POST", "/v1/service-accounts", sa("description", `a\nb`), 400, "control character U+000A"},
+		{"control in update", "PATCH", "/v1/service-accounts/" + f.admin.Email, `{"display_name":"a\tb"}`, 400, "control character"},
+		{"long API description", "POST", "/v1/apis", `{"name":"orders","identifier":"https://o","scopes":["o.read"],"description":"` + strings.Repeat("a", 1001) + `"}`, 400, "at most 1000"},
+		{"control in API update", "PATCH", "/v1/apis/keyward", `{"description":"\u0007"}`, 400, "control character"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, _ := f.call(t, tt.method, tt.path, auth, tt.body)
+			desc, _ := out["error_description"].(string)
+			if code != tt.wantStatus || out["error"] != "invalid_request" || !strings.Contains(desc, tt.wantDesc) {
+				t.Fatalf("%d %v, want %d invalid_request containing %q", code, out, tt.wantStatus, tt.wantDesc)
+			}
+		})
+	}
+	// What is fine stays fine: limits exactly, trailing white space, a real
+	// page token.
+	ok := `{"name":"job","project":"shop","display_name":"` + strings.Repeat("é", 100) +
+		`","description":"` + strings.Repeat("a", 1000) + `"}` + "\n\t "
+	if code, out, _ := f.call(t, "POST", "/v1/service-accounts", auth, ok); code != 201 {
+		t.Fatalf("account at the limits: %d %v", code, out)
+	}
+	if code, out, _ := f.call(t, "GET", "/v1/service-accounts?limit=1", auth, nil); code != 200 || out["next_page_token"] == nil {
+		t.Fatalf("first page: %d %v", code, out)
+	} else if code, out, _ := f.call(t, "GET", "/v1/service-accounts?limit=1&page_token="+out["next_page_token"].(string), auth, nil); code != 200 {
+		t.Fatalf("second page: %d %v", code, out)
+	}
+	if code, out, _ := f.call(t, "GET", "/v1/orgs/example.com/users?page_token=ann@example.com", auth, nil); code != 200 {
+		t.Fatalf("users page: %d %v", code, out)
+	}
+}
