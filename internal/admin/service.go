@@ -470,6 +470,14 @@ func (s *Service) UpdateAccount(ctx context.Context, actor Actor, ref string, up
 		if err := s.checkScopes(ctx, *up.Scopes); err != nil {
 			return a, err
 		}
+		if slices.Contains(a.Scopes, AdminScope) && !slices.Contains(*up.Scopes, AdminScope) {
+			if actor.ID == a.ID {
+				return a, conflict("An administrator cannot remove %s from its own account; use another administrator account.", AdminScope)
+			}
+			if err := s.keepAnAdmin(ctx, a, "removing the scope"); err != nil {
+				return a, err
+			}
+		}
 		data["scopes"] = strings.Join(*up.Scopes, " ")
 	}
 	if up.TokenLifetimeSeconds != nil {
@@ -546,6 +554,11 @@ func (s *Service) SetAccountDisabled(ctx context.Context, actor Actor, ref strin
 	if disabled && actor.ID == a.ID {
 		return a, conflict("An administrator cannot disable its own account; use another administrator account.")
 	}
+	if disabled {
+		if err := s.keepAnAdmin(ctx, a, "disabling it"); err != nil {
+			return a, err
+		}
+	}
 	action := "account.enable"
 	if disabled {
 		action = "account.disable"
@@ -591,8 +604,43 @@ func (s *Service) DeleteAccount(ctx context.Context, actor Actor, ref string) er
 	if actor.ID == a.ID {
 		return conflict("An administrator cannot delete its own account; use another administrator account.")
 	}
+	if err := s.keepAnAdmin(ctx, a, "deleting it"); err != nil {
+		return err
+	}
 	err = s.store.DeleteAccount(ctx, a.ID, s.event(actor, "account.delete", a.ID, map[string]string{"email": a.Email}))
 	return storeErr(err, fmt.Sprintf("The service account %q", ref))
+}
+
+// isAdmin reports whether a is an enabled account holding the admin scope.
+func isAdmin(a storage.Account) bool { return !a.Disabled && slices.Contains(a.Scopes, AdminScope) }
+
+// keepAnAdmin refuses a change that makes the administrator a stop being
+// one (disabled, deleted or without the admin scope) when no other enabled
+// account holds the admin scope: the API must never lock every
+// administrator out (keyward recover-admin is the break-glass, not the
+// plan). Two such changes to the last two administrators at the same moment
+// can still both pass.
+func (s *Service) keepAnAdmin(ctx context.Context, a storage.Account, change string) error {
+	if !isAdmin(a) {
+		return nil
+	}
+	opts := storage.ListOptions{Limit: 1000}
+	for {
+		page, err := s.store.ListAccounts(ctx, opts)
+		if err != nil {
+			return err
+		}
+		for _, o := range page {
+			if o.ID != a.ID && isAdmin(o) {
+				return nil
+			}
+		}
+		if len(page) < opts.PageLimit() {
+			return conflict("%s is the last enabled account with the %s scope: %s would leave no administrator. Give another account the scope first.",
+				a.Email, AdminScope, change)
+		}
+		opts.After = page[len(page)-1].ID
+	}
 }
 
 func checkAuthMethods(methods []string) error {

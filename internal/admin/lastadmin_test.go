@@ -1,0 +1,73 @@
+package admin_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// No change through the API leaves Keyward without an enabled account
+// holding keyward.admin, and an administrator cannot demote itself.
+func TestKeepsAnAdministrator(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	svc := f.srv.Admin
+	op := admin.Actor{ID: "op"} // not an account: an operator, the console, a script
+	noScopes := []string{}
+	wantConflict := func(t *testing.T, what string, err error) {
+		t.Helper()
+		var oe *oauth2.Error
+		if !errors.As(err, &oe) || oe.Code != admin.ErrConflict {
+			t.Fatalf("%s: err = %v, want conflict", what, err)
+		}
+	}
+	t.Run("last admin", func(t *testing.T) {
+		_, err := svc.UpdateAccount(ctx, op, f.admin.ID, admin.AccountUpdate{Scopes: &noScopes})
+		wantConflict(t, "removing the scope", err)
+		_, err = svc.SetAccountDisabled(ctx, op, f.admin.ID, true)
+		wantConflict(t, "disabling", err)
+		wantConflict(t, "deleting", svc.DeleteAccount(ctx, op, f.admin.ID))
+		a, err := f.store.GetAccount(ctx, f.admin.ID)
+		if err != nil || a.Disabled || len(a.Scopes) != 1 {
+			t.Fatalf("the administrator changed: %+v %v", a, err)
+		}
+	})
+	t.Run("self-demotion", func(t *testing.T) {
+		auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+		code, out, _ := f.call(t, "PATCH", "/v1/service-accounts/"+f.admin.Email, auth, admin.AccountUpdate{Scopes: &noScopes})
+		if code != 409 || out["error"] != admin.ErrConflict {
+			t.Fatalf("%d %v, want 409 conflict", code, out)
+		}
+	})
+	second, err := svc.CreateAccount(ctx, op, admin.AccountInput{Name: "second", Project: "ops", Scopes: []string{admin.AdminScope}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a disabled admin does not count", func(t *testing.T) {
+		if _, err := svc.SetAccountDisabled(ctx, op, second.ID, true); err != nil {
+			t.Fatal(err)
+		}
+		_, err := svc.UpdateAccount(ctx, op, f.admin.ID, admin.AccountUpdate{Scopes: &noScopes})
+		wantConflict(t, "removing the scope", err)
+		if _, err := svc.SetAccountDisabled(ctx, op, second.ID, false); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("with another admin", func(t *testing.T) {
+		if _, err := svc.UpdateAccount(ctx, op, f.admin.ID, admin.AccountUpdate{Scopes: &noScopes}); err != nil {
+			t.Fatalf("removing the scope with another admin left: %v", err)
+		}
+		_, err = svc.SetAccountDisabled(ctx, op, second.ID, true)
+		wantConflict(t, "disabling the new last admin", err)
+		if err := svc.DeleteAccount(ctx, op, f.admin.ID); err != nil {
+			t.Fatalf("deleting a former admin: %v", err)
+		}
+		if _, err := f.store.GetAccount(ctx, f.admin.ID); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("former admin still there: %v", err)
+		}
+	})
+}
