@@ -75,6 +75,11 @@ belongs to exactly one API, so a token's aud follows from its scopes.`,
 	}
 	get := itemCommand(&f, "get NAME", "Show an API", 1, http.MethodGet, func(args []string) string { return "/v1/apis/" + url.PathEscape(args[0]) }, apiTable)
 	del := simpleDelete(&f, "delete NAME", "Delete an API; its scopes can no longer be requested", 1, func(args []string) string { return "/v1/apis/" + url.PathEscape(args[0]) })
+	del.Long = `Delete an API; its scopes can no longer be requested. An API whose scopes are
+still granted to service accounts or in domain-wide delegations is not
+deleted: the error lists who holds them. Remove the scopes from those
+accounts and delegations first, so that no grant lingers to come back to
+life if an API with the same scopes is created again.`
 	var (
 		upDescription, upFormat string
 		upIntrospectors         []string

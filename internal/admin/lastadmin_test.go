@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/keyward/keyward/internal/admin"
@@ -70,4 +71,52 @@ func TestKeepsAnAdministrator(t *testing.T) {
 			t.Fatalf("former admin still there: %v", err)
 		}
 	})
+}
+
+// An API whose scopes are granted is not deleted; the refusal names every
+// holder. Without the grants it goes, and a new API with the same scopes
+// grants nothing to anyone.
+func TestDeleteAPIRefusedWhileGranted(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	svc := f.srv.Admin
+	op := admin.Actor{ID: "op"}
+	orders := admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read", "orders.write"}}
+	if _, err := svc.CreateAPI(ctx, op, orders); err != nil {
+		t.Fatal(err)
+	}
+	job, err := svc.CreateAccount(ctx, op, admin.AccountInput{Name: "job", Project: "shop", Scopes: []string{"orders.read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CreateOrg(ctx, op, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	delegate, err := svc.CreateAccount(ctx, op, admin.AccountInput{Name: "delegate", Project: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.GrantDelegation(ctx, op, "example.com", delegate.ID, []string{"orders.write"}); err != nil {
+		t.Fatal(err)
+	}
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	code, out, _ := f.call(t, "DELETE", "/v1/apis/orders", auth, nil)
+	desc, _ := out["error_description"].(string)
+	if code != 409 || out["error"] != admin.ErrConflict || !strings.Contains(desc, job.Email+" (orders.read)") ||
+		!strings.Contains(desc, "client "+delegate.ID+" in example.com (orders.write)") {
+		t.Fatalf("%d %v, want 409 conflict naming both holders", code, out)
+	}
+	if _, err := svc.GetAPI(ctx, "orders"); err != nil {
+		t.Fatalf("the API is gone after a refused delete: %v", err)
+	}
+	none := []string{}
+	if _, err := svc.UpdateAccount(ctx, op, job.ID, admin.AccountUpdate{Scopes: &none}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.RevokeDelegation(ctx, op, "example.com", delegate.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := f.call(t, "DELETE", "/v1/apis/orders", auth, nil); code != 204 {
+		t.Fatalf("delete without grants: %d %v", code, out)
+	}
 }

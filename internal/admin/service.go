@@ -306,12 +306,79 @@ func (s *Service) UpdateAPI(ctx context.Context, actor Actor, name string, up AP
 }
 
 // DeleteAPI removes an API; its scopes can then no longer be requested.
+// An API whose scopes are still granted, to service accounts or in
+// domain-wide delegations, is not deleted: the grants would linger and
+// come back to life if an API with the same scopes were created again.
+// The error names who holds them, so they can be removed first.
 func (s *Service) DeleteAPI(ctx context.Context, actor Actor, name string) error {
 	if name == BuiltinAPIName {
 		return conflict("The built-in API %q cannot be deleted: Keyward manages itself through it.", name)
 	}
-	err := s.store.DeleteAPI(ctx, name, s.event(actor, "api.delete", "", map[string]string{"api": name}))
+	api, err := s.store.GetAPI(ctx, name)
+	if err != nil {
+		return storeErr(err, fmt.Sprintf("The API %q", name))
+	}
+	holders, err := s.scopeHolders(ctx, api.Scopes)
+	if err != nil {
+		return err
+	}
+	if len(holders) > 0 {
+		const show = 10
+		list := strings.Join(holders[:min(len(holders), show)], "; ")
+		if len(holders) > show {
+			list += fmt.Sprintf("; and %d more", len(holders)-show)
+		}
+		return conflict("The API %q cannot be deleted while its scopes are granted: %s. Remove the scopes from these accounts (keyward sa update --scopes) and delegations (keyward delegation grant with fewer scopes, or revoke) first.", name, list)
+	}
+	err = s.store.DeleteAPI(ctx, name, s.event(actor, "api.delete", "", map[string]string{"api": name}))
 	return storeErr(err, fmt.Sprintf("The API %q", name))
+}
+
+// scopeHolders describes every account and delegation granted any of
+// scopes, such as "job@shop.iam.example (orders.read)".
+func (s *Service) scopeHolders(ctx context.Context, scopes []string) ([]string, error) {
+	held := func(granted []string) []string {
+		var out []string
+		for _, sc := range granted {
+			if slices.Contains(scopes, sc) {
+				out = append(out, sc)
+			}
+		}
+		return out
+	}
+	var holders []string
+	opts := storage.ListOptions{Limit: 1000}
+	for {
+		page, err := s.store.ListAccounts(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range page {
+			if h := held(a.Scopes); len(h) > 0 {
+				holders = append(holders, fmt.Sprintf("account %s (%s)", a.Email, strings.Join(h, " ")))
+			}
+		}
+		if len(page) < opts.PageLimit() {
+			break
+		}
+		opts.After = page[len(page)-1].ID
+	}
+	orgs, err := s.store.ListOrgs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range orgs {
+		grants, err := s.store.ListGrants(ctx, o.Domain)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range grants {
+			if h := held(g.Scopes); len(h) > 0 {
+				holders = append(holders, fmt.Sprintf("delegation of client %s in %s (%s)", g.ClientID, o.Domain, strings.Join(h, " ")))
+			}
+		}
+	}
+	return holders, nil
 }
 
 // --- service accounts ---
