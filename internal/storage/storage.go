@@ -313,7 +313,9 @@ type Storage interface {
 	// UpdateAccount applies fn to the stored account in one transaction.
 	// fn must not change ID or Email.
 	UpdateAccount(ctx context.Context, id string, fn func(Account) (Account, error), ev AuditEvent) (Account, error)
-	// DeleteAccount deletes the account, its keys and its secrets.
+	// DeleteAccount deletes the account, its keys, its secrets and its
+	// delegation grants, and removes it from the APIs' introspectors, in
+	// one transaction.
 	DeleteAccount(ctx context.Context, id string, ev AuditEvent) error
 	// CountAccounts returns how many accounts exist.
 	CountAccounts(ctx context.Context) (int, error)

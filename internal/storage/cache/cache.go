@@ -286,7 +286,7 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Ac
 
 // DeleteAccount implements storage.Storage.
 func (s *Store) DeleteAccount(ctx context.Context, id string, ev storage.AuditEvent) error {
-	defer s.invalidate(id, false)
+	defer s.invalidate(id, true) // its grants and introspector entries go too
 	return s.Storage.DeleteAccount(ctx, id, ev)
 }
 

@@ -115,11 +115,32 @@ func TestInvalidation(t *testing.T) {
 	if apis, _ := s.ListAPIs(ctx); len(apis) != 1 {
 		t.Fatal("new API not visible at once")
 	}
+	// Deleting an account drops its grants and introspector entries,
+	// cached or not.
+	if _, err := s.UpdateAPI(ctx, "x", func(a storage.API) (storage.API, error) { a.Introspectors = []string{"1"}; return a, nil }, ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateOrg(ctx, storage.Org{Domain: "example.com", CreatedAt: c.t}, ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: "1", Scopes: []string{"x.read"}, CreatedAt: c.t}, ev); err != nil {
+		t.Fatal(err)
+	}
+	s.ListAPIs(ctx)
+	if _, err := s.GetGrant(ctx, "example.com", "1"); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.DeleteAccount(ctx, "1", ev); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GetAccountByEmail(ctx, "a@p.example"); err == nil {
 		t.Fatal("deleted account still found by email")
+	}
+	if _, err := s.GetGrant(ctx, "example.com", "1"); err == nil {
+		t.Fatal("the deleted account's grant is still found")
+	}
+	if apis, _ := s.ListAPIs(ctx); len(apis) != 1 || len(apis[0].Introspectors) != 0 {
+		t.Fatalf("the deleted account is still an introspector: %+v", apis)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/keyward/keyward/internal/storage"
@@ -138,7 +139,7 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Ac
 // DeleteAccount implements storage.Storage.
 func (s *Store) DeleteAccount(ctx context.Context, id string, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		for _, q := range []string{"deleteAccountKeys", "deleteAccountSecrets"} {
+		for _, q := range []string{"deleteAccountKeys", "deleteAccountSecrets", "deleteAccountGrants"} {
 			if _, err := tx.ExecContext(ctx, s.q[q], id); err != nil {
 				return s.wrap("delete account", err)
 			}
@@ -146,8 +147,46 @@ func (s *Store) DeleteAccount(ctx context.Context, id string, ev storage.AuditEv
 		if err := s.execOne(ctx, tx, "delete account", s.q["deleteAccount"], id); err != nil {
 			return err
 		}
-		return s.notify(ctx, tx, id)
+		if err := s.dropIntrospector(ctx, tx, id); err != nil {
+			return err
+		}
+		// Grants and APIs changed too: every replica drops its catalog.
+		return s.notify(ctx, tx, storage.ChangeAll)
 	}, ev)
+}
+
+// dropIntrospector removes the account id from every API's introspectors.
+func (s *Store) dropIntrospector(ctx context.Context, tx *sql.Tx, id string) error {
+	rows, err := tx.QueryContext(ctx, s.q["listAPIIntrospectors"])
+	if err != nil {
+		return s.wrap("delete account", err)
+	}
+	changed := map[string][]string{}
+	for rows.Next() {
+		var name, list string
+		if err := rows.Scan(&name, &list); err != nil {
+			rows.Close()
+			return s.wrap("delete account", err)
+		}
+		ids, err := decodeList(list)
+		if err != nil {
+			rows.Close()
+			return s.wrap("delete account", err)
+		}
+		if slices.Contains(ids, id) {
+			changed[name] = slices.DeleteFunc(ids, func(v string) bool { return v == id })
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return s.wrap("delete account", err)
+	}
+	for name, ids := range changed {
+		if _, err := tx.ExecContext(ctx, s.q["setAPIIntrospectors"], encodeList(ids), name); err != nil {
+			return s.wrap("delete account", err)
+		}
+	}
+	return nil
 }
 
 // CountAccounts implements storage.Storage.

@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"APIs", testAPIs},
 		{"Tokens", testTokens},
 		{"Delegation", testDelegation},
+		{"DeleteAccountCascades", testDeleteAccountCascades},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeysConcurrent", testSigningKeysConcurrent},
 		{"SealedValues", testSealedValues},
@@ -1082,4 +1083,47 @@ func testDelegation(t *testing.T, s storage.Storage) {
 	_, err = s.GetProjectOrg(ctx, "cal")
 	wantErr(t, err, storage.ErrNotFound)
 	wantErr(t, s.DeleteOrg(ctx, "other.org", ev("org.delete")), storage.ErrNotFound)
+}
+
+// Deleting an account takes its delegation grants with it and removes it
+// from every API's introspectors, and nobody else's.
+func testDeleteAccountCascades(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	gone, kept := account("100000000000000000001", "gone@proj.example"), account("100000000000000000002", "kept@proj.example")
+	mustNil(t, s.CreateAccount(ctx, gone, ev("account.create")))
+	mustNil(t, s.CreateAccount(ctx, kept, ev("account.create")))
+	for _, name := range []string{"orders", "stock", "mail"} {
+		mustNil(t, s.CreateAPI(ctx, storage.API{Name: name, Identifier: "https://" + name, Scopes: []string{name + ".read"}, CreatedAt: t0}, ev("api.create")))
+	}
+	introspect := map[string][]string{"orders": {gone.ID, kept.ID}, "stock": {gone.ID}, "mail": {kept.ID}}
+	for name, ids := range introspect {
+		_, err := s.UpdateAPI(ctx, name, func(a storage.API) (storage.API, error) { a.Introspectors = ids; return a, nil }, ev("api.update"))
+		mustNil(t, err)
+	}
+	for _, org := range []string{"example.com", "other.org"} {
+		mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: org, CreatedAt: t0}, ev("org.create")))
+		for _, a := range []storage.Account{gone, kept} {
+			mustNil(t, s.PutGrant(ctx, storage.Grant{Org: org, ClientID: a.ID, Scopes: []string{"mail.read"}, CreatedAt: t0}, ev("delegation.grant")))
+		}
+	}
+	mustNil(t, s.DeleteAccount(ctx, gone.ID, ev("account.delete")))
+
+	want := map[string][]string{"orders": {kept.ID}, "stock": {}, "mail": {kept.ID}}
+	for name, ids := range want {
+		a, err := s.GetAPI(ctx, name)
+		mustNil(t, err)
+		if !slices.Equal(a.Introspectors, ids) {
+			t.Errorf("introspectors of %s = %v, want %v", name, a.Introspectors, ids)
+		}
+	}
+	for _, org := range []string{"example.com", "other.org"} {
+		_, err := s.GetGrant(ctx, org, gone.ID)
+		wantErr(t, err, storage.ErrNotFound)
+		_, err = s.GetGrant(ctx, org, kept.ID)
+		mustNil(t, err)
+		if grants, err := s.ListGrants(ctx, org); err != nil || len(grants) != 1 {
+			t.Errorf("grants of %s = %+v, %v; want only %s's", org, grants, err, kept.ID)
+		}
+	}
+	verifyAll(t, s)
 }
