@@ -212,6 +212,7 @@ func TestManagement(t *testing.T) {
 		{"secret lifetime overflows", "POST", "/v1/service-accounts/job@shop.iam.test/secrets", admin.KeyRequest{ExpiresInSeconds: 1 << 40}, 400, "invalid_request"},
 		{"negative secret lifetime", "POST", "/v1/service-accounts/job@shop.iam.test/secrets", admin.KeyRequest{ExpiresInSeconds: -1}, 400, "invalid_request"},
 		{"upload P-256", "POST", "/v1/service-accounts/job@shop.iam.test/keys/upload", admin.KeyRequest{PublicKeyPEM: pemOf("PUBLIC KEY", spki(&p256.PublicKey))}, 201, ""},
+		{"upload P-256 again", "POST", "/v1/service-accounts/job@shop.iam.test/keys/upload", admin.KeyRequest{PublicKeyPEM: pemOf("PUBLIC KEY", spki(&p256.PublicKey))}, 409, "conflict"},
 		{"admin cannot disable itself", "POST", "/v1/service-accounts/" + f.admin.Email + "/disable", nil, 409, "conflict"},
 		{"admin cannot delete itself", "DELETE", "/v1/service-accounts/" + f.admin.ID, nil, 409, "conflict"},
 		{"no such route", "GET", "/v1/nothing", nil, 404, "not_found"},
@@ -225,6 +226,17 @@ func TestManagement(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("a duplicate upload names the existing key", func(t *testing.T) {
+		keys, err := f.store.ListKeys(context.Background(), mustAccount(t, f, "job@shop.iam.test").ID)
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("keys %+v %v, want the one upload", keys, err)
+		}
+		_, out, _ := f.call(t, "POST", "/v1/service-accounts/job@shop.iam.test/keys/upload", auth, admin.KeyRequest{PublicKeyPEM: pemOf("PUBLIC KEY", spki(&p256.PublicKey))})
+		if desc, _ := out["error_description"].(string); !strings.Contains(desc, keys[0].ID) {
+			t.Fatalf("%v does not name the key %s", out, keys[0].ID)
+		}
+	})
 
 	t.Run("key file and public-only storage", func(t *testing.T) {
 		status, kf, _ := f.call(t, "POST", "/v1/service-accounts/job@shop.iam.test/keys", auth, nil)
@@ -416,4 +428,13 @@ func TestAuthenticationCertificateBound(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustAccount(t *testing.T, f *fixture, email string) storage.Account {
+	t.Helper()
+	a, err := f.store.GetAccountByEmail(context.Background(), email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

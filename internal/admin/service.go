@@ -4,6 +4,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -932,6 +933,15 @@ func (s *Service) UploadKey(ctx context.Context, actor Actor, ref string, pemDat
 	now := s.cfg.Now()
 	if !exp.IsZero() && !exp.After(now) {
 		return storage.Key{}, invalid("The certificate has already expired.")
+	}
+	keys, err := s.store.ListKeys(ctx, a.ID)
+	if err != nil {
+		return storage.Key{}, err
+	}
+	for _, k := range keys {
+		if bytes.Equal(k.PublicKey, p.SPKI) {
+			return storage.Key{}, conflict("This public key is already the key %s of %s; to replace its certificate or expiry, delete that key first.", k.ID, a.Email)
+		}
 	}
 	k := storage.Key{
 		ID: sakey.NewKeyID(), AccountID: a.ID, Algorithm: p.Algorithm, PublicKey: p.SPKI, Certificate: p.Certificate,
