@@ -197,19 +197,27 @@ existing ones are reported inactive at once.`,
 			return err
 		}
 		byOrg := map[string][]admin.UserInput{}
+		var orgs []string
 		for _, u := range users {
 			_, domain, _ := strings.Cut(strings.ToLower(u.Email), "@")
+			if domain == "" {
+				return fmt.Errorf("%q is not an email address", u.Email)
+			}
+			if byOrg[domain] == nil {
+				orgs = append(orgs, domain)
+			}
 			byOrg[domain] = append(byOrg[domain], u)
 		}
 		total := 0
-		for domain, us := range byOrg {
-			if domain == "" {
-				return fmt.Errorf("%q is not an email address", us[0].Email)
-			}
-			// In requests of at most 5,000 users (the admin API reads at
-			// most 1 MiB of JSON); each is one transaction.
-			for len(us) > 0 {
-				n := min(len(us), 5000)
+		for _, domain := range orgs {
+			// In requests of at most 5,000 users and well under the 1 MiB
+			// the admin API reads; each is one transaction.
+			for us := byOrg[domain]; len(us) > 0; {
+				n, size := 0, 0
+				for n < len(us) && n < 5000 && size < 512<<10 {
+					size += len(us[n].Email) + 40
+					n++
+				}
 				var resp map[string]int
 				if err := c.do(cmd.Context(), http.MethodPost, "/v1/orgs/"+url.PathEscape(domain)+"/users", admin.UsersRequest{Users: us[:n]}, &resp); err != nil {
 					return fmt.Errorf("after %d users: %w", total, err)
@@ -241,9 +249,10 @@ existing ones are reported inactive at once.`,
 		Long: `Read users from FILE and add or update them, each organization's in one
 transaction. CSV: one user a line, email[,status] with status active or
 suspended, an optional header line. JSON: [{"email": …, "suspended": …}]
-or {"users": [...]}. Every bad row is reported and nothing is imported
-until all are fixed. Users are sent 5,000 at a time, each batch in one
-transaction.`,
+or {"users": [...]}. Every bad row is reported with its line number (the
+first 20) and nothing is imported until all are fixed: a malformed email,
+a bad status, an email listed twice, an organization that does not exist.
+Users are sent 5,000 at a time, each batch in one transaction.`,
 		Example: `  printf 'email,status\nalice@example.com,active\nbob@example.com,suspended\n' > users.csv
   keyward users import users.csv`,
 		Args: cobra.ExactArgs(1),
@@ -252,9 +261,34 @@ transaction.`,
 			if err != nil {
 				return err
 			}
-			users, err := admin.ParseUsers(data)
+			// Every row's organization must exist, checked with the rest
+			// before anything is sent, so that a bad row imports nothing.
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			var resp struct {
+				Orgs []admin.OrgView `json:"orgs"`
+			}
+			if err := c.do(cmd.Context(), http.MethodGet, "/v1/orgs", nil, &resp); err != nil {
+				return err
+			}
+			known := map[string]bool{}
+			for _, o := range resp.Orgs {
+				known[o.Domain] = true
+			}
+			rows, err := admin.ParseUserRows(data, func(r admin.UserRow) error {
+				if !known[r.Org()] {
+					return fmt.Errorf("%s: there is no organization %s (keyward org create %s)", r.Email, r.Org(), r.Org())
+				}
+				return nil
+			})
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			users := make([]admin.UserInput, len(rows))
+			for i, r := range rows {
+				users[i] = r.UserInput
 			}
 			return put(cmd, users)
 		},

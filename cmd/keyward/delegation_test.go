@@ -193,3 +193,27 @@ func TestDelegation(t *testing.T) {
 		wantError(t, err, "unauthorized_client", "Unauthorized client or scope in request.")
 	})
 }
+
+// users import reports every bad row by its line, organizations that do
+// not exist included, and imports nothing — not even the users of the
+// organizations that do exist — until the file is fixed.
+func TestUsersImportReportsEveryBadRow(t *testing.T) {
+	m := startServer(t)
+	admin := []string{"--credentials", m.AdminKeyFile}
+	cli := func(args ...string) string { return runCLI(t, append(args, admin...)...) }
+	cli("org", "create", "example.com")
+	users := filepath.Join(t.TempDir(), "users.csv")
+	os.WriteFile(users, []byte("email,status\nalice@example.com\nbob@nowhere.org\nnot-an-email\ncarol@example.com,gone\ndave@example.com\n"), 0o600)
+	err := runCLIErr(t, append([]string{"users", "import", users}, admin...)...)
+	if err == nil {
+		t.Fatal("an import with bad rows succeeded")
+	}
+	for _, want := range []string{"line 3: bob@nowhere.org: there is no organization nowhere.org", "line 4: \"not-an-email\"", "line 5: status \"gone\""} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if out := cli("users", "list", "--org", "example.com", "-o", "json"); strings.Contains(out, "alice@example.com") {
+		t.Fatalf("a failed import imported users: %s", out)
+	}
+}

@@ -14,12 +14,40 @@ import (
 // MaxImportUsers bounds one import.
 const MaxImportUsers = 100_000
 
+// MaxReportedRows bounds how many bad rows an import reports one by one.
+const MaxReportedRows = 20
+
+// UserRow is a user read from an import file, with the line it is on.
+type UserRow struct {
+	UserInput
+	Line int
+}
+
+// Org returns the organization of the user: its email's domain.
+func (u UserRow) Org() string { return u.Email[strings.LastIndexByte(u.Email, '@')+1:] }
+
 // ParseUsers reads users for a bulk import: JSON (an array of
 // {"email", "suspended" or "status"}, or {"users": [...]}) or CSV (one user
 // a line: email[,status], status active or suspended; an optional header
-// line naming the columns). It reports every bad row, with its line or
-// index.
+// line naming the columns). Emails are checked and lower-cased. It reports
+// every bad row with its line number (the first MaxReportedRows of them, and
+// how many more), and returns no user when any row is bad.
 func ParseUsers(data []byte) ([]UserInput, error) {
+	rows, err := ParseUserRows(data, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]UserInput, len(rows))
+	for i, r := range rows {
+		out[i] = r.UserInput
+	}
+	return out, nil
+}
+
+// ParseUserRows is ParseUsers keeping each user's line number; check, if
+// not nil, is one more test of each well-formed row (that its organization
+// exists, say), reported like the others.
+func ParseUserRows(data []byte, check func(UserRow) error) ([]UserRow, error) {
 	if hasNUL(data) || !utf8.Valid(data) {
 		return nil, invalid("The user list must be UTF-8 text without NUL characters.")
 	}
@@ -27,10 +55,11 @@ func ParseUsers(data []byte) ([]UserInput, error) {
 	if len(trimmed) == 0 {
 		return nil, errors.New("the file is empty")
 	}
+	lead := len(data) - len(bytes.TrimLeft(data, " \t\r\n"))
 	if trimmed[0] == '[' || trimmed[0] == '{' {
-		return parseUsersJSON(trimmed)
+		return parseUsersJSON(data[lead:], bytes.Count(data[:lead], []byte{'\n'}), check)
 	}
-	return parseUsersCSV(trimmed)
+	return parseUsersCSV(data, check)
 }
 
 type jsonUser struct {
@@ -39,24 +68,27 @@ type jsonUser struct {
 	Status    string `json:"status"`
 }
 
-func parseUsersJSON(data []byte) ([]UserInput, error) {
-	var list []jsonUser
+// parseUsersJSON reads the array (or the "users" array of the object) one
+// element at a time, so each user's line is known; skip is the number of
+// lines before data.
+func parseUsersJSON(data []byte, skip int, check func(UserRow) error) ([]UserRow, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	b := importBatch{check: check}
 	if data[0] == '{' {
-		var wrapper struct {
-			Users []jsonUser `json:"users"`
+		if err := seekUsers(dec); err != nil {
+			return nil, err
 		}
-		if err := json.Unmarshal(data, &wrapper); err != nil {
-			return nil, fmt.Errorf("not valid JSON: %w", err)
-		}
-		list = wrapper.Users
-	} else if err := json.Unmarshal(data, &list); err != nil {
+	} else if _, err := dec.Token(); err != nil {
 		return nil, fmt.Errorf("not valid JSON: %w", err)
 	}
-	var (
-		out  []UserInput
-		errs []error
-	)
-	for i, u := range list {
+	for dec.More() {
+		off := int(dec.InputOffset())
+		off += len(data[off:]) - len(bytes.TrimLeft(data[off:], " \t\r\n,"))
+		line := skip + 1 + bytes.Count(data[:off], []byte{'\n'})
+		var u jsonUser
+		if err := dec.Decode(&u); err != nil {
+			return nil, fmt.Errorf("not valid JSON at line %d: %w", line, err)
+		}
 		suspended, err := status(u.Status)
 		if u.Suspended != nil {
 			if u.Status != "" && *u.Suspended != suspended {
@@ -64,16 +96,38 @@ func parseUsersJSON(data []byte) ([]UserInput, error) {
 			}
 			suspended = *u.Suspended
 		}
-		if err == nil && strings.TrimSpace(u.Email) == "" {
-			err = errors.New("no email")
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("user %d: %w", i+1, err))
-			continue
-		}
-		out = append(out, UserInput{Email: strings.TrimSpace(u.Email), Suspended: suspended})
+		b.add(line, u.Email, suspended, err)
 	}
-	return checkCount(out, errs)
+	if _, err := dec.Token(); err != nil { // the closing ]
+		return nil, fmt.Errorf("not valid JSON: %w", err)
+	}
+	if data[0] == '{' {
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+			return nil, errors.New(`a JSON object must be {"users": [...]} and nothing else`)
+		}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("the file has more after the JSON value")
+	}
+	return b.result()
+}
+
+// seekUsers advances dec past {"users": [ and refuses any other key.
+func seekUsers(dec *json.Decoder) error {
+	if _, err := dec.Token(); err != nil {
+		return fmt.Errorf("not valid JSON: %w", err)
+	}
+	key, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("not valid JSON: %w", err)
+	}
+	if key != "users" {
+		return fmt.Errorf(`a JSON object must be {"users": [...]}, not have %v`, key)
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return errors.New(`"users" must be an array`)
+	}
+	return nil
 }
 
 func status(s string) (bool, error) {
@@ -86,15 +140,12 @@ func status(s string) (bool, error) {
 	return false, fmt.Errorf("status %q must be active or suspended", s)
 }
 
-func parseUsersCSV(data []byte) ([]UserInput, error) {
+func parseUsersCSV(data []byte, check func(UserRow) error) ([]UserRow, error) {
 	r := csv.NewReader(bytes.NewReader(data))
 	r.FieldsPerRecord = -1
 	r.TrimLeadingSpace = true
 	r.Comment = '#'
-	var (
-		out  []UserInput
-		errs []error
-	)
+	b := importBatch{check: check}
 	for first := true; ; first = false {
 		rec, err := r.Read()
 		if err == io.EOF {
@@ -108,34 +159,82 @@ func parseUsersCSV(data []byte) ([]UserInput, error) {
 			continue // header
 		}
 		if len(rec) > 2 {
-			errs = append(errs, fmt.Errorf("line %d: %d columns, want email[,status]", line, len(rec)))
+			b.add(line, rec[0], false, fmt.Errorf("%d columns, want email[,status]", len(rec)))
 			continue
 		}
 		suspended := false
 		if len(rec) == 2 {
-			if suspended, err = status(rec[1]); err != nil {
-				errs = append(errs, fmt.Errorf("line %d: %w", line, err))
-				continue
-			}
+			suspended, err = status(rec[1])
 		}
-		if strings.TrimSpace(rec[0]) == "" {
-			errs = append(errs, fmt.Errorf("line %d: no email", line))
-			continue
-		}
-		out = append(out, UserInput{Email: strings.TrimSpace(rec[0]), Suspended: suspended})
+		b.add(line, rec[0], suspended, err)
 	}
-	return checkCount(out, errs)
+	return b.result()
 }
 
-func checkCount(out []UserInput, errs []error) ([]UserInput, error) {
-	if len(out)+len(errs) > MaxImportUsers {
+// importBatch collects the rows of an import and what is wrong with them.
+type importBatch struct {
+	rows  []UserRow
+	bad   []string
+	seen  map[string]int // email → line
+	total int
+	check func(UserRow) error
+}
+
+// add checks one row; err is what the caller found wrong with it already.
+func (b *importBatch) add(line int, email string, suspended bool, err error) {
+	if b.seen == nil {
+		b.seen = map[string]int{}
+	}
+	if b.total++; b.total > MaxImportUsers {
+		return // reported as too many
+	}
+	if err == nil {
+		if strings.TrimSpace(email) == "" {
+			err = errors.New("no email")
+		} else {
+			email, err = normalizeEmail(email)
+		}
+	}
+	if err == nil {
+		if first, dup := b.seen[email]; dup {
+			err = fmt.Errorf("%s is also on line %d", email, first)
+		}
+	}
+	row := UserRow{UserInput{Email: email, Suspended: suspended}, line}
+	if err == nil && b.check != nil {
+		err = b.check(row)
+	}
+	if err != nil {
+		b.bad = append(b.bad, fmt.Sprintf("line %d: %v", line, err))
+		return
+	}
+	b.seen[email] = line
+	b.rows = append(b.rows, row)
+}
+
+func (b *importBatch) result() ([]UserRow, error) {
+	if b.total > MaxImportUsers {
 		return nil, fmt.Errorf("more than %d users: split the file", MaxImportUsers)
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if len(b.bad) > 0 {
+		return nil, BadRows(b.bad)
 	}
-	if len(out) == 0 {
+	if len(b.rows) == 0 {
 		return nil, errors.New("the file has no users")
 	}
-	return out, nil
+	return b.rows, nil
+}
+
+// BadRows reports the bad rows of an import, one a line: the first
+// MaxReportedRows, then how many more there are.
+func BadRows(bad []string) error {
+	n := len(bad)
+	if n > MaxReportedRows {
+		bad = append(bad[:MaxReportedRows:MaxReportedRows], fmt.Sprintf("and %d more bad rows", n-MaxReportedRows))
+	}
+	rows := "rows"
+	if n == 1 {
+		rows = "row"
+	}
+	return fmt.Errorf("%d bad %s, nothing was imported; fix and retry:\n  %s", n, rows, strings.Join(bad, "\n  "))
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -20,7 +21,7 @@ func TestParseUsers(t *testing.T) {
 		{"json array", `[{"email":"a@x.com"},{"email":"b@x.com","suspended":true}]`, []UserInput{{"a@x.com", false}, {"b@x.com", true}}, ""},
 		{"json wrapper", `{"users":[{"email":"a@x.com","status":"suspended"}]}`, []UserInput{{"a@x.com", true}}, ""},
 		{"json disagreement", `[{"email":"a@x.com","status":"active","suspended":true}]`, nil, "disagree"},
-		{"json no email", `[{"status":"active"}]`, nil, "user 1: no email"},
+		{"json no email", `[{"status":"active"}]`, nil, "line 1: no email"},
 		{"json broken", `[{"email":`, nil, "not valid JSON"},
 		{"empty", "  \n", nil, "empty"},
 		{"only a header", "email,status\n", nil, "no users"},
@@ -46,6 +47,53 @@ func TestParseUsers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An import reports every bad row (the first 20) by its line, and returns
+// no users at all when any row is bad.
+func TestParseUsersReportsEveryBadRow(t *testing.T) {
+	var many strings.Builder
+	for i := range 25 {
+		fmt.Fprintf(&many, "user%d\n", i)
+	}
+	tests := []struct {
+		name string
+		in   string
+		want []string // in the error
+		not  []string // not in it
+	}{
+		{"csv", "email,status\nalice@example.com\nnot-an-email\nbob@example.com,gone\ncarol@example.com\nALICE@example.com,suspended\n",
+			[]string{"3 bad rows", "line 3: \"not-an-email\" is not an email address", "line 4: status \"gone\"", "line 6: alice@example.com is also on line 2"},
+			[]string{"line 2:", "line 5:"}},
+		{"json lines", "[\n  {\"email\": \"a@x.com\"},\n  {\"email\": \"b at x.com\"},\n\n  {\"email\": \"c@x.com\", \"status\": \"x\"}\n]",
+			[]string{"2 bad rows", "line 3: \"b at x.com\" is not an email", "line 5: status \"x\""}, []string{"line 2:"}},
+		{"json wrapper lines", "{\"users\": [{\"email\": \"a@x.com\"},\n{\"email\": \"\"}]}", []string{"1 bad row,", "line 2: no email"}, nil},
+		{"bounded", many.String(), []string{"25 bad rows", "line 1:", "line 20:", "and 5 more bad rows"}, []string{"line 21:"}},
+		{"json trailing", `[{"email":"a@x.com"}] x`, []string{"more after the JSON value"}, nil},
+		{"json wrapper extra", `{"users":[{"email":"a@x.com"}],"x":1}`, []string{`{"users": [...]} and nothing else`}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseUsers([]byte(tt.in))
+			if err == nil || got != nil {
+				t.Fatalf("got %v, %v; want no users and an error", got, err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(err.Error(), n) {
+					t.Errorf("error %q has %q", err, n)
+				}
+			}
+		})
+	}
+	rows, err := ParseUserRows([]byte("# staff\nAlice@Example.com\n\nbob@example.com,suspended\n"), nil)
+	if err != nil || len(rows) != 2 || rows[0].Line != 2 || rows[0].Email != "alice@example.com" || rows[1].Line != 4 || rows[1].Org() != "example.com" {
+		t.Fatalf("rows = %+v, %v", rows, err)
 	}
 }
 
