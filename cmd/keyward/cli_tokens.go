@@ -20,6 +20,10 @@ that introspection reports for an opaque token). Introspection reports a
 revoked token inactive at once. APIs that verify JWTs locally do not see
 revocations: use introspection for them, or keep token lifetimes short.
 
+Keyward stores opaque tokens but not JWTs, so it cannot tell a JWT's ID
+from a mistyped one: an ID it has no record of is put on the revocation
+list anyway, and the command says that no token with it is on record.
+
 To revoke every token of a service account, use 'keyward sa revoke-tokens'.`,
 	}
 	f.register(cmd)
@@ -32,11 +36,11 @@ To revoke every token of a service account, use 'keyward sa revoke-tokens'.`,
 			if err != nil {
 				return err
 			}
-			var resp map[string]string
+			var resp admin.RevokeResponse
 			if err := c.do(cmd.Context(), http.MethodPost, "/v1/tokens/revoke", admin.RevokeRequest{JTI: args[0]}, &resp); err != nil {
 				return err
 			}
-			return c.show(resp, func(w *tabwriter.Writer) { fmt.Fprintf(w, "revoked token %s\n", args[0]) })
+			return c.show(resp, func(w *tabwriter.Writer) { fmt.Fprintf(w, "%s: %s\n", args[0], resp.Note) })
 		},
 	})
 	return cmd

@@ -434,10 +434,30 @@ func (h *Handler) revokeToken(r *http.Request, actor Actor) (int, any, error) {
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	if err := h.svc.RevokeTokenID(r.Context(), actor, in.JTI); err != nil {
+	res, err := h.svc.RevokeTokenID(r.Context(), actor, in.JTI)
+	if err != nil {
 		return 0, nil, err
 	}
-	return 200, map[string]string{"revoked": in.JTI}, nil
+	out := RevokeResponse{Revoked: in.JTI, OnRecord: res.OnRecord, AlreadyRevoked: res.Already}
+	switch {
+	case res.Already:
+		out.Note = "This token ID was already on the revocation list."
+	case res.OnRecord:
+		out.Note = "The opaque token with this ID is revoked."
+	default:
+		out.Note = "No token with this ID is on record (JWT access tokens are not stored, so a JWT's never is); it is on the revocation list anyway, and introspection reports a token with it inactive."
+	}
+	return 200, out, nil
+}
+
+// RevokeResponse says what revoking a token ID did.
+type RevokeResponse struct {
+	Revoked string `json:"revoked"`
+	// OnRecord: Keyward stored a token with this ID (an opaque token).
+	OnRecord bool `json:"on_record"`
+	// AlreadyRevoked: the ID was revoked before.
+	AlreadyRevoked bool   `json:"already_revoked"`
+	Note           string `json:"note"`
 }
 
 func (h *Handler) listAccounts(r *http.Request, _ Actor) (int, any, error) {

@@ -69,6 +69,8 @@ type Store interface {
 	ListAPIs(ctx context.Context) ([]storage.API, error)
 	UpdateAPI(ctx context.Context, name string, fn func(storage.API) (storage.API, error), ev storage.AuditEvent) (storage.API, error)
 	Revoke(ctx context.Context, r storage.Revocation, ev storage.AuditEvent) error
+	IsRevoked(ctx context.Context, jti string) (bool, error)
+	GetTokenByID(ctx context.Context, jti string) (storage.TokenRecord, error)
 	ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error)
 	CreateOrg(ctx context.Context, o storage.Org, ev storage.AuditEvent) error
 	GetOrg(ctx context.Context, domain string) (storage.Org, error)
@@ -652,15 +654,47 @@ func (s *Service) RevokeAccountTokens(ctx context.Context, actor Actor, ref stri
 	}, s.event(actor, "account.revoke_tokens", a.ID, map[string]string{"before": now.UTC().Format(time.RFC3339Nano)}))
 }
 
+// Revoked says what RevokeTokenID knew of the token it revoked.
+type Revoked struct {
+	// OnRecord: an opaque token with the ID was stored (it is now deleted);
+	// AccountID is its account.
+	OnRecord  bool
+	AccountID string
+	// Already: the ID was on the revocation list before.
+	Already bool
+}
+
 // RevokeTokenID revokes one token by its ID (jti). The revocation is kept
 // for the longest token lifetime, after which the token has expired anyway.
-func (s *Service) RevokeTokenID(ctx context.Context, actor Actor, jti string) error {
+// Only opaque tokens are stored: an ID Keyward has no record of may be a
+// JWT's, or a typo, and is put on the revocation list all the same; the
+// result says which it was.
+func (s *Service) RevokeTokenID(ctx context.Context, actor Actor, jti string) (Revoked, error) {
 	if jti == "" || len(jti) > 128 {
-		return invalid("A token ID (jti) is required.")
+		return Revoked{}, invalid("A token ID (jti) is required.")
+	}
+	var r Revoked
+	var err error
+	if r.Already, err = s.store.IsRevoked(ctx, jti); err != nil {
+		return r, err
+	}
+	switch t, err := s.store.GetTokenByID(ctx, jti); {
+	case err == nil:
+		r.OnRecord, r.AccountID = true, t.AccountID
+	case !errors.Is(err, storage.ErrNotFound):
+		return r, err
+	}
+	result := "revoked"
+	switch {
+	case r.Already:
+		result = "already revoked"
+	case !r.OnRecord:
+		result = "revoked; no token with this ID on record"
 	}
 	now := s.cfg.Now()
-	return s.store.Revoke(ctx, storage.Revocation{JTI: jti, RevokedAt: now, ExpiresAt: now.Add(s.cfg.MaxTokenLifetime)},
-		s.event(actor, "token.revoke", "", map[string]string{"token_id": jti, "result": "revoked"}))
+	err = s.store.Revoke(ctx, storage.Revocation{JTI: jti, AccountID: r.AccountID, RevokedAt: now, ExpiresAt: now.Add(s.cfg.MaxTokenLifetime)},
+		s.event(actor, "token.revoke", r.AccountID, map[string]string{"token_id": jti, "result": result}))
+	return r, err
 }
 
 // DeleteAccount deletes an account and its keys.

@@ -396,6 +396,9 @@ type Storage interface {
 	Commit(ctx context.Context, writes []Write) ([]error, error)
 	// GetToken returns the opaque token with the given hash.
 	GetToken(ctx context.Context, hash []byte) (TokenRecord, error)
+	// GetTokenByID returns the opaque token with the given ID (jti), or
+	// ErrNotFound. JWT access tokens are not stored: their IDs never are.
+	GetTokenByID(ctx context.Context, jti string) (TokenRecord, error)
 	// Revoke records a revocation and deletes the opaque token with that
 	// ID, if there is one. Revoking twice is not an error.
 	Revoke(ctx context.Context, r Revocation, ev AuditEvent) error

@@ -22,12 +22,21 @@ func (s *Store) insertTokens(ctx context.Context, tx *sql.Tx, tokens []*storage.
 
 // GetToken implements storage.Storage.
 func (s *Store) GetToken(ctx context.Context, hash []byte) (storage.TokenRecord, error) {
+	return s.getToken(ctx, "getToken", hash)
+}
+
+// GetTokenByID implements storage.Storage.
+func (s *Store) GetTokenByID(ctx context.Context, jti string) (storage.TokenRecord, error) {
+	return s.getToken(ctx, "getTokenByID", jti)
+}
+
+func (s *Store) getToken(ctx context.Context, query string, key any) (storage.TokenRecord, error) {
 	var (
 		t           storage.TokenRecord
 		aud         string
 		issued, exp int64
 	)
-	err := s.queryRow(ctx, "getToken", hash).Scan(&t.Hash, &t.ID, &t.AccountID, &t.Subject, &t.Scope, &aud,
+	err := s.queryRow(ctx, query, key).Scan(&t.Hash, &t.ID, &t.AccountID, &t.Subject, &t.Scope, &aud,
 		&t.Credential, &t.Thumbprint, &t.Actor, &issued, &exp)
 	if err != nil {
 		return t, s.wrap("get token", err)

@@ -396,6 +396,11 @@ func testTokens(t *testing.T, s storage.Storage) {
 	}
 	_, err = s.GetToken(ctx, []byte{9})
 	wantErr(t, err, storage.ErrNotFound)
+	if byID, err := s.GetTokenByID(ctx, "jti-1"); err != nil || !bytes.Equal(byID.Hash, tok.Hash) || byID.AccountID != "acct" {
+		t.Fatalf("GetTokenByID = %+v, %v", byID, err)
+	}
+	_, err = s.GetTokenByID(ctx, "jti-unknown")
+	wantErr(t, err, storage.ErrNotFound)
 
 	// A replayed write stores no token.
 	other := tok
@@ -450,6 +455,8 @@ func testTokens(t *testing.T, s storage.Storage) {
 	mustNil(t, s.Revoke(ctx, r, ev("token.revoke")))
 	mustNil(t, s.Revoke(ctx, r, ev("token.revoke"))) // twice is fine
 	_, err = s.GetToken(ctx, []byte{1, 2, 3})
+	wantErr(t, err, storage.ErrNotFound)
+	_, err = s.GetTokenByID(ctx, "jti-1")
 	wantErr(t, err, storage.ErrNotFound)
 	for _, jti := range []string{"jti-1"} {
 		if revoked, err := s.IsRevoked(ctx, jti); err != nil || !revoked {

@@ -1,0 +1,50 @@
+package admin_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Revoking a token ID says whether Keyward had a token with it: an opaque
+// token is on record, a JWT's ID or a typo is not, and is revoked anyway.
+func TestRevokeTokenIDSaysWhatItKnew(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	now := time.Now()
+	opaque := storage.TokenRecord{Hash: []byte("h"), ID: "opaque-jti", AccountID: f.admin.ID, Subject: f.admin.ID, Scope: "x",
+		Audience: []string{"https://x"}, IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if _, err := f.store.Commit(ctx, []storage.Write{{Token: &opaque}}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, jti         string
+		onRecord, already bool
+		note              string
+	}{
+		{"opaque token", "opaque-jti", true, false, "opaque token with this ID is revoked"},
+		{"again", "opaque-jti", false, true, "already on the revocation list"},
+		{"unknown ID", "typo-jti", false, false, "No token with this ID is on record"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, _ := f.call(t, "POST", "/v1/tokens/revoke", auth, admin.RevokeRequest{JTI: tt.jti})
+			note, _ := out["note"].(string)
+			if code != 200 || out["revoked"] != tt.jti || out["on_record"] != tt.onRecord || out["already_revoked"] != tt.already || !strings.Contains(note, tt.note) {
+				t.Fatalf("%d %v, want on_record %v, already_revoked %v, a note with %q", code, out, tt.onRecord, tt.already, tt.note)
+			}
+			if revoked, err := f.store.IsRevoked(ctx, tt.jti); err != nil || !revoked {
+				t.Fatalf("IsRevoked(%s) = %v, %v; an ID is revoked whether on record or not", tt.jti, revoked, err)
+			}
+		})
+	}
+	evs, err := f.store.ListAuditEvents(ctx, storage.AuditFilter{Action: "token.revoke"})
+	if err != nil || len(evs) != 3 || evs[0].AccountID != f.admin.ID || !strings.Contains(evs[2].Data["result"], "no token with this ID on record") {
+		t.Fatalf("audit events %+v %v", evs, err)
+	}
+}
