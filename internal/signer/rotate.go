@@ -17,13 +17,33 @@ type Policy struct {
 	// RetainFor is how long a retired key stays in the JWKS: at least the
 	// longest token lifetime, so every token it signed still verifies.
 	RetainFor time.Duration
+	// PublishFor is how long a new key is published in the JWKS before it
+	// may sign, so that resource servers' cached key sets know it first;
+	// zero means DefaultPublishFor.
+	PublishFor time.Duration
+}
+
+// DefaultPublishFor covers the JWKS's cache lifetime (max-age 300), the
+// verify package's refresh interval (5 minutes) and the minute in which
+// every replica picks up a new key, with room to spare.
+const DefaultPublishFor = 15 * time.Minute
+
+func (p Policy) publishFor() time.Duration {
+	if p.PublishFor > 0 {
+		return p.PublishFor
+	}
+	return DefaultPublishFor
 }
 
 // Plan computes the next set of signing keys from the stored set at now:
-// exactly one current key of the policy's algorithm, one next key (published
-// before it signs, so verifiers never meet an unknown kid), and the retired
-// keys still within RetainFor. With force, the next key takes over now.
-// newKey makes a fresh key. Plan reports whether anything changed.
+// one current key, one next key of the policy's algorithm (published before
+// it signs, so verifiers never meet an unknown kid), and the retired keys
+// still within RetainFor. When a rotation is due — on schedule, or because
+// the current key is not of the policy's algorithm — the next key takes over
+// once it has been published for PublishFor; until then the current key
+// keeps signing. Only on the very first start (no current key) or with
+// force does a key sign at once. newKey makes a fresh key. Plan reports
+// whether anything changed.
 func (p Policy) Plan(keys []storage.SigningKey, now time.Time, force bool, newKey func() (storage.SigningKey, error)) ([]storage.SigningKey, bool, error) {
 	keys = slices.Clone(keys)
 	changed := false
@@ -60,13 +80,15 @@ func (p Policy) Plan(keys []storage.SigningKey, now time.Time, force bool, newKe
 				return nil, false, err
 			}
 			keys = append(keys, k)
-			next = len(keys) - 1
+			next, changed = len(keys)-1, true
 		}
-		if cur >= 0 {
-			keys[cur].RetiredAt = now
+		if cur < 0 || force || now.Sub(keys[next].CreatedAt) >= p.publishFor() {
+			if cur >= 0 {
+				keys[cur].RetiredAt = now
+			}
+			keys[next].ActivatedAt = now
+			next, changed = -1, true
 		}
-		keys[next].ActivatedAt = now
-		next, changed = -1, true
 	}
 	if next < 0 {
 		k, err := newKey()

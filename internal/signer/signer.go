@@ -62,10 +62,13 @@ type Signer struct {
 type keySet struct {
 	current   *compactSigner
 	currentID string
-	activated time.Time
-	public    map[string]jose.JSONWebKey // kid → public key
-	algs      []jose.SignatureAlgorithm
-	jwks      []byte
+	// currentAlg is the current key's algorithm: after a change of
+	// --signing-alg, the old one until the new key has been published.
+	currentAlg string
+	activated  time.Time
+	public     map[string]jose.JSONWebKey // kid → public key
+	algs       []jose.SignatureAlgorithm
+	jwks       []byte
 }
 
 // New loads the signing keys, creating and activating them on first start.
@@ -153,8 +156,12 @@ func (s *Signer) update(ctx context.Context, force bool, actor, source string) e
 	if err != nil {
 		return err
 	}
-	if old := s.set.Load(); old == nil || old.currentID != set.currentID {
-		s.cfg.Logger.Info("signing key in use", "kid", set.currentID, "alg", s.cfg.Algorithm, "published_keys", len(set.public))
+	old := s.set.Load()
+	if old == nil || old.currentID != set.currentID {
+		s.cfg.Logger.Info("signing key in use", "kid", set.currentID, "alg", set.currentAlg, "published_keys", len(set.public))
+	}
+	if set.currentAlg != s.cfg.Algorithm && (old == nil || old.currentAlg != set.currentAlg) {
+		s.cfg.Logger.Info("the signing algorithm changes once the new key has been published", "from", set.currentAlg, "to", s.cfg.Algorithm, "publish_for", s.cfg.publishFor())
 	}
 	s.set.Store(set)
 	return nil
@@ -203,7 +210,7 @@ func (s *Signer) load(keys []storage.SigningKey) (*keySet, error) {
 			if err != nil {
 				return nil, fmt.Errorf("signing key %s: %w", k.ID, err)
 			}
-			set.currentID, set.activated = k.ID, k.ActivatedAt
+			set.currentID, set.currentAlg, set.activated = k.ID, k.Algorithm, k.ActivatedAt
 		}
 	}
 	if set.current == nil {

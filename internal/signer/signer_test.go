@@ -173,15 +173,40 @@ func TestScheduledRotationAndReload(t *testing.T) {
 	}
 }
 
+// A change of algorithm is a rotation like any other: the key of the new
+// algorithm is published first and signs only after DefaultPublishFor, so
+// resource servers' cached key sets know its kid before they meet it.
 func TestAlgorithmChange(t *testing.T) {
 	st := &memStore{}
 	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	es := newTestSigner(t, st, master, "ES256", c)
 	tok, _ := es.Sign(claims{Scope: "a"})
 	ed := newTestSigner(t, st, master, "EdDSA", c)
+	published := jwksKIDs(t, ed)
 	raw, _ := ed.Sign(claims{Scope: "b"})
+	if _, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256}); err != nil || ed.CurrentKeyID() != es.CurrentKeyID() {
+		t.Fatalf("right after the switch the ES256 key must still sign, while the EdDSA key is published: %v", err)
+	}
+	if len(published) != 2 {
+		t.Fatalf("published %v, want the ES256 key and the next EdDSA key", published)
+	}
+	c.t = c.t.Add(DefaultPublishFor - time.Second)
+	if err := ed.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ed.CurrentKeyID() != es.CurrentKeyID() {
+		t.Fatal("the EdDSA key signed before it was published for DefaultPublishFor")
+	}
+	c.t = c.t.Add(time.Second)
+	if err := ed.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = ed.Sign(claims{Scope: "b"})
 	if _, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.EdDSA}); err != nil {
-		t.Fatalf("after switching to EdDSA tokens are not EdDSA: %v", err)
+		t.Fatalf("after publishing, tokens are not EdDSA: %v", err)
+	}
+	if !slices.Contains(published, ed.CurrentKeyID()) {
+		t.Fatalf("the EdDSA key %s was not among the keys published at the switch %v", ed.CurrentKeyID(), published)
 	}
 	var got claims
 	if err := ed.Verify(tok, &got); err != nil {
@@ -260,6 +285,9 @@ func TestPlan(t *testing.T) {
 	cur := storage.SigningKey{ID: "cur", Algorithm: "ES256", ActivatedAt: now.Add(-time.Minute)}
 	next := storage.SigningKey{ID: "next", Algorithm: "ES256"}
 	old := storage.SigningKey{ID: "old", Algorithm: "ES256", ActivatedAt: now.Add(-3 * time.Hour), RetiredAt: now.Add(-2 * time.Hour)}
+	rsaCur := storage.SigningKey{ID: "rsa", Algorithm: "RS256", ActivatedAt: now.Add(-time.Minute)}
+	youngNext := storage.SigningKey{ID: "young", Algorithm: "ES256", CreatedAt: now.Add(-time.Minute)}
+	publishedNext := storage.SigningKey{ID: "published", Algorithm: "ES256", CreatedAt: now.Add(-DefaultPublishFor)}
 	tests := []struct {
 		name        string
 		keys        []storage.SigningKey
@@ -275,6 +303,11 @@ func TestPlan(t *testing.T) {
 		{"missing next", []storage.SigningKey{cur}, false, true, "cur", 2},
 		{"due", []storage.SigningKey{{ID: "cur", Algorithm: "ES256", ActivatedAt: now.Add(-2 * time.Hour)}, next}, false, true, "next", 3},
 		{"wrong alg next", []storage.SigningKey{cur, {ID: "rsa", Algorithm: "RS256"}}, false, true, "cur", 2},
+		{"new alg is published first", []storage.SigningKey{rsaCur}, false, true, "rsa", 2},
+		{"new alg waits while young", []storage.SigningKey{rsaCur, youngNext}, false, false, "rsa", 2},
+		{"new alg signs once published", []storage.SigningKey{rsaCur, publishedNext}, false, true, "published", 3},
+		{"new alg with force", []storage.SigningKey{rsaCur}, true, true, "new1", 3},
+		{"due waits for a young next", []storage.SigningKey{{ID: "cur", Algorithm: "ES256", ActivatedAt: now.Add(-2 * time.Hour)}, youngNext}, false, false, "cur", 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
