@@ -3,36 +3,16 @@
 package main
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// logBuffer is a log destination safe for concurrent writes and reads.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // waitFor waits up to 5 s for the log to contain s.
-func (l *logBuffer) waitFor(t *testing.T, s string) {
+func (l *syncBuffer) waitFor(t *testing.T, s string) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(l.String(), s); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -45,7 +25,7 @@ func (l *logBuffer) waitFor(t *testing.T, s string) {
 // certificate to reload logs that and keeps serving (a default SIGHUP
 // would kill the test binary).
 func TestSIGHUPWithoutTLS(t *testing.T) {
-	var logs logBuffer
+	var logs syncBuffer
 	m := startServer(t, func(m *Main) { m.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	logs.waitFor(t, "keyward is serving")
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
