@@ -47,17 +47,7 @@ func TestGrants(t *testing.T) {
 	kf := keyFile(t, k)
 	v := verifier(t, k, verify.WithSelfSignedJWTs())
 	ctx := context.Background()
-	sources := map[string]func() (oauth2.TokenSource, error){
-		"jwt-bearer": func() (oauth2.TokenSource, error) { return client.TokenSource(ctx, kf, "orders.read") },
-		"client secret": func() (oauth2.TokenSource, error) {
-			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: k.URL + "/token", ClientID: id, ClientSecret: secret, Scopes: []string{"orders.read"}})
-		},
-		"private_key_jwt": func() (oauth2.TokenSource, error) {
-			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: k.URL + "/token", KeyFile: kf, Scopes: []string{"orders.read"}})
-		},
-		"self-signed": func() (oauth2.TokenSource, error) { return client.SelfSignedJWT(kf, "https://orders.internal") },
-	}
-	for name, mk := range sources {
+	for name, mk := range grantSources(ctx, k, id, secret, kf) {
 		t.Run(name, func(t *testing.T) {
 			ts, err := mk()
 			if err != nil {
@@ -78,6 +68,21 @@ func TestGrants(t *testing.T) {
 				t.Fatalf("scopes = %v", c.Scopes)
 			}
 		})
+	}
+}
+
+// grantSources makes a token source of each kind for job@shop, by name:
+// its client secret (id, secret) or its key file kf.
+func grantSources(ctx context.Context, k *testkeyward.Server, id, secret string, kf []byte) map[string]func() (oauth2.TokenSource, error) {
+	return map[string]func() (oauth2.TokenSource, error){
+		"jwt-bearer": func() (oauth2.TokenSource, error) { return client.TokenSource(ctx, kf, "orders.read") },
+		"client secret": func() (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: k.URL + "/token", ClientID: id, ClientSecret: secret, Scopes: []string{"orders.read"}})
+		},
+		"private_key_jwt": func() (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: k.URL + "/token", KeyFile: kf, Scopes: []string{"orders.read"}})
+		},
+		"self-signed": func() (oauth2.TokenSource, error) { return client.SelfSignedJWT(kf, "https://orders.internal") },
 	}
 }
 

@@ -2,11 +2,8 @@ package client_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
-
-	"golang.org/x/oauth2"
 
 	"github.com/keyward/keyward/client"
 	"github.com/keyward/keyward/internal/testkeyward"
@@ -18,22 +15,11 @@ import (
 func TestEarlyRefreshOfEveryGrant(t *testing.T) {
 	k := testkeyward.Start(t)
 	id, secret, _, _ := k.Setup(t, "jwt")
-	created, err := k.Srv.Admin.CreateKey(context.Background(), testkeyward.Sys, "job@shop.iam.test", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kf, _ := json.Marshal(created)
-	ctx := context.Background()
-	sources := map[string]func() (oauth2.TokenSource, error){
-		"jwt-bearer": func() (oauth2.TokenSource, error) { return client.TokenSource(ctx, kf, "orders.read") },
-		"client secret": func() (oauth2.TokenSource, error) {
-			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: k.URL + "/token", ClientID: id, ClientSecret: secret, Scopes: []string{"orders.read"}})
-		},
-		"private_key_jwt": func() (oauth2.TokenSource, error) {
-			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: k.URL + "/token", KeyFile: kf, Scopes: []string{"orders.read"}})
-		},
-	}
-	for name, mk := range sources {
+	kf := keyFile(t, k)
+	for name, mk := range grantSources(context.Background(), k, id, secret, kf) {
+		if name == "self-signed" {
+			continue // signed anew on every call, in whole seconds
+		}
 		t.Run(name, func(t *testing.T) {
 			ts, err := mk()
 			if err != nil {

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/tokenstate"
@@ -192,7 +193,7 @@ func (h *Handler) authenticate(r *http.Request) (Actor, error) {
 		// A certificate-bound token (RFC 8705 §3) counts only with its
 		// certificate.
 		cert, err := h.certs.PeerCertificate(r)
-		if err != nil || cert == nil || thumbprint(cert) != c.Confirmation.X5TS256 {
+		if err != nil || cert == nil || clientauth.Thumbprint(cert) != c.Confirmation.X5TS256 {
 			return Actor{}, challenge(oauth2.ErrInvalidToken, "The access token is bound to a client certificate; present that certificate (RFC 8705).")
 		}
 	}
@@ -643,10 +644,4 @@ func parseLimit(v string) (int, error) {
 		return 0, invalid("limit must be a number from 1 to 1000.")
 	}
 	return n, nil
-}
-
-// thumbprint is a certificate's x5t#S256 (RFC 8705 §3.1).
-func thumbprint(cert *x509.Certificate) string {
-	sum := sha256.Sum256(cert.Raw)
-	return base64.RawURLEncoding.EncodeToString(sum[:])
 }

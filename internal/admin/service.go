@@ -350,21 +350,14 @@ func (s *Service) scopeHolders(ctx context.Context, scopes []string) ([]string, 
 		return out
 	}
 	var holders []string
-	opts := storage.ListOptions{Limit: 1000}
-	for {
-		page, err := s.store.ListAccounts(ctx, opts)
-		if err != nil {
-			return nil, err
+	err := s.eachAccount(ctx, func(a storage.Account) bool {
+		if h := held(a.Scopes); len(h) > 0 {
+			holders = append(holders, fmt.Sprintf("account %s (%s)", a.Email, strings.Join(h, " ")))
 		}
-		for _, a := range page {
-			if h := held(a.Scopes); len(h) > 0 {
-				holders = append(holders, fmt.Sprintf("account %s (%s)", a.Email, strings.Join(h, " ")))
-			}
-		}
-		if len(page) < opts.PageLimit() {
-			break
-		}
-		opts.After = page[len(page)-1].ID
+		return true
+	})
+	if err != nil {
+		return nil, err
 	}
 	orgs, err := s.store.ListOrgs(ctx)
 	if err != nil {
@@ -726,20 +719,34 @@ func (s *Service) keepAnAdmin(ctx context.Context, a storage.Account, change str
 	if !isAdmin(a) {
 		return nil
 	}
+	another := false
+	err := s.eachAccount(ctx, func(o storage.Account) bool {
+		another = o.ID != a.ID && isAdmin(o)
+		return !another
+	})
+	if err != nil || another {
+		return err
+	}
+	return conflict("%s is the last enabled account with the %s scope: %s would leave no administrator. Give another account the scope first.",
+		a.Email, AdminScope, change)
+}
+
+// eachAccount calls fn with every account, a page at a time, until fn
+// returns false.
+func (s *Service) eachAccount(ctx context.Context, fn func(storage.Account) bool) error {
 	opts := storage.ListOptions{Limit: 1000}
 	for {
 		page, err := s.store.ListAccounts(ctx, opts)
 		if err != nil {
 			return err
 		}
-		for _, o := range page {
-			if o.ID != a.ID && isAdmin(o) {
+		for _, a := range page {
+			if !fn(a) {
 				return nil
 			}
 		}
 		if len(page) < opts.PageLimit() {
-			return conflict("%s is the last enabled account with the %s scope: %s would leave no administrator. Give another account the scope first.",
-				a.Email, AdminScope, change)
+			return nil
 		}
 		opts.After = page[len(page)-1].ID
 	}
