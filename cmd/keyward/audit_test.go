@@ -204,7 +204,7 @@ func runCLIErr(t *testing.T, args ...string) error {
 	cmd.SetArgs(args)
 	cmd.SetOut(new(strings.Builder))
 	cmd.SetErr(new(strings.Builder))
-	return cmd.ExecuteContext(context.Background())
+	return execute(context.Background(), cmd)
 }
 
 // TestCrashSafety kills a real keyward process with SIGKILL in the middle

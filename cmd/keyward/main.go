@@ -17,7 +17,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := newRootCommand().ExecuteContext(ctx); err != nil {
+	if err := execute(ctx, newRootCommand()); err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
 			fmt.Fprintln(os.Stderr, "keyward:", err)
@@ -28,8 +28,26 @@ func main() {
 	}
 }
 
+// execute runs root and makes sure a usage error says how to get help on
+// the command that was run, wherever in the command it was found.
+func execute(ctx context.Context, root *cobra.Command) error {
+	cmd, err := root.ExecuteContextC(ctx)
+	var ue usageError
+	if errors.As(err, &ue) && !errors.As(err, new(hinted)) && cmd != nil {
+		return usage(cmd, ue.error)
+	}
+	return err
+}
+
 // usageError is a mistake in the command line.
 type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// hinted is an error that ends with how to get help.
+type hinted struct{ error }
+
+func (e hinted) Unwrap() error { return e.error }
 
 func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
@@ -84,7 +102,7 @@ its admin API, authenticated with an administrator key file
 
 // usage makes err, a mistake in c's command line, a usageError.
 func usage(c *cobra.Command, err error) error {
-	return usageError{fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath())}
+	return usageError{hinted{fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath())}}
 }
 
 // usageErrors makes every mistake in the command line of c and its

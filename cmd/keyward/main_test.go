@@ -30,6 +30,7 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"api", "create", "x"}, true, `required flag(s) "identifier", "scopes" not set`},
 		{[]string{"sa", "--bogus"}, true, "unknown flag"},
 		{[]string{"sa", "list", "-o", "yaml"}, true, "must be table or json"},
+		{[]string{"keys", "create", "x@p.iam.example"}, true, "--out is required"},
 		{[]string{"sa", "update", "x", "--credentials", missing}, false, "credentials"},
 		{[]string{"sa", "list"}, false, "no credentials"},
 		{[]string{"audit", "verify", "--data-dir", missing}, false, "no Keyward database"},
@@ -43,6 +44,11 @@ func TestExitStatus(t *testing.T) {
 			var ue usageError
 			if errors.As(err, &ue) != tt.wantUsage {
 				t.Fatalf("usage error (exit 2): %v, want %v: %v", !tt.wantUsage, tt.wantUsage, err)
+			}
+			// Every usage error, wherever it is found, says once where
+			// help is.
+			if hints := strings.Count(err.Error(), "--help' for usage."); tt.wantUsage && hints != 1 {
+				t.Fatalf("%q: %d hints to run --help, want 1", err, hints)
 			}
 		})
 	}
