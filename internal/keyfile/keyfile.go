@@ -1,0 +1,100 @@
+// Package keyfile turns the private key of a service-account JSON key file
+// into a JWS signer, with the one algorithm Keyward accepts for that key, or
+// says at once why the key cannot sign anything Keyward would accept.
+//
+// Keyward verifies assertions with RS256 and ES256 only (RFC 7518 §3.1),
+// each against a key registered for it: RSA keys of at least MinRSABits
+// bits and EC keys on P-256. Algorithm is that rule, for the keys users
+// upload as for the keys programs sign with.
+//
+// It imports neither storage nor server code: the public client and verify
+// packages use it.
+package keyfile
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// MinRSABits is the smallest RSA key Keyward accepts.
+const MinRSABits = 2048
+
+// accepted ends every refusal of a key: what would do instead.
+const accepted = "Keyward accepts RS256 (RSA ≥ 2048 bits) and ES256 (P-256) keys"
+
+// Algorithm returns the JWS algorithm a key of pub signs for Keyward: RS256
+// for RSA keys of at least MinRSABits bits, ES256 for EC keys on P-256.
+// Any other key is an error that names the key and what Keyward accepts.
+func Algorithm(pub crypto.PublicKey) (jose.SignatureAlgorithm, error) {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		if n := k.N.BitLen(); n < MinRSABits {
+			return "", fmt.Errorf("the RSA key has %d bits: %s", n, accepted)
+		}
+		return jose.RS256, nil
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return "", fmt.Errorf("the EC key is on %s: %s", k.Curve.Params().Name, accepted)
+		}
+		return jose.ES256, nil
+	case ed25519.PublicKey:
+		return "", errors.New("unsupported key type Ed25519: " + accepted)
+	default:
+		return "", fmt.Errorf("unsupported key type %T: %s", pub, accepted)
+	}
+}
+
+// NewSigner returns a signer of JWTs (typ JWT) with privateKeyPEM, a key
+// file's private_key, under the algorithm Algorithm gives its key, with a
+// kid header of keyID unless keyID is empty. Like Google's libraries it
+// reads a PEM block holding a PKCS #8 key or a PKCS #1 RSA key.
+func NewSigner(privateKeyPEM, keyID string) (jose.Signer, error) {
+	key, err := parsePrivateKey(privateKeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	alg, err := Algorithm(key.Public())
+	if err != nil {
+		return nil, err
+	}
+	opts := (&jose.SignerOptions{}).WithType("JWT")
+	if keyID != "" {
+		opts = opts.WithHeader("kid", keyID)
+	}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("the private key cannot sign %s: %w", alg, err)
+	}
+	return s, nil
+}
+
+// parsePrivateKey reads the first PEM block of privateKeyPEM as PKCS #8,
+// else as PKCS #1, whatever its type says, as golang.org/x/oauth2 does.
+func parsePrivateKey(privateKeyPEM string) (crypto.Signer, error) {
+	block, _ := pem.Decode([]byte(privateKeyPEM))
+	if block == nil {
+		return nil, errors.New("private_key is not PEM")
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		rk, err1 := x509.ParsePKCS1PrivateKey(block.Bytes)
+		if err1 != nil {
+			return nil, fmt.Errorf("private_key is neither a PKCS #8 nor a PKCS #1 key: %w", err)
+		}
+		key = rk
+	}
+	s, ok := key.(crypto.Signer)
+	if !ok { // an X25519 key, say
+		return nil, fmt.Errorf("unsupported key type %T: %s", key, accepted)
+	}
+	return s, nil
+}

@@ -1,0 +1,155 @@
+package keyfile_test
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/keyward/keyward/internal/assertion"
+	"github.com/keyward/keyward/internal/keyfile"
+)
+
+func pemOf(typ string, der []byte) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+}
+
+func pkcs8(t testing.TB, key any) string {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pemOf("PRIVATE KEY", der)
+}
+
+func TestNewSigner(t *testing.T) {
+	rsa2048, _ := rsa.GenerateKey(rand.Reader, 2048)
+	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	tests := []struct {
+		name    string
+		pem     string
+		pub     crypto.PublicKey
+		wantAlg jose.SignatureAlgorithm
+		wantErr string
+	}{
+		{"RSA 2048", pkcs8(t, rsa2048), &rsa2048.PublicKey, jose.RS256, ""},
+		{"RSA 2048 PKCS #1", pemOf("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsa2048)), &rsa2048.PublicKey, jose.RS256, ""},
+		{"EC P-256", pkcs8(t, p256), &p256.PublicKey, jose.ES256, ""},
+		{"RSA 1024", pkcs8(t, rsa1024), nil, "", "the RSA key has 1024 bits: Keyward accepts RS256 (RSA ≥ 2048 bits) and ES256 (P-256) keys"},
+		{"RSA 1024 PKCS #1", pemOf("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsa1024)), nil, "", "1024 bits"},
+		{"EC P-384", pkcs8(t, p384), nil, "", "the EC key is on P-384: Keyward accepts RS256 (RSA ≥ 2048 bits) and ES256 (P-256) keys"},
+		{"Ed25519", pkcs8(t, ed), nil, "", "unsupported key type Ed25519: Keyward accepts"},
+		{"garbage PEM", pemOf("PRIVATE KEY", []byte("junk")), nil, "", "neither a PKCS #8 nor a PKCS #1 key"},
+		{"not PEM", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", nil, "", "not PEM"},
+		{"empty", "", nil, "", "not PEM"},
+		{"public key", pemOf("PUBLIC KEY", must(x509.MarshalPKIXPublicKey(&p256.PublicKey))), nil, "", "neither a PKCS #8 nor a PKCS #1 key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := keyfile.NewSigner(tt.pem, "kid-1")
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("NewSigner: %v, want an error with %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := signAndVerify(t, s, tt.pub)
+			if got := jose.SignatureAlgorithm(h.Algorithm); got != tt.wantAlg {
+				t.Errorf("alg = %s, want %s", got, tt.wantAlg)
+			}
+			if !slices.Contains(assertion.Algorithms, tt.wantAlg) {
+				t.Errorf("%s is not among the server's assertion algorithms %v", tt.wantAlg, assertion.Algorithms)
+			}
+			if h.KeyID != "kid-1" || h.ExtraHeaders[jose.HeaderType] != "JWT" {
+				t.Errorf("header = kid %q, typ %v; want kid-1, JWT", h.KeyID, h.ExtraHeaders[jose.HeaderType])
+			}
+		})
+	}
+}
+
+func TestNewSignerWithoutKeyID(t *testing.T) {
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s, err := keyfile.NewSigner(pkcs8(t, p256), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := signAndVerify(t, s, &p256.PublicKey); h.KeyID != "" {
+		t.Fatalf("kid = %q, want none", h.KeyID)
+	}
+}
+
+// signAndVerify signs a payload with s, checks the signature with pub and
+// returns the protected header.
+func signAndVerify(t testing.TB, s jose.Signer, pub crypto.PublicKey) jose.Header {
+	t.Helper()
+	obj, err := s.Sign([]byte(`{"iss":"a"}`))
+	if err != nil {
+		t.Fatalf("sign: %v", err)
+	}
+	raw, err := obj.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	if pub != nil {
+		if _, err := parsed.Verify(pub); err != nil {
+			t.Fatalf("verify: %v", err)
+		}
+	}
+	return parsed.Signatures[0].Protected
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// FuzzNewSigner: a key file is untrusted input. Whatever private_key
+// holds, NewSigner does not panic, and a signer it returns signs RS256 or
+// ES256 and nothing else.
+func FuzzNewSigner(f *testing.F) {
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	rsa2048, _ := rsa.GenerateKey(rand.Reader, 2048)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	for _, seed := range []string{
+		pkcs8(f, p256), pkcs8(f, p384), pkcs8(f, rsa2048), pkcs8(f, ed),
+		pemOf("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsa2048)),
+		pemOf("EC PRIVATE KEY", must(x509.MarshalECPrivateKey(p256))),
+		pemOf("PRIVATE KEY", []byte{0x30, 0x03, 0x02, 0x01, 0x00}),
+		"-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n", "", "x",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, privateKeyPEM string) {
+		s, err := keyfile.NewSigner(privateKeyPEM, "k")
+		if err != nil {
+			return
+		}
+		h := signAndVerify(t, s, nil)
+		if alg := jose.SignatureAlgorithm(h.Algorithm); alg != jose.RS256 && alg != jose.ES256 {
+			t.Fatalf("signs %s", alg)
+		}
+	})
+}
