@@ -11,12 +11,8 @@ package client
 
 import (
 	"context"
-	"crypto"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -24,7 +20,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-
+	"strings"
 	"sync"
 	"time"
 
@@ -32,8 +28,9 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
-	"golang.org/x/oauth2/google"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/keyward/keyward/internal/keyfile"
 )
 
 // KeyFile is a service-account JSON key file, as `keyward keys create`
@@ -52,61 +49,72 @@ type KeyFile struct {
 	ClientX509CertURL string `json:"client_x509_cert_url"`
 }
 
-// ParseKeyFile reads a key file and checks that it can sign.
+// ParseKeyFile reads a key file and checks that it can sign something
+// Keyward accepts: an RSA key of at least 2048 bits (RS256) or an EC P-256
+// key (ES256), PEM-encoded PKCS #8 or PKCS #1.
 func ParseKeyFile(data []byte) (*KeyFile, error) {
+	kf, _, err := parseKeyFile(data)
+	return kf, err
+}
+
+// parseKeyFile reads a key file and returns it with the signer of its
+// private key (typ JWT, kid private_key_id).
+func parseKeyFile(data []byte) (*KeyFile, jose.Signer, error) {
 	var kf KeyFile
 	if err := json.Unmarshal(data, &kf); err != nil {
-		return nil, fmt.Errorf("client: not a JSON key file: %w", err)
+		return nil, nil, fmt.Errorf("client: not a JSON key file: %w", err)
 	}
 	if kf.Type != "service_account" {
-		return nil, fmt.Errorf("client: key file type %q, want service_account", kf.Type)
+		return nil, nil, fmt.Errorf("client: key file type %q, want service_account", kf.Type)
 	}
 	if kf.ClientEmail == "" || kf.TokenURI == "" || kf.PrivateKey == "" {
-		return nil, errors.New("client: the key file lacks client_email, token_uri or private_key")
+		return nil, nil, errors.New("client: the key file lacks client_email, token_uri or private_key")
 	}
-	if _, err := kf.signer(); err != nil {
-		return nil, err
-	}
-	return &kf, nil
-}
-
-func (kf *KeyFile) signer() (crypto.Signer, error) {
-	block, _ := pem.Decode([]byte(kf.PrivateKey))
-	if block == nil {
-		return nil, errors.New("client: the key file's private_key is not PEM")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	s, err := keyfile.NewSigner(kf.PrivateKey, kf.PrivateKeyID)
 	if err != nil {
-		return nil, fmt.Errorf("client: the key file's private_key: %w", err)
+		return nil, nil, fmt.Errorf("client: key file: %w", err)
 	}
-	s, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("client: unsupported private key type %T", k)
-	}
-	return s, nil
-}
-
-func (kf *KeyFile) algorithm(s crypto.Signer) jose.SignatureAlgorithm {
-	if _, ok := s.Public().(*rsa.PublicKey); ok {
-		return jose.RS256
-	}
-	return jose.ES256
+	return &kf, s, nil
 }
 
 // TokenSource returns tokens for the key file's service account from the
-// JWT-bearer grant (RFC 7523 §2.1), as Google's libraries would, at the key
-// file's token_uri.
+// JWT-bearer grant (RFC 7523 §2.1) at the key file's token_uri, with the
+// assertion Google's libraries send (iss, scope, aud, iat, exp), signed
+// RS256 or ES256 by the key.
 func TokenSource(ctx context.Context, keyFileJSON []byte, scopes ...string) (oauth2.TokenSource, error) {
-	if _, err := ParseKeyFile(keyFileJSON); err != nil {
+	kf, js, err := parseKeyFile(keyFileJSON)
+	if err != nil {
 		return nil, err
 	}
-	cfg, err := google.JWTConfigFromJSON(keyFileJSON, scopes...)
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
+	return Reuse(&bearerSource{ctx: ctx, kf: kf, scope: strings.Join(scopes, " "), signer: js}), nil
+}
+
+// bearerSource runs the JWT-bearer grant, fetching a new token on every
+// call.
+type bearerSource struct {
+	ctx    context.Context
+	kf     *KeyFile
+	scope  string
+	signer jose.Signer
+}
+
+func (s *bearerSource) Token() (*oauth2.Token, error) {
+	// Back-dated like Google's libraries, for clocks slightly ahead.
+	iat := time.Now().Add(-10 * time.Second)
+	claims := map[string]any{"iss": s.kf.ClientEmail, "aud": s.kf.TokenURI, "iat": iat.Unix(), "exp": iat.Add(time.Hour).Unix()}
+	if s.scope != "" {
+		claims["scope"] = s.scope
 	}
-	// A new x/oauth2 source per fetch: each caches its token until 10 s
-	// before expiry, which would defeat Reuse's early refresh.
-	return Reuse(errorDetails(fetchFunc(func() (*oauth2.Token, error) { return cfg.TokenSource(ctx).Token() }))), nil
+	a, err := jwt.Signed(s.signer).Claims(claims).Serialize()
+	if err != nil {
+		return nil, fmt.Errorf("client: sign the assertion: %w", err)
+	}
+	// The clientcredentials package lets grant_type be replaced, and
+	// parses the answer and OAuth errors; with no client ID and secret it
+	// authenticates no client, as the grant wants.
+	cc := clientcredentials.Config{TokenURL: s.kf.TokenURI, AuthStyle: oauth2.AuthStyleInParams,
+		EndpointParams: url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {a}}}
+	return cc.Token(s.ctx)
 }
 
 // fetchFunc is a TokenSource that fetches a new token on every call.
@@ -151,14 +159,9 @@ func ClientCredentials(ctx context.Context, cfg ClientCredentialsConfig) (oauth2
 		// itself and defeat Reuse's early refresh.
 		return Reuse(fetchFunc(func() (*oauth2.Token, error) { return cc.Token(ctx) })), nil
 	}
-	kf, err := ParseKeyFile(cfg.KeyFile)
+	kf, js, err := parseKeyFile(cfg.KeyFile)
 	if err != nil {
 		return nil, err
-	}
-	s, _ := kf.signer()
-	js, err := jose.NewSigner(jose.SigningKey{Algorithm: kf.algorithm(s), Key: s}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kf.PrivateKeyID))
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
 	}
 	id := cfg.ClientID
 	if id == "" {
@@ -203,17 +206,12 @@ func (s *assertionSource) Token() (*oauth2.Token, error) {
 // "authorization without OAuth"). The API must accept them
 // (verify.WithSelfSignedJWTs) and audience must be its identifier.
 func SelfSignedJWT(keyFileJSON []byte, audience string) (oauth2.TokenSource, error) {
-	kf, err := ParseKeyFile(keyFileJSON)
+	kf, js, err := parseKeyFile(keyFileJSON)
 	if err != nil {
 		return nil, err
 	}
 	if audience == "" {
 		return nil, errors.New("client: the audience (the API's identifier) is required")
-	}
-	s, _ := kf.signer()
-	js, err := jose.NewSigner(jose.SigningKey{Algorithm: kf.algorithm(s), Key: s}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kf.PrivateKeyID))
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
 	}
 	return Reuse(selfSigned{email: kf.ClientEmail, aud: audience, signer: js}), nil
 }
@@ -262,28 +260,6 @@ func FindDefaultCredentials(ctx context.Context, scopes ...string) (oauth2.Token
 		return nil, fmt.Errorf("client: no default credentials (set %s to a key file): %w", CredentialsEnv, err)
 	}
 	return TokenSource(ctx, data, scopes...)
-}
-
-// errorDetails fills in the OAuth error code and description of a
-// RetrieveError from its body: golang.org/x/oauth2/jwt leaves them empty.
-func errorDetails(ts oauth2.TokenSource) oauth2.TokenSource { return detailSource{ts} }
-
-type detailSource struct{ ts oauth2.TokenSource }
-
-func (d detailSource) Token() (*oauth2.Token, error) {
-	t, err := d.ts.Token()
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) && re.ErrorCode == "" {
-		var body struct {
-			Code string `json:"error"`
-			Desc string `json:"error_description"`
-			URI  string `json:"error_uri"`
-		}
-		if json.Unmarshal(re.Body, &body) == nil {
-			re.ErrorCode, re.ErrorDescription, re.ErrorURI = body.Code, body.Desc, body.URI
-		}
-	}
-	return t, err
 }
 
 // Reuse wraps ts so that a token is reused until shortly before it expires

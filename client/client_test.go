@@ -2,12 +2,20 @@ package client_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,34 +49,75 @@ func verifier(t *testing.T, k *testkeyward.Server, opts ...verify.Option) *verif
 	return v
 }
 
+// TestGrants gets a token of each kind, with a generated RSA key file and
+// with a key file for an uploaded EC P-256 key, and the API accepts it.
 func TestGrants(t *testing.T) {
 	k := testkeyward.Start(t)
 	id, secret, _, _ := k.Setup(t, "jwt")
-	kf := keyFile(t, k)
 	v := verifier(t, k, verify.WithSelfSignedJWTs())
 	ctx := context.Background()
-	for name, mk := range grantSources(ctx, k, id, secret, kf) {
-		t.Run(name, func(t *testing.T) {
-			ts, err := mk()
-			if err != nil {
-				t.Fatal(err)
-			}
-			tok, err := ts.Token()
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := v.Verify(ctx, tok.AccessToken)
-			if err != nil {
-				t.Fatalf("the API refuses the token: %v", err)
-			}
-			if c.ClientEmail != "job@shop.iam.test" {
-				t.Fatalf("claims = %+v", c)
-			}
-			if name != "self-signed" && !c.HasScope("orders.read") {
-				t.Fatalf("scopes = %v", c.Scopes)
-			}
-		})
+	for kind, kf := range map[string][]byte{"RSA": keyFile(t, k), "EC P-256": ecKeyFile(t, k)} {
+		for name, mk := range grantSources(ctx, k, id, secret, kf) {
+			t.Run(kind+"/"+name, func(t *testing.T) {
+				ts, err := mk()
+				if err != nil {
+					t.Fatal(err)
+				}
+				tok, err := ts.Token()
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, err := v.Verify(ctx, tok.AccessToken)
+				if err != nil {
+					t.Fatalf("the API refuses the token: %v", err)
+				}
+				if c.ClientEmail != "job@shop.iam.test" {
+					t.Fatalf("claims = %+v", c)
+				}
+				if name != "self-signed" && !c.HasScope("orders.read") {
+					t.Fatalf("scopes = %v", c.Scopes)
+				}
+			})
+		}
 	}
+}
+
+// ecKeyFile uploads an EC P-256 public key for job@shop and returns a key
+// file with its private key, as a user who made the key pair would write.
+func ecKeyFile(t *testing.T, k *testkeyward.Server) []byte {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	spki, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	uploaded, err := k.Srv.Admin.UploadKey(context.Background(), testkeyward.Sys, "job@shop.iam.test", pemBlock("PUBLIC KEY", spki), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return withKey(t, keyFile(t, k), uploaded.ID, pkcs8PEM(t, key))
+}
+
+// withKey is the key file kf with another private key and private_key_id.
+func withKey(t *testing.T, kf []byte, kid, privatePEM string) []byte {
+	t.Helper()
+	var f client.KeyFile
+	if err := json.Unmarshal(kf, &f); err != nil {
+		t.Fatal(err)
+	}
+	f.PrivateKeyID, f.PrivateKey = kid, privatePEM
+	b, _ := json.Marshal(f)
+	return b
+}
+
+func pemBlock(typ string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
+
+func pkcs8PEM(t *testing.T, key any) string {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pemBlock("PRIVATE KEY", der))
 }
 
 // grantSources makes a token source of each kind for job@shop, by name:
@@ -180,6 +229,54 @@ func TestParseKeyFile(t *testing.T) {
 	} {
 		if _, err := client.ParseKeyFile([]byte(data)); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestKeyKinds: every constructor that takes a key file accepts the keys
+// Keyward accepts and refuses, at once and saying why, a key whose
+// signatures the server would refuse.
+func TestKeyKinds(t *testing.T) {
+	rsa2048, _ := rsa.GenerateKey(rand.Reader, 2048)
+	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	base := []byte(`{"type":"service_account","client_email":"job@shop.iam.test","client_id":"1","token_uri":"http://127.0.0.1:1/token"}`)
+	tests := []struct {
+		name, pem, wantErr string
+	}{
+		{"RSA 2048", pkcs8PEM(t, rsa2048), ""},
+		{"RSA 2048 PKCS #1", string(pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsa2048))), ""},
+		{"EC P-256", pkcs8PEM(t, p256), ""},
+		{"RSA 1024", pkcs8PEM(t, rsa1024), "the RSA key has 1024 bits: Keyward accepts RS256 (RSA ≥ 2048 bits) and ES256 (P-256) keys"},
+		{"EC P-384", pkcs8PEM(t, p384), "the EC key is on P-384: Keyward accepts RS256 (RSA ≥ 2048 bits) and ES256 (P-256) keys"},
+		{"Ed25519", pkcs8PEM(t, ed), "unsupported key type Ed25519"},
+		{"garbage PEM", string(pemBlock("PRIVATE KEY", []byte("junk"))), "neither a PKCS #8 nor a PKCS #1 key"},
+		{"not PEM", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "not PEM"},
+	}
+	ctx := context.Background()
+	constructors := map[string]func(kf []byte) error{
+		"ParseKeyFile": func(kf []byte) error { _, err := client.ParseKeyFile(kf); return err },
+		"TokenSource":  func(kf []byte) error { _, err := client.TokenSource(ctx, kf, "orders.read"); return err },
+		"ClientCredentials": func(kf []byte) error {
+			_, err := client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: "http://127.0.0.1:1/token", KeyFile: kf})
+			return err
+		},
+		"SelfSignedJWT": func(kf []byte) error { _, err := client.SelfSignedJWT(kf, "https://orders.internal"); return err },
+	}
+	for _, tt := range tests {
+		kf := withKey(t, base, "kid-1", tt.pem)
+		for name, construct := range constructors {
+			t.Run(tt.name+"/"+name, func(t *testing.T) {
+				err := construct(kf)
+				if tt.wantErr == "" && err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+					t.Fatalf("err = %v, want one with %q", err, tt.wantErr)
+				}
+			})
 		}
 	}
 }
