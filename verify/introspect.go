@@ -2,13 +2,8 @@ package verify
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +16,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/keyward/keyward/internal/keyfile"
 )
 
 type introspectionCredentials struct {
@@ -31,8 +28,8 @@ type introspectionCredentials struct {
 }
 
 // withKeyFile returns c with the signer of its key file, or why the key
-// file cannot sign Keyward client assertions: an RSA key signs RS256, an
-// EC P-256 key ES256.
+// file cannot sign client assertions Keyward accepts (internal/keyfile:
+// RS256 with RSA ≥ 2048 bits, ES256 with P-256).
 func (c introspectionCredentials) withKeyFile() (*introspectionCredentials, error) {
 	var f struct {
 		PrivateKeyID string `json:"private_key_id"`
@@ -45,34 +42,11 @@ func (c introspectionCredentials) withKeyFile() (*introspectionCredentials, erro
 	if f.ClientID == "" || f.PrivateKey == "" {
 		return nil, errors.New("the introspection key file lacks client_id or private_key")
 	}
-	block, _ := pem.Decode([]byte(f.PrivateKey))
-	if block == nil {
-		return nil, errors.New("the introspection key file's private_key is not PEM")
-	}
-	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	s, err := keyfile.NewSigner(f.PrivateKey, f.PrivateKeyID)
 	if err != nil {
-		return nil, fmt.Errorf("the introspection key file's private_key is not a PKCS #8 key: %w", err)
+		return nil, fmt.Errorf("the introspection key file: %w", err)
 	}
-	var alg jose.SignatureAlgorithm
-	switch k := key.(type) {
-	case *rsa.PrivateKey:
-		alg = jose.RS256
-	case *ecdsa.PrivateKey:
-		if k.Curve != elliptic.P256() {
-			return nil, fmt.Errorf("the introspection key file's EC key is on %s; only P-256 (ES256) is supported", k.Curve.Params().Name)
-		}
-		alg = jose.ES256
-	default:
-		return nil, fmt.Errorf("the introspection key file's private_key is a %T; use RSA or EC P-256", key)
-	}
-	opts := &jose.SignerOptions{}
-	if f.PrivateKeyID != "" {
-		opts = opts.WithHeader("kid", f.PrivateKeyID)
-	}
-	if c.signer, err = jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts); err != nil {
-		return nil, fmt.Errorf("the introspection key file's private_key cannot sign %s: %w", alg, err)
-	}
-	c.clientID = f.ClientID
+	c.signer, c.clientID = s, f.ClientID
 	return &c, nil
 }
 

@@ -756,8 +756,9 @@ func pkcs8PEM(t *testing.T, key any) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 }
 
-// The API may introspect with its account's key file, RSA or EC P-256; a
-// key file that cannot sign is New's error, not a silent failure later.
+// The API may introspect with its account's key file, RSA (PKCS #8 or
+// PKCS #1) or EC P-256; a key file that cannot sign what Keyward accepts is
+// New's error, not a silent failure later.
 func TestIntrospectionKeyFile(t *testing.T) {
 	k := testkeyward.Start(t)
 	id, secret, apiID, _ := k.Setup(t, "opaque")
@@ -778,7 +779,12 @@ func TestIntrospectionKeyFile(t *testing.T) {
 		return b
 	}
 	tok := tokenFor(t, k, id, secret, "orders.read")
-	for name, kf := range map[string][]byte{"RSA": rsaJSON, "EC P-256": keyFile(uploaded.ID, pkcs8PEM(t, ecKey), apiID)} {
+	pkcs1 := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(testkeyward.ParsePKCS8(t, rsaFile.PrivateKey).(*rsa.PrivateKey))}))
+	for name, kf := range map[string][]byte{
+		"RSA":            rsaJSON,
+		"RSA as PKCS #1": keyFile(rsaFile.PrivateKeyID, pkcs1, apiID),
+		"EC P-256":       keyFile(uploaded.ID, pkcs8PEM(t, ecKey), apiID),
+	} {
 		t.Run(name, func(t *testing.T) {
 			v := newVerifier(t, k, verify.WithIntrospectionKeyFile(kf))
 			if c, err := v.Verify(ctx, tok); err != nil || c.ClientID != id {
@@ -789,6 +795,7 @@ func TestIntrospectionKeyFile(t *testing.T) {
 
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
 	rsaPEM := pkcs8PEM(t, testkeyward.ParsePKCS8(t, rsaFile.PrivateKey))
 	tests := []struct {
 		name     string
@@ -800,8 +807,9 @@ func TestIntrospectionKeyFile(t *testing.T) {
 		{"no client_id", keyFile("k", rsaPEM, ""), "lacks client_id or private_key"},
 		{"not PEM", keyFile("k", "MIIE...", apiID), "not PEM"},
 		{"not PKCS #8", keyFile("k", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("junk")})), apiID), "PKCS #8"},
-		{"EC P-384", keyFile("k", pkcs8PEM(t, p384), apiID), "P-384"},
-		{"Ed25519", keyFile("k", pkcs8PEM(t, edKey), apiID), "RSA or EC P-256"},
+		{"EC P-384", keyFile("k", pkcs8PEM(t, p384), apiID), "the EC key is on P-384: Keyward accepts RS256 (RSA ≥ 2048 bits) and ES256 (P-256) keys"},
+		{"RSA 1024", keyFile("k", pkcs8PEM(t, rsa1024), apiID), "the RSA key has 1024 bits: Keyward accepts"},
+		{"Ed25519", keyFile("k", pkcs8PEM(t, edKey), apiID), "unsupported key type Ed25519: Keyward accepts"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
