@@ -5,8 +5,6 @@ package sakey
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -20,11 +18,12 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/client"
+	"github.com/keyward/keyward/internal/keyfile"
 	"github.com/keyward/keyward/internal/storage"
 )
 
-// MinRSABits is the smallest RSA key accepted.
-const MinRSABits = 2048
+// MinRSABits is the smallest RSA key accepted, as for key files.
+const MinRSABits = keyfile.MinRSABits
 
 // KeyFile is a service-account JSON key file in Google's format; the public
 // client package defines it, for the programs that read key files.
@@ -117,8 +116,9 @@ type Public struct {
 }
 
 // ParsePublic reads an uploaded public key: a PEM "PUBLIC KEY", "RSA PUBLIC
-// KEY" or "CERTIFICATE" block. RSA keys need at least 2048 bits and verify
-// RS256; EC keys must be on P-256 and verify ES256.
+// KEY" or "CERTIFICATE" block. Which keys are accepted, and for which
+// algorithm, keyfile.Algorithm says, as for the key files that sign: RSA
+// keys of at least 2048 bits verify RS256, EC keys on P-256 ES256.
 func ParsePublic(data []byte) (Public, error) {
 	block, _ := pem.Decode(data)
 	if block == nil {
@@ -148,20 +148,11 @@ func ParsePublic(data []byte) (Public, error) {
 	if err != nil {
 		return Public{}, fmt.Errorf("cannot parse the %s: %w", block.Type, err)
 	}
-	switch k := pub.(type) {
-	case *rsa.PublicKey:
-		if k.N.BitLen() < MinRSABits {
-			return Public{}, fmt.Errorf("the RSA key has %d bits; at least %d are required", k.N.BitLen(), MinRSABits)
-		}
-		p.Algorithm = "RS256"
-	case *ecdsa.PublicKey:
-		if k.Curve != elliptic.P256() {
-			return Public{}, fmt.Errorf("the EC key is on %s; only P-256 (ES256) is supported", k.Curve.Params().Name)
-		}
-		p.Algorithm = "ES256"
-	default:
-		return Public{}, fmt.Errorf("unsupported key type %T: use RSA (2048 bits or more) or EC P-256", pub)
+	alg, err := keyfile.Algorithm(pub)
+	if err != nil {
+		return Public{}, err
 	}
+	p.Algorithm = string(alg)
 	if p.SPKI, err = x509.MarshalPKIXPublicKey(pub); err != nil {
 		return Public{}, err
 	}
