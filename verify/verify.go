@@ -30,6 +30,8 @@ import (
 	"unsafe"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/keyward/keyward/internal/oauth2"
 )
 
 // Claims are what a verified token says.
@@ -387,8 +389,7 @@ func checkBinding(c *Claims, cert *x509.Certificate) error {
 	if cert == nil {
 		return invalid("the token is bound to a client certificate, and the request presented none", nil)
 	}
-	sum := sha256.Sum256(cert.Raw)
-	if base64.RawURLEncoding.EncodeToString(sum[:]) != c.CertificateThumbprint {
+	if oauth2.Thumbprint(cert) != c.CertificateThumbprint {
 		return invalid("the token is bound to another client certificate", nil)
 	}
 	return nil

@@ -19,7 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/tokenstate"
@@ -193,7 +192,7 @@ func (h *Handler) authenticate(r *http.Request) (Actor, error) {
 		// A certificate-bound token (RFC 8705 §3) counts only with its
 		// certificate.
 		cert, err := h.certs.PeerCertificate(r)
-		if err != nil || cert == nil || clientauth.Thumbprint(cert) != c.Confirmation.X5TS256 {
+		if err != nil || cert == nil || oauth2.Thumbprint(cert) != c.Confirmation.X5TS256 {
 			return Actor{}, challenge(oauth2.ErrInvalidToken, "The access token is bound to a client certificate; present that certificate (RFC 8705).")
 		}
 	}

@@ -119,14 +119,7 @@ func (c *Client) Thumbprint() string {
 	if c == nil || c.Certificate == nil {
 		return ""
 	}
-	return Thumbprint(c.Certificate)
-}
-
-// Thumbprint returns a certificate's x5t#S256 (RFC 8705 §3.1), as the
-// cnf claim of a certificate-bound token holds it.
-func Thumbprint(cert *x509.Certificate) string {
-	sum := sha256.Sum256(cert.Raw)
-	return base64.RawURLEncoding.EncodeToString(sum[:])
+	return oauth2.Thumbprint(c.Certificate)
 }
 
 // Attempt describes what a request presented, for the audit log, whether

@@ -1,6 +1,9 @@
 package oauth2
 
 import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -44,6 +47,14 @@ type Actor struct {
 type Confirmation struct {
 	X5TS256 string `json:"x5t#S256,omitempty"`
 	JKT     string `json:"jkt,omitempty"`
+}
+
+// Thumbprint returns a certificate's x5t#S256 (RFC 8705 §3.1): the
+// base64url SHA-256 of its DER, as Confirmation.X5TS256 holds it. The
+// token endpoint binds tokens with it and verify checks the binding.
+func Thumbprint(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.Raw)
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // Audience is the aud claim: one string or an array of strings (RFC 7519

@@ -1,6 +1,7 @@
 package oauth2_test
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"testing"
 
@@ -133,4 +134,12 @@ func BenchmarkAccessClaimsJSON(b *testing.B) {
 			buf = c.AppendJSON(buf[:0])
 		}
 	})
+}
+
+// TestThumbprint: x5t#S256 is the unpadded base64url SHA-256 of the DER
+// (RFC 8705 §3.1); here of "abc", whose SHA-256 is FIPS 180-2's example.
+func TestThumbprint(t *testing.T) {
+	if got, want := oauth2.Thumbprint(&x509.Certificate{Raw: []byte("abc")}), "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"; got != want {
+		t.Fatalf("Thumbprint = %q, want %q", got, want)
+	}
 }
