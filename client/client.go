@@ -82,20 +82,49 @@ func parseKeyFile(data []byte) (*KeyFile, jose.Signer, error) {
 // assertion Google's libraries send (iss, scope, aud, iat, exp), signed
 // RS256 or ES256 by the key.
 func TokenSource(ctx context.Context, keyFileJSON []byte, scopes ...string) (oauth2.TokenSource, error) {
-	kf, js, err := parseKeyFile(keyFileJSON)
+	return JWTBearer(ctx, JWTBearerConfig{KeyFile: keyFileJSON, Scopes: scopes})
+}
+
+// JWTBearerConfig configures the JWT-bearer grant for a key file.
+type JWTBearerConfig struct {
+	// KeyFile is the service account's JSON key file.
+	KeyFile []byte
+	Scopes  []string
+	// TokenURL is where token requests go; default: the key file's
+	// token_uri. The assertion's audience stays token_uri, the issuer's
+	// token endpoint, so requests may go to one replica, or through a
+	// proxy, under another name.
+	TokenURL string
+	// HTTPClient is used for token requests; default: the one ctx carries
+	// (oauth2.HTTPClient), else http.DefaultClient.
+	HTTPClient *http.Client
+}
+
+// JWTBearer returns tokens for the key file's service account from the
+// JWT-bearer grant, as TokenSource does, configured by cfg.
+func JWTBearer(ctx context.Context, cfg JWTBearerConfig) (oauth2.TokenSource, error) {
+	kf, js, err := parseKeyFile(cfg.KeyFile)
 	if err != nil {
 		return nil, err
 	}
-	return Reuse(&bearerSource{ctx: ctx, kf: kf, scope: strings.Join(scopes, " "), signer: js}), nil
+	tokenURL := kf.TokenURI
+	if cfg.TokenURL != "" {
+		tokenURL = cfg.TokenURL
+	}
+	if cfg.HTTPClient != nil {
+		ctx = context.WithValue(ctx, oauth2.HTTPClient, cfg.HTTPClient)
+	}
+	return Reuse(&bearerSource{ctx: ctx, kf: kf, tokenURL: tokenURL, scope: strings.Join(cfg.Scopes, " "), signer: js}), nil
 }
 
 // bearerSource runs the JWT-bearer grant, fetching a new token on every
 // call.
 type bearerSource struct {
-	ctx    context.Context
-	kf     *KeyFile
-	scope  string
-	signer jose.Signer
+	ctx      context.Context
+	kf       *KeyFile
+	tokenURL string
+	scope    string
+	signer   jose.Signer
 }
 
 func (s *bearerSource) Token() (*oauth2.Token, error) {
@@ -112,7 +141,7 @@ func (s *bearerSource) Token() (*oauth2.Token, error) {
 	// The clientcredentials package lets grant_type be replaced, and
 	// parses the answer and OAuth errors; with no client ID and secret it
 	// authenticates no client, as the grant wants.
-	cc := clientcredentials.Config{TokenURL: s.kf.TokenURI, AuthStyle: oauth2.AuthStyleInParams,
+	cc := clientcredentials.Config{TokenURL: s.tokenURL, AuthStyle: oauth2.AuthStyleInParams,
 		EndpointParams: url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {a}}}
 	return cc.Token(s.ctx)
 }

@@ -125,6 +125,11 @@ func pkcs8PEM(t *testing.T, key any) string {
 func grantSources(ctx context.Context, k *testkeyward.Server, id, secret string, kf []byte) map[string]func() (oauth2.TokenSource, error) {
 	return map[string]func() (oauth2.TokenSource, error){
 		"jwt-bearer": func() (oauth2.TokenSource, error) { return client.TokenSource(ctx, kf, "orders.read") },
+		// Another name for the server; the audience stays token_uri.
+		"jwt-bearer via another URL": func() (oauth2.TokenSource, error) {
+			return client.JWTBearer(ctx, client.JWTBearerConfig{KeyFile: kf, Scopes: []string{"orders.read"},
+				TokenURL: strings.Replace(k.URL, "127.0.0.1", "localhost", 1) + "/token", HTTPClient: &http.Client{Timeout: 10 * time.Second}})
+		},
 		"client secret": func() (oauth2.TokenSource, error) {
 			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: k.URL + "/token", ClientID: id, ClientSecret: secret, Scopes: []string{"orders.read"}})
 		},

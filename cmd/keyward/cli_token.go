@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,13 +10,15 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/oauth2"
+
+	"github.com/keyward/keyward/client"
 )
 
 func newTokenCommand() *cobra.Command {
 	var (
-		keyFile, caCert string
-		scopes          []string
-		output          string
+		path, caCert string
+		scopes       []string
+		output       string
 	)
 	cmd := &cobra.Command{
 		Use:   "token --key-file key.json --scopes s1,s2",
@@ -32,21 +32,21 @@ the key file's token_uri, and print the access token, as
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			if keyFile == "" {
-				keyFile = os.Getenv("KEYWARD_CREDENTIALS")
+			if path == "" {
+				path = os.Getenv("KEYWARD_CREDENTIALS")
 			}
-			if keyFile == "" {
+			if path == "" {
 				return usageError{errors.New("--key-file is required (or set KEYWARD_CREDENTIALS)")}
 			}
 			s := splitList(scopes)
 			if len(s) == 0 {
 				return usageError{errors.New("--scopes is required: the scopes the token should carry")}
 			}
-			data, err := os.ReadFile(keyFile)
+			data, err := os.ReadFile(path)
 			if err != nil {
 				return err
 			}
-			cfg, err := keyFileConfig(keyFile, data, s...)
+			kf, err := keyFile(path, data)
 			if err != nil {
 				return err
 			}
@@ -54,10 +54,14 @@ the key file's token_uri, and print the access token, as
 			if err != nil {
 				return err
 			}
-			ctx := context.WithValue(cmd.Context(), oauth2.HTTPClient, &http.Client{Timeout: 30 * time.Second, Transport: transport})
-			tok, err := cfg.TokenSource(ctx).Token()
+			ts, err := client.JWTBearer(cmd.Context(), client.JWTBearerConfig{KeyFile: data, Scopes: s,
+				HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: transport}})
 			if err != nil {
-				return retrieveError(cfg.TokenURL, err)
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			tok, err := ts.Token()
+			if err != nil {
+				return retrieveError(kf.TokenURI, err)
 			}
 			if output == "json" {
 				return printJSON(cmd.OutOrStdout(), map[string]any{
@@ -69,7 +73,7 @@ the key file's token_uri, and print the access token, as
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&keyFile, "key-file", "", "service-account JSON key file (default: $KEYWARD_CREDENTIALS)")
+	cmd.Flags().StringVar(&path, "key-file", "", "service-account JSON key file (default: $KEYWARD_CREDENTIALS)")
 	cmd.Flags().StringSliceVar(&scopes, "scopes", nil, "scopes to request, comma-separated")
 	cmd.Flags().StringVar(&caCert, "ca-cert", "", "PEM file of the CA that signed the server's TLS certificate (default: $KEYWARD_CA_CERT, else the system's)")
 	addOutputFlag(cmd.Flags(), &output)
@@ -84,16 +88,6 @@ func retrieveError(tokenURL string, err error) error {
 		return fmt.Errorf("cannot get a token from %s: %w", tokenURL, err)
 	}
 	code, desc := re.ErrorCode, re.ErrorDescription
-	if code == "" {
-		// golang.org/x/oauth2/jwt does not parse error bodies.
-		var body struct {
-			Code string `json:"error"`
-			Desc string `json:"error_description"`
-		}
-		if json.Unmarshal(re.Body, &body) == nil {
-			code, desc = body.Code, body.Desc
-		}
-	}
 	if code == "" {
 		return fmt.Errorf("%s refused the request: HTTP %d", tokenURL, re.Response.StatusCode)
 	}

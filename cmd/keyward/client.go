@@ -19,8 +19,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/google"
-	"golang.org/x/oauth2/jwt"
 
 	"github.com/keyward/keyward/client"
 )
@@ -81,18 +79,18 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credentials: %w", err)
 	}
-	cfg, err := keyFileConfig(creds, data, "keyward.admin")
+	kf, err := keyFile(creds, data)
 	if err != nil {
 		return nil, err
 	}
 	base := strings.TrimRight(firstNonEmpty(f.server, os.Getenv("KEYWARD_SERVER")), "/")
+	tokenURL := "" // the key file's token_uri
 	if base == "" {
-		base = strings.TrimSuffix(cfg.TokenURL, "/token")
+		base = strings.TrimSuffix(kf.TokenURI, "/token")
 	} else {
 		// Talk to this server (a replica, say) but keep the assertion's
 		// audience: the issuer's token endpoint named in the key file.
-		cfg.Audience = cfg.TokenURL
-		cfg.TokenURL = base + "/token"
+		tokenURL = base + "/token"
 	}
 	if _, err := url.Parse(base); err != nil || !strings.HasPrefix(base, "http") {
 		return nil, usageError{fmt.Errorf("--server %q must be an http(s) URL", base)}
@@ -101,24 +99,25 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx := context.WithValue(cmd.Context(), oauth2.HTTPClient, &http.Client{Timeout: 30 * time.Second, Transport: transport})
-	hc := cfg.Client(ctx)
-	hc.Timeout = 60 * time.Second
+	ctx := cmd.Context()
+	ts, err := client.JWTBearer(ctx, client.JWTBearerConfig{KeyFile: data, Scopes: []string{"keyward.admin"}, TokenURL: tokenURL,
+		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: transport}})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", creds, err)
+	}
+	hc := &http.Client{Timeout: 60 * time.Second, Transport: &oauth2.Transport{Source: ts, Base: transport}}
 	return &adminClient{base: base, http: hc, output: f.output, out: cmd.OutOrStdout()}, nil
 }
 
-// keyFileConfig reads a service-account key file for the JWT-bearer grant.
-// The file must name its token_uri: x/oauth2 would otherwise send the
-// signed assertion to Google's token endpoint.
-func keyFileConfig(path string, data []byte, scopes ...string) (*jwt.Config, error) {
-	if _, err := client.ParseKeyFile(data); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	cfg, err := google.JWTConfigFromJSON(data, scopes...)
+// keyFile reads a service-account key file for the JWT-bearer grant, at
+// path. The file must name its token_uri: it is where the CLI sends the
+// signed assertion.
+func keyFile(path string, data []byte) (*client.KeyFile, error) {
+	kf, err := client.ParseKeyFile(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return cfg, nil
+	return kf, nil
 }
 
 // httpTransport trusts caFile, if given, for the server's certificate.

@@ -1,7 +1,12 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,6 +35,50 @@ func TestKeyFileWithoutTokenURI(t *testing.T) {
 		err := runCLIErr(t, args...)
 		if err == nil || !strings.Contains(err.Error(), "token_uri") || strings.Contains(err.Error(), "googleapis") {
 			t.Errorf("keyward %s: %v, want the missing token_uri named", strings.Join(args, " "), err)
+		}
+	}
+}
+
+// TestECKeyFile: the CLI signs with an EC P-256 key file as it does with an
+// RSA one (ES256), for tokens and for the admin API, also through
+// --server (another name for the server, the audience staying token_uri).
+func TestECKeyFile(t *testing.T) {
+	m := startServer(t)
+	data, err := os.ReadFile(m.AdminKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kf map[string]any
+	json.Unmarshal(data, &kf)
+	admin := kf["client_email"].(string)
+
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	spki, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	dir := t.TempDir()
+	pub := filepath.Join(dir, "ec.pub")
+	os.WriteFile(pub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}), 0o600)
+	var uploaded struct {
+		ID string `json:"key_id"`
+	}
+	if err := json.Unmarshal([]byte(runCLI(t, "keys", "upload", admin, "--public-key", pub, "-o", "json", "--credentials", m.AdminKeyFile)), &uploaded); err != nil || uploaded.ID == "" {
+		t.Fatalf("keys upload: %v %+v", err, uploaded)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	kf["private_key_id"], kf["private_key"] = uploaded.ID, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	ec, _ := json.Marshal(kf)
+	path := filepath.Join(dir, "ec.json")
+	os.WriteFile(path, ec, 0o600)
+
+	if tok := strings.TrimSpace(runCLI(t, "token", "--key-file", path, "--scopes", "keyward.admin")); tok == "" {
+		t.Fatal("keyward token printed no token")
+	}
+	for _, server := range []string{"", "http://localhost:" + strings.TrimPrefix(m.listener.Addr().String(), "127.0.0.1:")} {
+		args := []string{"sa", "list", "-o", "json", "--credentials", path}
+		if server != "" {
+			args = append(args, "--server", server)
+		}
+		if out := runCLI(t, args...); !strings.Contains(out, admin) {
+			t.Errorf("keyward %s: %s, want the administrator listed", strings.Join(args, " "), out)
 		}
 	}
 }
