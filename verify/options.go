@@ -53,7 +53,8 @@ func WithCacheSize(n int) Option { return func(o *options) { o.cacheSize = n } }
 // (client_secret_basic). The account must be an introspector of the API.
 // Only tokens shaped like Keyward's opaque tokens (kwat_ and base64url) are
 // sent; a refusal is remembered like an answer (WithIntrospectionCacheTTL),
-// so one unknown token sent again and again reaches the issuer once.
+// so one unknown token sent again and again reaches the issuer once. New
+// fails if clientID or clientSecret is empty.
 func WithIntrospection(clientID, clientSecret string) Option {
 	return func(o *options) { o.introspect = &introspectionCredentials{clientID: clientID, secret: clientSecret} }
 }
@@ -68,7 +69,8 @@ func WithIntrospectionKeyFile(keyFileJSON []byte) Option {
 
 // WithRevocationCheck makes the Verifier introspect JWTs too, after the
 // local checks, so a revoked token or a disabled account is refused within
-// the introspection cache lifetime. It needs WithIntrospection. A
+// the introspection cache lifetime. It needs WithIntrospection (or
+// WithIntrospectionKeyFile): New fails without. A
 // self-signed JWT (WithSelfSignedJWTs) is not introspected: it is refused
 // once its account's keys are gone at the issuer, within 5 minutes of the
 // account being disabled or deleted.

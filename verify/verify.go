@@ -141,6 +141,12 @@ func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Veri
 		}
 		o.introspect = c
 	}
+	if o.introspect != nil && o.introspect.signer == nil && (o.introspect.clientID == "" || o.introspect.secret == "") {
+		return nil, errors.New("verify: introspection needs the API account's client ID and client secret (WithIntrospection) or its key file (WithIntrospectionKeyFile)")
+	}
+	if o.introspectJWTs && o.introspect == nil {
+		return nil, errors.New("verify: WithRevocationCheck needs introspection credentials (WithIntrospection or WithIntrospectionKeyFile)")
+	}
 	var md struct {
 		Issuer                string `json:"issuer"`
 		JWKSURI               string `json:"jwks_uri"`
@@ -264,10 +270,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 	if !slices.Contains(c.Audience, v.audience) {
 		return nil, invalid("the token is not for this API ("+v.audience+")", fmt.Errorf("aud %q", c.Audience))
 	}
-	if v.o.introspectJWTs {
-		if v.intro == nil {
-			return nil, invalid("revocation checks need introspection credentials", nil)
-		}
+	if v.o.introspectJWTs { // New made sure v.intro is set
 		if _, err := v.intro.introspect(ctx, raw, v.audience, now); err != nil {
 			return nil, err
 		}

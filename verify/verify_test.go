@@ -521,6 +521,24 @@ func TestNewErrors(t *testing.T) {
 	if _, err := verify.New(ctx, "http://127.0.0.1:1", "x"); err == nil {
 		t.Fatal("New accepted an unreachable issuer")
 	}
+	// Configurations that cannot work fail in New, not on every request.
+	for _, tt := range []struct {
+		name     string
+		opts     []verify.Option
+		fragment string
+	}{
+		{"introspection without a client ID", []verify.Option{verify.WithIntrospection("", "secret")}, "client ID and client secret"},
+		{"introspection without a secret", []verify.Option{verify.WithIntrospection("id", "")}, "client ID and client secret"},
+		{"introspection without a key file", []verify.Option{verify.WithIntrospectionKeyFile(nil)}, "key file"},
+		{"revocation check without introspection", []verify.Option{verify.WithRevocationCheck()}, "WithRevocationCheck needs introspection"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := verify.New(ctx, k.URL, "https://orders.internal", tt.opts...)
+			if err == nil || !strings.Contains(err.Error(), tt.fragment) {
+				t.Fatalf("New: %v, want an error mentioning %q", err, tt.fragment)
+			}
+		})
+	}
 }
 
 // keyRefreshers counts the goroutines refreshing a Verifier's keys.
