@@ -10,11 +10,21 @@ import (
 
 type ctxKey struct{}
 
+// verified is what Middleware puts in the request's context: the token's
+// claims, and the realm of its challenges, for RequireScopes.
+type verified struct {
+	claims *Claims
+	realm  string
+}
+
 // ClaimsFromContext returns the claims Middleware put in the request's
 // context.
 func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
-	c, ok := ctx.Value(ctxKey{}).(*Claims)
-	return c, ok
+	v, ok := ctx.Value(ctxKey{}).(*verified)
+	if !ok {
+		return nil, false
+	}
+	return v.claims, true
 }
 
 // MiddlewareOption configures Middleware.
@@ -71,7 +81,7 @@ func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.H
 				o.refuse(w, r, err)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, c)))
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, &verified{claims: c, realm: o.realm})))
 		})
 	}
 }
@@ -200,12 +210,12 @@ func writeError(w http.ResponseWriter, status int, e *Error) {
 
 // RequireScopes lets a request through only if its token (verified by
 // Middleware) carries every one of scopes; otherwise 403 insufficient_scope
-// naming them (RFC 6750 §3.1), in a challenge without a realm.
+// naming them (RFC 6750 §3.1), in a challenge with Middleware's realm.
 func RequireScopes(scopes ...string) func(http.Handler) http.Handler {
 	need := strings.Join(scopes, " ")
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			c, ok := ClaimsFromContext(r.Context())
+			v, ok := r.Context().Value(ctxKey{}).(*verified)
 			if !ok {
 				e := &Error{Code: "invalid_token", Description: "no verified token: put verify.Middleware first"}
 				challenge(w, "", e, need)
@@ -213,9 +223,9 @@ func RequireScopes(scopes ...string) func(http.Handler) http.Handler {
 				return
 			}
 			for _, s := range scopes {
-				if !c.HasScope(s) {
+				if !v.claims.HasScope(s) {
 					e := &Error{Code: "insufficient_scope", Description: "the token lacks the scope " + s}
-					challenge(w, "", e, need)
+					challenge(w, v.realm, e, need)
 					writeError(w, http.StatusForbidden, e)
 					return
 				}

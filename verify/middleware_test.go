@@ -32,6 +32,8 @@ func TestMiddleware(t *testing.T) {
 	read := verify.Middleware(v)(verify.RequireScopes("orders.read")(ok))
 	write := verify.Middleware(v)(verify.RequireScopes("orders.read", "orders.write")(ok))
 	query := verify.Middleware(v, verify.AllowQueryToken())(ok)
+	writeRealm := verify.Middleware(v, verify.WithRealm("orders"))(verify.RequireScopes("orders.read", "orders.write")(ok))
+	writeNoRealm := verify.Middleware(v, verify.WithRealm(""))(verify.RequireScopes("orders.read", "orders.write")(ok))
 	good := k.Sign(t, nil)
 	sign, _, _ := selfSignedKey(t, k)
 	// Sender-chosen text that must not come back in the challenge.
@@ -64,7 +66,12 @@ func TestMiddleware(t *testing.T) {
 		{"bad token", read, "/", []string{"Bearer abc"}, 401, `error="invalid_token"`, false, "invalid_token"},
 		{"unverified typ", read, "/", []string{"Bearer " + evilTyp}, 401, `error="invalid_token"`, false, "invalid_token"},
 		{"unverified iss", read, "/", []string{"Bearer " + evilIss}, 401, `error="invalid_token"`, false, "invalid_token"},
-		{"insufficient scope", write, "/", []string{"Bearer " + good}, 403, `scope="orders.read orders.write"`, false, "insufficient_scope"},
+		{"insufficient scope", write, "/", []string{"Bearer " + good}, 403,
+			realm + `, error="insufficient_scope", error_description="the token lacks the scope orders.write", scope="orders.read orders.write"`, true, "insufficient_scope"},
+		{"insufficient scope, realm set", writeRealm, "/", []string{"Bearer " + good}, 403,
+			`Bearer realm="orders", error="insufficient_scope", error_description="the token lacks the scope orders.write", scope="orders.read orders.write"`, true, "insufficient_scope"},
+		{"insufficient scope, no realm", writeNoRealm, "/", []string{"Bearer " + good}, 403,
+			`Bearer error="insufficient_scope", error_description="the token lacks the scope orders.write", scope="orders.read orders.write"`, true, "insufficient_scope"},
 		{"query token refused by default", read, "/?access_token=" + good, nil, 401, realm, true, ""},
 		{"query token when allowed", query, "/?access_token=" + good, nil, 200, "", false, ""},
 		{"header and query", query, "/?access_token=" + good, []string{"Bearer " + good}, 400, `error="invalid_request"`, false, "invalid_request"},
