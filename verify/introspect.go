@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -54,7 +56,9 @@ func (c introspectionCredentials) withKeyFile() (*introspectionCredentials, erro
 // writes an audit event at the issuer, so requests for one token share one
 // question, and a refused token is remembered for the introspection cache
 // lifetime: the same unknown token sent again and again reaches the issuer
-// once.
+// once. When the issuer asks for a pause (Retry-After on 429 or 503) or
+// refuses this API's credentials, it is not asked again until the pause is
+// over.
 type introspector struct {
 	endpoint string
 	issuer   string
@@ -64,6 +68,10 @@ type introspector struct {
 	// For private_key_jwt.
 	signer   jose.Signer
 	clientID string
+
+	mu          sync.Mutex
+	pausedUntil time.Time
+	pauseErr    *Error // the answer that started the pause
 }
 
 // newIntrospector asks endpoint with o.introspect, whose key file (if
@@ -100,6 +108,9 @@ func (in *introspector) introspect(ctx context.Context, raw, audience string, no
 	if e, ok := in.refused.get(key, now); ok {
 		return nil, e
 	}
+	if e := in.paused(now); e != nil {
+		return nil, e
+	}
 	// The question outlives a cancelled request: others may wait on it.
 	ch := in.sf.DoChan(string(key[:]), func() (any, error) {
 		if e, ok := in.refused.get(key, now); ok { // answered meanwhile
@@ -122,6 +133,29 @@ func (in *introspector) introspect(ctx context.Context, raw, audience string, no
 			return nil, r.Err
 		}
 		return r.Val.(*Claims), nil
+	}
+}
+
+// paused returns the answer that started a pause still running, with the
+// time left.
+func (in *introspector) paused(now time.Time) *Error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.pauseErr == nil || !now.Before(in.pausedUntil) {
+		return nil
+	}
+	e := *in.pauseErr
+	e.RetryAfter = boundRetryAfter(in.pausedUntil.Sub(now))
+	return &e
+}
+
+// pause stops questions for e.RetryAfter: the issuer asked for it, or
+// refused this API's credentials.
+func (in *introspector) pause(e *Error, now time.Time) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if until := now.Add(e.RetryAfter); until.After(in.pausedUntil) {
+		in.pausedUntil, in.pauseErr = until, e
 	}
 }
 
@@ -158,8 +192,20 @@ func (in *introspector) ask(ctx context.Context, raw, audience string, now time.
 		// Not the token's fault: the issuer failed, or refused this API's
 		// own credentials.
 		cause := fmt.Errorf("introspection: %s: %s", resp.Status, body)
-		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-			return nil, unavailable("the issuer refused this API's introspection credentials", cause)
+		switch resp.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			// The caller learns only that its token could not be checked;
+			// the cause is for the operator.
+			e := unavailable("the issuer could not be asked about the token", fmt.Errorf("%w: %w", ErrIntrospectionUnauthorized, cause))
+			e.RetryAfter = retryAfter
+			in.pause(e, now)
+			return nil, e
+		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+			e := unavailable("the issuer could not be asked about the token", cause)
+			if e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now); e.RetryAfter > 0 {
+				in.pause(e, now) // as the issuer asks
+			}
+			return nil, e
 		}
 		return nil, unavailable("the issuer could not be asked about the token", cause)
 	}
@@ -200,4 +246,20 @@ func (in *introspector) ask(ctx context.Context, raw, audience string, now time.
 		c.CertificateThumbprint = r.Cnf.X5T
 	}
 	return c, nil
+}
+
+// parseRetryAfter reads a Retry-After header (RFC 9110 §10.2.3), seconds
+// or an HTTP date, bounded by boundRetryAfter; 0 if absent or malformed.
+func parseRetryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0
+	}
+	if n, err := strconv.ParseUint(h, 10, 32); err == nil {
+		return boundRetryAfter(time.Duration(n) * time.Second)
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return boundRetryAfter(t.Sub(now))
+	}
+	return 0
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 type ctxKey struct{}
@@ -58,7 +60,10 @@ func OnError(f func(r *http.Request, err error)) MiddlewareOption {
 // never repeat what the token says before it is verified. When the token
 // cannot be checked because the issuer cannot be reached (ErrUnavailable),
 // the request gets 503 with Retry-After instead, so the caller retries
-// rather than discarding a token that may be valid.
+// rather than discarding a token that may be valid: Error.RetryAfter in
+// whole seconds (the issuer's own Retry-After), else 10. The same goes for
+// ErrIntrospectionUnauthorized: the caller's token is not at fault; tell
+// it apart in OnError.
 func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.Handler {
 	o := mwOptions{realm: v.audience}
 	for _, opt := range opts {
@@ -140,7 +145,7 @@ func (o mwOptions) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	status := http.StatusUnauthorized
 	switch e.Code {
 	case codeUnavailable:
-		w.Header().Set("Retry-After", retryAfter)
+		w.Header().Set("Retry-After", retryAfterSeconds(e.RetryAfter))
 		writeError(w, http.StatusServiceUnavailable, e)
 		return
 	case "invalid_request":
@@ -152,9 +157,19 @@ func (o mwOptions) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, status, e)
 }
 
-// retryAfter is the Retry-After, in seconds, of a 503 answer: the pause
-// between two fetches of the issuer's keys for an unknown kid.
-const retryAfter = "10"
+// retryAfter is the Retry-After of a 503 answer when the Error does not
+// say: the pause between two fetches of the issuer's keys for an unknown
+// kid.
+const retryAfter = 10 * time.Second
+
+// retryAfterSeconds is the Retry-After header value for d: whole seconds,
+// rounded up, within [minRetryAfter, maxRetryAfter]; retryAfter for 0.
+func retryAfterSeconds(d time.Duration) string {
+	if d <= 0 {
+		d = retryAfter
+	}
+	return strconv.Itoa(int((boundRetryAfter(d) + time.Second - 1) / time.Second))
+}
 
 // challenge sets the RFC 6750 §3 WWW-Authenticate header; the realm is
 // left out when empty.

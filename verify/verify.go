@@ -76,6 +76,11 @@ type Error struct {
 	Code        string // invalid_token, invalid_request, insufficient_scope or temporarily_unavailable
 	Description string
 	Err         error // the cause, for logs
+	// RetryAfter is, for temporarily_unavailable, how long to wait before
+	// trying again when that is known: the issuer's own Retry-After, at
+	// most a minute. Zero when unknown (Middleware then answers
+	// Retry-After: 10).
+	RetryAfter time.Duration
 }
 
 // codeUnavailable is the Code of an Error that matches ErrUnavailable.
@@ -87,7 +92,20 @@ const codeUnavailable = "temporarily_unavailable"
 // fetched (an unknown kid, a service account's keys too old to trust). The
 // token may well be valid: try again later. Middleware answers 503 with
 // Retry-After.
+//
+// One cause is worth telling apart in logs: ErrIntrospectionUnauthorized.
+// It matches ErrUnavailable too, and is answered 503 like it, since the
+// caller's token is not at fault.
 var ErrUnavailable = errors.New("verify: the issuer is unavailable")
+
+// ErrIntrospectionUnauthorized matches (errors.Is) the Error of a token
+// that could not be checked because the issuer refused this API's own
+// introspection credentials (401 or 403 from its introspection endpoint):
+// a wrong client ID, secret or key file, or an account that is disabled
+// or not an introspector of this API. The operator must act; the Verifier
+// then asks the issuer again at most every 10 seconds, so the refusals
+// do not fill the issuer's audit log.
+var ErrIntrospectionUnauthorized = errors.New("verify: the issuer refused this API's introspection credentials")
 
 // Is reports whether e is an ErrUnavailable.
 func (e *Error) Is(target error) bool { return target == ErrUnavailable && e.Code == codeUnavailable }
@@ -108,6 +126,17 @@ func invalid(desc string, cause error) *Error {
 
 func unavailable(desc string, cause error) *Error {
 	return &Error{Code: codeUnavailable, Description: desc, Err: cause}
+}
+
+// Bounds of Error.RetryAfter.
+const (
+	minRetryAfter = time.Second
+	maxRetryAfter = time.Minute
+)
+
+// boundRetryAfter keeps d within [minRetryAfter, maxRetryAfter].
+func boundRetryAfter(d time.Duration) time.Duration {
+	return min(max(d, minRetryAfter), maxRetryAfter)
 }
 
 // Verifier verifies tokens for one API (audience) of one Keyward issuer.

@@ -1,0 +1,188 @@
+package verify_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/testkeyward"
+	"github.com/keyward/keyward/verify"
+)
+
+// introspectIssuer is an HTTP client to a real Keyward whose introspection
+// endpoint answers status (with a Retry-After of retry, if any) while
+// status is set, counting the requests that reach it.
+type introspectIssuer struct {
+	asked         atomic.Int32
+	mu            sync.Mutex
+	status        int
+	retry         string
+	inFlight, max int
+	hold          chan struct{} // when set, requests wait for it to close
+}
+
+func (f *introspectIssuer) set(status int, retry string) {
+	f.mu.Lock()
+	f.status, f.retry = status, retry
+	f.mu.Unlock()
+}
+
+func (f *introspectIssuer) client() *http.Client {
+	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if !strings.HasSuffix(r.URL.Path, "/introspect") {
+			return http.DefaultTransport.RoundTrip(r)
+		}
+		f.asked.Add(1)
+		f.mu.Lock()
+		status, retry, hold := f.status, f.retry, f.hold
+		f.inFlight++
+		f.max = max(f.max, f.inFlight)
+		f.mu.Unlock()
+		defer func() {
+			f.mu.Lock()
+			f.inFlight--
+			f.mu.Unlock()
+		}()
+		if hold != nil {
+			<-hold
+		}
+		if status != 0 {
+			h := http.Header{}
+			if retry != "" {
+				h.Set("Retry-After", retry)
+			}
+			return &http.Response{StatusCode: status, Status: http.StatusText(status), Header: h,
+				Body: io.NopCloser(strings.NewReader(`{"error":"x"}`)), Request: r}, nil
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+}
+
+// randomOpaque is a well-formed opaque token the issuer never issued.
+func randomOpaque() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return "kwat_" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// serve runs raw through Middleware and returns the answer.
+func serve(v *verify.Verifier, raw string) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "Bearer "+raw)
+	verify.Middleware(v)(http.NotFoundHandler()).ServeHTTP(w, r)
+	return w
+}
+
+// A 429 or 503 from the issuer with a Retry-After is passed on, bounded to
+// 1..60 s, and the issuer is not asked again before then; otherwise the
+// answer says 10 s.
+func TestIntrospectionRetryAfter(t *testing.T) {
+	k := testkeyward.Start(t)
+	_, _, apiID, apiSecret := k.Setup(t, "opaque")
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name   string
+		status int
+		retry  func() string
+		want   string // the middleware's Retry-After
+		pause  time.Duration
+	}{
+		{"503 with seconds", 503, func() string { return "5" }, "5", 5 * time.Second},
+		{"429 with seconds", 429, func() string { return "7" }, "7", 7 * time.Second},
+		{"503 with a date", 503, func() string { return k.Clock.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat) }, "30", 30 * time.Second},
+		{"too long", 503, func() string { return "3600" }, "60", time.Minute},
+		{"zero", 503, func() string { return "0" }, "1", time.Second},
+		{"none", 503, func() string { return "" }, "10", 0},
+		{"malformed", 503, func() string { return "soon" }, "10", 0},
+		{"negative", 429, func() string { return "-5" }, "10", 0},
+		{"not for a 500", 500, func() string { return "5" }, "10", 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &introspectIssuer{}
+			f.set(tt.status, tt.retry())
+			v := newVerifier(t, k, verify.WithHTTPClient(f.client()), verify.WithIntrospection(apiID, apiSecret))
+			w := serve(v, randomOpaque())
+			if w.Code != 503 || w.Header().Get("Retry-After") != tt.want {
+				t.Fatalf("middleware: %d, Retry-After %q; want 503, %q", w.Code, w.Header().Get("Retry-After"), tt.want)
+			}
+			// Within the pause the issuer is not asked about another token.
+			_, err := v.Verify(ctx, randomOpaque())
+			wantUnavailable(t, err)
+			want := int32(1)
+			if tt.pause == 0 {
+				want = 2
+			}
+			if n := f.asked.Load(); n != want {
+				t.Fatalf("%d introspection requests, want %d", n, want)
+			}
+			var ve *verify.Error
+			if errors.As(err, &ve); tt.pause != 0 && (ve.RetryAfter <= 0 || ve.RetryAfter > tt.pause) {
+				t.Fatalf("RetryAfter %v within a pause of %v", ve.RetryAfter, tt.pause)
+			}
+			f.set(0, "")
+			k.Clock.Add(tt.pause)
+			if _, err := v.Verify(ctx, randomOpaque()); err == nil || errors.Is(err, verify.ErrUnavailable) {
+				t.Fatalf("after the pause: %v, want the issuer's answer", err)
+			}
+			if n := f.asked.Load(); n != want+1 {
+				t.Fatalf("%d introspection requests after the pause, want %d", n, want+1)
+			}
+		})
+	}
+}
+
+// A 401 or 403 from the introspection endpoint refuses this API's own
+// credentials: 503 for the caller, whose token is not at fault, but an
+// error the operator can tell apart; and the issuer, which audits every
+// refusal, is asked again only after 10 s.
+func TestIntrospectionCredentialsRefused(t *testing.T) {
+	k := testkeyward.Start(t)
+	_, _, apiID, apiSecret := k.Setup(t, "opaque")
+	ctx := context.Background()
+	for _, tt := range []struct {
+		status       int
+		unauthorized bool
+	}{
+		{401, true}, {403, true}, {500, false}, {502, false},
+	} {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			f := &introspectIssuer{}
+			f.set(tt.status, "")
+			v := newVerifier(t, k, verify.WithHTTPClient(f.client()), verify.WithIntrospection(apiID, apiSecret))
+			_, err := v.Verify(ctx, randomOpaque())
+			wantUnavailable(t, err)
+			if errors.Is(err, verify.ErrIntrospectionUnauthorized) != tt.unauthorized {
+				t.Fatalf("err = %v; errors.Is ErrIntrospectionUnauthorized = %v, want %v", err, !tt.unauthorized, tt.unauthorized)
+			}
+			if tt.unauthorized && !strings.Contains(err.Error(), "refused this API's introspection credentials") {
+				t.Fatalf("err = %v, want it to say the introspection credentials were refused", err)
+			}
+			w := serve(v, randomOpaque())
+			if w.Code != 503 || w.Header().Get("Retry-After") != "10" || w.Header().Get("WWW-Authenticate") != "" || strings.Contains(w.Body.String(), "credentials") {
+				t.Fatalf("middleware: %d, Retry-After %q, WWW-Authenticate %q, body %s; want 503, 10, no challenge, nothing about this API's credentials",
+					w.Code, w.Header().Get("Retry-After"), w.Header().Get("WWW-Authenticate"), w.Body)
+			}
+			if !tt.unauthorized {
+				return
+			}
+			if n := f.asked.Load(); n != 1 {
+				t.Fatalf("%d introspection requests for two tokens after a refusal of the credentials, want 1", n)
+			}
+			k.Clock.Add(10 * time.Second)
+			_, err = v.Verify(ctx, randomOpaque())
+			if !errors.Is(err, verify.ErrIntrospectionUnauthorized) || f.asked.Load() != 2 {
+				t.Fatalf("10 s later: %v after %d requests, want the issuer asked again", err, f.asked.Load())
+			}
+		})
+	}
+}
