@@ -18,6 +18,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
 	"github.com/keyward/keyward/internal/keyfile"
 )
@@ -56,15 +57,20 @@ func (c introspectionCredentials) withKeyFile() (*introspectionCredentials, erro
 // writes an audit event at the issuer, so requests for one token share one
 // question, and a refused token is remembered for the introspection cache
 // lifetime: the same unknown token sent again and again reaches the issuer
-// once. When the issuer asks for a pause (Retry-After on 429 or 503) or
-// refuses this API's credentials, it is not asked again until the pause is
-// over.
+// once. Many different tokens are bounded by a budget: a rate for tokens
+// not seen active before, and a number of questions in flight. When the
+// issuer asks for a pause (Retry-After on 429 or 503) or refuses this
+// API's credentials, it is not asked again until the pause is over.
 type introspector struct {
 	endpoint string
 	issuer   string
 	o        options
 	sf       singleflight.Group
 	refused  *tokenCache[*Error]
+	// Tokens seen active, until they expire: not held to limiter.
+	active  *tokenCache[struct{}]
+	limiter *rate.Limiter
+	slots   chan struct{} // nil for no bound
 	// For private_key_jwt.
 	signer   jose.Signer
 	clientID string
@@ -77,8 +83,16 @@ type introspector struct {
 // newIntrospector asks endpoint with o.introspect, whose key file (if
 // any) withKeyFile has read.
 func newIntrospector(endpoint, issuer string, o options) *introspector {
-	return &introspector{endpoint: endpoint, issuer: issuer, o: o, clientID: o.introspect.clientID, signer: o.introspect.signer,
-		refused: newTokenCache[*Error](o.cacheSize)}
+	in := &introspector{endpoint: endpoint, issuer: issuer, o: o, clientID: o.introspect.clientID, signer: o.introspect.signer,
+		refused: newTokenCache[*Error](o.cacheSize), active: newTokenCache[struct{}](o.cacheSize),
+		limiter: rate.NewLimiter(rate.Inf, 0)}
+	if o.introspectionRate > 0 {
+		in.limiter = rate.NewLimiter(rate.Limit(o.introspectionRate), max(1, o.introspectionBurst))
+	}
+	if o.introspectionInFlight > 0 {
+		in.slots = make(chan struct{}, o.introspectionInFlight)
+	}
+	return in
 }
 
 type introspection struct {
@@ -102,8 +116,14 @@ type introspection struct {
 	} `json:"cnf"`
 }
 
+// errLeaderLeft is the answer of a question abandoned before it was asked,
+// because the request that was to ask it ended while waiting for a slot:
+// the requests that joined it ask again.
+var errLeaderLeft = errors.New("the request asking about the token ended")
+
 // introspect returns the claims of an active token meant for audience.
-func (in *introspector) introspect(ctx context.Context, raw, audience string, now time.Time) (*Claims, error) {
+// A signed JWT (signed: its signature verified) is not held to the rate.
+func (in *introspector) introspect(ctx context.Context, raw, audience string, now time.Time, signed bool) (*Claims, error) {
 	key := tokenKey(raw)
 	if e, ok := in.refused.get(key, now); ok {
 		return nil, e
@@ -111,28 +131,77 @@ func (in *introspector) introspect(ctx context.Context, raw, audience string, no
 	if e := in.paused(now); e != nil {
 		return nil, e
 	}
-	// The question outlives a cancelled request: others may wait on it.
-	ch := in.sf.DoChan(string(key[:]), func() (any, error) {
-		if e, ok := in.refused.get(key, now); ok { // answered meanwhile
+	for {
+		// The question outlives a cancelled request: others may wait on it.
+		ch := in.sf.DoChan(string(key[:]), func() (any, error) {
+			if e, ok := in.refused.get(key, now); ok { // answered meanwhile
+				return nil, e
+			}
+			release, err := in.budget(ctx, key, now, signed)
+			if err != nil {
+				return nil, err
+			}
+			defer release()
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+			defer cancel()
+			c, err := in.ask(fctx, raw, audience, now)
+			var e *Error
+			switch {
+			case err == nil:
+				in.active.put(key, struct{}{}, c.Expiry, now)
+			case errors.As(err, &e) && e.Code == "invalid_token":
+				in.refused.put(key, e, now.Add(in.o.introspectionTTL), now)
+			}
+			return c, err
+		})
+		select {
+		case <-ctx.Done():
+			return nil, unavailable("the issuer could not be asked about the token", ctx.Err())
+		case r := <-ch:
+			if errors.Is(r.Err, errLeaderLeft) {
+				if ctx.Err() != nil {
+					return nil, unavailable("the issuer could not be asked about the token", ctx.Err())
+				}
+				continue // ask anew
+			}
+			if r.Err != nil {
+				return nil, r.Err
+			}
+			return r.Val.(*Claims), nil
+		}
+	}
+}
+
+// budget takes a question from the rate (unless the token was seen active
+// or is a signed JWT) and a slot, waiting for the slot as long as ctx
+// allows, at most fetchTimeout; release frees the slot.
+func (in *introspector) budget(ctx context.Context, key [32]byte, now time.Time, signed bool) (release func(), err error) {
+	if _, seen := in.active.get(key, now); !seen && !signed {
+		r := in.limiter.ReserveN(now, 1)
+		if d := r.DelayFrom(now); !r.OK() || d > 0 {
+			r.CancelAt(now)
+			e := unavailable("too many tokens to introspect just now", ErrIntrospectionThrottled)
+			e.RetryAfter = boundRetryAfter(d)
 			return nil, e
 		}
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
-		defer cancel()
-		c, err := in.ask(fctx, raw, audience, now)
-		var e *Error
-		if errors.As(err, &e) && e.Code == "invalid_token" {
-			in.refused.put(key, e, now.Add(in.o.introspectionTTL), now)
-		}
-		return c, err
-	})
+	}
+	if in.slots == nil {
+		return func() {}, nil
+	}
 	select {
+	case in.slots <- struct{}{}:
+		return func() { <-in.slots }, nil
+	default:
+	}
+	wait := time.NewTimer(fetchTimeout)
+	defer wait.Stop()
+	select {
+	case in.slots <- struct{}{}:
+		return func() { <-in.slots }, nil
 	case <-ctx.Done():
-		return nil, unavailable("the issuer could not be asked about the token", ctx.Err())
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.(*Claims), nil
+		return nil, errLeaderLeft
+	case <-wait.C:
+		return nil, unavailable("too many tokens being introspected just now", ErrIntrospectionThrottled)
 	}
 }
 

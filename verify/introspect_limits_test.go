@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/testkeyward"
 	"github.com/keyward/keyward/verify"
 )
@@ -184,5 +185,158 @@ func TestIntrospectionCredentialsRefused(t *testing.T) {
 				t.Fatalf("10 s later: %v after %d requests, want the issuer asked again", err, f.asked.Load())
 			}
 		})
+	}
+}
+
+// Made-up tokens, each new to the cache, reach the issuer at the rate
+// WithIntrospectionRate allows; beyond it they are unavailable (503), while
+// tokens already verified, cached or seen active before, are unaffected.
+func TestIntrospectionRate(t *testing.T) {
+	k := testkeyward.Start(t)
+	id, secret, apiID, apiSecret := k.Setup(t, "opaque")
+	ctx := context.Background()
+	f := &introspectIssuer{}
+	v := newVerifier(t, k, verify.WithHTTPClient(f.client()), verify.WithIntrospection(apiID, apiSecret),
+		verify.WithIntrospectionCacheTTL(10*time.Second), verify.WithIntrospectionRate(1, 3))
+	good := tokenFor(t, k, id, secret, "orders.read")
+	if _, err := v.Verify(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	flood := func(n int) (throttled int) {
+		t.Helper()
+		for range n {
+			_, err := v.Verify(ctx, randomOpaque())
+			var ve *verify.Error
+			switch {
+			case errors.Is(err, verify.ErrIntrospectionThrottled):
+				if wantUnavailable(t, err); !errors.As(err, &ve) || ve.RetryAfter != time.Second {
+					t.Fatalf("err = %v, want RetryAfter 1s", err)
+				}
+				throttled++
+			default:
+				wantInvalid(t, err, "not active")
+			}
+		}
+		return throttled
+	}
+	if n := flood(10); n != 8 {
+		t.Fatalf("%d of 10 made-up tokens throttled, want 8 (burst 3, one spent)", n)
+	}
+	if n := f.asked.Load(); n != 3 {
+		t.Fatalf("%d introspection requests, want 3", n)
+	}
+	if w := serve(v, randomOpaque()); w.Code != 503 || w.Header().Get("Retry-After") != "1" {
+		t.Fatalf("middleware: %d, Retry-After %q; want 503, 1", w.Code, w.Header().Get("Retry-After"))
+	}
+	if _, err := v.Verify(ctx, good); err != nil { // cached
+		t.Fatalf("a cached token while the budget is spent: %v", err)
+	}
+	// Past the cache lifetime the good token is asked about again, outside
+	// the rate: it was seen active.
+	k.Clock.Add(11 * time.Second)
+	flood(5)
+	before := f.asked.Load()
+	if _, err := v.Verify(ctx, good); err != nil {
+		t.Fatalf("a token seen active before, while the budget is spent: %v", err)
+	}
+	if f.asked.Load() != before+1 {
+		t.Fatal("the token seen active was not introspected again")
+	}
+	// A token new to this API waits for the budget like any other.
+	_, err := v.Verify(ctx, tokenFor(t, k, id, secret, "orders.read"))
+	if !errors.Is(err, verify.ErrIntrospectionThrottled) {
+		t.Fatalf("a new token while the budget is spent: %v, want ErrIntrospectionThrottled", err)
+	}
+	k.Clock.Add(time.Second)
+	if _, err := v.Verify(ctx, tokenFor(t, k, id, secret, "orders.read")); err != nil {
+		t.Fatalf("a new token once the budget refilled: %v", err)
+	}
+}
+
+// At most WithIntrospectionConcurrency questions are in flight; the others
+// wait for their context. When the request that was to ask about a token
+// gives up, one that joined it asks instead.
+func TestIntrospectionConcurrency(t *testing.T) {
+	k := testkeyward.Start(t)
+	id, secret, apiID, apiSecret := k.Setup(t, "opaque")
+	ctx := context.Background()
+	hold := make(chan struct{})
+	f := &introspectIssuer{hold: hold}
+	v := newVerifier(t, k, verify.WithHTTPClient(f.client()), verify.WithIntrospection(apiID, apiSecret),
+		verify.WithIntrospectionRate(0, 0), verify.WithIntrospectionConcurrency(2))
+	tokens := []string{tokenFor(t, k, id, secret, "orders.read"), tokenFor(t, k, id, secret, "orders.read"), tokenFor(t, k, id, secret, "orders.read")}
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range 2 {
+		wg.Go(func() { _, errs[i] = v.Verify(ctx, tokens[i]) })
+	}
+	for deadline := time.Now().Add(10 * time.Second); f.asked.Load() < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first two questions never reached the issuer")
+		}
+	}
+	// Both slots are taken: the third token's first request waits, and
+	// gives up; the second request for it, which joined, must not.
+	leaving, leave := context.WithCancel(ctx)
+	left := make(chan error, 1)
+	go func() { _, err := v.Verify(leaving, tokens[2]); left <- err }()
+	time.Sleep(20 * time.Millisecond)
+	joined := make(chan error, 1)
+	go func() { _, err := v.Verify(ctx, tokens[2]); joined <- err }()
+	time.Sleep(20 * time.Millisecond)
+	leave()
+	wantUnavailable(t, <-left)
+	select {
+	case err := <-joined:
+		t.Fatalf("the joined request ended with the one that left: %v", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	if n := f.asked.Load(); n != 2 {
+		t.Fatalf("%d questions with 2 slots taken, want 2", n)
+	}
+	close(hold)
+	wg.Wait()
+	if err := <-joined; err != nil {
+		t.Fatalf("the joined request: %v", err)
+	}
+	for _, err := range errs[:2] {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.max != 2 || f.asked.Load() != 3 {
+		t.Fatalf("%d questions, at most %d at once; want 3, at most 2", f.asked.Load(), f.max)
+	}
+}
+
+// JWTs, which only the issuer can sign, are introspected for revocation
+// checks outside the rate: made-up tokens cannot crowd them out.
+func TestIntrospectionRateSparesJWTs(t *testing.T) {
+	k := testkeyward.Start(t)
+	id, secret, apiID, apiSecret := k.Setup(t, "opaque")
+	ctx := context.Background()
+	ids, format := []string{apiID}, "jwt"
+	if _, err := k.Srv.Admin.UpdateAPI(ctx, testkeyward.Sys, "orders", admin.APIUpdate{TokenFormat: &format, Introspectors: &ids}); err != nil {
+		t.Fatal(err)
+	}
+	f := &introspectIssuer{}
+	v := newVerifier(t, k, verify.WithHTTPClient(f.client()), verify.WithIntrospection(apiID, apiSecret),
+		verify.WithRevocationCheck(), verify.WithIntrospectionRate(1, 1))
+	if _, err := v.Verify(ctx, randomOpaque()); err == nil || errors.Is(err, verify.ErrUnavailable) {
+		t.Fatalf("the first made-up token: %v, want it refused by the issuer", err)
+	}
+	for i := range 3 {
+		tok := tokenFor(t, k, id, secret, "orders.read")
+		if strings.Count(tok, ".") != 2 {
+			t.Fatal("the token is not a JWT")
+		}
+		if _, err := v.Verify(ctx, tok); err != nil {
+			t.Fatalf("JWT %d while the budget is spent: %v", i, err)
+		}
+	}
+	if n := f.asked.Load(); n != 4 {
+		t.Fatalf("%d introspection requests, want 4", n)
 	}
 }

@@ -61,9 +61,10 @@ func OnError(f func(r *http.Request, err error)) MiddlewareOption {
 // cannot be checked because the issuer cannot be reached (ErrUnavailable),
 // the request gets 503 with Retry-After instead, so the caller retries
 // rather than discarding a token that may be valid: Error.RetryAfter in
-// whole seconds (the issuer's own Retry-After), else 10. The same goes for
-// ErrIntrospectionUnauthorized: the caller's token is not at fault; tell
-// it apart in OnError.
+// whole seconds (the issuer's own Retry-After, or when the introspection
+// budget refills), else 10. The same goes for ErrIntrospectionUnauthorized
+// and ErrIntrospectionThrottled: the caller's token is not at fault; tell
+// them apart in OnError.
 func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.Handler {
 	o := mwOptions{realm: v.audience}
 	for _, opt := range opts {

@@ -20,6 +20,11 @@ type options struct {
 	maxSelfSignedAge time.Duration
 	refreshInterval  time.Duration
 	unknownKidEvery  time.Duration
+
+	// New introspections per second and at once, and in flight.
+	introspectionRate     float64
+	introspectionBurst    int
+	introspectionInFlight int
 }
 
 func defaultOptions() options {
@@ -32,6 +37,13 @@ func defaultOptions() options {
 		maxSelfSignedAge: time.Hour,
 		refreshInterval:  5 * time.Minute,
 		unknownKidEvery:  10 * time.Second,
+
+		// Tokens already seen active are not held to the rate, so it only
+		// has to admit tokens new to this API: a few per second once warm,
+		// more after a restart (the burst).
+		introspectionRate:     100,
+		introspectionBurst:    500,
+		introspectionInFlight: 32,
 	}
 }
 
@@ -80,6 +92,28 @@ func WithRevocationCheck() Option { return func(o *options) { o.introspectJWTs =
 // or not, is reused (default 30 s); never past the token's expiry.
 func WithIntrospectionCacheTTL(d time.Duration) Option {
 	return func(o *options) { o.introspectionTTL = d }
+}
+
+// WithIntrospectionRate bounds how many tokens never seen active before
+// are introspected: perSecond on average, burst at once (by default 100 a
+// second, 500 at once). Each question writes an audit event at the issuer,
+// and anyone can send made-up kwat_ tokens, each new to the cache. Tokens
+// already seen active (being introspected again after
+// WithIntrospectionCacheTTL) and JWTs (WithRevocationCheck), which only the
+// issuer can sign, are not held to the rate. Beyond it a token is neither
+// accepted nor refused: the error matches ErrUnavailable and
+// ErrIntrospectionThrottled, and Middleware answers 503 with Retry-After
+// saying when the budget refills. perSecond <= 0 lifts the bound.
+func WithIntrospectionRate(perSecond float64, burst int) Option {
+	return func(o *options) { o.introspectionRate, o.introspectionBurst = perSecond, burst }
+}
+
+// WithIntrospectionConcurrency bounds the introspection requests in flight
+// at once (default 32). More wait for one to end, for as long as their
+// context allows and at most 10 seconds, and are then answered like tokens
+// beyond WithIntrospectionRate. n <= 0 lifts the bound.
+func WithIntrospectionConcurrency(n int) Option {
+	return func(o *options) { o.introspectionInFlight = n }
 }
 
 // WithSelfSignedJWTs accepts a service account's own JWT as a bearer token

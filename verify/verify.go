@@ -77,9 +77,9 @@ type Error struct {
 	Description string
 	Err         error // the cause, for logs
 	// RetryAfter is, for temporarily_unavailable, how long to wait before
-	// trying again when that is known: the issuer's own Retry-After, at
-	// most a minute. Zero when unknown (Middleware then answers
-	// Retry-After: 10).
+	// trying again when that is known: the issuer's own Retry-After, or
+	// when this Verifier's introspection budget refills; at most a minute.
+	// Zero when unknown (Middleware then answers Retry-After: 10).
 	RetryAfter time.Duration
 }
 
@@ -93,9 +93,9 @@ const codeUnavailable = "temporarily_unavailable"
 // token may well be valid: try again later. Middleware answers 503 with
 // Retry-After.
 //
-// One cause is worth telling apart in logs: ErrIntrospectionUnauthorized.
-// It matches ErrUnavailable too, and is answered 503 like it, since the
-// caller's token is not at fault.
+// Two causes are worth telling apart in logs; both match ErrUnavailable
+// too, and are answered 503 like it, since the caller's token is not at
+// fault: ErrIntrospectionUnauthorized and ErrIntrospectionThrottled.
 var ErrUnavailable = errors.New("verify: the issuer is unavailable")
 
 // ErrIntrospectionUnauthorized matches (errors.Is) the Error of a token
@@ -106,6 +106,14 @@ var ErrUnavailable = errors.New("verify: the issuer is unavailable")
 // then asks the issuer again at most every 10 seconds, so the refusals
 // do not fill the issuer's audit log.
 var ErrIntrospectionUnauthorized = errors.New("verify: the issuer refused this API's introspection credentials")
+
+// ErrIntrospectionThrottled matches (errors.Is) the Error of a token that
+// was not introspected because this Verifier's introspection budget
+// (WithIntrospectionRate, WithIntrospectionConcurrency) was spent: many
+// tokens never seen before arrived at once, such as made-up ones. Tokens
+// already seen active, and JWTs (WithRevocationCheck), are not held to
+// the rate.
+var ErrIntrospectionThrottled = errors.New("verify: too many tokens to introspect just now")
 
 // Is reports whether e is an ErrUnavailable.
 func (e *Error) Is(target error) bool { return target == ErrUnavailable && e.Code == codeUnavailable }
@@ -261,7 +269,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 		if v.intro == nil {
 			return nil, invalid("the token is not a JWT, and this API does not introspect opaque tokens", nil)
 		}
-		return v.intro.introspect(ctx, raw, v.audience, now)
+		return v.intro.introspect(ctx, raw, v.audience, now, false)
 	}
 	if v.accounts != nil && looksSelfSigned(raw) {
 		return v.verifySelfSigned(ctx, raw, now)
@@ -300,7 +308,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 		return nil, invalid("the token is not for this API ("+v.audience+")", fmt.Errorf("aud %q", c.Audience))
 	}
 	if v.o.introspectJWTs { // New made sure v.intro is set
-		if _, err := v.intro.introspect(ctx, raw, v.audience, now); err != nil {
+		if _, err := v.intro.introspect(ctx, raw, v.audience, now, true); err != nil {
 			return nil, err
 		}
 	}
