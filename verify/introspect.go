@@ -260,6 +260,9 @@ func (in *introspector) ask(ctx context.Context, raw, audience string, now time.
 	if resp.StatusCode != http.StatusOK {
 		// Not the token's fault: the issuer failed, or refused this API's
 		// own credentials.
+		if len(body) > 512 { // for logs: an error page can be large
+			body = append(body[:512:512], "…"...)
+		}
 		cause := fmt.Errorf("introspection: %s: %s", resp.Status, body)
 		switch resp.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden:

@@ -340,3 +340,24 @@ func TestIntrospectionRateSparesJWTs(t *testing.T) {
 		t.Fatalf("%d introspection requests, want 4", n)
 	}
 }
+
+// The issuer's answer to a failed introspection goes into the error, for
+// logs, cut short: it may be a large error page.
+func TestIntrospectionErrorBodyBounded(t *testing.T) {
+	k := testkeyward.Start(t)
+	_, _, apiID, apiSecret := k.Setup(t, "opaque")
+	page := strings.Repeat("<p>upstream error</p>", 10_000)
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if strings.HasSuffix(r.URL.Path, "/introspect") {
+			return &http.Response{StatusCode: 502, Status: "502 Bad Gateway", Header: http.Header{},
+				Body: io.NopCloser(strings.NewReader(page)), Request: r}, nil
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	v := newVerifier(t, k, verify.WithHTTPClient(client), verify.WithIntrospection(apiID, apiSecret))
+	_, err := v.Verify(context.Background(), randomOpaque())
+	wantUnavailable(t, err)
+	if n := len(err.Error()); n > 1024 || !strings.Contains(err.Error(), "502 Bad Gateway: <p>upstream error</p>") {
+		t.Fatalf("error of %d bytes: %.200s…", n, err)
+	}
+}
