@@ -120,7 +120,11 @@ func WithIntrospectionConcurrency(n int) Option {
 // ("authorization without OAuth"): iss = sub = the account email, aud = this
 // API, exp - iat at most an hour, signed with one of the account's keys as
 // published at the issuer's /service_accounts/v1/jwk/{email}. Such tokens
-// carry no scopes: authorize them by Claims.ClientEmail.
+// carry no scopes: authorize them by Claims.ClientEmail. The keys of
+// accounts new to the Verifier are fetched at most 10 at once and one a
+// second after that; beyond, such a JWT is answered like an unavailable
+// issuer (ErrUnavailable, 503), not as invalid, since the account may
+// exist.
 func WithSelfSignedJWTs() Option { return func(o *options) { o.selfSigned = true } }
 
 // WithKeyRefresh sets how often the issuer's keys are refetched when the

@@ -58,9 +58,14 @@ func newAccountKeys(issuer string, o options) *accountKeys {
 }
 
 // errNoAccount: the issuer serves no keys for the email (no such enabled
-// account), or it was not asked because too many unknown accounts were
-// looked up just now.
+// account).
 var errNoAccount = errors.New("no enabled service account")
+
+// errAccountsThrottled: the email is not known here, and the issuer was not
+// asked because too many unknown accounts were looked up just now (a flood
+// of made-up emails, or many new accounts at once). The account may exist:
+// its JWT is not called invalid.
+var errAccountsThrottled = errors.New("too many service accounts new to this API looked up just now")
 
 // errKeysUnavailable: the issuer could not be reached for the account's
 // keys, and the keys known here are too old to trust or lack the token's
@@ -81,6 +86,9 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) ([
 		refresh = (now.Sub(set.fetched) > accountKeysFresh || !hasKid) && now.Sub(set.tried) >= accountKeysRetry
 	default:
 		refresh = a.limiter.AllowN(now, 1)
+	}
+	if !known && !refresh {
+		return nil, errAccountsThrottled
 	}
 	var failed bool // the fetch just made failed, not for the account being gone
 	if refresh {
@@ -177,6 +185,8 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	switch {
 	case errors.Is(err, errNoAccount):
 		return nil, invalid("the issuer has no enabled service account named by the JWT's iss", iss)
+	case errors.Is(err, errAccountsThrottled):
+		return nil, unavailable("too many service accounts new to this API are being looked up just now", fmt.Errorf("%w: %w", iss, err))
 	case err != nil:
 		return nil, unavailable("the keys of the service account named by the JWT's iss could not be refreshed from the issuer", fmt.Errorf("%w: %w", iss, err))
 	}
