@@ -48,12 +48,12 @@ const (
 
 // Store is the part of storage the admin service needs.
 type Store interface {
-	CreateAccount(ctx context.Context, a storage.Account, ev storage.AuditEvent) error
+	CreateAccount(ctx context.Context, a storage.Account, ev storage.AuditEvent, guards ...storage.Guard) error
 	GetAccount(ctx context.Context, id string) (storage.Account, error)
 	GetAccountByEmail(ctx context.Context, email string) (storage.Account, error)
 	ListAccounts(ctx context.Context, opts storage.ListOptions) ([]storage.Account, error)
-	UpdateAccount(ctx context.Context, id string, fn func(storage.Account) (storage.Account, error), ev storage.AuditEvent) (storage.Account, error)
-	DeleteAccount(ctx context.Context, id string, ev storage.AuditEvent) error
+	UpdateAccount(ctx context.Context, id string, fn func(storage.Account) (storage.Account, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Account, error)
+	DeleteAccount(ctx context.Context, id string, ev storage.AuditEvent, guards ...storage.Guard) error
 	CountAccounts(ctx context.Context) (int, error)
 	CreateKey(ctx context.Context, k storage.Key, ev storage.AuditEvent) error
 	GetKey(ctx context.Context, id string) (storage.Key, error)
@@ -84,7 +84,7 @@ type Store interface {
 	PutProjectOrg(ctx context.Context, p storage.ProjectOrg, ev storage.AuditEvent) error
 	ListProjectOrgs(ctx context.Context, org string) ([]storage.ProjectOrg, error)
 	DeleteProjectOrg(ctx context.Context, project string, ev storage.AuditEvent) error
-	PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent) error
+	PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent, guards ...storage.Guard) error
 	ListGrants(ctx context.Context, org string) ([]storage.Grant, error)
 	DeleteGrant(ctx context.Context, org, clientID string, ev storage.AuditEvent) error
 	DeleteAPI(ctx context.Context, name string, ev storage.AuditEvent) error

@@ -6,6 +6,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -17,7 +18,67 @@ var (
 	ErrAlreadyExists = errors.New("already exists")
 	// ErrReplay: a single-use assertion ID (jti) was used before.
 	ErrReplay = errors.New("assertion id already used")
+	// ErrLastHolder: a change guarded by Guard.KeepHeld would leave no
+	// enabled account holding the scope.
+	ErrLastHolder = errors.New("no enabled account would hold the scope")
+	// ErrUnknownScope: a change guarded by Guard.KnownScopes grants a scope
+	// that belongs to no API.
+	ErrUnknownScope = errors.New("the scope belongs to no API")
+	// ErrScopesHeld: an API whose scopes accounts or delegation grants
+	// hold cannot be deleted. DeleteAPI returns it as a *ScopesHeldError.
+	ErrScopesHeld = errors.New("the API's scopes are held")
 )
+
+// Guard is a precondition of a change to an account or a delegation grant.
+// The store checks it inside the change's transaction, after applying the
+// change: if it fails, nothing is written. Guarded changes and DeleteAPI
+// are serialized against each other, across processes sharing the store,
+// so two of them cannot each pass by counting on what the other one
+// undoes (write skew). Changes made without a guard are not checked.
+type Guard struct {
+	// KeepHeld, if set, is a scope that some enabled account must still
+	// hold after the change when the changed account held it, enabled,
+	// before: otherwise the change fails with ErrLastHolder. (Keyward keeps
+	// its admin scope held, so the API never locks every administrator out.)
+	KeepHeld string
+	// KnownScopes: every scope the change grants that the account or grant
+	// did not hold before must belong to an API, or the change fails with
+	// ErrUnknownScope. With DeleteAPI refusing while its scopes are held,
+	// no account or grant is left holding the scope of a deleted API.
+	KnownScopes bool
+}
+
+// HoldersListed caps the holders a ScopesHeldError lists.
+const HoldersListed = 10
+
+// ScopesHeldError is DeleteAPI's refusal: accounts or delegation grants
+// hold some of the API's scopes, and would hold them again, unnoticed, if
+// an API with those scopes were created later. errors.Is(err,
+// ErrScopesHeld) holds for it.
+type ScopesHeldError struct {
+	API string
+	// Holders are the first HoldersListed holders: accounts by ID, then
+	// delegation grants by organization and client ID.
+	Holders []ScopeHolder
+	// Total is how many holders there are, listed or not.
+	Total int
+}
+
+// ScopeHolder is an account (AccountID and Email set) or a delegation
+// grant (Org and ClientID set) holding some of an API's scopes.
+type ScopeHolder struct {
+	AccountID, Email string
+	Org, ClientID    string
+	// Scopes are the API's scopes it holds, in the API's order.
+	Scopes []string
+}
+
+func (e *ScopesHeldError) Error() string {
+	return fmt.Sprintf("delete api %s: %v (%d holders)", e.API, ErrScopesHeld, e.Total)
+}
+
+// Is makes errors.Is(err, ErrScopesHeld) true.
+func (e *ScopesHeldError) Is(target error) bool { return target == ErrScopesHeld }
 
 // Account is a service account: a non-human identity that holds keys and
 // obtains access tokens.
@@ -303,20 +364,21 @@ func (o ListOptions) PageLimit() int {
 // use. Mutations of accounts, keys and APIs take the audit event that
 // records them and write it in the same transaction.
 type Storage interface {
-	CreateAccount(ctx context.Context, a Account, ev AuditEvent) error
+	// CreateAccount creates a; with guards, see Guard.
+	CreateAccount(ctx context.Context, a Account, ev AuditEvent, guards ...Guard) error
 	// CreateAccounts creates many accounts in one transaction, recorded by
 	// one audit event (bulk loads).
 	CreateAccounts(ctx context.Context, accounts []Account, ev AuditEvent) error
 	GetAccount(ctx context.Context, id string) (Account, error)
 	GetAccountByEmail(ctx context.Context, email string) (Account, error)
 	ListAccounts(ctx context.Context, opts ListOptions) ([]Account, error)
-	// UpdateAccount applies fn to the stored account in one transaction.
-	// fn must not change ID or Email.
-	UpdateAccount(ctx context.Context, id string, fn func(Account) (Account, error), ev AuditEvent) (Account, error)
+	// UpdateAccount applies fn to the stored account in one transaction,
+	// checking guards (see Guard) in it. fn must not change ID or Email.
+	UpdateAccount(ctx context.Context, id string, fn func(Account) (Account, error), ev AuditEvent, guards ...Guard) (Account, error)
 	// DeleteAccount deletes the account, its keys, its secrets and its
 	// delegation grants, and removes it from the APIs' introspectors, in
-	// one transaction.
-	DeleteAccount(ctx context.Context, id string, ev AuditEvent) error
+	// one transaction, checking guards (see Guard) in it.
+	DeleteAccount(ctx context.Context, id string, ev AuditEvent, guards ...Guard) error
 	// CountAccounts returns how many accounts exist.
 	CountAccounts(ctx context.Context) (int, error)
 
@@ -344,6 +406,9 @@ type Storage interface {
 	// UpdateAPI applies fn to the stored API; only its description, token
 	// format and introspectors may change.
 	UpdateAPI(ctx context.Context, name string, fn func(API) (API, error), ev AuditEvent) (API, error)
+	// DeleteAPI deletes the API and its scopes, or fails with a
+	// *ScopesHeldError when an account or a delegation grant holds any of
+	// them. It is serialized against guarded changes (see Guard).
 	DeleteAPI(ctx context.Context, name string, ev AuditEvent) error
 
 	CreateOrg(ctx context.Context, o Org, ev AuditEvent) error
@@ -364,8 +429,10 @@ type Storage interface {
 	GetProjectOrg(ctx context.Context, project string) (ProjectOrg, error)
 	ListProjectOrgs(ctx context.Context, org string) ([]ProjectOrg, error)
 	DeleteProjectOrg(ctx context.Context, project string, ev AuditEvent) error
-	// PutGrant creates or replaces the grant of (org, client ID).
-	PutGrant(ctx context.Context, g Grant, ev AuditEvent) error
+	// PutGrant creates or replaces the grant of (org, client ID), checking
+	// guards (see Guard; KeepHeld does not apply to grants) in the same
+	// transaction.
+	PutGrant(ctx context.Context, g Grant, ev AuditEvent, guards ...Guard) error
 	GetGrant(ctx context.Context, org, clientID string) (Grant, error)
 	ListGrants(ctx context.Context, org string) ([]Grant, error)
 	DeleteGrant(ctx context.Context, org, clientID string, ev AuditEvent) error

@@ -273,21 +273,21 @@ func (s *Store) Invalidate(accountID string) {
 // beyond the catalog.
 
 // CreateAccount implements storage.Storage.
-func (s *Store) CreateAccount(ctx context.Context, a storage.Account, ev storage.AuditEvent) error {
+func (s *Store) CreateAccount(ctx context.Context, a storage.Account, ev storage.AuditEvent, guards ...storage.Guard) error {
 	defer s.invalidate(a.ID, false)
-	return s.Storage.CreateAccount(ctx, a, ev)
+	return s.Storage.CreateAccount(ctx, a, ev, guards...)
 }
 
 // UpdateAccount implements storage.Storage.
-func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Account) (storage.Account, error), ev storage.AuditEvent) (storage.Account, error) {
+func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Account) (storage.Account, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Account, error) {
 	defer s.invalidate(id, false)
-	return s.Storage.UpdateAccount(ctx, id, fn, ev)
+	return s.Storage.UpdateAccount(ctx, id, fn, ev, guards...)
 }
 
 // DeleteAccount implements storage.Storage.
-func (s *Store) DeleteAccount(ctx context.Context, id string, ev storage.AuditEvent) error {
+func (s *Store) DeleteAccount(ctx context.Context, id string, ev storage.AuditEvent, guards ...storage.Guard) error {
 	defer s.invalidate(id, true) // its grants and introspector entries go too
-	return s.Storage.DeleteAccount(ctx, id, ev)
+	return s.Storage.DeleteAccount(ctx, id, ev, guards...)
 }
 
 // CreateKey implements storage.Storage.
@@ -427,9 +427,9 @@ func (s *Store) DeleteProjectOrg(ctx context.Context, project string, ev storage
 }
 
 // PutGrant implements storage.Storage.
-func (s *Store) PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent) error {
+func (s *Store) PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent, guards ...storage.Guard) error {
 	defer s.invalidate("", true)
-	return s.Storage.PutGrant(ctx, g, ev)
+	return s.Storage.PutGrant(ctx, g, ev, guards...)
 }
 
 // DeleteGrant implements storage.Storage.

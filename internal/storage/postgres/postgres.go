@@ -25,6 +25,7 @@ var migrations embed.FS
 const (
 	lockAudit       = 0x6b770001 // the audit chain head
 	lockSigningKeys = 0x6b770002 // signing-key rotation
+	lockScopes      = 0x6b770003 // guarded account and grant changes, API deletions
 )
 
 // Options configure Open.
@@ -64,6 +65,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 		IsUniqueViolation: isUniqueViolation,
 		LockAudit:         fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockAudit),
 		LockSigningKeys:   fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockSigningKeys),
+		LockScopes:        fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockScopes),
 		Notify:            "SELECT pg_notify('keyward_changes_' || current_schema(), $1)",
 	}), nil
 }

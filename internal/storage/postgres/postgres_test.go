@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -112,4 +113,28 @@ func TestAuditAppendOnly(t *testing.T) {
 		}
 		tx.Rollback()
 	}
+}
+
+// Migration 00007 indexes the scopes already held.
+func TestScopeIndexBackfill(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	storagetest.ScopeIndexBackfill(t, func(t *testing.T) storage.Storage {
+		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}, func(t *testing.T) {
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for _, q := range []string{`DROP TABLE delegation_grant_scopes`, `DROP TABLE account_scopes`,
+			fmt.Sprintf(`DELETE FROM goose_db_version WHERE version_id >= %d`, storagetest.ScopeIndexSince)} {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 }

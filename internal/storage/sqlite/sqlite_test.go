@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -96,4 +97,28 @@ func TestAuditAppendOnly(t *testing.T) {
 		}
 		tx.Rollback()
 	}
+}
+
+// Migration 00007 indexes the scopes already held.
+func TestScopeIndexBackfill(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keyward.db")
+	storagetest.ScopeIndexBackfill(t, func(t *testing.T) storage.Storage {
+		s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}, func(t *testing.T) {
+		db, err := sql.Open("sqlite", "file:"+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for _, q := range []string{`DROP TABLE delegation_grant_scopes`, `DROP TABLE account_scopes`,
+			fmt.Sprintf(`DELETE FROM goose_db_version WHERE version_id >= %d`, storagetest.ScopeIndexSince)} {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 }

@@ -42,12 +42,21 @@ func scanAccount(row scanner) (storage.Account, error) {
 }
 
 // CreateAccount implements storage.Storage.
-func (s *Store) CreateAccount(ctx context.Context, a storage.Account, ev storage.AuditEvent) error {
+func (s *Store) CreateAccount(ctx context.Context, a storage.Account, ev storage.AuditEvent, guards ...storage.Guard) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockScopes(ctx, tx, guards); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, s.q["insertAccount"], a.ID, a.Email, a.Name, a.Project, a.DisplayName, a.Description,
 			encodeList(a.Scopes), int64(a.TokenLifetime/time.Second), boolInt(a.Disabled), micros(a.CreatedAt), micros(a.UpdatedAt),
 			encodeList(a.AuthMethods), encodeJSON(a.TLS), a.TokenFormat, micros(a.TokensRevokedBefore))
-		return s.wrap("create account", err)
+		if err != nil {
+			return s.wrap("create account", err)
+		}
+		if err := s.putAccountScopes(ctx, tx, a.ID, a.Scopes); err != nil {
+			return s.wrap("create account", err)
+		}
+		return s.checkGuards(ctx, tx, "create account", storage.Account{}, a, guards)
 	}, ev)
 }
 
@@ -59,12 +68,22 @@ func (s *Store) CreateAccounts(ctx context.Context, accounts []storage.Account, 
 			return s.wrap("create accounts", err)
 		}
 		defer st.Close()
+		scopeSt, err := tx.PrepareContext(ctx, s.q["insertAccountScope"])
+		if err != nil {
+			return s.wrap("create accounts", err)
+		}
+		defer scopeSt.Close()
 		for _, a := range accounts {
 			_, err := st.ExecContext(ctx, a.ID, a.Email, a.Name, a.Project, a.DisplayName, a.Description,
 				encodeList(a.Scopes), int64(a.TokenLifetime/time.Second), boolInt(a.Disabled), micros(a.CreatedAt), micros(a.UpdatedAt),
 				encodeList(a.AuthMethods), encodeJSON(a.TLS), a.TokenFormat, micros(a.TokensRevokedBefore))
 			if err != nil {
 				return s.wrap("create account "+a.Email, err)
+			}
+			for _, sc := range a.Scopes {
+				if _, err := scopeSt.ExecContext(ctx, sc, a.ID); err != nil {
+					return s.wrap("create account "+a.Email, err)
+				}
 			}
 		}
 		return nil
@@ -110,9 +129,12 @@ func (s *Store) ListAccounts(ctx context.Context, opts storage.ListOptions) ([]s
 }
 
 // UpdateAccount implements storage.Storage.
-func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Account) (storage.Account, error), ev storage.AuditEvent) (storage.Account, error) {
+func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Account) (storage.Account, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Account, error) {
 	var out storage.Account
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockScopes(ctx, tx, guards); err != nil {
+			return err
+		}
 		old, err := scanAccount(tx.QueryRowContext(ctx, s.q["getAccount"], id))
 		if err != nil {
 			return s.wrap("update account", err)
@@ -127,18 +149,38 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Ac
 		_, err = tx.ExecContext(ctx, s.q["updateAccount"], a.Name, a.Project, a.DisplayName, a.Description, encodeList(a.Scopes),
 			int64(a.TokenLifetime/time.Second), boolInt(a.Disabled), micros(a.UpdatedAt), encodeList(a.AuthMethods), encodeJSON(a.TLS),
 			a.TokenFormat, micros(a.TokensRevokedBefore), id)
-		out = a
 		if err != nil {
 			return s.wrap("update account", err)
 		}
+		if !slices.Equal(a.Scopes, old.Scopes) {
+			if err := s.putAccountScopes(ctx, tx, id, a.Scopes); err != nil {
+				return s.wrap("update account", err)
+			}
+		}
+		if err := s.checkGuards(ctx, tx, "update account", old, a, guards); err != nil {
+			return err
+		}
+		out = a
 		return s.notify(ctx, tx, id)
 	}, ev)
 	return out, err
 }
 
 // DeleteAccount implements storage.Storage.
-func (s *Store) DeleteAccount(ctx context.Context, id string, ev storage.AuditEvent) error {
+func (s *Store) DeleteAccount(ctx context.Context, id string, ev storage.AuditEvent, guards ...storage.Guard) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		var old storage.Account
+		if len(guards) > 0 {
+			if err := s.lockScopes(ctx, tx, guards); err != nil {
+				return err
+			}
+			var err error
+			if old, err = scanAccount(tx.QueryRowContext(ctx, s.q["getAccount"], id)); err != nil {
+				return s.wrap("delete account", err)
+			}
+		}
+		// Its rows in account_scopes and delegation_grant_scopes go by
+		// cascade.
 		for _, q := range []string{"deleteAccountKeys", "deleteAccountSecrets", "deleteAccountGrants"} {
 			if _, err := tx.ExecContext(ctx, s.q[q], id); err != nil {
 				return s.wrap("delete account", err)
@@ -148,6 +190,9 @@ func (s *Store) DeleteAccount(ctx context.Context, id string, ev storage.AuditEv
 			return err
 		}
 		if err := s.dropIntrospector(ctx, tx, id); err != nil {
+			return err
+		}
+		if err := s.checkGuards(ctx, tx, "delete account", old, storage.Account{}, guards); err != nil {
 			return err
 		}
 		// Grants and APIs changed too: every replica drops its catalog.

@@ -142,6 +142,12 @@ func (s *Store) UpdateAPI(ctx context.Context, name string, fn func(storage.API)
 // DeleteAPI implements storage.Storage.
 func (s *Store) DeleteAPI(ctx context.Context, name string, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lock(ctx, tx, s.d.LockScopes, "lock scopes"); err != nil {
+			return err
+		}
+		if err := s.scopeHolders(ctx, tx, name); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, s.q["deleteAPIScope"], name); err != nil {
 			return s.wrap("delete api", err)
 		}

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/keyward/keyward/internal/storage"
@@ -254,10 +255,31 @@ func scanGrant(row scanner) (storage.Grant, error) {
 }
 
 // PutGrant implements storage.Storage.
-func (s *Store) PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent) error {
+func (s *Store) PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent, guards ...storage.Guard) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockScopes(ctx, tx, guards); err != nil {
+			return err
+		}
+		var old storage.Grant
+		if len(guards) > 0 {
+			var err error
+			old, err = scanGrant(tx.QueryRowContext(ctx, s.q["getGrant"], g.Org, g.ClientID))
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return s.wrap("put grant", err)
+			}
+		}
 		if _, err := tx.ExecContext(ctx, s.q["putGrant"], g.Org, g.ClientID, encodeList(g.Scopes), micros(g.CreatedAt)); err != nil {
 			return s.wrap("put grant", err)
+		}
+		if err := s.putGrantScopes(ctx, tx, g); err != nil {
+			return s.wrap("put grant", err)
+		}
+		for _, gd := range guards {
+			if gd.KnownScopes {
+				if err := s.checkKnown(ctx, tx, "put grant", old.Scopes, g.Scopes); err != nil {
+					return err
+				}
+			}
 		}
 		return s.notify(ctx, tx, storage.ChangeAll)
 	}, ev)

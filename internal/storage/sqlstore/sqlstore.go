@@ -32,6 +32,10 @@ type Dialect struct {
 	// keys, to serialize it against other processes. SQLite needs none: its
 	// write transactions are already exclusive.
 	LockAudit, LockSigningKeys string
+	// LockScopes, if set, runs at the start of a guarded account or grant
+	// change and of DeleteAPI (see storage.Guard), to serialize them
+	// against each other across processes. SQLite needs none.
+	LockScopes string
 	// Notify, if set, is run with a change payload inside every transaction
 	// that changes what replicas cache.
 	Notify string

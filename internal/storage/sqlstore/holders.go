@@ -1,0 +1,185 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// The scopes of accounts and delegation grants are stored twice: as the
+// JSON list read back with the row, and one row per scope in
+// account_scopes and delegation_grant_scopes, which index them by scope
+// (migration 00007). Every write of a list rewrites its rows in the same
+// transaction; deleting an account or a grant deletes them by cascade.
+func init() {
+	for k, v := range map[string]string{
+		"insertAccountScope":  `INSERT INTO account_scopes (scope, account_id) VALUES (?, ?) ON CONFLICT DO NOTHING`,
+		"deleteAccountScopes": `DELETE FROM account_scopes WHERE account_id = ?`,
+		"insertGrantScope":    `INSERT INTO delegation_grant_scopes (scope, org, client_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+		"deleteGrantScopes":   `DELETE FROM delegation_grant_scopes WHERE org = ? AND client_id = ?`,
+		// Whether an enabled account holds the scope: an index lookup
+		// that stops at the first.
+		"scopeHeld": `SELECT COUNT(*) FROM (SELECT 1 FROM account_scopes s JOIN accounts a ON a.id = s.account_id
+			WHERE s.scope = ? AND a.disabled = 0 LIMIT 1) held`,
+		"isAPIScope":     `SELECT COUNT(*) FROM api_scopes WHERE scope = ?`,
+		"countAPIScopes": `SELECT COUNT(*) FROM api_scopes WHERE api_name = ?`,
+		// The holders of an API's scopes, one row per scope held, each
+		// holder's rows together, in holder order.
+		"apiAccountHolders": `SELECT a.id, a.email, s.scope FROM api_scopes p
+			JOIN account_scopes s ON s.scope = p.scope JOIN accounts a ON a.id = s.account_id
+			WHERE p.api_name = ? ORDER BY a.id, p.position LIMIT ?`,
+		"apiAccountHolderCount": `SELECT COUNT(*) FROM (SELECT DISTINCT s.account_id FROM api_scopes p
+			JOIN account_scopes s ON s.scope = p.scope WHERE p.api_name = ?) holders`,
+		"apiGrantHolders": `SELECT g.org, g.client_id, g.scope FROM api_scopes p
+			JOIN delegation_grant_scopes g ON g.scope = p.scope
+			WHERE p.api_name = ? ORDER BY g.org, g.client_id, p.position LIMIT ?`,
+		"apiGrantHolderCount": `SELECT COUNT(*) FROM (SELECT DISTINCT g.org, g.client_id FROM api_scopes p
+			JOIN delegation_grant_scopes g ON g.scope = p.scope WHERE p.api_name = ?) holders`,
+	} {
+		queries[k] = v
+	}
+}
+
+// putAccountScopes indexes the scopes of account id, replacing what was
+// indexed.
+func (s *Store) putAccountScopes(ctx context.Context, tx *sql.Tx, id string, scopes []string) error {
+	if _, err := tx.ExecContext(ctx, s.q["deleteAccountScopes"], id); err != nil {
+		return err
+	}
+	for _, sc := range scopes {
+		if _, err := tx.ExecContext(ctx, s.q["insertAccountScope"], sc, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putGrantScopes replaces the indexed scopes of a grant.
+func (s *Store) putGrantScopes(ctx context.Context, tx *sql.Tx, g storage.Grant) error {
+	if _, err := tx.ExecContext(ctx, s.q["deleteGrantScopes"], g.Org, g.ClientID); err != nil {
+		return err
+	}
+	for _, sc := range g.Scopes {
+		if _, err := tx.ExecContext(ctx, s.q["insertGrantScope"], sc, g.Org, g.ClientID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lockScopes serializes guarded changes and API deletions (see
+// storage.Guard), when there are guards.
+func (s *Store) lockScopes(ctx context.Context, tx *sql.Tx, guards []storage.Guard) error {
+	if len(guards) == 0 {
+		return nil
+	}
+	return s.lock(ctx, tx, s.d.LockScopes, "lock scopes")
+}
+
+// holds reports whether a, enabled, holds scope.
+func holds(a storage.Account, scope string) bool {
+	return !a.Disabled && slices.Contains(a.Scopes, scope)
+}
+
+// checkGuards checks guards after the account old became now; a deleted
+// account is the zero Account.
+func (s *Store) checkGuards(ctx context.Context, tx *sql.Tx, op string, old, now storage.Account, guards []storage.Guard) error {
+	for _, g := range guards {
+		if g.KeepHeld != "" && holds(old, g.KeepHeld) && !holds(now, g.KeepHeld) {
+			var n int
+			if err := tx.QueryRowContext(ctx, s.q["scopeHeld"], g.KeepHeld).Scan(&n); err != nil {
+				return s.wrap(op, err)
+			}
+			if n == 0 {
+				return fmt.Errorf("%s: %w: %s", op, storage.ErrLastHolder, g.KeepHeld)
+			}
+		}
+		if g.KnownScopes {
+			if err := s.checkKnown(ctx, tx, op, old.Scopes, now.Scopes); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkKnown checks that the scopes in now and not in old belong to APIs.
+func (s *Store) checkKnown(ctx context.Context, tx *sql.Tx, op string, old, now []string) error {
+	for _, sc := range now {
+		if slices.Contains(old, sc) {
+			continue
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, s.q["isAPIScope"], sc).Scan(&n); err != nil {
+			return s.wrap(op, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("%s: %w: %s", op, storage.ErrUnknownScope, sc)
+		}
+	}
+	return nil
+}
+
+// scopeHolders returns the ScopesHeldError of API name, or nil when no
+// account or grant holds its scopes.
+func (s *Store) scopeHolders(ctx context.Context, tx *sql.Tx, name string) error {
+	e := &storage.ScopesHeldError{API: name}
+	// A holder has a row per scope of the API it holds: the first
+	// HoldersListed holders are within this many rows.
+	var rowsNeeded int
+	if err := tx.QueryRowContext(ctx, s.q["countAPIScopes"], name).Scan(&rowsNeeded); err != nil {
+		return s.wrap("delete api", err)
+	}
+	rowsNeeded *= storage.HoldersListed
+	for _, kind := range []string{"apiAccountHolder", "apiGrantHolder"} {
+		var n int
+		if err := tx.QueryRowContext(ctx, s.q[kind+"Count"], name).Scan(&n); err != nil {
+			return s.wrap("delete api", err)
+		}
+		e.Total += n
+		if n == 0 || len(e.Holders) == storage.HoldersListed {
+			continue
+		}
+		if err := s.listHolders(ctx, tx, s.q[kind+"s"], name, rowsNeeded, e, kind == "apiGrantHolder"); err != nil {
+			return s.wrap("delete api", err)
+		}
+	}
+	if e.Total == 0 {
+		return nil
+	}
+	return e
+}
+
+// listHolders appends holders from q to e until it lists HoldersListed.
+func (s *Store) listHolders(ctx context.Context, tx *sql.Tx, q, name string, limit int, e *storage.ScopesHeldError, grants bool) error {
+	rows, err := tx.QueryContext(ctx, q, name, limit)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var last *storage.ScopeHolder
+	for rows.Next() {
+		var h storage.ScopeHolder
+		var sc string
+		if grants {
+			err = rows.Scan(&h.Org, &h.ClientID, &sc)
+		} else {
+			err = rows.Scan(&h.AccountID, &h.Email, &sc)
+		}
+		if err != nil {
+			return err
+		}
+		if last == nil || last.AccountID != h.AccountID || last.Org != h.Org || last.ClientID != h.ClientID {
+			if len(e.Holders) == storage.HoldersListed {
+				break
+			}
+			e.Holders = append(e.Holders, h)
+			last = &e.Holders[len(e.Holders)-1]
+		}
+		last.Scopes = append(last.Scopes, sc)
+	}
+	return rows.Err()
+}
