@@ -205,7 +205,8 @@ func (s *Service) GrantDelegation(ctx context.Context, actor Actor, domain, clie
 		return storage.Grant{}, err
 	}
 	g := storage.Grant{Org: domain, ClientID: a.ID, Scopes: dedupe(scopes), CreatedAt: s.cfg.Now()}
-	return g, s.store.PutGrant(ctx, g, s.event(actor, "delegation.grant", a.ID, map[string]string{"org": domain, "scopes": strings.Join(g.Scopes, " ")}))
+	err = s.store.PutGrant(ctx, g, s.event(actor, "delegation.grant", a.ID, map[string]string{"org": domain, "scopes": strings.Join(g.Scopes, " ")}), guard)
+	return g, guardErr(err, a, "")
 }
 
 // ListDelegations returns an organization's grants.

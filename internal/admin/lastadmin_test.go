@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -118,5 +119,31 @@ func TestDeleteAPIRefusedWhileGranted(t *testing.T) {
 	}
 	if code, out, _ := f.call(t, "DELETE", "/v1/apis/orders", auth, nil); code != 204 {
 		t.Fatalf("delete without grants: %d %v", code, out)
+	}
+}
+
+// The refusal lists the first holders and counts the rest; an API that
+// does not exist is not found.
+func TestDeleteAPIRefusalCountsHolders(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	svc := f.srv.Admin
+	op := admin.Actor{ID: "op"}
+	if _, err := svc.CreateAPI(ctx, op, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range storage.HoldersListed + 2 {
+		if _, err := svc.CreateAccount(ctx, op, admin.AccountInput{Name: fmt.Sprintf("job-%02d", i), Project: "shop", Scopes: []string{"orders.read"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var oe *oauth2.Error
+	err := svc.DeleteAPI(ctx, op, "orders")
+	if !errors.As(err, &oe) || oe.Code != admin.ErrConflict || strings.Count(oe.Description, "(orders.read)") != storage.HoldersListed ||
+		!strings.Contains(oe.Description, "; and 2 more.") {
+		t.Fatalf("DeleteAPI = %v, want a conflict listing %d holders and 2 more", err, storage.HoldersListed)
+	}
+	if err := svc.DeleteAPI(ctx, op, "nothing"); !errors.As(err, &oe) || oe.Code != admin.ErrNotFound {
+		t.Fatalf("DeleteAPI of no API = %v, want not_found", err)
 	}
 }

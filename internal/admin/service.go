@@ -317,64 +317,23 @@ func (s *Service) DeleteAPI(ctx context.Context, actor Actor, name string) error
 	if name == BuiltinAPIName {
 		return conflict("The built-in API %q cannot be deleted: Keyward manages itself through it.", name)
 	}
-	api, err := s.store.GetAPI(ctx, name)
-	if err != nil {
-		return storeErr(err, fmt.Sprintf("The API %q", name))
-	}
-	holders, err := s.scopeHolders(ctx, api.Scopes)
-	if err != nil {
-		return err
-	}
-	if len(holders) > 0 {
-		const show = 10
-		list := strings.Join(holders[:min(len(holders), show)], "; ")
-		if len(holders) > show {
-			list += fmt.Sprintf("; and %d more", len(holders)-show)
+	err := s.store.DeleteAPI(ctx, name, s.event(actor, "api.delete", "", map[string]string{"api": name}))
+	if held, ok := errors.AsType[*storage.ScopesHeldError](err); ok {
+		list := make([]string, len(held.Holders))
+		for i, h := range held.Holders {
+			if h.Email != "" {
+				list[i] = fmt.Sprintf("account %s (%s)", h.Email, strings.Join(h.Scopes, " "))
+			} else {
+				list[i] = fmt.Sprintf("delegation of client %s in %s (%s)", h.ClientID, h.Org, strings.Join(h.Scopes, " "))
+			}
 		}
-		return conflict("The API %q cannot be deleted while its scopes are granted: %s. Remove the scopes from these accounts (keyward sa update --scopes) and delegations (keyward delegation grant with fewer scopes, or revoke) first.", name, list)
+		more := ""
+		if n := held.Total - len(held.Holders); n > 0 {
+			more = fmt.Sprintf("; and %d more", n)
+		}
+		return conflict("The API %q cannot be deleted while its scopes are granted: %s%s. Remove the scopes from these accounts (keyward sa update --scopes) and delegations (keyward delegation grant with fewer scopes, or revoke) first.", name, strings.Join(list, "; "), more)
 	}
-	err = s.store.DeleteAPI(ctx, name, s.event(actor, "api.delete", "", map[string]string{"api": name}))
 	return storeErr(err, fmt.Sprintf("The API %q", name))
-}
-
-// scopeHolders describes every account and delegation granted any of
-// scopes, such as "job@shop.iam.example (orders.read)".
-func (s *Service) scopeHolders(ctx context.Context, scopes []string) ([]string, error) {
-	held := func(granted []string) []string {
-		var out []string
-		for _, sc := range granted {
-			if slices.Contains(scopes, sc) {
-				out = append(out, sc)
-			}
-		}
-		return out
-	}
-	var holders []string
-	err := s.eachAccount(ctx, func(a storage.Account) bool {
-		if h := held(a.Scopes); len(h) > 0 {
-			holders = append(holders, fmt.Sprintf("account %s (%s)", a.Email, strings.Join(h, " ")))
-		}
-		return true
-	})
-	if err != nil {
-		return nil, err
-	}
-	orgs, err := s.store.ListOrgs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range orgs {
-		grants, err := s.store.ListGrants(ctx, o.Domain)
-		if err != nil {
-			return nil, err
-		}
-		for _, g := range grants {
-			if h := held(g.Scopes); len(h) > 0 {
-				holders = append(holders, fmt.Sprintf("delegation of client %s in %s (%s)", g.ClientID, o.Domain, strings.Join(h, " ")))
-			}
-		}
-	}
-	return holders, nil
 }
 
 // --- service accounts ---
@@ -471,9 +430,9 @@ func (s *Service) CreateAccount(ctx context.Context, actor Actor, in AccountInpu
 	}
 	for range 5 {
 		a.ID = NewClientID()
-		err = s.store.CreateAccount(ctx, a, s.event(actor, "account.create", a.ID, map[string]string{"email": a.Email, "scopes": strings.Join(a.Scopes, " ")}))
+		err = s.store.CreateAccount(ctx, a, s.event(actor, "account.create", a.ID, map[string]string{"email": a.Email, "scopes": strings.Join(a.Scopes, " ")}), guard)
 		if !errors.Is(err, storage.ErrAlreadyExists) {
-			return a, err
+			return a, guardErr(err, a, "")
 		}
 		if _, gerr := s.store.GetAccountByEmail(ctx, a.Email); gerr == nil {
 			return a, conflict("The service account %s already exists.", a.Email)
@@ -537,9 +496,6 @@ func (s *Service) UpdateAccount(ctx context.Context, actor Actor, ref string, up
 			if actor.ID == a.ID {
 				return a, conflict("An administrator cannot remove %s from its own account; use another administrator account.", AdminScope)
 			}
-			if err := s.keepAnAdmin(ctx, a, "removing the scope"); err != nil {
-				return a, err
-			}
 		}
 		data["scopes"] = strings.Join(*up.Scopes, " ")
 	}
@@ -580,7 +536,7 @@ func (s *Service) UpdateAccount(ctx context.Context, actor Actor, ref string, up
 		b, _ := json.Marshal(up.TLS)
 		data["tls_binding"] = string(b)
 	}
-	return s.store.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
+	updated, err := s.store.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
 		if up.DisplayName != nil {
 			old.DisplayName = *up.DisplayName
 		}
@@ -604,7 +560,8 @@ func (s *Service) UpdateAccount(ctx context.Context, actor Actor, ref string, up
 		}
 		old.UpdatedAt = s.cfg.Now()
 		return old, nil
-	}, s.event(actor, "account.update", a.ID, data))
+	}, s.event(actor, "account.update", a.ID, data), guard)
+	return updated, guardErr(err, a, "removing the scope")
 }
 
 // SetAccountDisabled disables or enables an account. A disabled account
@@ -617,20 +574,16 @@ func (s *Service) SetAccountDisabled(ctx context.Context, actor Actor, ref strin
 	if disabled && actor.ID == a.ID {
 		return a, conflict("An administrator cannot disable its own account; use another administrator account.")
 	}
-	if disabled {
-		if err := s.keepAnAdmin(ctx, a, "disabling it"); err != nil {
-			return a, err
-		}
-	}
 	action := "account.enable"
 	if disabled {
 		action = "account.disable"
 	}
-	return s.store.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
+	updated, err := s.store.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
 		old.Disabled = disabled
 		old.UpdatedAt = s.cfg.Now()
 		return old, nil
-	}, s.event(actor, action, a.ID, nil))
+	}, s.event(actor, action, a.ID, nil), guard)
+	return updated, guardErr(err, a, "disabling it")
 }
 
 // RevokeAccountTokens revokes every token issued to the account until now:
@@ -699,57 +652,30 @@ func (s *Service) DeleteAccount(ctx context.Context, actor Actor, ref string) er
 	if actor.ID == a.ID {
 		return conflict("An administrator cannot delete its own account; use another administrator account.")
 	}
-	if err := s.keepAnAdmin(ctx, a, "deleting it"); err != nil {
-		return err
-	}
-	err = s.store.DeleteAccount(ctx, a.ID, s.event(actor, "account.delete", a.ID, map[string]string{"email": a.Email}))
-	return storeErr(err, fmt.Sprintf("The service account %q", ref))
+	err = s.store.DeleteAccount(ctx, a.ID, s.event(actor, "account.delete", a.ID, map[string]string{"email": a.Email}), guard)
+	return storeErr(guardErr(err, a, "deleting it"), fmt.Sprintf("The service account %q", ref))
 }
 
-// isAdmin reports whether a is an enabled account holding the admin scope.
-func isAdmin(a storage.Account) bool { return !a.Disabled && slices.Contains(a.Scopes, AdminScope) }
-
-// keepAnAdmin refuses a change that makes the administrator a stop being
-// one (disabled, deleted or without the admin scope) when no other enabled
-// account holds the admin scope: the API must never lock every
+// guard is what every change of an account or a delegation grant keeps
+// true, checked by the store in the change's transaction: an enabled
+// account holds the admin scope, so the API never locks every
 // administrator out (keyward recover-admin is the break-glass, not the
-// plan). Two such changes to the last two administrators at the same moment
-// can still both pass.
-func (s *Service) keepAnAdmin(ctx context.Context, a storage.Account, change string) error {
-	if !isAdmin(a) {
-		return nil
-	}
-	another := false
-	err := s.eachAccount(ctx, func(o storage.Account) bool {
-		another = o.ID != a.ID && isAdmin(o)
-		return !another
-	})
-	if err != nil || another {
-		return err
-	}
-	return conflict("%s is the last enabled account with the %s scope: %s would leave no administrator. Give another account the scope first.",
-		a.Email, AdminScope, change)
-}
+// plan), and no account or grant is given a scope of an API deleted since
+// checkScopes looked.
+var guard = storage.Guard{KeepHeld: AdminScope, KnownScopes: true}
 
-// eachAccount calls fn with every account, a page at a time, until fn
-// returns false.
-func (s *Service) eachAccount(ctx context.Context, fn func(storage.Account) bool) error {
-	opts := storage.ListOptions{Limit: 1000}
-	for {
-		page, err := s.store.ListAccounts(ctx, opts)
-		if err != nil {
-			return err
-		}
-		for _, a := range page {
-			if !fn(a) {
-				return nil
-			}
-		}
-		if len(page) < opts.PageLimit() {
-			return nil
-		}
-		opts.After = page[len(page)-1].ID
+// guardErr turns a change of a that guard refused into the conflict the
+// client sees; change says what would have removed the last administrator
+// ("disabling it").
+func guardErr(err error, a storage.Account, change string) error {
+	switch {
+	case errors.Is(err, storage.ErrLastHolder):
+		return conflict("%s is the last enabled account with the %s scope: %s would leave no administrator. Give another account the scope first.",
+			a.Email, AdminScope, change)
+	case errors.Is(err, storage.ErrUnknownScope):
+		return conflict("An API whose scopes this change grants was deleted meanwhile; check the scopes (keyward api list) and try again.")
 	}
+	return err
 }
 
 func checkAuthMethods(methods []string) error {
