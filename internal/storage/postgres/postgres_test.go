@@ -3,7 +3,6 @@ package postgres_test
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -115,26 +114,33 @@ func TestAuditAppendOnly(t *testing.T) {
 	}
 }
 
-// Migration 00007 indexes the scopes already held.
-func TestScopeIndexBackfill(t *testing.T) {
-	dsn := pgtest.SchemaDSN(t)
-	storagetest.ScopeIndexBackfill(t, func(t *testing.T) storage.Storage {
-		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}, func(t *testing.T) {
-		db, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		for _, q := range []string{`DROP TABLE delegation_grant_scopes`, `DROP TABLE account_scopes`,
-			fmt.Sprintf(`DELETE FROM goose_db_version WHERE version_id >= %d`, storagetest.ScopeIndexSince)} {
-			if _, err := db.Exec(q); err != nil {
-				t.Fatal(err)
-			}
-		}
-	})
+// Migrations 00007 (the scope index) and 00008 (left-over grants and
+// introspectors) rewrite what older versions stored.
+func TestDataMigrations(t *testing.T) {
+	for name, test := range map[string]func(*testing.T, func(*testing.T) storage.Storage, func(*testing.T, ...string)){
+		"ScopeIndexBackfill": storagetest.ScopeIndexBackfill,
+		"DanglingCleanup":    storagetest.DanglingCleanup,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dsn := pgtest.SchemaDSN(t)
+			test(t, func(t *testing.T) storage.Storage {
+				s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}, func(t *testing.T, queries ...string) {
+				db, err := sql.Open("pgx", dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				for _, q := range queries {
+					if _, err := db.Exec(q); err != nil {
+						t.Fatalf("%s: %v", q, err)
+					}
+				}
+			})
+		})
+	}
 }

@@ -3,7 +3,6 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -99,26 +98,33 @@ func TestAuditAppendOnly(t *testing.T) {
 	}
 }
 
-// Migration 00007 indexes the scopes already held.
-func TestScopeIndexBackfill(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "keyward.db")
-	storagetest.ScopeIndexBackfill(t, func(t *testing.T) storage.Storage {
-		s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}, func(t *testing.T) {
-		db, err := sql.Open("sqlite", "file:"+path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		for _, q := range []string{`DROP TABLE delegation_grant_scopes`, `DROP TABLE account_scopes`,
-			fmt.Sprintf(`DELETE FROM goose_db_version WHERE version_id >= %d`, storagetest.ScopeIndexSince)} {
-			if _, err := db.Exec(q); err != nil {
-				t.Fatal(err)
-			}
-		}
-	})
+// Migrations 00007 (the scope index) and 00008 (left-over grants and
+// introspectors) rewrite what older versions stored.
+func TestDataMigrations(t *testing.T) {
+	for name, test := range map[string]func(*testing.T, func(*testing.T) storage.Storage, func(*testing.T, ...string)){
+		"ScopeIndexBackfill": storagetest.ScopeIndexBackfill,
+		"DanglingCleanup":    storagetest.DanglingCleanup,
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "keyward.db")
+			test(t, func(t *testing.T) storage.Storage {
+				s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}, func(t *testing.T, queries ...string) {
+				db, err := sql.Open("sqlite", "file:"+path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				for _, q := range queries {
+					if _, err := db.Exec(q); err != nil {
+						t.Fatalf("%s: %v", q, err)
+					}
+				}
+			})
+		})
+	}
 }

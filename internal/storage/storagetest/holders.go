@@ -326,37 +326,3 @@ func testGuardKnownScopesConcurrent(t *testing.T, s storage.Storage) {
 	}
 	verifyAll(t, s)
 }
-
-// ScopeIndexSince is the schema version that indexes the scopes of
-// accounts and grants (account_scopes, delegation_grant_scopes).
-const ScopeIndexSince = 7
-
-// ScopeIndexBackfill checks that migrating a store to ScopeIndexSince
-// indexes the scopes accounts and grants already hold. open opens the
-// store, migrating it; unmigrate takes the closed store's schema back to
-// the version before ScopeIndexSince.
-func ScopeIndexBackfill(t *testing.T, open func(t *testing.T) storage.Storage, unmigrate func(t *testing.T)) {
-	ctx := context.Background()
-	s := open(t)
-	mustNil(t, s.CreateAPI(ctx, storage.API{Name: "orders", Identifier: "https://orders", Scopes: []string{"orders.read", "orders.<all>"}, CreatedAt: t0}, ev("api.create")))
-	admin, reader := holder(1, false, adminScope), holder(2, false, "x", "orders.<all>", "orders.read")
-	for _, a := range []storage.Account{admin, reader, holder(3, false, "orders.readonly")} {
-		mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
-	}
-	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "example.com", CreatedAt: t0}, ev("org.create")))
-	mustNil(t, s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: admin.ID, Scopes: []string{"orders.read"}, CreatedAt: t0}, ev("delegation.grant")))
-	mustNil(t, s.Close())
-	unmigrate(t)
-
-	s = open(t)
-	defer s.Close()
-	err := s.DeleteAPI(ctx, "orders", ev("api.delete"))
-	held, ok := errors.AsType[*storage.ScopesHeldError](err)
-	if !ok || held.Total != 2 || len(held.Holders) != 2 || held.Holders[0].AccountID != reader.ID ||
-		!slices.Equal(held.Holders[0].Scopes, []string{"orders.read", "orders.<all>"}) || held.Holders[1].ClientID != admin.ID {
-		t.Fatalf("DeleteAPI after the migration = %v (%+v), want the reader and the grant as holders", err, held)
-	}
-	_, err = s.UpdateAccount(ctx, admin.ID, setDisabled(true), ev("account.disable"), storage.Guard{KeepHeld: adminScope})
-	wantErr(t, err, storage.ErrLastHolder)
-	verifyAll(t, s)
-}

@@ -1,0 +1,106 @@
+package storagetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Migration tests take open, which opens the store (migrating it), and
+// exec, which runs statements on the closed store's database directly.
+
+// ScopeIndexSince is the schema version that indexes the scopes of
+// accounts and grants (account_scopes, delegation_grant_scopes).
+const ScopeIndexSince = 7
+
+// unmigrate takes a store's schema back to the version before version,
+// dropping tables it created.
+func unmigrate(t *testing.T, exec func(t *testing.T, queries ...string), version int, drop ...string) {
+	for _, table := range drop {
+		exec(t, "DROP TABLE "+table)
+	}
+	exec(t, fmt.Sprintf(`DELETE FROM goose_db_version WHERE version_id >= %d`, version))
+}
+
+// ScopeIndexBackfill checks that migrating a store to ScopeIndexSince
+// indexes the scopes accounts and grants already hold.
+func ScopeIndexBackfill(t *testing.T, open func(t *testing.T) storage.Storage, exec func(t *testing.T, queries ...string)) {
+	ctx := context.Background()
+	s := open(t)
+	mustNil(t, s.CreateAPI(ctx, storage.API{Name: "orders", Identifier: "https://orders", Scopes: []string{"orders.read", "orders.<all>"}, CreatedAt: t0}, ev("api.create")))
+	admin, reader := holder(1, false, adminScope), holder(2, false, "x", "orders.<all>", "orders.read")
+	for _, a := range []storage.Account{admin, reader, holder(3, false, "orders.readonly")} {
+		mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
+	}
+	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "example.com", CreatedAt: t0}, ev("org.create")))
+	mustNil(t, s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: admin.ID, Scopes: []string{"orders.read"}, CreatedAt: t0}, ev("delegation.grant")))
+	mustNil(t, s.Close())
+	unmigrate(t, exec, ScopeIndexSince, "delegation_grant_scopes", "account_scopes")
+
+	s = open(t)
+	defer s.Close()
+	err := s.DeleteAPI(ctx, "orders", ev("api.delete"))
+	held, ok := errors.AsType[*storage.ScopesHeldError](err)
+	if !ok || held.Total != 2 || len(held.Holders) != 2 || held.Holders[0].AccountID != reader.ID ||
+		!slices.Equal(held.Holders[0].Scopes, []string{"orders.read", "orders.<all>"}) || held.Holders[1].ClientID != admin.ID {
+		t.Fatalf("DeleteAPI after the migration = %v (%+v), want the reader and the grant as holders", err, held)
+	}
+	_, err = s.UpdateAccount(ctx, admin.ID, setDisabled(true), ev("account.disable"), storage.Guard{KeepHeld: adminScope})
+	wantErr(t, err, storage.ErrLastHolder)
+	verifyAll(t, s)
+}
+
+// DanglingSince is the schema version that drops the delegation grants
+// and API introspector entries of accounts deleted before DeleteAccount
+// removed them.
+const DanglingSince = 8
+
+// DanglingCleanup checks that migrating a store to DanglingSince drops the
+// grants and introspector entries naming no account, and nothing else.
+func DanglingCleanup(t *testing.T, open func(t *testing.T) storage.Storage, exec func(t *testing.T, queries ...string)) {
+	ctx := context.Background()
+	s := open(t)
+	kept, gone := holder(1, false, "orders.read"), holder(2, false)
+	mustNil(t, s.CreateAccount(ctx, kept, ev("account.create")))
+	for _, name := range []string{"orders", "stock", "mail"} {
+		mustNil(t, s.CreateAPI(ctx, storage.API{Name: name, Identifier: "https://" + name, Scopes: []string{name + ".read"}, CreatedAt: t0}, ev("api.create")))
+	}
+	_, err := s.UpdateAPI(ctx, "mail", func(a storage.API) (storage.API, error) { a.Introspectors = []string{kept.ID}; return a, nil }, ev("api.update"))
+	mustNil(t, err)
+	for _, org := range []string{"example.com", "other.org"} {
+		mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: org, CreatedAt: t0}, ev("org.create")))
+		mustNil(t, s.PutGrant(ctx, storage.Grant{Org: org, ClientID: kept.ID, Scopes: []string{"mail.read"}, CreatedAt: t0}, ev("delegation.grant")))
+	}
+	mustNil(t, s.Close())
+	// What deleting an account left behind before it removed its grants
+	// and introspector entries.
+	exec(t,
+		`INSERT INTO delegation_grants (org, client_id, scopes, created_at) VALUES ('example.com', '`+gone.ID+`', '["stock.read"]', 1)`,
+		`INSERT INTO delegation_grant_scopes (scope, org, client_id) VALUES ('stock.read', 'example.com', '`+gone.ID+`')`,
+		`UPDATE apis SET introspectors = '["`+gone.ID+`","`+kept.ID+`"]' WHERE name = 'orders'`,
+		`UPDATE apis SET introspectors = '["`+gone.ID+`"]' WHERE name = 'stock'`)
+	unmigrate(t, exec, DanglingSince)
+
+	s = open(t)
+	defer s.Close()
+	for name, want := range map[string][]string{"orders": {kept.ID}, "stock": {}, "mail": {kept.ID}} {
+		a, err := s.GetAPI(ctx, name)
+		mustNil(t, err)
+		if !slices.Equal(a.Introspectors, want) {
+			t.Errorf("introspectors of %s after the migration = %q, want %q", name, a.Introspectors, want)
+		}
+	}
+	_, err = s.GetGrant(ctx, "example.com", gone.ID)
+	wantErr(t, err, storage.ErrNotFound)
+	for _, org := range []string{"example.com", "other.org"} {
+		if g, err := s.ListGrants(ctx, org); err != nil || len(g) != 1 || g[0].ClientID != kept.ID {
+			t.Errorf("grants of %s after the migration = %+v, %v; want only %s's", org, g, err, kept.ID)
+		}
+	}
+	mustNil(t, s.DeleteAPI(ctx, "stock", ev("api.delete"))) // the left-over grant held stock.read
+	verifyAll(t, s)
+}
