@@ -26,22 +26,31 @@ func init() {
 			WHERE s.scope = ? AND a.disabled = 0 LIMIT 1) held`,
 		"isAPIScope":     `SELECT COUNT(*) FROM api_scopes WHERE scope = ?`,
 		"countAPIScopes": `SELECT COUNT(*) FROM api_scopes WHERE api_name = ?`,
+		// Whether an account or a grant holds any of an API's scopes:
+		// index lookups that stop at the first, the path of every
+		// deletion that goes ahead.
+		"apiScopesHeld": `SELECT
+			(SELECT COUNT(*) FROM (SELECT 1 FROM account_scopes WHERE scope IN (` + apiScopesOf + `) LIMIT 1) a) +
+			(SELECT COUNT(*) FROM (SELECT 1 FROM delegation_grant_scopes WHERE scope IN (` + apiScopesOf + `) LIMIT 1) g)`,
 		// The holders of an API's scopes, one row per scope held, each
-		// holder's rows together, in holder order.
-		"apiAccountHolders": `SELECT a.id, a.email, s.scope FROM api_scopes p
-			JOIN account_scopes s ON s.scope = p.scope JOIN accounts a ON a.id = s.account_id
-			WHERE p.api_name = ? ORDER BY a.id, p.position LIMIT ?`,
-		"apiAccountHolderCount": `SELECT COUNT(*) FROM (SELECT DISTINCT s.account_id FROM api_scopes p
-			JOIN account_scopes s ON s.scope = p.scope WHERE p.api_name = ?) holders`,
-		"apiGrantHolders": `SELECT g.org, g.client_id, g.scope FROM api_scopes p
-			JOIN delegation_grant_scopes g ON g.scope = p.scope
-			WHERE p.api_name = ? ORDER BY g.org, g.client_id, p.position LIMIT ?`,
-		"apiGrantHolderCount": `SELECT COUNT(*) FROM (SELECT DISTINCT g.org, g.client_id FROM api_scopes p
-			JOIN delegation_grant_scopes g ON g.scope = p.scope WHERE p.api_name = ?) holders`,
+		// holder's rows together, in holder order; and their number.
+		"apiAccountHolders": `SELECT a.id, a.email, s.scope FROM account_scopes s
+			JOIN accounts a ON a.id = s.account_id JOIN api_scopes p ON p.scope = s.scope
+			WHERE s.scope IN (` + apiScopesOf + `) ORDER BY s.account_id, p.position LIMIT ?`,
+		"apiAccountHolderCount": `SELECT COUNT(*) FROM (SELECT DISTINCT account_id FROM account_scopes
+			WHERE scope IN (` + apiScopesOf + `)) holders`,
+		"apiGrantHolders": `SELECT g.org, g.client_id, g.scope FROM delegation_grant_scopes g
+			JOIN api_scopes p ON p.scope = g.scope
+			WHERE g.scope IN (` + apiScopesOf + `) ORDER BY g.org, g.client_id, p.position LIMIT ?`,
+		"apiGrantHolderCount": `SELECT COUNT(*) FROM (SELECT DISTINCT org, client_id FROM delegation_grant_scopes
+			WHERE scope IN (` + apiScopesOf + `)) holders`,
 	} {
 		queries[k] = v
 	}
 }
+
+// apiScopesOf selects the scopes of the API named by its parameter.
+const apiScopesOf = `SELECT scope FROM api_scopes WHERE api_name = ?`
 
 // putAccountScopes indexes the scopes of account id, replacing what was
 // indexed.
@@ -124,8 +133,15 @@ func (s *Store) checkKnown(ctx context.Context, tx *sql.Tx, op string, old, now 
 }
 
 // scopeHolders returns the ScopesHeldError of API name, or nil when no
-// account or grant holds its scopes.
+// account or grant holds its scopes. Only a refusal counts and lists them.
 func (s *Store) scopeHolders(ctx context.Context, tx *sql.Tx, name string) error {
+	var held int
+	if err := tx.QueryRowContext(ctx, s.q["apiScopesHeld"], name, name).Scan(&held); err != nil {
+		return s.wrap("delete api", err)
+	}
+	if held == 0 {
+		return nil
+	}
 	e := &storage.ScopesHeldError{API: name}
 	// A holder has a row per scope of the API it holds: the first
 	// HoldersListed holders are within this many rows.
