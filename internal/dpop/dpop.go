@@ -1,0 +1,323 @@
+// Package dpop checks DPoP proofs (RFC 9449): JWTs a client signs with a
+// key of its own for each HTTP request, so that an access token bound to
+// that key (cnf.jkt) is useless to whoever steals it without the key.
+//
+// It is a leaf package, shared by the token endpoint and the public verify
+// library: it imports only go-jose and the standard library. It checks a
+// proof against the request it came with (Checker.Check, RFC 9449 §4.3)
+// without state; replay detection is a separate step (ReplayCache), taken
+// once the caller knows the proof is worth remembering.
+package dpop
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// Header is the HTTP header that carries a proof (RFC 9449 §4.1), and
+// Scheme the Authorization scheme of a DPoP-bound token (§7.1).
+const (
+	Header = "DPoP"
+	Scheme = "DPoP"
+)
+
+// Limits on untrusted input.
+const (
+	// MaxProofSize bounds a proof: a P-256 proof is about 600 bytes and an
+	// RSA-4096 one about 1,400.
+	MaxProofSize = 8 << 10
+	// MaxJTILength bounds a proof's jti, which replay caches keep.
+	MaxJTILength = 256
+	// minRSABits is the smallest RSA key a proof may be signed with.
+	minRSABits = 2048
+)
+
+// Algorithms are the signature algorithms a proof may use: asymmetric
+// only (RFC 9449 §4.3 check 5), never none or an HMAC.
+var Algorithms = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.EdDSA, jose.RS256, jose.PS256}
+
+// AlgorithmNames returns the names of Algorithms, for discovery metadata
+// (dpop_signing_alg_values_supported) and challenges (algs).
+func AlgorithmNames() []string {
+	names := make([]string, len(Algorithms))
+	for i, a := range Algorithms {
+		names[i] = string(a)
+	}
+	return names
+}
+
+// Defaults of a Checker.
+const (
+	// DefaultMaxAge is how old a proof may be: clients make one per
+	// request, just before sending it.
+	DefaultMaxAge = 60 * time.Second
+	// DefaultSkew is the clock difference tolerated on either side.
+	DefaultSkew = 10 * time.Second
+)
+
+// Checker checks proofs. Its zero value uses time.Now, DefaultMaxAge and
+// DefaultSkew.
+type Checker struct {
+	Now func() time.Time
+	// MaxAge is how long after its iat a proof is accepted.
+	MaxAge time.Duration
+	// Skew is the clock difference tolerated: a proof may be dated that
+	// much in the future, and may be MaxAge+Skew old.
+	Skew time.Duration
+}
+
+// Retention is how long after a proof was first accepted a replay cache
+// must remember its jti: until no clock within Skew of this one would
+// accept the proof again.
+func (c *Checker) Retention() time.Duration { return c.maxAge() + 2*c.skew() }
+
+func (c *Checker) maxAge() time.Duration {
+	if c.MaxAge > 0 {
+		return c.MaxAge
+	}
+	return DefaultMaxAge
+}
+
+func (c *Checker) skew() time.Duration {
+	if c.Skew > 0 {
+		return c.Skew
+	}
+	return DefaultSkew
+}
+
+func (c *Checker) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// Request is what a proof must match.
+type Request struct {
+	// Method is the HTTP method of the request.
+	Method string
+	// URL is the request's target URI as the client addressed it
+	// (scheme, host and path); query and fragment are ignored.
+	URL string
+	// AccessToken is the token presented with the proof to a resource
+	// server, whose hash the proof's ath must carry; "" at the token
+	// endpoint.
+	AccessToken string
+}
+
+// Proof is a checked proof.
+type Proof struct {
+	// JKT is the SHA-256 JWK thumbprint (RFC 7638) of the proof's key,
+	// base64url-encoded: the cnf.jkt of a token bound to it (RFC 9449 §6).
+	JKT       string
+	JTI       string
+	IssuedAt  time.Time
+	Algorithm string
+}
+
+// Error is a refused proof. Description says why, in words safe to send
+// the client (it never repeats what the proof says); Err is the cause, for
+// logs.
+type Error struct {
+	Description string
+	Err         error
+}
+
+func (e *Error) Error() string {
+	s := "dpop: " + e.Description
+	if e.Err != nil {
+		s += " (" + e.Err.Error() + ")"
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func refuse(desc string, cause error) *Error { return &Error{Description: desc, Err: cause} }
+
+// claims are a proof's claims (RFC 9449 §4.2).
+type claims struct {
+	JTI string      `json:"jti"`
+	HTM string      `json:"htm"`
+	HTU string      `json:"htu"`
+	IAT json.Number `json:"iat"`
+	ATH string      `json:"ath"`
+}
+
+// Check checks the DPoP header values of a request (RFC 9449 §4.3, all
+// checks but the nonce and replay ones) and returns the proof. There must
+// be exactly one value.
+func (c *Checker) Check(values []string, req Request) (*Proof, error) {
+	switch len(values) {
+	case 0:
+		return nil, refuse("the request has no DPoP proof", nil)
+	case 1:
+	default:
+		return nil, refuse("the request has more than one DPoP header", nil)
+	}
+	raw := values[0]
+	if len(raw) > MaxProofSize {
+		return nil, refuse("the DPoP proof is too large", nil)
+	}
+	if strings.Count(raw, ".") != 2 || !isBase64URL(strings.ReplaceAll(raw, ".", "")) {
+		// Go's base64 skips CR and LF, which a compact JWS never holds.
+		return nil, refuse("the DPoP proof is not a compact JWS", nil)
+	}
+	jws, err := jose.ParseSignedCompact(raw, Algorithms)
+	if err != nil {
+		return nil, refuse("the DPoP proof is not a JWS signed with one of "+strings.Join(AlgorithmNames(), ", "), err)
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, refuse("the DPoP proof is not a compact JWS", nil)
+	}
+	h := jws.Signatures[0].Protected
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "dpop+jwt") {
+		return nil, refuse("the DPoP proof's typ is not dpop+jwt", nil)
+	}
+	jwk := h.JSONWebKey
+	if jwk == nil {
+		return nil, refuse("the DPoP proof has no jwk header", nil)
+	}
+	if !jwk.IsPublic() || !jwk.Valid() {
+		return nil, refuse("the DPoP proof's jwk is not a public key", nil)
+	}
+	if err := keyFits(jose.SignatureAlgorithm(h.Algorithm), jwk.Key); err != nil {
+		return nil, refuse("the DPoP proof's jwk does not fit its alg", err)
+	}
+	payload, err := jws.Verify(jwk.Key)
+	if err != nil {
+		return nil, refuse("the DPoP proof's signature does not verify with its jwk", err)
+	}
+	var cl claims
+	if err := json.Unmarshal(payload, &cl); err != nil {
+		return nil, refuse("the DPoP proof's claims are malformed", err)
+	}
+	var missing []string
+	for _, f := range [...]struct {
+		name string
+		ok   bool
+	}{{"jti", cl.JTI != ""}, {"htm", cl.HTM != ""}, {"htu", cl.HTU != ""}, {"iat", cl.IAT != ""}} {
+		if !f.ok {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, refuse("the DPoP proof lacks "+strings.Join(missing, ", "), nil)
+	}
+	if len(cl.JTI) > MaxJTILength {
+		return nil, refuse("the DPoP proof's jti is too long", nil)
+	}
+	if cl.HTM != req.Method {
+		return nil, refuse("the DPoP proof is for another HTTP method (htm)", nil)
+	}
+	if err := matchURL(cl.HTU, req.URL); err != nil {
+		return nil, refuse("the DPoP proof is for another URL (htu): sign the URL of the request, without query or fragment", err)
+	}
+	iat, err := numericDate(cl.IAT)
+	if err != nil {
+		return nil, refuse("the DPoP proof's iat is malformed", err)
+	}
+	now := c.now()
+	if iat.After(now.Add(c.skew())) {
+		return nil, refuse("the DPoP proof is dated in the future (iat); check the clocks", nil)
+	}
+	if now.After(iat.Add(c.maxAge() + c.skew())) {
+		return nil, refuse("the DPoP proof is too old (iat): make a new proof for every request", nil)
+	}
+	if req.AccessToken != "" {
+		if cl.ATH == "" {
+			return nil, refuse("the DPoP proof lacks ath, the hash of the access token", nil)
+		}
+		want := TokenHash(req.AccessToken)
+		if subtle.ConstantTimeCompare([]byte(cl.ATH), []byte(want)) != 1 {
+			return nil, refuse("the DPoP proof is for another access token (ath)", nil)
+		}
+	}
+	tp, err := jwk.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return nil, refuse("the DPoP proof's jwk has no thumbprint", err)
+	}
+	return &Proof{JKT: base64.RawURLEncoding.EncodeToString(tp), JTI: cl.JTI, IssuedAt: iat, Algorithm: h.Algorithm}, nil
+}
+
+// TokenHash is the ath of a proof sent with an access token: the
+// base64url-encoded SHA-256 of the token (RFC 9449 §4.2).
+func TokenHash(accessToken string) string {
+	sum := sha256.Sum256([]byte(accessToken))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// MatchJKT reports whether a proof's thumbprint is the one a token is bound
+// to, in constant time.
+func MatchJKT(proofJKT, tokenJKT string) bool {
+	return tokenJKT != "" && subtle.ConstantTimeCompare([]byte(proofJKT), []byte(tokenJKT)) == 1
+}
+
+// keyFits checks that key is of the kind alg signs with, and strong
+// enough: an EC key on alg's curve, an RSA key of 2048 bits or more, an
+// Ed25519 key. go-jose would refuse most mismatches at verification; this
+// says which, and keeps small RSA keys out.
+func keyFits(alg jose.SignatureAlgorithm, key any) error {
+	switch alg {
+	case jose.ES256, jose.ES384:
+		k, ok := key.(*ecdsa.PublicKey)
+		want := elliptic.P256()
+		if alg == jose.ES384 {
+			want = elliptic.P384()
+		}
+		if !ok || k.Curve != want {
+			return errors.New(string(alg) + " needs an EC key on " + want.Params().Name)
+		}
+	case jose.RS256, jose.PS256:
+		k, ok := key.(*rsa.PublicKey)
+		if !ok {
+			return errors.New(string(alg) + " needs an RSA key")
+		}
+		if k.N.BitLen() < minRSABits {
+			return errors.New("the RSA key is smaller than 2048 bits")
+		}
+	case jose.EdDSA:
+		if _, ok := key.(ed25519.PublicKey); !ok {
+			return errors.New("EdDSA needs an Ed25519 key")
+		}
+	default:
+		return errors.New("unsupported alg")
+	}
+	return nil
+}
+
+func numericDate(n json.Number) (time.Time, error) {
+	f, err := n.Float64()
+	if err != nil {
+		return time.Time{}, err
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1<<40 {
+		return time.Time{}, errors.New("iat out of range")
+	}
+	return time.Unix(int64(f), 0), nil
+}
+
+// isBase64URL reports whether s is in the unpadded base64url alphabet.
+func isBase64URL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,345 @@
+package dpop
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+var (
+	t0       = time.Unix(1_800_000_000, 0)
+	target   = "https://keyward.example/token"
+	p256, _  = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	other, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _  = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+)
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func b64JSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b64(b)
+}
+
+// pubJWK is the public JWK of k as a JSON object.
+func pubJWK(k crypto.PublicKey) map[string]any {
+	b, err := json.Marshal(jose.JSONWebKey{Key: k})
+	if err != nil {
+		panic(err)
+	}
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	return m
+}
+
+// es256 signs input with an EC key as JWS wants it: r || s.
+func es256(k *ecdsa.PrivateKey) func(string) []byte {
+	return func(input string) []byte {
+		sum := sha256.Sum256([]byte(input))
+		r, s, err := ecdsa.Sign(rand.Reader, k, sum[:])
+		if err != nil {
+			panic(err)
+		}
+		size := (k.Curve.Params().BitSize + 7) / 8
+		out := make([]byte, 2*size)
+		r.FillBytes(out[:size])
+		s.FillBytes(out[size:])
+		return out
+	}
+}
+
+// build makes a compact JWS from a header and claims, signed by sign.
+func build(hdr, claims map[string]any, sign func(string) []byte) string {
+	input := b64JSON(hdr) + "." + b64JSON(claims)
+	return input + "." + b64(sign(input))
+}
+
+func header() map[string]any {
+	return map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": pubJWK(&p256.PublicKey)}
+}
+
+func claimSet() map[string]any {
+	return map[string]any{"jti": "j-1", "htm": "POST", "htu": target, "iat": t0.Unix()}
+}
+
+// with returns a copy of m with changes; a nil value deletes the member.
+func with(m map[string]any, changes map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range m {
+		out[k] = v
+	}
+	for k, v := range changes {
+		if v == nil {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func checker() *Checker { return &Checker{Now: func() time.Time { return t0 }} }
+
+func TestCheckAccepts(t *testing.T) {
+	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	for _, tc := range []struct {
+		name string
+		key  crypto.Signer
+		url  string // of the request, if not target
+		req  Request
+	}{
+		{name: "ES256", key: p256},
+		{name: "ES384", key: p384},
+		{name: "EdDSA", key: edKey},
+		{name: "RS256", key: rsaKey},
+		{name: "query and fragment ignored", key: p256, url: target + "?a=b#frag"},
+		{name: "host case and default port", key: p256, url: "HTTPS://Keyward.Example:443/token"},
+		{name: "with access token", key: p256, req: Request{AccessToken: "tok"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := NewProver(tc.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := p.Proof("POST", target, tc.req.AccessToken, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := tc.req
+			req.Method, req.URL = "POST", target
+			if tc.url != "" {
+				req.URL = tc.url
+			}
+			got, err := checker().Check([]string{raw}, req)
+			if err != nil {
+				t.Fatalf("Check: %v", err)
+			}
+			if got.JKT != p.JKT() || got.JTI == "" || !got.IssuedAt.Equal(t0) {
+				t.Errorf("got %+v, want jkt %s", got, p.JKT())
+			}
+		})
+	}
+}
+
+func TestCheckRefuses(t *testing.T) {
+	sign := es256(p256)
+	ok := build(header(), claimSet(), sign)
+	hs := func(input string) []byte {
+		m := hmac.New(sha256.New, []byte("secret"))
+		m.Write([]byte(input))
+		return m.Sum(nil)
+	}
+	privJWK := pubJWK(&p256.PublicKey)
+	privJWK["d"] = b64(p256.D.FillBytes(make([]byte, 32)))
+	small, _ := rsa.GenerateKey(rand.Reader, 1024)
+	smallSign := func(input string) []byte {
+		sum := sha256.Sum256([]byte(input))
+		s, _ := rsa.SignPKCS1v15(rand.Reader, small, crypto.SHA256, sum[:])
+		return s
+	}
+	ed, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	edSign := func(input string) []byte { return ed25519.Sign(edKey, []byte(input)) }
+	hdr, cl := header(), claimSet()
+
+	for _, tc := range []struct {
+		name   string
+		values []string
+		req    Request // Method and URL default to POST target
+		want   string  // in the description
+	}{
+		{"none", nil, Request{}, "no DPoP proof"},
+		{"two headers", []string{ok, ok}, Request{}, "more than one"},
+		{"oversize", []string{ok + strings.Repeat("A", MaxProofSize)}, Request{}, "too large"},
+		{"two parts", []string{b64JSON(hdr) + "." + b64JSON(cl)}, Request{}, "compact JWS"},
+		{"line break", []string{ok[:10] + "\n" + ok[10:]}, Request{}, "compact JWS"},
+		{"alg none", []string{build(with(hdr, map[string]any{"alg": "none"}), cl, func(string) []byte { return nil })}, Request{}, "signed with one of"},
+		{"alg HS256", []string{build(with(hdr, map[string]any{"alg": "HS256", "jwk": map[string]any{"kty": "oct", "k": b64([]byte("secret"))}}), cl, hs)}, Request{}, "signed with one of"},
+		{"alg HS256 with an EC jwk", []string{build(with(hdr, map[string]any{"alg": "HS256"}), cl, hs)}, Request{}, "signed with one of"},
+		{"alg ES512", []string{build(with(hdr, map[string]any{"alg": "ES512"}), cl, sign)}, Request{}, "signed with one of"},
+		{"no typ", []string{build(with(hdr, map[string]any{"typ": nil}), cl, sign)}, Request{}, "typ"},
+		{"typ jwt", []string{build(with(hdr, map[string]any{"typ": "JWT"}), cl, sign)}, Request{}, "typ"},
+		{"typ at+jwt", []string{build(with(hdr, map[string]any{"typ": "at+jwt"}), cl, sign)}, Request{}, "typ"},
+		{"no jwk", []string{build(with(hdr, map[string]any{"jwk": nil}), cl, sign)}, Request{}, "no jwk"},
+		{"private jwk", []string{build(with(hdr, map[string]any{"jwk": privJWK}), cl, sign)}, Request{}, ""},
+		{"jwk of another key", []string{build(with(hdr, map[string]any{"jwk": pubJWK(&other.PublicKey)}), cl, sign)}, Request{}, "signature"},
+		{"ES256 with a P-384 jwk", []string{build(with(hdr, map[string]any{"jwk": pubJWK(&p384.PublicKey)}), cl, es256(p384))}, Request{}, "does not fit"},
+		{"EdDSA with an EC jwk", []string{build(with(hdr, map[string]any{"alg": "EdDSA"}), cl, edSign)}, Request{}, "does not fit"},
+		{"ES256 with an Ed25519 jwk", []string{build(with(hdr, map[string]any{"jwk": pubJWK(ed)}), cl, sign)}, Request{}, "does not fit"},
+		{"RSA 1024", []string{build(with(hdr, map[string]any{"alg": "RS256", "jwk": pubJWK(&small.PublicKey)}), cl, smallSign)}, Request{}, "does not fit"},
+		{"bad signature", []string{ok[:len(ok)-4] + "AAAA"}, Request{}, "signature"},
+		{"crit header", []string{build(with(hdr, map[string]any{"crit": []string{"exp"}, "exp": 1}), cl, sign)}, Request{}, ""},
+		{"claims not JSON", []string{func() string {
+			in := b64JSON(hdr) + "." + b64([]byte("not json"))
+			return in + "." + b64(sign(in))
+		}()}, Request{}, "malformed"},
+		{"no jti", []string{build(hdr, with(cl, map[string]any{"jti": nil}), sign)}, Request{}, "lacks jti"},
+		{"no htm", []string{build(hdr, with(cl, map[string]any{"htm": nil}), sign)}, Request{}, "lacks htm"},
+		{"no htu", []string{build(hdr, with(cl, map[string]any{"htu": nil}), sign)}, Request{}, "lacks htu"},
+		{"no iat", []string{build(hdr, with(cl, map[string]any{"iat": nil}), sign)}, Request{}, "lacks iat"},
+		{"jti too long", []string{build(hdr, with(cl, map[string]any{"jti": strings.Repeat("j", MaxJTILength+1)}), sign)}, Request{}, "too long"},
+		{"htm other method", []string{ok}, Request{Method: "GET"}, "htm"},
+		{"htm lower case", []string{build(hdr, with(cl, map[string]any{"htm": "post"}), sign)}, Request{}, "htm"},
+		{"htu other path", []string{ok}, Request{URL: "https://keyward.example/introspect"}, "htu"},
+		{"htu trailing slash", []string{ok}, Request{URL: target + "/"}, "htu"},
+		{"htu other host", []string{ok}, Request{URL: "https://evil.example/token"}, "htu"},
+		{"htu other port", []string{ok}, Request{URL: "https://keyward.example:8443/token"}, "htu"},
+		{"htu http", []string{ok}, Request{URL: "http://keyward.example/token"}, "htu"},
+		{"htu with userinfo", []string{build(hdr, with(cl, map[string]any{"htu": "https://a@keyward.example/token"}), sign)}, Request{}, "htu"},
+		{"htu dot segments", []string{build(hdr, with(cl, map[string]any{"htu": "https://keyward.example/x/../token"}), sign)}, Request{}, "htu"},
+		{"htu relative", []string{build(hdr, with(cl, map[string]any{"htu": "/token"}), sign)}, Request{}, "htu"},
+		{"htu not a string", []string{build(hdr, with(cl, map[string]any{"htu": 7}), sign)}, Request{}, "malformed"},
+		{"iat string", []string{build(hdr, with(cl, map[string]any{"iat": "soon"}), sign)}, Request{}, "malformed"},
+		{"iat huge", []string{build(hdr, with(cl, map[string]any{"iat": 1e300}), sign)}, Request{}, "iat"},
+		{"iat too old", []string{build(hdr, with(cl, map[string]any{"iat": t0.Add(-DefaultMaxAge - DefaultSkew - time.Second).Unix()}), sign)}, Request{}, "too old"},
+		{"iat in the future", []string{build(hdr, with(cl, map[string]any{"iat": t0.Add(DefaultSkew + time.Second).Unix()}), sign)}, Request{}, "future"},
+		{"no ath with a token", []string{ok}, Request{AccessToken: "tok"}, "lacks ath"},
+		{"ath of another token", []string{build(hdr, with(cl, map[string]any{"ath": TokenHash("other")}), sign)}, Request{AccessToken: "tok"}, "another access token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := tc.req
+			if req.Method == "" {
+				req.Method = "POST"
+			}
+			if req.URL == "" {
+				req.URL = target
+			}
+			p, err := checker().Check(tc.values, req)
+			var de *Error
+			if !errors.As(err, &de) {
+				t.Fatalf("Check = %+v, %v; want a refusal", p, err)
+			}
+			if !strings.Contains(de.Description, tc.want) {
+				t.Errorf("description %q, want it to contain %q", de.Description, tc.want)
+			}
+		})
+	}
+	// The limits are inclusive.
+	for _, iat := range []time.Time{t0.Add(-DefaultMaxAge - DefaultSkew), t0.Add(DefaultSkew)} {
+		if _, err := checker().Check([]string{build(hdr, with(cl, map[string]any{"iat": iat.Unix()}), sign)}, Request{Method: "POST", URL: target}); err != nil {
+			t.Errorf("iat %v: %v", iat.Sub(t0), err)
+		}
+	}
+}
+
+func TestNormalizeURL(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"https://a.example/token", "https://a.example/token"},
+		{"HTTPS://A.Example:443/token?x=1#f", "https://a.example/token"},
+		{"http://a.example:80", "http://a.example/"},
+		{"https://a.example:80/", "https://a.example:80/"},
+		{"http://a.example:443/", "http://a.example:443/"},
+		{"https://[::1]:443/x", "https://[::1]/x"},
+		{"https://[::1]:8443/x", "https://[::1]:8443/x"},
+		{"https://a.example/%7euser/%2f", "https://a.example/~user/%2F"},
+		{"https://a.example/Token", "https://a.example/Token"},
+		{"https://a.example/token/", "https://a.example/token/"},
+		{"ftp://a.example/", ""},
+		{"https:///token", ""},
+		{"https://u:p@a.example/", ""},
+		{"mailto:a@b", ""},
+		{"/token", ""},
+		{"https://a.example/%zz", ""},
+		{"https://a.example:bad/", ""},
+	} {
+		got, err := NormalizeURL(tc.in)
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("NormalizeURL(%q) = %q, want an error", tc.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("NormalizeURL(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestReplayCache(t *testing.T) {
+	c := &Checker{}
+	rc := NewReplayCache(c.Retention(), 3)
+	now := t0
+	if err := rc.Use("k", "a", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Use("k", "a", now.Add(time.Second)); !errors.Is(err, ErrReplayed) {
+		t.Fatalf("replay: %v, want ErrReplayed", err)
+	}
+	// The same jti under another key is another proof; the separator
+	// keeps "k"+"ab" apart from "ka"+"b".
+	if err := rc.Use("k2", "a", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Use("ka", "", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Use("x", "y", now); !errors.Is(err, ErrReplayCacheFull) {
+		t.Fatalf("full: %v, want ErrReplayCacheFull", err)
+	}
+	// Just before retention ends, the proof is still remembered; after,
+	// it is forgotten and room is made.
+	if err := rc.Use("k", "a", now.Add(c.Retention()-time.Nanosecond)); !errors.Is(err, ErrReplayed) {
+		t.Fatalf("before retention: %v, want ErrReplayed", err)
+	}
+	later := now.Add(c.Retention())
+	if err := rc.Use("x", "y", later); err != nil {
+		t.Fatalf("after retention: %v", err)
+	}
+	if n := rc.Len(); n != 1 {
+		t.Errorf("Len = %d, want 1", n)
+	}
+}
+
+// TestRetentionCoversAcceptance: a proof is remembered for as long as any
+// clock within Skew would accept it.
+func TestRetentionCoversAcceptance(t *testing.T) {
+	c := &Checker{MaxAge: 30 * time.Second, Skew: 5 * time.Second}
+	// Accepted earliest at iat-Skew, latest at iat+MaxAge+Skew.
+	if got, want := c.Retention(), 30*time.Second+10*time.Second; got != want {
+		t.Errorf("Retention = %v, want %v", got, want)
+	}
+}
+
+func FuzzCheck(f *testing.F) {
+	p, err := NewProver(p256)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, _ := p.Proof("POST", target, "", t0)
+	withTok, _ := p.Proof("GET", target, "tok", t0)
+	f.Add(good)
+	f.Add(withTok)
+	f.Add(build(with(header(), map[string]any{"alg": "none"}), claimSet(), func(string) []byte { return nil }))
+	f.Add("a.b.c")
+	f.Add("")
+	big := new(big.Int).Lsh(big.NewInt(1), 4000)
+	f.Add(build(with(header(), map[string]any{"jwk": map[string]any{"kty": "RSA", "n": b64(big.Bytes()), "e": "AQAB"}, "alg": "RS256"}), claimSet(), es256(p256)))
+	f.Fuzz(func(t *testing.T, raw string) {
+		for _, tok := range []string{"", "tok"} {
+			got, err := checker().Check([]string{raw}, Request{Method: "POST", URL: target, AccessToken: tok})
+			if err == nil && (got.JKT == "" || got.JTI == "") {
+				t.Fatalf("accepted without jkt or jti: %+v", got)
+			}
+			if err != nil && got != nil {
+				t.Fatal("a refusal with a proof")
+			}
+		}
+	})
+}

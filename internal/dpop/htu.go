@@ -1,0 +1,113 @@
+package dpop
+
+import (
+	"errors"
+	"net"
+	"net/url"
+	"strings"
+)
+
+// NormalizeURL returns the form of an http or https URL that proofs are
+// compared in (RFC 9449 §4.3 check 9, RFC 3986 §6.2.2 and §6.2.3): scheme
+// and host in lower case, no default port, no query or fragment, an empty
+// path as "/", percent-encodings of unreserved characters decoded and the
+// others in upper case. Dot segments are not removed: a proof for
+// /a/../b does not match /b, which is the safe way to be wrong. A URL with
+// userinfo is refused; the target URI of a request has none.
+func NormalizeURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", err
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if scheme != "https" && scheme != "http" {
+		return "", errors.New("not an http or https URL")
+	}
+	if u.Opaque != "" || u.Host == "" {
+		return "", errors.New("no host")
+	}
+	if u.User != nil {
+		return "", errors.New("userinfo in the URL")
+	}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if host == "" {
+		return "", errors.New("no host")
+	}
+	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+		port = ""
+	}
+	if port != "" {
+		host = net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	path, err := normalizePercent(u.EscapedPath())
+	if err != nil {
+		return "", err
+	}
+	if path == "" {
+		path = "/"
+	}
+	return scheme + "://" + host + path, nil
+}
+
+// matchURL checks that a proof's htu is the request's URL.
+func matchURL(htu, want string) error {
+	got, err := NormalizeURL(htu)
+	if err != nil {
+		return err
+	}
+	w, err := NormalizeURL(want)
+	if err != nil {
+		return errors.New("the request's own URL is not an http or https URL: " + err.Error())
+	}
+	if got != w {
+		return errors.New("htu " + got + " is not " + w)
+	}
+	return nil
+}
+
+// normalizePercent decodes the percent-encodings of unreserved characters
+// and writes the others in upper case (RFC 3986 §6.2.2.1, §6.2.2.2).
+func normalizePercent(p string) (string, error) {
+	if !strings.Contains(p, "%") {
+		return p, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		if p[i] != '%' {
+			b.WriteByte(p[i])
+			continue
+		}
+		if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+			return "", errors.New("a malformed percent-encoding")
+		}
+		c := unhex(p[i+1])<<4 | unhex(p[i+2])
+		if isUnreserved(c) {
+			b.WriteByte(c)
+		} else {
+			b.WriteByte('%')
+			b.WriteString(strings.ToUpper(p[i+1 : i+3]))
+		}
+		i += 2
+	}
+	return b.String(), nil
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+func isUnreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+}

@@ -1,0 +1,93 @@
+package dpop
+
+import (
+	"crypto/sha256"
+	"errors"
+	"sync"
+	"time"
+)
+
+// Replay errors.
+var (
+	// ErrReplayed is a proof whose jti was seen before.
+	ErrReplayed = errors.New("dpop: the proof was used before")
+	// ErrReplayCacheFull means the cache holds as many unexpired proofs
+	// as it may: the proof is refused rather than an entry forgotten early,
+	// which would let a replay through.
+	ErrReplayCacheFull = errors.New("dpop: too many recent proofs to remember")
+)
+
+// DefaultReplayCacheSize bounds a ReplayCache made with size 0: about 40
+// bytes of key and expiry per entry, a few MB in all.
+const DefaultReplayCacheSize = 100_000
+
+// ReplayCache remembers the proofs it was given, by key thumbprint and
+// jti, for a fixed time after it first saw each (RFC 9449 §11.1). It holds
+// at most a fixed number; it is safe for concurrent use. Expiry is in
+// arrival order, so forgetting is O(1) per proof.
+type ReplayCache struct {
+	retention time.Duration
+	max       int
+
+	mu    sync.Mutex
+	seen  map[[32]byte]struct{}
+	queue []entry // by arrival; queue[head:] are live
+	head  int
+}
+
+type entry struct {
+	key   [32]byte
+	until time.Time
+}
+
+// NewReplayCache returns a cache that remembers each proof for retention
+// (use Checker.Retention) and at most size proofs (0: the default).
+func NewReplayCache(retention time.Duration, size int) *ReplayCache {
+	if size <= 0 {
+		size = DefaultReplayCacheSize
+	}
+	return &ReplayCache{retention: retention, max: size, seen: map[[32]byte]struct{}{}}
+}
+
+// Use records the proof of key jkt with jti at now. It returns ErrReplayed
+// if it was recorded before and is still remembered, or
+// ErrReplayCacheFull.
+func (c *ReplayCache) Use(jkt, jti string, now time.Time) error {
+	h := sha256.New()
+	h.Write([]byte(jkt))
+	h.Write([]byte{0})
+	h.Write([]byte(jti))
+	var k [32]byte
+	h.Sum(k[:0])
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Forget the expired. A clock that steps back leaves later entries
+	// before earlier ones: they are kept longer, never forgotten early.
+	for c.head < len(c.queue) && !now.Before(c.queue[c.head].until) {
+		delete(c.seen, c.queue[c.head].key)
+		c.queue[c.head] = entry{}
+		c.head++
+	}
+	if c.head > 0 && c.head >= len(c.queue)/2 {
+		n := copy(c.queue, c.queue[c.head:])
+		clear(c.queue[n:])
+		c.queue, c.head = c.queue[:n], 0
+	}
+	if _, ok := c.seen[k]; ok {
+		return ErrReplayed
+	}
+	if len(c.seen) >= c.max {
+		return ErrReplayCacheFull
+	}
+	c.seen[k] = struct{}{}
+	c.queue = append(c.queue, entry{key: k, until: now.Add(c.retention)})
+	return nil
+}
+
+// Len returns how many proofs the cache remembers.
+func (c *ReplayCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.seen)
+}
