@@ -57,6 +57,9 @@ type Metadata struct {
 	AccessTokenSigningAlgValuesSupported   []string `json:"access_token_signing_alg_values_supported,omitempty"`
 	IntrospectionEndpointAuthMethods       []string `json:"introspection_endpoint_auth_methods_supported,omitempty"`
 	RevocationEndpointAuthMethodsSupported []string `json:"revocation_endpoint_auth_methods_supported,omitempty"`
+	// DPoPSigningAlgValuesSupported are the algorithms of the DPoP proofs
+	// the token endpoint accepts (RFC 9449 §5.1).
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
 }
 
 // Handler serves the discovery documents.

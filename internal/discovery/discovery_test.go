@@ -65,6 +65,7 @@ func newHandler(t *testing.T) (*http.ServeMux, []byte) {
 		IntrospectionEndpoint: "https://keyward.test/introspect", RevocationEndpoint: "https://keyward.test/revoke",
 		ResponseTypesSupported: []string{}, GrantTypesSupported: []string{"client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer"},
 		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+		DPoPSigningAlgValuesSupported:     []string{"ES256", "EdDSA"},
 	}
 	mux := http.NewServeMux()
 	NewHandler(md, fakeKeys{}, dir, func() time.Time { return now }).Register(mux)

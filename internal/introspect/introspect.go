@@ -209,9 +209,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, source string, e
 		ev.Data["reason"] = info.Reason
 		return &Response{Active: false}, nil
 	}
+	tokenType := oauth2.TokenTypeBearer
+	if c.Confirmation != nil && c.Confirmation.JKT != "" {
+		tokenType = oauth2.TokenTypeDPoP // RFC 9449 §6.2
+	}
 	return &Response{
 		Active: true, Scope: c.Scope, ClientID: c.ClientID, Subject: c.Subject, Audience: c.Audience, Issuer: c.Issuer,
-		Expiry: c.Expiry, IssuedAt: c.IssuedAt, NotBefore: c.NotBefore, TokenType: oauth2.TokenTypeBearer, ID: c.ID,
+		Expiry: c.Expiry, IssuedAt: c.IssuedAt, NotBefore: c.NotBefore, TokenType: tokenType, ID: c.ID,
 		ClientEmail: c.ClientEmail, Actor: c.Actor, Cnf: c.Confirmation,
 	}, nil
 }

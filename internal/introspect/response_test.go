@@ -18,6 +18,7 @@ func TestResponseAppendJSON(t *testing.T) {
 			Cnf: &oauth2.Confirmation{X5TS256: "thumb"},
 		},
 		"active, few members": {Active: true, Subject: "2", Expiry: 3},
+		"DPoP-bound":          {Active: true, TokenType: "DPoP", Cnf: &oauth2.Confirmation{JKT: "jkt"}},
 		"several audiences":   {Active: true, Audience: oauth2.Audience{"a", "b"}},
 		"empty audience":      {Active: true, Audience: oauth2.Audience{}},
 		"escapes":             {Active: true, Scope: "<&>", Subject: "\"\\\x00\u2029", ClientEmail: "\xff"},

@@ -11,7 +11,8 @@ import (
 	"net/http"
 )
 
-// Error codes of RFC 6749 §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1, RFC 8707 §2
+// Error codes of RFC 6749 §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1, RFC 8707 §2,
+// RFC 9449
 // and the service-account flow's own table of JWT error codes.
 const (
 	ErrInvalidRequest          = "invalid_request"
@@ -32,6 +33,9 @@ const (
 	ErrAdminPolicyEnforced     = "admin_policy_enforced"
 	ErrOrgInternal             = "org_internal"
 	ErrSlowDown                = "slow_down"
+	// ErrInvalidDPoPProof is a DPoP proof that fails its checks (RFC 9449
+	// §5, §7.1).
+	ErrInvalidDPoPProof = "invalid_dpop_proof"
 )
 
 // Grant types and token type identifiers.

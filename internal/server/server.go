@@ -16,6 +16,7 @@ import (
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/discovery"
+	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/introspect"
 	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/oauth2"
@@ -128,6 +129,7 @@ func New(cfg Config, d Deps) *Server {
 		TLSClientCertificateBoundAccessTokens:  cfg.MutualTLS,
 		AccessTokenSigningAlgValuesSupported:   signer.Algorithms,
 		TokenEndpointAuthSigningAlgsSupported:  []string{"RS256", "ES256"},
+		DPoPSigningAlgValuesSupported:          dpop.AlgorithmNames(),
 	}, d.Signer, cached, d.Now)
 
 	resolver := tokenstate.New(cached, d.Signer, cfg.Issuer, d.Now)

@@ -224,6 +224,9 @@ type TokenRecord struct {
 	Credential string
 	// Thumbprint is the x5t#S256 of the certificate the token is bound to.
 	Thumbprint string
+	// JKT is the JWK SHA-256 thumbprint of the DPoP key the token is bound
+	// to (RFC 9449 §6).
+	JKT string
 	// Actor is the account that acts for Subject in a delegated token.
 	Actor     string
 	IssuedAt  time.Time

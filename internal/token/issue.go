@@ -115,6 +115,9 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 	if err != nil {
 		return nil, err
 	}
+	if err := h.bindProof(req, &is); err != nil {
+		return nil, err
+	}
 	scope := strings.Join(scopes, " ")
 	req.Audit.Scope = scope
 	lifetime := is.account.TokenLifetime
@@ -133,8 +136,12 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 		ID:          newTokenID(), // fresh randomness in every signed message: see signer's ES256
 		Scope:       scope,
 	}
-	if is.thumbprint != "" {
-		claims.Confirmation = &oauth2.Confirmation{X5TS256: is.thumbprint}
+	jkt := ""
+	if req.proof != nil {
+		jkt = req.proof.JKT
+	}
+	if is.thumbprint != "" || jkt != "" {
+		claims.Confirmation = &oauth2.Confirmation{X5TS256: is.thumbprint, JKT: jkt}
 	}
 	actor := ""
 	if is.delegated {
@@ -149,7 +156,7 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 		raw = tokenstate.OpaquePrefix + randomToken()
 		record = &storage.TokenRecord{
 			Hash: tokenstate.HashOpaque(raw), ID: claims.ID, AccountID: is.account.ID, Subject: claims.Subject,
-			Scope: scope, Audience: aud, Credential: is.credential, Thumbprint: is.thumbprint, Actor: actor,
+			Scope: scope, Audience: aud, Credential: is.credential, Thumbprint: is.thumbprint, JKT: jkt, Actor: actor,
 			IssuedAt: now, ExpiresAt: now.Add(lifetime),
 		}
 	} else {
@@ -169,6 +176,7 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 	addNonEmpty(data, "key_id", req.Audit.KeyID)
 	addNonEmpty(data, "secret_id", req.Audit.SecretID)
 	addNonEmpty(data, "cnf_x5t", is.thumbprint)
+	addNonEmpty(data, "cnf_jkt", jkt)
 	if opaque {
 		data["format"] = storage.TokenOpaque
 	}
@@ -181,6 +189,10 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 		Time: req.Now, Action: "token.issued", Outcome: storage.OutcomeSuccess,
 		AccountID: is.account.ID, Actor: is.account.ID, Source: req.Source, Data: data,
 	}}})
+	if errors.Is(err, storage.ErrReplay) && req.proof != nil {
+		// The proof's jti, or an assertion's: the store does not say.
+		return nil, oauth2.Errorf(oauth2.ErrInvalidDPoPProof, "Invalid DPoP proof: it or the request's client assertion was used before: make new ones for every request.")
+	}
 	if errors.Is(err, storage.ErrReplay) {
 		if req.Audit.Grant == "client_credentials" {
 			// The only single-use ID was the client assertion's.
@@ -192,5 +204,9 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 	if err != nil {
 		return nil, storeError(err)
 	}
-	return &Response{AccessToken: raw, TokenType: oauth2.TokenTypeBearer, ExpiresIn: int64(lifetime / time.Second), Scope: scope}, nil
+	tokenType := oauth2.TokenTypeBearer
+	if jkt != "" {
+		tokenType = oauth2.TokenTypeDPoP // RFC 9449 §5
+	}
+	return &Response{AccessToken: raw, TokenType: tokenType, ExpiresIn: int64(lifetime / time.Second), Scope: scope}, nil
 }

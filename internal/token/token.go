@@ -13,6 +13,7 @@ import (
 
 	"github.com/keyward/keyward/internal/catalog"
 	"github.com/keyward/keyward/internal/clientauth"
+	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/jsonappend"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
@@ -81,6 +82,11 @@ type Handler struct {
 	log     *slog.Logger
 	grants  map[string]grant
 	catalog catalog.Cache
+	// dpop checks DPoP proofs; dpopSeen remembers this process's recent
+	// ones, so that a replay to it is told apart from a replayed client
+	// assertion (the store is what refuses replays to any process).
+	dpop     dpop.Checker
+	dpopSeen *dpop.ReplayCache
 }
 
 // grant handles one grant_type.
@@ -100,6 +106,9 @@ type Request struct {
 	// certWithoutID: no client, but a TLS client certificate without the
 	// client_id that would have made it authenticate one.
 	certWithoutID bool
+	// proof is the request's checked DPoP proof, or nil: the token is
+	// bound to its key (RFC 9449 §5).
+	proof *dpop.Proof
 }
 
 // AuditInfo is what the audit event of a token request records.
@@ -139,6 +148,8 @@ func NewHandler(cfg Config, dir Directory, journal Journal, signer Signer, auth 
 		cfg.Observer = oauth2.NopObserver{}
 	}
 	h := &Handler{cfg: cfg, dir: dir, journal: journal, signer: signer, auth: auth, now: now, log: log}
+	h.dpop = dpop.Checker{Now: now, Skew: cfg.ClockSkew}
+	h.dpopSeen = dpop.NewReplayCache(h.dpop.Retention(), 0)
 	h.grants = map[string]grant{
 		oauth2.GrantJWTBearer:         &jwtBearer{h: h},
 		oauth2.GrantClientCredentials: &clientCredentials{h: h},
@@ -215,6 +226,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request) (*
 		} else {
 			req.Audit.KeyID = client.CredentialID
 		}
+	}
+	if req.proof, err = h.checkProof(r); err != nil {
+		return nil, err
 	}
 	return g.handle(r.Context(), req)
 }

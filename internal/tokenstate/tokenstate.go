@@ -126,8 +126,8 @@ func (r *Resolver) Resolve(ctx context.Context, raw string) (Info, error) {
 			Issuer: r.issuer, Subject: rec.Subject, Audience: rec.Audience, ClientID: rec.AccountID,
 			IssuedAt: rec.IssuedAt.Unix(), Expiry: rec.ExpiresAt.Unix(), ID: rec.ID, Scope: rec.Scope, Credential: rec.Credential,
 		}
-		if rec.Thumbprint != "" {
-			info.Claims.Confirmation = &oauth2.Confirmation{X5TS256: rec.Thumbprint}
+		if rec.Thumbprint != "" || rec.JKT != "" {
+			info.Claims.Confirmation = &oauth2.Confirmation{X5TS256: rec.Thumbprint, JKT: rec.JKT}
 		}
 		if rec.Actor != "" {
 			info.Claims.Actor = &oauth2.Actor{Subject: rec.Actor}

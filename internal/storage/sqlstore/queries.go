@@ -146,7 +146,7 @@ const (
 	auditCols  = `seq, time, action, outcome, account_id, actor, source, data, prev_hash, hash`
 	// auditColumns is the number of columns in auditCols.
 	auditColumns = 10
-	tokenCols    = `hash, jti, account_id, subject, scope, audience, credential, thumbprint, actor, issued_at, expires_at`
+	tokenCols    = `hash, jti, account_id, subject, scope, audience, credential, thumbprint, actor, issued_at, expires_at, jkt`
 	// tokenColumns is the number of columns in tokenCols.
-	tokenColumns = 11
+	tokenColumns = 12
 )

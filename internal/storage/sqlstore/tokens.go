@@ -13,7 +13,7 @@ import (
 func (s *Store) insertTokens(ctx context.Context, tx *sql.Tx, tokens []*storage.TokenRecord) error {
 	return inChunks(tokens, tokenColumns, func(args []any, t *storage.TokenRecord) []any {
 		return append(args, t.Hash, t.ID, t.AccountID, t.Subject, t.Scope, encodeList(t.Audience),
-			t.Credential, t.Thumbprint, t.Actor, micros(t.IssuedAt), micros(t.ExpiresAt))
+			t.Credential, t.Thumbprint, t.Actor, micros(t.IssuedAt), micros(t.ExpiresAt), t.JKT)
 	}, func(n int, args []any) error {
 		_, err := s.stmt(ctx, tx, multiRowName("insertTokens", n)).ExecContext(ctx, args...)
 		return s.wrap("store token", err)
@@ -37,7 +37,7 @@ func (s *Store) getToken(ctx context.Context, query string, key any) (storage.To
 		issued, exp int64
 	)
 	err := s.queryRow(ctx, query, key).Scan(&t.Hash, &t.ID, &t.AccountID, &t.Subject, &t.Scope, &aud,
-		&t.Credential, &t.Thumbprint, &t.Actor, &issued, &exp)
+		&t.Credential, &t.Thumbprint, &t.Actor, &issued, &exp, &t.JKT)
 	if err != nil {
 		return t, s.wrap("get token", err)
 	}

@@ -387,7 +387,7 @@ func testTokens(t *testing.T, s storage.Storage) {
 	ctx := context.Background()
 	tok := storage.TokenRecord{
 		Hash: []byte{1, 2, 3}, ID: "jti-1", AccountID: "acct", Subject: "acct", Scope: "orders.read",
-		Audience: []string{"https://orders.internal"}, Credential: "secret:s1", Thumbprint: "thumb", Actor: "",
+		Audience: []string{"https://orders.internal"}, Credential: "secret:s1", Thumbprint: "thumb", JKT: "jkt-1", Actor: "",
 		IssuedAt: t0, ExpiresAt: t0.Add(time.Hour),
 	}
 	res, err := s.Commit(ctx, []storage.Write{{Token: &tok, Events: []storage.AuditEvent{ev("token.issued")}}})
@@ -396,7 +396,7 @@ func testTokens(t *testing.T, s storage.Storage) {
 	got, err := s.GetToken(ctx, []byte{1, 2, 3})
 	mustNil(t, err)
 	if got.ID != "jti-1" || got.AccountID != "acct" || got.Scope != "orders.read" || !slices.Equal(got.Audience, tok.Audience) ||
-		got.Credential != "secret:s1" || got.Thumbprint != "thumb" || !got.ExpiresAt.Equal(tok.ExpiresAt) {
+		got.Credential != "secret:s1" || got.Thumbprint != "thumb" || got.JKT != "jkt-1" || !got.ExpiresAt.Equal(tok.ExpiresAt) {
 		t.Fatalf("GetToken = %+v", got)
 	}
 	_, err = s.GetToken(ctx, []byte{9})
