@@ -113,6 +113,7 @@ type introspection struct {
 	} `json:"act"`
 	Cnf *struct {
 		X5T string `json:"x5t#S256"`
+		JKT string `json:"jkt"`
 	} `json:"cnf"`
 }
 
@@ -315,7 +316,7 @@ func (in *introspector) ask(ctx context.Context, raw, audience string, now time.
 		c.Actor = &Actor{Subject: r.Act.Sub, ClientEmail: r.Act.Email}
 	}
 	if r.Cnf != nil {
-		c.CertificateThumbprint = r.Cnf.X5T
+		c.CertificateThumbprint, c.KeyThumbprint = r.Cnf.X5T, r.Cnf.JKT
 	}
 	return c, nil
 }

@@ -36,6 +36,7 @@ type mwOptions struct {
 	realm      string
 	queryToken bool
 	onError    func(r *http.Request, err error)
+	publicURL  string
 }
 
 // AllowQueryToken also accepts the token in an access_token form or query
@@ -72,6 +73,10 @@ func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.H
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if usesDPoP(r) {
+				o.serveDPoP(v, next, w, r)
+				return
+			}
 			raw, err := bearerToken(r, o.queryToken)
 			if err != nil {
 				o.refuse(w, r, err)
@@ -155,6 +160,7 @@ func (o mwOptions) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusForbidden
 	}
 	challenge(w, o.realm, e, "")
+	dpopChallenge(w, o.realm, e)
 	writeError(w, status, e)
 }
 

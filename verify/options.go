@@ -25,6 +25,8 @@ type options struct {
 	introspectionRate     float64
 	introspectionBurst    int
 	introspectionInFlight int
+
+	dpop dpopOptions
 }
 
 func defaultOptions() options {

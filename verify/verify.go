@@ -55,6 +55,9 @@ type Claims struct {
 	// CertificateThumbprint is the x5t#S256 of the client certificate the
 	// token is bound to (RFC 8705), if any.
 	CertificateThumbprint string
+	// KeyThumbprint is the JWK SHA-256 thumbprint (cnf.jkt) of the DPoP key
+	// the token is bound to (RFC 9449 §6), if any: see VerifyDPoP.
+	KeyThumbprint string
 	// SelfSigned says the token is a service account's own JWT, not an
 	// access token from Keyward: it carries no scopes.
 	SelfSigned bool
@@ -157,6 +160,7 @@ type Verifier struct {
 	intro    *introspector
 	accounts *accountKeys
 	cache    *tokenCache[*Claims]
+	dpop     *dpopState
 }
 
 // New discovers the issuer's metadata (RFC 8414) and keys, and keeps the
@@ -199,6 +203,7 @@ func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Veri
 		return nil, errors.New("verify: the metadata has no jwks_uri")
 	}
 	v := &Verifier{issuer: issuerURL, audience: audience, o: o, cache: newTokenCache[*Claims](o.cacheSize)}
+	v.dpop = newDPoPState(o)
 	if o.introspect != nil {
 		if md.IntrospectionEndpoint == "" {
 			return nil, errors.New("verify: introspection is configured but the issuer has no introspection_endpoint")
@@ -227,8 +232,20 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 // connection with the given client certificate (nil for none). A token bound
 // to a certificate (RFC 8705 §3) must arrive with that certificate.
 //
+// A token bound to a DPoP key (RFC 9449) is refused: use VerifyDPoP.
+//
 // The returned Claims are shared with the cache: do not modify them.
 func (v *Verifier) VerifyWithCertificate(ctx context.Context, raw string, cert *x509.Certificate) (*Claims, error) {
+	c, err := v.verifyBound(ctx, raw, cert)
+	if err == nil && c.KeyThumbprint != "" {
+		return nil, errBearerDPoP
+	}
+	return c, err
+}
+
+// verifyBound is VerifyWithCertificate without the refusal of DPoP-bound
+// tokens.
+func (v *Verifier) verifyBound(ctx context.Context, raw string, cert *x509.Certificate) (*Claims, error) {
 	if raw == "" {
 		return nil, &Error{Code: "invalid_request", Description: "no access token"}
 	}
@@ -346,6 +363,7 @@ type wireClaims struct {
 	} `json:"act"`
 	Cnf *struct {
 		X5T string `json:"x5t#S256"`
+		JKT string `json:"jkt"`
 	} `json:"cnf"`
 }
 
@@ -390,7 +408,7 @@ func parseAccessClaims(payload []byte) (*Claims, error) {
 		c.Actor = &Actor{Subject: w.Act.Sub, ClientEmail: w.Act.Email}
 	}
 	if w.Cnf != nil {
-		c.CertificateThumbprint = w.Cnf.X5T
+		c.CertificateThumbprint, c.KeyThumbprint = w.Cnf.X5T, w.Cnf.JKT
 	}
 	return c, nil
 }

@@ -1,0 +1,215 @@
+package verify
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward/internal/dpop"
+)
+
+// DPoP (RFC 9449): a token whose cnf.jkt binds it to a client's key is
+// accepted only as "Authorization: DPoP <token>" with a DPoP header that
+// holds a fresh proof, signed with that key, for this very request (method,
+// URL, token) and never seen before. Middleware does it all; VerifyDPoP is
+// the same check for other frameworks.
+
+type dpopOptions struct {
+	maxAge          time.Duration
+	replayCacheSize int
+}
+
+// WithDPoPProofMaxAge sets how old a DPoP proof may be, by its iat
+// (default 60 s), beside the leeway (WithLeeway) for clocks that differ.
+func WithDPoPProofMaxAge(d time.Duration) Option {
+	return func(o *options) { o.dpop.maxAge = d }
+}
+
+// WithDPoPReplayCacheSize bounds how many recent DPoP proofs are
+// remembered to refuse replays (default 100,000; a proof is remembered
+// for its max age plus twice the leeway). When that many are remembered,
+// further proofs are answered 503 rather than forgetting any early.
+func WithDPoPReplayCacheSize(n int) Option {
+	return func(o *options) { o.dpop.replayCacheSize = n }
+}
+
+type dpopState struct {
+	checker dpop.Checker
+	seen    *dpop.ReplayCache
+}
+
+func newDPoPState(o options) *dpopState {
+	s := &dpopState{checker: dpop.Checker{Now: o.now, MaxAge: o.dpop.maxAge, Skew: o.leeway}}
+	s.seen = dpop.NewReplayCache(s.checker.Retention(), o.dpop.replayCacheSize)
+	return s
+}
+
+// DPoPRequest is the request a DPoP-bound token came with.
+type DPoPRequest struct {
+	// Method is the request's HTTP method.
+	Method string
+	// URL is the request's URL as the client addressed it: scheme, host
+	// and path (query and fragment are ignored).
+	URL string
+	// Proofs are the values of the request's DPoP headers; there must be
+	// exactly one.
+	Proofs []string
+	// Certificate is the TLS client certificate of the connection, or nil.
+	Certificate *x509.Certificate
+}
+
+// VerifyDPoP checks a token presented as "Authorization: DPoP <token>"
+// with a DPoP proof (RFC 9449 §7.1): the token must be valid and bound to
+// a DPoP key (cnf.jkt), and the proof signed with that key, for this
+// request and this token (htm, htu, ath), recent and not used before.
+// A refused proof is an Error with Code "invalid_dpop_proof".
+//
+// The returned Claims are shared with the cache: do not modify them.
+func (v *Verifier) VerifyDPoP(ctx context.Context, raw string, req DPoPRequest) (*Claims, error) {
+	if raw == "" {
+		return nil, dpopError("invalid_request", "no access token", nil)
+	}
+	c, err := v.verifyBound(ctx, raw, req.Certificate)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Code != codeUnavailable {
+			return nil, dpopError(e.Code, e.Description, e.Err)
+		}
+		return nil, err
+	}
+	if c.KeyThumbprint == "" {
+		return nil, dpopError("invalid_token", "the token is not bound to a DPoP key: present it with the Bearer scheme", nil)
+	}
+	p, err := v.dpop.checker.Check(req.Proofs, dpop.Request{Method: req.Method, URL: req.URL, AccessToken: raw})
+	if err != nil {
+		desc := "the DPoP proof is invalid"
+		var de *dpop.Error
+		if errors.As(err, &de) {
+			desc = de.Description
+		}
+		return nil, dpopError("invalid_dpop_proof", desc, err)
+	}
+	if !dpop.MatchJKT(p.JKT, c.KeyThumbprint) {
+		return nil, dpopError("invalid_dpop_proof", "the DPoP proof is signed with another key than the token is bound to", nil)
+	}
+	switch err := v.dpop.seen.Use(p.JKT, p.JTI, v.o.now()); {
+	case errors.Is(err, dpop.ErrReplayed):
+		return nil, dpopError("invalid_dpop_proof", "the DPoP proof was used before: make a new proof for every request", err)
+	case err != nil:
+		return nil, unavailable("too many recent DPoP proofs to check for replays", err)
+	}
+	return c, nil
+}
+
+// errBearerDPoP refuses a DPoP-bound token presented as a bearer token
+// (RFC 9449 §7.2): whoever holds only the token may not use it.
+var errBearerDPoP = dpopError("invalid_token", "the token is bound to a DPoP key: present it as Authorization: DPoP <token>, with a DPoP proof", nil)
+
+// dpopScheme marks the cause of an Error answered with a DPoP challenge.
+type dpopScheme struct{ err error }
+
+func (d dpopScheme) Error() string {
+	if d.err == nil {
+		return "DPoP"
+	}
+	return d.err.Error()
+}
+
+func (d dpopScheme) Unwrap() error { return d.err }
+
+func dpopError(code, desc string, cause error) *Error {
+	return &Error{Code: code, Description: desc, Err: dpopScheme{cause}}
+}
+
+// isDPoPError reports whether err is answered with a DPoP challenge.
+func isDPoPError(err error) bool {
+	var d dpopScheme
+	return errors.As(err, &d)
+}
+
+// WithPublicURL sets the scheme and host (and any path prefix) clients
+// address this API with, for checking DPoP proofs' htu: the proof must be
+// for base followed by the request's path. Without it, the URL is made of
+// the request's Host header and https when the connection is TLS, http
+// otherwise: set it behind a proxy that terminates TLS or rewrites paths,
+// and wherever the Host header is not checked, so a proof made for another
+// host cannot pass for one made for this API.
+func WithPublicURL(base string) MiddlewareOption {
+	return func(o *mwOptions) { o.publicURL = strings.TrimSuffix(base, "/") }
+}
+
+// usesDPoP reports whether the request presents its token with the DPoP
+// scheme.
+func usesDPoP(r *http.Request) bool {
+	h := r.Header.Values("Authorization")
+	if len(h) != 1 {
+		return false // bearerToken refuses several
+	}
+	scheme, _, _ := strings.Cut(h[0], " ")
+	return strings.EqualFold(scheme, dpop.Scheme)
+}
+
+// serveDPoP is Middleware for a request that uses the DPoP scheme.
+func (o mwOptions) serveDPoP(v *Verifier, next http.Handler, w http.ResponseWriter, r *http.Request) {
+	_, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if tok = strings.TrimSpace(tok); tok == "" || strings.ContainsAny(tok, " \t") {
+		o.refuse(w, r, dpopError("invalid_request", "the Authorization header must be: DPoP <token>", nil))
+		return
+	}
+	if o.queryToken && r.URL.Query().Has("access_token") {
+		o.refuse(w, r, dpopError("invalid_request", "the token was sent in more than one way (RFC 6750 §2)", nil))
+		return
+	}
+	var cert *x509.Certificate
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		cert = r.TLS.PeerCertificates[0]
+	}
+	c, err := v.VerifyDPoP(r.Context(), tok, DPoPRequest{
+		Method: r.Method, URL: o.requestURL(r), Proofs: r.Header.Values(dpop.Header), Certificate: cert,
+	})
+	if err != nil {
+		o.refuse(w, r, err)
+		return
+	}
+	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, c)))
+}
+
+// requestURL is the URL a DPoP proof of r must be for.
+func (o mwOptions) requestURL(r *http.Request) string {
+	if o.publicURL != "" {
+		return o.publicURL + r.URL.EscapedPath()
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + r.URL.EscapedPath()
+}
+
+// dpopChallenge sets the DPoP challenge (RFC 9449 §7.1) of a refusal that
+// concerns DPoP, in place of the Bearer one; a request with no token at
+// all gets it beside the Bearer one, so clients learn the scheme and its
+// algorithms.
+func dpopChallenge(w http.ResponseWriter, realm string, e *Error) {
+	marked := isDPoPError(e)
+	if !marked && e.Code != "" {
+		return
+	}
+	var params []string
+	if realm != "" {
+		params = append(params, `realm="`+quote(realm)+`"`)
+	}
+	if marked && e.Code != "" {
+		params = append(params, `error="`+e.Code+`"`, `error_description="`+descriptionChars(e.Description)+`"`)
+	}
+	params = append(params, `algs="`+strings.Join(dpop.AlgorithmNames(), " ")+`"`)
+	v := "DPoP " + strings.Join(params, ", ")
+	if marked {
+		w.Header().Set("WWW-Authenticate", v)
+	} else {
+		w.Header().Add("WWW-Authenticate", v)
+	}
+}

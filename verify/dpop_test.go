@@ -1,0 +1,222 @@
+package verify_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/dpop"
+	"github.com/keyward/keyward/internal/testkeyward"
+	"github.com/keyward/keyward/verify"
+)
+
+func newProver(t *testing.T) *dpop.Prover {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p, err := dpop.NewProver(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// dpopToken gets a token bound to p's key through the token endpoint, and
+// checks the response says so.
+func dpopToken(t *testing.T, k *testkeyward.Server, p *dpop.Prover, id, secret, scope string) string {
+	t.Helper()
+	proof, err := p.Proof("POST", k.URL+"/token", "", k.Clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", k.URL+"/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("DPoP", proof)
+	req.SetBasicAuth(id, secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+	}
+	json.NewDecoder(resp.Body).Decode(&body)
+	if resp.StatusCode != 200 || body.TokenType != "DPoP" {
+		t.Fatalf("token: %s, token_type %q", resp.Status, body.TokenType)
+	}
+	return body.AccessToken
+}
+
+// End to end: a real Keyward issues a DPoP-bound token; the middleware
+// lets it through only with a fresh proof of the same key for the request.
+func TestDPoPMiddleware(t *testing.T) {
+	k := testkeyward.Start(t)
+	id, secret, _, _ := k.Setup(t, "jwt")
+	v := newVerifier(t, k)
+	api := httptest.NewServer(verify.Middleware(v)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := verify.ClaimsFromContext(r.Context())
+		w.Write([]byte(c.KeyThumbprint))
+	})))
+	t.Cleanup(api.Close)
+
+	p := newProver(t)
+	tok := dpopToken(t, k, p, id, secret, "orders.read")
+	bearer := tokenFor(t, k, id, secret, "orders.read")
+	mk := func(p *dpop.Prover, method, u, token string) string {
+		raw, err := p.Proof(method, u, token, k.Clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	target := api.URL + "/orders"
+	used := mk(p, "GET", target, tok)
+	algs := `algs="` + strings.Join(dpop.AlgorithmNames(), " ") + `"`
+
+	tests := []struct {
+		name       string
+		path       string // default /orders
+		auth       string
+		proofs     []string
+		wantStatus int
+		wantError  string // body and DPoP challenge; "" for none
+	}{
+		{"ok", "", "DPoP " + tok, []string{used}, 200, ""},
+		{"query ignored by htu", "/orders?page=2", "DPoP " + tok, []string{mk(p, "GET", target, tok)}, 200, ""},
+		{"replayed proof", "", "DPoP " + tok, []string{used}, 401, "invalid_dpop_proof"},
+		{"bearer presentation of a bound token (RFC 9449 §7.2)", "", "Bearer " + tok, []string{mk(p, "GET", target, tok)}, 401, "invalid_token"},
+		{"bearer presentation without a proof", "", "Bearer " + tok, nil, 401, "invalid_token"},
+		{"no proof", "", "DPoP " + tok, nil, 401, "invalid_dpop_proof"},
+		{"two proofs", "", "DPoP " + tok, []string{mk(p, "GET", target, tok), mk(p, "GET", target, tok)}, 401, "invalid_dpop_proof"},
+		{"proof of another key", "", "DPoP " + tok, []string{mk(newProver(t), "GET", target, tok)}, 401, "invalid_dpop_proof"},
+		{"proof for another path", "", "DPoP " + tok, []string{mk(p, "GET", api.URL+"/billing", tok)}, 401, "invalid_dpop_proof"},
+		{"proof for another method", "", "DPoP " + tok, []string{mk(p, "POST", target, tok)}, 401, "invalid_dpop_proof"},
+		{"proof for another token", "", "DPoP " + tok, []string{mk(p, "GET", target, bearer)}, 401, "invalid_dpop_proof"},
+		{"proof without ath", "", "DPoP " + tok, []string{mk(p, "GET", target, "")}, 401, "invalid_dpop_proof"},
+		{"unbound token with the DPoP scheme", "", "DPoP " + bearer, []string{mk(p, "GET", target, bearer)}, 401, "invalid_token"},
+		{"bad token with the DPoP scheme", "", "DPoP abc", []string{mk(p, "GET", target, "abc")}, 401, "invalid_token"},
+		{"DPoP scheme without a token", "", "DPoP ", nil, 400, "invalid_request"},
+		{"unbound bearer token still works", "", "Bearer " + bearer, nil, 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := tt.path
+			if path == "" {
+				path = "/orders"
+			}
+			req, _ := http.NewRequest("GET", api.URL+path, nil)
+			req.Header.Set("Authorization", tt.auth)
+			for _, pr := range tt.proofs {
+				req.Header.Add("DPoP", pr)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body map[string]string
+			json.NewDecoder(resp.Body).Decode(&body)
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d %v, want %d", resp.StatusCode, body, tt.wantStatus)
+			}
+			if tt.wantStatus == 200 {
+				return
+			}
+			ch := resp.Header.Values("WWW-Authenticate")
+			if body["error"] != tt.wantError || len(ch) != 1 || !strings.HasPrefix(ch[0], "DPoP ") ||
+				!strings.Contains(ch[0], `error="`+tt.wantError+`"`) || !strings.Contains(ch[0], algs) {
+				t.Fatalf("error %q, WWW-Authenticate %q; want %s in a DPoP challenge with %s", body["error"], ch, tt.wantError, algs)
+			}
+		})
+	}
+
+	// A request without a token learns of both schemes.
+	resp, err := http.Get(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ch := resp.Header.Values("WWW-Authenticate"); len(ch) != 2 || !strings.HasPrefix(ch[0], "Bearer ") || ch[1] != `DPoP realm="https://orders.internal", `+algs {
+		t.Errorf("WWW-Authenticate %q, want a Bearer and a DPoP challenge", ch)
+	}
+
+	// A proof is accepted for its max age and the leeway, no longer.
+	late := mk(p, "GET", target, tok)
+	k.Clock.Add(time.Minute + 31*time.Second)
+	req, _ := http.NewRequest("GET", target, nil)
+	req.Header.Set("Authorization", "DPoP "+tok)
+	req.Header.Set("DPoP", late)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
+		t.Errorf("a stale proof: %v %v, want 401", resp.Status, err)
+	}
+}
+
+// An opaque DPoP-bound token: introspection returns cnf.jkt.
+func TestDPoPIntrospection(t *testing.T) {
+	k := testkeyward.Start(t)
+	id, secret, apiID, apiSecret := k.Setup(t, "opaque")
+	v := newVerifier(t, k, verify.WithIntrospection(apiID, apiSecret))
+	p := newProver(t)
+	tok := dpopToken(t, k, p, id, secret, "orders.read")
+	if !strings.HasPrefix(tok, "kwat_") {
+		t.Fatal("not an opaque token")
+	}
+	ctx := context.Background()
+	const u = "https://orders.internal/orders"
+	if _, err := v.Verify(ctx, tok); err == nil {
+		t.Fatal("a DPoP-bound opaque token verified as a bearer token")
+	}
+	proof, _ := p.Proof("GET", u, tok, k.Clock.Now())
+	c, err := v.VerifyDPoP(ctx, tok, verify.DPoPRequest{Method: "GET", URL: u, Proofs: []string{proof}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.KeyThumbprint != p.JKT() || c.ClientID != id {
+		t.Fatalf("claims %+v, want jkt %s", c, p.JKT())
+	}
+	_, err = v.VerifyDPoP(ctx, tok, verify.DPoPRequest{Method: "GET", URL: u, Proofs: []string{proof}})
+	var ve *verify.Error
+	if !errors.As(err, &ve) || ve.Code != "invalid_dpop_proof" {
+		t.Fatalf("replay: %v, want invalid_dpop_proof", err)
+	}
+}
+
+// Behind a proxy the API's public URL, not the request's Host, is what
+// proofs must be for.
+func TestDPoPPublicURL(t *testing.T) {
+	k := testkeyward.Start(t)
+	id, secret, _, _ := k.Setup(t, "jwt")
+	v := newVerifier(t, k)
+	h := verify.Middleware(v, verify.WithPublicURL("https://orders.example/api/"))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	p := newProver(t)
+	tok := dpopToken(t, k, p, id, secret, "orders.read")
+	for _, tc := range []struct {
+		url  string
+		want int
+	}{
+		{"https://orders.example/api/orders", 200},
+		{"https://ORDERS.example:443/api/orders?x", 200},
+		{"http://internal:8080/orders", 401}, // what the request itself says
+		{"https://orders.example/orders", 401},
+	} {
+		proof, _ := p.Proof("GET", tc.url, tok, k.Clock.Now())
+		r := httptest.NewRequest("GET", "http://internal:8080/orders", nil)
+		r.Header.Set("Authorization", "DPoP "+tok)
+		r.Header.Set("DPoP", proof)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tc.want {
+			t.Errorf("proof for %s: %d %s, want %d", tc.url, w.Code, w.Body, tc.want)
+		}
+	}
+}
