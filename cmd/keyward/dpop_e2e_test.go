@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
+
+	"github.com/keyward/keyward/client"
+	"github.com/keyward/keyward/internal/dpop"
+	"github.com/keyward/keyward/verify"
+)
+
+// TestDPoPEndToEnd: 'keyward serve' advertises DPoP; Google's client
+// library, its HTTP client adding proofs, gets a DPoP-bound token for a key
+// file the CLI made; an API behind verify's middleware accepts it only with
+// a fresh proof of the same key, and neither a replayed proof nor the token
+// as a bearer token.
+func TestDPoPEndToEnd(t *testing.T) {
+	m := startServer(t)
+	admin := []string{"--credentials", m.AdminKeyFile}
+	runCLI(t, append([]string{"api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read"}, admin...)...)
+	runCLI(t, append([]string{"sa", "create", "nightly-report", "--project", "billing", "--scopes", "orders.read"}, admin...)...)
+	keyFile := filepath.Join(t.TempDir(), "key.json")
+	runCLI(t, append([]string{"keys", "create", "nightly-report@billing.iam.keyward.internal", "--out", keyFile}, admin...)...)
+	data, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var md struct {
+		Algs []string `json:"dpop_signing_alg_values_supported"`
+	}
+	getJSON(t, m.Issuer+"/.well-known/oauth-authorization-server", &md)
+	if !slices.Contains(md.Algs, "ES256") {
+		t.Fatalf("dpop_signing_alg_values_supported = %v, want ES256 among them", md.Algs)
+	}
+
+	d, err := client.NewDPoP(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := google.JWTConfigFromJSON(data, "orders.read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, d.HTTPClient(nil))
+	tok, err := conf.TokenSource(ctx).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Type() != "DPoP" {
+		t.Fatalf("token_type %q, want DPoP", tok.Type())
+	}
+
+	vctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	v, err := verify.New(vctx, m.Issuer, "https://orders.internal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(verify.Middleware(v)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := verify.ClaimsFromContext(r.Context())
+		json.NewEncoder(w).Encode(c.KeyThumbprint)
+	})))
+	defer api.Close()
+
+	// Through the DPoP client: a new proof every request. The last one
+	// is kept to be replayed.
+	var proof string
+	record := &http.Client{Transport: roundTrip(func(r *http.Request) (*http.Response, error) {
+		proof = r.Header.Get(dpop.Header)
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	hc := d.Client(oauth2.StaticTokenSource(tok), record)
+	for range 2 {
+		resp, err := hc.Get(api.URL + "/orders")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var jkt string
+		json.NewDecoder(resp.Body).Decode(&jkt)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || jkt != d.JKT() {
+			t.Fatalf("API: %s, jkt %q; want 200 and %s", resp.Status, jkt, d.JKT())
+		}
+	}
+
+	send := func(scheme, proof string) int {
+		req, _ := http.NewRequest("GET", api.URL+"/orders", nil)
+		req.Header.Set("Authorization", scheme+" "+tok.AccessToken)
+		if proof != "" {
+			req.Header.Set(dpop.Header, proof)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := send("DPoP", proof); code != 401 {
+		t.Errorf("a replayed proof: %d, want 401", code)
+	}
+	if code := send("DPoP", ""); code != 401 {
+		t.Errorf("no proof: %d, want 401", code)
+	}
+	if code := send("Bearer", ""); code != 401 {
+		t.Errorf("the token as a bearer token: %d, want 401", code)
+	}
+}
+
+type roundTrip func(*http.Request) (*http.Response, error)
+
+func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
