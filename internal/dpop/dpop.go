@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,8 +42,10 @@ const (
 	MaxProofSize = 8 << 10
 	// MaxJTILength bounds a proof's jti, which replay caches keep.
 	MaxJTILength = 256
-	// minRSABits is the smallest RSA key a proof may be signed with.
+	// minRSABits and maxRSABits bound the RSA keys a proof may be signed
+	// with: strong enough, and cheap enough to verify.
 	minRSABits = 2048
+	maxRSABits = 8192
 )
 
 // Algorithms are the signature algorithms a proof may use: asymmetric
@@ -176,9 +179,12 @@ func (c *Checker) Check(values []string, req Request) (*Proof, error) {
 		// Go's base64 skips CR and LF, which a compact JWS never holds.
 		return nil, refuse("the DPoP proof is not a compact JWS", nil)
 	}
+	if err := preflight(raw); err != nil {
+		return nil, err
+	}
 	jws, err := jose.ParseSignedCompact(raw, Algorithms)
 	if err != nil {
-		return nil, refuse("the DPoP proof is not a JWS signed with one of "+strings.Join(AlgorithmNames(), ", "), err)
+		return nil, refuse("the DPoP proof is not a well-formed JWS with a usable public jwk", err)
 	}
 	if len(jws.Signatures) != 1 {
 		return nil, refuse("the DPoP proof is not a compact JWS", nil)
@@ -253,6 +259,37 @@ func (c *Checker) Check(values []string, req Request) (*Proof, error) {
 	return &Proof{JKT: base64.RawURLEncoding.EncodeToString(tp), JTI: cl.JTI, IssuedAt: iat, Algorithm: h.Algorithm}, nil
 }
 
+// privateMembers are the JWK members of private and symmetric keys
+// (RFC 7518 §6.2.2, §6.3.2, §6.4.1; RFC 8037 §2).
+var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
+// preflight reads the proof's header before go-jose does, to say exactly
+// why the commonest bad proofs are refused: an alg off the list, or a jwk
+// with private key material (which go-jose refuses too).
+func preflight(raw string) error {
+	seg, _, _ := strings.Cut(raw, ".")
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return refuse("the DPoP proof's header is not base64url", err)
+	}
+	var h struct {
+		Alg string                     `json:"alg"`
+		JWK map[string]json.RawMessage `json:"jwk"`
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return refuse("the DPoP proof's header is not a JSON object", err)
+	}
+	if !slices.Contains(Algorithms, jose.SignatureAlgorithm(h.Alg)) {
+		return refuse("the DPoP proof's alg is not one of "+strings.Join(AlgorithmNames(), ", "), nil)
+	}
+	for _, m := range privateMembers {
+		if _, ok := h.JWK[m]; ok {
+			return refuse("the DPoP proof's jwk holds private or symmetric key material: send the public key only", nil)
+		}
+	}
+	return nil
+}
+
 // TokenHash is the ath of a proof sent with an access token: the
 // base64url-encoded SHA-256 of the token (RFC 9449 §4.2).
 func TokenHash(accessToken string) string {
@@ -286,8 +323,8 @@ func keyFits(alg jose.SignatureAlgorithm, key any) error {
 		if !ok {
 			return errors.New(string(alg) + " needs an RSA key")
 		}
-		if k.N.BitLen() < minRSABits {
-			return errors.New("the RSA key is smaller than 2048 bits")
+		if n := k.N.BitLen(); n < minRSABits || n > maxRSABits {
+			return errors.New("the RSA key is not of 2048 to 8192 bits")
 		}
 	case jose.EdDSA:
 		if _, ok := key.(ed25519.PublicKey); !ok {

@@ -170,20 +170,25 @@ func TestCheckRefuses(t *testing.T) {
 		{"oversize", []string{ok + strings.Repeat("A", MaxProofSize)}, Request{}, "too large"},
 		{"two parts", []string{b64JSON(hdr) + "." + b64JSON(cl)}, Request{}, "compact JWS"},
 		{"line break", []string{ok[:10] + "\n" + ok[10:]}, Request{}, "compact JWS"},
-		{"alg none", []string{build(with(hdr, map[string]any{"alg": "none"}), cl, func(string) []byte { return nil })}, Request{}, "signed with one of"},
-		{"alg HS256", []string{build(with(hdr, map[string]any{"alg": "HS256", "jwk": map[string]any{"kty": "oct", "k": b64([]byte("secret"))}}), cl, hs)}, Request{}, "signed with one of"},
-		{"alg HS256 with an EC jwk", []string{build(with(hdr, map[string]any{"alg": "HS256"}), cl, hs)}, Request{}, "signed with one of"},
-		{"alg ES512", []string{build(with(hdr, map[string]any{"alg": "ES512"}), cl, sign)}, Request{}, "signed with one of"},
+		{"alg none", []string{build(with(hdr, map[string]any{"alg": "none"}), cl, func(string) []byte { return nil })}, Request{}, "alg is not one of"},
+		{"alg None", []string{build(with(hdr, map[string]any{"alg": "None"}), cl, func(string) []byte { return nil })}, Request{}, "alg is not one of"},
+		{"no alg", []string{build(with(hdr, map[string]any{"alg": nil}), cl, sign)}, Request{}, "alg is not one of"},
+		{"alg HS256", []string{build(with(hdr, map[string]any{"alg": "HS256", "jwk": map[string]any{"kty": "oct", "k": b64([]byte("secret"))}}), cl, hs)}, Request{}, "alg is not one of"},
+		{"alg HS256 with an EC jwk", []string{build(with(hdr, map[string]any{"alg": "HS256"}), cl, hs)}, Request{}, "alg is not one of"},
+		{"alg ES512", []string{build(with(hdr, map[string]any{"alg": "ES512"}), cl, sign)}, Request{}, "alg is not one of"},
+		{"symmetric jwk with an allowed alg", []string{build(with(hdr, map[string]any{"jwk": map[string]any{"kty": "oct", "k": b64([]byte("secret"))}}), cl, sign)}, Request{}, "private or symmetric"},
+		{"header not JSON", []string{b64([]byte("{")) + "." + b64JSON(cl) + ".AAAA"}, Request{}, "not a JSON object"},
 		{"no typ", []string{build(with(hdr, map[string]any{"typ": nil}), cl, sign)}, Request{}, "typ"},
 		{"typ jwt", []string{build(with(hdr, map[string]any{"typ": "JWT"}), cl, sign)}, Request{}, "typ"},
 		{"typ at+jwt", []string{build(with(hdr, map[string]any{"typ": "at+jwt"}), cl, sign)}, Request{}, "typ"},
 		{"no jwk", []string{build(with(hdr, map[string]any{"jwk": nil}), cl, sign)}, Request{}, "no jwk"},
-		{"private jwk", []string{build(with(hdr, map[string]any{"jwk": privJWK}), cl, sign)}, Request{}, ""},
+		{"private jwk", []string{build(with(hdr, map[string]any{"jwk": privJWK}), cl, sign)}, Request{}, "private or symmetric"},
 		{"jwk of another key", []string{build(with(hdr, map[string]any{"jwk": pubJWK(&other.PublicKey)}), cl, sign)}, Request{}, "signature"},
 		{"ES256 with a P-384 jwk", []string{build(with(hdr, map[string]any{"jwk": pubJWK(&p384.PublicKey)}), cl, es256(p384))}, Request{}, "does not fit"},
 		{"EdDSA with an EC jwk", []string{build(with(hdr, map[string]any{"alg": "EdDSA"}), cl, edSign)}, Request{}, "does not fit"},
 		{"ES256 with an Ed25519 jwk", []string{build(with(hdr, map[string]any{"jwk": pubJWK(ed)}), cl, sign)}, Request{}, "does not fit"},
 		{"RSA 1024", []string{build(with(hdr, map[string]any{"alg": "RS256", "jwk": pubJWK(&small.PublicKey)}), cl, smallSign)}, Request{}, "does not fit"},
+		{"RSA 8200", []string{build(with(hdr, map[string]any{"alg": "RS256", "jwk": map[string]any{"kty": "RSA", "n": b64(new(big.Int).Lsh(big.NewInt(1), 8199).Bytes()), "e": "AQAB"}}), cl, smallSign)}, Request{}, "usable public jwk"},
 		{"bad signature", []string{ok[:len(ok)-4] + "AAAA"}, Request{}, "signature"},
 		{"crit header", []string{build(with(hdr, map[string]any{"crit": []string{"exp"}, "exp": 1}), cl, sign)}, Request{}, ""},
 		{"claims not JSON", []string{func() string {
@@ -342,4 +347,18 @@ func FuzzCheck(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestKeyFitsRSASize(t *testing.T) {
+	for _, tc := range []struct {
+		bits int
+		ok   bool
+	}{{2047, false}, {2048, true}, {8192, true}, {8193, false}} {
+		n := new(big.Int).Lsh(big.NewInt(1), uint(tc.bits-1))
+		n.SetBit(n, 0, 1)
+		err := keyFits(jose.RS256, &rsa.PublicKey{N: n, E: 65537})
+		if (err == nil) != tc.ok {
+			t.Errorf("%d bits: %v, want ok %v", tc.bits, err, tc.ok)
+		}
+	}
 }

@@ -17,8 +17,8 @@ var (
 	ErrReplayCacheFull = errors.New("dpop: too many recent proofs to remember")
 )
 
-// DefaultReplayCacheSize bounds a ReplayCache made with size 0: about 40
-// bytes of key and expiry per entry, a few MB in all.
+// DefaultReplayCacheSize bounds a ReplayCache made with size 0: with the
+// map's and the queue's overhead about 100 bytes an entry, 10 MB in all.
 const DefaultReplayCacheSize = 100_000
 
 // ReplayCache remembers the proofs it was given, by key thumbprint and
