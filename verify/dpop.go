@@ -174,7 +174,7 @@ func (o mwOptions) serveDPoP(v *Verifier, next http.Handler, w http.ResponseWrit
 		o.refuse(w, r, err)
 		return
 	}
-	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, c)))
+	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, &verified{claims: c, realm: o.realm, dpop: true})))
 }
 
 // requestURL is the URL a DPoP proof of r must be for.
@@ -192,8 +192,8 @@ func (o mwOptions) requestURL(r *http.Request) string {
 // dpopChallenge sets the DPoP challenge (RFC 9449 §7.1) of a refusal that
 // concerns DPoP, in place of the Bearer one; a request with no token at
 // all gets it beside the Bearer one, so clients learn the scheme and its
-// algorithms.
-func dpopChallenge(w http.ResponseWriter, realm string, e *Error) {
+// algorithms. scope, if any, is the scope the request needs.
+func dpopChallenge(w http.ResponseWriter, realm string, e *Error, scope string) {
 	marked := isDPoPError(e)
 	if !marked && e.Code != "" {
 		return
@@ -204,6 +204,9 @@ func dpopChallenge(w http.ResponseWriter, realm string, e *Error) {
 	}
 	if marked && e.Code != "" {
 		params = append(params, `error="`+e.Code+`"`, `error_description="`+descriptionChars(e.Description)+`"`)
+	}
+	if scope != "" {
+		params = append(params, `scope="`+quote(scope)+`"`)
 	}
 	params = append(params, `algs="`+strings.Join(dpop.AlgorithmNames(), " ")+`"`)
 	v := "DPoP " + strings.Join(params, ", ")

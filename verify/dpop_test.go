@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -63,10 +64,17 @@ func TestDPoPMiddleware(t *testing.T) {
 	k := testkeyward.Start(t)
 	id, secret, _, _ := k.Setup(t, "jwt")
 	v := newVerifier(t, k)
-	api := httptest.NewServer(verify.Middleware(v)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, _ := verify.ClaimsFromContext(r.Context())
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		c, ok := verify.ClaimsFromContext(r.Context())
+		if !ok {
+			http.Error(w, "no claims in the context", http.StatusInternalServerError)
+			return
+		}
 		w.Write([]byte(c.KeyThumbprint))
-	})))
+	})
+	mux.Handle("/admin", verify.RequireScopes("orders.admin")(http.NotFoundHandler()))
+	api := httptest.NewServer(verify.Middleware(v)(mux))
 	t.Cleanup(api.Close)
 
 	p := newProver(t)
@@ -140,9 +148,34 @@ func TestDPoPMiddleware(t *testing.T) {
 		})
 	}
 
-	// A request without a token learns of both schemes.
-	resp, err := http.Get(target)
+	// The handler sees the claims, with the key they are bound to.
+	req, _ := http.NewRequest("GET", target, nil)
+	req.Header.Set("Authorization", "DPoP "+tok)
+	req.Header.Set("DPoP", mk(p, "GET", target, tok))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(got) == 0 {
+		t.Fatalf("the handler got %s %q, want the claims' key thumbprint", resp.Status, got)
+	}
+	// RequireScopes answers a DPoP request with a DPoP challenge.
+	req, _ = http.NewRequest("GET", api.URL+"/admin", nil)
+	req.Header.Set("Authorization", "DPoP "+tok)
+	req.Header.Set("DPoP", mk(p, "GET", api.URL+"/admin", tok))
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ch := resp.Header.Values("WWW-Authenticate"); resp.StatusCode != 403 || len(ch) != 1 || !strings.HasPrefix(ch[0], `DPoP realm="https://orders.internal", error="insufficient_scope"`) ||
+		!strings.Contains(ch[0], `scope="orders.admin"`) || !strings.Contains(ch[0], algs) {
+		t.Errorf("RequireScopes: %s, WWW-Authenticate %q, want 403 with a DPoP insufficient_scope challenge", resp.Status, ch)
+	}
+
+	// A request without a token learns of both schemes.
+	if resp, err = http.Get(target); err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
@@ -153,7 +186,7 @@ func TestDPoPMiddleware(t *testing.T) {
 	// A proof is accepted for its max age and the leeway, no longer.
 	late := mk(p, "GET", target, tok)
 	k.Clock.Add(time.Minute + 31*time.Second)
-	req, _ := http.NewRequest("GET", target, nil)
+	req, _ = http.NewRequest("GET", target, nil)
 	req.Header.Set("Authorization", "DPoP "+tok)
 	req.Header.Set("DPoP", late)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {

@@ -13,10 +13,12 @@ import (
 type ctxKey struct{}
 
 // verified is what Middleware puts in the request's context: the token's
-// claims, and the realm of its challenges, for RequireScopes.
+// claims, and the realm and scheme (DPoP or Bearer) of its challenges, for
+// RequireScopes.
 type verified struct {
 	claims *Claims
 	realm  string
+	dpop   bool
 }
 
 // ClaimsFromContext returns the claims Middleware put in the request's
@@ -160,7 +162,7 @@ func (o mwOptions) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusForbidden
 	}
 	challenge(w, o.realm, e, "")
-	dpopChallenge(w, o.realm, e)
+	dpopChallenge(w, o.realm, e, "")
 	writeError(w, status, e)
 }
 
@@ -246,7 +248,14 @@ func RequireScopes(scopes ...string) func(http.Handler) http.Handler {
 			}
 			for _, s := range scopes {
 				if !v.claims.HasScope(s) {
-					e := &Error{Code: "insufficient_scope", Description: "the token lacks the scope " + s}
+					desc := "the token lacks the scope " + s
+					if v.dpop {
+						e := dpopError("insufficient_scope", desc, nil)
+						dpopChallenge(w, v.realm, e, need)
+						writeError(w, http.StatusForbidden, e)
+						return
+					}
+					e := &Error{Code: "insufficient_scope", Description: desc}
 					challenge(w, v.realm, e, need)
 					writeError(w, http.StatusForbidden, e)
 					return
