@@ -114,7 +114,7 @@ func TestAuditAppendOnly(t *testing.T) {
 	}
 }
 
-// Migrations 00007 (the scope index) and 00008 (left-over grants and
+// Migrations 00008 (the scope index) and 00009 (left-over grants and
 // introspectors) rewrite what older versions stored.
 func TestDataMigrations(t *testing.T) {
 	for name, test := range map[string]func(*testing.T, func(*testing.T) storage.Storage, func(*testing.T, ...string)){

@@ -12,7 +12,7 @@ import (
 // The scopes of accounts and delegation grants are stored twice: as the
 // JSON list read back with the row, and one row per scope in
 // account_scopes and delegation_grant_scopes, which index them by scope
-// (migration 00007). Every write of a list rewrites its rows in the same
+// (migration 00008). Every write of a list rewrites its rows in the same
 // transaction; deleting an account or a grant deletes them by cascade.
 func init() {
 	for k, v := range map[string]string{

@@ -15,10 +15,13 @@ import (
 
 // ScopeIndexSince is the schema version that indexes the scopes of
 // accounts and grants (account_scopes, delegation_grant_scopes).
-const ScopeIndexSince = 7
+const ScopeIndexSince = 8
 
 // unmigrate takes a store's schema back to the version before version,
-// dropping tables it created.
+// dropping tables it created. The migrations after version are forgotten
+// too and run again on the next open: they must be safe to repeat (the
+// data migrations that are last are), so a migration that changes the
+// schema goes before them.
 func unmigrate(t *testing.T, exec func(t *testing.T, queries ...string), version int, drop ...string) {
 	for _, table := range drop {
 		exec(t, "DROP TABLE "+table)
@@ -57,7 +60,7 @@ func ScopeIndexBackfill(t *testing.T, open func(t *testing.T) storage.Storage, e
 // DanglingSince is the schema version that drops the delegation grants
 // and API introspector entries of accounts deleted before DeleteAccount
 // removed them.
-const DanglingSince = 8
+const DanglingSince = 9
 
 // DanglingCleanup checks that migrating a store to DanglingSince drops the
 // grants and introspector entries naming no account, and nothing else.
