@@ -30,7 +30,10 @@ To revoke every token of a service account, use 'keyward sa revoke-tokens'.`,
 	cmd.AddCommand(&cobra.Command{
 		Use:   "revoke JTI",
 		Short: "Revoke one token by its ID",
-		Args:  cobra.ExactArgs(1),
+		Long: `Revoke one token by its ID. IDs Keyward issues now never start with '-';
+one issued by an older version may: put it after --, as in
+'keyward tokens revoke -- -Xb3…'.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.client(cmd)
 			if err != nil {

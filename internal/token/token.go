@@ -262,11 +262,17 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// newTokenID returns a random 128-bit token identifier.
+// newTokenID returns a random 128-bit token identifier that does not start
+// with '-', so it can be passed to a command line ('keyward tokens revoke
+// ID') without being taken for a flag; that leaves 127.98 bits.
 func newTokenID() string {
 	b := make([]byte, 16)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
+	for {
+		rand.Read(b)
+		if b[0]>>2 != 62 { // base64url's '-' is 62
+			return base64.RawURLEncoding.EncodeToString(b)
+		}
+	}
 }
 
 // randomToken returns 256 random bits, base64url-encoded.
