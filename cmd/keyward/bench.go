@@ -479,6 +479,11 @@ func (b *bench) fill(ctx context.Context, cfg Config, issuer string) error {
 	if err != nil {
 		return err
 	}
+	// The fill accounts hold the scope of the API the scenarios use: the
+	// API comes first, as no API may be created with scopes already held.
+	if _, err := svc.CreateAPI(ctx, admin.Actor{ID: "bench"}, admin.APIInput{Name: "bench", Identifier: "https://bench.keyward.test", Scopes: []string{"bench.read"}}); err != nil {
+		return err
+	}
 	now := time.Now()
 	start := time.Now()
 	const batch = 10_000
@@ -581,8 +586,10 @@ func (b *bench) createFixtures(ctx context.Context) error {
 	fx.jwtAPI, fx.opaqueAPI = "https://"+p+".keyward.test", "https://"+p+"-opaque.keyward.test"
 	fx.scope, fx.opaqueScope = p+".read", p+"-opaque.read"
 	do := func(method, path string, in, out any) error { return b.admin.do(ctx, method, path, in, out) }
-	if err := do("POST", "/v1/apis", admin.APIInput{Name: p, Identifier: fx.jwtAPI, Scopes: []string{fx.scope}}, nil); err != nil {
-		return err
+	if b.accountCount == 0 { // else made with the fill accounts, which hold its scope
+		if err := do("POST", "/v1/apis", admin.APIInput{Name: p, Identifier: fx.jwtAPI, Scopes: []string{fx.scope}}, nil); err != nil {
+			return err
+		}
 	}
 	if err := do("POST", "/v1/apis", admin.APIInput{Name: p + "-opaque", Identifier: fx.opaqueAPI, Scopes: []string{fx.opaqueScope}, TokenFormat: "opaque"}, nil); err != nil {
 		return err

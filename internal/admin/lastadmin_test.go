@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/oauth2"
@@ -145,5 +146,32 @@ func TestDeleteAPIRefusalCountsHolders(t *testing.T) {
 	}
 	if err := svc.DeleteAPI(ctx, op, "nothing"); !errors.As(err, &oe) || oe.Code != admin.ErrNotFound {
 		t.Fatalf("DeleteAPI of no API = %v, want not_found", err)
+	}
+}
+
+// An API whose scopes accounts hold already, left from a deleted API from
+// before deletion was refused, is not created: those accounts would get
+// its access unnoticed. The refusal names them.
+func TestCreateAPIRefusedWhileScopesHeld(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	svc := f.srv.Admin
+	op := admin.Actor{ID: "op"}
+	// What an older version could leave: an account holding the scope of
+	// an API that was deleted.
+	stale := storage.Account{ID: "100000000000000000077", Email: "old@shop.iam.test", Name: "old", Project: "shop", Scopes: []string{"orders.read"}, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	if err := f.store.CreateAccount(ctx, stale, storage.AuditEvent{Time: time.Now(), Action: "account.create", Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	var oe *oauth2.Error
+	_, err := svc.CreateAPI(ctx, op, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}})
+	if !errors.As(err, &oe) || oe.Code != admin.ErrConflict || !strings.Contains(oe.Description, "account old@shop.iam.test (orders.read)") {
+		t.Fatalf("CreateAPI = %v, want a conflict naming the account holding orders.read", err)
+	}
+	if _, err := svc.UpdateAccount(ctx, op, stale.Email, admin.AccountUpdate{Scopes: &[]string{}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CreateAPI(ctx, op, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}}); err != nil {
+		t.Fatalf("once the scope is let go: %v", err)
 	}
 }

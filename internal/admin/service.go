@@ -255,7 +255,28 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in APIInput) (stor
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return a, conflict("An API with the name %q or the identifier %q exists already, or one of the scopes belongs to another API (each scope belongs to one API).", a.Name, a.Identifier)
 	}
+	if held, ok := errors.AsType[*storage.ScopesHeldError](err); ok {
+		return a, conflict("The API %q cannot be created while its scopes are granted already, left from a deleted API that had them: %s. They would get this API's access unnoticed: remove the scopes from these accounts (keyward sa update --scopes) and delegations (keyward delegation grant with fewer scopes, or revoke) first.", a.Name, holderList(held))
+	}
 	return a, err
+}
+
+// holderList names the holders of a ScopesHeldError, and how many more
+// there are.
+func holderList(held *storage.ScopesHeldError) string {
+	list := make([]string, len(held.Holders))
+	for i, h := range held.Holders {
+		if h.Email != "" {
+			list[i] = fmt.Sprintf("account %s (%s)", h.Email, strings.Join(h.Scopes, " "))
+		} else {
+			list[i] = fmt.Sprintf("delegation of client %s in %s (%s)", h.ClientID, h.Org, strings.Join(h.Scopes, " "))
+		}
+	}
+	more := ""
+	if n := held.Total - len(held.Holders); n > 0 {
+		more = fmt.Sprintf("; and %d more", n)
+	}
+	return strings.Join(list, "; ") + more
 }
 
 // GetAPI returns an API by name.
@@ -319,19 +340,7 @@ func (s *Service) DeleteAPI(ctx context.Context, actor Actor, name string) error
 	}
 	err := s.store.DeleteAPI(ctx, name, s.event(actor, "api.delete", "", map[string]string{"api": name}))
 	if held, ok := errors.AsType[*storage.ScopesHeldError](err); ok {
-		list := make([]string, len(held.Holders))
-		for i, h := range held.Holders {
-			if h.Email != "" {
-				list[i] = fmt.Sprintf("account %s (%s)", h.Email, strings.Join(h.Scopes, " "))
-			} else {
-				list[i] = fmt.Sprintf("delegation of client %s in %s (%s)", h.ClientID, h.Org, strings.Join(h.Scopes, " "))
-			}
-		}
-		more := ""
-		if n := held.Total - len(held.Holders); n > 0 {
-			more = fmt.Sprintf("; and %d more", n)
-		}
-		return conflict("The API %q cannot be deleted while its scopes are granted: %s%s. Remove the scopes from these accounts (keyward sa update --scopes) and delegations (keyward delegation grant with fewer scopes, or revoke) first.", name, strings.Join(list, "; "), more)
+		return conflict("The API %q cannot be deleted while its scopes are granted: %s. Remove the scopes from these accounts (keyward sa update --scopes) and delegations (keyward delegation grant with fewer scopes, or revoke) first.", name, holderList(held))
 	}
 	return storeErr(err, fmt.Sprintf("The API %q", name))
 }

@@ -25,7 +25,9 @@ var (
 	// that belongs to no API.
 	ErrUnknownScope = errors.New("the scope belongs to no API")
 	// ErrScopesHeld: an API whose scopes accounts or delegation grants
-	// hold cannot be deleted. DeleteAPI returns it as a *ScopesHeldError.
+	// hold cannot be deleted, nor created: the holders would be left from
+	// a deleted API with those scopes. DeleteAPI and CreateAPI return it
+	// as a *ScopesHeldError.
 	ErrScopesHeld = errors.New("the API's scopes are held")
 )
 
@@ -53,9 +55,13 @@ const HoldersListed = 10
 
 // ScopesHeldError is DeleteAPI's refusal: accounts or delegation grants
 // hold some of the API's scopes, and would hold them again, unnoticed, if
-// an API with those scopes were created later. errors.Is(err,
-// ErrScopesHeld) holds for it.
+// an API with those scopes were created later. It is also CreateAPI's:
+// accounts or grants hold some of the new API's scopes, left from a
+// deleted API before DeleteAPI refused. errors.Is(err, ErrScopesHeld)
+// holds for it.
 type ScopesHeldError struct {
+	// Op is what was refused: "create api" or "delete api".
+	Op  string
 	API string
 	// Holders are the first HoldersListed holders: accounts by ID, then
 	// delegation grants by organization and client ID.
@@ -74,7 +80,7 @@ type ScopeHolder struct {
 }
 
 func (e *ScopesHeldError) Error() string {
-	return fmt.Sprintf("delete api %s: %v (%d holders)", e.API, ErrScopesHeld, e.Total)
+	return fmt.Sprintf("%s %s: %v (%d holders)", e.Op, e.API, ErrScopesHeld, e.Total)
 }
 
 // Is makes errors.Is(err, ErrScopesHeld) true.
@@ -403,6 +409,8 @@ type Storage interface {
 	// use is recorded by the token events.
 	TouchSecrets(ctx context.Context, lastUsed map[string]time.Time) error
 
+	// CreateAPI fails with a *ScopesHeldError when accounts or grants
+	// already hold some of its scopes (see ErrScopesHeld).
 	CreateAPI(ctx context.Context, a API, ev AuditEvent) error
 	GetAPI(ctx context.Context, name string) (API, error)
 	ListAPIs(ctx context.Context) ([]API, error)

@@ -26,6 +26,9 @@ func scanAPI(row scanner) (storage.API, error) {
 // CreateAPI implements storage.Storage.
 func (s *Store) CreateAPI(ctx context.Context, a storage.API, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lock(ctx, tx, s.d.LockScopes, "lock scopes"); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, s.q["insertAPI"], a.Name, a.Identifier, a.Description, micros(a.CreatedAt),
 			formatOrDefault(a.TokenFormat), encodeList(a.Introspectors)); err != nil {
 			return s.wrap("create api", err)
@@ -34,6 +37,11 @@ func (s *Store) CreateAPI(ctx context.Context, a storage.API, ev storage.AuditEv
 			if _, err := tx.ExecContext(ctx, s.q["insertAPIScope"], sc, a.Name, i); err != nil {
 				return s.wrap("create api scope "+sc, err)
 			}
+		}
+		// Holders of the new scopes are left from a deleted API: they
+		// would get the new API's access unnoticed.
+		if err := s.scopeHolders(ctx, tx, "create api", a.Name); err != nil {
+			return err
 		}
 		return s.notify(ctx, tx, storage.ChangeAll)
 	}, ev)
@@ -145,7 +153,7 @@ func (s *Store) DeleteAPI(ctx context.Context, name string, ev storage.AuditEven
 		if err := s.lock(ctx, tx, s.d.LockScopes, "lock scopes"); err != nil {
 			return err
 		}
-		if err := s.scopeHolders(ctx, tx, name); err != nil {
+		if err := s.scopeHolders(ctx, tx, "delete api", name); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.q["deleteAPIScope"], name); err != nil {

@@ -134,33 +134,33 @@ func (s *Store) checkKnown(ctx context.Context, tx *sql.Tx, op string, old, now 
 
 // scopeHolders returns the ScopesHeldError of API name, or nil when no
 // account or grant holds its scopes. Only a refusal counts and lists them.
-func (s *Store) scopeHolders(ctx context.Context, tx *sql.Tx, name string) error {
+func (s *Store) scopeHolders(ctx context.Context, tx *sql.Tx, op, name string) error {
 	var held int
 	if err := tx.QueryRowContext(ctx, s.q["apiScopesHeld"], name, name).Scan(&held); err != nil {
-		return s.wrap("delete api", err)
+		return s.wrap(op, err)
 	}
 	if held == 0 {
 		return nil
 	}
-	e := &storage.ScopesHeldError{API: name}
+	e := &storage.ScopesHeldError{Op: op, API: name}
 	// A holder has a row per scope of the API it holds: the first
 	// HoldersListed holders are within this many rows.
 	var rowsNeeded int
 	if err := tx.QueryRowContext(ctx, s.q["countAPIScopes"], name).Scan(&rowsNeeded); err != nil {
-		return s.wrap("delete api", err)
+		return s.wrap(op, err)
 	}
 	rowsNeeded *= storage.HoldersListed
 	for _, kind := range []string{"apiAccountHolder", "apiGrantHolder"} {
 		var n int
 		if err := tx.QueryRowContext(ctx, s.q[kind+"Count"], name).Scan(&n); err != nil {
-			return s.wrap("delete api", err)
+			return s.wrap(op, err)
 		}
 		e.Total += n
 		if n == 0 || len(e.Holders) == storage.HoldersListed {
 			continue
 		}
 		if err := s.listHolders(ctx, tx, s.q[kind+"s"], name, rowsNeeded, e, kind == "apiGrantHolder"); err != nil {
-			return s.wrap("delete api", err)
+			return s.wrap(op, err)
 		}
 	}
 	if e.Total == 0 {

@@ -239,6 +239,35 @@ func testDeleteAPIHeld(t *testing.T, s storage.Storage) {
 	verifyAll(t, s)
 }
 
+// CreateAPI refuses scopes an account or a grant already holds (left from
+// a deleted API, unguarded writes): they would get the new API's access
+// unnoticed. Exactly those scopes: a near name does not count.
+func testCreateAPIHeld(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	stale := holder(1, false, "orders.read", "x")
+	mustNil(t, s.CreateAccount(ctx, stale, ev("account.create")))
+	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "example.com", CreatedAt: t0}, ev("org.create")))
+	mustNil(t, s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: "100000000000000000099", Scopes: []string{"orders.write"}, CreatedAt: t0}, ev("delegation.grant")))
+	before := len(verifyAll(t, s))
+	err := s.CreateAPI(ctx, storage.API{Name: "orders", Identifier: "https://orders", Scopes: []string{"orders.read", "orders.write"}, CreatedAt: t0}, ev("api.create"))
+	held, ok := errors.AsType[*storage.ScopesHeldError](err)
+	if !ok || !errors.Is(err, storage.ErrScopesHeld) || held.Op != "create api" || held.Total != 2 || len(held.Holders) != 2 ||
+		held.Holders[0].AccountID != stale.ID || !slices.Equal(held.Holders[0].Scopes, []string{"orders.read"}) || held.Holders[1].ClientID != "100000000000000000099" {
+		t.Fatalf("CreateAPI = %v (%+v), want a ScopesHeldError naming the account and the grant", err, held)
+	}
+	_, err = s.GetAPI(ctx, "orders")
+	wantErr(t, err, storage.ErrNotFound)
+	if n := len(verifyAll(t, s)); n != before {
+		t.Errorf("a refused create wrote audit events: %d events, want %d", n, before)
+	}
+	// Once they let go, the API can be created; a near name is no holder.
+	_, err = s.UpdateAccount(ctx, stale.ID, setScopes("x", "orders.readonly"), ev("account.update"))
+	mustNil(t, err)
+	mustNil(t, s.DeleteGrant(ctx, "example.com", "100000000000000000099", ev("delegation.revoke")))
+	mustNil(t, s.CreateAPI(ctx, storage.API{Name: "orders", Identifier: "https://orders", Scopes: []string{"orders.read", "orders.write"}, CreatedAt: t0}, ev("api.create")))
+	verifyAll(t, s)
+}
+
 // A change guarded by KnownScopes may grant only scopes of APIs, and
 // keeps scopes it held before whatever they are.
 func testGuardKnownScopes(t *testing.T, s storage.Storage) {

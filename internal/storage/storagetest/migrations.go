@@ -68,10 +68,10 @@ func DanglingCleanup(t *testing.T, open func(t *testing.T) storage.Storage, exec
 	ctx := context.Background()
 	s := open(t)
 	kept, gone := holder(1, false, "orders.read"), holder(2, false)
-	mustNil(t, s.CreateAccount(ctx, kept, ev("account.create")))
 	for _, name := range []string{"orders", "stock", "mail"} {
 		mustNil(t, s.CreateAPI(ctx, storage.API{Name: name, Identifier: "https://" + name, Scopes: []string{name + ".read"}, CreatedAt: t0}, ev("api.create")))
 	}
+	mustNil(t, s.CreateAccount(ctx, kept, ev("account.create")))
 	_, err := s.UpdateAPI(ctx, "mail", func(a storage.API) (storage.API, error) { a.Introspectors = []string{kept.ID}; return a, nil }, ev("api.update"))
 	mustNil(t, err)
 	for _, org := range []string{"example.com", "other.org"} {

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"GuardKnownScopes", testGuardKnownScopes},
 		{"GuardKnownScopesConcurrent", testGuardKnownScopesConcurrent},
 		{"DeleteAPIHeld", testDeleteAPIHeld},
+		{"CreateAPIHeld", testCreateAPIHeld},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeysConcurrent", testSigningKeysConcurrent},
 		{"SealedValues", testSealedValues},
@@ -1102,11 +1103,11 @@ func testDelegation(t *testing.T, s storage.Storage) {
 func testDeleteAccountCascades(t *testing.T, s storage.Storage) {
 	ctx := context.Background()
 	gone, kept := account("100000000000000000001", "gone@proj.example"), account("100000000000000000002", "kept@proj.example")
-	mustNil(t, s.CreateAccount(ctx, gone, ev("account.create")))
-	mustNil(t, s.CreateAccount(ctx, kept, ev("account.create")))
 	for _, name := range []string{"orders", "stock", "mail"} {
 		mustNil(t, s.CreateAPI(ctx, storage.API{Name: name, Identifier: "https://" + name, Scopes: []string{name + ".read"}, CreatedAt: t0}, ev("api.create")))
 	}
+	mustNil(t, s.CreateAccount(ctx, gone, ev("account.create")))
+	mustNil(t, s.CreateAccount(ctx, kept, ev("account.create")))
 	introspect := map[string][]string{"orders": {gone.ID, kept.ID}, "stock": {gone.ID}, "mail": {kept.ID}}
 	for name, ids := range introspect {
 		_, err := s.UpdateAPI(ctx, name, func(a storage.API) (storage.API, error) { a.Introspectors = ids; return a, nil }, ev("api.update"))
