@@ -48,8 +48,10 @@ type Config struct {
 	// IntrospectionAudit is how often introspections that find their token
 	// active are written to the audit log as summaries; 0 writes each
 	// before its answer.
-	IntrospectionAudit  time.Duration
-	MetricsListen       string
+	IntrospectionAudit time.Duration
+	MetricsListen      string
+	// Console serves the web console at /console/.
+	Console             bool
 	LogFormat, LogLevel string
 }
 
@@ -67,6 +69,7 @@ func DefaultConfig() Config {
 		ClockSkew:          time.Minute,
 		CacheTTL:           2 * time.Second,
 		IntrospectionAudit: time.Second,
+		Console:            true,
 		LogFormat:          "text",
 		LogLevel:           "info",
 	}
@@ -95,6 +98,7 @@ func (c *Config) addServeFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.CacheTTL, "cache-ttl", c.CacheTTL, "longest use of a cached account, key or API without news of a change (replicas on PostgreSQL hear of changes at once; this bounds a lost notification)")
 	fs.DurationVar(&c.IntrospectionAudit, "introspection-audit-interval", c.IntrospectionAudit, "write introspections that find their token active to the audit log this often, as one event per API, token, authentication method and source address with a count; 0 writes each one durably before its answer, as all others always are")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "address for Prometheus metrics at /metrics and Go profiles at /debug/pprof/, on a listener of its own (e.g. 127.0.0.1:9090; off when empty)")
+	fs.BoolVar(&c.Console, "console", c.Console, "serve the web console at /console/ (static files only: it signs in and works through the admin API; --console=false on servers that workloads alone reach)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/clientauth"
+	"github.com/keyward/keyward/internal/console"
 	"github.com/keyward/keyward/internal/discovery"
 	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/introspect"
@@ -52,6 +53,8 @@ type Config struct {
 	// CacheTTL bounds how long a cached account, key list or catalog is
 	// used without hearing of changes; 0 means 2 seconds.
 	CacheTTL time.Duration
+	// Console serves the web console at /console/.
+	Console bool
 }
 
 // Deps are the built dependencies.
@@ -140,6 +143,9 @@ func New(cfg Config, d Deps) *Server {
 	disc.Register(mux)
 	adminHTTP := admin.NewHandler(adminSvc, resolver, auth, signingKeys{d.Signer, d.Store}, cfg.Issuer, d.Logger)
 	adminHTTP.Register(mux)
+	if cfg.Console {
+		console.New().Register(mux)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))

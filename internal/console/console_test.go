@@ -1,0 +1,198 @@
+package console
+
+import (
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+func serve(t *testing.T, h http.Handler, method, target string, header http.Header) *httptest.ResponseRecorder {
+	t.Helper()
+	mux := http.NewServeMux()
+	h.(*Handler).Register(mux)
+	r := httptest.NewRequest(method, target, nil)
+	for k, vs := range header {
+		r.Header[k] = vs
+	}
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, r)
+	return w
+}
+
+func TestConsoleResponses(t *testing.T) {
+	h := New()
+	tests := []struct {
+		name, method, target string
+		status               int
+		contentType          string
+		cacheControl         string
+		location             string
+		allow                string
+		bodyHas              string
+	}{
+		{"index", "GET", "/console/", 200, "text/html; charset=utf-8", "no-store", "", "", `<script type="module" src="app.js">`},
+		{"index by name", "GET", "/console/index.html", 200, "text/html; charset=utf-8", "no-store", "", "", "<title>Keyward console</title>"},
+		{"index HEAD", "HEAD", "/console/", 200, "text/html; charset=utf-8", "no-store", "", "", ""},
+		{"script", "GET", "/console/app.js", 200, "text/javascript; charset=utf-8", "no-cache", "", "", "onSessionChange"},
+		{"module", "GET", "/console/signin.js", 200, "text/javascript; charset=utf-8", "no-cache", "", "", "crypto.subtle.sign"},
+		{"style", "GET", "/console/console.css", 200, "text/css; charset=utf-8", "no-cache", "", "", "[hidden]"},
+		{"icon", "GET", "/console/icon.svg", 200, "image/svg+xml", "no-cache", "", "", "<svg"},
+		{"no slash redirects", "GET", "/console", 301, "", "no-store", "console/", "", ""},
+		{"no slash HEAD redirects", "HEAD", "/console", 301, "", "no-store", "console/", "", ""},
+		{"unknown file", "GET", "/console/nope.js", 404, "text/plain; charset=utf-8", "no-store", "", "", "There is no console page /console/nope.js."},
+		{"no directory listing", "GET", "/console/static/", 404, "text/plain; charset=utf-8", "no-store", "", "", ""},
+		{"embedded path is not a URL", "GET", "/console/static/app.js", 404, "text/plain; charset=utf-8", "no-store", "", "", ""},
+		{"subdirectory", "GET", "/console/a/b", 404, "text/plain; charset=utf-8", "no-store", "", "", ""},
+		{"query ignored", "GET", "/console/?x=<script>", 200, "text/html; charset=utf-8", "no-store", "", "", ""},
+		{"POST", "POST", "/console/", 405, "text/plain; charset=utf-8", "no-store", "", "GET, HEAD", "GET or HEAD"},
+		{"PUT file", "PUT", "/console/app.js", 405, "text/plain; charset=utf-8", "no-store", "", "GET, HEAD", ""},
+		{"DELETE no slash", "DELETE", "/console", 405, "text/plain; charset=utf-8", "no-store", "", "GET, HEAD", ""},
+		{"OPTIONS", "OPTIONS", "/console/", 405, "text/plain; charset=utf-8", "no-store", "", "GET, HEAD", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := serve(t, h, tc.method, tc.target, nil)
+			if w.Code != tc.status {
+				t.Fatalf("status %d, want %d; body %q", w.Code, tc.status, w.Body)
+			}
+			want := map[string]string{
+				"Content-Security-Policy":      ContentSecurityPolicy,
+				"X-Content-Type-Options":       "nosniff",
+				"Referrer-Policy":              "no-referrer",
+				"X-Frame-Options":              "DENY",
+				"Content-Type":                 tc.contentType,
+				"Cache-Control":                tc.cacheControl,
+				"Location":                     tc.location,
+				"Allow":                        tc.allow,
+				"Set-Cookie":                   "",
+				"Access-Control-Allow-Origin":  "",
+				"Cross-Origin-Resource-Policy": "same-origin",
+			}
+			for k, v := range want {
+				if got := w.Header().Get(k); got != v {
+					t.Errorf("%s: %q, want %q", k, got, v)
+				}
+			}
+			if !strings.Contains(w.Body.String(), tc.bodyHas) {
+				t.Errorf("body lacks %q", tc.bodyHas)
+			}
+			if tc.method == "HEAD" && w.Body.Len() != 0 {
+				t.Errorf("HEAD has a body of %d bytes", w.Body.Len())
+			}
+		})
+	}
+}
+
+// The policy is the strict one: nothing but this origin, no framing, no
+// form submission, no base URL changes, HTML strings refused in sinks.
+func TestConsoleCSP(t *testing.T) {
+	for _, d := range []string{"default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "img-src 'self'",
+		"form-action 'none'", "frame-ancestors 'none'", "base-uri 'none'", "require-trusted-types-for 'script'"} {
+		if !slices.Contains(strings.Split(ContentSecurityPolicy, "; "), d) {
+			t.Errorf("the CSP lacks %s", d)
+		}
+	}
+	if strings.Contains(ContentSecurityPolicy, "unsafe") || strings.Contains(ContentSecurityPolicy, "data:") || strings.Contains(ContentSecurityPolicy, "*") {
+		t.Errorf("the CSP allows too much: %s", ContentSecurityPolicy)
+	}
+}
+
+func TestConsoleETag(t *testing.T) {
+	h := New()
+	w := serve(t, h, "GET", "/console/app.js", nil)
+	etag := w.Header().Get("ETag")
+	if etag == "" {
+		t.Fatal("no ETag on a script")
+	}
+	w = serve(t, h, "GET", "/console/app.js", http.Header{"If-None-Match": {etag}})
+	if w.Code != http.StatusNotModified {
+		t.Fatalf("If-None-Match with the ETag: %d, want 304", w.Code)
+	}
+	if w.Header().Get("Content-Security-Policy") == "" {
+		t.Error("a 304 lacks the security headers")
+	}
+}
+
+var (
+	// references in index.html: src and href of files next to it.
+	htmlRefRE = regexp.MustCompile(`(?:src|href)="([^"#:]+)"`)
+	// module imports: import … from "./x.js".
+	importRE = regexp.MustCompile(`from "\./([^"]+)"`)
+)
+
+// Every file the page refers to is embedded, and every embedded file is
+// referred to.
+func TestConsoleFilesReferenced(t *testing.T) {
+	h := New()
+	files := h.Files()
+	referenced := map[string]bool{"index.html": true}
+	for _, name := range files {
+		body := string(h.assets[name].body)
+		var refs [][]string
+		switch {
+		case strings.HasSuffix(name, ".html"):
+			refs = htmlRefRE.FindAllStringSubmatch(body, -1)
+		case strings.HasSuffix(name, ".js"):
+			refs = importRE.FindAllStringSubmatch(body, -1)
+		}
+		for _, m := range refs {
+			if !slices.Contains(files, m[1]) {
+				t.Errorf("%s refers to %s, which is not embedded", name, m[1])
+			}
+			referenced[m[1]] = true
+		}
+	}
+	for _, name := range files {
+		if !referenced[name] {
+			t.Errorf("%s is embedded but nothing refers to it", name)
+		}
+	}
+}
+
+// The page has no inline script or style (the CSP would block them) and
+// never turns strings into HTML or code.
+func TestConsoleNoInlineCodeOrHTMLSinks(t *testing.T) {
+	h := New()
+	index := string(h.assets["index.html"].body)
+	for _, bad := range []*regexp.Regexp{regexp.MustCompile(`<script(?:\s[^>]*)?>[^<]`), regexp.MustCompile(`<script(?:(?:\s(?:type="module"))?)>`),
+		regexp.MustCompile(`<style`), regexp.MustCompile(`\sstyle=`), regexp.MustCompile(`\son[a-z]+=`), regexp.MustCompile(`javascript:`)} {
+		if bad.MatchString(index) {
+			t.Errorf("index.html matches %s", bad)
+		}
+	}
+	for _, name := range h.Files() {
+		if !strings.HasSuffix(name, ".js") {
+			continue
+		}
+		body := string(h.assets[name].body)
+		for _, sink := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "localStorage", "sessionStorage", "document.cookie", "indexedDB"} {
+			if strings.Contains(body, sink) {
+				t.Errorf("%s uses %s", name, sink)
+			}
+		}
+	}
+}
+
+func TestConsoleRefusesUnknownFiles(t *testing.T) {
+	tests := []struct {
+		name string
+		fsys fstest.MapFS
+		want string
+	}{
+		{"unknown extension", fstest.MapFS{"static/index.html": {}, "static/x.exe": {}}, "no content type"},
+		{"no index", fstest.MapFS{"static/app.js": {}}, "index.html is missing"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := newHandler(fs.FS(tc.fsys))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,94 @@
+// The session and the calls to the server. The access token lives in this
+// module's memory only: never in storage or cookies, so a reload signs out.
+
+let session = null; // { token, who, expiresAt (ms or null), timer }
+const listeners = [];
+
+// ApiError is a refused request, with the server's description.
+export class ApiError extends Error {
+  constructor(status, code, description) {
+    super(description || code || `The server answered HTTP ${status}.`);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+// onSessionChange registers fn(session or null, reason) for sign-in and
+// sign-out.
+export function onSessionChange(fn) { listeners.push(fn); }
+
+export function currentSession() { return session; }
+
+// signIn keeps the token and signs out when it expires.
+export function signIn(token, who, expiresAt) {
+  signOut(null, true);
+  session = { token, who, expiresAt, timer: null };
+  if (expiresAt) {
+    // setTimeout cannot wait longer than about 24.8 days.
+    const ms = Math.min(Math.max(expiresAt - Date.now(), 0), 2 ** 31 - 1);
+    session.timer = setTimeout(() => signOut("Your access token expired; sign in again."), ms);
+  }
+  listeners.forEach((fn) => fn(session, null));
+}
+
+// signOut forgets the token; reason, if any, is shown on the sign-in page.
+export function signOut(reason = null, quiet = false) {
+  if (session?.timer) clearTimeout(session.timer);
+  const had = session !== null;
+  session = null;
+  if (had && !quiet) listeners.forEach((fn) => fn(null, reason));
+}
+
+// request sends a request to this server (paths are relative to the
+// console, so a proxy may mount Keyward under a prefix) and returns the
+// decoded JSON answer (data, null when empty) and its Date header. auth
+// is true for the session's token, a string for that token, or false. It
+// throws ApiError.
+export async function request(method, path, { body, form, auth = true } = {}) {
+  const headers = {};
+  const init = { method, headers, credentials: "omit", cache: "no-store", redirect: "error" };
+  if (auth === true) {
+    if (!session) throw new ApiError(401, "invalid_token", "You are signed out.");
+    headers.Authorization = "Bearer " + session.token;
+  } else if (auth) {
+    headers.Authorization = "Bearer " + auth;
+  }
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  } else if (form !== undefined) {
+    init.body = new URLSearchParams(form);
+  }
+  let resp;
+  try {
+    resp = await fetch(new URL(".." + path, document.baseURI), init);
+  } catch (e) {
+    throw new ApiError(0, "network", `Could not reach the server (${e.message}).`);
+  }
+  const text = await resp.text();
+  let data = null;
+  if (text !== "") {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      throw new ApiError(resp.status, "bad_response", `The server answered HTTP ${resp.status} ${resp.statusText} with a body that is not JSON.`);
+    }
+  }
+  if (!resp.ok) {
+    const err = new ApiError(resp.status, data?.error, data?.error_description);
+    if (auth === true && resp.status === 401) signOut(err.message);
+    throw err;
+  }
+  return { data, date: resp.headers.get("Date") };
+}
+
+// The admin API: path is below /v1.
+export const admin = {
+  get: async (path) => (await request("GET", "/v1" + path)).data,
+  post: async (path, body) => (await request("POST", "/v1" + path, { body })).data,
+  patch: async (path, body) => (await request("PATCH", "/v1" + path, { body })).data,
+  del: async (path) => (await request("DELETE", "/v1" + path)).data,
+};
+
+// seg escapes one path segment.
+export const seg = encodeURIComponent;

@@ -1,0 +1,320 @@
+// The Keyward console: sign-in, a hash router, and the views of service
+// accounts, their keys and secrets, the APIs and the audit log, all read
+// and changed through the admin REST API.
+
+import { admin, seg, onSessionChange, currentSession, signOut } from "./api.js";
+import { withKeyFile, withToken } from "./signin.js";
+import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, download, act, button } from "./dom.js";
+import { auditView } from "./audit.js";
+
+const $ = (id) => document.getElementById(id);
+
+// --- routing ---
+
+const routes = [
+  [/^#\/accounts$/, accountsView],
+  [/^#\/accounts\/([^/]+)$/, accountView],
+  [/^#\/apis$/, apisView],
+  [/^#\/apis\/([^/]+)$/, apiView],
+  [/^#\/audit$/, auditView],
+];
+
+let rendering = 0; // the latest render wins when several overlap
+
+// route shows the view the location's hash names; it reports whether it
+// could.
+async function route() {
+  if (!currentSession()) return false;
+  if (!location.hash || location.hash === "#" || location.hash === "#/") {
+    location.replace("#/accounts");
+    return false;
+  }
+  const n = ++rendering;
+  const view = $("view");
+  for (const a of document.querySelectorAll("#nav a")) {
+    a.classList.toggle("current", location.hash.startsWith(a.getAttribute("href")));
+  }
+  const found = routes.find(([re]) => re.test(location.hash));
+  if (!found) {
+    view.replaceChildren(h("p", {}, "There is no console page ", h("code", {}, location.hash), "."));
+    return false;
+  }
+  const [re, render] = found;
+  const args = re.exec(location.hash).slice(1).map(decodeURIComponent);
+  view.setAttribute("aria-busy", "true");
+  try {
+    const el = await render(...args);
+    if (n === rendering && currentSession()) view.replaceChildren(el);
+    return true;
+  } catch (e) {
+    if (n !== rendering || !currentSession()) return false;
+    showError(e.message);
+    view.replaceChildren(h("p", { class: "empty" }, "This page could not be loaded."));
+    return false;
+  } finally {
+    if (n === rendering) view.removeAttribute("aria-busy");
+  }
+}
+
+// reload shows the current view again, keeping the alert shown.
+const reload = () => route();
+
+// pendingNotice is shown once the view changes.
+let pendingNotice = null;
+
+// go shows a view (the current one again if hash is the same), with a
+// notice.
+async function go(hash, notice) {
+  if (location.hash !== hash) {
+    pendingNotice = notice;
+    location.hash = hash;
+    return;
+  }
+  if (await reload() && notice) showNotice(notice);
+}
+
+const list = (xs) => (xs && xs.length ? xs.join(" ") : "—");
+
+// formInput makes a labelled input; returns [label, input].
+function formInput(label, name, attrs = {}) {
+  const id = "f-" + name;
+  return [h("label", { for: id }, label), h("input", { id, name, autocomplete: "off", ...attrs })];
+}
+
+// --- service accounts ---
+
+async function accountsView() {
+  const pages = [""]; // page tokens of the pages shown so far
+  const holder = h("div");
+  const showPage = async () => {
+    const tok = pages[pages.length - 1];
+    const res = await admin.get("/service-accounts?limit=50" + (tok ? "&page_token=" + seg(tok) : ""));
+    const prev = button("Previous page", async () => { pages.pop(); await showPage(); });
+    prev.disabled = pages.length === 1;
+    const next = button("Next page", async () => { pages.push(res.next_page_token); await showPage(); });
+    next.disabled = !res.next_page_token;
+    holder.replaceChildren(
+      table([
+        ["Email", (a) => h("a", { href: "#/accounts/" + seg(a.client_id) }, a.email)],
+        ["Display name", (a) => a.display_name || "—"],
+        ["Client ID", (a) => h("code", {}, a.client_id)],
+        ["Scopes", (a) => list(a.scopes)],
+        ["State", (a) => state(a.disabled)],
+      ], res.service_accounts, "No service accounts."),
+      h("div", { class: "pager" }, prev, next));
+  };
+  await showPage();
+  return h("section", {}, h("h1", {}, "Service accounts"), createAccountForm(), holder);
+}
+
+function createAccountForm() {
+  const submit = h("button", { type: "submit" }, "Create service account");
+  const form = h("form", { class: "grid", id: "create-account" },
+    ...formInput("Name", "name", { required: true, placeholder: "nightly-report" }),
+    ...formInput("Project", "project", { required: true, placeholder: "billing" }),
+    ...formInput("Display name", "display_name"),
+    ...formInput("Description", "description"),
+    ...formInput("Scopes (space-separated)", "scopes", { placeholder: "orders.read orders.write" }),
+    ...formInput("Token lifetime (seconds, empty for the default)", "lifetime", { type: "number", min: 60 }),
+    h("span"), submit);
+  form.addEventListener("submit", act(submit, async () => {
+    const f = new FormData(form);
+    const body = {
+      name: f.get("name").trim(), project: f.get("project").trim(),
+      display_name: f.get("display_name"), description: f.get("description"),
+      scopes: f.get("scopes").split(/[\s,]+/).filter(Boolean),
+    };
+    if (f.get("lifetime") !== "") body.token_lifetime_seconds = Number(f.get("lifetime"));
+    const a = await admin.post("/service-accounts", body);
+    await go("#/accounts/" + seg(a.client_id), `Created the service account ${a.email}.`);
+  }));
+  return h("details", { class: "box" }, h("summary", {}, "Create a service account"), form);
+}
+
+async function accountView(id) {
+  const path = "/service-accounts/" + seg(id);
+  const [a, keys, secrets] = await Promise.all([admin.get(path), admin.get(path + "/keys"), admin.get(path + "/secrets")]);
+  const toggle = a.disabled
+    ? button("Enable", async () => { await admin.post(path + "/enable"); await go(location.hash, `Enabled ${a.email}.`); })
+    : button("Disable", async () => { await admin.post(path + "/disable"); await go(location.hash, `Disabled ${a.email}; its tokens stop working at once.`); });
+  const del = button("Delete", async () => {
+    if (!await confirmAction(`Delete the service account ${a.email} with its keys and secrets? This cannot be undone.`, "Delete")) return;
+    await admin.del(path);
+    await go("#/accounts", `Deleted the service account ${a.email}.`);
+  }, "danger");
+  return h("section", {},
+    h("p", {}, h("a", { href: "#/accounts" }, "← Service accounts")),
+    h("h1", {}, a.email),
+    fields([
+      ["Client ID", h("code", {}, a.client_id)],
+      ["State", state(a.disabled)],
+      ["Display name", a.display_name || "—"],
+      ["Description", a.description || "—"],
+      ["Scopes", list(a.scopes)],
+      ["Token lifetime", a.token_lifetime_seconds + " s"],
+      ["Token format", a.token_format || "as the APIs say"],
+      ["Authentication methods", list(a.auth_methods)],
+      ["Tokens revoked before", fmtTime(a.tokens_revoked_before)],
+      ["Created", fmtTime(a.created_at)],
+      ["Updated", fmtTime(a.updated_at)],
+    ]),
+    h("div", { class: "actions" }, toggle, del),
+    keysSection(a, path, keys.keys),
+    secretsSection(path, secrets.secrets));
+}
+
+function keysSection(a, path, keys) {
+  const days = h("input", { id: "key-days", type: "number", min: 1, placeholder: "never" });
+  const create = h("button", { type: "submit" }, "Create key");
+  const form = h("form", { class: "inline" }, h("label", { for: "key-days" }, "Expires in days"), days, create);
+  form.addEventListener("submit", act(create, async () => {
+    const body = days.value === "" ? {} : { expires_in_seconds: Math.round(Number(days.value) * 86400) };
+    const kf = await admin.post(path + "/keys", body);
+    download(`${a.name}-${a.project}-${kf.private_key_id.slice(0, 8)}.json`, JSON.stringify(kf, null, 2) + "\n");
+    await go(location.hash, `Created the key ${kf.private_key_id}. Its key file was downloaded; the private key is in that file only, so keep it safe.`);
+  }));
+  const kpath = (k) => path + "/keys/" + seg(k.key_id);
+  return h("section", {}, h("h2", {}, "Keys"),
+    table([
+      ["Key ID", (k) => h("code", {}, k.key_id)],
+      ["Algorithm", (k) => k.algorithm],
+      ["Origin", (k) => k.origin],
+      ["State", (k) => state(k.disabled)],
+      ["Created", (k) => fmtTime(k.created_at)],
+      ["Expires", (k) => fmtTime(k.expires_at)],
+      ["", (k) => h("span", { class: "actions" },
+        k.disabled
+          ? button("Enable", async () => { await admin.post(kpath(k) + "/enable"); await go(location.hash, `Enabled the key ${k.key_id}.`); })
+          : button("Disable", async () => { await admin.post(kpath(k) + "/disable"); await go(location.hash, `Disabled the key ${k.key_id}.`); }),
+        button("Delete", async () => {
+          if (!await confirmAction(`Delete the key ${k.key_id}? Programs using its key file stop getting tokens.`, "Delete")) return;
+          await admin.del(kpath(k));
+          await go(location.hash, `Deleted the key ${k.key_id}.`);
+        }, "danger"))],
+    ], keys, "No keys."),
+    form);
+}
+
+function secretsSection(path, secrets) {
+  const shown = h("div");
+  const holder = h("div");
+  const spath = (s) => path + "/secrets/" + seg(s.secret_id);
+  // refresh redraws just the list, so a new secret shown above stays.
+  const refresh = async (notice) => {
+    render((await admin.get(path + "/secrets")).secrets);
+    if (notice) showNotice(notice);
+  };
+  const render = (list) => holder.replaceChildren(table([
+    ["Secret ID", (s) => h("code", {}, s.secret_id)],
+    ["Hint", (s) => s.hint],
+    ["State", (s) => state(s.disabled)],
+    ["Created", (s) => fmtTime(s.created_at)],
+    ["Expires", (s) => fmtTime(s.expires_at)],
+    ["Last used", (s) => fmtTime(s.last_used_at)],
+    ["", (s) => h("span", { class: "actions" },
+      s.disabled
+        ? button("Enable", async () => { await admin.post(spath(s) + "/enable"); await refresh(`Enabled the secret ${s.secret_id}.`); })
+        : button("Disable", async () => { await admin.post(spath(s) + "/disable"); await refresh(`Disabled the secret ${s.secret_id}.`); }),
+      button("Delete", async () => {
+        if (!await confirmAction(`Delete the secret ${s.secret_id}? Programs using it stop getting tokens.`, "Delete")) return;
+        await admin.del(spath(s));
+        await refresh(`Deleted the secret ${s.secret_id}.`);
+      }, "danger"))],
+  ], list, "No client secrets."));
+  render(secrets);
+  const create = button("Create secret", async () => {
+    const s = await admin.post(path + "/secrets", {});
+    // Shown this once: the server keeps only a hash of it.
+    const value = h("input", { readonly: true, value: s.client_secret, id: "new-secret", class: "secret", "aria-label": "New client secret" });
+    shown.replaceChildren(h("div", { class: "box once" },
+      h("p", {}, `The new client secret of client ${s.client_id}. It is shown this once; copy it now.`),
+      value,
+      h("button", { type: "button", onclick: () => shown.replaceChildren() }, "I have copied it")));
+    value.select();
+    await refresh();
+  });
+  return h("section", {}, h("h2", {}, "Client secrets"), shown, holder, h("div", { class: "actions" }, create));
+}
+
+// --- APIs ---
+
+async function apisView() {
+  const res = await admin.get("/apis");
+  return h("section", {}, h("h1", {}, "APIs"),
+    table([
+      ["Name", (a) => h("a", { href: "#/apis/" + seg(a.name) }, a.name)],
+      ["Identifier (audience)", (a) => h("code", {}, a.identifier)],
+      ["Scopes", (a) => list(a.scopes)],
+      ["Token format", (a) => a.token_format],
+    ], res.apis, "No APIs."));
+}
+
+async function apiView(name) {
+  const a = await admin.get("/apis/" + seg(name));
+  return h("section", {},
+    h("p", {}, h("a", { href: "#/apis" }, "← APIs")),
+    h("h1", {}, a.name),
+    fields([
+      ["Identifier (audience)", h("code", {}, a.identifier)],
+      ["Description", a.description || "—"],
+      ["Scopes", list(a.scopes)],
+      ["Token format", a.token_format],
+      ["Introspectors", list(a.introspectors)],
+      ["Created", fmtTime(a.created_at)],
+    ]));
+}
+
+// --- session ---
+
+let clock = null;
+
+function showSession(s) {
+  const expiry = () => {
+    if (!s.expiresAt) return " · token expiry unknown";
+    const min = Math.max(0, Math.round((s.expiresAt - Date.now()) / 60000));
+    return ` · token expires ${fmtTime(s.expiresAt)} (in ${min} min)`;
+  };
+  $("who").textContent = "Signed in as " + s.who + expiry();
+  clearInterval(clock);
+  clock = setInterval(() => { if (currentSession() === s) $("who").textContent = "Signed in as " + s.who + expiry(); }, 30000);
+}
+
+onSessionChange((s, reason) => {
+  $("signin").hidden = !!s;
+  $("view").hidden = $("nav").hidden = $("session").hidden = !s;
+  if (s) {
+    clearAlert();
+    showSession(s);
+    route();
+    return;
+  }
+  clearInterval(clock);
+  $("view").replaceChildren(); // leave nothing readable behind
+  $("keyfile").value = "";
+  $("token").value = "";
+  if (reason) showError(reason); else showNotice("Signed out.");
+});
+
+function setUp() {
+  const kfSubmit = $("keyfile-form").querySelector("button");
+  $("keyfile-form").addEventListener("submit", act(kfSubmit, async () => {
+    const file = $("keyfile").files[0];
+    if (!file) throw new Error("Choose a key file first.");
+    if (file.size > 64 * 1024) throw new Error("That file is too large to be a key file.");
+    await withKeyFile(await file.text());
+  }));
+  const tokSubmit = $("token-form").querySelector("button");
+  $("token-form").addEventListener("submit", act(tokSubmit, () => withToken($("token").value)));
+  $("signout").addEventListener("click", () => signOut());
+  window.addEventListener("hashchange", () => {
+    clearAlert();
+    if (pendingNotice) showNotice(pendingNotice);
+    pendingNotice = null;
+    route();
+  });
+  window.addEventListener("error", (e) => showError("The console failed: " + e.message));
+  window.addEventListener("unhandledrejection", (e) => showError("The console failed: " + (e.reason?.message ?? e.reason)));
+  $("signin").hidden = false;
+}
+
+setUp();

@@ -1,0 +1,121 @@
+// Building the page: elements are made with createElement and text is
+// always set with textContent, never parsed as HTML.
+
+// h makes an element. attrs sets properties (class → className, on* →
+// event listeners); children are nodes or strings (text), null is skipped.
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else if (k === "data") Object.assign(el.dataset, v);
+    else if (k in el && typeof v !== "string") el[k] = v;
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+// fmtTime shows an RFC 3339 time (or milliseconds) in UTC, to the second.
+export function fmtTime(t) {
+  if (t === undefined || t === null || t === "") return "—";
+  const d = new Date(t);
+  if (isNaN(d)) return String(t);
+  return d.toISOString().slice(0, 19).replace("T", " ") + " UTC";
+}
+
+// table makes a table of rows; columns are [heading, row → cell content].
+export function table(columns, rows, empty) {
+  if (rows.length === 0) return h("p", { class: "empty" }, empty);
+  return h("table", {},
+    h("thead", {}, h("tr", {}, columns.map(([head]) => h("th", {}, head)))),
+    h("tbody", {}, rows.map((r) => h("tr", {}, columns.map(([, cell]) => h("td", {}, cell(r)))))));
+}
+
+// fields makes a definition list of [label, value] pairs.
+export function fields(pairs) {
+  return h("dl", { class: "fields" }, pairs.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+
+// state shows enabled or disabled.
+export function state(disabled) {
+  return h("span", { class: disabled ? "state off" : "state on" }, disabled ? "disabled" : "enabled");
+}
+
+const alertBox = () => document.getElementById("alert");
+
+// showError puts a message in the alert area; the admin API's descriptions
+// are written for people and shown as they are.
+export function showError(msg) {
+  const box = alertBox();
+  box.className = "error";
+  box.textContent = msg;
+  box.hidden = false;
+}
+
+// showNotice puts a neutral message in the alert area.
+export function showNotice(msg) {
+  const box = alertBox();
+  box.className = "notice";
+  box.textContent = msg;
+  box.hidden = false;
+}
+
+// clearAlert empties the alert area.
+export function clearAlert() {
+  alertBox().hidden = true;
+  alertBox().textContent = "";
+}
+
+// confirmAction asks in a modal dialog; it resolves to true on Confirm.
+export function confirmAction(question, action = "Confirm") {
+  const dlg = document.getElementById("confirm");
+  document.getElementById("confirm-text").textContent = question;
+  const ok = document.getElementById("confirm-ok");
+  ok.textContent = action;
+  return new Promise((resolve) => {
+    const done = (answer) => () => { dlg.close(); resolve(answer); };
+    ok.onclick = done(true);
+    document.getElementById("confirm-cancel").onclick = done(false);
+    dlg.oncancel = () => resolve(false); // Escape
+    dlg.showModal();
+  });
+}
+
+// download saves text as a file the browser offers to the user.
+export function download(filename, text) {
+  const url = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+  const a = h("a", { href: url, download: filename, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+// act runs an action from a button or form: it disables the control while
+// the action runs and shows the error it ends with, if any.
+export function act(control, fn) {
+  return async (ev) => {
+    ev?.preventDefault();
+    clearAlert();
+    control.disabled = true;
+    try {
+      await fn();
+    } catch (e) {
+      showError(e.message);
+    } finally {
+      control.disabled = false;
+    }
+  };
+}
+
+// button makes a button that runs fn through act.
+export function button(label, fn, cls) {
+  const b = h("button", { type: "button", class: cls }, label);
+  b.addEventListener("click", act(b, fn));
+  return b;
+}

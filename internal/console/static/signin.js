@@ -1,0 +1,112 @@
+// Signing in: with a service-account key file, whose private key signs a
+// JWT-bearer assertion (RFC 7523 §2.1) here in the browser with WebCrypto,
+// or with an access token pasted as it is.
+
+import { ApiError, request, admin, signIn } from "./api.js";
+
+// The admin API's scope (internal/admin.AdminScope).
+const ADMIN_SCOPE = "keyward.admin";
+const JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+const fail = (msg) => { throw new ApiError(0, "console", msg); };
+
+const b64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)))
+  .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+const b64urlJSON = (v) => b64url(new TextEncoder().encode(JSON.stringify(v)));
+
+// parseKeyFile reads and checks the fields of a JSON key file.
+export function parseKeyFile(text) {
+  let kf;
+  try {
+    kf = JSON.parse(text);
+  } catch {
+    fail("That file is not JSON; choose a service-account key file (the output of keyward keys create).");
+  }
+  if (typeof kf !== "object" || kf === null) fail("That file is not a JSON object; choose a service-account key file.");
+  for (const f of ["client_email", "private_key", "private_key_id"]) {
+    if (typeof kf[f] !== "string" || kf[f] === "") {
+      fail(`The key file has no ${f}; it must be a service-account key file with a private key (keyward keys create).`);
+    }
+  }
+  return kf;
+}
+
+// pkcs8 decodes the DER bytes of a PEM "PRIVATE KEY" block.
+function pkcs8(pem) {
+  const m = /-----BEGIN PRIVATE KEY-----([A-Za-z0-9+/=\s]+)-----END PRIVATE KEY-----/.exec(pem);
+  if (!m) fail("The key file's private_key is not a PKCS#8 PEM block (-----BEGIN PRIVATE KEY-----).");
+  return Uint8Array.from(atob(m[1].replace(/\s+/g, "")), (c) => c.charCodeAt(0));
+}
+
+// importKey imports an RSA key for RS256 or a P-256 key for ES256.
+async function importKey(der) {
+  const tries = [
+    ["RS256", { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, { name: "RSASSA-PKCS1-v1_5" }],
+    ["ES256", { name: "ECDSA", namedCurve: "P-256" }, { name: "ECDSA", hash: "SHA-256" }],
+  ];
+  for (const [alg, importAlg, signAlg] of tries) {
+    try {
+      const key = await crypto.subtle.importKey("pkcs8", der, importAlg, false, ["sign"]);
+      return { alg, key, signAlg };
+    } catch {
+      // Not this kind of key; try the next.
+    }
+  }
+  fail("The key file's private key is neither an RSA key nor an ECDSA P-256 key, the kinds Keyward accepts (RS256, ES256).");
+}
+
+// withKeyFile signs in with the text of a key file.
+export async function withKeyFile(text) {
+  if (!globalThis.crypto?.subtle) {
+    fail("This browser offers no WebCrypto here: the page must be opened over HTTPS (or on localhost). Sign in with an access token instead.");
+  }
+  const kf = parseKeyFile(text);
+  const { alg, key, signAlg } = await importKey(pkcs8(kf.private_key));
+
+  // The audience is this server's token endpoint, from its metadata
+  // (RFC 8414); its Date header corrects a browser clock that is off.
+  const meta = await request("GET", "/.well-known/oauth-authorization-server", { auth: false });
+  const aud = meta.data?.token_endpoint;
+  if (typeof aud !== "string") fail("The server's metadata names no token_endpoint.");
+  let now = Date.now();
+  const serverNow = Date.parse(meta.date);
+  if (!isNaN(serverNow) && Math.abs(serverNow - now) > 30000) now = serverNow;
+  const iat = Math.floor(now / 1000);
+  const jti = b64url(crypto.getRandomValues(new Uint8Array(16)));
+
+  const input = b64urlJSON({ alg, typ: "JWT", kid: kf.private_key_id }) + "." +
+    b64urlJSON({ iss: kf.client_email, scope: ADMIN_SCOPE, aud, iat, exp: iat + 300, jti });
+  const sig = await crypto.subtle.sign(signAlg, key, new TextEncoder().encode(input));
+  const resp = await request("POST", "/token", {
+    auth: false, form: { grant_type: JWT_BEARER, assertion: input + "." + b64url(sig) },
+  });
+  const tok = resp.data;
+  if (typeof tok?.access_token !== "string") fail("The token endpoint answered without an access token.");
+  const expiresAt = typeof tok.expires_in === "number" ? Date.now() + tok.expires_in * 1000 : null;
+  signIn(tok.access_token, kf.client_email, expiresAt);
+}
+
+// claimsOf returns the payload of a JWT, or null for an opaque token.
+function claimsOf(token) {
+  const parts = token.split(".");
+  if (parts.length !== 3) return null;
+  try {
+    return JSON.parse(atob(parts[1].replace(/-/g, "+").replace(/_/g, "/")));
+  } catch {
+    return null;
+  }
+}
+
+// withToken signs in with a pasted access token, after checking that the
+// admin API accepts it.
+export async function withToken(raw) {
+  const token = raw.trim().replace(/^Bearer\s+/i, "");
+  if (token === "") fail("Paste an access token first.");
+  if (/\s/.test(token)) fail("An access token has no spaces or line breaks; paste just the token.");
+  const c = claimsOf(token);
+  const expiresAt = typeof c?.exp === "number" ? c.exp * 1000 : null;
+  if (expiresAt !== null && expiresAt <= Date.now()) fail("That access token has expired; get a new one with keyward token.");
+  const who = c?.client_email || c?.client_id || c?.sub || "an access token";
+  await request("GET", "/v1/service-accounts?limit=1", { auth: token });
+  signIn(token, who, expiresAt);
+}
