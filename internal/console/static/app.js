@@ -109,7 +109,7 @@ async function accountsView() {
 
 function createAccountForm() {
   const submit = h("button", { type: "submit" }, "Create service account");
-  const form = h("form", { class: "grid", id: "create-account" },
+  const form = h("form", { class: "grid" },
     ...formInput("Name", "name", { required: true, placeholder: "nightly-report" }),
     ...formInput("Project", "project", { required: true, placeholder: "billing" }),
     ...formInput("Display name", "display_name"),
@@ -128,7 +128,7 @@ function createAccountForm() {
     const a = await admin.post("/service-accounts", body);
     await go("#/accounts/" + seg(a.client_id), `Created the service account ${a.email}.`);
   }));
-  return h("details", { class: "box" }, h("summary", {}, "Create a service account"), form);
+  return h("details", { class: "box", id: "create-account" }, h("summary", {}, "Create a service account"), form);
 }
 
 async function accountView(id) {

@@ -20,20 +20,21 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-// fmtTime shows an RFC 3339 time (or milliseconds) in UTC, to the second.
+// fmtTime shows an RFC 3339 time (or milliseconds) in UTC, to the second,
+// on one line.
 export function fmtTime(t) {
   if (t === undefined || t === null || t === "") return "—";
   const d = new Date(t);
   if (isNaN(d)) return String(t);
-  return d.toISOString().slice(0, 19).replace("T", " ") + " UTC";
+  return d.toISOString().slice(0, 19).replace("T", "\u00a0") + "\u00a0UTC";
 }
 
 // table makes a table of rows; columns are [heading, row → cell content].
 export function table(columns, rows, empty) {
   if (rows.length === 0) return h("p", { class: "empty" }, empty);
-  return h("table", {},
+  return h("div", { class: "scroll" }, h("table", {},
     h("thead", {}, h("tr", {}, columns.map(([head]) => h("th", {}, head)))),
-    h("tbody", {}, rows.map((r) => h("tr", {}, columns.map(([, cell]) => h("td", {}, cell(r)))))));
+    h("tbody", {}, rows.map((r) => h("tr", {}, columns.map(([, cell]) => h("td", {}, cell(r))))))));
 }
 
 // fields makes a definition list of [label, value] pairs.
