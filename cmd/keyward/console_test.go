@@ -2,7 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +21,8 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
+	"github.com/keyward/keyward/internal/admin"
+	kwoauth2 "github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/sakey"
 )
 
@@ -100,13 +107,100 @@ func browserSession(t *testing.T) (context.Context, func() []string) {
 	}
 }
 
+// consolePage is a browser tab on the console of a test server.
+type consolePage struct {
+	t    *testing.T
+	ctx  context.Context
+	logs func() []string
+}
+
+// step runs actions with a deadline, so no wait hangs the test.
+func (p *consolePage) step(name string, actions ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		p.t.Fatalf("%s: %v\nalert: %q\nconsole: %q", name, err, p.alert(), p.logs())
+	}
+}
+
+// eval evaluates a JavaScript expression, with a deadline.
+func eval[T any](p *consolePage, expr string) T {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		p.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// waitAlert waits for the alert area to show, as class (error or notice),
+// text containing want.
+func (p *consolePage) waitAlert(name, class, want string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	expr := fmt.Sprintf(`(() => { const a = document.getElementById("alert"); return !a.hidden && a.className === %q && a.textContent.includes(%q); })()`, class, want)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr)); err != nil {
+		p.t.Fatalf("%s: no %s alert with %q: %v\nalert: %q\nconsole: %q", name, class, want, err, p.alert(), p.logs())
+	}
+}
+
+// alert returns the text of the console's alert area.
+func (p *consolePage) alert() string {
+	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+	defer cancel()
+	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("alert").textContent`))
+	return s
+}
+
+// shot saves a screenshot into $KEYWARD_TEST_SCREENSHOTS, if set, for a
+// look at the page.
+func (p *consolePage) shot(name string) {
+	p.t.Helper()
+	dir := os.Getenv("KEYWARD_TEST_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "console-"+name+".png"), png, 0o644)
+	}
+	if err != nil {
+		p.t.Errorf("screenshot %s: %v", name, err)
+	}
+}
+
+// checkLogs fails the test for anything the page wrote to the browser
+// console but the failed requests the test provoked (status codes in
+// expected).
+func (p *consolePage) checkLogs(expected ...string) {
+	p.t.Helper()
+	for _, l := range p.logs() {
+		if !slices.ContainsFunc(expected, func(code string) bool { return strings.Contains(l, "status of "+code) }) {
+			p.t.Errorf("browser console: %s", l)
+		}
+	}
+}
+
+// viewButton selects a button of the current view by its label.
+func viewButton(label string) chromedp.Search {
+	return chromedp.Search(fmt.Sprintf(`//main[@id="view"]//button[normalize-space()=%q]`, label))
+}
+
 // TestConsoleBrowser drives the web console in a real browser against a
 // real server: it signs in with the bootstrap administrator's key file
 // (signed in the page with WebCrypto), shows an admin API error as the API
-// wrote it, creates a service account, disables it and creates a key whose
-// key file the browser downloads, and checks each change on the server.
+// wrote it, creates a service account, disables it, creates a key whose
+// key file the browser downloads and a secret shown once, reads the audit
+// log, and checks each change on the server.
 func TestConsoleBrowser(t *testing.T) {
 	ctx, consoleLog := browserSession(t)
+	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
 	m := startServer(t)
 	if m.AdminKeyFile == "" {
 		t.Fatal("first start did not write an administrator key file")
@@ -116,51 +210,7 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatalf("read %s: %v", m.AdminKeyFile, err)
 	}
 	downloads := t.TempDir()
-
-	// step runs actions with a deadline, so no wait hangs the test.
-	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			alert, _ := alertText(ctx)
-			t.Fatalf("%s: %v\nalert: %q\nconsole: %q", name, err, alert, consoleLog())
-		}
-	}
-	// waitAlert waits for the alert area to show text containing want.
-	waitAlert := func(name, class, want string) string {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		expr := fmt.Sprintf(`(() => { const a = document.getElementById("alert"); return !a.hidden && a.className === %q && a.textContent.includes(%q) ? a.textContent : ""; })()`, class, want)
-		got, err := chromedp.Run(sctx, chromedp.Poll[string](expr))
-		if err != nil {
-			alert, _ := alertText(ctx)
-			t.Fatalf("%s: no %s alert with %q: %v\nalert: %q\nconsole: %q", name, class, want, err, alert, consoleLog())
-		}
-		return got
-	}
-	// shot saves a screenshot into $KEYWARD_TEST_SCREENSHOTS, if set, for
-	// a look at the page.
-	shot := func(name string) {
-		t.Helper()
-		dir := os.Getenv("KEYWARD_TEST_SCREENSHOTS")
-		if dir == "" {
-			return
-		}
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
-		if err == nil {
-			err = os.WriteFile(filepath.Join(dir, "console-"+name+".png"), png, 0o644)
-		}
-		if err != nil {
-			t.Errorf("screenshot %s: %v", name, err)
-		}
-	}
-	button := func(label string) chromedp.Search {
-		return chromedp.Search(fmt.Sprintf(`//main[@id="view"]//button[normalize-space()=%q]`, label))
-	}
+	step, waitAlert, shot, button := p.step, p.waitAlert, p.shot, viewButton
 
 	step("open the console",
 		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
@@ -183,9 +233,8 @@ func TestConsoleBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#keyfile-form button")),
 		chromedp.WaitVisible(chromedp.CSS("#view table")),
 		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//a[text()=`+fmt.Sprintf("%q", adminKey.ClientEmail)+`]`)))
-	who, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.ID("who")))
-	if err != nil || !strings.Contains(who, adminKey.ClientEmail) || !strings.Contains(who, "token expires") {
-		t.Errorf("session line = %q (%v), want the admin's email and the token's expiry", who, err)
+	if who := eval[string](p, `document.getElementById("who").textContent`); !strings.Contains(who, adminKey.ClientEmail) || !strings.Contains(who, "token expires") {
+		t.Errorf("session line = %q, want the admin's email and the token's expiry", who)
 	}
 
 	// An invalid name: the page shows the API's description verbatim.
@@ -213,8 +262,8 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Errorf("account = %+v", acct)
 	}
 	// Server text is text: the display name is shown, not parsed.
-	if bold, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#view b") !== null`)); err != nil || bold {
-		t.Errorf("the display name became markup (%v)", err)
+	if eval[bool](p, `document.querySelector("#view b") !== null`) {
+		t.Error("the display name became markup")
 	}
 
 	step("disable the account", chromedp.Click(button("Disable")), chromedp.WaitVisible(button("Enable")))
@@ -234,44 +283,140 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Errorf("downloaded key file: id %s email %s token_uri %s, want id %s for %s", kf.PrivateKeyID, kf.ClientEmail, kf.TokenURI, keys[0].ID, email)
 	}
 	step("the key is listed", chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//main[@id="view"]//td/code[text()=%q]`, keys[0].ID))))
+
+	step("create a secret", chromedp.Click(button("Create secret")), chromedp.WaitVisible(chromedp.ID("new-secret")))
+	secret := eval[string](p, `document.getElementById("new-secret").value`)
+	secrets, err := m.Server.Admin.ListSecrets(context.Background(), acct.ID)
+	if err != nil || len(secrets) != 1 || len(secret) < 40 || !strings.HasSuffix(secret, secrets[0].Hint[len(secrets[0].Hint)-4:]) {
+		t.Fatalf("after Create secret the page shows %q; the server has %+v (%v)", secret, secrets, err)
+	}
+	step("the secret is listed", chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//main[@id="view"]//td/code[text()=%q]`, secrets[0].ID))))
 	shot("account")
+	step("the secret is shown once", chromedp.Click(viewButton("I have copied it")), chromedp.WaitNotPresent(chromedp.ID("new-secret")))
+
 	// The audit log, newest first: the key just created is on top.
 	step("the audit log", chromedp.Navigate(m.Issuer+"/console/#/audit"),
 		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//h1[text()="Audit log"]`)))
-	newest, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#view tbody tr:first-child td")].map((td) => td.textContent)`))
-	if err != nil || len(newest) < 5 || newest[2] != "key.create" || newest[4] != acct.ID {
-		t.Errorf("the newest audit event shown: %q (%v), want key.create of %s", newest, err, acct.ID)
+	newest := eval[[]string](p, `[...document.querySelectorAll("#view tbody tr:first-child td")].map((td) => td.textContent)`)
+	if len(newest) < 5 || newest[2] != "secret.create" || newest[4] != acct.ID {
+		t.Errorf("the newest audit event shown: %q, want secret.create of %s", newest, acct.ID)
 	}
 	shot("audit")
 
 	step("sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("keyfile-form")))
-	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.getElementById("view").childElementCount`)); err != nil || n != 0 {
-		t.Errorf("after sign-out the view holds %d elements (%v), want none", n, err)
+	if n := eval[int](p, `document.getElementById("view").childElementCount`); n != 0 {
+		t.Errorf("after sign-out the view holds %d elements, want none", n)
+	}
+	// The bad token's 401 and the bad name's 400 are logged by the browser
+	// as failed requests; anything else is a fault of the page.
+	p.checkLogs("401", "400")
+}
+
+// TestConsoleSignIn checks the ways in and out of the console: key files
+// that are not usable give a clear message; an ES256 key file of another
+// administrator signs in; a pasted token without the admin scope is
+// refused with the API's description; a pasted token that expires signs
+// the page out when it does.
+func TestConsoleSignIn(t *testing.T) {
+	ctx, consoleLog := browserSession(t)
+	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
+	m := startServer(t)
+	var adminKey sakey.KeyFile
+	if data, err := os.ReadFile(m.AdminKeyFile); err != nil || json.Unmarshal(data, &adminKey) != nil {
+		t.Fatalf("read %s: %v", m.AdminKeyFile, err)
 	}
 
-	for _, l := range consoleLog() {
-		// The bad token's 401 is logged by the browser as a failed
-		// request; anything else is a fault of the page.
-		if strings.Contains(l, "401 (Unauthorized)") || strings.Contains(l, "400 (Bad Request)") {
-			continue
-		}
-		t.Errorf("browser console: %s", l)
+	// An administrator with an uploaded P-256 key, and its key file.
+	bg, sys := context.Background(), admin.Actor{ID: "test"}
+	ecAdmin, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: "ec-admin", Project: "keyward", Scopes: []string{admin.AdminScope}})
+	if err != nil {
+		t.Fatal(err)
 	}
+	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	spki, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	key, err := m.Server.Admin.UploadKey(bg, sys, ecAdmin.ID, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, _ := x509.MarshalPKCS8PrivateKey(priv)
+	dir := t.TempDir()
+	file := func(name string, v any) string {
+		path := filepath.Join(dir, name)
+		data, ok := v.([]byte)
+		if !ok {
+			data, _ = json.Marshal(v)
+		}
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	ecFile := file("ec.json", sakey.KeyFile{Type: "service_account", ClientEmail: ecAdmin.Email, ClientID: ecAdmin.ID, PrivateKeyID: key.ID,
+		PrivateKey: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})), TokenURI: m.Issuer + "/token"})
+	noKey := adminKey
+	noKey.PrivateKey = ""
+	wrongKey := adminKey
+	wrongKey.PrivateKey = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+
+	p.step("open the console", chromedp.Navigate(m.Issuer+"/console/"), chromedp.WaitVisible(chromedp.ID("keyfile-form")))
+	for _, tc := range []struct{ name, path, want string }{
+		{"not JSON", file("notjson.json", []byte("hello")), "That file is not JSON"},
+		{"no private key", file("nokey.json", noKey), "The key file has no private_key"},
+		{"not a key", file("wrongkey.json", wrongKey), "neither an RSA key nor an ECDSA P-256 key"},
+	} {
+		p.step(tc.name, chromedp.SetUploadFiles(chromedp.ID("keyfile"), []string{tc.path}), chromedp.Click(chromedp.CSS("#keyfile-form button")))
+		p.waitAlert(tc.name, "error", tc.want)
+	}
+
+	p.step("sign in with the ES256 key file",
+		chromedp.SetUploadFiles(chromedp.ID("keyfile"), []string{ecFile}),
+		chromedp.Click(chromedp.CSS("#keyfile-form button")),
+		chromedp.WaitVisible(chromedp.CSS("#view table")))
+	if who := eval[string](p, `document.getElementById("who").textContent`); !strings.Contains(who, ecAdmin.Email) {
+		t.Errorf("signed in as %q, want %s", who, ecAdmin.Email)
+	}
+	p.step("the APIs", chromedp.Click(chromedp.CSS(`#nav a[href="#/apis"]`)),
+		chromedp.Click(chromedp.Search(`//main[@id="view"]//a[text()="keyward"]`)),
+		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//code[text()="urn:keyward:admin"]`)))
+	p.step("sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("token-form")))
+
+	mint := func(scope string, life time.Duration) string {
+		now := time.Now()
+		tok, err := m.signer.Sign(kwoauth2.AccessClaims{Issuer: m.Issuer, Subject: adminKey.ClientID, ClientID: adminKey.ClientID, ClientEmail: adminKey.ClientEmail,
+			Audience: kwoauth2.Audience{admin.BuiltinAPIIdentifier}, Scope: scope, IssuedAt: now.Unix(), Expiry: now.Add(life).Unix(), ID: rand.Text()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	// Pasted, not typed: typing a JWT key by key takes seconds.
+	p.step("paste a token without the admin scope",
+		setInput("token", mint(admin.IntrospectScope, time.Hour)), chromedp.Click(chromedp.CSS("#token-form button")))
+	p.waitAlert("no admin scope", "error", "The access token lacks the keyward.admin scope.")
+
+	p.step("paste a token about to expire",
+		setInput("token", mint(admin.AdminScope, 5*time.Second)), chromedp.Click(chromedp.CSS("#token-form button")),
+		// Back on the page it was on at sign-out.
+		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//code[text()="urn:keyward:admin"]`)))
+	if who := eval[string](p, `document.getElementById("who").textContent`); !strings.Contains(who, adminKey.ClientEmail) {
+		t.Errorf("signed in as %q, want %s", who, adminKey.ClientEmail)
+	}
+	p.waitAlert("expiry", "error", "Your access token expired; sign in again.")
+	if eval[bool](p, `document.getElementById("signin").hidden || document.getElementById("view").childElementCount > 0`) {
+		t.Error("after the token expired the page still shows the view")
+	}
+	p.checkLogs("403")
 }
 
 // clearInput empties an input as a user selecting all and deleting would.
-func clearInput(id string) chromedp.Action[chromedp.Void] {
+func clearInput(id string) chromedp.Action[chromedp.Void] { return setInput(id, "") }
+
+// setInput sets the value of an input as pasting into an empty one would.
+func setInput(id, value string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := chromedp.Evaluate[string](fmt.Sprintf(`document.getElementById(%q).value = ""`, id))(ctx, t)
+		_, err := chromedp.Evaluate[string](fmt.Sprintf(`document.getElementById(%q).value = %q`, id, value))(ctx, t)
 		return err
 	})
-}
-
-// alertText returns the text of the console's alert area.
-func alertText(ctx context.Context) (string, error) {
-	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	return chromedp.Run(sctx, chromedp.Evaluate[string](`document.getElementById("alert").textContent`))
 }
 
 // waitKeyFile waits up to 20 seconds for the browser to finish downloading
