@@ -40,9 +40,14 @@ async function route() {
     return false;
   }
   const [re, render] = found;
-  const args = re.exec(location.hash).slice(1).map(decodeURIComponent);
   view.setAttribute("aria-busy", "true");
   try {
+    let args;
+    try {
+      args = re.exec(location.hash).slice(1).map(decodeURIComponent);
+    } catch {
+      throw new Error(`The address ${location.hash} is not valid: it has a broken %-escape.`);
+    }
     const el = await render(...args);
     if (n === rendering && currentSession()) view.replaceChildren(el);
     return true;
@@ -74,6 +79,13 @@ async function go(hash, notice) {
 }
 
 const list = (xs) => (xs && xs.length ? xs.join(" ") : "—");
+
+// wholeNumber reads a number field that must hold a whole number.
+function wholeNumber(text, what) {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n)) throw new Error(`${what} must be a whole number.`);
+  return n;
+}
 
 // formInput makes a labelled input; returns [label, input].
 function formInput(label, name, attrs = {}) {
@@ -124,7 +136,7 @@ function createAccountForm() {
       display_name: f.get("display_name"), description: f.get("description"),
       scopes: f.get("scopes").split(/[\s,]+/).filter(Boolean),
     };
-    if (f.get("lifetime") !== "") body.token_lifetime_seconds = Number(f.get("lifetime"));
+    if (f.get("lifetime") !== "") body.token_lifetime_seconds = wholeNumber(f.get("lifetime"), "The token lifetime");
     const a = await admin.post("/service-accounts", body);
     await go("#/accounts/" + seg(a.client_id), `Created the service account ${a.email}.`);
   }));
@@ -168,7 +180,7 @@ function keysSection(a, path, keys) {
   const create = h("button", { type: "submit" }, "Create key");
   const form = h("form", { class: "inline" }, h("label", { for: "key-days" }, "Expires in days"), days, create);
   form.addEventListener("submit", act(create, async () => {
-    const body = days.value === "" ? {} : { expires_in_seconds: Math.round(Number(days.value) * 86400) };
+    const body = days.value === "" ? {} : { expires_in_seconds: wholeNumber(days.value, "The days until the key expires") * 86400 };
     const kf = await admin.post(path + "/keys", body);
     download(`${a.name}-${a.project}-${kf.private_key_id.slice(0, 8)}.json`, JSON.stringify(kf, null, 2) + "\n");
     await go(location.hash, `Created the key ${kf.private_key_id}. Its key file was downloaded; the private key is in that file only, so keep it safe.`);

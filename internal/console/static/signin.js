@@ -35,7 +35,11 @@ export function parseKeyFile(text) {
 function pkcs8(pem) {
   const m = /-----BEGIN PRIVATE KEY-----([A-Za-z0-9+/=\s]+)-----END PRIVATE KEY-----/.exec(pem);
   if (!m) fail("The key file's private_key is not a PKCS#8 PEM block (-----BEGIN PRIVATE KEY-----).");
-  return Uint8Array.from(atob(m[1].replace(/\s+/g, "")), (c) => c.charCodeAt(0));
+  try {
+    return Uint8Array.from(atob(m[1].replace(/\s+/g, "")), (c) => c.charCodeAt(0));
+  } catch {
+    fail("The key file's private_key is not valid base64 inside its PEM block.");
+  }
 }
 
 // importKey imports an RSA key for RS256 or a P-256 key for ES256.
