@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -302,6 +303,39 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Errorf("the newest audit event shown: %q, want secret.create of %s", newest, acct.ID)
 	}
 	shot("audit")
+
+	// Paging: with 60 more events there are two pages.
+	for i := range 60 {
+		if _, err := m.Server.Admin.SetAccountDisabled(context.Background(), admin.Actor{ID: "test"}, acct.ID, i%2 == 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqs := func() []int {
+		return eval[[]int](p, `[...document.querySelectorAll("#view tbody tr td:first-child")].map((td) => Number(td.textContent))`)
+	}
+	// showsFrom waits for the page to list top as its newest event.
+	showsFrom := func(top int) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := chromedp.Poll[bool](fmt.Sprintf(`document.querySelector("#view tbody tr td")?.textContent === "%d"`, top))(ctx, t)
+			return err
+		})
+	}
+	last, err := strconv.Atoi(newest[0])
+	if err != nil {
+		t.Fatalf("the newest event's seq %q: %v", newest[0], err)
+	}
+	last += 60
+	step("the latest", chromedp.Click(button("Show the latest")), showsFrom(last))
+	page1 := seqs()
+	step("older", chromedp.Click(button("Older")), showsFrom(last-50))
+	page2 := seqs()
+	if len(page1) != 50 || page1[49] != last-49 || len(page2) != last-50 || page2[len(page2)-1] != 1 {
+		t.Errorf("audit pages: %v, then %v; want %d events newest first, 50 a page", page1, page2, last)
+	}
+	if !eval[bool](p, `[...document.querySelectorAll("#view button")].find((b) => b.textContent === "Older").disabled`) {
+		t.Error("Older is enabled on the oldest page")
+	}
+	step("newer", chromedp.Click(button("Newer")), showsFrom(last))
 
 	step("sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("keyfile-form")))
 	if n := eval[int](p, `document.getElementById("view").childElementCount`); n != 0 {
