@@ -25,6 +25,7 @@ import (
 	"github.com/keyward/keyward/internal/admin"
 	kwoauth2 "github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/sakey"
+	"github.com/keyward/keyward/internal/storage"
 )
 
 // chromium returns the Chromium binary, or skips the test. KEYWARD_TEST_CHROMIUM
@@ -337,9 +338,15 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	step("newer", chromedp.Click(button("Newer")), showsFrom(last))
 
+	// Signing out revokes the token the console obtained.
 	step("sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("keyfile-form")))
+	waitAlert("signed out", "notice", "Signed out; the console's access token is revoked.")
 	if n := eval[int](p, `document.getElementById("view").childElementCount`); n != 0 {
 		t.Errorf("after sign-out the view holds %d elements, want none", n)
+	}
+	revoked, err := m.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "token.revoke"})
+	if err != nil || len(revoked) != 1 || revoked[0].Actor != adminKey.ClientID || revoked[0].Data["result"] != "revoked; no token with this ID on record" {
+		t.Errorf("token.revoke events after sign-out: %+v (%v), want the console's token revoked by the admin", revoked, err)
 	}
 	// The bad token's 401 and the bad name's 400 are logged by the browser
 	// as failed requests; anything else is a fault of the page.

@@ -13,16 +13,18 @@ export class ApiError extends Error {
   }
 }
 
-// onSessionChange registers fn(session or null, reason) for sign-in and
-// sign-out.
+// onSessionChange registers fn(session or null, reason, notice) for
+// sign-in and sign-out.
 export function onSessionChange(fn) { listeners.push(fn); }
 
 export function currentSession() { return session; }
 
-// signIn keeps the token and signs out when it expires.
-export function signIn(token, who, expiresAt) {
+// signIn keeps the token and signs out when it expires. revokeID is the
+// token's jti when the console obtained the token itself, so that signing
+// out may revoke it; a pasted token may be in use elsewhere too.
+export function signIn(token, who, expiresAt, revokeID = null) {
   signOut(null, true);
-  session = { token, who, expiresAt, timer: null };
+  session = { token, who, expiresAt, revokeID, timer: null };
   if (expiresAt) {
     // setTimeout cannot wait longer than about 24.8 days.
     const ms = Math.min(Math.max(expiresAt - Date.now(), 0), 2 ** 31 - 1);
@@ -31,12 +33,29 @@ export function signIn(token, who, expiresAt) {
   listeners.forEach((fn) => fn(session, null));
 }
 
-// signOut forgets the token; reason, if any, is shown on the sign-in page.
-export function signOut(reason = null, quiet = false) {
+// endSession revokes the token the console obtained, if it did, and signs
+// out. A failed revocation is reported, but signs out all the same.
+export async function endSession() {
+  const id = session?.revokeID;
+  if (!id) {
+    signOut();
+    return;
+  }
+  try {
+    await request("POST", "/v1/tokens/revoke", { body: { jti: id } });
+    signOut("Signed out; the console's access token is revoked.", false, true);
+  } catch (e) {
+    signOut(`Signed out, but the access token could not be revoked (${e.message}); it stays valid until it expires.`);
+  }
+}
+
+// signOut forgets the token. reason, if any, is shown on the sign-in page,
+// as an error unless notice; quiet tells no one.
+export function signOut(reason = null, quiet = false, notice = false) {
   if (session?.timer) clearTimeout(session.timer);
   const had = session !== null;
   session = null;
-  if (had && !quiet) listeners.forEach((fn) => fn(null, reason));
+  if (had && !quiet) listeners.forEach((fn) => fn(null, reason, notice));
 }
 
 // request sends a request to this server (paths are relative to the

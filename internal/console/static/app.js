@@ -2,7 +2,7 @@
 // accounts, their keys and secrets, the APIs and the audit log, all read
 // and changed through the admin REST API.
 
-import { admin, seg, onSessionChange, currentSession, signOut } from "./api.js";
+import { admin, seg, onSessionChange, currentSession, endSession } from "./api.js";
 import { withKeyFile, withToken } from "./signin.js";
 import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, download, act, button } from "./dom.js";
 import { auditView } from "./audit.js";
@@ -291,7 +291,7 @@ function showSession(s) {
   clock = setInterval(() => { if (currentSession() === s) $("who").textContent = "Signed in as " + s.who + expiry(); }, 30000);
 }
 
-onSessionChange((s, reason) => {
+onSessionChange((s, reason, notice) => {
   $("signin").hidden = !!s;
   $("view").hidden = $("nav").hidden = $("session").hidden = !s;
   if (s) {
@@ -304,7 +304,7 @@ onSessionChange((s, reason) => {
   $("view").replaceChildren(); // leave nothing readable behind
   $("keyfile").value = "";
   $("token").value = "";
-  if (reason) showError(reason); else showNotice("Signed out.");
+  if (reason && !notice) showError(reason); else showNotice(reason ?? "Signed out.");
 });
 
 function setUp() {
@@ -317,7 +317,7 @@ function setUp() {
   }));
   const tokSubmit = $("token-form").querySelector("button");
   $("token-form").addEventListener("submit", act(tokSubmit, () => withToken($("token").value)));
-  $("signout").addEventListener("click", () => signOut());
+  $("signout").addEventListener("click", act($("signout"), endSession));
   window.addEventListener("hashchange", () => {
     clearAlert();
     if (pendingNotice) showNotice(pendingNotice);

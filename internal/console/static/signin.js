@@ -87,7 +87,9 @@ export async function withKeyFile(text) {
   const tok = resp.data;
   if (typeof tok?.access_token !== "string") fail("The token endpoint answered without an access token.");
   const expiresAt = typeof tok.expires_in === "number" ? Date.now() + tok.expires_in * 1000 : null;
-  signIn(tok.access_token, kf.client_email, expiresAt);
+  // A JWT access token's jti lets sign-out revoke it (an opaque one's is
+  // not known here).
+  signIn(tok.access_token, kf.client_email, expiresAt, claimsOf(tok.access_token)?.jti ?? null);
 }
 
 // claimsOf returns the payload of a JWT, or null for an opaque token.
