@@ -416,6 +416,13 @@ func TestConsoleSignIn(t *testing.T) {
 	if who := eval[string](p, `document.getElementById("who").textContent`); !strings.Contains(who, ecAdmin.Email) {
 		t.Errorf("signed in as %q, want %s", who, ecAdmin.Email)
 	}
+	p.step("filter by a project without accounts", setInput("project-filter", "billing"), chromedp.Click(viewButton("Filter")),
+		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//p[text()="No service accounts in the project billing."]`)))
+	p.step("filter by the administrators' project", setInput("project-filter", "keyward"), chromedp.Click(viewButton("Filter")),
+		chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//main[@id="view"]//a[text()=%q]`, ecAdmin.Email))))
+	if n := eval[int](p, `document.querySelectorAll("#view tbody tr").length`); n != 2 {
+		t.Errorf("the project keyward lists %d accounts, want 2", n)
+	}
 	p.step("the APIs", chromedp.Click(chromedp.CSS(`#nav a[href="#/apis"]`)),
 		chromedp.Click(chromedp.Search(`//main[@id="view"]//a[text()="keyward"]`)),
 		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//code[text()="urn:keyward:admin"]`)))

@@ -96,11 +96,15 @@ function formInput(label, name, attrs = {}) {
 // --- service accounts ---
 
 async function accountsView() {
-  const pages = [""]; // page tokens of the pages shown so far
+  let pages = [""]; // page tokens of the pages shown so far
+  let project = "";
   const holder = h("div");
   const showPage = async () => {
     const tok = pages[pages.length - 1];
-    const res = await admin.get("/service-accounts?limit=50" + (tok ? "&page_token=" + seg(tok) : ""));
+    const q = new URLSearchParams({ limit: "50" });
+    if (tok) q.set("page_token", tok);
+    if (project) q.set("project", project);
+    const res = await admin.get("/service-accounts?" + q);
     const prev = button("Previous page", async () => { pages.pop(); await showPage(); });
     prev.disabled = pages.length === 1;
     const next = button("Next page", async () => { pages.push(res.next_page_token); await showPage(); });
@@ -112,11 +116,19 @@ async function accountsView() {
         ["Client ID", (a) => h("code", {}, a.client_id)],
         ["Scopes", (a) => list(a.scopes)],
         ["State", (a) => state(a.disabled)],
-      ], res.service_accounts, "No service accounts."),
+      ], res.service_accounts, project ? `No service accounts in the project ${project}.` : "No service accounts."),
       h("div", { class: "pager" }, prev, next));
   };
+  const filter = h("input", { id: "project-filter", type: "search", placeholder: "all projects", autocomplete: "off" });
+  const apply = h("button", { type: "submit" }, "Filter");
+  const filterForm = h("form", { class: "inline" }, h("label", { for: "project-filter" }, "Project"), filter, apply);
+  filterForm.addEventListener("submit", act(apply, async () => {
+    project = filter.value.trim();
+    pages = [""];
+    await showPage();
+  }));
   await showPage();
-  return h("section", {}, h("h1", {}, "Service accounts"), createAccountForm(), holder);
+  return h("section", {}, h("h1", {}, "Service accounts"), createAccountForm(), filterForm, holder);
 }
 
 function createAccountForm() {

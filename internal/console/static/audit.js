@@ -4,7 +4,7 @@
 // 2·log2(events) requests of one event each) and then reads windows of
 // sequence numbers backwards from it.
 
-import { admin } from "./api.js";
+import { admin, seg } from "./api.js";
 import { h, table, fmtTime, button } from "./dom.js";
 
 const PAGE = 50;
@@ -63,7 +63,7 @@ export async function auditView() {
         ["Time", (e) => fmtTime(e.time)],
         ["Action", (e) => e.action],
         ["Outcome", (e) => h("span", { class: e.outcome === "success" ? "state on" : "state off" }, e.outcome)],
-        ["Account", (e) => e.account_id || "—"],
+        ["Account", (e) => (e.account_id ? h("a", { href: "#/accounts/" + seg(e.account_id) }, e.account_id) : "—")],
         ["Actor", (e) => e.actor || "—"],
         ["Source", (e) => e.source || "—"],
         ["Details", (e) => details(e.data)],
