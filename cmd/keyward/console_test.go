@@ -426,6 +426,21 @@ func TestConsoleSignIn(t *testing.T) {
 	p.step("the APIs", chromedp.Click(chromedp.CSS(`#nav a[href="#/apis"]`)),
 		chromedp.Click(chromedp.Search(`//main[@id="view"]//a[text()="keyward"]`)),
 		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//code[text()="urn:keyward:admin"]`)))
+	// Addresses that name nothing say so, in the alert or the view.
+	for _, tc := range []struct{ hash, alert, view string }{
+		{"#/accounts/123456789012345678901", `The service account "123456789012345678901" does not exist.`, "This page could not be loaded."},
+		{"#/apis/nope", `The API "nope" does not exist.`, "This page could not be loaded."},
+		{"#/accounts/%E0", "The address #/accounts/%E0 is not valid: it has a broken %-escape.", "This page could not be loaded."},
+		{"#/nothing", "", "There is no console page #/nothing."},
+	} {
+		p.step(tc.hash, chromedp.Navigate(m.Issuer+"/console/"+tc.hash),
+			chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//main[@id="view"]/p[normalize-space()=%q]`, tc.view))))
+		if tc.alert != "" {
+			p.waitAlert(tc.hash, "error", tc.alert)
+		}
+	}
+	p.step("back to the API", chromedp.Navigate(m.Issuer+"/console/#/apis/keyward"),
+		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//code[text()="urn:keyward:admin"]`)))
 	p.step("sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("token-form")))
 
 	mint := func(scope string, life time.Duration) string {
@@ -453,7 +468,7 @@ func TestConsoleSignIn(t *testing.T) {
 	if eval[bool](p, `document.getElementById("signin").hidden || document.getElementById("view").childElementCount > 0`) {
 		t.Error("after the token expired the page still shows the view")
 	}
-	p.checkLogs("403")
+	p.checkLogs("403", "404")
 }
 
 // clearInput empties an input as a user selecting all and deleting would.
