@@ -456,6 +456,8 @@ func TestConsoleSignIn(t *testing.T) {
 	p.step("paste a token without the admin scope",
 		setInput("token", mint(admin.IntrospectScope, time.Hour)), chromedp.Click(chromedp.CSS("#token-form button")))
 	p.waitAlert("no admin scope", "error", "The access token lacks the keyward.admin scope.")
+	p.step("paste an expired token", setInput("token", mint(admin.AdminScope, -time.Minute)), chromedp.Click(chromedp.CSS("#token-form button")))
+	p.waitAlert("expired token", "error", "The access token is no longer active (expired).")
 
 	p.step("paste a token about to expire",
 		setInput("token", mint(admin.AdminScope, 5*time.Second)), chromedp.Click(chromedp.CSS("#token-form button")),
@@ -468,7 +470,7 @@ func TestConsoleSignIn(t *testing.T) {
 	if eval[bool](p, `document.getElementById("signin").hidden || document.getElementById("view").childElementCount > 0`) {
 		t.Error("after the token expired the page still shows the view")
 	}
-	p.checkLogs("403", "404")
+	p.checkLogs("401", "403", "404")
 }
 
 // clearInput empties an input as a user selecting all and deleting would.

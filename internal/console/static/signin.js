@@ -72,10 +72,7 @@ export async function withKeyFile(text) {
   const meta = await request("GET", "/.well-known/oauth-authorization-server", { auth: false });
   const aud = meta.data?.token_endpoint;
   if (typeof aud !== "string") fail("The server's metadata names no token_endpoint.");
-  let now = Date.now();
-  const serverNow = Date.parse(meta.date);
-  if (!isNaN(serverNow) && Math.abs(serverNow - now) > 30000) now = serverNow;
-  const iat = Math.floor(now / 1000);
+  const iat = Math.floor((Date.now() + clockSkew(meta.date)) / 1000);
   const jti = b64url(crypto.getRandomValues(new Uint8Array(16)));
 
   const input = b64urlJSON({ alg, typ: "JWT", kid: kf.private_key_id }) + "." +
@@ -104,15 +101,21 @@ function claimsOf(token) {
 }
 
 // withToken signs in with a pasted access token, after checking that the
-// admin API accepts it.
+// admin API accepts it (an expired or revoked token is refused there).
 export async function withToken(raw) {
   const token = raw.trim().replace(/^Bearer\s+/i, "");
   if (token === "") fail("Paste an access token first.");
-  if (/\s/.test(token)) fail("An access token has no spaces or line breaks; paste just the token.");
+  if (!/^[\x21-\x7e]+$/.test(token)) fail("An access token is one word of plain ASCII, without spaces or line breaks; paste just the token.");
+  const probe = await request("GET", "/v1/service-accounts?limit=1", { auth: token });
   const c = claimsOf(token);
-  const expiresAt = typeof c?.exp === "number" ? c.exp * 1000 : null;
-  if (expiresAt !== null && expiresAt <= Date.now()) fail("That access token has expired; get a new one with keyward token.");
-  const who = c?.client_email || c?.client_id || c?.sub || "an access token";
-  await request("GET", "/v1/service-accounts?limit=1", { auth: token });
-  signIn(token, who, expiresAt);
+  // exp is on the server's clock.
+  const expiresAt = typeof c?.exp === "number" ? c.exp * 1000 - clockSkew(probe.date) : null;
+  signIn(token, c?.client_email || c?.client_id || c?.sub || "an access token", expiresAt);
+}
+
+// clockSkew returns how far the server's clock, as its Date header gives
+// it, is ahead of the browser's, when that is more than 30 seconds; else 0.
+function clockSkew(date) {
+  const skew = Date.parse(date) - Date.now();
+  return Math.abs(skew) > 30000 ? skew : 0;
 }
