@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"time"
 )
@@ -99,8 +100,8 @@ func newHandler(fsys fs.FS) (*Handler, error) {
 	return h, nil
 }
 
-// Files returns the names of the embedded files, for tests that check the
-// page refers only to files that exist.
+// Files returns the names of the embedded files, sorted, for tests that
+// check the page refers only to files that exist.
 func (h *Handler) Files() []string {
 	var names []string
 	for name := range h.assets {
@@ -108,6 +109,7 @@ func (h *Handler) Files() []string {
 			names = append(names, name)
 		}
 	}
+	slices.Sort(names)
 	return names
 }
 
