@@ -295,7 +295,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 	// if unknown (a new key may bring a new algorithm), must then have the
 	// token's.
 	jws, err := jose.ParseSignedCompact(raw, signingAlgs)
-	if err == nil && !isBase64URL(strings.ReplaceAll(raw, ".", "")) {
+	if err == nil && !oauth2.IsBase64URL(strings.ReplaceAll(raw, ".", "")) {
 		// Go's base64 skips CR and LF, which a compact JWS never holds.
 		err = errors.New("a character outside base64url")
 	}
@@ -468,19 +468,7 @@ const opaquePrefix = "kwat_"
 // isOpaque reports whether raw can be a Keyward opaque token.
 func isOpaque(raw string) bool {
 	rest, ok := strings.CutPrefix(raw, opaquePrefix)
-	return ok && len(rest) >= 43 && len(rest) <= 256 && isBase64URL(rest)
-}
-
-// isBase64URL reports whether s is in the unpadded base64url alphabet.
-func isBase64URL(s string) bool {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
-		default:
-			return false
-		}
-	}
-	return true
+	return ok && len(rest) >= 43 && len(rest) <= 256 && oauth2.IsBase64URL(rest)
 }
 
 // looksSelfSigned reports whether a JWT's (unverified) issuer is an email:

@@ -3,7 +3,8 @@
 // that key (cnf.jkt) is useless to whoever steals it without the key.
 //
 // It is a leaf package, shared by the token endpoint and the public verify
-// library: it imports only go-jose and the standard library. It checks a
+// library: it imports only go-jose, the standard library and the oauth2
+// vocabulary leaf. It checks a
 // proof against the request it came with (Checker.Check, RFC 9449 §4.3)
 // without state; replay detection is a separate step (ReplayCache), taken
 // once the caller knows the proof is worth remembering.
@@ -26,6 +27,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/keyward/keyward/internal/oauth2"
 )
 
 // Header is the HTTP header that carries a proof (RFC 9449 §4.1), and
@@ -175,7 +178,7 @@ func (c *Checker) Check(values []string, req Request) (*Proof, error) {
 	if len(raw) > MaxProofSize {
 		return nil, refuse("the DPoP proof is too large", nil)
 	}
-	if strings.Count(raw, ".") != 2 || !isBase64URL(strings.ReplaceAll(raw, ".", "")) {
+	if strings.Count(raw, ".") != 2 || !oauth2.IsBase64URL(strings.ReplaceAll(raw, ".", "")) {
 		// Go's base64 skips CR and LF, which a compact JWS never holds.
 		return nil, refuse("the DPoP proof is not a compact JWS", nil)
 	}
@@ -345,16 +348,4 @@ func numericDate(n json.Number) (time.Time, error) {
 		return time.Time{}, errors.New("iat out of range")
 	}
 	return time.Unix(int64(f), 0), nil
-}
-
-// isBase64URL reports whether s is in the unpadded base64url alphabet.
-func isBase64URL(s string) bool {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
-		default:
-			return false
-		}
-	}
-	return true
 }

@@ -145,6 +145,20 @@ func ParseFormBody(body string) (Form, error) {
 // a use for anything else, and PostgreSQL cannot store it.
 func IsText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
 
+// IsBase64URL reports whether s is in the unpadded base64url alphabet
+// (RFC 4648 §5), as the segments of a compact JWS and Keyward's opaque
+// tokens are.
+func IsBase64URL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
