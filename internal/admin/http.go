@@ -188,6 +188,12 @@ func (h *Handler) authenticate(r *http.Request) (Actor, error) {
 		return Actor{}, challenge(oauth2.ErrInvalidToken, "The access token is no longer active ("+info.Reason+").")
 	}
 	c := info.Claims
+	if c.Confirmation != nil && c.Confirmation.JKT != "" {
+		// A DPoP-bound token (RFC 9449 §7.2) counts only with a proof of its
+		// key, which the admin API does not check: whoever holds only the
+		// token may not use it.
+		return Actor{}, challenge(oauth2.ErrInvalidToken, "The access token is bound to a DPoP key, which the admin API does not accept: request a token without a DPoP proof.")
+	}
 	if c.Confirmation != nil && c.Confirmation.X5TS256 != "" {
 		// A certificate-bound token (RFC 8705 §3) counts only with its
 		// certificate.

@@ -438,3 +438,22 @@ func mustAccount(t *testing.T, f *fixture, email string) storage.Account {
 	}
 	return a
 }
+
+// A DPoP-bound admin token (cnf.jkt, RFC 9449 §7.2) is refused as a bearer
+// token: whoever holds only the token, not its key, may not use it. The
+// admin API does not check DPoP proofs, so it accepts no such token.
+func TestAuthenticationDPoPBound(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token(t, f.admin, admin.AdminScope, func(c *oauth2.AccessClaims) {
+		c.Confirmation = &oauth2.Confirmation{JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
+	})
+	for _, scheme := range []string{"Bearer", "DPoP"} {
+		req := httptest.NewRequest("GET", "/v1/apis", nil)
+		req.Header.Set("Authorization", scheme+" "+tok)
+		w := httptest.NewRecorder()
+		f.srv.ServeHTTP(w, req)
+		if w.Code != http.StatusUnauthorized && w.Code != http.StatusBadRequest {
+			t.Fatalf("%s: status %d (%s), want a refusal", scheme, w.Code, w.Body)
+		}
+	}
+}
