@@ -76,44 +76,46 @@ func (s *Store) Commit(ctx context.Context, writes []storage.Write) ([]error, er
 
 // useJTIs inserts the writes' JTIs, setting results[i] to ErrReplay for
 // every write one of whose JTIs was used before, in the store or earlier in
-// the batch. When no write has more than one JTI — the usual case — they go
-// in with multi-row inserts; otherwise one by one, so that a refused write
-// can release the JTIs it took before a later write of the batch asks.
+// the batch. All of them go in with multi-row inserts in key order, so that
+// two processes inserting the same JTIs lock them in the same order instead
+// of deadlocking (PostgreSQL), whatever order each write lists them in (a
+// client assertion's and a DPoP proof's); a write refused for one of its
+// JTIs then gives back the others it took.
 func (s *Store) useJTIs(ctx context.Context, tx *sql.Tx, writes []storage.Write, results []error) error {
-	n := 0
-	for _, w := range writes {
-		if len(w.JTIs) > 1 {
-			return s.useJTIsOneByOne(ctx, tx, writes, results)
-		}
-		n += len(w.JTIs)
-	}
-	if n == 0 {
-		return nil
-	}
 	type key struct{ issuer, jti string }
-	claimed := make(map[key]bool, n) // by the first write that asks
-	batch := make([]int, 0, n)
+	var (
+		claimed = map[key]bool{} // by the first write that asks, unrefused
+		all     []storage.UsedJTI
+	)
 	for i, w := range writes {
 		if len(w.JTIs) == 0 {
 			continue
 		}
-		k := key{w.JTIs[0].Issuer, w.JTIs[0].JTI}
-		if claimed[k] {
-			results[i] = storage.ErrReplay
+		ks := make([]key, 0, len(w.JTIs))
+		for _, u := range w.JTIs {
+			k := key{u.Issuer, u.JTI}
+			if claimed[k] || slices.Contains(ks, k) {
+				results[i] = storage.ErrReplay
+				break
+			}
+			ks = append(ks, k)
+		}
+		if results[i] != nil {
 			continue
 		}
-		claimed[k] = true
-		batch = append(batch, i)
+		for _, k := range ks {
+			claimed[k] = true
+		}
+		all = append(all, w.JTIs...)
 	}
-	// In key order, so that two processes inserting the same JTIs lock
-	// them in the same order instead of deadlocking (PostgreSQL).
-	slices.SortFunc(batch, func(i, j int) int {
-		a, b := writes[i].JTIs[0], writes[j].JTIs[0]
+	if len(all) == 0 {
+		return nil
+	}
+	slices.SortFunc(all, func(a, b storage.UsedJTI) int {
 		return cmp.Or(strings.Compare(a.Issuer, b.Issuer), strings.Compare(a.JTI, b.JTI))
 	})
-	inserted := make(map[key]bool, len(batch))
-	err := inChunks(batch, 3, func(args []any, i int) []any {
-		u := writes[i].JTIs[0]
+	inserted := make(map[key]bool, len(all))
+	err := inChunks(all, 3, func(args []any, u storage.UsedJTI) []any {
 		return append(args, u.Issuer, u.JTI, micros(u.ExpiresAt))
 	}, func(n int, args []any) error {
 		rows, err := s.stmt(ctx, tx, multiRowName("insertJTIs", n)).QueryContext(ctx, args...)
@@ -133,35 +135,24 @@ func (s *Store) useJTIs(ctx context.Context, tx *sql.Tx, writes []storage.Write,
 	if err != nil {
 		return err
 	}
-	for _, i := range batch {
-		if u := writes[i].JTIs[0]; !inserted[key{u.Issuer, u.JTI}] {
+	var release []storage.UsedJTI // taken by writes refused for another JTI
+	for i, w := range writes {
+		if len(w.JTIs) == 0 || results[i] != nil {
+			continue
+		}
+		if slices.ContainsFunc(w.JTIs, func(u storage.UsedJTI) bool { return !inserted[key{u.Issuer, u.JTI}] }) {
 			results[i] = storage.ErrReplay
+			for _, u := range w.JTIs {
+				if inserted[key{u.Issuer, u.JTI}] {
+					release = append(release, u)
+				}
+			}
 		}
 	}
-	return nil
-}
-
-// useJTIsOneByOne is useJTIs for batches with writes of several JTIs.
-func (s *Store) useJTIsOneByOne(ctx context.Context, tx *sql.Tx, writes []storage.Write, results []error) error {
-	insertJTI := s.stmt(ctx, tx, "insertJTI")
-	for i, w := range writes {
-		for j, u := range w.JTIs {
-			res, err := insertJTI.ExecContext(ctx, u.Issuer, u.JTI, micros(u.ExpiresAt))
-			if err != nil {
-				return s.wrap("use jti", err)
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return s.wrap("use jti", err)
-			} else if n == 0 {
-				results[i] = storage.ErrReplay
-				// Release the ones this write already took.
-				for _, taken := range w.JTIs[:j] {
-					if _, err := s.stmt(ctx, tx, "deleteJTI").ExecContext(ctx, taken.Issuer, taken.JTI); err != nil {
-						return s.wrap("use jti", err)
-					}
-				}
-				break
-			}
+	// Rows this transaction inserted: deleting them waits for nobody.
+	for _, u := range release {
+		if _, err := s.stmt(ctx, tx, "deleteJTI").ExecContext(ctx, u.Issuer, u.JTI); err != nil {
+			return s.wrap("use jti", err)
 		}
 	}
 	return nil

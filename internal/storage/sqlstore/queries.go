@@ -58,7 +58,6 @@ var queries = map[string]string{
 	"insertSealedValue": `INSERT INTO sealed_values (name, sealed, created_at) VALUES (?, ?, ?)`,
 	"resealValue":       `UPDATE sealed_values SET sealed = ? WHERE name = ?`,
 
-	"insertJTI":        `INSERT INTO used_jtis (issuer, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 	"deleteJTI":        `DELETE FROM used_jtis WHERE issuer = ? AND jti = ?`,
 	"deleteExpiredJTI": `DELETE FROM used_jtis WHERE expires_at < ?`,
 

@@ -61,7 +61,7 @@ type queryer interface {
 
 // hotQueries are prepared once on the writer: they run for every request.
 // The audit inserts are added with their queries.
-var hotQueries = []string{"insertJTI", "deleteJTI", "auditHead"}
+var hotQueries = []string{"deleteJTI", "auditHead"}
 
 // New returns a Store that writes through w and reads through r.
 func New(w, r *sql.DB, d Dialect) *Store {

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"Reseal", testReseal},
 		{"CommitJTI", testCommitJTI},
 		{"CommitJTIConcurrent", testCommitJTIConcurrent},
+		{"CommitJTIsCrossed", testCommitJTIsCrossed},
 		{"CommitJTIBatch", testCommitJTIBatch},
 		{"AuditChain", testAuditChain},
 		{"AuditChainConcurrent", testAuditChainConcurrent},
@@ -706,6 +707,61 @@ func testCommitJTIConcurrent(t *testing.T, s storage.Storage) {
 	wg.Wait()
 	if wins.Load() != 1 {
 		t.Fatalf("%d of %d concurrent uses of one JTI succeeded, want 1", wins.Load(), n)
+	}
+}
+
+// testCommitJTIsCrossed: writes of two JTIs each (a client assertion and a
+// DPoP proof), committed at once with the same JTIs in opposite orders,
+// never fail the commit (a deadlock, on PostgreSQL), and exactly one of
+// each pair wins; other writes in their batches are not held up.
+func testCommitJTIsCrossed(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	// The same two JTIs, in either order.
+	two := func(round int, reversed bool) storage.Write {
+		w := jtiWrite("acct", fmt.Sprintf("x%d", round), "use")
+		w.JTIs = append(w.JTIs, storage.UsedJTI{Issuer: "dpop:k", JTI: fmt.Sprintf("y%d", round), ExpiresAt: t0.Add(time.Hour)})
+		if reversed {
+			slices.Reverse(w.JTIs)
+		}
+		return w
+	}
+	for round := range 40 {
+		batches := [][]storage.Write{
+			{two(round, false), jtiWrite("other", fmt.Sprintf("a%d", round), "use"), two(round, true)},
+			{jtiWrite("other", fmt.Sprintf("b%d", round), "use"), two(round, true), two(round, false)},
+		}
+		var (
+			wg   sync.WaitGroup
+			wins atomic.Int32
+		)
+		for _, b := range batches {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := s.Commit(ctx, b)
+				if err != nil {
+					t.Errorf("round %d: Commit: %v", round, err)
+					return
+				}
+				for i, r := range res {
+					switch {
+					case len(b[i].JTIs) == 1 && r != nil:
+						t.Errorf("round %d: a write of a fresh JTI refused: %v", round, r)
+					case len(b[i].JTIs) == 2 && r == nil:
+						wins.Add(1)
+					case r != nil && !errors.Is(r, storage.ErrReplay):
+						t.Errorf("round %d: %v, want nil or ErrReplay", round, r)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		if wins.Load() != 1 {
+			t.Fatalf("round %d: %d writes of the same two JTIs succeeded, want 1", round, wins.Load())
+		}
 	}
 }
 
