@@ -32,6 +32,7 @@ import (
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/clientauth"
+	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/loadgen"
 	"github.com/keyward/keyward/internal/procstat"
 	"github.com/keyward/keyward/internal/sakey"
@@ -40,9 +41,12 @@ import (
 	"github.com/keyward/keyward/internal/storage/postgres"
 )
 
+// dpopScenario is client credentials with a DPoP proof (RFC 9449).
+const dpopScenario = "client_credentials_dpop"
+
 // allScenarios are the scenarios of `keyward bench`, in order.
 var allScenarios = []string{
-	"client_credentials_secret", "client_credentials_private_key_jwt", "jwt_bearer",
+	"client_credentials_secret", "client_credentials_private_key_jwt", dpopScenario, "jwt_bearer",
 	"introspect_opaque", "introspect_jwt", "healthz", "verify_cold", "verify_warm",
 }
 
@@ -115,7 +119,9 @@ waiting for a core, which their latency figures would then report.
 Client-side signing is kept out of the measurement: JWT-bearer assertions
 (RS256, without jti, as Google's libraries send them) are signed before the
 run and cycled — the server verifies every one anyway — and private_key_jwt
-client assertions (ES256, each with its own jti) are signed before the run.
+client assertions (ES256, each with its own jti) are signed before the run,
+as are client_credentials_dpop's DPoP proofs (ES256; a proof is good for a
+minute, so that scenario needs --warmup + --duration within 45s).
 Each client sends its requests, encoded before the run where they can be,
 over a keep-alive connection of its own, so the load generator takes little
 of the CPU it shares with the server. Before the table, a yardstick: how
@@ -169,6 +175,13 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		if !slices.Contains(allScenarios, s) {
 			return usageError{fmt.Errorf("unknown scenario %q; the scenarios are %s", s, strings.Join(allScenarios, ", "))}
 		}
+	}
+	if slices.Contains(f.scenarios, dpopScenario) && f.warmup+f.duration > maxDPoPRun {
+		if cmd.Flags().Changed("scenarios") {
+			return usageError{fmt.Errorf("%s signs its DPoP proofs before the run, and a proof is good for %s: keep --warmup + --duration within %s, or leave the scenario out", dpopScenario, dpop.DefaultMaxAge, maxDPoPRun)}
+		}
+		f.scenarios = slices.DeleteFunc(slices.Clone(f.scenarios), func(s string) bool { return s == dpopScenario })
+		fmt.Fprintf(cmd.ErrOrStderr(), "leaving out %s: its DPoP proofs, signed before the run, are good for %s, less than --warmup + --duration\n", dpopScenario, dpop.DefaultMaxAge)
 	}
 	if f.targetMetrics != "" {
 		u, err := url.Parse(f.targetMetrics)
@@ -316,7 +329,7 @@ type bench struct {
 	accountCount int
 	fixtures     fixtures
 	// lastRate is the client-credentials rate measured, to size the
-	// pre-signed assertions of private_key_jwt.
+	// pre-signed assertions of private_key_jwt and proofs of DPoP.
 	lastRate float64
 	// signingAlg is the alg of the server's access tokens, read off one.
 	signingAlg string

@@ -23,7 +23,7 @@ type serverHistogram struct {
 // serverEndpoint is the endpoint whose latency a scenario drives, or "".
 func serverEndpoint(scenario string) string {
 	switch scenario {
-	case "client_credentials_secret", "client_credentials_private_key_jwt", "jwt_bearer":
+	case "client_credentials_secret", "client_credentials_private_key_jwt", "client_credentials_dpop", "jwt_bearer":
 		return "token"
 	case "introspect_opaque", "introspect_jwt":
 		return "introspect"

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -18,6 +21,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/loadgen"
 	"github.com/keyward/keyward/internal/procstat"
 	"github.com/keyward/keyward/verify"
@@ -164,12 +168,12 @@ func (b *bench) post(ctx context.Context, path string, form url.Values, id, secr
 
 // form encodes a POST of form to path for the measured requests, with
 // client_secret_basic credentials when id is set.
-func (b *bench) form(path string, form url.Values, id, secret string) []byte {
+func (b *bench) form(path string, form url.Values, id, secret string, headers ...string) []byte {
 	auth := ""
 	if id != "" {
 		auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
 	}
-	return loadgen.NewPost(b.host, path, auth, []byte(form.Encode()))
+	return loadgen.NewPost(b.host, path, auth, []byte(form.Encode()), headers...)
 }
 
 // send sends a request encoded by form on worker w's connection.
@@ -226,13 +230,7 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 		}, "", nil
 
 	case "client_credentials_private_key_jwt":
-		rate := b.lastRate
-		if b.f.rate > 0 {
-			rate = b.f.rate
-		} else if rate == 0 {
-			rate = 8000
-		}
-		n := min(400_000, max(5_000, int(rate*(b.f.duration+b.f.warmup).Seconds()*1.3)))
+		n := b.presignCount()
 		assertions, err := b.presign(n, func(i int) map[string]any {
 			now := time.Now()
 			return map[string]any{"iss": fx.clientID, "sub": fx.clientID, "aud": b.tokenAudience(), "jti": fmt.Sprintf("bench-%d-%d", now.UnixNano(), i),
@@ -251,6 +249,34 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertions[k]}}, "", ""))
 			return ok(status)
 		}, fmt.Sprintf("%d ES256 client assertions signed before the run", n), nil
+
+	case "client_credentials_dpop":
+		// Signed before the run: runBench keeps the run within a proof's
+		// max age.
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, "", err
+		}
+		prover, err := dpop.NewProver(key)
+		if err != nil {
+			return nil, "", err
+		}
+		n := b.presignCount()
+		htu := b.tokenAudience()
+		proofs, err := b.signAhead(n, "DPoP proofs", func(int) (string, error) { return prover.Proof(http.MethodPost, htu, "", time.Now()) })
+		if err != nil {
+			return nil, "", err
+		}
+		form := url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope}}
+		var next atomic.Int64
+		return func(ctx context.Context, w, i int) (int, bool) {
+			k := next.Add(1) - 1
+			if int(k) >= len(proofs) {
+				return statusNoAssertion, false
+			}
+			status, _ := b.send(ctx, w, b.form("/token", form, fx.clientID, fx.secret, dpop.Header+": "+proofs[k]))
+			return ok(status)
+		}, fmt.Sprintf("%d ES256 DPoP proofs signed before the run; client_secret_basic", n), nil
 
 	case "jwt_bearer":
 		var kf struct {
@@ -351,6 +377,23 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 
 // tokenAudience is the aud of client assertions: the issuer's token
 // endpoint.
+// presignCount is how many one-use assertions or proofs a scenario signs
+// before its run: enough for its rate (--rate, else the last scenario's)
+// through warm-up and run, with a margin.
+func (b *bench) presignCount() int {
+	rate := b.lastRate
+	if b.f.rate > 0 {
+		rate = b.f.rate
+	} else if rate == 0 {
+		rate = 8000
+	}
+	return min(400_000, max(5_000, int(rate*(b.f.duration+b.f.warmup).Seconds()*1.3)))
+}
+
+// maxDPoPRun bounds warm-up and run of the DPoP scenario: its proofs,
+// signed before, must still be fresh at the end.
+const maxDPoPRun = dpop.DefaultMaxAge - 15*time.Second
+
 func (b *bench) tokenAudience() string {
 	var kf struct {
 		TokenURI string `json:"token_uri"`
@@ -365,6 +408,12 @@ func (b *bench) presign(n int, claims func(i int) map[string]any, alg jose.Signa
 	if err != nil {
 		return nil, err
 	}
+	return b.signAhead(n, "assertions", func(i int) (string, error) { return jwt.Signed(s).Claims(claims(i)).Serialize() })
+}
+
+// signAhead makes n signed things (what) with sign, a worker per CPU,
+// before the run.
+func (b *bench) signAhead(n int, what string, sign func(i int) (string, error)) ([]string, error) {
 	out := make([]string, n)
 	var (
 		next   atomic.Int64
@@ -380,14 +429,14 @@ func (b *bench) presign(n int, claims func(i int) map[string]any, alg jose.Signa
 				if i >= n {
 					return
 				}
-				raw, err := jwt.Signed(s).Claims(claims(i)).Serialize()
+				raw, err := sign(i)
 				if err != nil {
 					failed.Store(err)
 					return
 				}
 				out[i] = raw
 				if i%1000 == 0 {
-					b.progress(fmt.Sprintf("signing assertions before the run: %d of %d", i, n))
+					b.progress(fmt.Sprintf("signing %s before the run: %d of %d", what, i, n))
 				}
 			}
 		}()

@@ -106,6 +106,7 @@ func TestBenchFlags(t *testing.T) {
 		{"bench", "--introspection-audit-interval", "-1s"},
 		{"bench", "--target-metrics", "http://x/metrics"},
 		{"bench", "--target", "http://x", "--target-metrics", "x:9090"},
+		{"bench", "--scenarios", "client_credentials_dpop", "--duration", "50s"}, // proofs signed before go stale
 	} {
 		if err := runCLIErr(t, args...); err == nil {
 			t.Errorf("%v accepted", args)

@@ -65,9 +65,13 @@ func NewConns(base string, workers int, tlsConfig *tls.Config) (*Conns, error) {
 }
 
 // NewPost encodes a POST of a form to path with an optional Authorization
-// header value, ready for Do.
-func NewPost(host, path, authorization string, form []byte) []byte {
-	b := make([]byte, 0, 192+len(path)+len(authorization)+len(form))
+// header value and other header lines ("Name: value"), ready for Do.
+func NewPost(host, path, authorization string, form []byte, headers ...string) []byte {
+	n := 192 + len(path) + len(authorization) + len(form)
+	for _, h := range headers {
+		n += len(h) + 2
+	}
+	b := make([]byte, 0, n)
 	b = append(b, "POST "...)
 	b = append(b, path...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
@@ -76,6 +80,10 @@ func NewPost(host, path, authorization string, form []byte) []byte {
 	if authorization != "" {
 		b = append(b, "Authorization: "...)
 		b = append(b, authorization...)
+		b = append(b, "\r\n"...)
+	}
+	for _, h := range headers {
+		b = append(b, h...)
 		b = append(b, "\r\n"...)
 	}
 	b = append(b, "Content-Length: "...)
