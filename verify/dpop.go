@@ -31,7 +31,9 @@ func WithDPoPProofMaxAge(d time.Duration) Option {
 // WithDPoPReplayCacheSize bounds how many recent DPoP proofs are
 // remembered to refuse replays (default 100,000; a proof is remembered
 // for its max age plus twice the leeway). When that many are remembered,
-// further proofs are answered 503 rather than forgetting any early.
+// further proofs are answered 503 rather than forgetting any early; one
+// client (the token's client_id) may hold at most a quarter of them, so
+// it cannot fill the cache for the others.
 func WithDPoPReplayCacheSize(n int) Option {
 	return func(o *options) { o.dpop.replayCacheSize = n }
 }
@@ -95,9 +97,13 @@ func (v *Verifier) VerifyDPoP(ctx context.Context, raw string, req DPoPRequest) 
 	if !dpop.MatchJKT(p.JKT, c.KeyThumbprint) {
 		return nil, dpopError("invalid_dpop_proof", "the DPoP proof is signed with another key than the token is bound to", nil)
 	}
-	switch err := v.dpop.seen.Use(p.JKT, p.JTI, v.o.now()); {
+	// The owner is the client the token was issued to: one client cannot
+	// fill the cache for the others, whatever keys it binds its tokens to.
+	switch err := v.dpop.seen.Use(c.ClientID, p.JKT, p.JTI, v.o.now()); {
 	case errors.Is(err, dpop.ErrReplayed):
 		return nil, dpopError("invalid_dpop_proof", "the DPoP proof was used before: make a new proof for every request", err)
+	case errors.Is(err, dpop.ErrOwnerShareFull):
+		return nil, unavailable("this client has too many recent DPoP proofs to check for replays", err)
 	case err != nil:
 		return nil, unavailable("too many recent DPoP proofs to check for replays", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
@@ -281,34 +282,64 @@ func TestReplayCache(t *testing.T) {
 	c := &Checker{}
 	rc := NewReplayCache(c.Retention(), 3)
 	now := t0
-	if err := rc.Use("k", "a", now); err != nil {
+	if err := rc.Use("", "k", "a", now); err != nil {
 		t.Fatal(err)
 	}
-	if err := rc.Use("k", "a", now.Add(time.Second)); !errors.Is(err, ErrReplayed) {
+	if err := rc.Use("", "k", "a", now.Add(time.Second)); !errors.Is(err, ErrReplayed) {
 		t.Fatalf("replay: %v, want ErrReplayed", err)
 	}
 	// The same jti under another key is another proof; the separator
 	// keeps "k"+"ab" apart from "ka"+"b".
-	if err := rc.Use("k2", "a", now); err != nil {
+	if err := rc.Use("", "k2", "a", now); err != nil {
 		t.Fatal(err)
 	}
-	if err := rc.Use("ka", "", now); err != nil {
+	if err := rc.Use("", "ka", "", now); err != nil {
 		t.Fatal(err)
 	}
-	if err := rc.Use("x", "y", now); !errors.Is(err, ErrReplayCacheFull) {
+	if err := rc.Use("", "x", "y", now); !errors.Is(err, ErrReplayCacheFull) {
 		t.Fatalf("full: %v, want ErrReplayCacheFull", err)
 	}
 	// Just before retention ends, the proof is still remembered; after,
 	// it is forgotten and room is made.
-	if err := rc.Use("k", "a", now.Add(c.Retention()-time.Nanosecond)); !errors.Is(err, ErrReplayed) {
+	if err := rc.Use("", "k", "a", now.Add(c.Retention()-time.Nanosecond)); !errors.Is(err, ErrReplayed) {
 		t.Fatalf("before retention: %v, want ErrReplayed", err)
 	}
 	later := now.Add(c.Retention())
-	if err := rc.Use("x", "y", later); err != nil {
+	if err := rc.Use("", "x", "y", later); err != nil {
 		t.Fatalf("after retention: %v", err)
 	}
 	if n := rc.Len(); n != 1 {
 		t.Errorf("Len = %d, want 1", n)
+	}
+}
+
+// TestReplayCacheOwnerShare: one owner (a client) fills at most a quarter
+// of the cache; others still get room, and its share comes back as its
+// proofs expire.
+func TestReplayCacheOwnerShare(t *testing.T) {
+	c := &Checker{}
+	rc := NewReplayCache(c.Retention(), 8)
+	for i := range 2 {
+		if err := rc.Use("greedy", "k", fmt.Sprint(i), t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rc.Use("greedy", "k2", "x", t0); !errors.Is(err, ErrOwnerShareFull) {
+		t.Fatalf("third proof of one owner in a cache of 8: %v, want ErrOwnerShareFull", err)
+	}
+	if err := rc.Use("greedy", "k", "0", t0); !errors.Is(err, ErrReplayed) {
+		t.Fatalf("a replay is a replay, share or not: %v", err)
+	}
+	for i := range 6 {
+		if err := rc.Use(fmt.Sprint("client", i), "k", fmt.Sprint("c", i), t0); err != nil {
+			t.Fatalf("another client: %v", err)
+		}
+	}
+	if err := rc.Use("late", "k", "a", t0); !errors.Is(err, ErrReplayCacheFull) {
+		t.Fatalf("full: %v, want ErrReplayCacheFull", err)
+	}
+	if err := rc.Use("greedy", "k", "new", t0.Add(c.Retention())); err != nil {
+		t.Fatalf("after its proofs expired: %v", err)
 	}
 }
 

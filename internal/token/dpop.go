@@ -42,7 +42,8 @@ func (h *Handler) bindProof(req *Request, is *issuance) error {
 	if is.thumbprint != "" {
 		return oauth2.Errorf(oauth2.ErrInvalidRequest, "The request authenticated with a TLS client certificate, which binds the token to it, and sent a DPoP proof: send one or the other, not both.")
 	}
-	if err := h.dpopSeen.Use(p.JKT, p.JTI, req.Now); errors.Is(err, dpop.ErrReplayed) {
+	// No owner: a full cache is no refusal here.
+	if err := h.dpopSeen.Use("", p.JKT, p.JTI, req.Now); errors.Is(err, dpop.ErrReplayed) {
 		return proofError(err)
 	}
 	// A full cache is no refusal: the store below refuses replays anyway.
