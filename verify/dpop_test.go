@@ -253,3 +253,25 @@ func TestDPoPPublicURL(t *testing.T) {
 		}
 	}
 }
+
+// One client holds at most a quarter of the replay cache: beyond it its
+// proofs are answered unavailable (503), whatever keys it binds tokens to.
+func TestDPoPReplayShare(t *testing.T) {
+	k := testkeyward.Start(t)
+	id, secret, _, _ := k.Setup(t, "jwt")
+	v := newVerifier(t, k, verify.WithDPoPReplayCacheSize(8))
+	ctx := context.Background()
+	const u = "https://orders.internal/orders"
+	for i := range 3 {
+		p := newProver(t) // a new key each time: the share is the client's
+		tok := dpopToken(t, k, p, id, secret, "orders.read")
+		proof, _ := p.Proof("GET", u, tok, k.Clock.Now())
+		_, err := v.VerifyDPoP(ctx, tok, verify.DPoPRequest{Method: "GET", URL: u, Proofs: []string{proof}})
+		if i < 2 && err != nil {
+			t.Fatalf("proof %d: %v", i, err)
+		}
+		if i == 2 && !errors.Is(err, verify.ErrUnavailable) {
+			t.Fatalf("a third proof of one client with a cache of 8: %v, want ErrUnavailable", err)
+		}
+	}
+}
