@@ -88,9 +88,17 @@ func (e *AuditEvent) DataJSON() []byte {
 	return data
 }
 
-// AuditFilter selects audit events.
+// AuditFilter selects audit events and the order they are listed in.
+//
+// By default events come oldest first: the Limit oldest that match, and
+// the next page starts after the last one's Seq (AfterSeq). With Newest
+// they come newest first: the Limit newest that match, and the next,
+// older page ends before the last one's Seq (BeforeSeq). AfterSeq and
+// BeforeSeq bound the range in either order.
 type AuditFilter struct {
 	AfterSeq  int64 // only events with Seq > AfterSeq
+	BeforeSeq int64 // only events with Seq < BeforeSeq; 0 means no bound
+	Newest    bool  // newest first (descending Seq) instead of oldest first
 	Limit     int   // 0 means DefaultListLimit
 	AccountID string
 	Action    string

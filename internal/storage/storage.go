@@ -486,7 +486,8 @@ type Storage interface {
 	// expired before now, so the store does not grow without bound.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 
-	// ListAuditEvents returns events in sequence order.
+	// ListAuditEvents returns the events f selects, in sequence order, or
+	// in reverse sequence order (newest first) with f.Newest.
 	ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 	// PruneAudit deletes the oldest audit events — those before the first
 	// event at or after before, within limits, and never the newest event —

@@ -221,6 +221,9 @@ func (s *Store) ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]s
 		where = append(where, cond)
 		args = append(args, v)
 	}
+	if f.BeforeSeq > 0 {
+		add("seq < ?", f.BeforeSeq)
+	}
 	if f.AccountID != "" {
 		add("account_id = ?", f.AccountID)
 	}
@@ -241,7 +244,13 @@ func (s *Store) ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]s
 		limit = storage.DefaultListLimit
 	}
 	args = append(args, limit)
-	q := s.rebind(`SELECT ` + auditCols + ` FROM audit_events WHERE ` + strings.Join(where, " AND ") + ` ORDER BY seq LIMIT ?`)
+	// seq is the primary key, and the account and action indexes end with
+	// it: either order is an index walk that stops after limit rows.
+	order := "seq"
+	if f.Newest {
+		order = "seq DESC"
+	}
+	q := s.rebind(`SELECT ` + auditCols + ` FROM audit_events WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + order + ` LIMIT ?`)
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, s.wrap("list audit events", err)

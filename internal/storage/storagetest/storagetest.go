@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"AuditBatch", testAuditBatch},
 		{"AuditPrune", testAuditPrune},
 		{"AuditFilter", testAuditFilter},
+		{"AuditNewestPaging", testAuditNewestPaging},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1045,6 +1046,21 @@ func testAuditFilter(t *testing.T, s storage.Storage) {
 		{"since", storage.AuditFilter{Since: t0.Add(time.Minute)}, []int64{2, 3}},
 		{"until", storage.AuditFilter{Until: t0.Add(time.Minute)}, []int64{1}},
 		{"after", storage.AuditFilter{AfterSeq: 1, Limit: 1}, []int64{2}},
+		{"before", storage.AuditFilter{BeforeSeq: 3}, []int64{1, 2}},
+		{"after and before", storage.AuditFilter{AfterSeq: 1, BeforeSeq: 3}, []int64{2}},
+		{"empty range", storage.AuditFilter{AfterSeq: 1, BeforeSeq: 2}, nil},
+		{"newest", storage.AuditFilter{Newest: true}, []int64{3, 2, 1}},
+		{"newest limit", storage.AuditFilter{Newest: true, Limit: 2}, []int64{3, 2}},
+		{"newest account", storage.AuditFilter{Newest: true, AccountID: "a"}, []int64{2, 1}},
+		{"newest action limit", storage.AuditFilter{Newest: true, Action: "token.issued", Limit: 1}, []int64{3}},
+		{"newest outcome", storage.AuditFilter{Newest: true, Outcome: storage.OutcomeSuccess}, []int64{3, 1}},
+		{"newest since", storage.AuditFilter{Newest: true, Since: t0.Add(time.Minute)}, []int64{3, 2}},
+		{"newest until", storage.AuditFilter{Newest: true, Until: t0.Add(2 * time.Minute)}, []int64{2, 1}},
+		{"newest before", storage.AuditFilter{Newest: true, BeforeSeq: 3, Limit: 1}, []int64{2}},
+		{"newest before the first", storage.AuditFilter{Newest: true, BeforeSeq: 1}, nil},
+		{"newest after", storage.AuditFilter{Newest: true, AfterSeq: 1}, []int64{3, 2}},
+		{"newest after and before", storage.AuditFilter{Newest: true, AfterSeq: 1, BeforeSeq: 3}, []int64{2}},
+		{"newest after and before account", storage.AuditFilter{Newest: true, AfterSeq: 1, BeforeSeq: 4, AccountID: "b"}, []int64{3}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1056,6 +1072,54 @@ func testAuditFilter(t *testing.T, s storage.Storage) {
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Fatalf("seqs = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// testAuditNewestPaging pages the log backwards, newest first, each page
+// ending before the oldest event of the last, with and without a filter.
+func testAuditNewestPaging(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	var evs []storage.AuditEvent
+	for i := range 10 {
+		e := ev("token.issued")
+		e.AccountID = []string{"a", "b"}[i%2] // odd seqs are a's
+		evs = append(evs, e)
+	}
+	_, err := s.Commit(ctx, []storage.Write{{Events: evs}})
+	mustNil(t, err)
+	tests := []struct {
+		name  string
+		f     storage.AuditFilter
+		pages [][]int64
+	}{
+		{"all", storage.AuditFilter{Limit: 3}, [][]int64{{10, 9, 8}, {7, 6, 5}, {4, 3, 2}, {1}}},
+		{"exact pages", storage.AuditFilter{Limit: 5}, [][]int64{{10, 9, 8, 7, 6}, {5, 4, 3, 2, 1}, nil}},
+		{"account", storage.AuditFilter{Limit: 2, AccountID: "a"}, [][]int64{{9, 7}, {5, 3}, {1}}},
+		{"from before", storage.AuditFilter{Limit: 4, BeforeSeq: 8}, [][]int64{{7, 6, 5, 4}, {3, 2, 1}}},
+		{"down to after", storage.AuditFilter{Limit: 4, AfterSeq: 3}, [][]int64{{10, 9, 8, 7}, {6, 5, 4}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := tt.f
+			f.Newest = true
+			var got [][]int64
+			for {
+				page, err := s.ListAuditEvents(ctx, f)
+				mustNil(t, err)
+				var seqs []int64
+				for _, e := range page {
+					seqs = append(seqs, e.Seq)
+				}
+				got = append(got, seqs)
+				if len(page) < f.Limit || len(got) > len(tt.pages) {
+					break
+				}
+				f.BeforeSeq = page[len(page)-1].Seq
+			}
+			if !slices.EqualFunc(got, tt.pages, slices.Equal) {
+				t.Fatalf("pages = %v, want %v", got, tt.pages)
 			}
 		})
 	}
