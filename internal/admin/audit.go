@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"net/http"
@@ -73,18 +74,35 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 	return time.Parse(time.RFC3339, s)
 }
 
-// listAudit serves GET /v1/audit. With wait=DURATION and no matching event
-// after `after`, it waits up to that long for one (long polling), checking
-// the store, so it works whichever replica wrote the event. A server that
-// is shutting down answers at once, with what it has.
+// listAudit serves GET /v1/audit: oldest first, or newest first with
+// order=desc. next_page_token continues in the same direction: oldest
+// first, it is the `after` of the next page, and is there even on the last
+// page, for the events still to come; newest first, it is the `before` of
+// the next, older page, and is left out when there is none. With
+// wait=DURATION, oldest first only, and no matching event after `after`,
+// it waits up to that long for one (long polling), checking the store, so
+// it works whichever replica wrote the event. A server that is shutting
+// down answers at once, with what it has.
 func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 	q := r.URL.Query()
 	now := h.svc.cfg.Now()
 	var f storage.AuditFilter
 	var err error
+	switch q.Get("order") {
+	case "", "asc":
+	case "desc":
+		f.Newest = true
+	default:
+		return 0, nil, invalid("order must be asc (oldest first, the default) or desc (newest first).")
+	}
 	if v := q.Get("after"); v != "" {
 		if f.AfterSeq, err = strconv.ParseInt(v, 10, 64); err != nil || f.AfterSeq < 0 {
 			return 0, nil, invalid("after must be a sequence number.")
+		}
+	}
+	if v := q.Get("before"); v != "" {
+		if f.BeforeSeq, err = strconv.ParseInt(v, 10, 64); err != nil || f.BeforeSeq < 1 {
+			return 0, nil, invalid("before must be a sequence number from 1.")
 		}
 	}
 	if f.Limit, err = parseLimit(q.Get("limit")); err != nil {
@@ -113,6 +131,12 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 		if wait, err = time.ParseDuration(v); err != nil || wait < 0 || wait > maxAuditWait {
 			return 0, nil, invalid("wait must be a duration up to %s.", maxAuditWait)
 		}
+		if f.Newest {
+			return 0, nil, invalid("wait (long polling for new events) needs order=asc: newest first, new events would go on a page already read.")
+		}
+	}
+	if f.Newest {
+		return h.listAuditNewest(r.Context(), f)
 	}
 	evs, err := h.svc.store.ListAuditEvents(r.Context(), f)
 	if err == nil && len(evs) == 0 && wait > 0 {
@@ -121,17 +145,39 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	out := make([]AuditEventView, 0, len(evs))
-	for _, e := range evs {
-		out = append(out, AuditView(e))
-	}
-	resp := map[string]any{"events": out}
+	resp := map[string]any{"events": auditViews(evs)}
 	if len(evs) > 0 {
 		resp["next_page_token"] = strconv.FormatInt(evs[len(evs)-1].Seq, 10)
 	} else {
 		resp["next_page_token"] = strconv.FormatInt(f.AfterSeq, 10)
 	}
 	return 200, resp, nil
+}
+
+// listAuditNewest answers a newest-first page. It reads one event more
+// than it shows, to tell whether an older page follows.
+func (h *Handler) listAuditNewest(ctx context.Context, f storage.AuditFilter) (int, any, error) {
+	limit := cmp.Or(f.Limit, storage.DefaultListLimit)
+	f.Limit = limit + 1
+	evs, err := h.svc.store.ListAuditEvents(ctx, f)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp := map[string]any{}
+	if len(evs) > limit {
+		evs = evs[:limit]
+		resp["next_page_token"] = strconv.FormatInt(evs[limit-1].Seq, 10)
+	}
+	resp["events"] = auditViews(evs)
+	return 200, resp, nil
+}
+
+func auditViews(evs []storage.AuditEvent) []AuditEventView {
+	out := make([]AuditEventView, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, AuditView(e))
+	}
+	return out
 }
 
 func (h *Handler) waitForAudit(ctx context.Context, f storage.AuditFilter, wait time.Duration) ([]storage.AuditEvent, error) {

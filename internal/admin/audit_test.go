@@ -1,14 +1,18 @@
 package admin_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/storage"
 )
 
 // TestAuditLongPoll: a follower's long poll is answered even when it waits
@@ -74,4 +78,80 @@ func TestAuditLongPoll(t *testing.T) {
 			t.Fatalf("a poll after shutdown began: %v after %s", err, took)
 		}
 	})
+}
+
+// TestAuditOrder: GET /v1/audit lists oldest first, or newest first with
+// order=desc, each page's next_page_token continuing in its direction.
+func TestAuditOrder(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	head, err := f.store.ListAuditEvents(ctx, storage.AuditFilter{Newest: true, Limit: 1})
+	if err != nil || len(head) != 1 {
+		t.Fatalf("the bootstrap's events: %v %v", head, err)
+	}
+	n := head[0].Seq
+	// Six events after n: n+1, n+3, n+5 are test.a; n+2, n+4, n+6 test.b.
+	var evs []storage.AuditEvent
+	for i := range 6 {
+		evs = append(evs, storage.AuditEvent{Time: time.Now(), Action: []string{"test.a", "test.b"}[i%2], Outcome: storage.OutcomeSuccess, Actor: "test"})
+	}
+	if _, err := f.store.Commit(ctx, []storage.Write{{Events: evs}}); err != nil {
+		t.Fatal(err)
+	}
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	seq := func(k int64) string { return strconv.FormatInt(n+k, 10) }
+	tests := []struct {
+		query    string
+		want     []int64 // seqs less n
+		wantNext int64   // less n; -1: no next_page_token
+	}{
+		{"limit=2&after=" + seq(0), []int64{1, 2}, 2},
+		{"order=asc&action=test.a&after=" + seq(0), []int64{1, 3, 5}, 5},
+		{"after=" + seq(0) + "&before=" + seq(3), []int64{1, 2}, 2},
+		{"order=desc&limit=2", []int64{6, 5}, 5},
+		{"order=desc&limit=2&before=" + seq(5), []int64{4, 3}, 3},
+		{"order=desc&limit=2&after=" + seq(0) + "&before=" + seq(3), []int64{2, 1}, -1},
+		{"order=desc&action=test.b&limit=3", []int64{6, 4, 2}, -1},
+		{"order=desc&action=test.a&limit=2", []int64{5, 3}, 3},
+		{"order=desc&after=" + seq(0) + "&before=" + seq(1), nil, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			code, out, _ := f.call(t, "GET", "/v1/audit?"+tt.query, auth, nil)
+			if code != 200 {
+				t.Fatalf("status %d: %v", code, out)
+			}
+			var got []int64
+			for _, e := range out["events"].([]any) {
+				got = append(got, int64(e.(map[string]any)["seq"].(float64))-n)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("seqs less %d = %v, want %v", n, got, tt.want)
+			}
+			next, ok := out["next_page_token"]
+			if want := strconv.FormatInt(n+tt.wantNext, 10); tt.wantNext >= 0 && next != want {
+				t.Errorf("next_page_token = %v, want %s", next, want)
+			} else if tt.wantNext < 0 && ok {
+				t.Errorf("next_page_token = %v on the oldest page, want none", next)
+			}
+		})
+	}
+
+	refusals := []struct{ query, want string }{
+		{"order=newest", "order must be asc (oldest first, the default) or desc (newest first)."},
+		{"order=DESC", "order must be asc (oldest first, the default) or desc (newest first)."},
+		{"before=0", "before must be a sequence number from 1."},
+		{"before=-3", "before must be a sequence number from 1."},
+		{"before=x", "before must be a sequence number from 1."},
+		{"order=desc&wait=1s", "wait (long polling for new events) needs order=asc: newest first, new events would go on a page already read."},
+		{"order=desc&wait=0s", "wait (long polling for new events) needs order=asc: newest first, new events would go on a page already read."},
+	}
+	for _, tt := range refusals {
+		t.Run(tt.query, func(t *testing.T) {
+			code, out, _ := f.call(t, "GET", "/v1/audit?"+tt.query, auth, nil)
+			if code != 400 || out["error"] != "invalid_request" || out["error_description"] != tt.want {
+				t.Fatalf("got %d %v, want 400 invalid_request %q", code, out, tt.want)
+			}
+		})
+	}
 }

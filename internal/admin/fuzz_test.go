@@ -38,6 +38,7 @@ func FuzzAdminAPI(f *testing.F) {
 		{"POST", sa + "/revoke-tokens", ""},
 		{"POST", "/v1/tokens/revoke", `{"jti":"3f2a"}`},
 		{"GET", "/v1/audit?account=job@shop.iam.test&action=token.issued&outcome=failure&since=90d&until=2030-01-01T00:00:00Z&limit=5", ""},
+		{"GET", "/v1/audit?order=desc&before=7&after=2&limit=3", ""},
 		{"POST", "/v1/orgs", `{"domain":"example.com","blocked_scopes":["orders.write"]}`},
 		{"PATCH", "/v1/orgs/example.com", `{"blocked_scopes":[]}`},
 		{"POST", "/v1/orgs/example.com/users", `{"users":[{"email":"ann@example.com"},{"email":"bob@example.com","suspended":true}]}`},
