@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,8 +130,44 @@ func TestAuditList(t *testing.T) {
 			}
 		}
 	})
+	t.Run("newest", func(t *testing.T) {
+		// Each CLI run adds the token.issued event of its own admin token,
+		// so every listing ends (or starts) at its own head; all of them
+		// start from 1 without gaps.
+		seqs := func(args ...string) []int64 {
+			out := runCLI(t, append(append([]string{"audit", "list", "-o", "json", "--newest"}, admin...), args...)...)
+			var got []int64
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				var e struct{ Seq int64 }
+				if err := json.Unmarshal([]byte(line), &e); err != nil {
+					t.Fatalf("line %q: %v", line, err)
+				}
+				got = append(got, e.Seq)
+			}
+			return got
+		}
+		for _, args := range [][]string{{"--limit", "1000"}, {"--limit", "2"}, {"--limit", "1"}} {
+			all := list()
+			got := seqs(args...)
+			for i, seq := range got {
+				if want := int64(len(got) - i); seq != want {
+					t.Fatalf("%v: event %d of %v has seq %d, want %d: newest first, without gaps or repeats", args, i, got, seq, want)
+				}
+			}
+			if len(got) <= len(all) {
+				t.Fatalf("%v: %d events newest first, want more than the %d listed before", args, len(got), len(all))
+			}
+		}
+		if got := seqs("--before", "4", "--limit", "2"); !slices.Equal(got, []int64{3, 2, 1}) {
+			t.Fatalf("--before 4: seqs %v, want [3 2 1]", got)
+		}
+		refused := seqs("--action", "token.refused", "--limit", "1")
+		if len(refused) != 1 {
+			t.Fatalf("--action token.refused newest first: %v, want the one refusal", refused)
+		}
+	})
 	t.Run("bad input", func(t *testing.T) {
-		for _, q := range []string{"limit=0", "limit=x", "since=yesterday", "after=-1", "outcome=maybe", "wait=1h", "account=ghost@x"} {
+		for _, q := range []string{"limit=0", "limit=x", "since=yesterday", "after=-1", "before=0", "order=up", "order=desc&wait=1s", "outcome=maybe", "wait=1h", "account=ghost@x"} {
 			c, err := (&clientFlags{credentials: m.AdminKeyFile, output: "json"}).client(cliContext())
 			if err != nil {
 				t.Fatal(err)

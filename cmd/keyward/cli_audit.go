@@ -43,31 +43,38 @@ directly in the database.`,
 
 func newAuditListCommand() *cobra.Command {
 	var (
-		f                      clientFlags
-		since, until, account  string
-		action, outcome, after string
-		limit                  int
-		follow                 bool
+		f                              clientFlags
+		since, until, account          string
+		action, outcome, after, before string
+		limit                          int
+		follow, newest                 bool
 	)
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List audit events, oldest first; --follow streams new ones",
+		Short: "List audit events, oldest first; --newest lists newest first, --follow streams new ones",
 		Example: `  keyward audit list --since 1h --action token.refused
+  keyward audit list --newest --outcome failure --since 24h
   keyward audit list --account nightly-report@billing.iam.keyward.internal --follow -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if newest && follow {
+				return usageError{errors.New("--newest and --follow go opposite ways: --follow streams new events after the ones there are, oldest first")}
+			}
+			if limit <= 0 || limit > 1000 {
+				return usageError{fmt.Errorf("--limit must be from 1 to 1000")}
+			}
 			c, err := f.client(cmd)
 			if err != nil {
 				return err
 			}
 			q := url.Values{}
-			for k, v := range map[string]string{"since": since, "until": until, "account": account, "action": action, "outcome": outcome, "after": after} {
+			if newest {
+				q.Set("order", "desc")
+			}
+			for k, v := range map[string]string{"since": since, "until": until, "account": account, "action": action, "outcome": outcome, "after": after, "before": before} {
 				if v != "" {
 					q.Set(k, v)
 				}
-			}
-			if limit <= 0 || limit > 1000 {
-				return usageError{fmt.Errorf("--limit must be from 1 to 1000")}
 			}
 			q.Set("limit", strconv.Itoa(limit))
 			header := true
@@ -108,6 +115,14 @@ func newAuditListCommand() *cobra.Command {
 						dash(e.AccountID), dash(e.Actor), dash(e.Source), details(e.Data))
 				}
 				tw.Flush()
+				if newest {
+					// Newest first, the last page has no next_page_token.
+					if page.Next == "" {
+						return nil
+					}
+					q.Set("before", page.Next)
+					continue
+				}
 				if page.Next != "" {
 					q.Set("after", page.Next)
 				}
@@ -128,7 +143,9 @@ func newAuditListCommand() *cobra.Command {
 	fl.StringVar(&action, "action", "", "only this action, e.g. token.issued, token.refused, account.disable")
 	fl.StringVar(&outcome, "outcome", "", "only success or failure")
 	fl.StringVar(&after, "after", "", "only events after this sequence number")
+	fl.StringVar(&before, "before", "", "only events before this sequence number")
 	fl.IntVar(&limit, "limit", 100, "events per page (1-1000)")
+	fl.BoolVar(&newest, "newest", false, "list newest first, paging back to the oldest (not with --follow)")
 	fl.BoolVar(&follow, "follow", false, "keep streaming new events until interrupted, reconnecting when the server restarts")
 	return cmd
 }

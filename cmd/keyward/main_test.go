@@ -31,6 +31,7 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"sa", "--bogus"}, true, "unknown flag"},
 		{[]string{"sa", "list", "-o", "yaml"}, true, "must be table or json"},
 		{[]string{"keys", "create", "x@p.iam.example"}, true, "--out is required"},
+		{[]string{"audit", "list", "--newest", "--follow"}, true, "--newest and --follow go opposite ways"},
 		{[]string{"sa", "update", "x", "--credentials", missing}, false, "credentials"},
 		{[]string{"sa", "list"}, false, "no credentials"},
 		{[]string{"audit", "verify", "--data-dir", missing}, false, "no Keyward database"},
