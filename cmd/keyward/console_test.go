@@ -297,8 +297,21 @@ func TestConsoleBrowser(t *testing.T) {
 	step("the secret is shown once", chromedp.Click(viewButton("I have copied it")), chromedp.WaitNotPresent(chromedp.ID("new-secret")))
 
 	// The audit log, newest first: the key just created is on top.
+	// auditRequests counts the page's requests to GET /v1/audit since it
+	// was last called: one a page.
+	auditRequests := func() int {
+		return eval[int](p, `(() => {
+			const n = performance.getEntriesByType("resource").filter((e) => new URL(e.name).pathname.endsWith("/v1/audit")).length;
+			performance.clearResourceTimings();
+			return n;
+		})()`)
+	}
+	auditRequests()
 	step("the audit log", chromedp.Navigate(m.Issuer+"/console/#/audit"),
 		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//h1[text()="Audit log"]`)))
+	if n := auditRequests(); n != 1 {
+		t.Errorf("the audit log's first page took %d requests, want 1", n)
+	}
 	newest := eval[[]string](p, `[...document.querySelectorAll("#view tbody tr:first-child td")].map((td) => td.textContent)`)
 	if len(newest) < 5 || newest[2] != "secret.create" || newest[4] != acct.ID {
 		t.Errorf("the newest audit event shown: %q, want secret.create of %s", newest, acct.ID)
@@ -328,8 +341,12 @@ func TestConsoleBrowser(t *testing.T) {
 	last += 60
 	step("the latest", chromedp.Click(button("Show the latest")), showsFrom(last))
 	page1 := seqs()
+	auditRequests()
 	step("older", chromedp.Click(button("Older")), showsFrom(last-50))
 	page2 := seqs()
+	if n := auditRequests(); n != 1 {
+		t.Errorf("the older page took %d requests, want 1", n)
+	}
 	if len(page1) != 50 || page1[49] != last-49 || len(page2) != last-50 || page2[len(page2)-1] != 1 {
 		t.Errorf("audit pages: %v, then %v; want %d events newest first, 50 a page", page1, page2, last)
 	}
