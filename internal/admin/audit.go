@@ -75,7 +75,8 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 }
 
 // listAudit serves GET /v1/audit: oldest first, or newest first with
-// order=desc. next_page_token continues in the same direction: oldest
+// order=desc. next_page_token, sent back as page_token, continues in the
+// same direction: oldest
 // first, it is the `after` of the next page, and is there even on the last
 // page, for the events still to come; newest first, it is the `before` of
 // the next, older page, and is left out when there is none. With
@@ -94,6 +95,18 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 		f.Newest = true
 	default:
 		return 0, nil, invalid("order must be asc (oldest first, the default) or desc (newest first).")
+	}
+	// page_token, as on the other lists, is next_page_token handed back:
+	// the after of the next page oldest first, the before newest first.
+	if v := q.Get("page_token"); v != "" {
+		name := "after"
+		if f.Newest {
+			name = "before"
+		}
+		if q.Get(name) != "" {
+			return 0, nil, invalid("page_token continues a listing: send it or %s, not both.", name)
+		}
+		q.Set(name, v)
 	}
 	if v := q.Get("after"); v != "" {
 		if f.AfterSeq, err = strconv.ParseInt(v, 10, 64); err != nil || f.AfterSeq < 0 {

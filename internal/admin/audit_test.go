@@ -114,6 +114,9 @@ func TestAuditOrder(t *testing.T) {
 		{"order=desc&action=test.b&limit=3", []int64{6, 4, 2}, -1},
 		{"order=desc&action=test.a&limit=2", []int64{5, 3}, 3},
 		{"order=desc&after=" + seq(0) + "&before=" + seq(1), nil, -1},
+		// page_token is next_page_token handed back, in either direction.
+		{"limit=2&page_token=" + seq(2), []int64{3, 4}, 4},
+		{"order=desc&limit=2&page_token=" + seq(5), []int64{4, 3}, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -145,6 +148,9 @@ func TestAuditOrder(t *testing.T) {
 		{"before=x", "before must be a sequence number from 1."},
 		{"order=desc&wait=1s", "wait (long polling for new events) needs order=asc: newest first, new events would go on a page already read."},
 		{"order=desc&wait=0s", "wait (long polling for new events) needs order=asc: newest first, new events would go on a page already read."},
+		{"page_token=3&after=2", "page_token continues a listing: send it or after, not both."},
+		{"order=desc&page_token=3&before=2", "page_token continues a listing: send it or before, not both."},
+		{"page_token=x", "after must be a sequence number."},
 	}
 	for _, tt := range refusals {
 		t.Run(tt.query, func(t *testing.T) {
