@@ -75,38 +75,28 @@ func (s *Store) Commit(ctx context.Context, writes []storage.Write) ([]error, er
 }
 
 // useJTIs inserts the writes' JTIs, setting results[i] to ErrReplay for
-// every write one of whose JTIs was used before, in the store or earlier in
-// the batch. All of them go in with multi-row inserts in key order, so that
-// two processes inserting the same JTIs lock them in the same order instead
-// of deadlocking (PostgreSQL), whatever order each write lists them in (a
-// client assertion's and a DPoP proof's); a write refused for one of its
-// JTIs then gives back the others it took.
+// every write one of whose JTIs was used before, in the store or by an
+// earlier accepted write of the batch: the outcome is that of committing
+// the writes one by one in order. All of them go in with multi-row inserts
+// in key order, so that two processes inserting the same JTIs lock them in
+// the same order instead of deadlocking (PostgreSQL), whatever order each
+// write lists them in (a client assertion's and a DPoP proof's); the JTIs
+// that no accepted write took are then given back, so a refused write
+// leaves none taken and does not count against a later write.
 func (s *Store) useJTIs(ctx context.Context, tx *sql.Tx, writes []storage.Write, results []error) error {
 	type key struct{ issuer, jti string }
 	var (
-		claimed = map[key]bool{} // by the first write that asks, unrefused
-		all     []storage.UsedJTI
+		seen = map[key]bool{}
+		all  []storage.UsedJTI // each key once
 	)
-	for i, w := range writes {
-		if len(w.JTIs) == 0 {
-			continue
-		}
-		ks := make([]key, 0, len(w.JTIs))
+	for _, w := range writes {
 		for _, u := range w.JTIs {
 			k := key{u.Issuer, u.JTI}
-			if claimed[k] || slices.Contains(ks, k) {
-				results[i] = storage.ErrReplay
-				break
+			if !seen[k] {
+				seen[k] = true
+				all = append(all, u)
 			}
-			ks = append(ks, k)
 		}
-		if results[i] != nil {
-			continue
-		}
-		for _, k := range ks {
-			claimed[k] = true
-		}
-		all = append(all, w.JTIs...)
 	}
 	if len(all) == 0 {
 		return nil
@@ -114,7 +104,7 @@ func (s *Store) useJTIs(ctx context.Context, tx *sql.Tx, writes []storage.Write,
 	slices.SortFunc(all, func(a, b storage.UsedJTI) int {
 		return cmp.Or(strings.Compare(a.Issuer, b.Issuer), strings.Compare(a.JTI, b.JTI))
 	})
-	inserted := make(map[key]bool, len(all))
+	fresh := make(map[key]bool, len(all)) // inserted by this transaction
 	err := inChunks(all, 3, func(args []any, u storage.UsedJTI) []any {
 		return append(args, u.Issuer, u.JTI, micros(u.ExpiresAt))
 	}, func(n int, args []any) error {
@@ -128,31 +118,41 @@ func (s *Store) useJTIs(ctx context.Context, tx *sql.Tx, writes []storage.Write,
 			if err := rows.Scan(&k.issuer, &k.jti); err != nil {
 				return s.wrap("use jti", err)
 			}
-			inserted[k] = true
+			fresh[k] = true
 		}
 		return s.wrap("use jti", rows.Err())
 	})
 	if err != nil {
 		return err
 	}
-	var release []storage.UsedJTI // taken by writes refused for another JTI
+	taken := make(map[key]bool, len(all)) // by an accepted write
 	for i, w := range writes {
-		if len(w.JTIs) == 0 || results[i] != nil {
+		if len(w.JTIs) == 0 {
 			continue
 		}
-		if slices.ContainsFunc(w.JTIs, func(u storage.UsedJTI) bool { return !inserted[key{u.Issuer, u.JTI}] }) {
-			results[i] = storage.ErrReplay
-			for _, u := range w.JTIs {
-				if inserted[key{u.Issuer, u.JTI}] {
-					release = append(release, u)
-				}
+		ks := make([]key, 0, len(w.JTIs))
+		for _, u := range w.JTIs {
+			k := key{u.Issuer, u.JTI}
+			if !fresh[k] || taken[k] || slices.Contains(ks, k) {
+				results[i] = storage.ErrReplay
+				break
 			}
+			ks = append(ks, k)
+		}
+		if results[i] != nil {
+			continue
+		}
+		for _, k := range ks {
+			taken[k] = true
 		}
 	}
-	// Rows this transaction inserted: deleting them waits for nobody.
-	for _, u := range release {
-		if _, err := s.stmt(ctx, tx, "deleteJTI").ExecContext(ctx, u.Issuer, u.JTI); err != nil {
-			return s.wrap("use jti", err)
+	// Rows this transaction inserted that no accepted write took:
+	// deleting them waits for nobody.
+	for _, u := range all {
+		if k := (key{u.Issuer, u.JTI}); fresh[k] && !taken[k] {
+			if _, err := s.stmt(ctx, tx, "deleteJTI").ExecContext(ctx, u.Issuer, u.JTI); err != nil {
+				return s.wrap("use jti", err)
+			}
 		}
 	}
 	return nil

@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"CommitJTIConcurrent", testCommitJTIConcurrent},
 		{"CommitJTIsCrossed", testCommitJTIsCrossed},
 		{"CommitJTIBatch", testCommitJTIBatch},
+		{"CommitJTIRefusedFrees", testCommitJTIRefusedFrees},
 		{"AuditChain", testAuditChain},
 		{"AuditChainConcurrent", testAuditChainConcurrent},
 		{"AuditBatch", testAuditBatch},
@@ -614,6 +615,30 @@ func testCommitJTI(t *testing.T, s storage.Storage) {
 	mustNil(t, err)
 	if res[0] != nil {
 		t.Fatalf("the unused JTI of a refused write stayed taken: %v", res[0])
+	}
+}
+
+// testCommitJTIRefusedFrees: a write refused for a JTI used before does not
+// keep a later write of the same batch from taking its other JTIs, as if
+// the writes had been committed one by one.
+func testCommitJTIRefusedFrees(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	res, err := s.Commit(ctx, []storage.Write{jtiWrite("acct", "used", "before")})
+	mustNil(t, err)
+	mustNil(t, res[0])
+	a := jtiWrite("acct", "used", "replay")
+	a.JTIs = append(a.JTIs, storage.UsedJTI{Issuer: "dpop:k", JTI: "shared", ExpiresAt: t0.Add(time.Hour)})
+	b := jtiWrite("dpop:k", "shared", "fresh")
+	b.JTIs = append(b.JTIs, storage.UsedJTI{Issuer: "acct", JTI: "other", ExpiresAt: t0.Add(time.Hour)})
+	res, err = s.Commit(ctx, []storage.Write{a, b})
+	mustNil(t, err)
+	if !errors.Is(res[0], storage.ErrReplay) || res[1] != nil {
+		t.Fatalf("Commit results = %v, want [ErrReplay nil]: the refused write's JTI is no replay for the next", res)
+	}
+	res, err = s.Commit(ctx, []storage.Write{jtiWrite("dpop:k", "shared", "again"), jtiWrite("acct", "other", "again")})
+	mustNil(t, err)
+	if !errors.Is(res[0], storage.ErrReplay) || !errors.Is(res[1], storage.ErrReplay) {
+		t.Fatalf("after the accepted write: %v, want both ErrReplay", res)
 	}
 }
 
