@@ -66,6 +66,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 		LockAudit:         fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockAudit),
 		LockSigningKeys:   fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockSigningKeys),
 		LockScopes:        fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockScopes),
+		ForUpdate:         " FOR UPDATE",
 		Notify:            "SELECT pg_notify('keyward_changes_' || current_schema(), $1)",
 	}), nil
 }

@@ -135,7 +135,7 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Ac
 		if err := s.lockScopes(ctx, tx, guards); err != nil {
 			return err
 		}
-		old, err := scanAccount(tx.QueryRowContext(ctx, s.q["getAccount"], id))
+		old, err := scanAccount(tx.QueryRowContext(ctx, s.q["getAccountForUpdate"], id))
 		if err != nil {
 			return s.wrap("update account", err)
 		}
@@ -175,7 +175,7 @@ func (s *Store) DeleteAccount(ctx context.Context, id string, ev storage.AuditEv
 				return err
 			}
 			var err error
-			if old, err = scanAccount(tx.QueryRowContext(ctx, s.q["getAccount"], id)); err != nil {
+			if old, err = scanAccount(tx.QueryRowContext(ctx, s.q["getAccountForUpdate"], id)); err != nil {
 				return s.wrap("delete account", err)
 			}
 		}

@@ -123,7 +123,7 @@ func (s *Store) ListAPIs(ctx context.Context) ([]storage.API, error) {
 func (s *Store) UpdateAPI(ctx context.Context, name string, fn func(storage.API) (storage.API, error), ev storage.AuditEvent) (storage.API, error) {
 	var out storage.API
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		old, err := scanAPI(tx.QueryRowContext(ctx, s.q["getAPI"], name))
+		old, err := scanAPI(tx.QueryRowContext(ctx, s.q["getAPIForUpdate"], name))
 		if err != nil {
 			return s.wrap("update api", err)
 		}

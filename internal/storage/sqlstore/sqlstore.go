@@ -36,6 +36,11 @@ type Dialect struct {
 	// change and of DeleteAPI (see storage.Guard), to serialize them
 	// against each other across processes. SQLite needs none.
 	LockScopes string
+	// ForUpdate, if set, ends a read of the row a transaction is about to
+	// rewrite (" FOR UPDATE"), so that a concurrent change of the row waits
+	// for it instead of being overwritten with what was read before it
+	// committed. SQLite needs none: its write transactions are exclusive.
+	ForUpdate string
 	// Notify, if set, is run with a change payload inside every transaction
 	// that changes what replicas cache.
 	Notify string
@@ -68,6 +73,9 @@ func New(w, r *sql.DB, d Dialect) *Store {
 	s := &Store{w: w, r: r, d: d, q: make(map[string]string, len(queries))}
 	for name, q := range queries {
 		s.q[name] = s.rebind(q)
+	}
+	for _, name := range []string{"getAccount", "getAPI"} {
+		s.q[name+"ForUpdate"] = s.q[name] + d.ForUpdate
 	}
 	return s
 }

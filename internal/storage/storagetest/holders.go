@@ -355,3 +355,78 @@ func testGuardKnownScopesConcurrent(t *testing.T, s storage.Storage) {
 	}
 	verifyAll(t, s)
 }
+
+// testUpdateAccountConcurrent: two updates of one account at once, one
+// unguarded (revoking its tokens) and one guarded (disabling it and
+// removing a scope), both take effect: the later one applies its fn to what
+// the earlier one committed, never to what it read before (a lost update
+// re-enabled the account, kept the scope in its list but not in the scope
+// index, or dropped the revocation).
+func testUpdateAccountConcurrent(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	guard := storage.Guard{KeepHeld: adminScope, KnownScopes: true}
+	x := holder(1, false, adminScope, "orders.read")
+	mustNil(t, s.CreateAccount(ctx, x, ev("account.create")))
+	mustNil(t, s.CreateAccount(ctx, holder(2, false, adminScope), ev("account.create")))
+	revoked := t0.Add(time.Minute)
+	for round := range 2 { // the unguarded update reads first, then the guarded one
+		var (
+			wg            sync.WaitGroup
+			errs          = make([]error, 2)
+			in            = []chan struct{}{make(chan struct{}), make(chan struct{})}
+			bound, cancel = context.WithTimeout(ctx, 250*time.Millisecond)
+		)
+		fns := []func(storage.Account) (storage.Account, error){
+			func(a storage.Account) (storage.Account, error) { a.TokensRevokedBefore = revoked; return a, nil },
+			func(a storage.Account) (storage.Account, error) {
+				a.Disabled, a.Scopes = true, []string{adminScope}
+				return a, nil
+			},
+		}
+		// fns[1], the disabling, is the guarded change.
+		guards := func(i int) []storage.Guard {
+			if i == 1 {
+				return []storage.Guard{guard}
+			}
+			return nil
+		}
+		first := round
+		wg.Go(func() {
+			_, errs[first] = s.UpdateAccount(ctx, x.ID, func(a storage.Account) (storage.Account, error) {
+				close(in[first])
+				select {
+				case <-in[1-first]:
+				case <-bound.Done():
+				}
+				return fns[first](a)
+			}, ev("account.update"), guards(first)...)
+		})
+		<-in[first]
+		second := 1 - first
+		wg.Go(func() {
+			_, errs[second] = s.UpdateAccount(ctx, x.ID, func(a storage.Account) (storage.Account, error) {
+				close(in[second])
+				return fns[second](a)
+			}, ev("account.update"), guards(second)...)
+		})
+		wg.Wait()
+		cancel()
+		mustNil(t, errors.Join(errs...))
+		got, err := s.GetAccount(ctx, x.ID)
+		mustNil(t, err)
+		if !got.Disabled || !slices.Equal(got.Scopes, []string{adminScope}) || !got.TokensRevokedBefore.Equal(revoked) {
+			t.Fatalf("round %d: after concurrent updates: disabled %v, scopes %v, tokens revoked before %v: an update was lost",
+				round, got.Disabled, got.Scopes, got.TokensRevokedBefore)
+		}
+		// An API of orders.read can be created: no account holds it.
+		api := storage.API{Name: fmt.Sprintf("orders%d", round), Identifier: fmt.Sprintf("https://orders%d.example", round),
+			Scopes: []string{"orders.read"}, CreatedAt: t0}
+		mustNil(t, s.CreateAPI(ctx, api, ev("api.create")))
+		mustNil(t, s.DeleteAPI(ctx, api.Name, ev("api.delete")))
+		_, err = s.UpdateAccount(ctx, x.ID, func(a storage.Account) (storage.Account, error) {
+			a.Disabled, a.Scopes, a.TokensRevokedBefore = false, []string{adminScope, "orders.read"}, time.Time{}
+			return a, nil
+		}, ev("account.update"))
+		mustNil(t, err)
+	}
+}

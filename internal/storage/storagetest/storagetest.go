@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"GuardKeepHeldConcurrent", testGuardKeepHeldConcurrent},
 		{"GuardKnownScopes", testGuardKnownScopes},
 		{"GuardKnownScopesConcurrent", testGuardKnownScopesConcurrent},
+		{"UpdateAccountConcurrent", testUpdateAccountConcurrent},
 		{"DeleteAPIHeld", testDeleteAPIHeld},
 		{"CreateAPIHeld", testCreateAPIHeld},
 		{"SigningKeys", testSigningKeys},
