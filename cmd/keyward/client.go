@@ -105,8 +105,22 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", creds, err)
 	}
-	hc := &http.Client{Timeout: 60 * time.Second, Transport: &oauth2.Transport{Source: ts, Base: transport}}
+	hc := &http.Client{Timeout: 60 * time.Second, Transport: &oauth2.Transport{Source: ts, Base: transport},
+		CheckRedirect: sameHostRedirects}
 	return &adminClient{base: base, http: hc, output: f.output, out: cmd.OutOrStdout()}, nil
+}
+
+// sameHostRedirects follows redirects within the server only: the
+// transport would add the administrator's token to a request to any other
+// host it were sent to.
+func sameHostRedirects(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if req.URL.Scheme != via[0].URL.Scheme || req.URL.Host != via[0].URL.Host {
+		return fmt.Errorf("refusing to follow a redirect to %s://%s: the administrator's token would go with it; point --server at the server itself", req.URL.Scheme, req.URL.Host)
+	}
+	return nil
 }
 
 // keyFile reads a service-account key file for the JWT-bearer grant, at

@@ -7,9 +7,14 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -80,5 +85,35 @@ func TestECKeyFile(t *testing.T) {
 		if out := runCLI(t, args...); !strings.Contains(out, admin) {
 			t.Errorf("keyward %s: %s, want the administrator listed", strings.Join(args, " "), out)
 		}
+	}
+}
+
+// TestAdminClientRedirects: the admin client follows no redirect to
+// another host, where its token would go along.
+func TestAdminClientRedirects(t *testing.T) {
+	m := startServer(t)
+	var leaked atomic.Bool
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			leaked.Store(true)
+		}
+	}))
+	defer evil.Close()
+	real, _ := url.Parse(m.Issuer)
+	proxy := httputil.NewSingleHostReverseProxy(real)
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		http.Redirect(w, r, evil.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer redirector.Close()
+	err := runCLIErr(t, "sa", "list", "--credentials", m.AdminKeyFile, "--server", redirector.URL)
+	if err == nil || !strings.Contains(err.Error(), "refusing to follow a redirect") {
+		t.Errorf("sa list through a redirect to another host: %v, want it refused", err)
+	}
+	if leaked.Load() {
+		t.Error("the administrator's token was sent to the other host")
 	}
 }
