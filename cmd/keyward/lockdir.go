@@ -3,6 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
 )
 
 // dataDirLock names the file in an SQLite data directory whose lock a
@@ -38,4 +42,31 @@ func lockForMaintenance(c Config, command string) (release func(), err error) {
 		return nil, fmt.Errorf("%w: stop it before running %s", err, command)
 	}
 	return release, err
+}
+
+// lockWith takes the lock of the SQLite data directory dir for this
+// process, as holder (a command name), with lock: the system's exclusive,
+// non-blocking lock of the open lock file, saying whether another process
+// holds it. The lock lasts until release is called or the process ends,
+// however it ends: the system drops a dead process's locks. If another
+// process holds it, the error is a *dataDirBusyError.
+func lockWith(dir, holder string, lock func(*os.File) (busy bool, err error)) (release func(), err error) {
+	path := filepath.Join(dir, dataDirLock)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock the data directory: %w", err)
+	}
+	if busy, err := lock(f); err != nil {
+		who, _ := io.ReadAll(io.LimitReader(f, 200))
+		f.Close()
+		if busy {
+			return nil, &dataDirBusyError{Dir: dir, Holder: strings.TrimSpace(string(who))}
+		}
+		return nil, fmt.Errorf("lock the data directory %s: %w", dir, err)
+	}
+	// Who holds it, for the error of the next one that tries.
+	if f.Truncate(0) == nil {
+		f.WriteAt([]byte(fmt.Sprintf("%s (process %d)\n", holder, os.Getpid())), 0)
+	}
+	return func() { f.Close() }, nil
 }
