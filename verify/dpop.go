@@ -174,7 +174,7 @@ func (o mwOptions) serveDPoP(v *Verifier, next http.Handler, w http.ResponseWrit
 		cert = r.TLS.PeerCertificates[0]
 	}
 	c, err := v.VerifyDPoP(r.Context(), tok, DPoPRequest{
-		Method: r.Method, URL: o.requestURL(r), Proofs: r.Header.Values(dpop.Header), Certificate: cert,
+		Method: r.Method, URL: o.requestURL(r), Proofs: dpop.HeaderValues(r.Header), Certificate: cert,
 	})
 	if err != nil {
 		o.refuse(w, r, err)

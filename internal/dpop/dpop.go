@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -37,6 +38,14 @@ const (
 	Header = "DPoP"
 	Scheme = "DPoP"
 )
+
+// headerKey is Header as http.Header stores it. Indexing with it spares
+// every request the allocation that Header.Values makes to canonicalize
+// "DPoP", with or without a proof.
+var headerKey = http.CanonicalHeaderKey(Header)
+
+// HeaderValues returns the values of the DPoP headers in h, for Check.
+func HeaderValues(h http.Header) []string { return h[headerKey] }
 
 // Limits on untrusted input.
 const (

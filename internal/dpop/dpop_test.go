@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -406,5 +407,20 @@ func BenchmarkCheck(b *testing.B) {
 		if _, err := c.Check([]string{raw}, req); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestHeaderValues: HeaderValues finds the header however it was set, and
+// costs a request without one no allocation.
+func TestHeaderValues(t *testing.T) {
+	h := http.Header{}
+	h.Add("dpop", "a")
+	h.Add(Header, "b")
+	if got := HeaderValues(h); len(got) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Fatalf("HeaderValues = %q, want [a b]", got)
+	}
+	h = http.Header{"Authorization": {"Bearer x"}}
+	if n := testing.AllocsPerRun(100, func() { _ = HeaderValues(h) }); n != 0 {
+		t.Fatalf("HeaderValues allocates %v times, want 0", n)
 	}
 }

@@ -15,7 +15,7 @@ import (
 // names it, whatever host the request came through. Only its signature and
 // claims are checked here; its jti is used up with the token (useProof).
 func (h *Handler) checkProof(r *http.Request) (*dpop.Proof, error) {
-	values := r.Header.Values(dpop.Header)
+	values := dpop.HeaderValues(r.Header)
 	if len(values) == 0 {
 		return nil, nil
 	}
