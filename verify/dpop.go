@@ -71,11 +71,9 @@ type DPoPRequest struct {
 //
 // The returned Claims are shared with the cache: do not modify them.
 func (v *Verifier) VerifyDPoP(ctx context.Context, raw string, req DPoPRequest) (*Claims, error) {
-	if raw == "" {
-		return nil, dpopError("invalid_request", "no access token", nil)
-	}
 	c, err := v.verifyBound(ctx, raw, req.Certificate)
 	if err != nil {
+		// "" too: verifyBound's invalid_request, with the DPoP challenge.
 		var e *Error
 		if errors.As(err, &e) && e.Code != codeUnavailable {
 			return nil, dpopError(e.Code, e.Description, e.Err)

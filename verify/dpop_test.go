@@ -275,3 +275,13 @@ func TestDPoPReplayShare(t *testing.T) {
 		}
 	}
 }
+
+// An empty token is invalid_request, before any proof is looked at.
+func TestVerifyDPoPEmptyToken(t *testing.T) {
+	v := newVerifier(t, testkeyward.Start(t))
+	_, err := v.VerifyDPoP(context.Background(), "", verify.DPoPRequest{Method: "GET", URL: "https://api.example/"})
+	var e *verify.Error
+	if !errors.As(err, &e) || e.Code != "invalid_request" || e.Description != "no access token" {
+		t.Fatalf("VerifyDPoP(\"\") = %v, want invalid_request: no access token", err)
+	}
+}
