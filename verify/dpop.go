@@ -23,7 +23,8 @@ type dpopOptions struct {
 }
 
 // WithDPoPProofMaxAge sets how old a DPoP proof may be, by its iat
-// (default 60 s), beside the leeway (WithLeeway) for clocks that differ.
+// (default 60 s), beside the leeway (WithLeeway; 10 s for proofs if it is
+// 0) for clocks that differ.
 func WithDPoPProofMaxAge(d time.Duration) Option {
 	return func(o *options) { o.dpop.maxAge = d }
 }
