@@ -37,9 +37,9 @@ type DPoP struct {
 	now    func() time.Time
 }
 
-// NewDPoP returns a DPoP with key, an EC P-256 (ES256), Ed25519 (EdDSA)
-// or RSA (RS256, at least 2048 bits) private key; with nil, a new P-256
-// key that lives in memory only.
+// NewDPoP returns a DPoP with key, an EC P-256 (ES256) or P-384 (ES384),
+// Ed25519 (EdDSA) or RSA (RS256, 2048 to 8192 bits) private key; with nil,
+// a new P-256 key that lives in memory only.
 func NewDPoP(key crypto.Signer) (*DPoP, error) {
 	if key == nil {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

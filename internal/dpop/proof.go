@@ -20,8 +20,8 @@ type Prover struct {
 	jkt    string
 }
 
-// NewProver returns a Prover for key: an EC P-256 key signs ES256, an
-// Ed25519 key EdDSA, an RSA key RS256.
+// NewProver returns a Prover for key: an EC P-256 key signs ES256, a
+// P-384 key ES384, an Ed25519 key EdDSA, an RSA key RS256.
 func NewProver(key crypto.Signer) (*Prover, error) {
 	var alg jose.SignatureAlgorithm
 	switch k := key.(type) {
