@@ -295,7 +295,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 	// if unknown (a new key may bring a new algorithm), must then have the
 	// token's.
 	jws, err := jose.ParseSignedCompact(raw, signingAlgs)
-	if err == nil && !oauth2.IsBase64URL(strings.ReplaceAll(raw, ".", "")) {
+	if err == nil && !compactChars(raw) {
 		// Go's base64 skips CR and LF, which a compact JWS never holds.
 		err = errors.New("a character outside base64url")
 	}
@@ -460,6 +460,17 @@ func tokenKey(raw string) [32]byte {
 }
 
 func isJWT(raw string) bool { return strings.Count(raw, ".") == 2 }
+
+// compactChars reports whether every segment of raw is unpadded base64url,
+// without copying raw.
+func compactChars(raw string) bool {
+	for seg := range strings.SplitSeq(raw, ".") {
+		if !oauth2.IsBase64URL(seg) {
+			return false
+		}
+	}
+	return true
+}
 
 // opaquePrefix starts every opaque token Keyward issues; the rest is at
 // least 256 random bits in unpadded base64url (43 characters).
