@@ -472,13 +472,10 @@ func compactChars(raw string) bool {
 	return true
 }
 
-// opaquePrefix starts every opaque token Keyward issues; the rest is at
-// least 256 random bits in unpadded base64url (43 characters).
-const opaquePrefix = "kwat_"
-
-// isOpaque reports whether raw can be a Keyward opaque token.
+// isOpaque reports whether raw can be a Keyward opaque token: the prefix,
+// then at least 256 random bits in unpadded base64url (43 characters).
 func isOpaque(raw string) bool {
-	rest, ok := strings.CutPrefix(raw, opaquePrefix)
+	rest, ok := strings.CutPrefix(raw, oauth2.OpaqueTokenPrefix)
 	return ok && len(rest) >= 43 && len(rest) <= 256 && oauth2.IsBase64URL(rest)
 }
 

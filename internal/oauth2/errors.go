@@ -46,6 +46,11 @@ const (
 	TokenTypeDPoP          = "DPoP"
 )
 
+// OpaqueTokenPrefix starts every opaque access token Keyward issues; the
+// rest is 256 random bits in unpadded base64url. The token endpoint mints
+// them with it, and verify sends only tokens so shaped to introspection.
+const OpaqueTokenPrefix = "kwat_"
+
 // Error is an OAuth error: what the client is told (Code, Description, Status)
 // and, separately, the cause, which is logged and never sent.
 type Error struct {

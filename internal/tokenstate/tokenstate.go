@@ -19,7 +19,7 @@ import (
 )
 
 // OpaquePrefix starts every opaque access token.
-const OpaquePrefix = "kwat_"
+const OpaquePrefix = oauth2.OpaqueTokenPrefix
 
 // Store is what the resolver reads.
 type Store interface {
