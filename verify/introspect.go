@@ -67,7 +67,7 @@ type introspector struct {
 	o        options
 	sf       singleflight.Group
 	refused  *tokenCache[*Error]
-	// Tokens seen active, until they expire: not held to limiter.
+	// Opaque tokens seen active, until they expire: not held to limiter.
 	active  *tokenCache[struct{}]
 	limiter *rate.Limiter
 	slots   chan struct{} // nil for no bound
@@ -148,7 +148,7 @@ func (in *introspector) introspect(ctx context.Context, raw, audience string, no
 			c, err := in.ask(fctx, raw, audience, now)
 			var e *Error
 			switch {
-			case err == nil:
+			case err == nil && !signed: // a JWT is never held to the rate
 				in.active.put(key, struct{}{}, c.Expiry, now)
 			case errors.As(err, &e) && e.Code == "invalid_token":
 				in.refused.put(key, e, now.Add(in.o.introspectionTTL), now)
