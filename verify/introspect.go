@@ -71,9 +71,6 @@ type introspector struct {
 	active  *tokenCache[struct{}]
 	limiter *rate.Limiter
 	slots   chan struct{} // nil for no bound
-	// For private_key_jwt.
-	signer   jose.Signer
-	clientID string
 
 	mu          sync.Mutex
 	pausedUntil time.Time
@@ -83,7 +80,7 @@ type introspector struct {
 // newIntrospector asks endpoint with o.introspect, whose key file (if
 // any) withKeyFile has read.
 func newIntrospector(endpoint, issuer string, o options) *introspector {
-	in := &introspector{endpoint: endpoint, issuer: issuer, o: o, clientID: o.introspect.clientID, signer: o.introspect.signer,
+	in := &introspector{endpoint: endpoint, issuer: issuer, o: o,
 		refused: newTokenCache[*Error](o.cacheSize), active: newTokenCache[struct{}](o.cacheSize),
 		limiter: rate.NewLimiter(rate.Inf, 0)}
 	if o.introspectionRate > 0 {
@@ -232,9 +229,10 @@ func (in *introspector) pause(e *Error, now time.Time) {
 // ask asks the issuer about raw.
 func (in *introspector) ask(ctx context.Context, raw, audience string, now time.Time) (*Claims, error) {
 	form := url.Values{"token": {raw}, "token_type_hint": {"access_token"}}
-	if in.signer != nil {
-		a, err := jwt.Signed(in.signer).Claims(map[string]any{
-			"iss": in.clientID, "sub": in.clientID, "aud": in.issuer, "jti": rand.Text(),
+	cred := in.o.introspect
+	if cred.signer != nil {
+		a, err := jwt.Signed(cred.signer).Claims(map[string]any{
+			"iss": cred.clientID, "sub": cred.clientID, "aud": in.issuer, "jti": rand.Text(),
 			"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
 		}).Serialize()
 		if err != nil {
@@ -249,8 +247,8 @@ func (in *introspector) ask(ctx context.Context, raw, audience string, now time.
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	if in.signer == nil {
-		req.SetBasicAuth(url.QueryEscape(in.o.introspect.clientID), url.QueryEscape(in.o.introspect.secret))
+	if cred.signer == nil {
+		req.SetBasicAuth(url.QueryEscape(cred.clientID), url.QueryEscape(cred.secret))
 	}
 	resp, err := in.o.client.Do(req)
 	if err != nil {
