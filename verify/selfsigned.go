@@ -163,7 +163,7 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	if err != nil {
 		return nil, invalid("the token's base64 padding is wrong", err)
 	}
-	jws, err := jose.ParseSignedCompact(compact, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	jws, err := parseCompact(compact, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 	if err != nil {
 		return nil, invalid("the token is neither an access token nor a service account's JWT", err)
 	}

@@ -294,11 +294,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 	// Any asymmetric algorithm parses: the key the kid names, fetched anew
 	// if unknown (a new key may bring a new algorithm), must then have the
 	// token's.
-	jws, err := jose.ParseSignedCompact(raw, signingAlgs)
-	if err == nil && !compactChars(raw) {
-		// Go's base64 skips CR and LF, which a compact JWS never holds.
-		err = errors.New("a character outside base64url")
-	}
+	jws, err := parseCompact(raw, signingAlgs)
 	if err != nil {
 		return nil, invalid("the token is not a compact JWS signed with an asymmetric algorithm", err)
 	}
@@ -461,15 +457,21 @@ func tokenKey(raw string) [32]byte {
 
 func isJWT(raw string) bool { return strings.Count(raw, ".") == 2 }
 
-// compactChars reports whether every segment of raw is unpadded base64url,
-// without copying raw.
-func compactChars(raw string) bool {
+// parseCompact parses raw as a compact JWS signed with one of algs. Go's
+// base64 skips CR and LF, which a compact JWS never holds: they are
+// refused, so one token has one form (and one cache entry).
+func parseCompact(raw string, algs []jose.SignatureAlgorithm) (*jose.JSONWebSignature, error) {
+	jws, err := jose.ParseSignedCompact(raw, algs)
+	if err != nil {
+		return nil, err
+	}
+	// Segment by segment, so raw is not copied.
 	for seg := range strings.SplitSeq(raw, ".") {
 		if !oauth2.IsBase64URL(seg) {
-			return false
+			return nil, errors.New("a character outside base64url")
 		}
 	}
-	return true
+	return jws, nil
 }
 
 // isOpaque reports whether raw can be a Keyward opaque token: the prefix,

@@ -441,6 +441,11 @@ func TestSelfSignedJWT(t *testing.T) {
 	if !c.SelfSigned || c.ClientEmail != "job@shop.iam.test" || len(c.Scopes) != 0 {
 		t.Fatalf("claims = %+v", c)
 	}
+	// Go's base64 skips CR and LF, which a compact JWS never holds: the
+	// same JWT with one inserted is no token, as for access tokens.
+	first, rest, _ := strings.Cut(selfSigned(time.Hour, "https://orders.internal"), ".")
+	_, err = v.Verify(ctx, first+".\n"+rest)
+	wantInvalid(t, err, "neither")
 	_, err = v.Verify(ctx, selfSigned(2*time.Hour, "https://orders.internal"))
 	wantInvalid(t, err, "at most an hour")
 	_, err = v.Verify(ctx, selfSigned(time.Hour, "https://billing.internal"))
