@@ -181,7 +181,7 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 			return usageError{fmt.Errorf("%s signs its DPoP proofs before the run, and a proof is good for %s: keep --warmup + --duration within %s, or leave the scenario out", dpopScenario, dpop.DefaultMaxAge, maxDPoPRun)}
 		}
 		f.scenarios = slices.DeleteFunc(slices.Clone(f.scenarios), func(s string) bool { return s == dpopScenario })
-		fmt.Fprintf(cmd.ErrOrStderr(), "leaving out %s: its DPoP proofs, signed before the run, are good for %s, less than --warmup + --duration\n", dpopScenario, dpop.DefaultMaxAge)
+		fmt.Fprintf(cmd.ErrOrStderr(), "leaving out %s: its DPoP proofs, signed before the run, are good for %s, so --warmup + --duration must be within %s\n", dpopScenario, dpop.DefaultMaxAge, maxDPoPRun)
 	}
 	if f.targetMetrics != "" {
 		u, err := url.Parse(f.targetMetrics)

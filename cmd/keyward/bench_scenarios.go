@@ -375,8 +375,6 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 	return nil, "", fmt.Errorf("unknown scenario %q", name)
 }
 
-// tokenAudience is the aud of client assertions: the issuer's token
-// endpoint.
 // presignCount is how many one-use assertions or proofs a scenario signs
 // before its run: enough for its rate (--rate, else the last scenario's)
 // through warm-up and run, with a margin.
@@ -394,6 +392,8 @@ func (b *bench) presignCount() int {
 // signed before, must still be fresh at the end.
 const maxDPoPRun = dpop.DefaultMaxAge - 15*time.Second
 
+// tokenAudience is the aud of client assertions: the issuer's token
+// endpoint.
 func (b *bench) tokenAudience() string {
 	var kf struct {
 		TokenURI string `json:"token_uri"`
