@@ -87,9 +87,8 @@ func retrieveError(tokenURL string, err error) error {
 	if !errors.As(err, &re) {
 		return fmt.Errorf("cannot get a token from %s: %w", tokenURL, err)
 	}
-	code, desc := re.ErrorCode, re.ErrorDescription
-	if code == "" {
+	if re.ErrorCode == "" {
 		return fmt.Errorf("%s refused the request: HTTP %d", tokenURL, re.Response.StatusCode)
 	}
-	return fmt.Errorf("%s refused the request: %s: %s", tokenURL, code, desc)
+	return fmt.Errorf("%s refused the request: %s: %s", tokenURL, re.ErrorCode, re.ErrorDescription)
 }
