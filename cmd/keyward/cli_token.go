@@ -46,9 +46,9 @@ the key file's token_uri, and print the access token, as
 			if err != nil {
 				return err
 			}
-			kf, err := keyFile(path, data)
+			kf, err := client.ParseKeyFile(data)
 			if err != nil {
-				return err
+				return fmt.Errorf("%s: %w", path, err)
 			}
 			transport, err := httpTransport(firstNonEmpty(caCert, os.Getenv("KEYWARD_CA_CERT")))
 			if err != nil {

@@ -79,9 +79,9 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credentials: %w", err)
 	}
-	kf, err := keyFile(creds, data)
+	kf, err := client.ParseKeyFile(data)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", creds, err)
 	}
 	base := strings.TrimRight(firstNonEmpty(f.server, os.Getenv("KEYWARD_SERVER")), "/")
 	tokenURL := "" // the key file's token_uri
@@ -121,17 +121,6 @@ func sameHostRedirects(req *http.Request, via []*http.Request) error {
 		return fmt.Errorf("refusing to follow a redirect to %s://%s: the administrator's token would go with it; point --server at the server itself", req.URL.Scheme, req.URL.Host)
 	}
 	return nil
-}
-
-// keyFile reads a service-account key file for the JWT-bearer grant, at
-// path. The file must name its token_uri: it is where the CLI sends the
-// signed assertion.
-func keyFile(path string, data []byte) (*client.KeyFile, error) {
-	kf, err := client.ParseKeyFile(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return kf, nil
 }
 
 // httpTransport trusts caFile, if given, for the server's certificate.
