@@ -28,13 +28,13 @@ func main() {
 	}
 }
 
-// execute runs root and makes sure a usage error says how to get help on
-// the command that was run, wherever in the command it was found.
+// execute runs root and makes a usage error, wherever it was found, say
+// how to get help on the command that was run.
 func execute(ctx context.Context, root *cobra.Command) error {
 	cmd, err := root.ExecuteContextC(ctx)
 	var ue usageError
-	if errors.As(err, &ue) && !errors.As(err, new(hinted)) && cmd != nil {
-		return usage(cmd, ue.error)
+	if errors.As(err, &ue) && cmd != nil {
+		return usageError{fmt.Errorf("%w\nRun '%s --help' for usage.", ue.error, cmd.CommandPath())}
 	}
 	return err
 }
@@ -43,11 +43,6 @@ func execute(ctx context.Context, root *cobra.Command) error {
 type usageError struct{ error }
 
 func (e usageError) Unwrap() error { return e.error }
-
-// hinted is an error that ends with how to get help.
-type hinted struct{ error }
-
-func (e hinted) Unwrap() error { return e.error }
 
 func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
@@ -100,9 +95,10 @@ its admin API, authenticated with an administrator key file
 	return root
 }
 
-// usage makes err, a mistake in c's command line, a usageError.
-func usage(c *cobra.Command, err error) error {
-	return usageError{hinted{fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath())}}
+// usage makes err, a mistake in c's command line, a usageError; execute
+// adds where help on c is.
+func usage(_ *cobra.Command, err error) error {
+	return usageError{err}
 }
 
 // usageErrors makes every mistake in the command line of c and its
