@@ -19,7 +19,6 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
-	"slices"
 	"strings"
 	"time"
 )
@@ -98,19 +97,6 @@ func newHandler(fsys fs.FS) (*Handler, error) {
 	}
 	h.assets[""] = index
 	return h, nil
-}
-
-// Files returns the names of the embedded files, sorted, for tests that
-// check the page refers only to files that exist.
-func (h *Handler) Files() []string {
-	var names []string
-	for name := range h.assets {
-		if name != "" {
-			names = append(names, name)
-		}
-	}
-	slices.Sort(names)
-	return names
 }
 
 // Register mounts the console on mux at Path, and at Path without its
