@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -25,11 +24,7 @@ import (
 // as a bearer token.
 func TestDPoPEndToEnd(t *testing.T) {
 	m := startServer(t)
-	admin := []string{"--credentials", m.AdminKeyFile}
-	runCLI(t, append([]string{"api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read"}, admin...)...)
-	runCLI(t, append([]string{"sa", "create", "nightly-report", "--project", "billing", "--scopes", "orders.read"}, admin...)...)
-	keyFile := filepath.Join(t.TempDir(), "key.json")
-	runCLI(t, append([]string{"keys", "create", "nightly-report@billing.iam.keyward.internal", "--out", keyFile}, admin...)...)
+	_, keyFile := googleFlowFixture(t, m)
 	data, err := os.ReadFile(keyFile)
 	if err != nil {
 		t.Fatal(err)
