@@ -85,25 +85,19 @@ func (s *Store) Commit(ctx context.Context, writes []storage.Write) ([]error, er
 // leaves none taken and does not count against a later write.
 func (s *Store) useJTIs(ctx context.Context, tx *sql.Tx, writes []storage.Write, results []error) error {
 	type key struct{ issuer, jti string }
-	var (
-		seen = map[key]bool{}
-		all  []storage.UsedJTI // each key once
-	)
+	var all []storage.UsedJTI
 	for _, w := range writes {
-		for _, u := range w.JTIs {
-			k := key{u.Issuer, u.JTI}
-			if !seen[k] {
-				seen[k] = true
-				all = append(all, u)
-			}
-		}
+		all = append(all, w.JTIs...)
 	}
 	if len(all) == 0 {
 		return nil
 	}
-	slices.SortFunc(all, func(a, b storage.UsedJTI) int {
+	// Each key once, as the first write that lists it has it: a stable
+	// sort keeps the writes' order among equal keys.
+	slices.SortStableFunc(all, func(a, b storage.UsedJTI) int {
 		return cmp.Or(strings.Compare(a.Issuer, b.Issuer), strings.Compare(a.JTI, b.JTI))
 	})
+	all = slices.CompactFunc(all, func(a, b storage.UsedJTI) bool { return a.Issuer == b.Issuer && a.JTI == b.JTI })
 	fresh := make(map[key]bool, len(all)) // inserted by this transaction
 	err := inChunks(all, 3, func(args []any, u storage.UsedJTI) []any {
 		return append(args, u.Issuer, u.JTI, micros(u.ExpiresAt))
@@ -127,23 +121,18 @@ func (s *Store) useJTIs(ctx context.Context, tx *sql.Tx, writes []storage.Write,
 	}
 	taken := make(map[key]bool, len(all)) // by an accepted write
 	for i, w := range writes {
-		if len(w.JTIs) == 0 {
-			continue
-		}
-		ks := make([]key, 0, len(w.JTIs))
-		for _, u := range w.JTIs {
-			k := key{u.Issuer, u.JTI}
-			if !fresh[k] || taken[k] || slices.Contains(ks, k) {
-				results[i] = storage.ErrReplay
-				break
+		for j, u := range w.JTIs {
+			if k := (key{u.Issuer, u.JTI}); fresh[k] && !taken[k] {
+				taken[k] = true
+				continue
 			}
-			ks = append(ks, k)
-		}
-		if results[i] != nil {
-			continue
-		}
-		for _, k := range ks {
-			taken[k] = true
+			// Used before, by an earlier write or twice in this one: the
+			// write is refused and gives back what it took.
+			results[i] = storage.ErrReplay
+			for _, t := range w.JTIs[:j] {
+				delete(taken, key{t.Issuer, t.JTI})
+			}
+			break
 		}
 	}
 	// Rows this transaction inserted that no accepted write took:
