@@ -501,10 +501,8 @@ func (s *Service) UpdateAccount(ctx context.Context, actor Actor, ref string, up
 		if err := s.checkScopes(ctx, *up.Scopes); err != nil {
 			return a, err
 		}
-		if slices.Contains(a.Scopes, AdminScope) && !slices.Contains(*up.Scopes, AdminScope) {
-			if actor.ID == a.ID {
-				return a, conflict("An administrator cannot remove %s from its own account; use another administrator account.", AdminScope)
-			}
+		if actor.ID == a.ID && slices.Contains(a.Scopes, AdminScope) && !slices.Contains(*up.Scopes, AdminScope) {
+			return a, conflict("An administrator cannot remove %s from its own account; use another administrator account.", AdminScope)
 		}
 		data["scopes"] = strings.Join(*up.Scopes, " ")
 	}
