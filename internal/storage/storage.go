@@ -33,10 +33,10 @@ var (
 
 // Guard is a precondition of a change to an account or a delegation grant.
 // The store checks it inside the change's transaction, after applying the
-// change: if it fails, nothing is written. Guarded changes and DeleteAPI
-// are serialized against each other, across processes sharing the store,
-// so two of them cannot each pass by counting on what the other one
-// undoes (write skew). Changes made without a guard are not checked.
+// change: if it fails, nothing is written. Guarded changes, CreateAPI and
+// DeleteAPI are serialized against each other, across processes sharing
+// the store, so two of them cannot each pass by counting on what the other
+// one undoes (write skew). Changes made without a guard are not checked.
 type Guard struct {
 	// KeepHeld, if set, is a scope that some enabled account must still
 	// hold after the change when the changed account held it, enabled,

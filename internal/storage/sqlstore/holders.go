@@ -79,7 +79,7 @@ func (s *Store) putGrantScopes(ctx context.Context, tx *sql.Tx, g storage.Grant)
 	return nil
 }
 
-// lockScopes serializes guarded changes and API deletions (see
+// lockScopes serializes guarded changes and API creations and deletions (see
 // storage.Guard), when there are guards.
 func (s *Store) lockScopes(ctx context.Context, tx *sql.Tx, guards []storage.Guard) error {
 	if len(guards) == 0 {

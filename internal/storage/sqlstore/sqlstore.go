@@ -33,7 +33,7 @@ type Dialect struct {
 	// write transactions are already exclusive.
 	LockAudit, LockSigningKeys string
 	// LockScopes, if set, runs at the start of a guarded account or grant
-	// change and of DeleteAPI (see storage.Guard), to serialize them
+	// change and of CreateAPI and DeleteAPI (see storage.Guard), to serialize them
 	// against each other across processes. SQLite needs none.
 	LockScopes string
 	// ForUpdate, if set, ends a read of the row a transaction is about to
