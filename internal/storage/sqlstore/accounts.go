@@ -202,11 +202,17 @@ func (s *Store) DeleteAccount(ctx context.Context, id string, ev storage.AuditEv
 
 // dropIntrospector removes the account id from every API's introspectors.
 func (s *Store) dropIntrospector(ctx context.Context, tx *sql.Tx, id string) error {
-	rows, err := tx.QueryContext(ctx, s.q["listAPIIntrospectors"])
+	// Locked, in name order, so a concurrent UpdateAPI or deletion of
+	// another introspector is not overwritten, nor deadlocks with this.
+	rows, err := tx.QueryContext(ctx, s.q["listAPIIntrospectorsForUpdate"])
 	if err != nil {
 		return s.wrap("delete account", err)
 	}
-	changed := map[string][]string{}
+	type change struct {
+		name string
+		ids  []string
+	}
+	var changed []change // in name order
 	for rows.Next() {
 		var name, list string
 		if err := rows.Scan(&name, &list); err != nil {
@@ -219,15 +225,15 @@ func (s *Store) dropIntrospector(ctx context.Context, tx *sql.Tx, id string) err
 			return s.wrap("delete account", err)
 		}
 		if slices.Contains(ids, id) {
-			changed[name] = slices.DeleteFunc(ids, func(v string) bool { return v == id })
+			changed = append(changed, change{name, slices.DeleteFunc(ids, func(v string) bool { return v == id })})
 		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return s.wrap("delete account", err)
 	}
-	for name, ids := range changed {
-		if _, err := tx.ExecContext(ctx, s.q["setAPIIntrospectors"], encodeList(ids), name); err != nil {
+	for _, c := range changed {
+		if _, err := tx.ExecContext(ctx, s.q["setAPIIntrospectors"], encodeList(c.ids), c.name); err != nil {
 			return s.wrap("delete account", err)
 		}
 	}

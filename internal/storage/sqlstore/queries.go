@@ -45,7 +45,7 @@ var queries = map[string]string{
 	"getAPIScopes":         `SELECT scope FROM api_scopes WHERE api_name = ? ORDER BY position`,
 	"deleteAPIScope":       `DELETE FROM api_scopes WHERE api_name = ?`,
 	"deleteAPI":            `DELETE FROM apis WHERE name = ?`,
-	"listAPIIntrospectors": `SELECT name, introspectors FROM apis WHERE introspectors <> '[]'`,
+	"listAPIIntrospectors": `SELECT name, introspectors FROM apis WHERE introspectors <> '[]' ORDER BY name`,
 	"setAPIIntrospectors":  `UPDATE apis SET introspectors = ? WHERE name = ?`,
 
 	"listSigningKeys":   `SELECT id, algorithm, sealed, created_at, activated_at, retired_at FROM signing_keys ORDER BY created_at, id`,

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"GuardKnownScopes", testGuardKnownScopes},
 		{"GuardKnownScopesConcurrent", testGuardKnownScopesConcurrent},
 		{"UpdateAccountConcurrent", testUpdateAccountConcurrent},
+		{"DeleteIntrospectorsConcurrent", testDeleteIntrospectorsConcurrent},
 		{"DeleteAPIHeld", testDeleteAPIHeld},
 		{"CreateAPIHeld", testCreateAPIHeld},
 		{"SigningKeys", testSigningKeys},
@@ -788,6 +789,46 @@ func testCommitJTIsCrossed(t *testing.T, s storage.Storage) {
 		}
 		if wins.Load() != 1 {
 			t.Fatalf("round %d: %d writes of the same two JTIs succeeded, want 1", round, wins.Load())
+		}
+	}
+}
+
+// testDeleteIntrospectorsConcurrent: accounts deleted at once each leave
+// the introspector lists of the APIs they were on; neither deletion writes
+// back a list that still names the other.
+func testDeleteIntrospectorsConcurrent(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	for _, name := range []string{"orders", "stock"} {
+		mustNil(t, s.CreateAPI(ctx, storage.API{Name: name, Identifier: "https://" + name, Scopes: []string{name + ".read"}, CreatedAt: t0}, ev("api.create")))
+	}
+	for round := range 10 {
+		var ids []string
+		for i := range 4 {
+			a := holder(100*round+i+1, false)
+			mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
+			ids = append(ids, a.ID)
+		}
+		for _, name := range []string{"orders", "stock"} {
+			_, err := s.UpdateAPI(ctx, name, func(a storage.API) (storage.API, error) { a.Introspectors = ids; return a, nil }, ev("api.update"))
+			mustNil(t, err)
+		}
+		var wg sync.WaitGroup
+		for _, id := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.DeleteAccount(ctx, id, ev("account.delete")); err != nil {
+					t.Errorf("round %d: DeleteAccount: %v", round, err)
+				}
+			}()
+		}
+		wg.Wait()
+		for _, name := range []string{"orders", "stock"} {
+			a, err := s.GetAPI(ctx, name)
+			mustNil(t, err)
+			if len(a.Introspectors) != 0 {
+				t.Fatalf("round %d: %s still names deleted introspectors %v", round, name, a.Introspectors)
+			}
 		}
 	}
 }
