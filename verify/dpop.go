@@ -55,7 +55,10 @@ type DPoPRequest struct {
 	// Method is the request's HTTP method.
 	Method string
 	// URL is the request's URL as the client addressed it: scheme, host
-	// and path (query and fragment are ignored).
+	// and path (query and fragment are ignored). Build the scheme and host
+	// from the API's configuration, not from the request's Host header,
+	// when the token may name several audiences: the sender picks that
+	// header, and another API the token is for could replay its proofs.
 	URL string
 	// Proofs are the values of the request's DPoP headers; there must be
 	// exactly one.
@@ -139,12 +142,25 @@ func isDPoPError(err error) bool {
 // address this API with, for checking DPoP proofs' htu: the proof must be
 // for base followed by the request's path. Without it, the URL is made of
 // the request's Host header and https when the connection is TLS, http
-// otherwise: set it behind a proxy that terminates TLS or rewrites paths,
-// and wherever the Host header is not checked, so a proof made for another
-// host cannot pass for one made for this API.
+// otherwise, and since the sender chooses that header, DPoP-bound tokens
+// that name several audiences are refused (another API the token is for
+// could replay the proofs it receives here). Set it behind a proxy that
+// terminates TLS or rewrites paths, and to accept DPoP-bound tokens for
+// several APIs.
 func WithPublicURL(base string) MiddlewareOption {
 	return func(o *mwOptions) { o.publicURL = strings.TrimSuffix(base, "/") }
 }
+
+// errDPoPAudiences refuses, when the API's public URL is not configured, a
+// DPoP-bound token that names several audiences. The URL its proof is
+// checked against is then built from the request's Host header, which the
+// sender chooses: another API the token is for could replay a proof it
+// received, with its own Host header, here. A token for this API alone
+// cannot be used at another API, so its proofs cannot be replayed here
+// from one.
+var errDPoPAudiences = dpopError("invalid_token",
+	"this API accepts DPoP-bound tokens issued for it alone: request a token with only this API's scopes",
+	errors.New("a DPoP-bound token for several audiences, and no public URL to check its proof against: configure verify.WithPublicURL to accept such tokens"))
 
 // usesDPoP reports whether the request presents its token with the DPoP
 // scheme.
@@ -177,6 +193,10 @@ func (o mwOptions) serveDPoP(v *Verifier, next http.Handler, w http.ResponseWrit
 	})
 	if err != nil {
 		o.refuse(w, r, err)
+		return
+	}
+	if o.publicURL == "" && len(c.Audience) > 1 {
+		o.refuse(w, r, errDPoPAudiences)
 		return
 	}
 	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, &verified{claims: c, realm: o.realm, dpop: true})))

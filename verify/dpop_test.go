@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/testkeyward"
 	"github.com/keyward/keyward/verify"
@@ -251,6 +252,56 @@ func TestDPoPPublicURL(t *testing.T) {
 		if w.Code != tc.want {
 			t.Errorf("proof for %s: %d %s, want %d", tc.url, w.Code, w.Body, tc.want)
 		}
+	}
+}
+
+// Without a configured public URL the proof's URL comes from the Host
+// header, which the sender picks: a token for several APIs is refused, or
+// any of them could replay the proofs it receives to the others. A token
+// for this API alone still works, and WithPublicURL lifts the refusal.
+func TestDPoPSeveralAudiences(t *testing.T) {
+	k := testkeyward.Start(t)
+	id, secret, _, _ := k.Setup(t, "jwt")
+	jwt := "jwt"
+	if _, err := k.Srv.Admin.UpdateAPI(context.Background(), testkeyward.Sys, "billing", admin.APIUpdate{TokenFormat: &jwt}); err != nil {
+		t.Fatal(err)
+	}
+	v := newVerifier(t, k)
+	p := newProver(t)
+	both := dpopToken(t, k, p, id, secret, "orders.read billing.read")
+	alone := dpopToken(t, k, p, id, secret, "orders.read")
+	for _, tc := range []struct {
+		name  string
+		opts  []verify.MiddlewareOption
+		token string
+		want  int
+	}{
+		{"several audiences, Host header", nil, both, 401},
+		{"this API alone, Host header", nil, alone, 200},
+		{"several audiences, public URL", []verify.MiddlewareOption{verify.WithPublicURL("https://orders.internal")}, both, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logged error
+			opts := append(tc.opts, verify.OnError(func(_ *http.Request, err error) { logged = err }))
+			h := verify.Middleware(v, opts...)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+			proof, _ := p.Proof("GET", "https://orders.internal/orders", tc.token, k.Clock.Now())
+			r := httptest.NewRequest("GET", "https://orders.internal/orders", nil)
+			r.Header.Set("Authorization", "DPoP "+tc.token)
+			r.Header.Set("DPoP", proof)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != tc.want {
+				t.Fatalf("%d %s, want %d", w.Code, w.Body, tc.want)
+			}
+			if tc.want == 401 {
+				if c := w.Header().Get("WWW-Authenticate"); !strings.HasPrefix(c, "DPoP ") || !strings.Contains(c, `error="invalid_token"`) {
+					t.Errorf("challenge %q, want a DPoP invalid_token one", c)
+				}
+				if logged == nil || !strings.Contains(logged.Error(), "WithPublicURL") {
+					t.Errorf("OnError got %v, want the cause naming WithPublicURL", logged)
+				}
+			}
+		})
 	}
 }
 
