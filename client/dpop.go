@@ -70,7 +70,8 @@ func (d *DPoP) HTTPClient(base *http.Client) *http.Client {
 // Client returns a client for API requests that sends ts's tokens: a
 // DPoP-bound token as "Authorization: DPoP <token>" with a fresh proof of
 // the request's method, URL and token; a token the server did not bind
-// (token_type Bearer) as a bearer token. base may be nil.
+// (token_type Bearer) as a bearer token. A redirect to another host name
+// is followed without the token or a proof. base may be nil.
 func (d *DPoP) Client(ts oauth2.TokenSource, base *http.Client) *http.Client {
 	c := clientOrDefault(base)
 	c.Transport = &proofTransport{d: d, base: c.Transport, tokens: ts}
@@ -101,6 +102,12 @@ func (t *proofTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	r := req.Clone(req.Context()) // a RoundTripper must not change req
 	token := ""
+	if t.tokens != nil && redirectedAway(req) {
+		// http.Client drops the Authorization header it was given when a
+		// redirect leaves the host; the token added here must go too, and
+		// a proof the new host could use with it.
+		return t.next().RoundTrip(r)
+	}
 	if t.tokens != nil {
 		tok, err := t.tokens.Token()
 		if err != nil {
@@ -121,6 +128,16 @@ func (t *proofTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	r.Header.Set(dpop.Header, proof)
 	return t.next().RoundTrip(r)
+}
+
+// redirectedAway reports whether req follows a redirect to another host
+// name than the request that started the chain.
+func redirectedAway(req *http.Request) bool {
+	first := req
+	for first.Response != nil && first.Response.Request != nil {
+		first = first.Response.Request
+	}
+	return !strings.EqualFold(first.URL.Hostname(), req.URL.Hostname())
 }
 
 func (t *proofTransport) next() http.RoundTripper {

@@ -2,9 +2,13 @@ package client_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 
 	"golang.org/x/oauth2"
@@ -96,4 +100,75 @@ func TestDPoP(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Fatalf("another key: %s, want 401", resp.Status)
 	}
+}
+
+// A redirect to another host gets neither the token nor a proof; one to
+// the same host gets both, the proof for the new URL.
+func TestDPoPRedirect(t *testing.T) {
+	type seen struct{ auth, proof string }
+	got := make(chan seen, 1)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- seen{r.Header.Get("Authorization"), r.Header.Get("DPoP")}
+	}))
+	t.Cleanup(target.Close)
+	targetURL, _ := url.Parse(target.URL)
+	// The same server under another name: 127.0.0.1 and localhost.
+	elsewhere := "http://localhost:" + targetURL.Port() + "/landing"
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, r.URL.Query().Get("to"), http.StatusFound)
+	}))
+	t.Cleanup(origin.Close)
+	d, err := client.NewDPoP(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := d.Client(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok", TokenType: "DPoP"}), nil)
+	for _, tc := range []struct {
+		name, to  string
+		wantToken bool
+	}{
+		{"another host", elsewhere, false},
+		{"same host", target.URL + "/landing", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := hc.Get(origin.URL + "/?to=" + url.QueryEscape(tc.to))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			s := <-got
+			if !tc.wantToken {
+				if s.auth != "" || s.proof != "" {
+					t.Fatalf("redirected away with Authorization %q, DPoP %q", s.auth, s.proof)
+				}
+				return
+			}
+			if s.auth != "DPoP tok" || s.proof == "" {
+				t.Fatalf("Authorization %q, DPoP %q: want the token and a proof", s.auth, s.proof)
+			}
+			htu := proofClaim(t, s.proof, "htu")
+			if htu != tc.to {
+				t.Errorf("proof htu %q, want %q", htu, tc.to)
+			}
+		})
+	}
+}
+
+// proofClaim returns a claim of a proof JWT, unverified.
+func proofClaim(t *testing.T, proof, name string) string {
+	t.Helper()
+	parts := strings.Split(proof, ".")
+	if len(parts) != 3 {
+		t.Fatalf("proof %q is not a JWS", proof)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := claims[name].(string)
+	return v
 }
