@@ -494,7 +494,8 @@ func (b *bench) fill(ctx context.Context, cfg Config, issuer string) error {
 	}
 	// The fill accounts hold the scope of the API the scenarios use: the
 	// API comes first, as no API may be created with scopes already held.
-	if _, err := svc.CreateAPI(ctx, admin.Actor{ID: "bench"}, admin.APIInput{Name: "bench", Identifier: "https://bench.keyward.test", Scopes: []string{"bench.read"}}); err != nil {
+	identifier, scope := benchAPI(fillPrefix)
+	if _, err := svc.CreateAPI(ctx, admin.Actor{ID: "bench"}, admin.APIInput{Name: fillPrefix, Identifier: identifier, Scopes: []string{scope}}); err != nil {
 		return err
 	}
 	now := time.Now()
@@ -504,9 +505,8 @@ func (b *bench) fill(ctx context.Context, cfg Config, issuer string) error {
 		n := min(batch, b.f.accounts-done)
 		accts := make([]storage.Account, n)
 		for i := range accts {
-			id := fmt.Sprintf("9%020d", done+i)
-			accts[i] = storage.Account{ID: id, Email: fmt.Sprintf("fill-%d@bench.%s", done+i, DefaultConfig().AccountDomain),
-				Name: fmt.Sprintf("fill-%d", done+i), Project: "bench", Scopes: []string{"bench.read"}, TokenLifetime: time.Hour,
+			accts[i] = storage.Account{ID: fillAccountID(done + i), Email: fmt.Sprintf("fill-%d@%s.%s", done+i, fillPrefix, DefaultConfig().AccountDomain),
+				Name: fmt.Sprintf("fill-%d", done+i), Project: fillPrefix, Scopes: []string{scope}, TokenLifetime: time.Hour,
 				AuthMethods: storage.DefaultAuthMethods, CreatedAt: now, UpdatedAt: now}
 		}
 		ev := storage.AuditEvent{Time: now, Action: "account.bulk_create", Outcome: storage.OutcomeSuccess, Actor: "bench",
@@ -517,7 +517,7 @@ func (b *bench) fill(ctx context.Context, cfg Config, issuer string) error {
 		b.progress(fmt.Sprintf("filling the store: %d of %d accounts (%s)", done+n, b.f.accounts, time.Since(start).Round(time.Second)))
 	}
 	for i := range min(1000, b.f.accounts) {
-		id := fmt.Sprintf("9%020d", i)
+		id := fillAccountID(i)
 		secret := benchSecret(i)
 		sec := storage.Secret{ID: fmt.Sprintf("fill%012d", i), AccountID: id, Hash: clientauth.HashSecret(pepper, secret), Hint: "kw_…", CreatedAt: now}
 		if err := st.CreateSecret(ctx, sec, storage.AuditEvent{Time: now, Action: "secret.create", Outcome: storage.OutcomeSuccess, Actor: "bench", AccountID: id}); err != nil {
@@ -529,6 +529,18 @@ func (b *bench) fill(ctx context.Context, cfg Config, issuer string) error {
 	fmt.Fprintf(b.out, "filled the store with %d accounts in %s\n", b.f.accounts, time.Since(start).Round(time.Second))
 	return nil
 }
+
+// fillPrefix names the fixtures of a filled store: the API the fill
+// accounts hold the scope of must be the one the scenarios use.
+const fillPrefix = "bench"
+
+// benchAPI returns the identifier and scope of the fixture API of prefix.
+func benchAPI(prefix string) (identifier, scope string) {
+	return "https://" + prefix + ".keyward.test", prefix + ".read"
+}
+
+// fillAccountID is the ID of fill account i.
+func fillAccountID(i int) string { return fmt.Sprintf("9%020d", i) }
 
 // benchSecret is the secret of fill account i: the bench writes the hashes
 // itself, so it knows them.
@@ -561,7 +573,7 @@ func (b *bench) setup(ctx context.Context) error {
 	b.admin = c
 	b.prefix = "bench" + strings.ToLower(rand.Text()[:6])
 	if b.f.accounts > 0 {
-		b.prefix = "bench"
+		b.prefix = fillPrefix
 	}
 	if err := b.createFixtures(ctx); err != nil {
 		return err
@@ -596,8 +608,8 @@ type fixtures struct {
 
 func (b *bench) createFixtures(ctx context.Context) error {
 	p, fx := b.prefix, &b.fixtures
-	fx.jwtAPI, fx.opaqueAPI = "https://"+p+".keyward.test", "https://"+p+"-opaque.keyward.test"
-	fx.scope, fx.opaqueScope = p+".read", p+"-opaque.read"
+	fx.jwtAPI, fx.scope = benchAPI(p)
+	fx.opaqueAPI, fx.opaqueScope = benchAPI(p + "-opaque")
 	do := func(method, path string, in, out any) error { return b.admin.do(ctx, method, path, in, out) }
 	if b.accountCount == 0 { // else made with the fill accounts, which hold its scope
 		if err := do("POST", "/v1/apis", admin.APIInput{Name: p, Identifier: fx.jwtAPI, Scopes: []string{fx.scope}}, nil); err != nil {

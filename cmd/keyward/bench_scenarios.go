@@ -218,8 +218,8 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 			n := min(1000, b.accountCount)
 			return func(ctx context.Context, w, i int) (int, bool) {
 				k := (w*7919 + i) % n
-				status, _ := b.send(ctx, w, b.form("/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"bench.read"}},
-					fmt.Sprintf("9%020d", k), benchSecret(k)))
+				status, _ := b.send(ctx, w, b.form("/token", url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope}},
+					fillAccountID(k), benchSecret(k)))
 				return ok(status)
 			}, fmt.Sprintf("spread over %d of the %d accounts", n, b.accountCount), nil
 		}
