@@ -1,13 +1,17 @@
 package client
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -32,9 +36,39 @@ import (
 // For the JWT-bearer grant (TokenSource), put d.HTTPClient(nil) in the
 // context as oauth2.HTTPClient. Keep one DPoP for the life of its tokens:
 // a token is bound to that key only.
+//
+// Servers that require nonces (RFC 9449 §8, §9; keyward serve
+// --dpop-nonce) are followed: each response's DPoP-Nonce goes into the
+// next proof for that server, and a request refused with use_dpop_nonce is
+// sent once more with the new nonce, if its body can be sent again
+// (Request.GetBody; http.NewRequest sets it for in-memory bodies).
 type DPoP struct {
 	prover *dpop.Prover
 	now    func() time.Time
+
+	mu     sync.Mutex
+	nonces map[string]string // the latest DPoP-Nonce of each origin
+}
+
+// nonce returns the latest nonce origin provided, or "".
+func (d *DPoP) nonce(origin string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.nonces[origin]
+}
+
+// setNonce records the nonce origin provided. Only origins this DPoP is
+// used with are kept, one nonce each.
+func (d *DPoP) setNonce(origin, nonce string) {
+	if len(nonce) > 1024 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.nonces == nil {
+		d.nonces = map[string]string{}
+	}
+	d.nonces[origin] = nonce
 }
 
 // NewDPoP returns a DPoP with key, an EC P-256 (ES256) or P-384 (ES384),
@@ -121,13 +155,70 @@ func (t *proofTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		token = tok.AccessToken
 		r.Header.Set("Authorization", dpop.Scheme+" "+token)
 	}
-	proof, err := t.d.prover.Proof(r.Method, r.URL.String(), token, t.d.now())
+	origin := r.URL.Scheme + "://" + strings.ToLower(r.URL.Host)
+	nonce := t.d.nonce(origin)
+	resp, err := t.send(r, token, nonce)
 	if err != nil {
-		closeBody()
+		return nil, err
+	}
+	fresh := resp.Header.Get(dpop.NonceHeader)
+	if fresh == "" || fresh == nonce {
+		return resp, nil
+	}
+	t.d.setNonce(origin, fresh)
+	if !asksForNonce(resp) || (req.Body != nil && req.GetBody == nil) {
+		return resp, nil
+	}
+	// Asked for a nonce (RFC 9449 §8, §9): once more, with a new proof.
+	retry := req.Clone(req.Context())
+	retry.Header = r.Header.Clone()
+	if req.GetBody != nil {
+		if retry.Body, err = req.GetBody(); err != nil {
+			return resp, nil
+		}
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return t.send(retry, token, fresh)
+}
+
+// send sends r with a fresh proof for it, token and nonce.
+func (t *proofTransport) send(r *http.Request, token, nonce string) (*http.Response, error) {
+	proof, err := t.d.prover.ProofWithNonce(r.Method, r.URL.String(), token, nonce, t.d.now())
+	if err != nil {
+		if r.Body != nil {
+			r.Body.Close()
+		}
 		return nil, err
 	}
 	r.Header.Set(dpop.Header, proof)
 	return t.next().RoundTrip(r)
+}
+
+// asksForNonce reports whether resp refuses a proof for lacking the
+// server's nonce: the token endpoint's 400 use_dpop_nonce (RFC 9449 §8),
+// or a resource server's 401 with that error in its DPoP challenge (§9).
+// It leaves resp's body readable.
+func asksForNonce(resp *http.Response) bool {
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		for _, c := range resp.Header.Values("WWW-Authenticate") {
+			if strings.Contains(c, `error="`+dpop.NonceError+`"`) {
+				return true
+			}
+		}
+	case http.StatusBadRequest:
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(b), resp.Body), resp.Body}
+		var e struct {
+			Error string `json:"error"`
+		}
+		return err == nil && json.Unmarshal(b, &e) == nil && e.Error == dpop.NonceError
+	}
+	return false
 }
 
 // redirectedAway reports whether req follows a redirect to another host

@@ -9,11 +9,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/oauth2"
 
 	"github.com/keyward/keyward/client"
+	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/testkeyward"
 	"github.com/keyward/keyward/verify"
 )
@@ -171,4 +173,87 @@ func proofClaim(t *testing.T, proof, name string) string {
 	}
 	v, _ := claims[name].(string)
 	return v
+}
+
+// countingTransport counts the requests it sends.
+type countingTransport struct{ n atomic.Int32 }
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// A token endpoint that requires nonces (RFC 9449 §8): the first request
+// is refused with use_dpop_nonce and sent again with the nonce, and the
+// nonce of the answer serves the next request at once.
+func TestDPoPServerNonce(t *testing.T) {
+	k := testkeyward.Start(t, func(c *server.Config) { c.DPoPNonces = true })
+	id, secret, _, _ := k.Setup(t, "jwt")
+	d, err := client.NewDPoP(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter := &countingTransport{}
+	hc := d.HTTPClient(&http.Client{Transport: counter})
+	for i, want := range []int32{2, 1} {
+		ts, err := client.ClientCredentials(context.Background(), client.ClientCredentialsConfig{TokenURL: k.URL + "/token",
+			ClientID: id, ClientSecret: secret, Scopes: []string{"orders.read"}, HTTPClient: hc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		counter.n.Store(0)
+		tok, err := ts.Token()
+		if err != nil {
+			t.Fatalf("token %d: %v", i, err)
+		}
+		if tok.Type() != "DPoP" {
+			t.Errorf("token %d: type %q, want DPoP", i, tok.Type())
+		}
+		if got := counter.n.Load(); got != want {
+			t.Errorf("token %d took %d requests, want %d", i, got, want)
+		}
+	}
+}
+
+// A resource server that requires nonces (RFC 9449 §9) answers 401 with
+// use_dpop_nonce in its DPoP challenge: the request is sent once more with
+// the nonce, and its body again.
+func TestDPoPResourceServerNonce(t *testing.T) {
+	var calls atomic.Int32
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		body, _ := io.ReadAll(r.Body)
+		if proofClaim(t, r.Header.Get("DPoP"), "nonce") != "rs-nonce" {
+			w.Header().Set("DPoP-Nonce", "rs-nonce")
+			w.Header().Set("WWW-Authenticate", `DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Write(body)
+	}))
+	t.Cleanup(api.Close)
+	d, err := client.NewDPoP(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := d.Client(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok", TokenType: "DPoP"}), nil)
+	resp, err := hc.Post(api.URL+"/orders", "text/plain", strings.NewReader("order 1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "order 1" || calls.Load() != 2 {
+		t.Fatalf("%s %q after %d calls, want 200, the body, 2 calls", resp.Status, body, calls.Load())
+	}
+	// The nonce is remembered: the next request needs one call.
+	calls.Store(0)
+	resp, err = hc.Get(api.URL + "/orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || calls.Load() != 1 {
+		t.Errorf("second request: %s after %d calls, want 200 after 1", resp.Status, calls.Load())
+	}
 }

@@ -51,7 +51,10 @@ type Config struct {
 	IntrospectionAudit time.Duration
 	MetricsListen      string
 	// Console serves the web console at /console/.
-	Console             bool
+	Console bool
+	// DPoPNonce makes DPoP proofs at the token endpoint carry a nonce the
+	// server provided (RFC 9449 §8).
+	DPoPNonce           bool
 	LogFormat, LogLevel string
 }
 
@@ -99,6 +102,7 @@ func (c *Config) addServeFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.IntrospectionAudit, "introspection-audit-interval", c.IntrospectionAudit, "write introspections that find their token active to the audit log this often, as one event per API, token, authentication method and source address with a count; 0 writes each one durably before its answer, as all others always are")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "address for Prometheus metrics at /metrics and Go profiles at /debug/pprof/, on a listener of its own (e.g. 127.0.0.1:9090; off when empty)")
 	fs.BoolVar(&c.Console, "console", c.Console, "serve the web console at /console/ (static files only: it signs in and works through the admin API; --console=false on servers that workloads alone reach)")
+	fs.BoolVar(&c.DPoPNonce, "dpop-nonce", c.DPoPNonce, "require DPoP proofs at the token endpoint to carry a nonce the server provided (RFC 9449 §8): a proof without a current one is answered use_dpop_nonce with a nonce in the DPoP-Nonce header, which clients put in a new proof; nonces last one to two minutes, and replicas accept each other's")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 }

@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
@@ -115,3 +120,63 @@ func TestDPoPEndToEnd(t *testing.T) {
 type roundTrip func(*http.Request) (*http.Response, error)
 
 func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestDPoPNonceEndToEnd: with 'serve --dpop-nonce', a proof without the
+// server's nonce is refused with use_dpop_nonce and a nonce to use, and
+// Google's client library, its HTTP client from client.NewDPoP, gets a
+// DPoP-bound token anyway: the proofs follow the server's nonces.
+func TestDPoPNonceEndToEnd(t *testing.T) {
+	m := startServer(t, func(m *Main) { m.Config.DPoPNonce = true })
+	acct, keyFile := googleFlowFixture(t, m)
+	data, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := client.NewDPoP(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p, err := dpop.NewProver(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof, err := p.Proof("POST", m.Issuer+"/token", "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sec struct {
+		Secret string `json:"client_secret"`
+	}
+	if err := json.Unmarshal([]byte(runCLI(t, "secrets", "create", acct.Email, "-o", "json", "--credentials", m.AdminKeyFile)), &sec); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", m.Issuer+"/token", strings.NewReader("grant_type=client_credentials&scope=orders.read"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("DPoP", proof)
+	req.SetBasicAuth(acct.ID, sec.Secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct{ Error string }
+	json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || body.Error != "use_dpop_nonce" || resp.Header.Get("DPoP-Nonce") == "" {
+		t.Fatalf("a proof without a nonce: %s %q, DPoP-Nonce %q; want 400 use_dpop_nonce with a nonce", resp.Status, body.Error, resp.Header.Get("DPoP-Nonce"))
+	}
+
+	conf, err := google.JWTConfigFromJSON(data, "orders.read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, d.HTTPClient(nil))
+	tok, err := conf.TokenSource(ctx).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Type() != "DPoP" {
+		t.Fatalf("token_type %q, want DPoP", tok.Type())
+	}
+}

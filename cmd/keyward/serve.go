@@ -224,7 +224,7 @@ func (m *Main) Open(ctx context.Context) error {
 		DefaultTokenLifetime: c.DefaultTokenTTL, MaxTokenLifetime: c.MaxTokenTTL,
 		MaxAssertionLifetime: c.MaxAssertionTTL, ClockSkew: c.ClockSkew,
 		ClientCertHeader: c.ClientCertHeader, MutualTLS: c.TLSCert != "" || c.ClientCertHeader != "", CacheTTL: c.CacheTTL,
-		Console: c.Console,
+		Console: c.Console, DPoPNonces: c.DPoPNonce,
 	}
 	for _, p := range c.TrustedProxies {
 		prefix, _ := parsePrefix(p) // checked by Validate

@@ -141,6 +141,9 @@ type Proof struct {
 	JTI       string
 	IssuedAt  time.Time
 	Algorithm string
+	// Nonce is the proof's nonce claim, "" if it has none; the caller
+	// checks it (Nonces.Valid) where nonces are required.
+	Nonce string
 }
 
 // Error is a refused proof. Description says why, in words safe to send
@@ -170,6 +173,8 @@ type claims struct {
 	HTU string      `json:"htu"`
 	IAT json.Number `json:"iat"`
 	ATH string      `json:"ath"`
+	// Nonce is the server-provided nonce (RFC 9449 §8), if any.
+	Nonce string `json:"nonce"`
 }
 
 // Check checks the DPoP header values of a request (RFC 9449 §4.3, all
@@ -268,7 +273,7 @@ func (c *Checker) Check(values []string, req Request) (*Proof, error) {
 	if err != nil {
 		return nil, refuse("the DPoP proof's jwk has no thumbprint", err)
 	}
-	return &Proof{JKT: base64.RawURLEncoding.EncodeToString(tp), JTI: cl.JTI, IssuedAt: iat, Algorithm: h.Algorithm}, nil
+	return &Proof{JKT: base64.RawURLEncoding.EncodeToString(tp), JTI: cl.JTI, IssuedAt: iat, Algorithm: h.Algorithm, Nonce: cl.Nonce}, nil
 }
 
 // privateMembers are the JWK members of private and symmetric keys

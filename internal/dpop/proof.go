@@ -60,6 +60,12 @@ func (p *Prover) JKT() string { return p.jkt }
 // and fragment are left out), and the access token sent with it ("" for a
 // token request).
 func (p *Prover) Proof(method, rawURL, accessToken string, now time.Time) (string, error) {
+	return p.ProofWithNonce(method, rawURL, accessToken, "", now)
+}
+
+// ProofWithNonce is Proof with the nonce the server provided (RFC 9449
+// §8), if not "".
+func (p *Prover) ProofWithNonce(method, rawURL, accessToken, nonce string, now time.Time) (string, error) {
 	htu, err := NormalizeURL(rawURL)
 	if err != nil {
 		return "", errors.New("dpop: the request URL: " + err.Error())
@@ -74,6 +80,9 @@ func (p *Prover) Proof(method, rawURL, accessToken string, now time.Time) (strin
 	}
 	if accessToken != "" {
 		c["ath"] = TokenHash(accessToken)
+	}
+	if nonce != "" {
+		c["nonce"] = nonce
 	}
 	payload, err := json.Marshal(c)
 	if err != nil {

@@ -36,6 +36,9 @@ const (
 	// ErrInvalidDPoPProof is a DPoP proof that fails its checks (RFC 9449
 	// §5, §7.1).
 	ErrInvalidDPoPProof = "invalid_dpop_proof"
+	// ErrUseDPoPNonce asks for a DPoP proof with the nonce the response's
+	// DPoP-Nonce header carries (RFC 9449 §8).
+	ErrUseDPoPNonce = "use_dpop_nonce"
 )
 
 // Grant types and token type identifiers.

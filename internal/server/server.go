@@ -4,7 +4,9 @@ package server
 
 import (
 	"context"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"log/slog"
@@ -55,6 +57,10 @@ type Config struct {
 	CacheTTL time.Duration
 	// Console serves the web console at /console/.
 	Console bool
+	// DPoPNonces makes DPoP proofs at the token endpoint carry a nonce the
+	// server provided (RFC 9449 §8). Every replica derives the same nonce
+	// key from the pepper, so each accepts the others' nonces.
+	DPoPNonces bool
 }
 
 // Deps are the built dependencies.
@@ -114,10 +120,14 @@ func New(cfg Config, d Deps) *Server {
 		ClientCAs: cfg.ClientCAs, CertHeader: cfg.ClientCertHeader, TrustedProxies: cfg.TrustedProxies,
 		Now: d.Now, Logger: d.Logger, OnThrottle: onThrottle,
 	}, cached)
-	tok := token.NewHandler(token.Config{
+	tcfg := token.Config{
 		Issuer: cfg.Issuer, MaxAssertionLifetime: cfg.MaxAssertionLifetime,
 		ClockSkew: cfg.ClockSkew, MaxTokenLifetime: cfg.MaxTokenLifetime, Observer: observer,
-	}, cached, d.Journal, d.Signer, auth, d.Now, d.Logger)
+	}
+	if cfg.DPoPNonces {
+		tcfg.DPoPNonces = dpop.NewNonces(nonceKey(d.Pepper))
+	}
+	tok := token.NewHandler(tcfg, cached, d.Journal, d.Signer, auth, d.Now, d.Logger)
 	disc := discovery.NewHandler(discovery.Metadata{
 		Issuer:                                 cfg.Issuer,
 		TokenEndpoint:                          token.Endpoint(cfg.Issuer),
@@ -272,4 +282,15 @@ func validRequestID(id string) bool {
 		}
 	}
 	return true
+}
+
+// nonceKey is the key of the DPoP nonces, derived from the pepper (HKDF,
+// RFC 5869) so that replicas share it without another secret to
+// distribute.
+func nonceKey(pepper []byte) []byte {
+	k, err := hkdf.Key(sha256.New, pepper, nil, "keyward dpop nonce key", 32)
+	if err != nil { // only for a length over 255 hashes
+		panic(err)
+	}
+	return k
 }

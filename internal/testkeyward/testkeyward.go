@@ -59,8 +59,8 @@ func (c *Clock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// Start runs a server until the test ends.
-func Start(t testing.TB) *Server {
+// Start runs a server until the test ends; opts change its configuration.
+func Start(t testing.TB, opts ...func(*server.Config)) *Server {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
@@ -78,8 +78,12 @@ func Start(t testing.TB) *Server {
 	}
 	j := groupcommit.New(st, groupcommit.Options{})
 	t.Cleanup(j.Close)
-	k.Srv = server.New(server.Config{Issuer: k.URL, AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour,
-		MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute}, server.Deps{Store: st, Signer: k.Signer, Journal: j, Pepper: []byte("p"),
+	cfg := server.Config{Issuer: k.URL, AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour,
+		MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	k.Srv = server.New(cfg, server.Deps{Store: st, Signer: k.Signer, Journal: j, Pepper: []byte("p"),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: k.Clock.Now})
 	hs.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/.well-known/jwks.json" {

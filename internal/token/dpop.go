@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/oauth2"
@@ -11,10 +12,11 @@ import (
 )
 
 // checkProof checks the request's DPoP proof, if it has one (RFC 9449
-// §4.3, §5). The proof's htu must be the token endpoint as the metadata
-// names it, whatever host the request came through. Only its signature and
-// claims are checked here; its jti is used up with the token (useProof).
-func (h *Handler) checkProof(r *http.Request) (*dpop.Proof, error) {
+// §4.3, §5), and its nonce where nonces are required (§8). The proof's htu
+// must be the token endpoint as the metadata names it, whatever host the
+// request came through. Only its signature and claims are checked here;
+// its jti is used up with the token (bindProof).
+func (h *Handler) checkProof(r *http.Request, now time.Time) (*dpop.Proof, error) {
 	values := dpop.HeaderValues(r.Header)
 	if len(values) == 0 {
 		return nil, nil
@@ -22,6 +24,14 @@ func (h *Handler) checkProof(r *http.Request) (*dpop.Proof, error) {
 	p, err := h.dpop.Check(values, dpop.Request{Method: r.Method, URL: Endpoint(h.cfg.Issuer)})
 	if err != nil {
 		return nil, proofError(err)
+	}
+	if n := h.cfg.DPoPNonces; n != nil && !n.Valid(p.Nonce, now) {
+		desc := "This server requires DPoP proofs to carry the nonce it provides: make a new proof with the nonce of the DPoP-Nonce header."
+		if p.Nonce != "" {
+			desc = "The DPoP proof's nonce is not one this server provided recently: make a new proof with the nonce of the DPoP-Nonce header."
+		}
+		return nil, &oauth2.Error{Code: oauth2.ErrUseDPoPNonce, Description: desc,
+			Header: http.Header{dpop.NonceHeader: {n.Current(now)}}}
 	}
 	return p, nil
 }

@@ -238,3 +238,66 @@ func mustSPKI(t *testing.T, pub any) []byte {
 	}
 	return der
 }
+
+// With nonces required (RFC 9449 §8), a proof without the server's nonce
+// is answered use_dpop_nonce with one in DPoP-Nonce; a proof with it gets
+// a token, and the answer carries the nonce for the next proof. A nonce of
+// another key, or two periods old, is refused the same way.
+func TestDPoPNonce(t *testing.T) {
+	e := newEnv(t)
+	now := func() time.Time { return e.now }
+	journal := groupcommit.New(e.store, groupcommit.Options{})
+	t.Cleanup(journal.Close)
+	auth := clientauth.New(clientauth.Config{Audiences: []string{issuer, endpoint}, Pepper: []byte("p"), Now: now, ClockSkew: time.Minute, MaxAssertionLifetime: time.Hour}, e.store)
+	nonces := dpop.NewNonces([]byte("nonce key"))
+	e.h = token.NewHandler(token.Config{Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, MaxTokenLifetime: time.Hour, DPoPNonces: nonces},
+		e.store, journal, e.signer, auth, now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p := newProver(t)
+	withNonce := func(nonce string) string {
+		raw, err := p.ProofWithNonce("POST", endpoint, "", nonce, e.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	send := func(proofs ...string) *httptest.ResponseRecorder {
+		h := http.Header{"Authorization": {basicAuth(e.job.ID, jobSecret)}}
+		if len(proofs) > 0 {
+			h["Dpop"] = proofs
+		}
+		return e.do(request{body: "grant_type=client_credentials&scope=orders.read", header: h})
+	}
+	wantNonceError := func(t *testing.T, w *httptest.ResponseRecorder, desc string) string {
+		t.Helper()
+		body := decode(t, w)
+		if w.Code != 400 || body["error"] != "use_dpop_nonce" {
+			t.Fatalf("%d %s, want 400 use_dpop_nonce", w.Code, w.Body)
+		}
+		if d, _ := body["error_description"].(string); !strings.Contains(d, desc) {
+			t.Errorf("error_description %q, want %q in it", d, desc)
+		}
+		n := w.Header().Get("DPoP-Nonce")
+		if !nonces.Valid(n, e.now) {
+			t.Fatalf("DPoP-Nonce %q is not a current nonce", n)
+		}
+		e.lastEvent(t, "token.refused", "use_dpop_nonce")
+		return n
+	}
+
+	n := wantNonceError(t, send(withNonce("")), "requires DPoP proofs to carry the nonce")
+	w := send(withNonce(n))
+	if body := decode(t, w); w.Code != 200 || body["token_type"] != "DPoP" {
+		t.Fatalf("with the nonce: %d %s", w.Code, w.Body)
+	}
+	if next := w.Header().Get("DPoP-Nonce"); !nonces.Valid(next, e.now) {
+		t.Errorf("the token response's DPoP-Nonce %q is not a current nonce", next)
+	}
+	// Without a proof nothing changes: a Bearer token, no nonce.
+	w = send()
+	if body := decode(t, w); w.Code != 200 || body["token_type"] != "Bearer" || w.Header().Get("DPoP-Nonce") != "" {
+		t.Errorf("without a proof: %d %s, DPoP-Nonce %q", w.Code, w.Body, w.Header().Get("DPoP-Nonce"))
+	}
+	wantNonceError(t, send(withNonce(dpop.NewNonces([]byte("another key")).Current(e.now))), "not one this server provided recently")
+	e.now = e.now.Add(2 * dpop.NoncePeriod)
+	wantNonceError(t, send(withNonce(n)), "not one this server provided recently")
+}

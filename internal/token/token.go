@@ -64,6 +64,9 @@ type Config struct {
 	ClockSkew time.Duration
 	// MaxTokenLifetime caps every account's token lifetime.
 	MaxTokenLifetime time.Duration
+	// DPoPNonces, if set, makes DPoP proofs carry a nonce the server
+	// provided (RFC 9449 §8); nil accepts proofs without one.
+	DPoPNonces *dpop.Nonces
 	// Observer records each request for metrics; nil records nothing.
 	Observer oauth2.Observer
 }
@@ -163,6 +166,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := &Request{Source: oauth2.RemoteIP(r), Now: h.now()}
 	resp, err := h.serve(w, r, req)
 	if err == nil {
+		if req.proof != nil && h.cfg.DPoPNonces != nil {
+			// The nonce for the client's next proof (RFC 9449 §8.2), so
+			// one that asks often never meets a stale one.
+			w.Header().Set(dpop.NonceHeader, h.cfg.DPoPNonces.Current(req.Now))
+		}
 		oauth2.WriteJSON(w, http.StatusOK, resp)
 		h.cfg.Observer.ObserveRequest("token", req.Audit.Grant, req.Audit.AuthMethod, storage.OutcomeSuccess, "", time.Since(start))
 		return
@@ -227,7 +235,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request) (*
 			req.Audit.KeyID = client.CredentialID
 		}
 	}
-	if req.proof, err = h.checkProof(r); err != nil {
+	if req.proof, err = h.checkProof(r, req.Now); err != nil {
 		return nil, err
 	}
 	return g.handle(r.Context(), req)
