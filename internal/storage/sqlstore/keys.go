@@ -67,7 +67,7 @@ func (s *Store) ListKeys(ctx context.Context, accountID string) ([]storage.Key, 
 func (s *Store) UpdateKey(ctx context.Context, id string, fn func(storage.Key) (storage.Key, error), ev storage.AuditEvent) (storage.Key, error) {
 	var out storage.Key
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		old, err := scanKey(tx.QueryRowContext(ctx, s.q["getKey"], id))
+		old, err := scanKey(tx.QueryRowContext(ctx, s.q["getKeyForUpdate"], id))
 		if err != nil {
 			return s.wrap("update key", err)
 		}

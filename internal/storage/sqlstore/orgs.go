@@ -88,7 +88,7 @@ func (s *Store) ListOrgs(ctx context.Context) ([]storage.Org, error) {
 func (s *Store) UpdateOrg(ctx context.Context, domain string, fn func(storage.Org) (storage.Org, error), ev storage.AuditEvent) (storage.Org, error) {
 	var out storage.Org
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		old, err := scanOrg(tx.QueryRowContext(ctx, s.q["getOrg"], domain))
+		old, err := scanOrg(tx.QueryRowContext(ctx, s.q["getOrgForUpdate"], domain))
 		if err != nil {
 			return s.wrap("update org", err)
 		}

@@ -55,7 +55,7 @@ func (s *Store) ListSecrets(ctx context.Context, accountID string) ([]storage.Se
 func (s *Store) UpdateSecret(ctx context.Context, id string, fn func(storage.Secret) (storage.Secret, error), ev storage.AuditEvent) (storage.Secret, error) {
 	var out storage.Secret
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		old, err := scanSecret(tx.QueryRowContext(ctx, s.q["getSecret"], id))
+		old, err := scanSecret(tx.QueryRowContext(ctx, s.q["getSecretForUpdate"], id))
 		if err != nil {
 			return s.wrap("update secret", err)
 		}

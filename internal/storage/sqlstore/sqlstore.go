@@ -74,7 +74,7 @@ func New(w, r *sql.DB, d Dialect) *Store {
 	for name, q := range queries {
 		s.q[name] = s.rebind(q)
 	}
-	for _, name := range []string{"getAccount", "getAPI", "listAPIIntrospectors"} {
+	for _, name := range []string{"getAccount", "getAPI", "listAPIIntrospectors", "getKey", "getSecret", "getOrg"} {
 		s.q[name+"ForUpdate"] = s.q[name] + d.ForUpdate
 	}
 	return s

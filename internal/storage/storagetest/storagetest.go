@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"GuardKnownScopesConcurrent", testGuardKnownScopesConcurrent},
 		{"UpdateAccountConcurrent", testUpdateAccountConcurrent},
 		{"DeleteIntrospectorsConcurrent", testDeleteIntrospectorsConcurrent},
+		{"UpdateConcurrent", testUpdateConcurrent},
 		{"DeleteAPIHeld", testDeleteAPIHeld},
 		{"CreateAPIHeld", testCreateAPIHeld},
 		{"SigningKeys", testSigningKeys},
@@ -830,6 +831,149 @@ func testDeleteIntrospectorsConcurrent(t *testing.T, s storage.Storage) {
 				t.Fatalf("round %d: %s still names deleted introspectors %v", round, name, a.Introspectors)
 			}
 		}
+	}
+}
+
+// raceUpdates runs update(0) and update(1) at once, update(first) first:
+// it reads the row (update calls read from its fn), then waits in its fn
+// until the other has read the row too or, if the other's read waits for
+// its lock, a quarter of a second has passed. Without a lock on the row both
+// read the same version, and the later write overwrites the earlier one.
+func raceUpdates(first int, update func(i int, read func()) error) error {
+	var (
+		wg            sync.WaitGroup
+		errs          = make([]error, 2)
+		in            = []chan struct{}{make(chan struct{}), make(chan struct{})}
+		done          = make(chan struct{})
+		bound, cancel = context.WithTimeout(context.Background(), 250*time.Millisecond)
+		second        = 1 - first
+	)
+	defer cancel()
+	wg.Go(func() {
+		defer close(done)
+		errs[first] = update(first, func() {
+			close(in[first])
+			select {
+			case <-in[second]:
+			case <-bound.Done():
+			}
+		})
+	})
+	select {
+	case <-in[first]:
+	case <-done: // it failed before reading
+	}
+	wg.Go(func() { errs[second] = update(second, func() { close(in[second]) }) })
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// testUpdateConcurrent: two updates of one key, secret or organization at
+// once, each changing something else, both take effect: the later applies
+// its fn to what the earlier committed, never to what it read before (a
+// lost update re-enabled a key or secret disabled while its expiry was
+// changed, or unblocked one of two scopes blocked at once).
+func testUpdateConcurrent(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	a := account("100000000000000000001", "job@proj.example")
+	mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
+	expires := t0.Add(time.Hour)
+	blocked := []string{"mail.send", "drive.read"}
+	tests := []struct {
+		name   string
+		create func(id string) error
+		// update makes change i (0 or 1) of the row id, calling read when
+		// its fn is given the row.
+		update func(id string, i int, read func()) error
+		// check returns an error unless both changes took effect.
+		check func(id string) error
+	}{
+		{
+			name:   "key",
+			create: func(id string) error { return s.CreateKey(ctx, key(id, a.ID), ev("key.create")) },
+			update: func(id string, i int, read func()) error {
+				_, err := s.UpdateKey(ctx, id, func(k storage.Key) (storage.Key, error) {
+					read()
+					if i == 0 {
+						k.Disabled = true
+					} else {
+						k.ExpiresAt = expires
+					}
+					return k, nil
+				}, ev("key.update"))
+				return err
+			},
+			check: func(id string) error {
+				k, err := s.GetKey(ctx, id)
+				if err == nil && (!k.Disabled || !k.ExpiresAt.Equal(expires)) {
+					err = fmt.Errorf("disabled %v, expires %v", k.Disabled, k.ExpiresAt)
+				}
+				return err
+			},
+		},
+		{
+			name:   "secret",
+			create: func(id string) error { return s.CreateSecret(ctx, secret(id, a.ID, t0), ev("secret.create")) },
+			update: func(id string, i int, read func()) error {
+				_, err := s.UpdateSecret(ctx, id, func(x storage.Secret) (storage.Secret, error) {
+					read()
+					if i == 0 {
+						x.Disabled = true
+					} else {
+						x.ExpiresAt = expires
+					}
+					return x, nil
+				}, ev("secret.update"))
+				return err
+			},
+			check: func(id string) error {
+				secs, err := s.ListSecrets(ctx, a.ID)
+				if err != nil {
+					return err
+				}
+				i := slices.IndexFunc(secs, func(x storage.Secret) bool { return x.ID == id })
+				if i < 0 {
+					return fmt.Errorf("secret %s not listed", id)
+				}
+				if x := secs[i]; !x.Disabled || !x.ExpiresAt.Equal(expires) {
+					return fmt.Errorf("disabled %v, expires %v", x.Disabled, x.ExpiresAt)
+				}
+				return nil
+			},
+		},
+		{
+			name: "org",
+			create: func(id string) error {
+				return s.CreateOrg(ctx, storage.Org{Domain: id, CreatedAt: t0}, ev("org.create"))
+			},
+			update: func(id string, i int, read func()) error {
+				_, err := s.UpdateOrg(ctx, id, func(o storage.Org) (storage.Org, error) {
+					read()
+					o.BlockedScopes = append(o.BlockedScopes, blocked[i])
+					return o, nil
+				}, ev("org.policy"))
+				return err
+			},
+			check: func(id string) error {
+				o, err := s.GetOrg(ctx, id)
+				if err == nil && (len(o.BlockedScopes) != 2 || !slices.Contains(o.BlockedScopes, blocked[0]) || !slices.Contains(o.BlockedScopes, blocked[1])) {
+					err = fmt.Errorf("blocked scopes %v, want %v", o.BlockedScopes, blocked)
+				}
+				return err
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for first := range 2 { // change 0 reads first, then change 1
+				id := fmt.Sprintf("%s%d.example", tt.name, first)
+				mustNil(t, tt.create(id))
+				mustNil(t, raceUpdates(first, func(i int, read func()) error { return tt.update(id, i, read) }))
+				if err := tt.check(id); err != nil {
+					t.Fatalf("%s read first: after concurrent updates: %v: an update was lost", []string{"change 0", "change 1"}[first], err)
+				}
+			}
+		})
 	}
 }
 
