@@ -370,12 +370,6 @@ func testUpdateAccountConcurrent(t *testing.T, s storage.Storage) {
 	mustNil(t, s.CreateAccount(ctx, holder(2, false, adminScope), ev("account.create")))
 	revoked := t0.Add(time.Minute)
 	for round := range 2 { // the unguarded update reads first, then the guarded one
-		var (
-			wg            sync.WaitGroup
-			errs          = make([]error, 2)
-			in            = []chan struct{}{make(chan struct{}), make(chan struct{})}
-			bound, cancel = context.WithTimeout(ctx, 250*time.Millisecond)
-		)
 		fns := []func(storage.Account) (storage.Account, error){
 			func(a storage.Account) (storage.Account, error) { a.TokensRevokedBefore = revoked; return a, nil },
 			func(a storage.Account) (storage.Account, error) {
@@ -390,28 +384,13 @@ func testUpdateAccountConcurrent(t *testing.T, s storage.Storage) {
 			}
 			return nil
 		}
-		first := round
-		wg.Go(func() {
-			_, errs[first] = s.UpdateAccount(ctx, x.ID, func(a storage.Account) (storage.Account, error) {
-				close(in[first])
-				select {
-				case <-in[1-first]:
-				case <-bound.Done():
-				}
-				return fns[first](a)
-			}, ev("account.update"), guards(first)...)
-		})
-		<-in[first]
-		second := 1 - first
-		wg.Go(func() {
-			_, errs[second] = s.UpdateAccount(ctx, x.ID, func(a storage.Account) (storage.Account, error) {
-				close(in[second])
-				return fns[second](a)
-			}, ev("account.update"), guards(second)...)
-		})
-		wg.Wait()
-		cancel()
-		mustNil(t, errors.Join(errs...))
+		mustNil(t, raceUpdates(round, func(i int, read func()) error {
+			_, err := s.UpdateAccount(ctx, x.ID, func(a storage.Account) (storage.Account, error) {
+				read()
+				return fns[i](a)
+			}, ev("account.update"), guards(i)...)
+			return err
+		}))
 		got, err := s.GetAccount(ctx, x.ID)
 		mustNil(t, err)
 		if !got.Disabled || !slices.Equal(got.Scopes, []string{adminScope}) || !got.TokensRevokedBefore.Equal(revoked) {
