@@ -166,6 +166,82 @@ func TestAuditList(t *testing.T) {
 			t.Fatalf("--action token.refused newest first: %v, want the one refusal", refused)
 		}
 	})
+	t.Run("max", func(t *testing.T) {
+		// A proxy notes the limit of every page the CLI asks for.
+		target, _ := url.Parse(m.URL())
+		rp := httputil.NewSingleHostReverseProxy(target)
+		var (
+			mu     sync.Mutex
+			limits []string
+		)
+		proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/v1/audit" {
+				mu.Lock()
+				limits = append(limits, r.URL.Query().Get("limit"))
+				mu.Unlock()
+			}
+			rp.ServeHTTP(w, r)
+		}))
+		defer proxy.Close()
+		tests := []struct {
+			name string
+			args []string
+			// want is the events listed; with newest, that many newest
+			// first, from the head; with all, every event, oldest first.
+			want   []int64
+			newest int
+			all    bool
+			// limits are the limits of the pages asked for, in turn.
+			limits []string
+		}{
+			{name: "oldest first, over pages", args: []string{"--max", "3", "--limit", "2"}, want: []int64{1, 2, 3}, limits: []string{"2", "1"}},
+			{name: "oldest first, one page", args: []string{"--max", "3"}, want: []int64{1, 2, 3}, limits: []string{"3"}},
+			{name: "newest first, over pages", args: []string{"--max", "2", "--newest", "--limit", "1"}, newest: 2, limits: []string{"1", "1"}},
+			{name: "newest first, before", args: []string{"--max", "3", "--newest", "--before", "5"}, want: []int64{4, 3, 2}, limits: []string{"3"}},
+			{name: "more than there are", args: []string{"--max", "1000000", "--limit", "1000"}, all: true, limits: []string{"1000"}},
+			{name: "no limit", args: []string{"--max", "0", "--limit", "1000"}, all: true, limits: []string{"1000"}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				before := list()
+				if len(before) < 5 {
+					t.Fatalf("%d events, want at least 5 to list some of", len(before))
+				}
+				mu.Lock()
+				limits = nil
+				mu.Unlock()
+				out := runCLI(t, append(append([]string{"audit", "list", "-o", "json", "--server", proxy.URL}, admin...), tt.args...)...)
+				var got []int64
+				for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+					var e struct{ Seq int64 }
+					if err := json.Unmarshal([]byte(line), &e); err != nil {
+						t.Fatalf("line %q: %v", line, err)
+					}
+					got = append(got, e.Seq)
+				}
+				switch {
+				case tt.all:
+					if len(got) <= len(before) || got[0] != 1 || got[len(got)-1] != int64(len(got)) {
+						t.Fatalf("seqs %v, want 1 to past %d: all of them", got, len(before))
+					}
+				case tt.newest > 0:
+					head := int64(before[len(before)-1]["seq"].(float64)) + 1 // this run's own token
+					if want := []int64{head, head - 1}[:tt.newest]; !slices.Equal(got, want) {
+						t.Fatalf("seqs %v, want %v: the newest %d", got, want, tt.newest)
+					}
+				default:
+					if !slices.Equal(got, tt.want) {
+						t.Fatalf("seqs %v, want %v", got, tt.want)
+					}
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if !slices.Equal(limits, tt.limits) {
+					t.Fatalf("pages asked for with limits %v, want %v: no more pages, nor events, than --max needs", limits, tt.limits)
+				}
+			})
+		}
+	})
 	t.Run("bad input", func(t *testing.T) {
 		for _, q := range []string{"limit=0", "limit=x", "since=yesterday", "after=-1", "before=0", "order=up", "order=desc&wait=1s", "outcome=maybe", "wait=1h", "account=ghost@x"} {
 			c, err := (&clientFlags{credentials: m.AdminKeyFile, output: "json"}).client(cliContext())

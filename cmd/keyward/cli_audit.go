@@ -46,7 +46,7 @@ func newAuditListCommand() *cobra.Command {
 		f                              clientFlags
 		since, until, account          string
 		action, outcome, after, before string
-		limit                          int
+		limit, maxEvents               int
 		follow, newest                 bool
 	)
 	cmd := &cobra.Command{
@@ -54,6 +54,7 @@ func newAuditListCommand() *cobra.Command {
 		Short: "List audit events, oldest first; --newest lists newest first, --follow streams new ones",
 		Example: `  keyward audit list --since 1h --action token.refused
   keyward audit list --newest --outcome failure --since 24h
+  keyward audit list --newest --max 20
   keyward audit list --account nightly-report@billing.iam.keyward.internal --follow -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -62,6 +63,9 @@ func newAuditListCommand() *cobra.Command {
 			}
 			if limit <= 0 || limit > 1000 {
 				return usageError{fmt.Errorf("--limit must be from 1 to 1000")}
+			}
+			if maxEvents < 0 {
+				return usageError{fmt.Errorf("--max must be 0 (no limit) or more")}
 			}
 			c, err := f.client(cmd)
 			if err != nil {
@@ -76,14 +80,20 @@ func newAuditListCommand() *cobra.Command {
 					q.Set(k, v)
 				}
 			}
-			q.Set("limit", strconv.Itoa(limit))
 			header := true
+			shown := 0
 			tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
 			rc := reconnect{errOut: cmd.ErrOrStderr(), server: c.base}
 			for {
 				if follow {
 					q.Set("wait", followWait.String())
 				}
+				// Never ask for more events than --max leaves to show.
+				pageLimit := limit
+				if maxEvents > 0 {
+					pageLimit = min(limit, maxEvents-shown)
+				}
+				q.Set("limit", strconv.Itoa(pageLimit))
 				var page struct {
 					Events []admin.AuditEventView `json:"events"`
 					Next   string                 `json:"next_page_token"`
@@ -101,6 +111,10 @@ func newAuditListCommand() *cobra.Command {
 					continue
 				}
 				rc.succeeded()
+				if maxEvents > 0 && len(page.Events) > maxEvents-shown {
+					page.Events = page.Events[:maxEvents-shown]
+				}
+				shown += len(page.Events)
 				for _, e := range page.Events {
 					if c.output == "json" {
 						b, _ := json.Marshal(e)
@@ -115,6 +129,9 @@ func newAuditListCommand() *cobra.Command {
 						dash(e.AccountID), dash(e.Actor), dash(e.Source), details(e.Data))
 				}
 				tw.Flush()
+				if maxEvents > 0 && shown == maxEvents {
+					return nil
+				}
 				if newest {
 					// Newest first, the last page has no next_page_token.
 					if page.Next == "" {
@@ -126,7 +143,7 @@ func newAuditListCommand() *cobra.Command {
 				if page.Next != "" {
 					q.Set("after", page.Next)
 				}
-				if !follow && len(page.Events) < limit {
+				if !follow && len(page.Events) < pageLimit {
 					return nil
 				}
 				if cmd.Context().Err() != nil {
@@ -142,9 +159,10 @@ func newAuditListCommand() *cobra.Command {
 	fl.StringVar(&account, "account", "", "only events about this service account (email or client ID)")
 	fl.StringVar(&action, "action", "", "only this action, e.g. token.issued, token.refused, account.disable")
 	fl.StringVar(&outcome, "outcome", "", "only success or failure")
-	fl.StringVar(&after, "after", "", "only events after this sequence number")
-	fl.StringVar(&before, "before", "", "only events before this sequence number")
+	fl.StringVar(&after, "after", "", "only events after sequence number `SEQ` (--since bounds by time)")
+	fl.StringVar(&before, "before", "", "only events before sequence number `SEQ`; not a time, unlike 'audit prune --before' (--until bounds by time)")
 	fl.IntVar(&limit, "limit", 100, "events per page (1-1000)")
+	fl.IntVar(&maxEvents, "max", 0, "stop after `N` events, oldest or newest first (0: no limit)")
 	fl.BoolVar(&newest, "newest", false, "list newest first, paging back to the oldest (not with --follow)")
 	fl.BoolVar(&follow, "follow", false, "keep streaming new events until interrupted, reconnecting when the server restarts")
 	return cmd

@@ -32,6 +32,7 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"sa", "list", "-o", "yaml"}, true, "must be table or json"},
 		{[]string{"keys", "create", "x@p.iam.example"}, true, "--out is required"},
 		{[]string{"audit", "list", "--newest", "--follow"}, true, "--newest and --follow go opposite ways"},
+		{[]string{"audit", "list", "--max", "-1"}, true, "--max must be 0 (no limit) or more"},
 		{[]string{"sa", "update", "x", "--credentials", missing}, false, "credentials"},
 		{[]string{"sa", "list"}, false, "no credentials"},
 		{[]string{"audit", "verify", "--data-dir", missing}, false, "no Keyward database"},
