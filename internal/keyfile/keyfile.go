@@ -7,6 +7,10 @@
 // bits and EC keys on P-256. Algorithm is that rule, for the keys users
 // upload as for the keys programs sign with.
 //
+// ParsePrivateKey, the PEM reading beneath NewSigner, also reads the keys
+// the CLI signs DPoP proofs with; those are held to dpop.NewProver's rule,
+// not to Algorithm's.
+//
 // It imports neither storage nor server code: the public client and verify
 // packages use it.
 package keyfile
@@ -58,9 +62,9 @@ func Algorithm(pub crypto.PublicKey) (jose.SignatureAlgorithm, error) {
 // kid header of keyID unless keyID is empty. Like Google's libraries it
 // reads a PEM block holding a PKCS #8 key or a PKCS #1 RSA key.
 func NewSigner(privateKeyPEM, keyID string) (jose.Signer, error) {
-	key, err := parsePrivateKey(privateKeyPEM)
+	key, err := ParsePrivateKey([]byte(privateKeyPEM))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("private_key: %w", err)
 	}
 	alg, err := Algorithm(key.Public())
 	if err != nil {
@@ -77,24 +81,38 @@ func NewSigner(privateKeyPEM, keyID string) (jose.Signer, error) {
 	return s, nil
 }
 
-// parsePrivateKey reads the first PEM block of privateKeyPEM as PKCS #8,
-// else as PKCS #1, whatever its type says, as golang.org/x/oauth2 does.
-func parsePrivateKey(privateKeyPEM string) (crypto.Signer, error) {
-	block, _ := pem.Decode([]byte(privateKeyPEM))
+// ParsePrivateKey reads the first PEM block of data as PKCS #8, else as
+// PKCS #1, whatever its type says, as golang.org/x/oauth2 does. It checks
+// only that the key can sign; which algorithm it may sign for is the
+// caller's rule (Algorithm for key files).
+func ParsePrivateKey(data []byte) (crypto.Signer, error) {
+	block, _ := pem.Decode(data)
 	if block == nil {
-		return nil, errors.New("private_key is not PEM")
+		return nil, errors.New("not PEM: expected a PRIVATE KEY block")
 	}
 	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
 		rk, err1 := x509.ParsePKCS1PrivateKey(block.Bytes)
 		if err1 != nil {
-			return nil, fmt.Errorf("private_key is neither a PKCS #8 nor a PKCS #1 key: %w", err)
+			return nil, fmt.Errorf("the PEM block (%s) is neither a PKCS #8 nor a PKCS #1 key%s: %w", block.Type, convertHint(block.Type), err)
 		}
 		key = rk
 	}
 	s, ok := key.(crypto.Signer)
 	if !ok { // an X25519 key, say
-		return nil, fmt.Errorf("unsupported key type %T: %s", key, accepted)
+		return nil, fmt.Errorf("unsupported key type %T, which cannot sign", key)
 	}
 	return s, nil
+}
+
+// convertHint says how to turn the PEM blocks that hold a private key in
+// another format into PKCS #8.
+func convertHint(blockType string) string {
+	switch blockType {
+	case "EC PRIVATE KEY":
+		return " (a SEC 1 EC key: write it as PKCS #8 with 'openssl pkey -in FILE -out NEW')"
+	case "ENCRYPTED PRIVATE KEY":
+		return " (an encrypted key: write it unencrypted with 'openssl pkey -in FILE -out NEW')"
+	}
+	return ""
 }

@@ -2,6 +2,7 @@ package keyfile_test
 
 import (
 	"crypto"
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -91,6 +92,45 @@ func TestNewSignerWithoutKeyID(t *testing.T) {
 	}
 	if h := signAndVerify(t, s, &p256.PublicKey); h.KeyID != "" {
 		t.Fatalf("kid = %q, want none", h.KeyID)
+	}
+}
+
+// TestParsePrivateKey: ParsePrivateKey takes any key that signs, Ed25519
+// too, which NewSigner refuses; for the PEM blocks of another format it
+// says how to convert them.
+func TestParsePrivateKey(t *testing.T) {
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	x, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	tests := []struct {
+		name    string
+		pem     string
+		want    crypto.PublicKey
+		wantErr string
+	}{
+		{"EC P-256", pkcs8(t, p256), &p256.PublicKey, ""},
+		{"Ed25519", pkcs8(t, ed), ed.Public(), ""},
+		{"SEC 1", pemOf("EC PRIVATE KEY", must(x509.MarshalECPrivateKey(p256))), nil, "(a SEC 1 EC key: write it as PKCS #8 with 'openssl pkey -in FILE -out NEW')"},
+		{"encrypted", pemOf("ENCRYPTED PRIVATE KEY", []byte{0x30, 0x00}), nil, "(an encrypted key: write it unencrypted with 'openssl pkey"},
+		{"X25519", pkcs8(t, x), nil, "unsupported key type *ecdh.PrivateKey, which cannot sign"},
+		{"not PEM", "{}", nil, "not PEM: expected a PRIVATE KEY block"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key, err := keyfile.ParsePrivateKey([]byte(tt.pem))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParsePrivateKey: %v, want an error with %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(tt.want) {
+				t.Fatalf("public key %v, want %v", key.Public(), tt.want)
+			}
+		})
 	}
 }
 
