@@ -12,6 +12,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/keyward/keyward/client"
+	"github.com/keyward/keyward/internal/dpop"
 )
 
 func newTokenCommand() *cobra.Command {
@@ -19,15 +20,28 @@ func newTokenCommand() *cobra.Command {
 		path, caCert string
 		scopes       []string
 		output       string
+		dpopKey      string
 	)
 	cmd := &cobra.Command{
-		Use:   "token --key-file key.json --scopes s1,s2",
+		Use:   "token --key-file key.json --scopes s1,s2 [--dpop-key dpop.pem]",
 		Short: "Print an access token for a service account, from its key file",
 		Long: `Sign a JWT-bearer assertion with the key file's private key, exchange it at
 the key file's token_uri, and print the access token, as
-'gcloud auth print-access-token' does. No admin credentials are needed.`,
-		Example: `  curl -H "Authorization: Bearer $(keyward token --key-file key.json --scopes orders.read)" https://orders.internal/v1/orders`,
-		Args:    cobra.NoArgs,
+'gcloud auth print-access-token' does. No admin credentials are needed.
+
+With --dpop-key, the token request carries a DPoP proof (RFC 9449) of that
+private key, and the token is bound to the key (token_type DPoP): send it as
+'Authorization: DPoP <token>' with a fresh proof from 'keyward dpop proof'
+for each request. The key file must exist: make one with
+'keyward dpop keygen'; the command never creates a key itself.`,
+		Example: `  curl -H "Authorization: Bearer $(keyward token --key-file key.json --scopes orders.read)" https://orders.internal/v1/orders
+
+  keyward dpop keygen --out dpop.pem
+  T=$(keyward token --key-file key.json --scopes orders.read --dpop-key dpop.pem)
+  curl -H "Authorization: DPoP $T" \
+    -H "DPoP: $(keyward dpop proof --dpop-key dpop.pem --url https://orders.internal/v1/orders --token "$T")" \
+    https://orders.internal/v1/orders`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -54,14 +68,32 @@ the key file's token_uri, and print the access token, as
 			if err != nil {
 				return err
 			}
-			ts, err := client.JWTBearer(cmd.Context(), client.JWTBearerConfig{KeyFile: data, Scopes: s,
-				HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: transport}})
+			hc := &http.Client{Timeout: 30 * time.Second, Transport: transport}
+			if dpopKey != "" {
+				key, _, err := readDPoPKey(dpopKey)
+				if err != nil {
+					return err
+				}
+				d, err := client.NewDPoP(key)
+				if err != nil {
+					return fmt.Errorf("--dpop-key %s: %w", dpopKey, err)
+				}
+				// The proof's htu is the request's URL, the key file's
+				// token_uri: the token endpoint the server's metadata names.
+				hc = d.HTTPClient(hc)
+			}
+			ts, err := client.JWTBearer(cmd.Context(), client.JWTBearerConfig{KeyFile: data, Scopes: s, HTTPClient: hc})
 			if err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
 			tok, err := ts.Token()
 			if err != nil {
 				return retrieveError(kf.TokenURI, err)
+			}
+			// A server that does not know DPoP ignores the proof and
+			// issues a bearer token: not what was asked for.
+			if dpopKey != "" && !strings.EqualFold(tok.Type(), dpop.Scheme) {
+				return fmt.Errorf("%s issued a %s token, not a DPoP-bound one: the server does not support DPoP (RFC 9449)", kf.TokenURI, tok.Type())
 			}
 			if output == "json" {
 				return printJSON(cmd.OutOrStdout(), map[string]any{
@@ -75,6 +107,7 @@ the key file's token_uri, and print the access token, as
 	}
 	cmd.Flags().StringVar(&path, "key-file", "", "service-account JSON key file (default: $KEYWARD_CREDENTIALS)")
 	cmd.Flags().StringSliceVar(&scopes, "scopes", nil, "scopes to request, comma-separated")
+	cmd.Flags().StringVar(&dpopKey, "dpop-key", "", "bind the token to this DPoP private key, a PEM file ('keyward dpop keygen' makes one)")
 	cmd.Flags().StringVar(&caCert, "ca-cert", "", "PEM file of the CA that signed the server's TLS certificate (default: $KEYWARD_CA_CERT, else the system's)")
 	addOutputFlag(cmd.Flags(), &output)
 	return cmd

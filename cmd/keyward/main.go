@@ -76,6 +76,7 @@ its admin API, authenticated with an administrator key file
 		newAuditCommand(),
 		newBenchCommand(),
 		newTokenCommand(),
+		newDPoPCommand(),
 		newSigningKeysCommand(),
 		newRecoverAdminCommand(),
 		newMasterKeyCommand(),

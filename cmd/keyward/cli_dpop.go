@@ -1,0 +1,238 @@
+package main
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/internal/dpop"
+	"github.com/keyward/keyward/internal/keyfile"
+)
+
+func newDPoPCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dpop",
+		Short: "Make DPoP keys and proofs, to call APIs with DPoP-bound tokens (RFC 9449)",
+		Long: `A DPoP-bound token is useless without the private key it is bound to: each
+request carries, besides the token, a fresh proof signed with that key for
+the request's method and URL. These commands make the key and the proofs,
+for trying a DPoP-protected API with curl; 'keyward token --dpop-key' gets
+the token.`,
+		Example: `  keyward dpop keygen --out dpop.pem
+  T=$(keyward token --key-file key.json --scopes orders.read --dpop-key dpop.pem)
+  curl -H "Authorization: DPoP $T" \
+    -H "DPoP: $(keyward dpop proof --dpop-key dpop.pem --url https://orders.internal/v1/orders --token "$T")" \
+    https://orders.internal/v1/orders`,
+	}
+	cmd.AddCommand(newDPoPKeygenCommand(), newDPoPProofCommand())
+	return cmd
+}
+
+// dpopKeyAlgs are the keys 'dpop keygen' makes, by the algorithm their
+// proofs are signed with (dpop.NewProver picks it from the key).
+var dpopKeyAlgs = map[string]func() (crypto.Signer, error){
+	"ES256": func() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) },
+	"ES384": func() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P384(), rand.Reader) },
+	"EdDSA": func() (crypto.Signer, error) {
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		return k, err
+	},
+	"RS256": func() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, 2048) },
+}
+
+func dpopKeyAlgNames() []string {
+	names := make([]string, 0, len(dpopKeyAlgs))
+	for n := range dpopKeyAlgs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func newDPoPKeygenCommand() *cobra.Command {
+	var out, alg, output string
+	cmd := &cobra.Command{
+		Use:   "keygen --out dpop.pem",
+		Short: "Generate a DPoP private key and write it to a PEM file",
+		Long: `Generate a private key for DPoP proofs and write it, PKCS #8 PEM, to a new
+file with mode 0600; an existing file is never overwritten, since tokens may
+be bound to the key in it. Print the key's JWK thumbprint: the cnf.jkt of
+the tokens bound to it.
+
+The key stays on this machine: the server learns only its public half, from
+the proofs. Any PKCS #8 key of these types works as well, such as one from
+'openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256'.`,
+		Example: `  keyward dpop keygen --out dpop.pem
+  keyward dpop keygen --out dpop.pem --alg EdDSA`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			switch out {
+			case "":
+				return usageError{errors.New("--out is required: the file to write the new key to")}
+			case "-":
+				return usageError{errors.New("--out must be a file: the key is written only to a new file of mode 0600")}
+			}
+			i := slices.IndexFunc(dpopKeyAlgNames(), func(n string) bool { return strings.EqualFold(n, alg) })
+			if i < 0 {
+				return usageError{fmt.Errorf("--alg %q must be one of %s", alg, strings.Join(dpopKeyAlgNames(), ", "))}
+			}
+			alg = dpopKeyAlgNames()[i]
+			gen := dpopKeyAlgs[alg]
+			key, err := gen()
+			if err != nil {
+				return err
+			}
+			p, err := dpop.NewProver(key)
+			if err != nil {
+				return err
+			}
+			der, err := x509.MarshalPKCS8PrivateKey(key)
+			if err != nil {
+				return err
+			}
+			err = writeNewFile(out, func(w io.Writer) error {
+				return pem.Encode(w, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+			})
+			if errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("%s exists: keygen never overwrites a key, since tokens may be bound to it; remove the file first, or choose another --out", out)
+			}
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return printJSON(cmd.OutOrStdout(), map[string]string{"file": out, "alg": alg, "jkt": p.JKT()})
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "wrote a new %s DPoP key to %s; its thumbprint, the cnf.jkt of tokens bound to it: %s\n", alg, out, p.JKT())
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "file to write the key to (mode 0600; must not exist)")
+	cmd.Flags().StringVar(&alg, "alg", "ES256", "signature algorithm of the proofs, which decides the key: "+strings.Join(dpopKeyAlgNames(), ", ")+" (RSA 2048 bits)")
+	addOutputFlag(cmd.Flags(), &output)
+	return cmd
+}
+
+func newDPoPProofCommand() *cobra.Command {
+	var keyPath, method, rawURL, token string
+	cmd := &cobra.Command{
+		Use:   "proof --dpop-key dpop.pem --url URL [--method GET] [--token TOKEN]",
+		Short: "Print a fresh DPoP proof for one request, for its DPoP header",
+		Long: `Print a DPoP proof (RFC 9449 §4): a JWT signed with the key of --dpop-key for
+one request, by its method and URL (the query and fragment are left out of
+the proof, as the RFC says). With --token, the access token sent with the
+request, the proof carries the token's hash (ath), as APIs require for a
+DPoP-bound token.
+
+Make a new proof for every request: an API accepts each proof once, and
+only for about a minute after it is made. The URL must be the one the API
+is called by; behind a proxy, the one clients use.`,
+		Example: `  T=$(keyward token --key-file key.json --scopes orders.read --dpop-key dpop.pem)
+  curl -H "Authorization: DPoP $T" \
+    -H "DPoP: $(keyward dpop proof --dpop-key dpop.pem --url https://orders.internal/v1/orders --token "$T")" \
+    https://orders.internal/v1/orders
+  curl -X POST -H "Authorization: DPoP $T" \
+    -H "DPoP: $(keyward dpop proof --dpop-key dpop.pem --method POST --url https://orders.internal/v1/orders --token "$T")" \
+    -d @order.json https://orders.internal/v1/orders`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if keyPath == "" {
+				return usageError{errors.New("--dpop-key is required: the PEM file of the DPoP private key (make one with 'keyward dpop keygen --out dpop.pem')")}
+			}
+			if rawURL == "" {
+				return usageError{errors.New("--url is required: the URL of the request the proof is for")}
+			}
+			if _, err := dpop.NormalizeURL(rawURL); err != nil {
+				return usageError{fmt.Errorf("--url %q: %v; give the request's full URL, such as https://orders.internal/v1/orders", rawURL, err)}
+			}
+			if err := checkMethod(method); err != nil {
+				return err
+			}
+			if strings.ContainsAny(token, " \t\r\n") {
+				return usageError{errors.New("--token must be the access token alone, without a scheme such as 'DPoP ' and without spaces")}
+			}
+			_, p, err := readDPoPKey(keyPath)
+			if err != nil {
+				return err
+			}
+			proof, err := p.Proof(method, rawURL, token, time.Now())
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), proof)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&keyPath, "dpop-key", "", "PEM file of the DPoP private key (PKCS #8; 'keyward dpop keygen' makes one)")
+	cmd.Flags().StringVar(&rawURL, "url", "", "the request's URL, as the API is called (http or https)")
+	cmd.Flags().StringVar(&method, "method", "GET", "the request's HTTP method (case-sensitive)")
+	cmd.Flags().StringVar(&token, "token", "", "the access token sent with the request; the proof then carries its hash (ath)")
+	return cmd
+}
+
+// checkMethod checks that m is an HTTP method (RFC 9110 §9.1: a token,
+// case-sensitive). A proof's htm must be the method exactly: 'post' is not
+// POST.
+func checkMethod(m string) error {
+	if m == "" {
+		return usageError{errors.New("--method is empty: give the request's HTTP method, such as GET or POST")}
+	}
+	for _, c := range []byte(m) {
+		if !isTokenChar(c) {
+			return usageError{fmt.Errorf("--method %q is not an HTTP method", m)}
+		}
+	}
+	switch up := strings.ToUpper(m); up {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
+		if up != m {
+			return usageError{fmt.Errorf("--method %q: HTTP methods are case-sensitive; did you mean %s?", m, up)}
+		}
+	}
+	return nil
+}
+
+// isTokenChar reports whether c may be in an RFC 9110 token (§5.6.2).
+func isTokenChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// readDPoPKey reads the DPoP private key of path, PEM, and returns it with
+// the prover of its proofs. A missing file is an error: a key made here
+// silently, for a mistyped path say, would bind tokens to a key nobody
+// meant to keep.
+func readDPoPKey(path string) (crypto.Signer, *dpop.Prover, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("--dpop-key %s does not exist; make a key with 'keyward dpop keygen --out %s'", path, path)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("--dpop-key: %w", err)
+	}
+	key, err := keyfile.ParsePrivateKey(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--dpop-key %s: %w", path, err)
+	}
+	p, err := dpop.NewProver(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--dpop-key %s: %s; DPoP keys are EC P-256 (ES256) or P-384 (ES384), Ed25519 (EdDSA), or RSA of 2048 to 8192 bits (RS256)",
+			path, strings.TrimPrefix(err.Error(), "dpop: "))
+	}
+	return key, p, nil
+}
