@@ -131,7 +131,7 @@ the proofs. Any PKCS #8 key of these types works as well, such as one from
 }
 
 func newDPoPProofCommand() *cobra.Command {
-	var keyPath, method, rawURL, token string
+	var keyPath, method, rawURL, token, nonce string
 	cmd := &cobra.Command{
 		Use:   "proof --dpop-key dpop.pem --url URL [--method GET] [--token TOKEN]",
 		Short: "Print a fresh DPoP proof for one request, for its DPoP header",
@@ -143,7 +143,9 @@ DPoP-bound token.
 
 Make a new proof for every request: an API accepts each proof once, and
 only for about a minute after it is made. The URL must be the one the API
-is called by; behind a proxy, the one clients use.`,
+is called by; behind a proxy, the one clients use. A server that requires
+nonces (RFC 9449 §8, §9) answers use_dpop_nonce with a DPoP-Nonce header:
+make a new proof with that value in --nonce.`,
 		Example: `  T=$(keyward token --key-file key.json --scopes orders.read --dpop-key dpop.pem)
   curl -H "Authorization: DPoP $T" \
     -H "DPoP: $(keyward dpop proof --dpop-key dpop.pem --url https://orders.internal/v1/orders --token "$T")" \
@@ -168,11 +170,14 @@ is called by; behind a proxy, the one clients use.`,
 			if strings.ContainsAny(token, " \t\r\n") {
 				return usageError{errors.New("--token must be the access token alone, without a scheme such as 'DPoP ' and without spaces")}
 			}
+			if !validNonce(nonce) {
+				return usageError{errors.New("--nonce must be the value of the server's DPoP-Nonce header: printable ASCII, without spaces, quotes or backslashes (RFC 9449 §8.1)")}
+			}
 			_, p, err := readDPoPKey(keyPath)
 			if err != nil {
 				return err
 			}
-			proof, err := p.Proof(method, rawURL, token, time.Now())
+			proof, err := p.ProofWithNonce(method, rawURL, token, nonce, time.Now())
 			if err != nil {
 				return err
 			}
@@ -184,7 +189,19 @@ is called by; behind a proxy, the one clients use.`,
 	cmd.Flags().StringVar(&rawURL, "url", "", "the request's URL, as the API is called (http or https)")
 	cmd.Flags().StringVar(&method, "method", "GET", "the request's HTTP method (case-sensitive)")
 	cmd.Flags().StringVar(&token, "token", "", "the access token sent with the request; the proof then carries its hash (ath)")
+	cmd.Flags().StringVar(&nonce, "nonce", "", "the nonce the server asked for in its DPoP-Nonce header, if it requires one")
 	return cmd
+}
+
+// validNonce reports whether s is empty or a nonce as RFC 9449 §8.1
+// allows: one or more NQCHAR (printable ASCII but space, '"' and '\').
+func validNonce(s string) bool {
+	for _, c := range []byte(s) {
+		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // checkMethod checks that m is an HTTP method (RFC 9110 §9.1: a token,

@@ -171,6 +171,27 @@ func TestDPoPKeygenAlgs(t *testing.T) {
 	}
 }
 
+// TestDPoPProofNonce: 'dpop proof --nonce' puts the server's nonce in the
+// proof (RFC 9449 §8), for servers that require one.
+func TestDPoPProofNonce(t *testing.T) {
+	const url = "https://orders.example/v1/orders"
+	path := filepath.Join(t.TempDir(), "dpop.pem")
+	runCLI(t, "dpop", "keygen", "--out", path)
+	for _, nonce := range []string{"", "eyJ7S_zG.eyJH0-Z.HX4w-7v"} {
+		args := []string{"dpop", "proof", "--dpop-key", path, "--url", url}
+		if nonce != "" {
+			args = append(args, "--nonce", nonce)
+		}
+		p, err := (&dpop.Checker{}).Check([]string{strings.TrimSpace(runCLI(t, args...))}, dpop.Request{Method: "GET", URL: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Nonce != nonce {
+			t.Errorf("nonce %q, want %q", p.Nonce, nonce)
+		}
+	}
+}
+
 // TestDPoPCLIErrors: every bad input to the DPoP commands and to 'token
 // --dpop-key' is refused with a message that says what is wrong; mistakes
 // in the command line are usage errors (exit status 2).
@@ -252,6 +273,8 @@ func TestDPoPCLIErrors(t *testing.T) {
 		{"proof: lower-case method", proof("--dpop-key", good, "--url", url, "--method", "post"), true, "HTTP methods are case-sensitive; did you mean POST?"},
 		{"proof: not a method", proof("--dpop-key", good, "--url", url, "--method", "GET /"), true, `--method "GET /" is not an HTTP method`},
 		{"proof: token with scheme", proof("--dpop-key", good, "--url", url, "--token", "DPoP abc"), true, "--token must be the access token alone"},
+		{"proof: nonce with a space", proof("--dpop-key", good, "--url", url, "--nonce", "a b"), true, "--nonce must be the value of the server's DPoP-Nonce header"},
+		{"proof: nonce with a quote", proof("--dpop-key", good, "--url", url, "--nonce", `a"b`), true, "--nonce must be"},
 		{"proof: missing key", proof("--dpop-key", missing, "--url", url), false, "does not exist; make a key with 'keyward dpop keygen"},
 		{"proof: P-521 key", proof("--dpop-key", p521Path, "--url", url), false, "DPoP keys are EC P-256"},
 		{"proof: argument", proof("--dpop-key", good, "--url", url, "extra"), true, `unknown command "extra"`},
