@@ -47,6 +47,7 @@ func FuzzAdminAPI(f *testing.F) {
 		{"POST", "/v1/users/ann@example.com/suspend", ""},
 		{"DELETE", "/v1/users/ann@example.com", ""},
 		{"POST", "/v1/signing-keys/rotate", ""},
+		{"GET", "/v1/whoami", ""},
 		{"POST", "/v1/service-accounts", "{\"name\":\"a\\u0000b\",\"project\":\"\xff\xfe\"}"},
 		{"POST", "/v1/apis", `{"name":"long","identifier":"https://` + strings.Repeat("a", 3000) + `","scopes":["x.read"]}`},
 	} {

@@ -104,6 +104,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		mux.Handle(pattern, h.endpoint(fn))
 	}
 	mux.Handle("GET /v1/audit", longPoll(h.endpoint(h.listAudit)))
+	mux.Handle("GET /v1/whoami", h.callerEndpoint(h.whoAmI))
 	mux.Handle("/v1/", h.endpoint(func(r *http.Request, _ Actor) (int, any, error) {
 		return 0, nil, notFound("There is no admin endpoint %s %s.", r.Method, r.URL.Path)
 	}))
@@ -111,8 +112,15 @@ func (h *Handler) Register(mux *http.ServeMux) {
 
 // endpoint wraps an admin operation with authentication and JSON encoding.
 func (h *Handler) endpoint(fn func(*http.Request, Actor) (int, any, error)) http.Handler {
+	return h.callerEndpoint(func(r *http.Request, c caller) (int, any, error) { return fn(r, c.Actor) })
+}
+
+// callerEndpoint is endpoint for an operation that needs to know more of
+// its caller than the Actor changes are audited as: the account and the
+// token.
+func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		actor, err := h.authenticate(r)
+		c, err := h.authenticate(r)
 		if err == nil {
 			err = checkText(r)
 		}
@@ -121,7 +129,7 @@ func (h *Handler) endpoint(fn func(*http.Request, Actor) (int, any, error)) http
 				status int
 				body   any
 			)
-			status, body, err = fn(r, actor)
+			status, body, err = fn(r, c)
 			if err == nil {
 				if body == nil {
 					w.WriteHeader(status)
@@ -156,10 +164,18 @@ func checkText(r *http.Request) error {
 	return nil
 }
 
+// caller is who sent an admin request: the administrator's account and
+// the access token it came with.
+type caller struct {
+	Actor
+	account storage.Account
+	token   tokenstate.Info
+}
+
 // authenticate checks the bearer token (RFC 6750 §2.1): an active Keyward
 // access token, JWT or opaque, for the built-in API, carrying the admin
 // scope, of an account that is still an administrator.
-func (h *Handler) authenticate(r *http.Request) (Actor, error) {
+func (h *Handler) authenticate(r *http.Request) (caller, error) {
 	challenge := func(code, desc string) error {
 		return &oauth2.Error{Code: code, Description: desc, Status: http.StatusUnauthorized, Header: http.Header{
 			"Www-Authenticate": {`Bearer realm="keyward", error="` + code + `", error_description="` + desc + `"`}}}
@@ -167,43 +183,43 @@ func (h *Handler) authenticate(r *http.Request) (Actor, error) {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
 		// RFC 6750 §3.1: a request without credentials gets a bare challenge.
-		return Actor{}, &oauth2.Error{Code: oauth2.ErrInvalidToken, Status: http.StatusUnauthorized,
+		return caller{}, &oauth2.Error{Code: oauth2.ErrInvalidToken, Status: http.StatusUnauthorized,
 			Description: "The admin API needs an access token with the keyward.admin scope: Authorization: Bearer <token>.",
 			Header:      http.Header{"Www-Authenticate": {`Bearer realm="keyward"`}}}
 	}
 	scheme, raw, ok := strings.Cut(auth, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
-		return Actor{}, challenge(oauth2.ErrInvalidRequest, "The Authorization header must be: Bearer <token>.")
+		return caller{}, challenge(oauth2.ErrInvalidRequest, "The Authorization header must be: Bearer <token>.")
 	}
 	// Revoking the token, the account's tokens, or the key or secret it
 	// was obtained with takes effect at once, as at introspection.
 	info, err := h.tokens.Resolve(r.Context(), strings.TrimSpace(raw))
 	if errors.Is(err, tokenstate.ErrUnknown) {
-		return Actor{}, challenge(oauth2.ErrInvalidToken, "The access token is not valid.")
+		return caller{}, challenge(oauth2.ErrInvalidToken, "The access token is not valid.")
 	}
 	if err != nil {
-		return Actor{}, err
+		return caller{}, err
 	}
 	if !info.Active {
-		return Actor{}, challenge(oauth2.ErrInvalidToken, "The access token is no longer active ("+info.Reason+").")
+		return caller{}, challenge(oauth2.ErrInvalidToken, "The access token is no longer active ("+info.Reason+").")
 	}
 	c := info.Claims
 	if c.Confirmation != nil && c.Confirmation.JKT != "" {
 		// A DPoP-bound token (RFC 9449 §7.2) counts only with a proof of its
 		// key, which the admin API does not check: whoever holds only the
 		// token may not use it.
-		return Actor{}, challenge(oauth2.ErrInvalidToken, "The access token is bound to a DPoP key, which the admin API does not accept: request a token without a DPoP proof.")
+		return caller{}, challenge(oauth2.ErrInvalidToken, "The access token is bound to a DPoP key, which the admin API does not accept: request a token without a DPoP proof.")
 	}
 	if c.Confirmation != nil && c.Confirmation.X5TS256 != "" {
 		// A certificate-bound token (RFC 8705 §3) counts only with its
 		// certificate.
 		cert, err := h.certs.PeerCertificate(r)
 		if err != nil || cert == nil || oauth2.Thumbprint(cert) != c.Confirmation.X5TS256 {
-			return Actor{}, challenge(oauth2.ErrInvalidToken, "The access token is bound to a client certificate; present that certificate (RFC 8705).")
+			return caller{}, challenge(oauth2.ErrInvalidToken, "The access token is bound to a client certificate; present that certificate (RFC 8705).")
 		}
 	}
 	if !c.Audience.Contains(BuiltinAPIIdentifier) || !slices.Contains(strings.Fields(c.Scope), AdminScope) {
-		return Actor{}, &oauth2.Error{
+		return caller{}, &oauth2.Error{
 			Code: oauth2.ErrInsufficientScope, Description: "The access token lacks the keyward.admin scope.", Status: http.StatusForbidden,
 			Header: http.Header{"Www-Authenticate": {`Bearer realm="keyward", error="insufficient_scope", scope="` + AdminScope + `"`}},
 		}
@@ -211,12 +227,12 @@ func (h *Handler) authenticate(r *http.Request) (Actor, error) {
 	// Disabling or deleting an administrator takes effect at once.
 	a, err := h.svc.store.GetAccount(r.Context(), c.ClientID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && (a.Disabled || !slices.Contains(a.Scopes, AdminScope))) {
-		return Actor{}, challenge(oauth2.ErrInvalidToken, "The account of the access token is disabled, deleted or no longer an administrator.")
+		return caller{}, challenge(oauth2.ErrInvalidToken, "The account of the access token is disabled, deleted or no longer an administrator.")
 	}
 	if err != nil {
-		return Actor{}, err
+		return caller{}, err
 	}
-	return Actor{ID: a.ID, Source: oauth2.RemoteIP(r)}, nil
+	return caller{Actor: Actor{ID: a.ID, Source: oauth2.RemoteIP(r)}, account: a, token: info}, nil
 }
 
 // MaxBodyBytes bounds an admin request body.
