@@ -26,6 +26,7 @@ import (
 	kwoauth2 "github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/sakey"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/tokenstate"
 )
 
 // chromium returns the Chromium binary, or skips the test. KEYWARD_TEST_CHROMIUM
@@ -196,10 +197,11 @@ func viewButton(label string) chromedp.Search {
 
 // TestConsoleBrowser drives the web console in a real browser against a
 // real server: it signs in with the bootstrap administrator's key file
-// (signed in the page with WebCrypto), shows an admin API error as the API
-// wrote it, creates a service account, disables it, creates a key whose
-// key file the browser downloads and a secret shown once, reads the audit
-// log, and checks each change on the server.
+// (signed in the page with WebCrypto) and names who is signed in as the
+// admin API's whoami does, shows an admin API error as the API wrote it,
+// creates a service account, disables it, creates a key whose key file the
+// browser downloads and a secret shown once, reads the audit log, and
+// checks each change on the server.
 func TestConsoleBrowser(t *testing.T) {
 	ctx, consoleLog := browserSession(t)
 	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
@@ -235,8 +237,14 @@ func TestConsoleBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#keyfile-form button")),
 		chromedp.WaitVisible(chromedp.CSS("#view table")),
 		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//a[text()=`+fmt.Sprintf("%q", adminKey.ClientEmail)+`]`)))
-	if who := eval[string](p, `document.getElementById("who").textContent`); !strings.Contains(who, adminKey.ClientEmail) || !strings.Contains(who, "token expires") {
-		t.Errorf("session line = %q, want the admin's email and the token's expiry", who)
+	// Who is signed in, as GET /v1/whoami said: the administrator, with a
+	// link to its account, and its token's expiry (an hour, the account's
+	// token lifetime).
+	if !eval[bool](p, `performance.getEntriesByType("resource").some((e) => new URL(e.name).pathname.endsWith("/v1/whoami"))`) {
+		t.Error("the page did not ask GET /v1/whoami after signing in")
+	}
+	if who, href := eval[string](p, `document.getElementById("who").textContent`), eval[string](p, `document.querySelector("#who a")?.getAttribute("href") ?? ""`); !strings.HasPrefix(who, "Signed in as "+adminKey.ClientEmail+" · token expires ") || !strings.HasSuffix(who, "(in 60 min)") || href != "#/accounts/"+adminKey.ClientID {
+		t.Errorf("session line = %q linking to %q, want the admin's email linking to #/accounts/%s and an expiry in 60 min", who, href, adminKey.ClientID)
 	}
 
 	// An invalid name: the page shows the API's description verbatim.
@@ -372,9 +380,11 @@ func TestConsoleBrowser(t *testing.T) {
 
 // TestConsoleSignIn checks the ways in and out of the console: key files
 // that are not usable give a clear message; an ES256 key file of another
-// administrator signs in; a pasted token without the admin scope is
-// refused with the API's description; a pasted token that expires signs
-// the page out when it does.
+// administrator signs in, and signing out revokes the opaque token it got
+// (by the jti whoami named); a pasted token without the admin scope is
+// refused with the API's description; a pasted token, JWT or opaque, is
+// named by the server (whose it is, when it expires) and signs the page
+// out when it expires.
 func TestConsoleSignIn(t *testing.T) {
 	ctx, consoleLog := browserSession(t)
 	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
@@ -384,9 +394,10 @@ func TestConsoleSignIn(t *testing.T) {
 		t.Fatalf("read %s: %v", m.AdminKeyFile, err)
 	}
 
-	// An administrator with an uploaded P-256 key, and its key file.
+	// An administrator with an uploaded P-256 key, and its key file. Its
+	// tokens are opaque.
 	bg, sys := context.Background(), admin.Actor{ID: "test"}
-	ecAdmin, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: "ec-admin", Project: "keyward", Scopes: []string{admin.AdminScope}})
+	ecAdmin, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: "ec-admin", Project: "keyward", Scopes: []string{admin.AdminScope}, TokenFormat: "opaque"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,7 +469,13 @@ func TestConsoleSignIn(t *testing.T) {
 	}
 	p.step("back to the API", chromedp.Navigate(m.Issuer+"/console/#/apis/keyward"),
 		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//code[text()="urn:keyward:admin"]`)))
+	// The opaque token's jti, which only the server knew, revokes it.
 	p.step("sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("token-form")))
+	p.waitAlert("signed out", "notice", "Signed out; the console's access token is revoked.")
+	revoked, err := m.store.ListAuditEvents(bg, storage.AuditFilter{Action: "token.revoke"})
+	if err != nil || len(revoked) != 1 || revoked[0].Actor != ecAdmin.ID || revoked[0].Data["result"] != "revoked" {
+		t.Errorf("token.revoke events after sign-out: %+v (%v), want the console's opaque token, on record, revoked", revoked, err)
+	}
 
 	mint := func(scope string, life time.Duration) string {
 		now := time.Now()
@@ -476,12 +493,29 @@ func TestConsoleSignIn(t *testing.T) {
 	p.step("paste an expired token", setInput("token", mint(admin.AdminScope, -time.Minute)), chromedp.Click(chromedp.CSS("#token-form button")))
 	p.waitAlert("expired token", "error", "The access token is no longer active (expired).")
 
-	p.step("paste a token about to expire",
-		setInput("token", mint(admin.AdminScope, 5*time.Second)), chromedp.Click(chromedp.CSS("#token-form button")),
+	whoLine := func() string { return eval[string](p, `document.getElementById("who").textContent`) }
+	p.step("paste a token",
+		setInput("token", mint(admin.AdminScope, 20*time.Minute)), chromedp.Click(chromedp.CSS("#token-form button")),
 		// Back on the page it was on at sign-out.
 		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//code[text()="urn:keyward:admin"]`)))
-	if who := eval[string](p, `document.getElementById("who").textContent`); !strings.Contains(who, adminKey.ClientEmail) {
-		t.Errorf("signed in as %q, want %s", who, adminKey.ClientEmail)
+	if who := whoLine(); !strings.HasPrefix(who, "Signed in as "+adminKey.ClientEmail+" · token expires ") || !strings.HasSuffix(who, "(in 20 min)") {
+		t.Errorf("session line = %q, want %s and an expiry in 20 min", who, adminKey.ClientEmail)
+	}
+	p.step("sign out of the pasted token", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("token-form")))
+
+	// An opaque token tells nothing of itself: whose it is and when it
+	// expires come from the server.
+	opaque, now := tokenstate.OpaquePrefix+rand.Text(), time.Now()
+	if _, err := m.store.Commit(bg, []storage.Write{{Token: &storage.TokenRecord{Hash: tokenstate.HashOpaque(opaque), ID: rand.Text(),
+		AccountID: ecAdmin.ID, Subject: ecAdmin.ID, Scope: admin.AdminScope, Audience: []string{admin.BuiltinAPIIdentifier},
+		IssuedAt: now, ExpiresAt: now.Add(6 * time.Second)}}}); err != nil {
+		t.Fatal(err)
+	}
+	p.step("paste an opaque token about to expire",
+		setInput("token", opaque), chromedp.Click(chromedp.CSS("#token-form button")),
+		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//code[text()="urn:keyward:admin"]`)))
+	if who := whoLine(); !strings.HasPrefix(who, "Signed in as "+ecAdmin.Email+" · token expires ") || !strings.HasSuffix(who, "(in less than a minute)") {
+		t.Errorf("session line = %q, want %s and an expiry in less than a minute", who, ecAdmin.Email)
 	}
 	p.waitAlert("expiry", "error", "Your access token expired; sign in again.")
 	if eval[bool](p, `document.getElementById("signin").hidden || document.getElementById("view").childElementCount > 0`) {

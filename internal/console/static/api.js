@@ -1,7 +1,7 @@
 // The session and the calls to the server. The access token lives in this
 // module's memory only: never in storage or cookies, so a reload signs out.
 
-let session = null; // { token, who, expiresAt (ms or null), timer }
+let session = null; // { token, me, expiresAt (ms), revokeID, timer }
 const listeners = [];
 
 // ApiError is a refused request, with the server's description.
@@ -19,17 +19,17 @@ export function onSessionChange(fn) { listeners.push(fn); }
 
 export function currentSession() { return session; }
 
-// signIn keeps the token and signs out when it expires. revokeID is the
-// token's jti when the console obtained the token itself, so that signing
-// out may revoke it; a pasted token may be in use elsewhere too.
-export function signIn(token, who, expiresAt, revokeID = null) {
+// signIn keeps the token and signs out when it expires. me is the admin
+// API's GET /v1/whoami answer for it; expiresAt is in milliseconds on this
+// browser's clock. revokeID is the token's jti when the console obtained
+// the token itself, so that signing out may revoke it; a pasted token may
+// be in use elsewhere too.
+export function signIn(token, me, expiresAt, revokeID = null) {
   signOut(null, true);
-  session = { token, who, expiresAt, revokeID, timer: null };
-  if (expiresAt) {
-    // setTimeout cannot wait longer than about 24.8 days.
-    const ms = Math.min(Math.max(expiresAt - Date.now(), 0), 2 ** 31 - 1);
-    session.timer = setTimeout(() => signOut("Your access token expired; sign in again."), ms);
-  }
+  session = { token, me, expiresAt, revokeID, timer: null };
+  // setTimeout cannot wait longer than about 24.8 days.
+  const ms = Math.min(Math.max(expiresAt - Date.now(), 0), 2 ** 31 - 1);
+  session.timer = setTimeout(() => signOut("Your access token expired; sign in again."), ms);
   listeners.forEach((fn) => fn(session, null));
 }
 

@@ -292,15 +292,20 @@ async function apiView(name) {
 
 let clock = null;
 
+// showSession names the administrator signed in, as the admin API's
+// GET /v1/whoami did, and when the token expires, kept up to date.
 function showSession(s) {
-  const expiry = () => {
-    if (!s.expiresAt) return " · token expiry unknown";
-    const min = Math.max(0, Math.round((s.expiresAt - Date.now()) / 60000));
-    return ` · token expires ${fmtTime(s.expiresAt)} (in ${min} min)`;
+  const { me } = s;
+  const title = `${me.display_name || me.email}, client ID ${me.client_id}; the token's scopes: ${(me.token.scopes ?? []).join(" ")}`;
+  const show = () => {
+    const left = s.expiresAt - Date.now();
+    const when = left < 60000 ? "in less than a minute" : `in ${Math.round(left / 60000)} min`;
+    $("who").replaceChildren("Signed in as ", h("a", { href: "#/accounts/" + seg(me.client_id), title }, me.email),
+      ` · token expires ${fmtTime(s.expiresAt)} (${when})`);
   };
-  $("who").textContent = "Signed in as " + s.who + expiry();
+  show();
   clearInterval(clock);
-  clock = setInterval(() => { if (currentSession() === s) $("who").textContent = "Signed in as " + s.who + expiry(); }, 30000);
+  clock = setInterval(() => { if (currentSession() === s) show(); }, 30000);
 }
 
 onSessionChange((s, reason, notice) => {

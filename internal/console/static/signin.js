@@ -83,21 +83,9 @@ export async function withKeyFile(text) {
   });
   const tok = resp.data;
   if (typeof tok?.access_token !== "string") fail("The token endpoint answered without an access token.");
-  const expiresAt = typeof tok.expires_in === "number" ? Date.now() + tok.expires_in * 1000 : null;
-  // A JWT access token's jti lets sign-out revoke it (an opaque one's is
-  // not known here).
-  signIn(tok.access_token, kf.client_email, expiresAt, claimsOf(tok.access_token)?.jti ?? null);
-}
-
-// claimsOf returns the payload of a JWT, or null for an opaque token.
-function claimsOf(token) {
-  const parts = token.split(".");
-  if (parts.length !== 3) return null;
-  try {
-    return JSON.parse(atob(parts[1].replace(/-/g, "+").replace(/_/g, "/")));
-  } catch {
-    return null;
-  }
+  const { me, expiresAt } = await whoAmI(tok.access_token);
+  // The token's jti, JWT or opaque, lets sign-out revoke it.
+  signIn(tok.access_token, me, expiresAt, me.token.jti);
 }
 
 // withToken signs in with a pasted access token, after checking that the
@@ -106,11 +94,23 @@ export async function withToken(raw) {
   const token = raw.trim().replace(/^Bearer\s+/i, "");
   if (token === "") fail("Paste an access token first.");
   if (!/^[\x21-\x7e]+$/.test(token)) fail("An access token is one word of plain ASCII, without spaces or line breaks; paste just the token.");
-  const probe = await request("GET", "/v1/service-accounts?limit=1", { auth: token });
-  const c = claimsOf(token);
-  // exp is on the server's clock.
-  const expiresAt = typeof c?.exp === "number" ? c.exp * 1000 - clockSkew(probe.date) : null;
-  signIn(token, c?.client_email || c?.client_id || c?.sub || "an access token", expiresAt);
+  const { me, expiresAt } = await whoAmI(token);
+  signIn(token, me, expiresAt);
+}
+
+// whoAmI asks the admin API whose token it is and when it expires
+// (GET /v1/whoami): the server knows, of an opaque token too, and its
+// answer is also the check that the admin API takes the token. expiresAt
+// counts the seconds left from before the request, on this browser's
+// clock: a clock that is off does not matter, and the page never outlives
+// the token.
+async function whoAmI(token) {
+  const sent = Date.now();
+  const me = (await request("GET", "/v1/whoami", { auth: token })).data;
+  if (typeof me?.email !== "string" || typeof me?.client_id !== "string" || typeof me?.token?.expires_in !== "number") {
+    fail("The server's answer to GET /v1/whoami names no administrator or expiry; is the server older than this page?");
+  }
+  return { me, expiresAt: sent + me.token.expires_in * 1000 };
 }
 
 // clockSkew returns how far the server's clock, as its Date header gives
