@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -199,9 +200,10 @@ func viewButton(label string) chromedp.Search {
 // real server: it signs in with the bootstrap administrator's key file
 // (signed in the page with WebCrypto) and names who is signed in as the
 // admin API's whoami does, shows an admin API error as the API wrote it,
-// creates a service account, disables it, creates a key whose key file the
-// browser downloads and a secret shown once, reads the audit log, and
-// checks each change on the server.
+// creates a service account, disables it, edits its scopes, token lifetime
+// and authentication methods, creates a key whose key file the browser
+// downloads and a secret shown once, reads the audit log, is refused
+// removing its own admin scope, and checks each change on the server.
 func TestConsoleBrowser(t *testing.T) {
 	ctx, consoleLog := browserSession(t)
 	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
@@ -212,6 +214,10 @@ func TestConsoleBrowser(t *testing.T) {
 	var adminKey sakey.KeyFile
 	if data, err := os.ReadFile(m.AdminKeyFile); err != nil || json.Unmarshal(data, &adminKey) != nil {
 		t.Fatalf("read %s: %v", m.AdminKeyFile, err)
+	}
+	bg, sys := context.Background(), admin.Actor{ID: "test"}
+	if _, err := m.Server.Admin.CreateAPI(bg, sys, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read", "orders.write"}}); err != nil {
+		t.Fatal(err)
 	}
 	downloads := t.TempDir()
 	step, waitAlert, shot, button := p.step, p.waitAlert, p.shot, viewButton
@@ -281,6 +287,42 @@ func TestConsoleBrowser(t *testing.T) {
 	if acct, err = m.Server.Admin.GetAccount(context.Background(), email); err != nil || !acct.Disabled {
 		t.Fatalf("after Disable: disabled = %v (%v), want true", acct.Disabled, err)
 	}
+
+	// Editing the account: the form shows it as it is; a scope no API
+	// defines is refused with the API's description and changes nothing;
+	// then the scopes, the token lifetime and the authentication methods
+	// change together, and only they.
+	save := chromedp.CSS("#edit-account button[type=submit]")
+	step("open the edit form", chromedp.Click(chromedp.CSS("#edit-account summary")), chromedp.WaitVisible(chromedp.ID("f-edit-scopes")))
+	form := eval[[]string](p, `["f-edit-display_name", "f-edit-scopes", "f-edit-lifetime", "f-edit-token_format"].map((id) => document.getElementById(id).value)
+		.concat([...document.querySelectorAll("#edit-account input[type=checkbox]:checked")].map((c) => c.value))`)
+	if want := []string{"Nightly <b>report</b>", "", "3600", "", "client_secret_basic", "client_secret_post", "private_key_jwt"}; !slices.Equal(form, want) {
+		t.Errorf("the edit form holds %q, want %q", form, want)
+	}
+	step("save without a change", chromedp.Click(save))
+	waitAlert("unchanged", "notice", "Nothing to save: the form is as the account is.")
+	step("add a scope no API defines", setInput("f-edit-scopes", "orders.read nosuch.read"), chromedp.Click(save))
+	waitAlert("unknown scope", "error", `The scope "nosuch.read" is not defined by any API; create the API first (keyward api create).`)
+	shot("account-edit")
+	if acct, err = m.Server.Admin.GetAccount(bg, email); err != nil || len(acct.Scopes) != 0 {
+		t.Fatalf("after a refused edit the account's scopes are %q (%v), want none", acct.Scopes, err)
+	}
+	step("edit the scopes, token lifetime and authentication methods",
+		setInput("f-edit-scopes", "orders.read orders.write"),
+		setInput("f-edit-lifetime", "900"),
+		chromedp.Click(chromedp.ID("f-edit-method-client_secret_post")),
+		chromedp.Click(save),
+		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//dd[text()="orders.read orders.write"]`)))
+	waitAlert("edited", "notice", "Updated the scopes, token lifetime and authentication methods of "+email+".")
+	if acct, err = m.Server.Admin.GetAccount(bg, email); err != nil || !slices.Equal(acct.Scopes, []string{"orders.read", "orders.write"}) ||
+		acct.TokenLifetime != 15*time.Minute || !slices.Equal(acct.AuthMethods, []string{"client_secret_basic", "private_key_jwt"}) || acct.DisplayName != "Nightly <b>report</b>" {
+		t.Fatalf("after the edit: scopes %q, lifetime %v, methods %q, display name %q (%v)", acct.Scopes, acct.TokenLifetime, acct.AuthMethods, acct.DisplayName, err)
+	}
+	updates, err := m.store.ListAuditEvents(bg, storage.AuditFilter{Action: "account.update"})
+	if err != nil || len(updates) != 1 || updates[0].Actor != adminKey.ClientID || !slices.Equal(slices.Sorted(maps.Keys(updates[0].Data)), []string{"auth_methods", "scopes", "token_lifetime_seconds"}) {
+		t.Errorf("account.update events: %+v (%v), want one by the admin changing the scopes, lifetime and methods only", updates, err)
+	}
+	shot("account-edited")
 
 	step("create a key", chromedp.Click(button("Create key")))
 	waitAlert("key created", "notice", "Created the key")
@@ -363,6 +405,17 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	step("newer", chromedp.Click(button("Newer")), showsFrom(last))
 
+	// The session line leads to the administrator's own account, which
+	// may not lose its own admin scope: the refusal is the API's.
+	step("the own account", chromedp.Click(chromedp.CSS("#who a")),
+		chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//main[@id="view"]//h1[text()=%q]`, adminKey.ClientEmail))),
+		chromedp.Click(chromedp.CSS("#edit-account summary")), chromedp.WaitVisible(chromedp.ID("f-edit-scopes")))
+	step("remove the own admin scope", setInput("f-edit-scopes", admin.IntrospectScope), chromedp.Click(save))
+	waitAlert("own admin scope", "error", "An administrator cannot remove keyward.admin from its own account; use another administrator account.")
+	if a, err := m.Server.Admin.GetAccount(bg, adminKey.ClientID); err != nil || !slices.Equal(a.Scopes, []string{admin.AdminScope}) {
+		t.Errorf("the admin's scopes after the refusal: %q (%v)", a.Scopes, err)
+	}
+
 	// Signing out revokes the token the console obtained.
 	step("sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("keyfile-form")))
 	waitAlert("signed out", "notice", "Signed out; the console's access token is revoked.")
@@ -373,9 +426,10 @@ func TestConsoleBrowser(t *testing.T) {
 	if err != nil || len(revoked) != 1 || revoked[0].Actor != adminKey.ClientID || revoked[0].Data["result"] != "revoked; no token with this ID on record" {
 		t.Errorf("token.revoke events after sign-out: %+v (%v), want the console's token revoked by the admin", revoked, err)
 	}
-	// The bad token's 401 and the bad name's 400 are logged by the browser
-	// as failed requests; anything else is a fault of the page.
-	p.checkLogs("401", "400")
+	// The bad token's 401, the bad name's and unknown scope's 400 and the
+	// own admin scope's 409 are logged by the browser as failed requests;
+	// anything else is a fault of the page.
+	p.checkLogs("401", "400", "409")
 }
 
 // TestConsoleSignIn checks the ways in and out of the console: key files

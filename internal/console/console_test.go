@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/keyward/keyward/internal/storage"
 )
 
 func serve(t *testing.T, h http.Handler, method, target string, header http.Header) *httptest.ResponseRecorder {
@@ -207,4 +209,21 @@ func embedded(h *Handler) []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// The account form offers exactly the client authentication methods the
+// server knows, in its order.
+func TestConsoleAuthMethods(t *testing.T) {
+	app := string(New().assets["app.js"].body)
+	m := regexp.MustCompile(`const AUTH_METHODS = \[([^\]]*)\];`).FindStringSubmatch(app)
+	if m == nil {
+		t.Fatal("app.js declares no AUTH_METHODS")
+	}
+	var got []string
+	for _, q := range strings.Split(m[1], ",") {
+		got = append(got, strings.Trim(strings.TrimSpace(q), `"`))
+	}
+	if !slices.Equal(got, storage.AuthMethods) {
+		t.Errorf("app.js AUTH_METHODS = %q, want storage.AuthMethods %q", got, storage.AuthMethods)
+	}
 }

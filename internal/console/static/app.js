@@ -183,8 +183,74 @@ async function accountView(id) {
       ["Updated", fmtTime(a.updated_at)],
     ]),
     h("div", { class: "actions" }, toggle, del),
+    editAccountForm(a, path),
     keysSection(a, path, keys.keys),
     secretsSection(path, secrets.secrets));
+}
+
+// AUTH_METHODS are the client authentication methods an account may be
+// allowed (storage.AuthMethods).
+const AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth"];
+
+// sameSet reports whether two lists hold the same strings.
+function sameSet(x, y) {
+  const a = new Set(x), b = new Set(y);
+  return a.size === b.size && [...a].every((v) => b.has(v));
+}
+
+// editAccountForm changes an account with the admin API's PATCH, sending
+// only what differs from a. The server checks everything (known scopes,
+// the lifetime's bounds, that an administrator keeps its own admin scope
+// and that one administrator is left); its refusal is shown as it is, and
+// the form keeps what was typed.
+function editAccountForm(a, path) {
+  const scopesNow = a.scopes ?? [], methodsNow = a.auth_methods ?? [];
+  const [displayLabel, display] = formInput("Display name", "edit-display_name", { value: a.display_name });
+  const [descLabel, desc] = formInput("Description", "edit-description", { value: a.description });
+  const [scopesLabel, scopes] = formInput("Scopes (space-separated)", "edit-scopes", { value: scopesNow.join(" ") });
+  const [lifeLabel, life] = formInput("Token lifetime (seconds, empty for the default)", "edit-lifetime",
+    { type: "number", min: 60, value: String(a.token_lifetime_seconds) });
+  const format = h("select", { id: "f-edit-token_format" },
+    h("option", { value: "" }, "as the APIs say"), h("option", { value: "jwt" }, "JWT"), h("option", { value: "opaque" }, "opaque"));
+  format.value = a.token_format || "";
+  const methods = AUTH_METHODS.map((m) => h("input", { type: "checkbox", id: "f-edit-method-" + m, value: m, checked: methodsNow.includes(m) }));
+  const submit = h("button", { type: "submit" }, "Save changes");
+  const form = h("form", { class: "grid" },
+    displayLabel, display, descLabel, desc, scopesLabel, scopes, lifeLabel, life,
+    h("label", { for: format.id }, "Token format"), format,
+    h("span", { id: "edit-methods-label" }, "Authentication methods"),
+    h("div", { class: "checks", role: "group", "aria-labelledby": "edit-methods-label" },
+      methods.map((c) => h("label", { for: c.id }, c, " " + c.value))),
+    h("span"), submit);
+  const what = {
+    display_name: "display name", description: "description", scopes: "scopes", token_lifetime_seconds: "token lifetime",
+    token_format: "token format", auth_methods: "authentication methods",
+  };
+  form.addEventListener("submit", act(submit, async () => {
+    const up = {};
+    if (display.value !== a.display_name) up.display_name = display.value;
+    if (desc.value !== a.description) up.description = desc.value;
+    const sc = scopes.value.split(/[\s,]+/).filter(Boolean);
+    if (!sameSet(sc, scopesNow)) up.scopes = sc;
+    // Empty asks for the server's default lifetime (0).
+    const secs = life.value === "" ? 0 : wholeNumber(life.value, "The token lifetime");
+    if (secs !== a.token_lifetime_seconds) up.token_lifetime_seconds = secs;
+    if (format.value !== (a.token_format || "")) up.token_format = format.value;
+    const ms = methods.filter((c) => c.checked).map((c) => c.value);
+    if (!sameSet(ms, methodsNow)) up.auth_methods = ms;
+    const changed = Object.keys(up);
+    if (changed.length === 0) {
+      showNotice("Nothing to save: the form is as the account is.");
+      return;
+    }
+    await admin.patch(path, up);
+    const note = up.scopes && scopesNow.some((x) => !sc.includes(x))
+      ? " Tokens already issued keep the scopes they were issued with until they expire." : "";
+    const names = changed.map((k) => what[k]);
+    const listed = names.length === 1 ? names[0] : names.slice(0, -1).join(", ") + " and " + names.at(-1);
+    await go(location.hash, `Updated the ${listed} of ${a.email}.${note}`);
+  }));
+  return h("details", { class: "box", id: "edit-account" }, h("summary", {}, "Edit the account"), form);
 }
 
 function keysSection(a, path, keys) {
