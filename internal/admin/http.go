@@ -210,6 +210,11 @@ func (h *Handler) authenticate(r *http.Request) (caller, error) {
 		// token may not use it.
 		return caller{}, challenge(oauth2.ErrInvalidToken, "The access token is bound to a DPoP key, which the admin API does not accept: request a token without a DPoP proof.")
 	}
+	if c.Actor != nil {
+		// A token of domain-wide delegation acts for a user: the audit log
+		// would name the account for what the user's token did.
+		return caller{}, challenge(oauth2.ErrInvalidToken, "The access token acts for a user (domain-wide delegation); the admin API takes an administrator's own token.")
+	}
 	if c.Confirmation != nil && c.Confirmation.X5TS256 != "" {
 		// A certificate-bound token (RFC 8705 §3) counts only with its
 		// certificate.

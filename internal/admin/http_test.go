@@ -457,3 +457,32 @@ func TestAuthenticationDPoPBound(t *testing.T) {
 		}
 	}
 }
+
+// A token of domain-wide delegation (sub a user, act the account) is
+// refused even when the account is an administrator and the token carries
+// keyward.admin: the admin API acts for administrators, not for users.
+func TestAuthenticationDelegated(t *testing.T) {
+	f := newFixture(t)
+	ctx, op := context.Background(), admin.Actor{ID: "op"}
+	if _, err := f.srv.Admin.CreateOrg(ctx, op, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.srv.Admin.PutUsers(ctx, op, []admin.UserInput{{Email: "alice@example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.srv.Admin.GrantDelegation(ctx, op, "example.com", f.admin.ID, []string{admin.AdminScope}); err != nil {
+		t.Fatal(err)
+	}
+	tok := f.token(t, f.admin, admin.AdminScope, func(c *oauth2.AccessClaims) {
+		c.Subject = "alice@example.com"
+		c.Actor = &oauth2.Actor{Subject: f.admin.ID, ClientEmail: f.admin.Email}
+	})
+	status, body, _ := f.call(t, "GET", "/v1/apis", "Bearer "+tok, nil)
+	if status != http.StatusUnauthorized || body["error"] != oauth2.ErrInvalidToken || !strings.Contains(body["error_description"].(string), "acts for a user") {
+		t.Fatalf("%d %v, want 401 invalid_token naming the delegation", status, body)
+	}
+	// The same account's own token works.
+	if status, body, _ := f.call(t, "GET", "/v1/apis", "Bearer "+f.token(t, f.admin, admin.AdminScope, nil), nil); status != http.StatusOK {
+		t.Fatalf("own token: %d %v", status, body)
+	}
+}
