@@ -201,6 +201,11 @@ func (s *Service) GrantDelegation(ctx context.Context, actor Actor, domain, clie
 	if len(scopes) == 0 {
 		return storage.Grant{}, invalid("A delegation needs at least one scope.")
 	}
+	for _, sc := range scopes {
+		if sc == AdminScope || sc == IntrospectScope {
+			return storage.Grant{}, invalid("The scope %s cannot be delegated: Keyward's own scopes are for the account itself, and the admin API refuses tokens that act for a user.", sc)
+		}
+	}
 	if err := s.checkScopes(ctx, scopes); err != nil {
 		return storage.Grant{}, err
 	}

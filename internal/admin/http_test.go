@@ -460,7 +460,8 @@ func TestAuthenticationDPoPBound(t *testing.T) {
 
 // A token of domain-wide delegation (sub a user, act the account) is
 // refused even when the account is an administrator and the token carries
-// keyward.admin: the admin API acts for administrators, not for users.
+// keyward.admin: the admin API acts for administrators, not for users. No
+// grant may carry Keyward's own scopes any more.
 func TestAuthenticationDelegated(t *testing.T) {
 	f := newFixture(t)
 	ctx, op := context.Background(), admin.Actor{ID: "op"}
@@ -470,7 +471,15 @@ func TestAuthenticationDelegated(t *testing.T) {
 	if _, err := f.srv.Admin.PutUsers(ctx, op, []admin.UserInput{{Email: "alice@example.com"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.srv.Admin.GrantDelegation(ctx, op, "example.com", f.admin.ID, []string{admin.AdminScope}); err != nil {
+	// No new grant may carry Keyward's own scopes; one made before that
+	// rule is in the store.
+	for _, sc := range []string{admin.AdminScope, admin.IntrospectScope} {
+		if _, err := f.srv.Admin.GrantDelegation(ctx, op, "example.com", f.admin.ID, []string{"orders.read", sc}); err == nil || !strings.Contains(err.Error(), sc+" cannot be delegated") {
+			t.Fatalf("a grant of %s: %v, want it refused", sc, err)
+		}
+	}
+	if err := f.store.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: f.admin.ID, Scopes: []string{admin.AdminScope}, CreatedAt: time.Now()},
+		storage.AuditEvent{Time: time.Now(), Action: "fixture", Outcome: storage.OutcomeSuccess}, storage.Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	tok := f.token(t, f.admin, admin.AdminScope, func(c *oauth2.AccessClaims) {
