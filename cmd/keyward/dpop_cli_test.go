@@ -258,7 +258,7 @@ func TestDPoPCLIErrors(t *testing.T) {
 		{"token: missing key", token(missing), false, "--dpop-key " + missing + " does not exist; make a key with 'keyward dpop keygen --out " + missing + "'"},
 		{"token: not PEM", token(notPEM), false, "not PEM"},
 		{"token: SEC 1 key", token(sec1), false, "a SEC 1 EC key: write it as PKCS #8 with 'openssl pkey"},
-		{"token: P-521 key", token(p521Path), false, "needs an EC key on P-256; DPoP keys are EC P-256 (ES256) or P-384 (ES384), Ed25519 (EdDSA), or RSA of 2048 to 8192 bits"},
+		{"token: P-521 key", token(p521Path), false, "not P-521; DPoP keys are EC P-256 (ES256) or P-384 (ES384), Ed25519 (EdDSA), or RSA of 2048 to 8192 bits"},
 		{"token: RSA 1024", token(rsaPath), false, "the RSA key is not of 2048 to 8192 bits"},
 		{"token: X25519", token(xPath), false, "cannot sign"},
 		{"token: server without DPoP", token(good), false, "issued a Bearer token, not a DPoP-bound one: the server does not support DPoP"},

@@ -395,6 +395,35 @@ func TestKeyFitsRSASize(t *testing.T) {
 	}
 }
 
+// NewProver names the curves it signs with when given another.
+func TestNewProverCurves(t *testing.T) {
+	for _, tc := range []struct {
+		curve elliptic.Curve
+		alg   string // "" for refused
+	}{{elliptic.P256(), "ES256"}, {elliptic.P384(), "ES384"}, {elliptic.P521(), ""}, {elliptic.P224(), ""}} {
+		k, err := ecdsa.GenerateKey(tc.curve, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := NewProver(k)
+		name := tc.curve.Params().Name
+		if tc.alg == "" {
+			if err == nil || !strings.Contains(err.Error(), "must be on P-256 (ES256) or P-384 (ES384), not "+name) {
+				t.Errorf("%s: %v, want a refusal naming the curves", name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		raw, _ := p.Proof("GET", target, "", t0)
+		got, err := checker().Check([]string{raw}, Request{Method: "GET", URL: target})
+		if err != nil || got.Algorithm != tc.alg {
+			t.Errorf("%s: %v, alg %v; want %s", name, err, got, tc.alg)
+		}
+	}
+}
+
 // BenchmarkCheck is the cost a DPoP proof adds to a request: one ES256
 // verification, the claims and the thumbprint.
 // go test ./internal/dpop -run '^$' -bench Check -benchmem

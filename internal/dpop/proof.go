@@ -26,9 +26,13 @@ func NewProver(key crypto.Signer) (*Prover, error) {
 	var alg jose.SignatureAlgorithm
 	switch k := key.(type) {
 	case *ecdsa.PrivateKey:
-		alg = jose.ES256
-		if k.Curve.Params().Name == "P-384" {
+		switch name := k.Curve.Params().Name; name {
+		case "P-256":
+			alg = jose.ES256
+		case "P-384":
 			alg = jose.ES384
+		default:
+			return nil, errors.New("dpop: an EC proof key must be on P-256 (ES256) or P-384 (ES384), not " + name)
 		}
 	case ed25519.PrivateKey:
 		alg = jose.EdDSA
