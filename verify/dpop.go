@@ -223,17 +223,11 @@ func dpopChallenge(w http.ResponseWriter, realm string, e *Error, scope string) 
 	if !marked && e.Code != "" {
 		return
 	}
-	var params []string
-	if realm != "" {
-		params = append(params, `realm="`+quote(realm)+`"`)
+	var coded *Error // only a refusal that concerns DPoP names its error here
+	if marked {
+		coded = e
 	}
-	if marked && e.Code != "" {
-		params = append(params, `error="`+e.Code+`"`, `error_description="`+descriptionChars(e.Description)+`"`)
-	}
-	if scope != "" {
-		params = append(params, `scope="`+quote(scope)+`"`)
-	}
-	params = append(params, `algs="`+strings.Join(dpop.AlgorithmNames(), " ")+`"`)
+	params := append(challengeParams(realm, coded, scope), `algs="`+strings.Join(dpop.AlgorithmNames(), " ")+`"`)
 	v := "DPoP " + strings.Join(params, ", ")
 	if marked {
 		w.Header().Set("WWW-Authenticate", v)

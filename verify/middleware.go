@@ -183,21 +183,29 @@ func retryAfterSeconds(d time.Duration) string {
 // challenge sets the RFC 6750 §3 WWW-Authenticate header; the realm is
 // left out when empty.
 func challenge(w http.ResponseWriter, realm string, e *Error, scope string) {
-	var params []string
-	if realm != "" {
-		params = append(params, `realm="`+quote(realm)+`"`)
-	}
-	if e.Code != "" {
-		params = append(params, `error="`+e.Code+`"`, `error_description="`+descriptionChars(e.Description)+`"`)
-	}
-	if scope != "" {
-		params = append(params, `scope="`+quote(scope)+`"`)
-	}
+	params := challengeParams(realm, e, scope)
 	v := "Bearer"
 	if len(params) > 0 {
 		v += " " + strings.Join(params, ", ")
 	}
 	w.Header().Set("WWW-Authenticate", v)
+}
+
+// challengeParams are the auth-params of a challenge (RFC 6750 §3, RFC
+// 9449 §7.1): realm, error and error_description if e has a code, and
+// scope, each left out when empty.
+func challengeParams(realm string, e *Error, scope string) []string {
+	var params []string
+	if realm != "" {
+		params = append(params, `realm="`+quote(realm)+`"`)
+	}
+	if e != nil && e.Code != "" {
+		params = append(params, `error="`+e.Code+`"`, `error_description="`+descriptionChars(e.Description)+`"`)
+	}
+	if scope != "" {
+		params = append(params, `scope="`+quote(scope)+`"`)
+	}
+	return params
 }
 
 func quote(s string) string {
