@@ -23,11 +23,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/spf13/cobra"
 
+	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/sqlite"
 )
@@ -277,6 +279,50 @@ func TestAuditList(t *testing.T) {
 			}
 		case <-time.After(8 * time.Second):
 			t.Fatal("the waiting request did not return the new event")
+		}
+	})
+}
+
+// TestAuditRow checks that the audit list table shows what callers put in
+// an event escaped: a client_id sent to /token is anyone's to choose, and
+// must not reach the operator's terminal as escape sequences or line
+// breaks.
+func TestAuditRow(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data map[string]string
+		want string
+	}{
+		{"plain", map[string]string{"client_id": "123", "error": "invalid_client"}, "client_id=123 error=invalid_client"},
+		{"space", map[string]string{"description": "Client authentication failed."}, `description="Client authentication failed."`},
+		{"empty", map[string]string{"client_id": ""}, "client_id="},
+		{"escape", map[string]string{"client_id": "\x1b[31mred"}, `client_id="\x1b[31mred"`},
+		{"line break", map[string]string{"client_id": "x\n1  2026-01-01 00:00:00  token.issued"}, `client_id="x\n1  2026-01-01 00:00:00  token.issued"`},
+		{"tab", map[string]string{"client_id": "a\tb"}, `client_id="a\tb"`},
+		{"carriage return", map[string]string{"client_id": "a\rb"}, `client_id="a\rb"`},
+		{"bidi override", map[string]string{"client_id": "a\u202eb"}, `client_id="a\u202eb"`},
+		{"not UTF-8", map[string]string{"client_id": "a\xffb"}, `client_id="a\xffb"`},
+		{"unicode", map[string]string{"user": "jürgen@example.com"}, "user=jürgen@example.com"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			row := auditRow(admin.AuditEventView{Seq: 7, Action: "token.refused", Outcome: "failure", Source: "10.0.0.1", Data: tc.data})
+			cells := strings.Split(row, "\t")
+			if len(cells) != 8 {
+				t.Fatalf("row %q has %d cells, want 8", row, len(cells))
+			}
+			if got := cells[7]; got != tc.want {
+				t.Errorf("details = %s, want %s", got, tc.want)
+			}
+			if strings.ContainsFunc(row, func(r rune) bool { return r != '\t' && !unicode.IsPrint(r) }) {
+				t.Errorf("row %q has unprintable characters", row)
+			}
+		})
+	}
+	t.Run("other cells", func(t *testing.T) {
+		row := auditRow(admin.AuditEventView{Seq: 1, Action: "a\x1bb", Outcome: "x\ny", Actor: "alice on host (keyward audit prune)"})
+		want := "1\t-\t\"a\\x1bb\"\t\"x\\ny\"\t-\talice on host (keyward audit prune)\t-\t"
+		if row != want {
+			t.Errorf("row = %q, want %q", row, want)
 		}
 	})
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -125,8 +127,7 @@ func newAuditListCommand() *cobra.Command {
 						fmt.Fprintln(tw, "SEQ\tTIME\tACTION\tOUTCOME\tACCOUNT\tACTOR\tSOURCE\tDETAILS")
 						header = false
 					}
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, fmtTime(e.Time), e.Action, e.Outcome,
-						dash(e.AccountID), dash(e.Actor), dash(e.Source), details(e.Data))
+					fmt.Fprintln(tw, auditRow(e))
 				}
 				tw.Flush()
 				if maxEvents > 0 && shown == maxEvents {
@@ -224,7 +225,15 @@ func dash(s string) string {
 	return s
 }
 
-// details prints an event's data as key=value, sorted.
+// auditRow is an event's line of the audit list table, its cells
+// separated by tabs.
+func auditRow(e admin.AuditEventView) string {
+	return strings.Join([]string{strconv.FormatInt(e.Seq, 10), fmtTime(e.Time), cell(e.Action), cell(e.Outcome),
+		cell(dash(e.AccountID)), cell(dash(e.Actor)), cell(dash(e.Source)), details(e.Data)}, "\t")
+}
+
+// details prints an event's data as key=value, sorted, quoting a value
+// that has a space or anything unprintable.
 func details(d map[string]string) string {
 	keys := make([]string, 0, len(d))
 	for k := range d {
@@ -234,12 +243,32 @@ func details(d map[string]string) string {
 	var parts []string
 	for _, k := range keys {
 		v := d[k]
-		if strings.ContainsAny(v, " \t") {
+		if strings.Contains(v, " ") || !printable(v) {
 			v = strconv.Quote(v)
 		}
-		parts = append(parts, k+"="+v)
+		parts = append(parts, cell(k)+"="+v)
 	}
 	return strings.Join(parts, " ")
+}
+
+// cell returns s for a table cell on a terminal: s itself when it is
+// printable, else quoted with Go escapes. An event's data holds what
+// callers sent (the client_id of a refused token request, anyone's to
+// choose): printed raw, an escape sequence in it would reach the
+// operator's terminal, and a line break would start a line that looks
+// like another event.
+func cell(s string) string {
+	if printable(s) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// printable reports whether s is UTF-8 of printable characters and
+// spaces only: no control characters (line breaks, tabs, escapes), no
+// invisible formatting such as bidirectional overrides.
+func printable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) })
 }
 
 func newAuditVerifyCommand() *cobra.Command {
