@@ -305,26 +305,63 @@ func TestAuditRow(t *testing.T) {
 		{"unicode", map[string]string{"user": "jürgen@example.com"}, "user=jürgen@example.com"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			row := auditRow(admin.AuditEventView{Seq: 7, Action: "token.refused", Outcome: "failure", Source: "10.0.0.1", Data: tc.data})
-			cells := strings.Split(row, "\t")
-			if len(cells) != 8 {
-				t.Fatalf("row %q has %d cells, want 8", row, len(cells))
-			}
+			cells := auditCells(admin.AuditEventView{Seq: 7, Action: "token.refused", Outcome: "failure", Source: "10.0.0.1", Data: tc.data})
 			if got := cells[7]; got != tc.want {
 				t.Errorf("details = %s, want %s", got, tc.want)
 			}
-			if strings.ContainsFunc(row, func(r rune) bool { return r != '\t' && !unicode.IsPrint(r) }) {
-				t.Errorf("row %q has unprintable characters", row)
+			var out strings.Builder
+			(&auditTable{w: &out}).page([]admin.AuditEventView{{Seq: 7, Data: tc.data}})
+			if strings.Count(out.String(), "\n") != 2 || strings.ContainsFunc(out.String(), func(r rune) bool { return r != '\n' && !unicode.IsPrint(r) }) {
+				t.Errorf("table %q is not a header and one line of printable characters", out.String())
 			}
 		})
 	}
 	t.Run("other cells", func(t *testing.T) {
-		row := auditRow(admin.AuditEventView{Seq: 1, Action: "a\x1bb", Outcome: "x\ny", Actor: "alice on host (keyward audit prune)"})
-		want := "1\t-\t\"a\\x1bb\"\t\"x\\ny\"\t-\talice on host (keyward audit prune)\t-\t"
-		if row != want {
-			t.Errorf("row = %q, want %q", row, want)
+		cells := auditCells(admin.AuditEventView{Seq: 1, Action: "a\x1bb", Outcome: "x\ny", Actor: "alice on host (keyward audit prune)"})
+		want := []string{"1", "-", `"a\x1bb"`, `"x\ny"`, "-", "alice on host (keyward audit prune)", "-", ""}
+		if !slices.Equal(cells, want) {
+			t.Errorf("cells = %q, want %q", cells, want)
 		}
 	})
+}
+
+// TestAuditTable checks that the pages of the audit list table line up
+// with the header and with each other, though each is written as it
+// comes.
+func TestAuditTable(t *testing.T) {
+	var out strings.Builder
+	table := auditTable{w: &out}
+	table.page([]admin.AuditEventView{
+		{Seq: 1, Action: "api.create", Outcome: "success", Actor: "system", Data: map[string]string{"api": "keyward"}},
+		{Seq: 2, Action: "signing_key.create", Outcome: "success", Actor: "system"},
+	})
+	table.page(nil)
+	table.page([]admin.AuditEventView{
+		{Seq: 9, Action: "token.refused", Outcome: "failure", Source: "127.0.0.1", Data: map[string]string{"error": "invalid_client"}},
+		{Seq: 10, Action: "token.issued", Outcome: "success", AccountID: "577436518023140401823", Actor: "577436518023140401823", Source: "10.1.2.3", Data: map[string]string{"scope": "orders.read"}},
+	})
+	table.page([]admin.AuditEventView{
+		{Seq: 11, Action: "token.introspect", Outcome: "success", Source: "10.1.2.4", Data: map[string]string{"count": "3"}},
+	})
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 6 {
+		t.Fatalf("table:\n%s\nwant a header and 5 lines", out.String())
+	}
+	header := lines[0]
+	for _, col := range []string{"TIME", "ACTION", "OUTCOME", "ACCOUNT", "ACTOR", "SOURCE", "DETAILS"} {
+		at := strings.Index(header, col)
+		for _, line := range lines[1:] {
+			if len(line) <= at && col == "DETAILS" {
+				continue // no data
+			}
+			if len(line) <= at || line[at-1] != ' ' || line[at] == ' ' {
+				t.Errorf("the %s column starts at %d in the header but not in %q:\n%s", col, at, line, out.String())
+			}
+		}
+	}
+	if strings.HasSuffix(lines[2], " ") {
+		t.Errorf("line %q ends in spaces", lines[2])
+	}
 }
 
 func TestAuditVerify(t *testing.T) {

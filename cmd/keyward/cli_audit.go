@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -10,10 +11,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -82,9 +83,8 @@ func newAuditListCommand() *cobra.Command {
 					q.Set(k, v)
 				}
 			}
-			header := true
 			shown := 0
-			tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+			table := auditTable{w: c.out}
 			rc := reconnect{errOut: cmd.ErrOrStderr(), server: c.base}
 			for {
 				if follow {
@@ -117,19 +117,14 @@ func newAuditListCommand() *cobra.Command {
 					page.Events = page.Events[:maxEvents-shown]
 				}
 				shown += len(page.Events)
-				for _, e := range page.Events {
-					if c.output == "json" {
+				if c.output == "json" {
+					for _, e := range page.Events {
 						b, _ := json.Marshal(e)
 						fmt.Fprintf(c.out, "%s\n", b)
-						continue
 					}
-					if header {
-						fmt.Fprintln(tw, "SEQ\tTIME\tACTION\tOUTCOME\tACCOUNT\tACTOR\tSOURCE\tDETAILS")
-						header = false
-					}
-					fmt.Fprintln(tw, auditRow(e))
+				} else {
+					table.page(page.Events)
 				}
-				tw.Flush()
 				if maxEvents > 0 && shown == maxEvents {
 					return nil
 				}
@@ -225,11 +220,59 @@ func dash(s string) string {
 	return s
 }
 
-// auditRow is an event's line of the audit list table, its cells
-// separated by tabs.
-func auditRow(e admin.AuditEventView) string {
-	return strings.Join([]string{strconv.FormatInt(e.Seq, 10), fmtTime(e.Time), cell(e.Action), cell(e.Outcome),
-		cell(dash(e.AccountID)), cell(dash(e.Actor)), cell(dash(e.Source)), details(e.Data)}, "\t")
+// auditTable writes the audit list table a page at a time, as the pages
+// come (--follow waits between them). A column is as wide as its widest
+// cell so far, and at first as wide as the values it usually holds (a
+// token event's action, a client ID, an IPv4 address), so that pages line
+// up with the header and with each other; a tabwriter flushed after each
+// page aligned every page on its own.
+type auditTable struct {
+	w      io.Writer
+	widths []int // nil until the header is written
+}
+
+var (
+	auditHeader = []string{"SEQ", "TIME", "ACTION", "OUTCOME", "ACCOUNT", "ACTOR", "SOURCE", "DETAILS"}
+	// auditMinWidths are the first widths of the columns but the last.
+	auditMinWidths = []int{3, 19, len("token.introspect"), 7, 21, 21, len("255.255.255.255")}
+)
+
+// page writes the rows of evs, after the header if they are the first.
+func (t *auditTable) page(evs []admin.AuditEventView) {
+	if len(evs) == 0 {
+		return
+	}
+	rows := make([][]string, 0, len(evs)+1)
+	if t.widths == nil {
+		t.widths = slices.Clone(auditMinWidths)
+		rows = append(rows, auditHeader)
+	}
+	for _, e := range evs {
+		rows = append(rows, auditCells(e))
+	}
+	for _, r := range rows {
+		for i, c := range r[:len(t.widths)] {
+			t.widths[i] = max(t.widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	var b strings.Builder
+	for _, r := range rows {
+		line := make([]byte, 0, 160)
+		for i, c := range r[:len(t.widths)] {
+			line = append(line, c...)
+			line = append(line, strings.Repeat(" ", t.widths[i]-utf8.RuneCountInString(c)+2)...)
+		}
+		line = append(line, r[len(t.widths)]...)
+		b.Write(bytes.TrimRight(line, " "))
+		b.WriteByte('\n')
+	}
+	io.WriteString(t.w, b.String())
+}
+
+// auditCells are the cells of an event's row in the audit list table.
+func auditCells(e admin.AuditEventView) []string {
+	return []string{strconv.FormatInt(e.Seq, 10), fmtTime(e.Time), cell(e.Action), cell(e.Outcome),
+		cell(dash(e.AccountID)), cell(dash(e.Actor)), cell(dash(e.Source)), details(e.Data)}
 }
 
 // details prints an event's data as key=value, sorted, quoting a value
