@@ -171,7 +171,7 @@ func ParseScope(s string) ([]string, error) {
 			continue
 		}
 		if !ValidScopeToken(f) {
-			return nil, errors.New("the scope " + quoteShort(f) + " " + scopeHint(f))
+			return nil, errors.New("the scope " + QuoteShort(f) + " " + scopeHint(f))
 		}
 		if !seen[f] {
 			seen[f] = true
@@ -211,7 +211,10 @@ func scopeHint(s string) string {
 	}
 }
 
-func quoteShort(s string) string {
+// QuoteShort quotes a value a client sent, for an error description: cut
+// to 64 bytes, so that a refusal does not echo a parameter of up to 64 KiB
+// into the response, the log and the audit event.
+func QuoteShort(s string) string {
 	if len(s) > 64 {
 		s = s[:64] + "…"
 	}

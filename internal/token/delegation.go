@@ -58,7 +58,7 @@ func (h *Handler) delegate(ctx context.Context, acct storage.Account, subject st
 		return nil, oauth2.Errorf(oauth2.ErrUnauthorizedClient, "%s", noGrantedScopes)
 	}
 	if len(missing) > 0 {
-		return nil, oauth2.Errorf(oauth2.ErrAccessDenied, "Domain-wide delegation in %s does not include the scope %q.", domain, missing[0])
+		return nil, oauth2.Errorf(oauth2.ErrAccessDenied, "Domain-wide delegation in %s does not include the scope %s.", domain, oauth2.QuoteShort(missing[0]))
 	}
 	for _, s := range scopes {
 		if slices.Contains(org.BlockedScopes, s) {

@@ -60,7 +60,7 @@ func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, allow
 		}
 		api := ix.API(r)
 		if api == nil {
-			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidTarget, "The resource %q is not a registered API.", r)
+			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidTarget, "The resource %s is not a registered API.", oauth2.QuoteShort(r))
 		}
 		if !slices.Contains(targets, api) {
 			targets = append(targets, api)
@@ -74,7 +74,7 @@ func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, allow
 	for _, s := range scopes {
 		api := ix.Owner(s)
 		if api == nil {
-			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope: %q is not a scope of any registered API.", s)
+			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope: %s is not a scope of any registered API.", oauth2.QuoteShort(s))
 		}
 		if !slices.Contains(allowed, s) {
 			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "The service account is not allowed the scope %q.", s)

@@ -482,23 +482,33 @@ func TestClockSkewTolerated(t *testing.T) {
 }
 
 // What a refused client sent reaches the audit log bounded (client IDs are
-// cut at 128 bytes, scopes and kids are not echoed until they are known), so
-// a client cannot fill the log with 64 KiB values.
+// cut at 128 bytes, kids are not echoed until they are known, a scope or
+// resource no API has is quoted to 64 bytes), so a client cannot fill the
+// log, or its error response, with 64 KiB values.
 func TestRefusalAuditClipsClientValues(t *testing.T) {
 	e := newEnv(t)
-	long := strings.Repeat("é", 3000) // 6 kB, two bytes a rune
-	for _, body := range []url.Values{
-		{"grant_type": {"client_credentials"}, "client_id": {long}, "client_secret": {"x"}, "scope": {long}},
-		{"grant_type": {long}},
-		{"grant_type": {oauth2.GrantJWTBearer}, "assertion": {sign(t, e.other, jose.RS256, long, claims(nil), nil)}},
+	long := strings.Repeat("é", 3000)     // 6 kB, two bytes a rune
+	longName := strings.Repeat("a", 6000) // a well-formed scope or resource no API has
+	jobBasic := http.Header{"Authorization": {basicAuth(e.job.ID, jobSecret)}}
+	for _, r := range []request{
+		{body: url.Values{"grant_type": {"client_credentials"}, "client_id": {long}, "client_secret": {"x"}, "scope": {long}}.Encode()},
+		{body: url.Values{"grant_type": {long}}.Encode()},
+		{body: url.Values{"grant_type": {oauth2.GrantJWTBearer}, "assertion": {sign(t, e.other, jose.RS256, long, claims(nil), nil)}}.Encode()},
+		{body: url.Values{"grant_type": {"client_credentials"}, "scope": {longName}}.Encode(), header: jobBasic},
+		{body: url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}, "resource": {"https://" + longName}}.Encode(), header: jobBasic},
+		{body: url.Values{"grant_type": {oauth2.GrantJWTBearer}, "assertion": {sign(t, e.rsKey, jose.RS256, "rs", claims(func(c map[string]any) { c["scope"] = longName }), nil)}}.Encode()},
 	} {
-		if w := e.do(request{body: body.Encode()}); w.Code != 400 && w.Code != 401 {
+		w := e.do(r)
+		if w.Code != 400 && w.Code != 401 {
 			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		if w.Body.Len() > 1024 {
+			t.Errorf("the error is %d bytes: %.200s…", w.Body.Len(), w.Body)
 		}
 	}
 	evs, err := e.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "token.refused", Limit: 10})
-	if err != nil || len(evs) == 0 {
-		t.Fatalf("no refusal audited: %v", err)
+	if err != nil || len(evs) != 6 {
+		t.Fatalf("%d refusals audited, want 6: %v", len(evs), err)
 	}
 	for _, ev := range evs {
 		for k, v := range ev.Data {
