@@ -9,7 +9,8 @@ import (
 
 // Every malformed admin request is a clear 4xx: trailing data after the
 // JSON object, an oversized body, a page token that no page returned, an
-// overlong or control-character display name or description.
+// overlong or control-character display name or description, an overlong
+// token ID.
 func TestRefusesLooseInput(t *testing.T) {
 	f := newFixture(t)
 	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
@@ -37,6 +38,8 @@ func TestRefusesLooseInput(t *testing.T) {
 		{"control in update", "PATCH", "/v1/service-accounts/" + f.admin.Email, `{"display_name":"a\tb"}`, 400, "control character"},
 		{"long API description", "POST", "/v1/apis", `{"name":"orders","identifier":"https://o","scopes":["o.read"],"description":"` + strings.Repeat("a", 1001) + `"}`, 400, "at most 1000"},
 		{"control in API update", "PATCH", "/v1/apis/keyward", `{"description":"\u0007"}`, 400, "control character"},
+		{"no token ID", "POST", "/v1/tokens/revoke", `{"jti":""}`, 400, "token ID (jti) is required"},
+		{"long token ID", "POST", "/v1/tokens/revoke", `{"jti":"` + strings.Repeat("a", 129) + `"}`, 400, "129 bytes long; at most 128"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

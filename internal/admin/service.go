@@ -617,14 +617,20 @@ type Revoked struct {
 	Already bool
 }
 
+// maxTokenIDLength bounds the token ID RevokeTokenID takes.
+const maxTokenIDLength = 128
+
 // RevokeTokenID revokes one token by its ID (jti). The revocation is kept
 // for the longest token lifetime, after which the token has expired anyway.
 // Only opaque tokens are stored: an ID Keyward has no record of may be a
 // JWT's, or a typo, and is put on the revocation list all the same; the
 // result says which it was.
 func (s *Service) RevokeTokenID(ctx context.Context, actor Actor, jti string) (Revoked, error) {
-	if jti == "" || len(jti) > 128 {
+	if jti == "" {
 		return Revoked{}, invalid("A token ID (jti) is required.")
+	}
+	if len(jti) > maxTokenIDLength {
+		return Revoked{}, invalid("The token ID (jti) is %d bytes long; at most %d are allowed (Keyward's are 22).", len(jti), maxTokenIDLength)
 	}
 	var r Revoked
 	var err error
