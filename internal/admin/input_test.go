@@ -10,7 +10,7 @@ import (
 // Every malformed admin request is a clear 4xx: trailing data after the
 // JSON object, an oversized body, a page token that no page returned, an
 // overlong or control-character display name or description, an overlong
-// token ID.
+// token ID, a public key sent to key or secret creation instead of upload.
 func TestRefusesLooseInput(t *testing.T) {
 	f := newFixture(t)
 	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
@@ -38,6 +38,8 @@ func TestRefusesLooseInput(t *testing.T) {
 		{"control in update", "PATCH", "/v1/service-accounts/" + f.admin.Email, `{"display_name":"a\tb"}`, 400, "control character"},
 		{"long API description", "POST", "/v1/apis", `{"name":"orders","identifier":"https://o","scopes":["o.read"],"description":"` + strings.Repeat("a", 1001) + `"}`, 400, "at most 1000"},
 		{"control in API update", "PATCH", "/v1/apis/keyward", `{"description":"\u0007"}`, 400, "control character"},
+		{"public key to key creation", "POST", "/v1/service-accounts/" + f.admin.Email + "/keys", `{"public_key_pem":"-----BEGIN PUBLIC KEY-----"}`, 400, "keys/upload"},
+		{"public key to secret creation", "POST", "/v1/service-accounts/" + f.admin.Email + "/secrets", `{"public_key_pem":"-----BEGIN PUBLIC KEY-----"}`, 400, "keys/upload"},
 		{"no token ID", "POST", "/v1/tokens/revoke", `{"jti":""}`, 400, "token ID (jti) is required"},
 		{"long token ID", "POST", "/v1/tokens/revoke", `{"jti":"` + strings.Repeat("a", 129) + `"}`, 400, "129 bytes long; at most 128"},
 	}
