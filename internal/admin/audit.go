@@ -106,6 +106,9 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 		if q.Get(name) != "" {
 			return 0, nil, invalid("page_token continues a listing: send it or %s, not both.", name)
 		}
+		if n, err := strconv.ParseInt(v, 10, 64); err != nil || n < 0 || (f.Newest && n < 1) {
+			return 0, nil, invalid("page_token must be the next_page_token of the previous page (a sequence number).")
+		}
 		q.Set(name, v)
 	}
 	if v := q.Get("after"); v != "" {

@@ -150,7 +150,9 @@ func TestAuditOrder(t *testing.T) {
 		{"order=desc&wait=0s", "wait (long polling for new events) needs order=asc: newest first, new events would go on a page already read."},
 		{"page_token=3&after=2", "page_token continues a listing: send it or after, not both."},
 		{"order=desc&page_token=3&before=2", "page_token continues a listing: send it or before, not both."},
-		{"page_token=x", "after must be a sequence number."},
+		{"page_token=x", "page_token must be the next_page_token of the previous page (a sequence number)."},
+		{"page_token=-1", "page_token must be the next_page_token of the previous page (a sequence number)."},
+		{"order=desc&page_token=0", "page_token must be the next_page_token of the previous page (a sequence number)."},
 	}
 	for _, tt := range refusals {
 		t.Run(tt.query, func(t *testing.T) {
