@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -61,7 +62,8 @@ func longPoll(next http.Handler) http.Handler {
 var auditWaiters = make(chan struct{}, maxWaiters)
 
 // ParseTime reads an RFC 3339 time, or a duration ago: 1h is an hour ago,
-// 90d ninety days ago.
+// 90d ninety days ago. A negative duration, a time to come in disguise, is
+// refused.
 func ParseTime(s string, now time.Time) (time.Time, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		if n, err := strconv.Atoi(days); err == nil && n >= 0 {
@@ -69,6 +71,9 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 		}
 	}
 	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("%s is a negative duration: a duration ago such as 1h is positive", s)
+		}
 		return now.Add(-d), nil
 	}
 	return time.Parse(time.RFC3339, s)

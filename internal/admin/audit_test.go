@@ -163,3 +163,38 @@ func TestAuditOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestParseTime: since, until and prune's --before take an RFC 3339 time or
+// a duration ago; a negative duration, which would be a time to come, is
+// refused.
+func TestParseTime(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		in      string
+		want    time.Time
+		wantErr bool
+	}{
+		{in: "1h", want: now.Add(-time.Hour)},
+		{in: "90m", want: now.Add(-90 * time.Minute)},
+		{in: "0s", want: now},
+		{in: "90d", want: now.AddDate(0, 0, -90)},
+		{in: "2026-01-02T03:04:05Z", want: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+		{in: "2030-01-01T00:00:00Z", want: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}, // a time to come, given as one
+		{in: "-1h", wantErr: true},
+		{in: "-90d", wantErr: true},
+		{in: "-0.5s", wantErr: true},
+		{in: "yesterday", wantErr: true},
+		{in: "", wantErr: true},
+	} {
+		got, err := admin.ParseTime(tc.in, now)
+		if tc.wantErr {
+			if err == nil {
+				t.Errorf("ParseTime(%q) = %v, want an error", tc.in, got)
+			}
+			continue
+		}
+		if err != nil || !got.Equal(tc.want) {
+			t.Errorf("ParseTime(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+}
