@@ -12,8 +12,9 @@ import (
 // authenticated client gets a token for itself.
 type clientCredentials struct{ h *Handler }
 
+func (g *clientCredentials) name() string { return "client_credentials" }
+
 func (g *clientCredentials) handle(ctx context.Context, req *Request) (*Response, error) {
-	req.Audit.Grant = "client_credentials"
 	c := req.Client
 	if c == nil && req.certWithoutID {
 		return nil, clientauth.ErrCertificateWithoutClientID()

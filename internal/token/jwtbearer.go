@@ -14,9 +14,10 @@ import (
 // as the service-account flow uses it.
 type jwtBearer struct{ h *Handler }
 
+func (g *jwtBearer) name() string { return "jwt-bearer" }
+
 func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error) {
 	h := g.h
-	req.Audit.Grant = "jwt-bearer"
 	if req.Client == nil {
 		req.Audit.AuthMethod = "jwt_assertion"
 	}

@@ -94,6 +94,9 @@ type Handler struct {
 
 // grant handles one grant_type.
 type grant interface {
+	// name is the grant in audit events, logs and metrics:
+	// client_credentials or jwt-bearer.
+	name() string
 	handle(ctx context.Context, r *Request) (*Response, error)
 }
 
@@ -195,8 +198,6 @@ func knownGrant(g string) string {
 	switch g {
 	case "jwt-bearer", "client_credentials", "unsupported", "":
 		return g
-	case oauth2.GrantJWTBearer:
-		return "jwt-bearer"
 	}
 	return "other"
 }
@@ -218,6 +219,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request) (*
 		return nil, oauth2.Errorf(oauth2.ErrUnsupportedGrantType, "The grant type is not supported; use %s or %s.",
 			oauth2.GrantClientCredentials, oauth2.GrantJWTBearer)
 	}
+	// Named from here on, so that a refusal before the grant's own
+	// checks (client authentication, the DPoP proof) is recorded under
+	// the same name as the grant's.
+	req.Audit.Grant = g.name()
 	var att clientauth.Attempt
 	client, err := h.auth.Authenticate(r.Context(), r, form, req.Source, &att)
 	req.Audit.AuthMethod, req.Audit.ClientID = att.Method, att.ClientID

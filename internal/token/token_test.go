@@ -519,6 +519,42 @@ func TestRefusalAuditClipsClientValues(t *testing.T) {
 	}
 }
 
+// A refusal is audited under the grant's name whether it comes from the
+// grant's own checks or from those every grant shares before them (client
+// authentication, the DPoP proof).
+func TestRefusalAuditNamesTheGrant(t *testing.T) {
+	e := newEnv(t)
+	wrongSecret := http.Header{"Authorization": {basicAuth(e.job.ID, "kw_wrong")}}
+	badProof := http.Header{"Dpop": {"not-a-jws"}}
+	badProofBasic := http.Header{"Dpop": {"not-a-jws"}, "Authorization": {basicAuth(e.job.ID, jobSecret)}}
+	assertion := url.Values{"grant_type": {oauth2.GrantJWTBearer}, "assertion": {sign(t, e.rsKey, jose.RS256, "rs", claims(nil), nil)}}.Encode()
+	for _, tc := range []struct {
+		name string
+		req  request
+		want string
+	}{
+		{"jwt-bearer, bad assertion", request{body: url.Values{"grant_type": {oauth2.GrantJWTBearer}, "assertion": {"x"}}.Encode()}, "jwt-bearer"},
+		{"jwt-bearer, failed client authentication", request{body: assertion, header: wrongSecret}, "jwt-bearer"},
+		{"jwt-bearer, bad DPoP proof", request{body: assertion, header: badProof}, "jwt-bearer"},
+		{"client credentials, failed client authentication", request{body: "grant_type=client_credentials", header: wrongSecret}, "client_credentials"},
+		{"client credentials, bad DPoP proof", request{body: "grant_type=client_credentials", header: badProofBasic}, "client_credentials"},
+		{"unsupported grant", request{body: "grant_type=password"}, "unsupported"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if w := e.do(tc.req); w.Code < 400 {
+				t.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+			evs, err := e.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "token.refused", Newest: true, Limit: 1})
+			if err != nil || len(evs) != 1 {
+				t.Fatalf("no refusal audited: %v", err)
+			}
+			if got := evs[0].Data["grant"]; got != tc.want || evs[0].Data["error"] == "" {
+				t.Errorf("audited grant %q, want %q (%v)", got, tc.want, evs[0].Data)
+			}
+		})
+	}
+}
+
 func TestClientCredentials(t *testing.T) {
 	e := newEnv(t)
 	jobBasic := http.Header{"Authorization": {basicAuth(e.job.ID, jobSecret)}}
