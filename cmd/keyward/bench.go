@@ -134,7 +134,7 @@ names another server.`,
   keyward bench --accounts 1000000 --scenarios client_credentials_secret
   keyward bench --target https://keyward.staging --credentials admin-key.json
   keyward bench --target http://10.0.0.5:8080 --credentials admin-key.json --target-metrics http://10.0.0.5:9090/metrics`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBench(cmd, f) },
 	}
 	fl := cmd.Flags()

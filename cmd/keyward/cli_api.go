@@ -53,7 +53,7 @@ belongs to exactly one API, so a token's aud follows from its scopes.`,
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the APIs",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.client(cmd)
 			if err != nil {

@@ -59,7 +59,7 @@ func newAuditListCommand() *cobra.Command {
   keyward audit list --newest --outcome failure --since 24h
   keyward audit list --newest --max 20
   keyward audit list --account nightly-report@billing.iam.keyward.internal --follow -o json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if newest && follow {
 				return usageError{errors.New("--newest and --follow go opposite ways: --follow streams new events after the ones there are, oldest first")}
@@ -330,7 +330,7 @@ audit.prune event that accounts for the rest, and every prune is listed:
 each should be one you ran.`,
 		Example: `  keyward audit verify --data-dir keyward-data
   keyward audit verify --db postgres://keyward@db/keyward -o json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -401,7 +401,7 @@ syncs it; only events it wrote are then pruned. Keep it if the events must
 outlive the database.`,
 		Example: `  keyward audit prune --data-dir keyward-data --before 90d --export audit-until-90d.jsonl
   keyward audit prune --db postgres://keyward@db/keyward --before 2026-01-01T00:00:00Z`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			now := time.Now()
 			if before == "" {

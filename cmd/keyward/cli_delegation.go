@@ -63,7 +63,7 @@ func newOrgCommand() *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List organizations",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := f.client(cmd)
 			if err != nil {
@@ -315,7 +315,7 @@ Users are sent 5,000 at a time, each batch in one transaction.`,
 	list := &cobra.Command{
 		Use:   "list --org DOMAIN",
 		Short: "List an organization's users",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if org == "" {
 				return usageError{errors.New("--org is required")}
@@ -389,7 +389,7 @@ func newDelegationCommand() *cobra.Command {
 		Long: `Grant the service account with the numeric client ID (not its email: a grant
 to the email would never match, and is refused) the scopes for acting on
 behalf of the organization's users. Granting again replaces the scopes.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := need("org", org, "client-id", clientID); err != nil {
 				return err
@@ -414,7 +414,7 @@ behalf of the organization's users. Granting again replaces the scopes.`,
 	list := &cobra.Command{
 		Use:   "list --org DOMAIN",
 		Short: "List an organization's delegations",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := need("org", org); err != nil {
 				return err
@@ -441,7 +441,7 @@ behalf of the organization's users. Granting again replaces the scopes.`,
 	revoke := &cobra.Command{
 		Use:   "revoke --org DOMAIN --client-id ID",
 		Short: "Revoke a delegation: no new tokens, existing ones inactive at once",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := need("org", org, "client-id", clientID); err != nil {
 				return err

@@ -79,7 +79,7 @@ the proofs. Any PKCS #8 key of these types works as well, such as one from
 'openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256'.`,
 		Example: `  keyward dpop keygen --out dpop.pem
   keyward dpop keygen --out dpop.pem --alg EdDSA`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -153,7 +153,7 @@ make a new proof with that value in --nonce.`,
   curl -X POST -H "Authorization: DPoP $T" \
     -H "DPoP: $(keyward dpop proof --dpop-key dpop.pem --method POST --url https://orders.internal/v1/orders --token "$T")" \
     -d @order.json https://orders.internal/v1/orders`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if keyPath == "" {
 				return usageError{errors.New("--dpop-key is required: the PEM file of the DPoP private key (make one with 'keyward dpop keygen --out dpop.pem')")}

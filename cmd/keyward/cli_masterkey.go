@@ -17,7 +17,7 @@ func newMasterKeyCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "master-key",
 		Short: "Manage the master key that encrypts the server's own secrets",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 	}
 	cmd.AddCommand(newMasterKeyRotateCommand())
 	return cmd
@@ -51,7 +51,7 @@ still need the old key.`,
 		Example: `  openssl rand -hex 32 > /etc/keyward/master.key.new
   keyward master-key rotate --config /etc/keyward/keyward.yaml --new-master-key-file /etc/keyward/master.key.new
   keyward master-key rotate --data-dir keyward-data --new-master-key-file new.key`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyConfig(); err != nil {
 				return err

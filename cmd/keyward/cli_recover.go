@@ -43,7 +43,7 @@ server picks up the new key at once; an enabled account within --cache-ttl
 on SQLite, at once on PostgreSQL.`,
 		Example: `  keyward recover-admin --data-dir keyward-data --key-file admin-key-new.json
   keyward recover-admin --config /etc/keyward/keyward.yaml --key-file /root/admin-key.json --enable`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyConfig(); err != nil {
 				return err

@@ -65,7 +65,7 @@ its tokens. Accounts are named by email or client ID in every command.`,
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List service accounts",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.client(cmd)
 			if err != nil {

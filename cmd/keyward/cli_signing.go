@@ -39,7 +39,7 @@ unknown kid. Keys rotate on a schedule (--signing-key-rotation) and on demand.`,
 		return &cobra.Command{
 			Use:   use,
 			Short: short,
-			Args:  cobra.NoArgs,
+			Args:  noArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				c, err := f.client(cmd)
 				if err != nil {

@@ -41,7 +41,7 @@ for each request. The key file must exist: make one with
   curl -H "Authorization: DPoP $T" \
     -H "DPoP: $(keyward dpop proof --dpop-key dpop.pem --url https://orders.internal/v1/orders --token "$T")" \
     https://orders.internal/v1/orders`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
 				return err

@@ -27,7 +27,7 @@ Secrets and signing keys stay usable only with the same master key: move
 it along. 'keyward import' loads the file into a new store.`,
 		Example: `  keyward export --data-dir keyward-data --out keyward.json
   keyward import --db postgres://keyward@db/keyward keyward.json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := openMaintenanceStore(cmd.Context(), cfg)
 			if err != nil {

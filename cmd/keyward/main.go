@@ -96,6 +96,16 @@ its admin API, authenticated with an administrator key file
 	return root
 }
 
+// noArgs refuses arguments to a command that takes none, as cobra.NoArgs
+// does, but saying so: cobra's "unknown command" for 'keyward users list
+// example.com' reads as a mistyped subcommand of a command that has none.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unexpected argument %q: %s takes only flags", args[0], cmd.CommandPath())
+	}
+	return nil
+}
+
 // usage makes err, a mistake in c's command line, a usageError; execute
 // adds where help on c is.
 func usage(_ *cobra.Command, err error) error {

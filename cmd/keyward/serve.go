@@ -59,7 +59,7 @@ the configuration are reported at once.`,
 		Example: `  keyward serve
   keyward serve --db postgres://keyward@db.internal/keyward --master-key-file /etc/keyward/master.key \
       --listen :8443 --issuer https://keyward.internal --tls-cert cert.pem --tls-key key.pem`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyConfig(); err != nil {
 				return err
@@ -98,7 +98,7 @@ func newMigrateCommand() *cobra.Command {
 		Long: `Apply the pending schema migrations to the store and exit. 'keyward serve'
 does this on start unless --no-migrate is given; replicas starting at once
 on PostgreSQL take turns.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := openStore(cmd.Context(), cfg)
 			if err != nil {
