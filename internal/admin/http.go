@@ -106,6 +106,9 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("GET /v1/audit", longPoll(h.endpoint(h.listAudit)))
 	mux.Handle("GET /v1/whoami", h.callerEndpoint(h.whoAmI))
 	mux.Handle("/v1/", h.endpoint(func(r *http.Request, _ Actor) (int, any, error) {
+		if err := oauth2.MethodNotAllowed(mux, r, "/v1/"); err != nil {
+			return 0, nil, err
+		}
 		return 0, nil, notFound("There is no admin endpoint %s %s.", r.Method, r.URL.Path)
 	}))
 }

@@ -216,7 +216,10 @@ func TestManagement(t *testing.T) {
 		{"admin cannot disable itself", "POST", "/v1/service-accounts/" + f.admin.Email + "/disable", nil, 409, "conflict"},
 		{"admin cannot delete itself", "DELETE", "/v1/service-accounts/" + f.admin.ID, nil, 409, "conflict"},
 		{"no such route", "GET", "/v1/nothing", nil, 404, "not_found"},
-		{"wrong method", "PUT", "/v1/apis", nil, 404, "not_found"},
+		{"wrong method", "PUT", "/v1/apis", nil, 405, "invalid_request"},
+		{"wrong method on an account", "PUT", "/v1/service-accounts/job@shop.iam.test", nil, 405, "invalid_request"},
+		{"wrong method on an action", "GET", "/v1/signing-keys/rotate", nil, 405, "invalid_request"},
+		{"no such route under a real one", "GET", "/v1/service-accounts/job@shop.iam.test/nothing", nil, 404, "not_found"},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
@@ -225,6 +228,16 @@ func TestManagement(t *testing.T) {
 				t.Fatalf("%d %v, want %d %s", status, body, s.wantStatus, s.wantError)
 			}
 		})
+	}
+	// RFC 9110 §15.5.6: a 405 lists the methods the resource takes.
+	for path, want := range map[string]string{
+		"/v1/apis":                               "GET, HEAD, POST",
+		"/v1/service-accounts/job@shop.iam.test": "GET, HEAD, PATCH, DELETE",
+		"/v1/signing-keys/rotate":                "POST",
+	} {
+		if _, body, h := f.call(t, "PUT", path, auth, nil); h.Get("Allow") != want || !strings.Contains(body["error_description"].(string), want) {
+			t.Errorf("PUT %s: Allow %q, %v; want %q in both", path, h.Get("Allow"), body, want)
+		}
 	}
 
 	t.Run("a duplicate upload names the existing key", func(t *testing.T) {

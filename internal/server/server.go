@@ -172,6 +172,10 @@ func New(cfg Config, d Deps) *Server {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if err := oauth2.MethodNotAllowed(mux, r, "/"); err != nil {
+			oauth2.WriteError(w, err)
+			return
+		}
 		oauth2.WriteError(w, &oauth2.Error{Code: "not_found", Description: "There is nothing at " + r.URL.Path + ".", Status: http.StatusNotFound})
 	})
 	return &Server{handler: oauth2.TrustForwardedFor(cfg.TrustedProxies, logRequests(d.Logger, recoverPanics(d.Logger, mux))), Admin: adminSvc, Cache: cached, Auth: auth, admin: adminHTTP}

@@ -1,0 +1,30 @@
+package oauth2
+
+import (
+	"net/http"
+	"strings"
+)
+
+// MethodNotAllowed is the 405 answer (RFC 9110 §15.5.6) to a request that
+// reached catchAll, a pattern of mux that takes every method, though mux
+// has a route for its path under another method: with a catch-all in the
+// way, the mux never answers 405 by itself. It returns nil when no method
+// has a route for the path, which is then not found.
+func MethodNotAllowed(mux *http.ServeMux, r *http.Request, catchAll string) error {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := mux.Handler(probe); pattern != catchAll && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		return nil
+	}
+	methods := strings.Join(allow, ", ")
+	return &Error{
+		Code: ErrInvalidRequest, Status: http.StatusMethodNotAllowed,
+		Description: "The endpoint " + r.URL.Path + " takes " + methods + ", not " + r.Method + ".",
+		Header:      http.Header{"Allow": {methods}},
+	}
+}

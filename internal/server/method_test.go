@@ -1,0 +1,44 @@
+package server_test
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"testing"
+)
+
+// A path the server has, asked with a method it does not take, is 405 with
+// Allow (RFC 9110 §15.5.6), not 404: the catch-all routes, which take every
+// method, kept the mux from saying so. A path it does not have stays 404.
+func TestWrongMethod(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		method, path string
+		status       int
+		allow        string
+		code         string
+	}{
+		{"POST", "/.well-known/oauth-authorization-server", 405, "GET, HEAD", "invalid_request"},
+		{"DELETE", "/.well-known/jwks.json", 405, "GET, HEAD", "invalid_request"},
+		{"PUT", "/service_accounts/v1/jwk/job@shop.iam.test", 405, "GET, HEAD", "invalid_request"},
+		{"POST", "/healthz", 405, "GET, HEAD", "invalid_request"},
+		{"GET", "/token", 405, "POST", "invalid_request"}, // the endpoint's own answer
+		{"POST", "/nothing", 404, "", "not_found"},
+		{"GET", "/.well-known/nothing", 404, "", "not_found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			f.handler.ServeHTTP(w, httptest.NewRequest(tc.method, tc.path, nil))
+			var body struct {
+				Error string `json:"error"`
+			}
+			json.Unmarshal(w.Body.Bytes(), &body)
+			if w.Code != tc.status || w.Header().Get("Allow") != tc.allow || body.Error != tc.code {
+				t.Errorf("%d, Allow %q, %s; want %d, Allow %q, %s", w.Code, w.Header().Get("Allow"), w.Body, tc.status, tc.allow, tc.code)
+			}
+			if ct := w.Header().Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q, want application/json", ct)
+			}
+		})
+	}
+}
