@@ -122,7 +122,10 @@ var ErrIntrospectionThrottled = errors.New("verify: too many tokens to introspec
 func (e *Error) Is(target error) bool { return target == ErrUnavailable && e.Code == codeUnavailable }
 
 func (e *Error) Error() string {
-	s := e.Code + ": " + e.Description
+	s := e.Description
+	if e.Code != "" { // a request without a token has none (RFC 6750 §3.1)
+		s = e.Code + ": " + s
+	}
 	if e.Err != nil {
 		s += " (" + e.Err.Error() + ")"
 	}

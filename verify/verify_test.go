@@ -852,3 +852,21 @@ func TestIntrospectionKeyFile(t *testing.T) {
 		})
 	}
 }
+
+// An Error reads well in a log, also without a code (a request without a
+// token, RFC 6750 §3.1).
+func TestErrorString(t *testing.T) {
+	for _, tc := range []struct {
+		err  *verify.Error
+		want string
+	}{
+		{&verify.Error{Code: "invalid_token", Description: "the token has expired"}, "invalid_token: the token has expired"},
+		{&verify.Error{Description: "an access token is required"}, "an access token is required"},
+		{&verify.Error{Code: "temporarily_unavailable", Description: "the issuer is unavailable", Err: errors.New("connection refused")},
+			"temporarily_unavailable: the issuer is unavailable (connection refused)"},
+	} {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("Error() = %q, want %q", got, tc.want)
+		}
+	}
+}
