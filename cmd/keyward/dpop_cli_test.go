@@ -277,7 +277,7 @@ func TestDPoPCLIErrors(t *testing.T) {
 		{"proof: nonce with a quote", proof("--dpop-key", good, "--url", url, "--nonce", `a"b`), true, "--nonce must be"},
 		{"proof: missing key", proof("--dpop-key", missing, "--url", url), false, "does not exist; make a key with 'keyward dpop keygen"},
 		{"proof: P-521 key", proof("--dpop-key", p521Path, "--url", url), false, "DPoP keys are EC P-256"},
-		{"proof: argument", proof("--dpop-key", good, "--url", url, "extra"), true, `unknown command "extra"`},
+		{"proof: argument", proof("--dpop-key", good, "--url", url, "extra"), true, `unexpected argument "extra"`},
 
 		{"keygen: no --out", []string{"dpop", "keygen"}, true, "--out is required"},
 		{"keygen: --out -", []string{"dpop", "keygen", "--out", "-"}, true, "--out must be a file"},
