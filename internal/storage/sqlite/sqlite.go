@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"runtime"
 
 	"github.com/pressly/goose/v3"
@@ -35,6 +36,14 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 	// synchronous(FULL): every commit is fsynced, so an answered request is
 	// durable. busy_timeout lets a second process (keyward migrate, a backup)
 	// wait instead of failing.
+	// A new database is readable by its owner alone, as the data directory
+	// is; SQLite gives its WAL and shared-memory files the same mode. (It
+	// would create all three 0644.)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	f.Close()
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
 		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
 	w, err := sql.Open("sqlite", dsn)

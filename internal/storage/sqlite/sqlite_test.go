@@ -3,7 +3,9 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -126,5 +128,33 @@ func TestDataMigrations(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// A new database, its WAL and its shared-memory file are for their owner
+// alone: they hold secrets' hashes, sealed signing keys and the audit log.
+func TestNewDatabaseFileModes(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix file modes on Windows")
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keyward.db")
+	s, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ev := storage.AuditEvent{Time: time.Now(), Action: "test", Outcome: storage.OutcomeSuccess}
+	if err := s.CreateAPI(ctx, storage.API{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}, CreatedAt: time.Now()}, ev); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := fi.Mode().Perm(); m != 0o600 {
+			t.Errorf("%s: mode %v, want -rw-------", filepath.Base(name), m)
+		}
 	}
 }
