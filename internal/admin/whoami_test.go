@@ -161,7 +161,7 @@ func TestWhoAmI(t *testing.T) {
 	})
 
 	// Like every admin path, whoami answers only the methods it has.
-	if status, _, _ := f.call(t, "POST", "/v1/whoami", "Bearer "+f.token(t, f.admin, admin.AdminScope, nil), nil); status != 404 {
-		t.Errorf("POST /v1/whoami: %d, want 404", status)
+	if status, _, h := f.call(t, "POST", "/v1/whoami", "Bearer "+f.token(t, f.admin, admin.AdminScope, nil), nil); status != 405 || h.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST /v1/whoami: %d, Allow %q; want 405, GET, HEAD", status, h.Get("Allow"))
 	}
 }
