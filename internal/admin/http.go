@@ -109,7 +109,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		if err := oauth2.MethodNotAllowed(mux, r, "/v1/"); err != nil {
 			return 0, nil, err
 		}
-		return 0, nil, notFound("There is no admin endpoint %s %s.", r.Method, r.URL.Path)
+		return 0, nil, notFound("There is no admin endpoint %s %s.", oauth2.Truncate(r.Method, 16), oauth2.Truncate(r.URL.Path, 200))
 	}))
 }
 

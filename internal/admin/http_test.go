@@ -508,3 +508,15 @@ func TestAuthenticationDelegated(t *testing.T) {
 		t.Fatalf("own token: %d %v", status, body)
 	}
 }
+
+// A 404 names the path it did not find, cut short: the description does
+// not grow with the request line.
+func TestNotFoundPathCut(t *testing.T) {
+	f := newFixture(t)
+	path := "/v1/" + strings.Repeat("x", 6000)
+	status, body, _ := f.call(t, "GET", path, "Bearer "+f.token(t, f.admin, admin.AdminScope, nil), nil)
+	desc, _ := body["error_description"].(string)
+	if status != http.StatusNotFound || !strings.Contains(desc, "/v1/xxxx") || len(desc) > 300 {
+		t.Fatalf("%d, description of %d bytes: %.100s…; want 404 with the path cut", status, len(desc), desc)
+	}
+}

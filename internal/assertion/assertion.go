@@ -157,7 +157,7 @@ func checkCritical(h jose.Header) error {
 			return fail(Malformed, "Invalid JWT: the crit header must be a list of extension names; this server supports no critical extensions but b64.", nil)
 		}
 		if !slices.Contains(supportedCritical, name) {
-			unsupported = append(unsupported, strconv.Quote(truncate(name, 64)))
+			unsupported = append(unsupported, strconv.Quote(oauth2.Truncate(name, 64)))
 		}
 	}
 	if len(unsupported) > 0 {
@@ -165,13 +165,6 @@ func checkCritical(h jose.Header) error {
 			strings.Join(unsupported[:min(len(unsupported), 3)], ", ")), nil)
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // MaxJTILength bounds the jti of an assertion.

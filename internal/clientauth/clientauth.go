@@ -213,7 +213,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 		return nil, nil
 	}
 	att.Method = method
-	att.ClientID = truncate(clientID, 128)
+	att.ClientID = oauth2.Truncate(clientID, 128)
 
 	// Throttle before any hashing or signature work.
 	if err := a.Throttled(source, clientID); err != nil {
@@ -279,7 +279,7 @@ func (a *Authenticator) Failed(source, client string) {
 // is cut to 256 bytes: a client ID or iss may be 64 KiB, and the limiter
 // keeps 100,000 keys. No account's ID or email is that long.
 func clientKey(source, client string) string {
-	return truncate(client, 256) + "|" + source
+	return oauth2.Truncate(client, 256) + "|" + source
 }
 
 // tooMany is the answer to a throttled source: 429 with Retry-After (RFC
@@ -414,13 +414,6 @@ func (a *Authenticator) secret(ctx context.Context, clientID, secret, method str
 	}
 	a.usage.record(match, now)
 	return &Client{Account: acct, Method: method, CredentialID: match}, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 // PeerCertificate returns the client certificate of the connection, or

@@ -215,9 +215,17 @@ func scopeHint(s string) string {
 // to 64 bytes, so that a refusal does not echo a parameter of up to 64 KiB
 // into the response, the log and the audit event.
 func QuoteShort(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "…"
-	}
-	b, _ := json.Marshal(s)
+	b, _ := json.Marshal(Truncate(s, 64))
 	return string(b)
+}
+
+// Truncate cuts a value a client sent to at most n bytes, and marks the
+// cut with "…": for error descriptions, logs, audit events and map keys,
+// which must not grow with what a client sends. A cut never splits a
+// UTF-8 sequence.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }

@@ -116,7 +116,7 @@ func ParseFormBody(body string) (Form, error) {
 		}
 		if prev, dup := f[key]; dup {
 			if !repeatable[key] {
-				return nil, Errorf(ErrInvalidRequest, "The parameter %q is given more than once.", truncate(key, 64))
+				return nil, Errorf(ErrInvalidRequest, "The parameter %q is given more than once.", Truncate(key, 64))
 			}
 			switch {
 			case val == "":
@@ -157,11 +157,4 @@ func IsBase64URL(s string) bool {
 		}
 	}
 	return true
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

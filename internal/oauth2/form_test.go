@@ -238,3 +238,28 @@ func TestAudienceJSON(t *testing.T) {
 		t.Fatalf("two auds marshal as %s", b)
 	}
 }
+
+// Truncate bounds what a client sent, marks the cut, and never leaves half
+// a UTF-8 sequence behind (the parameter names of ParseForm's refusals and
+// the assertion's header names were cut through one before).
+func TestTruncate(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly10!", 10, "exactly10!"},
+		{"0123456789abc", 10, "0123456789…"},
+		{"123456789é", 10, "123456789…"}, // é is two bytes: the tenth is half of it
+		{"", 0, ""},
+	} {
+		if got := Truncate(tt.in, tt.n); got != tt.want {
+			t.Errorf("Truncate(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+		}
+	}
+	// QuoteShort cuts the same way, inside the quotes.
+	if got := QuoteShort(strings.Repeat("a", 63) + "é"); got != `"`+strings.Repeat("a", 63)+`…"` {
+		t.Errorf("QuoteShort = %s", got)
+	}
+}
