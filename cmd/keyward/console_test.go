@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -576,6 +577,152 @@ func TestConsoleSignIn(t *testing.T) {
 		t.Error("after the token expired the page still shows the view")
 	}
 	p.checkLogs("401", "403", "404")
+}
+
+// signIn opens the console and signs in with the bootstrap administrator's
+// key file, landing on the service accounts.
+func (p *consolePage) signIn(m *Main) {
+	p.t.Helper()
+	p.step("sign in with the key file", chromedp.Navigate(m.Issuer+"/console/"), chromedp.WaitVisible(chromedp.ID("keyfile-form")),
+		chromedp.SetUploadFiles(chromedp.ID("keyfile"), []string{m.AdminKeyFile}),
+		chromedp.Click(chromedp.CSS("#keyfile-form button")),
+		chromedp.WaitVisible(chromedp.CSS("#view table")))
+}
+
+// confirm answers the console's confirmation dialog with its Confirm
+// button.
+func confirm() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		return chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm-ok")), chromedp.WaitNotVisible(chromedp.ID("confirm")))
+	})
+}
+
+// TestConsoleAPIs creates, edits and deletes an API in the console: a
+// refused creation keeps what was typed; the API is created with its
+// scopes and description; the edit changes its token format and
+// introspectors, which then work (the introspector is told a token of the
+// API is active); and deleting it is refused, with the API's description,
+// while an account holds one of its scopes, and done once none does.
+func TestConsoleAPIs(t *testing.T) {
+	ctx, consoleLog := browserSession(t)
+	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
+	m := startServer(t)
+	var adminKey sakey.KeyFile
+	if data, err := os.ReadFile(m.AdminKeyFile); err != nil || json.Unmarshal(data, &adminKey) != nil {
+		t.Fatalf("read %s: %v", m.AdminKeyFile, err)
+	}
+	bg, sys := context.Background(), admin.Actor{ID: "test"}
+	step, waitAlert, button := p.step, p.waitAlert, viewButton
+	p.signIn(m)
+
+	step("the APIs", chromedp.Click(chromedp.CSS(`#nav a[href="#/apis"]`)), chromedp.WaitVisible(chromedp.CSS("#create-api")),
+		chromedp.Click(chromedp.CSS("#create-api summary")), chromedp.WaitVisible(chromedp.ID("f-api-name")))
+	create := chromedp.CSS("#create-api button[type=submit]")
+	step("create an API with an identifier that is no URI",
+		chromedp.SendKeys(chromedp.ID("f-api-name"), "orders"),
+		chromedp.SendKeys(chromedp.ID("f-api-identifier"), "orders.internal"),
+		chromedp.SendKeys(chromedp.ID("f-api-scopes"), "orders.read orders.write"),
+		chromedp.SendKeys(chromedp.ID("f-api-description"), "Orders <i>API</i>"),
+		chromedp.Click(create))
+	waitAlert("bad identifier", "error", `The API identifier "orders.internal" must be an absolute URI without a fragment, such as https://orders.internal.`)
+	if got := eval[[]string](p, `["f-api-name", "f-api-scopes", "f-api-description"].map((id) => document.getElementById(id).value)`); !slices.Equal(got, []string{"orders", "orders.read orders.write", "Orders <i>API</i>"}) {
+		t.Errorf("after the refusal the form holds %q, want what was typed", got)
+	}
+	if _, err := m.store.GetAPI(bg, "orders"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("after a refused creation GetAPI = %v, want not found", err)
+	}
+	step("create the API", setInput("f-api-identifier", "https://orders.internal"), chromedp.Click(create),
+		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//h1[text()="orders"]`)))
+	waitAlert("created", "notice", "Created the API orders.")
+	api, err := m.store.GetAPI(bg, "orders")
+	if err != nil || api.Identifier != "https://orders.internal" || !slices.Equal(api.Scopes, []string{"orders.read", "orders.write"}) ||
+		api.TokenFormat != storage.TokenJWT || api.Description != "Orders <i>API</i>" || len(api.Introspectors) != 0 {
+		t.Fatalf("the API the console created: %+v (%v)", api, err)
+	}
+	if eval[bool](p, `document.querySelector("#view i") !== null`) {
+		t.Error("the description became markup")
+	}
+
+	// An API that checks tokens by introspection, and a client of it.
+	ordersAPI, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: "orders-api", Project: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ordersSecret, err := m.Server.Admin.CreateSecret(bg, sys, ordersAPI.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shop, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: "shop", Project: "shop", Scopes: []string{"orders.read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shopSecret, err := m.Server.Admin.CreateSecret(bg, sys, shop.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The edit form shows the API as it is; an introspector that does not
+	// exist is refused and the form keeps what was typed; then the token
+	// format and the introspectors change, and only they.
+	save := chromedp.CSS("#edit-api button[type=submit]")
+	step("open the edit form", chromedp.Click(chromedp.CSS("#edit-api summary")), chromedp.WaitVisible(chromedp.ID("f-edit-api-introspectors")))
+	form := eval[[]string](p, `["f-edit-api-description", "f-edit-api-token_format", "f-edit-api-introspectors"].map((id) => document.getElementById(id).value)`)
+	if want := []string{"Orders <i>API</i>", "jwt", ""}; !slices.Equal(form, want) {
+		t.Errorf("the edit form holds %q, want %q", form, want)
+	}
+	step("save without a change", chromedp.Click(save))
+	waitAlert("unchanged", "notice", "Nothing to save: the form is as the API is.")
+	const nosuch = "nosuch@shop.iam.keyward.internal"
+	step("name an introspector that does not exist", setInput("f-edit-api-token_format", "opaque"), setInput("f-edit-api-introspectors", nosuch), chromedp.Click(save))
+	waitAlert("unknown introspector", "error", `The service account "`+nosuch+`" does not exist.`)
+	if got := eval[[]string](p, `["f-edit-api-token_format", "f-edit-api-introspectors"].map((id) => document.getElementById(id).value)`); !slices.Equal(got, []string{"opaque", nosuch}) {
+		t.Errorf("after the refusal the edit form holds %q, want what was typed", got)
+	}
+	if api, err = m.store.GetAPI(bg, "orders"); err != nil || api.TokenFormat != storage.TokenJWT || len(api.Introspectors) != 0 {
+		t.Fatalf("after a refused edit the API is %+v (%v), want it unchanged", api, err)
+	}
+	step("edit the token format and introspectors", setInput("f-edit-api-introspectors", ordersAPI.Email), chromedp.Click(save),
+		chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//main[@id="view"]//dd/a[text()=%q]`, ordersAPI.ID))))
+	waitAlert("edited", "notice", "Updated the token format and introspectors of the API orders.")
+	if api, err = m.store.GetAPI(bg, "orders"); err != nil || api.TokenFormat != storage.TokenOpaque || !slices.Equal(api.Introspectors, []string{ordersAPI.ID}) || api.Description != "Orders <i>API</i>" {
+		t.Fatalf("after the edit the API is %+v (%v), want opaque tokens, introspected by %s", api, err, ordersAPI.ID)
+	}
+	updates, err := m.store.ListAuditEvents(bg, storage.AuditFilter{Action: "api.update"})
+	if err != nil || len(updates) != 1 || updates[0].Actor != adminKey.ClientID || !slices.Equal(slices.Sorted(maps.Keys(updates[0].Data)), []string{"api", "introspectors", "token_format"}) {
+		t.Errorf("api.update events: %+v (%v), want one by the admin changing the token format and introspectors", updates, err)
+	}
+	// The change works: the shop's token is opaque, and the orders API may
+	// introspect it.
+	l := &lifecycle{t: t, m: m, issuer: m.Issuer}
+	tok := l.token(shop.ID, shopSecret.Value, "orders.read")
+	if !strings.HasPrefix(tok, tokenstate.OpaquePrefix) || !l.active(ordersAPI.ID, ordersSecret.Value, tok) {
+		t.Errorf("the shop's token %.12s… is not an opaque token the orders API sees active", tok)
+	}
+	p.shot("api")
+
+	// Deleting an API whose scope an account holds is refused, as the
+	// admin API says; once the account gives it up, it is deleted.
+	step("delete the API while its scope is granted", chromedp.Click(button("Delete")), confirm())
+	waitAlert("scopes held", "error", `The API "orders" cannot be deleted while its scopes are granted: account `+shop.Email+` (orders.read).`)
+	if _, err := m.store.GetAPI(bg, "orders"); err != nil {
+		t.Fatalf("after a refused deletion: %v", err)
+	}
+	none := []string{}
+	if _, err := m.Server.Admin.UpdateAccount(bg, sys, shop.ID, admin.AccountUpdate{Scopes: &none}); err != nil {
+		t.Fatal(err)
+	}
+	step("delete the API", chromedp.Click(button("Delete")), confirm(),
+		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//h1[text()="APIs"]`)))
+	waitAlert("deleted", "notice", "Deleted the API orders.")
+	if _, err := m.store.GetAPI(bg, "orders"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("after Delete GetAPI = %v, want not found", err)
+	}
+	if eval[bool](p, `[...document.querySelectorAll("#view tbody a")].some((a) => a.textContent === "orders")`) {
+		t.Error("the APIs page still lists orders")
+	}
+	// The bad identifier's 400, the unknown introspector's 404 and the
+	// refused deletion's 409.
+	p.checkLogs("400", "404", "409")
 }
 
 // clearInput empties an input as a user selecting all and deleting would.

@@ -80,6 +80,12 @@ async function go(hash, notice) {
 
 const list = (xs) => (xs && xs.length ? xs.join(" ") : "—");
 
+// words splits a list typed with spaces or commas.
+const words = (text) => text.split(/[\s,]+/).filter(Boolean);
+
+// andList joins names as a sentence does: "a, b and c".
+const andList = (names) => (names.length === 1 ? names[0] : names.slice(0, -1).join(", ") + " and " + names.at(-1));
+
 // wholeNumber reads a number field that must hold a whole number.
 function wholeNumber(text, what) {
   const n = Number(text);
@@ -146,7 +152,7 @@ function createAccountForm() {
     const body = {
       name: f.get("name").trim(), project: f.get("project").trim(),
       display_name: f.get("display_name"), description: f.get("description"),
-      scopes: f.get("scopes").split(/[\s,]+/).filter(Boolean),
+      scopes: words(f.get("scopes")),
     };
     if (f.get("lifetime") !== "") body.token_lifetime_seconds = wholeNumber(f.get("lifetime"), "The token lifetime");
     const a = await admin.post("/service-accounts", body);
@@ -230,7 +236,7 @@ function editAccountForm(a, path) {
     const up = {};
     if (display.value !== a.display_name) up.display_name = display.value;
     if (desc.value !== a.description) up.description = desc.value;
-    const sc = scopes.value.split(/[\s,]+/).filter(Boolean);
+    const sc = words(scopes.value);
     if (!sameSet(sc, scopesNow)) up.scopes = sc;
     // Empty asks for the server's default lifetime (0).
     const secs = life.value === "" ? 0 : wholeNumber(life.value, "The token lifetime");
@@ -246,9 +252,7 @@ function editAccountForm(a, path) {
     await admin.patch(path, up);
     const note = up.scopes && scopesNow.some((x) => !sc.includes(x))
       ? " Tokens already issued keep the scopes they were issued with until they expire." : "";
-    const names = changed.map((k) => what[k]);
-    const listed = names.length === 1 ? names[0] : names.slice(0, -1).join(", ") + " and " + names.at(-1);
-    await go(location.hash, `Updated the ${listed} of ${a.email}.${note}`);
+    await go(location.hash, `Updated the ${andList(changed.map((k) => what[k]))} of ${a.email}.${note}`);
   }));
   return h("details", { class: "box", id: "edit-account" }, h("summary", {}, "Edit the account"), form);
 }
@@ -331,6 +335,7 @@ function secretsSection(path, secrets) {
 async function apisView() {
   const res = await admin.get("/apis");
   return h("section", {}, h("h1", {}, "APIs"),
+    createAPIForm(),
     table([
       ["Name", (a) => h("a", { href: "#/apis/" + seg(a.name) }, a.name)],
       ["Identifier (audience)", (a) => h("code", {}, a.identifier)],
@@ -339,8 +344,48 @@ async function apisView() {
     ], res.apis, "No APIs."));
 }
 
+// formatSelect chooses an API's token format (storage.TokenJWT or
+// TokenOpaque).
+function formatSelect(id, value) {
+  const s = h("select", { id },
+    h("option", { value: "jwt" }, "JWT (verified by the API itself)"), h("option", { value: "opaque" }, "opaque (verified by introspection)"));
+  s.value = value;
+  return s;
+}
+
+function createAPIForm() {
+  const format = formatSelect("f-api-token_format", "jwt");
+  const submit = h("button", { type: "submit" }, "Create API");
+  const form = h("form", { class: "grid" },
+    ...formInput("Name", "api-name", { required: true, placeholder: "orders" }),
+    ...formInput("Identifier (the tokens' audience, a URI)", "api-identifier", { required: true, placeholder: "https://orders.internal" }),
+    ...formInput("Scopes (space-separated)", "api-scopes", { required: true, placeholder: "orders.read orders.write" }),
+    h("label", { for: format.id }, "Token format"), format,
+    ...formInput("Description", "api-description"),
+    h("span"), submit);
+  form.addEventListener("submit", act(submit, async () => {
+    const f = new FormData(form);
+    const a = await admin.post("/apis", {
+      name: f.get("api-name").trim(), identifier: f.get("api-identifier").trim(), scopes: words(f.get("api-scopes")),
+      token_format: format.value, description: f.get("api-description"),
+    });
+    await go("#/apis/" + seg(a.name), `Created the API ${a.name}.`);
+  }));
+  return h("details", { class: "box", id: "create-api" }, h("summary", {}, "Create an API"), form);
+}
+
 async function apiView(name) {
-  const a = await admin.get("/apis/" + seg(name));
+  const path = "/apis/" + seg(name);
+  const a = await admin.get(path);
+  // The admin API refuses to delete an API whose scopes are still granted,
+  // naming who holds them, and the built-in API.
+  const del = button("Delete", async () => {
+    if (!await confirmAction(`Delete the API ${a.name}? Its scopes can no longer be requested.`, "Delete")) return;
+    await admin.del(path);
+    await go("#/apis", `Deleted the API ${a.name}.`);
+  }, "danger");
+  const introspectors = a.introspectors.length
+    ? a.introspectors.flatMap((id, i) => [i ? " " : null, h("a", { href: "#/accounts/" + seg(id) }, id)]) : "—";
   return h("section", {},
     h("p", {}, h("a", { href: "#/apis" }, "← APIs")),
     h("h1", {}, a.name),
@@ -349,9 +394,42 @@ async function apiView(name) {
       ["Description", a.description || "—"],
       ["Scopes", list(a.scopes)],
       ["Token format", a.token_format],
-      ["Introspectors", list(a.introspectors)],
+      ["Introspectors", introspectors],
       ["Created", fmtTime(a.created_at)],
-    ]));
+    ]),
+    h("div", { class: "actions" }, del),
+    editAPIForm(a, path));
+}
+
+// editAPIForm changes an API's description, token format and
+// introspectors with the admin API's PATCH, sending only what differs
+// from a; its scopes and identifier do not change. Introspectors may be
+// named by email or client ID; the server finds them (and refuses an
+// account that does not exist, the form keeping what was typed).
+function editAPIForm(a, path) {
+  const [descLabel, desc] = formInput("Description", "edit-api-description", { value: a.description });
+  const format = formatSelect("f-edit-api-token_format", a.token_format);
+  const [introLabel, intro] = formInput("Introspectors (accounts' emails or client IDs, space-separated)", "edit-api-introspectors",
+    { value: a.introspectors.join(" ") });
+  const submit = h("button", { type: "submit" }, "Save changes");
+  const form = h("form", { class: "grid" },
+    descLabel, desc, h("label", { for: format.id }, "Token format"), format, introLabel, intro, h("span"), submit);
+  const what = { description: "description", token_format: "token format", introspectors: "introspectors" };
+  form.addEventListener("submit", act(submit, async () => {
+    const up = {};
+    if (desc.value !== a.description) up.description = desc.value;
+    if (format.value !== a.token_format) up.token_format = format.value;
+    const is = words(intro.value);
+    if (!sameSet(is, a.introspectors)) up.introspectors = is;
+    const changed = Object.keys(up);
+    if (changed.length === 0) {
+      showNotice("Nothing to save: the form is as the API is.");
+      return;
+    }
+    await admin.patch(path, up);
+    await go(location.hash, `Updated the ${andList(changed.map((k) => what[k]))} of the API ${a.name}.`);
+  }));
+  return h("details", { class: "box", id: "edit-api" }, h("summary", {}, "Edit the API"), form);
 }
 
 // --- session ---
