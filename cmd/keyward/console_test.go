@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -723,6 +725,157 @@ func TestConsoleAPIs(t *testing.T) {
 	// The bad identifier's 400, the unknown introspector's 404 and the
 	// refused deletion's 409.
 	p.checkLogs("400", "404", "409")
+}
+
+// TestConsoleAuditFilter filters the audit log in the console by account
+// (a link from the account's page), action, outcome and time, and checks
+// that each page lists exactly the events the store has for the filter,
+// that paging keeps the filter, that the filter is kept in the address
+// (Back returns to the one before) and that a filter the admin API
+// refuses shows its description and changes nothing.
+func TestConsoleAuditFilter(t *testing.T) {
+	ctx, consoleLog := browserSession(t)
+	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
+	m := startServer(t)
+	bg, sys := context.Background(), admin.Actor{ID: "test"}
+	if _, err := m.Server.Admin.CreateAPI(bg, sys, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}}); err != nil {
+		t.Fatal(err)
+	}
+	l := &lifecycle{t: t, m: m, issuer: m.Issuer}
+	client := func(name string) (storage.Account, string) {
+		a, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: name, Project: "shop", Scopes: []string{"orders.read"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := m.Server.Admin.CreateSecret(bg, sys, a.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, s.Value
+	}
+	shop, shopSecret := client("shop")
+	other, otherSecret := client("other")
+	// 60 tokens of each account, interleaved, and one refused to the shop.
+	for range 60 {
+		l.token(shop.ID, shopSecret, "orders.read")
+		l.token(other.ID, otherSecret, "orders.read")
+	}
+	if status, _ := l.post("/token", shop.ID, shopSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {admin.AdminScope}}); status != http.StatusBadRequest {
+		t.Fatalf("a scope the shop may not have got %d, want 400", status)
+	}
+	// Then, after a moment the since filter names, two more of the shop.
+	since := time.Now()
+	l.token(other.ID, otherSecret, "orders.read")
+	l.token(shop.ID, shopSecret, "orders.read")
+	l.token(shop.ID, shopSecret, "orders.read")
+
+	// lists waits for the audit page to be at hash and to list, newest
+	// first, the page of events the store has for f; it returns how many.
+	lists := func(name, hash string, f storage.AuditFilter) int {
+		t.Helper()
+		f.Newest, f.Limit = true, 50
+		evs, err := m.store.ListAuditEvents(bg, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]string, len(evs))
+		for i, e := range evs {
+			want[i] = strconv.FormatInt(e.Seq, 10)
+		}
+		wantJSON, _ := json.Marshal(want)
+		const seqs = `JSON.stringify([...document.querySelectorAll("#view tbody tr td:first-child")].map((td) => td.textContent))`
+		expr := fmt.Sprintf(`location.hash === %q && !document.getElementById("view").hasAttribute("aria-busy") && %s === %q`, hash, seqs, wantJSON)
+		if len(evs) == 0 {
+			expr += ` && document.querySelector("#view p.empty")?.textContent === "No events match the filter."`
+		}
+		ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+		defer cancel()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr)); err != nil {
+			t.Fatalf("%s: the page at %s lists %s, want %s at %s (%v)\nalert: %q", name,
+				eval[string](p, "location.hash"), eval[string](p, seqs), wantJSON, hash, err, p.alert())
+		}
+		return len(evs)
+	}
+	form := func() []string {
+		return eval[[]string](p, `["action", "account", "outcome", "since", "until"].map((k) => document.getElementById("audit-" + k).value)`)
+	}
+	filter := chromedp.Click(chromedp.CSS("#audit-filter button[type=submit]"))
+
+	p.signIn(m)
+	// The account's page links to its events.
+	byShop := "#/audit?account=" + shop.ID
+	p.step("the shop's events", chromedp.Navigate(m.Issuer+"/console/#/accounts/"+shop.ID),
+		chromedp.Click(chromedp.Search(`//main[@id="view"]//a[text()="Its events in the audit log"]`)))
+	if n := lists("the shop's events", byShop, storage.AuditFilter{AccountID: shop.ID}); n != 50 {
+		t.Errorf("the shop's first page lists %d events, want 50", n)
+	}
+	if got := form(); !slices.Equal(got, []string{"", shop.ID, "", "", ""}) {
+		t.Errorf("the filter form holds %q, want the shop's client ID as account", got)
+	}
+
+	// Paging keeps the filter: 62 token.issued events of the shop, 50 and 12.
+	issued := storage.AuditFilter{AccountID: shop.ID, Action: "token.issued"}
+	byShopIssued := "#/audit?action=token.issued&account=" + shop.ID
+	p.step("filter by action", chromedp.SendKeys(chromedp.ID("audit-action"), "token.issued"), filter)
+	lists("the shop's tokens", byShopIssued, issued)
+	page1 := eval[[][]string](p, `[...document.querySelectorAll("#view tbody tr")].map((tr) => [...tr.children].map((td) => td.textContent))`)
+	p.step("older", chromedp.Click(viewButton("Older")))
+	older := issued
+	older.BeforeSeq, _ = strconv.ParseInt(page1[len(page1)-1][0], 10, 64)
+	if n := lists("the shop's older tokens", byShopIssued, older); n != 12 {
+		t.Errorf("the shop's second page of tokens lists %d events, want 12", n)
+	}
+	page2 := eval[[][]string](p, `[...document.querySelectorAll("#view tbody tr")].map((tr) => [...tr.children].map((td) => td.textContent))`)
+	for _, row := range append(page1, page2...) {
+		if row[2] != "token.issued" || row[4] != shop.ID {
+			t.Errorf("the shop's tokens list %q", row)
+		}
+	}
+	if !eval[bool](p, `[...document.querySelectorAll("#view button")].find((b) => b.textContent === "Older").disabled`) {
+		t.Error("Older is enabled on the last page of the filter")
+	}
+	p.step("newer", chromedp.Click(viewButton("Newer")))
+	lists("the shop's newer tokens", byShopIssued, issued)
+
+	// By outcome, by time.
+	p.step("filter by outcome", clearInput("audit-action"), setInput("audit-outcome", "failure"), filter)
+	refused := storage.AuditFilter{AccountID: shop.ID, Outcome: storage.OutcomeFailure}
+	if n := lists("the shop's failures", "#/audit?account="+shop.ID+"&outcome=failure", refused); n != 1 {
+		t.Errorf("the shop's failures: %d events, want the refused scope's 1", n)
+	}
+	sinceText := since.UTC().Format(time.RFC3339Nano)
+	p.step("filter by time", setInput("audit-outcome", ""), setInput("audit-since", sinceText), filter)
+	if n := lists("the shop's latest events", "#/audit?account="+shop.ID+"&since="+url.QueryEscape(sinceText), storage.AuditFilter{AccountID: shop.ID, Since: since}); n != 2 {
+		t.Errorf("the shop's events since %s: %d, want its last 2 tokens", sinceText, n)
+	}
+	p.step("filter by an hour ago", clearInput("audit-since"), setInput("audit-until", "1h"), filter)
+	lists("events until an hour ago", "#/audit?account="+shop.ID+"&until=1h", storage.AuditFilter{AccountID: shop.ID, Until: time.Now().Add(-time.Hour)})
+	p.shot("audit-filter")
+
+	// Refused filters: the API's description; the form keeps what was
+	// typed; the address and the list stay.
+	p.step("filter by a time the server cannot read", clearInput("audit-until"), setInput("audit-since", "yesterday"), filter)
+	p.waitAlert("bad since", "error", "since must be an RFC 3339 time or a duration ago such as 1h.")
+	p.step("filter by an account that does not exist", clearInput("audit-since"), setInput("audit-account", "nobody"), filter)
+	p.waitAlert("unknown account", "error", `The service account "nobody" does not exist.`)
+	if got, hash := form(), eval[string](p, "location.hash"); !slices.Equal(got, []string{"", "nobody", "", "", ""}) || hash != "#/audit?account="+shop.ID+"&until=1h" {
+		t.Errorf("after refused filters the form holds %q at %s, want what was typed, at the last filter shown", got, hash)
+	}
+
+	// Back goes to the filter before, as the address kept it.
+	p.step("back", chromedp.Evaluate[chromedp.Void]("history.back()"))
+	lists("back", "#/audit?account="+shop.ID+"&since="+url.QueryEscape(sinceText), storage.AuditFilter{AccountID: shop.ID, Since: since})
+	if got := form(); !slices.Equal(got, []string{"", shop.ID, "", sinceText, ""}) {
+		t.Errorf("back at the time filter, the form holds %q", got)
+	}
+	// Clear lists everything again.
+	p.step("clear", chromedp.Click(viewButton("Clear")))
+	lists("cleared", "#/audit", storage.AuditFilter{})
+	if got := form(); !slices.Equal(got, []string{"", "", "", "", ""}) {
+		t.Errorf("after Clear the form holds %q", got)
+	}
+	// The bad time's 400 and the unknown account's 404.
+	p.checkLogs("400", "404")
 }
 
 // clearInput empties an input as a user selecting all and deleting would.

@@ -5,7 +5,7 @@
 import { admin, seg, onSessionChange, currentSession, endSession } from "./api.js";
 import { withKeyFile, withToken } from "./signin.js";
 import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, download, act, button } from "./dom.js";
-import { auditView } from "./audit.js";
+import { auditView, auditHash } from "./audit.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -16,7 +16,7 @@ const routes = [
   [/^#\/accounts\/([^/]+)$/, accountView],
   [/^#\/apis$/, apisView],
   [/^#\/apis\/([^/]+)$/, apiView],
-  [/^#\/audit$/, auditView],
+  [/^#\/audit(?:\?[^#]*)?$/, auditView],
 ];
 
 let rendering = 0; // the latest render wins when several overlap
@@ -189,6 +189,7 @@ async function accountView(id) {
       ["Updated", fmtTime(a.updated_at)],
     ]),
     h("div", { class: "actions" }, toggle, del),
+    h("p", {}, h("a", { href: auditHash({ account: a.client_id }) }, "Its events in the audit log")),
     editAccountForm(a, path),
     keysSection(a, path, keys.keys),
     secretsSection(path, secrets.secrets));

@@ -1,26 +1,67 @@
 // The audit log, newest first: the admin API's newest-first pages
-// (order=desc), each older page ending before the last one's oldest event.
+// (order=desc), each older page ending before the last one's oldest event,
+// filtered as GET /v1/audit filters. The filter is kept in the address
+// (#/audit?action=…&outcome=…), so that Back goes to the one before and a
+// link may name one; the pages shown so far are kept by the view.
 
 import { admin, seg } from "./api.js";
-import { h, table, fmtTime, button } from "./dom.js";
+import { h, table, fmtTime, button, act } from "./dom.js";
 
 const PAGE = 50;
 
+// FILTERS are the query parameters of GET /v1/audit the page filters by.
+const FILTERS = ["action", "account", "outcome", "since", "until"];
+
 const details = (data) => Object.keys(data ?? {}).sort().map((k) => `${k}=${data[k]}`).join(" ");
 
-// auditView shows the newest page of the audit log, with Older and Newer.
+// auditHash is the address of the audit log filtered by filter (an
+// object, FormData or URLSearchParams): its FILTERS that are not empty.
+export function auditHash(filter) {
+  const q = new URLSearchParams();
+  for (const [k, v] of new URLSearchParams(filter)) if (FILTERS.includes(k) && v.trim() !== "") q.set(k, v.trim());
+  return q.size ? "#/audit?" + q : "#/audit";
+}
+
+// filterOf reads the filter of an address auditHash made.
+function filterOf(hash) {
+  const i = hash.indexOf("?");
+  return new URLSearchParams(i < 0 ? "" : hash.slice(i + 1));
+}
+
+// field keeps a label with its control when the filter form wraps.
+const field = (label, control) => h("span", { class: "field" }, h("label", { for: control.id }, label), control);
+
+// filterInput makes a labelled input of the filter form.
+function filterInput(name, label, value, attrs = {}) {
+  return field(label, h("input", { id: "audit-" + name, name, value, autocomplete: "off", spellcheck: false, ...attrs }));
+}
+
+// auditView shows the newest page of the audit log, filtered as the
+// address says, with the filter form, Older and Newer.
 export async function auditView() {
+  const shown = filterOf(auditHash(filterOf(location.hash)));
   const holder = h("div");
-  let pages = [""]; // the before of each page shown so far: "" for the newest
-  const show = async () => {
-    const q = new URLSearchParams({ order: "desc", limit: String(PAGE) });
-    const before = pages[pages.length - 1];
+  // show lists a page (p holds the before of each page shown so far, ""
+  // for the newest) filtered by f; only once the server answered does the
+  // view take them as its own, and only the latest request's answer. It
+  // reports whether it was the latest.
+  let filter = shown, pages = [""], latestRequest = 0;
+  const show = async (f, p) => {
+    const q = new URLSearchParams(f);
+    q.set("order", "desc");
+    q.set("limit", String(PAGE));
+    const before = p[p.length - 1];
     if (before) q.set("before", before);
+    const n = ++latestRequest;
     const res = await admin.get("/audit?" + q);
-    const newer = button("Newer", async () => { pages.pop(); await show(); });
+    if (n !== latestRequest) return false;
+    filter = f;
+    pages = p;
+    const newer = button("Newer", () => show(filter, pages.slice(0, -1)));
     newer.disabled = pages.length === 1;
-    const older = button("Older", async () => { pages.push(res.next_page_token); await show(); });
+    const older = button("Older", () => show(filter, [...pages, res.next_page_token]));
     older.disabled = !res.next_page_token;
+    const empty = before ? "No older events (they may have been pruned)." : f.size ? "No events match the filter." : "The audit log is empty.";
     holder.replaceChildren(
       table([
         ["Seq", (e) => String(e.seq)],
@@ -31,10 +72,34 @@ export async function auditView() {
         ["Actor", (e) => e.actor || "—"],
         ["Source", (e) => e.source || "—"],
         ["Details", (e) => details(e.data)],
-      ], res.events, before ? "No older events (they may have been pruned)." : "The audit log is empty."),
+      ], res.events, empty),
       h("div", { class: "pager" }, newer, older));
+    return true;
   };
-  const latest = button("Show the latest", async () => { pages = [""]; await show(); });
-  await show();
-  return h("section", {}, h("h1", {}, "Audit log"), h("p", {}, "Newest first. ", latest), holder);
+
+  const outcome = h("select", { id: "audit-outcome", name: "outcome" },
+    h("option", { value: "" }, "any"), h("option", { value: "success" }, "success"), h("option", { value: "failure" }, "failure"));
+  outcome.value = shown.get("outcome") ?? "";
+  const apply = h("button", { type: "submit" }, "Filter");
+  const form = h("form", { class: "inline filters", id: "audit-filter" },
+    filterInput("action", "Action", shown.get("action"), { type: "search", placeholder: "token.refused" }),
+    filterInput("account", "Account", shown.get("account"), { type: "search", placeholder: "email or client ID" }),
+    field("Outcome", outcome),
+    filterInput("since", "Since", shown.get("since"), { placeholder: "24h or an RFC 3339 time" }),
+    filterInput("until", "Until", shown.get("until"), { placeholder: "a time or a duration ago" }),
+    apply, h("button", { type: "button", onclick: () => {
+      for (const el of form.elements) if (el.name) el.value = "";
+      form.requestSubmit(apply);
+    } }, "Clear"));
+  // A refused filter (an unknown account, a time the server cannot read)
+  // shows the admin API's description and leaves the form as typed and the
+  // list and address as they were. The address changes only if the page
+  // is still this one.
+  form.addEventListener("submit", act(apply, async () => {
+    const from = location.hash, next = auditHash(new FormData(form));
+    if (await show(filterOf(next), [""]) && location.hash === from && from !== next) history.pushState(null, "", next);
+  }));
+  const latest = button("Show the latest", () => show(filter, [""]));
+  await show(shown, [""]);
+  return h("section", {}, h("h1", {}, "Audit log"), form, h("p", {}, "Newest first. ", latest), holder);
 }
