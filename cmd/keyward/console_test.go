@@ -878,6 +878,109 @@ func TestConsoleAuditFilter(t *testing.T) {
 	p.checkLogs("400", "404")
 }
 
+// TestConsoleRevokeToken revokes tokens by their ID in the console: an
+// opaque token from the Revoke link of its token.issued event in the
+// audit log (after a confirmation, which Cancel declines), and a JWT by
+// the jti typed in; introspection then reports each inactive, and the
+// other tokens stay active.
+func TestConsoleRevokeToken(t *testing.T) {
+	ctx, consoleLog := browserSession(t)
+	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
+	m := startServer(t)
+	var adminKey sakey.KeyFile
+	if data, err := os.ReadFile(m.AdminKeyFile); err != nil || json.Unmarshal(data, &adminKey) != nil {
+		t.Fatalf("read %s: %v", m.AdminKeyFile, err)
+	}
+	bg, sys := context.Background(), admin.Actor{ID: "test"}
+	for _, in := range []admin.APIInput{
+		{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}, TokenFormat: storage.TokenOpaque},
+		{Name: "billing", Identifier: "https://billing.internal", Scopes: []string{"billing.read"}},
+	} {
+		if _, err := m.Server.Admin.CreateAPI(bg, sys, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client := func(name string, scopes ...string) (storage.Account, string) {
+		a, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: name, Project: "shop", Scopes: scopes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := m.Server.Admin.CreateSecret(bg, sys, a.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, s.Value
+	}
+	shop, shopSecret := client("shop", "orders.read", "billing.read")
+	inspector, inspectorSecret := client("inspector", admin.IntrospectScope)
+	l := &lifecycle{t: t, m: m, issuer: m.Issuer}
+	opaque, kept, jwt := l.token(shop.ID, shopSecret, "orders.read"), l.token(shop.ID, shopSecret, "orders.read"), l.token(shop.ID, shopSecret, "billing.read")
+	jti := func(tok string) string {
+		t.Helper()
+		status, body := l.introspect(inspector.ID, inspectorSecret, tok)
+		id, _ := body["jti"].(string)
+		if status != http.StatusOK || body["active"] != true || id == "" {
+			t.Fatalf("introspect: %d %v, want an active token with a jti", status, body)
+		}
+		return id
+	}
+	opaqueID, keptID, jwtID := jti(opaque), jti(kept), jti(jwt)
+	if !strings.HasPrefix(opaque, tokenstate.OpaquePrefix) || strings.HasPrefix(jwt, tokenstate.OpaquePrefix) || opaqueID == keptID {
+		t.Fatalf("tokens %.10s… (%s), %.10s… (%s), want an opaque and a JWT of distinct IDs", opaque, opaqueID, jwt, jwtID)
+	}
+	revocations := func() []storage.AuditEvent {
+		t.Helper()
+		evs, err := m.store.ListAuditEvents(bg, storage.AuditFilter{Action: "token.revoke"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+
+	p.signIn(m)
+	// The opaque token's token.issued event links to its revocation.
+	p.step("the shop's tokens in the audit log", chromedp.Navigate(m.Issuer+"/console/#/audit?action=token.issued&account="+shop.ID),
+		chromedp.Click(chromedp.Search(fmt.Sprintf(`//main[@id="view"]//tr[td[contains(., %q)]]//a[text()="Revoke…"]`, "token_id="+opaqueID))),
+		chromedp.WaitVisible(chromedp.ID("revoke-form")))
+	if got := eval[[]string](p, `[location.hash, document.getElementById("revoke-jti").value]`); !slices.Equal(got, []string{"#/tokens/" + opaqueID, opaqueID}) {
+		t.Errorf("the Revoke link of the token's event leads to %q, want the form filled in with %s", got, opaqueID)
+	}
+	p.step("cancel the revocation", chromedp.Click(chromedp.CSS("#revoke-form button[type=submit]")), chromedp.WaitVisible(chromedp.ID("confirm")),
+		chromedp.Click(chromedp.ID("confirm-cancel")), chromedp.WaitNotVisible(chromedp.ID("confirm")))
+	if n := len(revocations()); n != 0 || !l.active(inspector.ID, inspectorSecret, opaque) {
+		t.Fatalf("after Cancel: %d token.revoke events, want none and the token active", n)
+	}
+	p.step("revoke the opaque token", chromedp.Click(chromedp.CSS("#revoke-form button[type=submit]")), confirm())
+	p.waitAlert("revoked opaque", "notice", opaqueID+": The opaque token with this ID is revoked.")
+	p.shot("revoke")
+	if l.active(inspector.ID, inspectorSecret, opaque) || !l.active(inspector.ID, inspectorSecret, kept) {
+		t.Error("after the revocation the revoked token is active or the other one is not")
+	}
+	if evs := revocations(); len(evs) != 1 || evs[0].Actor != adminKey.ClientID || evs[0].AccountID != shop.ID || evs[0].Data["token_id"] != opaqueID || evs[0].Data["result"] != "revoked" {
+		t.Errorf("token.revoke events: %+v, want the admin revoking %s of %s, on record", evs, opaqueID, shop.ID)
+	}
+
+	// A JWT, by the jti typed in: no token of it is on record, and it is
+	// revoked all the same.
+	p.step("the Tokens page", chromedp.Click(chromedp.CSS(`#nav a[href="#/tokens"]`)),
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := chromedp.Poll[bool](`location.hash === "#/tokens" && document.getElementById("revoke-jti")?.value === ""`)(ctx, t)
+			return err
+		}))
+	p.step("revoke the JWT", chromedp.SendKeys(chromedp.ID("revoke-jti"), jwtID), chromedp.Click(chromedp.CSS("#revoke-form button[type=submit]")), confirm())
+	p.waitAlert("revoked JWT", "notice", jwtID+": No token with this ID is on record (JWT access tokens are not stored")
+	if l.active(inspector.ID, inspectorSecret, jwt) || !l.active(inspector.ID, inspectorSecret, kept) {
+		t.Error("after the revocation the JWT is active or the other token is not")
+	}
+	if evs := revocations(); len(evs) != 2 || evs[1].Data["token_id"] != jwtID || evs[1].Data["result"] != "revoked; no token with this ID on record" {
+		t.Errorf("token.revoke events: %+v, want the JWT's revocation second", evs)
+	}
+	if v := eval[string](p, `document.getElementById("revoke-jti").value`); v != "" {
+		t.Errorf("after the revocation the form holds %q, want it empty", v)
+	}
+	p.checkLogs()
+}
+
 // clearInput empties an input as a user selecting all and deleting would.
 func clearInput(id string) chromedp.Action[chromedp.Void] { return setInput(id, "") }
 

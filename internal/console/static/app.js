@@ -1,11 +1,12 @@
 // The Keyward console: sign-in, a hash router, and the views of service
-// accounts, their keys and secrets, the APIs and the audit log, all read
-// and changed through the admin REST API.
+// accounts, their keys and secrets, the APIs, the audit log and token
+// revocation, all read and changed through the admin REST API.
 
 import { admin, seg, onSessionChange, currentSession, endSession } from "./api.js";
 import { withKeyFile, withToken } from "./signin.js";
 import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, download, act, button } from "./dom.js";
 import { auditView, auditHash } from "./audit.js";
+import { tokensView } from "./tokens.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -17,6 +18,8 @@ const routes = [
   [/^#\/apis$/, apisView],
   [/^#\/apis\/([^/]+)$/, apiView],
   [/^#\/audit(?:\?[^#]*)?$/, auditView],
+  [/^#\/tokens$/, tokensView],
+  [/^#\/tokens\/([^/]+)$/, tokensView],
 ];
 
 let rendering = 0; // the latest render wins when several overlap

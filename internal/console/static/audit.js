@@ -71,7 +71,8 @@ export async function auditView() {
         ["Account", (e) => (e.account_id ? h("a", { href: "#/accounts/" + seg(e.account_id) }, e.account_id) : "—")],
         ["Actor", (e) => e.actor || "—"],
         ["Source", (e) => e.source || "—"],
-        ["Details", (e) => details(e.data)],
+        ["Details", (e) => (e.action === "token.issued" && e.data?.token_id
+          ? [details(e.data), " ", h("a", { href: "#/tokens/" + seg(e.data.token_id) }, "Revoke…")] : details(e.data))],
       ], res.events, empty),
       h("div", { class: "pager" }, newer, older));
     return true;
