@@ -134,6 +134,10 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 			)
 			status, body, err = fn(r, c)
 			if err == nil {
+				if t, ok := body.(tagged); ok {
+					w.Header().Set("ETag", t.etag)
+					body = t.body
+				}
 				if body == nil {
 					w.WriteHeader(status)
 					return
@@ -428,12 +432,15 @@ func (h *Handler) createAPI(r *http.Request, actor Actor) (int, any, error) {
 		return 0, nil, err
 	}
 	a, err := h.svc.CreateAPI(r.Context(), actor, in)
-	return 201, apiView(a), err
+	return 201, apiBody(a), err
 }
+
+// apiBody is an API's view with its ETag.
+func apiBody(a storage.API) tagged { return tagged{apiETag(a), apiView(a)} }
 
 func (h *Handler) getAPI(r *http.Request, _ Actor) (int, any, error) {
 	a, err := h.svc.GetAPI(r.Context(), r.PathValue("name"))
-	return 200, apiView(a), err
+	return 200, apiBody(a), err
 }
 
 func (h *Handler) deleteAPI(r *http.Request, actor Actor) (int, any, error) {
@@ -445,8 +452,12 @@ func (h *Handler) updateAPI(r *http.Request, actor Actor) (int, any, error) {
 	if err := decode(r, &up); err != nil {
 		return 0, nil, err
 	}
-	a, err := h.svc.UpdateAPI(r.Context(), actor, r.PathValue("name"), up)
-	return 200, apiView(a), err
+	match, err := ifMatch(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	a, err := h.svc.UpdateAPIIf(r.Context(), actor, r.PathValue("name"), up, match)
+	return 200, apiBody(a), err
 }
 
 func (h *Handler) revokeAccountTokens(r *http.Request, actor Actor) (int, any, error) {
@@ -519,12 +530,15 @@ func (h *Handler) createAccount(r *http.Request, actor Actor) (int, any, error) 
 		return 0, nil, err
 	}
 	a, err := h.svc.CreateAccount(r.Context(), actor, in)
-	return 201, accountView(a), err
+	return 201, accountBody(a), err
 }
+
+// accountBody is an account's view with its ETag.
+func accountBody(a storage.Account) tagged { return tagged{accountETag(a), accountView(a)} }
 
 func (h *Handler) getAccount(r *http.Request, _ Actor) (int, any, error) {
 	a, err := h.svc.GetAccount(r.Context(), r.PathValue("sa"))
-	return 200, accountView(a), err
+	return 200, accountBody(a), err
 }
 
 func (h *Handler) updateAccount(r *http.Request, actor Actor) (int, any, error) {
@@ -532,8 +546,12 @@ func (h *Handler) updateAccount(r *http.Request, actor Actor) (int, any, error) 
 	if err := decode(r, &up); err != nil {
 		return 0, nil, err
 	}
-	a, err := h.svc.UpdateAccount(r.Context(), actor, r.PathValue("sa"), up)
-	return 200, accountView(a), err
+	match, err := ifMatch(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	a, err := h.svc.UpdateAccountIf(r.Context(), actor, r.PathValue("sa"), up, match)
+	return 200, accountBody(a), err
 }
 
 func (h *Handler) deleteAccount(r *http.Request, actor Actor) (int, any, error) {

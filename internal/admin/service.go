@@ -290,6 +290,13 @@ func (s *Service) ListAPIs(ctx context.Context) ([]storage.API, error) { return 
 
 // UpdateAPI changes an API's description, token format or introspectors.
 func (s *Service) UpdateAPI(ctx context.Context, actor Actor, name string, up APIUpdate) (storage.API, error) {
+	return s.UpdateAPIIf(ctx, actor, name, up, Match{})
+}
+
+// UpdateAPIIf is UpdateAPI made only if the API's state meets match,
+// which the store checks in the update's transaction: otherwise it fails
+// with a 412 and changes nothing.
+func (s *Service) UpdateAPIIf(ctx context.Context, actor Actor, name string, up APIUpdate, match Match) (storage.API, error) {
 	data := map[string]string{"api": name}
 	if up.Description != nil {
 		if err := checkLabel("description", *up.Description, MaxDescriptionLength); err != nil {
@@ -315,6 +322,9 @@ func (s *Service) UpdateAPI(ctx context.Context, actor Actor, name string, up AP
 		data["introspectors"] = strings.Join(ids, " ")
 	}
 	a, err := s.store.UpdateAPI(ctx, name, func(a storage.API) (storage.API, error) {
+		if err := match.check(apiETag(a), fmt.Sprintf("The API %q", a.Name)); err != nil {
+			return a, err
+		}
 		if up.Description != nil {
 			a.Description = *up.Description
 		}
@@ -491,6 +501,13 @@ func (s *Service) ListAccounts(ctx context.Context, opts storage.ListOptions) ([
 
 // UpdateAccount changes an account's descriptive fields, scopes or lifetime.
 func (s *Service) UpdateAccount(ctx context.Context, actor Actor, ref string, up AccountUpdate) (storage.Account, error) {
+	return s.UpdateAccountIf(ctx, actor, ref, up, Match{})
+}
+
+// UpdateAccountIf is UpdateAccount made only if the account's state meets
+// match, which the store checks in the update's transaction, on the row
+// it changes: otherwise it fails with a 412 and changes nothing.
+func (s *Service) UpdateAccountIf(ctx context.Context, actor Actor, ref string, up AccountUpdate, match Match) (storage.Account, error) {
 	a, err := s.GetAccount(ctx, ref)
 	if err != nil {
 		return a, err
@@ -544,6 +561,9 @@ func (s *Service) UpdateAccount(ctx context.Context, actor Actor, ref string, up
 		data["tls_binding"] = string(b)
 	}
 	updated, err := s.store.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
+		if err := match.check(accountETag(old), "The service account "+old.Email); err != nil {
+			return old, err
+		}
 		if up.DisplayName != nil {
 			old.DisplayName = *up.DisplayName
 		}

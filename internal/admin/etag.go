@@ -1,0 +1,157 @@
+package admin
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Optimistic concurrency for the admin API: GET of an account or an API,
+// and the POST that creates one and the PATCH that changes one, carry an
+// ETag naming the state shown (RFC 9110 §8.8.3); a PATCH with If-Match
+// (§13.1.1) is made only if the stored state still has one of the tags
+// it lists. The store checks that in the update's own transaction, which
+// no other change of the row can interleave with, so two administrators
+// editing one account (both sending its whole scope list, say) cannot
+// silently undo each other's changes: the later one gets 412 and nothing
+// is saved. Without If-Match,
+// or with If-Match: *, a PATCH is made as it always was.
+
+// ErrPreconditionFailed is the admin error code of a 412: the resource is
+// no longer in the state If-Match names.
+const ErrPreconditionFailed = "precondition_failed"
+
+// Match is a request's If-Match condition. The zero Match, a request
+// without If-Match or with If-Match: *, holds for any state.
+type Match struct {
+	// Tags are the entity tags listed, as sent: one must be the stored
+	// state's. A weak tag (W/"…") never is: If-Match compares strongly.
+	Tags []string
+}
+
+// check returns nil if the state whose entity tag is tag meets m, and
+// otherwise the 412 that says so; what names the resource ("The service
+// account x@y").
+func (m Match) check(tag, what string) error {
+	if m.Tags == nil || slices.Contains(m.Tags, tag) {
+		return nil
+	}
+	desc := "%s has changed since you read it (If-Match names an older version): someone else changed it meanwhile, so nothing was saved. Read it again, make your change to what it is now, and send that with the new ETag."
+	if slices.Contains(m.Tags, "W/"+tag) {
+		desc = "%s is unchanged, but If-Match names its ETag as a weak tag (W/\"…\"), which never matches: If-Match compares entity tags strongly (RFC 9110 §13.1.1). Nothing was saved; send the ETag without W/ (a proxy that compresses responses may have weakened it)."
+	}
+	return &oauth2.Error{Code: ErrPreconditionFailed, Status: http.StatusPreconditionFailed, Description: fmt.Sprintf(desc, what)}
+}
+
+// ifMatch reads the request's If-Match header field: "*" or a list of
+// entity tags (RFC 9110 §13.1.1). One that is empty or malformed is a
+// bad request, never ignored: the client asked for a condition.
+func ifMatch(r *http.Request) (Match, error) {
+	vs := r.Header.Values("If-Match")
+	if len(vs) == 0 {
+		return Match{}, nil
+	}
+	v := strings.Join(vs, ",")
+	if strings.Trim(v, " \t") == "*" {
+		return Match{}, nil
+	}
+	bad := invalid("The If-Match header must be * or entity tags in double quotes, such as the ETag header of a GET, quotes included.")
+	var tags []string
+	for rest := v; ; {
+		rest = strings.TrimLeft(rest, " \t,")
+		if rest == "" {
+			break
+		}
+		tag, after, ok := cutEntityTag(rest)
+		if !ok {
+			return Match{}, bad
+		}
+		tags = append(tags, tag)
+		if rest = strings.TrimLeft(after, " \t"); rest != "" && rest[0] != ',' {
+			return Match{}, bad
+		}
+	}
+	if tags == nil {
+		return Match{}, invalid("The If-Match header is empty: send the ETag a GET returned, or no If-Match at all.")
+	}
+	return Match{Tags: tags}, nil
+}
+
+// cutEntityTag cuts the entity tag s starts with (RFC 9110 §8.8.3:
+// an optional W/, then characters 0x21, 0x23-0x7E or 0x80-0xFF in
+// double quotes).
+func cutEntityTag(s string) (tag, rest string, ok bool) {
+	start := 0
+	if strings.HasPrefix(s, "W/") {
+		start = 2
+	}
+	if len(s) <= start || s[start] != '"' {
+		return "", "", false
+	}
+	n := strings.IndexByte(s[start+1:], '"')
+	if n < 0 {
+		return "", "", false
+	}
+	end := start + 1 + n + 1
+	for _, c := range []byte(s[start+1 : end-1]) {
+		if c < 0x21 || c == 0x7f {
+			return "", "", false
+		}
+	}
+	return s[:end], s[end:], true
+}
+
+// tagged is a response body sent with the ETag of the state it shows.
+type tagged struct {
+	etag string
+	body any
+}
+
+// accountETag is the strong entity tag of an account's state: a hash of
+// every stored field, updated_at among them, so any change makes a new
+// tag.
+func accountETag(a storage.Account) string {
+	a.CreatedAt, a.UpdatedAt, a.TokensRevokedBefore = storedTime(a.CreatedAt), storedTime(a.UpdatedAt), storedTime(a.TokensRevokedBefore)
+	a.Scopes, a.AuthMethods = orEmpty(a.Scopes), orEmpty(a.AuthMethods)
+	return entityTag(a)
+}
+
+// apiETag is the strong entity tag of an API's state: a hash of every
+// stored field (an API has no updated_at, and needs none: the fields an
+// update may change are all in the hash).
+func apiETag(a storage.API) string {
+	a.CreatedAt = storedTime(a.CreatedAt)
+	a.Scopes, a.Introspectors = orEmpty(a.Scopes), orEmpty(a.Introspectors)
+	return entityTag(a)
+}
+
+// entityTag hashes v's JSON into a quoted entity tag.
+func entityTag(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("admin: entity tag of %T: %v", v, err)) // storage types always encode
+	}
+	sum := sha256.Sum256(b)
+	return `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
+}
+
+// storedTime is t as the stores keep it: UTC, to the microsecond. An
+// update returns the state it wrote with updated_at to the nanosecond; it
+// must have the tag of the same state read back.
+func storedTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// orEmpty makes a nil list empty, as the stores read back an empty one.
+func orEmpty(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}

@@ -1,0 +1,387 @@
+package admin_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/postgres"
+	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
+	"github.com/keyward/keyward/internal/storage/sqlite"
+)
+
+// callIf is call with an If-Match header field ("" sends none).
+func (f *fixture) callIf(t testing.TB, method, path, auth, ifMatch string, body any) (int, map[string]any, http.Header) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = strings.NewReader(string(b))
+	}
+	req := httptest.NewRequest(method, path, r)
+	req.Header.Set("Authorization", auth)
+	if ifMatch != "" {
+		req.Header.Set("If-Match", ifMatch)
+	}
+	w := httptest.NewRecorder()
+	f.srv.ServeHTTP(w, req)
+	var out map[string]any
+	json.Unmarshal(w.Body.Bytes(), &out)
+	return w.Code, out, w.Header()
+}
+
+// strongTag matches a strong entity tag (RFC 9110 §8.8.3).
+var strongTag = regexp.MustCompile(`^"[\x21\x23-\x7e]+"$`)
+
+// etagOf GETs path and returns its ETag and body.
+func (f *fixture) etagOf(t *testing.T, path, auth string) (string, map[string]any) {
+	t.Helper()
+	code, out, hdr := f.call(t, "GET", path, auth, nil)
+	if code != 200 {
+		t.Fatalf("GET %s: %d %v", path, code, out)
+	}
+	tag := hdr.Get("ETag")
+	if !strongTag.MatchString(tag) {
+		t.Fatalf("GET %s: ETag %q, want a strong entity tag", path, tag)
+	}
+	return tag, out
+}
+
+// PATCH of an account or an API honours If-Match (RFC 9110 §13.1.1): with
+// the ETag of the state stored it is made, and its answer has the new
+// state's ETag, the one GET gives next; with an older one it is 412 and
+// nothing changes; without If-Match, or with *, it is made as before.
+// Every change, even one that sets what was there (updated_at moves),
+// makes a new ETag for an account. On SQLite and, when
+// KEYWARD_TEST_POSTGRES_DSN is set, on PostgreSQL: the tags hash what the
+// store reads back.
+func TestIfMatch(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testIfMatch(t, newFixture(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		st, err := postgres.Open(context.Background(), pgtest.SchemaDSN(t), postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		testIfMatch(t, newFixtureOn(t, st))
+	})
+}
+
+func testIfMatch(t *testing.T, f *fixture) {
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	code, out, hdr := f.call(t, "POST", "/v1/apis", auth, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read", "orders.write"}})
+	if code != 201 {
+		t.Fatalf("create API: %d %v", code, out)
+	}
+	apiCreated := hdr.Get("ETag")
+	code, out, hdr = f.call(t, "POST", "/v1/service-accounts", auth, admin.AccountInput{Name: "job", Project: "shop", Scopes: []string{"orders.read"}})
+	if code != 201 {
+		t.Fatalf("create account: %d %v", code, out)
+	}
+	accountCreated := hdr.Get("ETag")
+	job, err := f.store.GetAccountByEmail(context.Background(), "job@shop.iam.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := func(s string) *string { return &s }
+	scopes := func(s ...string) *[]string { return &s }
+	tests := []struct {
+		name    string
+		path    string // of the resource; GET and PATCH
+		created string // the ETag of the POST that created it
+		// change is a PATCH body, different each time; field is the JSON
+		// field it changes.
+		change func(i int) any
+		field  string
+		// sideways changes the resource another way than PATCH, or ""
+		sideways string
+	}{
+		{"account", "/v1/service-accounts/job@shop.iam.test", accountCreated,
+			func(i int) any {
+				return admin.AccountUpdate{Scopes: scopes([]string{"orders.read", "orders.write"}[:1+i%2]...)}
+			}, "scopes",
+			"/v1/service-accounts/job@shop.iam.test/revoke-tokens"},
+		{"account by client ID", "/v1/service-accounts/" + job.ID, "",
+			func(i int) any { return admin.AccountUpdate{Description: desc(strings.Repeat("d", i+1))} }, "description",
+			"/v1/service-accounts/" + job.ID + "/disable"},
+		{"API", "/v1/apis/orders", apiCreated,
+			func(i int) any { return admin.APIUpdate{Description: desc(strings.Repeat("d", i+1))} }, "description", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tag, _ := f.etagOf(t, tt.path, auth)
+			if tt.created != "" && tt.created != tag {
+				t.Errorf("the POST that created it gave ETag %s, GET gives %s", tt.created, tag)
+			}
+			if again, _ := f.etagOf(t, tt.path, auth); again != tag {
+				t.Fatalf("two GETs of one state: ETags %s and %s", tag, again)
+			}
+			i := 0
+			// patch sends change i with If-Match ifMatch; want is 200 or 412.
+			patch := func(t *testing.T, ifMatch string, want int) (map[string]any, string) {
+				t.Helper()
+				i++
+				before, was := f.etagOf(t, tt.path, auth)
+				code, out, hdr := f.callIf(t, "PATCH", tt.path, auth, ifMatch, tt.change(i))
+				if code != want {
+					t.Fatalf("PATCH with If-Match %q: %d %v, want %d", ifMatch, code, out, want)
+				}
+				now, is := f.etagOf(t, tt.path, auth)
+				if want == 200 {
+					if got := hdr.Get("ETag"); got != now || now == before {
+						t.Fatalf("PATCH with If-Match %q: ETag %s before, %s in the answer, %s in the next GET: want a new one, the same in both", ifMatch, before, got, now)
+					}
+					if ch, _ := json.Marshal(tt.change(i)); !strings.Contains(string(ch), mustJSON(t, is[tt.field])) {
+						t.Fatalf("PATCH %s with If-Match %q was not made: %s is %v", ch, ifMatch, tt.field, is[tt.field])
+					}
+					return out, now
+				}
+				if hdr.Get("ETag") != "" || now != before || mustJSON(t, is) != mustJSON(t, was) {
+					t.Fatalf("a refused PATCH changed %s: ETag %s → %s, %v → %v (answer ETag %q)", tt.path, before, now, was, is, hdr.Get("ETag"))
+				}
+				return out, now
+			}
+			_, tag1 := patch(t, tag, 200)
+			out, _ := patch(t, tag, 412) // tag is the state before tag1
+			if out["error"] != admin.ErrPreconditionFailed || !strings.Contains(out["error_description"].(string), "someone else changed it meanwhile, so nothing was saved") {
+				t.Errorf("the 412's body: %v, want precondition_failed saying someone else changed it", out)
+			}
+			_, tag2 := patch(t, "", 200) // no If-Match: as before
+			_, tag3 := patch(t, "*", 200)
+			_, tag4 := patch(t, `"elsewhere", `+tag3, 200)
+			patch(t, tag2, 412)
+			out, _ = patch(t, "W/"+tag4, 412)
+			if !strings.Contains(out["error_description"].(string), "weak tag") {
+				t.Errorf("a weak If-Match of the current ETag: %v, want the description to say why it cannot match", out)
+			}
+			if tt.sideways != "" {
+				// Disabling, enabling and revoking tokens change the
+				// account too, so the ETag read before no longer matches.
+				if code, out, _ := f.call(t, "POST", tt.sideways, auth, nil); code != 200 {
+					t.Fatalf("POST %s: %d %v", tt.sideways, code, out)
+				}
+				patch(t, tag4, 412)
+			}
+			if tag1 == tag || tag2 == tag1 || tag3 == tag2 || tag4 == tag3 {
+				t.Errorf("ETags %s, %s, %s, %s, %s: want a new one after each change", tag, tag1, tag2, tag3, tag4)
+			}
+		})
+	}
+
+	t.Run("an account's ETag changes with a change that sets what was there", func(t *testing.T) {
+		path := "/v1/service-accounts/job@shop.iam.test"
+		before, _ := f.etagOf(t, path, auth)
+		time.Sleep(time.Millisecond) // updated_at counts microseconds
+		code, out, hdr := f.callIf(t, "PATCH", path, auth, before, admin.AccountUpdate{TokenFormat: desc("")})
+		if code != 200 || hdr.Get("ETag") == before {
+			t.Fatalf("%d %v, ETag %s → %s: want a new ETag", code, out, before, hdr.Get("ETag"))
+		}
+	})
+
+	t.Run("no 412 and no event for what is refused before", func(t *testing.T) {
+		// A missing resource is a 404, whatever If-Match says (RFC 9110
+		// §13.2.1), and a bad body a 400.
+		for _, path := range []string{"/v1/service-accounts/ghost@shop.iam.test", "/v1/apis/ghost"} {
+			if code, out, _ := f.callIf(t, "PATCH", path, auth, `"x"`, map[string]any{}); code != 404 {
+				t.Errorf("PATCH %s with If-Match: %d %v, want 404", path, code, out)
+			}
+		}
+		if code, out, _ := f.callIf(t, "PATCH", "/v1/service-accounts/job@shop.iam.test", auth, `"x"`, admin.AccountUpdate{Scopes: scopes("nope")}); code != 400 {
+			t.Errorf("PATCH of an unknown scope with a stale If-Match: %d %v, want 400", code, out)
+		}
+	})
+
+	t.Run("the 412 writes no audit event", func(t *testing.T) {
+		count := func() int {
+			evs, err := f.store.ListAuditEvents(context.Background(), storage.AuditFilter{AccountID: job.ID, Action: "account.update", Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(evs)
+		}
+		n := count()
+		if code, out, _ := f.callIf(t, "PATCH", "/v1/service-accounts/"+job.ID, auth, `"stale"`, admin.AccountUpdate{Description: desc("x")}); code != 412 {
+			t.Fatalf("%d %v, want 412", code, out)
+		}
+		if m := count(); m != n {
+			t.Fatalf("account.update events: %d before the 412, %d after", n, m)
+		}
+	})
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// An If-Match that is empty or not entity tags is a bad request, never
+// taken as no condition.
+func TestIfMatchMalformed(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	path := "/v1/service-accounts/" + f.admin.Email
+	tag, _ := f.etagOf(t, path, auth)
+	bare := strings.Trim(tag, `"`)
+	for _, h := range []string{
+		bare,               // the quotes dropped
+		" ",                // empty
+		",",                // an empty list
+		`*, ` + tag,        // * and a tag
+		tag + ` x`,         // garbage after a tag
+		tag + tag,          // no comma
+		`"a b"`,            // a space inside
+		`w/` + tag,         // a lowercase weak marker
+		`"` + bare,         // no closing quote
+		tag + ", \"\x7f\"", // DEL inside
+	} {
+		code, out, _ := f.callIf(t, "PATCH", path, auth, h, admin.AccountUpdate{})
+		if code != 400 || out["error"] != "invalid_request" || !strings.Contains(out["error_description"].(string), "If-Match") {
+			t.Errorf("If-Match %q: %d %v, want 400 invalid_request about If-Match", h, code, out)
+		}
+	}
+	// Two header lines are one list (RFC 9110 §5.3).
+	req := httptest.NewRequest("PATCH", path, strings.NewReader(`{}`))
+	req.Header.Set("Authorization", auth)
+	req.Header.Add("If-Match", `"other"`)
+	req.Header.Add("If-Match", tag)
+	w := httptest.NewRecorder()
+	f.srv.ServeHTTP(w, req)
+	if w.Code != 200 {
+		t.Errorf("If-Match over two lines naming the ETag: %d %s, want 200", w.Code, w.Body)
+	}
+}
+
+// interleaved is a store where another administrator's change commits
+// just as an update begins: after the admin service has read the account
+// or API to check the request, before the update's transaction reads it.
+// An If-Match checked anywhere but in that transaction misses it.
+type interleaved struct {
+	storage.Storage
+	account func(ctx context.Context, id string)
+	api     func(ctx context.Context, name string)
+}
+
+func (s *interleaved) UpdateAccount(ctx context.Context, id string, fn func(storage.Account) (storage.Account, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Account, error) {
+	if s.account != nil {
+		s.account(ctx, id)
+	}
+	return s.Storage.UpdateAccount(ctx, id, fn, ev, guards...)
+}
+
+func (s *interleaved) UpdateAPI(ctx context.Context, name string, fn func(storage.API) (storage.API, error), ev storage.AuditEvent) (storage.API, error) {
+	if s.api != nil {
+		s.api(ctx, name)
+	}
+	return s.Storage.UpdateAPI(ctx, name, fn, ev)
+}
+
+// The If-Match check is made in the update's transaction: a change that
+// commits between the service's own read and that transaction is not
+// overwritten.
+func TestIfMatchAtomic(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := &interleaved{Storage: st}
+	f := newFixtureOn(t, is)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	ctx, op := context.Background(), admin.Actor{ID: "op"}
+	if _, err := f.srv.Admin.CreateAPI(ctx, op, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read", "orders.write"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.srv.Admin.CreateAccount(ctx, op, admin.AccountInput{Name: "job", Project: "shop", Scopes: []string{"orders.read"}}); err != nil {
+		t.Fatal(err)
+	}
+	theirs := storage.AuditEvent{Time: time.Now(), Action: "account.update", Outcome: storage.OutcomeSuccess, Actor: "other"}
+	is.account = func(ctx context.Context, id string) {
+		is.account = nil
+		if _, err := st.UpdateAccount(ctx, id, func(a storage.Account) (storage.Account, error) {
+			a.Scopes, a.UpdatedAt = []string{"orders.read", "orders.write"}, time.Now()
+			return a, nil
+		}, theirs); err != nil {
+			t.Error(err)
+		}
+	}
+	is.api = func(ctx context.Context, name string) {
+		is.api = nil
+		if _, err := st.UpdateAPI(ctx, name, func(a storage.API) (storage.API, error) {
+			a.Description = "theirs"
+			return a, nil
+		}, theirs); err != nil {
+			t.Error(err)
+		}
+	}
+	none, mine := []string{}, "mine"
+	for _, tt := range []struct {
+		path string
+		body any
+		// check fails unless the other change is what is stored.
+		check func() error
+	}{
+		{"/v1/service-accounts/job@shop.iam.test", admin.AccountUpdate{Scopes: &none}, func() error {
+			a, err := st.GetAccountByEmail(ctx, "job@shop.iam.test")
+			if err == nil && len(a.Scopes) != 2 {
+				return fmt.Errorf("the account's scopes are %q, want the other change's two", a.Scopes)
+			}
+			return err
+		}},
+		{"/v1/apis/orders", admin.APIUpdate{Description: &mine}, func() error {
+			a, err := st.GetAPI(ctx, "orders")
+			if err == nil && a.Description != "theirs" {
+				return fmt.Errorf("the API's description is %q, want the other change's", a.Description)
+			}
+			return err
+		}},
+	} {
+		tag, _ := f.etagOf(t, tt.path, auth)
+		if code, out, _ := f.callIf(t, "PATCH", tt.path, auth, tag, tt.body); code != 412 || out["error"] != admin.ErrPreconditionFailed {
+			t.Errorf("PATCH %s as another change commits: %d %v, want 412", tt.path, code, out)
+		}
+		if err := tt.check(); err != nil {
+			t.Errorf("PATCH %s: %v", tt.path, err)
+		}
+	}
+	if is.account != nil || is.api != nil {
+		t.Fatal("the other changes were not made")
+	}
+}
+
+// FuzzIfMatch sends PATCHes with arbitrary If-Match headers: the answer is
+// 200, 400 or 412, and 200 only for *, or for a list that names the
+// account's ETag.
+func FuzzIfMatch(f *testing.F) {
+	for _, seed := range []string{`*`, ` * `, `"x"`, `W/"x"`, `"a", "b"`, ` , "x" ,`, `"`, `""`, `W/`, `"x",,"y"`, "\"\x80\xff\""} {
+		f.Add(seed)
+	}
+	fx := newFixture(f)
+	auth := "Bearer " + fx.token(f, fx.admin, admin.AdminScope, nil)
+	path := "/v1/service-accounts/" + fx.admin.Email
+	f.Fuzz(func(t *testing.T, h string) {
+		if h == "" || strings.ContainsAny(h, "\r\n\x00") {
+			return // no header, or not one net/http would pass on
+		}
+		_, _, hdr := fx.call(t, "GET", path, auth, nil)
+		tag := hdr.Get("ETag")
+		code, out, _ := fx.callIf(t, "PATCH", path, auth, h, admin.AccountUpdate{})
+		switch {
+		case code == 200 && strings.TrimSpace(h) != "*" && !strings.Contains(h, tag):
+			t.Fatalf("If-Match %q: 200, but it does not name the ETag %s", h, tag)
+		case code != 200 && code != 400 && code != 412:
+			t.Fatalf("If-Match %q: %d %v, want 200, 400 or 412", h, code, out)
+		}
+	})
+}
