@@ -868,11 +868,12 @@ func raceUpdates(first int, update func(i int, read func()) error) error {
 	return errors.Join(errs...)
 }
 
-// testUpdateConcurrent: two updates of one key, secret or organization at
-// once, each changing something else, both take effect: the later applies
-// its fn to what the earlier committed, never to what it read before (a
-// lost update re-enabled a key or secret disabled while its expiry was
-// changed, or unblocked one of two scopes blocked at once).
+// testUpdateConcurrent: two updates of one key, secret, organization or
+// API at once, each changing something else, both take effect: the later
+// applies its fn to what the earlier committed, never to what it read
+// before (a lost update re-enabled a key or secret disabled while its
+// expiry was changed, or unblocked one of two scopes blocked at once; the
+// admin API's If-Match, checked in fn, relies on it).
 func testUpdateConcurrent(t *testing.T, s storage.Storage) {
 	ctx := context.Background()
 	a := account("100000000000000000001", "job@proj.example")
@@ -958,6 +959,31 @@ func testUpdateConcurrent(t *testing.T, s storage.Storage) {
 				o, err := s.GetOrg(ctx, id)
 				if err == nil && (len(o.BlockedScopes) != 2 || !slices.Contains(o.BlockedScopes, blocked[0]) || !slices.Contains(o.BlockedScopes, blocked[1])) {
 					err = fmt.Errorf("blocked scopes %v, want %v", o.BlockedScopes, blocked)
+				}
+				return err
+			},
+		},
+		{
+			name: "api",
+			create: func(id string) error {
+				return s.CreateAPI(ctx, storage.API{Name: id, Identifier: "https://" + id, Scopes: []string{id + ".read"}, CreatedAt: t0}, ev("api.create"))
+			},
+			update: func(id string, i int, read func()) error {
+				_, err := s.UpdateAPI(ctx, id, func(x storage.API) (storage.API, error) {
+					read()
+					if i == 0 {
+						x.Description = "changed"
+					} else {
+						x.Introspectors = []string{a.ID}
+					}
+					return x, nil
+				}, ev("api.update"))
+				return err
+			},
+			check: func(id string) error {
+				x, err := s.GetAPI(ctx, id)
+				if err == nil && (x.Description != "changed" || !slices.Equal(x.Introspectors, []string{a.ID})) {
+					err = fmt.Errorf("description %q, introspectors %v", x.Description, x.Introspectors)
 				}
 				return err
 			},
