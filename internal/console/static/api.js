@@ -60,11 +60,12 @@ export function signOut(reason = null, quiet = false, notice = false) {
 
 // request sends a request to this server (paths are relative to the
 // console, so a proxy may mount Keyward under a prefix) and returns the
-// decoded JSON answer (data, null when empty) and its Date header. auth
-// is true for the session's token, a string for that token, or false. It
-// throws ApiError.
-export async function request(method, path, { body, form, auth = true } = {}) {
+// decoded JSON answer (data, null when empty) and its Date and ETag
+// headers. auth is true for the session's token, a string for that token,
+// or false; ifMatch, if set, is sent as If-Match. It throws ApiError.
+export async function request(method, path, { body, form, auth = true, ifMatch } = {}) {
   const headers = {};
+  if (ifMatch) headers["If-Match"] = ifMatch;
   const init = { method, headers, credentials: "omit", cache: "no-store", redirect: "error" };
   if (auth === true) {
     if (!session) throw new ApiError(401, "invalid_token", "You are signed out.");
@@ -98,14 +99,20 @@ export async function request(method, path, { body, form, auth = true } = {}) {
     if (auth === true && resp.status === 401) signOut(err.message);
     throw err;
   }
-  return { data, date: resp.headers.get("Date") };
+  return { data, date: resp.headers.get("Date"), etag: resp.headers.get("ETag") };
 }
 
-// The admin API: path is below /v1.
+// The admin API: path is below /v1. getTagged returns [data, its ETag];
+// patch with that ETag as ifMatch is refused (412) if the resource was
+// changed since.
 export const admin = {
   get: async (path) => (await request("GET", "/v1" + path)).data,
+  getTagged: async (path) => {
+    const { data, etag } = await request("GET", "/v1" + path);
+    return [data, etag];
+  },
   post: async (path, body) => (await request("POST", "/v1" + path, { body })).data,
-  patch: async (path, body) => (await request("PATCH", "/v1" + path, { body })).data,
+  patch: async (path, body, ifMatch) => (await request("PATCH", "/v1" + path, { body, ifMatch })).data,
   del: async (path) => (await request("DELETE", "/v1" + path)).data,
 };
 

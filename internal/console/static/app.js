@@ -166,7 +166,7 @@ function createAccountForm() {
 
 async function accountView(id) {
   const path = "/service-accounts/" + seg(id);
-  const [a, keys, secrets] = await Promise.all([admin.get(path), admin.get(path + "/keys"), admin.get(path + "/secrets")]);
+  const [[a, etag], keys, secrets] = await Promise.all([admin.getTagged(path), admin.get(path + "/keys"), admin.get(path + "/secrets")]);
   const toggle = a.disabled
     ? button("Enable", async () => { await admin.post(path + "/enable"); await go(location.hash, `Enabled ${a.email}.`); })
     : button("Disable", async () => { await admin.post(path + "/disable"); await go(location.hash, `Disabled ${a.email}; its tokens stop working at once.`); });
@@ -193,7 +193,7 @@ async function accountView(id) {
     ]),
     h("div", { class: "actions" }, toggle, del),
     h("p", {}, h("a", { href: auditHash({ account: a.client_id }) }, "Its events in the audit log")),
-    editAccountForm(a, path),
+    editAccountForm(a, path, etag),
     keysSection(a, path, keys.keys),
     secretsSection(path, secrets.secrets));
 }
@@ -212,8 +212,11 @@ function sameSet(x, y) {
 // only what differs from a. The server checks everything (known scopes,
 // the lifetime's bounds, that an administrator keeps its own admin scope
 // and that one administrator is left); its refusal is shown as it is, and
-// the form keeps what was typed.
-function editAccountForm(a, path) {
+// the form keeps what was typed. The PATCH carries If-Match: etag, a's
+// ETag, so a change someone else made since the page showed a is not
+// overwritten: the server refuses (412), and Reload shows the account as
+// it is now.
+function editAccountForm(a, path, etag) {
   const scopesNow = a.scopes ?? [], methodsNow = a.auth_methods ?? [];
   const [displayLabel, display] = formInput("Display name", "edit-display_name", { value: a.display_name });
   const [descLabel, desc] = formInput("Description", "edit-description", { value: a.description });
@@ -225,13 +228,15 @@ function editAccountForm(a, path) {
   format.value = a.token_format || "";
   const methods = AUTH_METHODS.map((m) => h("input", { type: "checkbox", id: "f-edit-method-" + m, value: m, checked: methodsNow.includes(m) }));
   const submit = h("button", { type: "submit" }, "Save changes");
+  const reload = button("Reload the account", () => go(location.hash, `Reloaded ${a.email} as it is now.`));
+  reload.hidden = true;
   const form = h("form", { class: "grid" },
     displayLabel, display, descLabel, desc, scopesLabel, scopes, lifeLabel, life,
     h("label", { for: format.id }, "Token format"), format,
     h("span", { id: "edit-methods-label" }, "Authentication methods"),
     h("div", { class: "checks", role: "group", "aria-labelledby": "edit-methods-label" },
       methods.map((c) => h("label", { for: c.id }, c, " " + c.value))),
-    h("span"), submit);
+    h("span"), h("span", { class: "actions" }, submit, reload));
   const what = {
     display_name: "display name", description: "description", scopes: "scopes", token_lifetime_seconds: "token lifetime",
     token_format: "token format", auth_methods: "authentication methods",
@@ -253,7 +258,13 @@ function editAccountForm(a, path) {
       showNotice("Nothing to save: the form is as the account is.");
       return;
     }
-    await admin.patch(path, up);
+    try {
+      await admin.patch(path, up, etag);
+    } catch (e) {
+      if (e.status !== 412) throw e;
+      reload.hidden = false;
+      throw new Error(`Nothing was saved: someone else changed ${a.email} after this page showed it. Reload the account to see it as it is now, then make your changes again.`);
+    }
     const note = up.scopes && scopesNow.some((x) => !sc.includes(x))
       ? " Tokens already issued keep the scopes they were issued with until they expire." : "";
     await go(location.hash, `Updated the ${andList(changed.map((k) => what[k]))} of ${a.email}.${note}`);
