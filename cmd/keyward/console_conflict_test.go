@@ -80,6 +80,29 @@ func TestConsoleEditConflict(t *testing.T) {
 	if got := scopes(); !slices.Equal(got, []string{"orders.read", "orders.refund", "orders.write"}) {
 		t.Fatalf("after saving the reloaded form the account's scopes are %q", got)
 	}
-	// The refused save's 412 is logged by the browser as a failed request.
+
+	// The API form saves with If-Match too.
+	apiDesc := func() string {
+		t.Helper()
+		a, err := m.Server.Admin.GetAPI(bg, "orders")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Description
+	}
+	eval[string](p, `location.hash = "#/apis/orders"`) // in the page: the token lives in its memory
+	step("open the API's edit form",
+		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//h1[text()="orders"]`)),
+		chromedp.Click(chromedp.CSS("#edit-api summary")), chromedp.WaitVisible(chromedp.ID("f-edit-api-description")))
+	other := "Changed by another administrator."
+	if _, err := m.Server.Admin.UpdateAPI(bg, sys, "orders", admin.APIUpdate{Description: &other}); err != nil {
+		t.Fatal(err)
+	}
+	step("save the API over the other change", setInput("f-edit-api-description", "Mine."), chromedp.Click(chromedp.CSS("#edit-api button[type=submit]")))
+	waitAlert("API refused", "error", "Nothing was saved: someone else changed the API orders after this page showed it.")
+	if got := apiDesc(); got != other {
+		t.Fatalf("after the refused save the API's description is %q, want the other administrator's", got)
+	}
+	// The refused saves' 412s are logged by the browser as failed requests.
 	p.checkLogs("412")
 }

@@ -391,7 +391,7 @@ function createAPIForm() {
 
 async function apiView(name) {
   const path = "/apis/" + seg(name);
-  const a = await admin.get(path);
+  const [a, etag] = await admin.getTagged(path);
   // The admin API refuses to delete an API whose scopes are still granted,
   // naming who holds them, and the built-in API.
   const del = button("Delete", async () => {
@@ -413,15 +413,17 @@ async function apiView(name) {
       ["Created", fmtTime(a.created_at)],
     ]),
     h("div", { class: "actions" }, del),
-    editAPIForm(a, path));
+    editAPIForm(a, path, etag));
 }
 
 // editAPIForm changes an API's description, token format and
 // introspectors with the admin API's PATCH, sending only what differs
 // from a; its scopes and identifier do not change. Introspectors may be
 // named by email or client ID; the server finds them (and refuses an
-// account that does not exist, the form keeping what was typed).
-function editAPIForm(a, path) {
+// account that does not exist, the form keeping what was typed). The
+// PATCH carries If-Match: etag, so a change another administrator made
+// since the page showed the API is refused (412), not overwritten.
+function editAPIForm(a, path, etag) {
   const [descLabel, desc] = formInput("Description", "edit-api-description", { value: a.description });
   const format = formatSelect("f-edit-api-token_format", a.token_format);
   const [introLabel, intro] = formInput("Introspectors (accounts' emails or client IDs, space-separated)", "edit-api-introspectors",
@@ -441,7 +443,12 @@ function editAPIForm(a, path) {
       showNotice("Nothing to save: the form is as the API is.");
       return;
     }
-    await admin.patch(path, up);
+    try {
+      await admin.patch(path, up, etag);
+    } catch (e) {
+      if (e.status !== 412) throw e;
+      throw new Error(`Nothing was saved: someone else changed the API ${a.name} after this page showed it. Open it again to see it as it is now, then make your changes again.`);
+    }
     await go(location.hash, `Updated the ${andList(changed.map((k) => what[k]))} of the API ${a.name}.`);
   }));
   return h("details", { class: "box", id: "edit-api" }, h("summary", {}, "Edit the API"), form);
