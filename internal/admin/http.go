@@ -67,8 +67,24 @@ func NewHandler(svc *Service, tokens TokenResolver, certs PeerCertificates, sign
 // with http.Server.RegisterOnShutdown.
 func (h *Handler) StopWaiting() { h.stopOnce.Do(func() { close(h.stopping) }) }
 
-// Register mounts the admin routes on mux.
+// Register mounts the admin routes on mux, and a catch-all for the rest of
+// /v1/ that answers 405 or 404. A new route goes in routes, where
+// TestAdminAPIDocumented holds docs/ADMIN-API.md to it, not here.
 func (h *Handler) Register(mux *http.ServeMux) {
+	for pattern, handler := range h.routes() {
+		mux.Handle(pattern, handler)
+	}
+	mux.Handle("/v1/", h.endpoint(func(r *http.Request, _ Actor) (int, any, error) {
+		if err := oauth2.MethodNotAllowed(mux, r, "/v1/"); err != nil {
+			return 0, nil, err
+		}
+		return 0, nil, notFound("There is no admin endpoint %s %s.", oauth2.Truncate(r.Method, 16), oauth2.Truncate(r.URL.Path, 200))
+	}))
+}
+
+// routes returns the admin routes, pattern to handler: every one that
+// Register mounts but the catch-all. docs/ADMIN-API.md documents each.
+func (h *Handler) routes() map[string]http.Handler {
 	routes := map[string]func(*http.Request, Actor) (int, any, error){
 		"GET /v1/apis":                                        h.listAPIs,
 		"POST /v1/apis":                                       h.createAPI,
@@ -100,17 +116,13 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		"POST /v1/signing-keys/rotate":                        h.rotateSigningKeys,
 	}
 	h.registerDelegation(routes)
+	out := make(map[string]http.Handler, len(routes)+2)
 	for pattern, fn := range routes {
-		mux.Handle(pattern, h.endpoint(fn))
+		out[pattern] = h.endpoint(fn)
 	}
-	mux.Handle("GET /v1/audit", longPoll(h.endpoint(h.listAudit)))
-	mux.Handle("GET /v1/whoami", h.callerEndpoint(h.whoAmI))
-	mux.Handle("/v1/", h.endpoint(func(r *http.Request, _ Actor) (int, any, error) {
-		if err := oauth2.MethodNotAllowed(mux, r, "/v1/"); err != nil {
-			return 0, nil, err
-		}
-		return 0, nil, notFound("There is no admin endpoint %s %s.", oauth2.Truncate(r.Method, 16), oauth2.Truncate(r.URL.Path, 200))
-	}))
+	out["GET /v1/audit"] = longPoll(h.endpoint(h.listAudit))
+	out["GET /v1/whoami"] = h.callerEndpoint(h.whoAmI)
+	return out
 }
 
 // endpoint wraps an admin operation with authentication and JSON encoding.
