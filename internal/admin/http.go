@@ -160,7 +160,12 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 		}
 		oe := oauth2.AsError(err)
 		if oe.Code == oauth2.ErrServerError {
+			// What the service does not name is the store failing (its
+			// only other work cannot fail): retryable, as at /token.
 			h.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			oe = &oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Status: http.StatusServiceUnavailable,
+				Description: "The server cannot complete the request right now; try again later.",
+				Header:      http.Header{"Retry-After": {"5"}}}
 		}
 		oauth2.WriteError(w, oe)
 	})

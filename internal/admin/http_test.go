@@ -520,3 +520,16 @@ func TestNotFoundPathCut(t *testing.T) {
 		t.Fatalf("%d, description of %d bytes: %.100s…; want 404 with the path cut", status, len(desc), desc)
 	}
 }
+
+// A store that fails is not the caller's fault: 503 with Retry-After, so
+// scripts retry, and nothing of the cause in the answer.
+func TestStoreDown(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	f.store.Close()
+	status, body, h := f.call(t, "GET", "/v1/apis", auth, nil)
+	desc, _ := body["error_description"].(string)
+	if status != http.StatusServiceUnavailable || body["error"] != oauth2.ErrTemporarilyUnavailable || h.Get("Retry-After") == "" || strings.Contains(desc, "sql") {
+		t.Fatalf("%d %v, Retry-After %q; want 503 temporarily_unavailable with Retry-After and no cause", status, body, h.Get("Retry-After"))
+	}
+}
