@@ -58,12 +58,12 @@ type Store interface {
 	CreateKey(ctx context.Context, k storage.Key, ev storage.AuditEvent) error
 	GetKey(ctx context.Context, id string) (storage.Key, error)
 	ListKeys(ctx context.Context, accountID string) ([]storage.Key, error)
-	UpdateKey(ctx context.Context, id string, fn func(storage.Key) (storage.Key, error), ev storage.AuditEvent) (storage.Key, error)
-	DeleteKey(ctx context.Context, id string, ev storage.AuditEvent) error
+	UpdateKey(ctx context.Context, id string, fn func(storage.Key) (storage.Key, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Key, error)
+	DeleteKey(ctx context.Context, id string, ev storage.AuditEvent, guards ...storage.Guard) error
 	CreateSecret(ctx context.Context, s storage.Secret, ev storage.AuditEvent) error
 	ListSecrets(ctx context.Context, accountID string) ([]storage.Secret, error)
-	UpdateSecret(ctx context.Context, id string, fn func(storage.Secret) (storage.Secret, error), ev storage.AuditEvent) (storage.Secret, error)
-	DeleteSecret(ctx context.Context, id string, ev storage.AuditEvent) error
+	UpdateSecret(ctx context.Context, id string, fn func(storage.Secret) (storage.Secret, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Secret, error)
+	DeleteSecret(ctx context.Context, id string, ev storage.AuditEvent, guards ...storage.Guard) error
 	CreateAPI(ctx context.Context, a storage.API, ev storage.AuditEvent) error
 	GetAPI(ctx context.Context, name string) (storage.API, error)
 	ListAPIs(ctx context.Context) ([]storage.API, error)

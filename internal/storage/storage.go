@@ -21,6 +21,9 @@ var (
 	// ErrLastHolder: a change guarded by Guard.KeepHeld would leave no
 	// enabled account holding the scope.
 	ErrLastHolder = errors.New("no enabled account would hold the scope")
+	// ErrLastCredential: a change guarded by Guard.KeepSignIn would leave
+	// no enabled account holding the scope able to get tokens.
+	ErrLastCredential = errors.New("no enabled account holding the scope could get tokens")
 	// ErrUnknownScope: a change guarded by Guard.KnownScopes grants a scope
 	// that belongs to no API.
 	ErrUnknownScope = errors.New("the scope belongs to no API")
@@ -31,12 +34,13 @@ var (
 	ErrScopesHeld = errors.New("the API's scopes are held")
 )
 
-// Guard is a precondition of a change to an account or a delegation grant.
-// The store checks it inside the change's transaction, after applying the
-// change: if it fails, nothing is written. Guarded changes, CreateAPI and
-// DeleteAPI are serialized against each other, across processes sharing
-// the store, so two of them cannot each pass by counting on what the other
-// one undoes (write skew). Changes made without a guard are not checked.
+// Guard is a precondition of a change to an account, a key, a secret or a
+// delegation grant. The store checks it inside the change's transaction,
+// after applying the change: if it fails, nothing is written. Guarded
+// changes, CreateAPI and DeleteAPI are serialized against each other,
+// across processes sharing the store, so two of them cannot each pass by
+// counting on what the other one undoes (write skew). Changes made without
+// a guard are not checked.
 type Guard struct {
 	// KeepHeld, if set, is a scope that some enabled account must still
 	// hold after the change when the changed account held it, enabled,
@@ -48,6 +52,27 @@ type Guard struct {
 	// ErrUnknownScope. With DeleteAPI refusing while its scopes are held,
 	// no account or grant is left holding the scope of a deleted API.
 	KnownScopes bool
+	// KeepSignIn, if set, is a scope such that some enabled account
+	// holding it must still be able to get tokens after a change to a key
+	// or a secret that was a way in for such an account before: otherwise
+	// the change fails with ErrLastCredential. (Keyward keeps an
+	// administrator able to get an admin token: disabling or deleting
+	// credentials never locks the API out either.) An account gets tokens
+	// with:
+	//   - an enabled key that has not expired at Now: the JWT-bearer grant
+	//     takes any key of the account, whatever its AuthMethods, and
+	//     self_signed_tls_client_auth's certificates are keys too;
+	//   - an enabled secret that has not expired at Now, if its AuthMethods
+	//     allow client_secret_basic or client_secret_post;
+	//   - a CA-issued certificate, if its AuthMethods allow tls_client_auth
+	//     and a TLSBinding is set. Whether the server trusts a CA that
+	//     issues it is configuration the store does not see: a binding
+	//     counts, and without one tls_client_auth does not.
+	// KeepSignIn does not apply to account and grant changes.
+	KeepSignIn string
+	// Now is when KeepSignIn judges keys and secrets expired; zero means
+	// the store's clock.
+	Now time.Time
 }
 
 // HoldersListed caps the holders a ScopesHeldError lists.
@@ -395,16 +420,24 @@ type Storage interface {
 	GetKey(ctx context.Context, id string) (Key, error)
 	// ListKeys returns the account's keys, oldest first.
 	ListKeys(ctx context.Context, accountID string) ([]Key, error)
-	UpdateKey(ctx context.Context, id string, fn func(Key) (Key, error), ev AuditEvent) (Key, error)
-	DeleteKey(ctx context.Context, id string, ev AuditEvent) error
+	// UpdateKey applies fn to the stored key in one transaction, checking
+	// guards (see Guard) in it.
+	UpdateKey(ctx context.Context, id string, fn func(Key) (Key, error), ev AuditEvent, guards ...Guard) (Key, error)
+	// DeleteKey deletes the key, checking guards (see Guard) in the same
+	// transaction.
+	DeleteKey(ctx context.Context, id string, ev AuditEvent, guards ...Guard) error
 
 	// CreateAPI fails with ErrAlreadyExists when the name, identifier or
 	// any scope is taken.
 	CreateSecret(ctx context.Context, s Secret, ev AuditEvent) error
 	// ListSecrets returns the account's secrets, oldest first.
 	ListSecrets(ctx context.Context, accountID string) ([]Secret, error)
-	UpdateSecret(ctx context.Context, id string, fn func(Secret) (Secret, error), ev AuditEvent) (Secret, error)
-	DeleteSecret(ctx context.Context, id string, ev AuditEvent) error
+	// UpdateSecret applies fn to the stored secret in one transaction,
+	// checking guards (see Guard) in it.
+	UpdateSecret(ctx context.Context, id string, fn func(Secret) (Secret, error), ev AuditEvent, guards ...Guard) (Secret, error)
+	// DeleteSecret deletes the secret, checking guards (see Guard) in the
+	// same transaction.
+	DeleteSecret(ctx context.Context, id string, ev AuditEvent, guards ...Guard) error
 	// TouchSecrets records when secrets were last used. It is not audited:
 	// use is recorded by the token events.
 	TouchSecrets(ctx context.Context, lastUsed map[string]time.Time) error

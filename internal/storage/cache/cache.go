@@ -297,15 +297,15 @@ func (s *Store) CreateKey(ctx context.Context, k storage.Key, ev storage.AuditEv
 }
 
 // UpdateKey implements storage.Storage.
-func (s *Store) UpdateKey(ctx context.Context, id string, fn func(storage.Key) (storage.Key, error), ev storage.AuditEvent) (storage.Key, error) {
+func (s *Store) UpdateKey(ctx context.Context, id string, fn func(storage.Key) (storage.Key, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Key, error) {
 	defer s.invalidate("", true) // the key's account is not known before the call
-	return s.Storage.UpdateKey(ctx, id, fn, ev)
+	return s.Storage.UpdateKey(ctx, id, fn, ev, guards...)
 }
 
 // DeleteKey implements storage.Storage.
-func (s *Store) DeleteKey(ctx context.Context, id string, ev storage.AuditEvent) error {
+func (s *Store) DeleteKey(ctx context.Context, id string, ev storage.AuditEvent, guards ...storage.Guard) error {
 	defer s.invalidate("", true)
-	return s.Storage.DeleteKey(ctx, id, ev)
+	return s.Storage.DeleteKey(ctx, id, ev, guards...)
 }
 
 // CreateSecret implements storage.Storage.
@@ -315,15 +315,15 @@ func (s *Store) CreateSecret(ctx context.Context, sec storage.Secret, ev storage
 }
 
 // UpdateSecret implements storage.Storage.
-func (s *Store) UpdateSecret(ctx context.Context, id string, fn func(storage.Secret) (storage.Secret, error), ev storage.AuditEvent) (storage.Secret, error) {
+func (s *Store) UpdateSecret(ctx context.Context, id string, fn func(storage.Secret) (storage.Secret, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Secret, error) {
 	defer s.invalidate("", true)
-	return s.Storage.UpdateSecret(ctx, id, fn, ev)
+	return s.Storage.UpdateSecret(ctx, id, fn, ev, guards...)
 }
 
 // DeleteSecret implements storage.Storage.
-func (s *Store) DeleteSecret(ctx context.Context, id string, ev storage.AuditEvent) error {
+func (s *Store) DeleteSecret(ctx context.Context, id string, ev storage.AuditEvent, guards ...storage.Guard) error {
 	defer s.invalidate("", true)
-	return s.Storage.DeleteSecret(ctx, id, ev)
+	return s.Storage.DeleteSecret(ctx, id, ev, guards...)
 }
 
 // CreateAPI implements storage.Storage.

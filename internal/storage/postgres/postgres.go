@@ -25,7 +25,7 @@ var migrations embed.FS
 const (
 	lockAudit       = 0x6b770001 // the audit chain head
 	lockSigningKeys = 0x6b770002 // signing-key rotation
-	lockScopes      = 0x6b770003 // guarded account and grant changes, API creations and deletions
+	lockScopes      = 0x6b770003 // guarded account, key, secret and grant changes, API creations and deletions
 )
 
 // Options configure Open.

@@ -64,9 +64,12 @@ func (s *Store) ListKeys(ctx context.Context, accountID string) ([]storage.Key, 
 }
 
 // UpdateKey implements storage.Storage. Only Disabled and ExpiresAt change.
-func (s *Store) UpdateKey(ctx context.Context, id string, fn func(storage.Key) (storage.Key, error), ev storage.AuditEvent) (storage.Key, error) {
+func (s *Store) UpdateKey(ctx context.Context, id string, fn func(storage.Key) (storage.Key, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Key, error) {
 	var out storage.Key
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockScopes(ctx, tx, guards); err != nil {
+			return err
+		}
 		old, err := scanKey(tx.QueryRowContext(ctx, s.q["getKeyForUpdate"], id))
 		if err != nil {
 			return s.wrap("update key", err)
@@ -83,16 +86,34 @@ func (s *Store) UpdateKey(ctx context.Context, id string, fn func(storage.Key) (
 		if err != nil {
 			return s.wrap("update key", err)
 		}
+		if err := s.checkCredential(ctx, tx, "update key", k.AccountID, keyCounts(old), keyCounts(k), guards); err != nil {
+			return err
+		}
 		return s.notify(ctx, tx, k.AccountID)
 	}, ev)
 	return out, err
 }
 
 // DeleteKey implements storage.Storage.
-func (s *Store) DeleteKey(ctx context.Context, id string, ev storage.AuditEvent) error {
+func (s *Store) DeleteKey(ctx context.Context, id string, ev storage.AuditEvent, guards ...storage.Guard) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		var old storage.Key
+		if len(guards) > 0 {
+			if err := s.lockScopes(ctx, tx, guards); err != nil {
+				return err
+			}
+			var err error
+			if old, err = scanKey(tx.QueryRowContext(ctx, s.q["getKeyForUpdate"], id)); err != nil {
+				return s.wrap("delete key", err)
+			}
+		}
 		if err := s.execOne(ctx, tx, "delete key", s.q["deleteKey"], id); err != nil {
 			return err
+		}
+		if len(guards) > 0 {
+			if err := s.checkCredential(ctx, tx, "delete key", old.AccountID, keyCounts(old), nil, guards); err != nil {
+				return err
+			}
 		}
 		return s.notify(ctx, tx, storage.ChangeAll)
 	}, ev)

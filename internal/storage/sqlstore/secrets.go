@@ -52,9 +52,12 @@ func (s *Store) ListSecrets(ctx context.Context, accountID string) ([]storage.Se
 }
 
 // UpdateSecret implements storage.Storage. Only Disabled and ExpiresAt change.
-func (s *Store) UpdateSecret(ctx context.Context, id string, fn func(storage.Secret) (storage.Secret, error), ev storage.AuditEvent) (storage.Secret, error) {
+func (s *Store) UpdateSecret(ctx context.Context, id string, fn func(storage.Secret) (storage.Secret, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Secret, error) {
 	var out storage.Secret
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockScopes(ctx, tx, guards); err != nil {
+			return err
+		}
 		old, err := scanSecret(tx.QueryRowContext(ctx, s.q["getSecretForUpdate"], id))
 		if err != nil {
 			return s.wrap("update secret", err)
@@ -71,16 +74,34 @@ func (s *Store) UpdateSecret(ctx context.Context, id string, fn func(storage.Sec
 		if err != nil {
 			return s.wrap("update secret", err)
 		}
+		if err := s.checkCredential(ctx, tx, "update secret", sec.AccountID, secretCounts(old), secretCounts(sec), guards); err != nil {
+			return err
+		}
 		return s.notify(ctx, tx, sec.AccountID)
 	}, ev)
 	return out, err
 }
 
 // DeleteSecret implements storage.Storage.
-func (s *Store) DeleteSecret(ctx context.Context, id string, ev storage.AuditEvent) error {
+func (s *Store) DeleteSecret(ctx context.Context, id string, ev storage.AuditEvent, guards ...storage.Guard) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		var old storage.Secret
+		if len(guards) > 0 {
+			if err := s.lockScopes(ctx, tx, guards); err != nil {
+				return err
+			}
+			var err error
+			if old, err = scanSecret(tx.QueryRowContext(ctx, s.q["getSecretForUpdate"], id)); err != nil {
+				return s.wrap("delete secret", err)
+			}
+		}
 		if err := s.execOne(ctx, tx, "delete secret", s.q["deleteSecret"], id); err != nil {
 			return err
+		}
+		if len(guards) > 0 {
+			if err := s.checkCredential(ctx, tx, "delete secret", old.AccountID, secretCounts(old), nil, guards); err != nil {
+				return err
+			}
 		}
 		return s.notify(ctx, tx, storage.ChangeAll)
 	}, ev)

@@ -34,6 +34,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"DeleteAccountCascades", testDeleteAccountCascades},
 		{"GuardKeepHeld", testGuardKeepHeld},
 		{"GuardKeepHeldConcurrent", testGuardKeepHeldConcurrent},
+		{"GuardKeepSignIn", testGuardKeepSignIn},
+		{"GuardKeepSignInConcurrent", testGuardKeepSignInConcurrent},
 		{"GuardKnownScopes", testGuardKnownScopes},
 		{"GuardKnownScopesConcurrent", testGuardKnownScopesConcurrent},
 		{"UpdateAccountConcurrent", testUpdateAccountConcurrent},

@@ -1,0 +1,236 @@
+package storagetest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// withAuth sets how a signs in: its methods and certificate binding.
+func withAuth(a storage.Account, tls storage.TLSBinding, methods ...string) storage.Account {
+	a.AuthMethods, a.TLS = methods, tls
+	return a
+}
+
+func setKeyDisabled(d bool) func(storage.Key) (storage.Key, error) {
+	return func(k storage.Key) (storage.Key, error) { k.Disabled = d; return k, nil }
+}
+
+func setSecretDisabled(d bool) func(storage.Secret) (storage.Secret, error) {
+	return func(x storage.Secret) (storage.Secret, error) { x.Disabled = d; return x, nil }
+}
+
+// A change of a key or a secret guarded by KeepSignIn fails, writing
+// nothing, when it would leave no enabled account holding the scope able
+// to get tokens at the guard's Now: with an enabled key unexpired then, an
+// enabled secret unexpired then that the account's methods allow, or a
+// certificate binding with tls_client_auth allowed. Credentials of
+// disabled accounts, and of accounts holding other scopes, do not count.
+func testGuardKeepSignIn(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	keep := storage.Guard{KeepSignIn: adminScope, Now: t0}
+	none, bound := storage.TLSBinding{}, storage.TLSBinding{SANDNS: "admin.example"}
+	keyed := withAuth(holder(1, false, adminScope), none, storage.AuthPrivateKeyJWT) // its secret is no way in
+	secreted := withAuth(holder(2, false, "orders.read", adminScope), none, storage.AuthSecretPost)
+	off := withAuth(holder(3, true, adminScope), bound, storage.AuthSecretBasic, storage.AuthTLS)
+	reader := withAuth(holder(4, false, adminScope+".read", "keyward"), bound, storage.AuthSecretBasic, storage.AuthTLS)
+	unbound := withAuth(holder(5, false, adminScope), none, storage.AuthTLS)
+	unallowed := withAuth(holder(6, false, adminScope), bound, storage.AuthSecretBasic)
+	for _, a := range []storage.Account{keyed, secreted, off, reader, unbound, unallowed} {
+		mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
+	}
+	newKey := func(id string, a storage.Account, disabled bool, expires time.Time) {
+		k := key(id, a.ID)
+		k.Disabled, k.ExpiresAt = disabled, expires
+		mustNil(t, s.CreateKey(ctx, k, ev("key.create")))
+	}
+	newSecret := func(id string, a storage.Account, disabled bool, expires time.Time) {
+		x := secret(id, a.ID, t0)
+		x.Disabled, x.ExpiresAt = disabled, expires
+		mustNil(t, s.CreateSecret(ctx, x, ev("secret.create")))
+	}
+	newKey("k-keyed", keyed, false, t0.Add(time.Hour))
+	newKey("k-expired", keyed, false, t0) // expired at t0
+	newKey("k-disabled", keyed, true, time.Time{})
+	newSecret("s-keyed", keyed, false, time.Time{})
+	newSecret("s-secreted", secreted, false, t0.Add(time.Hour))
+	newKey("k-off", off, false, time.Time{})
+	newSecret("s-off", off, false, time.Time{})
+	newKey("k-reader", reader, false, time.Time{})
+	newSecret("s-reader", reader, false, time.Time{})
+	before := len(verifyAll(t, s))
+
+	// One of the two ways in may go; then the other is the last.
+	_, err := s.UpdateKey(ctx, "k-keyed", setKeyDisabled(true), ev("key.disable"), keep)
+	mustNil(t, err)
+	for name, err := range map[string]error{
+		"disabling": func() error {
+			_, err := s.UpdateSecret(ctx, "s-secreted", setSecretDisabled(true), ev("secret.disable"), keep)
+			return err
+		}(),
+		"expiring at Now": func() error {
+			_, err := s.UpdateSecret(ctx, "s-secreted", func(x storage.Secret) (storage.Secret, error) { x.ExpiresAt = t0; return x, nil }, ev("secret.update"), keep)
+			return err
+		}(),
+		"deleting": s.DeleteSecret(ctx, "s-secreted", ev("secret.delete"), keep),
+	} {
+		if !errors.Is(err, storage.ErrLastCredential) {
+			t.Errorf("%s the last way in: err = %v, want ErrLastCredential", name, err)
+		}
+	}
+	secs, err := s.ListSecrets(ctx, secreted.ID)
+	mustNil(t, err)
+	if len(secs) != 1 || secs[0].Disabled || !secs[0].ExpiresAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("the last way in changed after refused changes: %+v", secs)
+	}
+	if n := len(verifyAll(t, s)); n != before+1 {
+		t.Errorf("%d audit events after one change and three refusals, want %d", n, before+1)
+	}
+
+	// What is no way in goes freely: an expired or disabled key, a secret
+	// its account may not use, the credentials of a disabled account or
+	// of one holding another scope.
+	_, err = s.UpdateKey(ctx, "k-expired", setKeyDisabled(true), ev("key.disable"), keep)
+	mustNil(t, err)
+	for _, id := range []string{"k-disabled", "k-off", "k-reader"} {
+		mustNil(t, s.DeleteKey(ctx, id, ev("key.delete"), keep))
+	}
+	_, err = s.UpdateSecret(ctx, "s-keyed", setSecretDisabled(true), ev("secret.disable"), keep)
+	mustNil(t, err)
+	for _, id := range []string{"s-keyed", "s-off", "s-reader"} {
+		mustNil(t, s.DeleteSecret(ctx, id, ev("secret.delete"), keep))
+	}
+	wantErr(t, s.DeleteSecret(ctx, "s-secreted", ev("secret.delete"), keep), storage.ErrLastCredential)
+
+	// Expiry is judged at the guard's Now: before it expires, a key counts.
+	_, err = s.UpdateKey(ctx, "k-expired", setKeyDisabled(false), ev("key.enable"), keep)
+	mustNil(t, err)
+	earlier := storage.Guard{KeepSignIn: adminScope, Now: t0.Add(-time.Second)}
+	_, err = s.UpdateSecret(ctx, "s-secreted", setSecretDisabled(true), ev("secret.disable"), earlier)
+	mustNil(t, err)
+	wantErr(t, s.DeleteKey(ctx, "k-expired", ev("key.delete"), earlier), storage.ErrLastCredential)
+	mustNil(t, s.DeleteKey(ctx, "k-expired", ev("key.delete"), keep)) // at t0 it is no way in
+	_, err = s.UpdateSecret(ctx, "s-secreted", setSecretDisabled(false), ev("secret.enable"), keep)
+	mustNil(t, err)
+
+	// An enabled key that has not expired is a way in; the secret can go,
+	// and then the key is the last, whether disabled or expired.
+	_, err = s.UpdateKey(ctx, "k-keyed", setKeyDisabled(false), ev("key.enable"), keep)
+	mustNil(t, err)
+	mustNil(t, s.DeleteSecret(ctx, "s-secreted", ev("secret.delete"), keep))
+	_, err = s.UpdateKey(ctx, "k-keyed", func(k storage.Key) (storage.Key, error) { k.ExpiresAt = t0.Add(-time.Hour); return k, nil }, ev("key.update"), keep)
+	wantErr(t, err, storage.ErrLastCredential)
+	if k, err := s.GetKey(ctx, "k-keyed"); err != nil || k.Disabled || !k.ExpiresAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("the last key after a refused change: %+v, %v", k, err)
+	}
+
+	// A certificate binding with tls_client_auth allowed is a way in.
+	_, err = s.UpdateAccount(ctx, unallowed.ID, func(a storage.Account) (storage.Account, error) {
+		a.AuthMethods = append(a.AuthMethods, storage.AuthTLS)
+		return a, nil
+	}, ev("account.update"))
+	mustNil(t, err)
+	mustNil(t, s.DeleteKey(ctx, "k-keyed", ev("key.delete"), keep))
+
+	// Unguarded changes are not checked; a guarded change of nothing is
+	// not found.
+	_, err = s.UpdateAccount(ctx, unallowed.ID, setDisabled(true), ev("account.disable"))
+	mustNil(t, err)
+	newSecret("s-last", secreted, false, time.Time{})
+	wantErr(t, s.DeleteSecret(ctx, "s-last", ev("secret.delete"), keep), storage.ErrLastCredential)
+	mustNil(t, s.DeleteSecret(ctx, "s-last", ev("secret.delete")))
+	wantErr(t, s.DeleteKey(ctx, "k-keyed", ev("key.delete"), keep), storage.ErrNotFound)
+	wantErr(t, s.DeleteSecret(ctx, "s-last", ev("secret.delete"), keep), storage.ErrNotFound)
+	_, err = s.UpdateKey(ctx, "k-keyed", setKeyDisabled(true), ev("key.disable"), keep)
+	wantErr(t, err, storage.ErrNotFound)
+	verifyAll(t, s)
+}
+
+// Two guarded changes taking away the last two ways in, a key of one
+// holder and a secret of another, at once, cannot both pass: the store
+// serializes them. As in GuardKeepHeldConcurrent, each change's fn waits,
+// in its transaction, for the other to get that far too or for a bound; a
+// store that lets both in at once lets each count the other's credential.
+func testGuardKeepSignInConcurrent(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	keep := storage.Guard{KeepSignIn: adminScope, Now: t0}
+	none := storage.TLSBinding{}
+	a := withAuth(holder(1, false, adminScope), none, storage.AuthPrivateKeyJWT)
+	b := withAuth(holder(2, false, adminScope), none, storage.AuthSecretBasic)
+	mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
+	mustNil(t, s.CreateAccount(ctx, b, ev("account.create")))
+	mustNil(t, s.CreateKey(ctx, key("ka", a.ID), ev("key.create")))
+	mustNil(t, s.CreateSecret(ctx, secret("sb", b.ID, t0), ev("secret.create")))
+	for round := range 8 { // disable one and expire the other, and the reverse
+		var (
+			wg   sync.WaitGroup
+			errs = make([]error, 2)
+			// in[i] is closed when change i runs its fn, in its transaction.
+			in            = []chan struct{}{make(chan struct{}), make(chan struct{})}
+			bound, cancel = context.WithTimeout(ctx, 250*time.Millisecond)
+			wait          = func(i int) {
+				close(in[i])
+				select {
+				case <-in[1-i]:
+				case <-bound.Done():
+				}
+			}
+			// Round by round, the key is disabled and the secret expires
+			// at Now, or the key expires before Now and the secret is
+			// disabled.
+			disable = round%2 == 0
+		)
+		wg.Go(func() {
+			_, errs[0] = s.UpdateKey(ctx, "ka", func(k storage.Key) (storage.Key, error) {
+				wait(0)
+				if disable {
+					k.Disabled = true
+				} else {
+					k.ExpiresAt = t0.Add(-time.Minute)
+				}
+				return k, nil
+			}, ev("key.update"), keep)
+		})
+		wg.Go(func() {
+			_, errs[1] = s.UpdateSecret(ctx, "sb", func(x storage.Secret) (storage.Secret, error) {
+				wait(1)
+				if disable {
+					x.ExpiresAt = t0
+				} else {
+					x.Disabled = true
+				}
+				return x, nil
+			}, ev("secret.update"), keep)
+		})
+		wg.Wait()
+		cancel()
+		ok := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case !errors.Is(err, storage.ErrLastCredential):
+				t.Fatalf("round %d: change %d: %v", round, i, err)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("round %d: %d of two concurrent changes taking away the last two ways in passed, want 1 (errors %v)", round, ok, errs)
+		}
+		// Make both ways in again.
+		_, err := s.UpdateKey(ctx, "ka", func(k storage.Key) (storage.Key, error) {
+			k.Disabled, k.ExpiresAt = false, time.Time{}
+			return k, nil
+		}, ev("key.update"))
+		mustNil(t, err)
+		_, err = s.UpdateSecret(ctx, "sb", func(x storage.Secret) (storage.Secret, error) {
+			x.Disabled, x.ExpiresAt = false, time.Time{}
+			return x, nil
+		}, ev("secret.update"))
+		mustNil(t, err)
+	}
+	verifyAll(t, s)
+}
