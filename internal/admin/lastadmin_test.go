@@ -75,6 +75,86 @@ func TestKeepsAnAdministrator(t *testing.T) {
 	})
 }
 
+// No change of a key or a secret through the API leaves every enabled
+// administrator without a way to get tokens: the last one is not disabled
+// or deleted (409, saying what to do), whoever's it is; keys and secrets
+// of other accounts go freely.
+func TestKeepsAWayInForAnAdministrator(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	svc := f.srv.Admin
+	op := admin.Actor{ID: "op"}
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	keys, err := svc.ListKeys(ctx, f.admin.ID)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("the administrator's keys: %+v, %v", keys, err)
+	}
+	keyPath := "/v1/service-accounts/" + f.admin.Email + "/keys/" + keys[0].ID
+	wantRefused := func(t *testing.T, method, path, what string) {
+		t.Helper()
+		code, out, _ := f.call(t, method, path, auth, nil)
+		desc, _ := out["error_description"].(string)
+		if code != 409 || out["error"] != admin.ErrConflict || !strings.Contains(desc, what+" of "+f.admin.Email) ||
+			!strings.Contains(desc, "Create another key for an administrator first") {
+			t.Fatalf("%s %s: %d %v, want 409 conflict naming %s and what to do", method, path, code, out, what)
+		}
+	}
+	t.Run("the last key", func(t *testing.T) {
+		wantRefused(t, "POST", keyPath+"/disable", "key "+keys[0].ID)
+		wantRefused(t, "DELETE", keyPath, "key "+keys[0].ID)
+		if k, err := svc.GetKey(ctx, f.admin.ID, keys[0].ID); err != nil || k.Disabled {
+			t.Fatalf("the last key after refused changes: %+v, %v", k, err)
+		}
+	})
+	sec, err := svc.CreateSecret(ctx, op, f.admin.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretPath := "/v1/service-accounts/" + f.admin.Email + "/secrets/" + sec.ID
+	t.Run("the last secret", func(t *testing.T) {
+		if code, out, _ := f.call(t, "POST", keyPath+"/disable", auth, nil); code != 200 {
+			t.Fatalf("disabling the key with a secret left: %d %v", code, out)
+		}
+		wantRefused(t, "POST", secretPath+"/disable", "secret "+sec.ID)
+		wantRefused(t, "DELETE", secretPath, "secret "+sec.ID)
+		if code, out, _ := f.call(t, "POST", keyPath+"/enable", auth, nil); code != 200 {
+			t.Fatalf("enabling the key: %d %v", code, out)
+		}
+		if code, out, _ := f.call(t, "DELETE", secretPath, auth, nil); code != 204 {
+			t.Fatalf("deleting the secret with a key left: %d %v", code, out)
+		}
+	})
+	t.Run("other accounts", func(t *testing.T) {
+		job, err := svc.CreateAccount(ctx, op, admin.AccountInput{Name: "job", Project: "shop"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kf, err := svc.CreateKey(ctx, op, job.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.DeleteKey(ctx, op, job.ID, kf.PrivateKeyID); err != nil {
+			t.Fatalf("deleting the key of an account that is no administrator: %v", err)
+		}
+		// Another administrator's key is a way in: the first one's last
+		// key may go, and then the other's is the last.
+		second, err := svc.CreateAccount(ctx, op, admin.AccountInput{Name: "second", Project: "ops", Scopes: []string{admin.AdminScope}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kf, err = svc.CreateKey(ctx, op, second.ID, 0); err != nil {
+			t.Fatal(err)
+		}
+		if code, out, _ := f.call(t, "DELETE", keyPath, auth, nil); code != 204 {
+			t.Fatalf("deleting the key with another administrator's left: %d %v", code, out)
+		}
+		var oe *oauth2.Error
+		if _, err := svc.SetKeyDisabled(ctx, op, second.ID, kf.PrivateKeyID, true); !errors.As(err, &oe) || oe.Code != admin.ErrConflict {
+			t.Fatalf("disabling the last administrator key: %v, want conflict", err)
+		}
+	})
+}
+
 // An API whose scopes are granted is not deleted; the refusal names every
 // holder. Without the grants it goes, and a new API with the same scopes
 // grants nothing to anyone.

@@ -847,11 +847,11 @@ func (s *Service) SetSecretDisabled(ctx context.Context, actor Actor, ref, id st
 	if disabled {
 		action = "secret.disable"
 	}
-	sec, err = s.store.UpdateSecret(ctx, sec.ID, func(old storage.Secret) (storage.Secret, error) {
+	updated, err := s.store.UpdateSecret(ctx, sec.ID, func(old storage.Secret) (storage.Secret, error) {
 		old.Disabled = disabled
 		return old, nil
-	}, s.event(actor, action, a.ID, map[string]string{"secret_id": sec.ID}))
-	return sec, storeErr(err, "The secret")
+	}, s.event(actor, action, a.ID, map[string]string{"secret_id": sec.ID}), s.credentialGuard())
+	return updated, storeErr(credentialErr(err, "secret", sec.ID, a, "disabling it"), "The secret")
 }
 
 // DeleteSecret deletes a secret for good.
@@ -860,7 +860,8 @@ func (s *Service) DeleteSecret(ctx context.Context, actor Actor, ref, id string)
 	if err != nil {
 		return err
 	}
-	return storeErr(s.store.DeleteSecret(ctx, sec.ID, s.event(actor, "secret.delete", a.ID, map[string]string{"secret_id": sec.ID})), "The secret")
+	err = s.store.DeleteSecret(ctx, sec.ID, s.event(actor, "secret.delete", a.ID, map[string]string{"secret_id": sec.ID}), s.credentialGuard())
+	return storeErr(credentialErr(err, "secret", sec.ID, a, "deleting it"), "The secret")
 }
 
 // --- keys ---
@@ -959,28 +960,29 @@ func (s *Service) ListKeys(ctx context.Context, ref string) ([]storage.Key, erro
 	return s.store.ListKeys(ctx, a.ID)
 }
 
-// accountKey finds key kid of the account ref.
-func (s *Service) accountKey(ctx context.Context, ref, kid string) (storage.Key, error) {
+// accountKey finds the account ref and its key kid.
+func (s *Service) accountKey(ctx context.Context, ref, kid string) (storage.Account, storage.Key, error) {
 	a, err := s.GetAccount(ctx, ref)
 	if err != nil {
-		return storage.Key{}, err
+		return a, storage.Key{}, err
 	}
 	k, err := s.store.GetKey(ctx, kid)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && k.AccountID != a.ID) {
-		return k, notFound("The key %q of %s does not exist.", kid, a.Email)
+		return a, k, notFound("The key %q of %s does not exist.", kid, a.Email)
 	}
-	return k, err
+	return a, k, err
 }
 
 // GetKey returns one key of an account.
 func (s *Service) GetKey(ctx context.Context, ref, kid string) (storage.Key, error) {
-	return s.accountKey(ctx, ref, kid)
+	_, k, err := s.accountKey(ctx, ref, kid)
+	return k, err
 }
 
 // SetKeyDisabled disables or enables a key. Assertions signed with a
 // disabled key are refused with disabled_client.
 func (s *Service) SetKeyDisabled(ctx context.Context, actor Actor, ref, kid string, disabled bool) (storage.Key, error) {
-	k, err := s.accountKey(ctx, ref, kid)
+	a, k, err := s.accountKey(ctx, ref, kid)
 	if err != nil {
 		return k, err
 	}
@@ -988,20 +990,42 @@ func (s *Service) SetKeyDisabled(ctx context.Context, actor Actor, ref, kid stri
 	if disabled {
 		action = "key.disable"
 	}
-	k, err = s.store.UpdateKey(ctx, k.ID, func(old storage.Key) (storage.Key, error) {
+	updated, err := s.store.UpdateKey(ctx, k.ID, func(old storage.Key) (storage.Key, error) {
 		old.Disabled = disabled
 		return old, nil
-	}, s.keyEvent(actor, action, k))
-	return k, storeErr(err, "The key")
+	}, s.keyEvent(actor, action, k), s.credentialGuard())
+	return updated, storeErr(credentialErr(err, "key", k.ID, a, "disabling it"), "The key")
 }
 
 // DeleteKey deletes a key for good.
 func (s *Service) DeleteKey(ctx context.Context, actor Actor, ref, kid string) error {
-	k, err := s.accountKey(ctx, ref, kid)
+	a, k, err := s.accountKey(ctx, ref, kid)
 	if err != nil {
 		return err
 	}
-	return storeErr(s.store.DeleteKey(ctx, k.ID, s.keyEvent(actor, "key.delete", k)), "The key")
+	err = s.store.DeleteKey(ctx, k.ID, s.keyEvent(actor, "key.delete", k), s.credentialGuard())
+	return storeErr(credentialErr(err, "key", k.ID, a, "deleting it"), "The key")
+}
+
+// credentialGuard is what every change of a key or a secret keeps true,
+// checked by the store in the change's transaction: an enabled account
+// holding the admin scope can still get tokens (see
+// storage.Guard.KeepSignIn), so the API never locks every administrator
+// out by disabling or deleting their credentials either (keyward
+// recover-admin is the break-glass, not the plan).
+func (s *Service) credentialGuard() storage.Guard {
+	return storage.Guard{KeepSignIn: AdminScope, Now: s.cfg.Now()}
+}
+
+// credentialErr turns a change of the key or secret id of a that
+// credentialGuard refused into the conflict the client sees; change says
+// what would have locked the administrators out ("disabling it").
+func credentialErr(err error, kind, id string, a storage.Account, change string) error {
+	if errors.Is(err, storage.ErrLastCredential) {
+		return conflict("The %s %s of %s is the last credential with which any administrator (an enabled account with the %s scope) can get tokens: %s would leave no one able to use the admin API. Create another key for an administrator first (keyward keys create), then try again.",
+			kind, id, a.Email, AdminScope, change)
+	}
+	return err
 }
 
 // --- bootstrap ---
