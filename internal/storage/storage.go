@@ -54,11 +54,12 @@ type Guard struct {
 	KnownScopes bool
 	// KeepSignIn, if set, is a scope such that some enabled account
 	// holding it must still be able to get tokens after a change to a key
-	// or a secret that was a way in for such an account before: otherwise
-	// the change fails with ErrLastCredential. (Keyward keeps an
-	// administrator able to get an admin token: disabling or deleting
-	// credentials never locks the API out either.) An account gets tokens
-	// with:
+	// or a secret that was a way in for such an account before, or to such
+	// an account (disabling or deleting it, taking the scope, the methods or
+	// the binding it gets tokens with): otherwise the change fails with
+	// ErrLastCredential. (Keyward keeps an administrator able to get an
+	// admin token: changing credentials or administrators never locks the
+	// API out.) An account gets tokens with:
 	//   - an enabled key that has not expired at Now: the JWT-bearer grant
 	//     takes any key of the account, whatever its AuthMethods, and
 	//     self_signed_tls_client_auth's certificates are keys too;
@@ -68,7 +69,7 @@ type Guard struct {
 	//     and a TLSBinding is set. Whether the server trusts a CA that
 	//     issues it is configuration the store does not see: a binding
 	//     counts, and without one tls_client_auth does not.
-	// KeepSignIn does not apply to account and grant changes.
+	// KeepSignIn does not apply to grants.
 	KeepSignIn string
 	// Now is when KeepSignIn judges keys and secrets expired; zero means
 	// the store's clock.
@@ -474,8 +475,8 @@ type Storage interface {
 	ListProjectOrgs(ctx context.Context, org string) ([]ProjectOrg, error)
 	DeleteProjectOrg(ctx context.Context, project string, ev AuditEvent) error
 	// PutGrant creates or replaces the grant of (org, client ID), checking
-	// guards (see Guard; KeepHeld does not apply to grants) in the same
-	// transaction.
+	// guards (see Guard; KeepHeld and KeepSignIn do not apply to grants) in
+	// the same transaction.
 	PutGrant(ctx context.Context, g Grant, ev AuditEvent, guards ...Guard) error
 	GetGrant(ctx context.Context, org, clientID string) (Grant, error)
 	ListGrants(ctx context.Context, org string) ([]Grant, error)

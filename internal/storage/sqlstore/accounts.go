@@ -56,7 +56,7 @@ func (s *Store) CreateAccount(ctx context.Context, a storage.Account, ev storage
 		if err := s.putAccountScopes(ctx, tx, a.ID, a.Scopes); err != nil {
 			return s.wrap("create account", err)
 		}
-		return s.checkGuards(ctx, tx, "create account", storage.Account{}, a, guards)
+		return s.checkGuards(ctx, tx, "create account", storage.Account{}, a, nil, guards)
 	}, ev)
 }
 
@@ -139,6 +139,10 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Ac
 		if err != nil {
 			return s.wrap("update account", err)
 		}
+		wasIn, err := s.waysIn(ctx, tx, old, guards)
+		if err != nil {
+			return s.wrap("update account", err)
+		}
 		a, err := fn(old)
 		if err != nil {
 			return err
@@ -157,7 +161,7 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Ac
 				return s.wrap("update account", err)
 			}
 		}
-		if err := s.checkGuards(ctx, tx, "update account", old, a, guards); err != nil {
+		if err := s.checkGuards(ctx, tx, "update account", old, a, wasIn, guards); err != nil {
 			return err
 		}
 		out = a
@@ -169,13 +173,20 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Ac
 // DeleteAccount implements storage.Storage.
 func (s *Store) DeleteAccount(ctx context.Context, id string, ev storage.AuditEvent, guards ...storage.Guard) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		var old storage.Account
+		var (
+			old   storage.Account
+			wasIn []bool
+		)
 		if len(guards) > 0 {
 			if err := s.lockScopes(ctx, tx, guards); err != nil {
 				return err
 			}
 			var err error
 			if old, err = scanAccount(tx.QueryRowContext(ctx, s.q["getAccountForUpdate"], id)); err != nil {
+				return s.wrap("delete account", err)
+			}
+			// Before its keys and secrets go.
+			if wasIn, err = s.waysIn(ctx, tx, old, guards); err != nil {
 				return s.wrap("delete account", err)
 			}
 		}
@@ -192,7 +203,7 @@ func (s *Store) DeleteAccount(ctx context.Context, id string, ev storage.AuditEv
 		if err := s.dropIntrospector(ctx, tx, id); err != nil {
 			return err
 		}
-		if err := s.checkGuards(ctx, tx, "delete account", old, storage.Account{}, guards); err != nil {
+		if err := s.checkGuards(ctx, tx, "delete account", old, storage.Account{}, wasIn, guards); err != nil {
 			return err
 		}
 		// Grants and APIs changed too: every replica drops its catalog.

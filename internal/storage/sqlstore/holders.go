@@ -94,9 +94,10 @@ func holds(a storage.Account, scope string) bool {
 }
 
 // checkGuards checks guards after the account old became now; a deleted
-// account is the zero Account.
-func (s *Store) checkGuards(ctx context.Context, tx *sql.Tx, op string, old, now storage.Account, guards []storage.Guard) error {
-	for _, g := range guards {
+// account is the zero Account. wasIn is what waysIn said of old before
+// the change (nil for a new account).
+func (s *Store) checkGuards(ctx context.Context, tx *sql.Tx, op string, old, now storage.Account, wasIn []bool, guards []storage.Guard) error {
+	for i, g := range guards {
 		if g.KeepHeld != "" && holds(old, g.KeepHeld) && !holds(now, g.KeepHeld) {
 			var n int
 			if err := tx.QueryRowContext(ctx, s.q["scopeHeld"], g.KeepHeld).Scan(&n); err != nil {
@@ -104,6 +105,11 @@ func (s *Store) checkGuards(ctx context.Context, tx *sql.Tx, op string, old, now
 			}
 			if n == 0 {
 				return fmt.Errorf("%s: %w: %s", op, storage.ErrLastHolder, g.KeepHeld)
+			}
+		}
+		if g.KeepSignIn != "" && wasIn != nil && wasIn[i] {
+			if err := s.checkWayIn(ctx, tx, op, now, g); err != nil {
+				return err
 			}
 		}
 		if g.KnownScopes {

@@ -12,7 +12,7 @@ import (
 )
 
 // Guard.KeepSignIn: whether an enabled account holding a scope can still
-// get tokens after a change to a key or a secret.
+// get tokens after a change to an account, a key or a secret.
 func init() {
 	for k, v := range map[string]string{
 		// The enabled accounts holding the scope.
@@ -84,13 +84,52 @@ func (s *Store) checkCredential(ctx context.Context, tx *sql.Tx, op, accountID s
 		if !holds(a, g.KeepSignIn) || !was(a, now) || (is != nil && is(a, now)) {
 			continue
 		}
-		ok, err := s.holderSignsIn(ctx, tx, g.KeepSignIn, now)
-		if err != nil {
+		if err := s.keepWayIn(ctx, tx, op, g.KeepSignIn, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waysIn reports, for each of guards, whether the account a is a way in
+// for its KeepSignIn scope: enabled, holding it and able to get tokens. It
+// runs before a change of a, while a's keys and secrets are there.
+func (s *Store) waysIn(ctx context.Context, tx *sql.Tx, a storage.Account, guards []storage.Guard) ([]bool, error) {
+	in := make([]bool, len(guards))
+	for i, g := range guards {
+		if g.KeepSignIn == "" || !holds(a, g.KeepSignIn) {
+			continue
+		}
+		var err error
+		if in[i], err = s.signsIn(ctx, tx, a, guardNow(g)); err != nil {
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+// checkWayIn checks g after an account that was a way in for its
+// KeepSignIn scope became now (the zero Account when deleted).
+func (s *Store) checkWayIn(ctx context.Context, tx *sql.Tx, op string, now storage.Account, g storage.Guard) error {
+	at := guardNow(g)
+	if holds(now, g.KeepSignIn) {
+		in, err := s.signsIn(ctx, tx, now, at)
+		if err != nil || in {
 			return s.wrap(op, err)
 		}
-		if !ok {
-			return fmt.Errorf("%s: %w: %s", op, storage.ErrLastCredential, g.KeepSignIn)
-		}
+	}
+	return s.keepWayIn(ctx, tx, op, g.KeepSignIn, at)
+}
+
+// keepWayIn fails with ErrLastCredential unless some enabled account
+// holding scope can get tokens at now.
+func (s *Store) keepWayIn(ctx context.Context, tx *sql.Tx, op, scope string, now time.Time) error {
+	ok, err := s.holderSignsIn(ctx, tx, scope, now)
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	if !ok {
+		return fmt.Errorf("%s: %w: %s", op, storage.ErrLastCredential, scope)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package storagetest
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -150,11 +151,85 @@ func testGuardKeepSignIn(t *testing.T, s storage.Storage) {
 	verifyAll(t, s)
 }
 
-// Two guarded changes taking away the last two ways in, a key of one
-// holder and a secret of another, at once, cannot both pass: the store
-// serializes them. As in GuardKeepHeldConcurrent, each change's fn waits,
-// in its transaction, for the other to get that far too or for a bound; a
-// store that lets both in at once lets each count the other's credential.
+// A change of an account guarded by KeepSignIn fails, writing nothing,
+// when the account was a way in and no enabled holder of the scope is
+// left able to get tokens: disabling, deleting or demoting it, or taking
+// the methods or the binding it gets tokens with. Accounts that were no
+// way in change freely.
+func testGuardKeepSignInAccounts(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	keep := storage.Guard{KeepSignIn: adminScope, Now: t0}
+	none, bound := storage.TLSBinding{}, storage.TLSBinding{SANDNS: "admin.example"}
+	keyed := withAuth(holder(1, false, adminScope), none, storage.AuthPrivateKeyJWT)
+	secreted := withAuth(holder(2, false, adminScope), none, storage.AuthSecretPost)
+	keyless := withAuth(holder(3, false, adminScope), none, storage.AuthSecretBasic, storage.AuthTLS)
+	for _, a := range []storage.Account{keyed, secreted, keyless} {
+		mustNil(t, s.CreateAccount(ctx, a, ev("account.create"), keep))
+	}
+	mustNil(t, s.CreateKey(ctx, key("k-keyed", keyed.ID), ev("key.create")))
+	mustNil(t, s.CreateSecret(ctx, secret("s-secreted", secreted.ID, t0), ev("secret.create")))
+	update := func(id string, fn func(storage.Account) (storage.Account, error)) error {
+		_, err := s.UpdateAccount(ctx, id, fn, ev("account.update"), keep)
+		return err
+	}
+	setMethods := func(tls storage.TLSBinding, methods ...string) func(storage.Account) (storage.Account, error) {
+		return func(a storage.Account) (storage.Account, error) { return withAuth(a, tls, methods...), nil }
+	}
+
+	mustNil(t, update(keyed.ID, setDisabled(true)))
+	before := len(verifyAll(t, s))
+	for name, err := range map[string]error{
+		"disabling":           update(secreted.ID, setDisabled(true)),
+		"removing the scope":  update(secreted.ID, setScopes("orders.read")),
+		"disallowing secrets": update(secreted.ID, setMethods(none, storage.AuthPrivateKeyJWT, storage.AuthTLS)),
+		"deleting":            s.DeleteAccount(ctx, secreted.ID, ev("account.delete"), keep),
+	} {
+		if !errors.Is(err, storage.ErrLastCredential) {
+			t.Errorf("%s the last way in: err = %v, want ErrLastCredential", name, err)
+		}
+	}
+	got, err := s.GetAccount(ctx, secreted.ID)
+	mustNil(t, err)
+	if secs, err := s.ListSecrets(ctx, secreted.ID); err != nil || len(secs) != 1 || got.Disabled ||
+		!slices.Equal(got.Scopes, []string{adminScope}) || !slices.Equal(got.AuthMethods, secreted.AuthMethods) {
+		t.Fatalf("the last way in after refused changes: %+v with secrets %+v, %v", got, secs, err)
+	}
+	if n := len(verifyAll(t, s)); n != before {
+		t.Errorf("%d audit events after four refusals, want %d", n, before)
+	}
+
+	// What keeps a way in passes: a certificate binding for the secret.
+	mustNil(t, update(secreted.ID, setMethods(bound, storage.AuthTLS)))
+	mustNil(t, update(secreted.ID, func(a storage.Account) (storage.Account, error) { a.Description = "by certificate"; return a, nil }))
+	wantErr(t, update(secreted.ID, setMethods(none, storage.AuthTLS)), storage.ErrLastCredential)
+	// Accounts that were no way in change freely: keyless, and keyed
+	// while disabled.
+	mustNil(t, update(keyless.ID, setDisabled(true)))
+	mustNil(t, s.DeleteAccount(ctx, keyless.ID, ev("account.delete"), keep))
+	mustNil(t, update(keyed.ID, setScopes()))
+	mustNil(t, update(keyed.ID, func(a storage.Account) (storage.Account, error) {
+		a.Disabled, a.Scopes = false, []string{adminScope}
+		return a, nil
+	}))
+	// With keyed back, the binding may go; then keyed is the last.
+	mustNil(t, update(secreted.ID, setMethods(none, storage.AuthTLS)))
+	wantErr(t, s.DeleteAccount(ctx, keyed.ID, ev("account.delete"), keep), storage.ErrLastCredential)
+	if keys, err := s.ListKeys(ctx, keyed.ID); err != nil || len(keys) != 1 {
+		t.Fatalf("keys of the last way in after a refused delete: %+v, %v", keys, err)
+	}
+	// Unguarded changes are not checked.
+	mustNil(t, s.DeleteAccount(ctx, keyed.ID, ev("account.delete")))
+	verifyAll(t, s)
+}
+
+// Two guarded changes taking away the last two ways in, of two holders,
+// at once, cannot both pass: the store serializes them. As in
+// GuardKeepHeldConcurrent, each change's fn waits, in its transaction, for
+// the other to get that far too or for a bound; a store that lets both in
+// at once lets each count the other's way in. Round by round: a key
+// disabled and a secret expired at Now, a key expired and a secret
+// disabled, both accounts disabled, one demoted and the other's secrets
+// disallowed.
 func testGuardKeepSignInConcurrent(t *testing.T, s storage.Storage) {
 	ctx := context.Background()
 	keep := storage.Guard{KeepSignIn: adminScope, Now: t0}
@@ -165,47 +240,51 @@ func testGuardKeepSignInConcurrent(t *testing.T, s storage.Storage) {
 	mustNil(t, s.CreateAccount(ctx, b, ev("account.create")))
 	mustNil(t, s.CreateKey(ctx, key("ka", a.ID), ev("key.create")))
 	mustNil(t, s.CreateSecret(ctx, secret("sb", b.ID, t0), ev("secret.create")))
-	for round := range 8 { // disable one and expire the other, and the reverse
+	// A change of a's way in or of b's: it calls wait in its fn.
+	type change func(wait func()) error
+	key := func(fn func(*storage.Key)) change {
+		return func(wait func()) error {
+			_, err := s.UpdateKey(ctx, "ka", func(k storage.Key) (storage.Key, error) { wait(); fn(&k); return k, nil }, ev("key.update"), keep)
+			return err
+		}
+	}
+	sec := func(fn func(*storage.Secret)) change {
+		return func(wait func()) error {
+			_, err := s.UpdateSecret(ctx, "sb", func(x storage.Secret) (storage.Secret, error) { wait(); fn(&x); return x, nil }, ev("secret.update"), keep)
+			return err
+		}
+	}
+	acct := func(id string, fn func(*storage.Account)) change {
+		return func(wait func()) error {
+			_, err := s.UpdateAccount(ctx, id, func(x storage.Account) (storage.Account, error) { wait(); fn(&x); return x, nil }, ev("account.update"), keep)
+			return err
+		}
+	}
+	pairs := [][2]change{
+		{key(func(k *storage.Key) { k.Disabled = true }), sec(func(x *storage.Secret) { x.ExpiresAt = t0 })},
+		{key(func(k *storage.Key) { k.ExpiresAt = t0.Add(-time.Minute) }), sec(func(x *storage.Secret) { x.Disabled = true })},
+		{acct(a.ID, func(x *storage.Account) { x.Disabled = true }), acct(b.ID, func(x *storage.Account) { x.Disabled = true })},
+		{acct(a.ID, func(x *storage.Account) { x.Scopes = nil }), acct(b.ID, func(x *storage.Account) { x.AuthMethods = a.AuthMethods })},
+	}
+	for round := range 2 * len(pairs) {
 		var (
 			wg   sync.WaitGroup
 			errs = make([]error, 2)
 			// in[i] is closed when change i runs its fn, in its transaction.
 			in            = []chan struct{}{make(chan struct{}), make(chan struct{})}
 			bound, cancel = context.WithTimeout(ctx, 250*time.Millisecond)
-			wait          = func(i int) {
-				close(in[i])
-				select {
-				case <-in[1-i]:
-				case <-bound.Done():
-				}
-			}
-			// Round by round, the key is disabled and the secret expires
-			// at Now, or the key expires before Now and the secret is
-			// disabled.
-			disable = round%2 == 0
 		)
-		wg.Go(func() {
-			_, errs[0] = s.UpdateKey(ctx, "ka", func(k storage.Key) (storage.Key, error) {
-				wait(0)
-				if disable {
-					k.Disabled = true
-				} else {
-					k.ExpiresAt = t0.Add(-time.Minute)
-				}
-				return k, nil
-			}, ev("key.update"), keep)
-		})
-		wg.Go(func() {
-			_, errs[1] = s.UpdateSecret(ctx, "sb", func(x storage.Secret) (storage.Secret, error) {
-				wait(1)
-				if disable {
-					x.ExpiresAt = t0
-				} else {
-					x.Disabled = true
-				}
-				return x, nil
-			}, ev("secret.update"), keep)
-		})
+		for i, c := range pairs[round%len(pairs)] {
+			wg.Go(func() {
+				errs[i] = c(func() {
+					close(in[i])
+					select {
+					case <-in[1-i]:
+					case <-bound.Done():
+					}
+				})
+			})
+		}
 		wg.Wait()
 		cancel()
 		ok := 0
@@ -221,6 +300,10 @@ func testGuardKeepSignInConcurrent(t *testing.T, s storage.Storage) {
 			t.Fatalf("round %d: %d of two concurrent changes taking away the last two ways in passed, want 1 (errors %v)", round, ok, errs)
 		}
 		// Make both ways in again.
+		for _, x := range []storage.Account{a, b} {
+			_, err := s.UpdateAccount(ctx, x.ID, func(storage.Account) (storage.Account, error) { return x, nil }, ev("account.update"))
+			mustNil(t, err)
+		}
 		_, err := s.UpdateKey(ctx, "ka", func(k storage.Key) (storage.Key, error) {
 			k.Disabled, k.ExpiresAt = false, time.Time{}
 			return k, nil

@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"GuardKeepHeld", testGuardKeepHeld},
 		{"GuardKeepHeldConcurrent", testGuardKeepHeldConcurrent},
 		{"GuardKeepSignIn", testGuardKeepSignIn},
+		{"GuardKeepSignInAccounts", testGuardKeepSignInAccounts},
 		{"GuardKeepSignInConcurrent", testGuardKeepSignInConcurrent},
 		{"GuardKnownScopes", testGuardKnownScopes},
 		{"GuardKnownScopesConcurrent", testGuardKnownScopesConcurrent},
