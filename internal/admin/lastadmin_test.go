@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +62,10 @@ func TestKeepsAnAdministrator(t *testing.T) {
 		}
 	})
 	t.Run("with another admin", func(t *testing.T) {
+		// One able to get tokens (TestKeepsAnAdministratorWithAWayIn).
+		if _, err := svc.CreateKey(ctx, op, second.ID, 0); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := svc.UpdateAccount(ctx, op, f.admin.ID, admin.AccountUpdate{Scopes: &noScopes}); err != nil {
 			t.Fatalf("removing the scope with another admin left: %v", err)
 		}
@@ -73,6 +78,67 @@ func TestKeepsAnAdministrator(t *testing.T) {
 			t.Fatalf("former admin still there: %v", err)
 		}
 	})
+}
+
+// No change of an administrator account through the API leaves no
+// enabled administrator able to get tokens: one with a key is not
+// disabled, deleted or demoted while the other has none, and one signing
+// in with a secret or a certificate keeps the methods and the binding it
+// needs.
+func TestKeepsAnAdministratorWithAWayIn(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	svc := f.srv.Admin
+	op := admin.Actor{ID: "op"}
+	wantRefused := func(t *testing.T, what, change string, err error) {
+		t.Helper()
+		var oe *oauth2.Error
+		if !errors.As(err, &oe) || oe.Code != admin.ErrConflict || !strings.Contains(oe.Description, "last enabled administrator that can get tokens") ||
+			!strings.Contains(oe.Description, change+" would leave no one") {
+			t.Fatalf("%s: err = %v, want a conflict saying %s would leave no administrator able to get tokens", what, err, change)
+		}
+	}
+	keyless, err := svc.CreateAccount(ctx, op, admin.AccountInput{Name: "keyless", Project: "ops", Scopes: []string{admin.AdminScope}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noScopes := []string{}
+	_, err = svc.UpdateAccount(ctx, op, f.admin.ID, admin.AccountUpdate{Scopes: &noScopes})
+	wantRefused(t, "removing the scope", "removing the scope", err)
+	_, err = svc.SetAccountDisabled(ctx, op, f.admin.ID, true)
+	wantRefused(t, "disabling", "disabling it", err)
+	wantRefused(t, "deleting", "deleting it", svc.DeleteAccount(ctx, op, f.admin.ID))
+
+	// A secret is a way in while the account's methods allow it.
+	sec, err := svc.CreateSecret(ctx, op, keyless.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.SetAccountDisabled(ctx, op, f.admin.ID, true); err != nil {
+		t.Fatalf("disabling an administrator with another able to get tokens: %v", err)
+	}
+	keysOnly := []string{storage.AuthPrivateKeyJWT}
+	_, err = svc.UpdateAccount(ctx, op, keyless.ID, admin.AccountUpdate{AuthMethods: &keysOnly})
+	wantRefused(t, "disallowing secrets", "this change", err)
+	// So is a certificate binding with tls_client_auth allowed.
+	tlsOnly, bound := []string{storage.AuthTLS}, storage.TLSBinding{SANDNS: "keyless.example"}
+	if _, err := svc.UpdateAccount(ctx, op, keyless.ID, admin.AccountUpdate{AuthMethods: &tlsOnly, TLS: &bound}); err != nil {
+		t.Fatalf("trading the secret for a certificate: %v", err)
+	}
+	if err := svc.DeleteSecret(ctx, op, keyless.ID, sec.ID); err != nil {
+		t.Fatalf("deleting a secret the account may no longer use: %v", err)
+	}
+	_, err = svc.UpdateAccount(ctx, op, keyless.ID, admin.AccountUpdate{TLS: &storage.TLSBinding{}})
+	wantRefused(t, "removing the binding", "this change", err)
+	if a, err := f.store.GetAccount(ctx, keyless.ID); err != nil || a.TLS != bound || !slices.Equal(a.AuthMethods, tlsOnly) {
+		t.Fatalf("the last administrator able to get tokens after a refused change: %+v, %v", a, err)
+	}
+	if _, err := svc.SetAccountDisabled(ctx, op, f.admin.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.DeleteAccount(ctx, op, keyless.ID); err != nil {
+		t.Fatalf("deleting an administrator with another able to get tokens: %v", err)
+	}
 }
 
 // No change of a key or a secret through the API leaves every enabled

@@ -449,7 +449,7 @@ func (s *Service) CreateAccount(ctx context.Context, actor Actor, in AccountInpu
 	}
 	for range 5 {
 		a.ID = NewClientID()
-		err = s.store.CreateAccount(ctx, a, s.event(actor, "account.create", a.ID, map[string]string{"email": a.Email, "scopes": strings.Join(a.Scopes, " ")}), guard)
+		err = s.store.CreateAccount(ctx, a, s.event(actor, "account.create", a.ID, map[string]string{"email": a.Email, "scopes": strings.Join(a.Scopes, " ")}), s.guard())
 		if !errors.Is(err, storage.ErrAlreadyExists) {
 			return a, guardErr(err, a, "")
 		}
@@ -587,8 +587,12 @@ func (s *Service) UpdateAccountIf(ctx context.Context, actor Actor, ref string, 
 		}
 		old.UpdatedAt = s.cfg.Now()
 		return old, nil
-	}, s.event(actor, "account.update", a.ID, data), guard)
-	return updated, guardErr(err, a, "removing the scope")
+	}, s.event(actor, "account.update", a.ID, data), s.guard())
+	change := "this change" // of the methods or the binding it gets tokens with
+	if up.Scopes != nil && !slices.Contains(*up.Scopes, AdminScope) {
+		change = "removing the scope"
+	}
+	return updated, guardErr(err, a, change)
 }
 
 // SetAccountDisabled disables or enables an account. A disabled account
@@ -609,7 +613,7 @@ func (s *Service) SetAccountDisabled(ctx context.Context, actor Actor, ref strin
 		old.Disabled = disabled
 		old.UpdatedAt = s.cfg.Now()
 		return old, nil
-	}, s.event(actor, action, a.ID, nil), guard)
+	}, s.event(actor, action, a.ID, nil), s.guard())
 	return updated, guardErr(err, a, "disabling it")
 }
 
@@ -685,17 +689,21 @@ func (s *Service) DeleteAccount(ctx context.Context, actor Actor, ref string) er
 	if actor.ID == a.ID {
 		return conflict("An administrator cannot delete its own account; use another administrator account.")
 	}
-	err = s.store.DeleteAccount(ctx, a.ID, s.event(actor, "account.delete", a.ID, map[string]string{"email": a.Email}), guard)
+	err = s.store.DeleteAccount(ctx, a.ID, s.event(actor, "account.delete", a.ID, map[string]string{"email": a.Email}), s.guard())
 	return storeErr(guardErr(err, a, "deleting it"), fmt.Sprintf("The service account %q", ref))
 }
 
-// guard is what every change of an account or a delegation grant keeps
-// true, checked by the store in the change's transaction: an enabled
-// account holds the admin scope, so the API never locks every
-// administrator out (keyward recover-admin is the break-glass, not the
-// plan), and no account or grant is given a scope of an API deleted since
-// checkScopes looked.
-var guard = storage.Guard{KeepHeld: AdminScope, KnownScopes: true}
+// guard is what every change of an account, a key, a secret or a
+// delegation grant keeps true, checked by the store in the change's
+// transaction: an enabled account holds the admin scope and can get
+// tokens with a key, a secret or a certificate (see
+// storage.Guard.KeepSignIn), so the API never locks every administrator
+// out (keyward recover-admin is the break-glass, not the plan), and no
+// account or grant is given a scope of an API deleted since checkScopes
+// looked.
+func (s *Service) guard() storage.Guard {
+	return storage.Guard{KeepHeld: AdminScope, KnownScopes: true, KeepSignIn: AdminScope, Now: s.cfg.Now()}
+}
 
 // guardErr turns a change of a that guard refused into the conflict the
 // client sees; change says what would have removed the last administrator
@@ -705,6 +713,9 @@ func guardErr(err error, a storage.Account, change string) error {
 	case errors.Is(err, storage.ErrLastHolder):
 		return conflict("%s is the last enabled account with the %s scope: %s would leave no administrator. Give another account the scope first.",
 			a.Email, AdminScope, change)
+	case errors.Is(err, storage.ErrLastCredential):
+		return conflict("%s is the last enabled administrator that can get tokens (with a key, a secret or a bound certificate): %s would leave no one able to use the admin API. Create a key for another administrator first (keyward keys create), then try again.",
+			a.Email, change)
 	case errors.Is(err, storage.ErrUnknownScope):
 		return conflict("An API whose scopes this change grants was deleted meanwhile; check the scopes (keyward api list) and try again.")
 	}
@@ -850,7 +861,7 @@ func (s *Service) SetSecretDisabled(ctx context.Context, actor Actor, ref, id st
 	updated, err := s.store.UpdateSecret(ctx, sec.ID, func(old storage.Secret) (storage.Secret, error) {
 		old.Disabled = disabled
 		return old, nil
-	}, s.event(actor, action, a.ID, map[string]string{"secret_id": sec.ID}), s.credentialGuard())
+	}, s.event(actor, action, a.ID, map[string]string{"secret_id": sec.ID}), s.guard())
 	return updated, storeErr(credentialErr(err, "secret", sec.ID, a, "disabling it"), "The secret")
 }
 
@@ -860,7 +871,7 @@ func (s *Service) DeleteSecret(ctx context.Context, actor Actor, ref, id string)
 	if err != nil {
 		return err
 	}
-	err = s.store.DeleteSecret(ctx, sec.ID, s.event(actor, "secret.delete", a.ID, map[string]string{"secret_id": sec.ID}), s.credentialGuard())
+	err = s.store.DeleteSecret(ctx, sec.ID, s.event(actor, "secret.delete", a.ID, map[string]string{"secret_id": sec.ID}), s.guard())
 	return storeErr(credentialErr(err, "secret", sec.ID, a, "deleting it"), "The secret")
 }
 
@@ -993,7 +1004,7 @@ func (s *Service) SetKeyDisabled(ctx context.Context, actor Actor, ref, kid stri
 	updated, err := s.store.UpdateKey(ctx, k.ID, func(old storage.Key) (storage.Key, error) {
 		old.Disabled = disabled
 		return old, nil
-	}, s.keyEvent(actor, action, k), s.credentialGuard())
+	}, s.keyEvent(actor, action, k), s.guard())
 	return updated, storeErr(credentialErr(err, "key", k.ID, a, "disabling it"), "The key")
 }
 
@@ -1003,23 +1014,13 @@ func (s *Service) DeleteKey(ctx context.Context, actor Actor, ref, kid string) e
 	if err != nil {
 		return err
 	}
-	err = s.store.DeleteKey(ctx, k.ID, s.keyEvent(actor, "key.delete", k), s.credentialGuard())
+	err = s.store.DeleteKey(ctx, k.ID, s.keyEvent(actor, "key.delete", k), s.guard())
 	return storeErr(credentialErr(err, "key", k.ID, a, "deleting it"), "The key")
 }
 
-// credentialGuard is what every change of a key or a secret keeps true,
-// checked by the store in the change's transaction: an enabled account
-// holding the admin scope can still get tokens (see
-// storage.Guard.KeepSignIn), so the API never locks every administrator
-// out by disabling or deleting their credentials either (keyward
-// recover-admin is the break-glass, not the plan).
-func (s *Service) credentialGuard() storage.Guard {
-	return storage.Guard{KeepSignIn: AdminScope, Now: s.cfg.Now()}
-}
-
-// credentialErr turns a change of the key or secret id of a that
-// credentialGuard refused into the conflict the client sees; change says
-// what would have locked the administrators out ("disabling it").
+// credentialErr turns a change of the key or secret id of a that guard
+// refused into the conflict the client sees; change says what would have
+// locked the administrators out ("disabling it").
 func credentialErr(err error, kind, id string, a storage.Account, change string) error {
 	if errors.Is(err, storage.ErrLastCredential) {
 		return conflict("The %s %s of %s is the last credential with which any administrator (an enabled account with the %s scope) can get tokens: %s would leave no one able to use the admin API. Create another key for an administrator first (keyward keys create), then try again.",
