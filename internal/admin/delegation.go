@@ -2,12 +2,13 @@ package admin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/mail"
 	"regexp"
+	"slices"
 	"strings"
 
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -56,6 +57,13 @@ func (s *Service) DeleteOrg(ctx context.Context, actor Actor, domain string) err
 // delegated access.
 func (s *Service) SetBlockedScopes(ctx context.Context, actor Actor, domain string, scopes []string) (storage.Org, error) {
 	domain = strings.ToLower(domain)
+	for _, sc := range scopes {
+		// A scope that cannot be one blocks nothing: "a b" never matches a
+		// requested scope, and its author meant two.
+		if !oauth2.ValidScopeToken(sc) || len(sc) > 200 {
+			return storage.Org{}, invalid("The blocked scope %s is not a valid scope name (printable ASCII without spaces, quotes, backslashes or commas): list each scope on its own.", oauth2.QuoteShort(sc))
+		}
+	}
 	o, err := s.store.UpdateOrg(ctx, domain, func(o storage.Org) (storage.Org, error) {
 		o.BlockedScopes = dedupe(scopes)
 		return o, nil
@@ -78,8 +86,17 @@ func (s *Service) PlaceProject(ctx context.Context, actor Actor, domain, project
 	return p, err
 }
 
-// RemoveProject takes a project out of its organization.
-func (s *Service) RemoveProject(ctx context.Context, actor Actor, project string) error {
+// RemoveProject takes a project out of the organization domain, which
+// must be the one it is in.
+func (s *Service) RemoveProject(ctx context.Context, actor Actor, domain, project string) error {
+	domain = strings.ToLower(domain)
+	placed, err := s.ListProjects(ctx, domain)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(placed, func(p storage.ProjectOrg) bool { return p.Project == project }) {
+		return notFound("The project %q is not in the organization %s.", project, domain)
+	}
 	return storeErr(s.store.DeleteProjectOrg(ctx, project, s.event(actor, "org.project_remove", "", map[string]string{"project": project})),
 		fmt.Sprintf("The project %q is in no organization; it", project))
 }
@@ -103,14 +120,17 @@ func normalizeEmail(e string) (string, error) {
 	return strings.ToLower(e), nil
 }
 
-// PutUsers adds or replaces users in their organizations' directories (the
-// organization is the domain of each email), in one transaction.
-func (s *Service) PutUsers(ctx context.Context, actor Actor, in []UserInput) (int, error) {
+// PutUsers adds or replaces users in the directory of the organization
+// domain, in one transaction: each email must be of that domain.
+func (s *Service) PutUsers(ctx context.Context, actor Actor, domain string, in []UserInput) (int, error) {
+	domain = strings.ToLower(domain)
+	if _, err := s.GetOrg(ctx, domain); err != nil {
+		return 0, err
+	}
 	if len(in) == 0 {
 		return 0, invalid("No users given.")
 	}
 	now := s.cfg.Now()
-	known := map[string]bool{}
 	users := make([]storage.User, 0, len(in))
 	var errs []string
 	for i, u := range in {
@@ -119,16 +139,8 @@ func (s *Service) PutUsers(ctx context.Context, actor Actor, in []UserInput) (in
 			errs = append(errs, fmt.Sprintf("user %d: %v", i+1, err))
 			continue
 		}
-		domain := email[strings.LastIndexByte(email, '@')+1:]
-		if _, checked := known[domain]; !checked {
-			_, err := s.store.GetOrg(ctx, domain)
-			if err != nil && !errors.Is(err, storage.ErrNotFound) {
-				return 0, err
-			}
-			known[domain] = err == nil
-		}
-		if !known[domain] {
-			errs = append(errs, fmt.Sprintf("user %d: %s: no organization %s (keyward org create %s)", i+1, email, domain, domain))
+		if d := email[strings.LastIndexByte(email, '@')+1:]; d != domain {
+			errs = append(errs, fmt.Sprintf("user %d: %s is not in %s: a user belongs to the organization of its email's domain", i+1, email, domain))
 			continue
 		}
 		users = append(users, storage.User{Email: email, Org: domain, Suspended: u.Suspended, CreatedAt: now})

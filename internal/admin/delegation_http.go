@@ -140,7 +140,7 @@ func (h *Handler) placeProject(r *http.Request, actor Actor) (int, any, error) {
 }
 
 func (h *Handler) removeProject(r *http.Request, actor Actor) (int, any, error) {
-	return 204, nil, h.svc.RemoveProject(r.Context(), actor, r.PathValue("project"))
+	return 204, nil, h.svc.RemoveProject(r.Context(), actor, r.PathValue("domain"), r.PathValue("project"))
 }
 
 func (h *Handler) listUsers(r *http.Request, _ Actor) (int, any, error) {
@@ -173,7 +173,7 @@ func (h *Handler) putUsers(r *http.Request, actor Actor) (int, any, error) {
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	n, err := h.svc.PutUsers(r.Context(), actor, in.Users)
+	n, err := h.svc.PutUsers(r.Context(), actor, r.PathValue("domain"), in.Users)
 	return 200, map[string]int{"users": n}, err
 }
 

@@ -481,7 +481,7 @@ func TestAuthenticationDelegated(t *testing.T) {
 	if _, err := f.srv.Admin.CreateOrg(ctx, op, "example.com"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.srv.Admin.PutUsers(ctx, op, []admin.UserInput{{Email: "alice@example.com"}}); err != nil {
+	if _, err := f.srv.Admin.PutUsers(ctx, op, "example.com", []admin.UserInput{{Email: "alice@example.com"}}); err != nil {
 		t.Fatal(err)
 	}
 	// No new grant may carry Keyward's own scopes; one made before that
@@ -531,5 +531,62 @@ func TestStoreDown(t *testing.T) {
 	desc, _ := body["error_description"].(string)
 	if status != http.StatusServiceUnavailable || body["error"] != oauth2.ErrTemporarilyUnavailable || h.Get("Retry-After") == "" || strings.Contains(desc, "sql") {
 		t.Fatalf("%d %v, Retry-After %q; want 503 temporarily_unavailable with Retry-After and no cause", status, body, h.Get("Retry-After"))
+	}
+}
+
+// The organization in the path is the one acted on: a user of another
+// domain is not imported through it, nor a project of another organization
+// removed through it; and a blocked scope must be a scope name.
+func TestOrgPathsMean(t *testing.T) {
+	f := newFixture(t)
+	ctx, op := context.Background(), admin.Actor{ID: "op"}
+	for _, d := range []string{"example.com", "other.org"} {
+		if _, err := f.srv.Admin.CreateOrg(ctx, op, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.srv.Admin.PlaceProject(ctx, op, "example.com", "ops", true); err != nil {
+		t.Fatal(err)
+	}
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	users := func(emails ...string) admin.UsersRequest {
+		var in admin.UsersRequest
+		for _, e := range emails {
+			in.Users = append(in.Users, admin.UserInput{Email: e})
+		}
+		return in
+	}
+	for _, tt := range []struct {
+		name, method, path string
+		body               any
+		status             int
+		want               string // in the description
+	}{
+		{"a user of another domain", "POST", "/v1/orgs/example.com/users", users("alice@example.com", "dave@other.org"), 400, "dave@other.org is not in example.com"},
+		{"users of an organization that does not exist", "POST", "/v1/orgs/nowhere.test/users", users("dave@example.com"), 404, "does not exist"},
+		{"a project of another organization", "DELETE", "/v1/orgs/other.org/projects/ops", nil, 404, `The project "ops" is not in the organization other.org`},
+		{"a blocked scope with a space", "PATCH", "/v1/orgs/example.com", map[string]any{"blocked_scopes": []string{"calendar.admin drive.admin"}}, 400, "not a valid scope name"},
+		{"a blocked scope with a comma", "POST", "/v1/orgs", map[string]any{"domain": "third.org", "blocked_scopes": []string{"a,b"}}, 400, "not a valid scope name"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body, _ := f.call(t, tt.method, tt.path, auth, tt.body)
+			if desc, _ := body["error_description"].(string); status != tt.status || !strings.Contains(desc, tt.want) {
+				t.Fatalf("%d %v, want %d with %q", status, body, tt.status, tt.want)
+			}
+		})
+	}
+	// Nothing of it happened.
+	if _, err := f.store.GetUser(ctx, "alice@example.com"); err == nil {
+		t.Error("alice was imported by the refused request")
+	}
+	if p, _ := f.srv.Admin.ListProjects(ctx, "example.com"); len(p) != 1 {
+		t.Errorf("example.com's projects are %v, want ops still there", p)
+	}
+	// Through the right paths, both go through.
+	if status, body, _ := f.call(t, "POST", "/v1/orgs/other.org/users", auth, users("dave@other.org")); status != 200 {
+		t.Errorf("a user of the organization: %d %v", status, body)
+	}
+	if status, body, _ := f.call(t, "DELETE", "/v1/orgs/example.com/projects/ops", auth, nil); status != 204 {
+		t.Errorf("a project of the organization: %d %v", status, body)
 	}
 }

@@ -24,7 +24,7 @@ func TestRefusesOverlongNames(t *testing.T) {
 	if _, err := svc.CreateOrg(ctx, op, "example.com"); err != nil {
 		t.Fatal(err)
 	}
-	_, checks["user email"] = svc.PutUsers(ctx, op, []admin.UserInput{{Email: long + "@example.com"}})
+	_, checks["user email"] = svc.PutUsers(ctx, op, "example.com", []admin.UserInput{{Email: long + "@example.com"}})
 	for what, err := range checks {
 		var oe *oauth2.Error
 		if !errors.As(err, &oe) || oe.Code != oauth2.ErrInvalidRequest {
