@@ -201,23 +201,28 @@ type caller struct {
 // scope, of an account that is still an administrator.
 func (h *Handler) authenticate(r *http.Request) (caller, error) {
 	challenge := func(code, desc string) error {
-		return &oauth2.Error{Code: code, Description: desc, Status: http.StatusUnauthorized, Header: http.Header{
+		status := http.StatusUnauthorized
+		if code == oauth2.ErrInvalidRequest {
+			status = http.StatusBadRequest // RFC 6750 §3.1
+		}
+		return &oauth2.Error{Code: code, Description: desc, Status: status, Header: http.Header{
 			"Www-Authenticate": {`Bearer realm="keyward", error="` + code + `", error_description="` + desc + `"`}}}
 	}
 	auth := r.Header.Get("Authorization")
-	if auth == "" {
-		// RFC 6750 §3.1: a request without credentials gets a bare challenge.
+	scheme, raw, _ := strings.Cut(auth, " ")
+	if auth == "" || !strings.EqualFold(scheme, "Bearer") {
+		// RFC 6750 §3.1: a request without a bearer token (none, or
+		// credentials of another scheme) gets a bare challenge.
 		return caller{}, &oauth2.Error{Code: oauth2.ErrInvalidToken, Status: http.StatusUnauthorized,
 			Description: "The admin API needs an access token with the keyward.admin scope: Authorization: Bearer <token>.",
 			Header:      http.Header{"Www-Authenticate": {`Bearer realm="keyward"`}}}
 	}
-	scheme, raw, ok := strings.Cut(auth, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
+	if raw = strings.TrimSpace(raw); raw == "" || strings.ContainsAny(raw, " \t") {
 		return caller{}, challenge(oauth2.ErrInvalidRequest, "The Authorization header must be: Bearer <token>.")
 	}
 	// Revoking the token, the account's tokens, or the key or secret it
 	// was obtained with takes effect at once, as at introspection.
-	info, err := h.tokens.Resolve(r.Context(), strings.TrimSpace(raw))
+	info, err := h.tokens.Resolve(r.Context(), raw)
 	if errors.Is(err, tokenstate.ErrUnknown) {
 		return caller{}, challenge(oauth2.ErrInvalidToken, "The access token is not valid.")
 	}

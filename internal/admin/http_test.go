@@ -132,8 +132,9 @@ func TestAuthentication(t *testing.T) {
 	}{
 		{"admin", "Bearer " + f.token(t, f.admin, admin.AdminScope, nil), 200, ""},
 		{"no token", "", 401, "invalid_token"},
-		{"basic", "Basic YTpi", 401, "invalid_request"},
-		{"empty bearer", "Bearer ", 401, "invalid_request"},
+		{"basic", "Basic YTpi", 401, "invalid_token"}, // no bearer token: a bare challenge
+		{"empty bearer", "Bearer ", 400, "invalid_request"},
+		{"two words", "Bearer abc def", 400, "invalid_request"},
 		{"garbage", "Bearer abc", 401, "invalid_token"},
 		{"foreign signature", "Bearer " + foreign, 401, "invalid_token"},
 		{"expired", "Bearer " + f.token(t, f.admin, admin.AdminScope, func(c *oauth2.AccessClaims) { c.Expiry = time.Now().Add(-time.Second).Unix() }), 401, "invalid_token"},
@@ -148,8 +149,11 @@ func TestAuthentication(t *testing.T) {
 			if status != tt.wantStatus || (tt.wantError != "" && body["error"] != tt.wantError) {
 				t.Fatalf("%d %v, want %d %s", status, body, tt.wantStatus, tt.wantError)
 			}
-			if status == 401 && !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Bearer") {
+			if (status == 401 || status == 400) && !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Bearer") {
 				t.Fatalf("WWW-Authenticate = %q", hdr.Get("WWW-Authenticate"))
+			}
+			if tt.name == "basic" && hdr.Get("WWW-Authenticate") != `Bearer realm="keyward"` {
+				t.Fatalf("WWW-Authenticate = %q, want a bare challenge (RFC 6750 §3.1)", hdr.Get("WWW-Authenticate"))
 			}
 			if status == 403 && !strings.Contains(hdr.Get("WWW-Authenticate"), `scope="keyward.admin"`) {
 				t.Fatalf("WWW-Authenticate = %q, want the needed scope", hdr.Get("WWW-Authenticate"))
