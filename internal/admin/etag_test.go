@@ -253,7 +253,7 @@ func TestIfMatchMalformed(t *testing.T) {
 		}
 	}
 	// Two header lines are one list (RFC 9110 §5.3).
-	req := httptest.NewRequest("PATCH", path, strings.NewReader(`{}`))
+	req := httptest.NewRequest("PATCH", path, strings.NewReader(`{"description":"two lines"}`))
 	req.Header.Set("Authorization", auth)
 	req.Header.Add("If-Match", `"other"`)
 	req.Header.Add("If-Match", tag)

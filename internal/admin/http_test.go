@@ -594,3 +594,19 @@ func TestOrgPathsMean(t *testing.T) {
 		t.Errorf("a project of the organization: %d %v", status, body)
 	}
 }
+
+// A PATCH of an account that changes nothing is refused, as for an
+// organization, rather than audited as an update.
+func TestUpdateAccountNothing(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	before, _ := f.store.ListAuditEvents(context.Background(), storage.AuditFilter{Limit: 1000})
+	status, body, _ := f.call(t, "PATCH", "/v1/service-accounts/"+f.admin.ID, auth, map[string]any{})
+	if desc, _ := body["error_description"].(string); status != 400 || !strings.Contains(desc, "Nothing to change") {
+		t.Fatalf("%d %v, want 400 Nothing to change", status, body)
+	}
+	after, _ := f.store.ListAuditEvents(context.Background(), storage.AuditFilter{Limit: 1000})
+	if len(after) != len(before) {
+		t.Errorf("the refused PATCH wrote %d audit events", len(after)-len(before))
+	}
+}

@@ -512,6 +512,10 @@ func (s *Service) UpdateAccountIf(ctx context.Context, actor Actor, ref string, 
 	if err != nil {
 		return a, err
 	}
+	if up == (AccountUpdate{}) {
+		// Else an update of nothing, audited as one.
+		return a, invalid("Nothing to change: give at least one of display_name, description, scopes, token_lifetime_seconds, auth_methods, tls_binding and token_format.")
+	}
 	data := map[string]string{}
 	var life time.Duration
 	if up.Scopes != nil {
