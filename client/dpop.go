@@ -105,7 +105,8 @@ func (d *DPoP) HTTPClient(base *http.Client) *http.Client {
 // DPoP-bound token as "Authorization: DPoP <token>" with a fresh proof of
 // the request's method, URL and token; a token the server did not bind
 // (token_type Bearer) as a bearer token. A redirect to another host name
-// is followed without the token or a proof. base may be nil.
+// is followed without the token or a proof, and so is the rest of its
+// chain, back on the first host too. base may be nil.
 func (d *DPoP) Client(ts oauth2.TokenSource, base *http.Client) *http.Client {
 	c := clientOrDefault(base)
 	c.Transport = &proofTransport{d: d, base: c.Transport, tokens: ts}
@@ -221,14 +222,21 @@ func asksForNonce(resp *http.Response) bool {
 	return false
 }
 
-// redirectedAway reports whether req follows a redirect to another host
-// name than the request that started the chain.
+// redirectedAway reports whether req follows a redirect chain that was,
+// at any hop, on another host name than req. A chain that left the host
+// and came back counts: once stripped, the token stays off, as net/http
+// keeps the Authorization header it was given off since Go 1.23.5
+// (CVE-2024-45336). Else the other host, once sent a client, could have it
+// send its token with a valid proof to any URL of the first, its method
+// kept (307).
 func redirectedAway(req *http.Request) bool {
-	first := req
-	for first.Response != nil && first.Response.Request != nil {
-		first = first.Response.Request
+	for prev := req; prev.Response != nil && prev.Response.Request != nil; {
+		prev = prev.Response.Request
+		if !strings.EqualFold(prev.URL.Hostname(), req.URL.Hostname()) {
+			return true
+		}
 	}
-	return !strings.EqualFold(first.URL.Hostname(), req.URL.Hostname())
+	return false
 }
 
 func (t *proofTransport) next() http.RoundTripper {

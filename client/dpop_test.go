@@ -257,3 +257,65 @@ func TestDPoPResourceServerNonce(t *testing.T) {
 		t.Errorf("second request: %s after %d calls, want 200 after 1", resp.Status, calls.Load())
 	}
 }
+
+// fakeHosts is a transport that answers for any host name without the
+// network: a request whose path has a redirect in redirects is answered
+// with it (status and Location), any other is recorded and answered 200.
+type fakeHosts struct {
+	redirects map[string]redirect // by host and path, "a.example/start"
+	got       chan *http.Request
+}
+
+type redirect struct {
+	status   int
+	location string
+}
+
+func (f *fakeHosts) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		r.Body.Close()
+	}
+	resp := &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, Request: r}
+	if rd, ok := f.redirects[r.URL.Host+r.URL.Path]; ok {
+		resp.StatusCode = rd.status
+		resp.Header.Set("Location", rd.location)
+	} else {
+		f.got <- r
+	}
+	return resp, nil
+}
+
+// A redirect chain that leaves the host and comes back (a → b → a) gets
+// no token or proof on its way back either, as net/http's own
+// Authorization rule (CVE-2024-45336): else b, once a sends a client
+// there, could have that client send its token with a valid proof to any
+// URL of a, with the method kept (307).
+func TestDPoPRedirectBack(t *testing.T) {
+	f := &fakeHosts{got: make(chan *http.Request, 1), redirects: map[string]redirect{
+		"a.example/start":  {http.StatusFound, "http://b.example/bounce"},
+		"b.example/bounce": {http.StatusTemporaryRedirect, "http://a.example/admin/delete-everything"},
+		"a.example/here":   {http.StatusFound, "/there"},
+	}}
+	d, err := client.NewDPoP(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := d.Client(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok", TokenType: "DPoP"}), &http.Client{Transport: f})
+	resp, err := hc.Get("http://a.example/start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if r := <-f.got; r.URL.Path != "/admin/delete-everything" || r.Header.Get("Authorization") != "" || r.Header.Get("DPoP") != "" {
+		t.Errorf("back at %s: Authorization %q, DPoP %q; want neither", r.URL, r.Header.Get("Authorization"), r.Header.Get("DPoP"))
+	}
+	// A chain that never leaves the host keeps both.
+	resp, err = hc.Get("http://a.example/here")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if r := <-f.got; r.URL.Path != "/there" || r.Header.Get("Authorization") != "DPoP tok" || r.Header.Get("DPoP") == "" {
+		t.Errorf("at %s: Authorization %q, DPoP %q; want the token and a proof", r.URL, r.Header.Get("Authorization"), r.Header.Get("DPoP"))
+	}
+}
