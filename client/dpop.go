@@ -232,11 +232,36 @@ func asksForNonce(resp *http.Response) bool {
 func redirectedAway(req *http.Request) bool {
 	for prev := req; prev.Response != nil && prev.Response.Request != nil; {
 		prev = prev.Response.Request
-		if !strings.EqualFold(prev.URL.Hostname(), req.URL.Hostname()) {
+		if !sameHost(prev.URL.Hostname(), req.URL.Hostname()) {
 			return true
 		}
 	}
 	return false
+}
+
+// sameHost reports whether the host names a and b are the same: equal but
+// for the case of ASCII letters. Unicode case folding (strings.EqualFold)
+// is not enough: net/http dials a name's IDNA mapping, and "straße" and
+// "STRAẞE" fold alike but map to two domains, xn--strae-oqa and strasse.
+// Names that differ otherwise are taken for different hosts, the safe way
+// to be wrong.
+func sameHost(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		if lowerASCII(a[i]) != lowerASCII(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 func (t *proofTransport) next() http.RoundTripper {

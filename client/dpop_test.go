@@ -319,3 +319,36 @@ func TestDPoPRedirectBack(t *testing.T) {
 		t.Errorf("at %s: Authorization %q, DPoP %q; want the token and a proof", r.URL, r.Header.Get("Authorization"), r.Header.Get("DPoP"))
 	}
 }
+
+// Host names are compared as net/http dials them: "straße" and "STRAẞE"
+// are equal to strings.EqualFold, but IDNA maps the first to
+// xn--strae-oqa and the second to strasse, another domain; the redirect
+// gets no token. ASCII case alone does not make another host.
+func TestDPoPRedirectUnicodeCase(t *testing.T) {
+	f := &fakeHosts{got: make(chan *http.Request, 1), redirects: map[string]redirect{
+		"straße.example/start": {http.StatusFound, "http://straẞe.example/landing"},
+		"api.example/start":    {http.StatusFound, "http://API.Example/landing"},
+	}}
+	d, err := client.NewDPoP(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := d.Client(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok", TokenType: "DPoP"}), &http.Client{Transport: f})
+	for _, tc := range []struct {
+		start     string
+		wantToken bool
+	}{
+		{"http://straße.example/start", false},
+		{"http://api.example/start", true},
+	} {
+		resp, err := hc.Get(tc.start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		r := <-f.got
+		if got := r.Header.Get("Authorization") != "" || r.Header.Get("DPoP") != ""; got != tc.wantToken {
+			t.Errorf("%s → %s: Authorization %q, DPoP %q; want them: %v", tc.start, r.URL, r.Header.Get("Authorization"), r.Header.Get("DPoP"), tc.wantToken)
+		}
+	}
+}
