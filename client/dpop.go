@@ -180,7 +180,16 @@ func (t *proofTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	return t.send(retry, token, fresh)
+	resp, err = t.send(retry, token, fresh)
+	if err != nil {
+		return nil, err
+	}
+	// A server may give a new nonce with every answer (§8.2): the next
+	// request uses it, not the one it may have just used up.
+	if next := resp.Header.Get(dpop.NonceHeader); next != "" && next != fresh {
+		t.d.setNonce(origin, next)
+	}
+	return resp, nil
 }
 
 // send sends r with a fresh proof for it, token and nonce.

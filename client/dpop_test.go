@@ -352,3 +352,38 @@ func TestDPoPRedirectUnicodeCase(t *testing.T) {
 		}
 	}
 }
+
+// A resource server may give a new nonce with every answer (RFC 9449
+// §8.2, §9): the one of the answer to a request sent again is kept too,
+// so the next request needs one call, not two.
+func TestDPoPNonceOfRetry(t *testing.T) {
+	var calls, issued atomic.Int32
+	current := func() string { return "n" + string(rune('0'+issued.Load())) }
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		ok := proofClaim(t, r.Header.Get("DPoP"), "nonce") == current()
+		issued.Add(1) // each nonce serves once
+		w.Header().Set("DPoP-Nonce", current())
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `DPoP error="use_dpop_nonce"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	}))
+	t.Cleanup(api.Close)
+	d, err := client.NewDPoP(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := d.Client(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok", TokenType: "DPoP"}), nil)
+	for i, want := range []int32{2, 1, 1} {
+		calls.Store(0)
+		resp, err := hc.Get(api.URL + "/orders")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || calls.Load() != want {
+			t.Errorf("request %d: %s after %d calls, want 200 after %d", i, resp.Status, calls.Load(), want)
+		}
+	}
+}
