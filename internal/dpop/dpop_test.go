@@ -279,6 +279,24 @@ func TestNormalizeURL(t *testing.T) {
 	}
 }
 
+// A host name is lowered in its ASCII letters only: Unicode case mapping
+// makes one name of two that net/http dials as different domains, so a
+// proof made for the one would pass for the other. "STRAẞE" and "straße"
+// lower alike, but IDNA maps them to strasse and xn--strae-oqa.
+func TestNormalizeURLUnicodeHost(t *testing.T) {
+	a, errA := NormalizeURL("https://STRAẞE.example/orders")
+	b, errB := NormalizeURL("https://straße.example/orders")
+	if errA != nil || errB != nil || a == b {
+		t.Errorf("NormalizeURL: %q, %v and %q, %v; want two URLs", a, errA, b, errB)
+	}
+	if err := matchURL("https://STRAẞE.example/orders", "https://straße.example/orders"); err == nil {
+		t.Error("a proof for STRAẞE.example (strasse.example) matched straße.example (xn--strae-oqa.example)")
+	}
+	if got, err := NormalizeURL("https://ÄPI.Example/x"); err != nil || got != "https://Äpi.example/x" {
+		t.Errorf("NormalizeURL = %q, %v; want its ASCII letters lowered alone", got, err)
+	}
+}
+
 func TestReplayCache(t *testing.T) {
 	c := &Checker{}
 	rc := NewReplayCache(c.Retention(), 3)

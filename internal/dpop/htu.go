@@ -9,9 +9,9 @@ import (
 
 // NormalizeURL returns the form of an http or https URL that proofs are
 // compared in (RFC 9449 §4.3 check 9, RFC 3986 §6.2.2 and §6.2.3): scheme
-// and host in lower case, no default port, no query or fragment, an empty
-// path as "/", percent-encodings of unreserved characters decoded and the
-// others in upper case. Dot segments are not removed: a proof for
+// and host in lower case (the host's ASCII letters only), no default
+// port, no query or fragment, an empty path as "/", percent-encodings of
+// unreserved characters decoded and the others in upper case. Dot segments are not removed: a proof for
 // /a/../b does not match /b, which is the safe way to be wrong. A URL with
 // userinfo is refused; the target URI of a request has none.
 func NormalizeURL(s string) (string, error) {
@@ -29,7 +29,10 @@ func NormalizeURL(s string) (string, error) {
 	if u.User != nil {
 		return "", errors.New("userinfo in the URL")
 	}
-	host, port := strings.ToLower(u.Hostname()), u.Port()
+	// ASCII letters alone: Unicode case mapping would make one name of
+	// two that resolve apart ("STRAẞE" and "straße" lower alike, but
+	// IDNA maps them to strasse and xn--strae-oqa).
+	host, port := lowerASCII(u.Hostname()), u.Port()
 	if host == "" {
 		return "", errors.New("no host")
 	}
@@ -49,6 +52,18 @@ func NormalizeURL(s string) (string, error) {
 		path = "/"
 	}
 	return scheme + "://" + host + path, nil
+}
+
+// lowerASCII returns s with its ASCII letters in lower case, and every
+// other byte as it is.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // matchURL checks that a proof's htu is the request's URL.
