@@ -104,9 +104,10 @@ func (d *DPoP) HTTPClient(base *http.Client) *http.Client {
 // Client returns a client for API requests that sends ts's tokens: a
 // DPoP-bound token as "Authorization: DPoP <token>" with a fresh proof of
 // the request's method, URL and token; a token the server did not bind
-// (token_type Bearer) as a bearer token. A redirect to another host name
-// is followed without the token or a proof, and so is the rest of its
-// chain, back on the first host too. base may be nil.
+// (token_type Bearer) as a bearer token. A redirect to another host name,
+// or from HTTPS down to HTTP, is followed without the token or a proof,
+// and so is the rest of its chain, back on the first host too. base may
+// be nil.
 func (d *DPoP) Client(ts oauth2.TokenSource, base *http.Client) *http.Client {
 	c := clientOrDefault(base)
 	c.Transport = &proofTransport{d: d, base: c.Transport, tokens: ts}
@@ -232,7 +233,7 @@ func asksForNonce(resp *http.Response) bool {
 }
 
 // redirectedAway reports whether req follows a redirect chain that was,
-// at any hop, on another host name than req. A chain that left the host
+// at any hop, on another host name than req, or on HTTPS where req is not. A chain that left the host
 // and came back counts: once stripped, the token stays off, as net/http
 // keeps the Authorization header it was given off since Go 1.23.5
 // (CVE-2024-45336). Else the other host, once sent a client, could have it
@@ -243,6 +244,9 @@ func redirectedAway(req *http.Request) bool {
 		prev = prev.Response.Request
 		if !sameHost(prev.URL.Hostname(), req.URL.Hostname()) {
 			return true
+		}
+		if prev.URL.Scheme == "https" && req.URL.Scheme != "https" {
+			return true // down to plain HTTP, where anyone on the path reads the token
 		}
 	}
 	return false

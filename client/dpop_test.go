@@ -387,3 +387,36 @@ func TestDPoPNonceOfRetry(t *testing.T) {
 		}
 	}
 }
+
+// A redirect from HTTPS down to plain HTTP gets no token, bound or not: on
+// plain HTTP anyone on the path reads it. Up from HTTP to HTTPS keeps it.
+func TestDPoPRedirectDowngrade(t *testing.T) {
+	f := &fakeHosts{got: make(chan *http.Request, 1), redirects: map[string]redirect{
+		"a.example/secure": {http.StatusFound, "http://a.example/plain"},
+		"a.example/up":     {http.StatusFound, "https://a.example/landing"},
+	}}
+	d, err := client.NewDPoP(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{"DPoP", "Bearer"} {
+		hc := d.Client(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok", TokenType: typ}), &http.Client{Transport: f})
+		for _, tc := range []struct {
+			start     string
+			wantToken bool
+		}{
+			{"https://a.example/secure", false},
+			{"http://a.example/up", true},
+		} {
+			resp, err := hc.Get(tc.start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			r := <-f.got
+			if got := r.Header.Get("Authorization") != ""; got != tc.wantToken {
+				t.Errorf("%s token, from %s to %s: Authorization %q, want a token: %v", typ, tc.start, r.URL, r.Header.Get("Authorization"), tc.wantToken)
+			}
+		}
+	}
+}
