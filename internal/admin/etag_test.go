@@ -385,3 +385,32 @@ func FuzzIfMatch(f *testing.F) {
 		}
 	})
 }
+
+// A route that does not evaluate If-Match refuses a request that sends it,
+// rather than act as if it had been met (RFC 9110 §13.1.1).
+func TestIfMatchElsewhere(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	other, err := f.srv.Admin.CreateAccount(context.Background(), admin.Actor{ID: "t"}, admin.AccountInput{Name: "other", Project: "proj"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/v1/service-accounts/" + other.ID
+	tag, _ := f.etagOf(t, path, auth)
+	for _, tt := range []struct{ method, path string }{
+		{"DELETE", path},
+		{"POST", path + "/disable"},
+	} {
+		code, out, _ := f.callIf(t, tt.method, tt.path, auth, `"stale"`, nil)
+		if code != 400 || !strings.Contains(out["error_description"].(string), "takes If-Match") {
+			t.Errorf("%s %s with If-Match: %d %v, want 400", tt.method, tt.path, code, out)
+		}
+	}
+	if a, err := f.srv.Admin.GetAccount(context.Background(), other.ID); err != nil || a.Disabled {
+		t.Fatalf("after the refused requests: %+v, %v; want the account there, enabled", a, err)
+	}
+	// The routes that evaluate it still do.
+	if code, out, _ := f.callIf(t, "PATCH", path, auth, tag, map[string]any{"description": "x"}); code != 200 {
+		t.Errorf("PATCH with the ETag: %d %v", code, out)
+	}
+}

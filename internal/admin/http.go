@@ -125,6 +125,9 @@ func (h *Handler) routes() map[string]http.Handler {
 	return out
 }
 
+// conditional are the routes that evaluate If-Match.
+var conditional = map[string]bool{"PATCH /v1/service-accounts/{sa}": true, "PATCH /v1/apis/{name}": true}
+
 // endpoint wraps an admin operation with authentication and JSON encoding.
 func (h *Handler) endpoint(fn func(*http.Request, Actor) (int, any, error)) http.Handler {
 	return h.callerEndpoint(func(r *http.Request, c caller) (int, any, error) { return fn(r, c.Actor) })
@@ -138,6 +141,11 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 		c, err := h.authenticate(r)
 		if err == nil {
 			err = checkText(r)
+		}
+		if err == nil && len(r.Header.Values("If-Match")) > 0 && !conditional[r.Pattern] {
+			// RFC 9110 §13.1.1: a server must evaluate If-Match or not
+			// act; these routes do not, so they do not act.
+			err = invalid("Only PATCH of a service account or an API takes If-Match; send this request without it.")
 		}
 		if err == nil {
 			var (
