@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1011,5 +1012,64 @@ func waitKeyFile(t *testing.T, dir string) sakey.KeyFile {
 			t.Fatalf("no key file was downloaded into %s within 20 seconds (%d entries)", dir, len(all))
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestConsoleRevokeAccountTokens: an account's page revokes every token
+// issued to it until now, after a confirmation that says what it does not
+// reach (JWTs verified by APIs themselves); its opaque token is inactive
+// at once, and a token obtained after it works.
+func TestConsoleRevokeAccountTokens(t *testing.T) {
+	ctx, consoleLog := browserSession(t)
+	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
+	var ahead atomic.Int64 // the server's clock, ahead of the real one
+	m := startServer(t, func(m *Main) { m.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) } })
+	bg, sys := context.Background(), admin.Actor{ID: "test"}
+	if _, err := m.Server.Admin.CreateAPI(bg, sys, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}, TokenFormat: storage.TokenOpaque}); err != nil {
+		t.Fatal(err)
+	}
+	client := func(name string, scopes ...string) (storage.Account, string) {
+		a, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: name, Project: "shop", Scopes: scopes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := m.Server.Admin.CreateSecret(bg, sys, a.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, s.Value
+	}
+	shop, shopSecret := client("shop", "orders.read")
+	inspector, inspectorSecret := client("inspector", admin.IntrospectScope)
+	l := &lifecycle{t: t, m: m, issuer: m.Issuer}
+	before := l.token(shop.ID, shopSecret, "orders.read")
+	if !l.active(inspector.ID, inspectorSecret, before) {
+		t.Fatal("the shop's token is not active to begin with")
+	}
+
+	p.signIn(m)
+	p.step("open the account", chromedp.Navigate(m.Issuer+"/console/#/accounts/"+shop.ID),
+		chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//main[@id="view"]//h1[text()=%q]`, shop.Email))))
+	p.step("cancel the revocation", chromedp.Click(viewButton("Revoke its tokens")), chromedp.WaitVisible(chromedp.ID("confirm")),
+		chromedp.Click(chromedp.ID("confirm-cancel")), chromedp.WaitNotVisible(chromedp.ID("confirm")))
+	if !l.active(inspector.ID, inspectorSecret, before) {
+		t.Fatal("a cancelled revocation revoked the token")
+	}
+	p.step("ask to revoke", chromedp.Click(viewButton("Revoke its tokens")), chromedp.WaitVisible(chromedp.ID("confirm")))
+	if msg := eval[string](p, `document.getElementById("confirm").textContent`); !strings.Contains(msg, "APIs that verify JWTs themselves accept them until they expire") {
+		t.Errorf("the confirmation reads %q, want it to say what the revocation does not reach", msg)
+	}
+	p.step("revoke", chromedp.Click(chromedp.ID("confirm-ok")), chromedp.WaitNotVisible(chromedp.ID("confirm")))
+	p.waitAlert("revoked", "notice", "Revoked the tokens issued to "+shop.Email+" until now.")
+	if l.active(inspector.ID, inspectorSecret, before) {
+		t.Error("the token issued before the revocation is still active")
+	}
+	evs, err := m.store.ListAuditEvents(bg, storage.AuditFilter{Action: "account.revoke_tokens"})
+	if err != nil || len(evs) != 1 || evs[0].AccountID != shop.ID {
+		t.Errorf("account.revoke_tokens events: %+v (%v), want one for the shop", evs, err)
+	}
+	ahead.Store(int64(2 * time.Second)) // tokens issued in the second of the revocation are revoked too
+	if after := l.token(shop.ID, shopSecret, "orders.read"); !l.active(inspector.ID, inspectorSecret, after) {
+		t.Error("a token obtained after the revocation is not active")
 	}
 }

@@ -175,6 +175,14 @@ async function accountView(id) {
     await admin.del(path);
     await go("#/accounts", `Deleted the service account ${a.email}.`);
   }, "danger");
+  // Every token issued until now; new ones can still be obtained. APIs that
+  // verify JWTs themselves do not hear of it (ADMIN-API.md).
+  const revoke = button("Revoke its tokens", async () => {
+    if (!await confirmAction(`Revoke every token issued to ${a.email} until now? Opaque tokens and introspection refuse them at once; ` +
+      `APIs that verify JWTs themselves accept them until they expire (at most ${a.token_lifetime_seconds} s). The account can get new tokens.`, "Revoke")) return;
+    await admin.post(path + "/revoke-tokens");
+    await go(location.hash, `Revoked the tokens issued to ${a.email} until now.`);
+  }, "danger");
   return h("section", {},
     h("p", {}, h("a", { href: "#/accounts" }, "← Service accounts")),
     h("h1", {}, a.email),
@@ -191,7 +199,7 @@ async function accountView(id) {
       ["Created", fmtTime(a.created_at)],
       ["Updated", fmtTime(a.updated_at)],
     ]),
-    h("div", { class: "actions" }, toggle, del),
+    h("div", { class: "actions" }, toggle, revoke, del),
     h("p", {}, h("a", { href: auditHash({ account: a.client_id }) }, "Its events in the audit log")),
     editAccountForm(a, path, etag),
     keysSection(a, path, keys.keys),
