@@ -131,7 +131,7 @@ the proofs. Any PKCS #8 key of these types works as well, such as one from
 }
 
 func newDPoPProofCommand() *cobra.Command {
-	var keyPath, method, rawURL, token, nonce string
+	var keyPath, method, rawURL, token, tokenFile, nonce string
 	cmd := &cobra.Command{
 		Use:   "proof --dpop-key dpop.pem --url URL [--method GET] [--token TOKEN]",
 		Short: "Print a fresh DPoP proof for one request, for its DPoP header",
@@ -167,6 +167,24 @@ make a new proof with that value in --nonce.`,
 			if err := checkMethod(method); err != nil {
 				return err
 			}
+			if tokenFile != "" {
+				if token != "" {
+					return usageError{errors.New("give the token with --token or --token-file, not both")}
+				}
+				var data []byte
+				var err error
+				if tokenFile == "-" {
+					data, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 64<<10))
+				} else {
+					data, err = os.ReadFile(tokenFile)
+				}
+				if err != nil {
+					return fmt.Errorf("--token-file: %w", err)
+				}
+				if token = strings.TrimSpace(string(data)); token == "" {
+					return fmt.Errorf("--token-file %s holds no token", tokenFile)
+				}
+			}
 			if strings.ContainsAny(token, " \t\r\n") {
 				return usageError{errors.New("--token must be the access token alone, without a scheme such as 'DPoP ' and without spaces")}
 			}
@@ -189,6 +207,7 @@ make a new proof with that value in --nonce.`,
 	cmd.Flags().StringVar(&rawURL, "url", "", "the request's URL, as the API is called (http or https)")
 	cmd.Flags().StringVar(&method, "method", "GET", "the request's HTTP method (case-sensitive)")
 	cmd.Flags().StringVar(&token, "token", "", "the access token sent with the request; the proof then carries its hash (ath)")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "read the access token from this file (- for standard input) instead of --token, which other users of the machine can see in the process list")
 	cmd.Flags().StringVar(&nonce, "nonce", "", "the nonce the server asked for in its DPoP-Nonce header, if it requires one")
 	return cmd
 }

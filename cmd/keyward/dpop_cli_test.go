@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -308,5 +309,48 @@ func TestDPoPCLIErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "new.pem")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused keygen wrote new.pem: %v", err)
+	}
+}
+
+// TestDPoPProofTokenFile: the token comes from a file or standard input as
+// well as from --token, which the process list shows; the proof's ath is
+// its hash either way.
+func TestDPoPProofTokenFile(t *testing.T) {
+	const url, token = "https://orders.example/v1/orders", "tok-from-a-file"
+	dir := t.TempDir()
+	key, file := filepath.Join(dir, "dpop.pem"), filepath.Join(dir, "token")
+	runCLI(t, "dpop", "keygen", "--out", key)
+	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check := func(name, proof string) {
+		t.Helper()
+		if _, err := (&dpop.Checker{}).Check([]string{strings.TrimSpace(proof)}, dpop.Request{Method: "GET", URL: url, AccessToken: token}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	check("--token-file", runCLI(t, "dpop", "proof", "--dpop-key", key, "--url", url, "--token-file", file))
+	var out strings.Builder
+	cmd := newRootCommand()
+	cmd.SetArgs([]string{"dpop", "proof", "--dpop-key", key, "--url", url, "--token-file", "-"})
+	cmd.SetIn(strings.NewReader(token + "\n"))
+	cmd.SetOut(&out)
+	cmd.SetErr(io.Discard)
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	check("--token-file -", out.String())
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--token", token, "--token-file", file}, "not both"},
+		{[]string{"--token-file", filepath.Join(dir, "none")}, "--token-file"},
+		{[]string{"--token-file", key}, "--token must be the access token alone"}, // a PEM file has lines
+	} {
+		err := runCLIErr(t, append([]string{"dpop", "proof", "--dpop-key", key, "--url", url}, tt.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: %v, want %q", tt.args, err, tt.want)
+		}
 	}
 }
