@@ -901,17 +901,7 @@ func TestConsoleRevokeToken(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	client := func(name string, scopes ...string) (storage.Account, string) {
-		a, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: name, Project: "shop", Scopes: scopes})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := m.Server.Admin.CreateSecret(bg, sys, a.ID, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a, s.Value
-	}
+	client := func(name string, scopes ...string) (storage.Account, string) { return shopClient(t, m, name, scopes...) }
 	shop, shopSecret := client("shop", "orders.read", "billing.read")
 	inspector, inspectorSecret := client("inspector", admin.IntrospectScope)
 	l := &lifecycle{t: t, m: m, issuer: m.Issuer}
@@ -1028,17 +1018,7 @@ func TestConsoleRevokeAccountTokens(t *testing.T) {
 	if _, err := m.Server.Admin.CreateAPI(bg, sys, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}, TokenFormat: storage.TokenOpaque}); err != nil {
 		t.Fatal(err)
 	}
-	client := func(name string, scopes ...string) (storage.Account, string) {
-		a, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: name, Project: "shop", Scopes: scopes})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := m.Server.Admin.CreateSecret(bg, sys, a.ID, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a, s.Value
-	}
+	client := func(name string, scopes ...string) (storage.Account, string) { return shopClient(t, m, name, scopes...) }
 	shop, shopSecret := client("shop", "orders.read")
 	inspector, inspectorSecret := client("inspector", admin.IntrospectScope)
 	l := &lifecycle{t: t, m: m, issuer: m.Issuer}
@@ -1072,4 +1052,20 @@ func TestConsoleRevokeAccountTokens(t *testing.T) {
 	if after := l.token(shop.ID, shopSecret, "orders.read"); !l.active(inspector.ID, inspectorSecret, after) {
 		t.Error("a token obtained after the revocation is not active")
 	}
+}
+
+// shopClient creates the account name in the project shop, with scopes and
+// a secret, and returns it and the secret.
+func shopClient(t *testing.T, m *Main, name string, scopes ...string) (storage.Account, string) {
+	t.Helper()
+	bg, sys := context.Background(), admin.Actor{ID: "test"}
+	a, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: name, Project: "shop", Scopes: scopes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.Server.Admin.CreateSecret(bg, sys, a.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, s.Value
 }

@@ -47,18 +47,7 @@ func TestDPoPEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf, err := google.JWTConfigFromJSON(data, "orders.read")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, d.HTTPClient(nil))
-	tok, err := conf.TokenSource(ctx).Token()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok.Type() != "DPoP" {
-		t.Fatalf("token_type %q, want DPoP", tok.Type())
-	}
+	tok := googleDPoPToken(t, data, d)
 
 	vctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -167,6 +156,13 @@ func TestDPoPNonceEndToEnd(t *testing.T) {
 		t.Fatalf("a proof without a nonce: %s %q, DPoP-Nonce %q; want 400 use_dpop_nonce with a nonce", resp.Status, body.Error, resp.Header.Get("DPoP-Nonce"))
 	}
 
+	googleDPoPToken(t, data, d)
+}
+
+// googleDPoPToken gets a token for orders.read with Google's client library
+// from the key file data, its HTTP client d's, and checks it is bound.
+func googleDPoPToken(t *testing.T, data []byte, d *client.DPoP) *oauth2.Token {
+	t.Helper()
 	conf, err := google.JWTConfigFromJSON(data, "orders.read")
 	if err != nil {
 		t.Fatal(err)
@@ -179,4 +175,5 @@ func TestDPoPNonceEndToEnd(t *testing.T) {
 	if tok.Type() != "DPoP" {
 		t.Fatalf("token_type %q, want DPoP", tok.Type())
 	}
+	return tok
 }
