@@ -28,19 +28,20 @@ var (
 	// that belongs to no API.
 	ErrUnknownScope = errors.New("the scope belongs to no API")
 	// ErrScopesHeld: an API whose scopes accounts or delegation grants
-	// hold cannot be deleted, nor created: the holders would be left from
-	// a deleted API with those scopes. DeleteAPI and CreateAPI return it
-	// as a *ScopesHeldError.
+	// hold cannot be deleted, nor created, nor have those scopes removed
+	// or added: the holders would be left from a deleted API with those
+	// scopes. DeleteAPI, CreateAPI and UpdateAPI return it as a
+	// *ScopesHeldError.
 	ErrScopesHeld = errors.New("the API's scopes are held")
 )
 
 // Guard is a precondition of a change to an account, a key, a secret or a
 // delegation grant. The store checks it inside the change's transaction,
 // after applying the change: if it fails, nothing is written. Guarded
-// changes, CreateAPI and DeleteAPI are serialized against each other,
-// across processes sharing the store, so two of them cannot each pass by
-// counting on what the other one undoes (write skew). Changes made without
-// a guard are not checked.
+// changes, CreateAPI, UpdateAPI and DeleteAPI are serialized against each
+// other, across processes sharing the store, so two of them cannot each
+// pass by counting on what the other one undoes (write skew). Changes made
+// without a guard are not checked.
 type Guard struct {
 	// KeepHeld, if set, is a scope that some enabled account must still
 	// hold after the change when the changed account held it, enabled,
@@ -83,10 +84,11 @@ const HoldersListed = 10
 // hold some of the API's scopes, and would hold them again, unnoticed, if
 // an API with those scopes were created later. It is also CreateAPI's:
 // accounts or grants hold some of the new API's scopes, left from a
-// deleted API before DeleteAPI refused. errors.Is(err, ErrScopesHeld)
-// holds for it.
+// deleted API before DeleteAPI refused. And UpdateAPI's, for the scopes
+// it removes or, on the same grounds as CreateAPI, adds.
+// errors.Is(err, ErrScopesHeld) holds for it.
 type ScopesHeldError struct {
-	// Op is what was refused: "create api" or "delete api".
+	// Op is what was refused: "create api", "update api" or "delete api".
 	Op  string
 	API string
 	// Holders are the first HoldersListed holders: accounts by ID, then
@@ -448,8 +450,12 @@ type Storage interface {
 	CreateAPI(ctx context.Context, a API, ev AuditEvent) error
 	GetAPI(ctx context.Context, name string) (API, error)
 	ListAPIs(ctx context.Context) ([]API, error)
-	// UpdateAPI applies fn to the stored API; only its description, token
-	// format and introspectors may change.
+	// UpdateAPI applies fn to the stored API; all but its name,
+	// identifier and creation time may change. Scopes it removes must be
+	// held by no account or grant, and scopes it adds by none either (left
+	// from a deleted API), or it fails with a *ScopesHeldError; a scope it
+	// adds that another API has fails with ErrAlreadyExists. It is
+	// serialized against guarded changes (see Guard).
 	UpdateAPI(ctx context.Context, name string, fn func(API) (API, error), ev AuditEvent) (API, error)
 	// DeleteAPI deletes the API and its scopes, or fails with a
 	// *ScopesHeldError when an account or a delegation grant holds any of

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -40,7 +41,7 @@ func (s *Store) CreateAPI(ctx context.Context, a storage.API, ev storage.AuditEv
 		}
 		// Holders of the new scopes are left from a deleted API: they
 		// would get the new API's access unnoticed.
-		if err := s.scopeHolders(ctx, tx, "create api", a.Name); err != nil {
+		if err := s.scopeHolders(ctx, tx, "create api", a.Name, a.Scopes); err != nil {
 			return err
 		}
 		return s.notify(ctx, tx, storage.ChangeAll)
@@ -123,6 +124,12 @@ func (s *Store) ListAPIs(ctx context.Context) ([]storage.API, error) {
 func (s *Store) UpdateAPI(ctx context.Context, name string, fn func(storage.API) (storage.API, error), ev storage.AuditEvent) (storage.API, error) {
 	var out storage.API
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		// The scopes lock before the API's row, as CreateAPI, DeleteAPI
+		// and the guarded changes take them (DeleteAccount locks APIs'
+		// rows in dropIntrospector): the other order could deadlock.
+		if err := s.lock(ctx, tx, s.d.LockScopes, "lock scopes"); err != nil {
+			return err
+		}
 		old, err := scanAPI(tx.QueryRowContext(ctx, s.q["getAPIForUpdate"], name))
 		if err != nil {
 			return s.wrap("update api", err)
@@ -137,14 +144,50 @@ func (s *Store) UpdateAPI(ctx context.Context, name string, fn func(storage.API)
 		if a.Name != old.Name || a.Identifier != old.Identifier {
 			return fmt.Errorf("update api %s: the name and identifier cannot change", name)
 		}
-		_, err = tx.ExecContext(ctx, s.q["updateAPI"], a.Description, formatOrDefault(a.TokenFormat), encodeList(a.Introspectors), name)
-		out = a
-		if err != nil {
+		if _, err = tx.ExecContext(ctx, s.q["updateAPI"], a.Description, formatOrDefault(a.TokenFormat), encodeList(a.Introspectors), name); err != nil {
 			return s.wrap("update api", err)
 		}
+		if !slices.Equal(a.Scopes, old.Scopes) {
+			if err := s.replaceAPIScopes(ctx, tx, name, old.Scopes, a.Scopes); err != nil {
+				return err
+			}
+		}
+		out = a
 		return s.notify(ctx, tx, storage.ChangeAll)
 	}, ev)
 	return out, err
+}
+
+// replaceAPIScopes makes now the scopes of API name, in now's order, in
+// place of old. A scope it removes must be held by no account or grant,
+// as DeleteAPI requires of all of them; a scope it adds must belong to no
+// other API (ErrAlreadyExists) and be held by none, left from a deleted
+// API, as CreateAPI requires.
+func (s *Store) replaceAPIScopes(ctx context.Context, tx *sql.Tx, name string, old, now []string) error {
+	// Checked while they are still the API's.
+	if err := s.scopeHolders(ctx, tx, "update api", name, without(old, now)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, s.q["deleteAPIScope"], name); err != nil {
+		return s.wrap("update api", err)
+	}
+	for i, sc := range now {
+		if _, err := tx.ExecContext(ctx, s.q["insertAPIScope"], sc, name, i); err != nil {
+			return s.wrap("update api scope "+sc, err)
+		}
+	}
+	return s.scopeHolders(ctx, tx, "update api", name, without(now, old))
+}
+
+// without returns the scopes of l not in drop, in l's order.
+func without(l, drop []string) []string {
+	var out []string
+	for _, sc := range l {
+		if !slices.Contains(drop, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out
 }
 
 // DeleteAPI implements storage.Storage.
@@ -153,7 +196,11 @@ func (s *Store) DeleteAPI(ctx context.Context, name string, ev storage.AuditEven
 		if err := s.lock(ctx, tx, s.d.LockScopes, "lock scopes"); err != nil {
 			return err
 		}
-		if err := s.scopeHolders(ctx, tx, "delete api", name); err != nil {
+		scopes, err := s.apiScopes(ctx, tx, name)
+		if err != nil {
+			return s.wrap("delete api", err)
+		}
+		if err := s.scopeHolders(ctx, tx, "delete api", name, scopes); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.q["deleteAPIScope"], name); err != nil {

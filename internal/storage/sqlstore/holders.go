@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -24,33 +25,40 @@ func init() {
 		// that stops at the first.
 		"scopeHeld": `SELECT COUNT(*) FROM (SELECT 1 FROM account_scopes s JOIN accounts a ON a.id = s.account_id
 			WHERE s.scope = ? AND a.disabled = 0 LIMIT 1) held`,
-		"isAPIScope":     `SELECT COUNT(*) FROM api_scopes WHERE scope = ?`,
-		"countAPIScopes": `SELECT COUNT(*) FROM api_scopes WHERE api_name = ?`,
-		// Whether an account or a grant holds any of an API's scopes:
-		// index lookups that stop at the first, the path of every
-		// deletion that goes ahead.
-		"apiScopesHeld": `SELECT
-			(SELECT COUNT(*) FROM (SELECT 1 FROM account_scopes WHERE scope IN (` + apiScopesOf + `) LIMIT 1) a) +
-			(SELECT COUNT(*) FROM (SELECT 1 FROM delegation_grant_scopes WHERE scope IN (` + apiScopesOf + `) LIMIT 1) g)`,
-		// The holders of an API's scopes, one row per scope held, each
-		// holder's rows together, in holder order; and their number.
-		"apiAccountHolders": `SELECT a.id, a.email, s.scope FROM account_scopes s
-			JOIN accounts a ON a.id = s.account_id JOIN api_scopes p ON p.scope = s.scope
-			WHERE s.scope IN (` + apiScopesOf + `) ORDER BY s.account_id, p.position LIMIT ?`,
-		"apiAccountHolderCount": `SELECT COUNT(*) FROM (SELECT DISTINCT account_id FROM account_scopes
-			WHERE scope IN (` + apiScopesOf + `)) holders`,
-		"apiGrantHolders": `SELECT g.org, g.client_id, g.scope FROM delegation_grant_scopes g
-			JOIN api_scopes p ON p.scope = g.scope
-			WHERE g.scope IN (` + apiScopesOf + `) ORDER BY g.org, g.client_id, p.position LIMIT ?`,
-		"apiGrantHolderCount": `SELECT COUNT(*) FROM (SELECT DISTINCT org, client_id FROM delegation_grant_scopes
-			WHERE scope IN (` + apiScopesOf + `)) holders`,
+		"isAPIScope": `SELECT COUNT(*) FROM api_scopes WHERE scope = ?`,
 	} {
 		queries[k] = v
 	}
 }
 
-// apiScopesOf selects the scopes of the API named by its parameter.
-const apiScopesOf = `SELECT scope FROM api_scopes WHERE api_name = ?`
+// holderQueries find the accounts and grants holding any of a list of
+// scopes, all of them scopes of APIs; %[1]s stands for the list's
+// placeholders, which scopeHolders fills in.
+var holderQueries = map[string]string{
+	// Whether any holds one: index lookups that stop at the first, the
+	// path of every change that goes ahead.
+	"held": `SELECT
+		(SELECT COUNT(*) FROM (SELECT 1 FROM account_scopes WHERE scope IN (%[1]s) LIMIT 1) a) +
+		(SELECT COUNT(*) FROM (SELECT 1 FROM delegation_grant_scopes WHERE scope IN (%[1]s) LIMIT 1) g)`,
+	// The holders, one row per scope held, each holder's rows together,
+	// in holder order and then the scopes' order in their API; and their
+	// number.
+	"accountHolders": `SELECT a.id, a.email, s.scope FROM account_scopes s
+		JOIN accounts a ON a.id = s.account_id JOIN api_scopes p ON p.scope = s.scope
+		WHERE s.scope IN (%[1]s) ORDER BY s.account_id, p.position LIMIT ?`,
+	"accountHolderCount": `SELECT COUNT(*) FROM (SELECT DISTINCT account_id FROM account_scopes
+		WHERE scope IN (%[1]s)) holders`,
+	"grantHolders": `SELECT g.org, g.client_id, g.scope FROM delegation_grant_scopes g
+		JOIN api_scopes p ON p.scope = g.scope
+		WHERE g.scope IN (%[1]s) ORDER BY g.org, g.client_id, p.position LIMIT ?`,
+	"grantHolderCount": `SELECT COUNT(*) FROM (SELECT DISTINCT org, client_id FROM delegation_grant_scopes
+		WHERE scope IN (%[1]s)) holders`,
+}
+
+// holderQuery is holder query name for n scopes, rebound for the dialect.
+func (s *Store) holderQuery(name string, n int) string {
+	return s.rebind(fmt.Sprintf(holderQueries[name], strings.TrimSuffix(strings.Repeat("?, ", n), ", ")))
+}
 
 // putAccountScopes indexes the scopes of account id, replacing what was
 // indexed.
@@ -79,8 +87,8 @@ func (s *Store) putGrantScopes(ctx context.Context, tx *sql.Tx, g storage.Grant)
 	return nil
 }
 
-// lockScopes serializes guarded changes and API creations and deletions (see
-// storage.Guard), when there are guards.
+// lockScopes serializes guarded changes and API creations, updates and
+// deletions (see storage.Guard), when there are guards.
 func (s *Store) lockScopes(ctx context.Context, tx *sql.Tx, guards []storage.Guard) error {
 	if len(guards) == 0 {
 		return nil
@@ -138,34 +146,40 @@ func (s *Store) checkKnown(ctx context.Context, tx *sql.Tx, op string, old, now 
 	return nil
 }
 
-// scopeHolders returns the ScopesHeldError of API name, or nil when no
-// account or grant holds its scopes. Only a refusal counts and lists them.
-func (s *Store) scopeHolders(ctx context.Context, tx *sql.Tx, op, name string) error {
+// scopeHolders returns the ScopesHeldError of API api, or nil when no
+// account or grant holds any of scopes, which must be in api_scopes (their
+// order there orders each holder's scopes). Only a refusal counts and
+// lists them.
+func (s *Store) scopeHolders(ctx context.Context, tx *sql.Tx, op, api string, scopes []string) error {
+	if len(scopes) == 0 {
+		return nil
+	}
+	args := make([]any, 0, len(scopes))
+	for _, sc := range scopes {
+		args = append(args, sc)
+	}
 	var held int
-	if err := tx.QueryRowContext(ctx, s.q["apiScopesHeld"], name, name).Scan(&held); err != nil {
+	if err := tx.QueryRowContext(ctx, s.holderQuery("held", len(scopes)), slices.Concat(args, args)...).Scan(&held); err != nil {
 		return s.wrap(op, err)
 	}
 	if held == 0 {
 		return nil
 	}
-	e := &storage.ScopesHeldError{Op: op, API: name}
-	// A holder has a row per scope of the API it holds: the first
-	// HoldersListed holders are within this many rows.
-	var rowsNeeded int
-	if err := tx.QueryRowContext(ctx, s.q["countAPIScopes"], name).Scan(&rowsNeeded); err != nil {
-		return s.wrap(op, err)
-	}
-	rowsNeeded *= storage.HoldersListed
-	for _, kind := range []string{"apiAccountHolder", "apiGrantHolder"} {
+	e := &storage.ScopesHeldError{Op: op, API: api}
+	// A holder has a row per scope it holds: the first HoldersListed
+	// holders are within this many rows.
+	rowsNeeded := len(scopes) * storage.HoldersListed
+	for _, kind := range []string{"account", "grant"} {
 		var n int
-		if err := tx.QueryRowContext(ctx, s.q[kind+"Count"], name).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, s.holderQuery(kind+"HolderCount", len(scopes)), args...).Scan(&n); err != nil {
 			return s.wrap(op, err)
 		}
 		e.Total += n
 		if n == 0 || len(e.Holders) == storage.HoldersListed {
 			continue
 		}
-		if err := s.listHolders(ctx, tx, s.q[kind+"s"], name, rowsNeeded, e, kind == "apiGrantHolder"); err != nil {
+		q := s.holderQuery(kind+"Holders", len(scopes))
+		if err := s.listHolders(ctx, tx, q, slices.Concat(args, []any{rowsNeeded}), e, kind == "grant"); err != nil {
 			return s.wrap(op, err)
 		}
 	}
@@ -176,8 +190,8 @@ func (s *Store) scopeHolders(ctx context.Context, tx *sql.Tx, op, name string) e
 }
 
 // listHolders appends holders from q to e until it lists HoldersListed.
-func (s *Store) listHolders(ctx context.Context, tx *sql.Tx, q, name string, limit int, e *storage.ScopesHeldError, grants bool) error {
-	rows, err := tx.QueryContext(ctx, q, name, limit)
+func (s *Store) listHolders(ctx context.Context, tx *sql.Tx, q string, args []any, e *storage.ScopesHeldError, grants bool) error {
+	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return err
 	}

@@ -33,9 +33,9 @@ type Dialect struct {
 	// write transactions are already exclusive.
 	LockAudit, LockSigningKeys string
 	// LockScopes, if set, runs at the start of a guarded change of an
-	// account, a key, a secret or a grant and of CreateAPI and DeleteAPI
-	// (see storage.Guard), to serialize them against each other across
-	// processes. SQLite needs none.
+	// account, a key, a secret or a grant and of CreateAPI, UpdateAPI and
+	// DeleteAPI (see storage.Guard), to serialize them against each other
+	// across processes. SQLite needs none.
 	LockScopes string
 	// ForUpdate, if set, ends a read of the row a transaction is about to
 	// rewrite (" FOR UPDATE"), so that a concurrent change of the row waits

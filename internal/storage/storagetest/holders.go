@@ -301,48 +301,63 @@ func testGuardKnownScopes(t *testing.T, s storage.Storage) {
 	verifyAll(t, s)
 }
 
-// A guarded change granting a scope and the deletion of its API, at once,
-// never leave the scope held with its API gone: one of them fails. The
-// update's fn, in its transaction, starts DeleteAPI and waits for it, or
-// for a bound (a store that serializes them keeps DeleteAPI out until the
-// update commits, and then DeleteAPI finds the holder); a store that lets
-// DeleteAPI commit meanwhile must then refuse the grant. (The other unsafe
-// order, DeleteAPI counting holders between the grant's own check and its
-// commit, has no hook to force it; GuardKeepHeldConcurrent shows the
-// store serializes guarded changes.)
+// A guarded change granting a scope and the deletion of its API, or an
+// update of the API removing the scope, at once, never leave the scope
+// held with no API having it: one of them fails. The account update's fn,
+// in its transaction, starts the API change and waits for it, or for a
+// bound (a store that serializes them keeps the API change out until the
+// update commits, and then it finds the holder); a store that lets the
+// API change commit meanwhile must then refuse the grant. (The other
+// unsafe order, the API change counting holders between the grant's own
+// check and its commit, has no hook to force it; GuardKeepHeldConcurrent
+// shows the store serializes guarded changes.)
 func testGuardKnownScopesConcurrent(t *testing.T, s storage.Storage) {
 	ctx := context.Background()
 	known := storage.Guard{KnownScopes: true}
-	for round := range 4 {
-		mustNil(t, s.CreateAPI(ctx, storage.API{Name: "orders", Identifier: "https://orders", Scopes: []string{"orders.read"}, CreatedAt: t0}, ev("api.create")))
+	changes := []struct {
+		name string
+		fn   func() error
+	}{
+		{"DeleteAPI", func() error { return s.DeleteAPI(ctx, "orders", ev("api.delete")) }},
+		{"UpdateAPI", func() error {
+			_, err := s.UpdateAPI(ctx, "orders", func(a storage.API) (storage.API, error) {
+				a.Scopes = []string{"orders.write"}
+				return a, nil
+			}, ev("api.update"))
+			return err
+		}},
+	}
+	for round := range 8 {
+		change := changes[round%2]
+		mustNil(t, s.CreateAPI(ctx, storage.API{Name: "orders", Identifier: "https://orders", Scopes: []string{"orders.read", "orders.write"}, CreatedAt: t0}, ev("api.create")))
 		a := holder(round, false)
 		mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
-		deleted := make(chan error, 1)
+		changed := make(chan error, 1)
 		bound, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
 		_, uerr := s.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
-			go func() { deleted <- s.DeleteAPI(ctx, "orders", ev("api.delete")) }()
+			go func() { changed <- change.fn() }()
 			select {
-			case err := <-deleted:
-				deleted <- err
+			case err := <-changed:
+				changed <- err
 			case <-bound.Done():
 			}
 			old.Scopes = []string{"orders.read"}
 			return old, nil
 		}, ev("account.update"), known)
 		cancel()
-		derr := <-deleted
+		cerr := <-changed
 		got, err := s.GetAccount(ctx, a.ID)
 		mustNil(t, err)
-		_, aerr := s.GetAPI(ctx, "orders")
+		api, aerr := s.GetAPI(ctx, "orders")
 		switch {
-		case uerr == nil && derr == nil:
-			t.Fatalf("round %d: both the grant of orders.read and the deletion of its API passed", round)
-		case uerr == nil && !errors.Is(derr, storage.ErrScopesHeld):
-			t.Fatalf("round %d: DeleteAPI after the grant: %v, want ErrScopesHeld", round, derr)
-		case derr == nil && !errors.Is(uerr, storage.ErrUnknownScope):
-			t.Fatalf("round %d: the grant after DeleteAPI: %v, want ErrUnknownScope", round, uerr)
-		case slices.Contains(got.Scopes, "orders.read") && aerr != nil:
-			t.Fatalf("round %d: %s holds orders.read of a deleted API", round, got.Email)
+		case uerr == nil && cerr == nil:
+			t.Fatalf("round %d: both the grant of orders.read and %s taking it away passed", round, change.name)
+		case uerr == nil && !errors.Is(cerr, storage.ErrScopesHeld):
+			t.Fatalf("round %d: %s after the grant: %v, want ErrScopesHeld", round, change.name, cerr)
+		case cerr == nil && !errors.Is(uerr, storage.ErrUnknownScope):
+			t.Fatalf("round %d: the grant after %s: %v, want ErrUnknownScope", round, change.name, uerr)
+		case slices.Contains(got.Scopes, "orders.read") && (aerr != nil || !slices.Contains(api.Scopes, "orders.read")):
+			t.Fatalf("round %d: %s holds orders.read, which no API has", round, got.Email)
 		}
 		// Clean up for the next round.
 		if uerr == nil {
@@ -408,4 +423,128 @@ func testUpdateAccountConcurrent(t *testing.T, s storage.Storage) {
 		}, ev("account.update"))
 		mustNil(t, err)
 	}
+}
+
+// UpdateAPI adds, removes and reorders an API's scopes, keeping the order
+// given, and what reads the APIs (the cache wrapper's catalog too) sees
+// the new list at once. It refuses, writing nothing, to remove a scope an
+// account or a grant holds (naming them, as DeleteAPI), to add another
+// API's scope, or to add one an account holds, left from a deleted API
+// (as CreateAPI).
+func testUpdateAPIScopes(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	mustNil(t, s.CreateAPI(ctx, storage.API{Name: "orders", Identifier: "https://orders", Scopes: []string{"orders.read", "orders.write"}, CreatedAt: t0}, ev("api.create")))
+	mustNil(t, s.CreateAPI(ctx, storage.API{Name: "billing", Identifier: "https://billing", Scopes: []string{"billing.read"}, CreatedAt: t0}, ev("api.create")))
+	setAPIScopes := func(scopes ...string) (storage.API, error) {
+		return s.UpdateAPI(ctx, "orders", func(a storage.API) (storage.API, error) { a.Scopes = scopes; return a, nil }, ev("api.update"))
+	}
+	// wantScopes checks what GetAPI and ListAPIs read; both are read
+	// before each change too, so a cache holds the old list.
+	wantScopes := func(want ...string) {
+		t.Helper()
+		got, err := s.GetAPI(ctx, "orders")
+		mustNil(t, err)
+		if !slices.Equal(got.Scopes, want) {
+			t.Fatalf("GetAPI scopes = %v, want %v", got.Scopes, want)
+		}
+		apis, err := s.ListAPIs(ctx)
+		mustNil(t, err)
+		i := slices.IndexFunc(apis, func(a storage.API) bool { return a.Name == "orders" })
+		if i < 0 || !slices.Equal(apis[i].Scopes, want) {
+			t.Fatalf("ListAPIs = %+v, want orders with scopes %v", apis, want)
+		}
+		if j := slices.IndexFunc(apis, func(a storage.API) bool { return a.Name == "billing" }); j < 0 || !slices.Equal(apis[j].Scopes, []string{"billing.read"}) {
+			t.Fatalf("ListAPIs = %+v, want billing with its scope", apis)
+		}
+	}
+	wantScopes("orders.read", "orders.write")
+
+	// Added first, then one removed and the rest reordered.
+	up, err := setAPIScopes("orders.admin", "orders.read", "orders.write")
+	mustNil(t, err)
+	if !slices.Equal(up.Scopes, []string{"orders.admin", "orders.read", "orders.write"}) {
+		t.Fatalf("UpdateAPI returned scopes %v", up.Scopes)
+	}
+	wantScopes("orders.admin", "orders.read", "orders.write")
+	_, err = setAPIScopes("orders.write", "orders.admin", "orders.delete")
+	mustNil(t, err)
+	wantScopes("orders.write", "orders.admin", "orders.delete")
+
+	// Holders of orders.write and orders.admin; a near name holds nothing.
+	a := holder(1, true, "x", "orders.admin", "orders.write")
+	near := holder(2, false, "orders.writer")
+	for _, x := range []storage.Account{a, near} {
+		mustNil(t, s.CreateAccount(ctx, x, ev("account.create")))
+	}
+	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "example.com", CreatedAt: t0}, ev("org.create")))
+	mustNil(t, s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: "100000000000000000099", Scopes: []string{"orders.admin"}, CreatedAt: t0}, ev("delegation.grant")))
+	// orders.old is held, left from a deleted API.
+	stale := holder(3, false, "orders.old")
+	mustNil(t, s.CreateAccount(ctx, stale, ev("account.create")))
+	before := len(verifyAll(t, s))
+
+	sameHolders := func(a, b storage.ScopeHolder) bool {
+		return a.AccountID == b.AccountID && a.Email == b.Email && a.Org == b.Org && a.ClientID == b.ClientID && slices.Equal(a.Scopes, b.Scopes)
+	}
+	for _, tt := range []struct {
+		name   string
+		scopes []string
+		want   []storage.ScopeHolder // nil: ErrAlreadyExists
+	}{
+		{"removing held scopes", []string{"orders.delete"}, []storage.ScopeHolder{
+			{AccountID: a.ID, Email: a.Email, Scopes: []string{"orders.write", "orders.admin"}},
+			{Org: "example.com", ClientID: "100000000000000000099", Scopes: []string{"orders.admin"}},
+		}},
+		{"removing one held scope", []string{"orders.admin", "orders.delete"}, []storage.ScopeHolder{
+			{AccountID: a.ID, Email: a.Email, Scopes: []string{"orders.write"}},
+		}},
+		{"adding a held scope", []string{"orders.write", "orders.admin", "orders.delete", "orders.old"}, []storage.ScopeHolder{
+			{AccountID: stale.ID, Email: stale.Email, Scopes: []string{"orders.old"}},
+		}},
+		{"adding another API's scope", []string{"orders.write", "orders.admin", "billing.read", "orders.delete"}, nil},
+	} {
+		wantScopes("orders.write", "orders.admin", "orders.delete")
+		_, err := setAPIScopes(tt.scopes...)
+		if tt.want == nil {
+			if !errors.Is(err, storage.ErrAlreadyExists) {
+				t.Fatalf("%s: err = %v, want ErrAlreadyExists", tt.name, err)
+			}
+			continue
+		}
+		held, ok := errors.AsType[*storage.ScopesHeldError](err)
+		if !ok || !errors.Is(err, storage.ErrScopesHeld) || held.Op != "update api" || held.API != "orders" ||
+			held.Total != len(tt.want) || !slices.EqualFunc(held.Holders, tt.want, sameHolders) {
+			t.Fatalf("%s: err = %v (%+v), want a ScopesHeldError naming %+v", tt.name, err, held, tt.want)
+		}
+	}
+	wantScopes("orders.write", "orders.admin", "orders.delete")
+	if n := len(verifyAll(t, s)); n != before {
+		t.Errorf("refused updates wrote audit events: %d events, want %d", n, before)
+	}
+
+	// Changes that remove or add no held scope pass; so do the refused
+	// ones once the holders let go.
+	_, err = setAPIScopes("orders.admin", "orders.write", "orders.new")
+	mustNil(t, err)
+	wantScopes("orders.admin", "orders.write", "orders.new")
+	_, err = s.UpdateAccount(ctx, stale.ID, setScopes(), ev("account.update"))
+	mustNil(t, err)
+	_, err = setAPIScopes("orders.admin", "orders.write", "orders.old")
+	mustNil(t, err)
+	wantScopes("orders.admin", "orders.write", "orders.old")
+	mustNil(t, s.DeleteAccount(ctx, a.ID, ev("account.delete")))
+	mustNil(t, s.DeleteGrant(ctx, "example.com", "100000000000000000099", ev("delegation.revoke")))
+	_, err = setAPIScopes("orders.old")
+	mustNil(t, err)
+	wantScopes("orders.old")
+	// The removed scopes are free for another API.
+	_, err = s.UpdateAPI(ctx, "billing", func(x storage.API) (storage.API, error) {
+		x.Scopes = append(x.Scopes, "orders.admin")
+		return x, nil
+	}, ev("api.update"))
+	mustNil(t, err)
+	if got, err := s.GetAPI(ctx, "billing"); err != nil || !slices.Equal(got.Scopes, []string{"billing.read", "orders.admin"}) {
+		t.Fatalf("billing after taking orders.admin: %+v, %v", got, err)
+	}
+	verifyAll(t, s)
 }

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"UpdateConcurrent", testUpdateConcurrent},
 		{"DeleteAPIHeld", testDeleteAPIHeld},
 		{"CreateAPIHeld", testCreateAPIHeld},
+		{"UpdateAPIScopes", testUpdateAPIScopes},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeysConcurrent", testSigningKeysConcurrent},
 		{"SealedValues", testSealedValues},
