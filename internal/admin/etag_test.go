@@ -115,6 +115,10 @@ func testIfMatch(t *testing.T, f *fixture) {
 			"/v1/service-accounts/" + job.ID + "/disable"},
 		{"API", "/v1/apis/orders", apiCreated,
 			func(i int) any { return admin.APIUpdate{Description: desc(strings.Repeat("d", i+1))} }, "description", ""},
+		{"API's scopes", "/v1/apis/orders", "",
+			func(i int) any {
+				return admin.APIUpdate{Scopes: scopes("orders.read", fmt.Sprintf("orders.x%d", i), "orders.write")}
+			}, "scopes", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -177,6 +177,8 @@ type APIInput struct {
 type APIUpdate struct {
 	Description *string `json:"description"`
 	TokenFormat *string `json:"token_format"`
+	// Scopes is the API's whole new list of scopes, in order.
+	Scopes *[]string `json:"scopes"`
 	// Introspectors are service accounts (email or client ID) allowed to
 	// introspect this API's tokens.
 	Introspectors *[]string `json:"introspectors"`
@@ -227,24 +229,14 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in APIInput) (stor
 	if len(in.Identifier) > MaxIdentifierLength {
 		return storage.API{}, invalid("The API identifier is %d bytes long; at most %d are allowed.", len(in.Identifier), MaxIdentifierLength)
 	}
-	if len(in.Scopes) == 0 {
-		return storage.API{}, invalid("An API needs at least one scope.")
+	if err := checkAPIScopes(in.Scopes); err != nil {
+		return storage.API{}, err
 	}
 	if err := checkLabel("description", in.Description, MaxDescriptionLength); err != nil {
 		return storage.API{}, err
 	}
 	if err := checkFormat(in.TokenFormat, true); err != nil {
 		return storage.API{}, err
-	}
-	seen := map[string]bool{}
-	for _, sc := range in.Scopes {
-		if !oauth2.ValidScopeToken(sc) || len(sc) > 200 {
-			return storage.API{}, invalid("The scope %q is not a valid scope name (printable ASCII without spaces, quotes, backslashes or commas).", sc)
-		}
-		if seen[sc] {
-			return storage.API{}, invalid("The scope %q is listed twice.", sc)
-		}
-		seen[sc] = true
 	}
 	format := in.TokenFormat
 	if format == "" {
@@ -259,6 +251,25 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in APIInput) (stor
 		return a, conflict("The API %q cannot be created while its scopes are granted already, left from a deleted API that had them: %s. They would get this API's access unnoticed: remove the scopes from these accounts (keyward sa update --scopes) and delegations (keyward delegation grant with fewer scopes, or revoke) first.", a.Name, holderList(held))
 	}
 	return a, err
+}
+
+// checkAPIScopes checks the scopes of an API: at least one, each a valid
+// scope name, none twice.
+func checkAPIScopes(scopes []string) error {
+	if len(scopes) == 0 {
+		return invalid("An API needs at least one scope.")
+	}
+	seen := map[string]bool{}
+	for _, sc := range scopes {
+		if !oauth2.ValidScopeToken(sc) || len(sc) > 200 {
+			return invalid("The scope %q is not a valid scope name (printable ASCII without spaces, quotes, backslashes or commas).", sc)
+		}
+		if seen[sc] {
+			return invalid("The scope %q is listed twice.", sc)
+		}
+		seen[sc] = true
+	}
+	return nil
 }
 
 // holderList names the holders of a ScopesHeldError, and how many more
@@ -288,14 +299,18 @@ func (s *Service) GetAPI(ctx context.Context, name string) (storage.API, error) 
 // ListAPIs returns every API.
 func (s *Service) ListAPIs(ctx context.Context) ([]storage.API, error) { return s.store.ListAPIs(ctx) }
 
-// UpdateAPI changes an API's description, token format or introspectors.
+// UpdateAPI changes an API's description, token format, introspectors or
+// scopes.
 func (s *Service) UpdateAPI(ctx context.Context, actor Actor, name string, up APIUpdate) (storage.API, error) {
 	return s.UpdateAPIIf(ctx, actor, name, up, Match{})
 }
 
 // UpdateAPIIf is UpdateAPI made only if the API's state meets match,
 // which the store checks in the update's transaction: otherwise it fails
-// with a 412 and changes nothing.
+// with a 412 and changes nothing. A scope removed must be granted to no
+// account or delegation, as DeleteAPI requires of all of them; a scope
+// added must belong to no other API and be granted to none, left from a
+// deleted API, as CreateAPI requires. The built-in API's scopes stay.
 func (s *Service) UpdateAPIIf(ctx context.Context, actor Actor, name string, up APIUpdate, match Match) (storage.API, error) {
 	data := map[string]string{"api": name}
 	if up.Description != nil {
@@ -309,6 +324,12 @@ func (s *Service) UpdateAPIIf(ctx context.Context, actor Actor, name string, up 
 		}
 		data["token_format"] = *up.TokenFormat
 	}
+	if up.Scopes != nil {
+		if err := checkAPIScopes(*up.Scopes); err != nil {
+			return storage.API{}, err
+		}
+		data["scopes"] = strings.Join(*up.Scopes, " ")
+	}
 	var ids []string
 	if up.Introspectors != nil {
 		for _, ref := range *up.Introspectors {
@@ -321,6 +342,7 @@ func (s *Service) UpdateAPIIf(ctx context.Context, actor Actor, name string, up 
 		ids = dedupe(ids)
 		data["introspectors"] = strings.Join(ids, " ")
 	}
+	var oldScopes []string // as the update found them
 	a, err := s.store.UpdateAPI(ctx, name, func(a storage.API) (storage.API, error) {
 		if err := match.check(apiETag(a), fmt.Sprintf("The API %q", a.Name)); err != nil {
 			return a, err
@@ -334,9 +356,61 @@ func (s *Service) UpdateAPIIf(ctx context.Context, actor Actor, name string, up 
 		if up.Introspectors != nil {
 			a.Introspectors = ids
 		}
+		if up.Scopes != nil && !slices.Equal(*up.Scopes, a.Scopes) {
+			if a.Name == BuiltinAPIName {
+				return a, conflict("The scopes of the built-in API %q cannot change: Keyward manages itself through them.", a.Name)
+			}
+			oldScopes = a.Scopes
+			a.Scopes = slices.Clone(*up.Scopes)
+		}
 		return a, nil
 	}, s.event(actor, "api.update", "", data))
+	if held, ok := errors.AsType[*storage.ScopesHeldError](err); ok {
+		return a, scopesHeldOnUpdate(name, held, oldScopes)
+	}
+	if errors.Is(err, storage.ErrAlreadyExists) && up.Scopes != nil {
+		return a, s.scopeTaken(ctx, name, *up.Scopes)
+	}
 	return a, storeErr(err, fmt.Sprintf("The API %q", name))
+}
+
+// scopesHeldOnUpdate describes UpdateAPI's refusal of held scopes: the
+// holders hold scopes the update removes, or, if none of those, scopes it
+// adds (the store checks removals first).
+func scopesHeldOnUpdate(name string, held *storage.ScopesHeldError, old []string) error {
+	var scopes []string
+	for _, h := range held.Holders {
+		for _, sc := range h.Scopes {
+			if !slices.Contains(scopes, sc) {
+				scopes = append(scopes, sc)
+			}
+		}
+	}
+	if slices.ContainsFunc(scopes, func(sc string) bool { return slices.Contains(old, sc) }) {
+		return conflict("The scopes %s cannot be removed from the API %q while they are granted: %s. Remove them from these accounts (keyward sa update --scopes) and delegations (keyward delegation grant with fewer scopes, or revoke) first.",
+			strings.Join(scopes, " "), name, holderList(held))
+	}
+	return conflict("The scopes %s cannot be added to the API %q while they are granted already, left from a deleted API that had them: %s. They would get this API's access unnoticed: remove the scopes from these accounts (keyward sa update --scopes) and delegations (keyward delegation grant with fewer scopes, or revoke) first.",
+		strings.Join(scopes, " "), name, holderList(held))
+}
+
+// scopeTaken describes UpdateAPI's refusal of a scope another API has,
+// naming it if it can still be found.
+func (s *Service) scopeTaken(ctx context.Context, name string, scopes []string) error {
+	apis, err := s.store.ListAPIs(ctx)
+	if err == nil {
+		for _, a := range apis {
+			if a.Name == name {
+				continue
+			}
+			for _, sc := range a.Scopes {
+				if slices.Contains(scopes, sc) {
+					return conflict("The scope %q belongs to the API %q: each scope belongs to one API. Remove it there first, or choose another name.", sc, a.Name)
+				}
+			}
+		}
+	}
+	return conflict("One of the scopes belongs to another API (each scope belongs to one API).")
 }
 
 // DeleteAPI removes an API; its scopes can then no longer be requested.
