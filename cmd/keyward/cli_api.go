@@ -81,18 +81,26 @@ deleted: the error lists who holds them. Remove the scopes from those
 accounts and delegations first, so that no grant lingers to come back to
 life if an API with the same scopes is created again.`
 	var (
-		upDescription, upFormat string
-		upIntrospectors         []string
+		upDescription, upFormat   string
+		upIntrospectors, upScopes []string
 	)
 	update := &cobra.Command{
 		Use:   "update NAME",
-		Short: "Change an API's token format, introspectors or description",
-		Long: `Change an API's token format (jwt or opaque) or the service accounts allowed to
-introspect its tokens at /introspect (RFC 7662). An introspector learns only
-about tokens whose audience is one of its APIs; the keyward.introspect scope
-lets an account introspect every token.`,
-		Example: `  keyward api update orders --token-format opaque --introspectors orders-api@shop.iam.keyward.internal`,
-		Args:    cobra.ExactArgs(1),
+		Short: "Change an API's scopes, token format, introspectors or description",
+		Long: `Change an API's scopes, its token format (jwt or opaque) or the service
+accounts allowed to introspect its tokens at /introspect (RFC 7662). An
+introspector learns only about tokens whose audience is one of its APIs; the
+keyward.introspect scope lets an account introspect every token.
+
+--scopes is the API's new full list, in order: scopes not in it are removed,
+new ones added. A scope still granted to service accounts or in domain-wide
+delegations is not removed (the error lists who holds it: remove it from
+them first), and a scope another API has is not added: each scope belongs
+to one API. A new scope can be granted, and requested, at once. The scopes
+of the built-in API (keyward) do not change.`,
+		Example: `  keyward api update orders --scopes orders.read,orders.write,orders.refund
+  keyward api update orders --token-format opaque --introspectors orders-api@shop.iam.keyward.internal`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.client(cmd)
 			if err != nil {
@@ -113,8 +121,15 @@ lets an account introspect every token.`,
 				}
 				up.Introspectors = &l
 			}
+			if fl.Changed("scopes") {
+				l := splitList(upScopes)
+				if l == nil {
+					l = []string{} // refused: an API needs a scope
+				}
+				up.Scopes = &l
+			}
 			if up == (admin.APIUpdate{}) {
-				return usageError{fmt.Errorf("nothing to update: give --token-format, --introspectors or --description")}
+				return usageError{fmt.Errorf("nothing to update: give --scopes, --token-format, --introspectors or --description")}
 			}
 			var a admin.APIView
 			if err := c.do(cmd.Context(), http.MethodPatch, "/v1/apis/"+url.PathEscape(args[0]), up, &a); err != nil {
@@ -125,6 +140,7 @@ lets an account introspect every token.`,
 	}
 	update.Flags().StringVar(&upDescription, "description", "", "new description")
 	update.Flags().StringVar(&upFormat, "token-format", "", "jwt or opaque")
+	update.Flags().StringSliceVar(&upScopes, "scopes", nil, "the scopes the API defines, comma-separated, in order; the new full list")
 	update.Flags().StringSliceVar(&upIntrospectors, "introspectors", nil, "service accounts (email or client ID) that may introspect this API's tokens; the new full list")
 	cmd.AddCommand(create, list, get, update, del)
 	return cmd
