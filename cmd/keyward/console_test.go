@@ -604,8 +604,10 @@ func confirm() chromedp.Action[chromedp.Void] {
 // refused creation keeps what was typed; the API is created with its
 // scopes and description; the edit changes its token format and
 // introspectors, which then work (the introspector is told a token of the
-// API is active); and deleting it is refused, with the API's description,
-// while an account holds one of its scopes, and done once none does.
+// API is active), and its scopes (removing a granted one is refused,
+// adding one works at once); and deleting it is refused, with the API's
+// description, while an account holds one of its scopes, and done once
+// none does.
 func TestConsoleAPIs(t *testing.T) {
 	ctx, consoleLog := browserSession(t)
 	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
@@ -669,8 +671,8 @@ func TestConsoleAPIs(t *testing.T) {
 	// format and the introspectors change, and only they.
 	save := chromedp.CSS("#edit-api button[type=submit]")
 	step("open the edit form", chromedp.Click(chromedp.CSS("#edit-api summary")), chromedp.WaitVisible(chromedp.ID("f-edit-api-introspectors")))
-	form := eval[[]string](p, `["f-edit-api-description", "f-edit-api-token_format", "f-edit-api-introspectors"].map((id) => document.getElementById(id).value)`)
-	if want := []string{"Orders <i>API</i>", "jwt", ""}; !slices.Equal(form, want) {
+	form := eval[[]string](p, `["f-edit-api-description", "f-edit-api-token_format", "f-edit-api-introspectors", "f-edit-api-scopes"].map((id) => document.getElementById(id).value)`)
+	if want := []string{"Orders <i>API</i>", "jwt", "", "orders.read orders.write"}; !slices.Equal(form, want) {
 		t.Errorf("the edit form holds %q, want %q", form, want)
 	}
 	step("save without a change", chromedp.Click(save))
@@ -703,10 +705,35 @@ func TestConsoleAPIs(t *testing.T) {
 	}
 	p.shot("api")
 
+	// Removing a scope the shop holds is refused, naming it, and the form
+	// keeps what was typed; adding one and reordering is saved, and the
+	// new scope can be requested at once.
+	step("remove a granted scope", chromedp.Click(chromedp.CSS("#edit-api summary")), chromedp.WaitVisible(chromedp.ID("f-edit-api-scopes")),
+		setInput("f-edit-api-scopes", "orders.write"), chromedp.Click(save))
+	waitAlert("scope held", "error", `The scopes orders.read cannot be removed from the API "orders" while they are granted: account `+shop.Email+` (orders.read).`)
+	if got := eval[string](p, `document.getElementById("f-edit-api-scopes").value`); got != "orders.write" {
+		t.Errorf("after the refusal the scopes field holds %q, want what was typed", got)
+	}
+	step("add a scope", setInput("f-edit-api-scopes", "orders.write orders.read orders.refund"), chromedp.Click(save),
+		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//dd[text()="orders.write orders.read orders.refund"]`)))
+	waitAlert("scopes edited", "notice", "Updated the scopes of the API orders.")
+	if api, err = m.store.GetAPI(bg, "orders"); err != nil || !slices.Equal(api.Scopes, []string{"orders.write", "orders.read", "orders.refund"}) ||
+		api.TokenFormat != storage.TokenOpaque || !slices.Equal(api.Introspectors, []string{ordersAPI.ID}) {
+		t.Fatalf("after the scopes' edit the API is %+v (%v), want the new scopes and the rest as it was", api, err)
+	}
+	if updates, err := m.store.ListAuditEvents(bg, storage.AuditFilter{Action: "api.update"}); err != nil || len(updates) != 2 ||
+		updates[1].Data["scopes"] != "orders.write orders.read orders.refund" || len(updates[1].Data) != 2 {
+		t.Errorf("api.update events: %+v (%v), want a second one changing only the scopes", updates, err)
+	}
+	if _, err := m.Server.Admin.UpdateAccount(bg, sys, shop.ID, admin.AccountUpdate{Scopes: &[]string{"orders.read", "orders.refund"}}); err != nil {
+		t.Fatal(err)
+	}
+	l.token(shop.ID, shopSecret.Value, "orders.refund")
+
 	// Deleting an API whose scope an account holds is refused, as the
 	// admin API says; once the account gives it up, it is deleted.
 	step("delete the API while its scope is granted", chromedp.Click(button("Delete")), confirm())
-	waitAlert("scopes held", "error", `The API "orders" cannot be deleted while its scopes are granted: account `+shop.Email+` (orders.read).`)
+	waitAlert("scopes held", "error", `The API "orders" cannot be deleted while its scopes are granted: account `+shop.Email+` (orders.read orders.refund).`)
 	if _, err := m.store.GetAPI(bg, "orders"); err != nil {
 		t.Fatalf("after a refused deletion: %v", err)
 	}
@@ -724,7 +751,7 @@ func TestConsoleAPIs(t *testing.T) {
 		t.Error("the APIs page still lists orders")
 	}
 	// The bad identifier's 400, the unknown introspector's 404 and the
-	// refused deletion's 409.
+	// refused scope removal's and deletion's 409.
 	p.checkLogs("400", "404", "409")
 }
 

@@ -424,28 +424,33 @@ async function apiView(name) {
     editAPIForm(a, path, etag));
 }
 
-// editAPIForm changes an API's description, token format and
-// introspectors with the admin API's PATCH, sending only what differs
-// from a; its scopes and identifier do not change. Introspectors may be
-// named by email or client ID; the server finds them (and refuses an
-// account that does not exist, the form keeping what was typed). The
-// PATCH carries If-Match: etag, so a change another administrator made
-// since the page showed the API is refused (412), not overwritten.
+// editAPIForm changes an API's description, token format, introspectors
+// and scopes with the admin API's PATCH, sending only what differs from a
+// (the scopes when their list or its order differs); its identifier does
+// not change. Introspectors may be named by email or client ID; the server
+// finds them (and refuses an account that does not exist, the form keeping
+// what was typed). The server refuses to remove a scope still granted or
+// to add another API's, saying why. The PATCH carries If-Match: etag, so a
+// change another administrator made since the page showed the API is
+// refused (412), not overwritten.
 function editAPIForm(a, path, etag) {
   const [descLabel, desc] = formInput("Description", "edit-api-description", { value: a.description });
   const format = formatSelect("f-edit-api-token_format", a.token_format);
   const [introLabel, intro] = formInput("Introspectors (accounts' emails or client IDs, space-separated)", "edit-api-introspectors",
     { value: a.introspectors.join(" ") });
+  const [scopesLabel, scopes] = formInput("Scopes (space-separated, in order)", "edit-api-scopes", { value: a.scopes.join(" ") });
   const submit = h("button", { type: "submit" }, "Save changes");
   const form = h("form", { class: "grid" },
-    descLabel, desc, h("label", { for: format.id }, "Token format"), format, introLabel, intro, h("span"), submit);
-  const what = { description: "description", token_format: "token format", introspectors: "introspectors" };
+    descLabel, desc, h("label", { for: format.id }, "Token format"), format, introLabel, intro, scopesLabel, scopes, h("span"), submit);
+  const what = { description: "description", token_format: "token format", introspectors: "introspectors", scopes: "scopes" };
   form.addEventListener("submit", act(submit, async () => {
     const up = {};
     if (desc.value !== a.description) up.description = desc.value;
     if (format.value !== a.token_format) up.token_format = format.value;
     const is = words(intro.value);
     if (!sameSet(is, a.introspectors)) up.introspectors = is;
+    const sc = words(scopes.value);
+    if (sc.join(" ") !== a.scopes.join(" ")) up.scopes = sc;
     const changed = Object.keys(up);
     if (changed.length === 0) {
       showNotice("Nothing to save: the form is as the API is.");
