@@ -595,18 +595,32 @@ func TestOrgPathsMean(t *testing.T) {
 	}
 }
 
-// A PATCH of an account that changes nothing is refused, as for an
-// organization, rather than audited as an update.
-func TestUpdateAccountNothing(t *testing.T) {
+// A PATCH of an account or an API that changes nothing is refused, as for
+// an organization, rather than audited as an update; a PATCH of an API's
+// description is audited with it.
+func TestUpdateNothing(t *testing.T) {
 	f := newFixture(t)
+	ctx := context.Background()
 	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
-	before, _ := f.store.ListAuditEvents(context.Background(), storage.AuditFilter{Limit: 1000})
-	status, body, _ := f.call(t, "PATCH", "/v1/service-accounts/"+f.admin.ID, auth, map[string]any{})
-	if desc, _ := body["error_description"].(string); status != 400 || !strings.Contains(desc, "Nothing to change") {
-		t.Fatalf("%d %v, want 400 Nothing to change", status, body)
+	before, _ := f.store.ListAuditEvents(ctx, storage.AuditFilter{Limit: 1000})
+	for _, path := range []string{"/v1/service-accounts/" + f.admin.ID, "/v1/apis/keyward"} {
+		status, body, _ := f.call(t, "PATCH", path, auth, map[string]any{})
+		if desc, _ := body["error_description"].(string); status != 400 || !strings.Contains(desc, "Nothing to change") {
+			t.Errorf("PATCH %s {}: %d %v, want 400 Nothing to change", path, status, body)
+		}
 	}
-	after, _ := f.store.ListAuditEvents(context.Background(), storage.AuditFilter{Limit: 1000})
+	if status, body, _ := f.call(t, "PATCH", "/v1/apis/nosuch", auth, map[string]any{}); status != 404 {
+		t.Errorf("PATCH of an API that does not exist: %d %v, want 404", status, body)
+	}
+	after, _ := f.store.ListAuditEvents(ctx, storage.AuditFilter{Limit: 1000})
 	if len(after) != len(before) {
-		t.Errorf("the refused PATCH wrote %d audit events", len(after)-len(before))
+		t.Errorf("the refused PATCHes wrote %d audit events", len(after)-len(before))
+	}
+	if status, body, _ := f.call(t, "PATCH", "/v1/apis/keyward", auth, map[string]any{"description": "Admin API."}); status != 200 {
+		t.Fatalf("PATCH of the description: %d %v", status, body)
+	}
+	evs, _ := f.store.ListAuditEvents(ctx, storage.AuditFilter{Action: "api.update"})
+	if len(evs) != 1 || evs[0].Data["description"] != "Admin API." {
+		t.Errorf("api.update events %+v, want one recording the new description", evs)
 	}
 }

@@ -313,10 +313,18 @@ func (s *Service) UpdateAPI(ctx context.Context, actor Actor, name string, up AP
 // deleted API, as CreateAPI requires. The built-in API's scopes stay.
 func (s *Service) UpdateAPIIf(ctx context.Context, actor Actor, name string, up APIUpdate, match Match) (storage.API, error) {
 	data := map[string]string{"api": name}
+	if up == (APIUpdate{}) {
+		if _, err := s.GetAPI(ctx, name); err != nil {
+			return storage.API{}, err
+		}
+		// Else an update of nothing, audited as one.
+		return storage.API{}, invalid("Nothing to change: give at least one of description, token_format, scopes and introspectors.")
+	}
 	if up.Description != nil {
 		if err := checkLabel("description", *up.Description, MaxDescriptionLength); err != nil {
 			return storage.API{}, err
 		}
+		data["description"] = *up.Description
 	}
 	if up.TokenFormat != nil {
 		if err := checkFormat(*up.TokenFormat, false); err != nil {
