@@ -31,6 +31,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/keyward/keyward/internal/keyfile"
+	kwoauth2 "github.com/keyward/keyward/internal/oauth2"
 )
 
 // KeyFile is a service-account JSON key file, as `keyward keys create`
@@ -142,7 +143,7 @@ func (s *bearerSource) Token() (*oauth2.Token, error) {
 	// parses the answer and OAuth errors; with no client ID and secret it
 	// authenticates no client, as the grant wants.
 	cc := clientcredentials.Config{TokenURL: s.tokenURL, AuthStyle: oauth2.AuthStyleInParams,
-		EndpointParams: url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {a}}}
+		EndpointParams: url.Values{"grant_type": {kwoauth2.GrantJWTBearer}, "assertion": {a}}}
 	return cc.Token(s.ctx)
 }
 
@@ -224,7 +225,7 @@ func (s *assertionSource) Token() (*oauth2.Token, error) {
 	// grant; AuthStyleInParams with no secret sends no Basic header.
 	cc := clientcredentials.Config{ClientID: s.id, TokenURL: s.cfg.TokenURL, Scopes: s.cfg.Scopes, AuthStyle: oauth2.AuthStyleInParams,
 		EndpointParams: url.Values{
-			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+			"client_assertion_type": {kwoauth2.ClientAssertionJWT},
 			"client_assertion":      {a},
 		}}
 	return cc.Token(s.ctx)

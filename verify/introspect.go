@@ -21,6 +21,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/keyward/keyward/internal/keyfile"
+
+	"github.com/keyward/keyward/internal/oauth2"
 )
 
 type introspectionCredentials struct {
@@ -238,7 +240,7 @@ func (in *introspector) ask(ctx context.Context, raw, audience string, now time.
 		if err != nil {
 			return nil, unavailable("cannot sign the introspection client assertion", err)
 		}
-		form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+		form.Set("client_assertion_type", oauth2.ClientAssertionJWT)
 		form.Set("client_assertion", a)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.endpoint, strings.NewReader(form.Encode()))

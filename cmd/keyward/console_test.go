@@ -928,7 +928,9 @@ func TestConsoleRevokeToken(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	client := func(name string, scopes ...string) (storage.Account, string) { return shopClient(t, m, name, scopes...) }
+	client := func(name string, scopes ...string) (storage.Account, string) {
+		return shopClient(t, m, name, scopes...)
+	}
 	shop, shopSecret := client("shop", "orders.read", "billing.read")
 	inspector, inspectorSecret := client("inspector", admin.IntrospectScope)
 	l := &lifecycle{t: t, m: m, issuer: m.Issuer}
@@ -1045,7 +1047,9 @@ func TestConsoleRevokeAccountTokens(t *testing.T) {
 	if _, err := m.Server.Admin.CreateAPI(bg, sys, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}, TokenFormat: storage.TokenOpaque}); err != nil {
 		t.Fatal(err)
 	}
-	client := func(name string, scopes ...string) (storage.Account, string) { return shopClient(t, m, name, scopes...) }
+	client := func(name string, scopes ...string) (storage.Account, string) {
+		return shopClient(t, m, name, scopes...)
+	}
 	shop, shopSecret := client("shop", "orders.read")
 	inspector, inspectorSecret := client("inspector", admin.IntrospectScope)
 	l := &lifecycle{t: t, m: m, issuer: m.Issuer}

@@ -28,9 +28,6 @@ import (
 	"github.com/keyward/keyward/internal/throttle"
 )
 
-// AssertionType is the client_assertion_type of private_key_jwt.
-const AssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
 // Directory is what authentication reads.
 type Directory interface {
 	GetAccount(ctx context.Context, id string) (storage.Account, error)

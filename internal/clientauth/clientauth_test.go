@@ -217,7 +217,7 @@ func (r request) run(a *Authenticator) (*Client, error) {
 func TestAuthenticate(t *testing.T) {
 	w := newWorld(t)
 	jwtForm := func(raw string) url.Values {
-		return url.Values{"client_assertion_type": {AssertionType}, "client_assertion": {raw}}
+		return url.Values{"client_assertion_type": {oauth2.ClientAssertionJWT}, "client_assertion": {raw}}
 	}
 	forwarded := url.QueryEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: w.issued.Leaf.Raw})))
 	tests := []struct {
@@ -251,7 +251,7 @@ func TestAuthenticate(t *testing.T) {
 		{name: "two Authorization headers, both right", req: request{header: http.Header{"Authorization": {basic("111", goodSecret), basic("111", goodSecret)}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
 		{name: "bearer scheme", req: request{header: http.Header{"Authorization": {"Bearer x"}}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "two methods", req: request{header: http.Header{"Authorization": {basic("111", goodSecret)}}, form: url.Values{"client_secret": {goodSecret}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
-		{name: "secret and assertion", req: request{form: url.Values{"client_id": {"111"}, "client_secret": {goodSecret}, "client_assertion_type": {AssertionType}, "client_assertion": {"x"}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
+		{name: "secret and assertion", req: request{form: url.Values{"client_id": {"111"}, "client_secret": {goodSecret}, "client_assertion_type": {oauth2.ClientAssertionJWT}, "client_assertion": {"x"}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
 		{name: "client_id disagrees with basic", req: request{header: http.Header{"Authorization": {basic("111", goodSecret)}}, form: url.Values{"client_id": {"222"}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
 		{name: "client_id disagrees with basic by email", req: request{header: http.Header{"Authorization": {basic("111", goodSecret)}}, form: url.Values{"client_id": {"other@p.iam.test"}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
 		{name: "client_id disagrees with a wrong basic", req: request{header: http.Header{"Authorization": {basic("111", "kw_wrong")}}, form: url.Values{"client_id": {"222"}}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},

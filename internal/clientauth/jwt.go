@@ -14,8 +14,8 @@ import (
 // client ID, a single aud naming this server, and a jti that is single-use
 // until exp.
 func (a *Authenticator) privateKeyJWT(ctx context.Context, form oauth2.Form) (*Client, error) {
-	if form.Get("client_assertion_type") != AssertionType {
-		return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "client_assertion_type must be %s.", AssertionType)
+	if form.Get("client_assertion_type") != oauth2.ClientAssertionJWT {
+		return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "client_assertion_type must be %s.", oauth2.ClientAssertionJWT)
 	}
 	raw := form.Get("client_assertion")
 	if raw == "" {

@@ -43,7 +43,10 @@ const (
 
 // Grant types and token type identifiers.
 const (
-	GrantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	GrantJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	// ClientAssertionJWT is the client_assertion_type of private_key_jwt
+	// (RFC 7523 §2.2).
+	ClientAssertionJWT     = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 	GrantClientCredentials = "client_credentials"
 	TokenTypeBearer        = "Bearer"
 	TokenTypeDPoP          = "DPoP"
