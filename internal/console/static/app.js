@@ -1,12 +1,14 @@
 // The Keyward console: sign-in, a hash router, and the views of service
-// accounts, their keys and secrets, the APIs, the audit log and token
-// revocation, all read and changed through the admin REST API.
+// accounts, their keys and secrets, the APIs, the audit log, token
+// revocation and the signing keys, all read and changed through the admin
+// REST API.
 
 import { admin, seg, onSessionChange, currentSession, endSession } from "./api.js";
 import { withKeyFile, withToken } from "./signin.js";
 import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, download, act, button } from "./dom.js";
 import { auditView, auditHash } from "./audit.js";
 import { tokensView } from "./tokens.js";
+import { signingKeysView } from "./signingkeys.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -20,6 +22,7 @@ const routes = [
   [/^#\/audit(?:\?[^#]*)?$/, auditView],
   [/^#\/tokens$/, tokensView],
   [/^#\/tokens\/([^/]+)$/, tokensView],
+  [/^#\/signing-keys$/, () => signingKeysView(go)],
 ];
 
 let rendering = 0; // the latest render wins when several overlap
