@@ -1,8 +1,8 @@
 // Package console serves Keyward's web console: a single page, embedded in
-// the binary, through which an operator manages service accounts, their
-// keys and secrets and the APIs, revokes tokens, rotates the signing keys
-// and reads the audit log.
-// The page talks only to the admin REST API (/v1/) and the token endpoint
+// the binary, through which an operator manages service accounts with
+// their keys and secrets, the APIs and the organizations of domain-wide
+// delegation, revokes tokens, rotates the signing keys and reads the audit
+// log. The page talks only to the admin REST API (/v1/) and the token endpoint
 // of the server that serves it, with a bearer token it keeps in memory: no
 // cookies, no sessions and no server-side state of its own.
 //

@@ -113,6 +113,7 @@ export const admin = {
   },
   post: async (path, body) => (await request("POST", "/v1" + path, { body })).data,
   patch: async (path, body, ifMatch) => (await request("PATCH", "/v1" + path, { body, ifMatch })).data,
+  put: async (path, body) => (await request("PUT", "/v1" + path, { body })).data,
   del: async (path) => (await request("DELETE", "/v1" + path)).data,
 };
 

@@ -1,7 +1,7 @@
 // The Keyward console: sign-in, a hash router, and the views of service
 // accounts, their keys and secrets, the APIs, the audit log, token
-// revocation and the signing keys, all read and changed through the admin
-// REST API.
+// revocation, the signing keys and the organizations, all read and
+// changed through the admin REST API.
 
 import { admin, seg, onSessionChange, currentSession, endSession } from "./api.js";
 import { withKeyFile, withToken } from "./signin.js";
@@ -9,6 +9,7 @@ import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, co
 import { auditView, auditHash } from "./audit.js";
 import { tokensView } from "./tokens.js";
 import { signingKeysView } from "./signingkeys.js";
+import { orgsView, orgView } from "./orgs.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -22,6 +23,8 @@ const routes = [
   [/^#\/audit(?:\?[^#]*)?$/, auditView],
   [/^#\/tokens$/, tokensView],
   [/^#\/tokens\/([^/]+)$/, tokensView],
+  [/^#\/orgs$/, () => orgsView(go)],
+  [/^#\/orgs\/([^/]+)$/, (domain) => orgView(domain, go)],
   [/^#\/signing-keys$/, () => signingKeysView(go)],
 ];
 

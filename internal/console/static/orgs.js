@@ -1,0 +1,180 @@
+// Organizations and domain-wide delegation, as keyward org, users and
+// delegation do: an organization's blocked scopes, its projects, its user
+// directory and the grants that let service accounts act for its users.
+
+import { admin, seg } from "./api.js";
+import { h, table, fields, fmtTime, button, act, confirmAction, showNotice } from "./dom.js";
+
+const PAGE = 50;
+
+const list = (xs) => (xs && xs.length ? xs.join(" ") : "—");
+
+// words splits a list typed with spaces or commas.
+const words = (text) => text.split(/[\s,]+/).filter(Boolean);
+
+// input makes a labelled input of a form; returns [label, input].
+function input(label, id, attrs = {}) {
+  return [h("label", { for: id }, label), h("input", { id, autocomplete: "off", spellcheck: false, ...attrs })];
+}
+
+// orgsView lists the organizations; go(hash, notice) shows a view with a
+// notice.
+export async function orgsView(go) {
+  const res = await admin.get("/orgs");
+  return h("section", {}, h("h1", {}, "Organizations"),
+    h("p", {}, "Domain-wide delegation: a service account granted scopes in an organization may get tokens that act for "
+      + "the users of its directory."),
+    createOrgForm(go),
+    table([
+      ["Domain", (o) => h("a", { href: "#/orgs/" + seg(o.domain) }, o.domain)],
+      ["Blocked scopes", (o) => list(o.blocked_scopes)],
+      ["Created", (o) => fmtTime(o.created_at)],
+    ], res.orgs, "No organizations."));
+}
+
+function createOrgForm(go) {
+  const [domainLabel, domain] = input("Domain", "f-org-domain", { required: true, placeholder: "example.com" });
+  const [blockedLabel, blocked] = input("Blocked scopes (space-separated)", "f-org-blocked", { placeholder: "orders.write" });
+  const submit = h("button", { type: "submit" }, "Create organization");
+  const form = h("form", { class: "grid" }, domainLabel, domain, blockedLabel, blocked, h("span"), submit);
+  form.addEventListener("submit", act(submit, async () => {
+    const body = { domain: domain.value.trim() };
+    const bs = words(blocked.value);
+    if (bs.length) body.blocked_scopes = bs;
+    const o = await admin.post("/orgs", body);
+    await go("#/orgs/" + seg(o.domain), `Created the organization ${o.domain}.`);
+  }));
+  return h("details", { class: "box", id: "create-org" }, h("summary", {}, "Create an organization"), form);
+}
+
+// orgView shows an organization: its blocked scopes, projects, delegation
+// grants and users.
+export async function orgView(domain, go) {
+  const path = "/orgs/" + seg(domain);
+  const [o, grants] = await Promise.all([admin.get(path), admin.get(path + "/delegations")]);
+  const users = await usersSection(o, path);
+  const del = button("Delete", async () => {
+    if (!await confirmAction(`Delete the organization ${o.domain} with its users, project placements and delegation grants? `
+      + "Tokens that act for its users stop working at once. This cannot be undone.", "Delete")) return;
+    await admin.del(path);
+    await go("#/orgs", `Deleted the organization ${o.domain}.`);
+  }, "danger");
+  return h("section", {},
+    h("p", {}, h("a", { href: "#/orgs" }, "← Organizations")),
+    h("h1", {}, o.domain),
+    fields([
+      ["Blocked scopes", list(o.blocked_scopes)],
+      ["Created", fmtTime(o.created_at)],
+    ]),
+    h("div", { class: "actions" }, del),
+    blockedForm(o, path, go),
+    h("h2", {}, "Projects"),
+    h("p", {}, "The service accounts of an internal project may act only for this organization's users. "
+      + "Projects are placed with keyward org add-project and taken out with keyward org remove-project."),
+    table([
+      ["Project", (p) => p.project],
+      ["Internal", (p) => (p.internal ? "yes" : "no")],
+    ], o.projects ?? [], "No projects are placed in this organization."),
+    delegationsSection(o, path, grants.delegations, go),
+    users);
+}
+
+// blockedForm replaces the scopes the organization never allows for
+// delegated access (PATCH /v1/orgs/{domain}).
+function blockedForm(o, path, go) {
+  const [label, scopes] = input("Blocked scopes (space-separated)", "f-org-edit-blocked", { value: o.blocked_scopes.join(" ") });
+  const submit = h("button", { type: "submit" }, "Save blocked scopes");
+  const form = h("form", { class: "grid" }, label, scopes, h("span"), submit);
+  form.addEventListener("submit", act(submit, async () => {
+    const bs = words(scopes.value);
+    await admin.patch(path, { blocked_scopes: bs });
+    await go(location.hash, bs.length ? `${o.domain} now blocks ${bs.join(" ")} for delegated access.` : `${o.domain} now blocks no scopes.`);
+  }));
+  return h("details", { class: "box", id: "org-blocked" }, h("summary", {}, "Change the blocked scopes"), form);
+}
+
+// delegationsSection lists the grants (client ID → scopes), revokes one
+// after a confirmation and grants one (PUT, replacing an earlier grant of
+// the account). The admin API takes numeric client IDs only: its refusal
+// of an email explains why, and the form keeps what was typed.
+function delegationsSection(o, path, grants, go) {
+  const gpath = (id) => path + "/delegations/" + seg(id);
+  const [clientLabel, client] = input("Client ID (the account's 21 digits)", "f-grant-client", { required: true, placeholder: "246139653371601309923" });
+  const [scopesLabel, scopes] = input("Scopes (space-separated)", "f-grant-scopes", { required: true, placeholder: "orders.read" });
+  const submit = h("button", { type: "submit" }, "Grant");
+  const form = h("form", { class: "grid", id: "grant-form" }, clientLabel, client, scopesLabel, scopes, h("span"), submit);
+  form.addEventListener("submit", act(submit, async () => {
+    const id = client.value.trim();
+    const g = await admin.put(gpath(id), { scopes: words(scopes.value) });
+    await go(location.hash, `Granted ${g.client_id} delegated access to ${g.scopes.join(" ")} for the users of ${o.domain}.`);
+  }));
+  return h("section", {}, h("h2", {}, "Delegation grants"),
+    table([
+      ["Client ID", (g) => h("a", { href: "#/accounts/" + seg(g.client_id) }, g.client_id)],
+      ["Scopes", (g) => list(g.scopes)],
+      ["Granted", (g) => fmtTime(g.created_at)],
+      ["", (g) => button("Revoke", async () => {
+        if (!await confirmAction(`Revoke the delegation of ${g.client_id} in ${o.domain}? It gets no more tokens for the `
+          + "organization's users, and those it has stop working at once.", "Revoke")) return;
+        await admin.del(gpath(g.client_id));
+        await go(location.hash, `Revoked the delegation of ${g.client_id} in ${o.domain}.`);
+      }, "danger")],
+    ], grants, "No service account may act for this organization's users."),
+    h("details", { class: "box", id: "grant" }, h("summary", {}, "Grant delegated access"),
+      h("p", {}, "Lets a service account act for the organization's users with these scopes; an earlier grant of the account is replaced."),
+      form));
+}
+
+// usersSection pages through the organization's directory (50 users a
+// page), adds a user, and suspends, reinstates and deletes one; a change
+// shows the page again, so the page being read stays.
+async function usersSection(o, path) {
+  const holder = h("div");
+  let pages = [""]; // page tokens of the pages shown so far
+  const show = async (notice) => {
+    const tok = pages[pages.length - 1];
+    const q = new URLSearchParams({ limit: String(PAGE) });
+    if (tok) q.set("page_token", tok);
+    const res = await admin.get(path + "/users?" + q);
+    const prev = button("Previous page", async () => { pages.pop(); await show(); });
+    prev.disabled = pages.length === 1;
+    const next = button("Next page", async () => { pages.push(res.next_page_token); await show(); });
+    next.disabled = !res.next_page_token;
+    const upath = (u) => "/users/" + seg(u.email);
+    holder.replaceChildren(
+      table([
+        ["Email", (u) => u.email],
+        ["State", (u) => h("span", { class: u.suspended ? "state off" : "state on" }, u.suspended ? "suspended" : "active")],
+        ["Added", (u) => fmtTime(u.created_at)],
+        ["", (u) => h("span", { class: "actions" },
+          u.suspended
+            ? button("Unsuspend", async () => { await admin.post(upath(u) + "/unsuspend"); await show(`Unsuspended ${u.email}.`); })
+            : button("Suspend", async () => {
+              await admin.post(upath(u) + "/suspend");
+              await show(`Suspended ${u.email}; tokens that act for the user stop working at once.`);
+            }),
+          button("Delete", async () => {
+            if (!await confirmAction(`Delete the user ${u.email} from the directory? Tokens that act for the user stop working.`, "Delete")) return;
+            await admin.del(upath(u));
+            await show(`Deleted the user ${u.email}.`);
+          }, "danger"))],
+      ], res.users, tok ? "No more users." : "No users in the directory."),
+      h("div", { class: "pager" }, prev, next));
+    if (notice) showNotice(notice);
+  };
+  await show();
+
+  const [emailLabel, email] = input("Email", "f-user-email", { type: "email", required: true, placeholder: "alice@" + o.domain });
+  const submit = h("button", { type: "submit" }, "Add user");
+  const form = h("form", { class: "inline", id: "add-user" }, emailLabel, email, submit);
+  form.addEventListener("submit", act(submit, async () => {
+    const e = email.value.trim();
+    await admin.post(path + "/users", { users: [{ email: e }] });
+    email.value = "";
+    await show(`Added ${e.toLowerCase()} to the directory of ${o.domain}.`);
+  }));
+  return h("section", {}, h("h2", {}, "Users"),
+    h("p", {}, "An email already in the directory is replaced, and reinstated if it was suspended. "
+      + "keyward users import adds many from a CSV or JSON file."),
+    holder, form);
+}
