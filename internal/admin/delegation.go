@@ -57,18 +57,26 @@ func (s *Service) DeleteOrg(ctx context.Context, actor Actor, domain string) err
 // delegated access.
 func (s *Service) SetBlockedScopes(ctx context.Context, actor Actor, domain string, scopes []string) (storage.Org, error) {
 	domain = strings.ToLower(domain)
-	for _, sc := range scopes {
-		// A scope that cannot be one blocks nothing: "a b" never matches a
-		// requested scope, and its author meant two.
-		if !oauth2.ValidScopeToken(sc) || len(sc) > 200 {
-			return storage.Org{}, invalid("The blocked scope %s is not a valid scope name (printable ASCII without spaces, quotes, backslashes or commas): list each scope on its own.", oauth2.QuoteShort(sc))
-		}
+	if err := checkBlockedScopes(scopes); err != nil {
+		return storage.Org{}, err
 	}
 	o, err := s.store.UpdateOrg(ctx, domain, func(o storage.Org) (storage.Org, error) {
 		o.BlockedScopes = dedupe(scopes)
 		return o, nil
 	}, s.event(actor, "org.policy", "", map[string]string{"org": domain, "blocked_scopes": strings.Join(scopes, " ")}))
 	return o, storeErr(err, fmt.Sprintf("The organization %q", domain))
+}
+
+// checkBlockedScopes refuses a blocked scope that cannot be a scope: it
+// would block nothing ("a b" never matches a requested scope, and its
+// author meant two).
+func checkBlockedScopes(scopes []string) error {
+	for _, sc := range scopes {
+		if !oauth2.ValidScopeToken(sc) || len(sc) > 200 {
+			return invalid("The blocked scope %s is not a valid scope name (printable ASCII without spaces, quotes, backslashes or commas): list each scope on its own.", oauth2.QuoteShort(sc))
+		}
+	}
+	return nil
 }
 
 // PlaceProject puts a project in an organization. An internal project's

@@ -96,6 +96,12 @@ func (h *Handler) createOrg(r *http.Request, actor Actor) (int, any, error) {
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
+	if in.BlockedScopes != nil {
+		// Before the organization is made: a refusal makes nothing.
+		if err := checkBlockedScopes(*in.BlockedScopes); err != nil {
+			return 0, nil, err
+		}
+	}
 	o, err := h.svc.CreateOrg(r.Context(), actor, in.Domain)
 	if err == nil && in.BlockedScopes != nil {
 		o, err = h.svc.SetBlockedScopes(r.Context(), actor, o.Domain, *in.BlockedScopes)

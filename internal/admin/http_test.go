@@ -580,6 +580,9 @@ func TestOrgPathsMean(t *testing.T) {
 		})
 	}
 	// Nothing of it happened.
+	if _, err := f.store.GetOrg(ctx, "third.org"); err == nil {
+		t.Error("the organization of the refused create exists")
+	}
 	if _, err := f.store.GetUser(ctx, "alice@example.com"); err == nil {
 		t.Error("alice was imported by the refused request")
 	}
