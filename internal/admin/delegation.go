@@ -230,8 +230,9 @@ func (s *Service) GrantDelegation(ctx context.Context, actor Actor, domain, clie
 		return storage.Grant{}, err
 	}
 	g := storage.Grant{Org: domain, ClientID: a.ID, Scopes: dedupe(scopes), CreatedAt: s.cfg.Now()}
-	err = s.store.PutGrant(ctx, g, s.event(actor, "delegation.grant", a.ID, map[string]string{"org": domain, "scopes": strings.Join(g.Scopes, " ")}), s.guard())
-	return g, guardErr(err, a, "")
+	// The store's answer, not g: a grant replaced keeps its created_at.
+	stored, err := s.store.PutGrant(ctx, g, s.event(actor, "delegation.grant", a.ID, map[string]string{"org": domain, "scopes": strings.Join(g.Scopes, " ")}), s.guard())
+	return stored, guardErr(err, a, "")
 }
 
 // ListDelegations returns an organization's grants.

@@ -495,7 +495,7 @@ func TestAuthenticationDelegated(t *testing.T) {
 			t.Fatalf("a grant of %s: %v, want it refused", sc, err)
 		}
 	}
-	if err := f.store.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: f.admin.ID, Scopes: []string{admin.AdminScope}, CreatedAt: time.Now()},
+	if _, err := f.store.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: f.admin.ID, Scopes: []string{admin.AdminScope}, CreatedAt: time.Now()},
 		storage.AuditEvent{Time: time.Now(), Action: "fixture", Outcome: storage.OutcomeSuccess}, storage.Guard{}); err != nil {
 		t.Fatal(err)
 	}

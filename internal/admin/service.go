@@ -84,7 +84,7 @@ type Store interface {
 	PutProjectOrg(ctx context.Context, p storage.ProjectOrg, ev storage.AuditEvent) error
 	ListProjectOrgs(ctx context.Context, org string) ([]storage.ProjectOrg, error)
 	DeleteProjectOrg(ctx context.Context, project string, ev storage.AuditEvent) error
-	PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent, guards ...storage.Guard) error
+	PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent, guards ...storage.Guard) (storage.Grant, error)
 	ListGrants(ctx context.Context, org string) ([]storage.Grant, error)
 	DeleteGrant(ctx context.Context, org, clientID string, ev storage.AuditEvent) error
 	DeleteAPI(ctx context.Context, name string, ev storage.AuditEvent) error

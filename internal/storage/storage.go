@@ -482,8 +482,9 @@ type Storage interface {
 	DeleteProjectOrg(ctx context.Context, project string, ev AuditEvent) error
 	// PutGrant creates or replaces the grant of (org, client ID), checking
 	// guards (see Guard; KeepHeld and KeepSignIn do not apply to grants) in
-	// the same transaction.
-	PutGrant(ctx context.Context, g Grant, ev AuditEvent, guards ...Guard) error
+	// the same transaction, and returns the grant as stored: a replaced
+	// grant gets g's scopes and keeps its CreatedAt.
+	PutGrant(ctx context.Context, g Grant, ev AuditEvent, guards ...Guard) (Grant, error)
 	GetGrant(ctx context.Context, org, clientID string) (Grant, error)
 	ListGrants(ctx context.Context, org string) ([]Grant, error)
 	DeleteGrant(ctx context.Context, org, clientID string, ev AuditEvent) error

@@ -166,7 +166,7 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 		}
 	}
 	for _, g := range d.Grants {
-		if err := s.PutGrant(ctx, g, ev("delegation.import", g.ClientID)); err != nil {
+		if _, err := s.PutGrant(ctx, g, ev("delegation.import", g.ClientID)); err != nil {
 			return fmt.Errorf("delegation of %s in %s: %w", g.ClientID, g.Org, err)
 		}
 	}

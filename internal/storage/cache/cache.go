@@ -427,7 +427,7 @@ func (s *Store) DeleteProjectOrg(ctx context.Context, project string, ev storage
 }
 
 // PutGrant implements storage.Storage.
-func (s *Store) PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent, guards ...storage.Guard) error {
+func (s *Store) PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent, guards ...storage.Guard) (storage.Grant, error) {
 	defer s.invalidate("", true)
 	return s.Storage.PutGrant(ctx, g, ev, guards...)
 }

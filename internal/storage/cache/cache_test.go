@@ -123,7 +123,7 @@ func TestInvalidation(t *testing.T) {
 	if err := s.CreateOrg(ctx, storage.Org{Domain: "example.com", CreatedAt: c.t}, ev); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: "1", Scopes: []string{"x.read"}, CreatedAt: c.t}, ev); err != nil {
+	if _, err := s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: "1", Scopes: []string{"x.read"}, CreatedAt: c.t}, ev); err != nil {
 		t.Fatal(err)
 	}
 	s.ListAPIs(ctx)

@@ -255,8 +255,9 @@ func scanGrant(row scanner) (storage.Grant, error) {
 }
 
 // PutGrant implements storage.Storage.
-func (s *Store) PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent, guards ...storage.Guard) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+func (s *Store) PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent, guards ...storage.Guard) (storage.Grant, error) {
+	var stored storage.Grant
+	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if err := s.lockScopes(ctx, tx, guards); err != nil {
 			return err
 		}
@@ -281,8 +282,17 @@ func (s *Store) PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditE
 				}
 			}
 		}
+		// A replaced grant keeps its created_at: read back what is stored.
+		var err error
+		if stored, err = scanGrant(tx.QueryRowContext(ctx, s.q["getGrant"], g.Org, g.ClientID)); err != nil {
+			return s.wrap("put grant", err)
+		}
 		return s.notify(ctx, tx, storage.ChangeAll)
 	}, ev)
+	if err != nil {
+		return storage.Grant{}, err
+	}
+	return stored, nil
 }
 
 // GetGrant implements storage.Storage.

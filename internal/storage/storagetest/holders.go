@@ -176,7 +176,7 @@ func testDeleteAPIHeld(t *testing.T, s storage.Storage) {
 	}
 	grant := func(org, client string, scopes ...string) {
 		t.Helper()
-		mustNil(t, s.PutGrant(ctx, storage.Grant{Org: org, ClientID: client, Scopes: scopes, CreatedAt: t0}, ev("delegation.grant")))
+		mustNil(t, errOf(s.PutGrant(ctx, storage.Grant{Org: org, ClientID: client, Scopes: scopes, CreatedAt: t0}, ev("delegation.grant"))))
 	}
 	grant("example.com", near.ID, "orders.write")
 	grant("other.org", near.ID, "orders.readonly")
@@ -247,7 +247,7 @@ func testCreateAPIHeld(t *testing.T, s storage.Storage) {
 	stale := holder(1, false, "orders.read", "x")
 	mustNil(t, s.CreateAccount(ctx, stale, ev("account.create")))
 	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "example.com", CreatedAt: t0}, ev("org.create")))
-	mustNil(t, s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: "100000000000000000099", Scopes: []string{"orders.write"}, CreatedAt: t0}, ev("delegation.grant")))
+	mustNil(t, errOf(s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: "100000000000000000099", Scopes: []string{"orders.write"}, CreatedAt: t0}, ev("delegation.grant"))))
 	before := len(verifyAll(t, s))
 	err := s.CreateAPI(ctx, storage.API{Name: "orders", Identifier: "https://orders", Scopes: []string{"orders.read", "orders.write"}, CreatedAt: t0}, ev("api.create"))
 	held, ok := errors.AsType[*storage.ScopesHeldError](err)
@@ -293,11 +293,11 @@ func testGuardKnownScopes(t *testing.T, s storage.Storage) {
 	mustNil(t, err)
 
 	g := storage.Grant{Org: "example.com", ClientID: a.ID, Scopes: []string{"orders.write", "orders.delete"}, CreatedAt: t0}
-	wantErr(t, s.PutGrant(ctx, g, ev("delegation.grant"), known), storage.ErrUnknownScope)
+	wantErr(t, errOf(s.PutGrant(ctx, g, ev("delegation.grant"), known)), storage.ErrUnknownScope)
 	_, err = s.GetGrant(ctx, "example.com", a.ID)
 	wantErr(t, err, storage.ErrNotFound)
 	g.Scopes = []string{"orders.write"}
-	mustNil(t, s.PutGrant(ctx, g, ev("delegation.grant"), known))
+	mustNil(t, errOf(s.PutGrant(ctx, g, ev("delegation.grant"), known)))
 	verifyAll(t, s)
 }
 
@@ -477,7 +477,7 @@ func testUpdateAPIScopes(t *testing.T, s storage.Storage) {
 		mustNil(t, s.CreateAccount(ctx, x, ev("account.create")))
 	}
 	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "example.com", CreatedAt: t0}, ev("org.create")))
-	mustNil(t, s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: "100000000000000000099", Scopes: []string{"orders.admin"}, CreatedAt: t0}, ev("delegation.grant")))
+	mustNil(t, errOf(s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: "100000000000000000099", Scopes: []string{"orders.admin"}, CreatedAt: t0}, ev("delegation.grant"))))
 	// orders.old is held, left from a deleted API.
 	stale := holder(3, false, "orders.old")
 	mustNil(t, s.CreateAccount(ctx, stale, ev("account.create")))

@@ -40,7 +40,7 @@ func ScopeIndexBackfill(t *testing.T, open func(t *testing.T) storage.Storage, e
 		mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
 	}
 	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "example.com", CreatedAt: t0}, ev("org.create")))
-	mustNil(t, s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: admin.ID, Scopes: []string{"orders.read"}, CreatedAt: t0}, ev("delegation.grant")))
+	mustNil(t, errOf(s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: admin.ID, Scopes: []string{"orders.read"}, CreatedAt: t0}, ev("delegation.grant"))))
 	mustNil(t, s.Close())
 	unmigrate(t, exec, ScopeIndexSince, "delegation_grant_scopes", "account_scopes")
 
@@ -76,7 +76,7 @@ func DanglingCleanup(t *testing.T, open func(t *testing.T) storage.Storage, exec
 	mustNil(t, err)
 	for _, org := range []string{"example.com", "other.org"} {
 		mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: org, CreatedAt: t0}, ev("org.create")))
-		mustNil(t, s.PutGrant(ctx, storage.Grant{Org: org, ClientID: kept.ID, Scopes: []string{"mail.read"}, CreatedAt: t0}, ev("delegation.grant")))
+		mustNil(t, errOf(s.PutGrant(ctx, storage.Grant{Org: org, ClientID: kept.ID, Scopes: []string{"mail.read"}, CreatedAt: t0}, ev("delegation.grant"))))
 	}
 	mustNil(t, s.Close())
 	// What deleting an account left behind before it removed its grants

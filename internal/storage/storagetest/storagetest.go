@@ -92,6 +92,9 @@ func mustNil(t *testing.T, err error) {
 	}
 }
 
+// errOf is the error of a call that returns a value with it.
+func errOf[T any](_ T, err error) error { return err }
+
 func wantErr(t *testing.T, err, want error) {
 	t.Helper()
 	if !errors.Is(err, want) {
@@ -1430,12 +1433,22 @@ func testDelegation(t *testing.T, s storage.Storage) {
 	}
 	_, err = s.GetProjectOrg(ctx, "none")
 	wantErr(t, err, storage.ErrNotFound)
-	mustNil(t, s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: "1", Scopes: []string{"cal.events"}, CreatedAt: t0}, ev("grant")))
-	mustNil(t, s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: "1", Scopes: []string{"cal.events", "cal.read"}, CreatedAt: t0}, ev("grant")))
-	g, err := s.GetGrant(ctx, "example.com", "1")
+	g, err := s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: "1", Scopes: []string{"cal.events"}, CreatedAt: t0}, ev("grant"))
 	mustNil(t, err)
-	if !slices.Equal(g.Scopes, []string{"cal.events", "cal.read"}) {
-		t.Fatalf("GetGrant = %+v", g)
+	if !slices.Equal(g.Scopes, []string{"cal.events"}) || !g.CreatedAt.Equal(t0.Truncate(time.Microsecond)) {
+		t.Fatalf("PutGrant = %+v, want the grant as stored", g)
+	}
+	// A replaced grant takes the new scopes and keeps its creation time,
+	// and PutGrant returns it so.
+	g, err = s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: "1", Scopes: []string{"cal.events", "cal.read"}, CreatedAt: t0.Add(time.Hour)}, ev("grant"))
+	mustNil(t, err)
+	if !slices.Equal(g.Scopes, []string{"cal.events", "cal.read"}) || !g.CreatedAt.Equal(t0.Truncate(time.Microsecond)) {
+		t.Fatalf("PutGrant of a replacement = %+v, want the new scopes created at %v", g, t0)
+	}
+	stored, err := s.GetGrant(ctx, "example.com", "1")
+	mustNil(t, err)
+	if !slices.Equal(stored.Scopes, g.Scopes) || !stored.CreatedAt.Equal(g.CreatedAt) {
+		t.Fatalf("GetGrant = %+v, PutGrant returned %+v", stored, g)
 	}
 	grants, err := s.ListGrants(ctx, "example.com")
 	mustNil(t, err)
@@ -1447,7 +1460,7 @@ func testDelegation(t *testing.T, s storage.Storage) {
 	wantErr(t, err, storage.ErrNotFound)
 
 	// Deleting an organization takes its users, projects and grants along.
-	mustNil(t, s.PutGrant(ctx, storage.Grant{Org: "other.org", ClientID: "2", Scopes: []string{"x"}, CreatedAt: t0}, ev("grant")))
+	mustNil(t, errOf(s.PutGrant(ctx, storage.Grant{Org: "other.org", ClientID: "2", Scopes: []string{"x"}, CreatedAt: t0}, ev("grant"))))
 	mustNil(t, s.PutUsers(ctx, []storage.User{{Email: "z@other.org", Org: "other.org", CreatedAt: t0}}, ev("user.add")))
 	mustNil(t, s.DeleteOrg(ctx, "other.org", ev("org.delete")))
 	_, err = s.GetUser(ctx, "z@other.org")
@@ -1477,7 +1490,7 @@ func testDeleteAccountCascades(t *testing.T, s storage.Storage) {
 	for _, org := range []string{"example.com", "other.org"} {
 		mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: org, CreatedAt: t0}, ev("org.create")))
 		for _, a := range []storage.Account{gone, kept} {
-			mustNil(t, s.PutGrant(ctx, storage.Grant{Org: org, ClientID: a.ID, Scopes: []string{"mail.read"}, CreatedAt: t0}, ev("delegation.grant")))
+			mustNil(t, errOf(s.PutGrant(ctx, storage.Grant{Org: org, ClientID: a.ID, Scopes: []string{"mail.read"}, CreatedAt: t0}, ev("delegation.grant"))))
 		}
 	}
 	mustNil(t, s.DeleteAccount(ctx, gone.ID, ev("account.delete")))

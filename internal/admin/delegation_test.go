@@ -1,0 +1,64 @@
+package admin_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/keyward/keyward/internal/admin"
+)
+
+// orgFixture is a server with the organization example.com, an API with
+// the scopes orders.read and orders.write, and an account job@shop.iam.test
+// holding them.
+func orgFixture(t *testing.T) (f *fixture, auth, clientID string) {
+	t.Helper()
+	f = newFixture(t)
+	ctx, op := context.Background(), admin.Actor{ID: "op"}
+	if _, err := f.srv.Admin.CreateOrg(ctx, op, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.srv.Admin.CreateAPI(ctx, op, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read", "orders.write"}}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := f.srv.Admin.CreateAccount(ctx, op, admin.AccountInput{Name: "job", Project: "shop", Scopes: []string{"orders.read", "orders.write"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, "Bearer " + f.token(t, f.admin, admin.AdminScope, nil), a.ID
+}
+
+// Granting again replaces the scopes and keeps the grant's creation time,
+// and the answer says so: it is the grant as stored, as a later GET shows.
+func TestRegrantAnswersTheStoredGrant(t *testing.T) {
+	f, auth, id := orgFixture(t)
+	path := "/v1/orgs/example.com/delegations/" + id
+	status, first, _ := f.call(t, "PUT", path, auth, admin.GrantRequest{Scopes: []string{"orders.read"}})
+	if status != 200 {
+		t.Fatalf("first grant: %d %v", status, first)
+	}
+	listed := func() map[string]any {
+		t.Helper()
+		status, body, _ := f.call(t, "GET", "/v1/orgs/example.com/delegations", auth, nil)
+		ds, _ := body["delegations"].([]any)
+		if status != 200 || len(ds) != 1 {
+			t.Fatalf("GET delegations: %d %v, want the one grant", status, body)
+		}
+		return ds[0].(map[string]any)
+	}
+	stored := listed()
+	if first["created_at"] != stored["created_at"] {
+		t.Errorf("the first grant's answer has created_at %v, the store %v", first["created_at"], stored["created_at"])
+	}
+	status, again, _ := f.call(t, "PUT", path, auth, admin.GrantRequest{Scopes: []string{"orders.read", "orders.write"}})
+	if status != 200 {
+		t.Fatalf("second grant: %d %v", status, again)
+	}
+	after := listed()
+	if fmt.Sprint(again) != fmt.Sprint(after) {
+		t.Errorf("the re-grant answered %v; GET shows %v", again, after)
+	}
+	if after["created_at"] != stored["created_at"] || fmt.Sprint(after["scopes"]) != "[orders.read orders.write]" {
+		t.Errorf("after the re-grant the store has %v, want the new scopes created at %v", after, stored["created_at"])
+	}
+}
