@@ -127,7 +127,12 @@ func (h *Handler) updateOrg(r *http.Request, actor Actor) (int, any, error) {
 		return 0, nil, invalid("Nothing to change: give blocked_scopes.")
 	}
 	o, err := h.svc.SetBlockedScopes(r.Context(), actor, r.PathValue("domain"), *in.BlockedScopes)
-	return 200, orgView(o, nil), err
+	if err != nil {
+		return 0, nil, err
+	}
+	// The organization as GET shows it, with its projects.
+	projects, err := h.svc.ListProjects(r.Context(), o.Domain)
+	return 200, orgView(o, projects), err
 }
 
 func (h *Handler) deleteOrg(r *http.Request, actor Actor) (int, any, error) {

@@ -62,3 +62,22 @@ func TestRegrantAnswersTheStoredGrant(t *testing.T) {
 		t.Errorf("after the re-grant the store has %v, want the new scopes created at %v", after, stored["created_at"])
 	}
 }
+
+// A PATCH of an organization answers it as GET does, projects included.
+func TestUpdateOrgAnswersAsGet(t *testing.T) {
+	f, auth, _ := orgFixture(t)
+	if status, body, _ := f.call(t, "PUT", "/v1/orgs/example.com/projects/shop", auth, map[string]any{"internal": true}); status != 200 {
+		t.Fatalf("placing a project: %d %v", status, body)
+	}
+	status, patched, _ := f.call(t, "PATCH", "/v1/orgs/example.com", auth, map[string]any{"blocked_scopes": []string{"orders.write"}})
+	if status != 200 {
+		t.Fatalf("PATCH: %d %v", status, patched)
+	}
+	_, got, _ := f.call(t, "GET", "/v1/orgs/example.com", auth, nil)
+	if fmt.Sprint(patched) != fmt.Sprint(got) {
+		t.Errorf("PATCH answered %v; GET shows %v", patched, got)
+	}
+	if fmt.Sprint(got["projects"]) != "[map[internal:true project:shop]]" {
+		t.Errorf("GET shows projects %v, want shop, internal", got["projects"])
+	}
+}
