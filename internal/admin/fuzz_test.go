@@ -33,6 +33,7 @@ func FuzzAdminAPI(f *testing.F) {
 		{"POST", sa + "/keys/upload", `{"public_key_pem":"-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n"}`},
 		{"POST", sa + "/keys/0123456789abcdef/disable", ""},
 		{"POST", sa + "/secrets", `{"expires_in_seconds":60}`},
+		{"GET", sa + "/secrets/0123456789abcdef", ""},
 		{"DELETE", sa + "/secrets/0123456789abcdef", ""},
 		{"POST", sa + "/disable", ""},
 		{"POST", sa + "/revoke-tokens", ""},

@@ -109,6 +109,7 @@ func (h *Handler) routes() map[string]http.Handler {
 		"POST /v1/service-accounts/{sa}/keys/{kid}/enable":    h.enableKey,
 		"GET /v1/service-accounts/{sa}/secrets":               h.listSecrets,
 		"POST /v1/service-accounts/{sa}/secrets":              h.createSecret,
+		"GET /v1/service-accounts/{sa}/secrets/{id}":          h.getSecret,
 		"DELETE /v1/service-accounts/{sa}/secrets/{id}":       h.deleteSecret,
 		"POST /v1/service-accounts/{sa}/secrets/{id}/disable": h.disableSecret,
 		"POST /v1/service-accounts/{sa}/secrets/{id}/enable":  h.enableSecret,
@@ -679,6 +680,11 @@ func (h *Handler) createSecret(r *http.Request, actor Actor) (int, any, error) {
 	v := secretView(cs.Secret)
 	v.Secret, v.ClientID = cs.Value, cs.AccountID
 	return 201, v, err
+}
+
+func (h *Handler) getSecret(r *http.Request, _ Actor) (int, any, error) {
+	s, err := h.svc.GetSecret(r.Context(), r.PathValue("sa"), r.PathValue("id"))
+	return 200, secretView(s), err
 }
 
 func (h *Handler) deleteSecret(r *http.Request, actor Actor) (int, any, error) {

@@ -917,6 +917,12 @@ func (s *Service) ListSecrets(ctx context.Context, ref string) ([]storage.Secret
 	return s.store.ListSecrets(ctx, a.ID)
 }
 
+// GetSecret returns one of an account's secrets (its hash stays inside).
+func (s *Service) GetSecret(ctx context.Context, ref, id string) (storage.Secret, error) {
+	_, sec, err := s.accountSecret(ctx, ref, id)
+	return sec, err
+}
+
 func (s *Service) accountSecret(ctx context.Context, ref, id string) (storage.Account, storage.Secret, error) {
 	a, err := s.GetAccount(ctx, ref)
 	if err != nil {

@@ -1,0 +1,47 @@
+package admin_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/keyward/keyward/internal/admin"
+)
+
+// One secret is readable by its ID, as a key is: the list's item, the hint
+// and never the value; another account's secret is not reachable through
+// this one.
+func TestGetSecret(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	var emails []string
+	for _, name := range []string{"job", "other"} {
+		status, a, _ := f.call(t, "POST", "/v1/service-accounts", auth, admin.AccountInput{Name: name, Project: "shop"})
+		if status != 201 {
+			t.Fatalf("creating %s: %d %v", name, status, a)
+		}
+		emails = append(emails, a["email"].(string))
+	}
+	base := "/v1/service-accounts/" + emails[0] + "/secrets"
+	status, created, _ := f.call(t, "POST", base, auth, nil)
+	if status != 201 {
+		t.Fatalf("creating a secret: %d %v", status, created)
+	}
+	id, value := created["secret_id"].(string), created["client_secret"].(string)
+	_, list, _ := f.call(t, "GET", base, auth, nil)
+	status, got, _ := f.call(t, "GET", base+"/"+id, auth, nil)
+	if status != 200 || fmt.Sprint(got) != fmt.Sprint(list["secrets"].([]any)[0]) {
+		t.Fatalf("GET %s/%s: %d %v, want the list's item %v", base, id, status, got, list["secrets"])
+	}
+	if got["client_secret"] != nil || got["client_id"] != nil || strings.Contains(fmt.Sprint(got), value) || got["hint"] != created["hint"] {
+		t.Fatalf("GET %s/%s shows %v: want the hint %v and no value", base, id, got, created["hint"])
+	}
+	if status, _, _ := f.call(t, "HEAD", base+"/"+id, auth, nil); status != 200 {
+		t.Errorf("HEAD: %d, want 200", status)
+	}
+	for _, path := range []string{base + "/0123456789abcdef", "/v1/service-accounts/" + emails[1] + "/secrets/" + id} {
+		if status, body, _ := f.call(t, "GET", path, auth, nil); status != 404 || body["error"] != "not_found" {
+			t.Errorf("GET %s: %d %v, want 404 not_found", path, status, body)
+		}
+	}
+}
