@@ -141,7 +141,7 @@ user of another organization is refused with org_internal.`,
 			}
 			var p admin.ProjectView
 			path := "/v1/orgs/" + url.PathEscape(args[0]) + "/projects/" + url.PathEscape(args[1])
-			if err := c.do(cmd.Context(), http.MethodPut, path, admin.ProjectView{Project: args[1], Internal: internal}, &p); err != nil {
+			if err := c.do(cmd.Context(), http.MethodPut, path, admin.ProjectRequest{Internal: internal}, &p); err != nil {
 				return err
 			}
 			return c.show(p, func(w *tabwriter.Writer) {

@@ -21,6 +21,12 @@ type ProjectView struct {
 	Internal bool   `json:"internal"`
 }
 
+// ProjectRequest places a project in an organization; the path names the
+// project.
+type ProjectRequest struct {
+	Internal bool `json:"internal"`
+}
+
 // UserView is a directory user.
 type UserView struct {
 	Email     string    `json:"email"`
@@ -140,7 +146,7 @@ func (h *Handler) deleteOrg(r *http.Request, actor Actor) (int, any, error) {
 }
 
 func (h *Handler) placeProject(r *http.Request, actor Actor) (int, any, error) {
-	var in ProjectView
+	var in ProjectRequest
 	if r.ContentLength != 0 {
 		if err := decode(r, &in); err != nil {
 			return 0, nil, err

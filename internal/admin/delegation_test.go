@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/keyward/keyward/internal/admin"
@@ -79,5 +80,31 @@ func TestUpdateOrgAnswersAsGet(t *testing.T) {
 	}
 	if fmt.Sprint(got["projects"]) != "[map[internal:true project:shop]]" {
 		t.Errorf("GET shows projects %v, want shop, internal", got["projects"])
+	}
+}
+
+// The body of PUT …/projects/{project} has only internal: the path names
+// the project, so a project field is refused as unknown, as any unknown
+// field is, not silently ignored.
+func TestPlaceProjectBody(t *testing.T) {
+	f, auth, _ := orgFixture(t)
+	path := "/v1/orgs/example.com/projects/shop"
+	status, body, _ := f.call(t, "PUT", path, auth, `{"project":"other","internal":true}`)
+	if desc, _ := body["error_description"].(string); status != 400 || body["error"] != "invalid_request" || !strings.Contains(desc, `unknown field "project"`) {
+		t.Fatalf("a project field: %d %v, want 400 naming the unknown field", status, body)
+	}
+	if p, _ := f.srv.Admin.ListProjects(context.Background(), "example.com"); len(p) != 0 {
+		t.Fatalf("the refused request placed %v", p)
+	}
+	for _, tt := range []struct {
+		body any
+		want string
+	}{
+		{`{"internal":true}`, "map[internal:true project:shop]"},
+		{nil, "map[internal:false project:shop]"}, // the body may be left out
+	} {
+		if status, got, _ := f.call(t, "PUT", path, auth, tt.body); status != 200 || fmt.Sprint(got) != tt.want {
+			t.Errorf("PUT %s with %v: %d %v, want 200 %s", path, tt.body, status, got, tt.want)
+		}
 	}
 }
