@@ -13,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -111,10 +113,15 @@ func Export(ctx context.Context, s storage.Storage, now time.Time) (Dump, error)
 var ErrNotEmpty = errors.New("the target store is not empty: import only into a new store (run the import before the first 'keyward serve')")
 
 // Import writes a dump into an empty store. Every item is audited as
-// written by "import".
+// written by "import". A dump the admin API could not have made (a
+// delegation of Keyward's own scopes) is refused before anything is
+// written.
 func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error {
 	if d.Format != Format {
 		return fmt.Errorf("unknown dump format %q, want %q", d.Format, Format)
+	}
+	if err := checkGrants(d.Grants); err != nil {
+		return err
 	}
 	if n, err := s.CountAccounts(ctx); err != nil {
 		return err
@@ -189,4 +196,26 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 		}
 	}
 	return nil
+}
+
+// checkGrants refuses delegation grants that carry a scope the admin API
+// does not delegate (admin.Delegable), naming each, so an export made
+// before that rule cannot bring one back.
+func checkGrants(grants []storage.Grant) error {
+	var bad []string
+	for _, g := range grants {
+		for _, sc := range g.Scopes {
+			if !admin.Delegable(sc) {
+				bad = append(bad, fmt.Sprintf("the delegation of %s in %s carries %s", g.ClientID, g.Org, sc))
+			}
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	if len(bad) > 20 {
+		bad = append(bad[:20], fmt.Sprintf("and %d more", len(bad)-20))
+	}
+	return fmt.Errorf("nothing was imported: %s; Keyward's own scopes (%s, %s) cannot be delegated and the admin API refuses such a grant: remove them from the grants in the file (a grant left with no scope, the whole grant) and import again",
+		strings.Join(bad, "; "), admin.AdminScope, admin.IntrospectScope)
 }

@@ -123,3 +123,43 @@ func TestSQLiteToPostgres(t *testing.T) {
 		t.Fatalf("import over another pepper: %v", err)
 	}
 }
+
+// A dump with a delegation of Keyward's own scopes, which the admin API
+// refuses to grant, is refused as a whole, naming each such grant, before
+// anything is written.
+func TestImportRefusesUndelegableGrants(t *testing.T) {
+	ctx := context.Background()
+	src, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	fill(t, src)
+	dump, err := transfer.Export(ctx, src, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump.Grants = append(dump.Grants,
+		storage.Grant{Org: "example.com", ClientID: "2", Scopes: []string{"orders.read", "keyward.admin"}, CreatedAt: t0},
+		storage.Grant{Org: "example.com", ClientID: "3", Scopes: []string{"keyward.introspect"}, CreatedAt: t0})
+	dst, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "b.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	err = transfer.Import(ctx, dst, dump, t0)
+	for _, want := range []string{"nothing was imported", "delegation of 2 in example.com carries keyward.admin", "delegation of 3 in example.com carries keyward.introspect"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("import: %v, want an error saying %q", err, want)
+		}
+	}
+	if n, err := dst.CountAccounts(ctx); err != nil || n != 0 {
+		t.Errorf("the refused import left %d accounts (%v)", n, err)
+	}
+	if apis, err := dst.ListAPIs(ctx); err != nil || len(apis) != 0 {
+		t.Errorf("the refused import left APIs %v (%v)", apis, err)
+	}
+	if orgs, err := dst.ListOrgs(ctx); err != nil || len(orgs) != 0 {
+		t.Errorf("the refused import left organizations %v (%v)", orgs, err)
+	}
+}
