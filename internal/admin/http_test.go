@@ -627,3 +627,20 @@ func TestUpdateNothing(t *testing.T) {
 		t.Errorf("api.update events %+v, want one recording the new description", evs)
 	}
 }
+
+// token_lifetime_seconds 0 in a PATCH resets the account to the server's
+// default lifetime, as ADMIN-API.md says, and the answer shows the value.
+func TestUpdateAccountLifetimeZero(t *testing.T) {
+	f := newFixture(t) // the default and the maximum are an hour
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	if status, body, _ := f.call(t, "POST", "/v1/service-accounts", auth, admin.AccountInput{Name: "job", Project: "shop", TokenLifetimeSeconds: 600}); status != 201 || body["token_lifetime_seconds"] != 600.0 {
+		t.Fatalf("create with 600 s: %d %v", status, body)
+	}
+	status, body, _ := f.call(t, "PATCH", "/v1/service-accounts/job@shop.iam.test", auth, `{"token_lifetime_seconds":0}`)
+	if status != 200 || body["token_lifetime_seconds"] != 3600.0 {
+		t.Fatalf("PATCH with 0: %d %v, want 200 with the default, 3600", status, body)
+	}
+	if a := mustAccount(t, f, "job@shop.iam.test"); a.TokenLifetime != time.Hour {
+		t.Fatalf("stored lifetime %v, want the default, 1h", a.TokenLifetime)
+	}
+}
