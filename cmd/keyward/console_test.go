@@ -495,12 +495,17 @@ func TestConsoleSignIn(t *testing.T) {
 		p.waitAlert(tc.name, "error", tc.want)
 	}
 
-	p.step("sign in with the ES256 key file",
+	p.step("sign in with the ES256 key file", setInput("token", "typed-before"),
 		chromedp.SetUploadFiles(chromedp.ID("keyfile"), []string{ecFile}),
 		chromedp.Click(chromedp.CSS("#keyfile-form button")),
 		chromedp.WaitVisible(chromedp.CSS("#view table")))
 	if who := eval[string](p, `document.getElementById("who").textContent`); !strings.Contains(who, ecAdmin.Email) {
 		t.Errorf("signed in as %q, want %s", who, ecAdmin.Email)
+	}
+	// The sign-in forms keep neither the key file nor a token typed before.
+	signInForms := `[document.getElementById("keyfile").files.length, document.getElementById("token").value.length]`
+	if got := eval[[]int](p, signInForms); !slices.Equal(got, []int{0, 0}) {
+		t.Errorf("signed in with a key file, the sign-in forms hold %d files and a token of %d characters, want none", got[0], got[1])
 	}
 	p.step("filter by a project without accounts", setInput("project-filter", "billing"), chromedp.Click(viewButton("Filter")),
 		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//p[text()="No service accounts in the project billing."]`)))
@@ -558,6 +563,9 @@ func TestConsoleSignIn(t *testing.T) {
 		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//code[text()="urn:keyward:admin"]`)))
 	if who := whoLine(); !strings.HasPrefix(who, "Signed in as "+adminKey.ClientEmail+" · token expires ") || !strings.HasSuffix(who, "(in 20 min)") {
 		t.Errorf("session line = %q, want %s and an expiry in 20 min", who, adminKey.ClientEmail)
+	}
+	if got := eval[[]int](p, signInForms); !slices.Equal(got, []int{0, 0}) {
+		t.Errorf("signed in with a pasted token, the sign-in forms hold %d files and a token of %d characters, want none", got[0], got[1])
 	}
 	p.step("sign out of the pasted token", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("token-form")))
 

@@ -496,6 +496,11 @@ function showSession(s) {
 onSessionChange((s, reason, notice) => {
   $("signin").hidden = !!s;
   $("view").hidden = $("nav").hidden = $("session").hidden = !s;
+  // The sign-in forms let go of what they were given, signed in or out: a
+  // pasted token or a chosen key file (its private key readable by the
+  // page's code) is not kept in a hidden form for the whole session.
+  $("keyfile").value = "";
+  $("token").value = "";
   if (s) {
     clearAlert();
     showSession(s);
@@ -504,8 +509,6 @@ onSessionChange((s, reason, notice) => {
   }
   clearInterval(clock);
   $("view").replaceChildren(); // leave nothing readable behind
-  $("keyfile").value = "";
-  $("token").value = "";
   if (reason && !notice) showError(reason); else showNotice(reason ?? "Signed out.");
 });
 
