@@ -208,9 +208,21 @@ func TestConsoleOrgs(t *testing.T) {
 	if rows := userRows(); len(rows) != 50 || rows[0] != "u00@corp.example" || rows[49] != "u49@corp.example" {
 		t.Fatalf("the first page lists %d users (%q…), want u00 to u49", len(rows), rows[:min(len(rows), 2)])
 	}
+	// A page that cannot be fetched leaves the list, and where Previous
+	// and Next lead, as they were.
+	eval[bool](p, `(() => { const real = window.fetch; window.fetch = () => { window.fetch = real; return Promise.reject(new TypeError("test: offline")); }; return true; })()`)
+	step("next page, offline", chromedp.Click(button("Next page")))
+	waitAlert("offline", "error", "Could not reach the server (test: offline).")
+	if rows := userRows(); len(rows) != 50 || rows[0] != "u00@corp.example" {
+		t.Errorf("after a failed Next page the page lists %d users (%q…), want the first page still", len(rows), rows[:min(len(rows), 2)])
+	}
 	step("next page", chromedp.Click(button("Next page")), chromedp.WaitVisible(userButton("u54@corp.example", "Suspend")))
 	if rows := userRows(); !slices.Equal(rows, []string{"u50@corp.example", "u51@corp.example", "u52@corp.example", "u53@corp.example", "u54@corp.example"}) {
 		t.Errorf("the second page lists %q, want u50 to u54", rows)
+	}
+	step("previous page", chromedp.Click(button("Previous page")), chromedp.WaitVisible(userButton("u00@corp.example", "Suspend")))
+	if rows := userRows(); len(rows) != 50 || rows[49] != "u49@corp.example" {
+		t.Errorf("Previous page from the second page lists %d users, want u00 to u49", len(rows))
 	}
 	p.checkLogs("400")
 }

@@ -5,7 +5,7 @@
 
 import { admin, seg, onSessionChange, currentSession, endSession } from "./api.js";
 import { withKeyFile, withToken } from "./signin.js";
-import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, download, act, button } from "./dom.js";
+import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, download, act, button, pager } from "./dom.js";
 import { auditView, auditHash } from "./audit.js";
 import { tokensView } from "./tokens.js";
 import { signingKeysView } from "./signingkeys.js";
@@ -111,38 +111,24 @@ function formInput(label, name, attrs = {}) {
 // --- service accounts ---
 
 async function accountsView() {
-  let pages = [""]; // page tokens of the pages shown so far
-  let project = "";
   const holder = h("div");
-  const showPage = async () => {
-    const tok = pages[pages.length - 1];
+  const accounts = pager(holder, (project, tok) => {
     const q = new URLSearchParams({ limit: "50" });
     if (tok) q.set("page_token", tok);
     if (project) q.set("project", project);
-    const res = await admin.get("/service-accounts?" + q);
-    const prev = button("Previous page", async () => { pages.pop(); await showPage(); });
-    prev.disabled = pages.length === 1;
-    const next = button("Next page", async () => { pages.push(res.next_page_token); await showPage(); });
-    next.disabled = !res.next_page_token;
-    holder.replaceChildren(
-      table([
-        ["Email", (a) => h("a", { href: "#/accounts/" + seg(a.client_id) }, a.email)],
-        ["Display name", (a) => a.display_name || "—"],
-        ["Client ID", (a) => h("code", {}, a.client_id)],
-        ["Scopes", (a) => list(a.scopes)],
-        ["State", (a) => state(a.disabled)],
-      ], res.service_accounts, project ? `No service accounts in the project ${project}.` : "No service accounts."),
-      h("div", { class: "pager" }, prev, next));
-  };
+    return admin.get("/service-accounts?" + q);
+  }, (res, project) => table([
+    ["Email", (a) => h("a", { href: "#/accounts/" + seg(a.client_id) }, a.email)],
+    ["Display name", (a) => a.display_name || "—"],
+    ["Client ID", (a) => h("code", {}, a.client_id)],
+    ["Scopes", (a) => list(a.scopes)],
+    ["State", (a) => state(a.disabled)],
+  ], res.service_accounts, project ? `No service accounts in the project ${project}.` : "No service accounts."));
   const filter = h("input", { id: "project-filter", type: "search", placeholder: "all projects", autocomplete: "off" });
   const apply = h("button", { type: "submit" }, "Filter");
   const filterForm = h("form", { class: "inline" }, h("label", { for: "project-filter" }, "Project"), filter, apply);
-  filterForm.addEventListener("submit", act(apply, async () => {
-    project = filter.value.trim();
-    pages = [""];
-    await showPage();
-  }));
-  await showPage();
+  filterForm.addEventListener("submit", act(apply, () => accounts.show(filter.value.trim())));
+  await accounts.show("");
   return h("section", {}, h("h1", {}, "Service accounts"), createAccountForm(), filterForm, holder);
 }
 

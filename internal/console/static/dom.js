@@ -120,3 +120,29 @@ export function button(label, fn, cls) {
   b.addEventListener("click", act(b, fn));
   return b;
 }
+
+// pager shows a paged list (the admin API's page_token paging) in holder:
+// load(query, pageToken) fetches a page, draw(answer, query, pageToken)
+// makes its content, and Previous page and Next page follow. The query
+// and the pages shown so far become the pager's only once the server has
+// answered, and only the latest request's answer is shown: a refused or
+// failed page leaves the list, and where Previous and Next lead, as they
+// were. show(query) shows the first page of a query; again() shows the
+// current page again.
+export function pager(holder, load, draw) {
+  let query = null, pages = [""], latest = 0;
+  const show = async (q, p) => {
+    const n = ++latest;
+    const res = await load(q, p[p.length - 1]);
+    if (n !== latest) return false;
+    query = q;
+    pages = p;
+    const prev = button("Previous page", () => show(query, pages.slice(0, -1)));
+    prev.disabled = pages.length === 1;
+    const next = button("Next page", () => show(query, [...pages, res.next_page_token]));
+    next.disabled = !res.next_page_token;
+    holder.replaceChildren(draw(res, q, p[p.length - 1]), h("div", { class: "pager" }, prev, next));
+    return true;
+  };
+  return { show: (q) => show(q, [""]), again: () => show(query, pages) };
+}

@@ -3,7 +3,7 @@
 // directory and the grants that let service accounts act for its users.
 
 import { admin, seg } from "./api.js";
-import { h, table, fields, fmtTime, button, act, confirmAction, showNotice } from "./dom.js";
+import { h, table, fields, fmtTime, button, act, confirmAction, showNotice, pager } from "./dom.js";
 
 const PAGE = 50;
 
@@ -130,39 +130,34 @@ function delegationsSection(o, path, grants, go) {
 // shows the page again, so the page being read stays.
 async function usersSection(o, path) {
   const holder = h("div");
-  let pages = [""]; // page tokens of the pages shown so far
+  const upath = (u) => "/users/" + seg(u.email);
+  // show shows the page being read again, then notice.
   const show = async (notice) => {
-    const tok = pages[pages.length - 1];
-    const q = new URLSearchParams({ limit: String(PAGE) });
-    if (tok) q.set("page_token", tok);
-    const res = await admin.get(path + "/users?" + q);
-    const prev = button("Previous page", async () => { pages.pop(); await show(); });
-    prev.disabled = pages.length === 1;
-    const next = button("Next page", async () => { pages.push(res.next_page_token); await show(); });
-    next.disabled = !res.next_page_token;
-    const upath = (u) => "/users/" + seg(u.email);
-    holder.replaceChildren(
-      table([
-        ["Email", (u) => u.email],
-        ["State", (u) => h("span", { class: u.suspended ? "state off" : "state on" }, u.suspended ? "suspended" : "active")],
-        ["Added", (u) => fmtTime(u.created_at)],
-        ["", (u) => h("span", { class: "actions" },
-          u.suspended
-            ? button("Unsuspend", async () => { await admin.post(upath(u) + "/unsuspend"); await show(`Unsuspended ${u.email}.`); })
-            : button("Suspend", async () => {
-              await admin.post(upath(u) + "/suspend");
-              await show(`Suspended ${u.email}; tokens that act for the user stop working at once.`);
-            }),
-          button("Delete", async () => {
-            if (!await confirmAction(`Delete the user ${u.email} from the directory? Tokens that act for the user stop working.`, "Delete")) return;
-            await admin.del(upath(u));
-            await show(`Deleted the user ${u.email}.`);
-          }, "danger"))],
-      ], res.users, tok ? "No more users." : "No users in the directory."),
-      h("div", { class: "pager" }, prev, next));
+    await users.again();
     if (notice) showNotice(notice);
   };
-  await show();
+  const users = pager(holder, (_, tok) => {
+    const q = new URLSearchParams({ limit: String(PAGE) });
+    if (tok) q.set("page_token", tok);
+    return admin.get(path + "/users?" + q);
+  }, (res, _, tok) => table([
+    ["Email", (u) => u.email],
+    ["State", (u) => h("span", { class: u.suspended ? "state off" : "state on" }, u.suspended ? "suspended" : "active")],
+    ["Added", (u) => fmtTime(u.created_at)],
+    ["", (u) => h("span", { class: "actions" },
+      u.suspended
+        ? button("Unsuspend", async () => { await admin.post(upath(u) + "/unsuspend"); await show(`Unsuspended ${u.email}.`); })
+        : button("Suspend", async () => {
+          await admin.post(upath(u) + "/suspend");
+          await show(`Suspended ${u.email}; tokens that act for the user stop working at once.`);
+        }),
+      button("Delete", async () => {
+        if (!await confirmAction(`Delete the user ${u.email} from the directory? Tokens that act for the user stop working.`, "Delete")) return;
+        await admin.del(upath(u));
+        await show(`Deleted the user ${u.email}.`);
+      }, "danger"))],
+  ], res.users, tok ? "No more users." : "No users in the directory."));
+  await users.show(null);
 
   const [emailLabel, email] = input("Email", "f-user-email", { type: "email", required: true, placeholder: "alice@" + o.domain });
   const submit = h("button", { type: "submit" }, "Add user");
