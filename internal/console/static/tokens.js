@@ -24,7 +24,7 @@ export async function tokensView(jti = "") {
   return h("section", {}, h("h1", {}, "Revoke a token"),
     h("p", {}, "A token's ID is the jti claim of a JWT, the jti that introspection reports for an opaque token, or the token_id "
       + "of its token.issued event in the audit log, which links here. To stop all of an account's tokens, disable the account "
-      + "or use keyward sa revoke-tokens."),
+      + "or use Revoke its tokens on the account's page."),
     form,
     h("p", {}, h("a", { href: auditHash({ action: "token.revoke" }) }, "Revocations in the audit log")));
 }
