@@ -5,7 +5,7 @@
 
 import { admin, seg, onSessionChange, currentSession, endSession } from "./api.js";
 import { withKeyFile, withToken } from "./signin.js";
-import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, download, act, button, pager } from "./dom.js";
+import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, download, act, button, pager, list, words } from "./dom.js";
 import { auditView, auditHash } from "./audit.js";
 import { tokensView } from "./tokens.js";
 import { signingKeysView } from "./signingkeys.js";
@@ -86,11 +86,6 @@ async function go(hash, notice) {
   }
   if (await reload() && notice) showNotice(notice);
 }
-
-const list = (xs) => (xs && xs.length ? xs.join(" ") : "—");
-
-// words splits a list typed with spaces or commas.
-const words = (text) => text.split(/[\s,]+/).filter(Boolean);
 
 // andList joins names as a sentence does: "a, b and c".
 const andList = (names) => (names.length === 1 ? names[0] : names.slice(0, -1).join(", ") + " and " + names.at(-1));

@@ -20,6 +20,12 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// list shows a list of names on one line, or a dash for none.
+export const list = (xs) => (xs && xs.length ? xs.join(" ") : "—");
+
+// words splits a list typed with spaces or commas.
+export const words = (text) => text.split(/[\s,]+/).filter(Boolean);
+
 // fmtTime shows an RFC 3339 time (or milliseconds) in UTC, to the second,
 // on one line.
 export function fmtTime(t) {

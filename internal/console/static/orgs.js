@@ -3,14 +3,9 @@
 // directory and the grants that let service accounts act for its users.
 
 import { admin, seg } from "./api.js";
-import { h, table, fields, fmtTime, button, act, confirmAction, showNotice, pager } from "./dom.js";
+import { h, table, fields, fmtTime, button, act, confirmAction, showNotice, pager, list, words } from "./dom.js";
 
 const PAGE = 50;
-
-const list = (xs) => (xs && xs.length ? xs.join(" ") : "—");
-
-// words splits a list typed with spaces or commas.
-const words = (text) => text.split(/[\s,]+/).filter(Boolean);
 
 // input makes a labelled input of a form; returns [label, input].
 function input(label, id, attrs = {}) {
