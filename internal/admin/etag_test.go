@@ -410,6 +410,19 @@ func TestIfMatchElsewhere(t *testing.T) {
 			t.Errorf("%s %s with If-Match: %d %v, want 400", tt.method, tt.path, code, out)
 		}
 	}
+	// A path or method that is no route's is told so, not that it
+	// cannot take If-Match.
+	for _, tt := range []struct {
+		method, path string
+		status       int
+	}{
+		{"PATCH", "/v1/service-acounts/" + other.ID, 404},
+		{"PATCH", path + "/keys", 405},
+	} {
+		if code, out, _ := f.callIf(t, tt.method, tt.path, auth, tag, map[string]any{"description": "x"}); code != tt.status {
+			t.Errorf("%s %s with If-Match: %d %v, want %d", tt.method, tt.path, code, out, tt.status)
+		}
+	}
 	if a, err := f.srv.Admin.GetAccount(context.Background(), other.ID); err != nil || a.Disabled {
 		t.Fatalf("after the refused requests: %+v, %v; want the account there, enabled", a, err)
 	}

@@ -143,9 +143,11 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 		if err == nil {
 			err = checkText(r)
 		}
-		if err == nil && len(r.Header.Values("If-Match")) > 0 && !conditional[r.Pattern] {
+		if err == nil && len(r.Header.Values("If-Match")) > 0 && !conditional[r.Pattern] && r.Pattern != "/v1/" {
 			// RFC 9110 §13.1.1: a server must evaluate If-Match or not
-			// act; these routes do not, so they do not act.
+			// act; these routes do not, so they do not act. The
+			// catch-all acts on nothing: its 404 or 405 says what is
+			// wrong with the request.
 			err = invalid("Only PATCH of a service account or an API takes If-Match; send this request without it.")
 		}
 		if err == nil {
