@@ -525,6 +525,17 @@ func TestNotFoundPathCut(t *testing.T) {
 	}
 }
 
+// A 405 names the path too, cut short as a 404's.
+func TestMethodNotAllowedPathCut(t *testing.T) {
+	f := newFixture(t)
+	path := "/v1/service-accounts/" + strings.Repeat("x", 6000)
+	status, body, h := f.call(t, "PUT", path, "Bearer "+f.token(t, f.admin, admin.AdminScope, nil), nil)
+	desc, _ := body["error_description"].(string)
+	if status != http.StatusMethodNotAllowed || h.Get("Allow") == "" || !strings.Contains(desc, "/v1/service-accounts/xxxx") || len(desc) > 300 {
+		t.Fatalf("%d, description of %d bytes: %.100s…; want 405 with the path cut", status, len(desc), desc)
+	}
+}
+
 // A store that fails is not the caller's fault: 503 with Retry-After, so
 // scripts retry, and nothing of the cause in the answer.
 func TestStoreDown(t *testing.T) {

@@ -24,7 +24,9 @@ func MethodNotAllowed(mux *http.ServeMux, r *http.Request, catchAll string) erro
 	methods := strings.Join(allow, ", ")
 	return &Error{
 		Code: ErrInvalidRequest, Status: http.StatusMethodNotAllowed,
-		Description: "The endpoint " + r.URL.Path + " takes " + methods + ", not " + r.Method + ".",
+		// Cut short, as a 404 names the path: the description does not
+		// grow with the request line.
+		Description: "The endpoint " + Truncate(r.URL.Path, 200) + " takes " + methods + ", not " + Truncate(r.Method, 16) + ".",
 		Header:      http.Header{"Allow": {methods}},
 	}
 }
