@@ -171,9 +171,14 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 		}
 		oe := oauth2.AsError(err)
 		if oe.Code == oauth2.ErrServerError {
-			// What the service does not name is the store failing (its
-			// only other work cannot fail): retryable, as at /token.
-			h.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			// What the service does not name is the store failing, or a
+			// bug: retryable as far as the caller can tell, as at /token.
+			// A caller that hung up is no failure of the server's.
+			level := slog.LevelError
+			if r.Context().Err() != nil {
+				level = slog.LevelInfo
+			}
+			h.log.Log(r.Context(), level, "admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			oe = &oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Status: http.StatusServiceUnavailable,
 				Description: "The server cannot complete the request right now; try again later.",
 				Header:      http.Header{"Retry-After": {"5"}}}

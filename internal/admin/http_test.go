@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -20,6 +21,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,6 +41,7 @@ import (
 const issuer = "https://keyward.test"
 
 type fixture struct {
+	logs   syncBuffer // the server's log
 	srv    *server.Server
 	store  storage.Storage
 	signer *signer.Signer
@@ -71,7 +74,7 @@ func newFixtureOn(t testing.TB, st storage.Storage) *fixture {
 	t.Cleanup(j.Close)
 	f.srv = server.New(server.Config{Issuer: issuer, AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour,
 		MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute}, server.Deps{Store: st, Signer: f.signer, Journal: j, Pepper: []byte("p"),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.NewTextHandler(&f.logs, nil))})
 	f.admin, _, err = f.srv.Admin.Bootstrap(ctx, func(sakey.KeyFile) error { return nil })
 	if err != nil {
 		t.Fatal(err)
@@ -653,5 +656,46 @@ func TestUpdateAccountLifetimeZero(t *testing.T) {
 	}
 	if a := mustAccount(t, f, "job@shop.iam.test"); a.TokenLifetime != time.Hour {
 		t.Fatalf("stored lifetime %v, want the default, 1h", a.TokenLifetime)
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a log that goroutines write at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A failure is logged as an error, unless the caller had gone: a request
+// whose client hung up is no failure of the server's.
+func TestStoreDownLogLevel(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	f.store.Close()
+	send := func(ctx context.Context) string {
+		before := len(f.logs.String())
+		req := httptest.NewRequestWithContext(ctx, "GET", "/v1/apis", nil)
+		req.Header.Set("Authorization", auth)
+		f.srv.ServeHTTP(httptest.NewRecorder(), req)
+		return f.logs.String()[before:]
+	}
+	if got := send(context.Background()); !strings.Contains(got, "level=ERROR") || !strings.Contains(got, "admin request failed") {
+		t.Errorf("a store failure logged %q, want an error", got)
+	}
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if got := send(gone); strings.Contains(got, "level=ERROR") {
+		t.Errorf("a request whose caller hung up logged %q, want no error", got)
 	}
 }
