@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/keyward/keyward/internal/dpop"
+	kwoauth2 "github.com/keyward/keyward/internal/oauth2"
 )
 
 // DPoP binds a client's tokens to a key it holds (RFC 9449), so that a
@@ -214,7 +215,7 @@ func asksForNonce(resp *http.Response) bool {
 	switch resp.StatusCode {
 	case http.StatusUnauthorized:
 		for _, c := range resp.Header.Values("WWW-Authenticate") {
-			if strings.Contains(c, `error="`+dpop.NonceError+`"`) {
+			if strings.Contains(c, `error="`+kwoauth2.ErrUseDPoPNonce+`"`) {
 				return true
 			}
 		}
@@ -227,7 +228,7 @@ func asksForNonce(resp *http.Response) bool {
 		var e struct {
 			Error string `json:"error"`
 		}
-		return err == nil && json.Unmarshal(b, &e) == nil && e.Error == dpop.NonceError
+		return err == nil && json.Unmarshal(b, &e) == nil && e.Error == kwoauth2.ErrUseDPoPNonce
 	}
 	return false
 }

@@ -8,13 +8,10 @@ import (
 	"time"
 )
 
-// NonceError is the error code of a request whose proof lacks the
-// server's current nonce (RFC 9449 §8); the answer carries one in the
-// DPoP-Nonce header (NonceHeader).
-const (
-	NonceError  = "use_dpop_nonce"
-	NonceHeader = "DPoP-Nonce"
-)
+// NonceHeader is the response header that carries the nonce for the
+// client's next proof (RFC 9449 §8.1), with the error
+// oauth2.ErrUseDPoPNonce and after it.
+const NonceHeader = "DPoP-Nonce"
 
 // NoncePeriod is how long a nonce is current. A nonce is accepted from
 // the period before it is current to the period after: one to two periods
