@@ -158,7 +158,14 @@ func (t *proofTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		token = tok.AccessToken
 		r.Header.Set("Authorization", dpop.Scheme+" "+token)
 	}
-	origin := r.URL.Scheme + "://" + strings.ToLower(r.URL.Host)
+	// By ASCII case alone, as sameHost: Unicode case mapping would give
+	// one server's nonce to another that lowers alike (STRAẞE, straße).
+	origin := r.URL.Scheme + "://" + strings.Map(func(c rune) rune {
+		if 'A' <= c && c <= 'Z' {
+			return c + 'a' - 'A'
+		}
+		return c
+	}, r.URL.Host)
 	nonce := t.d.nonce(origin)
 	resp, err := t.send(r, token, nonce)
 	if err != nil {

@@ -420,3 +420,40 @@ func TestDPoPRedirectDowngrade(t *testing.T) {
 		}
 	}
 }
+
+// roundTripFunc is a transport of one function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// Nonces are kept by host name as net/http dials it: a nonce of
+// STRAẞE.example (strasse.example) does not go to straße.example
+// (xn--strae-oqa.example), though the two lower alike; a name that differs
+// but for ASCII case shares its nonce.
+func TestDPoPNonceByHost(t *testing.T) {
+	sent := map[string]string{} // the nonce of the last proof to each host
+	f := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		sent[r.URL.Host] = proofClaim(t, r.Header.Get("DPoP"), "nonce")
+		h := http.Header{}
+		h.Set("DPoP-Nonce", "nonce-of-"+r.URL.Host)
+		return &http.Response{StatusCode: 200, Header: h, Body: http.NoBody, Request: r}, nil
+	})
+	d, err := client.NewDPoP(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := d.Client(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok", TokenType: "DPoP"}), &http.Client{Transport: f})
+	for _, u := range []string{"http://STRAẞE.example/a", "http://straße.example/a", "http://API.example/a", "http://api.example/a"} {
+		resp, err := hc.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if got := sent["straße.example"]; got != "" {
+		t.Errorf("straße.example got the nonce %q, want none: it is another host than STRAẞE.example", got)
+	}
+	if got := sent["api.example"]; got != "nonce-of-API.example" {
+		t.Errorf("api.example got the nonce %q, want API.example's", got)
+	}
+}
