@@ -495,3 +495,17 @@ func BenchmarkHashSecret(b *testing.B) {
 		}
 	})
 }
+
+// The throttle check of a client that is let through allocates nothing:
+// it runs on every token request, and its key is built on the stack.
+func TestThrottledAllocs(t *testing.T) {
+	a := New(Config{Pepper: []byte("0123456789abcdef0123456789abcdef")}, nil)
+	a.Throttled("10.0.0.1", "577436518023140401823") // the limiters' entries exist
+	if n := testing.AllocsPerRun(100, func() {
+		if err := a.Throttled("10.0.0.1", "577436518023140401823"); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("Throttled allocates %v times, want 0", n)
+	}
+}

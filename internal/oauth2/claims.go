@@ -223,9 +223,19 @@ func QuoteShort(s string) string {
 // cut with "…": for error descriptions, logs, audit events and map keys,
 // which must not grow with what a client sends. A cut never splits a
 // UTF-8 sequence.
+//
+// The cut, the rare case, is a function of its own that is never inlined,
+// so that Truncate stays cheap enough to inline and so do its callers:
+// clientauth's throttle key is then built on the stack, not in one more
+// allocation per token request.
 func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
+	return cut(s, n)
+}
+
+//go:noinline
+func cut(s string, n int) string {
 	return strings.ToValidUTF8(s[:n], "") + "…"
 }
