@@ -11,9 +11,10 @@ import (
 // compared in (RFC 9449 §4.3 check 9, RFC 3986 §6.2.2 and §6.2.3): scheme
 // and host in lower case (the host's ASCII letters only), no default
 // port, no query or fragment, an empty path as "/", percent-encodings of
-// unreserved characters decoded and the others in upper case. Dot segments are not removed: a proof for
-// /a/../b does not match /b, which is the safe way to be wrong. A URL with
-// userinfo is refused; the target URI of a request has none.
+// unreserved characters decoded and the others in upper case. Dot segments
+// are not removed: a proof for /a/../b does not match /b, which is the
+// safe way to be wrong. A URL with userinfo is refused; the target URI of
+// a request has none.
 func NormalizeURL(s string) (string, error) {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -55,15 +56,21 @@ func NormalizeURL(s string) (string, error) {
 }
 
 // lowerASCII returns s with its ASCII letters in lower case, and every
-// other byte as it is.
+// other byte as it is; s itself, without copying, when it has no upper
+// case letter, as host names mostly have not.
 func lowerASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
+	for i := range len(s) {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; 'A' <= c && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
 		}
 	}
-	return string(b)
+	return s
 }
 
 // matchURL checks that a proof's htu is the request's URL.
