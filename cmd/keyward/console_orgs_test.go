@@ -2,17 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/keyward/keyward/internal/admin"
-	"github.com/keyward/keyward/internal/sakey"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -26,13 +23,7 @@ import (
 // so is the organization; an organization's projects show whether they
 // are internal, and its users are paged.
 func TestConsoleOrgs(t *testing.T) {
-	ctx, consoleLog := browserSession(t)
-	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
-	m := startServer(t)
-	var adminKey sakey.KeyFile
-	if data, err := os.ReadFile(m.AdminKeyFile); err != nil || json.Unmarshal(data, &adminKey) != nil {
-		t.Fatalf("read %s: %v", m.AdminKeyFile, err)
-	}
+	p, m, adminKey := consoleTest(t)
 	bg, sys := context.Background(), admin.Actor{ID: "test"}
 	if _, err := m.Server.Admin.CreateAPI(bg, sys, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read", "orders.write"}}); err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/discovery"
-	"github.com/keyward/keyward/internal/sakey"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -25,13 +23,7 @@ import (
 // carry its kid, the former current key is retired and still in the JWKS,
 // and the rotation is audited as the administrator's.
 func TestConsoleSigningKeys(t *testing.T) {
-	ctx, consoleLog := browserSession(t)
-	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
-	m := startServer(t)
-	var adminKey sakey.KeyFile
-	if data, err := os.ReadFile(m.AdminKeyFile); err != nil || json.Unmarshal(data, &adminKey) != nil {
-		t.Fatalf("read %s: %v", m.AdminKeyFile, err)
-	}
+	p, m, adminKey := consoleTest(t)
 	bg, sys := context.Background(), admin.Actor{ID: "test"}
 	if _, err := m.Server.Admin.CreateAPI(bg, sys, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}}); err != nil {
 		t.Fatal(err)

@@ -444,13 +444,7 @@ func TestConsoleBrowser(t *testing.T) {
 // named by the server (whose it is, when it expires) and signs the page
 // out when it expires.
 func TestConsoleSignIn(t *testing.T) {
-	ctx, consoleLog := browserSession(t)
-	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
-	m := startServer(t)
-	var adminKey sakey.KeyFile
-	if data, err := os.ReadFile(m.AdminKeyFile); err != nil || json.Unmarshal(data, &adminKey) != nil {
-		t.Fatalf("read %s: %v", m.AdminKeyFile, err)
-	}
+	p, m, adminKey := consoleTest(t)
 
 	// An administrator with an uploaded P-256 key, and its key file. Its
 	// tokens are opaque.
@@ -617,13 +611,7 @@ func confirm() chromedp.Action[chromedp.Void] {
 // description, while an account holds one of its scopes, and done once
 // none does.
 func TestConsoleAPIs(t *testing.T) {
-	ctx, consoleLog := browserSession(t)
-	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
-	m := startServer(t)
-	var adminKey sakey.KeyFile
-	if data, err := os.ReadFile(m.AdminKeyFile); err != nil || json.Unmarshal(data, &adminKey) != nil {
-		t.Fatalf("read %s: %v", m.AdminKeyFile, err)
-	}
+	p, m, adminKey := consoleTest(t)
 	bg, sys := context.Background(), admin.Actor{ID: "test"}
 	step, waitAlert, button := p.step, p.waitAlert, viewButton
 	p.signIn(m)
@@ -920,13 +908,7 @@ func TestConsoleAuditFilter(t *testing.T) {
 // the jti typed in; introspection then reports each inactive, and the
 // other tokens stay active.
 func TestConsoleRevokeToken(t *testing.T) {
-	ctx, consoleLog := browserSession(t)
-	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
-	m := startServer(t)
-	var adminKey sakey.KeyFile
-	if data, err := os.ReadFile(m.AdminKeyFile); err != nil || json.Unmarshal(data, &adminKey) != nil {
-		t.Fatalf("read %s: %v", m.AdminKeyFile, err)
-	}
+	p, m, adminKey := consoleTest(t)
 	bg, sys := context.Background(), admin.Actor{ID: "test"}
 	for _, in := range []admin.APIInput{
 		{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}, TokenFormat: storage.TokenOpaque},
@@ -1107,4 +1089,18 @@ func shopClient(t *testing.T, m *Main, name string, scopes ...string) (storage.A
 		t.Fatal(err)
 	}
 	return a, s.Value
+}
+
+// consoleTest starts a browser and a server for a console test, and
+// returns the page, the server and its administrator's key file.
+func consoleTest(t *testing.T) (*consolePage, *Main, sakey.KeyFile) {
+	t.Helper()
+	ctx, consoleLog := browserSession(t)
+	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
+	m := startServer(t)
+	var adminKey sakey.KeyFile
+	if data, err := os.ReadFile(m.AdminKeyFile); err != nil || json.Unmarshal(data, &adminKey) != nil {
+		t.Fatalf("read %s: %v", m.AdminKeyFile, err)
+	}
+	return p, m, adminKey
 }
