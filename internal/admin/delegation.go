@@ -2,10 +2,10 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/mail"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/keyward/keyward/internal/oauth2"
@@ -95,18 +95,18 @@ func (s *Service) PlaceProject(ctx context.Context, actor Actor, domain, project
 }
 
 // RemoveProject takes a project out of the organization domain, which
-// must be the one it is in.
+// must be the one it is in: the store deletes it only from there, so a
+// move to another organization meanwhile is not undone.
 func (s *Service) RemoveProject(ctx context.Context, actor Actor, domain, project string) error {
 	domain = strings.ToLower(domain)
-	placed, err := s.ListProjects(ctx, domain)
-	if err != nil {
+	if _, err := s.GetOrg(ctx, domain); err != nil {
 		return err
 	}
-	if !slices.ContainsFunc(placed, func(p storage.ProjectOrg) bool { return p.Project == project }) {
+	err := s.store.DeleteProjectOrg(ctx, domain, project, s.event(actor, "org.project_remove", "", map[string]string{"org": domain, "project": project}))
+	if errors.Is(err, storage.ErrNotFound) {
 		return notFound("The project %q is not in the organization %s.", project, domain)
 	}
-	return storeErr(s.store.DeleteProjectOrg(ctx, project, s.event(actor, "org.project_remove", "", map[string]string{"project": project})),
-		fmt.Sprintf("The project %q is in no organization; it", project))
+	return err
 }
 
 // UserInput is a user to add or import.

@@ -83,7 +83,7 @@ type Store interface {
 	DeleteUser(ctx context.Context, email string, ev storage.AuditEvent) error
 	PutProjectOrg(ctx context.Context, p storage.ProjectOrg, ev storage.AuditEvent) error
 	ListProjectOrgs(ctx context.Context, org string) ([]storage.ProjectOrg, error)
-	DeleteProjectOrg(ctx context.Context, project string, ev storage.AuditEvent) error
+	DeleteProjectOrg(ctx context.Context, org, project string, ev storage.AuditEvent) error
 	PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent, guards ...storage.Guard) (storage.Grant, error)
 	ListGrants(ctx context.Context, org string) ([]storage.Grant, error)
 	DeleteGrant(ctx context.Context, org, clientID string, ev storage.AuditEvent) error

@@ -479,7 +479,9 @@ type Storage interface {
 	PutProjectOrg(ctx context.Context, p ProjectOrg, ev AuditEvent) error
 	GetProjectOrg(ctx context.Context, project string) (ProjectOrg, error)
 	ListProjectOrgs(ctx context.Context, org string) ([]ProjectOrg, error)
-	DeleteProjectOrg(ctx context.Context, project string, ev AuditEvent) error
+	// DeleteProjectOrg takes project out of org; ErrNotFound if it is not
+	// there (in no organization, or in another).
+	DeleteProjectOrg(ctx context.Context, org, project string, ev AuditEvent) error
 	// PutGrant creates or replaces the grant of (org, client ID), checking
 	// guards (see Guard; KeepHeld and KeepSignIn do not apply to grants) in
 	// the same transaction, and returns the grant as stored: a replaced

@@ -421,9 +421,9 @@ func (s *Store) PutProjectOrg(ctx context.Context, p storage.ProjectOrg, ev stor
 }
 
 // DeleteProjectOrg implements storage.Storage.
-func (s *Store) DeleteProjectOrg(ctx context.Context, project string, ev storage.AuditEvent) error {
+func (s *Store) DeleteProjectOrg(ctx context.Context, org, project string, ev storage.AuditEvent) error {
 	defer s.invalidate("", true)
-	return s.Storage.DeleteProjectOrg(ctx, project, ev)
+	return s.Storage.DeleteProjectOrg(ctx, org, project, ev)
 }
 
 // PutGrant implements storage.Storage.

@@ -27,7 +27,7 @@ func init() {
 		"putProjectOrg":    `INSERT INTO project_orgs (project, org, internal) VALUES (?, ?, ?) ON CONFLICT (project) DO UPDATE SET org = excluded.org, internal = excluded.internal`,
 		"getProjectOrg":    `SELECT project, org, internal FROM project_orgs WHERE project = ?`,
 		"listProjectOrgs":  `SELECT project, org, internal FROM project_orgs WHERE org = ? ORDER BY project`,
-		"deleteProjectOrg": `DELETE FROM project_orgs WHERE project = ?`,
+		"deleteProjectOrg": `DELETE FROM project_orgs WHERE project = ? AND org = ?`,
 		"putGrant":         `INSERT INTO delegation_grants (org, client_id, scopes, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (org, client_id) DO UPDATE SET scopes = excluded.scopes`,
 		"getGrant":         `SELECT org, client_id, scopes, created_at FROM delegation_grants WHERE org = ? AND client_id = ?`,
 		"listGrants":       `SELECT org, client_id, scopes, created_at FROM delegation_grants WHERE org = ? ORDER BY client_id`,
@@ -230,9 +230,9 @@ func (s *Store) ListProjectOrgs(ctx context.Context, org string) ([]storage.Proj
 }
 
 // DeleteProjectOrg implements storage.Storage.
-func (s *Store) DeleteProjectOrg(ctx context.Context, project string, ev storage.AuditEvent) error {
+func (s *Store) DeleteProjectOrg(ctx context.Context, org, project string, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if err := s.execOne(ctx, tx, "delete project org", s.q["deleteProjectOrg"], project); err != nil {
+		if err := s.execOne(ctx, tx, "delete project org", s.q["deleteProjectOrg"], project, org); err != nil {
 			return err
 		}
 		return s.notify(ctx, tx, storage.ChangeAll)

@@ -1433,6 +1433,15 @@ func testDelegation(t *testing.T, s storage.Storage) {
 	}
 	_, err = s.GetProjectOrg(ctx, "none")
 	wantErr(t, err, storage.ErrNotFound)
+	// A project is taken out of the organization named, only.
+	wantErr(t, s.DeleteProjectOrg(ctx, "example.com", "cal", ev("project.org_remove")), storage.ErrNotFound)
+	if p, err := s.GetProjectOrg(ctx, "cal"); err != nil || p.Org != "other.org" {
+		t.Fatalf("after a delete from another organization the project is %+v (%v), want it in other.org", p, err)
+	}
+	mustNil(t, s.DeleteProjectOrg(ctx, "other.org", "cal", ev("project.org_remove")))
+	_, err = s.GetProjectOrg(ctx, "cal")
+	wantErr(t, err, storage.ErrNotFound)
+	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "cal", Org: "other.org"}, ev("project.org")))
 	g, err := s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: "1", Scopes: []string{"cal.events"}, CreatedAt: t0}, ev("grant"))
 	mustNil(t, err)
 	if !slices.Equal(g.Scopes, []string{"cal.events"}) || !g.CreatedAt.Equal(t0.Truncate(time.Microsecond)) {
