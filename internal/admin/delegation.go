@@ -204,11 +204,6 @@ func (s *Service) ListUsers(ctx context.Context, domain string, opts storage.Lis
 // to a client email instead of the numeric client ID.
 const ErrClientEmail = "Domain-wide delegation is granted to the service account's numeric client ID, not its email: a grant made to the client email address is refused by the token endpoint with unauthorized_client. Use the 21-digit client ID (keyward sa get %s shows it)."
 
-// Delegable reports whether a delegation grant may carry scope: Keyward's
-// own scopes (AdminScope, IntrospectScope) are for the account itself, and
-// the admin API refuses tokens that act for a user.
-func Delegable(scope string) bool { return scope != AdminScope && scope != IntrospectScope }
-
 // GrantDelegation lets the account with the numeric clientID act for the
 // users of the organization, with scopes.
 func (s *Service) GrantDelegation(ctx context.Context, actor Actor, domain, clientID string, scopes []string) (storage.Grant, error) {
@@ -227,7 +222,7 @@ func (s *Service) GrantDelegation(ctx context.Context, actor Actor, domain, clie
 		return storage.Grant{}, invalid("A delegation needs at least one scope.")
 	}
 	for _, sc := range scopes {
-		if !Delegable(sc) {
+		if !oauth2.Delegable(sc) {
 			return storage.Grant{}, invalid("The scope %s cannot be delegated: Keyward's own scopes are for the account itself, and the admin API refuses tokens that act for a user.", sc)
 		}
 	}

@@ -32,10 +32,10 @@ import (
 const (
 	BuiltinAPIName       = "keyward"
 	BuiltinAPIIdentifier = "urn:keyward:admin"
-	AdminScope           = "keyward.admin"
+	AdminScope           = oauth2.AdminScope
 	// IntrospectScope lets an account introspect any token; an account
 	// listed as an API's introspector may introspect that API's tokens.
-	IntrospectScope  = "keyward.introspect"
+	IntrospectScope  = oauth2.IntrospectScope
 	AdminAccountName = "admin"
 	AdminProject     = "keyward"
 )

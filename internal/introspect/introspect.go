@@ -21,7 +21,7 @@ import (
 // Scope is the built-in scope that lets an account introspect any token.
 // An account listed as an introspector of an API may introspect the tokens
 // of that API only.
-const Scope = "keyward.introspect"
+const Scope = oauth2.IntrospectScope
 
 // Authenticator authenticates the calling API.
 type Authenticator interface {

@@ -139,3 +139,17 @@ func AsError(err error) *Error {
 		Err:         err,
 	}
 }
+
+// Keyward's own scopes, of its built-in API: AdminScope manages Keyward
+// through the admin API; IntrospectScope lets an account introspect any
+// token (an account listed as an API's introspector may introspect that
+// API's tokens without it).
+const (
+	AdminScope      = "keyward.admin"
+	IntrospectScope = "keyward.introspect"
+)
+
+// Delegable reports whether a delegation grant may carry scope: Keyward's
+// own scopes are for the account itself, and the admin API refuses tokens
+// that act for a user.
+func Delegable(scope string) bool { return scope != AdminScope && scope != IntrospectScope }

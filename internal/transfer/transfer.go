@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -199,13 +199,13 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 }
 
 // checkGrants refuses delegation grants that carry a scope the admin API
-// does not delegate (admin.Delegable), naming each, so an export made
+// does not delegate (oauth2.Delegable), naming each, so an export made
 // before that rule cannot bring one back.
 func checkGrants(grants []storage.Grant) error {
 	var bad []string
 	for _, g := range grants {
 		for _, sc := range g.Scopes {
-			if !admin.Delegable(sc) {
+			if !oauth2.Delegable(sc) {
 				bad = append(bad, fmt.Sprintf("the delegation of %s in %s carries %s", g.ClientID, g.Org, sc))
 			}
 		}
@@ -217,5 +217,5 @@ func checkGrants(grants []storage.Grant) error {
 		bad = append(bad[:20], fmt.Sprintf("and %d more", len(bad)-20))
 	}
 	return fmt.Errorf("nothing was imported: %s; Keyward's own scopes (%s, %s) cannot be delegated and the admin API refuses such a grant: remove them from the grants in the file (a grant left with no scope, the whole grant) and import again",
-		strings.Join(bad, "; "), admin.AdminScope, admin.IntrospectScope)
+		strings.Join(bad, "; "), oauth2.AdminScope, oauth2.IntrospectScope)
 }
