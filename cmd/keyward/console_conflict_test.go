@@ -16,7 +16,7 @@ import (
 // account (here with the CLI, through the admin API) is not overwritten:
 // the save is refused and says so, the form keeps what was typed, and
 // Reload the account shows the account as it is now, from which a save
-// goes through.
+// goes through. The API form does the same, with Reload the API.
 func TestConsoleEditConflict(t *testing.T) {
 	ctx, consoleLog := browserSession(t)
 	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
@@ -99,9 +99,29 @@ func TestConsoleEditConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	step("save the API over the other change", setInput("f-edit-api-description", "Mine."), chromedp.Click(chromedp.CSS("#edit-api button[type=submit]")))
-	waitAlert("API refused", "error", "Nothing was saved: someone else changed the API orders after this page showed it.")
+	waitAlert("API refused", "error", "Nothing was saved: someone else changed the API orders after this page showed it. Reload the API")
 	if got := apiDesc(); got != other {
 		t.Fatalf("after the refused save the API's description is %q, want the other administrator's", got)
+	}
+	if v := eval[string](p, `document.getElementById("f-edit-api-description").value`); v != "Mine." {
+		t.Errorf("after the refusal the API form holds %q, want what was typed", v)
+	}
+	p.shot("api-edit-conflict")
+
+	step("reload the API", chromedp.Click(viewButton("Reload the API")))
+	waitAlert("API reloaded", "notice", "Reloaded the API orders as it is now.")
+	step("open the API's edit form again",
+		chromedp.Click(chromedp.CSS("#edit-api summary")), chromedp.WaitVisible(chromedp.ID("f-edit-api-description")))
+	if v := eval[string](p, `document.getElementById("f-edit-api-description").value`); v != other {
+		t.Fatalf("after Reload the API form holds %q, want the description as the other administrator left it", v)
+	}
+	if eval[bool](p, `[...document.querySelectorAll("#view button")].some((b) => b.textContent === "Reload the API" && !b.hidden)`) {
+		t.Error("Reload the API is still shown after reloading")
+	}
+	step("save the API again", setInput("f-edit-api-description", "Mine."), chromedp.Click(chromedp.CSS("#edit-api button[type=submit]")))
+	waitAlert("API saved", "notice", "Updated the description of the API orders.")
+	if got := apiDesc(); got != "Mine." {
+		t.Fatalf("after saving the reloaded API form its description is %q", got)
 	}
 	// The refused saves' 412s are logged by the browser as failed requests.
 	p.checkLogs("412")

@@ -203,14 +203,36 @@ function sameSet(x, y) {
   return a.size === b.size && [...a].every((v) => b.has(v));
 }
 
+// ifUnchanged guards an edit form's save against another administrator's
+// change. patch sends the PATCH with If-Match: etag, the ETag of the page's
+// copy of what (named by name); the server refuses it (412) if what changed
+// since the page showed it, and patch then shows reload, a button labelled
+// label that shows the page again with what as it is now (reloaded is its
+// notice), and throws an error saying nothing was saved, the form keeping
+// what was typed.
+function ifUnchanged(name, label, reloaded) {
+  const reload = button(label, () => go(location.hash, reloaded));
+  reload.hidden = true;
+  const patch = async (path, up, etag) => {
+    try {
+      return await admin.patch(path, up, etag);
+    } catch (e) {
+      if (e.status !== 412) throw e;
+      reload.hidden = false;
+      throw new Error(`Nothing was saved: someone else changed ${name} after this page showed it. ${label} to see it as it is now, then make your changes again.`);
+    }
+  };
+  return { reload, patch };
+}
+
 // editAccountForm changes an account with the admin API's PATCH, sending
 // only what differs from a. The server checks everything (known scopes,
 // the lifetime's bounds, that an administrator keeps its own admin scope
 // and that one administrator is left); its refusal is shown as it is, and
 // the form keeps what was typed. The PATCH carries If-Match: etag, a's
 // ETag, so a change someone else made since the page showed a is not
-// overwritten: the server refuses (412), and Reload shows the account as
-// it is now.
+// overwritten: the server refuses (412), and Reload the account shows the
+// account as it is now (ifUnchanged).
 function editAccountForm(a, path, etag) {
   const scopesNow = a.scopes ?? [], methodsNow = a.auth_methods ?? [];
   const [displayLabel, display] = formInput("Display name", "edit-display_name", { value: a.display_name });
@@ -223,8 +245,7 @@ function editAccountForm(a, path, etag) {
   format.value = a.token_format || "";
   const methods = AUTH_METHODS.map((m) => h("input", { type: "checkbox", id: "f-edit-method-" + m, value: m, checked: methodsNow.includes(m) }));
   const submit = h("button", { type: "submit" }, "Save changes");
-  const reload = button("Reload the account", () => go(location.hash, `Reloaded ${a.email} as it is now.`));
-  reload.hidden = true;
+  const { reload, patch } = ifUnchanged(a.email, "Reload the account", `Reloaded ${a.email} as it is now.`);
   const form = h("form", { class: "grid" },
     displayLabel, display, descLabel, desc, scopesLabel, scopes, lifeLabel, life,
     h("label", { for: format.id }, "Token format"), format,
@@ -253,13 +274,7 @@ function editAccountForm(a, path, etag) {
       showNotice("Nothing to save: the form is as the account is.");
       return;
     }
-    try {
-      await admin.patch(path, up, etag);
-    } catch (e) {
-      if (e.status !== 412) throw e;
-      reload.hidden = false;
-      throw new Error(`Nothing was saved: someone else changed ${a.email} after this page showed it. Reload the account to see it as it is now, then make your changes again.`);
-    }
+    await patch(path, up, etag);
     const note = up.scopes && scopesNow.some((x) => !sc.includes(x))
       ? " Tokens already issued keep the scopes they were issued with until they expire." : "";
     await go(location.hash, `Updated the ${andList(changed.map((k) => what[k]))} of ${a.email}.${note}`);
@@ -419,7 +434,8 @@ async function apiView(name) {
 // what was typed). The server refuses to remove a scope still granted or
 // to add another API's, saying why. The PATCH carries If-Match: etag, so a
 // change another administrator made since the page showed the API is
-// refused (412), not overwritten.
+// refused (412), not overwritten, and Reload the API shows it as it is now
+// (ifUnchanged).
 function editAPIForm(a, path, etag) {
   const [descLabel, desc] = formInput("Description", "edit-api-description", { value: a.description });
   const format = formatSelect("f-edit-api-token_format", a.token_format);
@@ -427,8 +443,10 @@ function editAPIForm(a, path, etag) {
     { value: a.introspectors.join(" ") });
   const [scopesLabel, scopes] = formInput("Scopes (space-separated, in order)", "edit-api-scopes", { value: a.scopes.join(" ") });
   const submit = h("button", { type: "submit" }, "Save changes");
+  const { reload, patch } = ifUnchanged(`the API ${a.name}`, "Reload the API", `Reloaded the API ${a.name} as it is now.`);
   const form = h("form", { class: "grid" },
-    descLabel, desc, h("label", { for: format.id }, "Token format"), format, introLabel, intro, scopesLabel, scopes, h("span"), submit);
+    descLabel, desc, h("label", { for: format.id }, "Token format"), format, introLabel, intro, scopesLabel, scopes,
+    h("span"), h("span", { class: "actions" }, submit, reload));
   const what = { description: "description", token_format: "token format", introspectors: "introspectors", scopes: "scopes" };
   form.addEventListener("submit", act(submit, async () => {
     const up = {};
@@ -443,12 +461,7 @@ function editAPIForm(a, path, etag) {
       showNotice("Nothing to save: the form is as the API is.");
       return;
     }
-    try {
-      await admin.patch(path, up, etag);
-    } catch (e) {
-      if (e.status !== 412) throw e;
-      throw new Error(`Nothing was saved: someone else changed the API ${a.name} after this page showed it. Open it again to see it as it is now, then make your changes again.`);
-    }
+    await patch(path, up, etag);
     await go(location.hash, `Updated the ${andList(changed.map((k) => what[k]))} of the API ${a.name}.`);
   }));
   return h("details", { class: "box", id: "edit-api" }, h("summary", {}, "Edit the API"), form);
