@@ -5,7 +5,7 @@
 
 import { admin, seg, onSessionChange, currentSession, endSession } from "./api.js";
 import { withKeyFile, withToken } from "./signin.js";
-import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, download, act, button, pager, list, words } from "./dom.js";
+import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, download, act, button, pager, pageLeft, list, words } from "./dom.js";
 import { auditView, auditHash } from "./audit.js";
 import { tokensView } from "./tokens.js";
 import { signingKeysView } from "./signingkeys.js";
@@ -77,8 +77,14 @@ const reload = () => route();
 let pendingNotice = null;
 
 // go shows a view (the current one again if hash is the same), with a
-// notice.
+// notice. An action's go that comes once the user has left the page it
+// began on (pageLeft) shows the notice alone: the page the user went to is
+// neither reloaded nor left.
 async function go(hash, notice) {
+  if (pageLeft()) {
+    if (notice) showNotice(notice);
+    return;
+  }
   if (location.hash !== hash) {
     pendingNotice = notice;
     location.hash = hash;

@@ -103,18 +103,33 @@ export function download(filename, text) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
+// running holds the actions act is running, each with the address of the
+// page it began on.
+const running = new Set();
+
+// pageLeft reports whether the page an action now running began on has
+// been left (the address changed since it began): the answer came after
+// the user went to another page, which the action's outcome must not
+// reload or leave. The actions do not say which of them asks, so while
+// several run it answers yes if any of them began elsewhere.
+export const pageLeft = () => [...running].some((r) => r.from !== location.hash);
+
 // act runs an action from a button or form: it disables the control while
-// the action runs and shows the error it ends with, if any.
+// the action runs and shows the error it ends with, if any. It keeps the
+// page's address while the action runs, for pageLeft.
 export function act(control, fn) {
   return async (ev) => {
     ev?.preventDefault();
     clearAlert();
     control.disabled = true;
+    const run = { from: location.hash };
+    running.add(run);
     try {
       await fn();
     } catch (e) {
       showError(e.message);
     } finally {
+      running.delete(run);
       control.disabled = false;
     }
   };

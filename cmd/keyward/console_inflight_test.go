@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/chromedp"
+
+	"github.com/keyward/keyward/internal/admin"
+)
+
+// TestConsoleActionAfterLeaving: an action whose answer arrives after the
+// user went to another page does not reload or leave that page. The
+// browser holds the admin API's answer to an account's Disable (the
+// server has disabled it), the user goes to the APIs page meanwhile, and
+// once the answer is let through the APIs page is still the one shown, as
+// it was, with the notice of the Disable.
+func TestConsoleActionAfterLeaving(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	bg, sys := context.Background(), admin.Actor{ID: "test"}
+	acct, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: "nightly-report", Project: "billing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.signIn(m)
+
+	// The browser pauses the answers to .../disable until told to go on.
+	evctx, stopEvents := context.WithCancel(p.ctx)
+	defer stopEvents()
+	held := make(chan fetch.RequestID, 1)
+	events := chromedp.Events(evctx, fetch.RequestPaused)
+	go func() {
+		for ev, err := range events {
+			if err != nil {
+				return
+			}
+			held <- ev.RequestID
+		}
+	}()
+	if _, err := chromedp.Call(p.ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
+		{URLPattern: "*/disable", RequestStage: fetch.RequestStageResponse}}}); err != nil {
+		t.Fatalf("Fetch.enable: %v", err)
+	}
+	defer chromedp.Call(p.ctx, fetch.Disable, struct{}{})
+
+	eval[string](p, fmt.Sprintf(`location.hash = "#/accounts/%s"`, acct.ID))
+	p.step("open the account",
+		chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//main[@id="view"]//h1[text()=%q]`, acct.Email))),
+		chromedp.Click(viewButton("Disable")))
+	var id fetch.RequestID
+	select {
+	case id = <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the Disable request was not held")
+	}
+	if a, err := m.Server.Admin.GetAccount(bg, acct.ID); err != nil || !a.Disabled {
+		t.Fatalf("the server has not disabled the account (%v) before its answer was held", err)
+	}
+
+	// Meanwhile the user goes to the APIs page, which is marked to tell
+	// whether it is shown again.
+	eval[string](p, `location.hash = "#/apis"`)
+	p.step("go to the APIs", chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//h1[text()="APIs"]`)))
+	eval[string](p, `document.querySelector("#view > section").dataset.mark = "shown"`)
+
+	if _, err := chromedp.Call(p.ctx, fetch.ContinueResponse, fetch.ContinueResponseParams{RequestID: id}); err != nil {
+		t.Fatalf("Fetch.continueResponse: %v", err)
+	}
+	p.waitAlert("disabled", "notice", "Disabled "+acct.Email+";")
+	if h := eval[string](p, `location.hash`); h != "#/apis" {
+		t.Fatalf("after the answer the page is %q, want #/apis, where the user went", h)
+	}
+	// A reload would have replaced the page before showing the notice.
+	if !eval[bool](p, `document.querySelector("#view > section")?.dataset.mark === "shown" && !document.getElementById("view").hasAttribute("aria-busy")`) {
+		t.Error("the APIs page was shown again for the answer to an action of the page before")
+	}
+	p.checkLogs()
+}
