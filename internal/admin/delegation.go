@@ -15,8 +15,9 @@ import (
 var domainRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
 
 // CreateOrg registers an organization (a domain) whose users service
-// accounts may be allowed to act for.
-func (s *Service) CreateOrg(ctx context.Context, actor Actor, domain string) (storage.Org, error) {
+// accounts may be allowed to act for, with the scopes it never allows for
+// delegated access, in one transaction.
+func (s *Service) CreateOrg(ctx context.Context, actor Actor, domain string, blocked ...string) (storage.Org, error) {
 	domain = strings.ToLower(strings.TrimSpace(domain))
 	if len(domain) > 253 {
 		return storage.Org{}, invalid("The domain name is %d bytes long; a domain name has at most 253.", len(domain))
@@ -24,8 +25,18 @@ func (s *Service) CreateOrg(ctx context.Context, actor Actor, domain string) (st
 	if !domainRE.MatchString(domain) {
 		return storage.Org{}, invalid("%q is not a domain name such as example.com.", domain)
 	}
-	o := storage.Org{Domain: domain, BlockedScopes: []string{}, CreatedAt: s.cfg.Now()}
-	err := s.store.CreateOrg(ctx, o, s.event(actor, "org.create", "", map[string]string{"org": domain}))
+	if err := checkBlockedScopes(blocked); err != nil {
+		return storage.Org{}, err
+	}
+	o := storage.Org{Domain: domain, BlockedScopes: dedupe(blocked), CreatedAt: s.cfg.Now()}
+	if o.BlockedScopes == nil {
+		o.BlockedScopes = []string{}
+	}
+	data := map[string]string{"org": domain}
+	if len(o.BlockedScopes) > 0 {
+		data["blocked_scopes"] = strings.Join(o.BlockedScopes, " ")
+	}
+	err := s.store.CreateOrg(ctx, o, s.event(actor, "org.create", "", data))
 	return o, storeErr(err, fmt.Sprintf("The organization %s", domain))
 }
 

@@ -102,16 +102,13 @@ func (h *Handler) createOrg(r *http.Request, actor Actor) (int, any, error) {
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
+	var blocked []string
 	if in.BlockedScopes != nil {
-		// Before the organization is made: a refusal makes nothing.
-		if err := checkBlockedScopes(*in.BlockedScopes); err != nil {
-			return 0, nil, err
-		}
+		blocked = *in.BlockedScopes
 	}
-	o, err := h.svc.CreateOrg(r.Context(), actor, in.Domain)
-	if err == nil && in.BlockedScopes != nil {
-		o, err = h.svc.SetBlockedScopes(r.Context(), actor, o.Domain, *in.BlockedScopes)
-	}
+	// One transaction: the organization is made with its policy or not at
+	// all.
+	o, err := h.svc.CreateOrg(r.Context(), actor, in.Domain, blocked...)
 	return 201, orgView(o, nil), err
 }
 

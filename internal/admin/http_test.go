@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -697,5 +698,25 @@ func TestStoreDownLogLevel(t *testing.T) {
 	cancel()
 	if got := send(gone); strings.Contains(got, "level=ERROR") {
 		t.Errorf("a request whose caller hung up logged %q, want no error", got)
+	}
+}
+
+// An organization created with blocked scopes is made with them in one
+// change: one org.create event that names them, no separate policy change.
+func TestCreateOrgWithPolicy(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	status, body, _ := f.call(t, "POST", "/v1/orgs", auth, map[string]any{"domain": "example.com", "blocked_scopes": []string{"drive.admin", "drive.admin", "mail.send"}})
+	if status != 201 {
+		t.Fatalf("%d %v", status, body)
+	}
+	o, err := f.store.GetOrg(context.Background(), "example.com")
+	if err != nil || !slices.Equal(o.BlockedScopes, []string{"drive.admin", "mail.send"}) {
+		t.Fatalf("stored %+v (%v), want the two blocked scopes", o, err)
+	}
+	creates, _ := f.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "org.create"})
+	policies, _ := f.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "org.policy"})
+	if len(creates) != 1 || creates[0].Data["blocked_scopes"] != "drive.admin mail.send" || len(policies) != 0 {
+		t.Errorf("org.create %+v and org.policy %+v, want one create naming the blocked scopes and no policy change", creates, policies)
 	}
 }
