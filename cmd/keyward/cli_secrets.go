@@ -78,14 +78,17 @@ downtime: create the new secret, deploy it, then delete the old one.`,
 			return c.show(resp, func(w *tabwriter.Writer) { secretTable(w, resp.Secrets) })
 		},
 	}
-	op := func(use, short, action string) *cobra.Command {
-		return itemCommand(&f, use+" SA SECRET_ID", short, 2, http.MethodPost,
-			func(args []string) string { return accountPath(args[0], "secrets", args[1], action) },
+	op := func(use, short, method string, action ...string) *cobra.Command {
+		return itemCommand(&f, use+" SA SECRET_ID", short, 2, method,
+			func(args []string) string {
+				return accountPath(args[0], append([]string{"secrets", args[1]}, action...)...)
+			},
 			func(w *tabwriter.Writer, s admin.SecretView) { secretTable(w, []admin.SecretView{s}) })
 	}
 	cmd.AddCommand(create, list,
-		op("disable", "Disable a secret: it no longer authenticates", "disable"),
-		op("enable", "Enable a disabled secret", "enable"),
+		op("get", "Show a secret (never its value)", http.MethodGet),
+		op("disable", "Disable a secret: it no longer authenticates", http.MethodPost, "disable"),
+		op("enable", "Enable a disabled secret", http.MethodPost, "enable"),
 		simpleDelete(&f, "delete SA SECRET_ID", "Delete a secret for good", 2, func(args []string) string { return accountPath(args[0], "secrets", args[1]) }),
 	)
 	return cmd

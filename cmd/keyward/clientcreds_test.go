@@ -111,6 +111,16 @@ func TestClientCredentials(t *testing.T) {
 		if len(secs.Secrets) != 1 || secs.Secrets[0].LastUsed == nil {
 			t.Fatalf("secrets = %+v, want the last use recorded", secs)
 		}
+		// secrets get shows the one secret as the list does, never its value.
+		out := runCLI(t, append([]string{"secrets", "get", email, sec.ID, "-o", "json"}, admin...)...)
+		var one struct {
+			ID       string  `json:"secret_id"`
+			LastUsed *string `json:"last_used_at"`
+			Value    string  `json:"client_secret"`
+		}
+		if err := json.Unmarshal([]byte(out), &one); err != nil || one.ID != sec.ID || one.LastUsed == nil || one.Value != "" || strings.Contains(out, sec.Secret) {
+			t.Fatalf("secrets get = %s (%v), want the secret's record without its value", out, err)
+		}
 	})
 	t.Run("default scopes", func(t *testing.T) {
 		cc := clientcredentials.Config{ClientID: clientID, ClientSecret: sec.Secret, TokenURL: m.Issuer + "/token"}
