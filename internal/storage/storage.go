@@ -539,6 +539,15 @@ type Storage interface {
 	// It returns how many events it deleted; with none, ev is not written.
 	PruneAudit(ctx context.Context, before time.Time, limits PruneLimits, ev AuditEvent) (int64, error)
 
+	// SignInExpiry reports the latest time until which some enabled
+	// account holding scope can still get tokens, by the rules of
+	// Guard.KeepSignIn at now: an enabled, unexpired key; an enabled,
+	// unexpired secret if the account allows client_secret_basic or
+	// client_secret_post; a certificate binding with tls_client_auth,
+	// which never expires. until is the zero Time when some way in never
+	// expires; ok is false when none is usable at now.
+	SignInExpiry(ctx context.Context, scope string, now time.Time) (until time.Time, ok bool, err error)
+
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error
 	Close() error

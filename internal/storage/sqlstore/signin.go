@@ -11,7 +11,14 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 )
 
-// Guard.KeepSignIn: whether an enabled account holding a scope can still
+// The enabled keys and secrets of an account (the first argument) that
+// have not expired at a time (the second, in microseconds).
+const (
+	usableKeys    = `FROM keys WHERE account_id = ? AND disabled = 0 AND (expires_at = 0 OR expires_at > ?)`
+	usableSecrets = `FROM secrets WHERE account_id = ? AND disabled = 0 AND (expires_at = 0 OR expires_at > ?)`
+)
+
+// Guard.KeepSignIn and SignInExpiry: whether an enabled account holding a scope can still
 // get tokens after a change to an account, a key or a secret.
 func init() {
 	for k, v := range map[string]string{
@@ -20,10 +27,12 @@ func init() {
 			WHERE disabled = 0 AND id IN (SELECT account_id FROM account_scopes WHERE scope = ?) ORDER BY id`,
 		// Whether the account has an enabled key or secret that has not
 		// expired at a time: index lookups that stop at the first.
-		"usableKey": `SELECT COUNT(*) FROM (SELECT 1 FROM keys
-			WHERE account_id = ? AND disabled = 0 AND (expires_at = 0 OR expires_at > ?) LIMIT 1) k`,
-		"usableSecret": `SELECT COUNT(*) FROM (SELECT 1 FROM secrets
-			WHERE account_id = ? AND disabled = 0 AND (expires_at = 0 OR expires_at > ?) LIMIT 1) s`,
+		"usableKey":    `SELECT COUNT(*) FROM (SELECT 1 ` + usableKeys + ` LIMIT 1) k`,
+		"usableSecret": `SELECT COUNT(*) FROM (SELECT 1 ` + usableSecrets + ` LIMIT 1) s`,
+		// How many such keys or secrets the account has, and the earliest
+		// and latest of their expiries (0 for never): SignInExpiry.
+		"usableKeysUntil":    `SELECT COUNT(*), COALESCE(MIN(expires_at), 0), COALESCE(MAX(expires_at), 0) ` + usableKeys,
+		"usableSecretsUntil": `SELECT COUNT(*), COALESCE(MIN(expires_at), 0), COALESCE(MAX(expires_at), 0) ` + usableSecrets,
 	} {
 		queries[k] = v
 	}
@@ -137,25 +146,10 @@ func (s *Store) keepWayIn(ctx context.Context, tx *sql.Tx, op, scope string, now
 // holderSignsIn reports whether some enabled account holding scope can
 // get tokens at now (see storage.Guard.KeepSignIn).
 func (s *Store) holderSignsIn(ctx context.Context, tx *sql.Tx, scope string, now time.Time) (bool, error) {
-	rows, err := tx.QueryContext(ctx, s.q["enabledHolders"], scope)
+	holders, err := s.enabledHolders(ctx, tx, scope)
 	if err != nil {
 		return false, err
 	}
-	var holders []storage.Account
-	for rows.Next() {
-		a, err := scanAccount(rows)
-		if err != nil {
-			rows.Close()
-			return false, err
-		}
-		holders = append(holders, a)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return false, err
-	}
-	// Read every row before the next query: a transaction has one
-	// connection.
 	for _, a := range holders {
 		ok, err := s.signsIn(ctx, tx, a, now)
 		if ok || err != nil {
@@ -163,6 +157,93 @@ func (s *Store) holderSignsIn(ctx context.Context, tx *sql.Tx, scope string, now
 		}
 	}
 	return false, nil
+}
+
+// rowQueryer runs a single-row query: a *sql.Conn or a *sql.Tx.
+type rowQueryer interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}
+
+// enabledHolders returns the enabled accounts holding scope. It reads
+// every row before returning: a transaction has one connection, and the
+// caller's next query needs it.
+func (s *Store) enabledHolders(ctx context.Context, q queryer, scope string) ([]storage.Account, error) {
+	rows, err := q.QueryContext(ctx, s.q["enabledHolders"], scope)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var holders []storage.Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, err
+		}
+		holders = append(holders, a)
+	}
+	return holders, rows.Err()
+}
+
+// SignInExpiry implements storage.Storage: the latest time until which an
+// enabled account holding scope can get tokens, by the rules of
+// Guard.KeepSignIn. It reads on one connection of the reader pool, not
+// in a transaction (SQLite's begin writes): a change between its reads
+// shows at the next call.
+func (s *Store) SignInExpiry(ctx context.Context, scope string, now time.Time) (until time.Time, ok bool, err error) {
+	const op = "sign-in expiry"
+	conn, err := s.r.Conn(ctx)
+	if err != nil {
+		return time.Time{}, false, s.wrap(op, err)
+	}
+	defer conn.Close()
+	holders, err := s.enabledHolders(ctx, conn, scope)
+	if err != nil {
+		return time.Time{}, false, s.wrap(op, err)
+	}
+	for _, a := range holders {
+		u, in, err := s.signsInUntil(ctx, conn, a, now)
+		if err != nil {
+			return time.Time{}, false, s.wrap(op, err)
+		}
+		if !in {
+			continue
+		}
+		if u.IsZero() {
+			return time.Time{}, true, nil // a way in that never expires
+		}
+		if !ok || u.After(until) {
+			until, ok = u, true
+		}
+	}
+	return until, ok, nil
+}
+
+// signsInUntil reports whether the enabled account a can get tokens at
+// now, as signsIn does, and until when: the zero Time when some way in
+// never expires (a certificate binding, or a key or secret without expiry).
+func (s *Store) signsInUntil(ctx context.Context, q rowQueryer, a storage.Account, now time.Time) (until time.Time, ok bool, err error) {
+	if certificateBound(a) {
+		return time.Time{}, true, nil
+	}
+	queries := []string{"usableKeysUntil"}
+	if allowsSecrets(a) {
+		queries = append(queries, "usableSecretsUntil")
+	}
+	var latest int64
+	for _, name := range queries {
+		var n, lo, hi int64
+		if err := q.QueryRowContext(ctx, s.q[name], a.ID, micros(now)).Scan(&n, &lo, &hi); err != nil {
+			return time.Time{}, false, err
+		}
+		if n == 0 {
+			continue
+		}
+		if lo == 0 {
+			return time.Time{}, true, nil
+		}
+		ok, latest = true, max(latest, hi)
+	}
+	return fromMicros(latest), ok, nil
 }
 
 // signsIn reports whether the enabled account a can get tokens at now

@@ -317,3 +317,67 @@ func testGuardKeepSignInConcurrent(t *testing.T, s storage.Storage) {
 	}
 	verifyAll(t, s)
 }
+
+// SignInExpiry reports the latest time until which an enabled holder of
+// the scope can get tokens, by the rules of KeepSignIn: the zero Time when
+// a way in never expires, ok false when none is usable now.
+func testSignInExpiry(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	none, bound := storage.TLSBinding{}, storage.TLSBinding{SANDNS: "admin.example"}
+	check := func(what string, now time.Time, wantUntil time.Time, wantOK bool) {
+		t.Helper()
+		until, ok, err := s.SignInExpiry(ctx, adminScope, now)
+		mustNil(t, err)
+		if ok != wantOK || !until.Equal(wantUntil) {
+			t.Errorf("%s: SignInExpiry = %v, %v; want %v, %v", what, until, ok, wantUntil, wantOK)
+		}
+	}
+	check("an empty store", t0, time.Time{}, false)
+
+	keyed := withAuth(holder(1, false, adminScope), none, storage.AuthPrivateKeyJWT, storage.AuthSecretBasic)
+	noSecrets := withAuth(holder(2, false, adminScope), none, storage.AuthPrivateKeyJWT)
+	off := withAuth(holder(3, true, adminScope), bound, storage.AuthPrivateKeyJWT, storage.AuthSecretPost, storage.AuthTLS)
+	reader := withAuth(holder(4, false, adminScope+".read"), bound, storage.AuthPrivateKeyJWT, storage.AuthTLS)
+	for _, a := range []storage.Account{keyed, noSecrets, off, reader} {
+		mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
+	}
+	newKey := func(id string, a storage.Account, disabled bool, expires time.Time) {
+		k := key(id, a.ID)
+		k.Disabled, k.ExpiresAt = disabled, expires
+		mustNil(t, s.CreateKey(ctx, k, ev("key.create")))
+	}
+	newSecret := func(id string, a storage.Account, disabled bool, expires time.Time) {
+		x := secret(id, a.ID, t0)
+		x.Disabled, x.ExpiresAt = disabled, expires
+		mustNil(t, s.CreateSecret(ctx, x, ev("secret.create")))
+	}
+	// None of these is a way in: a disabled account's, another scope's
+	// holder's, a disabled key, a secret its account may not use.
+	newKey("k-off", off, false, time.Time{})
+	newSecret("s-off", off, false, time.Time{})
+	newKey("k-reader", reader, false, time.Time{})
+	newKey("k-disabled", keyed, true, time.Time{})
+	newSecret("s-nosecrets", noSecrets, false, time.Time{})
+	check("no way in", t0, time.Time{}, false)
+
+	// The latest of the ways in: a key expiring after a secret.
+	newSecret("s-keyed", keyed, false, t0.Add(24*time.Hour))
+	check("a secret", t0, t0.Add(24*time.Hour), true)
+	newKey("k-keyed", keyed, false, t0.Add(72*time.Hour))
+	newKey("k-earlier", noSecrets, false, t0.Add(48*time.Hour))
+	newKey("k-expired", keyed, false, t0.Add(-time.Hour))
+	check("keys and a secret", t0, t0.Add(72*time.Hour), true)
+	check("after every expiry", t0.Add(72*time.Hour), time.Time{}, false)
+
+	// A key without expiry, or a certificate binding, never expires.
+	newKey("k-forever", noSecrets, false, time.Time{})
+	check("a key without expiry", t0, time.Time{}, true)
+	mustNil(t, s.DeleteKey(ctx, "k-forever", ev("key.delete")))
+	check("after deleting it", t0, t0.Add(72*time.Hour), true)
+	_, err := s.UpdateAccount(ctx, noSecrets.ID, func(a storage.Account) (storage.Account, error) {
+		a.AuthMethods, a.TLS = append(a.AuthMethods, storage.AuthTLS), bound
+		return a, nil
+	}, ev("account.update"))
+	mustNil(t, err)
+	check("a certificate binding", t0, time.Time{}, true)
+}

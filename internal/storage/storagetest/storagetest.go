@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"GuardKeepSignIn", testGuardKeepSignIn},
 		{"GuardKeepSignInAccounts", testGuardKeepSignInAccounts},
 		{"GuardKeepSignInConcurrent", testGuardKeepSignInConcurrent},
+		{"SignInExpiry", testSignInExpiry},
 		{"GuardKnownScopes", testGuardKnownScopes},
 		{"GuardKnownScopesConcurrent", testGuardKnownScopesConcurrent},
 		{"UpdateAccountConcurrent", testUpdateAccountConcurrent},
