@@ -1,12 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
 )
 
 func TestMetrics(t *testing.T) {
@@ -46,6 +54,8 @@ func TestMetrics(t *testing.T) {
 		`keyward_auth_throttled_total 0`,
 		`keyward_audit_summary_writes_total{outcome="failure"} 0`,
 		`keyward_audit_summaries_held`,
+		// The bootstrap administrator's key never expires.
+		`keyward_admin_signin_expiry_timestamp_seconds +Inf`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %s", want)
@@ -55,5 +65,95 @@ func TestMetrics(t *testing.T) {
 		if strings.Contains(text, secret) {
 			t.Errorf("metrics contain a caller's identifier or secret %q", secret)
 		}
+	}
+}
+
+// When the administrators' last keys expire on their own, the gauge says
+// when, and the server warns within 14 days of it, once a day, saying what
+// to do; after they expired the gauge is 0.
+func TestAdminSignInExpiry(t *testing.T) {
+	var logs syncBuffer
+	var skew atomic.Int64
+	m := startServer(t, func(m *Main) {
+		m.Config.MetricsListen = "127.0.0.1:0"
+		m.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		m.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	})
+	scrape := func() string {
+		t.Helper()
+		resp, err := http.Get("http://" + m.metricsListener.Addr().String() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for line := range strings.Lines(string(body)) {
+			if strings.HasPrefix(line, "keyward_admin_signin_expiry_timestamp_seconds ") {
+				return strings.TrimSpace(strings.TrimPrefix(line, "keyward_admin_signin_expiry_timestamp_seconds "))
+			}
+		}
+		t.Fatal("no keyward_admin_signin_expiry_timestamp_seconds")
+		return ""
+	}
+	warnings := func() int { return strings.Count(logs.String(), "administrators can get tokens only until") }
+
+	// Swap the bootstrap key, which never expires, for one expiring in 10
+	// days.
+	ctx := context.Background()
+	data, err := os.ReadFile(m.AdminKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kf struct {
+		Email string `json:"client_email"`
+		KeyID string `json:"private_key_id"`
+	}
+	json.Unmarshal(data, &kf)
+	admin, err := m.store.GetAccountByEmail(ctx, kf.Email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	until := time.Now().Add(10 * 24 * time.Hour).Truncate(time.Second).UTC()
+	ev := storage.AuditEvent{Time: time.Now(), Action: "key.create", Outcome: storage.OutcomeSuccess, Actor: "test"}
+	if err := m.store.CreateKey(ctx, storage.Key{ID: "expiring", AccountID: admin.ID, Algorithm: "RS256", PublicKey: []byte("spki"), Origin: storage.KeyOriginGenerated, CreatedAt: time.Now(), ExpiresAt: until}, ev); err != nil {
+		t.Fatal(err)
+	}
+	ev.Action = "key.delete"
+	if err := m.store.DeleteKey(ctx, kf.KeyID, ev); err != nil {
+		t.Fatal(err)
+	}
+	if got := scrape(); got != "+Inf" {
+		t.Fatalf("before a refresh the gauge is %s, want the last value read, +Inf", got)
+	}
+	if warnings() != 0 {
+		t.Fatalf("warned while a key never expired:\n%s", logs.String())
+	}
+
+	m.refreshAdminExpiry(ctx)
+	if got, want := scrape(), strconv.FormatInt(until.Unix(), 10); got != want && got != strconv.FormatFloat(float64(until.Unix()), 'e', -1, 64) {
+		t.Errorf("gauge = %s, want %s", got, want)
+	}
+	log := logs.String()
+	if warnings() != 1 || !strings.Contains(log, until.Format(time.DateOnly)) || !strings.Contains(log, "keyward keys create") || !strings.Contains(log, "recover-admin") {
+		t.Fatalf("want one warning naming %s and what to do:\n%s", until.Format(time.DateOnly), log)
+	}
+	m.refreshAdminExpiry(ctx)
+	if warnings() != 1 {
+		t.Fatalf("warned again within a day:\n%s", logs.String())
+	}
+	skew.Store(int64(25 * time.Hour))
+	m.refreshAdminExpiry(ctx)
+	if warnings() != 2 {
+		t.Fatalf("no warning a day later:\n%s", logs.String())
+	}
+
+	// Past the expiry nobody can get tokens.
+	skew.Store(int64(11 * 24 * time.Hour))
+	m.refreshAdminExpiry(ctx)
+	if got := scrape(); got != "0" {
+		t.Errorf("gauge after the last key expired = %s, want 0", got)
+	}
+	if !strings.Contains(logs.String(), "no administrator can get tokens") {
+		t.Errorf("no warning that no administrator can get tokens:\n%s", logs.String())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -17,12 +18,14 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/keyward/keyward/internal/groupcommit"
 	"github.com/keyward/keyward/internal/metrics"
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/sakey"
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/signer"
@@ -164,6 +167,14 @@ type Main struct {
 	http            *http.Server
 	// unlock releases the lock on an SQLite data directory.
 	unlock func()
+
+	// adminExpiry is what refreshAdminExpiry last read.
+	adminExpiry struct {
+		sync.Mutex
+		known, ok bool
+		until     time.Time // zero: a way in never expires
+		warned    time.Time // when the last warning was logged
+	}
 }
 
 // Open listens, opens the store, loads the signing keys and bootstraps an
@@ -213,6 +224,7 @@ func (m *Main) Open(ctx context.Context) error {
 		m.introspections = tally.New(m.journal, tally.Options{Interval: c.IntrospectionAudit, Logger: m.Logger, Now: m.Now, OnWrite: m.metrics.ObserveSummaryWrite})
 		m.metrics.HeldSummaries(func() float64 { return float64(m.introspections.Held()) })
 	}
+	m.metrics.AdminSignInExpiry(m.adminExpiryGauge)
 
 	m.listener, err = net.Listen("tcp", c.Listen)
 	if err != nil {
@@ -286,6 +298,7 @@ func (m *Main) Open(ctx context.Context) error {
 		// certificates registered for the account.
 		m.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: m.certs.GetCertificate, ClientAuth: tls.RequestClientCert}
 	}
+	m.refreshAdminExpiry(ctx)
 	return nil
 }
 
@@ -301,6 +314,7 @@ func (m *Main) Run(ctx context.Context) error {
 	go m.signer.Run(bg, time.Minute)
 	go every(bg, 10*time.Minute, m.collectGarbage)
 	go every(bg, 30*time.Second, m.flushSecretUsage)
+	go every(bg, time.Minute, m.refreshAdminExpiry)
 	hup, stopHUP := notifyHUP()
 	defer stopHUP()
 	if m.certs != nil {
@@ -367,6 +381,60 @@ func (m *Main) collectGarbage(ctx context.Context) {
 	} else if n > 0 {
 		m.Logger.Debug("deleted expired records", "count", n)
 	}
+}
+
+// adminExpiryWarning is how close to the time administrators can no longer
+// get tokens refreshAdminExpiry starts to warn, once a day.
+const adminExpiryWarning = 14 * 24 * time.Hour
+
+// refreshAdminExpiry reads until when an administrator can still get
+// tokens, for the gauge, and warns when that is near or past: keys and
+// secrets that expire on their own can leave nobody able to sign in, which
+// the guards on changes cannot prevent.
+func (m *Main) refreshAdminExpiry(ctx context.Context) {
+	now := m.Now()
+	until, ok, err := m.store.SignInExpiry(ctx, oauth2.AdminScope, now)
+	if err != nil {
+		m.Logger.Warn("reading until when administrators can get tokens failed", "err", err)
+		return
+	}
+	e := &m.adminExpiry
+	e.Lock()
+	defer e.Unlock()
+	e.known, e.ok, e.until = true, ok, until
+	if ok && (until.IsZero() || until.Sub(now) > adminExpiryWarning) {
+		e.warned = time.Time{} // warn at once should it come near again
+		return
+	}
+	if !e.warned.IsZero() && now.Sub(e.warned) < 24*time.Hour {
+		return
+	}
+	e.warned = now
+	const todo = "create a key without expiry for an administrator (keyward keys create ADMIN-ACCOUNT --out key.json), or give one a new key with keyward recover-admin"
+	if !ok {
+		m.Logger.Warn("no administrator can get tokens: every enabled account holding "+oauth2.AdminScope+" lacks a usable key, secret or certificate binding; "+todo,
+			"scope", oauth2.AdminScope)
+		return
+	}
+	m.Logger.Warn("administrators can get tokens only until "+until.UTC().Format(time.DateOnly)+", when their last keys and secrets expire; "+todo,
+		"scope", oauth2.AdminScope, "until", until.UTC().Format(time.RFC3339))
+}
+
+// adminExpiryGauge is the value of
+// keyward_admin_signin_expiry_timestamp_seconds: NaN until known.
+func (m *Main) adminExpiryGauge() float64 {
+	e := &m.adminExpiry
+	e.Lock()
+	defer e.Unlock()
+	switch {
+	case !e.known:
+		return math.NaN()
+	case !e.ok:
+		return 0
+	case e.until.IsZero():
+		return math.Inf(1)
+	}
+	return float64(e.until.UnixNano()) / 1e9
 }
 
 // applyChange applies a change another replica made: it drops what the

@@ -111,6 +111,16 @@ func (m *Metrics) HeldSummaries(held func() float64) {
 	}, held))
 }
 
+// AdminSignInExpiry reports, from until, the Unix time until which an
+// administrator can still get tokens: +Inf when a way in never expires, 0
+// when none is usable.
+func (m *Metrics) AdminSignInExpiry(until func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "keyward_admin_signin_expiry_timestamp_seconds",
+		Help: "Unix time until which an administrator (an enabled account holding keyward.admin) can still get tokens: +Inf when a way in never expires, 0 when none is usable.",
+	}, until))
+}
+
 // Nop is an observer that records nothing.
 type Nop struct{}
 
