@@ -462,17 +462,15 @@ func isJWT(raw string) bool { return strings.Count(raw, ".") == 2 }
 
 // parseCompact parses raw as a compact JWS signed with one of algs. Go's
 // base64 skips CR and LF, which a compact JWS never holds: they are
-// refused, so one token has one form (and one cache entry).
+// refused (oauth2.IsCompactJWS), so one token has one form (and one cache
+// entry).
 func parseCompact(raw string, algs []jose.SignatureAlgorithm) (*jose.JSONWebSignature, error) {
 	jws, err := jose.ParseSignedCompact(raw, algs)
 	if err != nil {
 		return nil, err
 	}
-	// Segment by segment, so raw is not copied.
-	for seg := range strings.SplitSeq(raw, ".") {
-		if !oauth2.IsBase64URL(seg) {
-			return nil, errors.New("a character outside base64url")
-		}
+	if !oauth2.IsCompactJWS(raw) {
+		return nil, errors.New("a character outside base64url")
 	}
 	return jws, nil
 }

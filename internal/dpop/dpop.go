@@ -192,8 +192,7 @@ func (c *Checker) Check(values []string, req Request) (*Proof, error) {
 	if len(raw) > MaxProofSize {
 		return nil, refuse("the DPoP proof is too large", nil)
 	}
-	if strings.Count(raw, ".") != 2 || !oauth2.IsBase64URL(strings.ReplaceAll(raw, ".", "")) {
-		// Go's base64 skips CR and LF, which a compact JWS never holds.
+	if !oauth2.IsCompactJWS(raw) {
 		return nil, refuse("the DPoP proof is not a compact JWS", nil)
 	}
 	if err := preflight(raw); err != nil {

@@ -150,11 +150,30 @@ func IsText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 
 // tokens are.
 func IsBase64URL(s string) bool {
 	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
-		default:
+		if !isBase64URLByte(s[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// IsCompactJWS reports whether s has the characters of a compact JWS:
+// three segments in the unpadded base64url alphabet, joined by dots. Go's
+// base64 skips CR and LF, which a compact JWS never holds: this refuses
+// them, so that one token has one form. It reads s in place, without
+// copying.
+func IsCompactJWS(s string) bool {
+	dots := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '.' {
+			dots++
+		} else if !isBase64URLByte(s[i]) {
+			return false
+		}
+	}
+	return dots == 2
+}
+
+func isBase64URLByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
 }

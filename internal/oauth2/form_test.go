@@ -263,3 +263,14 @@ func TestTruncate(t *testing.T) {
 		t.Errorf("QuoteShort = %s", got)
 	}
 }
+
+func TestIsCompactJWS(t *testing.T) {
+	for s, want := range map[string]bool{
+		"a.b.c": true, "..": true, "eyJ-_.x9.": true,
+		"a.b": false, "a.b.c.d": false, "a.b\n.c": false, "a.b=.c": false, "a+.b.c": false, "": false,
+	} {
+		if got := IsCompactJWS(s); got != want {
+			t.Errorf("IsCompactJWS(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
