@@ -160,12 +160,7 @@ func (t *proofTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// By ASCII case alone, as sameHost: Unicode case mapping would give
 	// one server's nonce to another that lowers alike (STRAẞE, straße).
-	origin := r.URL.Scheme + "://" + strings.Map(func(c rune) rune {
-		if 'A' <= c && c <= 'Z' {
-			return c + 'a' - 'A'
-		}
-		return c
-	}, r.URL.Host)
+	origin := r.URL.Scheme + "://" + dpop.LowerASCII(r.URL.Host)
 	nonce := t.d.nonce(origin)
 	resp, err := t.send(r, token, nonce)
 	if err != nil {
@@ -267,22 +262,7 @@ func redirectedAway(req *http.Request) bool {
 // Names that differ otherwise are taken for different hosts, the safe way
 // to be wrong.
 func sameHost(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range len(a) {
-		if lowerASCII(a[i]) != lowerASCII(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func lowerASCII(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
+	return len(a) == len(b) && dpop.LowerASCII(a) == dpop.LowerASCII(b)
 }
 
 func (t *proofTransport) next() http.RoundTripper {

@@ -33,7 +33,7 @@ func NormalizeURL(s string) (string, error) {
 	// ASCII letters alone: Unicode case mapping would make one name of
 	// two that resolve apart ("STRAẞE" and "straße" lower alike, but
 	// IDNA maps them to strasse and xn--strae-oqa).
-	host, port := lowerASCII(u.Hostname()), u.Port()
+	host, port := LowerASCII(u.Hostname()), u.Port()
 	if host == "" {
 		return "", errors.New("no host")
 	}
@@ -55,10 +55,10 @@ func NormalizeURL(s string) (string, error) {
 	return scheme + "://" + host + path, nil
 }
 
-// lowerASCII returns s with its ASCII letters in lower case, and every
+// LowerASCII returns s with its ASCII letters in lower case, and every
 // other byte as it is; s itself, without copying, when it has no upper
 // case letter, as host names mostly have not.
-func lowerASCII(s string) string {
+func LowerASCII(s string) string {
 	for i := range len(s) {
 		if 'A' <= s[i] && s[i] <= 'Z' {
 			b := []byte(s)
