@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/json"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -40,5 +41,20 @@ func TestWrongMethod(t *testing.T) {
 				t.Errorf("Content-Type %q, want application/json", ct)
 			}
 		})
+	}
+}
+
+// A 404 names the path it did not find, cut short as the 405 and the
+// admin API's 404 are: the answer does not grow with the request line.
+func TestNotFoundPathCut(t *testing.T) {
+	f := newFixture(t)
+	w := httptest.NewRecorder()
+	f.handler.ServeHTTP(w, httptest.NewRequest("GET", "/"+strings.Repeat("x", 6000), nil))
+	var body struct {
+		Description string `json:"error_description"`
+	}
+	json.Unmarshal(w.Body.Bytes(), &body)
+	if w.Code != 404 || !strings.Contains(body.Description, "/xxxx") || len(body.Description) > 300 {
+		t.Fatalf("%d, description of %d bytes; want 404 with the path cut", w.Code, len(body.Description))
 	}
 }

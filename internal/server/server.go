@@ -176,7 +176,7 @@ func New(cfg Config, d Deps) *Server {
 			oauth2.WriteError(w, err)
 			return
 		}
-		oauth2.WriteError(w, &oauth2.Error{Code: "not_found", Description: "There is nothing at " + r.URL.Path + ".", Status: http.StatusNotFound})
+		oauth2.WriteError(w, &oauth2.Error{Code: "not_found", Description: "There is nothing at " + oauth2.Truncate(r.URL.Path, 200) + ".", Status: http.StatusNotFound})
 	})
 	return &Server{handler: oauth2.TrustForwardedFor(cfg.TrustedProxies, logRequests(d.Logger, recoverPanics(d.Logger, mux))), Admin: adminSvc, Cache: cached, Auth: auth, admin: adminHTTP}
 }
