@@ -22,7 +22,6 @@ import (
 
 	"github.com/keyward/keyward/client"
 	"github.com/keyward/keyward/internal/dpop"
-	"github.com/keyward/keyward/verify"
 )
 
 // TestDPoPCLI is the walk-through of 'keyward token --dpop-key' and
@@ -76,17 +75,7 @@ func TestDPoPCLI(t *testing.T) {
 		t.Fatalf("text token cnf %v, want jkt %s", cnf, gen.JKT)
 	}
 
-	vctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	v, err := verify.New(vctx, m.Issuer, "https://orders.internal")
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := httptest.NewServer(verify.Middleware(v)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, _ := verify.ClaimsFromContext(r.Context())
-		json.NewEncoder(w).Encode(c.KeyThumbprint)
-	})))
-	defer api.Close()
+	api := thumbprintAPI(t, m.Issuer)
 	ordersURL := api.URL + "/v1/orders"
 
 	// The same key, made again elsewhere: a proof of another key.

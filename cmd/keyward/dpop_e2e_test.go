@@ -49,17 +49,7 @@ func TestDPoPEndToEnd(t *testing.T) {
 	}
 	tok := googleDPoPToken(t, data, d)
 
-	vctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	v, err := verify.New(vctx, m.Issuer, "https://orders.internal")
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := httptest.NewServer(verify.Middleware(v)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, _ := verify.ClaimsFromContext(r.Context())
-		json.NewEncoder(w).Encode(c.KeyThumbprint)
-	})))
-	defer api.Close()
+	api := thumbprintAPI(t, m.Issuer)
 
 	// Through the DPoP client: a new proof every request. The last one
 	// is kept to be replayed.
@@ -104,6 +94,24 @@ func TestDPoPEndToEnd(t *testing.T) {
 	if code := send("Bearer", ""); code != 401 {
 		t.Errorf("the token as a bearer token: %d, want 401", code)
 	}
+}
+
+// thumbprintAPI starts https://orders.internal behind verify's middleware,
+// trusting issuer: it answers the cnf.jkt of the token it accepted, as JSON.
+func thumbprintAPI(t *testing.T, issuer string) *httptest.Server {
+	t.Helper()
+	vctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	v, err := verify.New(vctx, issuer, "https://orders.internal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(verify.Middleware(v)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := verify.ClaimsFromContext(r.Context())
+		json.NewEncoder(w).Encode(c.KeyThumbprint)
+	})))
+	t.Cleanup(api.Close)
+	return api
 }
 
 type roundTrip func(*http.Request) (*http.Response, error)
