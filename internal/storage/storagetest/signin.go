@@ -44,25 +44,15 @@ func testGuardKeepSignIn(t *testing.T, s storage.Storage) {
 	for _, a := range []storage.Account{keyed, secreted, off, reader, unbound, unallowed} {
 		mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
 	}
-	newKey := func(id string, a storage.Account, disabled bool, expires time.Time) {
-		k := key(id, a.ID)
-		k.Disabled, k.ExpiresAt = disabled, expires
-		mustNil(t, s.CreateKey(ctx, k, ev("key.create")))
-	}
-	newSecret := func(id string, a storage.Account, disabled bool, expires time.Time) {
-		x := secret(id, a.ID, t0)
-		x.Disabled, x.ExpiresAt = disabled, expires
-		mustNil(t, s.CreateSecret(ctx, x, ev("secret.create")))
-	}
-	newKey("k-keyed", keyed, false, t0.Add(time.Hour))
-	newKey("k-expired", keyed, false, t0) // expired at t0
-	newKey("k-disabled", keyed, true, time.Time{})
-	newSecret("s-keyed", keyed, false, time.Time{})
-	newSecret("s-secreted", secreted, false, t0.Add(time.Hour))
-	newKey("k-off", off, false, time.Time{})
-	newSecret("s-off", off, false, time.Time{})
-	newKey("k-reader", reader, false, time.Time{})
-	newSecret("s-reader", reader, false, time.Time{})
+	newKey(t, s, "k-keyed", keyed, false, t0.Add(time.Hour))
+	newKey(t, s, "k-expired", keyed, false, t0) // expired at t0
+	newKey(t, s, "k-disabled", keyed, true, time.Time{})
+	newSecret(t, s, "s-keyed", keyed, false, time.Time{})
+	newSecret(t, s, "s-secreted", secreted, false, t0.Add(time.Hour))
+	newKey(t, s, "k-off", off, false, time.Time{})
+	newSecret(t, s, "s-off", off, false, time.Time{})
+	newKey(t, s, "k-reader", reader, false, time.Time{})
+	newSecret(t, s, "s-reader", reader, false, time.Time{})
 	before := len(verifyAll(t, s))
 
 	// One of the two ways in may go; then the other is the last.
@@ -141,7 +131,7 @@ func testGuardKeepSignIn(t *testing.T, s storage.Storage) {
 	// not found.
 	_, err = s.UpdateAccount(ctx, unallowed.ID, setDisabled(true), ev("account.disable"))
 	mustNil(t, err)
-	newSecret("s-last", secreted, false, time.Time{})
+	newSecret(t, s, "s-last", secreted, false, time.Time{})
 	wantErr(t, s.DeleteSecret(ctx, "s-last", ev("secret.delete"), keep), storage.ErrLastCredential)
 	mustNil(t, s.DeleteSecret(ctx, "s-last", ev("secret.delete")))
 	wantErr(t, s.DeleteKey(ctx, "k-keyed", ev("key.delete"), keep), storage.ErrNotFound)
@@ -341,36 +331,26 @@ func testSignInExpiry(t *testing.T, s storage.Storage) {
 	for _, a := range []storage.Account{keyed, noSecrets, off, reader} {
 		mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
 	}
-	newKey := func(id string, a storage.Account, disabled bool, expires time.Time) {
-		k := key(id, a.ID)
-		k.Disabled, k.ExpiresAt = disabled, expires
-		mustNil(t, s.CreateKey(ctx, k, ev("key.create")))
-	}
-	newSecret := func(id string, a storage.Account, disabled bool, expires time.Time) {
-		x := secret(id, a.ID, t0)
-		x.Disabled, x.ExpiresAt = disabled, expires
-		mustNil(t, s.CreateSecret(ctx, x, ev("secret.create")))
-	}
 	// None of these is a way in: a disabled account's, another scope's
 	// holder's, a disabled key, a secret its account may not use.
-	newKey("k-off", off, false, time.Time{})
-	newSecret("s-off", off, false, time.Time{})
-	newKey("k-reader", reader, false, time.Time{})
-	newKey("k-disabled", keyed, true, time.Time{})
-	newSecret("s-nosecrets", noSecrets, false, time.Time{})
+	newKey(t, s, "k-off", off, false, time.Time{})
+	newSecret(t, s, "s-off", off, false, time.Time{})
+	newKey(t, s, "k-reader", reader, false, time.Time{})
+	newKey(t, s, "k-disabled", keyed, true, time.Time{})
+	newSecret(t, s, "s-nosecrets", noSecrets, false, time.Time{})
 	check("no way in", t0, time.Time{}, false)
 
 	// The latest of the ways in: a key expiring after a secret.
-	newSecret("s-keyed", keyed, false, t0.Add(24*time.Hour))
+	newSecret(t, s, "s-keyed", keyed, false, t0.Add(24*time.Hour))
 	check("a secret", t0, t0.Add(24*time.Hour), true)
-	newKey("k-keyed", keyed, false, t0.Add(72*time.Hour))
-	newKey("k-earlier", noSecrets, false, t0.Add(48*time.Hour))
-	newKey("k-expired", keyed, false, t0.Add(-time.Hour))
+	newKey(t, s, "k-keyed", keyed, false, t0.Add(72*time.Hour))
+	newKey(t, s, "k-earlier", noSecrets, false, t0.Add(48*time.Hour))
+	newKey(t, s, "k-expired", keyed, false, t0.Add(-time.Hour))
 	check("keys and a secret", t0, t0.Add(72*time.Hour), true)
 	check("after every expiry", t0.Add(72*time.Hour), time.Time{}, false)
 
 	// A key without expiry, or a certificate binding, never expires.
-	newKey("k-forever", noSecrets, false, time.Time{})
+	newKey(t, s, "k-forever", noSecrets, false, time.Time{})
 	check("a key without expiry", t0, time.Time{}, true)
 	mustNil(t, s.DeleteKey(ctx, "k-forever", ev("key.delete")))
 	check("after deleting it", t0, t0.Add(72*time.Hour), true)
@@ -380,4 +360,22 @@ func testSignInExpiry(t *testing.T, s storage.Storage) {
 	}, ev("account.update"))
 	mustNil(t, err)
 	check("a certificate binding", t0, time.Time{}, true)
+}
+
+// newKey creates key id of a, disabled or not, expiring at expires (never
+// when zero).
+func newKey(t *testing.T, s storage.Storage, id string, a storage.Account, disabled bool, expires time.Time) {
+	t.Helper()
+	k := key(id, a.ID)
+	k.Disabled, k.ExpiresAt = disabled, expires
+	mustNil(t, s.CreateKey(context.Background(), k, ev("key.create")))
+}
+
+// newSecret creates secret id of a, disabled or not, expiring at expires
+// (never when zero).
+func newSecret(t *testing.T, s storage.Storage, id string, a storage.Account, disabled bool, expires time.Time) {
+	t.Helper()
+	x := secret(id, a.ID, t0)
+	x.Disabled, x.ExpiresAt = disabled, expires
+	mustNil(t, s.CreateSecret(context.Background(), x, ev("secret.create")))
 }
