@@ -111,30 +111,18 @@ func testGuardKeepHeldConcurrent(t *testing.T, s storage.Storage) {
 	// Past the wait, which update counts first is a race: a store that
 	// does not serialize them loses it about every other round.
 	for round := range 8 { // remove the scope from one and disable the other, and the reverse
-		var (
-			wg   sync.WaitGroup
-			errs = make([]error, len(admins))
-			// in[i] is closed when update i runs its fn, in its transaction.
-			in = []chan struct{}{make(chan struct{}), make(chan struct{})}
-			// bound ends the wait of a fn whose peer a correct store keeps
-			// out until it commits.
-			bound, cancel = context.WithTimeout(ctx, 250*time.Millisecond)
-		)
+		var demote [2]func(wait func()) error
 		for i, a := range admins {
-			wg.Go(func() {
-				change := changes[(i+round)%2]
-				_, errs[i] = s.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
-					close(in[i])
-					select {
-					case <-in[1-i]:
-					case <-bound.Done():
-					}
+			change := changes[(i+round)%2]
+			demote[i] = func(wait func()) error {
+				_, err := s.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
+					wait()
 					return change(old)
 				}, ev("account.update"), keep)
-			})
+				return err
+			}
 		}
-		wg.Wait()
-		cancel()
+		errs := meetInside(demote)
 		ok := 0
 		for i, err := range errs {
 			switch {
@@ -547,4 +535,34 @@ func testUpdateAPIScopes(t *testing.T, s storage.Storage) {
 		t.Fatalf("billing after taking orders.admin: %+v, %v", got, err)
 	}
 	verifyAll(t, s)
+}
+
+// meetInside runs both changes at once and returns their errors. The wait
+// each change calls in its fn, inside its transaction, returns when the
+// other has got that far too, or after a bound: a correct store keeps the
+// other out until the first commits.
+func meetInside(changes [2]func(wait func()) error) []error {
+	var (
+		wg   sync.WaitGroup
+		errs = make([]error, 2)
+		// in[i] is closed when change i runs its fn, in its transaction.
+		in = []chan struct{}{make(chan struct{}), make(chan struct{})}
+		// bound ends the wait of a fn whose peer a correct store keeps
+		// out until it commits.
+		bound, cancel = context.WithTimeout(context.Background(), 250*time.Millisecond)
+	)
+	defer cancel()
+	for i, c := range changes {
+		wg.Go(func() {
+			errs[i] = c(func() {
+				close(in[i])
+				select {
+				case <-in[1-i]:
+				case <-bound.Done():
+				}
+			})
+		})
+	}
+	wg.Wait()
+	return errs
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -231,7 +230,7 @@ func testGuardKeepSignInConcurrent(t *testing.T, s storage.Storage) {
 	mustNil(t, s.CreateKey(ctx, key("ka", a.ID), ev("key.create")))
 	mustNil(t, s.CreateSecret(ctx, secret("sb", b.ID, t0), ev("secret.create")))
 	// A change of a's way in or of b's: it calls wait in its fn.
-	type change func(wait func()) error
+	type change = func(wait func()) error
 	key := func(fn func(*storage.Key)) change {
 		return func(wait func()) error {
 			_, err := s.UpdateKey(ctx, "ka", func(k storage.Key) (storage.Key, error) { wait(); fn(&k); return k, nil }, ev("key.update"), keep)
@@ -257,26 +256,7 @@ func testGuardKeepSignInConcurrent(t *testing.T, s storage.Storage) {
 		{acct(a.ID, func(x *storage.Account) { x.Scopes = nil }), acct(b.ID, func(x *storage.Account) { x.AuthMethods = a.AuthMethods })},
 	}
 	for round := range 2 * len(pairs) {
-		var (
-			wg   sync.WaitGroup
-			errs = make([]error, 2)
-			// in[i] is closed when change i runs its fn, in its transaction.
-			in            = []chan struct{}{make(chan struct{}), make(chan struct{})}
-			bound, cancel = context.WithTimeout(ctx, 250*time.Millisecond)
-		)
-		for i, c := range pairs[round%len(pairs)] {
-			wg.Go(func() {
-				errs[i] = c(func() {
-					close(in[i])
-					select {
-					case <-in[1-i]:
-					case <-bound.Done():
-					}
-				})
-			})
-		}
-		wg.Wait()
-		cancel()
+		errs := meetInside(pairs[round%len(pairs)])
 		ok := 0
 		for i, err := range errs {
 			switch {
