@@ -2,8 +2,6 @@ package admin_test
 
 import (
 	"context"
-	"encoding/json"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -35,22 +33,12 @@ func TestUpdateAPIScopes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// tokenFor asks /token for scope as job.
-	tokenFor := func(t *testing.T, scope string) (int, map[string]any) {
-		t.Helper()
-		req := httptest.NewRequest("POST", "/token", strings.NewReader("grant_type=client_credentials&scope="+scope))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(job.ID, secret.Value)
-		w := httptest.NewRecorder()
-		f.srv.ServeHTTP(w, req)
-		var out map[string]any
-		json.Unmarshal(w.Body.Bytes(), &out)
-		return w.Code, out
-	}
+	tokenFor := func(scope string) (int, map[string]any) { return f.clientToken(job.ID, secret.Value, scope) }
 	// The token endpoint has read the catalog before the change.
-	if code, out := tokenFor(t, "orders.read"); code != 200 {
+	if code, out := tokenFor("orders.read"); code != 200 {
 		t.Fatalf("token for orders.read: %d %v", code, out)
 	}
-	if code, out := tokenFor(t, "orders.write"); code != 400 || out["error"] != "invalid_scope" {
+	if code, out := tokenFor("orders.write"); code != 400 || out["error"] != "invalid_scope" {
 		t.Fatalf("token for orders.write before it exists: %d %v, want invalid_scope", code, out)
 	}
 
@@ -71,7 +59,7 @@ func TestUpdateAPIScopes(t *testing.T) {
 	if _, err := svc.UpdateAccount(ctx, op, job.ID, admin.AccountUpdate{Scopes: &added}); err != nil {
 		t.Fatalf("granting the added scope: %v", err)
 	}
-	if code, out := tokenFor(t, "orders.write"); code != 200 || out["scope"] != "orders.write" {
+	if code, out := tokenFor("orders.write"); code != 200 || out["scope"] != "orders.write" {
 		t.Fatalf("token for the added scope: %d %v, want it issued", code, out)
 	}
 
@@ -129,7 +117,7 @@ func TestUpdateAPIScopes(t *testing.T) {
 	if code, out, _ := f.call(t, "PATCH", "/v1/apis/orders", auth, admin.APIUpdate{Scopes: &[]string{"orders.read"}}); code != 200 {
 		t.Fatalf("removing a scope no one holds: %d %v", code, out)
 	}
-	if code, out := tokenFor(t, "orders.write"); code != 400 || out["error"] != "invalid_scope" {
+	if code, out := tokenFor("orders.write"); code != 400 || out["error"] != "invalid_scope" {
 		t.Fatalf("token for a removed scope: %d %v, want invalid_scope", code, out)
 	}
 }

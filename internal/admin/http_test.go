@@ -97,6 +97,19 @@ func (f *fixture) token(t testing.TB, acct storage.Account, scope string, mod fu
 	return raw
 }
 
+// clientToken asks /token for scope by client_credentials, authenticating
+// as clientID with secret, and returns the status and the decoded body.
+func (f *fixture) clientToken(clientID, secret, scope string) (int, map[string]any) {
+	req := httptest.NewRequest("POST", "/token", strings.NewReader("grant_type=client_credentials&scope="+scope))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(clientID, secret)
+	w := httptest.NewRecorder()
+	f.srv.ServeHTTP(w, req)
+	var out map[string]any
+	json.Unmarshal(w.Body.Bytes(), &out)
+	return w.Code, out
+}
+
 func (f *fixture) call(t testing.TB, method, path, auth string, body any) (int, map[string]any, http.Header) {
 	t.Helper()
 	var r io.Reader
@@ -340,19 +353,12 @@ func TestAuthenticationRevocation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req := httptest.NewRequest("POST", "/token", strings.NewReader("grant_type=client_credentials&scope="+admin.AdminScope))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(second.ID, s.Value)
-		w := httptest.NewRecorder()
-		f.srv.ServeHTTP(w, req)
-		var body struct {
-			AccessToken string `json:"access_token"`
+		code, body := f.clientToken(second.ID, s.Value, admin.AdminScope)
+		token, _ = body["access_token"].(string)
+		if code != 200 || token == "" {
+			t.Fatalf("token: %d %v", code, body)
 		}
-		json.Unmarshal(w.Body.Bytes(), &body)
-		if w.Code != 200 || body.AccessToken == "" {
-			t.Fatalf("token: %d %s", w.Code, w.Body)
-		}
-		return body.AccessToken, s.ID
+		return token, s.ID
 	}
 	wantStatus := func(t *testing.T, tok string, want int, reason string) {
 		t.Helper()

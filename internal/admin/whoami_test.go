@@ -121,23 +121,16 @@ func TestWhoAmI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req := httptest.NewRequest("POST", "/token", strings.NewReader("grant_type=client_credentials&scope="+admin.AdminScope))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(second.ID, s.Value)
-		w := httptest.NewRecorder()
-		f.srv.ServeHTTP(w, req)
-		var issued struct {
-			AccessToken string `json:"access_token"`
+		code, body := f.clientToken(second.ID, s.Value, admin.AdminScope)
+		issued, _ := body["access_token"].(string)
+		if code != 200 || !strings.HasPrefix(issued, tokenstate.OpaquePrefix) {
+			t.Fatalf("token: %d %v", code, body)
 		}
-		json.Unmarshal(w.Body.Bytes(), &issued)
-		if w.Code != 200 || !strings.HasPrefix(issued.AccessToken, tokenstate.OpaquePrefix) {
-			t.Fatalf("token: %d %s", w.Code, w.Body)
-		}
-		rec, err := f.store.GetToken(ctx, tokenstate.HashOpaque(issued.AccessToken))
+		rec, err := f.store.GetToken(ctx, tokenstate.HashOpaque(issued))
 		if err != nil {
 			t.Fatal(err)
 		}
-		status, v, raw := f.whoAmI(t, "Bearer "+issued.AccessToken)
+		status, v, raw := f.whoAmI(t, "Bearer "+issued)
 		if status != 200 || v.ClientID != second.ID || v.Email != second.Email {
 			t.Fatalf("%d %v, want the second administrator", status, raw)
 		}
@@ -155,7 +148,7 @@ func TestWhoAmI(t *testing.T) {
 		if _, err := f.srv.Admin.SetAccountDisabled(ctx, sys, second.ID, true); err != nil {
 			t.Fatal(err)
 		}
-		if status, _, raw := f.whoAmI(t, "Bearer "+issued.AccessToken); status != 401 || raw["error"] != oauth2.ErrInvalidToken {
+		if status, _, raw := f.whoAmI(t, "Bearer "+issued); status != 401 || raw["error"] != oauth2.ErrInvalidToken {
 			t.Fatalf("after disabling the account: %d %v, want 401 invalid_token", status, raw)
 		}
 	})
