@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -119,5 +120,24 @@ func TestUpdateAPIScopes(t *testing.T) {
 	}
 	if code, out := tokenFor("orders.write"); code != 400 || out["error"] != "invalid_scope" {
 		t.Fatalf("token for a removed scope: %d %v, want invalid_scope", code, out)
+	}
+}
+
+// An API's scopes are bounded, at creation and in a change, with a 400
+// that says so, not a 503 from the store's statement.
+func TestAPIScopesBound(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	many := make([]string, admin.MaxAPIScopes+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("s.%d", i)
+	}
+	status, body, _ := f.call(t, "POST", "/v1/apis", auth, map[string]any{"name": "big", "identifier": "https://big.internal", "scopes": many})
+	if desc, _ := body["error_description"].(string); status != 400 || !strings.Contains(desc, "at most") {
+		t.Errorf("create with %d scopes: %d %v, want 400", len(many), status, body)
+	}
+	status, body, _ = f.call(t, "PATCH", "/v1/apis/keyward", auth, map[string]any{"scopes": many})
+	if desc, _ := body["error_description"].(string); status != 400 || !strings.Contains(desc, "at most") {
+		t.Errorf("change to %d scopes: %d %v, want 400", len(many), status, body)
 	}
 }

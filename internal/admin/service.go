@@ -217,6 +217,11 @@ func checkLabel(field, v string, max int) error {
 // identifiers are URLs people type.
 const MaxIdentifierLength = 512
 
+// MaxAPIScopes bounds an API's scopes: the store checks who holds them
+// with one statement, whose parameters SQLite and PostgreSQL bound (a list
+// of some 16,000 failed there, as a 503 no retry would mend).
+const MaxAPIScopes = 1000
+
 // CreateAPI registers a resource server and its scopes.
 func (s *Service) CreateAPI(ctx context.Context, actor Actor, in APIInput) (storage.API, error) {
 	if !apiNameRE.MatchString(in.Name) {
@@ -258,6 +263,9 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in APIInput) (stor
 func checkAPIScopes(scopes []string) error {
 	if len(scopes) == 0 {
 		return invalid("An API needs at least one scope.")
+	}
+	if len(scopes) > MaxAPIScopes {
+		return invalid("An API has at most %d scopes; this lists %d.", MaxAPIScopes, len(scopes))
 	}
 	seen := map[string]bool{}
 	for _, sc := range scopes {
