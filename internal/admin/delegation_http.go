@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -25,6 +26,9 @@ type ProjectView struct {
 // project.
 type ProjectRequest struct {
 	Internal bool `json:"internal"`
+	// Project may repeat the path's project, as keyward CLIs before
+	// 2026-12-05 sent it; any other value is refused.
+	Project string `json:"project,omitempty"`
 }
 
 // UserView is a directory user.
@@ -148,6 +152,9 @@ func (h *Handler) placeProject(r *http.Request, actor Actor) (int, any, error) {
 		if err := decode(r, &in); err != nil {
 			return 0, nil, err
 		}
+	}
+	if in.Project != "" && in.Project != r.PathValue("project") {
+		return 0, nil, invalid("The body names project %q but the path names %q: the path names the project, so leave project out of the body.", oauth2.Truncate(in.Project, 64), oauth2.Truncate(r.PathValue("project"), 64))
 	}
 	p, err := h.svc.PlaceProject(r.Context(), actor, r.PathValue("domain"), r.PathValue("project"), in.Internal)
 	return 200, ProjectView{p.Project, p.Internal}, err

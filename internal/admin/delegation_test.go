@@ -3,7 +3,6 @@ package admin_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/keyward/keyward/internal/admin"
@@ -83,25 +82,28 @@ func TestUpdateOrgAnswersAsGet(t *testing.T) {
 	}
 }
 
-// The body of PUT …/projects/{project} has only internal: the path names
-// the project, so a project field is refused as unknown, as any unknown
-// field is, not silently ignored.
+// The body of PUT …/projects/{project} has internal; the path names the
+// project, so a project field naming another is refused, not silently
+// ignored, and one naming the same (what older CLIs send) is accepted.
 func TestPlaceProjectBody(t *testing.T) {
 	f, auth, _ := orgFixture(t)
 	path := "/v1/orgs/example.com/projects/shop"
-	status, body, _ := f.call(t, "PUT", path, auth, `{"project":"other","internal":true}`)
-	if desc, _ := body["error_description"].(string); status != 400 || body["error"] != "invalid_request" || !strings.Contains(desc, `unknown field "project"`) {
-		t.Fatalf("a project field: %d %v, want 400 naming the unknown field", status, body)
-	}
-	if p, _ := f.srv.Admin.ListProjects(context.Background(), "example.com"); len(p) != 0 {
-		t.Fatalf("the refused request placed %v", p)
+	for _, body := range []string{`{"project":"other","internal":true}`, `{"project":"shop","extra":1}`} {
+		status, got, _ := f.call(t, "PUT", path, auth, body)
+		if status != 400 || got["error"] != "invalid_request" {
+			t.Fatalf("PUT %s with %s: %d %v, want 400 invalid_request", path, body, status, got)
+		}
+		if p, _ := f.srv.Admin.ListProjects(context.Background(), "example.com"); len(p) != 0 {
+			t.Fatalf("the refused request %s placed %v", body, p)
+		}
 	}
 	for _, tt := range []struct {
 		body any
 		want string
 	}{
 		{`{"internal":true}`, "map[internal:true project:shop]"},
-		{nil, "map[internal:false project:shop]"}, // the body may be left out
+		{nil, "map[internal:false project:shop]"},                                   // the body may be left out
+		{`{"project":"shop","internal":false}`, "map[internal:false project:shop]"}, // as keyward org add-project sent it before 2026-12-05
 	} {
 		if status, got, _ := f.call(t, "PUT", path, auth, tt.body); status != 200 || fmt.Sprint(got) != tt.want {
 			t.Errorf("PUT %s with %v: %d %v, want 200 %s", path, tt.body, status, got, tt.want)
