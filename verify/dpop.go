@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"strings"
@@ -20,6 +21,7 @@ import (
 type dpopOptions struct {
 	maxAge          time.Duration
 	replayCacheSize int
+	replayCache     ReplayCache
 }
 
 // WithDPoPProofMaxAge sets how old a DPoP proof may be, by its iat
@@ -29,26 +31,131 @@ func WithDPoPProofMaxAge(d time.Duration) Option {
 	return func(o *options) { o.dpop.maxAge = d }
 }
 
-// WithDPoPReplayCacheSize bounds how many recent DPoP proofs are
-// remembered to refuse replays (default 100,000; a proof is remembered
-// for its max age plus twice the leeway). When that many are remembered,
-// further proofs are answered 503 rather than forgetting any early; one
-// client (the token's client_id) may hold at most a quarter of them, so
-// it cannot fill the cache for the others.
+// WithDPoPReplayCacheSize bounds how many recent DPoP proofs the
+// default, in-memory replay cache remembers to refuse replays (default
+// 100,000; a proof is remembered for its max age plus twice the leeway).
+// When that many are remembered, further proofs are answered 503 rather
+// than forgetting any early; one client (the token's client_id) may hold
+// at most a quarter of them, so it cannot fill the cache for the others.
+// It does nothing with WithDPoPReplayCache.
 func WithDPoPReplayCacheSize(n int) Option {
 	return func(o *options) { o.dpop.replayCacheSize = n }
 }
 
+// ReplayCache remembers the DPoP proofs a Verifier accepted, so that each
+// is accepted once (RFC 9449 §11.1). The default one is in memory, in one
+// process: an API run as several processes (replicas) gives each of them
+// one shared store with WithDPoPReplayCache, or a proof accepted by one
+// could be replayed to another within its lifetime, about two minutes.
+//
+// Implementations must be safe for concurrent use.
+type ReplayCache interface {
+	// Seen records key until the time until and reports whether it was
+	// recorded already and not yet forgotten: true is a replay, and the
+	// proof is refused (invalid_dpop_proof, 401).
+	//
+	// Checking and recording are one atomic step across every process
+	// that shares the store (Redis: SET key 1 NX PXAT until; SQL: an
+	// INSERT into a table whose primary key is key), and a key must not
+	// be forgotten before until: a store that evicts unexpired keys to
+	// make room (Redis maxmemory-policy allkeys-* or volatile-*) lets
+	// replays through. until is at most a few minutes ahead
+	// (WithDPoPProofMaxAge plus twice the leeway).
+	//
+	// key is 43 characters of base64url, a SHA-256 of the proof's key
+	// thumbprint and jti: its size does not depend on what the client
+	// sent, and it is safe as (a suffix of) a key in any store. Prefix it
+	// if the store serves other purposes too; APIs may share one prefix,
+	// since a proof is for one URL.
+	//
+	// ctx is the request's: Seen returns when it ends. An error neither
+	// accepts nor refuses the proof: the store cannot tell whether it is
+	// a replay, so VerifyDPoP returns an Error that matches ErrUnavailable
+	// and ErrReplayCacheUnavailable (and wraps the error), and Middleware
+	// answers 503 with Retry-After. A full store should return an error
+	// too, rather than forget keys early. The proof is then not
+	// remembered, so the client may try again with the same token.
+	Seen(ctx context.Context, key string, until time.Time) (bool, error)
+}
+
+// ErrReplayCacheUnavailable matches (errors.Is) the Error of a DPoP proof
+// that was neither accepted nor refused because the ReplayCache failed
+// or, the default in-memory one, was full. It matches ErrUnavailable too
+// (503 from Middleware): the client is not at fault, but the Verifier
+// will not accept a proof it cannot tell from a replay.
+var ErrReplayCacheUnavailable = errors.New("verify: the DPoP replay cache cannot check proofs just now")
+
+// WithDPoPReplayCache remembers DPoP proofs in c rather than in the
+// Verifier's memory: a store shared by every process of the API, so that
+// a proof is accepted once by all of them together. c bounds its own size
+// (WithDPoPReplayCacheSize and the per-client share apply to the default
+// cache only). nil keeps the default.
+func WithDPoPReplayCache(c ReplayCache) Option {
+	return func(o *options) { o.dpop.replayCache = c }
+}
+
 type dpopState struct {
 	checker dpop.Checker
-	seen    *dpop.ReplayCache
+	// seen is the default, in-memory replay cache; shared the one
+	// configured instead, nil for none.
+	seen   *dpop.ReplayCache
+	shared ReplayCache
 }
 
 func newDPoPState(o options) *dpopState {
-	s := &dpopState{checker: dpop.Checker{Now: o.now, MaxAge: o.dpop.maxAge, Skew: o.leeway}}
-	s.seen = dpop.NewReplayCache(s.checker.Retention(), o.dpop.replayCacheSize)
+	s := &dpopState{checker: dpop.Checker{Now: o.now, MaxAge: o.dpop.maxAge, Skew: o.leeway}, shared: o.dpop.replayCache}
+	if s.shared == nil {
+		s.seen = dpop.NewReplayCache(s.checker.Retention(), o.dpop.replayCacheSize)
+	}
 	return s
 }
+
+// use records a proof accepted for a token of client owner, in the
+// shared cache if there is one, else in memory (no allocation, no
+// interface call: the fast path). It returns an Error for a replay or a
+// cache that cannot tell.
+func (s *dpopState) use(ctx context.Context, owner string, p *dpop.Proof, now time.Time) error {
+	if s.shared != nil {
+		k := dpop.ReplayKey(p.JKT, p.JTI)
+		replayed, err := s.shared.Seen(ctx, base64.RawURLEncoding.EncodeToString(k[:]), now.Add(s.checker.Retention()))
+		switch {
+		case err != nil:
+			return replayCacheDown("the DPoP replay cache cannot be reached", err)
+		case replayed:
+			return errReplayed
+		}
+		return nil
+	}
+	// The owner is the client the token was issued to: one client cannot
+	// fill the cache for the others, whatever keys it binds its tokens to.
+	switch err := s.seen.Use(owner, p.JKT, p.JTI, now); {
+	case errors.Is(err, dpop.ErrReplayed):
+		return errReplayed
+	case errors.Is(err, dpop.ErrOwnerShareFull):
+		return replayCacheDown("this client has too many recent DPoP proofs to check for replays", err)
+	case err != nil:
+		return replayCacheDown("too many recent DPoP proofs to check for replays", err)
+	}
+	return nil
+}
+
+var errReplayed = dpopError("invalid_dpop_proof", "the DPoP proof was used before: make a new proof for every request", dpop.ErrReplayed)
+
+// replayCacheDown is the Error of a proof the replay cache cannot check:
+// it matches ErrUnavailable and ErrReplayCacheUnavailable, and wraps
+// cause.
+func replayCacheDown(desc string, cause error) *Error {
+	return unavailable(desc, replayCacheError{cause})
+}
+
+// replayCacheError marks a cause as the replay cache's.
+type replayCacheError struct{ err error }
+
+func (e replayCacheError) Error() string { return e.err.Error() }
+
+func (e replayCacheError) Unwrap() error { return e.err }
+
+func (e replayCacheError) Is(target error) bool { return target == ErrReplayCacheUnavailable }
 
 // DPoPRequest is the request a DPoP-bound token came with.
 type DPoPRequest struct {
@@ -99,15 +206,8 @@ func (v *Verifier) VerifyDPoP(ctx context.Context, raw string, req DPoPRequest) 
 	if !dpop.MatchJKT(p.JKT, c.KeyThumbprint) {
 		return nil, dpopError("invalid_dpop_proof", "the DPoP proof is signed with another key than the token is bound to", nil)
 	}
-	// The owner is the client the token was issued to: one client cannot
-	// fill the cache for the others, whatever keys it binds its tokens to.
-	switch err := v.dpop.seen.Use(c.ClientID, p.JKT, p.JTI, v.o.now()); {
-	case errors.Is(err, dpop.ErrReplayed):
-		return nil, dpopError("invalid_dpop_proof", "the DPoP proof was used before: make a new proof for every request", err)
-	case errors.Is(err, dpop.ErrOwnerShareFull):
-		return nil, unavailable("this client has too many recent DPoP proofs to check for replays", err)
-	case err != nil:
-		return nil, unavailable("too many recent DPoP proofs to check for replays", err)
+	if err := v.dpop.use(ctx, c.ClientID, p, v.o.now()); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -321,8 +322,8 @@ func TestDPoPReplayShare(t *testing.T) {
 		if i < 2 && err != nil {
 			t.Fatalf("proof %d: %v", i, err)
 		}
-		if i == 2 && !errors.Is(err, verify.ErrUnavailable) {
-			t.Fatalf("a third proof of one client with a cache of 8: %v, want ErrUnavailable", err)
+		if i == 2 && (!errors.Is(err, verify.ErrUnavailable) || !errors.Is(err, verify.ErrReplayCacheUnavailable)) {
+			t.Fatalf("a third proof of one client with a cache of 8: %v, want ErrUnavailable and ErrReplayCacheUnavailable", err)
 		}
 	}
 }
@@ -334,5 +335,123 @@ func TestVerifyDPoPEmptyToken(t *testing.T) {
 	var e *verify.Error
 	if !errors.As(err, &e) || e.Code != "invalid_request" || e.Description != "no access token" {
 		t.Fatalf("VerifyDPoP(\"\") = %v, want invalid_request: no access token", err)
+	}
+}
+
+// store is a fake shared ReplayCache: one map for every replica, as a
+// Redis SET NX PXAT would be.
+type store struct {
+	mu    sync.Mutex
+	seen  map[string]time.Time
+	err   error // returned by Seen while set
+	calls []seenCall
+}
+
+type seenCall struct {
+	ctx   context.Context
+	key   string
+	until time.Time
+}
+
+func (s *store) Seen(ctx context.Context, key string, until time.Time) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, seenCall{ctx, key, until})
+	if s.err != nil {
+		return false, s.err
+	}
+	if s.seen == nil {
+		s.seen = map[string]time.Time{}
+	}
+	if _, ok := s.seen[key]; ok {
+		return true, nil
+	}
+	s.seen[key] = until
+	return false, nil
+}
+
+// Replicas of one API that share a ReplayCache accept each proof once
+// between them; a cache that fails neither accepts nor refuses (503), and
+// does not remember the proof.
+func TestDPoPSharedReplayCache(t *testing.T) {
+	k := testkeyward.Start(t)
+	id, secret, _, _ := k.Setup(t, "jwt")
+	shared := &store{}
+	replicas := []*verify.Verifier{
+		newVerifier(t, k, verify.WithDPoPReplayCache(shared)),
+		newVerifier(t, k, verify.WithDPoPReplayCache(shared)),
+	}
+	p := newProver(t)
+	tok := dpopToken(t, k, p, id, secret, "orders.read")
+	const u = "https://orders.internal/orders"
+	mk := func() string {
+		proof, err := p.Proof("GET", u, tok, k.Clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return proof
+	}
+	first, second := mk(), mk()
+	errDown := errors.New("replay store down")
+
+	type ctxKey struct{}
+	for _, tc := range []struct {
+		name      string
+		replica   int
+		proof     string
+		storeErr  error
+		want      int    // status from Middleware
+		wantError string // body error
+	}{
+		{"first use, replica 0", 0, first, nil, 200, ""},
+		{"replayed to replica 1", 1, first, nil, 401, "invalid_dpop_proof"},
+		{"replayed to replica 0", 0, first, nil, 401, "invalid_dpop_proof"},
+		{"store down", 1, second, errDown, 503, "temporarily_unavailable"},
+		{"store back: the proof was not remembered", 1, second, nil, 200, ""},
+		{"and is now", 0, second, nil, 401, "invalid_dpop_proof"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			shared.mu.Lock()
+			shared.err, shared.calls = tc.storeErr, nil
+			shared.mu.Unlock()
+			var logged error
+			h := verify.Middleware(replicas[tc.replica], verify.OnError(func(_ *http.Request, err error) { logged = err }))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+			r := httptest.NewRequest("GET", u, nil)
+			r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, tc.name))
+			r.Header.Set("Authorization", "DPoP "+tok)
+			r.Header.Set("DPoP", tc.proof)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			var body map[string]string
+			json.Unmarshal(w.Body.Bytes(), &body)
+			if w.Code != tc.want || body["error"] != tc.wantError {
+				t.Fatalf("%d %s, want %d %s", w.Code, w.Body, tc.want, tc.wantError)
+			}
+			if tc.storeErr != nil {
+				if w.Header().Get("Retry-After") == "" || !errors.Is(logged, verify.ErrUnavailable) ||
+					!errors.Is(logged, verify.ErrReplayCacheUnavailable) || !errors.Is(logged, tc.storeErr) {
+					t.Errorf("Retry-After %q, OnError %v: want a Retry-After, and an error matching ErrUnavailable, ErrReplayCacheUnavailable and the store's",
+						w.Header().Get("Retry-After"), logged)
+				}
+			}
+			shared.mu.Lock()
+			calls := shared.calls
+			shared.mu.Unlock()
+			if len(calls) != 1 {
+				t.Fatalf("%d calls of Seen, want 1", len(calls))
+			}
+			c := calls[0]
+			// Remembered until no clock within the leeway (30 s) accepts
+			// the proof (60 s old at most): now + 60 s + 2 × 30 s.
+			if got, _ := c.ctx.Value(ctxKey{}).(string); got != tc.name {
+				t.Errorf("Seen got another context than the request's")
+			}
+			if want := k.Clock.Now().Add(2 * time.Minute); !c.until.Equal(want) {
+				t.Errorf("until %v, want %v", c.until, want)
+			}
+			if len(c.key) != 43 || strings.Trim(c.key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+				t.Errorf("key %q, want 43 characters of base64url", c.key)
+			}
+		})
 	}
 }

@@ -332,6 +332,25 @@ func TestReplayCache(t *testing.T) {
 	}
 }
 
+// Remembering a proof allocates nothing but the room the cache grows
+// into: it is on the path of every DPoP request to an API.
+func TestReplayCacheUseAllocs(t *testing.T) {
+	rc := NewReplayCache(time.Minute, 1<<20)
+	jtis := make([]string, 1000)
+	for i := range jtis {
+		jtis[i] = fmt.Sprint("jti-", i)
+	}
+	i := 0
+	if n := testing.AllocsPerRun(len(jtis)-1, func() {
+		if err := rc.Use("client", "jkt", jtis[i], t0); err != nil {
+			t.Fatal(err)
+		}
+		i++
+	}); n != 0 {
+		t.Errorf("Use: %v allocations, want 0", n)
+	}
+}
+
 // TestReplayCacheOwnerShare: one owner (a client) fills at most a quarter
 // of the cache; others still get room, and its share comes back as its
 // proofs expire.

@@ -64,12 +64,7 @@ func NewReplayCache(retention time.Duration, size int) *ReplayCache {
 // recorded before and is still remembered, ErrReplayCacheFull, or
 // ErrOwnerShareFull when owner holds its share.
 func (c *ReplayCache) Use(owner, jkt, jti string, now time.Time) error {
-	h := sha256.New()
-	h.Write([]byte(jkt))
-	h.Write([]byte{0})
-	h.Write([]byte(jti))
-	var k [32]byte
-	h.Sum(k[:0])
+	k := ReplayKey(jkt, jti)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -106,6 +101,19 @@ func (c *ReplayCache) Use(owner, jkt, jti string, now time.Time) error {
 	c.seen[k] = struct{}{}
 	c.queue = append(c.queue, entry{key: k, owner: owner, until: now.Add(c.retention)})
 	return nil
+}
+
+// ReplayKey is what a replay cache remembers a proof by: the SHA-256 of
+// its key's thumbprint and its jti, so that jtis of different keys never
+// collide and what is stored has one size whatever the client sent.
+func ReplayKey(jkt, jti string) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(jkt))
+	h.Write([]byte{0})
+	h.Write([]byte(jti))
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
 }
 
 // Len returns how many proofs the cache remembers.
