@@ -163,10 +163,19 @@ type DPoPRequest struct {
 	Method string
 	// URL is the request's URL as the client addressed it: scheme, host
 	// and path (query and fragment are ignored). Build the scheme and host
-	// from the API's configuration, not from the request's Host header,
-	// when the token may name several audiences: the sender picks that
-	// header, and another API the token is for could replay its proofs.
+	// from the API's configuration, and say so with URLFromConfig, to
+	// accept tokens that name several audiences.
 	URL string
+	// URLFromConfig says that URL's scheme and host (and any path prefix)
+	// come from the API's configuration: its public URL, as
+	// WithPublicURL gives Middleware. Leave it false when they come from
+	// the request (its Host header, or a proxy's X-Forwarded-Host): the
+	// sender picks those, so another API a token is for could replay,
+	// with its own Host header, a proof it received from the client, and
+	// VerifyDPoP then refuses DPoP-bound tokens that name several
+	// audiences (invalid_token). A token for this API alone cannot be used
+	// at another API, so its proofs cannot be replayed here from one.
+	URLFromConfig bool
 	// Proofs are the values of the request's DPoP headers; there must be
 	// exactly one.
 	Proofs []string
@@ -178,7 +187,9 @@ type DPoPRequest struct {
 // with a DPoP proof (RFC 9449 §7.1): the token must be valid and bound to
 // a DPoP key (cnf.jkt), and the proof signed with that key, for this
 // request and this token (htm, htu, ath), recent and not used before.
-// A refused proof is an Error with Code "invalid_dpop_proof".
+// A refused proof is an Error with Code "invalid_dpop_proof". Unless
+// req.URLFromConfig, a token that names several audiences is refused, as
+// Middleware does without WithPublicURL.
 //
 // The returned Claims are shared with the cache: do not modify them.
 func (v *Verifier) VerifyDPoP(ctx context.Context, raw string, req DPoPRequest) (*Claims, error) {
@@ -193,6 +204,9 @@ func (v *Verifier) VerifyDPoP(ctx context.Context, raw string, req DPoPRequest) 
 	}
 	if c.KeyThumbprint == "" {
 		return nil, dpopError("invalid_token", "the token is not bound to a DPoP key: present it with the Bearer scheme", nil)
+	}
+	if !req.URLFromConfig && len(c.Audience) > 1 {
+		return nil, errDPoPAudiences
 	}
 	p, err := v.dpop.checker.Check(req.Proofs, dpop.Request{Method: req.Method, URL: req.URL, AccessToken: raw})
 	if err != nil {
@@ -251,8 +265,9 @@ func WithPublicURL(base string) MiddlewareOption {
 	return func(o *mwOptions) { o.publicURL = strings.TrimSuffix(base, "/") }
 }
 
-// errDPoPAudiences refuses, when the API's public URL is not configured, a
-// DPoP-bound token that names several audiences. The URL its proof is
+// errDPoPAudiences refuses, when the API's public URL is not configured
+// (DPoPRequest.URLFromConfig), a DPoP-bound token that names several
+// audiences. The URL its proof is
 // checked against is then built from the request's Host header, which the
 // sender chooses: another API the token is for could replay a proof it
 // received, with its own Host header, here. A token for this API alone
@@ -260,7 +275,7 @@ func WithPublicURL(base string) MiddlewareOption {
 // from one.
 var errDPoPAudiences = dpopError("invalid_token",
 	"this API accepts DPoP-bound tokens issued for it alone: request a token with only this API's scopes",
-	errors.New("a DPoP-bound token for several audiences, and no public URL to check its proof against: configure verify.WithPublicURL to accept such tokens"))
+	errors.New("a DPoP-bound token for several audiences, and no public URL to check its proof against: configure verify.WithPublicURL (Middleware) or build DPoPRequest.URL from configuration and set URLFromConfig (VerifyDPoP) to accept such tokens"))
 
 // usesDPoP reports whether the request presents its token with the DPoP
 // scheme.
@@ -289,14 +304,11 @@ func (o mwOptions) serveDPoP(v *Verifier, next http.Handler, w http.ResponseWrit
 		cert = r.TLS.PeerCertificates[0]
 	}
 	c, err := v.VerifyDPoP(r.Context(), tok, DPoPRequest{
-		Method: r.Method, URL: o.requestURL(r), Proofs: dpop.HeaderValues(r.Header), Certificate: cert,
+		Method: r.Method, URL: o.requestURL(r), URLFromConfig: o.publicURL != "",
+		Proofs: dpop.HeaderValues(r.Header), Certificate: cert,
 	})
 	if err != nil {
 		o.refuse(w, r, err)
-		return
-	}
-	if o.publicURL == "" && len(c.Audience) > 1 {
-		o.refuse(w, r, errDPoPAudiences)
 		return
 	}
 	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, &verified{claims: c, realm: o.realm, dpop: true})))

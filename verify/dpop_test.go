@@ -260,6 +260,8 @@ func TestDPoPPublicURL(t *testing.T) {
 // header, which the sender picks: a token for several APIs is refused, or
 // any of them could replay the proofs it receives to the others. A token
 // for this API alone still works, and WithPublicURL lifts the refusal.
+// VerifyDPoP, for other frameworks, holds to the same rule unless the
+// caller says the URL comes from configuration (URLFromConfig).
 func TestDPoPSeveralAudiences(t *testing.T) {
 	k := testkeyward.Start(t)
 	id, secret, _, _ := k.Setup(t, "jwt")
@@ -271,36 +273,57 @@ func TestDPoPSeveralAudiences(t *testing.T) {
 	p := newProver(t)
 	both := dpopToken(t, k, p, id, secret, "orders.read billing.read")
 	alone := dpopToken(t, k, p, id, secret, "orders.read")
-	for _, tc := range []struct {
-		name  string
-		opts  []verify.MiddlewareOption
-		token string
-		want  int
-	}{
-		{"several audiences, Host header", nil, both, 401},
-		{"this API alone, Host header", nil, alone, 200},
-		{"several audiences, public URL", []verify.MiddlewareOption{verify.WithPublicURL("https://orders.internal")}, both, 200},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	const u = "https://orders.internal/orders"
+	middleware := func(opts ...verify.MiddlewareOption) func(token, proof string) (int, error) {
+		return func(token, proof string) (int, error) {
 			var logged error
-			opts := append(tc.opts, verify.OnError(func(_ *http.Request, err error) { logged = err }))
+			opts := append(opts, verify.OnError(func(_ *http.Request, err error) { logged = err }))
 			h := verify.Middleware(v, opts...)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-			proof, _ := p.Proof("GET", "https://orders.internal/orders", tc.token, k.Clock.Now())
-			r := httptest.NewRequest("GET", "https://orders.internal/orders", nil)
-			r.Header.Set("Authorization", "DPoP "+tc.token)
+			r := httptest.NewRequest("GET", u, nil)
+			r.Header.Set("Authorization", "DPoP "+token)
 			r.Header.Set("DPoP", proof)
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, r)
-			if w.Code != tc.want {
-				t.Fatalf("%d %s, want %d", w.Code, w.Body, tc.want)
+			if c := w.Header().Get("WWW-Authenticate"); w.Code == 401 && (!strings.HasPrefix(c, "DPoP ") || !strings.Contains(c, `error="invalid_token"`)) {
+				t.Errorf("challenge %q, want a DPoP invalid_token one", c)
 			}
-			if tc.want == 401 {
-				if c := w.Header().Get("WWW-Authenticate"); !strings.HasPrefix(c, "DPoP ") || !strings.Contains(c, `error="invalid_token"`) {
-					t.Errorf("challenge %q, want a DPoP invalid_token one", c)
-				}
-				if logged == nil || !strings.Contains(logged.Error(), "WithPublicURL") {
-					t.Errorf("OnError got %v, want the cause naming WithPublicURL", logged)
-				}
+			return w.Code, logged
+		}
+	}
+	direct := func(fromConfig bool) func(token, proof string) (int, error) {
+		return func(token, proof string) (int, error) {
+			_, err := v.VerifyDPoP(context.Background(), token, verify.DPoPRequest{Method: "GET", URL: u, URLFromConfig: fromConfig, Proofs: []string{proof}})
+			var e *verify.Error
+			switch {
+			case err == nil:
+				return 200, nil
+			case errors.As(err, &e) && e.Code == "invalid_token":
+				return 401, err
+			}
+			return 0, err
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		check func(token, proof string) (status int, logged error)
+		token string
+		want  int
+	}{
+		{"Middleware: several audiences, Host header", middleware(), both, 401},
+		{"Middleware: this API alone, Host header", middleware(), alone, 200},
+		{"Middleware: several audiences, public URL", middleware(verify.WithPublicURL("https://orders.internal")), both, 200},
+		{"VerifyDPoP: several audiences, URL from the request", direct(false), both, 401},
+		{"VerifyDPoP: this API alone, URL from the request", direct(false), alone, 200},
+		{"VerifyDPoP: several audiences, URL from configuration", direct(true), both, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proof, _ := p.Proof("GET", u, tc.token, k.Clock.Now())
+			got, logged := tc.check(tc.token, proof)
+			if got != tc.want {
+				t.Fatalf("%d (%v), want %d", got, logged, tc.want)
+			}
+			if tc.want == 401 && (logged == nil || !strings.Contains(logged.Error(), "WithPublicURL") || !strings.Contains(logged.Error(), "URLFromConfig")) {
+				t.Errorf("the error is %v, want the cause naming WithPublicURL and URLFromConfig", logged)
 			}
 		})
 	}
