@@ -457,3 +457,44 @@ func TestDPoPNonceByHost(t *testing.T) {
 		t.Errorf("api.example got the nonce %q, want API.example's", got)
 	}
 }
+
+// End to end with verify: an API that requires its own DPoP nonces
+// (verify.WithDPoPNonce, RFC 9449 §9): the client follows the first refusal with the nonce it names,
+// once, and later requests carry the nonce from the start.
+func TestDPoPVerifyNonceEndToEnd(t *testing.T) {
+	k := testkeyward.Start(t)
+	id, secret, _, _ := k.Setup(t, "jwt")
+	v := verifier(t, k, verify.WithDPoPNonce([]byte("the orders API's nonce key, 32 bytes or more")))
+	var arrived, refused atomic.Int32
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Add(1)
+		verify.Middleware(v, verify.OnError(func(*http.Request, error) { refused.Add(1) }))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "ok")
+		})).ServeHTTP(w, r)
+	}))
+	t.Cleanup(api.Close)
+	d, err := client.NewDPoP(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := client.ClientCredentials(context.Background(), client.ClientCredentialsConfig{TokenURL: k.URL + "/token", ClientID: id, ClientSecret: secret,
+		Scopes: []string{"orders.read"}, HTTPClient: d.HTTPClient(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := d.Client(ts, nil)
+	for i, want := range []struct{ arrived, refused int32 }{{2, 1}, {3, 1}} {
+		resp, err := hc.Get(api.URL + "/orders")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "ok" {
+			t.Fatalf("request %d: %s %s, want 200", i, resp.Status, body)
+		}
+		if arrived.Load() != want.arrived || refused.Load() != want.refused {
+			t.Errorf("after request %d: %d requests arrived, %d refused; want %d and %d", i, arrived.Load(), refused.Load(), want.arrived, want.refused)
+		}
+	}
+}

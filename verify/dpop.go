@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/dpop"
+	"github.com/keyward/keyward/internal/oauth2"
 )
 
 // DPoP (RFC 9449): a token whose cnf.jkt binds it to a client's key is
@@ -22,6 +23,7 @@ type dpopOptions struct {
 	maxAge          time.Duration
 	replayCacheSize int
 	replayCache     ReplayCache
+	nonceKey        []byte
 }
 
 // WithDPoPProofMaxAge sets how old a DPoP proof may be, by its iat
@@ -94,8 +96,28 @@ func WithDPoPReplayCache(c ReplayCache) Option {
 	return func(o *options) { o.dpop.replayCache = c }
 }
 
+// WithDPoPNonce makes DPoP proofs carry a nonce this API provided (RFC
+// 9449 §9), so that a proof made in advance, by someone who held the key
+// for a while, stops working within two minutes whatever its iat says. A
+// proof without a current nonce is refused with use_dpop_nonce, and
+// Middleware answers it 401 with the nonce in a DPoP-Nonce header, as it
+// does every DPoP request (Verifier.DPoPNonce): a client that follows
+// nonces, as client.NewDPoP does, sends the request once more. Nonces are
+// an HMAC of the minute under key, so nothing is stored and every
+// replica given the same key accepts the others' nonces; key must be at
+// least 32 bytes, random, and secret (New fails otherwise). Off by
+// default.
+func WithDPoPNonce(key []byte) Option {
+	return func(o *options) { o.dpop.nonceKey = append([]byte{}, key...) }
+}
+
+// minNonceKey is the length in bytes of the shortest WithDPoPNonce key.
+const minNonceKey = 32
+
 type dpopState struct {
 	checker dpop.Checker
+	// nonces makes and checks this API's nonces; nil when not required.
+	nonces *dpop.Nonces
 	// seen is the default, in-memory replay cache; shared the one
 	// configured instead, nil for none.
 	seen   *dpop.ReplayCache
@@ -107,8 +129,28 @@ func newDPoPState(o options) *dpopState {
 	if s.shared == nil {
 		s.seen = dpop.NewReplayCache(s.checker.Retention(), o.dpop.replayCacheSize)
 	}
+	if o.dpop.nonceKey != nil {
+		s.nonces = dpop.NewNonces(o.dpop.nonceKey)
+	}
 	return s
 }
+
+// DPoPNonce returns the nonce DPoP proofs are to carry now, for the
+// DPoP-Nonce header (RFC 9449 §9), or "" without WithDPoPNonce. Middleware
+// sets it on every answer to a DPoP request; other frameworks set it on
+// their answers to VerifyDPoP's use_dpop_nonce (401, with the DPoP
+// challenge), and best on every answer to a DPoP request, so that clients
+// move to the next nonce before theirs expires rather than be refused.
+func (v *Verifier) DPoPNonce() string {
+	if v.dpop.nonces == nil {
+		return ""
+	}
+	return v.dpop.nonces.Current(v.o.now())
+}
+
+// errUseNonce refuses a proof without a current nonce of this API (RFC
+// 9449 §9).
+var errUseNonce = dpopError(oauth2.ErrUseDPoPNonce, "the DPoP proof must carry the nonce of this API's DPoP-Nonce header", nil)
 
 // use records a proof accepted for a token of client owner, in the
 // shared cache if there is one, else in memory (no allocation, no
@@ -187,7 +229,8 @@ type DPoPRequest struct {
 // with a DPoP proof (RFC 9449 §7.1): the token must be valid and bound to
 // a DPoP key (cnf.jkt), and the proof signed with that key, for this
 // request and this token (htm, htu, ath), recent and not used before.
-// A refused proof is an Error with Code "invalid_dpop_proof". Unless
+// A refused proof is an Error with Code "invalid_dpop_proof", or
+// "use_dpop_nonce" for one without a current nonce (WithDPoPNonce). Unless
 // req.URLFromConfig, a token that names several audiences is refused, as
 // Middleware does without WithPublicURL.
 //
@@ -220,7 +263,11 @@ func (v *Verifier) VerifyDPoP(ctx context.Context, raw string, req DPoPRequest) 
 	if !dpop.MatchJKT(p.JKT, c.KeyThumbprint) {
 		return nil, dpopError("invalid_dpop_proof", "the DPoP proof is signed with another key than the token is bound to", nil)
 	}
-	if err := v.dpop.use(ctx, c.ClientID, p, v.o.now()); err != nil {
+	now := v.o.now()
+	if n := v.dpop.nonces; n != nil && !n.Valid(p.Nonce, now) {
+		return nil, errUseNonce
+	}
+	if err := v.dpop.use(ctx, c.ClientID, p, now); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -302,6 +349,12 @@ func (o mwOptions) serveDPoP(v *Verifier, next http.Handler, w http.ResponseWrit
 	var cert *x509.Certificate
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		cert = r.TLS.PeerCertificates[0]
+	}
+	// The nonce for the next proof, on every answer (RFC 9449 §9): the
+	// use_dpop_nonce refusal needs it, and the others spare the client
+	// one when the nonce changes.
+	if nonce := v.DPoPNonce(); nonce != "" {
+		w.Header().Set(dpop.NonceHeader, nonce)
 	}
 	c, err := v.VerifyDPoP(r.Context(), tok, DPoPRequest{
 		Method: r.Method, URL: o.requestURL(r), URLFromConfig: o.publicURL != "",

@@ -478,3 +478,88 @@ func TestDPoPSharedReplayCache(t *testing.T) {
 		})
 	}
 }
+
+// With WithDPoPNonce a proof must carry a current nonce of this API (RFC
+// 9449 §9): without one it is refused 401 use_dpop_nonce, and every
+// answer to a DPoP request names the nonce to use.
+func TestDPoPNonce(t *testing.T) {
+	k := testkeyward.Start(t)
+	id, secret, _, _ := k.Setup(t, "jwt")
+	key := []byte("a key of 32 bytes or more, shared by the replicas")
+	v := newVerifier(t, k, verify.WithDPoPNonce(key))
+	h := verify.Middleware(v)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	p := newProver(t)
+	tok := dpopToken(t, k, p, id, secret, "orders.read")
+	const u = "https://orders.internal/orders"
+	now := k.Clock.Now()
+	ours, theirs := dpop.NewNonces(key), dpop.NewNonces([]byte("another API's key, 32 bytes long or more"))
+	current := ours.Current(now)
+	if got := v.DPoPNonce(); got != current {
+		t.Fatalf("DPoPNonce() = %q, want %q", got, current)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		nonce  string
+		want   int
+		wantOK bool
+	}{
+		{"current nonce", current, 200, true},
+		{"the last minute's", ours.Current(now.Add(-dpop.NoncePeriod)), 200, true},
+		{"no nonce", "", 401, false},
+		{"another key's nonce", theirs.Current(now), 401, false},
+		{"a stale nonce", ours.Current(now.Add(-3 * dpop.NoncePeriod)), 401, false},
+		{"not a nonce", "n-1", 401, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proof, err := p.ProofWithNonce("GET", u, tok, tc.nonce, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := httptest.NewRequest("GET", u, nil)
+			r.Header.Set("Authorization", "DPoP "+tok)
+			r.Header.Set("DPoP", proof)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != tc.want {
+				t.Fatalf("%d %s, want %d", w.Code, w.Body, tc.want)
+			}
+			if got := w.Header().Get("DPoP-Nonce"); got != current {
+				t.Errorf("DPoP-Nonce %q, want %q", got, current)
+			}
+			if tc.want == 401 {
+				var body map[string]string
+				json.Unmarshal(w.Body.Bytes(), &body)
+				ch := w.Header().Values("WWW-Authenticate")
+				if body["error"] != "use_dpop_nonce" || len(ch) != 1 || !strings.HasPrefix(ch[0], `DPoP realm="https://orders.internal", error="use_dpop_nonce"`) {
+					t.Errorf("body %v, WWW-Authenticate %q: want use_dpop_nonce in both, a DPoP challenge", body, ch)
+				}
+			}
+			// VerifyDPoP holds to the same rule; a new proof, since the
+			// middleware remembered the accepted ones.
+			proof, _ = p.ProofWithNonce("GET", u, tok, tc.nonce, now)
+			_, err = v.VerifyDPoP(context.Background(), tok, verify.DPoPRequest{Method: "GET", URL: u, Proofs: []string{proof}})
+			var e *verify.Error
+			if (err == nil) != tc.wantOK || (err != nil && (!errors.As(err, &e) || e.Code != "use_dpop_nonce")) {
+				t.Errorf("VerifyDPoP: %v, want ok %v or use_dpop_nonce", err, tc.wantOK)
+			}
+		})
+	}
+
+	// Off by default: no nonce asked for, none given.
+	plain := verify.Middleware(newVerifier(t, k))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	proof, _ := p.Proof("GET", u, tok, now)
+	r := httptest.NewRequest("GET", u, nil)
+	r.Header.Set("Authorization", "DPoP "+tok)
+	r.Header.Set("DPoP", proof)
+	w := httptest.NewRecorder()
+	plain.ServeHTTP(w, r)
+	if w.Code != 200 || w.Header().Get("DPoP-Nonce") != "" {
+		t.Errorf("without WithDPoPNonce: %d, DPoP-Nonce %q; want 200 and none", w.Code, w.Header().Get("DPoP-Nonce"))
+	}
+
+	// A short key is refused.
+	if _, err := verify.New(context.Background(), k.URL, "https://orders.internal", verify.WithDPoPNonce([]byte("short"))); err == nil || !strings.Contains(err.Error(), "32 bytes") {
+		t.Errorf("New with a 5-byte nonce key: %v, want an error", err)
+	}
+}

@@ -76,7 +76,7 @@ func (c *Claims) HasScope(scope string) bool { return slices.Contains(c.Scopes, 
 // "temporarily_unavailable", a token that was neither accepted nor refused
 // because the issuer could not be reached (see ErrUnavailable).
 type Error struct {
-	Code        string // invalid_token, invalid_request, insufficient_scope or temporarily_unavailable
+	Code        string // invalid_token, invalid_request, insufficient_scope, invalid_dpop_proof, use_dpop_nonce or temporarily_unavailable
 	Description string
 	Err         error // the cause, for logs
 	// RetryAfter is, for temporarily_unavailable, how long to wait before
@@ -190,6 +190,9 @@ func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Veri
 	}
 	if o.introspectJWTs && o.introspect == nil {
 		return nil, errors.New("verify: WithRevocationCheck needs introspection credentials (WithIntrospection or WithIntrospectionKeyFile)")
+	}
+	if o.dpop.nonceKey != nil && len(o.dpop.nonceKey) < minNonceKey {
+		return nil, fmt.Errorf("verify: WithDPoPNonce needs a key of at least %d bytes", minNonceKey)
 	}
 	var md struct {
 		Issuer                string `json:"issuer"`
