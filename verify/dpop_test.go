@@ -2,9 +2,6 @@ package verify_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -18,19 +15,10 @@ import (
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/dpop"
+	"github.com/keyward/keyward/internal/dpop/dpoptest"
 	"github.com/keyward/keyward/internal/testkeyward"
 	"github.com/keyward/keyward/verify"
 )
-
-func newProver(t *testing.T) *dpop.Prover {
-	t.Helper()
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	p, err := dpop.NewProver(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // dpopToken gets a token bound to p's key through the token endpoint, and
 // checks the response says so.
@@ -79,7 +67,7 @@ func TestDPoPMiddleware(t *testing.T) {
 	api := httptest.NewServer(verify.Middleware(v)(mux))
 	t.Cleanup(api.Close)
 
-	p := newProver(t)
+	p := dpoptest.NewProver(t)
 	tok := dpopToken(t, k, p, id, secret, "orders.read")
 	bearer := tokenFor(t, k, id, secret, "orders.read")
 	mk := func(p *dpop.Prover, method, u, token string) string {
@@ -108,7 +96,7 @@ func TestDPoPMiddleware(t *testing.T) {
 		{"bearer presentation without a proof", "", "Bearer " + tok, nil, 401, "invalid_token"},
 		{"no proof", "", "DPoP " + tok, nil, 401, "invalid_dpop_proof"},
 		{"two proofs", "", "DPoP " + tok, []string{mk(p, "GET", target, tok), mk(p, "GET", target, tok)}, 401, "invalid_dpop_proof"},
-		{"proof of another key", "", "DPoP " + tok, []string{mk(newProver(t), "GET", target, tok)}, 401, "invalid_dpop_proof"},
+		{"proof of another key", "", "DPoP " + tok, []string{mk(dpoptest.NewProver(t), "GET", target, tok)}, 401, "invalid_dpop_proof"},
 		{"proof for another path", "", "DPoP " + tok, []string{mk(p, "GET", api.URL+"/billing", tok)}, 401, "invalid_dpop_proof"},
 		{"proof for another method", "", "DPoP " + tok, []string{mk(p, "POST", target, tok)}, 401, "invalid_dpop_proof"},
 		{"proof for another token", "", "DPoP " + tok, []string{mk(p, "GET", target, bearer)}, 401, "invalid_dpop_proof"},
@@ -201,7 +189,7 @@ func TestDPoPIntrospection(t *testing.T) {
 	k := testkeyward.Start(t)
 	id, secret, apiID, apiSecret := k.Setup(t, "opaque")
 	v := newVerifier(t, k, verify.WithIntrospection(apiID, apiSecret))
-	p := newProver(t)
+	p := dpoptest.NewProver(t)
 	tok := dpopToken(t, k, p, id, secret, "orders.read")
 	if !strings.HasPrefix(tok, "kwat_") {
 		t.Fatal("not an opaque token")
@@ -233,7 +221,7 @@ func TestDPoPPublicURL(t *testing.T) {
 	id, secret, _, _ := k.Setup(t, "jwt")
 	v := newVerifier(t, k)
 	h := verify.Middleware(v, verify.WithPublicURL("https://orders.example/api/"))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	p := newProver(t)
+	p := dpoptest.NewProver(t)
 	tok := dpopToken(t, k, p, id, secret, "orders.read")
 	for _, tc := range []struct {
 		url  string
@@ -270,7 +258,7 @@ func TestDPoPSeveralAudiences(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := newVerifier(t, k)
-	p := newProver(t)
+	p := dpoptest.NewProver(t)
 	both := dpopToken(t, k, p, id, secret, "orders.read billing.read")
 	alone := dpopToken(t, k, p, id, secret, "orders.read")
 	const u = "https://orders.internal/orders"
@@ -338,7 +326,7 @@ func TestDPoPReplayShare(t *testing.T) {
 	ctx := context.Background()
 	const u = "https://orders.internal/orders"
 	for i := range 3 {
-		p := newProver(t) // a new key each time: the share is the client's
+		p := dpoptest.NewProver(t) // a new key each time: the share is the client's
 		tok := dpopToken(t, k, p, id, secret, "orders.read")
 		proof, _ := p.Proof("GET", u, tok, k.Clock.Now())
 		_, err := v.VerifyDPoP(ctx, tok, verify.DPoPRequest{Method: "GET", URL: u, Proofs: []string{proof}})
@@ -404,7 +392,7 @@ func TestDPoPSharedReplayCache(t *testing.T) {
 		newVerifier(t, k, verify.WithDPoPReplayCache(shared)),
 		newVerifier(t, k, verify.WithDPoPReplayCache(shared)),
 	}
-	p := newProver(t)
+	p := dpoptest.NewProver(t)
 	tok := dpopToken(t, k, p, id, secret, "orders.read")
 	const u = "https://orders.internal/orders"
 	mk := func() string {
@@ -488,7 +476,7 @@ func TestDPoPNonce(t *testing.T) {
 	key := []byte("a key of 32 bytes or more, shared by the replicas")
 	v := newVerifier(t, k, verify.WithDPoPNonce(key))
 	h := verify.Middleware(v)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	p := newProver(t)
+	p := dpoptest.NewProver(t)
 	tok := dpopToken(t, k, p, id, secret, "orders.read")
 	const u = "https://orders.internal/orders"
 	now := k.Clock.Now()

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +16,7 @@ import (
 
 	"github.com/keyward/keyward/client"
 	"github.com/keyward/keyward/internal/dpop"
+	"github.com/keyward/keyward/internal/dpop/dpoptest"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -134,11 +132,7 @@ func TestDPoPNonceEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	p, err := dpop.NewProver(k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := dpoptest.NewProver(t)
 	proof, err := p.Proof("POST", m.Issuer+"/token", "", time.Now())
 	if err != nil {
 		t.Fatal(err)

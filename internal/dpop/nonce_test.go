@@ -1,14 +1,12 @@
 package dpop_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/keyward/keyward/internal/dpop"
+	"github.com/keyward/keyward/internal/dpop/dpoptest"
 )
 
 func TestNonces(t *testing.T) {
@@ -52,11 +50,7 @@ func TestNonces(t *testing.T) {
 // The nonce a proof carries comes back from Check, for the caller to
 // check.
 func TestProofNonce(t *testing.T) {
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	p, err := dpop.NewProver(k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := dpoptest.NewProver(t)
 	now := time.Now()
 	for _, nonce := range []string{"", "n-1"} {
 		raw, err := p.ProofWithNonce("POST", "https://keyward.example/token", "", nonce, now)

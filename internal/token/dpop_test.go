@@ -2,9 +2,6 @@ package token_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
 	"io"
@@ -20,22 +17,13 @@ import (
 
 	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/dpop"
+	"github.com/keyward/keyward/internal/dpop/dpoptest"
 	"github.com/keyward/keyward/internal/groupcommit"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/token"
 	"github.com/keyward/keyward/internal/tokenstate"
 )
-
-func newProver(t *testing.T) *dpop.Prover {
-	t.Helper()
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	p, err := dpop.NewProver(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 func proof(t *testing.T, p *dpop.Prover, method, u string, iat time.Time) string {
 	t.Helper()
@@ -71,7 +59,7 @@ func jwtClaims(t *testing.T, raw string) oauth2.AccessClaims {
 
 func TestDPoPBindsTheToken(t *testing.T) {
 	e := newEnv(t)
-	p := newProver(t)
+	p := dpoptest.NewProver(t)
 	basic := func(extra ...string) http.Header {
 		h := http.Header{"Authorization": {basicAuth(e.job.ID, jobSecret)}}
 		if len(extra) > 0 {
@@ -112,7 +100,7 @@ func TestDPoPBindsTheToken(t *testing.T) {
 		t.Errorf("jwt-bearer with a proof: %d %s", w.Code, w.Body)
 	}
 
-	other := newProver(t)
+	other := dpoptest.NewProver(t)
 	for _, tc := range []struct {
 		name   string
 		values []string
@@ -158,7 +146,7 @@ func TestDPoPReplayAcrossProcesses(t *testing.T) {
 	second := token.NewHandler(token.Config{Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, MaxTokenLifetime: time.Hour},
 		e.store, journal, e.signer, auth, now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 
-	p := newProver(t)
+	p := dpoptest.NewProver(t)
 	raw := proof(t, p, "POST", endpoint, t0)
 	req := request{body: "grant_type=client_credentials", header: http.Header{"Authorization": {basicAuth(e.job.ID, jobSecret)}, "Dpop": {raw}}}
 	if w := e.do(req); w.Code != 200 {
@@ -190,7 +178,7 @@ func TestDPoPOpaqueToken(t *testing.T) {
 	}, ev); err != nil {
 		t.Fatal(err)
 	}
-	p := newProver(t)
+	p := dpoptest.NewProver(t)
 	w := e.do(request{body: "grant_type=client_credentials", header: http.Header{"Authorization": {basicAuth(e.job.ID, jobSecret)}, "Dpop": {proof(t, p, "POST", endpoint, t0)}}})
 	body := decode(t, w)
 	if w.Code != 200 || body["token_type"] != "DPoP" {
@@ -224,7 +212,7 @@ func TestDPoPWithMutualTLS(t *testing.T) {
 	if w := e.do(request{body: body, tls: conn}); w.Code != 200 {
 		t.Fatalf("mTLS alone: %d %s", w.Code, w.Body)
 	}
-	w := e.do(request{body: body, tls: conn, header: http.Header{"Dpop": {proof(t, newProver(t), "POST", endpoint, t0)}}})
+	w := e.do(request{body: body, tls: conn, header: http.Header{"Dpop": {proof(t, dpoptest.NewProver(t), "POST", endpoint, t0)}}})
 	if b := decode(t, w); w.Code != 400 || b["error"] != "invalid_request" || !strings.Contains(b["error_description"].(string), "DPoP") {
 		t.Fatalf("mTLS and DPoP: %d %s, want invalid_request", w.Code, w.Body)
 	}
@@ -252,7 +240,7 @@ func TestDPoPNonce(t *testing.T) {
 	nonces := dpop.NewNonces([]byte("nonce key"))
 	e.h = token.NewHandler(token.Config{Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, MaxTokenLifetime: time.Hour, DPoPNonces: nonces},
 		e.store, journal, e.signer, auth, now, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	p := newProver(t)
+	p := dpoptest.NewProver(t)
 	withNonce := func(nonce string) string {
 		raw, err := p.ProofWithNonce("POST", endpoint, "", nonce, e.now)
 		if err != nil {
