@@ -70,7 +70,7 @@ type ReplayCache interface {
 	// if the store serves other purposes too; APIs may share one prefix,
 	// since a proof is for one URL.
 	//
-	// ctx is the request's: Seen returns when it ends. An error neither
+	// ctx is the request's: Seen should return when it ends. An error neither
 	// accepts nor refuses the proof: the store cannot tell whether it is
 	// a replay, so VerifyDPoP returns an Error that matches ErrUnavailable
 	// and ErrReplayCacheUnavailable (and wraps the error), and Middleware
