@@ -114,13 +114,15 @@ var ErrNotEmpty = errors.New("the target store is not empty: import only into a 
 
 // Import writes a dump into an empty store. Every item is audited as
 // written by "import". A dump the admin API could not have made (a
-// delegation of Keyward's own scopes) is refused before anything is
-// written.
+// delegation of Keyward's own scopes, or one to a client ID that names
+// no service account) is refused before anything is written: the writes
+// below are separate transactions, so a refusal halfway would leave a
+// partial store that the next import refuses as not empty.
 func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error {
 	if d.Format != Format {
 		return fmt.Errorf("unknown dump format %q, want %q", d.Format, Format)
 	}
-	if err := checkGrants(d.Grants); err != nil {
+	if err := checkGrants(d.Grants, d.Accounts); err != nil {
 		return err
 	}
 	if n, err := s.CountAccounts(ctx); err != nil {
@@ -198,24 +200,48 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 	return nil
 }
 
-// checkGrants refuses delegation grants that carry a scope the admin API
-// does not delegate (oauth2.Delegable), naming each, so an export made
-// before that rule cannot bring one back.
-func checkGrants(grants []storage.Grant) error {
-	var bad []string
+// checkGrants refuses delegation grants the admin API would not make,
+// naming each, so an export made before a rule, or an edited file, cannot
+// bring one in: one that carries a scope the admin API does not delegate
+// (oauth2.Delegable), and one whose client ID is not the ID of a service
+// account in the dump. The target store has no accounts (Import checks),
+// so the dump's are the only ones a grant can name; such a grant would
+// authorize nothing, yet be listed and count as a holder of its scopes.
+func checkGrants(grants []storage.Grant, accounts []storage.Account) error {
+	ids := make(map[string]bool, len(accounts))
+	for _, a := range accounts {
+		ids[a.ID] = true
+	}
+	var scoped, orphans []string
 	for _, g := range grants {
+		if !ids[g.ClientID] {
+			orphans = append(orphans, fmt.Sprintf("the delegation of %s in %s names no service account in the file", g.ClientID, g.Org))
+		}
 		for _, sc := range g.Scopes {
 			if !oauth2.Delegable(sc) {
-				bad = append(bad, fmt.Sprintf("the delegation of %s in %s carries %s", g.ClientID, g.Org, sc))
+				scoped = append(scoped, fmt.Sprintf("the delegation of %s in %s carries %s", g.ClientID, g.Org, sc))
 			}
 		}
 	}
-	if len(bad) == 0 {
+	var parts []string
+	if len(orphans) > 0 {
+		parts = append(parts, fmt.Sprintf("%s; a grant is made to the numeric client ID of an existing service account: remove these grants from the file, or add their accounts, and import again",
+			limit(orphans)))
+	}
+	if len(scoped) > 0 {
+		parts = append(parts, fmt.Sprintf("%s; Keyward's own scopes (%s, %s) cannot be delegated and the admin API refuses such a grant: remove them from the grants in the file (a grant left with no scope, the whole grant) and import again",
+			limit(scoped), oauth2.AdminScope, oauth2.IntrospectScope))
+	}
+	if len(parts) == 0 {
 		return nil
 	}
-	if len(bad) > 20 {
-		bad = append(bad[:20], fmt.Sprintf("and %d more", len(bad)-20))
+	return fmt.Errorf("nothing was imported: %s", strings.Join(parts, "; and "))
+}
+
+// limit joins problems, the first 20 of them and a count of the rest.
+func limit(problems []string) string {
+	if len(problems) > 20 {
+		problems = append(problems[:20:20], fmt.Sprintf("and %d more", len(problems)-20))
 	}
-	return fmt.Errorf("nothing was imported: %s; Keyward's own scopes (%s, %s) cannot be delegated and the admin API refuses such a grant: remove them from the grants in the file (a grant left with no scope, the whole grant) and import again",
-		strings.Join(bad, "; "), oauth2.AdminScope, oauth2.IntrospectScope)
+	return strings.Join(problems, "; ")
 }

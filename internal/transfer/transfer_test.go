@@ -163,3 +163,67 @@ func TestImportRefusesUndelegableGrants(t *testing.T) {
 		t.Errorf("the refused import left organizations %v (%v)", orgs, err)
 	}
 }
+
+// A dump with a delegation grant whose client ID is not the ID of one of
+// its service accounts (the target store has none) is refused as a whole,
+// naming the grant, before anything is written.
+func TestImportRefusesGrantsWithoutAccount(t *testing.T) {
+	ctx := context.Background()
+	src, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	fill(t, src)
+	base, err := transfer.Export(ctx, src, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grant := func(clientID string) storage.Grant {
+		return storage.Grant{Org: "example.com", ClientID: clientID, Scopes: []string{"orders.read"}, CreatedAt: t0}
+	}
+	for _, tc := range []struct {
+		name  string
+		edit  func(d *transfer.Dump)
+		wants []string
+	}{
+		{"unknown client ID", func(d *transfer.Dump) { d.Grants = append(d.Grants, grant("3")) },
+			[]string{"the delegation of 3 in example.com names no service account in the file"}},
+		{"client email instead of ID", func(d *transfer.Dump) { d.Grants = append(d.Grants, grant("2@p.example")) },
+			[]string{"the delegation of 2@p.example in example.com names no service account"}},
+		{"account left out of the file", func(d *transfer.Dump) { d.Accounts = d.Accounts[1:] }, // account 1 holds the grant
+			[]string{"the delegation of 1 in example.com names no service account"}},
+		{"both kinds of problem", func(d *transfer.Dump) {
+			g := grant("4")
+			g.Scopes = append(g.Scopes, "keyward.admin")
+			d.Grants = append(d.Grants, g)
+		}, []string{"the delegation of 4 in example.com names no service account", "the delegation of 4 in example.com carries keyward.admin"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := base
+			d.Accounts = append([]storage.Account(nil), base.Accounts...)
+			d.Grants = append([]storage.Grant(nil), base.Grants...)
+			tc.edit(&d)
+			dst, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "b.db"), sqlite.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dst.Close()
+			err = transfer.Import(ctx, dst, d, t0)
+			for _, want := range append([]string{"nothing was imported"}, tc.wants...) {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("import: %v, want an error saying %q", err, want)
+				}
+			}
+			if n, err := dst.CountAccounts(ctx); err != nil || n != 0 {
+				t.Errorf("the refused import left %d accounts (%v)", n, err)
+			}
+			if apis, err := dst.ListAPIs(ctx); err != nil || len(apis) != 0 {
+				t.Errorf("the refused import left APIs %v (%v)", apis, err)
+			}
+			if orgs, err := dst.ListOrgs(ctx); err != nil || len(orgs) != 0 {
+				t.Errorf("the refused import left organizations %v (%v)", orgs, err)
+			}
+		})
+	}
+}
