@@ -247,8 +247,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 // Throttled returns the 429 answer when failures from source, or of
 // client (as the request names it) at source, are being slowed down, and
 // nil when the request may go on. It is checked before any credential is
-// looked at. The JWT-bearer grant shares it, keyed by the assertion's iss,
-// so a guesser gains nothing by switching between the two.
+// looked at. The JWT-bearer grant shares it, keyed by the account's ID
+// when it knows the account, else by the assertion's iss, so a guesser
+// gains nothing by switching between the two.
 func (a *Authenticator) Throttled(source, client string) *oauth2.Error {
 	if ok, wait := a.perAddr.Check(source); !ok {
 		a.cfg.OnThrottle()

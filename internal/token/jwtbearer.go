@@ -37,22 +37,41 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 		return nil, assertionError(err)
 	}
 	c := tok.Claims
-	if terr := h.auth.Throttled(req.Source, c.Issuer); terr != nil {
+	// An account is named by its email or its numeric ID: its failures
+	// count under its ID, so a client that alternates the two does not
+	// get two allowances. The ID comes from memory when it is there (the
+	// cached path of the lookup below, which it then replaces); otherwise
+	// the name as sent is checked before the store is asked, and the ID
+	// after.
+	acct, known := h.cachedAccount(c.Issuer)
+	client := c.Issuer
+	if known {
+		client = acct.ID
+	}
+	if terr := h.auth.Throttled(req.Source, client); terr != nil {
 		return nil, terr
 	}
 	fail := func(err error) error {
-		h.auth.Failed(req.Source, c.Issuer)
+		h.auth.Failed(req.Source, client)
 		return err
 	}
 	if c.Issuer == "" {
 		return nil, fail(oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid JWT: the iss claim must be the service account's email address."))
 	}
-	acct, err := h.lookupAccount(ctx, c.Issuer)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, fail(oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid grant: account not found."))
-	}
-	if err != nil {
-		return nil, storeError(err)
+	if !known {
+		acct, err = h.lookupAccount(ctx, c.Issuer)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, fail(oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid grant: account not found."))
+		}
+		if err != nil {
+			return nil, storeError(err)
+		}
+		if client != acct.ID {
+			client = acct.ID
+			if terr := h.auth.Throttled(req.Source, client); terr != nil {
+				return nil, terr
+			}
+		}
 	}
 	if req.Client != nil && req.Client.Account.ID != acct.ID {
 		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "The assertion was issued by another service account than the authenticated client.")
@@ -123,6 +142,15 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 		is.jtis = append(is.jtis, storage.UsedJTI{Issuer: acct.ID, JTI: c.ID, ExpiresAt: c.Expiry.Time().Add(h.cfg.ClockSkew)})
 	}
 	return h.issue(ctx, req, is)
+}
+
+// cachedAccount returns the account name names if the directory holds it
+// in memory, without loading it.
+func (h *Handler) cachedAccount(name string) (storage.Account, bool) {
+	if h.mem == nil || name == "" {
+		return storage.Account{}, false
+	}
+	return h.mem.CachedAccount(name)
 }
 
 // lookupAccount finds an account by email, or by numeric client ID.

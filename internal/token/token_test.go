@@ -37,6 +37,7 @@ import (
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/cache"
 	"github.com/keyward/keyward/internal/storage/sqlite"
 	"github.com/keyward/keyward/internal/token"
 )
@@ -64,7 +65,11 @@ type env struct {
 	offAcct *rsa.PrivateKey   // key "dk" of the disabled account
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvOn(t, false) }
+
+// newEnvOn is newEnv; with cached, the handler and the authenticator read
+// through the in-memory cache, as keyward serve's do.
+func newEnvOn(t *testing.T, cached bool) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
@@ -73,6 +78,13 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { st.Close() })
 	e := &env{store: st, now: t0}
+	var dir interface {
+		token.Directory
+		clientauth.Directory
+	} = st
+	if cached {
+		dir = cache.New(st, cache.Options{TTL: time.Hour, Now: func() time.Time { return e.now }})
+	}
 	now := func() time.Time { return e.now }
 	sealer, _ := signer.NewSealer(make([]byte, 32))
 	e.signer, err = signer.New(ctx, st, sealer, signer.Config{Policy: signer.Policy{Algorithm: "ES256", RetainFor: time.Hour}, Now: now})
@@ -83,9 +95,9 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(journal.Close)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	auth := clientauth.New(clientauth.Config{Audiences: []string{issuer, endpoint}, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute,
-		Pepper: []byte("p"), Now: now}, st)
+		Pepper: []byte("p"), Now: now}, dir)
 	e.h = token.NewHandler(token.Config{Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, MaxTokenLifetime: time.Hour},
-		st, journal, e.signer, auth, now, log)
+		dir, journal, e.signer, auth, now, log)
 
 	ev := storage.AuditEvent{Time: t0, Action: "fixture", Outcome: storage.OutcomeSuccess}
 	must := func(err error) {
@@ -692,4 +704,38 @@ func TestJWTBearerThrottle(t *testing.T) {
 			}
 		}
 	})
+}
+
+// An account's failures count under its ID whether the assertion names it
+// by email or by ID, so alternating the two gets one allowance, not two:
+// through the store, and through the cache, where the ID is known before
+// the store would be asked.
+func TestJWTBearerThrottleEmailOrID(t *testing.T) {
+	for _, cached := range []bool{false, true} {
+		t.Run(map[bool]string{false: "store", true: "cache"}[cached], func(t *testing.T) {
+			e := newEnvOn(t, cached)
+			byID := func(c map[string]any) { c["iss"] = e.job.ID }
+			forged := []string{ // signed with another account's key
+				sign(t, e.other, jose.RS256, "rs", claims(nil), nil),
+				sign(t, e.other, jose.RS256, "rs", claims(byID), nil),
+			}
+			const burst = 10 // clientauth's per-client allowance at one source
+			for i := range burst {
+				if w := e.do(request{body: form(forged[i%2]), remote: "198.51.100.1"}); w.Code != http.StatusBadRequest {
+					t.Fatalf("forged assertion %d: %d %s, want 400", i, w.Code, w.Body)
+				}
+			}
+			good := []string{sign(t, e.rsKey, jose.RS256, "rs", claims(nil), nil), sign(t, e.rsKey, jose.RS256, "rs", claims(byID), nil)}
+			for i, a := range append(forged, good...) {
+				if w := e.do(request{body: form(a), remote: "198.51.100.1"}); w.Code != http.StatusTooManyRequests {
+					t.Errorf("assertion %d after %d failures: %d %s, want 429", i, burst, w.Code, w.Body)
+				}
+			}
+			for i, a := range good {
+				if w := e.do(request{body: form(a), remote: "203.0.113.9"}); w.Code != http.StatusOK {
+					t.Errorf("good assertion %d from another address: %d %s", i, w.Code, w.Body)
+				}
+			}
+		})
+	}
 }

@@ -444,6 +444,54 @@ func TestSharedLoad(t *testing.T) {
 	})
 }
 
+// TestCachedAccount: CachedAccount answers from memory only, by ID or by
+// email, as long as GetAccount and GetAccountByEmail would hit, and
+// allocates nothing.
+func TestCachedAccount(t *testing.T) {
+	ctx := context.Background()
+	base, c := withAccount(t)
+	s := cache.New(base, cache.Options{TTL: time.Minute, Now: c.now})
+	cached := func(name string) bool {
+		t.Helper()
+		a, ok := s.CachedAccount(name)
+		if ok && a.ID != "1" {
+			t.Fatalf("CachedAccount(%q) = account %q, want 1", name, a.ID)
+		}
+		return ok
+	}
+	for _, name := range []string{"1", "a@p.example", "2", ""} {
+		if cached(name) {
+			t.Errorf("CachedAccount(%q) before any lookup: found, want a miss (it never loads)", name)
+		}
+	}
+	if _, err := s.GetAccount(ctx, "1"); err != nil {
+		t.Fatal(err)
+	}
+	if !cached("1") || cached("a@p.example") {
+		t.Error("after GetAccount: want the ID cached, and the email not")
+	}
+	if _, err := s.GetAccountByEmail(ctx, "a@p.example"); err != nil {
+		t.Fatal(err)
+	}
+	if !cached("a@p.example") {
+		t.Error("after GetAccountByEmail: the email is not cached")
+	}
+	if !raceEnabled {
+		if n := testing.AllocsPerRun(100, func() { s.CachedAccount("a@p.example") }); n != 0 {
+			t.Errorf("a hit allocates %v times", n)
+		}
+	}
+	c.t = c.t.Add(2 * time.Minute)
+	if cached("1") || cached("a@p.example") {
+		t.Error("CachedAccount answered past the TTL")
+	}
+	s.GetAccount(ctx, "1")
+	s.Invalidate("1")
+	if cached("1") {
+		t.Error("CachedAccount answered after the account was invalidated")
+	}
+}
+
 // TestHitAllocatesNothing: every token request makes several cache hits,
 // and a hit allocates nothing (an allocation count, not a time: the same on
 // every machine).
