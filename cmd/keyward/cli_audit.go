@@ -335,7 +335,7 @@ each should be one you ran.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			st, err := openMaintenanceStore(cmd.Context(), cfg)
+			st, err := openMaintenanceStore(cmd.Context(), cfg, commandLogger(cmd))
 			if err != nil {
 				return err
 			}
@@ -419,7 +419,7 @@ outlive the database.`,
 					return usageError{fmt.Errorf("--export %s already exists; name a new file", export)}
 				}
 			}
-			st, err := openMaintenanceStore(cmd.Context(), cfg)
+			st, err := openMaintenanceStore(cmd.Context(), cfg, commandLogger(cmd))
 			if err != nil {
 				return err
 			}

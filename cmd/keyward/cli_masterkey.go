@@ -67,7 +67,7 @@ still need the old key.`,
 			if err != nil {
 				return fmt.Errorf("new master key %s: %w", newKeyFile, err)
 			}
-			st, err := openMaintenanceStore(cmd.Context(), cfg)
+			st, err := openMaintenanceStore(cmd.Context(), cfg, commandLogger(cmd))
 			if err != nil {
 				return err
 			}

@@ -54,7 +54,7 @@ on SQLite, at once on PostgreSQL.`,
 			if _, err := os.Lstat(keyFile); err == nil {
 				return usageError{fmt.Errorf("--key-file %s already exists; name a new file", keyFile)}
 			}
-			st, err := openMaintenanceStore(cmd.Context(), cfg)
+			st, err := openMaintenanceStore(cmd.Context(), cfg, commandLogger(cmd))
 			if err != nil {
 				return err
 			}

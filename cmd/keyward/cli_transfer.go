@@ -29,7 +29,7 @@ it along. 'keyward import' loads the file into a new store.`,
   keyward import --db postgres://keyward@db/keyward keyward.json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openMaintenanceStore(cmd.Context(), cfg)
+			st, err := openMaintenanceStore(cmd.Context(), cfg, commandLogger(cmd))
 			if err != nil {
 				return err
 			}
@@ -78,7 +78,7 @@ is audited. Start the server with the master key of the exported store.`,
 			if err := json.Unmarshal(b, &d); err != nil {
 				return fmt.Errorf("%s is not a keyward export: %w", args[0], err)
 			}
-			st, err := openStore(cmd.Context(), cfg)
+			st, err := openStore(cmd.Context(), cfg, commandLogger(cmd))
 			if err != nil {
 				return err
 			}

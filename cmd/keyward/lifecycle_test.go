@@ -352,7 +352,7 @@ func TestIntrospectionAudit(t *testing.T) {
 						t.Fatalf("before shutdown: %v, want the refusal and the inactive answer only", evs)
 					}
 					stop()
-					st, err := openStore(context.Background(), m.Config)
+					st, err := openStore(context.Background(), m.Config, m.Logger)
 					if err != nil {
 						t.Fatal(err)
 					}

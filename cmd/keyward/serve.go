@@ -103,7 +103,7 @@ does this on start unless --no-migrate is given; replicas starting at once
 on PostgreSQL take turns.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openStore(cmd.Context(), cfg)
+			st, err := openStore(cmd.Context(), cfg, commandLogger(cmd))
 			if err != nil {
 				return err
 			}
@@ -196,7 +196,7 @@ func (m *Main) Open(ctx context.Context) error {
 			return err
 		}
 	}
-	if m.store, err = openStore(ctx, c); err != nil {
+	if m.store, err = openStore(ctx, c, m.Logger); err != nil {
 		return err
 	}
 	master, err := m.loadMasterKey()
@@ -498,9 +498,10 @@ func storeName(c Config) string {
 	return "sqlite " + sqlitePath(c)
 }
 
-// openStore opens the configured store. On failure the store is a nil
-// interface, never a nil pointer inside one, so callers may test it.
-func openStore(ctx context.Context, c Config) (storage.Storage, error) {
+// openStore opens the configured store; log gets its warnings (a SQLite
+// file others could read, whose mode it tightens). On failure the store is
+// a nil interface, never a nil pointer inside one, so callers may test it.
+func openStore(ctx context.Context, c Config, log *slog.Logger) (storage.Storage, error) {
 	if c.DB != "" {
 		st, err := postgres.Open(ctx, c.DB, postgres.Options{NoMigrate: c.NoMigrate})
 		if err != nil {
@@ -511,7 +512,7 @@ func openStore(ctx context.Context, c Config) (storage.Storage, error) {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create the data directory: %w", err)
 	}
-	st, err := sqlite.Open(ctx, sqlitePath(c), sqlite.Options{NoMigrate: c.NoMigrate})
+	st, err := sqlite.Open(ctx, sqlitePath(c), sqlite.Options{NoMigrate: c.NoMigrate, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -524,7 +525,7 @@ func openStore(ctx context.Context, c Config) (storage.Storage, error) {
 // than given an empty database, and an older release may be serving from
 // the same database, so a schema that is not current is refused with a
 // request to run keyward migrate.
-func openMaintenanceStore(ctx context.Context, c Config) (storage.Storage, error) {
+func openMaintenanceStore(ctx context.Context, c Config, log *slog.Logger) (storage.Storage, error) {
 	if c.DB == "" {
 		path := sqlitePath(c)
 		fi, err := os.Stat(path)
@@ -538,7 +539,13 @@ func openMaintenanceStore(ctx context.Context, c Config) (storage.Storage, error
 		}
 	}
 	c.NoMigrate = true
-	return openStore(ctx, c)
+	return openStore(ctx, c, log)
+}
+
+// commandLogger is the logger of a command other than serve: its
+// warnings, as text, on the command's standard error.
+func commandLogger(cmd *cobra.Command) *slog.Logger {
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // sqlitePath is the SQLite database file in the data directory.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"runtime"
@@ -28,6 +29,9 @@ type Options struct {
 	// NoMigrate makes Open fail, instead of migrating, when the schema is
 	// not up to date.
 	NoMigrate bool
+	// Logger receives warnings about the database file's mode; nil
+	// discards them.
+	Logger *slog.Logger
 }
 
 // Open opens (creating if needed) the database file at path and brings its
@@ -38,12 +42,18 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 	// wait instead of failing.
 	// A new database is readable by its owner alone, as the data directory
 	// is; SQLite gives its WAL and shared-memory files the same mode. (It
-	// would create all three 0644.)
+	// would create all three 0644.) An existing one that others can read
+	// is made so too, on Unix.
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	f.Close()
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tightenModes(path, log)
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
 		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
 	w, err := sql.Open("sqlite", dsn)
