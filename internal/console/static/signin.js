@@ -7,6 +7,7 @@ import { ApiError, request, admin, signIn } from "./api.js";
 // The admin API's scope (internal/admin.AdminScope).
 const ADMIN_SCOPE = "keyward.admin";
 const JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+const CLIENT_ASSERTION_JWT = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 const fail = (msg) => { throw new ApiError(0, "console", msg); };
 
@@ -72,20 +73,50 @@ export async function withKeyFile(text) {
   const meta = await request("GET", "/.well-known/oauth-authorization-server", { auth: false });
   const aud = meta.data?.token_endpoint;
   if (typeof aud !== "string") fail("The server's metadata names no token_endpoint.");
-  const iat = Math.floor((Date.now() + clockSkew(meta.date)) / 1000);
-  const jti = b64url(crypto.getRandomValues(new Uint8Array(16)));
+  const skew = clockSkew(meta.date);
+  // sign returns a JWT of the key file's key with claims, for this
+  // server, issued now, for five minutes, with a jti of its own.
+  const sign = async (claims) => {
+    const iat = Math.floor((Date.now() + skew) / 1000);
+    const jti = b64url(crypto.getRandomValues(new Uint8Array(16)));
+    const input = b64urlJSON({ alg, typ: "JWT", kid: kf.private_key_id }) + "." +
+      b64urlJSON({ ...claims, aud, iat, exp: iat + 300, jti });
+    const sig = await crypto.subtle.sign(signAlg, key, new TextEncoder().encode(input));
+    return input + "." + b64url(sig);
+  };
 
-  const input = b64urlJSON({ alg, typ: "JWT", kid: kf.private_key_id }) + "." +
-    b64urlJSON({ iss: kf.client_email, scope: ADMIN_SCOPE, aud, iat, exp: iat + 300, jti });
-  const sig = await crypto.subtle.sign(signAlg, key, new TextEncoder().encode(input));
   const resp = await request("POST", "/token", {
-    auth: false, form: { grant_type: JWT_BEARER, assertion: input + "." + b64url(sig) },
+    auth: false, form: { grant_type: JWT_BEARER, assertion: await sign({ iss: kf.client_email, scope: ADMIN_SCOPE }) },
   });
   const tok = resp.data;
   if (typeof tok?.access_token !== "string") fail("The token endpoint answered without an access token.");
-  const { me, expiresAt } = await whoAmI(tok.access_token);
+  let who;
+  try {
+    who = await whoAmI(tok.access_token);
+  } catch (e) {
+    // The admin API refuses the token (the account is no administrator
+    // any more, say), or whoami failed: the token will not be used, so it
+    // is revoked, and whoami's error is the one shown, at once.
+    revokeUnused(tok.access_token, sign, kf.client_email);
+    throw e;
+  }
   // The token's jti, JWT or opaque, lets sign-out revoke it.
-  signIn(tok.access_token, me, expiresAt, me.token.jti);
+  signIn(tok.access_token, who.me, who.expiresAt, who.me.token.jti);
+}
+
+// revokeUnused revokes a token the console obtained and will not use, at
+// the revocation endpoint (RFC 7009 §2.1), authenticated as the token's
+// own client with a client assertion of the key file's key
+// (private_key_jwt, RFC 7523 §2.2: iss = sub = the account). Nobody waits
+// for it, and it fails quietly: the token never left this page, and
+// expires with the account's token lifetime.
+function revokeUnused(token, sign, client) {
+  sign({ iss: client, sub: client })
+    .then((assertion) => request("POST", "/revoke", {
+      auth: false,
+      form: { token, client_assertion_type: CLIENT_ASSERTION_JWT, client_assertion: assertion },
+    }))
+    .catch(() => {});
 }
 
 // withToken signs in with a pasted access token, after checking that the
