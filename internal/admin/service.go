@@ -53,7 +53,7 @@ type Store interface {
 	GetAccountByEmail(ctx context.Context, email string) (storage.Account, error)
 	ListAccounts(ctx context.Context, opts storage.ListOptions) ([]storage.Account, error)
 	UpdateAccount(ctx context.Context, id string, fn func(storage.Account) (storage.Account, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Account, error)
-	DeleteAccount(ctx context.Context, id string, ev storage.AuditEvent, guards ...storage.Guard) error
+	DeleteAccount(ctx context.Context, id string, check func(storage.Account) error, ev storage.AuditEvent, guards ...storage.Guard) error
 	CountAccounts(ctx context.Context) (int, error)
 	CreateKey(ctx context.Context, k storage.Key, ev storage.AuditEvent) error
 	GetKey(ctx context.Context, id string) (storage.Key, error)
@@ -87,7 +87,7 @@ type Store interface {
 	PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent, guards ...storage.Guard) (storage.Grant, error)
 	ListGrants(ctx context.Context, org string) ([]storage.Grant, error)
 	DeleteGrant(ctx context.Context, org, clientID string, ev storage.AuditEvent) error
-	DeleteAPI(ctx context.Context, name string, ev storage.AuditEvent) error
+	DeleteAPI(ctx context.Context, name string, check func(storage.API) error, ev storage.AuditEvent) error
 }
 
 // Config configures the Service.
@@ -438,7 +438,7 @@ func (s *Service) DeleteAPI(ctx context.Context, actor Actor, name string) error
 	if name == BuiltinAPIName {
 		return conflict("The built-in API %q cannot be deleted: Keyward manages itself through it.", name)
 	}
-	err := s.store.DeleteAPI(ctx, name, s.event(actor, "api.delete", "", map[string]string{"api": name}))
+	err := s.store.DeleteAPI(ctx, name, nil, s.event(actor, "api.delete", "", map[string]string{"api": name}))
 	if held, ok := errors.AsType[*storage.ScopesHeldError](err); ok {
 		return conflict("The API %q cannot be deleted while its scopes are granted: %s. Remove the scopes from these accounts (keyward sa update --scopes) and delegations (keyward delegation grant with fewer scopes, or revoke) first.", name, holderList(held))
 	}
@@ -783,7 +783,7 @@ func (s *Service) DeleteAccount(ctx context.Context, actor Actor, ref string) er
 	if actor.ID == a.ID {
 		return conflict("An administrator cannot delete its own account; use another administrator account.")
 	}
-	err = s.store.DeleteAccount(ctx, a.ID, s.event(actor, "account.delete", a.ID, map[string]string{"email": a.Email}), s.guard())
+	err = s.store.DeleteAccount(ctx, a.ID, nil, s.event(actor, "account.delete", a.ID, map[string]string{"email": a.Email}), s.guard())
 	return storeErr(guardErr(err, a, "deleting it"), fmt.Sprintf("The service account %q", ref))
 }
 

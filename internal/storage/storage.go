@@ -414,8 +414,12 @@ type Storage interface {
 	UpdateAccount(ctx context.Context, id string, fn func(Account) (Account, error), ev AuditEvent, guards ...Guard) (Account, error)
 	// DeleteAccount deletes the account, its keys, its secrets and its
 	// delegation grants, and removes it from the APIs' introspectors, in
-	// one transaction, checking guards (see Guard) in it.
-	DeleteAccount(ctx context.Context, id string, ev AuditEvent, guards ...Guard) error
+	// one transaction, checking guards (see Guard) in it. A check that is
+	// not nil is called in that transaction with the account as stored,
+	// which no other change can alter until it commits: if it returns an
+	// error, DeleteAccount returns that error and deletes nothing (the
+	// admin API's If-Match).
+	DeleteAccount(ctx context.Context, id string, check func(Account) error, ev AuditEvent, guards ...Guard) error
 	// CountAccounts returns how many accounts exist.
 	CountAccounts(ctx context.Context) (int, error)
 
@@ -459,8 +463,10 @@ type Storage interface {
 	UpdateAPI(ctx context.Context, name string, fn func(API) (API, error), ev AuditEvent) (API, error)
 	// DeleteAPI deletes the API and its scopes, or fails with a
 	// *ScopesHeldError when an account or a delegation grant holds any of
-	// them. It is serialized against guarded changes (see Guard).
-	DeleteAPI(ctx context.Context, name string, ev AuditEvent) error
+	// them. It is serialized against guarded changes (see Guard). A check
+	// that is not nil is called in its transaction with the API as
+	// stored, as DeleteAccount's.
+	DeleteAPI(ctx context.Context, name string, check func(API) error, ev AuditEvent) error
 
 	CreateOrg(ctx context.Context, o Org, ev AuditEvent) error
 	GetOrg(ctx context.Context, domain string) (Org, error)

@@ -299,9 +299,9 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Ac
 }
 
 // DeleteAccount implements storage.Storage.
-func (s *Store) DeleteAccount(ctx context.Context, id string, ev storage.AuditEvent, guards ...storage.Guard) error {
+func (s *Store) DeleteAccount(ctx context.Context, id string, check func(storage.Account) error, ev storage.AuditEvent, guards ...storage.Guard) error {
 	defer s.invalidate(id, true) // its grants and introspector entries go too
-	return s.Storage.DeleteAccount(ctx, id, ev, guards...)
+	return s.Storage.DeleteAccount(ctx, id, check, ev, guards...)
 }
 
 // CreateKey implements storage.Storage.
@@ -353,9 +353,9 @@ func (s *Store) UpdateAPI(ctx context.Context, name string, fn func(storage.API)
 }
 
 // DeleteAPI implements storage.Storage.
-func (s *Store) DeleteAPI(ctx context.Context, name string, ev storage.AuditEvent) error {
+func (s *Store) DeleteAPI(ctx context.Context, name string, check func(storage.API) error, ev storage.AuditEvent) error {
 	defer s.invalidate("", true)
-	return s.Storage.DeleteAPI(ctx, name, ev)
+	return s.Storage.DeleteAPI(ctx, name, check, ev)
 }
 
 func (s *Store) clearDelegation() {

@@ -130,7 +130,7 @@ func TestInvalidation(t *testing.T) {
 	if _, err := s.GetGrant(ctx, "example.com", "1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteAccount(ctx, "1", ev); err != nil {
+	if err := s.DeleteAccount(ctx, "1", nil, ev); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GetAccountByEmail(ctx, "a@p.example"); err == nil {

@@ -171,19 +171,27 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Ac
 }
 
 // DeleteAccount implements storage.Storage.
-func (s *Store) DeleteAccount(ctx context.Context, id string, ev storage.AuditEvent, guards ...storage.Guard) error {
+func (s *Store) DeleteAccount(ctx context.Context, id string, check func(storage.Account) error, ev storage.AuditEvent, guards ...storage.Guard) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		var (
 			old   storage.Account
 			wasIn []bool
 		)
-		if len(guards) > 0 {
+		if len(guards) > 0 || check != nil {
 			if err := s.lockScopes(ctx, tx, guards); err != nil {
 				return err
 			}
+			// Locked, as UpdateAccount locks it: a change of it waits for
+			// this one, and this one for a change in progress, so check
+			// sees what was committed last.
 			var err error
 			if old, err = scanAccount(tx.QueryRowContext(ctx, s.q["getAccountForUpdate"], id)); err != nil {
 				return s.wrap("delete account", err)
+			}
+			if check != nil {
+				if err := check(old); err != nil {
+					return err
+				}
 			}
 			// Before its keys and secrets go.
 			if wasIn, err = s.waysIn(ctx, tx, old, guards); err != nil {

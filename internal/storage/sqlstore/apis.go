@@ -191,7 +191,7 @@ func without(l, drop []string) []string {
 }
 
 // DeleteAPI implements storage.Storage.
-func (s *Store) DeleteAPI(ctx context.Context, name string, ev storage.AuditEvent) error {
+func (s *Store) DeleteAPI(ctx context.Context, name string, check func(storage.API) error, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if err := s.lock(ctx, tx, s.d.LockScopes, "lock scopes"); err != nil {
 			return err
@@ -199,6 +199,19 @@ func (s *Store) DeleteAPI(ctx context.Context, name string, ev storage.AuditEven
 		scopes, err := s.apiScopes(ctx, tx, name)
 		if err != nil {
 			return s.wrap("delete api", err)
+		}
+		if check != nil {
+			// Locked, as UpdateAPI and dropIntrospector lock it: check
+			// sees the introspectors a deletion of an account committed
+			// last, and the scopes lock keeps UpdateAPI out.
+			old, err := scanAPI(tx.QueryRowContext(ctx, s.q["getAPIForUpdate"], name))
+			if err != nil {
+				return s.wrap("delete api", err)
+			}
+			old.Scopes = scopes
+			if err := check(old); err != nil {
+				return err
+			}
 		}
 		if err := s.scopeHolders(ctx, tx, "delete api", name, scopes); err != nil {
 			return err

@@ -53,7 +53,7 @@ func testGuardKeepHeld(t *testing.T, s storage.Storage) {
 			_, err := s.UpdateAccount(ctx, b.ID, setDisabled(true), ev("account.disable"), keep)
 			return err
 		}(),
-		"deleting": s.DeleteAccount(ctx, b.ID, ev("account.delete"), keep),
+		"deleting": s.DeleteAccount(ctx, b.ID, nil, ev("account.delete"), keep),
 	} {
 		if !errors.Is(err, storage.ErrLastHolder) {
 			t.Errorf("%s the last holder: err = %v, want ErrLastHolder", name, err)
@@ -72,7 +72,7 @@ func testGuardKeepHeld(t *testing.T, s storage.Storage) {
 	mustNil(t, err)
 	_, err = s.UpdateAccount(ctx, reader.ID, setDisabled(true), ev("account.disable"), keep)
 	mustNil(t, err)
-	mustNil(t, s.DeleteAccount(ctx, a.ID, ev("account.delete"), keep))
+	mustNil(t, s.DeleteAccount(ctx, a.ID, nil, ev("account.delete"), keep))
 
 	// Enabling the disabled holder makes b's demotion possible; then the
 	// former is the last.
@@ -80,18 +80,18 @@ func testGuardKeepHeld(t *testing.T, s storage.Storage) {
 	mustNil(t, err)
 	_, err = s.UpdateAccount(ctx, b.ID, setDisabled(true), ev("account.disable"), keep)
 	mustNil(t, err)
-	wantErr(t, s.DeleteAccount(ctx, off.ID, ev("account.delete"), keep), storage.ErrLastHolder)
+	wantErr(t, s.DeleteAccount(ctx, off.ID, nil, ev("account.delete"), keep), storage.ErrLastHolder)
 	// A scope granted again counts again.
 	_, err = s.UpdateAccount(ctx, reader.ID, func(x storage.Account) (storage.Account, error) {
 		x.Disabled, x.Scopes = false, []string{adminScope}
 		return x, nil
 	}, ev("account.update"))
 	mustNil(t, err)
-	mustNil(t, s.DeleteAccount(ctx, off.ID, ev("account.delete"), keep))
+	mustNil(t, s.DeleteAccount(ctx, off.ID, nil, ev("account.delete"), keep))
 	// Unguarded changes are not checked.
 	_, err = s.UpdateAccount(ctx, reader.ID, setScopes(), ev("account.update"))
 	mustNil(t, err)
-	wantErr(t, s.DeleteAccount(ctx, "999", ev("account.delete"), keep), storage.ErrNotFound)
+	wantErr(t, s.DeleteAccount(ctx, "999", nil, ev("account.delete"), keep), storage.ErrNotFound)
 	verifyAll(t, s)
 }
 
@@ -172,7 +172,7 @@ func testDeleteAPIHeld(t *testing.T, s storage.Storage) {
 
 	wantHeld := func(want []storage.ScopeHolder, total int) {
 		t.Helper()
-		err := s.DeleteAPI(ctx, "orders", ev("api.delete"))
+		err := s.DeleteAPI(ctx, "orders", nil, ev("api.delete"))
 		held, ok := errors.AsType[*storage.ScopesHeldError](err)
 		if !ok || !errors.Is(err, storage.ErrScopesHeld) {
 			t.Fatalf("DeleteAPI = %v, want a ScopesHeldError", err)
@@ -209,7 +209,7 @@ func testDeleteAPIHeld(t *testing.T, s storage.Storage) {
 
 	// Each way of letting go of the scopes counts.
 	for i := range storage.HoldersListed {
-		mustNil(t, s.DeleteAccount(ctx, holder(10+i, false).ID, ev("account.delete")))
+		mustNil(t, s.DeleteAccount(ctx, holder(10+i, false).ID, nil, ev("account.delete")))
 	}
 	_, err := s.UpdateAccount(ctx, both.ID, setScopes("x", "orders.write"), ev("account.update"))
 	mustNil(t, err)
@@ -218,12 +218,12 @@ func testDeleteAPIHeld(t *testing.T, s storage.Storage) {
 		{AccountID: both.ID, Email: both.Email, Scopes: []string{"orders.write"}},
 		{Org: "other.org", ClientID: "100000000000000000099", Scopes: []string{"orders.read"}},
 	}, 2)
-	mustNil(t, s.DeleteAccount(ctx, both.ID, ev("account.delete")))
+	mustNil(t, s.DeleteAccount(ctx, both.ID, nil, ev("account.delete")))
 	mustNil(t, s.DeleteOrg(ctx, "other.org", ev("org.delete")))
-	mustNil(t, s.DeleteAPI(ctx, "orders", ev("api.delete")))
+	mustNil(t, s.DeleteAPI(ctx, "orders", nil, ev("api.delete")))
 	_, err = s.GetAPI(ctx, "orders")
 	wantErr(t, err, storage.ErrNotFound)
-	wantErr(t, s.DeleteAPI(ctx, "orders", ev("api.delete")), storage.ErrNotFound)
+	wantErr(t, s.DeleteAPI(ctx, "orders", nil, ev("api.delete")), storage.ErrNotFound)
 	verifyAll(t, s)
 }
 
@@ -306,7 +306,7 @@ func testGuardKnownScopesConcurrent(t *testing.T, s storage.Storage) {
 		name string
 		fn   func() error
 	}{
-		{"DeleteAPI", func() error { return s.DeleteAPI(ctx, "orders", ev("api.delete")) }},
+		{"DeleteAPI", func() error { return s.DeleteAPI(ctx, "orders", nil, ev("api.delete")) }},
 		{"UpdateAPI", func() error {
 			_, err := s.UpdateAPI(ctx, "orders", func(a storage.API) (storage.API, error) {
 				a.Scopes = []string{"orders.write"}
@@ -353,7 +353,7 @@ func testGuardKnownScopesConcurrent(t *testing.T, s storage.Storage) {
 			mustNil(t, err)
 		}
 		if aerr == nil {
-			mustNil(t, s.DeleteAPI(ctx, "orders", ev("api.delete")))
+			mustNil(t, s.DeleteAPI(ctx, "orders", nil, ev("api.delete")))
 		}
 	}
 	verifyAll(t, s)
@@ -404,7 +404,7 @@ func testUpdateAccountConcurrent(t *testing.T, s storage.Storage) {
 		api := storage.API{Name: fmt.Sprintf("orders%d", round), Identifier: fmt.Sprintf("https://orders%d.example", round),
 			Scopes: []string{"orders.read"}, CreatedAt: t0}
 		mustNil(t, s.CreateAPI(ctx, api, ev("api.create")))
-		mustNil(t, s.DeleteAPI(ctx, api.Name, ev("api.delete")))
+		mustNil(t, s.DeleteAPI(ctx, api.Name, nil, ev("api.delete")))
 		_, err = s.UpdateAccount(ctx, x.ID, func(a storage.Account) (storage.Account, error) {
 			a.Disabled, a.Scopes, a.TokensRevokedBefore = false, []string{adminScope, "orders.read"}, time.Time{}
 			return a, nil
@@ -520,7 +520,7 @@ func testUpdateAPIScopes(t *testing.T, s storage.Storage) {
 	_, err = setAPIScopes("orders.admin", "orders.write", "orders.old")
 	mustNil(t, err)
 	wantScopes("orders.admin", "orders.write", "orders.old")
-	mustNil(t, s.DeleteAccount(ctx, a.ID, ev("account.delete")))
+	mustNil(t, s.DeleteAccount(ctx, a.ID, nil, ev("account.delete")))
 	mustNil(t, s.DeleteGrant(ctx, "example.com", "100000000000000000099", ev("delegation.revoke")))
 	_, err = setAPIScopes("orders.old")
 	mustNil(t, err)

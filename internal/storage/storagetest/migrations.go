@@ -46,7 +46,7 @@ func ScopeIndexBackfill(t *testing.T, open func(t *testing.T) storage.Storage, e
 
 	s = open(t)
 	defer s.Close()
-	err := s.DeleteAPI(ctx, "orders", ev("api.delete"))
+	err := s.DeleteAPI(ctx, "orders", nil, ev("api.delete"))
 	held, ok := errors.AsType[*storage.ScopesHeldError](err)
 	if !ok || held.Total != 2 || len(held.Holders) != 2 || held.Holders[0].AccountID != reader.ID ||
 		!slices.Equal(held.Holders[0].Scopes, []string{"orders.read", "orders.<all>"}) || held.Holders[1].ClientID != admin.ID {
@@ -104,6 +104,6 @@ func DanglingCleanup(t *testing.T, open func(t *testing.T) storage.Storage, exec
 			t.Errorf("grants of %s after the migration = %+v, %v; want only %s's", org, g, err, kept.ID)
 		}
 	}
-	mustNil(t, s.DeleteAPI(ctx, "stock", ev("api.delete"))) // the left-over grant held stock.read
+	mustNil(t, s.DeleteAPI(ctx, "stock", nil, ev("api.delete"))) // the left-over grant held stock.read
 	verifyAll(t, s)
 }

@@ -171,7 +171,7 @@ func testGuardKeepSignInAccounts(t *testing.T, s storage.Storage) {
 		"disabling":           update(secreted.ID, setDisabled(true)),
 		"removing the scope":  update(secreted.ID, setScopes("orders.read")),
 		"disallowing secrets": update(secreted.ID, setMethods(none, storage.AuthPrivateKeyJWT, storage.AuthTLS)),
-		"deleting":            s.DeleteAccount(ctx, secreted.ID, ev("account.delete"), keep),
+		"deleting":            s.DeleteAccount(ctx, secreted.ID, nil, ev("account.delete"), keep),
 	} {
 		if !errors.Is(err, storage.ErrLastCredential) {
 			t.Errorf("%s the last way in: err = %v, want ErrLastCredential", name, err)
@@ -194,7 +194,7 @@ func testGuardKeepSignInAccounts(t *testing.T, s storage.Storage) {
 	// Accounts that were no way in change freely: keyless, and keyed
 	// while disabled.
 	mustNil(t, update(keyless.ID, setDisabled(true)))
-	mustNil(t, s.DeleteAccount(ctx, keyless.ID, ev("account.delete"), keep))
+	mustNil(t, s.DeleteAccount(ctx, keyless.ID, nil, ev("account.delete"), keep))
 	mustNil(t, update(keyed.ID, setScopes()))
 	mustNil(t, update(keyed.ID, func(a storage.Account) (storage.Account, error) {
 		a.Disabled, a.Scopes = false, []string{adminScope}
@@ -202,12 +202,12 @@ func testGuardKeepSignInAccounts(t *testing.T, s storage.Storage) {
 	}))
 	// With keyed back, the binding may go; then keyed is the last.
 	mustNil(t, update(secreted.ID, setMethods(none, storage.AuthTLS)))
-	wantErr(t, s.DeleteAccount(ctx, keyed.ID, ev("account.delete"), keep), storage.ErrLastCredential)
+	wantErr(t, s.DeleteAccount(ctx, keyed.ID, nil, ev("account.delete"), keep), storage.ErrLastCredential)
 	if keys, err := s.ListKeys(ctx, keyed.ID); err != nil || len(keys) != 1 {
 		t.Fatalf("keys of the last way in after a refused delete: %+v, %v", keys, err)
 	}
 	// Unguarded changes are not checked.
-	mustNil(t, s.DeleteAccount(ctx, keyed.ID, ev("account.delete")))
+	mustNil(t, s.DeleteAccount(ctx, keyed.ID, nil, ev("account.delete")))
 	verifyAll(t, s)
 }
 

@@ -32,6 +32,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"Tokens", testTokens},
 		{"Delegation", testDelegation},
 		{"DeleteAccountCascades", testDeleteAccountCascades},
+		{"DeleteChecked", testDeleteChecked},
+		{"DeleteCheckedConcurrent", testDeleteCheckedConcurrent},
 		{"GuardKeepHeld", testGuardKeepHeld},
 		{"GuardKeepHeldConcurrent", testGuardKeepHeldConcurrent},
 		{"GuardKeepSignIn", testGuardKeepSignIn},
@@ -176,12 +178,12 @@ func testAccounts(t *testing.T, s storage.Storage) {
 		t.Fatal("a failed bulk create left accounts behind")
 	}
 	for _, b := range bulk {
-		mustNil(t, s.DeleteAccount(ctx, b.ID, ev("account.delete")))
+		mustNil(t, s.DeleteAccount(ctx, b.ID, nil, ev("account.delete")))
 	}
 
 	mustNil(t, s.CreateKey(ctx, key("k1", a.ID), ev("key.create")))
 	mustNil(t, s.CreateSecret(ctx, secret("s1", a.ID, t0), ev("secret.create")))
-	mustNil(t, s.DeleteAccount(ctx, a.ID, ev("account.delete")))
+	mustNil(t, s.DeleteAccount(ctx, a.ID, nil, ev("account.delete")))
 	if secs, err := s.ListSecrets(ctx, a.ID); err != nil || len(secs) != 0 {
 		t.Fatalf("secrets of a deleted account: %v, %v", secs, err)
 	}
@@ -189,7 +191,7 @@ func testAccounts(t *testing.T, s storage.Storage) {
 	wantErr(t, err, storage.ErrNotFound)
 	_, err = s.GetKey(ctx, "k1")
 	wantErr(t, err, storage.ErrNotFound)
-	wantErr(t, s.DeleteAccount(ctx, a.ID, ev("account.delete")), storage.ErrNotFound)
+	wantErr(t, s.DeleteAccount(ctx, a.ID, nil, ev("account.delete")), storage.ErrNotFound)
 
 	evs, err := s.ListAuditEvents(ctx, storage.AuditFilter{Limit: 100})
 	mustNil(t, err)
@@ -392,8 +394,8 @@ func testAPIs(t *testing.T, s storage.Storage) {
 	if len(all) != 2 || all[0].Name != "billing" || all[1].Name != "orders" || !slices.Equal(all[1].Scopes, orders.Scopes) {
 		t.Fatalf("ListAPIs = %+v", all)
 	}
-	mustNil(t, s.DeleteAPI(ctx, "orders", ev("api.delete")))
-	wantErr(t, s.DeleteAPI(ctx, "orders", ev("api.delete")), storage.ErrNotFound)
+	mustNil(t, s.DeleteAPI(ctx, "orders", nil, ev("api.delete")))
+	wantErr(t, s.DeleteAPI(ctx, "orders", nil, ev("api.delete")), storage.ErrNotFound)
 	// Its scopes are free again.
 	mustNil(t, s.CreateAPI(ctx, storage.API{Name: "orders2", Identifier: "https://orders2", Scopes: []string{"orders.read"}, CreatedAt: t0}, ev("api.create")))
 }
@@ -826,7 +828,7 @@ func testDeleteIntrospectorsConcurrent(t *testing.T, s storage.Storage) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := s.DeleteAccount(ctx, id, ev("account.delete")); err != nil {
+				if err := s.DeleteAccount(ctx, id, nil, ev("account.delete")); err != nil {
 					t.Errorf("round %d: DeleteAccount: %v", round, err)
 				}
 			}()
@@ -1503,7 +1505,7 @@ func testDeleteAccountCascades(t *testing.T, s storage.Storage) {
 			mustNil(t, errOf(s.PutGrant(ctx, storage.Grant{Org: org, ClientID: a.ID, Scopes: []string{"mail.read"}, CreatedAt: t0}, ev("delegation.grant"))))
 		}
 	}
-	mustNil(t, s.DeleteAccount(ctx, gone.ID, ev("account.delete")))
+	mustNil(t, s.DeleteAccount(ctx, gone.ID, nil, ev("account.delete")))
 
 	want := map[string][]string{"orders": {kept.ID}, "stock": {}, "mail": {kept.ID}}
 	for name, ids := range want {

@@ -1,0 +1,195 @@
+package storagetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// errStale is what the checks below refuse with: the state they were
+// given is not the one they expect (a stale If-Match, in the admin API).
+var errStale = errors.New("stale")
+
+// countEvents returns how many audit events of action the store holds.
+func countEvents(t *testing.T, s storage.Storage, action string) int {
+	t.Helper()
+	evs, err := s.ListAuditEvents(context.Background(), storage.AuditFilter{Action: action, Limit: 1000})
+	mustNil(t, err)
+	return len(evs)
+}
+
+// testDeleteChecked: DeleteAccount and DeleteAPI call their check with
+// the stored state, in their transaction; a check that fails deletes
+// nothing and writes no event, one that passes deletes as without it, and
+// a missing row is ErrNotFound without a call.
+func testDeleteChecked(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	a := account("100000000000000000001", "job@proj.example")
+	mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
+	api := storage.API{Name: "billing", Identifier: "https://billing.internal", Scopes: []string{"billing.read", "billing.write"}, Introspectors: []string{a.ID}, CreatedAt: t0}
+	mustNil(t, s.CreateAPI(ctx, api, ev("api.create")))
+	stored, err := s.GetAccount(ctx, a.ID)
+	mustNil(t, err)
+	calls := 0 // of the checks
+	tests := []struct {
+		name string
+		// del deletes with a check (the API first: deleting the
+		// account takes it from the API's introspectors) that returns refuse after recording
+		// whether what it was given is the stored state (nil: it was).
+		del    func(refuse error, given *error) error
+		exists func() error
+		action string
+	}{
+		{"API", func(refuse error, given *error) error {
+			return s.DeleteAPI(ctx, api.Name, func(got storage.API) error {
+				calls++
+				if got.Name != api.Name || got.Identifier != api.Identifier || !slices.Equal(got.Scopes, api.Scopes) || !slices.Equal(got.Introspectors, api.Introspectors) {
+					*given = fmt.Errorf("check given %+v, want %+v", got, api)
+				}
+				return refuse
+			}, ev("api.delete"))
+		}, func() error { return errOf(s.GetAPI(ctx, api.Name)) }, "api.delete"},
+		{"account", func(refuse error, given *error) error {
+			return s.DeleteAccount(ctx, a.ID, func(got storage.Account) error {
+				calls++
+				if got.ID != stored.ID || got.Email != stored.Email || !slices.Equal(got.Scopes, stored.Scopes) || !got.UpdatedAt.Equal(stored.UpdatedAt) {
+					*given = fmt.Errorf("check given %+v, want %+v", got, stored)
+				}
+				return refuse
+			}, ev("account.delete"))
+		}, func() error { return errOf(s.GetAccount(ctx, a.ID)) }, "account.delete"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var given error
+			wantErr(t, tt.del(fmt.Errorf("refused: %w", errStale), &given), errStale)
+			mustNil(t, given)
+			if err := tt.exists(); err != nil {
+				t.Fatalf("after a refused delete: %v, want it still there", err)
+			}
+			if n := countEvents(t, s, tt.action); n != 0 {
+				t.Fatalf("a refused delete wrote %d %s events", n, tt.action)
+			}
+			mustNil(t, tt.del(nil, &given))
+			mustNil(t, given)
+			wantErr(t, tt.exists(), storage.ErrNotFound)
+			before := calls
+			wantErr(t, tt.del(nil, new(error)), storage.ErrNotFound)
+			if calls != before {
+				t.Fatal("check called for a missing row")
+			}
+		})
+	}
+	// DeleteAPI's check is given no account deleted meanwhile as its
+	// introspector: here, none is left.
+	b := account("100000000000000000002", "other@proj.example")
+	mustNil(t, s.CreateAccount(ctx, b, ev("account.create")))
+	mustNil(t, s.CreateAPI(ctx, storage.API{Name: "stock", Identifier: "https://stock", Scopes: []string{"stock.read"}, Introspectors: []string{b.ID}, CreatedAt: t0}, ev("api.create")))
+	mustNil(t, s.DeleteAccount(ctx, b.ID, nil, ev("account.delete")))
+	mustNil(t, s.DeleteAPI(ctx, "stock", func(got storage.API) error {
+		if len(got.Introspectors) != 0 {
+			return fmt.Errorf("check given introspectors %v of a deleted account", got.Introspectors)
+		}
+		return nil
+	}, ev("api.delete")))
+}
+
+// testDeleteCheckedConcurrent: a checked delete and an update of the same
+// account or API at once. Whichever reads the row first, the other sees
+// what it committed: a delete whose check waits on the update sees the
+// updated state (and its check, expecting the state before, refuses),
+// and an update that waits on the delete finds the row gone. A store that
+// let the delete check what it read before the update committed would
+// delete a row changed since its check (the admin API's If-Match on
+// DELETE would not hold).
+func testDeleteCheckedConcurrent(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		create func(n int) (id string, err error)
+		// update changes the row, calling read in its fn.
+		update func(id string, read func()) error
+		// del deletes the row, calling read in its check, and refuses
+		// (errStale) unless the row is as created.
+		del func(id string, read func()) error
+	}{
+		{
+			name: "account",
+			create: func(n int) (string, error) {
+				a := account(fmt.Sprintf("1000000000000000000%02d", n), fmt.Sprintf("job%d@proj.example", n))
+				return a.ID, s.CreateAccount(ctx, a, ev("account.create"))
+			},
+			update: func(id string, read func()) error {
+				_, err := s.UpdateAccount(ctx, id, func(a storage.Account) (storage.Account, error) {
+					read()
+					a.Description, a.UpdatedAt = "changed", time.Now()
+					return a, nil
+				}, ev("account.update"))
+				return err
+			},
+			del: func(id string, read func()) error {
+				return s.DeleteAccount(ctx, id, func(a storage.Account) error {
+					read()
+					if a.Description != "nightly job" {
+						return errStale
+					}
+					return nil
+				}, ev("account.delete"))
+			},
+		},
+		{
+			name: "API",
+			create: func(n int) (string, error) {
+				id := fmt.Sprintf("api%d", n)
+				return id, s.CreateAPI(ctx, storage.API{Name: id, Identifier: "https://" + id, Scopes: []string{id + ".read"}, CreatedAt: t0}, ev("api.create"))
+			},
+			update: func(id string, read func()) error {
+				_, err := s.UpdateAPI(ctx, id, func(a storage.API) (storage.API, error) {
+					read()
+					a.Description = "changed"
+					return a, nil
+				}, ev("api.update"))
+				return err
+			},
+			del: func(id string, read func()) error {
+				return s.DeleteAPI(ctx, id, func(a storage.API) error {
+					read()
+					if a.Description != "" {
+						return errStale
+					}
+					return nil
+				}, ev("api.delete"))
+			},
+		},
+	}
+	n := 0
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for first := range 2 { // 0: the update reads first; 1: the delete
+				n++
+				id, err := tt.create(n)
+				mustNil(t, err)
+				errs := make([]error, 2)
+				raceUpdates(first, func(i int, read func()) error {
+					if i == 0 {
+						errs[0] = tt.update(id, read)
+					} else {
+						errs[1] = tt.del(id, read)
+					}
+					return nil
+				})
+				if first == 0 && (errs[0] != nil || !errors.Is(errs[1], errStale)) {
+					t.Fatalf("the update read first: update %v, delete %v; want the delete's check to see the update and refuse", errs[0], errs[1])
+				}
+				if first == 1 && (errs[1] != nil || !errors.Is(errs[0], storage.ErrNotFound)) {
+					t.Fatalf("the delete read first: delete %v, update %v; want the update to find the row deleted", errs[1], errs[0])
+				}
+			}
+		})
+	}
+}
