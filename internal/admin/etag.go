@@ -15,15 +15,17 @@ import (
 )
 
 // Optimistic concurrency for the admin API: GET of an account or an API,
-// and the POST that creates one and the PATCH that changes one, carry an
-// ETag naming the state shown (RFC 9110 §8.8.3); a PATCH with If-Match
-// (§13.1.1) is made only if the stored state still has one of the tags
-// it lists. The store checks that in the update's own transaction, which
-// no other change of the row can interleave with, so two administrators
-// editing one account (both sending its whole scope list, say) cannot
-// silently undo each other's changes: the later one gets 412 and nothing
-// is saved. Without If-Match,
-// or with If-Match: *, a PATCH is made as it always was.
+// and the POST that creates one, the PATCH that changes one and the
+// disable and enable of an account, carry an ETag naming the state shown
+// (RFC 9110 §8.8.3); a PATCH or DELETE of one, or a disable or enable,
+// with If-Match (§13.1.1) is made only if the stored state still has one
+// of the tags it lists. The store checks that in the change's own
+// transaction, which no other change of the row can interleave with, so
+// two administrators editing one account (both sending its whole scope
+// list, say) cannot silently undo each other's changes, nor one delete
+// what the other just changed: the later one gets 412 and nothing is
+// saved or deleted. Without If-Match, or with If-Match: *, a request is
+// made as it always was.
 
 // ErrPreconditionFailed is the admin error code of a 412: the resource is
 // no longer in the state If-Match names.
@@ -38,17 +40,28 @@ type Match struct {
 }
 
 // check returns nil if the state whose entity tag is tag meets m, and
-// otherwise the 412 that says so; what names the resource ("The service
-// account x@y").
+// otherwise the 412 of a change that says so; what names the resource
+// ("The service account x@y").
 func (m Match) check(tag, what string) error {
+	return m.precondition(tag, what, "nothing was saved", "Read it again, make your change to what it is now, and send that with the new ETag.")
+}
+
+// checkDelete is check for a deletion.
+func (m Match) checkDelete(tag, what string) error {
+	return m.precondition(tag, what, "it was not deleted", "Read it again and, if you still mean to delete it, send the DELETE with the new ETag.")
+}
+
+// precondition is check, saying what was not done and, for a stale tag,
+// what to do instead.
+func (m Match) precondition(tag, what, notDone, retry string) error {
 	if m.Tags == nil || slices.Contains(m.Tags, tag) {
 		return nil
 	}
-	desc := "%s has changed since you read it (If-Match names an older version): someone else changed it meanwhile, so nothing was saved. Read it again, make your change to what it is now, and send that with the new ETag."
+	desc := fmt.Sprintf("%s has changed since you read it (If-Match names an older version): someone else changed it meanwhile, so %s. %s", what, notDone, retry)
 	if slices.Contains(m.Tags, "W/"+tag) {
-		desc = "%s is unchanged, but If-Match names its ETag as a weak tag (W/\"…\"), which never matches: If-Match compares entity tags strongly (RFC 9110 §13.1.1). Nothing was saved; send the ETag without W/ (a proxy that compresses responses may have weakened it)."
+		desc = fmt.Sprintf("%s is unchanged, but If-Match names its ETag as a weak tag (W/\"…\"), which never matches: If-Match compares entity tags strongly (RFC 9110 §13.1.1). So %s; send the ETag without W/ (a proxy that compresses responses may have weakened it).", what, notDone)
 	}
-	return &oauth2.Error{Code: ErrPreconditionFailed, Status: http.StatusPreconditionFailed, Description: fmt.Sprintf(desc, what)}
+	return &oauth2.Error{Code: ErrPreconditionFailed, Status: http.StatusPreconditionFailed, Description: desc}
 }
 
 // ifMatch reads the request's If-Match header field: "*" or a list of

@@ -269,8 +269,9 @@ func TestIfMatchMalformed(t *testing.T) {
 }
 
 // interleaved is a store where another administrator's change commits
-// just as an update begins: after the admin service has read the account
-// or API to check the request, before the update's transaction reads it.
+// just as an update or a deletion begins: after the admin service has
+// read the account or API to check the request, before the store's
+// transaction reads it.
 // An If-Match checked anywhere but in that transaction misses it.
 type interleaved struct {
 	storage.Storage
@@ -290,6 +291,20 @@ func (s *interleaved) UpdateAPI(ctx context.Context, name string, fn func(storag
 		s.api(ctx, name)
 	}
 	return s.Storage.UpdateAPI(ctx, name, fn, ev)
+}
+
+func (s *interleaved) DeleteAccount(ctx context.Context, id string, check func(storage.Account) error, ev storage.AuditEvent, guards ...storage.Guard) error {
+	if s.account != nil {
+		s.account(ctx, id)
+	}
+	return s.Storage.DeleteAccount(ctx, id, check, ev, guards...)
+}
+
+func (s *interleaved) DeleteAPI(ctx context.Context, name string, check func(storage.API) error, ev storage.AuditEvent) error {
+	if s.api != nil {
+		s.api(ctx, name)
+	}
+	return s.Storage.DeleteAPI(ctx, name, check, ev)
 }
 
 // The If-Match check is made in the update's transaction: a change that
@@ -402,11 +417,12 @@ func TestIfMatchElsewhere(t *testing.T) {
 	path := "/v1/service-accounts/" + other.ID
 	tag, _ := f.etagOf(t, path, auth)
 	for _, tt := range []struct{ method, path string }{
-		{"DELETE", path},
-		{"POST", path + "/disable"},
+		{"POST", path + "/revoke-tokens"},
+		{"GET", path},
+		{"POST", path + "/secrets"},
 	} {
 		code, out, _ := f.callIf(t, tt.method, tt.path, auth, `"stale"`, nil)
-		if code != 400 || !strings.Contains(out["error_description"].(string), "takes If-Match") {
+		if code != 400 || !strings.Contains(out["error_description"].(string), "take If-Match") {
 			t.Errorf("%s %s with If-Match: %d %v, want 400", tt.method, tt.path, code, out)
 		}
 	}
@@ -423,8 +439,11 @@ func TestIfMatchElsewhere(t *testing.T) {
 			t.Errorf("%s %s with If-Match: %d %v, want %d", tt.method, tt.path, code, out, tt.status)
 		}
 	}
-	if a, err := f.srv.Admin.GetAccount(context.Background(), other.ID); err != nil || a.Disabled {
-		t.Fatalf("after the refused requests: %+v, %v; want the account there, enabled", a, err)
+	if a, err := f.srv.Admin.GetAccount(context.Background(), other.ID); err != nil || !a.TokensRevokedBefore.IsZero() {
+		t.Fatalf("after the refused requests: %+v, %v; want the account there, its tokens not revoked", a, err)
+	}
+	if secs, err := f.srv.Admin.ListSecrets(context.Background(), other.ID); err != nil || len(secs) != 0 {
+		t.Fatalf("after the refused requests: secrets %v, %v; want none", secs, err)
 	}
 	// The routes that evaluate it still do.
 	if code, out, _ := f.callIf(t, "PATCH", path, auth, tag, map[string]any{"description": "x"}); code != 200 {

@@ -127,7 +127,14 @@ func (h *Handler) routes() map[string]http.Handler {
 }
 
 // conditional are the routes that evaluate If-Match.
-var conditional = map[string]bool{"PATCH /v1/service-accounts/{sa}": true, "PATCH /v1/apis/{name}": true}
+var conditional = map[string]bool{
+	"PATCH /v1/service-accounts/{sa}":        true,
+	"DELETE /v1/service-accounts/{sa}":       true,
+	"POST /v1/service-accounts/{sa}/disable": true,
+	"POST /v1/service-accounts/{sa}/enable":  true,
+	"PATCH /v1/apis/{name}":                  true,
+	"DELETE /v1/apis/{name}":                 true,
+}
 
 // endpoint wraps an admin operation with authentication and JSON encoding.
 func (h *Handler) endpoint(fn func(*http.Request, Actor) (int, any, error)) http.Handler {
@@ -148,7 +155,7 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 			// act; these routes do not, so they do not act. The
 			// catch-all acts on nothing: its 404 or 405 says what is
 			// wrong with the request.
-			err = invalid("Only PATCH of a service account or an API takes If-Match; send this request without it.")
+			err = invalid("Only PATCH and DELETE of a service account or an API, and disabling or enabling a service account, take If-Match; send this request without it.")
 		}
 		if err == nil {
 			var (
@@ -482,7 +489,11 @@ func (h *Handler) getAPI(r *http.Request, _ Actor) (int, any, error) {
 }
 
 func (h *Handler) deleteAPI(r *http.Request, actor Actor) (int, any, error) {
-	return 204, nil, h.svc.DeleteAPI(r.Context(), actor, r.PathValue("name"))
+	match, err := ifMatch(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return 204, nil, h.svc.DeleteAPIIf(r.Context(), actor, r.PathValue("name"), match)
 }
 
 func (h *Handler) updateAPI(r *http.Request, actor Actor) (int, any, error) {
@@ -593,17 +604,30 @@ func (h *Handler) updateAccount(r *http.Request, actor Actor) (int, any, error) 
 }
 
 func (h *Handler) deleteAccount(r *http.Request, actor Actor) (int, any, error) {
-	return 204, nil, h.svc.DeleteAccount(r.Context(), actor, r.PathValue("sa"))
+	match, err := ifMatch(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return 204, nil, h.svc.DeleteAccountIf(r.Context(), actor, r.PathValue("sa"), match)
 }
 
 func (h *Handler) disableAccount(r *http.Request, actor Actor) (int, any, error) {
-	a, err := h.svc.SetAccountDisabled(r.Context(), actor, r.PathValue("sa"), true)
-	return 200, accountView(a), err
+	return h.setAccountDisabled(r, actor, true)
 }
 
 func (h *Handler) enableAccount(r *http.Request, actor Actor) (int, any, error) {
-	a, err := h.svc.SetAccountDisabled(r.Context(), actor, r.PathValue("sa"), false)
-	return 200, accountView(a), err
+	return h.setAccountDisabled(r, actor, false)
+}
+
+// setAccountDisabled disables or enables the account, if it meets the
+// request's If-Match, and answers with its new state and ETag.
+func (h *Handler) setAccountDisabled(r *http.Request, actor Actor, disabled bool) (int, any, error) {
+	match, err := ifMatch(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	a, err := h.svc.SetAccountDisabledIf(r.Context(), actor, r.PathValue("sa"), disabled, match)
+	return 200, accountBody(a), err
 }
 
 func (h *Handler) listKeys(r *http.Request, _ Actor) (int, any, error) {

@@ -435,10 +435,21 @@ func (s *Service) scopeTaken(ctx context.Context, name string, scopes []string) 
 // come back to life if an API with the same scopes were created again.
 // The error names who holds them, so they can be removed first.
 func (s *Service) DeleteAPI(ctx context.Context, actor Actor, name string) error {
+	return s.DeleteAPIIf(ctx, actor, name, Match{})
+}
+
+// DeleteAPIIf is DeleteAPI made only if the API's state meets match,
+// which the store checks in the delete's transaction: otherwise it fails
+// with a 412 and deletes nothing.
+func (s *Service) DeleteAPIIf(ctx context.Context, actor Actor, name string, match Match) error {
 	if name == BuiltinAPIName {
 		return conflict("The built-in API %q cannot be deleted: Keyward manages itself through it.", name)
 	}
-	err := s.store.DeleteAPI(ctx, name, nil, s.event(actor, "api.delete", "", map[string]string{"api": name}))
+	var check func(storage.API) error
+	if match.Tags != nil {
+		check = func(a storage.API) error { return match.checkDelete(apiETag(a), fmt.Sprintf("The API %q", a.Name)) }
+	}
+	err := s.store.DeleteAPI(ctx, name, check, s.event(actor, "api.delete", "", map[string]string{"api": name}))
 	if held, ok := errors.AsType[*storage.ScopesHeldError](err); ok {
 		return conflict("The API %q cannot be deleted while its scopes are granted: %s. Remove the scopes from these accounts (keyward sa update --scopes) and delegations (keyward delegation grant with fewer scopes, or revoke) first.", name, holderList(held))
 	}
@@ -692,6 +703,13 @@ func (s *Service) UpdateAccountIf(ctx context.Context, actor Actor, ref string, 
 // SetAccountDisabled disables or enables an account. A disabled account
 // gets no new tokens from its next request on.
 func (s *Service) SetAccountDisabled(ctx context.Context, actor Actor, ref string, disabled bool) (storage.Account, error) {
+	return s.SetAccountDisabledIf(ctx, actor, ref, disabled, Match{})
+}
+
+// SetAccountDisabledIf is SetAccountDisabled made only if the account's
+// state meets match, which the store checks in the update's transaction:
+// otherwise it fails with a 412 and changes nothing.
+func (s *Service) SetAccountDisabledIf(ctx context.Context, actor Actor, ref string, disabled bool, match Match) (storage.Account, error) {
 	a, err := s.GetAccount(ctx, ref)
 	if err != nil {
 		return a, err
@@ -704,6 +722,9 @@ func (s *Service) SetAccountDisabled(ctx context.Context, actor Actor, ref strin
 		action = "account.disable"
 	}
 	updated, err := s.store.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
+		if err := match.check(accountETag(old), "The service account "+old.Email); err != nil {
+			return old, err
+		}
 		old.Disabled = disabled
 		old.UpdatedAt = s.cfg.Now()
 		return old, nil
@@ -776,6 +797,13 @@ func (s *Service) RevokeTokenID(ctx context.Context, actor Actor, jti string) (R
 
 // DeleteAccount deletes an account and its keys.
 func (s *Service) DeleteAccount(ctx context.Context, actor Actor, ref string) error {
+	return s.DeleteAccountIf(ctx, actor, ref, Match{})
+}
+
+// DeleteAccountIf is DeleteAccount made only if the account's state meets
+// match, which the store checks in the delete's transaction, on the row
+// it deletes: otherwise it fails with a 412 and deletes nothing.
+func (s *Service) DeleteAccountIf(ctx context.Context, actor Actor, ref string, match Match) error {
 	a, err := s.GetAccount(ctx, ref)
 	if err != nil {
 		return err
@@ -783,7 +811,13 @@ func (s *Service) DeleteAccount(ctx context.Context, actor Actor, ref string) er
 	if actor.ID == a.ID {
 		return conflict("An administrator cannot delete its own account; use another administrator account.")
 	}
-	err = s.store.DeleteAccount(ctx, a.ID, nil, s.event(actor, "account.delete", a.ID, map[string]string{"email": a.Email}), s.guard())
+	var check func(storage.Account) error
+	if match.Tags != nil {
+		check = func(old storage.Account) error {
+			return match.checkDelete(accountETag(old), "The service account "+old.Email)
+		}
+	}
+	err = s.store.DeleteAccount(ctx, a.ID, check, s.event(actor, "account.delete", a.ID, map[string]string{"email": a.Email}), s.guard())
 	return storeErr(guardErr(err, a, "deleting it"), fmt.Sprintf("The service account %q", ref))
 }
 

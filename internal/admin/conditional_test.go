@@ -1,0 +1,230 @@
+package admin_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/postgres"
+	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
+	"github.com/keyward/keyward/internal/storage/sqlite"
+)
+
+// DELETE of an account or an API, and disabling or enabling an account,
+// honour If-Match as PATCH does: with the current ETag (alone or in a
+// list), *, or no If-Match, they act as before; with an ETag of an older
+// state, or the current one weak, they answer 412 and change nothing, and
+// write no audit event. Disabling and enabling answer with the new
+// state's ETag. On SQLite and, when KEYWARD_TEST_POSTGRES_DSN is set, on
+// PostgreSQL.
+func TestIfMatchDeleteAndDisable(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testIfMatchDeleteAndDisable(t, newFixture(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		st, err := postgres.Open(context.Background(), pgtest.SchemaDSN(t), postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		testIfMatchDeleteAndDisable(t, newFixtureOn(t, st))
+	})
+}
+
+func testIfMatchDeleteAndDisable(t *testing.T, f *fixture) {
+	ctx, op := context.Background(), admin.Actor{ID: "op"}
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	n := 0
+	// newAccount and newAPI create a resource and return its path.
+	newAccount := func(t *testing.T, disabled bool) string {
+		n++
+		a, err := f.srv.Admin.CreateAccount(ctx, op, admin.AccountInput{Name: fmt.Sprintf("job%d", n), Project: "shop"})
+		if err == nil && disabled {
+			_, err = f.srv.Admin.SetAccountDisabled(ctx, op, a.ID, true)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "/v1/service-accounts/" + a.Email
+	}
+	newAPI := func(t *testing.T, _ bool) string {
+		n++
+		name := fmt.Sprintf("api%d", n)
+		if _, err := f.srv.Admin.CreateAPI(ctx, op, admin.APIInput{Name: name, Identifier: "https://" + name, Scopes: []string{name + ".read"}}); err != nil {
+			t.Fatal(err)
+		}
+		return "/v1/apis/" + name
+	}
+	routes := []struct {
+		name     string
+		create   func(t *testing.T, disabled bool) string
+		disabled bool   // the state created
+		method   string // of the request
+		suffix   string // of the request's path, after the resource's
+		want     int    // its status when made
+		action   string // of its audit event
+		// made returns an error unless the request was made: GET's
+		// answer is what it made.
+		made    func(code int, out map[string]any) error
+		notDone string // the 412 says so
+	}{
+		{"DELETE account", newAccount, false, "DELETE", "", 204, "account.delete",
+			func(code int, _ map[string]any) error { return wantStatus(code, 404) }, "it was not deleted"},
+		{"DELETE API", newAPI, false, "DELETE", "", 204, "api.delete",
+			func(code int, _ map[string]any) error { return wantStatus(code, 404) }, "it was not deleted"},
+		{"disable account", newAccount, false, "POST", "/disable", 200, "account.disable",
+			func(_ int, out map[string]any) error { return wantField(out, "disabled", true) }, "nothing was saved"},
+		{"enable account", newAccount, true, "POST", "/enable", 200, "account.enable",
+			func(_ int, out map[string]any) error { return wantField(out, "disabled", false) }, "nothing was saved"},
+	}
+	// ifMatches are the If-Match values sent: of the ETag before a change
+	// (old) and the one after it (cur).
+	ifMatches := []struct {
+		name    string
+		header  func(old, cur string) string
+		refused bool
+	}{
+		{"the current ETag", func(_, cur string) string { return cur }, false},
+		{"a list with the current ETag", func(old, cur string) string { return old + `, ` + cur }, false},
+		{"*", func(_, _ string) string { return "*" }, false},
+		{"none", func(_, _ string) string { return "" }, false},
+		{"an older ETag", func(old, _ string) string { return old }, true},
+		{"the current ETag weak", func(_, cur string) string { return "W/" + cur }, true},
+	}
+	for _, rt := range routes {
+		for _, im := range ifMatches {
+			t.Run(rt.name+" with "+im.name, func(t *testing.T) {
+				path := rt.create(t, rt.disabled)
+				old, _ := f.etagOf(t, path, auth)
+				// Another administrator's change makes old stale.
+				if code, out, _ := f.call(t, "PATCH", path, auth, map[string]any{"description": "theirs"}); code != 200 {
+					t.Fatalf("PATCH %s: %d %v", path, code, out)
+				}
+				cur, was := f.etagOf(t, path, auth)
+				events := f.countEvents(t, rt.action)
+				code, out, hdr := f.callIf(t, rt.method, path+rt.suffix, auth, im.header(old, cur), nil)
+				after, is, afterHdr := f.call(t, "GET", path, auth, nil)
+				if im.refused {
+					if code != 412 || out["error"] != admin.ErrPreconditionFailed || !strings.Contains(out["error_description"].(string), rt.notDone) {
+						t.Fatalf("%s %s%s: %d %v, want 412 precondition_failed saying %s", rt.method, path, rt.suffix, code, out, rt.notDone)
+					}
+					if after != 200 || afterHdr.Get("ETag") != cur || mustJSON(t, is) != mustJSON(t, was) || hdr.Get("ETag") != "" {
+						t.Fatalf("a refused %s changed %s: %d, ETag %s → %s, %v → %v", rt.method, path, after, cur, afterHdr.Get("ETag"), was, is)
+					}
+					if got := f.countEvents(t, rt.action); got != events {
+						t.Fatalf("%s events: %d before the 412, %d after", rt.action, events, got)
+					}
+					return
+				}
+				if code != rt.want {
+					t.Fatalf("%s %s%s: %d %v, want %d", rt.method, path, rt.suffix, code, out, rt.want)
+				}
+				if err := rt.made(after, is); err != nil {
+					t.Fatalf("%s %s%s was not made: GET says %v", rt.method, path, rt.suffix, err)
+				}
+				if rt.want == 200 && (hdr.Get("ETag") != afterHdr.Get("ETag") || hdr.Get("ETag") == cur) {
+					t.Fatalf("%s %s%s: ETag %s before, %s in the answer, %s in the next GET: want a new one, the same in both", rt.method, path, rt.suffix, cur, hdr.Get("ETag"), afterHdr.Get("ETag"))
+				}
+				if got := f.countEvents(t, rt.action); got != events+1 {
+					t.Fatalf("%s events: %d before, %d after", rt.action, events, got)
+				}
+			})
+		}
+	}
+}
+
+// countEvents returns how many audit events of action the store holds.
+func (f *fixture) countEvents(t *testing.T, action string) int {
+	t.Helper()
+	evs, err := f.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: action, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(evs)
+}
+
+func wantStatus(got, want int) error {
+	if got != want {
+		return fmt.Errorf("status %d, want %d", got, want)
+	}
+	return nil
+}
+
+func wantField(out map[string]any, field string, want any) error {
+	if out[field] != want {
+		return fmt.Errorf("%s is %v, want %v", field, out[field], want)
+	}
+	return nil
+}
+
+// The If-Match of a DELETE, or of disabling an account, is checked in the
+// store's transaction: a change that commits between the service's own
+// read and that transaction makes it 412, and is not deleted or
+// overwritten.
+func TestIfMatchDeleteAtomic(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := &interleaved{Storage: st}
+	f := newFixtureOn(t, is)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	ctx, op := context.Background(), admin.Actor{ID: "op"}
+	theirs := storage.AuditEvent{Time: time.Now(), Action: "account.update", Outcome: storage.OutcomeSuccess, Actor: "other"}
+	// Their change sets the description to "theirs".
+	account := func(ctx context.Context, id string) {
+		is.account = nil
+		if _, err := st.UpdateAccount(ctx, id, func(a storage.Account) (storage.Account, error) {
+			a.Description, a.UpdatedAt = "theirs", time.Now()
+			return a, nil
+		}, theirs); err != nil {
+			t.Error(err)
+		}
+	}
+	api := func(ctx context.Context, name string) {
+		is.api = nil
+		if _, err := st.UpdateAPI(ctx, name, func(a storage.API) (storage.API, error) {
+			a.Description = "theirs"
+			return a, nil
+		}, theirs); err != nil {
+			t.Error(err)
+		}
+	}
+	for i, tt := range []struct {
+		name, method, suffix string
+		api                  bool
+	}{
+		{"DELETE account", "DELETE", "", false},
+		{"disable account", "POST", "/disable", false},
+		{"DELETE API", "DELETE", "", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			name := fmt.Sprintf("job%d", i)
+			path := "/v1/apis/" + name
+			if tt.api {
+				_, err = f.srv.Admin.CreateAPI(ctx, op, admin.APIInput{Name: name, Identifier: "https://" + name, Scopes: []string{name + ".read"}})
+				is.api = api
+			} else {
+				var a storage.Account
+				a, err = f.srv.Admin.CreateAccount(ctx, op, admin.AccountInput{Name: name, Project: "shop"})
+				path = "/v1/service-accounts/" + a.Email
+				is.account = account
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tag, _ := f.etagOf(t, path, auth)
+			if code, out, _ := f.callIf(t, tt.method, path+tt.suffix, auth, tag, nil); code != 412 || out["error"] != admin.ErrPreconditionFailed {
+				t.Errorf("%s %s as another change commits: %d %v, want 412", tt.method, path+tt.suffix, code, out)
+			}
+			if is.account != nil || is.api != nil {
+				t.Fatal("the other change was not made")
+			}
+			if code, out, _ := f.call(t, "GET", path, auth, nil); code != 200 || out["description"] != "theirs" || out["disabled"] == true {
+				t.Errorf("after the 412: GET %s: %d %v, want the other change, nothing else", path, code, out)
+			}
+		})
+	}
+}
