@@ -228,3 +228,149 @@ func TestIfMatchDeleteAtomic(t *testing.T) {
 		})
 	}
 }
+
+// An organization's GET, POST and PATCH carry an ETag that covers what
+// GET shows, its projects included, which are stored apart: placing a
+// project, changing or moving or removing it, makes a new one, and a
+// PATCH with If-Match of an older one is 412 and changes nothing. On
+// SQLite and, when KEYWARD_TEST_POSTGRES_DSN is set, on PostgreSQL.
+func TestIfMatchOrg(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testIfMatchOrg(t, newFixture(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		st, err := postgres.Open(context.Background(), pgtest.SchemaDSN(t), postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		testIfMatchOrg(t, newFixtureOn(t, st))
+	})
+}
+
+func testIfMatchOrg(t *testing.T, f *fixture) {
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	const path = "/v1/orgs/example.com"
+	var created string // the ETag of the POST that created example.com
+	for _, domain := range []string{"other.org", "example.com"} {
+		code, out, hdr := f.call(t, "POST", "/v1/orgs", auth, map[string]any{"domain": domain, "blocked_scopes": []string{"mail.send"}})
+		if code != 201 {
+			t.Fatalf("POST /v1/orgs %s: %d %v", domain, code, out)
+		}
+		created = hdr.Get("ETag")
+	}
+	tag, _ := f.etagOf(t, path, auth)
+	if tag != created {
+		t.Errorf("the POST that created it gave ETag %s, GET gives %s", created, tag)
+	}
+	if again, _ := f.etagOf(t, path, auth); again != tag {
+		t.Fatalf("two GETs of one state: ETags %s and %s", tag, again)
+	}
+	i := 0
+	// patch sends a new blocked scope list with If-Match ifMatch; want is
+	// 200 or 412. It returns the ETag after.
+	patch := func(t *testing.T, ifMatch string, want int) string {
+		t.Helper()
+		i++
+		before, was := f.etagOf(t, path, auth)
+		scopes := []string{fmt.Sprintf("scope.%d", i)}
+		code, out, hdr := f.callIf(t, "PATCH", path, auth, ifMatch, map[string]any{"blocked_scopes": scopes})
+		if code != want {
+			t.Fatalf("PATCH with If-Match %q: %d %v, want %d", ifMatch, code, out, want)
+		}
+		now, is := f.etagOf(t, path, auth)
+		if want == 200 {
+			if hdr.Get("ETag") != now || now == before || mustJSON(t, is["blocked_scopes"]) != mustJSON(t, scopes) || mustJSON(t, out) != mustJSON(t, is) {
+				t.Fatalf("PATCH with If-Match %q: %v, ETag %s before, %s in the answer; GET: %v, ETag %s: want the change, a new ETag, the same in both", ifMatch, out, before, hdr.Get("ETag"), is, now)
+			}
+			return now
+		}
+		if out["error"] != admin.ErrPreconditionFailed || !strings.Contains(out["error_description"].(string), "The organization example.com") {
+			t.Errorf("the 412's body: %v", out)
+		}
+		if hdr.Get("ETag") != "" || now != before || mustJSON(t, is) != mustJSON(t, was) {
+			t.Fatalf("a refused PATCH changed the organization: ETag %s → %s, %v → %v", before, now, was, is)
+		}
+		return now
+	}
+	tag1 := patch(t, tag, 200)
+	patch(t, tag, 412)
+	tag2 := patch(t, "", 200)
+	tag3 := patch(t, "*", 200)
+	tag4 := patch(t, `"elsewhere", `+tag3, 200)
+	patch(t, tag2, 412)
+	patch(t, "W/"+tag4, 412)
+	if tag1 == tag || tag2 == tag1 || tag3 == tag2 || tag4 == tag3 {
+		t.Errorf("ETags %s, %s, %s, %s, %s: want a new one after each change", tag, tag1, tag2, tag3, tag4)
+	}
+	// Each change of its projects makes a new ETag, and a PATCH with the
+	// one before 412.
+	for _, tt := range []struct {
+		name, method, path string
+		body               any
+	}{
+		{"placing a project", "PUT", path + "/projects/shop", nil},
+		{"making it internal", "PUT", path + "/projects/shop", map[string]any{"internal": true}},
+		{"placing another", "PUT", path + "/projects/ads", nil},
+		{"moving one to another organization", "PUT", "/v1/orgs/other.org/projects/shop", nil},
+		{"removing one", "DELETE", path + "/projects/ads", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before, _ := f.etagOf(t, path, auth)
+			if code, out, _ := f.call(t, tt.method, tt.path, auth, tt.body); code/100 != 2 {
+				t.Fatalf("%s %s: %d %v", tt.method, tt.path, code, out)
+			}
+			if now, _ := f.etagOf(t, path, auth); now == before {
+				t.Fatalf("ETag %s unchanged", now)
+			}
+			patch(t, before, 412)
+			patch(t, f.mustETag(t, path, auth), 200)
+		})
+	}
+	// With a project: the PATCH's answer and ETag are GET's.
+	if code, out, _ := f.call(t, "PUT", path+"/projects/mail", auth, nil); code != 200 {
+		t.Fatalf("PUT project: %d %v", code, out)
+	}
+	patch(t, f.mustETag(t, path, auth), 200)
+	if code, out, _ := f.callIf(t, "PATCH", "/v1/orgs/ghost.example", auth, `"x"`, map[string]any{"blocked_scopes": []string{}}); code != 404 {
+		t.Errorf("PATCH of a missing organization with If-Match: %d %v, want 404", code, out)
+	}
+}
+
+// mustETag returns the ETag GET gives for path.
+func (f *fixture) mustETag(t *testing.T, path, auth string) string {
+	t.Helper()
+	tag, _ := f.etagOf(t, path, auth)
+	return tag
+}
+
+// The If-Match of a PATCH of an organization is checked in the update's
+// transaction, against the projects too: a project placed as the update
+// begins makes it 412.
+func TestIfMatchOrgAtomic(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := &interleaved{Storage: st}
+	f := newFixtureOn(t, is)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	if _, err := f.srv.Admin.CreateOrg(context.Background(), admin.Actor{ID: "op"}, "example.com", "mail.send"); err != nil {
+		t.Fatal(err)
+	}
+	is.org = func(ctx context.Context, domain string) {
+		is.org = nil
+		theirs := storage.AuditEvent{Time: time.Now(), Action: "org.project", Outcome: storage.OutcomeSuccess, Actor: "other"}
+		if err := st.PutProjectOrg(ctx, storage.ProjectOrg{Project: "shop", Org: domain}, theirs); err != nil {
+			t.Error(err)
+		}
+	}
+	const path = "/v1/orgs/example.com"
+	tag, _ := f.etagOf(t, path, auth)
+	if code, out, _ := f.callIf(t, "PATCH", path, auth, tag, map[string]any{"blocked_scopes": []string{}}); code != 412 || out["error"] != admin.ErrPreconditionFailed {
+		t.Errorf("PATCH as a project is placed: %d %v, want 412", code, out)
+	}
+	if is.org != nil {
+		t.Fatal("the project was not placed")
+	}
+	if code, out, _ := f.call(t, "GET", path, auth, nil); code != 200 || mustJSON(t, out["blocked_scopes"]) != `["mail.send"]` || mustJSON(t, out["projects"]) != `[{"internal":false,"project":"shop"}]` {
+		t.Errorf("after the 412: %d %v, want the project placed and the blocked scopes as they were", code, out)
+	}
+}

@@ -46,6 +46,13 @@ func (s *Service) GetOrg(ctx context.Context, domain string) (storage.Org, error
 	return o, storeErr(err, fmt.Sprintf("The organization %q", domain))
 }
 
+// GetOrgProjects returns an organization with the projects placed in it,
+// read together: as they were at one moment.
+func (s *Service) GetOrgProjects(ctx context.Context, domain string) (storage.Org, []storage.ProjectOrg, error) {
+	o, projects, err := s.store.GetOrgProjects(ctx, strings.ToLower(domain))
+	return o, projects, storeErr(err, fmt.Sprintf("The organization %q", domain))
+}
+
 // ListOrgs returns every organization.
 func (s *Service) ListOrgs(ctx context.Context) ([]storage.Org, error) { return s.store.ListOrgs(ctx) }
 
@@ -67,15 +74,27 @@ func (s *Service) DeleteOrg(ctx context.Context, actor Actor, domain string) err
 // SetBlockedScopes sets the scopes an organization never allows for
 // delegated access.
 func (s *Service) SetBlockedScopes(ctx context.Context, actor Actor, domain string, scopes []string) (storage.Org, error) {
+	o, _, err := s.SetBlockedScopesIf(ctx, actor, domain, scopes, Match{})
+	return o, err
+}
+
+// SetBlockedScopesIf is SetBlockedScopes made only if the organization's
+// state, its projects included, meets match, which the store checks in
+// the update's transaction: otherwise it fails with a 412 and changes
+// nothing. It returns the organization as changed, with its projects.
+func (s *Service) SetBlockedScopesIf(ctx context.Context, actor Actor, domain string, scopes []string, match Match) (storage.Org, []storage.ProjectOrg, error) {
 	domain = strings.ToLower(domain)
 	if err := checkBlockedScopes(scopes); err != nil {
-		return storage.Org{}, err
+		return storage.Org{}, nil, err
 	}
-	o, err := s.store.UpdateOrg(ctx, domain, func(o storage.Org) (storage.Org, error) {
+	o, projects, err := s.store.UpdateOrg(ctx, domain, func(o storage.Org, projects []storage.ProjectOrg) (storage.Org, error) {
+		if err := match.check(orgETag(o, projects), "The organization "+o.Domain); err != nil {
+			return o, err
+		}
 		o.BlockedScopes = dedupe(scopes)
 		return o, nil
 	}, s.event(actor, "org.policy", "", map[string]string{"org": domain, "blocked_scopes": strings.Join(scopes, " ")}))
-	return o, storeErr(err, fmt.Sprintf("The organization %q", domain))
+	return o, projects, storeErr(err, fmt.Sprintf("The organization %q", domain))
 }
 
 // checkBlockedScopes refuses a blocked scope that cannot be a scope: it

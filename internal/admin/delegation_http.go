@@ -113,16 +113,18 @@ func (h *Handler) createOrg(r *http.Request, actor Actor) (int, any, error) {
 	// One transaction: the organization is made with its policy or not at
 	// all.
 	o, err := h.svc.CreateOrg(r.Context(), actor, in.Domain, blocked...)
-	return 201, orgView(o, nil), err
+	return 201, orgBody(o, nil), err
+}
+
+// orgBody is an organization's view, with its projects, and its ETag.
+func orgBody(o storage.Org, projects []storage.ProjectOrg) tagged {
+	return tagged{orgETag(o, projects), orgView(o, projects)}
 }
 
 func (h *Handler) getOrg(r *http.Request, _ Actor) (int, any, error) {
-	o, err := h.svc.GetOrg(r.Context(), r.PathValue("domain"))
-	if err != nil {
-		return 0, nil, err
-	}
-	projects, err := h.svc.ListProjects(r.Context(), o.Domain)
-	return 200, orgView(o, projects), err
+	// One read: the ETag and the body name the same state.
+	o, projects, err := h.svc.GetOrgProjects(r.Context(), r.PathValue("domain"))
+	return 200, orgBody(o, projects), err
 }
 
 func (h *Handler) updateOrg(r *http.Request, actor Actor) (int, any, error) {
@@ -133,13 +135,14 @@ func (h *Handler) updateOrg(r *http.Request, actor Actor) (int, any, error) {
 	if in.BlockedScopes == nil {
 		return 0, nil, invalid("Nothing to change: give blocked_scopes.")
 	}
-	o, err := h.svc.SetBlockedScopes(r.Context(), actor, r.PathValue("domain"), *in.BlockedScopes)
+	match, err := ifMatch(r)
 	if err != nil {
 		return 0, nil, err
 	}
-	// The organization as GET shows it, with its projects.
-	projects, err := h.svc.ListProjects(r.Context(), o.Domain)
-	return 200, orgView(o, projects), err
+	// The organization as GET shows it, with its projects, as the update
+	// left it.
+	o, projects, err := h.svc.SetBlockedScopesIf(r.Context(), actor, r.PathValue("domain"), *in.BlockedScopes, match)
+	return 200, orgBody(o, projects), err
 }
 
 func (h *Handler) deleteOrg(r *http.Request, actor Actor) (int, any, error) {

@@ -14,12 +14,12 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 )
 
-// Optimistic concurrency for the admin API: GET of an account or an API,
-// and the POST that creates one, the PATCH that changes one and the
-// disable and enable of an account, carry an ETag naming the state shown
-// (RFC 9110 §8.8.3); a PATCH or DELETE of one, or a disable or enable,
-// with If-Match (§13.1.1) is made only if the stored state still has one
-// of the tags it lists. The store checks that in the change's own
+// Optimistic concurrency for the admin API: GET of an account, an API or
+// an organization, and the POST that creates one, the PATCH that changes
+// one and the disable and enable of an account, carry an ETag naming the
+// state shown (RFC 9110 §8.8.3); a PATCH of one, a DELETE of an account
+// or an API, or a disable or enable, with If-Match (§13.1.1) is made only
+// if the stored state still has one of the tags it lists. The store checks that in the change's own
 // transaction, which no other change of the row can interleave with, so
 // two administrators editing one account (both sending its whole scope
 // list, say) cannot silently undo each other's changes, nor one delete
@@ -144,6 +144,21 @@ func apiETag(a storage.API) string {
 	a.CreatedAt = storedTime(a.CreatedAt)
 	a.Scopes, a.Introspectors = orEmpty(a.Scopes), orEmpty(a.Introspectors)
 	return entityTag(a)
+}
+
+// orgETag is the strong entity tag of an organization's state as GET
+// shows it: a hash of every stored field and of the projects placed in it,
+// which are stored apart (placing, moving or removing one changes the tag).
+func orgETag(o storage.Org, projects []storage.ProjectOrg) string {
+	o.CreatedAt = storedTime(o.CreatedAt)
+	o.BlockedScopes = orEmpty(o.BlockedScopes)
+	if projects == nil {
+		projects = []storage.ProjectOrg{}
+	}
+	return entityTag(struct {
+		Org      storage.Org
+		Projects []storage.ProjectOrg
+	}{o, projects})
 }
 
 // entityTag hashes v's JSON into a quoted entity tag.

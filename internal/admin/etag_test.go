@@ -277,6 +277,14 @@ type interleaved struct {
 	storage.Storage
 	account func(ctx context.Context, id string)
 	api     func(ctx context.Context, name string)
+	org     func(ctx context.Context, domain string)
+}
+
+func (s *interleaved) UpdateOrg(ctx context.Context, domain string, fn func(storage.Org, []storage.ProjectOrg) (storage.Org, error), ev storage.AuditEvent) (storage.Org, []storage.ProjectOrg, error) {
+	if s.org != nil {
+		s.org(ctx, domain)
+	}
+	return s.Storage.UpdateOrg(ctx, domain, fn, ev)
 }
 
 func (s *interleaved) UpdateAccount(ctx context.Context, id string, fn func(storage.Account) (storage.Account, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Account, error) {

@@ -134,6 +134,7 @@ var conditional = map[string]bool{
 	"POST /v1/service-accounts/{sa}/enable":  true,
 	"PATCH /v1/apis/{name}":                  true,
 	"DELETE /v1/apis/{name}":                 true,
+	"PATCH /v1/orgs/{domain}":                true,
 }
 
 // endpoint wraps an admin operation with authentication and JSON encoding.
@@ -155,7 +156,7 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 			// act; these routes do not, so they do not act. The
 			// catch-all acts on nothing: its 404 or 405 says what is
 			// wrong with the request.
-			err = invalid("Only PATCH and DELETE of a service account or an API, and disabling or enabling a service account, take If-Match; send this request without it.")
+			err = invalid("Only PATCH of a service account, an API or an organization, DELETE of a service account or an API, and disabling or enabling a service account take If-Match; send this request without it.")
 		}
 		if err == nil {
 			var (

@@ -74,8 +74,9 @@ type Store interface {
 	ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error)
 	CreateOrg(ctx context.Context, o storage.Org, ev storage.AuditEvent) error
 	GetOrg(ctx context.Context, domain string) (storage.Org, error)
+	GetOrgProjects(ctx context.Context, domain string) (storage.Org, []storage.ProjectOrg, error)
 	ListOrgs(ctx context.Context) ([]storage.Org, error)
-	UpdateOrg(ctx context.Context, domain string, fn func(storage.Org) (storage.Org, error), ev storage.AuditEvent) (storage.Org, error)
+	UpdateOrg(ctx context.Context, domain string, fn func(storage.Org, []storage.ProjectOrg) (storage.Org, error), ev storage.AuditEvent) (storage.Org, []storage.ProjectOrg, error)
 	DeleteOrg(ctx context.Context, domain string, ev storage.AuditEvent) error
 	PutUsers(ctx context.Context, users []storage.User, ev storage.AuditEvent) error
 	GetUser(ctx context.Context, email string) (storage.User, error)

@@ -470,8 +470,16 @@ type Storage interface {
 
 	CreateOrg(ctx context.Context, o Org, ev AuditEvent) error
 	GetOrg(ctx context.Context, domain string) (Org, error)
+	// GetOrgProjects returns the organization and the projects placed in
+	// it, by project, in one consistent read: the projects are those
+	// placed when the organization was read, whatever commits meanwhile.
+	GetOrgProjects(ctx context.Context, domain string) (Org, []ProjectOrg, error)
 	ListOrgs(ctx context.Context) ([]Org, error)
-	UpdateOrg(ctx context.Context, domain string, fn func(Org) (Org, error), ev AuditEvent) (Org, error)
+	// UpdateOrg applies fn to the stored organization in one transaction;
+	// only BlockedScopes may change. fn is also given the projects placed
+	// in it, as GetOrgProjects reads them, and UpdateOrg returns them with
+	// the organization as changed.
+	UpdateOrg(ctx context.Context, domain string, fn func(Org, []ProjectOrg) (Org, error), ev AuditEvent) (Org, []ProjectOrg, error)
 	// DeleteOrg deletes the organization with its users, project
 	// placements and grants.
 	DeleteOrg(ctx context.Context, domain string, ev AuditEvent) error

@@ -405,7 +405,7 @@ func (s *Store) TouchSecrets(ctx context.Context, lastUsed map[string]time.Time)
 // delegation (and, being notified as ChangeAll, on other replicas too).
 
 // UpdateOrg implements storage.Storage.
-func (s *Store) UpdateOrg(ctx context.Context, domain string, fn func(storage.Org) (storage.Org, error), ev storage.AuditEvent) (storage.Org, error) {
+func (s *Store) UpdateOrg(ctx context.Context, domain string, fn func(storage.Org, []storage.ProjectOrg) (storage.Org, error), ev storage.AuditEvent) (storage.Org, []storage.ProjectOrg, error) {
 	defer s.invalidate("", true)
 	return s.Storage.UpdateOrg(ctx, domain, fn, ev)
 }

@@ -11,8 +11,10 @@ import (
 
 func init() {
 	for k, v := range map[string]string{
-		"insertOrg":         `INSERT INTO orgs (domain, blocked_scopes, created_at) VALUES (?, ?, ?)`,
-		"getOrg":            `SELECT domain, blocked_scopes, created_at FROM orgs WHERE domain = ?`,
+		"insertOrg": `INSERT INTO orgs (domain, blocked_scopes, created_at) VALUES (?, ?, ?)`,
+		"getOrg":    `SELECT domain, blocked_scopes, created_at FROM orgs WHERE domain = ?`,
+		"getOrgProjects": `SELECT o.domain, o.blocked_scopes, o.created_at, p.project, p.internal
+			FROM orgs o LEFT JOIN project_orgs p ON p.org = o.domain WHERE o.domain = ? ORDER BY p.project`,
 		"listOrgs":          `SELECT domain, blocked_scopes, created_at FROM orgs ORDER BY domain`,
 		"updateOrg":         `UPDATE orgs SET blocked_scopes = ? WHERE domain = ?`,
 		"deleteOrgUsers":    `DELETE FROM org_users WHERE org = ?`,
@@ -66,6 +68,49 @@ func (s *Store) GetOrg(ctx context.Context, domain string) (storage.Org, error) 
 	return o, s.wrap("get org", err)
 }
 
+// GetOrgProjects implements storage.Storage. One statement reads both,
+// so both backends read them from one snapshot.
+func (s *Store) GetOrgProjects(ctx context.Context, domain string) (storage.Org, []storage.ProjectOrg, error) {
+	rows, err := s.query(ctx, "getOrgProjects", domain)
+	if err != nil {
+		return storage.Org{}, nil, s.wrap("get org", err)
+	}
+	defer rows.Close()
+	var (
+		o        storage.Org
+		projects []storage.ProjectOrg
+		found    bool
+	)
+	for rows.Next() {
+		var (
+			blocked  string
+			created  int64
+			project  sql.NullString
+			internal sql.NullInt64
+		)
+		if err := rows.Scan(&o.Domain, &blocked, &created, &project, &internal); err != nil {
+			return storage.Org{}, nil, s.wrap("get org", err)
+		}
+		if !found {
+			found = true
+			o.CreatedAt = fromMicros(created)
+			if o.BlockedScopes, err = decodeList(blocked); err != nil {
+				return storage.Org{}, nil, s.wrap("get org", err)
+			}
+		}
+		if project.Valid {
+			projects = append(projects, storage.ProjectOrg{Project: project.String, Org: o.Domain, Internal: internal.Int64 != 0})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return storage.Org{}, nil, s.wrap("get org", err)
+	}
+	if !found {
+		return storage.Org{}, nil, s.wrap("get org", sql.ErrNoRows)
+	}
+	return o, projects, nil
+}
+
 // ListOrgs implements storage.Storage.
 func (s *Store) ListOrgs(ctx context.Context) ([]storage.Org, error) {
 	rows, err := s.query(ctx, "listOrgs")
@@ -85,14 +130,22 @@ func (s *Store) ListOrgs(ctx context.Context) ([]storage.Org, error) {
 }
 
 // UpdateOrg implements storage.Storage. Only BlockedScopes changes.
-func (s *Store) UpdateOrg(ctx context.Context, domain string, fn func(storage.Org) (storage.Org, error), ev storage.AuditEvent) (storage.Org, error) {
-	var out storage.Org
+func (s *Store) UpdateOrg(ctx context.Context, domain string, fn func(storage.Org, []storage.ProjectOrg) (storage.Org, error), ev storage.AuditEvent) (storage.Org, []storage.ProjectOrg, error) {
+	var (
+		out      storage.Org
+		projects []storage.ProjectOrg
+	)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		old, err := scanOrg(tx.QueryRowContext(ctx, s.q["getOrgForUpdate"], domain))
 		if err != nil {
 			return s.wrap("update org", err)
 		}
-		o, err := fn(old)
+		// Read after the row is locked, each project as committed last:
+		// with the row unchanged since, fn is given the state as it is.
+		if projects, err = s.projectOrgs(ctx, tx, domain); err != nil {
+			return s.wrap("update org", err)
+		}
+		o, err := fn(old, projects)
 		if err != nil {
 			return err
 		}
@@ -105,7 +158,10 @@ func (s *Store) UpdateOrg(ctx context.Context, domain string, fn func(storage.Or
 		out = o
 		return s.notify(ctx, tx, storage.ChangeAll)
 	}, ev)
-	return out, err
+	if err != nil {
+		return storage.Org{}, nil, err
+	}
+	return out, projects, nil
 }
 
 // DeleteOrg implements storage.Storage.
@@ -213,20 +269,26 @@ func (s *Store) GetProjectOrg(ctx context.Context, project string) (storage.Proj
 
 // ListProjectOrgs implements storage.Storage.
 func (s *Store) ListProjectOrgs(ctx context.Context, org string) ([]storage.ProjectOrg, error) {
-	rows, err := s.query(ctx, "listProjectOrgs", org)
+	out, err := s.projectOrgs(ctx, s.r, org)
+	return out, s.wrap("list project orgs", err)
+}
+
+// projectOrgs returns the projects placed in org, by project.
+func (s *Store) projectOrgs(ctx context.Context, q queryer, org string) ([]storage.ProjectOrg, error) {
+	rows, err := q.QueryContext(ctx, s.q["listProjectOrgs"], org)
 	if err != nil {
-		return nil, s.wrap("list project orgs", err)
+		return nil, err
 	}
 	defer rows.Close()
 	var out []storage.ProjectOrg
 	for rows.Next() {
 		p, err := scanProjectOrg(rows)
 		if err != nil {
-			return nil, s.wrap("list project orgs", err)
+			return nil, err
 		}
 		out = append(out, p)
 	}
-	return out, s.wrap("list project orgs", rows.Err())
+	return out, rows.Err()
 }
 
 // DeleteProjectOrg implements storage.Storage.

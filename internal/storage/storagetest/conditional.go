@@ -193,3 +193,63 @@ func testDeleteCheckedConcurrent(t *testing.T, s storage.Storage) {
 		})
 	}
 }
+
+// testOrgProjects: GetOrgProjects reads an organization with the projects
+// placed in it, and UpdateOrg gives its fn, and returns, the same; a fn
+// that fails changes nothing.
+func testOrgProjects(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "example.com", BlockedScopes: []string{"mail.send"}, CreatedAt: t0}, ev("org.create")))
+	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "other.org", CreatedAt: t0}, ev("org.create")))
+	want := func(t *testing.T, o storage.Org, projects []storage.ProjectOrg, blocked []string, wantProjects ...storage.ProjectOrg) {
+		t.Helper()
+		if o.Domain != "example.com" || !o.CreatedAt.Equal(t0.Truncate(time.Microsecond)) || !slices.Equal(o.BlockedScopes, blocked) || !slices.Equal(projects, wantProjects) {
+			t.Fatalf("got %+v with projects %+v, want blocked scopes %v and projects %+v", o, projects, blocked, wantProjects)
+		}
+	}
+	o, projects, err := s.GetOrgProjects(ctx, "example.com")
+	mustNil(t, err)
+	want(t, o, projects, []string{"mail.send"})
+	for _, p := range []storage.ProjectOrg{{Project: "mail", Org: "example.com", Internal: false}, {Project: "cal", Org: "example.com", Internal: true}, {Project: "ops", Org: "other.org", Internal: true}} {
+		mustNil(t, s.PutProjectOrg(ctx, p, ev("org.project")))
+	}
+	placed := []storage.ProjectOrg{{Project: "cal", Org: "example.com", Internal: true}, {Project: "mail", Org: "example.com", Internal: false}} // by project
+	o, projects, err = s.GetOrgProjects(ctx, "example.com")
+	mustNil(t, err)
+	want(t, o, projects, []string{"mail.send"}, placed...)
+
+	var given []storage.ProjectOrg
+	_, _, err = s.UpdateOrg(ctx, "example.com", func(o storage.Org, projects []storage.ProjectOrg) (storage.Org, error) {
+		o.BlockedScopes = nil
+		return o, fmt.Errorf("refused: %w", errStale)
+	}, ev("org.policy"))
+	wantErr(t, err, errStale)
+	o, projects, err = s.UpdateOrg(ctx, "example.com", func(o storage.Org, projects []storage.ProjectOrg) (storage.Org, error) {
+		given = projects
+		o.BlockedScopes = append(o.BlockedScopes, "drive.read")
+		return o, nil
+	}, ev("org.policy"))
+	mustNil(t, err)
+	if !slices.Equal(given, placed) {
+		t.Fatalf("UpdateOrg gave fn projects %+v, want %+v", given, placed)
+	}
+	want(t, o, projects, []string{"mail.send", "drive.read"}, placed...)
+	o, projects, err = s.GetOrgProjects(ctx, "example.com")
+	mustNil(t, err)
+	want(t, o, projects, []string{"mail.send", "drive.read"}, placed...)
+	if n := countEvents(t, s, "org.policy"); n != 1 {
+		t.Fatalf("%d org.policy events, want 1: the refused update's is not written", n)
+	}
+
+	// A project moved away or removed is no longer the organization's.
+	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "cal", Org: "other.org"}, ev("org.project")))
+	mustNil(t, s.DeleteProjectOrg(ctx, "example.com", "mail", ev("org.project_remove")))
+	o, projects, err = s.GetOrgProjects(ctx, "example.com")
+	mustNil(t, err)
+	want(t, o, projects, []string{"mail.send", "drive.read"})
+
+	_, _, err = s.GetOrgProjects(ctx, "nowhere.example")
+	wantErr(t, err, storage.ErrNotFound)
+	_, _, err = s.UpdateOrg(ctx, "nowhere.example", func(o storage.Org, _ []storage.ProjectOrg) (storage.Org, error) { return o, nil }, ev("org.policy"))
+	wantErr(t, err, storage.ErrNotFound)
+}

@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"DeleteAccountCascades", testDeleteAccountCascades},
 		{"DeleteChecked", testDeleteChecked},
 		{"DeleteCheckedConcurrent", testDeleteCheckedConcurrent},
+		{"OrgProjects", testOrgProjects},
 		{"GuardKeepHeld", testGuardKeepHeld},
 		{"GuardKeepHeldConcurrent", testGuardKeepHeldConcurrent},
 		{"GuardKeepSignIn", testGuardKeepSignIn},
@@ -958,7 +959,7 @@ func testUpdateConcurrent(t *testing.T, s storage.Storage) {
 				return s.CreateOrg(ctx, storage.Org{Domain: id, CreatedAt: t0}, ev("org.create"))
 			},
 			update: func(id string, i int, read func()) error {
-				_, err := s.UpdateOrg(ctx, id, func(o storage.Org) (storage.Org, error) {
+				_, _, err := s.UpdateOrg(ctx, id, func(o storage.Org, _ []storage.ProjectOrg) (storage.Org, error) {
 					read()
 					o.BlockedScopes = append(o.BlockedScopes, blocked[i])
 					return o, nil
@@ -1382,7 +1383,7 @@ func testDelegation(t *testing.T, s storage.Storage) {
 	if !slices.Equal(o.BlockedScopes, []string{"mail.send"}) {
 		t.Fatalf("GetOrg = %+v", o)
 	}
-	_, err = s.UpdateOrg(ctx, "example.com", func(o storage.Org) (storage.Org, error) { o.BlockedScopes = nil; return o, nil }, ev("org.policy"))
+	_, _, err = s.UpdateOrg(ctx, "example.com", func(o storage.Org, _ []storage.ProjectOrg) (storage.Org, error) { o.BlockedScopes = nil; return o, nil }, ev("org.policy"))
 	mustNil(t, err)
 	if o, _ := s.GetOrg(ctx, "example.com"); len(o.BlockedScopes) != 0 {
 		t.Fatalf("after UpdateOrg: %+v", o)
