@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -372,5 +373,66 @@ func TestIfMatchOrgAtomic(t *testing.T) {
 	}
 	if code, out, _ := f.call(t, "GET", path, auth, nil); code != 200 || mustJSON(t, out["blocked_scopes"]) != `["mail.send"]` || mustJSON(t, out["projects"]) != `[{"internal":false,"project":"shop"}]` {
 		t.Errorf("after the 412: %d %v, want the project placed and the blocked scopes as they were", code, out)
+	}
+}
+
+// Suspending and reinstating a user change it in one transaction: the
+// answer is the user as changed, a missing user is 404, and a user
+// deleted as the change begins (after the request is checked, before the
+// store writes) stays deleted and is 404, not created again as it was
+// when the service read the user and then wrote it back.
+func TestSetUserSuspended(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := &interleaved{Storage: st}
+	f := newFixtureOn(t, is)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	ctx, op := context.Background(), admin.Actor{ID: "op"}
+	if _, err := f.srv.Admin.CreateOrg(ctx, op, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.srv.Admin.PutUsers(ctx, op, "example.com", []admin.UserInput{{Email: "ann@example.com"}, {Email: "bob@example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	deleted := func(ctx context.Context, email string) {
+		is.user = nil
+		theirs := storage.AuditEvent{Time: time.Now(), Action: "user.delete", Outcome: storage.OutcomeSuccess, Actor: "other"}
+		if err := st.DeleteUser(ctx, email, theirs); err != nil {
+			t.Error(err)
+		}
+	}
+	for _, tt := range []struct {
+		name, path string
+		// meanwhile, if set, runs as the change begins.
+		meanwhile func(ctx context.Context, email string)
+		want      int
+		suspended bool // when want is 200
+	}{
+		{"suspend", "/v1/users/ann@example.com/suspend", nil, 200, true},
+		{"suspend again", "/v1/users/ANN@example.com/suspend", nil, 200, true},
+		{"unsuspend", "/v1/users/ann@example.com/unsuspend", nil, 200, false},
+		{"a missing user", "/v1/users/nobody@example.com/suspend", nil, 404, false},
+		{"a user deleted meanwhile", "/v1/users/bob@example.com/suspend", deleted, 404, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			is.user = tt.meanwhile
+			code, out, _ := f.call(t, "POST", tt.path, auth, nil)
+			if code != tt.want || (code == 200 && (out["suspended"] != tt.suspended || out["org"] != "example.com" || out["email"] != "ann@example.com")) {
+				t.Fatalf("POST %s: %d %v, want %d (suspended %v)", tt.path, code, out, tt.want, tt.suspended)
+			}
+			email := strings.ToLower(strings.Split(tt.path, "/")[3])
+			u, err := st.GetUser(ctx, email)
+			switch {
+			case tt.want == 200 && (err != nil || u.Suspended != tt.suspended):
+				t.Fatalf("stored: %+v, %v; want suspended %v", u, err, tt.suspended)
+			case tt.want == 404 && !errors.Is(err, storage.ErrNotFound):
+				t.Fatalf("stored: %+v, %v; want no such user", u, err)
+			}
+			if is.user != nil {
+				t.Fatal("the other change was not made")
+			}
+		})
 	}
 }

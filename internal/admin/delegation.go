@@ -201,18 +201,20 @@ func (s *Service) PutUsers(ctx context.Context, actor Actor, domain string, in [
 }
 
 // SetUserSuspended suspends or reinstates a user. A suspended user's
-// delegated tokens are inactive at once, and no new ones are issued.
+// delegated tokens are inactive at once, and no new ones are issued. The
+// store changes the user in one transaction: a user deleted meanwhile is
+// a 404, not created again.
 func (s *Service) SetUserSuspended(ctx context.Context, actor Actor, email string, suspended bool) (storage.User, error) {
-	u, err := s.store.GetUser(ctx, strings.ToLower(email))
-	if err != nil {
-		return u, storeErr(err, fmt.Sprintf("The user %q", email))
-	}
-	u.Suspended = suspended
+	email = strings.ToLower(email)
 	action := "user.unsuspend"
 	if suspended {
 		action = "user.suspend"
 	}
-	return u, s.store.PutUsers(ctx, []storage.User{u}, s.event(actor, action, "", map[string]string{"email": u.Email}))
+	u, err := s.store.UpdateUser(ctx, email, func(u storage.User) (storage.User, error) {
+		u.Suspended = suspended
+		return u, nil
+	}, s.event(actor, action, "", map[string]string{"email": email}))
+	return u, storeErr(err, fmt.Sprintf("The user %q", email))
 }
 
 // DeleteUser removes a user from the directory.

@@ -278,6 +278,21 @@ type interleaved struct {
 	account func(ctx context.Context, id string)
 	api     func(ctx context.Context, name string)
 	org     func(ctx context.Context, domain string)
+	user    func(ctx context.Context, email string)
+}
+
+func (s *interleaved) PutUsers(ctx context.Context, users []storage.User, ev storage.AuditEvent) error {
+	if s.user != nil && len(users) == 1 {
+		s.user(ctx, users[0].Email)
+	}
+	return s.Storage.PutUsers(ctx, users, ev)
+}
+
+func (s *interleaved) UpdateUser(ctx context.Context, email string, fn func(storage.User) (storage.User, error), ev storage.AuditEvent) (storage.User, error) {
+	if s.user != nil {
+		s.user(ctx, email)
+	}
+	return s.Storage.UpdateUser(ctx, email, fn, ev)
 }
 
 func (s *interleaved) UpdateOrg(ctx context.Context, domain string, fn func(storage.Org, []storage.ProjectOrg) (storage.Org, error), ev storage.AuditEvent) (storage.Org, []storage.ProjectOrg, error) {

@@ -80,6 +80,7 @@ type Store interface {
 	DeleteOrg(ctx context.Context, domain string, ev storage.AuditEvent) error
 	PutUsers(ctx context.Context, users []storage.User, ev storage.AuditEvent) error
 	GetUser(ctx context.Context, email string) (storage.User, error)
+	UpdateUser(ctx context.Context, email string, fn func(storage.User) (storage.User, error), ev storage.AuditEvent) (storage.User, error)
 	ListUsers(ctx context.Context, org string, opts storage.ListOptions) ([]storage.User, error)
 	DeleteUser(ctx context.Context, email string, ev storage.AuditEvent) error
 	PutProjectOrg(ctx context.Context, p storage.ProjectOrg, ev storage.AuditEvent) error

@@ -486,6 +486,10 @@ type Storage interface {
 	// PutUsers creates or replaces users in one transaction.
 	PutUsers(ctx context.Context, users []User, ev AuditEvent) error
 	GetUser(ctx context.Context, email string) (User, error)
+	// UpdateUser applies fn to the stored user in one transaction; only
+	// Suspended may change. A user that does not exist is ErrNotFound,
+	// never created.
+	UpdateUser(ctx context.Context, email string, fn func(User) (User, error), ev AuditEvent) (User, error)
 	// ListUsers pages through an organization's users by email.
 	ListUsers(ctx context.Context, org string, opts ListOptions) ([]User, error)
 	DeleteUser(ctx context.Context, email string, ev AuditEvent) error

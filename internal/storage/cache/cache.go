@@ -422,6 +422,12 @@ func (s *Store) PutUsers(ctx context.Context, users []storage.User, ev storage.A
 	return s.Storage.PutUsers(ctx, users, ev)
 }
 
+// UpdateUser implements storage.Storage.
+func (s *Store) UpdateUser(ctx context.Context, email string, fn func(storage.User) (storage.User, error), ev storage.AuditEvent) (storage.User, error) {
+	defer s.invalidate("", true)
+	return s.Storage.UpdateUser(ctx, email, fn, ev)
+}
+
 // DeleteUser implements storage.Storage.
 func (s *Store) DeleteUser(ctx context.Context, email string, ev storage.AuditEvent) error {
 	defer s.invalidate("", true)

@@ -24,6 +24,7 @@ func init() {
 		"putUser": `INSERT INTO org_users (email, org, suspended, created_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (email) DO UPDATE SET org = excluded.org, suspended = excluded.suspended`,
 		"getUser":          `SELECT email, org, suspended, created_at FROM org_users WHERE email = ?`,
+		"updateUser":       `UPDATE org_users SET suspended = ? WHERE email = ?`,
 		"listUsers":        `SELECT email, org, suspended, created_at FROM org_users WHERE org = ? AND email > ? ORDER BY email LIMIT ?`,
 		"deleteUser":       `DELETE FROM org_users WHERE email = ?`,
 		"putProjectOrg":    `INSERT INTO project_orgs (project, org, internal) VALUES (?, ?, ?) ON CONFLICT (project) DO UPDATE SET org = excluded.org, internal = excluded.internal`,
@@ -211,6 +212,30 @@ func (s *Store) PutUsers(ctx context.Context, users []storage.User, ev storage.A
 func (s *Store) GetUser(ctx context.Context, email string) (storage.User, error) {
 	u, err := scanUser(s.queryRow(ctx, "getUser", email))
 	return u, s.wrap("get user", err)
+}
+
+// UpdateUser implements storage.Storage. Only Suspended changes.
+func (s *Store) UpdateUser(ctx context.Context, email string, fn func(storage.User) (storage.User, error), ev storage.AuditEvent) (storage.User, error) {
+	var out storage.User
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		old, err := scanUser(tx.QueryRowContext(ctx, s.q["getUserForUpdate"], email))
+		if err != nil {
+			return s.wrap("update user", err)
+		}
+		u, err := fn(old)
+		if err != nil {
+			return err
+		}
+		if u.Email != old.Email || u.Org != old.Org {
+			return fmt.Errorf("update user %s: the email and organization cannot change", email)
+		}
+		if _, err := tx.ExecContext(ctx, s.q["updateUser"], boolInt(u.Suspended), email); err != nil {
+			return s.wrap("update user", err)
+		}
+		out = u
+		return s.notify(ctx, tx, storage.ChangeAll)
+	}, ev)
+	return out, err
 }
 
 // ListUsers implements storage.Storage.

@@ -75,7 +75,7 @@ func New(w, r *sql.DB, d Dialect) *Store {
 	for name, q := range queries {
 		s.q[name] = s.rebind(q)
 	}
-	for _, name := range []string{"getAccount", "getAPI", "listAPIIntrospectors", "getKey", "getSecret", "getOrg"} {
+	for _, name := range []string{"getAccount", "getAPI", "listAPIIntrospectors", "getKey", "getSecret", "getOrg", "getUser"} {
 		s.q[name+"ForUpdate"] = s.q[name] + d.ForUpdate
 	}
 	return s

@@ -253,3 +253,52 @@ func testOrgProjects(t *testing.T, s storage.Storage) {
 	_, _, err = s.UpdateOrg(ctx, "nowhere.example", func(o storage.Org, _ []storage.ProjectOrg) (storage.Org, error) { return o, nil }, ev("org.policy"))
 	wantErr(t, err, storage.ErrNotFound)
 }
+
+// testUpdateUser: UpdateUser changes a user's suspension in one
+// transaction, keeping the rest; a user that does not exist (deleted
+// meanwhile) is ErrNotFound and is not created, and a fn that fails
+// changes nothing; neither writes an event.
+func testUpdateUser(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "example.com", CreatedAt: t0}, ev("org.create")))
+	ann := storage.User{Email: "ann@example.com", Org: "example.com", CreatedAt: t0}
+	mustNil(t, s.PutUsers(ctx, []storage.User{ann}, ev("user.put")))
+	suspend := func(u storage.User) (storage.User, error) { u.Suspended = true; return u, nil }
+
+	got, err := s.UpdateUser(ctx, ann.Email, func(u storage.User) (storage.User, error) {
+		if u.Email != ann.Email || u.Org != ann.Org || u.Suspended || !u.CreatedAt.Equal(t0.Truncate(time.Microsecond)) {
+			return u, fmt.Errorf("fn given %+v, want %+v", u, ann)
+		}
+		return suspend(u)
+	}, ev("user.suspend"))
+	mustNil(t, err)
+	stored, err := s.GetUser(ctx, ann.Email)
+	mustNil(t, err)
+	if !got.Suspended || stored != got {
+		t.Fatalf("UpdateUser returned %+v, GetUser then %+v: want the same, suspended", got, stored)
+	}
+	_, err = s.UpdateUser(ctx, ann.Email, func(u storage.User) (storage.User, error) {
+		u.Suspended = false
+		return u, fmt.Errorf("refused: %w", errStale)
+	}, ev("user.unsuspend"))
+	wantErr(t, err, errStale)
+	_, err = s.UpdateUser(ctx, ann.Email, func(u storage.User) (storage.User, error) {
+		u.Org, u.Suspended = "other.org", false
+		return u, nil
+	}, ev("user.unsuspend"))
+	if err == nil {
+		t.Fatal("UpdateUser moved a user to another organization")
+	}
+	if u, err := s.GetUser(ctx, ann.Email); err != nil || !u.Suspended || u.Org != ann.Org {
+		t.Fatalf("after refused updates: %+v, %v; want the user unchanged", u, err)
+	}
+
+	mustNil(t, s.DeleteUser(ctx, ann.Email, ev("user.delete")))
+	_, err = s.UpdateUser(ctx, ann.Email, suspend, ev("user.suspend"))
+	wantErr(t, err, storage.ErrNotFound)
+	_, err = s.GetUser(ctx, ann.Email)
+	wantErr(t, err, storage.ErrNotFound)
+	if n, m := countEvents(t, s, "user.suspend"), countEvents(t, s, "user.unsuspend"); n != 1 || m != 0 {
+		t.Fatalf("user.suspend events %d, user.unsuspend %d; want 1 and 0", n, m)
+	}
+}

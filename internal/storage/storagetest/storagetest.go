@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"DeleteChecked", testDeleteChecked},
 		{"DeleteCheckedConcurrent", testDeleteCheckedConcurrent},
 		{"OrgProjects", testOrgProjects},
+		{"UpdateUser", testUpdateUser},
 		{"GuardKeepHeld", testGuardKeepHeld},
 		{"GuardKeepHeldConcurrent", testGuardKeepHeldConcurrent},
 		{"GuardKeepSignIn", testGuardKeepSignIn},
