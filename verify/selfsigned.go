@@ -175,6 +175,9 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 		Exp json.Number     `json:"exp"`
 	}
 	h := jws.Signatures[0].Protected
+	if err := checkEncoded(h); err != nil {
+		return nil, err
+	}
 	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c); err != nil || c.Iss == "" || c.Iss != c.Sub || !strings.Contains(c.Iss, "@") {
 		return nil, invalid("a service account's JWT needs iss = sub = the account email", err)
 	}

@@ -305,6 +305,9 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 		return nil, invalid("the token is not a compact JWS signed with an asymmetric algorithm", err)
 	}
 	h := jws.Signatures[0].Protected
+	if err := checkEncoded(h); err != nil {
+		return nil, err
+	}
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
 		// The header is not verified yet: its typ is for logs only.
 		return nil, invalid("the token's typ is not at+jwt (RFC 9068 §4)", fmt.Errorf("typ %q", typ))
@@ -476,6 +479,18 @@ func parseCompact(raw string, algs []jose.SignatureAlgorithm) (*jose.JSONWebSign
 		return nil, errors.New("a character outside base64url")
 	}
 	return jws, nil
+}
+
+// checkEncoded refuses a JWT whose b64 header (RFC 7797) is anything but
+// absent or true. go-jose honours b64 false, marked critical or not, by
+// checking the signature over the raw claims, and reads a b64 that is not
+// a bool as true; a JWT's claims are always base64url-encoded (RFC 7519
+// §3).
+func checkEncoded(h jose.Header) error {
+	if b64, ok := h.ExtraHeaders["b64"]; ok && b64 != true {
+		return invalid("the token's b64 header must be true or absent: a JWT's claims are base64url-encoded, never an unencoded payload (RFC 7797)", nil)
+	}
+	return nil
 }
 
 // isOpaque reports whether raw can be a Keyward opaque token: the prefix,

@@ -715,7 +715,13 @@ func (f *fakeIssuer) publish(keys ...jose.JSONWebKey) {
 // with every claim RFC 9068 §2.2 requires, changed by mod.
 func (f *fakeIssuer) sign(t *testing.T, key jose.JSONWebKey, alg jose.SignatureAlgorithm, kid string, mod func(map[string]any)) string {
 	t.Helper()
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key.Key}, (&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", kid))
+	return f.signWith(t, key, alg, (&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", kid), mod)
+}
+
+// signWith is sign with the header opts make.
+func (f *fakeIssuer) signWith(t *testing.T, key jose.JSONWebKey, alg jose.SignatureAlgorithm, opts *jose.SignerOptions, mod func(map[string]any)) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key.Key}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -776,6 +782,57 @@ func TestKeyAlgorithmChange(t *testing.T) {
 			wantInvalid(t, err, tt.fragment)
 		})
 	}
+}
+
+// A JWT's claims are always base64url-encoded (RFC 7519 §3). go-jose
+// honours b64 false (RFC 7797) and would check the signature over the raw
+// claims: an access token or a service account's JWT with it is refused.
+func TestUnencodedPayload(t *testing.T) {
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	es := jose.JSONWebKey{Key: ecKey, KeyID: "es-1", Algorithm: string(jose.ES256), Use: "sig"}
+	f := startFakeIssuer(t, es)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	v, err := verify.New(ctx, f.URL, "https://orders.internal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := func() *jose.SignerOptions {
+		return (&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", "es-1")
+	}
+	if _, err := v.Verify(ctx, f.signWith(t, es, jose.ES256, opts().WithBase64(true).WithCritical("b64"), nil)); err != nil {
+		t.Fatalf("b64 true, the default: %v", err)
+	}
+	for name, o := range map[string]*jose.SignerOptions{
+		"b64 false, critical":     opts().WithBase64(false),
+		"b64 false, not critical": opts().WithHeader("b64", false),
+	} {
+		raw := f.signWith(t, es, jose.ES256, o, nil)
+		t.Run("access token, "+name, func(t *testing.T) {
+			_, err := v.Verify(ctx, raw)
+			wantInvalid(t, err, "b64")
+		})
+	}
+
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	_, privatePEM, kid := selfSignedKey(t, k)
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: testkeyward.ParsePKCS8(t, privatePEM)},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid).WithBase64(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := k.Clock.Now()
+	self, err := jwt.Signed(s).Claims(map[string]any{"iss": "job@shop.iam.test", "sub": "job@shop.iam.test", "aud": "https://orders.internal",
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := newVerifier(t, k, verify.WithSelfSignedJWTs())
+	t.Run("service account's JWT", func(t *testing.T) {
+		_, err := vs.Verify(ctx, self)
+		wantInvalid(t, err, "b64")
+	})
 }
 
 // pkcs8PEM is key as a PEM PRIVATE KEY block.

@@ -213,6 +213,59 @@ func TestParseRefusesCritical(t *testing.T) {
 	}
 }
 
+// A JWT's claims are always base64url-encoded (RFC 7519 §7.2). go-jose
+// honours b64 false (RFC 7797), with crit or without, and would check the
+// signature over the raw claims: such an assertion is refused when parsed.
+func TestParseRefusesUnencodedPayload(t *testing.T) {
+	k, keys := fixture(t)
+	claims := map[string]any{"iss": "a@p", "aud": "https://kw/token", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+	sign := func(opts *jose.SignerOptions) string {
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k}, opts.WithHeader("kid", "k1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := jwt.Signed(s).Claims(claims).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	// go-jose's signer refuses a b64 that is not a bool; its verifier
+	// reads one as true. Signed by hand.
+	enc := base64.RawURLEncoding.EncodeToString
+	input := enc([]byte(`{"alg":"ES256","kid":"k1","b64":"true"}`)) + "." +
+		enc([]byte(fmt.Sprintf(`{"iss":"a@p","aud":"https://kw/token","iat":%d,"exp":%d}`, now.Unix(), now.Add(time.Hour).Unix())))
+	sum := sha256.Sum256([]byte(input))
+	r, s, err := ecdsa.Sign(rand.Reader, k, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	notBool := input + "." + enc(append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...))
+	for _, tt := range []struct{ name, raw string }{
+		{"b64 false, critical", sign((&jose.SignerOptions{}).WithBase64(false))},
+		{"b64 false, not critical", sign((&jose.SignerOptions{}).WithHeader("b64", false))},
+		{"b64 not a bool", notBool},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tok, err := Parse(tt.raw)
+			if err == nil {
+				_, verr := tok.Verify(keys, expect)
+				t.Fatalf("Parse accepted it (Verify = %v), want Malformed", verr)
+			}
+			if !IsReason(err, Malformed) || !strings.Contains(err.Error(), "b64") {
+				t.Fatalf("Parse = %v, want Malformed saying b64", err)
+			}
+		})
+	}
+	// The check is on every assertion's path: it allocates nothing.
+	h := jose.Header{ExtraHeaders: map[jose.HeaderKey]any{"typ": "JWT", "b64": true}}
+	if n := testing.AllocsPerRun(100, func() { unencodedSink = unencoded(h) }); n != 0 || unencodedSink {
+		t.Errorf("unencoded(b64 true) = %v, %v allocations; want false, 0", unencodedSink, n)
+	}
+}
+
+var unencodedSink bool
+
 func TestParseRefusesAlgorithms(t *testing.T) {
 	for _, raw := range []string{
 		"eyJhbGciOiJub25lIn0.eyJpc3MiOiJhIn0.",                                                // none

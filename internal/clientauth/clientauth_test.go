@@ -174,6 +174,21 @@ func assertionJWT(t *testing.T, key *ecdsa.PrivateKey, claims map[string]any) st
 	return raw
 }
 
+// unencodedJWT is assertionJWT with b64 false (RFC 7797): the signature
+// covers the claims unencoded, which go-jose would verify.
+func unencodedJWT(t *testing.T, key *ecdsa.PrivateKey, claims map[string]any) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithBase64(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := jwt.Signed(s).Claims(claims).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
 func claims(iss string, mod func(map[string]any)) map[string]any {
 	c := map[string]any{"iss": iss, "sub": iss, "aud": issuer + "/token", "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "jti": "j1"}
 	if mod != nil {
@@ -273,6 +288,7 @@ func TestAuthenticate(t *testing.T) {
 		{name: "private_key_jwt sub differs", req: request{form: jwtForm(assertionJWT(t, w.jobKey, claims("111", func(c map[string]any) { c["sub"] = "222" })))}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "private_key_jwt foreign key", req: request{form: jwtForm(assertionJWT(t, w.otherKey, claims("111", nil)))}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "private_key_jwt wrong type", req: request{form: url.Values{"client_assertion_type": {"urn:other"}, "client_assertion": {assertionJWT(t, w.jobKey, claims("111", nil))}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
+		{name: "private_key_jwt with an unencoded payload (b64 false, RFC 7797)", req: request{form: jwtForm(unencodedJWT(t, w.jobKey, claims("111", nil)))}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "private_key_jwt garbage", req: request{form: jwtForm("not.a.jwt")}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "self-signed certificate", req: request{form: url.Values{"client_id": {"111"}}, cert: w.selfCert.Leaf}, wantID: "111", wantMethod: storage.AuthSelfSignedTLS, wantCnf: true},
 		{name: "CA-issued certificate, subject DN", req: request{form: url.Values{"client_id": {"111"}}, cert: w.issued.Leaf}, wantID: "111", wantMethod: storage.AuthTLS, wantCnf: true},

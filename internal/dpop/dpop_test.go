@@ -73,6 +73,18 @@ func build(hdr, claims map[string]any, sign func(string) []byte) string {
 	return input + "." + b64(sign(input))
 }
 
+// unencoded is build with the signature over the claims unencoded, as
+// b64 false (RFC 7797) has it; the claims are sent base64url-encoded all
+// the same, as go-jose's compact serialization does.
+func unencoded(hdr, claims map[string]any, sign func(string) []byte) string {
+	raw, err := json.Marshal(claims)
+	if err != nil {
+		panic(err)
+	}
+	h := b64JSON(hdr)
+	return h + "." + b64(raw) + "." + b64(sign(h+"."+string(raw)))
+}
+
 func header() map[string]any {
 	return map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": pubJWK(&p256.PublicKey)}
 }
@@ -193,6 +205,12 @@ func TestCheckRefuses(t *testing.T) {
 		{"RSA 8200", []string{build(with(hdr, map[string]any{"alg": "RS256", "jwk": map[string]any{"kty": "RSA", "n": b64(new(big.Int).Lsh(big.NewInt(1), 8199).Bytes()), "e": "AQAB"}}), cl, smallSign)}, Request{}, "usable public jwk"},
 		{"bad signature", []string{ok[:len(ok)-4] + "AAAA"}, Request{}, "signature"},
 		{"crit header", []string{build(with(hdr, map[string]any{"crit": []string{"exp"}, "exp": 1}), cl, sign)}, Request{}, ""},
+		// go-jose honours b64 false (RFC 7797), with crit or without,
+		// and would check the signature over the raw claims; a b64 that
+		// is not a bool it reads as true.
+		{"b64 false, critical", []string{unencoded(with(hdr, map[string]any{"b64": false, "crit": []string{"b64"}}), cl, sign)}, Request{}, "b64"},
+		{"b64 false, not critical", []string{unencoded(with(hdr, map[string]any{"b64": false}), cl, sign)}, Request{}, "b64"},
+		{"b64 not a bool", []string{build(with(hdr, map[string]any{"b64": "true"}), cl, sign)}, Request{}, "b64"},
 		{"claims not JSON", []string{func() string {
 			in := b64JSON(hdr) + "." + b64([]byte("not json"))
 			return in + "." + b64(sign(in))

@@ -292,6 +292,8 @@ func TestJWTBearer(t *testing.T) {
 			map[jose.HeaderKey]any{"jwk": jose.JSONWebKey{Key: &attacker.PublicKey}, "jku": "https://evil/jwks", "x5u": "https://evil/x5"}))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "critical extension", req: request{body: form(sign(t, e.rsKey, jose.RS256, "rs", claims(nil), map[jose.HeaderKey]any{"crit": []string{"urn:x"}, "urn:x": 1}))},
 			wantStatus: 400, wantError: "invalid_grant", wantDesc: `critical (crit) the extension "urn:x"`},
+		{name: "unencoded payload (b64 false, RFC 7797)", req: request{body: form(sign(t, e.rsKey, jose.RS256, "rs", claims(nil), map[jose.HeaderKey]any{"b64": false, "crit": []string{"b64"}}))},
+			wantStatus: 400, wantError: "invalid_grant", wantDesc: "b64"},
 		{name: "not a JWT", req: request{body: form("hello")}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "padding added after signing", req: request{body: form(strings.Replace(rs(nil), ".", "=.", 1))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "scope claim of the wrong type", req: request{body: form(rs(func(c map[string]any) { c["scope"] = []string{"orders.read"} }))}, wantStatus: 400, wantError: "invalid_grant"},
