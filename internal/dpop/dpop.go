@@ -127,6 +127,10 @@ type Request struct {
 	// URL is the request's target URI as the client addressed it
 	// (scheme, host and path); query and fragment are ignored.
 	URL string
+	// URLNormalized says URL is already in NormalizeURL's form: a caller
+	// whose proofs all name one URL normalizes it once, and Check
+	// compares htu with URL as it is instead of normalizing it again.
+	URLNormalized bool
 	// AccessToken is the token presented with the proof to a resource
 	// server, whose hash the proof's ath must carry; "" at the token
 	// endpoint.
@@ -252,7 +256,7 @@ func (c *Checker) Check(values []string, req Request) (*Proof, error) {
 	if cl.HTM != req.Method {
 		return nil, refuse("the DPoP proof is for another HTTP method (htm)", nil)
 	}
-	if err := matchURL(cl.HTU, req.URL); err != nil {
+	if err := matchURL(cl.HTU, req.URL, req.URLNormalized); err != nil {
 		return nil, refuse("the DPoP proof is for another URL (htu): sign the URL of the request, without query or fragment", err)
 	}
 	iat, err := numericDate(cl.IAT)

@@ -307,7 +307,7 @@ func TestNormalizeURLUnicodeHost(t *testing.T) {
 	if errA != nil || errB != nil || a == b {
 		t.Errorf("NormalizeURL: %q, %v and %q, %v; want two URLs", a, errA, b, errB)
 	}
-	if err := matchURL("https://STRAẞE.example/orders", "https://straße.example/orders"); err == nil {
+	if err := matchURL("https://STRAẞE.example/orders", "https://straße.example/orders", false); err == nil {
 		t.Error("a proof for STRAẞE.example (strasse.example) matched straße.example (xn--strae-oqa.example)")
 	}
 	if got, err := NormalizeURL("https://ÄPI.Example/x"); err != nil || got != "https://Äpi.example/x" {
@@ -480,19 +480,52 @@ func TestNewProverCurves(t *testing.T) {
 }
 
 // BenchmarkCheck is the cost a DPoP proof adds to a request: one ES256
-// verification, the claims and the thumbprint.
+// verification, the claims and the thumbprint; with the request's URL
+// normalized once by the caller (the token endpoint), or on every call.
 // go test ./internal/dpop -run '^$' -bench Check -benchmem
 func BenchmarkCheck(b *testing.B) {
 	p, _ := NewProver(p256)
 	raw, _ := p.Proof("GET", target, "tok", t0)
 	c := checker()
-	req := Request{Method: "GET", URL: target, AccessToken: "tok"}
-	for b.Loop() {
-		if _, err := c.Check([]string{raw}, req); err != nil {
-			b.Fatal(err)
-		}
+	for _, bb := range []struct {
+		name string
+		req  Request
+	}{
+		{"url", Request{Method: "GET", URL: target, AccessToken: "tok"}},
+		{"normalized_url", Request{Method: "GET", URL: target, URLNormalized: true, AccessToken: "tok"}},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := c.Check([]string{raw}, bb.req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
+
+// With URLNormalized, Check compares htu with the request's URL as it is:
+// the caller normalized it, once. Without, it normalizes the URL itself.
+func TestCheckURLNormalized(t *testing.T) {
+	p, _ := NewProver(p256)
+	raw, _ := p.Proof("POST", target, "", t0)
+	spelled := "HTTPS://Keyward.Example:443/token"
+	if _, err := checker().Check([]string{raw}, Request{Method: "POST", URL: spelled}); err != nil {
+		t.Errorf("URL %s, not normalized: %v", spelled, err)
+	}
+	if _, err := checker().Check([]string{raw}, Request{Method: "POST", URL: target, URLNormalized: true}); err != nil {
+		t.Errorf("URL %s, normalized: %v", target, err)
+	}
+	if _, err := checker().Check([]string{raw}, Request{Method: "POST", URL: spelled, URLNormalized: true}); err == nil || !strings.Contains(err.Error(), "htu") {
+		t.Errorf("URL %s said to be normalized: err = %v, want a refusal for htu", spelled, err)
+	}
+	u, _ := NormalizeURL(target)
+	if n := testing.AllocsPerRun(100, func() { matchSink = matchURL(target, u, true) }) - testing.AllocsPerRun(100, func() { matchSink = matchURL(target, u, false) }); n >= 0 {
+		t.Errorf("a normalized URL saves %v allocations, want some", -n)
+	}
+}
+
+var matchSink error
 
 // TestHeaderValues: HeaderValues finds the header however it was set, and
 // costs a request without one no allocation.

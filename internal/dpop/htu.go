@@ -73,15 +73,18 @@ func LowerASCII(s string) string {
 	return s
 }
 
-// matchURL checks that a proof's htu is the request's URL.
-func matchURL(htu, want string) error {
+// matchURL checks that a proof's htu is the request's URL, want, which
+// is normalized first unless normalized says it is already.
+func matchURL(htu, want string, normalized bool) error {
 	got, err := NormalizeURL(htu)
 	if err != nil {
 		return err
 	}
-	w, err := NormalizeURL(want)
-	if err != nil {
-		return errors.New("the request's own URL is not an http or https URL: " + err.Error())
+	w := want
+	if !normalized {
+		if w, err = NormalizeURL(want); err != nil {
+			return errors.New("the request's own URL is not an http or https URL: " + err.Error())
+		}
 	}
 	if got != w {
 		return errors.New("htu " + got + " is not " + w)

@@ -21,7 +21,9 @@ func (h *Handler) checkProof(r *http.Request, now time.Time) (*dpop.Proof, error
 	if len(values) == 0 {
 		return nil, nil
 	}
-	p, err := h.dpop.Check(values, dpop.Request{Method: r.Method, URL: Endpoint(h.cfg.Issuer)})
+	req := h.proofURL
+	req.Method = r.Method
+	p, err := h.dpop.Check(values, req)
 	if err != nil {
 		return nil, proofError(err)
 	}

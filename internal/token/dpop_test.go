@@ -168,6 +168,49 @@ func TestDPoPReplayAcrossProcesses(t *testing.T) {
 	}
 }
 
+// A proof's htu is compared with the token endpoint in normal form
+// (RFC 9449 §4.3, RFC 3986 §6.2.2), whichever way the issuer URL and the
+// proof spell it; an issuer URL that has no normal form matches no proof.
+func TestDPoPIssuerURLForms(t *testing.T) {
+	e := newEnv(t)
+	now := func() time.Time { return e.now }
+	journal := groupcommit.New(e.store, groupcommit.Options{})
+	t.Cleanup(journal.Close)
+	auth := clientauth.New(clientauth.Config{Audiences: []string{issuer, endpoint}, Pepper: []byte("p"), Now: now, ClockSkew: time.Minute, MaxAssertionLifetime: time.Hour}, e.store)
+	p := dpoptest.NewProver(t)
+	for _, tc := range []struct {
+		name, issuer, htu string
+		ok                bool
+	}{
+		{"issuer in normal form, htu not", issuer, "HTTPS://Keyward.Test:443/token", true},
+		{"htu in normal form, issuer not", "HTTPS://Keyward.TEST:443", endpoint, true},
+		{"neither in normal form", "https://KEYWARD.test:443", "https://keyward.TEST/token", true},
+		{"another path", "https://keyward.test/tenant", endpoint, false},
+		{"issuer not an http URL", "ftp://keyward.test", endpoint, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := token.NewHandler(token.Config{Issuer: tc.issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, MaxTokenLifetime: time.Hour},
+				e.store, journal, e.signer, auth, now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			r := httptest.NewRequest("POST", "/token", strings.NewReader("grant_type=client_credentials&scope=orders.read"))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			r.Header.Set("Authorization", basicAuth(e.job.ID, jobSecret))
+			r.Header.Set("DPoP", proof(t, p, "POST", tc.htu, t0))
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			body := decode(t, w)
+			if tc.ok {
+				if w.Code != 200 || body["token_type"] != "DPoP" {
+					t.Fatalf("%d %s, want a DPoP token", w.Code, w.Body)
+				}
+				return
+			}
+			if d, _ := body["error_description"].(string); w.Code != 400 || body["error"] != "invalid_dpop_proof" || !strings.Contains(d, "htu") {
+				t.Fatalf("%d %s, want invalid_dpop_proof saying htu", w.Code, w.Body)
+			}
+		})
+	}
+}
+
 func TestDPoPOpaqueToken(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()

@@ -99,6 +99,11 @@ type Handler struct {
 	// assertion (the store is what refuses replays to any process).
 	dpop     dpop.Checker
 	dpopSeen *dpop.ReplayCache
+	// proofURL is the URL a proof's htu must name: the token endpoint as
+	// the metadata names it, normalized once. An issuer URL that does not
+	// normalize is kept as it is, for Check to refuse every proof saying
+	// why, as it would.
+	proofURL dpop.Request
 }
 
 // grant handles one grant_type.
@@ -165,6 +170,10 @@ func NewHandler(cfg Config, dir Directory, journal Journal, signer Signer, auth 
 	h := &Handler{cfg: cfg, dir: dir, journal: journal, signer: signer, auth: auth, now: now, log: log}
 	h.mem, _ = dir.(accountCache)
 	h.dpop = dpop.Checker{Now: now, Skew: cfg.ClockSkew}
+	h.proofURL = dpop.Request{URL: Endpoint(cfg.Issuer)}
+	if u, err := dpop.NormalizeURL(h.proofURL.URL); err == nil {
+		h.proofURL = dpop.Request{URL: u, URLNormalized: true}
+	}
 	h.dpopSeen = dpop.NewReplayCache(h.dpop.Retention(), 0)
 	h.grants = map[string]grant{
 		oauth2.GrantJWTBearer:         &jwtBearer{h: h},
