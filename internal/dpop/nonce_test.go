@@ -2,6 +2,7 @@ package dpop_test
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +48,68 @@ func TestNonces(t *testing.T) {
 	}
 }
 
+// Nonces keeps the latest period's nonce and MACs. Goroutines whose
+// clocks straddle period changes, some behind the others, each get the
+// nonce of their own period, and Valid judges as a Nonces without
+// anything kept would. Run with -race.
+func TestNoncesConcurrent(t *testing.T) {
+	key := []byte("key of the servers")
+	n := dpop.NewNonces(key)
+	start := time.Unix(1_800_000_000, 0)
+	// fresh computes from nothing kept: a new Nonces each time.
+	fresh := func(at time.Time) string { return dpop.NewNonces(key).Current(at) }
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				// Mostly forward through five periods, every fourth
+				// step a period behind.
+				at := start.Add(time.Duration(i)*(5*dpop.NoncePeriod)/200 + time.Duration(g)*time.Second)
+				if i%4 == 3 {
+					at = at.Add(-dpop.NoncePeriod)
+				}
+				if got, want := n.Current(at), fresh(at); got != want {
+					t.Errorf("Current(%v) = %q, want %q", at, got, want)
+					return
+				}
+				for _, d := range []time.Duration{-2 * dpop.NoncePeriod, -dpop.NoncePeriod, 0, dpop.NoncePeriod, 2 * dpop.NoncePeriod} {
+					nonce := fresh(at.Add(d))
+					if got, want := n.Valid(nonce, at), dpop.NewNonces(key).Valid(nonce, at); got != want {
+						t.Errorf("Valid(nonce of %v, %v) = %v, want %v", d, at, got, want)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// Once the period's nonce is kept, Current and Valid allocate nothing:
+// they run on every DPoP request where nonces are required.
+func TestNoncesAllocs(t *testing.T) {
+	n := dpop.NewNonces([]byte("key of the servers"))
+	now := time.Unix(1_800_000_000, 0)
+	cur, last := n.Current(now), n.Current(now.Add(-dpop.NoncePeriod))
+	n.Current(now)
+	junk, breaks := strings.Repeat("A", len(cur)), strings.Repeat("\n", len(cur))
+	for name, f := range map[string]func(){
+		"Current":                func() { nonceSink = n.Current(now) },
+		"Valid":                  func() { validSink = n.Valid(cur, now) },
+		"Valid, last period's":   func() { validSink = n.Valid(last, now) },
+		"Valid, not a nonce":     func() { validSink = n.Valid(junk, now) },
+		"Valid, all line breaks": func() { validSink = n.Valid(breaks, now) },
+	} {
+		if a := testing.AllocsPerRun(100, f); a != 0 {
+			t.Errorf("%s: %v allocations, want 0", name, a)
+		}
+	}
+}
+
+var validSink bool
+
 // The nonce a proof carries comes back from Check, for the caller to
 // check.
 func TestProofNonce(t *testing.T) {
@@ -80,3 +143,34 @@ func FuzzNonceValid(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkNonces is what nonces cost a DPoP request at the token
+// endpoint: Valid for the proof's nonce (of this period or the last),
+// Current for the answer's DPoP-Nonce header.
+// go test ./internal/dpop -run '^$' -bench Nonces -benchmem
+func BenchmarkNonces(b *testing.B) {
+	n := dpop.NewNonces([]byte("key of the servers"))
+	now := time.Unix(1_800_000_000, 0)
+	cur, last := n.Current(now), n.Current(now.Add(-dpop.NoncePeriod))
+	b.Run("Current", func(b *testing.B) {
+		for b.Loop() {
+			nonceSink = n.Current(now)
+		}
+	})
+	b.Run("Valid", func(b *testing.B) {
+		for b.Loop() {
+			if !n.Valid(cur, now) {
+				b.Fatal("current nonce refused")
+			}
+		}
+	})
+	b.Run("Valid_last_period", func(b *testing.B) {
+		for b.Loop() {
+			if !n.Valid(last, now) {
+				b.Fatal("last period's nonce refused")
+			}
+		}
+	})
+}
+
+var nonceSink string
