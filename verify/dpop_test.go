@@ -158,10 +158,16 @@ func TestDPoPMiddleware(t *testing.T) {
 	if resp, err = http.DefaultClient.Do(req); err != nil {
 		t.Fatal(err)
 	}
+	var scopeBody map[string]string
+	json.NewDecoder(resp.Body).Decode(&scopeBody)
 	resp.Body.Close()
-	if ch := resp.Header.Values("WWW-Authenticate"); resp.StatusCode != 403 || len(ch) != 1 || !strings.HasPrefix(ch[0], `DPoP realm="https://orders.internal", error="insufficient_scope"`) ||
-		!strings.Contains(ch[0], `scope="orders.admin"`) || !strings.Contains(ch[0], algs) {
-		t.Errorf("RequireScopes: %s, WWW-Authenticate %q, want 403 with a DPoP insufficient_scope challenge", resp.Status, ch)
+	wantCh := `DPoP realm="https://orders.internal", error="insufficient_scope", error_description="the token lacks the scope orders.admin", scope="orders.admin", ` + algs
+	if ch := resp.Header.Values("WWW-Authenticate"); resp.StatusCode != 403 || len(ch) != 1 || ch[0] != wantCh {
+		t.Errorf("RequireScopes: %s, WWW-Authenticate %q, want 403 with %q alone", resp.Status, ch, wantCh)
+	}
+	if len(scopeBody) != 2 || scopeBody["error"] != "insufficient_scope" || scopeBody["error_description"] != "the token lacks the scope orders.admin" ||
+		resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("RequireScopes: body %v, Cache-Control %q; want insufficient_scope and its description, no-store", scopeBody, resp.Header.Get("Cache-Control"))
 	}
 
 	// A request without a token learns of both schemes.

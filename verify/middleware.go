@@ -256,20 +256,26 @@ func RequireScopes(scopes ...string) func(http.Handler) http.Handler {
 			}
 			for _, s := range scopes {
 				if !v.claims.HasScope(s) {
-					desc := "the token lacks the scope " + s
-					if v.dpop {
-						e := dpopError("insufficient_scope", desc, nil)
-						dpopChallenge(w, v.realm, e, need)
-						writeError(w, http.StatusForbidden, e)
-						return
-					}
-					e := &Error{Code: "insufficient_scope", Description: desc}
-					challenge(w, v.realm, e, need)
-					writeError(w, http.StatusForbidden, e)
+					v.insufficientScope(w, "the token lacks the scope "+s, need)
 					return
 				}
 			}
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// insufficientScope answers 403 insufficient_scope naming scope (RFC 6750
+// §3.1), in a challenge of the scheme the token came with: DPoP for a
+// DPoP-bound token (RFC 9449 §7.1), else Bearer.
+func (v *verified) insufficientScope(w http.ResponseWriter, desc, scope string) {
+	e := &Error{Code: "insufficient_scope", Description: desc}
+	if v.dpop {
+		// dpopChallenge knows a refusal that concerns DPoP by its mark;
+		// e, unmarked, stays on the stack for the Bearer answer.
+		dpopChallenge(w, v.realm, dpopError(e.Code, e.Description, nil), scope)
+	} else {
+		challenge(w, v.realm, e, scope)
+	}
+	writeError(w, http.StatusForbidden, e)
 }
