@@ -67,7 +67,10 @@ func newImportCommand() *cobra.Command {
 		Short: "Load an export into a new, empty store",
 		Long: `Load a file written by 'keyward export' into a store that has no accounts yet
 (run it before the first 'keyward serve' on that store). Every imported item
-is audited. Start the server with the master key of the exported store.`,
+is audited. The import is one transaction: a file it refuses (it names each
+item that refers to an account or organization the file does not hold) or
+an import that fails or is killed part way leaves the store as it was, so it
+can be run again. Start the server with the master key of the exported store.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := os.ReadFile(args[0])

@@ -33,6 +33,8 @@ var (
 	// scopes. DeleteAPI, CreateAPI and UpdateAPI return it as a
 	// *ScopesHeldError.
 	ErrScopesHeld = errors.New("the API's scopes are held")
+	// ErrNotEmpty: Load found accounts in the store.
+	ErrNotEmpty = errors.New("the store has accounts")
 )
 
 // Guard is a precondition of a change to an account, a key, a secret or a
@@ -366,6 +368,22 @@ type Write struct {
 	Events []AuditEvent
 }
 
+// Bulk is a whole configuration for Load to write at once: what an
+// export of another store holds.
+type Bulk struct {
+	APIs         []API
+	Accounts     []Account
+	Keys         []Key
+	Secrets      []Secret
+	Orgs         []Org
+	Users        []User
+	Projects     []ProjectOrg
+	Grants       []Grant
+	SealedValues []SealedValue
+	// SigningKeys, if any, replace the store's signing keys.
+	SigningKeys []SigningKey
+}
+
 // Change notifications. A backend shared by several processes tells them
 // what changed, so caches drop it at once: an account ID, ChangeAll, or
 // ChangeSigningKeys.
@@ -528,6 +546,16 @@ type Storage interface {
 	// authenticated data the item was sealed with (a signing key's ID, or
 	// SealedValueAAD of a value's name) and its sealed bytes.
 	Reseal(ctx context.Context, fn func(aad string, sealed []byte) ([]byte, error), ev AuditEvent) error
+
+	// Load writes b into a store that has no accounts, with evs, in one
+	// transaction: all or nothing, so a failure or a crash part way leaves
+	// the store as it was. It fails with ErrNotEmpty when the store has an
+	// account, with ErrAlreadyExists when an API, a sealed value or any
+	// other unique name in b is taken, and with a *ScopesHeldError as
+	// CreateAPI does. Users, project placements and grants are put as
+	// PutUsers, PutProjectOrg and PutGrant put them. It is serialized
+	// against guarded changes (see Guard) and signing-key updates.
+	Load(ctx context.Context, b Bulk, evs []AuditEvent) error
 
 	// Commit applies writes in one transaction. The returned slice has one
 	// entry per write: nil, or ErrReplay for a write whose JTI was used. A

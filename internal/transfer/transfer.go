@@ -112,17 +112,19 @@ func Export(ctx context.Context, s storage.Storage, now time.Time) (Dump, error)
 // ErrNotEmpty means the target store already has accounts.
 var ErrNotEmpty = errors.New("the target store is not empty: import only into a new store (run the import before the first 'keyward serve')")
 
-// Import writes a dump into an empty store. Every item is audited as
-// written by "import". A dump the admin API could not have made (a
-// delegation of Keyward's own scopes, or one to a client ID that names
-// no service account) is refused before anything is written: the writes
-// below are separate transactions, so a refusal halfway would leave a
-// partial store that the next import refuses as not empty.
+// Import writes a dump into an empty store, all or nothing: one
+// transaction (storage.Storage.Load) writes every item with its audit
+// event, so a refused item, a failed write or a crash part way leaves the
+// store as it was, and the import can be run again. Every item is audited
+// as written by "import". A dump the admin API could not have made (an
+// item naming an account or an organization the file does not hold, or a
+// delegation of Keyward's own scopes) is refused before the transaction,
+// naming each such item.
 func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error {
 	if d.Format != Format {
 		return fmt.Errorf("unknown dump format %q, want %q", d.Format, Format)
 	}
-	if err := checkGrants(d.Grants, d.Accounts); err != nil {
+	if err := check(d); err != nil {
 		return err
 	}
 	if n, err := s.CountAccounts(ctx); err != nil {
@@ -134,86 +136,128 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 		return storage.AuditEvent{Time: now, Action: action, Outcome: storage.OutcomeSuccess, AccountID: account, Actor: "import",
 			Data: map[string]string{"exported_at": d.ExportedAt.Format(time.RFC3339)}}
 	}
+	b := storage.Bulk{Accounts: d.Accounts, Keys: d.Keys, Secrets: d.Secrets, Orgs: d.Orgs, Users: d.Users,
+		Projects: d.Projects, Grants: d.Grants, SigningKeys: d.SigningKeys}
+	var evs []storage.AuditEvent
+	// A first 'keyward serve' interrupted before it made the
+	// administrator leaves the built-in API, and may leave the pepper:
+	// the same ones stay as they are, without an event.
 	for _, a := range d.APIs {
-		if err := s.CreateAPI(ctx, a, ev("api.import", "")); err != nil {
-			existing, gerr := s.GetAPI(ctx, a.Name)
-			if !errors.Is(err, storage.ErrAlreadyExists) || gerr != nil || existing.Identifier != a.Identifier {
-				return fmt.Errorf("API %s: %w", a.Name, err)
-			}
+		existing, err := s.GetAPI(ctx, a.Name)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			b.APIs = append(b.APIs, a)
+			evs = append(evs, ev("api.import", ""))
+		case err != nil:
+			return fmt.Errorf("API %s: %w", a.Name, err)
+		case existing.Identifier != a.Identifier:
+			return fmt.Errorf("nothing was imported: API %s: the target store already has one with identifier %s, not %s", a.Name, existing.Identifier, a.Identifier)
 		}
 	}
 	for _, a := range d.Accounts {
-		if err := s.CreateAccount(ctx, a, ev("account.import", a.ID)); err != nil {
-			return fmt.Errorf("account %s: %w", a.Email, err)
-		}
+		evs = append(evs, ev("account.import", a.ID))
 	}
 	for _, k := range d.Keys {
-		if err := s.CreateKey(ctx, k, ev("key.import", k.AccountID)); err != nil {
-			return fmt.Errorf("key %s: %w", k.ID, err)
-		}
+		evs = append(evs, ev("key.import", k.AccountID))
 	}
 	for _, sec := range d.Secrets {
-		if err := s.CreateSecret(ctx, sec, ev("secret.import", sec.AccountID)); err != nil {
-			return fmt.Errorf("secret %s: %w", sec.ID, err)
-		}
+		evs = append(evs, ev("secret.import", sec.AccountID))
 	}
-	for _, o := range d.Orgs {
-		if err := s.CreateOrg(ctx, o, ev("org.import", "")); err != nil {
-			return fmt.Errorf("organization %s: %w", o.Domain, err)
-		}
+	for range d.Orgs {
+		evs = append(evs, ev("org.import", ""))
 	}
 	if len(d.Users) > 0 {
 		e := ev("user.import", "")
 		e.Data["count"] = strconv.Itoa(len(d.Users))
-		if err := s.PutUsers(ctx, d.Users, e); err != nil {
-			return fmt.Errorf("users: %w", err)
-		}
+		evs = append(evs, e)
 	}
-	for _, p := range d.Projects {
-		if err := s.PutProjectOrg(ctx, p, ev("org.project_import", "")); err != nil {
-			return fmt.Errorf("project %s: %w", p.Project, err)
-		}
+	for range d.Projects {
+		evs = append(evs, ev("org.project_import", ""))
 	}
 	for _, g := range d.Grants {
-		if _, err := s.PutGrant(ctx, g, ev("delegation.import", g.ClientID)); err != nil {
-			return fmt.Errorf("delegation of %s in %s: %w", g.ClientID, g.Org, err)
-		}
+		evs = append(evs, ev("delegation.import", g.ClientID))
 	}
 	for _, v := range d.SealedValues {
-		err := s.CreateSealedValue(ctx, v, ev("sealed_value.import", ""))
-		if errors.Is(err, storage.ErrAlreadyExists) {
-			if have, gerr := s.GetSealedValue(ctx, v.Name); gerr == nil && bytes.Equal(have.Sealed, v.Sealed) {
-				continue
-			}
-			return fmt.Errorf("sealed value %s: the target store already has a different one", v.Name)
-		} else if err != nil {
+		have, err := s.GetSealedValue(ctx, v.Name)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			b.SealedValues = append(b.SealedValues, v)
+			evs = append(evs, ev("sealed_value.import", ""))
+		case err != nil:
 			return fmt.Errorf("sealed value %s: %w", v.Name, err)
+		case !bytes.Equal(have.Sealed, v.Sealed):
+			return fmt.Errorf("nothing was imported: sealed value %s: the target store already has a different one", v.Name)
 		}
 	}
 	if len(d.SigningKeys) > 0 {
 		e := ev("signing_key.import", "")
 		e.Data["count"] = strconv.Itoa(len(d.SigningKeys))
-		if _, err := s.UpdateSigningKeys(ctx, func([]storage.SigningKey) ([]storage.SigningKey, error) { return d.SigningKeys, nil }, e); err != nil {
-			return fmt.Errorf("signing keys: %w", err)
-		}
+		evs = append(evs, e)
+	}
+	if err := s.Load(ctx, b, evs); errors.Is(err, storage.ErrNotEmpty) {
+		return ErrNotEmpty
+	} else if err != nil {
+		return fmt.Errorf("nothing was imported: %w", err)
 	}
 	return nil
 }
 
-// checkGrants refuses delegation grants the admin API would not make,
-// naming each, so an export made before a rule, or an edited file, cannot
-// bring one in: one that carries a scope the admin API does not delegate
-// (oauth2.Delegable), and one whose client ID is not the ID of a service
-// account in the dump. The target store has no accounts (Import checks),
-// so the dump's are the only ones a grant can name; such a grant would
-// authorize nothing, yet be listed and count as a holder of its scopes.
-func checkGrants(grants []storage.Grant, accounts []storage.Account) error {
-	ids := make(map[string]bool, len(accounts))
-	for _, a := range accounts {
+// check refuses a dump the admin API could not have made, naming each
+// item at fault, so an export made before a rule, or an edited file,
+// cannot bring one in. The target store has no accounts (Import checks),
+// nor, then, anything that names one, so the dump's accounts and
+// organizations are the only ones its items can name:
+//   - a key or a secret of an account not in the file, a user or a project
+//     placement in an organization not in the file, an API whose
+//     introspector is not an account in the file, or a delegation grant in
+//     an organization not in the file: the store would refuse the first
+//     ones halfway, and the last two would name nothing;
+//   - a delegation grant whose client ID is not the ID of an account in
+//     the file: it would authorize nothing, yet be listed and count as a
+//     holder of its scopes;
+//   - a delegation grant carrying a scope the admin API does not delegate
+//     (oauth2.Delegable).
+func check(d Dump) error {
+	ids := make(map[string]bool, len(d.Accounts))
+	for _, a := range d.Accounts {
 		ids[a.ID] = true
 	}
-	var scoped, orphans []string
-	for _, g := range grants {
+	orgs := make(map[string]bool, len(d.Orgs))
+	for _, o := range d.Orgs {
+		orgs[o.Domain] = true
+	}
+	var dangling, scoped, orphans []string
+	for _, a := range d.APIs {
+		for _, id := range a.Introspectors {
+			if !ids[id] {
+				dangling = append(dangling, fmt.Sprintf("the introspector %s of API %s is no service account in the file", id, a.Name))
+			}
+		}
+	}
+	for _, k := range d.Keys {
+		if !ids[k.AccountID] {
+			dangling = append(dangling, fmt.Sprintf("the key %s is of %s, no service account in the file", k.ID, k.AccountID))
+		}
+	}
+	for _, sec := range d.Secrets {
+		if !ids[sec.AccountID] {
+			dangling = append(dangling, fmt.Sprintf("the secret %s is of %s, no service account in the file", sec.ID, sec.AccountID))
+		}
+	}
+	for _, u := range d.Users {
+		if !orgs[u.Org] {
+			dangling = append(dangling, fmt.Sprintf("the user %s is in %s, no organization in the file", u.Email, u.Org))
+		}
+	}
+	for _, p := range d.Projects {
+		if !orgs[p.Org] {
+			dangling = append(dangling, fmt.Sprintf("the project %s is placed in %s, no organization in the file", p.Project, p.Org))
+		}
+	}
+	for _, g := range d.Grants {
+		if !orgs[g.Org] {
+			dangling = append(dangling, fmt.Sprintf("the delegation of %s in %s is in no organization in the file", g.ClientID, g.Org))
+		}
 		if !ids[g.ClientID] {
 			orphans = append(orphans, fmt.Sprintf("the delegation of %s in %s names no service account in the file", g.ClientID, g.Org))
 		}
@@ -224,6 +268,10 @@ func checkGrants(grants []storage.Grant, accounts []storage.Account) error {
 		}
 	}
 	var parts []string
+	if len(dangling) > 0 {
+		parts = append(parts, fmt.Sprintf("%s; the target store has no accounts or organizations yet, so what an item names must be in the file: add the accounts and organizations named, or remove the items, and import again",
+			limit(dangling)))
+	}
 	if len(orphans) > 0 {
 		parts = append(parts, fmt.Sprintf("%s; a grant is made to the numeric client ID of an existing service account: remove these grants from the file, or add their accounts, and import again",
 			limit(orphans)))

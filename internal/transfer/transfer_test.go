@@ -6,6 +6,7 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -225,5 +226,191 @@ func TestImportRefusesGrantsWithoutAccount(t *testing.T) {
 				t.Errorf("the refused import left organizations %v (%v)", orgs, err)
 			}
 		})
+	}
+}
+
+// targets open an empty store of each backend; PostgreSQL's is skipped
+// without KEYWARD_TEST_POSTGRES_DSN.
+var targets = []struct {
+	name string
+	open func(t *testing.T) storage.Storage
+}{
+	{"sqlite", func(t *testing.T) storage.Storage {
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "b.db"), sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}},
+	{"postgres", func(t *testing.T) storage.Storage {
+		s, err := postgres.Open(context.Background(), pgtest.SchemaDSN(t), postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}},
+}
+
+// exported is the dump of a filled store, each slice its own copy.
+func exported(t *testing.T) transfer.Dump {
+	t.Helper()
+	ctx := context.Background()
+	src, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	fill(t, src)
+	d, err := transfer.Export(ctx, src, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// wantEmpty fails unless the import left nothing in s: no account, API,
+// organization, key, signing key or audit event.
+func wantEmpty(t *testing.T, s storage.Storage) {
+	t.Helper()
+	ctx := context.Background()
+	n, err := s.CountAccounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apis, err := s.ListAPIs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orgs, err := s.ListOrgs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signing, err := s.ListSigningKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := s.ListAuditEvents(ctx, storage.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, kerr := s.GetKey(ctx, "k1")
+	if n != 0 || len(apis) != 0 || len(orgs) != 0 || len(signing) != 0 || len(events) != 0 || kerr == nil {
+		t.Fatalf("the refused import left %d accounts, APIs %v, organizations %v, signing keys %v, %d audit events, key k1 (err %v)",
+			n, apis, orgs, signing, len(events), kerr)
+	}
+}
+
+// A file with an item naming an account or an organization it does not
+// hold is refused before anything is written, naming every such item;
+// before, the items ahead of it stayed written and the next import
+// refused the store as not empty.
+func TestImportRefusesDanglingReferences(t *testing.T) {
+	base := exported(t)
+	for _, tc := range []struct {
+		name  string
+		edit  func(d *transfer.Dump)
+		wants []string
+	}{
+		{"key of no account", func(d *transfer.Dump) {
+			d.Keys = append(d.Keys, storage.Key{ID: "k9", AccountID: "9", Algorithm: "RS256", PublicKey: []byte{1}, Origin: "uploaded", CreatedAt: t0})
+		}, []string{"the key k9 is of 9, no service account in the file"}},
+		{"secret of no account", func(d *transfer.Dump) {
+			d.Secrets = append(d.Secrets, storage.Secret{ID: "s9", AccountID: "9", Hash: []byte{1}, CreatedAt: t0})
+		}, []string{"the secret s9 is of 9, no service account in the file"}},
+		{"user of no organization", func(d *transfer.Dump) {
+			d.Users = append(d.Users, storage.User{Email: "c@other.example", Org: "other.example", CreatedAt: t0})
+		}, []string{"the user c@other.example is in other.example, no organization in the file"}},
+		{"project of no organization", func(d *transfer.Dump) {
+			d.Projects = append(d.Projects, storage.ProjectOrg{Project: "q", Org: "other.example"})
+		}, []string{"the project q is placed in other.example, no organization in the file"}},
+		{"grant of no organization", func(d *transfer.Dump) {
+			d.Grants = append(d.Grants, storage.Grant{Org: "other.example", ClientID: "2", Scopes: []string{"orders.read"}, CreatedAt: t0})
+		}, []string{"the delegation of 2 in other.example is in no organization in the file"}},
+		{"introspector of no account", func(d *transfer.Dump) { d.APIs[0].Introspectors = []string{"2", "9"} },
+			[]string{"the introspector 9 of API orders is no service account in the file"}},
+		{"account left out", func(d *transfer.Dump) { d.Accounts = d.Accounts[:1] }, []string{ // account 2 introspects; k2, s2 are its
+			"the introspector 2 of API orders is no service account", "the key k2 is of 2,", "the secret s2 is of 2,"}},
+		{"organization left out", func(d *transfer.Dump) { d.Orgs = nil }, []string{
+			"the user a@example.com is in example.com,", "the user b@example.com is in example.com,", "the project p is placed in example.com,",
+			"the delegation of 1 in example.com is in no organization"}},
+	} {
+		for _, target := range targets {
+			t.Run(tc.name+"/"+target.name, func(t *testing.T) {
+				d := base
+				d.APIs = slices.Clone(base.APIs)
+				d.Accounts, d.Keys, d.Secrets = slices.Clone(base.Accounts), slices.Clone(base.Keys), slices.Clone(base.Secrets)
+				d.Users, d.Projects, d.Grants = slices.Clone(base.Users), slices.Clone(base.Projects), slices.Clone(base.Grants)
+				tc.edit(&d)
+				dst := target.open(t)
+				err := transfer.Import(context.Background(), dst, d, t0)
+				for _, want := range append([]string{"nothing was imported"}, tc.wants...) {
+					if err == nil || !strings.Contains(err.Error(), want) {
+						t.Fatalf("import: %v, want an error saying %q", err, want)
+					}
+				}
+				wantEmpty(t, dst)
+			})
+		}
+	}
+}
+
+// An item the store refuses, however late in the file, leaves the store
+// as it was, audit log included, and the fixed file then imports: the
+// import is one transaction. Before, the items ahead of it stayed written
+// and every later import was refused as not empty.
+func TestImportAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	base := exported(t)
+	for _, tc := range []struct {
+		name string
+		edit func(d *transfer.Dump)
+	}{
+		{"a key twice", func(d *transfer.Dump) { d.Keys = append(d.Keys, d.Keys[0]) }},
+		{"a secret twice", func(d *transfer.Dump) { d.Secrets = append(d.Secrets, d.Secrets[1]) }},
+		{"an organization twice", func(d *transfer.Dump) { d.Orgs = append(d.Orgs, d.Orgs[0]) }},
+		{"a signing key twice", func(d *transfer.Dump) { d.SigningKeys = append(d.SigningKeys, d.SigningKeys[0]) }},
+	} {
+		for _, target := range targets {
+			t.Run(tc.name+"/"+target.name, func(t *testing.T) {
+				d := base
+				d.Keys, d.Secrets, d.Orgs, d.SigningKeys = slices.Clone(base.Keys), slices.Clone(base.Secrets), slices.Clone(base.Orgs), slices.Clone(base.SigningKeys)
+				tc.edit(&d)
+				dst := target.open(t)
+				err := transfer.Import(ctx, dst, d, t0)
+				if err == nil || !strings.Contains(err.Error(), "nothing was imported") {
+					t.Fatalf("import: %v, want an error saying nothing was imported", err)
+				}
+				wantEmpty(t, dst)
+
+				if err := transfer.Import(ctx, dst, base, t0); err != nil {
+					t.Fatalf("import of the fixed file: %v", err)
+				}
+				again, err := transfer.Export(ctx, dst, t0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(again, base) {
+					t.Fatalf("the fixed file's import:\n got %+v\nwant %+v", again, base)
+				}
+				events, err := dst.ListAuditEvents(ctx, storage.AuditFilter{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var actions []string
+				for _, e := range events {
+					if e.Actor != "import" {
+						t.Errorf("event %s by %q, want import", e.Action, e.Actor)
+					}
+					actions = append(actions, e.Action)
+				}
+				want := []string{"api.import", "account.import", "account.import", "key.import", "key.import", "secret.import", "secret.import",
+					"org.import", "user.import", "org.project_import", "delegation.import", "sealed_value.import", "signing_key.import"}
+				if !slices.Equal(actions, want) {
+					t.Errorf("audit events %v, want %v", actions, want)
+				}
+			})
+		}
 	}
 }

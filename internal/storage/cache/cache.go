@@ -464,3 +464,9 @@ func getGrant(st storage.Storage, ctx context.Context, key string) (storage.Gran
 	i := strings.LastIndexByte(key, 0)
 	return st.GetGrant(ctx, key[:i], key[i+1:])
 }
+
+// Load implements storage.Storage. It drops everything cached.
+func (s *Store) Load(ctx context.Context, b storage.Bulk, evs []storage.AuditEvent) error {
+	defer s.Invalidate("")
+	return s.Storage.Load(ctx, b, evs)
+}

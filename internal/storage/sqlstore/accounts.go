@@ -47,17 +47,22 @@ func (s *Store) CreateAccount(ctx context.Context, a storage.Account, ev storage
 		if err := s.lockScopes(ctx, tx, guards); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, s.q["insertAccount"], a.ID, a.Email, a.Name, a.Project, a.DisplayName, a.Description,
-			encodeList(a.Scopes), int64(a.TokenLifetime/time.Second), boolInt(a.Disabled), micros(a.CreatedAt), micros(a.UpdatedAt),
-			encodeList(a.AuthMethods), encodeJSON(a.TLS), a.TokenFormat, micros(a.TokensRevokedBefore))
-		if err != nil {
-			return s.wrap("create account", err)
-		}
-		if err := s.putAccountScopes(ctx, tx, a.ID, a.Scopes); err != nil {
+		if err := s.insertAccount(ctx, tx, a); err != nil {
 			return s.wrap("create account", err)
 		}
 		return s.checkGuards(ctx, tx, "create account", storage.Account{}, a, nil, guards)
 	}, ev)
+}
+
+// insertAccount inserts a with its indexed scopes.
+func (s *Store) insertAccount(ctx context.Context, tx *sql.Tx, a storage.Account) error {
+	_, err := tx.ExecContext(ctx, s.q["insertAccount"], a.ID, a.Email, a.Name, a.Project, a.DisplayName, a.Description,
+		encodeList(a.Scopes), int64(a.TokenLifetime/time.Second), boolInt(a.Disabled), micros(a.CreatedAt), micros(a.UpdatedAt),
+		encodeList(a.AuthMethods), encodeJSON(a.TLS), a.TokenFormat, micros(a.TokensRevokedBefore))
+	if err != nil {
+		return err
+	}
+	return s.putAccountScopes(ctx, tx, a.ID, a.Scopes)
 }
 
 // CreateAccounts implements storage.Storage.

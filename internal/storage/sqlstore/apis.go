@@ -30,22 +30,28 @@ func (s *Store) CreateAPI(ctx context.Context, a storage.API, ev storage.AuditEv
 		if err := s.lock(ctx, tx, s.d.LockScopes, "lock scopes"); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q["insertAPI"], a.Name, a.Identifier, a.Description, micros(a.CreatedAt),
-			formatOrDefault(a.TokenFormat), encodeList(a.Introspectors)); err != nil {
-			return s.wrap("create api", err)
-		}
-		for i, sc := range a.Scopes {
-			if _, err := tx.ExecContext(ctx, s.q["insertAPIScope"], sc, a.Name, i); err != nil {
-				return s.wrap("create api scope "+sc, err)
-			}
-		}
-		// Holders of the new scopes are left from a deleted API: they
-		// would get the new API's access unnoticed.
-		if err := s.scopeHolders(ctx, tx, "create api", a.Name, a.Scopes); err != nil {
+		if err := s.insertAPI(ctx, tx, a); err != nil {
 			return err
 		}
 		return s.notify(ctx, tx, storage.ChangeAll)
 	}, ev)
+}
+
+// insertAPI inserts a and its scopes, in a transaction holding the scopes
+// lock.
+func (s *Store) insertAPI(ctx context.Context, tx *sql.Tx, a storage.API) error {
+	if _, err := tx.ExecContext(ctx, s.q["insertAPI"], a.Name, a.Identifier, a.Description, micros(a.CreatedAt),
+		formatOrDefault(a.TokenFormat), encodeList(a.Introspectors)); err != nil {
+		return s.wrap("create api", err)
+	}
+	for i, sc := range a.Scopes {
+		if _, err := tx.ExecContext(ctx, s.q["insertAPIScope"], sc, a.Name, i); err != nil {
+			return s.wrap("create api scope "+sc, err)
+		}
+	}
+	// Holders of the new scopes are left from a deleted API: they would
+	// get the new API's access unnoticed.
+	return s.scopeHolders(ctx, tx, "create api", a.Name, a.Scopes)
 }
 
 func formatOrDefault(f string) string {

@@ -26,17 +26,21 @@ func scanKey(row scanner) (storage.Key, error) {
 // CreateKey implements storage.Storage.
 func (s *Store) CreateKey(ctx context.Context, k storage.Key, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		cert := k.Certificate
-		if cert == nil {
-			cert = []byte{}
-		}
-		_, err := tx.ExecContext(ctx, s.q["insertKey"], k.ID, k.AccountID, k.Algorithm, k.PublicKey, cert, k.Origin,
-			boolInt(k.Disabled), micros(k.ExpiresAt), micros(k.CreatedAt))
-		if err != nil {
-			return s.wrap("create key", err)
+		if err := s.insertKey(ctx, tx, k); err != nil {
+			return err
 		}
 		return s.notify(ctx, tx, k.AccountID)
 	}, ev)
+}
+
+func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k storage.Key) error {
+	cert := k.Certificate
+	if cert == nil {
+		cert = []byte{}
+	}
+	_, err := tx.ExecContext(ctx, s.q["insertKey"], k.ID, k.AccountID, k.Algorithm, k.PublicKey, cert, k.Origin,
+		boolInt(k.Disabled), micros(k.ExpiresAt), micros(k.CreatedAt))
+	return s.wrap("create key", err)
 }
 
 // GetKey implements storage.Storage.

@@ -57,10 +57,12 @@ func scanOrg(row scanner) (storage.Org, error) {
 
 // CreateOrg implements storage.Storage.
 func (s *Store) CreateOrg(ctx context.Context, o storage.Org, ev storage.AuditEvent) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q["insertOrg"], o.Domain, encodeList(o.BlockedScopes), micros(o.CreatedAt))
-		return s.wrap("create org", err)
-	}, ev)
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.insertOrg(ctx, tx, o) }, ev)
+}
+
+func (s *Store) insertOrg(ctx context.Context, tx *sql.Tx, o storage.Org) error {
+	_, err := tx.ExecContext(ctx, s.q["insertOrg"], o.Domain, encodeList(o.BlockedScopes), micros(o.CreatedAt))
+	return s.wrap("create org", err)
 }
 
 // GetOrg implements storage.Storage.
@@ -194,18 +196,25 @@ func scanUser(row scanner) (storage.User, error) {
 // PutUsers implements storage.Storage.
 func (s *Store) PutUsers(ctx context.Context, users []storage.User, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, s.q["putUser"])
-		if err != nil {
-			return s.wrap("put users", err)
-		}
-		defer st.Close()
-		for _, u := range users {
-			if _, err := st.ExecContext(ctx, u.Email, u.Org, boolInt(u.Suspended), micros(u.CreatedAt)); err != nil {
-				return s.wrap("put user "+u.Email, err)
-			}
+		if err := s.putUsers(ctx, tx, users); err != nil {
+			return err
 		}
 		return s.notify(ctx, tx, storage.ChangeAll)
 	}, ev)
+}
+
+func (s *Store) putUsers(ctx context.Context, tx *sql.Tx, users []storage.User) error {
+	st, err := tx.PrepareContext(ctx, s.q["putUser"])
+	if err != nil {
+		return s.wrap("put users", err)
+	}
+	defer st.Close()
+	for _, u := range users {
+		if _, err := st.ExecContext(ctx, u.Email, u.Org, boolInt(u.Suspended), micros(u.CreatedAt)); err != nil {
+			return s.wrap("put user "+u.Email, err)
+		}
+	}
+	return nil
 }
 
 // GetUser implements storage.Storage.
@@ -279,11 +288,16 @@ func scanProjectOrg(row scanner) (storage.ProjectOrg, error) {
 // PutProjectOrg implements storage.Storage.
 func (s *Store) PutProjectOrg(ctx context.Context, p storage.ProjectOrg, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q["putProjectOrg"], p.Project, p.Org, boolInt(p.Internal)); err != nil {
-			return s.wrap("put project org", err)
+		if err := s.putProjectOrg(ctx, tx, p); err != nil {
+			return err
 		}
 		return s.notify(ctx, tx, storage.ChangeAll)
 	}, ev)
+}
+
+func (s *Store) putProjectOrg(ctx context.Context, tx *sql.Tx, p storage.ProjectOrg) error {
+	_, err := tx.ExecContext(ctx, s.q["putProjectOrg"], p.Project, p.Org, boolInt(p.Internal))
+	return s.wrap("put project org", err)
 }
 
 // GetProjectOrg implements storage.Storage.
@@ -356,11 +370,8 @@ func (s *Store) PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditE
 				return s.wrap("put grant", err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, s.q["putGrant"], g.Org, g.ClientID, encodeList(g.Scopes), micros(g.CreatedAt)); err != nil {
-			return s.wrap("put grant", err)
-		}
-		if err := s.putGrantScopes(ctx, tx, g); err != nil {
-			return s.wrap("put grant", err)
+		if err := s.putGrant(ctx, tx, g); err != nil {
+			return err
 		}
 		for _, gd := range guards {
 			if gd.KnownScopes {
@@ -380,6 +391,14 @@ func (s *Store) PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditE
 		return storage.Grant{}, err
 	}
 	return stored, nil
+}
+
+// putGrant creates or replaces g with its indexed scopes.
+func (s *Store) putGrant(ctx context.Context, tx *sql.Tx, g storage.Grant) error {
+	if _, err := tx.ExecContext(ctx, s.q["putGrant"], g.Org, g.ClientID, encodeList(g.Scopes), micros(g.CreatedAt)); err != nil {
+		return s.wrap("put grant", err)
+	}
+	return s.wrap("put grant", s.putGrantScopes(ctx, tx, g))
 }
 
 // GetGrant implements storage.Storage.

@@ -24,13 +24,17 @@ func scanSecret(row scanner) (storage.Secret, error) {
 // CreateSecret implements storage.Storage.
 func (s *Store) CreateSecret(ctx context.Context, sec storage.Secret, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q["insertSecret"], sec.ID, sec.AccountID, sec.Hash, sec.Hint, boolInt(sec.Disabled),
-			micros(sec.ExpiresAt), micros(sec.CreatedAt), micros(sec.LastUsedAt))
-		if err != nil {
-			return s.wrap("create secret", err)
+		if err := s.insertSecret(ctx, tx, sec); err != nil {
+			return err
 		}
 		return s.notify(ctx, tx, sec.AccountID)
 	}, ev)
+}
+
+func (s *Store) insertSecret(ctx context.Context, tx *sql.Tx, sec storage.Secret) error {
+	_, err := tx.ExecContext(ctx, s.q["insertSecret"], sec.ID, sec.AccountID, sec.Hash, sec.Hint, boolInt(sec.Disabled),
+		micros(sec.ExpiresAt), micros(sec.CreatedAt), micros(sec.LastUsedAt))
+	return s.wrap("create secret", err)
 }
 
 // ListSecrets implements storage.Storage.

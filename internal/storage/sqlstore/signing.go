@@ -49,18 +49,27 @@ func (s *Store) UpdateSigningKeys(ctx context.Context, fn func([]storage.Signing
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q["deleteSigningKeys"]); err != nil {
-			return s.wrap("update signing keys", err)
-		}
-		for _, k := range keys {
-			if _, err := tx.ExecContext(ctx, s.q["insertSigningKey"], k.ID, k.Algorithm, k.Sealed, micros(k.CreatedAt), micros(k.ActivatedAt), micros(k.RetiredAt)); err != nil {
-				return s.wrap("update signing keys", err)
-			}
+		if err := s.replaceSigningKeys(ctx, tx, keys); err != nil {
+			return err
 		}
 		out = keys
 		return s.notify(ctx, tx, storage.ChangeSigningKeys)
 	}, ev)
 	return out, err
+}
+
+// replaceSigningKeys replaces the signing keys with keys, in a transaction
+// holding the signing keys' lock.
+func (s *Store) replaceSigningKeys(ctx context.Context, tx *sql.Tx, keys []storage.SigningKey) error {
+	if _, err := tx.ExecContext(ctx, s.q["deleteSigningKeys"]); err != nil {
+		return s.wrap("update signing keys", err)
+	}
+	for _, k := range keys {
+		if _, err := tx.ExecContext(ctx, s.q["insertSigningKey"], k.ID, k.Algorithm, k.Sealed, micros(k.CreatedAt), micros(k.ActivatedAt), micros(k.RetiredAt)); err != nil {
+			return s.wrap("update signing keys", err)
+		}
+	}
+	return nil
 }
 
 // GetSealedValue implements storage.Storage.
@@ -100,10 +109,12 @@ func (s *Store) listSealedValues(ctx context.Context, q queryer) ([]storage.Seal
 
 // CreateSealedValue implements storage.Storage.
 func (s *Store) CreateSealedValue(ctx context.Context, v storage.SealedValue, ev storage.AuditEvent) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q["insertSealedValue"], v.Name, v.Sealed, micros(v.CreatedAt))
-		return s.wrap("create sealed value", err)
-	}, ev)
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.insertSealedValue(ctx, tx, v) }, ev)
+}
+
+func (s *Store) insertSealedValue(ctx context.Context, tx *sql.Tx, v storage.SealedValue) error {
+	_, err := tx.ExecContext(ctx, s.q["insertSealedValue"], v.Name, v.Sealed, micros(v.CreatedAt))
+	return s.wrap("create sealed value", err)
 }
 
 // Reseal implements storage.Storage.

@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeysConcurrent", testSigningKeysConcurrent},
 		{"SealedValues", testSealedValues},
+		{"Load", testLoad},
 		{"Reseal", testReseal},
 		{"CommitJTI", testCommitJTI},
 		{"CommitJTIConcurrent", testCommitJTIConcurrent},

@@ -1,0 +1,82 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Load implements storage.Storage.
+func (s *Store) Load(ctx context.Context, b storage.Bulk, evs []storage.AuditEvent) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		// The order every other change takes these locks in, scopes then
+		// signing keys then (appending evs) the audit log: no deadlock.
+		if err := s.lock(ctx, tx, s.d.LockScopes, "lock scopes"); err != nil {
+			return err
+		}
+		if err := s.lock(ctx, tx, s.d.LockSigningKeys, "lock signing keys"); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, s.q["countAccounts"]).Scan(&n); err != nil {
+			return s.wrap("load", err)
+		}
+		if n > 0 {
+			return fmt.Errorf("load: %w (%d)", storage.ErrNotEmpty, n)
+		}
+		for _, a := range b.APIs {
+			if err := s.insertAPI(ctx, tx, a); err != nil {
+				return fmt.Errorf("load: API %s: %w", a.Name, err)
+			}
+		}
+		for _, a := range b.Accounts {
+			if err := s.insertAccount(ctx, tx, a); err != nil {
+				return s.wrap("load: account "+a.Email, err)
+			}
+		}
+		for _, k := range b.Keys {
+			if err := s.insertKey(ctx, tx, k); err != nil {
+				return fmt.Errorf("load: key %s: %w", k.ID, err)
+			}
+		}
+		for _, sec := range b.Secrets {
+			if err := s.insertSecret(ctx, tx, sec); err != nil {
+				return fmt.Errorf("load: secret %s: %w", sec.ID, err)
+			}
+		}
+		for _, o := range b.Orgs {
+			if err := s.insertOrg(ctx, tx, o); err != nil {
+				return fmt.Errorf("load: organization %s: %w", o.Domain, err)
+			}
+		}
+		if err := s.putUsers(ctx, tx, b.Users); err != nil {
+			return fmt.Errorf("load: %w", err)
+		}
+		for _, p := range b.Projects {
+			if err := s.putProjectOrg(ctx, tx, p); err != nil {
+				return fmt.Errorf("load: project %s: %w", p.Project, err)
+			}
+		}
+		for _, g := range b.Grants {
+			if err := s.putGrant(ctx, tx, g); err != nil {
+				return fmt.Errorf("load: delegation of %s in %s: %w", g.ClientID, g.Org, err)
+			}
+		}
+		for _, v := range b.SealedValues {
+			if err := s.insertSealedValue(ctx, tx, v); err != nil {
+				return fmt.Errorf("load: sealed value %s: %w", v.Name, err)
+			}
+		}
+		if len(b.SigningKeys) > 0 {
+			if err := s.replaceSigningKeys(ctx, tx, b.SigningKeys); err != nil {
+				return fmt.Errorf("load: %w", err)
+			}
+			if err := s.notify(ctx, tx, storage.ChangeSigningKeys); err != nil {
+				return err
+			}
+		}
+		return s.notify(ctx, tx, storage.ChangeAll)
+	}, evs...)
+}

@@ -1,0 +1,147 @@
+package storagetest
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// bulk is a whole configuration for Load: an API, two accounts with a
+// key and a secret each, an organization with a user, a project and a
+// grant, a sealed value and a signing key.
+func bulk() storage.Bulk {
+	a1, a2 := account("100000000000000000001", "one@proj.example"), account("100000000000000000002", "two@proj.example")
+	return storage.Bulk{
+		APIs: []storage.API{{Name: "orders", Identifier: "https://orders", Scopes: []string{"orders.read", "orders.write"},
+			TokenFormat: storage.TokenOpaque, Introspectors: []string{a2.ID}, CreatedAt: t0}},
+		Accounts:     []storage.Account{a1, a2},
+		Keys:         []storage.Key{key("k1", a1.ID), key("k2", a2.ID)},
+		Secrets:      []storage.Secret{secret("s1", a1.ID, t0), secret("s2", a2.ID, t0)},
+		Orgs:         []storage.Org{{Domain: "example.com", BlockedScopes: []string{"orders.write"}, CreatedAt: t0}},
+		Users:        []storage.User{{Email: "u@example.com", Org: "example.com", CreatedAt: t0}},
+		Projects:     []storage.ProjectOrg{{Project: "proj", Org: "example.com", Internal: true}},
+		Grants:       []storage.Grant{{Org: "example.com", ClientID: a1.ID, Scopes: []string{"orders.read"}, CreatedAt: t0}},
+		SealedValues: []storage.SealedValue{{Name: "pepper", Sealed: []byte{7}, CreatedAt: t0}},
+		SigningKeys:  []storage.SigningKey{{ID: "sk", Algorithm: "ES256", Sealed: []byte{9}, CreatedAt: t0, ActivatedAt: t0}},
+	}
+}
+
+// testLoad: a Load that fails on any item, the last one included, leaves
+// nothing behind, not even its audit events; one that succeeds writes
+// everything with its events; and a store with accounts is refused.
+func testLoad(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	evs := []storage.AuditEvent{ev("api.import"), ev("account.import"), ev("account.import")}
+	for _, tc := range []struct {
+		name string
+		edit func(b *storage.Bulk)
+		want error // nil: any error
+	}{
+		{"key of no account", func(b *storage.Bulk) { b.Keys = append(b.Keys, key("k3", "100000000000000000009")) }, nil},
+		{"secret of no account", func(b *storage.Bulk) { b.Secrets = append(b.Secrets, secret("s3", "100000000000000000009", t0)) }, nil},
+		{"user of no organization", func(b *storage.Bulk) {
+			b.Users = append(b.Users, storage.User{Email: "v@other.example", Org: "other.example", CreatedAt: t0})
+		}, nil},
+		{"project of no organization", func(b *storage.Bulk) {
+			b.Projects = append(b.Projects, storage.ProjectOrg{Project: "p2", Org: "other.example"})
+		}, nil},
+		{"grant of no organization", func(b *storage.Bulk) {
+			b.Grants = append(b.Grants, storage.Grant{Org: "other.example", ClientID: b.Accounts[0].ID, Scopes: []string{"orders.read"}, CreatedAt: t0})
+		}, nil},
+		{"duplicate account", func(b *storage.Bulk) { b.Accounts = append(b.Accounts, b.Accounts[0]) }, storage.ErrAlreadyExists},
+		{"duplicate key", func(b *storage.Bulk) { b.Keys = append(b.Keys, b.Keys[0]) }, storage.ErrAlreadyExists},
+		{"duplicate API", func(b *storage.Bulk) { b.APIs = append(b.APIs, b.APIs[0]) }, storage.ErrAlreadyExists},
+		{"duplicate sealed value", func(b *storage.Bulk) { b.SealedValues = append(b.SealedValues, b.SealedValues[0]) }, storage.ErrAlreadyExists},
+		{"duplicate signing key", func(b *storage.Bulk) { b.SigningKeys = append(b.SigningKeys, b.SigningKeys[0]) }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := bulk()
+			tc.edit(&b)
+			err := s.Load(ctx, b, evs)
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			if tc.want != nil {
+				wantErr(t, err, tc.want)
+			}
+			wantEmpty(t, s)
+		})
+	}
+
+	b := bulk()
+	mustNil(t, s.Load(ctx, b, evs))
+	if got := verifyAll(t, s); len(got) != len(evs) || got[0].Action != "api.import" || got[2].Action != "account.import" {
+		t.Fatalf("audit events after Load = %+v, want %d", got, len(evs))
+	}
+	api, err := s.GetAPI(ctx, "orders")
+	mustNil(t, err)
+	if !slices.Equal(api.Scopes, b.APIs[0].Scopes) || !slices.Equal(api.Introspectors, b.APIs[0].Introspectors) || api.TokenFormat != storage.TokenOpaque {
+		t.Errorf("GetAPI = %+v, want %+v", api, b.APIs[0])
+	}
+	for _, a := range b.Accounts {
+		got, err := s.GetAccount(ctx, a.ID)
+		mustNil(t, err)
+		if got.Email != a.Email || !slices.Equal(got.Scopes, a.Scopes) || got.TLS != a.TLS {
+			t.Errorf("GetAccount = %+v, want %+v", got, a)
+		}
+		keys, err := s.ListKeys(ctx, a.ID)
+		mustNil(t, err)
+		secrets, err := s.ListSecrets(ctx, a.ID)
+		mustNil(t, err)
+		if len(keys) != 1 || keys[0].AccountID != a.ID || len(secrets) != 1 || secrets[0].AccountID != a.ID {
+			t.Errorf("account %s has keys %+v and secrets %+v, want one of each", a.ID, keys, secrets)
+		}
+	}
+	if u, err := s.GetUser(ctx, "u@example.com"); err != nil || u.Org != "example.com" {
+		t.Errorf("GetUser = %+v, %v", u, err)
+	}
+	if p, err := s.GetProjectOrg(ctx, "proj"); err != nil || !p.Internal {
+		t.Errorf("GetProjectOrg = %+v, %v", p, err)
+	}
+	if g, err := s.GetGrant(ctx, "example.com", b.Accounts[0].ID); err != nil || !slices.Equal(g.Scopes, []string{"orders.read"}) {
+		t.Errorf("GetGrant = %+v, %v", g, err)
+	}
+	if v, err := s.GetSealedValue(ctx, "pepper"); err != nil || !slices.Equal(v.Sealed, []byte{7}) {
+		t.Errorf("GetSealedValue = %+v, %v", v, err)
+	}
+	if keys, err := s.ListSigningKeys(ctx); err != nil || len(keys) != 1 || keys[0].ID != "sk" {
+		t.Errorf("ListSigningKeys = %+v, %v", keys, err)
+	}
+	// The loaded grant holds its scope, as PutGrant's does.
+	wantErr(t, s.DeleteAPI(ctx, "orders", ev("api.delete")), storage.ErrScopesHeld)
+
+	// Into a store with accounts, nothing at all.
+	again := storage.Bulk{APIs: []storage.API{{Name: "billing", Identifier: "https://billing", Scopes: []string{"billing.read"}, CreatedAt: t0}}}
+	wantErr(t, s.Load(ctx, again, []storage.AuditEvent{ev("api.import")}), storage.ErrNotEmpty)
+	if _, err := s.GetAPI(ctx, "billing"); err == nil {
+		t.Error("a refused Load created an API")
+	}
+	if got := verifyAll(t, s); len(got) != len(evs) {
+		t.Errorf("a refused Load left audit events: %d, want %d", len(got), len(evs))
+	}
+}
+
+// wantEmpty fails unless s holds nothing a Load writes, nor any audit
+// event.
+func wantEmpty(t *testing.T, s storage.Storage) {
+	t.Helper()
+	ctx := context.Background()
+	n, err := s.CountAccounts(ctx)
+	mustNil(t, err)
+	apis, err := s.ListAPIs(ctx)
+	mustNil(t, err)
+	orgs, err := s.ListOrgs(ctx)
+	mustNil(t, err)
+	values, err := s.ListSealedValues(ctx)
+	mustNil(t, err)
+	signing, err := s.ListSigningKeys(ctx)
+	mustNil(t, err)
+	_, kerr := s.GetKey(ctx, "k1")
+	events := verifyAll(t, s)
+	if n != 0 || len(apis) != 0 || len(orgs) != 0 || len(values) != 0 || len(signing) != 0 || kerr == nil || len(events) != 0 {
+		t.Fatalf("the failed Load left %d accounts, APIs %v, organizations %v, sealed values %v, signing keys %v, key k1 (err %v), %d audit events",
+			n, apis, orgs, values, signing, kerr, len(events))
+	}
+}
