@@ -27,7 +27,13 @@ import (
 
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/cache"
 )
+
+// The storage cache is the memory of accounts keyward serve gives
+// authentication: a change to its CachedAccount must not silently turn the
+// lookup-free throttle key off.
+var _ accountCache = (*cache.Store)(nil)
 
 // fakeDir is an in-memory Directory.
 type fakeDir struct {
@@ -523,5 +529,91 @@ func TestThrottledAllocs(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("Throttled allocates %v times, want 0", n)
+	}
+}
+
+// cachedDir is a fakeDir whose accounts are all in memory, as the storage
+// cache's are once read: CachedAccount gives them without a lookup.
+type cachedDir struct{ *fakeDir }
+
+func (d cachedDir) CachedAccount(name string) (storage.Account, bool) {
+	for _, a := range d.accounts {
+		if a.ID == name || a.Email == name {
+			return a, true
+		}
+	}
+	return storage.Account{}, false
+}
+
+// An account's failures count under its ID whether the request names it
+// by email or by ID, so alternating the two gets one allowance, not two,
+// with every method; and a private_key_jwt assertion counts under the
+// account its iss names, client_id or not (before, without client_id it
+// counted under the address only, and got the address's allowance). With
+// the directory's memory the ID is known before any lookup, and the
+// lookup is not made.
+func TestThrottleEmailOrID(t *testing.T) {
+	w := newWorld(t)
+	pkjwt := func(clientID, iss string, key *ecdsa.PrivateKey) request {
+		f := url.Values{"client_assertion_type": {oauth2.ClientAssertionJWT}, "client_assertion": {assertionJWT(t, key, claims(iss, nil))}}
+		if clientID != "" {
+			f.Set("client_id", clientID)
+		}
+		return request{form: f}
+	}
+	post := func(id, secret string) request {
+		return request{form: url.Values{"client_id": {id}, "client_secret": {secret}}}
+	}
+	byBasic := func(id, secret string) request {
+		return request{header: http.Header{"Authorization": {basic(id, secret)}}}
+	}
+	tests := []struct {
+		name  string
+		wrong [2]request // by email, by ID
+		right request
+	}{
+		{"client_secret_basic", [2]request{byBasic("job@p.iam.test", "kw_wrong"), byBasic("111", "kw_wrong")}, byBasic("111", goodSecret)},
+		{"client_secret_post", [2]request{post("job@p.iam.test", "kw_wrong"), post("111", "kw_wrong")}, post("job@p.iam.test", goodSecret)},
+		{"private_key_jwt with client_id", [2]request{pkjwt("job@p.iam.test", "job@p.iam.test", w.otherKey), pkjwt("111", "111", w.otherKey)},
+			pkjwt("111", "111", w.jobKey)},
+		{"private_key_jwt without client_id", [2]request{pkjwt("", "job@p.iam.test", w.otherKey), pkjwt("", "111", w.otherKey)},
+			pkjwt("", "job@p.iam.test", w.jobKey)},
+		{"private_key_jwt with another's client_id", [2]request{pkjwt("222", "job@p.iam.test", w.otherKey), pkjwt("other@p.iam.test", "111", w.otherKey)},
+			pkjwt("", "111", w.jobKey)},
+	}
+	const burst = 10 // the per-client allowance at one address
+	for _, tt := range tests {
+		for _, cached := range []bool{false, true} {
+			t.Run(tt.name+map[bool]string{false: "/store", true: "/cache"}[cached], func(t *testing.T) {
+				w.dir.lookups = 0
+				dir := Directory(w.dir)
+				if cached {
+					dir = cachedDir{w.dir}
+				}
+				a := New(w.authenticator().cfg, dir)
+				var oe *oauth2.Error
+				for i := range burst {
+					r := tt.wrong[i%2]
+					r.remote = "198.51.100.7"
+					if _, err := r.run(a); !errors.As(err, &oe) || oe.Code != oauth2.ErrInvalidClient {
+						t.Fatalf("failure %d: %v, want invalid_client", i, err)
+					}
+				}
+				for i, r := range append(tt.wrong[:], tt.right) {
+					r.remote = "198.51.100.7"
+					if _, err := r.run(a); !errors.As(err, &oe) || oe.HTTPStatus() != http.StatusTooManyRequests {
+						t.Errorf("request %d after %d failures by email and ID: %v, want 429", i, burst, err)
+					}
+				}
+				r := tt.right
+				r.remote = "203.0.113.5"
+				if c, err := r.run(a); err != nil || c.Account.ID != "111" {
+					t.Fatalf("from another address: %v, want account 111", err)
+				}
+				if cached && w.dir.lookups != 0 {
+					t.Errorf("%d account lookups with the account in memory, want 0", w.dir.lookups)
+				}
+			})
+		}
 	}
 }

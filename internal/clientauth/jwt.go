@@ -13,7 +13,15 @@ import (
 // Connect Core §9): signed with one of the account's keys, iss = sub = the
 // client ID, a single aud naming this server, and a jti that is single-use
 // until exp.
-func (a *Authenticator) privateKeyJWT(ctx context.Context, form oauth2.Form) (*Client, error) {
+//
+// The assertion, not client_id (which RFC 7523 §2.2 makes optional), names
+// the account whose keys are tried: p, checked by Authenticate under
+// client_id if the form has one, else under none (the address only), is
+// made the account iss names, and the throttle checked under it before
+// the signature is. Without that, a guesser leaving client_id out got the
+// address's allowance of failures against one account, five times a
+// client's, and one naming another account in client_id spent that one's.
+func (a *Authenticator) privateKeyJWT(ctx context.Context, source string, p *principal, form oauth2.Form) (*Client, error) {
 	if form.Get("client_assertion_type") != oauth2.ClientAssertionJWT {
 		return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "client_assertion_type must be %s.", oauth2.ClientAssertionJWT)
 	}
@@ -35,10 +43,20 @@ func (a *Authenticator) privateKeyJWT(ctx context.Context, form oauth2.Form) (*C
 	if c.ID == "" {
 		return nil, errors.New("client assertion: jti is required")
 	}
-	acct, err := a.lookup(ctx, c.Issuer)
-	if err != nil {
+	if c.Issuer != p.name {
+		checked := p.key()
+		*p = principal{name: c.Issuer}
+		a.recall(p)
+		if k := p.key(); k != checked {
+			if terr := a.Throttled(source, k); terr != nil {
+				return nil, terr
+			}
+		}
+	}
+	if err := a.resolve(ctx, source, p); err != nil {
 		return nil, err
 	}
+	acct := p.acct
 	keys, err := a.dir.ListKeys(ctx, acct.ID)
 	if err != nil {
 		return nil, unavailable(err)

@@ -19,11 +19,11 @@ import (
 // a CA-issued certificate whose subject matches the account's binding
 // (tls_client_auth), or one of the self-signed certificates registered as
 // the account's keys (self_signed_tls_client_auth).
-func (a *Authenticator) certificate(ctx context.Context, clientID string, cert *x509.Certificate) (*Client, error) {
-	acct, err := a.lookup(ctx, clientID)
-	if err != nil {
+func (a *Authenticator) certificate(ctx context.Context, source string, p *principal, cert *x509.Certificate) (*Client, error) {
+	if err := a.resolve(ctx, source, p); err != nil {
 		return nil, err
 	}
+	acct := p.acct
 	now := a.cfg.Now()
 	if slices.Contains(acct.AuthMethods, storage.AuthTLS) && !acct.TLS.IsZero() && a.cfg.ClientCAs != nil {
 		_, verr := cert.Verify(x509.VerifyOptions{Roots: a.cfg.ClientCAs, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
