@@ -110,7 +110,7 @@ func testLoad(t *testing.T, s storage.Storage) {
 		t.Errorf("ListSigningKeys = %+v, %v", keys, err)
 	}
 	// The loaded grant holds its scope, as PutGrant's does.
-	wantErr(t, s.DeleteAPI(ctx, "orders", ev("api.delete")), storage.ErrScopesHeld)
+	wantErr(t, s.DeleteAPI(ctx, "orders", nil, ev("api.delete")), storage.ErrScopesHeld)
 
 	// Into a store with accounts, nothing at all.
 	again := storage.Bulk{APIs: []storage.API{{Name: "billing", Identifier: "https://billing", Scopes: []string{"billing.read"}, CreatedAt: t0}}}
