@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -19,33 +20,67 @@ import (
 // file left readable by others, is logged at warn. It runs before SQLite
 // opens the database, which then gives new -wal and -shm files the
 // database's mode.
+//
+// A path that is a symbolic link is followed, as SQLite follows it: its
+// -wal and -shm files are beside the file it names, not beside the link.
+// Each file is then opened without following links (SQLite does not
+// follow one to a -wal or -shm file either) and checked and changed
+// through that one descriptor, so a file swapped in between is never
+// changed.
 func tightenModes(path string, log *slog.Logger) {
+	path = linkTarget(path)
 	for _, name := range []string{path, path + "-wal", path + "-shm"} {
-		fi, err := os.Stat(name)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			log.Warn("cannot check whether other local users can read the database file", "file", name, "err", err)
-			continue
-		}
-		mode := fi.Mode().Perm()
-		if mode&0o077 == 0 || !fi.Mode().IsRegular() {
-			continue
-		}
-		tight := mode &^ 0o077
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if ok && st.Uid != uint32(os.Geteuid()) {
-			log.Warn(fmt.Sprintf("other local users can read the database file, which holds secrets' hashes, sealed signing keys and the audit log, and another user owns it, so its mode was left as it is: have its owner run chmod %#o on it", tight),
-				"file", name, "mode", fmt.Sprintf("%#o", mode), "owner_uid", st.Uid)
-			continue
-		}
-		if err := os.Chmod(name, tight); err != nil {
-			log.Warn(fmt.Sprintf("other local users can read the database file, which holds secrets' hashes, sealed signing keys and the audit log, and its mode could not be changed: run chmod %#o on it", tight),
-				"file", name, "mode", fmt.Sprintf("%#o", mode), "err", err)
-			continue
-		}
-		log.Warn("the database file was readable by other local users (it holds secrets' hashes, sealed signing keys and the audit log): its mode was tightened, as a new database's is",
-			"file", name, "was", fmt.Sprintf("%#o", mode), "now", fmt.Sprintf("%#o", tight))
+		tightenMode(name, log)
 	}
+}
+
+// linkTarget follows path while it is a symbolic link, and returns the
+// path of what it names at last.
+func linkTarget(path string) string {
+	for range 40 { // SQLite's and Linux's limit on links followed
+		target, err := os.Readlink(path)
+		if err != nil {
+			return path
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = target
+	}
+	return path
+}
+
+func tightenMode(name string, log *slog.Logger) {
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		log.Warn("cannot check whether other local users can read the database file", "file", name, "err", err)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		log.Warn("cannot check whether other local users can read the database file", "file", name, "err", err)
+		return
+	}
+	mode := fi.Mode().Perm()
+	if mode&0o077 == 0 || !fi.Mode().IsRegular() {
+		return
+	}
+	tight := mode &^ 0o077
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if ok && st.Uid != uint32(os.Geteuid()) {
+		log.Warn(fmt.Sprintf("other local users can read the database file, which holds secrets' hashes, sealed signing keys and the audit log, and another user owns it, so its mode was left as it is: have its owner run chmod %#o on it", tight),
+			"file", name, "mode", fmt.Sprintf("%#o", mode), "owner_uid", st.Uid)
+		return
+	}
+	if err := f.Chmod(tight); err != nil {
+		log.Warn(fmt.Sprintf("other local users can read the database file, which holds secrets' hashes, sealed signing keys and the audit log, and its mode could not be changed: run chmod %#o on it", tight),
+			"file", name, "mode", fmt.Sprintf("%#o", mode), "err", err)
+		return
+	}
+	log.Warn("the database file was readable by other local users (it holds secrets' hashes, sealed signing keys and the audit log): its mode was tightened, as a new database's is",
+		"file", name, "was", fmt.Sprintf("%#o", mode), "now", fmt.Sprintf("%#o", tight))
 }

@@ -108,3 +108,65 @@ func TestOpenTightensExistingModes(t *testing.T) {
 		})
 	}
 }
+
+// A database path that is a symbolic link has its -wal and -shm files
+// beside the file it names, where SQLite keeps them: those are tightened,
+// not files beside the link. A -wal file that is itself a link is not
+// followed, so the file it names keeps its mode.
+func TestOpenTightensThroughSymlink(t *testing.T) {
+	ctx := context.Background()
+	ev := storage.AuditEvent{Time: time.Now(), Action: "test", Outcome: storage.OutcomeSuccess}
+	dir := t.TempDir()
+	for _, d := range []string{"volume", "data"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	real := filepath.Join(dir, "volume", "keyward.db")
+	link := filepath.Join(dir, "data", "keyward.db")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	first, err := sqlite.Open(ctx, link, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if err := first.CreateAPI(ctx, storage.API{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}, CreatedAt: time.Now()}, ev); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{real, real + "-wal", real + "-shm"} {
+		if err := os.Chmod(name, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Beside the link, where SQLite never looks: a -wal that is a link to
+	// another file, which must keep its mode.
+	other := filepath.Join(dir, "other")
+	if err := os.WriteFile(other, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(other, link+"-wal"); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := sqlite.Open(ctx, link, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, name := range []string{real, real + "-wal", real + "-shm"} {
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != 0o600 {
+			t.Errorf("%s: mode %#o, want 0600", name, got)
+		}
+	}
+	if fi, err := os.Stat(other); err != nil {
+		t.Fatal(err)
+	} else if got := fi.Mode().Perm(); got != 0o644 {
+		t.Errorf("the file a -wal link beside the database link names: mode %#o, want 0644 (left alone)", got)
+	}
+}
