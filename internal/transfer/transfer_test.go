@@ -194,6 +194,11 @@ func TestImportRefusesGrantsWithoutAccount(t *testing.T) {
 			[]string{"the delegation of 2@p.example in example.com names no service account"}},
 		{"account left out of the file", func(d *transfer.Dump) { d.Accounts = d.Accounts[1:] }, // account 1 holds the grant
 			[]string{"the delegation of 1 in example.com names no service account"}},
+		{"organization left out of the file", func(d *transfer.Dump) {
+			g := grant("1")
+			g.Org = "elsewhere.example"
+			d.Grants = append(d.Grants, g)
+		}, []string{"the delegation of 1 in elsewhere.example is in no organization in the file"}},
 		{"both kinds of problem", func(d *transfer.Dump) {
 			g := grant("4")
 			g.Scopes = append(g.Scopes, "keyward.admin")
