@@ -67,8 +67,9 @@ type ReplayCache interface {
 	// key is 43 characters of base64url, a SHA-256 of the proof's key
 	// thumbprint and jti: its size does not depend on what the client
 	// sent, and it is safe as (a suffix of) a key in any store. Prefix it
-	// if the store serves other purposes too; APIs may share one prefix,
-	// since a proof is for one URL.
+	// if the store serves other purposes too. APIs may share one prefix:
+	// a proof is checked against this API's URL before it is recorded, so
+	// only a proof made for this API takes a key here.
 	//
 	// ctx is the request's: Seen should return when it ends. An error neither
 	// accepts nor refuses the proof: the store cannot tell whether it is
@@ -104,9 +105,10 @@ func WithDPoPReplayCache(c ReplayCache) Option {
 // does every DPoP request (Verifier.DPoPNonce): a client that follows
 // nonces, as client.NewDPoP does, sends the request once more. Nonces are
 // an HMAC of the minute under key, so nothing is stored and every
-// replica given the same key accepts the others' nonces; key must be at
-// least 32 bytes, random, and secret (New fails otherwise). Off by
-// default.
+// replica given the same key accepts the others' nonces — and so does
+// any other server holding it: give each API a key of its own, not
+// another API's nor Keyward's pepper. key must be at least 32 bytes,
+// random, and secret (New fails otherwise). Off by default.
 func WithDPoPNonce(key []byte) Option {
 	return func(o *options) { o.dpop.nonceKey = append([]byte{}, key...) }
 }
