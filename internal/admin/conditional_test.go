@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
-	"github.com/keyward/keyward/internal/storage/sqlite"
 )
 
 // DELETE of an account or an API, and disabling or enabling an account,
@@ -165,19 +163,13 @@ func wantField(out map[string]any, field string, want any) error {
 // read and that transaction makes it 412, and is not deleted or
 // overwritten.
 func TestIfMatchDeleteAtomic(t *testing.T) {
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	is := &interleaved{Storage: st}
-	f := newFixtureOn(t, is)
-	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	f, is, auth := interleavedFixture(t)
 	ctx, op := context.Background(), admin.Actor{ID: "op"}
 	theirs := storage.AuditEvent{Time: time.Now(), Action: "account.update", Outcome: storage.OutcomeSuccess, Actor: "other"}
 	// Their change sets the description to "theirs".
 	account := func(ctx context.Context, id string) {
 		is.account = nil
-		if _, err := st.UpdateAccount(ctx, id, func(a storage.Account) (storage.Account, error) {
+		if _, err := is.Storage.UpdateAccount(ctx, id, func(a storage.Account) (storage.Account, error) {
 			a.Description, a.UpdatedAt = "theirs", time.Now()
 			return a, nil
 		}, theirs); err != nil {
@@ -186,7 +178,7 @@ func TestIfMatchDeleteAtomic(t *testing.T) {
 	}
 	api := func(ctx context.Context, name string) {
 		is.api = nil
-		if _, err := st.UpdateAPI(ctx, name, func(a storage.API) (storage.API, error) {
+		if _, err := is.Storage.UpdateAPI(ctx, name, func(a storage.API) (storage.API, error) {
 			a.Description = "theirs"
 			return a, nil
 		}, theirs); err != nil {
@@ -204,6 +196,7 @@ func TestIfMatchDeleteAtomic(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			name := fmt.Sprintf("job%d", i)
 			path := "/v1/apis/" + name
+			var err error
 			if tt.api {
 				_, err = f.srv.Admin.CreateAPI(ctx, op, admin.APIInput{Name: name, Identifier: "https://" + name, Scopes: []string{name + ".read"}})
 				is.api = api
@@ -346,20 +339,14 @@ func (f *fixture) mustETag(t *testing.T, path, auth string) string {
 // transaction, against the projects too: a project placed as the update
 // begins makes it 412.
 func TestIfMatchOrgAtomic(t *testing.T) {
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	is := &interleaved{Storage: st}
-	f := newFixtureOn(t, is)
-	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	f, is, auth := interleavedFixture(t)
 	if _, err := f.srv.Admin.CreateOrg(context.Background(), admin.Actor{ID: "op"}, "example.com", "mail.send"); err != nil {
 		t.Fatal(err)
 	}
 	is.org = func(ctx context.Context, domain string) {
 		is.org = nil
 		theirs := storage.AuditEvent{Time: time.Now(), Action: "org.project", Outcome: storage.OutcomeSuccess, Actor: "other"}
-		if err := st.PutProjectOrg(ctx, storage.ProjectOrg{Project: "shop", Org: domain}, theirs); err != nil {
+		if err := is.Storage.PutProjectOrg(ctx, storage.ProjectOrg{Project: "shop", Org: domain}, theirs); err != nil {
 			t.Error(err)
 		}
 	}
@@ -382,13 +369,7 @@ func TestIfMatchOrgAtomic(t *testing.T) {
 // store writes) stays deleted and is 404, not created again as it was
 // when the service read the user and then wrote it back.
 func TestSetUserSuspended(t *testing.T) {
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	is := &interleaved{Storage: st}
-	f := newFixtureOn(t, is)
-	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	f, is, auth := interleavedFixture(t)
 	ctx, op := context.Background(), admin.Actor{ID: "op"}
 	if _, err := f.srv.Admin.CreateOrg(ctx, op, "example.com"); err != nil {
 		t.Fatal(err)
@@ -399,7 +380,7 @@ func TestSetUserSuspended(t *testing.T) {
 	deleted := func(ctx context.Context, email string) {
 		is.user = nil
 		theirs := storage.AuditEvent{Time: time.Now(), Action: "user.delete", Outcome: storage.OutcomeSuccess, Actor: "other"}
-		if err := st.DeleteUser(ctx, email, theirs); err != nil {
+		if err := is.Storage.DeleteUser(ctx, email, theirs); err != nil {
 			t.Error(err)
 		}
 	}
@@ -423,7 +404,7 @@ func TestSetUserSuspended(t *testing.T) {
 				t.Fatalf("POST %s: %d %v, want %d (suspended %v)", tt.path, code, out, tt.want, tt.suspended)
 			}
 			email := strings.ToLower(strings.Split(tt.path, "/")[3])
-			u, err := st.GetUser(ctx, email)
+			u, err := is.Storage.GetUser(ctx, email)
 			switch {
 			case tt.want == 200 && (err != nil || u.Suspended != tt.suspended):
 				t.Fatalf("stored: %+v, %v; want suspended %v", u, err, tt.suspended)

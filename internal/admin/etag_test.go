@@ -273,6 +273,19 @@ func TestIfMatchMalformed(t *testing.T) {
 // read the account or API to check the request, before the store's
 // transaction reads it.
 // An If-Match checked anywhere but in that transaction misses it.
+// interleavedFixture is a fixture on a SQLite store wrapped in an
+// interleaved, and an administrator's Authorization header.
+func interleavedFixture(t *testing.T) (*fixture, *interleaved, string) {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := &interleaved{Storage: st}
+	f := newFixtureOn(t, is)
+	return f, is, "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+}
+
 type interleaved struct {
 	storage.Storage
 	account func(ctx context.Context, id string)
@@ -334,13 +347,7 @@ func (s *interleaved) DeleteAPI(ctx context.Context, name string, check func(sto
 // commits between the service's own read and that transaction is not
 // overwritten.
 func TestIfMatchAtomic(t *testing.T) {
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	is := &interleaved{Storage: st}
-	f := newFixtureOn(t, is)
-	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	f, is, auth := interleavedFixture(t)
 	ctx, op := context.Background(), admin.Actor{ID: "op"}
 	if _, err := f.srv.Admin.CreateAPI(ctx, op, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read", "orders.write"}}); err != nil {
 		t.Fatal(err)
@@ -351,7 +358,7 @@ func TestIfMatchAtomic(t *testing.T) {
 	theirs := storage.AuditEvent{Time: time.Now(), Action: "account.update", Outcome: storage.OutcomeSuccess, Actor: "other"}
 	is.account = func(ctx context.Context, id string) {
 		is.account = nil
-		if _, err := st.UpdateAccount(ctx, id, func(a storage.Account) (storage.Account, error) {
+		if _, err := is.Storage.UpdateAccount(ctx, id, func(a storage.Account) (storage.Account, error) {
 			a.Scopes, a.UpdatedAt = []string{"orders.read", "orders.write"}, time.Now()
 			return a, nil
 		}, theirs); err != nil {
@@ -360,7 +367,7 @@ func TestIfMatchAtomic(t *testing.T) {
 	}
 	is.api = func(ctx context.Context, name string) {
 		is.api = nil
-		if _, err := st.UpdateAPI(ctx, name, func(a storage.API) (storage.API, error) {
+		if _, err := is.Storage.UpdateAPI(ctx, name, func(a storage.API) (storage.API, error) {
 			a.Description = "theirs"
 			return a, nil
 		}, theirs); err != nil {
@@ -375,14 +382,14 @@ func TestIfMatchAtomic(t *testing.T) {
 		check func() error
 	}{
 		{"/v1/service-accounts/job@shop.iam.test", admin.AccountUpdate{Scopes: &none}, func() error {
-			a, err := st.GetAccountByEmail(ctx, "job@shop.iam.test")
+			a, err := is.Storage.GetAccountByEmail(ctx, "job@shop.iam.test")
 			if err == nil && len(a.Scopes) != 2 {
 				return fmt.Errorf("the account's scopes are %q, want the other change's two", a.Scopes)
 			}
 			return err
 		}},
 		{"/v1/apis/orders", admin.APIUpdate{Description: &mine}, func() error {
-			a, err := st.GetAPI(ctx, "orders")
+			a, err := is.Storage.GetAPI(ctx, "orders")
 			if err == nil && a.Description != "theirs" {
 				return fmt.Errorf("the API's description is %q, want the other change's", a.Description)
 			}
