@@ -148,21 +148,8 @@ func TestImportRefusesUndelegableGrants(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dst.Close()
-	err = transfer.Import(ctx, dst, dump, t0)
-	for _, want := range []string{"nothing was imported", "delegation of 2 in example.com carries keyward.admin", "delegation of 3 in example.com carries keyward.introspect"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Fatalf("import: %v, want an error saying %q", err, want)
-		}
-	}
-	if n, err := dst.CountAccounts(ctx); err != nil || n != 0 {
-		t.Errorf("the refused import left %d accounts (%v)", n, err)
-	}
-	if apis, err := dst.ListAPIs(ctx); err != nil || len(apis) != 0 {
-		t.Errorf("the refused import left APIs %v (%v)", apis, err)
-	}
-	if orgs, err := dst.ListOrgs(ctx); err != nil || len(orgs) != 0 {
-		t.Errorf("the refused import left organizations %v (%v)", orgs, err)
-	}
+	wantRefused(t, dst, transfer.Import(ctx, dst, dump, t0),
+		"delegation of 2 in example.com carries keyward.admin", "delegation of 3 in example.com carries keyward.introspect")
 }
 
 // A dump with a delegation grant whose client ID is not the ID of one of
@@ -215,21 +202,7 @@ func TestImportRefusesGrantsWithoutAccount(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer dst.Close()
-			err = transfer.Import(ctx, dst, d, t0)
-			for _, want := range append([]string{"nothing was imported"}, tc.wants...) {
-				if err == nil || !strings.Contains(err.Error(), want) {
-					t.Fatalf("import: %v, want an error saying %q", err, want)
-				}
-			}
-			if n, err := dst.CountAccounts(ctx); err != nil || n != 0 {
-				t.Errorf("the refused import left %d accounts (%v)", n, err)
-			}
-			if apis, err := dst.ListAPIs(ctx); err != nil || len(apis) != 0 {
-				t.Errorf("the refused import left APIs %v (%v)", apis, err)
-			}
-			if orgs, err := dst.ListOrgs(ctx); err != nil || len(orgs) != 0 {
-				t.Errorf("the refused import left organizations %v (%v)", orgs, err)
-			}
+			wantRefused(t, dst, transfer.Import(ctx, dst, d, t0), tc.wants...)
 		})
 	}
 }
@@ -273,6 +246,18 @@ func exported(t *testing.T) transfer.Dump {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// wantRefused fails unless err says that nothing was imported, and each
+// of wants, and the import left nothing in s.
+func wantRefused(t *testing.T, s storage.Storage, err error, wants ...string) {
+	t.Helper()
+	for _, want := range append([]string{"nothing was imported"}, wants...) {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("import: %v, want an error saying %q", err, want)
+		}
+	}
+	wantEmpty(t, s)
 }
 
 // wantEmpty fails unless the import left nothing in s: no account, API,
@@ -349,13 +334,7 @@ func TestImportRefusesDanglingReferences(t *testing.T) {
 				d.Users, d.Projects, d.Grants = slices.Clone(base.Users), slices.Clone(base.Projects), slices.Clone(base.Grants)
 				tc.edit(&d)
 				dst := target.open(t)
-				err := transfer.Import(context.Background(), dst, d, t0)
-				for _, want := range append([]string{"nothing was imported"}, tc.wants...) {
-					if err == nil || !strings.Contains(err.Error(), want) {
-						t.Fatalf("import: %v, want an error saying %q", err, want)
-					}
-				}
-				wantEmpty(t, dst)
+				wantRefused(t, dst, transfer.Import(context.Background(), dst, d, t0), tc.wants...)
 			})
 		}
 	}
