@@ -10,8 +10,6 @@ import (
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/storage"
-	"github.com/keyward/keyward/internal/storage/postgres"
-	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 )
 
 // DELETE of an account or an API, and disabling or enabling an account,
@@ -22,14 +20,7 @@ import (
 // state's ETag. On SQLite and, when KEYWARD_TEST_POSTGRES_DSN is set, on
 // PostgreSQL.
 func TestIfMatchDeleteAndDisable(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) { testIfMatchDeleteAndDisable(t, newFixture(t)) })
-	t.Run("postgres", func(t *testing.T) {
-		st, err := postgres.Open(context.Background(), pgtest.SchemaDSN(t), postgres.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		testIfMatchDeleteAndDisable(t, newFixtureOn(t, st))
-	})
+	onBackends(t, testIfMatchDeleteAndDisable)
 }
 
 func testIfMatchDeleteAndDisable(t *testing.T, f *fixture) {
@@ -229,14 +220,7 @@ func TestIfMatchDeleteAtomic(t *testing.T) {
 // PATCH with If-Match of an older one is 412 and changes nothing. On
 // SQLite and, when KEYWARD_TEST_POSTGRES_DSN is set, on PostgreSQL.
 func TestIfMatchOrg(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) { testIfMatchOrg(t, newFixture(t)) })
-	t.Run("postgres", func(t *testing.T) {
-		st, err := postgres.Open(context.Background(), pgtest.SchemaDSN(t), postgres.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		testIfMatchOrg(t, newFixtureOn(t, st))
-	})
+	onBackends(t, testIfMatchOrg)
 }
 
 func testIfMatchOrg(t *testing.T, f *fixture) {

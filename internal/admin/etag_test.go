@@ -66,13 +66,19 @@ func (f *fixture) etagOf(t *testing.T, path, auth string) (string, map[string]an
 // KEYWARD_TEST_POSTGRES_DSN is set, on PostgreSQL: the tags hash what the
 // store reads back.
 func TestIfMatch(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) { testIfMatch(t, newFixture(t)) })
+	onBackends(t, testIfMatch)
+}
+
+// onBackends runs test on a fixture on SQLite and, when
+// KEYWARD_TEST_POSTGRES_DSN is set, on one on PostgreSQL.
+func onBackends(t *testing.T, test func(*testing.T, *fixture)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, newFixture(t)) })
 	t.Run("postgres", func(t *testing.T) {
 		st, err := postgres.Open(context.Background(), pgtest.SchemaDSN(t), postgres.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		testIfMatch(t, newFixtureOn(t, st))
+		test(t, newFixtureOn(t, st))
 	})
 }
 

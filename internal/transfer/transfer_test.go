@@ -157,16 +157,7 @@ func TestImportRefusesUndelegableGrants(t *testing.T) {
 // naming the grant, before anything is written.
 func TestImportRefusesGrantsWithoutAccount(t *testing.T) {
 	ctx := context.Background()
-	src, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	fill(t, src)
-	base, err := transfer.Export(ctx, src, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	base := exported(t)
 	grant := func(clientID string) storage.Grant {
 		return storage.Grant{Org: "example.com", ClientID: clientID, Scopes: []string{"orders.read"}, CreatedAt: t0}
 	}
