@@ -317,6 +317,48 @@ function keysSection(a, path, keys) {
           await go(location.hash, `Deleted the key ${k.key_id}.`);
         }, "danger"))],
     ], keys, "No keys."),
+    form,
+    uploadKeyForm(path));
+}
+
+// uploadKeyForm registers a public key or certificate the user holds the
+// private key of (POST …/keys/upload, as keyward keys upload does): PEM
+// pasted, or read from a file chosen into the same box. A PEM that holds a
+// private key is refused here, before anything is sent: the private key
+// stays with its owner. The server checks the rest (a PUBLIC KEY, RSA
+// PUBLIC KEY or CERTIFICATE block; RSA of 2048 bits or more or EC P-256;
+// an unexpired certificate, whose notAfter caps the expiry; not a key the
+// account has already); its refusal is shown as it is, and the form keeps
+// what was given.
+function uploadKeyForm(path) {
+  const pem = h("textarea", { id: "upload-pem", rows: 6, autocomplete: "off", spellcheck: false, required: true,
+    placeholder: "-----BEGIN PUBLIC KEY-----\n…\n-----END PUBLIC KEY-----" });
+  const file = h("input", { id: "upload-file", type: "file", accept: ".pem,.pub,.crt,.cer,application/x-pem-file,text/plain" });
+  file.addEventListener("change", act(file, async () => {
+    const f = file.files[0];
+    if (!f) return;
+    if (f.size > 64 * 1024) throw new Error("That file is too large to be a PEM public key or certificate.");
+    pem.value = await f.text();
+  }));
+  const [daysLabel, days] = formInput("Expires in days (empty: never, or the certificate's expiry)", "upload-days", { type: "number", min: 1 });
+  const submit = h("button", { type: "submit" }, "Upload key");
+  const form = h("form", { class: "grid", id: "upload-key-form" },
+    h("label", { for: file.id }, "PEM file"), file,
+    h("label", { for: pem.id }, "or paste it"), pem,
+    daysLabel, days, h("span"), submit);
+  form.addEventListener("submit", act(submit, async () => {
+    if (/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(pem.value)) {
+      throw new Error("This holds a private key: nothing was sent. Upload only the public key (openssl pkey -in key.pem -pubout) "
+        + "or the certificate, and keep the private key to yourself.");
+    }
+    const body = { public_key_pem: pem.value };
+    if (days.value !== "") body.expires_in_seconds = wholeNumber(days.value, "The days until the key expires") * 86400;
+    const k = await admin.post(path + "/keys/upload", body);
+    await go(location.hash, `Uploaded the ${k.algorithm} key ${k.key_id}` + (k.expires_at ? `, which expires ${fmtTime(k.expires_at)}.` : "."));
+  }));
+  return h("details", { class: "box", id: "upload-key" }, h("summary", {}, "Upload a public key"),
+    h("p", {}, "Register a public key or X.509 certificate whose private key you hold: RSA of 2048 bits or more (RS256) "
+      + "or EC P-256 (ES256). A certificate is also what self_signed_tls_client_auth matches."),
     form);
 }
 
