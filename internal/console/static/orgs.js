@@ -46,7 +46,7 @@ function createOrgForm(go) {
 // grants and users.
 export async function orgView(domain, go) {
   const path = "/orgs/" + seg(domain);
-  const [o, grants] = await Promise.all([admin.get(path), admin.get(path + "/delegations")]);
+  const [o, grants, all] = await Promise.all([admin.get(path), admin.get(path + "/delegations"), admin.get("/orgs")]);
   const users = await usersSection(o, path);
   const del = button("Delete", async () => {
     if (!await confirmAction(`Delete the organization ${o.domain} with its users, project placements and delegation grants? `
@@ -63,13 +63,7 @@ export async function orgView(domain, go) {
     ]),
     h("div", { class: "actions" }, del),
     blockedForm(o, path, go),
-    h("h2", {}, "Projects"),
-    h("p", {}, "The service accounts of an internal project may act only for this organization's users. "
-      + "Projects are placed with keyward org add-project and taken out with keyward org remove-project."),
-    table([
-      ["Project", (p) => p.project],
-      ["Internal", (p) => (p.internal ? "yes" : "no")],
-    ], o.projects ?? [], "No projects are placed in this organization."),
+    projectsSection(o, path, all.orgs.map((x) => x.domain).filter((d) => d !== o.domain), go),
     delegationsSection(o, path, grants.delegations, go),
     users);
 }
@@ -86,6 +80,73 @@ function blockedForm(o, path, go) {
     await go(location.hash, bs.length ? `${o.domain} now blocks ${bs.join(" ")} for delegated access.` : `${o.domain} now blocks no scopes.`);
   }));
   return h("details", { class: "box", id: "org-blocked" }, h("summary", {}, "Change the blocked scopes"), form);
+}
+
+// projectsSection lists the organization's projects and whether each is
+// internal, as keyward org add-project and remove-project change them:
+// PUT /v1/orgs/{domain}/projects/{project} places a project, changes its
+// internal flag or moves it from the organization it is in (a project is
+// in at most one), and DELETE takes it out, after a confirmation. others
+// are the domains of the other organizations, where a project may be
+// moved. The admin API's refusals (a project name it does not take, a
+// project no longer here) are shown as written; the forms keep what was
+// typed.
+function projectsSection(o, path, others, go) {
+  const ppath = (domain, project) => "/orgs/" + seg(domain) + "/projects/" + seg(project);
+  const projects = o.projects ?? [];
+  const place = async (domain, project, internal, notice) => {
+    await admin.put(ppath(domain, project), { internal });
+    await go(domain === o.domain ? location.hash : "#/orgs/" + seg(domain), notice);
+  };
+
+  const [nameLabel, name] = input("Project", "f-project-name", { required: true, placeholder: "billing" });
+  const internal = h("input", { type: "checkbox", id: "f-project-internal" });
+  const submit = h("button", { type: "submit" }, "Place project");
+  const form = h("form", { class: "grid", id: "place-project" }, nameLabel, name,
+    h("label", { for: internal.id }, "Internal"), h("span", { class: "checks" }, h("label", { for: internal.id }, internal,
+      " its accounts may act only for this organization's users")),
+    h("span"), submit);
+  form.addEventListener("submit", act(submit, async () => {
+    const project = name.value.trim();
+    await place(o.domain, project, internal.checked, `Placed the project ${project} in ${o.domain}`
+      + (internal.checked ? ", internal: its accounts may act only for its users." : "."));
+  }));
+
+  const moveForm = (p) => {
+    const to = h("select", { id: "f-move-" + p.project, "aria-label": `Organization to move ${p.project} to` },
+      others.map((d) => h("option", { value: d }, d)));
+    const move = h("button", { type: "submit" }, "Move");
+    const f = h("form", { class: "inline" }, to, move);
+    f.addEventListener("submit", act(move, async () => {
+      const dest = to.value;
+      if (!await confirmAction(`Move the project ${p.project} from ${o.domain} to ${dest}?`
+        + (p.internal ? ` It stays internal: its accounts may then act only for the users of ${dest}, no longer for those of ${o.domain}.` : ""), "Move")) return;
+      await place(dest, p.project, p.internal, `Moved the project ${p.project} from ${o.domain} to ${dest}.`);
+    }));
+    return f;
+  };
+
+  return h("section", { id: "projects" }, h("h2", {}, "Projects"),
+    h("p", {}, "The service accounts of an internal project may act only for this organization's users. "
+      + "A project is in one organization at most: placing one that is in another moves it here."),
+    table([
+      ["Project", (p) => p.project],
+      ["Internal", (p) => (p.internal ? "yes" : "no")],
+      ["", (p) => h("span", { class: "actions" },
+        p.internal
+          ? button("Make not internal", () => place(o.domain, p.project, false,
+            `The project ${p.project} is no longer internal to ${o.domain}.`))
+          : button("Make internal", () => place(o.domain, p.project, true,
+            `The project ${p.project} is internal: its accounts may act only for the users of ${o.domain}.`)),
+        others.length ? moveForm(p) : null,
+        button("Remove", async () => {
+          if (!await confirmAction(`Take the project ${p.project} out of ${o.domain}?`
+            + (p.internal ? " Its accounts are then no longer restricted to this organization's users." : ""), "Remove")) return;
+          await admin.del(ppath(o.domain, p.project));
+          await go(location.hash, `Took the project ${p.project} out of ${o.domain}.`);
+        }, "danger"))],
+    ], projects, "No projects are placed in this organization."),
+    h("details", { class: "box", id: "place" }, h("summary", {}, "Place a project"), form));
 }
 
 // delegationsSection lists the grants (client ID → scopes), revokes one

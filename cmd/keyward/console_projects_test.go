@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// TestConsoleOrgProjects places, changes, moves and removes projects on an
+// organization's page, as keyward org add-project and remove-project do: a
+// project name the admin API refuses shows its description, the form
+// keeping it; a project is placed internal; Make internal and Make not
+// internal change the flag; Move (after a confirmation) puts a project in
+// another organization and shows that one; Remove (after a confirmation)
+// takes a project out; and removing one someone else took out meanwhile
+// shows the API's refusal.
+func TestConsoleOrgProjects(t *testing.T) {
+	p, m, adminKey := consoleTest(t)
+	bg, sys := context.Background(), admin.Actor{ID: "test"}
+	for _, d := range []string{"a.example", "b.example"} {
+		if _, err := m.Server.Admin.CreateOrg(bg, sys, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pr := range []string{"shop", "ops"} {
+		if _, err := m.Server.Admin.PlaceProject(bg, sys, "a.example", pr, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// placed returns the organization the project is in and whether it is
+	// internal there; "" if none.
+	placed := func(project string) (string, bool) {
+		t.Helper()
+		po, err := m.store.GetProjectOrg(bg, project)
+		if errors.Is(err, storage.ErrNotFound) {
+			return "", false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return po.Org, po.Internal
+	}
+	want := func(project, org string, internal bool) {
+		t.Helper()
+		if gotOrg, gotInternal := placed(project); gotOrg != org || gotInternal != internal {
+			t.Fatalf("the project %s is in %q (internal %v), want %q (internal %v)", project, gotOrg, gotInternal, org, internal)
+		}
+	}
+	projectButton := func(project, label string) chromedp.Search {
+		return chromedp.Search(fmt.Sprintf(`//section[@id="projects"]//tr[td[1][text()=%q]]//button[text()=%q]`, project, label))
+	}
+	heading := func(text string) chromedp.Search {
+		return chromedp.Search(fmt.Sprintf(`//main[@id="view"]//h1[text()=%q]`, text))
+	}
+	step, waitAlert := p.step, p.waitAlert
+
+	p.signIn(m)
+	eval[string](p, `location.hash = "#/orgs/a.example"`)
+	step("open a.example", chromedp.WaitVisible(projectButton("shop", "Make internal")))
+
+	// A project name the API refuses, then billing, internal.
+	step("place a bad name", chromedp.Click(chromedp.CSS("#place summary")), setInput("f-project-name", "Not Valid"),
+		chromedp.Click(chromedp.CSS("#place-project button[type=submit]")))
+	waitAlert("refused", "error", `The project "Not Valid" must be 3-30 lowercase letters, digits and hyphens`)
+	if org, _ := placed("Not Valid"); org != "" || eval[string](p, `document.getElementById("f-project-name").value`) != "Not Valid" {
+		t.Fatalf("after the refusal: the project is in %q, or the form lost what was typed", org)
+	}
+	step("place billing", setInput("f-project-name", "billing"), chromedp.Click(chromedp.ID("f-project-internal")),
+		chromedp.Click(chromedp.CSS("#place-project button[type=submit]")), chromedp.WaitVisible(projectButton("billing", "Make not internal")))
+	waitAlert("placed", "notice", "Placed the project billing in a.example, internal")
+	p.shot("org-projects")
+	want("billing", "a.example", true)
+
+	// The internal flag, both ways.
+	step("make shop internal", chromedp.Click(projectButton("shop", "Make internal")), chromedp.WaitVisible(projectButton("shop", "Make not internal")))
+	waitAlert("internal", "notice", "The project shop is internal: its accounts may act only for the users of a.example.")
+	want("shop", "a.example", true)
+	step("make shop not internal", chromedp.Click(projectButton("shop", "Make not internal")), chromedp.WaitVisible(projectButton("shop", "Make internal")))
+	waitAlert("not internal", "notice", "The project shop is no longer internal to a.example.")
+	want("shop", "a.example", false)
+
+	// Move billing to b.example, after a confirmation, keeping it internal.
+	step("move billing", chromedp.SetValue(chromedp.ID("f-move-billing"), "b.example"),
+		chromedp.Click(chromedp.Search(`//section[@id="projects"]//tr[td[1][text()="billing"]]//button[text()="Move"]`)),
+		chromedp.WaitVisible(chromedp.ID("confirm")))
+	if msg := eval[string](p, `document.getElementById("confirm-text").textContent`); msg != "Move the project billing from a.example to b.example? It stays internal: its accounts may then act only for the users of b.example, no longer for those of a.example." {
+		t.Errorf("the confirmation reads %q", msg)
+	}
+	step("confirm the move", confirm(), chromedp.WaitVisible(heading("b.example")), chromedp.WaitVisible(projectButton("billing", "Make not internal")))
+	waitAlert("moved", "notice", "Moved the project billing from a.example to b.example.")
+	want("billing", "b.example", true)
+
+	// Remove ops; then shop, which someone else took out meanwhile.
+	eval[string](p, `location.hash = "#/orgs/a.example"`)
+	step("back to a.example", chromedp.WaitVisible(heading("a.example")), chromedp.WaitVisible(projectButton("ops", "Remove")))
+	step("remove ops", chromedp.Click(projectButton("ops", "Remove")), confirm(), chromedp.WaitNotPresent(projectButton("ops", "Remove")))
+	waitAlert("removed", "notice", "Took the project ops out of a.example.")
+	want("ops", "", false)
+	if err := m.Server.Admin.RemoveProject(bg, sys, "a.example", "shop"); err != nil {
+		t.Fatal(err)
+	}
+	step("remove shop, gone meanwhile", chromedp.Click(projectButton("shop", "Remove")), confirm())
+	waitAlert("gone", "error", `The project "shop" is not in the organization a.example.`)
+
+	evs, err := m.store.ListAuditEvents(bg, storage.AuditFilter{Action: "org.project"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byAdmin := 0
+	for _, ev := range evs {
+		if ev.Actor == adminKey.ClientID {
+			byAdmin++
+		}
+	}
+	if byAdmin != 4 { // billing placed, shop twice, billing moved
+		t.Errorf("org.project events by the administrator: %d, want 4", byAdmin)
+	}
+	p.checkLogs("400", "404")
+}
