@@ -4,6 +4,7 @@
 
 import { admin, seg } from "./api.js";
 import { h, table, fields, fmtTime, button, act, confirmAction, showNotice, pager, list, words } from "./dom.js";
+import { parseUsers } from "./userimport.js";
 
 const PAGE = 50;
 
@@ -225,7 +226,52 @@ async function usersSection(o, path) {
     await show(`Added ${e.toLowerCase()} to the directory of ${o.domain}.`);
   }));
   return h("section", {}, h("h2", {}, "Users"),
-    h("p", {}, "An email already in the directory is replaced, and reinstated if it was suspended. "
-      + "keyward users import adds many from a CSV or JSON file."),
-    holder, form);
+    h("p", {}, "An email already in the directory is replaced, and reinstated if it was suspended."),
+    holder, form, importUsersForm(o, path, show));
+}
+
+// MAX_BODY is the most the admin API reads of a request's body (1 MiB).
+const MAX_BODY = 1 << 20;
+
+// importUsersForm adds or replaces the users of a CSV or JSON file in the
+// directory, as keyward users import does: the file is read in the page
+// (parseUsers), every bad row reported with its line and nothing sent while
+// any is bad; then all its users go in one POST /v1/orgs/{domain}/users,
+// which the admin API makes in one transaction, all or none. Its refusal
+// is shown as written, with the line of each user it names; a file too
+// large for one request is left to the CLI, which sends batches. show(notice)
+// shows the page of users being read again.
+function importUsersForm(o, path, show) {
+  const file = h("input", { type: "file", id: "f-import-file", required: true, accept: ".csv,.json,.txt,text/csv,application/json,text/plain" });
+  const submit = h("button", { type: "submit" }, "Import users");
+  const form = h("form", { class: "inline", id: "import-users" }, h("label", { for: file.id }, "CSV or JSON file"), file, submit);
+  form.addEventListener("submit", act(submit, async () => {
+    const f = file.files[0];
+    if (!f) throw new Error("Choose a file first.");
+    if (f.size > 2 * MAX_BODY) throw new Error(`${f.name} is too large to import here; keyward users import sends it in batches.`);
+    const users = parseUsers(await f.text(), o.domain);
+    const body = { users: users.map(({ email, suspended }) => ({ email, suspended })) };
+    if (new TextEncoder().encode(JSON.stringify(body)).length > MAX_BODY) {
+      throw new Error(`The ${users.length} users of ${f.name} are more than one request to the admin API holds; `
+        + "keyward users import sends them in batches.");
+    }
+    let res;
+    try {
+      res = await admin.post(path + "/users", body);
+    } catch (e) {
+      // The API numbers the users it refuses from 1, in the file's order.
+      const named = [...e.message.matchAll(/\buser (\d+):/g)].map((m) => Number(m[1])).filter((k) => users[k - 1]);
+      if (named.length) e.message += "\n" + named.map((k) => `user ${k} is on line ${users[k - 1].line} of ${f.name}`).join("\n");
+      throw e;
+    }
+    file.value = "";
+    const suspended = users.filter((u) => u.suspended).length;
+    await show(`Imported ${res.users} ${res.users === 1 ? "user" : "users"} from ${f.name} into the directory of ${o.domain}`
+      + (suspended ? `, ${suspended} of them suspended.` : "."));
+  }));
+  return h("details", { class: "box", id: "import" }, h("summary", {}, "Import users from a file"),
+    h("p", {}, "CSV: one user a line, email[,status] with status active or suspended, an optional header line, # for comments. "
+      + 'JSON: [{"email": …, "suspended": …}] or {"users": [...]}. Each email must be of ' + o.domain + "; one already in the "
+      + "directory is replaced, suspended or reinstated as the file says. Nothing is imported while any row is bad."),
+    form);
 }

@@ -1,0 +1,212 @@
+// Reading a file of users to import into an organization's directory, as
+// keyward users import does (admin.ParseUserRows): CSV, one user a line,
+// email[,status] with status active or suspended, an optional header line
+// and # comments; or JSON, [{"email", "suspended" or "status"}] or
+// {"users": [...]}. Every bad row is reported with its line, and no user
+// is imported while any row is bad.
+
+// MAX_REPORTED is how many bad rows are reported one by one
+// (admin.MaxReportedRows).
+const MAX_REPORTED = 20;
+
+// ImportError is a file that cannot be imported; its message is for
+// people, one problem a line.
+export class ImportError extends Error {}
+
+// parseUsers reads text and returns its users ({email, suspended, line}),
+// emails trimmed and lower-cased, each of domain: a user belongs to the
+// organization of its email's domain. Whether an email is well formed is
+// the admin API's to say. It throws ImportError.
+export function parseUsers(text, domain) {
+  if (text.includes("\u0000")) throw new ImportError("The file must be text without NUL characters.");
+  const trimmed = text.trim();
+  if (trimmed === "") throw new ImportError("The file is empty.");
+  const rows = new Rows(domain);
+  if (trimmed[0] === "[" || trimmed[0] === "{") readJSON(text, rows);
+  else readCSV(text, rows);
+  return rows.result();
+}
+
+// Rows collects the users of a file and what is wrong with them.
+class Rows {
+  constructor(domain) {
+    this.domain = domain.toLowerCase();
+    this.users = [];
+    this.bad = [];
+    this.seen = new Map(); // email → line
+  }
+
+  // add checks one row; problem is what the reader found wrong already.
+  add(line, email, suspended, problem = null) {
+    let e = typeof email === "string" ? email.trim() : "";
+    if (!problem) {
+      if (typeof email !== "string" && email !== undefined) problem = "the email must be a string";
+      else if (e === "") problem = "no email";
+    }
+    if (!problem) {
+      e = e.toLowerCase();
+      if (!e.endsWith("@" + this.domain)) {
+        problem = `${e} is not in ${this.domain}: a user belongs to the organization of its email's domain`;
+      } else if (this.seen.has(e)) {
+        problem = `${e} is also on line ${this.seen.get(e)}`;
+      }
+    }
+    if (problem) {
+      this.bad.push(`line ${line}: ${problem}`);
+      return;
+    }
+    this.seen.set(e, line);
+    this.users.push({ email: e, suspended, line });
+  }
+
+  result() {
+    const n = this.bad.length;
+    if (n > 0) {
+      const shown = this.bad.slice(0, MAX_REPORTED);
+      if (n > MAX_REPORTED) shown.push(`and ${n - MAX_REPORTED} more bad rows`);
+      throw new ImportError(`${n} bad ${n === 1 ? "row" : "rows"}, nothing was imported; fix and retry:\n  ${shown.join("\n  ")}`);
+    }
+    if (this.users.length === 0) throw new ImportError("The file has no users.");
+    return this.users;
+  }
+}
+
+// status reads a status column: active (or empty) or suspended.
+function status(s) {
+  switch (s.trim().toLowerCase()) {
+    case "": case "active": return [false, null];
+    case "suspended": return [true, null];
+  }
+  return [false, `status ${JSON.stringify(s)} must be active or suspended`];
+}
+
+// readCSV reads CSV as Go's encoding/csv does with TrimLeadingSpace and
+// Comment '#': quoted fields (with "" for a quote) may span lines, empty
+// lines are skipped.
+function readCSV(text, rows) {
+  let i = 0, line = 1, first = true;
+  const n = text.length;
+  const fail = (l, why) => { throw new ImportError(`Not valid CSV at line ${l}: ${why}.`); };
+  while (i < n) {
+    // One record, starting at line.
+    if (text[i] === "\n" || (text[i] === "\r" && text[i + 1] === "\n")) { // empty line
+      i += text[i] === "\r" ? 2 : 1;
+      line++;
+      continue;
+    }
+    if (text[i] === "#") { // comment line
+      while (i < n && text[i] !== "\n") i++;
+      i++;
+      line++;
+      continue;
+    }
+    const start = line, rec = [];
+    for (;;) { // one field
+      while (i < n && (text[i] === " " || text[i] === "\t")) i++;
+      let field = "";
+      if (text[i] === '"') {
+        i++;
+        for (;;) {
+          if (i >= n) fail(start, 'extraneous or missing " in quoted-field');
+          const c = text[i++];
+          if (c === '"') {
+            if (text[i] === '"') { field += '"'; i++; continue; }
+            break;
+          }
+          if (c === "\n") line++;
+          field += c;
+        }
+        if (i < n && text[i] !== "," && text[i] !== "\n" && !(text[i] === "\r" && text[i + 1] === "\n")) {
+          fail(line, 'extraneous or missing " in quoted-field');
+        }
+      } else {
+        while (i < n && text[i] !== "," && text[i] !== "\n") {
+          if (text[i] === '"') fail(line, 'bare " in non-quoted-field');
+          field += text[i++];
+        }
+        if (text[i] === "\n" && field.endsWith("\r")) field = field.slice(0, -1);
+      }
+      rec.push(field);
+      if (text[i] === ",") { i++; continue; }
+      if (text[i] === "\r") i++;
+      if (text[i] === "\n") { i++; line++; }
+      break;
+    }
+    if (first && rec[0].trim().toLowerCase() === "email") { first = false; continue; } // header
+    first = false;
+    if (rec.length > 2) {
+      rows.add(start, rec[0], false, `${rec.length} columns, want email[,status]`);
+      continue;
+    }
+    const [suspended, problem] = rec.length === 2 ? status(rec[1]) : [false, null];
+    rows.add(start, rec[0], suspended, problem);
+  }
+}
+
+// readJSON reads [{…}, …] or {"users": [{…}, …]}, each user with its line.
+function readJSON(text, rows) {
+  let doc;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new ImportError(`Not valid JSON: ${e.message}.`);
+  }
+  let list = doc, depth = 1;
+  if (!Array.isArray(doc)) {
+    const keys = Object.keys(doc);
+    if (keys.length !== 1 || keys[0] !== "users") throw new ImportError('A JSON object must be {"users": [...]} and nothing else.');
+    if (!Array.isArray(doc.users)) throw new ImportError('"users" must be an array.');
+    list = doc.users;
+    depth = 2;
+  }
+  const lines = elementLines(text, depth);
+  list.forEach((u, k) => {
+    const line = lines[k];
+    if (u === null || typeof u !== "object" || Array.isArray(u)) {
+      rows.add(line, "", false, 'a user must be an object such as {"email": "alice@example.com"}');
+      return;
+    }
+    if (u.status !== undefined && typeof u.status !== "string") {
+      rows.add(line, u.email, false, "status must be a string");
+      return;
+    }
+    if (u.suspended !== undefined && u.suspended !== null && typeof u.suspended !== "boolean") {
+      rows.add(line, u.email, false, "suspended must be true or false");
+      return;
+    }
+    let [suspended, problem] = status(u.status ?? "");
+    if (typeof u.suspended === "boolean") {
+      if (!problem && u.status && u.suspended !== suspended) problem = "suspended and status disagree";
+      suspended = u.suspended;
+    }
+    rows.add(line, u.email, suspended, problem);
+  });
+}
+
+// elementLines returns the line each element of the array at depth (1 for
+// the document's own array, 2 for its "users") begins on. The text is
+// valid JSON.
+function elementLines(text, depth) {
+  const lines = [];
+  let d = 0, line = 1, inString = false, escaped = false, expect = false;
+  for (const c of text) {
+    if (c === "\n") line++;
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (c === "\\") escaped = true;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (expect && !" \t\r\n,]".includes(c)) {
+      lines.push(line);
+      expect = false;
+    }
+    if (c === '"') inString = true;
+    else if (c === "[" || c === "{") {
+      d++;
+      if (c === "[" && d === depth) expect = true;
+    } else if (c === "]" || c === "}") d--;
+    else if (c === "," && d === depth) expect = true;
+  }
+  return lines;
+}
