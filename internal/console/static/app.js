@@ -188,6 +188,7 @@ async function accountView(id) {
       ["Token lifetime", a.token_lifetime_seconds + " s"],
       ["Token format", a.token_format || "as the APIs say"],
       ["Authentication methods", list(a.auth_methods)],
+      ["TLS binding", tlsText(a.tls_binding)],
       ["Tokens revoked before", fmtTime(a.tokens_revoked_before)],
       ["Created", fmtTime(a.created_at)],
       ["Updated", fmtTime(a.updated_at)],
@@ -202,6 +203,31 @@ async function accountView(id) {
 // AUTH_METHODS are the client authentication methods an account may be
 // allowed (storage.AuthMethods).
 const AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth"];
+
+// TLS_BINDINGS are the fields of an account's TLS binding, the
+// certificate tls_client_auth accepts (RFC 8705 §2.1.2, storage.TLSBinding);
+// a binding names one of them.
+const TLS_BINDINGS = [
+  ["tls_client_auth_subject_dn", "Subject DN"],
+  ["tls_client_auth_san_dns", "SAN DNS name"],
+  ["tls_client_auth_san_uri", "SAN URI"],
+  ["tls_client_auth_san_ip", "SAN IP address"],
+  ["tls_client_auth_san_email", "SAN email"],
+];
+
+// tlsKind returns the field a TLS binding names and its value, or ["", ""]
+// for none.
+function tlsKind(b) {
+  const found = TLS_BINDINGS.find(([k]) => b?.[k]);
+  return found ? [found[0], b[found[0]]] : ["", ""];
+}
+
+// tlsText shows a TLS binding.
+function tlsText(b) {
+  const [kind, value] = tlsKind(b);
+  if (!kind) return "—";
+  return [TLS_BINDINGS.find(([k]) => k === kind)[1] + " ", h("code", {}, value)];
+}
 
 // sameSet reports whether two lists hold the same strings.
 function sameSet(x, y) {
@@ -250,6 +276,12 @@ function editAccountForm(a, path, etag) {
     h("option", { value: "" }, "as the APIs say"), h("option", { value: "jwt" }, "JWT"), h("option", { value: "opaque" }, "opaque"));
   format.value = a.token_format || "";
   const methods = AUTH_METHODS.map((m) => h("input", { type: "checkbox", id: "f-edit-method-" + m, value: m, checked: methodsNow.includes(m) }));
+  const [tlsNow, tlsValueNow] = tlsKind(a.tls_binding);
+  const tlsKindSel = h("select", { id: "f-edit-tls-kind", "aria-label": "What the TLS binding names" },
+    h("option", { value: "" }, "none"), TLS_BINDINGS.map(([k, label]) => h("option", { value: k }, label)));
+  tlsKindSel.value = tlsNow;
+  const tlsValue = h("input", { id: "f-edit-tls-value", autocomplete: "off", spellcheck: false, value: tlsValueNow,
+    "aria-label": "The TLS binding's value", placeholder: "CN=nightly-report,O=Example" });
   const submit = h("button", { type: "submit" }, "Save changes");
   const { reload, patch } = ifUnchanged(a.email, "Reload the account", `Reloaded ${a.email} as it is now.`);
   const form = h("form", { class: "grid" },
@@ -258,10 +290,12 @@ function editAccountForm(a, path, etag) {
     h("span", { id: "edit-methods-label" }, "Authentication methods"),
     h("div", { class: "checks", role: "group", "aria-labelledby": "edit-methods-label" },
       methods.map((c) => h("label", { for: c.id }, c, " " + c.value))),
+    h("label", { for: tlsKindSel.id }, "TLS binding (the certificate tls_client_auth accepts)"),
+    h("span", { class: "checks" }, tlsKindSel, tlsValue),
     h("span"), h("span", { class: "actions" }, submit, reload));
   const what = {
     display_name: "display name", description: "description", scopes: "scopes", token_lifetime_seconds: "token lifetime",
-    token_format: "token format", auth_methods: "authentication methods",
+    token_format: "token format", auth_methods: "authentication methods", tls_binding: "TLS binding",
   };
   form.addEventListener("submit", act(submit, async () => {
     const up = {};
@@ -275,6 +309,13 @@ function editAccountForm(a, path, etag) {
     if (format.value !== (a.token_format || "")) up.token_format = format.value;
     const ms = methods.filter((c) => c.checked).map((c) => c.value);
     if (!sameSet(ms, methodsNow)) up.auth_methods = ms;
+    // A binding names one field; {} removes it. The server checks the
+    // value (an RFC 4514 DN, an IP address).
+    const tv = tlsValue.value.trim();
+    if (tlsKindSel.value && tv === "") throw new Error("Give the TLS binding's value, or choose none to remove the binding.");
+    if (tlsKindSel.value !== tlsNow || (tlsKindSel.value && tv !== tlsValueNow)) {
+      up.tls_binding = tlsKindSel.value ? { [tlsKindSel.value]: tv } : {};
+    }
     const changed = Object.keys(up);
     if (changed.length === 0) {
       showNotice("Nothing to save: the form is as the account is.");
