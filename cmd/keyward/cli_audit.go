@@ -408,7 +408,9 @@ outlive the database.`,
 				return usageError{errors.New("--before is required: how old an event must be to go, e.g. 90d")}
 			}
 			cut, err := admin.ParseTime(before, now)
-			if err != nil {
+			if errors.Is(err, admin.ErrTooLongAgo) {
+				return usageError{fmt.Errorf("--before %w", err)}
+			} else if err != nil {
 				return usageError{fmt.Errorf("--before %q is neither a duration (90d, 2160h) nor an RFC 3339 time", before)}
 			}
 			if cut.After(now) {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -61,12 +62,24 @@ func longPoll(next http.Handler) http.Handler {
 // auditWaiters limits concurrent long polls.
 var auditWaiters = make(chan struct{}, maxWaiters)
 
+// maxDaysAgo bounds a duration ago given in days, 10,000 years: far more
+// days overflow the stores' microsecond timestamps (±292,000 years) and
+// wrap around to a time to come, which made 'audit prune --before
+// 999999999999d' prune its own audit.prune events without end.
+const maxDaysAgo = 3_652_425
+
+// ErrTooLongAgo is ParseTime's error for more days ago than maxDaysAgo.
+var ErrTooLongAgo = errors.New("more than 10000 years ago")
+
 // ParseTime reads an RFC 3339 time, or a duration ago: 1h is an hour ago,
 // 90d ninety days ago. A negative duration, a time to come in disguise, is
-// refused.
+// refused, and so is a count of days beyond 10,000 years.
 func ParseTime(s string, now time.Time) (time.Time, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		if n, err := strconv.Atoi(days); err == nil && n >= 0 {
+			if n > maxDaysAgo {
+				return time.Time{}, fmt.Errorf("%s is %w", s, ErrTooLongAgo)
+			}
 			return now.AddDate(0, 0, -n), nil
 		}
 	}

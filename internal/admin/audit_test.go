@@ -182,6 +182,7 @@ func TestParseTime(t *testing.T) {
 		{in: "2030-01-01T00:00:00Z", want: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}, // a time to come, given as one
 		{in: "-1h", wantErr: true},
 		{in: "-90d", wantErr: true},
+		{in: "3652426d", wantErr: true}, // beyond 10,000 years: overflows the stores' timestamps
 		{in: "-0.5s", wantErr: true},
 		{in: "yesterday", wantErr: true},
 		{in: "", wantErr: true},
