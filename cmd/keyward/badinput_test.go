@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -39,5 +42,53 @@ func TestAuditPruneFarBack(t *testing.T) {
 	}
 	if err := runCLIErrWithin(t, 20*time.Second, "audit", "prune", "--data-dir", m.Config.DataDir, "--before", "3652425d"); err != nil {
 		t.Errorf("prune --before 3652425d: %v", err)
+	}
+}
+
+// TestServerURLRefused: a server URL that is not http(s) with a host is
+// refused up front, naming where it came from, instead of failing in the
+// HTTP client ("http: no Host in request URL", "unsupported protocol
+// scheme") or being blamed on --server when the key file's token_uri or
+// bench's --target held it.
+func TestServerURLRefused(t *testing.T) {
+	m := startServer(t)
+	kf, err := os.ReadFile(m.AdminKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(kf, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["token_uri"] = "ftp://keyward.internal/token"
+	badURI := filepath.Join(t.TempDir(), "key.json")
+	b, _ := json.Marshal(doc)
+	if err := os.WriteFile(badURI, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	creds := []string{"--credentials", m.AdminKeyFile}
+	tests := []struct {
+		name      string
+		env       string // KEYWARD_SERVER
+		args      []string
+		usage     bool
+		wantInErr string
+	}{
+		{name: "no host", args: append([]string{"sa", "list", "--server", "http://"}, creds...), usage: true, wantInErr: `--server "http://"`},
+		{name: "scheme that starts with http", args: append([]string{"sa", "list", "--server", "httpfoo://x"}, creds...), usage: true, wantInErr: `--server "httpfoo://x"`},
+		{name: "not a URL", args: append([]string{"sa", "list", "--server", "junk"}, creds...), usage: true, wantInErr: `--server "junk"`},
+		{name: "environment", env: "http://", args: append([]string{"sa", "list"}, creds...), usage: true, wantInErr: `KEYWARD_SERVER "http://"`},
+		{name: "key file token_uri", args: []string{"sa", "list", "--credentials", badURI}, wantInErr: `token_uri "ftp://keyward.internal/token"`},
+		{name: "bench target", args: []string{"bench", "--target", "http://", "--credentials", m.AdminKeyFile}, usage: true, wantInErr: `--target "http://"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("KEYWARD_SERVER", tt.env)
+			err := runCLIErrWithin(t, 20*time.Second, tt.args...)
+			var ue usageError
+			if err == nil || !strings.Contains(err.Error(), tt.wantInErr) || errors.As(err, &ue) != tt.usage {
+				t.Fatalf("keyward %s: %v (usage error: %v); want an error naming %s (usage error: %v)", strings.Join(tt.args, " "), err, errors.As(err, &ue), tt.wantInErr, tt.usage)
+			}
+		})
 	}
 }

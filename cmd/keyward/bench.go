@@ -183,6 +183,11 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		f.scenarios = slices.DeleteFunc(slices.Clone(f.scenarios), func(s string) bool { return s == dpopScenario })
 		fmt.Fprintf(cmd.ErrOrStderr(), "leaving out %s: its DPoP proofs, signed before the run, are good for %s, so --warmup + --duration must be within %s\n", dpopScenario, dpop.DefaultMaxAge, maxDPoPRun)
 	}
+	if f.target != "" {
+		if err := checkServerURL("--target", f.target); err != nil {
+			return usageError{err}
+		}
+	}
 	if f.targetMetrics != "" {
 		u, err := url.Parse(f.targetMetrics)
 		if f.target == "" {

@@ -83,17 +83,24 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", creds, err)
 	}
-	base := strings.TrimRight(firstNonEmpty(f.server, os.Getenv("KEYWARD_SERVER")), "/")
-	tokenURL := "" // the key file's token_uri
-	if base == "" {
-		base = strings.TrimSuffix(kf.TokenURI, "/token")
-	} else {
+	server, from := f.server, "--server"
+	if server == "" {
+		server, from = os.Getenv("KEYWARD_SERVER"), "KEYWARD_SERVER"
+	}
+	var base, tokenURL string // tokenURL "": the key file's token_uri
+	if server != "" {
+		if err := checkServerURL(from, server); err != nil {
+			return nil, usageError{err}
+		}
 		// Talk to this server (a replica, say) but keep the assertion's
 		// audience: the issuer's token endpoint named in the key file.
+		base = strings.TrimRight(server, "/")
 		tokenURL = base + "/token"
-	}
-	if _, err := url.Parse(base); err != nil || !strings.HasPrefix(base, "http") {
-		return nil, usageError{fmt.Errorf("--server %q must be an http(s) URL", base)}
+	} else {
+		if err := checkServerURL(creds+": token_uri", kf.TokenURI); err != nil {
+			return nil, fmt.Errorf("%w; pass --server with the server's URL", err)
+		}
+		base = strings.TrimSuffix(kf.TokenURI, "/token")
 	}
 	transport, err := httpTransport(firstNonEmpty(f.caCert, os.Getenv("KEYWARD_CA_CERT")))
 	if err != nil {
@@ -108,6 +115,16 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 	hc := &http.Client{Timeout: 60 * time.Second, Transport: &oauth2.Transport{Source: ts, Base: transport},
 		CheckRedirect: sameHostRedirects}
 	return &adminClient{base: base, http: hc, output: f.output, out: cmd.OutOrStdout()}, nil
+}
+
+// checkServerURL says what is wrong with raw, named by name, as the URL of
+// a Keyward server: it must be http or https and name a host.
+func checkServerURL(name, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%s %q must be an http:// or https:// URL with a host, such as https://keyward.internal", name, raw)
+	}
+	return nil
 }
 
 // sameHostRedirects follows redirects within the server only: the
