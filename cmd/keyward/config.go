@@ -150,9 +150,11 @@ func (c *Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
-	host, _, err := net.SplitHostPort(c.Listen)
+	host, port, err := net.SplitHostPort(c.Listen)
 	if err != nil {
 		add("--listen %q is not host:port: %v", c.Listen, err)
+	} else if !validPort(port) {
+		add("--listen %q: the port must be a number from 0 to 65535", c.Listen)
 	}
 	tls := c.TLSCert != "" || c.TLSKey != ""
 	if (c.TLSCert == "") != (c.TLSKey == "") {
@@ -175,8 +177,10 @@ func (c *Config) Validate() error {
 		add("--listen %s listens on all interfaces: set --issuer to the URL clients use", c.Listen)
 	}
 	if c.MetricsListen != "" {
-		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil {
 			add("--metrics-listen %q is not host:port", c.MetricsListen)
+		} else if !validPort(port) {
+			add("--metrics-listen %q: the port must be a number from 0 to 65535", c.MetricsListen)
 		}
 	}
 	if c.TLSClientCA != "" && c.TLSCert == "" && c.ClientCertHeader == "" {
@@ -239,6 +243,13 @@ func checkIntrospectionAudit(d time.Duration) error {
 		return fmt.Errorf("--introspection-audit-interval %s must be between 0 and 10m", d)
 	}
 	return nil
+}
+
+// validPort says whether net.Listen takes port: a number from 0 to 65535
+// (0 picks a free one), or a service name such as https.
+func validPort(port string) bool {
+	_, err := net.LookupPort("tcp", port)
+	return err == nil
 }
 
 func isLoopback(host string) bool {
