@@ -48,6 +48,12 @@ on SQLite, at once on PostgreSQL.`,
 			if err := applyConfig(); err != nil {
 				return err
 			}
+			// The server's settings name the token endpoint the key file
+			// points to (token_uri): a bad --issuer or --listen would make
+			// a key file that cannot be used, with its key stored.
+			if err := cfg.Validate(); err != nil {
+				return usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
+			}
 			if keyFile == "" {
 				return usageError{errors.New("--key-file is required: where to write the new key file")}
 			}

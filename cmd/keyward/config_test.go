@@ -211,6 +211,29 @@ func TestRecoverAdmin(t *testing.T) {
 	if _, err := os.Stat(stray); !os.IsNotExist(err) {
 		t.Error("a key file was left behind for a key that was not stored")
 	}
+
+	// Settings that would put an unusable token_uri in the key file are
+	// refused before anything is written or stored.
+	for _, args := range [][]string{
+		{"--issuer", "ftp://x"},
+		{"--listen", "garbage"},
+		{"--listen", "0.0.0.0:8080", "--insecure-http"}, // all interfaces: no URL to reach
+		{"--account-domain", "BAD DOMAIN"},
+	} {
+		bad := filepath.Join(t.TempDir(), "k.json")
+		err := runCLIErr(t, append([]string{"recover-admin", "--data-dir", dir, "--key-file", bad}, args...)...)
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "invalid configuration") {
+			t.Errorf("recover-admin %v: %v, want a configuration error", args, err)
+		}
+		if _, err := os.Stat(bad); !os.IsNotExist(err) {
+			t.Errorf("recover-admin %v wrote a key file", args)
+		}
+	}
+	after := runCLI(t, "keys", "list", "admin@keyward."+m.Config.AccountDomain, "--credentials", newKey, "-o", "json")
+	if err := json.Unmarshal([]byte(after), &keys); err != nil || len(keys.Keys) != 2 {
+		t.Fatalf("keys after the refused runs: %q %v", after, err)
+	}
 }
 
 // TestOpenStoreFails: a store that cannot be opened is reported, and the
