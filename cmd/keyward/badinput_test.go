@@ -92,3 +92,33 @@ func TestServerURLRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestDBNotPostgres: every command that opens the store refuses a --db that
+// is not a PostgreSQL URL, as serve does, instead of handing it to the
+// PostgreSQL driver ("cannot parse `keyward.db`: failed to parse as
+// keyword/value").
+func TestDBNotPostgres(t *testing.T) {
+	dump := filepath.Join(t.TempDir(), "export.json")
+	if err := os.WriteFile(dump, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	newKey := writeMasterKey(t, "22")
+	for _, db := range []string{"junk", "keyward-data/keyward.db", "mysql://u:hunter2@db/keyward"} {
+		for _, args := range [][]string{
+			{"migrate"},
+			{"export"},
+			{"import", dump},
+			{"audit", "verify"},
+			{"audit", "prune", "--before", "90d"},
+			{"master-key", "rotate", "--new-master-key-file", newKey},
+			{"recover-admin", "--key-file", filepath.Join(t.TempDir(), "k.json")},
+		} {
+			args := append(args, "--db", db, "--data-dir", t.TempDir())
+			err := runCLIErrWithin(t, 20*time.Second, args...)
+			var ue usageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), "must be a postgres:// URL") || strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("keyward %s: %v; want a usage error asking for a postgres:// URL, without the password", strings.Join(args, " "), err)
+			}
+		}
+	}
+}

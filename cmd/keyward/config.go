@@ -194,8 +194,8 @@ func (c *Config) Validate() error {
 			add("--trusted-proxies: %q is not an IP address or CIDR range", p)
 		}
 	}
-	if c.DB != "" && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") {
-		add("--db %q must be a postgres:// URL (leave it empty for the embedded SQLite database)", redactDSN(c.DB))
+	if err := checkDB(c.DB); err != nil {
+		add("%v", err)
 	}
 	if c.DataDir == "" {
 		add("--data-dir must not be empty")
@@ -234,6 +234,14 @@ func (c *Config) Validate() error {
 		add("--log-level: %v", err)
 	}
 	return errors.Join(errs...)
+}
+
+// checkDB checks --db: empty, or a PostgreSQL URL.
+func checkDB(db string) error {
+	if db != "" && !strings.HasPrefix(db, "postgres://") && !strings.HasPrefix(db, "postgresql://") {
+		return fmt.Errorf("--db %q must be a postgres:// URL (leave it empty for the embedded SQLite database)", redactDSN(db))
+	}
+	return nil
 }
 
 // checkIntrospectionAudit checks an --introspection-audit-interval, for

@@ -502,6 +502,9 @@ func storeName(c Config) string {
 // file others could read, whose mode it tightens). On failure the store is
 // a nil interface, never a nil pointer inside one, so callers may test it.
 func openStore(ctx context.Context, c Config, log *slog.Logger) (storage.Storage, error) {
+	if err := checkDB(c.DB); err != nil {
+		return nil, usageError{err}
+	}
 	if c.DB != "" {
 		st, err := postgres.Open(ctx, c.DB, postgres.Options{NoMigrate: c.NoMigrate})
 		if err != nil {
