@@ -122,3 +122,30 @@ func TestDBNotPostgres(t *testing.T) {
 		}
 	}
 }
+
+// TestOutputFileErrors: a file to write that is a directory, or in a
+// directory that does not exist, is reported by the name given, not as a
+// failed rename or by the name of the temporary file written first.
+func TestOutputFileErrors(t *testing.T) {
+	m := startServer(t)
+	_, email := setupAccount(t, m, "writer")
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "nonexistent", "out.json")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"export to a directory", []string{"export", "--data-dir", m.Config.DataDir, "--out", dir}, dir + " is a directory"},
+		{"export to a missing directory", []string{"export", "--data-dir", m.Config.DataDir, "--out", missing}, "cannot create " + missing + ": no such file or directory"},
+		{"key file in a missing directory", []string{"keys", "create", email, "--out", missing, "--credentials", m.AdminKeyFile}, "cannot create " + missing + ": no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := runCLIErrWithin(t, 20*time.Second, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), ".out.json.") {
+				t.Fatalf("keyward %s: %v; want an error saying %q", strings.Join(tt.args, " "), err, tt.want)
+			}
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net"
@@ -629,11 +630,19 @@ func writeKeyFile(path string, kf sakey.KeyFile) error {
 
 // writeFileAtomic writes data to a temporary file, fsyncs it and renames it
 // over path, so a crash leaves the old file or the new one, never half.
+// Its errors name path, not the temporary file.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a directory; name a file", path)
+	}
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
-		return err
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("cannot create %s: %w", path, err)
 	}
 	defer os.Remove(f.Name())
 	if err := f.Chmod(mode); err != nil {
