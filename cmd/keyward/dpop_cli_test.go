@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/client"
 	"github.com/keyward/keyward/internal/dpop"
@@ -215,6 +217,17 @@ func TestDPoPCLIErrors(t *testing.T) {
 	}
 	sec1 := write("sec1.pem", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1DER}))
 	notPEM := write("key.json", []byte(`{"type":"service_account"}`))
+	pubDER, err := x509.MarshalPKIXPublicKey(&p256.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPath := write("pub.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}))
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	certDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &p256.PublicKey, p256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPath := write("cert.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER}))
 	missing := filepath.Join(dir, "none.pem")
 	existing := write("existing.pem", []byte("keep me"))
 
@@ -267,6 +280,9 @@ func TestDPoPCLIErrors(t *testing.T) {
 		{"proof: nonce with a quote", proof("--dpop-key", good, "--url", url, "--nonce", `a"b`), true, "--nonce must be"},
 		{"proof: missing key", proof("--dpop-key", missing, "--url", url), false, "does not exist; make a key with 'keyward dpop keygen"},
 		{"proof: P-521 key", proof("--dpop-key", p521Path, "--url", url), false, "DPoP keys are EC P-256"},
+		{"proof: certificate", proof("--dpop-key", certPath, "--url", url), false, "the PEM block is a certificate, not a private key"},
+		{"proof: public key", proof("--dpop-key", pubPath, "--url", url), false, "the PEM block is a public key, not a private key"},
+		{"token: certificate", token(certPath), false, "the PEM block is a certificate, not a private key"},
 		{"proof: argument", proof("--dpop-key", good, "--url", url, "extra"), true, `unexpected argument "extra"`},
 
 		{"keygen: no --out", []string{"dpop", "keygen"}, true, "--out is required"},

@@ -25,6 +25,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/go-jose/go-jose/v4"
 )
@@ -89,6 +90,12 @@ func ParsePrivateKey(data []byte) (crypto.Signer, error) {
 	block, _ := pem.Decode(data)
 	if block == nil {
 		return nil, errors.New("not PEM: expected a PRIVATE KEY block")
+	}
+	switch block.Type {
+	case "CERTIFICATE", "PUBLIC KEY", "RSA PUBLIC KEY":
+		// Parsed as a private key, these fail with an ASN.1 structure
+		// error that names tags, not the mix-up.
+		return nil, fmt.Errorf("the PEM block is a %s, not a private key: give the file with the private key (a PRIVATE KEY block)", strings.ToLower(block.Type))
 	}
 	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {

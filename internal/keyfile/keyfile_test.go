@@ -56,7 +56,8 @@ func TestNewSigner(t *testing.T) {
 		{"garbage PEM", pemOf("PRIVATE KEY", []byte("junk")), nil, "", "neither a PKCS #8 nor a PKCS #1 key"},
 		{"not PEM", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", nil, "", "not PEM"},
 		{"empty", "", nil, "", "not PEM"},
-		{"public key", pemOf("PUBLIC KEY", must(x509.MarshalPKIXPublicKey(&p256.PublicKey))), nil, "", "neither a PKCS #8 nor a PKCS #1 key"},
+		{"public key", pemOf("PUBLIC KEY", must(x509.MarshalPKIXPublicKey(&p256.PublicKey))), nil, "", "the PEM block is a public key, not a private key"},
+		{"certificate", pemOf("CERTIFICATE", []byte("der")), nil, "", "the PEM block is a certificate, not a private key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
