@@ -160,7 +160,7 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		return err
 	}
 	if f.duration <= 0 || f.duration > time.Hour {
-		return usageError{errors.New("--duration must be between 0 and 1h")}
+		return usageError{errors.New("--duration must be more than 0 and at most 1h")}
 	}
 	if f.concurrency < 1 || f.concurrency > 10_000 {
 		return usageError{errors.New("--concurrency must be from 1 to 10000")}
@@ -170,6 +170,9 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 	}
 	if !(f.rate >= 0 && f.rate <= 10_000_000) { // also refuses NaN
 		return usageError{errors.New("--rate must be from 0 to 10000000 requests per second")}
+	}
+	if len(f.scenarios) == 0 {
+		return usageError{fmt.Errorf("--scenarios is empty; name one or more of %s", strings.Join(allScenarios, ", "))}
 	}
 	for _, s := range f.scenarios {
 		if !slices.Contains(allScenarios, s) {
