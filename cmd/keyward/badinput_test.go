@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,5 +171,48 @@ func TestBenchFlagMessages(t *testing.T) {
 		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("keyward %s: %v; want a usage error saying %q", strings.Join(tt.args, " "), err, tt.want)
 		}
+	}
+}
+
+// TestAdminTokenServerError: a token endpoint that fails or is overloaded
+// (5xx, 429) while the CLI gets its administrator token is reported as the
+// server's failure, and is transient, as the same status from the admin API
+// is; it used to read "the administrator credentials were refused", and
+// audit list --follow gave up instead of retrying.
+func TestAdminTokenServerError(t *testing.T) {
+	m := startServer(t)
+	for _, tt := range []struct {
+		status    int
+		body      string
+		transient bool
+	}{
+		{http.StatusServiceUnavailable, `{"error":"temporarily_unavailable","error_description":"The server is shutting down."}`, true},
+		{http.StatusTooManyRequests, `{"error":"slow_down"}`, true},
+		{http.StatusInternalServerError, `{"error":"server_error"}`, false},
+		{http.StatusBadGateway, `<html>bad gateway</html>`, true},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(tt.status)
+			io.WriteString(w, tt.body)
+		}))
+		err := runCLIErrWithin(t, 20*time.Second, "sa", "list", "--credentials", m.AdminKeyFile, "--server", srv.URL)
+		srv.Close()
+		if err == nil || strings.Contains(err.Error(), "credentials were refused") || !strings.Contains(err.Error(), fmt.Sprintf("HTTP %d", tt.status)) {
+			t.Errorf("token endpoint answering %d: %v; want an error naming the server's HTTP %d, not refused credentials", tt.status, err, tt.status)
+		}
+		if transient(err) != tt.transient {
+			t.Errorf("token endpoint answering %d: transient = %v, want %v", tt.status, transient(err), tt.transient)
+		}
+	}
+	// A refusal of the credentials themselves still says so.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"error":"invalid_grant","error_description":"Invalid JWT Signature."}`)
+	}))
+	defer srv.Close()
+	if err := runCLIErrWithin(t, 20*time.Second, "sa", "list", "--credentials", m.AdminKeyFile, "--server", srv.URL); err == nil || !strings.Contains(err.Error(), "credentials were refused") || transient(err) {
+		t.Errorf("invalid_grant: %v, want refused credentials, not transient", err)
 	}
 }

@@ -232,6 +232,18 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) {
+			if st := retrieveStatus(re); st >= 500 || st == http.StatusTooManyRequests {
+				// The server failed or is overloaded, not the credentials:
+				// an apiError, so that transient sees it (audit --follow).
+				e := &apiError{Status: st, Code: re.ErrorCode, Description: fmt.Sprintf("%s could not issue the administrator's token: HTTP %d", c.base+"/token", st)}
+				if e.Code == "" {
+					e.Code = http.StatusText(st)
+				}
+				if re.ErrorDescription != "" {
+					e.Description += ": " + re.ErrorDescription
+				}
+				return e
+			}
 			return fmt.Errorf("the administrator credentials were refused: %w", retrieveError(c.base+"/token", err))
 		}
 		return &unreachableError{base: c.base, err: err}
@@ -256,6 +268,14 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 		return nil
 	}
 	return json.Unmarshal(b, out)
+}
+
+// retrieveStatus is the HTTP status of a failed token request, 0 if unknown.
+func retrieveStatus(re *oauth2.RetrieveError) int {
+	if re.Response == nil {
+		return 0
+	}
+	return re.Response.StatusCode
 }
 
 // printJSON writes v indented.
