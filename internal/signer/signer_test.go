@@ -338,3 +338,50 @@ func TestPlan(t *testing.T) {
 		})
 	}
 }
+
+// A token whose header says b64 false (RFC 7797) is refused even when the
+// signing key signed it: go-jose would check the signature over the raw
+// claims and read the claims from the base64url segment, and a JWT's
+// claims are always base64url-encoded (RFC 7519 §3). The introspection and
+// revocation endpoints pass client input here.
+func TestVerifyRefusesUnencodedPayload(t *testing.T) {
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s := newTestSigner(t, &memStore{}, master, "ES256", c)
+	set := s.set.Load()
+	payload := []byte(`{"iss":"https://issuer.example","jti":"j","scope":"a"}`)
+	for name, hdr := range map[string]string{
+		"b64 false, critical": `{"alg":"ES256","kid":"` + set.currentID + `","typ":"at+jwt","b64":false,"crit":["b64"]}`,
+		"b64 false":           `{"alg":"ES256","kid":"` + set.currentID + `","typ":"at+jwt","b64":false}`,
+		"b64 not a bool":      `{"alg":"ES256","kid":"` + set.currentID + `","typ":"at+jwt","b64":"false"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := b64.EncodeToString([]byte(hdr))
+			input := []byte(h + ".")
+			if strings.Contains(hdr, "b64\":false") {
+				input = append(input, payload...) // RFC 7797: the raw payload is signed
+			} else {
+				input = append(input, b64.EncodeToString(payload)...)
+			}
+			sig, err := set.current.sign(input)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw := h + "." + b64.EncodeToString(payload) + "." + b64.EncodeToString(sig)
+			var got claims
+			if err := s.Verify(raw, &got); err == nil {
+				t.Fatalf("Verify accepted a token with %s", hdr)
+			}
+		})
+	}
+	// b64 true, the default, stays accepted, with or without crit.
+	h := b64.EncodeToString([]byte(`{"alg":"ES256","kid":"` + set.currentID + `","typ":"at+jwt","b64":true,"crit":["b64"]}`))
+	input := h + "." + b64.EncodeToString(payload)
+	sig, err := set.current.sign([]byte(input))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got claims
+	if err := s.Verify(input+"."+b64.EncodeToString(sig), &got); err != nil || got.Scope != "a" {
+		t.Fatalf("b64 true: Verify = %v, scope %q", err, got.Scope)
+	}
+}
