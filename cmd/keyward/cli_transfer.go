@@ -70,7 +70,10 @@ func newImportCommand() *cobra.Command {
 is audited. The import is one transaction: a file it refuses (it names each
 item that refers to an account or organization the file does not hold) or
 an import that fails or is killed part way leaves the store as it was, so it
-can be run again. Start the server with the master key of the exported store.`,
+can be run again. Start the server with the master key of the exported store
+(--master-key-file or KEYWARD_MASTER_KEY): the signing keys and the secret
+pepper are sealed under it, and 'keyward serve' refuses to generate a new one
+for a store that holds them.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := os.ReadFile(args[0])
@@ -96,6 +99,7 @@ can be run again. Start the server with the master key of the exported store.`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "imported %d APIs, %d accounts, %d keys, %d secrets, %d signing keys into %s\n",
 				len(d.APIs), len(d.Accounts), len(d.Keys), len(d.Secrets), len(d.SigningKeys), storeName(cfg))
+			fmt.Fprintln(cmd.OutOrStdout(), "start the server with the master key of the server the export came from: --master-key-file FILE or KEYWARD_MASTER_KEY")
 			return nil
 		},
 	}

@@ -200,7 +200,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.store, err = openStore(ctx, c, m.Logger); err != nil {
 		return err
 	}
-	master, err := m.loadMasterKey()
+	master, err := m.loadMasterKey(ctx)
 	if err != nil {
 		return err
 	}
@@ -556,14 +556,19 @@ func commandLogger(cmd *cobra.Command) *slog.Logger {
 func sqlitePath(c Config) string { return filepath.Join(c.DataDir, "keyward.db") }
 
 // loadMasterKey reads the master key from --master-key-file or
-// KEYWARD_MASTER_KEY, or else from (creating it) <data-dir>/master.key.
-func (m *Main) loadMasterKey() ([]byte, error) {
+// KEYWARD_MASTER_KEY, or else from <data-dir>/master.key, creating it only
+// when the store holds nothing sealed yet: a store with sealed values (an
+// imported one, say) can only be opened with the key it was sealed with.
+func (m *Main) loadMasterKey(ctx context.Context) ([]byte, error) {
 	k, path, err := findMasterKey(m.Config)
 	if err != nil || k != nil {
 		if err == nil && path == generatedMasterKeyPath(m.Config) {
 			m.Logger.Warn("using the master key stored next to the data; for production keep it apart (--master-key-file or KEYWARD_MASTER_KEY)", "path", path)
 		}
 		return k, err
+	}
+	if err := refuseSealedStore(ctx, m.store, path); err != nil {
+		return nil, err
 	}
 	k = make([]byte, signer.MasterKeySize)
 	rand.Read(k)
@@ -576,6 +581,29 @@ func (m *Main) loadMasterKey() ([]byte, error) {
 		m.Logger.Warn("with PostgreSQL every replica needs the same master key: give each one --master-key-file or KEYWARD_MASTER_KEY")
 	}
 	return k, nil
+}
+
+// refuseSealedStore reports an error when st already holds values sealed
+// under a master key (the client-secret pepper, signing keys), as an
+// imported or restored store does: a master key generated now would open
+// none of them. path is where the key would have been generated.
+func refuseSealedStore(ctx context.Context, st signer.PepperStore, path string) error {
+	sealed := true
+	if _, err := st.GetSealedValue(ctx, signer.PepperName); errors.Is(err, storage.ErrNotFound) {
+		keys, err := st.ListSigningKeys(ctx)
+		if err != nil {
+			return fmt.Errorf("master key: %w", err)
+		}
+		sealed = len(keys) > 0
+	} else if err != nil {
+		return fmt.Errorf("master key: %w", err)
+	}
+	if !sealed {
+		return nil
+	}
+	return fmt.Errorf("this store was sealed with another master key (it holds signing keys or the client-secret pepper, imported or restored from elsewhere), and none was given: "+
+		"start with the master key of the server it came from (for an import, the one the export was taken from) in --master-key-file FILE or KEYWARD_MASTER_KEY; "+
+		"%s was not created, since a new key would open nothing in it", path)
 }
 
 // generatedMasterKeyPath is where a master key is generated when none is

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,5 +52,53 @@ func TestExportImport(t *testing.T) {
 	conf.Audience, conf.TokenURL = conf.TokenURL, dst.URL()+"/token"
 	if _, err := conf.TokenSource(context.Background()).Token(); err != nil {
 		t.Fatalf("the moved account gets no token: %v", err)
+	}
+}
+
+// TestServeImportedWithoutMasterKey: serve on an imported store without the
+// exported store's master key refuses to generate one (a new key opens
+// nothing there) and says which key to give; with it, serve starts.
+func TestServeImportedWithoutMasterKey(t *testing.T) {
+	master := filepath.Join(t.TempDir(), "master.key")
+	os.WriteFile(master, []byte(strings.Repeat("ab", 32)), 0o600)
+	src := startServer(t, func(m *Main) { m.Config.MasterKeyFile = master })
+	dump := filepath.Join(t.TempDir(), "export.json")
+	runCLI(t, "export", "--data-dir", src.Config.DataDir, "--out", dump)
+
+	for _, tc := range []struct {
+		name string
+		db   func(t testing.TB) string
+	}{
+		{"sqlite", func(testing.TB) string { return "" }},
+		{"postgres", pgtest.SchemaDSN},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, dsn := t.TempDir(), tc.db(t)
+			args := []string{"import", "--data-dir", dir, dump}
+			if dsn != "" {
+				args = append(args, "--db", dsn)
+			}
+			if out := runCLI(t, args...); !strings.Contains(out, "--master-key-file") {
+				t.Errorf("import said %q; want it to name the master key to start with", out)
+			}
+			t.Setenv("KEYWARD_MASTER_KEY", "")
+			cfg := DefaultConfig()
+			cfg.Listen, cfg.DataDir, cfg.DB = "127.0.0.1:0", dir, dsn
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			err := m.Open(context.Background())
+			m.Close()
+			if err == nil || !strings.Contains(err.Error(), "sealed with another master key") ||
+				!strings.Contains(err.Error(), "--master-key-file") || !strings.Contains(err.Error(), "KEYWARD_MASTER_KEY") ||
+				strings.Contains(err.Error(), "rotate") {
+				t.Fatalf("serve without the master key: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "master.key")); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("serve created master.key: %v", err)
+			}
+			dst := startServer(t, func(m *Main) { m.Config.DataDir, m.Config.DB, m.Config.MasterKeyFile = dir, dsn, master })
+			if dst.signer.CurrentKeyID() != src.signer.CurrentKeyID() {
+				t.Fatal("the signing keys did not move")
+			}
+		})
 	}
 }

@@ -63,7 +63,7 @@ func LoadPepper(ctx context.Context, st PepperStore, master []byte, now time.Tim
 	}
 	pepper, err := sealer.Open(aad, v.Sealed)
 	if err != nil {
-		return nil, fmt.Errorf("the master key does not open the stored client-secret pepper: it is not the key this store was sealed with (after `keyward master-key rotate`, start with the new key): %w", ErrWrongMasterKey)
+		return nil, fmt.Errorf("the master key does not open the stored client-secret pepper: it is not the key this store was sealed with (for an imported store, give the key of the server the export came from; after `keyward master-key rotate`, the new key): %w", ErrWrongMasterKey)
 	}
 	return pepper, nil
 }
