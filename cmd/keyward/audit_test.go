@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -564,7 +565,7 @@ func TestAuditPrune(t *testing.T) {
 	export := filepath.Join(t.TempDir(), "old.jsonl")
 	defer func(n int64) { pruneBatch = n }(pruneBatch)
 	pruneBatch = 2 // several transactions
-	out := runCLI(t, "audit", "prune", "--data-dir", dir, "--before", "0s", "--export", export)
+	out := runCLI(t, "audit", "prune", "--data-dir", dir, "--before", "0s", "--export", export, "--yes")
 	if !strings.Contains(out, "pruned ") || !strings.Contains(out, "exported ") {
 		t.Fatalf("prune said %q", out)
 	}
@@ -602,7 +603,7 @@ func TestAuditPrune(t *testing.T) {
 		{"audit", "prune", "--data-dir", dir},
 		{"audit", "prune", "--data-dir", dir, "--before", "soon"},
 		{"audit", "prune", "--data-dir", dir, "--before", "2999-01-01T00:00:00Z"},
-		{"audit", "prune", "--data-dir", dir, "--before", "1h", "--export", export},
+		{"audit", "prune", "--data-dir", dir, "--before", "1h", "--export", export, "--yes"},
 	} {
 		if err := runCLIErr(t, args...); err == nil {
 			t.Errorf("%v accepted", args)
@@ -623,6 +624,35 @@ func TestAuditPrune(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "keyward migrate") {
 			t.Errorf("%v on a database without the schema: %v, want a request to run keyward migrate", args, err)
 		}
+	}
+}
+
+// TestAuditPruneRecent: a cut-off less than 24 hours ago, which deletes
+// nearly the whole log, is a usage error naming --yes and deletes nothing;
+// --yes goes ahead.
+func TestAuditPruneRecent(t *testing.T) {
+	m := startServer(t)
+	dir := m.Config.DataDir
+	setupAccount(t, m, "kept")
+	for _, before := range []string{"0", "0s", "1h", "23h59m", "0d", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)} {
+		t.Run(before, func(t *testing.T) {
+			err := runCLIErr(t, "audit", "prune", "--data-dir", dir, "--before", before)
+			if _, ok := errors.AsType[usageError](err); !ok || !strings.Contains(err.Error(), "--yes") || !strings.Contains(err.Error(), "less than 24 hours ago") {
+				t.Fatalf("prune --before %s: %v; want a usage error asking for --yes", before, err)
+			}
+		})
+	}
+	var c struct {
+		FirstSeq int64 `json:"first_seq"`
+	}
+	if err := json.Unmarshal([]byte(runCLI(t, "audit", "verify", "--data-dir", dir, "-o", "json")), &c); err != nil || c.FirstSeq != 1 {
+		t.Fatalf("after refused prunes the log starts at %d (%v), want 1", c.FirstSeq, err)
+	}
+	if out := runCLI(t, "audit", "prune", "--data-dir", dir, "--before", "25h"); !strings.Contains(out, "no audit event older than") {
+		t.Fatalf("prune --before 25h said %q", out)
+	}
+	if out := runCLI(t, "audit", "prune", "--data-dir", dir, "--before", "0", "--yes"); !strings.Contains(out, "pruned ") {
+		t.Fatalf("prune --before 0 --yes said %q", out)
 	}
 }
 

@@ -382,8 +382,9 @@ each should be one you ran.`,
 func newAuditPruneCommand() *cobra.Command {
 	cfg := DefaultConfig()
 	var before, export string
+	var yes bool
 	cmd := &cobra.Command{
-		Use:   "prune --before AGE|TIME [--export FILE]",
+		Use:   "prune --before AGE|TIME [--export FILE] [--yes]",
 		Short: "Delete the oldest audit events, directly in the database",
 		Long: `The audit log grows by an event for every token issued or refused (about
 500 bytes each on SQLite). Working straight on the database (--data-dir or
@@ -398,7 +399,10 @@ requires that record and lists every prune.
 --export first writes the events older than --before to FILE (which must
 not exist), one JSON object a line as 'audit list -o json' shows them, and
 syncs it; only events it wrote are then pruned. Keep it if the events must
-outlive the database.`,
+outlive the database.
+
+A cut-off less than 24 hours ago (--before 0, 1h) would delete nearly the
+whole log, up to now: it is refused unless --yes confirms it.`,
 		Example: `  keyward audit prune --data-dir keyward-data --before 90d --export audit-until-90d.jsonl
   keyward audit prune --db postgres://keyward@db/keyward --before 2026-01-01T00:00:00Z`,
 		Args: noArgs,
@@ -415,6 +419,10 @@ outlive the database.`,
 			}
 			if cut.After(now) {
 				return usageError{fmt.Errorf("--before %s is in the future", cut.Format(time.RFC3339))}
+			}
+			if now.Sub(cut) < recentPrune && !yes {
+				return usageError{fmt.Errorf("--before %s is less than 24 hours ago: it would delete the audit log up to %s, nearly all of it; give --yes to do that, or an older cut-off such as 90d",
+					before, cut.Format(time.RFC3339))}
 			}
 			if export != "" {
 				if _, err := os.Lstat(export); err == nil {
@@ -467,8 +475,12 @@ outlive the database.`,
 	cfg.addMaintenanceStoreFlags(cmd.Flags(), "directory of the SQLite database whose audit log to prune")
 	cmd.Flags().StringVar(&before, "before", "", "delete events older than this: a duration ago (90d, 2160h) or an RFC 3339 time")
 	cmd.Flags().StringVar(&export, "export", "", "first write the events older than --before to this new file, as JSON lines")
+	cmd.Flags().BoolVar(&yes, "yes", false, "confirm a --before less than 24 hours ago, which deletes nearly the whole log")
 	return cmd
 }
+
+// recentPrune is how recent a prune cut-off may be without --yes.
+const recentPrune = 24 * time.Hour
 
 // pruneBatch is how many events one prune transaction deletes at most.
 var pruneBatch int64 = 20_000
