@@ -81,7 +81,7 @@ func applySources(fs *pflag.FlagSet, file string, getenv func(string) string) er
 		}
 		if v := getenv(envName(f.Name)); v != "" {
 			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
+				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), flagValueError(err, false)))
 			}
 			return
 		}
@@ -91,13 +91,44 @@ func applySources(fs *pflag.FlagSet, file string, getenv func(string) string) er
 		}
 		s, err := settingString(v)
 		if err == nil {
-			err = fs.Set(f.Name, s)
+			err = flagValueError(fs.Set(f.Name, s), false)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--config %s: %s: %w", file, f.Name, err))
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// flagValueError words a value that a flag of a basic type refused by the
+// values the flag takes, for the command line (withName: "--console:
+// \"maybe\" is not true or false") and the environment and config file,
+// whose errors name the setting already; the parsers' own words
+// (strconv.ParseBool, time: invalid duration) mean nothing to an operator.
+// Other errors are returned as they are.
+func flagValueError(err error, withName bool) error {
+	ive, ok := errors.AsType[*pflag.InvalidValueError](err)
+	if !ok {
+		return err
+	}
+	var want string
+	switch ive.GetFlag().Value.Type() {
+	case "bool":
+		want = "true or false"
+	case "duration":
+		want = "a duration such as 30s, 10m or 2h"
+	case "int", "int64", "uint", "uint64":
+		want = "a whole number"
+	case "float64":
+		want = "a number"
+	default:
+		return err
+	}
+	err = fmt.Errorf("%q is not %s", ive.GetValue(), want)
+	if withName {
+		err = fmt.Errorf("--%s: %w", ive.GetFlag().Name, err)
+	}
+	return err
 }
 
 // settingString turns a YAML value into a flag value; lists become

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,5 +81,48 @@ func TestApplySourcesReportsEveryProblem(t *testing.T) {
 	}
 	if err := applySources(fs, filepath.Join(t.TempDir(), "missing.yaml"), func(string) string { return "" }); err == nil {
 		t.Error("a missing config file is accepted")
+	}
+}
+
+// TestValueErrorsNameAllowedValues: a setting's value that does not parse,
+// from the command line, the environment or the config file, is a usage
+// error naming the values allowed, not the parser's words.
+func TestValueErrorsNameAllowedValues(t *testing.T) {
+	file := func(content string) string {
+		f := filepath.Join(t.TempDir(), "keyward.yaml")
+		os.WriteFile(f, []byte(content), 0o600)
+		return f
+	}
+	tests := []struct {
+		name string
+		args []string
+		env  [2]string
+		want string
+	}{
+		{"log level flag", []string{"serve", "--log-level", "loud"}, [2]string{}, `--log-level: "loud" is not a log level: debug, info, warn or error`},
+		{"log level env", []string{"serve"}, [2]string{"KEYWARD_LOG_LEVEL", "loud"}, `--log-level: "loud" is not a log level: debug, info, warn or error`},
+		{"log level file", []string{"serve", "--config", file("log-level: loud\n")}, [2]string{}, `"loud" is not a log level: debug, info, warn or error`},
+		{"console file", []string{"serve", "--config", file("console: maybe\n")}, [2]string{}, `console: "maybe" is not true or false`},
+		{"console env", []string{"serve"}, [2]string{"KEYWARD_CONSOLE", "maybe"}, `KEYWARD_CONSOLE: "maybe" is not true or false`},
+		{"console flag", []string{"serve", "--console=maybe"}, [2]string{}, `--console: "maybe" is not true or false`},
+		{"bool flag of another command", []string{"audit", "list", "--newest=maybe"}, [2]string{}, `--newest: "maybe" is not true or false`},
+		{"duration file", []string{"serve", "--config", file("clock-skew: 30\n")}, [2]string{}, `clock-skew: "30" is not a duration such as 30s`},
+		{"duration flag", []string{"serve", "--clock-skew", "soon"}, [2]string{}, `--clock-skew: "soon" is not a duration such as 30s`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env[0] != "" {
+				t.Setenv(tt.env[0], tt.env[1])
+			}
+			err := runCLIErr(t, append(tt.args, "--data-dir", t.TempDir())...)
+			if _, ok := errors.AsType[usageError](err); !ok || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("keyward %s: %v; want a usage error with %q", strings.Join(tt.args, " "), err, tt.want)
+			}
+			for _, jargon := range []string{"strconv", "slog:", "time:", "invalid argument"} {
+				if strings.Contains(err.Error(), jargon) {
+					t.Errorf("the error speaks Go (%q): %v", jargon, err)
+				}
+			}
+		})
 	}
 }

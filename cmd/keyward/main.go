@@ -109,7 +109,7 @@ func noArgs(cmd *cobra.Command, args []string) error {
 // usage makes err, a mistake in c's command line, a usageError; execute
 // adds where help on c is.
 func usage(_ *cobra.Command, err error) error {
-	return usageError{err}
+	return usageError{flagValueError(err, true)}
 }
 
 // usageErrors makes every mistake in the command line of c and its

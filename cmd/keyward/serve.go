@@ -120,10 +120,14 @@ func indent(err error) error {
 	return errors.New("  " + strings.ReplaceAll(err.Error(), "\n", "\n  "))
 }
 
+// parseLevel reads --log-level: debug, info, warn or error (slog also
+// takes an offset such as warn+2).
 func parseLevel(s string) (slog.Level, error) {
 	var l slog.Level
-	err := l.UnmarshalText([]byte(s))
-	return l, err
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("%q is not a log level: debug, info, warn or error", s)
+	}
+	return l, nil
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
