@@ -216,3 +216,44 @@ func TestAdminTokenServerError(t *testing.T) {
 		t.Errorf("invalid_grant: %v, want refused credentials, not transient", err)
 	}
 }
+
+// TestEmptyArgument: an empty or blank name, ID, email or file argument is
+// a usage error naming the argument, and nothing is sent; it used to reach
+// the admin API as a path with an empty segment ('There is no admin
+// endpoint GET /v1/service-accounts/').
+func TestEmptyArgument(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("request sent: %s %s", r.Method, r.URL)
+		http.Error(w, "no", http.StatusTeapot)
+	}))
+	defer srv.Close()
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sa", "get", ""}, `argument 1 (SA) is empty`},
+		{[]string{"sa", "update", "", "--description", "x"}, `argument 1 (SA) is empty`},
+		{[]string{"sa", "delete", " "}, `argument 1 (SA) is empty`},
+		{[]string{"sa", "disable", ""}, `argument 1 (SA) is empty`},
+		{[]string{"api", "get", ""}, `argument 1 (NAME) is empty`},
+		{[]string{"api", "update", "", "--scopes", "a"}, `argument 1 (NAME) is empty`},
+		{[]string{"api", "delete", ""}, `argument 1 (NAME) is empty`},
+		{[]string{"keys", "get", "a@b", ""}, `argument 2 (KEY_ID) is empty`},
+		{[]string{"keys", "delete", "", "k"}, `argument 1 (SA) is empty`},
+		{[]string{"keys", "list", ""}, `argument 1 (SA) is empty`},
+		{[]string{"secrets", "get", "a@b", ""}, `argument 2 (SECRET_ID) is empty`},
+		{[]string{"org", "get", ""}, `argument 1 (DOMAIN) is empty`},
+		{[]string{"users", "add", "a@example.com", ""}, `argument 2 (EMAIL) is empty`},
+		{[]string{"tokens", "revoke", ""}, `argument 1 (JTI) is empty`},
+		{[]string{"users", "import", ""}, `argument 1 (FILE) is empty`},
+		{[]string{"keys", "upload", "", "--public-key", "k.pem"}, `argument 1 (SA) is empty`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			err := runCLIErr(t, append(tt.args, "--server", srv.URL)...)
+			if _, ok := errors.AsType[usageError](err); !ok || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("keyward %q: %v; want a usage error with %q", tt.args, err, tt.want)
+			}
+		})
+	}
+}

@@ -96,6 +96,46 @@ its admin API, authenticated with an administrator key file
 	return root
 }
 
+// emptyArg reports the first empty (or blank) argument, named as the
+// command's Use line names it ("get SA KEY_ID": SA, then KEY_ID).
+func emptyArg(use string, args []string) error {
+	for i, a := range args {
+		if strings.TrimSpace(a) != "" {
+			continue
+		}
+		names := argNames(use)
+		name := fmt.Sprintf("argument %d", i+1)
+		switch {
+		case i < len(names):
+			name = names[i]
+		case len(names) > 0 && strings.HasSuffix(use, "..."):
+			name = names[len(names)-1]
+		}
+		return fmt.Errorf("argument %d (%s) is empty: %q", i+1, name, a)
+	}
+	return nil
+}
+
+// argNames are the placeholders of the positional arguments in a
+// command's Use line: "upload SA --public-key FILE [--x Y]" names SA
+// (FILE is a flag's value; options in brackets are skipped).
+func argNames(use string) []string {
+	var names []string
+	f := strings.Fields(use)
+	for i := 1; i < len(f); i++ {
+		switch w := f[i]; {
+		case strings.ContainsAny(w, "[]"):
+		case strings.HasPrefix(w, "-"):
+			if i+1 < len(f) && !strings.HasPrefix(f[i+1], "-") && !strings.ContainsAny(f[i+1], "[]") {
+				i++ // the flag's value
+			}
+		default:
+			names = append(names, strings.TrimSuffix(w, "..."))
+		}
+	}
+	return names
+}
+
 // noArgs refuses arguments to a command that takes none, as cobra.NoArgs
 // does, but saying so: cobra's "unknown command" for 'keyward users list
 // example.com' reads as a mistyped subcommand of a command that has none.
@@ -115,11 +155,15 @@ func usage(_ *cobra.Command, err error) error {
 // usageErrors makes every mistake in the command line of c and its
 // subcommands a usageError (exit status 2). Cobra reports wrong arguments
 // as plain errors, and shows a command group's help for an unknown
-// subcommand ('keyward sa lsit') and exits 0.
+// subcommand ('keyward sa lsit') and exits 0. An empty argument
+// ('keyward sa get ""') is one too: no name, ID, email or file is empty.
 func usageErrors(c *cobra.Command) {
 	if args := c.Args; args != nil {
 		c.Args = func(cmd *cobra.Command, a []string) error {
 			if err := args(cmd, a); err != nil {
+				return usage(cmd, err)
+			}
+			if err := emptyArg(cmd.Use, a); err != nil {
 				return usage(cmd, err)
 			}
 			return nil
