@@ -554,7 +554,9 @@ type Storage interface {
 	// other unique name in b is taken, and with a *ScopesHeldError as
 	// CreateAPI does. Users, project placements and grants are put as
 	// PutUsers, PutProjectOrg and PutGrant put them. It is serialized
-	// against guarded changes (see Guard) and signing-key updates.
+	// against guarded changes (see Guard), signing-key updates and every
+	// change that adds an account, so the store still has no account when
+	// it commits, whatever other processes on the same database do.
 	Load(ctx context.Context, b Bulk, evs []AuditEvent) error
 
 	// Commit applies writes in one transaction. The returned slice has one

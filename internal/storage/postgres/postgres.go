@@ -66,8 +66,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 		LockAudit:         fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockAudit),
 		LockSigningKeys:   fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockSigningKeys),
 		LockScopes:        fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockScopes),
-		ForUpdate:         " FOR UPDATE",
-		Notify:            "SELECT pg_notify('keyward_changes_' || current_schema(), $1)",
+		// EXCLUSIVE conflicts with the locks every INSERT, UPDATE, DELETE
+		// and SELECT … FOR UPDATE of accounts takes, and with itself, but lets
+		// readers (token requests) through.
+		LockAccounts: "LOCK TABLE accounts IN EXCLUSIVE MODE",
+		ForUpdate:    " FOR UPDATE",
+		Notify:       "SELECT pg_notify('keyward_changes_' || current_schema(), $1)",
 	}), nil
 }
 

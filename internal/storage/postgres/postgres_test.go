@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -142,5 +143,68 @@ func TestDataMigrations(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestLoadWaitsForAccountInsert: an account another process is adding
+// while Load runs (a server's CreateAccount, which takes no lock Load
+// takes) makes Load wait for it and then refuse, never load into a store
+// that has an account when Load commits.
+func TestLoadWaitsForAccountInsert(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.SchemaDSN(t)
+	s, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+
+	// The other process's CreateAccount, stopped before its commit.
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, email, name, project, token_lifetime_s, created_at, updated_at)
+		VALUES ('100000000000000000007', 'other@proj.example', 'other', 'proj', 3600, 0, 0)`); err != nil {
+		t.Fatal(err)
+	}
+
+	now := time.Now()
+	b := storage.Bulk{Accounts: []storage.Account{{ID: "100000000000000000001", Email: "one@proj.example", Name: "one", Project: "proj",
+		TokenLifetime: time.Hour, CreatedAt: now, UpdatedAt: now}}}
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Load(ctx, b, []storage.AuditEvent{{Time: now, Action: "account.import", Outcome: storage.OutcomeSuccess}})
+	}()
+
+	// Load must be waiting for a lock on accounts before the insert commits.
+	deadline := time.After(30 * time.Second)
+	for waiting := false; !waiting; {
+		select {
+		case err := <-done:
+			t.Fatalf("Load returned %v while an account insert was in flight, want it to wait for the insert", err)
+		case <-deadline:
+			t.Fatal("Load neither returned nor waited for a lock on accounts")
+		case <-time.After(10 * time.Millisecond):
+		}
+		if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
+			WHERE relation = 'accounts'::regclass AND NOT granted)`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, storage.ErrNotEmpty) {
+		t.Fatalf("Load after the insert committed: %v, want ErrNotEmpty", err)
+	}
+	if n, err := s.CountAccounts(ctx); err != nil || n != 1 {
+		t.Fatalf("CountAccounts = %d, %v, want only the other process's account", n, err)
 	}
 }

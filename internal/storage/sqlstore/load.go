@@ -19,6 +19,10 @@ func (s *Store) Load(ctx context.Context, b storage.Bulk, evs []storage.AuditEve
 		if err := s.lock(ctx, tx, s.d.LockSigningKeys, "lock signing keys"); err != nil {
 			return err
 		}
+		// The count must hold until commit: keep new accounts out.
+		if err := s.lock(ctx, tx, s.d.LockAccounts, "lock accounts"); err != nil {
+			return err
+		}
 		var n int
 		if err := tx.QueryRowContext(ctx, s.q["countAccounts"]).Scan(&n); err != nil {
 			return s.wrap("load", err)

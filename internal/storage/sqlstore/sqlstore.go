@@ -37,6 +37,13 @@ type Dialect struct {
 	// DeleteAPI (see storage.Guard), to serialize them against each other
 	// across processes. SQLite needs none.
 	LockScopes string
+	// LockAccounts, if set, runs in Load after LockScopes and
+	// LockSigningKeys and before it counts the accounts: it must keep any
+	// other transaction from adding an account until Load commits, and
+	// wait for one that has added one to finish, so that the count holds
+	// at commit. (CreateAccount takes no lock of its own to serialize on.)
+	// SQLite needs none: its write transactions are already exclusive.
+	LockAccounts string
 	// ForUpdate, if set, ends a read of the row a transaction is about to
 	// rewrite (" FOR UPDATE"), so that a concurrent change of the row waits
 	// for it instead of being overwritten with what was read before it
