@@ -371,7 +371,13 @@ type Write struct {
 // Bulk is a whole configuration for Load to write at once: what an
 // export of another store holds.
 type Bulk struct {
-	APIs         []API
+	APIs []API
+	// ReplaceAPIs are APIs the store has already, by name and identifier,
+	// that Load rewrites to these: description, creation time, token
+	// format, introspectors and scopes, with UpdateAPI's checks of the
+	// scopes. Load fails with ErrNotFound when one is missing or has
+	// another identifier.
+	ReplaceAPIs  []API
 	Accounts     []Account
 	Keys         []Key
 	Secrets      []Secret

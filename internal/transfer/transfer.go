@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -119,7 +120,9 @@ var ErrNotEmpty = errors.New("the target store is not empty: import only into a 
 // as written by "import". A dump the admin API could not have made (an
 // item naming an account or an organization the file does not hold, or a
 // delegation of Keyward's own scopes) is refused before the transaction,
-// naming each such item.
+// naming each such item. An API the store has already with the file's
+// name and identifier (the built-in one, left by an interrupted first
+// start) becomes the file's version, in the same transaction.
 func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error {
 	if d.Format != Format {
 		return fmt.Errorf("unknown dump format %q, want %q", d.Format, Format)
@@ -140,8 +143,12 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 		Projects: d.Projects, Grants: d.Grants, SigningKeys: d.SigningKeys}
 	var evs []storage.AuditEvent
 	// A first 'keyward serve' interrupted before it made the
-	// administrator leaves the built-in API, and may leave the pepper:
-	// the same ones stay as they are, without an event.
+	// administrator leaves the built-in API as it creates it, bare, and
+	// may leave the pepper. The same API stays as it is, without an event;
+	// one that differs from the file's (the exported store's built-in API
+	// has its introspectors, maybe another description or token format)
+	// becomes the file's, audited with what it was: a store without
+	// accounts has nothing that relies on what the first start made.
 	for _, a := range d.APIs {
 		existing, err := s.GetAPI(ctx, a.Name)
 		switch {
@@ -152,6 +159,14 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 			return fmt.Errorf("API %s: %w", a.Name, err)
 		case existing.Identifier != a.Identifier:
 			return fmt.Errorf("nothing was imported: API %s: the target store already has one with identifier %s, not %s", a.Name, existing.Identifier, a.Identifier)
+		default:
+			if diff := apiDiff(existing, a); len(diff) > 0 {
+				b.ReplaceAPIs = append(b.ReplaceAPIs, a)
+				e := ev("api.import", "")
+				e.Data["api"] = a.Name
+				e.Data["replaced"] = strings.Join(diff, "; ")
+				evs = append(evs, e)
+			}
 		}
 	}
 	for _, a := range d.Accounts {
@@ -200,6 +215,28 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 		return fmt.Errorf("nothing was imported: %w", err)
 	}
 	return nil
+}
+
+// apiDiff describes how the API had differs from want, field by field;
+// nothing when they are the same.
+func apiDiff(had, want storage.API) []string {
+	var out []string
+	if had.Description != want.Description {
+		out = append(out, fmt.Sprintf("description %q, not %q", had.Description, want.Description))
+	}
+	if had.TokenFormat != want.TokenFormat {
+		out = append(out, fmt.Sprintf("token format %q, not %q", had.TokenFormat, want.TokenFormat))
+	}
+	if !slices.Equal(had.Scopes, want.Scopes) {
+		out = append(out, fmt.Sprintf("scopes %q, not %q", had.Scopes, want.Scopes))
+	}
+	if !slices.Equal(had.Introspectors, want.Introspectors) {
+		out = append(out, fmt.Sprintf("introspectors %q, not %q", had.Introspectors, want.Introspectors))
+	}
+	if !had.CreatedAt.Equal(want.CreatedAt) {
+		out = append(out, fmt.Sprintf("created at %s, not %s", had.CreatedAt.Format(time.RFC3339), want.CreatedAt.Format(time.RFC3339)))
+	}
+	return out
 }
 
 // check refuses a dump the admin API could not have made, naming each

@@ -389,3 +389,80 @@ func TestImportAllOrNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestImportOverBuiltinAPI: the bare built-in API an interrupted first
+// 'keyward serve' leaves becomes the file's version, introspectors and
+// all, with an event saying what it was; the same API stays, unaudited.
+func TestImportOverBuiltinAPI(t *testing.T) {
+	ctx := context.Background()
+	ev := storage.AuditEvent{Time: t0, Action: "x", Outcome: storage.OutcomeSuccess}
+	builtin := storage.API{Name: "keyward", Identifier: "urn:keyward:admin", Description: "Keyward's own admin API.",
+		Scopes: []string{"keyward.admin", "keyward.introspect"}, CreatedAt: t0.Add(time.Hour)}
+	src, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	fill(t, src)
+	exported := builtin
+	exported.Description, exported.TokenFormat, exported.Introspectors, exported.CreatedAt = "ours", storage.TokenOpaque, []string{"1"}, t0
+	if err := src.CreateAPI(ctx, exported, ev); err != nil {
+		t.Fatal(err)
+	}
+	dump, err := transfer.Export(ctx, src, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "b.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bare.Close()
+	same, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer same.Close()
+	for name, tc := range map[string]struct {
+		dst      storage.Storage
+		existing storage.API
+		replaced []string // what the event says it was; none: no event
+	}{
+		"bare":      {bare, builtin, []string{`description "Keyward's own admin API."`, `token format "jwt"`, "introspectors []", "created at 2026-03-01T13:00:00Z"}},
+		"identical": {same, exported, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := tc.dst.CreateAPI(ctx, tc.existing, ev); err != nil {
+				t.Fatal(err)
+			}
+			if err := transfer.Import(ctx, tc.dst, dump, t0); err != nil {
+				t.Fatal(err)
+			}
+			again, err := transfer.Export(ctx, tc.dst, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(again, dump) {
+				t.Fatalf("the import lost part of the file:\n got %+v\nwant %+v", again.APIs, dump.APIs)
+			}
+			events, err := tc.dst.ListAuditEvents(ctx, storage.AuditFilter{Action: "api.import"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			for _, e := range events {
+				if e.Data["api"] == "keyward" {
+					got = e.Data["replaced"]
+				}
+			}
+			if (got == "") != (tc.replaced == nil) {
+				t.Fatalf("api.import event of the built-in API says it replaced %q, want %q", got, tc.replaced)
+			}
+			for _, want := range tc.replaced {
+				if !strings.Contains(got, want) {
+					t.Errorf("api.import event says it replaced %q, want it to say %q", got, want)
+				}
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -32,6 +33,11 @@ func (s *Store) Load(ctx context.Context, b storage.Bulk, evs []storage.AuditEve
 		}
 		for _, a := range b.APIs {
 			if err := s.insertAPI(ctx, tx, a); err != nil {
+				return fmt.Errorf("load: API %s: %w", a.Name, err)
+			}
+		}
+		for _, a := range b.ReplaceAPIs {
+			if err := s.replaceAPI(ctx, tx, a); err != nil {
 				return fmt.Errorf("load: API %s: %w", a.Name, err)
 			}
 		}
@@ -83,4 +89,27 @@ func (s *Store) Load(ctx context.Context, b storage.Bulk, evs []storage.AuditEve
 		}
 		return s.notify(ctx, tx, storage.ChangeAll)
 	}, evs...)
+}
+
+// replaceAPI rewrites the API of a's name and identifier to a, in a
+// transaction holding the scopes lock.
+func (s *Store) replaceAPI(ctx context.Context, tx *sql.Tx, a storage.API) error {
+	res, err := tx.ExecContext(ctx, s.q["replaceAPI"], a.Description, micros(a.CreatedAt), formatOrDefault(a.TokenFormat),
+		encodeList(a.Introspectors), a.Name, a.Identifier)
+	if err != nil {
+		return s.wrap("replace api", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return s.wrap("replace api", err)
+	} else if n != 1 {
+		return fmt.Errorf("replace api: no API of identifier %s: %w", a.Identifier, storage.ErrNotFound)
+	}
+	old, err := s.apiScopes(ctx, tx, a.Name)
+	if err != nil {
+		return s.wrap("replace api", err)
+	}
+	if slices.Equal(old, a.Scopes) {
+		return nil
+	}
+	return s.replaceAPIScopes(ctx, tx, a.Name, old, a.Scopes)
 }

@@ -38,6 +38,7 @@ var queries = map[string]string{
 
 	"insertAPI":            `INSERT INTO apis (name, identifier, description, created_at, token_format, introspectors) VALUES (?, ?, ?, ?, ?, ?)`,
 	"updateAPI":            `UPDATE apis SET description = ?, token_format = ?, introspectors = ? WHERE name = ?`,
+	"replaceAPI":           `UPDATE apis SET description = ?, created_at = ?, token_format = ?, introspectors = ? WHERE name = ? AND identifier = ?`,
 	"insertAPIScope":       `INSERT INTO api_scopes (scope, api_name, position) VALUES (?, ?, ?)`,
 	"getAPI":               `SELECT ` + apiCols + ` FROM apis WHERE name = ?`,
 	"listAPIs":             `SELECT ` + apiCols + ` FROM apis ORDER BY name`,

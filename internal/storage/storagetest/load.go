@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -144,4 +145,53 @@ func wantEmpty(t *testing.T, s storage.Storage) {
 		t.Fatalf("the failed Load left %d accounts, APIs %v, organizations %v, sealed values %v, signing keys %v, key k1 (err %v), %d audit events",
 			n, apis, orgs, values, signing, kerr, len(events))
 	}
+}
+
+// testLoadReplaceAPIs: an API the store has already (as a first start
+// interrupted before it made an account leaves the built-in one) is
+// rewritten to what ReplaceAPIs says of it; one it does not have, or has
+// with another identifier, fails the Load, which then leaves nothing.
+func testLoadReplaceAPIs(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	bare := storage.API{Name: "orders", Identifier: "https://orders", Scopes: []string{"orders.read"}, CreatedAt: t0.Add(time.Hour)}
+	mustNil(t, s.CreateAPI(ctx, bare, ev("api.create")))
+	events := len(verifyAll(t, s))
+
+	for _, tc := range []struct {
+		name string
+		edit func(a *storage.API)
+	}{
+		{"missing", func(a *storage.API) { a.Name = "billing" }},
+		{"other identifier", func(a *storage.API) { a.Identifier = "https://other" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := bulk()
+			b.ReplaceAPIs, b.APIs = b.APIs, nil
+			tc.edit(&b.ReplaceAPIs[0])
+			wantErr(t, s.Load(ctx, b, []storage.AuditEvent{ev("api.import")}), storage.ErrNotFound)
+			if n, err := s.CountAccounts(ctx); err != nil || n != 0 {
+				t.Fatalf("the failed Load left %d accounts (%v)", n, err)
+			}
+			if got, err := s.GetAPI(ctx, "orders"); err != nil || got.Description != "" || !slices.Equal(got.Scopes, bare.Scopes) {
+				t.Fatalf("the failed Load changed the API: %+v, %v", got, err)
+			}
+			if n := len(verifyAll(t, s)); n != events {
+				t.Fatalf("the failed Load left audit events: %d, want %d", n, events)
+			}
+		})
+	}
+
+	b := bulk()
+	b.ReplaceAPIs, b.APIs = b.APIs, nil
+	b.ReplaceAPIs[0].Description = "from the file"
+	mustNil(t, s.Load(ctx, b, []storage.AuditEvent{ev("api.import")}))
+	want := b.ReplaceAPIs[0]
+	got, err := s.GetAPI(ctx, "orders")
+	mustNil(t, err)
+	if got.Description != want.Description || !got.CreatedAt.Equal(want.CreatedAt) || got.TokenFormat != want.TokenFormat ||
+		!slices.Equal(got.Scopes, want.Scopes) || !slices.Equal(got.Introspectors, want.Introspectors) {
+		t.Fatalf("GetAPI after Load = %+v, want %+v", got, want)
+	}
+	// The scope the file added is the API's: its grant holds it.
+	wantErr(t, s.DeleteAPI(ctx, "orders", nil, ev("api.delete")), storage.ErrScopesHeld)
 }

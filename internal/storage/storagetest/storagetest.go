@@ -54,6 +54,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"SigningKeysConcurrent", testSigningKeysConcurrent},
 		{"SealedValues", testSealedValues},
 		{"Load", testLoad},
+		{"LoadReplaceAPIs", testLoadReplaceAPIs},
 		{"Reseal", testReseal},
 		{"CommitJTI", testCommitJTI},
 		{"CommitJTIConcurrent", testCommitJTIConcurrent},
