@@ -126,6 +126,7 @@ asking for one is refused with admin_policy_enforced, whatever the grants say.
 		},
 	}
 	policy.Flags().StringSliceVar(&blockScopes, "block-scopes", nil, "scopes never allowed for delegated access, comma-separated")
+	ifMatchFlag(&f, policy, "organization", func(args []string) string { return "keyward org get " + args[0] })
 	var internal bool
 	addProject := &cobra.Command{
 		Use:   "add-project DOMAIN PROJECT [--internal]",

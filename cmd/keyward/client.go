@@ -29,6 +29,9 @@ type clientFlags struct {
 	credentials string
 	caCert      string
 	output      string
+	// ifMatch is --if-match of the command that runs, if it has the flag
+	// (see ifMatchFlag).
+	ifMatch string
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
@@ -61,6 +64,11 @@ type adminClient struct {
 	http   *http.Client
 	output string
 	out    io.Writer
+	// ifMatch, if set, is sent as If-Match with every request but a GET.
+	ifMatch string
+	// etag is the ETag of the last response, if it had one: show prints
+	// it with the resource.
+	etag string
 }
 
 func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
@@ -114,7 +122,7 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 	}
 	hc := &http.Client{Timeout: 60 * time.Second, Transport: &oauth2.Transport{Source: ts, Base: transport},
 		CheckRedirect: sameHostRedirects}
-	return &adminClient{base: base, http: hc, output: f.output, out: cmd.OutOrStdout()}, nil
+	return &adminClient{base: base, http: hc, output: f.output, out: cmd.OutOrStdout(), ifMatch: f.ifMatch}, nil
 }
 
 // checkServerURL says what is wrong with raw, named by name, as the URL of
@@ -228,6 +236,10 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if c.ifMatch != "" && method != http.MethodGet {
+		req.Header.Set("If-Match", c.ifMatch)
+	}
+	c.etag = ""
 	resp, err := c.http.Do(req)
 	if err != nil {
 		var re *oauth2.RetrieveError
@@ -260,6 +272,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 		}
 		return e
 	}
+	c.etag = resp.Header.Get("ETag")
 	if out == nil || len(b) == 0 {
 		return nil
 	}
@@ -288,15 +301,91 @@ func printJSON(w io.Writer, v any) error {
 	return err
 }
 
-// show prints v as JSON with -o json, or as a table drawn by table.
+// show prints v as JSON with -o json, or as a table drawn by table. When
+// the response v came in had an ETag (an account, an API or an
+// organization), the JSON object gets it as a last member "etag", and the
+// table as a last line "ETag:", to pass to --if-match.
 func (c *adminClient) show(v any, table func(w *tabwriter.Writer)) error {
 	if c.output == "json" {
-		return printJSON(c.out, v)
+		if c.etag == "" {
+			return printJSON(c.out, v)
+		}
+		return printJSON(c.out, withETag{v, c.etag})
 	}
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
 	table(tw)
+	if c.etag != "" {
+		fmt.Fprintf(tw, "ETag:\t%s\n", c.etag)
+	}
 	return tw.Flush()
 }
+
+// withETag marshals as the JSON object v with a last member "etag".
+type withETag struct {
+	v    any
+	etag string
+}
+
+func (w withETag) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(w.v)
+	if err != nil {
+		return nil, err
+	}
+	tag, err := json.Marshal(w.etag)
+	if err != nil {
+		return nil, err
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) < 2 || b[0] != '{' {
+		return nil, fmt.Errorf("cannot add an etag to %s", b)
+	}
+	sep := ","
+	if bytes.Equal(b, []byte("{}")) {
+		sep = ""
+	}
+	return fmt.Appendf(b[:len(b)-1:len(b)-1], `%s"etag":%s}`, sep, tag), nil
+}
+
+// ifMatchFlag gives cmd, whose request the admin API makes only if the
+// resource is still as --if-match says, that flag, and turns a 412 into
+// what to do: reread names the command that shows the resource as it is.
+func ifMatchFlag(f *clientFlags, cmd *cobra.Command, what string, reread func(args []string) string) {
+	var tag string
+	cmd.Flags().StringVar(&tag, "if-match", "", "act only if the "+what+" is still as `ETAG` (from its 'get', quotes optional) says; if it changed since, nothing is done (HTTP 412)")
+	run := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		f.ifMatch = ifMatchValue(tag)
+		err := run(cmd, args)
+		if ae, ok := errors.AsType[*apiError](err); ok && ae.Status == http.StatusPreconditionFailed {
+			return &staleError{ae, reread(args)}
+		}
+		return err
+	}
+}
+
+// ifMatchValue is --if-match as a header value: an entity tag keeps its
+// quotes (and a W/ its weakness, which never matches), "*" stays, and a
+// bare tag, its quotes lost to the shell, is quoted.
+func ifMatchValue(tag string) string {
+	tag = strings.TrimSpace(tag)
+	if tag == "" || tag == "*" || strings.HasPrefix(tag, `"`) || strings.HasPrefix(tag, `W/"`) {
+		return tag
+	}
+	return `"` + tag + `"`
+}
+
+// staleError is a 412: the resource changed since the ETag given.
+type staleError struct {
+	*apiError
+	reread string
+}
+
+func (e *staleError) Error() string {
+	return fmt.Sprintf("%s\nNothing was done. Run '%s' to see it as it is now, with the ETag to pass to --if-match if your change still applies.",
+		e.apiError.Error(), e.reread)
+}
+
+func (e *staleError) Unwrap() error { return e.apiError }
 
 func fmtTime(t time.Time) string {
 	if t.IsZero() {

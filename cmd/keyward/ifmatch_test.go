@@ -1,0 +1,93 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// --if-match makes a change only to the version of the account, API or
+// organization that 'get' showed, with its ETag (in -o json and in the
+// table): after someone else's change it is refused with a message that
+// says nothing was done and how to see the resource as it is now, and
+// with the new ETag, quoted or not, it is made.
+func TestIfMatch(t *testing.T) {
+	m := startServer(t)
+	admin := []string{"--credentials", m.AdminKeyFile}
+	cli := func(args ...string) string { t.Helper(); return runCLI(t, append(args, admin...)...) }
+	cli("api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read")
+	cli("api", "create", "billing", "--identifier", "https://billing.internal", "--scopes", "billing.read")
+	cli("org", "create", "example.com")
+	sa := func(name string) string {
+		var a struct{ Email string }
+		if err := json.Unmarshal([]byte(cli("sa", "create", name, "--project", "proj", "--scopes", "orders.read", "-o", "json")), &a); err != nil {
+			t.Fatal(err)
+		}
+		return a.Email
+	}
+	upd, dis, en, del := sa("to-update"), sa("to-disable"), sa("to-enable"), sa("to-delete")
+	cli("sa", "disable", en)
+
+	for _, tc := range []struct {
+		name   string
+		get    []string // shows the resource and its ETag
+		bump   []string // someone else's change
+		change []string // made with --if-match
+		after  string   // what the changed resource's 'get' says, "" if it is gone
+	}{
+		{"sa update", []string{"sa", "get", upd}, []string{"sa", "update", upd, "--display-name", "x"},
+			[]string{"sa", "update", upd, "--description", "mine"}, "mine"},
+		{"sa disable", []string{"sa", "get", dis}, []string{"sa", "update", dis, "--description", "x"},
+			[]string{"sa", "disable", dis}, `"disabled": true`},
+		{"sa enable", []string{"sa", "get", en}, []string{"sa", "update", en, "--description", "x"},
+			[]string{"sa", "enable", en}, `"disabled": false`},
+		{"sa delete", []string{"sa", "get", del}, []string{"sa", "update", del, "--description", "x"},
+			[]string{"sa", "delete", del}, ""},
+		{"api update", []string{"api", "get", "orders"}, []string{"api", "update", "orders", "--description", "x"},
+			[]string{"api", "update", "orders", "--token-format", "opaque"}, `"opaque"`},
+		{"api delete", []string{"api", "get", "billing"}, []string{"api", "update", "billing", "--description", "x"},
+			[]string{"api", "delete", "billing"}, ""},
+		{"org policy", []string{"org", "get", "example.com"}, []string{"org", "add-project", "example.com", "proj"},
+			[]string{"org", "policy", "example.com", "--block-scopes", "orders.read"}, `"orders.read"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			etag := func() string {
+				t.Helper()
+				var v struct {
+					ETag string `json:"etag"`
+				}
+				out := cli(append(tc.get, "-o", "json")...)
+				if err := json.Unmarshal([]byte(out), &v); err != nil || !strings.HasPrefix(v.ETag, `"`) {
+					t.Fatalf("%s -o json printed no etag: %v\n%s", strings.Join(tc.get, " "), err, out)
+				}
+				if table := cli(tc.get...); !strings.Contains(table, "ETag:") || !strings.Contains(table, v.ETag+"\n") {
+					t.Fatalf("%s does not show the ETag %s:\n%s", strings.Join(tc.get, " "), v.ETag, table)
+				}
+				return v.ETag
+			}
+			old := etag()
+			cli(tc.bump...)
+			now := etag()
+			err := runCLIErr(t, append(append(tc.change, "--if-match", old), admin...)...)
+			reread := "Run 'keyward " + strings.Join(tc.get, " ") + "'"
+			if err == nil || !strings.Contains(err.Error(), "precondition_failed") || !strings.Contains(err.Error(), "Nothing was done") ||
+				!strings.Contains(err.Error(), reread) {
+				t.Fatalf("%s with a stale --if-match: %v, want a 412 that says nothing was done and to %s", tc.name, err, reread)
+			}
+			if got := etag(); got != now {
+				t.Fatalf("the refused change changed the ETag from %s to %s", now, got)
+			}
+			// The shell takes the quotes off: a bare tag works too.
+			out := cli(append(tc.change, "--if-match", strings.Trim(now, `"`), "-o", "json")...)
+			if tc.after == "" {
+				if err := runCLIErr(t, append(tc.get, admin...)...); err == nil || !strings.Contains(err.Error(), "not_found") {
+					t.Fatalf("%s after the delete: %v, want not_found", strings.Join(tc.get, " "), err)
+				}
+				return
+			}
+			if !strings.Contains(out, tc.after) || !strings.Contains(out, `"etag": "`) {
+				t.Fatalf("%s printed %s, want %s and the new etag", tc.name, out, tc.after)
+			}
+		})
+	}
+}
