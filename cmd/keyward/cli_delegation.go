@@ -192,18 +192,29 @@ create'). A suspended or deleted user gets no new delegated tokens, and its
 existing ones are reported inactive at once.`,
 	}
 	f.register(cmd)
-	put := func(cmd *cobra.Command, users []admin.UserInput) error {
-		c, err := f.client(cmd)
-		if err != nil {
-			return err
+	// knownOrgs lists the organizations that exist.
+	knownOrgs := func(cmd *cobra.Command, c *adminClient) (map[string]bool, error) {
+		var resp struct {
+			Orgs []admin.OrgView `json:"orgs"`
 		}
+		if err := c.do(cmd.Context(), http.MethodGet, "/v1/orgs", nil, &resp); err != nil {
+			return nil, err
+		}
+		known := map[string]bool{}
+		for _, o := range resp.Orgs {
+			known[o.Domain] = true
+		}
+		return known, nil
+	}
+	// put sends users already checked (well-formed, each of an existing
+	// organization), one request per organization and batch, each one
+	// transaction. Should a request still fail (the organization deleted
+	// meanwhile, the server down), the error says what was added before.
+	put := func(cmd *cobra.Command, c *adminClient, users []admin.UserInput) error {
 		byOrg := map[string][]admin.UserInput{}
 		var orgs []string
 		for _, u := range users {
-			_, domain, _ := strings.Cut(strings.ToLower(u.Email), "@")
-			if domain == "" {
-				return fmt.Errorf("%q is not an email address", u.Email)
-			}
+			domain := u.Email[strings.LastIndexByte(u.Email, '@')+1:]
 			if byOrg[domain] == nil {
 				orgs = append(orgs, domain)
 			}
@@ -221,7 +232,10 @@ existing ones are reported inactive at once.`,
 				}
 				var resp map[string]int
 				if err := c.do(cmd.Context(), http.MethodPost, "/v1/orgs/"+url.PathEscape(domain)+"/users", admin.UsersRequest{Users: us[:n]}, &resp); err != nil {
-					return fmt.Errorf("after %d users: %w", total, err)
+					if total == 0 {
+						return fmt.Errorf("nothing was added: %w", err)
+					}
+					return fmt.Errorf("%d of the %d users were added before this error, the rest were not: %w", total, len(users), err)
 				}
 				total += resp["users"]
 				us = us[n:]
@@ -231,16 +245,48 @@ existing ones are reported inactive at once.`,
 	}
 	var suspended bool
 	add := &cobra.Command{
-		Use:     "add EMAIL...",
-		Short:   "Add users",
+		Use:   "add EMAIL...",
+		Short: "Add users",
+		Long: `Add or update users. Every email is checked first, and that its
+organization exists: if any is bad, the command names each bad one and
+adds no user.`,
 		Example: `  keyward users add alice@example.com bob@example.com`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var users []admin.UserInput
+			var bad []string
+			seen := map[string]bool{}
 			for _, e := range args {
-				users = append(users, admin.UserInput{Email: e, Suspended: suspended})
+				email, err := admin.NormalizeEmail(e)
+				if err != nil {
+					bad = append(bad, err.Error())
+					continue
+				}
+				if !seen[email] {
+					seen[email] = true
+					users = append(users, admin.UserInput{Email: email, Suspended: suspended})
+				}
 			}
-			return put(cmd, users)
+			if len(bad) > 0 {
+				return usageError{fmt.Errorf("nothing was added: %s", strings.Join(bad, "; "))}
+			}
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			known, err := knownOrgs(cmd, c)
+			if err != nil {
+				return err
+			}
+			for _, u := range users {
+				if org := u.Email[strings.LastIndexByte(u.Email, '@')+1:]; !known[org] {
+					bad = append(bad, fmt.Sprintf("%s: there is no organization %s (keyward org create %s)", u.Email, org, org))
+				}
+			}
+			if len(bad) > 0 {
+				return fmt.Errorf("nothing was added: %s", strings.Join(bad, "; "))
+			}
+			return put(cmd, c, users)
 		},
 	}
 	add.Flags().BoolVar(&suspended, "suspended", false, "add them suspended")
@@ -268,15 +314,9 @@ Users are sent 5,000 at a time, each batch in one transaction.`,
 			if err != nil {
 				return err
 			}
-			var resp struct {
-				Orgs []admin.OrgView `json:"orgs"`
-			}
-			if err := c.do(cmd.Context(), http.MethodGet, "/v1/orgs", nil, &resp); err != nil {
+			known, err := knownOrgs(cmd, c)
+			if err != nil {
 				return err
-			}
-			known := map[string]bool{}
-			for _, o := range resp.Orgs {
-				known[o.Domain] = true
 			}
 			rows, err := admin.ParseUserRows(data, func(r admin.UserRow) error {
 				if !known[r.Org()] {
@@ -291,7 +331,7 @@ Users are sent 5,000 at a time, each batch in one transaction.`,
 			for i, r := range rows {
 				users[i] = r.UserInput
 			}
-			return put(cmd, users)
+			return put(cmd, c, users)
 		},
 	}
 	userOp := func(use, short, suffix string) *cobra.Command {

@@ -217,3 +217,48 @@ func TestUsersImportReportsEveryBadRow(t *testing.T) {
 		t.Fatalf("a failed import imported users: %s", out)
 	}
 }
+
+// users add checks every email and that each organization exists before
+// it sends anything: a malformed email is named as such (not taken for an
+// organization "b@c"), every bad one is named, and no user is added.
+func TestUsersAddAllOrNone(t *testing.T) {
+	m := startServer(t)
+	admin := []string{"--credentials", m.AdminKeyFile}
+	cli := func(args ...string) string { return runCLI(t, append(args, admin...)...) }
+	cli("org", "create", "example.com")
+	cli("org", "create", "other.org")
+	for _, tc := range []struct {
+		name   string
+		emails []string
+		want   []string
+	}{
+		{"malformed", []string{"alice@example.com", "a@b@c"}, []string{`"a@b@c" is not an email address`, "nothing was added"}},
+		{"every bad one", []string{"alice@example.com", "a@b@c", "not-an-email"}, []string{`"a@b@c"`, `"not-an-email"`}},
+		{"no organization", []string{"alice@example.com", "carol@other.org", "bob@nowhere.org", "dan@missing.org"},
+			[]string{"bob@nowhere.org: there is no organization nowhere.org", "dan@missing.org: there is no organization missing.org", "nothing was added"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := runCLIErr(t, append(append([]string{"users", "add"}, tc.emails...), admin...)...)
+			if err == nil {
+				t.Fatal("users add with bad emails succeeded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "does not exist") || strings.Contains(err.Error(), "after") {
+				t.Errorf("error %q misleads", err)
+			}
+			for _, org := range []string{"example.com", "other.org"} {
+				if out := cli("users", "list", "--org", org, "-o", "json"); strings.Contains(out, "@") {
+					t.Fatalf("a failed add added users: %s", out)
+				}
+			}
+		})
+	}
+	out := cli("users", "add", "Alice@Example.com", "carol@other.org", "-o", "json")
+	if !strings.Contains(out, `"users": 2`) && !strings.Contains(out, `"users":2`) {
+		t.Fatalf("users add = %s, want 2 users", out)
+	}
+}

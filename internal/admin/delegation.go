@@ -145,6 +145,10 @@ type UserInput struct {
 	Suspended bool   `json:"suspended"`
 }
 
+// NormalizeEmail checks that e is a bare email address (RFC 5322
+// addr-spec, no display name) and lower-cases it.
+func NormalizeEmail(e string) (string, error) { return normalizeEmail(e) }
+
 // normalizeEmail checks an email and lower-cases it.
 func normalizeEmail(e string) (string, error) {
 	e = strings.TrimSpace(e)
@@ -162,19 +166,21 @@ func normalizeEmail(e string) (string, error) {
 // domain, in one transaction: each email must be of that domain.
 func (s *Service) PutUsers(ctx context.Context, actor Actor, domain string, in []UserInput) (int, error) {
 	domain = strings.ToLower(domain)
-	if _, err := s.GetOrg(ctx, domain); err != nil {
-		return 0, err
-	}
 	if len(in) == 0 {
+		if _, err := s.GetOrg(ctx, domain); err != nil {
+			return 0, err
+		}
 		return 0, invalid("No users given.")
 	}
 	now := s.cfg.Now()
 	users := make([]storage.User, 0, len(in))
 	var errs []string
+	malformed := false
 	for i, u := range in {
 		email, err := normalizeEmail(u.Email)
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("user %d: %v", i+1, err))
+			malformed = true
 			continue
 		}
 		if d := email[strings.LastIndexByte(email, '@')+1:]; d != domain {
@@ -182,6 +188,13 @@ func (s *Service) PutUsers(ctx context.Context, actor Actor, domain string, in [
 			continue
 		}
 		users = append(users, storage.User{Email: email, Org: domain, Suspended: u.Suspended, CreatedAt: now})
+	}
+	// A malformed email (a@b@c) is named as such before the organization
+	// is looked up, not reported as a missing organization b@c.
+	if !malformed {
+		if _, err := s.GetOrg(ctx, domain); err != nil {
+			return 0, err
+		}
 	}
 	if len(errs) > 0 {
 		if len(errs) > 20 {
