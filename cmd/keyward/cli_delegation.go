@@ -295,7 +295,8 @@ adds no user.`,
 		Short: "Add or update users in bulk from a CSV or JSON file",
 		Long: `Read users from FILE and add or update them, each organization's in one
 transaction. CSV: one user a line, email[,status] with status active or
-suspended, an optional header line. JSON: [{"email": …, "suspended": …}]
+suspended; a first row that is not an email is the header, which must be
+email,status or email. JSON: [{"email": …, "suspended": …}]
 or {"users": [...]}. Every bad row is reported with its line number (the
 first 20) and nothing is imported until all are fixed: a malformed email,
 a bad status, an email listed twice, an organization that does not exist.

@@ -148,6 +148,15 @@ func TestConsoleUserImportParity(t *testing.T) {
 		"[{\"email\": \"a@x.com\"}] x",
 		"[{\"email\":",
 		"[]",
+		"Email\na@x.com\n",
+		"EMAIL , Status\na@x.com,suspended\n",
+		"\ufeffemail,status\na@x.com\n",
+		"user,state\na@x.com\nb@y.com\n",
+		"email,state\na@x.com,suspended\n",
+		"email,status,note\na@x.com\n",
+		"# users\n\nmail\na@x.com\n",
+		"alice\na@x.com\n",
+		",\na@x.com\n",
 	}
 	type result struct {
 		Users []admin.UserRow

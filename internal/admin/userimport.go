@@ -28,8 +28,9 @@ func (u UserRow) Org() string { return u.Email[strings.LastIndexByte(u.Email, '@
 
 // ParseUsers reads users for a bulk import: JSON (an array of
 // {"email", "suspended" or "status"}, or {"users": [...]}) or CSV (one user
-// a line: email[,status], status active or suspended; an optional header
-// line naming the columns). Emails are checked and lower-cased. It reports
+// a line: email[,status], status active or suspended). A CSV file whose
+// first row is not an email (has no @) begins with a header, which must be
+// email,status or email (in any case); any other first row is a bad row. Emails are checked and lower-cased. It reports
 // every bad row with its line number (the first MaxReportedRows of them, and
 // how many more), and returns no user when any row is bad.
 func ParseUsers(data []byte) ([]UserInput, error) {
@@ -48,6 +49,7 @@ func ParseUsers(data []byte) ([]UserInput, error) {
 // not nil, is one more test of each well-formed row (that its organization
 // exists, say), reported like the others.
 func ParseUserRows(data []byte, check func(UserRow) error) ([]UserRow, error) {
+	data = bytes.TrimPrefix(data, []byte("\ufeff")) // a byte order mark, as Excel writes
 	if hasNUL(data) || !utf8.Valid(data) {
 		return nil, invalid("The user list must be UTF-8 text without NUL characters.")
 	}
@@ -155,8 +157,11 @@ func parseUsersCSV(data []byte, check func(UserRow) error) ([]UserRow, error) {
 			return nil, fmt.Errorf("not valid CSV: %w", err)
 		}
 		line, _ := r.FieldPos(0)
-		if first && strings.EqualFold(strings.TrimSpace(rec[0]), "email") {
-			continue // header
+		if first && !strings.Contains(rec[0], "@") {
+			if !isUsersHeader(rec) {
+				b.add(line, "", false, fmt.Errorf("%q is neither an email address nor the header %s", strings.Join(rec, ","), UsersHeader))
+			}
+			continue
 		}
 		if len(rec) > 2 {
 			b.add(line, rec[0], false, fmt.Errorf("%d columns, want email[,status]", len(rec)))
@@ -169,6 +174,25 @@ func parseUsersCSV(data []byte, check func(UserRow) error) ([]UserRow, error) {
 		b.add(line, rec[0], suspended, err)
 	}
 	return b.result()
+}
+
+// UsersHeader is the header line a CSV user list may begin with; "email"
+// alone is one too.
+const UsersHeader = "email,status"
+
+// isUsersHeader reports whether rec, the first row of a CSV user list, is
+// its header: email or email,status, in any case.
+func isUsersHeader(rec []string) bool {
+	cols := strings.Split(UsersHeader, ",")
+	if len(rec) > len(cols) {
+		return false
+	}
+	for i, f := range rec {
+		if strings.ToLower(strings.TrimSpace(f)) != cols[i] { // as userimport.js does
+			return false
+		}
+	}
+	return true
 }
 
 // importBatch collects the rows of an import and what is wrong with them.

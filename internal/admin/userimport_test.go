@@ -25,6 +25,14 @@ func TestParseUsers(t *testing.T) {
 		{"json broken", `[{"email":`, nil, "not valid JSON"},
 		{"empty", "  \n", nil, "empty"},
 		{"only a header", "email,status\n", nil, "no users"},
+		{"csv header email alone", "Email\nalice@example.com\n", []UserInput{{"alice@example.com", false}}, ""},
+		{"csv header any case and spaces", "EMAIL , Status\nalice@example.com,suspended\n", []UserInput{{"alice@example.com", true}}, ""},
+		{"csv header after a byte order mark", "\ufeffemail,status\nalice@example.com\n", []UserInput{{"alice@example.com", false}}, ""},
+		{"csv other header", "user,state\nalice@example.com\n", nil, `line 1: "user,state" is neither an email address nor the header email,status`},
+		{"csv header with another column", "email,state\nalice@example.com,suspended\n", nil, `line 1: "email,state" is neither`},
+		{"csv header with an extra column", "email,status,note\nalice@example.com\n", nil, `line 1: "email,status,note" is neither`},
+		{"csv first row neither", "alice\nbob@example.com\n", nil, `line 1: "alice" is neither`},
+		{"csv header after comments", "# users\n\nmail\nbob@example.com\n", nil, `line 3: "mail" is neither`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,7 +127,7 @@ func TestHasNUL(t *testing.T) {
 }
 
 func FuzzParseUsers(f *testing.F) {
-	for _, s := range []string{"a@x.com\n", "email,status\nb@y.org,suspended", `[{"email":"a@x.com"}]`, `{"users":[]}`, "\"unterminated"} {
+	for _, s := range []string{"a@x.com\n", "email,status\nb@y.org,suspended", "user,state\nb@y.org", "\ufeffEmail\nb@y.org", `[{"email":"a@x.com"}]`, `{"users":[]}`, "\"unterminated"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

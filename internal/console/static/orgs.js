@@ -270,7 +270,7 @@ function importUsersForm(o, path, show) {
       + (suspended ? `, ${suspended} of them suspended.` : "."));
   }));
   return h("details", { class: "box", id: "import" }, h("summary", {}, "Import users from a file"),
-    h("p", {}, "CSV: one user a line, email[,status] with status active or suspended, an optional header line, # for comments. "
+    h("p", {}, "CSV: one user a line, email[,status] with status active or suspended, an optional header line email,status, # for comments. "
       + 'JSON: [{"email": …, "suspended": …}] or {"users": [...]}. Each email must be of ' + o.domain + "; one already in the "
       + "directory is replaced, suspended or reinstated as the file says. Nothing is imported while any row is bad."),
     form);

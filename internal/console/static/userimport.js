@@ -1,8 +1,8 @@
 // Reading a file of users to import into an organization's directory, as
 // keyward users import does (admin.ParseUserRows): CSV, one user a line,
-// email[,status] with status active or suspended, an optional header line
-// and # comments; or JSON, [{"email", "suspended" or "status"}] or
-// {"users": [...]}. Every bad row is reported with its line, and no user
+// email[,status] with status active or suspended, # comments, and a first
+// row that is not an email being the header email,status (or email); or
+// JSON, [{"email", "suspended" or "status"}] or {"users": [...]}. Every bad row is reported with its line, and no user
 // is imported while any row is bad.
 
 // MAX_REPORTED is how many bad rows are reported one by one
@@ -18,6 +18,7 @@ export class ImportError extends Error {}
 // organization of its email's domain. Whether an email is well formed is
 // the admin API's to say. It throws ImportError.
 export function parseUsers(text, domain) {
+  if (text.startsWith("\ufeff")) text = text.slice(1); // a UTF-8 byte order mark, as Excel writes
   if (text.includes("\u0000")) throw new ImportError("The file must be text without NUL characters.");
   const trimmed = text.trim();
   if (trimmed === "") throw new ImportError("The file is empty.");
@@ -80,6 +81,17 @@ function status(s) {
   return [false, `status ${JSON.stringify(s)} must be active or suspended`];
 }
 
+// HEADER is the header line a CSV file may begin with; "email" alone is
+// one too (admin.UsersHeader).
+const HEADER = "email,status";
+
+// isHeader says whether rec, the first row of a CSV file, which has no @,
+// is its header: email or email,status, in any case (admin.isUsersHeader).
+function isHeader(rec) {
+  const cols = HEADER.split(",");
+  return rec.length <= cols.length && rec.every((f, i) => f.trim().toLowerCase() === cols[i]);
+}
+
 // readCSV reads CSV as Go's encoding/csv does with TrimLeadingSpace and
 // Comment '#': quoted fields (with "" for a quote) may span lines, empty
 // lines are skipped.
@@ -132,7 +144,11 @@ function readCSV(text, rows) {
       if (text[i] === "\n") { i++; line++; }
       break;
     }
-    if (first && rec[0].trim().toLowerCase() === "email") { first = false; continue; } // header
+    if (first && !rec[0].includes("@")) { // a header
+      first = false;
+      if (!isHeader(rec)) rows.add(start, "", false, `${JSON.stringify(rec.join(","))} is neither an email address nor the header ${HEADER}`);
+      continue;
+    }
     first = false;
     if (rec.length > 2) {
       rows.add(start, rec[0], false, `${rec.length} columns, want email[,status]`);
