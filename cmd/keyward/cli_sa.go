@@ -180,7 +180,7 @@ its tokens. Accounts are named by email or client ID in every command.`,
 	update.Flags().StringVar(&upDescription, "description", "", "new description")
 	update.Flags().DurationVar(&upLifetime, "token-lifetime", 0, "new access-token lifetime")
 	update.Flags().StringSliceVar(&upMethods, "auth-methods", nil, "client authentication methods the account may use: "+strings.Join(storage.AuthMethods, ", "))
-	update.Flags().StringVar(&upTLS.SubjectDN, "tls-subject-dn", "", "tls_client_auth: the client certificate's subject DN, e.g. CN=job,O=Example")
+	update.Flags().StringVar(&upTLS.SubjectDN, "tls-subject-dn", "", "tls_client_auth: the client certificate's subject DN (RFC 4514), e.g. CN=job,O=Example")
 	update.Flags().StringVar(&upTLS.SANDNS, "tls-san-dns", "", "tls_client_auth: a DNS name in the certificate's SAN")
 	update.Flags().StringVar(&upTLS.SANURI, "tls-san-uri", "", "tls_client_auth: a URI in the certificate's SAN (e.g. a SPIFFE ID)")
 	update.Flags().StringVar(&upTLS.SANIP, "tls-san-ip", "", "tls_client_auth: an IP address in the certificate's SAN")

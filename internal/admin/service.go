@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net"
 	"net/url"
 	"regexp"
 	"slices"
@@ -661,7 +660,7 @@ func (s *Service) UpdateAccountIf(ctx context.Context, actor Actor, ref string, 
 		data["token_format"] = *up.TokenFormat
 	}
 	if up.TLS != nil {
-		if err := checkTLSBinding(*up.TLS); err != nil {
+		if err := checkTLSBinding(up.TLS); err != nil {
 			return a, err
 		}
 		b, _ := json.Marshal(up.TLS)
@@ -861,39 +860,15 @@ func checkAuthMethods(methods []string) error {
 	return nil
 }
 
-func checkTLSBinding(b storage.TLSBinding) error {
-	n := 0
-	for _, v := range []string{b.SubjectDN, b.SANDNS, b.SANURI, b.SANIP, b.SANEmail} {
-		if v != "" {
-			n++
-		}
+// checkTLSBinding checks a tls_client_auth binding and puts it in the form
+// the mTLS client authentication compares with a certificate.
+func checkTLSBinding(b *storage.TLSBinding) error {
+	nb, err := clientauth.NormalizeBinding(*b)
+	if err != nil {
+		return invalid("%s.", upperFirst(err.Error()))
 	}
-	if n > 1 {
-		return invalid("A TLS binding names exactly one of subject DN, SAN DNS, SAN URI, SAN IP or SAN email (RFC 8705 §2.1.2).")
-	}
-	if b.SANIP != "" && net.ParseIP(b.SANIP) == nil {
-		return invalid("The SAN IP %q is not an IP address.", b.SANIP)
-	}
-	if b.SubjectDN != "" {
-		if _, err := parseDN(b.SubjectDN); err != nil {
-			return invalid("The subject DN %q is not an RFC 4514 distinguished name: %s.", b.SubjectDN, err.Error())
-		}
-	}
+	*b = nb
 	return nil
-}
-
-// parseDN checks the shape of an RFC 4514 DN (attribute=value pairs
-// separated by commas).
-func parseDN(dn string) ([]string, error) {
-	var parts []string
-	for _, rdn := range strings.Split(dn, ",") {
-		k, v, ok := strings.Cut(rdn, "=")
-		if !ok || strings.TrimSpace(k) == "" || strings.TrimSpace(v) == "" {
-			return nil, errors.New("each part must be attribute=value")
-		}
-		parts = append(parts, rdn)
-	}
-	return parts, nil
 }
 
 // --- secrets ---
@@ -1323,4 +1298,12 @@ func (s *Service) RecoverAdmin(ctx context.Context, actor Actor, enable bool, sa
 		}
 	}
 	return r, nil
+}
+
+// upperFirst makes an error message a sentence.
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }

@@ -310,7 +310,8 @@ function editAccountForm(a, path, etag) {
     const ms = methods.filter((c) => c.checked).map((c) => c.value);
     if (!sameSet(ms, methodsNow)) up.auth_methods = ms;
     // A binding names one field; {} removes it. The server checks the
-    // value (an RFC 4514 DN, an IP address).
+    // value (an RFC 4514 DN, a DNS name, URI, IP or email address) and
+    // stores the DN, URI or IP in the form it compares.
     const tv = tlsValue.value.trim();
     if (tlsKindSel.value && tv === "") throw new Error("Give the TLS binding's value, or choose none to remove the binding.");
     if (tlsKindSel.value !== tlsNow || (tlsKindSel.value && tv !== tlsValueNow)) {

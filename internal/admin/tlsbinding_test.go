@@ -1,0 +1,74 @@
+package admin_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/keyward/keyward/internal/admin"
+)
+
+// A TLS binding is accepted only if a certificate can match it: a subject
+// DN must be an RFC 4514 distinguished name, and is stored as the mTLS
+// client authentication renders a certificate's subject; SAN values must
+// be of their kind.
+func TestTLSBindingIsChecked(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	if status, body, _ := f.call(t, "POST", "/v1/service-accounts", auth, admin.AccountInput{Name: "job", Project: "shop"}); status != 201 {
+		t.Fatalf("create: %d %v", status, body)
+	}
+	for _, tt := range []struct {
+		name    string
+		binding map[string]string
+		want    string // the stored value on 200, in the description on 400
+		status  int
+	}{
+		{"a DN", map[string]string{"tls_client_auth_subject_dn": "CN=job,O=Example"}, "CN=job,O=Example", 200},
+		{"a DN with spaces and lower-case types", map[string]string{"tls_client_auth_subject_dn": "cn=job, o=Example, c=US"}, "CN=job,O=Example,C=US", 200},
+		{"a DN in another order", map[string]string{"tls_client_auth_subject_dn": "O=Example,CN=job"}, "CN=job,O=Example", 200},
+		{"a DN with escapes", map[string]string{"tls_client_auth_subject_dn": `CN=Smith\, J.,O=A\2bB`}, `CN=Smith\, J.,O=A\+B`, 200},
+		{"a DN with a multi-valued RDN", map[string]string{"tls_client_auth_subject_dn": "CN=job+OU=ops,O=Example"}, "CN=job,OU=ops,O=Example", 200},
+		{"a DN with an OID", map[string]string{"tls_client_auth_subject_dn": "2.5.4.3=job"}, "CN=job", 200},
+		{"a DN with a hex value", map[string]string{"tls_client_auth_subject_dn": "CN=#0c036a6f62"}, "CN=job", 200},
+		{"a DN with an email", map[string]string{"tls_client_auth_subject_dn": "CN=job,emailAddress=job@example.com"}, "CN=job,1.2.840.113549.1.9.1=#0c0f6a6f62406578616d706c652e636f6d", 200},
+		{"garbage", map[string]string{"tls_client_auth_subject_dn": "garbage=="}, `unknown attribute type "garbage"`, 400},
+		{"no =", map[string]string{"tls_client_auth_subject_dn": "job"}, `"job" is not attribute=value`, 400},
+		{"an empty value", map[string]string{"tls_client_auth_subject_dn": "CN=,O=Example"}, "the value of CN is empty", 400},
+		{"a trailing comma", map[string]string{"tls_client_auth_subject_dn": "CN=job,"}, "a , or + has nothing after it", 400},
+		{"an unescaped special", map[string]string{"tls_client_auth_subject_dn": "CN=a;b"}, `unescaped ';'`, 400},
+		{"a bad escape", map[string]string{"tls_client_auth_subject_dn": `CN=a\zz`}, `escapes neither`, 400},
+		{"a bad hex value", map[string]string{"tls_client_auth_subject_dn": "CN=#0c03"}, "not one ASN.1 value", 400},
+		{"a bad OID", map[string]string{"tls_client_auth_subject_dn": "2.5.x=job"}, "neither a known name nor an OID", 400},
+		{"a DNS name", map[string]string{"tls_client_auth_san_dns": "job.example.com"}, "job.example.com", 200},
+		{"a wildcard DNS name", map[string]string{"tls_client_auth_san_dns": "*.example.com"}, "*.example.com", 200},
+		{"a bad DNS name", map[string]string{"tls_client_auth_san_dns": "job example.com"}, "is not a DNS name", 400},
+		{"a DNS name with an empty label", map[string]string{"tls_client_auth_san_dns": "job..example.com"}, "is not a DNS name", 400},
+		{"a URI", map[string]string{"tls_client_auth_san_uri": "spiffe://example.org/ns/prod/job"}, "spiffe://example.org/ns/prod/job", 200},
+		{"a relative URI", map[string]string{"tls_client_auth_san_uri": "job"}, "is not an absolute URI", 400},
+		{"a bad URI", map[string]string{"tls_client_auth_san_uri": "spiffe://exa mple/%zz"}, "is not a URI", 400},
+		{"an IP", map[string]string{"tls_client_auth_san_ip": "2001:DB8::0:1"}, "2001:db8::1", 200},
+		{"a bad IP", map[string]string{"tls_client_auth_san_ip": "10.0.0.256"}, "is not an IP address", 400},
+		{"an email", map[string]string{"tls_client_auth_san_email": "job@example.com"}, "job@example.com", 200},
+		{"a bad email", map[string]string{"tls_client_auth_san_email": "job@@example.com"}, "is not an email address", 400},
+		{"two fields", map[string]string{"tls_client_auth_san_dns": "job.example.com", "tls_client_auth_san_ip": "10.0.0.1"}, "exactly one of", 400},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body, _ := f.call(t, "PATCH", "/v1/service-accounts/job@shop.iam.test", auth, map[string]any{"tls_binding": tt.binding})
+			if status != tt.status {
+				t.Fatalf("%d %v, want %d", status, body, tt.status)
+			}
+			if status != 200 {
+				if desc, _ := body["error_description"].(string); body["error"] != "invalid_request" || !strings.Contains(desc, tt.want) {
+					t.Fatalf("%v, want invalid_request naming %q", body, tt.want)
+				}
+				return
+			}
+			b, _ := body["tls_binding"].(map[string]any)
+			for k := range tt.binding {
+				if b[k] != tt.want {
+					t.Fatalf("tls_binding %v, want %s %q", b, k, tt.want)
+				}
+			}
+		})
+	}
+}
