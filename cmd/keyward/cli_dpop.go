@@ -138,8 +138,9 @@ func newDPoPProofCommand() *cobra.Command {
 		Long: `Print a DPoP proof (RFC 9449 §4): a JWT signed with the key of --dpop-key for
 one request, by its method and URL (the query and fragment are left out of
 the proof, as the RFC says). With --token, the access token sent with the
-request, the proof carries the token's hash (ath), as APIs require for a
-DPoP-bound token.
+request (or --token-file, a file of at most 64 KiB holding it, - for
+standard input), the proof carries the token's hash (ath), as APIs
+require for a DPoP-bound token.
 
 Make a new proof for every request: an API accepts each proof once, and
 only for about a minute after it is made. The URL must be the one the API
@@ -167,26 +168,34 @@ make a new proof with that value in --nonce.`,
 			if err := checkMethod(method); err != nil {
 				return err
 			}
+			source := "--token"
 			if tokenFile != "" {
 				if token != "" {
 					return usageError{errors.New("give the token with --token or --token-file, not both")}
 				}
-				var data []byte
-				var err error
-				if tokenFile == "-" {
-					data, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 64<<10))
-				} else {
-					data, err = os.ReadFile(tokenFile)
+				source = "--token-file " + tokenFile
+				var r io.Reader = cmd.InOrStdin()
+				if tokenFile != "-" {
+					f, err := os.Open(tokenFile)
+					if err != nil {
+						return fmt.Errorf("--token-file: %w", err)
+					}
+					defer f.Close()
+					r = f
 				}
+				data, err := io.ReadAll(io.LimitReader(r, maxTokenFile+1))
 				if err != nil {
 					return fmt.Errorf("--token-file: %w", err)
 				}
+				if len(data) > maxTokenFile {
+					return fmt.Errorf("%s is larger than %d KiB: it must hold an access token alone", source, maxTokenFile>>10)
+				}
 				if token = strings.TrimSpace(string(data)); token == "" {
-					return fmt.Errorf("--token-file %s holds no token", tokenFile)
+					return fmt.Errorf("%s holds no token", source)
 				}
 			}
-			if strings.ContainsAny(token, " \t\r\n") {
-				return usageError{errors.New("--token must be the access token alone, without a scheme such as 'DPoP ' and without spaces")}
+			if !validAccessToken(token) {
+				return usageError{fmt.Errorf("%s must be the access token alone: printable ASCII, without a scheme such as 'DPoP ' and without spaces", source)}
 			}
 			if !validNonce(nonce) {
 				return usageError{errors.New("--nonce must be the value of the server's DPoP-Nonce header: printable ASCII, without spaces, quotes or backslashes (RFC 9449 §8.1)")}
@@ -271,4 +280,19 @@ func readDPoPKey(path string) (crypto.Signer, *dpop.Prover, error) {
 			path, strings.TrimPrefix(err.Error(), "dpop: "))
 	}
 	return key, p, nil
+}
+
+// maxTokenFile bounds what dpop proof reads from --token-file.
+const maxTokenFile = 64 << 10
+
+// validAccessToken reports whether t (empty: no token) could be an access
+// token sent as "Authorization: DPoP t": visible ASCII, no spaces
+// (RFC 9449 §7.1, RFC 6750 §2.1's b64token and more).
+func validAccessToken(t string) bool {
+	for i := 0; i < len(t); i++ {
+		if t[i] <= ' ' || t[i] > '~' {
+			return false
+		}
+	}
+	return true
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/ecdsa"
@@ -345,13 +346,23 @@ func TestDPoPProofTokenFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("--token-file -", out.String())
+	binary, big := filepath.Join(dir, "binary.bin"), filepath.Join(dir, "big.bin")
+	if err := os.WriteFile(binary, []byte{0x00, 0xff, 'a', 0x01}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(big, bytes.Repeat([]byte("A"), 64<<10+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"--token", token, "--token-file", file}, "not both"},
 		{[]string{"--token-file", filepath.Join(dir, "none")}, "--token-file"},
-		{[]string{"--token-file", key}, "--token must be the access token alone"}, // a PEM file has lines
+		{[]string{"--token-file", key}, "--token-file " + key + " must be the access token alone"}, // a PEM file has lines
+		{[]string{"--token-file", binary}, "--token-file " + binary + " must be the access token alone"},
+		{[]string{"--token-file", big}, "--token-file " + big + " is larger than 64 KiB"},
+		{[]string{"--token", "tok\u00e9n"}, "--token must be the access token alone"},
 	} {
 		err := runCLIErr(t, append([]string{"dpop", "proof", "--dpop-key", key, "--url", url}, tt.args...)...)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
