@@ -114,6 +114,9 @@ func NormalizeDN(dn string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("the subject DN %q is not an RFC 4514 distinguished name such as CN=job,O=Example: %w", dn, err)
 	}
+	if err := checkSingleValued(rdns); err != nil {
+		return "", fmt.Errorf("the subject DN %q %w", dn, err)
+	}
 	// Certificates list the RDNs from the root down, RFC 4514 from the
 	// leaf up.
 	var seq pkix.RDNSequence
@@ -260,4 +263,32 @@ func attributeType(typ string) (asn1.ObjectIdentifier, error) {
 		oid[k] = n
 	}
 	return oid, nil
+}
+
+// singleValued are the attributes pkix.Name keeps one value of (CommonName,
+// SerialNumber): its rendering of a subject naming one twice shows only the
+// last, so a DN naming CN twice would be stored as one naming it once and
+// match certificates with only that CN.
+var singleValued = map[string]string{
+	asn1.ObjectIdentifier{2, 5, 4, 3}.String(): "CN",
+	asn1.ObjectIdentifier{2, 5, 4, 5}.String(): "SERIALNUMBER",
+}
+
+// checkSingleValued refuses RDNs that name CN or SERIALNUMBER more than
+// once, which crypto/x509 cannot render.
+func checkSingleValued(rdns []pkix.RelativeDistinguishedNameSET) error {
+	seen := map[string]bool{}
+	for _, rdn := range rdns {
+		for _, atv := range rdn {
+			name, ok := singleValued[atv.Type.String()]
+			if !ok {
+				continue
+			}
+			if seen[name] {
+				return fmt.Errorf("names %s more than once, which a binding cannot match (crypto/x509 keeps only one)", name)
+			}
+			seen[name] = true
+		}
+	}
+	return nil
 }

@@ -90,3 +90,24 @@ func FuzzNormalizeDN(f *testing.F) {
 		}
 	})
 }
+
+// A DN naming CN or SERIALNUMBER twice used to be stored with only one of
+// them (pkix.Name keeps the last), so the binding matched a certificate
+// with just that CN: broader than the DN the operator gave.
+func TestNormalizeDNRefusesRepeatedSingleValuedAttributes(t *testing.T) {
+	for _, dn := range []string{
+		"CN=admin,CN=job,O=Example",
+		"CN=a+CN=b,O=Example",
+		"SERIALNUMBER=1,SERIALNUMBER=2,CN=job",
+		"CN=job,2.5.4.3=admin",
+	} {
+		if n, err := NormalizeDN(dn); err == nil {
+			t.Errorf("%s: accepted as %s", dn, n)
+		}
+	}
+	for _, dn := range []string{"CN=job,SERIALNUMBER=1,O=Example", "OU=a,OU=b,O=Example"} {
+		if _, err := NormalizeDN(dn); err != nil {
+			t.Errorf("%s: %v", dn, err)
+		}
+	}
+}
