@@ -44,6 +44,9 @@ func TestNormalizedDNMatchesCertificates(t *testing.T) {
 	comma := certFor(pkix.RDNSequence{atv(o, "A+B"), atv(cn, "Smith, J.")})
 	multi := certFor(pkix.RDNSequence{atv(o, "Example"), {{Type: cn, Value: "job"}, {Type: ou, Value: "ops"}}})
 	mail := certFor(pkix.RDNSequence{atv(cn, "job"), {email}})
+	// crypto/x509 renders only the last CN of a subject naming two.
+	twoCN := certFor(pkix.RDNSequence{atv(o, "Example"), atv(cn, "admin"), atv(cn, "job")})
+	twoCNMulti := certFor(pkix.RDNSequence{atv(o, "Example"), {{Type: cn, Value: "admin"}, {Type: cn, Value: "job"}}})
 	for _, tt := range []struct {
 		dn    string
 		cert  *x509.Certificate
@@ -63,6 +66,9 @@ func TestNormalizedDNMatchesCertificates(t *testing.T) {
 		{"emailAddress=job@example.com,CN=job", mail, true},
 		{"E=job@example.com,CN=job", mail, true},
 		{"CN=job", mail, false},
+		{"CN=job,O=Example", twoCN, false},
+		{"CN=job,O=Example", twoCNMulti, false},
+		{"CN=admin,O=Example", twoCN, false},
 	} {
 		b, err := NormalizeBinding(storage.TLSBinding{SubjectDN: tt.dn})
 		if err != nil {
