@@ -192,19 +192,24 @@ create'). A suspended or deleted user gets no new delegated tokens, and its
 existing ones are reported inactive at once.`,
 	}
 	f.register(cmd)
-	// knownOrgs lists the organizations that exist.
-	knownOrgs := func(cmd *cobra.Command, c *adminClient) (map[string]bool, error) {
+	// knownOrgs connects to the server and lists the organizations that
+	// exist.
+	knownOrgs := func(cmd *cobra.Command) (*adminClient, map[string]bool, error) {
+		c, err := f.client(cmd)
+		if err != nil {
+			return nil, nil, err
+		}
 		var resp struct {
 			Orgs []admin.OrgView `json:"orgs"`
 		}
 		if err := c.do(cmd.Context(), http.MethodGet, "/v1/orgs", nil, &resp); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		known := map[string]bool{}
 		for _, o := range resp.Orgs {
 			known[o.Domain] = true
 		}
-		return known, nil
+		return c, known, nil
 	}
 	// put sends users already checked (well-formed, each of an existing
 	// organization), one request per organization and batch, each one
@@ -270,11 +275,7 @@ adds no user.`,
 			if len(bad) > 0 {
 				return usageError{fmt.Errorf("nothing was added: %s", strings.Join(bad, "; "))}
 			}
-			c, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			known, err := knownOrgs(cmd, c)
+			c, known, err := knownOrgs(cmd)
 			if err != nil {
 				return err
 			}
@@ -311,11 +312,7 @@ Users are sent 5,000 at a time, each batch in one transaction.`,
 			}
 			// Every row's organization must exist, checked with the rest
 			// before anything is sent, so that a bad row imports nothing.
-			c, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			known, err := knownOrgs(cmd, c)
+			c, known, err := knownOrgs(cmd)
 			if err != nil {
 				return err
 			}
