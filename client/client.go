@@ -93,8 +93,9 @@ type JWTBearerConfig struct {
 	Scopes  []string
 	// TokenURL is where token requests go; default: the key file's
 	// token_uri. The assertion's audience stays token_uri, the issuer's
-	// token endpoint, so requests may go to one replica, or through a
-	// proxy, under another name.
+	// token endpoint, and so does the htu of a DPoP proof (NewDPoP's
+	// HTTPClient), so requests may go to one replica, or through a proxy,
+	// under another name.
 	TokenURL string
 	// HTTPClient is used for token requests; default: the one ctx carries
 	// (oauth2.HTTPClient), else http.DefaultClient.
@@ -144,7 +145,13 @@ func (s *bearerSource) Token() (*oauth2.Token, error) {
 	// authenticates no client, as the grant wants.
 	cc := clientcredentials.Config{TokenURL: s.tokenURL, AuthStyle: oauth2.AuthStyleInParams,
 		EndpointParams: url.Values{"grant_type": {kwoauth2.GrantJWTBearer}, "assertion": {a}}}
-	return cc.Token(s.ctx)
+	ctx := s.ctx
+	if s.tokenURL != s.kf.TokenURI {
+		// A DPoP proof, if the HTTP client adds one, is for the token
+		// endpoint as the server names it, as the assertion's aud is.
+		ctx = withProofURL(ctx, s.tokenURL, s.kf.TokenURI)
+	}
+	return cc.Token(ctx)
 }
 
 // fetchFunc is a TokenSource that fetches a new token on every call.

@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -196,9 +197,28 @@ func (t *proofTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// proofURL names, in a token request's context, the URL its proof is
+// for when the request goes to the token endpoint under another name
+// (JWTBearerConfig.TokenURL: a replica, a proxy): the server checks a
+// proof's htu against the token endpoint its metadata names, the key
+// file's token_uri. Only a request to at is so proved, not one a redirect
+// sends elsewhere.
+type proofURL struct{ at, htu string }
+
+type proofURLKey struct{}
+
+// withProofURL returns ctx with requests to at proved for htu.
+func withProofURL(ctx context.Context, at, htu string) context.Context {
+	return context.WithValue(ctx, proofURLKey{}, proofURL{at, htu})
+}
+
 // send sends r with a fresh proof for it, token and nonce.
 func (t *proofTransport) send(r *http.Request, token, nonce string) (*http.Response, error) {
-	proof, err := t.d.prover.ProofWithNonce(r.Method, r.URL.String(), token, nonce, t.d.now())
+	htu := r.URL.String()
+	if p, ok := r.Context().Value(proofURLKey{}).(proofURL); ok && p.at == htu {
+		htu = p.htu
+	}
+	proof, err := t.d.prover.ProofWithNonce(r.Method, htu, token, nonce, t.d.now())
 	if err != nil {
 		if r.Body != nil {
 			r.Body.Close()

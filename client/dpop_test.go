@@ -498,3 +498,34 @@ func TestDPoPVerifyNonceEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// With JWTBearerConfig.TokenURL naming the token endpoint under another
+// name (a replica, a proxy), the DPoP proof is for the key file's
+// token_uri, as the assertion's audience is: the server checks htu
+// against the endpoint its metadata names, and refused a proof for the
+// URL the request went to.
+func TestDPoPJWTBearerTokenURL(t *testing.T) {
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	kf := keyFile(t, k)
+	d, err := client.NewDPoP(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := strings.Replace(k.URL, "127.0.0.1", "localhost", 1) + "/token"
+	if other == k.URL+"/token" {
+		t.Fatalf("the test server's URL %s has no 127.0.0.1 to name otherwise", k.URL)
+	}
+	ts, err := client.JWTBearer(context.Background(), client.JWTBearerConfig{KeyFile: kf, Scopes: []string{"orders.read"},
+		TokenURL: other, HTTPClient: d.HTTPClient(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := ts.Token()
+	if err != nil {
+		t.Fatalf("a token through %s: %v", other, err)
+	}
+	if !strings.EqualFold(tok.Type(), "DPoP") {
+		t.Fatalf("token type %q, want DPoP", tok.Type())
+	}
+}
