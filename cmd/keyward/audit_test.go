@@ -33,6 +33,7 @@ import (
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/sqlite"
+	"github.com/keyward/keyward/internal/testkeyward"
 )
 
 // TestMain lets a test run the keyward binary itself: the test binary,
@@ -707,30 +708,11 @@ func writeMasterKey(t *testing.T, b string) string {
 	return p
 }
 
-// syncBuffer is a bytes.Buffer that a running command may write while the
-// test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startCLI runs a long-running command in-process until the test ends or
 // stop is called; it returns its output so far and where its error goes.
-func startCLI(t *testing.T, args ...string) (stdout, stderr *syncBuffer, done <-chan error, stop func()) {
+func startCLI(t *testing.T, args ...string) (stdout, stderr *testkeyward.SyncBuffer, done <-chan error, stop func()) {
 	t.Helper()
-	stdout, stderr = new(syncBuffer), new(syncBuffer)
+	stdout, stderr = new(testkeyward.SyncBuffer), new(testkeyward.SyncBuffer)
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := newRootCommand()
 	cmd.SetArgs(args)

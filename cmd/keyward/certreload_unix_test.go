@@ -9,10 +9,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/internal/testkeyward"
 )
 
-// waitFor waits up to 5 s for the log to contain s.
-func (l *syncBuffer) waitFor(t *testing.T, s string) {
+// waitForLog waits up to 5 s for the log l to contain s.
+func waitForLog(t *testing.T, l *testkeyward.SyncBuffer, s string) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(l.String(), s); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -25,13 +27,13 @@ func (l *syncBuffer) waitFor(t *testing.T, s string) {
 // certificate to reload logs that and keeps serving (a default SIGHUP
 // would kill the test binary).
 func TestSIGHUPWithoutTLS(t *testing.T) {
-	var logs syncBuffer
+	var logs testkeyward.SyncBuffer
 	m := startServer(t, func(m *Main) { m.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
-	logs.waitFor(t, "keyward is serving")
+	waitForLog(t, &logs, "keyward is serving")
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	logs.waitFor(t, "nothing to reload")
+	waitForLog(t, &logs, "nothing to reload")
 	resp, err := http.Get(m.URL() + "/healthz")
 	if err != nil {
 		t.Fatalf("not serving after SIGHUP: %v", err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/testkeyward"
 )
 
 func TestMetrics(t *testing.T) {
@@ -72,7 +73,7 @@ func TestMetrics(t *testing.T) {
 // when, and the server warns within 14 days of it, once a day, saying what
 // to do; after they expired the gauge is 0.
 func TestAdminSignInExpiry(t *testing.T) {
-	var logs syncBuffer
+	var logs testkeyward.SyncBuffer
 	var skew atomic.Int64
 	m := startServer(t, func(m *Main) {
 		m.Config.MetricsListen = "127.0.0.1:0"

@@ -1,7 +1,6 @@
 package admin_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -22,7 +21,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,12 +35,13 @@ import (
 	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/sqlite"
+	"github.com/keyward/keyward/internal/testkeyward"
 )
 
 const issuer = "https://keyward.test"
 
 type fixture struct {
-	logs   syncBuffer // the server's log
+	logs   testkeyward.SyncBuffer // the server's log
 	srv    *server.Server
 	store  storage.Storage
 	signer *signer.Signer
@@ -665,24 +664,6 @@ func TestUpdateAccountLifetimeZero(t *testing.T) {
 	if a := mustAccount(t, f, "job@shop.iam.test"); a.TokenLifetime != time.Hour {
 		t.Fatalf("stored lifetime %v, want the default, 1h", a.TokenLifetime)
 	}
-}
-
-// syncBuffer is a bytes.Buffer for a log that goroutines write at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // A failure is logged as an error, unless the caller had gone: a request
