@@ -130,16 +130,7 @@ func TestSQLiteToPostgres(t *testing.T) {
 // anything is written.
 func TestImportRefusesUndelegableGrants(t *testing.T) {
 	ctx := context.Background()
-	src, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	fill(t, src)
-	dump, err := transfer.Export(ctx, src, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dump := exported(t)
 	dump.Grants = append(dump.Grants,
 		storage.Grant{Org: "example.com", ClientID: "2", Scopes: []string{"orders.read", "keyward.admin"}, CreatedAt: t0},
 		storage.Grant{Org: "example.com", ClientID: "3", Scopes: []string{"keyward.introspect"}, CreatedAt: t0})
