@@ -158,24 +158,29 @@ func TestPaddedAssertion(t *testing.T) {
 	}
 }
 
+// signWithOptions signs a valid assertion's claims with k (ES256, kid
+// k1) and opts' headers.
+func signWithOptions(t *testing.T, k any, opts *jose.SignerOptions) string {
+	t.Helper()
+	claims := map[string]any{"iss": "a@p", "aud": "https://kw/token", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k}, opts.WithHeader("kid", "k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := jwt.Signed(s).Claims(claims).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
 // An assertion that marks an extension critical is refused saying so, not
 // as a bad signature — with padding on its signature or not (the padding
 // must not get it past the check). Only b64, which go-jose supports, may
 // be critical.
 func TestParseRefusesCritical(t *testing.T) {
 	k, keys := fixture(t)
-	claims := map[string]any{"iss": "a@p", "aud": "https://kw/token", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
-	sign := func(opts *jose.SignerOptions) string {
-		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k}, opts.WithHeader("kid", "k1"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := jwt.Signed(s).Claims(claims).Serialize()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return raw
-	}
+	sign := func(opts *jose.SignerOptions) string { return signWithOptions(t, k, opts) }
 	unsupported := sign((&jose.SignerOptions{}).WithCritical("urn:x").WithHeader("urn:x", 1))
 	enc := base64.URLEncoding.EncodeToString
 	padded := enc([]byte(`{"alg": "ES256", "crit": ["urn:x"], "urn:x": 1}`)) + "." + enc([]byte(`{"iss": "a@p"}`)) + ".c2ln"
@@ -218,18 +223,7 @@ func TestParseRefusesCritical(t *testing.T) {
 // signature over the raw claims: such an assertion is refused when parsed.
 func TestParseRefusesUnencodedPayload(t *testing.T) {
 	k, keys := fixture(t)
-	claims := map[string]any{"iss": "a@p", "aud": "https://kw/token", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
-	sign := func(opts *jose.SignerOptions) string {
-		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k}, opts.WithHeader("kid", "k1"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := jwt.Signed(s).Claims(claims).Serialize()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return raw
-	}
+	sign := func(opts *jose.SignerOptions) string { return signWithOptions(t, k, opts) }
 	// go-jose's signer refuses a b64 that is not a bool; its verifier
 	// reads one as true. Signed by hand.
 	enc := base64.RawURLEncoding.EncodeToString
