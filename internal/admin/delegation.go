@@ -102,7 +102,7 @@ func (s *Service) SetBlockedScopesIf(ctx context.Context, actor Actor, domain st
 // author meant two).
 func checkBlockedScopes(scopes []string) error {
 	for _, sc := range scopes {
-		if !oauth2.ValidScopeToken(sc) || len(sc) > 200 {
+		if !validScopeName(sc) {
 			return invalid("The blocked scope %s is not a valid scope name (printable ASCII without spaces, quotes, backslashes or commas): list each scope on its own.", oauth2.QuoteShort(sc))
 		}
 	}

@@ -270,7 +270,7 @@ func checkAPIScopes(scopes []string) error {
 	}
 	seen := map[string]bool{}
 	for _, sc := range scopes {
-		if !oauth2.ValidScopeToken(sc) || len(sc) > 200 {
+		if !validScopeName(sc) {
 			return invalid("The scope %q is not a valid scope name (printable ASCII without spaces, quotes, backslashes or commas).", sc)
 		}
 		if seen[sc] {
@@ -280,6 +280,10 @@ func checkAPIScopes(scopes []string) error {
 	}
 	return nil
 }
+
+// validScopeName reports whether sc can name a scope: a scope token (RFC
+// 6749 §3.3) of at most 200 bytes.
+func validScopeName(sc string) bool { return oauth2.ValidScopeToken(sc) && len(sc) <= 200 }
 
 // holderList names the holders of a ScopesHeldError, and how many more
 // there are.
