@@ -6,11 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -187,16 +185,9 @@ var writeKeyOut = writeFileAtomic
 // checkWritable checks that a file can be written at path as
 // writeFileAtomic writes it: a temporary file next to it, renamed over it.
 func checkWritable(path string) error {
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return fmt.Errorf("%s is a directory", path)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	f, err := createTempFor(path)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return fmt.Errorf("cannot create %s: %w", path, err)
+		return err
 	}
 	f.Close()
 	return os.Remove(f.Name())

@@ -660,21 +660,31 @@ func writeKeyFile(path string, kf sakey.KeyFile) error {
 	return writeFileAtomic(path, append(b, '\n'), 0o600)
 }
 
-// writeFileAtomic writes data to a temporary file, fsyncs it and renames it
-// over path, so a crash leaves the old file or the new one, never half.
-// Its errors name path, not the temporary file.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+// createTempFor creates the temporary file, next to path, that
+// writeFileAtomic renames over it. Its errors name path, not the temporary
+// file, and a path that is a directory is refused.
+func createTempFor(path string) (*os.File, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return fmt.Errorf("%s is a directory; name a file", path)
+		return nil, fmt.Errorf("%s is a directory; name a file", path)
 	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return fmt.Errorf("cannot create %s: %w", path, err)
+		return nil, fmt.Errorf("cannot create %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// writeFileAtomic writes data to a temporary file, fsyncs it and renames it
+// over path, so a crash leaves the old file or the new one, never half.
+// Its errors name path, not the temporary file.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	f, err := createTempFor(path)
+	if err != nil {
+		return err
 	}
 	defer os.Remove(f.Name())
 	if err := f.Chmod(mode); err != nil {
@@ -695,7 +705,7 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := os.Rename(f.Name(), path); err != nil {
 		return err
 	}
-	if d, err := os.Open(dir); err == nil {
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		d.Sync()
 		d.Close()
 	}
