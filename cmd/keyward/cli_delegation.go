@@ -219,7 +219,7 @@ existing ones are reported inactive at once.`,
 		byOrg := map[string][]admin.UserInput{}
 		var orgs []string
 		for _, u := range users {
-			domain := u.Email[strings.LastIndexByte(u.Email, '@')+1:]
+			domain := u.Org()
 			if byOrg[domain] == nil {
 				orgs = append(orgs, domain)
 			}
@@ -280,7 +280,7 @@ adds no user.`,
 				return err
 			}
 			for _, u := range users {
-				if org := u.Email[strings.LastIndexByte(u.Email, '@')+1:]; !known[org] {
+				if org := u.Org(); !known[org] {
 					bad = append(bad, fmt.Sprintf("%s: there is no organization %s (keyward org create %s)", u.Email, org, org))
 				}
 			}

@@ -145,6 +145,9 @@ type UserInput struct {
 	Suspended bool   `json:"suspended"`
 }
 
+// Org returns the organization of the user: its email's domain.
+func (u UserInput) Org() string { return u.Email[strings.LastIndexByte(u.Email, '@')+1:] }
+
 // NormalizeEmail checks that e is a bare email address (RFC 5322
 // addr-spec, no display name) and lower-cases it.
 func NormalizeEmail(e string) (string, error) { return normalizeEmail(e) }

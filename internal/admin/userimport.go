@@ -23,9 +23,6 @@ type UserRow struct {
 	Line int
 }
 
-// Org returns the organization of the user: its email's domain.
-func (u UserRow) Org() string { return u.Email[strings.LastIndexByte(u.Email, '@')+1:] }
-
 // ParseUsers reads users for a bulk import: JSON (an array of
 // {"email", "suspended" or "status"}, or {"users": [...]}) or CSV (one user
 // a line: email[,status], status active or suspended). A CSV file whose
