@@ -269,25 +269,27 @@ func attributeType(typ string) (asn1.ObjectIdentifier, error) {
 // SerialNumber): its rendering of a subject naming one twice shows only the
 // last, so a DN naming CN twice would be stored as one naming it once and
 // match certificates with only that CN.
-var singleValued = map[string]string{
-	asn1.ObjectIdentifier{2, 5, 4, 3}.String(): "CN",
-	asn1.ObjectIdentifier{2, 5, 4, 5}.String(): "SERIALNUMBER",
-}
+var singleValued = [...]struct {
+	name string
+	oid  asn1.ObjectIdentifier
+}{{"CN", dnTypes["CN"]}, {"SERIALNUMBER", dnTypes["SERIALNUMBER"]}}
 
 // checkSingleValued refuses RDNs that name CN or SERIALNUMBER more than
-// once, which crypto/x509 cannot render.
+// once, which crypto/x509 cannot render. It allocates nothing: it runs for
+// every tls_client_auth request, on the certificate's subject.
 func checkSingleValued(rdns []pkix.RelativeDistinguishedNameSET) error {
-	seen := map[string]bool{}
+	var seen [len(singleValued)]bool
 	for _, rdn := range rdns {
 		for _, atv := range rdn {
-			name, ok := singleValued[atv.Type.String()]
-			if !ok {
-				continue
+			for k, sv := range singleValued {
+				if !atv.Type.Equal(sv.oid) {
+					continue
+				}
+				if seen[k] {
+					return fmt.Errorf("names %s more than once, which a binding cannot match (crypto/x509 keeps only one)", sv.name)
+				}
+				seen[k] = true
 			}
-			if seen[name] {
-				return fmt.Errorf("names %s more than once, which a binding cannot match (crypto/x509 keeps only one)", name)
-			}
-			seen[name] = true
 		}
 	}
 	return nil

@@ -117,3 +117,19 @@ func TestNormalizeDNRefusesRepeatedSingleValuedAttributes(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckSingleValuedAllocs: matchesBinding runs checkSingleValued on
+// the certificate's subject for every tls_client_auth request.
+func TestCheckSingleValuedAllocs(t *testing.T) {
+	subject := []pkix.RelativeDistinguishedNameSET{{
+		{Type: dnTypes["O"], Value: "Example"},
+		{Type: dnTypes["SERIALNUMBER"], Value: "1"},
+		{Type: dnTypes["CN"], Value: "job"},
+	}}
+	if err := checkSingleValued(subject); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = checkSingleValued(subject) }); n != 0 {
+		t.Errorf("checkSingleValued allocates %v times, want 0", n)
+	}
+}
