@@ -482,12 +482,9 @@ func parseCompact(raw string, algs []jose.SignatureAlgorithm) (*jose.JSONWebSign
 }
 
 // checkEncoded refuses a JWT whose b64 header (RFC 7797) is anything but
-// absent or true. go-jose honours b64 false, marked critical or not, by
-// checking the signature over the raw claims, and reads a b64 that is not
-// a bool as true; a JWT's claims are always base64url-encoded (RFC 7519
-// §3).
+// absent or true (oauth2.Unencoded).
 func checkEncoded(h jose.Header) error {
-	if b64, ok := h.ExtraHeaders["b64"]; ok && b64 != true {
+	if oauth2.Unencoded(h) {
 		return invalid("the token's b64 header must be true or absent: a JWT's claims are base64url-encoded, never an unencoded payload (RFC 7797)", nil)
 	}
 	return nil

@@ -117,7 +117,7 @@ func Parse(raw string) (*Token, error) {
 	if err := checkCritical(t.Header); err != nil {
 		return nil, err
 	}
-	if unencoded(t.Header) {
+	if oauth2.Unencoded(t.Header) {
 		return nil, fail(Malformed, "Invalid JWT: the header's b64 must be true or absent: a JWT's claims are base64url-encoded (RFC 7519 §3), never an unencoded payload (RFC 7797); sign the assertion without b64.", nil)
 	}
 	if err := tok.UnsafeClaimsWithoutVerification(&t.Claims); err != nil {
@@ -138,17 +138,8 @@ func Parse(raw string) (*Token, error) {
 
 // supportedCritical are the extensions go-jose verifies when a header
 // marks them critical (RFC 7515 §4.1.11): b64 (RFC 7797), accepted only
-// with its default value, true (see unencoded).
+// with its default value, true (see oauth2.Unencoded).
 var supportedCritical = []string{"b64"}
-
-// unencoded reports whether a header's b64 (RFC 7797) is anything but
-// absent or true. go-jose honours b64 false, marked critical or not, by
-// checking the signature over the raw payload, and reads a b64 that is
-// not a bool as true; a JWT has neither (RFC 7519 §3).
-func unencoded(h jose.Header) bool {
-	v, ok := h.ExtraHeaders["b64"]
-	return ok && v != true
-}
 
 // checkCritical refuses, with a description that says so, a header that
 // marks critical an extension go-jose does not support, or whose crit is

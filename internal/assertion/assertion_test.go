@@ -16,6 +16,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -253,8 +254,8 @@ func TestParseRefusesUnencodedPayload(t *testing.T) {
 	}
 	// The check is on every assertion's path: it allocates nothing.
 	h := jose.Header{ExtraHeaders: map[jose.HeaderKey]any{"typ": "JWT", "b64": true}}
-	if n := testing.AllocsPerRun(100, func() { unencodedSink = unencoded(h) }); n != 0 || unencodedSink {
-		t.Errorf("unencoded(b64 true) = %v, %v allocations; want false, 0", unencodedSink, n)
+	if n := testing.AllocsPerRun(100, func() { unencodedSink = oauth2.Unencoded(h) }); n != 0 || unencodedSink {
+		t.Errorf("oauth2.Unencoded(b64 true) = %v, %v allocations; want false, 0", unencodedSink, n)
 	}
 }
 

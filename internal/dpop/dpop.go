@@ -210,11 +210,7 @@ func (c *Checker) Check(values []string, req Request) (*Proof, error) {
 		return nil, refuse("the DPoP proof is not a compact JWS", nil)
 	}
 	h := jws.Signatures[0].Protected
-	// go-jose honours b64 false (RFC 7797), marked critical or not, by
-	// checking the signature over the raw claims, and reads a b64 that
-	// is not a bool as true; a proof is a JWT, whose claims are always
-	// base64url-encoded (RFC 7519 §3).
-	if b64, ok := h.ExtraHeaders["b64"]; ok && b64 != true {
+	if oauth2.Unencoded(h) {
 		return nil, refuse("the DPoP proof's b64 header must be true or absent: a proof's claims are base64url-encoded, never an unencoded payload (RFC 7797)", nil)
 	}
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "dpop+jwt") {

@@ -27,6 +27,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/keyward/keyward/internal/jsonappend"
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -269,11 +270,8 @@ func (s *Signer) Verify(raw string, dest any) error {
 		return err
 	}
 	h := tok.Headers[0]
-	// go-jose honours b64 false (RFC 7797), marked critical or not, by
-	// checking the signature over the raw claims, and reads a b64 that is
-	// not a bool as true; this signer never writes b64, and a JWT's claims
-	// are always base64url-encoded (RFC 7519 §3).
-	if b64, ok := h.ExtraHeaders["b64"]; ok && b64 != true {
+	// This signer never writes b64.
+	if oauth2.Unencoded(h) {
 		return errors.New("the token's b64 header must be true or absent (RFC 7797 unencoded payloads are not JWTs)")
 	}
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != s.cfg.Type {
