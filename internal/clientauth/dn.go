@@ -247,11 +247,11 @@ func attributeType(typ string) (asn1.ObjectIdentifier, error) {
 	if strings.EqualFold(typ, "E") {
 		return dnTypes["EMAILADDRESS"], nil
 	}
+	if typ == "" {
+		return nil, errors.New("an attribute type is missing")
+	}
 	parts := strings.Split(typ, ".")
-	if len(parts) < 2 || typ == "" {
-		if typ == "" {
-			return nil, errors.New("an attribute type is missing")
-		}
+	if len(parts) < 2 {
 		return nil, fmt.Errorf("unknown attribute type %q (the known ones are CN, O, OU, C, ST, L, STREET, POSTALCODE, SERIALNUMBER, DC, UID, EMAILADDRESS; or give an OID such as 2.5.4.3)", typ)
 	}
 	oid := make(asn1.ObjectIdentifier, len(parts))
