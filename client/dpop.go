@@ -256,12 +256,12 @@ func asksForNonce(resp *http.Response) bool {
 }
 
 // redirectedAway reports whether req follows a redirect chain that was,
-// at any hop, on another host name than req, or on HTTPS where req is not. A chain that left the host
-// and came back counts: once stripped, the token stays off, as net/http
-// keeps the Authorization header it was given off since Go 1.23.5
-// (CVE-2024-45336). Else the other host, once sent a client, could have it
-// send its token with a valid proof to any URL of the first, its method
-// kept (307).
+// at any hop, on another host name than req, or on HTTPS where req is
+// not. A chain that left the host and came back counts: once stripped,
+// the token stays off, as net/http keeps the Authorization header it was
+// given off since Go 1.23.5 (CVE-2024-45336). Else the other host, once
+// sent a client, could have it send its token with a valid proof to any
+// URL of the first, its method kept (307).
 func redirectedAway(req *http.Request) bool {
 	for prev := req; prev.Response != nil && prev.Response.Request != nil; {
 		prev = prev.Response.Request

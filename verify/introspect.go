@@ -21,7 +21,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/keyward/keyward/internal/keyfile"
-
 	"github.com/keyward/keyward/internal/oauth2"
 )
 
