@@ -73,6 +73,17 @@ func (d *DPoP) setNonce(origin, nonce string) {
 	d.nonces[origin] = nonce
 }
 
+// learnNonce records the nonce resp from origin provides, if it is not
+// used, the one the request's proof carried, and returns it; else "".
+func (d *DPoP) learnNonce(origin, used string, resp *http.Response) string {
+	fresh := resp.Header.Get(dpop.NonceHeader)
+	if fresh == "" || fresh == used {
+		return ""
+	}
+	d.setNonce(origin, fresh)
+	return fresh
+}
+
 // NewDPoP returns a DPoP with key, an EC P-256 (ES256) or P-384 (ES384),
 // Ed25519 (EdDSA) or RSA (RS256, 2048 to 8192 bits) private key; with nil,
 // a new P-256 key that lives in memory only.
@@ -167,11 +178,10 @@ func (t *proofTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	fresh := resp.Header.Get(dpop.NonceHeader)
-	if fresh == "" || fresh == nonce {
+	fresh := t.d.learnNonce(origin, nonce, resp)
+	if fresh == "" {
 		return resp, nil
 	}
-	t.d.setNonce(origin, fresh)
 	if !asksForNonce(resp) || (req.Body != nil && req.GetBody == nil) {
 		return resp, nil
 	}
@@ -191,9 +201,7 @@ func (t *proofTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// A server may give a new nonce with every answer (§8.2): the next
 	// request uses it, not the one it may have just used up.
-	if next := resp.Header.Get(dpop.NonceHeader); next != "" && next != fresh {
-		t.d.setNonce(origin, next)
-	}
+	t.d.learnNonce(origin, fresh, resp)
 	return resp, nil
 }
 
