@@ -316,12 +316,11 @@ func WithPublicURL(base string) MiddlewareOption {
 
 // errDPoPAudiences refuses, when the API's public URL is not configured
 // (DPoPRequest.URLFromConfig), a DPoP-bound token that names several
-// audiences. The URL its proof is
-// checked against is then built from the request's Host header, which the
-// sender chooses: another API the token is for could replay a proof it
-// received, with its own Host header, here. A token for this API alone
-// cannot be used at another API, so its proofs cannot be replayed here
-// from one.
+// audiences. The URL its proof is checked against is then built from the
+// request's Host header, which the sender chooses: another API the token
+// is for could replay a proof it received, with its own Host header,
+// here. A token for this API alone cannot be used at another API, so its
+// proofs cannot be replayed here from one.
 var errDPoPAudiences = dpopError("invalid_token",
 	"this API accepts DPoP-bound tokens issued for it alone: request a token with only this API's scopes",
 	errors.New("a DPoP-bound token for several audiences, and no public URL to check its proof against: configure verify.WithPublicURL (Middleware) or build DPoPRequest.URL from configuration and set URLFromConfig (VerifyDPoP) to accept such tokens"))
