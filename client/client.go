@@ -145,13 +145,9 @@ func (s *bearerSource) Token() (*oauth2.Token, error) {
 	// authenticates no client, as the grant wants.
 	cc := clientcredentials.Config{TokenURL: s.tokenURL, AuthStyle: oauth2.AuthStyleInParams,
 		EndpointParams: url.Values{"grant_type": {kwoauth2.GrantJWTBearer}, "assertion": {a}}}
-	ctx := s.ctx
-	if s.tokenURL != s.kf.TokenURI {
-		// A DPoP proof, if the HTTP client adds one, is for the token
-		// endpoint as the server names it, as the assertion's aud is.
-		ctx = withProofURL(ctx, s.tokenURL, s.kf.TokenURI)
-	}
-	return cc.Token(ctx)
+	// A DPoP proof, if the HTTP client adds one, is for the token
+	// endpoint as the server names it, as the assertion's aud is.
+	return cc.Token(proveFor(s.ctx, s.tokenURL, s.kf.TokenURI))
 }
 
 // fetchFunc is a TokenSource that fetches a new token on every call.
@@ -161,8 +157,14 @@ func (f fetchFunc) Token() (*oauth2.Token, error) { return f() }
 
 // ClientCredentialsConfig configures the client-credentials grant.
 type ClientCredentialsConfig struct {
-	// TokenURL is Keyward's token endpoint.
+	// TokenURL is where token requests go: Keyward's token endpoint.
 	TokenURL string
+	// TokenEndpoint is the token endpoint as the server names it (its
+	// metadata's token_endpoint), when TokenURL reaches it under another
+	// name (a replica, a proxy): a DPoP proof (NewDPoP's HTTPClient) is
+	// made for it, and it is the default Audience. Default: with a
+	// KeyFile, the file's token_uri; else TokenURL.
+	TokenEndpoint string
 	// ClientID is the account's numeric client ID (or email).
 	ClientID string
 	// ClientSecret authenticates with the secret (client_secret_basic).
@@ -170,7 +172,7 @@ type ClientCredentialsConfig struct {
 	// KeyFile, instead of a secret, authenticates with private_key_jwt:
 	// each request carries a fresh assertion signed with the file's key.
 	KeyFile []byte
-	// Audience is the aud of those assertions; default: TokenURL.
+	// Audience is the aud of those assertions; default: TokenEndpoint.
 	Audience string
 	Scopes   []string
 	// HTTPClient is used for token requests; default http.DefaultClient.
@@ -190,6 +192,7 @@ func ClientCredentials(ctx context.Context, cfg ClientCredentialsConfig) (oauth2
 		if cfg.ClientID == "" || cfg.ClientSecret == "" {
 			return nil, errors.New("client: ClientID and ClientSecret (or a KeyFile) are required")
 		}
+		ctx = proveFor(ctx, cfg.TokenURL, cfg.TokenEndpoint)
 		cc := clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, TokenURL: cfg.TokenURL, Scopes: cfg.Scopes,
 			AuthStyle: oauth2.AuthStyleInHeader}
 		// cc.Token fetches every time; cc.TokenSource would cache the token
@@ -204,11 +207,25 @@ func ClientCredentials(ctx context.Context, cfg ClientCredentialsConfig) (oauth2
 	if id == "" {
 		id = kf.ClientID
 	}
+	if cfg.TokenEndpoint == "" {
+		cfg.TokenEndpoint = kf.TokenURI
+	}
+	ctx = proveFor(ctx, cfg.TokenURL, cfg.TokenEndpoint)
 	aud := cfg.Audience
 	if aud == "" {
-		aud = cfg.TokenURL
+		aud = cfg.TokenEndpoint
 	}
 	return Reuse(&assertionSource{ctx: ctx, cfg: cfg, id: id, aud: aud, signer: js}), nil
+}
+
+// proveFor returns ctx with DPoP proofs of requests to tokenURL made for
+// endpoint, the token endpoint as the server names it, if it is another
+// URL.
+func proveFor(ctx context.Context, tokenURL, endpoint string) context.Context {
+	if endpoint == "" || endpoint == tokenURL {
+		return ctx
+	}
+	return withProofURL(ctx, tokenURL, endpoint)
 }
 
 // assertionSource runs the client-credentials grant with private_key_jwt.

@@ -207,23 +207,39 @@ func (t *proofTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // proofURL names, in a token request's context, the URL its proof is
 // for when the request goes to the token endpoint under another name
-// (JWTBearerConfig.TokenURL: a replica, a proxy): the server checks a
-// proof's htu against the token endpoint its metadata names, the key
-// file's token_uri. Only a request to at is so proved, not one a redirect
-// sends elsewhere.
+// (JWTBearerConfig.TokenURL, ClientCredentialsConfig.TokenURL: a replica,
+// a proxy): the server checks a proof's htu against the token endpoint
+// its metadata names. Only a request to at is so proved, not one a
+// redirect sends elsewhere; at is compared as the server compares htu
+// (dpop.NormalizeURL), so spelling it otherwise than Go renders it
+// (HTTPS://Host:443/token) does not lose the override.
 type proofURL struct{ at, htu string }
 
 type proofURLKey struct{}
 
 // withProofURL returns ctx with requests to at proved for htu.
 func withProofURL(ctx context.Context, at, htu string) context.Context {
-	return context.WithValue(ctx, proofURLKey{}, proofURL{at, htu})
+	return context.WithValue(ctx, proofURLKey{}, proofURL{sameURL(at), htu})
+}
+
+// sameURL is the form in which proofURL compares a request's URL with at:
+// the normalized URL and its query, or u itself if it does not normalize.
+func sameURL(u string) string {
+	n, err := dpop.NormalizeURL(u)
+	if err != nil {
+		return u
+	}
+	if _, q, ok := strings.Cut(u, "?"); ok {
+		q, _, _ = strings.Cut(q, "#")
+		n += "?" + q
+	}
+	return n
 }
 
 // send sends r with a fresh proof for it, token and nonce.
 func (t *proofTransport) send(r *http.Request, token, nonce string) (*http.Response, error) {
 	htu := r.URL.String()
-	if p, ok := r.Context().Value(proofURLKey{}).(proofURL); ok && p.at == htu {
+	if p, ok := r.Context().Value(proofURLKey{}).(proofURL); ok && p.at == sameURL(htu) {
 		htu = p.htu
 	}
 	proof, err := t.d.prover.ProofWithNonce(r.Method, htu, token, nonce, t.d.now())

@@ -499,33 +499,55 @@ func TestDPoPVerifyNonceEndToEnd(t *testing.T) {
 	}
 }
 
-// With JWTBearerConfig.TokenURL naming the token endpoint under another
-// name (a replica, a proxy), the DPoP proof is for the key file's
-// token_uri, as the assertion's audience is: the server checks htu
-// against the endpoint its metadata names, and refused a proof for the
-// URL the request went to.
-func TestDPoPJWTBearerTokenURL(t *testing.T) {
+// With TokenURL naming the token endpoint under another name (a replica,
+// a proxy), the DPoP proof is for the token endpoint as the server names
+// it — the key file's token_uri, or ClientCredentialsConfig.TokenEndpoint
+// — as the assertion's audience is: the server checks htu against the
+// endpoint its metadata names, and refused a proof for the URL the
+// request went to. TokenURL spelled otherwise than Go renders it (upper
+// case scheme and host, the default port) keeps the override.
+func TestDPoPTokenURL(t *testing.T) {
 	k := testkeyward.Start(t)
-	k.Setup(t, "jwt")
+	id, secret, _, _ := k.Setup(t, "jwt")
 	kf := keyFile(t, k)
-	d, err := client.NewDPoP(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	other := strings.Replace(k.URL, "127.0.0.1", "localhost", 1) + "/token"
 	if other == k.URL+"/token" {
 		t.Fatalf("the test server's URL %s has no 127.0.0.1 to name otherwise", k.URL)
 	}
-	ts, err := client.JWTBearer(context.Background(), client.JWTBearerConfig{KeyFile: kf, Scopes: []string{"orders.read"},
-		TokenURL: other, HTTPClient: d.HTTPClient(nil)})
-	if err != nil {
-		t.Fatal(err)
+	shouted := strings.Replace(strings.Replace(other, "http://", "HTTP://", 1), "localhost", "LocalHost", 1)
+	ctx := context.Background()
+	scopes := []string{"orders.read"}
+	sources := map[string]func(tokenURL string, hc *http.Client) (oauth2.TokenSource, error){
+		"jwt-bearer": func(tokenURL string, hc *http.Client) (oauth2.TokenSource, error) {
+			return client.JWTBearer(ctx, client.JWTBearerConfig{KeyFile: kf, Scopes: scopes, TokenURL: tokenURL, HTTPClient: hc})
+		},
+		"client_credentials with a key file": func(tokenURL string, hc *http.Client) (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: tokenURL, KeyFile: kf, Scopes: scopes, HTTPClient: hc})
+		},
+		"client_credentials with a secret": func(tokenURL string, hc *http.Client) (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: tokenURL, TokenEndpoint: k.URL + "/token",
+				ClientID: id, ClientSecret: secret, Scopes: scopes, HTTPClient: hc})
+		},
 	}
-	tok, err := ts.Token()
-	if err != nil {
-		t.Fatalf("a token through %s: %v", other, err)
-	}
-	if !strings.EqualFold(tok.Type(), "DPoP") {
-		t.Fatalf("token type %q, want DPoP", tok.Type())
+	for name, mk := range sources {
+		for _, tokenURL := range []string{other, shouted} {
+			t.Run(name+" via "+tokenURL, func(t *testing.T) {
+				d, err := client.NewDPoP(nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ts, err := mk(tokenURL, d.HTTPClient(nil))
+				if err != nil {
+					t.Fatal(err)
+				}
+				tok, err := ts.Token()
+				if err != nil {
+					t.Fatalf("a token through %s: %v", tokenURL, err)
+				}
+				if !strings.EqualFold(tok.Type(), "DPoP") {
+					t.Fatalf("token type %q, want DPoP", tok.Type())
+				}
+			})
+		}
 	}
 }
