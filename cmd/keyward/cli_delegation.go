@@ -281,7 +281,7 @@ adds no user.`,
 			}
 			for _, u := range users {
 				if org := u.Org(); !known[org] {
-					bad = append(bad, fmt.Sprintf("%s: there is no organization %s (keyward org create %s)", u.Email, org, org))
+					bad = append(bad, noOrg(u.Email, org).Error())
 				}
 			}
 			if len(bad) > 0 {
@@ -318,7 +318,7 @@ Users are sent 5,000 at a time, each batch in one transaction.`,
 			}
 			rows, err := admin.ParseUserRows(data, func(r admin.UserRow) error {
 				if !known[r.Org()] {
-					return fmt.Errorf("%s: there is no organization %s (keyward org create %s)", r.Email, r.Org(), r.Org())
+					return noOrg(r.Email, r.Org())
 				}
 				return nil
 			})
@@ -499,4 +499,9 @@ behalf of the organization's users. Granting again replaces the scopes.`,
 	revoke.Flags().StringVar(&clientID, "client-id", "", "the service account's numeric client ID")
 	cmd.AddCommand(grant, list, revoke)
 	return cmd
+}
+
+// noOrg is the error of a user whose organization does not exist.
+func noOrg(email, org string) error {
+	return fmt.Errorf("%s: there is no organization %s (keyward org create %s)", email, org, org)
 }

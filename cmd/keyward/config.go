@@ -154,7 +154,7 @@ func (c *Config) Validate() error {
 	if err != nil {
 		add("--listen %q is not host:port: %v", c.Listen, err)
 	} else if !validPort(port) {
-		add("--listen %q: the port must be a number from 0 to 65535", c.Listen)
+		add("--listen %q: the port must be a number from 0 to 65535 or a service name such as https", c.Listen)
 	}
 	tls := c.TLSCert != "" || c.TLSKey != ""
 	if (c.TLSCert == "") != (c.TLSKey == "") {
@@ -180,7 +180,7 @@ func (c *Config) Validate() error {
 		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil {
 			add("--metrics-listen %q is not host:port", c.MetricsListen)
 		} else if !validPort(port) {
-			add("--metrics-listen %q: the port must be a number from 0 to 65535", c.MetricsListen)
+			add("--metrics-listen %q: the port must be a number from 0 to 65535 or a service name such as https", c.MetricsListen)
 		}
 	}
 	if c.TLSClientCA != "" && c.TLSCert == "" && c.ClientCertHeader == "" {

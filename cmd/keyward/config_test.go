@@ -50,11 +50,11 @@ func TestValidate(t *testing.T) {
 		{"cert header without proxies", func(c *Config) { c.ClientCertHeader = "X-Client-Cert" }, []string{"--trusted-proxies"}},
 		{"bad proxy", func(c *Config) { c.ClientCertHeader, c.TrustedProxies = "X", []string{"10.0.0.0/33"} }, []string{"10.0.0.0/33"}},
 		{"metrics address", func(c *Config) { c.MetricsListen = "9090" }, []string{"--metrics-listen"}},
-		{"listen port out of range", func(c *Config) { c.Listen = "127.0.0.1:99999" }, []string{"--listen", "0 to 65535"}},
+		{"listen port out of range", func(c *Config) { c.Listen = "127.0.0.1:99999" }, []string{"--listen", "0 to 65535 or a service name"}},
 		{"listen port negative", func(c *Config) { c.Listen = "127.0.0.1:-1" }, []string{"--listen", "0 to 65535"}},
 		{"listen port any", func(c *Config) { c.Listen = "127.0.0.1:0" }, nil},
 		{"listen port by service name", func(c *Config) { c.Listen = "127.0.0.1:https" }, nil},
-		{"metrics port out of range", func(c *Config) { c.MetricsListen = "127.0.0.1:70000" }, []string{"--metrics-listen", "0 to 65535"}},
+		{"metrics port out of range", func(c *Config) { c.MetricsListen = "127.0.0.1:70000" }, []string{"--metrics-listen", "0 to 65535 or a service name"}},
 		{"every problem at once", func(c *Config) {
 			c.SigningAlg, c.LogFormat, c.ClockSkew = "none", "xml", -time.Second
 		}, []string{"--signing-alg", "--log-format", "--clock-skew"}},
