@@ -24,23 +24,18 @@ const googleTokenURL = "https://oauth2.googleapis.com/token"
 // posts its assertion, with aud Google's token URL, to Google's token URL
 // whatever the key file's token_uri says, so the test checks that this is
 // still so (the request is caught before it leaves) rather than asking
-// Keyward for a token. KEYWARD_TEST_NODE_GOOGLE_AUTH names the directory
-// the library is installed in (.ci/run installs the version it pins).
+// Keyward for a token. The library is the version
+// testdata/node/package-lock.json pins (npm ci; .ci/run does).
 func TestNodeGoogleAuth(t *testing.T) {
-	dir := os.Getenv("KEYWARD_TEST_NODE_GOOGLE_AUTH")
-	if dir == "" {
-		t.Skip("KEYWARD_TEST_NODE_GOOGLE_AUTH is not set: npm install --prefix DIR google-auth-library and set it to DIR (.ci/run does)")
-	}
 	node, err := exec.LookPath("node")
 	if err == nil {
-		_, err = os.Stat(filepath.Join(dir, "node_modules", "google-auth-library", "package.json"))
+		_, err = os.Stat(filepath.Join("testdata", "node", "node_modules", "google-auth-library"))
 	}
 	if err != nil {
-		t.Fatalf("KEYWARD_TEST_NODE_GOOGLE_AUTH=%s is set but node or the library is missing: %v", dir, err)
-	}
-	dir, err = filepath.Abs(dir)
-	if err != nil {
-		t.Fatal(err)
+		if os.Getenv("KEYWARD_TEST_NODE") != "" {
+			t.Fatalf("KEYWARD_TEST_NODE is set but node or testdata/node/node_modules is missing: %v", err)
+		}
+		t.Skip("node or Node's google-auth-library is not installed: npm ci --prefix cmd/keyward/testdata/node (.ci/run does)")
 	}
 	m := startServer(t)
 	acct, keyFile := googleFlowFixture(t, m)
@@ -57,12 +52,13 @@ func TestNodeGoogleAuth(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "node_google_auth.cjs"), dir, keyFile, "https://orders.internal")
+	cmd := exec.CommandContext(ctx, node, "google_auth.cjs", keyFile, "https://orders.internal")
+	cmd.Dir = filepath.Join("testdata", "node")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdout, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("node testdata/node_google_auth.cjs: %v\n%s", err, stderr.String())
+		t.Fatalf("node testdata/node/google_auth.cjs: %v\n%s", err, stderr.String())
 	}
 	var got struct {
 		Version, Client string
@@ -77,7 +73,7 @@ func TestNodeGoogleAuth(t *testing.T) {
 		TokenError string `json:"token_error"`
 	}
 	if err := json.Unmarshal(stdout, &got); err != nil {
-		t.Fatalf("node_google_auth.cjs printed %q: %v", stdout, err)
+		t.Fatalf("google_auth.cjs printed %q: %v", stdout, err)
 	}
 	t.Logf("google-auth-library %s", got.Version)
 	// A universe_domain other than Google's would make the library sign its

@@ -10,21 +10,17 @@
 //     (build/src/gtoken/getToken.js and jwsSign.js), so the Go test checks
 //     that this is still so rather than asking Keyward for a token.
 //
-// Usage: node node_google_auth.cjs DIR KEY_FILE AUDIENCE, where DIR holds
-// node_modules/google-auth-library.
+// Usage: node google_auth.cjs KEY_FILE AUDIENCE, in this directory, with
+// the libraries of its package-lock.json installed (npm ci).
 'use strict';
-const path = require('node:path');
-const { createRequire } = require('node:module');
-
-const [dir, keyFile, audience] = process.argv.slice(2);
-const lib = createRequire(path.join(path.resolve(dir), 'noop.js'));
-const { GoogleAuth } = lib('google-auth-library');
-const { Gaxios } = lib('gaxios');
+const [keyFile, audience] = process.argv.slice(2);
+const { GoogleAuth } = require('google-auth-library');
+const { Gaxios } = require('gaxios');
 
 const decode = (part) => JSON.parse(Buffer.from(part, 'base64url').toString());
 
 (async () => {
-  const out = { version: lib('google-auth-library/package.json').version };
+  const out = { version: require('google-auth-library/package.json').version };
 
   const client = await new GoogleAuth({ keyFile }).getClient();
   out.client = client.constructor.name;
