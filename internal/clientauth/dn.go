@@ -19,8 +19,8 @@ import (
 // NormalizeBinding checks a tls_client_auth binding (RFC 8705 §2.1.2) and
 // returns it in the form matchesBinding compares with a certificate, so
 // that a binding is accepted only if some certificate can match it: the
-// subject DN as crypto/x509 renders a certificate's subject, the SAN URI
-// and IP as they render once parsed. At most one field may be set.
+// subject DN as NormalizeDN renders it, the SAN URI and IP as they render
+// once parsed. At most one field may be set.
 func NormalizeBinding(b storage.TLSBinding) (storage.TLSBinding, error) {
 	n := 0
 	for _, v := range []string{b.SubjectDN, b.SANDNS, b.SANURI, b.SANIP, b.SANEmail} {
@@ -106,26 +106,63 @@ var dnTypes = map[string]asn1.ObjectIdentifier{
 }
 
 // NormalizeDN parses an RFC 4514 distinguished name (CN=job,O=Example;
-// spaces around the separators are allowed) and returns it as
-// crypto/x509 renders a certificate subject with the same attributes
-// (pkix.Name.String), which is what matchesBinding compares it with.
+// spaces around the separators are allowed) and returns it as it is
+// stored and compared with a certificate's subject: the RDNs in the order
+// written, rendered by formatDN (cn=job, o=Example becomes
+// CN=job,O=Example).
 func NormalizeDN(dn string) (string, error) {
 	rdns, err := parseDN(dn)
 	if err != nil {
 		return "", fmt.Errorf("the subject DN %q is not an RFC 4514 distinguished name such as CN=job,O=Example: %w", dn, err)
 	}
-	if err := checkSingleValued(rdns); err != nil {
-		return "", fmt.Errorf("the subject DN %q %w", dn, err)
+	return formatDN(rdns), nil
+}
+
+// formatDN renders RDNs read by parseDN as an RFC 4514 DN that parseDN
+// reads back unchanged: in the order given, attribute types by their
+// dnTypes name or else as a dotted OID, the pairs of a multi-valued RDN
+// joined with +, and values escaped as RFC 4514 §2.4 requires (control
+// characters too, as \XX).
+func formatDN(rdns []pkix.RelativeDistinguishedNameSET) string {
+	var b strings.Builder
+	for i, rdn := range rdns {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		for j, atv := range rdn {
+			if j > 0 {
+				b.WriteByte('+')
+			}
+			b.WriteString(typeName(atv.Type))
+			b.WriteByte('=')
+			v, _ := atv.Value.(string) // parseDN reads only strings
+			for k := 0; k < len(v); k++ {
+				switch c := v[k]; {
+				case c < 0x20 || c == 0x7f:
+					fmt.Fprintf(&b, "\\%02X", c)
+				case strings.IndexByte(`"+,;<>\`, c) >= 0,
+					c == ' ' && (k == 0 || k == len(v)-1),
+					c == '#' && k == 0:
+					b.WriteByte('\\')
+					b.WriteByte(c)
+				default:
+					b.WriteByte(c)
+				}
+			}
+		}
 	}
-	// Certificates list the RDNs from the root down, RFC 4514 from the
-	// leaf up.
-	var seq pkix.RDNSequence
-	for i := len(rdns) - 1; i >= 0; i-- {
-		seq = append(seq, rdns[i])
+	return b.String()
+}
+
+// typeName names an attribute type as formatDN writes it: its dnTypes
+// name, or its dotted OID.
+func typeName(oid asn1.ObjectIdentifier) string {
+	for name, t := range dnTypes {
+		if t.Equal(oid) {
+			return name
+		}
 	}
-	var name pkix.Name
-	name.FillFromRDNSequence(&seq)
-	return name.String(), nil
+	return oid.String()
 }
 
 // parseDN reads the RDNs of an RFC 4514 DN in the order written.
@@ -188,14 +225,20 @@ func parseATV(dn string, i int) (pkix.AttributeTypeAndValue, int, error) {
 		if err != nil || len(der) == 0 {
 			return atv, 0, fmt.Errorf("the value of %s is not #hex", typ)
 		}
-		var v any
+		var v asn1.RawValue
 		if rest, err := asn1.Unmarshal(der, &v); err != nil || len(rest) > 0 {
 			return atv, 0, fmt.Errorf("the value of %s is not one ASN.1 value", typ)
 		}
-		if _, ok := v.(string); !ok {
+		switch s, ok := decodeString(v); {
+		case !ok:
 			return atv, 0, fmt.Errorf("the #hex value of %s is not a string", typ)
+		case s == "":
+			return atv, 0, fmt.Errorf("the value of %s is empty", typ)
+		case !utf8.ValidString(s):
+			return atv, 0, fmt.Errorf("the value of %s is not UTF-8", typ)
+		default:
+			atv.Value = s
 		}
-		atv.Value = v
 		i = j
 		skipSpaces()
 		if i < len(dn) && dn[i] != ',' && dn[i] != '+' {
@@ -265,32 +308,154 @@ func attributeType(typ string) (asn1.ObjectIdentifier, error) {
 	return oid, nil
 }
 
-// singleValued are the attributes pkix.Name keeps one value of (CommonName,
-// SerialNumber): its rendering of a subject naming one twice shows only the
-// last, so a DN naming CN twice would be stored as one naming it once and
-// match certificates with only that CN.
-var singleValued = [...]struct {
-	name string
-	oid  asn1.ObjectIdentifier
-}{{"CN", dnTypes["CN"]}, {"SERIALNUMBER", dnTypes["SERIALNUMBER"]}}
-
-// checkSingleValued refuses RDNs that name CN or SERIALNUMBER more than
-// once, which crypto/x509 cannot render. It allocates nothing: it runs for
-// every tls_client_auth request, on the certificate's subject.
-func checkSingleValued(rdns []pkix.RelativeDistinguishedNameSET) error {
-	var seen [len(singleValued)]bool
-	for _, rdn := range rdns {
-		for _, atv := range rdn {
-			for k, sv := range singleValued {
-				if !atv.Type.Equal(sv.oid) {
-					continue
-				}
-				if seen[k] {
-					return fmt.Errorf("names %s more than once, which a binding cannot match (crypto/x509 keeps only one)", sv.name)
-				}
-				seen[k] = true
+// matchesDN reports whether a certificate's subject, DER as the
+// certificate holds it, is the DN a binding stored by NormalizeDN names,
+// as RFC 4517 §4.2.15 distinguishedNameMatch compares DNs: the same number
+// of RDNs, in the same order (a certificate lists them from the root
+// down, a DN from the leaf up), each equal as a set of attribute types and
+// values (see rdnsEqual). pkix.Name would not do: it sorts the attributes
+// and flattens multi-valued RDNs.
+func matchesDN(rawSubject []byte, dn string) bool {
+	want, err := parseDN(dn)
+	if err != nil {
+		return false
+	}
+	var subject []rawRDNSET
+	if rest, err := asn1.Unmarshal(rawSubject, &subject); err != nil || len(rest) > 0 || len(subject) != len(want) {
+		return false
+	}
+	var got pkix.RelativeDistinguishedNameSET
+	for i, rdn := range want {
+		got = got[:0]
+		for _, atv := range subject[len(subject)-1-i] {
+			var v any // nil, which matches nothing, unless a string
+			if s, ok := decodeString(atv.Value); ok {
+				v = s
 			}
+			got = append(got, pkix.AttributeTypeAndValue{Type: atv.Type, Value: v})
+		}
+		if !rdnsEqual(got, rdn) {
+			return false
 		}
 	}
-	return nil
+	return true
+}
+
+// rawRDNSET is an RDN of a certificate's subject with its values as they
+// are encoded, for decodeString to read as crypto/x509 does (asn1 would
+// read a T61String's bytes as they are, x509 reads them as Latin-1). Its
+// name ends in SET so that asn1 reads it as a SET OF.
+type rawRDNSET []struct {
+	Type  asn1.ObjectIdentifier
+	Value asn1.RawValue
+}
+
+// decodeString reads an attribute value of one of the string types
+// crypto/x509 reads in a certificate's subject, as it reads them
+// (parseASN1String): UTF8String, PrintableString, IA5String and
+// NumericString as they are, T61String as Latin-1, BMPString as UCS-2. It
+// does not check the characters the type allows: the certificate parser
+// did, and a value with other characters would only fail to match.
+func decodeString(v asn1.RawValue) (string, bool) {
+	if v.Class != asn1.ClassUniversal || v.IsCompound {
+		return "", false
+	}
+	switch v.Tag {
+	case asn1.TagUTF8String, asn1.TagPrintableString, asn1.TagIA5String, asn1.TagNumericString:
+		return string(v.Bytes), true
+	case asn1.TagT61String:
+		b := make([]byte, 0, len(v.Bytes))
+		for _, c := range v.Bytes {
+			b = utf8.AppendRune(b, rune(c))
+		}
+		return string(b), true
+	case asn1.TagBMPString:
+		b := v.Bytes
+		if len(b)%2 != 0 {
+			return "", false
+		}
+		if l := len(b); l >= 2 && b[l-1] == 0 && b[l-2] == 0 {
+			b = b[:l-2] // a terminator
+		}
+		var s []byte
+		for ; len(b) > 0; b = b[2:] {
+			r := rune(b[0])<<8 | rune(b[1])
+			if r == 0xfffe || r == 0xffff || r >= 0xfdd0 && r <= 0xfdef || r >= 0xd800 && r <= 0xdfff {
+				return "", false
+			}
+			s = utf8.AppendRune(s, r)
+		}
+		return string(s), true
+	}
+	return "", false
+}
+
+// rdnsEqual reports whether two RDNs hold the same attribute types and
+// values, in any order: an RDN is a SET (X.501). Each pair occurs as
+// often in one as in the other, and a pair whose value is no string
+// equals nothing, not even itself (see atvsEqual).
+func rdnsEqual(a, b pkix.RelativeDistinguishedNameSET) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		na, nb := 0, 0
+		for k := range a {
+			if atvsEqual(x, a[k]) {
+				na++
+			}
+			if atvsEqual(x, b[k]) {
+				nb++
+			}
+		}
+		if na == 0 || na != nb { // 0: x is no string, so equals nothing
+			return false
+		}
+	}
+	return true
+}
+
+// atvsEqual compares attribute types by OID and values with valuesMatch.
+// A binding holds only strings (parseATV refuses a #hex value of any
+// other type), so a certificate's value of another type matches nothing.
+func atvsEqual(a, b pkix.AttributeTypeAndValue) bool {
+	as, aok := a.Value.(string)
+	bs, bok := b.Value.(string)
+	return aok && bok && a.Type.Equal(b.Type) && valuesMatch(as, bs)
+}
+
+// valuesMatch compares two attribute values the way RFC 4518 prepares
+// strings for caseIgnoreMatch, as far as ASCII goes: spaces at either end
+// do not count and a run of spaces inside counts as one (§2.6.1), and
+// ASCII letters compare without regard to case. Every other byte compares
+// exactly, so that no look-alike (the Kelvin sign for K, say) matches a
+// letter, as strings.EqualFold's Unicode folding would have it.
+func valuesMatch(a, b string) bool {
+	a, b = strings.Trim(a, " "), strings.Trim(b, " ")
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		if a[i] == ' ' && b[j] == ' ' {
+			for i < len(a) && a[i] == ' ' {
+				i++
+			}
+			for j < len(b) && b[j] == ' ' {
+				j++
+			}
+			continue
+		}
+		if lowerASCII(a[i]) != lowerASCII(b[j]) {
+			return false
+		}
+		i++
+		j++
+	}
+	return i == len(a) && j == len(b)
+}
+
+// lowerASCII lowers an ASCII letter and leaves any other byte as it is.
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }

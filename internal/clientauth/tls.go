@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
@@ -56,12 +55,7 @@ func (a *Authenticator) certificate(ctx context.Context, source string, p *princ
 func matchesBinding(cert *x509.Certificate, b storage.TLSBinding) bool {
 	switch {
 	case b.SubjectDN != "":
-		// pkix.Name renders one CN and one SERIALNUMBER: a subject with
-		// two would match a binding naming only the last.
-		if checkSingleValued([]pkix.RelativeDistinguishedNameSET{cert.Subject.Names}) != nil {
-			return false
-		}
-		return strings.EqualFold(cert.Subject.String(), b.SubjectDN)
+		return matchesDN(cert.RawSubject, b.SubjectDN)
 	case b.SANDNS != "":
 		return slices.ContainsFunc(cert.DNSNames, func(n string) bool { return strings.EqualFold(n, b.SANDNS) })
 	case b.SANURI != "":
