@@ -57,16 +57,42 @@ func matchesBinding(cert *x509.Certificate, b storage.TLSBinding) bool {
 	case b.SubjectDN != "":
 		return matchesDN(cert.RawSubject, b.SubjectDN)
 	case b.SANDNS != "":
-		return slices.ContainsFunc(cert.DNSNames, func(n string) bool { return strings.EqualFold(n, b.SANDNS) })
+		return slices.ContainsFunc(cert.DNSNames, func(n string) bool { return equalFoldASCII(n, b.SANDNS) })
 	case b.SANURI != "":
 		return slices.ContainsFunc(cert.URIs, func(u *url.URL) bool { return u.String() == b.SANURI })
 	case b.SANIP != "":
 		ip := net.ParseIP(b.SANIP)
 		return ip != nil && slices.ContainsFunc(cert.IPAddresses, func(x net.IP) bool { return x.Equal(ip) })
 	case b.SANEmail != "":
-		return slices.ContainsFunc(cert.EmailAddresses, func(e string) bool { return strings.EqualFold(e, b.SANEmail) })
+		return slices.ContainsFunc(cert.EmailAddresses, func(e string) bool { return emailsMatch(e, b.SANEmail) })
 	}
 	return false
+}
+
+// equalFoldASCII reports whether a and b are equal but for the case of
+// ASCII letters. Unlike strings.EqualFold it folds nothing else, so no
+// look-alike (the Kelvin sign for K, say) matches a letter.
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if lowerASCII(a[i]) != lowerASCII(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// emailsMatch compares email addresses as RFC 5280 §7.5 does: the local
+// part exactly, the domain (after the last @) without regard to ASCII
+// case.
+func emailsMatch(a, b string) bool {
+	i, j := strings.LastIndexByte(a, '@'), strings.LastIndexByte(b, '@')
+	if i < 0 || j < 0 {
+		return a == b
+	}
+	return a[:i] == b[:j] && equalFoldASCII(a[i+1:], b[j+1:])
 }
 
 // parseForwardedCert reads a certificate a proxy forwarded: URL-encoded PEM
