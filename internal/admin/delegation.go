@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/mail"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/keyward/keyward/internal/oauth2"
@@ -200,11 +201,95 @@ func (s *Service) PutUsers(ctx context.Context, actor Actor, domain string, in [
 		}
 	}
 	if len(errs) > 0 {
-		if len(errs) > 20 {
-			errs = append(errs[:20], fmt.Sprintf("and %d more", len(errs)-20))
-		}
-		return 0, invalid("Nothing was imported; fix these and retry: %s.", strings.Join(errs, "; "))
+		return 0, badUsers(errs)
 	}
+	action, data := usersEvent(users)
+	err := s.store.PutUsers(ctx, users, s.event(actor, action, "", data))
+	if err != nil && len(s.goneOrgs(ctx, []string{domain})) > 0 {
+		return 0, notFound("The organization %s does not exist: it was deleted while its users were being added, and nothing was imported.", domain)
+	}
+	return len(users), err
+}
+
+// MaxAuditOrgs bounds how many organizations the audit event of
+// PutUsersOfOrgs lists (in orgs, sorted); org_count counts them all.
+const MaxAuditOrgs = 10
+
+// PutUsersOfOrgs adds or replaces users of any organizations, each in the
+// organization of its email's domain, all in one transaction: all or
+// nothing. Every email must be well-formed and given once, and its
+// organization must exist; otherwise it names each bad user (the first 20)
+// by its position, from 1, and adds none. An organization deleted while
+// the users are put is a 409, and none is added either.
+func (s *Service) PutUsersOfOrgs(ctx context.Context, actor Actor, in []UserInput) (int, error) {
+	if len(in) == 0 {
+		return 0, invalid("No users given.")
+	}
+	now := s.cfg.Now()
+	users := make([]storage.User, 0, len(in))
+	var errs, orgs []string
+	seen := map[string]int{}    // email → position
+	exists := map[string]bool{} // organization → whether it exists
+	for i, u := range in {
+		email, err := normalizeEmail(u.Email)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("user %d: %v", i+1, err))
+			continue
+		}
+		if first, dup := seen[email]; dup {
+			errs = append(errs, fmt.Sprintf("user %d: %s is also user %d", i+1, email, first))
+			continue
+		}
+		seen[email] = i + 1
+		domain := email[strings.LastIndexByte(email, '@')+1:]
+		ok, looked := exists[domain]
+		if !looked {
+			_, err := s.store.GetOrg(ctx, domain)
+			if err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return 0, err
+			}
+			ok, exists[domain] = err == nil, err == nil
+			if ok {
+				orgs = append(orgs, domain)
+			}
+		}
+		if !ok {
+			errs = append(errs, fmt.Sprintf("user %d: there is no organization %s", i+1, domain))
+			continue
+		}
+		users = append(users, storage.User{Email: email, Org: domain, Suspended: u.Suspended, CreatedAt: now})
+	}
+	if len(errs) > 0 {
+		return 0, badUsers(errs)
+	}
+	action, data := usersEvent(users)
+	slices.Sort(orgs)
+	data["org_count"] = fmt.Sprint(len(orgs))
+	listed := orgs[:min(len(orgs), MaxAuditOrgs)]
+	data["orgs"] = strings.Join(listed, " ")
+	if err := s.store.PutUsers(ctx, users, s.event(actor, action, "", data)); err != nil {
+		if gone := s.goneOrgs(ctx, orgs); len(gone) > 0 {
+			if len(gone) == 1 {
+				return 0, conflict("Nothing was imported: the organization %s was deleted while the users were being added. Create it again, or leave its users out, and retry.", gone[0])
+			}
+			return 0, conflict("Nothing was imported: the organizations %s were deleted while the users were being added. Create them again, or leave their users out, and retry.", strings.Join(gone, ", "))
+		}
+		return 0, err
+	}
+	return len(users), nil
+}
+
+// badUsers is the error of a put of users some of which are bad: errs
+// names each, and the first 20 are reported.
+func badUsers(errs []string) error {
+	if len(errs) > 20 {
+		errs = append(errs[:20], fmt.Sprintf("and %d more", len(errs)-20))
+	}
+	return invalid("Nothing was imported; fix these and retry: %s.", strings.Join(errs, "; "))
+}
+
+// usersEvent is the audit action and data of a put of users.
+func usersEvent(users []storage.User) (string, map[string]string) {
 	action := "user.put"
 	if len(users) > 1 {
 		action = "user.import"
@@ -213,7 +298,20 @@ func (s *Service) PutUsers(ctx context.Context, actor Actor, domain string, in [
 	if len(users) == 1 {
 		data["email"], data["suspended"] = users[0].Email, fmt.Sprint(users[0].Suspended)
 	}
-	return len(users), s.store.PutUsers(ctx, users, s.event(actor, action, "", data))
+	return action, data
+}
+
+// goneOrgs returns those of orgs that do not exist (any more), asked after
+// a put of their users failed: the store refuses a user of an organization
+// deleted since it was checked. It returns none when it cannot tell.
+func (s *Service) goneOrgs(ctx context.Context, orgs []string) []string {
+	var gone []string
+	for _, o := range orgs {
+		if _, err := s.store.GetOrg(ctx, o); errors.Is(err, storage.ErrNotFound) {
+			gone = append(gone, o)
+		}
+	}
+	return gone
 }
 
 // SetUserSuspended suspends or reinstates a user. A suspended user's

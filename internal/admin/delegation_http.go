@@ -84,6 +84,7 @@ func (h *Handler) registerDelegation(routes map[string]func(*http.Request, Actor
 	routes["DELETE /v1/orgs/{domain}/projects/{project}"] = h.removeProject
 	routes["GET /v1/orgs/{domain}/users"] = h.listUsers
 	routes["POST /v1/orgs/{domain}/users"] = h.putUsers
+	routes["POST /v1/users"] = h.putUsersOfOrgs
 	routes["POST /v1/users/{email}/suspend"] = h.suspendUser
 	routes["POST /v1/users/{email}/unsuspend"] = h.unsuspendUser
 	routes["DELETE /v1/users/{email}"] = h.deleteUser
@@ -198,6 +199,17 @@ func (h *Handler) putUsers(r *http.Request, actor Actor) (int, any, error) {
 		return 0, nil, err
 	}
 	n, err := h.svc.PutUsers(r.Context(), actor, r.PathValue("domain"), in.Users)
+	return 200, map[string]int{"users": n}, err
+}
+
+// putUsersOfOrgs puts users of any organizations in one transaction; the
+// body has the limit of any other (MaxBodyBytes), and no count of its own.
+func (h *Handler) putUsersOfOrgs(r *http.Request, actor Actor) (int, any, error) {
+	var in UsersRequest
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	n, err := h.svc.PutUsersOfOrgs(r.Context(), actor, in.Users)
 	return 200, map[string]int{"users": n}, err
 }
 
