@@ -211,42 +211,39 @@ existing ones are reported inactive at once.`,
 		}
 		return c, known, nil
 	}
-	// put sends users already checked (well-formed, each of an existing
-	// organization), one request per organization and batch, each one
-	// transaction. Should a request still fail (the organization deleted
-	// meanwhile, the server down), the error says what was added before.
-	put := func(cmd *cobra.Command, c *adminClient, users []admin.UserInput) error {
-		byOrg := map[string][]admin.UserInput{}
-		var orgs []string
-		for _, u := range users {
-			domain := u.Org()
-			if byOrg[domain] == nil {
-				orgs = append(orgs, domain)
+	// put sends users already checked (well-formed, given once, each of an
+	// existing organization) to POST /v1/users, users of any
+	// organizations together, in requests of at most batch users and well
+	// under the 1 MiB the admin API reads (all in one request if batch is
+	// 0); each request is one transaction. Should a request still fail (an organization deleted
+	// meanwhile, the server down), the error says what earlier requests
+	// added. A server older than that route (404 or 405 for it) is sent
+	// each organization's users on their own instead, by putPerOrg.
+	put := func(cmd *cobra.Command, c *adminClient, users []admin.UserInput, batch int) error {
+		total, requests := 0, 0
+		for us := users; len(us) > 0; requests++ {
+			n := len(us)
+			if batch > 0 {
+				n = batchLen(us, batch)
 			}
-			byOrg[domain] = append(byOrg[domain], u)
-		}
-		total := 0
-		for _, domain := range orgs {
-			// In requests of at most 5,000 users and well under the 1 MiB
-			// the admin API reads; each is one transaction.
-			for us := byOrg[domain]; len(us) > 0; {
-				n, size := 0, 0
-				for n < len(us) && n < 5000 && size < 512<<10 {
-					size += len(us[n].Email) + 40
-					n++
-				}
-				var resp map[string]int
-				if err := c.do(cmd.Context(), http.MethodPost, "/v1/orgs/"+url.PathEscape(domain)+"/users", admin.UsersRequest{Users: us[:n]}, &resp); err != nil {
-					if total == 0 {
-						return fmt.Errorf("nothing was added: %w", err)
-					}
-					return fmt.Errorf("%d of the %d users were added before this error, the rest were not: %w", total, len(users), err)
-				}
-				total += resp["users"]
-				us = us[n:]
+			var resp map[string]int
+			err := c.do(cmd.Context(), http.MethodPost, "/v1/users", admin.UsersRequest{Users: us[:n]}, &resp)
+			if requests == 0 && noRoute(err) {
+				return putPerOrg(cmd, c, users, batch)
 			}
+			if err != nil {
+				return putError(total, len(users), err)
+			}
+			total += resp["users"]
+			us = us[n:]
 		}
-		return c.show(map[string]int{"users": total}, func(w *tabwriter.Writer) { fmt.Fprintf(w, "%d users added or updated\n", total) })
+		return c.show(map[string]int{"users": total}, func(w *tabwriter.Writer) {
+			if requests == 1 {
+				fmt.Fprintf(w, "%d users added or updated, in one transaction\n", total)
+				return
+			}
+			fmt.Fprintf(w, "%d users added or updated, in %d transactions of at most %d\n", total, requests, batch)
+		})
 	}
 	var suspended bool
 	add := &cobra.Command{
@@ -254,7 +251,8 @@ existing ones are reported inactive at once.`,
 		Short: "Add users",
 		Long: `Add or update users. Every email is checked first, and that its
 organization exists: if any is bad, the command names each bad one and
-adds no user.`,
+adds no user. The users, of one organization or several, are then added
+in one transaction: all of them, or, should that fail, none.`,
 		Example: `  keyward users add alice@example.com bob@example.com`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -287,21 +285,25 @@ adds no user.`,
 			if len(bad) > 0 {
 				return fmt.Errorf("nothing was added: %s", strings.Join(bad, "; "))
 			}
-			return put(cmd, c, users)
+			// One request, one transaction: all of them or none.
+			return put(cmd, c, users, 0)
 		},
 	}
 	add.Flags().BoolVar(&suspended, "suspended", false, "add them suspended")
 	imp := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Add or update users in bulk from a CSV or JSON file",
-		Long: `Read users from FILE and add or update them, each organization's in one
-transaction. CSV: one user a line, email[,status] with status active or
-suspended; a first row that is not an email is the header, which must be
-email,status or email. JSON: [{"email": …, "suspended": …}]
-or {"users": [...]}. Every bad row is reported with its line number (the
-first 20) and nothing is imported until all are fixed: a malformed email,
-a bad status, an email listed twice, an organization that does not exist.
-Users are sent 5,000 at a time, each batch in one transaction.`,
+		Long: `Read users from FILE and add or update them. CSV: one user a line,
+email[,status] with status active or suspended; a first row that is not
+an email is the header, which must be email,status or email. JSON:
+[{"email": …, "suspended": …}] or {"users": [...]}. Every bad row is
+reported with its line number (the first 20) and nothing is imported until
+all are fixed: a malformed email, a bad status, an email listed twice, an
+organization that does not exist. Users of any organizations are sent
+together, 5,000 at a time (fewer if their emails are very long), each
+batch in one transaction: a file of up to 5,000 users is imported all or
+none; should a later batch fail, the error says how many users the
+batches before it added.`,
 		Example: `  printf 'email,status\nalice@example.com,active\nbob@example.com,suspended\n' > users.csv
   keyward users import users.csv`,
 		Args: cobra.ExactArgs(1),
@@ -329,7 +331,7 @@ Users are sent 5,000 at a time, each batch in one transaction.`,
 			for i, r := range rows {
 				users[i] = r.UserInput
 			}
-			return put(cmd, c, users)
+			return put(cmd, c, users, importBatch)
 		},
 	}
 	userOp := func(use, short, suffix string) *cobra.Command {
@@ -504,4 +506,69 @@ behalf of the organization's users. Granting again replaces the scopes.`,
 // noOrg is the error of a user whose organization does not exist.
 func noOrg(email, org string) error {
 	return fmt.Errorf("%s: there is no organization %s (keyward org create %s)", email, org, org)
+}
+
+// importBatch is the most users keyward users import sends in one request,
+// and so in one transaction.
+const importBatch = 5000
+
+// batchLen is how many of users the next request sends: at most limit,
+// and well under the 1 MiB the admin API reads.
+func batchLen(users []admin.UserInput, limit int) int {
+	n, size := 0, 0
+	for n < len(users) && n < limit && size < 512<<10 {
+		size += len(users[n].Email) + 40
+		n++
+	}
+	return n
+}
+
+// noRoute reports whether err is the answer of a server that has no such
+// route: an older one, without POST /v1/users.
+func noRoute(err error) bool {
+	var ae *apiError
+	return errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusMethodNotAllowed)
+}
+
+// putError is the error of a request of users that failed after the
+// requests before it had added added of the total users.
+func putError(added, total int, err error) error {
+	if added == 0 {
+		return fmt.Errorf("nothing was added: %w", err)
+	}
+	return fmt.Errorf("%d of the %d users were added before this error, the rest were not: %w", added, total, err)
+}
+
+// putPerOrg sends users to a server without POST /v1/users: each
+// organization's to POST /v1/orgs/{domain}/users, in requests of at most
+// batch users (importBatch if 0), each one transaction, so that a failure
+// part way leaves the users of the organizations before it added.
+func putPerOrg(cmd *cobra.Command, c *adminClient, users []admin.UserInput, batch int) error {
+	if batch <= 0 {
+		batch = importBatch
+	}
+	byOrg := map[string][]admin.UserInput{}
+	var orgs []string
+	for _, u := range users {
+		domain := u.Org()
+		if byOrg[domain] == nil {
+			orgs = append(orgs, domain)
+		}
+		byOrg[domain] = append(byOrg[domain], u)
+	}
+	total := 0
+	for _, domain := range orgs {
+		for us := byOrg[domain]; len(us) > 0; {
+			n := batchLen(us, batch)
+			var resp map[string]int
+			if err := c.do(cmd.Context(), http.MethodPost, "/v1/orgs/"+url.PathEscape(domain)+"/users", admin.UsersRequest{Users: us[:n]}, &resp); err != nil {
+				return putError(total, len(users), err)
+			}
+			total += resp["users"]
+			us = us[n:]
+		}
+	}
+	return c.show(map[string]int{"users": total}, func(w *tabwriter.Writer) {
+		fmt.Fprintf(w, "%d users added or updated (the server is older than POST /v1/users: each organization's in its own transaction)\n", total)
+	})
 }

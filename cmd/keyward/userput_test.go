@@ -1,0 +1,167 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// usersProxy stands in front of a server, noting the path of every POST;
+// on POST /v1/users it first calls intercept, if set, which answers the
+// request itself when it returns true.
+type usersProxy struct {
+	*httptest.Server
+	mu        sync.Mutex
+	posts     []string
+	intercept func(http.ResponseWriter, *http.Request) bool
+}
+
+func newUsersProxy(t *testing.T, m *Main) *usersProxy {
+	target, _ := url.Parse(m.URL())
+	rp := httputil.NewSingleHostReverseProxy(target)
+	p := &usersProxy{}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path != "/token" {
+			p.mu.Lock()
+			p.posts = append(p.posts, r.URL.Path)
+			intercept := p.intercept
+			p.mu.Unlock()
+			if r.URL.Path == "/v1/users" && intercept != nil && intercept(w, r) {
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+// reset forgets the requests noted and sets intercept.
+func (p *usersProxy) reset(intercept func(http.ResponseWriter, *http.Request) bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.posts, p.intercept = nil, intercept
+}
+
+func (p *usersProxy) sent() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.posts)
+}
+
+// answer is an intercept that answers status as an older server without
+// POST /v1/users does.
+func answer(status int) func(http.ResponseWriter, *http.Request) bool {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"error":"not_found","error_description":"There is no admin endpoint %s %s."}`, r.Method, r.URL.Path)
+		return true
+	}
+}
+
+// users add sends users of several organizations in one request, one
+// transaction: an organization deleted after the CLI checked it adds no
+// user at all, not those of the other organizations. Against a server
+// without POST /v1/users (404 or 405) it sends each organization's users
+// on their own, as before. users import sends its batches of 5,000 users
+// of any organizations to POST /v1/users.
+func TestUsersPutInOneTransaction(t *testing.T) {
+	m := startServer(t)
+	admin := []string{"--credentials", m.AdminKeyFile}
+	cli := func(args ...string) string { return runCLI(t, append(args, admin...)...) }
+	p := newUsersProxy(t, m)
+	viaProxy := append([]string{"--server", p.URL}, admin...)
+	// listed lists the users of example.com and other.org, if it exists.
+	listed := func(t *testing.T) []string {
+		var all []string
+		for _, org := range []string{"example.com", "other.org"} {
+			if runCLIErr(t, append([]string{"org", "get", org}, admin...)...) != nil {
+				continue
+			}
+			for _, line := range strings.Split(runCLI(t, append([]string{"users", "list", "--org", org}, admin...)...), "\n")[1:] {
+				if f := strings.Fields(line); len(f) > 0 {
+					all = append(all, f[0])
+				}
+			}
+		}
+		return all
+	}
+	// deleteOther deletes other.org, and so its users, before the users
+	// of POST /v1/users are put: after the CLI has checked it exists.
+	deleteOther := func(http.ResponseWriter, *http.Request) bool {
+		if err := runCLIErr(t, append([]string{"org", "delete", "other.org"}, admin...)...); err != nil {
+			t.Errorf("deleting other.org: %v", err)
+		}
+		return false
+	}
+	many := filepath.Join(t.TempDir(), "many.csv")
+	var csv strings.Builder
+	for i := range 6000 {
+		fmt.Fprintf(&csv, "u%04d@%s\n", i, []string{"example.com", "other.org"}[i%2])
+	}
+	os.WriteFile(many, []byte(csv.String()), 0o600)
+	tests := []struct {
+		name      string
+		args      []string
+		intercept func(http.ResponseWriter, *http.Request) bool
+		posts     []string
+		wantOut   string // in the output
+		wantErr   []string
+		users     int // listed after
+	}{
+		{name: "two organizations, one request", args: []string{"add", "alice@example.com", "carol@other.org", "bob@example.com"},
+			posts: []string{"/v1/users"}, wantOut: "3 users added or updated, in one transaction", users: 3},
+		{name: "an organization deleted meanwhile", args: []string{"add", "alice@example.com", "carol@other.org"}, intercept: deleteOther,
+			posts: []string{"/v1/users"}, wantErr: []string{"nothing was added", "user 2: there is no organization other.org"}},
+		{name: "an older server: 404", args: []string{"add", "alice@example.com", "carol@other.org", "bob@example.com"}, intercept: answer(404),
+			posts: []string{"/v1/users", "/v1/orgs/example.com/users", "/v1/orgs/other.org/users"}, wantOut: "3 users added or updated (the server is older", users: 3},
+		{name: "an older server: 405", args: []string{"add", "alice@example.com", "carol@other.org"}, intercept: answer(405),
+			posts: []string{"/v1/users", "/v1/orgs/example.com/users", "/v1/orgs/other.org/users"}, wantOut: "2 users added or updated (the server is older", users: 2},
+		{name: "import in batches of 5,000 across organizations", args: []string{"import", many},
+			posts: []string{"/v1/users", "/v1/users"}, wantOut: "6000 users added or updated, in 2 transactions of at most 5000", users: 6000},
+		{name: "import from an older server", args: []string{"import", many}, intercept: answer(404),
+			posts: []string{"/v1/users", "/v1/orgs/example.com/users", "/v1/orgs/other.org/users"}, wantOut: "6000 users added or updated (the server is older", users: 6000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			runCLIErr(t, append([]string{"org", "delete", "other.org"}, admin...)...)
+			runCLIErr(t, append([]string{"org", "delete", "example.com"}, admin...)...)
+			cli("org", "create", "example.com")
+			cli("org", "create", "other.org")
+			p.reset(tt.intercept)
+			args := append(append([]string{"users"}, tt.args...), viaProxy...)
+			var out string
+			var err error
+			if tt.wantErr == nil {
+				out = runCLI(t, args...)
+			} else {
+				err = runCLIErr(t, args...)
+			}
+			posts := p.sent()
+			p.reset(nil)
+			for _, w := range tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("error %v, want one with %q", err, w)
+				}
+			}
+			if !strings.Contains(out, tt.wantOut) {
+				t.Errorf("output %q lacks %q", out, tt.wantOut)
+			}
+			if !slices.Equal(posts, tt.posts) {
+				t.Errorf("sent POST %v, want %v", posts, tt.posts)
+			}
+			if got := listed(t); len(got) != tt.users {
+				t.Errorf("%d users listed after, want %d: %.200v", len(got), tt.users, got)
+			}
+		})
+	}
+}
