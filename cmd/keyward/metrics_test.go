@@ -120,7 +120,7 @@ func TestAdminSignInExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev.Action = "key.delete"
-	if err := m.store.DeleteKey(ctx, kf.KeyID, ev); err != nil {
+	if err := m.store.DeleteKey(ctx, kf.KeyID, nil, ev); err != nil {
 		t.Fatal(err)
 	}
 	if got := scrape(); got != "+Inf" {

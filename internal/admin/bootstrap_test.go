@@ -179,7 +179,7 @@ func TestBootstrapLeavesAnAdministeredStoreAlone(t *testing.T) {
 			// Straight in the store: the admin API refuses to delete the
 			// last credential of every administrator, which the key is
 			// with only other accounts in place.
-			if err := st.DeleteKey(ctx, k.files[0].PrivateKeyID, storage.AuditEvent{Time: time.Now(), Action: "key.delete", Outcome: storage.OutcomeSuccess, Actor: a.ID}); err != nil {
+			if err := st.DeleteKey(ctx, k.files[0].PrivateKeyID, nil, storage.AuditEvent{Time: time.Now(), Action: "key.delete", Outcome: storage.OutcomeSuccess, Actor: a.ID}); err != nil {
 				t.Fatal(err)
 			}
 			// Even with the key's creation pruned from the audit log.

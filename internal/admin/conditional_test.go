@@ -12,12 +12,12 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 )
 
-// DELETE of an account or an API, and disabling or enabling an account,
-// honour If-Match as PATCH does: with the current ETag (alone or in a
+// DELETE of an account, an API, a key or a secret, and disabling or
+// enabling an account, a key or a secret, honour If-Match as PATCH does: with the current ETag (alone or in a
 // list), *, or no If-Match, they act as before; with an ETag of an older
 // state, or the current one weak, they answer 412 and change nothing, and
 // write no audit event. Disabling and enabling answer with the new
-// state's ETag. On SQLite and, when KEYWARD_TEST_POSTGRES_DSN is set, on
+// state's ETag, GET's. On SQLite and, when KEYWARD_TEST_POSTGRES_DSN is set, on
 // PostgreSQL.
 func TestIfMatchDeleteAndDisable(t *testing.T) {
 	onBackends(t, testIfMatchDeleteAndDisable)
@@ -47,27 +47,79 @@ func testIfMatchDeleteAndDisable(t *testing.T, f *fixture) {
 		}
 		return "/v1/apis/" + name
 	}
+	// newKey and newSecret create a key or a secret of a new account.
+	newKey := func(t *testing.T, disabled bool) string {
+		path := newAccount(t, false)
+		kf, err := f.srv.Admin.CreateKey(ctx, op, path[len("/v1/service-accounts/"):], 0)
+		if err == nil && disabled {
+			_, err = f.srv.Admin.SetKeyDisabled(ctx, op, kf.ClientEmail, kf.PrivateKeyID, true)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return path + "/keys/" + kf.PrivateKeyID
+	}
+	newSecret := func(t *testing.T, disabled bool) string {
+		path := newAccount(t, false)
+		email := path[len("/v1/service-accounts/"):]
+		cs, err := f.srv.Admin.CreateSecret(ctx, op, email, 0)
+		if err == nil && disabled {
+			_, err = f.srv.Admin.SetSecretDisabled(ctx, op, email, cs.ID, true)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return path + "/secrets/" + cs.ID
+	}
+	// Another administrator's change of the resource at path: a PATCH of
+	// an account or an API; a key given an expiry; a secret used (its use
+	// recorded through the server's cache, as the server records it).
+	patch := func(t *testing.T, path string) {
+		if code, out, _ := f.call(t, "PATCH", path, auth, map[string]any{"description": "theirs"}); code != 200 {
+			t.Fatalf("PATCH %s: %d %v", path, code, out)
+		}
+	}
+	expire := func(t *testing.T, path string) {
+		if _, err := f.store.UpdateKey(ctx, path[strings.LastIndexByte(path, '/')+1:], func(k storage.Key) (storage.Key, error) {
+			k.ExpiresAt = time.Now().Add(time.Hour)
+			return k, nil
+		}, storage.AuditEvent{Time: time.Now(), Action: "key.update", Outcome: storage.OutcomeSuccess, Actor: "other"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	use := func(t *testing.T, path string) {
+		if err := f.srv.Cache.TouchSecrets(ctx, map[string]time.Time{path[strings.LastIndexByte(path, '/')+1:]: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deleted := func(code int, _ map[string]any) error { return wantStatus(code, 404) }
+	isDisabled := func(_ int, out map[string]any) error { return wantField(out, "disabled", true) }
+	isEnabled := func(_ int, out map[string]any) error { return wantField(out, "disabled", false) }
 	routes := []struct {
 		name     string
 		create   func(t *testing.T, disabled bool) string
-		disabled bool   // the state created
-		method   string // of the request
-		suffix   string // of the request's path, after the resource's
-		want     int    // its status when made
-		action   string // of its audit event
+		disabled bool // the state created
+		// change is another administrator's change of it.
+		change func(t *testing.T, path string)
+		method string // of the request
+		suffix string // of the request's path, after the resource's
+		want   int    // its status when made
+		action string // of its audit event
 		// made returns an error unless the request was made: GET's
 		// answer is what it made.
 		made    func(code int, out map[string]any) error
 		notDone string // the 412 says so
 	}{
-		{"DELETE account", newAccount, false, "DELETE", "", 204, "account.delete",
-			func(code int, _ map[string]any) error { return wantStatus(code, 404) }, "it was not deleted"},
-		{"DELETE API", newAPI, false, "DELETE", "", 204, "api.delete",
-			func(code int, _ map[string]any) error { return wantStatus(code, 404) }, "it was not deleted"},
-		{"disable account", newAccount, false, "POST", "/disable", 200, "account.disable",
-			func(_ int, out map[string]any) error { return wantField(out, "disabled", true) }, "nothing was saved"},
-		{"enable account", newAccount, true, "POST", "/enable", 200, "account.enable",
-			func(_ int, out map[string]any) error { return wantField(out, "disabled", false) }, "nothing was saved"},
+		{"DELETE account", newAccount, false, patch, "DELETE", "", 204, "account.delete", deleted, "it was not deleted"},
+		{"DELETE API", newAPI, false, patch, "DELETE", "", 204, "api.delete", deleted, "it was not deleted"},
+		{"disable account", newAccount, false, patch, "POST", "/disable", 200, "account.disable", isDisabled, "nothing was saved"},
+		{"enable account", newAccount, true, patch, "POST", "/enable", 200, "account.enable", isEnabled, "nothing was saved"},
+		{"DELETE key", newKey, false, expire, "DELETE", "", 204, "key.delete", deleted, "it was not deleted"},
+		{"disable key", newKey, false, expire, "POST", "/disable", 200, "key.disable", isDisabled, "nothing was saved"},
+		{"enable key", newKey, true, expire, "POST", "/enable", 200, "key.enable", isEnabled, "nothing was saved"},
+		{"DELETE secret", newSecret, false, use, "DELETE", "", 204, "secret.delete", deleted, "it was not deleted"},
+		{"disable secret", newSecret, false, use, "POST", "/disable", 200, "secret.disable", isDisabled, "nothing was saved"},
+		{"enable secret", newSecret, true, use, "POST", "/enable", 200, "secret.enable", isEnabled, "nothing was saved"},
 	}
 	// ifMatches are the If-Match values sent: of the ETag before a change
 	// (old) and the one after it (cur).
@@ -89,10 +141,11 @@ func testIfMatchDeleteAndDisable(t *testing.T, f *fixture) {
 				path := rt.create(t, rt.disabled)
 				old, _ := f.etagOf(t, path, auth)
 				// Another administrator's change makes old stale.
-				if code, out, _ := f.call(t, "PATCH", path, auth, map[string]any{"description": "theirs"}); code != 200 {
-					t.Fatalf("PATCH %s: %d %v", path, code, out)
-				}
+				rt.change(t, path)
 				cur, was := f.etagOf(t, path, auth)
+				if cur == old {
+					t.Fatalf("%s: ETag %s unchanged by another's change", path, cur)
+				}
 				events := f.countEvents(t, rt.action)
 				code, out, hdr := f.callIf(t, rt.method, path+rt.suffix, auth, im.header(old, cur), nil)
 				after, is, afterHdr := f.call(t, "GET", path, auth, nil)
@@ -330,7 +383,7 @@ func TestIfMatchOrgAtomic(t *testing.T) {
 	is.org = func(ctx context.Context, domain string) {
 		is.org = nil
 		theirs := storage.AuditEvent{Time: time.Now(), Action: "org.project", Outcome: storage.OutcomeSuccess, Actor: "other"}
-		if err := is.Storage.PutProjectOrg(ctx, storage.ProjectOrg{Project: "shop", Org: domain}, theirs); err != nil {
+		if err := is.Storage.PutProjectOrg(ctx, storage.ProjectOrg{Project: "shop", Org: domain}, nil, theirs); err != nil {
 			t.Error(err)
 		}
 	}
@@ -399,5 +452,260 @@ func TestSetUserSuspended(t *testing.T) {
 				t.Fatal("the other change was not made")
 			}
 		})
+	}
+}
+
+// Placing, moving and removing a project honour If-Match of the
+// organization the path names, the one whose projects change (for a move,
+// the one the project is moved to): with its current ETag (alone or in a
+// list), *, or no If-Match, they act as before; with an ETag of an older
+// state, the current one weak, or another organization's, they answer 412,
+// change nothing and write no audit event. On SQLite and, when
+// KEYWARD_TEST_POSTGRES_DSN is set, on PostgreSQL.
+func TestIfMatchProjects(t *testing.T) {
+	onBackends(t, testIfMatchProjects)
+}
+
+func testIfMatchProjects(t *testing.T, f *fixture) {
+	ctx, op := context.Background(), admin.Actor{ID: "op"}
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	n := 0
+	// newOrg creates an organization with the project p in it.
+	newOrg := func(t *testing.T, p string) string {
+		n++
+		domain := fmt.Sprintf("o%d.example", n)
+		_, err := f.srv.Admin.CreateOrg(ctx, op, domain)
+		if err == nil {
+			_, err = f.srv.Admin.PlaceProject(ctx, op, domain, p, false)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return domain
+	}
+	// projectsOf returns the projects GET shows of domain.
+	projectsOf := func(t *testing.T, domain string) string {
+		_, out := f.etagOf(t, "/v1/orgs/"+domain, auth)
+		return mustJSON(t, out["projects"])
+	}
+	routes := []struct {
+		name    string
+		method  string
+		project string // of the path; "shop" is in another organization
+		want    int
+		action  string
+		// placed is the projects of the organization after the request
+		// is made.
+		placed  string
+		notDone string
+	}{
+		{"place", "PUT", "mail", 200, "org.project", `[{"internal":false,"project":"ads"},{"internal":false,"project":"mail"}]`, "the project was not placed or moved"},
+		{"move", "PUT", "shop", 200, "org.project", `[{"internal":false,"project":"ads"},{"internal":false,"project":"shop"}]`, "the project was not placed or moved"},
+		{"remove", "DELETE", "ads", 204, "org.project_remove", `null`, "the project was not removed"},
+	}
+	ifMatches := []struct {
+		name string
+		// header gets the ETags of the organization before another's
+		// change (old) and after (cur), and the current one of the
+		// organization the project "shop" is in (other).
+		header  func(old, cur, other string) string
+		refused bool
+	}{
+		{"the current ETag", func(_, cur, _ string) string { return cur }, false},
+		{"a list with the current ETag", func(old, cur, _ string) string { return old + ", " + cur }, false},
+		{"*", func(_, _, _ string) string { return "*" }, false},
+		{"none", func(_, _, _ string) string { return "" }, false},
+		{"an older ETag", func(old, _, _ string) string { return old }, true},
+		{"the current ETag weak", func(_, cur, _ string) string { return "W/" + cur }, true},
+		{"the other organization's ETag", func(_, _, other string) string { return other }, true},
+	}
+	for _, rt := range routes {
+		for _, im := range ifMatches {
+			t.Run(rt.name+" with "+im.name, func(t *testing.T) {
+				domain, other := newOrg(t, "ads"), newOrg(t, "shop")
+				path := "/v1/orgs/" + domain
+				old, _ := f.etagOf(t, path, auth)
+				// Another administrator's change makes old stale.
+				if code, out, _ := f.call(t, "PATCH", path, auth, map[string]any{"blocked_scopes": []string{"mail.send"}}); code != 200 {
+					t.Fatalf("PATCH %s: %d %v", path, code, out)
+				}
+				cur, was := f.etagOf(t, path, auth)
+				otherTag, otherWas := f.etagOf(t, "/v1/orgs/"+other, auth)
+				events := f.countEvents(t, rt.action)
+				code, out, _ := f.callIf(t, rt.method, path+"/projects/"+rt.project, auth, im.header(old, cur, otherTag), nil)
+				now, is := f.etagOf(t, path, auth)
+				otherNow, otherIs := f.etagOf(t, "/v1/orgs/"+other, auth)
+				if im.refused {
+					if code != 412 || out["error"] != admin.ErrPreconditionFailed || !strings.Contains(out["error_description"].(string), "The organization "+domain) || !strings.Contains(out["error_description"].(string), rt.notDone) {
+						t.Fatalf("%s %s: %d %v, want 412 precondition_failed saying %s", rt.method, rt.project, code, out, rt.notDone)
+					}
+					if now != cur || mustJSON(t, is) != mustJSON(t, was) || otherNow != otherTag || mustJSON(t, otherIs) != mustJSON(t, otherWas) {
+						t.Fatalf("a refused %s changed the organizations: %v → %v, %v → %v", rt.method, was, is, otherWas, otherIs)
+					}
+					if got := f.countEvents(t, rt.action); got != events {
+						t.Fatalf("%s events: %d before the 412, %d after", rt.action, events, got)
+					}
+					return
+				}
+				if code != rt.want {
+					t.Fatalf("%s %s: %d %v, want %d", rt.method, rt.project, code, out, rt.want)
+				}
+				if got := mustJSON(t, is["projects"]); got != rt.placed || now == cur {
+					t.Fatalf("after %s %s: projects %s, ETag %s → %s; want %s, a new ETag", rt.method, rt.project, got, cur, now, rt.placed)
+				}
+				if got := f.countEvents(t, rt.action); got != events+1 {
+					t.Fatalf("%s events: %d before, %d after", rt.action, events, got)
+				}
+			})
+		}
+	}
+	// A project not in the organization is 404, whatever If-Match says.
+	domain, other := newOrg(t, "ads"), newOrg(t, "shop")
+	for _, p := range []string{"nowhere", "shop"} {
+		if code, out, _ := f.callIf(t, "DELETE", "/v1/orgs/"+domain+"/projects/"+p, auth, `"stale"`, nil); code != 404 {
+			t.Errorf("DELETE of %s, not in %s, with a stale If-Match: %d %v, want 404", p, domain, code, out)
+		}
+	}
+	if got := projectsOf(t, other); got != `[{"internal":false,"project":"shop"}]` {
+		t.Errorf("%s's projects: %s, want shop still there", other, got)
+	}
+}
+
+// The If-Match of a key's or a secret's DELETE, disable or enable, and of
+// placing, moving or removing a project, is checked in the store's
+// transaction: a change that commits between the service's own read and
+// that transaction makes it 412, and is not deleted or overwritten.
+func TestIfMatchCredentialsAndProjectsAtomic(t *testing.T) {
+	f, is, auth := interleavedFixture(t)
+	ctx, op := context.Background(), admin.Actor{ID: "op"}
+	theirs := func(action string) storage.AuditEvent {
+		return storage.AuditEvent{Time: time.Now(), Action: action, Outcome: storage.OutcomeSuccess, Actor: "other"}
+	}
+	expires := time.Now().Add(time.Hour).Truncate(time.Second)
+	// Their changes: a key or a secret given an expiry; a policy of the
+	// organization.
+	key := func(ctx context.Context, id string) {
+		is.key = nil
+		if _, err := is.Storage.UpdateKey(ctx, id, func(k storage.Key) (storage.Key, error) {
+			k.ExpiresAt = expires
+			return k, nil
+		}, theirs("key.update")); err != nil {
+			t.Error(err)
+		}
+	}
+	secret := func(ctx context.Context, id string) {
+		is.secret = nil
+		if _, err := is.Storage.UpdateSecret(ctx, id, func(s storage.Secret) (storage.Secret, error) {
+			s.ExpiresAt = expires
+			return s, nil
+		}, theirs("secret.update")); err != nil {
+			t.Error(err)
+		}
+	}
+	project := func(ctx context.Context, domain string) {
+		is.project = nil
+		if _, _, err := is.Storage.UpdateOrg(ctx, domain, func(o storage.Org, _ []storage.ProjectOrg) (storage.Org, error) {
+			o.BlockedScopes = []string{"theirs"}
+			return o, nil
+		}, theirs("org.policy")); err != nil {
+			t.Error(err)
+		}
+	}
+	a, err := f.srv.Admin.CreateAccount(ctx, op, admin.AccountInput{Name: "job", Project: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, domain := range []string{"example.com", "other.org"} {
+		if _, err := f.srv.Admin.CreateOrg(ctx, op, domain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []struct{ org, project string }{{"example.com", "ads"}, {"other.org", "shop"}} {
+		if _, err := f.srv.Admin.PlaceProject(ctx, op, p.org, p.project, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	account := "/v1/service-accounts/" + a.Email
+	for _, tt := range []struct {
+		// path is "/keys/" or "/secrets/" for a new key or secret of
+		// the account, whose ETag If-Match names, with suffix after it;
+		// otherwise it follows the organization example.com, whose ETag
+		// If-Match names.
+		name, method, path, suffix string
+		hook                       *func(ctx context.Context, id string)
+		fn                         func(ctx context.Context, id string)
+		// after checks the state after the 412: their change, nothing
+		// else.
+		after func(t *testing.T, out map[string]any)
+	}{
+		{"DELETE key", "DELETE", "/keys/", "", &is.key, key, expired(expires)},
+		{"disable key", "POST", "/keys/", "/disable", &is.key, key, expired(expires)},
+		{"DELETE secret", "DELETE", "/secrets/", "", &is.secret, secret, expired(expires)},
+		{"disable secret", "POST", "/secrets/", "/disable", &is.secret, secret, expired(expires)},
+		{"place project", "PUT", "/projects/mail", "", &is.project, project, blocked(`[{"internal":false,"project":"ads"}]`)},
+		{"move project", "PUT", "/projects/shop", "", &is.project, project, blocked(`[{"internal":false,"project":"ads"}]`)},
+		{"remove project", "DELETE", "/projects/ads", "", &is.project, project, blocked(`[{"internal":false,"project":"ads"}]`)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var resource, target string // GET's path, and the request's
+			switch tt.path {
+			case "/keys/":
+				kf, err := f.srv.Admin.CreateKey(ctx, op, a.ID, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resource = account + "/keys/" + kf.PrivateKeyID
+				target = resource + tt.suffix
+			case "/secrets/":
+				cs, err := f.srv.Admin.CreateSecret(ctx, op, a.ID, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resource = account + "/secrets/" + cs.ID
+				target = resource + tt.suffix
+			default:
+				resource = "/v1/orgs/example.com"
+				target = resource + tt.path
+				if _, err := f.srv.Admin.SetBlockedScopes(ctx, op, "example.com", nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tag, _ := f.etagOf(t, resource, auth)
+			*tt.hook = tt.fn
+			if code, out, _ := f.callIf(t, tt.method, target, auth, tag, nil); code != 412 || out["error"] != admin.ErrPreconditionFailed {
+				t.Errorf("%s %s as another change commits: %d %v, want 412", tt.method, target, code, out)
+			}
+			if *tt.hook != nil {
+				*tt.hook = nil
+				t.Fatal("the other change was not made")
+			}
+			_, out := f.etagOf(t, resource, auth)
+			tt.after(t, out)
+			if _, other := f.etagOf(t, "/v1/orgs/other.org", auth); mustJSON(t, other["projects"]) != `[{"internal":false,"project":"shop"}]` {
+				t.Errorf("after the 412: other.org's projects %v, want shop still there", other["projects"])
+			}
+		})
+	}
+}
+
+// expired checks that a key or a secret has their change (its expiry) and
+// is still enabled.
+func expired(at time.Time) func(t *testing.T, out map[string]any) {
+	return func(t *testing.T, out map[string]any) {
+		t.Helper()
+		if out["expires_at"] != at.UTC().Format(time.RFC3339) || out["disabled"] != false {
+			t.Errorf("after the 412: %v, want their expiry %s, enabled", out, at.UTC().Format(time.RFC3339))
+		}
+	}
+}
+
+// blocked checks that an organization has their change (its policy) and
+// the projects it had.
+func blocked(projects string) func(t *testing.T, out map[string]any) {
+	return func(t *testing.T, out map[string]any) {
+		t.Helper()
+		if mustJSON(t, out["blocked_scopes"]) != `["theirs"]` || mustJSON(t, out["projects"]) != projects {
+			t.Errorf("after the 412: %v, want their policy and the projects %s", out, projects)
+		}
 	}
 }

@@ -113,6 +113,16 @@ func checkBlockedScopes(scopes []string) error {
 // PlaceProject puts a project in an organization. An internal project's
 // accounts may act only for that organization's users (org_internal).
 func (s *Service) PlaceProject(ctx context.Context, actor Actor, domain, project string, internal bool) (storage.ProjectOrg, error) {
+	return s.PlaceProjectIf(ctx, actor, domain, project, internal, Match{})
+}
+
+// PlaceProjectIf is PlaceProject made only if the state of the
+// organization domain, its projects included, meets match, which the store
+// checks in the change's transaction with the organization locked:
+// otherwise it fails with a 412 and changes nothing. For a project moved
+// from another organization, match is of domain, the one it is moved to;
+// the other's state is not checked.
+func (s *Service) PlaceProjectIf(ctx context.Context, actor Actor, domain, project string, internal bool, match Match) (storage.ProjectOrg, error) {
 	domain = strings.ToLower(domain)
 	if _, err := s.GetOrg(ctx, domain); err != nil {
 		return storage.ProjectOrg{}, err
@@ -121,23 +131,44 @@ func (s *Service) PlaceProject(ctx context.Context, actor Actor, domain, project
 		return storage.ProjectOrg{}, invalid("The project %q must be 3-30 lowercase letters, digits and hyphens, starting with a letter.", project)
 	}
 	p := storage.ProjectOrg{Project: project, Org: domain, Internal: internal}
-	err := s.store.PutProjectOrg(ctx, p, s.event(actor, "org.project", "", map[string]string{"org": domain, "project": project, "internal": fmt.Sprint(internal)}))
-	return p, err
+	err := s.store.PutProjectOrg(ctx, p, orgCheck(match, "placed or moved"), s.event(actor, "org.project", "", map[string]string{"org": domain, "project": project, "internal": fmt.Sprint(internal)}))
+	return p, storeErr(err, fmt.Sprintf("The organization %q", domain))
 }
 
 // RemoveProject takes a project out of the organization domain, which
 // must be the one it is in: the store deletes it only from there, so a
 // move to another organization meanwhile is not undone.
 func (s *Service) RemoveProject(ctx context.Context, actor Actor, domain, project string) error {
+	return s.RemoveProjectIf(ctx, actor, domain, project, Match{})
+}
+
+// RemoveProjectIf is RemoveProject made only if the state of the
+// organization domain, its projects included, meets match, which the store
+// checks in the change's transaction with the organization locked:
+// otherwise it fails with a 412 and changes nothing.
+func (s *Service) RemoveProjectIf(ctx context.Context, actor Actor, domain, project string, match Match) error {
 	domain = strings.ToLower(domain)
 	if _, err := s.GetOrg(ctx, domain); err != nil {
 		return err
 	}
-	err := s.store.DeleteProjectOrg(ctx, domain, project, s.event(actor, "org.project_remove", "", map[string]string{"org": domain, "project": project}))
+	err := s.store.DeleteProjectOrg(ctx, domain, project, orgCheck(match, "removed"), s.event(actor, "org.project_remove", "", map[string]string{"org": domain, "project": project}))
 	if errors.Is(err, storage.ErrNotFound) {
 		return notFound("The project %q is not in the organization %s.", project, domain)
 	}
 	return err
+}
+
+// orgCheck is the store's check of a change of an organization's projects
+// that match must allow, or nil for the zero Match; done says what was not
+// done to the project ("removed").
+func orgCheck(match Match, done string) func(storage.Org, []storage.ProjectOrg) error {
+	if match.Tags == nil {
+		return nil
+	}
+	return func(o storage.Org, projects []storage.ProjectOrg) error {
+		return match.precondition(orgETag(o, projects), "The organization "+o.Domain, "the project was not "+done,
+			"Read the organization again and, if you still mean to, send the request with its new ETag.")
+	}
 }
 
 // UserInput is a user to add or import.

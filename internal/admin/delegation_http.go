@@ -160,12 +160,23 @@ func (h *Handler) placeProject(r *http.Request, actor Actor) (int, any, error) {
 	if in.Project != "" && in.Project != r.PathValue("project") {
 		return 0, nil, invalid("The body names project %q but the path names %q: the path names the project, so leave project out of the body.", oauth2.Truncate(in.Project, 64), oauth2.Truncate(r.PathValue("project"), 64))
 	}
-	p, err := h.svc.PlaceProject(r.Context(), actor, r.PathValue("domain"), r.PathValue("project"), in.Internal)
+	match, err := ifMatch(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	// If-Match names the organization the path names, the one the project
+	// is placed in or moved to. The answer is the project, with no ETag:
+	// the organization's new one is read with GET.
+	p, err := h.svc.PlaceProjectIf(r.Context(), actor, r.PathValue("domain"), r.PathValue("project"), in.Internal, match)
 	return 200, ProjectView{p.Project, p.Internal}, err
 }
 
 func (h *Handler) removeProject(r *http.Request, actor Actor) (int, any, error) {
-	return 204, nil, h.svc.RemoveProject(r.Context(), actor, r.PathValue("domain"), r.PathValue("project"))
+	match, err := ifMatch(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return 204, nil, h.svc.RemoveProjectIf(r.Context(), actor, r.PathValue("domain"), r.PathValue("project"), match)
 }
 
 func (h *Handler) listUsers(r *http.Request, _ Actor) (int, any, error) {

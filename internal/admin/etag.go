@@ -14,18 +14,23 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 )
 
-// Optimistic concurrency for the admin API: GET of an account, an API or
-// an organization, and the POST that creates one, the PATCH that changes
-// one and the disable and enable of an account, carry an ETag naming the
-// state shown (RFC 9110 §8.8.3); a PATCH of one, a DELETE of an account
-// or an API, or a disable or enable, with If-Match (§13.1.1) is made only
-// if the stored state still has one of the tags it lists. The store checks that in the change's own
-// transaction, which no other change of the row can interleave with, so
-// two administrators editing one account (both sending its whole scope
-// list, say) cannot silently undo each other's changes, nor one delete
-// what the other just changed: the later one gets 412 and nothing is
-// saved or deleted. Without If-Match, or with If-Match: *, a request is
-// made as it always was.
+// Optimistic concurrency for the admin API: GET of an account, an API, an
+// organization, a key or a secret, the POST that creates an account, an
+// API or an organization, the PATCH that changes one, and the disable and
+// enable of an account, a key or a secret, carry an ETag naming the state
+// shown (RFC 9110 §8.8.3). A PATCH, a DELETE of an account, an API, a key
+// or a secret, a disable or enable, or the PUT or DELETE that places,
+// moves or removes a project, with If-Match (§13.1.1) is made only if the
+// stored state still has one of the tags it lists: for a project, the
+// state of the organization the path names, whose projects change (for a
+// move, the one it is moved to). The store checks that in the change's own
+// transaction, which no other change of the row (for a project, of the
+// organization's row, which the store locks) can interleave with, so two
+// administrators editing one account (both sending its whole scope list,
+// say) cannot silently undo each other's changes, nor one delete what the
+// other just changed: the later one gets 412 and nothing is saved or
+// deleted. Without If-Match, or with If-Match: *, a request is made as it
+// always was.
 
 // ErrPreconditionFailed is the admin error code of a 412: the resource is
 // no longer in the state If-Match names.
@@ -144,6 +149,25 @@ func apiETag(a storage.API) string {
 	a.CreatedAt = storedTime(a.CreatedAt)
 	a.Scopes, a.Introspectors = orEmpty(a.Scopes), orEmpty(a.Introspectors)
 	return entityTag(a)
+}
+
+// keyETag is the strong entity tag of a key's state: a hash of every
+// stored field (a key has no updated_at, and needs none: the fields a
+// change may touch are all in the hash).
+func keyETag(k storage.Key) string {
+	k.CreatedAt, k.ExpiresAt = storedTime(k.CreatedAt), storedTime(k.ExpiresAt)
+	if len(k.Certificate) == 0 {
+		k.Certificate = nil // the stores read back none as nil
+	}
+	return entityTag(k)
+}
+
+// secretETag is the strong entity tag of a secret's state: a hash of
+// every stored field, its last use among them (GET shows it), so a secret
+// in use gets a new tag whenever its use is recorded.
+func secretETag(s storage.Secret) string {
+	s.CreatedAt, s.ExpiresAt, s.LastUsedAt = storedTime(s.CreatedAt), storedTime(s.ExpiresAt), storedTime(s.LastUsedAt)
+	return entityTag(s)
 }
 
 // orgETag is the strong entity tag of an organization's state as GET

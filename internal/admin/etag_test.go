@@ -298,6 +298,53 @@ type interleaved struct {
 	api     func(ctx context.Context, name string)
 	org     func(ctx context.Context, domain string)
 	user    func(ctx context.Context, email string)
+	key     func(ctx context.Context, id string)
+	secret  func(ctx context.Context, id string)
+	// project runs as a project is placed in, moved to or removed from
+	// the organization domain.
+	project func(ctx context.Context, domain string)
+}
+
+func (s *interleaved) UpdateKey(ctx context.Context, id string, fn func(storage.Key) (storage.Key, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Key, error) {
+	if s.key != nil {
+		s.key(ctx, id)
+	}
+	return s.Storage.UpdateKey(ctx, id, fn, ev, guards...)
+}
+
+func (s *interleaved) DeleteKey(ctx context.Context, id string, check func(storage.Key) error, ev storage.AuditEvent, guards ...storage.Guard) error {
+	if s.key != nil {
+		s.key(ctx, id)
+	}
+	return s.Storage.DeleteKey(ctx, id, check, ev, guards...)
+}
+
+func (s *interleaved) UpdateSecret(ctx context.Context, id string, fn func(storage.Secret) (storage.Secret, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Secret, error) {
+	if s.secret != nil {
+		s.secret(ctx, id)
+	}
+	return s.Storage.UpdateSecret(ctx, id, fn, ev, guards...)
+}
+
+func (s *interleaved) DeleteSecret(ctx context.Context, id string, check func(storage.Secret) error, ev storage.AuditEvent, guards ...storage.Guard) error {
+	if s.secret != nil {
+		s.secret(ctx, id)
+	}
+	return s.Storage.DeleteSecret(ctx, id, check, ev, guards...)
+}
+
+func (s *interleaved) PutProjectOrg(ctx context.Context, p storage.ProjectOrg, check func(storage.Org, []storage.ProjectOrg) error, ev storage.AuditEvent) error {
+	if s.project != nil {
+		s.project(ctx, p.Org)
+	}
+	return s.Storage.PutProjectOrg(ctx, p, check, ev)
+}
+
+func (s *interleaved) DeleteProjectOrg(ctx context.Context, org, project string, check func(storage.Org, []storage.ProjectOrg) error, ev storage.AuditEvent) error {
+	if s.project != nil {
+		s.project(ctx, org)
+	}
+	return s.Storage.DeleteProjectOrg(ctx, org, project, check, ev)
 }
 
 func (s *interleaved) PutUsers(ctx context.Context, users []storage.User, ev storage.AuditEvent) error {

@@ -128,13 +128,21 @@ func (h *Handler) routes() map[string]http.Handler {
 
 // conditional are the routes that evaluate If-Match.
 var conditional = map[string]bool{
-	"PATCH /v1/service-accounts/{sa}":        true,
-	"DELETE /v1/service-accounts/{sa}":       true,
-	"POST /v1/service-accounts/{sa}/disable": true,
-	"POST /v1/service-accounts/{sa}/enable":  true,
-	"PATCH /v1/apis/{name}":                  true,
-	"DELETE /v1/apis/{name}":                 true,
-	"PATCH /v1/orgs/{domain}":                true,
+	"PATCH /v1/service-accounts/{sa}":                     true,
+	"DELETE /v1/service-accounts/{sa}":                    true,
+	"POST /v1/service-accounts/{sa}/disable":              true,
+	"POST /v1/service-accounts/{sa}/enable":               true,
+	"PATCH /v1/apis/{name}":                               true,
+	"DELETE /v1/apis/{name}":                              true,
+	"PATCH /v1/orgs/{domain}":                             true,
+	"PUT /v1/orgs/{domain}/projects/{project}":            true,
+	"DELETE /v1/orgs/{domain}/projects/{project}":         true,
+	"DELETE /v1/service-accounts/{sa}/keys/{kid}":         true,
+	"POST /v1/service-accounts/{sa}/keys/{kid}/disable":   true,
+	"POST /v1/service-accounts/{sa}/keys/{kid}/enable":    true,
+	"DELETE /v1/service-accounts/{sa}/secrets/{id}":       true,
+	"POST /v1/service-accounts/{sa}/secrets/{id}/disable": true,
+	"POST /v1/service-accounts/{sa}/secrets/{id}/enable":  true,
 }
 
 // endpoint wraps an admin operation with authentication and JSON encoding.
@@ -156,7 +164,7 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 			// act; these routes do not, so they do not act. The
 			// catch-all acts on nothing: its 404 or 405 says what is
 			// wrong with the request.
-			err = invalid("Only PATCH of a service account, an API or an organization, DELETE of a service account or an API, and disabling or enabling a service account take If-Match; send this request without it.")
+			err = invalid("Only PATCH of a service account, an API or an organization; DELETE of a service account, an API, a key or a secret; disabling or enabling a service account, a key or a secret; and placing, moving or removing an organization's project take If-Match; send this request without it.")
 		}
 		if err == nil {
 			var (
@@ -670,23 +678,39 @@ func (h *Handler) uploadKey(r *http.Request, actor Actor) (int, any, error) {
 	return 201, keyView(k), err
 }
 
+// keyBody is a key's view with its ETag.
+func keyBody(k storage.Key) tagged { return tagged{keyETag(k), keyView(k)} }
+
 func (h *Handler) getKey(r *http.Request, _ Actor) (int, any, error) {
 	k, err := h.svc.GetKey(r.Context(), r.PathValue("sa"), r.PathValue("kid"))
-	return 200, keyView(k), err
+	return 200, keyBody(k), err
 }
 
 func (h *Handler) deleteKey(r *http.Request, actor Actor) (int, any, error) {
-	return 204, nil, h.svc.DeleteKey(r.Context(), actor, r.PathValue("sa"), r.PathValue("kid"))
+	match, err := ifMatch(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return 204, nil, h.svc.DeleteKeyIf(r.Context(), actor, r.PathValue("sa"), r.PathValue("kid"), match)
 }
 
 func (h *Handler) disableKey(r *http.Request, actor Actor) (int, any, error) {
-	k, err := h.svc.SetKeyDisabled(r.Context(), actor, r.PathValue("sa"), r.PathValue("kid"), true)
-	return 200, keyView(k), err
+	return h.setKeyDisabled(r, actor, true)
 }
 
 func (h *Handler) enableKey(r *http.Request, actor Actor) (int, any, error) {
-	k, err := h.svc.SetKeyDisabled(r.Context(), actor, r.PathValue("sa"), r.PathValue("kid"), false)
-	return 200, keyView(k), err
+	return h.setKeyDisabled(r, actor, false)
+}
+
+// setKeyDisabled disables or enables the key, if it meets the request's
+// If-Match, and answers with its new state and ETag.
+func (h *Handler) setKeyDisabled(r *http.Request, actor Actor, disabled bool) (int, any, error) {
+	match, err := ifMatch(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	k, err := h.svc.SetKeyDisabledIf(r.Context(), actor, r.PathValue("sa"), r.PathValue("kid"), disabled, match)
+	return 200, keyBody(k), err
 }
 
 func (h *Handler) listSecrets(r *http.Request, _ Actor) (int, any, error) {
@@ -714,23 +738,39 @@ func (h *Handler) createSecret(r *http.Request, actor Actor) (int, any, error) {
 	return 201, v, err
 }
 
+// secretBody is a secret's view with its ETag.
+func secretBody(sec storage.Secret) tagged { return tagged{secretETag(sec), secretView(sec)} }
+
 func (h *Handler) getSecret(r *http.Request, _ Actor) (int, any, error) {
 	s, err := h.svc.GetSecret(r.Context(), r.PathValue("sa"), r.PathValue("id"))
-	return 200, secretView(s), err
+	return 200, secretBody(s), err
 }
 
 func (h *Handler) deleteSecret(r *http.Request, actor Actor) (int, any, error) {
-	return 204, nil, h.svc.DeleteSecret(r.Context(), actor, r.PathValue("sa"), r.PathValue("id"))
+	match, err := ifMatch(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return 204, nil, h.svc.DeleteSecretIf(r.Context(), actor, r.PathValue("sa"), r.PathValue("id"), match)
 }
 
 func (h *Handler) disableSecret(r *http.Request, actor Actor) (int, any, error) {
-	s, err := h.svc.SetSecretDisabled(r.Context(), actor, r.PathValue("sa"), r.PathValue("id"), true)
-	return 200, secretView(s), err
+	return h.setSecretDisabled(r, actor, true)
 }
 
 func (h *Handler) enableSecret(r *http.Request, actor Actor) (int, any, error) {
-	s, err := h.svc.SetSecretDisabled(r.Context(), actor, r.PathValue("sa"), r.PathValue("id"), false)
-	return 200, secretView(s), err
+	return h.setSecretDisabled(r, actor, false)
+}
+
+// setSecretDisabled disables or enables the secret, if it meets the
+// request's If-Match, and answers with its new state and ETag.
+func (h *Handler) setSecretDisabled(r *http.Request, actor Actor, disabled bool) (int, any, error) {
+	match, err := ifMatch(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	s, err := h.svc.SetSecretDisabledIf(r.Context(), actor, r.PathValue("sa"), r.PathValue("id"), disabled, match)
+	return 200, secretBody(s), err
 }
 
 func (h *Handler) listSigningKeys(r *http.Request, _ Actor) (int, any, error) {

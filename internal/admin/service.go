@@ -58,11 +58,11 @@ type Store interface {
 	GetKey(ctx context.Context, id string) (storage.Key, error)
 	ListKeys(ctx context.Context, accountID string) ([]storage.Key, error)
 	UpdateKey(ctx context.Context, id string, fn func(storage.Key) (storage.Key, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Key, error)
-	DeleteKey(ctx context.Context, id string, ev storage.AuditEvent, guards ...storage.Guard) error
+	DeleteKey(ctx context.Context, id string, check func(storage.Key) error, ev storage.AuditEvent, guards ...storage.Guard) error
 	CreateSecret(ctx context.Context, s storage.Secret, ev storage.AuditEvent) error
 	ListSecrets(ctx context.Context, accountID string) ([]storage.Secret, error)
 	UpdateSecret(ctx context.Context, id string, fn func(storage.Secret) (storage.Secret, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Secret, error)
-	DeleteSecret(ctx context.Context, id string, ev storage.AuditEvent, guards ...storage.Guard) error
+	DeleteSecret(ctx context.Context, id string, check func(storage.Secret) error, ev storage.AuditEvent, guards ...storage.Guard) error
 	CreateAPI(ctx context.Context, a storage.API, ev storage.AuditEvent) error
 	GetAPI(ctx context.Context, name string) (storage.API, error)
 	ListAPIs(ctx context.Context) ([]storage.API, error)
@@ -82,9 +82,9 @@ type Store interface {
 	UpdateUser(ctx context.Context, email string, fn func(storage.User) (storage.User, error), ev storage.AuditEvent) (storage.User, error)
 	ListUsers(ctx context.Context, org string, opts storage.ListOptions) ([]storage.User, error)
 	DeleteUser(ctx context.Context, email string, ev storage.AuditEvent) error
-	PutProjectOrg(ctx context.Context, p storage.ProjectOrg, ev storage.AuditEvent) error
+	PutProjectOrg(ctx context.Context, p storage.ProjectOrg, check func(storage.Org, []storage.ProjectOrg) error, ev storage.AuditEvent) error
 	ListProjectOrgs(ctx context.Context, org string) ([]storage.ProjectOrg, error)
-	DeleteProjectOrg(ctx context.Context, org, project string, ev storage.AuditEvent) error
+	DeleteProjectOrg(ctx context.Context, org, project string, check func(storage.Org, []storage.ProjectOrg) error, ev storage.AuditEvent) error
 	PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent, guards ...storage.Guard) (storage.Grant, error)
 	ListGrants(ctx context.Context, org string) ([]storage.Grant, error)
 	DeleteGrant(ctx context.Context, org, clientID string, ev storage.AuditEvent) error
@@ -965,6 +965,13 @@ func (s *Service) accountSecret(ctx context.Context, ref, id string) (storage.Ac
 
 // SetSecretDisabled disables or enables a secret.
 func (s *Service) SetSecretDisabled(ctx context.Context, actor Actor, ref, id string, disabled bool) (storage.Secret, error) {
+	return s.SetSecretDisabledIf(ctx, actor, ref, id, disabled, Match{})
+}
+
+// SetSecretDisabledIf is SetSecretDisabled made only if the secret's
+// state meets match, which the store checks in the update's transaction:
+// otherwise it fails with a 412 and changes nothing.
+func (s *Service) SetSecretDisabledIf(ctx context.Context, actor Actor, ref, id string, disabled bool, match Match) (storage.Secret, error) {
 	a, sec, err := s.accountSecret(ctx, ref, id)
 	if err != nil {
 		return sec, err
@@ -974,6 +981,9 @@ func (s *Service) SetSecretDisabled(ctx context.Context, actor Actor, ref, id st
 		action = "secret.disable"
 	}
 	updated, err := s.store.UpdateSecret(ctx, sec.ID, func(old storage.Secret) (storage.Secret, error) {
+		if err := match.check(secretETag(old), secretWhat(old, a)); err != nil {
+			return old, err
+		}
 		old.Disabled = disabled
 		return old, nil
 	}, s.event(actor, action, a.ID, map[string]string{"secret_id": sec.ID}), s.guard())
@@ -982,12 +992,28 @@ func (s *Service) SetSecretDisabled(ctx context.Context, actor Actor, ref, id st
 
 // DeleteSecret deletes a secret for good.
 func (s *Service) DeleteSecret(ctx context.Context, actor Actor, ref, id string) error {
+	return s.DeleteSecretIf(ctx, actor, ref, id, Match{})
+}
+
+// DeleteSecretIf is DeleteSecret made only if the secret's state meets
+// match, which the store checks in the delete's transaction, on the row it
+// deletes: otherwise it fails with a 412 and deletes nothing.
+func (s *Service) DeleteSecretIf(ctx context.Context, actor Actor, ref, id string, match Match) error {
 	a, sec, err := s.accountSecret(ctx, ref, id)
 	if err != nil {
 		return err
 	}
-	err = s.store.DeleteSecret(ctx, sec.ID, s.event(actor, "secret.delete", a.ID, map[string]string{"secret_id": sec.ID}), s.guard())
+	var check func(storage.Secret) error
+	if match.Tags != nil {
+		check = func(old storage.Secret) error { return match.checkDelete(secretETag(old), secretWhat(old, a)) }
+	}
+	err = s.store.DeleteSecret(ctx, sec.ID, check, s.event(actor, "secret.delete", a.ID, map[string]string{"secret_id": sec.ID}), s.guard())
 	return storeErr(credentialErr(err, "secret", sec.ID, a, "deleting it"), "The secret")
+}
+
+// secretWhat names the secret sec of a in a 412.
+func secretWhat(sec storage.Secret, a storage.Account) string {
+	return fmt.Sprintf("The secret %s of %s", sec.ID, a.Email)
 }
 
 // --- keys ---
@@ -1108,6 +1134,13 @@ func (s *Service) GetKey(ctx context.Context, ref, kid string) (storage.Key, err
 // SetKeyDisabled disables or enables a key. Assertions signed with a
 // disabled key are refused with disabled_client.
 func (s *Service) SetKeyDisabled(ctx context.Context, actor Actor, ref, kid string, disabled bool) (storage.Key, error) {
+	return s.SetKeyDisabledIf(ctx, actor, ref, kid, disabled, Match{})
+}
+
+// SetKeyDisabledIf is SetKeyDisabled made only if the key's state meets
+// match, which the store checks in the update's transaction: otherwise it
+// fails with a 412 and changes nothing.
+func (s *Service) SetKeyDisabledIf(ctx context.Context, actor Actor, ref, kid string, disabled bool, match Match) (storage.Key, error) {
 	a, k, err := s.accountKey(ctx, ref, kid)
 	if err != nil {
 		return k, err
@@ -1117,6 +1150,9 @@ func (s *Service) SetKeyDisabled(ctx context.Context, actor Actor, ref, kid stri
 		action = "key.disable"
 	}
 	updated, err := s.store.UpdateKey(ctx, k.ID, func(old storage.Key) (storage.Key, error) {
+		if err := match.check(keyETag(old), keyWhat(old, a)); err != nil {
+			return old, err
+		}
 		old.Disabled = disabled
 		return old, nil
 	}, s.keyEvent(actor, action, k), s.guard())
@@ -1125,12 +1161,28 @@ func (s *Service) SetKeyDisabled(ctx context.Context, actor Actor, ref, kid stri
 
 // DeleteKey deletes a key for good.
 func (s *Service) DeleteKey(ctx context.Context, actor Actor, ref, kid string) error {
+	return s.DeleteKeyIf(ctx, actor, ref, kid, Match{})
+}
+
+// DeleteKeyIf is DeleteKey made only if the key's state meets match, which
+// the store checks in the delete's transaction, on the row it deletes:
+// otherwise it fails with a 412 and deletes nothing.
+func (s *Service) DeleteKeyIf(ctx context.Context, actor Actor, ref, kid string, match Match) error {
 	a, k, err := s.accountKey(ctx, ref, kid)
 	if err != nil {
 		return err
 	}
-	err = s.store.DeleteKey(ctx, k.ID, s.keyEvent(actor, "key.delete", k), s.guard())
+	var check func(storage.Key) error
+	if match.Tags != nil {
+		check = func(old storage.Key) error { return match.checkDelete(keyETag(old), keyWhat(old, a)) }
+	}
+	err = s.store.DeleteKey(ctx, k.ID, check, s.keyEvent(actor, "key.delete", k), s.guard())
 	return storeErr(credentialErr(err, "key", k.ID, a, "deleting it"), "The key")
+}
+
+// keyWhat names the key k of a in a 412.
+func keyWhat(k storage.Key, a storage.Account) string {
+	return fmt.Sprintf("The key %s of %s", k.ID, a.Email)
 }
 
 // credentialErr turns a change of the key or secret id of a that guard

@@ -455,8 +455,9 @@ type Storage interface {
 	// guards (see Guard) in it.
 	UpdateKey(ctx context.Context, id string, fn func(Key) (Key, error), ev AuditEvent, guards ...Guard) (Key, error)
 	// DeleteKey deletes the key, checking guards (see Guard) in the same
-	// transaction.
-	DeleteKey(ctx context.Context, id string, ev AuditEvent, guards ...Guard) error
+	// transaction. A check that is not nil is called in it with the key as
+	// stored, as DeleteAccount's.
+	DeleteKey(ctx context.Context, id string, check func(Key) error, ev AuditEvent, guards ...Guard) error
 
 	// CreateAPI fails with ErrAlreadyExists when the name, identifier or
 	// any scope is taken.
@@ -467,8 +468,9 @@ type Storage interface {
 	// checking guards (see Guard) in it.
 	UpdateSecret(ctx context.Context, id string, fn func(Secret) (Secret, error), ev AuditEvent, guards ...Guard) (Secret, error)
 	// DeleteSecret deletes the secret, checking guards (see Guard) in the
-	// same transaction.
-	DeleteSecret(ctx context.Context, id string, ev AuditEvent, guards ...Guard) error
+	// same transaction. A check that is not nil is called in it with the
+	// secret as stored, as DeleteAccount's.
+	DeleteSecret(ctx context.Context, id string, check func(Secret) error, ev AuditEvent, guards ...Guard) error
 	// TouchSecrets records when secrets were last used. It is not audited:
 	// use is recorded by the token events.
 	TouchSecrets(ctx context.Context, lastUsed map[string]time.Time) error
@@ -517,13 +519,21 @@ type Storage interface {
 	// ListUsers pages through an organization's users by email.
 	ListUsers(ctx context.Context, org string, opts ListOptions) ([]User, error)
 	DeleteUser(ctx context.Context, email string, ev AuditEvent) error
-	// PutProjectOrg places a project in an organization (or moves it).
-	PutProjectOrg(ctx context.Context, p ProjectOrg, ev AuditEvent) error
+	// PutProjectOrg places a project in the organization p.Org (or moves
+	// it there from another), in one transaction that first locks p.Org
+	// as UpdateOrg does: ErrNotFound if it does not exist. A check that is
+	// not nil is called in that transaction with p.Org and the projects
+	// placed in it before the change, as UpdateOrg's fn is given them: if
+	// it returns an error, PutProjectOrg returns that error and changes
+	// nothing (the admin API's If-Match). Only p.Org is locked and
+	// checked: an organization the project is moved out of is not.
+	PutProjectOrg(ctx context.Context, p ProjectOrg, check func(Org, []ProjectOrg) error, ev AuditEvent) error
 	GetProjectOrg(ctx context.Context, project string) (ProjectOrg, error)
 	ListProjectOrgs(ctx context.Context, org string) ([]ProjectOrg, error)
 	// DeleteProjectOrg takes project out of org; ErrNotFound if it is not
-	// there (in no organization, or in another).
-	DeleteProjectOrg(ctx context.Context, org, project string, ev AuditEvent) error
+	// there (in no organization, or in another), without calling check. It
+	// locks org and calls a check that is not nil as PutProjectOrg does.
+	DeleteProjectOrg(ctx context.Context, org, project string, check func(Org, []ProjectOrg) error, ev AuditEvent) error
 	// PutGrant creates or replaces the grant of (org, client ID), checking
 	// guards (see Guard; KeepHeld and KeepSignIn do not apply to grants) in
 	// the same transaction, and returns the grant as stored: a replaced

@@ -317,9 +317,9 @@ func (s *Store) UpdateKey(ctx context.Context, id string, fn func(storage.Key) (
 }
 
 // DeleteKey implements storage.Storage.
-func (s *Store) DeleteKey(ctx context.Context, id string, ev storage.AuditEvent, guards ...storage.Guard) error {
+func (s *Store) DeleteKey(ctx context.Context, id string, check func(storage.Key) error, ev storage.AuditEvent, guards ...storage.Guard) error {
 	defer s.invalidate("", true)
-	return s.Storage.DeleteKey(ctx, id, ev, guards...)
+	return s.Storage.DeleteKey(ctx, id, check, ev, guards...)
 }
 
 // CreateSecret implements storage.Storage.
@@ -335,9 +335,9 @@ func (s *Store) UpdateSecret(ctx context.Context, id string, fn func(storage.Sec
 }
 
 // DeleteSecret implements storage.Storage.
-func (s *Store) DeleteSecret(ctx context.Context, id string, ev storage.AuditEvent, guards ...storage.Guard) error {
+func (s *Store) DeleteSecret(ctx context.Context, id string, check func(storage.Secret) error, ev storage.AuditEvent, guards ...storage.Guard) error {
 	defer s.invalidate("", true)
-	return s.Storage.DeleteSecret(ctx, id, ev, guards...)
+	return s.Storage.DeleteSecret(ctx, id, check, ev, guards...)
 }
 
 // CreateAPI implements storage.Storage.
@@ -435,15 +435,15 @@ func (s *Store) DeleteUser(ctx context.Context, email string, ev storage.AuditEv
 }
 
 // PutProjectOrg implements storage.Storage.
-func (s *Store) PutProjectOrg(ctx context.Context, p storage.ProjectOrg, ev storage.AuditEvent) error {
+func (s *Store) PutProjectOrg(ctx context.Context, p storage.ProjectOrg, check func(storage.Org, []storage.ProjectOrg) error, ev storage.AuditEvent) error {
 	defer s.invalidate("", true)
-	return s.Storage.PutProjectOrg(ctx, p, ev)
+	return s.Storage.PutProjectOrg(ctx, p, check, ev)
 }
 
 // DeleteProjectOrg implements storage.Storage.
-func (s *Store) DeleteProjectOrg(ctx context.Context, org, project string, ev storage.AuditEvent) error {
+func (s *Store) DeleteProjectOrg(ctx context.Context, org, project string, check func(storage.Org, []storage.ProjectOrg) error, ev storage.AuditEvent) error {
 	defer s.invalidate("", true)
-	return s.Storage.DeleteProjectOrg(ctx, org, project, ev)
+	return s.Storage.DeleteProjectOrg(ctx, org, project, check, ev)
 }
 
 // PutGrant implements storage.Storage.

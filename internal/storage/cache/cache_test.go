@@ -102,7 +102,7 @@ func TestInvalidation(t *testing.T) {
 	if keys, _ := s.ListKeys(ctx, "1"); !keys[0].Disabled {
 		t.Fatal("disabled key not visible at once")
 	}
-	if err := s.DeleteKey(ctx, "k", ev); err != nil {
+	if err := s.DeleteKey(ctx, "k", nil, ev); err != nil {
 		t.Fatal(err)
 	}
 	if keys, _ := s.ListKeys(ctx, "1"); len(keys) != 0 {
@@ -385,7 +385,7 @@ func TestSharedLoad(t *testing.T) {
 			func() error {
 				return base.CreateSecret(ctx, storage.Secret{ID: "s1", AccountID: "1", Hash: []byte("hash-s1"), Hint: "…s1", CreatedAt: c.t}, ev)
 			},
-			func(s *cache.Store) error { return s.DeleteSecret(ctx, "s1", ev) },
+			func(s *cache.Store) error { return s.DeleteSecret(ctx, "s1", nil, ev) },
 			func(s *cache.Store) bool { ss, _ := s.ListSecrets(ctx, "1"); return len(ss) == 0 }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -99,16 +99,23 @@ func (s *Store) UpdateKey(ctx context.Context, id string, fn func(storage.Key) (
 }
 
 // DeleteKey implements storage.Storage.
-func (s *Store) DeleteKey(ctx context.Context, id string, ev storage.AuditEvent, guards ...storage.Guard) error {
+func (s *Store) DeleteKey(ctx context.Context, id string, check func(storage.Key) error, ev storage.AuditEvent, guards ...storage.Guard) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		var old storage.Key
-		if len(guards) > 0 {
+		if len(guards) > 0 || check != nil {
 			if err := s.lockScopes(ctx, tx, guards); err != nil {
 				return err
 			}
 			var err error
+			// Locked, as UpdateKey locks it, so check sees what was
+			// committed last and nothing changes it until this commits.
 			if old, err = scanKey(tx.QueryRowContext(ctx, s.q["getKeyForUpdate"], id)); err != nil {
 				return s.wrap("delete key", err)
+			}
+			if check != nil {
+				if err := check(old); err != nil {
+					return err
+				}
 			}
 		}
 		if err := s.execOne(ctx, tx, "delete key", s.q["deleteKey"], id); err != nil {

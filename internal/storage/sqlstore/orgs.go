@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -286,13 +287,37 @@ func scanProjectOrg(row scanner) (storage.ProjectOrg, error) {
 }
 
 // PutProjectOrg implements storage.Storage.
-func (s *Store) PutProjectOrg(ctx context.Context, p storage.ProjectOrg, ev storage.AuditEvent) error {
+func (s *Store) PutProjectOrg(ctx context.Context, p storage.ProjectOrg, check func(storage.Org, []storage.ProjectOrg) error, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockOrgProjects(ctx, tx, "put project org", p.Org, check); err != nil {
+			return err
+		}
 		if err := s.putProjectOrg(ctx, tx, p); err != nil {
 			return err
 		}
 		return s.notify(ctx, tx, storage.ChangeAll)
 	}, ev)
+}
+
+// lockOrgProjects locks the row of the organization domain, as UpdateOrg
+// does, so that no other change of its projects or its policy that locks
+// it too interleaves, and reads the projects placed in it once the lock is
+// held; a check that is not nil is called with both, and its error ends
+// the change. A missing organization is ErrNotFound; op names the change
+// in errors.
+func (s *Store) lockOrgProjects(ctx context.Context, tx *sql.Tx, op, domain string, check func(storage.Org, []storage.ProjectOrg) error) error {
+	o, err := scanOrg(tx.QueryRowContext(ctx, s.q["getOrgForUpdate"], domain))
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	projects, err := s.projectOrgs(ctx, tx, domain)
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	if check != nil {
+		return check(o, projects)
+	}
+	return nil
 }
 
 func (s *Store) putProjectOrg(ctx context.Context, tx *sql.Tx, p storage.ProjectOrg) error {
@@ -331,8 +356,22 @@ func (s *Store) projectOrgs(ctx context.Context, q queryer, org string) ([]stora
 }
 
 // DeleteProjectOrg implements storage.Storage.
-func (s *Store) DeleteProjectOrg(ctx context.Context, org, project string, ev storage.AuditEvent) error {
+func (s *Store) DeleteProjectOrg(ctx context.Context, org, project string, check func(storage.Org, []storage.ProjectOrg) error, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		// A project that is not there is ErrNotFound, whatever check
+		// would say: it is not called.
+		err := s.lockOrgProjects(ctx, tx, "delete project org", org, func(o storage.Org, projects []storage.ProjectOrg) error {
+			if !slices.ContainsFunc(projects, func(p storage.ProjectOrg) bool { return p.Project == project }) {
+				return s.wrap("delete project org", sql.ErrNoRows)
+			}
+			if check != nil {
+				return check(o, projects)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 		if err := s.execOne(ctx, tx, "delete project org", s.q["deleteProjectOrg"], project, org); err != nil {
 			return err
 		}

@@ -87,16 +87,23 @@ func (s *Store) UpdateSecret(ctx context.Context, id string, fn func(storage.Sec
 }
 
 // DeleteSecret implements storage.Storage.
-func (s *Store) DeleteSecret(ctx context.Context, id string, ev storage.AuditEvent, guards ...storage.Guard) error {
+func (s *Store) DeleteSecret(ctx context.Context, id string, check func(storage.Secret) error, ev storage.AuditEvent, guards ...storage.Guard) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		var old storage.Secret
-		if len(guards) > 0 {
+		if len(guards) > 0 || check != nil {
 			if err := s.lockScopes(ctx, tx, guards); err != nil {
 				return err
 			}
 			var err error
+			// Locked, as UpdateSecret locks it, so check sees what was
+			// committed last and nothing changes it until this commits.
 			if old, err = scanSecret(tx.QueryRowContext(ctx, s.q["getSecretForUpdate"], id)); err != nil {
 				return s.wrap("delete secret", err)
+			}
+			if check != nil {
+				if err := check(old); err != nil {
+					return err
+				}
 			}
 		}
 		if err := s.execOne(ctx, tx, "delete secret", s.q["deleteSecret"], id); err != nil {

@@ -23,7 +23,8 @@ func countEvents(t *testing.T, s storage.Storage, action string) int {
 	return len(evs)
 }
 
-// testDeleteChecked: DeleteAccount and DeleteAPI call their check with
+// testDeleteChecked: DeleteAccount, DeleteAPI, DeleteKey and DeleteSecret
+// call their check with
 // the stored state, in their transaction; a check that fails deletes
 // nothing and writes no event, one that passes deletes as without it, and
 // a missing row is ErrNotFound without a call.
@@ -33,13 +34,20 @@ func testDeleteChecked(t *testing.T, s storage.Storage) {
 	mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
 	api := storage.API{Name: "billing", Identifier: "https://billing.internal", Scopes: []string{"billing.read", "billing.write"}, Introspectors: []string{a.ID}, CreatedAt: t0}
 	mustNil(t, s.CreateAPI(ctx, api, ev("api.create")))
+	k := key("k1", a.ID)
+	k.ExpiresAt = t0.Add(time.Hour)
+	mustNil(t, s.CreateKey(ctx, k, ev("key.create")))
+	sec := secret("s1", a.ID, t0)
+	sec.ExpiresAt = t0.Add(time.Hour)
+	mustNil(t, s.CreateSecret(ctx, sec, ev("secret.create")))
 	stored, err := s.GetAccount(ctx, a.ID)
 	mustNil(t, err)
 	calls := 0 // of the checks
 	tests := []struct {
 		name string
-		// del deletes with a check (the API first: deleting the
-		// account takes it from the API's introspectors) that returns refuse after recording
+		// del deletes with a check (the API, the key and the secret
+		// first: deleting the account takes it from the API's
+		// introspectors, and its keys and secrets) that returns refuse after recording
 		// whether what it was given is the stored state (nil: it was).
 		del    func(refuse error, given *error) error
 		exists func() error
@@ -54,6 +62,30 @@ func testDeleteChecked(t *testing.T, s storage.Storage) {
 				return refuse
 			}, ev("api.delete"))
 		}, func() error { return errOf(s.GetAPI(ctx, api.Name)) }, "api.delete"},
+		{"key", func(refuse error, given *error) error {
+			return s.DeleteKey(ctx, k.ID, func(got storage.Key) error {
+				calls++
+				if got.ID != k.ID || got.AccountID != k.AccountID || string(got.PublicKey) != string(k.PublicKey) || !got.ExpiresAt.Equal(k.ExpiresAt) {
+					*given = fmt.Errorf("check given %+v, want %+v", got, k)
+				}
+				return refuse
+			}, ev("key.delete"))
+		}, func() error { return errOf(s.GetKey(ctx, k.ID)) }, "key.delete"},
+		{"secret", func(refuse error, given *error) error {
+			return s.DeleteSecret(ctx, sec.ID, func(got storage.Secret) error {
+				calls++
+				if got.ID != sec.ID || got.AccountID != sec.AccountID || got.Hint != sec.Hint || !got.ExpiresAt.Equal(sec.ExpiresAt) {
+					*given = fmt.Errorf("check given %+v, want %+v", got, sec)
+				}
+				return refuse
+			}, ev("secret.delete"))
+		}, func() error {
+			secs, err := s.ListSecrets(ctx, a.ID)
+			if err == nil && len(secs) == 0 {
+				err = storage.ErrNotFound
+			}
+			return err
+		}, "secret.delete"},
 		{"account", func(refuse error, given *error) error {
 			return s.DeleteAccount(ctx, a.ID, func(got storage.Account) error {
 				calls++
@@ -100,7 +132,7 @@ func testDeleteChecked(t *testing.T, s storage.Storage) {
 }
 
 // testDeleteCheckedConcurrent: a checked delete and an update of the same
-// account or API at once. Whichever reads the row first, the other sees
+// account, key, secret or API at once. Whichever reads the row first, the other sees
 // what it committed: a delete whose check waits on the update sees the
 // updated state (and its check, expecting the state before, refuses),
 // and an update that waits on the delete finds the row gone. A store that
@@ -140,6 +172,62 @@ func testDeleteCheckedConcurrent(t *testing.T, s storage.Storage) {
 					}
 					return nil
 				}, ev("account.delete"))
+			},
+		},
+		{
+			name: "key",
+			create: func(n int) (string, error) {
+				a := account(fmt.Sprintf("1000000000000000001%02d", n), fmt.Sprintf("keyed%d@proj.example", n))
+				if err := s.CreateAccount(ctx, a, ev("account.create")); err != nil {
+					return "", err
+				}
+				k := key(fmt.Sprintf("k%d", n), a.ID)
+				return k.ID, s.CreateKey(ctx, k, ev("key.create"))
+			},
+			update: func(id string, read func()) error {
+				_, err := s.UpdateKey(ctx, id, func(k storage.Key) (storage.Key, error) {
+					read()
+					k.ExpiresAt = t0.Add(time.Hour)
+					return k, nil
+				}, ev("key.update"))
+				return err
+			},
+			del: func(id string, read func()) error {
+				return s.DeleteKey(ctx, id, func(k storage.Key) error {
+					read()
+					if !k.ExpiresAt.IsZero() {
+						return errStale
+					}
+					return nil
+				}, ev("key.delete"))
+			},
+		},
+		{
+			name: "secret",
+			create: func(n int) (string, error) {
+				a := account(fmt.Sprintf("1000000000000000002%02d", n), fmt.Sprintf("secreted%d@proj.example", n))
+				if err := s.CreateAccount(ctx, a, ev("account.create")); err != nil {
+					return "", err
+				}
+				sec := secret(fmt.Sprintf("s%d", n), a.ID, t0)
+				return sec.ID, s.CreateSecret(ctx, sec, ev("secret.create"))
+			},
+			update: func(id string, read func()) error {
+				_, err := s.UpdateSecret(ctx, id, func(sec storage.Secret) (storage.Secret, error) {
+					read()
+					sec.ExpiresAt = t0.Add(time.Hour)
+					return sec, nil
+				}, ev("secret.update"))
+				return err
+			},
+			del: func(id string, read func()) error {
+				return s.DeleteSecret(ctx, id, func(sec storage.Secret) error {
+					read()
+					if !sec.ExpiresAt.IsZero() {
+						return errStale
+					}
+					return nil
+				}, ev("secret.delete"))
 			},
 		},
 		{
@@ -211,7 +299,7 @@ func testOrgProjects(t *testing.T, s storage.Storage) {
 	mustNil(t, err)
 	want(t, o, projects, []string{"mail.send"})
 	for _, p := range []storage.ProjectOrg{{Project: "mail", Org: "example.com", Internal: false}, {Project: "cal", Org: "example.com", Internal: true}, {Project: "ops", Org: "other.org", Internal: true}} {
-		mustNil(t, s.PutProjectOrg(ctx, p, ev("org.project")))
+		mustNil(t, s.PutProjectOrg(ctx, p, nil, ev("org.project")))
 	}
 	placed := []storage.ProjectOrg{{Project: "cal", Org: "example.com", Internal: true}, {Project: "mail", Org: "example.com", Internal: false}} // by project
 	o, projects, err = s.GetOrgProjects(ctx, "example.com")
@@ -242,8 +330,8 @@ func testOrgProjects(t *testing.T, s storage.Storage) {
 	}
 
 	// A project moved away or removed is no longer the organization's.
-	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "cal", Org: "other.org"}, ev("org.project")))
-	mustNil(t, s.DeleteProjectOrg(ctx, "example.com", "mail", ev("org.project_remove")))
+	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "cal", Org: "other.org"}, nil, ev("org.project")))
+	mustNil(t, s.DeleteProjectOrg(ctx, "example.com", "mail", nil, ev("org.project_remove")))
 	o, projects, err = s.GetOrgProjects(ctx, "example.com")
 	mustNil(t, err)
 	want(t, o, projects, []string{"mail.send", "drive.read"})
@@ -300,5 +388,132 @@ func testUpdateUser(t *testing.T, s storage.Storage) {
 	wantErr(t, err, storage.ErrNotFound)
 	if n, m := countEvents(t, s, "user.suspend"), countEvents(t, s, "user.unsuspend"); n != 1 || m != 0 {
 		t.Fatalf("user.suspend events %d, user.unsuspend %d; want 1 and 0", n, m)
+	}
+}
+
+// testProjectOrgChecked: PutProjectOrg and DeleteProjectOrg call their
+// check with the organization the change names and the projects placed in
+// it before the change, in their transaction; a check that fails changes
+// nothing and writes no event, one that passes changes as without it. A
+// missing organization, or a project DeleteProjectOrg does not find in it,
+// is ErrNotFound without a call.
+func testProjectOrgChecked(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	for _, d := range []string{"example.com", "other.org"} {
+		mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: d, BlockedScopes: []string{"mail.send"}, CreatedAt: t0}, ev("org.create")))
+	}
+	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "ads", Org: "example.com"}, nil, ev("org.project")))
+	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "shop", Org: "other.org", Internal: true}, nil, ev("org.project")))
+	calls := 0
+	// check returns refuse after recording in given whether it was given
+	// example.com with the projects want.
+	check := func(refuse error, given *error, want ...storage.ProjectOrg) func(storage.Org, []storage.ProjectOrg) error {
+		return func(o storage.Org, projects []storage.ProjectOrg) error {
+			calls++
+			if o.Domain != "example.com" || !slices.Equal(o.BlockedScopes, []string{"mail.send"}) || !o.CreatedAt.Equal(t0.Truncate(time.Microsecond)) || !slices.Equal(projects, want) {
+				*given = fmt.Errorf("check given %+v with projects %+v, want example.com with %+v", o, projects, want)
+			}
+			return refuse
+		}
+	}
+	projectsOf := func(domain string) []storage.ProjectOrg {
+		_, projects, err := s.GetOrgProjects(ctx, domain)
+		mustNil(t, err)
+		return projects
+	}
+	ads := storage.ProjectOrg{Project: "ads", Org: "example.com"}
+	tests := []struct {
+		name string
+		// change makes the change with check.
+		change func(check func(storage.Org, []storage.ProjectOrg) error) error
+		action string
+		// before are example.com's projects before it, after after it;
+		// other is other.org's after it.
+		before, after, other []storage.ProjectOrg
+	}{
+		{"place", func(check func(storage.Org, []storage.ProjectOrg) error) error {
+			return s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "mail", Org: "example.com"}, check, ev("org.project"))
+		}, "org.project", []storage.ProjectOrg{ads}, []storage.ProjectOrg{ads, {Project: "mail", Org: "example.com"}}, []storage.ProjectOrg{{Project: "shop", Org: "other.org", Internal: true}}},
+		{"move", func(check func(storage.Org, []storage.ProjectOrg) error) error {
+			return s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "shop", Org: "example.com"}, check, ev("org.project"))
+		}, "org.project", []storage.ProjectOrg{ads, {Project: "mail", Org: "example.com"}}, []storage.ProjectOrg{ads, {Project: "mail", Org: "example.com"}, {Project: "shop", Org: "example.com"}}, nil},
+		{"remove", func(check func(storage.Org, []storage.ProjectOrg) error) error {
+			return s.DeleteProjectOrg(ctx, "example.com", "mail", check, ev("org.project_remove"))
+		}, "org.project_remove", []storage.ProjectOrg{ads, {Project: "mail", Org: "example.com"}, {Project: "shop", Org: "example.com"}}, []storage.ProjectOrg{ads, {Project: "shop", Org: "example.com"}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			events, other := countEvents(t, s, tt.action), projectsOf("other.org")
+			var given error
+			wantErr(t, tt.change(check(fmt.Errorf("refused: %w", errStale), &given, tt.before...)), errStale)
+			mustNil(t, given)
+			if got := projectsOf("example.com"); !slices.Equal(got, tt.before) || !slices.Equal(projectsOf("other.org"), other) {
+				t.Fatalf("after a refused change: projects %+v and %+v, want %+v and %+v", got, projectsOf("other.org"), tt.before, other)
+			}
+			if n := countEvents(t, s, tt.action); n != events {
+				t.Fatalf("a refused change wrote %d %s events", n-events, tt.action)
+			}
+			mustNil(t, tt.change(check(nil, &given, tt.before...)))
+			mustNil(t, given)
+			if got := projectsOf("example.com"); !slices.Equal(got, tt.after) || !slices.Equal(projectsOf("other.org"), tt.other) {
+				t.Fatalf("after the change: projects %+v and %+v, want %+v and %+v", got, projectsOf("other.org"), tt.after, tt.other)
+			}
+		})
+	}
+	before := calls
+	refuse := func(storage.Org, []storage.ProjectOrg) error { calls++; return errStale }
+	wantErr(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "cal", Org: "nowhere.example"}, refuse, ev("org.project")), storage.ErrNotFound)
+	wantErr(t, s.DeleteProjectOrg(ctx, "nowhere.example", "ads", refuse, ev("org.project_remove")), storage.ErrNotFound)
+	wantErr(t, s.DeleteProjectOrg(ctx, "example.com", "mail", refuse, ev("org.project_remove")), storage.ErrNotFound)
+	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "cal", Org: "other.org"}, nil, ev("org.project")))
+	wantErr(t, s.DeleteProjectOrg(ctx, "example.com", "cal", refuse, ev("org.project_remove")), storage.ErrNotFound)
+	if calls != before {
+		t.Fatal("check called for a missing organization or project")
+	}
+	if _, err := s.GetProjectOrg(ctx, "cal"); err != nil {
+		t.Fatalf("a project removed from an organization it is not in: %v", err)
+	}
+}
+
+// testProjectOrgCheckedConcurrent: a checked placement of a project and an
+// update of the organization it is placed in at once. Both lock the
+// organization, so whichever reads it first, the other sees what it
+// committed: a placement whose check waits on the update sees the new
+// policy (and its check, expecting the one before, refuses), and an
+// update that waits on the placement is given the project placed. A store
+// that let either read before the other committed would let the admin
+// API's If-Match of one pass on a state the other had changed.
+func testProjectOrgCheckedConcurrent(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	for first := range 2 { // 0: the update reads first; 1: the placement
+		domain := fmt.Sprintf("o%d.example", first)
+		mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: domain, CreatedAt: t0}, ev("org.create")))
+		var given []storage.ProjectOrg // to the update
+		errs := make([]error, 2)
+		raceUpdates(first, func(i int, read func()) error {
+			if i == 0 {
+				_, _, errs[0] = s.UpdateOrg(ctx, domain, func(o storage.Org, projects []storage.ProjectOrg) (storage.Org, error) {
+					read()
+					given = projects
+					o.BlockedScopes = []string{"mail.send"}
+					return o, nil
+				}, ev("org.policy"))
+			} else {
+				errs[1] = s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "shop", Org: domain}, func(o storage.Org, _ []storage.ProjectOrg) error {
+					read()
+					if len(o.BlockedScopes) != 0 {
+						return errStale
+					}
+					return nil
+				}, ev("org.project"))
+			}
+			return nil
+		})
+		if first == 0 && (errs[0] != nil || !errors.Is(errs[1], errStale)) {
+			t.Fatalf("the update read first: update %v, placement %v; want the placement's check to see the update and refuse", errs[0], errs[1])
+		}
+		if first == 1 && (errs[1] != nil || errs[0] != nil || len(given) != 1) {
+			t.Fatalf("the placement read first: placement %v, update %v given projects %+v; want the update given the project placed", errs[1], errs[0], given)
+		}
 	}
 }

@@ -66,7 +66,7 @@ func testGuardKeepSignIn(t *testing.T, s storage.Storage) {
 			_, err := s.UpdateSecret(ctx, "s-secreted", func(x storage.Secret) (storage.Secret, error) { x.ExpiresAt = t0; return x, nil }, ev("secret.update"), keep)
 			return err
 		}(),
-		"deleting": s.DeleteSecret(ctx, "s-secreted", ev("secret.delete"), keep),
+		"deleting": s.DeleteSecret(ctx, "s-secreted", nil, ev("secret.delete"), keep),
 	} {
 		if !errors.Is(err, storage.ErrLastCredential) {
 			t.Errorf("%s the last way in: err = %v, want ErrLastCredential", name, err)
@@ -87,14 +87,14 @@ func testGuardKeepSignIn(t *testing.T, s storage.Storage) {
 	_, err = s.UpdateKey(ctx, "k-expired", setKeyDisabled(true), ev("key.disable"), keep)
 	mustNil(t, err)
 	for _, id := range []string{"k-disabled", "k-off", "k-reader"} {
-		mustNil(t, s.DeleteKey(ctx, id, ev("key.delete"), keep))
+		mustNil(t, s.DeleteKey(ctx, id, nil, ev("key.delete"), keep))
 	}
 	_, err = s.UpdateSecret(ctx, "s-keyed", setSecretDisabled(true), ev("secret.disable"), keep)
 	mustNil(t, err)
 	for _, id := range []string{"s-keyed", "s-off", "s-reader"} {
-		mustNil(t, s.DeleteSecret(ctx, id, ev("secret.delete"), keep))
+		mustNil(t, s.DeleteSecret(ctx, id, nil, ev("secret.delete"), keep))
 	}
-	wantErr(t, s.DeleteSecret(ctx, "s-secreted", ev("secret.delete"), keep), storage.ErrLastCredential)
+	wantErr(t, s.DeleteSecret(ctx, "s-secreted", nil, ev("secret.delete"), keep), storage.ErrLastCredential)
 
 	// Expiry is judged at the guard's Now: before it expires, a key counts.
 	_, err = s.UpdateKey(ctx, "k-expired", setKeyDisabled(false), ev("key.enable"), keep)
@@ -102,8 +102,8 @@ func testGuardKeepSignIn(t *testing.T, s storage.Storage) {
 	earlier := storage.Guard{KeepSignIn: adminScope, Now: t0.Add(-time.Second)}
 	_, err = s.UpdateSecret(ctx, "s-secreted", setSecretDisabled(true), ev("secret.disable"), earlier)
 	mustNil(t, err)
-	wantErr(t, s.DeleteKey(ctx, "k-expired", ev("key.delete"), earlier), storage.ErrLastCredential)
-	mustNil(t, s.DeleteKey(ctx, "k-expired", ev("key.delete"), keep)) // at t0 it is no way in
+	wantErr(t, s.DeleteKey(ctx, "k-expired", nil, ev("key.delete"), earlier), storage.ErrLastCredential)
+	mustNil(t, s.DeleteKey(ctx, "k-expired", nil, ev("key.delete"), keep)) // at t0 it is no way in
 	_, err = s.UpdateSecret(ctx, "s-secreted", setSecretDisabled(false), ev("secret.enable"), keep)
 	mustNil(t, err)
 
@@ -111,7 +111,7 @@ func testGuardKeepSignIn(t *testing.T, s storage.Storage) {
 	// and then the key is the last, whether disabled or expired.
 	_, err = s.UpdateKey(ctx, "k-keyed", setKeyDisabled(false), ev("key.enable"), keep)
 	mustNil(t, err)
-	mustNil(t, s.DeleteSecret(ctx, "s-secreted", ev("secret.delete"), keep))
+	mustNil(t, s.DeleteSecret(ctx, "s-secreted", nil, ev("secret.delete"), keep))
 	_, err = s.UpdateKey(ctx, "k-keyed", func(k storage.Key) (storage.Key, error) { k.ExpiresAt = t0.Add(-time.Hour); return k, nil }, ev("key.update"), keep)
 	wantErr(t, err, storage.ErrLastCredential)
 	if k, err := s.GetKey(ctx, "k-keyed"); err != nil || k.Disabled || !k.ExpiresAt.Equal(t0.Add(time.Hour)) {
@@ -124,17 +124,17 @@ func testGuardKeepSignIn(t *testing.T, s storage.Storage) {
 		return a, nil
 	}, ev("account.update"))
 	mustNil(t, err)
-	mustNil(t, s.DeleteKey(ctx, "k-keyed", ev("key.delete"), keep))
+	mustNil(t, s.DeleteKey(ctx, "k-keyed", nil, ev("key.delete"), keep))
 
 	// Unguarded changes are not checked; a guarded change of nothing is
 	// not found.
 	_, err = s.UpdateAccount(ctx, unallowed.ID, setDisabled(true), ev("account.disable"))
 	mustNil(t, err)
 	newSecret(t, s, "s-last", secreted, false, time.Time{})
-	wantErr(t, s.DeleteSecret(ctx, "s-last", ev("secret.delete"), keep), storage.ErrLastCredential)
-	mustNil(t, s.DeleteSecret(ctx, "s-last", ev("secret.delete")))
-	wantErr(t, s.DeleteKey(ctx, "k-keyed", ev("key.delete"), keep), storage.ErrNotFound)
-	wantErr(t, s.DeleteSecret(ctx, "s-last", ev("secret.delete"), keep), storage.ErrNotFound)
+	wantErr(t, s.DeleteSecret(ctx, "s-last", nil, ev("secret.delete"), keep), storage.ErrLastCredential)
+	mustNil(t, s.DeleteSecret(ctx, "s-last", nil, ev("secret.delete")))
+	wantErr(t, s.DeleteKey(ctx, "k-keyed", nil, ev("key.delete"), keep), storage.ErrNotFound)
+	wantErr(t, s.DeleteSecret(ctx, "s-last", nil, ev("secret.delete"), keep), storage.ErrNotFound)
 	_, err = s.UpdateKey(ctx, "k-keyed", setKeyDisabled(true), ev("key.disable"), keep)
 	wantErr(t, err, storage.ErrNotFound)
 	verifyAll(t, s)
@@ -332,7 +332,7 @@ func testSignInExpiry(t *testing.T, s storage.Storage) {
 	// A key without expiry, or a certificate binding, never expires.
 	newKey(t, s, "k-forever", noSecrets, false, time.Time{})
 	check("a key without expiry", t0, time.Time{}, true)
-	mustNil(t, s.DeleteKey(ctx, "k-forever", ev("key.delete")))
+	mustNil(t, s.DeleteKey(ctx, "k-forever", nil, ev("key.delete")))
 	check("after deleting it", t0, t0.Add(72*time.Hour), true)
 	_, err := s.UpdateAccount(ctx, noSecrets.ID, func(a storage.Account) (storage.Account, error) {
 		a.AuthMethods, a.TLS = append(a.AuthMethods, storage.AuthTLS), bound

@@ -35,6 +35,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"DeleteChecked", testDeleteChecked},
 		{"DeleteCheckedConcurrent", testDeleteCheckedConcurrent},
 		{"OrgProjects", testOrgProjects},
+		{"ProjectOrgChecked", testProjectOrgChecked},
+		{"ProjectOrgCheckedConcurrent", testProjectOrgCheckedConcurrent},
 		{"UpdateUser", testUpdateUser},
 		{"GuardKeepHeld", testGuardKeepHeld},
 		{"GuardKeepHeldConcurrent", testGuardKeepHeldConcurrent},
@@ -294,8 +296,8 @@ func testKeys(t *testing.T, s storage.Storage) {
 	_, err = s.UpdateKey(ctx, "nope", func(k storage.Key) (storage.Key, error) { return k, nil }, ev("key.disable"))
 	wantErr(t, err, storage.ErrNotFound)
 
-	mustNil(t, s.DeleteKey(ctx, "k1", ev("key.delete")))
-	wantErr(t, s.DeleteKey(ctx, "k1", ev("key.delete")), storage.ErrNotFound)
+	mustNil(t, s.DeleteKey(ctx, "k1", nil, ev("key.delete")))
+	wantErr(t, s.DeleteKey(ctx, "k1", nil, ev("key.delete")), storage.ErrNotFound)
 	keys, err = s.ListKeys(ctx, a.ID)
 	mustNil(t, err)
 	if len(keys) != 1 {
@@ -344,8 +346,8 @@ func testSecrets(t *testing.T, s storage.Storage) {
 		t.Fatalf("after update and touch: %+v", secs)
 	}
 
-	mustNil(t, s.DeleteSecret(ctx, "s1", ev("secret.delete")))
-	wantErr(t, s.DeleteSecret(ctx, "s1", ev("secret.delete")), storage.ErrNotFound)
+	mustNil(t, s.DeleteSecret(ctx, "s1", nil, ev("secret.delete")))
+	wantErr(t, s.DeleteSecret(ctx, "s1", nil, ev("secret.delete")), storage.ErrNotFound)
 	secs, err = s.ListSecrets(ctx, a.ID)
 	mustNil(t, err)
 	if len(secs) != 1 {
@@ -1428,27 +1430,27 @@ func testDelegation(t *testing.T, s storage.Storage) {
 	wantErr(t, s.DeleteUser(ctx, "carol@example.com", ev("user.delete")), storage.ErrNotFound)
 
 	// Projects and grants.
-	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "cal", Org: "example.com", Internal: true}, ev("project.org")))
+	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "cal", Org: "example.com", Internal: true}, nil, ev("project.org")))
 	p, err := s.GetProjectOrg(ctx, "cal")
 	mustNil(t, err)
 	if p.Org != "example.com" || !p.Internal {
 		t.Fatalf("GetProjectOrg = %+v", p)
 	}
-	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "cal", Org: "other.org"}, ev("project.org")))
+	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "cal", Org: "other.org"}, nil, ev("project.org")))
 	if p, _ := s.GetProjectOrg(ctx, "cal"); p.Org != "other.org" || p.Internal {
 		t.Fatalf("moved project = %+v", p)
 	}
 	_, err = s.GetProjectOrg(ctx, "none")
 	wantErr(t, err, storage.ErrNotFound)
 	// A project is taken out of the organization named, only.
-	wantErr(t, s.DeleteProjectOrg(ctx, "example.com", "cal", ev("project.org_remove")), storage.ErrNotFound)
+	wantErr(t, s.DeleteProjectOrg(ctx, "example.com", "cal", nil, ev("project.org_remove")), storage.ErrNotFound)
 	if p, err := s.GetProjectOrg(ctx, "cal"); err != nil || p.Org != "other.org" {
 		t.Fatalf("after a delete from another organization the project is %+v (%v), want it in other.org", p, err)
 	}
-	mustNil(t, s.DeleteProjectOrg(ctx, "other.org", "cal", ev("project.org_remove")))
+	mustNil(t, s.DeleteProjectOrg(ctx, "other.org", "cal", nil, ev("project.org_remove")))
 	_, err = s.GetProjectOrg(ctx, "cal")
 	wantErr(t, err, storage.ErrNotFound)
-	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "cal", Org: "other.org"}, ev("project.org")))
+	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "cal", Org: "other.org"}, nil, ev("project.org")))
 	g, err := s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: "1", Scopes: []string{"cal.events"}, CreatedAt: t0}, ev("grant"))
 	mustNil(t, err)
 	if !slices.Equal(g.Scopes, []string{"cal.events"}) || !g.CreatedAt.Equal(t0.Truncate(time.Microsecond)) {
