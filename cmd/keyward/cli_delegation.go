@@ -133,7 +133,9 @@ asking for one is refused with admin_policy_enforced, whatever the grants say.
 		Short: "Place a project in the organization",
 		Long: `Place a project in the organization. With --internal, the project's service
 accounts may act only for this organization's users: an assertion for a
-user of another organization is refused with org_internal.`,
+user of another organization is refused with org_internal. A project in
+another organization is moved here; --if-match takes the ETag of DOMAIN,
+the organization it is placed in or moved to, not of the one it leaves.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.client(cmd)
@@ -155,6 +157,11 @@ user of another organization is refused with org_internal.`,
 		func(args []string) string {
 			return "/v1/orgs/" + url.PathEscape(args[0]) + "/projects/" + url.PathEscape(args[1])
 		})
+	// The ETag is the organization's, whose projects change: for a move,
+	// the one the project is moved to.
+	for _, c := range []*cobra.Command{addProject, removeProject} {
+		ifMatchFlag(&f, c, "organization", func(args []string) string { return "keyward org get " + args[0] })
+	}
 	del := simpleDelete(&f, "delete DOMAIN", "Delete an organization with its users, projects and delegations", 1,
 		func(args []string) string { return "/v1/orgs/" + url.PathEscape(args[0]) })
 	cmd.AddCommand(create, list, get, policy, addProject, removeProject, del)

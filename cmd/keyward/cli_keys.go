@@ -170,12 +170,13 @@ sign ES256. A certificate's expiry becomes the key's.`,
 			},
 			func(w *tabwriter.Writer, k admin.KeyView) { keyTable(w, []admin.KeyView{k}) })
 	}
-	cmd.AddCommand(create, upload, list,
-		keyOp("get", "Show a key", http.MethodGet),
-		keyOp("disable", "Disable a key: assertions it signs are refused with disabled_client", http.MethodPost, "disable"),
-		keyOp("enable", "Enable a disabled key", http.MethodPost, "enable"),
-		simpleDelete(&f, "delete SA KEY_ID", "Delete a key for good", 2, func(args []string) string { return accountPath(args[0], "keys", args[1]) }),
-	)
+	disable := keyOp("disable", "Disable a key: assertions it signs are refused with disabled_client", http.MethodPost, "disable")
+	enable := keyOp("enable", "Enable a disabled key", http.MethodPost, "enable")
+	del := simpleDelete(&f, "delete SA KEY_ID", "Delete a key for good", 2, func(args []string) string { return accountPath(args[0], "keys", args[1]) })
+	for _, c := range []*cobra.Command{disable, enable, del} {
+		ifMatchFlag(&f, c, "key", func(args []string) string { return "keyward keys get " + args[0] + " " + args[1] })
+	}
+	cmd.AddCommand(create, upload, list, keyOp("get", "Show a key", http.MethodGet), disable, enable, del)
 	return cmd
 }
 

@@ -85,12 +85,13 @@ downtime: create the new secret, deploy it, then delete the old one.`,
 			},
 			func(w *tabwriter.Writer, s admin.SecretView) { secretTable(w, []admin.SecretView{s}) })
 	}
-	cmd.AddCommand(create, list,
-		op("get", "Show a secret (never its value)", http.MethodGet),
-		op("disable", "Disable a secret: it no longer authenticates", http.MethodPost, "disable"),
-		op("enable", "Enable a disabled secret", http.MethodPost, "enable"),
-		simpleDelete(&f, "delete SA SECRET_ID", "Delete a secret for good", 2, func(args []string) string { return accountPath(args[0], "secrets", args[1]) }),
-	)
+	disable := op("disable", "Disable a secret: it no longer authenticates", http.MethodPost, "disable")
+	enable := op("enable", "Enable a disabled secret", http.MethodPost, "enable")
+	del := simpleDelete(&f, "delete SA SECRET_ID", "Delete a secret for good", 2, func(args []string) string { return accountPath(args[0], "secrets", args[1]) })
+	for _, c := range []*cobra.Command{disable, enable, del} {
+		ifMatchFlag(&f, c, "secret", func(args []string) string { return "keyward secrets get " + args[0] + " " + args[1] })
+	}
+	cmd.AddCommand(create, list, op("get", "Show a secret (never its value)", http.MethodGet), disable, enable, del)
 	return cmd
 }
 

@@ -6,8 +6,9 @@ import (
 	"testing"
 )
 
-// --if-match makes a change only to the version of the account, API or
-// organization that 'get' showed, with its ETag (in -o json and in the
+// --if-match makes a change only to the version of the account, API,
+// organization, key or secret that 'get' showed (for placing, moving or
+// removing a project, of the organization), with its ETag (in -o json and in the
 // table): after someone else's change it is refused with a message that
 // says nothing was done and how to see the resource as it is now, and
 // with the new ETag, quoted or not, it is made.
@@ -27,6 +28,33 @@ func TestIfMatch(t *testing.T) {
 	}
 	upd, dis, en, del := sa("to-update"), sa("to-disable"), sa("to-enable"), sa("to-delete")
 	cli("sa", "disable", en)
+	keyed, secreted := sa("keyed"), sa("secreted")
+	key := func() string {
+		var kf struct {
+			ID string `json:"private_key_id"`
+		}
+		if err := json.Unmarshal([]byte(cli("keys", "create", keyed, "--out", "-")), &kf); err != nil {
+			t.Fatal(err)
+		}
+		return kf.ID
+	}
+	secret := func() string {
+		var s struct {
+			ID string `json:"secret_id"`
+		}
+		if err := json.Unmarshal([]byte(cli("secrets", "create", secreted, "-o", "json")), &s); err != nil {
+			t.Fatal(err)
+		}
+		return s.ID
+	}
+	keyToEnable, keyToDisable, keyToDelete := key(), key(), key()
+	cli("keys", "disable", keyed, keyToDisable) // the other change enables it again
+	secToEnable, secToDisable := secret(), secret()
+	cli("secrets", "disable", secreted, secToDisable) // an account has two active secrets at most
+	secToDelete := secret()
+	cli("org", "create", "other.org")
+	cli("org", "add-project", "example.com", "moving")
+	cli("org", "add-project", "other.org", "leaving")
 
 	for _, tc := range []struct {
 		name   string
@@ -34,21 +62,41 @@ func TestIfMatch(t *testing.T) {
 		bump   []string // someone else's change
 		change []string // made with --if-match
 		after  string   // what the changed resource's 'get' says, "" if it is gone
+		// untagged: the change prints no etag (the resource changed is
+		// not the one whose ETag it was made on).
+		untagged bool
 	}{
 		{"sa update", []string{"sa", "get", upd}, []string{"sa", "update", upd, "--display-name", "x"},
-			[]string{"sa", "update", upd, "--description", "mine"}, "mine"},
+			[]string{"sa", "update", upd, "--description", "mine"}, "mine", false},
 		{"sa disable", []string{"sa", "get", dis}, []string{"sa", "update", dis, "--description", "x"},
-			[]string{"sa", "disable", dis}, `"disabled": true`},
+			[]string{"sa", "disable", dis}, `"disabled": true`, false},
 		{"sa enable", []string{"sa", "get", en}, []string{"sa", "update", en, "--description", "x"},
-			[]string{"sa", "enable", en}, `"disabled": false`},
+			[]string{"sa", "enable", en}, `"disabled": false`, false},
 		{"sa delete", []string{"sa", "get", del}, []string{"sa", "update", del, "--description", "x"},
-			[]string{"sa", "delete", del}, ""},
+			[]string{"sa", "delete", del}, "", false},
 		{"api update", []string{"api", "get", "orders"}, []string{"api", "update", "orders", "--description", "x"},
-			[]string{"api", "update", "orders", "--token-format", "opaque"}, `"opaque"`},
+			[]string{"api", "update", "orders", "--token-format", "opaque"}, `"opaque"`, false},
 		{"api delete", []string{"api", "get", "billing"}, []string{"api", "update", "billing", "--description", "x"},
-			[]string{"api", "delete", "billing"}, ""},
+			[]string{"api", "delete", "billing"}, "", false},
 		{"org policy", []string{"org", "get", "example.com"}, []string{"org", "add-project", "example.com", "proj"},
-			[]string{"org", "policy", "example.com", "--block-scopes", "orders.read"}, `"orders.read"`},
+			[]string{"org", "policy", "example.com", "--block-scopes", "orders.read"}, `"orders.read"`, false},
+		{"keys enable", []string{"keys", "get", keyed, keyToEnable}, []string{"keys", "disable", keyed, keyToEnable},
+			[]string{"keys", "enable", keyed, keyToEnable}, `"disabled": false`, false},
+		{"keys disable", []string{"keys", "get", keyed, keyToDisable}, []string{"keys", "enable", keyed, keyToDisable},
+			[]string{"keys", "disable", keyed, keyToDisable}, `"disabled": true`, false},
+		{"keys delete", []string{"keys", "get", keyed, keyToDelete}, []string{"keys", "disable", keyed, keyToDelete},
+			[]string{"keys", "delete", keyed, keyToDelete}, "", false},
+		{"secrets enable", []string{"secrets", "get", secreted, secToEnable}, []string{"secrets", "disable", secreted, secToEnable},
+			[]string{"secrets", "enable", secreted, secToEnable}, `"disabled": false`, false},
+		{"secrets disable", []string{"secrets", "get", secreted, secToDisable}, []string{"secrets", "enable", secreted, secToDisable},
+			[]string{"secrets", "disable", secreted, secToDisable}, `"disabled": true`, false},
+		{"secrets delete", []string{"secrets", "get", secreted, secToDelete}, []string{"secrets", "disable", secreted, secToDelete},
+			[]string{"secrets", "delete", secreted, secToDelete}, "", false},
+		// A move's ETag is of the organization the project moves to.
+		{"org add-project", []string{"org", "get", "other.org"}, []string{"org", "policy", "other.org", "--block-scopes", "x.y"},
+			[]string{"org", "add-project", "other.org", "moving"}, `"project": "moving"`, true},
+		{"org remove-project", []string{"org", "get", "other.org"}, []string{"org", "policy", "other.org", "--block-scopes", "y.z"},
+			[]string{"org", "remove-project", "other.org", "leaving"}, `"deleted"`, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			etag := func() string {
@@ -85,8 +133,8 @@ func TestIfMatch(t *testing.T) {
 				}
 				return
 			}
-			if !strings.Contains(out, tc.after) || !strings.Contains(out, `"etag": "`) {
-				t.Fatalf("%s printed %s, want %s and the new etag", tc.name, out, tc.after)
+			if !strings.Contains(out, tc.after) || strings.Contains(out, `"etag": "`) == tc.untagged {
+				t.Fatalf("%s printed %s, want %s and, unless untagged (%v), the new etag", tc.name, out, tc.after, tc.untagged)
 			}
 		})
 	}
