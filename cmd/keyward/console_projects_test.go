@@ -123,3 +123,89 @@ func TestConsoleOrgProjects(t *testing.T) {
 	}
 	p.checkLogs("400", "404")
 }
+
+// TestConsoleOrgProjectsConflict: the changes of an organization's
+// projects are made only to the organization as its page shows it. After
+// another administrator changed it (here its blocked scopes, through the
+// admin API), a move is not sent and a removal is refused by the server
+// (If-Match, 412): each says nothing was done, the page shows the
+// organization as it is now, and from there the change goes through.
+func TestConsoleOrgProjectsConflict(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	bg, sys := context.Background(), admin.Actor{ID: "test"}
+	for _, d := range []string{"a.example", "b.example"} {
+		if _, err := m.Server.Admin.CreateOrg(bg, sys, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pr := range []string{"shop", "ops"} {
+		if _, err := m.Server.Admin.PlaceProject(bg, sys, "a.example", pr, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// in returns the organization the project is in, "" if none.
+	in := func(project string) string {
+		t.Helper()
+		po, err := m.store.GetProjectOrg(bg, project)
+		if errors.Is(err, storage.ErrNotFound) {
+			return ""
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return po.Org
+	}
+	// block is the other administrator's change of a.example.
+	block := func(scopes ...string) {
+		t.Helper()
+		if _, err := m.Server.Admin.SetBlockedScopes(bg, sys, "a.example", scopes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	projectButton := func(project, label string) chromedp.Search {
+		return chromedp.Search(fmt.Sprintf(`//section[@id="projects"]//tr[td[1][text()=%q]]//button[text()=%q]`, project, label))
+	}
+	// shows waits for a.example's page to show the blocked scope.
+	shows := func(scope string) chromedp.Search {
+		return chromedp.Search(fmt.Sprintf(`//main[@id="view"]//dd[text()=%q]`, scope))
+	}
+	step, waitAlert := p.step, p.waitAlert
+
+	p.signIn(m)
+	eval[string](p, `location.hash = "#/orgs/a.example"`)
+	step("open a.example", chromedp.WaitVisible(projectButton("shop", "Move")))
+
+	block("mail.send")
+	step("move shop after the other change", chromedp.SetValue(chromedp.ID("f-move-shop"), "b.example"),
+		chromedp.Click(projectButton("shop", "Move")), confirm())
+	waitAlert("move refused", "error", "The organization a.example has changed since this page showed it: someone else changed it meanwhile, so the project shop was not moved. The page now shows a.example as it is.")
+	step("the page shows a.example as it is now", chromedp.WaitVisible(shows("mail.send")))
+	if org := in("shop"); org != "a.example" {
+		t.Fatalf("after the refused move shop is in %q, want a.example", org)
+	}
+	p.shot("org-project-move-conflict")
+	step("move shop again", chromedp.SetValue(chromedp.ID("f-move-shop"), "b.example"),
+		chromedp.Click(projectButton("shop", "Move")), confirm(),
+		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//h1[text()="b.example"]`)))
+	waitAlert("moved", "notice", "Moved the project shop from a.example to b.example.")
+	if org := in("shop"); org != "b.example" {
+		t.Fatalf("after the move shop is in %q, want b.example", org)
+	}
+
+	eval[string](p, `location.hash = "#/orgs/a.example"`)
+	step("back to a.example", chromedp.WaitVisible(projectButton("ops", "Remove")))
+	block("drive.read")
+	step("remove ops after the other change", chromedp.Click(projectButton("ops", "Remove")), confirm())
+	waitAlert("removal refused", "error", "The organization a.example has changed since you read it (If-Match names an older version): someone else changed it meanwhile, so the project was not removed.")
+	step("the page shows a.example as it is now", chromedp.WaitVisible(shows("drive.read")))
+	if org := in("ops"); org != "a.example" {
+		t.Fatalf("after the refused removal ops is in %q, want a.example", org)
+	}
+	step("remove ops again", chromedp.Click(projectButton("ops", "Remove")), confirm(), chromedp.WaitNotPresent(projectButton("ops", "Remove")))
+	waitAlert("removed", "notice", "Took the project ops out of a.example.")
+	if org := in("ops"); org != "" {
+		t.Fatalf("after the removal ops is in %q, want none", org)
+	}
+	// The refused removal's 412 is logged by the browser as a failed request.
+	p.checkLogs("412")
+}

@@ -103,8 +103,8 @@ export async function request(method, path, { body, form, auth = true, ifMatch }
 }
 
 // The admin API: path is below /v1. getTagged returns [data, its ETag];
-// patch with that ETag as ifMatch is refused (412) if the resource was
-// changed since.
+// patch, put or del with that ETag as ifMatch is refused (412) if the
+// resource was changed since.
 export const admin = {
   get: async (path) => (await request("GET", "/v1" + path)).data,
   getTagged: async (path) => {
@@ -113,8 +113,8 @@ export const admin = {
   },
   post: async (path, body) => (await request("POST", "/v1" + path, { body })).data,
   patch: async (path, body, ifMatch) => (await request("PATCH", "/v1" + path, { body, ifMatch })).data,
-  put: async (path, body) => (await request("PUT", "/v1" + path, { body })).data,
-  del: async (path) => (await request("DELETE", "/v1" + path)).data,
+  put: async (path, body, ifMatch) => (await request("PUT", "/v1" + path, { body, ifMatch })).data,
+  del: async (path, ifMatch) => (await request("DELETE", "/v1" + path, { ifMatch })).data,
 };
 
 // seg escapes one path segment.

@@ -2,7 +2,7 @@
 // delegation do: an organization's blocked scopes, its projects, its user
 // directory and the grants that let service accounts act for its users.
 
-import { admin, seg } from "./api.js";
+import { admin, seg, ApiError } from "./api.js";
 import { h, table, fields, fmtTime, button, act, confirmAction, showNotice, pager, list, words } from "./dom.js";
 import { parseUsers } from "./userimport.js";
 
@@ -47,7 +47,7 @@ function createOrgForm(go) {
 // grants and users.
 export async function orgView(domain, go) {
   const path = "/orgs/" + seg(domain);
-  const [o, grants, all] = await Promise.all([admin.get(path), admin.get(path + "/delegations"), admin.get("/orgs")]);
+  const [[o, etag], grants, all] = await Promise.all([admin.getTagged(path), admin.get(path + "/delegations"), admin.get("/orgs")]);
   const users = await usersSection(o, path);
   const del = button("Delete", async () => {
     if (!await confirmAction(`Delete the organization ${o.domain} with its users, project placements and delegation grants? `
@@ -64,7 +64,7 @@ export async function orgView(domain, go) {
     ]),
     h("div", { class: "actions" }, del),
     blockedForm(o, path, go),
-    projectsSection(o, path, all.orgs.map((x) => x.domain).filter((d) => d !== o.domain), go),
+    projectsSection(o, etag, path, all.orgs.map((x) => x.domain).filter((d) => d !== o.domain), go),
     delegationsSection(o, path, grants.delegations, go),
     users);
 }
@@ -92,13 +92,43 @@ function blockedForm(o, path, go) {
 // moved. The admin API's refusals (a project name it does not take, a
 // project no longer here) are shown as written; the forms keep what was
 // typed.
-function projectsSection(o, path, others, go) {
+//
+// Each change is made only to the organization as this page shows it:
+// placing, changing or removing a project sends If-Match: etag, o's ETag,
+// and the server refuses it (412) if someone changed the organization, its
+// projects included, since. The admin API checks a move against the
+// organization the project goes to, which this page did not read: so a
+// move first reads o's ETag again and is not sent if it changed (a check
+// made just before, not in the server's transaction). Either refusal
+// shows the organization as it is now, with the description of what was
+// not done.
+function projectsSection(o, etag, path, others, go) {
   const ppath = (domain, project) => "/orgs/" + seg(domain) + "/projects/" + seg(project);
   const projects = o.projects ?? [];
-  const place = async (domain, project, internal, notice) => {
-    await admin.put(ppath(domain, project), { internal });
-    await go(domain === o.domain ? location.hash : "#/orgs/" + seg(domain), notice);
+  // unchanged runs send; a 412 shows the page again, as it is now, and
+  // the description.
+  const unchanged = async (send) => {
+    try {
+      await send();
+    } catch (e) {
+      if (e.status !== 412) throw e;
+      await go(location.hash);
+      throw new Error(`${e.message} The page now shows ${o.domain} as it is.`);
+    }
   };
+  const place = (domain, project, internal, notice) => unchanged(async () => {
+    if (domain === o.domain) {
+      await admin.put(ppath(domain, project), { internal }, etag);
+    } else {
+      const [, now] = await admin.getTagged(path);
+      if (now !== etag) {
+        throw new ApiError(412, "precondition_failed", `The organization ${o.domain} has changed since this page showed it: `
+          + `someone else changed it meanwhile, so the project ${project} was not moved.`);
+      }
+      await admin.put(ppath(domain, project), { internal });
+    }
+    await go(domain === o.domain ? location.hash : "#/orgs/" + seg(domain), notice);
+  });
 
   const [nameLabel, name] = input("Project", "f-project-name", { required: true, placeholder: "billing" });
   const internal = h("input", { type: "checkbox", id: "f-project-internal" });
@@ -143,7 +173,7 @@ function projectsSection(o, path, others, go) {
         button("Remove", async () => {
           if (!await confirmAction(`Take the project ${p.project} out of ${o.domain}?`
             + (p.internal ? " Its accounts are then no longer restricted to this organization's users." : ""), "Remove")) return;
-          await admin.del(ppath(o.domain, p.project));
+          await unchanged(() => admin.del(ppath(o.domain, p.project), etag));
           await go(location.hash, `Took the project ${p.project} out of ${o.domain}.`);
         }, "danger"))],
     ], projects, "No projects are placed in this organization."),
