@@ -507,7 +507,8 @@ type Storage interface {
 	// the organization as changed.
 	UpdateOrg(ctx context.Context, domain string, fn func(Org, []ProjectOrg) (Org, error), ev AuditEvent) (Org, []ProjectOrg, error)
 	// DeleteOrg deletes the organization with its users, project
-	// placements and grants.
+	// placements and grants, locking its row first, as PutProjectOrg,
+	// DeleteProjectOrg and UpdateOrg do.
 	DeleteOrg(ctx context.Context, domain string, ev AuditEvent) error
 	// PutUsers creates or replaces users in one transaction.
 	PutUsers(ctx context.Context, users []User, ev AuditEvent) error

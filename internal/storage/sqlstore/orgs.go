@@ -171,6 +171,13 @@ func (s *Store) UpdateOrg(ctx context.Context, domain string, fn func(storage.Or
 // DeleteOrg implements storage.Storage.
 func (s *Store) DeleteOrg(ctx context.Context, domain string, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		// The organization's row first, as every change of its projects
+		// locks it before a project's row: locked after deleting its
+		// projects, it would deadlock with a placement in it that holds
+		// the row and waits for a project's.
+		if err := s.lockOrgProjects(ctx, tx, "delete org", domain, nil); err != nil {
+			return err
+		}
 		for _, q := range []string{"deleteOrgUsers", "deleteOrgProjects", "deleteOrgGrants"} {
 			if _, err := tx.ExecContext(ctx, s.q[q], domain); err != nil {
 				return s.wrap("delete org", err)

@@ -517,3 +517,37 @@ func testProjectOrgCheckedConcurrent(t *testing.T, s storage.Storage) {
 		}
 	}
 }
+
+// testDeleteOrgPlacing: an organization deleted while a project in it is
+// placed again (made internal, say), the placement having locked the
+// organization first. The deletion waits for it, then deletes the
+// organization with the project: neither fails. A deletion that took the
+// organization's projects before its row would hold the project's row the
+// placement waits for while waiting for the organization's row the
+// placement holds, and one of them would fail as a deadlock.
+func testDeleteOrgPlacing(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "example.com", CreatedAt: t0}, ev("org.create")))
+	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "shop", Org: "example.com"}, nil, ev("org.project")))
+	errs := make([]error, 2)
+	raceUpdates(0, func(i int, read func()) error {
+		if i == 0 {
+			errs[0] = s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "shop", Org: "example.com", Internal: true}, func(storage.Org, []storage.ProjectOrg) error {
+				read() // holding the organization's row while the deletion begins
+				return nil
+			}, ev("org.project"))
+		} else {
+			// Not read: the placement goes on once raceUpdates' bound
+			// has passed, the deletion having begun.
+			errs[1] = s.DeleteOrg(ctx, "example.com", ev("org.delete"))
+		}
+		return nil
+	})
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("placement %v, deletion %v; want both made, one after the other", errs[0], errs[1])
+	}
+	_, err := s.GetProjectOrg(ctx, "shop")
+	wantErr(t, err, storage.ErrNotFound)
+	_, err = s.GetOrg(ctx, "example.com")
+	wantErr(t, err, storage.ErrNotFound)
+}

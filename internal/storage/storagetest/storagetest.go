@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"OrgProjects", testOrgProjects},
 		{"ProjectOrgChecked", testProjectOrgChecked},
 		{"ProjectOrgCheckedConcurrent", testProjectOrgCheckedConcurrent},
+		{"DeleteOrgPlacing", testDeleteOrgPlacing},
 		{"UpdateUser", testUpdateUser},
 		{"GuardKeepHeld", testGuardKeepHeld},
 		{"GuardKeepHeldConcurrent", testGuardKeepHeldConcurrent},
