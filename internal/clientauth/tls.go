@@ -59,7 +59,8 @@ func matchesBinding(cert *x509.Certificate, b storage.TLSBinding) bool {
 	case b.SANDNS != "":
 		return slices.ContainsFunc(cert.DNSNames, func(n string) bool { return equalFoldASCII(n, b.SANDNS) })
 	case b.SANURI != "":
-		return slices.ContainsFunc(cert.URIs, func(u *url.URL) bool { return u.String() == b.SANURI })
+		want, err := url.Parse(b.SANURI)
+		return err == nil && slices.ContainsFunc(cert.URIs, func(u *url.URL) bool { return urisMatch(u, want) })
 	case b.SANIP != "":
 		ip := net.ParseIP(b.SANIP)
 		return ip != nil && slices.ContainsFunc(cert.IPAddresses, func(x net.IP) bool { return x.Equal(ip) })
@@ -93,6 +94,18 @@ func emailsMatch(a, b string) bool {
 		return a == b
 	}
 	return a[:i] == b[:j] && equalFoldASCII(a[i+1:], b[j+1:])
+}
+
+// urisMatch compares URIs as RFC 5280 §7.4 does: the scheme and the host
+// without regard to ASCII case (url.Parse has put the scheme in lower
+// case), the rest exactly.
+func urisMatch(a, b *url.URL) bool {
+	if a.Scheme != b.Scheme || !equalFoldASCII(a.Host, b.Host) {
+		return false
+	}
+	x, y := *a, *b
+	x.Host, y.Host = "", ""
+	return x.String() == y.String()
 }
 
 // parseForwardedCert reads a certificate a proxy forwarded: URL-encoded PEM
