@@ -27,16 +27,7 @@ const googleTokenURL = "https://oauth2.googleapis.com/token"
 // Keyward for a token. The library is the version
 // testdata/node/package-lock.json pins (npm ci; .ci/run does).
 func TestNodeGoogleAuth(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat(filepath.Join("testdata", "node", "node_modules", "google-auth-library"))
-	}
-	if err != nil {
-		if os.Getenv("KEYWARD_TEST_NODE") != "" {
-			t.Fatalf("KEYWARD_TEST_NODE is set but node or testdata/node/node_modules is missing: %v", err)
-		}
-		t.Skip("node or Node's google-auth-library is not installed: npm ci --prefix cmd/keyward/testdata/node (.ci/run does)")
-	}
+	node := nodeWith(t, "google-auth-library")
 	m := startServer(t)
 	acct, keyFile := googleFlowFixture(t, m)
 	data, err := os.ReadFile(keyFile)

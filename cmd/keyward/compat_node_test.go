@@ -19,16 +19,7 @@ import (
 // Node API would. The libraries are those of testdata/node/package-lock.json,
 // installed by `npm ci --prefix cmd/keyward/testdata/node` (.ci/run does).
 func TestNodeOAuthClients(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat(filepath.Join("testdata", "node", "node_modules", "openid-client"))
-	}
-	if err != nil {
-		if os.Getenv("KEYWARD_TEST_NODE") != "" {
-			t.Fatalf("KEYWARD_TEST_NODE is set but node or testdata/node/node_modules is missing: %v", err)
-		}
-		t.Skip("node or Node's OAuth libraries are not installed: npm ci --prefix cmd/keyward/testdata/node (.ci/run does)")
-	}
+	node := nodeWith(t, "openid-client")
 	m := startServer(t)
 	c := oauthClientFixture(t, m)
 
@@ -47,4 +38,22 @@ func TestNodeOAuthClients(t *testing.T) {
 		t.Fatalf("clients.mjs printed %q: %v", stdout, err)
 	}
 	got.check(t, m, c.ID, map[string]oauthToken{"client_secret_basic": got.Basic, "client_secret_post": got.Post, "private_key_jwt": got.PrivateKey})
+}
+
+// nodeWith returns the path of node, with module installed in
+// testdata/node/node_modules; else the test skips, or fails if
+// KEYWARD_TEST_NODE says they must be there (.ci/run sets it).
+func nodeWith(t *testing.T, module string) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join("testdata", "node", "node_modules", module))
+	}
+	if err != nil {
+		if os.Getenv("KEYWARD_TEST_NODE") != "" {
+			t.Fatalf("KEYWARD_TEST_NODE is set but node or testdata/node/node_modules/%s is missing: %v", module, err)
+		}
+		t.Skipf("node or Node's %s is not installed: npm ci --prefix cmd/keyward/testdata/node (.ci/run does)", module)
+	}
+	return node
 }
