@@ -510,7 +510,11 @@ type Storage interface {
 	// placements and grants, locking its row first, as PutProjectOrg,
 	// DeleteProjectOrg and UpdateOrg do.
 	DeleteOrg(ctx context.Context, domain string, ev AuditEvent) error
-	// PutUsers creates or replaces users in one transaction.
+	// PutUsers creates or replaces users in one transaction: ErrNotFound
+	// if an organization of theirs does not exist. It takes a share of
+	// their organizations' rows first, then the users' rows in the order
+	// of their emails, so that it waits for, or is waited for by, a
+	// DeleteOrg or another PutUsers, rather than deadlocking with it.
 	PutUsers(ctx context.Context, users []User, ev AuditEvent) error
 	GetUser(ctx context.Context, email string) (User, error)
 	// UpdateUser applies fn to the stored user in one transaction; only

@@ -71,6 +71,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 		// readers (token requests) through.
 		LockAccounts: "LOCK TABLE accounts IN EXCLUSIVE MODE",
 		ForUpdate:    " FOR UPDATE",
+		ForKeyShare:  " FOR KEY SHARE",
 		Notify:       "SELECT pg_notify('keyward_changes_' || current_schema(), $1)",
 	}), nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -202,8 +203,29 @@ func scanUser(row scanner) (storage.User, error) {
 }
 
 // PutUsers implements storage.Storage.
+//
+// Its locks are taken in one order: first a share of each organization's
+// row, in the order of their domains (the share inserting a user takes
+// anyway, and which DeleteOrg's lock of the row waits for), then the
+// users' rows in the order of their emails. A put that locked an existing
+// user's row before its organization's would deadlock with a DeleteOrg
+// that holds the organization's row and waits to delete that user; two
+// puts that locked the same users in different orders would deadlock with
+// each other. A missing organization is ErrNotFound.
 func (s *Store) PutUsers(ctx context.Context, users []storage.User, ev storage.AuditEvent) error {
+	orgs := make([]string, 0, 1)
+	for _, u := range users {
+		orgs = append(orgs, u.Org)
+	}
+	slices.Sort(orgs)
+	orgs = slices.Compact(orgs)
+	users = slices.SortedFunc(slices.Values(users), func(a, b storage.User) int { return strings.Compare(a.Email, b.Email) })
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, o := range orgs {
+			if _, err := scanOrg(tx.QueryRowContext(ctx, s.q["getOrgForKeyShare"], o)); err != nil {
+				return s.wrap("put users: organization "+o, err)
+			}
+		}
 		if err := s.putUsers(ctx, tx, users); err != nil {
 			return err
 		}

@@ -49,6 +49,11 @@ type Dialect struct {
 	// for it instead of being overwritten with what was read before it
 	// committed. SQLite needs none: its write transactions are exclusive.
 	ForUpdate string
+	// ForKeyShare, if set, ends a read of a row that a transaction is
+	// about to insert rows referring to (" FOR KEY SHARE"), so that the
+	// share of it the insertion would take anyway is taken first, before
+	// any other row's lock. SQLite needs none.
+	ForKeyShare string
 	// Notify, if set, is run with a change payload inside every transaction
 	// that changes what replicas cache.
 	Notify string
@@ -85,6 +90,7 @@ func New(w, r *sql.DB, d Dialect) *Store {
 	for _, name := range []string{"getAccount", "getAPI", "listAPIIntrospectors", "getKey", "getSecret", "getOrg", "getUser"} {
 		s.q[name+"ForUpdate"] = s.q[name] + d.ForUpdate
 	}
+	s.q["getOrgForKeyShare"] = s.q["getOrg"] + d.ForKeyShare
 	return s
 }
 

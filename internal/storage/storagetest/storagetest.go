@@ -38,6 +38,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"ProjectOrgChecked", testProjectOrgChecked},
 		{"ProjectOrgCheckedConcurrent", testProjectOrgCheckedConcurrent},
 		{"DeleteOrgPlacing", testDeleteOrgPlacing},
+		{"PutUsersDeleteOrg", testPutUsersDeleteOrg},
+		{"PutUsersConcurrent", testPutUsersConcurrent},
 		{"UpdateUser", testUpdateUser},
 		{"GuardKeepHeld", testGuardKeepHeld},
 		{"GuardKeepHeldConcurrent", testGuardKeepHeldConcurrent},

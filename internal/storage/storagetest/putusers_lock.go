@@ -1,0 +1,82 @@
+package storagetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// deadlocked reports whether err is PostgreSQL's deadlock_detected (40P01).
+func deadlocked(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "40P01") || strings.Contains(err.Error(), "deadlock"))
+}
+
+// testPutUsersDeleteOrg: a put of users of an organization, existing
+// users first and a new one last, while the organization is deleted.
+// DeleteOrg locks the organization's row, then deletes its users; a put
+// that held users' rows before it took its share of the organization's
+// row (which inserting a user takes) would wait for the deletion while
+// the deletion waits for it: a deadlock on PostgreSQL. Whichever goes
+// first, the other waits: the deletion succeeds, and the put either
+// succeeds before it or finds the organization gone.
+func testPutUsersDeleteOrg(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	const n = 1500
+	for i, delay := range []time.Duration{2 * time.Millisecond, 10 * time.Millisecond, 30 * time.Millisecond, 60 * time.Millisecond} {
+		domain := fmt.Sprintf("d%d.example", i)
+		mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: domain, CreatedAt: t0}, ev("org.create")))
+		users := make([]storage.User, 0, n+1)
+		for j := range n {
+			users = append(users, storage.User{Email: fmt.Sprintf("u%04d@%s", j, domain), Org: domain, CreatedAt: t0})
+		}
+		mustNil(t, s.PutUsers(ctx, users, ev("user.import")))
+		// The same users again (their rows exist), then a new one.
+		users = append(users, storage.User{Email: "zz-new@" + domain, Org: domain, CreatedAt: t0})
+		put := make(chan error, 1)
+		go func() { put <- s.PutUsers(ctx, users, ev("user.import")) }()
+		time.Sleep(delay)
+		delErr := s.DeleteOrg(ctx, domain, ev("org.delete"))
+		putErr := <-put
+		if deadlocked(delErr) || deadlocked(putErr) {
+			t.Fatalf("delay %v: delete org %v, put users %v: a deadlock", delay, delErr, putErr)
+		}
+		if delErr != nil {
+			t.Fatalf("delay %v: delete org: %v (put users: %v)", delay, delErr, putErr)
+		}
+		if putErr != nil && !errors.Is(putErr, storage.ErrNotFound) {
+			t.Errorf("delay %v: put users of an organization deleted meanwhile: %v, want ErrNotFound", delay, putErr)
+		}
+	}
+}
+
+// testPutUsersConcurrent: two puts of the same existing users, in opposite
+// orders, at once. Both succeed, one after the other: a store that locked
+// the users' rows in the order given would deadlock on PostgreSQL.
+func testPutUsersConcurrent(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	const n = 1500
+	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "example.com", CreatedAt: t0}, ev("org.create")))
+	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "other.org", CreatedAt: t0}, ev("org.create")))
+	var users []storage.User
+	for j := range n {
+		d := []string{"example.com", "other.org"}[j%2]
+		users = append(users, storage.User{Email: fmt.Sprintf("u%04d@%s", j, d), Org: d, CreatedAt: t0})
+	}
+	mustNil(t, s.PutUsers(ctx, users, ev("user.import")))
+	reversed := slices.Clone(users)
+	slices.Reverse(reversed)
+	errs := make(chan error, 2)
+	go func() { errs <- s.PutUsers(ctx, users, ev("user.import")) }()
+	go func() { errs <- s.PutUsers(ctx, reversed, ev("user.import")) }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("two puts of the same users at once: %v", err)
+		}
+	}
+}
