@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/oauth2"
 )
 
 const delegationIntro = `Domain-wide delegation lets a service account act for the users of an
@@ -224,8 +225,9 @@ existing ones are reported inactive at once.`,
 	// under the 1 MiB the admin API reads (all in one request if batch is
 	// 0); each request is one transaction. Should a request still fail (an organization deleted
 	// meanwhile, the server down), the error says what earlier requests
-	// added. A server older than that route (404 or 405 for it) is sent
-	// each organization's users on their own instead, by putPerOrg.
+	// added. A server older than that route (the admin API's 404 for it,
+	// see noRoute) is sent each organization's users on their own
+	// instead, by putPerOrg.
 	put := func(cmd *cobra.Command, c *adminClient, users []admin.UserInput, batch int) error {
 		total, requests := 0, 0
 		for us := users; len(us) > 0; requests++ {
@@ -530,11 +532,20 @@ func batchLen(users []admin.UserInput, limit int) int {
 	return n
 }
 
-// noRoute reports whether err is the answer of a server that has no such
-// route: an older one, without POST /v1/users.
+// noRoute reports whether err is the answer of a Keyward server that has
+// no such route: an older one, without POST /v1/users, whose admin API
+// answers a route it lacks with its own JSON error, a 404 not_found (or a
+// 405 invalid_request, had it another method there). A 404 or 405 of
+// something else in front of the server (a proxy that passes only the
+// routes it knows, say) is not: sending each organization's users on
+// their own would give up the all or none that was asked for.
 func noRoute(err error) bool {
 	var ae *apiError
-	return errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusMethodNotAllowed)
+	if !errors.As(err, &ae) {
+		return false
+	}
+	return (ae.Status == http.StatusNotFound && ae.Code == admin.ErrNotFound) ||
+		(ae.Status == http.StatusMethodNotAllowed && ae.Code == oauth2.ErrInvalidRequest)
 }
 
 // putError is the error of a request of users that failed after the

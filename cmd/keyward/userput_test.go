@@ -62,8 +62,26 @@ func (p *usersProxy) sent() []string {
 func answer(status int) func(http.ResponseWriter, *http.Request) bool {
 	return func(w http.ResponseWriter, r *http.Request) bool {
 		w.Header().Set("Content-Type", "application/json")
+		if status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", "GET")
+			w.WriteHeader(status)
+			fmt.Fprintf(w, `{"error":"invalid_request","error_description":"The endpoint %s takes GET, not %s."}`, r.URL.Path, r.Method)
+			return true
+		}
 		w.WriteHeader(status)
 		fmt.Fprintf(w, `{"error":"not_found","error_description":"There is no admin endpoint %s %s."}`, r.Method, r.URL.Path)
+		return true
+	}
+}
+
+// proxyAnswer is an intercept that answers status as a proxy in front of
+// the server might, one that passes only the routes it knows: not with
+// the admin API's JSON error.
+func proxyAnswer(status int) func(http.ResponseWriter, *http.Request) bool {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, "<html><body><h1>%d %s</h1></body></html>", status, http.StatusText(status))
 		return true
 	}
 }
@@ -126,6 +144,10 @@ func TestUsersPutInOneTransaction(t *testing.T) {
 			posts: []string{"/v1/users", "/v1/orgs/example.com/users", "/v1/orgs/other.org/users"}, wantOut: "3 users added or updated (the server is older", users: 3},
 		{name: "an older server: 405", args: []string{"add", "alice@example.com", "carol@other.org"}, intercept: answer(405),
 			posts: []string{"/v1/users", "/v1/orgs/example.com/users", "/v1/orgs/other.org/users"}, wantOut: "2 users added or updated (the server is older", users: 2},
+		{name: "a proxy's 404", args: []string{"add", "alice@example.com", "carol@other.org"}, intercept: proxyAnswer(404),
+			posts: []string{"/v1/users"}, wantErr: []string{"nothing was added", "Not Found"}},
+		{name: "a proxy's 405", args: []string{"add", "alice@example.com", "carol@other.org"}, intercept: proxyAnswer(405),
+			posts: []string{"/v1/users"}, wantErr: []string{"nothing was added", "Method Not Allowed"}},
 		{name: "import in batches of 5,000 across organizations", args: []string{"import", many},
 			posts: []string{"/v1/users", "/v1/users"}, wantOut: "6000 users added or updated, in 2 transactions of at most 5000", users: 6000},
 		{name: "import from an older server", args: []string{"import", many}, intercept: answer(404),
