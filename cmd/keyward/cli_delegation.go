@@ -261,7 +261,9 @@ existing ones are reported inactive at once.`,
 		Long: `Add or update users. Every email is checked first, and that its
 organization exists: if any is bad, the command names each bad one and
 adds no user. The users, of one organization or several, are then added
-in one transaction: all of them, or, should that fail, none.`,
+in one transaction: all of them, or, should that fail, none. (A server
+older than POST /v1/users takes them one organization at a time, each in
+one transaction; the command then says so.)`,
 		Example: `  keyward users add alice@example.com bob@example.com`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
