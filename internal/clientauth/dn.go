@@ -232,8 +232,8 @@ func parseATV(dn string, i int) (pkix.AttributeTypeAndValue, int, error) {
 		switch s, ok := decodeString(v); {
 		case !ok:
 			return atv, 0, fmt.Errorf("the #hex value of %s is not a string", typ)
-		case s == "":
-			return atv, 0, fmt.Errorf("the value of %s is empty", typ)
+		case blank(s):
+			return atv, 0, emptyValue(typ)
 		case !utf8.ValidString(s):
 			return atv, 0, fmt.Errorf("the value of %s is not UTF-8", typ)
 		default:
@@ -271,14 +271,24 @@ func parseATV(dn string, i int) (pkix.AttributeTypeAndValue, int, error) {
 		}
 	}
 	val = val[:keep]
-	if len(val) == 0 {
-		return atv, 0, fmt.Errorf("the value of %s is empty", typ)
+	if blank(string(val)) {
+		return atv, 0, emptyValue(typ)
 	}
 	if !utf8.Valid(val) {
 		return atv, 0, fmt.Errorf("the value of %s is not UTF-8", typ)
 	}
 	atv.Value = string(val)
 	return atv, i, nil
+}
+
+// blank reports whether a value is empty or spaces alone, which match as
+// an empty value does: spaces at either end are insignificant (RFC 4518
+// §2.6.1).
+func blank(v string) bool { return strings.Trim(v, " ") == "" }
+
+// emptyValue is the error of a value that blank reports.
+func emptyValue(typ string) error {
+	return fmt.Errorf("the value of %s is empty (spaces alone count as none)", typ)
 }
 
 // attributeType reads an attribute type: a name of dnTypes (in any case)

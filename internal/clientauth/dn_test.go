@@ -174,7 +174,7 @@ func TestNormalizeDN(t *testing.T) {
 		{"SERIALNUMBER=1,SERIALNUMBER=2,CN=job", "SERIALNUMBER=1,SERIALNUMBER=2,CN=job"},
 		{`CN=Smith\2c J.,O=A\2bB`, `CN=Smith\, J.,O=A\+B`},
 		{`CN=\ a b\ `, `CN=\ a b\ `},
-		{`CN=\  \ `, `CN=\  \ `},
+		{`CN=\  x \ `, `CN=\  x \ `},
 		{`CN=\#1#`, `CN=\#1#`},
 		{`CN=a\"\;\<\>\\\=`, `CN=a\"\;\<\>\\=`},
 		{`CN=a\0Ab\00`, `CN=a\0Ab\00`},
@@ -198,7 +198,7 @@ func TestNormalizeDN(t *testing.T) {
 			t.Errorf("%s: %s reads back as %v, %v; want %v", tt.dn, got, back, err, want)
 		}
 	}
-	for _, dn := range []string{"CN=#0c00", "CN=#0c02c328", "CN=#1e01ff", "CN=#020105", "CN=#1e02d800"} {
+	for _, dn := range []string{"CN=#0c00", `CN=\ `, `CN=\  \ `, `CN=\20\20`, "CN=#0c0120", "CN=#0c02c328", "CN=#1e01ff", "CN=#020105", "CN=#1e02d800"} {
 		if got, err := NormalizeDN(dn); err == nil {
 			t.Errorf("%s: accepted as %s", dn, got)
 		}
