@@ -25,7 +25,8 @@ import (
 // state of the organization the path names, whose projects change (for a
 // move, the one it is moved to). The store checks that in the change's own
 // transaction, which no other change of the row (for a project, of the
-// organization's row, which the store locks) can interleave with, so two
+// organization's row, which the store locks, with, for a move, the row of
+// the organization the project leaves) can interleave with, so two
 // administrators editing one account (both sending its whole scope list,
 // say) cannot silently undo each other's changes, nor one delete what the
 // other just changed: the later one gets 412 and nothing is saved or

@@ -526,12 +526,15 @@ type Storage interface {
 	DeleteUser(ctx context.Context, email string, ev AuditEvent) error
 	// PutProjectOrg places a project in the organization p.Org (or moves
 	// it there from another), in one transaction that first locks p.Org
-	// as UpdateOrg does: ErrNotFound if it does not exist. A check that is
-	// not nil is called in that transaction with p.Org and the projects
-	// placed in it before the change, as UpdateOrg's fn is given them: if
-	// it returns an error, PutProjectOrg returns that error and changes
-	// nothing (the admin API's If-Match). Only p.Org is locked and
-	// checked: an organization the project is moved out of is not.
+	// as UpdateOrg does: ErrNotFound if it does not exist. A move locks the
+	// organization the project leaves too, whose projects change as well:
+	// both rows, in the order of their domains, so that two moves in
+	// opposite directions wait for each other and never deadlock. A check
+	// that is not nil is called in that transaction with p.Org and the
+	// projects placed in it before the change, as UpdateOrg's fn is given
+	// them: if it returns an error, PutProjectOrg returns that error and
+	// changes nothing (the admin API's If-Match). Only p.Org is checked:
+	// an organization the project is moved out of is locked, not checked.
 	PutProjectOrg(ctx context.Context, p ProjectOrg, check func(Org, []ProjectOrg) error, ev AuditEvent) error
 	GetProjectOrg(ctx context.Context, project string) (ProjectOrg, error)
 	ListProjectOrgs(ctx context.Context, org string) ([]ProjectOrg, error)

@@ -315,17 +315,76 @@ func scanProjectOrg(row scanner) (storage.ProjectOrg, error) {
 	return p, err
 }
 
+// errProjectMoved ends an attempt of PutProjectOrg whose project another
+// change moved or removed between reading where it was and locking that
+// organization: the attempt is rolled back and made again.
+var errProjectMoved = errors.New("the project was moved meanwhile")
+
+// maxPutProjectOrgAttempts bounds PutProjectOrg's attempts: each one after
+// the first follows a concurrent change of the same project committed
+// meanwhile.
+const maxPutProjectOrgAttempts = 10
+
 // PutProjectOrg implements storage.Storage.
+//
+// A move locks both organizations' rows, the one the project leaves (whose
+// projects, and so whose state, change too) and p.Org, in the order of
+// their domains, so that two moves in opposite directions wait for each
+// other rather than deadlock, and so that no change that locks either
+// organization (UpdateOrg, DeleteOrg, another placement) interleaves with
+// it. The organization the project is in is read before the locks are
+// taken; if it is another once they are held (a concurrent change moved or
+// removed the project, or deleted that organization), the attempt is
+// rolled back and made again.
 func (s *Store) PutProjectOrg(ctx context.Context, p storage.ProjectOrg, check func(storage.Org, []storage.ProjectOrg) error, ev storage.AuditEvent) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		if err := s.lockOrgProjects(ctx, tx, "put project org", p.Org, check); err != nil {
+	for range maxPutProjectOrgAttempts {
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			from, err := s.projectOrgIn(ctx, tx, p.Project)
+			if err != nil {
+				return err
+			}
+			domains := []string{p.Org}
+			if from != "" && from != p.Org {
+				domains = append(domains, from)
+				slices.Sort(domains)
+			}
+			for _, d := range domains {
+				_, err := scanOrg(tx.QueryRowContext(ctx, s.q["getOrgForUpdate"], d))
+				if d != p.Org && errors.Is(err, sql.ErrNoRows) {
+					return errProjectMoved // deleted, with its projects
+				}
+				if err != nil {
+					return s.wrap("put project org", err)
+				}
+			}
+			if now, err := s.projectOrgIn(ctx, tx, p.Project); err != nil {
+				return err
+			} else if now != from {
+				return errProjectMoved
+			}
+			if err := s.lockOrgProjects(ctx, tx, "put project org", p.Org, check); err != nil {
+				return err
+			}
+			if err := s.putProjectOrg(ctx, tx, p); err != nil {
+				return err
+			}
+			return s.notify(ctx, tx, storage.ChangeAll)
+		}, ev)
+		if !errors.Is(err, errProjectMoved) {
 			return err
 		}
-		if err := s.putProjectOrg(ctx, tx, p); err != nil {
-			return err
-		}
-		return s.notify(ctx, tx, storage.ChangeAll)
-	}, ev)
+	}
+	return fmt.Errorf("put project org %s: %w %d times; try again", p.Project, errProjectMoved, maxPutProjectOrgAttempts)
+}
+
+// projectOrgIn returns the organization project is placed in, as last
+// committed, or "" if it is in none.
+func (s *Store) projectOrgIn(ctx context.Context, tx *sql.Tx, project string) (string, error) {
+	p, err := scanProjectOrg(tx.QueryRowContext(ctx, s.q["getProjectOrg"], project))
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return p.Org, s.wrap("put project org", err)
 }
 
 // lockOrgProjects locks the row of the organization domain, as UpdateOrg

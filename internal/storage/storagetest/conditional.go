@@ -518,6 +518,180 @@ func testProjectOrgCheckedConcurrent(t *testing.T, s storage.Storage) {
 	}
 }
 
+// testProjectOrgMovesCrossed: two checked moves at once in opposite
+// directions between two organizations, each checking (as the admin
+// API's If-Match does) that the organization it moves a project to still
+// has the projects it had before either move. Each move changes the other
+// one's destination, the organization its project leaves, so whichever
+// locks first, the other must see what it committed and refuse: a store
+// that locked only the destination let both checks pass on states the
+// other move was changing, and both moves were made. Locking both
+// organizations in one order, the later move waits; in two orders, the
+// moves would deadlock on PostgreSQL.
+func testProjectOrgMovesCrossed(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	for first := range 2 {
+		a, b := fmt.Sprintf("a%d.example", first), fmt.Sprintf("b%d.example", first)
+		for _, d := range []string{a, b} {
+			mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: d, CreatedAt: t0}, ev("org.create")))
+		}
+		x, y := storage.ProjectOrg{Project: fmt.Sprintf("x%d", first), Org: a}, storage.ProjectOrg{Project: fmt.Sprintf("y%d", first), Org: b}
+		mustNil(t, s.PutProjectOrg(ctx, x, nil, ev("org.project")))
+		mustNil(t, s.PutProjectOrg(ctx, y, nil, ev("org.project")))
+		// moves[i] moves a project to the organization whose projects,
+		// before either move, are before[i].
+		moves := []storage.ProjectOrg{{Project: x.Project, Org: b}, {Project: y.Project, Org: a}}
+		before := [][]storage.ProjectOrg{{y}, {x}}
+		errs := make([]error, 2)
+		raceUpdates(first, func(i int, read func()) error {
+			errs[i] = s.PutProjectOrg(ctx, moves[i], func(_ storage.Org, projects []storage.ProjectOrg) error {
+				read()
+				if !slices.Equal(projects, before[i]) {
+					return errStale
+				}
+				return nil
+			}, ev("org.project"))
+			return nil
+		})
+		if deadlocked(errs[0]) || deadlocked(errs[1]) {
+			t.Fatalf("first %d: moves %v and %v: a deadlock", first, errs[0], errs[1])
+		}
+		second := 1 - first
+		if errs[first] != nil || !errors.Is(errs[second], errStale) {
+			t.Fatalf("move %d locked first: moves %v and %v; want it made and the other's check to see it and refuse", first, errs[first], errs[second])
+		}
+		_, inA, err := s.GetOrgProjects(ctx, a)
+		mustNil(t, err)
+		_, inB, err := s.GetOrgProjects(ctx, b)
+		mustNil(t, err)
+		wantA, wantB := []storage.ProjectOrg(nil), []storage.ProjectOrg{moves[0], y}
+		if first == 1 {
+			wantA, wantB = []storage.ProjectOrg{x, moves[1]}, nil
+		}
+		if !slices.Equal(inA, wantA) || !slices.Equal(inB, wantB) {
+			t.Fatalf("move %d made: projects %+v and %+v, want %+v and %+v", first, inA, inB, wantA, wantB)
+		}
+	}
+
+	// Unchecked, the crossed moves race from the start, many times: each
+	// takes its first lock before the other its second often enough that
+	// locks taken in two orders deadlock. Both are made, in either order.
+	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "a.example", CreatedAt: t0}, ev("org.create")))
+	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "b.example", CreatedAt: t0}, ev("org.create")))
+	for round := range 50 {
+		x, y := storage.ProjectOrg{Project: fmt.Sprintf("x%02d", round), Org: "a.example"}, storage.ProjectOrg{Project: fmt.Sprintf("y%02d", round), Org: "b.example"}
+		mustNil(t, s.PutProjectOrg(ctx, x, nil, ev("org.project")))
+		mustNil(t, s.PutProjectOrg(ctx, y, nil, ev("org.project")))
+		errs := make(chan error, 2)
+		go func() {
+			errs <- s.PutProjectOrg(ctx, storage.ProjectOrg{Project: x.Project, Org: "b.example"}, nil, ev("org.project"))
+		}()
+		go func() {
+			errs <- s.PutProjectOrg(ctx, storage.ProjectOrg{Project: y.Project, Org: "a.example"}, nil, ev("org.project"))
+		}()
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: crossed unchecked moves: %v", round, err)
+			}
+		}
+		gotX, err := s.GetProjectOrg(ctx, x.Project)
+		mustNil(t, err)
+		gotY, err := s.GetProjectOrg(ctx, y.Project)
+		mustNil(t, err)
+		if gotX.Org != "b.example" || gotY.Org != "a.example" {
+			t.Fatalf("round %d: after crossed moves %+v and %+v, want each in the other organization", round, gotX, gotY)
+		}
+	}
+}
+
+// testProjectOrgMovesSame: one project moved to two organizations at
+// once. The later move read where the project was before the earlier one
+// committed, and waits for the earlier one's lock of that organization;
+// then the project is elsewhere, in an organization it has not locked, so
+// it reads again and locks that one. Both are made, the later last, its
+// check called once, with its destination's projects.
+func testProjectOrgMovesSame(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	for _, d := range []string{"a.example", "b.example", "c.example"} {
+		mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: d, CreatedAt: t0}, ev("org.create")))
+	}
+	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "shop", Org: "a.example"}, nil, ev("org.project")))
+	to := []string{"b.example", "c.example"}
+	errs, calls := make([]error, 2), make([]int, 2)
+	raceUpdates(0, func(i int, read func()) error {
+		errs[i] = s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "shop", Org: to[i]}, func(o storage.Org, projects []storage.ProjectOrg) error {
+			if calls[i]++; calls[i] == 1 {
+				read()
+			}
+			if o.Domain != to[i] || len(projects) != 0 {
+				return fmt.Errorf("check given %s with projects %+v, want %s with none", o.Domain, projects, to[i])
+			}
+			return nil
+		}, ev("org.project"))
+		return nil
+	})
+	if errs[0] != nil || errs[1] != nil || calls[0] != 1 || calls[1] != 1 {
+		t.Fatalf("moves %v and %v, checks called %v times; want both made, each checked once", errs[0], errs[1], calls)
+	}
+	if p, err := s.GetProjectOrg(ctx, "shop"); err != nil || p.Org != "c.example" {
+		t.Fatalf("after both moves: %+v, %v; want the project in c.example", p, err)
+	}
+}
+
+// testProjectOrgMoveUpdate: an update of an organization, checking (as
+// the admin API's If-Match does) that it still has the projects it had,
+// while a project is moved out of it. The move locks the organization it
+// leaves too, so whichever reads first, the other sees what it committed:
+// an update that waits on the move is given the projects without the one
+// moved (and its check refuses), and a move that waits on the update
+// makes its move after it. A store that let the update read while the
+// move held only its destination would let the update's check pass on a
+// state the move was changing.
+func testProjectOrgMoveUpdate(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	for first := range 2 { // 0: the update reads first; 1: the move
+		from, to := fmt.Sprintf("from%d.example", first), fmt.Sprintf("a-to%d.example", first) // to sorts first
+		for _, d := range []string{from, to} {
+			mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: d, CreatedAt: t0}, ev("org.create")))
+		}
+		p := storage.ProjectOrg{Project: fmt.Sprintf("shop%d", first), Org: from}
+		mustNil(t, s.PutProjectOrg(ctx, p, nil, ev("org.project")))
+		errs := make([]error, 2)
+		raceUpdates(first, func(i int, read func()) error {
+			if i == 0 {
+				_, _, errs[0] = s.UpdateOrg(ctx, from, func(o storage.Org, projects []storage.ProjectOrg) (storage.Org, error) {
+					read()
+					if !slices.Equal(projects, []storage.ProjectOrg{p}) {
+						return o, errStale
+					}
+					o.BlockedScopes = []string{"mail.send"}
+					return o, nil
+				}, ev("org.policy"))
+			} else {
+				errs[1] = s.PutProjectOrg(ctx, storage.ProjectOrg{Project: p.Project, Org: to}, func(storage.Org, []storage.ProjectOrg) error {
+					read()
+					return nil
+				}, ev("org.project"))
+			}
+			return nil
+		})
+		if deadlocked(errs[0]) || deadlocked(errs[1]) {
+			t.Fatalf("first %d: update %v, move %v: a deadlock", first, errs[0], errs[1])
+		}
+		o, projects, err := s.GetOrgProjects(ctx, from)
+		mustNil(t, err)
+		if first == 0 && (errs[0] != nil || errs[1] != nil || !slices.Equal(o.BlockedScopes, []string{"mail.send"})) {
+			t.Fatalf("the update read first: update %v, move %v, blocked scopes %v; want both made, the update first", errs[0], errs[1], o.BlockedScopes)
+		}
+		if first == 1 && (errs[1] != nil || !errors.Is(errs[0], errStale) || len(o.BlockedScopes) != 0) {
+			t.Fatalf("the move read first: move %v, update %v, blocked scopes %v; want the update's check to see the project moved and refuse", errs[1], errs[0], o.BlockedScopes)
+		}
+		if len(projects) != 0 {
+			t.Fatalf("first %d: %s still has projects %+v after the move", first, from, projects)
+		}
+	}
+}
+
 // testDeleteOrgPlacing: an organization deleted while a project in it is
 // placed again (made internal, say), the placement having locked the
 // organization first. The deletion waits for it, then deletes the
