@@ -302,9 +302,10 @@ func printJSON(w io.Writer, v any) error {
 }
 
 // show prints v as JSON with -o json, or as a table drawn by table. When
-// the response v came in had an ETag (an account, an API or an
-// organization), the JSON object gets it as a last member "etag", and the
-// table as a last line "ETag:", to pass to --if-match.
+// the response v came in had an ETag (an account, an API, an
+// organization, a key or a secret), the JSON object gets it as a last
+// member "etag", and the table as a last line "ETag:", to pass to
+// --if-match.
 func (c *adminClient) show(v any, table func(w *tabwriter.Writer)) error {
 	if c.output == "json" {
 		if c.etag == "" {

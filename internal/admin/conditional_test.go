@@ -2,6 +2,10 @@ package admin_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -707,5 +711,81 @@ func blocked(projects string) func(t *testing.T, out map[string]any) {
 		if mustJSON(t, out["blocked_scopes"]) != `["theirs"]` || mustJSON(t, out["projects"]) != projects {
 			t.Errorf("after the 412: %v, want their policy and the projects %s", out, projects)
 		}
+	}
+}
+
+// The POST that creates a key (generated or uploaded) or a secret answers
+// with the new one's ETag, GET's; the list of an account's keys or
+// secrets gives each its ETag as "etag", GET's too, which a disable sent
+// with it as If-Match makes, and which is refused (412) once the key or
+// secret changed. On SQLite and, when KEYWARD_TEST_POSTGRES_DSN is set,
+// on PostgreSQL.
+func TestCreatedAndListedETags(t *testing.T) {
+	onBackends(t, testCreatedAndListedETags)
+}
+
+func testCreatedAndListedETags(t *testing.T, f *fixture) {
+	ctx, op := context.Background(), admin.Actor{ID: "op"}
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	p256, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(&p256.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, suffix string // suffix: of the account's path, for the POST
+		body         any
+		list         string // the list's path, after the account's, and its member
+		// id returns the new item's ID from the POST's answer.
+		id func(out map[string]any) any
+	}{
+		{"create key", "/keys", nil, "keys", func(out map[string]any) any { return out["private_key_id"] }},
+		{"upload key", "/keys/upload", admin.KeyRequest{PublicKeyPEM: pemOf("PUBLIC KEY", spki)}, "keys", func(out map[string]any) any { return out["key_id"] }},
+		{"create secret", "/secrets", nil, "secrets", func(out map[string]any) any { return out["secret_id"] }},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := f.srv.Admin.CreateAccount(ctx, op, admin.AccountInput{Name: fmt.Sprintf("created%d", i), Project: "shop"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := "/v1/service-accounts/" + a.Email
+			code, out, hdr := f.call(t, "POST", path+tt.suffix, auth, tt.body)
+			id, _ := tt.id(out).(string)
+			if code != 201 || id == "" {
+				t.Fatalf("POST %s%s: %d %v", path, tt.suffix, code, out)
+			}
+			item := path + "/" + tt.list + "/" + id
+			tag, _ := f.etagOf(t, item, auth)
+			if got := hdr.Get("ETag"); got != tag {
+				t.Fatalf("POST %s%s: ETag %q, want GET's %s", path, tt.suffix, got, tag)
+			}
+			// listed returns the list's etag of the new item.
+			listed := func() string {
+				t.Helper()
+				code, out, _ := f.call(t, "GET", path+"/"+tt.list, auth, nil)
+				items, _ := out[tt.list].([]any)
+				if code != 200 || len(items) != 1 {
+					t.Fatalf("GET %s/%s: %d %v, want the one created", path, tt.list, code, out)
+				}
+				etag, _ := items[0].(map[string]any)["etag"].(string)
+				return etag
+			}
+			if got := listed(); got != tag {
+				t.Fatalf("the list gives %s the etag %q, want GET's %s", id, got, tag)
+			}
+			if code, out, hdr := f.callIf(t, "POST", item+"/disable", auth, tag, nil); code != 200 || hdr.Get("ETag") == tag {
+				t.Fatalf("disable with the listed etag: %d %v, ETag %s; want made, with a new ETag", code, out, hdr.Get("ETag"))
+			}
+			if now := listed(); now == tag {
+				t.Fatalf("the list's etag %s unchanged by a disable", now)
+			}
+			if code, out, _ := f.callIf(t, "POST", item+"/enable", auth, tag, nil); code != 412 || out["error"] != admin.ErrPreconditionFailed {
+				t.Fatalf("enable with the etag listed before the disable: %d %v, want 412", code, out)
+			}
+		})
 	}
 }

@@ -15,10 +15,11 @@ import (
 )
 
 // Optimistic concurrency for the admin API: GET of an account, an API, an
-// organization, a key or a secret, the POST that creates an account, an
-// API or an organization, the PATCH that changes one, and the disable and
+// organization, a key or a secret, the POST that creates one, the PATCH
+// that changes an account, an API or an organization, and the disable and
 // enable of an account, a key or a secret, carry an ETag naming the state
-// shown (RFC 9110 §8.8.3). A PATCH, a DELETE of an account, an API, a key
+// shown (RFC 9110 §8.8.3); the list of an account's keys or secrets gives
+// each its ETag in the JSON ("etag"). A PATCH, a DELETE of an account, an API, a key
 // or a secret, a disable or enable, or the PUT or DELETE that places,
 // moves or removes a project, with If-Match (§13.1.1) is made only if the
 // stored state still has one of the tags it lists: for a project, the

@@ -424,6 +424,10 @@ type SecretView struct {
 	Secret string `json:"client_secret,omitempty"`
 	// ClientID is the account's client ID, next to the new secret.
 	ClientID string `json:"client_id,omitempty"`
+	// ETag is the secret's entity tag (the ETag header of its GET), only
+	// in the list, where there is no header for each: a client that shows
+	// the list sends it as If-Match of a change of the secret.
+	ETag string `json:"etag,omitempty"`
 }
 
 func secretView(s storage.Secret) SecretView {
@@ -440,6 +444,9 @@ type KeyView struct {
 	CreatedAt time.Time  `json:"created_at"`
 	// Fingerprint is the base64url SHA-256 of the public key (SPKI).
 	Fingerprint string `json:"fingerprint"`
+	// ETag is the key's entity tag (the ETag header of its GET), only in
+	// the list, as SecretView's.
+	ETag string `json:"etag,omitempty"`
 }
 
 func keyView(k storage.Key) KeyView {
@@ -643,7 +650,9 @@ func (h *Handler) listKeys(r *http.Request, _ Actor) (int, any, error) {
 	keys, err := h.svc.ListKeys(r.Context(), r.PathValue("sa"))
 	out := []KeyView{}
 	for _, k := range keys {
-		out = append(out, keyView(k))
+		v := keyView(k)
+		v.ETag = keyETag(k)
+		out = append(out, v)
 	}
 	return 200, map[string]any{"keys": out}, err
 }
@@ -665,8 +674,8 @@ func (h *Handler) createKey(r *http.Request, actor Actor) (int, any, error) {
 		// Not a new key pair for a caller who meant to register its own.
 		return 0, nil, invalid("This endpoint generates a new key pair and takes no public key; register a public key you hold with POST /v1/service-accounts/%s/keys/upload.", r.PathValue("sa"))
 	}
-	kf, err := h.svc.CreateKey(r.Context(), actor, r.PathValue("sa"), in.ExpiresInSeconds)
-	return 201, kf, err
+	k, kf, err := h.svc.createKey(r.Context(), actor, r.PathValue("sa"), in.ExpiresInSeconds)
+	return 201, tagged{keyETag(k), kf}, err
 }
 
 func (h *Handler) uploadKey(r *http.Request, actor Actor) (int, any, error) {
@@ -675,7 +684,7 @@ func (h *Handler) uploadKey(r *http.Request, actor Actor) (int, any, error) {
 		return 0, nil, err
 	}
 	k, err := h.svc.UploadKey(r.Context(), actor, r.PathValue("sa"), []byte(in.PublicKeyPEM), in.ExpiresInSeconds)
-	return 201, keyView(k), err
+	return 201, keyBody(k), err
 }
 
 // keyBody is a key's view with its ETag.
@@ -717,7 +726,9 @@ func (h *Handler) listSecrets(r *http.Request, _ Actor) (int, any, error) {
 	secs, err := h.svc.ListSecrets(r.Context(), r.PathValue("sa"))
 	out := []SecretView{}
 	for _, s := range secs {
-		out = append(out, secretView(s))
+		v := secretView(s)
+		v.ETag = secretETag(s)
+		out = append(out, v)
 	}
 	return 200, map[string]any{"secrets": out}, err
 }
@@ -735,7 +746,7 @@ func (h *Handler) createSecret(r *http.Request, actor Actor) (int, any, error) {
 	cs, err := h.svc.CreateSecret(r.Context(), actor, r.PathValue("sa"), in.ExpiresInSeconds)
 	v := secretView(cs.Secret)
 	v.Secret, v.ClientID = cs.Value, cs.AccountID
-	return 201, v, err
+	return 201, tagged{secretETag(cs.Secret), v}, err
 }
 
 // secretBody is a secret's view with its ETag.

@@ -8,9 +8,9 @@ import (
 	"github.com/keyward/keyward/internal/admin"
 )
 
-// One secret is readable by its ID, as a key is: the list's item, the hint
-// and never the value; another account's secret is not reachable through
-// this one.
+// One secret is readable by its ID, as a key is: the list's item (but
+// for its "etag", which is the GET's ETag header), the hint and never the
+// value; another account's secret is not reachable through this one.
 func TestGetSecret(t *testing.T) {
 	f := newFixture(t)
 	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
@@ -29,9 +29,14 @@ func TestGetSecret(t *testing.T) {
 	}
 	id, value := created["secret_id"].(string), created["client_secret"].(string)
 	_, list, _ := f.call(t, "GET", base, auth, nil)
-	status, got, _ := f.call(t, "GET", base+"/"+id, auth, nil)
-	if status != 200 || fmt.Sprint(got) != fmt.Sprint(list["secrets"].([]any)[0]) {
-		t.Fatalf("GET %s/%s: %d %v, want the list's item %v", base, id, status, got, list["secrets"])
+	status, got, hdr := f.call(t, "GET", base+"/"+id, auth, nil)
+	item := list["secrets"].([]any)[0].(map[string]any)
+	if item["etag"] != hdr.Get("ETag") {
+		t.Fatalf("the list's etag %v, GET's ETag %q: want the same", item["etag"], hdr.Get("ETag"))
+	}
+	delete(item, "etag")
+	if status != 200 || fmt.Sprint(got) != fmt.Sprint(item) {
+		t.Fatalf("GET %s/%s: %d %v, want the list's item %v", base, id, status, got, item)
 	}
 	if got["client_secret"] != nil || got["client_id"] != nil || strings.Contains(fmt.Sprint(got), value) || got["hint"] != created["hint"] {
 		t.Fatalf("GET %s/%s shows %v: want the hint %v and no value", base, id, got, created["hint"])

@@ -1046,20 +1046,26 @@ const maxExpirySeconds = 100 * 365 * 24 * 60 * 60
 // CreateKey generates a key pair for the account and returns the key file,
 // the only copy of the private key.
 func (s *Service) CreateKey(ctx context.Context, actor Actor, ref string, expiresInSeconds int64) (sakey.KeyFile, error) {
+	_, kf, err := s.createKey(ctx, actor, ref, expiresInSeconds)
+	return kf, err
+}
+
+// createKey is CreateKey, returning the key as stored too (for its ETag).
+func (s *Service) createKey(ctx context.Context, actor Actor, ref string, expiresInSeconds int64) (storage.Key, sakey.KeyFile, error) {
 	a, err := s.GetAccount(ctx, ref)
 	if err != nil {
-		return sakey.KeyFile{}, err
+		return storage.Key{}, sakey.KeyFile{}, err
 	}
 	exp, err := s.expiry(expiresInSeconds)
 	if err != nil {
-		return sakey.KeyFile{}, err
+		return storage.Key{}, sakey.KeyFile{}, err
 	}
 	k, kf, err := sakey.Generate(a, s.Endpoints(), s.cfg.Now(), exp)
 	if err != nil {
-		return kf, err
+		return k, kf, err
 	}
 	err = s.store.CreateKey(ctx, k, s.keyEvent(actor, "key.create", k))
-	return kf, storeErr(err, "The key")
+	return k, kf, storeErr(err, "The key")
 }
 
 func (s *Service) keyEvent(actor Actor, action string, k storage.Key) storage.AuditEvent {
