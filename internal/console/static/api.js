@@ -103,15 +103,16 @@ export async function request(method, path, { body, form, auth = true, ifMatch }
 }
 
 // The admin API: path is below /v1. getTagged returns [data, its ETag];
-// patch, put or del with that ETag as ifMatch is refused (412) if the
-// resource was changed since.
+// patch, put, del or post (a key's or secret's disable or enable) with
+// that ETag, or the "etag" a list gives an item, as ifMatch is refused
+// (412) if the resource was changed since.
 export const admin = {
   get: async (path) => (await request("GET", "/v1" + path)).data,
   getTagged: async (path) => {
     const { data, etag } = await request("GET", "/v1" + path);
     return [data, etag];
   },
-  post: async (path, body) => (await request("POST", "/v1" + path, { body })).data,
+  post: async (path, body, ifMatch) => (await request("POST", "/v1" + path, { body, ifMatch })).data,
   patch: async (path, body, ifMatch) => (await request("PATCH", "/v1" + path, { body, ifMatch })).data,
   put: async (path, body, ifMatch) => (await request("PUT", "/v1" + path, { body, ifMatch })).data,
   del: async (path, ifMatch) => (await request("DELETE", "/v1" + path, { ifMatch })).data,

@@ -330,6 +330,23 @@ function editAccountForm(a, path, etag) {
   return h("details", { class: "box", id: "edit-account" }, h("summary", {}, "Edit the account"), form);
 }
 
+// unchangedItem runs send, a change of a key or secret (named what) that
+// carries If-Match: the "etag" its list gave it, so the change is made
+// only to the key or secret as the page shows it. If someone changed it
+// since (the server refuses with 412), reload shows the list again as it
+// is now, and the server's description says what was not done.
+async function unchangedItem(what, reload, send) {
+  try {
+    await send();
+  } catch (e) {
+    if (e.status !== 412) throw e;
+    await reload();
+    throw new Error(`${e.message} The list now shows ${what} as it is.`);
+  }
+}
+
+// keysSection lists the account's keys; disabling, enabling or deleting
+// one sends If-Match with the key's etag from the list (unchangedItem).
 function keysSection(a, path, keys) {
   const days = h("input", { id: "key-days", type: "number", min: 1, placeholder: "never" });
   const create = h("button", { type: "submit" }, "Create key");
@@ -341,6 +358,7 @@ function keysSection(a, path, keys) {
     await go(location.hash, `Created the key ${kf.private_key_id}. Its key file was downloaded; the private key is in that file only, so keep it safe.`);
   }));
   const kpath = (k) => path + "/keys/" + seg(k.key_id);
+  const unchanged = (k, send) => unchangedItem(`the key ${k.key_id}`, () => go(location.hash), send);
   return h("section", {}, h("h2", {}, "Keys"),
     table([
       ["Key ID", (k) => h("code", {}, k.key_id)],
@@ -351,11 +369,17 @@ function keysSection(a, path, keys) {
       ["Expires", (k) => fmtTime(k.expires_at)],
       ["", (k) => h("span", { class: "actions" },
         k.disabled
-          ? button("Enable", async () => { await admin.post(kpath(k) + "/enable"); await go(location.hash, `Enabled the key ${k.key_id}.`); })
-          : button("Disable", async () => { await admin.post(kpath(k) + "/disable"); await go(location.hash, `Disabled the key ${k.key_id}.`); }),
+          ? button("Enable", async () => {
+            await unchanged(k, () => admin.post(kpath(k) + "/enable", undefined, k.etag));
+            await go(location.hash, `Enabled the key ${k.key_id}.`);
+          })
+          : button("Disable", async () => {
+            await unchanged(k, () => admin.post(kpath(k) + "/disable", undefined, k.etag));
+            await go(location.hash, `Disabled the key ${k.key_id}.`);
+          }),
         button("Delete", async () => {
           if (!await confirmAction(`Delete the key ${k.key_id}? Programs using its key file stop getting tokens.`, "Delete")) return;
-          await admin.del(kpath(k));
+          await unchanged(k, () => admin.del(kpath(k), k.etag));
           await go(location.hash, `Deleted the key ${k.key_id}.`);
         }, "danger"))],
     ], keys, "No keys."),
@@ -404,10 +428,14 @@ function uploadKeyForm(path) {
     form);
 }
 
+// secretsSection lists the account's secrets and creates one; disabling,
+// enabling or deleting one sends If-Match with the secret's etag from the
+// list (unchangedItem), which changes whenever its use is recorded too.
 function secretsSection(path, secrets) {
   const shown = h("div");
   const holder = h("div");
   const spath = (s) => path + "/secrets/" + seg(s.secret_id);
+  const unchanged = (s, send) => unchangedItem(`the secret ${s.secret_id}`, () => refresh(), send);
   // refresh redraws just the list, so a new secret shown above stays.
   const refresh = async (notice) => {
     render((await admin.get(path + "/secrets")).secrets);
@@ -422,11 +450,17 @@ function secretsSection(path, secrets) {
     ["Last used", (s) => fmtTime(s.last_used_at)],
     ["", (s) => h("span", { class: "actions" },
       s.disabled
-        ? button("Enable", async () => { await admin.post(spath(s) + "/enable"); await refresh(`Enabled the secret ${s.secret_id}.`); })
-        : button("Disable", async () => { await admin.post(spath(s) + "/disable"); await refresh(`Disabled the secret ${s.secret_id}.`); }),
+        ? button("Enable", async () => {
+          await unchanged(s, () => admin.post(spath(s) + "/enable", undefined, s.etag));
+          await refresh(`Enabled the secret ${s.secret_id}.`);
+        })
+        : button("Disable", async () => {
+          await unchanged(s, () => admin.post(spath(s) + "/disable", undefined, s.etag));
+          await refresh(`Disabled the secret ${s.secret_id}.`);
+        }),
       button("Delete", async () => {
         if (!await confirmAction(`Delete the secret ${s.secret_id}? Programs using it stop getting tokens.`, "Delete")) return;
-        await admin.del(spath(s));
+        await unchanged(s, () => admin.del(spath(s), s.etag));
         await refresh(`Deleted the secret ${s.secret_id}.`);
       }, "danger"))],
   ], list, "No client secrets."));
