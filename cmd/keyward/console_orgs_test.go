@@ -15,7 +15,8 @@ import (
 
 // TestConsoleOrgs drives the Organizations pages: a refused creation shows
 // the admin API's description and keeps what was typed; an organization is
-// created with blocked scopes, which the page then replaces; a grant to an
+// created with blocked scopes, which the page then replaces (but not over
+// another administrator's change since it showed them); a grant to an
 // account's email is refused with the API's explanation and nothing
 // granted, one to its client ID is stored with its scopes, and Revoke
 // (after a confirmation Cancel declines) removes it; a user is added (one
@@ -118,6 +119,27 @@ func TestConsoleOrgs(t *testing.T) {
 	if got := blocked(); !slices.Equal(got, []string{"orders.write", "billing.refund"}) {
 		t.Errorf("example.com blocks %q after the change, want orders.write billing.refund", got)
 	}
+	// Another administrator's change since the page showed example.com:
+	// the page's is refused (If-Match, 412), nothing saved, the error
+	// names what was entered, and the page shows example.com as it is
+	// now; from there the change goes through.
+	if _, err := m.Server.Admin.SetBlockedScopes(bg, sys, "example.com", []string{"orders.write"}); err != nil {
+		t.Fatal(err)
+	}
+	step("change the blocked scopes after the other change", chromedp.Click(chromedp.CSS("#org-blocked summary")),
+		setInput("f-org-edit-blocked", "billing.refund"), chromedp.Click(chromedp.CSS("#org-blocked button[type=submit]")))
+	waitAlert("blocked refused", "error", "someone else changed it meanwhile, so nothing was saved.")
+	waitAlert("blocked refused", "error", "The page now shows example.com as it is; the blocked scopes entered were: billing.refund.")
+	step("the page shows example.com as it is now", chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//dd[text()="orders.write"]`)))
+	if got := blocked(); !slices.Equal(got, []string{"orders.write"}) {
+		t.Fatalf("example.com blocks %q after the refused change, want the other administrator's orders.write", got)
+	}
+	step("change the blocked scopes again", chromedp.Click(chromedp.CSS("#org-blocked summary")),
+		setInput("f-org-edit-blocked", "orders.write billing.refund"), chromedp.Click(chromedp.CSS("#org-blocked button[type=submit]")))
+	waitAlert("blocked again", "notice", "example.com now blocks orders.write billing.refund for delegated access.")
+	if got := blocked(); !slices.Equal(got, []string{"orders.write", "billing.refund"}) {
+		t.Errorf("example.com blocks %q after the change, want orders.write billing.refund", got)
+	}
 
 	// Delegation: the account's email is refused with the admin API's
 	// explanation; its client ID is granted.
@@ -215,5 +237,5 @@ func TestConsoleOrgs(t *testing.T) {
 	if rows := userRows(); len(rows) != 50 || rows[49] != "u49@corp.example" {
 		t.Errorf("Previous page from the second page lists %d users, want u00 to u49", len(rows))
 	}
-	p.checkLogs("400")
+	p.checkLogs("400", "412")
 }

@@ -63,21 +63,33 @@ export async function orgView(domain, go) {
       ["Created", fmtTime(o.created_at)],
     ]),
     h("div", { class: "actions" }, del),
-    blockedForm(o, path, go),
+    blockedForm(o, etag, path, go),
     projectsSection(o, etag, path, all.orgs.map((x) => x.domain).filter((d) => d !== o.domain), go),
     delegationsSection(o, path, grants.delegations, go),
     users);
 }
 
 // blockedForm replaces the scopes the organization never allows for
-// delegated access (PATCH /v1/orgs/{domain}).
-function blockedForm(o, path, go) {
+// delegated access (PATCH /v1/orgs/{domain}), only in the organization as
+// the page shows it: the PATCH sends If-Match: etag, o's ETag. If someone
+// changed the organization since (its blocked scopes or its projects),
+// the server refuses it (412): nothing is saved, the page shows the
+// organization as it is now, and the error gives the server's description
+// and the scopes that were entered, to enter again.
+function blockedForm(o, etag, path, go) {
   const [label, scopes] = input("Blocked scopes (space-separated)", "f-org-edit-blocked", { value: o.blocked_scopes.join(" ") });
   const submit = h("button", { type: "submit" }, "Save blocked scopes");
   const form = h("form", { class: "grid" }, label, scopes, h("span"), submit);
   form.addEventListener("submit", act(submit, async () => {
     const bs = words(scopes.value);
-    await admin.patch(path, { blocked_scopes: bs });
+    try {
+      await admin.patch(path, { blocked_scopes: bs }, etag);
+    } catch (e) {
+      if (e.status !== 412) throw e;
+      await go(location.hash);
+      throw new Error(`${e.message} The page now shows ${o.domain} as it is; the blocked scopes entered were: `
+        + (bs.length ? bs.join(" ") : "none") + ".");
+    }
     await go(location.hash, bs.length ? `${o.domain} now blocks ${bs.join(" ")} for delegated access.` : `${o.domain} now blocks no scopes.`);
   }));
   return h("details", { class: "box", id: "org-blocked" }, h("summary", {}, "Change the blocked scopes"), form);
