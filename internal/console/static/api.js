@@ -103,9 +103,9 @@ export async function request(method, path, { body, form, auth = true, ifMatch }
 }
 
 // The admin API: path is below /v1. getTagged returns [data, its ETag];
-// patch, put, del or post (a key's or secret's disable or enable) with
-// that ETag, or the "etag" a list gives an item, as ifMatch is refused
-// (412) if the resource was changed since.
+// patch, put, del or post (an account's, key's or secret's disable or
+// enable) with that ETag, or the "etag" a list gives an item, as ifMatch
+// is refused (412) if the resource was changed since.
 export const admin = {
   get: async (path) => (await request("GET", "/v1" + path)).data,
   getTagged: async (path) => {

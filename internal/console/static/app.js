@@ -160,12 +160,22 @@ function createAccountForm() {
 async function accountView(id) {
   const path = "/service-accounts/" + seg(id);
   const [[a, etag], keys, secrets] = await Promise.all([admin.getTagged(path), admin.get(path + "/keys"), admin.get(path + "/secrets")]);
+  // Disable, enable and delete are made only to the account as the page
+  // shows it: they send If-Match: etag, a's ETag, and a 412 shows the page
+  // again with the account as it is now (unchangedItem).
+  const unchanged = (send) => unchangedItem(a.email, () => go(location.hash), send, "The page");
   const toggle = a.disabled
-    ? button("Enable", async () => { await admin.post(path + "/enable"); await go(location.hash, `Enabled ${a.email}.`); })
-    : button("Disable", async () => { await admin.post(path + "/disable"); await go(location.hash, `Disabled ${a.email}; its tokens stop working at once.`); });
+    ? button("Enable", async () => {
+      await unchanged(() => admin.post(path + "/enable", undefined, etag));
+      await go(location.hash, `Enabled ${a.email}.`);
+    })
+    : button("Disable", async () => {
+      await unchanged(() => admin.post(path + "/disable", undefined, etag));
+      await go(location.hash, `Disabled ${a.email}; its tokens stop working at once.`);
+    });
   const del = button("Delete", async () => {
     if (!await confirmAction(`Delete the service account ${a.email} with its keys and secrets? This cannot be undone.`, "Delete")) return;
-    await admin.del(path);
+    await unchanged(() => admin.del(path, etag));
     await go("#/accounts", `Deleted the service account ${a.email}.`);
   }, "danger");
   // Every token issued until now; new ones can still be obtained. APIs that
@@ -331,17 +341,18 @@ function editAccountForm(a, path, etag) {
 }
 
 // unchangedItem runs send, a change of a key or secret (named what) that
-// carries If-Match: the "etag" its list gave it, so the change is made
-// only to the key or secret as the page shows it. If someone changed it
-// since (the server refuses with 412), reload shows the list again as it
-// is now, and the server's description says what was not done.
-async function unchangedItem(what, reload, send) {
+// carries If-Match: the "etag" its list gave it, or of the account with
+// the ETag the page got with it, so the change is made only to what as
+// the page shows it. If someone changed it since (the server refuses with
+// 412), reload shows where (the list, or the page) again as it is now,
+// and the server's description says what was not done.
+async function unchangedItem(what, reload, send, where = "The list") {
   try {
     await send();
   } catch (e) {
     if (e.status !== 412) throw e;
     await reload();
-    throw new Error(`${e.message} The list now shows ${what} as it is.`);
+    throw new Error(`${e.message} ${where} now shows ${what} as it is.`);
   }
 }
 
