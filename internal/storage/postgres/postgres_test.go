@@ -208,3 +208,137 @@ func TestLoadWaitsForAccountInsert(t *testing.T) {
 		t.Fatalf("CountAccounts = %d, %v, want only the other process's account", n, err)
 	}
 }
+
+// TestPlacementRacingPlacementLocksOrgLeft: a project placed in an
+// organization by another transaction while PutProjectOrg, having read it
+// in none, already holds the organization it is placed in. Once that
+// placement commits, PutProjectOrg's write moves the project out of the
+// other organization, so it must lock that one too: an UpdateOrg of it
+// that was given the project must not see the move commit while it holds
+// the row (its If-Match passed on a state the move changes, and what it
+// answers names a project no longer there). A PutProjectOrg that wrote
+// over the placement as found, locking only where it read the project
+// was, moved it out unlocked.
+func TestPlacementRacingPlacementLocksOrgLeft(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.SchemaDSN(t)
+	s, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ev := func(a string) storage.AuditEvent {
+		return storage.AuditEvent{Time: time.Now(), Action: a, Outcome: storage.OutcomeSuccess}
+	}
+	for _, d := range []string{"a.example", "b.example"} {
+		if err := s.CreateOrg(ctx, storage.Org{Domain: d, CreatedAt: time.Now()}, ev("org.create")); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The other placement, of shop in a.example, stopped before its commit.
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT domain FROM orgs WHERE domain = 'a.example' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO project_orgs (project, org, internal) VALUES ('shop', 'a.example', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	var xid string
+	if err := tx.QueryRowContext(ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid); err != nil {
+		t.Fatal(err)
+	}
+
+	committed := make(chan struct{})
+	checked, release := make(chan struct{}), make(chan struct{})
+	moved := make(chan error, 1)
+	go func() {
+		moved <- s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "shop", Org: "b.example"}, func(storage.Org, []storage.ProjectOrg) error {
+			select {
+			case <-committed:
+			default: // checked before the other placement committed
+				close(checked)
+				<-release
+			}
+			return nil
+		}, ev("org.project"))
+	}()
+	// Until its check is called or it waits for the other placement.
+	deadline := time.After(30 * time.Second)
+	for waiting := false; !waiting; {
+		select {
+		case <-checked:
+			waiting = true
+			continue
+		case err := <-moved:
+			t.Fatalf("PutProjectOrg returned %v while the other placement was in flight", err)
+		case <-deadline:
+			t.Fatal("PutProjectOrg neither checked nor waited for the other placement")
+		case <-time.After(10 * time.Millisecond):
+		}
+		if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
+			WHERE locktype = 'transactionid' AND transactionid::text = $1 AND NOT granted)`, xid).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(committed)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+
+	var given []storage.ProjectOrg
+	entered, done := make(chan struct{}), make(chan struct{})
+	updated := make(chan error, 1)
+	go func() {
+		_, _, err := s.UpdateOrg(ctx, "a.example", func(o storage.Org, projects []storage.ProjectOrg) (storage.Org, error) {
+			given = projects
+			close(entered)
+			<-done
+			o.BlockedScopes = []string{"mail.send"}
+			return o, nil
+		}, ev("org.policy"))
+		updated <- err
+	}()
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("UpdateOrg's fn was not called")
+	}
+	select {
+	case <-checked:
+		close(release)
+	default:
+	}
+	var errMove error
+	gotMove := false
+	if len(given) == 1 {
+		select {
+		case errMove = <-moved:
+			t.Errorf("PutProjectOrg committed (%v) a move of shop out of a.example while UpdateOrg held a.example, having been given %+v", errMove, given)
+			gotMove = true
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	close(done)
+	if err := <-updated; err != nil {
+		t.Fatal(err)
+	}
+	if !gotMove {
+		errMove = <-moved
+	}
+	if errMove != nil {
+		t.Fatal(errMove)
+	}
+	if p, err := s.GetProjectOrg(ctx, "shop"); err != nil || p.Org != "b.example" {
+		t.Fatalf("shop: %+v, %v; want in b.example", p, err)
+	}
+}

@@ -29,6 +29,7 @@ func init() {
 		"updateUser":       `UPDATE org_users SET suspended = ? WHERE email = ?`,
 		"listUsers":        `SELECT email, org, suspended, created_at FROM org_users WHERE org = ? AND email > ? ORDER BY email LIMIT ?`,
 		"deleteUser":       `DELETE FROM org_users WHERE email = ?`,
+		"insertProjectOrg": `INSERT INTO project_orgs (project, org, internal) VALUES (?, ?, ?) ON CONFLICT (project) DO NOTHING`,
 		"putProjectOrg":    `INSERT INTO project_orgs (project, org, internal) VALUES (?, ?, ?) ON CONFLICT (project) DO UPDATE SET org = excluded.org, internal = excluded.internal`,
 		"getProjectOrg":    `SELECT project, org, internal FROM project_orgs WHERE project = ?`,
 		"listProjectOrgs":  `SELECT project, org, internal FROM project_orgs WHERE org = ? ORDER BY project`,
@@ -316,8 +317,8 @@ func scanProjectOrg(row scanner) (storage.ProjectOrg, error) {
 }
 
 // errProjectMoved ends an attempt of PutProjectOrg whose project another
-// change moved or removed between reading where it was and locking that
-// organization: the attempt is rolled back and made again.
+// change placed, moved or removed between reading where it was and
+// locking that organization: the attempt is rolled back and made again.
 var errProjectMoved = errors.New("the project was moved meanwhile")
 
 // maxPutProjectOrgAttempts bounds PutProjectOrg's attempts: each one after
@@ -333,13 +334,18 @@ const maxPutProjectOrgAttempts = 10
 // other rather than deadlock, and so that no change that locks either
 // organization (UpdateOrg, DeleteOrg, another placement) interleaves with
 // it. The organization the project is in is read before the locks are
-// taken; if it is another once they are held (a concurrent change moved or
-// removed the project, or deleted that organization), the attempt is
-// rolled back and made again.
+// taken. Once they are held, the project's row is locked and read again
+// (waiting for a change of it not yet committed), or, if the project was
+// in none, inserted (waiting for a concurrent placement's insert): if it
+// is in another organization by then (a concurrent change placed, moved
+// or removed the project, or deleted that organization), the attempt is
+// rolled back and made again, before check is called. Writing over what
+// a placement committed meanwhile instead would move the project out of
+// an organization this change never locked.
 func (s *Store) PutProjectOrg(ctx context.Context, p storage.ProjectOrg, check func(storage.Org, []storage.ProjectOrg) error, ev storage.AuditEvent) error {
 	for range maxPutProjectOrgAttempts {
 		err := s.tx(ctx, func(tx *sql.Tx) error {
-			from, err := s.projectOrgIn(ctx, tx, p.Project)
+			from, err := s.projectOrgIn(ctx, tx, "getProjectOrg", p.Project)
 			if err != nil {
 				return err
 			}
@@ -357,16 +363,43 @@ func (s *Store) PutProjectOrg(ctx context.Context, p storage.ProjectOrg, check f
 					return s.wrap("put project org", err)
 				}
 			}
-			if now, err := s.projectOrgIn(ctx, tx, p.Project); err != nil {
+			if from == "" {
+				// No row to lock: insert it now. A concurrent placement's
+				// insert is waited for; if it committed, nothing is
+				// inserted, and the project is in an organization not
+				// locked here.
+				res, err := tx.ExecContext(ctx, s.q["insertProjectOrg"], p.Project, p.Org, boolInt(p.Internal))
+				if err != nil {
+					return s.wrap("put project org", err)
+				}
+				if n, err := res.RowsAffected(); err != nil {
+					return s.wrap("put project org", err)
+				} else if n == 0 {
+					return errProjectMoved
+				}
+			} else if now, err := s.projectOrgIn(ctx, tx, "getProjectOrgForUpdate", p.Project); err != nil {
 				return err
 			} else if now != from {
 				return errProjectMoved
 			}
-			if err := s.lockOrgProjects(ctx, tx, "put project org", p.Org, check); err != nil {
+			// check is given the projects before the change: without one
+			// just inserted.
+			err = s.lockOrgProjects(ctx, tx, "put project org", p.Org, func(o storage.Org, projects []storage.ProjectOrg) error {
+				if check == nil {
+					return nil
+				}
+				if from == "" {
+					projects = slices.DeleteFunc(projects, func(q storage.ProjectOrg) bool { return q.Project == p.Project })
+				}
+				return check(o, projects)
+			})
+			if err != nil {
 				return err
 			}
-			if err := s.putProjectOrg(ctx, tx, p); err != nil {
-				return err
+			if from != "" {
+				if err := s.putProjectOrg(ctx, tx, p); err != nil {
+					return err
+				}
 			}
 			return s.notify(ctx, tx, storage.ChangeAll)
 		}, ev)
@@ -378,9 +411,9 @@ func (s *Store) PutProjectOrg(ctx context.Context, p storage.ProjectOrg, check f
 }
 
 // projectOrgIn returns the organization project is placed in, as last
-// committed, or "" if it is in none.
-func (s *Store) projectOrgIn(ctx context.Context, tx *sql.Tx, project string) (string, error) {
-	p, err := scanProjectOrg(tx.QueryRowContext(ctx, s.q["getProjectOrg"], project))
+// committed, or "" if it is in none, read with the query named.
+func (s *Store) projectOrgIn(ctx context.Context, tx *sql.Tx, query, project string) (string, error) {
+	p, err := scanProjectOrg(tx.QueryRowContext(ctx, s.q[query], project))
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}

@@ -87,7 +87,7 @@ func New(w, r *sql.DB, d Dialect) *Store {
 	for name, q := range queries {
 		s.q[name] = s.rebind(q)
 	}
-	for _, name := range []string{"getAccount", "getAPI", "listAPIIntrospectors", "getKey", "getSecret", "getOrg", "getUser"} {
+	for _, name := range []string{"getAccount", "getAPI", "listAPIIntrospectors", "getKey", "getSecret", "getOrg", "getUser", "getProjectOrg"} {
 		s.q[name+"ForUpdate"] = s.q[name] + d.ForUpdate
 	}
 	s.q["getOrgForKeyShare"] = s.q["getOrg"] + d.ForKeyShare
