@@ -342,3 +342,85 @@ func TestPlacementRacingPlacementLocksOrgLeft(t *testing.T) {
 		t.Fatalf("shop: %+v, %v; want in b.example", p, err)
 	}
 }
+
+// TestDeleteOrgUsersInEmailOrder: an organization deleted while a put
+// moves two of its users to another organization. The put locks users in
+// the order of their emails and takes no lock of the organization they
+// leave; the deletion, holding the organization's row, must lock its
+// users in that order too. Deleting them in the table's order (b@ was
+// stored first) it held b@ while waiting for a@, which the put held while
+// waiting for b@: a deadlock.
+func TestDeleteOrgUsersInEmailOrder(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.SchemaDSN(t)
+	s, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ev := func(a string) storage.AuditEvent {
+		return storage.AuditEvent{Time: time.Now(), Action: a, Outcome: storage.OutcomeSuccess}
+	}
+	for _, d := range []string{"x.example", "y.example"} {
+		if err := s.CreateOrg(ctx, storage.Org{Domain: d, CreatedAt: time.Now()}, ev("org.create")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range []string{"b@x.example", "a@x.example"} {
+		if err := s.PutUsers(ctx, []storage.User{{Email: e, Org: "x.example", CreatedAt: time.Now()}}, ev("org.users")); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The put, as PutUsers takes its locks: y.example's row, then a@.
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT domain FROM orgs WHERE domain = 'y.example' FOR KEY SHARE`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE org_users SET org = 'y.example' WHERE email = 'a@x.example'`); err != nil {
+		t.Fatal(err)
+	}
+	var xid string
+	if err := tx.QueryRowContext(ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid); err != nil {
+		t.Fatal(err)
+	}
+	deleted := make(chan error, 1)
+	go func() { deleted <- s.DeleteOrg(ctx, "x.example", ev("org.delete")) }()
+	deadline := time.After(30 * time.Second)
+	for waiting := false; !waiting; {
+		select {
+		case err := <-deleted:
+			t.Fatalf("DeleteOrg returned %v while the put held a@", err)
+		case <-deadline:
+			t.Fatal("DeleteOrg did not wait for the put")
+		case <-time.After(10 * time.Millisecond):
+		}
+		if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
+			WHERE locktype = 'transactionid' AND transactionid::text = $1 AND NOT granted)`, xid).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE org_users SET org = 'y.example' WHERE email = 'b@x.example'`); err != nil {
+		t.Fatalf("the put's second user: %v", err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-deleted; err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []string{"a@x.example", "b@x.example"} {
+		if u, err := s.GetUser(ctx, e); err != nil || u.Org != "y.example" {
+			t.Errorf("%s: %+v, %v; want moved to y.example", e, u, err)
+		}
+	}
+}

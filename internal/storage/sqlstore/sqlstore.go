@@ -91,6 +91,7 @@ func New(w, r *sql.DB, d Dialect) *Store {
 		s.q[name+"ForUpdate"] = s.q[name] + d.ForUpdate
 	}
 	s.q["getOrgForKeyShare"] = s.q["getOrg"] + d.ForKeyShare
+	s.q["lockOrgUsers"] = s.rebind(`SELECT count(*) FROM (SELECT 1 FROM org_users WHERE org = ? ORDER BY email` + d.ForUpdate + `) u`)
 	return s
 }
 
