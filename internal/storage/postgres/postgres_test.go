@@ -13,6 +13,7 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
+	"github.com/keyward/keyward/internal/storage/sqlstore"
 	"github.com/keyward/keyward/internal/storage/storagetest"
 )
 
@@ -66,21 +67,11 @@ func TestConcurrentMigrations(t *testing.T) {
 // other transactions never see open.
 func TestAuditAppendOnly(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.SchemaDSN(t)
-	s, err := postgres.Open(ctx, dsn, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, db := storeAndDB(t)
 	ev := storage.AuditEvent{Time: time.Now(), Action: "x", Outcome: storage.OutcomeSuccess}
 	if _, err := s.Commit(ctx, []storage.Write{{Events: []storage.AuditEvent{ev, ev}}}); err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	for _, q := range []string{`DELETE FROM audit_events`, `UPDATE audit_events SET action = 'y'`} {
 		if _, err := db.ExecContext(ctx, q); err == nil || !strings.Contains(err.Error(), "append-only") {
 			t.Errorf("%s: %v, want the append-only refusal", q, err)
@@ -152,17 +143,7 @@ func TestDataMigrations(t *testing.T) {
 // that has an account when Load commits.
 func TestLoadWaitsForAccountInsert(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.SchemaDSN(t)
-	s, err := postgres.Open(ctx, dsn, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	s, db := storeAndDB(t)
 
 	// The other process's CreateAccount, stopped before its commit.
 	tx, err := db.BeginTx(ctx, nil)
@@ -221,17 +202,7 @@ func TestLoadWaitsForAccountInsert(t *testing.T) {
 // was, moved it out unlocked.
 func TestPlacementRacingPlacementLocksOrgLeft(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.SchemaDSN(t)
-	s, err := postgres.Open(ctx, dsn, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	s, db := storeAndDB(t)
 	ev := func(a string) storage.AuditEvent {
 		return storage.AuditEvent{Time: time.Now(), Action: a, Outcome: storage.OutcomeSuccess}
 	}
@@ -352,17 +323,7 @@ func TestPlacementRacingPlacementLocksOrgLeft(t *testing.T) {
 // waiting for b@: a deadlock.
 func TestDeleteOrgUsersInEmailOrder(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.SchemaDSN(t)
-	s, err := postgres.Open(ctx, dsn, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	s, db := storeAndDB(t)
 	ev := func(a string) storage.AuditEvent {
 		return storage.AuditEvent{Time: time.Now(), Action: a, Outcome: storage.OutcomeSuccess}
 	}
@@ -423,4 +384,23 @@ func TestDeleteOrgUsersInEmailOrder(t *testing.T) {
 			t.Errorf("%s: %+v, %v; want moved to y.example", e, u, err)
 		}
 	}
+}
+
+// storeAndDB opens a store on a schema of its own and a plain connection
+// to the same schema, for what the store's API cannot do (another
+// process's transaction, a query it never makes); both close when t ends.
+func storeAndDB(t *testing.T) (*sqlstore.Store, *sql.DB) {
+	t.Helper()
+	dsn := pgtest.SchemaDSN(t)
+	s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return s, db
 }
