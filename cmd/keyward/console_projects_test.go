@@ -22,17 +22,7 @@ import (
 // shows the API's refusal.
 func TestConsoleOrgProjects(t *testing.T) {
 	p, m, adminKey := consoleTest(t)
-	bg, sys := context.Background(), admin.Actor{ID: "test"}
-	for _, d := range []string{"a.example", "b.example"} {
-		if _, err := m.Server.Admin.CreateOrg(bg, sys, d); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, pr := range []string{"shop", "ops"} {
-		if _, err := m.Server.Admin.PlaceProject(bg, sys, "a.example", pr, false); err != nil {
-			t.Fatal(err)
-		}
-	}
+	bg, sys := projectsFixture(t, m)
 	// placed returns the organization the project is in and whether it is
 	// internal there; "" if none.
 	placed := func(project string) (string, bool) {
@@ -132,17 +122,7 @@ func TestConsoleOrgProjects(t *testing.T) {
 // organization as it is now, and from there the change goes through.
 func TestConsoleOrgProjectsConflict(t *testing.T) {
 	p, m, _ := consoleTest(t)
-	bg, sys := context.Background(), admin.Actor{ID: "test"}
-	for _, d := range []string{"a.example", "b.example"} {
-		if _, err := m.Server.Admin.CreateOrg(bg, sys, d); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, pr := range []string{"shop", "ops"} {
-		if _, err := m.Server.Admin.PlaceProject(bg, sys, "a.example", pr, false); err != nil {
-			t.Fatal(err)
-		}
-	}
+	bg, sys := projectsFixture(t, m)
 	// in returns the organization the project is in, "" if none.
 	in := func(project string) string {
 		t.Helper()
@@ -208,4 +188,23 @@ func TestConsoleOrgProjectsConflict(t *testing.T) {
 	}
 	// The refused removal's 412 is logged by the browser as a failed request.
 	p.checkLogs("412")
+}
+
+// projectsFixture makes the organizations a.example and b.example, with
+// the projects shop and ops placed in a.example, and returns the context
+// and actor to change them with through the admin API.
+func projectsFixture(t *testing.T, m *Main) (context.Context, admin.Actor) {
+	t.Helper()
+	bg, sys := context.Background(), admin.Actor{ID: "test"}
+	for _, d := range []string{"a.example", "b.example"} {
+		if _, err := m.Server.Admin.CreateOrg(bg, sys, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pr := range []string{"shop", "ops"} {
+		if _, err := m.Server.Admin.PlaceProject(bg, sys, "a.example", pr, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bg, sys
 }
