@@ -116,6 +116,9 @@ func JWTBearer(ctx context.Context, cfg JWTBearerConfig) (oauth2.TokenSource, er
 	if cfg.HTTPClient != nil {
 		ctx = context.WithValue(ctx, oauth2.HTTPClient, cfg.HTTPClient)
 	}
+	// A DPoP proof, if the HTTP client adds one, is for the token
+	// endpoint as the server names it, as the assertion's aud is.
+	ctx = proveFor(ctx, tokenURL, kf.TokenURI)
 	return Reuse(&bearerSource{ctx: ctx, kf: kf, tokenURL: tokenURL, scope: strings.Join(cfg.Scopes, " "), signer: js}), nil
 }
 
@@ -145,9 +148,7 @@ func (s *bearerSource) Token() (*oauth2.Token, error) {
 	// authenticates no client, as the grant wants.
 	cc := clientcredentials.Config{TokenURL: s.tokenURL, AuthStyle: oauth2.AuthStyleInParams,
 		EndpointParams: url.Values{"grant_type": {kwoauth2.GrantJWTBearer}, "assertion": {a}}}
-	// A DPoP proof, if the HTTP client adds one, is for the token
-	// endpoint as the server names it, as the assertion's aud is.
-	return cc.Token(proveFor(s.ctx, s.tokenURL, s.kf.TokenURI))
+	return cc.Token(s.ctx)
 }
 
 // fetchFunc is a TokenSource that fetches a new token on every call.
