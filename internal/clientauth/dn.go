@@ -291,13 +291,26 @@ func emptyValue(typ string) error {
 	return fmt.Errorf("the value of %s is empty (spaces alone count as none)", typ)
 }
 
+// upperASCII returns s with its ASCII letters in upper case and every
+// other byte as it is.
+func upperASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}
+
 // attributeType reads an attribute type: a name of dnTypes (in any case)
 // or a dotted OID.
 func attributeType(typ string) (asn1.ObjectIdentifier, error) {
-	if oid, ok := dnTypes[strings.ToUpper(typ)]; ok {
+	// ASCII case only: strings.ToUpper would read ſt (long s) as ST.
+	if oid, ok := dnTypes[upperASCII(typ)]; ok {
 		return oid, nil
 	}
-	if strings.EqualFold(typ, "E") {
+	if upperASCII(typ) == "E" {
 		return dnTypes["EMAILADDRESS"], nil
 	}
 	if typ == "" {

@@ -198,7 +198,7 @@ func TestNormalizeDN(t *testing.T) {
 			t.Errorf("%s: %s reads back as %v, %v; want %v", tt.dn, got, back, err, want)
 		}
 	}
-	for _, dn := range []string{"CN=#0c00", `CN=\ `, `CN=\  \ `, `CN=\20\20`, "CN=#0c0120", "CN=#0c02c328", "CN=#1e01ff", "CN=#020105", "CN=#1e02d800"} {
+	for _, dn := range []string{"CN=#0c00", "ſt=x", "K=x", `CN=\ `, `CN=\  \ `, `CN=\20\20`, "CN=#0c0120", "CN=#0c02c328", "CN=#1e01ff", "CN=#020105", "CN=#1e02d800"} {
 		if got, err := NormalizeDN(dn); err == nil {
 			t.Errorf("%s: accepted as %s", dn, got)
 		}
