@@ -257,3 +257,17 @@ func TestEmptyArgument(t *testing.T) {
 		})
 	}
 }
+
+// TestIfMatchControlChar: an --if-match with a control character (a
+// newline pasted with it) is a usage error, not "cannot reach Keyward",
+// which the HTTP client's refusal of the header used to be reported as.
+func TestIfMatchControlChar(t *testing.T) {
+	m := startServer(t)
+	admin := []string{"--credentials", m.AdminKeyFile}
+	runCLI(t, append([]string{"org", "create", "example.com"}, admin...)...)
+	err := runCLIErr(t, append([]string{"org", "policy", "example.com", "--block-scopes", "x", "--if-match", "\"abc\"\n"}, admin...)...)
+	var ue usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--if-match") {
+		t.Errorf("--if-match with a newline: %v, want a usage error naming --if-match", err)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/oauth2"
@@ -355,6 +356,11 @@ func ifMatchFlag(f *clientFlags, cmd *cobra.Command, what string, reread func(ar
 	cmd.Flags().StringVar(&tag, "if-match", "", "act only if the "+what+" is still as `ETAG` (from its 'get', quotes optional) says; if it changed since, nothing is done (HTTP 412)")
 	run := cmd.RunE
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		// The HTTP client refuses such a header before sending it, which
+		// would be reported as the server being unreachable.
+		if strings.ContainsFunc(tag, unicode.IsControl) {
+			return usageError{fmt.Errorf("--if-match %q is not an ETag: give it as its 'get' shows it", tag)}
+		}
 		f.ifMatch = ifMatchValue(tag)
 		err := run(cmd, args)
 		if ae, ok := errors.AsType[*apiError](err); ok && ae.Status == http.StatusPreconditionFailed {
