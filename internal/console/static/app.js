@@ -5,7 +5,7 @@
 
 import { admin, seg, onSessionChange, currentSession, endSession } from "./api.js";
 import { withKeyFile, withToken } from "./signin.js";
-import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, download, act, button, pager, pageLeft, list, words } from "./dom.js";
+import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, download, act, button, pager, pageLeft, list, words, unchangedItem } from "./dom.js";
 import { auditView, auditHash } from "./audit.js";
 import { tokensView } from "./tokens.js";
 import { signingKeysView } from "./signingkeys.js";
@@ -338,22 +338,6 @@ function editAccountForm(a, path, etag) {
     await go(location.hash, `Updated the ${andList(changed.map((k) => what[k]))} of ${a.email}.${note}`);
   }));
   return h("details", { class: "box", id: "edit-account" }, h("summary", {}, "Edit the account"), form);
-}
-
-// unchangedItem runs send, a change of a key or secret (named what) that
-// carries If-Match: the "etag" its list gave it, or of the account with
-// the ETag the page got with it, so the change is made only to what as
-// the page shows it. If someone changed it since (the server refuses with
-// 412), reload shows where (the list, or the page) again as it is now,
-// and the server's description says what was not done.
-async function unchangedItem(what, reload, send, where = "The list") {
-  try {
-    await send();
-  } catch (e) {
-    if (e.status !== 412) throw e;
-    await reload();
-    throw new Error(`${e.message} ${where} now shows ${what} as it is.`);
-  }
 }
 
 // keysSection lists the account's keys; disabling, enabling or deleting

@@ -167,3 +167,20 @@ export function pager(holder, load, draw) {
   };
   return { show: (q) => show(q, [""]), again: () => show(query, pages) };
 }
+
+// unchangedItem runs send, a change of a key or secret (named what) that
+// carries If-Match: the "etag" its list gave it, or of an account or
+// organization with the ETag the page got with it, so the change is made
+// only to what as the page shows it. If someone changed it since (the
+// server refuses with 412), reload shows where (the list, or the page)
+// again as it is now, and the server's description says what was not
+// done.
+export async function unchangedItem(what, reload, send, where = "The list") {
+  try {
+    await send();
+  } catch (e) {
+    if (e.status !== 412) throw e;
+    await reload();
+    throw new Error(`${e.message} ${where} now shows ${what} as it is.`);
+  }
+}

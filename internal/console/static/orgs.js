@@ -3,7 +3,7 @@
 // directory and the grants that let service accounts act for its users.
 
 import { admin, seg, ApiError } from "./api.js";
-import { h, table, fields, fmtTime, button, act, confirmAction, showNotice, pager, list, words } from "./dom.js";
+import { h, table, fields, fmtTime, button, act, confirmAction, showNotice, pager, list, words, unchangedItem } from "./dom.js";
 import { parseUsers } from "./userimport.js";
 
 const PAGE = 50;
@@ -119,15 +119,7 @@ function projectsSection(o, etag, path, others, go) {
   const projects = o.projects ?? [];
   // unchanged runs send; a 412 shows the page again, as it is now, and
   // the description.
-  const unchanged = async (send) => {
-    try {
-      await send();
-    } catch (e) {
-      if (e.status !== 412) throw e;
-      await go(location.hash);
-      throw new Error(`${e.message} The page now shows ${o.domain} as it is.`);
-    }
-  };
+  const unchanged = (send) => unchangedItem(o.domain, () => go(location.hash), send, "The page");
   const place = (domain, project, internal, notice) => unchanged(async () => {
     if (domain === o.domain) {
       await admin.put(ppath(domain, project), { internal }, etag);
