@@ -234,9 +234,8 @@ function tlsKind(b) {
 
 // tlsText shows a TLS binding.
 function tlsText(b) {
-  const [kind, value] = tlsKind(b);
-  if (!kind) return "—";
-  return [TLS_BINDINGS.find(([k]) => k === kind)[1] + " ", h("code", {}, value)];
+  const found = TLS_BINDINGS.find(([k]) => b?.[k]);
+  return found ? [found[1] + " ", h("code", {}, b[found[0]])] : "—";
 }
 
 // sameSet reports whether two lists hold the same strings.
