@@ -178,7 +178,11 @@ type UserInput struct {
 }
 
 // Org returns the organization of the user: its email's domain.
-func (u UserInput) Org() string { return u.Email[strings.LastIndexByte(u.Email, '@')+1:] }
+func (u UserInput) Org() string { return emailDomain(u.Email) }
+
+// emailDomain returns the domain of a well-formed email: what follows its
+// last @.
+func emailDomain(e string) string { return e[strings.LastIndexByte(e, '@')+1:] }
 
 // NormalizeEmail checks that e is a bare email address (RFC 5322
 // addr-spec, no display name) and lower-cases it.
@@ -218,7 +222,7 @@ func (s *Service) PutUsers(ctx context.Context, actor Actor, domain string, in [
 			malformed = true
 			continue
 		}
-		if d := email[strings.LastIndexByte(email, '@')+1:]; d != domain {
+		if emailDomain(email) != domain {
 			errs = append(errs, fmt.Sprintf("user %d: %s is not in %s: a user belongs to the organization of its email's domain", i+1, email, domain))
 			continue
 		}
@@ -272,7 +276,7 @@ func (s *Service) PutUsersOfOrgs(ctx context.Context, actor Actor, in []UserInpu
 			continue
 		}
 		seen[email] = i + 1
-		domain := email[strings.LastIndexByte(email, '@')+1:]
+		domain := emailDomain(email)
 		ok, looked := exists[domain]
 		if !looked {
 			_, err := s.store.GetOrg(ctx, domain)
