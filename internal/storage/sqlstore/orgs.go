@@ -230,7 +230,10 @@ func (s *Store) PutUsers(ctx context.Context, users []storage.User, ev storage.A
 	}
 	slices.Sort(orgs)
 	orgs = slices.Compact(orgs)
-	users = slices.SortedFunc(slices.Values(users), func(a, b storage.User) int { return strings.Compare(a.Email, b.Email) })
+	// Stable: of an email given twice, the later one is put last and
+	// stays, as it did before the users were sorted.
+	users = slices.Clone(users)
+	slices.SortStableFunc(users, func(a, b storage.User) int { return strings.Compare(a.Email, b.Email) })
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		for _, o := range orgs {
 			if _, err := scanOrg(tx.QueryRowContext(ctx, s.q["getOrgForKeyShare"], o)); err != nil {

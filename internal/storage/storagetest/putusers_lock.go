@@ -80,3 +80,24 @@ func testPutUsersConcurrent(t *testing.T, s storage.Storage) {
 		}
 	}
 }
+
+// testPutUsersDuplicateLastWins: of an email given more than once in one
+// put, the last one given is stored, as when the users were put in the
+// order given: sorting them by email for the locks must keep that order.
+func testPutUsersDuplicateLastWins(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "example.com", CreatedAt: t0}, ev("org.create")))
+	var users []storage.User
+	for j := range 100 {
+		// Seven emails, each given 14 or 15 times; only the last is suspended.
+		users = append(users, storage.User{Email: fmt.Sprintf("u%d@example.com", j%7), Org: "example.com", Suspended: j >= 93, CreatedAt: t0})
+	}
+	mustNil(t, s.PutUsers(ctx, users, ev("user.import")))
+	for j := range 7 {
+		email := fmt.Sprintf("u%d@example.com", j)
+		u, err := s.GetUser(ctx, email)
+		if err != nil || !u.Suspended {
+			t.Errorf("GetUser(%s) = %+v, %v, want the last one given, suspended", email, u, err)
+		}
+	}
+}

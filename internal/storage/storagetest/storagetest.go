@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"DeleteOrgPlacing", testDeleteOrgPlacing},
 		{"PutUsersDeleteOrg", testPutUsersDeleteOrg},
 		{"PutUsersConcurrent", testPutUsersConcurrent},
+		{"PutUsersDuplicateLastWins", testPutUsersDuplicateLastWins},
 		{"UpdateUser", testUpdateUser},
 		{"GuardKeepHeld", testGuardKeepHeld},
 		{"GuardKeepHeldConcurrent", testGuardKeepHeldConcurrent},
