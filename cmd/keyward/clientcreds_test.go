@@ -333,7 +333,19 @@ func TestMutualTLS(t *testing.T) {
 		json.NewDecoder(resp.Body).Decode(&body)
 		return resp.StatusCode, body
 	}
-	for name, cert := range map[string]tls.Certificate{"tls_client_auth": issued, "self_signed_tls_client_auth": self} {
+	// A certificate issued by an intermediate CA, which the client sends
+	// after its own: --tls-client-ca holds only the root.
+	inter := f.issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "Test Intermediate"}, IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign})
+	interKey := inter.PrivateKey.(*ecdsa.PrivateKey)
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(10), Subject: pkix.Name{CommonName: "mesh", Organization: []string{"Example"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, inter.Leaf, &leafKey.PublicKey, interKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chained := tls.Certificate{Certificate: [][]byte{leafDER, inter.Certificate[0]}, PrivateKey: leafKey}
+	for name, cert := range map[string]tls.Certificate{"tls_client_auth": issued, "tls_client_auth through an intermediate": chained, "self_signed_tls_client_auth": self} {
 		t.Run(name, func(t *testing.T) {
 			status, body := get(cert)
 			if status != 200 {

@@ -87,7 +87,7 @@ func (c *Config) addServeFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.MasterKeyFile, "master-key-file", c.MasterKeyFile, "file with the 32-byte master key that encrypts the signing keys and the secret pepper (raw, hex or base64); or set KEYWARD_MASTER_KEY. Without either, <data-dir>/master.key, generated only for a store holding no sealed keys (an imported one needs the key of the server it came from)")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate file (PEM)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key file (PEM)")
-	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM bundle of CAs that issue client certificates (enables tls_client_auth)")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM bundle of CAs that issue client certificates, directly or through intermediates the client sends (enables tls_client_auth)")
 	fs.StringVar(&c.ClientCertHeader, "client-cert-header", c.ClientCertHeader, "header in which a TLS-terminating proxy forwards the client certificate (URL-encoded PEM), e.g. X-Client-Cert")
 	fs.StringSliceVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "addresses or CIDR ranges of proxies whose X-Forwarded-For and --client-cert-header are trusted")
 	fs.BoolVar(&c.InsecureHTTP, "insecure-http", c.InsecureHTTP, "allow plain HTTP on a non-loopback address (e.g. behind a TLS-terminating proxy)")

@@ -203,7 +203,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	if !basic {
 		clientID = formID
 	}
-	cert, err := a.PeerCertificate(r)
+	cert, intermediates, err := a.peerChain(r)
 	if err != nil {
 		return nil, failed(false, err)
 	}
@@ -244,7 +244,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	case storage.AuthPrivateKeyJWT:
 		c, err = a.privateKeyJWT(ctx, source, &p, form)
 	default:
-		c, err = a.certificate(ctx, source, &p, cert)
+		c, err = a.certificate(ctx, source, &p, cert, intermediates)
 	}
 	if err != nil {
 		var oe *oauth2.Error
@@ -483,24 +483,38 @@ func (a *Authenticator) secret(ctx context.Context, source string, p *principal,
 // PeerCertificate returns the client certificate of the connection, or
 // the one a trusted proxy forwarded, or nil.
 func (a *Authenticator) PeerCertificate(r *http.Request) (*x509.Certificate, error) {
+	leaf, _, err := a.peerChain(r)
+	return leaf, err
+}
+
+// peerChain is PeerCertificate with the certificates the client sent after
+// its own (RFC 8446 §4.4.2, RFC 5246 §7.4.6): the intermediates that lead
+// to a CA of ClientCAs, which tls_client_auth needs when its certificate
+// was not issued by one of them directly. The connection's chain is
+// unverified, since the TLS layer only requests a certificate.
+func (a *Authenticator) peerChain(r *http.Request) (*x509.Certificate, []*x509.Certificate, error) {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		return r.TLS.PeerCertificates[0], nil
+		return r.TLS.PeerCertificates[0], r.TLS.PeerCertificates[1:], nil
 	}
 	if a.cfg.CertHeader == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	v := r.Header.Get(a.cfg.CertHeader)
 	if v == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	// The proxy itself, not the client it forwarded for, must be trusted.
 	peer := oauth2.PeerIP(r)
 	addr, err := netip.ParseAddr(peer)
 	if err != nil || !slices.ContainsFunc(a.cfg.TrustedProxies, func(p netip.Prefix) bool { return p.Contains(addr.Unmap()) }) {
 		a.cfg.Logger.Warn("ignoring a client-certificate header from an untrusted address", "header", a.cfg.CertHeader, "source", peer)
-		return nil, nil
+		return nil, nil, nil
 	}
-	return parseForwardedCert(v)
+	chain, err := parseForwardedCert(v)
+	if err != nil {
+		return nil, nil, err
+	}
+	return chain[0], chain[1:], nil
 }
 
 // usage remembers when secrets were last used until Flush writes it, so

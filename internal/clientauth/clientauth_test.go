@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -94,6 +95,10 @@ type world struct {
 	caKey     *ecdsa.PrivateKey
 	issued    tls.Certificate // issued by the CA to CN=job
 	strayCert tls.Certificate // self-signed, registered nowhere
+	// chained is issued to CN=job by inter, an intermediate CA the CA
+	// issued; forged is issued to CN=job by rogue, a CA no one trusts.
+	chained, forged tls.Certificate
+	inter, rogue    *x509.Certificate
 }
 
 func newWorld(t *testing.T) *world {
@@ -114,6 +119,8 @@ func newWorld(t *testing.T) *world {
 	der, _ = x509.CreateCertificate(rand.Reader, leafTmpl, w.caCert, &leafKey.PublicKey, w.caKey)
 	w.issued = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: leafKey}
 	w.issued.Leaf, _ = x509.ParseCertificate(der)
+	w.inter, w.chained = issueVia(t, w.caCert, w.caKey, 3)
+	w.rogue, w.forged = issueVia(t, nil, nil, 4)
 
 	spki := func(k *ecdsa.PrivateKey) []byte { b, _ := x509.MarshalPKIXPublicKey(&k.PublicKey); return b }
 	all := storage.AuthMethods
@@ -143,6 +150,32 @@ func newWorld(t *testing.T) *world {
 		},
 	}
 	return w
+}
+
+// issueVia makes an intermediate CA, issued by parent (or self-signed
+// when parent is nil), and a certificate for CN=job,O=Example issued by it.
+func issueVia(t *testing.T, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, serial int64) (*x509.Certificate, tls.Certificate) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: fmt.Sprintf("Intermediate %d", serial)}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	if parent == nil {
+		parent, parentKey = caTmpl, caKey
+	}
+	der, err := x509.CreateCertificate(rand.Reader, caTmpl, parent, &caKey.PublicKey, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(der)
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(serial * 10), Subject: pkix.Name{CommonName: "job", Organization: []string{"Example"}},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err = x509.CreateCertificate(rand.Reader, leafTmpl, ca, &leafKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return ca, tls.Certificate{Certificate: [][]byte{der, ca.Raw}, PrivateKey: leafKey, Leaf: leaf}
 }
 
 func selfSigned(t *testing.T, cn string) tls.Certificate {
@@ -211,6 +244,7 @@ type request struct {
 	form   url.Values
 	header http.Header
 	cert   *x509.Certificate
+	chain  []*x509.Certificate // sent after cert
 	remote string
 }
 
@@ -220,7 +254,7 @@ func (r request) run(a *Authenticator) (*Client, error) {
 		req.Header[k] = v
 	}
 	if r.cert != nil {
-		req.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{r.cert}}
+		req.TLS = &tls.ConnectionState{PeerCertificates: append([]*x509.Certificate{r.cert}, r.chain...)}
 	}
 	form := oauth2.Form{}
 	for k, v := range r.form {
@@ -241,6 +275,13 @@ func TestAuthenticate(t *testing.T) {
 		return url.Values{"client_assertion_type": {oauth2.ClientAssertionJWT}, "client_assertion": {raw}}
 	}
 	forwarded := url.QueryEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: w.issued.Leaf.Raw})))
+	forward := func(certs ...*x509.Certificate) string {
+		var b []byte
+		for _, c := range certs {
+			b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+		}
+		return url.QueryEscape(string(b))
+	}
 	tests := []struct {
 		name       string
 		req        request
@@ -298,12 +339,18 @@ func TestAuthenticate(t *testing.T) {
 		{name: "private_key_jwt garbage", req: request{form: jwtForm("not.a.jwt")}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "self-signed certificate", req: request{form: url.Values{"client_id": {"111"}}, cert: w.selfCert.Leaf}, wantID: "111", wantMethod: storage.AuthSelfSignedTLS, wantCnf: true},
 		{name: "CA-issued certificate, subject DN", req: request{form: url.Values{"client_id": {"111"}}, cert: w.issued.Leaf}, wantID: "111", wantMethod: storage.AuthTLS, wantCnf: true},
+		{name: "CA-issued certificate, through the intermediate it sent", req: request{form: url.Values{"client_id": {"111"}}, cert: w.chained.Leaf, chain: []*x509.Certificate{w.inter}}, wantID: "111", wantMethod: storage.AuthTLS, wantCnf: true},
+		{name: "CA-issued certificate, intermediate not sent", req: request{form: url.Values{"client_id": {"111"}}, cert: w.chained.Leaf}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "certificate of an untrusted CA, that CA sent along", req: request{form: url.Values{"client_id": {"111"}}, cert: w.forged.Leaf, chain: []*x509.Certificate{w.rogue}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "CA-issued certificate, SAN DNS", req: request{form: url.Values{"client_id": {"555"}}, cert: w.issued.Leaf}, wantID: "555", wantMethod: storage.AuthTLS, wantCnf: true},
 		{name: "unregistered certificate", req: request{form: url.Values{"client_id": {"111"}}, cert: w.strayCert.Leaf}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "certificate of another account", req: request{form: url.Values{"client_id": {"222"}}, cert: w.selfCert.Leaf}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "certificate without client_id", req: request{cert: w.selfCert.Leaf}},
 		{name: "secret over mTLS is not bound", req: request{header: http.Header{"Authorization": {basic("111", goodSecret)}}, cert: w.selfCert.Leaf}, wantID: "111", wantMethod: storage.AuthSecretBasic},
 		{name: "proxy header from trusted proxy", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {forwarded}}, remote: "10.1.2.3"}, wantID: "111", wantMethod: storage.AuthTLS, wantCnf: true},
+		{name: "proxy header with the intermediate", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {forward(w.chained.Leaf, w.inter)}}, remote: "10.1.2.3"}, wantID: "111", wantMethod: storage.AuthTLS, wantCnf: true},
+		{name: "proxy header with an untrusted CA", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {forward(w.forged.Leaf, w.rogue)}}, remote: "10.1.2.3"}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "proxy header with too long a chain", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {forward(w.chained.Leaf, w.inter, w.inter, w.inter, w.inter, w.inter, w.inter, w.inter, w.inter)}}, remote: "10.1.2.3"}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "proxy header from anyone else", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {forwarded}}, remote: "192.0.2.9"}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 	}
 	for _, tt := range tests {

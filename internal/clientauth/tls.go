@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"slices"
@@ -18,15 +19,25 @@ import (
 // certificate authenticates a client by its TLS certificate (RFC 8705 §2):
 // a CA-issued certificate whose subject matches the account's binding
 // (tls_client_auth), or one of the self-signed certificates registered as
-// the account's keys (self_signed_tls_client_auth).
-func (a *Authenticator) certificate(ctx context.Context, source string, p *principal, cert *x509.Certificate) (*Client, error) {
+// the account's keys (self_signed_tls_client_auth). intermediates are the
+// certificates the client sent after its own, which a CA-issued
+// certificate may need to chain to ClientCAs; they are trusted only as far
+// as that chain verifies.
+func (a *Authenticator) certificate(ctx context.Context, source string, p *principal, cert *x509.Certificate, intermediates []*x509.Certificate) (*Client, error) {
 	if err := a.resolve(ctx, source, p); err != nil {
 		return nil, err
 	}
 	acct := p.acct
 	now := a.cfg.Now()
 	if slices.Contains(acct.AuthMethods, storage.AuthTLS) && !acct.TLS.IsZero() && a.cfg.ClientCAs != nil {
-		_, verr := cert.Verify(x509.VerifyOptions{Roots: a.cfg.ClientCAs, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+		opts := x509.VerifyOptions{Roots: a.cfg.ClientCAs, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+		if len(intermediates) > 0 {
+			opts.Intermediates = x509.NewCertPool()
+			for _, c := range intermediates {
+				opts.Intermediates.AddCert(c)
+			}
+		}
+		_, verr := cert.Verify(opts)
 		if verr == nil && matchesBinding(cert, acct.TLS) {
 			if err := allowed(acct, storage.AuthTLS); err != nil {
 				return nil, err
@@ -108,20 +119,50 @@ func urisMatch(a, b *url.URL) bool {
 	return x.String() == y.String()
 }
 
+// maxForwardedChain bounds the certificates read from a proxy's header:
+// the client's own and its intermediates.
+const maxForwardedChain = 8
+
 // parseForwardedCert reads a certificate a proxy forwarded: URL-encoded PEM
-// (nginx's $ssl_client_escaped_cert), PEM, or base64 DER.
-func parseForwardedCert(v string) (*x509.Certificate, error) {
+// (nginx's $ssl_client_escaped_cert), PEM, or base64 DER. PEM may hold the
+// client's certificate followed by its intermediates, as a proxy that
+// forwards the chain sends it; the result is never empty.
+func parseForwardedCert(v string) ([]*x509.Certificate, error) {
 	if d, err := url.QueryUnescape(v); err == nil {
 		v = d
 	}
-	if block, _ := pem.Decode([]byte(v)); block != nil {
-		return x509.ParseCertificate(block.Bytes)
+	rest := []byte(v)
+	var chain []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		if len(chain) == maxForwardedChain {
+			return nil, fmt.Errorf("the forwarded client certificate chain holds more than %d certificates", maxForwardedChain)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, c)
+	}
+	if len(chain) > 0 {
+		return chain, nil
 	}
 	der, err := decodeBase64(strings.TrimSpace(v))
 	if err != nil {
 		return nil, errors.New("the forwarded client certificate is neither PEM nor base64 DER")
 	}
-	return x509.ParseCertificate(der)
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return []*x509.Certificate{c}, nil
 }
 
 func decodeBase64(s string) ([]byte, error) {
