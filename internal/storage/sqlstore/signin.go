@@ -25,12 +25,9 @@ func init() {
 		// The enabled accounts holding the scope.
 		"enabledHolders": `SELECT ` + accountCols + ` FROM accounts
 			WHERE disabled = 0 AND id IN (SELECT account_id FROM account_scopes WHERE scope = ?) ORDER BY id`,
-		// Whether the account has an enabled key or secret that has not
-		// expired at a time: index lookups that stop at the first.
-		"usableKey":    `SELECT COUNT(*) FROM (SELECT 1 ` + usableKeys + ` LIMIT 1) k`,
-		"usableSecret": `SELECT COUNT(*) FROM (SELECT 1 ` + usableSecrets + ` LIMIT 1) s`,
-		// How many such keys or secrets the account has, and the earliest
-		// and latest of their expiries (0 for never): SignInExpiry.
+		// How many enabled keys or secrets the account has that have not
+		// expired at a time, and the earliest and latest of their expiries
+		// (0 for never): signsInUntil.
 		"usableKeysUntil":    `SELECT COUNT(*), COALESCE(MIN(expires_at), 0), COALESCE(MAX(expires_at), 0) ` + usableKeys,
 		"usableSecretsUntil": `SELECT COUNT(*), COALESCE(MIN(expires_at), 0), COALESCE(MAX(expires_at), 0) ` + usableSecrets,
 	} {
@@ -219,8 +216,9 @@ func (s *Store) SignInExpiry(ctx context.Context, scope string, now time.Time) (
 }
 
 // signsInUntil reports whether the enabled account a can get tokens at
-// now, as signsIn does, and until when: the zero Time when some way in
-// never expires (a certificate binding, or a key or secret without expiry).
+// now with a certificate, a key or a secret, and until when: the zero
+// Time when some way in never expires (a certificate binding, or a key or
+// secret without expiry).
 func (s *Store) signsInUntil(ctx context.Context, q rowQueryer, a storage.Account, now time.Time) (until time.Time, ok bool, err error) {
 	if certificateBound(a) {
 		return time.Time{}, true, nil
@@ -246,24 +244,10 @@ func (s *Store) signsInUntil(ctx context.Context, q rowQueryer, a storage.Accoun
 	return fromMicros(latest), ok, nil
 }
 
-// signsIn reports whether the enabled account a can get tokens at now
-// with a certificate, a key or a secret.
-func (s *Store) signsIn(ctx context.Context, tx *sql.Tx, a storage.Account, now time.Time) (bool, error) {
-	if certificateBound(a) {
-		return true, nil
-	}
-	queries := []string{"usableKey"}
-	if allowsSecrets(a) {
-		queries = append(queries, "usableSecret")
-	}
-	for _, q := range queries {
-		var n int
-		if err := tx.QueryRowContext(ctx, s.q[q], a.ID, micros(now)).Scan(&n); err != nil {
-			return false, err
-		}
-		if n > 0 {
-			return true, nil
-		}
-	}
-	return false, nil
+// signsIn reports whether the enabled account a can get tokens at now:
+// signsInUntil without the until. Its aggregates read all of a's usable
+// keys and secrets rather than stop at the first, a few rows.
+func (s *Store) signsIn(ctx context.Context, q rowQueryer, a storage.Account, now time.Time) (bool, error) {
+	_, ok, err := s.signsInUntil(ctx, q, a, now)
+	return ok, err
 }
