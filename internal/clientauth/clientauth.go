@@ -36,15 +36,6 @@ type Directory interface {
 	ListSecrets(ctx context.Context, accountID string) ([]storage.Secret, error)
 }
 
-// accountCache is what a Directory that keeps accounts in memory may also
-// offer (the storage cache does): the account a name (an email, else a
-// numeric ID) names, if memory holds it, without loading it.
-// Authentication keys its per-client throttle by that account's ID before
-// it looks anything up.
-type accountCache interface {
-	CachedAccount(name string) (storage.Account, bool)
-}
-
 // Config configures the Authenticator.
 type Config struct {
 	// Audiences are the aud values a client assertion may carry: the issuer
@@ -73,7 +64,7 @@ type Config struct {
 type Authenticator struct {
 	cfg Config
 	dir Directory
-	mem accountCache // dir's memory of accounts, or nil
+	mem AccountCache // dir's memory of accounts, or nil
 	// Failures are throttled per source address and per client at an
 	// address: guessing from one place slows down, while the client keeps
 	// working from everywhere else — no lockout an attacker could use.
@@ -104,7 +95,7 @@ func New(cfg Config, dir Directory) *Authenticator {
 		perClient: throttle.New(1, 10, 100_000, cfg.Now),
 		usage:     usage{m: map[string]time.Time{}},
 	}
-	a.mem, _ = dir.(accountCache)
+	a.mem, _ = dir.(AccountCache)
 	return a
 }
 
@@ -224,16 +215,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	att.Method = method
 	att.ClientID = oauth2.Truncate(clientID, 128)
 
-	// Throttle before any hashing or signature work. An account is named
-	// by its email or its numeric ID: its failures count under its ID, so
-	// a client that alternates the two does not get two allowances. The
-	// ID comes from memory when it is there (the cached path of the
-	// lookup, which it then replaces); otherwise the name as sent is
-	// checked first, and the ID once the lookup finds it. private_key_jwt
-	// is keyed again by the assertion's iss (see privateKeyJWT).
-	p := principal{name: clientID}
-	a.recall(&p)
-	if err := a.Throttled(source, p.key()); err != nil {
+	// Throttle before any hashing or signature work, under the
+	// Principal's Key: the account's ID if memory holds it, else the name
+	// as sent (and the ID once resolve finds it). private_key_jwt is keyed
+	// again by the assertion's iss (see privateKeyJWT).
+	p := Recall(a.mem, clientID)
+	if err := a.Throttled(source, p.Key()); err != nil {
 		return nil, err
 	}
 
@@ -251,7 +238,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 		if errors.As(err, &oe) && (oe.Code == oauth2.ErrTemporarilyUnavailable || oe.Code == oauth2.ErrInvalidRequest || oe.Code == oauth2.ErrDisabledClient) {
 			return nil, err
 		}
-		a.Failed(source, p.key())
+		a.Failed(source, p.Key())
 		return nil, failed(basic, err)
 	}
 	att.Method = c.Method
@@ -267,10 +254,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 // Throttled returns the 429 answer when failures from source, or of
 // client at source, are being slowed down, and nil when the request may go
 // on. It is checked before any credential is looked at. Client
-// authentication and the JWT-bearer grant, which shares it, key it by the
-// account's ID when they know the account, else by the name the request
-// gives (client_id or iss), and by the ID again once a lookup finds it, so
-// a guesser gains nothing by switching between email and ID.
+// authentication and the JWT-bearer grant, which shares it, key it by a
+// Principal's Key, so a guesser gains nothing by switching between an
+// account's email and its ID.
 func (a *Authenticator) Throttled(source, client string) *oauth2.Error {
 	if ok, wait := a.perAddr.Check(source); !ok {
 		a.cfg.OnThrottle()
@@ -349,62 +335,15 @@ func formDecode(s string) string {
 	return s
 }
 
-// principal is the account a request names, by its email or its numeric
-// ID, as far as it is known yet.
-type principal struct {
-	name  string // as sent
-	acct  storage.Account
-	known bool
-}
-
-// key is the per-client throttle key: the account's ID once the account is
-// known, else the name as sent.
-func (p *principal) key() string {
-	if p.known {
-		return p.acct.ID
-	}
-	return p.name
-}
-
-// recall makes p's account known if memory holds it, without loading it.
-func (a *Authenticator) recall(p *principal) {
-	if a.mem == nil || p.name == "" {
-		return
-	}
-	p.acct, p.known = a.mem.CachedAccount(p.name)
-}
-
-// resolve makes p's account known, looking it up unless memory gave it,
-// and checks the throttle under the account's ID when that is not the
-// name already checked (an email, or a name missed in memory).
-func (a *Authenticator) resolve(ctx context.Context, source string, p *principal) error {
-	if p.known {
-		return nil
-	}
-	acct, err := a.lookup(ctx, p.name)
-	if err != nil {
-		return err
-	}
-	p.acct, p.known = acct, true
-	if acct.ID != p.name {
-		if terr := a.Throttled(source, acct.ID); terr != nil {
-			return terr
-		}
-	}
-	return nil
+// resolve makes p's account known, as Principal.Resolve does, with a
+// store failure reported as unavailable.
+func (a *Authenticator) resolve(ctx context.Context, source string, p *Principal) error {
+	return p.Resolve(ctx, source, a.lookup, a.Throttled)
 }
 
 // lookup finds the account a client ID names: its numeric ID or email.
 func (a *Authenticator) lookup(ctx context.Context, clientID string) (storage.Account, error) {
-	var (
-		acct storage.Account
-		err  error
-	)
-	if strings.Contains(clientID, "@") {
-		acct, err = a.dir.GetAccountByEmail(ctx, clientID)
-	} else {
-		acct, err = a.dir.GetAccount(ctx, clientID)
-	}
+	acct, err := LookupAccount(ctx, a.dir, clientID)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return acct, unavailable(err)
 	}
@@ -451,14 +390,14 @@ func (a *Authenticator) hashSecret(secret string) []byte {
 	return sum
 }
 
-func (a *Authenticator) secret(ctx context.Context, source string, p *principal, secret, method string) (*Client, error) {
+func (a *Authenticator) secret(ctx context.Context, source string, p *Principal, secret, method string) (*Client, error) {
 	// The hash is computed before the lookup, so unknown clients and wrong
 	// secrets cost the same.
 	sum := a.hashSecret(secret)
 	if err := a.resolve(ctx, source, p); err != nil {
 		return nil, err
 	}
-	acct := p.acct
+	acct := p.Account
 	secrets, err := a.dir.ListSecrets(ctx, acct.ID)
 	if err != nil {
 		return nil, unavailable(err)

@@ -34,7 +34,7 @@ import (
 // The storage cache is the memory of accounts keyward serve gives
 // authentication: a change to its CachedAccount must not silently turn the
 // lookup-free throttle key off.
-var _ accountCache = (*cache.Store)(nil)
+var _ AccountCache = (*cache.Store)(nil)
 
 // fakeDir is an in-memory Directory.
 type fakeDir struct {

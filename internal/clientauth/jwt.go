@@ -21,7 +21,7 @@ import (
 // the signature is. Without that, a guesser leaving client_id out got the
 // address's allowance of failures against one account, five times a
 // client's, and one naming another account in client_id spent that one's.
-func (a *Authenticator) privateKeyJWT(ctx context.Context, source string, p *principal, form oauth2.Form) (*Client, error) {
+func (a *Authenticator) privateKeyJWT(ctx context.Context, source string, p *Principal, form oauth2.Form) (*Client, error) {
 	if form.Get("client_assertion_type") != oauth2.ClientAssertionJWT {
 		return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "client_assertion_type must be %s.", oauth2.ClientAssertionJWT)
 	}
@@ -43,11 +43,10 @@ func (a *Authenticator) privateKeyJWT(ctx context.Context, source string, p *pri
 	if c.ID == "" {
 		return nil, errors.New("client assertion: jti is required")
 	}
-	if c.Issuer != p.name {
-		checked := p.key()
-		*p = principal{name: c.Issuer}
-		a.recall(p)
-		if k := p.key(); k != checked {
+	if c.Issuer != p.Name {
+		checked := p.Key()
+		*p = Recall(a.mem, c.Issuer)
+		if k := p.Key(); k != checked {
 			if terr := a.Throttled(source, k); terr != nil {
 				return nil, terr
 			}
@@ -56,7 +55,7 @@ func (a *Authenticator) privateKeyJWT(ctx context.Context, source string, p *pri
 	if err := a.resolve(ctx, source, p); err != nil {
 		return nil, err
 	}
-	acct := p.acct
+	acct := p.Account
 	keys, err := a.dir.ListKeys(ctx, acct.ID)
 	if err != nil {
 		return nil, unavailable(err)

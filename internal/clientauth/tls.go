@@ -23,11 +23,11 @@ import (
 // certificates the client sent after its own, which a CA-issued
 // certificate may need to chain to ClientCAs; they are trusted only as far
 // as that chain verifies.
-func (a *Authenticator) certificate(ctx context.Context, source string, p *principal, cert *x509.Certificate, intermediates []*x509.Certificate) (*Client, error) {
+func (a *Authenticator) certificate(ctx context.Context, source string, p *Principal, cert *x509.Certificate, intermediates []*x509.Certificate) (*Client, error) {
 	if err := a.resolve(ctx, source, p); err != nil {
 		return nil, err
 	}
-	acct := p.acct
+	acct := p.Account
 	now := a.cfg.Now()
 	if slices.Contains(acct.AuthMethods, storage.AuthTLS) && !acct.TLS.IsZero() && a.cfg.ClientCAs != nil {
 		opts := x509.VerifyOptions{Roots: a.cfg.ClientCAs, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/keyward/keyward/internal/assertion"
+	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -38,41 +39,27 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	}
 	c := tok.Claims
 	// An account is named by its email or its numeric ID: its failures
-	// count under its ID, so a client that alternates the two does not
-	// get two allowances. The ID comes from memory when it is there (the
-	// cached path of the lookup below, which it then replaces); otherwise
-	// the name as sent is checked before the store is asked, and the ID
-	// after.
-	acct, known := h.cachedAccount(c.Issuer)
-	client := c.Issuer
-	if known {
-		client = acct.ID
-	}
-	if terr := h.auth.Throttled(req.Source, client); terr != nil {
+	// count under the clientauth.Principal's Key, its ID once known (from
+	// memory here, else after the lookup below), so a client that
+	// alternates the two does not get two allowances.
+	p := clientauth.Recall(h.mem, c.Issuer)
+	if terr := h.auth.Throttled(req.Source, p.Key()); terr != nil {
 		return nil, terr
 	}
 	fail := func(err error) error {
-		h.auth.Failed(req.Source, client)
+		h.auth.Failed(req.Source, p.Key())
 		return err
 	}
 	if c.Issuer == "" {
 		return nil, fail(oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid JWT: the iss claim must be the service account's email address."))
 	}
-	if !known {
-		acct, err = h.lookupAccount(ctx, c.Issuer)
+	if err := p.Resolve(ctx, req.Source, h.lookupAccount, h.auth.Throttled); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil, fail(oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid grant: account not found."))
 		}
-		if err != nil {
-			return nil, storeError(err)
-		}
-		if client != acct.ID {
-			client = acct.ID
-			if terr := h.auth.Throttled(req.Source, client); terr != nil {
-				return nil, terr
-			}
-		}
+		return nil, err
 	}
+	acct := p.Account
 	if req.Client != nil && req.Client.Account.ID != acct.ID {
 		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "The assertion was issued by another service account than the authenticated client.")
 	}
@@ -144,21 +131,14 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	return h.issue(ctx, req, is)
 }
 
-// cachedAccount returns the account name names if the directory holds it
-// in memory, without loading it.
-func (h *Handler) cachedAccount(name string) (storage.Account, bool) {
-	if h.mem == nil || name == "" {
-		return storage.Account{}, false
-	}
-	return h.mem.CachedAccount(name)
-}
-
-// lookupAccount finds an account by email, or by numeric client ID.
+// lookupAccount finds an account by email, or by numeric client ID. A
+// store failure is temporarily_unavailable.
 func (h *Handler) lookupAccount(ctx context.Context, name string) (storage.Account, error) {
-	if strings.Contains(name, "@") {
-		return h.dir.GetAccountByEmail(ctx, name)
+	acct, err := clientauth.LookupAccount(ctx, h.dir, name)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		err = storeError(err)
 	}
-	return h.dir.GetAccount(ctx, name)
+	return acct, err
 }
 
 // assertionError maps a refused assertion to the JWT-bearer grant's errors.

@@ -32,14 +32,6 @@ type Directory interface {
 	GetUser(ctx context.Context, email string) (storage.User, error)
 }
 
-// accountCache is what a Directory that keeps accounts in memory may also
-// offer: the account a name (an email, else a numeric ID) names, if memory
-// holds it, without loading it. The JWT-bearer grant keys its throttle by
-// that account's ID before it looks anything up.
-type accountCache interface {
-	CachedAccount(name string) (storage.Account, bool)
-}
-
 // Journal makes a write durable before the response is sent.
 type Journal interface {
 	Write(ctx context.Context, w storage.Write) error
@@ -86,7 +78,7 @@ func Endpoint(issuer string) string { return issuer + "/token" }
 type Handler struct {
 	cfg     Config
 	dir     Directory
-	mem     accountCache // dir's memory of accounts, or nil
+	mem     clientauth.AccountCache // dir's memory of accounts, or nil
 	journal Journal
 	signer  Signer
 	auth    Authenticator
@@ -168,7 +160,7 @@ func NewHandler(cfg Config, dir Directory, journal Journal, signer Signer, auth 
 		cfg.Observer = oauth2.NopObserver{}
 	}
 	h := &Handler{cfg: cfg, dir: dir, journal: journal, signer: signer, auth: auth, now: now, log: log}
-	h.mem, _ = dir.(accountCache)
+	h.mem, _ = dir.(clientauth.AccountCache)
 	h.dpop = dpop.Checker{Now: now, Skew: cfg.ClockSkew}
 	h.proofURL = dpop.Request{URL: Endpoint(cfg.Issuer)}
 	if u, err := dpop.NormalizeURL(h.proofURL.URL); err == nil {

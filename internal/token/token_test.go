@@ -14,6 +14,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -63,6 +64,8 @@ type env struct {
 	oldKey  *rsa.PrivateKey   // job's expired key "old"
 	other   *rsa.PrivateKey   // other's key "ok"
 	offAcct *rsa.PrivateKey   // key "dk" of the disabled account
+	// newHandler returns a handler like h's reading dir.
+	newHandler func(dir token.Directory) http.Handler
 }
 
 func newEnv(t *testing.T) *env { return newEnvOn(t, false) }
@@ -96,8 +99,11 @@ func newEnvOn(t *testing.T, cached bool) *env {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	auth := clientauth.New(clientauth.Config{Audiences: []string{issuer, endpoint}, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute,
 		Pepper: []byte("p"), Now: now}, dir)
-	e.h = token.NewHandler(token.Config{Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, MaxTokenLifetime: time.Hour},
-		dir, journal, e.signer, auth, now, log)
+	e.newHandler = func(dir token.Directory) http.Handler {
+		return token.NewHandler(token.Config{Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, MaxTokenLifetime: time.Hour},
+			dir, journal, e.signer, auth, now, log)
+	}
+	e.h = e.newHandler(dir)
 
 	ev := storage.AuditEvent{Time: t0, Action: "fixture", Outcome: storage.OutcomeSuccess}
 	must := func(err error) {
@@ -739,5 +745,35 @@ func TestJWTBearerThrottleEmailOrID(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// lookupsFail is a directory whose account lookups fail as a store that
+// cannot be reached does.
+type lookupsFail struct{ token.Directory }
+
+func (lookupsFail) GetAccount(context.Context, string) (storage.Account, error) {
+	return storage.Account{}, errors.New("connection refused")
+}
+
+func (lookupsFail) GetAccountByEmail(context.Context, string) (storage.Account, error) {
+	return storage.Account{}, errors.New("connection refused")
+}
+
+// A store that cannot be reached when the JWT-bearer grant looks up the
+// assertion's account is temporarily_unavailable, whether iss names the
+// account by email or by ID, and is no failure of the client's: however
+// often it happens, the client is not throttled.
+func TestJWTBearerStoreErrorIsNotAFailure(t *testing.T) {
+	e := newEnv(t)
+	e.h = e.newHandler(lookupsFail{e.store})
+	byEmail := sign(t, e.rsKey, jose.RS256, "rs", claims(nil), nil)
+	byID := sign(t, e.rsKey, jose.RS256, "rs", claims(func(c map[string]any) { c["iss"] = e.job.ID }), nil)
+	for i := range 60 { // past the per-client and the per-address allowance
+		a := []string{byEmail, byID}[i%2]
+		w := e.do(request{body: form(a), remote: "198.51.100.1"})
+		if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), `"temporarily_unavailable"`) {
+			t.Fatalf("request %d with the store down: %d %s, want 503 temporarily_unavailable", i, w.Code, w.Body)
+		}
 	}
 }
