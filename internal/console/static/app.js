@@ -5,7 +5,7 @@
 
 import { admin, seg, onSessionChange, currentSession, endSession } from "./api.js";
 import { withKeyFile, withToken } from "./signin.js";
-import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, download, act, button, pager, pageLeft, list, words, unchangedItem } from "./dom.js";
+import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, download, act, button, pager, pageLeft, list, words, unchangedItem, formInput } from "./dom.js";
 import { auditView, auditHash } from "./audit.js";
 import { tokensView } from "./tokens.js";
 import { signingKeysView } from "./signingkeys.js";
@@ -101,12 +101,6 @@ function wholeNumber(text, what) {
   const n = Number(text);
   if (!Number.isSafeInteger(n)) throw new Error(`${what} must be a whole number.`);
   return n;
-}
-
-// formInput makes a labelled input; returns [label, input].
-function formInput(label, name, attrs = {}) {
-  const id = "f-" + name;
-  return [h("label", { for: id }, label), h("input", { id, name, autocomplete: "off", ...attrs })];
 }
 
 // --- service accounts ---

@@ -20,6 +20,13 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// formInput makes a labelled input of a form, named name, with the id
+// "f-" + name; returns [label, input].
+export function formInput(label, name, attrs = {}) {
+  const id = "f-" + name;
+  return [h("label", { for: id }, label), h("input", { id, name, autocomplete: "off", ...attrs })];
+}
+
 // list shows a list of names on one line, or a dash for none.
 export const list = (xs) => (xs && xs.length ? xs.join(" ") : "—");
 

@@ -3,15 +3,14 @@
 // directory and the grants that let service accounts act for its users.
 
 import { admin, seg, ApiError } from "./api.js";
-import { h, table, fields, fmtTime, button, act, confirmAction, showNotice, pager, list, words, unchangedItem } from "./dom.js";
+import { h, table, fields, fmtTime, button, act, confirmAction, showNotice, pager, list, words, unchangedItem, formInput } from "./dom.js";
 import { parseUsers } from "./userimport.js";
 
 const PAGE = 50;
 
-// input makes a labelled input of a form; returns [label, input].
-function input(label, id, attrs = {}) {
-  return [h("label", { for: id }, label), h("input", { id, autocomplete: "off", spellcheck: false, ...attrs })];
-}
+// input is formInput for domains, scopes, client IDs and emails: not
+// spell-checked.
+const input = (label, name, attrs = {}) => formInput(label, name, { spellcheck: false, ...attrs });
 
 // orgsView lists the organizations; go(hash, notice) shows a view with a
 // notice.
@@ -29,8 +28,8 @@ export async function orgsView(go) {
 }
 
 function createOrgForm(go) {
-  const [domainLabel, domain] = input("Domain", "f-org-domain", { required: true, placeholder: "example.com" });
-  const [blockedLabel, blocked] = input("Blocked scopes (space-separated)", "f-org-blocked", { placeholder: "orders.write" });
+  const [domainLabel, domain] = input("Domain", "org-domain", { required: true, placeholder: "example.com" });
+  const [blockedLabel, blocked] = input("Blocked scopes (space-separated)", "org-blocked", { placeholder: "orders.write" });
   const submit = h("button", { type: "submit" }, "Create organization");
   const form = h("form", { class: "grid" }, domainLabel, domain, blockedLabel, blocked, h("span"), submit);
   form.addEventListener("submit", act(submit, async () => {
@@ -77,7 +76,7 @@ export async function orgView(domain, go) {
 // organization as it is now, and the error gives the server's description
 // and the scopes that were entered, to enter again.
 function blockedForm(o, etag, path, go) {
-  const [label, scopes] = input("Blocked scopes (space-separated)", "f-org-edit-blocked", { value: o.blocked_scopes.join(" ") });
+  const [label, scopes] = input("Blocked scopes (space-separated)", "org-edit-blocked", { value: o.blocked_scopes.join(" ") });
   const submit = h("button", { type: "submit" }, "Save blocked scopes");
   const form = h("form", { class: "grid" }, label, scopes, h("span"), submit);
   form.addEventListener("submit", act(submit, async () => {
@@ -134,7 +133,7 @@ function projectsSection(o, etag, path, others, go) {
     await go(domain === o.domain ? location.hash : "#/orgs/" + seg(domain), notice);
   });
 
-  const [nameLabel, name] = input("Project", "f-project-name", { required: true, placeholder: "billing" });
+  const [nameLabel, name] = input("Project", "project-name", { required: true, placeholder: "billing" });
   const internal = h("input", { type: "checkbox", id: "f-project-internal" });
   const submit = h("button", { type: "submit" }, "Place project");
   const form = h("form", { class: "grid", id: "place-project" }, nameLabel, name,
@@ -190,8 +189,8 @@ function projectsSection(o, etag, path, others, go) {
 // of an email explains why, and the form keeps what was typed.
 function delegationsSection(o, path, grants, go) {
   const gpath = (id) => path + "/delegations/" + seg(id);
-  const [clientLabel, client] = input("Client ID (the account's 21 digits)", "f-grant-client", { required: true, placeholder: "246139653371601309923" });
-  const [scopesLabel, scopes] = input("Scopes (space-separated)", "f-grant-scopes", { required: true, placeholder: "orders.read" });
+  const [clientLabel, client] = input("Client ID (the account's 21 digits)", "grant-client", { required: true, placeholder: "246139653371601309923" });
+  const [scopesLabel, scopes] = input("Scopes (space-separated)", "grant-scopes", { required: true, placeholder: "orders.read" });
   const submit = h("button", { type: "submit" }, "Grant");
   const form = h("form", { class: "grid", id: "grant-form" }, clientLabel, client, scopesLabel, scopes, h("span"), submit);
   form.addEventListener("submit", act(submit, async () => {
@@ -250,7 +249,7 @@ async function usersSection(o, path) {
   ], res.users, tok ? "No more users." : "No users in the directory."));
   await users.show(null);
 
-  const [emailLabel, email] = input("Email", "f-user-email", { type: "email", required: true, placeholder: "alice@" + o.domain });
+  const [emailLabel, email] = input("Email", "user-email", { type: "email", required: true, placeholder: "alice@" + o.domain });
   const submit = h("button", { type: "submit" }, "Add user");
   const form = h("form", { class: "inline", id: "add-user" }, emailLabel, email, submit);
   form.addEventListener("submit", act(submit, async () => {
