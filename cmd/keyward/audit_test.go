@@ -398,11 +398,16 @@ func TestAuditVerify(t *testing.T) {
 // runCLIErr runs a command that is expected to fail and returns its error.
 func runCLIErr(t *testing.T, args ...string) error {
 	t.Helper()
+	return runCLIErrContext(context.Background(), args...)
+}
+
+// runCLIErrContext is runCLIErr under ctx.
+func runCLIErrContext(ctx context.Context, args ...string) error {
 	cmd := newRootCommand()
 	cmd.SetArgs(args)
 	cmd.SetOut(new(strings.Builder))
 	cmd.SetErr(new(strings.Builder))
-	return execute(context.Background(), cmd)
+	return execute(ctx, cmd)
 }
 
 // TestCrashSafety kills a real keyward process with SIGKILL in the middle

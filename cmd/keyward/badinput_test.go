@@ -21,11 +21,7 @@ func runCLIErrWithin(t *testing.T, d time.Duration, args ...string) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	cmd := newRootCommand()
-	cmd.SetArgs(args)
-	cmd.SetOut(new(strings.Builder))
-	cmd.SetErr(new(strings.Builder))
-	err := execute(ctx, cmd)
+	err := runCLIErrContext(ctx, args...)
 	if ctx.Err() != nil {
 		t.Fatalf("keyward %s did not finish within %v", strings.Join(args, " "), d)
 	}
