@@ -99,6 +99,14 @@ func TestConsoleOrgs(t *testing.T) {
 	step("the Organizations page", chromedp.Click(chromedp.CSS(`#nav a[href="#/orgs"]`)),
 		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//a[text()="corp.example"]`)))
 
+	// The form's inputs are labelled, and not spell-checked: domains and
+	// scopes are no words.
+	if got, want := eval[[]string](p, `[...document.querySelectorAll("#create-org input")].map((i) =>
+		[i.id, document.querySelector("label[for='" + i.id + "']")?.textContent, i.spellcheck].join(" | "))`),
+		[]string{"f-org-domain | Domain | false", "f-org-blocked | Blocked scopes (space-separated) | false"}; !slices.Equal(got, want) {
+		t.Errorf("the create form's inputs: %q, want %q", got, want)
+	}
+
 	// Creating: a domain the API refuses, then one with a blocked scope.
 	step("create a refused organization", chromedp.Click(chromedp.CSS("#create-org summary")),
 		setInput("f-org-domain", "not a domain"), chromedp.Click(chromedp.CSS("#create-org button[type=submit]")))

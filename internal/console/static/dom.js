@@ -2,11 +2,17 @@
 // always set with textContent, never parsed as HTML.
 
 // h makes an element. attrs sets properties (class → className, on* →
-// event listeners); children are nodes or strings (text), null is skipped.
+// event listeners); false leaves an attribute out, and turns off a boolean
+// property that is on by default (spellcheck). children are nodes or
+// strings (text), null is skipped.
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
+    if (v === undefined || v === null) continue;
+    if (v === false) {
+      if (typeof el[k] === "boolean") el[k] = false;
+      continue;
+    }
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else if (k === "class") el.className = v;
     else if (k === "data") Object.assign(el.dataset, v);
