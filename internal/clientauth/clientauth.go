@@ -483,6 +483,32 @@ func (a *Authenticator) FlushUsage(ctx context.Context, st UsageStore) error {
 	return st.TouchSecrets(ctx, m)
 }
 
+// Journal makes a write durable: the group committer, which the token
+// endpoint also hands its single-use JTIs to.
+type Journal interface {
+	Write(ctx context.Context, w storage.Write) error
+}
+
+// UseJTIs makes the single-use assertion IDs of c (private_key_jwt) used,
+// durably, in every replica's eyes. The token endpoint consumes them with
+// the token it issues; introspection and revocation, which have no write
+// of their own before they act, call this right after authentication. A
+// replayed assertion is refused as every failed authentication is: 401
+// invalid_client.
+func UseJTIs(ctx context.Context, j Journal, c *Client) error {
+	if c == nil || len(c.JTIs) == 0 {
+		return nil
+	}
+	err := j.Write(ctx, storage.Write{JTIs: c.JTIs})
+	switch {
+	case errors.Is(err, storage.ErrReplay):
+		return failed(false, errors.New("client assertion jti replayed"))
+	case err != nil:
+		return unavailable(err)
+	}
+	return nil
+}
+
 // Require authenticates the client of r like Authenticate, and refuses a
 // request without client credentials with 401 invalid_client: the
 // introspection and revocation endpoints serve authenticated clients only.

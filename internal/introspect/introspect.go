@@ -175,6 +175,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, source string, e
 		return nil, err
 	}
 	ev.Actor = caller.Account.ID
+	if err := clientauth.UseJTIs(r.Context(), h.journal, caller); err != nil {
+		return nil, err
+	}
 	raw := form.Get("token")
 	if raw == "" {
 		return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "The token parameter is required.")

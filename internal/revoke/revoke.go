@@ -91,6 +91,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *storage.Audi
 		return false, err
 	}
 	ev.Actor = caller.Account.ID
+	if err := clientauth.UseJTIs(r.Context(), h.journal, caller); err != nil {
+		return false, err
+	}
 	raw := form.Get("token")
 	if raw == "" {
 		return false, oauth2.Errorf(oauth2.ErrInvalidRequest, "The token parameter is required.")

@@ -1,0 +1,67 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/oauth2"
+)
+
+// clientAssertion signs a private_key_jwt client assertion (RFC 7523
+// §2.2) for the fixture's account.
+func (f *fixture) clientAssertion(tb testing.TB, jti string) string {
+	tb.Helper()
+	now := time.Now()
+	raw, err := jwt.Signed(f.signer).Claims(map[string]any{
+		"iss": f.clientID, "sub": f.clientID, "aud": issuer,
+		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "jti": jti,
+	}).Serialize()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return raw
+}
+
+// TestClientAssertionSingleUse: a client assertion authenticates one
+// request, at whichever endpoint: the token endpoint, introspection or
+// revocation. One captured on its way to any of them is refused at all
+// of them until it expires, as a replay to the token endpoint always was.
+func TestClientAssertionSingleUse(t *testing.T) {
+	f := newFixture(t)
+	ids := []string{f.email}
+	if _, err := f.admin.UpdateAPI(context.Background(), admin.Actor{ID: "test"}, "orders", admin.APIUpdate{Introspectors: &ids}); err != nil {
+		t.Fatal(err)
+	}
+	tok := f.accessToken(t, "opaque")
+	bodies := map[string]string{
+		"/token":      "grant_type=client_credentials&scope=orders.read",
+		"/introspect": "token=" + url.QueryEscape(tok),
+		"/revoke":     "token=" + url.QueryEscape(oauth2.OpaqueTokenPrefix+strings.Repeat("A", 43)), // unknown: 200
+	}
+	paths := []string{"/token", "/introspect", "/revoke"}
+	for _, first := range paths {
+		for _, second := range paths {
+			t.Run(first+" then "+second, func(t *testing.T) {
+				a := f.clientAssertion(t, "jti-"+first+second)
+				send := func(path string) (int, string) {
+					body := bodies[path] + "&client_assertion_type=" + url.QueryEscape(oauth2.ClientAssertionJWT) + "&client_assertion=" + a
+					w := f.doPath(path, body, "")
+					return w.Code, w.Body.String()
+				}
+				if code, body := send(first); code != http.StatusOK {
+					t.Fatalf("first use at %s: %d %s", first, code, body)
+				}
+				if code, body := send(second); code != http.StatusUnauthorized || !strings.Contains(body, `"invalid_client"`) {
+					t.Fatalf("replay at %s: %d %s, want 401 invalid_client", second, code, body)
+				}
+			})
+		}
+	}
+}
