@@ -91,16 +91,25 @@ func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, allow
 		}
 	}
 	if len(kept) == 0 {
-		return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "None of the requested scopes belongs to the resource %s.", quoteList(resources))
+		return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "None of the requested scopes belongs to the resource %s.", quoteAPIs(targets))
 	}
 	return kept, aud, opaque, nil
 }
 
-// quoteList quotes values for a message: "a", or "a", "b".
-func quoteList(values []string) string {
-	q := make([]string, len(values))
-	for i, v := range values {
-		q[i] = strconv.Quote(v)
+// maxQuoted is how many APIs a message names: a request may repeat
+// resource parameters by the thousand, and the message goes to the
+// response, the log and the audit event.
+const maxQuoted = 3
+
+// quoteAPIs quotes the identifiers of apis for a message: "a", or "a", "b",
+// at most maxQuoted of them and how many more.
+func quoteAPIs(apis []*storage.API) string {
+	q := make([]string, 0, min(len(apis), maxQuoted)+1)
+	for _, a := range apis[:min(len(apis), maxQuoted)] {
+		q = append(q, strconv.Quote(a.Identifier))
+	}
+	if n := len(apis) - maxQuoted; n > 0 {
+		q = append(q, "and "+strconv.Itoa(n)+" more")
 	}
 	return strings.Join(q, ", ")
 }

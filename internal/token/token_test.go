@@ -516,6 +516,8 @@ func TestRefusalAuditClipsClientValues(t *testing.T) {
 		{body: url.Values{"grant_type": {oauth2.GrantJWTBearer}, "assertion": {sign(t, e.other, jose.RS256, long, claims(nil), nil)}}.Encode()},
 		{body: url.Values{"grant_type": {"client_credentials"}, "scope": {longName}}.Encode(), header: jobBasic},
 		{body: url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}, "resource": {"https://" + longName}}.Encode(), header: jobBasic},
+		// A registered resource named again and again, none with the scope.
+		{body: url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}, "resource": slices.Repeat([]string{"https://billing.internal"}, 1500)}.Encode(), header: jobBasic},
 		{body: url.Values{"grant_type": {oauth2.GrantJWTBearer}, "assertion": {sign(t, e.rsKey, jose.RS256, "rs", claims(func(c map[string]any) { c["scope"] = longName }), nil)}}.Encode()},
 	} {
 		w := e.do(r)
@@ -527,8 +529,8 @@ func TestRefusalAuditClipsClientValues(t *testing.T) {
 		}
 	}
 	evs, err := e.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "token.refused", Limit: 10})
-	if err != nil || len(evs) != 6 {
-		t.Fatalf("%d refusals audited, want 6: %v", len(evs), err)
+	if err != nil || len(evs) != 7 {
+		t.Fatalf("%d refusals audited, want 7: %v", len(evs), err)
 	}
 	for _, ev := range evs {
 		for k, v := range ev.Data {
