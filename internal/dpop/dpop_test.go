@@ -283,6 +283,8 @@ func TestNormalizeURL(t *testing.T) {
 		{"/token", ""},
 		{"https://a.example/%zz", ""},
 		{"https://a.example:bad/", ""},
+		{"https://[fe80::1%25eth0]/token", ""}, // an IPv6 zone names an interface of the sender's
+		{"https://a%25b.example/", ""},
 	} {
 		got, err := NormalizeURL(tc.in)
 		if tc.want == "" {
@@ -295,6 +297,29 @@ func TestNormalizeURL(t *testing.T) {
 			t.Errorf("NormalizeURL(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 		}
 	}
+}
+
+// FuzzNormalizeURL: NormalizeURL, which reads a proof's htu and, in
+// verify, a URL built from the request's Host header, never panics, and
+// what it returns is an http(s) URL without query or fragment that it
+// returns unchanged (so without userinfo too).
+func FuzzNormalizeURL(f *testing.F) {
+	for _, s := range []string{target, "HTTPS://A.Example:443/token?x=1#f", "https://[::1]:443/x", "https://a.example/%7euser/%2f",
+		"https://[fe80::1%25eth0]/", "https://STRAẞE.example/orders", "http://a.example:80"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := NormalizeURL(s)
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(n, "https://") && !strings.HasPrefix(n, "http://") || strings.ContainsAny(n, "?#") {
+			t.Fatalf("NormalizeURL(%q) = %q", s, n)
+		}
+		if again, err := NormalizeURL(n); err != nil || again != n {
+			t.Fatalf("NormalizeURL(%q) = %q, and again %q, %v", s, n, again, err)
+		}
+	})
 }
 
 // A host name is lowered in its ASCII letters only: Unicode case mapping

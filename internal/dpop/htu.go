@@ -13,8 +13,8 @@ import (
 // port, no query or fragment, an empty path as "/", percent-encodings of
 // unreserved characters decoded and the others in upper case. Dot segments
 // are not removed: a proof for /a/../b does not match /b, which is the
-// safe way to be wrong. A URL with userinfo is refused; the target URI of
-// a request has none.
+// safe way to be wrong. A URL with userinfo, or an IPv6 zone in its host,
+// is refused; the target URI of a request has neither.
 func NormalizeURL(s string) (string, error) {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -36,6 +36,12 @@ func NormalizeURL(s string) (string, error) {
 	host, port := LowerASCII(u.Hostname()), u.Port()
 	if host == "" {
 		return "", errors.New("no host")
+	}
+	if strings.Contains(host, "%") {
+		// An IPv6 zone ("%25eth0") names an interface of the sender's
+		// machine, and url.Parse decodes "%25" in a host to a '%' that
+		// it does not read back: the normal form would not be one.
+		return "", errors.New("a zone or '%' in the host")
 	}
 	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
 		port = ""
