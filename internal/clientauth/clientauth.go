@@ -258,6 +258,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 // Principal's Key, so a guesser gains nothing by switching between an
 // account's email and its ID.
 func (a *Authenticator) Throttled(source, client string) *oauth2.Error {
+	source = sourceKey(source)
 	if ok, wait := a.perAddr.Check(source); !ok {
 		a.cfg.OnThrottle()
 		return tooMany(wait)
@@ -274,10 +275,31 @@ func (a *Authenticator) Throttled(source, client string) *oauth2.Error {
 // Failed records a failed authentication from source, of client if it is
 // named.
 func (a *Authenticator) Failed(source, client string) {
+	source = sourceKey(source)
 	a.perAddr.Fail(source)
 	if client != "" {
 		a.perClient.Fail(clientKey(source, client))
 	}
+}
+
+// sourceKey is the throttle key of a source address. An IPv6 address
+// counts by its /64, the smallest block a network is given (RFC 6177), so
+// a guesser cannot take a fresh allowance from each of its subnet's 2^64
+// addresses, nor fill the limiters' tables with them and push out other
+// clients' failures. Other sources count as they are; the audit log and
+// the logs keep the full address.
+func sourceKey(source string) string {
+	if !strings.Contains(source, ":") {
+		return source // IPv4, the common case: no parse
+	}
+	addr, err := netip.ParseAddr(source)
+	switch {
+	case err != nil:
+		return source
+	case addr.Is4In6():
+		return addr.Unmap().String()
+	}
+	return netip.PrefixFrom(addr.WithZone(""), 64).Masked().String()
 }
 
 // clientKey is the throttle key of a client at a source. The client part

@@ -460,6 +460,48 @@ func TestClientIDNeedsNoLookup(t *testing.T) {
 	}
 }
 
+// Failures from the addresses of one IPv6 /64 count together: a guesser
+// does not get a fresh allowance from each address of its subnet.
+func TestThrottleIPv6Subnet(t *testing.T) {
+	w := newWorld(t)
+	a := w.authenticator()
+	for i := range 60 {
+		request{header: http.Header{"Authorization": {basic("111", "kw_wrong")}}, remote: fmt.Sprintf("2001:db8:1::%x", i+1)}.run(a)
+	}
+	right := http.Header{"Authorization": {basic("111", goodSecret)}}
+	tests := []struct {
+		remote    string
+		throttled bool
+	}{
+		{"2001:db8:1::ffff", true},
+		{"2001:db8:1:0:abcd::1", true},
+		{"2001:db8:1:1::1", false}, // the next /64
+		{"::ffff:198.51.100.7", false},
+	}
+	for _, tt := range tests {
+		_, err := request{header: right, remote: tt.remote}.run(a)
+		var oe *oauth2.Error
+		if got := errors.As(err, &oe) && oe.HTTPStatus() == http.StatusTooManyRequests; got != tt.throttled {
+			t.Errorf("from %s: %v, want throttled %v", tt.remote, err, tt.throttled)
+		}
+	}
+}
+
+func TestSourceKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"198.51.100.7":           "198.51.100.7",
+		"::ffff:198.51.100.7":    "198.51.100.7",
+		"2001:db8:1:2:3:4:5:6":   "2001:db8:1:2::/64",
+		"fe80::1%eth0":           "fe80::/64",
+		"not an address: at all": "not an address: at all",
+		"@":                      "@",
+	} {
+		if got := sourceKey(in); got != want {
+			t.Errorf("sourceKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestThrottle(t *testing.T) {
 	w := newWorld(t)
 	a := w.authenticator()
