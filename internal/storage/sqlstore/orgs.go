@@ -15,6 +15,8 @@ func init() {
 	for k, v := range map[string]string{
 		"insertOrg": `INSERT INTO orgs (domain, blocked_scopes, created_at) VALUES (?, ?, ?)`,
 		"getOrg":    `SELECT domain, blocked_scopes, created_at FROM orgs WHERE domain = ?`,
+		"getOrgs": `SELECT domain, blocked_scopes, created_at FROM orgs WHERE domain IN (` +
+			strings.Repeat("?, ", orgsPerQuery-1) + `?)`,
 		"getOrgProjects": `SELECT o.domain, o.blocked_scopes, o.created_at, p.project, p.internal
 			FROM orgs o LEFT JOIN project_orgs p ON p.org = o.domain WHERE o.domain = ? ORDER BY p.project`,
 		"listOrgs":          `SELECT domain, blocked_scopes, created_at FROM orgs ORDER BY domain`,
@@ -72,6 +74,48 @@ func (s *Store) insertOrg(ctx context.Context, tx *sql.Tx, o storage.Org) error 
 func (s *Store) GetOrg(ctx context.Context, domain string) (storage.Org, error) {
 	o, err := scanOrg(s.queryRow(ctx, "getOrg", domain))
 	return o, s.wrap("get org", err)
+}
+
+// orgsPerQuery is how many domains one query of GetOrgs looks up: well
+// under SQLite's limit of 32,766 variables a statement, and PostgreSQL's
+// of 65,535.
+const orgsPerQuery = 500
+
+// GetOrgs implements storage.Storage: one prepared query per
+// orgsPerQuery domains, the last chunk padded with its last domain.
+func (s *Store) GetOrgs(ctx context.Context, domains []string) ([]storage.Org, error) {
+	domains = slices.Clone(domains)
+	slices.Sort(domains)
+	domains = slices.Compact(domains)
+	out := make([]storage.Org, 0, len(domains))
+	args := make([]any, orgsPerQuery)
+	for chunk := range slices.Chunk(domains, orgsPerQuery) {
+		for i := range args {
+			args[i] = chunk[min(i, len(chunk)-1)]
+		}
+		if err := s.getOrgs(ctx, args, &out); err != nil {
+			return nil, s.wrap("get orgs", err)
+		}
+	}
+	slices.SortFunc(out, func(a, b storage.Org) int { return strings.Compare(a.Domain, b.Domain) })
+	return out, nil
+}
+
+// getOrgs appends the organizations of the getOrgs query with args to out.
+func (s *Store) getOrgs(ctx context.Context, args []any, out *[]storage.Org) error {
+	rows, err := s.query(ctx, "getOrgs", args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		o, err := scanOrg(rows)
+		if err != nil {
+			return err
+		}
+		*out = append(*out, o)
+	}
+	return rows.Err()
 }
 
 // GetOrgProjects implements storage.Storage. One statement reads both,

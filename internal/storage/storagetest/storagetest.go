@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"DeleteAccountCascades", testDeleteAccountCascades},
 		{"DeleteChecked", testDeleteChecked},
 		{"DeleteCheckedConcurrent", testDeleteCheckedConcurrent},
+		{"GetOrgs", testGetOrgs},
 		{"OrgProjects", testOrgProjects},
 		{"ProjectOrgChecked", testProjectOrgChecked},
 		{"ProjectOrgCheckedConcurrent", testProjectOrgCheckedConcurrent},
@@ -1538,4 +1539,54 @@ func testDeleteAccountCascades(t *testing.T, s storage.Storage) {
 		}
 	}
 	verifyAll(t, s)
+}
+
+// testGetOrgs: GetOrgs returns the existing organizations among the
+// domains asked, by domain, each once, whatever their order, repetitions
+// and number (more than a backend looks up in one query).
+func testGetOrgs(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	var existing []string
+	for i := range 1203 {
+		if i%3 != 0 {
+			continue
+		}
+		d := fmt.Sprintf("org%04d.test", i)
+		existing = append(existing, d)
+		mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: d, BlockedScopes: []string{"s"}, CreatedAt: t0}, ev("org.create")))
+	}
+	var all []string
+	for i := range 1203 {
+		all = append(all, fmt.Sprintf("org%04d.test", i))
+	}
+	reversed := slices.Clone(all)
+	slices.Reverse(reversed)
+	tests := []struct {
+		name    string
+		domains []string
+		want    []string
+	}{
+		{"none asked", nil, nil},
+		{"one missing", []string{"nowhere.test"}, nil},
+		{"one existing", []string{"org0003.test"}, []string{"org0003.test"}},
+		{"repeated", []string{"org0006.test", "nowhere.test", "org0003.test", "org0006.test"}, []string{"org0003.test", "org0006.test"}},
+		{"many, in order", all, existing},
+		{"many, reversed and twice", append(reversed, all...), existing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			orgs, err := s.GetOrgs(ctx, tt.domains)
+			mustNil(t, err)
+			var got []string
+			for _, o := range orgs {
+				if !o.CreatedAt.Equal(t0) || fmt.Sprint(o.BlockedScopes) != "[s]" {
+					t.Errorf("organization %+v, want it as created", o)
+				}
+				got = append(got, o.Domain)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got %d organizations %v, want %d %v", len(got), got, len(tt.want), tt.want)
+			}
+		})
+	}
 }
