@@ -261,44 +261,46 @@ func (s *Service) PutUsersOfOrgs(ctx context.Context, actor Actor, in []UserInpu
 		return 0, invalid("No users given.")
 	}
 	now := s.cfg.Now()
+	// First each email on its own, then, with one lookup of all their
+	// domains (not one per domain), whether their organizations exist;
+	// errs stay in the order of the users either way.
+	errs := make([]string, len(in))
 	users := make([]storage.User, 0, len(in))
-	var errs, orgs []string
-	seen := map[string]int{}    // email → position
-	exists := map[string]bool{} // organization → whether it exists
+	seen := map[string]int{} // email → position
+	var domains []string
 	for i, u := range in {
 		email, err := normalizeEmail(u.Email)
 		if err != nil {
-			errs = append(errs, fmt.Sprintf("user %d: %v", i+1, err))
+			errs[i] = fmt.Sprintf("user %d: %v", i+1, err)
 			continue
 		}
 		if first, dup := seen[email]; dup {
-			errs = append(errs, fmt.Sprintf("user %d: %s is also user %d", i+1, email, first))
+			errs[i] = fmt.Sprintf("user %d: %s is also user %d", i+1, email, first)
 			continue
 		}
 		seen[email] = i + 1
-		domain := emailDomain(email)
-		ok, looked := exists[domain]
-		if !looked {
-			_, err := s.store.GetOrg(ctx, domain)
-			if err != nil && !errors.Is(err, storage.ErrNotFound) {
-				return 0, err
-			}
-			ok, exists[domain] = err == nil, err == nil
-			if ok {
-				orgs = append(orgs, domain)
-			}
-		}
-		if !ok {
-			errs = append(errs, fmt.Sprintf("user %d: there is no organization %s", i+1, domain))
-			continue
-		}
-		users = append(users, storage.User{Email: email, Org: domain, Suspended: u.Suspended, CreatedAt: now})
+		domains = append(domains, emailDomain(email))
+		users = append(users, storage.User{Email: email, Org: emailDomain(email), Suspended: u.Suspended, CreatedAt: now})
 	}
+	found, err := s.store.GetOrgs(ctx, domains)
+	if err != nil {
+		return 0, err
+	}
+	orgs := make([]string, 0, len(found)) // sorted, as GetOrgs returns them
+	for _, o := range found {
+		orgs = append(orgs, o.Domain)
+	}
+	for _, u := range users {
+		if _, ok := slices.BinarySearch(orgs, u.Org); !ok {
+			i := seen[u.Email] - 1
+			errs[i] = fmt.Sprintf("user %d: there is no organization %s", i+1, u.Org)
+		}
+	}
+	errs = slices.DeleteFunc(errs, func(e string) bool { return e == "" })
 	if len(errs) > 0 {
 		return 0, badUsers(errs)
 	}
 	action, data := usersEvent(users)
-	slices.Sort(orgs)
 	data["org_count"] = fmt.Sprint(len(orgs))
 	listed := orgs[:min(len(orgs), MaxAuditOrgs)]
 	data["orgs"] = strings.Join(listed, " ")
@@ -340,9 +342,17 @@ func usersEvent(users []storage.User) (string, map[string]string) {
 // a put of their users failed: the store refuses a user of an organization
 // deleted since it was checked. It returns none when it cannot tell.
 func (s *Service) goneOrgs(ctx context.Context, orgs []string) []string {
+	found, err := s.store.GetOrgs(ctx, orgs)
+	if err != nil {
+		return nil
+	}
+	exists := make(map[string]bool, len(found))
+	for _, o := range found {
+		exists[o.Domain] = true
+	}
 	var gone []string
 	for _, o := range orgs {
-		if _, err := s.store.GetOrg(ctx, o); errors.Is(err, storage.ErrNotFound) {
+		if !exists[o] {
 			gone = append(gone, o)
 		}
 	}

@@ -73,6 +73,7 @@ type Store interface {
 	ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error)
 	CreateOrg(ctx context.Context, o storage.Org, ev storage.AuditEvent) error
 	GetOrg(ctx context.Context, domain string) (storage.Org, error)
+	GetOrgs(ctx context.Context, domains []string) ([]storage.Org, error)
 	GetOrgProjects(ctx context.Context, domain string) (storage.Org, []storage.ProjectOrg, error)
 	ListOrgs(ctx context.Context) ([]storage.Org, error)
 	UpdateOrg(ctx context.Context, domain string, fn func(storage.Org, []storage.ProjectOrg) (storage.Org, error), ev storage.AuditEvent) (storage.Org, []storage.ProjectOrg, error)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,12 +37,35 @@ func TestPutUsersOfOrgs(t *testing.T) {
 	for i := range cap(huge) {
 		huge = append(huge, fmt.Sprintf("user%05d@example.com", i))
 	}
+	// Many organizations that do not exist, between users of ones that
+	// do, a malformed email and one given twice: each bad user is named
+	// by its position, in order, whatever its fault.
+	var mixed []string
+	var mixedWant []string
+	for i := range 1500 {
+		switch {
+		case i == 3:
+			mixed = append(mixed, "a@b@c")
+			mixedWant = append(mixedWant, `user 4: "a@b@c" is not an email address`)
+		case i == 7:
+			mixed = append(mixed, "USER0001@example.com")
+			mixedWant = append(mixedWant, "user 8: user0001@example.com is also user 2")
+		case i%2 == 1:
+			mixed = append(mixed, fmt.Sprintf("user%04d@example.com", i))
+		default:
+			mixed = append(mixed, fmt.Sprintf("u@missing%04d.test", i))
+			mixedWant = append(mixedWant, fmt.Sprintf("user %d: there is no organization missing%04d.test", i+1, i))
+		}
+	}
+	mixedWant = append(mixedWant[:20], fmt.Sprintf("and %d more.", len(mixedWant)-20))
 	tests := []struct {
 		name   string
 		body   any
 		status int
 		want   []string // in the description; for a 200, the users added
 	}{
+		{"many missing organizations", usersBody(mixed...), 400,
+			[]string{"Nothing was imported; fix these and retry: " + strings.Join(mixedWant, "; ")}},
 		{"two organizations", usersBody("Alice@Example.com", "carol@other.org", "bob@example.com"), 200,
 			[]string{"alice@example.com", "bob@example.com", "carol@other.org"}},
 		{"one user", usersBody("dave@other.org"), 200, []string{"dave@other.org"}},
@@ -100,6 +124,62 @@ func TestPutUsersOfOrgs(t *testing.T) {
 			}
 			if n := f.countEvents(t, "user.import") + f.countEvents(t, "user.put"); n != 0 {
 				t.Errorf("%d user.import or user.put events for a refused request", n)
+			}
+		})
+	}
+}
+
+// orgCountingStore counts the lookups of organizations.
+type orgCountingStore struct {
+	storage.Storage
+	getOrg, getOrgs *atomic.Int64
+}
+
+func (s orgCountingStore) GetOrg(ctx context.Context, domain string) (storage.Org, error) {
+	s.getOrg.Add(1)
+	return s.Storage.GetOrg(ctx, domain)
+}
+
+func (s orgCountingStore) GetOrgs(ctx context.Context, domains []string) ([]storage.Org, error) {
+	s.getOrgs.Add(1)
+	return s.Storage.GetOrgs(ctx, domains)
+}
+
+// POST /v1/users looks its users' organizations up with one call of the
+// store however many domains they are in, not one call per domain.
+func TestPutUsersOfOrgsLookups(t *testing.T) {
+	counts := orgCountingStore{getOrg: new(atomic.Int64), getOrgs: new(atomic.Int64)}
+	st, err := sqlite.Open(context.Background(), t.TempDir()+"/k.db", sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts.Storage = st
+	f := newFixtureOn(t, counts)
+	ctx, op := context.Background(), admin.Actor{ID: "op"}
+	if _, err := f.srv.Admin.CreateOrg(ctx, op, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	tests := []struct {
+		name   string
+		emails []string
+		status int
+	}{
+		{"missing organizations", nil, 400},
+		{"existing organizations", []string{"alice@example.com", "bob@example.com"}, 200},
+	}
+	for i := range 1000 {
+		tests[0].emails = append(tests[0].emails, fmt.Sprintf("u@d%04d.test", i))
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			counts.getOrg.Store(0)
+			counts.getOrgs.Store(0)
+			if status, body, _ := f.call(t, "POST", "/v1/users", auth, usersBody(tt.emails...)); status != tt.status {
+				t.Fatalf("%d %v, want %d", status, body, tt.status)
+			}
+			if n, m := counts.getOrg.Load(), counts.getOrgs.Load(); n+m != 1 {
+				t.Errorf("%d GetOrg and %d GetOrgs calls for users of %d domains, want 1 call", n, m, len(tt.emails))
 			}
 		})
 	}
