@@ -59,7 +59,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 		db.Close()
 		return nil, err
 	}
-	return sqlstore.New(db, db, sqlstore.Dialect{
+	return sqlstore.New(db, db, dialect()), nil
+}
+
+// dialect is PostgreSQL's sqlstore.Dialect.
+func dialect() sqlstore.Dialect {
+	return sqlstore.Dialect{
 		Name:              "postgres",
 		Numbered:          true,
 		IsUniqueViolation: isUniqueViolation,
@@ -73,7 +78,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 		ForUpdate:    " FOR UPDATE",
 		ForKeyShare:  " FOR KEY SHARE",
 		Notify:       "SELECT pg_notify('keyward_changes_' || current_schema(), $1)",
-	}), nil
+	}
 }
 
 func migrate(ctx context.Context, db *sql.DB, check bool) error {

@@ -411,13 +411,17 @@ func (s *Store) PutProjectOrg(ctx context.Context, p storage.ProjectOrg, check f
 				domains = append(domains, from)
 				slices.Sort(domains)
 			}
+			var to storage.Org // p.Org, as locked
 			for _, d := range domains {
-				_, err := scanOrg(tx.QueryRowContext(ctx, s.q["getOrgForUpdate"], d))
+				o, err := scanOrg(tx.QueryRowContext(ctx, s.q["getOrgForUpdate"], d))
 				if d != p.Org && errors.Is(err, sql.ErrNoRows) {
 					return errProjectMoved // deleted, with its projects
 				}
 				if err != nil {
 					return s.wrap("put project org", err)
+				}
+				if d == p.Org {
+					to = o
 				}
 			}
 			if from == "" {
@@ -439,19 +443,20 @@ func (s *Store) PutProjectOrg(ctx context.Context, p storage.ProjectOrg, check f
 			} else if now != from {
 				return errProjectMoved
 			}
-			// check is given the projects before the change: without one
-			// just inserted.
-			err = s.lockOrgProjects(ctx, tx, "put project org", p.Org, func(o storage.Org, projects []storage.ProjectOrg) error {
-				if check == nil {
-					return nil
+			// p.Org is locked already, by the loop above: check is given
+			// it and its projects before the change, without one just
+			// inserted.
+			if check != nil {
+				projects, err := s.projectOrgs(ctx, tx, p.Org)
+				if err != nil {
+					return s.wrap("put project org", err)
 				}
 				if from == "" {
 					projects = slices.DeleteFunc(projects, func(q storage.ProjectOrg) bool { return q.Project == p.Project })
 				}
-				return check(o, projects)
-			})
-			if err != nil {
-				return err
+				if err := check(to, projects); err != nil {
+					return err
+				}
 			}
 			if from != "" {
 				if err := s.putProjectOrg(ctx, tx, p); err != nil {
@@ -479,23 +484,23 @@ func (s *Store) projectOrgIn(ctx context.Context, tx *sql.Tx, query, project str
 
 // lockOrgProjects locks the row of the organization domain, as UpdateOrg
 // does, so that no other change of its projects or its policy that locks
-// it too interleaves, and reads the projects placed in it once the lock is
-// held; a check that is not nil is called with both, and its error ends
-// the change. A missing organization is ErrNotFound; op names the change
+// it too interleaves; a check that is not nil is then called with it and
+// the projects placed in it, read once the lock is held, and its error
+// ends the change. A missing organization is ErrNotFound; op names the change
 // in errors.
 func (s *Store) lockOrgProjects(ctx context.Context, tx *sql.Tx, op, domain string, check func(storage.Org, []storage.ProjectOrg) error) error {
 	o, err := scanOrg(tx.QueryRowContext(ctx, s.q["getOrgForUpdate"], domain))
 	if err != nil {
 		return s.wrap(op, err)
 	}
+	if check == nil {
+		return nil
+	}
 	projects, err := s.projectOrgs(ctx, tx, domain)
 	if err != nil {
 		return s.wrap(op, err)
 	}
-	if check != nil {
-		return check(o, projects)
-	}
-	return nil
+	return check(o, projects)
 }
 
 func (s *Store) putProjectOrg(ctx context.Context, tx *sql.Tx, p storage.ProjectOrg) error {

@@ -1,0 +1,138 @@
+package postgres_test
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/postgres"
+	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
+)
+
+// pgxConn is what the pgx database/sql connection implements.
+type pgxConn interface {
+	driver.Conn
+	driver.ConnBeginTx
+	driver.ConnPrepareContext
+	driver.QueryerContext
+	driver.ExecerContext
+	driver.NamedValueChecker
+	driver.Pinger
+	driver.SessionResetter
+}
+
+// recorder is a database/sql connector over pgx that records the queries
+// run through it.
+type recorder struct {
+	dsn     string
+	mu      sync.Mutex
+	queries []query
+}
+
+// query is a query run and its arguments.
+type query struct {
+	text string
+	args []driver.NamedValue
+}
+
+func (r *recorder) Connect(ctx context.Context) (driver.Conn, error) {
+	c, err := stdlib.GetDefaultDriver().Open(r.dsn)
+	if err != nil {
+		return nil, err
+	}
+	pc, ok := c.(pgxConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("a pgx connection %T lacks a method of pgxConn", c)
+	}
+	return recordingConn{pc, r}, nil
+}
+
+func (r *recorder) Driver() driver.Driver { return stdlib.GetDefaultDriver() }
+
+// take returns the queries recorded since the last call.
+func (r *recorder) take() []query {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	q := r.queries
+	r.queries = nil
+	return q
+}
+
+type recordingConn struct {
+	pgxConn
+	r *recorder
+}
+
+func (c recordingConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
+	c.r.mu.Lock()
+	c.r.queries = append(c.r.queries, query{q, args})
+	c.r.mu.Unlock()
+	return c.pgxConn.QueryContext(ctx, q, args)
+}
+
+// PutProjectOrg locks each organization it changes once, the one it
+// places the project in as well as the one a move takes it out of: a
+// second lock of a row the transaction holds is a wasted round trip.
+func TestPutProjectOrgLocksEachOrgOnce(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.SchemaDSN(t)
+	migrated, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	migrated.Close()
+	rec := &recorder{dsn: dsn}
+	db := sql.OpenDB(rec)
+	t.Cleanup(func() { db.Close() })
+	s := postgres.NewOn(db)
+	t.Cleanup(func() { s.Close() })
+	ev := storage.AuditEvent{Time: time.Now(), Action: "test", Outcome: storage.OutcomeSuccess}
+	for _, d := range []string{"a.example", "b.example"} {
+		if err := s.CreateOrg(ctx, storage.Org{Domain: d, CreatedAt: time.Now()}, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(storage.Org, []storage.ProjectOrg) error { return nil }
+	tests := []struct {
+		name  string
+		p     storage.ProjectOrg
+		check func(storage.Org, []storage.ProjectOrg) error
+		want  []string // the organizations locked, in order
+	}{
+		{"placed", storage.ProjectOrg{Project: "shop", Org: "b.example"}, check, []string{"b.example"}},
+		{"placed again", storage.ProjectOrg{Project: "shop", Org: "b.example", Internal: true}, check, []string{"b.example"}},
+		{"moved", storage.ProjectOrg{Project: "shop", Org: "a.example"}, check, []string{"a.example", "b.example"}},
+		{"moved back, unchecked", storage.ProjectOrg{Project: "shop", Org: "b.example"}, nil, []string{"a.example", "b.example"}},
+	}
+	lockOrg := "FROM orgs WHERE domain = $1 FOR UPDATE"
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec.take()
+			if err := s.PutProjectOrg(ctx, tt.p, tt.check, ev); err != nil {
+				t.Fatal(err)
+			}
+			var locked []string
+			for _, q := range rec.take() {
+				if strings.HasSuffix(q.text, lockOrg) && len(q.args) == 1 {
+					locked = append(locked, fmt.Sprint(q.args[0].Value))
+				}
+			}
+			if !slices.Equal(locked, tt.want) {
+				t.Errorf("locked %v (queries ending %q), want %v: each once, in the order of their domains", locked, lockOrg, tt.want)
+			}
+			if p, err := s.GetProjectOrg(ctx, "shop"); err != nil || p != tt.p {
+				t.Errorf("shop is %+v (%v), want %+v", p, err, tt.p)
+			}
+		})
+	}
+}
