@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -219,51 +220,19 @@ existing ones are reported inactive at once.`,
 		}
 		return c, known, nil
 	}
-	// put sends users already checked (well-formed, given once, each of an
-	// existing organization) to POST /v1/users, users of any
-	// organizations together, in requests of at most batch users and well
-	// under the 1 MiB the admin API reads (all in one request if batch is
-	// 0); each request is one transaction. Should a request still fail (an organization deleted
-	// meanwhile, the server down), the error says what earlier requests
-	// added. A server older than that route (the admin API's 404 for it,
-	// see noRoute) is sent each organization's users on their own
-	// instead, by putPerOrg.
-	put := func(cmd *cobra.Command, c *adminClient, users []admin.UserInput, batch int) error {
-		total, requests := 0, 0
-		for us := users; len(us) > 0; requests++ {
-			n := len(us)
-			if batch > 0 {
-				n = batchLen(us, batch)
-			}
-			var resp map[string]int
-			err := c.do(cmd.Context(), http.MethodPost, "/v1/users", admin.UsersRequest{Users: us[:n]}, &resp)
-			if requests == 0 && noRoute(err) {
-				return putPerOrg(cmd, c, users, batch)
-			}
-			if err != nil {
-				return putError(total, len(users), err)
-			}
-			total += resp["users"]
-			us = us[n:]
-		}
-		return c.show(map[string]int{"users": total}, func(w *tabwriter.Writer) {
-			if requests == 1 {
-				fmt.Fprintf(w, "%d users added or updated, in one transaction\n", total)
-				return
-			}
-			fmt.Fprintf(w, "%d users added or updated, in %d transactions of at most %d\n", total, requests, batch)
-		})
-	}
 	var suspended bool
 	add := &cobra.Command{
 		Use:   "add EMAIL...",
 		Short: "Add users",
 		Long: `Add or update users. Every email is checked first, and that its
 organization exists: if any is bad, the command names each bad one and
-adds no user. The users, of one organization or several, are then added
-in one transaction: all of them, or, should that fail, none. (A server
-older than POST /v1/users takes them one organization at a time, each in
-one transaction; the command then says so.)`,
+adds no user. The users, of one organization or several, are then sent
+as 'keyward users import' sends them: 5,000 at a time (fewer if their
+emails are very long), each batch in one transaction, so up to 5,000
+users are added all or none; should a later batch fail, the error says
+how many users the batches before it added. (A server older than POST
+/v1/users takes them one organization at a time; the command then says
+so.)`,
 		Example: `  keyward users add alice@example.com bob@example.com`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -296,8 +265,7 @@ one transaction; the command then says so.)`,
 			if len(bad) > 0 {
 				return fmt.Errorf("nothing was added: %s", strings.Join(bad, "; "))
 			}
-			// One request, one transaction: all of them or none.
-			return put(cmd, c, users, 0)
+			return putUsers(cmd, c, users)
 		},
 	}
 	add.Flags().BoolVar(&suspended, "suspended", false, "add them suspended")
@@ -342,7 +310,7 @@ batches before it added.`,
 			for i, r := range rows {
 				users[i] = r.UserInput
 			}
-			return put(cmd, c, users, importBatch)
+			return putUsers(cmd, c, users)
 		},
 	}
 	userOp := func(use, short, suffix string) *cobra.Command {
@@ -519,9 +487,51 @@ func noOrg(email, org string) error {
 	return fmt.Errorf("%s: there is no organization %s (keyward org create %s)", email, org, org)
 }
 
-// importBatch is the most users keyward users import sends in one request,
-// and so in one transaction.
+// importBatch is the most users keyward users add and import send in one
+// request, and so in one transaction.
 const importBatch = 5000
+
+// putUsers sends users already checked (well-formed, given once, each of
+// an existing organization) to POST /v1/users, users of any organizations
+// together, in batches (see postUsers), each one transaction. Should a
+// request fail (an organization deleted meanwhile, the server down), the
+// error says what earlier requests added. A server older than that route
+// (the admin API's 404 for it, see noRoute) is sent each organization's
+// users on their own instead, by putPerOrg.
+func putUsers(cmd *cobra.Command, c *adminClient, users []admin.UserInput) error {
+	added, requests, err := postUsers(cmd.Context(), c, "/v1/users", users)
+	if requests == 0 && noRoute(err) {
+		return putPerOrg(cmd, c, users)
+	}
+	if err != nil {
+		return putError(added, len(users), err)
+	}
+	return c.show(map[string]int{"users": added}, func(w *tabwriter.Writer) {
+		if requests == 1 {
+			fmt.Fprintf(w, "%d users added or updated, in one transaction\n", added)
+			return
+		}
+		fmt.Fprintf(w, "%d users added or updated, in %d transactions of at most %d\n", added, requests, importBatch)
+	})
+}
+
+// postUsers posts users to path in requests of at most importBatch users
+// and well under the 1 MiB the admin API reads (see batchLen). It returns
+// how many users the server added and how many requests succeeded, and
+// stops at the first that fails, with its error.
+func postUsers(ctx context.Context, c *adminClient, path string, users []admin.UserInput) (added, requests int, err error) {
+	for len(users) > 0 {
+		n := batchLen(users, importBatch)
+		var resp map[string]int
+		if err := c.do(ctx, http.MethodPost, path, admin.UsersRequest{Users: users[:n]}, &resp); err != nil {
+			return added, requests, err
+		}
+		added += resp["users"]
+		requests++
+		users = users[n:]
+	}
+	return added, requests, nil
+}
 
 // batchLen is how many of users the next request sends: at most limit,
 // and well under the 1 MiB the admin API reads.
@@ -560,13 +570,10 @@ func putError(added, total int, err error) error {
 }
 
 // putPerOrg sends users to a server without POST /v1/users: each
-// organization's to POST /v1/orgs/{domain}/users, in requests of at most
-// batch users (importBatch if 0), each one transaction, so that a failure
-// part way leaves the users of the organizations before it added.
-func putPerOrg(cmd *cobra.Command, c *adminClient, users []admin.UserInput, batch int) error {
-	if batch <= 0 {
-		batch = importBatch
-	}
+// organization's to POST /v1/orgs/{domain}/users, in batches as postUsers
+// sends them, each one transaction, so that a failure part way leaves the
+// users of the organizations before it added.
+func putPerOrg(cmd *cobra.Command, c *adminClient, users []admin.UserInput) error {
 	byOrg := map[string][]admin.UserInput{}
 	var orgs []string
 	for _, u := range users {
@@ -578,14 +585,10 @@ func putPerOrg(cmd *cobra.Command, c *adminClient, users []admin.UserInput, batc
 	}
 	total := 0
 	for _, domain := range orgs {
-		for us := byOrg[domain]; len(us) > 0; {
-			n := batchLen(us, batch)
-			var resp map[string]int
-			if err := c.do(cmd.Context(), http.MethodPost, "/v1/orgs/"+url.PathEscape(domain)+"/users", admin.UsersRequest{Users: us[:n]}, &resp); err != nil {
-				return putError(total, len(users), err)
-			}
-			total += resp["users"]
-			us = us[n:]
+		added, _, err := postUsers(cmd.Context(), c, "/v1/orgs/"+url.PathEscape(domain)+"/users", byOrg[domain])
+		total += added
+		if err != nil {
+			return putError(total, len(users), err)
 		}
 	}
 	return c.show(map[string]int{"users": total}, func(w *tabwriter.Writer) {

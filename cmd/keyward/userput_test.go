@@ -90,8 +90,10 @@ func proxyAnswer(status int) func(http.ResponseWriter, *http.Request) bool {
 // transaction: an organization deleted after the CLI checked it adds no
 // user at all, not those of the other organizations. Against a server
 // without POST /v1/users (404 or 405) it sends each organization's users
-// on their own, as before. users import sends its batches of 5,000 users
-// of any organizations to POST /v1/users.
+// on their own, as before. users add and users import send users of any
+// organizations to POST /v1/users in batches of at most 5,000, each well
+// under the 1 MiB the admin API reads, however many the command line
+// names.
 func TestUsersPutInOneTransaction(t *testing.T) {
 	m := startServer(t)
 	admin := []string{"--credentials", m.AdminKeyFile}
@@ -127,6 +129,13 @@ func TestUsersPutInOneTransaction(t *testing.T) {
 		fmt.Fprintf(&csv, "u%04d@%s\n", i, []string{"example.com", "other.org"}[i%2])
 	}
 	os.WriteFile(many, []byte(csv.String()), 0o600)
+	// A command line of users whose request would be over the 1 MiB the
+	// admin API reads (a 413), were it sent at once: about 4,700 of them
+	// fit in the 512 KiB a request is kept under.
+	long := []string{"add"}
+	for i := range 12000 {
+		long = append(long, fmt.Sprintf("u%05d-%s@%s", i, strings.Repeat("x", 54), []string{"example.com", "other.org"}[i%2]))
+	}
 	tests := []struct {
 		name      string
 		args      []string
@@ -148,6 +157,11 @@ func TestUsersPutInOneTransaction(t *testing.T) {
 			posts: []string{"/v1/users"}, wantErr: []string{"nothing was added", "Not Found"}},
 		{name: "a proxy's 405", args: []string{"add", "alice@example.com", "carol@other.org"}, intercept: proxyAnswer(405),
 			posts: []string{"/v1/users"}, wantErr: []string{"nothing was added", "Method Not Allowed"}},
+		{name: "add in batches under 1 MiB across organizations", args: long,
+			posts: []string{"/v1/users", "/v1/users", "/v1/users"}, wantOut: "12000 users added or updated, in 3 transactions of at most 5000", users: 12000},
+		{name: "add in batches to an older server", args: long, intercept: answer(404),
+			posts:   []string{"/v1/users", "/v1/orgs/example.com/users", "/v1/orgs/example.com/users", "/v1/orgs/other.org/users", "/v1/orgs/other.org/users"},
+			wantOut: "12000 users added or updated (the server is older", users: 12000},
 		{name: "import in batches of 5,000 across organizations", args: []string{"import", many},
 			posts: []string{"/v1/users", "/v1/users"}, wantOut: "6000 users added or updated, in 2 transactions of at most 5000", users: 6000},
 		{name: "import from an older server", args: []string{"import", many}, intercept: answer(404),
