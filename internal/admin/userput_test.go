@@ -296,3 +296,39 @@ func TestPutUsersOrgDeletedMeanwhile(t *testing.T) {
 		}
 	}
 }
+
+// An email given twice, in any case, is refused by POST /v1/users, which
+// names both positions, and taken by POST /v1/orgs/{domain}/users, where
+// the last one given is stored and each one given is counted: both as
+// docs/ADMIN-API.md says.
+func TestPutUsersEmailTwice(t *testing.T) {
+	twice := admin.UsersRequest{Users: []admin.UserInput{{Email: "alice@example.com"}, {Email: "ALICE@example.com", Suspended: true}}}
+	tests := []struct {
+		path      string
+		status    int
+		want      string // in the body, as fmt.Sprint shows it
+		stored    bool
+		suspended bool
+	}{
+		{"/v1/users", 400, "user 2: alice@example.com is also user 1", false, false},
+		{"/v1/orgs/example.com/users", 200, "users:2", true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			f := newFixture(t)
+			ctx := context.Background()
+			if _, err := f.srv.Admin.CreateOrg(ctx, admin.Actor{ID: "op"}, "example.com"); err != nil {
+				t.Fatal(err)
+			}
+			auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+			status, body, _ := f.call(t, "POST", tt.path, auth, twice)
+			if status != tt.status || !strings.Contains(fmt.Sprint(body), tt.want) {
+				t.Fatalf("%d %v, want %d with %s", status, body, tt.status, tt.want)
+			}
+			u, err := f.store.GetUser(ctx, "alice@example.com")
+			if stored := err == nil; stored != tt.stored || u.Suspended != tt.suspended {
+				t.Errorf("stored %+v (%v), want stored %v, suspended %v", u, err, tt.stored, tt.suspended)
+			}
+		})
+	}
+}
