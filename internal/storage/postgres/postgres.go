@@ -77,6 +77,7 @@ func dialect() sqlstore.Dialect {
 		LockAccounts: "LOCK TABLE accounts IN EXCLUSIVE MODE",
 		ForUpdate:    " FOR UPDATE",
 		ForKeyShare:  " FOR KEY SHARE",
+		ByteOrder:    ` COLLATE "C"`,
 		Notify:       "SELECT pg_notify('keyward_changes_' || current_schema(), $1)",
 	}
 }

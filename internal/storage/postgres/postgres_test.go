@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -316,14 +317,39 @@ func TestPlacementRacingPlacementLocksOrgLeft(t *testing.T) {
 
 // TestDeleteOrgUsersInEmailOrder: an organization deleted while a put
 // moves two of its users to another organization. The put locks users in
-// the order of their emails and takes no lock of the organization they
-// leave; the deletion, holding the organization's row, must lock its
-// users in that order too. Deleting them in the table's order (b@ was
-// stored first) it held b@ while waiting for a@, which the put held while
-// waiting for b@: a deadlock.
+// the order of their emails, byte by byte (as Go sorts them), and takes
+// no lock of the organization they leave; the deletion, holding the
+// organization's row, must lock its users in that order too. Deleting
+// them in the table's order (b@ was stored first) it held b@ while
+// waiting for a@, which the put held while waiting for b@: a deadlock.
+// So it did ordering them by the column's collation when that is not
+// byte order (ICU's, say, puts a_b@ before a-b@; '-' is 0x2d, '_' 0x5f).
 func TestDeleteOrgUsersInEmailOrder(t *testing.T) {
+	tests := []struct {
+		name      string
+		collation string   // of org_users.email, if not the database's
+		stored    []string // in this order; the put locks them sorted
+	}{
+		{"stored out of order", "", []string{"b@x.example", "a@x.example"}},
+		{"an ICU collation", "en-x-icu", []string{"a_b@x.example", "a-b@x.example"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { testDeleteOrgUsersInEmailOrder(t, tt.collation, tt.stored) })
+	}
+}
+
+func testDeleteOrgUsersInEmailOrder(t *testing.T, collation string, stored []string) {
 	ctx := context.Background()
 	s, db := storeAndDB(t)
+	if collation != "" {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_collation WHERE collname = $1`, collation).Scan(&n); err != nil || n == 0 {
+			t.Skipf("no collation %s (%v)", collation, err)
+		}
+		if _, err := db.ExecContext(ctx, `ALTER TABLE org_users ALTER COLUMN email TYPE text COLLATE "`+collation+`"`); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ev := func(a string) storage.AuditEvent {
 		return storage.AuditEvent{Time: time.Now(), Action: a, Outcome: storage.OutcomeSuccess}
 	}
@@ -332,13 +358,15 @@ func TestDeleteOrgUsersInEmailOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, e := range []string{"b@x.example", "a@x.example"} {
+	for _, e := range stored {
 		if err := s.PutUsers(ctx, []storage.User{{Email: e, Org: "x.example", CreatedAt: time.Now()}}, ev("org.users")); err != nil {
 			t.Fatal(err)
 		}
 	}
+	emails := slices.Sorted(slices.Values(stored))
 
-	// The put, as PutUsers takes its locks: y.example's row, then a@.
+	// The put, as PutUsers takes its locks: y.example's row, then the
+	// first email.
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -347,7 +375,7 @@ func TestDeleteOrgUsersInEmailOrder(t *testing.T) {
 	if _, err := tx.ExecContext(ctx, `SELECT domain FROM orgs WHERE domain = 'y.example' FOR KEY SHARE`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE org_users SET org = 'y.example' WHERE email = 'a@x.example'`); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE org_users SET org = 'y.example' WHERE email = $1`, emails[0]); err != nil {
 		t.Fatal(err)
 	}
 	var xid string
@@ -360,7 +388,7 @@ func TestDeleteOrgUsersInEmailOrder(t *testing.T) {
 	for waiting := false; !waiting; {
 		select {
 		case err := <-deleted:
-			t.Fatalf("DeleteOrg returned %v while the put held a@", err)
+			t.Fatalf("DeleteOrg returned %v while the put held %s", err, emails[0])
 		case <-deadline:
 			t.Fatal("DeleteOrg did not wait for the put")
 		case <-time.After(10 * time.Millisecond):
@@ -370,7 +398,7 @@ func TestDeleteOrgUsersInEmailOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE org_users SET org = 'y.example' WHERE email = 'b@x.example'`); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE org_users SET org = 'y.example' WHERE email = $1`, emails[1]); err != nil {
 		t.Fatalf("the put's second user: %v", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -379,7 +407,7 @@ func TestDeleteOrgUsersInEmailOrder(t *testing.T) {
 	if err := <-deleted; err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range []string{"a@x.example", "b@x.example"} {
+	for _, e := range emails {
 		if u, err := s.GetUser(ctx, e); err != nil || u.Org != "y.example" {
 			t.Errorf("%s: %+v, %v; want moved to y.example", e, u, err)
 		}

@@ -224,10 +224,11 @@ func (s *Store) DeleteOrg(ctx context.Context, domain string, ev storage.AuditEv
 		if err := s.lockOrgProjects(ctx, tx, "delete org", domain, nil); err != nil {
 			return err
 		}
-		// Its users' rows in the order of their emails, the order PutUsers
-		// locks them in: a put moving users out of the organization takes
-		// no lock of it, and deleted in the table's order, a user the put
-		// holds could be waited for while holding one the put waits for.
+		// Its users' rows in the order of their emails' bytes (ByteOrder,
+		// whatever the column's collation), the order PutUsers locks them
+		// in: a put moving users out of the organization takes no lock of
+		// it, and deleted in another order, a user the put holds could be
+		// waited for while holding one the put waits for.
 		if s.d.ForUpdate != "" {
 			var n int
 			if err := tx.QueryRowContext(ctx, s.q["lockOrgUsers"], domain).Scan(&n); err != nil {

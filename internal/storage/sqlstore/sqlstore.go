@@ -54,6 +54,12 @@ type Dialect struct {
 	// share of it the insertion would take anyway is taken first, before
 	// any other row's lock. SQLite needs none.
 	ForKeyShare string
+	// ByteOrder, if set, follows a text column in an ORDER BY that takes
+	// locks (" COLLATE \"C\""), so that the rows are locked in the order
+	// of their bytes, the order Go sorts strings in (and so other changes
+	// lock them in), whatever the column's collation. SQLite needs none:
+	// its default collation compares bytes.
+	ByteOrder string
 	// Notify, if set, is run with a change payload inside every transaction
 	// that changes what replicas cache.
 	Notify string
@@ -91,7 +97,7 @@ func New(w, r *sql.DB, d Dialect) *Store {
 		s.q[name+"ForUpdate"] = s.q[name] + d.ForUpdate
 	}
 	s.q["getOrgForKeyShare"] = s.q["getOrg"] + d.ForKeyShare
-	s.q["lockOrgUsers"] = s.rebind(`SELECT count(*) FROM (SELECT 1 FROM org_users WHERE org = ? ORDER BY email` + d.ForUpdate + `) u`)
+	s.q["lockOrgUsers"] = s.rebind(`SELECT count(*) FROM (SELECT 1 FROM org_users WHERE org = ? ORDER BY email` + d.ByteOrder + d.ForUpdate + `) u`)
 	return s
 }
 
