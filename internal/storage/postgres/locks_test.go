@@ -34,14 +34,17 @@ type pgxConn interface {
 // run through it.
 type recorder struct {
 	dsn     string
+	db      *sql.DB // over it
 	mu      sync.Mutex
-	queries []query
+	queries []*query
 }
 
-// query is a query run and its arguments.
+// query is a query run, its arguments and the first column of each row
+// it returned, in order.
 type query struct {
-	text string
-	args []driver.NamedValue
+	text  string
+	args  []driver.NamedValue
+	first []string
 }
 
 func (r *recorder) Connect(ctx context.Context) (driver.Conn, error) {
@@ -60,7 +63,7 @@ func (r *recorder) Connect(ctx context.Context) (driver.Conn, error) {
 func (r *recorder) Driver() driver.Driver { return stdlib.GetDefaultDriver() }
 
 // take returns the queries recorded since the last call.
-func (r *recorder) take() []query {
+func (r *recorder) take() []*query {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	q := r.queries
@@ -74,10 +77,32 @@ type recordingConn struct {
 }
 
 func (c recordingConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
+	rec := &query{text: q, args: args}
 	c.r.mu.Lock()
-	c.r.queries = append(c.r.queries, query{q, args})
+	c.r.queries = append(c.r.queries, rec)
 	c.r.mu.Unlock()
-	return c.pgxConn.QueryContext(ctx, q, args)
+	rows, err := c.pgxConn.QueryContext(ctx, q, args)
+	if err != nil {
+		return nil, err
+	}
+	return recordingRows{rows, c.r, rec}, nil
+}
+
+// recordingRows notes the first column of each row read.
+type recordingRows struct {
+	driver.Rows
+	r *recorder
+	q *query
+}
+
+func (rs recordingRows) Next(dest []driver.Value) error {
+	err := rs.Rows.Next(dest)
+	if err == nil && len(dest) > 0 {
+		rs.r.mu.Lock()
+		rs.q.first = append(rs.q.first, fmt.Sprint(dest[0]))
+		rs.r.mu.Unlock()
+	}
+	return err
 }
 
 // PutProjectOrg locks each organization it changes once, the one it
@@ -85,17 +110,7 @@ func (c recordingConn) QueryContext(ctx context.Context, q string, args []driver
 // second lock of a row the transaction holds is a wasted round trip.
 func TestPutProjectOrgLocksEachOrgOnce(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.SchemaDSN(t)
-	migrated, err := postgres.Open(ctx, dsn, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	migrated.Close()
-	rec := &recorder{dsn: dsn}
-	db := sql.OpenDB(rec)
-	t.Cleanup(func() { db.Close() })
-	s := postgres.NewOn(db)
-	t.Cleanup(func() { s.Close() })
+	rec, s := recordingStore(t)
 	ev := storage.AuditEvent{Time: time.Now(), Action: "test", Outcome: storage.OutcomeSuccess}
 	for _, d := range []string{"a.example", "b.example"} {
 		if err := s.CreateOrg(ctx, storage.Org{Domain: d, CreatedAt: time.Now()}, ev); err != nil {
@@ -134,5 +149,70 @@ func TestPutProjectOrgLocksEachOrgOnce(t *testing.T) {
 				t.Errorf("shop is %+v (%v), want %+v", p, err, tt.p)
 			}
 		})
+	}
+}
+
+// recordingStore opens a store on a migrated schema of its own through a
+// recorder of the queries it runs.
+func recordingStore(t *testing.T) (*recorder, storage.Storage) {
+	t.Helper()
+	dsn := pgtest.SchemaDSN(t)
+	migrated, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	migrated.Close()
+	rec := &recorder{dsn: dsn}
+	db := sql.OpenDB(rec)
+	rec.db = db
+	t.Cleanup(func() { db.Close() })
+	s := postgres.NewOn(db)
+	t.Cleanup(func() { s.Close() })
+	return rec, s
+}
+
+// PutUsers takes its shares of the organizations' rows a few hundred a
+// statement, not one statement each, and still in the order of their
+// domains' bytes: the order every other change locks them in.
+func TestPutUsersSharesOrgsInFewStatements(t *testing.T) {
+	ctx := context.Background()
+	rec, s := recordingStore(t)
+	// The domains in a collation that is not byte order, if the server
+	// has ICU's, and domains whose order it changes.
+	if _, err := rec.db.ExecContext(ctx, `ALTER TABLE orgs ALTER COLUMN domain TYPE text COLLATE "en-x-icu"`); err != nil {
+		t.Logf("orgs.domain keeps the database's collation: %v", err)
+	}
+	ev := storage.AuditEvent{Time: time.Now(), Action: "test", Outcome: storage.OutcomeSuccess}
+	var users []storage.User
+	var orgs []string
+	for i := range 1200 {
+		d := fmt.Sprintf("o%03d%s.test", i/3, []string{"-a", "_a", "a"}[i%3])
+		orgs = append(orgs, d)
+		if err := s.CreateOrg(ctx, storage.Org{Domain: d, CreatedAt: time.Now()}, ev); err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, storage.User{Email: "u@" + d, Org: d, CreatedAt: time.Now()})
+	}
+	slices.Reverse(users)
+	rec.take()
+	if err := s.PutUsers(ctx, users, ev); err != nil {
+		t.Fatal(err)
+	}
+	var statements int
+	var shared []string
+	for _, q := range rec.take() {
+		if !strings.Contains(q.text, "FROM orgs") || !strings.HasSuffix(q.text, "FOR KEY SHARE") {
+			continue
+		}
+		statements++
+		shared = append(shared, q.first...) // each row locked as it is returned
+	}
+	slices.Sort(orgs)
+	if statements == 0 || statements > len(orgs)/100 {
+		t.Errorf("%d statements took shares of %d organizations, want a few", statements, len(orgs))
+	}
+	if !slices.Equal(shared, orgs) {
+		t.Errorf("shares taken of %d organizations (%v…), want each of the %d once, in the order of their bytes (%v…)",
+			len(shared), shared[:min(6, len(shared))], len(orgs), orgs[:6])
 	}
 }

@@ -261,8 +261,9 @@ func scanUser(row scanner) (storage.User, error) {
 // PutUsers implements storage.Storage.
 //
 // Its locks are taken in one order: first a share of each organization's
-// row, in the order of their domains (the share inserting a user takes
-// anyway, and which DeleteOrg's lock of the row waits for), then the
+// row, in the order of their domains' bytes (the share inserting a user
+// takes anyway, and which DeleteOrg's lock of the row waits for; a few
+// hundred rows a statement, see shareOrgs), then the
 // users' rows in the order of their emails. A put that locked an existing
 // user's row before its organization's would deadlock with a DeleteOrg
 // that holds the organization's row and waits to delete that user; two
@@ -280,16 +281,53 @@ func (s *Store) PutUsers(ctx context.Context, users []storage.User, ev storage.A
 	users = slices.Clone(users)
 	slices.SortStableFunc(users, func(a, b storage.User) int { return strings.Compare(a.Email, b.Email) })
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		for _, o := range orgs {
-			if _, err := scanOrg(tx.QueryRowContext(ctx, s.q["getOrgForKeyShare"], o)); err != nil {
-				return s.wrap("put users: organization "+o, err)
-			}
+		if err := s.shareOrgs(ctx, tx, orgs); err != nil {
+			return err
 		}
 		if err := s.putUsers(ctx, tx, users); err != nil {
 			return err
 		}
 		return s.notify(ctx, tx, storage.ChangeAll)
 	}, ev)
+}
+
+// shareOrgs takes a share of the rows of orgs, sorted and each given
+// once, in that order (the order of their bytes: the query orders by
+// domain in ByteOrder), orgsPerQuery rows a statement. A missing
+// organization is ErrNotFound, naming it.
+func (s *Store) shareOrgs(ctx context.Context, tx *sql.Tx, orgs []string) error {
+	args := make([]any, orgsPerQuery)
+	for chunk := range slices.Chunk(orgs, orgsPerQuery) {
+		for i := range args {
+			args[i] = chunk[min(i, len(chunk)-1)] // padded with the last
+		}
+		rows, err := tx.QueryContext(ctx, s.q["lockOrgs"], args...)
+		if err != nil {
+			return s.wrap("put users", err)
+		}
+		found := make([]string, 0, len(chunk))
+		for rows.Next() {
+			var d string
+			if err := rows.Scan(&d); err != nil {
+				rows.Close()
+				return s.wrap("put users", err)
+			}
+			found = append(found, d)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return s.wrap("put users", err)
+		}
+		if len(found) == len(chunk) {
+			continue
+		}
+		for _, o := range chunk {
+			if !slices.Contains(found, o) {
+				return s.wrap("put users: organization "+o, sql.ErrNoRows)
+			}
+		}
+	}
+	return nil
 }
 
 func (s *Store) putUsers(ctx context.Context, tx *sql.Tx, users []storage.User) error {

@@ -101,3 +101,42 @@ func testPutUsersDuplicateLastWins(t *testing.T, s storage.Storage) {
 		}
 	}
 }
+
+// testPutUsersManyOrgs: a put of users of more organizations than a
+// backend locks in one statement, given in no order, puts them all; one
+// whose organization is missing, wherever it is among them, is
+// ErrNotFound naming it, and puts none of them.
+func testPutUsersManyOrgs(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	const n = 1100
+	var users []storage.User
+	for i := range n {
+		d := fmt.Sprintf("org%04d.test", (i*7)%n) // every one, out of order
+		if i%2 == 0 {
+			mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: fmt.Sprintf("org%04d.test", i/2), CreatedAt: t0}, ev("org.create")))
+			mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: fmt.Sprintf("org%04d.test", n/2+i/2), CreatedAt: t0}, ev("org.create")))
+		}
+		users = append(users, storage.User{Email: "u@" + d, Org: d, CreatedAt: t0})
+	}
+	mustNil(t, s.PutUsers(ctx, users, ev("user.import")))
+	for _, u := range users {
+		if got, err := s.GetUser(ctx, u.Email); err != nil || got.Org != u.Org {
+			t.Fatalf("GetUser(%s) = %+v, %v; want it in %s", u.Email, got, err, u.Org)
+		}
+	}
+	for _, missing := range []string{"aaa.test", "org0700.test0", "zzz.test"} {
+		t.Run(missing, func(t *testing.T) {
+			more := append(slices.Clone(users), storage.User{Email: "new@" + missing, Org: missing, CreatedAt: t0})
+			for i := range more {
+				more[i].Suspended = true
+			}
+			err := s.PutUsers(ctx, more, ev("user.import"))
+			if !errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), missing) {
+				t.Fatalf("a put with a user of %s, which does not exist: %v, want ErrNotFound naming it", missing, err)
+			}
+			if u, err := s.GetUser(ctx, users[0].Email); err != nil || u.Suspended {
+				t.Errorf("after the refused put, %s is %+v, %v; want it unchanged", users[0].Email, u, err)
+			}
+		})
+	}
+}

@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"PutUsersDeleteOrg", testPutUsersDeleteOrg},
 		{"PutUsersConcurrent", testPutUsersConcurrent},
 		{"PutUsersDuplicateLastWins", testPutUsersDuplicateLastWins},
+		{"PutUsersManyOrgs", testPutUsersManyOrgs},
 		{"UpdateUser", testUpdateUser},
 		{"GuardKeepHeld", testGuardKeepHeld},
 		{"GuardKeepHeldConcurrent", testGuardKeepHeldConcurrent},
