@@ -35,10 +35,12 @@ func WithDPoPProofMaxAge(d time.Duration) Option {
 
 // WithDPoPReplayCacheSize bounds how many recent DPoP proofs the
 // default, in-memory replay cache remembers to refuse replays (default
-// 100,000; a proof is remembered for its max age plus twice the leeway).
-// When that many are remembered, further proofs are answered 503 rather
-// than forgetting any early; one client (the token's client_id) may hold
-// at most a quarter of them, so it cannot fill the cache for the others.
+// 100,000, about 15 MB when full; a proof is remembered for its max age
+// plus twice the leeway, 2 minutes by default, so the default holds about
+// 800 proofs a second). When that many are remembered, further proofs are
+// answered 503 rather than forgetting any early; one client (the token's
+// client_id) may hold at most a quarter of them, so it cannot fill the
+// cache for the others.
 // It does nothing with WithDPoPReplayCache.
 func WithDPoPReplayCacheSize(n int) Option {
 	return func(o *options) { o.dpop.replayCacheSize = n }

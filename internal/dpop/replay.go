@@ -25,7 +25,7 @@ var (
 const OwnerShare = 4 // a quarter
 
 // DefaultReplayCacheSize bounds a ReplayCache made with size 0: with the
-// map's and the queue's overhead about 100 bytes an entry, 10 MB in all.
+// map's and the queue's overhead about 150 bytes an entry, 15 MB in all.
 const DefaultReplayCacheSize = 100_000
 
 // ReplayCache remembers the proofs it was given, by key thumbprint and
