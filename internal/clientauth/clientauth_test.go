@@ -282,6 +282,14 @@ func TestAuthenticate(t *testing.T) {
 		}
 		return url.QueryEscape(string(b))
 	}
+	// twin has the subject of w.inter, but is a CA no one trusts; strays
+	// are seven more untrusted CAs, each of its own subject.
+	twin, _ := issueVia(t, nil, nil, 3)
+	var strays []*x509.Certificate
+	for i := range 7 {
+		ca, _ := issueVia(t, nil, nil, int64(20+i))
+		strays = append(strays, ca)
+	}
 	tests := []struct {
 		name       string
 		req        request
@@ -341,6 +349,10 @@ func TestAuthenticate(t *testing.T) {
 		{name: "CA-issued certificate, subject DN", req: request{form: url.Values{"client_id": {"111"}}, cert: w.issued.Leaf}, wantID: "111", wantMethod: storage.AuthTLS, wantCnf: true},
 		{name: "CA-issued certificate, through the intermediate it sent", req: request{form: url.Values{"client_id": {"111"}}, cert: w.chained.Leaf, chain: []*x509.Certificate{w.inter}}, wantID: "111", wantMethod: storage.AuthTLS, wantCnf: true},
 		{name: "CA-issued certificate, intermediate not sent", req: request{form: url.Values{"client_id": {"111"}}, cert: w.chained.Leaf}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "CA-issued certificate, through the intermediate it sent among six others", req: request{form: url.Values{"client_id": {"111"}}, cert: w.chained.Leaf, chain: append(strays[:6:6], w.inter)}, wantID: "111", wantMethod: storage.AuthTLS, wantCnf: true},
+		{name: "CA-issued certificate, more than seven intermediates sent", req: request{form: url.Values{"client_id": {"111"}}, cert: w.chained.Leaf, chain: append([]*x509.Certificate{w.inter}, strays...)}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "CA-issued certificate, two intermediates of one subject sent", req: request{form: url.Values{"client_id": {"111"}}, cert: w.chained.Leaf, chain: []*x509.Certificate{twin, w.inter}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "self-signed certificate, more than seven certificates sent after it", req: request{form: url.Values{"client_id": {"111"}}, cert: w.selfCert.Leaf, chain: append([]*x509.Certificate{w.inter}, strays...)}, wantID: "111", wantMethod: storage.AuthSelfSignedTLS, wantCnf: true},
 		{name: "certificate of an untrusted CA, that CA sent along", req: request{form: url.Values{"client_id": {"111"}}, cert: w.forged.Leaf, chain: []*x509.Certificate{w.rogue}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "CA-issued certificate, SAN DNS", req: request{form: url.Values{"client_id": {"555"}}, cert: w.issued.Leaf}, wantID: "555", wantMethod: storage.AuthTLS, wantCnf: true},
 		{name: "unregistered certificate", req: request{form: url.Values{"client_id": {"111"}}, cert: w.strayCert.Leaf}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},

@@ -29,15 +29,13 @@ func (a *Authenticator) certificate(ctx context.Context, source string, p *Princ
 	}
 	acct := p.Account
 	now := a.cfg.Now()
+	var chainErr error // why the intermediates were not used, if they were not
 	if slices.Contains(acct.AuthMethods, storage.AuthTLS) && !acct.TLS.IsZero() && a.cfg.ClientCAs != nil {
-		opts := x509.VerifyOptions{Roots: a.cfg.ClientCAs, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-		if len(intermediates) > 0 {
-			opts.Intermediates = x509.NewCertPool()
-			for _, c := range intermediates {
-				opts.Intermediates.AddCert(c)
-			}
+		pool, verr := intermediatePool(intermediates)
+		chainErr = verr
+		if verr == nil {
+			_, verr = cert.Verify(x509.VerifyOptions{Roots: a.cfg.ClientCAs, Intermediates: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 		}
-		_, verr := cert.Verify(opts)
 		if verr == nil && matchesBinding(cert, acct.TLS) {
 			if err := allowed(acct, storage.AuthTLS); err != nil {
 				return nil, err
@@ -59,7 +57,42 @@ func (a *Authenticator) certificate(ctx context.Context, source string, p *Princ
 			}
 		}
 	}
+	if chainErr != nil {
+		return nil, fmt.Errorf("the client certificate matches no registered certificate, and %w", chainErr)
+	}
 	return nil, errors.New("the client certificate matches neither the account's TLS binding nor a registered certificate")
+}
+
+// maxIntermediates bounds the intermediates a certificate is verified
+// through: those a client sent after its own, in the TLS handshake or in
+// a proxy's header.
+const maxIntermediates = maxForwardedChain - 1
+
+// intermediatePool returns the pool of intermediates a client sent, to
+// verify its certificate through, or an error when they are more than
+// maxIntermediates or two of them have one subject. x509 tries every
+// certificate of the pool whose subject is a certificate's issuer, up to
+// 100 signature checks, each with a key the client chose (from TLS an RSA
+// key of up to 8192 bits, whose exponent may be near 2^31): a hundred
+// intermediates of one subject, or a few of one subject and key that sign
+// one another, cost some 200 ms a request. Of distinct subjects, each
+// certificate has at most one candidate issuer in the pool, and the path
+// is one, at most maxIntermediates long.
+func intermediatePool(intermediates []*x509.Certificate) (*x509.CertPool, error) {
+	if len(intermediates) == 0 {
+		return nil, nil
+	}
+	if len(intermediates) > maxIntermediates {
+		return nil, fmt.Errorf("the client sent %d intermediate certificates, more than %d", len(intermediates), maxIntermediates)
+	}
+	pool := x509.NewCertPool()
+	for i, c := range intermediates {
+		if slices.ContainsFunc(intermediates[:i], func(d *x509.Certificate) bool { return bytes.Equal(d.RawSubject, c.RawSubject) }) {
+			return nil, errors.New("the client sent two intermediate certificates of one subject")
+		}
+		pool.AddCert(c)
+	}
+	return pool, nil
 }
 
 // matchesBinding compares the certificate with the one bound field.
