@@ -19,6 +19,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -582,11 +583,29 @@ func FuzzParseBasic(f *testing.F) {
 	})
 }
 
+// FuzzParseForwardedCert: a proxy's header never panics, and a chain read
+// from it holds the client's certificate and at most maxForwardedChain in
+// all (peerChain takes the first).
 func FuzzParseForwardedCert(f *testing.F) {
 	f.Add("-----BEGIN CERTIFICATE-----%0AMIIB%0A-----END CERTIFICATE-----")
 	f.Add("MIIB")
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "job"}, NotBefore: now, NotAfter: now.Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		f.Fatal(err)
+	}
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	other := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("x")})
+	for _, v := range [][]byte{cert, slices.Concat(cert, cert), slices.Concat(other, cert), slices.Repeat(cert, maxForwardedChain+1)} {
+		f.Add(url.QueryEscape(string(v)))
+	}
+	f.Add(base64.StdEncoding.EncodeToString(der))
 	f.Fuzz(func(t *testing.T, s string) {
-		parseForwardedCert(s) // must not panic
+		chain, err := parseForwardedCert(s)
+		if err == nil && (len(chain) == 0 || len(chain) > maxForwardedChain || slices.Contains(chain, nil)) {
+			t.Fatalf("parseForwardedCert(%.100q) = %d certificates", s, len(chain))
+		}
 	})
 }
 
