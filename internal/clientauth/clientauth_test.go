@@ -609,6 +609,33 @@ func FuzzParseForwardedCert(f *testing.F) {
 	})
 }
 
+// Each form a proxy forwards a certificate in reads as that certificate:
+// base64 DER as HAProxy sends it, whose + is no escaped space, among them.
+func TestParseForwardedCertForms(t *testing.T) {
+	var der []byte
+	for der == nil || !bytes.Contains([]byte(base64.StdEncoding.EncodeToString(der)), []byte("+")) {
+		der = selfSigned(t, "job").Leaf.Raw // until its base64 has a + (nearly always the first)
+	}
+	b64 := base64.StdEncoding.EncodeToString(der)
+	block := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	for name, v := range map[string]string{
+		"URL-encoded PEM (nginx)":                  strings.ReplaceAll(url.PathEscape(block), "+", "%2B"),
+		"URL-encoded PEM, space as +":              url.QueryEscape(block),
+		"PEM":                                      block,
+		"base64 DER (HAProxy)":                     b64,
+		"URL-encoded base64 DER":                   url.QueryEscape(b64),
+		"base64url DER without padding":            base64.RawURLEncoding.EncodeToString(der),
+		"base64 DER between spaces":                " " + b64 + " ",
+		"PEM with spaces for line breaks (Apache)": strings.ReplaceAll(strings.TrimSpace(block), "\n", " "),
+		"URL-encoded PEM, + not encoded":           url.PathEscape(block),
+	} {
+		chain, err := parseForwardedCert(v)
+		if err != nil || len(chain) != 1 || !bytes.Equal(chain[0].Raw, der) {
+			t.Errorf("%s: %d certificates, %v; want the certificate", name, len(chain), err)
+		}
+	}
+}
+
 // The pooled HMAC hashes as HashSecret does, however often it is reused.
 func TestHashSecretPooled(t *testing.T) {
 	pepper := []byte("0123456789abcdef0123456789abcdef")

@@ -157,40 +157,61 @@ func urisMatch(a, b *url.URL) bool {
 const maxForwardedChain = 8
 
 // parseForwardedCert reads a certificate a proxy forwarded: URL-encoded PEM
-// (nginx's $ssl_client_escaped_cert), PEM, or base64 DER. PEM may hold the
+// (nginx's $ssl_client_escaped_cert), PEM with its line breaks made spaces
+// (Apache's %{SSL_CLIENT_CERT}s in a header), or base64 DER, as sent
+// (HAProxy's %[ssl_c_der,base64]) or URL-encoded. PEM may hold the
 // client's certificate followed by its intermediates, as a proxy that
 // forwards the chain sends it; the result is never empty.
 func parseForwardedCert(v string) ([]*x509.Certificate, error) {
-	if d, err := url.QueryUnescape(v); err == nil {
-		v = d
+	// Base64 as sent first, since it is full of + that URL-decoding could
+	// take for spaces; no URL-encoded PEM is base64.
+	if der, err := decodeBase64(strings.TrimSpace(v)); err == nil {
+		return parseDER(der)
 	}
-	rest := []byte(v)
-	var chain []*x509.Certificate
+	// URL-encoded, with a + a + (nginx writes a space %20) or a space (as
+	// Go's url.QueryEscape writes it): the first reading that holds PEM.
+	for _, unescape := range []func(string) (string, error){url.PathUnescape, url.QueryUnescape} {
+		d, err := unescape(v)
+		if err != nil {
+			continue
+		}
+		if chain, found, err := parsePEMChain(d); found {
+			return chain, err
+		}
+		if der, err := decodeBase64(strings.TrimSpace(d)); err == nil {
+			return parseDER(der)
+		}
+	}
+	return nil, errors.New("the forwarded client certificate is neither PEM nor base64 DER")
+}
+
+// parsePEMChain reads the CERTIFICATE blocks of v, at most
+// maxForwardedChain; found says whether it held any.
+func parsePEMChain(v string) (chain []*x509.Certificate, found bool, err error) {
+	// A header holds no line breaks: put back those the markers need.
+	rest := []byte(strings.NewReplacer("----- ", "-----\n", " -----", "\n-----").Replace(v))
 	for {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)
 		if block == nil {
-			break
+			return chain, len(chain) > 0, nil
 		}
 		if block.Type != "CERTIFICATE" {
 			continue
 		}
 		if len(chain) == maxForwardedChain {
-			return nil, fmt.Errorf("the forwarded client certificate chain holds more than %d certificates", maxForwardedChain)
+			return nil, true, fmt.Errorf("the forwarded client certificate chain holds more than %d certificates", maxForwardedChain)
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, err
+			return nil, true, err
 		}
 		chain = append(chain, c)
 	}
-	if len(chain) > 0 {
-		return chain, nil
-	}
-	der, err := decodeBase64(strings.TrimSpace(v))
-	if err != nil {
-		return nil, errors.New("the forwarded client certificate is neither PEM nor base64 DER")
-	}
+}
+
+// parseDER reads one DER certificate as a chain of its own.
+func parseDER(der []byte) ([]*x509.Certificate, error) {
 	c, err := x509.ParseCertificate(der)
 	if err != nil {
 		return nil, err
