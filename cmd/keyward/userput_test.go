@@ -136,6 +136,13 @@ func TestUsersPutInOneTransaction(t *testing.T) {
 	for i := range 12000 {
 		long = append(long, fmt.Sprintf("u%05d-%s@%s", i, strings.Repeat("x", 54), []string{"example.com", "other.org"}[i%2]))
 	}
+	// A command line of users whose emails are nearly six times as long in
+	// the JSON of a request as they are ('&' is sent as \u0026): counted
+	// by their bytes, a batch of them was over 1 MiB, a 413.
+	amp := []string{"add"}
+	for i := range 2000 {
+		amp = append(amp, fmt.Sprintf("%s%04d@example.com", strings.Repeat("&", 230), i))
+	}
 	tests := []struct {
 		name      string
 		args      []string
@@ -162,6 +169,8 @@ func TestUsersPutInOneTransaction(t *testing.T) {
 		{name: "add in batches to an older server", args: long, intercept: answer(404),
 			posts:   []string{"/v1/users", "/v1/orgs/example.com/users", "/v1/orgs/example.com/users", "/v1/orgs/other.org/users", "/v1/orgs/other.org/users"},
 			wantOut: "12000 users added or updated (the server is older", users: 12000},
+		{name: "add of emails longer in JSON than in bytes", args: amp,
+			posts: slices.Repeat([]string{"/v1/users"}, 6), wantOut: "2000 users added or updated, in 6 transactions of at most 5000", users: 2000},
 		{name: "import in batches of 5,000 across organizations", args: []string{"import", many},
 			posts: []string{"/v1/users", "/v1/users"}, wantOut: "6000 users added or updated, in 2 transactions of at most 5000", users: 6000},
 		{name: "import from an older server", args: []string{"import", many}, intercept: answer(404),
