@@ -231,7 +231,10 @@ adds no user. The users, of one organization or several, are then sent
 as 'keyward users import' sends them: 5,000 at a time (fewer if their
 emails are very long), each batch in one transaction, so up to 5,000
 users are added all or none; should a later batch fail, the error says
-how many users the batches before it added. (A server older than POST
+how many users the batches before it added and which users the failed
+batch sent (the server's error numbers them from 1), and, if the server
+gave no answer or a 5xx, that whether that batch was added is not
+known. (A server older than POST
 /v1/users takes them one organization at a time; the command then says
 so.)`,
 		Example: `  keyward users add alice@example.com bob@example.com`,
@@ -283,7 +286,9 @@ organization that does not exist. Users of any organizations are sent
 together, 5,000 at a time (fewer if their emails are very long), each
 batch in one transaction: a file of up to 5,000 users is imported all or
 none; should a later batch fail, the error says how many users the
-batches before it added.`,
+batches before it added and which users the failed batch sent (the
+server's error numbers them from 1), and, if the server gave no answer
+or a 5xx, that whether that batch was added is not known.`,
 		Example: `  printf 'email,status\nalice@example.com,active\nbob@example.com,suspended\n' > users.csv
   keyward users import users.csv`,
 		Args: cobra.ExactArgs(1),
@@ -505,7 +510,7 @@ func putUsers(cmd *cobra.Command, c *adminClient, users []admin.UserInput) error
 		return putPerOrg(cmd, c, users)
 	}
 	if err != nil {
-		return putError(added, len(users), err)
+		return putError(added, len(users), "", err)
 	}
 	return c.show(map[string]int{"users": added}, func(w *tabwriter.Writer) {
 		if requests == 1 {
@@ -519,20 +524,30 @@ func putUsers(cmd *cobra.Command, c *adminClient, users []admin.UserInput) error
 // postUsers posts users to path in requests of at most importBatch users
 // and well under the 1 MiB the admin API reads (see batchLen). It returns
 // how many users the server added and how many requests succeeded, and
-// stops at the first that fails, with its error.
+// stops at the first that fails, with its error, a *batchError.
 func postUsers(ctx context.Context, c *adminClient, path string, users []admin.UserInput) (added, requests int, err error) {
-	for len(users) > 0 {
-		n := batchLen(users, importBatch)
+	for sent := 0; sent < len(users); requests++ {
+		n := batchLen(users[sent:], importBatch)
 		var resp map[string]int
-		if err := c.do(ctx, http.MethodPost, path, admin.UsersRequest{Users: users[:n]}, &resp); err != nil {
-			return added, requests, err
+		if err := c.do(ctx, http.MethodPost, path, admin.UsersRequest{Users: users[sent : sent+n]}, &resp); err != nil {
+			return added, requests, &batchError{from: sent, to: sent + n, err: err}
 		}
 		added += resp["users"]
-		requests++
-		users = users[n:]
+		sent += n
 	}
 	return added, requests, nil
 }
+
+// batchError is the error of a request of postUsers that sent users
+// from+1 to to of those it was given: the server's error numbers them
+// from 1.
+type batchError struct {
+	from, to int
+	err      error
+}
+
+func (e *batchError) Error() string { return e.err.Error() }
+func (e *batchError) Unwrap() error { return e.err }
 
 // batchLen is how many of users the next request sends: at most limit,
 // and well under the 1 MiB the admin API reads. An email is counted as
@@ -570,13 +585,31 @@ func noRoute(err error) bool {
 		(ae.Status == http.StatusMethodNotAllowed && ae.Code == oauth2.ErrInvalidRequest)
 }
 
-// putError is the error of a request of users that failed after the
-// requests before it had added added of the total users.
-func putError(added, total int, err error) error {
-	if added == 0 {
+// putError is the error err of a request of users (of org's, if not "")
+// that failed after the requests before it had added added of the total
+// users. It names the users the request sent when the server's error,
+// which numbers a request's users from 1, would otherwise name them by
+// the wrong positions. Unless the admin API (or a proxy) refused the
+// request, it says that whether the request added its users is not
+// known: without an answer, or with a 5xx, it may have been committed.
+func putError(added, total int, org string, err error) error {
+	var sent string
+	if be := (*batchError)(nil); errors.As(err, &be) && (org != "" || be.from > 0) {
+		sent = fmt.Sprintf(" (it sent users %d to %d, which the error numbers from 1)", be.from+1, be.to)
+		if org != "" {
+			sent = fmt.Sprintf(" (it sent users %d to %d of %s, which the error numbers from 1)", be.from+1, be.to, org)
+		}
+	}
+	if ae := (*apiError)(nil); !errors.As(err, &ae) || ae.Status >= 500 {
+		return fmt.Errorf("%d of the %d users were added before a request failed%s; whether it added its users is not known: %w", added, total, sent, err)
+	}
+	if added == 0 && sent == "" {
 		return fmt.Errorf("nothing was added: %w", err)
 	}
-	return fmt.Errorf("%d of the %d users were added before this error, the rest were not: %w", added, total, err)
+	if added == 0 {
+		return fmt.Errorf("nothing was added: a request failed%s: %w", sent, err)
+	}
+	return fmt.Errorf("%d of the %d users were added before a request failed%s; the rest were not: %w", added, total, sent, err)
 }
 
 // putPerOrg sends users to a server without POST /v1/users: each
@@ -598,7 +631,7 @@ func putPerOrg(cmd *cobra.Command, c *adminClient, users []admin.UserInput) erro
 		added, _, err := postUsers(cmd.Context(), c, "/v1/orgs/"+url.PathEscape(domain)+"/users", byOrg[domain])
 		total += added
 		if err != nil {
-			return putError(total, len(users), err)
+			return putError(total, len(users), domain, err)
 		}
 	}
 	return c.show(map[string]int{"users": total}, func(w *tabwriter.Writer) {

@@ -11,7 +11,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+
+	"github.com/keyward/keyward/internal/admin"
 )
 
 // usersProxy stands in front of a server, noting the path of every POST;
@@ -143,6 +146,17 @@ func TestUsersPutInOneTransaction(t *testing.T) {
 	for i := range 2000 {
 		amp = append(amp, fmt.Sprintf("%s%04d@example.com", strings.Repeat("&", 230), i))
 	}
+	// onSecond is an intercept that lets every POST /v1/users through but
+	// the second, which f intercepts.
+	onSecond := func(f func(http.ResponseWriter, *http.Request) bool) func(http.ResponseWriter, *http.Request) bool {
+		var posted atomic.Int32
+		return func(w http.ResponseWriter, r *http.Request) bool {
+			return posted.Add(1) == 2 && f(w, r)
+		}
+	}
+	// The users of long's first request, of which example.com's are
+	// left when other.org is deleted before the second request.
+	first := batchLen(usersOf(long[1:]), importBatch)
 	tests := []struct {
 		name      string
 		args      []string
@@ -171,6 +185,14 @@ func TestUsersPutInOneTransaction(t *testing.T) {
 			wantOut: "12000 users added or updated (the server is older", users: 12000},
 		{name: "add of emails longer in JSON than in bytes", args: amp,
 			posts: slices.Repeat([]string{"/v1/users"}, 6), wantOut: "2000 users added or updated, in 6 transactions of at most 5000", users: 2000},
+		{name: "a later batch refused", args: long, intercept: onSecond(deleteOther), posts: []string{"/v1/users", "/v1/users"},
+			wantErr: []string{fmt.Sprintf("%d of the 12000 users were added before a request failed (it sent users %d to %d, which the error numbers from 1); the rest were not",
+				first, first+1, 2*first), "user 2: there is no organization other.org"},
+			users: (first + 1) / 2},
+		{name: "a later batch unanswered", args: long, intercept: onSecond(proxyAnswer(http.StatusBadGateway)), posts: []string{"/v1/users", "/v1/users"},
+			wantErr: []string{fmt.Sprintf("%d of the 12000 users were added before a request failed (it sent users %d to %d, which the error numbers from 1); whether it added its users is not known",
+				first, first+1, 2*first), "Bad Gateway"},
+			users: first},
 		{name: "import in batches of 5,000 across organizations", args: []string{"import", many},
 			posts: []string{"/v1/users", "/v1/users"}, wantOut: "6000 users added or updated, in 2 transactions of at most 5000", users: 6000},
 		{name: "import from an older server", args: []string{"import", many}, intercept: answer(404),
@@ -209,4 +231,13 @@ func TestUsersPutInOneTransaction(t *testing.T) {
 			}
 		})
 	}
+}
+
+// usersOf is the users of emails, as the CLI sends them.
+func usersOf(emails []string) []admin.UserInput {
+	users := make([]admin.UserInput, len(emails))
+	for i, e := range emails {
+		users[i] = admin.UserInput{Email: e}
+	}
+	return users
 }
