@@ -88,6 +88,13 @@ func (c recordingConn) QueryContext(ctx context.Context, q string, args []driver
 	return recordingRows{rows, c.r, rec}, nil
 }
 
+func (c recordingConn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
+	c.r.mu.Lock()
+	c.r.queries = append(c.r.queries, &query{text: q, args: args})
+	c.r.mu.Unlock()
+	return c.pgxConn.ExecContext(ctx, q, args)
+}
+
 // recordingRows notes the first column of each row read.
 type recordingRows struct {
 	driver.Rows
@@ -214,5 +221,34 @@ func TestPutUsersSharesOrgsInFewStatements(t *testing.T) {
 	if !slices.Equal(shared, orgs) {
 		t.Errorf("shares taken of %d organizations (%v…), want each of the %d once, in the order of their bytes (%v…)",
 			len(shared), shared[:min(6, len(shared))], len(orgs), orgs[:6])
+	}
+}
+
+// TouchSecrets updates the secrets' rows in the order of their IDs, not
+// in the map's random order: two replicas flushing the last uses of the
+// same secrets at once would otherwise lock them in opposite orders, a
+// deadlock that fails one of them.
+func TestTouchSecretsInIDOrder(t *testing.T) {
+	ctx := context.Background()
+	rec, s := recordingStore(t)
+	lastUsed := map[string]time.Time{}
+	var ids []string
+	for i := range 40 {
+		id := fmt.Sprintf("secret-%02d", i)
+		ids = append(ids, id)
+		lastUsed[id] = time.Now()
+	}
+	rec.take()
+	if err := s.TouchSecrets(ctx, lastUsed); err != nil {
+		t.Fatal(err)
+	}
+	var touched []string
+	for _, q := range rec.take() {
+		if strings.HasPrefix(q.text, "UPDATE secrets SET last_used_at") && len(q.args) == 3 {
+			touched = append(touched, fmt.Sprint(q.args[1].Value))
+		}
+	}
+	if !slices.Equal(touched, ids) {
+		t.Errorf("secrets touched in the order %v, want %v", touched, ids)
 	}
 }

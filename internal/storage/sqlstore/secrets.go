@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/keyward/keyward/internal/storage"
@@ -119,13 +121,17 @@ func (s *Store) DeleteSecret(ctx context.Context, id string, check func(storage.
 }
 
 // TouchSecrets implements storage.Storage. A time older than the stored one
-// is ignored, so replicas flushing out of order never move it back.
+// is ignored, so replicas flushing out of order never move it back. The
+// rows are updated in the order of their IDs: replicas flushing the same
+// secrets at once lock them in one order, and do not deadlock.
 func (s *Store) TouchSecrets(ctx context.Context, lastUsed map[string]time.Time) error {
 	if len(lastUsed) == 0 {
 		return nil
 	}
+	ids := slices.Sorted(maps.Keys(lastUsed))
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		for id, t := range lastUsed {
+		for _, id := range ids {
+			t := lastUsed[id]
 			if _, err := tx.ExecContext(ctx, s.q["touchSecret"], micros(t), id, micros(t)); err != nil {
 				return s.wrap("touch secrets", err)
 			}
