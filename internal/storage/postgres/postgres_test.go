@@ -432,3 +432,69 @@ func storeAndDB(t *testing.T) (*sqlstore.Store, *sql.DB) {
 	t.Cleanup(func() { db.Close() })
 	return s, db
 }
+
+// TestDeleteAccountSecretsInIDOrder: an account deleted while a flush of
+// its secrets' last uses (TouchSecrets, which updates them in the order
+// of their IDs) holds the first of them. Deleting its secrets in the
+// table's order (sb was created first) it held sb while waiting for sa,
+// which the flush held while waiting for sb: a deadlock, which failed
+// one of them. It locks them in the order of their IDs' bytes first.
+func TestDeleteAccountSecretsInIDOrder(t *testing.T) {
+	ctx := context.Background()
+	s, db := storeAndDB(t)
+	ev := storage.AuditEvent{Time: time.Now(), Action: "t", Outcome: storage.OutcomeSuccess}
+	a := storage.Account{ID: "100000000000000000001", Email: "a@p.example", Name: "a", Project: "p", CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	if err := s.CreateAccount(ctx, a, ev); err != nil {
+		t.Fatal(err)
+	}
+	created := time.Now()
+	for i, id := range []string{"sb", "sa"} {
+		sec := storage.Secret{ID: id, AccountID: a.ID, Hash: []byte(id), Hint: id, CreatedAt: created.Add(time.Duration(i) * time.Second)}
+		if err := s.CreateSecret(ctx, sec, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The flush, as TouchSecrets takes its locks: sa, then sb.
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	touch := `UPDATE secrets SET last_used_at = 1 WHERE id = $1`
+	if _, err := tx.ExecContext(ctx, touch, "sa"); err != nil {
+		t.Fatal(err)
+	}
+	var xid string
+	if err := tx.QueryRowContext(ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid); err != nil {
+		t.Fatal(err)
+	}
+	deleted := make(chan error, 1)
+	go func() { deleted <- s.DeleteAccount(ctx, a.ID, nil, ev) }()
+	deadline := time.After(30 * time.Second)
+	for waiting := false; !waiting; {
+		select {
+		case err := <-deleted:
+			t.Fatalf("DeleteAccount returned %v while the flush held sa", err)
+		case <-deadline:
+			t.Fatal("DeleteAccount did not wait for the flush")
+		case <-time.After(10 * time.Millisecond):
+		}
+		if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
+			WHERE locktype = 'transactionid' AND transactionid::text = $1 AND NOT granted)`, xid).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, touch, "sb"); err != nil {
+		t.Fatalf("the flush's second secret: %v", err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-deleted; err != nil {
+		t.Fatal(err)
+	}
+	if l, err := s.ListSecrets(ctx, a.ID); err != nil || len(l) != 0 {
+		t.Errorf("secrets left %v, %v; want none", l, err)
+	}
+}

@@ -203,6 +203,16 @@ func (s *Store) DeleteAccount(ctx context.Context, id string, check func(storage
 				return s.wrap("delete account", err)
 			}
 		}
+		// Its secrets' rows in the order of their IDs' bytes, the order
+		// TouchSecrets updates them in: deleted in the table's order, a
+		// secret a flush of last uses holds could be waited for while
+		// holding one the flush waits for.
+		if s.d.ForUpdate != "" {
+			var n int
+			if err := tx.QueryRowContext(ctx, s.q["lockAccountSecrets"], id).Scan(&n); err != nil {
+				return s.wrap("delete account", err)
+			}
+		}
 		// Its rows in account_scopes and delegation_grant_scopes go by
 		// cascade.
 		for _, q := range []string{"deleteAccountKeys", "deleteAccountSecrets", "deleteAccountGrants"} {
