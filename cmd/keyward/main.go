@@ -32,8 +32,19 @@ func main() {
 // how to get help on the command that was run.
 func execute(ctx context.Context, root *cobra.Command) error {
 	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil && cmd != nil {
+		if word, ok := strayHelpArg(cmd); ok {
+			err = unknownCommand(cmd, word, cmd.Flags().Args()[1:])
+		}
+	}
 	var ue usageError
 	if errors.As(err, &ue) && cmd != nil {
+		if cmd.Name() == "help" && cmd.Parent() == root {
+			// 'keyward help sa keys': help is sa's
+			if c, _, ferr := root.Find(cmd.Flags().Args()); ferr == nil {
+				cmd = c
+			}
+		}
 		return usageError{fmt.Errorf("%w\nRun '%s --help' for usage.", ue.error, cmd.CommandPath())}
 	}
 	return err
@@ -93,6 +104,7 @@ its admin API, authenticated with an administrator key file
 		return nil
 	}
 	usageErrors(root)
+	refuseStrayHelp(root)
 	return root
 }
 
@@ -175,17 +187,71 @@ func usageErrors(c *cobra.Command) {
 			if len(a) == 0 {
 				return cmd.Help()
 			}
-			if cmd.SuggestionsMinimumDistance <= 0 {
-				cmd.SuggestionsMinimumDistance = 2 // cobra's own default
-			}
-			err := fmt.Errorf("unknown command %q for %q", a[0], cmd.CommandPath())
-			if s := cmd.SuggestionsFor(a[0]); len(s) > 0 {
-				err = fmt.Errorf("%w; did you mean %s?", err, strings.Join(s, " or "))
-			}
-			return usage(cmd, err)
+			return unknownCommand(cmd, a[0], a[1:])
 		}
 	}
 	for _, sc := range c.Commands() {
 		usageErrors(sc)
+	}
+}
+
+// unknownCommand is the usage error for word, given to command group c
+// where a subcommand was expected, followed by rest. It suggests the
+// subcommands word may be a misspelling of, or, when word is a command of
+// its own ('keyward sa keys delete'), the command that was meant.
+func unknownCommand(c *cobra.Command, word string, rest []string) error {
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2 // cobra's own default
+	}
+	err := fmt.Errorf("unknown command %q for %q", word, c.CommandPath())
+	if s := c.SuggestionsFor(word); len(s) > 0 {
+		return usage(c, fmt.Errorf("%w; did you mean %s?", err, strings.Join(s, " or ")))
+	}
+	if root := c.Root(); root != c {
+		if meant, _, ferr := root.Find(append([]string{word}, rest...)); ferr == nil && meant != root {
+			return usage(c, fmt.Errorf("%w; %s is a command of its own: %s", err, word, meant.CommandPath()))
+		}
+	}
+	return usage(c, err)
+}
+
+// strayHelpArg reports the first argument of a command group run with
+// --help when it names none of the group's subcommands: cobra would show
+// the group's help for 'keyward sa keys delete --help', and the user would
+// read sa's help believing it was that of the command they meant.
+func strayHelpArg(c *cobra.Command) (string, bool) {
+	h := c.Flags().Lookup("help")
+	if h == nil || !h.Changed || !c.HasSubCommands() || len(c.Flags().Args()) == 0 {
+		return "", false
+	}
+	return c.Flags().Arg(0), true
+}
+
+// refuseStrayHelp makes --help on a command group, and 'keyward help', with
+// a word that names no subcommand a usage error (see strayHelpArg) instead
+// of showing the group's help.
+func refuseStrayHelp(root *cobra.Command) {
+	show := root.HelpFunc()
+	root.SetHelpFunc(func(c *cobra.Command, args []string) {
+		if _, ok := strayHelpArg(c); ok {
+			return // execute reports it
+		}
+		show(c, args)
+	})
+	root.InitDefaultHelpCmd()
+	for _, hc := range root.Commands() {
+		if hc.Name() != "help" {
+			continue
+		}
+		run := hc.Run
+		hc.RunE = func(h *cobra.Command, args []string) error {
+			c, rest, err := root.Find(args)
+			if err == nil && c.HasSubCommands() && len(rest) > 0 {
+				return unknownCommand(c, rest[0], rest[1:])
+			}
+			run(h, args)
+			return nil
+		}
+		hc.Run = nil
 	}
 }

@@ -22,6 +22,13 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"serv"}, true, "did you mean serve"},
 		{[]string{"sa", "lst"}, true, `unknown command "lst" for "keyward sa"`},
 		{[]string{"signing-keys", "rotat"}, true, "did you mean rotate"},
+		{[]string{"sa", "keys", "delete", "a", "b"}, true, `unknown command "keys" for "keyward sa"; keys is a command of its own: keyward keys delete`},
+		// --help and 'help' with a word no subcommand has: not the group's help
+		{[]string{"sa", "keys", "delete", "--help"}, true, `unknown command "keys" for "keyward sa"; keys is a command of its own: keyward keys delete` + "\nRun 'keyward sa --help'"},
+		{[]string{"help", "sa", "keys", "delete"}, true, `keys is a command of its own: keyward keys delete` + "\nRun 'keyward sa --help'"},
+		{[]string{"sa", "lst", "-h"}, true, `unknown command "lst" for "keyward sa"; did you mean`},
+		{[]string{"nosuch", "--help"}, true, `unknown command "nosuch" for "keyward"`},
+		{[]string{"help", "nosuch"}, true, `unknown command "nosuch" for "keyward"` + "\nRun 'keyward --help'"},
 		{[]string{"sa", "get"}, true, "accepts 1 arg(s)"},
 		{[]string{"sa", "get", "a", "b"}, true, "accepts 1 arg(s)"},
 		{[]string{"serve", "extra"}, true, `unexpected argument "extra": keyward serve takes only flags`},
@@ -53,6 +60,38 @@ func TestExitStatus(t *testing.T) {
 			// help is.
 			if hints := strings.Count(err.Error(), "--help' for usage."); tt.wantUsage && hints != 1 {
 				t.Fatalf("%q: %d hints to run --help, want 1", err, hints)
+			}
+		})
+	}
+}
+
+// TestHelpNamesCommand: --help and 'keyward help' show the help of the
+// command named, and only of that one.
+func TestHelpNamesCommand(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--help"}, "keyward [flags]\n  keyward [command]"},
+		{[]string{"help"}, "keyward [flags]\n  keyward [command]"},
+		{[]string{"sa", "--help"}, "keyward sa [flags]\n  keyward sa [command]"},
+		{[]string{"help", "sa"}, "keyward sa [flags]\n  keyward sa [command]"},
+		{[]string{"keys", "delete", "--help"}, "keyward keys delete SA KEY_ID"},
+		{[]string{"help", "keys", "delete"}, "keyward keys delete SA KEY_ID"},
+		{[]string{"sa", "get", "-h"}, "keyward sa get SA"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var out strings.Builder
+			cmd := newRootCommand()
+			cmd.SetArgs(tt.args)
+			cmd.SetOut(&out)
+			cmd.SetErr(&out)
+			if err := execute(t.Context(), cmd); err != nil {
+				t.Fatalf("error %v", err)
+			}
+			if !strings.Contains(out.String(), "Usage:\n  "+tt.want) {
+				t.Fatalf("help %q does not show usage %q", out.String(), tt.want)
 			}
 		})
 	}
