@@ -5,13 +5,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -318,15 +321,82 @@ func decode(r *http.Request, v any) error {
 	if hasNUL(body) {
 		return invalid("The request body contains a NUL character.")
 	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return invalid("The request body is empty; send a JSON object.")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return invalid("The request body is not valid JSON for this endpoint: %s.", err.Error())
+		return invalid("%s", jsonProblem(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return invalid("The request body has more after the JSON value; send exactly one JSON object.")
 	}
 	return nil
+}
+
+// jsonProblem describes err, from decoding a request body, by the JSON
+// the client sent and the JSON wanted, not by the Go types it was to be
+// decoded into.
+func jsonProblem(err error) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("The request body is not valid JSON: %s (at byte %d).", syntax.Error(), syntax.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "The request body is not valid JSON: it ends in the middle of a value."
+	case errors.As(err, &typ):
+		got := typ.Value
+		switch {
+		case strings.HasPrefix(got, "number "):
+			got = strings.TrimPrefix(got, "number ")
+		case got == "array" || got == "object":
+			got = "an " + got
+		case got == "bool":
+			got = "true or false"
+		default:
+			got = "a " + got
+		}
+		if typ.Field == "" {
+			return fmt.Sprintf("The request body must be %s, not %s.", jsonKind(typ.Type), got)
+		}
+		return fmt.Sprintf("The field %q of the request body must be %s, not %s.", typ.Field, jsonKind(typ.Type), got)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return fmt.Sprintf("The request body has a field this endpoint does not take: %s.", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	return fmt.Sprintf("The request body is not valid JSON for this endpoint: %s.", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// jsonKind names the JSON values that decode into t.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) {
+		return "a string" // time.Time, for one
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		most := int64(math.MaxInt64) >> (64 - t.Bits())
+		return fmt.Sprintf("a whole number from %d to %d", -most-1, most)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return fmt.Sprintf("a whole number from 0 to %d", uint64(math.MaxUint64)>>(64-t.Bits()))
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "a base64 string"
+		}
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "a JSON object"
+	}
+	return "another kind of JSON value"
 }
 
 // hasNUL reports whether JSON or CSV data holds a NUL character, raw or as

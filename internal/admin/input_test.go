@@ -27,6 +27,17 @@ func TestRefusesLooseInput(t *testing.T) {
 	}{
 		{"trailing garbage", "POST", "/v1/service-accounts", `{"name":"job","project":"shop"}garbage`, 400, "more after the JSON value"},
 		{"second object", "POST", "/v1/service-accounts", `{"name":"job","project":"shop"} {"name":"x"}`, 400, "more after the JSON value"},
+		// A body that does not decode is described in JSON's words, not Go's.
+		{"empty body", "POST", "/v1/service-accounts", "", 400, "The request body is empty; send a JSON object."},
+		{"blank body", "POST", "/v1/apis", " \n", 400, "The request body is empty; send a JSON object."},
+		{"not JSON", "POST", "/v1/service-accounts", "name=job", 400, "not valid JSON: invalid character 'a' in literal null (expecting 'u') (at byte 2)"},
+		{"cut short", "POST", "/v1/service-accounts", `{"name":`, 400, "not valid JSON: it ends in the middle of a value."},
+		{"array body", "POST", "/v1/service-accounts", `[]`, 400, "The request body must be a JSON object, not an array."},
+		{"string for an array", "POST", "/v1/apis", `{"scopes":"orders.read"}`, 400, `The field "scopes" of the request body must be an array, not a string.`},
+		{"number in an array", "PATCH", "/v1/service-accounts/" + f.admin.Email, `{"scopes":[1]}`, 400, `The field "scopes" of the request body must be a string, not a number.`},
+		{"fraction for a whole number", "POST", "/v1/service-accounts", `{"name":"job","project":"shop","token_lifetime_seconds":1.5}`, 400, `The field "token_lifetime_seconds" of the request body must be a whole number from -9223372036854775808 to 9223372036854775807, not 1.5.`},
+		{"object for a string", "POST", "/v1/orgs", `{"domain":{}}`, 400, `The field "domain" of the request body must be a string, not an object.`},
+		{"unknown field", "POST", "/v1/service-accounts", `{"name":"job","project":"shop","scope":"x"}`, 400, `The request body has a field this endpoint does not take: "scope".`},
 		{"body over 1 MiB", "POST", "/v1/service-accounts", sa("description", strings.Repeat("a", 1<<20)), 413, "larger than 1048576 bytes"},
 		{"account page token", "GET", "/v1/service-accounts?page_token=zz", "", 400, "page_token"},
 		{"user page token", "GET", "/v1/orgs/example.com/users?page_token=zz", "", 400, "page_token"},
