@@ -152,10 +152,8 @@ func (h *Handler) deleteOrg(r *http.Request, actor Actor) (int, any, error) {
 
 func (h *Handler) placeProject(r *http.Request, actor Actor) (int, any, error) {
 	var in ProjectRequest
-	if r.ContentLength != 0 {
-		if err := decode(r, &in); err != nil {
-			return 0, nil, err
-		}
+	if err := decodeOptional(r, &in); err != nil {
+		return 0, nil, err
 	}
 	if in.Project != "" && in.Project != r.PathValue("project") {
 		return 0, nil, invalid("The body names project %q but the path names %q: the path names the project, so leave project out of the body.", oauth2.Truncate(in.Project, 64), oauth2.Truncate(r.PathValue("project"), 64))

@@ -310,6 +310,17 @@ const MaxBodyBytes = 1 << 20
 // decode reads a JSON request body into v: one JSON value and nothing after
 // it but white space, without unknown fields, of at most MaxBodyBytes.
 func decode(r *http.Request, v any) error {
+	return decodeBody(r, v, false)
+}
+
+// decodeOptional is decode for an endpoint whose body may be left out: an
+// empty body, or one of white space alone, leaves v as it is, whether it
+// came with Content-Length: 0 or chunked.
+func decodeOptional(r *http.Request, v any) error {
+	return decodeBody(r, v, true)
+}
+
+func decodeBody(r *http.Request, v any, optional bool) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 	if err != nil {
 		return invalid("The request body could not be read.")
@@ -322,6 +333,9 @@ func decode(r *http.Request, v any) error {
 		return invalid("The request body contains a NUL character.")
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
+		if optional {
+			return nil
+		}
 		return invalid("The request body is empty; send a JSON object.")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -735,10 +749,8 @@ type KeyRequest struct {
 
 func (h *Handler) createKey(r *http.Request, actor Actor) (int, any, error) {
 	var in KeyRequest
-	if r.ContentLength != 0 {
-		if err := decode(r, &in); err != nil {
-			return 0, nil, err
-		}
+	if err := decodeOptional(r, &in); err != nil {
+		return 0, nil, err
 	}
 	if in.PublicKeyPEM != "" {
 		// Not a new key pair for a caller who meant to register its own.
@@ -805,10 +817,8 @@ func (h *Handler) listSecrets(r *http.Request, _ Actor) (int, any, error) {
 
 func (h *Handler) createSecret(r *http.Request, actor Actor) (int, any, error) {
 	var in KeyRequest
-	if r.ContentLength != 0 {
-		if err := decode(r, &in); err != nil {
-			return 0, nil, err
-		}
+	if err := decodeOptional(r, &in); err != nil {
+		return 0, nil, err
 	}
 	if in.PublicKeyPEM != "" {
 		return 0, nil, invalid("A client secret takes no public key: the body has only expires_in_seconds. To register a public key, POST it to /v1/service-accounts/%s/keys/upload.", r.PathValue("sa"))

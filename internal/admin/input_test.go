@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -77,5 +78,47 @@ func TestRefusesLooseInput(t *testing.T) {
 	}
 	if code, out, _ := f.call(t, "GET", "/v1/orgs/example.com/users?page_token=ann@example.com", auth, nil); code != 200 {
 		t.Fatalf("users page: %d %v", code, out)
+	}
+}
+
+// An endpoint whose body may be left out takes an empty one however it
+// comes: white space alone, or chunked with no length given, as well as
+// Content-Length: 0.
+func TestOptionalBody(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	if code, out, _ := f.call(t, "POST", "/v1/orgs", auth, `{"domain":"example.com"}`); code != 201 {
+		t.Fatalf("create org: %d %v", code, out)
+	}
+	if code, out, _ := f.call(t, "POST", "/v1/service-accounts", auth, `{"name":"job","project":"shop"}`); code != 201 {
+		t.Fatalf("create account: %d %v", code, out)
+	}
+	sa := "/v1/service-accounts/job@shop.iam.test"
+	tests := []struct {
+		name, method, path, body string
+		chunked                  bool
+		want                     int
+	}{
+		{"key, white space", "POST", sa + "/keys", " \n", false, 201},
+		{"key, chunked", "POST", sa + "/keys", "", true, 201},
+		{"secret, white space", "POST", sa + "/secrets", "\t", false, 201},
+		{"secret, chunked", "POST", sa + "/secrets", "", true, 201},
+		{"project, white space", "PUT", "/v1/orgs/example.com/projects/shop", " ", false, 200},
+		{"project, chunked", "PUT", "/v1/orgs/example.com/projects/shop", "", true, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body))
+			if tt.chunked {
+				req.ContentLength = -1
+				req.TransferEncoding = []string{"chunked"}
+			}
+			req.Header.Set("Authorization", auth)
+			w := httptest.NewRecorder()
+			f.srv.ServeHTTP(w, req)
+			if w.Code != tt.want {
+				t.Fatalf("%d %s, want %d", w.Code, w.Body, tt.want)
+			}
+		})
 	}
 }
