@@ -66,6 +66,12 @@ func TestServerURLRefused(t *testing.T) {
 	if err := os.WriteFile(badURI, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	doc["token_uri"] = m.Issuer + "/v1/token"
+	v1URI := filepath.Join(t.TempDir(), "key.json")
+	b, _ = json.Marshal(doc)
+	if err := os.WriteFile(v1URI, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	creds := []string{"--credentials", m.AdminKeyFile}
 	tests := []struct {
 		name      string
@@ -79,6 +85,11 @@ func TestServerURLRefused(t *testing.T) {
 		{name: "not a URL", args: append([]string{"sa", "list", "--server", "junk"}, creds...), usage: true, wantInErr: `--server "junk"`},
 		{name: "environment", env: "http://", args: append([]string{"sa", "list"}, creds...), usage: true, wantInErr: `KEYWARD_SERVER "http://"`},
 		{name: "key file token_uri", args: []string{"sa", "list", "--credentials", badURI}, wantInErr: `token_uri "ftp://keyward.internal/token"`},
+		// A URL of something that is not a token endpoint is not blamed
+		// on the credentials.
+		{name: "admin API path", args: append([]string{"sa", "list", "--server", m.Issuer + "/v1"}, creds...), wantInErr: m.Issuer + `/v1/token is not Keyward's token endpoint (HTTP 401 invalid_token): --server "` + m.Issuer + `/v1" must be Keyward's base URL`},
+		{name: "no such path", env: m.Issuer + "/keyward", args: append([]string{"sa", "list"}, creds...), wantInErr: `(HTTP 404 not_found): KEYWARD_SERVER "` + m.Issuer + `/keyward" must be Keyward's base URL`},
+		{name: "key file token_uri path", args: []string{"sa", "list", "--credentials", v1URI}, wantInErr: m.Issuer + "/v1/token is not Keyward's token endpoint (HTTP 401 invalid_token): " + v1URI + ": token_uri is wrong; pass --server"},
 		{name: "bench target", args: []string{"bench", "--target", "http://", "--credentials", m.AdminKeyFile}, usage: true, wantInErr: `--target "http://"`},
 	}
 	for _, tt := range tests {

@@ -61,7 +61,10 @@ func checkOutput(o string) error {
 // adminClient calls the admin REST API with an access token it obtains
 // from the administrator key file, as any service account would.
 type adminClient struct {
-	base   string
+	base string
+	// from names where base came from: --server, KEYWARD_SERVER or the
+	// key file's token_uri.
+	from   string
 	http   *http.Client
 	output string
 	out    io.Writer
@@ -109,7 +112,7 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 		if err := checkServerURL(creds+": token_uri", kf.TokenURI); err != nil {
 			return nil, fmt.Errorf("%w; pass --server with the server's URL", err)
 		}
-		base = strings.TrimSuffix(kf.TokenURI, "/token")
+		base, from = strings.TrimSuffix(kf.TokenURI, "/token"), creds+": token_uri"
 	}
 	transport, err := httpTransport(firstNonEmpty(f.caCert, os.Getenv("KEYWARD_CA_CERT")))
 	if err != nil {
@@ -123,7 +126,7 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 	}
 	hc := &http.Client{Timeout: 60 * time.Second, Transport: &oauth2.Transport{Source: ts, Base: transport},
 		CheckRedirect: sameHostRedirects}
-	return &adminClient{base: base, http: hc, output: f.output, out: cmd.OutOrStdout(), ifMatch: f.ifMatch}, nil
+	return &adminClient{base: base, from: from, http: hc, output: f.output, out: cmd.OutOrStdout(), ifMatch: f.ifMatch}, nil
 }
 
 // checkServerURL says what is wrong with raw, named by name, as the URL of
@@ -257,6 +260,9 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 				}
 				return e
 			}
+			if notTokenEndpoint(re) {
+				return c.notKeyward(re)
+			}
 			return fmt.Errorf("the administrator credentials were refused: %w", retrieveError(c.base+"/token", err))
 		}
 		return &unreachableError{base: c.base, err: err}
@@ -282,6 +288,34 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 		return nil
 	}
 	return json.Unmarshal(b, out)
+}
+
+// notTokenEndpoint says whether a failed token request was answered by
+// something other than a token endpoint: Keyward's answers a token request
+// it refuses with 400 or 401 and an RFC 6749 §5.2 code, never 404 or 405,
+// nor with the admin API's invalid_token or not_found (a --server with a
+// path, such as .../v1).
+func notTokenEndpoint(re *oauth2.RetrieveError) bool {
+	switch st := retrieveStatus(re); {
+	case st == http.StatusNotFound, st == http.StatusMethodNotAllowed:
+		return true
+	case re.ErrorCode == "invalid_token", re.ErrorCode == "not_found":
+		return true
+	}
+	return false
+}
+
+// notKeyward is the error for a token request that no token endpoint
+// answered: the base URL is wrong, not the credentials.
+func (c *adminClient) notKeyward(re *oauth2.RetrieveError) error {
+	got := fmt.Sprintf("HTTP %d", retrieveStatus(re))
+	if re.ErrorCode != "" {
+		got += " " + re.ErrorCode
+	}
+	if strings.HasSuffix(c.from, "token_uri") {
+		return fmt.Errorf("%s is not Keyward's token endpoint (%s): %s is wrong; pass --server with Keyward's base URL, such as https://keyward.internal", c.base+"/token", got, c.from)
+	}
+	return fmt.Errorf("%s is not Keyward's token endpoint (%s): %s %q must be Keyward's base URL, under which /token and /v1/ are, such as https://keyward.internal", c.base+"/token", got, c.from, c.base)
 }
 
 // retrieveStatus is the HTTP status of a failed token request, 0 if unknown.
