@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -276,5 +277,48 @@ func TestIfMatchControlChar(t *testing.T) {
 	var ue usageError
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--if-match") {
 		t.Errorf("--if-match with a newline: %v, want a usage error naming --if-match", err)
+	}
+}
+
+// TestUnreachableMessage: a server that cannot be reached is reported by
+// the cause alone, once, with what to do where the cause says it; it used
+// to read 'Get ".../v1/service-accounts?limit=1000": Post ".../token": dial
+// tcp ...'.
+func TestUnreachableMessage(t *testing.T) {
+	m := startServer(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + l.Addr().String()
+	l.Close()
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer tlsSrv.Close()
+	tests := []struct {
+		name, server string
+		want         []string
+	}{
+		{"nothing listens", closed, []string{"cannot reach Keyward at " + closed + ": dial tcp " + strings.TrimPrefix(closed, "http://") + ": connect: connection refused"}},
+		{"certificate of an unknown CA", tlsSrv.URL, []string{"cannot reach Keyward at " + tlsSrv.URL + ": tls: failed to verify certificate", "pass it with --ca-cert (or KEYWARD_CA_CERT)"}},
+		{"https to plain HTTP", strings.Replace(m.Issuer, "http:", "https:", 1), []string{"server gave HTTP response to HTTPS client; the server speaks plain HTTP: use an http:// URL"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := runCLIErrWithin(t, 20*time.Second, "sa", "list", "--credentials", m.AdminKeyFile, "--server", tt.server)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q does not say %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), `Post "`) || strings.Contains(err.Error(), `Get "`) {
+				t.Errorf("%q names the requests, not just the cause", err)
+			}
+			if !transient(err) {
+				t.Errorf("%v: not transient", err)
+			}
+		})
 	}
 }

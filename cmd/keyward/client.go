@@ -201,7 +201,26 @@ type unreachableError struct {
 }
 
 func (e *unreachableError) Error() string {
-	return fmt.Sprintf("cannot reach Keyward at %s: %v", e.base, e.err)
+	// The cause alone, not each request that led to it: 'Get ".../v1/...":
+	// Post ".../token": dial tcp ...' is the same URL twice over.
+	err := e.err
+	for {
+		ue, ok := err.(*url.Error)
+		if !ok {
+			break
+		}
+		err = ue.Err
+	}
+	var unknownCA x509.UnknownAuthorityError
+	var tlsVerify *tls.CertificateVerificationError
+	hint := ""
+	switch {
+	case errors.As(err, &unknownCA) || (errors.As(err, &tlsVerify) && errors.As(tlsVerify.Err, &unknownCA)):
+		hint = "; if a private CA signed the server's certificate, pass it with --ca-cert (or KEYWARD_CA_CERT)"
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		hint = "; the server speaks plain HTTP: use an http:// URL"
+	}
+	return fmt.Sprintf("cannot reach Keyward at %s: %v%s", e.base, err, hint)
 }
 
 func (e *unreachableError) Unwrap() error { return e.err }
