@@ -361,25 +361,32 @@ func jsonProblem(err error) string {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "The request body is not valid JSON: it ends in the middle of a value."
 	case errors.As(err, &typ):
-		got := typ.Value
-		switch {
-		case strings.HasPrefix(got, "number "):
-			got = strings.TrimPrefix(got, "number ")
-		case got == "array" || got == "object":
-			got = "an " + got
-		case got == "bool":
-			got = "true or false"
-		default:
-			got = "a " + got
-		}
+		want, got := jsonTypeMismatch(typ)
 		if typ.Field == "" {
-			return fmt.Sprintf("The request body must be %s, not %s.", jsonKind(typ.Type), got)
+			return fmt.Sprintf("The request body must be %s, not %s.", want, got)
 		}
-		return fmt.Sprintf("The field %q of the request body must be %s, not %s.", typ.Field, jsonKind(typ.Type), got)
+		return fmt.Sprintf("The field %q of the request body must be %s, not %s.", typ.Field, want, got)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return fmt.Sprintf("The request body has a field this endpoint does not take: %s.", strings.TrimPrefix(err.Error(), "json: unknown field "))
 	}
 	return fmt.Sprintf("The request body is not valid JSON for this endpoint: %s.", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// jsonTypeMismatch names the JSON values that typ wanted and the one it
+// got.
+func jsonTypeMismatch(typ *json.UnmarshalTypeError) (want, got string) {
+	got = typ.Value
+	switch {
+	case strings.HasPrefix(got, "number "):
+		got = strings.TrimPrefix(got, "number ")
+	case got == "array" || got == "object":
+		got = "an " + got
+	case got == "bool":
+		got = "true or false"
+	default:
+		got = "a " + got
+	}
+	return jsonKind(typ.Type), got
 }
 
 // jsonKind names the JSON values that decode into t.

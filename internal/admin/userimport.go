@@ -86,7 +86,7 @@ func parseUsersJSON(data []byte, skip int, check func(UserRow) error) ([]UserRow
 		line := skip + 1 + bytes.Count(data[:off], []byte{'\n'})
 		var u jsonUser
 		if err := dec.Decode(&u); err != nil {
-			return nil, fmt.Errorf("not valid JSON at line %d: %w", line, err)
+			return nil, fmt.Errorf("not valid JSON at line %d: %s", line, userJSONProblem(err))
 		}
 		suspended, err := status(u.Status)
 		if u.Suspended != nil {
@@ -121,7 +121,7 @@ func seekUsers(dec *json.Decoder) error {
 		return fmt.Errorf("not valid JSON: %w", err)
 	}
 	if key != "users" {
-		return fmt.Errorf(`a JSON object must be {"users": [...]}, not have %v`, key)
+		return fmt.Errorf(`a JSON object must be {"users": [...]}, not have %s`, quoteClip(fmt.Sprint(key)))
 	}
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
 		return errors.New(`"users" must be an array`)
@@ -136,7 +136,7 @@ func status(s string) (bool, error) {
 	case "suspended":
 		return true, nil
 	}
-	return false, fmt.Errorf("status %q must be active or suspended", s)
+	return false, fmt.Errorf("status %s must be active or suspended", quoteClip(s))
 }
 
 func parseUsersCSV(data []byte, check func(UserRow) error) ([]UserRow, error) {
@@ -156,7 +156,7 @@ func parseUsersCSV(data []byte, check func(UserRow) error) ([]UserRow, error) {
 		line, _ := r.FieldPos(0)
 		if first && !strings.Contains(rec[0], "@") {
 			if !isUsersHeader(rec) {
-				b.add(line, "", false, fmt.Errorf("%q is neither an email address nor the header %s", strings.Join(rec, ","), UsersHeader))
+				b.add(line, "", false, fmt.Errorf("%s is neither an email address nor the header %s", quoteClip(strings.Join(rec, ",")), UsersHeader))
 			}
 			continue
 		}
@@ -171,6 +171,34 @@ func parseUsersCSV(data []byte, check func(UserRow) error) ([]UserRow, error) {
 		b.add(line, rec[0], suspended, err)
 	}
 	return b.result()
+}
+
+// quoteClip quotes s, a value from an import file, for an error message;
+// one longer than 64 bytes is cut to its first 48, with its length: a
+// file of one 50 MB line is not echoed back whole.
+func quoteClip(s string) string {
+	if len(s) <= 64 {
+		return fmt.Sprintf("%q", s)
+	}
+	cut := 48
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%q… (%d bytes)", s[:cut], len(s))
+}
+
+// userJSONProblem describes err, from decoding one user of a JSON import,
+// by the JSON the file has and the JSON wanted, not by Go's types.
+func userJSONProblem(err error) string {
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) {
+		want, got := jsonTypeMismatch(typ)
+		if typ.Field == "" {
+			return fmt.Sprintf("a user must be %s, not %s", want, got)
+		}
+		return fmt.Sprintf("%q must be %s, not %s", typ.Field, want, got)
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
 // UsersHeader is the header line a CSV user list may begin with; "email"

@@ -79,6 +79,16 @@ func TestParseUsersReportsEveryBadRow(t *testing.T) {
 		{"json wrapper lines", "{\"users\": [{\"email\": \"a@x.com\"},\n{\"email\": \"\"}]}", []string{"1 bad row,", "line 2: no email"}, nil},
 		{"bounded", many.String(), []string{"25 bad rows", "line 1:", "line 20:", "and 5 more bad rows"}, []string{"line 21:"}},
 		{"json trailing", `[{"email":"a@x.com"}] x`, []string{"more after the JSON value"}, nil},
+		// A value is quoted in full up to 64 bytes, and cut beyond: a file
+		// of one 50 MB line is not echoed back whole.
+		{"long first row", strings.Repeat("a", 1<<20) + "\n", []string{`line 1: "` + strings.Repeat("a", 48) + `"… (1048576 bytes) is neither an email address nor the header email,status`}, []string{strings.Repeat("a", 49)}},
+		{"long status", "a@x.com," + strings.Repeat("é", 40) + "\n", []string{`status "` + strings.Repeat("é", 24) + `"… (80 bytes) must be`}, []string{strings.Repeat("é", 25)}},
+		{"long wrapper key", `{"` + strings.Repeat("k", 100) + `":[]}`, []string{`not have "` + strings.Repeat("k", 48) + `"… (100 bytes)`}, []string{strings.Repeat("k", 49)}},
+		{"status at 64 bytes whole", "a@x.com," + strings.Repeat("s", 64) + "\n", []string{`status "` + strings.Repeat("s", 64) + `" must be`}, nil},
+		// A value of the wrong type is named in JSON's words, not Go's.
+		{"json number email", "[\n{\"email\": 1}]", []string{`not valid JSON at line 2: "email" must be a string, not a number`}, []string{"Go", "jsonUser"}},
+		{"json string suspended", `[{"email":"a@x.com","suspended":"yes"}]`, []string{`"suspended" must be true or false, not a string`}, []string{"Go", "jsonUser"}},
+		{"json array user", `[["a@x.com"]]`, []string{`a user must be a JSON object, not an array`}, []string{"Go", "jsonUser"}},
 		{"json wrapper extra", `{"users":[{"email":"a@x.com"}],"x":1}`, []string{`{"users": [...]} and nothing else`}, nil},
 	}
 	for _, tt := range tests {
