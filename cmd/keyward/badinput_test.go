@@ -322,3 +322,37 @@ func TestUnreachableMessage(t *testing.T) {
 		})
 	}
 }
+
+// TestImportNotAnExport: a file that is no export is refused in words
+// about the file, before the store is opened: no data directory is
+// created for it. It used to read 'json: cannot unmarshal array into Go
+// value of type transfer.Dump', or, for an object without "format",
+// 'unknown dump format ""' with no file named, after creating the store.
+func TestImportNotAnExport(t *testing.T) {
+	tests := []struct {
+		name, content, want string
+	}{
+		{"empty", "\n", "the file is empty"},
+		{"not JSON", "email,status\n", "not JSON: invalid character 'e' looking for beginning of value (at byte 1)"},
+		{"array", `[{"email":"a@x.com"}]`, "a JSON array, not the object of an export"},
+		{"no format", `{}`, `its "format" is "", not "keyward-export/1"`},
+		{"field of the wrong kind", `{"format":"keyward-export/1","apis":"x"}`, `its field "apis" holds a JSON string, of the wrong kind`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := filepath.Join(dir, "in.json")
+			if err := os.WriteFile(file, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			dataDir := filepath.Join(dir, "data")
+			err := runCLIErrWithin(t, 20*time.Second, "import", file, "--data-dir", dataDir)
+			if want := file + " is not a file 'keyward export' writes: " + tt.want; err == nil || err.Error() != want {
+				t.Fatalf("error %v, want %q", err, want)
+			}
+			if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the data directory was created for a file that is no export: %v", err)
+			}
+		})
+	}
+}

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -76,13 +79,16 @@ pepper are sealed under it, and 'keyward serve' refuses to generate a new one
 for a store that holds them.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkDB(cfg.DB); err != nil {
+				return usageError{err}
+			}
 			b, err := os.ReadFile(args[0])
 			if err != nil {
 				return err
 			}
-			var d transfer.Dump
-			if err := json.Unmarshal(b, &d); err != nil {
-				return fmt.Errorf("%s is not a keyward export: %w", args[0], err)
+			d, err := parseExport(b)
+			if err != nil {
+				return fmt.Errorf("%s is not a file 'keyward export' writes: %w", args[0], err)
 			}
 			st, err := openStore(cmd.Context(), cfg, commandLogger(cmd))
 			if err != nil {
@@ -106,4 +112,30 @@ for a store that holds them.`,
 	cfg.addStoreFlags(cmd.Flags(), "directory of the SQLite database to import into (created if missing)")
 	cfg.addNoMigrateFlag(cmd.Flags())
 	return cmd
+}
+
+// parseExport reads the file of an import, and says what is wrong with
+// one that is no export in words about the file: before the store is
+// opened, so a wrong file creates no data directory.
+func parseExport(b []byte) (transfer.Dump, error) {
+	var d transfer.Dump
+	if len(bytes.TrimSpace(b)) == 0 {
+		return d, errors.New("the file is empty")
+	}
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch err := json.Unmarshal(b, &d); {
+	case errors.As(err, &syntax):
+		return d, fmt.Errorf("not JSON: %s (at byte %d)", syntax, syntax.Offset)
+	case errors.As(err, &typ) && typ.Field == "":
+		return d, fmt.Errorf("a JSON %s, not the object of an export", typ.Value)
+	case errors.As(err, &typ):
+		return d, fmt.Errorf("its field %q holds a JSON %s, of the wrong kind", typ.Field, strings.Fields(typ.Value)[0])
+	case err != nil:
+		return d, errors.New(strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if d.Format != transfer.Format {
+		return d, fmt.Errorf("its \"format\" is %q, not %q", d.Format, transfer.Format)
+	}
+	return d, nil
 }
