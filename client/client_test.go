@@ -225,16 +225,31 @@ func TestFindDefaultCredentials(t *testing.T) {
 	}
 }
 
+// TestParseKeyFile: a file that is no key file is refused saying what it
+// is instead: empty, PEM (a key alone, not the key file), JSON of another
+// kind.
 func TestParseKeyFile(t *testing.T) {
-	for name, data := range map[string]string{
-		"not JSON":   "x",
-		"wrong type": `{"type":"authorized_user"}`,
-		"no key":     `{"type":"service_account","client_email":"a@b","token_uri":"http://x"}`,
-		"bad PEM":    `{"type":"service_account","client_email":"a@b","token_uri":"http://x","private_key":"nope"}`,
-	} {
-		if _, err := client.ParseKeyFile([]byte(data)); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
+	tests := []struct {
+		name, data, want string
+	}{
+		{"not JSON", "x", "client: not a JSON key file: invalid character 'x'"},
+		{"empty", " \n", "client: the key file is empty"},
+		{"PEM", "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", "client: a PEM file, not a JSON key file: give the JSON file 'keyward keys create' wrote"},
+		{"array", `[{"type":"service_account"}]`, "client: not a JSON key file: a JSON array, not an object"},
+		{"wrong type", `{"type":"authorized_user"}`, `client: key file type "authorized_user", want service_account`},
+		{"no key", `{"type":"service_account","client_email":"a@b","token_uri":"http://x"}`, "lacks client_email, token_uri or private_key"},
+		{"bad PEM", `{"type":"service_account","client_email":"a@b","token_uri":"http://x","private_key":"nope"}`, "client: key file: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := client.ParseKeyFile([]byte(tt.data))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "Go value") {
+				t.Fatalf("error %q names Go's types", err)
+			}
+		})
 	}
 }
 
