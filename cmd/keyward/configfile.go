@@ -3,9 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -59,21 +59,24 @@ func applySources(fs *pflag.FlagSet, file string, getenv func(string) string) er
 		if err := yaml.Unmarshal(data, &values); err != nil {
 			return fmt.Errorf("--config %s: not valid YAML: %w", file, err)
 		}
-		var unknown []string
-		for k := range values {
+		// A key may be spelt with _ for -; into a map of its own, as a key
+		// added to the map ranged over may be visited again.
+		keys := slices.Sorted(maps.Keys(values))
+		named := make(map[string]any, len(values))
+		spelt := map[string]string{}
+		for _, k := range keys {
 			name := strings.ReplaceAll(k, "_", "-")
-			if name != k {
-				values[name] = values[k]
-				delete(values, k)
-			}
 			if f := fs.Lookup(name); f == nil || name == "config" || name == "help" {
-				unknown = append(unknown, k)
+				errs = append(errs, fmt.Errorf("--config %s: unknown setting %q (the settings are the flags of 'keyward serve --help')", file, k))
+				continue
 			}
+			if other, dup := spelt[name]; dup {
+				errs = append(errs, fmt.Errorf("--config %s: %s is set twice, as %q and %q; keep one", file, name, other, k))
+				continue
+			}
+			named[name], spelt[name] = values[k], k
 		}
-		sort.Strings(unknown)
-		for _, k := range unknown {
-			errs = append(errs, fmt.Errorf("--config %s: unknown setting %q (the settings are the flags of 'keyward serve --help')", file, k))
-		}
+		values = named
 	}
 	fs.VisitAll(func(f *pflag.Flag) {
 		if f.Changed || f.Name == "config" || f.Name == "help" {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,46 @@ func TestApplySourcesReportsEveryProblem(t *testing.T) {
 	}
 	if err := applySources(fs, filepath.Join(t.TempDir(), "missing.yaml"), func(string) string { return "" }); err == nil {
 		t.Error("a missing config file is accepted")
+	}
+}
+
+// TestConfigKeySpellings: a key spelt with _ is the flag spelt with -; an
+// unknown one is reported once, as written (it was reported a second time,
+// in its - spelling, when the map being ranged over visited the key added
+// to it); one setting given in both spellings is refused.
+func TestConfigKeySpellings(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       []string // the problems, one a line, in order
+	}{
+		{"underscore spelling", "signing_alg: RS256\n", nil},
+		{"unknown, underscores", "unknown_key: 1\nanother_one_here: 2\n", []string{
+			`--config F: unknown setting "another_one_here" (the settings are the flags of 'keyward serve --help')`,
+			`--config F: unknown setting "unknown_key" (the settings are the flags of 'keyward serve --help')`}},
+		{"both spellings", "signing-alg: ES256\nsigning_alg: RS256\n", []string{
+			`--config F: signing-alg is set twice, as "signing-alg" and "signing_alg"; keep one`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for range 20 { // the duplicate came and went with map order
+				file := filepath.Join(t.TempDir(), "keyward.yaml")
+				os.WriteFile(file, []byte(tt.yaml), 0o600)
+				cfg := DefaultConfig()
+				fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+				cfg.addServeFlags(fs)
+				err := applySources(fs, file, func(string) string { return "" })
+				var got []string
+				if err != nil {
+					got = strings.Split(strings.ReplaceAll(err.Error(), file, "F"), "\n")
+				}
+				if !slices.Equal(got, tt.want) {
+					t.Fatalf("problems %q, want %q", got, tt.want)
+				}
+				if tt.want == nil && cfg.SigningAlg != "RS256" {
+					t.Fatalf("signing_alg: %q, want RS256", cfg.SigningAlg)
+				}
+			}
+		})
 	}
 }
 
