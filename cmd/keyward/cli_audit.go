@@ -44,6 +44,38 @@ directly in the database.`,
 	return cmd
 }
 
+// checkAuditFilters says what is wrong with the filters of 'audit list'
+// before any request, as a mistake in the command line, naming the flag;
+// the admin API would refuse them too, naming its query parameter.
+func checkAuditFilters(since, until, outcome, after, before string) error {
+	now := time.Now()
+	for _, f := range []struct{ name, value string }{{"--since", since}, {"--until", until}} {
+		if f.value == "" {
+			continue
+		}
+		if _, err := admin.ParseTime(f.value, now); errors.Is(err, admin.ErrTooLongAgo) {
+			return fmt.Errorf("%s %w", f.name, err)
+		} else if err != nil {
+			return fmt.Errorf("%s %q is neither a duration ago (24h, 7d) nor an RFC 3339 time (2026-12-01T00:00:00Z)", f.name, f.value)
+		}
+	}
+	if outcome != "" && outcome != storage.OutcomeSuccess && outcome != storage.OutcomeFailure {
+		return fmt.Errorf("--outcome %q must be success or failure", outcome)
+	}
+	for _, f := range []struct {
+		name, value string
+		least       int64
+	}{{"--after", after, 0}, {"--before", before, 1}} {
+		if f.value == "" {
+			continue
+		}
+		if n, err := strconv.ParseInt(f.value, 10, 64); err != nil || n < f.least {
+			return fmt.Errorf("%s %q must be an event's sequence number (SEQ in the list), from %d", f.name, f.value, f.least)
+		}
+	}
+	return nil
+}
+
 func newAuditListCommand() *cobra.Command {
 	var (
 		f                              clientFlags
@@ -69,6 +101,9 @@ func newAuditListCommand() *cobra.Command {
 			}
 			if maxEvents < 0 {
 				return usageError{fmt.Errorf("--max must be 0 (no limit) or more")}
+			}
+			if err := checkAuditFilters(since, until, outcome, after, before); err != nil {
+				return usageError{err}
 			}
 			c, err := f.client(cmd)
 			if err != nil {
@@ -150,8 +185,8 @@ func newAuditListCommand() *cobra.Command {
 	}
 	f.register(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&since, "since", "", "only events at or after this time: RFC 3339, or a duration ago such as 24h")
-	fl.StringVar(&until, "until", "", "only events before this time: RFC 3339, or a duration ago")
+	fl.StringVar(&since, "since", "", "only events at or after this time: RFC 3339, or a duration ago such as 24h or 7d")
+	fl.StringVar(&until, "until", "", "only events before this time: RFC 3339, or a duration ago such as 1h or 2d")
 	fl.StringVar(&account, "account", "", "only events about this service account (email or client ID)")
 	fl.StringVar(&action, "action", "", "only this action, e.g. token.issued, token.refused, account.disable")
 	fl.StringVar(&outcome, "outcome", "", "only success or failure")
