@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -320,6 +321,24 @@ func TestUnreachableMessage(t *testing.T) {
 				t.Errorf("%v: not transient", err)
 			}
 		})
+	}
+	// keyward token, which goes to the key file's token_uri, alike.
+	kf, err := os.ReadFile(m.AdminKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	json.Unmarshal(kf, &doc)
+	doc["token_uri"] = closed + "/token"
+	b, _ := json.Marshal(doc)
+	keyFile := filepath.Join(t.TempDir(), "key.json")
+	os.WriteFile(keyFile, b, 0o600)
+	err = runCLIErrWithin(t, 20*time.Second, "token", "--key-file", keyFile, "--scopes", "keyward.admin")
+	if want := "cannot get a token from " + closed + "/token: dial tcp " + strings.TrimPrefix(closed, "http://") + ": connect: connection refused"; err == nil || err.Error() != want {
+		t.Errorf("token: %v, want %q", err, want)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("token: %v is not ECONNREFUSED to errors.Is", err)
 	}
 }
 

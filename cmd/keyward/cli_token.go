@@ -115,10 +115,20 @@ for each request. The key file must exist: make one with
 
 // retrieveError describes a failed token request with the server's OAuth
 // error code and description.
+// reworded is err told in words of its own; errors.Is and errors.As still
+// see err.
+type reworded struct {
+	msg string
+	err error
+}
+
+func (e reworded) Error() string { return e.msg }
+func (e reworded) Unwrap() error { return e.err }
+
 func retrieveError(tokenURL string, err error) error {
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) {
-		return fmt.Errorf("cannot get a token from %s: %w", tokenURL, err)
+		return reworded{fmt.Sprintf("cannot get a token from %s: %s", tokenURL, connProblem(err)), err}
 	}
 	if re.ErrorCode == "" {
 		return fmt.Errorf("%s refused the request: HTTP %d", tokenURL, re.Response.StatusCode)

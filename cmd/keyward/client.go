@@ -201,9 +201,14 @@ type unreachableError struct {
 }
 
 func (e *unreachableError) Error() string {
-	// The cause alone, not each request that led to it: 'Get ".../v1/...":
-	// Post ".../token": dial tcp ...' is the same URL twice over.
-	err := e.err
+	return fmt.Sprintf("cannot reach Keyward at %s: %s", e.base, connProblem(e.err))
+}
+
+// connProblem words err, of a request that got no answer: the cause alone,
+// not each request that led to it ('Get ".../v1/...": Post ".../token":
+// dial tcp ...' is the same URL twice over), with what to do where the
+// cause says it.
+func connProblem(err error) string {
 	for {
 		ue, ok := err.(*url.Error)
 		if !ok {
@@ -220,7 +225,7 @@ func (e *unreachableError) Error() string {
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		hint = "; the server speaks plain HTTP: use an http:// URL"
 	}
-	return fmt.Sprintf("cannot reach Keyward at %s: %v%s", e.base, err, hint)
+	return err.Error() + hint
 }
 
 func (e *unreachableError) Unwrap() error { return e.err }
