@@ -128,6 +128,33 @@ func emptyArg(use string, args []string) error {
 	return nil
 }
 
+// argCountError words err, cobra's refusal of the number of arguments a
+// given to cmd ('accepts 2 arg(s), received 1'), by the arguments the
+// command's Use line names: 'missing KEY_ID: keyward keys get SA KEY_ID'.
+func argCountError(cmd *cobra.Command, a []string, err error) error {
+	names := argNames(cmd.Use)
+	if len(names) == 0 {
+		return err
+	}
+	line := strings.Join(names, " ")
+	variadic := strings.Contains(cmd.Use, "...")
+	if variadic {
+		line += "..."
+	}
+	switch {
+	case len(a) < len(names):
+		missing := names[len(a):]
+		what := strings.Join(missing, " and ")
+		if len(missing) > 2 {
+			what = strings.Join(missing[:len(missing)-1], ", ") + " and " + missing[len(missing)-1]
+		}
+		return fmt.Errorf("missing %s: %s %s", what, cmd.CommandPath(), line)
+	case len(a) > len(names) && !variadic:
+		return fmt.Errorf("%d arguments, want %d: %s %s (unexpected: %q)", len(a), len(names), cmd.CommandPath(), line, a[len(names):])
+	}
+	return err
+}
+
 // argNames are the placeholders of the positional arguments in a
 // command's Use line: "upload SA --public-key FILE [--x Y]" names SA
 // (FILE is a flag's value; options in brackets are skipped).
@@ -173,7 +200,7 @@ func usageErrors(c *cobra.Command) {
 	if args := c.Args; args != nil {
 		c.Args = func(cmd *cobra.Command, a []string) error {
 			if err := args(cmd, a); err != nil {
-				return usage(cmd, err)
+				return usage(cmd, argCountError(cmd, a, err))
 			}
 			if err := emptyArg(cmd.Use, a); err != nil {
 				return usage(cmd, err)

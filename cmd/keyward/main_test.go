@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 // TestExitStatus: every mistake in a command line is a usage error (exit
@@ -29,8 +31,11 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"sa", "lst", "-h"}, true, `unknown command "lst" for "keyward sa"; did you mean`},
 		{[]string{"nosuch", "--help"}, true, `unknown command "nosuch" for "keyward"`},
 		{[]string{"help", "nosuch"}, true, `unknown command "nosuch" for "keyward"` + "\nRun 'keyward --help'"},
-		{[]string{"sa", "get"}, true, "accepts 1 arg(s)"},
-		{[]string{"sa", "get", "a", "b"}, true, "accepts 1 arg(s)"},
+		{[]string{"sa", "get"}, true, "missing SA: keyward sa get SA"},
+		{[]string{"sa", "get", "a", "b"}, true, `2 arguments, want 1: keyward sa get SA (unexpected: ["b"])`},
+		{[]string{"keys", "get", "a@b.c"}, true, "missing KEY_ID: keyward keys get SA KEY_ID"},
+		{[]string{"keys", "delete"}, true, "missing SA and KEY_ID: keyward keys delete SA KEY_ID"},
+		{[]string{"users", "add"}, true, "missing EMAIL: keyward users add EMAIL..."},
 		{[]string{"serve", "extra"}, true, `unexpected argument "extra": keyward serve takes only flags`},
 		{[]string{"audit", "verify", "extra"}, true, `unexpected argument "extra": keyward audit verify takes only flags`},
 		{[]string{"users", "list", "example.com"}, true, `unexpected argument "example.com": keyward users list takes only flags`},
@@ -70,6 +75,39 @@ func TestExitStatus(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestArgsMatchUse: every command that takes arguments takes as many as
+// its Use line names, which its errors quote: one fewer is "missing" the
+// last, one more is refused (but after a variadic NAME...).
+func TestArgsMatchUse(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sc := range c.Commands() {
+			walk(sc)
+		}
+		names := argNames(c.Use)
+		if c.Args == nil || c.HasSubCommands() || len(names) == 0 {
+			return
+		}
+		t.Run(c.CommandPath(), func(t *testing.T) {
+			args := make([]string, len(names))
+			for i := range args {
+				args[i] = "x"
+			}
+			if err := c.Args(c, args); err != nil {
+				t.Errorf("%d arguments, as %q names: %v", len(args), c.Use, err)
+			}
+			if err := c.Args(c, args[1:]); err == nil || !strings.Contains(err.Error(), "missing "+names[len(names)-1]+": ") {
+				t.Errorf("%d arguments: %v, want missing %s", len(args)-1, err, names[len(names)-1])
+			}
+			err := c.Args(c, append(args, "y"))
+			if variadic := strings.Contains(c.Use, "..."); variadic != (err == nil) {
+				t.Errorf("%d arguments: %v (variadic: %v)", len(args)+1, err, variadic)
+			}
+		})
+	}
+	walk(newRootCommand())
 }
 
 // TestHelpNamesCommand: --help and 'keyward help' show the help of the
