@@ -151,6 +151,7 @@ func TestOutputFileErrors(t *testing.T) {
 	}{
 		{"export to a directory", []string{"export", "--data-dir", m.Config.DataDir, "--out", dir}, dir + " is a directory"},
 		{"export to a missing directory", []string{"export", "--data-dir", m.Config.DataDir, "--out", missing}, "cannot create " + missing + ": no such file or directory"},
+		{"key file to a directory", []string{"keys", "create", email, "--out", dir, "--credentials", m.AdminKeyFile}, "cannot write the key file, no key was created: " + dir + " is a directory; name a file"},
 		{"key file in a missing directory", []string{"keys", "create", email, "--out", missing, "--credentials", m.AdminKeyFile}, "cannot create " + missing + ": no such file or directory"},
 	}
 	for _, tt := range tests {

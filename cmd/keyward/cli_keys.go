@@ -54,13 +54,14 @@ written after all is deleted again.`,
 				return err
 			}
 			if out != "-" {
-				if !force && fileExists(out) {
-					return fmt.Errorf("%s exists; pass --force to overwrite it", out)
-				}
 				// The key is created before the file is written: find out now
-				// that the file cannot be.
+				// that the file cannot be (a directory, say, which --force
+				// would not overwrite either).
 				if err := checkWritable(out); err != nil {
 					return fmt.Errorf("cannot write the key file, no key was created: %w", err)
+				}
+				if !force && fileExists(out) {
+					return fmt.Errorf("%s exists; pass --force to overwrite it", out)
 				}
 			}
 			c, err := f.client(cmd)
