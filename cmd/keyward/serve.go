@@ -104,11 +104,18 @@ does this on start unless --no-migrate is given; replicas starting at once
 on PostgreSQL take turns.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// A --data-dir with no database gets a new one: say so, as a
+			// mistyped directory makes one too.
+			created := cfg.DB == "" && !fileExists(sqlitePath(cfg))
 			st, err := openStore(cmd.Context(), cfg, commandLogger(cmd))
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "the database schema is up to date")
+			if created {
+				fmt.Fprintf(cmd.OutOrStdout(), "created the database %s, with the schema up to date\n", sqlitePath(cfg))
+			} else {
+				fmt.Fprintln(cmd.OutOrStdout(), "the database schema is up to date")
+			}
 			return st.Close()
 		},
 	}
