@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -372,6 +373,38 @@ func TestImportNotAnExport(t *testing.T) {
 			}
 			if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("the data directory was created for a file that is no export: %v", err)
+			}
+		})
+	}
+}
+
+// TestListenInUse: an address another process listens on is named with
+// its flag and what to do; it read "listen: listen tcp ADDR: bind:
+// address already in use".
+func TestListenInUse(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	addr := busy.Addr().String()
+	for _, tt := range []struct {
+		flag string
+		set  func(*Config)
+	}{
+		{"--listen", func(c *Config) { c.Listen = addr }},
+		{"--metrics-listen", func(c *Config) { c.Listen, c.MetricsListen = "127.0.0.1:0", addr }},
+	} {
+		t.Run(tt.flag, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.DataDir = t.TempDir()
+			tt.set(&cfg)
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			err := m.Open(context.Background())
+			m.Close()
+			want := tt.flag + " " + addr + ": the address is in use: another process (another keyward serve?) listens there; stop it, or give another " + tt.flag
+			if err == nil || err.Error() != want {
+				t.Fatalf("Open: %v, want %q", err, want)
 			}
 		})
 	}

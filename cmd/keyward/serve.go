@@ -20,6 +20,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -240,7 +241,7 @@ func (m *Main) Open(ctx context.Context) error {
 
 	m.listener, err = net.Listen("tcp", c.Listen)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return listenError("--listen", c.Listen, err)
 	}
 	m.Issuer = c.issuer(m.listener.Addr().String())
 	scfg := server.Config{
@@ -267,7 +268,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Server = server.New(scfg, server.Deps{Store: m.store, Signer: m.signer, Journal: m.journal, Introspections: m.introspections, Pepper: pepper, Metrics: m.metrics, Logger: m.Logger, Now: m.Now})
 	if c.MetricsListen != "" {
 		if m.metricsListener, err = net.Listen("tcp", c.MetricsListen); err != nil {
-			return fmt.Errorf("--metrics-listen: %w", err)
+			return listenError("--metrics-listen", c.MetricsListen, err)
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", m.metrics.Handler())
@@ -312,6 +313,23 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.refreshAdminExpiry(ctx)
 	return nil
+}
+
+// listenError words a failure to listen on addr, given by flag: an
+// address in use, or not this machine's, says what to do; other causes
+// are given without the "listen tcp ADDR" that flag and addr already say.
+func listenError(flag, addr string, err error) error {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Errorf("%s %s: the address is in use: another process (another keyward serve?) listens there; stop it, or give another %s", flag, addr, flag)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return fmt.Errorf("%s %s: no interface of this machine has that address; give one it has, 127.0.0.1 or 0.0.0.0", flag, addr)
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		err = oe.Err
+	}
+	return fmt.Errorf("%s %s: %w", flag, addr, err)
 }
 
 // writeTimeout bounds the time to answer a request; long polls (audit
