@@ -219,3 +219,42 @@ func TestConsoleUserImportParity(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleUserImportClipsLongValues: the console quotes at most the
+// first 48 bytes of a bad value over 64, with its length, as keyward users
+// import does (admin.quoteClip): a file of one long line is not shown back
+// whole.
+func TestConsoleUserImportClipsLongValues(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	p.step("open the console", chromedp.Navigate(m.Issuer+"/console/"), chromedp.WaitVisible(chromedp.ID("keyfile-form")))
+	long := strings.Repeat("a", 1<<20)
+	tests := []struct {
+		name, file, want string
+	}{
+		{"first row", long + "\n", `line 1: "` + strings.Repeat("a", 48) + `"… (1048576 bytes) is neither an email address nor the header email,status`},
+		{"status", "a@x.com," + strings.Repeat("é", 40) + "\n", `line 1: status "` + strings.Repeat("é", 24) + `"… (80 bytes) must be active or suspended`},
+		{"status at 64 bytes", "a@x.com," + strings.Repeat("s", 64) + "\n", `line 1: status "` + strings.Repeat("s", 64) + `" must be active or suspended`},
+		{"email of another domain", long + "@y.com\n", `line 1: "` + strings.Repeat("a", 48) + `"… (1048582 bytes) is not in x.com`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Go's own reading of the file says the same where it checks
+			// the same.
+			if _, err := admin.ParseUserRows([]byte(tt.file), nil); tt.name != "email of another domain" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("keyward users import: %v, want %q", err, tt.want)
+			}
+			js := fmt.Sprintf(`import("./userimport.js").then((m) => {
+				try { m.parseUsers(%q, "x.com"); return ""; } catch (e) { return e.message; }
+			})`, tt.file)
+			ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+			defer cancel()
+			msg, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(msg, tt.want) || len(msg) > 500 {
+				t.Fatalf("the console says %q (%d bytes), want %q", msg[:min(len(msg), 300)], len(msg), tt.want)
+			}
+		})
+	}
+}

@@ -47,7 +47,7 @@ class Rows {
     if (!problem) {
       e = e.toLowerCase();
       if (!e.endsWith("@" + this.domain)) {
-        problem = `${e} is not in ${this.domain}: a user belongs to the organization of its email's domain`;
+        problem = `${utf8Length(e) > 64 ? quoteClip(e) : e} is not in ${this.domain}: a user belongs to the organization of its email's domain`;
       } else if (this.seen.has(e)) {
         problem = `${e} is also on line ${this.seen.get(e)}`;
       }
@@ -78,7 +78,29 @@ function status(s) {
     case "": case "active": return [false, null];
     case "suspended": return [true, null];
   }
-  return [false, `status ${JSON.stringify(s)} must be active or suspended`];
+  return [false, `status ${quoteClip(s)} must be active or suspended`];
+}
+
+// quoteClip quotes s, a value from the file, for a message; one longer
+// than 64 bytes (UTF-8) is cut to the whole characters of its first 48,
+// with its length (admin.quoteClip): a file of one 50 MB line is not
+// shown back whole.
+function quoteClip(s) {
+  const n = utf8Length(s);
+  if (n <= 64) return JSON.stringify(s);
+  let cut = "", used = 0;
+  for (const ch of s) {
+    const l = utf8Length(ch);
+    if (used + l > 48) break;
+    cut += ch;
+    used += l;
+  }
+  return `${JSON.stringify(cut)}… (${n} bytes)`;
+}
+
+// utf8Length is the length of s in UTF-8 bytes.
+function utf8Length(s) {
+  return new TextEncoder().encode(s).length;
 }
 
 // HEADER is the header line a CSV file may begin with; "email" alone is
@@ -146,7 +168,7 @@ function readCSV(text, rows) {
     }
     if (first && !rec[0].includes("@")) { // a header
       first = false;
-      if (!isHeader(rec)) rows.add(start, "", false, `${JSON.stringify(rec.join(","))} is neither an email address nor the header ${HEADER}`);
+      if (!isHeader(rec)) rows.add(start, "", false, `${quoteClip(rec.join(","))} is neither an email address nor the header ${HEADER}`);
       continue;
     }
     first = false;
