@@ -86,6 +86,10 @@ func TestServerURLRefused(t *testing.T) {
 		{name: "no host", args: append([]string{"sa", "list", "--server", "http://"}, creds...), usage: true, wantInErr: `--server "http://"`},
 		{name: "scheme that starts with http", args: append([]string{"sa", "list", "--server", "httpfoo://x"}, creds...), usage: true, wantInErr: `--server "httpfoo://x"`},
 		{name: "not a URL", args: append([]string{"sa", "list", "--server", "junk"}, creds...), usage: true, wantInErr: `--server "junk"`},
+		{name: "password", args: append([]string{"sa", "list", "--server", "http://admin:hunter2@keyward.internal"}, creds...), usage: true, wantInErr: `--server "http://admin:xxxxx@keyward.internal" must be a base URL without a user name, password, query or fragment`},
+		{name: "query", args: append([]string{"sa", "list", "--server", "http://keyward.internal?x=1"}, creds...), usage: true, wantInErr: `--server "http://keyward.internal?x=1" must be a base URL without`},
+		{name: "fragment", env: "http://keyward.internal/#top", args: append([]string{"sa", "list"}, creds...), usage: true, wantInErr: `KEYWARD_SERVER "http://keyward.internal/#top" must be a base URL without`},
+		{name: "bench target with a query", args: []string{"bench", "--target", "http://keyward.internal?", "--credentials", m.AdminKeyFile}, usage: true, wantInErr: `--target "http://keyward.internal?" must be a base URL without`},
 		{name: "environment", env: "http://", args: append([]string{"sa", "list"}, creds...), usage: true, wantInErr: `KEYWARD_SERVER "http://"`},
 		{name: "key file token_uri", args: []string{"sa", "list", "--credentials", badURI}, wantInErr: `token_uri "ftp://keyward.internal/token"`},
 		// A URL of something that is not a token endpoint is not blamed
@@ -100,6 +104,9 @@ func TestServerURLRefused(t *testing.T) {
 			t.Setenv("KEYWARD_SERVER", tt.env)
 			err := runCLIErrWithin(t, 20*time.Second, tt.args...)
 			var ue usageError
+			if err != nil && strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("the error shows the password: %v", err)
+			}
 			if err == nil || !strings.Contains(err.Error(), tt.wantInErr) || errors.As(err, &ue) != tt.usage {
 				t.Fatalf("keyward %s: %v (usage error: %v); want an error naming %s (usage error: %v)", strings.Join(tt.args, " "), err, errors.As(err, &ue), tt.wantInErr, tt.usage)
 			}

@@ -136,6 +136,12 @@ func checkServerURL(name, raw string) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("%s %q must be an http:// or https:// URL with a host, such as https://keyward.internal", name, raw)
 	}
+	// Paths are appended to it: a query or fragment would end up in the
+	// middle of them, and a user name and password would go to the token
+	// endpoint as client credentials (and into its error, to the screen).
+	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return fmt.Errorf("%s %q must be a base URL without a user name, password, query or fragment, such as https://keyward.internal", name, u.Redacted())
+	}
 	return nil
 }
 
