@@ -386,7 +386,11 @@ func jsonTypeMismatch(typ *json.UnmarshalTypeError) (want, got string) {
 	default:
 		got = "a " + got
 	}
-	return jsonKind(typ.Type), got
+	want = jsonKind(typ.Type)
+	if strings.HasPrefix(want, "a whole number") && strings.ContainsAny(got, ".eE") {
+		want = "a whole number" // its range is not what is wrong with 1.5
+	}
+	return want, got
 }
 
 // jsonKind names the JSON values that decode into t.
