@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func main() {
@@ -101,11 +102,50 @@ its admin API, authenticated with an administrator key file
 		if err := c.ValidateFlagGroups(); err != nil {
 			return usage(c, err)
 		}
+		if err := flagAsValue(c); err != nil {
+			return usage(c, err)
+		}
 		return nil
 	}
 	usageErrors(root)
 	refuseStrayHelp(root)
 	return root
+}
+
+// flagAsValue reports a flag whose value is one of the command's flags: in
+// 'keyward keys create SA --out --force' or 'keyward serve --data-dir
+// --help', the value was left out, and the next flag taken for it (a key
+// file named --force, a server on a data directory named --help).
+func flagAsValue(c *cobra.Command) error {
+	var err error
+	c.Flags().Visit(func(f *pflag.Flag) {
+		if err != nil || f.Value.Type() == "bool" {
+			return
+		}
+		for _, v := range flagValues(f) {
+			name, _, _ := strings.Cut(v, "=")
+			var named *pflag.Flag
+			switch {
+			case strings.HasPrefix(name, "--"):
+				named = c.Flags().Lookup(name[2:])
+			case len(name) == 2 && name[0] == '-':
+				named = c.Flags().ShorthandLookup(name[1:])
+			}
+			if named != nil {
+				err = fmt.Errorf("--%s was given no value: the word after it, %q, is one of the command's flags", f.Name, v)
+				return
+			}
+		}
+	})
+	return err
+}
+
+// flagValues are the values given to f: one, or each of a list's.
+func flagValues(f *pflag.Flag) []string {
+	if sv, ok := f.Value.(pflag.SliceValue); ok {
+		return sv.GetSlice()
+	}
+	return []string{f.Value.String()}
 }
 
 // emptyArg reports the first empty (or blank) argument, named as the

@@ -43,6 +43,12 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"sa", "create", "x"}, true, `required flag(s) "project" not set`},
 		{[]string{"api", "create", "x"}, true, `required flag(s) "identifier", "scopes" not set`},
 		{[]string{"sa", "--bogus"}, true, "unknown flag"},
+		// A flag left without its value takes the next flag for it.
+		{[]string{"keys", "create", "a@b.c", "--out", "--force"}, true, `--out was given no value: the word after it, "--force", is one of the command's flags`},
+		{[]string{"export", "--data-dir", "--help"}, true, `--data-dir was given no value: the word after it, "--help", is one of the command's flags`},
+		{[]string{"sa", "list", "-o", "-h"}, true, `--output was given no value: the word after it, "-h", is one of the command's flags`},
+		{[]string{"sa", "update", "a@b.c", "--scopes", "a,--description=x"}, true, `--scopes was given no value: the word after it, "--description=x", is one of the command's flags`},
+		{[]string{"sa", "update", "a@b.c", "--display-name", "--not-a-flag"}, false, "no credentials"},
 		{[]string{"sa", "list", "-o", "yaml"}, true, "must be table or json"},
 		{[]string{"keys", "create", "x@p.iam.example"}, true, "--out is required"},
 		{[]string{"audit", "list", "--newest", "--follow"}, true, "--newest and --follow go opposite ways"},
