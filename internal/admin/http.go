@@ -314,11 +314,15 @@ func decode(r *http.Request, v any) error {
 }
 
 // decodeOptional is decode for an endpoint whose body may be left out: an
-// empty body, or one of white space alone, leaves v as it is, whether it
-// came with Content-Length: 0 or chunked.
+// empty body, or one of JSON's white space alone (space, tab, CR, LF),
+// leaves v as it is, whether it came with Content-Length: 0 or chunked.
 func decodeOptional(r *http.Request, v any) error {
 	return decodeBody(r, v, true)
 }
+
+// jsonSpace is the white space JSON allows around a value (RFC 8259 §2):
+// not bytes.TrimSpace's, which takes a form feed or a no-break space too.
+const jsonSpace = " \t\r\n"
 
 func decodeBody(r *http.Request, v any, optional bool) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
@@ -332,7 +336,7 @@ func decodeBody(r *http.Request, v any, optional bool) error {
 	if hasNUL(body) {
 		return invalid("The request body contains a NUL character.")
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	if len(bytes.Trim(body, jsonSpace)) == 0 {
 		if optional {
 			return nil
 		}

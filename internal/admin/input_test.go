@@ -31,6 +31,7 @@ func TestRefusesLooseInput(t *testing.T) {
 		// A body that does not decode is described in JSON's words, not Go's.
 		{"empty body", "POST", "/v1/service-accounts", "", 400, "The request body is empty; send a JSON object."},
 		{"blank body", "POST", "/v1/apis", " \n", 400, "The request body is empty; send a JSON object."},
+		{"form feed body", "POST", "/v1/apis", "\f", 400, "not valid JSON: invalid character '\\f' looking for beginning of value"},
 		{"not JSON", "POST", "/v1/service-accounts", "name=job", 400, "not valid JSON: invalid character 'a' in literal null (expecting 'u') (at byte 2)"},
 		{"cut short", "POST", "/v1/service-accounts", `{"name":`, 400, "not valid JSON: it ends in the middle of a value."},
 		{"array body", "POST", "/v1/service-accounts", `[]`, 400, "The request body must be a JSON object, not an array."},
@@ -106,6 +107,11 @@ func TestOptionalBody(t *testing.T) {
 		{"secret, chunked", "POST", sa + "/secrets", "", true, 201},
 		{"project, white space", "PUT", "/v1/orgs/example.com/projects/shop", " ", false, 200},
 		{"project, chunked", "PUT", "/v1/orgs/example.com/projects/shop", "", true, 200},
+		// Only JSON's white space: a form feed or a no-break space is
+		// neither JSON nor a body left out.
+		{"key, form feed", "POST", sa + "/keys", "\f", false, 400},
+		{"secret, no-break space", "POST", sa + "/secrets", "\u00a0", false, 400},
+		{"project, no-break space chunked", "PUT", "/v1/orgs/example.com/projects/shop", " \u00a0 ", true, 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
