@@ -371,7 +371,11 @@ func jsonProblem(err error) string {
 		}
 		return fmt.Sprintf("The field %q of the request body must be %s, not %s.", typ.Field, want, got)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return fmt.Sprintf("The request body has a field this endpoint does not take: %s.", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		if u, err := strconv.Unquote(name); err == nil {
+			name = quoteClip(u) // a name of 1 MiB is not echoed back whole
+		}
+		return fmt.Sprintf("The request body has a field this endpoint does not take: %s.", name)
 	}
 	return fmt.Sprintf("The request body is not valid JSON for this endpoint: %s.", strings.TrimPrefix(err.Error(), "json: "))
 }
@@ -393,6 +397,11 @@ func jsonTypeMismatch(typ *json.UnmarshalTypeError) (want, got string) {
 	want = jsonKind(typ.Type)
 	if strings.HasPrefix(want, "a whole number") && strings.ContainsAny(got, ".eE") {
 		want = "a whole number" // its range is not what is wrong with 1.5
+	}
+	if len(got) > 64 {
+		// A number, as sent: one of 1 MiB is not echoed back whole. Its
+		// bytes are ASCII, so any cut is between characters.
+		got = fmt.Sprintf("%s… (%d bytes)", got[:48], len(got))
 	}
 	return want, got
 }

@@ -129,3 +129,33 @@ func TestOptionalBody(t *testing.T) {
 		})
 	}
 }
+
+// A body's bad value is described, not echoed back whole: a field name
+// or a number of more than 64 bytes is cut to its first 48, with its
+// length; one of 64 is quoted in full.
+func TestBodyProblemQuotesLittle(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	long := func(c string, n int) string { return strings.Repeat(c, n) }
+	tests := []struct {
+		name, body, want, notWant string
+	}{
+		{"long unknown field", `{"name":"job","project":"shop","` + long("k", 1<<19) + `":1}`,
+			`does not take: "` + long("k", 48) + `"… (524288 bytes).`, long("k", 49)},
+		{"unknown field of 64 bytes", `{"name":"job","project":"shop","` + long("k", 64) + `":1}`,
+			`does not take: "` + long("k", 64) + `".`, "…"},
+		{"long number", `{"name":"job","project":"shop","token_lifetime_seconds":` + long("9", 1<<19) + `}`,
+			`must be a whole number from -9223372036854775808 to 9223372036854775807, not ` + long("9", 48) + `… (524288 bytes).`, long("9", 49)},
+		{"long fraction", `{"name":"job","project":"shop","token_lifetime_seconds":1.` + long("5", 100) + `}`,
+			`must be a whole number, not 1.` + long("5", 46) + `… (102 bytes).`, long("5", 47)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, _ := f.call(t, "POST", "/v1/service-accounts", auth, tt.body)
+			desc, _ := out["error_description"].(string)
+			if code != 400 || !strings.Contains(desc, tt.want) || strings.Contains(desc, tt.notWant) {
+				t.Fatalf("%d, %d bytes of description %.200q…; want 400 containing %q, not %.60q", code, len(desc), desc, tt.want, tt.notWant)
+			}
+		})
+	}
+}

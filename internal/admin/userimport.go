@@ -173,9 +173,9 @@ func parseUsersCSV(data []byte, check func(UserRow) error) ([]UserRow, error) {
 	return b.result()
 }
 
-// quoteClip quotes s, a value from an import file, for an error message;
-// one longer than 64 bytes is cut to its first 48, with its length: a
-// file of one 50 MB line is not echoed back whole.
+// quoteClip quotes s, a value from an import file or a request body, for
+// an error message; one longer than 64 bytes is cut to its first 48, with
+// its length: a file of one 50 MB line is not echoed back whole.
 func quoteClip(s string) string {
 	if len(s) <= 64 {
 		return fmt.Sprintf("%q", s)
