@@ -396,7 +396,9 @@ func jsonTypeMismatch(typ *json.UnmarshalTypeError) (want, got string) {
 	}
 	want = jsonKind(typ.Type)
 	if strings.HasPrefix(want, "a whole number") && strings.ContainsAny(got, ".eE") {
-		want = "a whole number" // its range is not what is wrong with 1.5
+		// Its range is not what is wrong with 1.5, and 1.0 or 1e3 is a
+		// whole number, only not written as one that decodes.
+		want = "a whole number, in digits without a point or an exponent"
 	}
 	if len(got) > 64 {
 		// A number, as sent: one of 1 MiB is not echoed back whole. Its

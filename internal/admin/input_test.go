@@ -37,7 +37,9 @@ func TestRefusesLooseInput(t *testing.T) {
 		{"array body", "POST", "/v1/service-accounts", `[]`, 400, "The request body must be a JSON object, not an array."},
 		{"string for an array", "POST", "/v1/apis", `{"scopes":"orders.read"}`, 400, `The field "scopes" of the request body must be an array, not a string.`},
 		{"number in an array", "PATCH", "/v1/service-accounts/" + f.admin.Email, `{"scopes":[1]}`, 400, `The field "scopes" of the request body must be a string, not a number.`},
-		{"fraction for a whole number", "POST", "/v1/service-accounts", `{"name":"job","project":"shop","token_lifetime_seconds":1.5}`, 400, `The field "token_lifetime_seconds" of the request body must be a whole number, not 1.5.`},
+		{"fraction for a whole number", "POST", "/v1/service-accounts", `{"name":"job","project":"shop","token_lifetime_seconds":1.5}`, 400, `The field "token_lifetime_seconds" of the request body must be a whole number, in digits without a point or an exponent, not 1.5.`},
+		{"whole number with a point", "POST", "/v1/service-accounts", `{"name":"job","project":"shop","token_lifetime_seconds":1.0}`, 400, `must be a whole number, in digits without a point or an exponent, not 1.0.`},
+		{"whole number with an exponent", "POST", "/v1/service-accounts", `{"name":"job","project":"shop","token_lifetime_seconds":1e3}`, 400, `must be a whole number, in digits without a point or an exponent, not 1e3.`},
 		{"whole number out of range", "POST", "/v1/service-accounts", `{"name":"job","project":"shop","token_lifetime_seconds":99999999999999999999}`, 400, `The field "token_lifetime_seconds" of the request body must be a whole number from -9223372036854775808 to 9223372036854775807, not 99999999999999999999.`},
 		{"object for a string", "POST", "/v1/orgs", `{"domain":{}}`, 400, `The field "domain" of the request body must be a string, not an object.`},
 		{"unknown field", "POST", "/v1/service-accounts", `{"name":"job","project":"shop","scope":"x"}`, 400, `The request body has a field this endpoint does not take: "scope".`},
@@ -147,7 +149,7 @@ func TestBodyProblemQuotesLittle(t *testing.T) {
 		{"long number", `{"name":"job","project":"shop","token_lifetime_seconds":` + long("9", 1<<19) + `}`,
 			`must be a whole number from -9223372036854775808 to 9223372036854775807, not ` + long("9", 48) + `… (524288 bytes).`, long("9", 49)},
 		{"long fraction", `{"name":"job","project":"shop","token_lifetime_seconds":1.` + long("5", 100) + `}`,
-			`must be a whole number, not 1.` + long("5", 46) + `… (102 bytes).`, long("5", 47)},
+			`must be a whole number, in digits without a point or an exponent, not 1.` + long("5", 46) + `… (102 bytes).`, long("5", 47)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
