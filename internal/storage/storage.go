@@ -497,7 +497,8 @@ type Storage interface {
 	CreateOrg(ctx context.Context, o Org, ev AuditEvent) error
 	GetOrg(ctx context.Context, domain string) (Org, error)
 	// GetOrgs returns those of the organizations named by domains that
-	// exist, by domain, each once; a domain that does not exist is left
+	// exist, in the byte order of their domains (Go's string order), each
+	// once; a domain that does not exist is left
 	// out, not an error. It reads them with a bounded number of queries
 	// however many domains there are (one per few hundred).
 	GetOrgs(ctx context.Context, domains []string) ([]Org, error)
