@@ -353,6 +353,10 @@ func TestAuthenticate(t *testing.T) {
 		{name: "CA-issued certificate, through the intermediate it sent among six others", req: request{form: url.Values{"client_id": {"111"}}, cert: w.chained.Leaf, chain: append(strays[:6:6], w.inter)}, wantID: "111", wantMethod: storage.AuthTLS, wantCnf: true},
 		{name: "CA-issued certificate, more than seven intermediates sent", req: request{form: url.Values{"client_id": {"111"}}, cert: w.chained.Leaf, chain: append([]*x509.Certificate{w.inter}, strays...)}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "CA-issued certificate, two intermediates of one subject sent", req: request{form: url.Values{"client_id": {"111"}}, cert: w.chained.Leaf, chain: []*x509.Certificate{twin, w.inter}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		// Intermediates that are refused are not held against a certificate
+		// a trusted CA issued directly, which needs none.
+		{name: "CA-issued certificate, directly, more than seven certificates sent after it", req: request{form: url.Values{"client_id": {"111"}}, cert: w.issued.Leaf, chain: append([]*x509.Certificate{w.inter}, strays...)}, wantID: "111", wantMethod: storage.AuthTLS, wantCnf: true},
+		{name: "CA-issued certificate, directly, two certificates of one subject sent after it", req: request{form: url.Values{"client_id": {"111"}}, cert: w.issued.Leaf, chain: []*x509.Certificate{twin, w.inter}}, wantID: "111", wantMethod: storage.AuthTLS, wantCnf: true},
 		{name: "self-signed certificate, more than seven certificates sent after it", req: request{form: url.Values{"client_id": {"111"}}, cert: w.selfCert.Leaf, chain: append([]*x509.Certificate{w.inter}, strays...)}, wantID: "111", wantMethod: storage.AuthSelfSignedTLS, wantCnf: true},
 		{name: "certificate of an untrusted CA, that CA sent along", req: request{form: url.Values{"client_id": {"111"}}, cert: w.forged.Leaf, chain: []*x509.Certificate{w.rogue}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "CA-issued certificate, SAN DNS", req: request{form: url.Values{"client_id": {"555"}}, cert: w.issued.Leaf}, wantID: "555", wantMethod: storage.AuthTLS, wantCnf: true},

@@ -31,11 +31,12 @@ func (a *Authenticator) certificate(ctx context.Context, source string, p *Princ
 	now := a.cfg.Now()
 	var chainErr error // why the intermediates were not used, if they were not
 	if slices.Contains(acct.AuthMethods, storage.AuthTLS) && !acct.TLS.IsZero() && a.cfg.ClientCAs != nil {
+		// Intermediates refused for their number or subjects are left
+		// out, not held against the certificate: one a CA of ClientCAs
+		// issued directly needs none of them.
 		pool, verr := intermediatePool(intermediates)
 		chainErr = verr
-		if verr == nil {
-			_, verr = cert.Verify(x509.VerifyOptions{Roots: a.cfg.ClientCAs, Intermediates: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-		}
+		_, verr = cert.Verify(x509.VerifyOptions{Roots: a.cfg.ClientCAs, Intermediates: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 		if verr == nil && matchesBinding(cert, acct.TLS) {
 			if err := allowed(acct, storage.AuthTLS); err != nil {
 				return nil, err
