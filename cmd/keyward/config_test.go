@@ -287,6 +287,24 @@ func TestRedactDSN(t *testing.T) {
 	}
 }
 
+// TestClientCertHeaderHelp: serve --help names every form
+// --client-cert-header reads, not nginx's alone.
+func TestClientCertHeaderHelp(t *testing.T) {
+	c, _, err := newRootCommand().Find([]string{"serve"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.Flags().Lookup("client-cert-header")
+	if f == nil {
+		t.Fatal("serve has no --client-cert-header")
+	}
+	for _, want := range []string{"URL-encoded PEM", "spaces for line breaks", "base64 DER", "intermediates"} {
+		if !strings.Contains(f.Usage, want) {
+			t.Errorf("--client-cert-header help %q does not say %q", f.Usage, want)
+		}
+	}
+}
+
 // TestStoreFlagsHelp: --data-dir says what each command does with it, and
 // --no-migrate shows only where it does something.
 func TestStoreFlagsHelp(t *testing.T) {

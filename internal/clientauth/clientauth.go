@@ -50,8 +50,9 @@ type Config struct {
 	// nil disables that method.
 	ClientCAs *x509.CertPool
 	// CertHeader, if set, names a header in which a TLS-terminating proxy
-	// passes the client certificate (URL-encoded PEM). It is read only from
-	// TrustedProxies.
+	// passes the client certificate (as parseForwardedCert reads it:
+	// URL-encoded PEM, PEM, or base64 DER; PEM with its intermediates
+	// after it). It is read only from TrustedProxies.
 	CertHeader     string
 	TrustedProxies []netip.Prefix
 	Now            func() time.Time
