@@ -34,8 +34,8 @@ func main() {
 func execute(ctx context.Context, root *cobra.Command) error {
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil && cmd != nil {
-		if word, ok := strayHelpArg(cmd); ok {
-			err = unknownCommand(cmd, word, cmd.Flags().Args()[1:])
+		if group, word, rest := helpTarget(cmd); word != "" {
+			cmd, err = group, unknownCommand(group, word, rest)
 		}
 	}
 	var ue usageError
@@ -282,28 +282,40 @@ func unknownCommand(c *cobra.Command, word string, rest []string) error {
 	return usage(c, err)
 }
 
-// strayHelpArg reports the first argument of a command group run with
-// --help when it names none of the group's subcommands: cobra would show
-// the group's help for 'keyward sa keys delete --help', and the user would
-// read sa's help believing it was that of the command they meant.
-func strayHelpArg(c *cobra.Command) (string, bool) {
+// helpTarget resolves the words given to command group c run with --help:
+// 'keyward sa --help create' and 'keyward --help sa create' mean the help
+// of 'keyward sa create', which is target. A word that names no
+// subcommand of the group before it is stray, with the group and the
+// words after it: cobra would show that group's help for 'keyward sa keys
+// delete --help', and the user would read sa's help believing it was that
+// of the command they meant. Without --help, or words, target is c.
+func helpTarget(c *cobra.Command) (target *cobra.Command, stray string, rest []string) {
 	h := c.Flags().Lookup("help")
-	if h == nil || !h.Changed || !c.HasSubCommands() || len(c.Flags().Args()) == 0 {
-		return "", false
+	args := c.Flags().Args()
+	if h == nil || !h.Changed || !c.HasSubCommands() || len(args) == 0 {
+		return c, "", nil
 	}
-	return c.Flags().Arg(0), true
+	// Find stops at the first word that names no subcommand: rest starts
+	// with it (its error, if any, says the same of the root's words).
+	target, rest, _ = c.Find(args)
+	if target.HasSubCommands() && len(rest) > 0 {
+		return target, rest[0], rest[1:]
+	}
+	return target, "", nil
 }
 
 // refuseStrayHelp makes --help on a command group, and 'keyward help', with
-// a word that names no subcommand a usage error (see strayHelpArg) instead
+// a word that names no subcommand a usage error (see helpTarget) instead
 // of showing the group's help.
 func refuseStrayHelp(root *cobra.Command) {
 	show := root.HelpFunc()
 	root.SetHelpFunc(func(c *cobra.Command, args []string) {
-		if _, ok := strayHelpArg(c); ok {
+		target, stray, _ := helpTarget(c)
+		if stray != "" {
 			return // execute reports it
 		}
-		show(c, args)
+		target.InitDefaultHelpFlag() // as 'keyward help' does: its help lists -h
+		show(target, args)
 	})
 	root.InitDefaultHelpCmd()
 	for _, hc := range root.Commands() {

@@ -30,6 +30,7 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"help", "sa", "keys", "delete"}, true, `keys is a command of its own: keyward keys delete` + "\nRun 'keyward sa --help'"},
 		{[]string{"sa", "lst", "-h"}, true, `unknown command "lst" for "keyward sa"; did you mean`},
 		{[]string{"nosuch", "--help"}, true, `unknown command "nosuch" for "keyward"`},
+		{[]string{"--help", "sa", "lst"}, true, `unknown command "lst" for "keyward sa"; did you mean get or list?` + "\nRun 'keyward sa --help'"},
 		{[]string{"help", "nosuch"}, true, `unknown command "nosuch" for "keyward"` + "\nRun 'keyward --help'"},
 		{[]string{"sa", "get"}, true, "missing SA: keyward sa get SA"},
 		{[]string{"sa", "get", "a", "b"}, true, `2 arguments, want 1: keyward sa get SA (unexpected: ["b"])`},
@@ -130,6 +131,11 @@ func TestHelpNamesCommand(t *testing.T) {
 		{[]string{"keys", "delete", "--help"}, "keyward keys delete SA KEY_ID"},
 		{[]string{"help", "keys", "delete"}, "keyward keys delete SA KEY_ID"},
 		{[]string{"sa", "get", "-h"}, "keyward sa get SA"},
+		// --help before the subcommand's name: that subcommand's help
+		{[]string{"sa", "--help", "create"}, "keyward sa create NAME"},
+		{[]string{"keys", "-h", "delete"}, "keyward keys delete SA KEY_ID"},
+		{[]string{"--help", "sa"}, "keyward sa [flags]\n  keyward sa [command]"},
+		{[]string{"-h", "keys", "delete", "a@b.c"}, "keyward keys delete SA KEY_ID"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
