@@ -275,7 +275,13 @@ func unknownCommand(c *cobra.Command, word string, rest []string) error {
 		return usage(c, fmt.Errorf("%w; did you mean %s?", err, strings.Join(s, " or ")))
 	}
 	if root := c.Root(); root != c {
-		if meant, _, ferr := root.Find(append([]string{word}, rest...)); ferr == nil && meant != root {
+		meant, _, ferr := root.Find(append([]string{word}, rest...))
+		if ferr == nil && meant.Name() == "help" && meant.Parent() == root {
+			// 'keyward sa help create': help is only the root's
+			path := append(strings.Fields(c.CommandPath())[1:], rest...)
+			return usage(c, fmt.Errorf("%w; help is a command of its own: %s help %s", err, root.Name(), strings.Join(path, " ")))
+		}
+		if ferr == nil && meant != root {
 			return usage(c, fmt.Errorf("%w; %s is a command of its own: %s", err, word, meant.CommandPath()))
 		}
 	}

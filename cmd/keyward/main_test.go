@@ -29,6 +29,8 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"sa", "keys", "delete", "--help"}, true, `unknown command "keys" for "keyward sa"; keys is a command of its own: keyward keys delete` + "\nRun 'keyward sa --help'"},
 		{[]string{"help", "sa", "keys", "delete"}, true, `keys is a command of its own: keyward keys delete` + "\nRun 'keyward sa --help'"},
 		{[]string{"sa", "lst", "-h"}, true, `unknown command "lst" for "keyward sa"; did you mean`},
+		{[]string{"sa", "help", "create"}, true, `unknown command "help" for "keyward sa"; help is a command of its own: keyward help sa create`},
+		{[]string{"sa", "help"}, true, `help is a command of its own: keyward help sa` + "\nRun"},
 		{[]string{"nosuch", "--help"}, true, `unknown command "nosuch" for "keyward"`},
 		{[]string{"--help", "sa", "lst"}, true, `unknown command "lst" for "keyward sa"; did you mean get or list?` + "\nRun 'keyward sa --help'"},
 		{[]string{"help", "nosuch"}, true, `unknown command "nosuch" for "keyward"` + "\nRun 'keyward --help'"},
