@@ -113,8 +113,6 @@ for each request. The key file must exist: make one with
 	return cmd
 }
 
-// retrieveError describes a failed token request with the server's OAuth
-// error code and description.
 // reworded is err told in words of its own; errors.Is and errors.As still
 // see err.
 type reworded struct {
@@ -125,6 +123,8 @@ type reworded struct {
 func (e reworded) Error() string { return e.msg }
 func (e reworded) Unwrap() error { return e.err }
 
+// retrieveError describes a failed token request with the server's OAuth
+// error code and description, or, without an answer, the cause alone.
 func retrieveError(tokenURL string, err error) error {
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) {
