@@ -107,6 +107,9 @@ its admin API, authenticated with an administrator key file
 		}
 		return nil
 	}
+	// cobra adds 'completion' as it executes, after usageErrors would have
+	// seen it: added now, its mistakes are usage errors too.
+	root.InitDefaultCompletionCmd()
 	usageErrors(root)
 	refuseStrayHelp(root)
 	return root

@@ -31,6 +31,8 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"sa", "lst", "-h"}, true, `unknown command "lst" for "keyward sa"; did you mean`},
 		{[]string{"sa", "help", "create"}, true, `unknown command "help" for "keyward sa"; help is a command of its own: keyward help sa create`},
 		{[]string{"sa", "help"}, true, `help is a command of its own: keyward help sa` + "\nRun"},
+		{[]string{"completion", "bash", "extra"}, true, `unknown command "extra" for "keyward completion bash"` + "\nRun 'keyward completion bash --help'"},
+		{[]string{"completion", "powershel"}, true, `unknown command "powershel" for "keyward completion"; did you mean powershell?`},
 		{[]string{"nosuch", "--help"}, true, `unknown command "nosuch" for "keyward"`},
 		{[]string{"--help", "sa", "lst"}, true, `unknown command "lst" for "keyward sa"; did you mean get or list?` + "\nRun 'keyward sa --help'"},
 		{[]string{"help", "nosuch"}, true, `unknown command "nosuch" for "keyward"` + "\nRun 'keyward --help'"},
