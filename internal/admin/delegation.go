@@ -192,7 +192,7 @@ func NormalizeEmail(e string) (string, error) { return normalizeEmail(e) }
 func normalizeEmail(e string) (string, error) {
 	e = strings.TrimSpace(e)
 	if len(e) > 254 { // RFC 5321 §4.5.3.1.3
-		return "", fmt.Errorf("%q… is longer than an email address may be (254 bytes)", e[:32])
+		return "", fmt.Errorf("%s is longer than an email address may be (254 bytes)", quoteClip(e))
 	}
 	a, err := mail.ParseAddress(e)
 	if err != nil || a.Address != e || a.Name != "" {
