@@ -82,6 +82,7 @@ its admin API, authenticated with an administrator key file
 		newKeysCommand(),
 		newSecretsCommand(),
 		newTokensCommand(),
+		newWhoAmICommand(),
 		newOrgCommand(),
 		newUsersCommand(),
 		newDelegationCommand(),

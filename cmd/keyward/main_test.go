@@ -45,6 +45,8 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"audit", "verify", "extra"}, true, `unexpected argument "extra": keyward audit verify takes only flags`},
 		{[]string{"users", "list", "example.com"}, true, `unexpected argument "example.com": keyward users list takes only flags`},
 		{[]string{"token", "key.json"}, true, `unexpected argument "key.json": keyward token takes only flags`},
+		{[]string{"whoami", "admin"}, true, `unexpected argument "admin": keyward whoami takes only flags`},
+		{[]string{"whoami", "-o", "yaml"}, true, "must be table or json"},
 		{[]string{"sa", "create", "x"}, true, `required flag(s) "project" not set`},
 		{[]string{"api", "create", "x"}, true, `required flag(s) "identifier", "scopes" not set`},
 		{[]string{"sa", "--bogus"}, true, "unknown flag"},
@@ -67,6 +69,7 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"audit", "list", "--since", "24h", "--until", "2026-12-01T00:00:00Z", "--outcome", "failure", "--after", "0"}, false, "no credentials"},
 		{[]string{"sa", "update", "x", "--credentials", missing}, false, "credentials"},
 		{[]string{"sa", "list"}, false, "no credentials"},
+		{[]string{"whoami"}, false, "no credentials"},
 		{[]string{"audit", "verify", "--data-dir", missing}, false, "no Keyward database"},
 	}
 	for _, tt := range tests {
@@ -135,6 +138,7 @@ func TestHelpNamesCommand(t *testing.T) {
 		{[]string{"keys", "delete", "--help"}, "keyward keys delete SA KEY_ID"},
 		{[]string{"help", "keys", "delete"}, "keyward keys delete SA KEY_ID"},
 		{[]string{"sa", "get", "-h"}, "keyward sa get SA"},
+		{[]string{"whoami", "--help"}, "keyward whoami [flags]\n\nExamples:\n  keyward whoami --credentials"},
 		// --help before the subcommand's name: that subcommand's help
 		{[]string{"sa", "--help", "create"}, "keyward sa create NAME"},
 		{[]string{"keys", "-h", "delete"}, "keyward keys delete SA KEY_ID"},
