@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 
@@ -15,8 +16,7 @@ func init() {
 	for k, v := range map[string]string{
 		"insertOrg": `INSERT INTO orgs (domain, blocked_scopes, created_at) VALUES (?, ?, ?)`,
 		"getOrg":    `SELECT domain, blocked_scopes, created_at FROM orgs WHERE domain = ?`,
-		"getOrgs": `SELECT domain, blocked_scopes, created_at FROM orgs WHERE domain IN (` +
-			strings.Repeat("?, ", orgsPerQuery-1) + `?)`,
+		"getOrgs":   `SELECT domain, blocked_scopes, created_at FROM orgs WHERE domain ` + inOrgs,
 		"getOrgProjects": `SELECT o.domain, o.blocked_scopes, o.created_at, p.project, p.internal
 			FROM orgs o LEFT JOIN project_orgs p ON p.org = o.domain WHERE o.domain = ? ORDER BY p.project`,
 		"listOrgs":          `SELECT domain, blocked_scopes, created_at FROM orgs ORDER BY domain`,
@@ -81,6 +81,27 @@ func (s *Store) GetOrg(ctx context.Context, domain string) (storage.Org, error) 
 // of 65,535.
 const orgsPerQuery = 500
 
+// inOrgs is the IN list of a query that reads orgsPerQuery organizations.
+var inOrgs = `IN (` + strings.Repeat("?, ", orgsPerQuery-1) + `?)`
+
+// orgChunks yields domains, sorted and each given once, orgsPerQuery at a
+// time, each chunk with the arguments of an inOrgs query for it: the last
+// chunk is padded with its last domain, which names no other row. The
+// arguments are reused from one chunk to the next.
+func orgChunks(domains []string) iter.Seq2[[]string, []any] {
+	return func(yield func([]string, []any) bool) {
+		args := make([]any, orgsPerQuery)
+		for chunk := range slices.Chunk(domains, orgsPerQuery) {
+			for i := range args {
+				args[i] = chunk[min(i, len(chunk)-1)]
+			}
+			if !yield(chunk, args) {
+				return
+			}
+		}
+	}
+}
+
 // GetOrgs implements storage.Storage: one prepared query per
 // orgsPerQuery domains, the last chunk padded with its last domain.
 func (s *Store) GetOrgs(ctx context.Context, domains []string) ([]storage.Org, error) {
@@ -88,11 +109,7 @@ func (s *Store) GetOrgs(ctx context.Context, domains []string) ([]storage.Org, e
 	slices.Sort(domains)
 	domains = slices.Compact(domains)
 	out := make([]storage.Org, 0, len(domains))
-	args := make([]any, orgsPerQuery)
-	for chunk := range slices.Chunk(domains, orgsPerQuery) {
-		for i := range args {
-			args[i] = chunk[min(i, len(chunk)-1)]
-		}
+	for _, args := range orgChunks(domains) {
 		if err := s.getOrgs(ctx, args, &out); err != nil {
 			return nil, s.wrap("get orgs", err)
 		}
@@ -296,11 +313,7 @@ func (s *Store) PutUsers(ctx context.Context, users []storage.User, ev storage.A
 // domain in ByteOrder), orgsPerQuery rows a statement. A missing
 // organization is ErrNotFound, naming it.
 func (s *Store) shareOrgs(ctx context.Context, tx *sql.Tx, orgs []string) error {
-	args := make([]any, orgsPerQuery)
-	for chunk := range slices.Chunk(orgs, orgsPerQuery) {
-		for i := range args {
-			args[i] = chunk[min(i, len(chunk)-1)] // padded with the last
-		}
+	for chunk, args := range orgChunks(orgs) {
 		rows, err := tx.QueryContext(ctx, s.q["lockOrgs"], args...)
 		if err != nil {
 			return s.wrap("put users", err)
