@@ -226,6 +226,40 @@ func FuzzNormalizeDN(f *testing.F) {
 	})
 }
 
+// matchesDN reads a subject a client's CA encoded, whatever its bytes,
+// without a panic; and a binding matches the subjects its stored normal
+// form matches, no more and no fewer.
+func FuzzMatchesDN(f *testing.F) {
+	for _, tt := range []struct {
+		rdns pkix.RDNSequence
+		dn   string
+	}{
+		{pkix.RDNSequence{rdn(dnTypes["O"], "Example"), rdn(dnTypes["CN"], "job")}, "CN=job,O=Example"},
+		{pkix.RDNSequence{rdn(dnTypes["C"], "US"), {{Type: dnTypes["OU"], Value: "ops"}, {Type: dnTypes["CN"], Value: "job"}}}, "cn=JOB+ou=ops, c=us"},
+		{pkix.RDNSequence{rdn(dnTypes["CN"], "a,b")}, `CN=a\,b`},
+		{pkix.RDNSequence{rdn(dnTypes["CN"], "  x  y ")}, "CN=x y"},
+	} {
+		raw, err := asn1.Marshal(tt.rdns)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw, tt.dn)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte, dn string) {
+		got := matchesDN(raw, dn)
+		n, err := NormalizeDN(dn)
+		if err != nil {
+			if got {
+				t.Fatalf("%q matches %x but does not normalize: %v", dn, raw, err)
+			}
+			return
+		}
+		if again := matchesDN(raw, n); again != got {
+			t.Fatalf("%q matches %x: %v; its normal form %q: %v", dn, raw, got, n, again)
+		}
+	})
+}
+
 // BenchmarkMatchesBinding: matchesBinding runs for every tls_client_auth
 // request.
 func BenchmarkMatchesBinding(b *testing.B) {
