@@ -351,6 +351,7 @@ func printable(s string) bool {
 
 func newAuditVerifyCommand() *cobra.Command {
 	cfg := DefaultConfig()
+	var applyConfig func() error
 	var output string
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -362,12 +363,17 @@ of events and the hash of the last one — keep that hash somewhere else, to
 detect later that the tail was cut — or the first event that does not fit.
 A pruned log is checked from its first kept event, must hold the
 audit.prune event that accounts for the rest, and every prune is listed:
-each should be one you ran.`,
+each should be one you ran.
+
+` + storeSettingsHelp,
 		Example: `  keyward audit verify --data-dir keyward-data
   keyward audit verify --db postgres://keyward@db/keyward -o json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
+				return err
+			}
+			if err := applyConfig(); err != nil {
 				return err
 			}
 			st, err := openMaintenanceStore(cmd.Context(), cfg, commandLogger(cmd))
@@ -409,13 +415,14 @@ each should be one you ran.`,
 			return nil
 		},
 	}
-	cfg.addMaintenanceStoreFlags(cmd.Flags(), "directory of the SQLite database whose audit log to check")
+	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database whose audit log to check")
 	addOutputFlag(cmd.Flags(), &output)
 	return cmd
 }
 
 func newAuditPruneCommand() *cobra.Command {
 	cfg := DefaultConfig()
+	var applyConfig func() error
 	var before, export string
 	var yes bool
 	cmd := &cobra.Command{
@@ -437,7 +444,10 @@ syncs it; only events it wrote are then pruned. Keep it if the events must
 outlive the database.
 
 A cut-off less than 24 hours ago (--before 0, 1h) would delete nearly the
-whole log, up to now: it is refused unless --yes confirms it.`,
+whole log, up to now: it is refused unless --yes confirms it.
+
+` + storeSettingsHelp + ` --before, --export and --yes are
+taken from the command line alone.`,
 		Example: `  keyward audit prune --data-dir keyward-data --before 90d --export audit-until-90d.jsonl
   keyward audit prune --db postgres://keyward@db/keyward --before 2026-01-01T00:00:00Z`,
 		Args: noArgs,
@@ -463,6 +473,9 @@ whole log, up to now: it is refused unless --yes confirms it.`,
 				if _, err := os.Lstat(export); err == nil {
 					return usageError{fmt.Errorf("--export %s already exists; name a new file", export)}
 				}
+			}
+			if err := applyConfig(); err != nil {
+				return err
 			}
 			st, err := openMaintenanceStore(cmd.Context(), cfg, commandLogger(cmd))
 			if err != nil {
@@ -507,7 +520,7 @@ whole log, up to now: it is refused unless --yes confirms it.`,
 			return nil
 		},
 	}
-	cfg.addMaintenanceStoreFlags(cmd.Flags(), "directory of the SQLite database whose audit log to prune")
+	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database whose audit log to prune")
 	cmd.Flags().StringVar(&before, "before", "", "delete events older than this: a duration ago (90d, 2160h) or an RFC 3339 time")
 	cmd.Flags().StringVar(&export, "export", "", "first write the events older than --before to this new file, as JSON lines")
 	cmd.Flags().BoolVar(&yes, "yes", false, "confirm a --before less than 24 hours ago, which deletes nearly the whole log")

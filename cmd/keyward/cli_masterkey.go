@@ -47,7 +47,10 @@ Stop every server first (with SQLite the command refuses to run while a
 server holds the data directory): one still running with the old key keeps
 serving with the keys it holds, but can no longer load or add signing keys.
 Then start every server with the new key. Back-ups taken before the rotation
-still need the old key.`,
+still need the old key.
+
+` + storeSettingsHelp + ` --new-master-key-file is taken from the
+command line alone.`,
 		Example: `  openssl rand -hex 32 > /etc/keyward/master.key.new
   keyward master-key rotate --config /etc/keyward/keyward.yaml --new-master-key-file /etc/keyward/master.key.new
   keyward master-key rotate --data-dir keyward-data --new-master-key-file new.key`,
@@ -113,10 +116,7 @@ still need the old key.`,
 			return nil
 		},
 	}
-	cfg.addServeFlags(cmd.Flags())
-	applyConfig = addConfigFileFlag(cmd.Flags())
+	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database, and of the generated master key if that is the current one", "master-key-file")
 	cmd.Flags().StringVar(&newKeyFile, "new-master-key-file", "", "file with the new 32-byte master key (raw, hex or base64)")
-	hideFlagsExcept(cmd.Flags(), "config", "data-dir", "db", "master-key-file", "new-master-key-file")
-	cmd.Flags().Lookup("data-dir").Usage = "directory of the SQLite database, and of the generated master key if that is the current one"
 	return cmd
 }

@@ -40,7 +40,10 @@ local user and host that ran this command.
 Use the same --config, --issuer and --account-domain as the server, so the
 key file names the server's token endpoint and the right account. A running
 server picks up the new key at once; an enabled account within --cache-ttl
-on SQLite, at once on PostgreSQL.`,
+on SQLite, at once on PostgreSQL.
+
+` + storeSettingsHelp + ` --key-file and --enable are taken from
+the command line alone.`,
 		Example: `  keyward recover-admin --data-dir keyward-data --key-file admin-key-new.json
   keyward recover-admin --config /etc/keyward/keyward.yaml --key-file /root/admin-key.json --enable`,
 		Args: noArgs,
@@ -96,12 +99,9 @@ on SQLite, at once on PostgreSQL.`,
 			return nil
 		},
 	}
-	cfg.addServeFlags(cmd.Flags())
-	applyConfig = addConfigFileFlag(cmd.Flags())
+	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database", "issuer", "listen", "tls-cert", "account-domain")
 	cmd.Flags().StringVar(&keyFile, "key-file", "", "where to write the new key file (mode 0600; must not exist)")
 	cmd.Flags().BoolVar(&enable, "enable", false, "also enable the administrator account if it is disabled")
-	hideFlagsExcept(cmd.Flags(), "config", "data-dir", "db", "issuer", "listen", "tls-cert", "account-domain", "key-file", "enable")
-	cmd.Flags().Lookup("data-dir").Usage = "directory of the SQLite database"
 	return cmd
 }
 

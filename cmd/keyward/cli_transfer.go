@@ -16,7 +16,10 @@ import (
 
 func newExportCommand() *cobra.Command {
 	cfg := DefaultConfig()
-	var out string
+	var (
+		applyConfig func() error
+		out         string
+	)
 	cmd := &cobra.Command{
 		Use:   "export",
 		Short: "Write the store's APIs, accounts, public keys and signing keys as JSON",
@@ -27,11 +30,16 @@ organizations with their users, policies and delegations. The audit log, used
 assertion IDs, revocations and opaque tokens are not exported.
 
 Secrets and signing keys stay usable only with the same master key: move
-it along. 'keyward import' loads the file into a new store.`,
+it along. 'keyward import' loads the file into a new store.
+
+` + storeSettingsHelp,
 		Example: `  keyward export --data-dir keyward-data --out keyward.json
   keyward import --db postgres://keyward@db/keyward keyward.json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyConfig(); err != nil {
+				return err
+			}
 			st, err := openMaintenanceStore(cmd.Context(), cfg, commandLogger(cmd))
 			if err != nil {
 				return err
@@ -58,13 +66,14 @@ it along. 'keyward import' loads the file into a new store.`,
 			return nil
 		},
 	}
-	cfg.addMaintenanceStoreFlags(cmd.Flags(), "directory of the SQLite database to export")
+	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database to export")
 	cmd.Flags().StringVar(&out, "out", "", "file to write (default: standard output)")
 	return cmd
 }
 
 func newImportCommand() *cobra.Command {
 	cfg := DefaultConfig()
+	var applyConfig func() error
 	cmd := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Load an export into a new, empty store",
@@ -76,9 +85,17 @@ an import that fails or is killed part way leaves the store as it was, so it
 can be run again. Start the server with the master key of the exported store
 (--master-key-file or KEYWARD_MASTER_KEY): the signing keys and the secret
 pepper are sealed under it, and 'keyward serve' refuses to generate a new one
-for a store that holds them.`,
+for a store that holds them.
+
+` + storeSettingsHelp + ` With no-migrate set there, the schema
+must be up to date already ('keyward migrate').`,
+		Example: `  keyward import --data-dir keyward-data keyward.json
+  keyward import --config /etc/keyward/keyward.yaml keyward.json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := applyConfig(); err != nil {
+				return err
+			}
 			if err := checkDB(cfg.DB); err != nil {
 				return usageError{err}
 			}
@@ -109,8 +126,7 @@ for a store that holds them.`,
 			return nil
 		},
 	}
-	cfg.addStoreFlags(cmd.Flags(), "directory of the SQLite database to import into (created if missing)")
-	cfg.addNoMigrateFlag(cmd.Flags())
+	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database to import into (created if missing)", "no-migrate")
 	return cmd
 }
 

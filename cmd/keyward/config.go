@@ -136,15 +136,6 @@ func (c *Config) addNoMigrateFlag(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.NoMigrate, "no-migrate", c.NoMigrate, "do not migrate the database schema on start; fail if it is not up to date")
 }
 
-// addMaintenanceStoreFlags binds the store flags of a maintenance command,
-// which never migrates: --no-migrate is accepted, for scripts and
-// configuration shared with serve, but hidden, as it changes nothing.
-func (c *Config) addMaintenanceStoreFlags(fs *pflag.FlagSet, dataDir string) {
-	c.addStoreFlags(fs, dataDir)
-	c.addNoMigrateFlag(fs)
-	fs.MarkHidden("no-migrate")
-}
-
 // Validate reports every problem of c at once.
 func (c *Config) Validate() error {
 	var errs []error

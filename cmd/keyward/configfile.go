@@ -22,11 +22,15 @@ func envName(flag string) string {
 // addConfigFileFlag adds --config to fs, for commands that take the
 // server's configuration, and returns the function that applies the file
 // and the KEYWARD_<FLAG> environment to the flags the command line left
-// unset, reporting every problem at once as a usage error.
+// unset, reporting every problem at once as a usage error. The settings
+// are the flags fs has now: flags added later are the command's own, set
+// on its command line alone (KEYWARD_YES must not confirm a prune).
 func addConfigFileFlag(fs *pflag.FlagSet) (apply func() error) {
+	settings := map[string]bool{}
+	fs.VisitAll(func(f *pflag.Flag) { settings[f.Name] = true })
 	file := fs.String("config", "", "YAML file of settings named like the flags (signing-alg: ES256); KEYWARD_<FLAG> environment variables override it, flags override both")
 	return func() error {
-		if err := applySources(fs, *file, os.Getenv); err != nil {
+		if err := applySources(fs, settings, *file, os.Getenv); err != nil {
 			return usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
 		}
 		return nil
@@ -44,11 +48,39 @@ func hideFlagsExcept(fs *pflag.FlagSet, keep ...string) {
 	})
 }
 
-// applySources fills every flag the command line left alone from the
-// environment and then from the YAML config file, whose keys are the flag
-// names. Command-line flags win over the environment, which wins over the
-// file. It reports every problem at once.
-func applySources(fs *pflag.FlagSet, file string, getenv func(string) string) error {
+// addServerSettings binds to c every setting of 'keyward serve', for a
+// command that works on the server's store, and returns the function that
+// applies --config and the environment, to call first thing in RunE. The
+// command then takes its settings from the same sources as serve, in the
+// same order — flags, then KEYWARD_<FLAG>, then the --config file, then the
+// defaults — and so opens the database serve opens. --help shows --config,
+// --data-dir (with dataDir as its help), --db and the settings in show;
+// the others are accepted, for configuration shared with serve, but
+// hidden. Flags added afterwards are the command's own.
+func (c *Config) addServerSettings(fs *pflag.FlagSet, dataDir string, show ...string) (apply func() error) {
+	c.addServeFlags(fs)
+	fs.Lookup("data-dir").Usage = dataDir
+	apply = addConfigFileFlag(fs)
+	hideFlagsExcept(fs, append([]string{"config", "data-dir", "db"}, show...)...)
+	return apply
+}
+
+// storeSettingsHelp is the paragraph of --help of the commands that work
+// on the server's store, saying where their settings come from.
+const storeSettingsHelp = `The store is chosen as 'keyward serve' chooses it, from the same sources:
+--data-dir or --db on the command line, else KEYWARD_DATA_DIR or KEYWARD_DB,
+else the server's --config file, else keyward-data. Give it the server's
+--config and environment to work on the server's database; the other
+settings of serve are accepted there and ignored unless this command says
+it uses them.`
+
+// applySources fills every flag named in settings (every flag of fs if
+// nil) that the command line left alone from the environment and then
+// from the YAML config file, whose keys are the flag names. Command-line
+// flags win over the environment, which wins over the file. It reports
+// every problem at once.
+func applySources(fs *pflag.FlagSet, settings map[string]bool, file string, getenv func(string) string) error {
+	isSetting := func(name string) bool { return settings == nil || settings[name] }
 	var errs []error
 	values := map[string]any{}
 	if file != "" {
@@ -66,7 +98,7 @@ func applySources(fs *pflag.FlagSet, file string, getenv func(string) string) er
 		spelt := map[string]string{}
 		for _, k := range keys {
 			name := strings.ReplaceAll(k, "_", "-")
-			if f := fs.Lookup(name); f == nil || name == "config" || name == "help" {
+			if f := fs.Lookup(name); f == nil || !isSetting(name) || name == "config" || name == "help" {
 				errs = append(errs, fmt.Errorf("--config %s: unknown setting %q (the settings are the flags of 'keyward serve --help')", file, k))
 				continue
 			}
@@ -79,7 +111,7 @@ func applySources(fs *pflag.FlagSet, file string, getenv func(string) string) er
 		values = named
 	}
 	fs.VisitAll(func(f *pflag.Flag) {
-		if f.Changed || f.Name == "config" || f.Name == "help" {
+		if f.Changed || !isSetting(f.Name) || f.Name == "config" || f.Name == "help" {
 			return
 		}
 		if v := getenv(envName(f.Name)); v != "" {

@@ -29,7 +29,7 @@ log-level: debug
 		t.Fatal(err)
 	}
 	env := map[string]string{"KEYWARD_CLOCK_SKEW": "45s", "KEYWARD_ISSUER": ""}
-	if err := applySources(fs, file, func(k string) string { return env[k] }); err != nil {
+	if err := applySources(fs, nil, file, func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct{ name, got, want string }{
@@ -54,7 +54,7 @@ func TestApplySourcesReportsEveryProblem(t *testing.T) {
 	cfg := DefaultConfig()
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	cfg.addServeFlags(fs)
-	err := applySources(fs, file, func(k string) string {
+	err := applySources(fs, nil, file, func(k string) string {
 		if k == "KEYWARD_MAX_TOKEN_LIFETIME" {
 			return "forever"
 		}
@@ -71,16 +71,16 @@ func TestApplySourcesReportsEveryProblem(t *testing.T) {
 	for _, bad := range []string{"::not yaml", ""} {
 		os.WriteFile(file, []byte(bad), 0o600)
 		if bad == "" {
-			if err := applySources(fs, file, func(string) string { return "" }); err != nil {
+			if err := applySources(fs, nil, file, func(string) string { return "" }); err != nil {
 				t.Errorf("an empty config file is refused: %v", err)
 			}
 			continue
 		}
-		if err := applySources(fs, file, func(string) string { return "" }); err == nil {
+		if err := applySources(fs, nil, file, func(string) string { return "" }); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-	if err := applySources(fs, filepath.Join(t.TempDir(), "missing.yaml"), func(string) string { return "" }); err == nil {
+	if err := applySources(fs, nil, filepath.Join(t.TempDir(), "missing.yaml"), func(string) string { return "" }); err == nil {
 		t.Error("a missing config file is accepted")
 	}
 }
@@ -109,7 +109,7 @@ func TestConfigKeySpellings(t *testing.T) {
 				cfg := DefaultConfig()
 				fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 				cfg.addServeFlags(fs)
-				err := applySources(fs, file, func(string) string { return "" })
+				err := applySources(fs, nil, file, func(string) string { return "" })
 				var got []string
 				if err != nil {
 					got = strings.Split(strings.ReplaceAll(err.Error(), file, "F"), "\n")

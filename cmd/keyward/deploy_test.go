@@ -31,7 +31,7 @@ func checkServeArgs(t *testing.T, args []string, env map[string]string) Config {
 		t.Fatalf("keyward %s: %v", strings.Join(args, " "), err)
 	}
 	file := fs.Lookup("config").Value.String()
-	if err := applySources(fs, file, func(k string) string { return env[k] }); err != nil {
+	if err := applySources(fs, nil, file, func(k string) string { return env[k] }); err != nil {
 		t.Fatalf("keyward %s with %s: %v", strings.Join(args, " "), file, err)
 	}
 	if err := cfg.Validate(); err != nil {

@@ -97,14 +97,30 @@ the configuration are reported at once.`,
 
 func newMigrateCommand() *cobra.Command {
 	cfg := DefaultConfig()
+	var applyConfig func() error
 	cmd := &cobra.Command{
 		Use:   "migrate",
 		Short: "Bring the database schema up to date, then exit",
 		Long: `Apply the pending schema migrations to the store and exit. 'keyward serve'
 does this on start unless --no-migrate is given; replicas starting at once
-on PostgreSQL take turns.`,
+on PostgreSQL take turns. As an init container or a step before the
+servers start, give it the servers' --config and environment: it migrates
+the database they use, even when they run with no-migrate.
+
+` + storeSettingsHelp,
+		Example: `  keyward migrate --data-dir keyward-data
+  KEYWARD_DB=postgres://keyward@db.internal/keyward keyward migrate
+  keyward migrate --config /etc/keyward/keyward.yaml`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("no-migrate") {
+				return usageError{errors.New("--no-migrate contradicts migrate: leave it out")}
+			}
+			if err := applyConfig(); err != nil {
+				return err
+			}
+			// no-migrate in the servers' configuration is for the servers.
+			cfg.NoMigrate = false
 			// A --data-dir with no database gets a new one: say so, as a
 			// mistyped directory makes one too.
 			created := cfg.DB == "" && !fileExists(sqlitePath(cfg))
@@ -120,7 +136,7 @@ on PostgreSQL take turns.`,
 			return st.Close()
 		},
 	}
-	cfg.addStoreFlags(cmd.Flags(), "directory of the SQLite database to create or migrate")
+	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database to create or migrate")
 	return cmd
 }
 

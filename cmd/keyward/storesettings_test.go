@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// newTemplateStore makes an SQLite data directory as a first 'keyward
+// serve' leaves it: schema, administrator, generated master key.
+func newTemplateStore(t *testing.T) string {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := m.Open(context.Background()); err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg.DataDir
+}
+
+// copyStore copies the files of data directory src into a new one.
+func copyStore(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// TestStoreCommandsTakeServerSettings: every command that opens the store
+// itself finds it where 'keyward serve' would, with the same settings:
+// the data directory named only by KEYWARD_DATA_DIR, or only by the
+// server's --config file, is the one it works on, and a flag wins over the
+// environment, which wins over the file.
+func TestStoreCommandsTakeServerSettings(t *testing.T) {
+	t.Setenv("KEYWARD_MASTER_KEY", "")
+	t.Setenv("KEYWARD_DB", "")
+	template := newTemplateStore(t)
+	exported := filepath.Join(t.TempDir(), "export.json")
+	runCLI(t, "export", "--data-dir", template, "--out", exported)
+
+	tests := []struct {
+		name  string
+		empty bool // the command starts from no database
+		args  func(t *testing.T) []string
+		// check says whether the command worked on dir.
+		check func(t *testing.T, dir, out string)
+	}{
+		{"migrate", true, func(*testing.T) []string { return []string{"migrate"} },
+			func(t *testing.T, dir, out string) {
+				if want := "created the database " + filepath.Join(dir, "keyward.db"); !strings.Contains(out, want) {
+					t.Errorf("output %q, want %q", out, want)
+				}
+			}},
+		{"import", true, func(*testing.T) []string { return []string{"import", exported} },
+			func(t *testing.T, dir, out string) {
+				if !strings.Contains(out, "imported") || !strings.Contains(out, filepath.Join(dir, "keyward.db")) {
+					t.Errorf("output %q does not name %s", out, dir)
+				}
+			}},
+		{"export", false, func(*testing.T) []string { return []string{"export"} },
+			func(t *testing.T, dir, out string) {
+				if !strings.Contains(out, "admin@keyward.") {
+					t.Errorf("export has no administrator: %.200s", out)
+				}
+			}},
+		{"audit verify", false, func(*testing.T) []string { return []string{"audit", "verify"} },
+			func(t *testing.T, dir, out string) {
+				if !strings.Contains(out, "the audit log is intact") {
+					t.Errorf("output %q", out)
+				}
+			}},
+		{"audit prune", false, func(*testing.T) []string { return []string{"audit", "prune", "--before", "90d"} },
+			func(t *testing.T, dir, out string) {
+				if !strings.Contains(out, "no audit event older than") {
+					t.Errorf("output %q", out)
+				}
+			}},
+		{"recover-admin", false, func(t *testing.T) []string {
+			return []string{"recover-admin", "--key-file", filepath.Join(t.TempDir(), "admin.json")}
+		},
+			func(t *testing.T, dir, out string) {
+				if !strings.Contains(out, "wrote a new key for admin@keyward.") {
+					t.Errorf("output %q", out)
+				}
+			}},
+		{"master-key rotate", false, func(t *testing.T) []string {
+			f := filepath.Join(t.TempDir(), "new.key")
+			if err := os.WriteFile(f, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"master-key", "rotate", "--new-master-key-file", f}
+		},
+			func(t *testing.T, dir, out string) {
+				if want := "replaced " + filepath.Join(dir, "master.key"); !strings.Contains(out, want) {
+					t.Errorf("output %q, want %q", out, want)
+				}
+			}},
+	}
+	newDir := func(t *testing.T, empty bool) string {
+		// In a directory of its own, whose ./keyward-data a command that
+		// ignored its settings would use.
+		t.Chdir(t.TempDir())
+		if empty {
+			return t.TempDir()
+		}
+		return copyStore(t, template)
+	}
+	writeConfig := func(t *testing.T, body string) string {
+		f := filepath.Join(t.TempDir(), "keyward.yaml")
+		if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"/env", func(t *testing.T) {
+			dir := newDir(t, tt.empty)
+			t.Setenv("KEYWARD_DATA_DIR", dir)
+			tt.check(t, dir, runCLI(t, tt.args(t)...))
+		})
+		t.Run(tt.name+"/config file", func(t *testing.T) {
+			dir := newDir(t, tt.empty)
+			// A server's file: settings this command has no use for are
+			// accepted.
+			conf := writeConfig(t, "data-dir: "+dir+"\nlisten: 127.0.0.1:8443\nsigning-alg: ES256\nlog-level: warn\n")
+			tt.check(t, dir, runCLI(t, append(tt.args(t), "--config", conf)...))
+		})
+		t.Run(tt.name+"/env over config file", func(t *testing.T) {
+			dir := newDir(t, tt.empty)
+			t.Setenv("KEYWARD_DATA_DIR", dir)
+			conf := writeConfig(t, "data-dir: "+filepath.Join(t.TempDir(), "not-this-one")+"\n")
+			tt.check(t, dir, runCLI(t, append(tt.args(t), "--config", conf)...))
+		})
+		t.Run(tt.name+"/flag over env", func(t *testing.T) {
+			dir := newDir(t, tt.empty)
+			t.Setenv("KEYWARD_DATA_DIR", filepath.Join(t.TempDir(), "not-this-one"))
+			tt.check(t, dir, runCLI(t, append(tt.args(t), "--data-dir", dir)...))
+		})
+	}
+}
+
+// TestMigrateIgnoresServersNoMigrate: servers that run with no-migrate
+// leave migrating to 'keyward migrate', which is given their settings; on
+// migrate's own command line --no-migrate is a contradiction.
+func TestMigrateIgnoresServersNoMigrate(t *testing.T) {
+	t.Chdir(t.TempDir())
+	tests := []struct {
+		name string
+		env  string // KEYWARD_NO_MIGRATE
+		file string // the config file's line
+	}{
+		{"env", "true", ""},
+		{"config file", "", "no-migrate: true\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			t.Setenv("KEYWARD_NO_MIGRATE", tt.env)
+			conf := filepath.Join(t.TempDir(), "keyward.yaml")
+			if err := os.WriteFile(conf, []byte("data-dir: "+dir+"\n"+tt.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out := runCLI(t, "migrate", "--config", conf)
+			if !strings.Contains(out, "created the database "+filepath.Join(dir, "keyward.db")) {
+				t.Errorf("output %q", out)
+			}
+		})
+	}
+	err := runCLIErr(t, "migrate", "--no-migrate", "--data-dir", t.TempDir())
+	var ue usageError
+	if !errors.As(err, &ue) {
+		t.Fatalf("migrate --no-migrate: %v, want a usage error", err)
+	}
+}
+
+// TestCommandFlagsNotFromSettings: a command's own flags are taken from
+// its command line alone, never from the environment or the server's
+// config file: KEYWARD_YES must not confirm a prune.
+func TestCommandFlagsNotFromSettings(t *testing.T) {
+	t.Chdir(t.TempDir())
+	dir := copyStore(t, newTemplateStore(t))
+	t.Setenv("KEYWARD_DATA_DIR", dir)
+	t.Setenv("KEYWARD_BEFORE", "0s")
+	t.Setenv("KEYWARD_YES", "true")
+	if err := runCLIErr(t, "audit", "prune"); err == nil || !strings.Contains(err.Error(), "--before is required") {
+		t.Errorf("audit prune with KEYWARD_BEFORE: %v, want --before is required", err)
+	}
+	if err := runCLIErr(t, "audit", "prune", "--before", "1h"); err == nil || !strings.Contains(err.Error(), "give --yes") {
+		t.Errorf("audit prune with KEYWARD_YES: %v, want a refusal without --yes", err)
+	}
+	conf := filepath.Join(t.TempDir(), "keyward.yaml")
+	if err := os.WriteFile(conf, []byte("yes: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := runCLIErr(t, "audit", "prune", "--before", "90d", "--config", conf); err == nil || !strings.Contains(err.Error(), `unknown setting "yes"`) {
+		t.Errorf("audit prune with yes in the config file: %v, want an unknown setting", err)
+	}
+}
