@@ -69,6 +69,12 @@ func TestServerURLRefused(t *testing.T) {
 	if err := os.WriteFile(badURI, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	doc["token_uri"] = "https://keyward.internal/token?x=1"
+	queryURI := filepath.Join(t.TempDir(), "key.json")
+	b, _ = json.Marshal(doc)
+	if err := os.WriteFile(queryURI, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	doc["token_uri"] = m.Issuer + "/v1/token"
 	v1URI := filepath.Join(t.TempDir(), "key.json")
 	b, _ = json.Marshal(doc)
@@ -82,6 +88,7 @@ func TestServerURLRefused(t *testing.T) {
 		args      []string
 		usage     bool
 		wantInErr string
+		notInErr  string // "": nothing
 	}{
 		{name: "no host", args: append([]string{"sa", "list", "--server", "http://"}, creds...), usage: true, wantInErr: `--server "http://"`},
 		{name: "scheme that starts with http", args: append([]string{"sa", "list", "--server", "httpfoo://x"}, creds...), usage: true, wantInErr: `--server "httpfoo://x"`},
@@ -91,7 +98,10 @@ func TestServerURLRefused(t *testing.T) {
 		{name: "fragment", env: "http://keyward.internal/#top", args: append([]string{"sa", "list"}, creds...), usage: true, wantInErr: `KEYWARD_SERVER "http://keyward.internal/#top" must be a base URL without`},
 		{name: "bench target with a query", args: []string{"bench", "--target", "http://keyward.internal?", "--credentials", m.AdminKeyFile}, usage: true, wantInErr: `--target "http://keyward.internal?" must be a base URL without`},
 		{name: "environment", env: "http://", args: append([]string{"sa", "list"}, creds...), usage: true, wantInErr: `KEYWARD_SERVER "http://"`},
-		{name: "key file token_uri", args: []string{"sa", "list", "--credentials", badURI}, wantInErr: `token_uri "ftp://keyward.internal/token"`},
+		{name: "key file token_uri", args: []string{"sa", "list", "--credentials", badURI}, wantInErr: `token_uri "ftp://keyward.internal/token" must be an http:// or https:// URL with a host, such as https://keyward.internal/token`},
+		// A token_uri is the token endpoint, not a base URL.
+		{name: "key file token_uri with a query", args: []string{"sa", "list", "--credentials", queryURI},
+			wantInErr: `token_uri "https://keyward.internal/token?x=1" must be the token endpoint's URL without a user name, password, query or fragment, such as https://keyward.internal/token`, notInErr: "base URL"},
 		// A URL of something that is not a token endpoint is not blamed
 		// on the credentials.
 		{name: "admin API path", args: append([]string{"sa", "list", "--server", m.Issuer + "/v1"}, creds...), wantInErr: m.Issuer + `/v1/token is not Keyward's token endpoint (HTTP 401 invalid_token): --server "` + m.Issuer + `/v1" must be Keyward's base URL`},
@@ -109,6 +119,9 @@ func TestServerURLRefused(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.wantInErr) || errors.As(err, &ue) != tt.usage {
 				t.Fatalf("keyward %s: %v (usage error: %v); want an error naming %s (usage error: %v)", strings.Join(tt.args, " "), err, errors.As(err, &ue), tt.wantInErr, tt.usage)
+			}
+			if tt.notInErr != "" && strings.Contains(err.Error(), tt.notInErr) {
+				t.Errorf("keyward %s: %v, should not say %q", strings.Join(tt.args, " "), err, tt.notInErr)
 			}
 		})
 	}

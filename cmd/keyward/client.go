@@ -109,7 +109,7 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 		base = strings.TrimRight(server, "/")
 		tokenURL = base + "/token"
 	} else {
-		if err := checkServerURL(creds+": token_uri", kf.TokenURI); err != nil {
+		if err := checkTokenURI(creds+": token_uri", kf.TokenURI); err != nil {
 			return nil, fmt.Errorf("%w; pass --server with the server's URL", err)
 		}
 		base, from = strings.TrimSuffix(kf.TokenURI, "/token"), creds+": token_uri"
@@ -132,15 +132,28 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 // checkServerURL says what is wrong with raw, named by name, as the URL of
 // a Keyward server: it must be http or https and name a host.
 func checkServerURL(name, raw string) error {
+	return checkURL(name, raw, "a base URL", "https://keyward.internal")
+}
+
+// checkTokenURI says what is wrong with raw, named by name, as a key
+// file's token_uri: the server's token endpoint, whose base URL the admin
+// commands derive from it.
+func checkTokenURI(name, raw string) error {
+	return checkURL(name, raw, "the token endpoint's URL", "https://keyward.internal/token")
+}
+
+// checkURL checks raw as checkServerURL does; what and example word the
+// error for the URL it should be.
+func checkURL(name, raw, what, example string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%s %q must be an http:// or https:// URL with a host, such as https://keyward.internal", name, raw)
+		return fmt.Errorf("%s %q must be an http:// or https:// URL with a host, such as %s", name, raw, example)
 	}
 	// Paths are appended to it: a query or fragment would end up in the
 	// middle of them, and a user name and password would go to the token
 	// endpoint as client credentials (and into its error, to the screen).
 	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
-		return fmt.Errorf("%s %q must be a base URL without a user name, password, query or fragment, such as https://keyward.internal", name, u.Redacted())
+		return fmt.Errorf("%s %q must be %s without a user name, password, query or fragment, such as %s", name, u.Redacted(), what, example)
 	}
 	return nil
 }
