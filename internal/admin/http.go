@@ -331,7 +331,7 @@ func decodeBody(r *http.Request, v any, optional bool) error {
 	}
 	if len(body) > MaxBodyBytes {
 		return &oauth2.Error{Code: oauth2.ErrInvalidRequest, Status: http.StatusRequestEntityTooLarge,
-			Description: fmt.Sprintf("The request body is larger than %d bytes (1 MiB), the most the admin API reads; send large imports in smaller requests.", MaxBodyBytes)}
+			Description: fmt.Sprintf("The request body is larger than %d bytes (1 MiB), the most the admin API reads in one request; send a smaller body (a long list of users in several requests).", MaxBodyBytes)}
 	}
 	if hasNUL(body) {
 		return invalid("The request body contains a NUL character.")

@@ -81,7 +81,7 @@ func TestPutUsersOfOrgs(t *testing.T) {
 			[]string{"user 20: there is no organization nowhere.test; and 5 more."}},
 		{"no users", usersBody(), 400, []string{"No users given."}},
 		{"an unknown field", `{"users":[{"email":"alice@example.com"}],"org":"example.com"}`, 400, []string{`a field this endpoint does not take: "org"`}},
-		{"over the body limit", usersBody(huge...), 413, []string{"larger than 1048576 bytes", "smaller requests"}},
+		{"over the body limit", usersBody(huge...), 413, []string{"larger than 1048576 bytes", "several requests"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
