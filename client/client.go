@@ -10,10 +10,8 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -63,19 +61,8 @@ func ParseKeyFile(data []byte) (*KeyFile, error) {
 // private key (typ JWT, kid private_key_id).
 func parseKeyFile(data []byte) (*KeyFile, jose.Signer, error) {
 	var kf KeyFile
-	trimmed := bytes.TrimSpace(data)
-	switch {
-	case len(trimmed) == 0:
-		return nil, nil, errors.New("client: the key file is empty")
-	case bytes.HasPrefix(trimmed, []byte("-----BEGIN")):
-		return nil, nil, errors.New("client: a PEM file, not a JSON key file: give the JSON file 'keyward keys create' wrote, which holds the private key with its account and token_uri")
-	}
-	if err := json.Unmarshal(data, &kf); err != nil {
-		var typ *json.UnmarshalTypeError
-		if errors.As(err, &typ) && typ.Field == "" {
-			return nil, nil, fmt.Errorf("client: not a JSON key file: a JSON %s, not an object", typ.Value)
-		}
-		return nil, nil, fmt.Errorf("client: not a JSON key file: %w", err)
+	if err := keyfile.DecodeJSON(data, &kf); err != nil {
+		return nil, nil, fmt.Errorf("client: %w", err)
 	}
 	if kf.Type != "service_account" {
 		return nil, nil, fmt.Errorf("client: key file type %q, want service_account", kf.Type)

@@ -40,8 +40,8 @@ func (c introspectionCredentials) withKeyFile() (*introspectionCredentials, erro
 		PrivateKey   string `json:"private_key"`
 		ClientID     string `json:"client_id"`
 	}
-	if err := json.Unmarshal(c.keyFile, &f); err != nil {
-		return nil, fmt.Errorf("the introspection key file is not a JSON key file: %w", err)
+	if err := keyfile.DecodeJSON(c.keyFile, &f); err != nil {
+		return nil, fmt.Errorf("the introspection key file: %w", err)
 	}
 	if f.ClientID == "" || f.PrivateKey == "" {
 		return nil, errors.New("the introspection key file lacks client_id or private_key")

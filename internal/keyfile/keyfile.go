@@ -11,17 +11,22 @@
 // the CLI signs DPoP proofs with; those are held to dpop.NewProver's rule,
 // not to Algorithm's.
 //
+// DecodeJSON reads the key file itself, wording what is no key file the
+// same way for the client and verify packages.
+//
 // It imports neither storage nor server code: the public client and verify
 // packages use it.
 package keyfile
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -122,4 +127,32 @@ func convertHint(blockType string) string {
 		return " (an encrypted key: write it unencrypted with 'openssl pkey -in FILE -out NEW')"
 	}
 	return ""
+}
+
+// DecodeJSON reads a JSON key file into v, saying in plain words what data
+// is instead when it is none: empty, a PEM file (a key alone, not the key
+// file), not JSON, JSON of another shape. Its errors name no Go type;
+// callers prefix what the file is to them.
+func DecodeJSON(data []byte, v any) error {
+	trimmed := bytes.TrimSpace(data)
+	switch {
+	case len(trimmed) == 0:
+		return errors.New("the key file is empty")
+	case bytes.HasPrefix(trimmed, []byte("-----BEGIN")):
+		return errors.New("a PEM file, not a JSON key file: give the JSON file 'keyward keys create' wrote, which holds the private key with its account and token_uri")
+	}
+	err := json.Unmarshal(data, v)
+	if err == nil {
+		return nil
+	}
+	if typ, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		if typ.Field == "" {
+			return fmt.Errorf("not a JSON key file: a JSON %s, not an object", typ.Value)
+		}
+		return fmt.Errorf("not a JSON key file: %s is a JSON %s, not a %s", typ.Field, typ.Value, typ.Type)
+	}
+	if syntax, ok := errors.AsType[*json.SyntaxError](err); ok {
+		return fmt.Errorf("not a JSON key file: %s (at byte %d)", syntax, syntax.Offset)
+	}
+	return fmt.Errorf("not a JSON key file: %w", err)
 }

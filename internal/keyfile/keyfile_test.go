@@ -194,3 +194,41 @@ func FuzzNewSigner(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeJSON: what is not a JSON key file is named in plain words,
+// never with Go's types, for client and verify alike.
+func TestDecodeJSON(t *testing.T) {
+	tests := []struct {
+		name, data, want string
+	}{
+		{"a key file", `{"client_id":"a","private_key":"k"}`, ""},
+		{"empty", " \n\t", "the key file is empty"},
+		{"PEM", "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", "a PEM file, not a JSON key file: give the JSON file 'keyward keys create' wrote"},
+		{"not JSON", "x", "not a JSON key file: invalid character 'x' looking for beginning of value (at byte 1)"},
+		{"cut short", `{"client_id":`, "not a JSON key file: unexpected end of JSON input"},
+		{"array", `[1]`, "not a JSON key file: a JSON array, not an object"},
+		{"string", `"x"`, "not a JSON key file: a JSON string, not an object"},
+		{"field of another type", `{"client_id":true}`, "not a JSON key file: client_id is a JSON bool, not a string"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var f struct {
+				ClientID   string `json:"client_id"`
+				PrivateKey string `json:"private_key"`
+			}
+			err := keyfile.DecodeJSON([]byte(tt.data), &f)
+			if tt.want == "" {
+				if err != nil || f.ClientID != "a" {
+					t.Fatalf("DecodeJSON: %+v, %v", f, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("DecodeJSON: %v, want %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "Go value") || strings.Contains(err.Error(), "Go struct") {
+				t.Fatalf("DecodeJSON: %q names Go's types", err)
+			}
+		})
+	}
+}
