@@ -7,8 +7,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/keyward/keyward/internal/storage/postgres"
+	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 )
 
 // newTemplateStore makes an SQLite data directory as a first 'keyward
@@ -219,5 +223,47 @@ func TestCommandFlagsNotFromSettings(t *testing.T) {
 	}
 	if err := runCLIErr(t, "audit", "prune", "--before", "90d", "--config", conf); err == nil || !strings.Contains(err.Error(), `unknown setting "yes"`) {
 		t.Errorf("audit prune with yes in the config file: %v, want an unknown setting", err)
+	}
+}
+
+// TestMigratePostgresFromSettings: the PostgreSQL database named only by
+// KEYWARD_DB, or only by the servers' --config file, is the one migrate
+// migrates (an init container with the servers' settings).
+func TestMigratePostgresFromSettings(t *testing.T) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, dsn string) string
+	}{
+		{"env", func(t *testing.T, dsn string) string {
+			t.Setenv("KEYWARD_DB", dsn)
+			return runCLI(t, "migrate")
+		}},
+		{"config file", func(t *testing.T, dsn string) string {
+			conf := filepath.Join(t.TempDir(), "keyward.yaml")
+			if err := os.WriteFile(conf, []byte("db: "+strconv.Quote(dsn)+"\nno-migrate: true\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return runCLI(t, "migrate", "--config", conf)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dsn := pgtest.SchemaDSN(t)
+			t.Chdir(t.TempDir())
+			t.Setenv("KEYWARD_DB", "")
+			t.Setenv("KEYWARD_DATA_DIR", "")
+			if out := tt.run(t, dsn); out != "the database schema is up to date\n" {
+				t.Errorf("migrate said %q", out)
+			}
+			if fileExists("keyward-data") {
+				t.Error("migrate made ./keyward-data instead")
+			}
+			// A server with no-migrate now starts on it.
+			st, err := postgres.Open(context.Background(), dsn, postgres.Options{NoMigrate: true})
+			if err != nil {
+				t.Fatalf("the schema is not up to date: %v", err)
+			}
+			st.Close()
+		})
 	}
 }
