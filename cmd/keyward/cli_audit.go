@@ -446,8 +446,9 @@ outlive the database.
 A cut-off less than 24 hours ago (--before 0, 1h) would delete nearly the
 whole log, up to now: it is refused unless --yes confirms it.
 
-` + storeSettingsHelp + ` --before, --export and --yes are
-taken from the command line alone.`,
+` + storeSettingsHelp + `
+
+--before, --export and --yes are taken from the command line alone.`,
 		Example: `  keyward audit prune --data-dir keyward-data --before 90d --export audit-until-90d.jsonl
   keyward audit prune --db postgres://keyward@db/keyward --before 2026-01-01T00:00:00Z`,
 		Args: noArgs,

@@ -49,8 +49,9 @@ serving with the keys it holds, but can no longer load or add signing keys.
 Then start every server with the new key. Back-ups taken before the rotation
 still need the old key.
 
-` + storeSettingsHelp + ` --new-master-key-file is taken from the
-command line alone.`,
+` + storeSettingsHelp + `
+
+--new-master-key-file is taken from the command line alone.`,
 		Example: `  openssl rand -hex 32 > /etc/keyward/master.key.new
   keyward master-key rotate --config /etc/keyward/keyward.yaml --new-master-key-file /etc/keyward/master.key.new
   keyward master-key rotate --data-dir keyward-data --new-master-key-file new.key`,

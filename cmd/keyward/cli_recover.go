@@ -42,8 +42,9 @@ key file names the server's token endpoint and the right account. A running
 server picks up the new key at once; an enabled account within --cache-ttl
 on SQLite, at once on PostgreSQL.
 
-` + storeSettingsHelp + ` --key-file and --enable are taken from
-the command line alone.`,
+` + storeSettingsHelp + `
+
+--key-file and --enable are taken from the command line alone.`,
 		Example: `  keyward recover-admin --data-dir keyward-data --key-file admin-key-new.json
   keyward recover-admin --config /etc/keyward/keyward.yaml --key-file /root/admin-key.json --enable`,
 		Args: noArgs,

@@ -87,8 +87,10 @@ can be run again. Start the server with the master key of the exported store
 pepper are sealed under it, and 'keyward serve' refuses to generate a new one
 for a store that holds them.
 
-` + storeSettingsHelp + ` With no-migrate set there, the schema
-must be up to date already ('keyward migrate').`,
+` + storeSettingsHelp + `
+
+With no-migrate set there, the schema must be up to date already ('keyward
+migrate').`,
 		Example: `  keyward import --data-dir keyward-data keyward.json
   keyward import --config /etc/keyward/keyward.yaml keyward.json`,
 		Args: cobra.ExactArgs(1),

@@ -336,6 +336,12 @@ func TestStoreFlagsHelp(t *testing.T) {
 			if dd == nil || dd.Hidden || (tt.cmd[0] != "serve" && dd.Usage == serveDataDir) {
 				t.Errorf("--data-dir: %+v, want help of its own", dd)
 			}
+			if tt.cmd[0] != "serve" && !strings.Contains(c.Long, storeSettingsHelp) {
+				t.Errorf("--help does not say where the store settings come from:\n%s", c.Long)
+			}
+			if cf := c.Flags().Lookup("config"); cf == nil || cf.Hidden {
+				t.Errorf("--config: %+v, want it shown", cf)
+			}
 			nm := c.Flags().Lookup("no-migrate")
 			if shown := nm != nil && !nm.Hidden; shown != tt.wantNoMigrate {
 				t.Errorf("--no-migrate shown: %v, want %v", shown, tt.wantNoMigrate)
