@@ -26,6 +26,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -106,6 +107,12 @@ func ParsePrivateKey(data []byte) (crypto.Signer, error) {
 	if err != nil {
 		rk, err1 := x509.ParsePKCS1PrivateKey(block.Bytes)
 		if err1 != nil {
+			var structural asn1.StructuralError
+			var syntax asn1.SyntaxError
+			if errors.As(err, &structural) || errors.As(err, &syntax) {
+				// asn1's words name tags and Go types, not the file's problem.
+				return nil, fmt.Errorf("the PEM block (%s) is neither a PKCS #8 nor a PKCS #1 key%s: its content is not a key's DER encoding (is the file cut short or altered?)", block.Type, convertHint(block.Type))
+			}
 			return nil, fmt.Errorf("the PEM block (%s) is neither a PKCS #8 nor a PKCS #1 key%s: %w", block.Type, convertHint(block.Type), err)
 		}
 		key = rk

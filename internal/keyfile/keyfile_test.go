@@ -53,7 +53,7 @@ func TestNewSigner(t *testing.T) {
 		{"RSA 1024 PKCS #1", pemOf("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsa1024)), nil, "", "1024 bits"},
 		{"EC P-384", pkcs8(t, p384), nil, "", "the EC key is on P-384: Keyward accepts RS256 (RSA ≥ 2048 bits) and ES256 (P-256) keys"},
 		{"Ed25519", pkcs8(t, ed), nil, "", "unsupported key type Ed25519: Keyward accepts"},
-		{"garbage PEM", pemOf("PRIVATE KEY", []byte("junk")), nil, "", "neither a PKCS #8 nor a PKCS #1 key"},
+		{"garbage PEM", pemOf("PRIVATE KEY", []byte("junk")), nil, "", "neither a PKCS #8 nor a PKCS #1 key: its content is not a key's DER encoding"},
 		{"not PEM", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", nil, "", "not PEM"},
 		{"empty", "", nil, "", "not PEM"},
 		{"public key", pemOf("PUBLIC KEY", must(x509.MarshalPKIXPublicKey(&p256.PublicKey))), nil, "", "the PEM block is a public key, not a private key"},
