@@ -56,13 +56,54 @@ func hideFlagsExcept(fs *pflag.FlagSet, keep ...string) {
 // defaults — and so opens the database serve opens. --help shows --config,
 // --data-dir (with dataDir as its help), --db and the settings in show;
 // the others are accepted, for configuration shared with serve, but
-// hidden. Flags added afterwards are the command's own.
+// hidden. Flags added afterwards are the command's own. A PostgreSQL --db
+// from a source below the one that named --data-dir is refused (see
+// checkStoreSources).
 func (c *Config) addServerSettings(fs *pflag.FlagSet, dataDir string, show ...string) (apply func() error) {
 	c.addServeFlags(fs)
 	fs.Lookup("data-dir").Usage = dataDir
-	apply = addConfigFileFlag(fs)
+	applySettings := addConfigFileFlag(fs)
 	hideFlagsExcept(fs, append([]string{"config", "data-dir", "db"}, show...)...)
-	return apply
+	return func() error {
+		onCommandLine := map[string]bool{"data-dir": fs.Changed("data-dir"), "db": fs.Changed("db")}
+		if err := applySettings(); err != nil {
+			return err
+		}
+		return c.checkStoreSources(fs, onCommandLine, os.Getenv)
+	}
+}
+
+// checkStoreSources refuses a store named twice, by sources of different
+// rank: a --data-dir given on the command line (or in the environment)
+// while a lower source sets --db. serve would open that PostgreSQL
+// database, but one who names an SQLite database to export, import,
+// migrate or prune means that one, not the server's: the command would
+// otherwise work on a database other than the one named. onCommandLine
+// says which of data-dir and db the command line set, as fs can no longer
+// tell once the sources are applied.
+func (c *Config) checkStoreSources(fs *pflag.FlagSet, onCommandLine map[string]bool, getenv func(string) string) error {
+	source := func(name string) (rank int, where string) {
+		switch {
+		case onCommandLine[name]:
+			return 3, "the command line"
+		case getenv(envName(name)) != "":
+			return 2, envName(name)
+		case fs.Changed(name):
+			return 1, "the --config file"
+		}
+		return 0, "the default"
+	}
+	dirRank, dirFrom := source("data-dir")
+	dbRank, dbFrom := source("db")
+	if c.DB == "" || dirRank <= dbRank {
+		return nil
+	}
+	unset := "unset " + dbFrom
+	if dbRank == 1 {
+		unset = "remove db from the --config file"
+	}
+	return usageError{fmt.Errorf("two stores are named: --data-dir %s (from %s) and --db %s (from %s), which would be opened instead; give --db on the command line to use PostgreSQL, or %s to use the SQLite database",
+		c.DataDir, dirFrom, redactDSN(c.DB), dbFrom, unset)}
 }
 
 // storeSettingsHelp is the paragraph of --help of the commands that work
@@ -72,7 +113,9 @@ const storeSettingsHelp = `The store is chosen as 'keyward serve' chooses it, fr
 else the server's --config file, else keyward-data. Give it the server's
 --config and environment to work on the server's database; the other
 settings of serve are accepted there and ignored unless this command says
-it uses them.`
+it uses them. A --data-dir from a higher source than --db (on the command
+line with KEYWARD_DB set, say) is refused rather than overridden: give
+--db as well to use PostgreSQL.`
 
 // applySources fills every flag named in settings (every flag of fs if
 // nil) that the command line left alone from the environment and then

@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
@@ -265,5 +267,88 @@ func TestMigratePostgresFromSettings(t *testing.T) {
 			}
 			st.Close()
 		})
+	}
+}
+
+// TestStoreNamedTwiceRefused: a --data-dir on the command line while
+// KEYWARD_DB (or the --config file) names PostgreSQL, or a KEYWARD_DATA_DIR
+// while the file does, is refused before any database is opened: the
+// command would work on the PostgreSQL database, not the SQLite one named.
+// Given at the same rank, as serve takes them, --db is used.
+func TestStoreNamedTwiceRefused(t *testing.T) {
+	t.Chdir(t.TempDir())
+	t.Setenv("KEYWARD_DATA_DIR", "")
+	t.Setenv("KEYWARD_DB", "")
+	// Nothing listens there: a command that got past the check fails to
+	// connect, which is no usage error.
+	const dsn = "postgres://keyward@127.0.0.1:1/keyward?connect_timeout=2"
+	exported := filepath.Join(t.TempDir(), "export.json")
+	if err := os.WriteFile(exported, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	newKey := filepath.Join(t.TempDir(), "new.key")
+	if err := os.WriteFile(newKey, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	commands := [][]string{
+		{"migrate"},
+		{"import", exported},
+		{"export"},
+		{"audit", "verify"},
+		{"audit", "prune", "--before", "1h", "--yes"},
+		{"recover-admin", "--key-file", filepath.Join(t.TempDir(), "admin.json")},
+		{"master-key", "rotate", "--new-master-key-file", newKey},
+	}
+	conf := func(t *testing.T, body string) string {
+		f := filepath.Join(t.TempDir(), "keyward.yaml")
+		if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    func(t *testing.T, dir string) []string
+		refused bool
+	}{
+		{"--data-dir with KEYWARD_DB", map[string]string{"KEYWARD_DB": dsn},
+			func(t *testing.T, dir string) []string { return []string{"--data-dir", dir} }, true},
+		{"--data-dir with db in the file", nil,
+			func(t *testing.T, dir string) []string {
+				return []string{"--data-dir", dir, "--config", conf(t, "db: "+dsn+"\n")}
+			}, true},
+		{"KEYWARD_DATA_DIR with db in the file", map[string]string{"KEYWARD_DATA_DIR": "DIR"},
+			func(t *testing.T, dir string) []string { return []string{"--config", conf(t, "db: "+dsn+"\n")} }, true},
+		{"both on the command line", nil,
+			func(t *testing.T, dir string) []string { return []string{"--data-dir", dir, "--db", dsn} }, false},
+		{"both in the environment", map[string]string{"KEYWARD_DATA_DIR": "DIR", "KEYWARD_DB": dsn},
+			func(t *testing.T, dir string) []string { return nil }, false},
+	}
+	for _, tt := range tests {
+		for _, c := range commands {
+			name := c[0]
+			if c[0] == "audit" || c[0] == "master-key" {
+				name += " " + c[1]
+			}
+			t.Run(tt.name+"/"+name, func(t *testing.T) {
+				dir := t.TempDir()
+				for k, v := range tt.env {
+					t.Setenv(k, strings.ReplaceAll(v, "DIR", dir))
+				}
+				err := runCLIErrWithin(t, time.Minute, append(slices.Clone(c), tt.args(t, dir)...)...)
+				_, usage := errors.AsType[usageError](err)
+				named := err != nil && strings.Contains(err.Error(), "two stores are named")
+				if named != tt.refused || (tt.refused && !usage) {
+					t.Errorf("error %v (usage error: %v), want refused as naming two stores: %v", err, usage, tt.refused)
+				}
+				if err == nil {
+					t.Error("the command worked, on no database")
+				}
+				if fileExists(filepath.Join(dir, "keyward.db")) {
+					t.Errorf("the command made %s", filepath.Join(dir, "keyward.db"))
+				}
+			})
+		}
 	}
 }
