@@ -89,8 +89,8 @@ for a store that holds them.
 
 ` + storeSettingsHelp + `
 
-With no-migrate set there, the schema must be up to date already ('keyward
-migrate').`,
+With no-migrate set (--no-migrate, KEYWARD_NO_MIGRATE or the --config
+file), the schema must be up to date already ('keyward migrate').`,
 		Example: `  keyward import --data-dir keyward-data keyward.json
   keyward import --config /etc/keyward/keyward.yaml keyward.json`,
 		Args: cobra.ExactArgs(1),

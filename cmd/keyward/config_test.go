@@ -341,6 +341,9 @@ func TestStoreFlagsHelp(t *testing.T) {
 			}
 			if cf := c.Flags().Lookup("config"); cf == nil || cf.Hidden {
 				t.Errorf("--config: %+v, want it shown", cf)
+			} else if tt.cmd[0] != "serve" && !strings.Contains(cf.Usage, "'keyward serve'") {
+				// The settings are serve's, not this command's flags.
+				t.Errorf("--config help %q does not name serve's flags as the settings", cf.Usage)
 			}
 			nm := c.Flags().Lookup("no-migrate")
 			if shown := nm != nil && !nm.Hidden; shown != tt.wantNoMigrate {

@@ -63,6 +63,7 @@ func (c *Config) addServerSettings(fs *pflag.FlagSet, dataDir string, show ...st
 	c.addServeFlags(fs)
 	fs.Lookup("data-dir").Usage = dataDir
 	applySettings := addConfigFileFlag(fs)
+	fs.Lookup("config").Usage = "the server's YAML file of settings, named like the flags of 'keyward serve' (db: postgres://…); KEYWARD_<FLAG> environment variables override it, flags override both"
 	hideFlagsExcept(fs, append([]string{"config", "data-dir", "db"}, show...)...)
 	return func() error {
 		onCommandLine := map[string]bool{"data-dir": fs.Changed("data-dir"), "db": fs.Changed("db")}
