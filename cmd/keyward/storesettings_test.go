@@ -219,6 +219,25 @@ func TestCommandFlagsNotFromSettings(t *testing.T) {
 	if err := runCLIErr(t, "audit", "prune", "--before", "1h"); err == nil || !strings.Contains(err.Error(), "give --yes") {
 		t.Errorf("audit prune with KEYWARD_YES: %v, want a refusal without --yes", err)
 	}
+	// prune checks --before and --yes before it reads the settings; these
+	// read theirs after, and would take KEYWARD_KEY_FILE and the like if
+	// their own flags were settings.
+	keyFile := filepath.Join(t.TempDir(), "admin.json")
+	newKey := filepath.Join(t.TempDir(), "new.key")
+	if err := os.WriteFile(newKey, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KEYWARD_KEY_FILE", keyFile)
+	t.Setenv("KEYWARD_NEW_MASTER_KEY_FILE", newKey)
+	if err := runCLIErr(t, "recover-admin"); err == nil || !strings.Contains(err.Error(), "--key-file is required") {
+		t.Errorf("recover-admin with KEYWARD_KEY_FILE: %v, want --key-file is required", err)
+	}
+	if fileExists(keyFile) {
+		t.Errorf("recover-admin wrote KEYWARD_KEY_FILE %s", keyFile)
+	}
+	if err := runCLIErr(t, "master-key", "rotate"); err == nil || !strings.Contains(err.Error(), "--new-master-key-file is required") {
+		t.Errorf("master-key rotate with KEYWARD_NEW_MASTER_KEY_FILE: %v, want --new-master-key-file is required", err)
+	}
 	conf := filepath.Join(t.TempDir(), "keyward.yaml")
 	if err := os.WriteFile(conf, []byte("yes: true\n"), 0o600); err != nil {
 		t.Fatal(err)
