@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -395,6 +396,43 @@ func TestImportNotAnExport(t *testing.T) {
 				t.Errorf("the data directory was created for a file that is no export: %v", err)
 			}
 		})
+	}
+}
+
+// TestImportLeavesOlderSchema: import creates the schema of a new
+// database, but leaves one whose schema is older (a running release may
+// serve from it) as it is, and refuses it.
+func TestImportLeavesOlderSchema(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	runCLI(t, "migrate", "--data-dir", src)
+	dump := filepath.Join(dir, "export.json")
+	runCLI(t, "export", "--data-dir", src, "--out", dump)
+	runCLI(t, "migrate", "--data-dir", dst)
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dst, "keyward.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	version := func() (v int) {
+		if err := db.QueryRow(`SELECT MAX(version_id) FROM goose_db_version`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if _, err := db.Exec(`DELETE FROM goose_db_version WHERE version_id = ?`, version()); err != nil {
+		t.Fatal(err)
+	}
+	older := version()
+	if err := runCLIErr(t, "import", dump, "--data-dir", dst); err == nil || !strings.Contains(err.Error(), "not up to date") {
+		t.Fatalf("import into an older schema: %v, want a refusal", err)
+	}
+	if v := version(); v != older {
+		t.Errorf("import migrated the older schema from version %d to %d", older, v)
+	}
+	// Into a new database it goes, schema and all.
+	if out := runCLI(t, "import", dump, "--data-dir", filepath.Join(dir, "new")); !strings.Contains(out, "imported") {
+		t.Errorf("import into a new database said %q", out)
 	}
 }
 

@@ -89,8 +89,12 @@ for a store that holds them.
 
 ` + storeSettingsHelp + `
 
-With no-migrate set (--no-migrate, KEYWARD_NO_MIGRATE or the --config
-file), the schema must be up to date already ('keyward migrate').`,
+It creates the schema of a database that has none. One whose schema is
+older than this release's is left as it is and refused, since a release
+still running may serve from it: run 'keyward migrate' first if that
+store is the one meant. With no-migrate set (--no-migrate,
+KEYWARD_NO_MIGRATE or the --config file), the schema must be up to date
+already.`,
 		Example: `  keyward import --data-dir keyward-data keyward.json
   keyward import --config /etc/keyward/keyward.yaml keyward.json`,
 		Args: cobra.ExactArgs(1),
@@ -109,6 +113,7 @@ file), the schema must be up to date already ('keyward migrate').`,
 			if err != nil {
 				return fmt.Errorf("%s is not a file 'keyward export' writes: %w", args[0], err)
 			}
+			cfg.migrateNewOnly = true
 			st, err := openStore(cmd.Context(), cfg, commandLogger(cmd))
 			if err != nil {
 				return err

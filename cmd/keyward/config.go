@@ -36,6 +36,10 @@ type Config struct {
 	TrustedProxies   []string
 	InsecureHTTP     bool
 	NoMigrate        bool
+	// migrateNewOnly migrates a database without a schema and refuses
+	// one with an older schema, a release still running may serve from
+	// (keyward import: a new store only). Not a setting.
+	migrateNewOnly bool
 
 	SigningAlg         string
 	SigningKeyRotation time.Duration

@@ -552,7 +552,7 @@ func openStore(ctx context.Context, c Config, log *slog.Logger) (storage.Storage
 		return nil, usageError{err}
 	}
 	if c.DB != "" {
-		st, err := postgres.Open(ctx, c.DB, postgres.Options{NoMigrate: c.NoMigrate})
+		st, err := postgres.Open(ctx, c.DB, postgres.Options{NoMigrate: c.NoMigrate, MigrateNewOnly: c.migrateNewOnly})
 		if err != nil {
 			return nil, err
 		}
@@ -561,7 +561,7 @@ func openStore(ctx context.Context, c Config, log *slog.Logger) (storage.Storage
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create the data directory: %w", err)
 	}
-	st, err := sqlite.Open(ctx, sqlitePath(c), sqlite.Options{NoMigrate: c.NoMigrate, Logger: log})
+	st, err := sqlite.Open(ctx, sqlitePath(c), sqlite.Options{NoMigrate: c.NoMigrate, MigrateNewOnly: c.migrateNewOnly, Logger: log})
 	if err != nil {
 		return nil, err
 	}

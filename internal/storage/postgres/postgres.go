@@ -33,6 +33,10 @@ type Options struct {
 	// NoMigrate makes Open fail, instead of migrating, when the schema is
 	// not up to date.
 	NoMigrate bool
+	// MigrateNewOnly migrates a database that has no schema yet, and
+	// makes Open fail, as NoMigrate does, when it has one that is not up
+	// to date (a release still running may be serving from it).
+	MigrateNewOnly bool
 	// MaxConns bounds the connection pool; 0 means 16.
 	MaxConns int
 }
@@ -55,7 +59,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 		db.Close()
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	if err := migrate(ctx, db, opts.NoMigrate); err != nil {
+	if err := migrate(ctx, db, sqlstore.ModeOf(opts.NoMigrate, opts.MigrateNewOnly)); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -82,7 +86,7 @@ func dialect() sqlstore.Dialect {
 	}
 }
 
-func migrate(ctx context.Context, db *sql.DB, check bool) error {
+func migrate(ctx context.Context, db *sql.DB, mode sqlstore.MigrateMode) error {
 	sub, _ := fs.Sub(migrations, "migrations")
 	locker, err := lock.NewPostgresSessionLocker()
 	if err != nil {
@@ -92,7 +96,7 @@ func migrate(ctx context.Context, db *sql.DB, check bool) error {
 	if err != nil {
 		return fmt.Errorf("postgres: migrations: %w", err)
 	}
-	return sqlstore.Migrate(ctx, p, "postgres", check)
+	return sqlstore.Migrate(ctx, p, "postgres", mode)
 }
 
 func isUniqueViolation(err error) bool {

@@ -29,6 +29,10 @@ type Options struct {
 	// NoMigrate makes Open fail, instead of migrating, when the schema is
 	// not up to date.
 	NoMigrate bool
+	// MigrateNewOnly migrates a database that has no schema yet, and
+	// makes Open fail, as NoMigrate does, when it has one that is not up
+	// to date (a release still running may be serving from it).
+	MigrateNewOnly bool
 	// Logger receives warnings about the database file's mode; nil
 	// discards them.
 	Logger *slog.Logger
@@ -67,7 +71,7 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	if err := migrate(ctx, w, opts.NoMigrate); err != nil {
+	if err := migrate(ctx, w, sqlstore.ModeOf(opts.NoMigrate, opts.MigrateNewOnly)); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -90,13 +94,13 @@ func Migrate(ctx context.Context, path string) error {
 	return s.Close()
 }
 
-func migrate(ctx context.Context, db *sql.DB, check bool) error {
+func migrate(ctx context.Context, db *sql.DB, mode sqlstore.MigrateMode) error {
 	sub, _ := fs.Sub(migrations, "migrations")
 	p, err := goose.NewProvider(goose.DialectSQLite3, db, sub)
 	if err != nil {
 		return fmt.Errorf("sqlite: migrations: %w", err)
 	}
-	return sqlstore.Migrate(ctx, p, "sqlite", check)
+	return sqlstore.Migrate(ctx, p, "sqlite", mode)
 }
 
 func isUniqueViolation(err error) bool {

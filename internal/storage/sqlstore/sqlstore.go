@@ -314,11 +314,37 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// Migrate brings a schema up to date with p's migrations or, with check,
-// only verifies that it is. A schema written by a newer release (a version
+// MigrateMode is what Migrate does with a schema that is not up to date.
+type MigrateMode int
+
+const (
+	// MigrateUp brings it up to date.
+	MigrateUp MigrateMode = iota
+	// MigrateCheck refuses it.
+	MigrateCheck
+	// MigrateNew brings up a database that has no schema yet, and refuses
+	// one with an older schema, which a release still running may be
+	// serving from: for filling a new store (keyward import).
+	MigrateNew
+)
+
+// ModeOf is the MigrateMode of a backend's options: noMigrate, then
+// newOnly, else MigrateUp.
+func ModeOf(noMigrate, newOnly bool) MigrateMode {
+	switch {
+	case noMigrate:
+		return MigrateCheck
+	case newOnly:
+		return MigrateNew
+	}
+	return MigrateUp
+}
+
+// Migrate brings a schema up to date with p's migrations, or checks that
+// it is, as mode says. A schema written by a newer release (a version
 // this binary does not know) is refused either way: running an older
 // binary on it could misread what the newer one stored.
-func Migrate(ctx context.Context, p *goose.Provider, name string, check bool) error {
+func Migrate(ctx context.Context, p *goose.Provider, name string, mode MigrateMode) error {
 	have, err := p.GetDBVersion(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: migrations: %w", name, err)
@@ -327,7 +353,10 @@ func Migrate(ctx context.Context, p *goose.Provider, name string, check bool) er
 	if known := sources[len(sources)-1].Version; have > known {
 		return fmt.Errorf("%s: the database schema is at version %d, but this keyward knows versions up to %d: a newer release wrote it; run that release or a later one", name, have, known)
 	}
-	if check {
+	if mode == MigrateNew && have > 0 {
+		mode = MigrateCheck
+	}
+	if mode == MigrateCheck {
 		pending, err := p.HasPending(ctx)
 		if err != nil {
 			return fmt.Errorf("%s: migrations: %w", name, err)
