@@ -687,6 +687,7 @@ func (s *Service) UpdateAccountIf(ctx context.Context, actor Actor, ref string, 
 		if up.TokenLifetimeSeconds != nil {
 			old.TokenLifetime = life
 		}
+		trusted, had := certificateTrust(old)
 		if up.AuthMethods != nil {
 			old.AuthMethods = dedupe(*up.AuthMethods)
 		}
@@ -697,6 +698,13 @@ func (s *Service) UpdateAccountIf(ctx context.Context, actor Actor, ref string, 
 			old.TokenFormat = *up.TokenFormat
 		}
 		old.UpdatedAt = s.cfg.Now()
+		if now, has := certificateTrust(old); had && (!has || now != trusted) {
+			// The certificates the account trusted until now are not
+			// trusted any more: the tokens bound to them end too (their
+			// credential names only a thumbprint, which cannot be checked
+			// against a binding), as with sa revoke-tokens.
+			old.TokensRevokedBefore = old.UpdatedAt
+		}
 		return old, nil
 	}, s.event(actor, "account.update", a.ID, data), s.guard())
 	change := "this change" // of the methods or the binding it gets tokens with
@@ -704,6 +712,12 @@ func (s *Service) UpdateAccountIf(ctx context.Context, actor Actor, ref string, 
 		change = "removing the scope"
 	}
 	return updated, guardErr(err, a, change)
+}
+
+// certificateTrust is the binding CA-issued certificates authenticate
+// account a with (tls_client_auth), if any does.
+func certificateTrust(a storage.Account) (storage.TLSBinding, bool) {
+	return a.TLS, slices.Contains(a.AuthMethods, storage.AuthTLS) && !a.TLS.IsZero()
 }
 
 // SetAccountDisabled disables or enables an account. A disabled account

@@ -3,6 +3,7 @@ package admin_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/internal/admin"
 )
@@ -70,5 +71,50 @@ func TestTLSBindingIsChecked(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Changing or dropping the binding CA-issued certificates authenticate an
+// account with ends the account's tokens, as sa revoke-tokens does: those
+// bound to a certificate no longer trusted name only its thumbprint, which
+// nothing could check against the new binding. Other changes end nothing.
+func TestTLSBindingChangeEndsTokens(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	if status, body, _ := f.call(t, "POST", "/v1/service-accounts", auth, admin.AccountInput{Name: "mesh", Project: "shop"}); status != 201 {
+		t.Fatalf("create: %d %v", status, body)
+	}
+	dn := func(v string) map[string]any {
+		return map[string]any{"tls_binding": map[string]string{"tls_client_auth_subject_dn": v}}
+	}
+	methods := func(m ...string) map[string]any { return map[string]any{"auth_methods": m} }
+	last := ""
+	for _, tt := range []struct {
+		name  string
+		patch map[string]any
+		ends  bool
+	}{
+		{"a binding while tls_client_auth is not allowed", dn("CN=a"), false},
+		{"tls_client_auth allowed for the first time", methods("tls_client_auth", "private_key_jwt"), false},
+		{"the description", map[string]any{"description": "mesh job"}, false},
+		{"the same binding again", dn("CN=a"), false},
+		{"another binding", dn("CN=b"), true},
+		{"another kind of binding", map[string]any{"tls_binding": map[string]string{"tls_client_auth_san_dns": "mesh.example"}}, true},
+		{"tls_client_auth taken away", methods("private_key_jwt"), true},
+		{"tls_client_auth allowed again", methods("tls_client_auth"), false},
+	} {
+		status, body, _ := f.call(t, "PATCH", "/v1/service-accounts/mesh@shop.iam.test", auth, tt.patch)
+		if status != 200 {
+			t.Fatalf("%s: %d %v", tt.name, status, body)
+		}
+		// As stored, to the microsecond (the answer to a change has more).
+		now, _ := body["tokens_revoked_before"].(string)
+		if at, err := time.Parse(time.RFC3339Nano, now); err == nil {
+			now = at.Truncate(time.Microsecond).Format(time.RFC3339Nano)
+		}
+		if ended := now != last; ended != tt.ends {
+			t.Errorf("%s: tokens_revoked_before %q after %q: ended %v, want %v", tt.name, now, last, ended, tt.ends)
+		}
+		last = now
 	}
 }
