@@ -400,7 +400,7 @@ each should be one you ran.
 				if c.FirstSeq > 1 {
 					pruned = fmt.Sprintf(" (from event %d; the ones before were pruned, as an %s event records)", c.FirstSeq, storage.ActionAuditPrune)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "the audit log is intact: %d events%s, head %d with hash %x\n", c.Events, pruned, c.HeadSeq, c.Head)
+				fmt.Fprintf(cmd.OutOrStdout(), "the audit log is intact (%s): %d events%s, head %d with hash %x\n", storeName(cfg), c.Events, pruned, c.HeadSeq, c.Head)
 				// Whoever can write the database can also prune it and
 				// record that it did: every prune listed here should be one
 				// an operator ran.
@@ -491,7 +491,7 @@ whole log, up to now: it is refused unless --yes confirms it.
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "exported %d events older than %s to %s\n", n, cut.Format(time.RFC3339), export)
 				if n == 0 {
-					fmt.Fprintln(cmd.OutOrStdout(), "nothing to prune")
+					fmt.Fprintf(cmd.OutOrStdout(), "nothing to prune (%s)\n", storeName(cfg))
 					return nil
 				}
 				limits.ThroughSeq = last // nothing that was not exported goes
@@ -514,10 +514,10 @@ whole log, up to now: it is refused unless --yes confirms it.
 				total += n
 			}
 			if total == 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), "no audit event older than %s to prune\n", cut.Format(time.RFC3339))
+				fmt.Fprintf(cmd.OutOrStdout(), "no audit event older than %s to prune (%s)\n", cut.Format(time.RFC3339), storeName(cfg))
 				return nil
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pruned %d audit events older than %s; %s events record it\n", total, cut.Format(time.RFC3339), storage.ActionAuditPrune)
+			fmt.Fprintf(cmd.OutOrStdout(), "pruned %d audit events older than %s (%s); %s events record it\n", total, cut.Format(time.RFC3339), storeName(cfg), storage.ActionAuditPrune)
 			return nil
 		},
 	}

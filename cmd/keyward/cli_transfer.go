@@ -61,8 +61,8 @@ it along. 'keyward import' loads the file into a new store.
 			if err := writeFileAtomic(out, b, 0o600); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "exported %d APIs, %d accounts, %d keys, %d secrets, %d signing keys to %s\n",
-				len(d.APIs), len(d.Accounts), len(d.Keys), len(d.Secrets), len(d.SigningKeys), out)
+			fmt.Fprintf(cmd.ErrOrStderr(), "exported %d APIs, %d accounts, %d keys, %d secrets, %d signing keys from %s to %s\n",
+				len(d.APIs), len(d.Accounts), len(d.Keys), len(d.Secrets), len(d.SigningKeys), storeName(cfg), out)
 			return nil
 		},
 	}

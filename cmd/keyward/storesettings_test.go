@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -96,13 +97,13 @@ func TestStoreCommandsTakeServerSettings(t *testing.T) {
 			}},
 		{"audit verify", false, func(*testing.T) []string { return []string{"audit", "verify"} },
 			func(t *testing.T, dir, out string) {
-				if !strings.Contains(out, "the audit log is intact") {
+				if !strings.Contains(out, "the audit log is intact (sqlite "+filepath.Join(dir, "keyward.db")+")") {
 					t.Errorf("output %q", out)
 				}
 			}},
 		{"audit prune", false, func(*testing.T) []string { return []string{"audit", "prune", "--before", "90d"} },
 			func(t *testing.T, dir, out string) {
-				if !strings.Contains(out, "no audit event older than") {
+				if !strings.Contains(out, "no audit event older than") || !strings.Contains(out, "(sqlite "+filepath.Join(dir, "keyward.db")+")") {
 					t.Errorf("output %q", out)
 				}
 			}},
@@ -369,5 +370,26 @@ func TestStoreNamedTwiceRefused(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestExportNamesStore: export says which store it read, now that the
+// store may come from the environment or a --config file.
+func TestExportNamesStore(t *testing.T) {
+	t.Setenv("KEYWARD_DB", "")
+	dir := t.TempDir()
+	runCLI(t, "migrate", "--data-dir", dir)
+	out := filepath.Join(t.TempDir(), "export.json")
+	var stderr bytes.Buffer
+	cmd := newRootCommand()
+	cmd.SetArgs([]string{"export", "--out", out})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(&stderr)
+	t.Setenv("KEYWARD_DATA_DIR", dir)
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if want := "from sqlite " + filepath.Join(dir, "keyward.db") + " to " + out; !strings.Contains(stderr.String(), want) {
+		t.Errorf("export said %q, want %q in it", stderr.String(), want)
 	}
 }
