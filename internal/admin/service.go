@@ -704,6 +704,11 @@ func (s *Service) UpdateAccountIf(ctx context.Context, actor Actor, ref string, 
 			// credential names only a thumbprint, which cannot be checked
 			// against a binding), as with sa revoke-tokens.
 			old.TokensRevokedBefore = old.UpdatedAt
+			// The audit event, written after this function, records it:
+			// the update ended the account's tokens as revoke_tokens does.
+			data["tokens_revoked_before"] = old.UpdatedAt.UTC().Format(time.RFC3339Nano)
+		} else {
+			delete(data, "tokens_revoked_before") // from a try that was rolled back
 		}
 		return old, nil
 	}, s.event(actor, "account.update", a.ID, data), s.guard())

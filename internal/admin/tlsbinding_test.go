@@ -1,11 +1,13 @@
 package admin_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/storage"
 )
 
 // A TLS binding is accepted only if a certificate can match it: a subject
@@ -114,6 +116,19 @@ func TestTLSBindingChangeEndsTokens(t *testing.T) {
 		}
 		if ended := now != last; ended != tt.ends {
 			t.Errorf("%s: tokens_revoked_before %q after %q: ended %v, want %v", tt.name, now, last, ended, tt.ends)
+		}
+		// The audit event of the update says whether it ended the tokens.
+		evs, err := f.store.ListAuditEvents(context.Background(), storage.AuditFilter{Newest: true, Limit: 1})
+		if err != nil || len(evs) != 1 || evs[0].Action != "account.update" {
+			t.Fatalf("%s: last audit event %+v, %v; want account.update", tt.name, evs, err)
+		}
+		if v, ok := evs[0].Data["tokens_revoked_before"]; ok != tt.ends {
+			t.Errorf("%s: audit data %v: tokens_revoked_before recorded %v, want %v", tt.name, evs[0].Data, ok, tt.ends)
+		} else if ok {
+			at, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil || at.Truncate(time.Microsecond).Format(time.RFC3339Nano) != now {
+				t.Errorf("%s: audit records tokens_revoked_before %q, the account %q", tt.name, v, now)
+			}
 		}
 		last = now
 	}
