@@ -133,3 +133,46 @@ func TestTLSBindingChangeEndsTokens(t *testing.T) {
 		last = now
 	}
 }
+
+// An administrator that changes its own certificate binding ends its own
+// tokens too, but not the next one it gets: a token issued in the second
+// of the change is not born revoked, so the CLI's next call (a new token
+// each time) works.
+func TestOwnTLSBindingChangeLeavesNextTokenActive(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	sys := admin.Actor{ID: "t"}
+	ops, err := f.srv.Admin.CreateAccount(ctx, sys, admin.AccountInput{Name: "ops", Project: "proj", Scopes: []string{admin.AdminScope}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := f.srv.Admin.CreateSecret(ctx, sys, ops.Email, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := func() string {
+		t.Helper()
+		code, body := f.clientToken(ops.ID, secret.Value, admin.AdminScope)
+		tok, _ := body["access_token"].(string)
+		if code != 200 || tok == "" {
+			t.Fatalf("token: %d %v", code, body)
+		}
+		return "Bearer " + tok
+	}
+	path := "/v1/service-accounts/" + ops.Email
+	first := token()
+	for i, patch := range []map[string]any{
+		{"auth_methods": []string{"client_secret_basic", "tls_client_auth"}, "tls_binding": map[string]string{"tls_client_auth_subject_dn": "CN=a"}},
+		{"tls_binding": map[string]string{"tls_client_auth_subject_dn": "CN=b"}},
+	} {
+		if status, body, _ := f.call(t, "PATCH", path, first, patch); status != 200 {
+			t.Fatalf("change %d: %d %v", i, status, body)
+		}
+	}
+	if status, body, _ := f.call(t, "GET", path, first, nil); status != 401 {
+		t.Errorf("the token from before the change: %d %v, want 401", status, body)
+	}
+	if status, body, _ := f.call(t, "GET", path, token(), nil); status != 200 {
+		t.Errorf("a token got after the change: %d %v, want 200", status, body)
+	}
+}

@@ -134,6 +134,22 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 		lifetime = h.cfg.MaxTokenLifetime
 	}
 	now := req.Now.Truncate(time.Second)
+	if r := is.account.TokensRevokedBefore; !r.IsZero() && r.Unix() == now.Unix() {
+		// The account's tokens were revoked in this second (sa
+		// revoke-tokens, or a change of its certificate binding), which
+		// ends every token with this iat: one issued now would be born
+		// revoked, and the client (the CLI's next call, say) refused with
+		// it. Wait for the next second, less than one, and issue it then.
+		next := now.Add(time.Second)
+		t := time.NewTimer(next.Sub(req.Now))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+		now = next
+	}
 	claims := oauth2.AccessClaims{
 		Issuer:      h.cfg.Issuer,
 		Subject:     is.subject,
