@@ -276,7 +276,16 @@ func redactDSN(dsn string) string {
 	if err != nil {
 		return "(a database URL that does not parse)"
 	}
-	q := u.Query()
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		// A pair that does not parse ('password=a;b', a bad escape) is
+		// not looked at below but would be printed as written: hide the
+		// whole query. A fragment, which no driver reads, likewise.
+		u.RawQuery = "xxxxx"
+	}
+	if u.Fragment != "" {
+		u.Fragment, u.RawFragment = "xxxxx", ""
+	}
 	changed := false
 	for k := range q {
 		if strings.Contains(strings.ToLower(k), "password") {
@@ -284,7 +293,7 @@ func redactDSN(dsn string) string {
 			changed = true
 		}
 	}
-	if changed {
+	if changed && err == nil {
 		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()

@@ -278,6 +278,9 @@ func TestRedactDSN(t *testing.T) {
 		{"host=db user=keyward password=s3cret dbname=k", "host=db user=keyward password=xxxxx dbname=k"},
 		{"host=db password = 's3 cret' dbname=k", "host=db password = xxxxx dbname=k"},
 		{"postgres://u:s3cret@db:bad port/k", "(a database URL that does not parse)"},
+		{"postgres://db/k?sslmode=disable&password=s3;cret", "postgres://db/k?xxxxx"},
+		{"postgres://db/k?password=%zzs3cret", "postgres://db/k?xxxxx"},
+		{"postgres://db/k#password=s3cret", "postgres://db/k#xxxxx"},
 	}
 	for _, tt := range tests {
 		got := redactDSN(tt.in)
