@@ -66,7 +66,10 @@ func TestConsoleTLSBinding(t *testing.T) {
 
 	// A SAN IP replaces it.
 	step("bind a SAN IP", edit, chromedp.SetValue(chromedp.ID("f-edit-tls-kind"), "tls_client_auth_san_ip"), setInput("f-edit-tls-value", "10.0.0.7"), save)
-	waitAlert("SAN IP", "notice", "Updated the TLS binding of "+acct.Email+".")
+	waitAlert("SAN IP", "notice", "Updated the TLS binding of "+acct.Email+". That ended the tokens issued to it until now")
+	if a := stored(); a.TokensRevokedBefore.IsZero() {
+		t.Errorf("after the SAN IP: tokens_revoked_before not set")
+	}
 	if a := stored(); a.TLS != (storage.TLSBinding{SANIP: "10.0.0.7"}) {
 		t.Fatalf("after the SAN IP: %+v, want the SAN IP alone", a.TLS)
 	}
@@ -97,4 +100,30 @@ func TestConsoleTLSBinding(t *testing.T) {
 		t.Errorf("account.update events with a tls_binding: %q, want 3", bindings)
 	}
 	p.checkLogs("400")
+}
+
+// TestConsoleOwnTLSBindingChange: an administrator that changes its own
+// certificate binding in the console ends its own tokens, the console's
+// too: the console signs out saying so, not with a refused request, and
+// signing in again works.
+func TestConsoleOwnTLSBindingChange(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	save := chromedp.Click(chromedp.CSS("#edit-account button[type=submit]"))
+	edit := chromedp.Click(chromedp.CSS("#edit-account summary"))
+	step, waitAlert := p.step, p.waitAlert
+
+	p.signIn(m)
+	own := eval[string](p, `document.querySelector("#who a").getAttribute("href")`)
+	eval[string](p, fmt.Sprintf(`location.hash = %q`, own))
+	step("open the own account", chromedp.WaitVisible(chromedp.ID("edit-account")), edit)
+	step("bind a subject DN", chromedp.SetValue(chromedp.ID("f-edit-tls-kind"), "tls_client_auth_subject_dn"), setInput("f-edit-tls-value", "CN=ops"),
+		chromedp.Click(chromedp.ID("f-edit-method-tls_client_auth")), save)
+	waitAlert("bound", "notice", "Updated the authentication methods and TLS binding of")
+	step("change the subject DN", edit, setInput("f-edit-tls-value", "CN=ops2"), save)
+	waitAlert("changed", "notice", "That ended the tokens of your account, the console's too: sign in again.")
+	if eval[bool](p, `document.getElementById("signin").hidden`) {
+		t.Fatal("the console is still signed in")
+	}
+	p.signIn(m)
+	p.checkLogs()
 }

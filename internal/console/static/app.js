@@ -3,7 +3,7 @@
 // revocation, the signing keys and the organizations, all read and
 // changed through the admin REST API.
 
-import { admin, seg, onSessionChange, currentSession, endSession } from "./api.js";
+import { admin, seg, onSessionChange, currentSession, endSession, signOut } from "./api.js";
 import { withKeyFile, withToken } from "./signin.js";
 import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, download, act, button, pager, pageLeft, list, words, unchangedItem, formInput } from "./dom.js";
 import { auditView, auditHash } from "./audit.js";
@@ -325,10 +325,21 @@ function editAccountForm(a, path, etag) {
       showNotice("Nothing to save: the form is as the account is.");
       return;
     }
-    await patch(path, up, etag);
-    const note = up.scopes && scopesNow.some((x) => !sc.includes(x))
+    const updated = await patch(path, up, etag);
+    const done = `Updated the ${andList(changed.map((k) => what[k]))} of ${a.email}.`;
+    let note = up.scopes && scopesNow.some((x) => !sc.includes(x))
       ? " Tokens already issued keep the scopes they were issued with until they expire." : "";
-    await go(location.hash, `Updated the ${andList(changed.map((k) => what[k]))} of ${a.email}.${note}`);
+    // Changing the certificate binding, or taking tls_client_auth away,
+    // ends the account's tokens (ADMIN-API.md): the console's own too when
+    // the account is the one signed in.
+    if (updated?.tokens_revoked_before && updated.tokens_revoked_before !== a.tokens_revoked_before) {
+      if (currentSession()?.me.client_id === a.client_id) {
+        signOut(`${done} That ended the tokens of your account, the console's too: sign in again.`, false, true);
+        return;
+      }
+      note += " That ended the tokens issued to it until now: the certificates it was bound to are no longer trusted.";
+    }
+    await go(location.hash, done + note);
   }));
   return h("details", { class: "box", id: "edit-account" }, h("summary", {}, "Edit the account"), form);
 }
