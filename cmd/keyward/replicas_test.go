@@ -220,6 +220,23 @@ func TestReplicas(t *testing.T) {
 			t.Fatalf("the audit chain written by two replicas does not verify: %v", err)
 		}
 	})
+
+	t.Run("a binding change on one ends the account's tokens on the other", func(t *testing.T) {
+		update := func(args ...string) {
+			runCLI(t, append(append([]string{"sa", "update", acct.Email}, args...), admin...)...)
+		}
+		update("--auth-methods", "client_secret_basic,private_key_jwt,tls_client_auth", "--tls-subject-dn", "CN=job")
+		_, tok := token(a)
+		if !active(b, tok) { // B caches the account, tokens_revoked_before unset
+			t.Fatal("fresh token inactive on B")
+		}
+		update("--tls-subject-dn", "CN=job2")
+		took := waitFor("binding change", func() bool { return !active(b, tok) })
+		t.Logf("B saw the account's tokens end %v after A's binding change", took)
+		if _, tok := token(b); !active(a, tok) {
+			t.Error("a token got after the change is inactive")
+		}
+	})
 }
 
 func postNoAuth(t *testing.T, m *Main, form url.Values) (int, map[string]any) {
