@@ -103,9 +103,9 @@ func TestConsoleTLSBinding(t *testing.T) {
 }
 
 // TestConsoleOwnTLSBindingChange: an administrator that changes its own
-// certificate binding in the console ends its own tokens, the console's
-// too: the console signs out saying so, not with a refused request, and
-// signing in again works.
+// certificate binding in the console, or revokes its own tokens, ends the
+// console's token too: the console signs out saying so, not with a
+// refused request, and signing in again works.
 func TestConsoleOwnTLSBindingChange(t *testing.T) {
 	p, m, _ := consoleTest(t)
 	save := chromedp.Click(chromedp.CSS("#edit-account button[type=submit]"))
@@ -123,6 +123,15 @@ func TestConsoleOwnTLSBindingChange(t *testing.T) {
 	waitAlert("changed", "notice", "That ended the tokens of your account, the console's too: sign in again.")
 	if eval[bool](p, `document.getElementById("signin").hidden`) {
 		t.Fatal("the console is still signed in")
+	}
+	p.signIn(m)
+
+	// Revoking its own tokens signs out the same way.
+	eval[string](p, fmt.Sprintf(`location.hash = %q`, own))
+	step("revoke the own tokens", chromedp.WaitVisible(chromedp.ID("edit-account")), chromedp.Click(viewButton("Revoke its tokens")), confirm())
+	waitAlert("revoked", "notice", "until now, the console's too: sign in again.")
+	if eval[bool](p, `document.getElementById("signin").hidden`) {
+		t.Fatal("the console is still signed in after revoking its own tokens")
 	}
 	p.signIn(m)
 	p.checkLogs()

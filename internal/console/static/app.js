@@ -178,6 +178,11 @@ async function accountView(id) {
     if (!await confirmAction(`Revoke every token issued to ${a.email} until now? Opaque tokens and introspection refuse them at once; ` +
       `APIs that verify JWTs themselves accept them until they expire (at most ${a.token_lifetime_seconds} s). The account can get new tokens.`, "Revoke")) return;
     await admin.post(path + "/revoke-tokens");
+    if (currentSession()?.me.client_id === a.client_id) {
+      // The console's token was one of them.
+      signOut(`Revoked the tokens issued to ${a.email} until now, the console's too: sign in again.`, false, true);
+      return;
+    }
     await go(location.hash, `Revoked the tokens issued to ${a.email} until now.`);
   }, "danger");
   return h("section", {},
