@@ -352,6 +352,8 @@ func TestAuthenticate(t *testing.T) {
 		{name: "CA-issued certificate, intermediate not sent", req: request{form: url.Values{"client_id": {"111"}}, cert: w.chained.Leaf}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "CA-issued certificate, through the intermediate it sent among six others", req: request{form: url.Values{"client_id": {"111"}}, cert: w.chained.Leaf, chain: append(strays[:6:6], w.inter)}, wantID: "111", wantMethod: storage.AuthTLS, wantCnf: true},
 		{name: "CA-issued certificate, more than seven intermediates sent", req: request{form: url.Values{"client_id": {"111"}}, cert: w.chained.Leaf, chain: append([]*x509.Certificate{w.inter}, strays...)}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "CA-issued certificate, its intermediate sent twice", req: request{form: url.Values{"client_id": {"111"}}, cert: w.chained.Leaf, chain: []*x509.Certificate{w.inter, w.inter}}, wantID: "111", wantMethod: storage.AuthTLS, wantCnf: true},
+		{name: "CA-issued certificate, its intermediate sent eight times", req: request{form: url.Values{"client_id": {"111"}}, cert: w.chained.Leaf, chain: slices.Repeat([]*x509.Certificate{w.inter}, 8)}, wantID: "111", wantMethod: storage.AuthTLS, wantCnf: true},
 		{name: "CA-issued certificate, two intermediates of one subject sent", req: request{form: url.Values{"client_id": {"111"}}, cert: w.chained.Leaf, chain: []*x509.Certificate{twin, w.inter}}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		// Intermediates that are refused are not held against a certificate
 		// a trusted CA issued directly, which needs none.

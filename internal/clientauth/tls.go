@@ -80,6 +80,17 @@ const maxIntermediates = maxForwardedChain - 1
 // certificate has at most one candidate issuer in the pool, and the path
 // is one, at most maxIntermediates long.
 func intermediatePool(intermediates []*x509.Certificate) (*x509.CertPool, error) {
+	// The same certificate sent twice (a chain file that repeats one) adds
+	// nothing to the pool, nor to the paths tried.
+	seen := make(map[string]bool, len(intermediates))
+	distinct := make([]*x509.Certificate, 0, len(intermediates))
+	for _, c := range intermediates {
+		if !seen[string(c.Raw)] {
+			seen[string(c.Raw)] = true
+			distinct = append(distinct, c)
+		}
+	}
+	intermediates = distinct
 	if len(intermediates) == 0 {
 		return nil, nil
 	}
