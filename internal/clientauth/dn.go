@@ -310,7 +310,7 @@ func attributeType(typ string) (asn1.ObjectIdentifier, error) {
 	if oid, ok := dnTypes[upperASCII(typ)]; ok {
 		return oid, nil
 	}
-	if upperASCII(typ) == "E" {
+	if equalFoldASCII(typ, "E") {
 		return dnTypes["EMAILADDRESS"], nil
 	}
 	if typ == "" {
