@@ -146,7 +146,7 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, ctx.Err()
+			return nil, storeError(ctx.Err()) // "The request was canceled."
 		}
 		now = next
 	}

@@ -779,3 +779,29 @@ func TestJWTBearerStoreErrorIsNotAFailure(t *testing.T) {
 		}
 	}
 }
+
+// A client that goes away while its token waits out the second of its
+// account's revocation is answered as a canceled request (503
+// temporarily_unavailable), not as the server's failure (500).
+func TestRevocationSecondWaitCanceled(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.store.UpdateAccount(ctx, e.job.ID, func(a storage.Account) (storage.Account, error) {
+		a.TokensRevokedBefore = e.now
+		return a, nil
+	}, storage.AuditEvent{Time: t0, Action: "fixture", Outcome: storage.OutcomeSuccess}, storage.Guard{}); err != nil {
+		t.Fatal(err)
+	}
+	// e.now stands still at the revocation's second, so the wait is a
+	// whole second: the request is canceled well within it.
+	reqCtx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	req := httptest.NewRequestWithContext(reqCtx, "POST", "/token", strings.NewReader("grant_type=client_credentials&scope=orders.read"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", basicAuth(e.job.ID, jobSecret))
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, req)
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "temporarily_unavailable") {
+		t.Fatalf("%d %s, want 503 temporarily_unavailable", w.Code, w.Body)
+	}
+}
