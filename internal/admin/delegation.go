@@ -279,8 +279,9 @@ func (s *Service) PutUsersOfOrgs(ctx context.Context, actor Actor, in []UserInpu
 			continue
 		}
 		seen[email] = i + 1
-		domains = append(domains, emailDomain(email))
-		users = append(users, storage.User{Email: email, Org: emailDomain(email), Suspended: u.Suspended, CreatedAt: now})
+		domain := emailDomain(email)
+		domains = append(domains, domain)
+		users = append(users, storage.User{Email: email, Org: domain, Suspended: u.Suspended, CreatedAt: now})
 	}
 	found, err := s.store.GetOrgs(ctx, domains)
 	if err != nil {
