@@ -84,8 +84,9 @@ func DefaultConfig() Config {
 
 // addServeFlags binds the flags of 'keyward serve' to c.
 func (c *Config) addServeFlags(fs *pflag.FlagSet) {
-	c.addStoreFlags(fs, "directory for the SQLite database, the generated master key and the admin key file")
-	c.addNoMigrateFlag(fs)
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the SQLite database, the generated master key and the admin key file")
+	fs.StringVar(&c.DB, "db", c.DB, "PostgreSQL URL (postgres://…) to use instead of the embedded SQLite database")
+	fs.BoolVar(&c.NoMigrate, "no-migrate", c.NoMigrate, "do not migrate the database schema on start; fail if it is not up to date")
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address to listen on; plain HTTP only on loopback unless --insecure-http")
 	fs.StringVar(&c.Issuer, "issuer", c.Issuer, "public base URL clients use to reach the server (default: derived from --listen)")
 	fs.StringVar(&c.MasterKeyFile, "master-key-file", c.MasterKeyFile, "file with the 32-byte master key that encrypts the signing keys and the secret pepper (raw, hex or base64); or set KEYWARD_MASTER_KEY. Without either, <data-dir>/master.key, generated only for a store holding no sealed keys (an imported one needs the key of the server it came from)")
@@ -125,19 +126,6 @@ func (c Config) issuer(addr string) string {
 		return c.Issuer
 	}
 	return c.baseURL(addr)
-}
-
-// addStoreFlags binds the flags that choose the store; dataDir is the
-// help of --data-dir, saying what the command does with it.
-func (c *Config) addStoreFlags(fs *pflag.FlagSet, dataDir string) {
-	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, dataDir)
-	fs.StringVar(&c.DB, "db", c.DB, "PostgreSQL URL (postgres://…) to use instead of the embedded SQLite database")
-}
-
-// addNoMigrateFlag binds --no-migrate, for the commands that otherwise
-// bring the schema up to date.
-func (c *Config) addNoMigrateFlag(fs *pflag.FlagSet) {
-	fs.BoolVar(&c.NoMigrate, "no-migrate", c.NoMigrate, "do not migrate the database schema on start; fail if it is not up to date")
 }
 
 // Validate reports every problem of c at once.
