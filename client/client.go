@@ -62,7 +62,7 @@ func ParseKeyFile(data []byte) (*KeyFile, error) {
 func parseKeyFile(data []byte) (*KeyFile, jose.Signer, error) {
 	var kf KeyFile
 	if err := keyfile.DecodeJSON(data, &kf); err != nil {
-		return nil, nil, fmt.Errorf("client: %w", err)
+		return nil, nil, fmt.Errorf("client: the key file %w", err)
 	}
 	if kf.Type != "service_account" {
 		return nil, nil, fmt.Errorf("client: key file type %q, want service_account", kf.Type)

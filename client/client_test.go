@@ -232,11 +232,11 @@ func TestParseKeyFile(t *testing.T) {
 	tests := []struct {
 		name, data, want string
 	}{
-		{"not JSON", "x", "client: not a JSON key file: invalid character 'x'"},
+		{"not JSON", "x", "client: the key file is not a JSON key file: invalid character 'x'"},
 		{"empty", " \n", "client: the key file is empty"},
-		{"PEM", "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", "client: a PEM file, not a JSON key file: give the JSON file 'keyward keys create' wrote"},
-		{"array", `[{"type":"service_account"}]`, "client: not a JSON key file: a JSON array, not an object"},
-		{"field of another type", `{"type":"service_account","client_email":7}`, "client: not a JSON key file: client_email is a JSON number, not a string"},
+		{"PEM", "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", "client: the key file is a PEM file, not a JSON key file: give the JSON file 'keyward keys create' wrote"},
+		{"array", `[{"type":"service_account"}]`, "client: the key file is not a JSON key file: a JSON array, not an object"},
+		{"field of another type", `{"type":"service_account","client_email":7}`, "client: the key file is not a JSON key file: client_email is a JSON number, not a string"},
 		{"wrong type", `{"type":"authorized_user"}`, `client: key file type "authorized_user", want service_account`},
 		{"no key", `{"type":"service_account","client_email":"a@b","token_uri":"http://x"}`, "lacks client_email, token_uri or private_key"},
 		{"bad PEM", `{"type":"service_account","client_email":"a@b","token_uri":"http://x","private_key":"nope"}`, "client: key file: "},

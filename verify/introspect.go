@@ -41,7 +41,7 @@ func (c introspectionCredentials) withKeyFile() (*introspectionCredentials, erro
 		ClientID     string `json:"client_id"`
 	}
 	if err := keyfile.DecodeJSON(c.keyFile, &f); err != nil {
-		return nil, fmt.Errorf("the introspection key file: %w", err)
+		return nil, fmt.Errorf("the introspection key file %w", err)
 	}
 	if f.ClientID == "" || f.PrivateKey == "" {
 		return nil, errors.New("the introspection key file lacks client_id or private_key")

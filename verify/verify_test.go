@@ -895,13 +895,13 @@ func TestIntrospectionKeyFile(t *testing.T) {
 		keyFile  []byte
 		fragment string
 	}{
-		{"not JSON", []byte("{"), "the introspection key file: not a JSON key file: unexpected end of JSON input (at byte 1)"},
+		{"not JSON", []byte("{"), "the introspection key file is not a JSON key file: unexpected end of JSON input (at byte 1)"},
 		// Plain words, as the client package's for its key files, never
 		// Go's types.
-		{"empty", []byte(" \n"), "the introspection key file: the key file is empty"},
-		{"PEM", []byte(rsaPEM), "the introspection key file: a PEM file, not a JSON key file"},
-		{"array", []byte(`[{"client_id":"x"}]`), "the introspection key file: not a JSON key file: a JSON array, not an object"},
-		{"number client_id", []byte(`{"client_id":5,"private_key":"x"}`), "the introspection key file: not a JSON key file: client_id is a JSON number, not a string"},
+		{"empty", []byte(" \n"), "the introspection key file is empty"},
+		{"PEM", []byte(rsaPEM), "the introspection key file is a PEM file, not a JSON key file"},
+		{"array", []byte(`[{"client_id":"x"}]`), "the introspection key file is not a JSON key file: a JSON array, not an object"},
+		{"number client_id", []byte(`{"client_id":5,"private_key":"x"}`), "the introspection key file is not a JSON key file: client_id is a JSON number, not a string"},
 		{"no private_key", keyFile("k", "", apiID), "lacks client_id or private_key"},
 		{"no client_id", keyFile("k", rsaPEM, ""), "lacks client_id or private_key"},
 		{"not PEM", keyFile("k", "MIIE...", apiID), "not PEM"},

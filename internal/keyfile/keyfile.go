@@ -138,15 +138,16 @@ func convertHint(blockType string) string {
 
 // DecodeJSON reads a JSON key file into v, saying in plain words what data
 // is instead when it is none: empty, a PEM file (a key alone, not the key
-// file), not JSON, JSON of another shape. Its errors name no Go type;
-// callers prefix what the file is to them.
+// file), not JSON, JSON of another shape. Its errors name no Go type,
+// and each is a predicate ("is empty"): callers put the file, as it is to
+// them, in front ("the introspection key file is empty").
 func DecodeJSON(data []byte, v any) error {
 	trimmed := bytes.TrimSpace(data)
 	switch {
 	case len(trimmed) == 0:
-		return errors.New("the key file is empty")
+		return errors.New("is empty")
 	case bytes.HasPrefix(trimmed, []byte("-----BEGIN")):
-		return errors.New("a PEM file, not a JSON key file: give the JSON file 'keyward keys create' wrote, which holds the private key with its account and token_uri")
+		return errors.New("is a PEM file, not a JSON key file: give the JSON file 'keyward keys create' wrote, which holds the private key with its account and token_uri")
 	}
 	err := json.Unmarshal(data, v)
 	if err == nil {
@@ -154,12 +155,12 @@ func DecodeJSON(data []byte, v any) error {
 	}
 	if typ, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 		if typ.Field == "" {
-			return fmt.Errorf("not a JSON key file: a JSON %s, not an object", typ.Value)
+			return fmt.Errorf("is not a JSON key file: a JSON %s, not an object", typ.Value)
 		}
-		return fmt.Errorf("not a JSON key file: %s is a JSON %s, not a %s", typ.Field, typ.Value, typ.Type)
+		return fmt.Errorf("is not a JSON key file: %s is a JSON %s, not a %s", typ.Field, typ.Value, typ.Type)
 	}
 	if syntax, ok := errors.AsType[*json.SyntaxError](err); ok {
-		return fmt.Errorf("not a JSON key file: %s (at byte %d)", syntax, syntax.Offset)
+		return fmt.Errorf("is not a JSON key file: %s (at byte %d)", syntax, syntax.Offset)
 	}
-	return fmt.Errorf("not a JSON key file: %w", err)
+	return fmt.Errorf("is not a JSON key file: %w", err)
 }

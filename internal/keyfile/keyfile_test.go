@@ -202,13 +202,13 @@ func TestDecodeJSON(t *testing.T) {
 		name, data, want string
 	}{
 		{"a key file", `{"client_id":"a","private_key":"k"}`, ""},
-		{"empty", " \n\t", "the key file is empty"},
-		{"PEM", "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", "a PEM file, not a JSON key file: give the JSON file 'keyward keys create' wrote"},
-		{"not JSON", "x", "not a JSON key file: invalid character 'x' looking for beginning of value (at byte 1)"},
-		{"cut short", `{"client_id":`, "not a JSON key file: unexpected end of JSON input"},
-		{"array", `[1]`, "not a JSON key file: a JSON array, not an object"},
-		{"string", `"x"`, "not a JSON key file: a JSON string, not an object"},
-		{"field of another type", `{"client_id":true}`, "not a JSON key file: client_id is a JSON bool, not a string"},
+		{"empty", " \n\t", "is empty"},
+		{"PEM", "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", "is a PEM file, not a JSON key file: give the JSON file 'keyward keys create' wrote"},
+		{"not JSON", "x", "is not a JSON key file: invalid character 'x' looking for beginning of value (at byte 1)"},
+		{"cut short", `{"client_id":`, "is not a JSON key file: unexpected end of JSON input"},
+		{"array", `[1]`, "is not a JSON key file: a JSON array, not an object"},
+		{"string", `"x"`, "is not a JSON key file: a JSON string, not an object"},
+		{"field of another type", `{"client_id":true}`, "is not a JSON key file: client_id is a JSON bool, not a string"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
