@@ -82,6 +82,12 @@ func TestServerURLRefused(t *testing.T) {
 	if err := os.WriteFile(v1URI, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	doc["token_uri"] = m.Issuer + "/token/"
+	slashURI := filepath.Join(t.TempDir(), "key.json")
+	b, _ = json.Marshal(doc)
+	if err := os.WriteFile(slashURI, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	creds := []string{"--credentials", m.AdminKeyFile}
 	tests := []struct {
 		name      string
@@ -108,6 +114,10 @@ func TestServerURLRefused(t *testing.T) {
 		{name: "admin API path", args: append([]string{"sa", "list", "--server", m.Issuer + "/v1"}, creds...), wantInErr: m.Issuer + `/v1/token is not Keyward's token endpoint (HTTP 401 invalid_token): --server "` + m.Issuer + `/v1" must be Keyward's base URL`},
 		{name: "no such path", env: m.Issuer + "/keyward", args: append([]string{"sa", "list"}, creds...), wantInErr: `(HTTP 404 not_found): KEYWARD_SERVER "` + m.Issuer + `/keyward" must be Keyward's base URL`},
 		{name: "key file token_uri path", args: []string{"sa", "list", "--credentials", v1URI}, wantInErr: m.Issuer + "/v1/token is not Keyward's token endpoint (HTTP 401 invalid_token): " + v1URI + ": token_uri is wrong; pass --server"},
+		// Not ending in /token, it has no base URL to find the admin
+		// API under.
+		{name: "key file token_uri not ending in /token", args: []string{"sa", "list", "--credentials", slashURI},
+			wantInErr: slashURI + `: token_uri "` + m.Issuer + `/token/" must be Keyward's token endpoint, whose path ends in /token, such as https://keyward.internal/token; pass --server`},
 		{name: "bench target", args: []string{"bench", "--target", "http://", "--credentials", m.AdminKeyFile}, usage: true, wantInErr: `--target "http://"`},
 	}
 	for _, tt := range tests {

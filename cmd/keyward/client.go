@@ -139,7 +139,16 @@ func checkServerURL(name, raw string) error {
 // file's token_uri: the server's token endpoint, whose base URL the admin
 // commands derive from it.
 func checkTokenURI(name, raw string) error {
-	return checkURL(name, raw, "the token endpoint's URL", "https://keyward.internal/token")
+	const example = "https://keyward.internal/token"
+	if err := checkURL(name, raw, "the token endpoint's URL", example); err != nil {
+		return err
+	}
+	// The base URL is what comes before /token: of any other path, the
+	// admin API's paths would be appended to the token endpoint's.
+	if u, _ := url.Parse(raw); !strings.HasSuffix(u.Path, "/token") {
+		return fmt.Errorf("%s %q must be Keyward's token endpoint, whose path ends in /token, such as %s", name, raw, example)
+	}
+	return nil
 }
 
 // checkURL checks raw as checkServerURL does; what and example word the
