@@ -474,6 +474,48 @@ func TestListenInUse(t *testing.T) {
 			if err == nil || err.Error() != want {
 				t.Fatalf("Open: %v, want %q", err, want)
 			}
+			// Nothing was created before the address was found taken.
+			checkNothingCreated(t, cfg.DataDir)
 		})
+	}
+}
+
+// checkNothingCreated fails t if dir holds more than the lock file: no
+// database, master key or signing key.
+func checkNothingCreated(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != dataDirLock {
+			t.Errorf("the data directory holds %s after a failed start", e.Name())
+		}
+	}
+}
+
+// TestTLSClientCAUnusable: a --tls-client-ca that cannot be read or holds
+// no certificate stops the server with its name, before it creates a
+// database or keys.
+func TestTLSClientCAUnusable(t *testing.T) {
+	notPEM := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	for _, tt := range []struct{ file, want string }{
+		{notPEM, "--tls-client-ca " + notPEM + " holds no PEM certificate"},
+		{missing, "--tls-client-ca: open " + missing},
+	} {
+		cfg := DefaultConfig()
+		cfg.DataDir, cfg.Listen, cfg.TLSClientCA = t.TempDir(), "127.0.0.1:0", tt.file
+		m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		err := m.Open(context.Background())
+		m.Close()
+		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+			t.Fatalf("Open: %v, want %q", err, tt.want)
+		}
+		checkNothingCreated(t, cfg.DataDir)
 	}
 }

@@ -206,8 +206,8 @@ type Main struct {
 	}
 }
 
-// Open listens, opens the store, loads the signing keys and bootstraps an
-// empty store.
+// Open listens, then opens the store, loads the signing keys and
+// bootstraps an empty store.
 func (m *Main) Open(ctx context.Context) error {
 	c := m.Config
 	if m.Now == nil {
@@ -223,6 +223,28 @@ func (m *Main) Open(ctx context.Context) error {
 				return fmt.Errorf("%w: only one server may use an SQLite database (each caches what it reads, and two drift apart); stop that one, or give this one its own --data-dir", err)
 			}
 			return err
+		}
+	}
+	// The addresses and files first: one in use or unreadable stops the
+	// server before it creates or migrates a database, a master key or
+	// signing keys.
+	if m.listener, err = net.Listen("tcp", c.Listen); err != nil {
+		return listenError("--listen", c.Listen, err)
+	}
+	if c.MetricsListen != "" {
+		if m.metricsListener, err = net.Listen("tcp", c.MetricsListen); err != nil {
+			return listenError("--metrics-listen", c.MetricsListen, err)
+		}
+	}
+	var clientCAs *x509.CertPool
+	if c.TLSClientCA != "" {
+		pem, err := os.ReadFile(c.TLSClientCA)
+		if err != nil {
+			return fmt.Errorf("--tls-client-ca: %w", err)
+		}
+		clientCAs = x509.NewCertPool()
+		if !clientCAs.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--tls-client-ca %s holds no PEM certificate", c.TLSClientCA)
 		}
 	}
 	if m.store, err = openStore(ctx, c, m.Logger); err != nil {
@@ -255,37 +277,20 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.metrics.AdminSignInExpiry(m.adminExpiryGauge)
 
-	m.listener, err = net.Listen("tcp", c.Listen)
-	if err != nil {
-		return listenError("--listen", c.Listen, err)
-	}
 	m.Issuer = c.issuer(m.listener.Addr().String())
 	scfg := server.Config{
 		Issuer: m.Issuer, AccountDomain: c.AccountDomain,
 		DefaultTokenLifetime: c.DefaultTokenTTL, MaxTokenLifetime: c.MaxTokenTTL,
 		MaxAssertionLifetime: c.MaxAssertionTTL, ClockSkew: c.ClockSkew,
 		ClientCertHeader: c.ClientCertHeader, MutualTLS: c.TLSCert != "" || c.ClientCertHeader != "", CacheTTL: c.CacheTTL,
-		Console: c.Console, DPoPNonces: c.DPoPNonce,
+		Console: c.Console, DPoPNonces: c.DPoPNonce, ClientCAs: clientCAs,
 	}
 	for _, p := range c.TrustedProxies {
 		prefix, _ := parsePrefix(p) // checked by Validate
 		scfg.TrustedProxies = append(scfg.TrustedProxies, prefix)
 	}
-	if c.TLSClientCA != "" {
-		pem, err := os.ReadFile(c.TLSClientCA)
-		if err != nil {
-			return fmt.Errorf("--tls-client-ca: %w", err)
-		}
-		scfg.ClientCAs = x509.NewCertPool()
-		if !scfg.ClientCAs.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("--tls-client-ca %s holds no PEM certificate", c.TLSClientCA)
-		}
-	}
 	m.Server = server.New(scfg, server.Deps{Store: m.store, Signer: m.signer, Journal: m.journal, Introspections: m.introspections, Pepper: pepper, Metrics: m.metrics, Logger: m.Logger, Now: m.Now})
 	if c.MetricsListen != "" {
-		if m.metricsListener, err = net.Listen("tcp", c.MetricsListen); err != nil {
-			return listenError("--metrics-listen", c.MetricsListen, err)
-		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", m.metrics.Handler())
 		// Profiles, for the operators who can reach the metrics listener.
