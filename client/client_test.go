@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -79,6 +80,47 @@ func TestGrants(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestJWTBearerSendsJTI: each JWT-bearer assertion carries a jti of its
+// own, so the server takes it once (no replay) and a server that requires
+// one takes it at all.
+func TestJWTBearerSendsJTI(t *testing.T) {
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	kf := keyFile(t, k)
+	var (
+		mu   sync.Mutex
+		jtis []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var c struct {
+			ID string `json:"jti"`
+		}
+		if _, payload, ok := strings.Cut(r.PostFormValue("assertion"), "."); ok {
+			payload, _, _ = strings.Cut(payload, ".")
+			b, _ := base64.RawURLEncoding.DecodeString(payload)
+			json.Unmarshal(b, &c)
+		}
+		mu.Lock()
+		jtis = append(jtis, c.ID)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"access_token":"t","token_type":"Bearer","expires_in":3600}`))
+	}))
+	t.Cleanup(srv.Close)
+	for range 2 {
+		ts, err := client.JWTBearer(context.Background(), client.JWTBearerConfig{KeyFile: kf, Scopes: []string{"orders.read"}, TokenURL: srv.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ts.Token(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(jtis) != 2 || jtis[0] == "" || jtis[0] == jtis[1] {
+		t.Fatalf("the assertions' jtis: %q, want two, different", jtis)
 	}
 }
 
