@@ -58,7 +58,10 @@ type Config struct {
 	Console bool
 	// DPoPNonce makes DPoP proofs at the token endpoint carry a nonce the
 	// server provided (RFC 9449 §8).
-	DPoPNonce           bool
+	DPoPNonce bool
+	// RequireAssertionJTI refuses JWT-bearer assertions without a jti,
+	// which Google's client libraries do not send.
+	RequireAssertionJTI bool
 	LogFormat, LogLevel string
 }
 
@@ -108,6 +111,7 @@ func (c *Config) addServeFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "address for Prometheus metrics at /metrics and Go profiles at /debug/pprof/, on a listener of its own (e.g. 127.0.0.1:9090; off when empty)")
 	fs.BoolVar(&c.Console, "console", c.Console, "serve the web console at /console/ (static files only: it signs in and works through the admin API; --console=false on servers that workloads alone reach)")
 	fs.BoolVar(&c.DPoPNonce, "dpop-nonce", c.DPoPNonce, "require DPoP proofs at the token endpoint to carry a nonce the server provided (RFC 9449 §8): a proof without a current one is answered use_dpop_nonce with a nonce in the DPoP-Nonce header, which clients put in a new proof; nonces last one to two minutes, and replicas accept each other's")
+	fs.BoolVar(&c.RequireAssertionJTI, "require-assertion-jti", c.RequireAssertionJTI, "refuse JWT-bearer assertions without a jti (invalid_grant), so that each is single-use; by default one without a jti can be used again until it expires (65 minutes at most with the default --max-assertion-lifetime). Google's client libraries send no jti: they are refused while this is on (Keyward's client package, CLI and console send one; private_key_jwt client assertions always need one)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 }

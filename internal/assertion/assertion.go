@@ -191,6 +191,9 @@ type Expect struct {
 	MaxLifetime time.Duration
 	// RequireIssuedAt makes iat mandatory.
 	RequireIssuedAt bool
+	// RequireID makes jti mandatory, so that every assertion accepted is
+	// single-use: without a jti one can be replayed until it expires.
+	RequireID bool
 	// Skew is the clock difference tolerated for iat, nbf and exp.
 	Skew time.Duration
 	Now  time.Time
@@ -258,6 +261,9 @@ func (t *Token) checkClaims(e Expect) error {
 	}
 	if e.RequireIssuedAt && c.IssuedAt == nil {
 		return fail(MissingClaim, "Invalid JWT: the iat claim is required.", nil)
+	}
+	if e.RequireID && c.ID == "" {
+		return fail(MissingClaim, "Invalid JWT: this server requires a jti claim, a unique ID for each assertion, which it accepts only once.", nil)
 	}
 	if len(c.Audience) == 0 {
 		return fail(MissingClaim, "Invalid JWT: the aud claim is required; use the token endpoint URL "+e.Audiences[0]+".", nil)

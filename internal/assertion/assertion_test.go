@@ -92,6 +92,49 @@ func TestVerifyReasons(t *testing.T) {
 	}
 }
 
+// TestVerifyRequireID: jti is optional unless RequireID, which refuses an
+// assertion without one as a missing claim, after its signature is checked.
+func TestVerifyRequireID(t *testing.T) {
+	k, keys := fixture(t)
+	c := func(jti string) map[string]any {
+		c := map[string]any{"iss": "a@p", "aud": "https://kw/token", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+		if jti != "" {
+			c["jti"] = jti
+		}
+		return c
+	}
+	tests := []struct {
+		name      string
+		requireID bool
+		jti       string
+		keys      []storage.Key
+		want      Reason
+	}{
+		{"no jti", false, "", keys, 0},
+		{"jti", false, "j", keys, 0},
+		{"no jti, required", true, "", keys, MissingClaim},
+		{"jti, required", true, "j", keys, 0},
+		{"no jti, required, bad signature", true, "", nil, BadSignature},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok, err := Parse(signed(t, k, c(tt.jti)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := expect
+			e.RequireID = tt.requireID
+			_, err = tok.Verify(tt.keys, e)
+			switch {
+			case tt.want == 0 && err != nil:
+				t.Fatalf("Verify: %v", err)
+			case tt.want != 0 && !IsReason(err, tt.want):
+				t.Fatalf("err = %v, want reason %d", err, tt.want)
+			}
+		})
+	}
+}
+
 // Claims that would break storage for everyone in a batch (a NUL byte is
 // not valid text in PostgreSQL; a huge jti does not fit an index row) are
 // refused when parsed.

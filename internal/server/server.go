@@ -61,6 +61,9 @@ type Config struct {
 	// server provided (RFC 9449 §8). Every replica derives the same nonce
 	// key from the pepper, so each accepts the others' nonces.
 	DPoPNonces bool
+	// RequireAssertionJTI refuses JWT-bearer assertions without a jti,
+	// which could otherwise be replayed until they expire.
+	RequireAssertionJTI bool
 }
 
 // Deps are the built dependencies.
@@ -123,6 +126,7 @@ func New(cfg Config, d Deps) *Server {
 	tcfg := token.Config{
 		Issuer: cfg.Issuer, MaxAssertionLifetime: cfg.MaxAssertionLifetime,
 		ClockSkew: cfg.ClockSkew, MaxTokenLifetime: cfg.MaxTokenLifetime, Observer: observer,
+		RequireAssertionJTI: cfg.RequireAssertionJTI,
 	}
 	if cfg.DPoPNonces {
 		tcfg.DPoPNonces = dpop.NewNonces(nonceKey(d.Pepper))

@@ -74,6 +74,7 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 		Audiences:       []string{Endpoint(h.cfg.Issuer), h.cfg.Issuer},
 		MaxLifetime:     h.cfg.MaxAssertionLifetime,
 		RequireIssuedAt: true,
+		RequireID:       h.cfg.RequireAssertionJTI,
 		Skew:            h.cfg.ClockSkew,
 		Now:             req.Now,
 	})

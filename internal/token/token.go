@@ -64,6 +64,11 @@ type Config struct {
 	ClockSkew time.Duration
 	// MaxTokenLifetime caps every account's token lifetime.
 	MaxTokenLifetime time.Duration
+	// RequireAssertionJTI refuses a JWT-bearer assertion without a jti
+	// (RFC 7523 §3 makes it optional): with one, an assertion is
+	// single-use; without, it can be replayed until it expires. Google's
+	// client libraries send none, so it is off by default.
+	RequireAssertionJTI bool
 	// DPoPNonces, if set, makes DPoP proofs carry a nonce the server
 	// provided (RFC 9449 §8); nil accepts proofs without one.
 	DPoPNonces *dpop.Nonces

@@ -64,7 +64,9 @@ type env struct {
 	oldKey  *rsa.PrivateKey   // job's expired key "old"
 	other   *rsa.PrivateKey   // other's key "ok"
 	offAcct *rsa.PrivateKey   // key "dk" of the disabled account
-	// newHandler returns a handler like h's reading dir.
+	// cfg is the token endpoint's configuration; newHandler returns a
+	// handler like h's with cfg as it is then, reading dir.
+	cfg        token.Config
 	newHandler func(dir token.Directory) http.Handler
 }
 
@@ -99,9 +101,9 @@ func newEnvOn(t *testing.T, cached bool) *env {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	auth := clientauth.New(clientauth.Config{Audiences: []string{issuer, endpoint}, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute,
 		Pepper: []byte("p"), Now: now}, dir)
+	e.cfg = token.Config{Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, MaxTokenLifetime: time.Hour}
 	e.newHandler = func(dir token.Directory) http.Handler {
-		return token.NewHandler(token.Config{Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, MaxTokenLifetime: time.Hour},
-			dir, journal, e.signer, auth, now, log)
+		return token.NewHandler(e.cfg, dir, journal, e.signer, auth, now, log)
 	}
 	e.h = e.newHandler(dir)
 
@@ -443,22 +445,59 @@ func (e *env) checkToken(t *testing.T, body map[string]any, wantScope, wantAud s
 	}
 }
 
-func TestReplayedJTI(t *testing.T) {
+// TestAssertionJTI: an assertion's jti is single-use whether or not the
+// server requires one; an assertion without one is accepted, and again,
+// by default (Google's libraries send none) and refused with
+// RequireAssertionJTI ('serve --require-assertion-jti'). Each assertion
+// is sent twice.
+func TestAssertionJTI(t *testing.T) {
 	e := newEnv(t)
-	a := sign(t, e.rsKey, jose.RS256, "rs", claims(func(c map[string]any) { c["jti"] = "once" }), nil)
-	if w := e.do(request{body: form(a)}); w.Code != 200 {
-		t.Fatalf("first use: %d %s", w.Code, w.Body)
+	lenient := e.h
+	e.cfg.RequireAssertionJTI = true
+	strict := e.newHandler(e.store)
+	const (
+		replayed = "Invalid JWT: the assertion's jti was already used; sign a new assertion for every request."
+		required = "Invalid JWT: this server requires a jti claim, a unique ID for each assertion, which it accepts only once."
+	)
+	tests := []struct {
+		name        string
+		requireJTI  bool
+		jti         string
+		first, then string // the error_description of each answer; "" is a token
+	}{
+		{"no jti, reused", false, "", "", ""},
+		{"no jti, jti required", true, "", required, required},
+		{"jti, replayed", false, "once", "", replayed},
+		{"jti required, replayed", true, "twice", "", replayed},
 	}
-	w := e.do(request{body: form(a)})
-	if w.Code != 400 || !strings.Contains(w.Body.String(), `"invalid_grant"`) {
-		t.Fatalf("replay: %d %s, want invalid_grant", w.Code, w.Body)
-	}
-	// Without a jti the same assertion may be reused, as Google's libraries do.
-	b := sign(t, e.rsKey, jose.RS256, "rs", claims(nil), nil)
-	for range 2 {
-		if w := e.do(request{body: form(b)}); w.Code != 200 {
-			t.Fatalf("jti-less reuse: %d %s", w.Code, w.Body)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e.h = lenient
+			if tt.requireJTI {
+				e.h = strict
+			}
+			a := sign(t, e.rsKey, jose.RS256, "rs", claims(func(c map[string]any) {
+				if tt.jti != "" {
+					c["jti"] = tt.jti
+				}
+			}), nil)
+			for i, want := range []string{tt.first, tt.then} {
+				w := e.do(request{body: form(a)})
+				var body map[string]any
+				json.Unmarshal(w.Body.Bytes(), &body)
+				if want == "" {
+					if w.Code != 200 {
+						t.Fatalf("request %d: %d %s, want a token", i+1, w.Code, w.Body)
+					}
+					e.lastEvent(t, "token.issued", "")
+					continue
+				}
+				if w.Code != 400 || body["error"] != oauth2.ErrInvalidGrant || body["error_description"] != want {
+					t.Fatalf("request %d: %d %s, want invalid_grant %q", i+1, w.Code, w.Body, want)
+				}
+				e.lastEvent(t, "token.refused", oauth2.ErrInvalidGrant)
+			}
+		})
 	}
 }
 
