@@ -494,8 +494,15 @@ func noOrg(email, org string) error {
 }
 
 // importBatch is the most users keyward users add and import send in one
-// request, and so in one transaction.
-const importBatch = 5000
+// request, and so in one transaction; importBatchBytes is about the most
+// JSON they send in one (see batchLen), well under the 1 MiB the admin API
+// reads (admin.MaxBodyBytes). The console's import (IMPORT_BATCH and
+// IMPORT_BATCH_BYTES in internal/console/static/userimport.js) batches
+// with the same numbers.
+const (
+	importBatch      = 5000
+	importBatchBytes = 512 << 10
+)
 
 // putUsers sends users already checked (well-formed, given once, each of
 // an existing organization) to POST /v1/users, users of any organizations
@@ -550,12 +557,13 @@ func (e *batchError) Error() string { return e.err.Error() }
 func (e *batchError) Unwrap() error { return e.err }
 
 // batchLen is how many of users the next request sends: at most limit,
-// and well under the 1 MiB the admin API reads. An email is counted as
+// and users are taken while the JSON counted is under importBatchBytes,
+// each user as its email's JSON and 40 bytes more. An email is counted as
 // long as its JSON is, not its bytes: '&', '<' and '>' are sent as six
 // bytes each (\u0026): 2,000 emails mostly of '&'s were over 1 MiB.
 func batchLen(users []admin.UserInput, limit int) int {
 	n, size := 0, 0
-	for n < len(users) && n < limit && size < 512<<10 {
+	for n < len(users) && n < limit && size < importBatchBytes {
 		size += jsonLen(users[n].Email) + 40
 		n++
 	}
