@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -257,4 +260,280 @@ func TestConsoleUserImportClipsLongValues(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestConsoleUserImportBatches checks that the console splits an import
+// into the batches keyward users import sends (batchLen with importBatch
+// and importBatchBytes): as many users in each, whether the count of
+// users or the bytes of their emails' JSON (in UTF-8) ends a batch.
+func TestConsoleUserImportBatches(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	p.step("open the console", chromedp.Navigate(m.Issuer+"/console/"), chromedp.WaitVisible(chromedp.ID("keyfile-form")))
+	emails := func(n int, format string) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf(format, i)
+		}
+		return out
+	}
+	long := "u%05d-" + strings.Repeat("x", 54) + "@x.com"
+	tests := []struct {
+		name   string
+		emails []string
+	}{
+		{"one user", emails(1, "u%d@x.com")},
+		{"exactly a batch", emails(importBatch, "u%05d@x.com")},
+		{"short emails: 5,000 a batch", emails(12000, "u%05d@x.com")},
+		{"long emails: fewer a batch", emails(12000, long)},
+		{"short, long and not ASCII", slices.Concat(emails(3000, "s%05d@x.com"), emails(6000, long), emails(3000, strings.Repeat("é", 60)+"%05d@x.com"))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var want [][2]int
+			users := usersOf(tt.emails)
+			for sent := 0; sent < len(users); {
+				n := batchLen(users[sent:], importBatch)
+				want = append(want, [2]int{sent, sent + n})
+				sent += n
+			}
+			list, _ := json.Marshal(tt.emails)
+			js := fmt.Sprintf(`import("./userimport.js").then((m) => JSON.stringify({
+				limits: [m.IMPORT_BATCH, m.IMPORT_BATCH_BYTES],
+				batches: m.importBatches(JSON.parse(%q).map((email) => ({email, suspended: false}))),
+			}))`, list)
+			ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+			defer cancel()
+			out, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got struct {
+				Limits  [2]int   `json:"limits"`
+				Batches [][2]int `json:"batches"`
+			}
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.Limits != [2]int{importBatch, importBatchBytes} {
+				t.Errorf("the console batches at most %d users or %d bytes, keyward users import %d or %d", got.Limits[0], got.Limits[1], importBatch, importBatchBytes)
+			}
+			if !reflect.DeepEqual(got.Batches, want) {
+				t.Errorf("the console sends batches %v, keyward users import %v", got.Batches, want)
+			}
+		})
+	}
+}
+
+// importProbe wraps the page's fetch: it counts the POSTs of users,
+// notes what the import's progress display shows as each is sent, and
+// answers the second itself if window.importProbe.fail says so: "502" as
+// a proxy whose server did not answer, "network" as a connection lost.
+const importProbe = `(() => {
+	const fetch = window.fetch.bind(window);
+	window.importProbe = { posts: 0, progress: [], fail: "" };
+	window.fetch = async (url, init) => {
+		const probe = window.importProbe;
+		if (init?.method === "POST" && String(url).endsWith("/users")) {
+			probe.posts++;
+			const shown = document.getElementById("import-progress");
+			probe.progress.push(shown && !shown.closest("[hidden]") ? shown.textContent : "(hidden)");
+			if (probe.posts === 2 && probe.fail === "502") {
+				return new Response("<html><body><h1>502 Bad Gateway</h1></body></html>", { status: 502, statusText: "Bad Gateway", headers: { "Content-Type": "text/html" } });
+			}
+			if (probe.posts === 2 && probe.fail === "network") throw new TypeError("Failed to fetch");
+		}
+		return fetch(url, init);
+	};
+	return true;
+})()`
+
+// thousands writes n as the console does: 23,000.
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// allUsers is the directory of org: email → suspended.
+func allUsers(t *testing.T, m *Main, org string) map[string]bool {
+	t.Helper()
+	got := map[string]bool{}
+	for after := ""; ; {
+		us, err := m.store.ListUsers(context.Background(), org, storage.ListOptions{After: after, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(us) == 0 {
+			return got
+		}
+		for _, u := range us {
+			got[u.Email] = u.Suspended
+		}
+		after = us[len(us)-1].Email
+	}
+}
+
+// openImport shows the page of the organization org with its import form.
+func (p *consolePage) openImport(org string) {
+	p.t.Helper()
+	eval[string](p, `location.hash = "#/orgs/`+org+`"`)
+	p.step("open "+org, chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//h1[text()="`+org+`"]`)),
+		chromedp.Click(chromedp.CSS("#import summary")), chromedp.WaitVisible(chromedp.ID("f-import-file")))
+}
+
+// importFile imports the file f with the page's import form.
+func (p *consolePage) importFile(name, f string) {
+	p.t.Helper()
+	p.step(name, chromedp.SetUploadFiles(chromedp.ID("f-import-file"), []string{f}), chromedp.Click(chromedp.CSS("#import-users button[type=submit]")))
+}
+
+// TestConsoleImportUsersInBatches imports a file larger than the 1 MiB
+// one request to the admin API holds: the console sends it in the
+// batches keyward users import would, one transaction each, shows how
+// many users are imported as each batch goes, and every user arrives,
+// suspended as the file says.
+func TestConsoleImportUsersInBatches(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	bg, sys := context.Background(), admin.Actor{ID: "test"}
+	if _, err := m.Server.Admin.CreateOrg(bg, sys, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	// Short emails, 5,000 a batch, then long ones, fewer a batch.
+	var csv strings.Builder
+	csv.WriteString("email,status\n")
+	var emails []string
+	want := map[string]bool{}
+	suspended := 0
+	for i := range 18000 {
+		e := fmt.Sprintf("u%05d@example.com", i)
+		if i >= 10000 {
+			e = fmt.Sprintf("l%05d-%s@example.com", i, strings.Repeat("x", 100))
+		}
+		emails = append(emails, e)
+		want[e] = i%7 == 0
+		if i%7 == 0 {
+			suspended++
+			fmt.Fprintf(&csv, "%s,suspended\n", e)
+		} else {
+			fmt.Fprintf(&csv, "%s\n", e)
+		}
+	}
+	if csv.Len() <= admin.MaxBodyBytes {
+		t.Fatalf("the file is %d bytes, want more than the %d of a request", csv.Len(), admin.MaxBodyBytes)
+	}
+	f := filepath.Join(t.TempDir(), "big.csv")
+	if err := os.WriteFile(f, []byte(csv.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var sizes []string
+	var progress []string
+	users := usersOf(emails)
+	for sent := 0; sent < len(users); {
+		n := batchLen(users[sent:], importBatch)
+		sizes = append(sizes, fmt.Sprint(n))
+		progress = append(progress, fmt.Sprintf("Imported %s of 18,000 users…", thousands(sent)))
+		sent += n
+	}
+	if len(sizes) < 4 || sizes[0] != "5000" || sizes[len(sizes)-2] == "5000" {
+		t.Fatalf("batches of %v users: want some of 5,000 and some fewer", sizes)
+	}
+
+	p.signIn(m)
+	eval[bool](p, importProbe)
+	p.openImport("example.com")
+	p.importFile("import big.csv", f)
+	p.waitAlert("imported", "notice", fmt.Sprintf("Imported 18,000 users from big.csv into the directory of example.com, %s of them suspended, in %d batches of at most 5,000, each in one transaction.",
+		thousands(suspended), len(sizes)))
+	if got := eval[[]string](p, "window.importProbe.progress"); !reflect.DeepEqual(got, progress) {
+		t.Errorf("as each batch was sent the page showed %q, want %q", got, progress)
+	}
+	if got := allUsers(t, m, "example.com"); !maps.Equal(got, want) {
+		t.Errorf("the directory holds %d users, want the file's %d, suspended as it says", len(got), len(want))
+	}
+	evs, err := m.store.ListAuditEvents(bg, storage.AuditFilter{Action: "user.import", Limit: 100})
+	var got []string
+	for _, ev := range evs {
+		got = append(got, ev.Data["count"])
+	}
+	if err != nil || !slices.Equal(got, sizes) {
+		t.Errorf("user.import events of %v users (%v), want one a batch, of %v", got, err, sizes)
+	}
+	if hidden := eval[bool](p, `document.getElementById("import-progress").closest("[hidden]") !== null`); !hidden {
+		t.Error("the progress display is still shown after the import")
+	}
+	p.checkLogs()
+}
+
+// TestConsoleImportLaterBatchFails: when a batch after the first fails,
+// the import stops there; the error says how many users the batches
+// before it imported, which batch failed and why, with the line of each
+// user the admin API names, and that the users after it were not sent:
+// the failed batch itself imported none if the admin API refused it, and
+// whether it did is not known if the server did not answer, or with a
+// 5xx. The directory holds the earlier batches' users, and the page
+// lists them.
+func TestConsoleImportLaterBatchFails(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	bg, sys := context.Background(), admin.Actor{ID: "test"}
+	dir := t.TempDir()
+	lead := "Imported 5,000 of the 12,000 users of %s.csv; batch 2 of 3 (users 5,001 to 10,000) failed and the 2,000 users after it were not sent.\n"
+	tests := []struct {
+		name string
+		bad  bool   // user 5,003 is not an email address
+		fail string // importProbe's fail
+		want []string
+	}{
+		{name: "refused", bad: true, want: []string{
+			"Batch 2 was refused, and none of its users were imported: Nothing was imported; fix these and retry: user 3: ",
+			"\nuser 3 of batch 2 is on line 5,003 of refused.csv"}},
+		{name: "unanswered", fail: "502", want: []string{
+			"Whether batch 2 was imported is not known (no answer, or a server error): The server answered HTTP 502 Bad Gateway"}},
+		{name: "unreachable", fail: "network", want: []string{
+			"Whether batch 2 was imported is not known (no answer, or a server error): Could not reach the server (Failed to fetch)."}},
+	}
+	p.signIn(m)
+	eval[bool](p, importProbe)
+	// One page for every case, so no subtests: the page's helpers fail
+	// the test they were made for.
+	for _, tt := range tests {
+		org := tt.name + ".example"
+		if _, err := m.Server.Admin.CreateOrg(bg, sys, org); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		var csv strings.Builder
+		want := map[string]bool{}
+		for i := range 12000 {
+			e := fmt.Sprintf("u%05d@%s", i, org)
+			if i == 5002 && tt.bad {
+				e = "not an email@" + org
+			}
+			if i < 5000 {
+				want[e] = false
+			}
+			fmt.Fprintln(&csv, e)
+		}
+		f := filepath.Join(dir, tt.name+".csv")
+		if err := os.WriteFile(f, []byte(csv.String()), 0o600); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		eval[string](p, `window.importProbe.posts = 0, window.importProbe.fail = `+strconv.Quote(tt.fail))
+		p.openImport(org)
+		p.importFile("import "+tt.name, f)
+		p.waitAlert(tt.name, "error", fmt.Sprintf(lead, tt.name)+tt.want[0])
+		for _, w := range tt.want[1:] {
+			if a := p.alert(); !strings.Contains(a, w) {
+				t.Errorf("%s: the alert reads %q, want it to hold %q", tt.name, a, w)
+			}
+		}
+		if n := eval[int](p, "window.importProbe.posts"); n != 2 {
+			t.Errorf("%s: %d batches sent, want 2", tt.name, n)
+		}
+		if got := allUsers(t, m, org); !maps.Equal(got, want) {
+			t.Errorf("%s: the directory holds %d users, want the first batch's 5,000", tt.name, len(got))
+		}
+		p.step(tt.name+": the users imported are listed", chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//td[text()="u00000@`+org+`"]`)))
+	}
+	p.checkLogs("400")
 }

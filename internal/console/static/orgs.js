@@ -4,7 +4,7 @@
 
 import { admin, seg, ApiError } from "./api.js";
 import { h, table, fields, fmtTime, button, act, confirmAction, showNotice, pager, list, words, unchangedItem, formInput } from "./dom.js";
-import { parseUsers } from "./userimport.js";
+import { parseUsers, importBatches, IMPORT_BATCH } from "./userimport.js";
 
 const PAGE = 50;
 
@@ -263,48 +263,98 @@ async function usersSection(o, path) {
     holder, form, importUsersForm(o, path, show));
 }
 
-// MAX_BODY is the most the admin API reads of a request's body (1 MiB).
-const MAX_BODY = 1 << 20;
-
 // importUsersForm adds or replaces the users of a CSV or JSON file in the
 // directory, as keyward users import does: the file is read in the page
 // (parseUsers), every bad row reported with its line and nothing sent while
-// any is bad; then all its users go in one POST /v1/orgs/{domain}/users,
-// which the admin API makes in one transaction, all or none. Its refusal
-// is shown as written, with the line of each user it names; a file too
-// large for one request is left to the CLI, which sends batches. show(notice)
-// shows the page of users being read again.
+// any is bad; then its users go to POST /v1/orgs/{domain}/users in
+// batches (importBatches: at most 5,000 users, each well under the 1 MiB
+// the admin API reads), one after another, each of which the admin API
+// makes in one transaction, all or none. A file of up to 5,000 users is
+// so imported all or none; a larger one shows its progress while the
+// batches go, and a failed batch stops the import: the error says how
+// many users the batches before it imported, which batch failed and why
+// (a refusal as the admin API wrote it, with the line of each user it
+// names), and that the users after it were not sent. show(notice) shows
+// the page of users being read again.
 function importUsersForm(o, path, show) {
   const file = h("input", { type: "file", id: "f-import-file", required: true, accept: ".csv,.json,.txt,text/csv,application/json,text/plain" });
   const submit = h("button", { type: "submit" }, "Import users");
   const form = h("form", { class: "inline", id: "import-users" }, h("label", { for: file.id }, "CSV or JSON file"), file, submit);
+  const bar = h("progress", { id: "import-bar" });
+  const note = h("span", { id: "import-progress" });
+  const progress = h("p", { class: "progress", role: "status", hidden: true }, bar, " ", note);
+  // report shows that done of total users are imported.
+  const report = (done, total) => {
+    bar.max = total;
+    bar.value = done;
+    note.textContent = `Imported ${count(done)} of ${count(total)} users…`;
+    progress.hidden = false;
+  };
   form.addEventListener("submit", act(submit, async () => {
     const f = file.files[0];
     if (!f) throw new Error("Choose a file first.");
-    if (f.size > 2 * MAX_BODY) throw new Error(`${f.name} is too large to import here; keyward users import sends it in batches.`);
     const users = parseUsers(await f.text(), o.domain);
-    const body = { users: users.map(({ email, suspended }) => ({ email, suspended })) };
-    if (new TextEncoder().encode(JSON.stringify(body)).length > MAX_BODY) {
-      throw new Error(`The ${users.length} users of ${f.name} are more than one request to the admin API holds; `
-        + "keyward users import sends them in batches.");
-    }
-    let res;
+    const batches = importBatches(users);
+    let imported = 0;
     try {
-      res = await admin.post(path + "/users", body);
-    } catch (e) {
-      // The API numbers the users it refuses from 1, in the file's order.
-      const named = [...e.message.matchAll(/\buser (\d+):/g)].map((m) => Number(m[1])).filter((k) => users[k - 1]);
-      if (named.length) e.message += "\n" + named.map((k) => `user ${k} is on line ${users[k - 1].line} of ${f.name}`).join("\n");
-      throw e;
+      for (const [k, [from, to]] of batches.entries()) {
+        if (batches.length > 1) report(imported, users.length);
+        let res;
+        try {
+          res = await admin.post(path + "/users", { users: users.slice(from, to).map(({ email, suspended }) => ({ email, suspended })) });
+        } catch (e) {
+          if (imported > 0) await show().catch(() => {}); // the users imported so far; the error is the import's
+          throw importFailed(e, f.name, users, batches, k, imported);
+        }
+        imported += res.users;
+      }
+    } finally {
+      progress.hidden = true;
     }
     file.value = "";
     const suspended = users.filter((u) => u.suspended).length;
-    await show(`Imported ${res.users} ${res.users === 1 ? "user" : "users"} from ${f.name} into the directory of ${o.domain}`
-      + (suspended ? `, ${suspended} of them suspended.` : "."));
+    await show(`Imported ${count(imported)} ${imported === 1 ? "user" : "users"} from ${f.name} into the directory of ${o.domain}`
+      + (suspended ? `, ${count(suspended)} of them suspended` : "")
+      + (batches.length > 1 ? `, in ${batches.length} batches of at most ${count(IMPORT_BATCH)}, each in one transaction.` : "."));
   }));
   return h("details", { class: "box", id: "import" }, h("summary", {}, "Import users from a file"),
     h("p", {}, "CSV: one user a line, email[,status] with status active or suspended, an optional header line email,status, # for comments. "
       + 'JSON: [{"email": …, "suspended": …}] or {"users": [...]}. Each email must be of ' + o.domain + "; one already in the "
-      + "directory is replaced, suspended or reinstated as the file says. Nothing is imported while any row is bad."),
-    form);
+      + "directory is replaced, suspended or reinstated as the file says. Nothing is imported while any row is bad. "
+      + `The users are sent ${count(IMPORT_BATCH)} at a time (fewer if their emails are very long), each batch in one `
+      + "transaction: should a batch fail, the batches before it stay imported and those after it are not sent."),
+    form, progress);
+}
+
+// count writes a number of users with thousands separators: 23,000.
+const count = (n) => n.toLocaleString("en-US");
+
+// importFailed is the error of an import of the users of the file name
+// whose batch k (of batches, [from, to) ranges of users) failed with e,
+// after the batches before it imported imported users. Unless the admin
+// API (or a proxy) refused the batch, whether it was imported is not
+// known: without an answer, or with a 5xx, it may have been committed.
+// The API numbers the users it refuses from 1, in the batch's order: each
+// one named is shown with its line in the file.
+function importFailed(e, name, users, batches, k, imported) {
+  const [from, to] = batches[k];
+  const unknown = !(e instanceof ApiError) || e.status === 0 || e.status >= 500;
+  const one = batches.length === 1;
+  let msg;
+  if (one) {
+    msg = unknown ? `Whether the users of ${name} were imported is not known (no answer, or a server error): ${e.message}` : e.message;
+  } else {
+    const rest = users.length - to;
+    msg = (from > 0 ? `Imported ${count(imported)} of the ${count(users.length)} users of ${name}; batch` : "Batch")
+      + ` ${k + 1} of ${batches.length} (users ${count(from + 1)} to ${count(to)}) failed`
+      + (rest > 0 ? ` and the ${count(rest)} ${rest === 1 ? "user" : "users"} after it were not sent.\n` : ".\n")
+      + (unknown ? `Whether batch ${k + 1} was imported is not known (no answer, or a server error): `
+        : `Batch ${k + 1} was refused, and none of its users were imported: `)
+      + e.message;
+  }
+  const named = [...e.message.matchAll(/\buser (\d+):/g)].map((m) => Number(m[1])).filter((n) => n >= 1 && n <= to - from);
+  for (const n of named) {
+    msg += "\n" + (one ? `user ${n}` : `user ${n} of batch ${k + 1}`) + ` is on line ${count(users[from + n - 1].line)} of ${name}`;
+  }
+  return new Error(msg);
 }

@@ -3,11 +3,40 @@
 // email[,status] with status active or suspended, # comments, and a first
 // row that is not an email being the header email,status (or email); or
 // JSON, [{"email", "suspended" or "status"}] or {"users": [...]}. Every bad row is reported with its line, and no user
-// is imported while any row is bad.
+// is imported while any row is bad. The users are then sent in batches
+// (importBatches), as keyward users import sends them.
 
 // MAX_REPORTED is how many bad rows are reported one by one
 // (admin.MaxReportedRows).
 const MAX_REPORTED = 20;
+
+// IMPORT_BATCH is the most users one request of an import sends, and so
+// one transaction adds; IMPORT_BATCH_BYTES is about the most JSON one
+// sends, well under the 1 MiB the admin API reads. They are the numbers
+// keyward users import batches with (importBatch and importBatchBytes in
+// cmd/keyward), which a test checks.
+export const IMPORT_BATCH = 5000;
+export const IMPORT_BATCH_BYTES = 512 << 10;
+
+// importBatches splits users (as parseUsers returns them) into the
+// batches an import sends, one request each, as keyward users import
+// does (batchLen): [from, to) ranges of at most IMPORT_BATCH users, a
+// batch taking users while the JSON counted so far is under
+// IMPORT_BATCH_BYTES, each user counted as its email's JSON (in UTF-8, as
+// the request sends it) and 40 bytes more.
+export function importBatches(users) {
+  const out = [];
+  for (let from = 0; from < users.length;) {
+    let to = from, size = 0;
+    while (to < users.length && to - from < IMPORT_BATCH && size < IMPORT_BATCH_BYTES) {
+      size += utf8Length(JSON.stringify(users[to].email)) + 40;
+      to++;
+    }
+    out.push([from, to]);
+    from = to;
+  }
+  return out;
+}
 
 // ImportError is a file that cannot be imported; its message is for
 // people, one problem a line.
@@ -98,9 +127,11 @@ function quoteClip(s) {
   return `${JSON.stringify(cut)}… (${n} bytes)`;
 }
 
+const encoder = new TextEncoder();
+
 // utf8Length is the length of s in UTF-8 bytes.
 function utf8Length(s) {
-  return new TextEncoder().encode(s).length;
+  return encoder.encode(s).length;
 }
 
 // HEADER is the header line a CSV file may begin with; "email" alone is
