@@ -95,6 +95,52 @@ func (c recordingConn) ExecContext(ctx context.Context, q string, args []driver.
 	return c.pgxConn.ExecContext(ctx, q, args)
 }
 
+func (c recordingConn) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
+	st, err := c.pgxConn.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	ps, ok := st.(preparedStmt)
+	if !ok {
+		st.Close()
+		return nil, fmt.Errorf("a pgx statement %T lacks a method of preparedStmt", st)
+	}
+	return recordingStmt{ps, c.r, q}, nil
+}
+
+// preparedStmt is what a pgx database/sql prepared statement implements.
+type preparedStmt interface {
+	driver.Stmt
+	driver.StmtExecContext
+	driver.StmtQueryContext
+}
+
+// recordingStmt records each run of a prepared statement as a query.
+type recordingStmt struct {
+	preparedStmt
+	r    *recorder
+	text string
+}
+
+func (st recordingStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	st.r.mu.Lock()
+	st.r.queries = append(st.r.queries, &query{text: st.text, args: args})
+	st.r.mu.Unlock()
+	return st.preparedStmt.ExecContext(ctx, args)
+}
+
+func (st recordingStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	rec := &query{text: st.text, args: args}
+	st.r.mu.Lock()
+	st.r.queries = append(st.r.queries, rec)
+	st.r.mu.Unlock()
+	rows, err := st.preparedStmt.QueryContext(ctx, args)
+	if err != nil {
+		return nil, err
+	}
+	return recordingRows{rows, st.r, rec}, nil
+}
+
 // recordingRows notes the first column of each row read.
 type recordingRows struct {
 	driver.Rows
@@ -250,5 +296,35 @@ func TestTouchSecretsInIDOrder(t *testing.T) {
 	}
 	if !slices.Equal(touched, ids) {
 		t.Errorf("secrets touched in the order %v, want %v", touched, ids)
+	}
+}
+
+// Load puts its users in the order of their emails' bytes, the order
+// PutUsers and DeleteOrg lock users' rows in, whatever order the bulk
+// gives them in (an export's is organization by organization).
+func TestLoadPutsUsersInEmailOrder(t *testing.T) {
+	ctx := context.Background()
+	rec, s := recordingStore(t)
+	b := storage.Bulk{Orgs: []storage.Org{{Domain: "a.example", CreatedAt: time.Now()}, {Domain: "b.example", CreatedAt: time.Now()}}}
+	var want []string
+	for _, e := range []string{"z@a.example", "x-y@a.example", "xy@a.example", "x_y@b.example", "a@b.example"} {
+		b.Users = append(b.Users, storage.User{Email: e, Org: e[strings.IndexByte(e, '@')+1:], CreatedAt: time.Now()})
+		want = append(want, e)
+	}
+	slices.Sort(want)
+	rec.take()
+	if err := s.Load(ctx, b, nil); err != nil {
+		t.Fatal(err)
+	}
+	var put []string
+	for _, q := range rec.take() {
+		if strings.HasPrefix(q.text, "INSERT INTO org_users") {
+			for i := 0; i < len(q.args); i += 4 {
+				put = append(put, fmt.Sprint(q.args[i].Value))
+			}
+		}
+	}
+	if !slices.Equal(put, want) {
+		t.Errorf("users put in the order %v, want %v", put, want)
 	}
 }

@@ -293,10 +293,6 @@ func (s *Store) PutUsers(ctx context.Context, users []storage.User, ev storage.A
 	}
 	slices.Sort(orgs)
 	orgs = slices.Compact(orgs)
-	// Stable: of an email given twice, the later one is put last and
-	// stays, as it did before the users were sorted.
-	users = slices.Clone(users)
-	slices.SortStableFunc(users, func(a, b storage.User) int { return strings.Compare(a.Email, b.Email) })
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if err := s.shareOrgs(ctx, tx, orgs); err != nil {
 			return err
@@ -343,7 +339,14 @@ func (s *Store) shareOrgs(ctx context.Context, tx *sql.Tx, orgs []string) error 
 	return nil
 }
 
+// putUsers creates or replaces users in the order of their emails'
+// bytes, the order PutUsers, Load and DeleteOrg lock users' rows in, so
+// that no two of them lock the same users in different orders.
 func (s *Store) putUsers(ctx context.Context, tx *sql.Tx, users []storage.User) error {
+	// Stable: of an email given twice, the later one is put last and
+	// stays, as it did before the users were sorted.
+	users = slices.Clone(users)
+	slices.SortStableFunc(users, func(a, b storage.User) int { return strings.Compare(a.Email, b.Email) })
 	st, err := tx.PrepareContext(ctx, s.q["putUser"])
 	if err != nil {
 		return s.wrap("put users", err)
