@@ -328,3 +328,41 @@ func TestLoadPutsUsersInEmailOrder(t *testing.T) {
 		t.Errorf("users put in the order %v, want %v", put, want)
 	}
 }
+
+// DeleteAccount locks the APIs it takes the account out of as an
+// introspector in the order of their names' bytes, the order Go sorts
+// them in, whatever the column's collation.
+func TestDeleteAccountLocksAPIsInByteOrder(t *testing.T) {
+	ctx := context.Background()
+	rec, s := recordingStore(t)
+	if _, err := rec.db.ExecContext(ctx, `ALTER TABLE apis ALTER COLUMN name TYPE text COLLATE "en-x-icu"`); err != nil {
+		t.Skipf("apis.name keeps the database's collation, byte order here: %v", err)
+	}
+	ev := storage.AuditEvent{Time: time.Now(), Action: "test", Outcome: storage.OutcomeSuccess}
+	a := storage.Account{ID: "100000000000000000001", Email: "a@p.example", Name: "a", Project: "p", CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	if err := s.CreateAccount(ctx, a, ev); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"o-a", "o_a", "oa", "Ob", "ob"}
+	for i, n := range names {
+		api := storage.API{Name: n, Identifier: "https://" + n, Scopes: []string{fmt.Sprintf("s%d.read", i)},
+			Introspectors: []string{a.ID}, CreatedAt: time.Now()}
+		if err := s.CreateAPI(ctx, api, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(names)
+	rec.take()
+	if err := s.DeleteAccount(ctx, a.ID, nil, ev); err != nil {
+		t.Fatal(err)
+	}
+	var locked []string
+	for _, q := range rec.take() {
+		if strings.Contains(q.text, "FROM apis") && strings.HasSuffix(q.text, "FOR UPDATE") {
+			locked = append(locked, q.first...)
+		}
+	}
+	if !slices.Equal(locked, names) {
+		t.Errorf("APIs locked in the order %v, want %v: the order of their bytes", locked, names)
+	}
+}

@@ -236,7 +236,8 @@ func (s *Store) DeleteAccount(ctx context.Context, id string, check func(storage
 
 // dropIntrospector removes the account id from every API's introspectors.
 func (s *Store) dropIntrospector(ctx context.Context, tx *sql.Tx, id string) error {
-	// Locked, in name order, so a concurrent UpdateAPI or deletion of
+	// Locked, in the order of their names' bytes (ByteOrder, whatever the
+	// column's collation), so a concurrent UpdateAPI or deletion of
 	// another introspector is not overwritten, nor deadlocks with this.
 	rows, err := tx.QueryContext(ctx, s.q["listAPIIntrospectorsForUpdate"])
 	if err != nil {

@@ -93,11 +93,13 @@ func New(w, r *sql.DB, d Dialect) *Store {
 	for name, q := range queries {
 		s.q[name] = s.rebind(q)
 	}
-	for _, name := range []string{"getAccount", "getAPI", "listAPIIntrospectors", "getKey", "getSecret", "getOrg", "getUser", "getProjectOrg"} {
+	for _, name := range []string{"getAccount", "getAPI", "getKey", "getSecret", "getOrg", "getUser", "getProjectOrg"} {
 		s.q[name+"ForUpdate"] = s.q[name] + d.ForUpdate
 	}
 	s.q["lockOrgs"] = s.rebind(`SELECT domain FROM orgs WHERE domain ` + inOrgs + ` ORDER BY domain` +
 		d.ByteOrder + d.ForKeyShare)
+	s.q["listAPIIntrospectorsForUpdate"] = s.rebind(`SELECT name, introspectors FROM apis WHERE introspectors <> '[]' ORDER BY name` +
+		d.ByteOrder + d.ForUpdate)
 	s.q["lockOrgUsers"] = s.rebind(`SELECT count(*) FROM (SELECT 1 FROM org_users WHERE org = ? ORDER BY email` + d.ByteOrder + d.ForUpdate + `) u`)
 	s.q["lockAccountSecrets"] = s.rebind(`SELECT count(*) FROM (SELECT 1 FROM secrets WHERE account_id = ? ORDER BY id` + d.ByteOrder + d.ForUpdate + `) s`)
 	return s
