@@ -122,20 +122,35 @@ func TestDataMigrations(t *testing.T) {
 					t.Fatal(err)
 				}
 				return s
-			}, func(t *testing.T, queries ...string) {
-				db, err := sql.Open("pgx", dsn)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer db.Close()
-				for _, q := range queries {
-					if _, err := db.Exec(q); err != nil {
-						t.Fatalf("%s: %v", q, err)
-					}
-				}
-			})
+			}, execOn(dsn))
 		})
 	}
+}
+
+// execOn runs statements on the schema of dsn directly.
+func execOn(dsn string) func(t *testing.T, queries ...string) {
+	return func(t *testing.T, queries ...string) {
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for _, q := range queries {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+}
+
+// MigrateNewOnly migrates a schema that has no tables yet and opens a
+// current one, but leaves an older schema as it is and refuses it: a
+// release still running may be serving from it.
+func TestMigrateNewOnly(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	storagetest.MigrateNewOnly(t, func(t *testing.T, noMigrate, newOnly bool) (storage.Storage, error) {
+		return postgres.Open(context.Background(), dsn, postgres.Options{NoMigrate: noMigrate, MigrateNewOnly: newOnly})
+	}, execOn(dsn))
 }
 
 // TestLoadWaitsForAccountInsert: an account another process is adding

@@ -36,36 +36,10 @@ func TestNoMigrateRefusesEmptyDatabase(t *testing.T) {
 // one, but leaves an older schema as it is and refuses it: a release
 // still running may be serving from it.
 func TestMigrateNewOnly(t *testing.T) {
-	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "keyward.db")
-	for _, what := range []string{"a new database", "a current one"} {
-		s, err := sqlite.Open(ctx, path, sqlite.Options{MigrateNewOnly: true})
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		s.Close()
-	}
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	version := func() (v int) {
-		if err := db.QueryRow(`SELECT MAX(version_id) FROM goose_db_version`).Scan(&v); err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	if _, err := db.Exec(`DELETE FROM goose_db_version WHERE version_id = ?`, version()); err != nil {
-		t.Fatal(err)
-	}
-	older := version()
-	if _, err := sqlite.Open(ctx, path, sqlite.Options{MigrateNewOnly: true}); err == nil || !strings.Contains(err.Error(), "not up to date") {
-		t.Fatalf("an older schema: %v, want a refusal", err)
-	}
-	if v := version(); v != older {
-		t.Errorf("the older schema was migrated from version %d to %d", older, v)
-	}
+	storagetest.MigrateNewOnly(t, func(t *testing.T, noMigrate, newOnly bool) (storage.Storage, error) {
+		return sqlite.Open(context.Background(), path, sqlite.Options{NoMigrate: noMigrate, MigrateNewOnly: newOnly})
+	}, execOn(path))
 }
 
 // A database a newer release migrated is refused, migrating or not.
@@ -151,19 +125,24 @@ func TestDataMigrations(t *testing.T) {
 					t.Fatal(err)
 				}
 				return s
-			}, func(t *testing.T, queries ...string) {
-				db, err := sql.Open("sqlite", "file:"+path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer db.Close()
-				for _, q := range queries {
-					if _, err := db.Exec(q); err != nil {
-						t.Fatalf("%s: %v", q, err)
-					}
-				}
-			})
+			}, execOn(path))
 		})
+	}
+}
+
+// execOn runs statements on the database file at path directly.
+func execOn(path string) func(t *testing.T, queries ...string) {
+	return func(t *testing.T, queries ...string) {
+		db, err := sql.Open("sqlite", "file:"+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for _, q := range queries {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/keyward/keyward/internal/storage"
@@ -106,4 +107,46 @@ func DanglingCleanup(t *testing.T, open func(t *testing.T) storage.Storage, exec
 	}
 	mustNil(t, s.DeleteAPI(ctx, "stock", nil, ev("api.delete"))) // the left-over grant held stock.read
 	verifyAll(t, s)
+}
+
+// MigrateNewOnly checks a backend's MigrateNewOnly option (keyward
+// import's): it migrates a database without a schema and opens a current
+// one, but refuses an older schema and leaves it as it is, since a
+// release still running may be serving from it. open opens the store of
+// one database with the backend's NoMigrate and MigrateNewOnly options.
+func MigrateNewOnly(t *testing.T, open func(t *testing.T, noMigrate, newOnly bool) (storage.Storage, error), exec func(t *testing.T, queries ...string)) {
+	ctx := context.Background()
+	for _, what := range []string{"a database without a schema", "a current one"} {
+		s, err := open(t, false, true)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		_, err = s.CountAccounts(ctx)
+		mustNil(t, err)
+		mustNil(t, s.Close())
+	}
+	s, err := open(t, true, false)
+	if err != nil {
+		t.Fatalf("the new database's schema is not current: %v", err)
+	}
+	mustNil(t, s.Close())
+
+	// The last migration forgotten: an older schema.
+	exec(t, `DELETE FROM goose_db_version WHERE version_id = (SELECT MAX(version_id) FROM goose_db_version)`)
+	for _, o := range []struct {
+		what               string
+		noMigrate, newOnly bool
+	}{
+		{"MigrateNewOnly", false, true},
+		// Still refused without migrating: MigrateNewOnly left it older.
+		{"NoMigrate, after MigrateNewOnly", true, false},
+	} {
+		s, err := open(t, o.noMigrate, o.newOnly)
+		if err == nil {
+			s.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "not up to date") {
+			t.Fatalf("%s on an older schema: %v, want a refusal", o.what, err)
+		}
+	}
 }
