@@ -366,3 +366,46 @@ func TestDeleteAccountLocksAPIsInByteOrder(t *testing.T) {
 		t.Errorf("APIs locked in the order %v, want %v: the order of their bytes", locked, names)
 	}
 }
+
+// PutUsers upserts its users a few hundred a statement, not one statement
+// each (most of a large put's time), each email once (one statement
+// cannot change a row twice), in the order of their bytes.
+func TestPutUsersInFewStatements(t *testing.T) {
+	ctx := context.Background()
+	rec, s := recordingStore(t)
+	ev := storage.AuditEvent{Time: time.Now(), Action: "test", Outcome: storage.OutcomeSuccess}
+	if err := s.CreateOrg(ctx, storage.Org{Domain: "a.example", CreatedAt: time.Now()}, ev); err != nil {
+		t.Fatal(err)
+	}
+	var users []storage.User
+	var emails []string
+	for i := range 1200 {
+		e := fmt.Sprintf("u%03d%s@a.example", i/3, []string{"-a", "_a", "a"}[i%3])
+		emails = append(emails, e)
+		users = append(users, storage.User{Email: e, Org: "a.example", CreatedAt: time.Now()})
+	}
+	users = append(users, users...) // each twice
+	slices.Reverse(users)
+	slices.Sort(emails)
+	rec.take()
+	if err := s.PutUsers(ctx, users, ev); err != nil {
+		t.Fatal(err)
+	}
+	var statements int
+	var put []string
+	for _, q := range rec.take() {
+		if strings.HasPrefix(q.text, "INSERT INTO org_users") {
+			statements++
+			for i := 0; i < len(q.args); i += 4 {
+				put = append(put, fmt.Sprint(q.args[i].Value))
+			}
+		}
+	}
+	if statements == 0 || statements > len(users)/100 {
+		t.Errorf("%d statements put %d users, want a few", statements, len(users))
+	}
+	if !slices.Equal(put, emails) {
+		t.Errorf("put %d users (%v…), want each of the %d emails once, in the order of their bytes (%v…)",
+			len(put), put[:min(6, len(put))], len(emails), emails[:6])
+	}
+}

@@ -31,7 +31,7 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, evs []storage.Audit
 		prev = []byte{}
 	}
 	storage.ChainEvents(seq, prev, evs)
-	return inChunks(evs, auditColumns, func(args []any, e storage.AuditEvent) []any {
+	return inChunks(rowChunks, evs, auditColumns, func(args []any, e storage.AuditEvent) []any {
 		return append(args, e.Seq, micros(e.Time), e.Action, e.Outcome, e.AccountID, e.Actor, e.Source,
 			string(e.DataJSON()), e.PrevHash, e.Hash)
 	}, func(n int, args []any) error {
@@ -99,7 +99,7 @@ func (s *Store) useJTIs(ctx context.Context, tx *sql.Tx, writes []storage.Write,
 	})
 	all = slices.CompactFunc(all, func(a, b storage.UsedJTI) bool { return a.Issuer == b.Issuer && a.JTI == b.JTI })
 	fresh := make(map[key]bool, len(all)) // inserted by this transaction
-	err := inChunks(all, 3, func(args []any, u storage.UsedJTI) []any {
+	err := inChunks(rowChunks, all, 3, func(args []any, u storage.UsedJTI) []any {
 		return append(args, u.Issuer, u.JTI, micros(u.ExpiresAt))
 	}, func(n int, args []any) error {
 		rows, err := s.stmt(ctx, tx, multiRowName("insertJTIs", n)).QueryContext(ctx, args...)

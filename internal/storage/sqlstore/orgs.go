@@ -25,21 +25,19 @@ func init() {
 		"deleteOrgProjects": `DELETE FROM project_orgs WHERE org = ?`,
 		"deleteOrgGrants":   `DELETE FROM delegation_grants WHERE org = ?`,
 		"deleteOrg":         `DELETE FROM orgs WHERE domain = ?`,
-		"putUser": `INSERT INTO org_users (email, org, suspended, created_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (email) DO UPDATE SET org = excluded.org, suspended = excluded.suspended`,
-		"getUser":          `SELECT email, org, suspended, created_at FROM org_users WHERE email = ?`,
-		"updateUser":       `UPDATE org_users SET suspended = ? WHERE email = ?`,
-		"listUsers":        `SELECT email, org, suspended, created_at FROM org_users WHERE org = ? AND email > ? ORDER BY email LIMIT ?`,
-		"deleteUser":       `DELETE FROM org_users WHERE email = ?`,
-		"insertProjectOrg": `INSERT INTO project_orgs (project, org, internal) VALUES (?, ?, ?) ON CONFLICT (project) DO NOTHING`,
-		"putProjectOrg":    `INSERT INTO project_orgs (project, org, internal) VALUES (?, ?, ?) ON CONFLICT (project) DO UPDATE SET org = excluded.org, internal = excluded.internal`,
-		"getProjectOrg":    `SELECT project, org, internal FROM project_orgs WHERE project = ?`,
-		"listProjectOrgs":  `SELECT project, org, internal FROM project_orgs WHERE org = ? ORDER BY project`,
-		"deleteProjectOrg": `DELETE FROM project_orgs WHERE project = ? AND org = ?`,
-		"putGrant":         `INSERT INTO delegation_grants (org, client_id, scopes, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (org, client_id) DO UPDATE SET scopes = excluded.scopes`,
-		"getGrant":         `SELECT org, client_id, scopes, created_at FROM delegation_grants WHERE org = ? AND client_id = ?`,
-		"listGrants":       `SELECT org, client_id, scopes, created_at FROM delegation_grants WHERE org = ? ORDER BY client_id`,
-		"deleteGrant":      `DELETE FROM delegation_grants WHERE org = ? AND client_id = ?`,
+		"getUser":           `SELECT email, org, suspended, created_at FROM org_users WHERE email = ?`,
+		"updateUser":        `UPDATE org_users SET suspended = ? WHERE email = ?`,
+		"listUsers":         `SELECT email, org, suspended, created_at FROM org_users WHERE org = ? AND email > ? ORDER BY email LIMIT ?`,
+		"deleteUser":        `DELETE FROM org_users WHERE email = ?`,
+		"insertProjectOrg":  `INSERT INTO project_orgs (project, org, internal) VALUES (?, ?, ?) ON CONFLICT (project) DO NOTHING`,
+		"putProjectOrg":     `INSERT INTO project_orgs (project, org, internal) VALUES (?, ?, ?) ON CONFLICT (project) DO UPDATE SET org = excluded.org, internal = excluded.internal`,
+		"getProjectOrg":     `SELECT project, org, internal FROM project_orgs WHERE project = ?`,
+		"listProjectOrgs":   `SELECT project, org, internal FROM project_orgs WHERE org = ? ORDER BY project`,
+		"deleteProjectOrg":  `DELETE FROM project_orgs WHERE project = ? AND org = ?`,
+		"putGrant":          `INSERT INTO delegation_grants (org, client_id, scopes, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (org, client_id) DO UPDATE SET scopes = excluded.scopes`,
+		"getGrant":          `SELECT org, client_id, scopes, created_at FROM delegation_grants WHERE org = ? AND client_id = ?`,
+		"listGrants":        `SELECT org, client_id, scopes, created_at FROM delegation_grants WHERE org = ? ORDER BY client_id`,
+		"deleteGrant":       `DELETE FROM delegation_grants WHERE org = ? AND client_id = ?`,
 	} {
 		queries[k] = v
 	}
@@ -341,23 +339,36 @@ func (s *Store) shareOrgs(ctx context.Context, tx *sql.Tx, orgs []string) error 
 
 // putUsers creates or replaces users in the order of their emails'
 // bytes, the order PutUsers, Load and DeleteOrg lock users' rows in, so
-// that no two of them lock the same users in different orders.
+// that no two of them lock the same users in different orders, with as
+// few multi-row upserts as userChunks allow.
 func (s *Store) putUsers(ctx context.Context, tx *sql.Tx, users []storage.User) error {
-	// Stable: of an email given twice, the later one is put last and
-	// stays, as it did before the users were sorted.
-	users = slices.Clone(users)
-	slices.SortStableFunc(users, func(a, b storage.User) int { return strings.Compare(a.Email, b.Email) })
-	st, err := tx.PrepareContext(ctx, s.q["putUser"])
-	if err != nil {
+	return inChunks(userChunks, lastOfEach(users), 4, func(args []any, u storage.User) []any {
+		return append(args, u.Email, u.Org, boolInt(u.Suspended), micros(u.CreatedAt))
+	}, func(n int, args []any) error {
+		_, err := tx.ExecContext(ctx, s.q[multiRowName("putUsers", n)], args...)
 		return s.wrap("put users", err)
-	}
-	defer st.Close()
+	})
+}
+
+// lastOfEach returns users sorted by email, each email once, as putting
+// them one by one in the order given would leave them: of an email given
+// more than once, the last one given, but created when the first one
+// given was (a replacement keeps the creation time). One upsert cannot
+// change a row twice on PostgreSQL.
+func lastOfEach(users []storage.User) []storage.User {
+	users = slices.Clone(users)
+	// Stable: of an email given twice, the later one stays later.
+	slices.SortStableFunc(users, func(a, b storage.User) int { return strings.Compare(a.Email, b.Email) })
+	out := users[:0]
 	for _, u := range users {
-		if _, err := st.ExecContext(ctx, u.Email, u.Org, boolInt(u.Suspended), micros(u.CreatedAt)); err != nil {
-			return s.wrap("put user "+u.Email, err)
+		if n := len(out); n > 0 && out[n-1].Email == u.Email {
+			u.CreatedAt = out[n-1].CreatedAt
+			out[n-1] = u
+			continue
 		}
+		out = append(out, u)
 	}
-	return nil
+	return out
 }
 
 // GetUser implements storage.Storage.

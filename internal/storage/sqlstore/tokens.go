@@ -11,7 +11,7 @@ import (
 // insertTokens stores opaque tokens inside a group-commit transaction, with
 // as few statements as rowChunks allow.
 func (s *Store) insertTokens(ctx context.Context, tx *sql.Tx, tokens []*storage.TokenRecord) error {
-	return inChunks(tokens, tokenColumns, func(args []any, t *storage.TokenRecord) []any {
+	return inChunks(rowChunks, tokens, tokenColumns, func(args []any, t *storage.TokenRecord) []any {
 		return append(args, t.Hash, t.ID, t.AccountID, t.Subject, t.Scope, encodeList(t.Audience),
 			t.Credential, t.Thumbprint, t.Actor, micros(t.IssuedAt), micros(t.ExpiresAt), t.JKT)
 	}, func(n int, args []any) error {

@@ -82,23 +82,55 @@ func testPutUsersConcurrent(t *testing.T, s storage.Storage) {
 }
 
 // testPutUsersDuplicateLastWins: of an email given more than once in one
-// put, the last one given is stored, as when the users were put in the
-// order given: sorting them by email for the locks must keep that order.
+// put, the last one given is stored, as when the users were put one by
+// one in the order given: sorting them by email for the locks, and
+// upserting many at once, must keep that. A new user keeps the creation
+// time of the first one given, an existing one its own.
 func testPutUsersDuplicateLastWins(t *testing.T, s storage.Storage) {
 	ctx := context.Background()
 	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "example.com", CreatedAt: t0}, ev("org.create")))
-	var users []storage.User
-	for j := range 100 {
-		// Seven emails, each given 14 or 15 times; only the last is suspended.
-		users = append(users, storage.User{Email: fmt.Sprintf("u%d@example.com", j%7), Org: "example.com", Suspended: j >= 93, CreatedAt: t0})
-	}
-	mustNil(t, s.PutUsers(ctx, users, ev("user.import")))
-	for j := range 7 {
-		email := fmt.Sprintf("u%d@example.com", j)
-		u, err := s.GetUser(ctx, email)
-		if err != nil || !u.Suspended {
-			t.Errorf("GetUser(%s) = %+v, %v, want the last one given, suspended", email, u, err)
-		}
+	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "other.org", CreatedAt: t0}, ev("org.create")))
+	created := func(j int) time.Time { return t0.Add(time.Duration(j) * time.Second).Truncate(time.Microsecond) }
+	for _, tc := range []struct {
+		name         string
+		n, distinct  int
+		existingFrom time.Time // zero: the users are new
+	}{
+		{"new", 100, 7, time.Time{}},
+		{"existing", 100, 7, t0.Add(-time.Hour)},
+		// More than one statement's worth, each email given 3 times.
+		{"many new", 3000, 1000, time.Time{}},
+		{"many existing", 3000, 1000, t0.Add(-time.Hour)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			email := func(j int) string { return fmt.Sprintf("%s-%04d@example.com", tc.name, j%tc.distinct) }
+			if !tc.existingFrom.IsZero() {
+				var old []storage.User
+				for j := range tc.distinct {
+					old = append(old, storage.User{Email: email(j), Org: "other.org", CreatedAt: tc.existingFrom})
+				}
+				mustNil(t, s.PutUsers(ctx, old, ev("user.import")))
+			}
+			var users []storage.User
+			for j := range tc.n {
+				// Only the last one given of each email is suspended and
+				// in example.com; the first is created first.
+				last := j >= tc.n-tc.distinct
+				org := map[bool]string{true: "example.com", false: "other.org"}[last]
+				users = append(users, storage.User{Email: email(j), Org: org, Suspended: last, CreatedAt: created(j)})
+			}
+			mustNil(t, s.PutUsers(ctx, users, ev("user.import")))
+			for j := range tc.distinct {
+				want := storage.User{Email: email(j), Org: "example.com", Suspended: true, CreatedAt: created(j)}
+				if !tc.existingFrom.IsZero() {
+					want.CreatedAt = tc.existingFrom.Truncate(time.Microsecond)
+				}
+				u, err := s.GetUser(ctx, want.Email)
+				if err != nil || u.Org != want.Org || u.Suspended != want.Suspended || !u.CreatedAt.Equal(want.CreatedAt) {
+					t.Fatalf("GetUser(%s) = %+v, %v, want %+v: the last one given, created when first given or before", want.Email, u, err, want)
+				}
+			}
+		})
 	}
 }
 
