@@ -120,8 +120,9 @@ func WithIntrospectionConcurrency(n int) Option {
 
 // WithSelfSignedJWTs accepts a service account's own JWT as a bearer token
 // ("authorization without OAuth"): iss = sub = the account email, aud = this
-// API, exp - iat at most an hour, signed with one of the account's keys as
-// published at the issuer's /service_accounts/v1/jwk/{email}. Such tokens
+// API, exp - iat at most an hour, not before its nbf if it has one, signed
+// with one of the account's keys as published at the issuer's
+// /service_accounts/v1/jwk/{email}. Such tokens
 // carry no scopes: authorize them by Claims.ClientEmail. The keys of
 // accounts new to the Verifier are fetched at most 10 at once and one a
 // second after that; beyond, such a JWT is answered like an unavailable

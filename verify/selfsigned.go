@@ -173,6 +173,7 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 		Aud json.RawMessage `json:"aud"`
 		Iat json.Number     `json:"iat"`
 		Exp json.Number     `json:"exp"`
+		Nbf json.Number     `json:"nbf"`
 	}
 	h := jws.Signatures[0].Protected
 	if err := checkEncoded(h); err != nil {
@@ -219,10 +220,16 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	if err1 != nil || err2 != nil || iat.IsZero() || exp.IsZero() {
 		return nil, invalid("the JWT needs numeric iat and exp", nil)
 	}
+	// nbf is optional, but a JWT that has one is not accepted before it
+	// (RFC 7519 §4.1.5).
+	nbf, err := numericDate(c.Nbf)
+	if err != nil {
+		return nil, invalid("the JWT's nbf is malformed", err)
+	}
 	if life := exp.Sub(iat); life <= 0 || life > v.o.maxSelfSignedAge {
 		return nil, invalid("a service account's JWT may live at most an hour (exp - iat)", nil)
 	}
-	cl := &Claims{Issuer: c.Iss, Subject: c.Sub, ClientEmail: c.Iss, Audience: aud, IssuedAt: iat, Expiry: exp, SelfSigned: true}
+	cl := &Claims{Issuer: c.Iss, Subject: c.Sub, ClientEmail: c.Iss, Audience: aud, IssuedAt: iat, Expiry: exp, NotBefore: nbf, SelfSigned: true}
 	if err := v.checkTimes(cl, now); err != nil {
 		return nil, err
 	}

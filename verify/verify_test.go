@@ -490,6 +490,52 @@ func TestSelfSignedJWT(t *testing.T) {
 	}
 }
 
+// A self-signed JWT's nbf, when it has one, is honoured (RFC 7519
+// §4.1.5): a JWT made for later is not accepted before its time.
+func TestSelfSignedJWTNotBefore(t *testing.T) {
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	ctx := context.Background()
+	_, privatePEM, kid := selfSignedKey(t, k)
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: testkeyward.ParsePKCS8(t, privatePEM)},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newVerifier(t, k, verify.WithSelfSignedJWTs())
+	now := k.Clock.Now()
+	for _, tc := range []struct {
+		name string
+		nbf  any // nil: no nbf
+		ok   bool
+	}{
+		{"no nbf", nil, true},
+		{"nbf now", now.Unix(), true},
+		{"nbf within the leeway", now.Add(20 * time.Second).Unix(), true},
+		{"nbf in 10 minutes", now.Add(10 * time.Minute).Unix(), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := map[string]any{"iss": "job@shop.iam.test", "sub": "job@shop.iam.test", "aud": "https://orders.internal",
+				"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+			if tc.nbf != nil {
+				c["nbf"] = tc.nbf
+			}
+			raw, err := jwt.Signed(s).Claims(c).Serialize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = v.Verify(ctx, raw)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				return
+			}
+			wantInvalid(t, err, "not valid yet")
+		})
+	}
+}
+
 func TestCertificateBinding(t *testing.T) {
 	k := testkeyward.Start(t)
 	v := newVerifier(t, k)
