@@ -116,7 +116,7 @@ func TestAdminSignInExpiry(t *testing.T) {
 	}
 	until := time.Now().Add(10 * 24 * time.Hour).Truncate(time.Second).UTC()
 	ev := storage.AuditEvent{Time: time.Now(), Action: "key.create", Outcome: storage.OutcomeSuccess, Actor: "test"}
-	if err := m.store.CreateKey(ctx, storage.Key{ID: "expiring", AccountID: admin.ID, Algorithm: "RS256", PublicKey: []byte("spki"), Origin: storage.KeyOriginGenerated, CreatedAt: time.Now(), ExpiresAt: until}, ev); err != nil {
+	if err := m.store.CreateKey(ctx, storage.Key{ID: "expiring", AccountID: admin.ID, Algorithm: "RS256", PublicKey: []byte("spki"), Origin: storage.KeyOriginGenerated, CreatedAt: time.Now(), ExpiresAt: until}, nil, ev); err != nil {
 		t.Fatal(err)
 	}
 	ev.Action = "key.delete"

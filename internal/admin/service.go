@@ -54,7 +54,7 @@ type Store interface {
 	UpdateAccount(ctx context.Context, id string, fn func(storage.Account) (storage.Account, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Account, error)
 	DeleteAccount(ctx context.Context, id string, check func(storage.Account) error, ev storage.AuditEvent, guards ...storage.Guard) error
 	CountAccounts(ctx context.Context) (int, error)
-	CreateKey(ctx context.Context, k storage.Key, ev storage.AuditEvent) error
+	CreateKey(ctx context.Context, k storage.Key, check func([]storage.Key) error, ev storage.AuditEvent) error
 	GetKey(ctx context.Context, id string) (storage.Key, error)
 	ListKeys(ctx context.Context, accountID string) ([]storage.Key, error)
 	UpdateKey(ctx context.Context, id string, fn func(storage.Key) (storage.Key, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Key, error)
@@ -1084,7 +1084,7 @@ func (s *Service) createKey(ctx context.Context, actor Actor, ref string, expire
 	if err != nil {
 		return k, kf, err
 	}
-	err = s.store.CreateKey(ctx, k, s.keyEvent(actor, "key.create", k))
+	err = s.store.CreateKey(ctx, k, nil, s.keyEvent(actor, "key.create", k))
 	return k, kf, storeErr(err, "The key")
 }
 
@@ -1126,7 +1126,7 @@ func (s *Service) UploadKey(ctx context.Context, actor Actor, ref string, pemDat
 		ID: sakey.NewKeyID(), AccountID: a.ID, Algorithm: p.Algorithm, PublicKey: p.SPKI, Certificate: p.Certificate,
 		Origin: storage.KeyOriginUploaded, ExpiresAt: exp, CreatedAt: now,
 	}
-	return k, storeErr(s.store.CreateKey(ctx, k, s.keyEvent(actor, "key.upload", k)), "The key")
+	return k, storeErr(s.store.CreateKey(ctx, k, nil, s.keyEvent(actor, "key.upload", k)), "The key")
 }
 
 // ListKeys returns an account's keys.
@@ -1270,7 +1270,7 @@ func (s *Service) Bootstrap(ctx context.Context, save func(sakey.KeyFile) error)
 	if err := s.store.CreateAccount(ctx, a, s.event(system, "account.create", a.ID, map[string]string{"email": a.Email, "scopes": AdminScope})); err != nil {
 		return a, false, fmt.Errorf("create the administrator account: %w", err)
 	}
-	if err := s.store.CreateKey(ctx, k, s.keyEvent(system, "key.create", k)); err != nil {
+	if err := s.store.CreateKey(ctx, k, nil, s.keyEvent(system, "key.create", k)); err != nil {
 		return a, false, fmt.Errorf("create the administrator key: %w", err)
 	}
 	return a, true, nil
@@ -1321,7 +1321,7 @@ func (s *Service) newAdminKey(ctx context.Context, actor Actor, a storage.Accoun
 	if err := save(kf); err != nil {
 		return err
 	}
-	if err := s.store.CreateKey(ctx, k, s.keyEvent(actor, "key.create", k)); err != nil {
+	if err := s.store.CreateKey(ctx, k, nil, s.keyEvent(actor, "key.create", k)); err != nil {
 		return fmt.Errorf("create the administrator key: %w", err)
 	}
 	return nil

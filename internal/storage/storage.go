@@ -447,7 +447,15 @@ type Storage interface {
 	// CountAccounts returns how many accounts exist.
 	CountAccounts(ctx context.Context) (int, error)
 
-	CreateKey(ctx context.Context, k Key, ev AuditEvent) error
+	// CreateKey creates k, or fails with ErrNotFound when its account does
+	// not exist. A check that is not nil is called in its transaction with
+	// the account's keys, oldest first, as the last change to commit left
+	// them: no other CreateKey of the account can add one until this one
+	// commits, so two at once are checked one after the other, the second
+	// seeing the first's key. If check returns an error, CreateKey returns
+	// that error and creates nothing (the admin API's cap on an account's
+	// keys).
+	CreateKey(ctx context.Context, k Key, check func(keys []Key) error, ev AuditEvent) error
 	GetKey(ctx context.Context, id string) (Key, error)
 	// ListKeys returns the account's keys, oldest first.
 	ListKeys(ctx context.Context, accountID string) ([]Key, error)

@@ -248,7 +248,7 @@ func TestDPoPWithMutualTLS(t *testing.T) {
 	}
 	if err := e.store.CreateKey(ctx, storage.Key{ID: "cert", AccountID: e.job.ID, Algorithm: "ES256",
 		PublicKey: mustSPKI(t, conn.PeerCertificates[0].PublicKey), Certificate: conn.PeerCertificates[0].Raw,
-		Origin: storage.KeyOriginUploaded, CreatedAt: t0}, ev); err != nil {
+		Origin: storage.KeyOriginUploaded, CreatedAt: t0}, nil, ev); err != nil {
 		t.Fatal(err)
 	}
 	body := "grant_type=client_credentials&client_id=" + e.job.ID

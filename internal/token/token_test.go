@@ -128,7 +128,7 @@ func newEnvOn(t *testing.T, cached bool) *env {
 	addKey := func(acct, id string, pub crypto.PublicKey, alg string, disabled bool, expires time.Time) {
 		spki, _ := x509.MarshalPKIXPublicKey(pub)
 		must(st.CreateKey(ctx, storage.Key{ID: id, AccountID: acct, Algorithm: alg, PublicKey: spki, Origin: storage.KeyOriginUploaded,
-			Disabled: disabled, ExpiresAt: expires, CreatedAt: t0}, ev))
+			Disabled: disabled, ExpiresAt: expires, CreatedAt: t0}, nil, ev))
 	}
 	rsaKey := func() *rsa.PrivateKey { k, _ := rsa.GenerateKey(rand.Reader, 2048); return k }
 	e.rsKey, e.offKey, e.oldKey, e.other, e.offAcct = rsaKey(), rsaKey(), rsaKey(), rsaKey(), rsaKey()

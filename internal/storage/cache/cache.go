@@ -305,9 +305,9 @@ func (s *Store) DeleteAccount(ctx context.Context, id string, check func(storage
 }
 
 // CreateKey implements storage.Storage.
-func (s *Store) CreateKey(ctx context.Context, k storage.Key, ev storage.AuditEvent) error {
+func (s *Store) CreateKey(ctx context.Context, k storage.Key, check func([]storage.Key) error, ev storage.AuditEvent) error {
 	defer s.invalidate(k.AccountID, false)
-	return s.Storage.CreateKey(ctx, k, ev)
+	return s.Storage.CreateKey(ctx, k, check, ev)
 }
 
 // UpdateKey implements storage.Storage.

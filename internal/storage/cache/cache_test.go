@@ -89,7 +89,7 @@ func TestInvalidation(t *testing.T) {
 	if keys, _ := s.ListKeys(ctx, "1"); len(keys) != 0 {
 		t.Fatal("unexpected keys")
 	}
-	if err := s.CreateKey(ctx, storage.Key{ID: "k", AccountID: "1", Algorithm: "RS256", PublicKey: []byte{1}, Origin: "generated", CreatedAt: c.t}, ev); err != nil {
+	if err := s.CreateKey(ctx, storage.Key{ID: "k", AccountID: "1", Algorithm: "RS256", PublicKey: []byte{1}, Origin: "generated", CreatedAt: c.t}, nil, ev); err != nil {
 		t.Fatal(err)
 	}
 	keys, _ := s.ListKeys(ctx, "1")
@@ -374,7 +374,7 @@ func TestSharedLoad(t *testing.T) {
 		{"a key disabled during a key-list load",
 			func() error {
 				return base.CreateKey(ctx, storage.Key{ID: "k1", AccountID: "1", Algorithm: "RS256", PublicKey: []byte("spki-k1"),
-					Origin: storage.KeyOriginGenerated, CreatedAt: c.t}, ev)
+					Origin: storage.KeyOriginGenerated, CreatedAt: c.t}, nil, ev)
 			},
 			func(s *cache.Store) error {
 				_, err := s.UpdateKey(ctx, "k1", func(k storage.Key) (storage.Key, error) { k.Disabled = true; return k, nil }, ev)

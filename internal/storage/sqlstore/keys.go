@@ -23,9 +23,29 @@ func scanKey(row scanner) (storage.Key, error) {
 	return k, err
 }
 
-// CreateKey implements storage.Storage.
-func (s *Store) CreateKey(ctx context.Context, k storage.Key, ev storage.AuditEvent) error {
+// CreateKey implements storage.Storage. The account's row is locked
+// first, so that the keys check is given are those of the last CreateKey
+// to commit, and stay so until this one commits: two keys added at once
+// are checked one after the other, each counting the other's.
+func (s *Store) CreateKey(ctx context.Context, k storage.Key, check func([]storage.Key) error, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		var id string
+		if err := tx.QueryRowContext(ctx, s.q["lockAccount"], k.AccountID).Scan(&id); err != nil {
+			return s.wrap("create key: account", err)
+		}
+		if check != nil {
+			rows, err := tx.QueryContext(ctx, s.q["listKeys"], k.AccountID)
+			if err != nil {
+				return s.wrap("create key", err)
+			}
+			keys, err := scanKeys(rows)
+			if err != nil {
+				return s.wrap("create key", err)
+			}
+			if err := check(keys); err != nil {
+				return err
+			}
+		}
 		if err := s.insertKey(ctx, tx, k); err != nil {
 			return err
 		}
@@ -55,16 +75,22 @@ func (s *Store) ListKeys(ctx context.Context, accountID string) ([]storage.Key, 
 	if err != nil {
 		return nil, s.wrap("list keys", err)
 	}
+	keys, err := scanKeys(rows)
+	return keys, s.wrap("list keys", err)
+}
+
+// scanKeys reads the keys rows holds, and closes it.
+func scanKeys(rows *sql.Rows) ([]storage.Key, error) {
 	defer rows.Close()
 	var out []storage.Key
 	for rows.Next() {
 		k, err := scanKey(rows)
 		if err != nil {
-			return nil, s.wrap("list keys", err)
+			return nil, err
 		}
 		out = append(out, k)
 	}
-	return out, s.wrap("list keys", rows.Err())
+	return out, rows.Err()
 }
 
 // UpdateKey implements storage.Storage. Only Disabled and ExpiresAt change.

@@ -36,7 +36,7 @@ func testDeleteChecked(t *testing.T, s storage.Storage) {
 	mustNil(t, s.CreateAPI(ctx, api, ev("api.create")))
 	k := key("k1", a.ID)
 	k.ExpiresAt = t0.Add(time.Hour)
-	mustNil(t, s.CreateKey(ctx, k, ev("key.create")))
+	mustNil(t, s.CreateKey(ctx, k, nil, ev("key.create")))
 	sec := secret("s1", a.ID, t0)
 	sec.ExpiresAt = t0.Add(time.Hour)
 	mustNil(t, s.CreateSecret(ctx, sec, ev("secret.create")))
@@ -182,7 +182,7 @@ func testDeleteCheckedConcurrent(t *testing.T, s storage.Storage) {
 					return "", err
 				}
 				k := key(fmt.Sprintf("k%d", n), a.ID)
-				return k.ID, s.CreateKey(ctx, k, ev("key.create"))
+				return k.ID, s.CreateKey(ctx, k, nil, ev("key.create"))
 			},
 			update: func(id string, read func()) error {
 				_, err := s.UpdateKey(ctx, id, func(k storage.Key) (storage.Key, error) {

@@ -155,7 +155,7 @@ func testGuardKeepSignInAccounts(t *testing.T, s storage.Storage) {
 	for _, a := range []storage.Account{keyed, secreted, keyless} {
 		mustNil(t, s.CreateAccount(ctx, a, ev("account.create"), keep))
 	}
-	mustNil(t, s.CreateKey(ctx, key("k-keyed", keyed.ID), ev("key.create")))
+	mustNil(t, s.CreateKey(ctx, key("k-keyed", keyed.ID), nil, ev("key.create")))
 	mustNil(t, s.CreateSecret(ctx, secret("s-secreted", secreted.ID, t0), ev("secret.create")))
 	update := func(id string, fn func(storage.Account) (storage.Account, error)) error {
 		_, err := s.UpdateAccount(ctx, id, fn, ev("account.update"), keep)
@@ -227,7 +227,7 @@ func testGuardKeepSignInConcurrent(t *testing.T, s storage.Storage) {
 	b := withAuth(holder(2, false, adminScope), none, storage.AuthSecretBasic)
 	mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
 	mustNil(t, s.CreateAccount(ctx, b, ev("account.create")))
-	mustNil(t, s.CreateKey(ctx, key("ka", a.ID), ev("key.create")))
+	mustNil(t, s.CreateKey(ctx, key("ka", a.ID), nil, ev("key.create")))
 	mustNil(t, s.CreateSecret(ctx, secret("sb", b.ID, t0), ev("secret.create")))
 	// A change of a's way in or of b's: it calls wait in its fn.
 	type change = func(wait func()) error
@@ -348,7 +348,7 @@ func newKey(t *testing.T, s storage.Storage, id string, a storage.Account, disab
 	t.Helper()
 	k := key(id, a.ID)
 	k.Disabled, k.ExpiresAt = disabled, expires
-	mustNil(t, s.CreateKey(context.Background(), k, ev("key.create")))
+	mustNil(t, s.CreateKey(context.Background(), k, nil, ev("key.create")))
 }
 
 // newSecret creates secret id of a, disabled or not, expiring at expires

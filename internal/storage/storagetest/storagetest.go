@@ -27,6 +27,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"Accounts", testAccounts},
 		{"AccountPaging", testAccountPaging},
 		{"Keys", testKeys},
+		{"CreateKeyChecked", testCreateKeyChecked},
+		{"CreateKeyCheckedConcurrent", testCreateKeyCheckedConcurrent},
 		{"Secrets", testSecrets},
 		{"APIs", testAPIs},
 		{"Tokens", testTokens},
@@ -196,7 +198,7 @@ func testAccounts(t *testing.T, s storage.Storage) {
 		mustNil(t, s.DeleteAccount(ctx, b.ID, nil, ev("account.delete")))
 	}
 
-	mustNil(t, s.CreateKey(ctx, key("k1", a.ID), ev("key.create")))
+	mustNil(t, s.CreateKey(ctx, key("k1", a.ID), nil, ev("key.create")))
 	mustNil(t, s.CreateSecret(ctx, secret("s1", a.ID, t0), ev("secret.create")))
 	mustNil(t, s.DeleteAccount(ctx, a.ID, nil, ev("account.delete")))
 	if secs, err := s.ListSecrets(ctx, a.ID); err != nil || len(secs) != 0 {
@@ -273,9 +275,9 @@ func testKeys(t *testing.T, s storage.Storage) {
 	k2.ExpiresAt = t0.Add(24 * time.Hour)
 	k2.Algorithm = "ES256"
 	k2.Origin = storage.KeyOriginUploaded
-	mustNil(t, s.CreateKey(ctx, k2, ev("key.create")))
-	mustNil(t, s.CreateKey(ctx, k1, ev("key.create")))
-	wantErr(t, s.CreateKey(ctx, k1, ev("key.create")), storage.ErrAlreadyExists)
+	mustNil(t, s.CreateKey(ctx, k2, nil, ev("key.create")))
+	mustNil(t, s.CreateKey(ctx, k1, nil, ev("key.create")))
+	wantErr(t, s.CreateKey(ctx, k1, nil, ev("key.create")), storage.ErrAlreadyExists)
 
 	got, err := s.GetKey(ctx, "k2")
 	mustNil(t, err)
@@ -916,7 +918,7 @@ func testUpdateConcurrent(t *testing.T, s storage.Storage) {
 	}{
 		{
 			name:   "key",
-			create: func(id string) error { return s.CreateKey(ctx, key(id, a.ID), ev("key.create")) },
+			create: func(id string) error { return s.CreateKey(ctx, key(id, a.ID), nil, ev("key.create")) },
 			update: func(id string, i int, read func()) error {
 				_, err := s.UpdateKey(ctx, id, func(k storage.Key) (storage.Key, error) {
 					read()
