@@ -25,7 +25,12 @@ func newKeysCommand() *cobra.Command {
 		Long: `A service account signs JWT-bearer assertions with its keys. 'keys create'
 generates a key pair on the server and returns a JSON key file in Google's
 format: the file holds the only copy of the private key. 'keys upload'
-registers a public key whose private half you keep.`,
+registers a public key whose private half you keep.
+
+An account has at most 10 keys, disabled and expired ones included:
+'keys create' and 'keys upload' are refused for an eleventh until you
+delete one ('keys delete'); disabling a key does not make room. An
+account with more from before the cap keeps them, all working.`,
 	}
 	f.register(cmd)
 

@@ -1,12 +1,20 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/keyward/keyward/internal/admin"
 )
 
 // TestKeysCreateOut: a key file that cannot be written leaves no key
@@ -104,5 +112,47 @@ func TestExpiresIn(t *testing.T) {
 	json.Unmarshal([]byte(runCLI(t, append([]string{"secrets", "create", email, "--expires-in", "1s", "-o", "json"}, admin...)...)), &sec)
 	if sec.ExpiresAt == "" {
 		t.Fatal("a secret created with --expires-in 1s never expires")
+	}
+}
+
+// TestKeysAtTheCap: 'keys create' and 'keys upload' for an account with
+// admin.MaxKeys keys fail (status 1, not a usage error) with the server's
+// words, which name the cap and the command that makes room, and
+// 'keys create' writes no key file.
+func TestKeysAtTheCap(t *testing.T) {
+	m := startServer(t)
+	_, email := setupAccount(t, m, "full")
+	creds := []string{"--credentials", m.AdminKeyFile}
+	dir := t.TempDir()
+	pemFile := func(name string) string {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		spki, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	for i := range admin.MaxKeys {
+		runCLI(t, append([]string{"keys", "upload", email, "--public-key", pemFile(fmt.Sprintf("k%d.pub", i))}, creds...)...)
+	}
+	out := filepath.Join(dir, "key.json")
+	for _, args := range [][]string{
+		{"keys", "create", email, "--out", out},
+		{"keys", "upload", email, "--public-key", pemFile("one-more.pub")},
+	} {
+		err := runCLIErr(t, append(args, creds...)...)
+		var ue usageError
+		if err == nil || errors.As(err, &ue) {
+			t.Fatalf("keyward %s: error %v, want a failure that is not a usage error", strings.Join(args[:2], " "), err)
+		}
+		for _, want := range []string{fmt.Sprintf("at most %d", admin.MaxKeys), "keyward keys delete " + email} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("keyward %s: %q does not say %q", strings.Join(args[:2], " "), err, want)
+			}
+		}
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused 'keys create' left %s: %v", out, err)
 	}
 }

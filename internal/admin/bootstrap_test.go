@@ -2,6 +2,10 @@ package admin_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -201,5 +205,36 @@ func TestRecoverAdminWrongStore(t *testing.T) {
 	svc, _ := newService(t)
 	if _, err := svc.RecoverAdmin(context.Background(), admin.Actor{ID: "op"}, false, (&keep{}).save); err == nil {
 		t.Fatal("recovered an administrator in an empty store")
+	}
+}
+
+// Recovery adds its key even to an administrator account with the most
+// keys an account may have: with every one of them lost, the cap must not
+// keep the operator out. The admin API still refuses to add one.
+func TestRecoverAdminAtKeyCap(t *testing.T) {
+	ctx := context.Background()
+	svc, st := newService(t)
+	var k keep
+	a, _, err := svc.Bootstrap(ctx, k.save)
+	if err != nil {
+		t.Fatal(err)
+	}
+	operator := admin.Actor{ID: "op"}
+	for range admin.MaxKeys - 1 {
+		p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		spki, _ := x509.MarshalPKIXPublicKey(&p256.PublicKey)
+		if _, err := svc.UploadKey(ctx, operator, a.Email, []byte(pemOf("PUBLIC KEY", spki)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc.CreateKey(ctx, operator, a.Email, 0); err == nil {
+		t.Fatalf("the admin API added key %d", admin.MaxKeys+1)
+	}
+	r, err := svc.RecoverAdmin(ctx, operator, false, k.save)
+	if err != nil || !r.KeyStored {
+		t.Fatalf("recovery at %d keys: %+v, %v", admin.MaxKeys, r, err)
+	}
+	if ids := keyIDs(t, st, a.ID); len(ids) != admin.MaxKeys+1 || !slices.Contains(ids, k.files[len(k.files)-1].PrivateKeyID) {
+		t.Fatalf("keys %v after recovery, want %d with the new one", ids, admin.MaxKeys+1)
 	}
 }

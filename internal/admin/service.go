@@ -1080,12 +1080,50 @@ func (s *Service) createKey(ctx context.Context, actor Actor, ref string, expire
 	if err != nil {
 		return storage.Key{}, sakey.KeyFile{}, err
 	}
+	// Refused before the key pair is generated, which costs: the store
+	// checks again, in the transaction that adds the key.
+	keys, err := s.store.ListKeys(ctx, a.ID)
+	if err != nil {
+		return storage.Key{}, sakey.KeyFile{}, err
+	}
+	if err := checkNewKey(a, nil)(keys); err != nil {
+		return storage.Key{}, sakey.KeyFile{}, err
+	}
 	k, kf, err := sakey.Generate(a, s.Endpoints(), s.cfg.Now(), exp)
 	if err != nil {
 		return k, kf, err
 	}
-	err = s.store.CreateKey(ctx, k, nil, s.keyEvent(actor, "key.create", k))
+	err = s.store.CreateKey(ctx, k, checkNewKey(a, nil), s.keyEvent(actor, "key.create", k))
 	return k, kf, storeErr(err, "The key")
+}
+
+// MaxKeys is how many keys an account may have, as Google's service
+// accounts: enabled or disabled, expired or not, generated or uploaded.
+// An assertion whose kid names no key of the account is tried against
+// each of them (disabled ones too, to answer that the key is disabled),
+// and every replica caches them with the account: the cap bounds both.
+// An account that has more (from before the cap) keeps them; only adding
+// one is refused, until deletions bring it under the cap.
+const MaxKeys = 10
+
+// checkNewKey is the check of a key added to a: the account's keys, as
+// the store has them in the transaction adding it, must leave room for
+// it, and (for an upload, spki set) none may have the same public key.
+func checkNewKey(a storage.Account, spki []byte) func([]storage.Key) error {
+	return func(keys []storage.Key) error {
+		if spki != nil {
+			for _, k := range keys {
+				if bytes.Equal(k.PublicKey, spki) {
+					return conflict("This public key is already the key %s of %s; to replace its certificate or expiry, delete that key first.", k.ID, a.Email)
+				}
+			}
+		}
+		if len(keys) >= MaxKeys {
+			return conflict("%s already has %d keys, and an account may have at most %d, disabled and expired ones included. Delete a key it no longer uses first (see keyward keys list; a disabled or expired key, say: keyward keys delete %s KEY_ID), then try again.",
+				a.Email, len(keys), MaxKeys, a.Email)
+		}
+		return nil
+	}
 }
 
 func (s *Service) keyEvent(actor Actor, action string, k storage.Key) storage.AuditEvent {
@@ -1113,20 +1151,11 @@ func (s *Service) UploadKey(ctx context.Context, actor Actor, ref string, pemDat
 	if !exp.IsZero() && !exp.After(now) {
 		return storage.Key{}, invalid("The certificate has already expired.")
 	}
-	keys, err := s.store.ListKeys(ctx, a.ID)
-	if err != nil {
-		return storage.Key{}, err
-	}
-	for _, k := range keys {
-		if bytes.Equal(k.PublicKey, p.SPKI) {
-			return storage.Key{}, conflict("This public key is already the key %s of %s; to replace its certificate or expiry, delete that key first.", k.ID, a.Email)
-		}
-	}
 	k := storage.Key{
 		ID: sakey.NewKeyID(), AccountID: a.ID, Algorithm: p.Algorithm, PublicKey: p.SPKI, Certificate: p.Certificate,
 		Origin: storage.KeyOriginUploaded, ExpiresAt: exp, CreatedAt: now,
 	}
-	return k, storeErr(s.store.CreateKey(ctx, k, nil, s.keyEvent(actor, "key.upload", k)), "The key")
+	return k, storeErr(s.store.CreateKey(ctx, k, checkNewKey(a, p.SPKI), s.keyEvent(actor, "key.upload", k)), "The key")
 }
 
 // ListKeys returns an account's keys.
@@ -1321,6 +1350,8 @@ func (s *Service) newAdminKey(ctx context.Context, actor Actor, a storage.Accoun
 	if err := save(kf); err != nil {
 		return err
 	}
+	// Not capped (MaxKeys): an administrator account with the most keys,
+	// all lost, must still get one.
 	if err := s.store.CreateKey(ctx, k, nil, s.keyEvent(actor, "key.create", k)); err != nil {
 		return fmt.Errorf("create the administrator key: %w", err)
 	}
