@@ -1,10 +1,13 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -43,7 +46,12 @@ type mwOptions struct {
 
 // AllowQueryToken also accepts the token in an access_token form or query
 // parameter (RFC 6750 §2.2, §2.3). Off by default: query strings end up in
-// logs.
+// logs. The form body of a POST without an Authorization header is read
+// for it, up to 64 KiB: a larger one is refused (400 invalid_request)
+// before the token is checked, so that no caller without a token can make
+// the API read more. The wrapped handler finds the form parsed
+// (r.PostForm) and the body to read again. A request with a token in its
+// Authorization header keeps its body unread, whatever its size.
 func AllowQueryToken() MiddlewareOption { return func(o *mwOptions) { o.queryToken = true } }
 
 // WithRealm sets the realm of the WWW-Authenticate challenge (by default
@@ -79,7 +87,7 @@ func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.H
 				o.serveDPoP(v, next, w, r)
 				return
 			}
-			raw, err := bearerToken(r, o.queryToken)
+			raw, err := bearerToken(w, r, o.queryToken)
 			if err != nil {
 				o.refuse(w, r, err)
 				return
@@ -104,10 +112,18 @@ func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.H
 // (RFC 6750 §3.1).
 var errNoToken = &Error{Code: "", Description: "an access token is required"}
 
+// maxFormBytes bounds the form body bearerToken reads for an access_token
+// (RFC 6750 §2.2): net/http's own bound, 10 MB, is a lot to read for a
+// caller that has shown no token.
+const maxFormBytes = 64 << 10
+
 // bearerToken extracts the token, from the Authorization header, or from
 // the access_token parameter when allowed; using both is an error. An
-// Authorization header of another scheme (Basic …) is no token.
-func bearerToken(r *http.Request, allowQuery bool) (string, error) {
+// Authorization header of another scheme (Basic …) is no token. The form
+// body is read only for a POST without a bearer token in the header: with
+// one, the body is left to the handler, and only the query is checked for
+// a second token, as for DPoP.
+func bearerToken(w http.ResponseWriter, r *http.Request, allowQuery bool) (string, error) {
 	h := r.Header.Values("Authorization")
 	var fromHeader string
 	switch len(h) {
@@ -127,8 +143,12 @@ func bearerToken(r *http.Request, allowQuery bool) (string, error) {
 	fromQuery := ""
 	if allowQuery {
 		fromQuery = r.URL.Query().Get("access_token")
-		if fromQuery == "" && r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-			fromQuery = r.PostFormValue("access_token")
+		if fromHeader == "" && fromQuery == "" && r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+			form, err := readForm(w, r)
+			if err != nil {
+				return "", err
+			}
+			fromQuery = form.Get("access_token")
 		}
 	}
 	switch {
@@ -140,6 +160,33 @@ func bearerToken(r *http.Request, allowQuery bool) (string, error) {
 		return fromQuery, nil
 	}
 	return "", errNoToken
+}
+
+// readForm reads r's form body (RFC 6750 §2.2), at most maxFormBytes of
+// it, and leaves it to the handler as ParseForm would have: parsed in
+// r.PostForm, and in r.Body to read again.
+func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
+	if r.PostForm != nil {
+		return r.PostForm, nil
+	}
+	var body []byte
+	if r.Body != nil {
+		var err error
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, &Error{Code: "invalid_request", Description: "the form body is larger than " + strconv.Itoa(maxFormBytes>>10) + " KiB: send the access token in the Authorization header", Err: err}
+		} else if err != nil {
+			return nil, &Error{Code: "invalid_request", Description: "the form body could not be read", Err: err}
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, &Error{Code: "invalid_request", Description: "the form body is not application/x-www-form-urlencoded", Err: err}
+	}
+	r.PostForm = form
+	return form, nil
 }
 
 func (o mwOptions) refuse(w http.ResponseWriter, r *http.Request, err error) {

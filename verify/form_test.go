@@ -1,0 +1,123 @@
+package verify_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/keyward/keyward/internal/testkeyward"
+	"github.com/keyward/keyward/verify"
+)
+
+// countingBody is a request body that counts what is read of it.
+type countingBody struct {
+	r    io.Reader
+	read int
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.read += n
+	return n, err
+}
+
+func (b *countingBody) Close() error { return nil }
+
+// With AllowQueryToken, the form body of a request without a bearer
+// header is read for access_token only up to 64 KiB: a larger one, or one
+// that is not a form, is 400 invalid_request, however much more the
+// caller sends, and no more of it is read. The handler finds the form
+// parsed and the body to read again. A request with the token in its
+// header keeps its body for the handler, unread, whatever its size.
+func TestMiddlewareFormBody(t *testing.T) {
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	v := newVerifier(t, k)
+	good := k.Sign(t, nil)
+	type seen struct {
+		Client, Note string
+		Body         int
+	}
+	h := verify.Middleware(v, verify.AllowQueryToken())(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := verify.ClaimsFromContext(r.Context())
+		got := seen{Client: c.ClientID}
+		if r.URL.Path == "/raw" { // a handler that reads the body itself
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				t.Errorf("the handler cannot read the body: %v", err)
+			}
+			got.Body = len(body)
+		} else {
+			got.Note = r.PostFormValue("note")
+		}
+		json.NewEncoder(w).Encode(got)
+	}))
+	const limit = 64 << 10
+	pad := func(n int) string { return "&pad=" + strings.Repeat("a", n) }
+	huge := 10 << 20 // what net/http's ParseForm reads
+	tests := []struct {
+		name       string
+		auth       string
+		body       string
+		wantStatus int
+		wantError  string // of the body; for 200, the note the handler must see
+		maxRead    int    // of the body, by the middleware; 0: all of it
+	}{
+		{"token in a small form", "", "access_token=" + good + "&note=hi", 200, "hi", 0},
+		{"token in a form at the limit", "", "access_token=" + good + "&note=hi" + pad(limit-len("access_token="+good+"&note=hi&pad=")), 200, "hi", 0},
+		{"token in a form over the limit", "", "access_token=" + good + "&note=hi" + pad(limit), 400, "invalid_request", limit + 1},
+		{"no token, a 10 MB form", "", "note=hi" + pad(huge), 400, "invalid_request", limit + 1},
+		{"token in a malformed form", "", "access_token=" + good + "&note=%zz", 400, "invalid_request", 0},
+		{"no token in the form", "", "note=hi", 401, "", 0},
+		{"token in the header, a 1 MB form", "Bearer " + good, "note=hi" + pad(1<<20), 200, "hi", 0},
+		// Only the query is checked for a second token: the body is the
+		// handler's, as with DPoP.
+		{"token in the header and the form", "Bearer " + good, "access_token=" + good + "&note=hi", 200, "hi", 0},
+	}
+	for _, tt := range tests {
+		for _, path := range []string{"/form", "/raw"} {
+			if path == "/raw" && tt.wantStatus != 200 {
+				continue
+			}
+			t.Run(tt.name+" "+path, func(t *testing.T) {
+				body := &countingBody{r: strings.NewReader(tt.body)}
+				r := httptest.NewRequest("POST", path, body)
+				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				if tt.auth != "" {
+					r.Header.Set("Authorization", tt.auth)
+				}
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if w.Code != tt.wantStatus {
+					t.Fatalf("status %d (%.200s), want %d", w.Code, w.Body, tt.wantStatus)
+				}
+				if tt.maxRead > 0 && body.read > tt.maxRead {
+					t.Fatalf("the middleware read %d bytes of a %d-byte body, want at most %d", body.read, len(tt.body), tt.maxRead)
+				}
+				if w.Code == 200 {
+					var got seen
+					json.Unmarshal(w.Body.Bytes(), &got)
+					want := seen{Client: got.Client, Note: tt.wantError}
+					if path == "/raw" {
+						want = seen{Client: got.Client, Body: len(tt.body)}
+					}
+					if got != want || got.Client == "" {
+						t.Fatalf("the handler saw %+v, want %+v: the form's note, or the whole body for one that reads it", got, want)
+					}
+					return
+				}
+				var out map[string]string
+				if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || out["error"] != tt.wantError {
+					t.Fatalf("body %.200s, want error %q", w.Body, tt.wantError)
+				}
+				if challenge := w.Header().Get("WWW-Authenticate"); tt.wantError != "" && !strings.Contains(challenge, fmt.Sprintf("error=%q", tt.wantError)) {
+					t.Fatalf("WWW-Authenticate = %q, want error=%q", challenge, tt.wantError)
+				}
+			})
+		}
+	}
+}
