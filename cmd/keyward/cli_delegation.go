@@ -279,7 +279,8 @@ so.)`,
 		Long: `Read users from FILE and add or update them. CSV: one user a line,
 email[,status] with status active or suspended; a first row that is not
 an email is the header, which must be email,status or email. JSON:
-[{"email": …, "suspended": …}] or {"users": [...]}. Every bad row is
+[{"email": …, "suspended": …}] or {"users": [...]}. A file holds at most
+100,000 users: split a larger one. Every bad row is
 reported with its line number (the first 20) and nothing is imported until
 all are fixed: a malformed email, a bad status, an email listed twice, an
 organization that does not exist. Users of any organizations are sent
