@@ -225,9 +225,10 @@ existing ones are reported inactive at once.`,
 	add := &cobra.Command{
 		Use:   "add EMAIL...",
 		Short: "Add users",
-		Long: `Add or update users. Every email is checked first, and that its
-organization exists: if any is bad, the command names each bad one and
-adds no user. The users, of one organization or several, are then sent
+		Long: `Add or update users. Every email is checked first, then that its
+organization exists: if any is bad, the command names each bad one (each
+malformed email; when none is, each whose organization does not exist)
+and adds no user. The users, of one organization or several, are then sent
 as 'keyward users import' sends them: 5,000 at a time (fewer if their
 emails are very long), each batch in one transaction, so up to 5,000
 users are added all or none; should a later batch fail, the error says
