@@ -61,14 +61,19 @@ it along. 'keyward import' loads the file into a new store.
 			if err := writeFileAtomic(out, b, 0o600); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "exported %d APIs, %d accounts, %d keys, %d secrets, %d signing keys from %s to %s\n",
-				len(d.APIs), len(d.Accounts), len(d.Keys), len(d.Secrets), len(d.SigningKeys), storeName(cfg), out)
+			fmt.Fprintf(cmd.ErrOrStderr(), "exported %s from %s to %s\n", dumpSummary(d), storeName(cfg), out)
 			return nil
 		},
 	}
 	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database to export")
 	cmd.Flags().StringVar(&out, "out", "", "file to write (default: standard output)")
 	return cmd
+}
+
+// dumpSummary counts what an export holds, the delegation directory too.
+func dumpSummary(d transfer.Dump) string {
+	return fmt.Sprintf("%d APIs, %d accounts, %d keys, %d secrets, %d signing keys, %d organizations with %d users, %d project placements and %d delegations",
+		len(d.APIs), len(d.Accounts), len(d.Keys), len(d.Secrets), len(d.SigningKeys), len(d.Orgs), len(d.Users), len(d.Projects), len(d.Grants))
 }
 
 func newImportCommand() *cobra.Command {
@@ -127,8 +132,7 @@ already.`,
 			if err := transfer.Import(cmd.Context(), st, d, time.Now()); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "imported %d APIs, %d accounts, %d keys, %d secrets, %d signing keys into %s\n",
-				len(d.APIs), len(d.Accounts), len(d.Keys), len(d.Secrets), len(d.SigningKeys), storeName(cfg))
+			fmt.Fprintf(cmd.OutOrStdout(), "imported %s into %s\n", dumpSummary(d), storeName(cfg))
 			fmt.Fprintln(cmd.OutOrStdout(), "start the server with the master key of the server the export came from: --master-key-file FILE or KEYWARD_MASTER_KEY")
 			return nil
 		},

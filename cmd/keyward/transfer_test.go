@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -100,5 +101,39 @@ func TestServeImportedWithoutMasterKey(t *testing.T) {
 				t.Fatal("the signing keys did not move")
 			}
 		})
+	}
+}
+
+// TestTransferSummary: export and import say how many organizations,
+// users, project placements and delegations they moved, as well as APIs,
+// accounts and keys; a summary without them reads as if the delegation
+// directory had stayed behind.
+func TestTransferSummary(t *testing.T) {
+	src := startServer(t)
+	clientID, _ := setupAccount(t, src, "mover")
+	admin := []string{"--credentials", src.AdminKeyFile}
+	for _, args := range [][]string{
+		{"org", "create", "example.com"},
+		{"users", "add", "alice@example.com", "bob@example.com"},
+		{"org", "add-project", "example.com", "billing"},
+		{"delegation", "grant", "--org", "example.com", "--client-id", clientID, "--scopes", "orders.read"},
+	} {
+		runCLI(t, append(args, admin...)...)
+	}
+	dump := filepath.Join(t.TempDir(), "export.json")
+	var stderr bytes.Buffer
+	cmd := newRootCommand()
+	cmd.SetArgs([]string{"export", "--data-dir", src.Config.DataDir, "--out", dump})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(&stderr)
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	imported := runCLI(t, "import", "--data-dir", t.TempDir(), dump)
+	const want = "1 organizations with 2 users, 1 project placements and 1 delegations"
+	for name, out := range map[string]string{"export": stderr.String(), "import": imported} {
+		if !strings.Contains(out, want) {
+			t.Errorf("%s said %q; want it to name %q", name, out, want)
+		}
 	}
 }
