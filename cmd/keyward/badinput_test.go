@@ -519,3 +519,49 @@ func TestTLSClientCAUnusable(t *testing.T) {
 		checkNothingCreated(t, cfg.DataDir)
 	}
 }
+
+// TestTLSCertUnusable: a --tls-cert or --tls-key that cannot be read or
+// holds no certificate or key stops the server with what is wrong, before
+// it creates a database or keys, and leaves its address free.
+func TestTLSCertUnusable(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+	for _, tt := range []struct{ name, cert, key string }{
+		{"missing", missing, missing},
+		{"not PEM", notPEM, notPEM},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.DataDir, cfg.Listen, cfg.TLSCert, cfg.TLSKey = t.TempDir(), "127.0.0.1:0", tt.cert, tt.key
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			err := m.Open(context.Background())
+			m.Close()
+			if err == nil || !strings.HasPrefix(err.Error(), "TLS certificate: ") {
+				t.Fatalf("Open: %v, want a TLS certificate error", err)
+			}
+			checkNothingCreated(t, cfg.DataDir)
+			checkReleased(t, m)
+		})
+	}
+}
+
+// checkReleased fails t unless the addresses m listened on can be
+// listened on again.
+func checkReleased(t *testing.T, m *Main) {
+	t.Helper()
+	for _, l := range []net.Listener{m.listener, m.metricsListener} {
+		if l == nil {
+			continue
+		}
+		again, err := net.Listen("tcp", l.Addr().String())
+		if err != nil {
+			t.Errorf("%s is still listened on after Close: %v", l.Addr(), err)
+			continue
+		}
+		again.Close()
+	}
+}

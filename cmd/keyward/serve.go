@@ -248,6 +248,11 @@ func (m *Main) Open(ctx context.Context) error {
 			return fmt.Errorf("--tls-client-ca %s holds no PEM certificate", c.TLSClientCA)
 		}
 	}
+	if c.TLSCert != "" {
+		if m.certs, err = newCertReloader(c.TLSCert, c.TLSKey, m.Logger); err != nil {
+			return err
+		}
+	}
 	if m.store, err = openStore(ctx, c, m.Logger); err != nil {
 		return err
 	}
@@ -324,10 +329,7 @@ func (m *Main) Open(ctx context.Context) error {
 	// Long polls (audit list --follow) would hold a graceful shutdown for
 	// up to a minute: they answer at once when it begins.
 	m.http.RegisterOnShutdown(m.Server.StopLongPolls)
-	if c.TLSCert != "" {
-		if m.certs, err = newCertReloader(c.TLSCert, c.TLSKey, m.Logger); err != nil {
-			return err
-		}
+	if m.certs != nil {
 		// Client certificates are requested, not required, and checked per
 		// account by the client authentication (RFC 8705 §2): CA-issued
 		// ones against --tls-client-ca, self-signed ones against the
