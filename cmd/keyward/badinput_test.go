@@ -549,6 +549,20 @@ func TestTLSCertUnusable(t *testing.T) {
 	}
 }
 
+// TestCloseReleasesListener: a server opened and closed without running
+// (a test, a start that stops before serving) frees its addresses.
+func TestCloseReleasesListener(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Listen, cfg.MetricsListen = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0"
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := m.Open(context.Background()); err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
+	m.Close()
+	checkReleased(t, m)
+}
+
 // checkReleased fails t unless the addresses m listened on can be
 // listened on again.
 func checkReleased(t *testing.T, m *Main) {

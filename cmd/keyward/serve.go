@@ -519,7 +519,9 @@ func (m *Main) flushSecretUsage(ctx context.Context) {
 
 // Close releases everything Open acquired, flushing the journal first.
 func (m *Main) Close() error {
-	if m.listener != nil && m.http == nil {
+	// Closed again if Run served on it (Shutdown closed it): harmless. Not
+	// served on (Open failed late, or Run never ran), it would stay bound.
+	if m.listener != nil {
 		m.listener.Close()
 	}
 	if m.metricsListener != nil {
