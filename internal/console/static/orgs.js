@@ -270,8 +270,9 @@ async function usersSection(o, path) {
 // batches (importBatches: at most 5,000 users, each well under the 1 MiB
 // the admin API reads), one after another, each of which the admin API
 // makes in one transaction, all or none. A file of up to 5,000 users is
-// so imported all or none; a larger one shows its progress while the
-// batches go, and a failed batch stops the import: the error says how
+// so imported all or none, unless their emails average more than about 60
+// bytes (5,000 such are over IMPORT_BATCH_BYTES); one of several batches
+// shows its progress while they go, and a failed batch stops the import: the error says how
 // many users the batches before it imported, which batch failed and why
 // (a refusal as the admin API wrote it, with the line of each user it
 // names), and that the users after it were not sent. show(notice) shows
