@@ -49,8 +49,15 @@ func defaultOptions() options {
 	}
 }
 
-// WithHTTPClient sets the client used to reach the issuer.
-func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
+// WithHTTPClient sets the client used to reach the issuer (by default one
+// with a 10 s timeout); nil keeps the default.
+func WithHTTPClient(c *http.Client) Option {
+	return func(o *options) {
+		if c != nil {
+			o.client = c
+		}
+	}
+}
 
 // WithClock sets the time source (tests).
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }

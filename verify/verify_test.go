@@ -595,6 +595,16 @@ func TestNewErrors(t *testing.T) {
 	}
 }
 
+// A nil HTTP client keeps the default, as a nil DPoP replay cache does:
+// New neither panics nor fails, and the Verifier reaches the issuer.
+func TestNilHTTPClient(t *testing.T) {
+	k := testkeyward.Start(t)
+	v := newVerifier(t, k, verify.WithHTTPClient(nil))
+	if _, err := v.Verify(context.Background(), k.Sign(t, nil)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // keyRefreshers counts the goroutines refreshing a Verifier's keys.
 func keyRefreshers() int {
 	buf := make([]byte, 1<<16)
