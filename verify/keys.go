@@ -88,25 +88,35 @@ func (ks *keySet) run(ctx context.Context) {
 // verify checks jws against the key its kid names, refreshing the keys
 // once when the kid is unknown, and requires the key's algorithm to be the
 // token's: the key decides, never the token. An unknown kid while the
-// issuer's keys cannot be fetched is ErrUnavailable: the key may be new.
+// issuer's keys cannot be fetched, or may not be fetched again yet, is
+// ErrUnavailable: the key may be new.
 func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose.Header) ([]byte, error) {
 	ks.mu.RLock()
 	k, ok := ks.keys[h.KeyID]
 	ks.mu.RUnlock()
-	if !ok && ks.limiter.Allow() {
-		// The fetch outlives a cancelled request, so the limiter's slot is
-		// not spent on nothing.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
-		ks.refresh(fctx) // a failure is noted in ks.failed
-		cancel()
-	}
 	if !ok {
+		allowed, wait := take(ks.limiter, time.Now())
+		if allowed {
+			// The fetch outlives a cancelled request, so the limiter's
+			// slot is not spent on nothing.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+			ks.refresh(fctx) // a failure is noted in ks.failed
+			cancel()
+		}
 		ks.mu.RLock()
 		k, ok = ks.keys[h.KeyID]
 		failed := ks.failed
 		ks.mu.RUnlock()
-		if !ok && failed != nil {
+		switch {
+		case !ok && failed != nil:
 			return nil, unavailable("the token's key is not among the issuer's keys known here, and they could not be refreshed", failed)
+		case !ok && !allowed:
+			// Not known to be invalid: the key may have been published
+			// since the last fetch (RFC 6750 §3.1's invalid_token is for
+			// tokens known bad). Retry once the keys may be fetched.
+			e := unavailable("the token's key is not among the issuer's keys known here, and they were refreshed too recently to be fetched again yet", nil)
+			e.RetryAfter = boundRetryAfter(wait)
+			return nil, e
 		}
 	}
 	if !ok {
@@ -120,6 +130,17 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 		return nil, invalid("the token's signature does not verify", err)
 	}
 	return payload, nil
+}
+
+// take takes one event from l at now if it allows one; otherwise it says
+// how long until it would.
+func take(l *rate.Limiter, now time.Time) (ok bool, wait time.Duration) {
+	r := l.ReserveN(now, 1)
+	if d := r.DelayFrom(now); !r.OK() || d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
 }
 
 // signingAlgs are the algorithms an issuer's key may have: asymmetric

@@ -69,11 +69,12 @@ func OnError(f func(r *http.Request, err error)) MiddlewareOption {
 // a bearer token (none, or credentials of another scheme such as Basic)
 // gets a bare challenge with no error code (RFC 6750 §3.1). Descriptions
 // never repeat what the token says before it is verified. When the token
-// cannot be checked because the issuer cannot be reached (ErrUnavailable),
+// cannot be checked because the issuer cannot be reached, or its kid is
+// unknown while the keys may not be fetched again yet (ErrUnavailable),
 // the request gets 503 with Retry-After instead, so the caller retries
 // rather than discarding a token that may be valid: Error.RetryAfter in
 // whole seconds (the issuer's own Retry-After, or when the introspection
-// budget refills), else 10. The same goes for ErrIntrospectionUnauthorized
+// budget refills or the keys may be fetched again), else 10. The same goes for ErrIntrospectionUnauthorized
 // and ErrIntrospectionThrottled: the caller's token is not at fault; tell
 // them apart in OnError.
 func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.Handler {
@@ -214,8 +215,8 @@ func (o mwOptions) refuse(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // retryAfter is the Retry-After of a 503 answer when the Error does not
-// say: the pause between two fetches of the issuer's keys for an unknown
-// kid.
+// say: the default pause between two fetches of the issuer's keys for an
+// unknown kid.
 const retryAfter = 10 * time.Second
 
 // retryAfterSeconds is the Retry-After header value for d: whole seconds,

@@ -67,6 +67,14 @@ var errNoAccount = errors.New("no enabled service account")
 // its JWT is not called invalid.
 var errAccountsThrottled = errors.New("too many service accounts new to this API looked up just now")
 
+// refetchPaused: the token's kid is not among the account's keys known
+// here, and they were fetched too recently to be fetched again for wait.
+type refetchPaused struct{ wait time.Duration }
+
+func (e *refetchPaused) Error() string {
+	return fmt.Sprintf("kid unknown, and the account's keys may be fetched again in %s", e.wait)
+}
+
 // errKeysUnavailable: the issuer could not be reached for the account's
 // keys, and the keys known here are too old to trust or lack the token's
 // kid.
@@ -86,6 +94,11 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) ([
 		refresh = (now.Sub(set.fetched) > accountKeysFresh || !hasKid) && now.Sub(set.tried) >= accountKeysRetry
 	default:
 		refresh = a.limiter.AllowN(now, 1)
+	}
+	if known && !hasKid && !refresh && !set.failed {
+		// The kid may be a key added since the keys were fetched, just
+		// now: not known to be invalid.
+		return nil, &refetchPaused{wait: accountKeysRetry - now.Sub(set.tried)}
 	}
 	if !known && !refresh {
 		return nil, errAccountsThrottled
@@ -186,7 +199,12 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	// into the causes, for logs, not into the descriptions sent back.
 	iss := fmt.Errorf("iss %q", c.Iss)
 	keys, err := v.accounts.key(ctx, c.Iss, h.KeyID, h.Algorithm)
+	var paused *refetchPaused
 	switch {
+	case errors.As(err, &paused):
+		e := unavailable("the JWT's key is not among the keys known here of the service account its iss names, and they were fetched too recently to be fetched again yet", fmt.Errorf("%w: %w", iss, err))
+		e.RetryAfter = boundRetryAfter(paused.wait)
+		return nil, e
 	case errors.Is(err, errNoAccount):
 		return nil, invalid("the issuer has no enabled service account named by the JWT's iss", iss)
 	case errors.Is(err, errAccountsThrottled):

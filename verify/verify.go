@@ -92,9 +92,12 @@ const codeUnavailable = "temporarily_unavailable"
 // ErrUnavailable matches (errors.Is) the Error of a token that could not
 // be checked because the issuer could not be reached: a network error or a
 // failed answer from its introspection endpoint, or keys that could not be
-// fetched (an unknown kid, a service account's keys too old to trust). The
-// token may well be valid: try again later. Middleware answers 503 with
-// Retry-After.
+// fetched (an unknown kid, a service account's keys too old to trust). So
+// does a token whose kid is unknown while the keys may not be fetched again
+// yet (the issuer's at most once every 10 s for unknown kids, a service
+// account's at most once every 10 s): its key may be new, and
+// Error.RetryAfter says when they may be. The token may well be valid: try
+// again later. Middleware answers 503 with Retry-After.
 //
 // Two causes are worth telling apart in logs; both match ErrUnavailable
 // too, and are answered 503 like it, since the caller's token is not at

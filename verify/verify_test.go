@@ -215,6 +215,18 @@ func TestVerifyJWT(t *testing.T) {
 	if _, err := v.Verify(ctx, without()); err != nil {
 		t.Fatalf("with every required claim: %v", err)
 	}
+	// tampered changes a character in the middle of the claims. (One
+	// changed in the header may change the kid: a kid unknown is not
+	// refused while the keys may not be fetched again.)
+	tampered := func(raw string) string {
+		head, rest, _ := strings.Cut(raw, ".")
+		i := len(head) + 1 + strings.Index(rest, ".")/2
+		c := byte('x')
+		if raw[i] == c {
+			c = 'y'
+		}
+		return raw[:i] + string(c) + raw[i+1:]
+	}
 
 	tests := []struct {
 		name, raw, fragment string
@@ -234,7 +246,7 @@ func TestVerifyJWT(t *testing.T) {
 		{"alg none", "eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0.eyJpc3MiOiJ4In0.", ""},
 		{"expired", k.Sign(t, func(c *oauth2.AccessClaims) { c.Expiry = k.Clock.Now().Add(-time.Minute).Unix() }), "expired"},
 		{"not yet valid", k.Sign(t, func(c *oauth2.AccessClaims) { c.NotBefore = k.Clock.Now().Add(10 * time.Minute).Unix() }), "not valid yet"},
-		{"tampered", tokenFor(t, k, id, secret, "orders.read")[:40] + "x" + tokenFor(t, k, id, secret, "orders.read")[41:], ""},
+		{"tampered claims", tampered(tokenFor(t, k, id, secret, "orders.read")), "signature does not verify"},
 		{"opaque without introspection", "kwat_" + strings.Repeat("A", 43), "introspect"},
 		{"neither JWT nor opaque", "hello", "neither"},
 		{"garbage", "a.b.c", ""},
@@ -284,6 +296,57 @@ func TestUnknownKidRefetchesKeys(t *testing.T) {
 	}
 	if got := k.JWKSFetches.Load() - before; got > 2 {
 		t.Fatalf("%d JWKS fetches after 200 tokens with unknown kids, want at most 2", got)
+	}
+}
+
+// A token whose kid is unknown while the keys may not be fetched again
+// yet is not called invalid: its key may be new. An access token and a
+// self-signed JWT alike get ErrUnavailable with a RetryAfter, and 503 with
+// Retry-After from the middleware (RFC 6750 §3.1's invalid_token is for
+// tokens known bad); once the keys may be fetched again, they verify.
+func TestUnknownKidRefetchPaused(t *testing.T) {
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	ctx := context.Background()
+	const aud, email = "https://orders.internal", "job@shop.iam.test"
+	sign, _, _ := selfSignedKey(t, k)
+	v := newVerifier(t, k, verify.WithSelfSignedJWTs(), verify.WithUnknownKidEvery(time.Hour))
+	// Just now the account's keys were fetched, and the JWKS for a kid
+	// the issuer does not publish.
+	if _, err := v.Verify(ctx, sign(email, time.Hour, aud)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := v.Verify(ctx, testkeyward.Start(t).Sign(t, nil))
+	wantInvalid(t, err, "does not publish")
+
+	// New keys: a signing key rotated in, a key added to the account.
+	k.Signer.Rotate(ctx, "test", "")
+	k.Signer.Rotate(ctx, "test", "")
+	newSign, _, _ := selfSignedKey(t, k)
+	selfSigned := newSign(email, time.Hour, aud)
+	for _, tt := range []struct{ name, raw string }{
+		{"access token", k.Sign(t, nil)},
+		{"self-signed JWT", selfSigned},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := v.Verify(ctx, tt.raw)
+			wantUnavailable(t, err)
+			if ve := err.(*verify.Error); ve.RetryAfter <= 0 {
+				t.Fatalf("RetryAfter = %s, want when the keys may be fetched again", ve.RetryAfter)
+			}
+			w := httptest.NewRecorder()
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Header.Set("Authorization", "Bearer "+tt.raw)
+			verify.Middleware(v)(http.NotFoundHandler()).ServeHTTP(w, r)
+			if w.Code != 503 || w.Header().Get("Retry-After") == "" || w.Header().Get("WWW-Authenticate") != "" {
+				t.Fatalf("middleware: %d, Retry-After %q, WWW-Authenticate %q; want 503 with Retry-After and no challenge",
+					w.Code, w.Header().Get("Retry-After"), w.Header().Get("WWW-Authenticate"))
+			}
+		})
+	}
+	k.Clock.Add(10 * time.Second) // the account's keys may be fetched again
+	if _, err := v.Verify(ctx, selfSigned); err != nil {
+		t.Fatalf("once the keys may be fetched again: %v", err)
 	}
 }
 
