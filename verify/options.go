@@ -132,9 +132,12 @@ func WithIntrospectionConcurrency(n int) Option {
 // /service_accounts/v1/jwk/{email}. Such tokens
 // carry no scopes: authorize them by Claims.ClientEmail. The keys of
 // accounts new to the Verifier are fetched at most 10 at once and one a
-// second after that; beyond, such a JWT is answered like an unavailable
-// issuer (ErrUnavailable, 503), not as invalid, since the account may
-// exist.
+// second after that. A known account's keys are fetched again for a kid
+// not among them at most once every 10 s, and, across accounts, at most
+// 10 at once and 5 a second after that, so made-up kids with the emails of
+// many real accounts cannot hammer the issuer. Beyond, such a JWT is
+// answered like an unavailable issuer (ErrUnavailable, 503 with
+// Retry-After), not as invalid, since the account or key may exist.
 func WithSelfSignedJWTs() Option { return func(o *options) { o.selfSigned = true } }
 
 // WithKeyRefresh sets how often the issuer's keys are refetched when the

@@ -30,6 +30,13 @@ const (
 	accountKeysMaxStale = 15 * time.Minute
 )
 
+// Fetches for kids unknown among known accounts' keys, across accounts:
+// so many a second, and so many at once.
+const (
+	unknownKidsPerSecond = 5
+	unknownKidsBurst     = 10
+)
+
 // accountKeys caches service accounts' public keys, fetched from the
 // issuer's /service_accounts/v1/jwk/{email}.
 type accountKeys struct {
@@ -44,6 +51,11 @@ type accountKeys struct {
 	// refreshed outside it, each at most once per accountKeysRetry, so the
 	// flood cannot keep their keys from being refreshed either.
 	limiter *rate.Limiter
+	// kids bounds, across accounts, the fetches for a kid not among a
+	// known account's keys: with made-up kids and the emails of N real
+	// accounts, the per-account pause alone would let N/10 fetches a
+	// second through. Fetches of keys gone stale are outside it.
+	kids *rate.Limiter
 }
 
 type accountSet struct {
@@ -54,7 +66,8 @@ type accountSet struct {
 }
 
 func newAccountKeys(issuer string, o options) *accountKeys {
-	return &accountKeys{issuer: issuer, o: o, sets: map[string]accountSet{}, limiter: rate.NewLimiter(rate.Every(time.Second), 10)}
+	return &accountKeys{issuer: issuer, o: o, sets: map[string]accountSet{},
+		limiter: rate.NewLimiter(rate.Every(time.Second), 10), kids: rate.NewLimiter(unknownKidsPerSecond, unknownKidsBurst)}
 }
 
 // errNoAccount: the issuer serves no keys for the email (no such enabled
@@ -68,11 +81,19 @@ var errNoAccount = errors.New("no enabled service account")
 var errAccountsThrottled = errors.New("too many service accounts new to this API looked up just now")
 
 // refetchPaused: the token's kid is not among the account's keys known
-// here, and they were fetched too recently to be fetched again for wait.
-type refetchPaused struct{ wait time.Duration }
+// here, which may not be fetched again for wait: they were fetched too
+// recently, or (capped) too many accounts' keys were fetched for unknown
+// kids just now.
+type refetchPaused struct {
+	wait   time.Duration
+	capped bool
+}
 
 func (e *refetchPaused) Error() string {
-	return fmt.Sprintf("kid unknown, and the account's keys may be fetched again in %s", e.wait)
+	if e.capped {
+		return fmt.Sprintf("kid unknown, and too many accounts' keys were fetched for unknown kids just now; again in %s", e.wait)
+	}
+	return fmt.Sprintf("kid unknown, and the account's keys were fetched too recently; again in %s", e.wait)
 }
 
 // errKeysUnavailable: the issuer could not be reached for the account's
@@ -88,17 +109,25 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) ([
 	set, known := a.sets[email]
 	a.mu.Unlock()
 	hasKid := kid == "" || len(set.keys.Key(kid)) > 0
-	var refresh bool
+	var (
+		refresh bool
+		paused  refetchPaused // why not, if the kid is unknown
+	)
 	switch {
-	case known:
-		refresh = (now.Sub(set.fetched) > accountKeysFresh || !hasKid) && now.Sub(set.tried) >= accountKeysRetry
-	default:
+	case !known:
 		refresh = a.limiter.AllowN(now, 1)
+	case now.Sub(set.tried) < accountKeysRetry:
+		paused.wait = accountKeysRetry - now.Sub(set.tried)
+	case now.Sub(set.fetched) > accountKeysFresh:
+		refresh = true
+	case !hasKid:
+		refresh, paused.wait = take(a.kids, now)
+		paused.capped = !refresh
 	}
 	if known && !hasKid && !refresh && !set.failed {
-		// The kid may be a key added since the keys were fetched, just
-		// now: not known to be invalid.
-		return nil, &refetchPaused{wait: accountKeysRetry - now.Sub(set.tried)}
+		// The kid may be a key added since the keys were fetched: not
+		// known to be invalid.
+		return nil, &paused
 	}
 	if !known && !refresh {
 		return nil, errAccountsThrottled
@@ -202,7 +231,7 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	var paused *refetchPaused
 	switch {
 	case errors.As(err, &paused):
-		e := unavailable("the JWT's key is not among the keys known here of the service account its iss names, and they were fetched too recently to be fetched again yet", fmt.Errorf("%w: %w", iss, err))
+		e := unavailable("the JWT's key is not among the keys known here of the service account its iss names, and they may not be fetched again yet", fmt.Errorf("%w: %w", iss, err))
 		e.RetryAfter = boundRetryAfter(paused.wait)
 		return nil, e
 	case errors.Is(err, errNoAccount):

@@ -796,6 +796,93 @@ func TestSelfSignedJWTAccountGone(t *testing.T) {
 	}
 }
 
+// Made-up kids with the emails of many real accounts do not make the
+// Verifier fetch each account's keys every 10 s: fetches for unknown kids
+// are capped across accounts (10 at once, 5 a second), the JWTs beyond are
+// answered ErrUnavailable, and keys gone stale are still refreshed.
+func TestSelfSignedJWTUnknownKidFetches(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	published := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}}
+	var fetches atomic.Int64
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/.well-known/oauth-authorization-server":
+			json.NewEncoder(w).Encode(map[string]string{"issuer": srv.URL, "jwks_uri": srv.URL + "/jwks"})
+		case r.URL.Path == "/jwks":
+			json.NewEncoder(w).Encode(jose.JSONWebKeySet{})
+		case strings.HasPrefix(r.URL.Path, "/service_accounts/v1/jwk/"):
+			fetches.Add(1)
+			json.NewEncoder(w).Encode(published) // every account has the key
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	var mu sync.Mutex
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	const aud = "https://orders.internal"
+	sign := func(email, kid string) string {
+		s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
+		raw, _ := jwt.Signed(s).Claims(map[string]any{"iss": email, "sub": email, "aud": aud,
+			"iat": clock().Unix(), "exp": clock().Add(time.Hour).Unix(), "jti": rand.Text()}).Serialize()
+		return raw
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	v, err := verify.New(ctx, srv.URL, aud, verify.WithSelfSignedJWTs(), verify.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An account whose keys will be stale, then 100 accounts become known,
+	// one a second (new accounts' own rate).
+	const stale = "old@shop.iam.test"
+	if _, err := v.Verify(ctx, sign(stale, "k1")); err != nil {
+		t.Fatal(err)
+	}
+	advance(5 * time.Minute)
+	const accounts = 100
+	email := func(i int) string { return fmt.Sprintf("job%d@shop.iam.test", i) }
+	for i := range accounts {
+		if _, err := v.Verify(ctx, sign(email(i), "k1")); err != nil {
+			t.Fatalf("account %d: %v", i, err)
+		}
+		advance(time.Second)
+	}
+	advance(10 * time.Second) // past every account's pause between fetches
+	before := fetches.Load()
+
+	for _, round := range []struct {
+		after   time.Duration
+		fetches int64 // at most, since the accounts were known
+	}{{0, 10}, {time.Second, 15}, {10 * time.Second, 25}} {
+		advance(round.after)
+		var unavailable int
+		for i := range accounts {
+			_, err := v.Verify(ctx, sign(email(i), "made-up"))
+			if errors.Is(err, verify.ErrUnavailable) {
+				unavailable++
+			} else {
+				wantInvalid(t, err, "not signed with a key of")
+			}
+		}
+		if got := fetches.Load() - before; got > round.fetches || unavailable == 0 {
+			t.Fatalf("%s later: %d fetches for %d accounts' made-up kids, want at most %d; %d answered unavailable",
+				round.after, got, accounts, round.fetches, unavailable)
+		}
+	}
+	// The cap spent, keys gone stale are refreshed all the same.
+	spent := fetches.Load()
+	if _, err := v.Verify(ctx, sign(stale, "k1")); err != nil {
+		t.Fatal(err)
+	}
+	if fetches.Load() == spent {
+		t.Fatal("stale keys were not refetched while the cap on unknown kids was spent")
+	}
+}
+
 // fakeIssuer serves RFC 8414 metadata and a JWKS the test changes: for
 // key changes a real Keyward does not make on demand.
 type fakeIssuer struct {
