@@ -137,7 +137,10 @@ func WithIntrospectionConcurrency(n int) Option {
 // 10 at once and 5 a second after that, so made-up kids with the emails of
 // many real accounts cannot hammer the issuer. Beyond, such a JWT is
 // answered like an unavailable issuer (ErrUnavailable, 503 with
-// Retry-After), not as invalid, since the account or key may exist.
+// Retry-After), not as invalid, since the account or key may exist. New
+// refuses this option with an audience that is the issuer or its token
+// endpoint URL: the JWTs service accounts exchange for access tokens carry
+// that aud, and the API would receive them.
 func WithSelfSignedJWTs() Option { return func(o *options) { o.selfSigned = true } }
 
 // WithKeyRefresh sets how often the issuer's keys are refetched when the

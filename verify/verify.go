@@ -171,7 +171,10 @@ type Verifier struct {
 
 // New discovers the issuer's metadata (RFC 8414) and keys, and keeps the
 // keys fresh in the background until ctx ends. A New that fails leaves
-// nothing running.
+// nothing running. With WithSelfSignedJWTs it fails for an audience that
+// is the issuer or its token endpoint URL (compared as URLs: scheme and
+// host in any case, trailing slashes): Keyward refuses such API
+// identifiers, since it accepts JWTs with that aud at its token endpoint.
 func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Verifier, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -180,6 +183,11 @@ func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Veri
 	issuerURL = strings.TrimSuffix(issuerURL, "/")
 	if audience == "" {
 		return nil, errors.New("verify: the audience (the API's identifier) is required")
+	}
+	if o.selfSigned && oauth2.IsAssertionAudience(audience, issuerURL) {
+		// Service accounts sign the JWTs they trade at the token endpoint
+		// with this aud: an API accepting them could trade them too.
+		return nil, fmt.Errorf("verify: with WithSelfSignedJWTs the audience must not be the issuer or its token endpoint URL (%q): service accounts' JWTs with that aud are exchanged for access tokens, and this API would receive them; use the API's own identifier", audience)
 	}
 	if o.introspect != nil && o.introspect.keyFile != nil {
 		c, err := o.introspect.withKeyFile()

@@ -658,6 +658,33 @@ func TestNewErrors(t *testing.T) {
 	}
 }
 
+// With WithSelfSignedJWTs the audience cannot be the issuer or its token
+// endpoint URL, however written: service accounts sign the JWTs they trade
+// there for access tokens with that aud, and this API would receive them.
+// Access tokens alone, which no token endpoint takes as an assertion, may
+// still be checked for such an audience (an API left from before Keyward
+// refused the identifier).
+func TestNewRefusesTokenEndpointAudience(t *testing.T) {
+	k := testkeyward.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	upper := "HTTP://" + strings.ToUpper(strings.TrimPrefix(k.URL, "http://"))
+	for _, aud := range []string{k.URL, k.URL + "/", k.URL + "/token", k.URL + "/token/", upper + "/token"} {
+		t.Run(aud, func(t *testing.T) {
+			_, err := verify.New(ctx, k.URL, aud, verify.WithSelfSignedJWTs())
+			if err == nil || !strings.Contains(err.Error(), "token endpoint") {
+				t.Fatalf("New: %v, want an error saying the audience is the token endpoint's", err)
+			}
+			if _, err := verify.New(ctx, k.URL, aud); err != nil {
+				t.Fatalf("New without WithSelfSignedJWTs: %v", err)
+			}
+		})
+	}
+	if _, err := verify.New(ctx, k.URL, k.URL+"/orders", verify.WithSelfSignedJWTs()); err != nil {
+		t.Fatalf("another URL of the issuer's host: %v", err)
+	}
+}
+
 // A nil HTTP client keeps the default, as a nil DPoP replay cache does:
 // New neither panics nor fails, and the Verifier reaches the issuer.
 func TestNilHTTPClient(t *testing.T) {

@@ -43,7 +43,7 @@ belongs to exactly one API, so a token's aud follows from its scopes.`,
 			return c.show(a, func(w *tabwriter.Writer) { apiTable(w, a) })
 		},
 	}
-	create.Flags().StringVar(&in.Identifier, "identifier", "", "the API's identifier URI: the aud of its tokens (required)")
+	create.Flags().StringVar(&in.Identifier, "identifier", "", "the API's identifier URI: the aud of its tokens, not this server's own URL (required)")
 	create.Flags().StringSliceVar(&in.Scopes, "scopes", nil, "scopes the API defines, comma-separated (required)")
 	create.Flags().StringVar(&in.Description, "description", "", "what the API is")
 	create.Flags().StringVar(&in.TokenFormat, "token-format", "jwt", "format of the API's tokens: jwt (verified locally) or opaque (verified by introspection)")

@@ -317,6 +317,7 @@ func (m *Main) Open(ctx context.Context) error {
 		m.Logger.Warn("created the administrator service account; its key file is the only way in: keep it safe",
 			"account", admin.Email, "key_file", path)
 	}
+	m.warnAssertionAudienceAPIs(ctx)
 	m.http = &http.Server{
 		Handler:           m.Server,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -435,6 +436,29 @@ func (m *Main) collectGarbage(ctx context.Context) {
 		m.Logger.Warn("deleting expired assertion IDs, revocations and opaque tokens failed", "err", err)
 	} else if n > 0 {
 		m.Logger.Debug("deleted expired records", "count", n)
+	}
+}
+
+// warnAssertionAudienceAPIs warns, at each start, of the APIs whose
+// identifier is the issuer or its token endpoint URL, which the admin API
+// now refuses: made before it did, or imported from a server with another
+// issuer. Service accounts sign the JWTs they exchange at /token with that
+// aud, so such an API that accepts self-signed JWTs could exchange them
+// for its callers' tokens (verify.New refuses WithSelfSignedJWTs for that
+// audience). They are left in place: their access tokens are safe, and
+// deleting them would cut off their callers.
+func (m *Main) warnAssertionAudienceAPIs(ctx context.Context) {
+	apis, err := m.store.ListAPIs(ctx)
+	if err != nil {
+		m.Logger.Warn("listing the APIs to check their identifiers failed", "err", err)
+		return
+	}
+	for _, a := range apis {
+		if oauth2.IsAssertionAudience(a.Identifier, m.Issuer) {
+			m.Logger.Warn("an API's identifier is this server's issuer or token endpoint URL, which service accounts' JWTs for the token endpoint name as their audience: "+
+				"the API must not accept self-signed JWTs, or it could exchange its callers' JWTs for their tokens; register it anew under its own URL and retire this one",
+				"api", a.Name, "identifier", a.Identifier, "issuer", m.Issuer)
+		}
 	}
 }
 

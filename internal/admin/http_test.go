@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -191,6 +192,29 @@ func TestAuthentication(t *testing.T) {
 
 func pemOf(typ string, der []byte) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+}
+
+// An API cannot have the server's issuer or token endpoint URL as its
+// identifier, however written: service accounts sign the JWTs they trade
+// at /token with that aud, and an API accepting self-signed JWTs with it
+// (verify.WithSelfSignedJWTs) could trade its callers' JWTs for tokens.
+func TestAPIIdentifierIsNotTheServer(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	for i, id := range []string{issuer, issuer + "/", issuer + "/token", issuer + "/token/", "HTTPS://Keyward.TEST/token", "https://keyward.test:443"} {
+		t.Run(id, func(t *testing.T) {
+			status, body, _ := f.call(t, "POST", "/v1/apis", auth, admin.APIInput{Name: fmt.Sprintf("api%d", i), Identifier: id, Scopes: []string{fmt.Sprintf("api%d.read", i)}})
+			desc, _ := body["error_description"].(string)
+			if status != 400 || body["error"] != "invalid_request" || !strings.Contains(desc, "token endpoint") || !strings.Contains(desc, "exchange") {
+				t.Fatalf("%d %v, want 400 invalid_request saying why", status, body)
+			}
+		})
+	}
+	// Other URLs of the server's host are the operator's business.
+	status, body, _ := f.call(t, "POST", "/v1/apis", auth, admin.APIInput{Name: "reports", Identifier: issuer + "/reports", Scopes: []string{"reports.read"}})
+	if status != 201 {
+		t.Fatalf("%d %v, want 201", status, body)
+	}
 }
 
 func TestManagement(t *testing.T) {

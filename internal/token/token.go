@@ -77,7 +77,7 @@ type Config struct {
 }
 
 // Endpoint returns the token endpoint URL of an issuer.
-func Endpoint(issuer string) string { return issuer + "/token" }
+func Endpoint(issuer string) string { return issuer + oauth2.TokenPath }
 
 // Handler serves POST /token.
 type Handler struct {

@@ -290,6 +290,10 @@ func TestJWTBearer(t *testing.T) {
 			c["iat"], c["exp"] = t0.Add(5*time.Minute).Unix(), t0.Add(10*time.Minute).Unix()
 		}))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "wrong aud", req: request{body: form(rs(func(c map[string]any) { c["aud"] = "https://oauth2.googleapis.com/token" }))}, wantStatus: 400, wantError: "invalid_grant"},
+		// A self-signed JWT for an API (verify.WithSelfSignedJWTs) is no
+		// assertion here: the API it was sent to cannot trade it for a token.
+		{name: "aud is an API's identifier", req: request{body: form(rs(func(c map[string]any) { c["aud"] = "https://orders.internal" }))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "aud is the token endpoint's URL written otherwise", req: request{body: form(rs(func(c map[string]any) { c["aud"] = endpoint + "/" }))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "missing aud", req: request{body: form(rs(func(c map[string]any) { delete(c, "aud") }))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "missing exp", req: request{body: form(rs(func(c map[string]any) { delete(c, "exp") }))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "missing iat", req: request{body: form(rs(func(c map[string]any) { delete(c, "iat") }))}, wantStatus: 400, wantError: "invalid_grant"},
