@@ -579,3 +579,51 @@ func checkReleased(t *testing.T, m *Main) {
 		again.Close()
 	}
 }
+
+// TestNotListeningWhileStoreOpens: while the store is being opened (a
+// migration, a database slow to answer), the server's address is not
+// listened on, so a load balancer's TCP check does not send it requests
+// that would wait; it is tried first, and bound once the store is ready.
+func TestNotListeningWhileStoreOpens(t *testing.T) {
+	// A "database" that takes connections and never answers.
+	db, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	connected := make(chan net.Conn, 1)
+	go func() {
+		if c, err := db.Accept(); err == nil {
+			connected <- c
+		}
+	}()
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := free.Addr().String()
+	free.Close()
+
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Listen = t.TempDir(), addr
+	cfg.DB = "postgres://keyward@" + db.Addr().String() + "/keyward?sslmode=disable&connect_timeout=30"
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	opened := make(chan error, 1)
+	go func() { opened <- m.Open(ctx) }()
+	select {
+	case c := <-connected:
+		defer c.Close()
+	case err := <-opened:
+		t.Fatalf("Open returned before it reached the database: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Open did not reach the database")
+	}
+	if c, err := net.DialTimeout("tcp", addr, 2*time.Second); err == nil {
+		c.Close()
+		t.Errorf("%s is listened on while the store is opened", addr)
+	}
+	cancel()
+	<-opened
+	m.Close()
+}

@@ -207,8 +207,8 @@ type Main struct {
 	}
 }
 
-// Open listens, then opens the store, loads the signing keys and
-// bootstraps an empty store.
+// Open checks its addresses and files, opens the store, loads the
+// signing keys, listens and bootstraps an empty store.
 func (m *Main) Open(ctx context.Context) error {
 	c := m.Config
 	if m.Now == nil {
@@ -228,13 +228,15 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	// The addresses and files first: one in use or unreadable stops the
 	// server before it creates or migrates a database, a master key or
-	// signing keys.
-	if m.listener, err = net.Listen("tcp", c.Listen); err != nil {
-		return listenError("--listen", c.Listen, err)
+	// signing keys. An address is only tried here, and bound once the
+	// store is ready: a load balancer's TCP check must not find the port
+	// open, and send requests to wait there, while a migration runs.
+	if err := tryListen("--listen", c.Listen); err != nil {
+		return err
 	}
 	if c.MetricsListen != "" {
-		if m.metricsListener, err = net.Listen("tcp", c.MetricsListen); err != nil {
-			return listenError("--metrics-listen", c.MetricsListen, err)
+		if err := tryListen("--metrics-listen", c.MetricsListen); err != nil {
+			return err
 		}
 	}
 	var clientCAs *x509.CertPool
@@ -283,6 +285,14 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.metrics.AdminSignInExpiry(m.adminExpiryGauge)
 
+	if m.listener, err = net.Listen("tcp", c.Listen); err != nil {
+		return listenError("--listen", c.Listen, err)
+	}
+	if c.MetricsListen != "" {
+		if m.metricsListener, err = net.Listen("tcp", c.MetricsListen); err != nil {
+			return listenError("--metrics-listen", c.MetricsListen, err)
+		}
+	}
 	m.Issuer = c.issuer(m.listener.Addr().String())
 	scfg := server.Config{
 		Issuer: m.Issuer, AccountDomain: c.AccountDomain,
@@ -344,6 +354,16 @@ func (m *Main) Open(ctx context.Context) error {
 // listenError words a failure to listen on addr, given by flag: an
 // address in use, or not this machine's, says what to do; other causes
 // are given without the "listen tcp ADDR" that flag and addr already say.
+// tryListen says, as listenError does, why addr, the value of flag, cannot
+// be listened on, if it cannot; it does not stay bound.
+func tryListen(flag, addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return listenError(flag, addr, err)
+	}
+	return l.Close()
+}
+
 func listenError(flag, addr string, err error) error {
 	switch {
 	case errors.Is(err, syscall.EADDRINUSE):
