@@ -230,8 +230,8 @@ organization exists: if any is bad, the command names each bad one (each
 malformed email; when none is, each whose organization does not exist)
 and adds no user. The users, of one organization or several, are then sent
 as 'keyward users import' sends them: 5,000 at a time (fewer if their
-emails are very long), each batch in one transaction, so up to 5,000
-users are added all or none; should a later batch fail, the error says
+emails are very long: a batch is kept under 512 KiB), each batch in one
+transaction, all or none; should a later batch fail, the error says
 how many users the batches before it added and which users the failed
 batch sent (the server's error numbers them from 1), and, if the server
 gave no answer or a 5xx, that whether that batch was added is not
@@ -286,8 +286,8 @@ reported with its line number (the first 20) and nothing is imported until
 all are fixed: a malformed email, a bad status, an email listed twice, an
 organization that does not exist. Users of any organizations are sent
 together, 5,000 at a time (fewer if their emails are very long), each
-batch in one transaction: a file of up to 5,000 users is imported all or
-none; should a later batch fail, the error says how many users the
+batch in one transaction, all or none (a batch is kept under 512 KiB, so
+5,000 long emails go in two); should a later batch fail, the error says how many users the
 batches before it added and which users the failed batch sent (the
 server's error numbers them from 1), and, if the server gave no answer
 or a 5xx, that whether that batch was added is not known.`,
