@@ -528,7 +528,7 @@ func (b *bench) fill(ctx context.Context, cfg Config, issuer string) error {
 		id := fillAccountID(i)
 		secret := benchSecret(i)
 		sec := storage.Secret{ID: fmt.Sprintf("fill%012d", i), AccountID: id, Hash: clientauth.HashSecret(pepper, secret), Hint: "kw_…", CreatedAt: now}
-		if err := st.CreateSecret(ctx, sec, storage.AuditEvent{Time: now, Action: "secret.create", Outcome: storage.OutcomeSuccess, Actor: "bench", AccountID: id}); err != nil {
+		if err := st.CreateSecret(ctx, sec, nil, storage.AuditEvent{Time: now, Action: "secret.create", Outcome: storage.OutcomeSuccess, Actor: "bench", AccountID: id}); err != nil {
 			return err
 		}
 	}

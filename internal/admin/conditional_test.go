@@ -602,7 +602,7 @@ func TestIfMatchCredentialsAndProjectsAtomic(t *testing.T) {
 		if _, err := is.Storage.UpdateSecret(ctx, id, func(s storage.Secret) (storage.Secret, error) {
 			s.ExpiresAt = expires
 			return s, nil
-		}, theirs("secret.update")); err != nil {
+		}, nil, theirs("secret.update")); err != nil {
 			t.Error(err)
 		}
 	}

@@ -319,11 +319,11 @@ func (s *interleaved) DeleteKey(ctx context.Context, id string, check func(stora
 	return s.Storage.DeleteKey(ctx, id, check, ev, guards...)
 }
 
-func (s *interleaved) UpdateSecret(ctx context.Context, id string, fn func(storage.Secret) (storage.Secret, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Secret, error) {
+func (s *interleaved) UpdateSecret(ctx context.Context, id string, fn func(storage.Secret) (storage.Secret, error), check func([]storage.Secret) error, ev storage.AuditEvent, guards ...storage.Guard) (storage.Secret, error) {
 	if s.secret != nil {
 		s.secret(ctx, id)
 	}
-	return s.Storage.UpdateSecret(ctx, id, fn, ev, guards...)
+	return s.Storage.UpdateSecret(ctx, id, fn, check, ev, guards...)
 }
 
 func (s *interleaved) DeleteSecret(ctx context.Context, id string, check func(storage.Secret) error, ev storage.AuditEvent, guards ...storage.Guard) error {

@@ -59,9 +59,9 @@ type Store interface {
 	ListKeys(ctx context.Context, accountID string) ([]storage.Key, error)
 	UpdateKey(ctx context.Context, id string, fn func(storage.Key) (storage.Key, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Key, error)
 	DeleteKey(ctx context.Context, id string, check func(storage.Key) error, ev storage.AuditEvent, guards ...storage.Guard) error
-	CreateSecret(ctx context.Context, s storage.Secret, ev storage.AuditEvent) error
+	CreateSecret(ctx context.Context, s storage.Secret, check func([]storage.Secret) error, ev storage.AuditEvent) error
 	ListSecrets(ctx context.Context, accountID string) ([]storage.Secret, error)
-	UpdateSecret(ctx context.Context, id string, fn func(storage.Secret) (storage.Secret, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Secret, error)
+	UpdateSecret(ctx context.Context, id string, fn func(storage.Secret) (storage.Secret, error), check func([]storage.Secret) error, ev storage.AuditEvent, guards ...storage.Guard) (storage.Secret, error)
 	DeleteSecret(ctx context.Context, id string, check func(storage.Secret) error, ev storage.AuditEvent, guards ...storage.Guard) error
 	CreateAPI(ctx context.Context, a storage.API, ev storage.AuditEvent) error
 	GetAPI(ctx context.Context, name string) (storage.API, error)
@@ -951,7 +951,7 @@ func (s *Service) CreateSecret(ctx context.Context, actor Actor, ref string, exp
 		ID: sakey.NewKeyID()[:16], AccountID: a.ID, Hash: clientauth.HashSecret(s.cfg.Pepper, value),
 		Hint: SecretPrefix + "…" + value[len(value)-4:], ExpiresAt: exp, CreatedAt: now,
 	}
-	err = s.store.CreateSecret(ctx, sec, s.event(actor, "secret.create", a.ID, map[string]string{"secret_id": sec.ID}))
+	err = s.store.CreateSecret(ctx, sec, nil, s.event(actor, "secret.create", a.ID, map[string]string{"secret_id": sec.ID}))
 	return CreatedSecret{Secret: sec, Value: value}, storeErr(err, "The secret")
 }
 
@@ -1010,7 +1010,7 @@ func (s *Service) SetSecretDisabledIf(ctx context.Context, actor Actor, ref, id 
 		}
 		old.Disabled = disabled
 		return old, nil
-	}, s.event(actor, action, a.ID, map[string]string{"secret_id": sec.ID}), s.guard())
+	}, nil, s.event(actor, action, a.ID, map[string]string{"secret_id": sec.ID}), s.guard())
 	return updated, storeErr(credentialErr(err, "secret", sec.ID, a, "disabling it"), "The secret")
 }
 

@@ -467,14 +467,26 @@ type Storage interface {
 	// stored, as DeleteAccount's.
 	DeleteKey(ctx context.Context, id string, check func(Key) error, ev AuditEvent, guards ...Guard) error
 
-	// CreateAPI fails with ErrAlreadyExists when the name, identifier or
-	// any scope is taken.
-	CreateSecret(ctx context.Context, s Secret, ev AuditEvent) error
+	// CreateSecret creates s, or fails with ErrNotFound when its account
+	// does not exist. A check that is not nil is called in its transaction
+	// with the account's secrets, oldest first, as the last change to
+	// commit left them, as CreateKey's with its keys: no other CreateSecret
+	// or UpdateSecret with a check of the account can call its check until
+	// this one commits, so two at once are checked one after the other,
+	// the second seeing the first's change. If check returns an error,
+	// CreateSecret returns that error and creates nothing (the admin API's
+	// caps on an account's secrets).
+	CreateSecret(ctx context.Context, s Secret, check func(secrets []Secret) error, ev AuditEvent) error
 	// ListSecrets returns the account's secrets, oldest first.
 	ListSecrets(ctx context.Context, accountID string) ([]Secret, error)
 	// UpdateSecret applies fn to the stored secret in one transaction,
-	// checking guards (see Guard) in it.
-	UpdateSecret(ctx context.Context, id string, fn func(Secret) (Secret, error), ev AuditEvent, guards ...Guard) (Secret, error)
+	// checking guards (see Guard) in it. A check that is not nil is called
+	// in it after fn with the account's secrets, oldest first, as they are
+	// with fn's change, serialized with the checks of CreateSecret and of
+	// other UpdateSecrets of the account as CreateSecret describes. If
+	// check returns an error, UpdateSecret returns that error and changes
+	// nothing (the admin API's cap on active secrets, when one is enabled).
+	UpdateSecret(ctx context.Context, id string, fn func(Secret) (Secret, error), check func(secrets []Secret) error, ev AuditEvent, guards ...Guard) (Secret, error)
 	// DeleteSecret deletes the secret, checking guards (see Guard) in the
 	// same transaction. A check that is not nil is called in it with the
 	// secret as stored, as DeleteAccount's.
@@ -483,8 +495,9 @@ type Storage interface {
 	// use is recorded by the token events.
 	TouchSecrets(ctx context.Context, lastUsed map[string]time.Time) error
 
-	// CreateAPI fails with a *ScopesHeldError when accounts or grants
-	// already hold some of its scopes (see ErrScopesHeld).
+	// CreateAPI fails with ErrAlreadyExists when the name, identifier or
+	// any scope is taken, and with a *ScopesHeldError when accounts or
+	// grants already hold some of its scopes (see ErrScopesHeld).
 	CreateAPI(ctx context.Context, a API, ev AuditEvent) error
 	GetAPI(ctx context.Context, name string) (API, error)
 	ListAPIs(ctx context.Context) ([]API, error)

@@ -139,7 +139,7 @@ func newEnvOn(t *testing.T, cached bool) *env {
 	addKey(e.job.ID, "old", &e.oldKey.PublicKey, "RS256", false, t0.Add(-time.Minute))
 	addKey("100000000000000000002", "ok", &e.other.PublicKey, "RS256", false, time.Time{})
 	addKey("100000000000000000003", "dk", &e.offAcct.PublicKey, "RS256", false, time.Time{})
-	must(st.CreateSecret(ctx, storage.Secret{ID: "sec", AccountID: e.job.ID, Hash: clientauth.HashSecret([]byte("p"), jobSecret), CreatedAt: t0}, ev))
+	must(st.CreateSecret(ctx, storage.Secret{ID: "sec", AccountID: e.job.ID, Hash: clientauth.HashSecret([]byte("p"), jobSecret), CreatedAt: t0}, nil, ev))
 	return e
 }
 

@@ -34,7 +34,7 @@ func fill(t *testing.T, s storage.Storage) {
 		must(s.CreateAccount(ctx, storage.Account{ID: id, Email: id + "@p.example", Name: "n" + id, Project: "p", Scopes: []string{"orders.read"},
 			TokenLifetime: time.Hour, AuthMethods: storage.DefaultAuthMethods, TLS: storage.TLSBinding{SANDNS: id + ".example"}, CreatedAt: t0, UpdatedAt: t0}, ev))
 		must(s.CreateKey(ctx, storage.Key{ID: "k" + id, AccountID: id, Algorithm: "RS256", PublicKey: []byte{1, 2}, Origin: "generated", CreatedAt: t0}, nil, ev))
-		must(s.CreateSecret(ctx, storage.Secret{ID: "s" + id, AccountID: id, Hash: []byte{3}, Hint: "kw_…x", CreatedAt: t0}, ev))
+		must(s.CreateSecret(ctx, storage.Secret{ID: "s" + id, AccountID: id, Hash: []byte{3}, Hint: "kw_…x", CreatedAt: t0}, nil, ev))
 	}
 	must(s.CreateOrg(ctx, storage.Org{Domain: "example.com", BlockedScopes: []string{"x"}, CreatedAt: t0}, ev))
 	must(s.PutUsers(ctx, []storage.User{{Email: "a@example.com", Org: "example.com", CreatedAt: t0}, {Email: "b@example.com", Org: "example.com", Suspended: true, CreatedAt: t0}}, ev))

@@ -323,15 +323,15 @@ func (s *Store) DeleteKey(ctx context.Context, id string, check func(storage.Key
 }
 
 // CreateSecret implements storage.Storage.
-func (s *Store) CreateSecret(ctx context.Context, sec storage.Secret, ev storage.AuditEvent) error {
+func (s *Store) CreateSecret(ctx context.Context, sec storage.Secret, check func([]storage.Secret) error, ev storage.AuditEvent) error {
 	defer s.invalidate(sec.AccountID, false)
-	return s.Storage.CreateSecret(ctx, sec, ev)
+	return s.Storage.CreateSecret(ctx, sec, check, ev)
 }
 
 // UpdateSecret implements storage.Storage.
-func (s *Store) UpdateSecret(ctx context.Context, id string, fn func(storage.Secret) (storage.Secret, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Secret, error) {
+func (s *Store) UpdateSecret(ctx context.Context, id string, fn func(storage.Secret) (storage.Secret, error), check func([]storage.Secret) error, ev storage.AuditEvent, guards ...storage.Guard) (storage.Secret, error) {
 	defer s.invalidate("", true)
-	return s.Storage.UpdateSecret(ctx, id, fn, ev, guards...)
+	return s.Storage.UpdateSecret(ctx, id, fn, check, ev, guards...)
 }
 
 // DeleteSecret implements storage.Storage.

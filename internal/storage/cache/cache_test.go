@@ -383,7 +383,7 @@ func TestSharedLoad(t *testing.T) {
 			func(s *cache.Store) bool { ks, _ := s.ListKeys(ctx, "1"); return len(ks) == 1 && ks[0].Disabled }},
 		{"a secret deleted during a secret-list load",
 			func() error {
-				return base.CreateSecret(ctx, storage.Secret{ID: "s1", AccountID: "1", Hash: []byte("hash-s1"), Hint: "…s1", CreatedAt: c.t}, ev)
+				return base.CreateSecret(ctx, storage.Secret{ID: "s1", AccountID: "1", Hash: []byte("hash-s1"), Hint: "…s1", CreatedAt: c.t}, nil, ev)
 			},
 			func(s *cache.Store) error { return s.DeleteSecret(ctx, "s1", nil, ev) },
 			func(s *cache.Store) bool { ss, _ := s.ListSecrets(ctx, "1"); return len(ss) == 0 }},

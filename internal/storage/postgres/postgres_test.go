@@ -465,7 +465,7 @@ func TestDeleteAccountSecretsInIDOrder(t *testing.T) {
 	created := time.Now()
 	for i, id := range []string{"sb", "sa"} {
 		sec := storage.Secret{ID: id, AccountID: a.ID, Hash: []byte(id), Hint: id, CreatedAt: created.Add(time.Duration(i) * time.Second)}
-		if err := s.CreateSecret(ctx, sec, ev); err != nil {
+		if err := s.CreateSecret(ctx, sec, nil, ev); err != nil {
 			t.Fatal(err)
 		}
 	}

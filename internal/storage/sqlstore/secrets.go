@@ -23,14 +23,40 @@ func scanSecret(row scanner) (storage.Secret, error) {
 	return sec, err
 }
 
-// CreateSecret implements storage.Storage.
-func (s *Store) CreateSecret(ctx context.Context, sec storage.Secret, ev storage.AuditEvent) error {
+// CreateSecret implements storage.Storage. The account's row is locked
+// first, as CreateKey locks it, so that the secrets check is given are
+// those of the last change to commit, and stay so until this one commits.
+func (s *Store) CreateSecret(ctx context.Context, sec storage.Secret, check func([]storage.Secret) error, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		var id string
+		if err := tx.QueryRowContext(ctx, s.q["lockAccount"], sec.AccountID).Scan(&id); err != nil {
+			return s.wrap("create secret: account", err)
+		}
+		if err := s.checkSecrets(ctx, tx, "create secret", sec.AccountID, check); err != nil {
+			return err
+		}
 		if err := s.insertSecret(ctx, tx, sec); err != nil {
 			return err
 		}
 		return s.notify(ctx, tx, sec.AccountID)
 	}, ev)
+}
+
+// checkSecrets calls check, if not nil, with the secrets of the account
+// accountID as tx sees them.
+func (s *Store) checkSecrets(ctx context.Context, tx *sql.Tx, op, accountID string, check func([]storage.Secret) error) error {
+	if check == nil {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, s.q["listSecrets"], accountID)
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	secs, err := scanSecrets(rows)
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	return check(secs)
 }
 
 func (s *Store) insertSecret(ctx context.Context, tx *sql.Tx, sec storage.Secret) error {
@@ -45,24 +71,45 @@ func (s *Store) ListSecrets(ctx context.Context, accountID string) ([]storage.Se
 	if err != nil {
 		return nil, s.wrap("list secrets", err)
 	}
+	secs, err := scanSecrets(rows)
+	return secs, s.wrap("list secrets", err)
+}
+
+// scanSecrets reads the secrets rows holds, and closes it.
+func scanSecrets(rows *sql.Rows) ([]storage.Secret, error) {
 	defer rows.Close()
 	var out []storage.Secret
 	for rows.Next() {
 		sec, err := scanSecret(rows)
 		if err != nil {
-			return nil, s.wrap("list secrets", err)
+			return nil, err
 		}
 		out = append(out, sec)
 	}
-	return out, s.wrap("list secrets", rows.Err())
+	return out, rows.Err()
 }
 
-// UpdateSecret implements storage.Storage. Only Disabled and ExpiresAt change.
-func (s *Store) UpdateSecret(ctx context.Context, id string, fn func(storage.Secret) (storage.Secret, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Secret, error) {
+// UpdateSecret implements storage.Storage. Only Disabled and ExpiresAt
+// change. With a check, the account's row is locked before the secret's,
+// the order DeleteAccount locks them in, and check is given the secrets
+// as the update left them in the transaction.
+func (s *Store) UpdateSecret(ctx context.Context, id string, fn func(storage.Secret) (storage.Secret, error), check func([]storage.Secret) error, ev storage.AuditEvent, guards ...storage.Guard) (storage.Secret, error) {
 	var out storage.Secret
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if err := s.lockScopes(ctx, tx, guards); err != nil {
 			return err
+		}
+		if check != nil {
+			// A secret's account never changes: read unlocked, it is the
+			// account of the row locked below.
+			sec, err := scanSecret(tx.QueryRowContext(ctx, s.q["getSecret"], id))
+			if err != nil {
+				return s.wrap("update secret", err)
+			}
+			var accountID string
+			if err := tx.QueryRowContext(ctx, s.q["lockAccount"], sec.AccountID).Scan(&accountID); err != nil {
+				return s.wrap("update secret: account", err)
+			}
 		}
 		old, err := scanSecret(tx.QueryRowContext(ctx, s.q["getSecretForUpdate"], id))
 		if err != nil {
@@ -79,6 +126,9 @@ func (s *Store) UpdateSecret(ctx context.Context, id string, fn func(storage.Sec
 		out = sec
 		if err != nil {
 			return s.wrap("update secret", err)
+		}
+		if err := s.checkSecrets(ctx, tx, "update secret", sec.AccountID, check); err != nil {
+			return err
 		}
 		if err := s.checkCredential(ctx, tx, "update secret", sec.AccountID, secretCounts(old), secretCounts(sec), guards); err != nil {
 			return err

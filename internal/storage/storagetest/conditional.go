@@ -39,7 +39,7 @@ func testDeleteChecked(t *testing.T, s storage.Storage) {
 	mustNil(t, s.CreateKey(ctx, k, nil, ev("key.create")))
 	sec := secret("s1", a.ID, t0)
 	sec.ExpiresAt = t0.Add(time.Hour)
-	mustNil(t, s.CreateSecret(ctx, sec, ev("secret.create")))
+	mustNil(t, s.CreateSecret(ctx, sec, nil, ev("secret.create")))
 	stored, err := s.GetAccount(ctx, a.ID)
 	mustNil(t, err)
 	calls := 0 // of the checks
@@ -210,14 +210,14 @@ func testDeleteCheckedConcurrent(t *testing.T, s storage.Storage) {
 					return "", err
 				}
 				sec := secret(fmt.Sprintf("s%d", n), a.ID, t0)
-				return sec.ID, s.CreateSecret(ctx, sec, ev("secret.create"))
+				return sec.ID, s.CreateSecret(ctx, sec, nil, ev("secret.create"))
 			},
 			update: func(id string, read func()) error {
 				_, err := s.UpdateSecret(ctx, id, func(sec storage.Secret) (storage.Secret, error) {
 					read()
 					sec.ExpiresAt = t0.Add(time.Hour)
 					return sec, nil
-				}, ev("secret.update"))
+				}, nil, ev("secret.update"))
 				return err
 			},
 			del: func(id string, read func()) error {

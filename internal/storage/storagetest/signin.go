@@ -59,11 +59,11 @@ func testGuardKeepSignIn(t *testing.T, s storage.Storage) {
 	mustNil(t, err)
 	for name, err := range map[string]error{
 		"disabling": func() error {
-			_, err := s.UpdateSecret(ctx, "s-secreted", setSecretDisabled(true), ev("secret.disable"), keep)
+			_, err := s.UpdateSecret(ctx, "s-secreted", setSecretDisabled(true), nil, ev("secret.disable"), keep)
 			return err
 		}(),
 		"expiring at Now": func() error {
-			_, err := s.UpdateSecret(ctx, "s-secreted", func(x storage.Secret) (storage.Secret, error) { x.ExpiresAt = t0; return x, nil }, ev("secret.update"), keep)
+			_, err := s.UpdateSecret(ctx, "s-secreted", func(x storage.Secret) (storage.Secret, error) { x.ExpiresAt = t0; return x, nil }, nil, ev("secret.update"), keep)
 			return err
 		}(),
 		"deleting": s.DeleteSecret(ctx, "s-secreted", nil, ev("secret.delete"), keep),
@@ -89,7 +89,7 @@ func testGuardKeepSignIn(t *testing.T, s storage.Storage) {
 	for _, id := range []string{"k-disabled", "k-off", "k-reader"} {
 		mustNil(t, s.DeleteKey(ctx, id, nil, ev("key.delete"), keep))
 	}
-	_, err = s.UpdateSecret(ctx, "s-keyed", setSecretDisabled(true), ev("secret.disable"), keep)
+	_, err = s.UpdateSecret(ctx, "s-keyed", setSecretDisabled(true), nil, ev("secret.disable"), keep)
 	mustNil(t, err)
 	for _, id := range []string{"s-keyed", "s-off", "s-reader"} {
 		mustNil(t, s.DeleteSecret(ctx, id, nil, ev("secret.delete"), keep))
@@ -100,11 +100,11 @@ func testGuardKeepSignIn(t *testing.T, s storage.Storage) {
 	_, err = s.UpdateKey(ctx, "k-expired", setKeyDisabled(false), ev("key.enable"), keep)
 	mustNil(t, err)
 	earlier := storage.Guard{KeepSignIn: adminScope, Now: t0.Add(-time.Second)}
-	_, err = s.UpdateSecret(ctx, "s-secreted", setSecretDisabled(true), ev("secret.disable"), earlier)
+	_, err = s.UpdateSecret(ctx, "s-secreted", setSecretDisabled(true), nil, ev("secret.disable"), earlier)
 	mustNil(t, err)
 	wantErr(t, s.DeleteKey(ctx, "k-expired", nil, ev("key.delete"), earlier), storage.ErrLastCredential)
 	mustNil(t, s.DeleteKey(ctx, "k-expired", nil, ev("key.delete"), keep)) // at t0 it is no way in
-	_, err = s.UpdateSecret(ctx, "s-secreted", setSecretDisabled(false), ev("secret.enable"), keep)
+	_, err = s.UpdateSecret(ctx, "s-secreted", setSecretDisabled(false), nil, ev("secret.enable"), keep)
 	mustNil(t, err)
 
 	// An enabled key that has not expired is a way in; the secret can go,
@@ -156,7 +156,7 @@ func testGuardKeepSignInAccounts(t *testing.T, s storage.Storage) {
 		mustNil(t, s.CreateAccount(ctx, a, ev("account.create"), keep))
 	}
 	mustNil(t, s.CreateKey(ctx, key("k-keyed", keyed.ID), nil, ev("key.create")))
-	mustNil(t, s.CreateSecret(ctx, secret("s-secreted", secreted.ID, t0), ev("secret.create")))
+	mustNil(t, s.CreateSecret(ctx, secret("s-secreted", secreted.ID, t0), nil, ev("secret.create")))
 	update := func(id string, fn func(storage.Account) (storage.Account, error)) error {
 		_, err := s.UpdateAccount(ctx, id, fn, ev("account.update"), keep)
 		return err
@@ -228,7 +228,7 @@ func testGuardKeepSignInConcurrent(t *testing.T, s storage.Storage) {
 	mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
 	mustNil(t, s.CreateAccount(ctx, b, ev("account.create")))
 	mustNil(t, s.CreateKey(ctx, key("ka", a.ID), nil, ev("key.create")))
-	mustNil(t, s.CreateSecret(ctx, secret("sb", b.ID, t0), ev("secret.create")))
+	mustNil(t, s.CreateSecret(ctx, secret("sb", b.ID, t0), nil, ev("secret.create")))
 	// A change of a's way in or of b's: it calls wait in its fn.
 	type change = func(wait func()) error
 	key := func(fn func(*storage.Key)) change {
@@ -239,7 +239,7 @@ func testGuardKeepSignInConcurrent(t *testing.T, s storage.Storage) {
 	}
 	sec := func(fn func(*storage.Secret)) change {
 		return func(wait func()) error {
-			_, err := s.UpdateSecret(ctx, "sb", func(x storage.Secret) (storage.Secret, error) { wait(); fn(&x); return x, nil }, ev("secret.update"), keep)
+			_, err := s.UpdateSecret(ctx, "sb", func(x storage.Secret) (storage.Secret, error) { wait(); fn(&x); return x, nil }, nil, ev("secret.update"), keep)
 			return err
 		}
 	}
@@ -282,7 +282,7 @@ func testGuardKeepSignInConcurrent(t *testing.T, s storage.Storage) {
 		_, err = s.UpdateSecret(ctx, "sb", func(x storage.Secret) (storage.Secret, error) {
 			x.Disabled, x.ExpiresAt = false, time.Time{}
 			return x, nil
-		}, ev("secret.update"))
+		}, nil, ev("secret.update"))
 		mustNil(t, err)
 	}
 	verifyAll(t, s)
@@ -357,5 +357,5 @@ func newSecret(t *testing.T, s storage.Storage, id string, a storage.Account, di
 	t.Helper()
 	x := secret(id, a.ID, t0)
 	x.Disabled, x.ExpiresAt = disabled, expires
-	mustNil(t, s.CreateSecret(context.Background(), x, ev("secret.create")))
+	mustNil(t, s.CreateSecret(context.Background(), x, nil, ev("secret.create")))
 }

@@ -30,6 +30,9 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"CreateKeyChecked", testCreateKeyChecked},
 		{"CreateKeyCheckedConcurrent", testCreateKeyCheckedConcurrent},
 		{"Secrets", testSecrets},
+		{"CreateSecretChecked", testCreateSecretChecked},
+		{"UpdateSecretChecked", testUpdateSecretChecked},
+		{"SecretChecksConcurrent", testSecretChecksConcurrent},
 		{"APIs", testAPIs},
 		{"Tokens", testTokens},
 		{"Delegation", testDelegation},
@@ -199,7 +202,7 @@ func testAccounts(t *testing.T, s storage.Storage) {
 	}
 
 	mustNil(t, s.CreateKey(ctx, key("k1", a.ID), nil, ev("key.create")))
-	mustNil(t, s.CreateSecret(ctx, secret("s1", a.ID, t0), ev("secret.create")))
+	mustNil(t, s.CreateSecret(ctx, secret("s1", a.ID, t0), nil, ev("secret.create")))
 	mustNil(t, s.DeleteAccount(ctx, a.ID, nil, ev("account.delete")))
 	if secs, err := s.ListSecrets(ctx, a.ID); err != nil || len(secs) != 0 {
 		t.Fatalf("secrets of a deleted account: %v, %v", secs, err)
@@ -326,9 +329,9 @@ func testSecrets(t *testing.T, s storage.Storage) {
 	mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
 	s2 := secret("s2", a.ID, t0.Add(time.Second))
 	s2.ExpiresAt = t0.Add(time.Hour)
-	mustNil(t, s.CreateSecret(ctx, s2, ev("secret.create")))
-	mustNil(t, s.CreateSecret(ctx, secret("s1", a.ID, t0), ev("secret.create")))
-	wantErr(t, s.CreateSecret(ctx, secret("s1", a.ID, t0), ev("secret.create")), storage.ErrAlreadyExists)
+	mustNil(t, s.CreateSecret(ctx, s2, nil, ev("secret.create")))
+	mustNil(t, s.CreateSecret(ctx, secret("s1", a.ID, t0), nil, ev("secret.create")))
+	wantErr(t, s.CreateSecret(ctx, secret("s1", a.ID, t0), nil, ev("secret.create")), storage.ErrAlreadyExists)
 
 	secs, err := s.ListSecrets(ctx, a.ID)
 	mustNil(t, err)
@@ -342,9 +345,9 @@ func testSecrets(t *testing.T, s storage.Storage) {
 	_, err = s.UpdateSecret(ctx, "s1", func(x storage.Secret) (storage.Secret, error) {
 		x.Disabled = true
 		return x, nil
-	}, ev("secret.disable"))
+	}, nil, ev("secret.disable"))
 	mustNil(t, err)
-	_, err = s.UpdateSecret(ctx, "nope", func(x storage.Secret) (storage.Secret, error) { return x, nil }, ev("secret.disable"))
+	_, err = s.UpdateSecret(ctx, "nope", func(x storage.Secret) (storage.Secret, error) { return x, nil }, nil, ev("secret.disable"))
 	wantErr(t, err, storage.ErrNotFound)
 
 	// Last use moves forward only.
@@ -941,7 +944,7 @@ func testUpdateConcurrent(t *testing.T, s storage.Storage) {
 		},
 		{
 			name:   "secret",
-			create: func(id string) error { return s.CreateSecret(ctx, secret(id, a.ID, t0), ev("secret.create")) },
+			create: func(id string) error { return s.CreateSecret(ctx, secret(id, a.ID, t0), nil, ev("secret.create")) },
 			update: func(id string, i int, read func()) error {
 				_, err := s.UpdateSecret(ctx, id, func(x storage.Secret) (storage.Secret, error) {
 					read()
@@ -951,7 +954,7 @@ func testUpdateConcurrent(t *testing.T, s storage.Storage) {
 						x.ExpiresAt = expires
 					}
 					return x, nil
-				}, ev("secret.update"))
+				}, nil, ev("secret.update"))
 				return err
 			},
 			check: func(id string) error {
