@@ -22,7 +22,8 @@ or client_secret_post. Keyward generates it (256 random bits, prefixed kw_ so
 secret scanners recognise it), shows it once and stores only a keyed hash.
 
 An account may have two active secrets at once, for rotation without
-downtime: create the new secret, deploy it, then delete the old one.`,
+downtime: create the new secret, deploy it, then delete the old one.
+'secrets create' and 'secrets enable' are refused for a third.`,
 	}
 	f.register(cmd)
 

@@ -49,9 +49,13 @@ func TestIfMatch(t *testing.T) {
 	}
 	keyToEnable, keyToDisable, keyToDelete := key(), key(), key()
 	cli("keys", "disable", keyed, keyToDisable) // the other change enables it again
+	// An account has two active secrets at most, created or enabled:
+	// secToDisable and secToDelete start disabled, and the other changes
+	// below enable them one at a time, never a third active one.
 	secToEnable, secToDisable := secret(), secret()
-	cli("secrets", "disable", secreted, secToDisable) // an account has two active secrets at most
+	cli("secrets", "disable", secreted, secToDisable)
 	secToDelete := secret()
+	cli("secrets", "disable", secreted, secToDelete)
 	cli("org", "create", "other.org")
 	cli("org", "add-project", "example.com", "moving")
 	cli("org", "add-project", "other.org", "leaving")
@@ -90,7 +94,7 @@ func TestIfMatch(t *testing.T) {
 			[]string{"secrets", "enable", secreted, secToEnable}, `"disabled": false`, false},
 		{"secrets disable", []string{"secrets", "get", secreted, secToDisable}, []string{"secrets", "enable", secreted, secToDisable},
 			[]string{"secrets", "disable", secreted, secToDisable}, `"disabled": true`, false},
-		{"secrets delete", []string{"secrets", "get", secreted, secToDelete}, []string{"secrets", "disable", secreted, secToDelete},
+		{"secrets delete", []string{"secrets", "get", secreted, secToDelete}, []string{"secrets", "enable", secreted, secToDelete},
 			[]string{"secrets", "delete", secreted, secToDelete}, "", false},
 		// A move's ETag is of the organization the project moves to.
 		{"org add-project", []string{"org", "get", "other.org"}, []string{"org", "policy", "other.org", "--block-scopes", "x.y"},

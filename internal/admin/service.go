@@ -932,27 +932,44 @@ func (s *Service) CreateSecret(ctx context.Context, actor Actor, ref string, exp
 	if err != nil {
 		return CreatedSecret{}, err
 	}
-	existing, err := s.store.ListSecrets(ctx, a.ID)
-	if err != nil {
-		return CreatedSecret{}, err
-	}
 	now := s.cfg.Now()
-	active := 0
-	for _, sec := range existing {
-		if !sec.Disabled && !sec.Expired(now) {
-			active++
-		}
-	}
-	if active >= MaxActiveSecrets {
-		return CreatedSecret{}, conflict("%s already has %d active secrets; disable or delete one first (rotation: create the new one, deploy it, then delete the old).", a.Email, active)
-	}
 	value := NewSecret()
 	sec := storage.Secret{
 		ID: sakey.NewKeyID()[:16], AccountID: a.ID, Hash: clientauth.HashSecret(s.cfg.Pepper, value),
 		Hint: SecretPrefix + "…" + value[len(value)-4:], ExpiresAt: exp, CreatedAt: now,
 	}
-	err = s.store.CreateSecret(ctx, sec, nil, s.event(actor, "secret.create", a.ID, map[string]string{"secret_id": sec.ID}))
+	err = s.store.CreateSecret(ctx, sec, checkNewSecret(a, now), s.event(actor, "secret.create", a.ID, map[string]string{"secret_id": sec.ID}))
 	return CreatedSecret{Secret: sec, Value: value}, storeErr(err, "The secret")
+}
+
+// activeSecrets counts the enabled secrets of secs unexpired at now.
+func activeSecrets(secs []storage.Secret, now time.Time) int {
+	n := 0
+	for _, sec := range secs {
+		if !sec.Disabled && !sec.Expired(now) {
+			n++
+		}
+	}
+	return n
+}
+
+// checkNewSecret is the check of a secret added to a: the account's
+// secrets, as the store has them in the transaction adding it, must leave
+// room for one more active at now (MaxActiveSecrets).
+func checkNewSecret(a storage.Account, now time.Time) func([]storage.Secret) error {
+	return func(secs []storage.Secret) error {
+		if n := activeSecrets(secs, now); n >= MaxActiveSecrets {
+			return activeSecretsErr(a, n, "try again (to rotate: create the new secret, deploy it, then delete the old)")
+		}
+		return nil
+	}
+}
+
+// activeSecretsErr is the refusal of a change that would give a, which
+// has n active secrets, one more; then says what to do after making room.
+func activeSecretsErr(a storage.Account, n int, then string) error {
+	return conflict("%s already has %d active (enabled, unexpired) secrets, and an account may have at most %d at once. Disable or delete one of them first, then %s.",
+		a.Email, n, MaxActiveSecrets, then)
 }
 
 // ListSecrets returns an account's secrets (their hashes stay inside).
@@ -1004,13 +1021,31 @@ func (s *Service) SetSecretDisabledIf(ctx context.Context, actor Actor, ref, id 
 	if disabled {
 		action = "secret.disable"
 	}
+	// Enabling is checked against MaxActiveSecrets in the transaction that
+	// enables, as CreateSecret is: a secret disabled while another was
+	// created would otherwise make a third active one. It is judged only
+	// when the change makes the secret active (not when it was enabled
+	// already, or has expired), so an account over the cap from before
+	// keeps what it has.
+	now := s.cfg.Now()
+	var made bool // whether the change makes the secret active
+	var check func([]storage.Secret) error
+	if !disabled {
+		check = func(secs []storage.Secret) error {
+			if n := activeSecrets(secs, now); made && n > MaxActiveSecrets {
+				return activeSecretsErr(a, n-1, "enable the secret "+sec.ID+" again")
+			}
+			return nil
+		}
+	}
 	updated, err := s.store.UpdateSecret(ctx, sec.ID, func(old storage.Secret) (storage.Secret, error) {
 		if err := match.check(secretETag(old), secretWhat(old, a)); err != nil {
 			return old, err
 		}
+		made = old.Disabled && !disabled && !old.Expired(now)
 		old.Disabled = disabled
 		return old, nil
-	}, nil, s.event(actor, action, a.ID, map[string]string{"secret_id": sec.ID}), s.guard())
+	}, check, s.event(actor, action, a.ID, map[string]string{"secret_id": sec.ID}), s.guard())
 	return updated, storeErr(credentialErr(err, "secret", sec.ID, a, "disabling it"), "The secret")
 }
 
