@@ -23,7 +23,10 @@ secret scanners recognise it), shows it once and stores only a keyed hash.
 
 An account may have two active secrets at once, for rotation without
 downtime: create the new secret, deploy it, then delete the old one.
-'secrets create' and 'secrets enable' are refused for a third.`,
+'secrets create' and 'secrets enable' are refused for a third. An account
+has at most 10 secrets in all, disabled and expired ones included:
+'secrets create' is refused for an eleventh until you delete one
+('secrets delete'); disabling a secret does not make room.`,
 	}
 	f.register(cmd)
 

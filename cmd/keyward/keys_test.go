@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -154,5 +155,47 @@ func TestKeysAtTheCap(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused 'keys create' left %s: %v", out, err)
+	}
+}
+
+// TestSecretsAtTheCaps: 'secrets create' for an account with
+// admin.MaxSecrets secrets, and 'secrets enable' of one past
+// admin.MaxActiveSecrets active, fail (status 1, not a usage error) with
+// the server's words, which name the cap and what makes room.
+func TestSecretsAtTheCaps(t *testing.T) {
+	m := startServer(t)
+	_, email := setupAccount(t, m, "full")
+	creds := []string{"--credentials", m.AdminKeyFile}
+	ctx, sys := context.Background(), admin.Actor{ID: "test"}
+	var ids []string
+	for i := range admin.MaxSecrets {
+		s, err := m.Server.Admin.CreateSecret(ctx, sys, email, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i < admin.MaxSecrets-admin.MaxActiveSecrets { // the last ones stay active
+			if _, err := m.Server.Admin.SetSecretDisabled(ctx, sys, email, s.ID, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ids = append(ids, s.ID)
+	}
+	for _, c := range []struct {
+		args  []string
+		wants []string
+	}{
+		{[]string{"secrets", "create", email}, []string{fmt.Sprintf("at most %d", admin.MaxSecrets), "keyward secrets delete " + email}},
+		{[]string{"secrets", "enable", email, ids[0]}, []string{fmt.Sprintf("at most %d at once", admin.MaxActiveSecrets), "Disable or delete one"}},
+	} {
+		err := runCLIErr(t, append(c.args, creds...)...)
+		var ue usageError
+		if err == nil || errors.As(err, &ue) {
+			t.Fatalf("keyward %s: error %v, want a failure that is not a usage error", strings.Join(c.args[:2], " "), err)
+		}
+		for _, want := range c.wants {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("keyward %s: %q does not say %q", strings.Join(c.args[:2], " "), err, want)
+			}
+		}
 	}
 }

@@ -140,3 +140,57 @@ func TestActiveSecretsCap(t *testing.T) {
 		t.Fatalf("enabling the enabled %s over the cap: %d %v, want 200", over.ID, status, out)
 	}
 }
+
+// An account has at most admin.MaxSecrets secrets, disabled and expired
+// ones included: each is compared at authentication and cached with the
+// account. Creating one more is 409, naming the cap and how to make room;
+// disabling does not make room, deleting does. An account that has more
+// (from before the cap) keeps them, and is refused until it is under it.
+func TestSecretsCap(t *testing.T) {
+	f := newSecretCapFixture(t)
+	ctx := context.Background()
+	var ids []string
+	for range admin.MaxSecrets {
+		id := f.create(t)
+		if status, out := f.set(t, id, true); status != 200 {
+			t.Fatalf("disabling %s: %d %v", id, status, out)
+		}
+		ids = append(ids, id)
+	}
+	full := func(t *testing.T, have int) {
+		t.Helper()
+		status, out, _ := f.call(t, "POST", f.base, f.auth, nil)
+		refused(t, fmt.Sprintf("creating a secret at %d", have), status, out, f.email, fmt.Sprintf("already has %d secrets", have),
+			fmt.Sprintf("at most %d", admin.MaxSecrets), "keyward secrets delete "+f.email)
+		if n := len(f.states(t)); n != have {
+			t.Fatalf("after the refusal: %d secrets, want %d", n, have)
+		}
+	}
+	full(t, admin.MaxSecrets) // none active
+
+	if status, out, _ := f.call(t, "DELETE", f.base+"/"+ids[0], f.auth, nil); status != 204 {
+		t.Fatalf("deleting a secret: %d %v", status, out)
+	}
+	f.create(t)
+
+	// Over the cap from before it.
+	a := mustAccount(t, f.fixture, f.email)
+	for _, id := range []string{"00000000000over1", "00000000000over2"} {
+		sec := storage.Secret{ID: id, AccountID: a.ID, Hash: []byte(id), Hint: "kw_…x", Disabled: true, CreatedAt: f.now}
+		if err := f.store.CreateSecret(ctx, sec, nil, storage.AuditEvent{Time: f.now, Action: "secret.create", Outcome: storage.OutcomeSuccess}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if status, out, _ := f.call(t, "GET", f.base, f.auth, nil); status != 200 || len(out["secrets"].([]any)) != admin.MaxSecrets+2 {
+		t.Fatalf("listing %d secrets: %d %v", admin.MaxSecrets+2, status, out)
+	}
+	full(t, admin.MaxSecrets+2)
+	if status, out, _ := f.call(t, "DELETE", f.base+"/00000000000over1", f.auth, nil); status != 204 {
+		t.Fatalf("deleting a secret: %d %v", status, out)
+	}
+	full(t, admin.MaxSecrets+1)
+	// Enabling adds no secret: the total cap does not refuse it.
+	if status, out := f.set(t, "00000000000over2", false); status != 200 {
+		t.Fatalf("enabling a secret over the total cap: %d %v, want 200", status, out)
+	}
+}

@@ -916,6 +916,14 @@ func NewSecret() string {
 // have at once: two, for rotation without downtime.
 const MaxActiveSecrets = 2
 
+// MaxSecrets is how many secrets an account may have, enabled or disabled,
+// expired or not. Authentication with a secret compares its hash with
+// each of the account's secrets, and every replica caches them all with
+// the account (loading every one again after each change): the cap
+// bounds both. An account that has more (from before the cap) keeps them;
+// only adding one is refused, until deletions bring it under the cap.
+const MaxSecrets = 10
+
 // CreatedSecret is a new secret: shown once, stored only as a hash.
 type CreatedSecret struct {
 	storage.Secret
@@ -955,9 +963,14 @@ func activeSecrets(secs []storage.Secret, now time.Time) int {
 
 // checkNewSecret is the check of a secret added to a: the account's
 // secrets, as the store has them in the transaction adding it, must leave
-// room for one more active at now (MaxActiveSecrets).
+// room for it (MaxSecrets), and for one more active at now
+// (MaxActiveSecrets).
 func checkNewSecret(a storage.Account, now time.Time) func([]storage.Secret) error {
 	return func(secs []storage.Secret) error {
+		if len(secs) >= MaxSecrets {
+			return conflict("%s already has %d secrets, and an account may have at most %d, disabled and expired ones included. Delete a secret it no longer uses first (see keyward secrets list; a disabled or expired one, say: keyward secrets delete %s SECRET_ID), then try again.",
+				a.Email, len(secs), MaxSecrets, a.Email)
+		}
 		if n := activeSecrets(secs, now); n >= MaxActiveSecrets {
 			return activeSecretsErr(a, n, "try again (to rotate: create the new secret, deploy it, then delete the old)")
 		}
