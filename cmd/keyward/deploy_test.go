@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/keyward/keyward/internal/tally"
 	"github.com/spf13/pflag"
 )
 
@@ -62,6 +64,19 @@ func TestDeployFiles(t *testing.T) {
 	settings := filepath.Join("..", "..", "deploy", "keyward.yaml")
 	unit := filepath.Join("..", "..", "deploy", "keyward.service")
 
+	t.Run("systemd unit gives shutdown its time", func(t *testing.T) {
+		stop := unitEntries(t, unit, "TimeoutStopSec")
+		if len(stop) != 1 {
+			t.Fatalf("TimeoutStopSec lines %q, want one", stop)
+		}
+		d, err := time.ParseDuration(stop[0] + "s")
+		if err != nil {
+			t.Fatalf("TimeoutStopSec=%s: %v", stop[0], err)
+		}
+		if need := shutdownGrace + tally.CloseTimeout; d < need {
+			t.Errorf("TimeoutStopSec=%s: a shutdown may take %s (requests in flight, then introspection summaries)", stop[0], need)
+		}
+	})
 	t.Run("systemd unit and settings file", func(t *testing.T) {
 		execStart := unitEntries(t, unit, "ExecStart")
 		if len(execStart) != 1 {

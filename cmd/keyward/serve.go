@@ -426,7 +426,7 @@ func (m *Main) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	m.Logger.Info("shutting down: finishing requests in flight")
-	sctx, scancel := context.WithTimeout(context.Background(), 25*time.Second)
+	sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer scancel()
 	if err := m.http.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
@@ -434,6 +434,11 @@ func (m *Main) Run(ctx context.Context) error {
 	m.flushSecretUsage(sctx)
 	return nil
 }
+
+// shutdownGrace is how long a shutdown waits for the requests in flight.
+// Close then waits up to tally.CloseTimeout more for the introspection
+// summaries: deploy/keyward.service's TimeoutStopSec covers both.
+const shutdownGrace = 25 * time.Second
 
 // every runs fn every interval until ctx ends.
 func every(ctx context.Context, interval time.Duration, fn func(context.Context)) {

@@ -39,8 +39,11 @@ const (
 // in several transactions, not one that holds the audit log's lock long.
 const chunk = 512
 
-// closeTimeout bounds how long Close waits for the journal.
-var closeTimeout = 30 * time.Second // a variable for the tests
+// CloseTimeout is the longest Close waits for the journal.
+const CloseTimeout = 30 * time.Second
+
+// closeTimeout is CloseTimeout, but for the tests.
+var closeTimeout = CloseTimeout
 
 // Journal makes events durable.
 type Journal interface {
