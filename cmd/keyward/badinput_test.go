@@ -320,14 +320,16 @@ func TestIfMatchControlChar(t *testing.T) {
 // tcp ...'.
 func TestUnreachableMessage(t *testing.T) {
 	m := startServer(t)
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer tlsSrv.Close()
+	// Closed after the servers above are listening: a listener made after
+	// it could be given its port (the TLS server was, once).
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	closed := "http://" + l.Addr().String()
 	l.Close()
-	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
-	defer tlsSrv.Close()
 	tests := []struct {
 		name, server string
 		want         []string
