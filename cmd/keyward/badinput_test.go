@@ -389,8 +389,8 @@ func TestImportNotAnExport(t *testing.T) {
 		{"empty", "\n", "the file is empty"},
 		{"not JSON", "email,status\n", "not JSON: invalid character 'e' looking for beginning of value (at byte 1)"},
 		{"array", `[{"email":"a@x.com"}]`, "a JSON array, not the object of an export"},
-		{"no format", `{}`, `its "format" is "", not "keyward-export/1"`},
-		{"field of the wrong kind", `{"format":"keyward-export/1","apis":"x"}`, `its field "apis" holds a JSON string, of the wrong kind`},
+		{"no format", `{}`, `its "format" is "", not "keyward-export/2" (nor "keyward-export/1", of earlier releases)`},
+		{"field of the wrong kind", `{"format":"keyward-export/2","apis":"x"}`, `its field "apis" holds a JSON string, of the wrong kind`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -161,8 +161,8 @@ func parseExport(b []byte) (transfer.Dump, error) {
 	case err != nil:
 		return d, errors.New(strings.TrimPrefix(err.Error(), "json: "))
 	}
-	if d.Format != transfer.Format {
-		return d, fmt.Errorf("its \"format\" is %q, not %q", d.Format, transfer.Format)
+	if d.Format != transfer.Format && d.Format != transfer.FormatV1 {
+		return d, fmt.Errorf("its \"format\" is %q, not %q (nor %q, of earlier releases)", d.Format, transfer.Format, transfer.FormatV1)
 	}
 	return d, nil
 }

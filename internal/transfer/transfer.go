@@ -21,10 +21,17 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 )
 
-// Format identifies the dump format.
-const Format = "keyward-export/1"
+// Format identifies the dump format that Export and MarshalJSON write:
+// snake_case field names throughout, as the admin API's.
+const Format = "keyward-export/2"
 
-// Dump is an exported store. Its fields follow the storage types.
+// FormatV1 is the format of earlier releases, whose items had the Go
+// names of the storage types' fields (BlockedScopes, AccountID). Dumps in
+// it are still read and imported; none is written.
+const FormatV1 = "keyward-export/1"
+
+// Dump is an exported store. Its fields follow the storage types; its JSON
+// (MarshalJSON, UnmarshalJSON) gives their fields snake_case names.
 type Dump struct {
 	Format      string               `json:"format"`
 	ExportedAt  time.Time            `json:"exported_at"`
@@ -124,7 +131,7 @@ var ErrNotEmpty = errors.New("the target store is not empty: import only into a 
 // name and identifier (the built-in one, left by an interrupted first
 // start) becomes the file's version, in the same transaction.
 func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error {
-	if d.Format != Format {
+	if d.Format != Format && d.Format != FormatV1 {
 		return fmt.Errorf("unknown dump format %q, want %q", d.Format, Format)
 	}
 	if err := check(d); err != nil {

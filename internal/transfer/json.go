@@ -1,0 +1,191 @@
+package transfer
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// The JSON of a dump's items. Each type has the fields of its storage type
+// in the same order, so the two convert into each other; the names are the
+// admin API's for the same objects (client_id, key_id, secret_id,
+// blocked_scopes), and a field the admin API shows otherwise keeps the
+// storage type's value under a name that says it (token_lifetime_ns, in
+// nanoseconds). A field added to a storage type and not here fails to
+// compile.
+type (
+	apiJSON struct {
+		Name          string    `json:"name"`
+		Identifier    string    `json:"identifier"`
+		Description   string    `json:"description"`
+		Scopes        []string  `json:"scopes"`
+		TokenFormat   string    `json:"token_format"`
+		Introspectors []string  `json:"introspectors"`
+		CreatedAt     time.Time `json:"created_at"`
+	}
+	accountJSON struct {
+		ID                  string             `json:"client_id"`
+		Email               string             `json:"email"`
+		Name                string             `json:"name"`
+		Project             string             `json:"project"`
+		DisplayName         string             `json:"display_name"`
+		Description         string             `json:"description"`
+		Scopes              []string           `json:"scopes"`
+		TokenLifetime       time.Duration      `json:"token_lifetime_ns"`
+		AuthMethods         []string           `json:"auth_methods"`
+		TLS                 storage.TLSBinding `json:"tls_binding"`
+		TokenFormat         string             `json:"token_format"`
+		TokensRevokedBefore time.Time          `json:"tokens_revoked_before"`
+		Disabled            bool               `json:"disabled"`
+		CreatedAt           time.Time          `json:"created_at"`
+		UpdatedAt           time.Time          `json:"updated_at"`
+	}
+	keyJSON struct {
+		ID          string    `json:"key_id"`
+		AccountID   string    `json:"account_id"`
+		Algorithm   string    `json:"algorithm"`
+		PublicKey   []byte    `json:"public_key"`
+		Certificate []byte    `json:"certificate"`
+		Origin      string    `json:"origin"`
+		Disabled    bool      `json:"disabled"`
+		ExpiresAt   time.Time `json:"expires_at"`
+		CreatedAt   time.Time `json:"created_at"`
+	}
+	secretJSON struct {
+		ID         string    `json:"secret_id"`
+		AccountID  string    `json:"account_id"`
+		Hash       []byte    `json:"hash"`
+		Hint       string    `json:"hint"`
+		Disabled   bool      `json:"disabled"`
+		ExpiresAt  time.Time `json:"expires_at"`
+		CreatedAt  time.Time `json:"created_at"`
+		LastUsedAt time.Time `json:"last_used_at"`
+	}
+	signingKeyJSON struct {
+		ID          string    `json:"key_id"`
+		Algorithm   string    `json:"algorithm"`
+		Sealed      []byte    `json:"sealed"`
+		CreatedAt   time.Time `json:"created_at"`
+		ActivatedAt time.Time `json:"activated_at"`
+		RetiredAt   time.Time `json:"retired_at"`
+	}
+	sealedValueJSON struct {
+		Name      string    `json:"name"`
+		Sealed    []byte    `json:"sealed"`
+		CreatedAt time.Time `json:"created_at"`
+	}
+	orgJSON struct {
+		Domain        string    `json:"domain"`
+		BlockedScopes []string  `json:"blocked_scopes"`
+		CreatedAt     time.Time `json:"created_at"`
+	}
+	userJSON struct {
+		Email     string    `json:"email"`
+		Org       string    `json:"org"`
+		Suspended bool      `json:"suspended"`
+		CreatedAt time.Time `json:"created_at"`
+	}
+	projectJSON struct {
+		Project  string `json:"project"`
+		Org      string `json:"org"`
+		Internal bool   `json:"internal"`
+	}
+	grantJSON struct {
+		Org       string    `json:"org"`
+		ClientID  string    `json:"client_id"`
+		Scopes    []string  `json:"scopes"`
+		CreatedAt time.Time `json:"created_at"`
+	}
+)
+
+// dumpJSON is the JSON of a dump in Format.
+type dumpJSON struct {
+	Format       string            `json:"format"`
+	ExportedAt   time.Time         `json:"exported_at"`
+	APIs         []apiJSON         `json:"apis"`
+	Accounts     []accountJSON     `json:"accounts"`
+	Keys         []keyJSON         `json:"keys"`
+	Secrets      []secretJSON      `json:"secrets"`
+	SigningKeys  []signingKeyJSON  `json:"signing_keys"`
+	SealedValues []sealedValueJSON `json:"sealed_values,omitempty"`
+	Orgs         []orgJSON         `json:"orgs"`
+	Users        []userJSON        `json:"users"`
+	Projects     []projectJSON     `json:"projects"`
+	Grants       []grantJSON       `json:"grants"`
+}
+
+// dumpV1 is the JSON of a dump in FormatV1: the storage types without
+// tags, so their fields have their Go names.
+type dumpV1 Dump
+
+// MarshalJSON writes the dump in Format, whatever d.Format says.
+func (d Dump) MarshalJSON() ([]byte, error) {
+	return json.Marshal(dumpJSON{
+		Format:       Format,
+		ExportedAt:   d.ExportedAt,
+		APIs:         convert(d.APIs, func(v storage.API) apiJSON { return apiJSON(v) }),
+		Accounts:     convert(d.Accounts, func(v storage.Account) accountJSON { return accountJSON(v) }),
+		Keys:         convert(d.Keys, func(v storage.Key) keyJSON { return keyJSON(v) }),
+		Secrets:      convert(d.Secrets, func(v storage.Secret) secretJSON { return secretJSON(v) }),
+		SigningKeys:  convert(d.SigningKeys, func(v storage.SigningKey) signingKeyJSON { return signingKeyJSON(v) }),
+		SealedValues: convert(d.SealedValues, func(v storage.SealedValue) sealedValueJSON { return sealedValueJSON(v) }),
+		Orgs:         convert(d.Orgs, func(v storage.Org) orgJSON { return orgJSON(v) }),
+		Users:        convert(d.Users, func(v storage.User) userJSON { return userJSON(v) }),
+		Projects:     convert(d.Projects, func(v storage.ProjectOrg) projectJSON { return projectJSON(v) }),
+		Grants:       convert(d.Grants, func(v storage.Grant) grantJSON { return grantJSON(v) }),
+	})
+}
+
+// UnmarshalJSON reads a dump in Format or FormatV1, by its "format". Of
+// any other format it reads only the format, for Import to refuse.
+func (d *Dump) UnmarshalJSON(b []byte) error {
+	var head struct {
+		Format string `json:"format"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return err
+	}
+	switch head.Format {
+	case FormatV1:
+		var v dumpV1
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		*d = Dump(v)
+	case Format:
+		var v dumpJSON
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		*d = Dump{
+			Format:       v.Format,
+			ExportedAt:   v.ExportedAt,
+			APIs:         convert(v.APIs, func(v apiJSON) storage.API { return storage.API(v) }),
+			Accounts:     convert(v.Accounts, func(v accountJSON) storage.Account { return storage.Account(v) }),
+			Keys:         convert(v.Keys, func(v keyJSON) storage.Key { return storage.Key(v) }),
+			Secrets:      convert(v.Secrets, func(v secretJSON) storage.Secret { return storage.Secret(v) }),
+			SigningKeys:  convert(v.SigningKeys, func(v signingKeyJSON) storage.SigningKey { return storage.SigningKey(v) }),
+			SealedValues: convert(v.SealedValues, func(v sealedValueJSON) storage.SealedValue { return storage.SealedValue(v) }),
+			Orgs:         convert(v.Orgs, func(v orgJSON) storage.Org { return storage.Org(v) }),
+			Users:        convert(v.Users, func(v userJSON) storage.User { return storage.User(v) }),
+			Projects:     convert(v.Projects, func(v projectJSON) storage.ProjectOrg { return storage.ProjectOrg(v) }),
+			Grants:       convert(v.Grants, func(v grantJSON) storage.Grant { return storage.Grant(v) }),
+		}
+	default:
+		*d = Dump{Format: head.Format}
+	}
+	return nil
+}
+
+// convert maps a slice, nil to nil.
+func convert[T, U any](in []T, f func(T) U) []U {
+	if in == nil {
+		return nil
+	}
+	out := make([]U, len(in))
+	for i, v := range in {
+		out[i] = f(v)
+	}
+	return out
+}

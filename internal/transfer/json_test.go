@@ -1,0 +1,150 @@
+package transfer_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/sqlite"
+	"github.com/keyward/keyward/internal/transfer"
+)
+
+// full is a dump in which every field of every item is set, so a test
+// that reads it back can tell a field that was lost.
+func full(format string) transfer.Dump {
+	t1, t2, t3 := t0.Add(time.Hour), t0.Add(2*time.Hour), t0.Add(3*time.Hour)
+	return transfer.Dump{
+		Format:     format,
+		ExportedAt: t3,
+		APIs: []storage.API{{Name: "orders", Identifier: "https://orders", Description: "Orders", Scopes: []string{"orders.read"},
+			TokenFormat: storage.TokenOpaque, Introspectors: []string{"100000000000000000001"}, CreatedAt: t0}},
+		Accounts: []storage.Account{{ID: "100000000000000000001", Email: "a@p.example", Name: "a", Project: "p", DisplayName: "A",
+			Description: "the a", Scopes: []string{"orders.read"}, TokenLifetime: 30 * time.Minute, AuthMethods: []string{storage.AuthTLS},
+			TLS:         storage.TLSBinding{SubjectDN: "CN=a", SANDNS: "a.example", SANURI: "spiffe://a", SANIP: "10.0.0.1", SANEmail: "a@example.com"},
+			TokenFormat: storage.TokenJWT, TokensRevokedBefore: t1, Disabled: true, CreatedAt: t0, UpdatedAt: t2}},
+		Keys: []storage.Key{{ID: "0123456789abcdef0123456789abcdef01234567", AccountID: "100000000000000000001", Algorithm: "ES256",
+			PublicKey: []byte{1, 2}, Certificate: []byte{3, 4}, Origin: storage.KeyOriginUploaded, Disabled: true, ExpiresAt: t3, CreatedAt: t0}},
+		Secrets: []storage.Secret{{ID: "s1", AccountID: "100000000000000000001", Hash: []byte{5}, Hint: "kw_…x", Disabled: true,
+			ExpiresAt: t3, CreatedAt: t0, LastUsedAt: t1}},
+		SigningKeys:  []storage.SigningKey{{ID: "sk", Algorithm: "ES256", Sealed: []byte{9}, CreatedAt: t0, ActivatedAt: t1, RetiredAt: t2}},
+		SealedValues: []storage.SealedValue{{Name: "client-secret-pepper", Sealed: []byte{7, 7}, CreatedAt: t0}},
+		Orgs:         []storage.Org{{Domain: "example.com", BlockedScopes: []string{"orders.write"}, CreatedAt: t0}},
+		Users:        []storage.User{{Email: "u@example.com", Org: "example.com", Suspended: true, CreatedAt: t1}},
+		Projects:     []storage.ProjectOrg{{Project: "p", Org: "example.com", Internal: true}},
+		Grants:       []storage.Grant{{Org: "example.com", ClientID: "100000000000000000001", Scopes: []string{"orders.read"}, CreatedAt: t2}},
+	}
+}
+
+// TestJSONNames writes a dump with snake_case names everywhere, in
+// Format, and reads it back unchanged.
+func TestJSONNames(t *testing.T) {
+	want := full(transfer.Format)
+	nonZero(t, reflect.ValueOf(want), "dump")
+	b, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tree any
+	if err := json.Unmarshal(b, &tree); err != nil {
+		t.Fatal(err)
+	}
+	snake := regexp.MustCompile(`^[a-z0-9]+(_[a-z0-9]+)*$`)
+	var walk func(v any, at string)
+	walk = func(v any, at string) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				if !snake.MatchString(k) {
+					t.Errorf("%s: field %q is not snake_case", at, k)
+				}
+				walk(e, at+"."+k)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e, at+"[]")
+			}
+		}
+	}
+	walk(tree, "dump")
+	for _, name := range []string{`"blocked_scopes"`, `"client_id"`, `"key_id"`, `"secret_id"`, `"account_id"`, `"tls_binding"`} {
+		if !strings.Contains(string(b), name) {
+			t.Errorf("no %s in %s", name, b)
+		}
+	}
+	var back transfer.Dump
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, want) {
+		t.Fatalf("round trip changed the dump:\n got %+v\nwant %+v", back, want)
+	}
+}
+
+// TestImportV1 imports an export of an earlier release, written by its
+// code (testdata/export-v1.json: Go-style field names), and finds every
+// field of every item in the store.
+func TestImportV1(t *testing.T) {
+	b, err := os.ReadFile("testdata/export-v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d transfer.Dump
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	if want := full(transfer.FormatV1); !reflect.DeepEqual(d, want) {
+		t.Fatalf("read\n %+v\nwant %+v", d, want)
+	}
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "v1.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := transfer.Import(ctx, s, d, t0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := transfer.Export(ctx, s, t0.Add(3*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := full(transfer.Format); !reflect.DeepEqual(got, want) {
+		t.Fatalf("store after the import:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// nonZero fails for each field of v, deep, that has its zero value: a
+// field full leaves unset would go untested.
+func nonZero(t *testing.T, v reflect.Value, at string) {
+	t.Helper()
+	switch v.Kind() {
+	case reflect.Struct:
+		if v.Type() == reflect.TypeOf(time.Time{}) {
+			if v.IsZero() {
+				t.Errorf("%s is zero", at)
+			}
+			return
+		}
+		for i := range v.NumField() {
+			nonZero(t, v.Field(i), at+"."+v.Type().Field(i).Name)
+		}
+	case reflect.Slice:
+		if v.Len() == 0 {
+			t.Errorf("%s is empty", at)
+		}
+		for i := range v.Len() {
+			nonZero(t, v.Index(i), at+"[]")
+		}
+	default:
+		if v.IsZero() {
+			t.Errorf("%s is zero", at)
+		}
+	}
+}
