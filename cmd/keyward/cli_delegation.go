@@ -227,8 +227,8 @@ existing ones are reported inactive at once.`,
 		Short: "Add users",
 		Long: `Add or update users. Every email is checked first, then that its
 organization exists: if any is bad, the command names each bad one (each
-malformed email; when none is, each whose organization does not exist)
-and adds no user. The users, of one organization or several, are then sent
+malformed email and each given twice, case aside, with its positions;
+when none is, each whose organization does not exist) and adds no user. The users, of one organization or several, are then sent
 as 'keyward users import' sends them: 5,000 at a time (fewer if their
 emails are very long: a batch is kept under 512 KiB), each batch in one
 transaction, all or none; should a later batch fail, the error says
@@ -243,17 +243,19 @@ so.)`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var users []admin.UserInput
 			var bad []string
-			seen := map[string]bool{}
-			for _, e := range args {
+			seen := map[string]int{} // email → its first argument's index
+			for i, e := range args {
 				email, err := admin.NormalizeEmail(e)
 				if err != nil {
 					bad = append(bad, err.Error())
 					continue
 				}
-				if !seen[email] {
-					seen[email] = true
-					users = append(users, admin.UserInput{Email: email, Suspended: suspended})
+				if first, dup := seen[email]; dup {
+					bad = append(bad, fmt.Sprintf("%s (argument %d) is %s (argument %d) again", e, i+1, args[first], first+1))
+					continue
 				}
+				seen[email] = i
+				users = append(users, admin.UserInput{Email: email, Suspended: suspended})
 			}
 			if len(bad) > 0 {
 				return usageError{fmt.Errorf("nothing was added: %s", strings.Join(bad, "; "))}

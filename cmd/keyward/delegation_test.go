@@ -236,11 +236,18 @@ func TestUsersAddAllOrNone(t *testing.T) {
 		{"every bad one", []string{"alice@example.com", "a@b@c", "not-an-email"}, []string{`"a@b@c"`, `"not-an-email"`}},
 		{"no organization", []string{"alice@example.com", "carol@other.org", "bob@nowhere.org", "dan@missing.org"},
 			[]string{"bob@nowhere.org: there is no organization nowhere.org", "dan@missing.org: there is no organization missing.org", "nothing was added"}},
+		// users import and POST /v1/users refuse an email given twice;
+		// users add used to merge them silently.
+		{"repeated", []string{"g1@example.com", "alice@example.com", "G1@example.com", "alice@example.com"},
+			[]string{"G1@example.com (argument 3) is g1@example.com (argument 1) again", "alice@example.com (argument 4) is alice@example.com (argument 2) again", "nothing was added"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := runCLIErr(t, append(append([]string{"users", "add"}, tc.emails...), admin...)...)
 			if err == nil {
 				t.Fatal("users add with bad emails succeeded")
+			}
+			if _, ok := errors.AsType[usageError](err); tc.name != "no organization" && !ok {
+				t.Errorf("error %q is not a usage error", err)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
