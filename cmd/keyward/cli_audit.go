@@ -400,7 +400,7 @@ each should be one you ran.
 				if c.FirstSeq > 1 {
 					pruned = fmt.Sprintf(" (from event %d; the ones before were pruned, as an %s event records)", c.FirstSeq, storage.ActionAuditPrune)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "the audit log is intact (%s): %d events%s, head %d with hash %x\n", storeName(cfg), c.Events, pruned, c.HeadSeq, c.Head)
+				fmt.Fprintf(cmd.OutOrStdout(), "the audit log is intact (%s): %s%s, head %d with hash %x\n", storeName(cfg), counted(c.Events, "event"), pruned, c.HeadSeq, c.Head)
 				// Whoever can write the database can also prune it and
 				// record that it did: every prune listed here should be one
 				// an operator ran.
@@ -410,7 +410,7 @@ each should be one you ran.
 				}
 			}
 			if verr != nil {
-				return fmt.Errorf("the audit log is NOT intact after %d good events: %w", c.Events, verr)
+				return fmt.Errorf("the audit log is NOT intact after %s: %w", counted(c.Events, "good event"), verr)
 			}
 			return nil
 		},
@@ -489,7 +489,7 @@ whole log, up to now: it is refused unless --yes confirms it.
 				if err != nil {
 					return fmt.Errorf("--export: %w (nothing was pruned)", err)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "exported %d events older than %s to %s\n", n, cut.Format(time.RFC3339), export)
+				fmt.Fprintf(cmd.OutOrStdout(), "exported %s older than %s to %s\n", counted(n, "event"), cut.Format(time.RFC3339), export)
 				if n == 0 {
 					fmt.Fprintf(cmd.OutOrStdout(), "nothing to prune (%s)\n", storeName(cfg))
 					return nil
@@ -506,7 +506,7 @@ whole log, up to now: it is refused unless --yes confirms it.
 				ev.Time = time.Now()
 				n, err := st.PruneAudit(cmd.Context(), cut, limits, ev)
 				if err != nil {
-					return fmt.Errorf("after pruning %d events: %w", total, err)
+					return fmt.Errorf("after pruning %s: %w", counted(total, "event"), err)
 				}
 				if n == 0 {
 					break
@@ -517,7 +517,7 @@ whole log, up to now: it is refused unless --yes confirms it.
 				fmt.Fprintf(cmd.OutOrStdout(), "no audit event older than %s to prune (%s)\n", cut.Format(time.RFC3339), storeName(cfg))
 				return nil
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pruned %d audit events older than %s (%s); %s events record it\n", total, cut.Format(time.RFC3339), storeName(cfg), storage.ActionAuditPrune)
+			fmt.Fprintf(cmd.OutOrStdout(), "pruned %s older than %s (%s); %s events record it\n", counted(total, "audit event"), cut.Format(time.RFC3339), storeName(cfg), storage.ActionAuditPrune)
 			return nil
 		},
 	}

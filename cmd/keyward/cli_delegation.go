@@ -525,10 +525,10 @@ func putUsers(cmd *cobra.Command, c *adminClient, users []admin.UserInput) error
 	}
 	return c.show(map[string]int{"users": added}, func(w *tabwriter.Writer) {
 		if requests == 1 {
-			fmt.Fprintf(w, "%d users added or updated, in one transaction\n", added)
+			fmt.Fprintf(w, "%s added or updated, in one transaction\n", counted(added, "user"))
 			return
 		}
-		fmt.Fprintf(w, "%d users added or updated, in %d transactions of at most %d\n", added, requests, importBatch)
+		fmt.Fprintf(w, "%s added or updated, in %d transactions of at most %d\n", counted(added, "user"), requests, importBatch)
 	})
 }
 
@@ -613,7 +613,7 @@ func putError(added, total int, org string, err error) error {
 		}
 	}
 	if ae := (*apiError)(nil); !errors.As(err, &ae) || ae.Status >= 500 {
-		return fmt.Errorf("%d of the %d users were added before a request failed%s; whether it added its users is not known: %w", added, total, sent, err)
+		return fmt.Errorf("%d of the %s %s added before a request failed%s; whether it added its users is not known: %w", added, counted(total, "user"), wasWere(added), sent, err)
 	}
 	if added == 0 && sent == "" {
 		return fmt.Errorf("nothing was added: %w", err)
@@ -621,7 +621,7 @@ func putError(added, total int, org string, err error) error {
 	if added == 0 {
 		return fmt.Errorf("nothing was added: a request failed%s: %w", sent, err)
 	}
-	return fmt.Errorf("%d of the %d users were added before a request failed%s; the rest were not: %w", added, total, sent, err)
+	return fmt.Errorf("%d of the %s %s added before a request failed%s; the rest were not: %w", added, counted(total, "user"), wasWere(added), sent, err)
 }
 
 // putPerOrg sends users to a server without POST /v1/users: each
@@ -647,6 +647,15 @@ func putPerOrg(cmd *cobra.Command, c *adminClient, users []admin.UserInput) erro
 		}
 	}
 	return c.show(map[string]int{"users": total}, func(w *tabwriter.Writer) {
-		fmt.Fprintf(w, "%d users added or updated (the server is older than POST /v1/users: each organization's in its own transaction)\n", total)
+		fmt.Fprintf(w, "%s added or updated (the server is older than POST /v1/users: each organization's in its own transaction)\n", counted(total, "user"))
 	})
+}
+
+// wasWere is the verb of "N of the users … added": was for one, were for
+// any other count.
+func wasWere(n int) string {
+	if n == 1 {
+		return "was"
+	}
+	return "were"
 }

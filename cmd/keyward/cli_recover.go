@@ -95,8 +95,12 @@ on SQLite, at once on PostgreSQL.
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "wrote a new key for %s to %s\n", r.Account.Email, keyFile)
 			if len(r.OtherKeys) > 0 {
-				fmt.Fprintf(out, "its %d other keys stay valid; if one was lost or leaked, disable it: 'keyward keys list %s', then 'keyward keys disable %s KEY_ID'\n",
-					len(r.OtherKeys), r.Account.Email, r.Account.Email)
+				others, which := fmt.Sprintf("%d other keys stay", len(r.OtherKeys)), "one"
+				if len(r.OtherKeys) == 1 {
+					others, which = "other key stays", "it"
+				}
+				fmt.Fprintf(out, "its %s valid; if %s was lost or leaked, disable it: 'keyward keys list %s', then 'keyward keys disable %s KEY_ID'\n",
+					others, which, r.Account.Email, r.Account.Email)
 			}
 			return nil
 		},

@@ -72,8 +72,10 @@ it along. 'keyward import' loads the file into a new store.
 
 // dumpSummary counts what an export holds, the delegation directory too.
 func dumpSummary(d transfer.Dump) string {
-	return fmt.Sprintf("%d APIs, %d accounts, %d keys, %d secrets, %d signing keys, %d organizations with %d users, %d project placements and %d delegations",
-		len(d.APIs), len(d.Accounts), len(d.Keys), len(d.Secrets), len(d.SigningKeys), len(d.Orgs), len(d.Users), len(d.Projects), len(d.Grants))
+	return fmt.Sprintf("%s, %s, %s, %s, %s, %s with %s, %s and %s",
+		counted(len(d.APIs), "API"), counted(len(d.Accounts), "account"), counted(len(d.Keys), "key"), counted(len(d.Secrets), "secret"),
+		counted(len(d.SigningKeys), "signing key"), counted(len(d.Orgs), "organization"), counted(len(d.Users), "user"),
+		counted(len(d.Projects), "project placement"), counted(len(d.Grants), "delegation"))
 }
 
 func newImportCommand() *cobra.Command {

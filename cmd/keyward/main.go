@@ -344,3 +344,12 @@ func refuseStrayHelp(root *cobra.Command) {
 		hc.Run = nil
 	}
 }
+
+// counted is n with noun, in the plural unless n is 1: "1 user", "2 users".
+// Every noun it is given takes an s.
+func counted[N int | int64](n N, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -178,3 +178,23 @@ func TestSAUpdateNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestCounted: one of a thing is in the singular, any other count in the
+// plural.
+func TestCounted(t *testing.T) {
+	for _, tt := range []struct {
+		n    int64
+		noun string
+		want string
+	}{
+		{0, "user", "0 users"},
+		{1, "user", "1 user"},
+		{2, "signing key", "2 signing keys"},
+		{1, "API", "1 API"},
+		{5000, "API", "5000 APIs"},
+	} {
+		if got := counted(tt.n, tt.noun); got != tt.want {
+			t.Errorf("counted(%d, %q) = %q, want %q", tt.n, tt.noun, got, tt.want)
+		}
+	}
+}

@@ -13,7 +13,9 @@ import (
 
 	"golang.org/x/oauth2/google"
 
+	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
+	"github.com/keyward/keyward/internal/transfer"
 )
 
 // TestExportImport moves a served SQLite store to PostgreSQL with the CLI
@@ -130,10 +132,33 @@ func TestTransferSummary(t *testing.T) {
 		t.Fatal(err)
 	}
 	imported := runCLI(t, "import", "--data-dir", t.TempDir(), dump)
-	const want = "1 organizations with 2 users, 1 project placements and 1 delegations"
+	const want = "1 organization with 2 users, 1 project placement and 1 delegation"
 	for name, out := range map[string]string{"export": stderr.String(), "import": imported} {
 		if !strings.Contains(out, want) {
 			t.Errorf("%s said %q; want it to name %q", name, out, want)
+		}
+	}
+}
+
+// TestDumpSummary counts in the singular what there is one of: it used to
+// say "1 APIs, 1 accounts".
+func TestDumpSummary(t *testing.T) {
+	one := transfer.Dump{APIs: make([]storage.API, 1), Accounts: make([]storage.Account, 1), Keys: make([]storage.Key, 1),
+		Secrets: make([]storage.Secret, 1), SigningKeys: make([]storage.SigningKey, 1), Orgs: make([]storage.Org, 1),
+		Users: make([]storage.User, 1), Projects: make([]storage.ProjectOrg, 1), Grants: make([]storage.Grant, 1)}
+	two := transfer.Dump{APIs: make([]storage.API, 2), Accounts: make([]storage.Account, 2), Keys: make([]storage.Key, 2),
+		Secrets: make([]storage.Secret, 2), SigningKeys: make([]storage.SigningKey, 2), Orgs: make([]storage.Org, 2),
+		Users: make([]storage.User, 2), Projects: make([]storage.ProjectOrg, 2), Grants: make([]storage.Grant, 2)}
+	for _, tt := range []struct {
+		d    transfer.Dump
+		want string
+	}{
+		{transfer.Dump{}, "0 APIs, 0 accounts, 0 keys, 0 secrets, 0 signing keys, 0 organizations with 0 users, 0 project placements and 0 delegations"},
+		{one, "1 API, 1 account, 1 key, 1 secret, 1 signing key, 1 organization with 1 user, 1 project placement and 1 delegation"},
+		{two, "2 APIs, 2 accounts, 2 keys, 2 secrets, 2 signing keys, 2 organizations with 2 users, 2 project placements and 2 delegations"},
+	} {
+		if got := dumpSummary(tt.d); got != tt.want {
+			t.Errorf("dumpSummary = %q, want %q", got, tt.want)
 		}
 	}
 }

@@ -168,6 +168,10 @@ func TestUsersPutInOneTransaction(t *testing.T) {
 	}{
 		{name: "two organizations, one request", args: []string{"add", "alice@example.com", "carol@other.org", "bob@example.com"},
 			posts: []string{"/v1/users"}, wantOut: "3 users added or updated, in one transaction", users: 3},
+		{name: "one user", args: []string{"add", "alice@example.com"},
+			posts: []string{"/v1/users"}, wantOut: "1 user added or updated, in one transaction", users: 1},
+		{name: "one user to an older server", args: []string{"add", "alice@example.com"}, intercept: answer(404),
+			posts: []string{"/v1/users", "/v1/orgs/example.com/users"}, wantOut: "1 user added or updated (the server is older", users: 1},
 		{name: "an organization deleted meanwhile", args: []string{"add", "alice@example.com", "carol@other.org"}, intercept: deleteOther,
 			posts: []string{"/v1/users"}, wantErr: []string{"nothing was added", "user 2: there is no organization other.org"}},
 		{name: "an older server: 404", args: []string{"add", "alice@example.com", "carol@other.org", "bob@example.com"}, intercept: answer(404),
