@@ -92,7 +92,7 @@ func (c *Config) addServeFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.NoMigrate, "no-migrate", c.NoMigrate, "do not migrate the database schema on start; fail if it is not up to date")
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address to listen on; plain HTTP only on loopback unless --insecure-http")
 	fs.StringVar(&c.Issuer, "issuer", c.Issuer, "public base URL clients use to reach the server (default: derived from --listen)")
-	fs.StringVar(&c.MasterKeyFile, "master-key-file", c.MasterKeyFile, "file with the 32-byte master key that encrypts the signing keys and the secret pepper (raw, hex or base64); or set KEYWARD_MASTER_KEY. Without either, <data-dir>/master.key, generated only for a store holding no sealed keys (an imported one needs the key of the server it came from)")
+	fs.StringVar(&c.MasterKeyFile, "master-key-file", c.MasterKeyFile, "file with the 32-byte master key that encrypts the signing keys and the secret pepper (raw, hex or base64); or set KEYWARD_MASTER_KEY to the key, which beats a master-key-file in --config but not this flag. Without either, <data-dir>/master.key, generated only for a store holding no sealed keys (an imported one needs the key of the server it came from)")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate file (PEM)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key file (PEM)")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM bundle of CAs that issue client certificates, directly or through intermediates the client sends (enables tls_client_auth)")

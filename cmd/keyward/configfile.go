@@ -118,11 +118,19 @@ it uses them. A --data-dir from a higher source than --db (on the command
 line with KEYWARD_DB set, say) is refused rather than overridden: give
 --db as well to use PostgreSQL.`
 
+// masterKeyEnv is the environment variable that gives the master key
+// itself, not the file --master-key-file names.
+const masterKeyEnv = "KEYWARD_MASTER_KEY"
+
 // applySources fills every flag named in settings (every flag of fs if
 // nil) that the command line left alone from the environment and then
 // from the YAML config file, whose keys are the flag names. Command-line
-// flags win over the environment, which wins over the file. It reports
-// every problem at once.
+// flags win over the environment, which wins over the file. The master
+// key too: --master-key-file, else KEYWARD_MASTER_KEY or
+// KEYWARD_MASTER_KEY_FILE (both set is an error), else the file's
+// master-key-file; with KEYWARD_MASTER_KEY in force, --master-key-file is
+// left empty for findMasterKey to read the environment. It reports every
+// problem at once.
 func applySources(fs *pflag.FlagSet, settings map[string]bool, file string, getenv func(string) string) error {
 	isSetting := func(name string) bool { return settings == nil || settings[name] }
 	var errs []error
@@ -156,6 +164,16 @@ func applySources(fs *pflag.FlagSet, settings map[string]bool, file string, gete
 	}
 	fs.VisitAll(func(f *pflag.Flag) {
 		if f.Changed || !isSetting(f.Name) || f.Name == "config" || f.Name == "help" {
+			return
+		}
+		if f.Name == "master-key-file" && getenv(masterKeyEnv) != "" {
+			// KEYWARD_MASTER_KEY gives the master key itself, at the
+			// environment's rank: over the --config file's key file, and
+			// not together with KEYWARD_MASTER_KEY_FILE, which would
+			// leave which key is meant to a rule of precedence.
+			if getenv(envName(f.Name)) != "" {
+				errs = append(errs, fmt.Errorf("%s and %s are both set: unset one, to say which master key is meant", masterKeyEnv, envName(f.Name)))
+			}
 			return
 		}
 		if v := getenv(envName(f.Name)); v != "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -163,6 +164,93 @@ func TestValueErrorsNameAllowedValues(t *testing.T) {
 				if strings.Contains(err.Error(), jargon) {
 					t.Errorf("the error speaks Go (%q): %v", jargon, err)
 				}
+			}
+		})
+	}
+}
+
+// TestMasterKeySources: the master key comes from the command line, else
+// the environment, else the --config file, as every setting does;
+// KEYWARD_MASTER_KEY is the environment's master key as much as
+// KEYWARD_MASTER_KEY_FILE is. A master-key-file in the --config file used
+// to beat KEYWARD_MASTER_KEY, and KEYWARD_MASTER_KEY_FILE silently beat
+// KEYWARD_MASTER_KEY.
+func TestMasterKeySources(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := func(name, hexByte string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(strings.Repeat(hexByte, 32)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	flagKey, envFileKey, fileKey := keyFile("flag.key", "01"), keyFile("env.key", "02"), keyFile("config.key", "03")
+	envKey := strings.Repeat("04", 32)
+	config := filepath.Join(dir, "keyward.yaml")
+	if err := os.WriteFile(config, []byte("master-key-file: "+fileKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		flag    bool   // --master-key-file flag.key
+		envFile bool   // KEYWARD_MASTER_KEY_FILE=env.key
+		env     bool   // KEYWARD_MASTER_KEY
+		file    bool   // master-key-file: config.key in --config
+		want    string // hex byte the key repeats, or "" for none given
+		wantErr string
+	}{
+		{name: "none", want: ""},
+		{name: "config file", file: true, want: "03"},
+		{name: "environment key", env: true, want: "04"},
+		{name: "environment key beats the config file", env: true, file: true, want: "04"},
+		{name: "environment file beats the config file", envFile: true, file: true, want: "02"},
+		{name: "flag beats the environment key", flag: true, env: true, file: true, want: "01"},
+		{name: "flag beats the environment file", flag: true, envFile: true, want: "01"},
+		{name: "flag beats both of the environment", flag: true, envFile: true, env: true, want: "01"},
+		{name: "environment key and file", envFile: true, env: true, file: true,
+			wantErr: "KEYWARD_MASTER_KEY and KEYWARD_MASTER_KEY_FILE are both set"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("KEYWARD_MASTER_KEY", "")
+			t.Setenv("KEYWARD_MASTER_KEY_FILE", "")
+			if tt.env {
+				t.Setenv("KEYWARD_MASTER_KEY", envKey)
+			}
+			if tt.envFile {
+				t.Setenv("KEYWARD_MASTER_KEY_FILE", envFileKey)
+			}
+			cfg := DefaultConfig()
+			cfg.DataDir = t.TempDir()
+			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+			cfg.addServeFlags(fs)
+			var args []string
+			if tt.flag {
+				args = []string{"--master-key-file", flagKey}
+			}
+			if err := fs.Parse(args); err != nil {
+				t.Fatal(err)
+			}
+			file := ""
+			if tt.file {
+				file = config
+			}
+			err := applySources(fs, nil, file, os.Getenv)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one with %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, _, err := findMasterKey(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := hex.EncodeToString(key); got != strings.Repeat(tt.want, len(key)) {
+				t.Errorf("master key %s, want %s repeated", got, tt.want)
 			}
 		})
 	}

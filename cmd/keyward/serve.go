@@ -716,7 +716,9 @@ func refuseSealedStore(ctx context.Context, st signer.PepperStore, path string) 
 func generatedMasterKeyPath(c Config) string { return filepath.Join(c.DataDir, "master.key") }
 
 // findMasterKey reads the master key from --master-key-file, else
-// KEYWARD_MASTER_KEY, else the generated file next to the data. It returns
+// KEYWARD_MASTER_KEY, else the generated file next to the data.
+// c.MasterKeyFile is set only by a source above KEYWARD_MASTER_KEY or
+// with it unset: applySources leaves it empty otherwise. It returns
 // where it came from ("" for the environment), or a nil key and the path to
 // generate one at when there is none.
 func findMasterKey(c Config) (key []byte, source string, err error) {
@@ -731,10 +733,10 @@ func findMasterKey(c Config) (key []byte, source string, err error) {
 		}
 		return k, f, nil
 	}
-	if v := os.Getenv("KEYWARD_MASTER_KEY"); v != "" {
+	if v := os.Getenv(masterKeyEnv); v != "" {
 		k, err := parseMasterKey([]byte(v))
 		if err != nil {
-			return nil, "", fmt.Errorf("KEYWARD_MASTER_KEY: %w", err)
+			return nil, "", fmt.Errorf("%s: %w", masterKeyEnv, err)
 		}
 		return k, "", nil
 	}
