@@ -629,3 +629,37 @@ func TestNotListeningWhileStoreOpens(t *testing.T) {
 	<-opened
 	m.Close()
 }
+
+// TestListenAndMetricsSameAddress: --listen and --metrics-listen on one
+// address (or overlapping ones) are found before the store is opened, as
+// an address another process holds is: each was free on its own when
+// tried, so the second bind failed only after the database, master key
+// and signing keys were made, with words blaming another process.
+func TestListenAndMetricsSameAddress(t *testing.T) {
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := free.Addr().String()
+	free.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	for _, tt := range []struct{ name, listen, metrics string }{
+		{"the same", addr, addr},
+		{"all interfaces and loopback", ":" + port, addr},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.DataDir, cfg.Listen, cfg.MetricsListen = t.TempDir(), tt.listen, tt.metrics
+			cfg.Issuer = "http://" + addr
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			err := m.Open(context.Background())
+			m.Close()
+			want := "--metrics-listen " + tt.metrics + ": the address is --listen's (" + tt.listen + ") too: give the metrics listener an address of its own"
+			if err == nil || err.Error() != want {
+				t.Fatalf("Open: %v, want %q", err, want)
+			}
+			checkNothingCreated(t, cfg.DataDir)
+			checkReleased(t, m)
+		})
+	}
+}

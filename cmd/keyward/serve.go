@@ -231,13 +231,8 @@ func (m *Main) Open(ctx context.Context) error {
 	// signing keys. An address is only tried here, and bound once the
 	// store is ready: a load balancer's TCP check must not find the port
 	// open, and send requests to wait there, while a migration runs.
-	if err := tryListen("--listen", c.Listen); err != nil {
+	if err := tryListen(c.Listen, c.MetricsListen); err != nil {
 		return err
-	}
-	if c.MetricsListen != "" {
-		if err := tryListen("--metrics-listen", c.MetricsListen); err != nil {
-			return err
-		}
 	}
 	var clientCAs *x509.CertPool
 	if c.TLSClientCA != "" {
@@ -351,19 +346,37 @@ func (m *Main) Open(ctx context.Context) error {
 	return nil
 }
 
+// tryListen says, as listenError does, why --listen (listen) or
+// --metrics-listen (metrics, unless empty) cannot be listened on, if one
+// cannot; it does not stay bound. The two are tried at once, so that two
+// addresses each free on its own but not both (the same one, or :8443
+// and 127.0.0.1:8443) are found here too, and named as such.
+func tryListen(listen, metrics string) error {
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return listenError("--listen", listen, err)
+	}
+	defer l.Close()
+	if metrics == "" {
+		return nil
+	}
+	ml, err := net.Listen("tcp", metrics)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			l.Close()
+			if alone, err := net.Listen("tcp", metrics); err == nil {
+				alone.Close()
+				return fmt.Errorf("--metrics-listen %s: the address is --listen's (%s) too: give the metrics listener an address of its own", metrics, listen)
+			}
+		}
+		return listenError("--metrics-listen", metrics, err)
+	}
+	return ml.Close()
+}
+
 // listenError words a failure to listen on addr, given by flag: an
 // address in use, or not this machine's, says what to do; other causes
 // are given without the "listen tcp ADDR" that flag and addr already say.
-// tryListen says, as listenError does, why addr, the value of flag, cannot
-// be listened on, if it cannot; it does not stay bound.
-func tryListen(flag, addr string) error {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return listenError(flag, addr, err)
-	}
-	return l.Close()
-}
-
 func listenError(flag, addr string, err error) error {
 	switch {
 	case errors.Is(err, syscall.EADDRINUSE):
