@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -114,7 +115,7 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 			// Not known to be invalid: the key may have been published
 			// since the last fetch (RFC 6750 §3.1's invalid_token is for
 			// tokens known bad). Retry once the keys may be fetched.
-			e := unavailable("the token's key is not among the issuer's keys known here, and they were refreshed too recently to be fetched again yet", nil)
+			e := unavailable("the token's key is not among the issuer's keys known here, and they were refreshed too recently to be fetched again yet", errKidPaused)
 			e.RetryAfter = boundRetryAfter(wait)
 			return nil, e
 		}
@@ -131,6 +132,10 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 	}
 	return payload, nil
 }
+
+// errKidPaused is the cause of the ErrUnavailable of a token whose kid
+// is unknown while the issuer's keys may not be fetched again yet.
+var errKidPaused = errors.New("kid unknown, and the keys were fetched too recently to be fetched again yet")
 
 // take takes one event from l at now if it allows one; otherwise it says
 // how long until it would.

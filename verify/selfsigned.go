@@ -227,10 +227,42 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	// Until the signature verifies, iss is the sender's say-so: it goes
 	// into the causes, for logs, not into the descriptions sent back.
 	iss := fmt.Errorf("iss %q", c.Iss)
+	// The checks of what the JWT says, once its signature verifies.
+	claims := func() (*Claims, error) {
+		aud, err := parseAudience(c.Aud)
+		if err != nil || len(aud) != 1 || aud[0] != v.audience {
+			return nil, invalid("the JWT's aud must be this API, "+v.audience, err)
+		}
+		iat, err1 := numericDate(c.Iat)
+		exp, err2 := numericDate(c.Exp)
+		if err1 != nil || err2 != nil || iat.IsZero() || exp.IsZero() {
+			return nil, invalid("the JWT needs numeric iat and exp", nil)
+		}
+		// nbf is optional, but a JWT that has one is not accepted before it
+		// (RFC 7519 §4.1.5).
+		nbf, err := numericDate(c.Nbf)
+		if err != nil {
+			return nil, invalid("the JWT's nbf is malformed", err)
+		}
+		if life := exp.Sub(iat); life <= 0 || life > v.o.maxSelfSignedAge {
+			return nil, invalid("a service account's JWT may live at most an hour (exp - iat)", nil)
+		}
+		cl := &Claims{Issuer: c.Iss, Subject: c.Sub, ClientEmail: c.Iss, Audience: aud, IssuedAt: iat, Expiry: exp, NotBefore: nbf, SelfSigned: true}
+		if err := v.checkTimes(cl, now); err != nil {
+			return nil, err
+		}
+		return cl, nil
+	}
 	keys, err := v.accounts.key(ctx, c.Iss, h.KeyID, h.Algorithm)
 	var paused *refetchPaused
 	switch {
 	case errors.As(err, &paused):
+		// Its key may be new, but a JWT that would be refused whatever its
+		// key (expired, for another API) is refused now: asked to retry,
+		// its sender would only be refused then.
+		if _, err := claims(); err != nil {
+			return nil, err
+		}
 		e := unavailable("the JWT's key is not among the keys known here of the service account its iss names, and they may not be fetched again yet", fmt.Errorf("%w: %w", iss, err))
 		e.RetryAfter = boundRetryAfter(paused.wait)
 		return nil, e
@@ -258,27 +290,5 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	if payload == nil {
 		return nil, invalid("the JWT is not signed with a key of the service account its iss names", iss)
 	}
-	aud, err := parseAudience(c.Aud)
-	if err != nil || len(aud) != 1 || aud[0] != v.audience {
-		return nil, invalid("the JWT's aud must be this API, "+v.audience, err)
-	}
-	iat, err1 := numericDate(c.Iat)
-	exp, err2 := numericDate(c.Exp)
-	if err1 != nil || err2 != nil || iat.IsZero() || exp.IsZero() {
-		return nil, invalid("the JWT needs numeric iat and exp", nil)
-	}
-	// nbf is optional, but a JWT that has one is not accepted before it
-	// (RFC 7519 §4.1.5).
-	nbf, err := numericDate(c.Nbf)
-	if err != nil {
-		return nil, invalid("the JWT's nbf is malformed", err)
-	}
-	if life := exp.Sub(iat); life <= 0 || life > v.o.maxSelfSignedAge {
-		return nil, invalid("a service account's JWT may live at most an hour (exp - iat)", nil)
-	}
-	cl := &Claims{Issuer: c.Iss, Subject: c.Sub, ClientEmail: c.Iss, Audience: aud, IssuedAt: iat, Expiry: exp, NotBefore: nbf, SelfSigned: true}
-	if err := v.checkTimes(cl, now); err != nil {
-		return nil, err
-	}
-	return cl, nil
+	return claims()
 }

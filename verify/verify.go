@@ -96,8 +96,10 @@ const codeUnavailable = "temporarily_unavailable"
 // does a token whose kid is unknown while the keys may not be fetched again
 // yet (the issuer's at most once every 10 s for unknown kids, a service
 // account's at most once every 10 s): its key may be new, and
-// Error.RetryAfter says when they may be. The token may well be valid: try
-// again later. Middleware answers 503 with Retry-After.
+// Error.RetryAfter says when they may be; one that would be refused
+// whatever its key (expired, another issuer's, for another API) is
+// invalid_token at once instead. The token may well be valid: try again
+// later. Middleware answers 503 with Retry-After.
 //
 // Two causes are worth telling apart in logs; both match ErrUnavailable
 // too, and are answered 503 like it, since the caller's token is not at
@@ -324,9 +326,32 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 		return nil, invalid("the token's typ is not at+jwt (RFC 9068 §4)", fmt.Errorf("typ %q", typ))
 	}
 	payload, err := v.keys.verify(ctx, jws, h)
+	if errors.Is(err, errKidPaused) {
+		// Its key may be new, but a token that would be refused whatever
+		// its key (expired, another issuer's, for another API) is refused
+		// now: asked to retry, its sender would only be refused then.
+		if _, cerr := v.accessClaims(jws.UnsafePayloadWithoutVerification(), now); cerr != nil {
+			return nil, cerr
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
+	c, err := v.accessClaims(payload, now)
+	if err != nil {
+		return nil, err
+	}
+	if v.o.introspectJWTs { // New made sure v.intro is set
+		if _, err := v.intro.introspect(ctx, raw, v.audience, now, true); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// accessClaims parses an access token's claims and checks its times,
+// issuer and audience.
+func (v *Verifier) accessClaims(payload []byte, now time.Time) (*Claims, error) {
 	c, err := parseAccessClaims(payload)
 	if err != nil {
 		return nil, err
@@ -339,11 +364,6 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 	}
 	if !slices.Contains(c.Audience, v.audience) {
 		return nil, invalid("the token is not for this API ("+v.audience+")", fmt.Errorf("aud %q", c.Audience))
-	}
-	if v.o.introspectJWTs { // New made sure v.intro is set
-		if _, err := v.intro.introspect(ctx, raw, v.audience, now, true); err != nil {
-			return nil, err
-		}
 	}
 	return c, nil
 }

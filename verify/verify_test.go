@@ -350,6 +350,55 @@ func TestUnknownKidRefetchPaused(t *testing.T) {
 	}
 }
 
+// A token with an unknown kid while the keys may not be fetched again,
+// which would be refused whatever its key (expired, another issuer's, for
+// another API, living too long), is refused at once (invalid_token), not
+// answered 503: retried once the keys may be fetched, it would only be
+// refused then, and a client that refreshes its token on 401 would
+// instead keep sending the one it has.
+func TestUnknownKidRefetchPausedHopeless(t *testing.T) {
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	ctx := context.Background()
+	const aud, email = "https://orders.internal", "job@shop.iam.test"
+	sign, _, _ := selfSignedKey(t, k)
+	v := newVerifier(t, k, verify.WithSelfSignedJWTs(), verify.WithUnknownKidEvery(time.Hour))
+	if _, err := v.Verify(ctx, sign(email, time.Hour, aud)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := v.Verify(ctx, testkeyward.Start(t).Sign(t, nil))
+	wantInvalid(t, err, "does not publish")
+
+	// New keys, the keys may not be fetched again yet.
+	k.Signer.Rotate(ctx, "test", "")
+	k.Signer.Rotate(ctx, "test", "")
+	newSign, _, _ := selfSignedKey(t, k)
+	now := k.Clock.Now()
+	k.Clock.Add(-2 * time.Hour)
+	expiredSelfSigned := newSign(email, time.Hour, aud)
+	k.Clock.Add(2 * time.Hour)
+	for _, tt := range []struct{ name, raw, fragment string }{
+		{"expired access token", k.Sign(t, func(c *oauth2.AccessClaims) {
+			c.IssuedAt, c.Expiry = now.Add(-2*time.Hour).Unix(), now.Add(-time.Hour).Unix()
+		}), "expired"},
+		{"access token of another issuer", k.Sign(t, func(c *oauth2.AccessClaims) { c.Issuer = "https://other.example" }), "another issuer"},
+		{"access token for another API", k.Sign(t, func(c *oauth2.AccessClaims) { c.Audience = oauth2.Audience{"https://billing.internal"} }), "not for this API"},
+		{"expired self-signed JWT", expiredSelfSigned, "expired"},
+		{"self-signed JWT for another API", newSign(email, time.Hour, "https://billing.internal"), "aud must be this API"},
+		{"self-signed JWT living too long", newSign(email, 2*time.Hour, aud), "at most an hour"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := v.Verify(ctx, tt.raw)
+			wantInvalid(t, err, tt.fragment)
+		})
+	}
+	// One that may be valid is still 503.
+	_, err = v.Verify(ctx, newSign(email, time.Hour, aud))
+	wantUnavailable(t, err)
+	_, err = v.Verify(ctx, k.Sign(t, nil))
+	wantUnavailable(t, err)
+}
+
 func TestIntrospection(t *testing.T) {
 	k := testkeyward.Start(t)
 	id, secret, apiID, apiSecret := k.Setup(t, "opaque")
