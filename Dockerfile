@@ -7,11 +7,16 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /keyward ./cmd/keyward
+RUN mkdir /data
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /keyward /usr/local/bin/keyward
 # The SQLite database, generated keys and the admin key file live here;
 # mount a volume. With PostgreSQL, only the admin key file is written.
+# Owned by nonroot (65532), the user the server runs as: WORKDIR alone
+# creates it root's under the classic builder, and a new volume takes
+# the directory's owner.
+COPY --from=build --chown=65532:65532 /data /var/lib/keyward
 VOLUME /var/lib/keyward
 WORKDIR /var/lib/keyward
 EXPOSE 8443

@@ -120,10 +120,17 @@ func TestDeployFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		var cmd []string
+		owned := false // the data directory is the server's user's
 		for line := range strings.Lines(string(data)) {
 			if v, ok := strings.CutPrefix(line, "CMD "); ok {
 				cmd = jsonArgs(t, v)
 			}
+			if f := strings.Fields(line); len(f) == 5 && f[0] == "COPY" && f[2] == "--chown=65532:65532" && f[4] == "/var/lib/keyward" {
+				owned = true
+			}
+		}
+		if !owned {
+			t.Error("the Dockerfile does not make /var/lib/keyward nonroot's (65532), the user the server runs as")
 		}
 		for i, a := range cmd {
 			if a == "/etc/keyward/keyward.yaml" {
