@@ -391,6 +391,8 @@ func TestImportNotAnExport(t *testing.T) {
 		{"array", `[{"email":"a@x.com"}]`, "a JSON array, not the object of an export"},
 		{"no format", `{}`, `its "format" is "", not "keyward-export/2" (nor "keyward-export/1", of earlier releases)`},
 		{"field of the wrong kind", `{"format":"keyward-export/2","apis":"x"}`, `its field "apis" holds a JSON string, of the wrong kind`},
+		{"field it does not have", `{"format":"keyward-export/2","orgs":[{"domain":"example.com","blocked_scope":["x"]}]}`,
+			`it has a field "blocked_scope" that keyward-export/2 does not: misspelt, or added by a later release, whose data this one would drop`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,7 +1,10 @@
 package transfer
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/keyward/keyward/internal/storage"
@@ -138,7 +141,9 @@ func (d Dump) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON reads a dump in Format or FormatV1, by its "format". Of
-// any other format it reads only the format, for Import to refuse.
+// any other format it reads only the format, for Import to refuse. A
+// field that Format does not have is refused; FormatV1's are ignored, as
+// earlier releases ignored them.
 func (d *Dump) UnmarshalJSON(b []byte) error {
 	var head struct {
 		Format string `json:"format"`
@@ -154,8 +159,16 @@ func (d *Dump) UnmarshalJSON(b []byte) error {
 		}
 		*d = Dump(v)
 	case Format:
+		// Strict, unlike FormatV1 (kept as lenient as earlier releases
+		// read it): a field this release does not know, misspelt in an
+		// edited file or added by a later release, would be dropped.
 		var v dumpJSON
-		if err := json.Unmarshal(b, &v); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&v); err != nil {
+			if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+				return fmt.Errorf("it has a field %s that %s does not: misspelt, or added by a later release, whose data this one would drop", name, Format)
+			}
 			return err
 		}
 		*d = Dump{

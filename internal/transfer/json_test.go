@@ -148,3 +148,35 @@ func nonZero(t *testing.T, v reflect.Value, at string) {
 		}
 	}
 }
+
+// TestUnknownFields: a dump in Format with a field it does not have (a
+// misspelt name in an edited file, or one a later release added) is
+// refused, naming the field, rather than read without it; one in
+// FormatV1 is read as earlier releases read it, the field ignored.
+func TestUnknownFields(t *testing.T) {
+	tests := []struct {
+		name, json, wantErr string
+	}{
+		{"misspelt in an item", `{"format":"keyward-export/2","orgs":[{"domain":"example.com","blocked_scope":["orders.write"]}]}`, `"blocked_scope"`},
+		{"of a later release", `{"format":"keyward-export/2","accounts":[{"client_id":"1","dpop_bound":true}]}`, `"dpop_bound"`},
+		{"in a TLS binding", `{"format":"keyward-export/2","accounts":[{"client_id":"1","tls_binding":{"tls_client_auth_san_dn":"a.example"}}]}`, `"tls_client_auth_san_dn"`},
+		{"at the top", `{"format":"keyward-export/2","audit":[]}`, `"audit"`},
+		{"of format 1", `{"format":"keyward-export/1","orgs":[{"Domain":"example.com","BlockedScope":["orders.write"]}]}`, ""},
+		{"known of format 2", `{"format":"keyward-export/2","orgs":[{"domain":"example.com","blocked_scopes":["orders.write"]}]}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var d transfer.Dump
+			err := json.Unmarshal([]byte(tt.json), &d)
+			if tt.wantErr == "" {
+				if err != nil || len(d.Orgs) != 1 || d.Orgs[0].Domain != "example.com" {
+					t.Fatalf("read %+v, %v; want the organization example.com", d, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), transfer.Format) {
+				t.Fatalf("error %v, want one naming %s and %s", err, tt.wantErr, transfer.Format)
+			}
+		})
+	}
+}
