@@ -36,6 +36,7 @@ import (
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/testkeyward"
 	"github.com/keyward/keyward/internal/tokenstate"
@@ -1220,5 +1221,52 @@ func TestErrorString(t *testing.T) {
 		if got := tc.err.Error(); got != tc.want {
 			t.Errorf("Error() = %q, want %q", got, tc.want)
 		}
+	}
+}
+
+// TestIntrospectionKeyFileStrictAudience: the client assertion with which
+// the API introspects has the issuer as its aud, which a server with
+// StrictClientAssertionAudience (serve --strict-client-assertion-audience)
+// requires; that server refuses one made for the token endpoint URL, which
+// the default accepts.
+func TestIntrospectionKeyFileStrictAudience(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		t.Run(fmt.Sprintf("strict=%v", strict), func(t *testing.T) {
+			k := testkeyward.Start(t, func(c *server.Config) { c.StrictClientAssertionAudience = strict })
+			id, secret, apiID, _ := k.Setup(t, "opaque")
+			ctx := context.Background()
+			kf, err := k.Srv.Admin.CreateKey(ctx, testkeyward.Sys, apiID, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, _ := json.Marshal(kf)
+			tok := tokenFor(t, k, id, secret, "orders.read")
+			v := newVerifier(t, k, verify.WithIntrospectionKeyFile(data))
+			if c, err := v.Verify(ctx, tok); err != nil || c.ClientID != id {
+				t.Fatalf("introspection with the key file: %+v, %v", c, err)
+			}
+
+			// By hand, for the token endpoint URL.
+			s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: testkeyward.ParsePKCS8(t, kf.PrivateKey)},
+				(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kf.PrivateKeyID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := k.Clock.Now()
+			a, err := jwt.Signed(s).Claims(map[string]any{"iss": apiID, "sub": apiID, "aud": k.URL + "/token", "jti": "by-hand",
+				"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()}).Serialize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.PostForm(k.URL+"/introspect", url.Values{"token": {tok},
+				"client_assertion_type": {oauth2.ClientAssertionJWT}, "client_assertion": {a}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if want := map[bool]int{false: 200, true: 401}[strict]; resp.StatusCode != want {
+				t.Fatalf("an assertion for the token endpoint URL: %s, want %d", resp.Status, want)
+			}
+		})
 	}
 }

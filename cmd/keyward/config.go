@@ -62,7 +62,10 @@ type Config struct {
 	// RequireAssertionJTI refuses JWT-bearer assertions without a jti,
 	// which Google's client libraries do not send.
 	RequireAssertionJTI bool
-	LogFormat, LogLevel string
+	// StrictClientAssertionAudience accepts only the issuer as the aud of
+	// private_key_jwt client assertions.
+	StrictClientAssertionAudience bool
+	LogFormat, LogLevel           string
 }
 
 // DefaultConfig returns the defaults of every setting.
@@ -112,6 +115,7 @@ func (c *Config) addServeFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.Console, "console", c.Console, "serve the web console at /console/ (static files only: it signs in and works through the admin API; --console=false on servers that workloads alone reach)")
 	fs.BoolVar(&c.DPoPNonce, "dpop-nonce", c.DPoPNonce, "require DPoP proofs at the token endpoint to carry a nonce the server provided (RFC 9449 §8): a proof without a current one is answered use_dpop_nonce with a nonce in the DPoP-Nonce header, which clients put in a new proof; nonces last one to two minutes, and replicas accept each other's")
 	fs.BoolVar(&c.RequireAssertionJTI, "require-assertion-jti", c.RequireAssertionJTI, "refuse JWT-bearer assertions without a jti (invalid_grant), so that each is single-use; by default one without a jti can be used again until it expires (67 minutes at most with the defaults: --max-assertion-lifetime, its 5 minutes' grace, and --clock-skew at each end). Google's client libraries send no jti: they are refused while this is on (Keyward's client package, CLI and console send one; private_key_jwt client assertions always need one)")
+	fs.BoolVar(&c.StrictClientAssertionAudience, "strict-client-assertion-audience", c.StrictClientAssertionAudience, "accept only the issuer (--issuer), as the single aud value, in private_key_jwt client assertions at the token, introspection and revocation endpoints, as draft-ietf-oauth-rfc7523bis requires; by default the token endpoint URL (<issuer>/token), which older clients send, is accepted too. JWT-bearer grant assertions are not affected: their aud stays the key file's token_uri")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 }

@@ -295,7 +295,7 @@ func (m *Main) Open(ctx context.Context) error {
 		MaxAssertionLifetime: c.MaxAssertionTTL, ClockSkew: c.ClockSkew,
 		ClientCertHeader: c.ClientCertHeader, MutualTLS: c.TLSCert != "" || c.ClientCertHeader != "", CacheTTL: c.CacheTTL,
 		Console: c.Console, DPoPNonces: c.DPoPNonce, ClientCAs: clientCAs,
-		RequireAssertionJTI: c.RequireAssertionJTI,
+		RequireAssertionJTI: c.RequireAssertionJTI, StrictClientAssertionAudience: c.StrictClientAssertionAudience,
 	}
 	for _, p := range c.TrustedProxies {
 		prefix, _ := parsePrefix(p) // checked by Validate

@@ -185,6 +185,10 @@ type Expect struct {
 	// Audiences are the aud values that name this server; the assertion's
 	// aud must contain one of them.
 	Audiences []string
+	// AudienceHint names what aud must be in the messages that refuse it,
+	// such as "this server's token endpoint URL https://kw/token";
+	// default: the Audiences, joined by "or".
+	AudienceHint string
 	// SingleAudience requires aud to be exactly one value (private_key_jwt).
 	SingleAudience bool
 	// MaxLifetime bounds exp - iat (inclusive), give or take LifetimeGrace.
@@ -265,18 +269,22 @@ func (t *Token) checkClaims(e Expect) error {
 	if e.RequireID && c.ID == "" {
 		return fail(MissingClaim, "Invalid JWT: this server requires a jti claim, a unique ID for each assertion, which it accepts only once.", nil)
 	}
+	hint := e.AudienceHint
+	if hint == "" {
+		hint = strings.Join(e.Audiences, " or ")
+	}
 	if len(c.Audience) == 0 {
-		return fail(MissingClaim, "Invalid JWT: the aud claim is required; use the token endpoint URL "+e.Audiences[0]+".", nil)
+		return fail(MissingClaim, "Invalid JWT: the aud claim is required; use "+hint+".", nil)
 	}
 	if e.SingleAudience && len(c.Audience) != 1 {
-		return fail(WrongAudience, "Invalid JWT: aud must be a single value, the token endpoint URL "+e.Audiences[0]+".", nil)
+		return fail(WrongAudience, "Invalid JWT: aud must be a single value, "+hint+".", nil)
 	}
 	matched := false
 	for _, a := range e.Audiences {
 		matched = matched || c.Audience.Contains(a)
 	}
 	if !matched {
-		return fail(WrongAudience, "Invalid JWT: aud must be this server's token endpoint URL "+e.Audiences[0]+".",
+		return fail(WrongAudience, "Invalid JWT: aud must be "+hint+".",
 			fmt.Errorf("aud %q", strings.Join(c.Audience, " ")))
 	}
 	exp := c.Expiry.Time()

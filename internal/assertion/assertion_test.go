@@ -92,6 +92,46 @@ func TestVerifyReasons(t *testing.T) {
 	}
 }
 
+// TestAudienceMessages: the messages that refuse aud name what it must be
+// as AudienceHint says, or else every one of Audiences, never the first
+// alone under a name that may not be its own.
+func TestAudienceMessages(t *testing.T) {
+	k, keys := fixture(t)
+	two := Expect{Audiences: []string{"https://kw", "https://kw/token"}, SingleAudience: true, MaxLifetime: time.Hour, Now: now}
+	hinted := two
+	hinted.AudienceHint = "this server's issuer https://kw or its token endpoint URL https://kw/token"
+	tests := []struct {
+		name string
+		e    Expect
+		aud  any
+		want string
+	}{
+		{"no aud, no hint", two, nil, "Invalid JWT: the aud claim is required; use https://kw or https://kw/token."},
+		{"wrong aud, no hint", two, "x", "Invalid JWT: aud must be https://kw or https://kw/token."},
+		{"two values, no hint", two, []string{"https://kw", "x"}, "Invalid JWT: aud must be a single value, https://kw or https://kw/token."},
+		{"no aud", hinted, nil, "Invalid JWT: the aud claim is required; use " + hinted.AudienceHint + "."},
+		{"wrong aud", hinted, "x", "Invalid JWT: aud must be " + hinted.AudienceHint + "."},
+		{"two values", hinted, []string{"https://kw", "x"}, "Invalid JWT: aud must be a single value, " + hinted.AudienceHint + "."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := map[string]any{"iss": "a@p", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+			if tt.aud != nil {
+				c["aud"] = tt.aud
+			}
+			tok, err := Parse(signed(t, k, c))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = tok.Verify(keys, tt.e)
+			var ae *Error
+			if !errors.As(err, &ae) || ae.Description != tt.want {
+				t.Fatalf("Verify = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
 // TestVerifyRequireID: jti is optional unless RequireID, which refuses an
 // assertion without one as a missing claim, after its signature is checked.
 func TestVerifyRequireID(t *testing.T) {

@@ -38,9 +38,13 @@ type Directory interface {
 
 // Config configures the Authenticator.
 type Config struct {
-	// Audiences are the aud values a client assertion may carry: the issuer
-	// and the token endpoint URL.
-	Audiences []string
+	// Issuer is this server's issuer identifier, the aud a client
+	// assertion should carry (draft-ietf-oauth-rfc7523bis); its token
+	// endpoint URL (Issuer + /token), which RFC 7523 §3 suggests and older
+	// clients send, is accepted too unless StrictAudience is set.
+	Issuer string
+	// StrictAudience accepts only the issuer as a client assertion's aud.
+	StrictAudience bool
 	// MaxAssertionLifetime bounds exp - iat (or exp - now) of assertions.
 	MaxAssertionLifetime time.Duration
 	ClockSkew            time.Duration

@@ -27,6 +27,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/keyward/keyward/internal/assertion"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/cache"
@@ -195,7 +196,7 @@ func (w *world) authenticator() *Authenticator {
 	pool := x509.NewCertPool()
 	pool.AddCert(w.caCert)
 	return New(Config{
-		Audiences: []string{issuer, issuer + "/token"}, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute,
+		Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute,
 		Pepper: pepper, ClientCAs: pool, CertHeader: "X-Client-Cert",
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Now: func() time.Time { return now },
 	}, w.dir)
@@ -411,6 +412,72 @@ func TestAuthenticate(t *testing.T) {
 			}
 			if c.Method == storage.AuthPrivateKeyJWT && (len(c.JTIs) != 1 || c.JTIs[0].JTI != "j1" || c.JTIs[0].Issuer != "111") {
 				t.Fatalf("private_key_jwt must hand back its jti to consume: %+v", c.JTIs)
+			}
+		})
+	}
+}
+
+// TestPrivateKeyJWTAudience: a client assertion's aud is the issuer, or
+// by default also the token endpoint URL, as its single value (a string or
+// an array of one); with StrictAudience only the issuer
+// (draft-ietf-oauth-rfc7523bis). The cause of a refusal, which the log
+// gets, names what is accepted in each mode.
+func TestPrivateKeyJWTAudience(t *testing.T) {
+	w := newWorld(t)
+	var (
+		endpoint = issuer + "/token"
+		either   = "this server's issuer " + issuer + " or its token endpoint URL " + endpoint + "."
+		only     = "this server's issuer " + issuer + "."
+	)
+	tests := []struct {
+		name   string
+		strict bool
+		aud    any    // nil: no aud claim
+		want   string // the refusal's cause; "" accepts
+	}{
+		{"issuer", false, issuer, ""},
+		{"issuer in an array of one", false, []string{issuer}, ""},
+		{"token endpoint", false, endpoint, ""},
+		{"token endpoint in an array of one", false, []string{endpoint}, ""},
+		{"issuer and token endpoint", false, []string{issuer, endpoint}, "Invalid JWT: aud must be a single value, " + either},
+		{"another server", false, "https://elsewhere.test", "Invalid JWT: aud must be " + either},
+		{"no aud", false, nil, "Invalid JWT: the aud claim is required; use " + either},
+
+		{"strict: issuer", true, issuer, ""},
+		{"strict: issuer in an array of one", true, []string{issuer}, ""},
+		{"strict: token endpoint", true, endpoint, "Invalid JWT: aud must be " + only},
+		{"strict: token endpoint in an array of one", true, []string{endpoint}, "Invalid JWT: aud must be " + only},
+		{"strict: issuer with a trailing slash", true, issuer + "/", "Invalid JWT: aud must be " + only},
+		{"strict: issuer twice", true, []string{issuer, issuer}, "Invalid JWT: aud must be a single value, " + only},
+		{"strict: issuer and token endpoint", true, []string{issuer, endpoint}, "Invalid JWT: aud must be a single value, " + only},
+		{"strict: no aud", true, nil, "Invalid JWT: the aud claim is required; use " + only},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := w.authenticator()
+			a.cfg.StrictAudience = tt.strict
+			raw := assertionJWT(t, w.jobKey, claims("111", func(c map[string]any) {
+				if tt.aud == nil {
+					delete(c, "aud")
+				} else {
+					c["aud"] = tt.aud
+				}
+			}))
+			form := url.Values{"client_assertion_type": {oauth2.ClientAssertionJWT}, "client_assertion": {raw}}
+			c, err := request{form: form}.run(a)
+			if tt.want == "" {
+				if err != nil || c == nil || c.Account.ID != "111" {
+					t.Fatalf("Authenticate = %+v, %v; want account 111", c, err)
+				}
+				return
+			}
+			var oe *oauth2.Error
+			if !errors.As(err, &oe) || oe.Code != oauth2.ErrInvalidClient || oe.Description != "Client authentication failed." {
+				t.Fatalf("Authenticate = %+v, %v; want invalid_client", c, err)
+			}
+			var ae *assertion.Error
+			if !errors.As(err, &ae) || ae.Description != tt.want {
+				t.Fatalf("cause %v, want %q", err, tt.want)
 			}
 		})
 	}

@@ -11,8 +11,8 @@ import (
 
 // privateKeyJWT checks a client assertion (RFC 7523 §2.2 and §3, OpenID
 // Connect Core §9): signed with one of the account's keys, iss = sub = the
-// client ID, a single aud naming this server, and a jti that is single-use
-// until exp.
+// client ID, a single aud naming this server (see audiences), and a jti
+// that is single-use until exp.
 //
 // The assertion, not client_id (which RFC 7523 §2.2 makes optional), names
 // the account whose keys are tried: p, checked by Authenticate under
@@ -60,8 +60,10 @@ func (a *Authenticator) privateKeyJWT(ctx context.Context, source string, p *Pri
 	if err != nil {
 		return nil, unavailable(err)
 	}
+	auds, hint := a.audiences()
 	key, err := tok.Verify(keys, assertion.Expect{
-		Audiences:      a.cfg.Audiences,
+		Audiences:      auds,
+		AudienceHint:   hint,
 		SingleAudience: true,
 		MaxLifetime:    a.cfg.MaxAssertionLifetime,
 		Skew:           a.cfg.ClockSkew,
@@ -77,4 +79,20 @@ func (a *Authenticator) privateKeyJWT(ctx context.Context, source string, p *Pri
 		Account: acct, Method: storage.AuthPrivateKeyJWT, CredentialID: key.ID,
 		JTIs: []storage.UsedJTI{{Issuer: acct.ID, JTI: c.ID, ExpiresAt: c.Expiry.Time().Add(a.cfg.ClockSkew)}},
 	}, nil
+}
+
+// audiences returns the aud values a client assertion may carry, with
+// their description for the message that refuses another. The issuer is
+// the one draft-ietf-oauth-rfc7523bis requires, as aud's sole value (a
+// string or an array of one), so that an assertion made for another
+// server's endpoint can never be one for this server; the token endpoint
+// URL, which RFC 7523 §3 and OpenID Connect Core §9 suggested and many
+// clients still send, is accepted beside it unless StrictAudience is set.
+func (a *Authenticator) audiences() ([]string, string) {
+	issuer := a.cfg.Issuer
+	if a.cfg.StrictAudience {
+		return []string{issuer}, "this server's issuer " + issuer
+	}
+	endpoint := issuer + oauth2.TokenPath
+	return []string{issuer, endpoint}, "this server's issuer " + issuer + " or its token endpoint URL " + endpoint
 }

@@ -64,6 +64,10 @@ type Config struct {
 	// RequireAssertionJTI refuses JWT-bearer assertions without a jti,
 	// which could otherwise be replayed until they expire.
 	RequireAssertionJTI bool
+	// StrictClientAssertionAudience accepts only the issuer as the aud of
+	// private_key_jwt client assertions, not the token endpoint URL too
+	// (draft-ietf-oauth-rfc7523bis).
+	StrictClientAssertionAudience bool
 }
 
 // Deps are the built dependencies.
@@ -118,7 +122,7 @@ func New(cfg Config, d Deps) *Server {
 		DefaultTokenLifetime: cfg.DefaultTokenLifetime, MaxTokenLifetime: cfg.MaxTokenLifetime, Pepper: d.Pepper, Now: d.Now,
 	})
 	auth := clientauth.New(clientauth.Config{
-		Audiences:            []string{cfg.Issuer, token.Endpoint(cfg.Issuer)},
+		Issuer: cfg.Issuer, StrictAudience: cfg.StrictClientAssertionAudience,
 		MaxAssertionLifetime: cfg.MaxAssertionLifetime, ClockSkew: cfg.ClockSkew, Pepper: d.Pepper,
 		ClientCAs: cfg.ClientCAs, CertHeader: cfg.ClientCertHeader, TrustedProxies: cfg.TrustedProxies,
 		Now: d.Now, Logger: d.Logger, OnThrottle: onThrottle,

@@ -142,7 +142,7 @@ func TestDPoPReplayAcrossProcesses(t *testing.T) {
 	now := func() time.Time { return e.now }
 	journal := groupcommit.New(e.store, groupcommit.Options{})
 	t.Cleanup(journal.Close)
-	auth := clientauth.New(clientauth.Config{Audiences: []string{issuer, endpoint}, Pepper: []byte("p"), Now: now, ClockSkew: time.Minute, MaxAssertionLifetime: time.Hour}, e.store)
+	auth := clientauth.New(clientauth.Config{Issuer: issuer, Pepper: []byte("p"), Now: now, ClockSkew: time.Minute, MaxAssertionLifetime: time.Hour}, e.store)
 	second := token.NewHandler(token.Config{Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, MaxTokenLifetime: time.Hour},
 		e.store, journal, e.signer, auth, now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 
@@ -176,7 +176,7 @@ func TestDPoPIssuerURLForms(t *testing.T) {
 	now := func() time.Time { return e.now }
 	journal := groupcommit.New(e.store, groupcommit.Options{})
 	t.Cleanup(journal.Close)
-	auth := clientauth.New(clientauth.Config{Audiences: []string{issuer, endpoint}, Pepper: []byte("p"), Now: now, ClockSkew: time.Minute, MaxAssertionLifetime: time.Hour}, e.store)
+	auth := clientauth.New(clientauth.Config{Issuer: issuer, Pepper: []byte("p"), Now: now, ClockSkew: time.Minute, MaxAssertionLifetime: time.Hour}, e.store)
 	p := dpoptest.NewProver(t)
 	for _, tc := range []struct {
 		name, issuer, htu string
@@ -279,7 +279,7 @@ func TestDPoPNonce(t *testing.T) {
 	now := func() time.Time { return e.now }
 	journal := groupcommit.New(e.store, groupcommit.Options{})
 	t.Cleanup(journal.Close)
-	auth := clientauth.New(clientauth.Config{Audiences: []string{issuer, endpoint}, Pepper: []byte("p"), Now: now, ClockSkew: time.Minute, MaxAssertionLifetime: time.Hour}, e.store)
+	auth := clientauth.New(clientauth.Config{Issuer: issuer, Pepper: []byte("p"), Now: now, ClockSkew: time.Minute, MaxAssertionLifetime: time.Hour}, e.store)
 	nonces := dpop.NewNonces([]byte("nonce key"))
 	e.h = token.NewHandler(token.Config{Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, MaxTokenLifetime: time.Hour, DPoPNonces: nonces},
 		e.store, journal, e.signer, auth, now, slog.New(slog.NewTextHandler(io.Discard, nil)))

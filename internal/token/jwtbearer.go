@@ -72,6 +72,7 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	// only the key holder learns that the account is disabled.
 	key, err := tok.Verify(keys, assertion.Expect{
 		Audiences:       []string{Endpoint(h.cfg.Issuer), h.cfg.Issuer},
+		AudienceHint:    "this server's token endpoint URL " + Endpoint(h.cfg.Issuer),
 		MaxLifetime:     h.cfg.MaxAssertionLifetime,
 		RequireIssuedAt: true,
 		RequireID:       h.cfg.RequireAssertionJTI,

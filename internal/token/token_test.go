@@ -99,7 +99,7 @@ func newEnvOn(t *testing.T, cached bool) *env {
 	journal := groupcommit.New(st, groupcommit.Options{})
 	t.Cleanup(journal.Close)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	auth := clientauth.New(clientauth.Config{Audiences: []string{issuer, endpoint}, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute,
+	auth := clientauth.New(clientauth.Config{Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute,
 		Pepper: []byte("p"), Now: now}, dir)
 	e.cfg = token.Config{Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, MaxTokenLifetime: time.Hour}
 	e.newHandler = func(dir token.Directory) http.Handler {

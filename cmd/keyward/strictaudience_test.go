@@ -1,0 +1,128 @@
+package main
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	kwoauth2 "github.com/keyward/keyward/internal/oauth2"
+)
+
+// TestStrictClientAssertionAudienceSources: --strict-client-assertion-audience
+// is off by default and is turned on, like every setting of serve, by the
+// flag, KEYWARD_STRICT_CLIENT_ASSERTION_AUDIENCE or the --config file's
+// key, in that order of precedence.
+func TestStrictClientAssertionAudienceSources(t *testing.T) {
+	file := func(content string) string {
+		f := filepath.Join(t.TempDir(), "keyward.yaml")
+		if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	const env = "KEYWARD_STRICT_CLIENT_ASSERTION_AUDIENCE"
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want bool
+	}{
+		{"default", []string{"serve"}, nil, false},
+		{"flag", []string{"serve", "--strict-client-assertion-audience"}, nil, true},
+		{"environment", []string{"serve"}, map[string]string{env: "true"}, true},
+		{"config file", []string{"serve", "--config", file("strict-client-assertion-audience: true\n")}, nil, true},
+		{"config file, underscores", []string{"serve", "--config", file("strict_client_assertion_audience: true\n")}, nil, true},
+		{"environment beats config file", []string{"serve", "--config", file("strict-client-assertion-audience: true\n")}, map[string]string{env: "false"}, false},
+		{"flag beats environment", []string{"serve", "--strict-client-assertion-audience=false"}, map[string]string{env: "true"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := checkServeArgs(t, tt.args, tt.env).StrictClientAssertionAudience; got != tt.want {
+				t.Fatalf("StrictClientAssertionAudience = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// signAssertion signs claims with a key file's key (RS256, its kid).
+func signAssertion(t *testing.T, keyFile string, claims map[string]any) string {
+	t.Helper()
+	var kf struct {
+		ID  string `json:"private_key_id"`
+		Key string `json:"private_key"`
+	}
+	b, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &kf); err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode([]byte(kf.Key))
+	priv, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: priv}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kf.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := jwt.Signed(s).Claims(claims).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// TestStrictClientAssertionAudienceEndToEnd: with
+// --strict-client-assertion-audience a private_key_jwt client assertion
+// authenticates at the token endpoint only with the issuer as its single
+// aud, while by default the token endpoint URL does too. The JWT-bearer
+// grant's assertion keeps the token endpoint URL (the key file's
+// token_uri, which Google's libraries use) in both modes.
+func TestStrictClientAssertionAudienceEndToEnd(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		t.Run(map[bool]string{false: "default", true: "strict"}[strict], func(t *testing.T) {
+			m := startServer(t, func(m *Main) { m.Config.StrictClientAssertionAudience = strict })
+			acct, keyFile := googleFlowFixture(t, m)
+			endpoint := m.Issuer + "/token"
+			client := func(aud any, jti string) url.Values {
+				now := time.Now()
+				return url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"},
+					"client_assertion_type": {kwoauth2.ClientAssertionJWT},
+					"client_assertion": {signAssertion(t, keyFile, map[string]any{"iss": acct.ID, "sub": acct.ID, "aud": aud, "jti": jti,
+						"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()})}}
+			}
+			grant := func(aud string) url.Values {
+				now := time.Now()
+				return url.Values{"grant_type": {kwoauth2.GrantJWTBearer}, "assertion": {signAssertion(t, keyFile, map[string]any{
+					"iss": acct.Email, "scope": "orders.read", "aud": aud, "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()})}}
+			}
+			refusedInStrict := map[bool]int{false: 200, true: 401}[strict]
+			tests := []struct {
+				name string
+				form url.Values
+				want int
+			}{
+				{"client assertion for the issuer", client(m.Issuer, "a1"), 200},
+				{"client assertion for the issuer, in an array", client([]string{m.Issuer}, "a2"), 200},
+				{"client assertion for the token endpoint URL", client(endpoint, "a3"), refusedInStrict},
+				{"client assertion for both", client([]string{m.Issuer, endpoint}, "a4"), 401},
+				{"JWT-bearer grant for the token endpoint URL", grant(endpoint), 200},
+			}
+			for _, tt := range tests {
+				if status, body := postNoAuth(t, m, tt.form); status != tt.want {
+					t.Errorf("%s: %d %v, want %d", tt.name, status, body, tt.want)
+				}
+			}
+		})
+	}
+}
