@@ -165,7 +165,7 @@ type ClientCredentialsConfig struct {
 	// TokenEndpoint is the token endpoint as the server names it (its
 	// metadata's token_endpoint), when TokenURL reaches it under another
 	// name (a replica, a proxy): a DPoP proof (NewDPoP's HTTPClient) is
-	// made for it, and it is the default Audience. Default: with a
+	// made for it, and the default Audience is its issuer. Default: with a
 	// KeyFile, the file's token_uri; else TokenURL.
 	TokenEndpoint string
 	// ClientID is the account's numeric client ID (or email).
@@ -175,7 +175,11 @@ type ClientCredentialsConfig struct {
 	// KeyFile, instead of a secret, authenticates with private_key_jwt:
 	// each request carries a fresh assertion signed with the file's key.
 	KeyFile []byte
-	// Audience is the aud of those assertions; default: TokenEndpoint.
+	// Audience is the aud of those assertions; default: the issuer,
+	// TokenEndpoint without its /token path, which
+	// draft-ietf-oauth-rfc7523bis makes a client assertion's audience and
+	// a server started with --strict-client-assertion-audience requires
+	// (a TokenEndpoint of another path is used as it is).
 	Audience string
 	Scopes   []string
 	// HTTPClient is used for token requests; default http.DefaultClient.
@@ -216,9 +220,18 @@ func ClientCredentials(ctx context.Context, cfg ClientCredentialsConfig) (oauth2
 	ctx = proveFor(ctx, cfg.TokenURL, cfg.TokenEndpoint)
 	aud := cfg.Audience
 	if aud == "" {
-		aud = cfg.TokenEndpoint
+		aud = issuerOf(cfg.TokenEndpoint)
 	}
 	return Reuse(&assertionSource{ctx: ctx, cfg: cfg, id: id, aud: aud, signer: js}), nil
+}
+
+// issuerOf is the issuer of a Keyward token endpoint URL: the URL without
+// its /token path. Another URL is returned as it is.
+func issuerOf(tokenEndpoint string) string {
+	if issuer, ok := strings.CutSuffix(tokenEndpoint, kwoauth2.TokenPath); ok && strings.Contains(issuer, "://") {
+		return issuer
+	}
+	return tokenEndpoint
 }
 
 // proveFor returns ctx with DPoP proofs of requests to tokenURL made for

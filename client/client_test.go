@@ -25,6 +25,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/keyward/keyward/client"
+	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/testkeyward"
 	"github.com/keyward/keyward/verify"
 )
@@ -121,6 +122,107 @@ func TestJWTBearerSendsJTI(t *testing.T) {
 	}
 	if len(jtis) != 2 || jtis[0] == "" || jtis[0] == jtis[1] {
 		t.Fatalf("the assertions' jtis: %q, want two, different", jtis)
+	}
+}
+
+// TestAssertionAudience: a private_key_jwt client assertion's aud is the
+// issuer (draft-ietf-oauth-rfc7523bis) — the key file's token_uri, or
+// TokenEndpoint, without its /token path — unless Audience says
+// otherwise; the JWT-bearer grant's assertion keeps token_uri, as
+// Google's libraries send it.
+func TestAssertionAudience(t *testing.T) {
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	kf := keyFile(t, k)
+	var (
+		mu  sync.Mutex
+		aud any
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var c struct {
+			Aud any `json:"aud"`
+		}
+		a := r.PostFormValue("client_assertion")
+		if a == "" {
+			a = r.PostFormValue("assertion")
+		}
+		if _, payload, ok := strings.Cut(a, "."); ok {
+			payload, _, _ = strings.Cut(payload, ".")
+			b, _ := base64.RawURLEncoding.DecodeString(payload)
+			json.Unmarshal(b, &c)
+		}
+		mu.Lock()
+		aud = c.Aud
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"access_token":"t","token_type":"Bearer","expires_in":3600}`))
+	}))
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	scopes := []string{"orders.read"}
+	tests := []struct {
+		name string
+		ts   func() (oauth2.TokenSource, error)
+		want string
+	}{
+		{"client credentials: the key file's issuer", func() (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: srv.URL, KeyFile: kf, Scopes: scopes})
+		}, k.URL},
+		{"client credentials: TokenEndpoint's issuer", func() (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: srv.URL, TokenEndpoint: "https://kw.example/prefix/token", KeyFile: kf, Scopes: scopes})
+		}, "https://kw.example/prefix"},
+		{"client credentials: a TokenEndpoint of another path", func() (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: srv.URL, TokenEndpoint: "https://as.example/oauth2/v1/token-endpoint", KeyFile: kf, Scopes: scopes})
+		}, "https://as.example/oauth2/v1/token-endpoint"},
+		{"client credentials: Audience", func() (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: srv.URL, KeyFile: kf, Audience: k.URL + "/token", Scopes: scopes})
+		}, k.URL + "/token"},
+		{"JWT-bearer: token_uri", func() (oauth2.TokenSource, error) {
+			return client.JWTBearer(ctx, client.JWTBearerConfig{TokenURL: srv.URL, KeyFile: kf, Scopes: scopes})
+		}, k.URL + "/token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts, err := tt.ts()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ts.Token(); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if aud != tt.want {
+				t.Fatalf("aud = %#v, want %q", aud, tt.want)
+			}
+		})
+	}
+}
+
+// TestStrictClientAssertionAudience: a server that accepts only the
+// issuer as a client assertion's aud gives tokens to ClientCredentials
+// with a key file, and to the JWT-bearer grant, whose assertion it does
+// not concern.
+func TestStrictClientAssertionAudience(t *testing.T) {
+	k := testkeyward.Start(t, func(c *server.Config) { c.StrictClientAssertionAudience = true })
+	k.Setup(t, "jwt")
+	kf := keyFile(t, k)
+	ctx := context.Background()
+	for name, mk := range map[string]func() (oauth2.TokenSource, error){
+		"private_key_jwt": func() (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: k.URL + "/token", KeyFile: kf, Scopes: []string{"orders.read"}})
+		},
+		"jwt-bearer": func() (oauth2.TokenSource, error) { return client.TokenSource(ctx, kf, "orders.read") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ts, err := mk()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ts.Token(); err != nil {
+				t.Fatalf("a token from the strict server: %v", err)
+			}
+		})
 	}
 }
 

@@ -502,7 +502,8 @@ func TestDPoPVerifyNonceEndToEnd(t *testing.T) {
 // With TokenURL naming the token endpoint under another name (a replica,
 // a proxy), the DPoP proof is for the token endpoint as the server names
 // it — the key file's token_uri, or ClientCredentialsConfig.TokenEndpoint
-// — as the assertion's audience is: the server checks htu against the
+// — as the assertion's audience is (it, or for a client assertion its
+// issuer): the server checks htu against the
 // endpoint its metadata names, and refused a proof for the URL the
 // request went to. TokenURL spelled otherwise than Go renders it (upper
 // case scheme and host, the default port) keeps the override.

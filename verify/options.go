@@ -83,7 +83,9 @@ func WithIntrospection(clientID, clientSecret string) Option {
 // WithIntrospectionKeyFile is WithIntrospection with the API account's JSON
 // key file instead of a secret: each request carries a fresh private_key_jwt
 // assertion (RFC 7523 §2.2), RS256 for an RSA key, ES256 for an EC P-256
-// key. New fails if the key file cannot sign.
+// key, with the issuer as its aud (draft-ietf-oauth-rfc7523bis), which a
+// server with --strict-client-assertion-audience requires. New fails if
+// the key file cannot sign.
 func WithIntrospectionKeyFile(keyFileJSON []byte) Option {
 	return func(o *options) { o.introspect = &introspectionCredentials{keyFile: keyFileJSON} }
 }

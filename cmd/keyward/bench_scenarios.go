@@ -233,7 +233,7 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 		n := b.presignCount()
 		assertions, err := b.presign(n, func(i int) map[string]any {
 			now := time.Now()
-			return map[string]any{"iss": fx.clientID, "sub": fx.clientID, "aud": b.tokenAudience(), "jti": fmt.Sprintf("bench-%d-%d", now.UnixNano(), i),
+			return map[string]any{"iss": fx.clientID, "sub": fx.clientID, "aud": b.issuer(), "jti": fmt.Sprintf("bench-%d-%d", now.UnixNano(), i),
 				"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
 		}, jose.ES256, fx.esKey, fx.esKeyID)
 		if err != nil {
@@ -392,14 +392,21 @@ func (b *bench) presignCount() int {
 // signed before, must still be fresh at the end.
 const maxDPoPRun = dpop.DefaultMaxAge - 15*time.Second
 
-// tokenAudience is the aud of client assertions: the issuer's token
-// endpoint.
+// tokenAudience is the issuer's token endpoint, the key file's token_uri:
+// the aud of JWT-bearer assertions and the htu of DPoP proofs.
 func (b *bench) tokenAudience() string {
 	var kf struct {
 		TokenURI string `json:"token_uri"`
 	}
 	json.Unmarshal(b.fixtures.keyFile, &kf)
 	return kf.TokenURI
+}
+
+// issuer is the aud of client assertions (draft-ietf-oauth-rfc7523bis),
+// which a server with --strict-client-assertion-audience requires: the
+// token endpoint without its /token path.
+func (b *bench) issuer() string {
+	return strings.TrimSuffix(b.tokenAudience(), "/token")
 }
 
 // presign signs n assertions with a worker per CPU before the run.

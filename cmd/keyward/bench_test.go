@@ -155,6 +155,28 @@ func TestBenchTLSTarget(t *testing.T) {
 	}
 }
 
+// TestBenchStrictClientAssertionAudience: bench's private_key_jwt client
+// assertions are for the issuer, which a server with
+// --strict-client-assertion-audience requires; its DPoP proofs stay for
+// the token endpoint.
+func TestBenchStrictClientAssertionAudience(t *testing.T) {
+	m := startServer(t, func(m *Main) { m.Config.StrictClientAssertionAudience = true })
+	out := runCLI(t, "bench", "--target", m.URL(), "--credentials", m.AdminKeyFile, "--duration", "200ms", "--warmup", "0s", "--concurrency", "2",
+		"--scenarios", "client_credentials_private_key_jwt,client_credentials_dpop", "-o", "json")
+	var r benchReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("bench printed %q: %v", out, err)
+	}
+	if len(r.Scenarios) != 2 {
+		t.Fatalf("report = %+v", r)
+	}
+	for _, s := range r.Scenarios {
+		if s.Requests == 0 || s.Errors != 0 {
+			t.Errorf("%s: %d requests, %d errors %v", s.Name, s.Requests, s.Errors, s.ByStatus)
+		}
+	}
+}
+
 // TestBenchTargetDies: a target that stops answering during a scenario
 // fails the run, saying so, instead of reporting the failures as figures.
 func TestBenchTargetDies(t *testing.T) {

@@ -1097,11 +1097,11 @@ func shopClient(t *testing.T, m *Main, name string, scopes ...string) (storage.A
 
 // consoleTest starts a browser and a server for a console test, and
 // returns the page, the server and its administrator's key file.
-func consoleTest(t *testing.T) (*consolePage, *Main, sakey.KeyFile) {
+func consoleTest(t *testing.T, opts ...func(*Main)) (*consolePage, *Main, sakey.KeyFile) {
 	t.Helper()
 	ctx, consoleLog := browserSession(t)
 	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
-	m := startServer(t)
+	m := startServer(t, opts...)
 	var adminKey sakey.KeyFile
 	if data, err := os.ReadFile(m.AdminKeyFile); err != nil || json.Unmarshal(data, &adminKey) != nil {
 		t.Fatalf("read %s: %v", m.AdminKeyFile, err)

@@ -27,9 +27,11 @@ import (
 // administrator between the token and GET /v1/whoami), the page shows the
 // API's refusal and revokes the token at /revoke, authenticated with a
 // client assertion of the key file's key: introspection then says it is
-// inactive, and the audit log has its revocation by the account.
+// inactive, and the audit log has its revocation by the account. The
+// server accepts only the issuer as that assertion's aud
+// (--strict-client-assertion-audience), which the console sends.
 func TestConsoleRevokesRefusedToken(t *testing.T) {
-	p, m, _ := consoleTest(t)
+	p, m, _ := consoleTest(t, func(m *Main) { m.Config.StrictClientAssertionAudience = true })
 	bg, sys := context.Background(), admin.Actor{ID: "test"}
 	ops, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: "ops-admin", Project: "keyward", Scopes: []string{admin.AdminScope}})
 	if err != nil {

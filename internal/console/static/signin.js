@@ -68,15 +68,21 @@ export async function withKeyFile(text) {
   const kf = parseKeyFile(text);
   const { alg, key, signAlg } = await importKey(pkcs8(kf.private_key));
 
-  // The audience is this server's token endpoint, from its metadata
-  // (RFC 8414); its Date header corrects a browser clock that is off.
+  // The audiences come from this server's metadata (RFC 8414): the token
+  // endpoint for the JWT-bearer grant's assertion, as the key file's
+  // token_uri, and the issuer for client assertions
+  // (draft-ietf-oauth-rfc7523bis), which a server with
+  // --strict-client-assertion-audience requires. Its Date header corrects
+  // a browser clock that is off.
   const meta = await request("GET", "/.well-known/oauth-authorization-server", { auth: false });
-  const aud = meta.data?.token_endpoint;
-  if (typeof aud !== "string") fail("The server's metadata names no token_endpoint.");
+  const tokenEndpoint = meta.data?.token_endpoint;
+  if (typeof tokenEndpoint !== "string") fail("The server's metadata names no token_endpoint.");
+  const issuer = meta.data?.issuer;
+  if (typeof issuer !== "string") fail("The server's metadata names no issuer.");
   const skew = clockSkew(meta.date);
-  // sign returns a JWT of the key file's key with claims, for this
-  // server, issued now, for five minutes, with a jti of its own.
-  const sign = async (claims) => {
+  // sign returns a JWT of the key file's key with claims, for aud,
+  // issued now, for five minutes, with a jti of its own.
+  const sign = async (claims, aud) => {
     const iat = Math.floor((Date.now() + skew) / 1000);
     const jti = b64url(crypto.getRandomValues(new Uint8Array(16)));
     const input = b64urlJSON({ alg, typ: "JWT", kid: kf.private_key_id }) + "." +
@@ -86,7 +92,7 @@ export async function withKeyFile(text) {
   };
 
   const resp = await request("POST", "/token", {
-    auth: false, form: { grant_type: JWT_BEARER, assertion: await sign({ iss: kf.client_email, scope: ADMIN_SCOPE }) },
+    auth: false, form: { grant_type: JWT_BEARER, assertion: await sign({ iss: kf.client_email, scope: ADMIN_SCOPE }, tokenEndpoint) },
   });
   const tok = resp.data;
   if (typeof tok?.access_token !== "string") fail("The token endpoint answered without an access token.");
@@ -97,7 +103,7 @@ export async function withKeyFile(text) {
     // The admin API refuses the token (the account is no administrator
     // any more, say), or whoami failed: the token will not be used, so it
     // is revoked, and whoami's error is the one shown, at once.
-    revokeUnused(tok.access_token, sign, kf.client_email);
+    revokeUnused(tok.access_token, (claims) => sign(claims, issuer), kf.client_email);
     throw e;
   }
   // The token's jti, JWT or opaque, lets sign-out revoke it.
@@ -107,7 +113,8 @@ export async function withKeyFile(text) {
 // revokeUnused revokes a token the console obtained and will not use, at
 // the revocation endpoint (RFC 7009 §2.1), authenticated as the token's
 // own client with a client assertion of the key file's key
-// (private_key_jwt, RFC 7523 §2.2: iss = sub = the account). Nobody waits
+// (private_key_jwt, RFC 7523 §2.2: iss = sub = the account; sign makes it
+// for the issuer). Nobody waits
 // for it, and it fails quietly: the token never left this page, and
 // expires with the account's token lifetime.
 function revokeUnused(token, sign, client) {
