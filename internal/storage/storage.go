@@ -140,9 +140,14 @@ type Account struct {
 	TokenFormat string
 	// TokensRevokedBefore revokes every token issued before it.
 	TokensRevokedBefore time.Time
-	Disabled            bool
-	CreatedAt           time.Time
-	UpdatedAt           time.Time
+	// CertTokensRevokedBefore revokes the tokens issued before it to a
+	// client that authenticated with a CA-issued certificate
+	// (tls_client_auth, credential "cert:THUMBPRINT"): a change of the
+	// account's certificate binding ends those, and no others.
+	CertTokensRevokedBefore time.Time
+	Disabled                bool
+	CreatedAt               time.Time
+	UpdatedAt               time.Time
 }
 
 // Client authentication methods (RFC 7591 §2, RFC 8705 §2).

@@ -18,10 +18,11 @@ func scanAccount(row scanner) (storage.Account, error) {
 		a                    storage.Account
 		scopes, methods, tls string
 		lifetime, revoked    int64
+		certRevoked          int64
 		disabled             int
 		createdAt, updatedAt int64
 	)
-	err := row.Scan(&a.ID, &a.Email, &a.Name, &a.Project, &a.DisplayName, &a.Description, &scopes, &lifetime, &disabled, &createdAt, &updatedAt, &methods, &tls, &a.TokenFormat, &revoked)
+	err := row.Scan(&a.ID, &a.Email, &a.Name, &a.Project, &a.DisplayName, &a.Description, &scopes, &lifetime, &disabled, &createdAt, &updatedAt, &methods, &tls, &a.TokenFormat, &revoked, &certRevoked)
 	if err != nil {
 		return a, err
 	}
@@ -36,6 +37,7 @@ func scanAccount(row scanner) (storage.Account, error) {
 	}
 	a.TokenLifetime = time.Duration(lifetime) * time.Second
 	a.TokensRevokedBefore = fromMicros(revoked)
+	a.CertTokensRevokedBefore = fromMicros(certRevoked)
 	a.Disabled = disabled != 0
 	a.CreatedAt, a.UpdatedAt = fromMicros(createdAt), fromMicros(updatedAt)
 	return a, nil
@@ -58,7 +60,7 @@ func (s *Store) CreateAccount(ctx context.Context, a storage.Account, ev storage
 func (s *Store) insertAccount(ctx context.Context, tx *sql.Tx, a storage.Account) error {
 	_, err := tx.ExecContext(ctx, s.q["insertAccount"], a.ID, a.Email, a.Name, a.Project, a.DisplayName, a.Description,
 		encodeList(a.Scopes), int64(a.TokenLifetime/time.Second), boolInt(a.Disabled), micros(a.CreatedAt), micros(a.UpdatedAt),
-		encodeList(a.AuthMethods), encodeJSON(a.TLS), a.TokenFormat, micros(a.TokensRevokedBefore))
+		encodeList(a.AuthMethods), encodeJSON(a.TLS), a.TokenFormat, micros(a.TokensRevokedBefore), micros(a.CertTokensRevokedBefore))
 	if err != nil {
 		return err
 	}
@@ -81,7 +83,7 @@ func (s *Store) CreateAccounts(ctx context.Context, accounts []storage.Account, 
 		for _, a := range accounts {
 			_, err := st.ExecContext(ctx, a.ID, a.Email, a.Name, a.Project, a.DisplayName, a.Description,
 				encodeList(a.Scopes), int64(a.TokenLifetime/time.Second), boolInt(a.Disabled), micros(a.CreatedAt), micros(a.UpdatedAt),
-				encodeList(a.AuthMethods), encodeJSON(a.TLS), a.TokenFormat, micros(a.TokensRevokedBefore))
+				encodeList(a.AuthMethods), encodeJSON(a.TLS), a.TokenFormat, micros(a.TokensRevokedBefore), micros(a.CertTokensRevokedBefore))
 			if err != nil {
 				return s.wrap("create account "+a.Email, err)
 			}
@@ -157,7 +159,7 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(storage.Ac
 		}
 		_, err = tx.ExecContext(ctx, s.q["updateAccount"], a.Name, a.Project, a.DisplayName, a.Description, encodeList(a.Scopes),
 			int64(a.TokenLifetime/time.Second), boolInt(a.Disabled), micros(a.UpdatedAt), encodeList(a.AuthMethods), encodeJSON(a.TLS),
-			a.TokenFormat, micros(a.TokensRevokedBefore), id)
+			a.TokenFormat, micros(a.TokensRevokedBefore), micros(a.CertTokensRevokedBefore), id)
 		if err != nil {
 			return s.wrap("update account", err)
 		}

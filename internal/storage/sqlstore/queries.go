@@ -9,14 +9,15 @@ import (
 // queries are written with ? placeholders and rebound per dialect once.
 var queries = map[string]string{
 	"insertAccount": `INSERT INTO accounts (id, email, name, project, display_name, description, scopes, token_lifetime_s, disabled, created_at, updated_at,
-		auth_methods, tls_binding, token_format, tokens_revoked_before)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		auth_methods, tls_binding, token_format, tokens_revoked_before, cert_tokens_revoked_before)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	"getAccount":        `SELECT ` + accountCols + ` FROM accounts WHERE id = ?`,
 	"getAccountByEmail": `SELECT ` + accountCols + ` FROM accounts WHERE email = ?`,
 	"listAccounts":      `SELECT ` + accountCols + ` FROM accounts WHERE id > ? ORDER BY id LIMIT ?`,
 	"listAccountsProj":  `SELECT ` + accountCols + ` FROM accounts WHERE project = ? AND id > ? ORDER BY id LIMIT ?`,
 	"updateAccount": `UPDATE accounts SET name = ?, project = ?, display_name = ?, description = ?, scopes = ?, token_lifetime_s = ?, disabled = ?, updated_at = ?,
-		auth_methods = ?, tls_binding = ?, token_format = ?, tokens_revoked_before = ? WHERE id = ?`,
+		auth_methods = ?, tls_binding = ?, token_format = ?, tokens_revoked_before = ?,
+		cert_tokens_revoked_before = ? WHERE id = ?`,
 	"deleteAccount":        `DELETE FROM accounts WHERE id = ?`,
 	"deleteAccountKeys":    `DELETE FROM keys WHERE account_id = ?`,
 	"deleteAccountSecrets": `DELETE FROM secrets WHERE account_id = ?`,
@@ -154,7 +155,7 @@ func init() {
 
 const (
 	accountCols = `id, email, name, project, display_name, description, scopes, token_lifetime_s, disabled, created_at, updated_at, auth_methods, tls_binding,
-		token_format, tokens_revoked_before`
+		token_format, tokens_revoked_before, cert_tokens_revoked_before`
 	apiCols    = `name, identifier, description, created_at, token_format, introspectors`
 	secretCols = `id, account_id, hash, hint, disabled, expires_at, created_at, last_used_at`
 	keyCols    = `id, account_id, algorithm, public_key, certificate, origin, disabled, expires_at, created_at`

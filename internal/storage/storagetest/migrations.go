@@ -18,12 +18,30 @@ import (
 // accounts and grants (account_scopes, delegation_grant_scopes).
 const ScopeIndexSince = 8
 
+// CertRevocationSince is the schema version that adds the accounts'
+// cert_tokens_revoked_before.
+const CertRevocationSince = 10
+
+// undoSchema undoes the schema migrations that came after the data
+// migrations the tests here take back, newest first: unmigrate forgets
+// them too, and they run again on the next open.
+var undoSchema = []struct {
+	version int
+	query   string
+}{
+	{CertRevocationSince, "ALTER TABLE accounts DROP COLUMN cert_tokens_revoked_before"},
+}
+
 // unmigrate takes a store's schema back to the version before version,
 // dropping tables it created. The migrations after version are forgotten
-// too and run again on the next open: they must be safe to repeat (the
-// data migrations that are last are), so a migration that changes the
-// schema goes before them.
+// too and run again on the next open: a data migration must be safe to
+// repeat, and a later schema migration is undone first (undoSchema).
 func unmigrate(t *testing.T, exec func(t *testing.T, queries ...string), version int, drop ...string) {
+	for _, u := range undoSchema {
+		if u.version >= version {
+			exec(t, u.query)
+		}
+	}
 	for _, table := range drop {
 		exec(t, "DROP TABLE "+table)
 	}

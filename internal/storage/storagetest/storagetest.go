@@ -26,6 +26,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 	}{
 		{"Accounts", testAccounts},
 		{"AccountPaging", testAccountPaging},
+		{"AccountRevocations", testAccountRevocations},
 		{"Keys", testKeys},
 		{"CreateKeyChecked", testCreateKeyChecked},
 		{"CreateKeyCheckedConcurrent", testCreateKeyCheckedConcurrent},
@@ -122,6 +123,60 @@ func wantErr(t *testing.T, err, want error) {
 	t.Helper()
 	if !errors.Is(err, want) {
 		t.Fatalf("error = %v, want %v", err, want)
+	}
+}
+
+// testAccountRevocations: an account's two revocation times, of all its
+// tokens and of its certificate tokens, are stored apart, to the
+// microsecond, by every way an account is written (created, created in
+// bulk as an import does, loaded, updated), and an update of one keeps
+// the other.
+func testAccountRevocations(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	all, cert := t0.Add(time.Minute), t0.Add(2*time.Minute)
+	check := func(name, id string, wantAll, wantCert time.Time) {
+		t.Helper()
+		got, err := s.GetAccount(ctx, id)
+		mustNil(t, err)
+		if !got.TokensRevokedBefore.Equal(wantAll.Truncate(time.Microsecond)) || !got.CertTokensRevokedBefore.Equal(wantCert.Truncate(time.Microsecond)) {
+			t.Errorf("%s: TokensRevokedBefore %v, CertTokensRevokedBefore %v; want %v, %v",
+				name, got.TokensRevokedBefore, got.CertTokensRevokedBefore, wantAll, wantCert)
+		}
+	}
+	revoked := func(id, email string, all, cert time.Time) storage.Account {
+		a := account(id, email)
+		a.TokensRevokedBefore, a.CertTokensRevokedBefore = all, cert
+		return a
+	}
+
+	mustNil(t, s.CreateAccount(ctx, account("100000000000000000001", "none@proj.example"), ev("account.create")))
+	check("created without", "100000000000000000001", time.Time{}, time.Time{})
+	mustNil(t, s.CreateAccount(ctx, revoked("100000000000000000002", "one@proj.example", time.Time{}, cert), ev("account.create")))
+	check("created with the certificate one", "100000000000000000002", time.Time{}, cert)
+	mustNil(t, s.CreateAccounts(ctx, []storage.Account{revoked("100000000000000000003", "bulk@proj.example", all, cert)}, ev("account.bulk_create")))
+	check("created in bulk", "100000000000000000003", all, cert)
+
+	later := t0.Add(3 * time.Minute)
+	mustNil(t, errOf(s.UpdateAccount(ctx, "100000000000000000001", func(old storage.Account) (storage.Account, error) {
+		old.CertTokensRevokedBefore = later
+		return old, nil
+	}, ev("account.update"))))
+	check("certificate tokens revoked", "100000000000000000001", time.Time{}, later)
+	mustNil(t, errOf(s.UpdateAccount(ctx, "100000000000000000001", func(old storage.Account) (storage.Account, error) {
+		old.TokensRevokedBefore = all
+		return old, nil
+	}, ev("account.update"))))
+	check("then all tokens revoked", "100000000000000000001", all, later)
+	mustNil(t, errOf(s.UpdateAccount(ctx, "100000000000000000003", func(old storage.Account) (storage.Account, error) {
+		old.CertTokensRevokedBefore = time.Time{}
+		return old, nil
+	}, ev("account.update"))))
+	check("certificate revocation cleared", "100000000000000000003", all, time.Time{})
+
+	page, err := s.ListAccounts(ctx, storage.ListOptions{Limit: 10})
+	mustNil(t, err)
+	if len(page) != 3 || !page[1].CertTokensRevokedBefore.Equal(cert.Truncate(time.Microsecond)) {
+		t.Errorf("ListAccounts: %+v, want the second with CertTokensRevokedBefore %v", page, cert)
 	}
 }
 
