@@ -31,8 +31,12 @@ func fill(t *testing.T, s storage.Storage) {
 	}
 	must(s.CreateAPI(ctx, storage.API{Name: "orders", Identifier: "https://orders", Scopes: []string{"orders.read"}, TokenFormat: "opaque", Introspectors: []string{"2"}, CreatedAt: t0}, ev))
 	for _, id := range []string{"1", "2"} {
-		must(s.CreateAccount(ctx, storage.Account{ID: id, Email: id + "@p.example", Name: "n" + id, Project: "p", Scopes: []string{"orders.read"},
-			TokenLifetime: time.Hour, AuthMethods: storage.DefaultAuthMethods, TLS: storage.TLSBinding{SANDNS: id + ".example"}, CreatedAt: t0, UpdatedAt: t0}, ev))
+		a := storage.Account{ID: id, Email: id + "@p.example", Name: "n" + id, Project: "p", Scopes: []string{"orders.read"},
+			TokenLifetime: time.Hour, AuthMethods: storage.DefaultAuthMethods, TLS: storage.TLSBinding{SANDNS: id + ".example"}, CreatedAt: t0, UpdatedAt: t0}
+		if id == "1" { // its tokens revoked, and its certificate tokens later
+			a.TokensRevokedBefore, a.CertTokensRevokedBefore = t0.Add(time.Minute), t0.Add(2*time.Minute)
+		}
+		must(s.CreateAccount(ctx, a, ev))
 		must(s.CreateKey(ctx, storage.Key{ID: "k" + id, AccountID: id, Algorithm: "RS256", PublicKey: []byte{1, 2}, Origin: "generated", CreatedAt: t0}, nil, ev))
 		must(s.CreateSecret(ctx, storage.Secret{ID: "s" + id, AccountID: id, Hash: []byte{3}, Hint: "kw_…x", CreatedAt: t0}, nil, ev))
 	}
@@ -60,6 +64,10 @@ func TestSQLiteToPostgres(t *testing.T) {
 	dump, err := transfer.Export(ctx, src, t0)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if a := dump.Accounts[0]; !a.TokensRevokedBefore.Equal(t0.Add(time.Minute)) || !a.CertTokensRevokedBefore.Equal(t0.Add(2*time.Minute)) {
+		t.Fatalf("exported %s with tokens revoked before %v and certificate tokens before %v, want %v and %v",
+			a.ID, a.TokensRevokedBefore, a.CertTokensRevokedBefore, t0.Add(time.Minute), t0.Add(2*time.Minute))
 	}
 	b, err := json.Marshal(dump)
 	if err != nil {
@@ -455,5 +463,58 @@ func TestImportOverBuiltinAPI(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestImportWithoutCertRevocation: a dump written before accounts had
+// CertTokensRevokedBefore imports, the accounts without one, the rest as
+// written.
+func TestImportWithoutCertRevocation(t *testing.T) {
+	ctx := context.Background()
+	src, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	fill(t, src)
+	dump, err := transfer.Export(ctx, src, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range raw["accounts"].([]any) {
+		delete(a.(map[string]any), "CertTokensRevokedBefore")
+	}
+	if b, err = json.Marshal(raw); err != nil {
+		t.Fatal(err)
+	}
+	var old transfer.Dump
+	if err := json.Unmarshal(b, &old); err != nil {
+		t.Fatal(err)
+	}
+	dst, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "b.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if err := transfer.Import(ctx, dst, old, t0); err != nil {
+		t.Fatal(err)
+	}
+	again, err := transfer.Export(ctx, dst, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range dump.Accounts {
+		dump.Accounts[i].CertTokensRevokedBefore = time.Time{}
+	}
+	if !reflect.DeepEqual(again, dump) {
+		t.Fatalf("imported from an older dump:\n got %+v\nwant %+v", again.Accounts, dump.Accounts)
 	}
 }
