@@ -25,9 +25,15 @@ type TokenView struct {
 	// ID is the token's jti, by which POST /v1/tokens/revoke revokes it.
 	ID string `json:"jti"`
 	// Format is jwt or opaque.
-	Format   string    `json:"format"`
-	Scopes   []string  `json:"scopes"`
-	IssuedAt time.Time `json:"issued_at"`
+	Format string `json:"format"`
+	// Credential is what the token was got with, as its cred claim names
+	// it: "key:ID", "secret:ID" or "cert:THUMBPRINT" (a CA-issued
+	// certificate, tls_client_auth), if known. The console tells by it
+	// whether a change of its account's certificate binding ends its own
+	// token.
+	Credential string    `json:"credential,omitempty"`
+	Scopes     []string  `json:"scopes"`
+	IssuedAt   time.Time `json:"issued_at"`
 	// ExpiresAt is the token's exp.
 	ExpiresAt time.Time `json:"expires_at"`
 	// ExpiresIn is the seconds from the server's clock to ExpiresAt, as in
@@ -49,7 +55,7 @@ func (h *Handler) whoAmI(_ *http.Request, c caller) (int, any, error) {
 	return http.StatusOK, WhoAmIView{
 		ClientID: a.ID, Email: a.Email, Name: a.Name, Project: a.Project, DisplayName: a.DisplayName,
 		Token: TokenView{
-			ID: claims.ID, Format: format, Scopes: strings.Fields(claims.Scope),
+			ID: claims.ID, Format: format, Credential: claims.Credential, Scopes: strings.Fields(claims.Scope),
 			IssuedAt: time.Unix(claims.IssuedAt, 0).UTC(), ExpiresAt: exp,
 			ExpiresIn: max(0, int64(exp.Sub(h.svc.cfg.Now())/time.Second)),
 		},

@@ -79,13 +79,16 @@ func TestWhoAmI(t *testing.T) {
 			want       admin.WhoAmIView // without the token
 			token, jti string
 			scopes     []string
+			cred       string
 		}{
 			{"bootstrap administrator", admin.WhoAmIView{ClientID: f.admin.ID, Email: f.admin.Email, Name: f.admin.Name, Project: f.admin.Project, DisplayName: f.admin.DisplayName},
-				f.token(t, f.admin, admin.AdminScope, func(c *oauth2.AccessClaims) { c.ID, c.IssuedAt, c.Expiry = "jti-root", iat.Unix(), exp.Unix() }),
-				"jti-root", []string{admin.AdminScope}},
+				f.token(t, f.admin, admin.AdminScope, func(c *oauth2.AccessClaims) {
+					c.ID, c.IssuedAt, c.Expiry, c.Credential = "jti-root", iat.Unix(), exp.Unix(), "cert:"+strings.Repeat("A", 43)
+				}),
+				"jti-root", []string{admin.AdminScope}, "cert:" + strings.Repeat("A", 43)},
 			{"another administrator", admin.WhoAmIView{ClientID: second.ID, Email: second.Email, Name: "second", Project: "ops", DisplayName: "Second admin"},
 				f.token(t, second, admin.AdminScope+" "+admin.IntrospectScope, func(c *oauth2.AccessClaims) { c.ID, c.IssuedAt, c.Expiry = "jti-second", iat.Unix(), exp.Unix() }),
-				"jti-second", []string{admin.AdminScope, admin.IntrospectScope}},
+				"jti-second", []string{admin.AdminScope, admin.IntrospectScope}, ""},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				before := time.Now()
@@ -96,6 +99,9 @@ func TestWhoAmI(t *testing.T) {
 				tok := v.Token
 				if v.Token = (admin.TokenView{}); !reflect.DeepEqual(v, tt.want) {
 					t.Errorf("caller %+v, want %+v", v, tt.want)
+				}
+				if tok.Credential != tt.cred {
+					t.Errorf("token credential %q, want %q (its cred claim)", tok.Credential, tt.cred)
 				}
 				if tok.ID != tt.jti || tok.Format != "jwt" || !slices.Equal(tok.Scopes, tt.scopes) || !tok.IssuedAt.Equal(iat) || !tok.ExpiresAt.Equal(exp) {
 					t.Errorf("token %+v, want jti %s, jwt, scopes %v, issued %v, expiring %v", tok, tt.jti, tt.scopes, iat, exp)
@@ -135,6 +141,9 @@ func TestWhoAmI(t *testing.T) {
 			t.Fatalf("%d %v, want the second administrator", status, raw)
 		}
 		tok := v.Token
+		if tok.Credential != "secret:"+s.ID {
+			t.Errorf("token credential %q, want secret:%s (the one it was got with)", tok.Credential, s.ID)
+		}
 		if tok.ID != rec.ID || tok.Format != "opaque" || !slices.Equal(tok.Scopes, []string{admin.AdminScope}) ||
 			!tok.ExpiresAt.Equal(rec.ExpiresAt.Truncate(time.Second)) || !tok.IssuedAt.Equal(rec.IssuedAt.Truncate(time.Second)) {
 			t.Errorf("token %+v, want jti %s, opaque, [%s], issued %v, expiring %v", tok, rec.ID, admin.AdminScope, rec.IssuedAt, rec.ExpiresAt)
