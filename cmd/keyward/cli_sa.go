@@ -222,6 +222,9 @@ func accountTable(w *tabwriter.Writer, a admin.AccountView) {
 	if a.TokensRevokedBefore != nil {
 		fmt.Fprintf(w, "Tokens revoked before:\t%s\n", fmtTime(*a.TokensRevokedBefore))
 	}
+	if a.CertTokensRevokedBefore != nil {
+		fmt.Fprintf(w, "Certificate tokens revoked before:\t%s\n", fmtTime(*a.CertTokensRevokedBefore))
+	}
 	fmt.Fprintf(w, "Disabled:\t%s\n", yesNo(a.Disabled))
 	fmt.Fprintf(w, "Created:\t%s\n", fmtTime(a.CreatedAt))
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+	"golang.org/x/oauth2/google"
 )
 
 // setupAccount creates the orders API and an account through the CLI.
@@ -376,5 +377,108 @@ func TestMutualTLS(t *testing.T) {
 	resp.Body.Close()
 	if !md.Bound || !strings.Contains(strings.Join(md.Methods, " "), "tls_client_auth") {
 		t.Fatalf("metadata = %+v, want mTLS advertised", md)
+	}
+}
+
+// TestBindingChangeEndsCertificateTokensOnly: an account that gets tokens
+// with a secret, a key (the JWT-bearer grant) and a CA-issued certificate
+// (tls_client_auth) has its certificate binding changed; at introspection
+// the certificate's token is inactive at once, while the secret's and the
+// key's stay active, and a new certificate token works.
+func TestBindingChangeEndsCertificateTokensOnly(t *testing.T) {
+	f := newTLSFixture(t)
+	m := startServer(t, func(m *Main) {
+		m.Config.TLSCert, m.Config.TLSKey, m.Config.TLSClientCA = f.serverCert, f.serverKey, f.caFile
+	})
+	t.Setenv("KEYWARD_CA_CERT", f.caFile)
+	admin := []string{"--credentials", m.AdminKeyFile}
+	runCLI(t, append([]string{"api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read"}, admin...)...)
+	var acct struct {
+		ID    string `json:"client_id"`
+		Email string `json:"email"`
+	}
+	if err := json.Unmarshal([]byte(runCLI(t, append([]string{"sa", "create", "mesh", "--project", "shop", "--scopes", "orders.read,keyward.introspect", "-o", "json"}, admin...)...)), &acct); err != nil {
+		t.Fatal(err)
+	}
+	var sec struct {
+		Secret string `json:"client_secret"`
+	}
+	if err := json.Unmarshal([]byte(runCLI(t, append([]string{"secrets", "create", acct.Email, "-o", "json"}, admin...)...)), &sec); err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "key.json")
+	runCLI(t, append([]string{"keys", "create", acct.Email, "--out", keyFile}, admin...)...)
+	update := func(args ...string) {
+		runCLI(t, append(append([]string{"sa", "update", acct.Email}, args...), admin...)...)
+	}
+	update("--auth-methods", "client_secret_basic,private_key_jwt,tls_client_auth", "--tls-subject-dn", "CN=mesh,O=Example")
+	cert := f.issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "mesh", Organization: []string{"Example"}}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+
+	// post sends form to path with the certificate, if any, or the secret.
+	post := func(path string, form url.Values, cert *tls.Certificate) map[string]any {
+		t.Helper()
+		cfg := &tls.Config{RootCAs: f.caPool}
+		if cert != nil {
+			cfg.Certificates = []tls.Certificate{*cert}
+			form.Set("client_id", acct.ID)
+		}
+		req, _ := http.NewRequest("POST", m.Issuer+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if cert == nil {
+			req.SetBasicAuth(acct.ID, sec.Secret)
+		}
+		resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %v", path, resp.StatusCode, body)
+		}
+		return body
+	}
+	token := func(cert *tls.Certificate) string {
+		t.Helper()
+		tok, _ := post("/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}}, cert)["access_token"].(string)
+		return tok
+	}
+	active := func(tok string) bool {
+		t.Helper()
+		return post("/introspect", url.Values{"token": {tok}}, nil)["active"] == true
+	}
+	data, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := google.JWTConfigFromJSON(data, "orders.read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.caPool}}}
+	keyTok, err := conf.TokenSource(context.WithValue(context.Background(), oauth2.HTTPClient, hc)).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tokens := map[string]string{"certificate": token(&cert), "secret": token(nil), "key": keyTok.AccessToken}
+	for name, tok := range tokens {
+		if !active(tok) {
+			t.Fatalf("the %s's token is inactive before the change", name)
+		}
+	}
+	update("--tls-subject-dn", "CN=mesh2,O=Example")
+	if out := runCLI(t, append([]string{"sa", "get", acct.Email}, admin...)...); !strings.Contains(out, "Certificate tokens revoked before:") || strings.Contains(out, "\nTokens revoked before:") {
+		t.Errorf("sa get after the binding change:\n%s\nwant the certificate tokens revoked, not all tokens", out)
+	}
+	for name, want := range map[string]bool{"certificate": false, "secret": true, "key": true} {
+		if got := active(tokens[name]); got != want {
+			t.Errorf("after the binding change, the %s's token is active %v, want %v", name, got, want)
+		}
+	}
+	moved := f.issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "mesh2", Organization: []string{"Example"}}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	if tok := token(&moved); !active(tok) {
+		t.Error("a token got with the newly bound certificate is inactive")
 	}
 }

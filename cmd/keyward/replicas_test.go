@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -41,6 +43,13 @@ func TestReplicas(t *testing.T) {
 	}
 	a := startServer(t, replica)
 	b := startServer(t, replica)
+	// C, a third replica, serves TLS and takes client certificates: the
+	// certificate tokens of the binding test are got there. It starts with
+	// the others, so that it listens for changes long before that test.
+	f := newTLSFixture(t)
+	c := startServer(t, replica, func(m *Main) {
+		m.Config.TLSCert, m.Config.TLSKey, m.Config.TLSClientCA = f.serverCert, f.serverKey, f.caFile
+	})
 	if a.AdminKeyFile == "" || b.AdminKeyFile != "" {
 		t.Fatalf("bootstrap ran on %q and %q; want exactly the first replica", a.AdminKeyFile, b.AdminKeyFile)
 	}
@@ -221,20 +230,60 @@ func TestReplicas(t *testing.T) {
 		}
 	})
 
-	t.Run("a binding change on one ends the account's tokens on the other", func(t *testing.T) {
+	t.Run("a binding change on one ends the certificate tokens on the other", func(t *testing.T) {
+		certToken := func(cn string) (int, string) {
+			cert := f.issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: cn}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+			hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.caPool, Certificates: []tls.Certificate{cert}}}}
+			resp, err := hc.PostForm(c.URL()+"/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {acct.ID}, "scope": {"orders.read"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body map[string]any
+			json.NewDecoder(resp.Body).Decode(&body)
+			tok, _ := body["access_token"].(string)
+			return resp.StatusCode, tok
+		}
 		update := func(args ...string) {
 			runCLI(t, append(append([]string{"sa", "update", acct.Email}, args...), admin...)...)
 		}
 		update("--auth-methods", "client_secret_basic,private_key_jwt,tls_client_auth", "--tls-subject-dn", "CN=job")
-		_, tok := token(a)
-		if !active(b, tok) { // B caches the account, tokens_revoked_before unset
-			t.Fatal("fresh token inactive on B")
+		status, certTok := certToken("job") // C reads the account first now
+		if status != 200 {
+			t.Fatalf("the bound certificate on C: %d", status)
+		}
+		_, secretTok := token(a)
+		if !active(b, certTok) || !active(b, secretTok) { // B caches the account, no revocation set
+			t.Fatal("fresh tokens inactive on B")
 		}
 		update("--tls-subject-dn", "CN=job2")
-		took := waitFor("binding change", func() bool { return !active(b, tok) })
-		t.Logf("B saw the account's tokens end %v after A's binding change", took)
-		if _, tok := token(b); !active(a, tok) {
-			t.Error("a token got after the change is inactive")
+		took := waitFor("binding change", func() bool { return !active(b, certTok) })
+		t.Logf("B saw the account's certificate tokens end %v after A's binding change", took)
+		if !active(b, secretTok) {
+			t.Error("the secret's token ended with the binding change")
+		}
+		// Once C too has the account as changed (its introspection says
+		// so), the newly bound certificate gets a token there.
+		activeOnC := func(tok string) bool {
+			req, _ := http.NewRequest("POST", c.URL()+"/introspect", strings.NewReader(url.Values{"token": {tok}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(acct.ID, sec.Secret)
+			resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.caPool}}}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body map[string]any
+			json.NewDecoder(resp.Body).Decode(&body)
+			return body["active"] == true
+		}
+		waitFor("binding change on C", func() bool { return !activeOnC(certTok) })
+		status, next := certToken("job2")
+		if status != 200 {
+			t.Fatalf("the newly bound certificate on C: %d", status)
+		}
+		if !active(a, next) {
+			t.Error("a certificate token got after the change is inactive")
 		}
 	})
 }

@@ -140,6 +140,7 @@ type tagged struct {
 // tag.
 func accountETag(a storage.Account) string {
 	a.CreatedAt, a.UpdatedAt, a.TokensRevokedBefore = storedTime(a.CreatedAt), storedTime(a.UpdatedAt), storedTime(a.TokensRevokedBefore)
+	a.CertTokensRevokedBefore = storedTime(a.CertTokensRevokedBefore)
 	a.Scopes, a.AuthMethods = orEmpty(a.Scopes), orEmpty(a.AuthMethods)
 	return entityTag(a)
 }

@@ -503,16 +503,21 @@ type AccountView struct {
 	TokenFormat string `json:"token_format,omitempty"`
 	// TokensRevokedBefore: every token issued before it is revoked.
 	TokensRevokedBefore *time.Time `json:"tokens_revoked_before,omitempty"`
-	Disabled            bool       `json:"disabled"`
-	CreatedAt           time.Time  `json:"created_at"`
-	UpdatedAt           time.Time  `json:"updated_at"`
+	// CertTokensRevokedBefore: every token issued before it to a client
+	// that authenticated with a CA-issued certificate (tls_client_auth) is
+	// revoked; a change of the certificate binding sets it.
+	CertTokensRevokedBefore *time.Time `json:"cert_tokens_revoked_before,omitempty"`
+	Disabled                bool       `json:"disabled"`
+	CreatedAt               time.Time  `json:"created_at"`
+	UpdatedAt               time.Time  `json:"updated_at"`
 }
 
 func accountView(a storage.Account) AccountView {
 	v := AccountView{
 		ClientID: a.ID, Email: a.Email, Name: a.Name, Project: a.Project, DisplayName: a.DisplayName, Description: a.Description,
 		Scopes: a.Scopes, TokenLifetimeSeconds: int64(a.TokenLifetime / time.Second), AuthMethods: a.AuthMethods,
-		TokenFormat: a.TokenFormat, TokensRevokedBefore: timePtr(a.TokensRevokedBefore), Disabled: a.Disabled,
+		TokenFormat: a.TokenFormat, TokensRevokedBefore: timePtr(a.TokensRevokedBefore),
+		CertTokensRevokedBefore: timePtr(a.CertTokensRevokedBefore), Disabled: a.Disabled,
 		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
 	if !a.TLS.IsZero() {

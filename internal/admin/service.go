@@ -728,15 +728,15 @@ func (s *Service) UpdateAccountIf(ctx context.Context, actor Actor, ref string, 
 		old.UpdatedAt = s.cfg.Now()
 		if now, has := certificateTrust(old); had && (!has || now != trusted) {
 			// The certificates the account trusted until now are not
-			// trusted any more: the tokens bound to them end too (their
+			// trusted any more: the tokens got with them end too (their
 			// credential names only a thumbprint, which cannot be checked
-			// against a binding), as with sa revoke-tokens.
-			old.TokensRevokedBefore = old.UpdatedAt
-			// The audit event, written after this function, records it:
-			// the update ended the account's tokens as revoke_tokens does.
-			data["tokens_revoked_before"] = old.UpdatedAt.UTC().Format(time.RFC3339Nano)
+			// against a binding). Those got with its keys (a self-signed
+			// certificate is one) or secrets are not concerned.
+			old.CertTokensRevokedBefore = old.UpdatedAt
+			// The audit event, written after this function, records it.
+			data["cert_tokens_revoked_before"] = old.UpdatedAt.UTC().Format(time.RFC3339Nano)
 		} else {
-			delete(data, "tokens_revoked_before") // from a try that was rolled back
+			delete(data, "cert_tokens_revoked_before") // from a try that was rolled back
 		}
 		return old, nil
 	}, s.event(actor, "account.update", a.ID, data), s.guard())

@@ -77,10 +77,12 @@ func TestTLSBindingIsChecked(t *testing.T) {
 }
 
 // Changing or dropping the binding CA-issued certificates authenticate an
-// account with ends the account's tokens, as sa revoke-tokens does: those
-// bound to a certificate no longer trusted name only its thumbprint, which
-// nothing could check against the new binding. Other changes end nothing.
-func TestTLSBindingChangeEndsTokens(t *testing.T) {
+// account with ends the tokens got with a certificate (tls_client_auth):
+// they name only its thumbprint, which nothing could check against the new
+// binding. It sets cert_tokens_revoked_before, not tokens_revoked_before:
+// the tokens got with keys or secrets are not concerned. Other changes end
+// nothing.
+func TestTLSBindingChangeEndsCertificateTokens(t *testing.T) {
 	f := newFixture(t)
 	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
 	if status, body, _ := f.call(t, "POST", "/v1/service-accounts", auth, admin.AccountInput{Name: "mesh", Project: "shop"}); status != 201 {
@@ -109,36 +111,42 @@ func TestTLSBindingChangeEndsTokens(t *testing.T) {
 		if status != 200 {
 			t.Fatalf("%s: %d %v", tt.name, status, body)
 		}
+		if all, ok := body["tokens_revoked_before"]; ok {
+			t.Errorf("%s: tokens_revoked_before %v set: the account's other tokens ended too", tt.name, all)
+		}
 		// As stored, to the microsecond (the answer to a change has more).
-		now, _ := body["tokens_revoked_before"].(string)
+		now, _ := body["cert_tokens_revoked_before"].(string)
 		if at, err := time.Parse(time.RFC3339Nano, now); err == nil {
 			now = at.Truncate(time.Microsecond).Format(time.RFC3339Nano)
 		}
 		if ended := now != last; ended != tt.ends {
-			t.Errorf("%s: tokens_revoked_before %q after %q: ended %v, want %v", tt.name, now, last, ended, tt.ends)
+			t.Errorf("%s: cert_tokens_revoked_before %q after %q: ended %v, want %v", tt.name, now, last, ended, tt.ends)
 		}
-		// The audit event of the update says whether it ended the tokens.
+		// The audit event of the update says whether it ended the
+		// certificate tokens.
 		evs, err := f.store.ListAuditEvents(context.Background(), storage.AuditFilter{Newest: true, Limit: 1})
 		if err != nil || len(evs) != 1 || evs[0].Action != "account.update" {
 			t.Fatalf("%s: last audit event %+v, %v; want account.update", tt.name, evs, err)
 		}
-		if v, ok := evs[0].Data["tokens_revoked_before"]; ok != tt.ends {
-			t.Errorf("%s: audit data %v: tokens_revoked_before recorded %v, want %v", tt.name, evs[0].Data, ok, tt.ends)
+		if v, ok := evs[0].Data["tokens_revoked_before"]; ok {
+			t.Errorf("%s: audit data records tokens_revoked_before %q", tt.name, v)
+		}
+		if v, ok := evs[0].Data["cert_tokens_revoked_before"]; ok != tt.ends {
+			t.Errorf("%s: audit data %v: cert_tokens_revoked_before recorded %v, want %v", tt.name, evs[0].Data, ok, tt.ends)
 		} else if ok {
 			at, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil || at.Truncate(time.Microsecond).Format(time.RFC3339Nano) != now {
-				t.Errorf("%s: audit records tokens_revoked_before %q, the account %q", tt.name, v, now)
+				t.Errorf("%s: audit records cert_tokens_revoked_before %q, the account %q", tt.name, v, now)
 			}
 		}
 		last = now
 	}
 }
 
-// An administrator that changes its own certificate binding ends its own
-// tokens too, but not the next one it gets: a token issued in the second
-// of the change is not born revoked, so the CLI's next call (a new token
-// each time) works.
-func TestOwnTLSBindingChangeLeavesNextTokenActive(t *testing.T) {
+// An administrator that changes its own certificate binding with a token
+// got with a secret keeps that token, and the next one it gets works: the
+// change ends only the tokens got with a certificate.
+func TestOwnTLSBindingChangeKeepsSecretTokens(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	sys := admin.Actor{ID: "t"}
@@ -169,8 +177,8 @@ func TestOwnTLSBindingChangeLeavesNextTokenActive(t *testing.T) {
 			t.Fatalf("change %d: %d %v", i, status, body)
 		}
 	}
-	if status, body, _ := f.call(t, "GET", path, first, nil); status != 401 {
-		t.Errorf("the token from before the change: %d %v, want 401", status, body)
+	if status, body, _ := f.call(t, "GET", path, first, nil); status != 200 {
+		t.Errorf("the secret's token from before the change: %d %v, want 200", status, body)
 	}
 	if status, body, _ := f.call(t, "GET", path, token(), nil); status != 200 {
 		t.Errorf("a token got after the change: %d %v, want 200", status, body)

@@ -134,12 +134,15 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 		lifetime = h.cfg.MaxTokenLifetime
 	}
 	now := req.Now.Truncate(time.Second)
-	if r := is.account.TokensRevokedBefore; !r.IsZero() && r.Unix() == now.Unix() {
+	inSecond := func(r time.Time) bool { return !r.IsZero() && r.Unix() == now.Unix() }
+	if inSecond(is.account.TokensRevokedBefore) || tokenstate.ByCertificate(is.credential) && inSecond(is.account.CertTokensRevokedBefore) {
 		// The account's tokens were revoked in this second (sa
-		// revoke-tokens, or a change of its certificate binding), which
-		// ends every token with this iat: one issued now would be born
-		// revoked, and the client (the CLI's next call, say) refused with
-		// it. Wait for the next second, less than one, and issue it then.
+		// revoke-tokens), or its certificate tokens (a change of its
+		// certificate binding) and this one is got with a certificate,
+		// which ends every such token with this iat: one issued now would
+		// be born revoked, and the client (the CLI's next call, say)
+		// refused with it. Wait for the next second, less than one, and
+		// issue it then.
 		next := now.Add(time.Second)
 		t := time.NewTimer(next.Sub(req.Now))
 		select {

@@ -64,6 +64,10 @@ type env struct {
 	oldKey  *rsa.PrivateKey   // job's expired key "old"
 	other   *rsa.PrivateKey   // other's key "ok"
 	offAcct *rsa.PrivateKey   // key "dk" of the disabled account
+	// caCert and caKey are the CA of the authenticator's ClientCAs
+	// (tls_client_auth).
+	caCert *x509.Certificate
+	caKey  *ecdsa.PrivateKey
 	// cfg is the token endpoint's configuration; newHandler returns a
 	// handler like h's with cfg as it is then, reading dir.
 	cfg        token.Config
@@ -99,8 +103,18 @@ func newEnvOn(t *testing.T, cached bool) *env {
 	journal := groupcommit.New(st, groupcommit.Options{})
 	t.Cleanup(journal.Close)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e.caKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test CA"}, NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &e.caKey.PublicKey, e.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.caCert, _ = x509.ParseCertificate(caDER)
+	clientCAs := x509.NewCertPool()
+	clientCAs.AddCert(e.caCert)
 	auth := clientauth.New(clientauth.Config{Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute,
-		Pepper: []byte("p"), Now: now}, dir)
+		Pepper: []byte("p"), ClientCAs: clientCAs, Now: now}, dir)
 	e.cfg = token.Config{Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, MaxTokenLifetime: time.Hour}
 	e.newHandler = func(dir token.Directory) http.Handler {
 		return token.NewHandler(e.cfg, dir, journal, e.signer, auth, now, log)
@@ -846,5 +860,70 @@ func TestRevocationSecondWaitCanceled(t *testing.T) {
 	e.h.ServeHTTP(w, req)
 	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "temporarily_unavailable") {
 		t.Fatalf("%d %s, want 503 temporarily_unavailable", w.Code, w.Body)
+	}
+}
+
+// issuedCert is a connection that presented a client certificate with the
+// subject CN=cn, issued by the env's CA.
+func (e *env) issuedCert(t *testing.T, cn string) *tls.ConnectionState {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: cn}, NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, e.caCert, &k.PublicKey, e.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}}
+}
+
+// A token got with a certificate in the second its account's certificate
+// tokens were revoked (a change of its binding) would be born revoked: it
+// is issued in the next second. One got with the secret, which that
+// revocation does not concern, is issued at once; after sa revoke-tokens,
+// which concerns both, both wait.
+func TestRevocationSecondWaitCertificate(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	viaCert := request{body: "grant_type=client_credentials&scope=orders.read&client_id=" + e.job.ID, tls: e.issuedCert(t, "job")}
+	viaSecret := request{body: "grant_type=client_credentials&scope=orders.read", header: http.Header{"Authorization": {basicAuth(e.job.ID, jobSecret)}}}
+	now := t0.Unix()
+	for _, tt := range []struct {
+		name      string
+		all, cert time.Time // the account's revocations
+		req       request
+		wantIat   int64
+	}{
+		{"certificate, its tokens revoked this second", time.Time{}, t0, viaCert, now + 1},
+		{"secret, the certificate tokens revoked this second", time.Time{}, t0, viaSecret, now},
+		{"certificate, the certificate tokens revoked a second ago", time.Time{}, t0.Add(-time.Second), viaCert, now},
+		{"certificate, all tokens revoked this second", t0, time.Time{}, viaCert, now + 1},
+		{"secret, all tokens revoked this second", t0, time.Time{}, viaSecret, now + 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := e.store.UpdateAccount(ctx, e.job.ID, func(a storage.Account) (storage.Account, error) {
+				a.AuthMethods = append(storage.DefaultAuthMethods, storage.AuthTLS)
+				a.TLS = storage.TLSBinding{SubjectDN: "CN=job"}
+				a.TokensRevokedBefore, a.CertTokensRevokedBefore = tt.all, tt.cert
+				return a, nil
+			}, storage.AuditEvent{Time: t0, Action: "fixture", Outcome: storage.OutcomeSuccess}, storage.Guard{}); err != nil {
+				t.Fatal(err)
+			}
+			w := e.do(tt.req)
+			var body map[string]any
+			json.Unmarshal(w.Body.Bytes(), &body)
+			raw, _ := body["access_token"].(string)
+			var c oauth2.AccessClaims
+			if w.Code != 200 {
+				t.Fatalf("%d %v", w.Code, body)
+			}
+			if err := e.signer.Verify(raw, &c); err != nil {
+				t.Fatal(err)
+			}
+			if c.IssuedAt != tt.wantIat {
+				t.Errorf("iat %d (credential %q), want %d", c.IssuedAt, c.Credential, tt.wantIat)
+			}
+		})
 	}
 }

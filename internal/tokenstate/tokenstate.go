@@ -1,8 +1,9 @@
 // Package tokenstate answers what a presented access token is and whether
 // it is still active: the shared core of introspection (RFC 7662) and
 // revocation (RFC 7009). A token is active only while it is unexpired, not
-// revoked, its account is enabled and has not revoked it wholesale, and the
-// key or secret it was obtained with is still enabled.
+// revoked, its account is enabled and has not revoked it wholesale (or,
+// for a token got with a certificate, the account's certificate tokens),
+// and the key or secret it was obtained with is still enabled.
 package tokenstate
 
 import (
@@ -144,6 +145,14 @@ func (r *Resolver) Resolve(ctx context.Context, raw string) (Info, error) {
 	return info, err
 }
 
+// ByCertificate says whether a token's credential (its cred claim) is a
+// CA-issued certificate, "cert:THUMBPRINT": the client authenticated with
+// tls_client_auth. A self-signed certificate (self_signed_tls_client_auth)
+// is one of the account's keys, "key:ID".
+func ByCertificate(credential string) bool {
+	return strings.HasPrefix(credential, "cert:")
+}
+
 // check returns why the token is inactive, or "".
 func (r *Resolver) check(ctx context.Context, c oauth2.AccessClaims) (string, error) {
 	now := r.now()
@@ -175,6 +184,11 @@ func (r *Resolver) check(ctx context.Context, c oauth2.AccessClaims) (string, er
 	// gets a new one).
 	if !acct.TokensRevokedBefore.IsZero() && c.IssuedAt <= acct.TokensRevokedBefore.Unix() {
 		return "account's tokens revoked", nil
+	}
+	// A change of the account's certificate binding ends the tokens got
+	// with a certificate it trusted, and only those.
+	if ByCertificate(c.Credential) && !acct.CertTokensRevokedBefore.IsZero() && c.IssuedAt <= acct.CertTokensRevokedBefore.Unix() {
+		return "account's certificate tokens revoked", nil
 	}
 	if c.Actor != nil {
 		if reason, err := r.checkDelegation(ctx, c); reason != "" || err != nil {

@@ -199,6 +199,7 @@ async function accountView(id) {
       ["Authentication methods", list(a.auth_methods)],
       ["TLS binding", tlsText(a.tls_binding)],
       ["Tokens revoked before", fmtTime(a.tokens_revoked_before)],
+      ["Certificate tokens revoked before", fmtTime(a.cert_tokens_revoked_before)],
       ["Created", fmtTime(a.created_at)],
       ["Updated", fmtTime(a.updated_at)],
     ]),
@@ -335,14 +336,17 @@ function editAccountForm(a, path, etag) {
     let note = up.scopes && scopesNow.some((x) => !sc.includes(x))
       ? " Tokens already issued keep the scopes they were issued with until they expire." : "";
     // Changing the certificate binding, or taking tls_client_auth away,
-    // ends the account's tokens (ADMIN-API.md): the console's own too when
-    // the account is the one signed in.
-    if (updated?.tokens_revoked_before && updated.tokens_revoked_before !== a.tokens_revoked_before) {
-      if (currentSession()?.me.client_id === a.client_id) {
-        signOut(`${done} That ended the tokens of your account, the console's too: sign in again.`, false, true);
+    // ends the tokens the account got with a certificate (ADMIN-API.md):
+    // the console's own too when the account is the one signed in and
+    // its token was got with a certificate (a pasted one; a key file's is
+    // got with a key).
+    if (updated?.cert_tokens_revoked_before && updated.cert_tokens_revoked_before !== a.cert_tokens_revoked_before) {
+      const s = currentSession();
+      if (s?.me.client_id === a.client_id && s.me.token?.credential?.startsWith("cert:")) {
+        signOut(`${done} That ended the tokens your account got with a certificate, the console's too: sign in again.`, false, true);
         return;
       }
-      note += " That ended the tokens issued to it until now: the certificates it was bound to are no longer trusted.";
+      note += " That ended the tokens it got with a certificate until now: the certificates it was bound to are no longer trusted. Those got with its keys or secrets stay active.";
     }
     await go(location.hash, done + note);
   }));
