@@ -28,21 +28,22 @@ type (
 		CreatedAt     time.Time `json:"created_at"`
 	}
 	accountJSON struct {
-		ID                  string             `json:"client_id"`
-		Email               string             `json:"email"`
-		Name                string             `json:"name"`
-		Project             string             `json:"project"`
-		DisplayName         string             `json:"display_name"`
-		Description         string             `json:"description"`
-		Scopes              []string           `json:"scopes"`
-		TokenLifetime       time.Duration      `json:"token_lifetime_ns"`
-		AuthMethods         []string           `json:"auth_methods"`
-		TLS                 storage.TLSBinding `json:"tls_binding"`
-		TokenFormat         string             `json:"token_format"`
-		TokensRevokedBefore time.Time          `json:"tokens_revoked_before"`
-		Disabled            bool               `json:"disabled"`
-		CreatedAt           time.Time          `json:"created_at"`
-		UpdatedAt           time.Time          `json:"updated_at"`
+		ID                      string             `json:"client_id"`
+		Email                   string             `json:"email"`
+		Name                    string             `json:"name"`
+		Project                 string             `json:"project"`
+		DisplayName             string             `json:"display_name"`
+		Description             string             `json:"description"`
+		Scopes                  []string           `json:"scopes"`
+		TokenLifetime           time.Duration      `json:"token_lifetime_ns"`
+		AuthMethods             []string           `json:"auth_methods"`
+		TLS                     storage.TLSBinding `json:"tls_binding"`
+		TokenFormat             string             `json:"token_format"`
+		TokensRevokedBefore     time.Time          `json:"tokens_revoked_before"`
+		CertTokensRevokedBefore time.Time          `json:"cert_tokens_revoked_before"`
+		Disabled                bool               `json:"disabled"`
+		CreatedAt               time.Time          `json:"created_at"`
+		UpdatedAt               time.Time          `json:"updated_at"`
 	}
 	keyJSON struct {
 		ID          string    `json:"key_id"`

@@ -490,7 +490,7 @@ func TestImportWithoutCertRevocation(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range raw["accounts"].([]any) {
-		delete(a.(map[string]any), "CertTokensRevokedBefore")
+		delete(a.(map[string]any), "cert_tokens_revoked_before")
 	}
 	if b, err = json.Marshal(raw); err != nil {
 		t.Fatal(err)
