@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/url"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"golang.org/x/oauth2"
@@ -14,42 +13,6 @@ import (
 
 	kwoauth2 "github.com/keyward/keyward/internal/oauth2"
 )
-
-// TestRequireAssertionJTISources: --require-assertion-jti is off by
-// default and is turned on, like every setting of serve, by the flag,
-// KEYWARD_REQUIRE_ASSERTION_JTI or the --config file's key, in that order
-// of precedence.
-func TestRequireAssertionJTISources(t *testing.T) {
-	file := func(content string) string {
-		f := filepath.Join(t.TempDir(), "keyward.yaml")
-		if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
-	tests := []struct {
-		name string
-		args []string
-		env  map[string]string
-		want bool
-	}{
-		{"default", []string{"serve"}, nil, false},
-		{"flag", []string{"serve", "--require-assertion-jti"}, nil, true},
-		{"environment", []string{"serve"}, map[string]string{"KEYWARD_REQUIRE_ASSERTION_JTI": "true"}, true},
-		{"config file", []string{"serve", "--config", file("require-assertion-jti: true\n")}, nil, true},
-		{"config file, underscores", []string{"serve", "--config", file("require_assertion_jti: true\n")}, nil, true},
-		{"environment beats config file", []string{"serve", "--config", file("require-assertion-jti: true\n")},
-			map[string]string{"KEYWARD_REQUIRE_ASSERTION_JTI": "false"}, false},
-		{"flag beats environment", []string{"serve", "--require-assertion-jti=false"}, map[string]string{"KEYWARD_REQUIRE_ASSERTION_JTI": "true"}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := checkServeArgs(t, tt.args, tt.env).RequireAssertionJTI; got != tt.want {
-				t.Fatalf("RequireAssertionJTI = %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
 
 // TestRequireAssertionJTIEndToEnd: by default Google's client library,
 // whose assertions carry no jti, gets a token; with

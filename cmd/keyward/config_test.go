@@ -361,3 +361,47 @@ func TestStoreFlagsHelp(t *testing.T) {
 		t.Fatalf("migrate --no-migrate: %v, want a usage error", err)
 	}
 }
+
+// TestOptInSettingSources: each opt-in boolean setting of serve is off by
+// default and is turned on, like every setting of serve, by its flag, its
+// KEYWARD_ variable or its --config file key (with - or _), in that order
+// of precedence.
+func TestOptInSettingSources(t *testing.T) {
+	file := func(content string) string {
+		f := filepath.Join(t.TempDir(), "keyward.yaml")
+		if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	for _, s := range []struct {
+		flag string
+		get  func(Config) bool
+	}{
+		{"require-assertion-jti", func(c Config) bool { return c.RequireAssertionJTI }},
+		{"strict-client-assertion-audience", func(c Config) bool { return c.StrictClientAssertionAudience }},
+	} {
+		env := "KEYWARD_" + strings.ToUpper(strings.ReplaceAll(s.flag, "-", "_"))
+		tests := []struct {
+			name string
+			args []string
+			env  map[string]string
+			want bool
+		}{
+			{"default", []string{"serve"}, nil, false},
+			{"flag", []string{"serve", "--" + s.flag}, nil, true},
+			{"environment", []string{"serve"}, map[string]string{env: "true"}, true},
+			{"config file", []string{"serve", "--config", file(s.flag + ": true\n")}, nil, true},
+			{"config file, underscores", []string{"serve", "--config", file(strings.ReplaceAll(s.flag, "-", "_") + ": true\n")}, nil, true},
+			{"environment beats config file", []string{"serve", "--config", file(s.flag + ": true\n")}, map[string]string{env: "false"}, false},
+			{"flag beats environment", []string{"serve", "--" + s.flag + "=false"}, map[string]string{env: "true"}, false},
+		}
+		for _, tt := range tests {
+			t.Run(s.flag+"/"+tt.name, func(t *testing.T) {
+				if got := s.get(checkServeArgs(t, tt.args, tt.env)); got != tt.want {
+					t.Fatalf("--%s = %v, want %v", s.flag, got, tt.want)
+				}
+			})
+		}
+	}
+}

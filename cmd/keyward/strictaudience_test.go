@@ -6,7 +6,6 @@ import (
 	"encoding/pem"
 	"net/url"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,42 +14,6 @@ import (
 
 	kwoauth2 "github.com/keyward/keyward/internal/oauth2"
 )
-
-// TestStrictClientAssertionAudienceSources: --strict-client-assertion-audience
-// is off by default and is turned on, like every setting of serve, by the
-// flag, KEYWARD_STRICT_CLIENT_ASSERTION_AUDIENCE or the --config file's
-// key, in that order of precedence.
-func TestStrictClientAssertionAudienceSources(t *testing.T) {
-	file := func(content string) string {
-		f := filepath.Join(t.TempDir(), "keyward.yaml")
-		if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
-	const env = "KEYWARD_STRICT_CLIENT_ASSERTION_AUDIENCE"
-	tests := []struct {
-		name string
-		args []string
-		env  map[string]string
-		want bool
-	}{
-		{"default", []string{"serve"}, nil, false},
-		{"flag", []string{"serve", "--strict-client-assertion-audience"}, nil, true},
-		{"environment", []string{"serve"}, map[string]string{env: "true"}, true},
-		{"config file", []string{"serve", "--config", file("strict-client-assertion-audience: true\n")}, nil, true},
-		{"config file, underscores", []string{"serve", "--config", file("strict_client_assertion_audience: true\n")}, nil, true},
-		{"environment beats config file", []string{"serve", "--config", file("strict-client-assertion-audience: true\n")}, map[string]string{env: "false"}, false},
-		{"flag beats environment", []string{"serve", "--strict-client-assertion-audience=false"}, map[string]string{env: "true"}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := checkServeArgs(t, tt.args, tt.env).StrictClientAssertionAudience; got != tt.want {
-				t.Fatalf("StrictClientAssertionAudience = %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
 
 // signAssertion signs claims with a key file's key (RS256, its kid).
 func signAssertion(t *testing.T, keyFile string, claims map[string]any) string {
