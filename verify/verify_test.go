@@ -300,30 +300,40 @@ func TestUnknownKidRefetchesKeys(t *testing.T) {
 	}
 }
 
+// pausedRefetch returns an issuer whose signing key and email's key were
+// both replaced just after a Verifier, which may fetch keys again for an
+// unknown kid only an hour later, fetched the old ones; and a signer with
+// the account's new key.
+func pausedRefetch(t *testing.T, aud, email string) (*testkeyward.Server, *verify.Verifier, func(email string, life time.Duration, aud string) string) {
+	t.Helper()
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	ctx := context.Background()
+	sign, _, _ := selfSignedKey(t, k)
+	v := newVerifier(t, k, verify.WithSelfSignedJWTs(), verify.WithUnknownKidEvery(time.Hour))
+	// The account's keys fetched, and the JWKS for a kid the issuer does
+	// not publish.
+	if _, err := v.Verify(ctx, sign(email, time.Hour, aud)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := v.Verify(ctx, testkeyward.Start(t).Sign(t, nil))
+	wantInvalid(t, err, "does not publish")
+	// New keys: a signing key rotated in, a key added to the account.
+	k.Signer.Rotate(ctx, "test", "")
+	k.Signer.Rotate(ctx, "test", "")
+	newSign, _, _ := selfSignedKey(t, k)
+	return k, v, newSign
+}
+
 // A token whose kid is unknown while the keys may not be fetched again
 // yet is not called invalid: its key may be new. An access token and a
 // self-signed JWT alike get ErrUnavailable with a RetryAfter, and 503 with
 // Retry-After from the middleware (RFC 6750 §3.1's invalid_token is for
 // tokens known bad); once the keys may be fetched again, they verify.
 func TestUnknownKidRefetchPaused(t *testing.T) {
-	k := testkeyward.Start(t)
-	k.Setup(t, "jwt")
 	ctx := context.Background()
 	const aud, email = "https://orders.internal", "job@shop.iam.test"
-	sign, _, _ := selfSignedKey(t, k)
-	v := newVerifier(t, k, verify.WithSelfSignedJWTs(), verify.WithUnknownKidEvery(time.Hour))
-	// Just now the account's keys were fetched, and the JWKS for a kid
-	// the issuer does not publish.
-	if _, err := v.Verify(ctx, sign(email, time.Hour, aud)); err != nil {
-		t.Fatal(err)
-	}
-	_, err := v.Verify(ctx, testkeyward.Start(t).Sign(t, nil))
-	wantInvalid(t, err, "does not publish")
-
-	// New keys: a signing key rotated in, a key added to the account.
-	k.Signer.Rotate(ctx, "test", "")
-	k.Signer.Rotate(ctx, "test", "")
-	newSign, _, _ := selfSignedKey(t, k)
+	k, v, newSign := pausedRefetch(t, aud, email)
 	selfSigned := newSign(email, time.Hour, aud)
 	for _, tt := range []struct{ name, raw string }{
 		{"access token", k.Sign(t, nil)},
@@ -358,22 +368,9 @@ func TestUnknownKidRefetchPaused(t *testing.T) {
 // refused then, and a client that refreshes its token on 401 would
 // instead keep sending the one it has.
 func TestUnknownKidRefetchPausedHopeless(t *testing.T) {
-	k := testkeyward.Start(t)
-	k.Setup(t, "jwt")
 	ctx := context.Background()
 	const aud, email = "https://orders.internal", "job@shop.iam.test"
-	sign, _, _ := selfSignedKey(t, k)
-	v := newVerifier(t, k, verify.WithSelfSignedJWTs(), verify.WithUnknownKidEvery(time.Hour))
-	if _, err := v.Verify(ctx, sign(email, time.Hour, aud)); err != nil {
-		t.Fatal(err)
-	}
-	_, err := v.Verify(ctx, testkeyward.Start(t).Sign(t, nil))
-	wantInvalid(t, err, "does not publish")
-
-	// New keys, the keys may not be fetched again yet.
-	k.Signer.Rotate(ctx, "test", "")
-	k.Signer.Rotate(ctx, "test", "")
-	newSign, _, _ := selfSignedKey(t, k)
+	k, v, newSign := pausedRefetch(t, aud, email)
 	now := k.Clock.Now()
 	k.Clock.Add(-2 * time.Hour)
 	expiredSelfSigned := newSign(email, time.Hour, aud)
@@ -394,7 +391,7 @@ func TestUnknownKidRefetchPausedHopeless(t *testing.T) {
 		})
 	}
 	// One that may be valid is still 503.
-	_, err = v.Verify(ctx, newSign(email, time.Hour, aud))
+	_, err := v.Verify(ctx, newSign(email, time.Hour, aud))
 	wantUnavailable(t, err)
 	_, err = v.Verify(ctx, k.Sign(t, nil))
 	wantUnavailable(t, err)
