@@ -23,10 +23,7 @@ func newSACommand() *cobra.Command {
 		Short:   "Manage service accounts",
 		Long: `A service account is a machine identity: NAME@PROJECT.<domain>, with a
 21-digit numeric client ID, the scopes it may request and the lifetime of
-its tokens. Accounts are named by email or client ID in every command; an
-email in any case of its letters (NIGHTLY@… is nightly@…). The token
-endpoint, though, takes an email as client_id or iss only exactly as
-written (nightly@…).`,
+its tokens. Accounts are named by email or client ID in every command.`,
 	}
 	f.register(cmd)
 

@@ -19,7 +19,6 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -734,54 +733,5 @@ func TestCreateOrgWithPolicy(t *testing.T) {
 	policies, _ := f.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "org.policy"})
 	if len(creates) != 1 || creates[0].Data["blocked_scopes"] != "drive.admin mail.send" || len(policies) != 0 {
 		t.Errorf("org.create %+v and org.policy %+v, want one create naming the blocked scopes and no policy change", creates, policies)
-	}
-}
-
-// TestAccountEmailAnyCase: the admin API finds an account by its email in
-// any case of ASCII letters — names and projects are lower case, and so is
-// the domain by default — and by nothing else that lower-cases to it (the
-// Kelvin sign is no k). An email stored in capitals (imported, or of an
-// --account-domain written in capitals) is still found as stored.
-func TestAccountEmailAnyCase(t *testing.T) {
-	f := newFixture(t)
-	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
-	ctx := context.Background()
-	job, err := f.srv.Admin.CreateAccount(ctx, admin.Actor{ID: "test"}, admin.AccountInput{Name: "nightly", Project: "billing"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.srv.Admin.CreateAccount(ctx, admin.Actor{ID: "test"}, admin.AccountInput{Name: "kronos", Project: "billing"}); err != nil {
-		t.Fatal(err)
-	}
-	capital := storage.Account{ID: "999000111", Email: "Legacy@Billing.IAM.test", Name: "legacy", Project: "billing",
-		TokenLifetime: time.Hour, AuthMethods: storage.DefaultAuthMethods, CreatedAt: f.now, UpdatedAt: f.now}
-	if err := f.store.CreateAccount(ctx, capital, storage.AuditEvent{Time: f.now, Action: "account.create", Outcome: storage.OutcomeSuccess, Actor: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name   string
-		path   string
-		want   int
-		wantID string
-	}{
-		{"as created", "/v1/service-accounts/nightly@billing.iam.test", 200, job.ID},
-		{"upper case", "/v1/service-accounts/NIGHTLY@BILLING.IAM.TEST", 200, job.ID},
-		{"mixed case", "/v1/service-accounts/Nightly@billing.Iam.test", 200, job.ID},
-		{"its keys, upper case", "/v1/service-accounts/NIGHTLY@billing.iam.test/keys", 200, ""},
-		{"Kelvin sign for K", "/v1/service-accounts/" + url.PathEscape("\u212aronos@billing.iam.test"), 404, ""},
-		{"stored in capitals, as stored", "/v1/service-accounts/Legacy@Billing.IAM.test", 200, capital.ID},
-		{"another account", "/v1/service-accounts/DAILY@billing.iam.test", 404, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			status, body, _ := f.call(t, "GET", tt.path, auth, nil)
-			if status != tt.want || (tt.wantID != "" && body["client_id"] != tt.wantID) {
-				t.Fatalf("GET %s: %d %v, want %d and client %q", tt.path, status, body, tt.want, tt.wantID)
-			}
-		})
-	}
-	// Changes find it too.
-	if status, body, _ := f.call(t, "POST", "/v1/service-accounts/NIGHTLY@BILLING.IAM.TEST/disable", auth, nil); status != 200 || body["disabled"] != true {
-		t.Fatalf("disable in upper case: %d %v", status, body)
 	}
 }

@@ -592,15 +592,6 @@ func dedupe(l []string) []string {
 }
 
 // GetAccount finds an account by email or numeric client ID.
-//
-// An email is found in any case of its ASCII letters: the emails
-// CreateAccount makes are lower case (name and project are [a-z0-9-], the
-// default --account-domain is), so NIGHTLY@billing… names nightly@billing….
-// It is looked up as given first, for an email stored with capitals (one
-// imported, or of an --account-domain written with them), then in lower
-// case. Only ASCII letters are folded: strings.ToLower would make the
-// Kelvin sign a k. The token endpoint matches client_id and iss exactly,
-// through the store, not here.
 func (s *Service) GetAccount(ctx context.Context, ref string) (storage.Account, error) {
 	var (
 		a   storage.Account
@@ -608,25 +599,10 @@ func (s *Service) GetAccount(ctx context.Context, ref string) (storage.Account, 
 	)
 	if strings.Contains(ref, "@") {
 		a, err = s.store.GetAccountByEmail(ctx, ref)
-		if lower := lowerASCII(ref); errors.Is(err, storage.ErrNotFound) && lower != ref {
-			a, err = s.store.GetAccountByEmail(ctx, lower)
-		}
 	} else {
 		a, err = s.store.GetAccount(ctx, ref)
 	}
 	return a, storeErr(err, fmt.Sprintf("The service account %q", ref))
-}
-
-// lowerASCII returns s with its ASCII letters in lower case and every
-// other byte as it is.
-func lowerASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 // ListAccounts pages through accounts.
