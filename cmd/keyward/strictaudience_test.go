@@ -4,8 +4,11 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
+	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,5 +90,59 @@ func TestStrictClientAssertionAudienceEndToEnd(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStrictClientAssertionAudienceRevokeIntrospect: the revocation and
+// introspection endpoints authenticate client assertions as the token
+// endpoint does: the issuer or, by default only, the token endpoint URL,
+// as a single aud; a trailing slash, capitals, another endpoint or two
+// values never. (A server for each endpoint and mode, so that the refusals
+// stay under the client's throttle.)
+func TestStrictClientAssertionAudienceRevokeIntrospect(t *testing.T) {
+	for _, path := range []string{"/revoke", "/introspect"} {
+		for _, strict := range []bool{false, true} {
+			t.Run(path+map[bool]string{false: ", default", true: ", strict"}[strict], func(t *testing.T) {
+				m := startServer(t, func(m *Main) { m.Config.StrictClientAssertionAudience = strict })
+				acct, keyFile := googleFlowFixture(t, m)
+				endpoint := m.Issuer + "/token"
+				tests := []struct {
+					name   string
+					aud    any
+					accept bool
+				}{
+					{"issuer", m.Issuer, true},
+					{"issuer in an array", []string{m.Issuer}, true},
+					{"token endpoint URL", endpoint, !strict},
+					{"token endpoint URL in an array", []string{endpoint}, !strict},
+					{"issuer with a trailing slash", m.Issuer + "/", false},
+					{"token endpoint URL with a trailing slash", endpoint + "/", false},
+					{"issuer in capitals", strings.ToUpper(m.Issuer), false},
+					{"this endpoint's URL", m.Issuer + path, false},
+					{"issuer and token endpoint URL", []string{m.Issuer, endpoint}, false},
+				}
+				for i, tt := range tests {
+					now := time.Now()
+					form := url.Values{"token": {"not-a-token"},
+						"client_assertion_type": {kwoauth2.ClientAssertionJWT},
+						"client_assertion": {signAssertion(t, keyFile, map[string]any{"iss": acct.ID, "sub": acct.ID, "aud": tt.aud,
+							"jti": fmt.Sprintf("ri-%d", i), "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()})}}
+					resp, err := http.PostForm(m.URL()+path, form)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					// Authenticated, the client gets 200 at /revoke, 403 at
+					// /introspect (it introspects for no API); else 401.
+					want := map[bool]int{true: http.StatusOK, false: http.StatusUnauthorized}[tt.accept]
+					if tt.accept && path == "/introspect" {
+						want = http.StatusForbidden
+					}
+					if resp.StatusCode != want {
+						t.Errorf("%s: %d, want %d", tt.name, resp.StatusCode, want)
+					}
+				}
+			})
+		}
 	}
 }
