@@ -462,7 +462,15 @@ func TestBindingChangeEndsCertificateTokensOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tokens := map[string]string{"certificate": token(&cert), "secret": token(nil), "key": keyTok.AccessToken}
+	// The JWT-bearer grant to a client that authenticated with the
+	// certificate: its credential is the key, and it is bound to the
+	// certificate.
+	now := time.Now()
+	assertion := signAssertion(t, keyFile, map[string]any{"iss": acct.Email, "aud": m.Issuer + "/token", "scope": "orders.read",
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+	bearerTok, _ := post("/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {assertion}}, &cert)["access_token"].(string)
+
+	tokens := map[string]string{"certificate": token(&cert), "secret": token(nil), "key": keyTok.AccessToken, "key and certificate": bearerTok}
 	for name, tok := range tokens {
 		if !active(tok) {
 			t.Fatalf("the %s's token is inactive before the change", name)
@@ -472,7 +480,7 @@ func TestBindingChangeEndsCertificateTokensOnly(t *testing.T) {
 	if out := runCLI(t, append([]string{"sa", "get", acct.Email}, admin...)...); !strings.Contains(out, "Certificate tokens revoked before:") || strings.Contains(out, "\nTokens revoked before:") {
 		t.Errorf("sa get after the binding change:\n%s\nwant the certificate tokens revoked, not all tokens", out)
 	}
-	for name, want := range map[string]bool{"certificate": false, "secret": true, "key": true} {
+	for name, want := range map[string]bool{"certificate": false, "secret": true, "key": true, "key and certificate": false} {
 		if got := active(tokens[name]); got != want {
 			t.Errorf("after the binding change, the %s's token is active %v, want %v", name, got, want)
 		}

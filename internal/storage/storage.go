@@ -142,8 +142,10 @@ type Account struct {
 	TokensRevokedBefore time.Time
 	// CertTokensRevokedBefore revokes the tokens issued before it to a
 	// client that authenticated with a CA-issued certificate
-	// (tls_client_auth, credential "cert:THUMBPRINT"): a change of the
-	// account's certificate binding ends those, and no others.
+	// (tls_client_auth: credential "cert:THUMBPRINT", or, of the
+	// JWT-bearer grant, bound to a certificate that is none of the
+	// account's keys): a change of the account's certificate binding ends
+	// those, and no others.
 	CertTokensRevokedBefore time.Time
 	Disabled                bool
 	CreatedAt               time.Time

@@ -135,7 +135,11 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 	}
 	now := req.Now.Truncate(time.Second)
 	inSecond := func(r time.Time) bool { return !r.IsZero() && r.Unix() == now.Unix() }
-	if inSecond(is.account.TokensRevokedBefore) || tokenstate.ByCertificate(is.credential) && inSecond(is.account.CertTokensRevokedBefore) {
+	// Got with a CA-issued certificate: client_credentials names it as the
+	// credential; the JWT-bearer grant names the assertion's key, and
+	// binds the token to the certificate the client authenticated with.
+	byCert := tokenstate.ByCertificate(is.credential) || req.Client != nil && req.Client.Method == storage.AuthTLS
+	if inSecond(is.account.TokensRevokedBefore) || byCert && inSecond(is.account.CertTokensRevokedBefore) {
 		// The account's tokens were revoked in this second (sa
 		// revoke-tokens), or its certificate tokens (a change of its
 		// certificate binding) and this one is got with a certificate,

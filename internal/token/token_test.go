@@ -888,6 +888,11 @@ func TestRevocationSecondWaitCertificate(t *testing.T) {
 	ctx := context.Background()
 	viaCert := request{body: "grant_type=client_credentials&scope=orders.read&client_id=" + e.job.ID, tls: e.issuedCert(t, "job")}
 	viaSecret := request{body: "grant_type=client_credentials&scope=orders.read", header: http.Header{"Authorization": {basicAuth(e.job.ID, jobSecret)}}}
+	// The JWT-bearer grant to a client that authenticated with a
+	// certificate: the token names the assertion's key, and is bound to
+	// the certificate, whose change of binding ends it.
+	viaAssertionAndCert := request{body: form(sign(t, e.rsKey, jose.RS256, "rs", claims(nil), nil), "client_id", e.job.ID), tls: e.issuedCert(t, "job")}
+	viaAssertion := request{body: form(sign(t, e.rsKey, jose.RS256, "rs", claims(nil), nil))}
 	now := t0.Unix()
 	for _, tt := range []struct {
 		name      string
@@ -900,6 +905,8 @@ func TestRevocationSecondWaitCertificate(t *testing.T) {
 		{"certificate, the certificate tokens revoked a second ago", time.Time{}, t0.Add(-time.Second), viaCert, now},
 		{"certificate, all tokens revoked this second", t0, time.Time{}, viaCert, now + 1},
 		{"secret, all tokens revoked this second", t0, time.Time{}, viaSecret, now + 1},
+		{"assertion and certificate, the certificate tokens revoked this second", time.Time{}, t0, viaAssertionAndCert, now + 1},
+		{"assertion alone, the certificate tokens revoked this second", time.Time{}, t0, viaAssertion, now},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := e.store.UpdateAccount(ctx, e.job.ID, func(a storage.Account) (storage.Account, error) {

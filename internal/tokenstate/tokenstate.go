@@ -9,6 +9,7 @@ package tokenstate
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"slices"
 	"strings"
@@ -153,6 +154,40 @@ func ByCertificate(credential string) bool {
 	return strings.HasPrefix(credential, "cert:")
 }
 
+// byCertificate says whether the client got token c by authenticating
+// with a CA-issued certificate (tls_client_auth): its credential is
+// cert:THUMBPRINT (client_credentials), or it is bound to a certificate
+// (cnf x5t#S256) that is none of the account's keys. The latter is a
+// token of the JWT-bearer grant, whose credential names the assertion's
+// key, to a client that authenticated with a CA-issued certificate; one
+// bound to a self-signed certificate registered as a key
+// (self_signed_tls_client_auth) is not concerned. A self-signed
+// certificate deleted since cannot be told from a CA-issued one, and
+// counts as one: the token ends, as every token did when a binding change
+// ended them all.
+func (r *Resolver) byCertificate(ctx context.Context, accountID string, c oauth2.AccessClaims) (bool, error) {
+	if ByCertificate(c.Credential) {
+		return true, nil
+	}
+	if c.Confirmation == nil || c.Confirmation.X5TS256 == "" {
+		return false, nil
+	}
+	keys, err := r.store.ListKeys(ctx, accountID)
+	if err != nil {
+		return false, err
+	}
+	for _, k := range keys {
+		if k.Certificate == nil {
+			continue
+		}
+		sum := sha256.Sum256(k.Certificate)
+		if base64.RawURLEncoding.EncodeToString(sum[:]) == c.Confirmation.X5TS256 {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // check returns why the token is inactive, or "".
 func (r *Resolver) check(ctx context.Context, c oauth2.AccessClaims) (string, error) {
 	now := r.now()
@@ -187,8 +222,14 @@ func (r *Resolver) check(ctx context.Context, c oauth2.AccessClaims) (string, er
 	}
 	// A change of the account's certificate binding ends the tokens got
 	// with a certificate it trusted, and only those.
-	if ByCertificate(c.Credential) && !acct.CertTokensRevokedBefore.IsZero() && c.IssuedAt <= acct.CertTokensRevokedBefore.Unix() {
-		return "account's certificate tokens revoked", nil
+	if !acct.CertTokensRevokedBefore.IsZero() && c.IssuedAt <= acct.CertTokensRevokedBefore.Unix() {
+		byCert, err := r.byCertificate(ctx, acct.ID, c)
+		if err != nil {
+			return "", err
+		}
+		if byCert {
+			return "account's certificate tokens revoked", nil
+		}
 	}
 	if c.Actor != nil {
 		if reason, err := r.checkDelegation(ctx, c); reason != "" || err != nil {

@@ -1,0 +1,101 @@
+package tokenstate_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/tokenstate"
+)
+
+var t0 = time.Date(2026, 12, 6, 7, 0, 0, 0, time.UTC)
+
+// store is a tokenstate.Store of one account, its keys and opaque tokens.
+type store struct {
+	acct   storage.Account
+	keys   []storage.Key
+	tokens map[string]storage.TokenRecord
+}
+
+func (s *store) GetAccount(_ context.Context, id string) (storage.Account, error) {
+	if id != s.acct.ID {
+		return storage.Account{}, storage.ErrNotFound
+	}
+	return s.acct, nil
+}
+func (s *store) ListKeys(context.Context, string) ([]storage.Key, error)       { return s.keys, nil }
+func (s *store) ListSecrets(context.Context, string) ([]storage.Secret, error) { return nil, nil }
+func (s *store) GetToken(_ context.Context, hash []byte) (storage.TokenRecord, error) {
+	t, ok := s.tokens[string(hash)]
+	if !ok {
+		return t, storage.ErrNotFound
+	}
+	return t, nil
+}
+func (s *store) IsRevoked(context.Context, string) (bool, error) { return false, nil }
+func (s *store) GetUser(context.Context, string) (storage.User, error) {
+	return storage.User{}, storage.ErrNotFound
+}
+func (s *store) GetGrant(context.Context, string, string) (storage.Grant, error) {
+	return storage.Grant{}, storage.ErrNotFound
+}
+
+type noJWT struct{}
+
+func (noJWT) Verify(string, any) error { return errors.New("no JWTs here") }
+
+func thumbprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// TestCertificateTokensRevoked: a change of the account's certificate
+// binding (CertTokensRevokedBefore) ends the tokens got with a CA-issued
+// certificate: those of client_credentials (credential cert:THUMBPRINT),
+// and those of the JWT-bearer grant to a client that authenticated with
+// such a certificate, whose credential names the assertion's key but
+// which are bound to the certificate. Tokens got with a key, a secret or
+// a self-signed certificate registered as a key stay active.
+func TestCertificateTokensRevoked(t *testing.T) {
+	selfSigned := []byte("the DER of a self-signed certificate")
+	caIssued := thumbprint([]byte("the DER of a CA-issued certificate"))
+	s := &store{
+		acct: storage.Account{ID: "1", CertTokensRevokedBefore: t0},
+		keys: []storage.Key{{ID: "k"}, {ID: "self", Certificate: selfSigned}},
+	}
+	for _, tt := range []struct {
+		name       string
+		credential string
+		x5t        string
+		issued     time.Time
+		wantActive bool
+	}{
+		{"client_credentials, CA-issued certificate", "cert:" + caIssued, caIssued, t0.Add(-time.Minute), false},
+		{"client_credentials, CA-issued certificate, after the change", "cert:" + caIssued, caIssued, t0.Add(time.Second), true},
+		{"jwt-bearer, client authenticated with a CA-issued certificate", "key:k", caIssued, t0.Add(-time.Minute), false},
+		{"jwt-bearer, client authenticated with a CA-issued certificate, after the change", "key:k", caIssued, t0.Add(time.Second), true},
+		{"jwt-bearer, client authenticated with a self-signed certificate", "key:k", thumbprint(selfSigned), t0.Add(-time.Minute), true},
+		{"self_signed_tls_client_auth", "key:self", thumbprint(selfSigned), t0.Add(-time.Minute), true},
+		{"key", "key:k", "", t0.Add(-time.Minute), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := tokenstate.OpaquePrefix + tt.name
+			s.tokens = map[string]storage.TokenRecord{string(tokenstate.HashOpaque(raw)): {
+				ID: "jti", AccountID: "1", Subject: "1", Scope: "orders.read", Credential: tt.credential, Thumbprint: tt.x5t,
+				IssuedAt: tt.issued, ExpiresAt: tt.issued.Add(time.Hour),
+			}}
+			r := tokenstate.New(s, noJWT{}, "https://kw", func() time.Time { return t0.Add(2 * time.Second) })
+			info, err := r.Resolve(context.Background(), raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Active != tt.wantActive {
+				t.Errorf("active %v (%s), want %v", info.Active, info.Reason, tt.wantActive)
+			}
+		})
+	}
+}
