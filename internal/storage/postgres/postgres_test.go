@@ -127,6 +127,18 @@ func TestDataMigrations(t *testing.T) {
 	}
 }
 
+// Taking migration 00010 back keeps the certificate tokens revoked.
+func TestCertRevocationDown(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	storagetest.CertRevocationDown(t, func(t *testing.T) storage.Storage {
+		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}, execOn(dsn), storagetest.DownStatements(t, "migrations/00010_cert_tokens_revoked.sql"))
+}
+
 // execOn runs statements on the schema of dsn directly.
 func execOn(dsn string) func(t *testing.T, queries ...string) {
 	return func(t *testing.T, queries ...string) {

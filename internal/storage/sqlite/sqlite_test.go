@@ -130,6 +130,18 @@ func TestDataMigrations(t *testing.T) {
 	}
 }
 
+// Taking migration 00010 back keeps the certificate tokens revoked.
+func TestCertRevocationDown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keyward.db")
+	storagetest.CertRevocationDown(t, func(t *testing.T) storage.Storage {
+		s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}, execOn(path), storagetest.DownStatements(t, "migrations/00010_cert_tokens_revoked.sql"))
+}
+
 // execOn runs statements on the database file at path directly.
 func execOn(path string) func(t *testing.T, queries ...string) {
 	return func(t *testing.T, queries ...string) {

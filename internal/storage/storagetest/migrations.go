@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -167,4 +169,68 @@ func MigrateNewOnly(t *testing.T, open func(t *testing.T, noMigrate, newOnly boo
 			t.Fatalf("%s on an older schema: %v, want a refusal", o.what, err)
 		}
 	}
+}
+
+// CertRevocationDown checks that taking migration CertRevocationSince
+// back (its Down statements, down) keeps the certificate tokens an
+// account revoked revoked: an earlier release reads tokens_revoked_before
+// alone, and must not find them active again. It folds the later of the
+// two times into tokens_revoked_before (what a binding change set in
+// that release), and a store opened again after it (migrating up)
+// has it there.
+func CertRevocationDown(t *testing.T, open func(t *testing.T) storage.Storage, exec func(t *testing.T, queries ...string), down []string) {
+	ctx := context.Background()
+	all, cert := t0.Add(time.Minute), t0.Add(2*time.Minute)
+	accounts := []struct {
+		a        storage.Account
+		wantAll  time.Time
+		wantNote string
+	}{
+		{holder(1, false), time.Time{}, "neither revoked"},
+		{holder(2, false), cert, "certificate tokens revoked"},
+		{holder(3, false), cert, "all revoked, then the certificate tokens"},
+		{holder(4, false), cert.Add(time.Minute), "the certificate tokens revoked, then all"},
+	}
+	accounts[1].a.CertTokensRevokedBefore = cert
+	accounts[2].a.TokensRevokedBefore, accounts[2].a.CertTokensRevokedBefore = all, cert
+	accounts[3].a.TokensRevokedBefore, accounts[3].a.CertTokensRevokedBefore = cert.Add(time.Minute), cert
+	s := open(t)
+	for _, a := range accounts {
+		mustNil(t, s.CreateAccount(ctx, a.a, ev("account.create")))
+	}
+	mustNil(t, s.Close())
+	exec(t, down...)
+	exec(t, fmt.Sprintf(`DELETE FROM goose_db_version WHERE version_id >= %d`, CertRevocationSince))
+
+	s = open(t)
+	defer s.Close()
+	for _, a := range accounts {
+		got, err := s.GetAccount(ctx, a.a.ID)
+		mustNil(t, err)
+		if !got.TokensRevokedBefore.Equal(a.wantAll) || !got.CertTokensRevokedBefore.IsZero() {
+			t.Errorf("%s: after the migration back and up, tokens revoked before %v, certificate tokens before %v; want %v and none",
+				a.wantNote, got.TokensRevokedBefore, got.CertTokensRevokedBefore, a.wantAll)
+		}
+	}
+}
+
+// DownStatements returns the statements of a goose migration file's Down
+// section, one a line ending in ';' after the comments.
+func DownStatements(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, down, ok := strings.Cut(string(b), "-- +goose Down")
+	if !ok {
+		t.Fatalf("%s has no Down section", path)
+	}
+	var stmts []string
+	for _, line := range strings.Split(down, "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "--") {
+			stmts = append(stmts, line)
+		}
+	}
+	return stmts
 }

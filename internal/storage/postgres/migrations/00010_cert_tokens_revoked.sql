@@ -7,4 +7,8 @@
 ALTER TABLE accounts ADD COLUMN cert_tokens_revoked_before BIGINT NOT NULL DEFAULT 0;
 
 -- +goose Down
+-- An earlier release reads tokens_revoked_before alone: the certificate
+-- tokens revoked stay revoked, with the account's other tokens, as a
+-- binding change in that release revoked them.
+UPDATE accounts SET tokens_revoked_before = cert_tokens_revoked_before WHERE cert_tokens_revoked_before > tokens_revoked_before;
 ALTER TABLE accounts DROP COLUMN cert_tokens_revoked_before;
