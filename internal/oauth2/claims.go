@@ -52,8 +52,11 @@ type Confirmation struct {
 // Thumbprint returns a certificate's x5t#S256 (RFC 8705 §3.1): the
 // base64url SHA-256 of its DER, as Confirmation.X5TS256 holds it. The
 // token endpoint binds tokens with it and verify checks the binding.
-func Thumbprint(cert *x509.Certificate) string {
-	sum := sha256.Sum256(cert.Raw)
+func Thumbprint(cert *x509.Certificate) string { return ThumbprintDER(cert.Raw) }
+
+// ThumbprintDER is Thumbprint of a certificate's DER.
+func ThumbprintDER(der []byte) string {
+	sum := sha256.Sum256(der)
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 

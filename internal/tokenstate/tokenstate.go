@@ -9,7 +9,6 @@ package tokenstate
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"slices"
 	"strings"
@@ -177,11 +176,7 @@ func (r *Resolver) byCertificate(ctx context.Context, accountID string, c oauth2
 		return false, err
 	}
 	for _, k := range keys {
-		if k.Certificate == nil {
-			continue
-		}
-		sum := sha256.Sum256(k.Certificate)
-		if base64.RawURLEncoding.EncodeToString(sum[:]) == c.Confirmation.X5TS256 {
+		if k.Certificate != nil && oauth2.ThumbprintDER(k.Certificate) == c.Confirmation.X5TS256 {
 			return false, nil
 		}
 	}
