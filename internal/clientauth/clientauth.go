@@ -80,6 +80,11 @@ type Authenticator struct {
 	// blocks and three allocations, paid once per pooled HMAC instead of
 	// once per request.
 	hashers sync.Pool
+	// audiences are the aud values a client assertion may carry, and
+	// audienceHint their description for the message that refuses another:
+	// set once by New (see setAudiences).
+	audiences    []string
+	audienceHint string
 }
 
 // New returns an Authenticator.
@@ -101,6 +106,7 @@ func New(cfg Config, dir Directory) *Authenticator {
 		usage:     usage{m: map[string]time.Time{}},
 	}
 	a.mem, _ = dir.(AccountCache)
+	a.setAudiences()
 	return a
 }
 

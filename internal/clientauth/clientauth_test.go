@@ -454,8 +454,9 @@ func TestPrivateKeyJWTAudience(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := w.authenticator()
-			a.cfg.StrictAudience = tt.strict
+			cfg := w.authenticator().cfg
+			cfg.StrictAudience = tt.strict
+			a := New(cfg, w.dir)
 			raw := assertionJWT(t, w.jobKey, claims("111", func(c map[string]any) {
 				if tt.aud == nil {
 					delete(c, "aud")

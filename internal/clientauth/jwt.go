@@ -11,7 +11,7 @@ import (
 
 // privateKeyJWT checks a client assertion (RFC 7523 §2.2 and §3, OpenID
 // Connect Core §9): signed with one of the account's keys, iss = sub = the
-// client ID, a single aud naming this server (see audiences), and a jti
+// client ID, a single aud naming this server (see setAudiences), and a jti
 // that is single-use until exp.
 //
 // The assertion, not client_id (which RFC 7523 §2.2 makes optional), names
@@ -60,10 +60,9 @@ func (a *Authenticator) privateKeyJWT(ctx context.Context, source string, p *Pri
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	auds, hint := a.audiences()
 	key, err := tok.Verify(keys, assertion.Expect{
-		Audiences:      auds,
-		AudienceHint:   hint,
+		Audiences:      a.audiences,
+		AudienceHint:   a.audienceHint,
 		SingleAudience: true,
 		MaxLifetime:    a.cfg.MaxAssertionLifetime,
 		Skew:           a.cfg.ClockSkew,
@@ -81,18 +80,19 @@ func (a *Authenticator) privateKeyJWT(ctx context.Context, source string, p *Pri
 	}, nil
 }
 
-// audiences returns the aud values a client assertion may carry, with
+// setAudiences sets the aud values a client assertion may carry, with
 // their description for the message that refuses another. The issuer is
 // the one draft-ietf-oauth-rfc7523bis requires, as aud's sole value (a
 // string or an array of one), so that an assertion made for another
 // server's endpoint can never be one for this server; the token endpoint
 // URL, which RFC 7523 §3 and OpenID Connect Core §9 suggested and many
 // clients still send, is accepted beside it unless StrictAudience is set.
-func (a *Authenticator) audiences() ([]string, string) {
+func (a *Authenticator) setAudiences() {
 	issuer := a.cfg.Issuer
 	if a.cfg.StrictAudience {
-		return []string{issuer}, "this server's issuer " + issuer
+		a.audiences, a.audienceHint = []string{issuer}, "this server's issuer "+issuer
+		return
 	}
 	endpoint := issuer + oauth2.TokenPath
-	return []string{issuer, endpoint}, "this server's issuer " + issuer + " or its token endpoint URL " + endpoint
+	a.audiences, a.audienceHint = []string{issuer, endpoint}, "this server's issuer "+issuer+" or its token endpoint URL "+endpoint
 }
