@@ -71,8 +71,8 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	// The signature is checked before the account's state is reported, so
 	// only the key holder learns that the account is disabled.
 	key, err := tok.Verify(keys, assertion.Expect{
-		Audiences:       []string{Endpoint(h.cfg.Issuer), h.cfg.Issuer},
-		AudienceHint:    "this server's token endpoint URL " + Endpoint(h.cfg.Issuer),
+		Audiences:       h.assertionAud,
+		AudienceHint:    h.assertionAudHint,
 		MaxLifetime:     h.cfg.MaxAssertionLifetime,
 		RequireIssuedAt: true,
 		RequireID:       h.cfg.RequireAssertionJTI,

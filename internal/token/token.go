@@ -101,6 +101,11 @@ type Handler struct {
 	// normalize is kept as it is, for Check to refuse every proof saying
 	// why, as it would.
 	proofURL dpop.Request
+	// assertionAud are the aud values a JWT-bearer assertion may carry,
+	// and assertionAudHint what the message refusing another names; set
+	// once, not for each request.
+	assertionAud     []string
+	assertionAudHint string
 }
 
 // grant handles one grant_type.
@@ -172,6 +177,8 @@ func NewHandler(cfg Config, dir Directory, journal Journal, signer Signer, auth 
 		h.proofURL = dpop.Request{URL: u, URLNormalized: true}
 	}
 	h.dpopSeen = dpop.NewReplayCache(h.dpop.Retention(), 0)
+	h.assertionAud = []string{Endpoint(cfg.Issuer), cfg.Issuer}
+	h.assertionAudHint = "this server's token endpoint URL " + Endpoint(cfg.Issuer)
 	h.grants = map[string]grant{
 		oauth2.GrantJWTBearer:         &jwtBearer{h: h},
 		oauth2.GrantClientCredentials: &clientCredentials{h: h},
