@@ -8,10 +8,13 @@ import (
 	"crypto/x509"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/sqlite"
 )
 
 // An account has at most admin.MaxKeys keys, disabled ones included:
@@ -104,4 +107,71 @@ func TestKeyCap(t *testing.T) {
 		t.Fatalf("deleting a key: %d %v", status, out)
 	}
 	refused(t, admin.MaxKeys+1)
+}
+
+// accountDeletingStore deletes a credential's account just before it is
+// added, once armed: an account deleted between the admin API's lookup
+// and the add.
+type accountDeletingStore struct {
+	storage.Storage
+	armed *atomic.Bool
+}
+
+func (s accountDeletingStore) deleteAccount(ctx context.Context, id string) error {
+	if !s.armed.Load() {
+		return nil
+	}
+	return s.Storage.DeleteAccount(ctx, id, nil, storage.AuditEvent{Time: time.Now(), Action: "account.delete", Outcome: storage.OutcomeSuccess, Actor: "test"})
+}
+
+func (s accountDeletingStore) CreateKey(ctx context.Context, k storage.Key, check func([]storage.Key) error, ev storage.AuditEvent) error {
+	if err := s.deleteAccount(ctx, k.AccountID); err != nil {
+		return err
+	}
+	return s.Storage.CreateKey(ctx, k, check, ev)
+}
+
+func (s accountDeletingStore) CreateSecret(ctx context.Context, sec storage.Secret, check func([]storage.Secret) error, ev storage.AuditEvent) error {
+	if err := s.deleteAccount(ctx, sec.AccountID); err != nil {
+		return err
+	}
+	return s.Storage.CreateSecret(ctx, sec, check, ev)
+}
+
+// A key or secret added to an account deleted meanwhile (after the admin
+// API found it) is a 404 naming the account, not one saying that the key
+// or secret being created does not exist.
+func TestCredentialOfAccountDeletedMeanwhile(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), t.TempDir()+"/k.db", sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var armed atomic.Bool
+	f := newFixtureOn(t, accountDeletingStore{st, &armed})
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	spki, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	for i, tc := range []struct {
+		name, path string
+		body       any
+	}{
+		{"generate a key", "keys", nil},
+		{"upload a key", "keys/upload", admin.KeyRequest{PublicKeyPEM: pemOf("PUBLIC KEY", spki)}},
+		{"create a secret", "secrets", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := fmt.Sprintf("job%d", i)
+			email := name + "@shop.iam.test"
+			if status, out, _ := f.call(t, "POST", "/v1/service-accounts", auth, admin.AccountInput{Name: name, Project: "shop"}); status != 201 {
+				t.Fatalf("creating the account: %d %v", status, out)
+			}
+			armed.Store(true)
+			defer armed.Store(false)
+			status, out, _ := f.call(t, "POST", "/v1/service-accounts/"+email+"/"+tc.path, auth, tc.body)
+			want := fmt.Sprintf("The service account %q does not exist.", email)
+			if desc, _ := out["error_description"].(string); status != 404 || desc != want {
+				t.Fatalf("%d %v, want 404 with %q", status, out, want)
+			}
+		})
+	}
 }

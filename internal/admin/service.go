@@ -161,6 +161,15 @@ func storeErr(err error, what string) error {
 	}
 }
 
+// addErr is storeErr for a key or secret (what) added to account a: the
+// store's ErrNotFound is of the account, deleted since it was looked up.
+func addErr(err error, a storage.Account, what string) error {
+	if errors.Is(err, storage.ErrNotFound) {
+		return storeErr(err, fmt.Sprintf("The service account %q", a.Email))
+	}
+	return storeErr(err, what)
+}
+
 // --- APIs ---
 
 var apiNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,61}[a-z0-9]$`)
@@ -947,7 +956,7 @@ func (s *Service) CreateSecret(ctx context.Context, actor Actor, ref string, exp
 		Hint: SecretPrefix + "…" + value[len(value)-4:], ExpiresAt: exp, CreatedAt: now,
 	}
 	err = s.store.CreateSecret(ctx, sec, checkNewSecret(a, now), s.event(actor, "secret.create", a.ID, map[string]string{"secret_id": sec.ID}))
-	return CreatedSecret{Secret: sec, Value: value}, storeErr(err, "The secret")
+	return CreatedSecret{Secret: sec, Value: value}, addErr(err, a, "The secret")
 }
 
 // activeSecrets counts the enabled secrets of secs unexpired at now.
@@ -1146,7 +1155,7 @@ func (s *Service) createKey(ctx context.Context, actor Actor, ref string, expire
 		return k, kf, err
 	}
 	err = s.store.CreateKey(ctx, k, checkNewKey(a, nil), s.keyEvent(actor, "key.create", k))
-	return k, kf, storeErr(err, "The key")
+	return k, kf, addErr(err, a, "The key")
 }
 
 // MaxKeys is how many keys an account may have, as Google's service
@@ -1207,7 +1216,7 @@ func (s *Service) UploadKey(ctx context.Context, actor Actor, ref string, pemDat
 		ID: sakey.NewKeyID(), AccountID: a.ID, Algorithm: p.Algorithm, PublicKey: p.SPKI, Certificate: p.Certificate,
 		Origin: storage.KeyOriginUploaded, ExpiresAt: exp, CreatedAt: now,
 	}
-	return k, storeErr(s.store.CreateKey(ctx, k, checkNewKey(a, p.SPKI), s.keyEvent(actor, "key.upload", k)), "The key")
+	return k, addErr(s.store.CreateKey(ctx, k, checkNewKey(a, p.SPKI), s.keyEvent(actor, "key.upload", k)), a, "The key")
 }
 
 // ListKeys returns an account's keys.
