@@ -244,11 +244,11 @@ func connProblem(err error) string {
 		}
 		err = ue.Err
 	}
+	// errors.As finds it inside a *tls.CertificateVerificationError too.
 	var unknownCA x509.UnknownAuthorityError
-	var tlsVerify *tls.CertificateVerificationError
 	hint := ""
 	switch {
-	case errors.As(err, &unknownCA) || (errors.As(err, &tlsVerify) && errors.As(tlsVerify.Err, &unknownCA)):
+	case errors.As(err, &unknownCA):
 		hint = "; if a private CA signed the server's certificate, pass it with --ca-cert (or KEYWARD_CA_CERT)"
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		hint = "; the server speaks plain HTTP: use an http:// URL"
