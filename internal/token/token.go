@@ -178,7 +178,7 @@ func NewHandler(cfg Config, dir Directory, journal Journal, signer Signer, auth 
 	}
 	h.dpopSeen = dpop.NewReplayCache(h.dpop.Retention(), 0)
 	h.assertionAud = []string{Endpoint(cfg.Issuer), cfg.Issuer}
-	h.assertionAudHint = "this server's token endpoint URL " + Endpoint(cfg.Issuer)
+	h.assertionAudHint = "this server's token endpoint URL " + Endpoint(cfg.Issuer) + " or its issuer " + cfg.Issuer
 	h.grants = map[string]grant{
 		oauth2.GrantJWTBearer:         &jwtBearer{h: h},
 		oauth2.GrantClientCredentials: &clientCredentials{h: h},

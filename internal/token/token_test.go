@@ -257,6 +257,7 @@ func unsigned(c map[string]any) string {
 
 func TestJWTBearer(t *testing.T) {
 	e := newEnv(t)
+	audHint := "this server's token endpoint URL " + endpoint + " or its issuer " + issuer
 	attacker, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	rs := func(mod func(map[string]any)) string { return sign(t, e.rsKey, jose.RS256, "rs", claims(mod), nil) }
 	tests := []struct {
@@ -303,12 +304,13 @@ func TestJWTBearer(t *testing.T) {
 		{name: "iat in the future", req: request{body: form(rs(func(c map[string]any) {
 			c["iat"], c["exp"] = t0.Add(5*time.Minute).Unix(), t0.Add(10*time.Minute).Unix()
 		}))}, wantStatus: 400, wantError: "invalid_grant"},
-		{name: "wrong aud", req: request{body: form(rs(func(c map[string]any) { c["aud"] = "https://oauth2.googleapis.com/token" }))}, wantStatus: 400, wantError: "invalid_grant"},
+		// The refusals name both values accepted, the key file's token_uri first.
+		{name: "wrong aud", req: request{body: form(rs(func(c map[string]any) { c["aud"] = "https://oauth2.googleapis.com/token" }))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: "aud must be " + audHint + "."},
 		// A self-signed JWT for an API (verify.WithSelfSignedJWTs) is no
 		// assertion here: the API it was sent to cannot trade it for a token.
 		{name: "aud is an API's identifier", req: request{body: form(rs(func(c map[string]any) { c["aud"] = "https://orders.internal" }))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "aud is the token endpoint's URL written otherwise", req: request{body: form(rs(func(c map[string]any) { c["aud"] = endpoint + "/" }))}, wantStatus: 400, wantError: "invalid_grant"},
-		{name: "missing aud", req: request{body: form(rs(func(c map[string]any) { delete(c, "aud") }))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "missing aud", req: request{body: form(rs(func(c map[string]any) { delete(c, "aud") }))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: "use " + audHint + "."},
 		{name: "missing exp", req: request{body: form(rs(func(c map[string]any) { delete(c, "exp") }))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "missing iat", req: request{body: form(rs(func(c map[string]any) { delete(c, "iat") }))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "alg none", req: request{body: form(unsigned(claims(nil)))}, wantStatus: 400, wantError: "invalid_grant"},
