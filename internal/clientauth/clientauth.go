@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"hash"
 	"io"
 	"log/slog"
@@ -205,14 +206,16 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	if !basic {
 		clientID = formID
 	}
-	cert, intermediates, err := a.peerChain(r)
-	if err != nil {
-		return nil, failed(false, err)
-	}
+	// A forwarded certificate that does not parse (peerChain logged why)
+	// counts as none, but for a request it would authenticate.
+	cert, intermediates, certErr := a.peerChain(r)
 	method := ""
 	switch {
 	case len(methods) == 1:
 		method = methods[0]
+	case certErr != nil && clientID != "":
+		att.Method, att.ClientID = storage.AuthTLS, oauth2.Truncate(clientID, 128)
+		return nil, errUnreadableCertificate(certErr)
 	case cert != nil && clientID != "":
 		method = storage.AuthTLS // or self-signed; decided by the account
 	case clientID != "":
@@ -235,7 +238,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 		return nil, err
 	}
 
-	var c *Client
+	var (
+		c   *Client
+		err error
+	)
 	switch method {
 	case storage.AuthSecretBasic, storage.AuthSecretPost:
 		c, err = a.secret(ctx, source, &p, password, method)
@@ -484,9 +490,29 @@ func (a *Authenticator) peerChain(r *http.Request) (*x509.Certificate, []*x509.C
 	}
 	chain, err := parseForwardedCert(v)
 	if err != nil {
+		// The proxy's doing, not the client's: see errUnreadableCertificate.
+		a.cfg.Logger.Warn("a trusted proxy's client-certificate header does not parse: check what the proxy forwards in it; requests that would authenticate with the certificate, or use a token bound to one, are refused, others go on as if no certificate was presented",
+			"header", a.cfg.CertHeader, "source", peer, "err", err)
 		return nil, nil, err
 	}
 	return chain[0], chain[1:], nil
+}
+
+// errUnreadableCertificate is the answer to a request that would
+// authenticate with a certificate (tls_client_auth or
+// self_signed_tls_client_auth: client_id and no other credentials) when
+// the one a trusted proxy forwarded does not parse. That is the proxy's
+// misconfiguration, which says nothing about the account, so the answer
+// says what happened instead of "Client authentication failed.", and the
+// failure is not held against the client in the throttle. Requests that
+// authenticate otherwise go on as if no certificate was presented: their
+// tokens are not certificate-bound (RFC 8705 §3 binds tokens to the
+// certificate a client authenticated with).
+func errUnreadableCertificate(cause error) *oauth2.Error {
+	return &oauth2.Error{
+		Code: oauth2.ErrInvalidClient, Status: http.StatusUnauthorized, Err: cause,
+		Description: fmt.Sprintf("Client authentication failed: the TLS client certificate that the proxy in front of this server forwarded could not be read (it is no certificate, or a chain of more than %d), so tls_client_auth and self_signed_tls_client_auth cannot be used; the server's log says why.", maxForwardedChain),
+	}
 }
 
 // usage remembers when secrets were last used until Flush writes it, so

@@ -1,13 +1,20 @@
 package server_test
 
 import (
+	"bytes"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/server"
 )
 
@@ -53,5 +60,95 @@ func TestThrottleBehindProxy(t *testing.T) {
 	throttle("198.51.100.9", "203.0.113.1")
 	if got := token("198.51.100.9", "203.0.113.2", f.secret); got != http.StatusTooManyRequests {
 		t.Fatalf("an untrusted peer with a new X-Forwarded-For: %d, want 429", got)
+	}
+}
+
+// lockedBuffer is a log destination safe for the server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestGarbledForwardedCertificate: a client-certificate header from a
+// trusted proxy that does not parse is the proxy's misconfiguration, not
+// the client's doing. A request that would authenticate with that
+// certificate (client_id and no other credentials: tls_client_auth or
+// self_signed_tls_client_auth, whose tokens are certificate-bound) is
+// refused saying so; every other request goes on as if it had presented
+// no certificate. The log says why each time.
+func TestGarbledForwardedCertificate(t *testing.T) {
+	var logs lockedBuffer
+	f := newFixture(t, func(c *server.Config, d *server.Deps) {
+		c.ClientCertHeader = "X-Client-Cert"
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+		d.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(f.clientID+":"+f.secret))
+	assertion := func() string {
+		return "&client_assertion_type=" + url.QueryEscape(oauth2.ClientAssertionJWT) + "&client_assertion=" + f.clientAssertion(t, rand.Text())
+	}
+	const (
+		cc      = "grant_type=client_credentials&scope=orders.read"
+		warning = "level=WARN msg=\"a trusted proxy's client-certificate header does not parse"
+	)
+	for _, garbage := range []string{"not a certificate", base64.StdEncoding.EncodeToString([]byte("not DER")), "-----BEGIN%20CERTIFICATE-----%0AAAAA%0A-----END%20CERTIFICATE-----%0A"} {
+		// Built for each garbage: the assertions are single-use.
+		tests := []struct {
+			name, body, auth string
+			want             int
+			wantError        string
+			wantDesc         string // part of error_description
+		}{
+			{name: "client_secret_basic", body: cc, auth: basic, want: http.StatusOK},
+			{name: "client_secret_post", body: cc + "&client_id=" + f.clientID + "&client_secret=" + url.QueryEscape(f.secret), want: http.StatusOK},
+			{name: "private_key_jwt", body: cc + assertion(), want: http.StatusOK},
+			{name: "JWT-bearer grant without client authentication", body: "grant_type=" + url.QueryEscape(oauth2.GrantJWTBearer) + "&assertion=" + f.assertion(t, rand.Text()), want: http.StatusOK},
+			{name: "client_id alone: the certificate would authenticate", body: cc + "&client_id=" + f.clientID,
+				want: http.StatusUnauthorized, wantError: oauth2.ErrInvalidClient, wantDesc: "client certificate"},
+			{name: "JWT-bearer grant with client_id: the certificate would authenticate", body: "grant_type=" + url.QueryEscape(oauth2.GrantJWTBearer) + "&assertion=" + f.assertion(t, rand.Text()) + "&client_id=" + f.clientID,
+				want: http.StatusUnauthorized, wantError: oauth2.ErrInvalidClient, wantDesc: "client certificate"},
+			{name: "no client authentication at all", body: cc,
+				want: http.StatusUnauthorized, wantError: oauth2.ErrInvalidClient, wantDesc: "needs client authentication"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name+"/"+garbage[:8], func(t *testing.T) {
+				before := strings.Count(logs.String(), warning)
+				r := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(tt.body))
+				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				if tt.auth != "" {
+					r.Header.Set("Authorization", tt.auth)
+				}
+				r.Header.Set("X-Client-Cert", garbage)
+				r.RemoteAddr = "10.0.0.2:443"
+				w := httptest.NewRecorder()
+				f.handler.ServeHTTP(w, r)
+				if w.Code != tt.want {
+					t.Fatalf("%d %s, want %d", w.Code, w.Body, tt.want)
+				}
+				var body map[string]string
+				json.Unmarshal(w.Body.Bytes(), &body)
+				if tt.wantError != "" && (body["error"] != tt.wantError || !strings.Contains(body["error_description"], tt.wantDesc)) {
+					t.Fatalf("%s, want %s with %q in its description", w.Body, tt.wantError, tt.wantDesc)
+				}
+				if after := strings.Count(logs.String(), warning); after != before+1 {
+					t.Fatalf("%d warnings %q logged, want 1; the log:\n%s", after-before, warning, logs.String())
+				}
+				if last := logs.String()[strings.LastIndex(logs.String(), warning):]; !strings.Contains(last, "header=X-Client-Cert") || !strings.Contains(last, "err=") {
+					t.Fatalf("the warning names neither the header nor why it does not parse: %s", last)
+				}
+			})
+		}
 	}
 }
