@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -66,6 +67,9 @@ type benchFlags struct {
 	introspectionAudit time.Duration
 	caCert             string
 	output             string
+	// assertionJTI gives each jwt_bearer assertion a jti of its own, for
+	// a server started with --require-assertion-jti.
+	assertionJTI bool
 }
 
 func newBenchCommand() *cobra.Command {
@@ -118,7 +122,10 @@ waiting for a core, which their latency figures would then report.
 
 Client-side signing is kept out of the measurement: JWT-bearer assertions
 (RS256, without jti, as Google's libraries send them) are signed before the
-run and cycled — the server verifies every one anyway — and private_key_jwt
+run and cycled — the server verifies every one anyway; with --assertion-jti,
+which a server started with --require-assertion-jti needs, each has a jti
+of its own and is sent once, so enough for the whole run are signed before
+it, which takes a while (RS256 signing is slow) — and private_key_jwt
 client assertions (ES256, each with its own jti) are signed before the run,
 as are client_credentials_dpop's DPoP proofs (ES256; a proof is good for a
 minute, so that scenario needs --warmup + --duration within 45s).
@@ -150,6 +157,7 @@ names another server.`,
 	fl.StringSliceVar(&f.scenarios, "scenarios", allScenarios, "scenarios to run, comma-separated")
 	fl.IntVar(&f.accounts, "accounts", 0, "first fill the store with this many service accounts (started server only)")
 	fl.StringVar(&f.signingAlg, "signing-alg", "", "access-token signing algorithm of the started server: "+strings.Join(signer.Algorithms, ", ")+" (default: the server's, ES256)")
+	fl.BoolVar(&f.assertionJTI, "assertion-jti", false, "give each jwt_bearer assertion its own jti and send it once, for a server started with --require-assertion-jti (default: no jti, as Google's libraries send them, and the assertions are cycled)")
 	fl.DurationVar(&f.introspectionAudit, "introspection-audit-interval", DefaultConfig().IntrospectionAudit, "the started server's --introspection-audit-interval: how often introspections that find their token active are audited as summaries (0: each one durably before its answer)")
 	addOutputFlag(fl, &f.output)
 	return cmd
@@ -344,6 +352,9 @@ type bench struct {
 	// metricsURL is the started server's Prometheus endpoint, for the
 	// latency it measures itself; "" with --target.
 	metricsURL string
+	// refusal is the first error answer of the scenario being run, for
+	// its note: the errors column counts statuses, this says why.
+	refusal atomic.Pointer[refusal]
 }
 
 func isLoopbackURL(s string) bool {

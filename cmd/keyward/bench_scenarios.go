@@ -23,6 +23,7 @@ import (
 
 	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/loadgen"
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/procstat"
 	"github.com/keyward/keyward/verify"
 )
@@ -64,6 +65,7 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 	}
 	defer conns.Close()
 	b.conns = conns
+	b.refusal.Store(nil)
 	req, note, err := b.prepare(ctx, name)
 	if err != nil {
 		return scenarioResult{}, err
@@ -134,6 +136,9 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 			}
 		}
 	}
+	if f := b.refusal.Load(); f != nil && res.Errors > 0 {
+		r.Note = strings.TrimPrefix(r.Note+"; "+f.explain(name, b.f.assertionJTI), "; ")
+	}
 	if metricsErr != nil {
 		what := "server p99"
 		if watchTarget {
@@ -176,13 +181,49 @@ func (b *bench) form(path string, form url.Values, id, secret string, headers ..
 	return loadgen.NewPost(b.host, path, auth, []byte(form.Encode()), headers...)
 }
 
-// send sends a request encoded by form on worker w's connection.
+// send sends a request encoded by form on worker w's connection. The
+// first error answer of the scenario is kept for its note.
 func (b *bench) send(ctx context.Context, w int, req []byte) (int, []byte) {
 	status, body, err := b.conns.Do(ctx, w, req)
 	if err != nil {
 		return 0, nil
 	}
+	if status >= 400 && b.refusal.Load() == nil {
+		b.refusal.CompareAndSwap(nil, newRefusal(status, body))
+	}
 	return status, body
+}
+
+// refusal is an error answer of the server: its status and, from an
+// OAuth error body (RFC 6749 §5.2), its code and description.
+type refusal struct {
+	status            int
+	code, description string
+}
+
+func newRefusal(status int, body []byte) *refusal {
+	var e struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	json.Unmarshal(body, &e)
+	return &refusal{status: status, code: oauth2.Truncate(e.Error, 64), description: oauth2.Truncate(e.Description, 300)}
+}
+
+// explain describes the refusal for a scenario's note and, where bench
+// can tell, what to do about it.
+func (f *refusal) explain(scenario string, assertionJTI bool) string {
+	s := fmt.Sprintf("first error: HTTP %d", f.status)
+	if f.code != "" {
+		s += " " + f.code
+	}
+	if f.description != "" {
+		s += fmt.Sprintf(" %q", f.description)
+	}
+	if scenario == "jwt_bearer" && !assertionJTI && f.code == oauth2.ErrInvalidGrant && strings.Contains(f.description, "jti") {
+		s += ": the server requires a jti in each assertion (serve --require-assertion-jti), which jwt_bearer leaves out as Google's libraries do; run bench with --assertion-jti"
+	}
+	return s
 }
 
 func (b *bench) token(ctx context.Context, scope string) (string, error) {
@@ -294,10 +335,20 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 		if err != nil {
 			return nil, "", err
 		}
-		const n = 1024
-		assertions, err := b.presign(n, func(int) map[string]any {
+		// Without a jti, as Google's libraries send them, a few are cycled;
+		// with --assertion-jti each is good once, as private_key_jwt's
+		// client assertions are, so the run needs one per request.
+		n, cycled := 1024, !b.f.assertionJTI
+		if !cycled {
+			n = b.presignCount()
+		}
+		assertions, err := b.presign(n, func(i int) map[string]any {
 			now := time.Now()
-			return map[string]any{"iss": kf.Email, "scope": fx.scope, "aud": kf.TokenURI, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+			c := map[string]any{"iss": kf.Email, "scope": fx.scope, "aud": kf.TokenURI, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+			if !cycled {
+				c["jti"] = fmt.Sprintf("bench-%d-%d", now.UnixNano(), i)
+			}
+			return c
 		}, jose.RS256, priv, kf.ID)
 		if err != nil {
 			return nil, "", err
@@ -306,10 +357,21 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 		for i, a := range assertions {
 			reqs[i] = b.form("/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {a}}, "", "")
 		}
+		if cycled {
+			return func(ctx context.Context, w, i int) (int, bool) {
+				status, _ := b.send(ctx, w, reqs[(w*31+i)%n])
+				return ok(status)
+			}, fmt.Sprintf("%d RS256 assertions without jti signed before the run and cycled; each request's signature is verified", n), nil
+		}
+		var next atomic.Int64
 		return func(ctx context.Context, w, i int) (int, bool) {
-			status, _ := b.send(ctx, w, reqs[(w*31+i)%n])
+			k := next.Add(1) - 1
+			if int(k) >= n {
+				return statusNoAssertion, false
+			}
+			status, _ := b.send(ctx, w, reqs[k])
 			return ok(status)
-		}, fmt.Sprintf("%d RS256 assertions signed before the run and cycled; each request's signature is verified", n), nil
+		}, fmt.Sprintf("%d RS256 assertions, each with its own jti, signed before the run and each sent once (--assertion-jti)", n), nil
 
 	case "introspect_opaque", "introspect_jwt":
 		scope := fx.scope

@@ -411,3 +411,44 @@ func TestBenchInterrupted(t *testing.T) {
 		t.Fatalf("report = %+v", r)
 	}
 }
+
+// TestBenchAssertionJTI: against a server started with
+// --require-assertion-jti, jwt_bearer's Google-like assertions (no jti)
+// are all refused, and the report says why and what to do; with
+// --assertion-jti each assertion carries its own jti, is sent once, and
+// every request gets a token.
+func TestBenchAssertionJTI(t *testing.T) {
+	m := startServer(t, func(m *Main) { m.Config.RequireAssertionJTI = true })
+	args := []string{"bench", "--target", m.URL(), "--credentials", m.AdminKeyFile, "--duration", "200ms", "--warmup", "0s", "--concurrency", "2",
+		"--scenarios", "jwt_bearer", "-o", "json"}
+	tests := []struct {
+		name       string
+		extra      []string
+		wantErrors bool
+		wantNote   []string // parts of the scenario's note
+	}{
+		{"without jti", nil, true, []string{"invalid_grant", "requires a jti claim", "--assertion-jti"}},
+		{"--assertion-jti", []string{"--assertion-jti"}, false, []string{"each with its own jti", "each sent once"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := runCLI(t, append(args, tt.extra...)...)
+			var r benchReport
+			if err := json.Unmarshal([]byte(out), &r); err != nil {
+				t.Fatalf("bench printed %q: %v", out, err)
+			}
+			if len(r.Scenarios) != 1 {
+				t.Fatalf("report = %+v", r)
+			}
+			s := r.Scenarios[0]
+			if s.Requests == 0 || (s.Errors != 0) != tt.wantErrors || tt.wantErrors && s.Errors != s.Requests {
+				t.Fatalf("%d requests, %d errors %v, want errors: %v", s.Requests, s.Errors, s.ByStatus, tt.wantErrors)
+			}
+			for _, want := range tt.wantNote {
+				if !strings.Contains(s.Note, want) {
+					t.Errorf("note %q, want %q in it", s.Note, want)
+				}
+			}
+		})
+	}
+}
