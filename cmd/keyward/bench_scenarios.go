@@ -227,7 +227,7 @@ func (f *refusal) explain(scenario string, assertionJTI bool) string {
 }
 
 func (b *bench) token(ctx context.Context, scope string) (string, error) {
-	status, body := b.post(ctx, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}, b.fixtures.clientID, b.fixtures.secret)
+	status, body := b.post(ctx, oauth2.TokenPath, url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}, b.fixtures.clientID, b.fixtures.secret)
 	var t struct {
 		AccessToken string `json:"access_token"`
 	}
@@ -259,12 +259,12 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 			n := min(1000, b.accountCount)
 			return func(ctx context.Context, w, i int) (int, bool) {
 				k := (w*7919 + i) % n
-				status, _ := b.send(ctx, w, b.form("/token", url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope}},
+				status, _ := b.send(ctx, w, b.form(oauth2.TokenPath, url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope}},
 					fillAccountID(k), benchSecret(k)))
 				return ok(status)
 			}, fmt.Sprintf("spread over %d of the %d accounts", n, b.accountCount), nil
 		}
-		req := b.form("/token", url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope}}, fx.clientID, fx.secret)
+		req := b.form(oauth2.TokenPath, url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope}}, fx.clientID, fx.secret)
 		return func(ctx context.Context, w, i int) (int, bool) {
 			status, _ := b.send(ctx, w, req)
 			return ok(status)
@@ -286,7 +286,7 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 			if int(k) >= len(assertions) {
 				return statusNoAssertion, false
 			}
-			status, _ := b.send(ctx, w, b.form("/token", url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope},
+			status, _ := b.send(ctx, w, b.form(oauth2.TokenPath, url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope},
 				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertions[k]}}, "", ""))
 			return ok(status)
 		}, fmt.Sprintf("%d ES256 client assertions signed before the run", n), nil
@@ -315,7 +315,7 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 			if int(k) >= len(proofs) {
 				return statusNoAssertion, false
 			}
-			status, _ := b.send(ctx, w, b.form("/token", form, fx.clientID, fx.secret, dpop.Header+": "+proofs[k]))
+			status, _ := b.send(ctx, w, b.form(oauth2.TokenPath, form, fx.clientID, fx.secret, dpop.Header+": "+proofs[k]))
 			return ok(status)
 		}, fmt.Sprintf("%d ES256 DPoP proofs signed before the run; client_secret_basic", n), nil
 
@@ -355,7 +355,7 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 		}
 		reqs := make([][]byte, n)
 		for i, a := range assertions {
-			reqs[i] = b.form("/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {a}}, "", "")
+			reqs[i] = b.form(oauth2.TokenPath, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {a}}, "", "")
 		}
 		if cycled {
 			return func(ctx context.Context, w, i int) (int, bool) {
@@ -468,7 +468,7 @@ func (b *bench) tokenAudience() string {
 // which a server with --strict-client-assertion-audience requires: the
 // token endpoint without its /token path.
 func (b *bench) issuer() string {
-	return strings.TrimSuffix(b.tokenAudience(), "/token")
+	return strings.TrimSuffix(b.tokenAudience(), oauth2.TokenPath)
 }
 
 // presign signs n assertions with a worker per CPU before the run.

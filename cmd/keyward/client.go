@@ -22,6 +22,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/keyward/keyward/client"
+	kwoauth2 "github.com/keyward/keyward/internal/oauth2"
 )
 
 // clientFlags are the flags of every command that talks to the admin API.
@@ -107,12 +108,12 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 		// Talk to this server (a replica, say) but keep the assertion's
 		// audience: the issuer's token endpoint named in the key file.
 		base = strings.TrimRight(server, "/")
-		tokenURL = base + "/token"
+		tokenURL = base + kwoauth2.TokenPath
 	} else {
 		if err := checkTokenURI(creds+": token_uri", kf.TokenURI); err != nil {
 			return nil, fmt.Errorf("%w; pass --server with the server's URL", err)
 		}
-		base, from = strings.TrimSuffix(kf.TokenURI, "/token"), creds+": token_uri"
+		base, from = strings.TrimSuffix(kf.TokenURI, kwoauth2.TokenPath), creds+": token_uri"
 	}
 	transport, err := httpTransport(firstNonEmpty(f.caCert, os.Getenv("KEYWARD_CA_CERT")))
 	if err != nil {
@@ -145,7 +146,7 @@ func checkTokenURI(name, raw string) error {
 	}
 	// The base URL is what comes before /token: of any other path, the
 	// admin API's paths would be appended to the token endpoint's.
-	if u, _ := url.Parse(raw); !strings.HasSuffix(u.Path, "/token") {
+	if u, _ := url.Parse(raw); !strings.HasSuffix(u.Path, kwoauth2.TokenPath) {
 		return fmt.Errorf("%s %q must be Keyward's token endpoint, whose path ends in /token, such as %s", name, raw, example)
 	}
 	return nil
@@ -303,7 +304,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 			if st := retrieveStatus(re); st >= 500 || st == http.StatusTooManyRequests {
 				// The server failed or is overloaded, not the credentials:
 				// an apiError, so that transient sees it (audit --follow).
-				e := &apiError{Status: st, Code: re.ErrorCode, Description: fmt.Sprintf("%s could not issue the administrator's token: HTTP %d", c.base+"/token", st)}
+				e := &apiError{Status: st, Code: re.ErrorCode, Description: fmt.Sprintf("%s could not issue the administrator's token: HTTP %d", c.base+kwoauth2.TokenPath, st)}
 				if e.Code == "" {
 					e.Code = http.StatusText(st)
 				}
@@ -315,7 +316,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 			if notTokenEndpoint(re) {
 				return c.notKeyward(re)
 			}
-			return fmt.Errorf("the administrator credentials were refused: %w", retrieveError(c.base+"/token", err))
+			return fmt.Errorf("the administrator credentials were refused: %w", retrieveError(c.base+kwoauth2.TokenPath, err))
 		}
 		return &unreachableError{base: c.base, err: err}
 	}
@@ -365,9 +366,9 @@ func (c *adminClient) notKeyward(re *oauth2.RetrieveError) error {
 		got += " " + re.ErrorCode
 	}
 	if strings.HasSuffix(c.from, "token_uri") {
-		return fmt.Errorf("%s is not Keyward's token endpoint (%s): %s is wrong; pass --server with Keyward's base URL, such as https://keyward.internal", c.base+"/token", got, c.from)
+		return fmt.Errorf("%s is not Keyward's token endpoint (%s): %s is wrong; pass --server with Keyward's base URL, such as https://keyward.internal", c.base+kwoauth2.TokenPath, got, c.from)
 	}
-	return fmt.Errorf("%s is not Keyward's token endpoint (%s): %s %q must be Keyward's base URL, under which /token and /v1/ are, such as https://keyward.internal", c.base+"/token", got, c.from, c.base)
+	return fmt.Errorf("%s is not Keyward's token endpoint (%s): %s %q must be Keyward's base URL, under which /token and /v1/ are, such as https://keyward.internal", c.base+kwoauth2.TokenPath, got, c.from, c.base)
 }
 
 // retrieveStatus is the HTTP status of a failed token request, 0 if unknown.
