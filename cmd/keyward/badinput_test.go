@@ -381,7 +381,8 @@ func TestUnreachableMessage(t *testing.T) {
 // about the file, before the store is opened: no data directory is
 // created for it. It used to read 'json: cannot unmarshal array into Go
 // value of type transfer.Dump', or, for an object without "format",
-// 'unknown dump format ""' with no file named, after creating the store.
+// 'unknown dump format ""' with no file named, after creating the store;
+// then 'its "format" is ""', for a key file too.
 func TestImportNotAnExport(t *testing.T) {
 	tests := []struct {
 		name, content, want string
@@ -389,7 +390,18 @@ func TestImportNotAnExport(t *testing.T) {
 		{"empty", "\n", "the file is empty"},
 		{"not JSON", "email,status\n", "not JSON: invalid character 'e' looking for beginning of value (at byte 1)"},
 		{"array", `[{"email":"a@x.com"}]`, "a JSON array, not the object of an export"},
-		{"no format", `{}`, `its "format" is "", not "keyward-export/2" (nor "keyward-export/1", of earlier releases)`},
+		{"null", `null`, "a JSON null, not the object of an export"},
+		{"no format", `{}`, `it has no "format" field, which every export has ("keyward-export/2", or "keyward-export/1" from earlier releases)`},
+		{"null format", `{"format":null}`, `it has no "format" field, which every export has ("keyward-export/2", or "keyward-export/1" from earlier releases)`},
+		// The missing format is said first, not the kind of a field.
+		{"no format, field of the wrong kind", `{"apis":"x"}`, `it has no "format" field, which every export has ("keyward-export/2", or "keyward-export/1" from earlier releases)`},
+		{"another format", `{"format":"x"}`, `its "format" is "x", not "keyward-export/2" (nor "keyward-export/1", of earlier releases)`},
+		{"empty format", `{"format":""}`, `its "format" is "", not "keyward-export/2" (nor "keyward-export/1", of earlier releases)`},
+		{"service-account key file", `{"type":"service_account","project_id":"p","private_key_id":"k","private_key":"x","client_email":"a@p.iam.gserviceaccount.com","token_uri":"https://oauth2.googleapis.com/token"}`,
+			`it is a service-account key file ("type": "service_account"), not an export: a key file is used as it is (--credentials, 'keyward token --key-file'); ` +
+				`to register a key made elsewhere with an account, upload its public key: 'keyward keys upload SA --public-key PEM-FILE'`},
+		// A keyward-export/1 field is named as in keyward-export/1 files.
+		{"field of the wrong kind in format 1", `{"format":"keyward-export/1","orgs":[{"Domain":"example.com","BlockedScopes":"x"}]}`, `its field "orgs.BlockedScopes" holds a JSON string, of the wrong kind`},
 		{"field of the wrong kind", `{"format":"keyward-export/2","apis":"x"}`, `its field "apis" holds a JSON string, of the wrong kind`},
 		{"field it does not have", `{"format":"keyward-export/2","orgs":[{"domain":"example.com","blocked_scope":["x"]}]}`,
 			`it has a field "blocked_scope" that keyward-export/2 does not: misspelt, or added by a later release, whose data this one would drop`},

@@ -164,7 +164,32 @@ func parseExport(b []byte) (transfer.Dump, error) {
 		return d, errors.New(strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if d.Format != transfer.Format && d.Format != transfer.FormatV1 {
-		return d, fmt.Errorf("its \"format\" is %q, not %q (nor %q, of earlier releases)", d.Format, transfer.Format, transfer.FormatV1)
+		return d, notExport(b, d.Format)
 	}
 	return d, nil
+}
+
+// notExport says what b, JSON read as a dump whose format is neither of
+// an export's, is: null, an object with another "format", or one with
+// none (or a null one), which is said before anything about the kinds
+// of its other fields. A service-account key file (Keyward's or
+// Google's), the JSON file most likely passed for an export by mistake,
+// is named, with what to do with it instead.
+func notExport(b []byte, format string) error {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(b, &fields) != nil || fields == nil {
+		return errors.New("a JSON null, not the object of an export")
+	}
+	if f, ok := fields["format"]; ok && string(f) != "null" {
+		return fmt.Errorf("its \"format\" is %q, not %q (nor %q, of earlier releases)", format, transfer.Format, transfer.FormatV1)
+	}
+	var key struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(b, &key) == nil && key.Type == "service_account" {
+		return errors.New(`it is a service-account key file ("type": "service_account"), not an export: a key file is used as it is ` +
+			`(--credentials, 'keyward token --key-file'); to register a key made elsewhere with an account, upload its public key: ` +
+			`'keyward keys upload SA --public-key PEM-FILE'`)
+	}
+	return fmt.Errorf("it has no \"format\" field, which every export has (%q, or %q from earlier releases)", transfer.Format, transfer.FormatV1)
 }
