@@ -400,12 +400,8 @@ func jsonTypeMismatch(typ *json.UnmarshalTypeError) (want, got string) {
 		// whole number, only not written as one that decodes.
 		want = "a whole number, in digits without a point or an exponent"
 	}
-	if len(got) > 64 {
-		// A number, as sent: one of 1 MiB is not echoed back whole. Its
-		// bytes are ASCII, so any cut is between characters.
-		got = fmt.Sprintf("%s… (%d bytes)", got[:48], len(got))
-	}
-	return want, got
+	// A number, as sent: one of 1 MiB is not echoed back whole.
+	return want, clip(got, func(s string) string { return s })
 }
 
 // jsonKind names the JSON values that decode into t.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -174,17 +175,24 @@ func parseUsersCSV(data []byte, check func(UserRow) error) ([]UserRow, error) {
 }
 
 // quoteClip quotes s, a value from an import file or a request body, for
-// an error message; one longer than 64 bytes is cut to its first 48, with
-// its length: a file of one 50 MB line is not echoed back whole.
+// an error message, as clip cuts it.
 func quoteClip(s string) string {
+	return clip(s, strconv.Quote)
+}
+
+// clip shows s, a value from an import file or a request body, with show
+// for an error message; one longer than 64 bytes is cut to the whole
+// characters of its first 48, shown with its length: a file of one 50 MB
+// line is not echoed back whole.
+func clip(s string, show func(string) string) string {
 	if len(s) <= 64 {
-		return fmt.Sprintf("%q", s)
+		return show(s)
 	}
 	cut := 48
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return fmt.Sprintf("%q… (%d bytes)", s[:cut], len(s))
+	return fmt.Sprintf("%s… (%d bytes)", show(s[:cut]), len(s))
 }
 
 // userJSONProblem describes err, from decoding one user of a JSON import,
