@@ -195,6 +195,15 @@ func clip(s string, show func(string) string) string {
 	return fmt.Sprintf("%s… (%d bytes)", show(s[:cut]), len(s))
 }
 
+// showEmail shows an email from an import file for an error message: as
+// it is, or, longer than 64 bytes, as quoteClip shows it.
+func showEmail(e string) string {
+	if len(e) <= 64 {
+		return e
+	}
+	return quoteClip(e)
+}
+
 // userJSONProblem describes err, from decoding one user of a JSON import,
 // by the JSON the file has and the JSON wanted, not by Go's types.
 func userJSONProblem(err error) string {
@@ -254,7 +263,7 @@ func (b *importBatch) add(line int, email string, suspended bool, err error) {
 	}
 	if err == nil {
 		if first, dup := b.seen[email]; dup {
-			err = fmt.Errorf("%s is also on line %d", email, first)
+			err = fmt.Errorf("%s is also on line %d", showEmail(email), first)
 		}
 	}
 	row := UserRow{UserInput{Email: email, Suspended: suspended}, line}

@@ -84,6 +84,8 @@ func TestParseUsersReportsEveryBadRow(t *testing.T) {
 		{"long first row", strings.Repeat("a", 1<<20) + "\n", []string{`line 1: "` + strings.Repeat("a", 48) + `"… (1048576 bytes) is neither an email address nor the header email,status`}, []string{strings.Repeat("a", 49)}},
 		{"long status", "a@x.com," + strings.Repeat("é", 40) + "\n", []string{`status "` + strings.Repeat("é", 24) + `"… (80 bytes) must be`}, []string{strings.Repeat("é", 25)}},
 		{"long wrapper key", `{"` + strings.Repeat("k", 100) + `":[]}`, []string{`not have "` + strings.Repeat("k", 48) + `"… (100 bytes)`}, []string{strings.Repeat("k", 49)}},
+		{"long email listed twice", strings.Repeat("a", 100) + "@x.com\n" + strings.Repeat("A", 100) + "@x.com\n",
+			[]string{`line 2: "` + strings.Repeat("a", 48) + `"… (106 bytes) is also on line 1`}, []string{strings.Repeat("a", 49)}},
 		{"status at 64 bytes whole", "a@x.com," + strings.Repeat("s", 64) + "\n", []string{`status "` + strings.Repeat("s", 64) + `" must be`}, nil},
 		// A value of the wrong type is named in JSON's words, not Go's.
 		{"json number email", "[\n{\"email\": 1}]", []string{`not valid JSON at line 2: "email" must be a string, not a number`}, []string{"Go", "jsonUser"}},

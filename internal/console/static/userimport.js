@@ -76,9 +76,9 @@ class Rows {
     if (!problem) {
       e = e.toLowerCase();
       if (!e.endsWith("@" + this.domain)) {
-        problem = `${utf8Length(e) > 64 ? quoteClip(e) : e} is not in ${this.domain}: a user belongs to the organization of its email's domain`;
+        problem = `${showEmail(e)} is not in ${this.domain}: a user belongs to the organization of its email's domain`;
       } else if (this.seen.has(e)) {
-        problem = `${e} is also on line ${this.seen.get(e)}`;
+        problem = `${showEmail(e)} is also on line ${this.seen.get(e)}`;
       }
     }
     if (problem) {
@@ -125,6 +125,12 @@ function quoteClip(s) {
     used += l;
   }
   return `${JSON.stringify(cut)}… (${n} bytes)`;
+}
+
+// showEmail shows an email from the file for a message: as it is, or,
+// longer than 64 bytes (UTF-8), as quoteClip shows it (admin.showEmail).
+function showEmail(e) {
+  return utf8Length(e) > 64 ? quoteClip(e) : e;
 }
 
 const encoder = new TextEncoder();
