@@ -33,18 +33,8 @@ func (s *Store) CreateKey(ctx context.Context, k storage.Key, check func([]stora
 		if err := tx.QueryRowContext(ctx, s.q["lockAccount"], k.AccountID).Scan(&id); err != nil {
 			return s.wrap("create key: account", err)
 		}
-		if check != nil {
-			rows, err := tx.QueryContext(ctx, s.q["listKeys"], k.AccountID)
-			if err != nil {
-				return s.wrap("create key", err)
-			}
-			keys, err := scanKeys(rows)
-			if err != nil {
-				return s.wrap("create key", err)
-			}
-			if err := check(keys); err != nil {
-				return err
-			}
+		if err := checkList(ctx, s, tx, "create key", "listKeys", k.AccountID, scanKeys, check); err != nil {
+			return err
 		}
 		if err := s.insertKey(ctx, tx, k); err != nil {
 			return err

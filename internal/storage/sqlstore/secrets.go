@@ -32,7 +32,7 @@ func (s *Store) CreateSecret(ctx context.Context, sec storage.Secret, check func
 		if err := tx.QueryRowContext(ctx, s.q["lockAccount"], sec.AccountID).Scan(&id); err != nil {
 			return s.wrap("create secret: account", err)
 		}
-		if err := s.checkSecrets(ctx, tx, "create secret", sec.AccountID, check); err != nil {
+		if err := checkList(ctx, s, tx, "create secret", "listSecrets", sec.AccountID, scanSecrets, check); err != nil {
 			return err
 		}
 		if err := s.insertSecret(ctx, tx, sec); err != nil {
@@ -42,21 +42,22 @@ func (s *Store) CreateSecret(ctx context.Context, sec storage.Secret, check func
 	}, ev)
 }
 
-// checkSecrets calls check, if not nil, with the secrets of the account
-// accountID as tx sees them.
-func (s *Store) checkSecrets(ctx context.Context, tx *sql.Tx, op, accountID string, check func([]storage.Secret) error) error {
+// checkList calls check, if not nil, with the items (keys or secrets) of
+// the account accountID as tx sees them: those the query list returns,
+// read by scan.
+func checkList[T any](ctx context.Context, s *Store, tx *sql.Tx, op, list, accountID string, scan func(*sql.Rows) ([]T, error), check func([]T) error) error {
 	if check == nil {
 		return nil
 	}
-	rows, err := tx.QueryContext(ctx, s.q["listSecrets"], accountID)
+	rows, err := tx.QueryContext(ctx, s.q[list], accountID)
 	if err != nil {
 		return s.wrap(op, err)
 	}
-	secs, err := scanSecrets(rows)
+	items, err := scan(rows)
 	if err != nil {
 		return s.wrap(op, err)
 	}
-	return check(secs)
+	return check(items)
 }
 
 func (s *Store) insertSecret(ctx context.Context, tx *sql.Tx, sec storage.Secret) error {
@@ -127,7 +128,7 @@ func (s *Store) UpdateSecret(ctx context.Context, id string, fn func(storage.Sec
 		if err != nil {
 			return s.wrap("update secret", err)
 		}
-		if err := s.checkSecrets(ctx, tx, "update secret", sec.AccountID, check); err != nil {
+		if err := checkList(ctx, s, tx, "update secret", "listSecrets", sec.AccountID, scanSecrets, check); err != nil {
 			return err
 		}
 		if err := s.checkCredential(ctx, tx, "update secret", sec.AccountID, secretCounts(old), secretCounts(sec), guards); err != nil {
