@@ -76,8 +76,7 @@ func testIfMatchDeleteAndDisable(t *testing.T, f *fixture) {
 		return path + "/secrets/" + cs.ID
 	}
 	// Another administrator's change of the resource at path: a PATCH of
-	// an account or an API; a key given an expiry; a secret used (its use
-	// recorded through the server's cache, as the server records it).
+	// an account or an API; a key or a secret given an expiry.
 	patch := func(t *testing.T, path string) {
 		if code, out, _ := f.call(t, "PATCH", path, auth, map[string]any{"description": "theirs"}); code != 200 {
 			t.Fatalf("PATCH %s: %d %v", path, code, out)
@@ -91,8 +90,11 @@ func testIfMatchDeleteAndDisable(t *testing.T, f *fixture) {
 			t.Fatal(err)
 		}
 	}
-	use := func(t *testing.T, path string) {
-		if err := f.srv.Cache.TouchSecrets(ctx, map[string]time.Time{path[strings.LastIndexByte(path, '/')+1:]: time.Now()}); err != nil {
+	expireSecret := func(t *testing.T, path string) {
+		if _, err := f.srv.Cache.UpdateSecret(ctx, path[strings.LastIndexByte(path, '/')+1:], func(s storage.Secret) (storage.Secret, error) {
+			s.ExpiresAt = time.Now().Add(time.Hour)
+			return s, nil
+		}, nil, storage.AuditEvent{Time: time.Now(), Action: "secret.update", Outcome: storage.OutcomeSuccess, Actor: "other"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -121,9 +123,9 @@ func testIfMatchDeleteAndDisable(t *testing.T, f *fixture) {
 		{"DELETE key", newKey, false, expire, "DELETE", "", 204, "key.delete", deleted, "it was not deleted"},
 		{"disable key", newKey, false, expire, "POST", "/disable", 200, "key.disable", isDisabled, "nothing was saved"},
 		{"enable key", newKey, true, expire, "POST", "/enable", 200, "key.enable", isEnabled, "nothing was saved"},
-		{"DELETE secret", newSecret, false, use, "DELETE", "", 204, "secret.delete", deleted, "it was not deleted"},
-		{"disable secret", newSecret, false, use, "POST", "/disable", 200, "secret.disable", isDisabled, "nothing was saved"},
-		{"enable secret", newSecret, true, use, "POST", "/enable", 200, "secret.enable", isEnabled, "nothing was saved"},
+		{"DELETE secret", newSecret, false, expireSecret, "DELETE", "", 204, "secret.delete", deleted, "it was not deleted"},
+		{"disable secret", newSecret, false, expireSecret, "POST", "/disable", 200, "secret.disable", isDisabled, "nothing was saved"},
+		{"enable secret", newSecret, true, expireSecret, "POST", "/enable", 200, "secret.enable", isEnabled, "nothing was saved"},
 	}
 	// ifMatches are the If-Match values sent: of the ETag before a change
 	// (old) and the one after it (cur).
@@ -179,6 +181,64 @@ func testIfMatchDeleteAndDisable(t *testing.T, f *fixture) {
 				}
 			})
 		}
+	}
+}
+
+// A secret's use, recorded between an administrator's GET (or list) and
+// change, leaves its ETag as it was: the change with that ETag in
+// If-Match is made, not refused with 412, though last_used_at moved. On
+// SQLite and, when KEYWARD_TEST_POSTGRES_DSN is set, on PostgreSQL.
+func TestSecretUseKeepsETag(t *testing.T) {
+	onBackends(t, testSecretUseKeepsETag)
+}
+
+func testSecretUseKeepsETag(t *testing.T, f *fixture) {
+	ctx, op := context.Background(), admin.Actor{ID: "op"}
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	for i, tt := range []struct {
+		name     string
+		disabled bool // the state created
+		method   string
+		suffix   string
+		want     int
+	}{
+		{"DELETE", false, "DELETE", "", 204},
+		{"disable", false, "POST", "/disable", 200},
+		{"enable", true, "POST", "/enable", 200},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := f.srv.Admin.CreateAccount(ctx, op, admin.AccountInput{Name: fmt.Sprintf("used%d", i), Project: "shop"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cs, err := f.srv.Admin.CreateSecret(ctx, op, a.Email, 0)
+			if err == nil && tt.disabled {
+				_, err = f.srv.Admin.SetSecretDisabled(ctx, op, a.Email, cs.ID, true)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := "/v1/service-accounts/" + a.Email + "/secrets/" + cs.ID
+			tag, before := f.etagOf(t, path, auth)
+			_, list, _ := f.call(t, "GET", "/v1/service-accounts/"+a.Email+"/secrets", auth, nil)
+			if got := list["secrets"].([]any)[0].(map[string]any)["etag"]; got != tag {
+				t.Fatalf("the list's etag %v, GET's %s", got, tag)
+			}
+			// Its use recorded, as the server records it: through the cache.
+			if err := f.srv.Cache.TouchSecrets(ctx, map[string]time.Time{cs.ID: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			now, after := f.etagOf(t, path, auth)
+			if after["last_used_at"] == nil || after["last_used_at"] == before["last_used_at"] {
+				t.Fatalf("last_used_at %v before the use, %v after: want it recorded", before["last_used_at"], after["last_used_at"])
+			}
+			if now != tag {
+				t.Fatalf("the secret's use changed its ETag: %s → %s", tag, now)
+			}
+			if code, out, _ := f.callIf(t, tt.method, path+tt.suffix, auth, tag, nil); code != tt.want {
+				t.Fatalf("%s %s%s with the ETag from before the use: %d %v, want %d", tt.method, path, tt.suffix, code, out, tt.want)
+			}
+		})
 	}
 }
 

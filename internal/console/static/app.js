@@ -438,7 +438,7 @@ function uploadKeyForm(path) {
 
 // secretsSection lists the account's secrets and creates one; disabling,
 // enabling or deleting one sends If-Match with the secret's etag from the
-// list (unchangedItem), which changes whenever its use is recorded too.
+// list (unchangedItem), which its use does not change (nor last_used_at).
 function secretsSection(path, secrets) {
   const shown = h("div");
   const holder = h("div");
