@@ -3,12 +3,14 @@ package admin_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -531,5 +533,69 @@ func TestIfMatchElsewhere(t *testing.T) {
 	// The routes that evaluate it still do.
 	if code, out, _ := f.callIf(t, "PATCH", path, auth, tag, map[string]any{"description": "x"}); code != 200 {
 		t.Errorf("PATCH with the ETag: %d %v", code, out)
+	}
+}
+
+// Users and delegations have no ETag: each of their routes refuses a
+// request with If-Match (400) saying so, and what the request without it
+// would do, rather than the list of the routes that take it; nothing is
+// changed.
+func TestIfMatchUntagged(t *testing.T) {
+	f := newFixture(t)
+	ctx, op := context.Background(), admin.Actor{ID: "t"}
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	if _, err := f.srv.Admin.CreateAPI(ctx, op, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read", "orders.write"}}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := f.srv.Admin.CreateAccount(ctx, op, admin.AccountInput{Name: "delegate", Project: "proj"})
+	if err == nil {
+		_, err = f.srv.Admin.CreateOrg(ctx, op, "example.com")
+	}
+	if err == nil {
+		_, err = f.srv.Admin.PutUsers(ctx, op, "example.com", []admin.UserInput{{Email: "alice@example.com"}})
+	}
+	if err == nil {
+		_, err = f.srv.Admin.GrantDelegation(ctx, op, "example.com", a.ID, []string{"orders.read"})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := strings.NewReplacer("{domain}", "example.com", "{email}", "alice@example.com", "{client_id}", a.ID)
+	bodies := map[string]any{
+		"POST /v1/orgs/{domain}/users":                  map[string]any{"users": []any{map[string]any{"email": "bob@example.com"}}},
+		"POST /v1/users":                                map[string]any{"users": []any{map[string]any{"email": "bob@example.com"}}},
+		"PUT /v1/orgs/{domain}/delegations/{client_id}": map[string]any{"scopes": []string{"orders.write"}},
+	}
+	n := 0
+	for _, pattern := range admin.RoutePatterns() {
+		method, path, _ := strings.Cut(pattern, " ")
+		resource := "Users"
+		switch {
+		case strings.Contains(path, "/delegations"):
+			resource = "Delegations"
+		case !strings.Contains(path, "/users"):
+			continue
+		}
+		n++
+		t.Run(pattern, func(t *testing.T) {
+			code, out, _ := f.callIf(t, method, paths.Replace(path), auth, `"x"`, bodies[pattern])
+			desc, _ := out["error_description"].(string)
+			if code != 400 || out["error"] != "invalid_request" || !strings.HasPrefix(desc, resource+" have no ETag") || !strings.Contains(desc, "without If-Match") {
+				t.Fatalf("%s with If-Match: %d %v, want 400 invalid_request saying %s have no ETag", pattern, code, out, resource)
+			}
+		})
+	}
+	if n == 0 {
+		t.Fatal("no user or delegation route")
+	}
+	u, err := f.store.GetUser(ctx, "alice@example.com")
+	if err != nil || u.Suspended {
+		t.Errorf("alice after the refused requests: %+v, %v; want her there, not suspended", u, err)
+	}
+	if _, err := f.store.GetUser(ctx, "bob@example.com"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("bob after the refused requests: %v, want not found", err)
+	}
+	if g, err := f.store.GetGrant(ctx, "example.com", a.ID); err != nil || !slices.Equal(g.Scopes, []string{"orders.read"}) {
+		t.Errorf("the grant after the refused requests: %+v, %v; want orders.read", g, err)
 	}
 }

@@ -148,6 +148,32 @@ var conditional = map[string]bool{
 	"POST /v1/service-accounts/{sa}/secrets/{id}/enable":  true,
 }
 
+// untagged are the routes of the resources that have no ETag, users and
+// delegations, each with the resource its refusal of If-Match names.
+var untagged = map[string]string{
+	"GET /v1/orgs/{domain}/users":                      "user",
+	"POST /v1/orgs/{domain}/users":                     "user",
+	"POST /v1/users":                                   "user",
+	"POST /v1/users/{email}/suspend":                   "user",
+	"POST /v1/users/{email}/unsuspend":                 "user",
+	"DELETE /v1/users/{email}":                         "user",
+	"GET /v1/orgs/{domain}/delegations":                "delegation",
+	"PUT /v1/orgs/{domain}/delegations/{client_id}":    "delegation",
+	"DELETE /v1/orgs/{domain}/delegations/{client_id}": "delegation",
+}
+
+// refuseIfMatch is the 400 of a request with If-Match to the route
+// pattern, which does not evaluate it.
+func refuseIfMatch(pattern string) error {
+	switch untagged[pattern] {
+	case "user":
+		return invalid("Users have no ETag, so a request about them cannot be made conditional: If-Match is refused rather than ignored. Send the request without If-Match; it is then made whatever the users' state (GET /v1/orgs/{domain}/users shows it as it is now).")
+	case "delegation":
+		return invalid("Delegations have no ETag, so a request about them cannot be made conditional: If-Match is refused rather than ignored. Send the request without If-Match; a PUT then sets the delegation's scopes whatever they were, a DELETE removes it (GET /v1/orgs/{domain}/delegations shows them as they are now).")
+	}
+	return invalid("Only PATCH of a service account, an API or an organization; DELETE of a service account, an API, a key or a secret; disabling or enabling a service account, a key or a secret; and placing, moving or removing an organization's project take If-Match; send this request without it.")
+}
+
 // endpoint wraps an admin operation with authentication and JSON encoding.
 func (h *Handler) endpoint(fn func(*http.Request, Actor) (int, any, error)) http.Handler {
 	return h.callerEndpoint(func(r *http.Request, c caller) (int, any, error) { return fn(r, c.Actor) })
@@ -167,7 +193,7 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 			// act; these routes do not, so they do not act. The
 			// catch-all acts on nothing: its 404 or 405 says what is
 			// wrong with the request.
-			err = invalid("Only PATCH of a service account, an API or an organization; DELETE of a service account, an API, a key or a secret; disabling or enabling a service account, a key or a secret; and placing, moving or removing an organization's project take If-Match; send this request without it.")
+			err = refuseIfMatch(r.Pattern)
 		}
 		if err == nil {
 			var (
