@@ -20,7 +20,9 @@ func newWhoAmICommand() *cobra.Command {
 		Long: `Ask the server (GET /v1/whoami) which administrator account the
 credentials authenticate as, and show it with the access token the command
 got with them: its ID (jti, which 'keyward tokens revoke' takes), format,
-scopes, and when it was issued and expires, by the server's clock.
+the credential it was got with ("key:ID", "secret:ID" or
+"cert:THUMBPRINT"), scopes, and when it was issued and expires, by the
+server's clock.
 
 A check that the key file, server and CA certificate work together: it
 fails as every admin command does if the server cannot be reached, or if
@@ -57,6 +59,9 @@ func whoAmITable(w *tabwriter.Writer, v admin.WhoAmIView) {
 	t := v.Token
 	fmt.Fprintf(w, "Token ID:\t%s\n", t.ID)
 	fmt.Fprintf(w, "Token format:\t%s\n", t.Format)
+	if t.Credential != "" {
+		fmt.Fprintf(w, "Token credential:\t%s\n", t.Credential)
+	}
 	fmt.Fprintf(w, "Token scopes:\t%s\n", strings.Join(t.Scopes, ", "))
 	fmt.Fprintf(w, "Token issued:\t%s\n", fmtTime(t.IssuedAt))
 	fmt.Fprintf(w, "Token expires:\t%s (in %s)\n", fmtTime(t.ExpiresAt), time.Duration(t.ExpiresIn)*time.Second)

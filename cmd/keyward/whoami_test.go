@@ -40,6 +40,21 @@ func TestWhoAmICLI(t *testing.T) {
 		t.Fatalf("admin key file: %v, client_email %q", err, kf.Email)
 	}
 	bootstrap := account(kf.Email)
+	// The credential a key file's tokens are got with: its key.
+	credential := func(path string) string {
+		t.Helper()
+		var k struct {
+			ID string `json:"private_key_id"`
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, &k); err != nil || k.ID == "" {
+			t.Fatalf("%s: %v, private_key_id %q", path, err, k.ID)
+		}
+		return "key:" + k.ID
+	}
 
 	// A second administrator, with opaque tokens, and an account that is
 	// no administrator, each with a key file.
@@ -73,6 +88,9 @@ func TestWhoAmICLI(t *testing.T) {
 					t.Errorf("%s: account %+v, want %s (%s)", what, got, tt.want.Email, tt.want.ClientID)
 				}
 				tok := v.Token
+				if want := credential(tt.keyFile); tok.Credential != want {
+					t.Errorf("%s: token credential %q, want %q", what, tok.Credential, want)
+				}
 				if tok.ID == "" || tok.Format != tt.format || !slices.Equal(tok.Scopes, []string{"keyward.admin"}) ||
 					tok.ExpiresAt.Sub(tok.IssuedAt) != tt.lifetime || tok.ExpiresIn <= 0 || tok.ExpiresIn > int64(tt.lifetime/time.Second) {
 					t.Errorf("%s: token %+v, want a %s token for keyward.admin, for %s", what, tok, tt.format, tt.lifetime)
@@ -98,7 +116,7 @@ func TestWhoAmICLI(t *testing.T) {
 			}
 			var tv admin.WhoAmIView
 			tv.Email, tv.ClientID, tv.Name, tv.Project, tv.DisplayName = rows["Email"], rows["Client ID"], rows["Name"], rows["Project"], rows["Display name"]
-			tv.Token.ID, tv.Token.Format, tv.Token.Scopes = rows["Token ID"], rows["Token format"], strings.Split(rows["Token scopes"], ", ")
+			tv.Token.ID, tv.Token.Format, tv.Token.Credential, tv.Token.Scopes = rows["Token ID"], rows["Token format"], rows["Token credential"], strings.Split(rows["Token scopes"], ", ")
 			var err error
 			if tv.Token.IssuedAt, err = time.ParseInLocation("2006-01-02 15:04:05", rows["Token issued"], time.Local); err != nil {
 				t.Fatalf("Token issued: %v in %q", err, out)
