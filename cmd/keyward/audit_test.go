@@ -366,6 +366,22 @@ func TestAuditTable(t *testing.T) {
 	}
 }
 
+// TestPrunedCount: an audit.prune event's count reads as "1 event" or
+// "N events"; a count that is not a number is shown as it is, quoted.
+func TestPrunedCount(t *testing.T) {
+	for _, tt := range []struct{ count, want string }{
+		{"1", "1 event"},
+		{"0", "0 events"},
+		{"20000", "20000 events"},
+		{"", `count ""`},
+		{"two", `count "two"`},
+	} {
+		if got := prunedCount(tt.count); got != tt.want {
+			t.Errorf("prunedCount(%q) = %q, want %q", tt.count, got, tt.want)
+		}
+	}
+}
+
 func TestAuditVerify(t *testing.T) {
 	m := startServer(t)
 	setupAccount(t, m, "checked")
@@ -570,7 +586,7 @@ func TestAuditPrune(t *testing.T) {
 
 	export := filepath.Join(t.TempDir(), "old.jsonl")
 	defer func(n int64) { pruneBatch = n }(pruneBatch)
-	pruneBatch = 2 // several transactions
+	pruneBatch = 1 // several transactions, each recording "1 event"
 	out := runCLI(t, "audit", "prune", "--data-dir", dir, "--before", "0s", "--export", export, "--yes")
 	if !strings.Contains(out, "pruned ") || !strings.Contains(out, "exported ") {
 		t.Fatalf("prune said %q", out)
@@ -599,6 +615,11 @@ func TestAuditPrune(t *testing.T) {
 	verify := runCLI(t, "audit", "verify", "--data-dir", dir, "-o", "json")
 	if err := json.Unmarshal([]byte(verify), &c); err != nil || !c.OK || c.FirstSeq != int64(exported)+1 || len(c.Prunes) < 2 {
 		t.Fatalf("verify after prune: %s (before: %s)", verify, before)
+	}
+	// The table names each prune's count of events, one of them "1 event".
+	verify = runCLI(t, "audit", "verify", "--data-dir", dir)
+	if n := strings.Count(verify, " (1 event) at "); n != len(c.Prunes) || strings.Contains(verify, "events)") {
+		t.Errorf("verify: %d prunes of 1 event of %d shown, in %q", n, len(c.Prunes), verify)
 	}
 	events := runCLI(t, append([]string{"audit", "list", "--action", "audit.prune", "-o", "json"}, admin...)...)
 	if !strings.Contains(events, "keyward audit prune") || !strings.Contains(events, "through_seq") {

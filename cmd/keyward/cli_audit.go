@@ -405,7 +405,7 @@ each should be one you ran.
 				// record that it did: every prune listed here should be one
 				// an operator ran.
 				for _, e := range c.Prunes {
-					fmt.Fprintf(cmd.OutOrStdout(), "  pruned through event %s (%s events) at %s by %s\n", e.Data["through_seq"], e.Data["count"],
+					fmt.Fprintf(cmd.OutOrStdout(), "  pruned through event %s (%s) at %s by %s\n", e.Data["through_seq"], prunedCount(e.Data["count"]),
 						e.Time.Format(time.RFC3339), e.Actor)
 				}
 			}
@@ -530,6 +530,16 @@ whole log, up to now: it is refused unless --yes confirms it.
 
 // recentPrune is how recent a prune cut-off may be without --yes.
 const recentPrune = 24 * time.Hour
+
+// prunedCount is the count of events an audit.prune event records, as
+// "1 event" or "N events"; a count that is not a number (the database was
+// written by something else) is shown quoted, as it is.
+func prunedCount(count string) string {
+	if n, err := strconv.ParseInt(count, 10, 64); err == nil {
+		return counted(n, "event")
+	}
+	return "count " + strconv.Quote(count)
+}
 
 // pruneBatch is how many events one prune transaction deletes at most.
 var pruneBatch int64 = 20_000

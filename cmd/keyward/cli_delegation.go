@@ -613,7 +613,16 @@ func putError(added, total int, org string, err error) error {
 		}
 	}
 	if ae := (*apiError)(nil); !errors.As(err, &ae) || ae.Status >= 500 {
-		return fmt.Errorf("%d of the %s %s added before a request failed%s; whether it added its users is not known: %w", added, counted(total, "user"), wasWere(added), sent, err)
+		// The users the failed request sent: all of them, unless a
+		// batchError says which.
+		its := "its users"
+		if be := (*batchError)(nil); (errors.As(err, &be) && be.to-be.from == 1) || (be == nil && total == 1) {
+			its = "its user"
+		}
+		if added == 0 {
+			return fmt.Errorf("no user is known to be added: a request failed%s, and whether it added %s is not known: %w", sent, its, err)
+		}
+		return fmt.Errorf("%d of the %s %s added before a request failed%s; whether it added %s is not known: %w", added, counted(total, "user"), wasWere(added), sent, its, err)
 	}
 	if added == 0 && sent == "" {
 		return fmt.Errorf("nothing was added: %w", err)
