@@ -238,3 +238,68 @@ func TestRecoverAdminAtKeyCap(t *testing.T) {
 		t.Fatalf("keys %v after recovery, want %d with the new one", ids, admin.MaxKeys+1)
 	}
 }
+
+// TestAdminAccountDomainCase: a store whose administrator was created while
+// the account domain had capitals (kept in its email until keyward read the
+// domain in lower case) still has its administrator found by RecoverAdmin
+// and by a start that finishes an interrupted first start, with the domain
+// in lower case; a different domain still finds none.
+func TestAdminAccountDomainCase(t *testing.T) {
+	ctx := context.Background()
+	open := func(t *testing.T, path, domain string) (*admin.Service, storage.Storage) {
+		t.Helper()
+		st, err := sqlite.Open(ctx, path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return admin.NewService(st, admin.Config{Issuer: issuer, AccountDomain: domain, DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour}), st
+	}
+	operator := admin.Actor{ID: "local operator (keyward recover-admin)"}
+	for _, tt := range []struct {
+		name, domain string
+		found        bool
+	}{
+		{"the domain in lower case", "iam.example.com", true},
+		{"the domain as it was", "IAM.Example.com", true},
+		{"another domain", "iam.other.com", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// Recovery of a bootstrapped store.
+			path := filepath.Join(t.TempDir(), "k.db")
+			old, _ := open(t, path, "IAM.Example.com")
+			var k keep
+			a, _, err := old.Bootstrap(ctx, k.save)
+			if err != nil || a.Email != "admin@keyward.IAM.Example.com" {
+				t.Fatalf("bootstrap: %s, %v", a.Email, err)
+			}
+			svc, st := open(t, path, tt.domain)
+			r, err := svc.RecoverAdmin(ctx, operator, false, k.save)
+			if tt.found && (err != nil || r.Account.ID != a.ID) {
+				t.Fatalf("RecoverAdmin: account %s, %v; want %s", r.Account.Email, err, a.Email)
+			}
+			if !tt.found && (err == nil || len(k.files) != 1) {
+				t.Fatalf("RecoverAdmin found %s (%v), want none", r.Account.Email, err)
+			}
+
+			// An interrupted first start, resumed.
+			path = filepath.Join(t.TempDir(), "k.db")
+			_, st = open(t, path, "IAM.Example.com")
+			now := time.Now()
+			a.ID = admin.NewClientID()
+			a.CreatedAt, a.UpdatedAt = now, now
+			if err := st.CreateAccount(ctx, a, storage.AuditEvent{Time: now, Action: "account.create", Outcome: storage.OutcomeSuccess, Actor: "system"}); err != nil {
+				t.Fatal(err)
+			}
+			svc, _ = open(t, path, tt.domain)
+			k = keep{}
+			b, created, err := svc.Bootstrap(ctx, k.save)
+			if tt.found && (err != nil || !created || b.ID != a.ID || len(k.files) != 1) {
+				t.Fatalf("Bootstrap: created=%v account %s (want %s) err=%v", created, b.Email, a.Email, err)
+			}
+			if !tt.found && (err != nil || created || len(k.files) != 0) {
+				t.Fatalf("Bootstrap: created=%v account %s err=%v, want nothing done", created, b.Email, err)
+			}
+		})
+	}
+}
