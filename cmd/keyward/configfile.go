@@ -28,7 +28,7 @@ func envName(flag string) string {
 func addConfigFileFlag(fs *pflag.FlagSet) (apply func() error) {
 	settings := map[string]bool{}
 	fs.VisitAll(func(f *pflag.Flag) { settings[f.Name] = true })
-	file := fs.String("config", "", "YAML file of settings named like the flags (signing-alg: ES256); KEYWARD_<FLAG> environment variables override it, flags override both")
+	file := fs.String("config", "", "YAML file of settings named like the flags (signing-alg: ES256), else the one KEYWARD_CONFIG names; KEYWARD_<FLAG> environment variables override it, flags override both")
 	return func() error {
 		if err := applySources(fs, settings, *file, os.Getenv); err != nil {
 			return usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
@@ -63,7 +63,7 @@ func (c *Config) addServerSettings(fs *pflag.FlagSet, dataDir string, show ...st
 	c.addServeFlags(fs)
 	fs.Lookup("data-dir").Usage = dataDir
 	applySettings := addConfigFileFlag(fs)
-	fs.Lookup("config").Usage = "the server's YAML file of settings, named like the flags of 'keyward serve' (db: postgres://…); KEYWARD_<FLAG> environment variables override it, flags override both"
+	fs.Lookup("config").Usage = "the server's YAML file of settings, named like the flags of 'keyward serve' (db: postgres://…), else the one KEYWARD_CONFIG names; KEYWARD_<FLAG> environment variables override it, flags override both"
 	hideFlagsExcept(fs, append([]string{"config", "data-dir", "db"}, show...)...)
 	return func() error {
 		onCommandLine := map[string]bool{"data-dir": fs.Changed("data-dir"), "db": fs.Changed("db")}
@@ -90,7 +90,7 @@ func (c *Config) checkStoreSources(fs *pflag.FlagSet, onCommandLine map[string]b
 		case getenv(envName(name)) != "":
 			return 2, envName(name)
 		case fs.Changed(name):
-			return 1, "the --config file"
+			return 1, "the " + configFileName(fs, getenv) + " file"
 		}
 		return 0, "the default"
 	}
@@ -101,7 +101,7 @@ func (c *Config) checkStoreSources(fs *pflag.FlagSet, onCommandLine map[string]b
 	}
 	unset := "unset " + dbFrom
 	if dbRank == 1 {
-		unset = "remove db from the --config file"
+		unset = "remove db from the " + configFileName(fs, getenv) + " file"
 	}
 	return usageError{fmt.Errorf("two stores are named: --data-dir %s (from %s) and --db %s (from %s), which would be opened instead; give --db on the command line to use PostgreSQL, or %s to use the SQLite database",
 		c.DataDir, dirFrom, redactDSN(c.DB), dbFrom, unset)}
@@ -118,14 +118,40 @@ it uses them. A --data-dir from a higher source than --db (on the command
 line with KEYWARD_DB set, say) is refused rather than overridden: give
 --db as well to use PostgreSQL.`
 
+// configEnv is the environment variable that names the YAML file of
+// settings when --config is not given.
+const configEnv = "KEYWARD_CONFIG"
+
+// configFile is the YAML file of settings: --config's value if the command
+// line gave it (an empty one: none), else KEYWARD_CONFIG's; and the name
+// of the one of them that gave it, for errors.
+func configFile(fs *pflag.FlagSet, flag string, getenv func(string) string) (path, from string) {
+	if fs.Changed("config") || flag != "" {
+		return flag, "--config"
+	}
+	return getenv(configEnv), configEnv
+}
+
+// configFileName names, for errors, where the YAML file of settings came
+// from: --config or KEYWARD_CONFIG.
+func configFileName(fs *pflag.FlagSet, getenv func(string) string) string {
+	flag := ""
+	if f := fs.Lookup("config"); f != nil {
+		flag = f.Value.String()
+	}
+	_, from := configFile(fs, flag, getenv)
+	return from
+}
+
 // masterKeyEnv is the environment variable that gives the master key
 // itself, not the file --master-key-file names.
 const masterKeyEnv = "KEYWARD_MASTER_KEY"
 
 // applySources fills every flag named in settings (every flag of fs if
 // nil) that the command line left alone from the environment and then
-// from the YAML config file, whose keys are the flag names. Command-line
-// flags win over the environment, which wins over the file. The master
+// from the YAML config file, whose keys are the flag names: file, else
+// the one KEYWARD_CONFIG names unless --config is on the command line.
+// Command-line flags win over the environment, which wins over the file. The master
 // key too: --master-key-file, else KEYWARD_MASTER_KEY or
 // KEYWARD_MASTER_KEY_FILE (both set is an error), else the file's
 // master-key-file; with KEYWARD_MASTER_KEY in force, --master-key-file is
@@ -135,13 +161,14 @@ func applySources(fs *pflag.FlagSet, settings map[string]bool, file string, gete
 	isSetting := func(name string) bool { return settings == nil || settings[name] }
 	var errs []error
 	values := map[string]any{}
+	file, from := configFile(fs, file, getenv)
 	if file != "" {
 		data, err := os.ReadFile(file)
 		if err != nil {
-			return fmt.Errorf("--config: %w", err)
+			return fmt.Errorf("%s: %w", from, err)
 		}
 		if err := yaml.Unmarshal(data, &values); err != nil {
-			return fmt.Errorf("--config %s: not valid YAML: %w", file, err)
+			return fmt.Errorf("%s %s: not valid YAML: %w", from, file, err)
 		}
 		// A key may be spelt with _ for -; into a map of its own, as a key
 		// added to the map ranged over may be visited again.
@@ -151,11 +178,11 @@ func applySources(fs *pflag.FlagSet, settings map[string]bool, file string, gete
 		for _, k := range keys {
 			name := strings.ReplaceAll(k, "_", "-")
 			if f := fs.Lookup(name); f == nil || !isSetting(name) || name == "config" || name == "help" {
-				errs = append(errs, fmt.Errorf("--config %s: unknown setting %q (the settings are the flags of 'keyward serve --help')", file, k))
+				errs = append(errs, fmt.Errorf("%s %s: unknown setting %q (the settings are the flags of 'keyward serve --help')", from, file, k))
 				continue
 			}
 			if other, dup := spelt[name]; dup {
-				errs = append(errs, fmt.Errorf("--config %s: %s is set twice, as %q and %q; keep one", file, name, other, k))
+				errs = append(errs, fmt.Errorf("%s %s: %s is set twice, as %q and %q; keep one", from, file, name, other, k))
 				continue
 			}
 			named[name], spelt[name] = values[k], k
@@ -191,7 +218,7 @@ func applySources(fs *pflag.FlagSet, settings map[string]bool, file string, gete
 			err = flagValueError(fs.Set(f.Name, s), false)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("--config %s: %s: %w", file, f.Name, err))
+			errs = append(errs, fmt.Errorf("%s %s: %s: %w", from, file, f.Name, err))
 		}
 	})
 	return errors.Join(errs...)

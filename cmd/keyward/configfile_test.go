@@ -297,3 +297,76 @@ func TestAccountDomainLowerCase(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigFileFromEnvironment: KEYWARD_CONFIG names the YAML file of
+// settings when --config is not on the command line; --config (even
+// empty, for none) beats it, as a flag beats the environment; a file that
+// is missing or bad is refused, naming where it was named.
+func TestConfigFileFromEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	envFile := write("env.yaml", "log-level: debug\n")
+	flagFile := write("flag.yaml", "log-level: warn\n")
+	bad := write("bad.yaml", "log-level: [\n")
+	unknown := write("unknown.yaml", "bogus: 1\n")
+	missing := filepath.Join(dir, "missing.yaml")
+	for _, tt := range []struct {
+		name    string
+		args    []string
+		env     string
+		want    string   // log level after
+		wantErr []string // in the error
+	}{
+		{name: "KEYWARD_CONFIG", env: envFile, want: "debug"},
+		{name: "--config beats KEYWARD_CONFIG", args: []string{"--config", flagFile}, env: envFile, want: "warn"},
+		{name: "an empty --config beats KEYWARD_CONFIG", args: []string{"--config="}, env: envFile, want: "info"},
+		{name: "neither", want: "info"},
+		{name: "KEYWARD_CONFIG missing", env: missing, wantErr: []string{"KEYWARD_CONFIG: open " + missing}},
+		{name: "--config missing", args: []string{"--config", missing}, env: envFile, wantErr: []string{"--config: open " + missing}},
+		{name: "KEYWARD_CONFIG not YAML", env: bad, wantErr: []string{"KEYWARD_CONFIG " + bad + ": not valid YAML"}},
+		{name: "KEYWARD_CONFIG unknown setting", env: unknown, wantErr: []string{"KEYWARD_CONFIG " + unknown + `: unknown setting "bogus"`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+			cfg.addServeFlags(fs)
+			file := fs.String("config", "", "")
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			env := map[string]string{"KEYWARD_CONFIG": tt.env}
+			err := applySources(fs, nil, *file, func(k string) string { return env[k] })
+			for _, w := range tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("error %v, want one with %q", err, w)
+				}
+			}
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cfg.LogLevel != tt.want {
+					t.Errorf("log level %q, want %q", cfg.LogLevel, tt.want)
+				}
+			}
+		})
+	}
+
+	// serve and the commands that open the store refuse it before they
+	// start, as a usage error.
+	// (Were it not read, serve would serve until the bound.)
+	t.Setenv("KEYWARD_CONFIG", missing)
+	t.Chdir(t.TempDir())
+	for _, args := range [][]string{{"serve", "--listen", "127.0.0.1:0"}, {"audit", "verify"}} {
+		err := runCLIErrWithin(t, 20*time.Second, append(args, "--data-dir", t.TempDir())...)
+		if _, usage := errors.AsType[usageError](err); !usage || !strings.Contains(err.Error(), "KEYWARD_CONFIG: open "+missing) {
+			t.Errorf("keyward %s with KEYWARD_CONFIG=%s: %v, want a usage error naming it", strings.Join(args, " "), missing, err)
+		}
+	}
+}

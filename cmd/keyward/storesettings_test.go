@@ -61,8 +61,8 @@ func copyStore(t *testing.T, src string) string {
 // TestStoreCommandsTakeServerSettings: every command that opens the store
 // itself finds it where 'keyward serve' would, with the same settings:
 // the data directory named only by KEYWARD_DATA_DIR, or only by the
-// server's --config file, is the one it works on, and a flag wins over the
-// environment, which wins over the file.
+// server's --config file (or the one KEYWARD_CONFIG names), is the one it
+// works on, and a flag wins over the environment, which wins over the file.
 func TestStoreCommandsTakeServerSettings(t *testing.T) {
 	t.Setenv("KEYWARD_MASTER_KEY", "")
 	t.Setenv("KEYWARD_DB", "")
@@ -156,6 +156,16 @@ func TestStoreCommandsTakeServerSettings(t *testing.T) {
 			// accepted.
 			conf := writeConfig(t, "data-dir: "+dir+"\nlisten: 127.0.0.1:8443\nsigning-alg: ES256\nlog-level: warn\n")
 			tt.check(t, dir, runCLI(t, append(tt.args(t), "--config", conf)...))
+		})
+		t.Run(tt.name+"/KEYWARD_CONFIG", func(t *testing.T) {
+			dir := newDir(t, tt.empty)
+			t.Setenv("KEYWARD_CONFIG", writeConfig(t, "data-dir: "+dir+"\nlisten: 127.0.0.1:8443\n"))
+			tt.check(t, dir, runCLI(t, tt.args(t)...))
+		})
+		t.Run(tt.name+"/--config over KEYWARD_CONFIG", func(t *testing.T) {
+			dir := newDir(t, tt.empty)
+			t.Setenv("KEYWARD_CONFIG", filepath.Join(t.TempDir(), "missing.yaml"))
+			tt.check(t, dir, runCLI(t, append(tt.args(t), "--config", writeConfig(t, "data-dir: "+dir+"\n"))...))
 		})
 		t.Run(tt.name+"/env over config file", func(t *testing.T) {
 			dir := newDir(t, tt.empty)
