@@ -53,6 +53,7 @@ func TestMetrics(t *testing.T) {
 		`keyward_store_commit_duration_seconds_count`,
 		`keyward_signing_key_age_seconds`,
 		`keyward_auth_throttled_total 0`,
+		`keyward_forwarded_cert_unreadable_total 0`,
 		`keyward_audit_summary_writes_total{outcome="failure"} 0`,
 		`keyward_audit_summaries_held`,
 		// The bootstrap administrator's key never expires.

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyward/keyward/internal/oauth2"
@@ -64,6 +65,10 @@ type Config struct {
 	Logger         *slog.Logger
 	// OnThrottle, if set, is called for each request refused with 429.
 	OnThrottle func()
+	// OnUnreadableCertificate, if set, is called for each request whose
+	// client-certificate header from a trusted proxy does not parse (the
+	// log warns of it at most once a minute).
+	OnUnreadableCertificate func()
 }
 
 // Authenticator authenticates clients.
@@ -86,6 +91,12 @@ type Authenticator struct {
 	// set once by New (see setAudiences).
 	audiences    []string
 	audienceHint string
+	// certWarned is when the warning of a forwarded certificate that does
+	// not parse was last logged (Unix nanoseconds, 0 for never), and
+	// certUnlogged counts those seen since that were not: a misconfigured
+	// proxy sends one with every request.
+	certWarned   atomic.Int64
+	certUnlogged atomic.Int64
 }
 
 // New returns an Authenticator.
@@ -98,6 +109,9 @@ func New(cfg Config, dir Directory) *Authenticator {
 	}
 	if cfg.OnThrottle == nil {
 		cfg.OnThrottle = func() {}
+	}
+	if cfg.OnUnreadableCertificate == nil {
+		cfg.OnUnreadableCertificate = func() {}
 	}
 	a := &Authenticator{
 		cfg:       cfg,
@@ -491,11 +505,29 @@ func (a *Authenticator) peerChain(r *http.Request) (*x509.Certificate, []*x509.C
 	chain, err := parseForwardedCert(v)
 	if err != nil {
 		// The proxy's doing, not the client's: see errUnreadableCertificate.
-		a.cfg.Logger.Warn("a trusted proxy's client-certificate header does not parse: check what the proxy forwards in it; requests that would authenticate with the certificate, or use a token bound to one, are refused, others go on as if no certificate was presented",
-			"header", a.cfg.CertHeader, "source", peer, "err", err)
+		a.unreadableCertificate(peer, err)
 		return nil, nil, err
 	}
 	return chain[0], chain[1:], nil
+}
+
+// certWarnEvery is how often at most the warning of a forwarded
+// certificate that does not parse is logged.
+const certWarnEvery = time.Minute
+
+// unreadableCertificate counts a forwarded certificate from the trusted
+// proxy peer that does not parse, and warns of it unless it did so less
+// than certWarnEvery ago; the warning says how many it left out since.
+func (a *Authenticator) unreadableCertificate(peer string, err error) {
+	a.cfg.OnUnreadableCertificate()
+	now := a.cfg.Now().UnixNano()
+	last := a.certWarned.Load()
+	if last != 0 && now-last < int64(certWarnEvery) || !a.certWarned.CompareAndSwap(last, now) {
+		a.certUnlogged.Add(1)
+		return
+	}
+	a.cfg.Logger.Warn("a trusted proxy's client-certificate header does not parse: check what the proxy forwards in it; requests that would authenticate with the certificate, or use a token bound to one, are refused, others go on as if no certificate was presented (this is logged at most once a minute; unlogged counts the headers since the last time)",
+		"header", a.cfg.CertHeader, "source", peer, "err", err, "unlogged", a.certUnlogged.Swap(0))
 }
 
 // errUnreadableCertificate is the answer to a request that would

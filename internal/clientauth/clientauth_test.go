@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -423,6 +424,55 @@ func TestAuthenticate(t *testing.T) {
 				t.Fatalf("private_key_jwt must hand back its jti to consume: %+v", c.JTIs)
 			}
 		})
+	}
+}
+
+// TestUnreadableCertificateWarning: a proxy that forwards a header that
+// does not parse sends one with every request; the log warns of it at
+// most once a minute, saying how many it left out since, while the hook
+// (the metrics counter) counts every one.
+func TestUnreadableCertificateWarning(t *testing.T) {
+	w := newWorld(t)
+	var (
+		logs    bytes.Buffer
+		clock   = now
+		counted int
+	)
+	a := New(Config{
+		Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, Pepper: pepper,
+		CertHeader: "X-Client-Cert", TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		Now: func() time.Time { return clock }, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		OnUnreadableCertificate: func() { counted++ },
+	}, w.dir)
+	const warning = "client-certificate header does not parse"
+	steps := []struct {
+		name         string
+		after        time.Duration // since the step before
+		wantWarnings int           // in all, so far
+		wantUnlogged string        // in the last warning
+	}{
+		{name: "first", wantWarnings: 1, wantUnlogged: "unlogged=0"},
+		{name: "right after", wantWarnings: 1, wantUnlogged: "unlogged=0"},
+		{name: "within the minute", after: 59 * time.Second, wantWarnings: 1, wantUnlogged: "unlogged=0"},
+		{name: "a minute after the first", after: time.Second, wantWarnings: 2, wantUnlogged: "unlogged=2"},
+		{name: "right after the second", wantWarnings: 2, wantUnlogged: "unlogged=2"},
+	}
+	for i, st := range steps {
+		clock = clock.Add(st.after)
+		// The request goes on without a certificate.
+		if _, err := (request{header: http.Header{"Authorization": {basic("111", goodSecret)}, "X-Client-Cert": {"garbage"}}, remote: "10.1.2.3"}).run(a); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if counted != i+1 {
+			t.Fatalf("%s: %d counted, want %d", st.name, counted, i+1)
+		}
+		text := logs.String()
+		if got := strings.Count(text, warning); got != st.wantWarnings {
+			t.Fatalf("%s: %d warnings, want %d; the log:\n%s", st.name, got, st.wantWarnings, text)
+		}
+		if last := text[strings.LastIndex(text, warning):]; !strings.Contains(last, st.wantUnlogged) {
+			t.Fatalf("%s: the last warning lacks %s: %s", st.name, st.wantUnlogged, last)
+		}
 	}
 }
 

@@ -21,6 +21,7 @@ type Metrics struct {
 	batchSize prometheus.Histogram
 	batchTime prometheus.Histogram
 	throttled prometheus.Counter
+	badCerts  prometheus.Counter
 	summaries *prometheus.CounterVec
 }
 
@@ -55,6 +56,10 @@ func New(signingKeyAge func() float64) *Metrics {
 			Name: "keyward_auth_throttled_total",
 			Help: "Client authentications refused with 429 after repeated failures.",
 		}),
+		badCerts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyward_forwarded_cert_unreadable_total",
+			Help: "Requests whose client-certificate header, from a trusted proxy, does not parse (the log warns of them at most once a minute).",
+		}),
 		summaries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyward_audit_summary_writes_total",
 			Help: "Writes of audit summaries (of introspections that found their token active) by outcome.",
@@ -62,7 +67,7 @@ func New(signingKeyAge func() float64) *Metrics {
 	}
 	m.summaries.WithLabelValues("success")
 	m.summaries.WithLabelValues("failure")
-	m.reg.MustRegister(m.requests, m.latency, m.batchSize, m.batchTime, m.throttled, m.summaries,
+	m.reg.MustRegister(m.requests, m.latency, m.batchSize, m.batchTime, m.throttled, m.badCerts, m.summaries,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "keyward_signing_key_age_seconds",
 			Help: "How long the current token-signing key has been signing.",
@@ -92,6 +97,10 @@ func (m *Metrics) ObserveBatch(size int, d time.Duration) {
 
 // Throttled records a throttled authentication.
 func (m *Metrics) Throttled() { m.throttled.Inc() }
+
+// UnreadableCertificate records a client-certificate header from a
+// trusted proxy that does not parse.
+func (m *Metrics) UnreadableCertificate() { m.badCerts.Inc() }
 
 // ObserveSummaryWrite records one write of audit summaries.
 func (m *Metrics) ObserveSummaryWrite(err error) {

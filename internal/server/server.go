@@ -108,11 +108,12 @@ func New(cfg Config, d Deps) *Server {
 		d.Now = time.Now
 	}
 	var (
-		observer   oauth2.Observer = oauth2.NopObserver{}
-		onThrottle func()
+		observer     oauth2.Observer = oauth2.NopObserver{}
+		onThrottle   func()
+		onUnreadable func()
 	)
 	if d.Metrics != nil {
-		observer, onThrottle = d.Metrics, d.Metrics.Throttled
+		observer, onThrottle, onUnreadable = d.Metrics, d.Metrics.Throttled, d.Metrics.UnreadableCertificate
 	}
 	// Reads of the token endpoint come from memory; changes made through
 	// this server invalidate them at once.
@@ -125,7 +126,7 @@ func New(cfg Config, d Deps) *Server {
 		Issuer: cfg.Issuer, StrictAudience: cfg.StrictClientAssertionAudience,
 		MaxAssertionLifetime: cfg.MaxAssertionLifetime, ClockSkew: cfg.ClockSkew, Pepper: d.Pepper,
 		ClientCAs: cfg.ClientCAs, CertHeader: cfg.ClientCertHeader, TrustedProxies: cfg.TrustedProxies,
-		Now: d.Now, Logger: d.Logger, OnThrottle: onThrottle,
+		Now: d.Now, Logger: d.Logger, OnThrottle: onThrottle, OnUnreadableCertificate: onUnreadable,
 	}, cached)
 	tcfg := token.Config{
 		Issuer: cfg.Issuer, MaxAssertionLifetime: cfg.MaxAssertionLifetime,
