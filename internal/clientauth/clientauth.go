@@ -505,7 +505,7 @@ func (a *Authenticator) peerChain(r *http.Request) (*x509.Certificate, []*x509.C
 	chain, err := parseForwardedCert(v)
 	if err != nil {
 		// The proxy's doing, not the client's: see errUnreadableCertificate.
-		a.unreadableCertificate(peer, err)
+		a.unreadableCertificate(peer, oauth2.RemoteIP(r), err)
 		return nil, nil, err
 	}
 	return chain[0], chain[1:], nil
@@ -516,9 +516,11 @@ func (a *Authenticator) peerChain(r *http.Request) (*x509.Certificate, []*x509.C
 const certWarnEvery = time.Minute
 
 // unreadableCertificate counts a forwarded certificate from the trusted
-// proxy peer that does not parse, and warns of it unless it did so less
-// than certWarnEvery ago; the warning says how many it left out since.
-func (a *Authenticator) unreadableCertificate(peer string, err error) {
+// proxy peer that does not parse, sent for client (the address the proxy
+// reported in X-Forwarded-For, else peer), and warns of it unless it did
+// so less than certWarnEvery ago; the warning says how many it left out
+// since.
+func (a *Authenticator) unreadableCertificate(peer, client string, err error) {
 	a.cfg.OnUnreadableCertificate()
 	now := a.cfg.Now().UnixNano()
 	last := a.certWarned.Load()
@@ -527,7 +529,7 @@ func (a *Authenticator) unreadableCertificate(peer string, err error) {
 		return
 	}
 	a.cfg.Logger.Warn("a trusted proxy's client-certificate header does not parse: check what the proxy forwards in it; requests that would authenticate with the certificate, or use a token bound to one, are refused, others go on as if no certificate was presented (this is logged at most once a minute; unlogged counts the headers since the last time)",
-		"header", a.cfg.CertHeader, "source", peer, "err", err, "unlogged", a.certUnlogged.Swap(0))
+		"header", a.cfg.CertHeader, "source", peer, "client", client, "err", err, "unlogged", a.certUnlogged.Swap(0))
 }
 
 // errUnreadableCertificate is the answer to a request that would

@@ -87,7 +87,8 @@ func (l *lockedBuffer) String() string {
 // certificate (client_id and no other credentials: tls_client_auth or
 // self_signed_tls_client_auth, whose tokens are certificate-bound) is
 // refused saying so; every other request goes on as if it had presented
-// no certificate. The log says why (at most once a minute).
+// no certificate. The log says why, and for which client (at most once
+// a minute).
 func TestGarbledForwardedCertificate(t *testing.T) {
 	var logs lockedBuffer
 	f := newFixture(t, func(c *server.Config, d *server.Deps) {
@@ -130,6 +131,7 @@ func TestGarbledForwardedCertificate(t *testing.T) {
 					r.Header.Set("Authorization", tt.auth)
 				}
 				r.Header.Set("X-Client-Cert", garbage)
+				r.Header.Set("X-Forwarded-For", "203.0.113.7")
 				r.RemoteAddr = "10.0.0.2:443"
 				w := httptest.NewRecorder()
 				f.handler.ServeHTTP(w, r)
@@ -147,7 +149,8 @@ func TestGarbledForwardedCertificate(t *testing.T) {
 	// Logged at most once a minute: clientauth's tests count them.
 	if text := logs.String(); !strings.Contains(text, warning) {
 		t.Fatalf("no warning %q logged; the log:\n%s", warning, text)
-	} else if first := text[strings.Index(text, warning):]; !strings.Contains(first, "header=X-Client-Cert") || !strings.Contains(first, "err=") {
-		t.Fatalf("the warning names neither the header nor why it does not parse: %s", first)
+	} else if first, _, _ := strings.Cut(text[strings.Index(text, warning):], "\n"); !strings.Contains(first, "header=X-Client-Cert") || !strings.Contains(first, "err=") ||
+		!strings.Contains(first, "source=10.0.0.2") || !strings.Contains(first, "client=203.0.113.7") {
+		t.Fatalf("the warning does not name the header, the proxy (source), the client it forwarded for and why the header does not parse: %s", first)
 	}
 }
