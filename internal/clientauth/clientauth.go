@@ -157,6 +157,11 @@ type Attempt struct {
 	// while it presented a TLS client certificate: without client_id,
 	// which RFC 8705 §2 requires, the certificate names no account.
 	UnusedCertificate bool
+	// UnreadableCertificate is why the client certificate a trusted
+	// proxy forwarded does not parse, for a request that authenticated no
+	// client: a request that needs one is refused with
+	// ErrUnreadableCertificate, not told it presented no credentials.
+	UnreadableCertificate error
 }
 
 // ErrCertificateWithoutClientID is the answer to a request that needs a
@@ -229,7 +234,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 		method = methods[0]
 	case certErr != nil && clientID != "":
 		att.Method, att.ClientID = storage.AuthTLS, oauth2.Truncate(clientID, 128)
-		return nil, errUnreadableCertificate(certErr)
+		return nil, ErrUnreadableCertificate(certErr)
 	case cert != nil && clientID != "":
 		method = storage.AuthTLS // or self-signed; decided by the account
 	case clientID != "":
@@ -238,6 +243,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 		// A certificate alone authenticates nobody; the caller decides
 		// whether the request needed a client.
 		att.UnusedCertificate = cert != nil
+		att.UnreadableCertificate = certErr
 		return nil, nil
 	}
 	att.Method = method
@@ -504,7 +510,7 @@ func (a *Authenticator) peerChain(r *http.Request) (*x509.Certificate, []*x509.C
 	}
 	chain, err := parseForwardedCert(v)
 	if err != nil {
-		// The proxy's doing, not the client's: see errUnreadableCertificate.
+		// The proxy's doing, not the client's: see ErrUnreadableCertificate.
 		a.unreadableCertificate(peer, oauth2.RemoteIP(r), err)
 		return nil, nil, err
 	}
@@ -532,17 +538,18 @@ func (a *Authenticator) unreadableCertificate(peer, client string, err error) {
 		"header", a.cfg.CertHeader, "source", peer, "client", client, "err", err, "unlogged", a.certUnlogged.Swap(0))
 }
 
-// errUnreadableCertificate is the answer to a request that would
+// ErrUnreadableCertificate is the answer to a request that would
 // authenticate with a certificate (tls_client_auth or
-// self_signed_tls_client_auth: client_id and no other credentials) when
-// the one a trusted proxy forwarded does not parse. That is the proxy's
+// self_signed_tls_client_auth: client_id and no other credentials), or
+// that needs a client and presented no other credentials, when the one a
+// trusted proxy forwarded does not parse. That is the proxy's
 // misconfiguration, which says nothing about the account, so the answer
 // says what happened instead of "Client authentication failed.", and the
 // failure is not held against the client in the throttle. Requests that
 // authenticate otherwise go on as if no certificate was presented: their
 // tokens are not certificate-bound (RFC 8705 §3 binds tokens to the
 // certificate a client authenticated with).
-func errUnreadableCertificate(cause error) *oauth2.Error {
+func ErrUnreadableCertificate(cause error) *oauth2.Error {
 	return &oauth2.Error{
 		Code: oauth2.ErrInvalidClient, Status: http.StatusUnauthorized, Err: cause,
 		Description: fmt.Sprintf("Client authentication failed: the TLS client certificate that the proxy in front of this server forwarded could not be read (it is no certificate, or a chain of more than %d), so tls_client_auth and self_signed_tls_client_auth cannot be used; the server's log says why.", maxForwardedChain),
@@ -609,6 +616,9 @@ func (a *Authenticator) Require(ctx context.Context, r *http.Request, form oauth
 	c, err := a.Authenticate(ctx, r, form, source, att)
 	if err == nil && c == nil && att.UnusedCertificate {
 		return nil, ErrCertificateWithoutClientID()
+	}
+	if err == nil && c == nil && att.UnreadableCertificate != nil {
+		return nil, ErrUnreadableCertificate(att.UnreadableCertificate)
 	}
 	if err == nil && c == nil {
 		e := failed(true, errors.New("no client credentials"))

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -544,7 +545,9 @@ func TestPrivateKeyJWTAudience(t *testing.T) {
 }
 
 // Require asks for client credentials, and tells a client that presented
-// only a certificate that client_id is what it is missing.
+// only a certificate that client_id is what it is missing, and one whose
+// proxy forwarded a certificate that does not parse that it could not be
+// read.
 func TestRequire(t *testing.T) {
 	w := newWorld(t)
 	tests := []struct {
@@ -558,10 +561,15 @@ func TestRequire(t *testing.T) {
 		{"certificate without client_id", request{cert: w.selfCert.Leaf}, oauth2.ErrInvalidRequest, 400, "client_id is required with tls_client_auth"},
 		{"CA-issued certificate without client_id", request{cert: w.issued.Leaf}, oauth2.ErrInvalidRequest, 400, "client_id is required with tls_client_auth"},
 		{"certificate with client_id", request{cert: w.selfCert.Leaf, form: url.Values{"client_id": {"111"}}}, "", 0, ""},
+		{"forwarded certificate that does not parse", request{header: http.Header{"X-Client-Cert": {"garbage"}}, remote: "10.1.2.3"}, oauth2.ErrInvalidClient, 401, "forwarded could not be read"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req := httptest.NewRequest("POST", "/introspect", nil)
+			maps.Copy(req.Header, tt.req.header)
+			if tt.req.remote != "" {
+				req.RemoteAddr = net.JoinHostPort(tt.req.remote, "4711")
+			}
 			if tt.req.cert != nil {
 				req.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{tt.req.cert}}
 			}

@@ -120,8 +120,9 @@ func TestGarbledForwardedCertificate(t *testing.T) {
 				want: http.StatusUnauthorized, wantError: oauth2.ErrInvalidClient, wantDesc: "client certificate"},
 			{name: "JWT-bearer grant with client_id: the certificate would authenticate", body: "grant_type=" + url.QueryEscape(oauth2.GrantJWTBearer) + "&assertion=" + f.assertion(t, rand.Text()) + "&client_id=" + f.clientID,
 				want: http.StatusUnauthorized, wantError: oauth2.ErrInvalidClient, wantDesc: "client certificate"},
+			// Not "needs client authentication": say what went wrong.
 			{name: "no client authentication at all", body: cc,
-				want: http.StatusUnauthorized, wantError: oauth2.ErrInvalidClient, wantDesc: "needs client authentication"},
+				want: http.StatusUnauthorized, wantError: oauth2.ErrInvalidClient, wantDesc: "forwarded could not be read"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name+"/"+garbage[:8], func(t *testing.T) {

@@ -19,6 +19,9 @@ func (g *clientCredentials) handle(ctx context.Context, req *Request) (*Response
 	if c == nil && req.certWithoutID {
 		return nil, clientauth.ErrCertificateWithoutClientID()
 	}
+	if c == nil && req.certErr != nil {
+		return nil, clientauth.ErrUnreadableCertificate(req.certErr)
+	}
 	if c == nil {
 		return nil, &oauth2.Error{
 			Code: oauth2.ErrInvalidClient, Status: http.StatusUnauthorized,

@@ -128,6 +128,9 @@ type Request struct {
 	// certWithoutID: no client, but a TLS client certificate without the
 	// client_id that would have made it authenticate one.
 	certWithoutID bool
+	// certErr: no client, and the TLS client certificate a trusted proxy
+	// forwarded does not parse (why).
+	certErr error
 	// proof is the request's checked DPoP proof, or nil: the token is
 	// bound to its key (RFC 9449 §5).
 	proof *dpop.Proof
@@ -252,7 +255,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request) (*
 	if err != nil {
 		return nil, err
 	}
-	req.certWithoutID = att.UnusedCertificate
+	req.certWithoutID, req.certErr = att.UnusedCertificate, att.UnreadableCertificate
 	if client != nil {
 		req.Client = client
 		req.Audit.AuthMethod = client.Method
