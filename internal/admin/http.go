@@ -309,7 +309,12 @@ func (h *Handler) authenticate(r *http.Request) (caller, error) {
 		// A certificate-bound token (RFC 8705 §3) counts only with its
 		// certificate.
 		cert, err := h.certs.PeerCertificate(r)
-		if err != nil || cert == nil || oauth2.Thumbprint(cert) != c.Confirmation.X5TS256 {
+		if err != nil {
+			// The one a trusted proxy forwarded does not parse: the
+			// proxy's doing, which the log already tells of.
+			return caller{}, challenge(oauth2.ErrInvalidToken, "The access token is bound to a client certificate, and the certificate the proxy in front of this server forwarded could not be read; the server's log says why.")
+		}
+		if cert == nil || oauth2.Thumbprint(cert) != c.Confirmation.X5TS256 {
 			return caller{}, challenge(oauth2.ErrInvalidToken, "The access token is bound to a client certificate; present that certificate (RFC 8705).")
 		}
 	}

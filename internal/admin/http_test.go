@@ -19,6 +19,8 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -50,17 +52,18 @@ type fixture struct {
 	now    time.Time
 }
 
-func newFixture(t testing.TB) *fixture {
+func newFixture(t testing.TB, mods ...func(*server.Config)) *fixture {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newFixtureOn(t, st)
+	return newFixtureOn(t, st, mods...)
 }
 
-// newFixtureOn serves the admin API from st, which it closes at the end.
-func newFixtureOn(t testing.TB, st storage.Storage) *fixture {
+// newFixtureOn serves the admin API from st, which it closes at the end;
+// mods change the server's configuration.
+func newFixtureOn(t testing.TB, st storage.Storage, mods ...func(*server.Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	t.Cleanup(func() { st.Close() })
@@ -73,8 +76,12 @@ func newFixtureOn(t testing.TB, st storage.Storage) *fixture {
 	}
 	j := groupcommit.New(st, groupcommit.Options{})
 	t.Cleanup(j.Close)
-	f.srv = server.New(server.Config{Issuer: issuer, AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour,
-		MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute}, server.Deps{Store: st, Signer: f.signer, Journal: j, Pepper: []byte("p"),
+	cfg := server.Config{Issuer: issuer, AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour,
+		MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute}
+	for _, mod := range mods {
+		mod(&cfg)
+	}
+	f.srv = server.New(cfg, server.Deps{Store: st, Signer: f.signer, Journal: j, Pepper: []byte("p"),
 		Logger: slog.New(slog.NewTextHandler(&f.logs, nil))})
 	f.admin, _, err = f.srv.Admin.Bootstrap(ctx, func(sakey.KeyFile) error { return nil })
 	if err != nil {
@@ -437,9 +444,13 @@ func TestAuthenticationRevocation(t *testing.T) {
 }
 
 // A certificate-bound admin token (RFC 8705 §3) is accepted only with its
-// certificate.
+// certificate, over TLS or forwarded by a trusted proxy; when the one the
+// proxy forwarded does not parse, the answer says so.
 func TestAuthenticationCertificateBound(t *testing.T) {
-	f := newFixture(t)
+	f := newFixture(t, func(c *server.Config) {
+		c.ClientCertHeader = "X-Client-Cert"
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	})
 	cert := func(cn string) *x509.Certificate {
 		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
@@ -455,14 +466,23 @@ func TestAuthenticationCertificateBound(t *testing.T) {
 	tok := f.token(t, f.admin, admin.AdminScope, func(c *oauth2.AccessClaims) {
 		c.Confirmation = &oauth2.Confirmation{X5TS256: base64.RawURLEncoding.EncodeToString(sum[:])}
 	})
+	forward := func(c *x509.Certificate) string {
+		return url.QueryEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})))
+	}
+	const present = "present that certificate"
 	tests := []struct {
-		name string
-		cert *x509.Certificate
-		want int
+		name      string
+		cert      *x509.Certificate
+		forwarded string // X-Client-Cert from a trusted proxy
+		want      int
+		wantDesc  string // part of the error description
 	}{
-		{"no certificate", nil, 401},
-		{"another certificate", other, 401},
-		{"its certificate", bound, 200},
+		{"no certificate", nil, "", 401, present},
+		{"another certificate", other, "", 401, present},
+		{"its certificate", bound, "", 200, ""},
+		{"another certificate, forwarded", nil, forward(other), 401, present},
+		{"its certificate, forwarded", nil, forward(bound), 200, ""},
+		{"a forwarded certificate that does not parse", nil, "garbage", 401, "the certificate the proxy in front of this server forwarded could not be read"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -471,10 +491,17 @@ func TestAuthenticationCertificateBound(t *testing.T) {
 			if tt.cert != nil {
 				req.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{tt.cert}}
 			}
+			if tt.forwarded != "" {
+				req.Header.Set("X-Client-Cert", tt.forwarded)
+				req.RemoteAddr = "10.0.0.2:443"
+			}
 			w := httptest.NewRecorder()
 			f.srv.ServeHTTP(w, req)
 			if w.Code != tt.want {
 				t.Fatalf("status %d (%s), want %d", w.Code, w.Body, tt.want)
+			}
+			if !strings.Contains(w.Body.String(), tt.wantDesc) {
+				t.Fatalf("%s, want %q in the description", w.Body, tt.wantDesc)
 			}
 		})
 	}
