@@ -552,7 +552,7 @@ func (a *Authenticator) unreadableCertificate(peer, client string, err error) {
 func ErrUnreadableCertificate(cause error) *oauth2.Error {
 	return &oauth2.Error{
 		Code: oauth2.ErrInvalidClient, Status: http.StatusUnauthorized, Err: cause,
-		Description: fmt.Sprintf("Client authentication failed: the TLS client certificate that the proxy in front of this server forwarded could not be read (it is no certificate, or a chain of more than %d), so tls_client_auth and self_signed_tls_client_auth cannot be used; the server's log says why.", maxForwardedChain),
+		Description: fmt.Sprintf("Client authentication failed: the TLS client certificate that the proxy in front of this server forwarded could not be read (it is not a certificate in URL-encoded PEM, PEM or base64 DER that this server can parse, or it is a chain of more than %d), so tls_client_auth and self_signed_tls_client_auth cannot be used; the server's log says why.", maxForwardedChain),
 	}
 }
 

@@ -377,6 +377,10 @@ func TestAuthenticate(t *testing.T) {
 		// A header from a trusted proxy that does not parse is the proxy's
 		// fault: only the request it would authenticate is refused, saying so.
 		{name: "proxy header unreadable, client_id alone", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {"garbage"}}, remote: "10.1.2.3"}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401, wantDesc: "forwarded could not be read"},
+		// Base64 DER or PEM that is no certificate this server parses is
+		// described as such, not as no certificate at all.
+		{name: "proxy header of DER that does not parse, client_id alone", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {"AAAA"}}, remote: "10.1.2.3"}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401, wantDesc: "not a certificate in URL-encoded PEM, PEM or base64 DER that this server can parse"},
+		{name: "proxy header of PEM that does not parse, client_id alone", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {"-----BEGIN%20CERTIFICATE-----%0AAAAA%0A-----END%20CERTIFICATE-----%0A"}}, remote: "10.1.2.3"}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401, wantDesc: "not a certificate in URL-encoded PEM, PEM or base64 DER that this server can parse"},
 		{name: "proxy header unreadable, basic", req: request{header: http.Header{"Authorization": {basic("111", goodSecret)}, "X-Client-Cert": {"garbage"}}, remote: "10.1.2.3"}, wantID: "111", wantMethod: storage.AuthSecretBasic},
 		{name: "proxy header unreadable, post", req: request{form: url.Values{"client_id": {"111"}, "client_secret": {goodSecret}}, header: http.Header{"X-Client-Cert": {"AAAA"}}, remote: "10.1.2.3"}, wantID: "111", wantMethod: storage.AuthSecretPost},
 		{name: "proxy header unreadable, private_key_jwt", req: request{form: jwtForm(assertionJWT(t, w.jobKey, claims("111", nil))), header: http.Header{"X-Client-Cert": {"garbage"}}, remote: "10.1.2.3"}, wantID: "111", wantMethod: storage.AuthPrivateKeyJWT},
