@@ -303,6 +303,10 @@ func TestAuthenticate(t *testing.T) {
 		wantStatus int
 		wantDesc   string // part of the error description
 		wantCnf    bool
+		// unreadableCert: refused for a forwarded certificate that does
+		// not parse, which alone says more than "Client authentication
+		// failed." (it says nothing about the account).
+		unreadableCert bool
 	}{
 		{name: "no credentials", req: request{}},
 		{name: "basic numeric id", req: request{header: http.Header{"Authorization": {basic("111", goodSecret)}}}, wantID: "111", wantMethod: storage.AuthSecretBasic},
@@ -372,15 +376,15 @@ func TestAuthenticate(t *testing.T) {
 		{name: "proxy header from trusted proxy", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {forwarded}}, remote: "10.1.2.3"}, wantID: "111", wantMethod: storage.AuthTLS, wantCnf: true},
 		{name: "proxy header with the intermediate", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {forward(w.chained.Leaf, w.inter)}}, remote: "10.1.2.3"}, wantID: "111", wantMethod: storage.AuthTLS, wantCnf: true},
 		{name: "proxy header with an untrusted CA", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {forward(w.forged.Leaf, w.rogue)}}, remote: "10.1.2.3"}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
-		{name: "proxy header with too long a chain", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {forward(w.chained.Leaf, w.inter, w.inter, w.inter, w.inter, w.inter, w.inter, w.inter, w.inter)}}, remote: "10.1.2.3"}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401, wantDesc: "a chain of more than 8"},
+		{name: "proxy header with too long a chain", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {forward(w.chained.Leaf, w.inter, w.inter, w.inter, w.inter, w.inter, w.inter, w.inter, w.inter)}}, remote: "10.1.2.3"}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401, wantDesc: "a chain of more than 8", unreadableCert: true},
 		{name: "proxy header from anyone else", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {forwarded}}, remote: "192.0.2.9"}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		// A header from a trusted proxy that does not parse is the proxy's
 		// fault: only the request it would authenticate is refused, saying so.
-		{name: "proxy header unreadable, client_id alone", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {"garbage"}}, remote: "10.1.2.3"}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401, wantDesc: "forwarded could not be read"},
+		{name: "proxy header unreadable, client_id alone", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {"garbage"}}, remote: "10.1.2.3"}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401, wantDesc: "forwarded could not be read", unreadableCert: true},
 		// Base64 DER or PEM that is no certificate this server parses is
 		// described as such, not as no certificate at all.
-		{name: "proxy header of DER that does not parse, client_id alone", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {"AAAA"}}, remote: "10.1.2.3"}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401, wantDesc: "not a certificate in URL-encoded PEM, PEM or base64 DER that this server can parse"},
-		{name: "proxy header of PEM that does not parse, client_id alone", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {"-----BEGIN%20CERTIFICATE-----%0AAAAA%0A-----END%20CERTIFICATE-----%0A"}}, remote: "10.1.2.3"}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401, wantDesc: "not a certificate in URL-encoded PEM, PEM or base64 DER that this server can parse"},
+		{name: "proxy header of DER that does not parse, client_id alone", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {"AAAA"}}, remote: "10.1.2.3"}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401, wantDesc: "not a certificate in URL-encoded PEM, PEM or base64 DER that this server can parse", unreadableCert: true},
+		{name: "proxy header of PEM that does not parse, client_id alone", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {"-----BEGIN%20CERTIFICATE-----%0AAAAA%0A-----END%20CERTIFICATE-----%0A"}}, remote: "10.1.2.3"}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401, wantDesc: "not a certificate in URL-encoded PEM, PEM or base64 DER that this server can parse", unreadableCert: true},
 		{name: "proxy header unreadable, basic", req: request{header: http.Header{"Authorization": {basic("111", goodSecret)}, "X-Client-Cert": {"garbage"}}, remote: "10.1.2.3"}, wantID: "111", wantMethod: storage.AuthSecretBasic},
 		{name: "proxy header unreadable, post", req: request{form: url.Values{"client_id": {"111"}, "client_secret": {goodSecret}}, header: http.Header{"X-Client-Cert": {"AAAA"}}, remote: "10.1.2.3"}, wantID: "111", wantMethod: storage.AuthSecretPost},
 		{name: "proxy header unreadable, private_key_jwt", req: request{form: jwtForm(assertionJWT(t, w.jobKey, claims("111", nil))), header: http.Header{"X-Client-Cert": {"garbage"}}, remote: "10.1.2.3"}, wantID: "111", wantMethod: storage.AuthPrivateKeyJWT},
@@ -402,8 +406,11 @@ func TestAuthenticate(t *testing.T) {
 				}
 				// But for a forwarded certificate that does not parse, which
 				// says nothing about the account.
-				if oe.Code == oauth2.ErrInvalidClient && tt.wantDesc == "" && oe.Description != "Client authentication failed." {
+				if oe.Code == oauth2.ErrInvalidClient && !tt.unreadableCert && oe.Description != "Client authentication failed." {
 					t.Fatalf("failed authentication says %q; every failure must look the same", oe.Description)
+				}
+				if tt.unreadableCert && !strings.Contains(oe.Description, "forwarded could not be read") {
+					t.Fatalf("description %q does not say the forwarded certificate could not be read", oe.Description)
 				}
 				if strings.HasPrefix(tt.req.header.Get("Authorization"), "Basic") && oe.Code == oauth2.ErrInvalidClient && oe.Header.Get("WWW-Authenticate") == "" {
 					t.Fatal("no WWW-Authenticate after a failed Basic authentication")
