@@ -352,8 +352,9 @@ type bench struct {
 	// metricsURL is the started server's Prometheus endpoint, for the
 	// latency it measures itself; "" with --target.
 	metricsURL string
-	// refusal is the first error answer of the scenario being run, for
-	// its note: the errors column counts statuses, this says why.
+	// refusal is the first error answer of the measured run of the
+	// scenario being run, for its note: the errors column counts its
+	// statuses, this says why.
 	refusal atomic.Pointer[refusal]
 }
 

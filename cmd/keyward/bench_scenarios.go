@@ -65,7 +65,6 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 	}
 	defer conns.Close()
 	b.conns = conns
-	b.refusal.Store(nil)
 	req, note, err := b.prepare(ctx, name)
 	if err != nil {
 		return scenarioResult{}, err
@@ -111,6 +110,9 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 	}
 	rssReset := watchChild && procstat.ResetPeakRSS(pid) == nil
 	serverBefore, selfBefore := procstat.CPU(pid), procstat.SelfCPU()
+	// The first error is of the measured run, whose errors the report
+	// counts: not of the fixtures' requests or of the warm-up.
+	b.refusal.Store(nil)
 	res := loadgen.Run(ctx, load, req, func(done int64, elapsed time.Duration) {
 		b.progress(fmt.Sprintf("%-36s %8d requests %7.0f/s  %s", name, done, float64(done)/elapsed.Seconds(), elapsed.Round(time.Second)))
 	})
@@ -182,7 +184,7 @@ func (b *bench) form(path string, form url.Values, id, secret string, headers ..
 }
 
 // send sends a request encoded by form on worker w's connection. The
-// first error answer of the scenario is kept for its note.
+// first error answer of the scenario's measured run is kept for its note.
 func (b *bench) send(ctx context.Context, w int, req []byte) (int, []byte) {
 	status, body, err := b.conns.Do(ctx, w, req)
 	if err != nil {

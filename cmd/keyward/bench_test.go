@@ -452,3 +452,47 @@ func TestBenchAssertionJTI(t *testing.T) {
 		})
 	}
 }
+
+// TestBenchFirstErrorOfTheRun: the note's first error is one of the
+// measured run, whose errors the report counts, not one of the warm-up.
+// A proxy refuses the scenario's first request (in the warm-up) one way
+// and every other one after it another way.
+func TestBenchFirstErrorOfTheRun(t *testing.T) {
+	m := startServer(t)
+	target, _ := url.Parse(m.URL())
+	rp := httputil.NewSingleHostReverseProxy(target)
+	var sent atomic.Int64
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The scenario's requests are loadgen's, which name no user agent;
+		// the fixtures' are Go's HTTP client's.
+		if r.URL.Path == "/token" && r.UserAgent() == "" {
+			refuse := func(code, desc string) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+			}
+			switch n := sent.Add(1); {
+			case n == 1:
+				refuse("invalid_request", "refused in the warm-up")
+				return
+			case n%2 == 0:
+				refuse("invalid_scope", "refused in the run")
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	out := runCLI(t, "bench", "--target", proxy.URL, "--credentials", m.AdminKeyFile, "--duration", "300ms", "--warmup", "200ms", "--concurrency", "1",
+		"--scenarios", "client_credentials_secret", "-o", "json")
+	var r benchReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("bench printed %q: %v", out, err)
+	}
+	if len(r.Scenarios) != 1 || r.Scenarios[0].Errors == 0 {
+		t.Fatalf("report = %+v, want one scenario with errors", r)
+	}
+	if note := r.Scenarios[0].Note; !strings.Contains(note, `first error: HTTP 400 invalid_scope "refused in the run"`) {
+		t.Fatalf("note %q, want the first error of the run, not the warm-up's", note)
+	}
+}
