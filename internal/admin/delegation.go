@@ -196,7 +196,7 @@ func normalizeEmail(e string) (string, error) {
 	}
 	a, err := mail.ParseAddress(e)
 	if err != nil || a.Address != e || a.Name != "" {
-		return "", fmt.Errorf("%q is not an email address", e)
+		return "", fmt.Errorf("%s is not an email address", quoteClip(e))
 	}
 	return strings.ToLower(e), nil
 }
@@ -223,7 +223,7 @@ func (s *Service) PutUsers(ctx context.Context, actor Actor, domain string, in [
 			continue
 		}
 		if emailDomain(email) != domain {
-			errs = append(errs, fmt.Sprintf("user %d: %s is not in %s: a user belongs to the organization of its email's domain", i+1, email, domain))
+			errs = append(errs, fmt.Sprintf("user %d: %s is not in %s: a user belongs to the organization of its email's domain", i+1, showEmail(email), domain))
 			continue
 		}
 		users = append(users, storage.User{Email: email, Org: domain, Suspended: u.Suspended, CreatedAt: now})
@@ -275,7 +275,7 @@ func (s *Service) PutUsersOfOrgs(ctx context.Context, actor Actor, in []UserInpu
 			continue
 		}
 		if first, dup := seen[email]; dup {
-			errs[i] = fmt.Sprintf("user %d: %s is also user %d", i+1, email, first)
+			errs[i] = fmt.Sprintf("user %d: %s is also user %d", i+1, showEmail(email), first)
 			continue
 		}
 		seen[email] = i + 1

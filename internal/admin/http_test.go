@@ -640,6 +640,12 @@ func TestOrgPathsMean(t *testing.T) {
 		{"a user of another domain", "POST", "/v1/orgs/example.com/users", users("alice@example.com", "dave@other.org"), 400, "dave@other.org is not in example.com"},
 		{"users of an organization that does not exist", "POST", "/v1/orgs/nowhere.test/users", users("dave@example.com"), 404, "does not exist"},
 		{"a malformed email, not a missing organization", "POST", "/v1/orgs/b@c/users", users("a@b@c"), 400, `"a@b@c" is not an email address`},
+		// An email over 64 bytes is shown as the console and users import
+		// show it: its first 48 bytes, quoted, and its length.
+		{"a long malformed email, clipped", "POST", "/v1/orgs/example.com/users", users("a@b@" + strings.Repeat("x", 70)), 400,
+			`"a@b@` + strings.Repeat("x", 44) + `"… (74 bytes) is not an email address`},
+		{"a long email of another domain, clipped", "POST", "/v1/orgs/example.com/users", users(strings.Repeat("d", 60) + "@other.org"), 400,
+			`user 1: "` + strings.Repeat("d", 48) + `"… (70 bytes) is not in example.com`},
 		// Quoted to 48 bytes, cut between runes: "a" and 23 two-byte é.
 		{"an email too long, quoted whole runes", "POST", "/v1/orgs/example.com/users", users("a" + strings.Repeat("é", 150) + "@example.com"), 400,
 			`"a` + strings.Repeat("é", 23) + `"… (313 bytes) is longer than an email address may be`},

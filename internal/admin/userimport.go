@@ -195,8 +195,8 @@ func clip(s string, show func(string) string) string {
 	return fmt.Sprintf("%s… (%d bytes)", show(s[:cut]), len(s))
 }
 
-// showEmail shows an email from an import file for an error message: as
-// it is, or, longer than 64 bytes, as quoteClip shows it.
+// showEmail shows an email from an import file or a request body for an
+// error message: as it is, or, longer than 64 bytes, as quoteClip shows it.
 func showEmail(e string) string {
 	if len(e) <= 64 {
 		return e

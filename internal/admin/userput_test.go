@@ -77,6 +77,8 @@ func TestPutUsersOfOrgs(t *testing.T) {
 			[]string{`user 2: "a@b@c" is not an email address`, `user 3: "not-an-email" is not an email address`}},
 		{"an email twice", usersBody("alice@example.com", "carol@other.org", "ALICE@example.com"), 400,
 			[]string{"user 3: alice@example.com is also user 1"}},
+		{"a long email twice, clipped", usersBody(strings.Repeat("a", 60)+"@example.com", strings.Repeat("A", 60)+"@example.com"), 400,
+			[]string{`user 2: "` + strings.Repeat("a", 48) + `"… (72 bytes) is also user 1`}},
 		{"more than 20 bad users", usersBody(many...), 400,
 			[]string{"user 20: there is no organization nowhere.test; and 5 more."}},
 		{"no users", usersBody(), 400, []string{"No users given."}},
