@@ -17,6 +17,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/storage"
 )
 
 // runCLIErrWithin runs the CLI like runCLIErr, but gives up after d, so that a
@@ -382,14 +385,35 @@ func TestUnreachableMessage(t *testing.T) {
 // created for it. It used to read 'json: cannot unmarshal array into Go
 // value of type transfer.Dump', or, for an object without "format",
 // 'unknown dump format ""' with no file named, after creating the store;
-// then 'its "format" is ""', for a key file too.
+// then 'its "format" is ""', for a key file too; and for audit events
+// (JSON lines), "not JSON: invalid character '{' after top-level value".
 func TestImportNotAnExport(t *testing.T) {
+	// Audit events as 'audit prune --export' writes them.
+	events := func(n int) string {
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		for i := range n {
+			e := storage.AuditEvent{Seq: int64(i + 1), Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Action: "token.issue",
+				Outcome: storage.OutcomeSuccess, AccountID: "sa1", PrevHash: []byte{byte(i)}, Hash: []byte{byte(i + 1)}}
+			if err := enc.Encode(admin.AuditView(e)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return b.String()
+	}
+	const auditEvents = "it holds audit events, one JSON object a line, as 'keyward audit prune --export' and 'keyward audit list -o json' write them: " +
+		"'keyward import' takes the one JSON object 'keyward export' writes (the configuration: APIs, accounts, keys, organizations), and audit events are not imported"
 	tests := []struct {
 		name, content, want string
 	}{
 		{"empty", "\n", "the file is empty"},
 		{"not JSON", "email,status\n", "not JSON: invalid character 'e' looking for beginning of value (at byte 1)"},
 		{"array", `[{"email":"a@x.com"}]`, "a JSON array, not the object of an export"},
+		{"audit events", events(3), auditEvents},
+		{"one audit event", events(1), auditEvents},
+		{"several JSON values", `{"format":"keyward-export/2"}` + "\n" + `{"format":"keyward-export/2"}` + "\n",
+			"several JSON values, one after another (the first ends at byte 29), not the one object of an export"},
+		{"JSON and then no JSON", `{"format":"keyward-export/2"} x`, "not JSON: invalid character 'x' after top-level value (at byte 31)"},
 		{"null", `null`, "a JSON null, not the object of an export"},
 		{"no format", `{}`, `it has no "format" field, which every export has ("keyward-export/2", or "keyward-export/1" from earlier releases)`},
 		{"null format", `{"format":null}`, `it has no "format" field, which every export has ("keyward-export/2", or "keyward-export/1" from earlier releases)`},

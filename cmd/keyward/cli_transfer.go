@@ -155,6 +155,9 @@ func parseExport(b []byte) (transfer.Dump, error) {
 	var typ *json.UnmarshalTypeError
 	switch err := json.Unmarshal(b, &d); {
 	case errors.As(err, &syntax):
+		if err := severalValues(b); err != nil {
+			return d, err
+		}
 		return d, fmt.Errorf("not JSON: %s (at byte %d)", syntax, syntax.Offset)
 	case errors.As(err, &typ) && typ.Field == "":
 		return d, fmt.Errorf("a JSON %s, not the object of an export", typ.Value)
@@ -172,9 +175,10 @@ func parseExport(b []byte) (transfer.Dump, error) {
 // notExport says what b, JSON read as a dump whose format is neither of
 // an export's, is: null, an object with another "format", or one with
 // none (or a null one), which is said before anything about the kinds
-// of its other fields. A service-account key file (Keyward's or
-// Google's), the JSON file most likely passed for an export by mistake,
-// is named, with what to do with it instead.
+// of its other fields. An audit event (a file of one, from 'audit prune
+// --export') and a service-account key file (Keyward's or Google's), the
+// JSON files most likely passed for an export by mistake, are named, with
+// what to do with them instead.
 func notExport(b []byte, format string) error {
 	var fields map[string]json.RawMessage
 	if json.Unmarshal(b, &fields) != nil || fields == nil {
@@ -182,6 +186,9 @@ func notExport(b []byte, format string) error {
 	}
 	if f, ok := fields["format"]; ok && string(f) != "null" {
 		return fmt.Errorf("its \"format\" is %q, not %q (nor %q, of earlier releases)", format, transfer.Format, transfer.FormatV1)
+	}
+	if isAuditEvent(fields) {
+		return errAuditEvents
 	}
 	var key struct {
 		Type string `json:"type"`
@@ -192,4 +199,44 @@ func notExport(b []byte, format string) error {
 			`'keyward keys upload SA --public-key PEM-FILE'`)
 	}
 	return fmt.Errorf("it has no \"format\" field, which every export has (%q, or %q from earlier releases)", transfer.Format, transfer.FormatV1)
+}
+
+// errAuditEvents says that an import file holds audit events, which
+// 'audit prune --export' and 'audit list -o json' write and nothing
+// imports.
+var errAuditEvents = errors.New("it holds audit events, one JSON object a line, as 'keyward audit prune --export' and 'keyward audit list -o json' write them: " +
+	"'keyward import' takes the one JSON object 'keyward export' writes (the configuration: APIs, accounts, keys, organizations), and audit events are not imported")
+
+// severalValues says what b, which is not one JSON value, is when it
+// begins with one followed by more: audit events (JSON lines; the first
+// is enough to tell), or several JSON values where an export is one
+// object. It returns nil for anything else (trailing bytes that are not
+// JSON), which is said as a syntax error.
+func severalValues(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var first, second json.RawMessage
+	if dec.Decode(&first) != nil {
+		return nil
+	}
+	end := dec.InputOffset()
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(first, &fields) == nil && isAuditEvent(fields) {
+		return errAuditEvents
+	}
+	if dec.Decode(&second) != nil {
+		return nil
+	}
+	return fmt.Errorf("several JSON values, one after another (the first ends at byte %d), not the one object of an export", end)
+}
+
+// isAuditEvent reports whether the fields of a JSON object are those of
+// an audit event as 'audit list -o json' and 'audit prune --export' show
+// it (admin.AuditEventView): each it always has.
+func isAuditEvent(fields map[string]json.RawMessage) bool {
+	for _, f := range []string{"seq", "time", "action", "outcome", "prev_hash", "hash"} {
+		if _, ok := fields[f]; !ok {
+			return false
+		}
+	}
+	return true
 }
