@@ -427,6 +427,12 @@ func TestImportNotAnExport(t *testing.T) {
 		// A keyward-export/1 field is named as in keyward-export/1 files.
 		{"field of the wrong kind in format 1", `{"format":"keyward-export/1","orgs":[{"Domain":"example.com","BlockedScopes":"x"}]}`, `its field "orgs.BlockedScopes" holds a JSON string, of the wrong kind`},
 		{"field of the wrong kind", `{"format":"keyward-export/2","apis":"x"}`, `its field "apis" holds a JSON string, of the wrong kind`},
+		// A value that does not decode is named by its place, with the
+		// form it must have: Go's error named neither.
+		{"bad time", `{"format":"keyward-export/2","accounts":[{"client_id":"1","created_at":"yesterday"}]}`,
+			`accounts[0].created_at is "yesterday", not an RFC 3339 time such as 2026-01-02T15:04:05Z`},
+		{"bad base64", `{"format":"keyward-export/2","keys":[{"key_id":"k","public_key":"!!"}]}`,
+			`keys[0].public_key is "!!", not bytes in standard base64 (RFC 4648 §4, with = padding)`},
 		{"field it does not have", `{"format":"keyward-export/2","orgs":[{"domain":"example.com","blocked_scope":["x"]}]}`,
 			`it has a field "blocked_scope" that keyward-export/2 does not: misspelt, or added by a later release, whose data this one would drop`},
 	}

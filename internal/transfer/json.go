@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -156,7 +158,7 @@ func (d *Dump) UnmarshalJSON(b []byte) error {
 	case FormatV1:
 		var v dumpV1
 		if err := json.Unmarshal(b, &v); err != nil {
-			return err
+			return valueProblem(b, reflect.TypeFor[dumpV1](), err)
 		}
 		*d = Dump(v)
 	case Format:
@@ -170,7 +172,7 @@ func (d *Dump) UnmarshalJSON(b []byte) error {
 			if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 				return fmt.Errorf("it has a field %s that %s does not: misspelt, or added by a later release, whose data this one would drop", name, Format)
 			}
-			return err
+			return valueProblem(b, reflect.TypeFor[dumpJSON](), err)
 		}
 		*d = Dump{
 			Format:       v.Format,
@@ -190,6 +192,83 @@ func (d *Dump) UnmarshalJSON(b []byte) error {
 		*d = Dump{Format: head.Format}
 	}
 	return nil
+}
+
+// valueProblem says what is wrong with b, a dump that failed to decode
+// into t with err, when it is a time or bytes field that does not decode:
+// where it is (accounts[3].created_at) and the form it must have. Go's
+// error names neither (a *time.ParseError, a base64.CorruptInputError).
+// Any other err is returned as it is.
+func valueProblem(b []byte, t reflect.Type, err error) error {
+	if p := badValue(b, t, ""); p != nil {
+		return p
+	}
+	return err
+}
+
+// badValue finds the first time or bytes field in b, JSON to decode into
+// t, at path, that does not decode, and says what it must be.
+func badValue(b []byte, t reflect.Type, path string) error {
+	switch {
+	case t == reflect.TypeFor[time.Time]():
+		if json.Unmarshal(b, new(time.Time)) != nil {
+			return fmt.Errorf("%s is %s, not an RFC 3339 time such as 2026-01-02T15:04:05Z", path, showJSON(b))
+		}
+	case t == reflect.TypeFor[[]byte]():
+		if json.Unmarshal(b, new([]byte)) != nil {
+			return fmt.Errorf("%s is %s, not bytes in standard base64 (RFC 4648 §4, with = padding)", path, showJSON(b))
+		}
+	case t.Kind() == reflect.Slice:
+		var items []json.RawMessage
+		_ = json.Unmarshal(b, &items) // of another kind: not this error
+		for i, item := range items {
+			if p := badValue(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); p != nil {
+				return p
+			}
+		}
+	case t.Kind() == reflect.Struct:
+		var fields map[string]json.RawMessage
+		_ = json.Unmarshal(b, &fields)
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "" {
+				name = f.Name // FormatV1's items
+			}
+			for k, v := range fields {
+				// encoding/json matches names in any case.
+				if !strings.EqualFold(k, name) {
+					continue
+				}
+				at := k
+				if path != "" {
+					at = path + "." + k
+				}
+				if p := badValue(v, f.Type, at); p != nil {
+					return p
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// showJSON shows a JSON value for a message: a string quoted, cut to 64
+// bytes; anything else by its kind.
+func showJSON(b []byte) string {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		return oauth2.QuoteShort(s)
+	}
+	switch b[0] {
+	case '{':
+		return "a JSON object"
+	case '[':
+		return "a JSON array"
+	case 't', 'f':
+		return "a JSON boolean"
+	}
+	return "a JSON number"
 }
 
 // convert maps a slice, nil to nil.

@@ -189,3 +189,40 @@ func TestUnknownFields(t *testing.T) {
 		})
 	}
 }
+
+// TestBadValues: a time or bytes field that does not decode is named by
+// its place in the file, with the form it must have. Go's errors named
+// neither: 'parsing time "yesterday" as "2006-01-02T15:04:05Z07:00": …'
+// and 'illegal base64 data at input byte 0'.
+func TestBadValues(t *testing.T) {
+	const (
+		rfc3339 = `, not an RFC 3339 time such as 2026-01-02T15:04:05Z`
+		base64  = `, not bytes in standard base64 (RFC 4648 §4, with = padding)`
+	)
+	tests := []struct {
+		name, json, want string
+	}{
+		{"a time", `{"format":"keyward-export/2","accounts":[{"client_id":"1"},{"client_id":"2","created_at":"yesterday"}]}`,
+			`accounts[1].created_at is "yesterday"` + rfc3339},
+		{"a time at the top", `{"format":"keyward-export/2","exported_at":"2026-13-01T00:00:00Z"}`,
+			`exported_at is "2026-13-01T00:00:00Z"` + rfc3339},
+		{"a number for a time", `{"format":"keyward-export/2","orgs":[{"domain":"example.com","created_at":1767323045}]}`,
+			`orgs[0].created_at is a JSON number` + rfc3339},
+		{"a long time, clipped", `{"format":"keyward-export/2","users":[{"email":"u@example.com","created_at":"` + strings.Repeat("9", 100) + `"}]}`,
+			`users[0].created_at is "` + strings.Repeat("9", 64) + `…"` + rfc3339},
+		{"bytes", `{"format":"keyward-export/2","keys":[{"key_id":"k","public_key":"!!"}]}`,
+			`keys[0].public_key is "!!"` + base64},
+		{"URL-safe base64", `{"format":"keyward-export/2","signing_keys":[{"key_id":"k","sealed":"AQI="},{"key_id":"l","sealed":"-_-_"}]}`,
+			`signing_keys[1].sealed is "-_-_"` + base64},
+		{"format 1, by its names", `{"format":"keyward-export/1","secrets":[{"ID":"s","Hash":"AQ=="},{"ID":"t","Hash":"AQ==","LastUsedAt":"now"}]}`,
+			`secrets[1].LastUsedAt is "now"` + rfc3339},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var d transfer.Dump
+			if err := json.Unmarshal([]byte(tt.json), &d); err == nil || err.Error() != tt.want {
+				t.Fatalf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
