@@ -104,7 +104,7 @@ func (c *Config) addServeFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.InsecureHTTP, "insecure-http", c.InsecureHTTP, "allow plain HTTP on a non-loopback address (e.g. behind a TLS-terminating proxy)")
 	fs.StringVar(&c.SigningAlg, "signing-alg", c.SigningAlg, "access-token signing algorithm: "+strings.Join(signer.Algorithms, ", "))
 	fs.DurationVar(&c.SigningKeyRotation, "signing-key-rotation", c.SigningKeyRotation, "rotate the token-signing key this often (0 disables scheduled rotation)")
-	fs.Var(lowerString{&c.AccountDomain}, "account-domain", "domain of service-account emails: NAME@PROJECT.<domain>; read in lower case (IAM.Example.com is iam.example.com), as emails are looked up exactly")
+	fs.StringVar(&c.AccountDomain, "account-domain", c.AccountDomain, "domain of service-account emails: NAME@PROJECT.<domain>")
 	fs.DurationVar(&c.DefaultTokenTTL, "default-token-lifetime", c.DefaultTokenTTL, "access-token lifetime of new service accounts")
 	fs.DurationVar(&c.MaxTokenTTL, "max-token-lifetime", c.MaxTokenTTL, "longest access-token lifetime any account may have")
 	fs.DurationVar(&c.MaxAssertionTTL, "max-assertion-lifetime", c.MaxAssertionTTL, "longest exp - iat of a JWT-bearer assertion")
@@ -118,22 +118,6 @@ func (c *Config) addServeFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.StrictClientAssertionAudience, "strict-client-assertion-audience", c.StrictClientAssertionAudience, "accept only the issuer (--issuer), as the single aud value, in private_key_jwt client assertions at the token, introspection and revocation endpoints, as draft-ietf-oauth-rfc7523bis requires; by default the token endpoint URL (<issuer>/token), which older clients send, is accepted too (Keyward's client and verify packages, bench and console send the issuer). JWT-bearer grant assertions are not affected: their aud stays the key file's token_uri")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
-}
-
-// lowerString is a string flag kept in lower case, whichever source sets
-// it (the command line, KEYWARD_<FLAG> or the --config file all set it
-// through Set): --account-domain, a DNS name, which is case-blind, but
-// is part of the emails accounts are looked up by exactly.
-type lowerString struct{ p *string }
-
-func (v lowerString) Set(s string) error { *v.p = strings.ToLower(s); return nil }
-func (v lowerString) Type() string       { return "string" }
-
-func (v lowerString) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return *v.p
 }
 
 // baseURL is the URL of a listener of this configuration at addr.

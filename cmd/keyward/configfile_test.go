@@ -256,48 +256,6 @@ func TestMasterKeySources(t *testing.T) {
 	}
 }
 
-// TestAccountDomainLowerCase: --account-domain with capitals, from any
-// source, is read in lower case, as emails are looked up exactly and DNS
-// names are case-blind.
-func TestAccountDomainLowerCase(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "keyward.yaml")
-	if err := os.WriteFile(file, []byte("account-domain: IAM.File.Example\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct {
-		name string
-		args []string
-		env  string
-		file string
-		want string
-	}{
-		{"flag", []string{"--account-domain", "IAM.Flag.Example"}, "", "", "iam.flag.example"},
-		{"environment", nil, "Iam.Env.Example", "", "iam.env.example"},
-		{"config file", nil, "", file, "iam.file.example"},
-		{"flag over the others", []string{"--account-domain=IAM.Flag.Example"}, "Iam.Env.Example", file, "iam.flag.example"},
-		{"default", nil, "", "", "iam.keyward.internal"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := DefaultConfig()
-			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-			cfg.addServeFlags(fs)
-			if err := fs.Parse(tt.args); err != nil {
-				t.Fatal(err)
-			}
-			env := map[string]string{"KEYWARD_ACCOUNT_DOMAIN": tt.env}
-			if err := applySources(fs, nil, tt.file, func(k string) string { return env[k] }); err != nil {
-				t.Fatal(err)
-			}
-			if cfg.AccountDomain != tt.want {
-				t.Errorf("account domain %q, want %q", cfg.AccountDomain, tt.want)
-			}
-			if err := cfg.Validate(); err != nil && strings.Contains(err.Error(), "account-domain") {
-				t.Errorf("Validate: %v", err)
-			}
-		})
-	}
-}
-
 // TestConfigFileFromEnvironment: KEYWARD_CONFIG names the YAML file of
 // settings when --config is not on the command line; --config (even
 // empty, for none) beats it, as a flag beats the environment; a file that

@@ -1366,38 +1366,10 @@ func (s *Service) Bootstrap(ctx context.Context, save func(sakey.KeyFile) error)
 	return a, true, nil
 }
 
-// adminAccount is the administrator account, admin@keyward.<AccountDomain>;
-// or, in a store whose first start had an account domain with capitals,
-// which were kept in its emails until the domain was read in lower case,
-// the account of project keyward whose email is that but for case.
-func (s *Service) adminAccount(ctx context.Context) (storage.Account, error) {
-	email := s.Email(AdminAccountName, AdminProject)
-	a, err := s.store.GetAccountByEmail(ctx, email)
-	if !errors.Is(err, storage.ErrNotFound) {
-		return a, err
-	}
-	opts := storage.ListOptions{Project: AdminProject, Limit: 1000}
-	for {
-		page, lerr := s.store.ListAccounts(ctx, opts)
-		if lerr != nil {
-			return storage.Account{}, lerr
-		}
-		for _, a := range page {
-			if strings.EqualFold(a.Email, email) {
-				return a, nil
-			}
-		}
-		if len(page) < opts.PageLimit() {
-			return storage.Account{}, err
-		}
-		opts.After = page[len(page)-1].ID
-	}
-}
-
 // finishBootstrap gives the administrator account a key when it is the only
 // account and has none.
 func (s *Service) finishBootstrap(ctx context.Context, save func(sakey.KeyFile) error) (storage.Account, bool, error) {
-	a, err := s.adminAccount(ctx)
+	a, err := s.store.GetAccountByEmail(ctx, s.Email(AdminAccountName, AdminProject))
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.Account{}, false, nil
 	} else if err != nil {
@@ -1470,7 +1442,7 @@ type Recovery struct {
 // nothing, so a disabled account is never re-enabled with only its old
 // (perhaps leaked) keys.
 func (s *Service) RecoverAdmin(ctx context.Context, actor Actor, enable bool, save func(sakey.KeyFile) error) (Recovery, error) {
-	a, err := s.adminAccount(ctx)
+	a, err := s.store.GetAccountByEmail(ctx, s.Email(AdminAccountName, AdminProject))
 	if errors.Is(err, storage.ErrNotFound) {
 		return Recovery{}, fmt.Errorf("the store has no administrator account %s: is this the right database, and --account-domain the server's?",
 			s.Email(AdminAccountName, AdminProject))
