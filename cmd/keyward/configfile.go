@@ -65,13 +65,6 @@ func (c *Config) addServerSettings(fs *pflag.FlagSet, dataDir string, show ...st
 	applySettings := addConfigFileFlag(fs)
 	fs.Lookup("config").Usage = "the server's YAML file of settings, named like the flags of 'keyward serve' (db: postgres://…), else the one KEYWARD_CONFIG names; KEYWARD_<FLAG> environment variables override it, flags override both"
 	hideFlagsExcept(fs, append([]string{"config", "data-dir", "db"}, show...)...)
-	return c.checkingStoreSources(fs, applySettings)
-}
-
-// checkingStoreSources is applySettings (of addConfigFileFlag) followed by
-// checkStoreSources, for serve and the commands that open its store: each
-// refuses a --data-dir from a higher source than a PostgreSQL --db.
-func (c *Config) checkingStoreSources(fs *pflag.FlagSet, applySettings func() error) func() error {
 	return func() error {
 		onCommandLine := map[string]bool{"data-dir": fs.Changed("data-dir"), "db": fs.Changed("db")}
 		if err := applySettings(); err != nil {
@@ -83,12 +76,10 @@ func (c *Config) checkingStoreSources(fs *pflag.FlagSet, applySettings func() er
 
 // checkStoreSources refuses a store named twice, by sources of different
 // rank: a --data-dir given on the command line (or in the environment)
-// while a lower source sets --db. --db would win, and PostgreSQL be
-// opened, but one who names an SQLite database to serve, export, import,
-// migrate or prune may mean that one: the command would otherwise work on
-// a database other than the one named. (Letting --data-dir win instead
-// would start serve on an empty SQLite database where it meant the
-// PostgreSQL one with its data directory for the key files.) onCommandLine
+// while a lower source sets --db. serve would open that PostgreSQL
+// database, but one who names an SQLite database to export, import,
+// migrate or prune means that one, not the server's: the command would
+// otherwise work on a database other than the one named. onCommandLine
 // says which of data-dir and db the command line set, as fs can no longer
 // tell once the sources are applied.
 func (c *Config) checkStoreSources(fs *pflag.FlagSet, onCommandLine map[string]bool, getenv func(string) string) error {

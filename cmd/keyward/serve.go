@@ -61,13 +61,7 @@ Every flag but --config itself can also be set in a YAML file (--config)
 under its own name, or in the environment as KEYWARD_<NAME> (--signing-alg:
 KEYWARD_SIGNING_ALG); the file is named by --config, else by
 KEYWARD_CONFIG. Flags win over the environment, which wins over the file.
-All problems in the configuration are reported at once.
-
---db (PostgreSQL) wins over --data-dir, which then holds only the generated
-master key and the admin key file; but a --data-dir from a higher source
-than --db (on the command line with KEYWARD_DB set, say) is refused, as it
-may mean the SQLite database there: give --db as well, or set both at the
-same rank (KEYWARD_DATA_DIR with KEYWARD_DB).`,
+All problems in the configuration are reported at once.`,
 		Example: `  keyward serve
   keyward serve --db postgres://keyward@db.internal/keyward --master-key-file /etc/keyward/master.key \
       --listen :8443 --issuer https://keyward.internal --tls-cert cert.pem --tls-key key.pem`,
@@ -98,7 +92,7 @@ same rank (KEYWARD_DATA_DIR with KEYWARD_DB).`,
 		},
 	}
 	cfg.addServeFlags(cmd.Flags())
-	applyConfig = cfg.checkingStoreSources(cmd.Flags(), addConfigFileFlag(cmd.Flags()))
+	applyConfig = addConfigFileFlag(cmd.Flags())
 	return cmd
 }
 

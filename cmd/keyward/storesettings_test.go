@@ -302,9 +302,8 @@ func TestMigratePostgresFromSettings(t *testing.T) {
 
 // TestStoreNamedTwiceRefused: a --data-dir on the command line while
 // KEYWARD_DB (or the --config file) names PostgreSQL, or a KEYWARD_DATA_DIR
-// while the file does, is refused before any database is opened, by serve
-// too: the command would work on the PostgreSQL database, not the SQLite
-// one named.
+// while the file does, is refused before any database is opened: the
+// command would work on the PostgreSQL database, not the SQLite one named.
 // Given at the same rank, as serve takes them, --db is used.
 func TestStoreNamedTwiceRefused(t *testing.T) {
 	t.Chdir(t.TempDir())
@@ -329,7 +328,6 @@ func TestStoreNamedTwiceRefused(t *testing.T) {
 		{"audit", "prune", "--before", "1h", "--yes"},
 		{"recover-admin", "--key-file", filepath.Join(t.TempDir(), "admin.json")},
 		{"master-key", "rotate", "--new-master-key-file", newKey},
-		{"serve", "--listen", "127.0.0.1:0"},
 	}
 	conf := func(t *testing.T, body string) string {
 		f := filepath.Join(t.TempDir(), "keyward.yaml")
