@@ -30,6 +30,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/clientauth"
@@ -429,6 +430,7 @@ func (b *bench) startServer(ctx context.Context) error {
 	// Not tied to ctx, nor in bench's process group: on an interrupt,
 	// stopServer shuts it down gracefully after the last figures are read.
 	b.child = exec.Command(exe, args...)
+	b.child.Env = childEnviron(os.Environ())
 	b.child.SysProcAttr = childProcAttr()
 	var stderr bytes.Buffer
 	b.child.Stderr = &stderr
@@ -722,3 +724,21 @@ func calibrate() float64 {
 }
 
 // peakRSS returns a process's peak resident memory, from /proc.
+
+// childEnviron is env without the variables that set 'keyward serve'
+// (KEYWARD_<FLAG>, KEYWARD_CONFIG and KEYWARD_MASTER_KEY): bench's server
+// is set by its command line alone, not by the settings of a server the
+// environment is for (an administrator's shell with KEYWARD_CONFIG naming
+// its file, or KEYWARD_ISSUER, would start bench's server with that
+// server's issuer and TLS files, or not at all).
+func childEnviron(env []string) []string {
+	cfg := DefaultConfig()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	cfg.addServeFlags(fs)
+	serve := map[string]bool{configEnv: true, masterKeyEnv: true}
+	fs.VisitAll(func(f *pflag.Flag) { serve[envName(f.Name)] = true })
+	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return serve[name]
+	})
+}

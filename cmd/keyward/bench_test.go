@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -72,7 +73,12 @@ func TestBenchSmoke(t *testing.T) {
 	}
 
 	// --signing-alg and --introspection-audit-interval reach the started
-	// server (which would refuse to start on a flag it does not know).
+	// server (which would refuse to start on a flag it does not know); the
+	// settings of another server in the environment do not (with them it
+	// would not start: the file is missing, the issuer is not its own).
+	t.Setenv("KEYWARD_CONFIG", filepath.Join(t.TempDir(), "missing.yaml"))
+	t.Setenv("KEYWARD_ISSUER", "https://keyward.elsewhere.example")
+	t.Setenv("KEYWARD_SIGNING_ALG", "RS256")
 	out = runCLI(t, "bench", "--duration", "200ms", "--warmup", "0s", "--concurrency", "2", "--scenarios", "client_credentials_secret,introspect_opaque",
 		"--signing-alg", "EdDSA", "--introspection-audit-interval", "0", "-o", "json")
 	r = benchReport{}
@@ -494,5 +500,17 @@ func TestBenchFirstErrorOfTheRun(t *testing.T) {
 	}
 	if note := r.Scenarios[0].Note; !strings.Contains(note, `first error: HTTP 400 invalid_scope "refused in the run"`) {
 		t.Fatalf("note %q, want the first error of the run, not the warm-up's", note)
+	}
+}
+
+func TestChildEnviron(t *testing.T) {
+	got := childEnviron([]string{
+		"PATH=/usr/bin", "KEYWARD_CONFIG=/etc/keyward/keyward.yaml", "KEYWARD_ISSUER=https://x.example",
+		"KEYWARD_MASTER_KEY=abc", "KEYWARD_MASTER_KEY_FILE=/k", "KEYWARD_DB=postgres://db", "KEYWARD_TLS_CERT=/c.pem",
+		"KEYWARD_CREDENTIALS=/admin.json", "KEYWARD_TEST_RUN_MAIN=1", "HOME=/root",
+	})
+	want := []string{"PATH=/usr/bin", "KEYWARD_CREDENTIALS=/admin.json", "KEYWARD_TEST_RUN_MAIN=1", "HOME=/root"}
+	if !slices.Equal(got, want) {
+		t.Errorf("childEnviron = %q, want %q", got, want)
 	}
 }
