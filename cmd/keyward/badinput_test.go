@@ -421,6 +421,8 @@ func TestImportNotAnExport(t *testing.T) {
 		// The missing format is said first, not the kind of a field.
 		{"no format, field of the wrong kind", `{"apis":"x"}`, `it has no "format" field, which every export has ("keyward-export/2", or "keyward-export/1" from earlier releases)`},
 		{"another format", `{"format":"x"}`, `its "format" is "x", not "keyward-export/2" (nor "keyward-export/1", of earlier releases)`},
+		// Go reads field names in any case: "Format" is the format.
+		{"another format, capitalised", `{"Format":"keyward-export/3"}`, `its "format" is "keyward-export/3", not "keyward-export/2" (nor "keyward-export/1", of earlier releases)`},
 		{"empty format", `{"format":""}`, `its "format" is "", not "keyward-export/2" (nor "keyward-export/1", of earlier releases)`},
 		{"service-account key file", `{"type":"service_account","project_id":"p","private_key_id":"k","private_key":"x","client_email":"a@p.iam.gserviceaccount.com","token_uri":"https://oauth2.googleapis.com/token"}`,
 			`it is a service-account key file ("type": "service_account"), not an export: a key file is used as it is (--credentials, 'keyward token --key-file'); ` +

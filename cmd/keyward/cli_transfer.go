@@ -184,7 +184,7 @@ func notExport(b []byte, format string) error {
 	if json.Unmarshal(b, &fields) != nil || fields == nil {
 		return errors.New("a JSON null, not the object of an export")
 	}
-	if f, ok := fields["format"]; ok && string(f) != "null" {
+	if f, ok := fields["format"]; format != "" || ok && string(f) != "null" {
 		return fmt.Errorf("its \"format\" is %q, not %q (nor %q, of earlier releases)", format, transfer.Format, transfer.FormatV1)
 	}
 	if isAuditEvent(fields) {
