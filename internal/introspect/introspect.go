@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/keyward/keyward/internal/catalog"
@@ -20,7 +21,8 @@ import (
 
 // Scope is the built-in scope that lets an account introspect any token.
 // An account listed as an introspector of an API may introspect the tokens
-// of that API only.
+// of that API only, and of a token also meant for other APIs learns only
+// its own APIs' part of aud and scope.
 const Scope = oauth2.IntrospectScope
 
 // Authenticator authenticates the calling API.
@@ -182,7 +184,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, source string, e
 	if raw == "" {
 		return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "The token parameter is required.")
 	}
-	allowed, all, err := h.permission(r.Context(), caller.Account)
+	ix, allowed, all, err := h.permission(r.Context(), caller.Account)
 	if err != nil {
 		return nil, (&oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Description: "The server cannot reach its store right now; try again later."}).WithCause(err)
 	}
@@ -216,24 +218,67 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, source string, e
 	if c.Confirmation != nil && c.Confirmation.JKT != "" {
 		tokenType = oauth2.TokenTypeDPoP // RFC 9449 §6.2
 	}
+	aud, scope := c.Audience, c.Scope
+	if !all {
+		aud, scope = narrow(ix, allowed, aud, scope)
+	}
 	return &Response{
-		Active: true, Scope: c.Scope, ClientID: c.ClientID, Subject: c.Subject, Audience: c.Audience, Issuer: c.Issuer,
+		Active: true, Scope: scope, ClientID: c.ClientID, Subject: c.Subject, Audience: aud, Issuer: c.Issuer,
 		Expiry: c.Expiry, IssuedAt: c.IssuedAt, NotBefore: c.NotBefore, TokenType: tokenType, ID: c.ID,
 		ClientEmail: c.ClientEmail, Actor: c.Actor, Cnf: c.Confirmation,
 	}, nil
 }
 
 // permission returns the identifiers of the APIs whose tokens the account
-// may introspect, or all=true when it holds the keyward.introspect scope.
-func (h *Handler) permission(ctx context.Context, acct storage.Account) (ids []string, all bool, err error) {
+// may introspect, with the catalog's index they come from, or all=true
+// when it holds the keyward.introspect scope.
+func (h *Handler) permission(ctx context.Context, acct storage.Account) (ix *catalog.Index, ids []string, all bool, err error) {
 	if slices.Contains(acct.Scopes, Scope) {
-		return nil, true, nil
+		return nil, nil, true, nil
 	}
 	apis, err := h.catalog.ListAPIs(ctx)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
-	return h.index.Of(apis).IntrospectableBy(acct.ID), false, nil
+	ix = h.index.Of(apis)
+	return ix, ix.IntrospectableBy(acct.ID), false, nil
+}
+
+// narrow limits what an API's introspector learns of a token that is also
+// meant for other APIs to its own part (RFC 7662 §4: the server may answer
+// different protected resources differently, to keep one from learning
+// about tokens meant for others): aud keeps only the caller's APIs, in the
+// token's order, and scope only the scopes that, in the catalog now,
+// belong to one of those (a scope since taken from its API belongs to none
+// and is left out). A token all of whose audiences are the caller's — the
+// common one, of one API — is returned whole, without allocating: each of
+// its scopes belonged to one of them when it was issued.
+func narrow(ix *catalog.Index, allowed []string, aud oauth2.Audience, scope string) (oauth2.Audience, string) {
+	n := 0
+	for _, a := range aud {
+		if slices.Contains(allowed, a) {
+			n++
+		}
+	}
+	if n == len(aud) {
+		return aud, scope
+	}
+	kept := make(oauth2.Audience, 0, n)
+	for _, a := range aud {
+		if slices.Contains(allowed, a) {
+			kept = append(kept, a)
+		}
+	}
+	var b strings.Builder
+	for s := range strings.FieldsSeq(scope) {
+		if api := ix.Owner(s); api != nil && kept.Contains(api.Identifier) {
+			if b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(s)
+		}
+	}
+	return kept, b.String()
 }
 
 func boolString(b bool) string {

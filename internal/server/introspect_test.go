@@ -2,14 +2,19 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/tally"
@@ -84,5 +89,100 @@ func TestIntrospectionWhenTheAuditLogFails(t *testing.T) {
 	}
 	if answered != 3 {
 		t.Errorf("the log counts %d answered introspections, want 3: %+v", answered, evs)
+	}
+}
+
+// TestIntrospectionOfATokenForTwoAPIs: a token got with scopes of two APIs
+// has both in its aud and both APIs' scopes in its scope. An introspector
+// of one API sees only that API's part of them (RFC 7662 §4), one of both
+// APIs and one with keyward.introspect see all of it, and every other
+// member is the same for all of them.
+func TestIntrospectionOfATokenForTwoAPIs(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	sys := admin.Actor{ID: "test"}
+	const orders, billing = "https://orders.internal", "https://billing.internal"
+	for _, in := range []admin.APIInput{
+		{Name: "billing", Identifier: billing, Scopes: []string{"billing.read", "billing.write"}},
+		{Name: admin.BuiltinAPIName, Identifier: admin.BuiltinAPIIdentifier, Scopes: []string{admin.AdminScope, admin.IntrospectScope}}, // as keyward serve makes it
+	} {
+		if _, err := f.admin.CreateAPI(ctx, sys, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scopes := []string{"orders.read", "billing.read", "billing.write"}
+	if _, err := f.admin.UpdateAccount(ctx, sys, f.email, admin.AccountUpdate{Scopes: &scopes}); err != nil {
+		t.Fatal(err)
+	}
+	// caller makes an account with scopes, the introspector of apis.
+	caller := func(name string, scopes []string, apis ...string) string {
+		t.Helper()
+		acct, err := f.admin.CreateAccount(ctx, sys, admin.AccountInput{Name: name, Project: "proj", Scopes: scopes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sec, err := f.admin.CreateSecret(ctx, sys, acct.Email, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, api := range apis {
+			got, err := f.admin.GetAPI(ctx, api)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids := append(got.Introspectors, acct.ID)
+			if _, err := f.admin.UpdateAPI(ctx, sys, api, admin.APIUpdate{Introspectors: &ids}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(acct.ID+":"+sec.Value))
+	}
+	callers := map[string]string{
+		"orders":  caller("orders-api", nil, "orders"),
+		"billing": caller("billing-api", nil, "billing"),
+		"both":    caller("both-apis", nil, "orders", "billing"),
+		"global":  caller("auditor", []string{admin.IntrospectScope}),
+	}
+	all := map[string]any{"aud": []any{billing, orders}, "scope": "billing.read orders.read billing.write"}
+	tests := []struct {
+		caller string
+		want   map[string]any // aud and scope
+	}{
+		{"orders", map[string]any{"aud": orders, "scope": "orders.read"}},
+		{"billing", map[string]any{"aud": billing, "scope": "billing.read billing.write"}},
+		{"both", all},
+		{"global", all},
+	}
+	for _, format := range []string{"jwt", "opaque"} {
+		if _, err := f.admin.UpdateAPI(ctx, sys, "billing", admin.APIUpdate{TokenFormat: &format}); err != nil {
+			t.Fatal(err)
+		}
+		w := f.do("grant_type=client_credentials&scope="+url.QueryEscape("billing.read orders.read billing.write"), "Basic "+base64.StdEncoding.EncodeToString([]byte(f.clientID+":"+f.secret)))
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &tok); err != nil || tok.AccessToken == "" {
+			t.Fatalf("token: %d %s", w.Code, w.Body)
+		}
+		introspect := func(t *testing.T, caller string) map[string]any {
+			t.Helper()
+			w := f.doPath("/introspect", "token="+url.QueryEscape(tok.AccessToken), callers[caller])
+			var resp map[string]any
+			if err := json.Unmarshal(w.Body.Bytes(), &resp); w.Code != http.StatusOK || err != nil || resp["active"] != true {
+				t.Fatalf("introspection by %s: %d %s", caller, w.Code, w.Body)
+			}
+			return resp
+		}
+		whole := introspect(t, "global")
+		for _, tt := range tests {
+			t.Run(format+"/"+tt.caller, func(t *testing.T) {
+				got := introspect(t, tt.caller)
+				want := maps.Clone(whole)
+				maps.Copy(want, tt.want)
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("introspection by %s:\n got %v\nwant %v", tt.caller, got, want)
+				}
+			})
+		}
 	}
 }
