@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -88,15 +89,46 @@ func dialect() sqlstore.Dialect {
 
 func migrate(ctx context.Context, db *sql.DB, mode sqlstore.MigrateMode) error {
 	sub, _ := fs.Sub(migrations, "migrations")
-	locker, err := lock.NewPostgresSessionLocker()
-	if err != nil {
-		return fmt.Errorf("postgres: migrations: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, goose.WithSessionLocker(locker))
+	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, goose.WithSessionLocker(migrationLocker{}))
 	if err != nil {
 		return fmt.Errorf("postgres: migrations: %w", err)
 	}
 	return sqlstore.Migrate(ctx, p, "postgres", mode)
+}
+
+// migrationLockWait bounds how long a replica waits for another's
+// migrations, as goose's own locker did (60 tries 5 s apart).
+const migrationLockWait = 5 * time.Minute
+
+// migrationLocker is the session advisory lock migrations run under,
+// goose's key (lock.DefaultLockID), so a replica of an older build, which
+// polls it with goose's locker, takes turns with this one. It waits in
+// pg_advisory_lock instead of polling: a replica starts migrating (or
+// finds the schema current) as soon as the one before it unlocks, not at
+// its next try up to 5 s later, and shows in pg_locks as waiting.
+type migrationLocker struct{}
+
+func (migrationLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
+	ctx, cancel := context.WithTimeout(ctx, migrationLockWait)
+	defer cancel()
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", lock.DefaultLockID); err != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			return fmt.Errorf("another replica held the migration lock for %v", migrationLockWait)
+		}
+		return err
+	}
+	return nil
+}
+
+func (migrationLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
+	var unlocked bool
+	if err := conn.QueryRowContext(ctx, "SELECT pg_advisory_unlock($1)", lock.DefaultLockID).Scan(&unlocked); err != nil {
+		return err
+	}
+	if !unlocked {
+		return errors.New("the migration lock was not held")
+	}
+	return nil
 }
 
 func isUniqueViolation(err error) bool {

@@ -4,12 +4,16 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3/lock"
 
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
@@ -61,6 +65,78 @@ func TestConcurrentMigrations(t *testing.T) {
 	}
 	if _, err := postgres.Open(context.Background(), dsn, postgres.Options{NoMigrate: true}); err != nil {
 		t.Fatalf("the schema is not current after concurrent starts: %v", err)
+	}
+}
+
+// TestMigrationWaitsForLock: a replica starting while another holds the
+// migration lock (goose's key) waits for it in PostgreSQL, where
+// pg_locks shows it waiting on the holder, and comes up once it is
+// released: it does not poll, each try up to 5 s after the lock was
+// free, which made replicas starting together take 5 s a turn.
+func TestMigrationWaitsForLock(t *testing.T) {
+	ctx := context.Background()
+	u, err := url.Parse(pgtest.SchemaDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := "keyward-lock-test-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	q := u.Query()
+	q.Set("application_name", app)
+	u.RawQuery = q.Encode()
+	dsn := u.String()
+
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	holder, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	var pid int
+	if err := holder.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.ExecContext(ctx, "SELECT pg_advisory_lock($1)", lock.DefaultLockID); err != nil {
+		t.Fatal(err)
+	}
+	unlock := sync.OnceFunc(func() {
+		if _, err := holder.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", lock.DefaultLockID); err != nil {
+			t.Error(err)
+		}
+	})
+	defer unlock()
+
+	opened := make(chan error, 1)
+	go func() {
+		s, err := postgres.Open(ctx, dsn, postgres.Options{})
+		if err == nil {
+			s.Close()
+		}
+		opened <- err
+	}()
+	// Another package's tests may wait on the lock too: count only this
+	// test's connections, by their application_name.
+	waiting := `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = $1 AND $2 = ANY(pg_blocking_pids(l.pid))`
+	giveUp := time.After(30 * time.Second)
+	for n := 0; n == 0; {
+		select {
+		case err := <-opened:
+			t.Fatalf("Open returned while another session held the migration lock: %v", err)
+		case <-giveUp:
+			t.Fatal("Open did not wait for the migration lock in PostgreSQL (pg_locks shows no waiter of it)")
+		case <-time.After(20 * time.Millisecond):
+		}
+		if err := db.QueryRowContext(ctx, waiting, app, pid).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unlock()
+	if err := <-opened; err != nil {
+		t.Fatalf("Open after the lock was released: %v", err)
 	}
 }
 
