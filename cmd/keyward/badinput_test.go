@@ -646,12 +646,7 @@ func TestNotListeningWhileStoreOpens(t *testing.T) {
 			connected <- c
 		}
 	}()
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := free.Addr().String()
-	free.Close()
+	addr := reservePort(t)
 
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.Listen = t.TempDir(), addr
