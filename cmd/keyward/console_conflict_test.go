@@ -18,9 +18,9 @@ import (
 // Reload the account shows the account as it is now, from which a save
 // goes through. The API form does the same, with Reload the API.
 func TestConsoleEditConflict(t *testing.T) {
+	m := startServer(t)
 	ctx, consoleLog := browserSession(t)
 	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
-	m := startServer(t)
 	bg, sys := context.Background(), admin.Actor{ID: "test"}
 	if _, err := m.Server.Admin.CreateAPI(bg, sys, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read", "orders.write", "orders.refund"}}); err != nil {
 		t.Fatal(err)

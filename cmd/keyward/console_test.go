@@ -56,12 +56,36 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// browserSession starts a headless Chromium for the test and returns its
-// context, and a func that reports what the page wrote to its console.
-func browserSession(t *testing.T) (context.Context, func() []string) {
+// sharedBrowser is the headless Chromium the console tests share: the
+// first test starts it, TestMain stops it. Each test has a browser context
+// of its own in it (see browserSession), so none sees another's cookies,
+// storage or downloads; starting one Chromium a test cost about a second
+// each.
+var sharedBrowser struct {
+	mu     sync.Mutex
+	ctx    context.Context // the browser's; nil until started, done if it died
+	cancel []context.CancelFunc
+	dir    string // its user data directory
+}
+
+// sharedChromium returns the shared browser's context, starting Chromium
+// if no test has, or if the one started has died.
+func sharedChromium(t *testing.T) context.Context {
 	t.Helper()
+	b := &sharedBrowser
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ctx != nil && b.ctx.Err() == nil {
+		return b.ctx
+	}
+	stopBrowserLocked()
+	exe := chromium(t)
+	dir, err := os.MkdirTemp("", "keyward-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)),
+		chromedp.ExecPath(exe),
 		chromedp.Headless,
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
@@ -69,14 +93,24 @@ func browserSession(t *testing.T) (context.Context, func() []string) {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.WindowSize(1280, 900),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(dir),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
 	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(cancel)
+	b.dir, b.cancel = dir, []context.CancelFunc{cancel, cancelAlloc}
 	// The first Run starts the browser; it must not have a deadline, as the
 	// browser lives as long as its context. Starting is bounded all the same.
+	if err := runBounded(ctx, 60*time.Second); err != nil {
+		stopBrowserLocked()
+		t.Fatalf("start chromium: %v", err)
+	}
+	b.ctx = ctx
+	return ctx
+}
+
+// runBounded runs nothing in ctx, which makes chromedp start what ctx
+// stands for (the browser, or a tab), and waits at most d for it.
+func runBounded(ctx context.Context, d time.Duration) error {
 	started := make(chan error, 1)
 	go func() {
 		_, err := chromedp.Run(ctx, chromedp.Func(func(context.Context, *chromedp.Target) error { return nil }))
@@ -84,11 +118,43 @@ func browserSession(t *testing.T) (context.Context, func() []string) {
 	}()
 	select {
 	case err := <-started:
-		if err != nil {
-			t.Fatalf("start chromium: %v", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("chromium did not start within 60 seconds")
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("not started within %v", d)
+	}
+}
+
+// stopBrowser stops the shared browser, if a test started it.
+func stopBrowser() {
+	sharedBrowser.mu.Lock()
+	defer sharedBrowser.mu.Unlock()
+	stopBrowserLocked()
+}
+
+func stopBrowserLocked() {
+	b := &sharedBrowser
+	for _, cancel := range b.cancel {
+		cancel()
+	}
+	if b.dir != "" {
+		os.RemoveAll(b.dir)
+	}
+	b.ctx, b.cancel, b.dir = nil, nil, ""
+}
+
+// browserSession opens a tab for the test in a browser context of its own
+// (a profile apart: cookies, storage, downloads) in the shared browser,
+// closed when the test ends, and returns its context, and a func that
+// reports what the page wrote to its console. Start the test's server
+// first: cleanups run last first, so the tab is closed before the server
+// stops, whose Shutdown otherwise waits 5 s for a connection Chromium
+// opened ahead of a request it never sent.
+func browserSession(t *testing.T) (context.Context, func() []string) {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(sharedChromium(t), chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	if err := runBounded(ctx, 60*time.Second); err != nil {
+		t.Fatalf("open a tab in chromium: %v", err)
 	}
 
 	var (
@@ -209,9 +275,9 @@ func viewButton(label string) chromedp.Search {
 // downloads and a secret shown once, reads the audit log, is refused
 // removing its own admin scope, and checks each change on the server.
 func TestConsoleBrowser(t *testing.T) {
+	m := startServer(t)
 	ctx, consoleLog := browserSession(t)
 	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
-	m := startServer(t)
 	if m.AdminKeyFile == "" {
 		t.Fatal("first start did not write an administrator key file")
 	}
@@ -229,7 +295,7 @@ func TestConsoleBrowser(t *testing.T) {
 	step("open the console",
 		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 			_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
-				Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads})
+				Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads, BrowserContextID: chromedp.FromContext(ctx).BrowserContextID})
 			return err
 		}),
 		chromedp.Navigate(m.Issuer+"/console"),
@@ -758,9 +824,9 @@ func TestConsoleAPIs(t *testing.T) {
 // (Back returns to the one before) and that a filter the admin API
 // refuses shows its description and changes nothing.
 func TestConsoleAuditFilter(t *testing.T) {
+	m := startServer(t)
 	ctx, consoleLog := browserSession(t)
 	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
-	m := startServer(t)
 	bg, sys := context.Background(), admin.Actor{ID: "test"}
 	if _, err := m.Server.Admin.CreateAPI(bg, sys, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}}); err != nil {
 		t.Fatal(err)
@@ -1033,10 +1099,10 @@ func waitKeyFile(t *testing.T, dir string) sakey.KeyFile {
 // reach (JWTs verified by APIs themselves); its opaque token is inactive
 // at once, and a token obtained after it works.
 func TestConsoleRevokeAccountTokens(t *testing.T) {
-	ctx, consoleLog := browserSession(t)
-	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
 	var ahead atomic.Int64 // the server's clock, ahead of the real one
 	m := startServer(t, func(m *Main) { m.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) } })
+	ctx, consoleLog := browserSession(t)
+	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
 	bg, sys := context.Background(), admin.Actor{ID: "test"}
 	if _, err := m.Server.Admin.CreateAPI(bg, sys, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}, TokenFormat: storage.TokenOpaque}); err != nil {
 		t.Fatal(err)
@@ -1099,9 +1165,9 @@ func shopClient(t *testing.T, m *Main, name string, scopes ...string) (storage.A
 // returns the page, the server and its administrator's key file.
 func consoleTest(t *testing.T, opts ...func(*Main)) (*consolePage, *Main, sakey.KeyFile) {
 	t.Helper()
+	m := startServer(t, opts...)
 	ctx, consoleLog := browserSession(t)
 	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
-	m := startServer(t, opts...)
 	var adminKey sakey.KeyFile
 	if data, err := os.ReadFile(m.AdminKeyFile); err != nil || json.Unmarshal(data, &adminKey) != nil {
 		t.Fatalf("read %s: %v", m.AdminKeyFile, err)
