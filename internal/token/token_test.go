@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -144,8 +145,8 @@ func newEnvOn(t *testing.T, cached bool) *env {
 		must(st.CreateKey(ctx, storage.Key{ID: id, AccountID: acct, Algorithm: alg, PublicKey: spki, Origin: storage.KeyOriginUploaded,
 			Disabled: disabled, ExpiresAt: expires, CreatedAt: t0}, nil, ev))
 	}
-	rsaKey := func() *rsa.PrivateKey { k, _ := rsa.GenerateKey(rand.Reader, 2048); return k }
-	e.rsKey, e.offKey, e.oldKey, e.other, e.offAcct = rsaKey(), rsaKey(), rsaKey(), rsaKey(), rsaKey()
+	k := fixtureRSAKeys()
+	e.rsKey, e.offKey, e.oldKey, e.other, e.offAcct = k[0], k[1], k[2], k[3], k[4]
 	e.esKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	addKey(e.job.ID, "rs", &e.rsKey.PublicKey, "RS256", false, time.Time{})
 	addKey(e.job.ID, "es", &e.esKey.PublicKey, "ES256", false, time.Time{})
@@ -156,6 +157,21 @@ func newEnvOn(t *testing.T, cached bool) *env {
 	must(st.CreateSecret(ctx, storage.Secret{ID: "sec", AccountID: e.job.ID, Hash: clientauth.HashSecret([]byte("p"), jobSecret), CreatedAt: t0}, nil, ev))
 	return e
 }
+
+// fixtureRSAKeys are the five RSA keys of an env, generated once for all:
+// a 2048-bit key takes a good part of a second under the race detector,
+// and which keys they are matters to no test, only that they differ.
+var fixtureRSAKeys = sync.OnceValue(func() [5]*rsa.PrivateKey {
+	var keys [5]*rsa.PrivateKey
+	for i := range keys {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic(err)
+		}
+		keys[i] = k
+	}
+	return keys
+})
 
 // jobSecret is job's client secret.
 const jobSecret = "kw_job-secret"
