@@ -238,13 +238,15 @@ func TestPutUsersSharesOrgsInFewStatements(t *testing.T) {
 	ev := storage.AuditEvent{Time: time.Now(), Action: "test", Outcome: storage.OutcomeSuccess}
 	var users []storage.User
 	var orgs []string
+	var bulk storage.Bulk // the organizations in one transaction, not one each
 	for i := range 1200 {
 		d := fmt.Sprintf("o%03d%s.test", i/3, []string{"-a", "_a", "a"}[i%3])
 		orgs = append(orgs, d)
-		if err := s.CreateOrg(ctx, storage.Org{Domain: d, CreatedAt: time.Now()}, ev); err != nil {
-			t.Fatal(err)
-		}
+		bulk.Orgs = append(bulk.Orgs, storage.Org{Domain: d, CreatedAt: time.Now()})
 		users = append(users, storage.User{Email: "u@" + d, Org: d, CreatedAt: time.Now()})
+	}
+	if err := s.Load(ctx, bulk, []storage.AuditEvent{ev}); err != nil {
+		t.Fatal(err)
 	}
 	slices.Reverse(users)
 	rec.take()
