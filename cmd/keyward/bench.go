@@ -527,7 +527,7 @@ func (b *bench) fill(ctx context.Context, cfg Config, issuer string) error {
 		n := min(batch, b.f.accounts-done)
 		accts := make([]storage.Account, n)
 		for i := range accts {
-			accts[i] = storage.Account{ID: fillAccountID(done + i), Email: fmt.Sprintf("fill-%d@%s.%s", done+i, fillPrefix, DefaultConfig().AccountDomain),
+			accts[i] = storage.Account{ID: fillAccountID(done + i), Email: fmt.Sprintf("fill-%d@%s.%s", done+i, fillPrefix, cfg.AccountDomain),
 				Name: fmt.Sprintf("fill-%d", done+i), Project: fillPrefix, Scopes: []string{scope}, TokenLifetime: time.Hour,
 				AuthMethods: storage.DefaultAuthMethods, CreatedAt: now, UpdatedAt: now}
 		}

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 )
 
@@ -514,5 +515,36 @@ func TestChildEnviron(t *testing.T) {
 	want := []string{"PATH=/usr/bin", "KEYWARD_CREDENTIALS=/admin.json", "KEYWARD_TEST_RUN_MAIN=1", "HOME=/root"}
 	if !slices.Equal(got, want) {
 		t.Errorf("childEnviron = %q, want %q", got, want)
+	}
+}
+
+// TestBenchFillAccountDomain: the accounts --accounts fills are in the
+// account domain of the configuration the bench serves with, as the
+// administrator it bootstraps is, not always in the default one.
+func TestBenchFillAccountDomain(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.AccountDomain = "iam.other.example"
+	b := &bench{f: benchFlags{accounts: 3}, out: io.Discard, progress: func(string) {}, master: make([]byte, 32)}
+	ctx := context.Background()
+	if err := b.fill(ctx, cfg, "http://127.0.0.1:1"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := openStore(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	accts, err := st.ListAccounts(ctx, storage.ListOptions{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(accts) != 4 { // the administrator and the three filled
+		t.Fatalf("%d accounts, want 4", len(accts))
+	}
+	for _, a := range accts {
+		if !strings.HasSuffix(a.Email, "."+cfg.AccountDomain) {
+			t.Errorf("account %s has email %s, not in %s", a.ID, a.Email, cfg.AccountDomain)
+		}
 	}
 }
