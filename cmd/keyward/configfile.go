@@ -99,12 +99,20 @@ func (c *Config) checkStoreSources(fs *pflag.FlagSet, onCommandLine map[string]b
 	if c.DB == "" || dirRank <= dbRank {
 		return nil
 	}
+	// Both kept: PostgreSQL with that data directory (for the generated
+	// master key and the admin key file), named at one rank.
+	dbBeside, dirBeside := "give --db on the command line too", "set KEYWARD_DATA_DIR beside KEYWARD_DB instead of --data-dir on the command line"
 	unset := "unset " + dbFrom
 	if dbRank == 1 {
-		unset = "remove db from the " + configFileName(fs, getenv) + " file"
+		file := configFileName(fs, getenv) + " file"
+		dirBeside = "put data-dir in the " + file + " beside db instead of --data-dir on the command line"
+		if dirRank == 2 {
+			dbBeside, dirBeside = "set KEYWARD_DB too", "put data-dir in the "+file+" beside db instead of KEYWARD_DATA_DIR"
+		}
+		unset = "remove db from the " + file
 	}
-	return usageError{fmt.Errorf("two stores are named: --data-dir %s (from %s) and --db %s (from %s), which would be opened instead; give --db on the command line to use PostgreSQL, or %s to use the SQLite database",
-		c.DataDir, dirFrom, redactDSN(c.DB), dbFrom, unset)}
+	return usageError{fmt.Errorf("two stores are named: --data-dir %s (from %s) and --db %s (from %s), which would be opened instead; to use PostgreSQL with that data directory, %s (or %s); to use the SQLite database, %s",
+		c.DataDir, dirFrom, redactDSN(c.DB), dbFrom, dbBeside, dirBeside, unset)}
 }
 
 // storeSettingsHelp is the paragraph of --help of the commands that work

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
+	"github.com/spf13/pflag"
 )
 
 // newTemplateStore makes an SQLite data directory as a first 'keyward
@@ -401,5 +403,50 @@ func TestExportNamesStore(t *testing.T) {
 	}
 	if want := "from sqlite " + filepath.Join(dir, "keyward.db") + " to " + out; !strings.Contains(stderr.String(), want) {
 		t.Errorf("export said %q, want %q in it", stderr.String(), want)
+	}
+}
+
+// TestStoreNamedTwiceMessage: the refusal of a --data-dir from a higher
+// source than a PostgreSQL db gives, besides the way to the SQLite
+// database, the two ways to keep both (PostgreSQL with that data
+// directory): --db at the rank of --data-dir, or --data-dir at the rank
+// of db.
+func TestStoreNamedTwiceMessage(t *testing.T) {
+	const dsn = "postgres://keyward:secret@db.example/keyward"
+	const head = "two stores are named: --data-dir /srv/kw (from %s) and --db postgres://keyward:xxxxx@db.example/keyward (from %s), which would be opened instead; "
+	tests := []struct {
+		name      string
+		dirOnLine bool
+		env       map[string]string
+		dbInFile  bool
+		want      string
+	}{
+		{"--data-dir with KEYWARD_DB", true, map[string]string{"KEYWARD_DB": dsn}, false,
+			fmt.Sprintf(head, "the command line", "KEYWARD_DB") + "to use PostgreSQL with that data directory, give --db on the command line too (or set KEYWARD_DATA_DIR beside KEYWARD_DB instead of --data-dir on the command line); to use the SQLite database, unset KEYWARD_DB"},
+		{"--data-dir with db in the file", true, nil, true,
+			fmt.Sprintf(head, "the command line", "the --config file") + "to use PostgreSQL with that data directory, give --db on the command line too (or put data-dir in the --config file beside db instead of --data-dir on the command line); to use the SQLite database, remove db from the --config file"},
+		{"KEYWARD_DATA_DIR with db in the file", false, map[string]string{"KEYWARD_DATA_DIR": "/srv/kw"}, true,
+			fmt.Sprintf(head, "KEYWARD_DATA_DIR", "the --config file") + "to use PostgreSQL with that data directory, set KEYWARD_DB too (or put data-dir in the --config file beside db instead of KEYWARD_DATA_DIR); to use the SQLite database, remove db from the --config file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+			c.addServeFlags(fs)
+			addConfigFileFlag(fs)
+			if tt.dbInFile { // as applySources sets it from the file
+				if err := fs.Set("config", "keyward.yaml"); err != nil {
+					t.Fatal(err)
+				}
+				if err := fs.Set("db", dsn); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.DataDir, c.DB = "/srv/kw", dsn
+			err := c.checkStoreSources(fs, map[string]bool{"data-dir": tt.dirOnLine}, func(k string) string { return tt.env[k] })
+			if _, usage := errors.AsType[usageError](err); !usage || err.Error() != tt.want {
+				t.Errorf("error %v (usage error: %v),\nwant %s", err, usage, tt.want)
+			}
+		})
 	}
 }
