@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -99,6 +100,17 @@ func TestConsoleImportUsers(t *testing.T) {
 		"line 5: suspended and status disagree")
 	onlyCarol("the bad JSON")
 
+	var many strings.Builder
+	for i := range 21 {
+		fmt.Fprintf(&many, "u%d@other.example\n", i)
+	}
+	importFile("21 bad rows", file("many.csv", many.String()))
+	wantAlert("21 bad rows", "21 bad rows, nothing was imported", "line 20: u19@other.example is not in example.com: a user belongs to the organization of its email's domain\n  and 1 more bad row")
+	if a := p.alert(); strings.Contains(a, "more bad rows") {
+		t.Errorf("the alert reads %q, want the one bad row not shown as 1 more bad row", a)
+	}
+	onlyCarol("the 21 bad rows")
+
 	importFile("refused by the API", file("refused.csv", "alice@example.com\nnot an email@example.com\n"))
 	wantAlert("refused", "Nothing was imported; fix these and retry: user 2:", "user 2 is on line 2 of refused.csv")
 	onlyCarol("the refused file")
@@ -116,6 +128,19 @@ func TestConsoleImportUsers(t *testing.T) {
 	evs, err := m.store.ListAuditEvents(bg, storage.AuditFilter{Action: "user.import"})
 	if err != nil || len(evs) != 1 || evs[0].Actor != adminKey.ClientID || evs[0].Data["count"] != "3" {
 		t.Errorf("user.import events: %+v (%v), want one by the administrator of 3 users", evs, err)
+	}
+
+	// A file of one user: the messages speak of one.
+	one := file("one.csv", "dave@example.com,suspended\n")
+	eval[bool](p, importProbe)
+	eval[string](p, `window.importProbe.failAt = 1, window.importProbe.fail = "502"`)
+	importFile("one user, unanswered", one)
+	wantAlert("one user, unanswered", "Whether the user of one.csv was imported is not known (no answer, or a server error): The server answered HTTP 502 Bad Gateway")
+	eval[string](p, `window.importProbe.fail = ""`)
+	importFile("one user", one)
+	p.waitAlert("one user imported", "notice", "Imported 1 user from one.csv into the directory of example.com, suspended.")
+	if got := users(); len(got) != 4 || !got["dave@example.com"] {
+		t.Errorf("after the import of one.csv the directory holds %v (email → suspended), want dave too, suspended", got)
 	}
 	p.checkLogs("400")
 }
@@ -330,21 +355,22 @@ func TestConsoleUserImportBatches(t *testing.T) {
 
 // importProbe wraps the page's fetch: it counts the POSTs of users,
 // notes what the import's progress display shows as each is sent, and
-// answers the second itself if window.importProbe.fail says so: "502" as
-// a proxy whose server did not answer, "network" as a connection lost.
+// answers the one numbered window.importProbe.failAt (the second unless
+// set) itself if window.importProbe.fail says so: "502" as a proxy whose
+// server did not answer, "network" as a connection lost.
 const importProbe = `(() => {
 	const fetch = window.fetch.bind(window);
-	window.importProbe = { posts: 0, progress: [], fail: "" };
+	window.importProbe = { posts: 0, progress: [], fail: "", failAt: 2 };
 	window.fetch = async (url, init) => {
 		const probe = window.importProbe;
 		if (init?.method === "POST" && String(url).endsWith("/users")) {
 			probe.posts++;
 			const shown = document.getElementById("import-progress");
 			probe.progress.push(shown && !shown.closest("[hidden]") ? shown.textContent : "(hidden)");
-			if (probe.posts === 2 && probe.fail === "502") {
+			if (probe.posts === probe.failAt && probe.fail === "502") {
 				return new Response("<html><body><h1>502 Bad Gateway</h1></body></html>", { status: 502, statusText: "Bad Gateway", headers: { "Content-Type": "text/html" } });
 			}
-			if (probe.posts === 2 && probe.fail === "network") throw new TypeError("Failed to fetch");
+			if (probe.posts === probe.failAt && probe.fail === "network") throw new TypeError("Failed to fetch");
 		}
 		return fetch(url, init);
 	};
@@ -484,18 +510,28 @@ func TestConsoleImportLaterBatchFails(t *testing.T) {
 	dir := t.TempDir()
 	lead := "Imported 5,000 of the 12,000 users of %s.csv; batch 2 of 3 (users 5,001 to 10,000) failed and the 2,000 users after it were not sent.\n"
 	tests := []struct {
-		name string
-		bad  bool   // user 5,003 is not an email address
-		fail string // importProbe's fail
-		want []string
+		name  string
+		users int    // 12,000 unless set
+		bad   int    // the user (from 1) that is not an email address, if any
+		fail  string // importProbe's fail
+		lead  string // lead unless set
+		want  []string
 	}{
-		{name: "refused", bad: true, want: []string{
+		{name: "refused", bad: 5003, want: []string{
 			"Batch 2 was refused, and none of its users were imported: Nothing was imported; fix these and retry: user 3: ",
 			"\nuser 3 of batch 2 is on line 5,003 of refused.csv"}},
 		{name: "unanswered", fail: "502", want: []string{
 			"Whether batch 2 was imported is not known (no answer, or a server error): The server answered HTTP 502 Bad Gateway"}},
 		{name: "unreachable", fail: "network", want: []string{
 			"Whether batch 2 was imported is not known (no answer, or a server error): Could not reach the server (Failed to fetch)."}},
+		// The last batch holds one user.
+		{name: "one-refused", users: 5001, bad: 5001,
+			lead: "Imported 5,000 of the 5,001 users of %s.csv; batch 2 of 2 (user 5,001) failed.\n", want: []string{
+				"Batch 2 was refused, and its user was not imported: Nothing was imported; fix these and retry: user 1: ",
+				"\nuser 1 of batch 2 is on line 5,001 of one-refused.csv"}},
+		{name: "one-after", users: 10001, fail: "502",
+			lead: "Imported 5,000 of the 10,001 users of %s.csv; batch 2 of 3 (users 5,001 to 10,000) failed and the user after it was not sent.\n", want: []string{
+				"Whether batch 2 was imported is not known (no answer, or a server error): The server answered HTTP 502 Bad Gateway"}},
 	}
 	p.signIn(m)
 	eval[bool](p, importProbe)
@@ -508,9 +544,9 @@ func TestConsoleImportLaterBatchFails(t *testing.T) {
 		}
 		var csv strings.Builder
 		want := map[string]bool{}
-		for i := range 12000 {
+		for i := range cmp.Or(tt.users, 12000) {
 			e := fmt.Sprintf("u%05d@%s", i, org)
-			if i == 5002 && tt.bad {
+			if i+1 == tt.bad {
 				e = "not an email@" + org
 			}
 			if i < 5000 {
@@ -525,7 +561,7 @@ func TestConsoleImportLaterBatchFails(t *testing.T) {
 		eval[string](p, `window.importProbe.posts = 0, window.importProbe.fail = `+strconv.Quote(tt.fail))
 		p.openImport(org)
 		p.importFile("import "+tt.name, f)
-		p.waitAlert(tt.name, "error", fmt.Sprintf(lead, tt.name)+tt.want[0])
+		p.waitAlert(tt.name, "error", fmt.Sprintf(cmp.Or(tt.lead, lead), tt.name)+tt.want[0])
 		for _, w := range tt.want[1:] {
 			if a := p.alert(); !strings.Contains(a, w) {
 				t.Errorf("%s: the alert reads %q, want it to hold %q", tt.name, a, w)

@@ -314,8 +314,8 @@ function importUsersForm(o, path, show) {
     }
     file.value = "";
     const suspended = users.filter((u) => u.suspended).length;
-    await show(`Imported ${count(imported)} ${imported === 1 ? "user" : "users"} from ${f.name} into the directory of ${o.domain}`
-      + (suspended ? `, ${count(suspended)} of them suspended` : "")
+    await show(`Imported ${nUsers(imported)} from ${f.name} into the directory of ${o.domain}`
+      + (suspended ? (imported === 1 ? ", suspended" : `, ${count(suspended)} of them suspended`) : "")
       + (batches.length > 1 ? `, in ${batches.length} batches of at most ${count(IMPORT_BATCH)}, each in one transaction.` : "."));
   }));
   return h("details", { class: "box", id: "import" }, h("summary", {}, "Import users from a file"),
@@ -330,6 +330,10 @@ function importUsersForm(o, path, show) {
 // count writes a number of users with thousands separators: 23,000.
 const count = (n) => n.toLocaleString("en-US");
 
+// nUsers writes n users, as count does, in the singular for one: 1 user,
+// 23,000 users (keyward users import's counted).
+const nUsers = (n) => `${count(n)} ${n === 1 ? "user" : "users"}`;
+
 // importFailed is the error of an import of the users of the file name
 // whose batch k (of batches, [from, to) ranges of users) failed with e,
 // after the batches before it imported imported users. Unless the admin
@@ -343,14 +347,15 @@ function importFailed(e, name, users, batches, k, imported) {
   const one = batches.length === 1;
   let msg;
   if (one) {
-    msg = unknown ? `Whether the users of ${name} were imported is not known (no answer, or a server error): ${e.message}` : e.message;
+    const them = users.length === 1 ? "the user of " + name + " was" : "the users of " + name + " were";
+    msg = unknown ? `Whether ${them} imported is not known (no answer, or a server error): ${e.message}` : e.message;
   } else {
     const rest = users.length - to;
     msg = (from > 0 ? `Imported ${count(imported)} of the ${count(users.length)} users of ${name}; batch` : "Batch")
-      + ` ${k + 1} of ${batches.length} (users ${count(from + 1)} to ${count(to)}) failed`
-      + (rest > 0 ? ` and the ${count(rest)} ${rest === 1 ? "user" : "users"} after it were not sent.\n` : ".\n")
+      + ` ${k + 1} of ${batches.length} (${to - from === 1 ? "user " + count(to) : `users ${count(from + 1)} to ${count(to)}`}) failed`
+      + (rest > 0 ? ` and the ${rest === 1 ? "user after it was" : count(rest) + " users after it were"} not sent.\n` : ".\n")
       + (unknown ? `Whether batch ${k + 1} was imported is not known (no answer, or a server error): `
-        : `Batch ${k + 1} was refused, and none of its users were imported: `)
+        : `Batch ${k + 1} was refused, and ${to - from === 1 ? "its user was not" : "none of its users were"} imported: `)
       + e.message;
   }
   const named = [...e.message.matchAll(/\buser (\d+):/g)].map((m) => Number(m[1])).filter((n) => n >= 1 && n <= to - from);

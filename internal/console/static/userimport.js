@@ -93,7 +93,7 @@ class Rows {
     const n = this.bad.length;
     if (n > 0) {
       const shown = this.bad.slice(0, MAX_REPORTED);
-      if (n > MAX_REPORTED) shown.push(`and ${n - MAX_REPORTED} more bad rows`);
+      if (n > MAX_REPORTED) shown.push(`and ${n - MAX_REPORTED} more bad ${n - MAX_REPORTED === 1 ? "row" : "rows"}`);
       throw new ImportError(`${n} bad ${n === 1 ? "row" : "rows"}, nothing was imported; fix and retry:\n  ${shown.join("\n  ")}`);
     }
     if (this.users.length === 0) throw new ImportError("The file has no users.");
