@@ -296,11 +296,15 @@ func (b *importBatch) result() ([]UserRow, error) {
 func BadRows(bad []string) error {
 	n := len(bad)
 	if n > MaxReportedRows {
-		bad = append(bad[:MaxReportedRows:MaxReportedRows], fmt.Sprintf("and %d more bad rows", n-MaxReportedRows))
+		bad = append(bad[:MaxReportedRows:MaxReportedRows], "and "+badRows(n-MaxReportedRows, "more bad"))
 	}
-	rows := "rows"
+	return fmt.Errorf("%s, nothing was imported; fix and retry:\n  %s", badRows(n, "bad"), strings.Join(bad, "\n  "))
+}
+
+// badRows writes n rows described by adj: 1 bad row, 5 more bad rows.
+func badRows(n int, adj string) string {
 	if n == 1 {
-		rows = "row"
+		return "1 " + adj + " row"
 	}
-	return fmt.Errorf("%d bad %s, nothing was imported; fix and retry:\n  %s", n, rows, strings.Join(bad, "\n  "))
+	return fmt.Sprintf("%d %s rows", n, adj)
 }

@@ -61,9 +61,12 @@ func TestParseUsers(t *testing.T) {
 // An import reports every bad row (the first 20) by its line, and returns
 // no users at all when any row is bad.
 func TestParseUsersReportsEveryBadRow(t *testing.T) {
-	var many strings.Builder
+	var many, oneMore strings.Builder
 	for i := range 25 {
 		fmt.Fprintf(&many, "user%d\n", i)
+		if i < 21 {
+			fmt.Fprintf(&oneMore, "user%d\n", i)
+		}
 	}
 	tests := []struct {
 		name string
@@ -78,6 +81,7 @@ func TestParseUsersReportsEveryBadRow(t *testing.T) {
 			[]string{"2 bad rows", "line 3: \"b at x.com\" is not an email", "line 5: status \"x\""}, []string{"line 2:"}},
 		{"json wrapper lines", "{\"users\": [{\"email\": \"a@x.com\"},\n{\"email\": \"\"}]}", []string{"1 bad row,", "line 2: no email"}, nil},
 		{"bounded", many.String(), []string{"25 bad rows", "line 1:", "line 20:", "and 5 more bad rows"}, []string{"line 21:"}},
+		{"one more", oneMore.String(), []string{"21 bad rows", "line 20:", "and 1 more bad row"}, []string{"line 21:", "more bad rows"}},
 		{"json trailing", `[{"email":"a@x.com"}] x`, []string{"more after the JSON value"}, nil},
 		// A value is quoted in full up to 64 bytes, and cut beyond: a file
 		// of one 50 MB line is not echoed back whole.
