@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -170,7 +171,11 @@ func (d *Dump) UnmarshalJSON(b []byte) error {
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&v); err != nil {
 			if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-				return fmt.Errorf("it has a field %s that %s does not: misspelt, or added by a later release, whose data this one would drop", name, Format)
+				// Go quotes the name whole; a file may hold one of any length.
+				if u, err := strconv.Unquote(name); err == nil {
+					name = u
+				}
+				return fmt.Errorf("it has a field %s that %s does not: misspelt, or added by a later release, whose data this one would drop", oauth2.QuoteShort(name), Format)
 			}
 			return valueProblem(b, reflect.TypeFor[dumpJSON](), err)
 		}

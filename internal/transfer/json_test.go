@@ -170,6 +170,8 @@ func TestUnknownFields(t *testing.T) {
 		{"of a later release", `{"format":"keyward-export/2","accounts":[{"client_id":"1","dpop_bound":true}]}`, `"dpop_bound"`},
 		{"in a TLS binding", `{"format":"keyward-export/2","accounts":[{"client_id":"1","tls_binding":{"tls_client_auth_san_dn":"a.example"}}]}`, `"tls_client_auth_san_dn"`},
 		{"at the top", `{"format":"keyward-export/2","audit":[]}`, `"audit"`},
+		// Named cut to 64 bytes: a file may hold a key of any length.
+		{"long", `{"format":"keyward-export/2","` + strings.Repeat("k", 1000) + `":1}`, `field "` + strings.Repeat("k", 64) + `…" that`},
 		{"of format 1", `{"format":"keyward-export/1","orgs":[{"Domain":"example.com","BlockedScope":["orders.write"]}]}`, ""},
 		{"known of format 2", `{"format":"keyward-export/2","orgs":[{"domain":"example.com","blocked_scopes":["orders.write"]}]}`, ""},
 	}
