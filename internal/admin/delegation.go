@@ -24,7 +24,7 @@ func (s *Service) CreateOrg(ctx context.Context, actor Actor, domain string, blo
 		return storage.Org{}, invalid("The domain name is %d bytes long; a domain name has at most 253.", len(domain))
 	}
 	if !domainRE.MatchString(domain) {
-		return storage.Org{}, invalid("%q is not a domain name such as example.com.", domain)
+		return storage.Org{}, invalid("%s is not a domain name such as example.com.", quoteClip(domain))
 	}
 	if err := checkBlockedScopes(blocked); err != nil {
 		return storage.Org{}, err
@@ -38,20 +38,20 @@ func (s *Service) CreateOrg(ctx context.Context, actor Actor, domain string, blo
 		data["blocked_scopes"] = strings.Join(o.BlockedScopes, " ")
 	}
 	err := s.store.CreateOrg(ctx, o, s.event(actor, "org.create", "", data))
-	return o, storeErr(err, fmt.Sprintf("The organization %s", domain))
+	return o, storeErr(err, "The organization "+showName(domain))
 }
 
 // GetOrg returns an organization.
 func (s *Service) GetOrg(ctx context.Context, domain string) (storage.Org, error) {
 	o, err := s.store.GetOrg(ctx, strings.ToLower(domain))
-	return o, storeErr(err, fmt.Sprintf("The organization %q", domain))
+	return o, storeErr(err, "The organization "+quoteClip(domain))
 }
 
 // GetOrgProjects returns an organization with the projects placed in it,
 // read together: as they were at one moment.
 func (s *Service) GetOrgProjects(ctx context.Context, domain string) (storage.Org, []storage.ProjectOrg, error) {
 	o, projects, err := s.store.GetOrgProjects(ctx, strings.ToLower(domain))
-	return o, projects, storeErr(err, fmt.Sprintf("The organization %q", domain))
+	return o, projects, storeErr(err, "The organization "+quoteClip(domain))
 }
 
 // ListOrgs returns every organization.
@@ -69,7 +69,7 @@ func (s *Service) ListProjects(ctx context.Context, domain string) ([]storage.Pr
 func (s *Service) DeleteOrg(ctx context.Context, actor Actor, domain string) error {
 	domain = strings.ToLower(domain)
 	return storeErr(s.store.DeleteOrg(ctx, domain, s.event(actor, "org.delete", "", map[string]string{"org": domain})),
-		fmt.Sprintf("The organization %q", domain))
+		"The organization "+quoteClip(domain))
 }
 
 // SetBlockedScopes sets the scopes an organization never allows for
@@ -95,7 +95,7 @@ func (s *Service) SetBlockedScopesIf(ctx context.Context, actor Actor, domain st
 		o.BlockedScopes = dedupe(scopes)
 		return o, nil
 	}, s.event(actor, "org.policy", "", map[string]string{"org": domain, "blocked_scopes": strings.Join(scopes, " ")}))
-	return o, projects, storeErr(err, fmt.Sprintf("The organization %q", domain))
+	return o, projects, storeErr(err, "The organization "+quoteClip(domain))
 }
 
 // checkBlockedScopes refuses a blocked scope that cannot be a scope: it
@@ -128,11 +128,11 @@ func (s *Service) PlaceProjectIf(ctx context.Context, actor Actor, domain, proje
 		return storage.ProjectOrg{}, err
 	}
 	if !nameRE.MatchString(project) {
-		return storage.ProjectOrg{}, invalid("The project %q must be 3-30 lowercase letters, digits and hyphens, starting with a letter.", project)
+		return storage.ProjectOrg{}, invalid("The project %s must be 3-30 lowercase letters, digits and hyphens, starting with a letter.", quoteClip(project))
 	}
 	p := storage.ProjectOrg{Project: project, Org: domain, Internal: internal}
 	err := s.store.PutProjectOrg(ctx, p, orgCheck(match, "placed or moved"), s.event(actor, "org.project", "", map[string]string{"org": domain, "project": project, "internal": fmt.Sprint(internal)}))
-	return p, storeErr(err, fmt.Sprintf("The organization %q", domain))
+	return p, storeErr(err, "The organization "+quoteClip(domain))
 }
 
 // RemoveProject takes a project out of the organization domain, which
@@ -153,7 +153,7 @@ func (s *Service) RemoveProjectIf(ctx context.Context, actor Actor, domain, proj
 	}
 	err := s.store.DeleteProjectOrg(ctx, domain, project, orgCheck(match, "removed"), s.event(actor, "org.project_remove", "", map[string]string{"org": domain, "project": project}))
 	if errors.Is(err, storage.ErrNotFound) {
-		return notFound("The project %q is not in the organization %s.", project, domain)
+		return notFound("The project %s is not in the organization %s.", quoteClip(project), domain)
 	}
 	return err
 }
@@ -294,7 +294,7 @@ func (s *Service) PutUsersOfOrgs(ctx context.Context, actor Actor, in []UserInpu
 	for _, u := range users {
 		if _, ok := slices.BinarySearch(orgs, u.Org); !ok {
 			i := seen[u.Email] - 1
-			errs[i] = fmt.Sprintf("user %d: there is no organization %s", i+1, u.Org)
+			errs[i] = fmt.Sprintf("user %d: there is no organization %s", i+1, showName(u.Org))
 		}
 	}
 	errs = slices.DeleteFunc(errs, func(e string) bool { return e == "" })
@@ -374,14 +374,14 @@ func (s *Service) SetUserSuspended(ctx context.Context, actor Actor, email strin
 		u.Suspended = suspended
 		return u, nil
 	}, s.event(actor, action, "", map[string]string{"email": email}))
-	return u, storeErr(err, fmt.Sprintf("The user %q", email))
+	return u, storeErr(err, "The user "+quoteClip(email))
 }
 
 // DeleteUser removes a user from the directory.
 func (s *Service) DeleteUser(ctx context.Context, actor Actor, email string) error {
 	email = strings.ToLower(email)
 	return storeErr(s.store.DeleteUser(ctx, email, s.event(actor, "user.delete", "", map[string]string{"email": email})),
-		fmt.Sprintf("The user %q", email))
+		"The user "+quoteClip(email))
 }
 
 // ListUsers pages through an organization's users.
@@ -401,14 +401,14 @@ const ErrClientEmail = "Domain-wide delegation is granted to the service account
 func (s *Service) GrantDelegation(ctx context.Context, actor Actor, domain, clientID string, scopes []string) (storage.Grant, error) {
 	domain = strings.ToLower(domain)
 	if strings.Contains(clientID, "@") {
-		return storage.Grant{}, invalid(ErrClientEmail, clientID)
+		return storage.Grant{}, invalid(ErrClientEmail, showName(clientID))
 	}
 	if _, err := s.GetOrg(ctx, domain); err != nil {
 		return storage.Grant{}, err
 	}
 	a, err := s.store.GetAccount(ctx, clientID)
 	if err != nil {
-		return storage.Grant{}, storeErr(err, fmt.Sprintf("The service account with client ID %q", clientID))
+		return storage.Grant{}, storeErr(err, "The service account with client ID "+quoteClip(clientID))
 	}
 	if len(scopes) == 0 {
 		return storage.Grant{}, invalid("A delegation needs at least one scope.")
@@ -440,8 +440,8 @@ func (s *Service) ListDelegations(ctx context.Context, domain string) ([]storage
 func (s *Service) RevokeDelegation(ctx context.Context, actor Actor, domain, clientID string) error {
 	domain = strings.ToLower(domain)
 	if strings.Contains(clientID, "@") {
-		return invalid(ErrClientEmail, clientID)
+		return invalid(ErrClientEmail, showName(clientID))
 	}
 	return storeErr(s.store.DeleteGrant(ctx, domain, clientID, s.event(actor, "delegation.revoke", clientID, map[string]string{"org": domain})),
-		fmt.Sprintf("The delegation of %s in %s", clientID, domain))
+		fmt.Sprintf("The delegation of %s in %s", showName(clientID), showName(domain)))
 }

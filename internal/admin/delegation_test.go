@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/keyward/keyward/internal/admin"
@@ -108,5 +109,52 @@ func TestPlaceProjectBody(t *testing.T) {
 		if status, got, _ := f.call(t, "PUT", path, auth, tt.body); status != 200 || fmt.Sprint(got) != tt.want {
 			t.Errorf("PUT %s with %v: %d %v, want 200 %s", path, tt.body, status, got, tt.want)
 		}
+	}
+}
+
+// A refusal of an organization, project, user or delegation route names a
+// value from the path or the body cut to its first 48 bytes, with its
+// length, once it is over 64 bytes (quoteClip): a domain of 60 KB in the
+// path is not echoed back whole. Values of 64 bytes or fewer are named
+// whole, as before.
+func TestDelegationRoutesClipLongValues(t *testing.T) {
+	f, auth, _ := orgFixture(t)
+	long := strings.Repeat("a", 5000)
+	// A domain name that is valid and over 64 bytes: an organization of it
+	// is refused as existing, a user of it as of no organization.
+	domain := strings.Repeat("b", 60) + "." + strings.Repeat("b", 60) + ".com"
+	if _, err := f.srv.Admin.CreateOrg(context.Background(), admin.Actor{ID: "op"}, domain); err != nil {
+		t.Fatal(err)
+	}
+	other := strings.Repeat("c", 60) + "." + strings.Repeat("c", 60) + ".com"
+	tests := []struct {
+		method, path string
+		body         any
+		status       int
+		want         string
+	}{
+		{"POST", "/v1/orgs", admin.OrgRequest{Domain: long[:250]}, 400, `"` + long[:48] + `"… (250 bytes) is not a domain name`},
+		{"POST", "/v1/orgs", admin.OrgRequest{Domain: domain}, 409, `The organization "` + domain[:48] + `"… (125 bytes) already exists.`},
+		{"GET", "/v1/orgs/" + long, nil, 404, `The organization "` + long[:48] + `"… (5000 bytes) does not exist.`},
+		{"PATCH", "/v1/orgs/" + long, map[string]any{"blocked_scopes": []string{}}, 404, `The organization "` + long[:48] + `"… (5000 bytes) does not exist.`},
+		{"DELETE", "/v1/orgs/" + long, nil, 404, `The organization "` + long[:48] + `"… (5000 bytes) does not exist.`},
+		{"GET", "/v1/orgs/" + long + "/delegations", nil, 404, `The organization "` + long[:48] + `"… (5000 bytes) does not exist.`},
+		{"PUT", "/v1/orgs/example.com/projects/" + long, admin.ProjectRequest{}, 400, `The project "` + long[:48] + `"… (5000 bytes) must be`},
+		{"DELETE", "/v1/orgs/example.com/projects/" + long, nil, 404, `The project "` + long[:48] + `"… (5000 bytes) is not in the organization example.com.`},
+		{"POST", "/v1/users/" + long + "@example.com/suspend", nil, 404, `The user "` + long[:48] + `"… (5012 bytes) does not exist.`},
+		{"DELETE", "/v1/users/" + long + "@example.com", nil, 404, `The user "` + long[:48] + `"… (5012 bytes) does not exist.`},
+		{"POST", "/v1/users", admin.UsersRequest{Users: []admin.UserInput{{Email: "a@" + other}}}, 400, `user 1: there is no organization "` + other[:48] + `"… (125 bytes)`},
+		{"PUT", "/v1/orgs/example.com/delegations/" + long, admin.GrantRequest{Scopes: []string{"orders.read"}}, 404, `The service account with client ID "` + long[:48] + `"… (5000 bytes) does not exist.`},
+		{"PUT", "/v1/orgs/example.com/delegations/" + long + "@x.com", admin.GrantRequest{Scopes: []string{"orders.read"}}, 400, `keyward sa get "` + long[:48] + `"… (5006 bytes) shows it`},
+		{"DELETE", "/v1/orgs/example.com/delegations/" + long, nil, 404, `The delegation of "` + long[:48] + `"… (5000 bytes) in example.com does not exist.`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path[:min(len(tt.path), 40)], func(t *testing.T) {
+			status, body, _ := f.call(t, tt.method, tt.path, auth, tt.body)
+			desc, _ := body["error_description"].(string)
+			if status != tt.status || !strings.Contains(desc, tt.want) || len(desc) > 600 {
+				t.Errorf("%d %q (%d bytes), want %d with %q", status, desc[:min(len(desc), 300)], len(desc), tt.status, tt.want)
+			}
+		})
 	}
 }

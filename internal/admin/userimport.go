@@ -204,6 +204,11 @@ func showEmail(e string) string {
 	return quoteClip(e)
 }
 
+// showName shows a name from a request (a domain, a client ID) for an
+// error message as showEmail shows an email: as it is, or, longer than 64
+// bytes, as quoteClip shows it.
+func showName(s string) string { return showEmail(s) }
+
 // userJSONProblem describes err, from decoding one user of a JSON import,
 // by the JSON the file has and the JSON wanted, not by Go's types.
 func userJSONProblem(err error) string {
