@@ -723,8 +723,6 @@ func calibrate() float64 {
 	return float64(n) / time.Since(start).Seconds()
 }
 
-// peakRSS returns a process's peak resident memory, from /proc.
-
 // childEnviron is env without the variables that set 'keyward serve'
 // (KEYWARD_<FLAG>, KEYWARD_CONFIG and KEYWARD_MASTER_KEY): bench's server
 // is set by its command line alone, not by the settings of a server the
@@ -739,6 +737,9 @@ func childEnviron(env []string) []string {
 	fs.VisitAll(func(f *pflag.Flag) { serve[envName(f.Name)] = true })
 	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
 		name, _, _ := strings.Cut(kv, "=")
+		if runtime.GOOS == "windows" { // where names are case-blind
+			name = strings.ToUpper(name)
+		}
 		return serve[name]
 	})
 }
