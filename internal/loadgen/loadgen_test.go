@@ -73,9 +73,11 @@ func TestRunRateStopsWithContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
 	start := time.Now()
-	// Worker 0's first request is due at once, worker 1's after 0.5 s and
-	// the next ones a second apart: the cancel must end those waits.
-	r := Run(ctx, Load{Concurrency: 2, Duration: time.Minute, Rate: 2}, func(ctx context.Context, w, i int) (int, bool) {
+	// Worker 0's first request is due at once, worker 1's after 20 s and
+	// the next ones 40 s apart: the cancel must end those waits. (At 2/s,
+	// a cancel timer that fired a second late on a busy machine let the
+	// next requests through.)
+	r := Run(ctx, Load{Concurrency: 2, Duration: time.Minute, Rate: 0.05}, func(ctx context.Context, w, i int) (int, bool) {
 		return 200, true
 	}, nil)
 	if took := time.Since(start); took > 10*time.Second {
