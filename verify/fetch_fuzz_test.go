@@ -21,6 +21,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -211,4 +212,67 @@ func FuzzIssuerDocuments(f *testing.F) {
 			check(raw, true)
 		}
 	})
+}
+
+// FuzzIntrospectionAnswer: whatever the issuer's introspection endpoint
+// answers (RFC 7662 §2.2), Verify never panics, its error is a
+// *verify.Error, and an opaque token passes only if the answer says it is
+// active, for this API, of this issuer, with an exp.
+func FuzzIntrospectionAnswer(f *testing.F) {
+	tk := newFuzzTokens(f)
+	exp := fuzzNow.Add(time.Hour).Unix()
+	for _, seed := range []struct {
+		status int
+		body   string
+	}{
+		{200, `{"active":true,"iss":"https://issuer.test","sub":"123","client_id":"123","aud":"https://orders.internal","scope":"orders.read","exp":` + jsonInt(exp) + `,"iat":` + jsonInt(fuzzNow.Unix()) + `,"jti":"j"}`},
+		{200, `{"active":true,"aud":["https://orders.internal","x"],"exp":` + jsonInt(exp) + `,"act":{"sub":"9","email":"a@b"},"cnf":{"x5t#S256":"abc","jkt":"def"}}`},
+		{200, `{"active":true,"aud":"https://orders.internal","exp":1e400}`},
+		{200, `{"active":true,"aud":"https://orders.internal","exp":-9223372036854775808}`},
+		{200, `{"active":true,"aud":"https://orders.internal","exp":"soon"}`},
+		{200, `{"active":false}`},
+		{200, `{"active":"yes"}`},
+		{401, `{"error":"invalid_client"}`},
+		{429, ``},
+		{503, `<html>`},
+		{302, ``},
+	} {
+		f.Add(seed.status, []byte(seed.body))
+	}
+	opaque := oauth2.OpaqueTokenPrefix + strings.Repeat("A", 43)
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		if status < 100 || status > 999 {
+			return // not an HTTP status line
+		}
+		docs := map[string][]byte{"/.well-known/oauth-authorization-server": tk.metadata, "/jwks": tk.jwks}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v, err := verify.New(ctx, fuzzIssuer, fuzzAud, verify.WithHTTPClient(memoryClient(docs, status, body)),
+			verify.WithIntrospection("api", "secret"), verify.WithRevocationCheck(), verify.WithClock(func() time.Time { return fuzzNow }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, raw := range []string{opaque, tk.access[0]} {
+			c, err := v.Verify(ctx, raw)
+			if err != nil {
+				if _, ok := errors.AsType[*verify.Error](err); !ok {
+					t.Fatalf("Verify's error %T (%v) is not a *verify.Error", err, err)
+				}
+				continue
+			}
+			if status != http.StatusOK {
+				t.Fatalf("a token passed on an introspection answer of status %d", status)
+			}
+			// The answer's "active" is the issuer's word on the times (RFC
+			// 7662 §2.2): its exp is required, not compared with the clock.
+			if !slices.Contains(c.Audience, fuzzAud) || c.Issuer != fuzzIssuer || c.Expiry.IsZero() {
+				t.Fatalf("a token passed with claims the verifier refuses: %+v", c)
+			}
+		}
+	})
+}
+
+func jsonInt(n int64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
 }
