@@ -20,7 +20,6 @@ import (
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/storage"
-	"github.com/keyward/keyward/internal/transfer"
 )
 
 // runCLIErrWithin runs the CLI like runCLIErr, but gives up after d, so that a
@@ -704,23 +703,4 @@ func TestListenAndMetricsSameAddress(t *testing.T) {
 			checkReleased(t, m)
 		})
 	}
-}
-
-// FuzzParseExport: whatever the file, parseExport neither panics nor
-// hangs, and what it accepts is in a format import reads.
-func FuzzParseExport(f *testing.F) {
-	for _, s := range []string{`{"format":"keyward-export/2","accounts":[{"client_id":"1","created_at":"yesterday"}]}`,
-		`{"format":"keyward-export/1","keys":[{"ID":"k","PublicKey":"!!"}]}`, `{"seq":1,"time":"2026-01-02T03:04:05Z","action":"a","outcome":"success","prev_hash":"","hash":"01"}` + "\n{}",
-		`{} {}`, `{"format":"keyward-export/2"} x`, `null`, `[]`, `{"type":"service_account"}`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		d, err := parseExport(data)
-		if err == nil && d.Format != transfer.Format && d.Format != transfer.FormatV1 {
-			t.Fatalf("accepted a dump of format %q", d.Format)
-		}
-		if err != nil && err.Error() == "" {
-			t.Fatal("an empty error")
-		}
-	})
 }

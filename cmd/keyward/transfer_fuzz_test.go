@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/keyward/keyward/internal/transfer"
+)
+
+// FuzzParseExport: whatever file is given to 'keyward import', parseExport
+// never panics; it accepts only an export of a known format, which
+// 'keyward export' writes back as a file it accepts again and writes
+// alike (the round trip is stable); and it refuses in words about the
+// file, never the JSON package's Go ones.
+func FuzzParseExport(f *testing.F) {
+	v1, err := os.ReadFile("../../internal/transfer/testdata/export-v1.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(v1)
+	d, err := parseExport(v1)
+	if err != nil {
+		f.Fatal(err)
+	}
+	v2, err := json.Marshal(d)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(v2)
+	for _, seed := range []string{
+		``, `null`, `[]`, `"keyward-export/2"`, `{}`, `{"format":null}`, `{"format":"keyward-export/3"}`,
+		`{"type":"service_account","client_email":"job@shop.iam.test"}`,
+		`{"format":"keyward-export/2","apis":{}}`,
+		`{"format":"keyward-export/2","accounts":[{"token_lifetime_ns":1.5}]}`,
+		`{"format":"keyward-export/2","keys":[{"public_key":"!"}]}`,
+		`{"format":"keyward-export/2","exported_at":"yesterday"}`,
+		`{"format":"keyward-export/2","orgs":[{"domain":"example.com","blocked_scope":[]}]}`,
+		`{"format":"keyward-export/1","Orgs":[{"Domain":"example.com"}],"extra":1}`,
+		`{"format":"keyward-export/2"} trailing`,
+		"{\"format\":\"keyward-export/2\",\"users\":[{\"email\":\"\xff\"}]}",
+		`{"seq":1,"time":"2026-01-02T03:04:05Z","action":"a","outcome":"success","prev_hash":"","hash":"01"}` + "\n{}",
+		`{} {}`, `{"Format":"keyward-export/2"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := parseExport(b)
+		if err != nil {
+			for _, goSpeak := range []string{"json: ", "Go struct", "Go value", "transfer.", "storage."} {
+				if strings.Contains(err.Error(), goSpeak) {
+					t.Fatalf("refused in Go's words (%q): %v", goSpeak, err)
+				}
+			}
+			return
+		}
+		if d.Format != transfer.Format && d.Format != transfer.FormatV1 {
+			t.Fatalf("accepted a file of format %q", d.Format)
+		}
+		out, err := json.Marshal(d)
+		if err != nil {
+			t.Fatalf("an accepted file cannot be written back: %v", err)
+		}
+		again, err := parseExport(out)
+		if err != nil {
+			t.Fatalf("the export of an accepted file is refused: %v\n%s", err, out)
+		}
+		if out2, err := json.Marshal(again); err != nil || !bytes.Equal(out, out2) {
+			t.Fatalf("the round trip is not stable (%v):\n%s\n%s", err, out, out2)
+		}
+	})
+}
