@@ -6,14 +6,19 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
+	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
 	"github.com/keyward/keyward/client"
+	"github.com/keyward/keyward/internal/keyfile"
 )
 
 // FuzzTokenResponse: whatever a token endpoint (or, for a DPoP client, an
@@ -125,6 +130,79 @@ func FuzzTokenResponse(f *testing.F) {
 		}
 		if requests > 2 {
 			t.Fatalf("the API was sent %d requests for one", requests)
+		}
+	})
+}
+
+// FuzzParseKeyFile: whatever file a user gives as a key file, ParseKeyFile
+// never panics, refuses in words about the file (never Go's), and accepts
+// only a service-account file with an email, token_uri and a key that
+// signs: the self-signed JWT of an accepted file verifies with its key,
+// names its account and carries its private_key_id.
+func FuzzParseKeyFile(f *testing.F) {
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		f.Fatal(err)
+	}
+	file := func(fields map[string]string) []byte {
+		b, err := json.Marshal(fields)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	google := map[string]string{"type": "service_account", "project_id": "shop", "private_key_id": "k1", "private_key": pkcs8PEM(f, ec),
+		"client_email": "job@shop.iam.test", "client_id": "123", "auth_uri": "https://issuer.test/auth", "token_uri": "https://issuer.test/token",
+		"client_x509_cert_url": "https://issuer.test/certs", "universe_domain": "googleapis.com"}
+	f.Add(file(google))
+	google["private_key"], google["private_key_id"] = string(pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rk))), ""
+	f.Add(file(google))
+	for _, seed := range []string{``, ` `, `null`, `[]`, `{}`, `"x"`, `{"type":"authorized_user"}`, `{"type":"service_account","client_email":7}`,
+		`{"type":"service_account","client_email":"a@b","token_uri":"x","private_key":"-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"}`,
+		"-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", "{\"type\":\"service_account\"\xff}"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		kf, err := client.ParseKeyFile(data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "client: ") || strings.Contains(err.Error(), "Go value") || strings.Contains(err.Error(), "Go struct") {
+				t.Fatalf("refused in other words than the file's: %v", err)
+			}
+			return
+		}
+		if kf.Type != "service_account" || kf.ClientEmail == "" || kf.TokenURI == "" {
+			t.Fatalf("accepted %+v", kf)
+		}
+		key, err := keyfile.ParsePrivateKey([]byte(kf.PrivateKey))
+		if err != nil {
+			t.Fatalf("accepted a key file whose key does not parse: %v", err)
+		}
+		ts, err := client.SelfSignedJWT(data, "https://orders.internal")
+		if err != nil {
+			t.Fatalf("SelfSignedJWT refuses a file ParseKeyFile accepts: %v", err)
+		}
+		tok, err := ts.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		jws, err := jose.ParseSigned(tok.AccessToken, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload, err := jws.Verify(key.Public())
+		if err != nil {
+			t.Fatalf("the self-signed JWT does not verify with the file's key: %v", err)
+		}
+		var c struct{ Iss, Sub string }
+		if err := json.Unmarshal(payload, &c); err != nil || c.Iss != kf.ClientEmail || c.Sub != kf.ClientEmail {
+			t.Fatalf("claims %+v (%v), want the account %q", c, err, kf.ClientEmail)
+		}
+		if kid := jws.Signatures[0].Protected.KeyID; kid != kf.PrivateKeyID {
+			t.Fatalf("kid %q, want private_key_id %q", kid, kf.PrivateKeyID)
 		}
 	})
 }
