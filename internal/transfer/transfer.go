@@ -260,7 +260,12 @@ func apiDiff(had, want storage.API) []string {
 //     the file: it would authorize nothing, yet be listed and count as a
 //     holder of its scopes;
 //   - a delegation grant carrying a scope the admin API does not delegate
-//     (oauth2.Delegable).
+//     (oauth2.Delegable);
+//   - an account without its client ID or email, a key or a secret without
+//     its ID, an organization without its domain, a user without its
+//     email: the store would hold it, yet list (and export) no account
+//     with an empty ID, nor user with an empty email, and the admin API
+//     could name none of them.
 func check(d Dump) error {
 	ids := make(map[string]bool, len(d.Accounts))
 	for _, a := range d.Accounts {
@@ -270,7 +275,35 @@ func check(d Dump) error {
 	for _, o := range d.Orgs {
 		orgs[o.Domain] = true
 	}
-	var dangling, scoped, orphans []string
+	var dangling, scoped, orphans, unnamed []string
+	for _, a := range d.Accounts {
+		switch {
+		case a.ID == "":
+			unnamed = append(unnamed, fmt.Sprintf("the service account %s has no client_id", a.Email))
+		case a.Email == "":
+			unnamed = append(unnamed, fmt.Sprintf("the service account %s has no email", a.ID))
+		}
+	}
+	for _, k := range d.Keys {
+		if k.ID == "" {
+			unnamed = append(unnamed, fmt.Sprintf("a key of %s has no key_id", k.AccountID))
+		}
+	}
+	for _, sec := range d.Secrets {
+		if sec.ID == "" {
+			unnamed = append(unnamed, fmt.Sprintf("a secret of %s has no secret_id", sec.AccountID))
+		}
+	}
+	for _, o := range d.Orgs {
+		if o.Domain == "" {
+			unnamed = append(unnamed, "an organization has no domain")
+		}
+	}
+	for _, u := range d.Users {
+		if u.Email == "" {
+			unnamed = append(unnamed, fmt.Sprintf("a user of %s has no email", u.Org))
+		}
+	}
 	for _, a := range d.APIs {
 		for _, id := range a.Introspectors {
 			if !ids[id] {
@@ -312,6 +345,10 @@ func check(d Dump) error {
 		}
 	}
 	var parts []string
+	if len(unnamed) > 0 {
+		parts = append(parts, fmt.Sprintf("%s; the admin API makes no item without its identifier, and the store could not list nor export one: give each its identifier, or remove the item, and import again",
+			limit(unnamed)))
+	}
 	if len(dangling) > 0 {
 		parts = append(parts, fmt.Sprintf("%s; the target store has no accounts or organizations yet, so what an item names must be in the file: add the accounts and organizations named, or remove the items, and import again",
 			limit(dangling)))

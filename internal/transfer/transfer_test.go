@@ -330,6 +330,48 @@ func TestImportRefusesDanglingReferences(t *testing.T) {
 	}
 }
 
+// A file with an item the admin API cannot make, an account, key,
+// secret, organization or user without its identifier, is refused before
+// anything is written, naming every such item. Before, an account without
+// a client ID (or a user without an email) was imported yet never listed
+// nor exported, its keys and secrets with it, and the store, holding it,
+// refused every later import as not empty (found by FuzzImport).
+func TestImportRefusesItemsWithoutIdentifier(t *testing.T) {
+	base := exported(t)
+	for _, tc := range []struct {
+		name  string
+		edit  func(d *transfer.Dump)
+		wants []string
+	}{
+		{"account without client ID", func(d *transfer.Dump) {
+			d.Accounts = append(d.Accounts, storage.Account{Email: "x@p.example", Name: "x", Project: "p", CreatedAt: t0, UpdatedAt: t0})
+		}, []string{"the service account x@p.example has no client_id"}},
+		{"account without email", func(d *transfer.Dump) {
+			d.Accounts = append(d.Accounts, storage.Account{ID: "9", Name: "x", Project: "p", CreatedAt: t0, UpdatedAt: t0})
+		}, []string{"the service account 9 has no email"}},
+		{"key without ID", func(d *transfer.Dump) {
+			d.Keys = append(d.Keys, storage.Key{AccountID: "1", Algorithm: "RS256", PublicKey: []byte{1}, Origin: "uploaded", CreatedAt: t0})
+		}, []string{"a key of 1 has no key_id"}},
+		{"secret without ID", func(d *transfer.Dump) {
+			d.Secrets = append(d.Secrets, storage.Secret{AccountID: "2", Hash: []byte{1}, CreatedAt: t0})
+		}, []string{"a secret of 2 has no secret_id"}},
+		{"organization without domain", func(d *transfer.Dump) { d.Orgs = append(d.Orgs, storage.Org{CreatedAt: t0}) },
+			[]string{"an organization has no domain"}},
+		{"user without email", func(d *transfer.Dump) {
+			d.Users = append(d.Users, storage.User{Org: "example.com", CreatedAt: t0})
+		}, []string{"a user of example.com has no email"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := base
+			d.Accounts, d.Keys, d.Secrets = slices.Clone(base.Accounts), slices.Clone(base.Keys), slices.Clone(base.Secrets)
+			d.Orgs, d.Users = slices.Clone(base.Orgs), slices.Clone(base.Users)
+			tc.edit(&d)
+			dst := targets[0].open(t)
+			wantRefused(t, dst, transfer.Import(context.Background(), dst, d, t0), tc.wants...)
+		})
+	}
+}
+
 // An item the store refuses, however late in the file, leaves the store
 // as it was, audit log included, and the fixed file then imports: the
 // import is one transaction. Before, the items ahead of it stayed written
