@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -184,5 +185,29 @@ func TestIntrospectionOfATokenForTwoAPIs(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestIntrospectionOfBothFormats: an active token's introspection has the
+// same members whether it is a JWT or opaque, client_email included (an
+// opaque token's record has no email: it comes from its account).
+func TestIntrospectionOfBothFormats(t *testing.T) {
+	f := newFixture(t)
+	callerAuth := f.introspector(t)
+	got := map[string]map[string]any{}
+	for _, format := range []string{"jwt", "opaque"} {
+		w := f.doPath("/introspect", "token="+url.QueryEscape(f.accessToken(t, format)), callerAuth)
+		var resp map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &resp); w.Code != http.StatusOK || err != nil || resp["active"] != true {
+			t.Fatalf("introspection of a %s token: %d %s", format, w.Code, w.Body)
+		}
+		if resp["client_email"] != f.email {
+			t.Errorf("%s token: client_email %v, want %s", format, resp["client_email"], f.email)
+		}
+		got[format] = resp
+	}
+	jwtKeys, opaqueKeys := slices.Sorted(maps.Keys(got["jwt"])), slices.Sorted(maps.Keys(got["opaque"]))
+	if !slices.Equal(jwtKeys, opaqueKeys) {
+		t.Errorf("members of a JWT's introspection %v, of an opaque token's %v", jwtKeys, opaqueKeys)
 	}
 }

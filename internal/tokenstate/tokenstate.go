@@ -140,8 +140,17 @@ func (r *Resolver) Resolve(ctx context.Context, raw string) (Info, error) {
 		}
 		info.Claims = c
 	}
-	reason, err := r.check(ctx, info.Claims)
+	reason, acct, err := r.check(ctx, info.Claims)
 	info.Active, info.Reason = reason == "", reason
+	if info.Opaque && info.Active {
+		// The record has no email; the account check just read it, so an
+		// opaque token answers with the client_email a JWT carries (an
+		// account's email never changes).
+		info.Claims.ClientEmail = acct.Email
+		if info.Claims.Actor != nil {
+			info.Claims.Actor.ClientEmail = acct.Email
+		}
+	}
 	return info, err
 }
 
@@ -183,52 +192,53 @@ func (r *Resolver) byCertificate(ctx context.Context, accountID string, c oauth2
 	return true, nil
 }
 
-// check returns why the token is inactive, or "".
-func (r *Resolver) check(ctx context.Context, c oauth2.AccessClaims) (string, error) {
+// check returns why the token is inactive, or "", and the token's account
+// once it has read it.
+func (r *Resolver) check(ctx context.Context, c oauth2.AccessClaims) (reason string, acct storage.Account, err error) {
 	now := r.now()
 	if now.Unix() >= c.Expiry {
-		return "expired", nil
+		return "expired", acct, nil
 	}
 	if c.NotBefore != 0 && now.Unix() < c.NotBefore {
-		return "not yet valid", nil
+		return "not yet valid", acct, nil
 	}
 	revoked, err := r.store.IsRevoked(ctx, c.ID)
 	if err != nil {
-		return "", err
+		return "", acct, err
 	}
 	if revoked {
-		return "revoked", nil
+		return "revoked", acct, nil
 	}
-	acct, err := r.store.GetAccount(ctx, c.ClientID)
+	acct, err = r.store.GetAccount(ctx, c.ClientID)
 	if errors.Is(err, storage.ErrNotFound) {
-		return "account deleted", nil
+		return "account deleted", acct, nil
 	}
 	if err != nil {
-		return "", err
+		return "", acct, err
 	}
 	if acct.Disabled {
-		return "account disabled", nil
+		return "account disabled", acct, nil
 	}
 	// iat has whole seconds: a token issued in the second of the revocation
 	// may be from just before it, so it is revoked too (the client simply
 	// gets a new one).
 	if !acct.TokensRevokedBefore.IsZero() && c.IssuedAt <= acct.TokensRevokedBefore.Unix() {
-		return "account's tokens revoked", nil
+		return "account's tokens revoked", acct, nil
 	}
 	// A change of the account's certificate binding ends the tokens got
 	// with a certificate it trusted, and only those.
 	if !acct.CertTokensRevokedBefore.IsZero() && c.IssuedAt <= acct.CertTokensRevokedBefore.Unix() {
 		byCert, err := r.byCertificate(ctx, acct.ID, c)
 		if err != nil {
-			return "", err
+			return "", acct, err
 		}
 		if byCert {
-			return "account's certificate tokens revoked", nil
+			return "account's certificate tokens revoked", acct, nil
 		}
 	}
 	if c.Actor != nil {
 		if reason, err := r.checkDelegation(ctx, c); reason != "" || err != nil {
-			return reason, err
+			return reason, acct, err
 		}
 	}
 	kind, id, _ := strings.Cut(c.Credential, ":")
@@ -236,21 +246,21 @@ func (r *Resolver) check(ctx context.Context, c oauth2.AccessClaims) (string, er
 	case "key":
 		keys, err := r.store.ListKeys(ctx, acct.ID)
 		if err != nil {
-			return "", err
+			return "", acct, err
 		}
 		if !containsEnabled(keys, id, func(k storage.Key) (string, bool) { return k.ID, k.Disabled }) {
-			return "key disabled or deleted", nil
+			return "key disabled or deleted", acct, nil
 		}
 	case "secret":
 		secrets, err := r.store.ListSecrets(ctx, acct.ID)
 		if err != nil {
-			return "", err
+			return "", acct, err
 		}
 		if !containsEnabled(secrets, id, func(s storage.Secret) (string, bool) { return s.ID, s.Disabled }) {
-			return "secret disabled or deleted", nil
+			return "secret disabled or deleted", acct, nil
 		}
 	}
-	return "", nil
+	return "", acct, nil
 }
 
 // checkDelegation keeps a delegated token active only while its user is

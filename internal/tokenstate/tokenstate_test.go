@@ -99,3 +99,45 @@ func TestCertificateTokensRevoked(t *testing.T) {
 		})
 	}
 }
+
+// delegating is a store whose user alice may be acted for by account 1.
+type delegating struct{ store }
+
+func (delegating) GetUser(_ context.Context, email string) (storage.User, error) {
+	return storage.User{Email: email, Org: "example.com"}, nil
+}
+func (delegating) GetGrant(_ context.Context, org, clientID string) (storage.Grant, error) {
+	return storage.Grant{Org: org, ClientID: clientID, Scopes: []string{"calendar"}}, nil
+}
+
+// TestOpaqueClientEmail: an active opaque token names its account's email
+// in client_email, and in act's client_email when delegated, as a JWT
+// does; its record has none.
+func TestOpaqueClientEmail(t *testing.T) {
+	acct := storage.Account{ID: "1", Email: "job@proj.iam.test"}
+	for _, tt := range []struct {
+		name    string
+		subject string
+		actor   string
+	}{
+		{"own", "1", ""},
+		{"delegated", "alice@example.com", "1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := tokenstate.OpaquePrefix + tt.name
+			s := &delegating{store{acct: acct, tokens: map[string]storage.TokenRecord{string(tokenstate.HashOpaque(raw)): {
+				ID: "jti", AccountID: "1", Subject: tt.subject, Scope: "calendar", Actor: tt.actor, IssuedAt: t0, ExpiresAt: t0.Add(time.Hour),
+			}}}}
+			info, err := tokenstate.New(s, noJWT{}, "https://kw", func() time.Time { return t0 }).Resolve(context.Background(), raw)
+			if err != nil || !info.Active {
+				t.Fatalf("Resolve: %+v, %v", info, err)
+			}
+			if info.Claims.ClientEmail != acct.Email {
+				t.Errorf("client_email %q, want %q", info.Claims.ClientEmail, acct.Email)
+			}
+			if tt.actor != "" && (info.Claims.Actor == nil || info.Claims.Actor.ClientEmail != acct.Email) {
+				t.Errorf("act %+v, want client_email %q", info.Claims.Actor, acct.Email)
+			}
+		})
+	}
+}
