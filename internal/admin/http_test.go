@@ -768,3 +768,51 @@ func TestCreateOrgWithPolicy(t *testing.T) {
 		t.Errorf("org.create %+v and org.policy %+v, want one create naming the blocked scopes and no policy change", creates, policies)
 	}
 }
+
+// A refusal of an API or service-account route names the API, account,
+// key or secret from the path cut to its first 48 bytes, with its length,
+// once it is over 64 bytes (quoteClip), as the delegation routes do: a
+// name of 60 KB in the path is not echoed back whole. Values of 64 bytes
+// or fewer are named whole, as before.
+func TestAPIAndAccountRoutesClipLongValues(t *testing.T) {
+	f, auth, id := orgFixture(t)
+	acct, err := f.srv.Admin.GetAccount(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("a", 5000)
+	clipped := `"` + long[:48] + `"… (5000 bytes)`
+	sa := "/v1/service-accounts/" + id
+	tests := []struct {
+		method, path string
+		body         any
+		want         string
+	}{
+		{"GET", "/v1/apis/nosuch", nil, `The API "nosuch" does not exist.`},
+		{"GET", "/v1/apis/" + long, nil, `The API ` + clipped + ` does not exist.`},
+		{"PATCH", "/v1/apis/" + long, map[string]any{}, `The API ` + clipped + ` does not exist.`},
+		{"DELETE", "/v1/apis/" + long, nil, `The API ` + clipped + ` does not exist.`},
+		{"GET", "/v1/service-accounts/nosuch", nil, `The service account "nosuch" does not exist.`},
+		{"GET", "/v1/service-accounts/" + long, nil, `The service account ` + clipped + ` does not exist.`},
+		{"GET", "/v1/service-accounts/" + long + "@x.com", nil, `The service account "` + long[:48] + `"… (5006 bytes) does not exist.`},
+		{"PATCH", "/v1/service-accounts/" + long, map[string]any{}, `The service account ` + clipped + ` does not exist.`},
+		{"DELETE", "/v1/service-accounts/" + long, nil, `The service account ` + clipped + ` does not exist.`},
+		{"POST", "/v1/service-accounts/" + long + "/disable", nil, `The service account ` + clipped + ` does not exist.`},
+		{"POST", "/v1/service-accounts/" + long + "/revoke-tokens", nil, `The service account ` + clipped + ` does not exist.`},
+		{"GET", "/v1/service-accounts/" + long + "/keys", nil, `The service account ` + clipped + ` does not exist.`},
+		{"POST", "/v1/service-accounts/" + long + "/secrets", nil, `The service account ` + clipped + ` does not exist.`},
+		{"GET", sa + "/keys/" + long, nil, `The key ` + clipped + ` of ` + acct.Email + ` does not exist.`},
+		{"DELETE", sa + "/keys/" + long, nil, `The key ` + clipped + ` of ` + acct.Email + ` does not exist.`},
+		{"GET", sa + "/secrets/" + long, nil, `The secret ` + clipped + ` of ` + acct.Email + ` does not exist.`},
+		{"POST", sa + "/secrets/" + long + "/disable", nil, `The secret ` + clipped + ` of ` + acct.Email + ` does not exist.`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+strings.ReplaceAll(tt.path, long, "LONG"), func(t *testing.T) {
+			status, body, _ := f.call(t, tt.method, tt.path, auth, tt.body)
+			desc, _ := body["error_description"].(string)
+			if status != http.StatusNotFound || desc != tt.want {
+				t.Errorf("%d %q (%d bytes), want 404 %q", status, desc[:min(len(desc), 300)], len(desc), tt.want)
+			}
+		})
+	}
+}

@@ -320,7 +320,7 @@ func holderList(held *storage.ScopesHeldError) string {
 // GetAPI returns an API by name.
 func (s *Service) GetAPI(ctx context.Context, name string) (storage.API, error) {
 	a, err := s.store.GetAPI(ctx, name)
-	return a, storeErr(err, fmt.Sprintf("The API %q", name))
+	return a, storeErr(err, "The API "+quoteClip(name))
 }
 
 // ListAPIs returns every API.
@@ -406,7 +406,7 @@ func (s *Service) UpdateAPIIf(ctx context.Context, actor Actor, name string, up 
 	if errors.Is(err, storage.ErrAlreadyExists) && up.Scopes != nil {
 		return a, s.scopeTaken(ctx, name, *up.Scopes)
 	}
-	return a, storeErr(err, fmt.Sprintf("The API %q", name))
+	return a, storeErr(err, "The API "+quoteClip(name))
 }
 
 // scopesHeldOnUpdate describes UpdateAPI's refusal of held scopes: the
@@ -472,7 +472,7 @@ func (s *Service) DeleteAPIIf(ctx context.Context, actor Actor, name string, mat
 	if held, ok := errors.AsType[*storage.ScopesHeldError](err); ok {
 		return conflict("The API %q cannot be deleted while its scopes are granted: %s. Remove the scopes from these accounts (keyward sa update --scopes) and delegations (keyward delegation grant with fewer scopes, or revoke) first.", name, holderList(held))
 	}
-	return storeErr(err, fmt.Sprintf("The API %q", name))
+	return storeErr(err, "The API "+quoteClip(name))
 }
 
 // --- service accounts ---
@@ -611,7 +611,7 @@ func (s *Service) GetAccount(ctx context.Context, ref string) (storage.Account, 
 	} else {
 		a, err = s.store.GetAccount(ctx, ref)
 	}
-	return a, storeErr(err, fmt.Sprintf("The service account %q", ref))
+	return a, storeErr(err, "The service account "+quoteClip(ref))
 }
 
 // ListAccounts pages through accounts.
@@ -856,7 +856,7 @@ func (s *Service) DeleteAccountIf(ctx context.Context, actor Actor, ref string, 
 		}
 	}
 	err = s.store.DeleteAccount(ctx, a.ID, check, s.event(actor, "account.delete", a.ID, map[string]string{"email": a.Email}), s.guard())
-	return storeErr(guardErr(err, a, "deleting it"), fmt.Sprintf("The service account %q", ref))
+	return storeErr(guardErr(err, a, "deleting it"), "The service account "+quoteClip(ref))
 }
 
 // guard is what every change of an account, a key, a secret or a
@@ -1023,7 +1023,7 @@ func (s *Service) accountSecret(ctx context.Context, ref, id string) (storage.Ac
 			return a, sec, nil
 		}
 	}
-	return a, storage.Secret{}, notFound("The secret %q of %s does not exist.", id, a.Email)
+	return a, storage.Secret{}, notFound("The secret %s of %s does not exist.", quoteClip(id), a.Email)
 }
 
 // SetSecretDisabled disables or enables a secret.
@@ -1236,7 +1236,7 @@ func (s *Service) accountKey(ctx context.Context, ref, kid string) (storage.Acco
 	}
 	k, err := s.store.GetKey(ctx, kid)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && k.AccountID != a.ID) {
-		return a, k, notFound("The key %q of %s does not exist.", kid, a.Email)
+		return a, k, notFound("The key %s of %s does not exist.", quoteClip(kid), a.Email)
 	}
 	return a, k, err
 }
