@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -436,12 +435,7 @@ func TestCrashSafety(t *testing.T) {
 		t.Skip("starts a child process")
 	}
 	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := reservePort(t) // the child binds it; no other process can meanwhile
 	child := exec.Command(os.Args[0], "serve", "--data-dir", dir, "--listen", addr, "--log-level", "warn")
 	child.Env = append(os.Environ(), "KEYWARD_TEST_RUN_MAIN=1")
 	stderr, _ := child.StderrPipe()

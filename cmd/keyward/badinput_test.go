@@ -325,14 +325,7 @@ func TestUnreachableMessage(t *testing.T) {
 	m := startServer(t)
 	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
 	defer tlsSrv.Close()
-	// Closed after the servers above are listening: a listener made after
-	// it could be given its port (the TLS server was, once).
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := "http://" + l.Addr().String()
-	l.Close()
+	closed := "http://" + reservePort(t) // held, so nothing listens on it
 	tests := []struct {
 		name, server string
 		want         []string
@@ -677,12 +670,7 @@ func TestNotListeningWhileStoreOpens(t *testing.T) {
 // tried, so the second bind failed only after the database, master key
 // and signing keys were made, with words blaming another process.
 func TestListenAndMetricsSameAddress(t *testing.T) {
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := free.Addr().String()
-	free.Close()
+	addr := reservePort(t)
 	_, port, _ := net.SplitHostPort(addr)
 	for _, tt := range []struct{ name, listen, metrics string }{
 		{"the same", addr, addr},

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,12 +21,7 @@ import (
 // the old key opens nothing; refusals change nothing.
 func TestMasterKeyRotate(t *testing.T) {
 	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String() // one address for both starts: key files name it
-	l.Close()
+	addr := reservePort(t) // one address for both starts: key files name it; held between them
 	var stop func()
 	start := func(t *testing.T) *Main {
 		t.Helper()
@@ -116,7 +110,7 @@ func TestMasterKeyRotate(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Listen, cfg.DataDir, cfg.MasterKeyFile = "127.0.0.1:0", dir, same
 	old := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	err = old.Open(context.Background())
+	err := old.Open(context.Background())
 	old.Close()
 	if err == nil || !strings.Contains(err.Error(), "master key") {
 		t.Fatalf("start with the old key: %v", err)

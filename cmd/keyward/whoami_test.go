@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -140,12 +139,7 @@ func TestWhoAmICLI(t *testing.T) {
 		})
 	}
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := "http://" + l.Addr().String()
-	l.Close()
+	closed := "http://" + reservePort(t) // held, so nothing listens on it
 	runCLI(t, append([]string{"sa", "disable", second.Email}, root...)...)
 	for _, tt := range []struct {
 		name string
