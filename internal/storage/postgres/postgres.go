@@ -100,6 +100,10 @@ func migrate(ctx context.Context, db *sql.DB, mode sqlstore.MigrateMode) error {
 // migrations, as goose's own locker did (60 tries 5 s apart).
 const migrationLockWait = 5 * time.Minute
 
+// errMigrationLockWait is the cause of SessionLock's context when
+// migrationLockWait, not the caller's own deadline, ended the wait.
+var errMigrationLockWait = fmt.Errorf("another replica held the migration lock for %v", migrationLockWait)
+
 // migrationLocker is the session advisory lock migrations run under,
 // goose's key (lock.DefaultLockID), so a replica of an older build, which
 // polls it with goose's locker, takes turns with this one. It waits in
@@ -108,16 +112,29 @@ const migrationLockWait = 5 * time.Minute
 // its next try up to 5 s later, and shows in pg_locks as waiting.
 type migrationLocker struct{}
 
+// SessionLock waits for the lock in a transaction of its own with
+// statement_timeout and lock_timeout off (SET LOCAL), so a role's or
+// DSN's timeouts, meant for queries, do not end the wait for a slow
+// migration: migrationLockWait bounds it. The lock is a session lock: it
+// stays held after the transaction commits, until SessionUnlock.
 func (migrationLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
-	ctx, cancel := context.WithTimeout(ctx, migrationLockWait)
+	ctx, cancel := context.WithTimeoutCause(ctx, migrationLockWait, errMigrationLockWait)
 	defer cancel()
-	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", lock.DefaultLockID); err != nil {
-		if ctx.Err() == context.DeadlineExceeded {
-			return fmt.Errorf("another replica held the migration lock for %v", migrationLockWait)
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', '0', true)"); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_lock($1)", lock.DefaultLockID); err != nil {
+		if context.Cause(ctx) == errMigrationLockWait {
+			return errMigrationLockWait
 		}
 		return err
 	}
-	return nil
+	return tx.Commit()
 }
 
 func (migrationLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error {

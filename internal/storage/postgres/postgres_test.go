@@ -74,49 +74,194 @@ func TestConcurrentMigrations(t *testing.T) {
 // released: it does not poll, each try up to 5 s after the lock was
 // free, which made replicas starting together take 5 s a turn.
 func TestMigrationWaitsForLock(t *testing.T) {
-	ctx := context.Background()
-	u, err := url.Parse(pgtest.SchemaDSN(t))
+	h := holdMigrationLock(t, pgtest.SchemaDSN(t), nil)
+	opened := h.open(context.Background())
+	h.awaitWaiter(opened)
+	h.unlock()
+	if err := <-opened; err != nil {
+		t.Fatalf("Open after the lock was released: %v", err)
+	}
+}
+
+// TestMigrationLockWaitIgnoresTimeouts: a replica whose role or DSN sets
+// a statement_timeout or lock_timeout shorter than the migration it waits
+// for still waits, and comes up once the lock is released, rather than
+// failing after the timeout with PostgreSQL's error.
+func TestMigrationLockWaitIgnoresTimeouts(t *testing.T) {
+	for _, setting := range []string{"lock_timeout", "statement_timeout"} {
+		t.Run(setting, func(t *testing.T) {
+			dsn := pgtest.SchemaDSN(t)
+			// The schema is current: the replica only waits for the lock.
+			s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			h := holdMigrationLock(t, dsn, url.Values{"options": {"-c " + setting + "=100ms"}})
+			opened := h.open(context.Background())
+			h.awaitWaiter(opened)
+			// Hold the lock well past the timeout.
+			select {
+			case err := <-opened:
+				t.Fatalf("Open returned while another session held the migration lock (%s=100ms): %v", setting, err)
+			case <-time.After(time.Second):
+			}
+			h.unlock()
+			if err := <-opened; err != nil {
+				t.Fatalf("Open after the lock was released (%s=100ms): %v", setting, err)
+			}
+		})
+	}
+}
+
+// TestMigrationLockOwnDeadline: a replica whose own deadline passes
+// while it waits for the migration lock says so, not that another
+// replica held the lock for the 5 minutes a replica waits at most.
+func TestMigrationLockOwnDeadline(t *testing.T) {
+	h := holdMigrationLock(t, pgtest.SchemaDSN(t), nil)
+	conn, err := h.db.Conn(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := "keyward-lock-test-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	q := u.Query()
-	q.Set("application_name", app)
-	u.RawQuery = q.Encode()
-	dsn := u.String()
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err = postgres.MigrationLocker{}.SessionLock(ctx, conn)
+	if err == nil {
+		t.Fatal("SessionLock succeeded while another session held the migration lock")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "held the migration lock") {
+		t.Fatalf("SessionLock past its caller's deadline: got %q, want context.DeadlineExceeded, not that the lock was held for its 5 minutes", err)
+	}
+}
 
-	db, err := sql.Open("pgx", dsn)
+// TestMigrationLockHeldAfterCommit: the lock SessionLock takes inside a
+// transaction is the session's: after the transaction commits, another
+// session still cannot take it, until SessionUnlock.
+func TestMigrationLockHeldAfterCommit(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("pgx", pgtest.SchemaDSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	holder, err := db.Conn(ctx)
+	var conns [2]*sql.Conn
+	for i := range conns {
+		if conns[i], err = db.Conn(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer conns[i].Close()
+	}
+	tryLock := func() bool {
+		t.Helper()
+		var got bool
+		if err := conns[1].QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", lock.DefaultLockID).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got {
+			if _, err := conns[1].ExecContext(ctx, "SELECT pg_advisory_unlock($1)", lock.DefaultLockID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return got
+	}
+	var l postgres.MigrationLocker
+	// Another package's tests may hold the lock for a moment: SessionLock
+	// waits for them.
+	if err := l.SessionLock(ctx, conns[0]); err != nil {
+		t.Fatal(err)
+	}
+	var xids [2]int64
+	for i := range xids {
+		if err := conns[0].QueryRowContext(ctx, "SELECT txid_current()").Scan(&xids[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if xids[0] == xids[1] {
+		t.Error("SessionLock left its session in a transaction")
+	}
+	if tryLock() {
+		t.Fatal("another session took the migration lock after SessionLock returned")
+	}
+	if err := l.SessionUnlock(ctx, conns[0]); err != nil {
+		t.Fatal(err)
+	}
+	// Another package's tests may take it now: no assertion that this one can.
+}
+
+// lockHolder holds the migration lock in a session of its own, as a
+// replica migrating does, for a test of the replicas waiting for it.
+type lockHolder struct {
+	t      *testing.T
+	db     *sql.DB
+	dsn    string // the waiters' DSN: the test's application_name and params
+	app    string
+	pid    int
+	unlock func()
+}
+
+// holdMigrationLock takes the migration lock on dsn's database, until
+// unlock or the test's end. Replicas the holder opens connect with params
+// added to dsn.
+func holdMigrationLock(t *testing.T, dsn string, params url.Values) *lockHolder {
+	t.Helper()
+	ctx := context.Background()
+	h := &lockHolder{t: t, app: "keyward-lock-test-" + strconv.FormatInt(time.Now().UnixNano(), 36)}
+	u, err := url.Parse(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer holder.Close()
-	var pid int
-	if err := holder.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+	q := u.Query()
+	q.Set("application_name", h.app)
+	u.RawQuery = q.Encode()
+	if h.db, err = sql.Open("pgx", u.String()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.db.Close() })
+	for k, v := range params {
+		q[k] = v
+	}
+	// pgx reads a + in the query as itself, not as a space.
+	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
+	h.dsn = u.String()
+
+	holder, err := h.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&h.pid); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := holder.ExecContext(ctx, "SELECT pg_advisory_lock($1)", lock.DefaultLockID); err != nil {
 		t.Fatal(err)
 	}
-	unlock := sync.OnceFunc(func() {
+	h.unlock = sync.OnceFunc(func() {
 		if _, err := holder.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", lock.DefaultLockID); err != nil {
 			t.Error(err)
 		}
+		holder.Close()
 	})
-	defer unlock()
+	t.Cleanup(h.unlock)
+	return h
+}
 
+// open starts a replica: Open on the holder's DSN, whose error it sends.
+func (h *lockHolder) open(ctx context.Context) <-chan error {
 	opened := make(chan error, 1)
 	go func() {
-		s, err := postgres.Open(ctx, dsn, postgres.Options{})
+		s, err := postgres.Open(ctx, h.dsn, postgres.Options{})
 		if err == nil {
 			s.Close()
 		}
 		opened <- err
 	}()
+	return opened
+}
+
+// awaitWaiter returns once pg_locks shows a replica of the holder's
+// waiting for the lock behind it; it fails the test if Open returns first.
+func (h *lockHolder) awaitWaiter(opened <-chan error) {
+	h.t.Helper()
 	// Another package's tests may wait on the lock too: count only this
 	// test's connections, by their application_name.
 	waiting := `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
@@ -125,18 +270,14 @@ func TestMigrationWaitsForLock(t *testing.T) {
 	for n := 0; n == 0; {
 		select {
 		case err := <-opened:
-			t.Fatalf("Open returned while another session held the migration lock: %v", err)
+			h.t.Fatalf("Open returned while another session held the migration lock: %v", err)
 		case <-giveUp:
-			t.Fatal("Open did not wait for the migration lock in PostgreSQL (pg_locks shows no waiter of it)")
+			h.t.Fatal("Open did not wait for the migration lock in PostgreSQL (pg_locks shows no waiter of it)")
 		case <-time.After(20 * time.Millisecond):
 		}
-		if err := db.QueryRowContext(ctx, waiting, app, pid).Scan(&n); err != nil {
-			t.Fatal(err)
+		if err := h.db.QueryRowContext(context.Background(), waiting, h.app, h.pid).Scan(&n); err != nil {
+			h.t.Fatal(err)
 		}
-	}
-	unlock()
-	if err := <-opened; err != nil {
-		t.Fatalf("Open after the lock was released: %v", err)
 	}
 }
 
