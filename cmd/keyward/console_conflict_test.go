@@ -18,6 +18,7 @@ import (
 // Reload the account shows the account as it is now, from which a save
 // goes through. The API form does the same, with Reload the API.
 func TestConsoleEditConflict(t *testing.T) {
+	chromium(t) // without Chromium, skip before starting a server
 	m := startServer(t)
 	ctx, consoleLog := browserSession(t)
 	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}

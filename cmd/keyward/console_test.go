@@ -65,7 +65,6 @@ var sharedBrowser struct {
 	mu     sync.Mutex
 	ctx    context.Context // the browser's; nil until started, done if it died
 	cancel []context.CancelFunc
-	dir    string // its user data directory
 }
 
 // sharedChromium returns the shared browser's context, starting Chromium
@@ -80,10 +79,8 @@ func sharedChromium(t *testing.T) context.Context {
 	}
 	stopBrowserLocked()
 	exe := chromium(t)
-	dir, err := os.MkdirTemp("", "keyward-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// No UserDataDir: chromedp makes a temporary one, and when the browser
+	// ends kills what Chromium left running with it, and removes it.
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
 		chromedp.Headless,
@@ -93,11 +90,10 @@ func sharedChromium(t *testing.T) context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.WindowSize(1280, 900),
-		chromedp.UserDataDir(dir),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	b.dir, b.cancel = dir, []context.CancelFunc{cancel, cancelAlloc}
+	b.cancel = []context.CancelFunc{cancel, cancelAlloc}
 	// The first Run starts the browser; it must not have a deadline, as the
 	// browser lives as long as its context. Starting is bounded all the same.
 	if err := runBounded(ctx, 60*time.Second); err != nil {
@@ -136,10 +132,7 @@ func stopBrowserLocked() {
 	for _, cancel := range b.cancel {
 		cancel()
 	}
-	if b.dir != "" {
-		os.RemoveAll(b.dir)
-	}
-	b.ctx, b.cancel, b.dir = nil, nil, ""
+	b.ctx, b.cancel = nil, nil
 }
 
 // browserSession opens a tab for the test in a browser context of its own
@@ -275,6 +268,7 @@ func viewButton(label string) chromedp.Search {
 // downloads and a secret shown once, reads the audit log, is refused
 // removing its own admin scope, and checks each change on the server.
 func TestConsoleBrowser(t *testing.T) {
+	chromium(t) // without Chromium, skip before starting a server
 	m := startServer(t)
 	ctx, consoleLog := browserSession(t)
 	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
@@ -849,6 +843,7 @@ func TestConsoleAPIs(t *testing.T) {
 // (Back returns to the one before) and that a filter the admin API
 // refuses shows its description and changes nothing.
 func TestConsoleAuditFilter(t *testing.T) {
+	chromium(t) // without Chromium, skip before starting a server
 	m := startServer(t)
 	ctx, consoleLog := browserSession(t)
 	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
@@ -1124,6 +1119,7 @@ func waitKeyFile(t *testing.T, dir string) sakey.KeyFile {
 // reach (JWTs verified by APIs themselves); its opaque token is inactive
 // at once, and a token obtained after it works.
 func TestConsoleRevokeAccountTokens(t *testing.T) {
+	chromium(t)            // without Chromium, skip before starting a server
 	var ahead atomic.Int64 // the server's clock, ahead of the real one
 	m := startServer(t, func(m *Main) { m.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) } })
 	ctx, consoleLog := browserSession(t)
@@ -1190,6 +1186,7 @@ func shopClient(t *testing.T, m *Main, name string, scopes ...string) (storage.A
 // returns the page, the server and its administrator's key file.
 func consoleTest(t *testing.T, opts ...func(*Main)) (*consolePage, *Main, sakey.KeyFile) {
 	t.Helper()
+	chromium(t) // without Chromium, skip before starting a server
 	m := startServer(t, opts...)
 	ctx, consoleLog := browserSession(t)
 	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
