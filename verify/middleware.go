@@ -291,6 +291,8 @@ func writeError(w http.ResponseWriter, status int, e *Error) {
 // RequireScopes lets a request through only if its token (verified by
 // Middleware) carries every one of scopes; otherwise 403 insufficient_scope
 // naming them (RFC 6750 §3.1), in a challenge with Middleware's realm.
+// Of an opaque token for several APIs, only this API's scopes are known
+// (see Claims): require this API's own.
 func RequireScopes(scopes ...string) func(http.Handler) http.Handler {
 	need := strings.Join(scopes, " ")
 	return func(next http.Handler) http.Handler {

@@ -44,12 +44,24 @@ type Claims struct {
 	ClientID string
 	// ClientEmail is the service account's email.
 	ClientEmail string
-	Audience    []string
-	Scopes      []string
-	IssuedAt    time.Time
-	Expiry      time.Time
-	NotBefore   time.Time
-	ID          string
+	// Audience and Scopes are a JWT's own, all of them (WithRevocationCheck
+	// does not change them). An opaque token's are what introspection
+	// answered, and Keyward answers an API's introspector (the account of
+	// WithIntrospection, unless it holds keyward.introspect) of a token
+	// also meant for other APIs only its own part (RFC 7662 §4): the APIs
+	// that account introspects for, and of the token's scopes those that
+	// belong to one of them now. So RequireScopes("billing.read") on the
+	// orders API lets through a JWT for orders and billing that has it,
+	// and refuses the same token opaque: an API should require only its
+	// own scopes. A token all of whose APIs the account introspects for
+	// (one API's, most often) is answered whole, with a scope since taken
+	// off its API too.
+	Audience  []string
+	Scopes    []string
+	IssuedAt  time.Time
+	Expiry    time.Time
+	NotBefore time.Time
+	ID        string
 	// Actor is the service account acting for Subject in a delegated token.
 	Actor *Actor
 	// CertificateThumbprint is the x5t#S256 of the client certificate the

@@ -448,6 +448,54 @@ func TestIntrospection(t *testing.T) {
 	})
 }
 
+// TestClaimsOfATokenForSeveralAPIs: a JWT for orders and billing has all
+// of its aud and scope in its Claims, with or without the revocation
+// check; the same token opaque has only what introspection tells the
+// orders API's introspector, its part, so RequireScopes("billing.read")
+// on the orders API refuses it.
+func TestClaimsOfATokenForSeveralAPIs(t *testing.T) {
+	tests := []struct {
+		format       string
+		revocation   bool
+		wantAudience []string
+		wantScopes   []string
+		wantBilling  int // the status of a route that requires billing.read
+	}{
+		{"jwt", false, []string{"https://orders.internal", "https://billing.internal"}, []string{"orders.read", "billing.read"}, http.StatusOK},
+		{"jwt", true, []string{"https://orders.internal", "https://billing.internal"}, []string{"orders.read", "billing.read"}, http.StatusOK},
+		{"opaque", false, []string{"https://orders.internal"}, []string{"orders.read"}, http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s revocation=%v", tt.format, tt.revocation), func(t *testing.T) {
+			k := testkeyward.Start(t)
+			id, secret, apiID, apiSecret := k.Setup(t, tt.format)
+			opts := []verify.Option{verify.WithIntrospection(apiID, apiSecret)}
+			if tt.revocation {
+				opts = append(opts, verify.WithRevocationCheck())
+			}
+			v := newVerifier(t, k, opts...)
+			tok := tokenFor(t, k, id, secret, "orders.read billing.read")
+			c, err := v.Verify(context.Background(), tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(sorted(c.Audience), sorted(tt.wantAudience)) || !slices.Equal(sorted(c.Scopes), sorted(tt.wantScopes)) {
+				t.Errorf("Audience %q, Scopes %q; want %q, %q", c.Audience, c.Scopes, tt.wantAudience, tt.wantScopes)
+			}
+			h := verify.Middleware(v)(verify.RequireScopes("billing.read")(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+			req := httptest.NewRequest("GET", "/", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != tt.wantBilling {
+				t.Errorf("RequireScopes(\"billing.read\") answered %d, want %d", w.Code, tt.wantBilling)
+			}
+		})
+	}
+}
+
+func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
+
 // Tokens that cannot be Keyward's opaque tokens never reach the issuer's
 // introspection endpoint (each request there is audited), and one unknown
 // token sent again and again reaches it once per cache lifetime.

@@ -31,6 +31,12 @@ func TestNarrow(t *testing.T) {
 		{"two of three, in the token's order", []string{orders, ledger}, oauth2.Audience{ledger, billing, orders}, "ledger.read billing.read orders.read", oauth2.Audience{ledger, orders}, "ledger.read orders.read"},
 		{"a scope no API defines now", []string{orders}, oauth2.Audience{orders, billing}, "orders.gone orders.read billing.read", oauth2.Audience{orders}, "orders.read"},
 		{"none of the scopes the caller's", []string{orders}, oauth2.Audience{orders, billing}, "billing.read", oauth2.Audience{orders}, ""},
+		// As documented (README "Introspection", verify.Claims): a token all
+		// of whose APIs are the caller's is answered whole, with a scope
+		// since deleted or moved off its API; of a narrowed one it is dropped.
+		{"one audience, a scope since deleted", []string{orders}, oauth2.Audience{orders}, "orders.gone orders.read", oauth2.Audience{orders}, "orders.gone orders.read"},
+		{"one audience, a scope since moved to another API", []string{orders}, oauth2.Audience{orders}, "ledger.read orders.read", oauth2.Audience{orders}, "ledger.read orders.read"},
+		{"two audiences, a scope since moved to a third API", []string{orders}, oauth2.Audience{orders, billing}, "ledger.read orders.read billing.read", oauth2.Audience{orders}, "orders.read"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
