@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -632,51 +633,86 @@ func (b *bench) createFixtures(ctx context.Context) error {
 	p, fx := b.prefix, &b.fixtures
 	fx.jwtAPI, fx.scope = benchAPI(p)
 	fx.opaqueAPI, fx.opaqueScope = benchAPI(p + "-opaque")
-	do := func(method, path string, in, out any) error { return b.admin.do(ctx, method, path, in, out) }
-	if b.accountCount == 0 { // else made with the fill accounts, which hold its scope
-		if err := do("POST", "/v1/apis", admin.APIInput{Name: p, Identifier: fx.jwtAPI, Scopes: []string{fx.scope}}, nil); err != nil {
-			return err
-		}
+	do := func(method, path string, in, out any) error {
+		c := *b.admin // its own: do keeps the last answer's ETag
+		return c.do(ctx, method, path, in, out)
 	}
-	if err := do("POST", "/v1/apis", admin.APIInput{Name: p + "-opaque", Identifier: fx.opaqueAPI, Scopes: []string{fx.opaqueScope}, TokenFormat: "opaque"}, nil); err != nil {
+	// In three rounds, each of requests that do not need each other's
+	// answers, sent at once.
+	var apis []func() error
+	if b.accountCount == 0 { // else made with the fill accounts, which hold its scope
+		apis = append(apis, func() error {
+			return do("POST", "/v1/apis", admin.APIInput{Name: p, Identifier: fx.jwtAPI, Scopes: []string{fx.scope}}, nil)
+		})
+	}
+	apis = append(apis, func() error {
+		return do("POST", "/v1/apis", admin.APIInput{Name: p + "-opaque", Identifier: fx.opaqueAPI, Scopes: []string{fx.opaqueScope}, TokenFormat: "opaque"}, nil)
+	})
+	if err := concurrently(apis...); err != nil {
 		return err
 	}
 	var acct, intro admin.AccountView
-	if err := do("POST", "/v1/service-accounts", admin.AccountInput{Name: p + "-client", Project: p, Scopes: []string{fx.scope, fx.opaqueScope}}, &acct); err != nil {
-		return err
-	}
-	if err := do("POST", "/v1/service-accounts", admin.AccountInput{Name: p + "-api", Project: p}, &intro); err != nil {
-		return err
-	}
-	fx.accounts = []string{acct.ClientID, intro.ClientID}
-	fx.clientID, fx.clientEmail, fx.introID = acct.ClientID, acct.Email, intro.ClientID
-	for _, api := range []string{p, p + "-opaque"} {
-		ids := []string{intro.ClientID}
-		if err := do("PATCH", "/v1/apis/"+api, admin.APIUpdate{Introspectors: &ids}, nil); err != nil {
-			return err
+	err := concurrently(func() error {
+		return do("POST", "/v1/service-accounts", admin.AccountInput{Name: p + "-client", Project: p, Scopes: []string{fx.scope, fx.opaqueScope}}, &acct)
+	}, func() error {
+		return do("POST", "/v1/service-accounts", admin.AccountInput{Name: p + "-api", Project: p}, &intro)
+	})
+	for _, a := range []admin.AccountView{acct, intro} {
+		if a.ClientID != "" { // created, to delete with --target
+			fx.accounts = append(fx.accounts, a.ClientID)
 		}
 	}
-	var s1, s2 admin.SecretView
-	if err := do("POST", "/v1/service-accounts/"+acct.ClientID+"/secrets", admin.KeyRequest{}, &s1); err != nil {
+	if err != nil {
 		return err
 	}
-	if err := do("POST", "/v1/service-accounts/"+intro.ClientID+"/secrets", admin.KeyRequest{}, &s2); err != nil {
+	fx.clientID, fx.clientEmail, fx.introID = acct.ClientID, acct.Email, intro.ClientID
+	fx.esKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	spki, _ := x509.MarshalPKIXPublicKey(&fx.esKey.PublicKey)
+	ids := []string{intro.ClientID}
+	var (
+		s1, s2 admin.SecretView
+		kf     jsonRaw
+		kv     admin.KeyView
+	)
+	if err := concurrently(
+		func() error { return do("PATCH", "/v1/apis/"+p, admin.APIUpdate{Introspectors: &ids}, nil) },
+		func() error { return do("PATCH", "/v1/apis/"+p+"-opaque", admin.APIUpdate{Introspectors: &ids}, nil) },
+		func() error {
+			return do("POST", "/v1/service-accounts/"+acct.ClientID+"/secrets", admin.KeyRequest{}, &s1)
+		},
+		func() error {
+			return do("POST", "/v1/service-accounts/"+intro.ClientID+"/secrets", admin.KeyRequest{}, &s2)
+		},
+		func() error {
+			return do("POST", "/v1/service-accounts/"+acct.ClientID+"/keys", admin.KeyRequest{}, &kf)
+		},
+		func() error {
+			return do("POST", "/v1/service-accounts/"+acct.ClientID+"/keys/upload",
+				admin.KeyRequest{PublicKeyPEM: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}))}, &kv)
+		},
+	); err != nil {
 		return err
 	}
 	fx.secret, fx.introSecret = s1.Secret, s2.Secret
-	var kf jsonRaw
-	if err := do("POST", "/v1/service-accounts/"+acct.ClientID+"/keys", admin.KeyRequest{}, &kf); err != nil {
-		return err
-	}
 	fx.keyFile = kf
-	fx.esKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	spki, _ := x509.MarshalPKIXPublicKey(&fx.esKey.PublicKey)
-	var kv admin.KeyView
-	if err := do("POST", "/v1/service-accounts/"+acct.ClientID+"/keys/upload",
-		admin.KeyRequest{PublicKeyPEM: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}))}, &kv); err != nil {
-		return err
-	}
 	fx.esKeyID = kv.KeyID
+	return nil
+}
+
+// concurrently runs fns at once and returns the error of the first of them
+// that failed, in their order.
+func concurrently(fns ...func() error) error {
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		wg.Go(func() { errs[i] = fn() })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
