@@ -4,27 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/mail"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/validate"
 )
-
-var domainRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
 
 // CreateOrg registers an organization (a domain) whose users service
 // accounts may be allowed to act for, with the scopes it never allows for
 // delegated access, in one transaction.
 func (s *Service) CreateOrg(ctx context.Context, actor Actor, domain string, blocked ...string) (storage.Org, error) {
 	domain = strings.ToLower(strings.TrimSpace(domain))
-	if len(domain) > 253 {
-		return storage.Org{}, invalid("The domain name is %d bytes long; a domain name has at most 253.", len(domain))
-	}
-	if !domainRE.MatchString(domain) {
-		return storage.Org{}, invalid("%s is not a domain name such as example.com.", quoteClip(domain))
+	if err := invalidErr(validate.Domain(domain)); err != nil {
+		return storage.Org{}, err
 	}
 	if err := checkBlockedScopes(blocked); err != nil {
 		return storage.Org{}, err
@@ -102,12 +96,7 @@ func (s *Service) SetBlockedScopesIf(ctx context.Context, actor Actor, domain st
 // would block nothing ("a b" never matches a requested scope, and its
 // author meant two).
 func checkBlockedScopes(scopes []string) error {
-	for _, sc := range scopes {
-		if !validScopeName(sc) {
-			return invalid("The blocked scope %s is not a valid scope name (printable ASCII without spaces, quotes, backslashes or commas): list each scope on its own.", oauth2.QuoteShort(sc))
-		}
-	}
-	return nil
+	return invalidErr(validate.BlockedScopes(scopes))
 }
 
 // PlaceProject puts a project in an organization. An internal project's
@@ -127,7 +116,7 @@ func (s *Service) PlaceProjectIf(ctx context.Context, actor Actor, domain, proje
 	if _, err := s.GetOrg(ctx, domain); err != nil {
 		return storage.ProjectOrg{}, err
 	}
-	if !nameRE.MatchString(project) {
+	if !validate.Name(project) {
 		return storage.ProjectOrg{}, invalid("The project %s must be 3-30 lowercase letters, digits and hyphens, starting with a letter.", quoteClip(project))
 	}
 	p := storage.ProjectOrg{Project: project, Org: domain, Internal: internal}
@@ -182,24 +171,14 @@ func (u UserInput) Org() string { return emailDomain(u.Email) }
 
 // emailDomain returns the domain of a well-formed email: what follows its
 // last @.
-func emailDomain(e string) string { return e[strings.LastIndexByte(e, '@')+1:] }
+func emailDomain(e string) string { return validate.EmailDomain(e) }
 
 // NormalizeEmail checks that e is a bare email address (RFC 5322
 // addr-spec, no display name) and lower-cases it.
 func NormalizeEmail(e string) (string, error) { return normalizeEmail(e) }
 
 // normalizeEmail checks an email and lower-cases it.
-func normalizeEmail(e string) (string, error) {
-	e = strings.TrimSpace(e)
-	if len(e) > 254 { // RFC 5321 §4.5.3.1.3
-		return "", fmt.Errorf("%s is longer than an email address may be (254 bytes)", quoteClip(e))
-	}
-	a, err := mail.ParseAddress(e)
-	if err != nil || a.Address != e || a.Name != "" {
-		return "", fmt.Errorf("%s is not an email address", quoteClip(e))
-	}
-	return strings.ToLower(e), nil
-}
+func normalizeEmail(e string) (string, error) { return validate.Email(e) }
 
 // PutUsers adds or replaces users in the directory of the organization
 // domain, in one transaction: each email must be of that domain.

@@ -12,19 +12,16 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/sakey"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/validate"
 )
 
 // The built-in API through which Keyward manages itself.
@@ -172,8 +169,6 @@ func addErr(err error, a storage.Account, what string) error {
 
 // --- APIs ---
 
-var apiNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,61}[a-z0-9]$`)
-
 // APIInput is what CreateAPI needs.
 type APIInput struct {
 	Name        string   `json:"name"`
@@ -196,16 +191,21 @@ type APIUpdate struct {
 }
 
 func checkFormat(f string, allowEmpty bool) error {
-	if f == storage.TokenJWT || f == storage.TokenOpaque || (allowEmpty && f == "") {
+	return invalidErr(validate.TokenFormat(f, allowEmpty))
+}
+
+// invalid_request of err, a validate rule's refusal; nil without one.
+func invalidErr(err error) error {
+	if err == nil {
 		return nil
 	}
-	return invalid("The token format %q must be jwt or opaque.", f)
+	return invalid("%s", err)
 }
 
 // Limits of the free-text fields, in characters.
 const (
-	MaxDisplayNameLength = 100
-	MaxDescriptionLength = 1000
+	MaxDisplayNameLength = validate.MaxDisplayNameLength
+	MaxDescriptionLength = validate.MaxDescriptionLength
 )
 
 // checkLabel refuses a display name or description that is too long or
@@ -213,37 +213,25 @@ const (
 // are shown on one line in terminals and the console, where control
 // characters could rewrite what an administrator sees.
 func checkLabel(field, v string, max int) error {
-	if n := utf8.RuneCountInString(v); n > max {
-		return invalid("The %s is %d characters long; at most %d are allowed.", field, n, max)
-	}
-	for i, r := range v {
-		if unicode.IsControl(r) {
-			return invalid("The %s contains the control character %U at byte %d; use printable text on one line.", field, r, i)
-		}
-	}
-	return nil
+	return invalidErr(validate.Label(field, v, max))
 }
 
 // MaxIdentifierLength bounds an API identifier: it is indexed, and
 // identifiers are URLs people type.
-const MaxIdentifierLength = 512
+const MaxIdentifierLength = validate.MaxIdentifierLength
 
 // MaxAPIScopes bounds an API's scopes: the store checks who holds them
 // with one statement, whose parameters SQLite and PostgreSQL bound (a list
 // of some 16,000 failed there, as a 503 no retry would mend).
-const MaxAPIScopes = 1000
+const MaxAPIScopes = validate.MaxAPIScopes
 
 // CreateAPI registers a resource server and its scopes.
 func (s *Service) CreateAPI(ctx context.Context, actor Actor, in APIInput) (storage.API, error) {
-	if !apiNameRE.MatchString(in.Name) {
-		return storage.API{}, invalid("The API name %q must be 2-63 lowercase letters, digits and hyphens, starting with a letter.", in.Name)
+	if err := invalidErr(validate.APIName(in.Name)); err != nil {
+		return storage.API{}, err
 	}
-	u, err := url.Parse(in.Identifier)
-	if err != nil || u.Scheme == "" || u.Fragment != "" || strings.ContainsAny(in.Identifier, " \t\n") {
-		return storage.API{}, invalid("The API identifier %q must be an absolute URI without a fragment, such as https://orders.internal.", in.Identifier)
-	}
-	if len(in.Identifier) > MaxIdentifierLength {
-		return storage.API{}, invalid("The API identifier is %d bytes long; at most %d are allowed.", len(in.Identifier), MaxIdentifierLength)
+	if err := invalidErr(validate.APIIdentifier(in.Identifier)); err != nil {
+		return storage.API{}, err
 	}
 	if oauth2.IsAssertionAudience(in.Identifier, s.cfg.Issuer) {
 		return storage.API{}, invalid("The API identifier %q is this server's issuer or token endpoint URL (%s, %s): service accounts sign the JWTs they exchange for access tokens with that audience, so an API with it would receive self-signed JWTs it could exchange for its callers' tokens. Use the API's own URL, such as https://orders.internal.",
@@ -263,7 +251,7 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in APIInput) (stor
 		format = storage.TokenJWT
 	}
 	a := storage.API{Name: in.Name, Identifier: in.Identifier, Description: in.Description, Scopes: in.Scopes, TokenFormat: format, CreatedAt: s.cfg.Now()}
-	err = s.store.CreateAPI(ctx, a, s.event(actor, "api.create", "", map[string]string{"api": a.Name, "identifier": a.Identifier, "scopes": strings.Join(a.Scopes, " ")}))
+	err := s.store.CreateAPI(ctx, a, s.event(actor, "api.create", "", map[string]string{"api": a.Name, "identifier": a.Identifier, "scopes": strings.Join(a.Scopes, " ")}))
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return a, conflict("An API with the name %q or the identifier %q exists already, or one of the scopes belongs to another API (each scope belongs to one API).", a.Name, a.Identifier)
 	}
@@ -276,28 +264,12 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in APIInput) (stor
 // checkAPIScopes checks the scopes of an API: at least one, each a valid
 // scope name, none twice.
 func checkAPIScopes(scopes []string) error {
-	if len(scopes) == 0 {
-		return invalid("An API needs at least one scope.")
-	}
-	if len(scopes) > MaxAPIScopes {
-		return invalid("An API has at most %d scopes; this lists %d.", MaxAPIScopes, len(scopes))
-	}
-	seen := map[string]bool{}
-	for _, sc := range scopes {
-		if !validScopeName(sc) {
-			return invalid("The scope %q is not a valid scope name (printable ASCII without spaces, quotes, backslashes or commas).", sc)
-		}
-		if seen[sc] {
-			return invalid("The scope %q is listed twice.", sc)
-		}
-		seen[sc] = true
-	}
-	return nil
+	return invalidErr(validate.APIScopes(scopes))
 }
 
 // validScopeName reports whether sc can name a scope: a scope token (RFC
 // 6749 §3.3) of at most 200 bytes.
-func validScopeName(sc string) bool { return oauth2.ValidScopeToken(sc) && len(sc) <= 200 }
+func validScopeName(sc string) bool { return validate.ScopeName(sc) }
 
 // holderList names the holders of a ScopesHeldError, and how many more
 // there are.
@@ -477,8 +449,6 @@ func (s *Service) DeleteAPIIf(ctx context.Context, actor Actor, name string, mat
 
 // --- service accounts ---
 
-var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{1,28}[a-z0-9]$`)
-
 // AccountInput is what CreateAccount needs.
 type AccountInput struct {
 	Name                 string   `json:"name"`
@@ -539,10 +509,10 @@ func (s *Service) lifetime(secs int64) (time.Duration, error) {
 
 // CreateAccount creates a service account with a new numeric client ID.
 func (s *Service) CreateAccount(ctx context.Context, actor Actor, in AccountInput) (storage.Account, error) {
-	if !nameRE.MatchString(in.Name) {
+	if !validate.Name(in.Name) {
 		return storage.Account{}, invalid("The account name %q must be 3-30 lowercase letters, digits and hyphens, starting with a letter.", in.Name)
 	}
-	if !nameRE.MatchString(in.Project) {
+	if !validate.Name(in.Project) {
 		return storage.Account{}, invalid("The project %q must be 3-30 lowercase letters, digits and hyphens, starting with a letter.", in.Project)
 	}
 	if err := checkLabel("display name", in.DisplayName, MaxDisplayNameLength); err != nil {
@@ -889,12 +859,7 @@ func guardErr(err error, a storage.Account, change string) error {
 }
 
 func checkAuthMethods(methods []string) error {
-	for _, m := range methods {
-		if !slices.Contains(storage.AuthMethods, m) {
-			return invalid("Unknown client authentication method %q; the methods are %s.", m, strings.Join(storage.AuthMethods, ", "))
-		}
-	}
-	return nil
+	return invalidErr(validate.AuthMethods(methods))
 }
 
 // checkTLSBinding checks a tls_client_auth binding and puts it in the form

@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/keyward/keyward/internal/validate"
 )
 
 // MaxImportUsers bounds one import.
@@ -176,24 +177,13 @@ func parseUsersCSV(data []byte, check func(UserRow) error) ([]UserRow, error) {
 
 // quoteClip quotes s, a value from an import file or a request body, for
 // an error message, as clip cuts it.
-func quoteClip(s string) string {
-	return clip(s, strconv.Quote)
-}
+func quoteClip(s string) string { return validate.QuoteClip(s) }
 
 // clip shows s, a value from an import file or a request body, with show
 // for an error message; one longer than 64 bytes is cut to the whole
 // characters of its first 48, shown with its length: a file of one 50 MB
 // line is not echoed back whole.
-func clip(s string, show func(string) string) string {
-	if len(s) <= 64 {
-		return show(s)
-	}
-	cut := 48
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return fmt.Sprintf("%s… (%d bytes)", show(s[:cut]), len(s))
-}
+func clip(s string, show func(string) string) string { return validate.Clip(s, show) }
 
 // showEmail shows an email from an import file or a request body for an
 // error message: as it is, or, longer than 64 bytes, as quoteClip shows it.

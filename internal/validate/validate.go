@@ -1,0 +1,189 @@
+// Package validate holds the rules the admin API applies to what it
+// creates (API names and identifiers, scopes, labels, token formats,
+// client authentication methods, domains, emails), as plain functions of
+// the values, so that the admin API and keyward import refuse the same
+// values. Their errors are sentences for a person; callers add the OAuth
+// error code.
+package validate
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Limits of the free-text fields, in characters.
+const (
+	MaxDisplayNameLength = 100
+	MaxDescriptionLength = 1000
+)
+
+// MaxIdentifierLength bounds an API identifier: it is indexed, and
+// identifiers are URLs people type.
+const MaxIdentifierLength = 512
+
+// MaxAPIScopes bounds an API's scopes: the store checks who holds them
+// with one statement, whose parameters SQLite and PostgreSQL bound (a list
+// of some 16,000 failed there, as a 503 no retry would mend).
+const MaxAPIScopes = 1000
+
+var (
+	apiNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,61}[a-z0-9]$`)
+	nameRE    = regexp.MustCompile(`^[a-z][a-z0-9-]{1,28}[a-z0-9]$`)
+	domainRE  = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
+)
+
+// APIName checks the name of an API.
+func APIName(name string) error {
+	if !apiNameRE.MatchString(name) {
+		return fmt.Errorf("The API name %q must be 2-63 lowercase letters, digits and hyphens, starting with a letter.", name)
+	}
+	return nil
+}
+
+// APIIdentifier checks an API identifier (its audience): an absolute URI
+// without a fragment, of at most MaxIdentifierLength bytes.
+func APIIdentifier(id string) error {
+	u, err := url.Parse(id)
+	if err != nil || u.Scheme == "" || u.Fragment != "" || strings.ContainsAny(id, " \t\n") {
+		return fmt.Errorf("The API identifier %q must be an absolute URI without a fragment, such as https://orders.internal.", id)
+	}
+	if len(id) > MaxIdentifierLength {
+		return fmt.Errorf("The API identifier is %d bytes long; at most %d are allowed.", len(id), MaxIdentifierLength)
+	}
+	return nil
+}
+
+// APIScopes checks the scopes of an API: at least one, each a valid scope
+// name, none twice.
+func APIScopes(scopes []string) error {
+	if len(scopes) == 0 {
+		return errors.New("An API needs at least one scope.")
+	}
+	if len(scopes) > MaxAPIScopes {
+		return fmt.Errorf("An API has at most %d scopes; this lists %d.", MaxAPIScopes, len(scopes))
+	}
+	seen := map[string]bool{}
+	for _, sc := range scopes {
+		if !ScopeName(sc) {
+			return fmt.Errorf("The scope %q is not a valid scope name (printable ASCII without spaces, quotes, backslashes or commas).", sc)
+		}
+		if seen[sc] {
+			return fmt.Errorf("The scope %q is listed twice.", sc)
+		}
+		seen[sc] = true
+	}
+	return nil
+}
+
+// ScopeName reports whether sc can name a scope: a scope token (RFC 6749
+// §3.3) of at most 200 bytes.
+func ScopeName(sc string) bool { return oauth2.ValidScopeToken(sc) && len(sc) <= 200 }
+
+// BlockedScopes refuses a blocked scope that cannot be a scope: it would
+// block nothing ("a b" never matches a requested scope, and its author
+// meant two).
+func BlockedScopes(scopes []string) error {
+	for _, sc := range scopes {
+		if !ScopeName(sc) {
+			return fmt.Errorf("The blocked scope %s is not a valid scope name (printable ASCII without spaces, quotes, backslashes or commas): list each scope on its own.", oauth2.QuoteShort(sc))
+		}
+	}
+	return nil
+}
+
+// TokenFormat checks a token format: jwt or opaque, or "" if allowEmpty.
+func TokenFormat(f string, allowEmpty bool) error {
+	if f == storage.TokenJWT || f == storage.TokenOpaque || (allowEmpty && f == "") {
+		return nil
+	}
+	return fmt.Errorf("The token format %q must be jwt or opaque.", f)
+}
+
+// Label refuses a display name or description that is too long or holds
+// a control character (C0, DEL or C1, line breaks and tabs too): they are
+// shown on one line in terminals and the console, where control
+// characters could rewrite what an administrator sees.
+func Label(field, v string, max int) error {
+	if n := utf8.RuneCountInString(v); n > max {
+		return fmt.Errorf("The %s is %d characters long; at most %d are allowed.", field, n, max)
+	}
+	for i, r := range v {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("The %s contains the control character %U at byte %d; use printable text on one line.", field, r, i)
+		}
+	}
+	return nil
+}
+
+// Name reports whether s can be an account's name or a project: 3-30
+// lowercase letters, digits and hyphens, starting with a letter.
+func Name(s string) bool { return nameRE.MatchString(s) }
+
+// AuthMethods checks client authentication methods.
+func AuthMethods(methods []string) error {
+	for _, m := range methods {
+		if !slices.Contains(storage.AuthMethods, m) {
+			return fmt.Errorf("Unknown client authentication method %q; the methods are %s.", m, strings.Join(storage.AuthMethods, ", "))
+		}
+	}
+	return nil
+}
+
+// Domain checks an organization's domain, already lower-cased.
+func Domain(domain string) error {
+	if len(domain) > 253 {
+		return fmt.Errorf("The domain name is %d bytes long; a domain name has at most 253.", len(domain))
+	}
+	if !domainRE.MatchString(domain) {
+		return fmt.Errorf("%s is not a domain name such as example.com.", QuoteClip(domain))
+	}
+	return nil
+}
+
+// Email checks that e, trimmed, is a bare email address (RFC 5322
+// addr-spec, no display name) of at most 254 bytes, and lower-cases it.
+func Email(e string) (string, error) {
+	e = strings.TrimSpace(e)
+	if len(e) > 254 { // RFC 5321 §4.5.3.1.3
+		return "", fmt.Errorf("%s is longer than an email address may be (254 bytes)", QuoteClip(e))
+	}
+	a, err := mail.ParseAddress(e)
+	if err != nil || a.Address != e || a.Name != "" {
+		return "", fmt.Errorf("%s is not an email address", QuoteClip(e))
+	}
+	return strings.ToLower(e), nil
+}
+
+// EmailDomain returns the domain of a well-formed email: what follows its
+// last @.
+func EmailDomain(e string) string { return e[strings.LastIndexByte(e, '@')+1:] }
+
+// QuoteClip quotes s, a value from an import file or a request body, for
+// an error message, as Clip cuts it.
+func QuoteClip(s string) string { return Clip(s, strconv.Quote) }
+
+// Clip shows s, a value from an import file or a request body, with show
+// for an error message; one longer than 64 bytes is cut to the whole
+// characters of its first 48, shown with its length: a file of one 50 MB
+// line is not echoed back whole.
+func Clip(s string, show func(string) string) string {
+	if len(s) <= 64 {
+		return show(s)
+	}
+	cut := 48
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", show(s[:cut]), len(s))
+}
