@@ -87,7 +87,8 @@ func newImportCommand() *cobra.Command {
 		Long: `Load a file written by 'keyward export' into a store that has no accounts yet
 (run it before the first 'keyward serve' on that store). Every imported item
 is audited. The import is one transaction: a file it refuses (it names each
-item that refers to an account or organization the file does not hold) or
+item that refers to an account or organization the file does not hold, or
+that has a value the admin API would refuse) or
 an import that fails or is killed part way leaves the store as it was, so it
 can be run again. Start the server with the master key of the exported store
 (--master-key-file or KEYWARD_MASTER_KEY): the signing keys and the secret

@@ -125,9 +125,10 @@ var ErrNotEmpty = errors.New("the target store is not empty: import only into a 
 // event, so a refused item, a failed write or a crash part way leaves the
 // store as it was, and the import can be run again. Every item is audited
 // as written by "import". A dump the admin API could not have made (an
-// item naming an account or an organization the file does not hold, or a
-// delegation of Keyward's own scopes) is refused before the transaction,
-// naming each such item. An API the store has already with the file's
+// item naming an account or an organization the file does not hold, a
+// delegation of Keyward's own scopes, a value the admin API's rules
+// refuse, a required value missing or a unique one given twice) is
+// refused before the transaction, naming each such item. An API the store has already with the file's
 // name and identifier (the built-in one, left by an interrupted first
 // start) becomes the file's version, in the same transaction.
 func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error {
@@ -261,6 +262,8 @@ func apiDiff(had, want storage.API) []string {
 //     holder of its scopes;
 //   - a delegation grant carrying a scope the admin API does not delegate
 //     (oauth2.Delegable);
+//   - an item invalid names: a value the admin API refuses on create, a
+//     required one missing, a unique one given twice;
 //   - an account without its client ID or email, a key or a secret without
 //     its ID, an organization without its domain, a user without its
 //     email: the store would hold it, yet list (and export) no account
@@ -304,6 +307,7 @@ func check(d Dump) error {
 			unnamed = append(unnamed, fmt.Sprintf("a user of %s has no email", u.Org))
 		}
 	}
+	bad := invalid(d)
 	for _, a := range d.APIs {
 		for _, id := range a.Introspectors {
 			if !ids[id] {
@@ -348,6 +352,10 @@ func check(d Dump) error {
 	if len(unnamed) > 0 {
 		parts = append(parts, fmt.Sprintf("%s; the admin API makes no item without its identifier, and the store could not list nor export one: give each its identifier, or remove the item, and import again",
 			limit(unnamed)))
+	}
+	if len(bad) > 0 {
+		parts = append(parts, fmt.Sprintf("%s; the admin API makes no such item, and the store could not hold it as Keyward uses it: correct each, or remove the item, and import again",
+			limit(bad)))
 	}
 	if len(dangling) > 0 {
 		parts = append(parts, fmt.Sprintf("%s; the target store has no accounts or organizations yet, so what an item names must be in the file: add the accounts and organizations named, or remove the items, and import again",

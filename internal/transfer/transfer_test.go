@@ -560,3 +560,101 @@ func TestImportWithoutCertRevocation(t *testing.T) {
 		t.Fatalf("imported from an older dump:\n got %+v\nwant %+v", again.Accounts, dump.Accounts)
 	}
 }
+
+// A file with an item the admin API would refuse to create, or the store
+// could not hold (a required value missing, a unique one given twice), is
+// refused before anything is written, naming the item and the rule. Before,
+// such items were imported (an email with a NUL byte, users a@x and A@x
+// of one organization, a bad domain or API identifier), or the store
+// refused them with its own text (NOT NULL constraint failed:
+// keys.public_key).
+func TestImportRefusesInvalidItems(t *testing.T) {
+	base := exported(t)
+	for _, tc := range []struct {
+		name  string
+		edit  func(d *transfer.Dump)
+		wants []string
+	}{
+		{"account email with NUL", func(d *transfer.Dump) { d.Accounts[0].Email = "1\x00@p.example" },
+			[]string{`the service account "1": its email "1\x00@p.example" is not an email address`}},
+		{"account email twice in another case", func(d *transfer.Dump) { d.Accounts[1].Email = "1@P.example" },
+			[]string{`the service account email "1@P.example" is in the file twice`}},
+		{"account client ID twice", func(d *transfer.Dump) { d.Accounts[1].ID = "1" },
+			[]string{`the service account "1" is in the file twice`}},
+		{"account scope no API defines", func(d *transfer.Dump) { d.Accounts[0].Scopes = []string{"orders.write"} },
+			[]string{`the service account "1": the scope "orders.write" is defined by no API in the file`}},
+		{"account auth method", func(d *transfer.Dump) { d.Accounts[0].AuthMethods = []string{"none"} },
+			[]string{`the service account "1": unknown client authentication method "none"`}},
+		{"account description with a line break", func(d *transfer.Dump) { d.Accounts[0].Description = "a\nb" },
+			[]string{`the service account "1": the description contains the control character U+000A`}},
+		{"account token lifetime zero", func(d *transfer.Dump) { d.Accounts[0].TokenLifetime = 0 },
+			[]string{`the service account "1": its token lifetime 0s is under`}},
+		{"account token format", func(d *transfer.Dump) { d.Accounts[0].TokenFormat = "paseto" },
+			[]string{`the service account "1": the token format "paseto" must be jwt or opaque`}},
+		{"API name", func(d *transfer.Dump) { d.APIs[0].Name = "Orders" },
+			[]string{`the API "Orders": the API name "Orders" must be`}},
+		{"API identifier", func(d *transfer.Dump) { d.APIs[0].Identifier = "orders" },
+			[]string{`the API "orders": the API identifier "orders" must be an absolute URI`}},
+		{"API scope name", func(d *transfer.Dump) { d.APIs[0].Scopes = []string{"orders.read", "a b"} },
+			[]string{`the API "orders": the scope "a b" is not a valid scope name`}},
+		{"API without scopes", func(d *transfer.Dump) {
+			d.APIs[0].Scopes = nil
+			d.Accounts[0].Scopes, d.Accounts[1].Scopes, d.Grants = nil, nil, nil
+		}, []string{`the API "orders": an API needs at least one scope`}},
+		{"scope of two APIs", func(d *transfer.Dump) {
+			d.APIs = append(d.APIs, storage.API{Name: "other", Identifier: "https://other", Scopes: []string{"orders.read"}, TokenFormat: "jwt", CreatedAt: t0})
+		}, []string{`the API "other": the scope "orders.read" is another API's too`}},
+		{"key without public key", func(d *transfer.Dump) { d.Keys[0].PublicKey = nil },
+			[]string{`the key "k1" has no public_key`}},
+		{"key algorithm", func(d *transfer.Dump) { d.Keys[0].Algorithm = "none" },
+			[]string{`the key "k1": its algorithm "none" is none of RS256, ES256`}},
+		{"key origin", func(d *transfer.Dump) { d.Keys[0].Origin = "" },
+			[]string{`the key "k1": its origin "" is neither generated nor uploaded`}},
+		{"key ID twice", func(d *transfer.Dump) { d.Keys[1].ID = "k1" },
+			[]string{`the key "k1" is in the file twice`}},
+		{"secret without hash", func(d *transfer.Dump) { d.Secrets[0].Hash = nil },
+			[]string{`the secret "s1" has no hash`}},
+		{"signing key with nothing sealed", func(d *transfer.Dump) { d.SigningKeys[0].Sealed = nil },
+			[]string{`the signing key "sk" has nothing sealed`}},
+		{"sealed value with nothing sealed", func(d *transfer.Dump) { d.SealedValues[0].Sealed = nil },
+			[]string{`the sealed value "client-secret-pepper" has nothing sealed`}},
+		{"organization domain", func(d *transfer.Dump) {
+			d.Orgs[0].Domain = "Example.com"
+			for i := range d.Users {
+				d.Users[i].Org = "Example.com"
+			}
+			d.Projects[0].Org, d.Grants[0].Org = "Example.com", "Example.com"
+		}, []string{`the organization "Example.com": "Example.com" is not a domain name`}},
+		{"organization blocked scope", func(d *transfer.Dump) { d.Orgs[0].BlockedScopes = []string{"a b"} },
+			[]string{`the organization "example.com": the blocked scope "a b" is not a valid scope name`}},
+		{"user email with NUL", func(d *transfer.Dump) { d.Users[0].Email = "a\x00@example.com" },
+			[]string{`the user "a\x00@example.com": it is not an email address`}},
+		{"user twice in another case", func(d *transfer.Dump) { d.Users[1].Email = "A@example.com" },
+			[]string{`the user "A@example.com" is in the file twice`}},
+		{"user of another domain", func(d *transfer.Dump) { d.Users[0].Email = "a@example.org" },
+			[]string{`the user "a@example.org" is in "example.com": a user belongs to the organization of its email's domain`}},
+		{"project placed twice", func(d *transfer.Dump) { d.Projects = append(d.Projects, d.Projects[0]) },
+			[]string{`the project "p" is in the file twice`}},
+		{"delegation without scope", func(d *transfer.Dump) { d.Grants[0].Scopes = nil },
+			[]string{`the delegation of "1" in "example.com" has no scope`}},
+		{"delegation scope no API defines", func(d *transfer.Dump) { d.Grants[0].Scopes = []string{"orders.write"} },
+			[]string{`the delegation of "1" in "example.com": the scope "orders.write" is defined by no API in the file`}},
+		{"delegation twice", func(d *transfer.Dump) { d.Grants = append(d.Grants, d.Grants[0]) },
+			[]string{`the delegation of "1" in "example.com" is in the file twice`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := clone(base)
+			tc.edit(&d)
+			dst := targets[0].open(t)
+			wantRefused(t, dst, transfer.Import(context.Background(), dst, d, t0), tc.wants...)
+		})
+	}
+}
+
+// clone copies d deeply enough for a test to edit its items.
+func clone(d transfer.Dump) transfer.Dump {
+	d.APIs, d.Accounts, d.Keys, d.Secrets = slices.Clone(d.APIs), slices.Clone(d.Accounts), slices.Clone(d.Keys), slices.Clone(d.Secrets)
+	d.SigningKeys, d.SealedValues = slices.Clone(d.SigningKeys), slices.Clone(d.SealedValues)
+	d.Orgs, d.Users, d.Projects, d.Grants = slices.Clone(d.Orgs), slices.Clone(d.Users), slices.Clone(d.Projects), slices.Clone(d.Grants)
+	return d
+}
