@@ -100,6 +100,25 @@ type ScopesHeldError struct {
 	Total int
 }
 
+// LoadError is Load's error writing one item of its Bulk: Kind names the
+// kind of item ("key", "service account"), ID the item (empty for the
+// users, written together) and Err is the cause, which may hold the
+// database's own text.
+type LoadError struct {
+	Kind, ID string
+	Err      error
+}
+
+func (e *LoadError) Error() string {
+	if e.ID == "" {
+		return fmt.Sprintf("load: %s: %v", e.Kind, e.Err)
+	}
+	return fmt.Sprintf("load: %s %s: %v", e.Kind, e.ID, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *LoadError) Unwrap() error { return e.Err }
+
 // ScopeHolder is an account (AccountID and Email set) or a delegation
 // grant (Org and ClientID set) holding some of an API's scopes.
 type ScopeHolder struct {
@@ -610,7 +629,8 @@ type Storage interface {
 	// the store as it was. It fails with ErrNotEmpty when the store has an
 	// account, with ErrAlreadyExists when an API, a sealed value or any
 	// other unique name in b is taken, and with a *ScopesHeldError as
-	// CreateAPI does. Users, project placements and grants are put as
+	// CreateAPI does; an item it fails to write is named by a *LoadError
+	// in the chain. Users, project placements and grants are put as
 	// PutUsers, PutProjectOrg and PutGrant put them. It is serialized
 	// against guarded changes (see Guard), signing-key updates and every
 	// change that adds an account, so the store still has no account when

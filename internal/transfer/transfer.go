@@ -19,6 +19,7 @@ import (
 
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/validate"
 )
 
 // Format identifies the dump format that Export and MarshalJSON write:
@@ -219,11 +220,47 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 	}
 	if err := s.Load(ctx, b, evs); errors.Is(err, storage.ErrNotEmpty) {
 		return ErrNotEmpty
+	} else if le, ok := errors.AsType[*storage.LoadError](err); ok {
+		return &WriteError{Kind: le.Kind, ID: le.ID, Err: err}
 	} else if err != nil {
 		return fmt.Errorf("nothing was imported: %w", err)
 	}
 	return nil
 }
+
+// WriteError is Import's error when the store failed to write an item of
+// a file check passed. Its message names the item and says what is known
+// of why in the store's terms (its identifier taken, what it names
+// missing), never the database's own text (a constraint, SQLSTATE or
+// driver message), which stays in Err, the cause, for errors.Is and
+// errors.As and for whoever logs the chain.
+type WriteError struct {
+	Kind string // the kind of item: "key", "service account", …
+	ID   string // the item, or empty for the users, written together
+	Err  error
+}
+
+func (e *WriteError) Error() string {
+	item := e.Kind
+	if e.ID != "" {
+		item += " " + validate.QuoteClip(e.ID)
+	}
+	var why string
+	switch {
+	case errors.Is(e.Err, storage.ErrAlreadyExists):
+		why = "its identifier, or another value that must be unique, is taken"
+	case errors.Is(e.Err, storage.ErrNotFound):
+		why = "something it names is not in the store"
+	case errors.Is(e.Err, storage.ErrScopesHeld), errors.Is(e.Err, storage.ErrUnknownScope):
+		why = "the scopes it names are not as the file's APIs define them"
+	default:
+		why = "the store refused it, though the file passed import's checks: run the import again, and if it fails the same way, report it with the file's item"
+	}
+	return fmt.Sprintf("nothing was imported: the import failed writing %s: %s", item, why)
+}
+
+// Unwrap returns the store's error.
+func (e *WriteError) Unwrap() error { return e.Err }
 
 // apiDiff describes how the API had differs from want, field by field;
 // nothing when they are the same.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -657,4 +658,59 @@ func clone(d transfer.Dump) transfer.Dump {
 	d.SigningKeys, d.SealedValues = slices.Clone(d.SigningKeys), slices.Clone(d.SealedValues)
 	d.Orgs, d.Users, d.Projects, d.Grants = slices.Clone(d.Orgs), slices.Clone(d.Users), slices.Clone(d.Projects), slices.Clone(d.Grants)
 	return d
+}
+
+// failingLoad is a store whose Load fails as a database would, with its
+// own text (a constraint and an error number) in the cause.
+type failingLoad struct{ storage.Storage }
+
+var errDriver = errors.New("sqlite: create key: NOT NULL constraint failed: keys.public_key (1299)")
+
+func (failingLoad) Load(context.Context, storage.Bulk, []storage.AuditEvent) error {
+	return fmt.Errorf("tx: %w", &storage.LoadError{Kind: "key", ID: "k1", Err: errDriver})
+}
+
+// A store error writing an item of a file that passed check names the
+// item, the kind of failure in the store's terms, and not the database's
+// text, which stays in the error chain. Before, the user read the store's
+// error whole ("load: key k1: sqlite: … NOT NULL constraint failed:
+// keys.public_key (1299)").
+func TestImportStoreErrorNamesItem(t *testing.T) {
+	base := exported(t)
+	for _, tc := range []struct {
+		name   string
+		open   func(t *testing.T) storage.Storage
+		want   string
+		not    []string
+		target error
+	}{
+		{"database error", func(t *testing.T) storage.Storage { return failingLoad{targets[0].open(t)} },
+			`nothing was imported: the import failed writing key "k1": the store refused it`,
+			[]string{"constraint", "1299", "sqlite", "public_key"}, errDriver},
+		{"identifier taken in the store", func(t *testing.T) storage.Storage {
+			// An API of another name with the file's API identifier.
+			s := targets[0].open(t)
+			if err := s.CreateAPI(context.Background(), storage.API{Name: "first", Identifier: "https://orders", Scopes: []string{"first.x"},
+				TokenFormat: "jwt", CreatedAt: t0}, storage.AuditEvent{Time: t0, Action: "x", Outcome: storage.OutcomeSuccess}); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}, `nothing was imported: the import failed writing API "orders": its identifier, or another value that must be unique, is taken`,
+			[]string{"UNIQUE", "sqlite"}, storage.ErrAlreadyExists},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := transfer.Import(context.Background(), tc.open(t), clone(base), t0)
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("import: %v, want it to start %q", err, tc.want)
+			}
+			for _, not := range tc.not {
+				if strings.Contains(err.Error(), not) {
+					t.Errorf("import: %v, shows %q", err, not)
+				}
+			}
+			if !errors.Is(err, tc.target) {
+				t.Errorf("import: %v, its chain lacks %v", err, tc.target)
+			}
+		})
+	}
 }

@@ -33,55 +33,55 @@ func (s *Store) Load(ctx context.Context, b storage.Bulk, evs []storage.AuditEve
 		}
 		for _, a := range b.APIs {
 			if err := s.insertAPI(ctx, tx, a); err != nil {
-				return fmt.Errorf("load: API %s: %w", a.Name, err)
+				return &storage.LoadError{Kind: "API", ID: a.Name, Err: err}
 			}
 		}
 		for _, a := range b.ReplaceAPIs {
 			if err := s.replaceAPI(ctx, tx, a); err != nil {
-				return fmt.Errorf("load: API %s: %w", a.Name, err)
+				return &storage.LoadError{Kind: "API", ID: a.Name, Err: err}
 			}
 		}
 		for _, a := range b.Accounts {
 			if err := s.insertAccount(ctx, tx, a); err != nil {
-				return s.wrap("load: account "+a.Email, err)
+				return &storage.LoadError{Kind: "service account", ID: a.ID, Err: s.wrap("insert account", err)}
 			}
 		}
 		for _, k := range b.Keys {
 			if err := s.insertKey(ctx, tx, k); err != nil {
-				return fmt.Errorf("load: key %s: %w", k.ID, err)
+				return &storage.LoadError{Kind: "key", ID: k.ID, Err: err}
 			}
 		}
 		for _, sec := range b.Secrets {
 			if err := s.insertSecret(ctx, tx, sec); err != nil {
-				return fmt.Errorf("load: secret %s: %w", sec.ID, err)
+				return &storage.LoadError{Kind: "secret", ID: sec.ID, Err: err}
 			}
 		}
 		for _, o := range b.Orgs {
 			if err := s.insertOrg(ctx, tx, o); err != nil {
-				return fmt.Errorf("load: organization %s: %w", o.Domain, err)
+				return &storage.LoadError{Kind: "organization", ID: o.Domain, Err: err}
 			}
 		}
 		if err := s.putUsers(ctx, tx, b.Users); err != nil {
-			return fmt.Errorf("load: %w", err)
+			return &storage.LoadError{Kind: "users", Err: err}
 		}
 		for _, p := range b.Projects {
 			if err := s.putProjectOrg(ctx, tx, p); err != nil {
-				return fmt.Errorf("load: project %s: %w", p.Project, err)
+				return &storage.LoadError{Kind: "project placement", ID: p.Project, Err: err}
 			}
 		}
 		for _, g := range b.Grants {
 			if err := s.putGrant(ctx, tx, g); err != nil {
-				return fmt.Errorf("load: delegation of %s in %s: %w", g.ClientID, g.Org, err)
+				return &storage.LoadError{Kind: "delegation", ID: g.ClientID + " in " + g.Org, Err: err}
 			}
 		}
 		for _, v := range b.SealedValues {
 			if err := s.insertSealedValue(ctx, tx, v); err != nil {
-				return fmt.Errorf("load: sealed value %s: %w", v.Name, err)
+				return &storage.LoadError{Kind: "sealed value", ID: v.Name, Err: err}
 			}
 		}
 		if len(b.SigningKeys) > 0 {
 			if err := s.replaceSigningKeys(ctx, tx, b.SigningKeys); err != nil {
-				return fmt.Errorf("load: %w", err)
+				return &storage.LoadError{Kind: "signing keys", Err: err}
 			}
 			if err := s.notify(ctx, tx, storage.ChangeSigningKeys); err != nil {
 				return err
