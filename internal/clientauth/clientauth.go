@@ -91,12 +91,12 @@ type Authenticator struct {
 	// set once by New (see setAudiences).
 	audiences    []string
 	audienceHint string
-	// certWarned is when the warning of a forwarded certificate that does
-	// not parse was last logged (Unix nanoseconds, 0 for never), and
-	// certUnlogged counts those seen since that were not: a misconfigured
-	// proxy sends one with every request.
-	certWarned   atomic.Int64
-	certUnlogged atomic.Int64
+	// certWarn limits the warning of a forwarded certificate that does not
+	// parse, which a misconfigured proxy sends with every request, and
+	// untrustedWarn that of a certificate header from an address not in
+	// TrustedProxies, which any client can send with every request.
+	certWarn      warnLimiter
+	untrustedWarn warnLimiter
 }
 
 // New returns an Authenticator.
@@ -505,7 +505,10 @@ func (a *Authenticator) peerChain(r *http.Request) (*x509.Certificate, []*x509.C
 	peer := oauth2.PeerIP(r)
 	addr, err := netip.ParseAddr(peer)
 	if err != nil || !slices.ContainsFunc(a.cfg.TrustedProxies, func(p netip.Prefix) bool { return p.Contains(addr.Unmap()) }) {
-		a.cfg.Logger.Warn("ignoring a client-certificate header from an untrusted address", "header", a.cfg.CertHeader, "source", peer)
+		if unlogged, ok := a.untrustedWarn.allow(a.cfg.Now()); ok {
+			a.cfg.Logger.Warn("ignoring a client-certificate header from an untrusted address (this is logged at most once a minute; unlogged counts the headers since the last time)",
+				"header", a.cfg.CertHeader, "source", peer, "unlogged", unlogged)
+		}
 		return nil, nil, nil
 	}
 	chain, err := parseForwardedCert(v)
@@ -517,25 +520,47 @@ func (a *Authenticator) peerChain(r *http.Request) (*x509.Certificate, []*x509.C
 	return chain[0], chain[1:], nil
 }
 
-// certWarnEvery is how often at most the warning of a forwarded
-// certificate that does not parse is logged.
-const certWarnEvery = time.Minute
+// warnEvery is how often at most a warnLimiter lets its warning be
+// logged.
+const warnEvery = time.Minute
+
+// warnLimiter lets a warning that a client or a misconfigured proxy can
+// cause on every request be logged at most once every warnEvery, and
+// counts the occurrences it holds back. Its zero value is ready to use.
+type warnLimiter struct {
+	// last is when the warning was last logged (Unix nanoseconds, 0 for
+	// never), and unlogged counts the occurrences since that were not.
+	last     atomic.Int64
+	unlogged atomic.Int64
+}
+
+// allow reports whether an occurrence at now is logged: the first, one
+// warnEvery or more after the last logged, or one before it (the clock
+// stepped back, which must not silence the warning until it catches up).
+// If so, unlogged is how many it held back since the last; if not, it
+// counts this one.
+func (l *warnLimiter) allow(now time.Time) (unlogged int64, ok bool) {
+	n := now.UnixNano()
+	last := l.last.Load()
+	if last != 0 && n >= last && n-last < int64(warnEvery) || !l.last.CompareAndSwap(last, n) {
+		l.unlogged.Add(1)
+		return 0, false
+	}
+	return l.unlogged.Swap(0), true
+}
 
 // unreadableCertificate counts a forwarded certificate from the trusted
 // proxy peer that does not parse, sent for client (the address the proxy
-// reported in X-Forwarded-For, else peer), and warns of it unless it did
-// so less than certWarnEvery ago; the warning says how many it left out
-// since.
+// reported in X-Forwarded-For, else peer), and warns of it at most once
+// every warnEvery; the warning says how many it left out since.
 func (a *Authenticator) unreadableCertificate(peer, client string, err error) {
 	a.cfg.OnUnreadableCertificate()
-	now := a.cfg.Now().UnixNano()
-	last := a.certWarned.Load()
-	if last != 0 && now-last < int64(certWarnEvery) || !a.certWarned.CompareAndSwap(last, now) {
-		a.certUnlogged.Add(1)
+	unlogged, ok := a.certWarn.allow(a.cfg.Now())
+	if !ok {
 		return
 	}
 	a.cfg.Logger.Warn("a trusted proxy's client-certificate header does not parse: check what the proxy forwards in it; requests that would authenticate with the certificate, or use a token bound to one, are refused, others go on as if no certificate was presented (this is logged at most once a minute; unlogged counts the headers since the last time)",
-		"header", a.cfg.CertHeader, "source", peer, "client", client, "err", err, "unlogged", a.certUnlogged.Swap(0))
+		"header", a.cfg.CertHeader, "source", peer, "client", client, "err", err, "unlogged", unlogged)
 }
 
 // ErrUnreadableCertificate is the answer to a request that would

@@ -468,6 +468,8 @@ func TestUnreadableCertificateWarning(t *testing.T) {
 		{name: "within the minute", after: 59 * time.Second, wantWarnings: 1, wantUnlogged: "unlogged=0"},
 		{name: "a minute after the first", after: time.Second, wantWarnings: 2, wantUnlogged: "unlogged=2"},
 		{name: "right after the second", wantWarnings: 2, wantUnlogged: "unlogged=2"},
+		{name: "the clock stepped back", after: -time.Hour, wantWarnings: 3, wantUnlogged: "unlogged=1"},
+		{name: "right after the step back", wantWarnings: 3, wantUnlogged: "unlogged=1"},
 	}
 	for i, st := range steps {
 		clock = clock.Add(st.after)
@@ -477,6 +479,51 @@ func TestUnreadableCertificateWarning(t *testing.T) {
 		}
 		if counted != i+1 {
 			t.Fatalf("%s: %d counted, want %d", st.name, counted, i+1)
+		}
+		text := logs.String()
+		if got := strings.Count(text, warning); got != st.wantWarnings {
+			t.Fatalf("%s: %d warnings, want %d; the log:\n%s", st.name, got, st.wantWarnings, text)
+		}
+		if last := text[strings.LastIndex(text, warning):]; !strings.Contains(last, st.wantUnlogged) {
+			t.Fatalf("%s: the last warning lacks %s: %s", st.name, st.wantUnlogged, last)
+		}
+	}
+}
+
+// TestUntrustedCertificateHeaderWarning: any client can send the
+// certificate header from an address that is not a trusted proxy, with
+// every request; the log warns of it at most once a minute, saying how
+// many it left out since, and not never again if the clock steps back.
+func TestUntrustedCertificateHeaderWarning(t *testing.T) {
+	w := newWorld(t)
+	var (
+		logs  bytes.Buffer
+		clock = now
+	)
+	a := New(Config{
+		Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, Pepper: pepper,
+		CertHeader: "X-Client-Cert", TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		Now: func() time.Time { return clock }, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	}, w.dir)
+	const warning = "ignoring a client-certificate header from an untrusted address"
+	steps := []struct {
+		name         string
+		after        time.Duration // since the step before
+		wantWarnings int           // in all, so far
+		wantUnlogged string        // in the last warning
+	}{
+		{name: "first", wantWarnings: 1, wantUnlogged: "unlogged=0"},
+		{name: "right after", wantWarnings: 1, wantUnlogged: "unlogged=0"},
+		{name: "a minute after the first", after: time.Minute, wantWarnings: 2, wantUnlogged: "unlogged=1"},
+		{name: "the clock stepped back", after: -time.Hour, wantWarnings: 3, wantUnlogged: "unlogged=0"},
+		{name: "right after the step back", wantWarnings: 3, wantUnlogged: "unlogged=0"},
+	}
+	for _, st := range steps {
+		clock = clock.Add(st.after)
+		// The request goes on without a certificate.
+		c, err := (request{header: http.Header{"Authorization": {basic("111", goodSecret)}, "X-Client-Cert": {"garbage"}}, remote: "192.0.2.1"}).run(a)
+		if err != nil || c == nil || c.Method != storage.AuthSecretBasic {
+			t.Fatalf("%s: %+v, %v; want the secret's client", st.name, c, err)
 		}
 		text := logs.String()
 		if got := strings.Count(text, warning); got != st.wantWarnings {
