@@ -639,16 +639,27 @@ func UseJTIs(ctx context.Context, j Journal, c *Client) error {
 // introspection and revocation endpoints serve authenticated clients only.
 func (a *Authenticator) Require(ctx context.Context, r *http.Request, form oauth2.Form, source string, att *Attempt) (*Client, error) {
 	c, err := a.Authenticate(ctx, r, form, source, att)
-	if err == nil && c == nil && att.UnusedCertificate {
-		return nil, ErrCertificateWithoutClientID()
-	}
-	if err == nil && c == nil && att.UnreadableCertificate != nil {
-		return nil, ErrUnreadableCertificate(att.UnreadableCertificate)
-	}
 	if err == nil && c == nil {
-		e := failed(true, errors.New("no client credentials"))
-		e.Description = "Client authentication is required: a client secret, a client assertion or a TLS client certificate."
-		return nil, e
+		return nil, NoClientError(*att, "Client authentication is required")
 	}
 	return c, err
+}
+
+// NoClientError is the answer to a request that needs a client when
+// Authenticate, which filled in att, authenticated none: a certificate
+// without client_id is told so (ErrCertificateWithoutClientID), as is one
+// a trusted proxy forwarded that does not parse (ErrUnreadableCertificate);
+// anything else gets 401 invalid_client with a Basic challenge, its
+// description needs (such as "Client authentication is required") followed
+// by the credentials that would do.
+func NoClientError(att Attempt, needs string) *oauth2.Error {
+	switch {
+	case att.UnusedCertificate:
+		return ErrCertificateWithoutClientID()
+	case att.UnreadableCertificate != nil:
+		return ErrUnreadableCertificate(att.UnreadableCertificate)
+	}
+	e := failed(true, errors.New("no client credentials"))
+	e.Description = needs + ": a client secret, a client assertion or a TLS client certificate."
+	return e
 }

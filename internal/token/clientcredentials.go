@@ -2,7 +2,6 @@ package token
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/oauth2"
@@ -16,18 +15,8 @@ func (g *clientCredentials) name() string { return "client_credentials" }
 
 func (g *clientCredentials) handle(ctx context.Context, req *Request) (*Response, error) {
 	c := req.Client
-	if c == nil && req.certWithoutID {
-		return nil, clientauth.ErrCertificateWithoutClientID()
-	}
-	if c == nil && req.certErr != nil {
-		return nil, clientauth.ErrUnreadableCertificate(req.certErr)
-	}
 	if c == nil {
-		return nil, &oauth2.Error{
-			Code: oauth2.ErrInvalidClient, Status: http.StatusUnauthorized,
-			Description: "The client_credentials grant needs client authentication: a client secret, a client assertion or a TLS client certificate.",
-			Header:      http.Header{"Www-Authenticate": {`Basic realm="keyward", charset="UTF-8"`}},
-		}
+		return nil, clientauth.NoClientError(req.attempt, "The client_credentials grant needs client authentication")
 	}
 	if c.Account.Disabled {
 		return nil, oauth2.Errorf(oauth2.ErrDisabledClient, "The OAuth client was disabled: the service account is disabled.")

@@ -125,12 +125,9 @@ type Request struct {
 	Source string // remote IP
 	Now    time.Time
 	Audit  AuditInfo
-	// certWithoutID: no client, but a TLS client certificate without the
-	// client_id that would have made it authenticate one.
-	certWithoutID bool
-	// certErr: no client, and the TLS client certificate a trusted proxy
-	// forwarded does not parse (why).
-	certErr error
+	// attempt is what client authentication found: a grant that needs a
+	// client answers its absence with clientauth.NoClientError.
+	attempt clientauth.Attempt
 	// proof is the request's checked DPoP proof, or nil: the token is
 	// bound to its key (RFC 9449 §5).
 	proof *dpop.Proof
@@ -255,7 +252,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request) (*
 	if err != nil {
 		return nil, err
 	}
-	req.certWithoutID, req.certErr = att.UnusedCertificate, att.UnreadableCertificate
+	req.attempt = att
 	if client != nil {
 		req.Client = client
 		req.Audit.AuthMethod = client.Method

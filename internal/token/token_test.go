@@ -684,6 +684,8 @@ func TestClientCredentials(t *testing.T) {
 		{name: "malformed Basic header", req: request{body: "grant_type=client_credentials", header: http.Header{"Authorization": {"Basic not-base64!"}}},
 			wantStatus: 400, wantError: "invalid_request", wantDesc: "Authorization header is malformed"},
 
+		{name: "no credentials", req: request{body: "grant_type=client_credentials"},
+			wantStatus: 401, wantError: "invalid_client", wantDesc: "The client_credentials grant needs client authentication: a client secret, a client assertion or a TLS client certificate."},
 		{name: "certificate without client_id", req: request{body: "grant_type=client_credentials", tls: clientCert(t)},
 			wantStatus: 400, wantError: "invalid_request", wantDesc: "client_id is required with tls_client_auth"},
 
