@@ -96,7 +96,7 @@ func TestConsoleOrgProjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	step("remove shop, gone meanwhile", chromedp.Click(projectButton("shop", "Remove")), confirm())
-	waitAlert("gone", "error", `The project "shop" is not in the organization a.example.`)
+	waitAlert("gone", "error", `The project "shop" is not in the organization "a.example".`)
 
 	evs, err := m.store.ListAuditEvents(bg, storage.AuditFilter{Action: "org.project"})
 	if err != nil {

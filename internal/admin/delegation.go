@@ -142,7 +142,7 @@ func (s *Service) RemoveProjectIf(ctx context.Context, actor Actor, domain, proj
 	}
 	err := s.store.DeleteProjectOrg(ctx, domain, project, orgCheck(match, "removed"), s.event(actor, "org.project_remove", "", map[string]string{"org": domain, "project": project}))
 	if errors.Is(err, storage.ErrNotFound) {
-		return notFound("The project %s is not in the organization %s.", quoteClip(project), domain)
+		return notFound("The project %s is not in the organization %s.", quoteClip(project), quoteClip(domain))
 	}
 	return err
 }
@@ -380,7 +380,7 @@ const ErrClientEmail = "Domain-wide delegation is granted to the service account
 func (s *Service) GrantDelegation(ctx context.Context, actor Actor, domain, clientID string, scopes []string) (storage.Grant, error) {
 	domain = strings.ToLower(domain)
 	if strings.Contains(clientID, "@") {
-		return storage.Grant{}, invalid(ErrClientEmail, showName(clientID))
+		return storage.Grant{}, invalid(ErrClientEmail, quoteClip(clientID))
 	}
 	if _, err := s.GetOrg(ctx, domain); err != nil {
 		return storage.Grant{}, err
@@ -419,8 +419,8 @@ func (s *Service) ListDelegations(ctx context.Context, domain string) ([]storage
 func (s *Service) RevokeDelegation(ctx context.Context, actor Actor, domain, clientID string) error {
 	domain = strings.ToLower(domain)
 	if strings.Contains(clientID, "@") {
-		return invalid(ErrClientEmail, showName(clientID))
+		return invalid(ErrClientEmail, quoteClip(clientID))
 	}
 	return storeErr(s.store.DeleteGrant(ctx, domain, clientID, s.event(actor, "delegation.revoke", clientID, map[string]string{"org": domain})),
-		fmt.Sprintf("The delegation of %s in %s", showName(clientID), showName(domain)))
+		fmt.Sprintf("The delegation of %s in %s", quoteClip(clientID), quoteClip(domain)))
 }

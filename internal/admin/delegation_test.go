@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -140,13 +141,13 @@ func TestDelegationRoutesClipLongValues(t *testing.T) {
 		{"DELETE", "/v1/orgs/" + long, nil, 404, `The organization "` + long[:48] + `"… (5000 bytes) does not exist.`},
 		{"GET", "/v1/orgs/" + long + "/delegations", nil, 404, `The organization "` + long[:48] + `"… (5000 bytes) does not exist.`},
 		{"PUT", "/v1/orgs/example.com/projects/" + long, admin.ProjectRequest{}, 400, `The project "` + long[:48] + `"… (5000 bytes) must be`},
-		{"DELETE", "/v1/orgs/example.com/projects/" + long, nil, 404, `The project "` + long[:48] + `"… (5000 bytes) is not in the organization example.com.`},
+		{"DELETE", "/v1/orgs/example.com/projects/" + long, nil, 404, `The project "` + long[:48] + `"… (5000 bytes) is not in the organization "example.com".`},
 		{"POST", "/v1/users/" + long + "@example.com/suspend", nil, 404, `The user "` + long[:48] + `"… (5012 bytes) does not exist.`},
 		{"DELETE", "/v1/users/" + long + "@example.com", nil, 404, `The user "` + long[:48] + `"… (5012 bytes) does not exist.`},
 		{"POST", "/v1/users", admin.UsersRequest{Users: []admin.UserInput{{Email: "a@" + other}}}, 400, `user 1: there is no organization "` + other[:48] + `"… (125 bytes)`},
 		{"PUT", "/v1/orgs/example.com/delegations/" + long, admin.GrantRequest{Scopes: []string{"orders.read"}}, 404, `The service account with client ID "` + long[:48] + `"… (5000 bytes) does not exist.`},
 		{"PUT", "/v1/orgs/example.com/delegations/" + long + "@x.com", admin.GrantRequest{Scopes: []string{"orders.read"}}, 400, `keyward sa get "` + long[:48] + `"… (5006 bytes) shows it`},
-		{"DELETE", "/v1/orgs/example.com/delegations/" + long, nil, 404, `The delegation of "` + long[:48] + `"… (5000 bytes) in example.com does not exist.`},
+		{"DELETE", "/v1/orgs/example.com/delegations/" + long, nil, 404, `The delegation of "` + long[:48] + `"… (5000 bytes) in "example.com" does not exist.`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path[:min(len(tt.path), 40)], func(t *testing.T) {
@@ -154,6 +155,35 @@ func TestDelegationRoutesClipLongValues(t *testing.T) {
 			desc, _ := body["error_description"].(string)
 			if status != tt.status || !strings.Contains(desc, tt.want) || len(desc) > 600 {
 				t.Errorf("%d %q (%d bytes), want %d with %q", status, desc[:min(len(desc), 300)], len(desc), tt.status, tt.want)
+			}
+		})
+	}
+}
+
+// A value from the path, decoded, is named quoted, its control characters
+// escaped (quoteClip): an ESC or a newline in it does not reach the CLI's
+// terminal raw, however short.
+func TestDelegationRoutesQuotePathValues(t *testing.T) {
+	f, auth, _ := orgFixture(t)
+	const ctl = "a\x1b[31m\nb"
+	esc := url.PathEscape(ctl)
+	tests := []struct {
+		method, path string
+		body         any
+		status       int
+		want         string
+	}{
+		{"PUT", "/v1/orgs/example.com/delegations/" + esc + "@x.com", admin.GrantRequest{Scopes: []string{"orders.read"}}, 400, `keyward sa get "a\x1b[31m\nb@x.com" shows it`},
+		{"DELETE", "/v1/orgs/example.com/delegations/" + esc + "@x.com", nil, 400, `keyward sa get "a\x1b[31m\nb@x.com" shows it`},
+		{"DELETE", "/v1/orgs/example.com/delegations/" + esc, nil, 404, `The delegation of "a\x1b[31m\nb" in "example.com" does not exist.`},
+		{"DELETE", "/v1/orgs/" + esc + "/delegations/123", nil, 404, `The delegation of "123" in "a\x1b[31m\nb" does not exist.`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			status, body, _ := f.call(t, tt.method, tt.path, auth, tt.body)
+			desc, _ := body["error_description"].(string)
+			if status != tt.status || !strings.Contains(desc, tt.want) || strings.ContainsAny(desc, "\x1b\n") {
+				t.Errorf("%d %q, want %d with %q", status, desc, tt.status, tt.want)
 			}
 		})
 	}

@@ -649,7 +649,7 @@ func TestOrgPathsMean(t *testing.T) {
 		// Quoted to 48 bytes, cut between runes: "a" and 23 two-byte é.
 		{"an email too long, quoted whole runes", "POST", "/v1/orgs/example.com/users", users("a" + strings.Repeat("é", 150) + "@example.com"), 400,
 			`"a` + strings.Repeat("é", 23) + `"… (313 bytes) is longer than an email address may be`},
-		{"a project of another organization", "DELETE", "/v1/orgs/other.org/projects/ops", nil, 404, `The project "ops" is not in the organization other.org`},
+		{"a project of another organization", "DELETE", "/v1/orgs/other.org/projects/ops", nil, 404, `The project "ops" is not in the organization "other.org"`},
 		{"a blocked scope with a space", "PATCH", "/v1/orgs/example.com", map[string]any{"blocked_scopes": []string{"calendar.admin drive.admin"}}, 400, "not a valid scope name"},
 		{"a blocked scope with a comma", "POST", "/v1/orgs", map[string]any{"domain": "third.org", "blocked_scopes": []string{"a,b"}}, 400, "not a valid scope name"},
 	} {

@@ -194,9 +194,12 @@ func showEmail(e string) string {
 	return quoteClip(e)
 }
 
-// showName shows a name from a request (a domain, a client ID) for an
-// error message as showEmail shows an email: as it is, or, longer than 64
-// bytes, as quoteClip shows it.
+// showName shows a domain from a request for an error message as
+// showEmail shows an email: as it is, or, longer than 64 bytes, as
+// quoteClip shows it. Only for one already validated (matched domainRE,
+// or is the domain of an email normalizeEmail accepted), which has no
+// control characters to reach a terminal raw; quoteClip shows any other
+// value from a request, such as one from the URL path.
 func showName(s string) string { return showEmail(s) }
 
 // userJSONProblem describes err, from decoding one user of a JSON import,
