@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -240,11 +242,14 @@ func badValue(b []byte, t reflect.Type, path string) error {
 			if name == "" {
 				name = f.Name // FormatV1's items
 			}
-			for k, v := range fields {
+			// Sorted, so that of two spellings that both do not decode
+			// (created_at, CREATED_AT) the same one is named every time.
+			for _, k := range slices.Sorted(maps.Keys(fields)) {
 				// encoding/json matches names in any case.
 				if !strings.EqualFold(k, name) {
 					continue
 				}
+				v := fields[k]
 				at := k
 				if path != "" {
 					at = path + "." + k
