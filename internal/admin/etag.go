@@ -135,6 +135,14 @@ func cutEntityTag(s string) (tag, rest string, ok bool) {
 // last_used_at): TestETagFields holds every stored field to that rule.
 
 // tagged is a response body sent with the ETag of the state it shows.
+// The tag is used only to check If-Match, which compares states an
+// administrator changes. It is not a validator of the body's bytes: a
+// secret's body shows last_used_at, which secretETag leaves out, so the
+// same strong tag goes with bodies that differ (RFC 9110 §8.8.1 wants a
+// strong tag to change with the representation). That is harmless while
+// the admin API answers no If-None-Match or Range; answering 304 to
+// If-None-Match with this tag would serve a stale last_used_at, and must
+// first make the tag weak or hash last_used_at into a tag of its own.
 type tagged struct {
 	etag string
 	body any
