@@ -73,7 +73,7 @@ func FuzzImport(f *testing.F) {
 			t.Fatalf("export after import (%v): %v", ierr, err)
 		}
 		if ierr != nil {
-			if len(got.Accounts)+len(got.Keys)+len(got.Secrets)+len(got.Orgs)+len(got.Users)+len(got.Grants)+len(got.SigningKeys) > 0 {
+			if len(got.Accounts)+len(got.Keys)+len(got.Secrets)+len(got.Orgs)+len(got.Users)+len(got.Grants)+len(got.SigningKeys)+len(got.Projects)+len(got.SealedValues)+len(got.APIs) > 0 {
 				t.Fatalf("a refused import (%v) left data: %+v", ierr, got)
 			}
 			return
@@ -85,6 +85,7 @@ func FuzzImport(f *testing.F) {
 			{"accounts", len(got.Accounts), len(d.Accounts)}, {"keys", len(got.Keys), len(d.Keys)}, {"secrets", len(got.Secrets), len(d.Secrets)},
 			{"orgs", len(got.Orgs), len(d.Orgs)}, {"users", len(got.Users), len(d.Users)}, {"projects", len(got.Projects), len(d.Projects)},
 			{"grants", len(got.Grants), len(d.Grants)}, {"signing keys", len(got.SigningKeys), len(d.SigningKeys)},
+			{"APIs", len(got.APIs), len(d.APIs)}, {"sealed values", len(got.SealedValues), len(d.SealedValues)},
 		} {
 			if c.got != c.want {
 				t.Fatalf("imported %d %s of %d", c.got, c.what, c.want)
