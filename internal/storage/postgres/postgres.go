@@ -137,6 +137,9 @@ func (migrationLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
 	return tx.Commit()
 }
 
+// SessionUnlock releases the lock SessionLock took on the same session
+// conn, so the next replica waiting in pg_advisory_lock goes on; it fails
+// if the session did not hold it (pg_advisory_unlock answers false).
 func (migrationLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
 	var unlocked bool
 	if err := conn.QueryRowContext(ctx, "SELECT pg_advisory_unlock($1)", lock.DefaultLockID).Scan(&unlocked); err != nil {
