@@ -29,6 +29,10 @@ func TestETagFields(t *testing.T) {
 		{"Key", storage.Key{}, func(v any) string { return keyETag(v.(storage.Key)) }},
 		{"Secret", storage.Secret{}, func(v any) string { return secretETag(v.(storage.Secret)) }},
 		{"Org", storage.Org{}, func(v any) string { return orgETag(v.(storage.Org), nil) }},
+		// A project placed in the organization, hashed into its tag.
+		{"ProjectOrg", storage.ProjectOrg{}, func(v any) string {
+			return orgETag(storage.Org{}, []storage.ProjectOrg{v.(storage.ProjectOrg)})
+		}},
 	}
 	for _, tt := range tests {
 		before := tt.tag(tt.v)
