@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,12 +70,16 @@ type fuzzTokens struct {
 	metadata, jwks, accountJWKS, hmacJWKS []byte
 }
 
+// fuzzRSAKey is the account's key, generated once for all the fuzzers of
+// the test binary: an RSA-2048 key takes a noticeable while.
+var fuzzRSAKey = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })
+
 func newFuzzTokens(f *testing.F) *fuzzTokens {
 	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		f.Fatal(err)
 	}
-	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	rk, err := fuzzRSAKey()
 	if err != nil {
 		f.Fatal(err)
 	}
