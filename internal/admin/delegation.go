@@ -32,7 +32,7 @@ func (s *Service) CreateOrg(ctx context.Context, actor Actor, domain string, blo
 		data["blocked_scopes"] = strings.Join(o.BlockedScopes, " ")
 	}
 	err := s.store.CreateOrg(ctx, o, s.event(actor, "org.create", "", data))
-	return o, storeErr(err, "The organization "+showName(domain))
+	return o, storeErr(err, "The organization "+showDomain(domain))
 }
 
 // GetOrg returns an organization.
@@ -202,7 +202,7 @@ func (s *Service) PutUsers(ctx context.Context, actor Actor, domain string, in [
 			continue
 		}
 		if emailDomain(email) != domain {
-			errs = append(errs, fmt.Sprintf("user %d: %s is not in %s: a user belongs to the organization of its email's domain", i+1, showEmail(email), domain))
+			errs = append(errs, fmt.Sprintf("user %d: %s is not in %s: a user belongs to the organization of its email's domain", i+1, showEmail(email), showDomain(domain)))
 			continue
 		}
 		users = append(users, storage.User{Email: email, Org: domain, Suspended: u.Suspended, CreatedAt: now})
@@ -273,7 +273,7 @@ func (s *Service) PutUsersOfOrgs(ctx context.Context, actor Actor, in []UserInpu
 	for _, u := range users {
 		if _, ok := slices.BinarySearch(orgs, u.Org); !ok {
 			i := seen[u.Email] - 1
-			errs[i] = fmt.Sprintf("user %d: there is no organization %s", i+1, showName(u.Org))
+			errs[i] = fmt.Sprintf("user %d: there is no organization %s", i+1, showDomain(u.Org))
 		}
 	}
 	errs = slices.DeleteFunc(errs, func(e string) bool { return e == "" })

@@ -160,9 +160,11 @@ func TestDelegationRoutesClipLongValues(t *testing.T) {
 	}
 }
 
-// A value from the path, decoded, is named quoted, its control characters
-// escaped (quoteClip): an ESC or a newline in it does not reach the CLI's
-// terminal raw, however short.
+// A value from the path, decoded, or an email of the body is named
+// quoted, its control characters escaped (quoteClip), unless it is a
+// domain name or a printable email: an ESC, a newline or a C1 control
+// (U+009B, CSI, which net/mail accepts in an email) does not reach the
+// CLI's terminal raw, however short.
 func TestDelegationRoutesQuotePathValues(t *testing.T) {
 	f, auth, _ := orgFixture(t)
 	const ctl = "a\x1b[31m\nb"
@@ -177,12 +179,16 @@ func TestDelegationRoutesQuotePathValues(t *testing.T) {
 		{"DELETE", "/v1/orgs/example.com/delegations/" + esc + "@x.com", nil, 400, `keyward sa get "a\x1b[31m\nb@x.com" shows it`},
 		{"DELETE", "/v1/orgs/example.com/delegations/" + esc, nil, 404, `The delegation of "a\x1b[31m\nb" in "example.com" does not exist.`},
 		{"DELETE", "/v1/orgs/" + esc + "/delegations/123", nil, 404, `The delegation of "123" in "a\x1b[31m\nb" does not exist.`},
+		// A malformed email is named before the organization is looked up.
+		{"POST", "/v1/orgs/" + esc + "/users", admin.UsersRequest{Users: []admin.UserInput{{Email: "a@b@c"}, {Email: "d@other.org"}}}, 400, `user 2: d@other.org is not in "a\x1b[31m\nb"`},
+		{"POST", "/v1/orgs/example.com/users", admin.UsersRequest{Users: []admin.UserInput{{Email: "u@ex\u009bample.com"}}}, 400, `user 1: "u@ex\u009bample.com" is not in example.com`},
+		{"POST", "/v1/users", admin.UsersRequest{Users: []admin.UserInput{{Email: "u@ex\u009bample.com"}}}, 400, `user 1: there is no organization "ex\u009bample.com"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
 			status, body, _ := f.call(t, tt.method, tt.path, auth, tt.body)
 			desc, _ := body["error_description"].(string)
-			if status != tt.status || !strings.Contains(desc, tt.want) || strings.ContainsAny(desc, "\x1b\n") {
+			if status != tt.status || !strings.Contains(desc, tt.want) || strings.ContainsAny(desc, "\x1b\n\u009b") {
 				t.Errorf("%d %q, want %d with %q", status, desc, tt.status, tt.want)
 			}
 		})

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -186,21 +187,26 @@ func quoteClip(s string) string { return validate.QuoteClip(s) }
 func clip(s string, show func(string) string) string { return validate.Clip(s, show) }
 
 // showEmail shows an email from an import file or a request body for an
-// error message: as it is, or, longer than 64 bytes, as quoteClip shows it.
+// error message: as it is, or, longer than 64 bytes or with a character
+// that is not printable, as quoteClip shows it. net/mail accepts any
+// character above ASCII, the C1 controls among them (U+009B is a terminal's
+// CSI), which must not reach the CLI's terminal raw.
 func showEmail(e string) string {
-	if len(e) <= 64 {
+	if len(e) <= 64 && !strings.ContainsFunc(e, func(r rune) bool { return !strconv.IsPrint(r) }) {
 		return e
 	}
 	return quoteClip(e)
 }
 
-// showName shows a domain from a request for an error message as
-// showEmail shows an email: as it is, or, longer than 64 bytes, as
-// quoteClip shows it. Only for one already validated (matched domainRE,
-// or is the domain of an email normalizeEmail accepted), which has no
-// control characters to reach a terminal raw; quoteClip shows any other
-// value from a request, such as one from the URL path.
-func showName(s string) string { return showEmail(s) }
+// showDomain shows a domain from a request for an error message: as it
+// is when it is a domain name (validate.Domain) of 64 bytes or fewer, which has
+// only letters, digits, hyphens and dots, else as quoteClip shows it.
+func showDomain(d string) string {
+	if len(d) <= 64 && validate.Domain(d) == nil {
+		return d
+	}
+	return quoteClip(d)
+}
 
 // userJSONProblem describes err, from decoding one user of a JSON import,
 // by the JSON the file has and the JSON wanted, not by Go's types.
