@@ -50,7 +50,7 @@ type KeyFile struct {
 }
 
 // ParseKeyFile reads a key file and checks that it can sign something
-// Keyward accepts: an RSA key of at least 2048 bits (RS256) or an EC P-256
+// Keyward accepts: an RSA key of 2048 to 8192 bits (RS256) or an EC P-256
 // key (ES256), PEM-encoded PKCS #8 or PKCS #1.
 func ParseKeyFile(data []byte) (*KeyFile, error) {
 	kf, _, err := parseKeyFile(data)

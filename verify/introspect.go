@@ -33,7 +33,7 @@ type introspectionCredentials struct {
 
 // withKeyFile returns c with the signer of its key file, or why the key
 // file cannot sign client assertions Keyward accepts (internal/keyfile:
-// RS256 with RSA ≥ 2048 bits, ES256 with P-256).
+// RS256 with RSA of 2048 to 8192 bits, ES256 with P-256).
 func (c introspectionCredentials) withKeyFile() (*introspectionCredentials, error) {
 	var f struct {
 		PrivateKeyID string `json:"private_key_id"`

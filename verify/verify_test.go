@@ -1234,7 +1234,7 @@ func TestIntrospectionKeyFile(t *testing.T) {
 		{"no client_id", keyFile("k", rsaPEM, ""), "lacks client_id or private_key"},
 		{"not PEM", keyFile("k", "MIIE...", apiID), "not PEM"},
 		{"not PKCS #8", keyFile("k", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("junk")})), apiID), "PKCS #8"},
-		{"EC P-384", keyFile("k", pkcs8PEM(t, p384), apiID), "the EC key is on P-384: Keyward accepts RS256 (RSA ≥ 2048 bits) and ES256 (P-256) keys"},
+		{"EC P-384", keyFile("k", pkcs8PEM(t, p384), apiID), "the EC key is on P-384: Keyward accepts RS256 (RSA of 2048 to 8192 bits) and ES256 (P-256) keys"},
 		{"RSA 1024", keyFile("k", pkcs8PEM(t, rsa1024), apiID), "the RSA key has 1024 bits: Keyward accepts"},
 		{"Ed25519", keyFile("k", pkcs8PEM(t, edKey), apiID), "unsupported key type Ed25519: Keyward accepts"},
 	}

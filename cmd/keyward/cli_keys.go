@@ -117,7 +117,7 @@ written after all is deleted again.`,
 		Use:   "upload SA --public-key FILE",
 		Short: "Register a public key or certificate you hold the private key of",
 		Long: `Register a PEM public key (PUBLIC KEY or RSA PUBLIC KEY) or X.509 certificate.
-RSA keys need at least 2048 bits and sign RS256; EC keys must be P-256 and
+RSA keys need 2048 to 8192 bits and sign RS256; EC keys must be P-256 and
 sign ES256. A certificate's expiry becomes the key's.`,
 		Example: `  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out job.key
   openssl pkey -in job.key -pubout -out job.pub

@@ -3,8 +3,8 @@
 // says at once why the key cannot sign anything Keyward would accept.
 //
 // Keyward verifies assertions with RS256 and ES256 only (RFC 7518 §3.1),
-// each against a key registered for it: RSA keys of at least MinRSABits
-// bits and EC keys on P-256. Algorithm is that rule, for the keys users
+// each against a key registered for it: RSA keys of MinRSABits to
+// MaxRSABits bits and EC keys on P-256. Algorithm is that rule, for the keys users
 // upload as for the keys programs sign with.
 //
 // ParsePrivateKey, the PEM reading beneath NewSigner, also reads the keys
@@ -39,17 +39,30 @@ import (
 // MinRSABits is the smallest RSA key Keyward accepts.
 const MinRSABits = 2048
 
+// MaxRSABits is the largest RSA key Keyward accepts, or verifies a
+// signature with: the cost of verifying grows with the square of the
+// key's size, and crypto/rsa sets no bound (a 1,048,576-bit key takes
+// over a minute), so a key of any size would let whoever sends a JWT
+// naming it burn the server's CPU. 8192 bits is crypto/tls's bound on the
+// RSA keys of the certificates it verifies (defaultMaxRSAKeySize in
+// crypto/tls/handshake_client.go, since Go 1.20.7 and 1.21).
+const MaxRSABits = 8192
+
 // accepted ends every refusal of a key: what would do instead.
-const accepted = "Keyward accepts RS256 (RSA ≥ 2048 bits) and ES256 (P-256) keys"
+const accepted = "Keyward accepts RS256 (RSA of 2048 to 8192 bits) and ES256 (P-256) keys"
 
 // Algorithm returns the JWS algorithm a key of pub signs for Keyward: RS256
-// for RSA keys of at least MinRSABits bits, ES256 for EC keys on P-256.
-// Any other key is an error that names the key and what Keyward accepts.
+// for RSA keys of MinRSABits to MaxRSABits bits, ES256 for EC keys on
+// P-256. Any other key is an error that names the key and what Keyward
+// accepts.
 func Algorithm(pub crypto.PublicKey) (jose.SignatureAlgorithm, error) {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
 		if n := k.N.BitLen(); n < MinRSABits {
 			return "", fmt.Errorf("the RSA key has %d bits: %s", n, accepted)
+		}
+		if err := CheckRSASize(k); err != nil {
+			return "", fmt.Errorf("%w: %s", err, accepted)
 		}
 		return jose.RS256, nil
 	case *ecdsa.PublicKey:
@@ -62,6 +75,21 @@ func Algorithm(pub crypto.PublicKey) (jose.SignatureAlgorithm, error) {
 	default:
 		return "", fmt.Errorf("unsupported key type %T: %s", pub, accepted)
 	}
+}
+
+// CheckRSASize returns an error naming the key's size and the limit when
+// pub is an RSA key of more than MaxRSABits bits, and nil for any other
+// key. Whatever verifies a signature with a key it did not make checks it
+// first: a key stored before the limit, or published by an issuer.
+func CheckRSASize(pub crypto.PublicKey) error {
+	k, ok := pub.(*rsa.PublicKey)
+	if !ok || k.N == nil {
+		return nil
+	}
+	if n := k.N.BitLen(); n > MaxRSABits {
+		return fmt.Errorf("the RSA key has %d bits, more than the %d Keyward accepts", n, MaxRSABits)
+	}
+	return nil
 }
 
 // NewSigner returns a signer of JWTs (typ JWT) with privateKeyPEM, a key

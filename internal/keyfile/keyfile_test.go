@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"math/big"
 	"slices"
 	"strings"
 	"testing"
@@ -49,9 +50,9 @@ func TestNewSigner(t *testing.T) {
 		{"RSA 2048", pkcs8(t, rsa2048), &rsa2048.PublicKey, jose.RS256, ""},
 		{"RSA 2048 PKCS #1", pemOf("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsa2048)), &rsa2048.PublicKey, jose.RS256, ""},
 		{"EC P-256", pkcs8(t, p256), &p256.PublicKey, jose.ES256, ""},
-		{"RSA 1024", pkcs8(t, rsa1024), nil, "", "the RSA key has 1024 bits: Keyward accepts RS256 (RSA ≥ 2048 bits) and ES256 (P-256) keys"},
+		{"RSA 1024", pkcs8(t, rsa1024), nil, "", "the RSA key has 1024 bits: Keyward accepts RS256 (RSA of 2048 to 8192 bits) and ES256 (P-256) keys"},
 		{"RSA 1024 PKCS #1", pemOf("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsa1024)), nil, "", "1024 bits"},
-		{"EC P-384", pkcs8(t, p384), nil, "", "the EC key is on P-384: Keyward accepts RS256 (RSA ≥ 2048 bits) and ES256 (P-256) keys"},
+		{"EC P-384", pkcs8(t, p384), nil, "", "the EC key is on P-384: Keyward accepts RS256 (RSA of 2048 to 8192 bits) and ES256 (P-256) keys"},
 		{"Ed25519", pkcs8(t, ed), nil, "", "unsupported key type Ed25519: Keyward accepts"},
 		{"garbage PEM", pemOf("PRIVATE KEY", []byte("junk")), nil, "", "neither a PKCS #8 nor a PKCS #1 key: its content is not a key's DER encoding"},
 		{"not PEM", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", nil, "", "not PEM"},
@@ -228,6 +229,58 @@ func TestDecodeJSON(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "Go value") || strings.Contains(err.Error(), "Go struct") {
 				t.Fatalf("DecodeJSON: %q names Go's types", err)
+			}
+		})
+	}
+}
+
+// rsaPublic returns an RSA public key whose modulus has exactly bits bits:
+// a random odd number, no product of two primes, which is all a check of
+// a key's size needs (generating a key of 8200 bits takes minutes).
+func rsaPublic(t testing.TB, bits int) *rsa.PublicKey {
+	t.Helper()
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits-1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.SetBit(n, bits-1, 1).SetBit(n, 0, 1)
+	return &rsa.PublicKey{N: n, E: 65537}
+}
+
+// TestAlgorithm: the size of an RSA key is bounded both ways, with a
+// message naming the size and the limit; CheckRSASize bounds only the top,
+// and only RSA keys.
+func TestAlgorithm(t *testing.T) {
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tests := []struct {
+		name    string
+		pub     crypto.PublicKey
+		wantAlg jose.SignatureAlgorithm
+		wantErr string
+		sizeErr string // of CheckRSASize
+	}{
+		{"RSA 2048", rsaPublic(t, 2048), jose.RS256, "", ""},
+		{"RSA 8192", rsaPublic(t, keyfile.MaxRSABits), jose.RS256, "", ""},
+		{"RSA 8193", rsaPublic(t, keyfile.MaxRSABits+1), "", "the RSA key has 8193 bits, more than the 8192 Keyward accepts: Keyward accepts RS256 (RSA of 2048 to 8192 bits)", "8193 bits, more than the 8192"},
+		{"RSA 65536", rsaPublic(t, 65536), "", "the RSA key has 65536 bits, more than the 8192", "65536 bits"},
+		{"RSA 2047", rsaPublic(t, 2047), "", "the RSA key has 2047 bits: Keyward accepts", ""},
+		{"EC P-256", &p256.PublicKey, jose.ES256, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			alg, err := keyfile.Algorithm(tt.pub)
+			if tt.wantErr == "" && (err != nil || alg != tt.wantAlg) {
+				t.Errorf("Algorithm = %q, %v; want %s", alg, err, tt.wantAlg)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("Algorithm = %q, %v; want an error with %q", alg, err, tt.wantErr)
+			}
+			err = keyfile.CheckRSASize(tt.pub)
+			if tt.sizeErr == "" && err != nil {
+				t.Errorf("CheckRSASize: %v, want nil", err)
+			}
+			if tt.sizeErr != "" && (err == nil || !strings.Contains(err.Error(), tt.sizeErr)) {
+				t.Errorf("CheckRSASize: %v, want an error with %q", err, tt.sizeErr)
 			}
 		})
 	}

@@ -118,7 +118,7 @@ type Public struct {
 // ParsePublic reads an uploaded public key: a PEM "PUBLIC KEY", "RSA PUBLIC
 // KEY" or "CERTIFICATE" block. Which keys are accepted, and for which
 // algorithm, keyfile.Algorithm says, as for the key files that sign: RSA
-// keys of at least 2048 bits verify RS256, EC keys on P-256 ES256.
+// keys of 2048 to 8192 bits verify RS256, EC keys on P-256 ES256.
 func ParsePublic(data []byte) (Public, error) {
 	block, _ := pem.Decode(data)
 	if block == nil {

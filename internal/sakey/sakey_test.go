@@ -70,6 +70,8 @@ func TestParsePublic(t *testing.T) {
 	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
 	pkix := func(k any) []byte { b, _ := x509.MarshalPKIXPublicKey(k); return b }
 	certDER := selfSignedCert(t, p256)
+	huge := rsaPublic(t, 8200)
+	hugeCert := issuedCert(t, huge, p256)
 	tests := []struct {
 		name    string
 		in      []byte
@@ -81,6 +83,9 @@ func TestParsePublic(t *testing.T) {
 		{"ec p256", pemBlock("PUBLIC KEY", pkix(&p256.PublicKey)), "ES256", ""},
 		{"certificate", pemBlock("CERTIFICATE", certDER), "ES256", ""},
 		{"rsa 1024", pemBlock("PUBLIC KEY", pkix(&rsa1024.PublicKey)), "", "1024 bits"},
+		{"rsa 8200 spki", pemBlock("PUBLIC KEY", pkix(huge)), "", "the RSA key has 8200 bits, more than the 8192 Keyward accepts"},
+		{"rsa 8200 pkcs1", pemBlock("RSA PUBLIC KEY", x509.MarshalPKCS1PublicKey(huge)), "", "8200 bits, more than the 8192"},
+		{"rsa 8200 certificate", pemBlock("CERTIFICATE", hugeCert), "", "8200 bits, more than the 8192"},
 		{"p384", pemBlock("PUBLIC KEY", pkix(&p384.PublicKey)), "", "P-384"},
 		{"ed25519", pemBlock("PUBLIC KEY", pkix(edPub)), "", "unsupported key type"},
 		{"private key", pemBlock("PRIVATE KEY", []byte{1}), "", "private key"},
@@ -117,6 +122,30 @@ func selfSignedCert(t *testing.T, k *ecdsa.PrivateKey) []byte {
 		t.Fatal(err)
 	}
 	return der
+}
+
+// issuedCert returns a certificate for pub that k issues: pub need not
+// be a key whose private half anyone holds.
+func issuedCert(t *testing.T, pub any, k *ecdsa.PrivateKey) []byte {
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "up"}, NotBefore: now, NotAfter: now.Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, &x509.Certificate{Subject: pkix.Name{CommonName: "ca"}}, pub, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// rsaPublic returns an RSA public key whose modulus has exactly bits bits:
+// a random odd number, no product of two primes, which is all a check of
+// a key's size needs (generating a key of 8200 bits takes minutes).
+func rsaPublic(t testing.TB, bits int) *rsa.PublicKey {
+	t.Helper()
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits-1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.SetBit(n, bits-1, 1).SetBit(n, 0, 1)
+	return &rsa.PublicKey{N: n, E: 65537}
 }
 
 func FuzzParsePublic(f *testing.F) {

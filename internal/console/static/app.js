@@ -400,7 +400,7 @@ function keysSection(a, path, keys) {
 // pasted, or read from a file chosen into the same box. A PEM that holds a
 // private key is refused here, before anything is sent: the private key
 // stays with its owner. The server checks the rest (a PUBLIC KEY, RSA
-// PUBLIC KEY or CERTIFICATE block; RSA of 2048 bits or more or EC P-256;
+// PUBLIC KEY or CERTIFICATE block; RSA of 2048 to 8192 bits or EC P-256;
 // an unexpired certificate, whose notAfter caps the expiry; not a key the
 // account has already); its refusal is shown as it is, and the form keeps
 // what was given.
@@ -431,7 +431,7 @@ function uploadKeyForm(path) {
     await go(location.hash, `Uploaded the ${k.algorithm} key ${k.key_id}` + (k.expires_at ? `, which expires ${fmtTime(k.expires_at)}.` : "."));
   }));
   return h("details", { class: "box", id: "upload-key" }, h("summary", {}, "Upload a public key"),
-    h("p", {}, "Register a public key or X.509 certificate whose private key you hold: RSA of 2048 bits or more (RS256) "
+    h("p", {}, "Register a public key or X.509 certificate whose private key you hold: RSA of 2048 to 8192 bits (RS256) "
       + "or EC P-256 (ES256). A certificate is also what self_signed_tls_client_auth matches."),
     form);
 }
