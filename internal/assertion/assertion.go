@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/keyward/keyward/internal/jwspad"
+	"github.com/keyward/keyward/internal/keyfile"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -201,6 +203,11 @@ type Expect struct {
 	// Skew is the clock difference tolerated for iat, nbf and exp.
 	Skew time.Duration
 	Now  time.Time
+	// Logger is told, at warn, of each stored key that cannot be used to
+	// verify the assertion: one whose DER does not parse, or an RSA key
+	// of more than keyfile.MaxRSABits bits stored before that bound was
+	// enforced. Nil: such keys are skipped silently.
+	Logger *slog.Logger
 }
 
 // Verify checks the signature against keys, which must all belong to the
@@ -213,26 +220,36 @@ type Expect struct {
 // disabled key verifies is reported as DisabledKey; one that only an expired
 // or deleted key would verify is a BadSignature.
 func (t *Token) Verify(keys []storage.Key, e Expect) (storage.Key, error) {
-	k, err := t.verifySignature(keys, e.Now)
+	k, err := t.verifySignature(keys, e.Now, e.Logger)
 	if err != nil {
 		return k, err
 	}
 	return k, t.checkClaims(e)
 }
 
-func (t *Token) verifySignature(keys []storage.Key, now time.Time) (storage.Key, error) {
+func (t *Token) verifySignature(keys []storage.Key, now time.Time, log *slog.Logger) (storage.Key, error) {
 	alg := t.Header.Algorithm
 	candidates := keys
 	if i := slices.IndexFunc(keys, func(k storage.Key) bool { return k.ID == t.Header.KeyID }); i > 0 {
 		candidates = append([]storage.Key{keys[i]}, slices.Delete(slices.Clone(keys), i, i+1)...)
 	}
-	var disabled *storage.Key
+	var (
+		disabled *storage.Key
+		unusable error // why the last key skipped could not be used
+	)
 	for _, k := range candidates {
 		if k.Algorithm != alg || k.Expired(now) {
 			continue
 		}
 		pub, err := publicKey(k)
 		if err != nil {
+			// Skipped as if it were not there: a key too big to verify
+			// with in bounded time is never tried.
+			unusable = fmt.Errorf("key %s cannot be used: %w", k.ID, err)
+			if log != nil {
+				log.Warn("skipping a service-account key that cannot verify assertions: delete it, and register another key if needed",
+					"account", k.AccountID, "key", k.ID, "err", err)
+			}
 			continue
 		}
 		if err := t.verifyWith(pub, jose.SignatureAlgorithm(alg)); err != nil {
@@ -247,7 +264,7 @@ func (t *Token) verifySignature(keys []storage.Key, now time.Time) (storage.Key,
 	if disabled != nil {
 		return *disabled, fail(DisabledKey, "The key used to sign the JWT assertion is disabled.", nil)
 	}
-	return storage.Key{}, fail(BadSignature, "Invalid JWT Signature.", nil)
+	return storage.Key{}, fail(BadSignature, "Invalid JWT Signature.", unusable)
 }
 
 // verifyWith checks the signature with pub, a key registered for alg.
@@ -342,6 +359,9 @@ type parsedKey struct {
 	pub crypto.PublicKey
 }
 
+// publicKey returns the public key of k, or an error when it does not
+// parse or is an RSA key over keyfile.MaxRSABits bits (UploadKey refuses
+// those; one stored before it did is never verified with).
 func publicKey(k storage.Key) (crypto.PublicKey, error) {
 	parsedMu.RLock()
 	v, ok := parsed[k.ID]
@@ -351,6 +371,9 @@ func publicKey(k storage.Key) (crypto.PublicKey, error) {
 	}
 	pub, err := x509.ParsePKIXPublicKey(k.PublicKey)
 	if err != nil {
+		return nil, err
+	}
+	if err := keyfile.CheckRSASize(pub); err != nil {
 		return nil, err
 	}
 	parsedMu.Lock()

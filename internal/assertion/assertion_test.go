@@ -4,11 +4,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -455,6 +458,77 @@ func TestFutureIssuedAtDescription(t *testing.T) {
 			var ae *Error
 			if !errors.As(err, &ae) || ae.Reason != NotYetValid || !strings.Contains(ae.Description, tt.want) {
 				t.Fatalf("Verify = %v, want NotYetValid saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// rsaPublic returns an RSA public key whose modulus has exactly bits bits:
+// a random odd number, no product of two primes, which is all a check of
+// a key's size needs (generating a key of 8200 bits takes minutes).
+func rsaPublic(t testing.TB, bits int) *rsa.PublicKey {
+	t.Helper()
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits-1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.SetBit(n, bits-1, 1).SetBit(n, 0, 1)
+	return &rsa.PublicKey{N: n, E: 65537}
+}
+
+// TestUnusableKeySkipped: a stored key that cannot be used — an RSA key
+// over keyfile.MaxRSABits bits, stored before uploads were bounded, or a
+// DER that does not parse — is never verified with, even when the kid
+// names it, and is reported at warn; the other keys are still tried.
+func TestUnusableKeySkipped(t *testing.T) {
+	signer, _ := rsa.GenerateKey(rand.Reader, 2048)
+	spki := func(k any) []byte { b, _ := x509.MarshalPKIXPublicKey(k); return b }
+	good := storage.Key{ID: "good", AccountID: "a", Algorithm: "RS256", PublicKey: spki(&signer.PublicKey)}
+	huge := storage.Key{ID: "huge", AccountID: "a", Algorithm: "RS256", PublicKey: spki(rsaPublic(t, 8200))}
+	atLimit := storage.Key{ID: "at-limit", AccountID: "a", Algorithm: "RS256", PublicKey: spki(rsaPublic(t, 8192))}
+	garbage := storage.Key{ID: "garbage", AccountID: "a", Algorithm: "RS256", PublicKey: []byte{1}}
+	tests := []struct {
+		name    string
+		kid     string
+		keys    []storage.Key
+		want    Reason
+		wantLog string // "" for no warning
+	}{
+		{"over the limit, named by kid", "huge", []storage.Key{huge}, BadSignature, "key=huge err=\"the RSA key has 8200 bits, more than the 8192 Keyward accepts\""},
+		{"over the limit, no kid", "", []storage.Key{huge}, BadSignature, "key=huge"},
+		{"over the limit, another key verifies", "huge", []storage.Key{good, huge}, 0, "key=huge"},
+		{"another key verifies first", "good", []storage.Key{good, huge}, 0, ""},
+		{"at the limit, tried", "at-limit", []storage.Key{atLimit}, BadSignature, ""},
+		{"garbage", "garbage", []storage.Key{garbage}, BadSignature, "key=garbage"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := &jose.SignerOptions{}
+			if tt.kid != "" {
+				opts = opts.WithHeader("kid", tt.kid)
+			}
+			s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: signer}, opts)
+			raw, err := jwt.Signed(s).Claims(map[string]any{"iss": "a@p", "aud": "https://kw/token", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}).Serialize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := Parse(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var log strings.Builder
+			e := expect
+			e.Logger = slog.New(slog.NewTextHandler(&log, nil))
+			_, err = tok.Verify(tt.keys, e)
+			if (tt.want == 0 && err != nil) || (tt.want != 0 && !IsReason(err, tt.want)) {
+				t.Fatalf("Verify: %v, want reason %d", err, tt.want)
+			}
+			got := log.String()
+			if tt.wantLog == "" && got != "" {
+				t.Errorf("logged %q, want nothing", got)
+			}
+			if tt.wantLog != "" && (!strings.Contains(got, "level=WARN") || !strings.Contains(got, tt.wantLog)) {
+				t.Errorf("logged %q, want a warning with %q", got, tt.wantLog)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -599,6 +600,35 @@ func TestPrivateKeyJWTAudience(t *testing.T) {
 				t.Fatalf("cause %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestPrivateKeyJWTOversizedKey: a client assertion whose kid names an RSA
+// key over 8192 bits, stored before uploads were bounded, is refused as
+// one no key verifies, without verifying with it, and the key is named in
+// a warning.
+func TestPrivateKeyJWTOversizedKey(t *testing.T) {
+	w := newWorld(t)
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 8199))
+	spki, _ := x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: n.SetBit(n, 8199, 1).SetBit(n, 0, 1), E: 65537})
+	w.dir.keys["111"] = append(w.dir.keys["111"], storage.Key{ID: "huge", AccountID: "111", Algorithm: "RS256", PublicKey: spki})
+	var logs bytes.Buffer
+	cfg := w.authenticator().cfg
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	a := New(cfg, w.dir)
+	signer, _ := rsa.GenerateKey(rand.Reader, 2048)
+	s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: signer}, (&jose.SignerOptions{}).WithHeader("kid", "huge"))
+	raw, err := jwt.Signed(s).Claims(claims("111", nil)).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := request{form: url.Values{"client_assertion_type": {oauth2.ClientAssertionJWT}, "client_assertion": {raw}}}.run(a)
+	var oe *oauth2.Error
+	if !errors.As(err, &oe) || oe.Code != oauth2.ErrInvalidClient || !assertion.IsReason(err, assertion.BadSignature) {
+		t.Fatalf("Authenticate = %+v, %v; want invalid_client for a bad signature", c, err)
+	}
+	if got := logs.String(); !strings.Contains(got, "level=WARN") || !strings.Contains(got, "key=huge") || !strings.Contains(got, "8200 bits, more than the 8192") {
+		t.Errorf("logs %q, want a warning naming the key, its size and the limit", got)
 	}
 }
 

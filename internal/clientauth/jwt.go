@@ -67,6 +67,7 @@ func (a *Authenticator) privateKeyJWT(ctx context.Context, source string, p *Pri
 		MaxLifetime:    a.cfg.MaxAssertionLifetime,
 		Skew:           a.cfg.ClockSkew,
 		Now:            a.cfg.Now(),
+		Logger:         a.cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

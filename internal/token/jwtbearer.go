@@ -78,6 +78,7 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 		RequireID:       h.cfg.RequireAssertionJTI,
 		Skew:            h.cfg.ClockSkew,
 		Now:             req.Now,
+		Logger:          h.log,
 	})
 	if req.Client == nil {
 		req.Audit.KeyID = key.ID

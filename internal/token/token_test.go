@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"math/big"
@@ -41,6 +40,7 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/cache"
 	"github.com/keyward/keyward/internal/storage/sqlite"
+	"github.com/keyward/keyward/internal/testkeyward"
 	"github.com/keyward/keyward/internal/token"
 )
 
@@ -69,6 +69,8 @@ type env struct {
 	// (tls_client_auth).
 	caCert *x509.Certificate
 	caKey  *ecdsa.PrivateKey
+	// logs are what the handler and the authenticator log, as text.
+	logs *testkeyward.SyncBuffer
 	// cfg is the token endpoint's configuration; newHandler returns a
 	// handler like h's with cfg as it is then, reading dir.
 	cfg        token.Config
@@ -87,7 +89,7 @@ func newEnvOn(t *testing.T, cached bool) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &env{store: st, now: t0}
+	e := &env{store: st, now: t0, logs: &testkeyward.SyncBuffer{}}
 	var dir interface {
 		token.Directory
 		clientauth.Directory
@@ -103,7 +105,7 @@ func newEnvOn(t *testing.T, cached bool) *env {
 	}
 	journal := groupcommit.New(st, groupcommit.Options{})
 	t.Cleanup(journal.Close)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewTextHandler(e.logs, nil))
 	e.caKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test CA"}, NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(24 * time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
@@ -115,7 +117,7 @@ func newEnvOn(t *testing.T, cached bool) *env {
 	clientCAs := x509.NewCertPool()
 	clientCAs.AddCert(e.caCert)
 	auth := clientauth.New(clientauth.Config{Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute,
-		Pepper: []byte("p"), ClientCAs: clientCAs, Now: now}, dir)
+		Pepper: []byte("p"), ClientCAs: clientCAs, Now: now, Logger: log}, dir)
 	e.cfg = token.Config{Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, MaxTokenLifetime: time.Hour}
 	e.newHandler = func(dir token.Directory) http.Handler {
 		return token.NewHandler(e.cfg, dir, journal, e.signer, auth, now, log)
@@ -532,6 +534,45 @@ func TestAssertionJTI(t *testing.T) {
 					t.Fatalf("request %d: %d %s, want invalid_grant %q", i+1, w.Code, w.Body, want)
 				}
 				e.lastEvent(t, "token.refused", oauth2.ErrInvalidGrant)
+			}
+		})
+	}
+}
+
+// TestOversizedKeyNeverVerifies: an RSA key over 8192 bits stored before
+// uploads were bounded is never verified with, so an assertion naming it
+// costs no more than one naming any key; it is skipped as if it were not
+// there, with a warning that names it. (Its modulus is a random odd
+// number: only its size matters.)
+func TestOversizedKeyNeverVerifies(t *testing.T) {
+	e := newEnv(t)
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 8199))
+	spki, _ := x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: n.SetBit(n, 8199, 1).SetBit(n, 0, 1), E: 65537})
+	if err := e.store.CreateKey(context.Background(), storage.Key{ID: "huge", AccountID: e.job.ID, Algorithm: "RS256", PublicKey: spki,
+		Origin: storage.KeyOriginUploaded, CreatedAt: t0}, nil, storage.AuditEvent{Time: t0, Action: "fixture", Outcome: storage.OutcomeSuccess}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		key        *rsa.PrivateKey
+		wantStatus int
+		wantError  string
+	}{
+		{"only it could verify", e.offAcct, 400, oauth2.ErrInvalidGrant},
+		{"another key verifies", e.rsKey, 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(e.logs.String())
+			w := e.do(request{body: form(sign(t, tt.key, jose.RS256, "huge", claims(nil), nil))})
+			var body map[string]any
+			json.Unmarshal(w.Body.Bytes(), &body)
+			if w.Code != tt.wantStatus || (tt.wantError != "" && (body["error"] != tt.wantError || body["error_description"] != "Invalid JWT Signature.")) {
+				t.Fatalf("%d %s, want %d %s", w.Code, w.Body, tt.wantStatus, tt.wantError)
+			}
+			logs := e.logs.String()[before:]
+			if !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "key=huge") || !strings.Contains(logs, "8200 bits, more than the 8192") {
+				t.Errorf("logs %q, want a warning naming the key, its size and the limit", logs)
 			}
 		})
 	}
