@@ -2,8 +2,12 @@ package verify
 
 import (
 	"context"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/http"
 	"slices"
 	"strconv"
@@ -14,6 +18,9 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
+
+	"github.com/keyward/keyward/internal/keyfile"
+	"github.com/keyward/keyward/internal/oauth2"
 )
 
 // fetchTimeout bounds a fetch that outlives the request that started it.
@@ -28,10 +35,15 @@ type keySet struct {
 	sf      singleflight.Group
 	limiter *rate.Limiter
 
-	mu     sync.RWMutex
-	keys   map[string]jose.JSONWebKey
-	maxAge time.Duration
-	failed error // of the last fetch; nil if it succeeded
+	mu   sync.RWMutex
+	keys map[string]jose.JSONWebKey
+	// unusable are the keys the issuer publishes that are not verified
+	// with, by kid, with why (see publishedKeys). A token naming one is
+	// refused at once, without fetching the keys again, with that reason
+	// as its Error's cause.
+	unusable map[string]error
+	maxAge   time.Duration
+	failed   error // of the last fetch; nil if it succeeded
 }
 
 func newKeySet(uri string, o options) *keySet {
@@ -42,7 +54,7 @@ func newKeySet(uri string, o options) *keySet {
 func (ks *keySet) refresh(ctx context.Context) error {
 	_, err, _ := ks.sf.Do("jwks", func() (any, error) {
 		var (
-			set jose.JSONWebKeySet
+			set publishedKeys
 			hdr http.Header
 		)
 		if err := getJSON(ctx, ks.o.client, ks.uri, &set, &hdr); err != nil {
@@ -61,7 +73,7 @@ func (ks *keySet) refresh(ctx context.Context) error {
 			keys[k.KeyID] = k
 		}
 		ks.mu.Lock()
-		ks.keys, ks.maxAge, ks.failed = keys, maxAge(hdr), nil
+		ks.keys, ks.unusable, ks.maxAge, ks.failed = keys, set.unusable, maxAge(hdr), nil
 		ks.mu.Unlock()
 		return nil, nil
 	})
@@ -90,12 +102,15 @@ func (ks *keySet) run(ctx context.Context) {
 // once when the kid is unknown, and requires the key's algorithm to be the
 // token's: the key decides, never the token. An unknown kid while the
 // issuer's keys cannot be fetched, or may not be fetched again yet, is
-// ErrUnavailable: the key may be new.
+// ErrUnavailable: the key may be new. A kid that names a key the issuer
+// publishes but that is not verified with (an RSA key over
+// keyfile.MaxRSABits bits) is invalid_token, with why as the cause.
 func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose.Header) ([]byte, error) {
 	ks.mu.RLock()
 	k, ok := ks.keys[h.KeyID]
+	skipped := ks.unusable[h.KeyID]
 	ks.mu.RUnlock()
-	if !ok {
+	if !ok && skipped == nil {
 		allowed, wait := take(ks.limiter, time.Now())
 		if allowed {
 			// The fetch outlives a cancelled request, so the limiter's
@@ -106,9 +121,12 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 		}
 		ks.mu.RLock()
 		k, ok = ks.keys[h.KeyID]
+		skipped = ks.unusable[h.KeyID]
 		failed := ks.failed
 		ks.mu.RUnlock()
 		switch {
+		case !ok && skipped != nil:
+			// Refused below.
 		case !ok && failed != nil:
 			return nil, unavailable("the token's key is not among the issuer's keys known here, and they could not be refreshed", failed)
 		case !ok && !allowed:
@@ -119,6 +137,9 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 			e.RetryAfter = boundRetryAfter(wait)
 			return nil, e
 		}
+	}
+	if !ok && skipped != nil {
+		return nil, invalid("the token was signed with a key of the issuer's that this verifier does not use", skipped)
 	}
 	if !ok {
 		return nil, invalid("the token was signed with a key the issuer does not publish", nil)
@@ -131,6 +152,55 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 		return nil, invalid("the token's signature does not verify", err)
 	}
 	return payload, nil
+}
+
+// publishedKeys is a JWK set as an issuer publishes it (RFC 7517 §5), read
+// one key at a time: an RSA key over keyfile.MaxRSABits bits, whose cost
+// to verify with grows with the square of its size, or a key go-jose does
+// not parse (of a type it does not know, or an RSA key over its
+// MaxRSAModulusBits, 4096 unless the program raised it) is left out and
+// noted by kid with why, while the other keys stay in use. Read as a
+// jose.JSONWebKeySet, one such key failed the whole set.
+type publishedKeys struct {
+	jose.JSONWebKeySet
+	unusable map[string]error // by kid; keys without one are left out silently
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (p *publishedKeys) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	p.Keys, p.unusable = nil, map[string]error{}
+	for _, r := range raw.Keys {
+		var (
+			k  jose.JSONWebKey
+			id struct {
+				Kid string `json:"kid"`
+				Kty string `json:"kty"`
+				N   string `json:"n"`
+			}
+			err error
+		)
+		json.Unmarshal(r, &id) // for the kid and the size of an RSA key go-jose refuses; errors are go-jose's to tell
+		if n, nerr := base64.RawURLEncoding.DecodeString(id.N); id.Kty == "RSA" && nerr == nil {
+			err = keyfile.CheckRSASize(&rsa.PublicKey{N: new(big.Int).SetBytes(n)})
+		}
+		if err == nil {
+			err = json.Unmarshal(r, &k)
+		}
+		if err == nil {
+			p.Keys = append(p.Keys, k)
+			continue
+		}
+		if id.Kid != "" {
+			p.unusable[id.Kid] = fmt.Errorf("the issuer's key %q is not used: %w", oauth2.Truncate(id.Kid, 64), err)
+		}
+	}
+	return nil
 }
 
 // errKidPaused is the cause of the ErrUnavailable of a token whose kid

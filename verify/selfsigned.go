@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -59,10 +61,14 @@ type accountKeys struct {
 }
 
 type accountSet struct {
-	keys    jose.JSONWebKeySet
-	fetched time.Time // the last successful fetch
-	tried   time.Time // the last attempt
-	failed  bool      // the last attempt failed
+	keys jose.JSONWebKeySet
+	// unusable are the account's keys that are not verified with, by kid,
+	// with why (see publishedKeys): known, so a kid naming one is not
+	// fetched for again, but never tried.
+	unusable map[string]error
+	fetched  time.Time // the last successful fetch
+	tried    time.Time // the last attempt
+	failed   bool      // the last attempt failed
 }
 
 func newAccountKeys(issuer string, o options) *accountKeys {
@@ -102,13 +108,14 @@ func (e *refetchPaused) Error() string {
 var errKeysUnavailable = errors.New("keys unavailable")
 
 // key returns the account's keys with kid (any key when kid is empty)
-// and algorithm alg.
-func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) ([]jose.JSONWebKey, error) {
+// and algorithm alg, and why the account's keys that would otherwise be
+// among them are not (nil if none is left out).
+func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (keys []jose.JSONWebKey, skipped, err error) {
 	now := a.o.now()
 	a.mu.Lock()
 	set, known := a.sets[email]
 	a.mu.Unlock()
-	hasKid := kid == "" || len(set.keys.Key(kid)) > 0
+	hasKid := kid == "" || len(set.keys.Key(kid)) > 0 || set.unusable[kid] != nil
 	var (
 		refresh bool
 		paused  refetchPaused // why not, if the kid is unknown
@@ -127,10 +134,10 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) ([
 	if known && !hasKid && !refresh && !set.failed {
 		// The kid may be a key added since the keys were fetched: not
 		// known to be invalid.
-		return nil, &paused
+		return nil, nil, &paused
 	}
 	if !known && !refresh {
-		return nil, errAccountsThrottled
+		return nil, nil, errAccountsThrottled
 	}
 	var failed bool // the fetch just made failed, not for the account being gone
 	if refresh {
@@ -147,22 +154,28 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) ([
 	}
 	switch {
 	case !known && failed:
-		return nil, errKeysUnavailable
+		return nil, nil, errKeysUnavailable
 	case !known:
-		return nil, errNoAccount
+		return nil, nil, errNoAccount
 	case now.Sub(set.fetched) > accountKeysMaxStale:
-		return nil, errKeysUnavailable
-	case kid != "" && len(set.keys.Key(kid)) == 0 && set.failed:
+		return nil, nil, errKeysUnavailable
+	case kid != "" && len(set.keys.Key(kid)) == 0 && set.unusable[kid] == nil && set.failed:
 		// The kid may be a key added since the last successful fetch.
-		return nil, errKeysUnavailable
+		return nil, nil, errKeysUnavailable
 	}
-	var out []jose.JSONWebKey
 	for _, k := range set.keys.Keys {
 		if (kid == "" || k.KeyID == kid) && k.Algorithm == alg {
-			out = append(out, k)
+			keys = append(keys, k)
 		}
 	}
-	return out, nil
+	if kid != "" {
+		return keys, set.unusable[kid], nil
+	}
+	var why []error
+	for _, id := range slices.Sorted(maps.Keys(set.unusable)) {
+		why = append(why, set.unusable[id])
+	}
+	return keys, errors.Join(why...), nil
 }
 
 // fetch refreshes the cached keys of email: replaced on success, dropped
@@ -175,7 +188,7 @@ func (a *accountKeys) fetch(ctx context.Context, email string, now time.Time) (f
 		a.sets[email] = s
 	}
 	a.mu.Unlock()
-	var fresh jose.JSONWebKeySet
+	var fresh publishedKeys
 	err := getJSON(ctx, a.o.client, a.issuer+"/service_accounts/v1/jwk/"+url.PathEscape(email), &fresh, nil)
 	var se *statusError
 	gone := errors.As(err, &se) && (se.code == http.StatusNotFound || se.code == http.StatusGone)
@@ -186,7 +199,7 @@ func (a *accountKeys) fetch(ctx context.Context, email string, now time.Time) (f
 		if len(a.sets) > 10_000 {
 			clear(a.sets)
 		}
-		a.sets[email] = accountSet{keys: fresh, fetched: now, tried: now}
+		a.sets[email] = accountSet{keys: fresh.JSONWebKeySet, unusable: fresh.unusable, fetched: now, tried: now}
 	case gone:
 		delete(a.sets, email)
 	default:
@@ -253,7 +266,7 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 		}
 		return cl, nil
 	}
-	keys, err := v.accounts.key(ctx, c.Iss, h.KeyID, h.Algorithm)
+	keys, skipped, err := v.accounts.key(ctx, c.Iss, h.KeyID, h.Algorithm)
 	var paused *refetchPaused
 	switch {
 	case errors.As(err, &paused):
@@ -288,7 +301,7 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 		}
 	}
 	if payload == nil {
-		return nil, invalid("the JWT is not signed with a key of the service account its iss names", iss)
+		return nil, invalid("the JWT is not signed with a key of the service account its iss names", errors.Join(iss, skipped))
 	}
 	return claims()
 }

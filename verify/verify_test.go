@@ -1315,3 +1315,91 @@ func TestIntrospectionKeyFileStrictAudience(t *testing.T) {
 		})
 	}
 }
+
+// TestOversizedRSAKeysNotUsed: an RSA key over 8192 bits that the issuer
+// publishes, in its JWKS or among a service account's keys, is never
+// verified with (its cost grows with the square of its size): a token
+// naming it is invalid_token, with the key's size and the limit in the
+// cause, and the issuer's other keys stay in use. So is one that go-jose
+// does not parse, such as an RSA key over its MaxRSAModulusBits (4096),
+// which made the whole set fail to parse. (The moduli are random odd
+// numbers: only their size matters.)
+func TestOversizedRSAKeysNotUsed(t *testing.T) {
+	modulus := func(bits int) *big.Int {
+		n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits-1)))
+		return n.SetBit(n, bits-1, 1).SetBit(n, 0, 1)
+	}
+	huge := jose.JSONWebKey{Key: &rsa.PublicKey{N: modulus(8200), E: 65537}, KeyID: "huge", Algorithm: "RS256", Use: "sig"}
+	mid := jose.JSONWebKey{Key: &rsa.PublicKey{N: modulus(6144), E: 65537}, KeyID: "mid", Algorithm: "RS256", Use: "sig"}
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	es := jose.JSONWebKey{Key: ecKey, KeyID: "es", Algorithm: "ES256", Use: "sig"}
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048) // signs what only huge could verify
+	rs := jose.JSONWebKey{Key: rsaKey}
+	published := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{huge, mid, es.Public()}}
+	f := &fakeIssuer{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/.well-known/oauth-authorization-server":
+			json.NewEncoder(w).Encode(map[string]string{"issuer": f.URL, "jwks_uri": f.URL + "/jwks"})
+		case r.URL.Path == "/jwks", strings.HasPrefix(r.URL.Path, "/service_accounts/v1/jwk/"):
+			json.NewEncoder(w).Encode(published)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	f.URL = srv.URL
+	const aud, email = "https://orders.internal", "job@shop.iam.test"
+	selfSigned := func(key jose.JSONWebKey, alg jose.SignatureAlgorithm, kid string) string {
+		opts := (&jose.SignerOptions{}).WithType("JWT")
+		if kid != "" {
+			opts = opts.WithHeader("kid", kid)
+		}
+		return f.signWith(t, key, alg, opts, func(c map[string]any) {
+			c["iss"], c["sub"] = email, email
+			delete(c, "client_id")
+		})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	v, err := verify.New(ctx, f.URL, aud, verify.WithSelfSignedJWTs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		tooBig    = `key "huge" is not used: the RSA key has 8200 bits, more than the 8192 Keyward accepts`
+		unparsed  = `key "mid" is not used: go-jose/go-jose: invalid RSA key, modulus too large`
+		notUsed   = "a key of the issuer's that this verifier does not use"
+		notSigned = "not signed with a key of the service account"
+	)
+	tests := []struct {
+		name      string
+		raw       string
+		wantDesc  string   // "" accepts
+		wantCause []string // in the error
+	}{
+		{"access token, another key", f.sign(t, es, jose.ES256, "es", nil), "", nil},
+		{"access token naming it", f.sign(t, rs, jose.RS256, "huge", nil), notUsed, []string{tooBig}},
+		{"access token naming one go-jose refuses", f.sign(t, rs, jose.RS256, "mid", nil), notUsed, []string{unparsed}},
+		{"self-signed JWT, another key", selfSigned(es, jose.ES256, "es"), "", nil},
+		{"self-signed JWT naming it", selfSigned(rs, jose.RS256, "huge"), notSigned, []string{tooBig}},
+		{"self-signed JWT without kid", selfSigned(rs, jose.RS256, ""), notSigned, []string{tooBig, unparsed}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := v.Verify(ctx, tt.raw)
+			if tt.wantDesc == "" {
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				return
+			}
+			wantInvalid(t, err, tt.wantDesc)
+			for _, c := range tt.wantCause {
+				if !strings.Contains(err.Error(), c) {
+					t.Errorf("err = %v, want %q in the cause", err, c)
+				}
+			}
+		})
+	}
+}
