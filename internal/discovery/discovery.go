@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/keyward/keyward/internal/keyfile"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -132,14 +133,22 @@ func (h *Handler) accountKeys(w http.ResponseWriter, r *http.Request) ([]storage
 		return nil, false
 	}
 	now := h.now()
-	// A new slice: keys may be a cache's own.
+	// A new slice: keys may be a cache's own. An RSA key over
+	// keyfile.MaxRSABits bits, stored before uploads were bounded, is left
+	// out: the token endpoint never verifies with it, and no API should.
 	usable := make([]storage.Key, 0, len(keys))
 	for _, k := range keys {
-		if !k.Disabled && !k.Expired(now) {
+		if !k.Disabled && !k.Expired(now) && !tooBig(k) {
 			usable = append(usable, k)
 		}
 	}
 	return usable, true
+}
+
+// tooBig reports whether k is an RSA key over keyfile.MaxRSABits bits.
+func tooBig(k storage.Key) bool {
+	pub, err := x509.ParsePKIXPublicKey(k.PublicKey)
+	return err == nil && keyfile.CheckRSASize(pub) != nil
 }
 
 // serveAccountJWK serves an account's public keys as a JWK set, as Google

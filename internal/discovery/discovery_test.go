@@ -5,10 +5,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"flag"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -48,6 +50,10 @@ func newHandler(t *testing.T) (*http.ServeMux, []byte) {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	spki, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
 	cert := []byte{0x30, 0x03, 0x02, 0x01, 0x01}
+	// An RSA key over 8192 bits, stored before uploads were bounded: its
+	// modulus a random odd number, since only its size matters.
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 8199))
+	huge, _ := x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: n.SetBit(n, 8199, 1).SetBit(n, 0, 1), E: 65537})
 	dir := fakeDir{
 		accounts: map[string]storage.Account{
 			"job@p.iam.test": {ID: "1", Email: "job@p.iam.test"},
@@ -58,6 +64,7 @@ func newHandler(t *testing.T) (*http.ServeMux, []byte) {
 			{ID: "bare", Algorithm: "ES256", PublicKey: spki},
 			{ID: "disabled", Algorithm: "ES256", PublicKey: spki, Certificate: cert, Disabled: true},
 			{ID: "expired", Algorithm: "ES256", PublicKey: spki, Certificate: cert, ExpiresAt: now.Add(-time.Second)},
+			{ID: "huge", Algorithm: "RS256", PublicKey: huge, Certificate: cert},
 		}},
 	}
 	md := Metadata{
@@ -110,7 +117,7 @@ func TestAccountKeys(t *testing.T) {
 		}
 		json.Unmarshal(w.Body.Bytes(), &set)
 		if w.Code != 200 || len(set.Keys) != 2 || set.Keys[0].Kid != "good" || set.Keys[1].Kid != "bare" || set.Keys[0].Alg != "ES256" || set.Keys[0].Use != "sig" {
-			t.Fatalf("%d %s: want only the enabled, unexpired keys", w.Code, w.Body)
+			t.Fatalf("%d %s: want only the enabled, unexpired keys of 8192 bits at most", w.Code, w.Body)
 		}
 	})
 	t.Run("x509", func(t *testing.T) {
