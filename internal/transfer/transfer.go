@@ -10,6 +10,7 @@ package transfer
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/keyfile"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/validate"
@@ -305,7 +307,11 @@ func apiDiff(had, want storage.API) []string {
 //     its ID, an organization without its domain, a user without its
 //     email: the store would hold it, yet list (and export) no account
 //     with an empty ID, nor user with an empty email, and the admin API
-//     could name none of them.
+//     could name none of them;
+//   - a service-account key that is an RSA key of more than
+//     keyfile.MaxRSABits bits, which UploadKey refuses: verifying a
+//     signature with it would take time that grows with the square of its
+//     size, for anyone who sends an assertion naming its account.
 func check(d Dump) error {
 	ids := make(map[string]bool, len(d.Accounts))
 	for _, a := range d.Accounts {
@@ -315,7 +321,7 @@ func check(d Dump) error {
 	for _, o := range d.Orgs {
 		orgs[o.Domain] = true
 	}
-	var dangling, scoped, orphans, unnamed []string
+	var dangling, scoped, orphans, unnamed, oversized []string
 	for _, a := range d.Accounts {
 		switch {
 		case a.ID == "":
@@ -327,6 +333,13 @@ func check(d Dump) error {
 	for _, k := range d.Keys {
 		if k.ID == "" {
 			unnamed = append(unnamed, fmt.Sprintf("a key of %s has no key_id", k.AccountID))
+		}
+	}
+	for _, k := range d.Keys {
+		if pub, err := x509.ParsePKIXPublicKey(k.PublicKey); err == nil {
+			if err := keyfile.CheckRSASize(pub); err != nil {
+				oversized = append(oversized, fmt.Sprintf("the key %s of %s: %s", k.ID, k.AccountID, err))
+			}
 		}
 	}
 	for _, sec := range d.Secrets {
@@ -405,6 +418,10 @@ func check(d Dump) error {
 	if len(scoped) > 0 {
 		parts = append(parts, fmt.Sprintf("%s; Keyward's own scopes (%s, %s) cannot be delegated and the admin API refuses such a grant: remove them from the grants in the file (a grant left with no scope, the whole grant) and import again",
 			limit(scoped), oauth2.AdminScope, oauth2.IntrospectScope))
+	}
+	if len(oversized) > 0 {
+		parts = append(parts, fmt.Sprintf("%s; the admin API refuses such a key, since verifying a signature with it takes too long: remove these keys from the file (their holders can upload keys of %d to %d bits, or EC P-256) and import again",
+			limit(oversized), keyfile.MinRSABits, keyfile.MaxRSABits))
 	}
 	if len(parts) == 0 {
 		return nil

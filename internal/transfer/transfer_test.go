@@ -2,9 +2,13 @@ package transfer_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -369,6 +373,42 @@ func TestImportRefusesItemsWithoutIdentifier(t *testing.T) {
 			tc.edit(&d)
 			dst := targets[0].open(t)
 			wantRefused(t, dst, transfer.Import(context.Background(), dst, d, t0), tc.wants...)
+		})
+	}
+}
+
+// A file with a service-account key that is an RSA key over 8192 bits,
+// which the admin API refuses since verifying with it takes too long, is
+// refused before anything is written, naming the key; one of 8192 bits
+// imports. (The moduli are random odd numbers: only their size matters.)
+func TestImportRefusesOversizedKeys(t *testing.T) {
+	base := exported(t)
+	spki := func(bits int) []byte {
+		n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits-1)))
+		der, _ := x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: n.SetBit(n, bits-1, 1).SetBit(n, 0, 1), E: 65537})
+		return der
+	}
+	for _, tc := range []struct {
+		name  string
+		bits  int
+		wants []string // nil: imported
+	}{
+		{"8192 bits", 8192, nil},
+		{"8200 bits", 8200, []string{"the key k9 of 1: the RSA key has 8200 bits, more than the 8192 Keyward accepts", "remove these keys from the file"}},
+		{"65536 bits", 65536, []string{"the key k9 of 1: the RSA key has 65536 bits"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := base
+			d.Keys = append(slices.Clone(base.Keys), storage.Key{ID: "k9", AccountID: "1", Algorithm: "RS256", PublicKey: spki(tc.bits), Origin: "uploaded", CreatedAt: t0})
+			dst := targets[0].open(t)
+			err := transfer.Import(context.Background(), dst, d, t0)
+			if tc.wants == nil {
+				if err != nil {
+					t.Fatalf("import: %v", err)
+				}
+				return
+			}
+			wantRefused(t, dst, err, tc.wants...)
 		})
 	}
 }
