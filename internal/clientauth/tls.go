@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/keyward/keyward/internal/keyfile"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -71,7 +72,10 @@ const maxIntermediates = maxForwardedChain - 1
 
 // intermediatePool returns the pool of intermediates a client sent, to
 // verify its certificate through, or an error when they are more than
-// maxIntermediates or two of them have one subject. x509 tries every
+// maxIntermediates, two of them have one subject, or one has an RSA key
+// over keyfile.MaxRSABits bits: crypto/tls refuses those in the handshake,
+// but a proxy's header is read here, and its intermediates verify the
+// client's certificate with keys the client chose. x509 tries every
 // certificate of the pool whose subject is a certificate's issuer, up to
 // 100 signature checks, each with a key the client chose (from TLS an RSA
 // key of up to 8192 bits, whose exponent may be near 2^31): a hundred
@@ -99,6 +103,9 @@ func intermediatePool(intermediates []*x509.Certificate) (*x509.CertPool, error)
 	}
 	pool := x509.NewCertPool()
 	for i, c := range intermediates {
+		if err := keyfile.CheckRSASize(c.PublicKey); err != nil {
+			return nil, fmt.Errorf("an intermediate certificate the client sent cannot be verified through: %w", err)
+		}
 		if slices.ContainsFunc(intermediates[:i], func(d *x509.Certificate) bool { return bytes.Equal(d.RawSubject, c.RawSubject) }) {
 			return nil, errors.New("the client sent two intermediate certificates of one subject")
 		}

@@ -1,9 +1,16 @@
 package clientauth
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
 	"net/url"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -52,4 +59,47 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestIntermediatePoolRSASize: an intermediate with an RSA key over 8192
+// bits, which crypto/tls refuses in the handshake but a proxy's header may
+// carry, is not verified through: the leaf's signature would be checked
+// with a key the client chose, of any size. (The moduli are random odd
+// numbers: only their size matters.)
+func TestIntermediatePoolRSASize(t *testing.T) {
+	w := newWorld(t)
+	inter := func(bits int) *x509.Certificate {
+		n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits-1)))
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(bits)), Subject: pkix.Name{CommonName: fmt.Sprintf("Intermediate of %d bits", bits)},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, w.caCert, &rsa.PublicKey{N: n.SetBit(n, bits-1, 1).SetBit(n, 0, 1), E: 65537}, w.caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	tests := []struct {
+		name    string
+		chain   []*x509.Certificate
+		wantErr string // "" for a pool
+	}{
+		{"8192 bits", []*x509.Certificate{inter(8192)}, ""},
+		{"8200 bits", []*x509.Certificate{inter(8200)}, "an intermediate certificate the client sent cannot be verified through: the RSA key has 8200 bits, more than the 8192 Keyward accepts"},
+		{"8200 bits beside a good one", []*x509.Certificate{w.inter, inter(8200)}, "8200 bits"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pool, err := intermediatePool(tt.chain)
+			if tt.wantErr == "" && (err != nil || pool == nil) {
+				t.Fatalf("intermediatePool = %v, %v; want a pool", pool, err)
+			}
+			if tt.wantErr != "" && (err == nil || pool != nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("intermediatePool = %v, %v; want no pool and an error with %q", pool, err, tt.wantErr)
+			}
+		})
+	}
 }
