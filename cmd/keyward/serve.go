@@ -26,7 +26,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyward/keyward/internal/groupcommit"
-	"github.com/keyward/keyward/internal/keyfile"
 	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/sakey"
@@ -324,7 +323,6 @@ func (m *Main) Open(ctx context.Context) error {
 			"account", admin.Email, "key_file", path)
 	}
 	m.warnAssertionAudienceAPIs(ctx)
-	m.warnOversizedKeys(ctx)
 	m.http = &http.Server{
 		Handler:           m.Server,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -499,44 +497,6 @@ func (m *Main) warnAssertionAudienceAPIs(ctx context.Context) {
 				"the API must not accept self-signed JWTs, or it could exchange its callers' JWTs for their tokens; register it anew under its own URL and retire this one",
 				"api", a.Name, "identifier", a.Identifier, "issuer", m.Issuer)
 		}
-	}
-}
-
-// warnOversizedKeys warns of each service-account key that is an RSA key
-// over keyfile.MaxRSABits bits, stored before uploads were bounded: the
-// token endpoint never verifies with it, so what it signs is refused, and
-// its holder needs another key. It reads every account's keys, one query
-// per account, once at start.
-func (m *Main) warnOversizedKeys(ctx context.Context) {
-	after := ""
-	for {
-		page, err := m.store.ListAccounts(ctx, storage.ListOptions{After: after, Limit: 1000})
-		if err != nil {
-			m.Logger.Warn("listing the service accounts to check the size of their keys failed", "err", err)
-			return
-		}
-		for _, a := range page {
-			keys, err := m.store.ListKeys(ctx, a.ID)
-			if err != nil {
-				m.Logger.Warn("listing a service account's keys to check their size failed", "account", a.Email, "err", err)
-				return
-			}
-			for _, k := range keys {
-				pub, err := x509.ParsePKIXPublicKey(k.PublicKey)
-				if err != nil {
-					continue
-				}
-				if err := keyfile.CheckRSASize(pub); err != nil {
-					m.Logger.Warn("a service account's key is an RSA key too big to verify signatures with in bounded time, stored before uploads were bounded: "+
-						"it is not used, and what it signs is refused; delete it, and have its holder upload another key",
-						"account", a.Email, "key", k.ID, "disabled", k.Disabled, "err", err)
-				}
-			}
-		}
-		if len(page) < 1000 {
-			return
-		}
-		after = page[len(page)-1].ID
 	}
 }
 
