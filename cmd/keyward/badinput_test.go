@@ -416,6 +416,9 @@ func TestImportNotAnExport(t *testing.T) {
 		// Go reads field names in any case: "Format" is the format.
 		{"another format, capitalised", `{"Format":"keyward-export/3"}`, `its "format" is "keyward-export/3", not "keyward-export/2" (nor "keyward-export/1", of earlier releases)`},
 		{"empty format", `{"format":""}`, `its "format" is "", not "keyward-export/2" (nor "keyward-export/1", of earlier releases)`},
+		// A long format is cut to 64 bytes, as the file's other values are.
+		{"long format", `{"format":"` + strings.Repeat("x", 100000) + `"}`,
+			`its "format" is "` + strings.Repeat("x", 64) + `…", not "keyward-export/2" (nor "keyward-export/1", of earlier releases)`},
 		{"service-account key file", `{"type":"service_account","project_id":"p","private_key_id":"k","private_key":"x","client_email":"a@p.iam.gserviceaccount.com","token_uri":"https://oauth2.googleapis.com/token"}`,
 			`it is a service-account key file ("type": "service_account"), not an export: a key file is used as it is (--credentials, 'keyward token --key-file'); ` +
 				`to register a key made elsewhere with an account, upload its public key: 'keyward keys upload SA --public-key PEM-FILE'`},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/transfer"
 )
 
@@ -179,14 +180,15 @@ func parseExport(b []byte) (transfer.Dump, error) {
 // of its other fields. An audit event (a file of one, from 'audit prune
 // --export') and a service-account key file (Keyward's or Google's), the
 // JSON files most likely passed for an export by mistake, are named, with
-// what to do with them instead.
+// what to do with them instead. Another format is shown cut to 64 bytes,
+// as the file's other values are, not echoed whole.
 func notExport(b []byte, format string) error {
 	var fields map[string]json.RawMessage
 	if json.Unmarshal(b, &fields) != nil || fields == nil {
 		return errors.New("a JSON null, not the object of an export")
 	}
 	if f, ok := fields["format"]; format != "" || ok && string(f) != "null" {
-		return fmt.Errorf("its \"format\" is %q, not %q (nor %q, of earlier releases)", format, transfer.Format, transfer.FormatV1)
+		return fmt.Errorf("its \"format\" is %s, not %q (nor %q, of earlier releases)", oauth2.QuoteShort(format), transfer.Format, transfer.FormatV1)
 	}
 	if isAuditEvent(fields) {
 		return errAuditEvents
