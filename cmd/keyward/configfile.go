@@ -90,7 +90,7 @@ func (c *Config) checkStoreSources(fs *pflag.FlagSet, onCommandLine map[string]b
 		case getenv(envName(name)) != "":
 			return 2, envName(name)
 		case fs.Changed(name):
-			return 1, "the " + configFileName(fs, getenv) + " file"
+			return 1, configFileName(fs, getenv)
 		}
 		return 0, "the default"
 	}
@@ -104,12 +104,12 @@ func (c *Config) checkStoreSources(fs *pflag.FlagSet, onCommandLine map[string]b
 	dbBeside, dirBeside := "give --db on the command line too", "set KEYWARD_DATA_DIR beside KEYWARD_DB instead of --data-dir on the command line"
 	unset := "unset " + dbFrom
 	if dbRank == 1 {
-		file := configFileName(fs, getenv) + " file"
-		dirBeside = "put data-dir in the " + file + " beside db instead of --data-dir on the command line"
+		file := configFileName(fs, getenv)
+		dirBeside = "put data-dir in " + file + " beside db instead of --data-dir on the command line"
 		if dirRank == 2 {
-			dbBeside, dirBeside = "set KEYWARD_DB too", "put data-dir in the "+file+" beside db instead of KEYWARD_DATA_DIR"
+			dbBeside, dirBeside = "set KEYWARD_DB too", "put data-dir in "+file+" beside db instead of KEYWARD_DATA_DIR"
 		}
-		unset = "remove db from the " + file
+		unset = "remove db from " + file
 	}
 	return usageError{fmt.Errorf("two stores are named: --data-dir %s (from %s) and --db %s (from %s), which would be opened instead; to use PostgreSQL with that data directory, %s (or %s); to use the SQLite database, %s",
 		c.DataDir, dirFrom, redactDSN(c.DB), dbFrom, dbBeside, dirBeside, unset)}
@@ -140,15 +140,17 @@ func configFile(fs *pflag.FlagSet, flag string, getenv func(string) string) (pat
 	return getenv(configEnv), configEnv
 }
 
-// configFileName names, for errors, where the YAML file of settings came
-// from: --config or KEYWARD_CONFIG.
+// configFileName names, for errors, the YAML file of settings by where
+// it came from: "the --config file" or "the file KEYWARD_CONFIG names".
 func configFileName(fs *pflag.FlagSet, getenv func(string) string) string {
 	flag := ""
 	if f := fs.Lookup("config"); f != nil {
 		flag = f.Value.String()
 	}
-	_, from := configFile(fs, flag, getenv)
-	return from
+	if _, from := configFile(fs, flag, getenv); from == configEnv {
+		return "the file " + configEnv + " names"
+	}
+	return "the --config file"
 }
 
 // masterKeyEnv is the environment variable that gives the master key

@@ -427,6 +427,11 @@ func TestStoreNamedTwiceMessage(t *testing.T) {
 			fmt.Sprintf(head, "the command line", "the --config file") + "to use PostgreSQL with that data directory, give --db on the command line too (or put data-dir in the --config file beside db instead of --data-dir on the command line); to use the SQLite database, remove db from the --config file"},
 		{"KEYWARD_DATA_DIR with db in the file", false, map[string]string{"KEYWARD_DATA_DIR": "/srv/kw"}, true,
 			fmt.Sprintf(head, "KEYWARD_DATA_DIR", "the --config file") + "to use PostgreSQL with that data directory, set KEYWARD_DB too (or put data-dir in the --config file beside db instead of KEYWARD_DATA_DIR); to use the SQLite database, remove db from the --config file"},
+		// The file named by KEYWARD_CONFIG, not --config, is named so.
+		{"--data-dir with db in the file KEYWARD_CONFIG names", true, map[string]string{"KEYWARD_CONFIG": "keyward.yaml"}, true,
+			fmt.Sprintf(head, "the command line", "the file KEYWARD_CONFIG names") + "to use PostgreSQL with that data directory, give --db on the command line too (or put data-dir in the file KEYWARD_CONFIG names beside db instead of --data-dir on the command line); to use the SQLite database, remove db from the file KEYWARD_CONFIG names"},
+		{"KEYWARD_DATA_DIR with db in the file KEYWARD_CONFIG names", false, map[string]string{"KEYWARD_CONFIG": "keyward.yaml", "KEYWARD_DATA_DIR": "/srv/kw"}, true,
+			fmt.Sprintf(head, "KEYWARD_DATA_DIR", "the file KEYWARD_CONFIG names") + "to use PostgreSQL with that data directory, set KEYWARD_DB too (or put data-dir in the file KEYWARD_CONFIG names beside db instead of KEYWARD_DATA_DIR); to use the SQLite database, remove db from the file KEYWARD_CONFIG names"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -435,8 +440,10 @@ func TestStoreNamedTwiceMessage(t *testing.T) {
 			c.addServeFlags(fs)
 			addConfigFileFlag(fs)
 			if tt.dbInFile { // as applySources sets it from the file
-				if err := fs.Set("config", "keyward.yaml"); err != nil {
-					t.Fatal(err)
+				if tt.env["KEYWARD_CONFIG"] == "" {
+					if err := fs.Set("config", "keyward.yaml"); err != nil {
+						t.Fatal(err)
+					}
 				}
 				if err := fs.Set("db", dsn); err != nil {
 					t.Fatal(err)
