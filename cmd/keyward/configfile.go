@@ -28,7 +28,7 @@ func envName(flag string) string {
 func addConfigFileFlag(fs *pflag.FlagSet) (apply func() error) {
 	settings := map[string]bool{}
 	fs.VisitAll(func(f *pflag.Flag) { settings[f.Name] = true })
-	file := fs.String("config", "", "YAML file of settings named like the flags (signing-alg: ES256), else the one KEYWARD_CONFIG names; KEYWARD_<FLAG> environment variables override it, flags override both")
+	file := fs.String("config", "", "YAML file of settings named like the flags (signing-alg: ES256), else the one KEYWARD_CONFIG names (an empty --config= reads none); KEYWARD_<FLAG> environment variables override it, flags override both")
 	return func() error {
 		if err := applySources(fs, settings, *file, os.Getenv); err != nil {
 			return usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
@@ -63,7 +63,7 @@ func (c *Config) addServerSettings(fs *pflag.FlagSet, dataDir string, show ...st
 	c.addServeFlags(fs)
 	fs.Lookup("data-dir").Usage = dataDir
 	applySettings := addConfigFileFlag(fs)
-	fs.Lookup("config").Usage = "the server's YAML file of settings, named like the flags of 'keyward serve' (db: postgres://…), else the one KEYWARD_CONFIG names; KEYWARD_<FLAG> environment variables override it, flags override both"
+	fs.Lookup("config").Usage = "the server's YAML file of settings, named like the flags of 'keyward serve' (db: postgres://…), else the one KEYWARD_CONFIG names (an empty --config= reads none); KEYWARD_<FLAG> environment variables override it, flags override both"
 	hideFlagsExcept(fs, append([]string{"config", "data-dir", "db"}, show...)...)
 	return func() error {
 		onCommandLine := map[string]bool{"data-dir": fs.Changed("data-dir"), "db": fs.Changed("db")}
@@ -119,12 +119,14 @@ func (c *Config) checkStoreSources(fs *pflag.FlagSet, onCommandLine map[string]b
 // on the server's store, saying where their settings come from.
 const storeSettingsHelp = `The store is chosen as 'keyward serve' chooses it, from the same sources:
 --data-dir or --db on the command line, else KEYWARD_DATA_DIR or KEYWARD_DB,
-else the server's --config file, else keyward-data. Give it the server's
---config and environment to work on the server's database; the other
-settings of serve are accepted there and ignored unless this command says
-it uses them. A --data-dir from a higher source than --db (on the command
-line with KEYWARD_DB set, say) is refused rather than overridden: give
---db as well to use PostgreSQL.`
+else the server's --config file (or the one KEYWARD_CONFIG names), else
+keyward-data. Give it the server's --config and environment to work on the
+server's database; the other settings of serve are accepted there and
+ignored unless this command says it uses them. A --data-dir from a higher
+source than a PostgreSQL --db (on the command line with KEYWARD_DB set,
+say) is refused rather than overridden. To use PostgreSQL with that data
+directory, give both from the same source: --db with --data-dir, KEYWARD_DB
+with KEYWARD_DATA_DIR, or data-dir beside db in the file.`
 
 // configEnv is the environment variable that names the YAML file of
 // settings when --config is not given.

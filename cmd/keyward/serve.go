@@ -60,7 +60,8 @@ Plain HTTP is allowed only on loopback addresses. On any other address give
 Every flag but --config itself can also be set in a YAML file (--config)
 under its own name, or in the environment as KEYWARD_<NAME> (--signing-alg:
 KEYWARD_SIGNING_ALG); the file is named by --config, else by
-KEYWARD_CONFIG. Flags win over the environment, which wins over the file.
+KEYWARD_CONFIG (an empty --config= means no file). Flags win over the
+environment, which wins over the file.
 All problems in the configuration are reported at once.`,
 		Example: `  keyward serve
   keyward serve --db postgres://keyward@db.internal/keyward --master-key-file /etc/keyward/master.key \
