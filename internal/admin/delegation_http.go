@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -156,7 +155,7 @@ func (h *Handler) placeProject(r *http.Request, actor Actor) (int, any, error) {
 		return 0, nil, err
 	}
 	if in.Project != "" && in.Project != r.PathValue("project") {
-		return 0, nil, invalid("The body names project %q but the path names %q: the path names the project, so leave project out of the body.", oauth2.Truncate(in.Project, 64), oauth2.Truncate(r.PathValue("project"), 64))
+		return 0, nil, invalid("The body names project %s but the path names %s: the path names the project, so leave project out of the body.", quoteClip(in.Project), quoteClip(r.PathValue("project")))
 	}
 	match, err := ifMatch(r)
 	if err != nil {

@@ -826,3 +826,63 @@ func TestAPIAndAccountRoutesClipLongValues(t *testing.T) {
 		})
 	}
 }
+
+// A 400 of the API, service-account and organization routes names a
+// value from the body, the query or the path over 64 bytes by its first
+// 48 bytes, with its length (quoteClip), as their 404s do: an API name or
+// scope of 1 MiB is not echoed back whole.
+func TestRefusalsClipLongBodyValues(t *testing.T) {
+	f, auth, id := orgFixture(t)
+	long := strings.Repeat("a", 5000)
+	clipped := `"` + long[:48] + `"… (5000 bytes)`
+	scope100 := strings.Repeat("s", 100)
+	api := func(name, identifier string, scopes []string, format string) map[string]any {
+		return map[string]any{"name": name, "identifier": identifier, "scopes": scopes, "token_format": format}
+	}
+	tests := []struct {
+		name, method, path string
+		body               any
+		status             int
+		want               string
+	}{
+		{"API name", "POST", "/v1/apis", api(long, "https://x.internal", []string{"x.read"}, ""), 400,
+			`The API name ` + clipped + ` must be 2-63 lowercase letters, digits and hyphens, starting with a letter.`},
+		{"API identifier", "POST", "/v1/apis", api("xapi", long, []string{"x.read"}, ""), 400,
+			`The API identifier ` + clipped + ` must be an absolute URI without a fragment, such as https://orders.internal.`},
+		{"API scope", "POST", "/v1/apis", api("xapi", "https://x.internal", []string{long + " "}, ""), 400,
+			`The scope "` + long[:48] + `"… (5001 bytes) is not a valid scope name (printable ASCII without spaces, quotes, backslashes or commas).`},
+		{"API scope twice", "POST", "/v1/apis", api("xapi", "https://x.internal", []string{scope100, scope100}, ""), 400,
+			`The scope "` + scope100[:48] + `"… (100 bytes) is listed twice.`},
+		{"API token format", "POST", "/v1/apis", api("xapi", "https://x.internal", []string{"x.read"}, long), 400,
+			`The token format ` + clipped + ` must be jwt or opaque.`},
+		{"API token format, changed", "PATCH", "/v1/apis/orders", map[string]any{"token_format": long}, 400,
+			`The token format ` + clipped + ` must be jwt or opaque.`},
+		{"account name", "POST", "/v1/service-accounts", map[string]any{"name": long, "project": "shop"}, 400,
+			`The account name ` + clipped + ` must be 3-30 lowercase letters, digits and hyphens, starting with a letter.`},
+		{"account project", "POST", "/v1/service-accounts", map[string]any{"name": "other", "project": long}, 400,
+			`The project ` + clipped + ` must be 3-30 lowercase letters, digits and hyphens, starting with a letter.`},
+		{"account scope", "PATCH", "/v1/service-accounts/" + id, map[string]any{"scopes": []string{long}}, 400,
+			`The scope ` + clipped + ` is not defined by any API; create the API first (keyward api create).`},
+		{"account auth method", "PATCH", "/v1/service-accounts/" + id, map[string]any{"auth_methods": []string{long}}, 400,
+			`Unknown client authentication method ` + clipped + `; the methods are ` + strings.Join(storage.AuthMethods, ", ") + `.`},
+		{"key with a public key", "POST", "/v1/service-accounts/" + long + "/keys", map[string]any{"public_key_pem": "x"}, 400,
+			`This endpoint generates a new key pair and takes no public key; register a public key you hold with POST /v1/service-accounts/` + long[:48] + `… (5000 bytes)/keys/upload.`},
+		{"secret with a public key", "POST", "/v1/service-accounts/" + long + "/secrets", map[string]any{"public_key_pem": "x"}, 400,
+			`A client secret takes no public key: the body has only expires_in_seconds. To register a public key, POST it to /v1/service-accounts/` + long[:48] + `… (5000 bytes)/keys/upload.`},
+		{"blocked scope", "PATCH", "/v1/orgs/example.com", map[string]any{"blocked_scopes": []string{long + " "}}, 400,
+			`The blocked scope "` + long[:48] + `"… (5001 bytes) is not a valid scope name (printable ASCII without spaces, quotes, backslashes or commas): list each scope on its own.`},
+		{"project in the body", "PUT", "/v1/orgs/example.com/projects/shop", map[string]any{"project": long}, 400,
+			`The body names project ` + clipped + ` but the path names "shop": the path names the project, so leave project out of the body.`},
+		{"query parameter", "GET", "/v1/apis?" + long + "=%00", nil, 400,
+			`The query parameter ` + clipped + ` is not UTF-8 text without NUL characters.`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body, _ := f.call(t, tt.method, tt.path, auth, tt.body)
+			desc, _ := body["error_description"].(string)
+			if status != tt.status || desc != tt.want {
+				t.Errorf("%d %q (%d bytes), want %d %q", status, desc[:min(len(desc), 300)], len(desc), tt.status, tt.want)
+			}
+		})
+	}
+}

@@ -234,8 +234,8 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in APIInput) (stor
 		return storage.API{}, err
 	}
 	if oauth2.IsAssertionAudience(in.Identifier, s.cfg.Issuer) {
-		return storage.API{}, invalid("The API identifier %q is this server's issuer or token endpoint URL (%s, %s): service accounts sign the JWTs they exchange for access tokens with that audience, so an API with it would receive self-signed JWTs it could exchange for its callers' tokens. Use the API's own URL, such as https://orders.internal.",
-			in.Identifier, s.cfg.Issuer, s.cfg.Issuer+oauth2.TokenPath)
+		return storage.API{}, invalid("The API identifier %s is this server's issuer or token endpoint URL (%s, %s): service accounts sign the JWTs they exchange for access tokens with that audience, so an API with it would receive self-signed JWTs it could exchange for its callers' tokens. Use the API's own URL, such as https://orders.internal.",
+			quoteClip(in.Identifier), s.cfg.Issuer, s.cfg.Issuer+oauth2.TokenPath)
 	}
 	if err := checkAPIScopes(in.Scopes); err != nil {
 		return storage.API{}, err
@@ -253,7 +253,7 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in APIInput) (stor
 	a := storage.API{Name: in.Name, Identifier: in.Identifier, Description: in.Description, Scopes: in.Scopes, TokenFormat: format, CreatedAt: s.cfg.Now()}
 	err := s.store.CreateAPI(ctx, a, s.event(actor, "api.create", "", map[string]string{"api": a.Name, "identifier": a.Identifier, "scopes": strings.Join(a.Scopes, " ")}))
 	if errors.Is(err, storage.ErrAlreadyExists) {
-		return a, conflict("An API with the name %q or the identifier %q exists already, or one of the scopes belongs to another API (each scope belongs to one API).", a.Name, a.Identifier)
+		return a, conflict("An API with the name %q or the identifier %s exists already, or one of the scopes belongs to another API (each scope belongs to one API).", a.Name, quoteClip(a.Identifier))
 	}
 	if held, ok := errors.AsType[*storage.ScopesHeldError](err); ok {
 		return a, conflict("The API %q cannot be created while its scopes are granted already, left from a deleted API that had them: %s. They would get this API's access unnoticed: remove the scopes from these accounts (keyward sa update --scopes) and delegations (keyward delegation grant with fewer scopes, or revoke) first.", a.Name, holderList(held))
@@ -412,7 +412,7 @@ func (s *Service) scopeTaken(ctx context.Context, name string, scopes []string) 
 			}
 			for _, sc := range a.Scopes {
 				if slices.Contains(scopes, sc) {
-					return conflict("The scope %q belongs to the API %q: each scope belongs to one API. Remove it there first, or choose another name.", sc, a.Name)
+					return conflict("The scope %s belongs to the API %q: each scope belongs to one API. Remove it there first, or choose another name.", quoteClip(sc), a.Name)
 				}
 			}
 		}
@@ -490,7 +490,7 @@ func (s *Service) checkScopes(ctx context.Context, scopes []string) error {
 	}
 	for _, sc := range scopes {
 		if !known[sc] {
-			return invalid("The scope %q is not defined by any API; create the API first (keyward api create).", sc)
+			return invalid("The scope %s is not defined by any API; create the API first (keyward api create).", quoteClip(sc))
 		}
 	}
 	return nil
@@ -510,10 +510,10 @@ func (s *Service) lifetime(secs int64) (time.Duration, error) {
 // CreateAccount creates a service account with a new numeric client ID.
 func (s *Service) CreateAccount(ctx context.Context, actor Actor, in AccountInput) (storage.Account, error) {
 	if !validate.Name(in.Name) {
-		return storage.Account{}, invalid("The account name %q must be 3-30 lowercase letters, digits and hyphens, starting with a letter.", in.Name)
+		return storage.Account{}, invalid("The account name %s must be 3-30 lowercase letters, digits and hyphens, starting with a letter.", quoteClip(in.Name))
 	}
 	if !validate.Name(in.Project) {
-		return storage.Account{}, invalid("The project %q must be 3-30 lowercase letters, digits and hyphens, starting with a letter.", in.Project)
+		return storage.Account{}, invalid("The project %s must be 3-30 lowercase letters, digits and hyphens, starting with a letter.", quoteClip(in.Project))
 	}
 	if err := checkLabel("display name", in.DisplayName, MaxDisplayNameLength); err != nil {
 		return storage.Account{}, err

@@ -46,7 +46,7 @@ var (
 // APIName checks the name of an API.
 func APIName(name string) error {
 	if !apiNameRE.MatchString(name) {
-		return fmt.Errorf("The API name %q must be 2-63 lowercase letters, digits and hyphens, starting with a letter.", name)
+		return fmt.Errorf("The API name %s must be 2-63 lowercase letters, digits and hyphens, starting with a letter.", QuoteClip(name))
 	}
 	return nil
 }
@@ -56,7 +56,7 @@ func APIName(name string) error {
 func APIIdentifier(id string) error {
 	u, err := url.Parse(id)
 	if err != nil || u.Scheme == "" || u.Fragment != "" || strings.ContainsAny(id, " \t\n") {
-		return fmt.Errorf("The API identifier %q must be an absolute URI without a fragment, such as https://orders.internal.", id)
+		return fmt.Errorf("The API identifier %s must be an absolute URI without a fragment, such as https://orders.internal.", QuoteClip(id))
 	}
 	if len(id) > MaxIdentifierLength {
 		return fmt.Errorf("The API identifier is %d bytes long; at most %d are allowed.", len(id), MaxIdentifierLength)
@@ -76,10 +76,10 @@ func APIScopes(scopes []string) error {
 	seen := map[string]bool{}
 	for _, sc := range scopes {
 		if !ScopeName(sc) {
-			return fmt.Errorf("The scope %q is not a valid scope name (printable ASCII without spaces, quotes, backslashes or commas).", sc)
+			return fmt.Errorf("The scope %s is not a valid scope name (printable ASCII without spaces, quotes, backslashes or commas).", QuoteClip(sc))
 		}
 		if seen[sc] {
-			return fmt.Errorf("The scope %q is listed twice.", sc)
+			return fmt.Errorf("The scope %s is listed twice.", QuoteClip(sc))
 		}
 		seen[sc] = true
 	}
@@ -96,7 +96,7 @@ func ScopeName(sc string) bool { return oauth2.ValidScopeToken(sc) && len(sc) <=
 func BlockedScopes(scopes []string) error {
 	for _, sc := range scopes {
 		if !ScopeName(sc) {
-			return fmt.Errorf("The blocked scope %s is not a valid scope name (printable ASCII without spaces, quotes, backslashes or commas): list each scope on its own.", oauth2.QuoteShort(sc))
+			return fmt.Errorf("The blocked scope %s is not a valid scope name (printable ASCII without spaces, quotes, backslashes or commas): list each scope on its own.", QuoteClip(sc))
 		}
 	}
 	return nil
@@ -107,7 +107,7 @@ func TokenFormat(f string, allowEmpty bool) error {
 	if f == storage.TokenJWT || f == storage.TokenOpaque || (allowEmpty && f == "") {
 		return nil
 	}
-	return fmt.Errorf("The token format %q must be jwt or opaque.", f)
+	return fmt.Errorf("The token format %s must be jwt or opaque.", QuoteClip(f))
 }
 
 // Label refuses a display name or description that is too long or holds
@@ -134,7 +134,7 @@ func Name(s string) bool { return nameRE.MatchString(s) }
 func AuthMethods(methods []string) error {
 	for _, m := range methods {
 		if !slices.Contains(storage.AuthMethods, m) {
-			return fmt.Errorf("Unknown client authentication method %q; the methods are %s.", m, strings.Join(storage.AuthMethods, ", "))
+			return fmt.Errorf("Unknown client authentication method %s; the methods are %s.", QuoteClip(m), strings.Join(storage.AuthMethods, ", "))
 		}
 	}
 	return nil
