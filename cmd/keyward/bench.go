@@ -425,8 +425,9 @@ func (b *bench) startServer(ctx context.Context) error {
 	if b.f.signingAlg != "" {
 		args = append(args, "--signing-alg", b.f.signingAlg)
 	}
-	// Always, so that the report says what the server did, whatever
-	// KEYWARD_INTROSPECTION_AUDIT_INTERVAL the child would inherit.
+	// Always, even at serve's default: the interval the report states is
+	// then the one on the child's command line, the only source of its
+	// settings (childEnviron passes it none from the environment).
 	args = append(args, "--introspection-audit-interval", b.f.introspectionAudit.String())
 	// Not tied to ctx, nor in bench's process group: on an interrupt,
 	// stopServer shuts it down gracefully after the last figures are read.
