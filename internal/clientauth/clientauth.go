@@ -535,14 +535,15 @@ type warnLimiter struct {
 }
 
 // allow reports whether an occurrence at now is logged: the first, one
-// warnEvery or more after the last logged, or one before it (the clock
-// stepped back, which must not silence the warning until it catches up).
-// If so, unlogged is how many it held back since the last; if not, it
-// counts this one.
+// warnEvery or more after the last logged, or one more than a second
+// before it (the clock stepped back, which must not silence the warning
+// until it catches up; a request that read the clock just before the
+// one logged is no step back). If so, unlogged is how many it held back
+// since the last; if not, it counts this one.
 func (l *warnLimiter) allow(now time.Time) (unlogged int64, ok bool) {
 	n := now.UnixNano()
 	last := l.last.Load()
-	if last != 0 && n >= last && n-last < int64(warnEvery) || !l.last.CompareAndSwap(last, n) {
+	if last != 0 && n >= last-int64(time.Second) && n-last < int64(warnEvery) || !l.last.CompareAndSwap(last, n) {
 		l.unlogged.Add(1)
 		return 0, false
 	}
