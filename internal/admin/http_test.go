@@ -866,9 +866,15 @@ func TestRefusalsClipLongBodyValues(t *testing.T) {
 		{"account auth method", "PATCH", "/v1/service-accounts/" + id, map[string]any{"auth_methods": []string{long}}, 400,
 			`Unknown client authentication method ` + clipped + `; the methods are ` + strings.Join(storage.AuthMethods, ", ") + `.`},
 		{"key with a public key", "POST", "/v1/service-accounts/" + long + "/keys", map[string]any{"public_key_pem": "x"}, 400,
-			`This endpoint generates a new key pair and takes no public key; register a public key you hold with POST /v1/service-accounts/` + long[:48] + `… (5000 bytes)/keys/upload.`},
+			`This endpoint generates a new key pair and takes no public key; register a public key you hold with POST /v1/service-accounts/"` + long[:48] + `"… (5000 bytes)/keys/upload.`},
+		// A path value is decoded: one with a control character is shown
+		// quoted, escaped, not raw to the CLI's terminal.
+		{"key with a public key, escape in the path", "POST", "/v1/service-accounts/a%1b%5b2Jb/keys", map[string]any{"public_key_pem": "x"}, 400,
+			`This endpoint generates a new key pair and takes no public key; register a public key you hold with POST /v1/service-accounts/"a\x1b[2Jb"/keys/upload.`},
 		{"secret with a public key", "POST", "/v1/service-accounts/" + long + "/secrets", map[string]any{"public_key_pem": "x"}, 400,
-			`A client secret takes no public key: the body has only expires_in_seconds. To register a public key, POST it to /v1/service-accounts/` + long[:48] + `… (5000 bytes)/keys/upload.`},
+			`A client secret takes no public key: the body has only expires_in_seconds. To register a public key, POST it to /v1/service-accounts/"` + long[:48] + `"… (5000 bytes)/keys/upload.`},
+		{"secret with a public key, escape in the path", "POST", "/v1/service-accounts/a%1bb/secrets", map[string]any{"public_key_pem": "x"}, 400,
+			`A client secret takes no public key: the body has only expires_in_seconds. To register a public key, POST it to /v1/service-accounts/"a\x1bb"/keys/upload.`},
 		{"blocked scope", "PATCH", "/v1/orgs/example.com", map[string]any{"blocked_scopes": []string{long + " "}}, 400,
 			`The blocked scope "` + long[:48] + `"… (5001 bytes) is not a valid scope name (printable ASCII without spaces, quotes, backslashes or commas): list each scope on its own.`},
 		{"project in the body", "PUT", "/v1/orgs/example.com/projects/shop", map[string]any{"project": long}, 400,
