@@ -38,6 +38,7 @@ import (
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/signer"
+	"github.com/keyward/keyward/internal/testkeys"
 	"github.com/keyward/keyward/internal/testkeyward"
 	"github.com/keyward/keyward/internal/tokenstate"
 	"github.com/keyward/keyward/verify"
@@ -1325,12 +1326,8 @@ func TestIntrospectionKeyFileStrictAudience(t *testing.T) {
 // which made the whole set fail to parse. (The moduli are random odd
 // numbers: only their size matters.)
 func TestOversizedRSAKeysNotUsed(t *testing.T) {
-	modulus := func(bits int) *big.Int {
-		n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits-1)))
-		return n.SetBit(n, bits-1, 1).SetBit(n, 0, 1)
-	}
-	huge := jose.JSONWebKey{Key: &rsa.PublicKey{N: modulus(8200), E: 65537}, KeyID: "huge", Algorithm: "RS256", Use: "sig"}
-	mid := jose.JSONWebKey{Key: &rsa.PublicKey{N: modulus(6144), E: 65537}, KeyID: "mid", Algorithm: "RS256", Use: "sig"}
+	huge := jose.JSONWebKey{Key: testkeys.RSAPublic(8200), KeyID: "huge", Algorithm: "RS256", Use: "sig"}
+	mid := jose.JSONWebKey{Key: testkeys.RSAPublic(6144), KeyID: "mid", Algorithm: "RS256", Use: "sig"}
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	es := jose.JSONWebKey{Key: ecKey, KeyID: "es", Algorithm: "ES256", Use: "sig"}
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048) // signs what only huge could verify

@@ -38,6 +38,7 @@ import (
 	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/sqlite"
+	"github.com/keyward/keyward/internal/testkeys"
 	"github.com/keyward/keyward/internal/testkeyward"
 )
 
@@ -292,8 +293,7 @@ func TestManagement(t *testing.T) {
 	}
 
 	t.Run("an RSA key over 8192 bits is refused, naming the limit", func(t *testing.T) {
-		n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 8199))
-		huge := &rsa.PublicKey{N: n.SetBit(n, 8199, 1).SetBit(n, 0, 1), E: 65537} // 8200 bits; only the size matters
+		huge := testkeys.RSAPublic(8200) // only the size matters
 		status, out, _ := f.call(t, "POST", "/v1/service-accounts/job@shop.iam.test/keys/upload", auth, admin.KeyRequest{PublicKeyPEM: pemOf("PUBLIC KEY", spki(huge))})
 		desc, _ := out["error_description"].(string)
 		if status != 400 || out["error"] != "invalid_request" || !strings.Contains(desc, "the RSA key has 8200 bits, more than the 8192 Keyward accepts") {

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/testkeys"
 )
 
 var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -463,19 +463,6 @@ func TestFutureIssuedAtDescription(t *testing.T) {
 	}
 }
 
-// rsaPublic returns an RSA public key whose modulus has exactly bits bits:
-// a random odd number, no product of two primes, which is all a check of
-// a key's size needs (generating a key of 8200 bits takes minutes).
-func rsaPublic(t testing.TB, bits int) *rsa.PublicKey {
-	t.Helper()
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits-1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.SetBit(n, bits-1, 1).SetBit(n, 0, 1)
-	return &rsa.PublicKey{N: n, E: 65537}
-}
-
 // TestUnusableKeySkipped: a stored key that cannot be used — an RSA key
 // over keyfile.MaxRSABits bits, stored before uploads were bounded, or a
 // DER that does not parse — is never verified with, even when the kid
@@ -484,8 +471,8 @@ func TestUnusableKeySkipped(t *testing.T) {
 	signer, _ := rsa.GenerateKey(rand.Reader, 2048)
 	spki := func(k any) []byte { b, _ := x509.MarshalPKIXPublicKey(k); return b }
 	good := storage.Key{ID: "good", AccountID: "a", Algorithm: "RS256", PublicKey: spki(&signer.PublicKey)}
-	huge := storage.Key{ID: "huge", AccountID: "a", Algorithm: "RS256", PublicKey: spki(rsaPublic(t, 8200))}
-	atLimit := storage.Key{ID: "at-limit", AccountID: "a", Algorithm: "RS256", PublicKey: spki(rsaPublic(t, 8192))}
+	huge := storage.Key{ID: "huge", AccountID: "a", Algorithm: "RS256", PublicKey: spki(testkeys.RSAPublic(8200))}
+	atLimit := storage.Key{ID: "at-limit", AccountID: "a", Algorithm: "RS256", PublicKey: spki(testkeys.RSAPublic(8192))}
 	garbage := storage.Key{ID: "garbage", AccountID: "a", Algorithm: "RS256", PublicKey: []byte{1}}
 	tests := []struct {
 		name    string

@@ -34,6 +34,7 @@ import (
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/cache"
+	"github.com/keyward/keyward/internal/testkeys"
 )
 
 // The storage cache is the memory of accounts keyward serve gives
@@ -612,8 +613,7 @@ func TestPrivateKeyJWTAudience(t *testing.T) {
 // a warning.
 func TestPrivateKeyJWTOversizedKey(t *testing.T) {
 	w := newWorld(t)
-	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 8199))
-	spki, _ := x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: n.SetBit(n, 8199, 1).SetBit(n, 0, 1), E: 65537})
+	spki, _ := x509.MarshalPKIXPublicKey(testkeys.RSAPublic(8200))
 	w.dir.keys["111"] = append(w.dir.keys["111"], storage.Key{ID: "huge", AccountID: "111", Algorithm: "RS256", PublicKey: spki})
 	var logs bytes.Buffer
 	cfg := w.authenticator().cfg

@@ -2,7 +2,6 @@ package clientauth
 
 import (
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/testkeys"
 )
 
 // SAN DNS names compare without regard to ASCII case, email addresses
@@ -69,10 +69,9 @@ func mustURL(t *testing.T, s string) *url.URL {
 func TestIntermediatePoolRSASize(t *testing.T) {
 	w := newWorld(t)
 	inter := func(bits int) *x509.Certificate {
-		n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits-1)))
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(bits)), Subject: pkix.Name{CommonName: fmt.Sprintf("Intermediate of %d bits", bits)},
 			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, w.caCert, &rsa.PublicKey{N: n.SetBit(n, bits-1, 1).SetBit(n, 0, 1), E: 65537}, w.caKey)
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, w.caCert, testkeys.RSAPublic(bits), w.caKey)
 		if err != nil {
 			t.Fatal(err)
 		}

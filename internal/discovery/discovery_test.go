@@ -5,12 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"flag"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/testkeys"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -52,8 +51,7 @@ func newHandler(t *testing.T) (*http.ServeMux, []byte) {
 	cert := []byte{0x30, 0x03, 0x02, 0x01, 0x01}
 	// An RSA key over 8192 bits, stored before uploads were bounded: its
 	// modulus a random odd number, since only its size matters.
-	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 8199))
-	huge, _ := x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: n.SetBit(n, 8199, 1).SetBit(n, 0, 1), E: 65537})
+	huge, _ := x509.MarshalPKIXPublicKey(testkeys.RSAPublic(8200))
 	dir := fakeDir{
 		accounts: map[string]storage.Account{
 			"job@p.iam.test": {ID: "1", Email: "job@p.iam.test"},

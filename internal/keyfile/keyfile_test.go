@@ -10,7 +10,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
-	"math/big"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/keyward/keyward/internal/assertion"
 	"github.com/keyward/keyward/internal/keyfile"
+	"github.com/keyward/keyward/internal/testkeys"
 )
 
 func pemOf(typ string, der []byte) string {
@@ -234,19 +234,6 @@ func TestDecodeJSON(t *testing.T) {
 	}
 }
 
-// rsaPublic returns an RSA public key whose modulus has exactly bits bits:
-// a random odd number, no product of two primes, which is all a check of
-// a key's size needs (generating a key of 8200 bits takes minutes).
-func rsaPublic(t testing.TB, bits int) *rsa.PublicKey {
-	t.Helper()
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits-1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.SetBit(n, bits-1, 1).SetBit(n, 0, 1)
-	return &rsa.PublicKey{N: n, E: 65537}
-}
-
 // TestAlgorithm: the size of an RSA key is bounded both ways, with a
 // message naming the size and the limit; CheckRSASize bounds only the top,
 // and only RSA keys.
@@ -259,11 +246,11 @@ func TestAlgorithm(t *testing.T) {
 		wantErr string
 		sizeErr string // of CheckRSASize
 	}{
-		{"RSA 2048", rsaPublic(t, 2048), jose.RS256, "", ""},
-		{"RSA 8192", rsaPublic(t, keyfile.MaxRSABits), jose.RS256, "", ""},
-		{"RSA 8193", rsaPublic(t, keyfile.MaxRSABits+1), "", "the RSA key has 8193 bits, more than the 8192 Keyward accepts: Keyward accepts RS256 (RSA of 2048 to 8192 bits)", "8193 bits, more than the 8192"},
-		{"RSA 65536", rsaPublic(t, 65536), "", "the RSA key has 65536 bits, more than the 8192", "65536 bits"},
-		{"RSA 2047", rsaPublic(t, 2047), "", "the RSA key has 2047 bits: Keyward accepts", ""},
+		{"RSA 2048", testkeys.RSAPublic(2048), jose.RS256, "", ""},
+		{"RSA 8192", testkeys.RSAPublic(keyfile.MaxRSABits), jose.RS256, "", ""},
+		{"RSA 8193", testkeys.RSAPublic(keyfile.MaxRSABits + 1), "", "the RSA key has 8193 bits, more than the 8192 Keyward accepts: Keyward accepts RS256 (RSA of 2048 to 8192 bits)", "8193 bits, more than the 8192"},
+		{"RSA 65536", testkeys.RSAPublic(65536), "", "the RSA key has 65536 bits, more than the 8192", "65536 bits"},
+		{"RSA 2047", testkeys.RSAPublic(2047), "", "the RSA key has 2047 bits: Keyward accepts", ""},
 		{"EC P-256", &p256.PublicKey, jose.ES256, "", ""},
 	}
 	for _, tt := range tests {

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/oauth2/google"
 
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/testkeys"
 )
 
 var now = time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
@@ -70,7 +71,7 @@ func TestParsePublic(t *testing.T) {
 	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
 	pkix := func(k any) []byte { b, _ := x509.MarshalPKIXPublicKey(k); return b }
 	certDER := selfSignedCert(t, p256)
-	huge := rsaPublic(t, 8200)
+	huge := testkeys.RSAPublic(8200)
 	hugeCert := issuedCert(t, huge, p256)
 	tests := []struct {
 		name    string
@@ -133,19 +134,6 @@ func issuedCert(t *testing.T, pub any, k *ecdsa.PrivateKey) []byte {
 		t.Fatal(err)
 	}
 	return der
-}
-
-// rsaPublic returns an RSA public key whose modulus has exactly bits bits:
-// a random odd number, no product of two primes, which is all a check of
-// a key's size needs (generating a key of 8200 bits takes minutes).
-func rsaPublic(t testing.TB, bits int) *rsa.PublicKey {
-	t.Helper()
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits-1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.SetBit(n, bits-1, 1).SetBit(n, 0, 1)
-	return &rsa.PublicKey{N: n, E: 65537}
 }
 
 func FuzzParsePublic(f *testing.F) {

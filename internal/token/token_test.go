@@ -40,6 +40,7 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/cache"
 	"github.com/keyward/keyward/internal/storage/sqlite"
+	"github.com/keyward/keyward/internal/testkeys"
 	"github.com/keyward/keyward/internal/testkeyward"
 	"github.com/keyward/keyward/internal/token"
 )
@@ -546,8 +547,7 @@ func TestAssertionJTI(t *testing.T) {
 // number: only its size matters.)
 func TestOversizedKeyNeverVerifies(t *testing.T) {
 	e := newEnv(t)
-	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 8199))
-	spki, _ := x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: n.SetBit(n, 8199, 1).SetBit(n, 0, 1), E: 65537})
+	spki, _ := x509.MarshalPKIXPublicKey(testkeys.RSAPublic(8200))
 	if err := e.store.CreateKey(context.Background(), storage.Key{ID: "huge", AccountID: e.job.ID, Algorithm: "RS256", PublicKey: spki,
 		Origin: storage.KeyOriginUploaded, CreatedAt: t0}, nil, storage.AuditEvent{Time: t0, Action: "fixture", Outcome: storage.OutcomeSuccess}); err != nil {
 		t.Fatal(err)

@@ -2,13 +2,10 @@ package transfer_test
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -20,6 +17,7 @@ import (
 	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 	"github.com/keyward/keyward/internal/storage/sqlite"
+	"github.com/keyward/keyward/internal/testkeys"
 	"github.com/keyward/keyward/internal/transfer"
 )
 
@@ -384,8 +382,7 @@ func TestImportRefusesItemsWithoutIdentifier(t *testing.T) {
 func TestImportRefusesOversizedKeys(t *testing.T) {
 	base := exported(t)
 	spki := func(bits int) []byte {
-		n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits-1)))
-		der, _ := x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: n.SetBit(n, bits-1, 1).SetBit(n, 0, 1), E: 65537})
+		der, _ := x509.MarshalPKIXPublicKey(testkeys.RSAPublic(bits))
 		return der
 	}
 	for _, tc := range []struct {
