@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -11,11 +10,11 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/server"
+	"github.com/keyward/keyward/internal/testkeyward"
 )
 
 // Behind a trusted proxy, failures are throttled per client address as
@@ -63,24 +62,6 @@ func TestThrottleBehindProxy(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log destination safe for the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestGarbledForwardedCertificate: a client-certificate header from a
 // trusted proxy that does not parse is the proxy's misconfiguration, not
 // the client's doing. A request that would authenticate with that
@@ -90,7 +71,7 @@ func (l *lockedBuffer) String() string {
 // no certificate. The log says why, and for which client (at most once
 // a minute).
 func TestGarbledForwardedCertificate(t *testing.T) {
-	var logs lockedBuffer
+	var logs testkeyward.SyncBuffer
 	f := newFixture(t, func(c *server.Config, d *server.Deps) {
 		c.ClientCertHeader = "X-Client-Cert"
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
