@@ -206,7 +206,8 @@ type Expect struct {
 	// Logger is told, at warn, of each stored key that cannot be used to
 	// verify the assertion: one whose DER does not parse, or an RSA key
 	// of more than keyfile.MaxRSABits bits stored before that bound was
-	// enforced. Nil: such keys are skipped silently.
+	// enforced. Each such key is logged once per process, whichever
+	// Logger is then given. Nil: such keys are skipped silently.
 	Logger *slog.Logger
 }
 
@@ -227,6 +228,13 @@ func (t *Token) Verify(keys []storage.Key, e Expect) (storage.Key, error) {
 	return k, t.checkClaims(e)
 }
 
+// warnedKeys holds the IDs of the stored keys that verifySignature has
+// warned cannot be used, so that each is logged once per process: every
+// assertion naming the account tries all its keys, and anyone who knows
+// its client ID or email could otherwise fill the log. It grows at most
+// to the number of stored keys that do not parse or are too big.
+var warnedKeys sync.Map // key ID → struct{}
+
 func (t *Token) verifySignature(keys []storage.Key, now time.Time, log *slog.Logger) (storage.Key, error) {
 	alg := t.Header.Algorithm
 	candidates := keys
@@ -246,8 +254,8 @@ func (t *Token) verifySignature(keys []storage.Key, now time.Time, log *slog.Log
 			// Skipped as if it were not there: a key too big to verify
 			// with in bounded time is never tried.
 			unusable = fmt.Errorf("key %s cannot be used: %w", k.ID, err)
-			if log != nil {
-				log.Warn("skipping a service-account key that cannot verify assertions: delete it, and register another key if needed",
+			if _, seen := warnedKeys.LoadOrStore(k.ID, struct{}{}); log != nil && !seen {
+				log.Warn("skipping a service-account key that cannot verify assertions (logged once per process for each key): delete it, and register another key if needed",
 					"account", k.AccountID, "key", k.ID, "err", err)
 			}
 			continue

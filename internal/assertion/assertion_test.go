@@ -503,6 +503,7 @@ func TestUnusableKeySkipped(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			warnedKeys.Clear() // each case sees its first warning
 			var log strings.Builder
 			e := expect
 			e.Logger = slog.New(slog.NewTextHandler(&log, nil))
@@ -518,5 +519,45 @@ func TestUnusableKeySkipped(t *testing.T) {
 				t.Errorf("logged %q, want a warning with %q", got, tt.wantLog)
 			}
 		})
+	}
+}
+
+// TestUnusableKeyWarnedOnce: a stored key that cannot be used is warned of
+// once per process, not on each assertion naming its account (every one
+// tries all the account's keys), so that anyone who knows the account's
+// client ID cannot fill the log.
+func TestUnusableKeyWarnedOnce(t *testing.T) {
+	warnedKeys.Clear()
+	signer, _ := rsa.GenerateKey(rand.Reader, 2048)
+	spki := func(k any) []byte { b, _ := x509.MarshalPKIXPublicKey(k); return b }
+	keys := []storage.Key{
+		{ID: "huge", AccountID: "a", Algorithm: "RS256", PublicKey: spki(testkeys.RSAPublic(8200))},
+		{ID: "garbage", AccountID: "a", Algorithm: "RS256", PublicKey: []byte{1}},
+	}
+	var log strings.Builder
+	e := expect
+	e.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	for _, kid := range []string{"huge", "garbage", "huge", "other"} {
+		s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: signer}, (&jose.SignerOptions{}).WithHeader("kid", kid))
+		raw, err := jwt.Signed(s).Claims(map[string]any{"iss": "a@p", "aud": "https://kw/token", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tok.Verify(keys, e); !IsReason(err, BadSignature) {
+			t.Fatalf("kid %s: Verify: %v, want a bad signature", kid, err)
+		}
+	}
+	got := log.String()
+	for _, key := range []string{"key=huge", "key=garbage"} {
+		if n := strings.Count(got, key); n != 1 {
+			t.Errorf("%s warned of %d times, want once; logged %q", key, n, got)
+		}
+	}
+	if !strings.Contains(got, "logged once per process") {
+		t.Errorf("logged %q, want it to say it is logged once per process", got)
 	}
 }

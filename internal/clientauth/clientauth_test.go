@@ -614,13 +614,14 @@ func TestPrivateKeyJWTAudience(t *testing.T) {
 func TestPrivateKeyJWTOversizedKey(t *testing.T) {
 	w := newWorld(t)
 	spki, _ := x509.MarshalPKIXPublicKey(testkeys.RSAPublic(8200))
-	w.dir.keys["111"] = append(w.dir.keys["111"], storage.Key{ID: "huge", AccountID: "111", Algorithm: "RS256", PublicKey: spki})
+	kid := "huge-" + rand.Text() // new in each run: the warning is once per process
+	w.dir.keys["111"] = append(w.dir.keys["111"], storage.Key{ID: kid, AccountID: "111", Algorithm: "RS256", PublicKey: spki})
 	var logs bytes.Buffer
 	cfg := w.authenticator().cfg
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	a := New(cfg, w.dir)
 	signer, _ := rsa.GenerateKey(rand.Reader, 2048)
-	s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: signer}, (&jose.SignerOptions{}).WithHeader("kid", "huge"))
+	s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: signer}, (&jose.SignerOptions{}).WithHeader("kid", kid))
 	raw, err := jwt.Signed(s).Claims(claims("111", nil)).Serialize()
 	if err != nil {
 		t.Fatal(err)
@@ -630,7 +631,7 @@ func TestPrivateKeyJWTOversizedKey(t *testing.T) {
 	if !errors.As(err, &oe) || oe.Code != oauth2.ErrInvalidClient || !assertion.IsReason(err, assertion.BadSignature) {
 		t.Fatalf("Authenticate = %+v, %v; want invalid_client for a bad signature", c, err)
 	}
-	if got := logs.String(); !strings.Contains(got, "level=WARN") || !strings.Contains(got, "key=huge") || !strings.Contains(got, "8200 bits, more than the 8192") {
+	if got := logs.String(); !strings.Contains(got, "level=WARN") || !strings.Contains(got, "key="+kid) || !strings.Contains(got, "8200 bits, more than the 8192") {
 		t.Errorf("logs %q, want a warning naming the key, its size and the limit", got)
 	}
 }
