@@ -192,6 +192,14 @@ func (p *publishedKeys) UnmarshalJSON(b []byte) error {
 		if err == nil {
 			err = json.Unmarshal(r, &k)
 		}
+		// Again on the key go-jose parsed: encoding/json matches names in
+		// any case, the last duplicate winning, and go-jose's JSON matches
+		// them exactly, so {"n": huge, "N": small} passes the check above
+		// and go-jose reads the huge n. Only go-jose's MaxRSAModulusBits
+		// would then refuse it, and a program may raise that.
+		if pub, ok := k.Key.(*rsa.PublicKey); ok && err == nil {
+			err = keyfile.CheckRSASize(pub)
+		}
 		if err == nil {
 			p.Keys = append(p.Keys, k)
 			continue

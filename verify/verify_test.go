@@ -1400,3 +1400,54 @@ func TestOversizedRSAKeysNotUsed(t *testing.T) {
 		})
 	}
 }
+
+// rawJWKSIssuer serves discovery and, as its JWKS, whatever body holds.
+func rawJWKSIssuer(t *testing.T) (f *fakeIssuer, body *atomic.Pointer[string]) {
+	t.Helper()
+	f, body = &fakeIssuer{}, &atomic.Pointer[string]{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/.well-known/oauth-authorization-server":
+			json.NewEncoder(w).Encode(map[string]string{"issuer": f.URL, "jwks_uri": f.URL + "/jwks"})
+		case "/jwks":
+			io.WriteString(w, *body.Load())
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	f.URL = srv.URL
+	return f, body
+}
+
+// TestOversizedRSAKeyCaseDuplicate: a JWK with both "n" and "N" is read by
+// go-jose's JSON, which matches names exactly, as "n"; encoding/json,
+// matching in any case with the last duplicate winning, reads "N". An "n"
+// over 8192 bits beside a small "N" is still refused, in a program that
+// raised go-jose's own MaxRSAModulusBits above the cap.
+func TestOversizedRSAKeyCaseDuplicate(t *testing.T) {
+	defer func(old int) { jose.MaxRSAModulusBits = old }(jose.MaxRSAModulusBits)
+	jose.MaxRSAModulusBits = 16384
+	huge, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 8199))
+	huge.SetBit(huge, 8199, 1).SetBit(huge, 0, 1)
+	small, _ := rsa.GenerateKey(rand.Reader, 2048) // signs the token
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	es := jose.JSONWebKey{Key: ecKey, KeyID: "es", Algorithm: "ES256", Use: "sig"}
+	esJSON, _ := json.Marshal(es.Public())
+	b64 := base64.RawURLEncoding.EncodeToString
+	f, body := rawJWKSIssuer(t)
+	set := fmt.Sprintf(`{"keys":[%s,{"kty":"RSA","kid":"dup","alg":"RS256","use":"sig","n":%q,"N":%q,"e":"AQAB"}]}`,
+		esJSON, b64(huge.Bytes()), b64(small.N.Bytes()))
+	body.Store(&set)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	v, err := verify.New(ctx, f.URL, "https://orders.internal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = v.Verify(ctx, f.sign(t, jose.JSONWebKey{Key: small}, jose.RS256, "dup", nil))
+	wantInvalid(t, err, "a key of the issuer's that this verifier does not use")
+	if want := "the RSA key has 8200 bits, more than the 8192 Keyward accepts"; !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %v, want %q in the cause", err, want)
+	}
+}
