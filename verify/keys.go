@@ -42,8 +42,11 @@ type keySet struct {
 	// refused at once, without fetching the keys again, with that reason
 	// as its Error's cause.
 	unusable map[string]error
-	maxAge   time.Duration
-	failed   error // of the last fetch; nil if it succeeded
+	// refused are why each key of the last fetch that was left out as
+	// publishedKeys leaves keys out was, with a kid or without.
+	refused []error
+	maxAge  time.Duration
+	failed  error // of the last fetch; nil if it succeeded
 }
 
 func newKeySet(uri string, o options) *keySet {
@@ -73,11 +76,31 @@ func (ks *keySet) refresh(ctx context.Context) error {
 			keys[k.KeyID] = k
 		}
 		ks.mu.Lock()
-		ks.keys, ks.unusable, ks.maxAge, ks.failed = keys, set.unusable, maxAge(hdr), nil
+		ks.keys, ks.unusable, ks.refused, ks.maxAge, ks.failed = keys, set.unusable, set.refused, maxAge(hdr), nil
 		ks.mu.Unlock()
 		return nil, nil
 	})
 	return err
+}
+
+// noneUsable says why the keys of the last fetch cannot be used when
+// none of them can and some were left out as publishedKeys leaves keys
+// out (too big, of a type go-jose does not know); nil otherwise, an empty
+// set included.
+func (ks *keySet) noneUsable() error {
+	ks.mu.RLock()
+	defer ks.mu.RUnlock()
+	if len(ks.keys) > 0 || len(ks.refused) == 0 {
+		return nil
+	}
+	var why []string
+	for _, err := range ks.refused[:min(len(ks.refused), 3)] {
+		why = append(why, err.Error())
+	}
+	if n := len(ks.refused) - len(why); n > 0 {
+		why = append(why, fmt.Sprintf("and %d more", n))
+	}
+	return fmt.Errorf("none of the issuer's keys at %s can be used: %s", ks.uri, strings.Join(why, "; "))
 }
 
 // run refreshes the keys as their cache lifetime says, until ctx ends.
@@ -164,6 +187,7 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 type publishedKeys struct {
 	jose.JSONWebKeySet
 	unusable map[string]error // by kid; keys without one are left out silently
+	refused  []error          // why each key left out was, with a kid or without
 }
 
 // UnmarshalJSON implements json.Unmarshaler.
@@ -174,7 +198,7 @@ func (p *publishedKeys) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return err
 	}
-	p.Keys, p.unusable = nil, map[string]error{}
+	p.Keys, p.unusable, p.refused = nil, map[string]error{}, nil
 	for _, r := range raw.Keys {
 		var (
 			k  jose.JSONWebKey
@@ -204,9 +228,15 @@ func (p *publishedKeys) UnmarshalJSON(b []byte) error {
 			p.Keys = append(p.Keys, k)
 			continue
 		}
+		name := "a key of the issuer's without a kid"
 		if id.Kid != "" {
-			p.unusable[id.Kid] = fmt.Errorf("the issuer's key %q is not used: %w", oauth2.Truncate(id.Kid, 64), err)
+			name = fmt.Sprintf("the issuer's key %q", oauth2.Truncate(id.Kid, 64))
 		}
+		err = fmt.Errorf("%s is not used: %w", name, err)
+		if id.Kid != "" {
+			p.unusable[id.Kid] = err
+		}
+		p.refused = append(p.refused, err)
 	}
 	return nil
 }

@@ -185,7 +185,10 @@ type Verifier struct {
 
 // New discovers the issuer's metadata (RFC 8414) and keys, and keeps the
 // keys fresh in the background until ctx ends. A New that fails leaves
-// nothing running. With WithSelfSignedJWTs it fails for an audience that
+// nothing running. It fails when the issuer's keys cannot be fetched or
+// parsed, or when none of them can be used and some were left out (an
+// RSA key over 8192 bits, a key go-jose does not parse), since every
+// token would then be refused; an empty set is accepted. With WithSelfSignedJWTs it fails for an audience that
 // is the issuer or its token endpoint URL (compared as URLs: scheme and
 // host in any case, trailing slashes): Keyward refuses such API
 // identifiers, since it accepts JWTs with that aud at its token endpoint.
@@ -246,6 +249,11 @@ func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Veri
 	}
 	v.keys = newKeySet(md.JWKSURI, o)
 	if err := v.keys.refresh(ctx); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	// Every token would be invalid_token: fail now, as when the set did
+	// not parse at all.
+	if err := v.keys.noneUsable(); err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	// Last: a New that fails leaves nothing running.

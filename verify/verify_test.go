@@ -1451,3 +1451,53 @@ func TestOversizedRSAKeyCaseDuplicate(t *testing.T) {
 		t.Errorf("err = %v, want %q in the cause", err, want)
 	}
 }
+
+// TestNewRefusesUnusableKeySet: New fails, saying why, when the issuer's
+// JWK set has keys but none of them can be used (every token would be
+// invalid_token), as it did when such a set failed to parse as a whole;
+// an empty set, or one with a usable key beside those, is accepted.
+func TestNewRefusesUnusableKeySet(t *testing.T) {
+	huge, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 8199))
+	huge.SetBit(huge, 8199, 1).SetBit(huge, 0, 1)
+	hugeJWK := fmt.Sprintf(`{"kty":"RSA","kid":"huge","alg":"RS256","use":"sig","n":%q,"e":"AQAB"}`, base64.RawURLEncoding.EncodeToString(huge.Bytes()))
+	hugeNoKid := strings.Replace(hugeJWK, `"kid":"huge",`, "", 1)
+	unknown := `{"kty":"PQC","kid":"pq","alg":"RS256","use":"sig"}`
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	es, _ := json.Marshal(jose.JSONWebKey{Key: ecKey.Public(), KeyID: "es", Algorithm: "ES256", Use: "sig"})
+	tests := []struct {
+		name    string
+		keys    []string
+		wantErr []string // in New's error; none: New succeeds
+	}{
+		{"empty", nil, nil},
+		{"a usable key beside an oversized one", []string{hugeJWK, string(es)}, nil},
+		{"only an oversized key", []string{hugeJWK}, []string{"none of the issuer's keys", `key "huge" is not used: the RSA key has 8200 bits, more than the 8192 Keyward accepts`}},
+		{"only an oversized key without kid", []string{hugeNoKid}, []string{"without a kid is not used: the RSA key has 8200 bits"}},
+		{"oversized and of an unknown type", []string{hugeJWK, unknown}, []string{`key "huge" is not used`, `key "pq" is not used`}},
+		{"five refused", []string{unknown, unknown, unknown, hugeJWK, hugeJWK}, []string{"and 2 more"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, body := rawJWKSIssuer(t)
+			set := `{"keys":[` + strings.Join(tt.keys, ",") + `]}`
+			body.Store(&set)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			_, err := verify.New(ctx, f.URL, "https://orders.internal")
+			if len(tt.wantErr) == 0 {
+				if err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("New succeeded, want an error")
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("New: %v, want %q in it", err, w)
+				}
+			}
+		})
+	}
+}
