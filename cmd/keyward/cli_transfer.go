@@ -88,10 +88,12 @@ func newImportCommand() *cobra.Command {
 		Long: `Load a file written by 'keyward export' into a store that has no accounts yet
 (run it before the first 'keyward serve' on that store). Every imported item
 is audited. The import is one transaction: a file it refuses (it names each
-item that refers to an account or organization the file does not hold, or
-that has a value the admin API would refuse) or
-an import that fails or is killed part way leaves the store as it was, so it
-can be run again. Start the server with the master key of the exported store
+item that refers to an account or organization the file does not hold, lacks
+a value the store needs, or repeats one the store keeps unique) or an import
+that fails or is killed part way leaves the store as it was, so it can be run
+again. An item with a value the admin API would refuse now (an email, a label
+or a scope of a store made before a rule) is imported as it is, with a
+warning on stderr naming it. Start the server with the master key of the exported store
 (--master-key-file or KEYWARD_MASTER_KEY): the signing keys and the secret
 pepper are sealed under it, and 'keyward serve' refuses to generate a new one
 for a store that holds them.
@@ -135,6 +137,9 @@ already.`,
 			defer unlock()
 			if err := transfer.Import(cmd.Context(), st, d, time.Now()); err != nil {
 				return err
+			}
+			for _, w := range transfer.Warnings(d) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "imported %s into %s\n", dumpSummary(d), storeName(cfg))
 			fmt.Fprintln(cmd.OutOrStdout(), "start the server with the master key of the server the export came from: --master-key-file FILE or KEYWARD_MASTER_KEY")

@@ -162,3 +162,31 @@ func TestDumpSummary(t *testing.T) {
 		}
 	}
 }
+
+// TestImportWarns: the export of a store served with --account-domain
+// ending in "." (which config allows) holds the administrator
+// admin@keyward.iam.example.com., an email the admin API would refuse on
+// create; import brings it in, and says so on stderr, naming the account,
+// before the summary. Before, import refused the file: the backup could
+// not be restored.
+func TestImportWarns(t *testing.T) {
+	src := startServer(t, func(m *Main) { m.Config.AccountDomain = "iam.example.com." })
+	dump := filepath.Join(t.TempDir(), "export.json")
+	runCLI(t, "export", "--data-dir", src.Config.DataDir, "--out", dump)
+
+	var out, errOut bytes.Buffer
+	cmd := newRootCommand()
+	cmd.SetArgs([]string{"import", "--data-dir", t.TempDir(), dump})
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	if !strings.HasPrefix(out.String(), "imported ") {
+		t.Fatalf("import said %q", out.String())
+	}
+	want := `its email "admin@keyward.iam.example.com." is not one the admin API would accept now; it is imported as it is`
+	if !strings.HasPrefix(errOut.String(), "warning: the service account ") || !strings.Contains(errOut.String(), want) {
+		t.Fatalf("import's stderr %q, want a warning saying %q", errOut.String(), want)
+	}
+}

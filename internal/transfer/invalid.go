@@ -17,28 +17,36 @@ var (
 	signingAlgorithms = []string{"ES256", "RS256", "EdDSA"}
 )
 
-// invalid names each item of d whose values the admin API would refuse
-// on create, by the rules it applies (package validate), or which the
-// store could not hold: a required value missing (a NOT NULL column, so
-// that no database's constraint text reaches the user), one given twice
-// that must be unique (an API's name, identifier or scope; an account's
-// client ID or email; a key's, secret's, signing key's or sealed value's
-// ID; an organization; a user's email in any case, as the admin API's
-// user import compares them; a project; a delegation), a user whose email
-// is not of its organization's domain, or a scope of an account or a
-// grant that no API in the file defines. Rules whose values an export of
-// an earlier release may lack are not applied: an account's name and
-// project, and a key's public key, are checked to be there, not for their
-// form. Items without their identifier are check's, not repeated here.
-func invalid(d Dump) []string {
-	var bad []string
+// invalid names each item of d that the store could not hold, or
+// Keyward could not use, as bad: a required value missing (a NOT NULL
+// column, so that no database's constraint text reaches the user; a key's
+// public key, algorithm and origin, which verifying with it reads), a
+// value given twice that the store keeps unique (an API's name, identifier
+// or scope; an account's client ID or email; a key's, secret's, signing
+// key's or sealed value's ID; an organization; a user's email; a project;
+// a delegation). It names as warnings the items whose values the admin
+// API would refuse on create now, by the rules it applies (package
+// validate), but which the store holds and the server uses as they are: a
+// store made before a rule, or with a setting the rules do not allow (an
+// administrator's email under --account-domain "iam.example.com."), holds
+// such items, and its export must import. These are an email, a domain,
+// a name or label, a scope's form, a token lifetime or format, an auth
+// method (the server uses the methods it knows), an account's or a
+// grant's scope no API in the file defines (an API deleted before the
+// store tracked holders), a grant without scopes, an account or a user
+// email given twice in different cases, a user not of its organization's
+// domain. Items without their identifier are check's, not repeated here.
+func invalid(d Dump) (bad, warnings []string) {
 	add := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
-	// rule adds the refusal of a validate rule, lower-cased and without
-	// its full stop, to what names the item.
+	warn := func(format string, args ...any) {
+		warnings = append(warnings, fmt.Sprintf(format, args...)+"; it is imported as it is")
+	}
+	// rule warns of the refusal of a validate rule, lower-cased and
+	// without its full stop, naming the item.
 	rule := func(what string, err error) {
 		if err != nil {
 			msg := strings.TrimSuffix(err.Error(), ".")
-			add("%s: %s", what, strings.ToLower(msg[:1])+msg[1:])
+			warn("%s: %s, by the admin API's rules now", what, strings.ToLower(msg[:1])+msg[1:])
 		}
 	}
 	twice := func(seen map[string]bool, key, what string) {
@@ -46,6 +54,17 @@ func invalid(d Dump) []string {
 			add("%s is in the file twice", what)
 		}
 		seen[key] = true
+	}
+	// twiceFolded is twice for an email, and warns of one given again in
+	// another case: the admin API compares them case-blind (a@x and A@x
+	// are one user), the store exactly.
+	twiceFolded := func(exact, folded map[string]bool, email, what string) {
+		lower := strings.ToLower(email)
+		if folded[lower] && !exact[email] {
+			warn("%s is in the file twice in different cases, which the admin API would refuse now", what)
+		}
+		folded[lower] = true
+		twice(exact, email, what)
 	}
 	q := validate.QuoteClip
 
@@ -60,32 +79,36 @@ func invalid(d Dump) []string {
 		rule(what, validate.TokenFormat(a.TokenFormat, true))
 		twice(names, a.Name, what)
 		twice(identifiers, a.Identifier, "the API identifier "+q(a.Identifier))
+		own := map[string]bool{}
 		for _, sc := range a.Scopes {
-			if scopes[sc] {
+			switch {
+			case own[sc]:
+				add("%s: the scope %s is listed twice", what, q(sc))
+			case scopes[sc]:
 				add("%s: the scope %s is another API's too (each scope belongs to one API)", what, q(sc))
 			}
-			scopes[sc] = true
+			own[sc], scopes[sc] = true, true
 		}
 	}
 	defined := func(what string, list []string) {
 		for _, sc := range list {
 			if !scopes[sc] {
-				add("%s: the scope %s is defined by no API in the file", what, q(sc))
+				warn("%s: the scope %s is defined by no API in the file", what, q(sc))
 			}
 		}
 	}
 
-	ids, emails := map[string]bool{}, map[string]bool{}
+	ids, emails, folded := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, a := range d.Accounts {
 		if a.ID == "" || a.Email == "" {
 			continue // check names it
 		}
 		what := "the service account " + q(a.ID)
 		if _, err := validate.Email(a.Email); err != nil || strings.TrimSpace(a.Email) != a.Email {
-			add("%s: its email %s is not an email address", what, q(a.Email))
+			warn("%s: its email %s is not one the admin API would accept now", what, q(a.Email))
 		}
 		if a.Name == "" || a.Project == "" {
-			add("%s has no name or no project", what)
+			warn("%s has no name or no project", what)
 		}
 		rule(what, validate.Label("name", a.Name, validate.MaxDisplayNameLength))
 		rule(what, validate.Label("project", a.Project, validate.MaxDisplayNameLength))
@@ -94,11 +117,11 @@ func invalid(d Dump) []string {
 		rule(what, validate.AuthMethods(a.AuthMethods))
 		rule(what, validate.TokenFormat(a.TokenFormat, true))
 		if a.TokenLifetime < time.Minute {
-			add("%s: its token lifetime %s is under the admin API's least, 60 seconds", what, a.TokenLifetime)
+			warn("%s: its token lifetime %s is under the admin API's least, 60 seconds", what, a.TokenLifetime)
 		}
 		defined(what, a.Scopes)
 		twice(ids, a.ID, what)
-		twice(emails, strings.ToLower(a.Email), "the service account email "+q(a.Email))
+		twiceFolded(emails, folded, a.Email, "the service account email "+q(a.Email))
 	}
 
 	seen := map[string]bool{}
@@ -168,7 +191,7 @@ func invalid(d Dump) []string {
 		rule(what, validate.BlockedScopes(o.BlockedScopes))
 		twice(seen, o.Domain, what)
 	}
-	seen = map[string]bool{}
+	seen, folded = map[string]bool{}, map[string]bool{}
 	for _, u := range d.Users {
 		if u.Email == "" {
 			continue
@@ -177,14 +200,11 @@ func invalid(d Dump) []string {
 		email, err := validate.Email(u.Email)
 		switch {
 		case err != nil || strings.TrimSpace(u.Email) != u.Email:
-			add("%s: it is not an email address", what)
-			continue
+			warn("%s: it is not an email address the admin API would accept now", what)
 		case validate.EmailDomain(email) != u.Org:
-			add("%s is in %s: a user belongs to the organization of its email's domain", what, q(u.Org))
+			warn("%s is in %s: the admin API puts a user in the organization of its email's domain", what, q(u.Org))
 		}
-		// The admin API's user import refuses an email given twice in
-		// any case (it lower-cases them): a@x and A@x are one user.
-		twice(seen, email, what)
+		twiceFolded(seen, folded, u.Email, what)
 	}
 	seen = map[string]bool{}
 	for _, p := range d.Projects {
@@ -200,7 +220,7 @@ func invalid(d Dump) []string {
 	for _, g := range d.Grants {
 		what := fmt.Sprintf("the delegation of %s in %s", q(g.ClientID), q(g.Org))
 		if len(g.Scopes) == 0 {
-			add("%s has no scope", what)
+			warn("%s has no scope", what)
 		}
 		var own []string
 		for _, sc := range g.Scopes {
@@ -211,5 +231,5 @@ func invalid(d Dump) []string {
 		defined(what, own) // Keyward's own scopes: check names them
 		twice(seen, g.Org+" "+g.ClientID, what)
 	}
-	return bad
+	return bad, warnings
 }

@@ -129,9 +129,10 @@ var ErrNotEmpty = errors.New("the target store is not empty: import only into a 
 // store as it was, and the import can be run again. Every item is audited
 // as written by "import". A dump the admin API could not have made (an
 // item naming an account or an organization the file does not hold, a
-// delegation of Keyward's own scopes, a value the admin API's rules
-// refuse, a required value missing or a unique one given twice) is
-// refused before the transaction, naming each such item. An API the store has already with the file's
+// delegation of Keyward's own scopes, a required value missing or a
+// unique one given twice) is refused before the transaction, naming each
+// such item. Values the admin API's rules refuse now but the store holds
+// are imported as they are: Warnings names them. An API the store has already with the file's
 // name and identifier (the built-in one, left by an interrupted first
 // start) becomes the file's version, in the same transaction.
 func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error {
@@ -286,9 +287,10 @@ func apiDiff(had, want storage.API) []string {
 	return out
 }
 
-// check refuses a dump the admin API could not have made, naming each
-// item at fault, so an export made before a rule, or an edited file,
-// cannot bring one in. The target store has no accounts (Import checks),
+// check refuses a dump the store could not hold or Keyward could not use,
+// naming each item at fault, so an edited file cannot bring one in; an
+// export of a store, even one made before the admin API's rules of today,
+// passes. The target store has no accounts (Import checks),
 // nor, then, anything that names one, so the dump's accounts and
 // organizations are the only ones its items can name:
 //   - a key or a secret of an account not in the file, a user or a project
@@ -301,8 +303,9 @@ func apiDiff(had, want storage.API) []string {
 //     holder of its scopes;
 //   - a delegation grant carrying a scope the admin API does not delegate
 //     (oauth2.Delegable);
-//   - an item invalid names: a value the admin API refuses on create, a
-//     required one missing, a unique one given twice;
+//   - an item invalid names as bad: a required value missing, a unique
+//     one given twice (what the admin API's rules refuse on create, but
+//     the store holds and the server uses, are Warnings, not refusals);
 //   - an account without its client ID or email, a key or a secret without
 //     its ID, an organization without its domain, a user without its
 //     email: the store would hold it, yet list (and export) no account
@@ -357,7 +360,7 @@ func check(d Dump) error {
 			unnamed = append(unnamed, fmt.Sprintf("a user of %s has no email", u.Org))
 		}
 	}
-	bad := invalid(d)
+	bad, _ := invalid(d)
 	for _, a := range d.APIs {
 		for _, id := range a.Introspectors {
 			if !ids[id] {
@@ -404,7 +407,7 @@ func check(d Dump) error {
 			limit(unnamed)))
 	}
 	if len(bad) > 0 {
-		parts = append(parts, fmt.Sprintf("%s; the admin API makes no such item, and the store could not hold it as Keyward uses it: correct each, or remove the item, and import again",
+		parts = append(parts, fmt.Sprintf("%s; the store could not hold it, or Keyward could not use it: correct each, or remove the item, and import again",
 			limit(bad)))
 	}
 	if len(dangling) > 0 {
@@ -427,6 +430,17 @@ func check(d Dump) error {
 		return nil
 	}
 	return fmt.Errorf("nothing was imported: %s", strings.Join(parts, "; and "))
+}
+
+// Warnings names the items of d that Import brings in although the admin
+// API would refuse them on create now (an email, a domain, a label or a
+// scope of a form its rules refuse, a scope no API in the file defines, …),
+// each with why, ending "it is imported as it is": a store made before a
+// rule, or with a setting the rules do not allow, holds such items, and its
+// export must import. Nothing when there are none.
+func Warnings(d Dump) []string {
+	_, warnings := invalid(d)
+	return warnings
 }
 
 // limit joins problems, the first 20 of them and a count of the rest.
