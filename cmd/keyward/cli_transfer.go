@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -138,9 +139,7 @@ already.`,
 			if err := transfer.Import(cmd.Context(), st, d, time.Now()); err != nil {
 				return err
 			}
-			for _, w := range transfer.Warnings(d) {
-				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
-			}
+			printWarnings(cmd.ErrOrStderr(), transfer.Warnings(d))
 			fmt.Fprintf(cmd.OutOrStdout(), "imported %s into %s\n", dumpSummary(d), storeName(cfg))
 			fmt.Fprintln(cmd.OutOrStdout(), "start the server with the master key of the server the export came from: --master-key-file FILE or KEYWARD_MASTER_KEY")
 			return nil
@@ -247,4 +246,21 @@ func isAuditEvent(fields map[string]json.RawMessage) bool {
 		}
 	}
 	return true
+}
+
+// maxWarnings is how many of import's warnings are printed, as its
+// refusals name at most 20 items: an old store with thousands of items the
+// admin API would now refuse says how many, not each.
+const maxWarnings = 20
+
+// printWarnings writes import's warnings to w, one a line, at most
+// maxWarnings of them and then how many more there are.
+func printWarnings(w io.Writer, warnings []string) {
+	for i, s := range warnings {
+		if i == maxWarnings {
+			fmt.Fprintf(w, "warning: and %d more\n", len(warnings)-maxWarnings)
+			return
+		}
+		fmt.Fprintf(w, "warning: %s\n", s)
+	}
 }

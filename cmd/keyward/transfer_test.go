@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -188,5 +189,32 @@ func TestImportWarns(t *testing.T) {
 	want := `its email "admin@keyward.iam.example.com." is not one the admin API would accept now; it is imported as it is`
 	if !strings.HasPrefix(errOut.String(), "warning: the service account ") || !strings.Contains(errOut.String(), want) {
 		t.Fatalf("import's stderr %q, want a warning saying %q", errOut.String(), want)
+	}
+}
+
+// TestPrintWarnings: import prints at most 20 warnings, then how many more
+// there are, as its refusals name at most 20 items.
+func TestPrintWarnings(t *testing.T) {
+	for _, tt := range []struct {
+		n         int
+		lines     int
+		wantFinal string
+	}{
+		{0, 0, ""},
+		{1, 1, "warning: w0\n"},
+		{20, 20, "warning: w19\n"},
+		{21, 21, "warning: and 1 more\n"},
+		{5000, 21, "warning: and 4980 more\n"},
+	} {
+		var ws []string
+		for i := range tt.n {
+			ws = append(ws, fmt.Sprintf("w%d", i))
+		}
+		var b strings.Builder
+		printWarnings(&b, ws)
+		out := b.String()
+		if got := strings.Count(out, "\n"); got != tt.lines || !strings.HasSuffix(out, tt.wantFinal) {
+			t.Errorf("%d warnings: %d lines ending %q, want %d ending %q", tt.n, got, out[max(0, len(out)-60):], tt.lines, tt.wantFinal)
+		}
 	}
 }
