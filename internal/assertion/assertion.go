@@ -188,8 +188,8 @@ type Expect struct {
 	// aud must contain one of them.
 	Audiences []string
 	// AudienceHint names what aud must be in the messages that refuse it,
-	// such as "this server's token endpoint URL https://kw/token";
-	// default: the Audiences, joined by "or".
+	// such as "this server's token endpoint URL https://kw/token or its
+	// issuer https://kw"; default: the Audiences, joined by "or".
 	AudienceHint string
 	// SingleAudience requires aud to be exactly one value (private_key_jwt).
 	SingleAudience bool
