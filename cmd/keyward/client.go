@@ -215,11 +215,13 @@ type apiError struct {
 	Description string `json:"error_description"`
 }
 
+// Error is printed on the operator's terminal: what the server sent is
+// quoted if it holds anything unprintable, such as an escape sequence.
 func (e *apiError) Error() string {
 	if e.Description != "" {
-		return e.Description + " (" + e.Code + ")"
+		return cell(e.Description) + " (" + cell(e.Code) + ")"
 	}
-	return fmt.Sprintf("%s (HTTP %d)", e.Code, e.Status)
+	return fmt.Sprintf("%s (HTTP %d)", cell(e.Code), e.Status)
 }
 
 // unreachableError is a request that got no complete answer: the server is
