@@ -133,5 +133,7 @@ func retrieveError(tokenURL string, err error) error {
 	if re.ErrorCode == "" {
 		return fmt.Errorf("%s refused the request: HTTP %d", tokenURL, re.Response.StatusCode)
 	}
-	return fmt.Errorf("%s refused the request: %s: %s", tokenURL, re.ErrorCode, re.ErrorDescription)
+	// Shown as cell shows text: what a server (or a proxy before it) says
+	// reaches the operator's terminal, escape sequences and all, otherwise.
+	return fmt.Errorf("%s refused the request: %s: %s", tokenURL, cell(re.ErrorCode), cell(re.ErrorDescription))
 }

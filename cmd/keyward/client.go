@@ -365,7 +365,7 @@ func notTokenEndpoint(re *oauth2.RetrieveError) bool {
 func (c *adminClient) notKeyward(re *oauth2.RetrieveError) error {
 	got := fmt.Sprintf("HTTP %d", retrieveStatus(re))
 	if re.ErrorCode != "" {
-		got += " " + re.ErrorCode
+		got += " " + cell(re.ErrorCode)
 	}
 	if strings.HasSuffix(c.from, "token_uri") {
 		return fmt.Errorf("%s is not Keyward's token endpoint (%s): %s is wrong; pass --server with Keyward's base URL, such as https://keyward.internal", c.base+kwoauth2.TokenPath, got, c.from)
