@@ -235,7 +235,7 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in APIInput) (stor
 	}
 	if oauth2.IsAssertionAudience(in.Identifier, s.cfg.Issuer) {
 		return storage.API{}, invalid("The API identifier %s is this server's issuer or token endpoint URL (%s, %s): service accounts sign the JWTs they exchange for access tokens with that audience, so an API with it would receive self-signed JWTs it could exchange for its callers' tokens. Use the API's own URL, such as https://orders.internal.",
-			quoteClip(in.Identifier), s.cfg.Issuer, s.cfg.Issuer+oauth2.TokenPath)
+			quoteClip(in.Identifier), s.cfg.Issuer, oauth2.TokenEndpoint(s.cfg.Issuer))
 	}
 	if err := checkAPIScopes(in.Scopes); err != nil {
 		return storage.API{}, err

@@ -94,6 +94,6 @@ func (a *Authenticator) setAudiences() {
 		a.audiences, a.audienceHint = []string{issuer}, "this server's issuer "+issuer
 		return
 	}
-	endpoint := issuer + oauth2.TokenPath
+	endpoint := oauth2.TokenEndpoint(issuer)
 	a.audiences, a.audienceHint = []string{issuer, endpoint}, "this server's issuer "+issuer+" or its token endpoint URL "+endpoint
 }

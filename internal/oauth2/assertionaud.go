@@ -8,6 +8,9 @@ import (
 // TokenPath is the token endpoint's path under the issuer.
 const TokenPath = "/token"
 
+// TokenEndpoint is the token endpoint URL of the server at issuer.
+func TokenEndpoint(issuer string) string { return issuer + TokenPath }
+
 // IsAssertionAudience reports whether aud names the server at issuer the
 // way the JWTs service accounts sign for its token endpoint do (RFC 7523
 // §3): the issuer or the token endpoint URL, the aud values the JWT-bearer
@@ -22,7 +25,7 @@ func IsAssertionAudience(aud, issuer string) bool {
 	if !ok {
 		return false
 	}
-	for _, u := range []string{issuer, strings.TrimSuffix(issuer, "/") + TokenPath} {
+	for _, u := range []string{issuer, TokenEndpoint(strings.TrimSuffix(issuer, "/"))} {
 		if n, ok := normalURL(u); ok && n == a {
 			return true
 		}

@@ -139,7 +139,7 @@ func New(cfg Config, d Deps) *Server {
 	tok := token.NewHandler(tcfg, cached, d.Journal, d.Signer, auth, d.Now, d.Logger)
 	disc := discovery.NewHandler(discovery.Metadata{
 		Issuer:                                 cfg.Issuer,
-		TokenEndpoint:                          token.Endpoint(cfg.Issuer),
+		TokenEndpoint:                          oauth2.TokenEndpoint(cfg.Issuer),
 		JWKSURI:                                cfg.Issuer + discovery.JWKSPath,
 		IntrospectionEndpoint:                  cfg.Issuer + "/introspect",
 		RevocationEndpoint:                     cfg.Issuer + "/revoke",

@@ -76,9 +76,6 @@ type Config struct {
 	Observer oauth2.Observer
 }
 
-// Endpoint returns the token endpoint URL of an issuer.
-func Endpoint(issuer string) string { return issuer + oauth2.TokenPath }
-
 // Handler serves POST /token.
 type Handler struct {
 	cfg     Config
@@ -172,13 +169,13 @@ func NewHandler(cfg Config, dir Directory, journal Journal, signer Signer, auth 
 	h := &Handler{cfg: cfg, dir: dir, journal: journal, signer: signer, auth: auth, now: now, log: log}
 	h.mem, _ = dir.(clientauth.AccountCache)
 	h.dpop = dpop.Checker{Now: now, Skew: cfg.ClockSkew}
-	h.proofURL = dpop.Request{URL: Endpoint(cfg.Issuer)}
+	h.proofURL = dpop.Request{URL: oauth2.TokenEndpoint(cfg.Issuer)}
 	if u, err := dpop.NormalizeURL(h.proofURL.URL); err == nil {
 		h.proofURL = dpop.Request{URL: u, URLNormalized: true}
 	}
 	h.dpopSeen = dpop.NewReplayCache(h.dpop.Retention(), 0)
-	h.assertionAud = []string{Endpoint(cfg.Issuer), cfg.Issuer}
-	h.assertionAudHint = "this server's token endpoint URL " + Endpoint(cfg.Issuer) + " or its issuer " + cfg.Issuer
+	h.assertionAud = []string{oauth2.TokenEndpoint(cfg.Issuer), cfg.Issuer}
+	h.assertionAudHint = "this server's token endpoint URL " + oauth2.TokenEndpoint(cfg.Issuer) + " or its issuer " + cfg.Issuer
 	h.grants = map[string]grant{
 		oauth2.GrantJWTBearer:         &jwtBearer{h: h},
 		oauth2.GrantClientCredentials: &clientCredentials{h: h},
