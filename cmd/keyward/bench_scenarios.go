@@ -218,7 +218,7 @@ func newRefusal(status int, body []byte) *refusal {
 func (f *refusal) explain(scenario string, assertionJTI bool) string {
 	s := fmt.Sprintf("first error: HTTP %d", f.status)
 	if f.code != "" {
-		s += " " + f.code
+		s += " " + cell(f.code)
 	}
 	if f.description != "" {
 		s += fmt.Sprintf(" %q", f.description)

@@ -548,3 +548,18 @@ func TestBenchFillAccountDomain(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusalExplainQuotesCode: the error code of a first error, which a
+// --target server sends, reaches the terminal as cell shows text, as its
+// description does quoted: no escape sequence from the server.
+func TestRefusalExplainQuotesCode(t *testing.T) {
+	for _, tt := range []struct{ code, want string }{
+		{"invalid_grant", "first error: HTTP 400 invalid_grant"},
+		{"bad\x1b[2J", `first error: HTTP 400 "bad\x1b[2J"`},
+	} {
+		f := &refusal{status: 400, code: tt.code}
+		if got := f.explain("client_credentials_secret", false); !strings.HasPrefix(got, tt.want) {
+			t.Errorf("explain = %q, want it to begin %q", got, tt.want)
+		}
+	}
+}
