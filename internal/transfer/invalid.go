@@ -178,7 +178,9 @@ func invalid(d Dump) (bad, warnings []string) {
 		if len(v.Sealed) == 0 {
 			add("%s has nothing sealed", what)
 		}
-		twice(seen, v.Name, what)
+		if v.Name != "" {
+			twice(seen, v.Name, what)
+		}
 	}
 
 	seen = map[string]bool{}

@@ -236,15 +236,16 @@ func badValue(b []byte, t reflect.Type, path string) error {
 	case t.Kind() == reflect.Struct:
 		var fields map[string]json.RawMessage
 		_ = json.Unmarshal(b, &fields)
+		// Sorted, so that of two spellings that both do not decode
+		// (created_at, CREATED_AT) the same one is named every time.
+		keys := slices.Sorted(maps.Keys(fields))
 		for i := range t.NumField() {
 			f := t.Field(i)
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 			if name == "" {
 				name = f.Name // FormatV1's items
 			}
-			// Sorted, so that of two spellings that both do not decode
-			// (created_at, CREATED_AT) the same one is named every time.
-			for _, k := range slices.Sorted(maps.Keys(fields)) {
+			for _, k := range keys {
 				// encoding/json matches names in any case.
 				if !strings.EqualFold(k, name) {
 					continue

@@ -325,29 +325,28 @@ func check(d Dump) error {
 		orgs[o.Domain] = true
 	}
 	var dangling, scoped, orphans, unnamed, oversized []string
+	q := validate.QuoteClip // a value from the file, quoted and clipped
 	for _, a := range d.Accounts {
 		switch {
 		case a.ID == "":
-			unnamed = append(unnamed, fmt.Sprintf("the service account %s has no client_id", a.Email))
+			unnamed = append(unnamed, fmt.Sprintf("the service account %s has no client_id", q(a.Email)))
 		case a.Email == "":
-			unnamed = append(unnamed, fmt.Sprintf("the service account %s has no email", a.ID))
+			unnamed = append(unnamed, fmt.Sprintf("the service account %s has no email", q(a.ID)))
 		}
 	}
 	for _, k := range d.Keys {
 		if k.ID == "" {
-			unnamed = append(unnamed, fmt.Sprintf("a key of %s has no key_id", k.AccountID))
+			unnamed = append(unnamed, fmt.Sprintf("a key of %s has no key_id", q(k.AccountID)))
 		}
-	}
-	for _, k := range d.Keys {
 		if pub, err := x509.ParsePKIXPublicKey(k.PublicKey); err == nil {
 			if err := keyfile.CheckRSASize(pub); err != nil {
-				oversized = append(oversized, fmt.Sprintf("the key %s of %s: %s", k.ID, k.AccountID, err))
+				oversized = append(oversized, fmt.Sprintf("the key %s of %s: %s", q(k.ID), q(k.AccountID), err))
 			}
 		}
 	}
 	for _, sec := range d.Secrets {
 		if sec.ID == "" {
-			unnamed = append(unnamed, fmt.Sprintf("a secret of %s has no secret_id", sec.AccountID))
+			unnamed = append(unnamed, fmt.Sprintf("a secret of %s has no secret_id", q(sec.AccountID)))
 		}
 	}
 	for _, o := range d.Orgs {
@@ -357,7 +356,7 @@ func check(d Dump) error {
 	}
 	for _, u := range d.Users {
 		if u.Email == "" {
-			unnamed = append(unnamed, fmt.Sprintf("a user of %s has no email", u.Org))
+			unnamed = append(unnamed, fmt.Sprintf("a user of %s has no email", q(u.Org)))
 		}
 	}
 	bad, _ := invalid(d)

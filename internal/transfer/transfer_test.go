@@ -348,21 +348,21 @@ func TestImportRefusesItemsWithoutIdentifier(t *testing.T) {
 	}{
 		{"account without client ID", func(d *transfer.Dump) {
 			d.Accounts = append(d.Accounts, storage.Account{Email: "x@p.example", Name: "x", Project: "p", CreatedAt: t0, UpdatedAt: t0})
-		}, []string{"the service account x@p.example has no client_id"}},
+		}, []string{`the service account "x@p.example" has no client_id`}},
 		{"account without email", func(d *transfer.Dump) {
 			d.Accounts = append(d.Accounts, storage.Account{ID: "9", Name: "x", Project: "p", CreatedAt: t0, UpdatedAt: t0})
-		}, []string{"the service account 9 has no email"}},
+		}, []string{`the service account "9" has no email`}},
 		{"key without ID", func(d *transfer.Dump) {
 			d.Keys = append(d.Keys, storage.Key{AccountID: "1", Algorithm: "RS256", PublicKey: []byte{1}, Origin: "uploaded", CreatedAt: t0})
-		}, []string{"a key of 1 has no key_id"}},
+		}, []string{`a key of "1" has no key_id`}},
 		{"secret without ID", func(d *transfer.Dump) {
 			d.Secrets = append(d.Secrets, storage.Secret{AccountID: "2", Hash: []byte{1}, CreatedAt: t0})
-		}, []string{"a secret of 2 has no secret_id"}},
+		}, []string{`a secret of "2" has no secret_id`}},
 		{"organization without domain", func(d *transfer.Dump) { d.Orgs = append(d.Orgs, storage.Org{CreatedAt: t0}) },
 			[]string{"an organization has no domain"}},
 		{"user without email", func(d *transfer.Dump) {
 			d.Users = append(d.Users, storage.User{Org: "example.com", CreatedAt: t0})
-		}, []string{"a user of example.com has no email"}},
+		}, []string{`a user of "example.com" has no email`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := base
@@ -391,8 +391,8 @@ func TestImportRefusesOversizedKeys(t *testing.T) {
 		wants []string // nil: imported
 	}{
 		{"8192 bits", 8192, nil},
-		{"8200 bits", 8200, []string{"the key k9 of 1: the RSA key has 8200 bits, more than the 8192 Keyward accepts", "remove these keys from the file"}},
-		{"65536 bits", 65536, []string{"the key k9 of 1: the RSA key has 65536 bits"}},
+		{"8200 bits", 8200, []string{`the key "k9" of "1": the RSA key has 8200 bits, more than the 8192 Keyward accepts`, "remove these keys from the file"}},
+		{"65536 bits", 65536, []string{`the key "k9" of "1": the RSA key has 65536 bits`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := base
@@ -648,6 +648,17 @@ func TestImportRefusesInvalidItems(t *testing.T) {
 			dst := targets[0].open(t)
 			wantRefused(t, dst, transfer.Import(context.Background(), dst, d, t0), tc.wants...)
 		})
+	}
+	// Two sealed values without a name are each said to have none, not
+	// also to be one value given twice.
+	d := clone(base)
+	d.SealedValues = append(d.SealedValues, d.SealedValues[0])
+	d.SealedValues[0].Name, d.SealedValues[1].Name = "", ""
+	dst := targets[0].open(t)
+	err := transfer.Import(context.Background(), dst, d, t0)
+	wantRefused(t, dst, err, "a sealed value has no name")
+	if strings.Contains(err.Error(), "twice") {
+		t.Errorf("two sealed values without a name: %v; want no \"twice\"", err)
 	}
 }
 
