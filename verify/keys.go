@@ -127,8 +127,15 @@ func (ks *keySet) run(ctx context.Context) {
 // issuer's keys cannot be fetched, or may not be fetched again yet, is
 // ErrUnavailable: the key may be new. A kid that names a key the issuer
 // publishes but that is not verified with (an RSA key over
-// keyfile.MaxRSABits bits) is invalid_token, with why as the cause.
+// keyfile.MaxRSABits bits) is invalid_token, with why as the cause, as is
+// a token without a kid.
 func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose.Header) ([]byte, error) {
+	if h.KeyID == "" {
+		// Keys without a kid are not used (refresh): no key, however
+		// new, can verify it, so it is neither a reason to fetch the
+		// keys nor one to ask the sender to retry.
+		return nil, invalid("the token names no key (kid header)", nil)
+	}
 	ks.mu.RLock()
 	k, ok := ks.keys[h.KeyID]
 	skipped := ks.unusable[h.KeyID]

@@ -1501,3 +1501,27 @@ func TestNewRefusesUnusableKeySet(t *testing.T) {
 		})
 	}
 }
+
+// A JWT without a kid is refused at once as invalid_token, and the keys
+// are not fetched for it: every key of the issuer's has a kid (keys
+// without one are not used), so no key could ever verify it. It was
+// taken for an unknown kid, which fetched the keys, and, while they
+// could not be fetched again, answered 503 as if its key might be new.
+func TestTokenWithoutKid(t *testing.T) {
+	k := testkeyward.Start(t)
+	v := newVerifier(t, k)
+	ctx := context.Background()
+	before := k.JWKSFetches.Load()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType("at+jwt"))
+	now := k.Clock.Now()
+	for i := range 3 {
+		raw, _ := jwt.Signed(s).Claims(map[string]any{"iss": k.URL, "sub": "1", "client_id": "1", "aud": "https://orders.internal",
+			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": fmt.Sprint(i)}).Serialize()
+		_, err := v.Verify(ctx, raw)
+		wantInvalid(t, err, "kid")
+	}
+	if got := k.JWKSFetches.Load() - before; got != 0 {
+		t.Fatalf("%d JWKS fetches for tokens without a kid, want 0", got)
+	}
+}
