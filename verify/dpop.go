@@ -36,11 +36,11 @@ func WithDPoPProofMaxAge(d time.Duration) Option {
 // WithDPoPReplayCacheSize bounds how many recent DPoP proofs the
 // default, in-memory replay cache remembers to refuse replays (default
 // 100,000, about 15 MB when full; a proof is remembered for its max age
-// plus twice the leeway, 2 minutes by default, so the default holds about
-// 800 proofs a second). When that many are remembered, further proofs are
-// answered 503 rather than forgetting any early; one client (the token's
-// client_id) may hold at most a quarter of them, so it cannot fill the
-// cache for the others.
+// plus twice the leeway and a second, about 2 minutes by default, so the
+// default holds about 800 proofs a second). When that many are
+// remembered, further proofs are answered 503 rather than forgetting any
+// early; one client (the token's client_id) may hold at most a quarter of
+// them, so it cannot fill the cache for the others.
 // It does nothing with WithDPoPReplayCache.
 func WithDPoPReplayCacheSize(n int) Option {
 	return func(o *options) { o.dpop.replayCacheSize = n }
@@ -64,7 +64,9 @@ type ReplayCache interface {
 	// be forgotten before until: a store that evicts unexpired keys to
 	// make room (Redis maxmemory-policy allkeys-* or volatile-*) lets
 	// replays through. until is at most a few minutes ahead
-	// (WithDPoPProofMaxAge plus twice the leeway).
+	// (WithDPoPProofMaxAge plus twice the leeway and a second: a second
+	// past the last instant the proof could be accepted, so a store that
+	// forgets key at until, or rounds until to milliseconds, is safe).
 	//
 	// key is 43 characters of base64url, a SHA-256 of the proof's key
 	// thumbprint and jti: its size does not depend on what the client

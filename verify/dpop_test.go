@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -459,11 +460,12 @@ func TestDPoPSharedReplayCache(t *testing.T) {
 			}
 			c := calls[0]
 			// Remembered until no clock within the leeway (30 s) accepts
-			// the proof (60 s old at most): now + 60 s + 2 × 30 s.
+			// the proof (60 s old at most), and a second more: now + 60 s
+			// + 2 × 30 s + 1 s.
 			if got, _ := c.ctx.Value(ctxKey{}).(string); got != tc.name {
 				t.Errorf("Seen got another context than the request's")
 			}
-			if want := k.Clock.Now().Add(2 * time.Minute); !c.until.Equal(want) {
+			if want := k.Clock.Now().Add(2*time.Minute + time.Second); !c.until.Equal(want) {
 				t.Errorf("until %v, want %v", c.until, want)
 			}
 			if len(c.key) != 43 || strings.Trim(c.key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
@@ -556,4 +558,69 @@ func TestDPoPNonce(t *testing.T) {
 	if _, err := verify.New(context.Background(), k.URL, "https://orders.internal", verify.WithDPoPNonce([]byte("short"))); err == nil || !strings.Contains(err.Error(), "32 bytes") {
 		t.Errorf("New with a 5-byte nonce key: %v, want an error", err)
 	}
+}
+
+// A proof is remembered for as long as it is accepted, its last instant
+// included. One dated the leeway ahead (a client whose clock is that much
+// ahead) is accepted until its iat plus its max age and the leeway: the
+// first use plus the max age and twice the leeway. Replayed at that very
+// instant it was let through, the replay cache having forgotten it then.
+func TestDPoPReplayAtRetentionEnd(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		t.Run(fmt.Sprint("shared ", shared), func(t *testing.T) {
+			k := testkeyward.Start(t)
+			id, secret, _, _ := k.Setup(t, "jwt")
+			k.Clock.Add(-time.Duration(k.Clock.Now().Nanosecond())) // a whole second, as iat is
+			var opts []verify.Option
+			if shared {
+				opts = append(opts, verify.WithDPoPReplayCache(&expiringStore{now: k.Clock.Now}))
+			}
+			v := newVerifier(t, k, opts...)
+			p := dpoptest.NewProver(t)
+			tok := dpopToken(t, k, p, id, secret, "orders.read")
+			const u = "https://orders.internal/orders"
+			const leeway, maxAge = 30 * time.Second, time.Minute // the defaults
+			proof, err := p.Proof("GET", u, tok, k.Clock.Now().Add(leeway))
+			if err != nil {
+				t.Fatal(err)
+			}
+			use := func() error {
+				_, err := v.VerifyDPoP(context.Background(), tok, verify.DPoPRequest{Method: "GET", URL: u, Proofs: []string{proof}})
+				return err
+			}
+			if err := use(); err != nil {
+				t.Fatalf("first use: %v", err)
+			}
+			k.Clock.Add(maxAge + 2*leeway)
+			var e *verify.Error
+			if err := use(); !errors.As(err, &e) || e.Code != "invalid_dpop_proof" || !strings.Contains(e.Description, "used before") {
+				t.Fatalf("replayed at the last instant the proof is accepted: %v, want invalid_dpop_proof, used before", err)
+			}
+			k.Clock.Add(time.Nanosecond)
+			if err := use(); !errors.As(err, &e) || e.Code != "invalid_dpop_proof" || !strings.Contains(e.Description, "too old") {
+				t.Fatalf("replayed after: %v, want invalid_dpop_proof, too old", err)
+			}
+		})
+	}
+}
+
+// expiringStore is a ReplayCache that forgets a key at its until, as
+// Redis does with PXAT.
+type expiringStore struct {
+	now  func() time.Time
+	mu   sync.Mutex
+	keys map[string]time.Time
+}
+
+func (s *expiringStore) Seen(_ context.Context, key string, until time.Time) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u, ok := s.keys[key]; ok && s.now().Before(u) {
+		return true, nil
+	}
+	if s.keys == nil {
+		s.keys = map[string]time.Time{}
+	}
+	s.keys[key] = until
+	return false, nil
 }

@@ -96,8 +96,17 @@ type Checker struct {
 
 // Retention is how long after a proof was first accepted a replay cache
 // must remember its jti: until no clock within Skew of this one would
-// accept the proof again.
-func (c *Checker) Retention() time.Duration { return c.maxAge() + 2*c.skew() }
+// accept the proof again, and a second more. A proof dated Skew ahead is
+// accepted up to MaxAge+2*Skew after that, that last instant included,
+// when a cache that forgets at its until (Redis PXAT, or ReplayCache)
+// already forgot it; the second also covers a store that rounds until to
+// milliseconds, and the moments between checking a proof and recording
+// it, which read the clock apart.
+func (c *Checker) Retention() time.Duration { return c.maxAge() + 2*c.skew() + retentionMargin }
+
+// retentionMargin is how long past the last instant a proof is accepted
+// Retention keeps it.
+const retentionMargin = time.Second
 
 func (c *Checker) maxAge() time.Duration {
 	if c.MaxAge > 0 {

@@ -425,12 +425,34 @@ func TestReplayCacheOwnerShare(t *testing.T) {
 }
 
 // TestRetentionCoversAcceptance: a proof is remembered for as long as any
-// clock within Skew would accept it.
+// clock within Skew would accept it, the last instant included. One dated
+// Skew ahead, first used at t0, is accepted until t0+MaxAge+2*Skew.
 func TestRetentionCoversAcceptance(t *testing.T) {
-	c := &Checker{MaxAge: 30 * time.Second, Skew: 5 * time.Second}
-	// Accepted earliest at iat-Skew, latest at iat+MaxAge+Skew.
-	if got, want := c.Retention(), 30*time.Second+10*time.Second; got != want {
-		t.Errorf("Retention = %v, want %v", got, want)
+	now := t0
+	c := &Checker{MaxAge: 30 * time.Second, Skew: 5 * time.Second, Now: func() time.Time { return now }}
+	rc := NewReplayCache(c.Retention(), 8)
+	p, err := NewProver(p256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := p.Proof("POST", target, "", t0.Add(c.Skew))
+	use := func() error {
+		pr, err := c.Check([]string{raw}, Request{Method: "POST", URL: target})
+		if err != nil {
+			return err
+		}
+		return rc.Use("", pr.JKT, pr.JTI, now)
+	}
+	if err := use(); err != nil {
+		t.Fatalf("first use: %v", err)
+	}
+	now = t0.Add(c.MaxAge + 2*c.Skew)
+	if err := use(); !errors.Is(err, ErrReplayed) {
+		t.Fatalf("replayed at the last instant it is accepted: %v, want ErrReplayed", err)
+	}
+	now = now.Add(time.Nanosecond)
+	if err := use(); err == nil || errors.Is(err, ErrReplayed) {
+		t.Fatalf("replayed after: %v, want too old", err)
 	}
 }
 
