@@ -311,6 +311,13 @@ func (in *introspector) ask(ctx context.Context, raw, audience string, now time.
 	if c.Expiry.IsZero() {
 		return nil, invalid("the introspection answer has no exp", errors.New("missing exp"))
 	}
+	// RFC 7662 §2.2 makes active the issuer's word, but its clock or a
+	// cache of its answers may be off: the token is held to this API's
+	// clock and leeway, as a JWT is. Refused here, the answer is
+	// remembered like an inactive one, and never marks the token active.
+	if err := checkTimes(c, now, in.o.leeway); err != nil {
+		return nil, err
+	}
 	if r.Act != nil {
 		c.Actor = &Actor{Subject: r.Act.Sub, ClientEmail: r.Act.Email}
 	}

@@ -1,9 +1,11 @@
 package verify_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -359,5 +361,98 @@ func TestIntrospectionErrorBodyBounded(t *testing.T) {
 	wantUnavailable(t, err)
 	if n := len(err.Error()); n > 1024 || !strings.Contains(err.Error(), "502 Bad Gateway: <p>upstream error</p>") {
 		t.Fatalf("error of %d bytes: %.200s…", n, err)
+	}
+}
+
+// answeringIssuer is an HTTP client to k whose introspection endpoint
+// answers every token with the JSON that answer makes of the time at k.
+func answeringIssuer(k *testkeyward.Server, answer func(now time.Time) map[string]any) *http.Client {
+	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if !strings.HasSuffix(r.URL.Path, "/introspect") {
+			return http.DefaultTransport.RoundTrip(r)
+		}
+		b, _ := json.Marshal(answer(k.Clock.Now()))
+		return &http.Response{StatusCode: 200, Status: "200 OK", Header: http.Header{"Content-Type": {"application/json"}},
+			Body: io.NopCloser(bytes.NewReader(b)), Request: r}, nil
+	})}
+}
+
+// An introspection answer active but with an exp past, or an nbf or iat
+// ahead, beyond the leeway, is refused as the same JWT would be: the
+// issuer says the token is active, but its clock or cache may be off, and
+// the API holds every token to its own clock (RFC 7662 §2.2 leaves the
+// answer's use to the resource server).
+func TestIntrospectionTimes(t *testing.T) {
+	k := testkeyward.Start(t)
+	ctx := context.Background()
+	tests := []struct {
+		name          string
+		exp, nbf, iat time.Duration // from now; 0 for none (nbf, iat)
+		fragment      string        // of the refusal; "" to accept
+	}{
+		{"valid", time.Hour, 0, -time.Minute, ""},
+		{"expired", -time.Minute, 0, -time.Hour, "expired"},
+		{"expired within the leeway", -10 * time.Second, 0, -time.Hour, ""},
+		{"expired now", 0, 0, -time.Hour, ""}, // exp = now, within the leeway
+		{"not valid yet", time.Hour, 10 * time.Minute, -time.Minute, "not valid yet"},
+		{"not valid yet within the leeway", time.Hour, 10 * time.Second, -time.Minute, ""},
+		{"issued in the future", time.Hour, 0, 10 * time.Minute, "issued in the future"},
+		{"issued in the future within the leeway", time.Hour, 0, 10 * time.Second, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client := answeringIssuer(k, func(now time.Time) map[string]any {
+				m := map[string]any{"active": true, "iss": k.URL, "aud": "https://orders.internal", "client_id": "1", "sub": "1",
+					"scope": "orders.read", "exp": now.Add(tt.exp).Unix()}
+				if tt.nbf != 0 {
+					m["nbf"] = now.Add(tt.nbf).Unix()
+				}
+				if tt.iat != 0 {
+					m["iat"] = now.Add(tt.iat).Unix()
+				}
+				return m
+			})
+			v := newVerifier(t, k, verify.WithHTTPClient(client), verify.WithIntrospection("api", "secret"))
+			_, err := v.Verify(ctx, randomOpaque())
+			if tt.fragment == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			wantInvalid(t, err, tt.fragment)
+		})
+	}
+}
+
+// A token the issuer still calls active once its exp has passed (an
+// issuer whose clock is behind, or that caches its answers) is refused
+// after its exp plus the leeway, whatever was cached of it before.
+func TestIntrospectionCachedUntilExpiry(t *testing.T) {
+	k := testkeyward.Start(t)
+	exp := k.Clock.Now().Add(20 * time.Second)
+	client := answeringIssuer(k, func(time.Time) map[string]any {
+		return map[string]any{"active": true, "iss": k.URL, "aud": "https://orders.internal", "client_id": "1", "sub": "1", "exp": exp.Unix()}
+	})
+	v := newVerifier(t, k, verify.WithHTTPClient(client), verify.WithIntrospection("api", "secret"), verify.WithIntrospectionCacheTTL(time.Minute))
+	ctx := context.Background()
+	tok := randomOpaque()
+	for _, step := range []struct {
+		advance time.Duration
+		ok      bool
+	}{
+		{0, true},                 // asked: active, exp in 20 s
+		{15 * time.Second, true},  // cached
+		{15 * time.Second, true},  // exp 10 s ago, within the 30 s leeway: asked again
+		{30 * time.Second, false}, // exp 40 s ago
+	} {
+		k.Clock.Add(step.advance)
+		_, err := v.Verify(ctx, tok)
+		if step.ok && err != nil {
+			t.Fatalf("at exp%+v: %v", k.Clock.Now().Sub(exp), err)
+		}
+		if !step.ok {
+			wantInvalid(t, err, "expired")
+		}
 	}
 }

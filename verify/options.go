@@ -74,8 +74,11 @@ func WithCacheSize(n int) Option { return func(o *options) { o.cacheSize = n } }
 // (client_secret_basic). The account must be an introspector of the API.
 // Only tokens shaped like Keyward's opaque tokens (kwat_ and base64url) are
 // sent; a refusal is remembered like an answer (WithIntrospectionCacheTTL),
-// so one unknown token sent again and again reaches the issuer once. New
-// fails if clientID or clientSecret is empty.
+// so one unknown token sent again and again reaches the issuer once. An
+// answer active whose exp is past, or whose nbf or iat is ahead, beyond
+// the leeway (WithLeeway) is refused as the same JWT would be: the issuer
+// says active by its own clock. New fails if clientID or clientSecret is
+// empty.
 func WithIntrospection(clientID, clientSecret string) Option {
 	return func(o *options) { o.introspect = &introspectionCredentials{clientID: clientID, secret: clientSecret} }
 }

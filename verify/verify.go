@@ -389,13 +389,20 @@ func (v *Verifier) accessClaims(payload []byte, now time.Time) (*Claims, error) 
 }
 
 func (v *Verifier) checkTimes(c *Claims, now time.Time) error {
-	if c.Expiry.IsZero() || !now.Before(c.Expiry.Add(v.o.leeway)) {
+	return checkTimes(c, now, v.o.leeway)
+}
+
+// checkTimes refuses a token whose exp is past or missing, or whose nbf or
+// iat is ahead, beyond leeway: JWTs, and introspection answers too, which
+// the issuer may call active by a clock of its own.
+func checkTimes(c *Claims, now time.Time, leeway time.Duration) error {
+	if c.Expiry.IsZero() || !now.Before(c.Expiry.Add(leeway)) {
 		return invalid("the token has expired", nil)
 	}
-	if !c.NotBefore.IsZero() && now.Add(v.o.leeway).Before(c.NotBefore) {
+	if !c.NotBefore.IsZero() && now.Add(leeway).Before(c.NotBefore) {
 		return invalid("the token is not valid yet (nbf)", nil)
 	}
-	if !c.IssuedAt.IsZero() && now.Add(v.o.leeway).Before(c.IssuedAt) {
+	if !c.IssuedAt.IsZero() && now.Add(leeway).Before(c.IssuedAt) {
 		return invalid("the token was issued in the future (iat); check the clocks", nil)
 	}
 	return nil
