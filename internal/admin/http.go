@@ -324,6 +324,11 @@ func (h *Handler) authenticate(r *http.Request) (caller, error) {
 			Header: http.Header{"Www-Authenticate": {`Bearer realm="keyward", error="insufficient_scope", scope="` + AdminScope + `"`}},
 		}
 	}
+	if len(c.Audience) > 1 {
+		// A token got with keyward.admin and another API's scopes goes to
+		// that API too, which could replay it here as the administrator.
+		return caller{}, otherAudiences(c.Audience)
+	}
 	// Disabling or deleting an administrator takes effect at once.
 	a, err := h.svc.store.GetAccount(r.Context(), c.ClientID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && (a.Disabled || !slices.Contains(a.Scopes, AdminScope))) {
@@ -333,6 +338,30 @@ func (h *Handler) authenticate(r *http.Request) (caller, error) {
 		return caller{}, err
 	}
 	return caller{Actor: Actor{ID: a.ID, Source: oauth2.RemoteIP(r)}, account: a, token: info}, nil
+}
+
+// otherAudiences is the 401 of an admin token also meant for other APIs
+// than the admin API, aud. The description names up to three of them;
+// the challenge's, in a header where an identifier's quotes would end the
+// parameter (RFC 6750 §3), names none.
+func otherAudiences(aud oauth2.Audience) error {
+	const fix = "request an admin token with keyward.admin alone, or with resource=" + BuiltinAPIIdentifier + " (RFC 8707)."
+	var others []string
+	for _, a := range aud {
+		if a != BuiltinAPIIdentifier {
+			others = append(others, a)
+		}
+	}
+	named := make([]string, 0, 4)
+	for _, a := range others[:min(len(others), 3)] {
+		named = append(named, oauth2.QuoteShort(a))
+	}
+	if n := len(others) - len(named); n > 0 {
+		named = append(named, fmt.Sprintf("and %d more", n))
+	}
+	return &oauth2.Error{Code: oauth2.ErrInvalidToken, Status: http.StatusUnauthorized,
+		Description: "The access token is also meant for other APIs (" + strings.Join(named, ", ") + "), which could replay it here; " + fix,
+		Header:      http.Header{"Www-Authenticate": {`Bearer realm="keyward", error="invalid_token", error_description="The access token is also meant for other APIs, which could replay it here; ` + fix + `"`}}}
 }
 
 // MaxBodyBytes bounds an admin request body.

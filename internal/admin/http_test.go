@@ -583,6 +583,65 @@ func TestAuthenticationDelegated(t *testing.T) {
 	}
 }
 
+// A token also meant for other APIs (got with keyward.admin and another
+// API's scopes) is refused, even of an administrator: each of those APIs
+// receives it, and could replay it here as the administrator. The same
+// account's token for the admin API alone, asked for with keyward.admin
+// alone or narrowed with resource=urn:keyward:admin (RFC 8707), works.
+func TestAuthenticationOtherAudiences(t *testing.T) {
+	f := newFixture(t)
+	ctx, op := context.Background(), admin.Actor{ID: "op"}
+	if _, err := f.srv.Admin.CreateAPI(ctx, op, admin.APIInput{Name: "orders", Identifier: "https://orders.test", Scopes: []string{"orders.read"}}); err != nil {
+		t.Fatal(err)
+	}
+	scopes := []string{admin.AdminScope, "orders.read"}
+	if _, err := f.srv.Admin.UpdateAccount(ctx, op, f.admin.Email, admin.AccountUpdate{Scopes: &scopes}); err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"jwt", "opaque"} {
+		t.Run(format, func(t *testing.T) {
+			if _, err := f.srv.Admin.UpdateAccount(ctx, op, f.admin.Email, admin.AccountUpdate{TokenFormat: &format}); err != nil {
+				t.Fatal(err)
+			}
+			s, err := f.srv.Admin.CreateSecret(ctx, op, f.admin.Email, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { f.srv.Admin.DeleteSecret(ctx, op, f.admin.Email, s.ID) })
+			tests := []struct {
+				name       string
+				params     string
+				wantStatus int
+			}{
+				{"admin scope alone", "keyward.admin", http.StatusOK},
+				{"narrowed by resource", "keyward.admin+orders.read&resource=" + url.QueryEscape(admin.BuiltinAPIIdentifier), http.StatusOK},
+				{"also for orders", "keyward.admin+orders.read", http.StatusUnauthorized},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					code, tok := f.clientToken(f.admin.ID, s.Value, tt.params)
+					raw, _ := tok["access_token"].(string)
+					if code != http.StatusOK || raw == "" {
+						t.Fatalf("token: %d %v", code, tok)
+					}
+					status, body, hdr := f.call(t, "GET", "/v1/whoami", "Bearer "+raw, nil)
+					if status != tt.wantStatus {
+						t.Fatalf("%d %v, want %d", status, body, tt.wantStatus)
+					}
+					if status == http.StatusOK {
+						return
+					}
+					desc, _ := body["error_description"].(string)
+					if body["error"] != oauth2.ErrInvalidToken || !strings.Contains(desc, "https://orders.test") ||
+						!strings.Contains(hdr.Get("WWW-Authenticate"), `error="invalid_token"`) {
+						t.Fatalf("%v (WWW-Authenticate %q), want invalid_token naming the other API", body, hdr.Get("WWW-Authenticate"))
+					}
+				})
+			}
+		})
+	}
+}
+
 // A 404 names the path it did not find, cut short: the description does
 // not grow with the request line.
 func TestNotFoundPathCut(t *testing.T) {
