@@ -95,3 +95,43 @@ func TestConsoleAccountConflict(t *testing.T) {
 	// The refused requests' 412s are logged by the browser as failed requests.
 	p.checkLogs("412")
 }
+
+// TestConsoleAPIDeleteConflict: the API page's Delete is made only to the
+// API as the page shows it (If-Match, as the edit form sends): after
+// another administrator changed the API (its description), the server
+// refuses it (412), the page says so and shows the API as it is now, and
+// from there the delete goes through.
+func TestConsoleAPIDeleteConflict(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	bg, sys := context.Background(), admin.Actor{ID: "test"}
+	if _, err := m.Server.Admin.CreateAPI(bg, sys, admin.APIInput{Name: "inventory", Identifier: "https://inventory.internal", Scopes: []string{"inventory.read"}}); err != nil {
+		t.Fatal(err)
+	}
+	del := chromedp.Search(`//main[@id="view"]//div[@class="actions"]/button[text()="Delete"]`)
+	step, waitAlert := p.step, p.waitAlert
+
+	p.signIn(m)
+	eval[string](p, `location.hash = "#/apis/inventory"`)
+	step("open the API", chromedp.WaitVisible(del))
+	other := "Changed by another administrator."
+	if _, err := m.Server.Admin.UpdateAPI(bg, sys, "inventory", admin.APIUpdate{Description: &other}); err != nil {
+		t.Fatal(err)
+	}
+	step("delete after the other change", chromedp.Click(del), confirm())
+	waitAlert("delete refused", "error", `The API "inventory" has changed since you read it`)
+	waitAlert("delete refused", "error", "someone else changed it meanwhile, so it was not deleted.")
+	waitAlert("delete refused", "error", "The page now shows the API inventory as it is.")
+	step("the page shows the API as it is",
+		chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//main[@id="view"]//dt[text()="Description"]/following-sibling::dd[1][text()=%q]`, other))))
+	if _, err := m.Server.Admin.GetAPI(bg, "inventory"); err != nil {
+		t.Fatalf("after the refused delete: %v, want the API still there", err)
+	}
+	step("delete again", chromedp.Click(del), confirm(),
+		chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//h1[text()="APIs"]`)))
+	waitAlert("deleted", "notice", "Deleted the API inventory.")
+	if _, err := m.Server.Admin.GetAPI(bg, "inventory"); err == nil {
+		t.Fatal("after the delete the API is still there")
+	}
+	// The refused request's 412 is logged by the browser as a failed request.
+	p.checkLogs("412")
+}

@@ -535,10 +535,12 @@ async function apiView(name) {
   const path = "/apis/" + seg(name);
   const [a, etag] = await admin.getTagged(path);
   // The admin API refuses to delete an API whose scopes are still granted,
-  // naming who holds them, and the built-in API.
+  // naming who holds them, and the built-in API. Delete is made only to
+  // the API as the page shows it: If-Match: etag, as the edit form sends,
+  // and a 412 shows the page again with the API as it is now.
   const del = button("Delete", async () => {
     if (!await confirmAction(`Delete the API ${a.name}? Its scopes can no longer be requested.`, "Delete")) return;
-    await admin.del(path);
+    await unchangedItem(`the API ${a.name}`, () => go(location.hash), () => admin.del(path, etag), "The page");
     await go("#/apis", `Deleted the API ${a.name}.`);
   }, "danger");
   const introspectors = a.introspectors.length
