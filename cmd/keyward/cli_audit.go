@@ -187,7 +187,7 @@ func newAuditListCommand() *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&since, "since", "", "only events at or after this time: RFC 3339, or a duration ago such as 24h or 7d")
 	fl.StringVar(&until, "until", "", "only events before this time: RFC 3339, or a duration ago such as 1h or 2d")
-	fl.StringVar(&account, "account", "", "only events about this service account (email or client ID)")
+	fl.StringVar(&account, "account", "", "only events about this service account (email or client ID; the client ID of one deleted since)")
 	fl.StringVar(&action, "action", "", "only this action, e.g. token.issued, token.refused, account.disable")
 	fl.StringVar(&outcome, "outcome", "", "only success or failure")
 	fl.StringVar(&after, "after", "", "only events after sequence number `SEQ` (--since bounds by time)")

@@ -155,10 +155,18 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 	}
 	if v := q.Get("account"); v != "" {
 		a, err := h.svc.GetAccount(r.Context(), v)
-		if err != nil {
+		switch {
+		case err == nil:
+			f.AccountID = a.ID
+		case oauth2.AsError(err).Code != ErrNotFound:
 			return 0, nil, err
+		case clientIDRE.MatchString(v):
+			// An account deleted since: its events stay in the log, under
+			// its client ID, and an investigation of it needs them.
+			f.AccountID = v
+		default:
+			return 0, nil, notFound("The service account %s does not exist. The events of an account deleted since are found by its client ID (its account.delete event names its email).", quoteClip(v))
 		}
-		f.AccountID = a.ID
 	}
 	var wait time.Duration
 	if v := q.Get("wait"); v != "" {

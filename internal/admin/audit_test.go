@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -197,5 +198,41 @@ func TestParseTime(t *testing.T) {
 		if err != nil || !got.Equal(tc.want) {
 			t.Errorf("ParseTime(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
 		}
+	}
+}
+
+// TestAuditOfDeletedAccount: the events of an account deleted since stay
+// in the log, and its client ID still filters them (what an investigation
+// of a deleted account needs); its email, which no account has any more,
+// is a 404 that points to the client ID.
+func TestAuditOfDeletedAccount(t *testing.T) {
+	f := newFixture(t)
+	ctx, op := context.Background(), admin.Actor{ID: "op"}
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	gone, err := f.srv.Admin.CreateAccount(ctx, op, admin.AccountInput{Name: "gone", Project: "proj"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.srv.Admin.DeleteAccount(ctx, op, gone.Email); err != nil {
+		t.Fatal(err)
+	}
+	status, body, _ := f.call(t, "GET", "/v1/audit?account="+gone.ID, auth, nil)
+	if status != http.StatusOK {
+		t.Fatalf("by client ID: %d %v, want 200", status, body)
+	}
+	var actions []string
+	for _, e := range body["events"].([]any) {
+		ev := e.(map[string]any)
+		if ev["account_id"] != gone.ID {
+			t.Fatalf("by client ID: an event of %v", ev["account_id"])
+		}
+		actions = append(actions, ev["action"].(string))
+	}
+	if want := []string{"account.create", "account.delete"}; !slices.Equal(actions, want) {
+		t.Fatalf("by client ID: actions %q, want %q", actions, want)
+	}
+	status, body, _ = f.call(t, "GET", "/v1/audit?account="+gone.Email, auth, nil)
+	if desc, _ := body["error_description"].(string); status != http.StatusNotFound || !strings.Contains(desc, "client ID") {
+		t.Fatalf("by email: %d %v, want 404 pointing to the client ID", status, body)
 	}
 }
