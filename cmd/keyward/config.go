@@ -104,7 +104,7 @@ func (c *Config) addServeFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.InsecureHTTP, "insecure-http", c.InsecureHTTP, "allow plain HTTP on a non-loopback address (e.g. behind a TLS-terminating proxy)")
 	fs.StringVar(&c.SigningAlg, "signing-alg", c.SigningAlg, "access-token signing algorithm: "+strings.Join(signer.Algorithms, ", "))
 	fs.DurationVar(&c.SigningKeyRotation, "signing-key-rotation", c.SigningKeyRotation, "rotate the token-signing key this often (0 disables scheduled rotation)")
-	fs.StringVar(&c.AccountDomain, "account-domain", c.AccountDomain, "domain of service-account emails: NAME@PROJECT.<domain>")
+	fs.StringVar(&c.AccountDomain, "account-domain", c.AccountDomain, "domain of service-account emails: NAME@PROJECT.<domain>; a lower-case domain name of at most 192 bytes, such as iam.example.com (a server starting a new store refuses another; one whose store holds accounts made with it warns)")
 	fs.DurationVar(&c.DefaultTokenTTL, "default-token-lifetime", c.DefaultTokenTTL, "access-token lifetime of new service accounts")
 	fs.DurationVar(&c.MaxTokenTTL, "max-token-lifetime", c.MaxTokenTTL, "longest access-token lifetime any account may have")
 	fs.DurationVar(&c.MaxAssertionTTL, "max-assertion-lifetime", c.MaxAssertionTTL, "longest exp - iat of a JWT-bearer assertion")

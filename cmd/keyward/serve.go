@@ -35,6 +35,7 @@ import (
 	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/sqlite"
 	"github.com/keyward/keyward/internal/tally"
+	"github.com/keyward/keyward/internal/validate"
 )
 
 func newServeCommand() *cobra.Command {
@@ -254,6 +255,9 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.store, err = openStore(ctx, c, m.Logger); err != nil {
 		return err
 	}
+	if err := checkAccountDomain(ctx, m.store, c.AccountDomain, m.Logger); err != nil {
+		return err
+	}
 	master, err := m.loadMasterKey(ctx)
 	if err != nil {
 		return err
@@ -344,6 +348,34 @@ func (m *Main) Open(ctx context.Context) error {
 		m.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: m.certs.GetCertificate, ClientAuth: tls.RequestClientCert}
 	}
 	m.refreshAdminExpiry(ctx)
+	return nil
+}
+
+// checkAccountDomain holds --account-domain to validate.AccountDomain
+// once the store is open, before anything is made in it. A store without
+// accounts is refused a domain that fails it: the first start would make
+// the administrator, and every account after it, an email the admin API
+// refuses elsewhere. A store that holds accounts was served with it by a
+// release that took it, and changing it would not rename them (the
+// administrator is found by its email), so that server starts, and the
+// log says why the value is wrong at every start.
+func checkAccountDomain(ctx context.Context, st interface {
+	CountAccounts(context.Context) (int, error)
+}, domain string, log *slog.Logger) error {
+	bad := validate.AccountDomain(domain)
+	if bad == nil {
+		return nil
+	}
+	n, err := st.CountAccounts(ctx)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return usageError{fmt.Errorf("invalid configuration:\n  --account-domain: %v Account emails are NAME@PROJECT.<domain>: give a lower-case domain name such as iam.example.com", bad)}
+	}
+	log.Warn("--account-domain makes account emails the admin API refuses elsewhere (keyward import warns of them); the server starts, as the store holds accounts made with it, which changing it would not rename",
+		"account_domain", domain, "problem", bad.Error(),
+		"fix", "keep it while those accounts and their key files are in use; a new store needs a lower-case domain name such as iam.example.com")
 	return nil
 }
 

@@ -165,13 +165,17 @@ func TestDumpSummary(t *testing.T) {
 }
 
 // TestImportWarns: the export of a store served with --account-domain
-// ending in "." (which config allows) holds the administrator
+// ending in "." (which an older release took for a new store, and serve
+// still takes for one that holds accounts) holds the administrator
 // admin@keyward.iam.example.com., an email the admin API would refuse on
 // create; import brings it in, and says so on stderr, naming the account,
 // before the summary. Before, import refused the file: the backup could
 // not be restored.
 func TestImportWarns(t *testing.T) {
-	src := startServer(t, func(m *Main) { m.Config.AccountDomain = "iam.example.com." })
+	src := startServer(t, func(m *Main) {
+		m.Config.AccountDomain = "iam.example.com."
+		seedAccounts(t, m.Config)
+	})
 	dump := filepath.Join(t.TempDir(), "export.json")
 	runCLI(t, "export", "--data-dir", src.Config.DataDir, "--out", dump)
 

@@ -151,6 +151,26 @@ func Domain(domain string) error {
 	return nil
 }
 
+// MaxAccountDomainLength bounds the domain of account emails
+// (NAME@PROJECT.<domain>): the longest such email, of a 30-byte name and
+// project, must fit the 254 bytes of an email address (Email).
+const MaxAccountDomainLength = 254 - len("@.") - 2*30
+
+// AccountDomain checks the domain of account emails, NAME@PROJECT.<domain>:
+// a lower-case domain name (Domain) short enough that every account email
+// made with it is one Email accepts as it is. It is not lower-cased here:
+// emails are unique exactly, and one written in another case would name
+// other accounts.
+func AccountDomain(domain string) error {
+	if n := len(domain); n > MaxAccountDomainLength {
+		return fmt.Errorf("The account domain is %d bytes long; at most %d are allowed, so that an account email (a name and project of up to 30 characters each, then the domain) fits the 254 bytes of an email address.", n, MaxAccountDomainLength)
+	}
+	if domain != strings.ToLower(domain) {
+		return fmt.Errorf("The account domain %s has upper-case letters; write it in lower case.", QuoteClip(domain))
+	}
+	return Domain(domain)
+}
+
 // Email checks that e, trimmed, is a bare email address (RFC 5322
 // addr-spec, no display name) of at most 254 bytes, and lower-cases it.
 func Email(e string) (string, error) {
