@@ -1,8 +1,11 @@
 package validate
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/keyward/keyward/internal/storage"
 )
 
 // TestAccountDomain: the domain of account emails is a lower-case domain
@@ -58,5 +61,311 @@ func TestAccountDomainLongestEmail(t *testing.T) {
 	}
 	if _, err := Email(name + "@" + name + ".x" + domain); err == nil {
 		t.Fatalf("Email took a %d-byte address", len(email)+1)
+	}
+}
+
+// check reports, for a table case named name, err against want: nil for
+// "", else an error whose text holds want.
+func check(t *testing.T, name string, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("%s: %v, want nil", name, err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Errorf("%s: %v, want an error saying %q", name, err, want)
+	}
+}
+
+func TestAPIName(t *testing.T) {
+	const rule = "must be 2-63 lowercase letters, digits and hyphens, starting with a letter."
+	for _, tt := range []struct{ name, in, want string }{
+		{"shortest", "ab", ""},
+		{"longest", "a" + strings.Repeat("b", 62), ""},
+		{"digits and hyphens", "orders-v2", ""},
+		{"too long", "a" + strings.Repeat("b", 63), rule},
+		{"one letter", "a", `The API name "a" ` + rule},
+		{"empty", "", `The API name "" ` + rule},
+		{"leading digit", "2fa", rule},
+		{"trailing hyphen", "orders-", rule},
+		{"upper case", "Orders", rule},
+		{"dot", "orders.v2", rule},
+		{"non-ASCII", "ordérs", rule},
+		{"control character", "orders\x1b", `"orders\x1b"`},
+	} {
+		check(t, tt.name, APIName(tt.in), tt.want)
+	}
+}
+
+func TestAPIIdentifier(t *testing.T) {
+	const rule = "must be an absolute URI without a fragment"
+	longest := "https://x/" + strings.Repeat("a", MaxIdentifierLength-len("https://x/"))
+	for _, tt := range []struct{ name, in, want string }{
+		{"https", "https://orders.internal", ""},
+		{"path and query", "https://api.example.com/v1?x=1", ""},
+		{"urn", "urn:example:orders", ""},
+		{"longest", longest, ""},
+		{"too long", longest + "a", "is 513 bytes long; at most 512"},
+		{"empty", "", `The API identifier "" ` + rule},
+		{"relative", "orders", rule},
+		{"scheme-relative", "//orders.internal", rule},
+		{"fragment", "https://orders.internal#x", rule},
+		{"space", "https://orders.internal/a b", rule},
+		{"tab", "https://orders.internal/\t", rule},
+		{"line break", "https://orders.internal\n", rule},
+		{"carriage return", "https://orders.internal\r", `"https://orders.internal\r"`},
+		{"long and bad is clipped", "orders " + strings.Repeat("a", 600), "… (607 bytes)"},
+	} {
+		check(t, tt.name, APIIdentifier(tt.in), tt.want)
+	}
+}
+
+func TestAPIScopes(t *testing.T) {
+	many := make([]string, MaxAPIScopes+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("s%d", i)
+	}
+	for _, tt := range []struct {
+		name string
+		in   []string
+		want string
+	}{
+		{"one", []string{"orders.read"}, ""},
+		{"most", many[:MaxAPIScopes], ""},
+		{"none", nil, "An API needs at least one scope."},
+		{"empty list", []string{}, "at least one scope"},
+		{"too many", many, "An API has at most 1000 scopes; this lists 1001."},
+		{"twice", []string{"a", "b", "a"}, `The scope "a" is listed twice.`},
+		{"empty scope", []string{""}, `The scope "" is not a valid scope name`},
+		{"space", []string{"a b"}, `The scope "a b" is not a valid scope name`},
+		{"too long", []string{strings.Repeat("a", 201)}, "is not a valid scope name"},
+	} {
+		check(t, tt.name, APIScopes(tt.in), tt.want)
+	}
+}
+
+func TestScopeName(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want bool
+	}{
+		{"orders.read", true},
+		{"https://api.example.com/orders:read", true},
+		{"!#$%&'()*+-./:;<=>?@[]^_`{|}~", true},
+		{strings.Repeat("a", 200), true},
+		{strings.Repeat("a", 201), false},
+		{"", false},
+		{"a b", false},
+		{`a"b`, false},
+		{`a\b`, false},
+		{"a,b", false},
+		{"a\x7f", false},
+		{"a\tb", false},
+		{"ordérs", false},
+	} {
+		if got := ScopeName(tt.in); got != tt.want {
+			t.Errorf("ScopeName(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestBlockedScopes(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		in   []string
+		want string
+	}{
+		{"none", nil, ""},
+		{"twice is fine", []string{"a", "a"}, ""},
+		{"space", []string{"a", "a b"}, `The blocked scope "a b" is not a valid scope name`},
+		{"empty", []string{""}, `The blocked scope ""`},
+		{"says to list each", []string{"a,b"}, "list each scope on its own."},
+	} {
+		check(t, tt.name, BlockedScopes(tt.in), tt.want)
+	}
+}
+
+func TestTokenFormat(t *testing.T) {
+	for _, tt := range []struct {
+		in         string
+		allowEmpty bool
+		want       string
+	}{
+		{"jwt", false, ""},
+		{"opaque", true, ""},
+		{"", true, ""},
+		{"", false, `The token format "" must be jwt or opaque.`},
+		{"JWT", true, `The token format "JWT" must be jwt or opaque.`},
+		{"jwt ", true, `"jwt "`},
+	} {
+		check(t, fmt.Sprintf("TokenFormat(%q, %v)", tt.in, tt.allowEmpty), TokenFormat(tt.in, tt.allowEmpty), tt.want)
+	}
+}
+
+func TestLabel(t *testing.T) {
+	for _, tt := range []struct{ name, in, want string }{
+		{"empty", "", ""},
+		{"at most, in characters", strings.Repeat("é", 20), ""},
+		{"one too many", strings.Repeat("é", 21), "The description is 21 characters long; at most 20 are allowed."},
+		{"printable unicode", "Rechnungsläufe 🧾", ""},
+		{"spaces", "a b  c", ""},
+		{"line break", "a\nb", "The description contains the control character U+000A at byte 1; use printable text on one line."},
+		{"tab", "\tb", "U+0009 at byte 0"},
+		{"NUL", "ab\x00", "U+0000 at byte 2"},
+		{"DEL", "a\x7f", "U+007F at byte 1"},
+		{"C1 CSI after a 2-byte character", "é\u009b", "U+009B at byte 2"},
+		{"escape", "\x1b[2J", "U+001B at byte 0"},
+	} {
+		check(t, tt.name, Label("description", tt.in, 20), tt.want)
+	}
+}
+
+func TestName(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want bool
+	}{
+		{"abc", true},
+		{"a" + strings.Repeat("b", 29), true},
+		{"nightly-report", true},
+		{"a1-2", true},
+		{"ab", false},
+		{"a" + strings.Repeat("b", 30), false},
+		{"", false},
+		{"1ab", false},
+		{"ab-", false},
+		{"Abc", false},
+		{"a_b", false},
+		{"a.b", false},
+		{"abc\n", false},
+		{"äbc", false},
+	} {
+		if got := Name(tt.in); got != tt.want {
+			t.Errorf("Name(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestAuthMethods(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		in   []string
+		want string
+	}{
+		{"none", nil, ""},
+		{"all", storage.AuthMethods, ""},
+		{"unknown", []string{"client_secret_basic", "password"}, `Unknown client authentication method "password"; the methods are client_secret_basic, client_secret_post, private_key_jwt, tls_client_auth, self_signed_tls_client_auth.`},
+		{"case", []string{"Client_Secret_Basic"}, `"Client_Secret_Basic"`},
+		{"empty", []string{""}, `method ""`},
+	} {
+		check(t, tt.name, AuthMethods(tt.in), tt.want)
+	}
+}
+
+func TestDomain(t *testing.T) {
+	label := strings.Repeat("a", 63)
+	longest := strings.Repeat(label+".", 3) + strings.Repeat("b", 58) + ".io" // 253 bytes
+	for _, tt := range []struct{ name, in, want string }{
+		{"two labels", "example.com", ""},
+		{"many labels", "a.b.c.example.co", ""},
+		{"digits and hyphens", "x-1.9.example.com", ""},
+		{"63-byte label", label + ".com", ""},
+		{"longest", longest, ""},
+		{"too long", "a" + longest, "The domain name is 254 bytes long; a domain name has at most 253."},
+		{"64-byte label", label + "a.com", "is not a domain name such as example.com."},
+		{"empty", "", `"" is not a domain name such as example.com.`},
+		{"one label", "localhost", `"localhost" is not a domain name`},
+		{"trailing dot", "example.com.", `"example.com." is not a domain name`},
+		{"leading dot", ".example.com", "is not a domain name"},
+		{"empty label", "a..com", "is not a domain name"},
+		{"leading hyphen", "-a.com", "is not a domain name"},
+		{"trailing hyphen", "a-.com", "is not a domain name"},
+		{"one-letter top level", "example.c", "is not a domain name"},
+		{"numeric top level", "1.2.3.4", "is not a domain name"},
+		{"underscore", "a_b.com", "is not a domain name"},
+		{"upper case", "Example.com", "is not a domain name"},
+		{"non-ASCII", "exämple.com", `"exämple.com" is not a domain name`},
+		{"control character", "example.com\x1b", `"example.com\x1b" is not a domain name`},
+		{"long and bad is clipped", strings.Repeat("_", 100), "… (100 bytes) is not a domain name"},
+	} {
+		check(t, tt.name, Domain(tt.in), tt.want)
+	}
+}
+
+func TestEmail(t *testing.T) {
+	longest := strings.Repeat("a", 61) + "@" + strings.Repeat(strings.Repeat("b", 62)+".", 3) + "com" // 254 bytes
+	for _, tt := range []struct{ name, in, want, err string }{
+		{"plain", "job@proj.iam.test", "job@proj.iam.test", ""},
+		{"lower-cased", "Ada@Example.COM", "ada@example.com", ""},
+		{"trimmed", " \tada@example.com\n", "ada@example.com", ""},
+		{"plus and dots", "a.b+c@example.com", "a.b+c@example.com", ""},
+		{"no dot in the domain", "a@b", "a@b", ""},
+		{"unicode local part", "jürgen@example.com", "jürgen@example.com", ""},
+		{"longest", longest, longest, ""},
+		{"too long", "a" + longest, "", "… (255 bytes) is longer than an email address may be (254 bytes)"},
+		{"too long after trimming", " " + longest + " ", longest, ""},
+		{"empty", "", "", `"" is not an email address`},
+		{"no @", "example.com", "", `"example.com" is not an email address`},
+		{"two @", "a@b@example.com", "", "is not an email address"},
+		{"display name", "Ada <ada@example.com>", "", `"Ada <ada@example.com>" is not an email address`},
+		{"angle brackets", "<ada@example.com>", "", "is not an email address"},
+		{"trailing dot", "admin@keyward.iam.example.com.", "", `"admin@keyward.iam.example.com." is not an email address`},
+		{"empty label", "a@iam..x", "", "is not an email address"},
+		{"quoted local part", `"a b"@example.com`, "", "is not an email address"},
+		{"space inside", "a b@example.com", "", "is not an email address"},
+		{"NUL", "a\x00@example.com", "", `"a\x00@example.com" is not an email address`},
+		{"invalid UTF-8", "\xff@example.com", "", "is not an email address"},
+	} {
+		got, err := Email(tt.in)
+		check(t, tt.name, err, tt.err)
+		if got != tt.want {
+			t.Errorf("%s: Email(%q) = %q, want %q", tt.name, tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestEmailDomain(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"a@example.com", "example.com"},
+		{"a@b@example.com", "example.com"},
+		{"a@", ""},
+		{"example.com", "example.com"},
+	} {
+		if got := EmailDomain(tt.in); got != tt.want {
+			t.Errorf("EmailDomain(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestQuoteClip(t *testing.T) {
+	for _, tt := range []struct{ name, in, want string }{
+		{"empty", "", `""`},
+		{"64 bytes whole", strings.Repeat("a", 64), `"` + strings.Repeat("a", 64) + `"`},
+		{"65 bytes cut to 48", strings.Repeat("a", 65), `"` + strings.Repeat("a", 48) + `"… (65 bytes)`},
+		{"control characters escaped", "a\x1b\n\u009b", `"a\x1b\n\u009b"`},
+		{"invalid UTF-8 escaped", "a\xff", `"a\xff"`},
+		// "é" is 2 bytes: the 24th ends at byte 48.
+		{"2-byte characters, cut on a boundary", strings.Repeat("é", 40), `"` + strings.Repeat("é", 24) + `"… (80 bytes)`},
+		// 3-byte "€" from byte 1: the 16th ends at byte 49, so 15 fit.
+		{"3-byte characters, cut before a split one", "a" + strings.Repeat("€", 30), `"a` + strings.Repeat("€", 15) + `"… (91 bytes)`},
+		// 4-byte "𝄞": 12 end at byte 48.
+		{"4-byte characters", strings.Repeat("𝄞", 20), `"` + strings.Repeat("𝄞", 12) + `"… (80 bytes)`},
+		{"4-byte character across the cut", strings.Repeat("a", 46) + strings.Repeat("𝄞", 10), `"` + strings.Repeat("a", 46) + `"… (86 bytes)`},
+	} {
+		if got := QuoteClip(tt.in); got != tt.want {
+			t.Errorf("%s: QuoteClip = %s, want %s", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestClip(t *testing.T) {
+	upper := strings.ToUpper
+	for _, tt := range []struct{ in, want string }{
+		{"abc", "ABC"},
+		{strings.Repeat("a", 64), strings.Repeat("A", 64)},
+		{strings.Repeat("a", 100), strings.Repeat("A", 48) + "… (100 bytes)"},
+	} {
+		if got := Clip(tt.in, upper); got != tt.want {
+			t.Errorf("Clip(%q) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }
