@@ -173,6 +173,8 @@ func AccountDomain(domain string) error {
 
 // Email checks that e, trimmed, is a bare email address (RFC 5322
 // addr-spec, no display name) of at most 254 bytes, and lower-cases it.
+// The lower-cased email is at most 254 bytes too (lower-casing can
+// lengthen: "Ⱥ" is 2 bytes, "ⱥ" 3), so Email takes what it returns.
 func Email(e string) (string, error) {
 	e = strings.TrimSpace(e)
 	if len(e) > 254 { // RFC 5321 §4.5.3.1.3
@@ -182,7 +184,11 @@ func Email(e string) (string, error) {
 	if err != nil || a.Address != e || a.Name != "" {
 		return "", fmt.Errorf("%s is not an email address", QuoteClip(e))
 	}
-	return strings.ToLower(e), nil
+	lower := strings.ToLower(e)
+	if len(lower) > 254 {
+		return "", fmt.Errorf("%s is longer than an email address may be (254 bytes) once lower-cased (%d bytes)", QuoteClip(e), len(lower))
+	}
+	return lower, nil
 }
 
 // EmailDomain returns the domain of a well-formed email: what follows its

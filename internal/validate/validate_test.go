@@ -323,6 +323,32 @@ func TestEmail(t *testing.T) {
 	}
 }
 
+// Email's answer is an email Email takes as it is: what the admin API
+// stores is found again by it (a page token of users, a user in a path).
+// Lower-casing can lengthen: "Ⱥ" (2 bytes) is "ⱥ" (3 bytes).
+func TestEmailIdempotent(t *testing.T) {
+	grows := strings.Repeat("Ⱥ", 10) + "@example.com"
+	for _, in := range []string{
+		strings.Repeat("a", 254-len(grows)) + grows, // 254 bytes, 264 lower-cased
+		strings.Repeat("a", 244-len(grows)) + grows, // 244 bytes, 254 lower-cased
+		strings.Repeat("K", 240) + "@example.com",   // KELVIN SIGN: 3 bytes, lower-cased 1
+		"ADA@EXAMPLE.COM",
+	} {
+		got, err := Email(in)
+		if err != nil {
+			continue
+		}
+		if again, err := Email(got); err != nil || again != got {
+			t.Errorf("Email(%d bytes) = %d bytes, which Email makes %q, %v", len(in), len(got), again, err)
+		}
+	}
+	if _, err := Email(strings.Repeat("a", 244-len(grows)) + grows); err != nil {
+		t.Errorf("refused an email of 254 bytes lower-cased: %v", err)
+	}
+	_, err := Email(strings.Repeat("a", 254-len(grows)) + grows)
+	check(t, "254 bytes, 264 lower-cased", err, "… (254 bytes) is longer than an email address may be (254 bytes) once lower-cased (264 bytes)")
+}
+
 func TestEmailDomain(t *testing.T) {
 	for _, tt := range []struct{ in, want string }{
 		{"a@example.com", "example.com"},
