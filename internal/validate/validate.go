@@ -202,14 +202,19 @@ func QuoteClip(s string) string { return Clip(s, strconv.Quote) }
 // Clip shows s, a value from an import file or a request body, with show
 // for an error message; one longer than 64 bytes is cut to the whole
 // characters of its first 48, shown with its length: a file of one 50 MB
-// line is not echoed back whole.
+// line is not echoed back whole. A byte that starts no character (not
+// UTF-8) counts as one, as strconv.Quote shows it.
 func Clip(s string, show func(string) string) string {
 	if len(s) <= 64 {
 		return show(s)
 	}
-	cut := 48
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	cut := 0
+	for {
+		_, n := utf8.DecodeRuneInString(s[cut:])
+		if cut+n > 48 {
+			break
+		}
+		cut += n
 	}
 	return fmt.Sprintf("%s… (%d bytes)", show(s[:cut]), len(s))
 }

@@ -376,6 +376,11 @@ func TestQuoteClip(t *testing.T) {
 		// 4-byte "𝄞": 12 end at byte 48.
 		{"4-byte characters", strings.Repeat("𝄞", 20), `"` + strings.Repeat("𝄞", 12) + `"… (80 bytes)`},
 		{"4-byte character across the cut", strings.Repeat("a", 46) + strings.Repeat("𝄞", 10), `"` + strings.Repeat("a", 46) + `"… (86 bytes)`},
+		// A byte that starts no character is one (Go's U+FFFD): the cut
+		// keeps the first 48, not none of them.
+		{"invalid UTF-8", strings.Repeat("\x80", 100), `"` + strings.Repeat(`\x80`, 48) + `"… (100 bytes)`},
+		{"invalid UTF-8 after a character", "a" + strings.Repeat("\xbf", 99), `"a` + strings.Repeat(`\xbf`, 47) + `"… (100 bytes)`},
+		{"truncated sequence before the cut", strings.Repeat("a", 40) + "\xe2\x82" + strings.Repeat("b", 30), `"` + strings.Repeat("a", 40) + `\xe2\x82bbbbbb"… (72 bytes)`},
 	} {
 		if got := QuoteClip(tt.in); got != tt.want {
 			t.Errorf("%s: QuoteClip = %s, want %s", tt.name, got, tt.want)
