@@ -52,10 +52,12 @@ func APIName(name string) error {
 }
 
 // APIIdentifier checks an API identifier (its audience): an absolute URI
-// without a fragment, of at most MaxIdentifierLength bytes.
+// without a fragment (RFC 8707 §2), of at most MaxIdentifierLength bytes.
+// A "#" always starts a fragment, an empty one too, which url.URL does
+// not tell from none.
 func APIIdentifier(id string) error {
 	u, err := url.Parse(id)
-	if err != nil || u.Scheme == "" || u.Fragment != "" || strings.ContainsAny(id, " \t\n") {
+	if err != nil || u.Scheme == "" || strings.ContainsAny(id, "# \t\n") {
 		return fmt.Errorf("The API identifier %s must be an absolute URI without a fragment, such as https://orders.internal.", QuoteClip(id))
 	}
 	if len(id) > MaxIdentifierLength {

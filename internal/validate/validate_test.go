@@ -109,6 +109,8 @@ func TestAPIIdentifier(t *testing.T) {
 		{"relative", "orders", rule},
 		{"scheme-relative", "//orders.internal", rule},
 		{"fragment", "https://orders.internal#x", rule},
+		{"empty fragment", "https://orders.internal#", `The API identifier "https://orders.internal#" ` + rule},
+		{"empty fragment of a urn", "urn:x#", rule},
 		{"space", "https://orders.internal/a b", rule},
 		{"tab", "https://orders.internal/\t", rule},
 		{"line break", "https://orders.internal\n", rule},
