@@ -213,15 +213,69 @@ type apiError struct {
 	Status      int
 	Code        string `json:"error"`
 	Description string `json:"error_description"`
+	// foreign, if set, is the answer, which was not the admin API's JSON
+	// error: what Error says.
+	foreign *foreignAnswer
 }
 
 // Error is printed on the operator's terminal: what the server sent is
 // quoted if it holds anything unprintable, such as an escape sequence.
 func (e *apiError) Error() string {
-	if e.Description != "" {
+	switch {
+	case e.foreign != nil:
+		return e.foreign.Error()
+	case e.Description != "" && e.Code != "":
 		return cell(e.Description) + " (" + cell(e.Code) + ")"
+	case e.Description != "":
+		return cell(e.Description)
 	}
 	return fmt.Sprintf("%s (HTTP %d)", cell(e.Code), e.Status)
+}
+
+// foreignAnswer is an answer that is not the admin API's JSON (a proxy's
+// login or error page, another web server's), or, of a status of 300 or
+// more, JSON without the admin API's "error".
+type foreignAnswer struct {
+	url         string
+	status      int
+	contentType string
+	body        []byte
+	// from names where the base URL came from (adminClient.from).
+	from string
+}
+
+func (a *foreignAnswer) Error() string {
+	ct := "no Content-Type"
+	if a.contentType != "" {
+		ct = "Content-Type " + cell(a.contentType)
+	}
+	begins := "The answer was empty."
+	if s := bodyStart(a.body); s != "" {
+		begins = "The answer begins: " + s
+	}
+	return fmt.Sprintf("the server at %s answered %s with %s, not the admin API's JSON: is %s Keyward's URL, or does a proxy in front of it answer instead? %s",
+		a.url, httpStatus(a.status), ct, a.from, begins)
+}
+
+// httpStatus is "HTTP 502 Bad Gateway", or "HTTP 599" of a status Go has
+// no name for.
+func httpStatus(st int) string {
+	if text := http.StatusText(st); text != "" {
+		return fmt.Sprintf("HTTP %d %s", st, text)
+	}
+	return fmt.Sprintf("HTTP %d", st)
+}
+
+// bodyStart is the start of an answer's body to show on the operator's
+// terminal: its runs of white space made one space, clipped to 80
+// characters, and passed through cell.
+func bodyStart(b []byte) string {
+	const max = 80
+	s := strings.Join(strings.Fields(string(b[:min(len(b), 4*max)])), " ")
+	if r := []rune(s); len(r) > max {
+		s = string(r[:max]) + "…"
+	}
+	return cell(s)
 }
 
 // unreachableError is a request that got no complete answer: the server is
@@ -327,12 +381,23 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 	if err != nil {
 		return &unreachableError{base: c.base, err: fmt.Errorf("the answer was cut off: %w", err)}
 	}
+	foreign := func() *foreignAnswer {
+		u := *resp.Request.URL
+		u.RawQuery = ""
+		return &foreignAnswer{url: u.Redacted(), status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"), body: b, from: c.from}
+	}
 	if resp.StatusCode >= 300 {
 		e := &apiError{Status: resp.StatusCode}
 		if json.Unmarshal(b, e) != nil || e.Code == "" {
-			e.Code = http.StatusText(resp.StatusCode)
+			*e = apiError{Status: resp.StatusCode, foreign: foreign()}
 		}
 		return e
+	}
+	// Every answer of the admin API with a body is JSON: one that is
+	// not, even of a request that wants none back, came from something
+	// else, which did not do what was asked.
+	if len(b) > 0 && !json.Valid(b) {
+		return foreign()
 	}
 	c.etag = resp.Header.Get("ETag")
 	if out == nil || len(b) == 0 {

@@ -16,10 +16,11 @@ import (
 
 // FuzzAdminClientAnswer: whatever the admin API answers (status,
 // Content-Type, ETag, body), adminClient.do never panics; it succeeds
-// only on a 2xx, then keeps the answer's ETag; it refuses anything else
-// with an *apiError of that status; and no error it returns, which the
-// CLI prints on the operator's terminal, holds a control character or
-// other unprintable text the server sent.
+// only on a 2xx whose body, if any, is JSON, then keeps the answer's
+// ETag; it refuses a status of 300 or more with an *apiError of that
+// status; and no error it returns, which the CLI prints on the
+// operator's terminal, holds a control character or other unprintable
+// text the server sent.
 func FuzzAdminClientAnswer(f *testing.F) {
 	for _, seed := range []struct {
 		status      uint16
@@ -102,6 +103,10 @@ func FuzzAdminClientAnswer(f *testing.F) {
 			if err == nil {
 				if st >= 300 {
 					t.Fatalf("%s %s: HTTP %d taken as a success", call.method, call.path, st)
+				}
+				// (net/http sends no body with a 204.)
+				if len(body) > 0 && st != http.StatusNoContent && !json.Valid(body) {
+					t.Fatalf("%s %s: an answer that is not JSON taken as a success", call.method, call.path)
 				}
 				if etagSent(etag) && c.etag != etag {
 					t.Fatalf("%s %s: etag %q, want %q", call.method, call.path, c.etag, etag)
