@@ -422,34 +422,63 @@ func TestImportNotAnExport(t *testing.T) {
 		{"service-account key file", `{"type":"service_account","project_id":"p","private_key_id":"k","private_key":"x","client_email":"a@p.iam.gserviceaccount.com","token_uri":"https://oauth2.googleapis.com/token"}`,
 			`it is a service-account key file ("type": "service_account"), not an export: a key file is used as it is (--credentials, 'keyward token --key-file'); ` +
 				`to register a key made elsewhere with an account, upload its public key: 'keyward keys upload SA --public-key PEM-FILE'`},
-		// A keyward-export/1 field is named as in keyward-export/1 files.
-		{"field of the wrong kind in format 1", `{"format":"keyward-export/1","orgs":[{"Domain":"example.com","BlockedScopes":"x"}]}`, `its field "orgs.BlockedScopes" holds a JSON string, of the wrong kind`},
-		{"field of the wrong kind", `{"format":"keyward-export/2","apis":"x"}`, `its field "apis" holds a JSON string, of the wrong kind`},
-		// A value that does not decode is named by its place, with the
-		// form it must have: Go's error named neither.
-		{"bad time", `{"format":"keyward-export/2","accounts":[{"client_id":"1","created_at":"yesterday"}]}`,
-			`accounts[0].created_at is "yesterday", not an RFC 3339 time such as 2026-01-02T15:04:05Z`},
-		{"bad base64", `{"format":"keyward-export/2","keys":[{"key_id":"k","public_key":"!!"}]}`,
-			`keys[0].public_key is "!!", not bytes in standard base64 (RFC 4648 §4, with = padding)`},
-		{"field it does not have", `{"format":"keyward-export/2","orgs":[{"domain":"example.com","blocked_scope":["x"]}]}`,
-			`it has a field "blocked_scope" that keyward-export/2 does not: misspelt, or added by a later release, whose data this one would drop`},
+		{"format of the wrong kind", `{"format":2}`, `its "format" is a JSON number, not a string such as "keyward-export/2"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			file := filepath.Join(dir, "in.json")
-			if err := os.WriteFile(file, []byte(tt.content), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			dataDir := filepath.Join(dir, "data")
-			err := runCLIErrWithin(t, 20*time.Second, "import", file, "--data-dir", dataDir)
-			if want := file + " is not a file 'keyward export' writes: " + tt.want; err == nil || err.Error() != want {
-				t.Fatalf("error %v, want %q", err, want)
-			}
-			if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("the data directory was created for a file that is no export: %v", err)
-			}
+			refuseImport(t, tt.content, func(file string) string { return file + " is not a file 'keyward export' writes: " + tt.want })
 		})
+	}
+}
+
+// TestImportBadValue: an export with a value import cannot take, or a
+// field its format does not have (an edited export, say), is refused
+// naming the file and the value, before the store is opened. It used to
+// be called not a file 'keyward export' writes, as a file that is no
+// export is; and a value of the wrong kind was named as Go names it, the
+// field without its item ("accounts.scopes").
+func TestImportBadValue(t *testing.T) {
+	tests := []struct {
+		name, content, want string
+	}{
+		// A keyward-export/1 field is named as in keyward-export/1 files.
+		{"field of the wrong kind in format 1", `{"format":"keyward-export/1","orgs":[{"Domain":"example.com","BlockedScopes":"x"}]}`, `orgs[0].BlockedScopes is "x", not a JSON array`},
+		{"field of the wrong kind", `{"format":"keyward-export/2","apis":"x"}`, `apis is "x", not a JSON array`},
+		{"field of an item of the wrong kind", `{"format":"keyward-export/2","accounts":[{"client_id":"1"},{"client_id":"2","scopes":"orders.read"}]}`,
+			`accounts[1].scopes is "orders.read", not a JSON array`},
+		// A value that does not decode is named by its place, with the
+		// form it must have: Go's error named neither.
+		{"bad time", `{"format":"keyward-export/2","accounts":[{"client_id":"1"},{"client_id":"2"},{"client_id":"3"},{"client_id":"4","created_at":"yesterday"}]}`,
+			`accounts[3].created_at is "yesterday", not an RFC 3339 time such as 2026-01-02T15:04:05Z`},
+		{"bad base64", `{"format":"keyward-export/2","keys":[{"key_id":"k","public_key":"!!"}]}`,
+			`keys[0].public_key is "!!", not bytes in standard base64 (RFC 4648 §4, with = padding)`},
+		{"field it does not have", `{"format":"keyward-export/2","orgs":[{"domain":"example.com","blocked_scope":["x"]}]}`,
+			`keyward-export/2 has no field "blocked_scope": misspelt, or added by a later release, whose data this one would drop`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			refuseImport(t, tt.content, func(file string) string { return file + ": " + tt.want })
+		})
+	}
+}
+
+// refuseImport runs 'keyward import' of a file of content, which must fail
+// with the error want says, given the file's name, and create no data
+// directory.
+func refuseImport(t *testing.T, content string, want func(file string) string) {
+	t.Helper()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "in.json")
+	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(dir, "data")
+	err := runCLIErrWithin(t, 20*time.Second, "import", file, "--data-dir", dataDir)
+	if want := want(file); err == nil || err.Error() != want {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+	if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the data directory was created for a file import refuses: %v", err)
 	}
 }
 

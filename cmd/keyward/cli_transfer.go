@@ -122,7 +122,9 @@ already.`,
 				return err
 			}
 			d, err := parseExport(b)
-			if err != nil {
+			if _, ok := errors.AsType[*exportValueError](err); ok {
+				return fmt.Errorf("%s: %w", args[0], err)
+			} else if err != nil {
 				return fmt.Errorf("%s is not a file 'keyward export' writes: %w", args[0], err)
 			}
 			cfg.migrateNewOnly = true
@@ -150,7 +152,8 @@ already.`,
 }
 
 // parseExport reads the file of an import, and says what is wrong with
-// one that is no export in words about the file: before the store is
+// one that is no export, or an export with a value it cannot take (an
+// *exportValueError), in words about the file: before the store is
 // opened, so a wrong file creates no data directory.
 func parseExport(b []byte) (transfer.Dump, error) {
 	var d transfer.Dump
@@ -167,16 +170,33 @@ func parseExport(b []byte) (transfer.Dump, error) {
 		return d, fmt.Errorf("not JSON: %s (at byte %d)", syntax, syntax.Offset)
 	case errors.As(err, &typ) && typ.Field == "":
 		return d, fmt.Errorf("a JSON %s, not the object of an export", typ.Value)
+	case errors.As(err, &typ) && strings.EqualFold(typ.Field, "format"):
+		return d, fmt.Errorf("its \"format\" is a JSON %s, not a string such as %q", strings.Fields(typ.Value)[0], transfer.Format)
 	case errors.As(err, &typ):
-		return d, fmt.Errorf("its field %q holds a JSON %s, of the wrong kind", typ.Field, strings.Fields(typ.Value)[0])
+		// transfer names a value of the wrong kind by its place; this is
+		// for one it did not find.
+		return d, &exportValueError{fmt.Errorf("its field %q holds a JSON %s, of the wrong kind", typ.Field, strings.Fields(typ.Value)[0])}
 	case err != nil:
-		return d, errors.New(strings.TrimPrefix(err.Error(), "json: "))
+		// Of an export in a format it reads, transfer.Dump names a value
+		// it cannot take by its place (accounts[3].created_at), or a field
+		// the format does not have.
+		return d, &exportValueError{errors.New(strings.TrimPrefix(err.Error(), "json: "))}
 	}
 	if d.Format != transfer.Format && d.Format != transfer.FormatV1 {
 		return d, notExport(b, d.Format)
 	}
 	return d, nil
 }
+
+// exportValueError is parseExport's error for a file that is an export,
+// of a format import reads, but holds a value it cannot take or a field
+// the format does not have: an edited export, say. Its message names the
+// value; the file's name goes before it.
+type exportValueError struct{ err error }
+
+func (e *exportValueError) Error() string { return e.err.Error() }
+
+func (e *exportValueError) Unwrap() error { return e.err }
 
 // notExport says what b, JSON read as a dump whose format is neither of
 // an export's, is: null, an object with another "format", or one with

@@ -3,6 +3,7 @@ package transfer
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -177,7 +178,7 @@ func (d *Dump) UnmarshalJSON(b []byte) error {
 				if u, err := strconv.Unquote(name); err == nil {
 					name = u
 				}
-				return fmt.Errorf("it has a field %s that %s does not: misspelt, or added by a later release, whose data this one would drop", oauth2.QuoteShort(name), Format)
+				return fmt.Errorf("%s has no field %s: misspelt, or added by a later release, whose data this one would drop", Format, oauth2.QuoteShort(name))
 			}
 			return valueProblem(b, reflect.TypeFor[dumpJSON](), err)
 		}
@@ -202,10 +203,12 @@ func (d *Dump) UnmarshalJSON(b []byte) error {
 }
 
 // valueProblem says what is wrong with b, a dump that failed to decode
-// into t with err, when it is a time or bytes field that does not decode:
-// where it is (accounts[3].created_at) and the form it must have. Go's
-// error names neither (a *time.ParseError, a base64.CorruptInputError).
-// Any other err is returned as it is.
+// into t with err, when it is a value that does not decode: where it is
+// (accounts[3].created_at) and the form it must have. Go's error names
+// neither of a time or bytes field (a *time.ParseError, a
+// base64.CorruptInputError), and of a value of the wrong kind (a string
+// for a list) names the field without the item (accounts.scopes). Any
+// other err is returned as it is.
 func valueProblem(b []byte, t reflect.Type, err error) error {
 	if p := badValue(b, t, ""); p != nil {
 		return p
@@ -213,8 +216,9 @@ func valueProblem(b []byte, t reflect.Type, err error) error {
 	return err
 }
 
-// badValue finds the first time or bytes field in b, JSON to decode into
-// t, at path, that does not decode, and says what it must be.
+// badValue finds the first value in b, JSON to decode into t, at path,
+// that does not decode, and says what it must be: a time or bytes field
+// that does not parse, or a value of the wrong kind.
 func badValue(b []byte, t reflect.Type, path string) error {
 	switch {
 	case t == reflect.TypeFor[time.Time]():
@@ -261,7 +265,38 @@ func badValue(b []byte, t reflect.Type, path string) error {
 			}
 		}
 	}
+	// Nothing in it is at fault: if it does not decode, it is a value of
+	// the wrong kind. (Of the dump itself, not an object, the caller says.)
+	var typ *json.UnmarshalTypeError
+	if err := json.Unmarshal(b, reflect.New(t).Interface()); path != "" && errors.As(err, &typ) {
+		shown := showJSON(b)
+		if shown == "a JSON number" && len(b) <= 32 {
+			shown = "the number " + string(b)
+		}
+		return fmt.Errorf("%s is %s, not %s", path, shown, jsonKind(t))
+	}
 	return nil
+}
+
+// jsonKind names the JSON of a value that decodes into t.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a JSON string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return fmt.Sprintf("a whole number of %d bits", t.Bits())
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return fmt.Sprintf("a whole number from 0, of %d bits", t.Bits())
+	case reflect.Float32, reflect.Float64:
+		return "a JSON number"
+	case reflect.Slice, reflect.Array:
+		return "a JSON array"
+	case reflect.Struct, reflect.Map:
+		return "a JSON object"
+	}
+	return "a JSON value of another kind"
 }
 
 // showJSON shows a JSON value for a message: a string quoted, cut to 64

@@ -171,7 +171,7 @@ func TestUnknownFields(t *testing.T) {
 		{"in a TLS binding", `{"format":"keyward-export/2","accounts":[{"client_id":"1","tls_binding":{"tls_client_auth_san_dn":"a.example"}}]}`, `"tls_client_auth_san_dn"`},
 		{"at the top", `{"format":"keyward-export/2","audit":[]}`, `"audit"`},
 		// Named cut to 64 bytes: a file may hold a key of any length.
-		{"long", `{"format":"keyward-export/2","` + strings.Repeat("k", 1000) + `":1}`, `field "` + strings.Repeat("k", 64) + `…" that`},
+		{"long", `{"format":"keyward-export/2","` + strings.Repeat("k", 1000) + `":1}`, `field "` + strings.Repeat("k", 64) + `…":`},
 		{"of format 1", `{"format":"keyward-export/1","orgs":[{"Domain":"example.com","BlockedScope":["orders.write"]}]}`, ""},
 		{"known of format 2", `{"format":"keyward-export/2","orgs":[{"domain":"example.com","blocked_scopes":["orders.write"]}]}`, ""},
 	}
@@ -192,10 +192,13 @@ func TestUnknownFields(t *testing.T) {
 	}
 }
 
-// TestBadValues: a time or bytes field that does not decode is named by
-// its place in the file, with the form it must have. Go's errors named
-// neither: 'parsing time "yesterday" as "2006-01-02T15:04:05Z07:00": …'
-// and 'illegal base64 data at input byte 0'.
+// TestBadValues: a time or bytes field that does not decode, or a value
+// of the wrong kind, is named by its place in the file, with the form it
+// must have. Go's errors named neither of the first: 'parsing time
+// "yesterday" as "2006-01-02T15:04:05Z07:00": …' and 'illegal base64 data
+// at input byte 0'; and of the wrong kind they named the field without
+// its item, and in Go's words: 'json: cannot unmarshal string into Go
+// struct field accountJSON.accounts.scopes of type []string'.
 func TestBadValues(t *testing.T) {
 	const (
 		rfc3339 = `, not an RFC 3339 time such as 2026-01-02T15:04:05Z`
@@ -220,6 +223,24 @@ func TestBadValues(t *testing.T) {
 			`secrets[1].LastUsedAt is "now"` + rfc3339},
 		// encoding/json takes either spelling; of two that both do not
 		// decode, the first in byte order is named.
+		{"a string for a list", `{"format":"keyward-export/2","accounts":[{"client_id":"1"},{"client_id":"2","scopes":"orders.read"}]}`,
+			`accounts[1].scopes is "orders.read", not a JSON array`},
+		{"a number in a list of strings", `{"format":"keyward-export/2","accounts":[{"client_id":"1","scopes":["orders.read",1]}]}`,
+			`accounts[0].scopes[1] is the number 1, not a JSON string`},
+		{"a fraction for a whole number", `{"format":"keyward-export/2","accounts":[{"client_id":"1","token_lifetime_ns":1.5}]}`,
+			`accounts[0].token_lifetime_ns is the number 1.5, not a whole number of 64 bits`},
+		{"a number too large", `{"format":"keyward-export/2","accounts":[{"client_id":"1","token_lifetime_ns":1e30}]}`,
+			`accounts[0].token_lifetime_ns is the number 1e30, not a whole number of 64 bits`},
+		{"a string for a boolean", `{"format":"keyward-export/2","keys":[{"key_id":"k","disabled":"yes"}]}`,
+			`keys[0].disabled is "yes", not true or false`},
+		{"a string for an item", `{"format":"keyward-export/2","orgs":["example.com"]}`,
+			`orgs[0] is "example.com", not a JSON object`},
+		{"an array for an object", `{"format":"keyward-export/2","accounts":[{"client_id":"1","tls_binding":[]}]}`,
+			`accounts[0].tls_binding is a JSON array, not a JSON object`},
+		{"a string for a list at the top", `{"format":"keyward-export/2","apis":"x"}`,
+			`apis is "x", not a JSON array`},
+		{"the wrong kind in format 1", `{"format":"keyward-export/1","orgs":[{"Domain":"example.com","BlockedScopes":"x"}]}`,
+			`orgs[0].BlockedScopes is "x", not a JSON array`},
 		{"two spellings of a field, both bad", `{"format":"keyward-export/2","accounts":[{"client_id":"1","created_at":"x","CREATED_AT":"y","Created_At":"z"}]}`,
 			`accounts[0].CREATED_AT is "y"` + rfc3339},
 	}
