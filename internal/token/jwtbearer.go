@@ -83,6 +83,12 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	if req.Client == nil {
 		req.Audit.KeyID = key.ID
 	}
+	if err == nil {
+		// Signed by a key of the account, for this server, and fresh: the
+		// account is the actor. One that fails a check may be another's
+		// replay of it, or a forgery.
+		req.Audit.Actor = acct.ID
+	}
 	if err != nil {
 		if assertion.IsReason(err, assertion.DisabledKey) {
 			// The signature is good: the key holder, not a guesser.

@@ -134,11 +134,17 @@ type Request struct {
 type AuditInfo struct {
 	Grant      string
 	AuthMethod string
-	AccountID  string
-	KeyID      string
-	SecretID   string
-	ClientID   string // as presented, when authentication failed
-	Scope      string
+	// AccountID is the account the request names; Actor is the same
+	// account once the request has proved to come from it (its client
+	// authenticated, or its assertion verified), else "": an assertion
+	// anyone could have forged, or replayed, names an account, not the
+	// actor.
+	AccountID string
+	Actor     string
+	KeyID     string
+	SecretID  string
+	ClientID  string // as presented, when authentication failed
+	Scope     string
 }
 
 // Response is the successful token response (RFC 6749 §5.1).
@@ -254,6 +260,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request) (*
 		req.Client = client
 		req.Audit.AuthMethod = client.Method
 		req.Audit.AccountID = client.Account.ID
+		req.Audit.Actor = client.Account.ID
 		if client.Method == storage.AuthSecretBasic || client.Method == storage.AuthSecretPost {
 			req.Audit.SecretID = client.CredentialID
 		} else {
@@ -278,7 +285,7 @@ func (h *Handler) recordRefusal(ctx context.Context, req *Request, oe *oauth2.Er
 	}
 	return h.journal.Write(context.WithoutCancel(ctx), storage.Write{Events: []storage.AuditEvent{{
 		Time: req.Now, Action: "token.refused", Outcome: storage.OutcomeFailure,
-		AccountID: req.Audit.AccountID, Actor: req.Audit.AccountID, Source: req.Source, Data: data,
+		AccountID: req.Audit.AccountID, Actor: req.Audit.Actor, Source: req.Source, Data: data,
 	}}})
 }
 

@@ -1003,3 +1003,44 @@ func TestRevocationSecondWaitCertificate(t *testing.T) {
 		})
 	}
 }
+
+// A refusal names as its actor only an account the request proved to come
+// from: its client authenticated, or its assertion verified (signed by a
+// key of the account, for this server, in time). Another assertion names
+// the account it claims (account_id, which the audit filter finds), never
+// as the actor: it may be a forgery, or another's replay.
+func TestRefusalAuditActor(t *testing.T) {
+	e := newEnv(t)
+	jobBasic := http.Header{"Authorization": {basicAuth(e.job.ID, jobSecret)}}
+	wrongSecret := http.Header{"Authorization": {basicAuth(e.job.ID, "kw_wrong")}}
+	bearer := func(key any, kid string, mod func(map[string]any)) string {
+		return form(sign(t, key, jose.RS256, kid, claims(mod), nil))
+	}
+	for i, tc := range []struct {
+		name                   string
+		req                    request
+		wantAccount, wantActor string
+	}{
+		{"assertion signed by another account's key", request{body: bearer(e.other, "rs", nil)}, e.job.ID, ""},
+		{"assertion signed by an expired key", request{body: bearer(e.oldKey, "old", nil)}, e.job.ID, ""},
+		{"assertion signed by a disabled key", request{body: bearer(e.offKey, "off", nil)}, e.job.ID, ""},
+		{"good assertion, unknown scope", request{body: bearer(e.rsKey, "rs", func(c map[string]any) { c["scope"] = "orders.delete" })}, e.job.ID, e.job.ID},
+		{"assertion for another server", request{body: bearer(e.rsKey, "rs", func(c map[string]any) { c["aud"] = "https://elsewhere/token" })}, e.job.ID, ""},
+		{"wrong client secret", request{body: "grant_type=client_credentials", header: wrongSecret}, "", ""},
+		{"authenticated client, unknown scope", request{body: "grant_type=client_credentials&scope=orders.delete", header: jobBasic}, e.job.ID, e.job.ID},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.req.remote = fmt.Sprintf("192.0.2.%d", i+1)
+			if w := e.do(tc.req); w.Code < 400 {
+				t.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+			evs, err := e.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "token.refused", Newest: true, Limit: 1})
+			if err != nil || len(evs) != 1 {
+				t.Fatalf("no refusal audited: %v", err)
+			}
+			if ev := evs[0]; ev.AccountID != tc.wantAccount || ev.Actor != tc.wantActor {
+				t.Errorf("account_id %q, actor %q; want %q, %q (%v)", ev.AccountID, ev.Actor, tc.wantAccount, tc.wantActor, ev.Data)
+			}
+		})
+	}
+}
