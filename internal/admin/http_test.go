@@ -483,16 +483,19 @@ func TestAuthenticationCertificateBound(t *testing.T) {
 	tests := []struct {
 		name      string
 		cert      *x509.Certificate
-		forwarded string // X-Client-Cert from a trusted proxy
+		forwarded []string // X-Client-Cert headers from a trusted proxy
 		want      int
 		wantDesc  string // part of the error description
 	}{
-		{"no certificate", nil, "", 401, present},
-		{"another certificate", other, "", 401, present},
-		{"its certificate", bound, "", 200, ""},
-		{"another certificate, forwarded", nil, forward(other), 401, present},
-		{"its certificate, forwarded", nil, forward(bound), 200, ""},
-		{"a forwarded certificate that does not parse", nil, "garbage", 401, "the certificate the proxy in front of this server forwarded could not be read"},
+		{"no certificate", nil, nil, 401, present},
+		{"another certificate", other, nil, 401, present},
+		{"its certificate", bound, nil, 200, ""},
+		{"another certificate, forwarded", nil, []string{forward(other)}, 401, present},
+		{"its certificate, forwarded", nil, []string{forward(bound)}, 200, ""},
+		{"a forwarded certificate that does not parse", nil, []string{"garbage"}, 401, "the certificate the proxy in front of this server forwarded could not be read"},
+		// The token's thief names its (public) certificate in a header of
+		// its own, which a proxy that adds its header passes on first.
+		{"its certificate in a header before the proxy's", nil, []string{forward(bound), forward(other)}, 401, "the certificate the proxy in front of this server forwarded could not be read"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -501,8 +504,8 @@ func TestAuthenticationCertificateBound(t *testing.T) {
 			if tt.cert != nil {
 				req.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{tt.cert}}
 			}
-			if tt.forwarded != "" {
-				req.Header.Set("X-Client-Cert", tt.forwarded)
+			if tt.forwarded != nil {
+				req.Header["X-Client-Cert"] = tt.forwarded
 				req.RemoteAddr = "10.0.0.2:443"
 			}
 			w := httptest.NewRecorder()

@@ -497,8 +497,8 @@ func (a *Authenticator) peerChain(r *http.Request) (*x509.Certificate, []*x509.C
 	if a.cfg.CertHeader == "" {
 		return nil, nil, nil
 	}
-	v := r.Header.Get(a.cfg.CertHeader)
-	if v == "" {
+	values := r.Header.Values(a.cfg.CertHeader)
+	if len(values) == 0 || len(values) == 1 && values[0] == "" {
 		return nil, nil, nil
 	}
 	// The proxy itself, not the client it forwarded for, must be trusted.
@@ -511,7 +511,16 @@ func (a *Authenticator) peerChain(r *http.Request) (*x509.Certificate, []*x509.C
 		}
 		return nil, nil, nil
 	}
-	chain, err := parseForwardedCert(v)
+	if len(values) > 1 {
+		// A proxy that adds its header instead of setting it passes on
+		// the one the client sent too, and the client's may come first:
+		// certificates are public, so whichever was read, anyone could
+		// name any certificate.
+		err := fmt.Errorf("the header was sent %d times: the proxy must set it, replacing any the client sent, not add it", len(values))
+		a.unreadableCertificate(peer, oauth2.RemoteIP(r), err)
+		return nil, nil, err
+	}
+	chain, err := parseForwardedCert(values[0])
 	if err != nil {
 		// The proxy's doing, not the client's: see ErrUnreadableCertificate.
 		a.unreadableCertificate(peer, oauth2.RemoteIP(r), err)
@@ -568,17 +577,18 @@ func (a *Authenticator) unreadableCertificate(peer, client string, err error) {
 // authenticate with a certificate (tls_client_auth or
 // self_signed_tls_client_auth: client_id and no other credentials), or
 // that needs a client and presented no other credentials, when the one a
-// trusted proxy forwarded does not parse. That is the proxy's
-// misconfiguration, which says nothing about the account, so the answer
-// says what happened instead of "Client authentication failed.", and the
-// failure is not held against the client in the throttle. Requests that
+// trusted proxy forwarded does not parse, or came in more than one
+// header. That is the proxy's misconfiguration, which says nothing about
+// the account, so the answer says what happened instead of "Client
+// authentication failed.", and the failure is not held against the
+// client in the throttle. Requests that
 // authenticate otherwise go on as if no certificate was presented: their
 // tokens are not certificate-bound (RFC 8705 §3 binds tokens to the
 // certificate a client authenticated with).
 func ErrUnreadableCertificate(cause error) *oauth2.Error {
 	return &oauth2.Error{
 		Code: oauth2.ErrInvalidClient, Status: http.StatusUnauthorized, Err: cause,
-		Description: fmt.Sprintf("Client authentication failed: the TLS client certificate that the proxy in front of this server forwarded could not be read (it is not a certificate in URL-encoded PEM, PEM or base64 DER that this server can parse, or it is a chain of more than %d), so tls_client_auth and self_signed_tls_client_auth cannot be used; the server's log says why.", maxForwardedChain),
+		Description: fmt.Sprintf("Client authentication failed: the TLS client certificate that the proxy in front of this server forwarded could not be read (it is not a certificate in URL-encoded PEM, PEM or base64 DER that this server can parse, or it is a chain of more than %d, or its header was sent more than once), so tls_client_auth and self_signed_tls_client_auth cannot be used; the server's log says why.", maxForwardedChain),
 	}
 }
 

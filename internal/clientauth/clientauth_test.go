@@ -391,6 +391,17 @@ func TestAuthenticate(t *testing.T) {
 		{name: "proxy header unreadable, post", req: request{form: url.Values{"client_id": {"111"}, "client_secret": {goodSecret}}, header: http.Header{"X-Client-Cert": {"AAAA"}}, remote: "10.1.2.3"}, wantID: "111", wantMethod: storage.AuthSecretPost},
 		{name: "proxy header unreadable, private_key_jwt", req: request{form: jwtForm(assertionJWT(t, w.jobKey, claims("111", nil))), header: http.Header{"X-Client-Cert": {"garbage"}}, remote: "10.1.2.3"}, wantID: "111", wantMethod: storage.AuthPrivateKeyJWT},
 		{name: "proxy header unreadable, no credentials", req: request{header: http.Header{"X-Client-Cert": {"garbage"}}, remote: "10.1.2.3"}},
+		// A proxy that adds its header after the client's, instead of
+		// replacing it, lets the client name any certificate (they are
+		// public): two headers are refused, whichever is first.
+		{name: "proxy header twice, the client's first", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {forward(w.selfCert.Leaf), forward(w.strayCert.Leaf)}}, remote: "10.1.2.3"},
+			wantCode: oauth2.ErrInvalidClient, wantStatus: 401, wantDesc: "sent more than once", unreadableCert: true},
+		{name: "proxy header twice, the proxy's empty", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {forwarded, ""}}, remote: "10.1.2.3"},
+			wantCode: oauth2.ErrInvalidClient, wantStatus: 401, wantDesc: "sent more than once", unreadableCert: true},
+		{name: "proxy header twice, the same", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {forwarded, forwarded}}, remote: "10.1.2.3"},
+			wantCode: oauth2.ErrInvalidClient, wantStatus: 401, wantDesc: "sent more than once", unreadableCert: true},
+		{name: "proxy header twice, basic", req: request{header: http.Header{"Authorization": {basic("111", goodSecret)}, "X-Client-Cert": {forwarded, forwarded}}, remote: "10.1.2.3"}, wantID: "111", wantMethod: storage.AuthSecretBasic},
+		{name: "proxy header twice from anyone else", req: request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {forwarded, forwarded}}, remote: "192.0.2.9"}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
