@@ -25,7 +25,13 @@ func openSQLite(t testing.TB) storage.Storage {
 
 // The cache is a storage.Storage too, and must behave as one.
 func TestConformance(t *testing.T) {
-	storagetest.Run(t, func(t *testing.T) storage.Storage { return cache.New(openSQLite(t), cache.Options{}) })
+	storagetest.Run(t, func(t *testing.T) storage.Storage {
+		base, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "keyward.db"), sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return storagetest.WatchPool(cache.New(base, cache.Options{}), base.WriterStats)
+	})
 }
 
 type clock struct{ t time.Time }

@@ -24,12 +24,50 @@ import (
 
 func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Storage {
-		s, err := postgres.Open(context.Background(), pgtest.SchemaDSN(t), postgres.Options{})
+		dsn := pgtest.SchemaDSN(t)
+		// The store's connections have an application_name of their own:
+		// pg_locks shows when one waits for another's transaction.
+		app := "keyward-conformance-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		s, err := postgres.Open(context.Background(), withApplicationName(dsn, app), postgres.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return s
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return storagetest.Watch(s, func() func() bool {
+			return func() bool { return waitsInApp(t, db, app) }
+		})
 	})
+}
+
+// waitsInApp reports whether a session of application app waits for a
+// lock another of its sessions holds.
+func waitsInApp(t *testing.T, db *sql.DB, app string) bool {
+	var waits bool
+	err := db.QueryRow(`SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity w ON w.pid = l.pid
+		JOIN pg_stat_activity h ON h.pid = ANY(pg_blocking_pids(l.pid))
+		WHERE NOT l.granted AND w.application_name = $1 AND h.application_name = $1)`, app).Scan(&waits)
+	if err != nil {
+		t.Errorf("reading pg_locks: %v", err)
+	}
+	return waits
+}
+
+// withApplicationName returns dsn, a URL or key=value string, with
+// application_name app.
+func withApplicationName(dsn, app string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return dsn + " application_name=" + app
+	}
+	q := u.Query()
+	q.Set("application_name", app)
+	// pgx reads a + in the query as itself, not as a space.
+	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
+	return u.String()
 }
 
 func TestOpenBadDSN(t *testing.T) {

@@ -21,7 +21,7 @@ func TestConformance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return s
+		return storagetest.WatchPool(s, s.WriterStats)
 	})
 }
 

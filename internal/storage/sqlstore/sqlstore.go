@@ -198,6 +198,12 @@ func (s *Store) stmt(ctx context.Context, tx *sql.Tx, name string) *sql.Stmt {
 	return tx.StmtContext(ctx, st)
 }
 
+// WriterStats returns the statistics of the pool writes go through. On
+// SQLite, whose writer pool has one connection, its WaitCount counts the
+// writes that waited for another's transaction to end: the conformance
+// suite's tests watch it.
+func (s *Store) WriterStats() sql.DBStats { return s.w.Stats() }
+
 // Close implements storage.Storage.
 func (s *Store) Close() error {
 	s.hotMu.Lock()

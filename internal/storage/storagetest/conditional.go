@@ -263,7 +263,7 @@ func testDeleteCheckedConcurrent(t *testing.T, s storage.Storage) {
 				id, err := tt.create(n)
 				mustNil(t, err)
 				errs := make([]error, 2)
-				raceUpdates(first, func(i int, read func()) error {
+				raceUpdates(s, first, func(i int, read func()) error {
 					if i == 0 {
 						errs[0] = tt.update(id, read)
 					} else {
@@ -490,7 +490,7 @@ func testProjectOrgCheckedConcurrent(t *testing.T, s storage.Storage) {
 		mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: domain, CreatedAt: t0}, ev("org.create")))
 		var given []storage.ProjectOrg // to the update
 		errs := make([]error, 2)
-		raceUpdates(first, func(i int, read func()) error {
+		raceUpdates(s, first, func(i int, read func()) error {
 			if i == 0 {
 				_, _, errs[0] = s.UpdateOrg(ctx, domain, func(o storage.Org, projects []storage.ProjectOrg) (storage.Org, error) {
 					read()
@@ -543,7 +543,7 @@ func testProjectOrgMovesCrossed(t *testing.T, s storage.Storage) {
 		moves := []storage.ProjectOrg{{Project: x.Project, Org: b}, {Project: y.Project, Org: a}}
 		before := [][]storage.ProjectOrg{{y}, {x}}
 		errs := make([]error, 2)
-		raceUpdates(first, func(i int, read func()) error {
+		raceUpdates(s, first, func(i int, read func()) error {
 			errs[i] = s.PutProjectOrg(ctx, moves[i], func(_ storage.Org, projects []storage.ProjectOrg) error {
 				read()
 				if !slices.Equal(projects, before[i]) {
@@ -618,7 +618,7 @@ func testProjectOrgMovesSame(t *testing.T, s storage.Storage) {
 	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "shop", Org: "a.example"}, nil, ev("org.project")))
 	to := []string{"b.example", "c.example"}
 	errs, calls := make([]error, 2), make([]int, 2)
-	raceUpdates(0, func(i int, read func()) error {
+	raceUpdates(s, 0, func(i int, read func()) error {
 		errs[i] = s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "shop", Org: to[i]}, func(o storage.Org, projects []storage.ProjectOrg) error {
 			if calls[i]++; calls[i] == 1 {
 				read()
@@ -657,7 +657,7 @@ func testProjectOrgMoveUpdate(t *testing.T, s storage.Storage) {
 		p := storage.ProjectOrg{Project: fmt.Sprintf("shop%d", first), Org: from}
 		mustNil(t, s.PutProjectOrg(ctx, p, nil, ev("org.project")))
 		errs := make([]error, 2)
-		raceUpdates(first, func(i int, read func()) error {
+		raceUpdates(s, first, func(i int, read func()) error {
 			if i == 0 {
 				_, _, errs[0] = s.UpdateOrg(ctx, from, func(o storage.Org, projects []storage.ProjectOrg) (storage.Org, error) {
 					read()
@@ -704,7 +704,7 @@ func testDeleteOrgPlacing(t *testing.T, s storage.Storage) {
 	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "example.com", CreatedAt: t0}, ev("org.create")))
 	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "shop", Org: "example.com"}, nil, ev("org.project")))
 	errs := make([]error, 2)
-	raceUpdates(0, func(i int, read func()) error {
+	raceUpdates(s, 0, func(i int, read func()) error {
 		if i == 0 {
 			errs[0] = s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "shop", Org: "example.com", Internal: true}, func(storage.Org, []storage.ProjectOrg) error {
 				read() // holding the organization's row while the deletion begins

@@ -97,9 +97,10 @@ func testGuardKeepHeld(t *testing.T, s storage.Storage) {
 
 // Two guarded demotions of the last two holders, at once, cannot both
 // pass: the store serializes them. Each update's fn, which runs inside its
-// transaction, waits for the other to get that far too, or for a bound (a
-// correct store keeps the other out until the first commits): a store that
-// lets both in at once lets both count the other as a holder.
+// transaction, waits for the other to get that far too, or to wait for it,
+// or for a bound (a correct store keeps the other out until the first
+// commits; see meetInside): a store that lets both in at once lets both
+// count the other as a holder.
 func testGuardKeepHeldConcurrent(t *testing.T, s storage.Storage) {
 	ctx := context.Background()
 	keep := storage.Guard{KeepHeld: adminScope}
@@ -122,7 +123,7 @@ func testGuardKeepHeldConcurrent(t *testing.T, s storage.Storage) {
 				return err
 			}
 		}
-		errs := meetInside(demote)
+		errs := meetInside(s, demote)
 		ok := 0
 		for i, err := range errs {
 			switch {
@@ -292,13 +293,14 @@ func testGuardKnownScopes(t *testing.T, s storage.Storage) {
 // A guarded change granting a scope and the deletion of its API, or an
 // update of the API removing the scope, at once, never leave the scope
 // held with no API having it: one of them fails. The account update's fn,
-// in its transaction, starts the API change and waits for it, or for a
-// bound (a store that serializes them keeps the API change out until the
-// update commits, and then it finds the holder); a store that lets the
-// API change commit meanwhile must then refuse the grant. (The other
-// unsafe order, the API change counting holders between the grant's own
-// check and its commit, has no hook to force it; GuardKeepHeldConcurrent
-// shows the store serializes guarded changes.)
+// in its transaction, starts the API change and waits for it to end, or
+// to wait for the update, or for a bound (a store that serializes them
+// keeps the API change out until the update commits, and then it finds the
+// holder; see meetInside); a store that lets the API change commit
+// meanwhile must then refuse the grant. (The other unsafe order, the API
+// change counting holders between the grant's own check and its commit,
+// has no hook to force it; GuardKeepHeldConcurrent shows the store
+// serializes guarded changes.)
 func testGuardKnownScopesConcurrent(t *testing.T, s storage.Storage) {
 	ctx := context.Background()
 	known := storage.Guard{KnownScopes: true}
@@ -320,20 +322,16 @@ func testGuardKnownScopesConcurrent(t *testing.T, s storage.Storage) {
 		mustNil(t, s.CreateAPI(ctx, storage.API{Name: "orders", Identifier: "https://orders", Scopes: []string{"orders.read", "orders.write"}, CreatedAt: t0}, ev("api.create")))
 		a := holder(round, false)
 		mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
-		changed := make(chan error, 1)
-		bound, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+		var cerr error
+		changed := make(chan struct{})
+		waited := waitMark(s)
 		_, uerr := s.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
-			go func() { changed <- change.fn() }()
-			select {
-			case err := <-changed:
-				changed <- err
-			case <-bound.Done():
-			}
+			go func() { cerr = change.fn(); close(changed) }()
+			awaitPeer(nil, changed, waited)
 			old.Scopes = []string{"orders.read"}
 			return old, nil
 		}, ev("account.update"), known)
-		cancel()
-		cerr := <-changed
+		<-changed
 		got, err := s.GetAccount(ctx, a.ID)
 		mustNil(t, err)
 		api, aerr := s.GetAPI(ctx, "orders")
@@ -387,7 +385,7 @@ func testUpdateAccountConcurrent(t *testing.T, s storage.Storage) {
 			}
 			return nil
 		}
-		mustNil(t, raceUpdates(round, func(i int, read func()) error {
+		mustNil(t, raceUpdates(s, round, func(i int, read func()) error {
 			_, err := s.UpdateAccount(ctx, x.ID, func(a storage.Account) (storage.Account, error) {
 				read()
 				return fns[i](a)
@@ -537,29 +535,27 @@ func testUpdateAPIScopes(t *testing.T, s storage.Storage) {
 	verifyAll(t, s)
 }
 
-// meetInside runs both changes at once and returns their errors. The wait
-// each change calls in its fn, inside its transaction, returns when the
-// other has got that far too, or after a bound: a correct store keeps the
-// other out until the first commits.
-func meetInside(changes [2]func(wait func()) error) []error {
+// meetInside runs both changes on s at once and returns their errors. The
+// wait each change calls in its fn, inside its transaction, returns when
+// the other has got that far too or returned, or when s shows it waiting
+// (see Watched), or after peerBound: a correct store keeps the other out
+// until the first commits.
+func meetInside(s storage.Storage, changes [2]func(wait func()) error) []error {
 	var (
 		wg   sync.WaitGroup
 		errs = make([]error, 2)
-		// in[i] is closed when change i runs its fn, in its transaction.
-		in = []chan struct{}{make(chan struct{}), make(chan struct{})}
-		// bound ends the wait of a fn whose peer a correct store keeps
-		// out until it commits.
-		bound, cancel = context.WithTimeout(context.Background(), 250*time.Millisecond)
+		// in[i] is closed when change i runs its fn, in its transaction;
+		// done[i] when it returns.
+		in     = []chan struct{}{make(chan struct{}), make(chan struct{})}
+		done   = []chan struct{}{make(chan struct{}), make(chan struct{})}
+		waited = waitMark(s)
 	)
-	defer cancel()
 	for i, c := range changes {
 		wg.Go(func() {
+			defer close(done[i])
 			errs[i] = c(func() {
 				close(in[i])
-				select {
-				case <-in[1-i]:
-				case <-bound.Done():
-				}
+				awaitPeer(in[1-i], done[1-i], waited)
 			})
 		})
 	}

@@ -79,7 +79,7 @@ func testCreateKeyCheckedConcurrent(t *testing.T, s storage.Storage) {
 		a := account(fmt.Sprintf("10000000000000000000%d", first), fmt.Sprintf("job%d@proj.example", first))
 		mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
 		mustNil(t, s.CreateKey(ctx, key(fmt.Sprintf("k%d", first), a.ID), nil, ev("key.create")))
-		err := raceUpdates(first, func(i int, read func()) error {
+		err := raceUpdates(s, first, func(i int, read func()) error {
 			return s.CreateKey(ctx, key(fmt.Sprintf("k%d-%d", first, i), a.ID), func(keys []storage.Key) error {
 				read()
 				if len(keys) >= 2 {

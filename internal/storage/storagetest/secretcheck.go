@@ -157,7 +157,7 @@ func testSecretChecksConcurrent(t *testing.T, s storage.Storage) {
 			off := secret(prefix+"s2", a.ID, t0.Add(time.Second))
 			off.Disabled = true
 			mustNil(t, s.CreateSecret(ctx, off, nil, ev("secret.create")))
-			err := raceUpdates(first, func(i int, read func()) error {
+			err := raceUpdates(s, first, func(i int, read func()) error {
 				if enable && i == 1 {
 					_, err := s.UpdateSecret(ctx, off.ID, func(sec storage.Secret) (storage.Secret, error) {
 						sec.Disabled = false

@@ -256,7 +256,7 @@ func testGuardKeepSignInConcurrent(t *testing.T, s storage.Storage) {
 		{acct(a.ID, func(x *storage.Account) { x.Scopes = nil }), acct(b.ID, func(x *storage.Account) { x.AuthMethods = a.AuthMethods })},
 	}
 	for round := range 2 * len(pairs) {
-		errs := meetInside(pairs[round%len(pairs)])
+		errs := meetInside(s, pairs[round%len(pairs)])
 		ok := 0
 		for i, err := range errs {
 			switch {

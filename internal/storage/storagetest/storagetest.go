@@ -919,36 +919,37 @@ func testDeleteIntrospectorsConcurrent(t *testing.T, s storage.Storage) {
 	}
 }
 
-// raceUpdates runs update(0) and update(1) at once, update(first) first:
-// it reads the row (update calls read from its fn), then waits in its fn
-// until the other has read the row too or, if the other's read waits for
-// its lock, a quarter of a second has passed. Without a lock on the row both
-// read the same version, and the later write overwrites the earlier one.
-func raceUpdates(first int, update func(i int, read func()) error) error {
+// raceUpdates runs update(0) and update(1) at once on s, update(first)
+// first: it reads the row (update calls read from its fn), then waits in
+// its fn until the other has read the row too or, if the other's read
+// waits for its lock, until s shows it waiting (see Watched) or peerBound
+// has passed. Without a lock on the row both read the same version, and
+// the later write overwrites the earlier one.
+func raceUpdates(s storage.Storage, first int, update func(i int, read func()) error) error {
 	var (
-		wg            sync.WaitGroup
-		errs          = make([]error, 2)
-		in            = []chan struct{}{make(chan struct{}), make(chan struct{})}
-		done          = make(chan struct{})
-		bound, cancel = context.WithTimeout(context.Background(), 250*time.Millisecond)
-		second        = 1 - first
+		wg     sync.WaitGroup
+		errs   = make([]error, 2)
+		in     = []chan struct{}{make(chan struct{}), make(chan struct{})}
+		done   = []chan struct{}{make(chan struct{}), make(chan struct{})}
+		second = 1 - first
+		// Only the second can wait for the first: nothing else runs.
+		waited = waitMark(s)
 	)
-	defer cancel()
 	wg.Go(func() {
-		defer close(done)
+		defer close(done[first])
 		errs[first] = update(first, func() {
 			close(in[first])
-			select {
-			case <-in[second]:
-			case <-bound.Done():
-			}
+			awaitPeer(in[second], done[second], waited)
 		})
 	})
 	select {
 	case <-in[first]:
-	case <-done: // it failed before reading
+	case <-done[first]: // it failed before reading
 	}
-	wg.Go(func() { errs[second] = update(second, func() { close(in[second]) }) })
+	wg.Go(func() {
+		defer close(done[second])
+		errs[second] = update(second, func() { close(in[second]) })
+	})
 	wg.Wait()
 	return errors.Join(errs...)
 }
@@ -1079,7 +1080,7 @@ func testUpdateConcurrent(t *testing.T, s storage.Storage) {
 			for first := range 2 { // change 0 reads first, then change 1
 				id := fmt.Sprintf("%s%d.example", tt.name, first)
 				mustNil(t, tt.create(id))
-				mustNil(t, raceUpdates(first, func(i int, read func()) error { return tt.update(id, i, read) }))
+				mustNil(t, raceUpdates(s, first, func(i int, read func()) error { return tt.update(id, i, read) }))
 				if err := tt.check(id); err != nil {
 					t.Fatalf("%s read first: after concurrent updates: %v: an update was lost", []string{"change 0", "change 1"}[first], err)
 				}
