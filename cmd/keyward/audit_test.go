@@ -42,6 +42,7 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
+	removeStaleBrowserDirs(os.TempDir(), time.Now())
 	code := m.Run()
 	stopBrowser()
 	os.Exit(code)

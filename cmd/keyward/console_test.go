@@ -65,6 +65,36 @@ var sharedBrowser struct {
 	mu     sync.Mutex
 	ctx    context.Context // the browser's; nil until started, done if it died
 	cancel []context.CancelFunc
+	dir    string // its user data directory, named browserDirPrefix…
+}
+
+// browserDirPrefix begins the names of the shared browser's user data
+// directories, in os.TempDir. stopBrowser removes the directory, as
+// TestMain calls it when the tests end, failed or not; a run that a
+// panicking test or -timeout ended leaves it, and removeStaleBrowserDirs
+// removes it in a later run.
+const browserDirPrefix = "keyward-test-chromium-"
+
+// staleBrowserDir is the age past which a user data directory is taken to
+// be left by a run that has ended: a live browser's is younger, -timeout
+// being 10 minutes unless set.
+const staleBrowserDir = time.Hour
+
+// removeStaleBrowserDirs removes the user data directories in dir that
+// runs of these tests left more than staleBrowserDir ago.
+func removeStaleBrowserDirs(dir string, now time.Time) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), browserDirPrefix) {
+			continue
+		}
+		if info, err := e.Info(); err == nil && now.Sub(info.ModTime()) > staleBrowserDir {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // sharedChromium returns the shared browser's context, starting Chromium
@@ -79,10 +109,17 @@ func sharedChromium(t *testing.T) context.Context {
 	}
 	stopBrowserLocked()
 	exe := chromium(t)
-	// No UserDataDir: chromedp makes a temporary one, and when the browser
-	// ends kills what Chromium left running with it, and removes it.
+	// A user data directory of ours, not chromedp's temporary one
+	// (chromedp-runner…), which a run that ends in a panic leaves behind
+	// with no way to tell it from another program's.
+	dir, err := os.MkdirTemp("", browserDirPrefix)
+	if err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	b.dir = dir
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
+		chromedp.UserDataDir(dir),
 		chromedp.Headless,
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
@@ -129,10 +166,25 @@ func stopBrowser() {
 
 func stopBrowserLocked() {
 	b := &sharedBrowser
+	// The allocator's cancel, last, returns once Chromium has exited.
 	for _, cancel := range b.cancel {
 		cancel()
 	}
-	b.ctx, b.cancel = nil, nil
+	if b.dir != "" {
+		removeBrowserDir(b.dir)
+	}
+	b.ctx, b.cancel, b.dir = nil, nil, ""
+}
+
+// removeBrowserDir removes a stopped browser's user data directory,
+// trying again for a while: Chromium's helper processes can write in it
+// for a moment after the browser exits, and RemoveAll fails with
+// "directory not empty".
+func removeBrowserDir(dir string) {
+	deadline := time.Now().Add(5 * time.Second)
+	for os.RemoveAll(dir) != nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // browserSession opens a tab for the test in a browser context of its own
