@@ -522,7 +522,16 @@ func TestCrashSafety(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(1500 * time.Millisecond) // load for a while
+	// Kill it under load: once the clients have received tokens enough to
+	// be going at full tilt, or after 1.5 s on a machine too busy for it.
+	for deadline := time.Now().Add(1500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(issued)
+		mu.Unlock()
+		if n >= 200 {
+			break
+		}
+	}
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
