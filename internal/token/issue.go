@@ -221,6 +221,12 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 		Time: req.Now, Action: "token.issued", Outcome: storage.OutcomeSuccess,
 		AccountID: is.account.ID, Actor: is.account.ID, Source: req.Source, Data: data,
 	}}})
+	if errors.Is(err, storage.ErrReplay) && slices.ContainsFunc(is.jtis, func(j storage.UsedJTI) bool { return !strings.HasPrefix(j.Issuer, "dpop:") }) {
+		// An assertion's jti, maybe (the store does not say which): one
+		// used before proves nothing of who sent it again, so the
+		// refusal names its account (AccountID), not as the actor.
+		req.Audit.Actor = ""
+	}
 	if errors.Is(err, storage.ErrReplay) && req.proof != nil {
 		// The proof's jti, or an assertion's: the store does not say.
 		return nil, oauth2.Errorf(oauth2.ErrInvalidDPoPProof, "Invalid DPoP proof: it or the request's client assertion was used before: make new ones for every request.")

@@ -1044,3 +1044,41 @@ func TestRefusalAuditActor(t *testing.T) {
 		})
 	}
 }
+
+// A replayed assertion, whose jti the store finds already used, proves
+// nothing of who sent it: anyone who saw it can send it again. Its
+// refusal names the account it claims (account_id), not as the actor,
+// whether it is a JWT-bearer assertion or a private_key_jwt client
+// assertion.
+func TestRefusalAuditActorReplay(t *testing.T) {
+	e := newEnv(t)
+	bearer := form(sign(t, e.rsKey, jose.RS256, "rs", claims(func(c map[string]any) { c["jti"] = "bearer-once" }), nil))
+	clientAssertion := url.Values{
+		"grant_type": {"client_credentials"}, "scope": {"orders.read"}, "client_id": {e.job.ID},
+		"client_assertion_type": {oauth2.ClientAssertionJWT},
+		"client_assertion": {sign(t, e.rsKey, jose.RS256, "rs", map[string]any{
+			"iss": e.job.ID, "sub": e.job.ID, "aud": endpoint, "jti": "client-once",
+			"iat": t0.Add(-10 * time.Second).Unix(), "exp": t0.Add(time.Minute).Unix()}, nil)},
+	}.Encode()
+	for i, tc := range []struct{ name, body string }{
+		{"JWT-bearer assertion", bearer},
+		{"client assertion", clientAssertion},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := request{body: tc.body, remote: fmt.Sprintf("192.0.2.%d", i+1)}
+			if w := e.do(req); w.Code != http.StatusOK {
+				t.Fatalf("first use: status %d: %s", w.Code, w.Body)
+			}
+			if w := e.do(req); w.Code < 400 {
+				t.Fatalf("replay: status %d: %s", w.Code, w.Body)
+			}
+			evs, err := e.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "token.refused", Newest: true, Limit: 1})
+			if err != nil || len(evs) != 1 {
+				t.Fatalf("no refusal audited: %v", err)
+			}
+			if ev := evs[0]; ev.AccountID != e.job.ID || ev.Actor != "" {
+				t.Errorf("account_id %q, actor %q; want %q, no actor (%v)", ev.AccountID, ev.Actor, e.job.ID, ev.Data)
+			}
+		})
+	}
+}
