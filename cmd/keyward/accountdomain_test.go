@@ -60,7 +60,8 @@ func accountDomainWarnings(t *testing.T, logs string) [][2]string {
 // TestAccountDomain: a server refuses to start a new store (no accounts
 // yet) with an --account-domain that validate.AccountDomain refuses, as
 // the first start would make the administrator's email under it, before
-// it makes anything (no account, key file or master key), saying why.
+// it makes anything (no database, account, key file or master key),
+// saying why.
 // A store that already holds accounts made with such a value, by a
 // release that took it, starts, and the log names the value and why it
 // is wrong in one warning. A good value starts either store in silence.
@@ -107,7 +108,7 @@ func TestAccountDomain(t *testing.T) {
 			if _, ok := errors.AsType[usageError](err); !ok || !strings.Contains(err.Error(), "--account-domain: "+tt.problem) {
 				t.Fatalf("Open: %v; want a usage error naming --account-domain and saying %q", err, tt.problem)
 			}
-			for _, f := range []string{"admin-key.json", "master.key"} {
+			for _, f := range []string{"admin-key.json", "master.key", "keyward.db"} {
 				if _, err := os.Stat(filepath.Join(dir, f)); !errors.Is(err, os.ErrNotExist) {
 					t.Errorf("%s: %v; want none made", f, err)
 				}

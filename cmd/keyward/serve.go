@@ -252,6 +252,13 @@ func (m *Main) Open(ctx context.Context) error {
 			return err
 		}
 	}
+	if bad := validate.AccountDomain(c.AccountDomain); bad != nil && c.DB == "" {
+		// No database yet: refused before one is made, as it would be
+		// once made, empty.
+		if _, err := os.Stat(sqlitePath(c)); errors.Is(err, os.ErrNotExist) {
+			return accountDomainError(bad)
+		}
+	}
 	if m.store, err = openStore(ctx, c, m.Logger); err != nil {
 		return err
 	}
@@ -371,12 +378,18 @@ func checkAccountDomain(ctx context.Context, st interface {
 		return err
 	}
 	if n == 0 {
-		return usageError{fmt.Errorf("invalid configuration:\n  --account-domain: %v Account emails are NAME@PROJECT.<domain>: give a lower-case domain name such as iam.example.com", bad)}
+		return accountDomainError(bad)
 	}
 	log.Warn("--account-domain makes account emails the admin API refuses elsewhere (keyward import warns of them); the server starts, as the store holds accounts made with it, which changing it would not rename",
 		"account_domain", domain, "problem", bad.Error(),
 		"fix", "keep it while those accounts and their key files are in use; a new store needs a lower-case domain name such as iam.example.com")
 	return nil
+}
+
+// accountDomainError is the refusal of an --account-domain that
+// validate.AccountDomain refuses, bad, for a new store.
+func accountDomainError(bad error) error {
+	return usageError{fmt.Errorf("invalid configuration:\n  --account-domain: %v Account emails are NAME@PROJECT.<domain>: give a lower-case domain name such as iam.example.com", bad)}
 }
 
 // tryListen says, as listenError does, why --listen (listen) or
