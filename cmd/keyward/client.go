@@ -332,6 +332,9 @@ func transient(err error) bool {
 	return false
 }
 
+// maxAnswer is the most of an admin API answer do reads.
+const maxAnswer = 16 << 20
+
 // do sends a JSON request and decodes the JSON response into out.
 func (c *adminClient) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
@@ -377,9 +380,17 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 		return &unreachableError{base: c.base, err: err}
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
 		return &unreachableError{base: c.base, err: fmt.Errorf("the answer was cut off: %w", err)}
+	}
+	if len(b) > maxAnswer {
+		// Cut here, it would read as an answer that is not JSON, from
+		// something other than Keyward.
+		u := *resp.Request.URL
+		u.RawQuery = ""
+		return fmt.Errorf("the server at %s answered %s with more than %d MiB, more than this client reads (of audit list, give a smaller --limit)",
+			u.Redacted(), httpStatus(resp.StatusCode), maxAnswer>>20)
 	}
 	foreign := func() *foreignAnswer {
 		u := *resp.Request.URL

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -82,5 +83,30 @@ func TestAdminClientForeignAnswer(t *testing.T) {
 				t.Fatalf("HTTP %d gave %#v; want an *apiError of that status for a status of 300 or more, and only then", tt.status, err)
 			}
 		})
+	}
+}
+
+// An answer longer than the client reads is said to be so, whatever its
+// status, not taken for one that is not JSON (from something other than
+// Keyward, as its cut-off start reads) nor, of a request that reads no
+// answer, passed as done.
+func TestAdminClientAnswerTooLong(t *testing.T) {
+	long := append([]byte(`{"events":["`), strings.Repeat("a", 16<<20)...)
+	long = append(long, `"]}`...)
+	for _, status := range []int{http.StatusOK, http.StatusBadGateway} {
+		for _, out := range []any{nil, new(json.RawMessage)} {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(status)
+				w.Write(long)
+			}))
+			c := &adminClient{base: srv.URL, from: "--server", http: srv.Client()}
+			err := c.do(context.Background(), http.MethodGet, "/v1/audit?limit=1000", nil, out)
+			srv.Close()
+			want := fmt.Sprintf("the server at %s/v1/audit answered %s with more than 16 MiB", srv.URL, httpStatus(status))
+			if err == nil || !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("HTTP %d, out %T: %v; want %q", status, out, err, want)
+			}
+		}
 	}
 }
