@@ -247,7 +247,7 @@ type foreignAnswer struct {
 func (a *foreignAnswer) Error() string {
 	ct := "no Content-Type"
 	if a.contentType != "" {
-		ct = "Content-Type " + cell(a.contentType)
+		ct = "Content-Type " + bodyStart([]byte(a.contentType))
 	}
 	begins := "The answer was empty."
 	if s := bodyStart(a.body); s != "" {

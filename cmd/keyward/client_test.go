@@ -55,6 +55,8 @@ func TestAdminClientForeignAnswer(t *testing.T) {
 			want: `the server at {url} answered HTTP 503 Service Unavailable with no Content-Type` + hint + `The answer was empty.`},
 		{name: "unprintable Content-Type", status: 502, contentType: "text/html\u202e", body: "x", method: http.MethodGet,
 			want: `the server at {url} answered HTTP 502 Bad Gateway with Content-Type "text/html\u202e"` + hint + `The answer begins: x`},
+		{name: "long Content-Type", status: 502, contentType: "text/html; " + strings.Repeat("a", 5000), body: "x", method: http.MethodGet,
+			want: `the server at {url} answered HTTP 502 Bad Gateway with Content-Type text/html; ` + strings.Repeat("a", 69) + `…` + hint + `The answer begins: x`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
