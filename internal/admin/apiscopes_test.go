@@ -52,9 +52,9 @@ func TestUpdateAPIScopes(t *testing.T) {
 	if code, out, _ := f.callIf(t, "PATCH", "/v1/apis/orders", auth, tag, admin.APIUpdate{Scopes: &[]string{"orders.read"}}); code != 412 {
 		t.Fatalf("PATCH scopes with the ETag from before: %d %v, want 412", code, out)
 	}
-	evs, err := f.store.ListAuditEvents(ctx, storage.AuditFilter{Newest: true, Limit: 1})
-	if err != nil || len(evs) != 1 || evs[0].Action != "api.update" || evs[0].Data["scopes"] != "orders.write orders.read" {
-		t.Fatalf("last audit event: %+v, %v; want api.update with the new scopes", evs, err)
+	evs, err := f.store.ListAuditEvents(ctx, storage.AuditFilter{Newest: true, Limit: 2})
+	if err != nil || len(evs) != 2 || evs[0].Action != admin.ActionRefused || evs[1].Action != "api.update" || evs[1].Data["scopes"] != "orders.write orders.read" {
+		t.Fatalf("last audit events: %+v, %v; want the 412's admin.refused after api.update with the new scopes", evs, err)
 	}
 	// Granted, the new scope gets a token right away.
 	if _, err := svc.UpdateAccount(ctx, op, job.ID, admin.AccountUpdate{Scopes: &added}); err != nil {

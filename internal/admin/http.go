@@ -53,16 +53,22 @@ type Handler struct {
 	tokens  TokenResolver
 	certs   PeerCertificates
 	signing SigningKeys
+	journal Journal
 	issuer  string
 	log     *slog.Logger
+	// throttle bounds the refusals of requests that did not
+	// authenticate, and so their audit events, per source address.
+	throttle refusalThrottle
 	// stopping is closed when the server shuts down, ending long polls.
 	stopping chan struct{}
 	stopOnce sync.Once
 }
 
-// NewHandler returns the admin API handler.
-func NewHandler(svc *Service, tokens TokenResolver, certs PeerCertificates, signing SigningKeys, issuer string, log *slog.Logger) *Handler {
-	return &Handler{svc: svc, tokens: tokens, certs: certs, signing: signing, issuer: issuer, log: log, stopping: make(chan struct{})}
+// NewHandler returns the admin API handler. Its refusals are recorded
+// through journal (see refused).
+func NewHandler(svc *Service, tokens TokenResolver, certs PeerCertificates, signing SigningKeys, journal Journal, issuer string, log *slog.Logger) *Handler {
+	return &Handler{svc: svc, tokens: tokens, certs: certs, signing: signing, journal: journal, issuer: issuer, log: log,
+		throttle: newRefusalThrottle(svc.cfg.Now), stopping: make(chan struct{})}
 }
 
 // StopWaiting ends the long polls in progress and makes later ones answer
@@ -228,6 +234,10 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 				Description: "The server cannot complete the request right now; try again later.",
 				Header:      http.Header{"Retry-After": {"5"}}}
 		}
+		if st := oe.HTTPStatus(); st >= 400 && st < 500 {
+			// Every refused request is recorded before it is answered.
+			oe = h.refused(r, c, oe)
+		}
 		oauth2.WriteError(w, oe)
 	})
 }
@@ -261,7 +271,13 @@ type caller struct {
 // access token, JWT or opaque, for the built-in API, carrying the admin
 // scope, of an account that is still an administrator.
 func (h *Handler) authenticate(r *http.Request) (caller, error) {
-	challenge := func(code, desc string) error {
+	// A refusal carries why, for its audit event (see refused).
+	var failed authFailure
+	fail := func(reason string, e *oauth2.Error) (caller, error) {
+		failed.reason = reason
+		return caller{}, e.WithCause(&failed)
+	}
+	challenge := func(code, desc string) *oauth2.Error {
 		status := http.StatusUnauthorized
 		if code == oauth2.ErrInvalidRequest {
 			status = http.StatusBadRequest // RFC 6750 §3.1
@@ -274,36 +290,37 @@ func (h *Handler) authenticate(r *http.Request) (caller, error) {
 	if auth == "" || !strings.EqualFold(scheme, "Bearer") {
 		// RFC 6750 §3.1: a request without a bearer token (none, or
 		// credentials of another scheme) gets a bare challenge.
-		return caller{}, &oauth2.Error{Code: oauth2.ErrInvalidToken, Status: http.StatusUnauthorized,
+		return fail(reasonNoToken, &oauth2.Error{Code: oauth2.ErrInvalidToken, Status: http.StatusUnauthorized,
 			Description: "The admin API needs an access token with the keyward.admin scope: Authorization: Bearer <token>.",
-			Header:      http.Header{"Www-Authenticate": {`Bearer realm="keyward"`}}}
+			Header:      http.Header{"Www-Authenticate": {`Bearer realm="keyward"`}}})
 	}
 	if raw = strings.TrimSpace(raw); raw == "" || strings.ContainsAny(raw, " \t") {
-		return caller{}, challenge(oauth2.ErrInvalidRequest, "The Authorization header must be: Bearer <token>.")
+		return fail(reasonMalformed, challenge(oauth2.ErrInvalidRequest, "The Authorization header must be: Bearer <token>."))
 	}
 	// Revoking the token, the account's tokens, or the key or secret it
 	// was obtained with takes effect at once, as at introspection.
 	info, err := h.tokens.Resolve(r.Context(), raw)
 	if errors.Is(err, tokenstate.ErrUnknown) {
-		return caller{}, challenge(oauth2.ErrInvalidToken, "The access token is not valid.")
+		return fail(reasonUnknown, challenge(oauth2.ErrInvalidToken, "The access token is not valid."))
 	}
 	if err != nil {
 		return caller{}, err
 	}
+	failed.clientID = oauth2.Truncate(info.Claims.ClientID, 128)
 	if !info.Active {
-		return caller{}, challenge(oauth2.ErrInvalidToken, "The access token is no longer active ("+info.Reason+").")
+		return fail(reasonInactive, challenge(oauth2.ErrInvalidToken, "The access token is no longer active ("+info.Reason+")."))
 	}
 	c := info.Claims
 	if c.Confirmation != nil && c.Confirmation.JKT != "" {
 		// A DPoP-bound token (RFC 9449 §7.2) counts only with a proof of its
 		// key, which the admin API does not check: whoever holds only the
 		// token may not use it.
-		return caller{}, challenge(oauth2.ErrInvalidToken, "The access token is bound to a DPoP key, which the admin API does not accept: request a token without a DPoP proof.")
+		return fail(reasonDPoP, challenge(oauth2.ErrInvalidToken, "The access token is bound to a DPoP key, which the admin API does not accept: request a token without a DPoP proof."))
 	}
 	if c.Actor != nil {
 		// A token of domain-wide delegation acts for a user: the audit log
 		// would name the account for what the user's token did.
-		return caller{}, challenge(oauth2.ErrInvalidToken, "The access token acts for a user (domain-wide delegation); the admin API takes an administrator's own token.")
+		return fail(reasonDelegated, challenge(oauth2.ErrInvalidToken, "The access token acts for a user (domain-wide delegation); the admin API takes an administrator's own token."))
 	}
 	if c.Confirmation != nil && c.Confirmation.X5TS256 != "" {
 		// A certificate-bound token (RFC 8705 §3) counts only with its
@@ -312,27 +329,27 @@ func (h *Handler) authenticate(r *http.Request) (caller, error) {
 		if err != nil {
 			// The one a trusted proxy forwarded does not parse: the
 			// proxy's doing, which the log already tells of.
-			return caller{}, challenge(oauth2.ErrInvalidToken, "The access token is bound to a client certificate, and the certificate the proxy in front of this server forwarded could not be read; the server's log says why.")
+			return fail(reasonCertificate, challenge(oauth2.ErrInvalidToken, "The access token is bound to a client certificate, and the certificate the proxy in front of this server forwarded could not be read; the server's log says why."))
 		}
 		if cert == nil || oauth2.Thumbprint(cert) != c.Confirmation.X5TS256 {
-			return caller{}, challenge(oauth2.ErrInvalidToken, "The access token is bound to a client certificate; present that certificate (RFC 8705).")
+			return fail(reasonCertificate, challenge(oauth2.ErrInvalidToken, "The access token is bound to a client certificate; present that certificate (RFC 8705)."))
 		}
 	}
 	if !c.Audience.Contains(BuiltinAPIIdentifier) || !slices.Contains(strings.Fields(c.Scope), AdminScope) {
-		return caller{}, &oauth2.Error{
+		return fail(reasonScope, &oauth2.Error{
 			Code: oauth2.ErrInsufficientScope, Description: "The access token lacks the keyward.admin scope.", Status: http.StatusForbidden,
 			Header: http.Header{"Www-Authenticate": {`Bearer realm="keyward", error="insufficient_scope", scope="` + AdminScope + `"`}},
-		}
+		})
 	}
 	if len(c.Audience) > 1 {
 		// A token got with keyward.admin and another API's scopes goes to
 		// that API too, which could replay it here as the administrator.
-		return caller{}, otherAudiences(c.Audience)
+		return fail(reasonAudiences, otherAudiences(c.Audience))
 	}
 	// Disabling or deleting an administrator takes effect at once.
 	a, err := h.svc.store.GetAccount(r.Context(), c.ClientID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && (a.Disabled || !slices.Contains(a.Scopes, AdminScope))) {
-		return caller{}, challenge(oauth2.ErrInvalidToken, "The account of the access token is disabled, deleted or no longer an administrator.")
+		return fail(reasonNotAdmin, challenge(oauth2.ErrInvalidToken, "The account of the access token is disabled, deleted or no longer an administrator."))
 	}
 	if err != nil {
 		return caller{}, err
@@ -344,7 +361,7 @@ func (h *Handler) authenticate(r *http.Request) (caller, error) {
 // than the admin API, aud. The description names up to three of them;
 // the challenge's, in a header where an identifier's quotes would end the
 // parameter (RFC 6750 §3), names none.
-func otherAudiences(aud oauth2.Audience) error {
+func otherAudiences(aud oauth2.Audience) *oauth2.Error {
 	const fix = "request an admin token with keyward.admin alone, or with resource=" + BuiltinAPIIdentifier + " (RFC 8707)."
 	var others []string
 	for _, a := range aud {

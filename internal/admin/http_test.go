@@ -769,8 +769,13 @@ func TestUpdateNothing(t *testing.T) {
 		t.Errorf("PATCH of an API that does not exist: %d %v, want 404", status, body)
 	}
 	after, _ := f.store.ListAuditEvents(ctx, storage.AuditFilter{Limit: 1000})
-	if len(after) != len(before) {
-		t.Errorf("the refused PATCHes wrote %d audit events", len(after)-len(before))
+	for _, e := range after[len(before):] {
+		if e.Action != admin.ActionRefused {
+			t.Errorf("a refused PATCH wrote %s, want only %s", e.Action, admin.ActionRefused)
+		}
+	}
+	if n := len(after) - len(before); n != 3 {
+		t.Errorf("the refused PATCHes wrote %d audit events, want one each, 3", n)
 	}
 	if status, body, _ := f.call(t, "PATCH", "/v1/apis/keyward", auth, map[string]any{"description": "Admin API."}); status != 200 {
 		t.Fatalf("PATCH of the description: %d %v", status, body)

@@ -319,25 +319,9 @@ func (a *Authenticator) Failed(source, client string) {
 	}
 }
 
-// sourceKey is the throttle key of a source address. An IPv6 address
-// counts by its /64, the smallest block a network is given (RFC 6177), so
-// a guesser cannot take a fresh allowance from each of its subnet's 2^64
-// addresses, nor fill the limiters' tables with them and push out other
-// clients' failures. Other sources count as they are; the audit log and
-// the logs keep the full address.
-func sourceKey(source string) string {
-	if !strings.Contains(source, ":") {
-		return source // IPv4, the common case: no parse
-	}
-	addr, err := netip.ParseAddr(source)
-	switch {
-	case err != nil:
-		return source
-	case addr.Is4In6():
-		return addr.Unmap().String()
-	}
-	return netip.PrefixFrom(addr.WithZone(""), 64).Masked().String()
-}
+// sourceKey is the throttle key of a source address (see
+// throttle.AddressKey); the audit log and the logs keep the full address.
+func sourceKey(source string) string { return throttle.AddressKey(source) }
 
 // clientKey is the throttle key of a client at a source. The client part
 // is cut to 256 bytes: a client ID or iss may be 64 KiB, and the limiter

@@ -160,7 +160,7 @@ func New(cfg Config, d Deps) *Server {
 	mux.Handle("/introspect", introspect.NewHandler(auth, resolver, cached, d.Journal, d.Introspections, d.Now, d.Logger, observer))
 	mux.Handle("/revoke", revoke.NewHandler(auth, resolver, cached, d.Journal, d.Now, d.Logger, observer))
 	disc.Register(mux)
-	adminHTTP := admin.NewHandler(adminSvc, resolver, auth, signingKeys{d.Signer, d.Store}, cfg.Issuer, d.Logger)
+	adminHTTP := admin.NewHandler(adminSvc, resolver, auth, signingKeys{d.Signer, d.Store}, d.Journal, cfg.Issuer, d.Logger)
 	adminHTTP.Register(mux)
 	if cfg.Console {
 		console.New().Register(mux)

@@ -5,6 +5,8 @@ package throttle
 
 import (
 	"math"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,4 +67,23 @@ func (l *Limiter) Fail(key string) {
 	}
 	l.mu.Unlock()
 	lim.AllowN(l.now(), 1)
+}
+
+// AddressKey is the key of a source address. An IPv6 address counts by
+// its /64, the smallest block a network is given (RFC 6177), so a guesser
+// cannot take a fresh allowance from each of its subnet's 2^64 addresses,
+// nor fill a Limiter's table with them and push out other sources'
+// failures. Other sources count as they are.
+func AddressKey(source string) string {
+	if !strings.Contains(source, ":") {
+		return source // IPv4, the common case: no parse
+	}
+	addr, err := netip.ParseAddr(source)
+	switch {
+	case err != nil:
+		return source
+	case addr.Is4In6():
+		return addr.Unmap().String()
+	}
+	return netip.PrefixFrom(addr.WithZone(""), 64).Masked().String()
 }

@@ -1,0 +1,302 @@
+package admin_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/groupcommit"
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/sakey"
+	"github.com/keyward/keyward/internal/server"
+	"github.com/keyward/keyward/internal/signer"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/sqlite"
+)
+
+// refusalsSince returns the admin.refused events after the first n.
+func (f *fixture) refusalsSince(t *testing.T, n int) []storage.AuditEvent {
+	t.Helper()
+	evs, err := f.store.ListAuditEvents(context.Background(), storage.AuditFilter{Limit: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []storage.AuditEvent
+	for _, e := range evs[n:] {
+		if e.Action == admin.ActionRefused {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (f *fixture) auditCount(t *testing.T) int {
+	t.Helper()
+	evs, err := f.store.ListAuditEvents(context.Background(), storage.AuditFilter{Limit: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(evs)
+}
+
+// Every admin request answered with a 4xx error writes an admin.refused
+// event before the answer, but an administrator's GET answered 404.
+func TestAdminRefusalsAudited(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	op := admin.Actor{ID: "test"}
+	plain, err := f.srv.Admin.CreateAccount(ctx, op, admin.AccountInput{Name: "plain", Project: "proj-one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.srv.Admin.CreateAccount(ctx, op, admin.AccountInput{Name: "taken", Project: "proj-one"}); err != nil {
+		t.Fatal(err)
+	}
+	notAdmin := "Bearer " + f.token(t, plain, admin.AdminScope, nil)
+	noScope := "Bearer " + f.token(t, f.admin, "other", nil)
+	tests := []struct {
+		name, method, path, auth, ifMatch string
+		body                              any
+		status                            int
+		// the event's data; an empty reason or clientID must be absent
+		reason, code, clientID string
+		actor                  bool // the event names the administrator
+		recorded               bool
+	}{
+		{name: "no token", method: "GET", path: "/v1/apis", status: 401, code: "invalid_token", reason: "no_token", recorded: true},
+		{name: "basic credentials", method: "GET", path: "/v1/apis", auth: "Basic YTpi", status: 401, code: "invalid_token", reason: "no_token", recorded: true},
+		{name: "malformed header", method: "POST", path: "/v1/apis", auth: "Bearer a b", status: 400, code: "invalid_request", reason: "malformed_header", recorded: true},
+		{name: "unknown token", method: "DELETE", path: "/v1/apis/keyward", auth: "Bearer nonsense", status: 401, code: "invalid_token", reason: "unknown_token", recorded: true},
+		{name: "without the scope", method: "GET", path: "/v1/whoami", auth: noScope, status: 403, code: "insufficient_scope", reason: "insufficient_scope", clientID: f.admin.ID, recorded: true},
+		{name: "not an administrator", method: "GET", path: "/v1/service-accounts", auth: notAdmin, status: 401, code: "invalid_token", reason: "not_admin", clientID: plain.ID, recorded: true},
+		{name: "unknown route", method: "POST", path: "/v1/nothing-here", status: 401, code: "invalid_token", reason: "no_token", recorded: true},
+		{name: "bad body", method: "POST", path: "/v1/service-accounts", auth: auth, body: "{", status: 400, code: "invalid_request", actor: true, recorded: true},
+		{name: "conflict", method: "POST", path: "/v1/service-accounts", auth: auth, body: map[string]string{"name": "taken", "project": "proj-one"}, status: 409, code: "conflict", actor: true, recorded: true},
+		{name: "change of nothing", method: "DELETE", path: "/v1/apis/nosuch", auth: auth, status: 404, code: "not_found", actor: true, recorded: true},
+		{name: "stale If-Match", method: "PATCH", path: "/v1/apis/keyward", auth: auth, ifMatch: `"stale"`, body: map[string]string{"description": "x"}, status: 412, code: "precondition_failed", actor: true, recorded: true},
+		{name: "body too large", method: "POST", path: "/v1/apis", auth: auth, body: strings.Repeat(" ", admin.MaxBodyBytes+1), status: 413, code: "invalid_request", actor: true, recorded: true},
+		{name: "method not allowed", method: "PUT", path: "/v1/apis", auth: auth, status: 405, code: "invalid_request", actor: true, recorded: true},
+		{name: "bad limit", method: "GET", path: "/v1/service-accounts?limit=0", auth: auth, status: 400, code: "invalid_request", actor: true, recorded: true},
+		{name: "read of nothing", method: "GET", path: "/v1/apis/nosuch", auth: auth, status: 404},
+		{name: "unknown route, read", method: "GET", path: "/v1/nothing-here", auth: auth, status: 404},
+		{name: "answered", method: "GET", path: "/v1/apis", auth: auth, status: 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := f.auditCount(t)
+			var status int
+			var out map[string]any
+			if tt.ifMatch != "" {
+				status, out, _ = f.callIf(t, tt.method, tt.path, tt.auth, tt.ifMatch, tt.body)
+			} else {
+				status, out, _ = f.call(t, tt.method, tt.path, tt.auth, tt.body)
+			}
+			if status != tt.status {
+				t.Fatalf("%s %s: %d %v, want %d", tt.method, tt.path, status, out, tt.status)
+			}
+			evs := f.refusalsSince(t, n)
+			if !tt.recorded {
+				if len(evs) != 0 {
+					t.Fatalf("%d admin.refused events %+v, want none", len(evs), evs)
+				}
+				return
+			}
+			if len(evs) != 1 {
+				t.Fatalf("%d admin.refused events %+v, want 1", len(evs), evs)
+			}
+			e := evs[0]
+			path, _, _ := strings.Cut(tt.path, "?")
+			want := map[string]string{
+				"method": tt.method, "path": path, "status": strconv.Itoa(tt.status), "error": tt.code,
+				"description": out["error_description"].(string), "reason": tt.reason, "token_client_id": tt.clientID,
+			}
+			for k, v := range want {
+				if e.Data[k] != v {
+					t.Errorf("data[%s] = %q, want %q", k, e.Data[k], v)
+				}
+			}
+			if e.Outcome != storage.OutcomeFailure || e.Source != "192.0.2.1" {
+				t.Errorf("outcome %q, source %q; want failure from 192.0.2.1", e.Outcome, e.Source)
+			}
+			if wantActor := map[bool]string{true: f.admin.ID}[tt.actor]; e.Actor != wantActor {
+				t.Errorf("actor %q, want %q", e.Actor, wantActor)
+			}
+		})
+	}
+}
+
+// The path an admin.refused event records is the caller's: it is kept
+// short and printable.
+func TestAdminRefusalPathBounded(t *testing.T) {
+	f := newFixture(t)
+	for _, tt := range []struct{ name, path, want string }{
+		{"escape sequence", "/v1/%1b%5B31mred", "/v1/%1b%5B31mred"},
+		{"not UTF-8", "/v1/\xff", "/v1/%FF"},
+		{"NUL and line break", "/v1/a%00b%0Ac", "/v1/a%00b%0Ac"},
+		{"long", "/v1/" + strings.Repeat("a", 5000), "/v1/" + strings.Repeat("a", 196) + "…"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n := f.auditCount(t)
+			if status, out, _ := f.call(t, "GET", tt.path, "", nil); status != 401 {
+				t.Fatalf("GET: %d %v, want 401", status, out)
+			}
+			evs := f.refusalsSince(t, n)
+			if len(evs) != 1 || evs[0].Data["path"] != tt.want {
+				t.Fatalf("events %+v, want one with path %q", evs, tt.want)
+			}
+		})
+	}
+}
+
+// clockFixture serves the admin API with a clock the test sets, and a
+// journal that fails while failing is set.
+type clockFixture struct {
+	*fixture
+	mu      sync.Mutex
+	at      time.Time
+	failing bool
+}
+
+func (c *clockFixture) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.at
+}
+
+func (c *clockFixture) advance(d time.Duration) {
+	c.mu.Lock()
+	c.at = c.at.Add(d)
+	c.mu.Unlock()
+}
+
+type failingJournal struct {
+	c    *clockFixture
+	next *groupcommit.Committer
+}
+
+func (j failingJournal) Write(ctx context.Context, w storage.Write) error {
+	j.c.mu.Lock()
+	failing := j.c.failing
+	j.c.mu.Unlock()
+	if failing {
+		return errors.New("disk full")
+	}
+	return j.next.Write(ctx, w)
+}
+
+func newClockFixture(t *testing.T) *clockFixture {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c := &clockFixture{fixture: &fixture{store: st, now: time.Now()}, at: time.Now()}
+	sealer, _ := signer.NewSealer(make([]byte, 32))
+	c.signer, err = signer.New(ctx, st, sealer, signer.Config{Policy: signer.Policy{Algorithm: "ES256", RetainFor: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := groupcommit.New(st, groupcommit.Options{})
+	t.Cleanup(j.Close)
+	cfg := server.Config{Issuer: issuer, AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour,
+		MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute}
+	c.srv = server.New(cfg, server.Deps{Store: st, Signer: c.signer, Journal: failingJournal{c, j}, Pepper: []byte("p"),
+		Logger: slog.New(slog.NewTextHandler(&c.logs, nil)), Now: c.now})
+	c.admin, _, err = c.srv.Admin.Bootstrap(ctx, func(sakey.KeyFile) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// An address whose requests without a valid admin token are refused over
+// and over is answered 429 past its budget, recorded once a minute, so a
+// flood does not write one event per request; an administrator at the
+// same address is not held back, and its refusals are not throttled.
+func TestAdminRefusalFloodBounded(t *testing.T) {
+	c := newClockFixture(t)
+	auth := "Bearer " + c.token(t, c.admin, admin.AdminScope, nil)
+	n := c.auditCount(t)
+	statuses := map[int]int{}
+	for range 100 {
+		status, out, hdr := c.call(t, "GET", "/v1/apis", "Bearer nonsense", nil)
+		statuses[status]++
+		if status == 429 && (out["error"] != oauth2.ErrTemporarilyUnavailable || hdr.Get("Retry-After") == "") {
+			t.Fatalf("429: %v, Retry-After %q; want temporarily_unavailable with Retry-After", out, hdr.Get("Retry-After"))
+		}
+	}
+	if statuses[401] != 20 || statuses[429] != 80 {
+		t.Fatalf("statuses %v, want 20 × 401 and then 80 × 429", statuses)
+	}
+	evs := c.refusalsSince(t, n)
+	if len(evs) != 21 {
+		t.Fatalf("%d admin.refused events, want 21: the 20 401s and the first 429", len(evs))
+	}
+	if last := evs[20].Data; last["status"] != "429" || last["throttled"] == "" || last["reason"] != "unknown_token" {
+		t.Errorf("the 429's event: %v, want status 429, the reason, and that further 429s are not recorded", last)
+	}
+	// An administrator at the throttled address is answered, and refused
+	// as any request is.
+	if status, out, _ := c.call(t, "GET", "/v1/apis", auth, nil); status != 200 {
+		t.Errorf("the administrator's GET: %d %v, want 200", status, out)
+	}
+	for range 30 {
+		if status, out, _ := c.call(t, "DELETE", "/v1/apis/nosuch", auth, nil); status != 404 {
+			t.Fatalf("the administrator's DELETE of nothing: %d %v, want 404", status, out)
+		}
+	}
+	// A second on, one more refusal is answered 401 and recorded; a
+	// minute on, the next 429 is recorded again.
+	n = c.auditCount(t)
+	c.advance(time.Second)
+	for _, want := range []int{401, 429} {
+		if status, _, _ := c.call(t, "GET", "/v1/apis", "", nil); status != want {
+			t.Fatalf("a second later: %d, want %d", status, want)
+		}
+	}
+	if evs := c.refusalsSince(t, n); len(evs) != 1 || evs[0].Data["status"] != "401" {
+		t.Fatalf("a second later: events %+v, want the one 401", evs)
+	}
+	n = c.auditCount(t)
+	c.advance(time.Minute)
+	for range 30 {
+		c.call(t, "GET", "/v1/apis", "", nil)
+	}
+	if evs := c.refusalsSince(t, n); len(evs) != 21 {
+		t.Fatalf("a minute later: %d events, want the refilled budget's 20 and one 429", len(evs))
+	}
+}
+
+// A refusal whose event cannot be written is answered 503
+// temporarily_unavailable, as at the token endpoint, never with the
+// refusal unrecorded nor a 500 with internals.
+func TestAdminRefusalUnrecorded(t *testing.T) {
+	c := newClockFixture(t)
+	auth := "Bearer " + c.token(t, c.admin, admin.AdminScope, nil)
+	c.failing = true
+	for _, tt := range []struct{ name, method, path, auth string }{
+		{"unauthenticated", "GET", "/v1/apis", ""},
+		{"authenticated", "DELETE", "/v1/apis/nosuch", auth},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			status, out, hdr := c.call(t, tt.method, tt.path, tt.auth, nil)
+			desc, _ := out["error_description"].(string)
+			if status != 503 || out["error"] != oauth2.ErrTemporarilyUnavailable || hdr.Get("Retry-After") == "" || strings.Contains(desc, "disk") {
+				t.Errorf("%d %v, Retry-After %q; want 503 temporarily_unavailable without internals", status, out, hdr.Get("Retry-After"))
+			}
+		})
+	}
+	if !strings.Contains(c.logs.String(), "disk full") {
+		t.Errorf("the log does not tell why: %s", c.logs.String())
+	}
+}
