@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -217,8 +218,7 @@ func (s *Service) PutUsers(ctx context.Context, actor Actor, domain string, in [
 	if len(errs) > 0 {
 		return 0, badUsers(errs)
 	}
-	action, data := usersEvent(users)
-	err := s.store.PutUsers(ctx, users, s.event(actor, action, "", data))
+	err := s.store.PutUsers(ctx, users, s.usersEvent(actor, users, nil))
 	if err != nil && len(s.goneOrgs(ctx, []string{domain})) > 0 {
 		return 0, notFound("The organization %s does not exist: it was deleted while its users were being added, and nothing was imported.", domain)
 	}
@@ -280,11 +280,8 @@ func (s *Service) PutUsersOfOrgs(ctx context.Context, actor Actor, in []UserInpu
 	if len(errs) > 0 {
 		return 0, badUsers(errs)
 	}
-	action, data := usersEvent(users)
-	data["org_count"] = fmt.Sprint(len(orgs))
-	listed := orgs[:min(len(orgs), MaxAuditOrgs)]
-	data["orgs"] = strings.Join(listed, " ")
-	if err := s.store.PutUsers(ctx, users, s.event(actor, action, "", data)); err != nil {
+	data := map[string]string{"org_count": fmt.Sprint(len(orgs)), "orgs": strings.Join(orgs[:min(len(orgs), MaxAuditOrgs)], " ")}
+	if err := s.store.PutUsers(ctx, users, s.usersEvent(actor, users, data)); err != nil {
 		if gone := s.goneOrgs(ctx, orgs); len(gone) > 0 {
 			if len(gone) == 1 {
 				return 0, conflict("Nothing was imported: the organization %s was deleted while the users were being added. Create it again, or leave its users out, and retry.", gone[0])
@@ -305,17 +302,48 @@ func badUsers(errs []string) error {
 	return invalid("Nothing was imported; fix these and retry: %s.", strings.Join(errs, "; "))
 }
 
-// usersEvent is the audit action and data of a put of users.
-func usersEvent(users []storage.User) (string, map[string]string) {
+// MaxAuditFlips bounds how many emails the audit event of a put of users
+// lists in unsuspended_emails and in newly_suspended_emails (sorted);
+// unsuspended and newly_suspended count them all.
+const MaxAuditFlips = 20
+
+// usersEvent is the audit event of a put of users by actor, with data
+// added to its own: user.put of one user (its email and suspended flag),
+// user.import of more (their count). A put replaces each user that exists,
+// its suspended flag with it, so the event also names the users whose flag
+// the put changed, as the store finds them in the put's transaction:
+// re-importing an old directory export unsuspends the users suspended
+// since, and an explicit unsuspend is recorded by email too.
+func (s *Service) usersEvent(actor Actor, users []storage.User, data map[string]string) storage.UsersEvent {
 	action := "user.put"
 	if len(users) > 1 {
 		action = "user.import"
 	}
-	data := map[string]string{"count": fmt.Sprint(len(users))}
+	if data == nil {
+		data = map[string]string{}
+	}
+	data["count"] = fmt.Sprint(len(users))
 	if len(users) == 1 {
 		data["email"], data["suspended"] = users[0].Email, fmt.Sprint(users[0].Suspended)
 	}
-	return action, data
+	return func(flipped []storage.User) storage.AuditEvent {
+		data := maps.Clone(data)
+		var unsuspended, suspended []string
+		for _, u := range flipped {
+			if u.Suspended {
+				suspended = append(suspended, u.Email)
+			} else {
+				unsuspended = append(unsuspended, u.Email)
+			}
+		}
+		for key, emails := range map[string][]string{"unsuspended": unsuspended, "newly_suspended": suspended} {
+			if len(emails) > 0 {
+				data[key] = fmt.Sprint(len(emails))
+				data[key+"_emails"] = strings.Join(emails[:min(len(emails), MaxAuditFlips)], " ")
+			}
+		}
+		return s.event(actor, action, "", data)
+	}
 }
 
 // goneOrgs returns those of orgs that do not exist (any more), asked after

@@ -349,7 +349,7 @@ func (s *interleaved) DeleteProjectOrg(ctx context.Context, org, project string,
 	return s.Storage.DeleteProjectOrg(ctx, org, project, check, ev)
 }
 
-func (s *interleaved) PutUsers(ctx context.Context, users []storage.User, ev storage.AuditEvent) error {
+func (s *interleaved) PutUsers(ctx context.Context, users []storage.User, ev storage.UsersEvent) error {
 	if s.user != nil && len(users) == 1 {
 		s.user(ctx, users[0].Email)
 	}

@@ -75,7 +75,7 @@ type Store interface {
 	ListOrgs(ctx context.Context) ([]storage.Org, error)
 	UpdateOrg(ctx context.Context, domain string, fn func(storage.Org, []storage.ProjectOrg) (storage.Org, error), ev storage.AuditEvent) (storage.Org, []storage.ProjectOrg, error)
 	DeleteOrg(ctx context.Context, domain string, ev storage.AuditEvent) error
-	PutUsers(ctx context.Context, users []storage.User, ev storage.AuditEvent) error
+	PutUsers(ctx context.Context, users []storage.User, ev storage.UsersEvent) error
 	GetUser(ctx context.Context, email string) (storage.User, error)
 	UpdateUser(ctx context.Context, email string, fn func(storage.User) (storage.User, error), ev storage.AuditEvent) (storage.User, error)
 	ListUsers(ctx context.Context, org string, opts storage.ListOptions) ([]storage.User, error)

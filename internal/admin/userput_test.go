@@ -233,7 +233,7 @@ type deletingStore struct {
 	org string
 }
 
-func (s deletingStore) PutUsers(ctx context.Context, users []storage.User, ev storage.AuditEvent) error {
+func (s deletingStore) PutUsers(ctx context.Context, users []storage.User, ev storage.UsersEvent) error {
 	if err := s.Storage.DeleteOrg(ctx, s.org, storage.AuditEvent{Time: time.Now(), Action: "org.delete", Outcome: storage.OutcomeSuccess, Actor: "test"}); err != nil {
 		return err
 	}

@@ -247,3 +247,12 @@ func VerifyLog(ctx context.Context, s AuditLister) (LogCheck, error) {
 	}
 	return c, nil
 }
+
+// UsersEvent makes the audit event of a PutUsers, inside its transaction,
+// from the users whose Suspended the put changes: each user given that
+// was stored with the other value, as given (with the new value), sorted
+// by email. A user the put creates is none of them.
+type UsersEvent func(flipped []User) AuditEvent
+
+// SameEvent is the UsersEvent that is ev whatever the put changes.
+func SameEvent(ev AuditEvent) UsersEvent { return func([]User) AuditEvent { return ev } }

@@ -568,7 +568,9 @@ type Storage interface {
 	// their organizations' rows first, then the users' rows in the order
 	// of their emails, so that it waits for, or is waited for by, a
 	// DeleteOrg or another PutUsers, rather than deadlocking with it.
-	PutUsers(ctx context.Context, users []User, ev AuditEvent) error
+	// The event ev makes of the users whose Suspended it changes is
+	// written in the same transaction.
+	PutUsers(ctx context.Context, users []User, ev UsersEvent) error
 	GetUser(ctx context.Context, email string) (User, error)
 	// UpdateUser applies fn to the stored user in one transaction; only
 	// Suspended may change. A user that does not exist is ErrNotFound,

@@ -44,7 +44,7 @@ func fill(t *testing.T, s storage.Storage) {
 		must(s.CreateSecret(ctx, storage.Secret{ID: "s" + id, AccountID: id, Hash: []byte{3}, Hint: "kw_…x", CreatedAt: t0}, nil, ev))
 	}
 	must(s.CreateOrg(ctx, storage.Org{Domain: "example.com", BlockedScopes: []string{"x"}, CreatedAt: t0}, ev))
-	must(s.PutUsers(ctx, []storage.User{{Email: "a@example.com", Org: "example.com", CreatedAt: t0}, {Email: "b@example.com", Org: "example.com", Suspended: true, CreatedAt: t0}}, ev))
+	must(s.PutUsers(ctx, []storage.User{{Email: "a@example.com", Org: "example.com", CreatedAt: t0}, {Email: "b@example.com", Org: "example.com", Suspended: true, CreatedAt: t0}}, storage.SameEvent(ev)))
 	must(s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "p", Org: "example.com", Internal: true}, nil, ev))
 	_, err := s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: "1", Scopes: []string{"orders.read"}, CreatedAt: t0}, ev)
 	must(err)

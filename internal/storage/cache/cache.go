@@ -417,7 +417,7 @@ func (s *Store) DeleteOrg(ctx context.Context, domain string, ev storage.AuditEv
 }
 
 // PutUsers implements storage.Storage.
-func (s *Store) PutUsers(ctx context.Context, users []storage.User, ev storage.AuditEvent) error {
+func (s *Store) PutUsers(ctx context.Context, users []storage.User, ev storage.UsersEvent) error {
 	defer s.invalidate("", true)
 	return s.Storage.PutUsers(ctx, users, ev)
 }

@@ -250,7 +250,7 @@ func TestPutUsersSharesOrgsInFewStatements(t *testing.T) {
 	}
 	slices.Reverse(users)
 	rec.take()
-	if err := s.PutUsers(ctx, users, ev); err != nil {
+	if err := s.PutUsers(ctx, users, storage.SameEvent(ev)); err != nil {
 		t.Fatal(err)
 	}
 	var statements int
@@ -390,7 +390,7 @@ func TestPutUsersInFewStatements(t *testing.T) {
 	slices.Reverse(users)
 	slices.Sort(emails)
 	rec.take()
-	if err := s.PutUsers(ctx, users, ev); err != nil {
+	if err := s.PutUsers(ctx, users, storage.SameEvent(ev)); err != nil {
 		t.Fatal(err)
 	}
 	var statements int

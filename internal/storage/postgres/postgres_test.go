@@ -641,7 +641,7 @@ func testDeleteOrgUsersInEmailOrder(t *testing.T, collation string, stored []str
 		}
 	}
 	for _, e := range stored {
-		if err := s.PutUsers(ctx, []storage.User{{Email: e, Org: "x.example", CreatedAt: time.Now()}}, ev("org.users")); err != nil {
+		if err := s.PutUsers(ctx, []storage.User{{Email: e, Org: "x.example", CreatedAt: time.Now()}}, storage.SameEvent(ev("org.users"))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -283,23 +283,71 @@ func scanUser(row scanner) (storage.User, error) {
 // user's row before its organization's would deadlock with a DeleteOrg
 // that holds the organization's row and waits to delete that user; two
 // puts that locked the same users in different orders would deadlock with
-// each other. A missing organization is ErrNotFound.
-func (s *Store) PutUsers(ctx context.Context, users []storage.User, ev storage.AuditEvent) error {
+// each other. A missing organization is ErrNotFound. The users' rows are
+// locked, in that order, by the read of their Suspended flags that ev is
+// given the changes of, before they are replaced.
+func (s *Store) PutUsers(ctx context.Context, users []storage.User, ev storage.UsersEvent) error {
 	orgs := make([]string, 0, 1)
 	for _, u := range users {
 		orgs = append(orgs, u.Org)
 	}
 	slices.Sort(orgs)
 	orgs = slices.Compact(orgs)
+	users = lastOfEach(users)
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if err := s.shareOrgs(ctx, tx, orgs); err != nil {
+			return err
+		}
+		flipped, err := s.flippedUsers(ctx, tx, users)
+		if err != nil {
 			return err
 		}
 		if err := s.putUsers(ctx, tx, users); err != nil {
 			return err
 		}
-		return s.notify(ctx, tx, storage.ChangeAll)
-	}, ev)
+		if err := s.notify(ctx, tx, storage.ChangeAll); err != nil {
+			return err
+		}
+		return s.appendAudit(ctx, tx, []storage.AuditEvent{ev(flipped)})
+	})
+}
+
+// flippedUsers locks the stored users of users (sorted by email, each
+// once, as lastOfEach leaves them) in the order of their emails and
+// returns those of users whose Suspended differs from the stored one's.
+// It reads orgsPerQuery emails a statement, with orgChunks.
+func (s *Store) flippedUsers(ctx context.Context, tx *sql.Tx, users []storage.User) ([]storage.User, error) {
+	emails := make([]string, len(users))
+	for i, u := range users {
+		emails[i] = u.Email
+	}
+	var flipped []storage.User
+	for _, args := range orgChunks(emails) {
+		rows, err := tx.QueryContext(ctx, s.q["lockUsers"], args...)
+		if err != nil {
+			return nil, s.wrap("put users", err)
+		}
+		for rows.Next() {
+			var (
+				email     string
+				suspended int64
+			)
+			if err := rows.Scan(&email, &suspended); err != nil {
+				rows.Close()
+				return nil, s.wrap("put users", err)
+			}
+			if i, ok := slices.BinarySearch(emails, email); ok && users[i].Suspended != (suspended != 0) {
+				flipped = append(flipped, users[i])
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, s.wrap("put users", err)
+		}
+	}
+	// In the order of their emails' bytes, whatever the database's.
+	slices.SortFunc(flipped, func(a, b storage.User) int { return strings.Compare(a.Email, b.Email) })
+	return flipped, nil
 }
 
 // shareOrgs takes a share of the rows of orgs, sorted and each given

@@ -101,6 +101,10 @@ func New(w, r *sql.DB, d Dialect) *Store {
 		d.ByteOrder + d.ForKeyShare)
 	s.q["listAPIIntrospectorsForUpdate"] = s.rebind(`SELECT name, introspectors FROM apis WHERE introspectors <> '[]' ORDER BY name` +
 		d.ByteOrder + d.ForUpdate)
+	// The users of a put, orgsPerQuery emails a statement (see orgChunks),
+	// locked in the order of their emails, as the put writes them.
+	s.q["lockUsers"] = s.rebind(`SELECT email, suspended FROM org_users WHERE email ` + inOrgs + ` ORDER BY email` +
+		d.ByteOrder + d.ForUpdate)
 	s.q["lockOrgUsers"] = s.rebind(`SELECT count(*) FROM (SELECT 1 FROM org_users WHERE org = ? ORDER BY email` + d.ByteOrder + d.ForUpdate + `) u`)
 	s.q["lockAccountSecrets"] = s.rebind(`SELECT count(*) FROM (SELECT 1 FROM secrets WHERE account_id = ? ORDER BY id` + d.ByteOrder + d.ForUpdate + `) s`)
 	return s

@@ -350,7 +350,7 @@ func testUpdateUser(t *testing.T, s storage.Storage) {
 	ctx := context.Background()
 	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "example.com", CreatedAt: t0}, ev("org.create")))
 	ann := storage.User{Email: "ann@example.com", Org: "example.com", CreatedAt: t0}
-	mustNil(t, s.PutUsers(ctx, []storage.User{ann}, ev("user.put")))
+	mustNil(t, s.PutUsers(ctx, []storage.User{ann}, storage.SameEvent(ev("user.put"))))
 	suspend := func(u storage.User) (storage.User, error) { u.Suspended = true; return u, nil }
 
 	got, err := s.UpdateUser(ctx, ann.Email, func(u storage.User) (storage.User, error) {

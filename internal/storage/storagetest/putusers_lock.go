@@ -35,11 +35,11 @@ func testPutUsersDeleteOrg(t *testing.T, s storage.Storage) {
 		for j := range n {
 			users = append(users, storage.User{Email: fmt.Sprintf("u%04d@%s", j, domain), Org: domain, CreatedAt: t0})
 		}
-		mustNil(t, s.PutUsers(ctx, users, ev("user.import")))
+		mustNil(t, s.PutUsers(ctx, users, storage.SameEvent(ev("user.import"))))
 		// The same users again (their rows exist), then a new one.
 		users = append(users, storage.User{Email: "zz-new@" + domain, Org: domain, CreatedAt: t0})
 		put := make(chan error, 1)
-		go func() { put <- s.PutUsers(ctx, users, ev("user.import")) }()
+		go func() { put <- s.PutUsers(ctx, users, storage.SameEvent(ev("user.import"))) }()
 		time.Sleep(delay)
 		delErr := s.DeleteOrg(ctx, domain, ev("org.delete"))
 		putErr := <-put
@@ -68,12 +68,12 @@ func testPutUsersConcurrent(t *testing.T, s storage.Storage) {
 		d := []string{"example.com", "other.org"}[j%2]
 		users = append(users, storage.User{Email: fmt.Sprintf("u%04d@%s", j, d), Org: d, CreatedAt: t0})
 	}
-	mustNil(t, s.PutUsers(ctx, users, ev("user.import")))
+	mustNil(t, s.PutUsers(ctx, users, storage.SameEvent(ev("user.import"))))
 	reversed := slices.Clone(users)
 	slices.Reverse(reversed)
 	errs := make(chan error, 2)
-	go func() { errs <- s.PutUsers(ctx, users, ev("user.import")) }()
-	go func() { errs <- s.PutUsers(ctx, reversed, ev("user.import")) }()
+	go func() { errs <- s.PutUsers(ctx, users, storage.SameEvent(ev("user.import"))) }()
+	go func() { errs <- s.PutUsers(ctx, reversed, storage.SameEvent(ev("user.import"))) }()
 	for range 2 {
 		if err := <-errs; err != nil {
 			t.Fatalf("two puts of the same users at once: %v", err)
@@ -109,7 +109,7 @@ func testPutUsersDuplicateLastWins(t *testing.T, s storage.Storage) {
 				for j := range tc.distinct {
 					old = append(old, storage.User{Email: email(j), Org: "other.org", CreatedAt: tc.existingFrom})
 				}
-				mustNil(t, s.PutUsers(ctx, old, ev("user.import")))
+				mustNil(t, s.PutUsers(ctx, old, storage.SameEvent(ev("user.import"))))
 			}
 			var users []storage.User
 			for j := range tc.n {
@@ -119,7 +119,7 @@ func testPutUsersDuplicateLastWins(t *testing.T, s storage.Storage) {
 				org := map[bool]string{true: "example.com", false: "other.org"}[last]
 				users = append(users, storage.User{Email: email(j), Org: org, Suspended: last, CreatedAt: created(j)})
 			}
-			mustNil(t, s.PutUsers(ctx, users, ev("user.import")))
+			mustNil(t, s.PutUsers(ctx, users, storage.SameEvent(ev("user.import"))))
 			for j := range tc.distinct {
 				want := storage.User{Email: email(j), Org: "example.com", Suspended: true, CreatedAt: created(j)}
 				if !tc.existingFrom.IsZero() {
@@ -153,7 +153,7 @@ func testPutUsersManyOrgs(t *testing.T, s storage.Storage) {
 		d := fmt.Sprintf("org%04d.test", (i*7)%n) // every one, out of order
 		users = append(users, storage.User{Email: "u@" + d, Org: d, CreatedAt: t0})
 	}
-	mustNil(t, s.PutUsers(ctx, users, ev("user.import")))
+	mustNil(t, s.PutUsers(ctx, users, storage.SameEvent(ev("user.import"))))
 	for _, u := range users {
 		if got, err := s.GetUser(ctx, u.Email); err != nil || got.Org != u.Org {
 			t.Fatalf("GetUser(%s) = %+v, %v; want it in %s", u.Email, got, err, u.Org)
@@ -165,7 +165,7 @@ func testPutUsersManyOrgs(t *testing.T, s storage.Storage) {
 			for i := range more {
 				more[i].Suspended = true
 			}
-			err := s.PutUsers(ctx, more, ev("user.import"))
+			err := s.PutUsers(ctx, more, storage.SameEvent(ev("user.import")))
 			if !errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), missing) {
 				t.Fatalf("a put with a user of %s, which does not exist: %v, want ErrNotFound naming it", missing, err)
 			}
@@ -173,5 +173,64 @@ func testPutUsersManyOrgs(t *testing.T, s storage.Storage) {
 				t.Errorf("after the refused put, %s is %+v, %v; want it unchanged", users[0].Email, u, err)
 			}
 		})
+	}
+}
+
+// testPutUsersFlipped: a put gives its event the users whose Suspended
+// it changes, as given, sorted by email: not the users it creates, nor
+// those it leaves as they were (of an email given twice, the last one
+// given counts); more than one statement's worth of them too. The event
+// is written with the put.
+func testPutUsersFlipped(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "example.com", CreatedAt: t0}, ev("org.create")))
+	user := func(name string, suspended bool) storage.User {
+		return storage.User{Email: name + "@example.com", Org: "example.com", Suspended: suspended, CreatedAt: t0}
+	}
+	var old []storage.User
+	for i := range 1200 {
+		old = append(old, user(fmt.Sprintf("many-%04d", i), i%2 == 0))
+	}
+	old = append(old, user("ann", false), user("bob", true), user("cat", true), user("eve", false))
+	mustNil(t, s.PutUsers(ctx, old, func(flipped []storage.User) storage.AuditEvent {
+		if len(flipped) != 0 {
+			t.Errorf("a put of new users flipped %d", len(flipped))
+		}
+		return ev("user.import")
+	}))
+
+	put := []storage.User{
+		user("cat", false),                    // unsuspended
+		user("bob", true),                     // as it was
+		user("dan", true),                     // new
+		user("eve", true), user("eve", false), // the last one given: as it was
+		user("ann", true), // suspended
+	}
+	for i := 1199; i >= 0; i-- { // every one flipped, given in reverse
+		put = append(put, user(fmt.Sprintf("many-%04d", i), i%2 != 0))
+	}
+	var got []storage.User
+	mustNil(t, s.PutUsers(ctx, put, func(flipped []storage.User) storage.AuditEvent {
+		got = flipped
+		e := ev("user.import")
+		e.Data = map[string]string{"flipped": fmt.Sprint(len(flipped))}
+		return e
+	}))
+	want := []storage.User{user("ann", true), user("cat", false)}
+	for i := range 1200 {
+		want = append(want, user(fmt.Sprintf("many-%04d", i), i%2 != 0))
+	}
+	if len(got) != len(want) {
+		t.Fatalf("flipped %d users, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].Email != want[i].Email || got[i].Suspended != want[i].Suspended {
+			t.Fatalf("flipped[%d] = %s suspended %v, want %s suspended %v", i, got[i].Email, got[i].Suspended, want[i].Email, want[i].Suspended)
+		}
+	}
+	evs, err := s.ListAuditEvents(ctx, storage.AuditFilter{Newest: true, Limit: 1})
+	mustNil(t, err)
+	if len(evs) != 1 || evs[0].Action != "user.import" || evs[0].Data["flipped"] != "1202" {
+		t.Fatalf("the put's event: %+v, want user.import with flipped 1202", evs)
 	}
 }

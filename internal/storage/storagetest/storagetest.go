@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"PutUsersConcurrent", testPutUsersConcurrent},
 		{"PutUsersDuplicateLastWins", testPutUsersDuplicateLastWins},
 		{"PutUsersManyOrgs", testPutUsersManyOrgs},
+		{"PutUsersFlipped", testPutUsersFlipped},
 		{"UpdateUser", testUpdateUser},
 		{"GuardKeepHeld", testGuardKeepHeld},
 		{"GuardKeepHeldConcurrent", testGuardKeepHeldConcurrent},
@@ -1474,14 +1475,14 @@ func testDelegation(t *testing.T, s storage.Storage) {
 	for _, name := range []string{"carol", "alice", "bob"} {
 		users = append(users, storage.User{Email: name + "@example.com", Org: "example.com", CreatedAt: t0})
 	}
-	mustNil(t, s.PutUsers(ctx, users, ev("user.import")))
-	mustNil(t, s.PutUsers(ctx, []storage.User{{Email: "bob@example.com", Org: "example.com", Suspended: true, CreatedAt: t0.Add(time.Hour)}}, ev("user.suspend")))
+	mustNil(t, s.PutUsers(ctx, users, storage.SameEvent(ev("user.import"))))
+	mustNil(t, s.PutUsers(ctx, []storage.User{{Email: "bob@example.com", Org: "example.com", Suspended: true, CreatedAt: t0.Add(time.Hour)}}, storage.SameEvent(ev("user.suspend"))))
 	u, err := s.GetUser(ctx, "bob@example.com")
 	mustNil(t, err)
 	if !u.Suspended || !u.CreatedAt.Equal(t0.Truncate(time.Microsecond)) {
 		t.Fatalf("GetUser after replace = %+v (suspended, original creation time)", u)
 	}
-	if err := s.PutUsers(ctx, []storage.User{{Email: "x@nowhere", Org: "nowhere", CreatedAt: t0}}, ev("user.add")); err == nil {
+	if err := s.PutUsers(ctx, []storage.User{{Email: "x@nowhere", Org: "nowhere", CreatedAt: t0}}, storage.SameEvent(ev("user.add"))); err == nil {
 		t.Fatal("PutUsers accepted a user of an unknown organization")
 	}
 	page, err := s.ListUsers(ctx, "example.com", storage.ListOptions{Limit: 2})
@@ -1549,7 +1550,7 @@ func testDelegation(t *testing.T, s storage.Storage) {
 
 	// Deleting an organization takes its users, projects and grants along.
 	mustNil(t, errOf(s.PutGrant(ctx, storage.Grant{Org: "other.org", ClientID: "2", Scopes: []string{"x"}, CreatedAt: t0}, ev("grant"))))
-	mustNil(t, s.PutUsers(ctx, []storage.User{{Email: "z@other.org", Org: "other.org", CreatedAt: t0}}, ev("user.add")))
+	mustNil(t, s.PutUsers(ctx, []storage.User{{Email: "z@other.org", Org: "other.org", CreatedAt: t0}}, storage.SameEvent(ev("user.add"))))
 	mustNil(t, s.DeleteOrg(ctx, "other.org", ev("org.delete")))
 	_, err = s.GetUser(ctx, "z@other.org")
 	wantErr(t, err, storage.ErrNotFound)
