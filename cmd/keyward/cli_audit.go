@@ -90,6 +90,7 @@ func newAuditListCommand() *cobra.Command {
 		Example: `  keyward audit list --since 1h --action token.refused
   keyward audit list --newest --outcome failure --since 24h
   keyward audit list --newest --max 20
+  keyward audit list --since 24h --action admin.refused
   keyward audit list --account nightly-report@billing.iam.keyward.internal --follow -o json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -188,7 +189,7 @@ func newAuditListCommand() *cobra.Command {
 	fl.StringVar(&since, "since", "", "only events at or after this time: RFC 3339, or a duration ago such as 24h or 7d")
 	fl.StringVar(&until, "until", "", "only events before this time: RFC 3339, or a duration ago such as 1h or 2d")
 	fl.StringVar(&account, "account", "", "only events about this service account (email or client ID; the client ID of one deleted since)")
-	fl.StringVar(&action, "action", "", "only this action, e.g. token.issued, token.refused, account.disable")
+	fl.StringVar(&action, "action", "", "only this action, e.g. token.issued, token.refused, account.disable, admin.refused")
 	fl.StringVar(&outcome, "outcome", "", "only success or failure")
 	fl.StringVar(&after, "after", "", "only events after sequence number `SEQ` (--since bounds by time)")
 	fl.StringVar(&before, "before", "", "only events before sequence number `SEQ`; not a time, unlike 'audit prune --before' (--until bounds by time)")

@@ -546,6 +546,16 @@ func TestConsoleBrowser(t *testing.T) {
 	// own admin scope's 409 are logged by the browser as failed requests;
 	// anything else is a fault of the page.
 	p.checkLogs("401", "400", "409")
+	// Those are on the audit log, and only those: signing in, loading and
+	// listing refuse nothing.
+	refused, err := m.store.ListAuditEvents(bg, storage.AuditFilter{Action: admin.ActionRefused})
+	var got []string
+	for _, e := range refused {
+		got = append(got, e.Data["method"]+" "+e.Data["status"]+" "+e.Data["reason"])
+	}
+	if want := []string{"GET 401 unknown_token", "POST 400 ", "PATCH 400 ", "PATCH 409 "}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("admin.refused events: %q (%v), want %q", got, err, want)
+	}
 }
 
 // TestConsoleSignIn checks the ways in and out of the console: key files

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/oauth2/google"
 
+	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 	"github.com/keyward/keyward/internal/testkeyward"
@@ -244,6 +245,22 @@ func TestTokenLifecycle(t *testing.T) {
 			runCLI(t, append([]string{"tokens", "revoke", body["jti"].(string)}, l.admin...)...)
 			if l.active(billingAPI, billingSecret, tok) {
 				t.Fatal("token still active after tokens revoke")
+			}
+		})
+		// Every admin API refusal is audited (admin.refused) but a read
+		// of nothing; what the CLI did routinely above was refused
+		// nothing.
+		t.Run("admin refusals", func(t *testing.T) {
+			const nobody = "nobody@shop.iam.keyward.internal"
+			if err := runCLIErr(t, append([]string{"sa", "get", nobody}, l.admin...)...); err == nil {
+				t.Fatal("sa get of nobody succeeded")
+			}
+			if err := runCLIErr(t, append([]string{"sa", "delete", nobody}, l.admin...)...); err == nil {
+				t.Fatal("sa delete of nobody succeeded")
+			}
+			evs, err := l.m.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: admin.ActionRefused})
+			if err != nil || len(evs) != 1 || evs[0].Data["method"] != "DELETE" || evs[0].Data["status"] != "404" {
+				t.Fatalf("admin.refused events: %+v (%v), want only the DELETE's 404", evs, err)
 			}
 		})
 		t.Run("expired", func(t *testing.T) {
