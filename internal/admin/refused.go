@@ -103,7 +103,7 @@ func (h *Handler) refused(r *http.Request, c caller, oe *oauth2.Error) *oauth2.E
 			}
 			h.throttle.recorded.Fail(key)
 			data := h.refusalData(r, tm, failed)
-			data["throttled"] = "further refusals from this address answered 429 are not recorded for " + throttledEvery.String()
+			data["throttled"] = "further refusals from this address are answered 429 and not recorded for a minute"
 			return h.writeRefusal(r, c, source, tm, data)
 		}
 		h.throttle.failures.Fail(key)
