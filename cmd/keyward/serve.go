@@ -556,7 +556,7 @@ const adminExpiryWarning = 14 * 24 * time.Hour
 // the guards on changes cannot prevent.
 func (m *Main) refreshAdminExpiry(ctx context.Context) {
 	now := m.Now()
-	until, ok, err := m.store.SignInExpiry(ctx, oauth2.AdminScope, now)
+	until, ok, err := m.store.SignInExpiry(ctx, oauth2.AdminScope, true, now)
 	if err != nil {
 		m.Logger.Warn("reading until when administrators can get tokens failed", "err", err)
 		return

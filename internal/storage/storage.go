@@ -68,12 +68,17 @@ type Guard struct {
 	//     self_signed_tls_client_auth's certificates are keys too;
 	//   - an enabled secret that has not expired at Now, if its AuthMethods
 	//     allow client_secret_basic or client_secret_post;
-	//   - a CA-issued certificate, if its AuthMethods allow tls_client_auth
-	//     and a TLSBinding is set. Whether the server trusts a CA that
-	//     issues it is configuration the store does not see: a binding
-	//     counts, and without one tls_client_auth does not.
+	//   - a CA-issued certificate, if its AuthMethods allow tls_client_auth,
+	//     a TLSBinding is set and NoCertificates is false. Whether the
+	//     server trusts the CA that issues it is configuration the store
+	//     does not see: a binding counts, and without one tls_client_auth
+	//     does not.
 	// KeepSignIn does not apply to grants.
 	KeepSignIn string
+	// NoCertificates says the server takes no CA-issued client
+	// certificates (it has no --tls-client-ca): for KeepSignIn, a
+	// certificate binding is then no way in.
+	NoCertificates bool
 	// Now is when KeepSignIn judges keys and secrets expired; zero means
 	// the store's clock.
 	Now time.Time
@@ -671,10 +676,12 @@ type Storage interface {
 	// account holding scope can still get tokens, by the rules of
 	// Guard.KeepSignIn at now: an enabled, unexpired key; an enabled,
 	// unexpired secret if the account allows client_secret_basic or
-	// client_secret_post; a certificate binding with tls_client_auth,
-	// which never expires. until is the zero Time when some way in never
-	// expires; ok is false when none is usable at now.
-	SignInExpiry(ctx context.Context, scope string, now time.Time) (until time.Time, ok bool, err error)
+	// client_secret_post; and, if certificates (the server takes
+	// CA-issued client certificates: Guard.NoCertificates false), a
+	// certificate binding with tls_client_auth, which never expires. until
+	// is the zero Time when some way in never expires; ok is false when
+	// none is usable at now.
+	SignInExpiry(ctx context.Context, scope string, certificates bool, now time.Time) (until time.Time, ok bool, err error)
 
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error

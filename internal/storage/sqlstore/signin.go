@@ -57,18 +57,29 @@ func allowsSecrets(a storage.Account) bool {
 // certificateBound reports whether a may get tokens with a CA-issued
 // client certificate (tls_client_auth) and names one. The store cannot
 // tell whether the server trusts a CA that issues such certificates (that
-// is the server's --tls-client-ca, not stored), so a binding counts, and
+// is the server's --tls-client-ca, not stored), so a binding counts unless
+// the caller says the server takes none (signInRules.certificates), and
 // without one tls_client_auth does not: no certificate would match.
 func certificateBound(a storage.Account) bool {
 	return slices.Contains(a.AuthMethods, storage.AuthTLS) && !a.TLS.IsZero()
 }
 
-// guardNow is the time guards judge expiry at.
-func guardNow(g storage.Guard) time.Time {
-	if g.Now.IsZero() {
-		return time.Now()
+// signInRules is how a guard or SignInExpiry judges an account's ways in:
+// keys and secrets expired at now, and certificate bindings only if
+// certificates (the server takes CA-issued client certificates).
+type signInRules struct {
+	now          time.Time
+	certificates bool
+}
+
+// guardRules is g's signInRules: at its Now, or the store's clock when
+// that is zero, and counting bindings unless g.NoCertificates.
+func guardRules(g storage.Guard) signInRules {
+	r := signInRules{now: g.Now, certificates: !g.NoCertificates}
+	if r.now.IsZero() {
+		r.now = time.Now()
 	}
-	return g.Now
+	return r
 }
 
 // checkCredential checks guards after a key or secret of account
@@ -86,11 +97,11 @@ func (s *Store) checkCredential(ctx context.Context, tx *sql.Tx, op, accountID s
 		if err != nil {
 			return s.wrap(op, err)
 		}
-		now := guardNow(g)
-		if !holds(a, g.KeepSignIn) || !was(a, now) || (is != nil && is(a, now)) {
+		r := guardRules(g)
+		if !holds(a, g.KeepSignIn) || !was(a, r.now) || (is != nil && is(a, r.now)) {
 			continue
 		}
-		if err := s.keepWayIn(ctx, tx, op, g.KeepSignIn, now); err != nil {
+		if err := s.keepWayIn(ctx, tx, op, g.KeepSignIn, r); err != nil {
 			return err
 		}
 	}
@@ -107,7 +118,7 @@ func (s *Store) waysIn(ctx context.Context, tx *sql.Tx, a storage.Account, guard
 			continue
 		}
 		var err error
-		if in[i], err = s.signsIn(ctx, tx, a, guardNow(g)); err != nil {
+		if in[i], err = s.signsIn(ctx, tx, a, guardRules(g)); err != nil {
 			return nil, err
 		}
 	}
@@ -117,20 +128,20 @@ func (s *Store) waysIn(ctx context.Context, tx *sql.Tx, a storage.Account, guard
 // checkWayIn checks g after an account that was a way in for its
 // KeepSignIn scope became now (the zero Account when deleted).
 func (s *Store) checkWayIn(ctx context.Context, tx *sql.Tx, op string, now storage.Account, g storage.Guard) error {
-	at := guardNow(g)
+	r := guardRules(g)
 	if holds(now, g.KeepSignIn) {
-		in, err := s.signsIn(ctx, tx, now, at)
+		in, err := s.signsIn(ctx, tx, now, r)
 		if err != nil || in {
 			return s.wrap(op, err)
 		}
 	}
-	return s.keepWayIn(ctx, tx, op, g.KeepSignIn, at)
+	return s.keepWayIn(ctx, tx, op, g.KeepSignIn, r)
 }
 
 // keepWayIn fails with ErrLastCredential unless some enabled account
-// holding scope can get tokens at now.
-func (s *Store) keepWayIn(ctx context.Context, tx *sql.Tx, op, scope string, now time.Time) error {
-	ok, err := s.holderSignsIn(ctx, tx, scope, now)
+// holding scope can get tokens by r.
+func (s *Store) keepWayIn(ctx context.Context, tx *sql.Tx, op, scope string, r signInRules) error {
+	ok, err := s.holderSignsIn(ctx, tx, scope, r)
 	if err != nil {
 		return s.wrap(op, err)
 	}
@@ -141,14 +152,14 @@ func (s *Store) keepWayIn(ctx context.Context, tx *sql.Tx, op, scope string, now
 }
 
 // holderSignsIn reports whether some enabled account holding scope can
-// get tokens at now (see storage.Guard.KeepSignIn).
-func (s *Store) holderSignsIn(ctx context.Context, tx *sql.Tx, scope string, now time.Time) (bool, error) {
+// get tokens by r (see storage.Guard.KeepSignIn).
+func (s *Store) holderSignsIn(ctx context.Context, tx *sql.Tx, scope string, r signInRules) (bool, error) {
 	holders, err := s.enabledHolders(ctx, tx, scope)
 	if err != nil {
 		return false, err
 	}
 	for _, a := range holders {
-		ok, err := s.signsIn(ctx, tx, a, now)
+		ok, err := s.signsIn(ctx, tx, a, r)
 		if ok || err != nil {
 			return ok, err
 		}
@@ -183,10 +194,11 @@ func (s *Store) enabledHolders(ctx context.Context, q queryer, scope string) ([]
 
 // SignInExpiry implements storage.Storage: the latest time until which an
 // enabled account holding scope can get tokens, by the rules of
-// Guard.KeepSignIn. It reads on one connection of the reader pool, not
-// in a transaction (SQLite's begin writes): a change between its reads
-// shows at the next call.
-func (s *Store) SignInExpiry(ctx context.Context, scope string, now time.Time) (until time.Time, ok bool, err error) {
+// Guard.KeepSignIn, counting certificate bindings if certificates. It
+// reads on one connection of the reader pool, not in a transaction
+// (SQLite's begin writes): a change between its reads shows at the next
+// call.
+func (s *Store) SignInExpiry(ctx context.Context, scope string, certificates bool, now time.Time) (until time.Time, ok bool, err error) {
 	const op = "sign-in expiry"
 	conn, err := s.r.Conn(ctx)
 	if err != nil {
@@ -198,7 +210,7 @@ func (s *Store) SignInExpiry(ctx context.Context, scope string, now time.Time) (
 		return time.Time{}, false, s.wrap(op, err)
 	}
 	for _, a := range holders {
-		u, in, err := s.signsInUntil(ctx, conn, a, now)
+		u, in, err := s.signsInUntil(ctx, conn, a, signInRules{now: now, certificates: certificates})
 		if err != nil {
 			return time.Time{}, false, s.wrap(op, err)
 		}
@@ -215,12 +227,13 @@ func (s *Store) SignInExpiry(ctx context.Context, scope string, now time.Time) (
 	return until, ok, nil
 }
 
-// signsInUntil reports whether the enabled account a can get tokens at
-// now with a certificate, a key or a secret, and until when: the zero
-// Time when some way in never expires (a certificate binding, or a key or
-// secret without expiry).
-func (s *Store) signsInUntil(ctx context.Context, q rowQueryer, a storage.Account, now time.Time) (until time.Time, ok bool, err error) {
-	if certificateBound(a) {
+// signsInUntil reports whether the enabled account a can get tokens by r
+// with a certificate (if r counts them), a key or a secret, and until
+// when: the zero Time when some way in never expires (a certificate
+// binding, or a key or secret without expiry). It is the one place that
+// counts a certificate binding.
+func (s *Store) signsInUntil(ctx context.Context, q rowQueryer, a storage.Account, r signInRules) (until time.Time, ok bool, err error) {
+	if r.certificates && certificateBound(a) {
 		return time.Time{}, true, nil
 	}
 	queries := []string{"usableKeysUntil"}
@@ -230,7 +243,7 @@ func (s *Store) signsInUntil(ctx context.Context, q rowQueryer, a storage.Accoun
 	var latest int64
 	for _, name := range queries {
 		var n, lo, hi int64
-		if err := q.QueryRowContext(ctx, s.q[name], a.ID, micros(now)).Scan(&n, &lo, &hi); err != nil {
+		if err := q.QueryRowContext(ctx, s.q[name], a.ID, micros(r.now)).Scan(&n, &lo, &hi); err != nil {
 			return time.Time{}, false, err
 		}
 		if n == 0 {
@@ -244,10 +257,10 @@ func (s *Store) signsInUntil(ctx context.Context, q rowQueryer, a storage.Accoun
 	return fromMicros(latest), ok, nil
 }
 
-// signsIn reports whether the enabled account a can get tokens at now:
+// signsIn reports whether the enabled account a can get tokens by r:
 // signsInUntil without the until. Its aggregates read all of a's usable
 // keys and secrets rather than stop at the first, a few rows.
-func (s *Store) signsIn(ctx context.Context, q rowQueryer, a storage.Account, now time.Time) (bool, error) {
-	_, ok, err := s.signsInUntil(ctx, q, a, now)
+func (s *Store) signsIn(ctx context.Context, q rowQueryer, a storage.Account, r signInRules) (bool, error) {
+	_, ok, err := s.signsInUntil(ctx, q, a, r)
 	return ok, err
 }

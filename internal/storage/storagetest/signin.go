@@ -3,6 +3,7 @@ package storagetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -290,17 +291,25 @@ func testGuardKeepSignInConcurrent(t *testing.T, s storage.Storage) {
 
 // SignInExpiry reports the latest time until which an enabled holder of
 // the scope can get tokens, by the rules of KeepSignIn: the zero Time when
-// a way in never expires, ok false when none is usable now.
+// a way in never expires, ok false when none is usable now. A certificate
+// binding counts only when asked to (certificates), as with
+// Guard.NoCertificates.
 func testSignInExpiry(t *testing.T, s storage.Storage) {
 	ctx := context.Background()
 	none, bound := storage.TLSBinding{}, storage.TLSBinding{SANDNS: "admin.example"}
-	check := func(what string, now time.Time, wantUntil time.Time, wantOK bool) {
+	checkWith := func(what string, certificates bool, now time.Time, wantUntil time.Time, wantOK bool) {
 		t.Helper()
-		until, ok, err := s.SignInExpiry(ctx, adminScope, now)
+		until, ok, err := s.SignInExpiry(ctx, adminScope, certificates, now)
 		mustNil(t, err)
 		if ok != wantOK || !until.Equal(wantUntil) {
-			t.Errorf("%s: SignInExpiry = %v, %v; want %v, %v", what, until, ok, wantUntil, wantOK)
+			t.Errorf("%s (certificates %v): SignInExpiry = %v, %v; want %v, %v", what, certificates, until, ok, wantUntil, wantOK)
 		}
+	}
+	// Without a binding among the ways in, the same either way.
+	check := func(what string, now time.Time, wantUntil time.Time, wantOK bool) {
+		t.Helper()
+		checkWith(what, true, now, wantUntil, wantOK)
+		checkWith(what, false, now, wantUntil, wantOK)
 	}
 	check("an empty store", t0, time.Time{}, false)
 
@@ -339,7 +348,118 @@ func testSignInExpiry(t *testing.T, s storage.Storage) {
 		return a, nil
 	}, ev("account.update"))
 	mustNil(t, err)
-	check("a certificate binding", t0, time.Time{}, true)
+	checkWith("a certificate binding", true, t0, time.Time{}, true)
+	checkWith("a certificate binding", false, t0, t0.Add(72*time.Hour), true)
+	checkWith("a certificate binding after every expiry", true, t0.Add(72*time.Hour), time.Time{}, true)
+	checkWith("a certificate binding after every expiry", false, t0.Add(72*time.Hour), time.Time{}, false)
+}
+
+// With NoCertificates, a guard counts no certificate binding as a way in
+// (the server takes no CA-issued client certificate): a change that
+// leaves bindings the only ways in fails as one that leaves none, and a
+// change of an account whose only way in is a binding was no way in and
+// passes. Each case has its own scope and accounts; refused with one
+// setting, the same change then passes with the other.
+func testGuardKeepSignInCertificates(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	none, bound := storage.TLSBinding{}, storage.TLSBinding{SANDNS: "admin.example"}
+	// create makes the account n holding scope, signing in by methods
+	// (with a binding if tls), and returns its ID.
+	create := func(n int, scope string, tls storage.TLSBinding, methods ...string) storage.Account {
+		a := withAuth(holder(n, false, scope), tls, methods...)
+		mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
+		return a
+	}
+	// boundWithKey: an account allowing tls_client_auth with a binding and
+	// a key, and another with only the binding; the change is to the first.
+	type change = func(g storage.Guard) error
+	boundWithKey := func(n int, scope string, fn func(a storage.Account) change) change {
+		a := create(n, scope, bound, storage.AuthTLS)
+		newKey(t, s, fmt.Sprintf("k-%02d", n), a, false, time.Time{})
+		return fn(a)
+	}
+	otherBound := func(n int, scope string, fn func(a storage.Account) change) change {
+		create(n+50, scope, bound, storage.AuthTLS)
+		a := create(n, scope, none, storage.AuthPrivateKeyJWT)
+		newKey(t, s, fmt.Sprintf("k-%02d", n), a, false, time.Time{})
+		return fn(a)
+	}
+	updateAccount := func(fn func(storage.Account) (storage.Account, error)) func(a storage.Account) change {
+		return func(a storage.Account) change {
+			return func(g storage.Guard) error {
+				_, err := s.UpdateAccount(ctx, a.ID, fn, ev("account.update"), g)
+				return err
+			}
+		}
+	}
+	for i, tt := range []struct {
+		name string
+		// setup makes account n and others for scope; it returns the
+		// change, made with a guard.
+		setup func(n int, scope string) change
+		// refusedWithout: refused with NoCertificates, then passes
+		// without; else the other way round.
+		refusedWithout bool
+	}{
+		{"deleting the last key beside a binding", func(n int, scope string) change {
+			return boundWithKey(n, scope, func(a storage.Account) change {
+				return func(g storage.Guard) error {
+					return s.DeleteKey(ctx, fmt.Sprintf("k-%02d", n), nil, ev("key.delete"), g)
+				}
+			})
+		}, true},
+		{"disabling the last key beside a binding", func(n int, scope string) change {
+			return boundWithKey(n, scope, func(a storage.Account) change {
+				return func(g storage.Guard) error {
+					_, err := s.UpdateKey(ctx, fmt.Sprintf("k-%02d", n), setKeyDisabled(true), ev("key.disable"), g)
+					return err
+				}
+			})
+		}, true},
+		{"deleting the last secret beside a binding", func(n int, scope string) change {
+			a := create(n, scope, bound, storage.AuthSecretBasic, storage.AuthTLS)
+			newSecret(t, s, fmt.Sprintf("s-%02d", n), a, false, time.Time{})
+			return func(g storage.Guard) error {
+				return s.DeleteSecret(ctx, fmt.Sprintf("s-%02d", n), nil, ev("secret.delete"), g)
+			}
+		}, true},
+		{"trading the last secret for a binding", func(n int, scope string) change {
+			a := create(n, scope, bound, storage.AuthSecretPost)
+			newSecret(t, s, fmt.Sprintf("s-%02d", n), a, false, time.Time{})
+			return updateAccount(func(a storage.Account) (storage.Account, error) {
+				return withAuth(a, bound, storage.AuthTLS), nil
+			})(a)
+		}, true},
+		{"disabling the last with a key while another has a binding", func(n int, scope string) change {
+			return otherBound(n, scope, updateAccount(setDisabled(true)))
+		}, true},
+		{"demoting the last with a key while another has a binding", func(n int, scope string) change {
+			return otherBound(n, scope, updateAccount(setScopes("orders.read")))
+		}, true},
+		{"deleting the last with a key while another has a binding", func(n int, scope string) change {
+			return otherBound(n, scope, func(a storage.Account) change {
+				return func(g storage.Guard) error { return s.DeleteAccount(ctx, a.ID, nil, ev("account.delete"), g) }
+			})
+		}, true},
+		{"disabling the last with only a binding", func(n int, scope string) change {
+			return updateAccount(setDisabled(true))(create(n, scope, bound, storage.AuthTLS))
+		}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n, scope := i+1, fmt.Sprintf("case%02d.admin", i+1)
+			change := tt.setup(n, scope)
+			first := storage.Guard{KeepSignIn: scope, Now: t0, NoCertificates: tt.refusedWithout}
+			then := first
+			then.NoCertificates = !first.NoCertificates
+			before := len(verifyAll(t, s))
+			wantErr(t, change(first), storage.ErrLastCredential)
+			if n := len(verifyAll(t, s)); n != before {
+				t.Errorf("%d audit events after a refusal, want %d", n, before)
+			}
+			mustNil(t, change(then))
+		})
+	}
+	verifyAll(t, s)
 }
 
 // newKey creates key id of a, disabled or not, expiring at expires (never

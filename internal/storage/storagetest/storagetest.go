@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"GuardKeepSignIn", testGuardKeepSignIn},
 		{"GuardKeepSignInAccounts", testGuardKeepSignInAccounts},
 		{"GuardKeepSignInConcurrent", testGuardKeepSignInConcurrent},
+		{"GuardKeepSignInCertificates", testGuardKeepSignInCertificates},
 		{"SignInExpiry", testSignInExpiry},
 		{"GuardKnownScopes", testGuardKnownScopes},
 		{"GuardKnownScopesConcurrent", testGuardKnownScopesConcurrent},
