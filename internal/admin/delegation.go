@@ -431,7 +431,7 @@ func (s *Service) GrantDelegation(ctx context.Context, actor Actor, domain, clie
 	g := storage.Grant{Org: domain, ClientID: a.ID, Scopes: dedupe(scopes), CreatedAt: s.cfg.Now()}
 	// The store's answer, not g: a grant replaced keeps its created_at.
 	stored, err := s.store.PutGrant(ctx, g, s.event(actor, "delegation.grant", a.ID, map[string]string{"org": domain, "scopes": strings.Join(g.Scopes, " ")}), s.guard())
-	return stored, guardErr(err, a, "")
+	return stored, s.guardErr(err, a, "")
 }
 
 // ListDelegations returns an organization's grants.

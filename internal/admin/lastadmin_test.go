@@ -87,7 +87,9 @@ func TestKeepsAnAdministrator(t *testing.T) {
 // needs.
 func TestKeepsAnAdministratorWithAWayIn(t *testing.T) {
 	ctx := context.Background()
-	f := newFixture(t)
+	// A server that takes CA-issued certificates, so a binding is a way in
+	// (without, see TestKeepsAWayInThisServerTakes).
+	f := newFixture(t, clientCA)
 	svc := f.srv.Admin
 	op := admin.Actor{ID: "op"}
 	wantRefused := func(t *testing.T, what, change string, err error) {

@@ -101,7 +101,14 @@ type Config struct {
 	MaxTokenLifetime time.Duration
 	// Pepper keys the hashes of client secrets.
 	Pepper []byte
-	Now    func() time.Time
+	// CACertificates says this server takes CA-issued client
+	// certificates (tls_client_auth): it verifies them against its
+	// --tls-client-ca, and they reach it over TLS or in a trusted
+	// proxy's header. Without it a certificate binding is no way in to
+	// this server, and the last-administrator rule does not count one
+	// (storage.Guard.NoCertificates).
+	CACertificates bool
+	Now            func() time.Time
 }
 
 // Service applies the management rules. Every change is audited in the same
@@ -541,7 +548,7 @@ func (s *Service) CreateAccount(ctx context.Context, actor Actor, in AccountInpu
 		a.ID = NewClientID()
 		err = s.store.CreateAccount(ctx, a, s.event(actor, "account.create", a.ID, map[string]string{"email": a.Email, "scopes": strings.Join(a.Scopes, " ")}), s.guard())
 		if !errors.Is(err, storage.ErrAlreadyExists) {
-			return a, guardErr(err, a, "")
+			return a, s.guardErr(err, a, "")
 		}
 		if _, gerr := s.store.GetAccountByEmail(ctx, a.Email); gerr == nil {
 			return a, conflict("The service account %s already exists.", a.Email)
@@ -699,7 +706,7 @@ func (s *Service) UpdateAccountIf(ctx context.Context, actor Actor, ref string, 
 	if up.Scopes != nil && !slices.Contains(*up.Scopes, AdminScope) {
 		change = "removing the scope"
 	}
-	return updated, guardErr(err, a, change)
+	return updated, s.guardErr(err, a, change)
 }
 
 // certificateTrust is the binding CA-issued certificates authenticate
@@ -737,7 +744,7 @@ func (s *Service) SetAccountDisabledIf(ctx context.Context, actor Actor, ref str
 		old.UpdatedAt = s.cfg.Now()
 		return old, nil
 	}, s.event(actor, action, a.ID, nil), s.guard())
-	return updated, guardErr(err, a, "disabling it")
+	return updated, s.guardErr(err, a, "disabling it")
 }
 
 // RevokeAccountTokens revokes every token issued to the account until now:
@@ -826,32 +833,54 @@ func (s *Service) DeleteAccountIf(ctx context.Context, actor Actor, ref string, 
 		}
 	}
 	err = s.store.DeleteAccount(ctx, a.ID, check, s.event(actor, "account.delete", a.ID, map[string]string{"email": a.Email}), s.guard())
-	return storeErr(guardErr(err, a, "deleting it"), "The service account "+quoteClip(ref))
+	return storeErr(s.guardErr(err, a, "deleting it"), "The service account "+quoteClip(ref))
 }
 
 // guard is what every change of an account, a key, a secret or a
 // delegation grant keeps true, checked by the store in the change's
 // transaction: an enabled account holds the admin scope and can get
-// tokens with a key, a secret or a certificate (see
-// storage.Guard.KeepSignIn), so the API never locks every administrator
-// out (keyward recover-admin is the break-glass, not the plan), and no
-// account or grant is given a scope of an API deleted since checkScopes
-// looked.
+// tokens from this server with a key, a secret or, if it takes CA-issued
+// client certificates, a certificate (see storage.Guard.KeepSignIn), so
+// the API never locks every administrator out (keyward recover-admin is
+// the break-glass, not the plan), and no account or grant is given a
+// scope of an API deleted since checkScopes looked.
 func (s *Service) guard() storage.Guard {
-	return storage.Guard{KeepHeld: AdminScope, KnownScopes: true, KeepSignIn: AdminScope, Now: s.cfg.Now()}
+	return storage.Guard{KeepHeld: AdminScope, KnownScopes: true, KeepSignIn: AdminScope,
+		NoCertificates: !s.cfg.CACertificates, Now: s.cfg.Now()}
+}
+
+// waysIn is how an administrator can get tokens from this server, for
+// the conflicts of the last-administrator rule.
+func (s *Service) waysIn() string {
+	if s.cfg.CACertificates {
+		return "with a key, a secret or a bound certificate"
+	}
+	return "with a key or a secret"
+}
+
+// lastWayInTodo ends the conflicts of the last-administrator rule with
+// what to do: create (as "another key for an administrator") first; on a
+// server that takes no CA-issued client certificates, it says first why
+// a certificate binding does not count, and that --tls-client-ca would.
+func (s *Service) lastWayInTodo(create string) string {
+	if s.cfg.CACertificates {
+		return "Create " + create + " first (keyward keys create), then try again."
+	}
+	return "A certificate binding (tls_client_auth) does not count: this server has no --tls-client-ca, so it takes no CA-issued client certificate. Create " +
+		create + " first (keyward keys create), then try again; or give this server --tls-client-ca."
 }
 
 // guardErr turns a change of a that guard refused into the conflict the
 // client sees; change says what would have removed the last administrator
 // ("disabling it").
-func guardErr(err error, a storage.Account, change string) error {
+func (s *Service) guardErr(err error, a storage.Account, change string) error {
 	switch {
 	case errors.Is(err, storage.ErrLastHolder):
 		return conflict("%s is the last enabled account with the %s scope: %s would leave no administrator. Give another account the scope first.",
 			a.Email, AdminScope, change)
 	case errors.Is(err, storage.ErrLastCredential):
-		return conflict("%s is the last enabled administrator that can get tokens (with a key, a secret or a bound certificate): %s would leave no one able to use the admin API. Create a key for another administrator first (keyward keys create), then try again.",
-			a.Email, change)
+		return conflict("%s is the last enabled administrator that can get tokens (%s): %s would leave no one able to use the admin API. %s",
+			a.Email, s.waysIn(), change, s.lastWayInTodo("a key for another administrator"))
 	case errors.Is(err, storage.ErrUnknownScope):
 		return conflict("An API whose scopes this change grants was deleted meanwhile; check the scopes (keyward api list) and try again.")
 	}
@@ -1033,7 +1062,7 @@ func (s *Service) SetSecretDisabledIf(ctx context.Context, actor Actor, ref, id 
 		old.Disabled = disabled
 		return old, nil
 	}, check, s.event(actor, action, a.ID, map[string]string{"secret_id": sec.ID}), s.guard())
-	return updated, storeErr(credentialErr(err, "secret", sec.ID, a, "disabling it"), "The secret")
+	return updated, storeErr(s.credentialErr(err, "secret", sec.ID, a, "disabling it"), "The secret")
 }
 
 // DeleteSecret deletes a secret for good.
@@ -1054,7 +1083,7 @@ func (s *Service) DeleteSecretIf(ctx context.Context, actor Actor, ref, id strin
 		check = func(old storage.Secret) error { return match.checkDelete(secretETag(old), secretWhat(old, a)) }
 	}
 	err = s.store.DeleteSecret(ctx, sec.ID, check, s.event(actor, "secret.delete", a.ID, map[string]string{"secret_id": sec.ID}), s.guard())
-	return storeErr(credentialErr(err, "secret", sec.ID, a, "deleting it"), "The secret")
+	return storeErr(s.credentialErr(err, "secret", sec.ID, a, "deleting it"), "The secret")
 }
 
 // secretWhat names the secret sec of a in a 412.
@@ -1237,7 +1266,7 @@ func (s *Service) SetKeyDisabledIf(ctx context.Context, actor Actor, ref, kid st
 		old.Disabled = disabled
 		return old, nil
 	}, s.keyEvent(actor, action, k), s.guard())
-	return updated, storeErr(credentialErr(err, "key", k.ID, a, "disabling it"), "The key")
+	return updated, storeErr(s.credentialErr(err, "key", k.ID, a, "disabling it"), "The key")
 }
 
 // DeleteKey deletes a key for good.
@@ -1258,7 +1287,7 @@ func (s *Service) DeleteKeyIf(ctx context.Context, actor Actor, ref, kid string,
 		check = func(old storage.Key) error { return match.checkDelete(keyETag(old), keyWhat(old, a)) }
 	}
 	err = s.store.DeleteKey(ctx, k.ID, check, s.keyEvent(actor, "key.delete", k), s.guard())
-	return storeErr(credentialErr(err, "key", k.ID, a, "deleting it"), "The key")
+	return storeErr(s.credentialErr(err, "key", k.ID, a, "deleting it"), "The key")
 }
 
 // keyWhat names the key k of a in a 412.
@@ -1269,10 +1298,10 @@ func keyWhat(k storage.Key, a storage.Account) string {
 // credentialErr turns a change of the key or secret id of a that guard
 // refused into the conflict the client sees; change says what would have
 // locked the administrators out ("disabling it").
-func credentialErr(err error, kind, id string, a storage.Account, change string) error {
+func (s *Service) credentialErr(err error, kind, id string, a storage.Account, change string) error {
 	if errors.Is(err, storage.ErrLastCredential) {
-		return conflict("The %s %s of %s is the last credential with which any administrator (an enabled account with the %s scope) can get tokens: %s would leave no one able to use the admin API. Create another key for an administrator first (keyward keys create), then try again.",
-			kind, id, a.Email, AdminScope, change)
+		return conflict("The %s %s of %s is the last credential with which any administrator (an enabled account with the %s scope) can get tokens: %s would leave no one able to use the admin API. %s",
+			kind, id, a.Email, AdminScope, change, s.lastWayInTodo("another key for an administrator"))
 	}
 	return err
 }

@@ -121,6 +121,7 @@ func New(cfg Config, d Deps) *Server {
 	adminSvc := admin.NewService(cached, admin.Config{
 		Issuer: cfg.Issuer, AccountDomain: cfg.AccountDomain,
 		DefaultTokenLifetime: cfg.DefaultTokenLifetime, MaxTokenLifetime: cfg.MaxTokenLifetime, Pepper: d.Pepper, Now: d.Now,
+		CACertificates: TakesCACertificates(cfg),
 	})
 	auth := clientauth.New(clientauth.Config{
 		Issuer: cfg.Issuer, StrictAudience: cfg.StrictClientAssertionAudience,
@@ -195,13 +196,19 @@ func New(cfg Config, d Deps) *Server {
 // not held up by them. Register it with http.Server.RegisterOnShutdown.
 func (s *Server) StopLongPolls() { s.admin.StopWaiting() }
 
+// TakesCACertificates reports whether the configuration verifies
+// CA-issued client certificates (tls_client_auth): it has ClientCAs, and
+// certificates reach it, over TLS or from a proxy. Without, a certificate
+// binding is no administrator's way in to this server (admin.Config).
+func TakesCACertificates(cfg Config) bool { return cfg.MutualTLS && cfg.ClientCAs != nil }
+
 // authMethods lists the client authentication methods the configuration
 // supports (RFC 8414 token_endpoint_auth_methods_supported).
 func authMethods(cfg Config) []string {
 	m := []string{storage.AuthSecretBasic, storage.AuthSecretPost, storage.AuthPrivateKeyJWT}
 	if cfg.MutualTLS {
 		m = append(m, storage.AuthSelfSignedTLS)
-		if cfg.ClientCAs != nil {
+		if TakesCACertificates(cfg) {
 			m = append(m, storage.AuthTLS)
 		}
 	}
