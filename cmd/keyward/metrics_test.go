@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -157,5 +158,83 @@ func TestAdminSignInExpiry(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "no administrator can get tokens") {
 		t.Errorf("no warning that no administrator can get tokens:\n%s", logs.String())
+	}
+}
+
+// At start, the server warns that no administrator can get tokens from it
+// when the only way in is a certificate binding (tls_client_auth) and it
+// has no --tls-client-ca to take such certificates, and says why, and
+// keyward_admin_signin_expiry_timestamp_seconds is 0; with one, over TLS
+// or behind a proxy, the binding counts: no warning, and +Inf.
+func TestAdminSignInWarningCountsBindingsWhereTaken(t *testing.T) {
+	f := newTLSFixture(t)
+	for _, tt := range []struct {
+		name   string
+		config func(*Config)
+		warn   bool
+	}{
+		{"no client certificates", func(*Config) {}, true},
+		{"TLS without --tls-client-ca", func(c *Config) { c.TLSCert, c.TLSKey = f.serverCert, f.serverKey }, true},
+		{"--tls-client-ca", func(c *Config) { c.TLSCert, c.TLSKey, c.TLSClientCA = f.serverCert, f.serverKey, f.caFile }, false},
+		{"--tls-client-ca behind a proxy", func(c *Config) {
+			c.ClientCertHeader, c.TrustedProxies, c.TLSClientCA = "X-Client-Cert", []string{"10.0.0.1"}, f.caFile
+		}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			cfg := DefaultConfig()
+			cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
+			// The first start makes the administrator and its key; then,
+			// straight in the store, the administrator trades the key
+			// for a certificate binding.
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			if err := m.Open(ctx); err != nil {
+				m.Close()
+				t.Fatal(err)
+			}
+			admin, err := m.store.GetAccountByEmail(ctx, "admin@keyward."+cfg.AccountDomain)
+			if err != nil {
+				m.Close()
+				t.Fatal(err)
+			}
+			keys, err := m.store.ListKeys(ctx, admin.ID)
+			ev := storage.AuditEvent{Time: time.Now(), Action: "account.update", Outcome: storage.OutcomeSuccess, Actor: "test"}
+			if err == nil {
+				_, err = m.store.UpdateAccount(ctx, admin.ID, func(a storage.Account) (storage.Account, error) {
+					a.AuthMethods, a.TLS = []string{storage.AuthTLS}, storage.TLSBinding{SANDNS: "admin.example"}
+					return a, nil
+				}, ev)
+			}
+			for _, k := range keys {
+				if err == nil {
+					err = m.store.DeleteKey(ctx, k.ID, nil, ev)
+				}
+			}
+			m.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			var logs testkeyward.SyncBuffer
+			c := cfg
+			tt.config(&c)
+			m = &Main{Config: c, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+			err = m.Open(ctx)
+			gauge := m.adminExpiryGauge()
+			m.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := map[bool]float64{true: 0, false: math.Inf(1)}[tt.warn]; gauge != want {
+				t.Errorf("keyward_admin_signin_expiry_timestamp_seconds = %v, want %v", gauge, want)
+			}
+			warned := strings.Contains(logs.String(), "no administrator can get tokens from this server")
+			if warned != tt.warn {
+				t.Fatalf("warned = %v, want %v:\n%s", warned, tt.warn, logs.String())
+			}
+			if warned && !strings.Contains(logs.String(), "this server has no --tls-client-ca") {
+				t.Errorf("the warning does not say the binding is no way in without --tls-client-ca:\n%s", logs.String())
+			}
+		})
 	}
 }

@@ -200,6 +200,9 @@ type Main struct {
 	// unlock releases the lock on an SQLite data directory.
 	unlock func()
 
+	// caCertificates: this server takes CA-issued client certificates,
+	// so a certificate binding is an administrator's way in.
+	caCertificates bool
 	// adminExpiry is what refreshAdminExpiry last read.
 	adminExpiry struct {
 		sync.Mutex
@@ -313,6 +316,7 @@ func (m *Main) Open(ctx context.Context) error {
 		prefix, _ := parsePrefix(p) // checked by Validate
 		scfg.TrustedProxies = append(scfg.TrustedProxies, prefix)
 	}
+	m.caCertificates = server.TakesCACertificates(scfg)
 	m.Server = server.New(scfg, server.Deps{Store: m.store, Signer: m.signer, Journal: m.journal, Introspections: m.introspections, Pepper: pepper, Metrics: m.metrics, Logger: m.Logger, Now: m.Now})
 	if c.MetricsListen != "" {
 		mux := http.NewServeMux()
@@ -551,12 +555,13 @@ func (m *Main) warnAssertionAudienceAPIs(ctx context.Context) {
 const adminExpiryWarning = 14 * 24 * time.Hour
 
 // refreshAdminExpiry reads until when an administrator can still get
-// tokens, for the gauge, and warns when that is near or past: keys and
-// secrets that expire on their own can leave nobody able to sign in, which
-// the guards on changes cannot prevent.
+// tokens from this server, for the gauge, and warns when that is near or
+// past: keys and secrets that expire on their own can leave nobody able to
+// sign in, which the guards on changes cannot prevent, and a certificate
+// binding is no way in to a server without --tls-client-ca.
 func (m *Main) refreshAdminExpiry(ctx context.Context) {
 	now := m.Now()
-	until, ok, err := m.store.SignInExpiry(ctx, oauth2.AdminScope, true, now)
+	until, ok, err := m.store.SignInExpiry(ctx, oauth2.AdminScope, m.caCertificates, now)
 	if err != nil {
 		m.Logger.Warn("reading until when administrators can get tokens failed", "err", err)
 		return
@@ -575,7 +580,11 @@ func (m *Main) refreshAdminExpiry(ctx context.Context) {
 	e.warned = now
 	const todo = "create a key without expiry for an administrator (keyward keys create ADMIN-ACCOUNT --out key.json), or give one a new key with keyward recover-admin"
 	if !ok {
-		m.Logger.Warn("no administrator can get tokens: every enabled account holding "+oauth2.AdminScope+" lacks a usable key, secret or certificate binding; "+todo,
+		lacks := "a usable key, secret or certificate binding"
+		if !m.caCertificates {
+			lacks = "a usable key or secret (a certificate binding is none: this server has no --tls-client-ca to verify CA-issued client certificates)"
+		}
+		m.Logger.Warn("no administrator can get tokens from this server: every enabled account holding "+oauth2.AdminScope+" lacks "+lacks+"; "+todo,
 			"scope", oauth2.AdminScope)
 		return
 	}
