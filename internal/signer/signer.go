@@ -123,6 +123,13 @@ func (s *Signer) Run(ctx context.Context, interval time.Duration) {
 // update applies the schedule (or, if force, rotates now) and reloads the
 // keys; the audit event of a change names actor, from source.
 func (s *Signer) update(ctx context.Context, force bool, actor, source string) error {
+	// Updates run at once (the refresh ticker, another replica's change
+	// notice, an administrator's rotation). The keys read here replace
+	// prev only if no other update replaced it meanwhile: that one may
+	// have read (or written) newer keys than these, which would otherwise
+	// be put back in use — a rotated-out key signing again, the new next
+	// key gone from the JWKS — until the next refresh.
+	prev := s.set.Load()
 	now := s.cfg.Now()
 	keys, err := s.store.ListSigningKeys(ctx)
 	if err != nil {
@@ -153,19 +160,32 @@ func (s *Signer) update(ctx context.Context, force bool, actor, source string) e
 			return fmt.Errorf("rotate signing keys: %w", err)
 		}
 	}
-	set, err := s.load(keys)
-	if err != nil {
-		return err
+	for {
+		set, err := s.load(keys)
+		if err != nil {
+			return err
+		}
+		if s.set.CompareAndSwap(prev, set) {
+			s.logChange(prev, set)
+			return nil
+		}
+		// Another update stored keys since this one read: read again,
+		// after it.
+		prev = s.set.Load()
+		if keys, err = s.store.ListSigningKeys(ctx); err != nil {
+			return fmt.Errorf("load signing keys: %w", err)
+		}
 	}
-	old := s.set.Load()
+}
+
+// logChange logs what changed from the keys in use, old, to set.
+func (s *Signer) logChange(old, set *keySet) {
 	if old == nil || old.currentID != set.currentID {
 		s.cfg.Logger.Info("signing key in use", "kid", set.currentID, "alg", set.currentAlg, "published_keys", len(set.public))
 	}
 	if set.currentAlg != s.cfg.Algorithm && (old == nil || old.currentAlg != set.currentAlg) {
 		s.cfg.Logger.Info("the signing algorithm changes once the new key has been published", "from", set.currentAlg, "to", s.cfg.Algorithm, "publish_for", s.cfg.publishFor())
 	}
-	s.set.Store(set)
-	return nil
 }
 
 func (s *Signer) newKey() (storage.SigningKey, error) {

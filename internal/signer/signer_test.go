@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -383,5 +384,56 @@ func TestVerifyRefusesUnencodedPayload(t *testing.T) {
 	var got claims
 	if err := s.Verify(input+"."+b64.EncodeToString(sig), &got); err != nil || got.Scope != "a" {
 		t.Fatalf("b64 true: Verify = %v, scope %q", err, got.Scope)
+	}
+}
+
+// pausedStore is a memStore whose next ListSigningKeys, once armed, hands
+// out what the store holds and then waits until released: a Refresh that
+// read the keys just before a rotation committed.
+type pausedStore struct {
+	*memStore
+	armed    atomic.Bool
+	read     chan struct{}
+	released chan struct{}
+}
+
+func (p *pausedStore) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
+	keys, err := p.memStore.ListSigningKeys(ctx)
+	if p.armed.CompareAndSwap(true, false) {
+		close(p.read)
+		<-p.released
+	}
+	return keys, err
+}
+
+// A Refresh that read the keys before a rotation and finishes after it
+// does not put the keys it read back in use: the rotated-out key would
+// sign again, and the new next key leave the JWKS, until the next refresh.
+func TestRefreshDoesNotUndoAConcurrentRotation(t *testing.T) {
+	st := &pausedStore{memStore: &memStore{}, read: make(chan struct{}), released: make(chan struct{})}
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s := newTestSigner(t, st, master, "ES256", c)
+	before := s.CurrentKeyID()
+
+	st.armed.Store(true)
+	refreshed := make(chan error)
+	go func() { refreshed <- s.Refresh(context.Background()) }()
+	<-st.read
+	if err := s.Rotate(context.Background(), "admin-1", ""); err != nil {
+		t.Fatal(err)
+	}
+	rotated, published := s.CurrentKeyID(), s.JWKS()
+	if rotated == before {
+		t.Fatal("Rotate did not change the current key")
+	}
+	close(st.released)
+	if err := <-refreshed; err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CurrentKeyID(); got != rotated {
+		t.Fatalf("after the slower Refresh the current key is %s, want %s (the key rotated out is %s)", got, rotated, before)
+	}
+	if !bytes.Equal(s.JWKS(), published) {
+		t.Fatalf("after the slower Refresh the JWKS is\n%s\nwant the one after the rotation\n%s", s.JWKS(), published)
 	}
 }
