@@ -41,7 +41,7 @@ func newCompactSigner(alg, kid, typ string, key crypto.Signer) (*compactSigner, 
 	switch k := key.(type) {
 	case *ecdsa.PrivateKey:
 		if alg != "ES256" || k.Curve.Params().BitSize != 256 {
-			return nil, fmt.Errorf("%s key on curve %s", alg, k.Curve.Params().Name)
+			return nil, fmt.Errorf("it is an EC key on %s, which cannot sign %s", k.Curve.Params().Name, alg)
 		}
 		cs.sign = func(input []byte) ([]byte, error) {
 			d := sha256.Sum256(input)
@@ -64,7 +64,7 @@ func newCompactSigner(alg, kid, typ string, key crypto.Signer) (*compactSigner, 
 		}
 	case *rsa.PrivateKey:
 		if alg != "RS256" {
-			return nil, fmt.Errorf("%s with an RSA key", alg)
+			return nil, fmt.Errorf("it is an RSA key, which cannot sign %s", alg)
 		}
 		cs.sign = func(input []byte) ([]byte, error) {
 			d := sha256.Sum256(input)
@@ -72,7 +72,7 @@ func newCompactSigner(alg, kid, typ string, key crypto.Signer) (*compactSigner, 
 		}
 	case ed25519.PrivateKey:
 		if alg != "EdDSA" {
-			return nil, fmt.Errorf("%s with an Ed25519 key", alg)
+			return nil, fmt.Errorf("it is an Ed25519 key, which cannot sign %s", alg)
 		}
 		cs.sign = func(input []byte) ([]byte, error) { return ed25519.Sign(k, input), nil }
 	default:

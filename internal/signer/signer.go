@@ -218,6 +218,14 @@ func (s *Signer) load(keys []storage.SigningKey) (*keySet, error) {
 		if !ok {
 			return nil, fmt.Errorf("signing key %s: unsupported key type %T", k.ID, priv)
 		}
+		// Every key, not only the current one, must be of its
+		// algorithm: one that is not would be published under an alg no
+		// verifier can use it with and, once a next key, refused as the
+		// current one by every replica.
+		cs, err := newCompactSigner(k.Algorithm, k.ID, s.cfg.Type, signer)
+		if err != nil {
+			return nil, fmt.Errorf("signing key %s: %w", k.ID, err)
+		}
 		alg := jose.SignatureAlgorithm(k.Algorithm)
 		jwk := jose.JSONWebKey{Key: signer.Public(), KeyID: k.ID, Algorithm: k.Algorithm, Use: "sig"}
 		set.public[k.ID] = jwk
@@ -227,10 +235,7 @@ func (s *Signer) load(keys []storage.SigningKey) (*keySet, error) {
 			set.algs = append(set.algs, alg)
 		}
 		if !k.ActivatedAt.IsZero() && k.RetiredAt.IsZero() {
-			set.current, err = newCompactSigner(k.Algorithm, k.ID, s.cfg.Type, signer)
-			if err != nil {
-				return nil, fmt.Errorf("signing key %s: %w", k.ID, err)
-			}
+			set.current = cs
 			set.currentID, set.currentAlg, set.activated = k.ID, k.Algorithm, k.ActivatedAt
 		}
 	}

@@ -3,6 +3,7 @@ package signer
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -435,5 +436,51 @@ func TestRefreshDoesNotUndoAConcurrentRotation(t *testing.T) {
 	}
 	if !bytes.Equal(s.JWKS(), published) {
 		t.Fatalf("after the slower Refresh the JWKS is\n%s\nwant the one after the rotation\n%s", s.JWKS(), published)
+	}
+}
+
+// A stored key that is not of the algorithm its row names (an edited
+// export, say) is refused whatever its state, as the current one always
+// was: published as a next or retired key it would carry an alg no
+// verifier can use it with, and a next one would stop every replica once
+// it became current.
+func TestLoadRefusesKeyOfAnotherAlgorithm(t *testing.T) {
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	sealer, _ := NewSealer(master)
+	for _, tc := range []struct {
+		name, keyAlg, rowAlg string
+		retired              bool
+	}{
+		// A next key named other than the policy's algorithm is replaced
+		// before it is loaded (Plan): these name the policy's.
+		{"next RSA key named ES256", "RS256", "ES256", false},
+		{"next Ed25519 key named ES256", "EdDSA", "ES256", false},
+		{"retired EC key named RS256", "ES256", "RS256", true},
+		{"retired RSA key named EdDSA", "RS256", "EdDSA", true},
+		{"retired Ed25519 key named HS256", "EdDSA", "HS256", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &memStore{}
+			newTestSigner(t, st, master, "ES256", c)
+			priv, err := generate(tc.keyAlg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			der, _ := x509.MarshalPKCS8PrivateKey(priv)
+			k := storage.SigningKey{ID: "odd", Algorithm: tc.rowAlg, Sealed: sealer.Seal("odd", der), CreatedAt: c.t.Add(-time.Hour)}
+			if tc.retired {
+				k.ActivatedAt, k.RetiredAt = c.t.Add(-time.Hour), c.t.Add(-time.Minute)
+			} else {
+				st.keys = slices.DeleteFunc(st.keys, func(k storage.SigningKey) bool { return k.ActivatedAt.IsZero() })
+			}
+			st.keys = append(st.keys, k)
+			s, err := New(context.Background(), st, sealer, Config{Policy: Policy{Algorithm: "ES256", RetainFor: 2 * time.Hour}, Now: c.now})
+			if err == nil {
+				t.Fatalf("New loaded a %s key named %s; JWKS %s", tc.keyAlg, tc.rowAlg, s.JWKS())
+			}
+			if !strings.Contains(err.Error(), "signing key odd") {
+				t.Fatalf("New: %v, want it to name the key", err)
+			}
+		})
 	}
 }
