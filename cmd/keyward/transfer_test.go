@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -30,6 +31,10 @@ func TestExportImport(t *testing.T) {
 	runCLI(t, "keys", "create", email, "--out", keyFile, "--credentials", src.AdminKeyFile)
 	dump := filepath.Join(t.TempDir(), "export.json")
 	runCLI(t, "export", "--data-dir", src.Config.DataDir, "--out", dump)
+	// It holds the secrets' hashes, the sealed signing keys and pepper.
+	if fi, err := os.Stat(dump); err != nil || runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600 {
+		t.Fatalf("export file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
 
 	dsn := pgtest.SchemaDSN(t)
 	out := runCLI(t, "import", "--db", dsn, dump)
