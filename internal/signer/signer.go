@@ -153,10 +153,20 @@ func (s *Signer) update(ctx context.Context, force bool, actor, source string) e
 					return nil, fmt.Errorf("signing key %s: %w", k.ID, err)
 				}
 			}
-			planned, _, err := s.cfg.Plan(old, now, force, s.newKey)
+			planned, changed, err := s.cfg.Plan(old, now, force, s.newKey)
+			if err == nil && !changed {
+				// Another replica made the change first: write
+				// nothing, and record no change that did not happen.
+				return nil, errNoChange
+			}
 			return planned, err
 		}, storage.AuditEvent{Time: now, Action: action, Outcome: storage.OutcomeSuccess, Actor: actor, Source: source})
-		if err != nil {
+		if errors.Is(err, errNoChange) {
+			keys, err = s.store.ListSigningKeys(ctx)
+			if err != nil {
+				return fmt.Errorf("load signing keys: %w", err)
+			}
+		} else if err != nil {
 			return fmt.Errorf("rotate signing keys: %w", err)
 		}
 	}
@@ -187,6 +197,10 @@ func (s *Signer) logChange(old, set *keySet) {
 		s.cfg.Logger.Info("the signing algorithm changes once the new key has been published", "from", set.currentAlg, "to", s.cfg.Algorithm, "publish_for", s.cfg.publishFor())
 	}
 }
+
+// errNoChange ends, without writing, an update of the signing keys that
+// finds under the store's lock that they need no change.
+var errNoChange = errors.New("the signing keys need no change")
 
 func (s *Signer) newKey() (storage.SigningKey, error) {
 	priv, err := generate(s.cfg.Algorithm)

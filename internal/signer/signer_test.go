@@ -484,3 +484,34 @@ func TestLoadRefusesKeyOfAnotherAlgorithm(t *testing.T) {
 		})
 	}
 }
+
+// Two replicas that find a rotation due at once rotate once, and record
+// one rotation: the one that takes the store's lock second finds nothing
+// left to change, and writes nothing, not the same keys again with an
+// audit event of a rotation that did not happen.
+func TestConcurrentScheduledRotationIsRecordedOnce(t *testing.T) {
+	st := &pausedStore{memStore: &memStore{}, read: make(chan struct{}), released: make(chan struct{})}
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	a := newTestSigner(t, st, master, "ES256", c)
+	b := newTestSigner(t, st, master, "ES256", c)
+	c.t = c.t.Add(31 * 24 * time.Hour)
+	events := len(st.evs)
+
+	st.armed.Store(true)
+	refreshed := make(chan error)
+	go func() { refreshed <- a.Refresh(context.Background()) }()
+	<-st.read // a found the rotation due
+	if err := b.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	close(st.released)
+	if err := <-refreshed; err != nil {
+		t.Fatal(err)
+	}
+	if got := st.evs[events:]; len(got) != 1 || got[0].Action != "signing_key.rotate" {
+		t.Fatalf("recorded %+v, want one signing_key.rotate", got)
+	}
+	if a.CurrentKeyID() != b.CurrentKeyID() || !bytes.Equal(a.JWKS(), b.JWKS()) {
+		t.Fatal("the replicas use different keys after the rotation")
+	}
+}
