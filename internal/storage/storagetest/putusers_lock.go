@@ -234,3 +234,50 @@ func testPutUsersFlipped(t *testing.T, s storage.Storage) {
 		t.Fatalf("the put's event: %+v, want user.import with flipped 1202", evs)
 	}
 }
+
+// testPutUsersFlippedConcurrent: a put that waits for an update of a
+// user it replaces gives its event the flag the update committed, not
+// the one from before: it reads the flags under the users' locks. The
+// update's fn, in its transaction, starts the put and waits for it to
+// wait (or end, or a bound). A put that read the flag without the lock
+// read it from before the update, then, waiting for the row only to
+// write it, undid the update with no record of it in its event.
+func testPutUsersFlippedConcurrent(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	mustNil(t, s.CreateOrg(ctx, storage.Org{Domain: "example.com", CreatedAt: t0}, ev("org.create")))
+	for _, suspended := range []bool{false, true} {
+		t.Run(fmt.Sprintf("put suspended %v", suspended), func(t *testing.T) {
+			u := storage.User{Email: fmt.Sprintf("u-%v@example.com", suspended), Org: "example.com", Suspended: suspended, CreatedAt: t0}
+			mustNil(t, s.PutUsers(ctx, []storage.User{u}, storage.SameEvent(ev("user.put"))))
+			var (
+				flipped []storage.User
+				perr    error
+				done    = make(chan struct{})
+				waited  = waitMark(s)
+			)
+			_, err := s.UpdateUser(ctx, u.Email, func(old storage.User) (storage.User, error) {
+				go func() {
+					defer close(done)
+					perr = s.PutUsers(ctx, []storage.User{u}, func(f []storage.User) storage.AuditEvent {
+						flipped = f
+						return ev("user.put")
+					})
+				}()
+				awaitPeer(nil, done, waited)
+				old.Suspended = !suspended
+				return old, nil
+			}, ev("user.update"))
+			mustNil(t, err)
+			<-done
+			mustNil(t, perr)
+			got, err := s.GetUser(ctx, u.Email)
+			mustNil(t, err)
+			if got.Suspended != suspended {
+				t.Fatalf("after the update and the put, suspended %v, want the put's %v", got.Suspended, suspended)
+			}
+			if len(flipped) != 1 || flipped[0].Email != u.Email || flipped[0].Suspended != suspended {
+				t.Fatalf("the put's event was given %+v, want %s (suspended %v), whose flag the update had changed", flipped, u.Email, suspended)
+			}
+		})
+	}
+}

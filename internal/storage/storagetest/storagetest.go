@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"PutUsersDuplicateLastWins", testPutUsersDuplicateLastWins},
 		{"PutUsersManyOrgs", testPutUsersManyOrgs},
 		{"PutUsersFlipped", testPutUsersFlipped},
+		{"PutUsersFlippedConcurrent", testPutUsersFlippedConcurrent},
 		{"UpdateUser", testUpdateUser},
 		{"GuardKeepHeld", testGuardKeepHeld},
 		{"GuardKeepHeldConcurrent", testGuardKeepHeldConcurrent},
