@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -298,5 +300,46 @@ func TestAdminRefusalUnrecorded(t *testing.T) {
 	}
 	if !strings.Contains(c.logs.String(), "disk full") {
 		t.Errorf("the log does not tell why: %s", c.logs.String())
+	}
+}
+
+// Behind a trusted proxy the refusals are bounded per client, as the
+// proxy reports it in X-Forwarded-For, not per proxy: one client's flood
+// does not get every other client behind the same proxy answered 429,
+// and the events name the client's address.
+func TestAdminRefusalFloodBehindProxy(t *testing.T) {
+	f := newFixture(t, func(c *server.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")} // httptest's peer, 192.0.2.1
+	})
+	call := func(xff string) int {
+		req := httptest.NewRequest("GET", "/v1/apis", nil)
+		req.Header.Set("X-Forwarded-For", xff)
+		w := httptest.NewRecorder()
+		f.srv.ServeHTTP(w, req)
+		return w.Code
+	}
+	n := f.auditCount(t)
+	for range 30 {
+		// What the client sent, then what the proxy appended.
+		call("198.51.100.9, 203.0.113.5")
+	}
+	if status := call("203.0.113.5"); status != 429 {
+		t.Errorf("the flooding client: %d, want 429", status)
+	}
+	if status := call("203.0.113.6"); status != 401 {
+		t.Errorf("another client behind the same proxy: %d, want 401", status)
+	}
+	evs := f.refusalsSince(t, n)
+	if len(evs) != 22 {
+		t.Fatalf("%d admin.refused events, want 22: the flooding client's 20 401s and first 429, the other's 401", len(evs))
+	}
+	for i, e := range evs {
+		want := "203.0.113.5"
+		if i == len(evs)-1 {
+			want = "203.0.113.6"
+		}
+		if e.Source != want {
+			t.Errorf("event %d: source %q, want %q", i, e.Source, want)
+		}
 	}
 }
