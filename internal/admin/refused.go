@@ -49,27 +49,26 @@ func (f *authFailure) Error() string { return "admin authentication refused: " +
 // address, as failed client authentications are at the token endpoint: a
 // source may be refused refusalBurst times at once and refusalRate times a
 // second after that; beyond that budget it is answered 429, and that is
-// recorded once a throttledEvery per address. So an unauthenticated flood
+// recorded once a throttle.RecordEvery per address. So an unauthenticated flood
 // writes at most about one event a second per address, not one per
 // request. A request with a valid admin token is never held back.
 const (
-	refusalRate    = 1
-	refusalBurst   = 20
-	throttledEvery = time.Minute
-	maxSources     = 100_000
+	refusalRate  = 1
+	refusalBurst = 20
+	maxSources   = 100_000
 )
 
 // refusalThrottle holds the per-address budgets of unauthenticated
 // refusals and of the events recording their 429s.
 type refusalThrottle struct {
 	failures *throttle.Limiter
-	recorded *throttle.Limiter
+	recorded *throttle.Recorder
 }
 
 func newRefusalThrottle(now func() time.Time) refusalThrottle {
 	return refusalThrottle{
 		failures: throttle.New(refusalRate, refusalBurst, maxSources, now),
-		recorded: throttle.New(1/throttledEvery.Seconds(), 1, maxSources, now),
+		recorded: throttle.NewRecorder(maxSources, now),
 	}
 }
 
@@ -98,12 +97,11 @@ func (h *Handler) refused(r *http.Request, c caller, oe *oauth2.Error) *oauth2.E
 		key := throttle.AddressKey(source)
 		if ok, wait := h.throttle.failures.Check(key); !ok {
 			tm := tooManyRefusals(wait)
-			if ok, _ := h.throttle.recorded.Check(key); !ok {
+			if !h.throttle.recorded.Record(key) {
 				return tm
 			}
-			h.throttle.recorded.Fail(key)
 			data := h.refusalData(r, tm, failed)
-			data["throttled"] = "further refusals from this address are answered 429 and not recorded for a minute"
+			data["throttled"] = throttle.NoteAddress
 			return h.writeRefusal(r, c, source, tm, data)
 		}
 		h.throttle.failures.Fail(key)

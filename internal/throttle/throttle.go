@@ -52,7 +52,12 @@ func (l *Limiter) Check(key string) (bool, time.Duration) {
 }
 
 // Fail records a failure of key.
-func (l *Limiter) Fail(key string) {
+func (l *Limiter) Fail(key string) { l.take(key) }
+
+// take counts a try of key and reports whether it was within its budget,
+// in one step, so that two callers at once cannot both take its last
+// token.
+func (l *Limiter) take(key string) bool {
 	l.mu.Lock()
 	lim := l.m[key]
 	if lim == nil {
@@ -66,7 +71,7 @@ func (l *Limiter) Fail(key string) {
 		l.m[key] = lim
 	}
 	l.mu.Unlock()
-	lim.AllowN(l.now(), 1)
+	return lim.AllowN(l.now(), 1)
 }
 
 // AddressKey is the key of a source address. An IPv6 address counts by

@@ -37,3 +37,28 @@ func TestBounded(t *testing.T) {
 		t.Fatalf("%d keys tracked, want at most 10", len(l.m))
 	}
 }
+
+// A Recorder records a key's first throttled refusal and then one a
+// RecordEvery, each key on its own.
+func TestRecorder(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := NewRecorder(100, func() time.Time { return now })
+	for _, tt := range []struct {
+		name    string
+		advance time.Duration
+		key     string
+		want    bool
+	}{
+		{name: "first", key: "a", want: true},
+		{name: "again at once", key: "a", want: false},
+		{name: "another key", key: "b", want: true},
+		{name: "within the minute", advance: RecordEvery - time.Second, key: "a", want: false},
+		{name: "a minute on", advance: time.Second, key: "a", want: true},
+		{name: "and again at once", key: "a", want: false},
+	} {
+		now = now.Add(tt.advance)
+		if got := r.Record(tt.key); got != tt.want {
+			t.Errorf("%s: Record(%q) = %v, want %v", tt.name, tt.key, got, tt.want)
+		}
+	}
+}
