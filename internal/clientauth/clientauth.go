@@ -298,12 +298,15 @@ func (a *Authenticator) Throttled(source, client string) *oauth2.Error {
 	source = sourceKey(source)
 	if ok, wait := a.perAddr.Check(source); !ok {
 		a.cfg.OnThrottle()
-		return tooMany(wait)
+		return tooMany(wait, &throttle.Refused{Key: source, Note: throttle.NoteAddress})
 	}
 	if client != "" {
 		if ok, wait := a.perClient.Check(clientKey(source, client)); !ok {
 			a.cfg.OnThrottle()
-			return tooMany(wait)
+			// The key again: the one checked is built on the stack, and
+			// keeping it in the answer would move it to the heap for
+			// every request.
+			return tooMany(wait, &throttle.Refused{Key: clientKey(source, client), Note: throttle.NoteClient})
 		}
 	}
 	return nil
@@ -331,7 +334,8 @@ func clientKey(source, client string) string {
 }
 
 // tooMany is the answer to a throttled source: 429 with Retry-After (RFC
-// 6585 §4) and the code temporarily_unavailable.
+// 6585 §4) and the code temporarily_unavailable. Its cause names the
+// throttle key, for the endpoint to record it a throttle.RecordEvery.
 //
 // RFC 6749 §5.2 has no code for "try again later" at the token endpoint;
 // temporarily_unavailable is registered (§11.4) for the authorization
@@ -342,11 +346,12 @@ func clientKey(source, client string) string {
 // says the request is malformed. Clients act on it as meant: google-auth
 // retries on temporarily_unavailable as on 429 and 503, and Keyward's
 // endpoints already answer store outages with it.
-func tooMany(wait time.Duration) *oauth2.Error {
+func tooMany(wait time.Duration, cause *throttle.Refused) *oauth2.Error {
 	return &oauth2.Error{
 		Code: oauth2.ErrTemporarilyUnavailable, Status: http.StatusTooManyRequests,
 		Description: "Too many failed client authentications or assertions from this address; retry later.",
 		Header:      http.Header{"Retry-After": {strconv.Itoa(int(wait / time.Second))}},
+		Err:         cause,
 	}
 }
 

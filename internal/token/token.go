@@ -17,6 +17,7 @@ import (
 	"github.com/keyward/keyward/internal/jsonappend"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/throttle"
 )
 
 // Directory is what the token endpoint reads: accounts, their keys and the
@@ -103,6 +104,10 @@ type Handler struct {
 	// once, not for each request.
 	assertionAud     []string
 	assertionAudHint string
+	// recorded says which 429s of the throttle (a clientauth 429, whose
+	// cause is a *throttle.Refused) are recorded: one per throttle key a
+	// throttle.RecordEvery.
+	recorded *throttle.Recorder
 }
 
 // grant handles one grant_type.
@@ -182,6 +187,7 @@ func NewHandler(cfg Config, dir Directory, journal Journal, signer Signer, auth 
 	h.dpopSeen = dpop.NewReplayCache(h.dpop.Retention(), 0)
 	h.assertionAud = []string{oauth2.TokenEndpoint(cfg.Issuer), cfg.Issuer}
 	h.assertionAudHint = "this server's token endpoint URL " + oauth2.TokenEndpoint(cfg.Issuer) + " or its issuer " + cfg.Issuer
+	h.recorded = throttle.NewRecorder(maxThrottleKeys, now)
 	h.grants = map[string]grant{
 		oauth2.GrantJWTBearer:         &jwtBearer{h: h},
 		oauth2.GrantClientCredentials: &clientCredentials{h: h},
@@ -273,8 +279,25 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request) (*
 	return g.handle(r.Context(), req)
 }
 
+// maxThrottleKeys bounds the throttle keys whose recorded 429s are
+// remembered, as clientauth bounds the keys it throttles.
+const maxThrottleKeys = 100_000
+
+// recordRefusal writes the token.refused event of req, refused with oe,
+// durably. A 429 of the throttle is written only when it is the first of
+// its throttle key in a throttle.RecordEvery, and its event says that
+// further ones are not: a flood of failures from one address writes a
+// bounded number of events, not one per request.
 func (h *Handler) recordRefusal(ctx context.Context, req *Request, oe *oauth2.Error) error {
+	note := ""
+	if tr, ok := oe.Err.(*throttle.Refused); ok {
+		if !h.recorded.Record(tr.Key) {
+			return nil
+		}
+		note = tr.Note
+	}
 	data := map[string]string{"error": oe.Code, "description": oe.Description}
+	addNonEmpty(data, "throttled", note)
 	addNonEmpty(data, "grant", req.Audit.Grant)
 	addNonEmpty(data, "auth_method", req.Audit.AuthMethod)
 	addNonEmpty(data, "key_id", req.Audit.KeyID)
