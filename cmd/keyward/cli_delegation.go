@@ -295,7 +295,8 @@ server's error numbers them from 1), and, if the server gave no answer
 or a 5xx, that whether that batch was added is not known. A user that
 exists is replaced, its status with it (a row without one is active), so
 a file made before some users were suspended unsuspends them; the audit
-event of each batch (user.import) names the users whose status it changed.`,
+event of each batch (user.import; user.put for a batch of one user) names
+the users whose status it changed.`,
 		Example: `  printf 'email,status\nalice@example.com,active\nbob@example.com,suspended\n' > users.csv
   keyward users import users.csv`,
 		Args: cobra.ExactArgs(1),
