@@ -651,7 +651,7 @@ func TestAuditPrune(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"audit", "prune", "--data-dir", empty, "--before", "90d"},
-		{"master-key", "rotate", "--data-dir", empty, "--master-key-file", writeMasterKey(t, "11"), "--new-master-key-file", writeMasterKey(t, "22")},
+		{"master-key", "rotate", "--data-dir", empty, "--master-key-file", writeMasterKey(t, "11"), "--new-master-key-file", writeMasterKey(t, "c2")},
 	} {
 		err := runCLIErr(t, args...)
 		if err == nil || !strings.Contains(err.Error(), "keyward migrate") {
@@ -695,7 +695,7 @@ func TestMaintenanceMissingDatabase(t *testing.T) {
 	parent := t.TempDir()
 	typo := filepath.Join(parent, "keyward-dta")
 	emptyDir := t.TempDir()
-	oldKey, newKey := writeMasterKey(t, "11"), writeMasterKey(t, "22")
+	oldKey, newKey := writeMasterKey(t, "11"), writeMasterKey(t, "c2")
 	out := filepath.Join(t.TempDir(), "export.json")
 	for _, dir := range []string{typo, emptyDir} {
 		tests := []struct {

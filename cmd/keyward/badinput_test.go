@@ -150,7 +150,7 @@ func TestDBNotPostgres(t *testing.T) {
 	if err := os.WriteFile(dump, []byte("{}"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	newKey := writeMasterKey(t, "22")
+	newKey := writeMasterKey(t, "c2")
 	for _, db := range []string{"junk", "keyward-data/keyward.db", "mysql://u:hunter2@db/keyward"} {
 		for _, args := range [][]string{
 			{"migrate"},

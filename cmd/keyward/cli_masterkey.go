@@ -71,6 +71,9 @@ still need the old key.
 			if err != nil {
 				return fmt.Errorf("new master key %s: %w", newKeyFile, err)
 			}
+			if textMasterKey(newKey) {
+				return usageError{fmt.Errorf("new master key %s: it is 32 printable characters, which would be taken as 32 raw bytes: a passphrase, or 16 bytes in hex, holds far fewer than 256 bits; make one with openssl rand -hex 32", newKeyFile)}
+			}
 			st, err := openMaintenanceStore(cmd.Context(), cfg, commandLogger(cmd))
 			if err != nil {
 				return err

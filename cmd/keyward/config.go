@@ -312,6 +312,19 @@ func parseMasterKey(b []byte) ([]byte, error) {
 	return nil, fmt.Errorf("the master key must be %d bytes, raw or as hex or base64", signer.MasterKeySize)
 }
 
+// textMasterKey reports whether k, a master key, is all printable ASCII:
+// text taken as raw bytes by parseMasterKey (a passphrase, or 16 bytes in
+// hex), which holds far fewer than 256 bits. Random bytes are all
+// printable once in about 10^13 keys.
+func textMasterKey(k []byte) bool {
+	for _, b := range k {
+		if b < 0x20 || b > 0x7e {
+			return false
+		}
+	}
+	return len(k) > 0
+}
+
 // parsePrefix reads an address or CIDR range.
 func parsePrefix(s string) (netip.Prefix, error) {
 	if p, err := netip.ParsePrefix(s); err == nil {

@@ -35,7 +35,7 @@ func TestDataDirLock(t *testing.T) {
 	}{
 		{"second server", second, []string{dir, holder, "--data-dir"}},
 		{"master-key rotate", func() error {
-			return runCLIErr(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", writeMasterKey(t, "33"))
+			return runCLIErr(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", writeMasterKey(t, "d3"))
 		}, []string{dir, holder, "stop it before running keyward master-key rotate"}},
 		{"audit verify", func() error { return runCLIErr(t, "audit", "verify", "--data-dir", dir) }, nil},
 	}

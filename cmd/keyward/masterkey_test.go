@@ -65,7 +65,7 @@ func TestMasterKeyRotate(t *testing.T) {
 
 	oldKey, _ := os.ReadFile(filepath.Join(dir, "master.key"))
 	newKeyFile := filepath.Join(t.TempDir(), "new.key")
-	newKey := bytes.Repeat([]byte{0x5a}, 32)
+	newKey := bytes.Repeat([]byte{0xa5}, 32)
 	os.WriteFile(newKeyFile, []byte(hex.EncodeToString(newKey)+"\n"), 0o600)
 
 	// Refusals: no new key, the same key, a wrong current key.
@@ -114,5 +114,50 @@ func TestMasterKeyRotate(t *testing.T) {
 	old.Close()
 	if err == nil || !strings.Contains(err.Error(), "master key") {
 		t.Fatalf("start with the old key: %v", err)
+	}
+}
+
+// A master key of 32 printable characters is text taken as raw bytes (a
+// passphrase, or 16 bytes in hex): serve warns of it, rotate refuses it
+// as the new key; a random key, in hex or raw, is neither.
+func TestTextMasterKey(t *testing.T) {
+	random := make([]byte, 32)
+	for i := range random {
+		random[i] = byte(0x80 + i) // not printable
+	}
+	for _, tt := range []struct {
+		name, key string
+		text      bool
+	}{
+		{"passphrase", "correct horse battery staple!!!!", true},
+		{"16 bytes in hex", strings.Repeat("5a", 16), true},
+		{"32 bytes in hex", strings.Repeat("a7", 32), false},
+		{"32 random raw bytes", string(random), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if len(tt.key) != 64 && len(tt.key) != 32 {
+				t.Fatalf("test key of %d bytes", len(tt.key))
+			}
+			t.Setenv("KEYWARD_MASTER_KEY", "")
+			t.Setenv("KEYWARD_MASTER_KEY_FILE", "")
+			file := filepath.Join(t.TempDir(), "master.key")
+			if err := os.WriteFile(file, []byte(tt.key), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg := DefaultConfig()
+			cfg.DataDir, cfg.MasterKeyFile = t.TempDir(), file
+			var log bytes.Buffer
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&log, nil))}
+			if _, err := m.loadMasterKey(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if warned := strings.Contains(log.String(), "the master key is 32 printable characters"); warned != tt.text {
+				t.Errorf("warned %v, want %v; log:\n%s", warned, tt.text, log.String())
+			}
+			err := runCLIErr(t, "master-key", "rotate", "--data-dir", t.TempDir(), "--new-master-key-file", file)
+			if refused := err != nil && strings.Contains(err.Error(), "32 printable characters"); refused != tt.text {
+				t.Errorf("rotate to it: %v; want refused as text: %v", err, tt.text)
+			}
+		})
 	}
 }
