@@ -16,6 +16,7 @@ import (
 	"github.com/keyward/keyward/internal/jsonappend"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/throttle"
 	"github.com/keyward/keyward/internal/tokenstate"
 )
 
@@ -65,16 +66,27 @@ type Handler struct {
 	log       *slog.Logger
 	observer  oauth2.Observer
 	index     catalog.Cache // of the API list, for permission
+	// recorded says which 429s of the client-authentication throttle
+	// (whose cause is a *throttle.Refused) are recorded: one per throttle
+	// key a throttle.RecordEvery.
+	recorded *throttle.Recorder
 }
+
+// maxThrottleKeys bounds the throttle keys whose recorded 429s are
+// remembered, as clientauth bounds the keys it throttles.
+const maxThrottleKeys = 100_000
 
 // NewHandler returns the introspection handler. Every introspection is
 // audited durably before its answer, except, when summaries is not nil,
-// those that find their token active: their events go to summaries.
+// those that find their token active: their events go to summaries, and
+// the 429s of the client-authentication throttle, recorded once a
+// throttle.RecordEvery per throttle key.
 func NewHandler(auth Authenticator, resolver *tokenstate.Resolver, catalog Catalog, journal Journal, summaries Summaries, now func() time.Time, log *slog.Logger, observer oauth2.Observer) *Handler {
 	if summaries == nil {
 		summaries = writeEach{}
 	}
-	return &Handler{auth: auth, resolver: resolver, catalog: catalog, journal: journal, summaries: summaries, now: now, log: log, observer: observer}
+	return &Handler{auth: auth, resolver: resolver, catalog: catalog, journal: journal, summaries: summaries, now: now, log: log, observer: observer,
+		recorded: throttle.NewRecorder(maxThrottleKeys, now)}
 }
 
 // Response is the introspection response (RFC 7662 §2.2). An inactive
@@ -136,10 +148,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now, source := h.now(), oauth2.RemoteIP(r)
 	ev := storage.AuditEvent{Time: now, Action: "token.introspect", Outcome: storage.OutcomeSuccess, Source: source, Data: map[string]string{}}
 	resp, err := h.serve(w, r, source, &ev)
+	unrecorded := false
 	if err != nil {
 		oe := oauth2.AsError(err)
 		ev.Outcome = storage.OutcomeFailure
 		ev.Data["error"], ev.Data["description"] = oe.Code, oe.Description
+		unrecorded = throttled(h.recorded, oe, &ev)
 		err = oe
 	}
 	// An introspection that finds its token active is a read: its event may
@@ -147,9 +161,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// answer: a refused one, as every refused request is, and one answered
 	// {"active":false} — a token that is not the caller's to see (a refusal
 	// RFC 7662 §2.2 has the answer hide), revoked, expired or unknown, which
-	// can be a stolen token in use or a search for one.
+	// can be a stolen token in use or a search for one. A 429 of the
+	// throttle is the exception: one a minute per throttle key is written.
 	method := ev.Data["auth_method"]
-	if err != nil || ev.Data["active"] != "true" || !h.summaries.Add(ev) {
+	if !unrecorded && (err != nil || ev.Data["active"] != "true" || !h.summaries.Add(ev)) {
 		if werr := h.journal.Write(context.WithoutCancel(r.Context()), storage.Write{Events: []storage.AuditEvent{ev}}); werr != nil {
 			h.log.Error("introspection not answered: its audit event could not be written", "err", werr)
 			err = &oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Description: "The server cannot record requests right now; try again later."}
@@ -279,6 +294,24 @@ func narrow(ix *catalog.Index, allowed []string, aud oauth2.Audience, scope stri
 		}
 	}
 	return kept, b.String()
+}
+
+// throttled reports whether the refusal oe, whose event is ev, is a 429
+// of the client-authentication throttle not to be recorded: all but the
+// first of its throttle key in a throttle.RecordEvery. The one recorded
+// gets "throttled" in its data, saying further ones are not, so a flood
+// of failures from one address writes a bounded number of events, not
+// one per request.
+func throttled(rec *throttle.Recorder, oe *oauth2.Error, ev *storage.AuditEvent) bool {
+	var tr *throttle.Refused
+	if !errors.As(oe.Err, &tr) {
+		return false
+	}
+	if !rec.Record(tr.Key) {
+		return true
+	}
+	ev.Data["throttled"] = tr.Note
+	return false
 }
 
 func boolString(b bool) string {
