@@ -12,6 +12,7 @@ import (
 	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/throttle"
 	"github.com/keyward/keyward/internal/tokenstate"
 )
 
@@ -40,11 +41,22 @@ type Handler struct {
 	now      func() time.Time
 	log      *slog.Logger
 	observer oauth2.Observer
+	// recorded says which 429s of the client-authentication throttle
+	// (whose cause is a *throttle.Refused) are recorded: one per throttle
+	// key a throttle.RecordEvery.
+	recorded *throttle.Recorder
 }
 
-// NewHandler returns the revocation handler.
+// maxThrottleKeys bounds the throttle keys whose recorded 429s are
+// remembered, as clientauth bounds the keys it throttles.
+const maxThrottleKeys = 100_000
+
+// NewHandler returns the revocation handler. Every request is audited
+// durably before its answer, except the 429s of the client-authentication
+// throttle, recorded once a throttle.RecordEvery per throttle key.
 func NewHandler(auth Authenticator, resolver *tokenstate.Resolver, store Store, journal Journal, now func() time.Time, log *slog.Logger, observer oauth2.Observer) *Handler {
-	return &Handler{auth: auth, resolver: resolver, store: store, journal: journal, now: now, log: log, observer: observer}
+	return &Handler{auth: auth, resolver: resolver, store: store, journal: journal, now: now, log: log, observer: observer,
+		recorded: throttle.NewRecorder(maxThrottleKeys, now)}
 }
 
 // ServeHTTP implements http.Handler. Success is 200 with an empty body,
@@ -53,14 +65,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	now, source := h.now(), oauth2.RemoteIP(r)
 	ev := storage.AuditEvent{Time: now, Action: "token.revoke", Outcome: storage.OutcomeSuccess, Source: source, Data: map[string]string{}}
-	recorded, err := h.serve(w, r, &ev)
+	written, err := h.serve(w, r, &ev)
 	if err != nil {
 		oe := oauth2.AsError(err)
 		ev.Outcome = storage.OutcomeFailure
 		ev.Data["error"], ev.Data["description"] = oe.Code, oe.Description
-		err, recorded = oe, false
+		// A 429 of the throttle not to be recorded counts as written.
+		err, written = oe, throttled(h.recorded, oe, &ev)
 	}
-	if !recorded {
+	if !written {
 		if werr := h.journal.Write(context.WithoutCancel(r.Context()), storage.Write{Events: []storage.AuditEvent{ev}}); werr != nil {
 			h.log.Error("revocation request not answered: its audit event could not be written", "err", werr)
 			err = &oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Description: "The server cannot record requests right now; try again later."}
@@ -76,9 +89,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.observer.ObserveRequest("revoke", "", ev.Data["auth_method"], storage.OutcomeSuccess, "", time.Since(start))
 }
 
-// serve revokes; recorded reports that the audit event was already written
+// serve revokes; written reports that the audit event was already written
 // with the revocation.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *storage.AuditEvent) (recorded bool, err error) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *storage.AuditEvent) (written bool, err error) {
 	form, err := oauth2.ParseForm(w, r)
 	if err != nil {
 		return false, err
@@ -126,6 +139,24 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *storage.Audi
 		return false, unavailable(err)
 	}
 	return true, nil
+}
+
+// throttled reports whether the refusal oe, whose event is ev, is a 429
+// of the client-authentication throttle not to be recorded: all but the
+// first of its throttle key in a throttle.RecordEvery. The one recorded
+// gets "throttled" in its data, saying further ones are not, so a flood
+// of failures from one address writes a bounded number of events, not
+// one per request.
+func throttled(rec *throttle.Recorder, oe *oauth2.Error, ev *storage.AuditEvent) bool {
+	var tr *throttle.Refused
+	if !errors.As(oe.Err, &tr) {
+		return false
+	}
+	if !rec.Record(tr.Key) {
+		return true
+	}
+	ev.Data["throttled"] = tr.Note
+	return false
 }
 
 func unavailable(err error) error {
