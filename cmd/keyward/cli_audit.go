@@ -36,12 +36,12 @@ active, which the server writes after the answers as one token.introspect
 event per API, token, authentication method and source address each
 second, with count, first and last in its data (serve
 --introspection-audit-interval sets the interval; 0 writes each one before
-its answer). At the token endpoint and the admin API, a source throttled
-for failing too often is answered 429, and that is recorded once a minute
-per address (or client at an address), with throttled in the event's
-data, not for every request. 'audit list' reads the log through the admin
-API; 'audit verify' checks the chain and 'audit prune' deletes old events,
-directly in the database.`,
+its answer). At the token, introspection and revocation endpoints and the
+admin API, a source throttled for failing too often is answered 429, and
+that is recorded once a minute per address (or client at an address),
+with throttled in the event's data, not for every request. 'audit list'
+reads the log through the admin API; 'audit verify' checks the chain and
+'audit prune' deletes old events, directly in the database.`,
 	}
 	cmd.AddCommand(newAuditListCommand(), newAuditVerifyCommand(), newAuditPruneCommand())
 	return cmd
