@@ -72,10 +72,6 @@ type Handler struct {
 	recorded *throttle.Recorder
 }
 
-// maxThrottleKeys bounds the throttle keys whose recorded 429s are
-// remembered, as clientauth bounds the keys it throttles.
-const maxThrottleKeys = 100_000
-
 // NewHandler returns the introspection handler. Every introspection is
 // audited durably before its answer, except, when summaries is not nil,
 // those that find their token active: their events go to summaries, and
@@ -86,7 +82,7 @@ func NewHandler(auth Authenticator, resolver *tokenstate.Resolver, catalog Catal
 		summaries = writeEach{}
 	}
 	return &Handler{auth: auth, resolver: resolver, catalog: catalog, journal: journal, summaries: summaries, now: now, log: log, observer: observer,
-		recorded: throttle.NewRecorder(maxThrottleKeys, now)}
+		recorded: throttle.NewRecorder(throttle.MaxRecordedKeys, now)}
 }
 
 // Response is the introspection response (RFC 7662 §2.2). An inactive
@@ -153,7 +149,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		oe := oauth2.AsError(err)
 		ev.Outcome = storage.OutcomeFailure
 		ev.Data["error"], ev.Data["description"] = oe.Code, oe.Description
-		unrecorded = throttled(h.recorded, oe, &ev)
+		var note string
+		if note, unrecorded = h.recorded.Skip(oe.Err); note != "" {
+			ev.Data["throttled"] = note
+		}
 		err = oe
 	}
 	// An introspection that finds its token active is a read: its event may
@@ -294,24 +293,6 @@ func narrow(ix *catalog.Index, allowed []string, aud oauth2.Audience, scope stri
 		}
 	}
 	return kept, b.String()
-}
-
-// throttled reports whether the refusal oe, whose event is ev, is a 429
-// of the client-authentication throttle not to be recorded: all but the
-// first of its throttle key in a throttle.RecordEvery. The one recorded
-// gets "throttled" in its data, saying further ones are not, so a flood
-// of failures from one address writes a bounded number of events, not
-// one per request.
-func throttled(rec *throttle.Recorder, oe *oauth2.Error, ev *storage.AuditEvent) bool {
-	var tr *throttle.Refused
-	if !errors.As(oe.Err, &tr) {
-		return false
-	}
-	if !rec.Record(tr.Key) {
-		return true
-	}
-	ev.Data["throttled"] = tr.Note
-	return false
 }
 
 func boolString(b bool) string {

@@ -47,16 +47,12 @@ type Handler struct {
 	recorded *throttle.Recorder
 }
 
-// maxThrottleKeys bounds the throttle keys whose recorded 429s are
-// remembered, as clientauth bounds the keys it throttles.
-const maxThrottleKeys = 100_000
-
 // NewHandler returns the revocation handler. Every request is audited
 // durably before its answer, except the 429s of the client-authentication
 // throttle, recorded once a throttle.RecordEvery per throttle key.
 func NewHandler(auth Authenticator, resolver *tokenstate.Resolver, store Store, journal Journal, now func() time.Time, log *slog.Logger, observer oauth2.Observer) *Handler {
 	return &Handler{auth: auth, resolver: resolver, store: store, journal: journal, now: now, log: log, observer: observer,
-		recorded: throttle.NewRecorder(maxThrottleKeys, now)}
+		recorded: throttle.NewRecorder(throttle.MaxRecordedKeys, now)}
 }
 
 // ServeHTTP implements http.Handler. Success is 200 with an empty body,
@@ -71,7 +67,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ev.Outcome = storage.OutcomeFailure
 		ev.Data["error"], ev.Data["description"] = oe.Code, oe.Description
 		// A 429 of the throttle not to be recorded counts as written.
-		err, written = oe, throttled(h.recorded, oe, &ev)
+		var note string
+		if note, written = h.recorded.Skip(oe.Err); note != "" {
+			ev.Data["throttled"] = note
+		}
+		err = oe
 	}
 	if !written {
 		if werr := h.journal.Write(context.WithoutCancel(r.Context()), storage.Write{Events: []storage.AuditEvent{ev}}); werr != nil {
@@ -139,24 +139,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *storage.Audi
 		return false, unavailable(err)
 	}
 	return true, nil
-}
-
-// throttled reports whether the refusal oe, whose event is ev, is a 429
-// of the client-authentication throttle not to be recorded: all but the
-// first of its throttle key in a throttle.RecordEvery. The one recorded
-// gets "throttled" in its data, saying further ones are not, so a flood
-// of failures from one address writes a bounded number of events, not
-// one per request.
-func throttled(rec *throttle.Recorder, oe *oauth2.Error, ev *storage.AuditEvent) bool {
-	var tr *throttle.Refused
-	if !errors.As(oe.Err, &tr) {
-		return false
-	}
-	if !rec.Record(tr.Key) {
-		return true
-	}
-	ev.Data["throttled"] = tr.Note
-	return false
 }
 
 func unavailable(err error) error {

@@ -26,9 +26,30 @@ func NewRecorder(maxKeys int, now func() time.Time) *Recorder {
 	return &Recorder{l: New(1/RecordEvery.Seconds(), 1, maxKeys, now)}
 }
 
+// MaxRecordedKeys is how many keys an endpoint's Recorder tracks, as
+// clientauth bounds the keys it throttles.
+const MaxRecordedKeys = 100_000
+
 // Record reports whether a throttled refusal of key is to be recorded:
 // the first, and then one a RecordEvery. It counts the refusal when it is.
 func (r *Recorder) Record(key string) bool { return r.l.take(key) }
+
+// Skip is Record for an endpoint's refusal whose cause is cause: skip
+// says the refusal is a 429 of the throttle (cause a *Refused) not to be
+// recorded; note, for the one that is, is the data its event carries
+// under "throttled", saying what the log leaves out after it. A refusal
+// of another cause is recorded, with no note. So a flood of failures from
+// one address writes a bounded number of events, not one per request.
+func (r *Recorder) Skip(cause error) (note string, skip bool) {
+	tr, ok := cause.(*Refused)
+	if !ok {
+		return "", false
+	}
+	if !r.Record(tr.Key) {
+		return "", true
+	}
+	return tr.Note, false
+}
 
 // Refused is the cause of an answer 429 to a request whose key is
 // throttled, for the endpoint that records refusals to find the key and

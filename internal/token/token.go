@@ -187,7 +187,7 @@ func NewHandler(cfg Config, dir Directory, journal Journal, signer Signer, auth 
 	h.dpopSeen = dpop.NewReplayCache(h.dpop.Retention(), 0)
 	h.assertionAud = []string{oauth2.TokenEndpoint(cfg.Issuer), cfg.Issuer}
 	h.assertionAudHint = "this server's token endpoint URL " + oauth2.TokenEndpoint(cfg.Issuer) + " or its issuer " + cfg.Issuer
-	h.recorded = throttle.NewRecorder(maxThrottleKeys, now)
+	h.recorded = throttle.NewRecorder(throttle.MaxRecordedKeys, now)
 	h.grants = map[string]grant{
 		oauth2.GrantJWTBearer:         &jwtBearer{h: h},
 		oauth2.GrantClientCredentials: &clientCredentials{h: h},
@@ -289,12 +289,9 @@ const maxThrottleKeys = 100_000
 // further ones are not: a flood of failures from one address writes a
 // bounded number of events, not one per request.
 func (h *Handler) recordRefusal(ctx context.Context, req *Request, oe *oauth2.Error) error {
-	note := ""
-	if tr, ok := oe.Err.(*throttle.Refused); ok {
-		if !h.recorded.Record(tr.Key) {
-			return nil
-		}
-		note = tr.Note
+	note, skip := h.recorded.Skip(oe.Err)
+	if skip {
+		return nil
 	}
 	data := map[string]string{"error": oe.Code, "description": oe.Description}
 	addNonEmpty(data, "throttled", note)
