@@ -29,9 +29,10 @@ func newAuditCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Read and verify the audit log",
-		Long: `Every token issued or refused, every introspection and revocation and every
-admin change is an event in an append-only, hash-chained audit log, written
-durably before the response — except introspections that find their token
+		Long: `Every token issued or refused, every introspection and revocation, every
+admin change and every admin API request refused with a 4xx (admin.refused)
+is an event in an append-only, hash-chained audit log, written durably
+before the response — except introspections that find their token
 active, which the server writes after the answers as one token.introspect
 event per API, token, authentication method and source address each
 second, with count, first and last in its data (serve

@@ -40,7 +40,9 @@ store, and every client secret, key and token stays valid.
 The current key is found as 'keyward serve' finds it (--master-key-file,
 KEYWARD_MASTER_KEY, or <data-dir>/master.key); the new one is read from
 --new-master-key-file (32 bytes: raw, hex or base64; e.g. made with
-'openssl rand -hex 32'). When the current key is <data-dir>/master.key, that
+'openssl rand -hex 32'). A new key of 32 printable characters is refused:
+it would be taken as 32 raw bytes (a passphrase, say), far fewer than 256
+bits of randomness. When the current key is <data-dir>/master.key, that
 file is replaced by the new key once the database is re-encrypted.
 
 Stop every server first (with SQLite the command refuses to run while a

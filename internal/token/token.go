@@ -279,10 +279,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request) (*
 	return g.handle(r.Context(), req)
 }
 
-// maxThrottleKeys bounds the throttle keys whose recorded 429s are
-// remembered, as clientauth bounds the keys it throttles.
-const maxThrottleKeys = 100_000
-
 // recordRefusal writes the token.refused event of req, refused with oe,
 // durably. A 429 of the throttle is written only when it is the first of
 // its throttle key in a throttle.RecordEvery, and its event says that
