@@ -95,7 +95,7 @@ func (h *Handler) refused(r *http.Request, c caller, oe *oauth2.Error) *oauth2.E
 	if c.ID == "" {
 		failed, _ = oe.Err.(*authFailure)
 		key := throttle.AddressKey(source)
-		if ok, wait := h.throttle.failures.Check(key); !ok {
+		if ok, wait := h.throttle.failures.Take(key); !ok {
 			tm := tooManyRefusals(wait)
 			if !h.throttle.recorded.Record(key) {
 				return tm
@@ -104,7 +104,6 @@ func (h *Handler) refused(r *http.Request, c caller, oe *oauth2.Error) *oauth2.E
 			data["throttled"] = throttle.NoteAddress
 			return h.writeRefusal(r, c, source, tm, data)
 		}
-		h.throttle.failures.Fail(key)
 	}
 	return h.writeRefusal(r, c, source, oe, h.refusalData(r, oe, failed))
 }

@@ -279,6 +279,39 @@ func TestAdminRefusalFloodBounded(t *testing.T) {
 	}
 }
 
+// Unauthenticated requests refused at once from one address get the
+// same budget as one after another: each refusal is counted as it is
+// judged, so that callers at once cannot all pass the check before any is
+// counted and each write its event.
+func TestAdminRefusalFloodAtOnce(t *testing.T) {
+	c := newClockFixture(t)
+	n := c.auditCount(t)
+	const callers = 100
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		statuses = map[int]int{}
+	)
+	start := make(chan struct{})
+	for range callers {
+		wg.Go(func() {
+			<-start
+			status, _, _ := c.call(t, "GET", "/v1/apis", "Bearer nonsense", nil)
+			mu.Lock()
+			statuses[status]++
+			mu.Unlock()
+		})
+	}
+	close(start)
+	wg.Wait()
+	if statuses[401] != 20 || statuses[429] != callers-20 {
+		t.Fatalf("statuses %v, want 20 × 401 and %d × 429", statuses, callers-20)
+	}
+	if evs := c.refusalsSince(t, n); len(evs) != 21 {
+		t.Fatalf("%d admin.refused events, want 21: the 20 401s and one 429", len(evs))
+	}
+}
+
 // A refusal whose event cannot be written is answered 503
 // temporarily_unavailable, as at the token endpoint, never with the
 // refusal unrecorded nor a 500 with internals.

@@ -47,17 +47,42 @@ func (l *Limiter) Check(key string) (bool, time.Duration) {
 	if tokens >= 1 {
 		return true, 0
 	}
+	return false, l.retryAfter(tokens)
+}
+
+// retryAfter is when a key whose bucket holds tokens may try again, in
+// whole seconds (as Retry-After says it), at least one.
+func (l *Limiter) retryAfter(tokens float64) time.Duration {
 	wait := time.Duration((1 - tokens) / float64(l.limit) * float64(time.Second))
-	return false, max(time.Second, time.Duration(math.Ceil(wait.Seconds()))*time.Second)
+	return max(time.Second, time.Duration(math.Ceil(wait.Seconds()))*time.Second)
 }
 
 // Fail records a failure of key.
 func (l *Limiter) Fail(key string) { l.take(key) }
 
+// Take records a failure of key if it is within key's budget and reports
+// whether it was; if not, it says when the key may fail again, as Check
+// does. It is Check and Fail in one step, for a caller that knows the
+// request failed before it asks: of callers at once, no more than the
+// budget's are let through, where each could pass Check before any of
+// them called Fail.
+func (l *Limiter) Take(key string) (bool, time.Duration) {
+	lim := l.limiter(key)
+	now := l.now()
+	if lim.AllowN(now, 1) {
+		return true, 0
+	}
+	return false, l.retryAfter(lim.TokensAt(now))
+}
+
 // take counts a try of key and reports whether it was within its budget,
 // in one step, so that two callers at once cannot both take its last
 // token.
-func (l *Limiter) take(key string) bool {
+func (l *Limiter) take(key string) bool { return l.limiter(key).AllowN(l.now(), 1) }
+
+// limiter is key's bucket, made full if key has none, forgetting another
+// key's when the Limiter tracks as many as it may.
+func (l *Limiter) limiter(key string) *rate.Limiter {
 	l.mu.Lock()
 	lim := l.m[key]
 	if lim == nil {
@@ -71,7 +96,7 @@ func (l *Limiter) take(key string) bool {
 		l.m[key] = lim
 	}
 	l.mu.Unlock()
-	return lim.AllowN(l.now(), 1)
+	return lim
 }
 
 // AddressKey is the key of a source address. An IPv6 address counts by

@@ -1,6 +1,8 @@
 package throttle
 
 import (
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -60,5 +62,49 @@ func TestRecorder(t *testing.T) {
 		if got := r.Record(tt.key); got != tt.want {
 			t.Errorf("%s: Record(%q) = %v, want %v", tt.name, tt.key, got, tt.want)
 		}
+	}
+}
+
+// Take lets a key fail as often as its budget allows and no more, however
+// many callers fail at once: Check then Fail let every caller that checked
+// before the first failed through.
+func TestTake(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const burst, callers = 5, 64
+	l := New(1, burst, 100, func() time.Time { return now })
+	var (
+		wg     sync.WaitGroup
+		taken  atomic.Int32
+		waited atomic.Int64
+	)
+	start := make(chan struct{})
+	for range callers {
+		wg.Go(func() {
+			<-start
+			ok, wait := l.Take("a")
+			if ok {
+				taken.Add(1)
+			} else {
+				waited.Store(int64(wait))
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if got := taken.Load(); got != burst {
+		t.Fatalf("%d of %d callers at once took a failure, want the burst, %d", got, callers, burst)
+	}
+	if w := time.Duration(waited.Load()); w != time.Second {
+		t.Errorf("a refused caller is told to wait %v, want 1s", w)
+	}
+	now = now.Add(time.Second)
+	if ok, _ := l.Take("a"); !ok {
+		t.Error("a second later the key may not fail once more")
+	}
+	if ok, _ := l.Take("a"); ok {
+		t.Error("the key failed twice within its one refilled try")
+	}
+	if ok, _ := l.Take("b"); !ok {
+		t.Error("another key is held back by a's failures")
 	}
 }
