@@ -23,7 +23,8 @@ import (
 	"github.com/keyward/keyward/internal/oauth2"
 )
 
-// fetchTimeout bounds a fetch that outlives the request that started it.
+// fetchTimeout bounds a fetch that outlives the request that started it,
+// and each background refresh of the issuer's keys.
 const fetchTimeout = 10 * time.Second
 
 // keySet caches the issuer's JWKS, refreshing it in the background and on
@@ -117,7 +118,12 @@ func (ks *keySet) run(ctx context.Context) {
 			return
 		case <-time.After(max(wait, 10*time.Second)):
 		}
-		ks.refresh(ctx) // on failure the old keys stay in use
+		// Bounded as a fetch for an unknown kid is, whatever the HTTP
+		// client: tokens with a new kid join this fetch, and an issuer
+		// that never answered would hold them, and every later refresh.
+		fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+		ks.refresh(fctx) // on failure the old keys stay in use
+		cancel()
 	}
 }
 

@@ -1,0 +1,122 @@
+package verify_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/keyward/keyward/verify"
+)
+
+// The background refresh of the issuer's keys is bounded in time, as a
+// fetch for an unknown kid is, whatever the HTTP client: with one that
+// has no timeout (WithHTTPClient), an issuer that never answered held
+// the refresh forever, so the keys were never refreshed again, and every
+// token with a new kid, joining that refresh, waited on it forever, even
+// once its request had ended.
+func TestKeyRefreshBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const issuer, aud = "https://keyward.internal", "https://orders.internal"
+		newKey := func(kid string) jose.JSONWebKey {
+			k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"}
+		}
+		old, rotated := newKey("k1"), newKey("k2")
+		var (
+			published  atomic.Pointer[jose.JSONWebKeySet]
+			jwksFetch  atomic.Int32
+			stopIssuer = make(chan struct{})
+		)
+		published.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{old.Public()}})
+		respond := func(r *http.Request, v any) (*http.Response, error) {
+			b, _ := json.Marshal(v)
+			return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Header: http.Header{"Content-Type": {"application/json"}},
+				Body: io.NopCloser(bytes.NewReader(b)), Request: r}, nil
+		}
+		// No timeout: the client of an API that reaches the issuer with
+		// its own TLS settings, say.
+		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			switch r.URL.Path {
+			case "/.well-known/oauth-authorization-server":
+				return respond(r, map[string]string{"issuer": issuer, "jwks_uri": issuer + "/jwks"})
+			case "/jwks":
+				if jwksFetch.Add(1) == 2 { // the first background refresh: never answered
+					select {
+					case <-r.Context().Done():
+						return nil, r.Context().Err()
+					case <-stopIssuer:
+						return nil, errors.New("the issuer stopped")
+					}
+				}
+				return respond(r, published.Load())
+			}
+			return &http.Response{StatusCode: http.StatusNotFound, Status: "404 Not Found", Header: http.Header{},
+				Body: io.NopCloser(bytes.NewReader(nil)), Request: r}, nil
+		})}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		defer close(stopIssuer) // after the test, so the Verifier's goroutines end
+		v, err := verify.New(ctx, issuer, aud, verify.WithHTTPClient(client))
+		if err != nil {
+			t.Fatal(err)
+		}
+		published.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{old.Public(), rotated.Public()}})
+		time.Sleep(5*time.Minute + time.Second) // the background refresh starts, and hangs
+		synctest.Wait()
+		if got := jwksFetch.Load(); got != 2 {
+			t.Fatalf("%d JWKS fetches, want 2 (New's, then the background refresh)", got)
+		}
+
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: rotated.Key}, (&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", rotated.KeyID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		raw, err := jwt.Signed(s).Claims(map[string]any{"iss": issuer, "sub": "1", "client_id": "1", "aud": aud,
+			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "1"}).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The new key is picked up within a minute: by the next fetch for
+		// its kid once the hung refresh has given up.
+		deadline := now.Add(time.Minute)
+		for {
+			done := make(chan error, 1)
+			go func() {
+				_, err := v.Verify(ctx, raw)
+				done <- err
+			}()
+			select {
+			case err = <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("Verify of a token with a new kid still waits after a minute, on a background refresh the issuer never answers")
+			}
+			if err == nil {
+				return
+			}
+			if !errors.Is(err, verify.ErrUnavailable) {
+				t.Fatalf("Verify: %v, want ErrUnavailable or success", err)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the new key is still not used after a minute: %v", err)
+			}
+			time.Sleep(10 * time.Second)
+		}
+	})
+}
