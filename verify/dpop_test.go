@@ -256,15 +256,27 @@ func TestDPoPPublicURL(t *testing.T) {
 // any of them could replay the proofs it receives to the others. A token
 // for this API alone still works, and WithPublicURL lifts the refusal.
 // VerifyDPoP, for other frameworks, holds to the same rule unless the
-// caller says the URL comes from configuration (URLFromConfig).
+// caller says the URL comes from configuration (URLFromConfig). An opaque
+// token is held to it too: introspection names all of a DPoP-bound token's
+// audiences to an API's introspector, where of a bearer token it names
+// only the API's own.
 func TestDPoPSeveralAudiences(t *testing.T) {
+	for _, format := range []string{"jwt", "opaque"} {
+		t.Run(format, func(t *testing.T) { testDPoPSeveralAudiences(t, format) })
+	}
+}
+
+func testDPoPSeveralAudiences(t *testing.T, format string) {
 	k := testkeyward.Start(t)
-	id, secret, _, _ := k.Setup(t, "jwt")
-	jwt := "jwt"
-	if _, err := k.Srv.Admin.UpdateAPI(context.Background(), testkeyward.Sys, "billing", admin.APIUpdate{TokenFormat: &jwt}); err != nil {
+	id, secret, apiID, apiSecret := k.Setup(t, format)
+	if _, err := k.Srv.Admin.UpdateAPI(context.Background(), testkeyward.Sys, "billing", admin.APIUpdate{TokenFormat: &format}); err != nil {
 		t.Fatal(err)
 	}
-	v := newVerifier(t, k)
+	var opts []verify.Option
+	if format == "opaque" {
+		opts = append(opts, verify.WithIntrospection(apiID, apiSecret))
+	}
+	v := newVerifier(t, k, opts...)
 	p := dpoptest.NewProver(t)
 	both := dpopToken(t, k, p, id, secret, "orders.read billing.read")
 	alone := dpopToken(t, k, p, id, secret, "orders.read")

@@ -234,7 +234,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, source string, e
 	}
 	aud, scope := c.Audience, c.Scope
 	if !all {
-		aud, scope = narrow(ix, allowed, aud, scope)
+		narrowed, ownScope := narrow(ix, allowed, aud, scope)
+		scope = ownScope
+		// A DPoP-bound token's audiences are all named: an API that makes
+		// the URL a proof must name from the request's Host header, which
+		// the sender picks, must refuse a token that another API received
+		// too (verify does), or that API could replay to it, with its own
+		// Host header, the proofs the client made for it. The holder of a
+		// JWT reads them all in it anyway.
+		if tokenType != oauth2.TokenTypeDPoP {
+			aud = narrowed
+		}
 	}
 	return &Response{
 		Active: true, Scope: scope, ClientID: c.ClientID, Subject: c.Subject, Audience: aud, Issuer: c.Issuer,
