@@ -120,3 +120,65 @@ func TestKeyRefreshBounded(t *testing.T) {
 		}
 	})
 }
+
+// A key the issuer stops publishing is no longer trusted within an hour,
+// whatever max-age its JWKS is sent with: a proxy or CDN in front of the
+// issuer may send one of days, and a leaked key would stay trusted as long.
+func TestKeyRefreshCapped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const issuer, aud = "https://keyward.internal", "https://orders.internal"
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaked := jose.JSONWebKey{Key: k, KeyID: "k1", Algorithm: string(jose.ES256), Use: "sig"}
+		var published atomic.Pointer[jose.JSONWebKeySet]
+		published.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{leaked.Public()}})
+		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			var v any
+			switch r.URL.Path {
+			case "/.well-known/oauth-authorization-server":
+				v = map[string]string{"issuer": issuer, "jwks_uri": issuer + "/jwks"}
+			case "/jwks":
+				v = published.Load()
+			default:
+				return &http.Response{StatusCode: http.StatusNotFound, Status: "404 Not Found", Header: http.Header{},
+					Body: io.NopCloser(bytes.NewReader(nil)), Request: r}, nil
+			}
+			b, _ := json.Marshal(v)
+			return &http.Response{StatusCode: http.StatusOK, Status: "200 OK",
+				Header: http.Header{"Content-Type": {"application/json"}, "Cache-Control": {"public, max-age=31536000"}}, // a year
+				Body:   io.NopCloser(bytes.NewReader(b)), Request: r}, nil
+		})}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v, err := verify.New(ctx, issuer, aud, verify.WithHTTPClient(client))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: leaked.Key}, (&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", leaked.KeyID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		token := func() string {
+			now := time.Now()
+			raw, err := jwt.Signed(s).Claims(map[string]any{"iss": issuer, "sub": "1", "client_id": "1", "aud": aud,
+				"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": now.String()}).Serialize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return raw
+		}
+		if _, err := v.Verify(ctx, token()); err != nil {
+			t.Fatalf("a token of the published key: %v", err)
+		}
+		published.Store(&jose.JSONWebKeySet{}) // the issuer drops the leaked key
+		time.Sleep(time.Hour + 15*time.Second)
+		synctest.Wait()
+		_, err = v.Verify(ctx, token())
+		var ve *verify.Error
+		if !errors.As(err, &ve) || ve.Code != "invalid_token" {
+			t.Fatalf("an hour after the issuer dropped its key, a token it signs: %v, want invalid_token", err)
+		}
+	})
+}

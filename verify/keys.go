@@ -275,12 +275,22 @@ var signingAlgs = []jose.SignatureAlgorithm{
 	jose.ES256, jose.ES384, jose.ES512, jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512, jose.EdDSA,
 }
 
-// maxAge reads Cache-Control max-age.
+// maxKeysAge bounds how long the issuer's keys are kept without a
+// refetch, whatever their Cache-Control says: a key the issuer stops
+// publishing (one that leaked, say) is no longer trusted within it, even
+// when a proxy or CDN in front of the issuer sends a max-age of days.
+// Keyward itself sends 300 s.
+const maxKeysAge = time.Hour
+
+// maxAge reads Cache-Control max-age, at most maxKeysAge.
 func maxAge(h http.Header) time.Duration {
 	for _, part := range strings.Split(h.Get("Cache-Control"), ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if ok && strings.EqualFold(k, "max-age") {
 			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				if n >= int(maxKeysAge/time.Second) {
+					return maxKeysAge
+				}
 				return time.Duration(n) * time.Second
 			}
 		}
