@@ -58,6 +58,12 @@ type Metadata struct {
 	AccessTokenSigningAlgValuesSupported   []string `json:"access_token_signing_alg_values_supported,omitempty"`
 	IntrospectionEndpointAuthMethods       []string `json:"introspection_endpoint_auth_methods_supported,omitempty"`
 	RevocationEndpointAuthMethodsSupported []string `json:"revocation_endpoint_auth_methods_supported,omitempty"`
+	// IntrospectionEndpointAuthSigningAlgs and RevocationEndpointAuthSigningAlgs
+	// are the algorithms of the private_key_jwt assertions those endpoints
+	// accept: RFC 8414 §2 has them present whenever their auth methods list
+	// private_key_jwt, as token_endpoint_auth_signing_alg_values_supported is.
+	IntrospectionEndpointAuthSigningAlgs []string `json:"introspection_endpoint_auth_signing_alg_values_supported,omitempty"`
+	RevocationEndpointAuthSigningAlgs    []string `json:"revocation_endpoint_auth_signing_alg_values_supported,omitempty"`
 	// DPoPSigningAlgValuesSupported are the algorithms of the DPoP proofs
 	// the token endpoint accepts (RFC 9449 §5.1).
 	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`

@@ -138,6 +138,9 @@ func New(cfg Config, d Deps) *Server {
 		tcfg.DPoPNonces = dpop.NewNonces(nonceKey(d.Pepper))
 	}
 	tok := token.NewHandler(tcfg, cached, d.Journal, d.Signer, auth, d.Now, d.Logger)
+	// The private_key_jwt assertions of every endpoint are checked alike
+	// (clientauth), so each endpoint lists the same algorithms.
+	assertionAlgs := []string{"RS256", "ES256"}
 	disc := discovery.NewHandler(discovery.Metadata{
 		Issuer:                                 cfg.Issuer,
 		TokenEndpoint:                          oauth2.TokenEndpoint(cfg.Issuer),
@@ -146,12 +149,14 @@ func New(cfg Config, d Deps) *Server {
 		RevocationEndpoint:                     cfg.Issuer + "/revoke",
 		IntrospectionEndpointAuthMethods:       authMethods(cfg),
 		RevocationEndpointAuthMethodsSupported: authMethods(cfg),
+		IntrospectionEndpointAuthSigningAlgs:   assertionAlgs,
+		RevocationEndpointAuthSigningAlgs:      assertionAlgs,
 		ResponseTypesSupported:                 []string{},
 		GrantTypesSupported:                    []string{oauth2.GrantClientCredentials, oauth2.GrantJWTBearer},
 		TokenEndpointAuthMethodsSupported:      authMethods(cfg),
 		TLSClientCertificateBoundAccessTokens:  cfg.MutualTLS,
 		AccessTokenSigningAlgValuesSupported:   signer.Algorithms,
-		TokenEndpointAuthSigningAlgsSupported:  []string{"RS256", "ES256"},
+		TokenEndpointAuthSigningAlgsSupported:  assertionAlgs,
 		DPoPSigningAlgValuesSupported:          dpop.AlgorithmNames(),
 	}, d.Signer, cached, d.Now)
 
