@@ -103,10 +103,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *storage.Audi
 		ev.Data["client_id"] = att.ClientID
 		return false, err
 	}
-	ev.Actor = caller.Account.ID
 	if err := clientauth.UseJTIs(r.Context(), h.journal, caller); err != nil {
+		// A client assertion used before (or whose use could not be
+		// recorded) proves nothing of who sent it: the refusal names its
+		// account as client_id, as a failed authentication's does, not
+		// as the actor.
+		ev.Data["client_id"] = caller.Account.ID
 		return false, err
 	}
+	ev.Actor = caller.Account.ID
 	raw := form.Get("token")
 	if raw == "" {
 		return false, oauth2.Errorf(oauth2.ErrInvalidRequest, "The token parameter is required.")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
 )
 
 // clientAssertion signs a private_key_jwt client assertion (RFC 7523
@@ -63,5 +64,43 @@ func TestClientAssertionSingleUse(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestClientAssertionReplayAuditActor: a client assertion replayed to the
+// introspection or revocation endpoint proves nothing of who sent it
+// again, so its refusal's event names the account it claims as client_id,
+// not as the actor (as the token endpoint's token.refused does): anyone
+// who saw the assertion could otherwise put refusals in its name.
+func TestClientAssertionReplayAuditActor(t *testing.T) {
+	f := newFixture(t)
+	ids := []string{f.email}
+	if _, err := f.admin.UpdateAPI(context.Background(), admin.Actor{ID: "test"}, "orders", admin.APIUpdate{Introspectors: &ids}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ path, action, body string }{
+		{"/introspect", "token.introspect", "token=" + url.QueryEscape(f.accessToken(t, "opaque"))},
+		{"/revoke", "token.revoke", "token=" + url.QueryEscape(oauth2.OpaqueTokenPrefix+strings.Repeat("A", 43))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			body := tt.body + "&client_assertion_type=" + url.QueryEscape(oauth2.ClientAssertionJWT) + "&client_assertion=" + f.clientAssertion(t, "once"+tt.path)
+			if w := f.doPath(tt.path, body, ""); w.Code != http.StatusOK {
+				t.Fatalf("first use: %d %s", w.Code, w.Body)
+			}
+			if w := f.doPath(tt.path, body, ""); w.Code != http.StatusUnauthorized {
+				t.Fatalf("replay: %d %s, want 401", w.Code, w.Body)
+			}
+			evs, err := f.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: tt.action, Newest: true, Limit: 2})
+			if err != nil || len(evs) != 2 {
+				t.Fatalf("%d events, %v; want 2", len(evs), err)
+			}
+			if first := evs[1]; first.Actor != f.clientID {
+				t.Errorf("first use: actor %q, want %q", first.Actor, f.clientID)
+			}
+			if replay := evs[0]; replay.Outcome != storage.OutcomeFailure || replay.Actor != "" || replay.Data["client_id"] != f.clientID {
+				t.Errorf("replay: %s, actor %q, client_id %q; want a failure, no actor, client_id %q", replay.Outcome, replay.Actor, replay.Data["client_id"], f.clientID)
+			}
+		})
 	}
 }
