@@ -71,6 +71,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if note, written = h.recorded.Skip(oe.Err); note != "" {
 			ev.Data["throttled"] = note
 		}
+		if oe.HTTPStatus() >= http.StatusInternalServerError && oe.Err != nil {
+			// Not the caller's doing (the store failed, say): the cause,
+			// which the answer and the event never carry, is logged.
+			h.log.Error("revocation refused", "error", oe.Code, "cause", oe.Err.Error(), "source", source)
+		}
 		err = oe
 	}
 	if !written {

@@ -136,3 +136,37 @@ func TestJournalDownRefuses(t *testing.T) {
 		t.Fatalf("status %d, want 503 when the audit event cannot be written", w.Code)
 	}
 }
+
+// A refusal that is not the client's doing — the store failed — has its
+// cause logged, which neither the answer nor the event carries; the
+// client's own mistakes and the answers that revoke nothing are not.
+func TestStoreFailureLogged(t *testing.T) {
+	tests := []struct {
+		name      string
+		body      string
+		revokeErr error
+		wantLog   string
+	}{
+		{name: "store down", body: "token=kwat_mine", revokeErr: errors.New("connection reset"), wantLog: "cause=\"connection reset\""},
+		{name: "revoked", body: "token=kwat_mine"},
+		{name: "unknown token", body: "token=kwat_nope"},
+		{name: "someone else's", body: "token=kwat_theirs"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var log strings.Builder
+			f := &fakes{revokeErr: tt.revokeErr}
+			h := NewHandler(f, tokenstate.New(f, noJWT{}, "https://kw", func() time.Time { return now }), f, f,
+				func() time.Time { return now }, slog.New(slog.NewTextHandler(&log, nil)), oauth2.NopObserver{})
+			r := httptest.NewRequest("POST", "/revoke", strings.NewReader(tt.body))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			if tt.wantLog == "" && log.Len() != 0 {
+				t.Errorf("logged %q, want nothing", log.String())
+			}
+			if tt.wantLog != "" && !strings.Contains(log.String(), tt.wantLog) {
+				t.Errorf("logged %q, want it to have %q", log.String(), tt.wantLog)
+			}
+		})
+	}
+}

@@ -1,0 +1,74 @@
+package introspect_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/clientauth"
+	"github.com/keyward/keyward/internal/introspect"
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// catalog is the directory's API list, or its failure.
+type catalog struct {
+	*directory
+	err error
+}
+
+func (c catalog) ListAPIs(context.Context) ([]storage.API, error) { return nil, c.err }
+
+// A refusal that is not the caller's doing — the store failed — has its
+// cause logged, which neither the answer nor the event carries; the
+// caller's own mistakes are not.
+func TestStoreFailureLogged(t *testing.T) {
+	basic := func(secret string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte("100000000000000000001:"+secret))
+	}
+	tests := []struct {
+		name       string
+		auth       string
+		catalogErr error
+		wantStatus int
+		wantLog    string
+	}{
+		{name: "store down", auth: basic("kw_right"), catalogErr: errors.New("connection reset"), wantStatus: 503, wantLog: "cause=\"connection reset\""},
+		{name: "no permission", auth: basic("kw_right"), wantStatus: 403},
+		{name: "wrong secret", auth: basic("kw_wrong"), wantStatus: 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var log strings.Builder
+			d := &directory{}
+			clock := func() time.Time { return time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC) }
+			auth := clientauth.New(clientauth.Config{Issuer: "https://kw", MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, Pepper: pepper, Now: clock,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, d)
+			// No resolver: none of these requests reaches it.
+			h := introspect.NewHandler(auth, nil, catalog{d, tt.catalogErr}, d, nil, clock, slog.New(slog.NewTextHandler(&log, nil)), oauth2.NopObserver{})
+			r := httptest.NewRequest("POST", "/introspect", strings.NewReader("token=kwat_x"))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			r.Header.Set("Authorization", tt.auth)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != tt.wantStatus {
+				t.Fatalf("status %d (%s), want %d", w.Code, w.Body, tt.wantStatus)
+			}
+			if strings.Contains(w.Body.String(), "connection reset") {
+				t.Fatal("the internal error reached the caller")
+			}
+			if tt.wantLog == "" && log.Len() != 0 {
+				t.Errorf("logged %q, want nothing", log.String())
+			}
+			if tt.wantLog != "" && !strings.Contains(log.String(), tt.wantLog) {
+				t.Errorf("logged %q, want it to have %q", log.String(), tt.wantLog)
+			}
+		})
+	}
+}
