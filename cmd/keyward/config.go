@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/signer"
 )
 
@@ -200,7 +201,7 @@ func (c *Config) Validate() error {
 	if c.DefaultTokenTTL < time.Minute || c.DefaultTokenTTL > c.MaxTokenTTL {
 		add("--default-token-lifetime %s must be at least 1m and at most --max-token-lifetime (%s)", c.DefaultTokenTTL, c.MaxTokenTTL)
 	}
-	if c.MaxTokenTTL < time.Minute || c.MaxTokenTTL > 24*time.Hour {
+	if c.MaxTokenTTL < time.Minute || c.MaxTokenTTL > admin.LongestTokenLifetime {
 		add("--max-token-lifetime %s must be between 1m and 24h", c.MaxTokenTTL)
 	}
 	if c.MaxAssertionTTL < time.Minute || c.MaxAssertionTTL > 24*time.Hour {

@@ -48,3 +48,32 @@ func TestRevokeTokenIDSaysWhatItKnew(t *testing.T) {
 		t.Fatalf("audit events %+v %v", evs, err)
 	}
 }
+
+// A revocation by token ID is kept as long as any token may live, not
+// only as long as the server's current --max-token-lifetime: a JWT issued
+// under a longer one, before a restart that shortened it, would be active
+// again once its revocation was pruned.
+func TestRevokeTokenIDOutlivesTheLongestToken(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t) // --max-token-lifetime 1h
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	if code, out, _ := f.call(t, "POST", "/v1/tokens/revoke", auth, admin.RevokeRequest{JTI: "jwt-jti"}); code != 200 {
+		t.Fatalf("revoke: %d %v", code, out)
+	}
+	now := time.Now()
+	for _, tt := range []struct {
+		pruned  time.Time
+		revoked bool
+	}{
+		{now.Add(2 * time.Hour), true},
+		{now.Add(admin.LongestTokenLifetime - time.Minute), true},
+		{now.Add(admin.LongestTokenLifetime + time.Minute), false},
+	} {
+		if _, err := f.store.DeleteExpired(ctx, tt.pruned); err != nil {
+			t.Fatal(err)
+		}
+		if revoked, err := f.store.IsRevoked(ctx, "jwt-jti"); err != nil || revoked != tt.revoked {
+			t.Fatalf("pruned %v on: IsRevoked = %v, %v; want %v", tt.pruned.Sub(now).Round(time.Minute), revoked, err, tt.revoked)
+		}
+	}
+}

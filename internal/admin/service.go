@@ -774,8 +774,15 @@ type Revoked struct {
 // maxTokenIDLength bounds the token ID RevokeTokenID takes.
 const maxTokenIDLength = 128
 
+// LongestTokenLifetime bounds the lifetime of every access token Keyward
+// issues: --max-token-lifetime may be at most this.
+const LongestTokenLifetime = 24 * time.Hour
+
 // RevokeTokenID revokes one token by its ID (jti). The revocation is kept
-// for the longest token lifetime, after which the token has expired anyway.
+// for LongestTokenLifetime, after which the token has expired anyway,
+// whatever the lifetimes allowed when it was issued: a token issued under
+// a longer --max-token-lifetime than the server has now outlived a
+// revocation kept as long as the current one.
 // Only opaque tokens are stored: an ID Keyward has no record of may be a
 // JWT's, or a typo, and is put on the revocation list all the same; the
 // result says which it was.
@@ -805,7 +812,7 @@ func (s *Service) RevokeTokenID(ctx context.Context, actor Actor, jti string) (R
 		result = "revoked; no token with this ID on record"
 	}
 	now := s.cfg.Now()
-	err = s.store.Revoke(ctx, storage.Revocation{JTI: jti, AccountID: r.AccountID, RevokedAt: now, ExpiresAt: now.Add(s.cfg.MaxTokenLifetime)},
+	err = s.store.Revoke(ctx, storage.Revocation{JTI: jti, AccountID: r.AccountID, RevokedAt: now, ExpiresAt: now.Add(LongestTokenLifetime)},
 		s.event(actor, "token.revoke", r.AccountID, map[string]string{"token_id": jti, "result": result}))
 	return r, err
 }
