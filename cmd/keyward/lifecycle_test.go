@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -184,6 +186,28 @@ func TestTokenLifecycle(t *testing.T) {
 				if l.active(tc.id, tc.secret, tc.tok) {
 					t.Fatal("revoked token still active")
 				}
+			}
+			// A revoked opaque token is still known: its later uses are
+			// traced to it and its account, and revoking it again says so.
+			last := func(action string) storage.AuditEvent {
+				t.Helper()
+				evs, err := l.m.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: action})
+				if err != nil || len(evs) == 0 {
+					t.Fatalf("%s events: %v, %v", action, evs, err)
+				}
+				return slices.MaxFunc(evs, func(a, b storage.AuditEvent) int { return cmp.Compare(a.Seq, b.Seq) })
+			}
+			if l.active(ordersAPI, ordersSecret, opaque) {
+				t.Fatal("revoked opaque token active")
+			}
+			if ev := last("token.introspect"); ev.Data["reason"] != "revoked" || ev.Data["token_id"] == "" || ev.AccountID != jobID {
+				t.Fatalf("the introspection of the revoked opaque token: %+v, want reason revoked, its token_id and account", ev)
+			}
+			if status, _ := l.post("/revoke", jobID, jobSecret, url.Values{"token": {opaque}}); status != 200 {
+				t.Fatalf("revoke again: %d", status)
+			}
+			if ev := last("token.revoke"); ev.Data["result"] != "already revoked" || ev.Data["token_id"] == "" {
+				t.Fatalf("revoking it again: %+v, want result already revoked with its token_id", ev)
 			}
 		})
 		t.Run("disable account", func(t *testing.T) {

@@ -142,6 +142,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *storage.Audi
 		ev.Data["result"] = "already expired"
 		return false, nil
 	}
+	if info.Reason == tokenstate.ReasonRevoked {
+		ev.Data["result"] = "already revoked"
+		return false, nil
+	}
 	ev.Data["result"] = "revoked"
 	rev := storage.Revocation{JTI: c.ID, AccountID: c.ClientID, RevokedAt: ev.Time, ExpiresAt: time.Unix(c.Expiry, 0)}
 	if err := h.store.Revoke(r.Context(), rev, *ev); err != nil {

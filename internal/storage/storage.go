@@ -653,8 +653,10 @@ type Storage interface {
 	// GetTokenByID returns the opaque token with the given ID (jti), or
 	// ErrNotFound. JWT access tokens are not stored: their IDs never are.
 	GetTokenByID(ctx context.Context, jti string) (TokenRecord, error)
-	// Revoke records a revocation and deletes the opaque token with that
-	// ID, if there is one. Revoking twice is not an error.
+	// Revoke records a revocation. The opaque token with that ID, if there
+	// is one, stays until it expires (IsRevoked says it is revoked), so
+	// that a use of it after its revocation is traced to its ID and
+	// account. Revoking twice is not an error.
 	Revoke(ctx context.Context, r Revocation, ev AuditEvent) error
 	// IsRevoked reports whether a token ID was revoked.
 	IsRevoked(ctx context.Context, jti string) (bool, error)

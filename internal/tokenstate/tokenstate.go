@@ -98,6 +98,10 @@ type Info struct {
 	Reason string
 }
 
+// ReasonRevoked is Info.Reason of a token revoked by its ID, at the
+// revocation endpoint or by an administrator.
+const ReasonRevoked = "revoked"
+
 // ErrUnknown means the token is not one Keyward issued: malformed, signed
 // by no published key, or an opaque token that does not exist.
 var ErrUnknown = errors.New("unknown token")
@@ -207,7 +211,7 @@ func (r *Resolver) check(ctx context.Context, c oauth2.AccessClaims) (reason str
 		return "", acct, err
 	}
 	if revoked {
-		return "revoked", acct, nil
+		return ReasonRevoked, acct, nil
 	}
 	acct, err = r.store.GetAccount(ctx, c.ClientID)
 	if errors.Is(err, storage.ErrNotFound) {

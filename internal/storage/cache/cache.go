@@ -194,8 +194,8 @@ func (s *Store) ListSecrets(ctx context.Context, accountID string) ([]storage.Se
 	return lookup(ctx, s, "secrets", s.secrets, accountID, storage.Storage.ListSecrets)
 }
 
-// GetToken implements storage.Storage. Opaque tokens never change; a
-// revocation deletes them, and drops this cache.
+// GetToken implements storage.Storage. Opaque tokens never change (a
+// revocation is IsRevoked's, and drops this cache too).
 func (s *Store) GetToken(ctx context.Context, hash []byte) (storage.TokenRecord, error) {
 	return lookup(ctx, s, "tokens", s.tokens, string(hash), getToken)
 }

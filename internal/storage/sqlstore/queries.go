@@ -65,7 +65,6 @@ var queries = map[string]string{
 
 	"getToken":           `SELECT ` + tokenCols + ` FROM tokens WHERE hash = ?`,
 	"getTokenByID":       `SELECT ` + tokenCols + ` FROM tokens WHERE jti = ?`,
-	"deleteTokenByJTI":   `DELETE FROM tokens WHERE jti = ?`,
 	"deleteExpiredToken": `DELETE FROM tokens WHERE expires_at < ?`,
 	"insertRevocation":   `INSERT INTO revocations (jti, account_id, revoked_at, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 	"isRevoked":          `SELECT COUNT(*) FROM revocations WHERE jti = ?`,

@@ -52,9 +52,6 @@ func (s *Store) Revoke(ctx context.Context, r storage.Revocation, ev storage.Aud
 		if _, err := tx.ExecContext(ctx, s.q["insertRevocation"], r.JTI, r.AccountID, micros(r.RevokedAt), micros(r.ExpiresAt)); err != nil {
 			return s.wrap("revoke", err)
 		}
-		if _, err := tx.ExecContext(ctx, s.q["deleteTokenByJTI"], r.JTI); err != nil {
-			return s.wrap("revoke", err)
-		}
 		return s.notify(ctx, tx, storage.ChangeRevocations)
 	}, ev)
 }
