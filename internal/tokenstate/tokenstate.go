@@ -145,7 +145,9 @@ func (r *Resolver) Resolve(ctx context.Context, raw string) (Info, error) {
 		info.Claims = c
 	}
 	reason, acct, err := r.check(ctx, info.Claims)
-	info.Active, info.Reason = reason == "", reason
+	// A token whose check the store failed is not active: a caller that
+	// looked at Active before the error must not take it for one.
+	info.Active, info.Reason = reason == "" && err == nil, reason
 	if info.Opaque && info.Active {
 		// The record has no email; the account check just read it, so an
 		// opaque token answers with the client_email a JWT carries (an

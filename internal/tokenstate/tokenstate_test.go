@@ -141,3 +141,24 @@ func TestOpaqueClientEmail(t *testing.T) {
 		})
 	}
 }
+
+// failingStore fails the lookups of the check after the token is found.
+type failingStore struct{ *store }
+
+func (failingStore) IsRevoked(context.Context, string) (bool, error) {
+	return false, errors.New("database is locked")
+}
+
+// A token whose check the store failed is reported with the error and
+// not as active: a caller that read Active first would otherwise take it
+// for a live token.
+func TestResolveStoreFailureNotActive(t *testing.T) {
+	const raw = tokenstate.OpaquePrefix + "x"
+	s := failingStore{&store{acct: storage.Account{ID: "1"}, tokens: map[string]storage.TokenRecord{string(tokenstate.HashOpaque(raw)): {
+		ID: "jti", AccountID: "1", Subject: "1", Scope: "s", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour),
+	}}}}
+	info, err := tokenstate.New(s, noJWT{}, "https://kw", func() time.Time { return t0 }).Resolve(context.Background(), raw)
+	if err == nil || info.Active {
+		t.Fatalf("Resolve with the store failing: active %v, err %v; want an error and not active", info.Active, err)
+	}
+}
