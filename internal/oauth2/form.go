@@ -68,8 +68,10 @@ func ParseForm(w http.ResponseWriter, r *http.Request) (Form, error) {
 	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return nil, Errorf(ErrInvalidRequest, "The request body must have Content-Type application/x-www-form-urlencoded.")
 	}
-	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return nil, Errorf(ErrInvalidRequest, "The request body must be UTF-8 encoded.")
+	cs, declared := params["charset"]
+	asciiOnly := declared && !strings.EqualFold(cs, "utf-8")
+	if asciiOnly && !asciiCompatible[strings.ToLower(cs)] {
+		return nil, Errorf(ErrInvalidRequest, "The request body must be UTF-8 encoded (RFC 6749 Appendix B), not %s.", QuoteShort(cs))
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxFormBytes))
 	if err != nil {
@@ -79,7 +81,33 @@ func ParseForm(w http.ResponseWriter, r *http.Request) (Form, error) {
 		}
 		return nil, Errorf(ErrInvalidRequest, "The request body could not be read.").WithCause(err)
 	}
-	return ParseFormBody(string(body))
+	f, err := ParseFormBody(string(body))
+	if err == nil && asciiOnly && !f.ascii() {
+		return nil, Errorf(ErrInvalidRequest, "The request body declares charset %s and holds characters beyond ASCII, which Keyward reads only as UTF-8 (RFC 6749 Appendix B): send it as UTF-8, with charset=UTF-8 or none.", QuoteShort(cs))
+	}
+	return f, err
+}
+
+// asciiCompatible are the charsets, lower-cased, that encode ASCII as
+// UTF-8 does: a body declared in one of them whose parameters are all
+// ASCII reads the same as UTF-8. Apache HttpClient's form entities, which
+// Java clients build requests with, declare ISO-8859-1 by default.
+var asciiCompatible = map[string]bool{
+	"us-ascii": true, "ascii": true, "iso-8859-1": true, "iso_8859-1": true, "latin1": true, "windows-1252": true, "cp1252": true,
+}
+
+// ascii reports whether every parameter's name and value is ASCII.
+func (f Form) ascii() bool {
+	for k, v := range f {
+		for _, s := range []string{k, v} {
+			for i := range len(s) {
+				if s[i] >= utf8.RuneSelf {
+					return false
+				}
+			}
+		}
+	}
+	return true
 }
 
 // ParseFormBody parses a form-encoded body, refusing malformed encodings,

@@ -39,7 +39,13 @@ func TestParseForm(t *testing.T) {
 		{name: "query string", method: "POST", target: "/token?client_secret=x", ct: formCT, body: "a=1", wantStatus: 400},
 		{name: "json body", method: "POST", target: "/token", ct: "application/json", body: `{}`, wantStatus: 400},
 		{name: "no content type", method: "POST", target: "/token", body: "a=1", wantStatus: 400},
-		{name: "latin1", method: "POST", target: "/token", ct: formCT + "; charset=latin1", body: "a=1", wantStatus: 400},
+		// Apache HttpClient declares ISO-8859-1: the same as UTF-8 while
+		// the parameters are ASCII; beyond it, refused rather than misread.
+		{name: "latin1, ASCII", method: "POST", target: "/token", ct: formCT + "; charset=latin1", body: "a=1", want: Form{"a": "1"}},
+		{name: "ISO-8859-1, ASCII", method: "POST", target: "/token", ct: formCT + "; charset=ISO-8859-1", body: "token=kwat_x%2By&token_type_hint=access_token", want: Form{"token": "kwat_x+y", "token_type_hint": "access_token"}},
+		{name: "ISO-8859-1, beyond ASCII", method: "POST", target: "/token", ct: formCT + "; charset=ISO-8859-1", body: "a=%C3%A9", wantStatus: 400},
+		{name: "ISO-8859-1, a Latin-1 byte", method: "POST", target: "/token", ct: formCT + "; charset=ISO-8859-1", body: "a=%E9", wantStatus: 400},
+		{name: "UTF-16", method: "POST", target: "/token", ct: formCT + "; charset=UTF-16", body: "a=1", wantStatus: 400},
 		{name: "duplicate", method: "POST", target: "/token", ct: formCT, body: "scope=a&scope=b", wantStatus: 400},
 		{name: "resource repeats", method: "POST", target: "/token", ct: formCT, body: "resource=https%3A%2F%2Fa&scope=x&resource=https%3A%2F%2Fb",
 			want: Form{"resource": "https://a\x00https://b", "scope": "x"}},
