@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"reflect"
 	"regexp"
 	"slices"
@@ -244,12 +245,19 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 
 // checkText refuses a path or query that is not UTF-8 text without NUL
 // characters: names and IDs are text, and PostgreSQL cannot even compare
-// what is not.
+// what is not. It refuses a query that is not URL encoding too: the
+// parameters Query would drop from it (a bad escape, a semicolon) would
+// otherwise be ignored, a project or account filter with them, and a
+// listing would show everything.
 func checkText(r *http.Request) error {
 	if !oauth2.IsText(r.URL.Path) {
 		return invalid("The request path is not UTF-8 text without NUL characters.")
 	}
-	for k, vs := range r.URL.Query() {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return invalid("The query is not valid URL encoding (a %% not followed by two hex digits, or a semicolon): write %% as %%25 and ; as %%3B.")
+	}
+	for k, vs := range q {
 		for _, v := range vs {
 			if !oauth2.IsText(k) || !oauth2.IsText(v) {
 				return invalid("The query parameter %s is not UTF-8 text without NUL characters.", quoteClip(strings.ToValidUTF8(k, "?")))

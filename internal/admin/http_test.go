@@ -374,6 +374,35 @@ func TestRefusesNUL(t *testing.T) {
 	}
 }
 
+// A query that is not URL encoding is refused, not read without the
+// parameters url.Values drops: a listing filtered by project or account
+// would otherwise list everything.
+func TestRefusesMalformedQuery(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	const want = "The query is not valid URL encoding (a % not followed by two hex digits, or a semicolon): write % as %25 and ; as %3B."
+	tests := []struct{ name, path string }{
+		{"bad escape in a filter", "/v1/service-accounts?project=%zz"},
+		{"semicolon in a filter", "/v1/service-accounts?project=shop;x"},
+		{"bad escape in the limit", "/v1/service-accounts?limit=%"},
+		{"bad escape in an audit filter", "/v1/audit?account=%zz"},
+		{"semicolon in an unknown parameter", "/v1/apis?a=b;c"},
+		{"bad escape in a name", "/v1/apis?%zz=1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, _ := f.call(t, "GET", tt.path, auth, nil)
+			if code != 400 || out["error"] != "invalid_request" || out["error_description"] != want {
+				t.Errorf("GET %s: %d %v, want 400 invalid_request %q", tt.path, code, out, want)
+			}
+		})
+	}
+	// Escaped, the same characters are text.
+	if code, out, _ := f.call(t, "GET", "/v1/service-accounts?project=%25zz%3Bx", auth, nil); code != 200 {
+		t.Errorf("escaped: %d %v", code, out)
+	}
+}
+
 // An admin token is checked as introspection checks it: revoking it, its
 // account's tokens or its secret refuses it at once, and an opaque admin
 // token is as good as a JWT.
