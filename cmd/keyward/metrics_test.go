@@ -71,6 +71,43 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// The metrics listener does not hold a connection for ever: one that
+// idles after a scrape, or sends its request slowly, is closed as on the
+// main listener. It has no write timeout, which would cut CPU profiles.
+func TestMetricsServerTimeouts(t *testing.T) {
+	m := startServer(t, func(m *Main) { m.Config.MetricsListen = "127.0.0.1:0" })
+	s := m.metricsHTTP
+	tests := []struct {
+		name      string
+		got, want time.Duration
+	}{
+		{"ReadHeaderTimeout", s.ReadHeaderTimeout, m.http.ReadHeaderTimeout},
+		{"ReadTimeout", s.ReadTimeout, m.http.ReadTimeout},
+		{"IdleTimeout", s.IdleTimeout, m.http.IdleTimeout},
+		{"WriteTimeout", s.WriteTimeout, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Errorf("metrics listener's %s = %v, want %v", tt.name, tt.got, tt.want)
+			}
+		})
+	}
+	if s.ErrorLog == nil {
+		t.Error("the metrics listener's errors go to the standard logger, not the server's")
+	}
+	// A profile still runs for the seconds it was asked for.
+	resp, err := http.Get("http://" + m.metricsListener.Addr().String() + "/debug/pprof/profile?seconds=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("profile: %s", resp.Status)
+	}
+}
+
 // When the administrators' last keys expire on their own, the gauge says
 // when, and the server warns within 14 days of it, once a day, saying what
 // to do; after they expired the gauge is 0.

@@ -325,7 +325,18 @@ func (m *Main) Open(ctx context.Context) error {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		m.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		// Timeouts as the main listener's, so that an idle or slow
+		// connection is not held for ever; but no WriteTimeout: a CPU
+		// profile or trace answers after the seconds it was asked for,
+		// which net/http/pprof refuses beyond a WriteTimeout.
+		m.metricsHTTP = &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+		}
 	}
 
 	path := filepath.Join(c.DataDir, "admin-key.json")
