@@ -9,17 +9,20 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/keyward/keyward/client"
 	"github.com/keyward/keyward/internal/keyfile"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/validate"
 )
 
 // MinRSABits is the smallest RSA key accepted, as for key files.
@@ -115,6 +118,29 @@ type Public struct {
 	NotAfter time.Time
 }
 
+// parseError says why the DER of a PEM block of type typ did not parse,
+// in words for the person who uploaded it: asn1's own errors show its
+// parser's Go structs, and x509's name its Go functions where the block
+// is labelled as the other kind of public key.
+func parseError(typ string, der []byte, err error) error {
+	switch typ {
+	case "PUBLIC KEY":
+		if _, e := x509.ParsePKCS1PublicKey(der); e == nil {
+			return errors.New("the PUBLIC KEY block holds an RSA PUBLIC KEY (PKCS #1): label it BEGIN RSA PUBLIC KEY, or convert it with openssl rsa -RSAPublicKey_in -pubout")
+		}
+	case "RSA PUBLIC KEY":
+		if _, e := x509.ParsePKIXPublicKey(der); e == nil {
+			return errors.New("the RSA PUBLIC KEY block holds a PUBLIC KEY (SubjectPublicKeyInfo): label it BEGIN PUBLIC KEY")
+		}
+	}
+	var structural asn1.StructuralError
+	var syntax asn1.SyntaxError
+	if errors.As(err, &structural) || errors.As(err, &syntax) {
+		return fmt.Errorf("cannot parse the %s: its contents are not the DER encoding of one", typ)
+	}
+	return fmt.Errorf("cannot parse the %s: %s", typ, strings.TrimPrefix(err.Error(), "x509: "))
+}
+
 // ParsePublic reads an uploaded public key: a PEM "PUBLIC KEY", "RSA PUBLIC
 // KEY" or "CERTIFICATE" block. Which keys are accepted, and for which
 // algorithm, keyfile.Algorithm says, as for the key files that sign: RSA
@@ -143,10 +169,10 @@ func ParsePublic(data []byte) (Public, error) {
 	case "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY":
 		return Public{}, errors.New("this is a private key: upload only the public key or certificate, and keep the private key to yourself")
 	default:
-		return Public{}, fmt.Errorf("unsupported PEM block %q: expected PUBLIC KEY or CERTIFICATE", block.Type)
+		return Public{}, fmt.Errorf("unsupported PEM block %s: expected PUBLIC KEY or CERTIFICATE", validate.QuoteClip(block.Type))
 	}
 	if err != nil {
-		return Public{}, fmt.Errorf("cannot parse the %s: %w", block.Type, err)
+		return Public{}, parseError(block.Type, block.Bytes, err)
 	}
 	alg, err := keyfile.Algorithm(pub)
 	if err != nil {

@@ -91,8 +91,18 @@ func TestParsePublic(t *testing.T) {
 		{"ed25519", pemBlock("PUBLIC KEY", pkix(edPub)), "", "unsupported key type"},
 		{"private key", pemBlock("PRIVATE KEY", []byte{1}), "", "private key"},
 		{"not pem", []byte("hello"), "", "not PEM"},
-		{"garbage der", pemBlock("PUBLIC KEY", []byte{1, 2, 3}), "", "cannot parse"},
-		{"other block", pemBlock("OPENSSH PRIVATE KEY", []byte{1}), "", "unsupported PEM block"},
+		// What does not parse is said in words, not in asn1's Go structs
+		// or x509's function names.
+		{"garbage der", pemBlock("PUBLIC KEY", []byte{1, 2, 3}), "", "cannot parse the PUBLIC KEY: its contents are not the DER encoding of one"},
+		{"garbage pkcs1", pemBlock("RSA PUBLIC KEY", []byte{0x30, 0x03, 0x02, 0x01}), "", "cannot parse the RSA PUBLIC KEY: its contents are not the DER encoding of one"},
+		{"garbage certificate", pemBlock("CERTIFICATE", []byte{0x30, 0x03, 0x02, 0x01, 0x01}), "", "cannot parse the CERTIFICATE: malformed tbs certificate"},
+		{"pkcs1 labelled spki", pemBlock("PUBLIC KEY", x509.MarshalPKCS1PublicKey(&rsa2048.PublicKey)), "",
+			"the PUBLIC KEY block holds an RSA PUBLIC KEY (PKCS #1): label it BEGIN RSA PUBLIC KEY, or convert it with openssl rsa -RSAPublicKey_in -pubout"},
+		{"spki labelled pkcs1", pemBlock("RSA PUBLIC KEY", pkix(&rsa2048.PublicKey)), "",
+			"the RSA PUBLIC KEY block holds a PUBLIC KEY (SubjectPublicKeyInfo): label it BEGIN PUBLIC KEY"},
+		{"other block", pemBlock("OPENSSH PRIVATE KEY", []byte{1}), "", `unsupported PEM block "OPENSSH PRIVATE KEY": expected PUBLIC KEY or CERTIFICATE`},
+		{"long block type", pemBlock(strings.Repeat("X", 5000), []byte{1}), "",
+			`unsupported PEM block "` + strings.Repeat("X", 48) + `"… (5000 bytes): expected PUBLIC KEY or CERTIFICATE`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,6 +110,9 @@ func TestParsePublic(t *testing.T) {
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				if msg := err.Error(); strings.Contains(msg, "asn1") || strings.Contains(msg, "x509:") || strings.Contains(msg, "Parse") {
+					t.Errorf("err = %q, which shows Go's internals", msg)
 				}
 				return
 			}
