@@ -935,6 +935,9 @@ func TestRefusalsClipLongBodyValues(t *testing.T) {
 	api := func(name, identifier string, scopes []string, format string) map[string]any {
 		return map[string]any{"name": name, "identifier": identifier, "scopes": scopes, "token_format": format}
 	}
+	binding := func(field, value string) map[string]any {
+		return map[string]any{"tls_binding": map[string]any{field: value}}
+	}
 	tests := []struct {
 		name, method, path string
 		body               any
@@ -971,6 +974,19 @@ func TestRefusalsClipLongBodyValues(t *testing.T) {
 			`A client secret takes no public key: the body has only expires_in_seconds. To register a public key, POST it to /v1/service-accounts/"` + long[:48] + `"… (5000 bytes)/keys/upload.`},
 		{"secret with a public key, escape in the path", "POST", "/v1/service-accounts/a%1bb/secrets", map[string]any{"public_key_pem": "x"}, 400,
 			`A client secret takes no public key: the body has only expires_in_seconds. To register a public key, POST it to /v1/service-accounts/"a\x1bb"/keys/upload.`},
+		{"TLS binding subject DN", "PATCH", "/v1/service-accounts/" + id, binding("tls_client_auth_subject_dn", long), 400,
+			`The subject DN ` + clipped + ` is not an RFC 4514 distinguished name such as CN=job,O=Example: ` + clipped + ` is not attribute=value.`},
+		{"TLS binding subject DN attribute type", "PATCH", "/v1/service-accounts/" + id, binding("tls_client_auth_subject_dn", long+"=x"), 400,
+			`The subject DN "` + long[:48] + `"… (5002 bytes) is not an RFC 4514 distinguished name such as CN=job,O=Example: unknown attribute type ` + clipped +
+				` (the known ones are CN, O, OU, C, ST, L, STREET, POSTALCODE, SERIALNUMBER, DC, UID, EMAILADDRESS; or give an OID such as 2.5.4.3).`},
+		{"TLS binding SAN DNS", "PATCH", "/v1/service-accounts/" + id, binding("tls_client_auth_san_dns", long), 400,
+			`The SAN DNS name ` + clipped + ` is not a DNS name: longer than 253 characters.`},
+		{"TLS binding SAN URI", "PATCH", "/v1/service-accounts/" + id, binding("tls_client_auth_san_uri", long), 400,
+			`The SAN URI ` + clipped + ` is not an absolute URI such as spiffe://example.org/job.`},
+		{"TLS binding SAN IP", "PATCH", "/v1/service-accounts/" + id, binding("tls_client_auth_san_ip", long), 400,
+			`The SAN IP ` + clipped + ` is not an IP address.`},
+		{"TLS binding SAN email", "PATCH", "/v1/service-accounts/" + id, binding("tls_client_auth_san_email", long), 400,
+			`The SAN email ` + clipped + ` is not an email address.`},
 		{"blocked scope", "PATCH", "/v1/orgs/example.com", map[string]any{"blocked_scopes": []string{long + " "}}, 400,
 			`The blocked scope "` + long[:48] + `"… (5001 bytes) is not a valid scope name (printable ASCII without spaces, quotes, backslashes or commas): list each scope on its own.`},
 		{"project in the body", "PUT", "/v1/orgs/example.com/projects/shop", map[string]any{"project": long}, 400,

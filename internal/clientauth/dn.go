@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/validate"
 )
 
 // NormalizeBinding checks a tls_client_auth binding (RFC 8705 §2.1.2) and
@@ -41,22 +42,22 @@ func NormalizeBinding(b storage.TLSBinding) (storage.TLSBinding, error) {
 		u, perr := url.Parse(b.SANURI)
 		switch {
 		case perr != nil:
-			err = fmt.Errorf("the SAN URI %q is not a URI", b.SANURI)
+			err = fmt.Errorf("the SAN URI %s is not a URI", validate.QuoteClip(b.SANURI))
 		case u.Scheme == "" || u.Opaque == "" && u.Host == "" && u.Path == "":
-			err = fmt.Errorf("the SAN URI %q is not an absolute URI such as spiffe://example.org/job", b.SANURI)
+			err = fmt.Errorf("the SAN URI %s is not an absolute URI such as spiffe://example.org/job", validate.QuoteClip(b.SANURI))
 		default:
 			b.SANURI = u.String()
 		}
 	case b.SANIP != "":
 		ip := net.ParseIP(b.SANIP)
 		if ip == nil {
-			err = fmt.Errorf("the SAN IP %q is not an IP address", b.SANIP)
+			err = fmt.Errorf("the SAN IP %s is not an IP address", validate.QuoteClip(b.SANIP))
 		} else {
 			b.SANIP = ip.String()
 		}
 	case b.SANEmail != "":
 		if a, perr := mail.ParseAddress(b.SANEmail); perr != nil || a.Address != b.SANEmail || a.Name != "" {
-			err = fmt.Errorf("the SAN email %q is not an email address", b.SANEmail)
+			err = fmt.Errorf("the SAN email %s is not an email address", validate.QuoteClip(b.SANEmail))
 		}
 	}
 	return b, err
@@ -65,7 +66,9 @@ func NormalizeBinding(b storage.TLSBinding) (storage.TLSBinding, error) {
 // checkDNSName checks a SAN DNS name: dot-separated labels of letters,
 // digits and hyphens, the first of which may be the wildcard *.
 func checkDNSName(name string) error {
-	bad := func(why string) error { return fmt.Errorf("the SAN DNS name %q is not a DNS name: %s", name, why) }
+	bad := func(why string) error {
+		return fmt.Errorf("the SAN DNS name %s is not a DNS name: %s", validate.QuoteClip(name), why)
+	}
 	if len(name) > 253 {
 		return bad("longer than 253 characters")
 	}
@@ -113,7 +116,7 @@ var dnTypes = map[string]asn1.ObjectIdentifier{
 func NormalizeDN(dn string) (string, error) {
 	rdns, err := parseDN(dn)
 	if err != nil {
-		return "", fmt.Errorf("the subject DN %q is not an RFC 4514 distinguished name such as CN=job,O=Example: %w", dn, err)
+		return "", fmt.Errorf("the subject DN %s is not an RFC 4514 distinguished name such as CN=job,O=Example: %w", validate.QuoteClip(dn), err)
 	}
 	return formatDN(rdns), nil
 }
@@ -206,7 +209,7 @@ func parseATV(dn string, i int) (pkix.AttributeTypeAndValue, int, error) {
 	}
 	eq := strings.IndexByte(dn[i:], '=')
 	if eq < 0 {
-		return atv, 0, fmt.Errorf("%q is not attribute=value", strings.TrimSpace(dn[i:]))
+		return atv, 0, fmt.Errorf("%s is not attribute=value", validate.QuoteClip(strings.TrimSpace(dn[i:])))
 	}
 	typ := strings.TrimRight(dn[i:i+eq], " ")
 	oid, err := attributeType(typ)
@@ -318,13 +321,13 @@ func attributeType(typ string) (asn1.ObjectIdentifier, error) {
 	}
 	parts := strings.Split(typ, ".")
 	if len(parts) < 2 {
-		return nil, fmt.Errorf("unknown attribute type %q (the known ones are CN, O, OU, C, ST, L, STREET, POSTALCODE, SERIALNUMBER, DC, UID, EMAILADDRESS; or give an OID such as 2.5.4.3)", typ)
+		return nil, fmt.Errorf("unknown attribute type %s (the known ones are CN, O, OU, C, ST, L, STREET, POSTALCODE, SERIALNUMBER, DC, UID, EMAILADDRESS; or give an OID such as 2.5.4.3)", validate.QuoteClip(typ))
 	}
 	oid := make(asn1.ObjectIdentifier, len(parts))
 	for k, p := range parts {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 0 || p != strconv.Itoa(n) {
-			return nil, fmt.Errorf("attribute type %q is neither a known name nor an OID", typ)
+			return nil, fmt.Errorf("attribute type %s is neither a known name nor an OID", validate.QuoteClip(typ))
 		}
 		oid[k] = n
 	}
