@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -75,15 +76,17 @@ type Handler struct {
 	keys     KeySet
 	dir      Directory
 	now      func() time.Time
+	log      *slog.Logger
 }
 
-// NewHandler returns a Handler serving md.
-func NewHandler(md Metadata, keys KeySet, dir Directory, now func() time.Time) *Handler {
+// NewHandler returns a Handler serving md. It logs the store failures
+// behind the account key documents it cannot serve to log.
+func NewHandler(md Metadata, keys KeySet, dir Directory, now func() time.Time, log *slog.Logger) *Handler {
 	b, err := json.MarshalIndent(md, "", "  ")
 	if err != nil {
 		panic(err) // Metadata holds only strings and slices
 	}
-	return &Handler{metadata: append(b, '\n'), keys: keys, dir: dir, now: now}
+	return &Handler{metadata: append(b, '\n'), keys: keys, dir: dir, now: now, log: log}
 }
 
 // Register mounts the routes on mux.
@@ -130,12 +133,12 @@ func (h *Handler) accountKeys(w http.ResponseWriter, r *http.Request) ([]storage
 		return nil, false
 	}
 	if err != nil {
-		oauth2.WriteError(w, err)
+		h.unavailable(w, r, err)
 		return nil, false
 	}
 	keys, err := h.dir.ListKeys(r.Context(), a.ID)
 	if err != nil {
-		oauth2.WriteError(w, err)
+		h.unavailable(w, r, err)
 		return nil, false
 	}
 	now := h.now()
@@ -149,6 +152,21 @@ func (h *Handler) accountKeys(w http.ResponseWriter, r *http.Request) ([]storage
 		}
 	}
 	return usable, true
+}
+
+// unavailable answers a request for an account's keys that the store
+// failed to give: 503 temporarily_unavailable with Retry-After, as the
+// token endpoint and the admin API answer a store failure, the cause in
+// the log alone. A caller that hung up is no failure of the server's.
+func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, err error) {
+	level := slog.LevelError
+	if r.Context().Err() != nil {
+		level = slog.LevelInfo
+	}
+	h.log.Log(r.Context(), level, "account keys not served: the store failed", "path", r.URL.Path, "err", err)
+	oauth2.WriteError(w, &oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Status: http.StatusServiceUnavailable,
+		Description: "The server cannot reach its store right now; try again later.",
+		Header:      http.Header{"Retry-After": {"5"}}})
 }
 
 // tooBig reports whether k is an RSA key over keyfile.MaxRSABits bits.

@@ -8,11 +8,14 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"flag"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,9 +32,14 @@ func (fakeKeys) JWKS() []byte { return []byte(`{"keys":[]}`) }
 type fakeDir struct {
 	accounts map[string]storage.Account
 	keys     map[string][]storage.Key
+	// accountErr and keysErr, when set, are the store failing.
+	accountErr, keysErr error
 }
 
 func (d fakeDir) GetAccountByEmail(_ context.Context, email string) (storage.Account, error) {
+	if d.accountErr != nil {
+		return storage.Account{}, d.accountErr
+	}
 	a, ok := d.accounts[email]
 	if !ok {
 		return a, storage.ErrNotFound
@@ -40,6 +48,9 @@ func (d fakeDir) GetAccountByEmail(_ context.Context, email string) (storage.Acc
 }
 
 func (d fakeDir) ListKeys(_ context.Context, id string) ([]storage.Key, error) {
+	if d.keysErr != nil {
+		return nil, d.keysErr
+	}
 	return d.keys[id], nil
 }
 
@@ -73,7 +84,7 @@ func newHandler(t *testing.T) (*http.ServeMux, []byte) {
 		DPoPSigningAlgValuesSupported:     []string{"ES256", "EdDSA"},
 	}
 	mux := http.NewServeMux()
-	NewHandler(md, fakeKeys{}, dir, func() time.Time { return now }).Register(mux)
+	NewHandler(md, fakeKeys{}, dir, func() time.Time { return now }, slog.New(slog.DiscardHandler)).Register(mux)
 	return mux, cert
 }
 
@@ -159,7 +170,7 @@ func TestAccountKeysLeavesTheDirectoryAlone(t *testing.T) {
 	}
 	dir := fakeDir{accounts: map[string]storage.Account{"job@p.iam.test": {ID: "1"}}, keys: map[string][]storage.Key{"1": keys}}
 	mux := http.NewServeMux()
-	NewHandler(Metadata{}, fakeKeys{}, dir, func() time.Time { return now }).Register(mux)
+	NewHandler(Metadata{}, fakeKeys{}, dir, func() time.Time { return now }, slog.New(slog.DiscardHandler)).Register(mux)
 	for range 2 {
 		if w := get(mux, AccountJWKPath+"job@p.iam.test"); w.Code != 200 {
 			t.Fatalf("%d %s", w.Code, w.Body)
@@ -167,5 +178,42 @@ func TestAccountKeysLeavesTheDirectoryAlone(t *testing.T) {
 	}
 	if keys[0].ID != "disabled" || keys[1].ID != "good" {
 		t.Fatalf("the directory's keys were rewritten: %s, %s", keys[0].ID, keys[1].ID)
+	}
+}
+
+// A store failure behind an account's key documents is a 503 with
+// Retry-After, as at the token endpoint, never a 500; the cause is logged,
+// not sent.
+func TestAccountKeysStoreFailure(t *testing.T) {
+	cause := errors.New("dial tcp 10.0.0.7:5432: connection refused")
+	account := map[string]storage.Account{"job@p.iam.test": {ID: "1"}}
+	tests := []struct {
+		name string
+		dir  fakeDir
+		path string
+	}{
+		{"account, jwk", fakeDir{accountErr: cause}, AccountJWKPath + "job@p.iam.test"},
+		{"account, x509", fakeDir{accountErr: cause}, AccountX509Path + "job@p.iam.test"},
+		{"keys, jwk", fakeDir{accounts: account, keysErr: cause}, AccountJWKPath + "job@p.iam.test"},
+		{"keys, x509", fakeDir{accounts: account, keysErr: cause}, AccountX509Path + "job@p.iam.test"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs strings.Builder
+			mux := http.NewServeMux()
+			NewHandler(Metadata{}, fakeKeys{}, tt.dir, func() time.Time { return now }, slog.New(slog.NewTextHandler(&logs, nil))).Register(mux)
+			w := get(mux, tt.path)
+			var body map[string]string
+			json.Unmarshal(w.Body.Bytes(), &body)
+			if w.Code != http.StatusServiceUnavailable || body["error"] != "temporarily_unavailable" || w.Header().Get("Retry-After") == "" {
+				t.Errorf("%d %s (Retry-After %q), want 503 temporarily_unavailable with Retry-After", w.Code, w.Body, w.Header().Get("Retry-After"))
+			}
+			if strings.Contains(w.Body.String(), "10.0.0.7") {
+				t.Errorf("the answer shows the cause: %s", w.Body)
+			}
+			if !strings.Contains(logs.String(), "10.0.0.7") || !strings.Contains(logs.String(), "level=ERROR") {
+				t.Errorf("the cause is not logged as an error: %q", logs.String())
+			}
+		})
 	}
 }

@@ -158,7 +158,7 @@ func New(cfg Config, d Deps) *Server {
 		AccessTokenSigningAlgValuesSupported:   signer.Algorithms,
 		TokenEndpointAuthSigningAlgsSupported:  assertionAlgs,
 		DPoPSigningAlgValuesSupported:          dpop.AlgorithmNames(),
-	}, d.Signer, cached, d.Now)
+	}, d.Signer, cached, d.Now, d.Logger)
 
 	resolver := tokenstate.New(cached, d.Signer, cfg.Issuer, d.Now)
 	mux := http.NewServeMux()
