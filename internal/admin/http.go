@@ -293,6 +293,11 @@ func (h *Handler) authenticate(r *http.Request) (caller, error) {
 		return &oauth2.Error{Code: code, Description: desc, Status: status, Header: http.Header{
 			"Www-Authenticate": {`Bearer realm="keyward", error="` + code + `", error_description="` + desc + `"`}}}
 	}
+	if len(r.Header.Values("Authorization")) > 1 {
+		// Which one counts would be a guess, and a proxy before this
+		// server may have guessed otherwise: refused, as at /token.
+		return fail(reasonMalformed, challenge(oauth2.ErrInvalidRequest, "The request has more than one Authorization header; send one."))
+	}
 	auth := r.Header.Get("Authorization")
 	scheme, raw, _ := strings.Cut(auth, " ")
 	if auth == "" || !strings.EqualFold(scheme, "Bearer") {

@@ -25,7 +25,7 @@ const ActionRefused = "admin.refused"
 // event's reason.
 const (
 	reasonNoToken     = "no_token"         // no Authorization: Bearer
-	reasonMalformed   = "malformed_header" // Bearer without one token
+	reasonMalformed   = "malformed_header" // Bearer without one token, or two Authorization headers
 	reasonUnknown     = "unknown_token"    // not a token this server issued
 	reasonInactive    = "inactive_token"   // expired, revoked, or its account, key or secret disabled
 	reasonDPoP        = "dpop_bound"

@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http/httptest"
@@ -46,6 +47,44 @@ func (f *fixture) auditCount(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(evs)
+}
+
+// Two Authorization headers are refused whatever they hold, as at the
+// token endpoint: the admin API used the first, where a proxy before it
+// may have checked the other.
+func TestRefusesTwoAuthorizationHeaders(t *testing.T) {
+	f := newFixture(t)
+	valid := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	tests := []struct {
+		name    string
+		headers []string
+	}{
+		{"valid, then garbage", []string{valid, "Bearer garbage"}},
+		{"garbage, then valid", []string{"Bearer garbage", valid}},
+		{"the same twice", []string{valid, valid}},
+		{"basic and bearer", []string{"Basic YTpi", valid}},
+	}
+	const want = "The request has more than one Authorization header; send one."
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := f.auditCount(t)
+			r := httptest.NewRequest("GET", "/v1/whoami", nil)
+			r.Header["Authorization"] = tt.headers
+			w := httptest.NewRecorder()
+			f.srv.ServeHTTP(w, r)
+			var out map[string]any
+			json.Unmarshal(w.Body.Bytes(), &out)
+			if w.Code != 400 || out["error"] != "invalid_request" || out["error_description"] != want {
+				t.Fatalf("%d %v, want 400 invalid_request %q", w.Code, out, want)
+			}
+			if !strings.Contains(w.Header().Get("WWW-Authenticate"), `error="invalid_request"`) {
+				t.Errorf("WWW-Authenticate %q", w.Header().Get("WWW-Authenticate"))
+			}
+			if evs := f.refusalsSince(t, n); len(evs) != 1 || evs[0].Data["reason"] != "malformed_header" {
+				t.Errorf("events %+v, want one admin.refused with reason malformed_header", evs)
+			}
+		})
+	}
 }
 
 // Every admin request answered with a 4xx error writes an admin.refused
