@@ -248,7 +248,9 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 // what is not. It refuses a query that is not URL encoding too: the
 // parameters Query would drop from it (a bad escape, a semicolon) would
 // otherwise be ignored, a project or account filter with them, and a
-// listing would show everything.
+// listing would show everything. And it refuses a parameter given twice,
+// of which Get would read the first and ignore the other, as if a
+// listing filtered by both.
 func checkText(r *http.Request) error {
 	if !oauth2.IsText(r.URL.Path) {
 		return invalid("The request path is not UTF-8 text without NUL characters.")
@@ -262,6 +264,11 @@ func checkText(r *http.Request) error {
 			if !oauth2.IsText(k) || !oauth2.IsText(v) {
 				return invalid("The query parameter %s is not UTF-8 text without NUL characters.", quoteClip(strings.ToValidUTF8(k, "?")))
 			}
+		}
+	}
+	for k, vs := range q {
+		if len(vs) > 1 {
+			return invalid("The query parameter %s is given more than once; give it once.", quoteClip(k))
 		}
 	}
 	return nil

@@ -403,6 +403,28 @@ func TestRefusesMalformedQuery(t *testing.T) {
 	}
 }
 
+// A query parameter given twice is refused: a listing would otherwise
+// filter by the first alone, as if by both.
+func TestRefusesRepeatedQueryParameter(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	tests := []struct{ name, path, want string }{
+		{"project", "/v1/service-accounts?project=shop&project=keyward", `The query parameter "project" is given more than once; give it once.`},
+		{"limit", "/v1/service-accounts?limit=1&limit=2", `The query parameter "limit" is given more than once; give it once.`},
+		{"audit action", "/v1/audit?action=token.issued&action=token.refused", `The query parameter "action" is given more than once; give it once.`},
+		{"unknown parameter", "/v1/apis?x=1&x=2", `The query parameter "x" is given more than once; give it once.`},
+		{"empty values", "/v1/apis?x&x", `The query parameter "x" is given more than once; give it once.`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, _ := f.call(t, "GET", tt.path, auth, nil)
+			if code != 400 || out["error"] != "invalid_request" || out["error_description"] != tt.want {
+				t.Errorf("GET %s: %d %v, want 400 invalid_request %q", tt.path, code, out, tt.want)
+			}
+		})
+	}
+}
+
 // An admin token is checked as introspection checks it: revoking it, its
 // account's tokens or its secret refuses it at once, and an opaque admin
 // token is as good as a JWT.
