@@ -599,3 +599,56 @@ func TestIfMatchUntagged(t *testing.T) {
 		t.Errorf("the grant after the refused requests: %+v, %v; want orders.read", g, err)
 	}
 }
+
+// A change sent with If-None-Match is refused, not made: no route
+// evaluates it, and RFC 9110 §13.1.2 has a change whose If-None-Match
+// names the current version (or * for one that exists) not made. A GET
+// is answered in full, as before.
+func TestIfNoneMatchChangeRefused(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	a, err := f.srv.Admin.CreateAccount(context.Background(), admin.Actor{ID: "t"}, admin.AccountInput{Name: "guarded", Project: "proj"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa := "/v1/service-accounts/" + a.ID
+	_, _, h := f.call(t, "GET", sa, auth, nil)
+	etag := h.Get("ETag")
+	const refusal = "The admin API does not evaluate If-None-Match, so a change sent with it is refused rather than made as if the condition held. Send it without If-None-Match; to make a change conditional, send If-Match with the ETag of a GET."
+	tests := []struct {
+		name, method, path, ifNoneMatch string
+		body                            any
+		status                          int
+	}{
+		{"PATCH, *", "PATCH", sa, "*", map[string]string{"description": "changed"}, 400},
+		{"PATCH, its ETag", "PATCH", sa, etag, map[string]string{"description": "changed"}, 400},
+		{"disable", "POST", sa + "/disable", "*", nil, 400},
+		{"DELETE", "DELETE", sa, "*", nil, 400},
+		{"create", "POST", "/v1/service-accounts", "*", map[string]string{"name": "created", "project": "proj"}, 400},
+		{"GET", "GET", sa, etag, nil, 200},
+		{"HEAD", "HEAD", sa, "*", nil, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r io.Reader
+			if tt.body != nil {
+				b, _ := json.Marshal(tt.body)
+				r = strings.NewReader(string(b))
+			}
+			req := httptest.NewRequest(tt.method, tt.path, r)
+			req.Header.Set("Authorization", auth)
+			req.Header.Set("If-None-Match", tt.ifNoneMatch)
+			w := httptest.NewRecorder()
+			f.srv.ServeHTTP(w, req)
+			var out map[string]any
+			json.Unmarshal(w.Body.Bytes(), &out)
+			if w.Code != tt.status || tt.status == 400 && out["error_description"] != refusal {
+				t.Fatalf("%d %v, want %d", w.Code, out, tt.status)
+			}
+		})
+	}
+	got, err := f.srv.Admin.GetAccount(context.Background(), a.ID)
+	if err != nil || got.Description != "" || got.Disabled {
+		t.Fatalf("the account was changed: %+v, %v", got, err)
+	}
+}

@@ -202,6 +202,13 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 			// wrong with the request.
 			err = refuseIfMatch(r.Pattern)
 		}
+		if err == nil && len(r.Header.Values("If-None-Match")) > 0 && r.Method != http.MethodGet && r.Method != http.MethodHead && r.Pattern != "/v1/" {
+			// RFC 9110 §13.1.2: a change sent with If-None-Match is made
+			// only if no current version matches it, or 412. No route
+			// evaluates it, so none acts. (A GET or HEAD is answered in
+			// full, which a condition that held would have asked for.)
+			err = invalid("The admin API does not evaluate If-None-Match, so a change sent with it is refused rather than made as if the condition held. Send it without If-None-Match; to make a change conditional, send If-Match with the ETag of a GET.")
+		}
 		if err == nil {
 			var (
 				status int
