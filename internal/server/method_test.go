@@ -1,10 +1,14 @@
 package server_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/keyward/keyward/internal/server"
 )
 
 // A path the server has, asked with a method it does not take, is 405 with
@@ -56,5 +60,37 @@ func TestNotFoundPathCut(t *testing.T) {
 	json.Unmarshal(w.Body.Bytes(), &body)
 	if w.Code != 404 || !strings.Contains(body.Description, "/xxxx") || len(body.Description) > 300 {
 		t.Fatalf("%d, description of %d bytes; want 404 with the path cut", w.Code, len(body.Description))
+	}
+}
+
+// The request's log line cuts a long path and method, as the 404's
+// description does: a client cannot make the server write 64 KiB lines.
+// A path of any route, with the longest email, is logged whole.
+func TestRequestLogCut(t *testing.T) {
+	var logs bytes.Buffer
+	f := newFixture(t, func(_ *server.Config, d *server.Deps) { d.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	longest := "/v1/service-accounts/" + strings.Repeat("a", 64) + "@" + strings.Repeat("b", 188) + "/secrets/0123456789abcdef/disable"
+	tests := []struct {
+		name, method, path string
+		wantPath           string
+	}{
+		{"long path", "GET", "/" + strings.Repeat("x", 60000), "/" + strings.Repeat("x", 1023) + "…"},
+		{"long method", strings.Repeat("M", 5000), "/nothing", "/nothing"},
+		{"a route's longest path", "POST", longest, longest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logs.Reset()
+			f.handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(tt.method, tt.path, nil))
+			var line string
+			for l := range strings.Lines(logs.String()) {
+				if strings.Contains(l, "msg=request ") {
+					line = l
+				}
+			}
+			if !strings.Contains(line, " path="+tt.wantPath+" ") || len(line) > 1400 {
+				t.Errorf("request line of %d bytes: %.300q…, want path=%.60q… and at most 1400 bytes", len(line), line, tt.wantPath)
+			}
+		})
 	}
 }

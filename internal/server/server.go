@@ -241,7 +241,7 @@ func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				log.Error("panic serving request", "method", oauth2.Truncate(r.Method, 16), "path", oauth2.Truncate(r.URL.Path, maxLoggedPath), "panic", v, "stack", string(debug.Stack()))
 				oauth2.WriteError(w, oauth2.Errorf(oauth2.ErrServerError, "The server could not complete the request."))
 			}
 		}()
@@ -272,6 +272,13 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// maxLoggedPath bounds the path a request's log line shows: longer than
+// any route's, with the longest email and ID in it, but far short of the
+// 64 KiB a request line may have, so that a client cannot make the
+// server write lines that size (which log shippers split, Docker's at
+// 16 KiB). Longer paths are cut, as the 404's description cuts them.
+const maxLoggedPath = 1024
+
 // logRequests logs one line per request with a request ID, never the
 // request's body, query or headers (they may carry credentials).
 func logRequests(log *slog.Logger, next http.Handler) http.Handler {
@@ -290,7 +297,7 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 			return
 		}
 		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-			slog.String("id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.String("id", id), slog.String("method", oauth2.Truncate(r.Method, 16)), slog.String("path", oauth2.Truncate(r.URL.Path, maxLoggedPath)),
 			slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)), slog.String("remote", oauth2.RemoteIP(r)))
 	})
 }
