@@ -335,7 +335,7 @@ func (m *Main) Open(ctx context.Context) error {
 			ReadTimeout:       30 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+			ErrorLog:          httpErrorLog(m.Logger.Handler()),
 		}
 	}
 
@@ -357,7 +357,7 @@ func (m *Main) Open(ctx context.Context) error {
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+		ErrorLog:          httpErrorLog(m.Logger.Handler()),
 	}
 	// Long polls (audit list --follow) would hold a graceful shutdown for
 	// up to a minute: they answer at once when it begins.
