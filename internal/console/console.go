@@ -137,7 +137,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	a, ok := h.assets[rest]
 	if !ok {
-		plain(w, http.StatusNotFound, "There is no console page "+r.URL.Path+".")
+		plain(w, http.StatusNotFound, "There is no console page "+shownPath(r)+".")
 		return
 	}
 	hd.Set("Content-Type", a.contentType)
@@ -153,6 +153,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // plain writes a short text answer.
+// maxShownPath bounds the path a 404 echoes: the caller picks it, up to
+// the server's header limit.
+const maxShownPath = 200
+
+// shownPath is r's path as a 404 names it: escaped, so printable ASCII
+// (no control character reaches a terminal that shows the answer), and
+// cut at maxShownPath bytes.
+func shownPath(r *http.Request) string {
+	p := r.URL.EscapedPath()
+	if len(p) > maxShownPath {
+		return p[:maxShownPath] + "…"
+	}
+	return p
+}
+
 func plain(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")

@@ -47,6 +47,8 @@ func TestConsoleResponses(t *testing.T) {
 		{"no slash redirects", "GET", "/console", 301, "", "no-store", "console/", "", ""},
 		{"no slash HEAD redirects", "HEAD", "/console", 301, "", "no-store", "console/", "", ""},
 		{"unknown file", "GET", "/console/nope.js", 404, "text/plain; charset=utf-8", "no-store", "", "", "There is no console page /console/nope.js."},
+		{"unknown file, escaped", "GET", "/console/a%1b%5D0;x%07.js", 404, "text/plain; charset=utf-8", "no-store", "", "", "There is no console page /console/a%1b%5D0;x%07.js."},
+		{"unknown file, long", "GET", "/console/" + strings.Repeat("x", 5000), 404, "text/plain; charset=utf-8", "no-store", "", "", "There is no console page /console/" + strings.Repeat("x", 200-len("/console/")) + "…."},
 		{"no directory listing", "GET", "/console/static/", 404, "text/plain; charset=utf-8", "no-store", "", "", ""},
 		{"embedded path is not a URL", "GET", "/console/static/app.js", 404, "text/plain; charset=utf-8", "no-store", "", "", ""},
 		{"subdirectory", "GET", "/console/a/b", 404, "text/plain; charset=utf-8", "no-store", "", "", ""},
