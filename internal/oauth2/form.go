@@ -2,6 +2,7 @@ package oauth2
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -68,6 +69,12 @@ func ParseForm(w http.ResponseWriter, r *http.Request) (Form, error) {
 	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return nil, Errorf(ErrInvalidRequest, "The request body must have Content-Type application/x-www-form-urlencoded.")
 	}
+	// A compressed body would be read as form encoding and refused for
+	// what it looks like then: say what is wrong instead.
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return nil, &Error{Code: ErrInvalidRequest, Status: http.StatusUnsupportedMediaType,
+			Description: fmt.Sprintf("The request body must not be compressed (Content-Encoding %s): send it as plain form encoding.", QuoteShort(ce))}
+	}
 	cs, declared := params["charset"]
 	asciiOnly := declared && !strings.EqualFold(cs, "utf-8")
 	if asciiOnly && !asciiCompatible[strings.ToLower(cs)] {
@@ -77,7 +84,7 @@ func ParseForm(w http.ResponseWriter, r *http.Request) (Form, error) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, &Error{Code: ErrInvalidRequest, Description: "The request body is too large.", Status: http.StatusRequestEntityTooLarge}
+			return nil, &Error{Code: ErrInvalidRequest, Description: fmt.Sprintf("The request body is larger than %d KiB, more than any request to this endpoint needs.", MaxFormBytes>>10), Status: http.StatusRequestEntityTooLarge}
 		}
 		return nil, Errorf(ErrInvalidRequest, "The request body could not be read.").WithCause(err)
 	}

@@ -19,6 +19,7 @@ func TestParseForm(t *testing.T) {
 		method     string
 		target     string
 		ct         string
+		ce         string // Content-Encoding
 		body       string
 		want       Form
 		wantStatus int
@@ -45,6 +46,8 @@ func TestParseForm(t *testing.T) {
 		{name: "ISO-8859-1, ASCII", method: "POST", target: "/token", ct: formCT + "; charset=ISO-8859-1", body: "token=kwat_x%2By&token_type_hint=access_token", want: Form{"token": "kwat_x+y", "token_type_hint": "access_token"}},
 		{name: "ISO-8859-1, beyond ASCII", method: "POST", target: "/token", ct: formCT + "; charset=ISO-8859-1", body: "a=%C3%A9", wantStatus: 400},
 		{name: "ISO-8859-1, a Latin-1 byte", method: "POST", target: "/token", ct: formCT + "; charset=ISO-8859-1", body: "a=%E9", wantStatus: 400},
+		{name: "gzip", method: "POST", target: "/token", ct: formCT, ce: "gzip", body: "\x1f\x8b", wantStatus: 415},
+		{name: "identity", method: "POST", target: "/token", ct: formCT, ce: "identity", body: "a=1", want: Form{"a": "1"}},
 		{name: "UTF-16", method: "POST", target: "/token", ct: formCT + "; charset=UTF-16", body: "a=1", wantStatus: 400},
 		{name: "duplicate", method: "POST", target: "/token", ct: formCT, body: "scope=a&scope=b", wantStatus: 400},
 		{name: "resource repeats", method: "POST", target: "/token", ct: formCT, body: "resource=https%3A%2F%2Fa&scope=x&resource=https%3A%2F%2Fb",
@@ -63,6 +66,9 @@ func TestParseForm(t *testing.T) {
 			r := httptest.NewRequest(tt.method, tt.target, strings.NewReader(tt.body))
 			if tt.ct != "" {
 				r.Header.Set("Content-Type", tt.ct)
+			}
+			if tt.ce != "" {
+				r.Header.Set("Content-Encoding", tt.ce)
 			}
 			got, err := ParseForm(httptest.NewRecorder(), r)
 			if tt.wantStatus != 0 {
