@@ -240,7 +240,7 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	// Until the signature verifies, iss is the sender's say-so: it goes
 	// into the causes, for logs, not into the descriptions sent back.
 	iss := fmt.Errorf("iss %q", c.Iss)
-	// The checks of what the JWT says, once its signature verifies.
+	// The checks of what the JWT says; its signature is checked after.
 	claims := func() (*Claims, error) {
 		aud, err := parseAudience(c.Aud)
 		if err != nil || len(aud) != 1 || aud[0] != v.audience {
@@ -266,16 +266,20 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 		}
 		return cl, nil
 	}
+	// A JWT that would be refused whatever its key (expired, for another
+	// API) is refused before its account's keys are looked up: it spends
+	// none of the budget for accounts new to this API, which JWTs naming
+	// made-up accounts would otherwise use up for real ones, and, asked
+	// to retry while the keys may not be fetched, its sender would only
+	// be refused then.
+	cl, err := claims()
+	if err != nil {
+		return nil, err
+	}
 	keys, skipped, err := v.accounts.key(ctx, c.Iss, h.KeyID, h.Algorithm)
 	var paused *refetchPaused
 	switch {
 	case errors.As(err, &paused):
-		// Its key may be new, but a JWT that would be refused whatever its
-		// key (expired, for another API) is refused now: asked to retry,
-		// its sender would only be refused then.
-		if _, err := claims(); err != nil {
-			return nil, err
-		}
 		e := unavailable("the JWT's key is not among the keys known here of the service account its iss names, and they may not be fetched again yet", fmt.Errorf("%w: %w", iss, err))
 		e.RetryAfter = boundRetryAfter(paused.wait)
 		return nil, e
@@ -303,5 +307,5 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	if payload == nil {
 		return nil, invalid("the JWT is not signed with a key of the service account its iss names", errors.Join(iss, skipped))
 	}
-	return claims()
+	return cl, nil
 }

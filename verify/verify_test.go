@@ -919,6 +919,29 @@ func TestSelfSignedJWTAccountGone(t *testing.T) {
 	}
 }
 
+// Self-signed JWTs that would be refused whatever their key — for another
+// API, or expired — are refused before their account is looked up: a flood
+// of them naming made-up accounts spends none of the budget for accounts
+// new to this API, and a real account's first JWT still verifies.
+func TestSelfSignedJWTRefusedBeforeLookup(t *testing.T) {
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	ctx := context.Background()
+	sign, _, _ := selfSignedKey(t, k)
+	const aud, email = "https://orders.internal", "job@shop.iam.test"
+	v := newVerifier(t, k, verify.WithSelfSignedJWTs())
+	for i := range 30 {
+		ghost := fmt.Sprintf("ghost%d@shop.iam.test", i)
+		_, err := v.Verify(ctx, sign(ghost, time.Hour, "https://billing.internal"))
+		wantInvalid(t, err, "aud must be this API")
+		_, err = v.Verify(ctx, sign(ghost, 2*time.Hour, aud))
+		wantInvalid(t, err, "at most an hour")
+	}
+	if _, err := v.Verify(ctx, sign(email, time.Hour, aud)); err != nil {
+		t.Fatalf("a real account's first JWT after the flood: %v", err)
+	}
+}
+
 // Made-up kids with the emails of many real accounts do not make the
 // Verifier fetch each account's keys every 10 s: fetches for unknown kids
 // are capped across accounts (10 at once, 5 a second), the JWTs beyond are
