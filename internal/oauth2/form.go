@@ -64,6 +64,10 @@ func ParseForm(w http.ResponseWriter, r *http.Request) (Form, error) {
 	if r.URL.RawQuery != "" {
 		return nil, Errorf(ErrInvalidRequest, "Parameters must be sent in the form-encoded request body, not in the URL.")
 	}
+	if len(r.Header.Values("Content-Type")) > 1 {
+		// Which one a proxy in front read is anyone's guess.
+		return nil, Errorf(ErrInvalidRequest, "The request has more than one Content-Type header; send one, application/x-www-form-urlencoded.")
+	}
 	ct := r.Header.Get("Content-Type")
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "application/x-www-form-urlencoded" {

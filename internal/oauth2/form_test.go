@@ -20,6 +20,7 @@ func TestParseForm(t *testing.T) {
 		target     string
 		ct         string
 		ce         string // Content-Encoding
+		ct2        string // a second Content-Type
 		body       string
 		want       Form
 		wantStatus int
@@ -47,6 +48,7 @@ func TestParseForm(t *testing.T) {
 		{name: "ISO-8859-1, beyond ASCII", method: "POST", target: "/token", ct: formCT + "; charset=ISO-8859-1", body: "a=%C3%A9", wantStatus: 400},
 		{name: "ISO-8859-1, a Latin-1 byte", method: "POST", target: "/token", ct: formCT + "; charset=ISO-8859-1", body: "a=%E9", wantStatus: 400},
 		{name: "gzip", method: "POST", target: "/token", ct: formCT, ce: "gzip", body: "\x1f\x8b", wantStatus: 415},
+		{name: "two Content-Types", method: "POST", target: "/token", ct: formCT, ct2: "application/json", body: "a=1", wantStatus: 400},
 		{name: "identity", method: "POST", target: "/token", ct: formCT, ce: "identity", body: "a=1", want: Form{"a": "1"}},
 		{name: "UTF-16", method: "POST", target: "/token", ct: formCT + "; charset=UTF-16", body: "a=1", wantStatus: 400},
 		{name: "duplicate", method: "POST", target: "/token", ct: formCT, body: "scope=a&scope=b", wantStatus: 400},
@@ -69,6 +71,9 @@ func TestParseForm(t *testing.T) {
 			}
 			if tt.ce != "" {
 				r.Header.Set("Content-Encoding", tt.ce)
+			}
+			if tt.ct2 != "" {
+				r.Header.Add("Content-Type", tt.ct2)
 			}
 			got, err := ParseForm(httptest.NewRecorder(), r)
 			if tt.wantStatus != 0 {
