@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	josejson "github.com/go-jose/go-jose/v4/json"
 
 	"github.com/keyward/keyward/internal/oauth2"
 )
@@ -179,13 +180,17 @@ func (e *Error) Unwrap() error { return e.Err }
 
 func refuse(desc string, cause error) *Error { return &Error{Description: desc, Err: cause} }
 
-// claims are a proof's claims (RFC 9449 §4.2).
+// claims are a proof's claims (RFC 9449 §4.2), decoded with go-jose's
+// json: claim names are case-sensitive (RFC 7519 §4) and a claim named
+// twice is refused, so a proof means to Check what it means to any other
+// JOSE library, where encoding/json would take "HTU" for htu and the
+// last of two htu. IAT is a JSON number (RFC 7519 §2), not a string.
 type claims struct {
-	JTI string      `json:"jti"`
-	HTM string      `json:"htm"`
-	HTU string      `json:"htu"`
-	IAT json.Number `json:"iat"`
-	ATH string      `json:"ath"`
+	JTI string   `json:"jti"`
+	HTM string   `json:"htm"`
+	HTU string   `json:"htu"`
+	IAT *float64 `json:"iat"`
+	ATH string   `json:"ath"`
 	// Nonce is the server-provided nonce (RFC 9449 §8), if any.
 	Nonce string `json:"nonce"`
 }
@@ -240,14 +245,14 @@ func (c *Checker) Check(values []string, req Request) (*Proof, error) {
 		return nil, refuse("the DPoP proof's signature does not verify with its jwk", err)
 	}
 	var cl claims
-	if err := json.Unmarshal(payload, &cl); err != nil {
+	if err := josejson.Unmarshal(payload, &cl); err != nil {
 		return nil, refuse("the DPoP proof's claims are malformed", err)
 	}
 	var missing []string
 	for _, f := range [...]struct {
 		name string
 		ok   bool
-	}{{"jti", cl.JTI != ""}, {"htm", cl.HTM != ""}, {"htu", cl.HTU != ""}, {"iat", cl.IAT != ""}} {
+	}{{"jti", cl.JTI != ""}, {"htm", cl.HTM != ""}, {"htu", cl.HTU != ""}, {"iat", cl.IAT != nil}} {
 		if !f.ok {
 			missing = append(missing, f.name)
 		}
@@ -264,7 +269,7 @@ func (c *Checker) Check(values []string, req Request) (*Proof, error) {
 	if err := matchURL(cl.HTU, req.URL, req.URLNormalized); err != nil {
 		return nil, refuse("the DPoP proof is for another URL (htu): sign the URL of the request, without query or fragment", err)
 	}
-	iat, err := numericDate(cl.IAT)
+	iat, err := numericDate(*cl.IAT)
 	if err != nil {
 		return nil, refuse("the DPoP proof's iat is malformed", err)
 	}
@@ -368,11 +373,7 @@ func keyFits(alg jose.SignatureAlgorithm, key any) error {
 	return nil
 }
 
-func numericDate(n json.Number) (time.Time, error) {
-	f, err := n.Float64()
-	if err != nil {
-		return time.Time{}, err
-	}
+func numericDate(f float64) (time.Time, error) {
 	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1<<40 {
 		return time.Time{}, errors.New("iat out of range")
 	}

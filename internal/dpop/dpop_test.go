@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +84,12 @@ func unencoded(hdr, claims map[string]any, sign func(string) []byte) string {
 	}
 	h := b64JSON(hdr)
 	return h + "." + b64(raw) + "." + b64(sign(h+"."+string(raw)))
+}
+
+// signedClaims is build with the claims as given, raw JSON.
+func signedClaims(hdr map[string]any, claims string, sign func(string) []byte) string {
+	input := b64JSON(hdr) + "." + b64([]byte(claims))
+	return input + "." + b64(sign(input))
 }
 
 func header() map[string]any {
@@ -232,6 +239,14 @@ func TestCheckRefuses(t *testing.T) {
 		{"htu relative", []string{build(hdr, with(cl, map[string]any{"htu": "/token"}), sign)}, Request{}, "htu"},
 		{"htu not a string", []string{build(hdr, with(cl, map[string]any{"htu": 7}), sign)}, Request{}, "malformed"},
 		{"iat string", []string{build(hdr, with(cl, map[string]any{"iat": "soon"}), sign)}, Request{}, "malformed"},
+		// Claim names are case-sensitive (RFC 7519 §4), a NumericDate is a
+		// JSON number (§2), and a claim named twice is refused, as go-jose
+		// refuses a header member named twice.
+		{"htu in upper case", []string{build(hdr, with(cl, map[string]any{"htu": nil, "HTU": target}), sign)}, Request{}, "lacks htu"},
+		{"jti in mixed case", []string{build(hdr, with(cl, map[string]any{"jti": nil, "Jti": "j-1"}), sign)}, Request{}, "lacks jti"},
+		{"iat a string of digits", []string{build(hdr, with(cl, map[string]any{"iat": strconv.FormatInt(t0.Unix(), 10)}), sign)}, Request{}, "malformed"},
+		{"iat null", []string{build(hdr, with(cl, map[string]any{"iat": json.RawMessage("null")}), sign)}, Request{}, "lacks iat"},
+		{"htu twice", []string{signedClaims(hdr, `{"jti":"j-1","htm":"POST","htu":"https://evil.example/token","iat":`+strconv.FormatInt(t0.Unix(), 10)+`,"htu":"`+target+`"}`, sign)}, Request{}, "malformed"},
 		{"iat huge", []string{build(hdr, with(cl, map[string]any{"iat": 1e300}), sign)}, Request{}, "iat"},
 		{"iat too old", []string{build(hdr, with(cl, map[string]any{"iat": t0.Add(-DefaultMaxAge - DefaultSkew - time.Second).Unix()}), sign)}, Request{}, "too old"},
 		{"iat in the future", []string{build(hdr, with(cl, map[string]any{"iat": t0.Add(DefaultSkew + time.Second).Unix()}), sign)}, Request{}, "future"},
