@@ -475,6 +475,13 @@ function secretsSection(path, secrets) {
   render(secrets);
   const create = button("Create secret", async () => {
     const s = await admin.post(path + "/secrets", {});
+    if (!shown.isConnected) {
+      // The page was left, shown again or signed out of before the answer
+      // came: the secret has nowhere to be shown, and the server keeps
+      // only a hash of it.
+      throw new Error(`Created the client secret ${s.secret_id} of ${s.client_id}, but its page was left or shown again before the server answered: `
+        + "the secret was not shown and cannot be shown again. Delete it on the account's page, and create another there.");
+    }
     // Shown this once: the server keeps only a hash of it.
     const value = h("input", { readonly: true, value: s.client_secret, id: "new-secret", class: "secret", "aria-label": "New client secret" });
     shown.replaceChildren(h("div", { class: "box once" },

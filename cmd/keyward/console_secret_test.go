@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/chromedp"
+
+	"github.com/keyward/keyward/internal/admin"
+)
+
+// TestConsoleSecretAfterLeaving: a client secret whose creation is
+// answered after the user left the account's page cannot be shown (the
+// server keeps only its hash), and the console says so, naming the
+// secret to delete, rather than put it in a page no longer shown and say
+// nothing.
+func TestConsoleSecretAfterLeaving(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	bg, sys := context.Background(), admin.Actor{ID: "test"}
+	acct, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: "nightly-report", Project: "billing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.signIn(m)
+	eval[string](p, fmt.Sprintf(`location.hash = "#/accounts/%s"`, acct.ID))
+	p.step("open the account", chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//main[@id="view"]//h1[text()=%q]`, acct.Email))))
+
+	// The browser pauses the answer to the POST …/secrets until told to
+	// go on; other answers go through.
+	evctx, stopEvents := context.WithCancel(p.ctx)
+	defer stopEvents()
+	held := make(chan fetch.RequestID, 1)
+	events := chromedp.Events(evctx, fetch.RequestPaused)
+	go func() {
+		for ev, err := range events {
+			if err != nil {
+				return
+			}
+			if ev.Request.Method == "POST" {
+				held <- ev.RequestID
+				continue
+			}
+			chromedp.Call(evctx, fetch.ContinueResponse, fetch.ContinueResponseParams{RequestID: ev.RequestID})
+		}
+	}()
+	if _, err := chromedp.Call(p.ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
+		{URLPattern: "*/secrets", RequestStage: fetch.RequestStageResponse}}}); err != nil {
+		t.Fatalf("Fetch.enable: %v", err)
+	}
+	defer chromedp.Call(p.ctx, fetch.Disable, struct{}{})
+
+	p.step("create a secret", chromedp.Click(viewButton("Create secret")))
+	var id fetch.RequestID
+	select {
+	case id = <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the secret's creation was not held")
+	}
+	secrets, err := m.Server.Admin.ListSecrets(bg, acct.ID)
+	if err != nil || len(secrets) != 1 {
+		t.Fatalf("the server has %d secrets (%v) before the answer was let through, want 1", len(secrets), err)
+	}
+
+	eval[string](p, `location.hash = "#/apis"`)
+	p.step("go to the APIs", chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//h1[text()="APIs"]`)))
+	if _, err := chromedp.Call(p.ctx, fetch.ContinueResponse, fetch.ContinueResponseParams{RequestID: id}); err != nil {
+		t.Fatalf("Fetch.continueResponse: %v", err)
+	}
+	p.waitAlert("secret not shown", "error", "Created the client secret "+secrets[0].ID+" of "+acct.ID+", but its page was left or shown again")
+	if h := eval[string](p, `location.hash`); h != "#/apis" {
+		t.Errorf("after the answer the page is %q, want #/apis, where the user went", h)
+	}
+	p.checkLogs()
+}
