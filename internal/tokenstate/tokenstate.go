@@ -271,9 +271,17 @@ func (r *Resolver) check(ctx context.Context, c oauth2.AccessClaims) (reason str
 
 // checkDelegation keeps a delegated token active only while its user is
 // active and the grant still covers its scopes.
+//
+// Deleting a user or revoking a grant is final for the tokens issued
+// before: a user added again with the same email, or a grant made again
+// to the account in the same organization, is newer than the token (its
+// CreatedAt, which a replacement keeps, is after the token's iat) and does
+// not bring them back, as suspending and reinstating a user does. iat has
+// whole seconds: a token issued in the second the user or grant was made
+// is taken to be after it, as it most likely is.
 func (r *Resolver) checkDelegation(ctx context.Context, c oauth2.AccessClaims) (string, error) {
 	user, err := r.store.GetUser(ctx, c.Subject)
-	if errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) || err == nil && c.IssuedAt < user.CreatedAt.Unix() {
 		return "delegated user deleted", nil
 	}
 	if err != nil {
@@ -283,7 +291,7 @@ func (r *Resolver) checkDelegation(ctx context.Context, c oauth2.AccessClaims) (
 		return "delegated user suspended", nil
 	}
 	grant, err := r.store.GetGrant(ctx, user.Org, c.ClientID)
-	if errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) || err == nil && c.IssuedAt < grant.CreatedAt.Unix() {
 		return "delegation revoked", nil
 	}
 	if err != nil {

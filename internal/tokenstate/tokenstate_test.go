@@ -162,3 +162,78 @@ func TestResolveStoreFailureNotActive(t *testing.T) {
 		t.Fatalf("Resolve with the store failing: active %v, err %v; want an error and not active", info.Active, err)
 	}
 }
+
+// directory is a tokenstate.Store of account 1 and the delegation
+// directory: users by email, account 1's grants by organization.
+type directory struct {
+	store
+	users  map[string]storage.User
+	grants map[string]storage.Grant
+}
+
+func (d *directory) GetUser(_ context.Context, email string) (storage.User, error) {
+	u, ok := d.users[email]
+	if !ok {
+		return u, storage.ErrNotFound
+	}
+	return u, nil
+}
+
+func (d *directory) GetGrant(_ context.Context, org, clientID string) (storage.Grant, error) {
+	g, ok := d.grants[org]
+	if !ok || clientID != d.acct.ID {
+		return g, storage.ErrNotFound
+	}
+	return g, nil
+}
+
+// TestDelegatedTokenState: a delegated token issued at t0 for alice is
+// active only while alice is active and the grant covers its scope; a
+// user deleted and added again, or a grant revoked and made again, after
+// the token was issued does not bring it back, while a user reinstated
+// or a grant replaced (both keep their created_at) does.
+func TestDelegatedTokenState(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		// user and grant change alice and account 1's grant in
+		// example.com; returning false deletes them.
+		user       func(*storage.User) bool
+		grant      func(*storage.Grant) bool
+		wantReason string
+	}{
+		{name: "active"},
+		{name: "user suspended", user: func(u *storage.User) bool { u.Suspended = true; return true }, wantReason: "delegated user suspended"},
+		{name: "user deleted", user: func(*storage.User) bool { return false }, wantReason: "delegated user deleted"},
+		{name: "user deleted and added again", user: func(u *storage.User) bool { u.CreatedAt = t0.Add(time.Minute); return true }, wantReason: "delegated user deleted"},
+		{name: "user added in the token's second", user: func(u *storage.User) bool { u.CreatedAt = t0.Add(500 * time.Millisecond); return true }},
+		{name: "grant revoked", grant: func(*storage.Grant) bool { return false }, wantReason: "delegation revoked"},
+		{name: "grant revoked and made again", grant: func(g *storage.Grant) bool { g.CreatedAt = t0.Add(time.Minute); return true }, wantReason: "delegation revoked"},
+		{name: "grant made in the token's second", grant: func(g *storage.Grant) bool { g.CreatedAt = t0.Add(500 * time.Millisecond); return true }},
+		{name: "grant replaced without the scope", grant: func(g *storage.Grant) bool { g.Scopes = []string{"mail"}; return true }, wantReason: "delegation no longer covers calendar"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			const raw = tokenstate.OpaquePrefix + "delegated"
+			d := &directory{
+				store: store{acct: storage.Account{ID: "1"}, tokens: map[string]storage.TokenRecord{string(tokenstate.HashOpaque(raw)): {
+					ID: "jti", AccountID: "1", Subject: "alice@example.com", Scope: "calendar", Actor: "1", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour),
+				}}},
+				users: map[string]storage.User{}, grants: map[string]storage.Grant{},
+			}
+			u := storage.User{Email: "alice@example.com", Org: "example.com", CreatedAt: t0.Add(-time.Hour)}
+			if tt.user == nil || tt.user(&u) {
+				d.users[u.Email] = u
+			}
+			g := storage.Grant{Org: "example.com", ClientID: "1", Scopes: []string{"calendar"}, CreatedAt: t0.Add(-time.Hour)}
+			if tt.grant == nil || tt.grant(&g) {
+				d.grants[g.Org] = g
+			}
+			info, err := tokenstate.New(d, noJWT{}, "https://kw", func() time.Time { return t0.Add(2 * time.Minute) }).Resolve(context.Background(), raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Active != (tt.wantReason == "") || info.Reason != tt.wantReason {
+				t.Errorf("active %v, reason %q; want reason %q", info.Active, info.Reason, tt.wantReason)
+			}
+		})
+	}
+}
