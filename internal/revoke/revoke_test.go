@@ -43,6 +43,12 @@ func (f *fakes) GetUser(context.Context, string) (storage.User, error) {
 func (f *fakes) GetGrant(context.Context, string, string) (storage.Grant, error) {
 	return storage.Grant{}, storage.ErrNotFound
 }
+func (f *fakes) GetOrg(context.Context, string) (storage.Org, error) {
+	return storage.Org{}, storage.ErrNotFound
+}
+func (f *fakes) GetProjectOrg(context.Context, string) (storage.ProjectOrg, error) {
+	return storage.ProjectOrg{}, storage.ErrNotFound
+}
 
 func (f *fakes) GetToken(_ context.Context, hash []byte) (storage.TokenRecord, error) {
 	if string(hash) != string(tokenstate.HashOpaque("kwat_mine")) && string(hash) != string(tokenstate.HashOpaque("kwat_theirs")) {

@@ -3,7 +3,9 @@
 // revocation (RFC 7009). A token is active only while it is unexpired, not
 // revoked, its account is enabled and has not revoked it wholesale (or,
 // for a token got with a certificate, the account's certificate tokens),
-// and the key or secret it was obtained with is still enabled.
+// and the key or secret it was obtained with is still enabled; a token of
+// domain-wide delegation, also only while the token endpoint would issue
+// it for its user now.
 package tokenstate
 
 import (
@@ -31,6 +33,8 @@ type Store interface {
 	IsRevoked(ctx context.Context, jti string) (bool, error)
 	GetUser(ctx context.Context, email string) (storage.User, error)
 	GetGrant(ctx context.Context, org, clientID string) (storage.Grant, error)
+	GetOrg(ctx context.Context, domain string) (storage.Org, error)
+	GetProjectOrg(ctx context.Context, project string) (storage.ProjectOrg, error)
 }
 
 // Verifier checks the signature of a JWT access token.
@@ -243,7 +247,7 @@ func (r *Resolver) check(ctx context.Context, c oauth2.AccessClaims) (reason str
 		}
 	}
 	if c.Actor != nil {
-		if reason, err := r.checkDelegation(ctx, c); reason != "" || err != nil {
+		if reason, err := r.checkDelegation(ctx, c, acct); reason != "" || err != nil {
 			return reason, acct, err
 		}
 	}
@@ -269,8 +273,10 @@ func (r *Resolver) check(ctx context.Context, c oauth2.AccessClaims) (reason str
 	return "", acct, nil
 }
 
-// checkDelegation keeps a delegated token active only while its user is
-// active and the grant still covers its scopes.
+// checkDelegation keeps a delegated token of acct active only while the
+// token endpoint would issue it now: its user is active, the grant still
+// covers its scopes, the organization blocks none of them, and acct's
+// project is not internal to another organization (org_internal).
 //
 // Deleting a user or revoking a grant is final for the tokens issued
 // before: a user added again with the same email, or a grant made again
@@ -279,7 +285,7 @@ func (r *Resolver) check(ctx context.Context, c oauth2.AccessClaims) (reason str
 // not bring them back, as suspending and reinstating a user does. iat has
 // whole seconds: a token issued in the second the user or grant was made
 // is taken to be after it, as it most likely is.
-func (r *Resolver) checkDelegation(ctx context.Context, c oauth2.AccessClaims) (string, error) {
+func (r *Resolver) checkDelegation(ctx context.Context, c oauth2.AccessClaims, acct storage.Account) (string, error) {
 	user, err := r.store.GetUser(ctx, c.Subject)
 	if errors.Is(err, storage.ErrNotFound) || err == nil && c.IssuedAt < user.CreatedAt.Unix() {
 		return "delegated user deleted", nil
@@ -301,6 +307,25 @@ func (r *Resolver) checkDelegation(ctx context.Context, c oauth2.AccessClaims) (
 		if !slices.Contains(grant.Scopes, s) {
 			return "delegation no longer covers " + s, nil
 		}
+	}
+	org, err := r.store.GetOrg(ctx, user.Org)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "delegation revoked", nil // deleted, with its users and grants
+	}
+	if err != nil {
+		return "", err
+	}
+	for _, s := range strings.Fields(c.Scope) {
+		if slices.Contains(org.BlockedScopes, s) {
+			return "organization blocks " + s, nil
+		}
+	}
+	p, err := r.store.GetProjectOrg(ctx, acct.Project)
+	if err == nil && p.Internal && p.Org != user.Org {
+		return "account's project internal to another organization", nil
+	}
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return "", err
 	}
 	return "", nil
 }

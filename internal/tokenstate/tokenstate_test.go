@@ -43,6 +43,12 @@ func (s *store) GetUser(context.Context, string) (storage.User, error) {
 func (s *store) GetGrant(context.Context, string, string) (storage.Grant, error) {
 	return storage.Grant{}, storage.ErrNotFound
 }
+func (s *store) GetOrg(_ context.Context, domain string) (storage.Org, error) {
+	return storage.Org{Domain: domain}, nil
+}
+func (s *store) GetProjectOrg(context.Context, string) (storage.ProjectOrg, error) {
+	return storage.ProjectOrg{}, storage.ErrNotFound
+}
 
 type noJWT struct{}
 
@@ -164,11 +170,29 @@ func TestResolveStoreFailureNotActive(t *testing.T) {
 }
 
 // directory is a tokenstate.Store of account 1 and the delegation
-// directory: users by email, account 1's grants by organization.
+// directory: users by email, account 1's grants by organization,
+// organizations, and the placement of account 1's project.
 type directory struct {
 	store
-	users  map[string]storage.User
-	grants map[string]storage.Grant
+	users   map[string]storage.User
+	grants  map[string]storage.Grant
+	orgs    map[string]storage.Org
+	project *storage.ProjectOrg
+}
+
+func (d *directory) GetOrg(_ context.Context, domain string) (storage.Org, error) {
+	o, ok := d.orgs[domain]
+	if !ok {
+		return o, storage.ErrNotFound
+	}
+	return o, nil
+}
+
+func (d *directory) GetProjectOrg(_ context.Context, project string) (storage.ProjectOrg, error) {
+	if d.project == nil || project != d.acct.Project {
+		return storage.ProjectOrg{}, storage.ErrNotFound
+	}
+	return *d.project, nil
 }
 
 func (d *directory) GetUser(_ context.Context, email string) (storage.User, error) {
@@ -188,10 +212,12 @@ func (d *directory) GetGrant(_ context.Context, org, clientID string) (storage.G
 }
 
 // TestDelegatedTokenState: a delegated token issued at t0 for alice is
-// active only while alice is active and the grant covers its scope; a
-// user deleted and added again, or a grant revoked and made again, after
-// the token was issued does not bring it back, while a user reinstated
-// or a grant replaced (both keep their created_at) does.
+// active only while the token endpoint would issue it: alice is active,
+// the grant covers its scope, example.com does not block it, and account
+// 1's project ops is not internal to another organization. A user deleted
+// and added again, or a grant revoked and made again, after the token was
+// issued does not bring it back, while a user reinstated or a grant
+// replaced (both keep their created_at) does.
 func TestDelegatedTokenState(t *testing.T) {
 	for _, tt := range []struct {
 		name string
@@ -199,8 +225,15 @@ func TestDelegatedTokenState(t *testing.T) {
 		// example.com; returning false deletes them.
 		user       func(*storage.User) bool
 		grant      func(*storage.Grant) bool
+		blocked    []string            // example.com's blocked scopes
+		project    *storage.ProjectOrg // where ops is placed
 		wantReason string
 	}{
+		{name: "scope blocked by the organization since", blocked: []string{"mail", "calendar"}, wantReason: "organization blocks calendar"},
+		{name: "another scope blocked", blocked: []string{"mail"}},
+		{name: "project moved, internal, to another organization", project: &storage.ProjectOrg{Project: "ops", Org: "other.org", Internal: true}, wantReason: "account's project internal to another organization"},
+		{name: "project internal to the user's organization", project: &storage.ProjectOrg{Project: "ops", Org: "example.com", Internal: true}},
+		{name: "project in another organization, not internal", project: &storage.ProjectOrg{Project: "ops", Org: "other.org"}},
 		{name: "active"},
 		{name: "user suspended", user: func(u *storage.User) bool { u.Suspended = true; return true }, wantReason: "delegated user suspended"},
 		{name: "user deleted", user: func(*storage.User) bool { return false }, wantReason: "delegated user deleted"},
@@ -214,10 +247,12 @@ func TestDelegatedTokenState(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			const raw = tokenstate.OpaquePrefix + "delegated"
 			d := &directory{
-				store: store{acct: storage.Account{ID: "1"}, tokens: map[string]storage.TokenRecord{string(tokenstate.HashOpaque(raw)): {
+				store: store{acct: storage.Account{ID: "1", Project: "ops"}, tokens: map[string]storage.TokenRecord{string(tokenstate.HashOpaque(raw)): {
 					ID: "jti", AccountID: "1", Subject: "alice@example.com", Scope: "calendar", Actor: "1", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour),
 				}}},
 				users: map[string]storage.User{}, grants: map[string]storage.Grant{},
+				orgs:    map[string]storage.Org{"example.com": {Domain: "example.com", BlockedScopes: tt.blocked}},
+				project: tt.project,
 			}
 			u := storage.User{Email: "alice@example.com", Org: "example.com", CreatedAt: t0.Add(-time.Hour)}
 			if tt.user == nil || tt.user(&u) {
