@@ -88,6 +88,10 @@ func (e *AuditEvent) DataJSON() []byte {
 	return data
 }
 
+// AuditMovedFrom is the data key under which the event of a PutProjectOrg
+// that moves a project names the organization the project left.
+const AuditMovedFrom = "moved_from"
+
 // AuditFilter selects audit events and the order they are listed in.
 //
 // By default events come oldest first: the Limit oldest that match, and

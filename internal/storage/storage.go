@@ -594,7 +594,9 @@ type Storage interface {
 	// projects placed in it before the change, as UpdateOrg's fn is given
 	// them: if it returns an error, PutProjectOrg returns that error and
 	// changes nothing (the admin API's If-Match). Only p.Org is checked:
-	// an organization the project is moved out of is locked, not checked.
+	// an organization the project is moved out of is locked, not checked,
+	// and named in ev's data under AuditMovedFrom (ev's own data is not
+	// changed).
 	PutProjectOrg(ctx context.Context, p ProjectOrg, check func(Org, []ProjectOrg) error, ev AuditEvent) error
 	GetProjectOrg(ctx context.Context, project string) (ProjectOrg, error)
 	ListProjectOrgs(ctx context.Context, org string) ([]ProjectOrg, error)

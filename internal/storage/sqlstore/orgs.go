@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"maps"
 	"slices"
 	"strings"
 
@@ -577,13 +578,32 @@ func (s *Store) PutProjectOrg(ctx context.Context, p storage.ProjectOrg, check f
 					return err
 				}
 			}
-			return s.notify(ctx, tx, storage.ChangeAll)
-		}, ev)
+			if err := s.notify(ctx, tx, storage.ChangeAll); err != nil {
+				return err
+			}
+			return s.appendAudit(ctx, tx, []storage.AuditEvent{movedFrom(ev, from, p.Org)})
+		})
 		if !errors.Is(err, errProjectMoved) {
 			return err
 		}
 	}
 	return fmt.Errorf("put project org %s: %w %d times; try again", p.Project, errProjectMoved, maxPutProjectOrgAttempts)
+}
+
+// movedFrom is ev, the event of a placement of a project in org, with
+// moved_from naming the organization from, if the project was moved out
+// of it: the event of a move names the organization the project leaves,
+// whose projects change too.
+func movedFrom(ev storage.AuditEvent, from, org string) storage.AuditEvent {
+	if from == "" || from == org {
+		return ev
+	}
+	data := make(map[string]string, len(ev.Data)+1)
+	maps.Copy(data, ev.Data)
+	data[storage.AuditMovedFrom] = from
+	ev.Data = data
+	ev.Prepare() // encoded again, with the new data
+	return ev
 }
 
 // projectOrgIn returns the organization project is placed in, as last

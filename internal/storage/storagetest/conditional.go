@@ -330,7 +330,30 @@ func testOrgProjects(t *testing.T, s storage.Storage) {
 	}
 
 	// A project moved away or removed is no longer the organization's.
-	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "cal", Org: "other.org"}, nil, ev("org.project")))
+	// The event of the move names the organization it left; the caller's
+	// event, prepared (encoded) already as the journal prepares them, is
+	// not changed.
+	moved := ev("org.project")
+	moved.Data = map[string]string{"org": "other.org", "project": "cal"}
+	moved.Prepare()
+	mustNil(t, s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "cal", Org: "other.org"}, nil, moved))
+	if _, ok := moved.Data[storage.AuditMovedFrom]; ok {
+		t.Fatalf("PutProjectOrg changed the caller's event data: %v", moved.Data)
+	}
+	evs, err := s.ListAuditEvents(ctx, storage.AuditFilter{Action: "org.project", Limit: 1000})
+	mustNil(t, err)
+	for i, e := range evs {
+		want := ""
+		if i == len(evs)-1 {
+			want = "example.com"
+			if e.Data["project"] != "cal" || e.Data["org"] != "other.org" {
+				t.Fatalf("the move's event has data %v, want the caller's with %s", e.Data, storage.AuditMovedFrom)
+			}
+		}
+		if got := e.Data[storage.AuditMovedFrom]; got != want {
+			t.Fatalf("org.project event %d of %d: %s %q, want %q (data %v)", i+1, len(evs), storage.AuditMovedFrom, got, want, e.Data)
+		}
+	}
 	mustNil(t, s.DeleteProjectOrg(ctx, "example.com", "mail", nil, ev("org.project_remove")))
 	o, projects, err = s.GetOrgProjects(ctx, "example.com")
 	mustNil(t, err)
