@@ -150,7 +150,15 @@ type AuditInfo struct {
 	SecretID  string
 	ClientID  string // as presented, when authentication failed
 	Scope     string
+	// Subject is the user a verified assertion asks to act for
+	// (domain-wide delegation), lower-cased and cut at maxAuditSubject
+	// bytes: a refusal names whom the account tried to act for.
+	Subject string
 }
+
+// maxAuditSubject bounds the user a refused delegation's audit event
+// names: an email has at most 254 bytes.
+const maxAuditSubject = 256
 
 // Response is the successful token response (RFC 6749 §5.1).
 type Response struct {
@@ -296,6 +304,7 @@ func (h *Handler) recordRefusal(ctx context.Context, req *Request, oe *oauth2.Er
 	addNonEmpty(data, "key_id", req.Audit.KeyID)
 	addNonEmpty(data, "secret_id", req.Audit.SecretID)
 	addNonEmpty(data, "scope", req.Audit.Scope)
+	addNonEmpty(data, "subject", req.Audit.Subject)
 	if req.Audit.AccountID == "" {
 		addNonEmpty(data, "client_id", req.Audit.ClientID)
 	}

@@ -1082,3 +1082,45 @@ func TestRefusalAuditActorReplay(t *testing.T) {
 		})
 	}
 }
+
+// A refused delegation's audit event names the user the account asked to
+// act for (lower-cased, cut as every value a client sends is), as an
+// issued token's event does: without it the log could not tell whom an
+// account tried to impersonate.
+func TestDelegationRefusalNamesTheUser(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	ev := storage.AuditEvent{Time: t0, Action: "fixture", Outcome: storage.OutcomeSuccess}
+	if err := e.store.CreateOrg(ctx, storage.Org{Domain: "example.com", BlockedScopes: []string{}, CreatedAt: t0}, ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.PutUsers(ctx, []storage.User{{Email: "bob@example.com", Org: "example.com", Suspended: true, CreatedAt: t0}},
+		func([]storage.User) storage.AuditEvent { return ev }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: e.job.ID, Scopes: []string{"orders.read"}, CreatedAt: t0}, ev); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("a", 6000) + "@example.com"
+	for _, tt := range []struct {
+		name, sub, wantError, wantSubject string
+	}{
+		{"suspended user", "Bob@Example.com", oauth2.ErrInvalidGrant, "bob@example.com"},
+		{"no grant in the organization", "carol@other.org", oauth2.ErrUnauthorizedClient, "carol@other.org"},
+		{"long subject", long, oauth2.ErrInvalidGrant, long[:256] + "…"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := e.do(request{body: form(sign(t, e.rsKey, jose.RS256, "rs", claims(func(c map[string]any) { c["sub"] = tt.sub }), nil))})
+			if w.Code != 400 {
+				t.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+			evs, err := e.store.ListAuditEvents(ctx, storage.AuditFilter{Action: "token.refused", Newest: true, Limit: 1})
+			if err != nil || len(evs) != 1 {
+				t.Fatalf("no refusal audited: %v", err)
+			}
+			if d := evs[0].Data; d["error"] != tt.wantError || d["subject"] != tt.wantSubject {
+				t.Errorf("audited %s with subject %q, want %s with %q", d["error"], d["subject"], tt.wantError, tt.wantSubject)
+			}
+		})
+	}
+}
