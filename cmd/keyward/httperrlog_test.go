@@ -1,34 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/internal/testkeyward"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A TLS connection closed before its handshake (a load balancer's TCP
 // health check) is logged at debug, not warn; a handshake that fails for
@@ -45,7 +27,7 @@ func TestHTTPErrorLogQuietHandshakes(t *testing.T) {
 		{"plain HTTP to the TLS port", slog.LevelInfo, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "level=WARN"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var out syncBuffer
+			var out testkeyward.SyncBuffer
 			srv := httptest.NewUnstartedServer(http.NotFoundHandler())
 			srv.Config.ErrorLog = httpErrorLog(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: tt.level}))
 			srv.StartTLS()
