@@ -28,23 +28,7 @@ func TestConsoleActionAfterLeaving(t *testing.T) {
 	p.signIn(m)
 
 	// The browser pauses the answers to .../disable until told to go on.
-	evctx, stopEvents := context.WithCancel(p.ctx)
-	defer stopEvents()
-	held := make(chan fetch.RequestID, 1)
-	events := chromedp.Events(evctx, fetch.RequestPaused)
-	go func() {
-		for ev, err := range events {
-			if err != nil {
-				return
-			}
-			held <- ev.RequestID
-		}
-	}()
-	if _, err := chromedp.Call(p.ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
-		{URLPattern: "*/disable", RequestStage: fetch.RequestStageResponse}}}); err != nil {
-		t.Fatalf("Fetch.enable: %v", err)
-	}
-	defer chromedp.Call(p.ctx, fetch.Disable, struct{}{})
+	held := p.holdAnswers("*/disable", "")
 
 	eval[string](p, fmt.Sprintf(`location.hash = "#/accounts/%s"`, acct.ID))
 	p.step("open the account",
@@ -66,9 +50,7 @@ func TestConsoleActionAfterLeaving(t *testing.T) {
 	p.step("go to the APIs", chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//h1[text()="APIs"]`)))
 	eval[string](p, `document.querySelector("#view > section").dataset.mark = "shown"`)
 
-	if _, err := chromedp.Call(p.ctx, fetch.ContinueResponse, fetch.ContinueResponseParams{RequestID: id}); err != nil {
-		t.Fatalf("Fetch.continueResponse: %v", err)
-	}
+	p.release(id)
 	p.waitAlert("disabled", "notice", "Disabled "+acct.Email+";")
 	if h := eval[string](p, `location.hash`); h != "#/apis" {
 		t.Fatalf("after the answer the page is %q, want #/apis, where the user went", h)
@@ -78,4 +60,43 @@ func TestConsoleActionAfterLeaving(t *testing.T) {
 		t.Error("the APIs page was shown again for the answer to an action of the page before")
 	}
 	p.checkLogs()
+}
+
+// holdAnswers has the browser pause the answers to the requests whose URL
+// matches urlPattern (and whose method is method, if given; others go
+// through) until release lets each through; it returns their IDs as they
+// are paused. It stops when the test ends.
+func (p *consolePage) holdAnswers(urlPattern, method string) <-chan fetch.RequestID {
+	t := p.t
+	t.Helper()
+	evctx, stopEvents := context.WithCancel(p.ctx)
+	t.Cleanup(stopEvents)
+	held := make(chan fetch.RequestID, 1)
+	events := chromedp.Events(evctx, fetch.RequestPaused)
+	go func() {
+		for ev, err := range events {
+			if err != nil {
+				return
+			}
+			if method == "" || ev.Request.Method == method {
+				held <- ev.RequestID
+				continue
+			}
+			chromedp.Call(evctx, fetch.ContinueResponse, fetch.ContinueResponseParams{RequestID: ev.RequestID})
+		}
+	}()
+	if _, err := chromedp.Call(p.ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
+		{URLPattern: urlPattern, RequestStage: fetch.RequestStageResponse}}}); err != nil {
+		t.Fatalf("Fetch.enable: %v", err)
+	}
+	t.Cleanup(func() { chromedp.Call(p.ctx, fetch.Disable, struct{}{}) })
+	return held
+}
+
+// release lets the answer holdAnswers paused as id through.
+func (p *consolePage) release(id fetch.RequestID) {
+	p.t.Helper()
+	if _, err := chromedp.Call(p.ctx, fetch.ContinueResponse, fetch.ContinueResponseParams{RequestID: id}); err != nil {
+		p.t.Fatalf("Fetch.continueResponse: %v", err)
+	}
 }

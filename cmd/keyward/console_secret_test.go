@@ -30,27 +30,7 @@ func TestConsoleSecretAfterLeaving(t *testing.T) {
 
 	// The browser pauses the answer to the POST …/secrets until told to
 	// go on; other answers go through.
-	evctx, stopEvents := context.WithCancel(p.ctx)
-	defer stopEvents()
-	held := make(chan fetch.RequestID, 1)
-	events := chromedp.Events(evctx, fetch.RequestPaused)
-	go func() {
-		for ev, err := range events {
-			if err != nil {
-				return
-			}
-			if ev.Request.Method == "POST" {
-				held <- ev.RequestID
-				continue
-			}
-			chromedp.Call(evctx, fetch.ContinueResponse, fetch.ContinueResponseParams{RequestID: ev.RequestID})
-		}
-	}()
-	if _, err := chromedp.Call(p.ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
-		{URLPattern: "*/secrets", RequestStage: fetch.RequestStageResponse}}}); err != nil {
-		t.Fatalf("Fetch.enable: %v", err)
-	}
-	defer chromedp.Call(p.ctx, fetch.Disable, struct{}{})
+	held := p.holdAnswers("*/secrets", "POST")
 
 	p.step("create a secret", chromedp.Click(viewButton("Create secret")))
 	var id fetch.RequestID
@@ -66,9 +46,7 @@ func TestConsoleSecretAfterLeaving(t *testing.T) {
 
 	eval[string](p, `location.hash = "#/apis"`)
 	p.step("go to the APIs", chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//h1[text()="APIs"]`)))
-	if _, err := chromedp.Call(p.ctx, fetch.ContinueResponse, fetch.ContinueResponseParams{RequestID: id}); err != nil {
-		t.Fatalf("Fetch.continueResponse: %v", err)
-	}
+	p.release(id)
 	p.waitAlert("secret not shown", "error", "Created the client secret "+secrets[0].ID+" of "+acct.ID+", but its page was left or shown again")
 	if h := eval[string](p, `location.hash`); h != "#/apis" {
 		t.Errorf("after the answer the page is %q, want #/apis, where the user went", h)
