@@ -538,6 +538,9 @@ func TestConsoleBrowser(t *testing.T) {
 	if n := eval[int](p, `document.getElementById("view").childElementCount`); n != 0 {
 		t.Errorf("after sign-out the view holds %d elements, want none", n)
 	}
+	if who := eval[string](p, `document.getElementById("who").textContent`); who != "" {
+		t.Errorf("after sign-out the header still names the administrator: %q", who)
+	}
 	revoked, err := m.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "token.revoke"})
 	if err != nil || len(revoked) != 1 || revoked[0].Actor != adminKey.ClientID || revoked[0].Data["result"] != "revoked; no token with this ID on record" {
 		t.Errorf("token.revoke events after sign-out: %+v (%v), want the console's token revoked by the admin", revoked, err)

@@ -644,6 +644,7 @@ onSessionChange((s, reason, notice) => {
   }
   clearInterval(clock);
   $("view").replaceChildren(); // leave nothing readable behind
+  $("who").replaceChildren();
   if (reason && !notice) showError(reason); else showNotice(reason ?? "Signed out.");
 });
 
