@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -657,6 +658,54 @@ func TestAuditPrune(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "keyward migrate") {
 			t.Errorf("%v on a database without the schema: %v, want a request to run keyward migrate", args, err)
 		}
+	}
+}
+
+// TestAuditPruneExportSyncsDirectory: prune --export syncs the directory
+// of the file it wrote before it deletes the events, so that a crash after
+// the prune cannot take the file's name, and the only copy of the events,
+// with it; a directory that cannot be synced prunes nothing.
+func TestAuditPruneExportSyncsDirectory(t *testing.T) {
+	tests := []struct {
+		name    string
+		syncErr error
+		pruned  bool
+	}{
+		{"synced", nil, true},
+		{"sync fails", errors.New("input/output error"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := startServer(t)
+			dir := m.Config.DataDir
+			setupAccount(t, m, "pruned")
+			export := filepath.Join(t.TempDir(), "old.jsonl")
+			var synced []string
+			defer func(f func(string) error) { syncDir = f }(syncDir)
+			syncDir = func(d string) error {
+				synced = append(synced, d)
+				return tt.syncErr
+			}
+			err := runCLIErr(t, "audit", "prune", "--data-dir", dir, "--before", "0s", "--export", export, "--yes")
+			if !slices.Contains(synced, filepath.Dir(export)) {
+				t.Errorf("synced directories %q, want %s", synced, filepath.Dir(export))
+			}
+			var c struct {
+				FirstSeq int64 `json:"first_seq"`
+			}
+			if err := json.Unmarshal([]byte(runCLI(t, "audit", "verify", "--data-dir", dir, "-o", "json")), &c); err != nil {
+				t.Fatal(err)
+			}
+			if pruned := c.FirstSeq > 1; pruned != tt.pruned || (err == nil) != tt.pruned {
+				t.Fatalf("prune: %v, log starts at event %d; want pruned %v", err, c.FirstSeq, tt.pruned)
+			}
+			if _, serr := os.Stat(export); !tt.pruned && !errors.Is(serr, fs.ErrNotExist) {
+				t.Errorf("the export file of a failed prune is left: %v", serr)
+			}
+			if !tt.pruned && !strings.Contains(err.Error(), "nothing was pruned") {
+				t.Errorf("prune: %v, want it to say nothing was pruned", err)
+			}
+		})
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -138,7 +139,11 @@ func writeNewKeyFile(path string, kf sakey.KeyFile) error {
 }
 
 // writeNewFile creates path, which must not exist, with mode 0600, has
-// write fill it, and syncs it; on any failure it removes the file.
+// write fill it, and syncs it and then its directory, so that the new
+// name survives a crash too (fsync(2): syncing a file does not make its
+// directory entry durable); on any failure it removes the file. What the
+// caller then does may rely on it (audit prune --export deletes the
+// events it wrote), so a directory that cannot be synced is a failure.
 func writeNewFile(path string, write func(io.Writer) error) (err error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -159,5 +164,15 @@ func writeNewFile(path string, write func(io.Writer) error) (err error) {
 	if err := bw.Flush(); err != nil {
 		return err
 	}
-	return f.Sync()
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("sync the directory of %s: %w", path, err)
+	}
+	return nil
 }
+
+// syncDir makes the entries of the directory dir durable (a variable for
+// tests).
+var syncDir = syncDirectory
