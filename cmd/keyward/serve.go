@@ -691,7 +691,7 @@ func openStore(ctx context.Context, c Config, log *slog.Logger) (storage.Storage
 		return nil, usageError{err}
 	}
 	if c.DB != "" {
-		st, err := postgres.Open(ctx, c.DB, postgres.Options{NoMigrate: c.NoMigrate, MigrateNewOnly: c.migrateNewOnly})
+		st, err := postgres.Open(ctx, c.DB, postgres.Options{NoMigrate: c.NoMigrate, MigrateNewOnly: c.migrateNewOnly, Logger: log})
 		if err != nil {
 			return nil, err
 		}

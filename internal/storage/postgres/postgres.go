@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -40,6 +41,9 @@ type Options struct {
 	MigrateNewOnly bool
 	// MaxConns bounds the connection pool; 0 means 16.
 	MaxConns int
+	// Logger, if set, gets Open's warning of commits that are not
+	// durable (synchronous_commit off).
+	Logger *slog.Logger
 }
 
 // Open connects to the database at dsn (a postgres:// URL or key=value
@@ -64,7 +68,30 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 		db.Close()
 		return nil, err
 	}
+	if opts.Logger != nil {
+		warnUndurable(ctx, db, opts.Logger)
+	}
 	return sqlstore.New(db, db, dialect()), nil
+}
+
+// warnUndurable logs a warning when the database answers commits before
+// they are on disk: synchronous_commit off, set for the role, the
+// database, the server or in the DSN. Keyward answers a token request
+// only once its audit event is committed; with commits not durable, a
+// crash of PostgreSQL can lose tokens and events already answered. The
+// setting is left as it is: it is the database administrator's, and
+// every value but off (local, on, remote_write, remote_apply) is durable
+// on the primary.
+func warnUndurable(ctx context.Context, db *sql.DB, log *slog.Logger) {
+	var v string
+	if err := db.QueryRowContext(ctx, "SHOW synchronous_commit").Scan(&v); err != nil {
+		log.Warn("could not read PostgreSQL's synchronous_commit to check that commits are durable", "err", err)
+		return
+	}
+	if v == "off" {
+		log.Warn("PostgreSQL commits are not durable: synchronous_commit is off, so a crash of the database can lose tokens and audit events Keyward has already answered",
+			"synchronous_commit", v, "fix", "ALTER ROLE <keyward's role> SET synchronous_commit = on, or remove synchronous_commit=off from the database's, server's or DSN's settings")
+	}
 }
 
 // dialect is PostgreSQL's sqlstore.Dialect.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 	"github.com/keyward/keyward/internal/storage/sqlstore"
 	"github.com/keyward/keyward/internal/storage/storagetest"
+	"github.com/keyward/keyward/internal/testkeyward"
 )
 
 func TestConformance(t *testing.T) {
@@ -58,16 +60,50 @@ func waitsInApp(t *testing.T, db *sql.DB, app string) bool {
 
 // withApplicationName returns dsn, a URL or key=value string, with
 // application_name app.
-func withApplicationName(dsn, app string) string {
+func withApplicationName(dsn, app string) string { return withSetting(dsn, "application_name", app) }
+
+// withSetting returns dsn with the run-time parameter key set to value.
+func withSetting(dsn, key, value string) string {
 	u, err := url.Parse(dsn)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return dsn + " application_name=" + app
+		return dsn + " " + key + "=" + value
 	}
 	q := u.Query()
-	q.Set("application_name", app)
+	q.Set(key, value)
 	// pgx reads a + in the query as itself, not as a space.
 	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
 	return u.String()
+}
+
+// Open warns when PostgreSQL answers commits before they are on disk
+// (synchronous_commit off), and only then.
+func TestOpenWarnsOfUndurableCommits(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	for _, tt := range []struct {
+		setting string // synchronous_commit in the DSN, "" for the server's
+		warned  bool
+	}{
+		{"", false},
+		{"on", false},
+		{"local", false},
+		{"off", true},
+	} {
+		t.Run("synchronous_commit="+tt.setting, func(t *testing.T) {
+			d := dsn
+			if tt.setting != "" {
+				d = withSetting(dsn, "synchronous_commit", tt.setting)
+			}
+			var out testkeyward.SyncBuffer
+			st, err := postgres.Open(context.Background(), d, postgres.Options{Logger: slog.New(slog.NewTextHandler(&out, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			if warned := strings.Contains(out.String(), "commits are not durable"); warned != tt.warned {
+				t.Fatalf("warned %v, want %v; the log: %s", warned, tt.warned, out.String())
+			}
+		})
+	}
 }
 
 func TestOpenBadDSN(t *testing.T) {
