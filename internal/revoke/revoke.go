@@ -149,7 +149,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *storage.Audi
 	ev.Data["result"] = "revoked"
 	rev := storage.Revocation{JTI: c.ID, AccountID: c.ClientID, RevokedAt: ev.Time, ExpiresAt: time.Unix(c.Expiry, 0)}
 	if err := h.store.Revoke(r.Context(), rev, *ev); err != nil {
-		// Never a 200 that left the token alive.
+		// Never a 200 that left the token alive, nor a failure event that
+		// says it was revoked.
+		ev.Data["result"] = "not revoked"
 		return false, unavailable(err)
 	}
 	return true, nil

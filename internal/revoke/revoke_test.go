@@ -176,3 +176,21 @@ func TestStoreFailureLogged(t *testing.T) {
 		})
 	}
 }
+
+// A revocation the store could not record is answered 503 and recorded
+// as a failure that says the token was not revoked, not "revoked".
+func TestStoreFailureEvent(t *testing.T) {
+	f := &fakes{revokeErr: errors.New("connection reset")}
+	h := NewHandler(f, tokenstate.New(f, noJWT{}, "https://kw", func() time.Time { return now }), f, f,
+		func() time.Time { return now }, slog.New(slog.NewTextHandler(io.Discard, nil)), oauth2.NopObserver{})
+	r := httptest.NewRequest("POST", "/revoke", strings.NewReader("token=kwat_mine"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != 503 || len(f.events) != 1 {
+		t.Fatalf("status %d, %d events; want 503 and the failure's event", w.Code, len(f.events))
+	}
+	if ev := f.events[0]; ev.Outcome != storage.OutcomeFailure || ev.Data["result"] != "not revoked" || ev.Data["token_id"] != "jti-111" {
+		t.Fatalf("the event: %+v, want a failure with result not revoked and the token's ID", ev)
+	}
+}
