@@ -7,7 +7,8 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /keyward ./cmd/keyward
-RUN mkdir /data
+# 0700, as keyward serve and the systemd unit make it: COPY keeps the mode.
+RUN mkdir -m 0700 /data
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /keyward /usr/local/bin/keyward

@@ -120,8 +120,12 @@ func TestDeployFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		var cmd []string
-		owned := false // the data directory is the server's user's
+		owned := false   // the data directory is the server's user's
+		private := false // and only theirs, 0700
 		for line := range strings.Lines(string(data)) {
+			if strings.TrimSpace(line) == "RUN mkdir -m 0700 /data" {
+				private = true
+			}
 			if v, ok := strings.CutPrefix(line, "CMD "); ok {
 				cmd = jsonArgs(t, v)
 			}
@@ -131,6 +135,9 @@ func TestDeployFiles(t *testing.T) {
 		}
 		if !owned {
 			t.Error("the Dockerfile does not make /var/lib/keyward nonroot's (65532), the user the server runs as")
+		}
+		if !private {
+			t.Error("the Dockerfile does not make the data directory 0700 (RUN mkdir -m 0700 /data), as keyward serve makes it")
 		}
 		for i, a := range cmd {
 			if a == "/etc/keyward/keyward.yaml" {
