@@ -88,7 +88,8 @@ scenario and for the whole run), and the load generator's own CPU.
 It also reports the server's own p99 ("server p99"): the bucket of its
 request-duration histogram under which its handlers answered 99 % of the
 scenario's requests — the latency without the time a request waits in the
-kernel or for the load generator, which share the machine with it.
+kernel or for the load generator, which share the machine with it
+("> 2.5s" when it is past the histogram's last bound).
 With --target, the server's figures come from its metrics listener, when
 --target-metrics names it (its peak memory is then the highest of readings
 every 250ms); point --target at that one replica, not a load balancer.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"time"
 
@@ -111,21 +112,30 @@ func (b *bench) sampleRSS(ctx context.Context) (stop func() float64) {
 }
 
 // p99Bound is the smallest bucket bound under which the server answered
-// 99 % of the requests counted between before and after, or 0 when none
-// were or the 99th percentile is past the last bound.
-func p99Bound(before, after serverHistogram) time.Duration {
+// 99 % of the requests counted between before and after. When the 99th
+// percentile is past the last finite bound (in the +Inf bucket, which
+// every exposition has), the upper bound is unknown: it returns 0 and that
+// last finite bound as over. Both are 0 when no request was counted.
+func p99Bound(before, after serverHistogram) (upper, over time.Duration) {
 	n := after.total - before.total
 	if n == 0 {
-		return 0
+		return 0, 0
 	}
+	last := 0.0 // the last finite bound
 	for i, bound := range after.bounds {
+		if math.IsInf(bound, +1) {
+			break
+		}
 		c := after.counts[i]
 		if i < len(before.counts) {
 			c -= before.counts[i]
 		}
 		if float64(c) >= 0.99*float64(n) {
-			return time.Duration(bound * float64(time.Second))
+			return seconds(bound), 0
 		}
+		last = bound
 	}
-	return 0
+	return 0, seconds(last)
 }
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -80,6 +80,8 @@ func (r benchReport) write(w io.Writer, format string) error {
 		}
 		if s.ServerP99Bound > 0 {
 			sp99 = "≤ " + s.ServerP99Bound.String()
+		} else if s.ServerP99Over > 0 {
+			sp99 = "> " + s.ServerP99Over.String()
 		}
 		if s.ServerPeakRSSBytes > 0 {
 			rss = fmt.Sprintf("%.0f", float64(s.ServerPeakRSSBytes)/(1<<20))

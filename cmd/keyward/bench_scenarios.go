@@ -44,6 +44,9 @@ type scenarioResult struct {
 	// scenario's requests: the handlers' latency, without the time requests
 	// wait in the kernel or for the load generator. 0 when unknown.
 	ServerP99Bound time.Duration `json:"server_p99_upper_bound_ns,omitempty"`
+	// ServerP99Over is, when the server's p99 is past its histogram's last
+	// finite bound (ServerP99Bound is then 0), that bound: the p99 is more.
+	ServerP99Over time.Duration `json:"server_p99_over_ns,omitempty"`
 	// ServerPeakRSSBytes is the server's peak resident set during the
 	// scenario: for a started server the kernel's high-water mark, for
 	// --target the highest reading of its metrics (every rssSampleEvery);
@@ -132,7 +135,7 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 		var after serverMetrics
 		// Also after an interrupt, which ends ctx: the figures are still wanted.
 		if after, metricsErr = b.readServerMetrics(context.WithoutCancel(ctx), endpoint); metricsErr == nil {
-			r.ServerP99Bound = p99Bound(before.hist, after.hist)
+			r.ServerP99Bound, r.ServerP99Over = p99Bound(before.hist, after.hist)
 			if watchTarget && res.Requests > 0 {
 				r.ServerCPUPer1k = (after.cpu - before.cpu) / float64(res.Requests) * 1000
 				r.ServerPeakRSSBytes = max(r.ServerPeakRSSBytes, int64(after.rss))

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -263,24 +264,29 @@ func TestBenchTargetMetrics(t *testing.T) {
 
 func TestP99Bound(t *testing.T) {
 	bounds := []float64{.001, .005, .01}
+	withInf := []float64{.001, .005, .01, math.Inf(+1)} // as every exposition ends
 	h := func(counts ...uint64) serverHistogram {
 		return serverHistogram{bounds: bounds, counts: counts, total: counts[len(counts)-1] + 1}
 	}
 	tests := []struct {
 		name          string
 		before, after serverHistogram
-		want          time.Duration
+		want, over    time.Duration
 	}{
-		{"nothing counted", serverHistogram{}, serverHistogram{}, 0},
-		{"first bucket", serverHistogram{}, serverHistogram{bounds: bounds, counts: []uint64{100, 100, 100}, total: 100}, time.Millisecond},
-		{"99th in the second", serverHistogram{}, serverHistogram{bounds: bounds, counts: []uint64{50, 99, 100}, total: 100}, 5 * time.Millisecond},
-		{"earlier requests do not count", h(1000, 1000, 1000), serverHistogram{bounds: bounds, counts: []uint64{1000, 1098, 1100}, total: 1101}, 10 * time.Millisecond},
-		{"past the last bound", serverHistogram{}, serverHistogram{bounds: bounds, counts: []uint64{10, 20, 30}, total: 100}, 0},
+		{"nothing counted", serverHistogram{}, serverHistogram{}, 0, 0},
+		{"first bucket", serverHistogram{}, serverHistogram{bounds: bounds, counts: []uint64{100, 100, 100}, total: 100}, time.Millisecond, 0},
+		{"99th in the second", serverHistogram{}, serverHistogram{bounds: bounds, counts: []uint64{50, 99, 100}, total: 100}, 5 * time.Millisecond, 0},
+		{"earlier requests do not count", h(1000, 1000, 1000), serverHistogram{bounds: bounds, counts: []uint64{1000, 1098, 1100}, total: 1101}, 10 * time.Millisecond, 0},
+		{"past the last bound", serverHistogram{}, serverHistogram{bounds: bounds, counts: []uint64{10, 20, 30}, total: 100}, 0, 10 * time.Millisecond},
+		{"in the +Inf bucket", serverHistogram{}, serverHistogram{bounds: withInf, counts: []uint64{10, 20, 30, 100}, total: 100}, 0, 10 * time.Millisecond},
+		{"under the last finite bound, with +Inf", serverHistogram{}, serverHistogram{bounds: withInf, counts: []uint64{10, 20, 99, 100}, total: 100}, 10 * time.Millisecond, 0},
 	}
 	for _, tt := range tests {
-		if got := p99Bound(tt.before, tt.after); got != tt.want {
-			t.Errorf("%s: p99Bound = %v, want %v", tt.name, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			if got, over := p99Bound(tt.before, tt.after); got != tt.want || over != tt.over {
+				t.Errorf("p99Bound = %v, over %v; want %v, over %v", got, over, tt.want, tt.over)
+			}
+		})
 	}
 }
 
@@ -321,8 +327,8 @@ keyward_request_duration_seconds_count{endpoint="introspect"} 7
 	if !m.hasProcess || m.cpu != 12.5 || m.rss != 50<<20 {
 		t.Errorf("process figures: %+v", m)
 	}
-	if got := p99Bound(serverHistogram{}, h); got != 10*time.Millisecond {
-		t.Errorf("p99 bound = %v, want 10ms", got)
+	if got, over := p99Bound(serverHistogram{}, h); got != 10*time.Millisecond || over != 0 {
+		t.Errorf("p99 bound = %v (over %v), want 10ms", got, over)
 	}
 	if m, err := b.readServerMetrics(context.Background(), "revoke"); err != nil || m.hist.total != 0 {
 		t.Errorf("an endpoint without requests: %+v, %v", m, err)
