@@ -136,10 +136,19 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 	}
 	if len(lat) > 0 {
 		slices.Sort(lat)
-		at := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
-		r.P50, r.P90, r.P99, r.Max = at(0.50), at(0.90), at(0.99), lat[len(lat)-1]
+		r.P50, r.P90, r.P99, r.Max = percentile(lat, 50), percentile(lat, 90), percentile(lat, 99), lat[len(lat)-1]
 	}
 	return r
+}
+
+// percentile returns the pct-th percentile of sorted, which is not empty,
+// by nearest rank: the smallest sample that at least pct % of the samples
+// are at or under (of 100 samples, the 99th percentile is the 99th, not
+// the largest). Integer arithmetic: 0.99 × 100 in floating point is not
+// exactly 99.
+func percentile(sorted []time.Duration, pct int) time.Duration {
+	rank := (len(sorted)*pct + 99) / 100 // ⌈n × pct / 100⌉
+	return sorted[max(rank, 1)-1]
 }
 
 // pacer holds a worker to its schedule when the load has a rate.

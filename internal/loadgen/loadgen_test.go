@@ -87,3 +87,36 @@ func TestRunRateStopsWithContext(t *testing.T) {
 		t.Fatalf("%d requests, want the 1 due at the start", r.Requests)
 	}
 }
+
+func TestPercentile(t *testing.T) {
+	samples := func(n int) []time.Duration {
+		s := make([]time.Duration, n)
+		for i := range s {
+			s[i] = time.Duration(i + 1) // the k-th smallest is k
+		}
+		return s
+	}
+	tests := []struct {
+		n, pct int
+		want   time.Duration
+	}{
+		{1, 50, 1},
+		{1, 99, 1},
+		{2, 50, 1},
+		{2, 90, 2},
+		{10, 50, 5},
+		{10, 90, 9},
+		{10, 99, 10},
+		{100, 50, 50},
+		{100, 90, 90},
+		{100, 99, 99}, // not the largest
+		{101, 99, 100},
+		{1000, 99, 990},
+		{1001, 99, 991},
+	}
+	for _, tt := range tests {
+		if got := percentile(samples(tt.n), tt.pct); got != tt.want {
+			t.Errorf("p%d of 1..%d = %d, want %d", tt.pct, tt.n, got, tt.want)
+		}
+	}
+}
