@@ -211,6 +211,9 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 			return usageError{fmt.Errorf("--target-metrics %q is not an http:// or https:// URL", f.targetMetrics)}
 		}
 	}
+	if f.accounts < 0 { // also with --target, where it would be ignored
+		return usageError{errors.New("--accounts must not be negative")}
+	}
 	if f.target != "" && (f.accounts > 0 || f.db != "" || f.signingAlg != "" || cmd.Flags().Changed("introspection-audit-interval")) {
 		return usageError{errors.New("--accounts, --db, --signing-alg and --introspection-audit-interval apply to a server bench starts, not to --target")}
 	}
@@ -219,9 +222,6 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 	}
 	if f.signingAlg != "" && !slices.Contains(signer.Algorithms, f.signingAlg) {
 		return usageError{fmt.Errorf("--signing-alg %q is not one of %s", f.signingAlg, strings.Join(signer.Algorithms, ", "))}
-	}
-	if f.target == "" && f.accounts < 0 {
-		return usageError{errors.New("--accounts must not be negative")}
 	}
 	ctx := cmd.Context()
 	progress := progressWriter(cmd.ErrOrStderr())

@@ -122,6 +122,33 @@ func TestBenchFlags(t *testing.T) {
 	}
 }
 
+// TestBenchFlagErrors: a bad value is refused with an error naming its
+// flag, before anything is set up (the --target case has no --credentials,
+// which it would need next).
+func TestBenchFlagErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"--duration", "-1s"}, "--duration"},
+		{[]string{"--duration", "2h"}, "--duration"},
+		{[]string{"--concurrency", "-3"}, "--concurrency"},
+		{[]string{"--rate", "+Inf"}, "--rate"},
+		{[]string{"--warmup", "1h"}, "--warmup"},
+		{[]string{"--accounts", "-5"}, "--accounts"},
+		{[]string{"--target", "http://127.0.0.1:1", "--accounts", "-5"}, "--accounts"},
+		{[]string{"--scenarios", ""}, "--scenarios"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			err := runCLIErr(t, append([]string{"bench"}, tt.args...)...)
+			if err == nil || !strings.Contains(err.Error(), tt.flag) {
+				t.Errorf("error %v, want one naming %s", err, tt.flag)
+			}
+		})
+	}
+}
+
 // TestBenchTLSTarget benchmarks a running server over TLS, trusting its CA
 // through --ca-cert.
 func TestBenchTLSTarget(t *testing.T) {
