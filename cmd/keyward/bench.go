@@ -296,8 +296,9 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		report.Scenarios = append(report.Scenarios, r)
 	}
 	if b.child != nil {
-		// Each scenario starts the peak over; the run's is the largest.
-		report.ServerPeakRSSBytes = procstat.PeakRSS(b.child.Process.Pid)
+		// Each scenario's run starts the peak over (resetPeakRSS): the
+		// run's is the largest of the one since and those before.
+		report.ServerPeakRSSBytes = max(b.peakRSS, procstat.PeakRSS(b.child.Process.Pid))
 	}
 	for _, s := range report.Scenarios {
 		report.ServerPeakRSSBytes = max(report.ServerPeakRSSBytes, s.ServerPeakRSSBytes)
@@ -347,6 +348,9 @@ type bench struct {
 	prefix       string
 	accountCount int
 	fixtures     fixtures
+	// peakRSS is the started server's peak resident set before the last
+	// reset of it (resetPeakRSS).
+	peakRSS int64
 	// lastRate is the client-credentials rate measured, to size the
 	// pre-signed assertions of private_key_jwt and proofs of DPoP.
 	lastRate float64

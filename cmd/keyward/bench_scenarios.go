@@ -112,7 +112,7 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 			stopRSS = b.sampleRSS(ctx)
 		}
 	}
-	rssReset := watchChild && procstat.ResetPeakRSS(pid) == nil
+	rssReset := watchChild && b.resetPeakRSS(pid)
 	serverBefore, selfBefore := procstat.CPU(pid), procstat.SelfCPU()
 	// The first error is of the measured run, whose errors the report
 	// counts: not of the fixtures' requests or of the warm-up.
@@ -156,6 +156,16 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 		b.lastRate = res.PerSecond
 	}
 	return r, nil
+}
+
+// resetPeakRSS starts the server's peak resident set over for a scenario's
+// measured run (procstat.ResetPeakRSS), first keeping the peak it replaces
+// in peakRSS: that of the server's start, the fixtures, the scenarios and
+// warm-ups before, which the run's peak must include. It reports whether
+// the reset took.
+func (b *bench) resetPeakRSS(pid int) bool {
+	b.peakRSS = max(b.peakRSS, procstat.PeakRSS(pid))
+	return procstat.ResetPeakRSS(pid) == nil
 }
 
 // post sends a form to the server and reads the answer.

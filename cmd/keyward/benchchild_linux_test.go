@@ -8,11 +8,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/internal/procstat"
 )
 
 // startBenchProcess runs this test binary as `keyward bench` in a process
@@ -168,5 +172,31 @@ func TestBenchKilled(t *testing.T) {
 	runCLI(t, "bench", "--duration", "100ms", "--warmup", "0s", "--concurrency", "1", "--scenarios", "healthz")
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("the killed run's data directory %s is still there after the next bench: %v", dir, err)
+	}
+}
+
+// TestBenchResetPeakRSS: starting the server's peak over for a scenario
+// keeps the peak it replaces for the run's: a peak of the warm-up or of the
+// server's start, before the reset, is still the run's. This process
+// stands in for the server.
+func TestBenchResetPeakRSS(t *testing.T) {
+	pid := os.Getpid()
+	big := make([]byte, 256<<20)
+	for i := 0; i < len(big); i += 4096 {
+		big[i] = 1 // touch every page, so it is resident
+	}
+	withBig := procstat.PeakRSS(pid)
+	big = nil
+	runtime.GC()
+	debug.FreeOSMemory()
+	b := &bench{}
+	if !b.resetPeakRSS(pid) {
+		t.Skip("cannot reset the peak resident set here")
+	}
+	if after := procstat.PeakRSS(pid); after > withBig-128<<20 {
+		t.Fatalf("peak after the reset = %d MiB, before %d MiB: the reset did not take", after>>20, withBig>>20)
+	}
+	if b.peakRSS < withBig {
+		t.Errorf("the run's peak kept = %d MiB, want the %d MiB before the reset", b.peakRSS>>20, withBig>>20)
 	}
 }
