@@ -196,7 +196,9 @@ func TestBenchResetPeakRSS(t *testing.T) {
 	if after := procstat.PeakRSS(pid); after > withBig-128<<20 {
 		t.Fatalf("peak after the reset = %d MiB, before %d MiB: the reset did not take", after>>20, withBig>>20)
 	}
-	if b.peakRSS < withBig {
+	// Not exactly withBig: the kernel updates its high-water mark from
+	// counters it syncs lazily, so a later reading may be a little lower.
+	if b.peakRSS < withBig-64<<20 {
 		t.Errorf("the run's peak kept = %d MiB, want the %d MiB before the reset", b.peakRSS>>20, withBig>>20)
 	}
 }
