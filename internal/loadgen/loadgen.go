@@ -29,7 +29,8 @@ type Load struct {
 	// own schedule, and a request that falls due while the worker still
 	// waits on a slow answer has its latency counted from when it was due,
 	// not from when it was sent, so that wait is measured instead of
-	// omitted. When the server cannot keep up, latencies grow without
+	// omitted — also at the end of the run, when such requests are sent
+	// after Duration (see Run). When the server cannot keep up, latencies grow without
 	// bound and requests/s falls short of Rate. Zero is a closed loop:
 	// each worker sends its next request as soon as the previous one is
 	// answered, and the run measures the most the server can do.
@@ -50,13 +51,19 @@ type Result struct {
 }
 
 // Run calls req from load.Concurrency workers until load.Duration has
-// passed (or ctx ends), and reports. progress, if set, is called about
-// every 250 ms with the number of requests so far.
+// passed (or ctx ends), and reports. No request is sent after that, but
+// those in flight then are waited for and counted, and with a rate so are
+// the requests that fell due before it while their worker waited on a slow
+// answer: dropped, they would be the slowest of the run. That takes at
+// most drain(load.Duration) more; what is still unanswered after it is
+// cut off and not counted. progress, if set, is called about every 250 ms
+// with the number of requests so far.
 func Run(ctx context.Context, load Load, req Request, progress func(done int64, elapsed time.Duration)) Result {
 	concurrency := load.Concurrency
 	start := time.Now()
 	deadline := start.Add(load.Duration)
-	ctx, cancel := context.WithDeadline(ctx, deadline)
+	cutoff := deadline.Add(drain(load.Duration))
+	ctx, cancel := context.WithDeadline(ctx, cutoff)
 	defer cancel()
 	var (
 		wg    sync.WaitGroup
@@ -96,16 +103,19 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 			// The clock, not only ctx, says when the run is over: on a busy
 			// machine ctx's timer can fire late, after connections have
 			// already timed out on its deadline.
-			for i := 0; ctx.Err() == nil && time.Now().Before(deadline); i++ {
-				t0, ok := pace.wait(ctx, i, deadline)
+			for i := 0; ctx.Err() == nil && time.Now().Before(cutoff); i++ {
+				if load.Rate <= 0 && !time.Now().Before(deadline) {
+					break // a closed loop sends nothing after the deadline
+				}
+				t0, ok := pace.wait(ctx, i, deadline) // with a rate, only what is due before it
 				if !ok {
 					break
 				}
 				status, ok := req(ctx, w, i)
 				end := time.Now()
 				d := end.Sub(t0)
-				if !ok && (ctx.Err() != nil || !end.Before(deadline)) {
-					break // cut off by the deadline: not a failure of the server
+				if !ok && (ctx.Err() != nil || !end.Before(cutoff)) {
+					break // cut off at the end of the drain: not a failure of the server
 				}
 				local = append(local, d)
 				if !ok {
@@ -140,6 +150,11 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 	}
 	return r
 }
+
+// drain is how long Run waits, after a run of duration, for the requests
+// in flight at its end (and, with a rate, those due before it): as long as
+// the run, at most 10 seconds.
+func drain(duration time.Duration) time.Duration { return min(duration, 10*time.Second) }
 
 // percentile returns the pct-th percentile of sorted, which is not empty,
 // by nearest rank: the smallest sample that at least pct % of the samples

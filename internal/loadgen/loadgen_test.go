@@ -69,6 +69,56 @@ func TestRunRate(t *testing.T) {
 	}
 }
 
+// TestRunEnd: what is unanswered when the run's time is up is waited for
+// and counted, not dropped — dropped, it would be the slowest of the run.
+// Each request here takes its time unless the context ends first, as a
+// request on the network does.
+func TestRunEnd(t *testing.T) {
+	const duration = 300 * time.Millisecond
+	tests := []struct {
+		name string
+		load Load
+		// work is how long request i takes.
+		work         func(i int) time.Duration
+		wantRequests int
+		wantMax      time.Duration // at least
+	}{
+		// Two workers, 400 ms a request, 600 ms: the second of each is in
+		// flight at the end.
+		{"closed loop, in flight at the end", Load{Concurrency: 2, Duration: 2 * duration},
+			func(int) time.Duration { return 400 * time.Millisecond }, 4, 400 * time.Millisecond},
+		// One request every 10 ms; the one due at 200 ms stalls for 200 ms,
+		// so the 9 due after it, before the end, fall due while it waits:
+		// they are sent when it is answered, their latency counted from
+		// when each was due.
+		{"rate, a stall at the end", Load{Concurrency: 1, Duration: duration, Rate: 100},
+			func(i int) time.Duration {
+				if i == 20 {
+					return 200 * time.Millisecond
+				}
+				return 0
+			}, 30, 200 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := Run(context.Background(), tt.load, func(ctx context.Context, w, i int) (int, bool) {
+				select {
+				case <-time.After(tt.work(i)):
+					return 200, true
+				case <-ctx.Done():
+					return 0, false
+				}
+			}, nil)
+			if r.Requests != tt.wantRequests || r.Errors != 0 || r.Max < tt.wantMax {
+				t.Fatalf("%d requests, %d errors, max %v; want %d requests, max at least %v", r.Requests, r.Errors, r.Max, tt.wantRequests, tt.wantMax)
+			}
+			if r.Elapsed < tt.load.Duration {
+				t.Errorf("elapsed %v, less than the run's %v", r.Elapsed, tt.load.Duration)
+			}
+		})
+	}
+}
+
 func TestRunRateStopsWithContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
