@@ -118,11 +118,8 @@ func errorsString(n int, by map[int]int) string {
 	var parts []string
 	for status, c := range by {
 		label := fmt.Sprint(status)
-		switch status {
-		case 0:
+		if status == 0 {
 			label = "transport"
-		case statusNoAssertion:
-			label = "no-assertion-left"
 		}
 		parts = append(parts, fmt.Sprintf("%s:%d", label, c))
 	}

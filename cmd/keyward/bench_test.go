@@ -596,3 +596,28 @@ func TestRefusalExplainQuotesCode(t *testing.T) {
 		}
 	}
 }
+
+// When the credentials signed before a run run out, its clients stop:
+// the scenario's figures cover the requests sent, with no errors for the
+// ones not sent, and its note says so.
+func TestBenchCredentialsRunOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child server")
+	}
+	os.Setenv("KEYWARD_TEST_RUN_MAIN", "1") // for the child only: TestMain has run
+	defer os.Unsetenv("KEYWARD_TEST_RUN_MAIN")
+	defer func(n int) { maxPresigned = n }(maxPresigned)
+	maxPresigned = 300
+	out := runCLI(t, "bench", "--duration", "5s", "--warmup", "0s", "--concurrency", "4", "--scenarios", "client_credentials_private_key_jwt", "-o", "json")
+	var r benchReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("bench printed %q: %v", out, err)
+	}
+	s := r.Scenarios[0]
+	if !s.Exhausted || s.Requests != 300 || s.Errors != 0 || !strings.Contains(s.Note, "ran out") {
+		t.Fatalf("%+v, want the 300 assertions sent, no errors, and a note that they ran out", s)
+	}
+	if s.Elapsed >= 5*time.Second {
+		t.Errorf("the run took %v, want it over once the assertions ran out", s.Elapsed)
+	}
+}

@@ -13,8 +13,16 @@ import (
 )
 
 // Request performs one request and returns a status for the tally (an
-// HTTP status, or 0 for a transport error) and whether it succeeded.
+// HTTP status, or 0 for a transport error) and whether it succeeded, or
+// Exhausted when it has nothing left to send.
 type Request func(ctx context.Context, worker, i int) (status int, ok bool)
+
+// Exhausted is the status of a Request that sent nothing because it has
+// nothing left to send (its pre-signed credentials ran out): its worker
+// stops, and the call is counted neither as a request nor as an error,
+// which, answered at once, would swamp the run's figures. Result.Exhausted
+// says it happened; the run's figures cover the time until then.
+const Exhausted = -1
 
 // Load says how hard Run drives the request function.
 type Load struct {
@@ -48,6 +56,9 @@ type Result struct {
 	P90       time.Duration `json:"p90_ns"`
 	P99       time.Duration `json:"p99_ns"`
 	Max       time.Duration `json:"max_ns"`
+	// Exhausted says a worker stopped early: the Request had nothing left
+	// to send (Exhausted). Elapsed ends when the last worker stopped.
+	Exhausted bool `json:"exhausted,omitempty"`
 }
 
 // Run calls req from load.Concurrency workers until load.Duration has
@@ -72,6 +83,7 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 		lat   []time.Duration
 		stats = map[int]int{}
 		errs  int
+		empty atomic.Bool // a worker's Request was Exhausted
 	)
 	stop, stopped := make(chan struct{}), make(chan struct{})
 	if progress == nil {
@@ -112,6 +124,10 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 					break
 				}
 				status, ok := req(ctx, w, i)
+				if status == Exhausted {
+					empty.Store(true)
+					break
+				}
 				end := time.Now()
 				d := end.Sub(t0)
 				if !ok && (ctx.Err() != nil || !end.Before(cutoff)) {
@@ -137,7 +153,7 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 	close(stop)
 	<-stopped // no progress report after Run returns
 	elapsed := time.Since(start)
-	r := Result{Requests: len(lat), Errors: errs, Elapsed: elapsed}
+	r := Result{Requests: len(lat), Errors: errs, Elapsed: elapsed, Exhausted: empty.Load()}
 	if len(stats) > 0 {
 		r.ByStatus = stats
 	}

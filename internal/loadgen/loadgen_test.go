@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -26,6 +27,29 @@ func TestRun(t *testing.T) {
 	}
 	if !progressed {
 		t.Fatal("no progress reported")
+	}
+}
+
+// A Request with nothing left to send stops its worker: the run ends
+// when every worker has, its figures cover the requests sent, and the
+// calls that sent nothing are neither requests nor errors.
+func TestRunExhausted(t *testing.T) {
+	for _, rate := range []float64{0, 2000} {
+		var left atomic.Int64
+		left.Store(100)
+		r := Run(context.Background(), Load{Concurrency: 4, Duration: 5 * time.Second, Rate: rate}, func(ctx context.Context, w, i int) (int, bool) {
+			if left.Add(-1) < 0 {
+				return Exhausted, false
+			}
+			time.Sleep(time.Millisecond)
+			return 200, true
+		}, nil)
+		if !r.Exhausted || r.Requests != 100 || r.Errors != 0 || r.P50 < time.Millisecond {
+			t.Fatalf("rate %v: %+v, want 100 requests, no errors, Exhausted", rate, r)
+		}
+		if r.Elapsed > 2*time.Second {
+			t.Errorf("rate %v: the run took %v, want it over once the requests ran out", rate, r.Elapsed)
+		}
 	}
 }
 
