@@ -5,7 +5,9 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -80,7 +82,7 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 		wg    sync.WaitGroup
 		done  atomic.Int64
 		mu    sync.Mutex
-		lat   []time.Duration
+		parts []kept
 		stats = map[int]int{}
 		errs  int
 		empty atomic.Bool // a worker's Request was Exhausted
@@ -107,7 +109,8 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			local := make([]time.Duration, 0, 4096)
+			keep := max(1, maxKept/max(concurrency, 1))
+			local := kept{samples: make([]time.Duration, 0, min(4096, keep))}
 			localStats := map[int]int{}
 			localErrs := 0
 			pace := newPacer(load, start, w)
@@ -133,7 +136,7 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 				if !ok && (ctx.Err() != nil || !end.Before(cutoff)) {
 					break // cut off at the end of the drain: not a failure of the server
 				}
-				local = append(local, d)
+				local.add(d, keep)
 				if !ok {
 					localErrs++
 					localStats[status]++
@@ -141,7 +144,7 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 				done.Add(1)
 			}
 			mu.Lock()
-			lat = append(lat, local...)
+			parts = append(parts, local)
 			errs += localErrs
 			for k, v := range localStats {
 				stats[k] += v
@@ -153,18 +156,96 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 	close(stop)
 	<-stopped // no progress report after Run returns
 	elapsed := time.Since(start)
-	r := Result{Requests: len(lat), Errors: errs, Elapsed: elapsed, Exhausted: empty.Load()}
+	var n int64
+	for _, p := range parts {
+		n += p.n
+	}
+	r := Result{Requests: int(n), Errors: errs, Elapsed: elapsed, Exhausted: empty.Load()}
 	if len(stats) > 0 {
 		r.ByStatus = stats
 	}
 	if elapsed > 0 {
-		r.PerSecond = float64(len(lat)) / elapsed.Seconds()
+		r.PerSecond = float64(n) / elapsed.Seconds()
 	}
-	if len(lat) > 0 {
-		slices.Sort(lat)
-		r.P50, r.P90, r.P99, r.Max = percentile(lat, 50), percentile(lat, 90), percentile(lat, 99), lat[len(lat)-1]
+	if n > 0 {
+		r.P50, r.P90, r.P99, r.Max = summarize(parts)
 	}
 	return r
+}
+
+// maxKept bounds the latencies a run keeps, 32 MiB of them: a long run of
+// a fast scenario (verify_warm answers millions a second) would otherwise
+// take gigabytes. A variable for tests.
+var maxKept = 1 << 22
+
+// kept is one worker's latencies: all of them, or, once there were more
+// than it may keep, a uniform random sample of them (reservoir sampling),
+// each standing for n / len(samples) of them.
+type kept struct {
+	samples []time.Duration
+	n       int64 // latencies seen
+	max     time.Duration
+}
+
+// add records d, keeping at most keep samples.
+func (k *kept) add(d time.Duration, keep int) {
+	k.n++
+	k.max = max(k.max, d)
+	if len(k.samples) < keep {
+		k.samples = append(k.samples, d)
+	} else if j := rand.Int64N(k.n); j < int64(keep) {
+		k.samples[j] = d
+	}
+}
+
+// summarize returns the 50th, 90th and 99th percentiles and the largest of
+// the workers' latencies, of which there is at least one: exact while
+// every worker kept all of its own (nearest rank), estimated from their
+// samples, each weighted by how many latencies it stands for, once some
+// worker kept only a sample. The largest is always exact.
+func summarize(parts []kept) (p50, p90, p99, largest time.Duration) {
+	all := true
+	var total int
+	for _, p := range parts {
+		all = all && int64(len(p.samples)) == p.n
+		total += len(p.samples)
+		largest = max(largest, p.max)
+	}
+	if all {
+		lat := make([]time.Duration, 0, total)
+		for _, p := range parts {
+			lat = append(lat, p.samples...)
+		}
+		slices.Sort(lat)
+		return percentile(lat, 50), percentile(lat, 90), percentile(lat, 99), largest
+	}
+	type weighted struct {
+		d time.Duration
+		w float64
+	}
+	ws := make([]weighted, 0, total)
+	var n float64
+	for _, p := range parts {
+		if len(p.samples) == 0 {
+			continue
+		}
+		w := float64(p.n) / float64(len(p.samples))
+		for _, d := range p.samples {
+			ws = append(ws, weighted{d, w})
+		}
+		n += float64(p.n)
+	}
+	slices.SortFunc(ws, func(a, b weighted) int { return cmp.Compare(a.d, b.d) })
+	at := func(pct int) time.Duration {
+		target, sum := n*float64(pct)/100, 0.0
+		for _, s := range ws {
+			if sum += s.w; sum >= target*(1-1e-12) {
+				return s.d
+			}
+		}
+		return ws[len(ws)-1].d
+	}
+	return at(50), at(90), at(99), largest
 }
 
 // drain is how long Run waits, after a run of duration, for the requests

@@ -194,3 +194,63 @@ func TestPercentile(t *testing.T) {
 		}
 	}
 }
+
+// Once a worker has seen more latencies than it may keep, it keeps a
+// sample, weighted by how many each stands for: a sample of every tenth
+// of 1..1000 gives the percentiles of 1..1000 itself. The largest is
+// always exact.
+func TestSummarizeSampled(t *testing.T) {
+	every := func(from, to, step int) []time.Duration {
+		var s []time.Duration
+		for v := from; v <= to; v += step {
+			s = append(s, time.Duration(v))
+		}
+		return s
+	}
+	tests := []struct {
+		name               string
+		parts              []kept
+		p50, p90, p99, max time.Duration
+	}{
+		{"all kept", []kept{{samples: every(1, 1000, 1), n: 1000, max: 1000}}, 500, 900, 990, 1000},
+		{"a tenth kept", []kept{{samples: every(10, 1000, 10), n: 1000, max: 1003}}, 500, 900, 990, 1003},
+		{"a sampled worker and a whole one", []kept{
+			{samples: every(10, 1000, 10), n: 1000, max: 1000},
+			{samples: every(1001, 2000, 1), n: 1000, max: 2000},
+			{}, // a worker that sent nothing
+		}, 1000, 1800, 1980, 2000},
+	}
+	for _, tt := range tests {
+		p50, p90, p99, largest := summarize(tt.parts)
+		if p50 != tt.p50 || p90 != tt.p90 || p99 != tt.p99 || largest != tt.max {
+			t.Errorf("%s: %d %d %d %d, want %d %d %d %d", tt.name, p50, p90, p99, largest, tt.p50, tt.p90, tt.p99, tt.max)
+		}
+	}
+}
+
+// A run keeps at most maxKept latencies, whatever its length, and still
+// counts every request.
+func TestRunKeepsBounded(t *testing.T) {
+	defer func(n int) { maxKept = n }(maxKept)
+	maxKept = 40
+	var left atomic.Int64
+	left.Store(5000)
+	var parts int
+	r := Run(context.Background(), Load{Concurrency: 4, Duration: 10 * time.Second}, func(ctx context.Context, w, i int) (int, bool) {
+		if left.Add(-1) < 0 {
+			return Exhausted, false
+		}
+		return 200, true
+	}, nil)
+	if r.Requests != 5000 || !(r.P50 <= r.P90 && r.P90 <= r.P99 && r.P99 <= r.Max) {
+		t.Fatalf("%+v, want 5000 requests and ordered percentiles", r)
+	}
+	k := kept{}
+	for i := range 1000 {
+		k.add(time.Duration(i), 10)
+		parts = len(k.samples)
+	}
+	if parts != 10 || k.n != 1000 || k.max != 999 {
+		t.Fatalf("kept %d of %d (largest %d), want 10 of 1000, largest 999", parts, k.n, k.max)
+	}
+}
