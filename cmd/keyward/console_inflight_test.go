@@ -67,6 +67,14 @@ func TestConsoleActionAfterLeaving(t *testing.T) {
 // through) until release lets each through; it returns their IDs as they
 // are paused. It stops when the test ends.
 func (p *consolePage) holdAnswers(urlPattern, method string) <-chan fetch.RequestID {
+	p.t.Helper()
+	return p.hold(urlPattern, method, fetch.RequestStageResponse)
+}
+
+// hold is holdAnswers at stage: before the request is sent
+// (fetch.RequestStageRequest, for the test to answer it with
+// fetch.FulfillRequest) or once its answer is in.
+func (p *consolePage) hold(urlPattern, method string, stage fetch.RequestStage) <-chan fetch.RequestID {
 	t := p.t
 	t.Helper()
 	evctx, stopEvents := context.WithCancel(p.ctx)
@@ -86,7 +94,7 @@ func (p *consolePage) holdAnswers(urlPattern, method string) <-chan fetch.Reques
 		}
 	}()
 	if _, err := chromedp.Call(p.ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
-		{URLPattern: urlPattern, RequestStage: fetch.RequestStageResponse}}}); err != nil {
+		{URLPattern: urlPattern, RequestStage: stage}}}); err != nil {
 		t.Fatalf("Fetch.enable: %v", err)
 	}
 	t.Cleanup(func() { chromedp.Call(p.ctx, fetch.Disable, struct{}{}) })
@@ -99,4 +107,39 @@ func (p *consolePage) release(id fetch.RequestID) {
 	if _, err := chromedp.Call(p.ctx, fetch.ContinueResponse, fetch.ContinueResponseParams{RequestID: id}); err != nil {
 		p.t.Fatalf("Fetch.continueResponse: %v", err)
 	}
+}
+
+// A 401 that answers a request of an earlier session, after its user
+// signed out and in again, does not sign out the new session: only the
+// session whose token was refused ends.
+func TestConsoleLate401KeepsNewSession(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	p.signIn(m)
+	// The browser holds the request for the APIs' list before it is sent.
+	held := p.hold("*/v1/apis", "", fetch.RequestStageRequest)
+	eval[string](p, `location.hash = "#/apis"`)
+	var id fetch.RequestID
+	select {
+	case id = <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the APIs' list was not held")
+	}
+
+	// Sign out and in again, to the accounts page, whose requests are not held.
+	p.step("sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("keyfile-form")))
+	eval[string](p, `location.hash = "#/accounts"`)
+	p.step("sign in again", chromedp.SetUploadFiles(chromedp.ID("keyfile"), []string{m.AdminKeyFile}),
+		chromedp.Click(chromedp.CSS("#keyfile-form button")), chromedp.WaitVisible(chromedp.CSS("#view table")))
+
+	// The first session's request is answered 401 now.
+	body := []byte(`{"error":"invalid_token","error_description":"The access token was revoked."}`)
+	if _, err := chromedp.Call(p.ctx, fetch.FulfillRequest, fetch.FulfillRequestParams{RequestID: id, ResponseCode: 401,
+		ResponseHeaders: []*fetch.HeaderEntry{{Name: "Content-Type", Value: "application/json"}}, Body: body}); err != nil {
+		t.Fatalf("Fetch.fulfillRequest: %v", err)
+	}
+	time.Sleep(500 * time.Millisecond) // the console reads the answer
+	if eval[bool](p, `!document.getElementById("signin").hidden || document.getElementById("view").hidden`) {
+		t.Fatal("a late 401 of the earlier session signed out the new one")
+	}
+	p.checkLogs("401")
 }

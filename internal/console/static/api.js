@@ -67,6 +67,7 @@ export async function request(method, path, { body, form, auth = true, ifMatch }
   const headers = {};
   if (ifMatch) headers["If-Match"] = ifMatch;
   const init = { method, headers, credentials: "omit", cache: "no-store", redirect: "error" };
+  const sent = auth === true ? session : null; // the session whose token it carries
   if (auth === true) {
     if (!session) throw new ApiError(401, "invalid_token", "You are signed out.");
     headers.Authorization = "Bearer " + session.token;
@@ -96,7 +97,9 @@ export async function request(method, path, { body, form, auth = true, ifMatch }
   }
   if (!resp.ok) {
     const err = new ApiError(resp.status, data?.error, data?.error_description);
-    if (auth === true && resp.status === 401) signOut(err.message);
+    // Only the session whose token was refused ends: an answer that comes
+    // after its user signed out and in again is not the new session's.
+    if (sent !== null && resp.status === 401 && session === sent) signOut(err.message);
     throw err;
   }
   return { data, date: resp.headers.get("Date"), etag: resp.headers.get("ETag") };
