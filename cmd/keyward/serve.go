@@ -25,6 +25,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/groupcommit"
 	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/oauth2"
@@ -340,14 +341,19 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 
 	path := filepath.Join(c.DataDir, "admin-key.json")
-	admin, created, err := m.Server.Admin.Bootstrap(ctx, func(kf sakey.KeyFile) error { return writeKeyFile(path, kf) })
+	var saved sakey.KeyFile
+	first, created, err := m.Server.Admin.Bootstrap(ctx, func(kf sakey.KeyFile) error { saved = kf; return writeKeyFile(path, kf) })
+	if errors.Is(err, admin.ErrBootstrappedElsewhere) {
+		discardKeyFile(path, saved, m.Logger)
+		err = nil
+	}
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 	if created {
 		m.AdminKeyFile = path
 		m.Logger.Warn("created the administrator service account; its key file is the only way in: keep it safe",
-			"account", admin.Email, "key_file", path)
+			"account", first.Email, "key_file", path)
 	}
 	m.warnAssertionAudienceAPIs(ctx)
 	m.http = &http.Server{
@@ -896,4 +902,22 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 		d.Close()
 	}
 	return nil
+}
+
+// discardKeyFile removes the administrator key file path that a first
+// start saved for an account another replica beat it to creating
+// (admin.ErrBootstrappedElsewhere): no account has its key. It is removed
+// only if it still holds that key: on a data directory shared with the
+// other replica, it may be that replica's file now.
+func discardKeyFile(path string, kf sakey.KeyFile, log *slog.Logger) {
+	var onDisk sakey.KeyFile
+	b, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(b, &onDisk)
+	}
+	if err == nil && onDisk.PrivateKeyID == kf.PrivateKeyID {
+		err = os.Remove(path)
+	}
+	log.Warn("another server sharing the store created the administrator account at the same time: its key file, in that server's data directory, is the one that works; this server's was removed",
+		"key_file", path, "removed", err == nil && onDisk.PrivateKeyID == kf.PrivateKeyID)
 }

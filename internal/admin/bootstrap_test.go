@@ -238,3 +238,36 @@ func TestRecoverAdminAtKeyCap(t *testing.T) {
 		t.Fatalf("keys %v after recovery, want %d with the new one", ids, admin.MaxKeys+1)
 	}
 }
+
+// emptyOnce is a store that says it has no accounts: as a replica starting
+// at the same time as another, on an empty store, found it.
+type emptyOnce struct{ storage.Storage }
+
+func (emptyOnce) CountAccounts(context.Context) (int, error) { return 0, nil }
+
+// Two servers bootstrapping one empty store at once: the one whose
+// administrator is stored second fails with ErrBootstrappedElsewhere,
+// having saved a key file of its own, and leaves the store as the first
+// made it: one administrator, with the first's key, and one built-in API.
+func TestBootstrapRace(t *testing.T) {
+	ctx := context.Background()
+	svc, st := newService(t)
+	var first, second keep
+	a, created, err := svc.Bootstrap(ctx, first.save)
+	if err != nil || !created {
+		t.Fatalf("first Bootstrap: created %v, %v", created, err)
+	}
+	late := admin.NewService(emptyOnce{st}, admin.Config{Issuer: issuer, AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour})
+	if _, created, err := late.Bootstrap(ctx, second.save); !errors.Is(err, admin.ErrBootstrappedElsewhere) || created {
+		t.Fatalf("second Bootstrap: created %v, %v; want ErrBootstrappedElsewhere", created, err)
+	}
+	if len(second.files) != 1 {
+		t.Fatalf("the second saved %d key files, want 1 (to discard)", len(second.files))
+	}
+	if n, err := st.CountAccounts(ctx); err != nil || n != 1 {
+		t.Fatalf("%d accounts (%v), want the first's administrator alone", n, err)
+	}
+	if ids := keyIDs(t, st, a.ID); !slices.Equal(ids, []string{first.files[0].PrivateKeyID}) {
+		t.Fatalf("the administrator's keys %v, want the first's alone", ids)
+	}
+}

@@ -1315,6 +1315,12 @@ func (s *Service) credentialErr(err error, kind, id string, a storage.Account, c
 
 // --- bootstrap ---
 
+// ErrBootstrappedElsewhere is Bootstrap's error when another server
+// sharing the store created the administrator account at the same time:
+// the key file Bootstrap saved is no account's, and that server's is the
+// one to use.
+var ErrBootstrappedElsewhere = errors.New("another server sharing the store created the administrator account at the same time")
+
 // Bootstrap prepares an empty store: it registers the built-in API and
 // creates the administrator account with one key. save receives the key
 // file before anything is stored, so a failure to save it leaves the store
@@ -1323,6 +1329,11 @@ func (s *Service) credentialErr(err error, kind, id string, a storage.Account, c
 // then holds that one account and no key) is finished: the account gets a
 // new key, saved the same way — but only if it never had one. Otherwise
 // Bootstrap does nothing when the store already has accounts.
+//
+// Replicas of an empty PostgreSQL store starting at once may both find it
+// empty: the one whose administrator account is stored second fails with
+// ErrBootstrappedElsewhere, having saved a key file no account has, which
+// the caller discards; the store is as the other one made it.
 func (s *Service) Bootstrap(ctx context.Context, save func(sakey.KeyFile) error) (storage.Account, bool, error) {
 	n, err := s.store.CountAccounts(ctx)
 	if err != nil {
@@ -1353,12 +1364,17 @@ func (s *Service) Bootstrap(ctx context.Context, save func(sakey.KeyFile) error)
 			Name: BuiltinAPIName, Identifier: BuiltinAPIIdentifier, Description: "Keyward's own admin API.", Scopes: []string{AdminScope, IntrospectScope},
 		})
 		if err != nil {
-			return a, false, fmt.Errorf("create the built-in API: %w", err)
+			// Another replica starting at once may have made it meanwhile.
+			if _, gerr := s.store.GetAPI(ctx, BuiltinAPIName); gerr != nil {
+				return a, false, fmt.Errorf("create the built-in API: %w", err)
+			}
 		}
 	} else if err != nil {
 		return a, false, err
 	}
-	if err := s.store.CreateAccount(ctx, a, s.event(system, "account.create", a.ID, map[string]string{"email": a.Email, "scopes": AdminScope})); err != nil {
+	if err := s.store.CreateAccount(ctx, a, s.event(system, "account.create", a.ID, map[string]string{"email": a.Email, "scopes": AdminScope})); errors.Is(err, storage.ErrAlreadyExists) {
+		return a, false, ErrBootstrappedElsewhere
+	} else if err != nil {
 		return a, false, fmt.Errorf("create the administrator account: %w", err)
 	}
 	if err := s.store.CreateKey(ctx, k, nil, s.keyEvent(system, "key.create", k)); err != nil {
