@@ -303,6 +303,44 @@ func TestEmptyArgument(t *testing.T) {
 	}
 }
 
+// TestDotArgument: an argument that is "." or ".." names a resource of
+// that name, which does not exist, not the path's parent: the server
+// redirects an unclean path to its clean form, and 'keys delete SA ..'
+// used to follow it and delete the account.
+func TestDotArgument(t *testing.T) {
+	m := startServer(t)
+	creds := []string{"--credentials", m.AdminKeyFile}
+	runCLI(t, append([]string{"sa", "create", "job", "--project", "billing"}, creds...)...)
+	const sa = "job@billing.iam.keyward.internal"
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"keys", "delete", sa, ".."}, `The key ".." of ` + sa + ` does not exist`},
+		{[]string{"keys", "disable", sa, ".."}, `The key ".." of ` + sa + ` does not exist`},
+		{[]string{"secrets", "delete", sa, ".."}, `does not exist`},
+		{[]string{"sa", "get", "."}, `The service account "." does not exist`},
+		{[]string{"sa", "delete", ".."}, `The service account ".." does not exist`},
+		{[]string{"api", "get", "."}, `The API "." does not exist`},
+		{[]string{"users", "list", "--org", ".."}, `The organization ".." does not exist`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			err := runCLIErr(t, append(tt.args, creds...)...)
+			if ae, ok := errors.AsType[*apiError](err); !ok || ae.Status != http.StatusNotFound || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("keyward %q: %v; want not found: %q", tt.args, err, tt.want)
+			}
+		})
+	}
+	var a admin.AccountView
+	if err := json.Unmarshal([]byte(runCLI(t, append([]string{"sa", "get", sa, "-o", "json"}, creds...)...)), &a); err != nil {
+		t.Fatal(err)
+	}
+	if a.Disabled {
+		t.Errorf("%s was disabled", sa)
+	}
+}
+
 // TestIfMatchControlChar: an --if-match with a control character (a
 // newline pasted with it) is a usage error, not "cannot reach Keyward",
 // which the HTTP client's refusal of the header used to be reported as.

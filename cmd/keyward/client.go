@@ -345,7 +345,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+escapeDotSegments(path), body)
 	if err != nil {
 		return err
 	}
@@ -419,6 +419,26 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 		return nil
 	}
 	return json.Unmarshal(b, out)
+}
+
+// escapeDotSegments escapes the segments "." and ".." of path (up to its
+// query), which url.PathEscape leaves as they are: an argument that is one
+// of them names itself, not the path's parent. Unescaped, the server
+// redirects the request to the clean path and it is sent there ('keys
+// delete SA ..' deleted the account, 'keys disable SA ..' disabled it).
+func escapeDotSegments(path string) string {
+	p, query, hasQuery := strings.Cut(path, "?")
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		if s == "." || s == ".." {
+			segs[i] = strings.Repeat("%2E", len(s))
+		}
+	}
+	p = strings.Join(segs, "/")
+	if hasQuery {
+		p += "?" + query
+	}
+	return p
 }
 
 // notTokenEndpoint says whether a failed token request was answered by
