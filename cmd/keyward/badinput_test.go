@@ -341,6 +341,40 @@ func TestDotArgument(t *testing.T) {
 	}
 }
 
+// TestHugeKeyFile: a key, certificate or credentials file larger than any
+// such file is refused by the flag that named it, unread; it was read
+// whole, and one such as /dev/zero until memory ran out.
+func TestHugeKeyFile(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("request sent: %s %s", r.Method, r.URL)
+		http.Error(w, "no", http.StatusTeapot)
+	}))
+	defer srv.Close()
+	m := startServer(t)
+	huge := filepath.Join(t.TempDir(), "huge")
+	if err := os.WriteFile(huge, make([]byte, maxKeyFile+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"whoami", "--credentials", huge, "--server", srv.URL}, "credentials: " + huge + " is larger than 1 MiB"},
+		{[]string{"whoami", "--ca-cert", huge, "--credentials", m.AdminKeyFile}, "--ca-cert: " + huge + " is larger than 1 MiB"},
+		{[]string{"keys", "upload", "a@b", "--public-key", huge, "--credentials", m.AdminKeyFile}, "--public-key: " + huge + " is larger than 1 MiB"},
+		{[]string{"token", "--key-file", huge, "--scopes", "a"}, "key file: " + huge + " is larger than 1 MiB"},
+		{[]string{"dpop", "proof", "--dpop-key", huge, "--url", "https://orders.internal/"}, "--dpop-key: " + huge + " is larger than 1 MiB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.args[0]+" "+tt.args[1], func(t *testing.T) {
+			err := runCLIErrWithin(t, 20*time.Second, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("keyward %q: %v; want an error saying %q", tt.args, err, tt.want)
+			}
+		})
+	}
+}
+
 // TestIfMatchControlChar: an --if-match with a control character (a
 // newline pasted with it) is a usage error, not "cannot reach Keyward",
 // which the HTTP client's refusal of the header used to be reported as.

@@ -263,7 +263,7 @@ func isTokenChar(c byte) bool {
 // silently, for a mistyped path say, would bind tokens to a key nobody
 // meant to keep.
 func readDPoPKey(path string) (crypto.Signer, *dpop.Prover, error) {
-	data, err := os.ReadFile(path)
+	data, err := readKeyFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, fmt.Errorf("--dpop-key %s does not exist; make a key with 'keyward dpop keygen --out %s'", path, path)
 	}

@@ -127,9 +127,9 @@ sign ES256. A certificate's expiry becomes the key's.`,
 			if pubFile == "" {
 				return usageError{errors.New("--public-key is required")}
 			}
-			pem, err := os.ReadFile(pubFile)
+			pem, err := readKeyFile(pubFile)
 			if err != nil {
-				return err
+				return fmt.Errorf("--public-key: %w", err)
 			}
 			c, err := f.client(cmd)
 			if err != nil {

@@ -56,9 +56,9 @@ for each request. The key file must exist: make one with
 			if len(s) == 0 {
 				return usageError{errors.New("--scopes is required: the scopes the token should carry")}
 			}
-			data, err := os.ReadFile(path)
+			data, err := readKeyFile(path)
 			if err != nil {
-				return err
+				return fmt.Errorf("key file: %w", err)
 			}
 			kf, err := client.ParseKeyFile(data)
 			if err != nil {

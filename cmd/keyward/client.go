@@ -88,7 +88,7 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 		}
 		creds = def
 	}
-	data, err := os.ReadFile(creds)
+	data, err := readKeyFile(creds)
 	if err != nil {
 		return nil, fmt.Errorf("credentials: %w", err)
 	}
@@ -187,7 +187,7 @@ func httpTransport(caFile string) (http.RoundTripper, error) {
 	if caFile == "" {
 		return t, nil
 	}
-	pem, err := os.ReadFile(caFile)
+	pem, err := readKeyFile(caFile)
 	if err != nil {
 		return nil, fmt.Errorf("--ca-cert: %w", err)
 	}
@@ -197,6 +197,30 @@ func httpTransport(caFile string) (http.RoundTripper, error) {
 	}
 	t.TLSClientConfig = &tls.Config{RootCAs: pool}
 	return t, nil
+}
+
+// maxKeyFile bounds what is read of a key, certificate or credentials
+// file: the largest such file (a CA bundle) is a few hundred KiB, so a
+// larger one was named by mistake, and it was read whole (a /dev/zero until
+// memory ran out).
+const maxKeyFile = 1 << 20
+
+// readKeyFile reads the key, certificate or credentials file path, of at
+// most maxKeyFile bytes.
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxKeyFile {
+		return nil, fmt.Errorf("%s is larger than %d MiB, far more than a key or certificate file holds: is it the right file?", path, maxKeyFile>>20)
+	}
+	return b, nil
 }
 
 func firstNonEmpty(s ...string) string {
