@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"database/sql"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -370,6 +375,38 @@ func TestHugeKeyFile(t *testing.T) {
 			err := runCLIErrWithin(t, 20*time.Second, tt.args...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("keyward %q: %v; want an error saying %q", tt.args, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestUploadPrivateKey: a --public-key file that holds a private key, a
+// PEM one or a JSON key file, is refused before anything is sent; the
+// server refused it, but only once the private key had reached it.
+func TestUploadPrivateKey(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("request sent: %s %s", r.Method, r.URL)
+		http.Error(w, "no", http.StatusTeapot)
+	}))
+	defer srv.Close()
+	m := startServer(t)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey := filepath.Join(t.TempDir(), "job.key")
+	if err := os.WriteFile(pemKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{pemKey, m.AdminKeyFile} {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			err := runCLIErr(t, "keys", "upload", "a@b", "--public-key", file, "--credentials", m.AdminKeyFile, "--server", srv.URL)
+			if want := "--public-key " + file + " holds a private key, which was not sent"; err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("keys upload --public-key %s: %v; want an error saying %q", file, err, want)
 			}
 		})
 	}

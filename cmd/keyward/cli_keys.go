@@ -131,6 +131,11 @@ sign ES256. A certificate's expiry becomes the key's.`,
 			if err != nil {
 				return fmt.Errorf("--public-key: %w", err)
 			}
+			// The server refuses a private key too, but it would have
+			// been sent to it: a PEM block, or a JSON key file's.
+			if bytes.Contains(pem, []byte("PRIVATE KEY-----")) {
+				return fmt.Errorf("--public-key %s holds a private key, which was not sent: upload only the public key or certificate (openssl pkey -in KEY -pubout writes the public key of a PEM private key), and keep the private key to yourself", pubFile)
+			}
 			c, err := f.client(cmd)
 			if err != nil {
 				return err
