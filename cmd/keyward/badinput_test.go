@@ -346,9 +346,9 @@ func TestDotArgument(t *testing.T) {
 	}
 }
 
-// TestHugeKeyFile: a key, certificate or credentials file larger than any
-// such file is refused by the flag that named it, unread; it was read
-// whole, and one such as /dev/zero until memory ran out.
+// TestHugeKeyFile: a key, certificate, credentials or settings file larger
+// than any such file is refused by the flag that named it, unread; it was
+// read whole, and one such as /dev/zero until memory ran out.
 func TestHugeKeyFile(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("request sent: %s %s", r.Method, r.URL)
@@ -369,6 +369,8 @@ func TestHugeKeyFile(t *testing.T) {
 		{[]string{"keys", "upload", "a@b", "--public-key", huge, "--credentials", m.AdminKeyFile}, "--public-key: " + huge + " is larger than 1 MiB"},
 		{[]string{"token", "--key-file", huge, "--scopes", "a"}, "key file: " + huge + " is larger than 1 MiB"},
 		{[]string{"dpop", "proof", "--dpop-key", huge, "--url", "https://orders.internal/"}, "--dpop-key: " + huge + " is larger than 1 MiB"},
+		{[]string{"migrate", "--config", huge, "--data-dir", t.TempDir()}, "--config: " + huge + " is larger than 1 MiB, far more than a settings file holds"},
+		{[]string{"master-key", "rotate", "--new-master-key-file", huge, "--data-dir", t.TempDir()}, "new master key: " + huge + " is larger than 1 MiB"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.args[0]+" "+tt.args[1], func(t *testing.T) {

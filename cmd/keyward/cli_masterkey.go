@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -65,7 +64,7 @@ still need the old key.
 			if newKeyFile == "" {
 				return usageError{errors.New("--new-master-key-file is required")}
 			}
-			b, err := os.ReadFile(newKeyFile)
+			b, err := readKeyFile(newKeyFile)
 			if err != nil {
 				return fmt.Errorf("new master key: %w", err)
 			}

@@ -199,15 +199,21 @@ func httpTransport(caFile string) (http.RoundTripper, error) {
 	return t, nil
 }
 
-// maxKeyFile bounds what is read of a key, certificate or credentials
-// file: the largest such file (a CA bundle) is a few hundred KiB, so a
-// larger one was named by mistake, and it was read whole (a /dev/zero until
-// memory ran out).
+// maxKeyFile bounds what is read of a key, certificate, credentials or
+// settings file: the largest such file (a CA bundle) is a few hundred KiB,
+// so a larger one was named by mistake, and it was read whole (a /dev/zero
+// until memory ran out).
 const maxKeyFile = 1 << 20
 
 // readKeyFile reads the key, certificate or credentials file path, of at
 // most maxKeyFile bytes.
 func readKeyFile(path string) ([]byte, error) {
+	return readSmallFile(path, "a key or certificate file")
+}
+
+// readSmallFile reads path, of at most maxKeyFile bytes; what names the
+// kind of file it should be ("a settings file").
+func readSmallFile(path, what string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -218,7 +224,7 @@ func readKeyFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	if len(b) > maxKeyFile {
-		return nil, fmt.Errorf("%s is larger than %d MiB, far more than a key or certificate file holds: is it the right file?", path, maxKeyFile>>20)
+		return nil, fmt.Errorf("%s is larger than %d MiB, far more than %s holds: is it the right file?", path, maxKeyFile>>20, what)
 	}
 	return b, nil
 }

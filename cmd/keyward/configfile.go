@@ -175,7 +175,7 @@ func applySources(fs *pflag.FlagSet, settings map[string]bool, file string, gete
 	values := map[string]any{}
 	file, from := configFile(fs, file, getenv)
 	if file != "" {
-		data, err := os.ReadFile(file)
+		data, err := readSmallFile(file, "a settings file")
 		if err != nil {
 			return fmt.Errorf("%s: %w", from, err)
 		}

@@ -242,7 +242,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	var clientCAs *x509.CertPool
 	if c.TLSClientCA != "" {
-		pem, err := os.ReadFile(c.TLSClientCA)
+		pem, err := readKeyFile(c.TLSClientCA)
 		if err != nil {
 			return fmt.Errorf("--tls-client-ca: %w", err)
 		}
@@ -812,7 +812,7 @@ func generatedMasterKeyPath(c Config) string { return filepath.Join(c.DataDir, "
 // generate one at when there is none.
 func findMasterKey(c Config) (key []byte, source string, err error) {
 	if f := c.MasterKeyFile; f != "" {
-		b, err := os.ReadFile(f)
+		b, err := readKeyFile(f)
 		if err != nil {
 			return nil, f, fmt.Errorf("master key: %w", err)
 		}
