@@ -414,6 +414,52 @@ func TestUploadPrivateKey(t *testing.T) {
 	}
 }
 
+// TestNotATokenResponse: a server that answers the token request with
+// success but no token response (a web server's page) is not Keyward's
+// token endpoint; it was "cannot reach Keyward at ...: oauth2: cannot
+// parse json: invalid character '<' ...".
+func TestNotATokenResponse(t *testing.T) {
+	m := startServer(t)
+	kf, err := os.ReadFile(m.AdminKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, contentType, body string
+	}{
+		{"HTML", "text/html", "<html>It works!</html>"},
+		{"JSON without a token", "application/json", "{}"},
+		{"form without a token", "application/x-www-form-urlencoded", "a=b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", tt.contentType)
+				io.WriteString(w, tt.body)
+			}))
+			defer srv.Close()
+			var doc map[string]any
+			if err := json.Unmarshal(kf, &doc); err != nil {
+				t.Fatal(err)
+			}
+			doc["token_uri"] = srv.URL + "/token"
+			b, _ := json.Marshal(doc)
+			key := filepath.Join(t.TempDir(), "key.json")
+			if err := os.WriteFile(key, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err := runCLIErr(t, "sa", "list", "--server", srv.URL, "--credentials", m.AdminKeyFile)
+			if _, ok := errors.AsType[*unreachableError](err); ok || err == nil || !strings.Contains(err.Error(), srv.URL+`/token is not Keyward's token endpoint (its answer is not an OAuth token response): --server "`+srv.URL+`" must be Keyward's base URL`) {
+				t.Errorf("sa list --server: %v", err)
+			}
+			err = runCLIErr(t, "token", "--key-file", key, "--scopes", "a")
+			if err == nil || !strings.Contains(err.Error(), srv.URL+"/token answered with something other than an OAuth token response") {
+				t.Errorf("token: %v", err)
+			}
+		})
+	}
+}
+
 // TestIfMatchControlChar: an --if-match with a control character (a
 // newline pasted with it) is a usage error, not "cannot reach Keyward",
 // which the HTTP client's refusal of the header used to be reported as.

@@ -127,6 +127,9 @@ func (e reworded) Unwrap() error { return e.err }
 // error code and description, or, without an answer, the cause alone.
 func retrieveError(tokenURL string, err error) error {
 	var re *oauth2.RetrieveError
+	if notTokenAnswer(err) {
+		return reworded{fmt.Sprintf("%s answered with something other than an OAuth token response: is it Keyward's token endpoint?", tokenURL), err}
+	}
 	if !errors.As(err, &re) {
 		return reworded{fmt.Sprintf("cannot get a token from %s: %s", tokenURL, connProblem(err)), err}
 	}

@@ -403,9 +403,16 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 				return e
 			}
 			if notTokenEndpoint(re) {
-				return c.notKeyward(re)
+				got := fmt.Sprintf("HTTP %d", retrieveStatus(re))
+				if re.ErrorCode != "" {
+					got += " " + cell(re.ErrorCode)
+				}
+				return c.notKeyward(got)
 			}
 			return fmt.Errorf("the administrator credentials were refused: %w", retrieveError(c.base+kwoauth2.TokenPath, err))
+		}
+		if notTokenAnswer(err) {
+			return c.notKeyward("its answer is not an OAuth token response")
 		}
 		return &unreachableError{base: c.base, err: err}
 	}
@@ -486,13 +493,25 @@ func notTokenEndpoint(re *oauth2.RetrieveError) bool {
 	return false
 }
 
-// notKeyward is the error for a token request that no token endpoint
-// answered: the base URL is wrong, not the credentials.
-func (c *adminClient) notKeyward(re *oauth2.RetrieveError) error {
-	got := fmt.Sprintf("HTTP %d", retrieveStatus(re))
-	if re.ErrorCode != "" {
-		got += " " + cell(re.ErrorCode)
+// notTokenAnswer says whether err, of a token request, is an answer of
+// success that is not a token response (a web server's HTML page, say):
+// golang.org/x/oauth2 reports it in words alone.
+func notTokenAnswer(err error) bool {
+	for {
+		ue, ok := err.(*url.Error)
+		if !ok {
+			break
+		}
+		err = ue.Err
 	}
+	msg := err.Error()
+	return strings.HasPrefix(msg, "oauth2: cannot parse ") || msg == "oauth2: server response missing access_token"
+}
+
+// notKeyward is the error for a token request that no token endpoint
+// answered: the base URL is wrong, not the credentials. got says what
+// came back instead ("HTTP 404").
+func (c *adminClient) notKeyward(got string) error {
 	if strings.HasSuffix(c.from, "token_uri") {
 		return fmt.Errorf("%s is not Keyward's token endpoint (%s): %s is wrong; pass --server with Keyward's base URL, such as https://keyward.internal", c.base+kwoauth2.TokenPath, got, c.from)
 	}
