@@ -275,6 +275,10 @@ func unknownCommand(c *cobra.Command, word string, rest []string) error {
 		c.SuggestionsMinimumDistance = 2 // cobra's own default
 	}
 	err := fmt.Errorf("unknown command %q for %q", word, c.CommandPath())
+	if strings.TrimSpace(word) == "" {
+		// Every command would be suggested: each starts with "".
+		return usage(c, fmt.Errorf("%w: the command is empty", err))
+	}
 	if s := c.SuggestionsFor(word); len(s) > 0 {
 		return usage(c, fmt.Errorf("%w; did you mean %s?", err, strings.Join(s, " or ")))
 	}

@@ -22,6 +22,9 @@ func TestExitStatus(t *testing.T) {
 	}{
 		{[]string{"nosuch"}, true, `unknown command "nosuch"`},
 		{[]string{"serv"}, true, "did you mean serve"},
+		// An empty word starts every command's name: none is suggested.
+		{[]string{""}, true, `unknown command "" for "keyward": the command is empty` + "\nRun 'keyward --help'"},
+		{[]string{"sa", " "}, true, `unknown command " " for "keyward sa": the command is empty` + "\nRun 'keyward sa --help'"},
 		{[]string{"sa", "lst"}, true, `unknown command "lst" for "keyward sa"`},
 		{[]string{"signing-keys", "rotat"}, true, "did you mean rotate"},
 		{[]string{"sa", "keys", "delete", "a", "b"}, true, `unknown command "keys" for "keyward sa"; keys is a command of its own: keyward keys delete`},
