@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -83,22 +85,31 @@ written after all is deleted again.`,
 				return fmt.Errorf("the server sent a malformed key file: %w", err)
 			}
 			pretty.WriteByte('\n')
-			if out == "-" {
-				_, err := c.out.Write(pretty.Bytes())
-				return err
-			}
 			var meta struct {
 				ID    string `json:"private_key_id"`
 				Email string `json:"client_email"`
 			}
 			json.Unmarshal(kf, &meta)
-			if err := writeKeyOut(out, pretty.Bytes(), 0o600); err != nil {
+			write := func() error { return writeKeyOut(out, pretty.Bytes(), 0o600) }
+			if out == "-" {
+				// A write to a closed pipe fails rather than kill the
+				// command with SIGPIPE before it deletes the key.
+				signal.Ignore(syscall.SIGPIPE)
+				write = func() error {
+					_, err := c.out.Write(pretty.Bytes())
+					return err
+				}
+			}
+			if err := write(); err != nil {
 				// Without its file the key is of no use to anyone: delete it.
 				if derr := c.do(context.WithoutCancel(cmd.Context()), http.MethodDelete, accountPath(args[0], "keys", meta.ID), nil, nil); derr != nil {
 					return fmt.Errorf("writing the key file failed: %w; key %s exists on the server without its private key, and deleting it failed (%v): delete it with 'keyward keys delete %s %s'",
 						err, meta.ID, derr, args[0], meta.ID)
 				}
 				return fmt.Errorf("writing the key file failed, so key %s was deleted again: %w", meta.ID, err)
+			}
+			if out == "-" {
+				return nil
 			}
 			return c.show(map[string]string{"key_id": meta.ID, "file": out}, func(w *tabwriter.Writer) {
 				fmt.Fprintf(w, "wrote key %s of %s to %s\n", meta.ID, meta.Email, out)

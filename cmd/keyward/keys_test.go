@@ -65,7 +65,29 @@ func TestKeysCreateOut(t *testing.T) {
 			t.Fatalf("%d keys after the failure, want %d: the orphaned key stayed", n, before)
 		}
 	})
+	// --out -: standard output closed (a pipe whose reader is gone) or
+	// full. The key stayed, and a closed pipe killed the command
+	// (SIGPIPE) before it could say so.
+	t.Run("standard output fails", func(t *testing.T) {
+		before := keyCount()
+		cmd := newRootCommand()
+		cmd.SetArgs(append([]string{"keys", "create", email, "--out", "-"}, admin...))
+		cmd.SetOut(failingWriter{errors.New("broken pipe")})
+		cmd.SetErr(new(strings.Builder))
+		err := execute(context.Background(), cmd)
+		if err == nil || !strings.Contains(err.Error(), "broken pipe") || !strings.Contains(err.Error(), "was deleted again") {
+			t.Fatalf("error %v, want the cause and that the key was deleted", err)
+		}
+		if n := keyCount(); n != before {
+			t.Fatalf("%d keys after the failure, want %d: the orphaned key stayed", n, before)
+		}
+	})
 }
+
+// failingWriter fails every write with err.
+type failingWriter struct{ err error }
+
+func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
 
 // TestExpiresIn: --expires-in of keys and secrets, and an account's
 // --token-lifetime, are refused when negative or under a second (the API
