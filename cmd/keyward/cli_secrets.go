@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os/signal"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -51,7 +54,10 @@ has at most 10 secrets in all, disabled and expired ones included:
 			if err := c.do(cmd.Context(), http.MethodPost, "/v1/service-accounts/"+url.PathEscape(args[0])+"/secrets", body, &s); err != nil {
 				return err
 			}
-			return c.show(s, func(w *tabwriter.Writer) {
+			// A write to a closed pipe fails rather than kill the command
+			// with SIGPIPE before it deletes the secret.
+			signal.Ignore(syscall.SIGPIPE)
+			err = c.show(s, func(w *tabwriter.Writer) {
 				fmt.Fprintf(w, "Client ID:\t%s\n", s.ClientID)
 				fmt.Fprintf(w, "Client secret:\t%s\n", s.Secret)
 				fmt.Fprintf(w, "Secret ID:\t%s\n", s.SecretID)
@@ -60,6 +66,16 @@ has at most 10 secrets in all, disabled and expired ones included:
 				}
 				fmt.Fprintln(w, "\nThe secret is shown only this once; Keyward keeps only a hash of it.")
 			})
+			if err != nil {
+				// Not shown, the secret is of no use to anyone, and it
+				// would hold one of the account's two active places.
+				if derr := c.do(context.WithoutCancel(cmd.Context()), http.MethodDelete, accountPath(args[0], "secrets", s.SecretID), nil, nil); derr != nil {
+					return fmt.Errorf("showing the secret failed: %w; secret %s exists on the server without anyone having seen it, and deleting it failed (%v): delete it with 'keyward secrets delete %s %s'",
+						err, s.SecretID, derr, args[0], s.SecretID)
+				}
+				return fmt.Errorf("showing the secret failed, so secret %s was deleted again: %w", s.SecretID, err)
+			}
+			return nil
 		},
 	}
 	create.Flags().DurationVar(&expiresIn, "expires-in", 0, "the secret expires after this long, at least 1s (default: never)")

@@ -84,6 +84,34 @@ func TestKeysCreateOut(t *testing.T) {
 	})
 }
 
+// TestSecretsCreateOutputFails: a secret that could not be shown (standard
+// output closed or full, as a table or JSON) is deleted again; it stayed
+// active, unseen, holding one of the account's two active places.
+func TestSecretsCreateOutputFails(t *testing.T) {
+	m := startServer(t)
+	_, email := setupAccount(t, m, "secretive")
+	admin := []string{"--credentials", m.AdminKeyFile}
+	for _, output := range []string{"table", "json"} {
+		t.Run(output, func(t *testing.T) {
+			cmd := newRootCommand()
+			cmd.SetArgs(append([]string{"secrets", "create", email, "-o", output}, admin...))
+			cmd.SetOut(failingWriter{errors.New("broken pipe")})
+			cmd.SetErr(new(strings.Builder))
+			err := execute(context.Background(), cmd)
+			if err == nil || !strings.Contains(err.Error(), "broken pipe") || !strings.Contains(err.Error(), "was deleted again") {
+				t.Fatalf("error %v, want the cause and that the secret was deleted", err)
+			}
+			var resp struct {
+				Secrets []json.RawMessage `json:"secrets"`
+			}
+			json.Unmarshal([]byte(runCLI(t, append([]string{"secrets", "list", email, "-o", "json"}, admin...)...)), &resp)
+			if len(resp.Secrets) != 0 {
+				t.Fatalf("%d secrets after the failure, want none: the unseen secret stayed", len(resp.Secrets))
+			}
+		})
+	}
+}
+
 // failingWriter fails every write with err.
 type failingWriter struct{ err error }
 
