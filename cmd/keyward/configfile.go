@@ -70,6 +70,12 @@ func (c *Config) addServerSettings(fs *pflag.FlagSet, dataDir string, show ...st
 		if err := applySettings(); err != nil {
 			return err
 		}
+		// As serve refuses it: an empty one (--data-dir "", or data-dir:
+		// without a value in the file) would be the working directory, or
+		// fail as "mkdir : no such file or directory".
+		if c.DataDir == "" {
+			return usageError{errors.New("--data-dir must not be empty")}
+		}
 		return c.checkStoreSources(fs, onCommandLine, os.Getenv)
 	}
 }

@@ -74,6 +74,10 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"sa", "list"}, false, "no credentials"},
 		{[]string{"whoami"}, false, "no credentials"},
 		{[]string{"audit", "verify", "--data-dir", missing}, false, "no Keyward database"},
+		// As serve refuses it; it was the working directory, or mkdir "".
+		{[]string{"migrate", "--data-dir", ""}, true, "--data-dir must not be empty"},
+		{[]string{"export", "--data-dir", ""}, true, "--data-dir must not be empty"},
+		{[]string{"audit", "verify", "--data-dir", ""}, true, "--data-dir must not be empty"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
