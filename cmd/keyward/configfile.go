@@ -231,6 +231,14 @@ func applySources(fs *pflag.FlagSet, settings map[string]bool, file string, gete
 		if !ok {
 			return
 		}
+		if _, list := v.([]any); list {
+			if _, ok := f.Value.(pflag.SliceValue); !ok {
+				// Joined with commas, it would be one value: a data
+				// directory named "a,b".
+				errs = append(errs, fmt.Errorf("%s %s: %s: expected a single value, got a list", from, file, f.Name))
+				return
+			}
+		}
 		s, err := settingString(v)
 		if err == nil {
 			err = flagValueError(fs.Set(f.Name, s), false)

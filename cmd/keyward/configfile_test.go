@@ -150,6 +150,9 @@ func TestValueErrorsNameAllowedValues(t *testing.T) {
 		{"bool flag of another command", []string{"audit", "list", "--newest=maybe"}, [2]string{}, `--newest: "maybe" is not true or false`},
 		{"duration file", []string{"serve", "--config", file("clock-skew: 30\n")}, [2]string{}, `clock-skew: "30" is not a duration such as 30s`},
 		{"duration flag", []string{"serve", "--clock-skew", "soon"}, [2]string{}, `--clock-skew: "soon" is not a duration such as 30s`},
+		// Joined with commas, a list was one value ("127.0.0.1:0,[::1]:0";
+		// of data-dir, a directory of that name).
+		{"list for one value", []string{"serve", "--config", file("listen: [127.0.0.1:0, '[::1]:0']\n")}, [2]string{}, `listen: expected a single value, got a list`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
