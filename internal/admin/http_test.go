@@ -1026,3 +1026,36 @@ func TestRefusalsClipLongBodyValues(t *testing.T) {
 		})
 	}
 }
+
+// A path with a "." or ".." segment is refused (400) before any route,
+// where net/http's ServeMux redirected it to the path without them and a
+// client following with its method acted on another resource: DELETE
+// …/keys/.. deleted the service account. Escaped, such a name is a name.
+func TestDotSegmentsRefused(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	acct, err := f.srv.Admin.CreateAccount(ctx, admin.Actor{ID: "t"}, admin.AccountInput{Name: "nightly", Project: "proj"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		method, path string
+		status       int
+	}{
+		{"DELETE", "/v1/service-accounts/" + acct.ID + "/keys/..", 400},
+		{"POST", "/v1/service-accounts/" + acct.ID + "/keys/../disable", 400},
+		{"GET", "/v1/service-accounts/.", 400},
+		{"POST", "/token/.", 400},
+		{"DELETE", "/v1/service-accounts/" + acct.ID + "/keys/%2E%2E", 404},
+		{"GET", "/.well-known/oauth-authorization-server", 200},
+	} {
+		status, out, _ := f.call(t, tt.method, tt.path, auth, nil)
+		if status != tt.status || (status == 400 && out["error"] != "invalid_request") {
+			t.Errorf("%s %s: %d %v, want %d", tt.method, tt.path, status, out, tt.status)
+		}
+	}
+	if a, err := f.srv.Admin.GetAccount(ctx, acct.ID); err != nil || a.Disabled {
+		t.Fatalf("the account after the requests: %+v, %v; want it there, enabled", a, err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/keyward/keyward/internal/admin"
@@ -193,7 +194,7 @@ func New(cfg Config, d Deps) *Server {
 		}
 		oauth2.WriteError(w, &oauth2.Error{Code: "not_found", Description: "There is nothing at " + oauth2.Truncate(r.URL.Path, 200) + ".", Status: http.StatusNotFound})
 	})
-	return &Server{handler: oauth2.TrustForwardedFor(cfg.TrustedProxies, logRequests(d.Logger, recoverPanics(d.Logger, mux))), Admin: adminSvc, Cache: cached, Auth: auth, admin: adminHTTP}
+	return &Server{handler: oauth2.TrustForwardedFor(cfg.TrustedProxies, logRequests(d.Logger, recoverPanics(d.Logger, refuseDotSegments(mux)))), Admin: adminSvc, Cache: cached, Auth: auth, admin: adminHTTP}
 }
 
 // StopLongPolls answers the long polls in progress (audit list --follow)
@@ -230,6 +231,25 @@ type signingKeys struct {
 
 func (s signingKeys) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
 	return s.store.ListSigningKeys(ctx)
+}
+
+// refuseDotSegments answers 400 to a request whose path has a "." or ".."
+// segment, as sent (an escaped one, %2E%2E, is a name like any other),
+// where net/http's ServeMux would redirect it to the path without them: a
+// client that follows the redirect with its method — curl -L -X DELETE,
+// say — would act on another resource than it named (DELETE
+// …/keys/.. deleting the service account). Browsers never send them.
+func refuseDotSegments(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.EscapedPath()
+		for seg := range strings.SplitSeq(p, "/") {
+			if strings.Contains(p, "/.") && (seg == "." || seg == "..") {
+				oauth2.WriteError(w, oauth2.Errorf(oauth2.ErrInvalidRequest, "The path has a %q segment; Keyward does not resolve them. Name the resource itself (a name that is . or .. must be escaped, %%2E).", seg))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // recoverPanics turns a panic into a logged server_error instead of a
