@@ -1047,6 +1047,9 @@ func TestDotSegmentsRefused(t *testing.T) {
 		{"POST", "/v1/service-accounts/" + acct.ID + "/keys/../disable", 400},
 		{"GET", "/v1/service-accounts/.", 400},
 		{"POST", "/token/.", 400},
+		{"POST", "/v1/service-accounts/" + acct.ID + "/keys//disable", 400},
+		{"DELETE", "//v1/service-accounts/" + acct.ID, 400},
+		{"GET", "/v1/apis", 200},
 		{"DELETE", "/v1/service-accounts/" + acct.ID + "/keys/%2E%2E", 404},
 		{"GET", "/.well-known/oauth-authorization-server", 200},
 	} {

@@ -234,18 +234,22 @@ func (s signingKeys) ListSigningKeys(ctx context.Context) ([]storage.SigningKey,
 }
 
 // refuseDotSegments answers 400 to a request whose path has a "." or ".."
-// segment, as sent (an escaped one, %2E%2E, is a name like any other),
-// where net/http's ServeMux would redirect it to the path without them: a
-// client that follows the redirect with its method — curl -L -X DELETE,
-// say — would act on another resource than it named (DELETE
-// …/keys/.. deleting the service account). Browsers never send them.
+// segment, as sent (an escaped one, %2E%2E, is a name like any other), or
+// an empty one inside it ("//"), where net/http's ServeMux would answer a
+// 307 to the path without them, which keeps the method: a client that
+// follows it — curl -L -X DELETE, Go's http.Client — would act on another
+// resource than it named (DELETE …/keys/.. deleting the service account).
+// Browsers never send them.
 func refuseDotSegments(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.EscapedPath()
-		for seg := range strings.SplitSeq(p, "/") {
-			if strings.Contains(p, "/.") && (seg == "." || seg == "..") {
-				oauth2.WriteError(w, oauth2.Errorf(oauth2.ErrInvalidRequest, "The path has a %q segment; Keyward does not resolve them. Name the resource itself (a name that is . or .. must be escaped, %%2E).", seg))
-				return
+		if strings.Contains(p, "/.") || strings.Contains(p, "//") {
+			segs := strings.Split(p, "/")
+			for i, seg := range segs {
+				if seg == "." || seg == ".." || seg == "" && i > 0 && i < len(segs)-1 {
+					oauth2.WriteError(w, oauth2.Errorf(oauth2.ErrInvalidRequest, "The path has a segment that is empty, . or ..; Keyward does not resolve them. Name the resource itself (a name that is . or .. must be escaped, %%2E)."))
+					return
+				}
 			}
 		}
 		next.ServeHTTP(w, r)
