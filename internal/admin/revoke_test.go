@@ -77,3 +77,19 @@ func TestRevokeTokenIDOutlivesTheLongestToken(t *testing.T) {
 		}
 	}
 }
+
+// A token ID with a control character (a newline from a pasted line, say)
+// is refused: no token has one, and the revocation list would hold it.
+func TestRevokeTokenIDRefusesControlCharacters(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	for _, jti := range []string{"a\nb", "x\x1b]0;t\a", "tab\there", "del\x7f", "bad\xffutf8"} {
+		code, out, _ := f.call(t, "POST", "/v1/tokens/revoke", auth, admin.RevokeRequest{JTI: jti})
+		if code != 400 || out["error"] != "invalid_request" {
+			t.Errorf("revoke %q: %d %v, want 400 invalid_request", jti, code, out)
+		}
+		if revoked, err := f.store.IsRevoked(context.Background(), jti); err != nil || revoked {
+			t.Errorf("IsRevoked(%q) = %v, %v; want it not on the list", jti, revoked, err)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/oauth2"
@@ -792,6 +793,9 @@ func (s *Service) RevokeTokenID(ctx context.Context, actor Actor, jti string) (R
 	}
 	if len(jti) > maxTokenIDLength {
 		return Revoked{}, invalid("The token ID (jti) is %d bytes long; at most %d are allowed (Keyward's are 22).", len(jti), maxTokenIDLength)
+	}
+	if strings.ContainsFunc(jti, func(r rune) bool { return r < 0x20 || r == 0x7f || r == utf8.RuneError }) {
+		return Revoked{}, invalid("The token ID (jti) %s holds a control character; Keyward's are 22 characters of base64url.", quoteClip(jti))
 	}
 	var r Revoked
 	var err error
