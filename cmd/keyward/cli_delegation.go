@@ -279,7 +279,7 @@ so.)`,
 	imp := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Add or update users in bulk from a CSV or JSON file",
-		Long: `Read users from FILE and add or update them. CSV: one user a line,
+		Long: `Read users from FILE (- for standard input) and add or update them. CSV: one user a line,
 email[,status] with status active or suspended; a first row that is not
 an email is the header, which must be email,status or email. JSON:
 [{"email": …, "suspended": …}] or {"users": [...]}. A file holds at most
@@ -301,7 +301,7 @@ the users whose status it changed.`,
   keyward users import users.csv`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := os.ReadFile(args[0])
+			data, err := readUsersFile(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -671,4 +671,23 @@ func wasWere(n int) string {
 		return "was"
 	}
 	return "were"
+}
+
+// maxUsersFile bounds a users import file: its 100,000 users' rows are
+// at most about 30 MiB. A larger one was named by mistake (a /dev/zero
+// was read until memory ran out).
+const maxUsersFile = 64 << 20
+
+// readUsersFile reads the CSV file of users import, or standard input for
+// "-", of at most maxUsersFile bytes.
+func readUsersFile(cmd *cobra.Command, path string) ([]byte, error) {
+	if path == "-" {
+		return readUpTo(cmd.InOrStdin(), "standard input", "a users file", maxUsersFile)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readUpTo(f, path, "a users file", maxUsersFile)
 }

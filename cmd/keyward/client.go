@@ -219,12 +219,18 @@ func readSmallFile(path, what string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	return readUpTo(f, path, what, maxKeyFile)
+}
+
+// readUpTo reads r, named name, of at most limit bytes; what names the
+// kind of file it should be.
+func readUpTo(r io.Reader, name, what string, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > maxKeyFile {
-		return nil, fmt.Errorf("%s is larger than %d MiB, far more than %s holds: is it the right file?", path, maxKeyFile>>20, what)
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d MiB, far more than %s holds: is it the right file?", name, limit>>20, what)
 	}
 	return b, nil
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
@@ -267,5 +268,30 @@ func TestUsersAddAllOrNone(t *testing.T) {
 	out := cli("users", "add", "Alice@Example.com", "carol@other.org", "-o", "json")
 	if !strings.Contains(out, `"users": 2`) && !strings.Contains(out, `"users":2`) {
 		t.Fatalf("users add = %s, want 2 users", out)
+	}
+}
+
+// users import reads standard input for "-", and refuses a file far
+// larger than any users file (/dev/zero was read until memory ran out).
+func TestUsersImportStdinAndSize(t *testing.T) {
+	m := startServer(t)
+	admin := []string{"--credentials", m.AdminKeyFile}
+	runCLI(t, append([]string{"org", "create", "example.com"}, admin...)...)
+	cmd := newRootCommand()
+	cmd.SetArgs(append([]string{"users", "import", "-"}, admin...))
+	cmd.SetIn(strings.NewReader("email,status\nalice@example.com,active\n"))
+	cmd.SetOut(new(strings.Builder))
+	cmd.SetErr(new(strings.Builder))
+	if err := execute(context.Background(), cmd); err != nil {
+		t.Fatalf("users import -: %v", err)
+	}
+	if _, err := m.store.GetUser(context.Background(), "alice@example.com"); err != nil {
+		t.Fatalf("alice after users import -: %v", err)
+	}
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		err := runCLIErrWithin(t, 30*time.Second, append([]string{"users", "import", "/dev/zero"}, admin...)...)
+		if err == nil || !strings.Contains(err.Error(), "larger than 64 MiB") {
+			t.Fatalf("users import /dev/zero: %v, want it refused as too large", err)
+		}
 	}
 }
