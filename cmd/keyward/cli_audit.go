@@ -91,6 +91,11 @@ func newAuditListCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List audit events, oldest first; --newest lists newest first, --follow streams new ones",
+		Long: `List audit events through the admin API, oldest first (--newest: newest
+first), a page at a time until --max, or, with --follow, as they are
+written. -o json prints one JSON object a line (JSON Lines), an event
+each, so that a stream (--follow) can be read line by line, and the
+lines concatenated are what 'audit prune --export' writes.`,
 		Example: `  keyward audit list --since 1h --action token.refused
   keyward audit list --newest --outcome failure --since 24h
   keyward audit list --newest --max 20
