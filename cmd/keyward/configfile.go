@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -261,20 +263,35 @@ func flagValueError(err error, withName bool) error {
 	if !ok {
 		return err
 	}
-	var want string
+	var (
+		want   string
+		tooBig error // a value well formed but out of range
+		v      = ive.GetValue()
+	)
 	switch ive.GetFlag().Value.Type() {
 	case "bool":
 		want = "true or false"
 	case "duration":
 		want = "a duration such as 30s, 10m or 2h"
+		if durationShape.MatchString(strings.TrimSpace(v)) {
+			// Well formed, so refused for its size (time.ParseDuration
+			// says "invalid duration" for both).
+			tooBig = fmt.Errorf("%q is too long a duration: at most about 2562047h (292 years)", v)
+		}
 	case "int", "int64", "uint", "uint64":
 		want = "a whole number"
+		if errors.Is(ive, strconv.ErrRange) {
+			tooBig = fmt.Errorf("%q is too large a number", v)
+		}
 	case "float64":
 		want = "a number"
 	default:
 		return err
 	}
-	err = fmt.Errorf("%q is not %s", ive.GetValue(), want)
+	err = tooBig
+	if err == nil {
+		err = fmt.Errorf("%q is not %s", v, want)
+	}
 	if withName {
 		err = fmt.Errorf("--%s: %w", ive.GetFlag().Name, err)
 	}
@@ -310,3 +327,7 @@ func settingString(v any) (string, error) {
 		return fmt.Sprint(x), nil
 	}
 }
+
+// durationShape matches what time.ParseDuration reads, whatever its size:
+// a number and a unit, repeated.
+var durationShape = regexp.MustCompile(`^[-+]?([0-9]*(\.[0-9]*)?(ns|us|µs|μs|ms|s|m|h))+$`)

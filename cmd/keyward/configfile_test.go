@@ -150,6 +150,11 @@ func TestValueErrorsNameAllowedValues(t *testing.T) {
 		{"bool flag of another command", []string{"audit", "list", "--newest=maybe"}, [2]string{}, `--newest: "maybe" is not true or false`},
 		{"duration file", []string{"serve", "--config", file("clock-skew: 30\n")}, [2]string{}, `clock-skew: "30" is not a duration such as 30s`},
 		{"duration flag", []string{"serve", "--clock-skew", "soon"}, [2]string{}, `--clock-skew: "soon" is not a duration such as 30s`},
+		// Well formed, but past what a duration holds: not "not a duration".
+		{"duration too long", []string{"keys", "create", "x", "--expires-in", "9999999h"}, [2]string{}, `--expires-in: "9999999h" is too long a duration`},
+		{"duration too long, env", []string{"serve"}, [2]string{"KEYWARD_CLOCK_SKEW", "1h1000000000000000m"}, `"1h1000000000000000m" is too long a duration`},
+		{"number too large", []string{"audit", "list", "--limit", "99999999999999999999999"}, [2]string{}, `--limit: "99999999999999999999999" is too large a number`},
+		{"not a number", []string{"audit", "list", "--limit", "many"}, [2]string{}, `--limit: "many" is not a whole number`},
 		// Joined with commas, a list was one value ("127.0.0.1:0,[::1]:0";
 		// of data-dir, a directory of that name).
 		{"list for one value", []string{"serve", "--config", file("listen: [127.0.0.1:0, '[::1]:0']\n")}, [2]string{}, `listen: expected a single value, got a list`},
