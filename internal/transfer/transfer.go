@@ -55,8 +55,32 @@ type Dump struct {
 	Grants   []storage.Grant      `json:"grants"`
 }
 
-// Export reads everything a dump holds.
+// snapshotter is a store whose reads can all see one snapshot of it
+// (sqlstore.Store): Snapshot runs fn with a context whose reads do.
+type snapshotter interface {
+	Snapshot(ctx context.Context, fn func(context.Context) error) error
+}
+
+// Export reads everything a dump holds. From a store that can, it reads
+// them all from one snapshot, so that an export taken while the server
+// writes is the store at one moment: never a grant, a key or an
+// introspector naming an account the file does not hold, which import
+// would refuse.
 func Export(ctx context.Context, s storage.Storage, now time.Time) (Dump, error) {
+	sn, ok := s.(snapshotter)
+	if !ok {
+		return export(ctx, s, now)
+	}
+	var d Dump
+	err := sn.Snapshot(ctx, func(ctx context.Context) error {
+		var err error
+		d, err = export(ctx, s, now)
+		return err
+	})
+	return d, err
+}
+
+func export(ctx context.Context, s storage.Storage, now time.Time) (Dump, error) {
 	d := Dump{Format: Format, ExportedAt: now.UTC()}
 	var err error
 	if d.APIs, err = s.ListAPIs(ctx); err != nil {

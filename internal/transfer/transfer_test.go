@@ -17,6 +17,7 @@ import (
 	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 	"github.com/keyward/keyward/internal/storage/sqlite"
+	"github.com/keyward/keyward/internal/storage/sqlstore"
 	"github.com/keyward/keyward/internal/testkeys"
 	"github.com/keyward/keyward/internal/transfer"
 )
@@ -810,6 +811,96 @@ func TestImportStoreErrorNamesItem(t *testing.T) {
 			}
 			if !errors.Is(err, tc.target) {
 				t.Errorf("import: %v, its chain lacks %v", err, tc.target)
+			}
+		})
+	}
+}
+
+// writingStore is a store that, once Export has read its APIs, deletes
+// the account that is the introspector of one and the key and secret of
+// another, and adds an account and a grant to it, as a server running
+// beside the export may.
+type writingStore struct {
+	*sqlstore.Store
+	t *testing.T
+}
+
+func (s writingStore) ListAPIs(ctx context.Context) ([]storage.API, error) {
+	apis, err := s.Store.ListAPIs(ctx)
+	bg := context.Background()
+	ev := storage.AuditEvent{Time: t0, Action: "x", Outcome: storage.OutcomeSuccess}
+	for _, step := range []func() error{
+		func() error {
+			_, err := s.UpdateAPI(bg, "orders", func(a storage.API) (storage.API, error) { a.Introspectors = nil; return a, nil }, ev)
+			return err
+		},
+		func() error { return s.DeleteAccount(bg, "2", nil, ev) },
+		func() error {
+			return s.CreateAccount(bg, storage.Account{ID: "3", Email: "3@p.example", Name: "n3", Project: "p", Scopes: []string{"orders.read"},
+				TokenLifetime: time.Hour, AuthMethods: storage.DefaultAuthMethods, CreatedAt: t0, UpdatedAt: t0}, ev)
+		},
+		func() error {
+			_, err := s.PutGrant(bg, storage.Grant{Org: "example.com", ClientID: "3", Scopes: []string{"orders.read"}, CreatedAt: t0}, ev)
+			return err
+		},
+	} {
+		if err := step(); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	return apis, err
+}
+
+// TestExportSnapshot exports a store the server changes part way through
+// the export: the file is the store as it was when the export began, and
+// imports.
+func TestExportSnapshot(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		open func(t *testing.T) *sqlstore.Store
+	}{
+		{"sqlite", func(t *testing.T) *sqlstore.Store {
+			s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), sqlite.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}},
+		{"postgres", func(t *testing.T) *sqlstore.Store {
+			s, err := postgres.Open(ctx, pgtest.SchemaDSN(t), postgres.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := tc.open(t)
+			defer src.Close()
+			fill(t, src)
+			d, err := transfer.Export(ctx, writingStore{src, t}, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids, grants []string
+			for _, a := range d.Accounts {
+				ids = append(ids, a.ID)
+			}
+			for _, g := range d.Grants {
+				grants = append(grants, g.ClientID)
+			}
+			if !slices.Equal(ids, []string{"1", "2"}) || !slices.Equal(grants, []string{"1"}) || len(d.Keys) != 2 || len(d.Secrets) != 2 {
+				t.Errorf("exported accounts %q, grants to %q, %d keys and %d secrets; want the store as the export began: accounts [1 2], a grant to 1, 2 keys and 2 secrets",
+					ids, grants, len(d.Keys), len(d.Secrets))
+			}
+			dst, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "b.db"), sqlite.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dst.Close()
+			if err := transfer.Import(ctx, dst, d, t0); err != nil {
+				t.Errorf("import of the export: %v", err)
 			}
 		})
 	}

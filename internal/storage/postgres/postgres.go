@@ -108,9 +108,11 @@ func dialect() sqlstore.Dialect {
 		// readers (token requests) through.
 		LockAccounts: "LOCK TABLE accounts IN EXCLUSIVE MODE",
 		ForUpdate:    " FOR UPDATE",
-		ForKeyShare:  " FOR KEY SHARE",
-		ByteOrder:    ` COLLATE "C"`,
-		Notify:       "SELECT pg_notify('keyward_changes_' || current_schema(), $1)",
+		// Snapshot's transaction reads one snapshot throughout.
+		SnapshotIsolation: sql.LevelRepeatableRead,
+		ForKeyShare:       " FOR KEY SHARE",
+		ByteOrder:         ` COLLATE "C"`,
+		Notify:            "SELECT pg_notify('keyward_changes_' || current_schema(), $1)",
 	}
 }
 

@@ -650,7 +650,7 @@ func (s *Store) GetProjectOrg(ctx context.Context, project string) (storage.Proj
 
 // ListProjectOrgs implements storage.Storage.
 func (s *Store) ListProjectOrgs(ctx context.Context, org string) ([]storage.ProjectOrg, error) {
-	out, err := s.projectOrgs(ctx, s.r, org)
+	out, err := s.projectOrgs(ctx, s.reader(ctx), org)
 	return out, s.wrap("list project orgs", err)
 }
 

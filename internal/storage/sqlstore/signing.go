@@ -31,7 +31,7 @@ func (s *Store) listSigningKeys(ctx context.Context, q queryer) ([]storage.Signi
 
 // ListSigningKeys implements storage.Storage.
 func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
-	return s.listSigningKeys(ctx, s.r)
+	return s.listSigningKeys(ctx, s.reader(ctx))
 }
 
 // UpdateSigningKeys implements storage.Storage.
@@ -83,7 +83,7 @@ func (s *Store) GetSealedValue(ctx context.Context, name string) (storage.Sealed
 
 // ListSealedValues implements storage.Storage.
 func (s *Store) ListSealedValues(ctx context.Context) ([]storage.SealedValue, error) {
-	return s.listSealedValues(ctx, s.r)
+	return s.listSealedValues(ctx, s.reader(ctx))
 }
 
 func (s *Store) listSealedValues(ctx context.Context, q queryer) ([]storage.SealedValue, error) {

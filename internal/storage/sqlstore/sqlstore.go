@@ -63,6 +63,12 @@ type Dialect struct {
 	// Notify, if set, is run with a change payload inside every transaction
 	// that changes what replicas cache.
 	Notify string
+	// SnapshotIsolation is the isolation level of Snapshot's read-only
+	// transaction: one at which every read of the transaction sees the
+	// same snapshot (sql.LevelRepeatableRead on PostgreSQL, whose default
+	// gives each statement its own). SQLite needs none: in WAL mode a read
+	// transaction sees one snapshot.
+	SnapshotIsolation sql.IsolationLevel
 }
 
 // Store implements storage.Storage.
@@ -178,8 +184,43 @@ func (s *Store) readStmt(ctx context.Context, name string) *sql.Stmt {
 	return st
 }
 
+// snapshotKey keys the transaction of a Snapshot of the store in a context.
+type snapshotKey struct{ s *Store }
+
+// Snapshot runs fn with a context in which the store's reads all run in
+// one read-only transaction, and so see the store as it was at one
+// moment, whatever other transactions commit meanwhile: an export taken
+// while the server writes is then one state of the store, not parts of
+// several. Writes made with that context are not part of the transaction.
+func (s *Store) Snapshot(ctx context.Context, fn func(context.Context) error) error {
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{Isolation: s.d.SnapshotIsolation, ReadOnly: true})
+	if err != nil {
+		return s.wrap("begin snapshot", err)
+	}
+	defer tx.Rollback()
+	return fn(context.WithValue(ctx, snapshotKey{s}, tx))
+}
+
+// snapshot returns the transaction of the Snapshot ctx is of, or nil.
+func (s *Store) snapshot(ctx context.Context) *sql.Tx {
+	tx, _ := ctx.Value(snapshotKey{s}).(*sql.Tx)
+	return tx
+}
+
+// reader is what the reads with ctx run on: the transaction of its
+// Snapshot, or the reader pool.
+func (s *Store) reader(ctx context.Context) queryer {
+	if tx := s.snapshot(ctx); tx != nil {
+		return tx
+	}
+	return s.r
+}
+
 // queryRow runs a named single-row read with a prepared statement.
 func (s *Store) queryRow(ctx context.Context, name string, args ...any) *sql.Row {
+	if tx := s.snapshot(ctx); tx != nil {
+		return tx.QueryRowContext(ctx, s.q[name], args...)
+	}
 	if st := s.readStmt(ctx, name); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -188,6 +229,9 @@ func (s *Store) queryRow(ctx context.Context, name string, args ...any) *sql.Row
 
 // query runs a named read with a prepared statement.
 func (s *Store) query(ctx context.Context, name string, args ...any) (*sql.Rows, error) {
+	if tx := s.snapshot(ctx); tx != nil {
+		return tx.QueryContext(ctx, s.q[name], args...)
+	}
 	if st := s.readStmt(ctx, name); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
