@@ -881,3 +881,30 @@ func TestListenAndMetricsSameAddress(t *testing.T) {
 		})
 	}
 }
+
+// import refuses a device or a directory, before reading it or creating
+// the data directory: /dev/zero was read until memory ran out. A pipe is
+// read as a file is.
+func TestImportRefusesSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name, path, want string
+	}{
+		{"device", "/dev/zero", "/dev/zero is not a file 'keyward export' writes: it is a character device"},
+		{"directory", dir, dir + " is not a file 'keyward export' writes: it is a directory"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := os.Stat(tt.path); err != nil {
+				t.Skipf("%s: %v", tt.path, err)
+			}
+			dataDir := filepath.Join(t.TempDir(), "data")
+			err := runCLIErrWithin(t, 20*time.Second, "import", tt.path, "--data-dir", dataDir)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("error %v, want it to start %q", err, tt.want)
+			}
+			if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the data directory was created for a file import refuses: %v", err)
+			}
+		})
+	}
+}

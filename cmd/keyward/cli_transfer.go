@@ -117,7 +117,7 @@ already.`,
 			if err := checkDB(cfg.DB); err != nil {
 				return usageError{err}
 			}
-			b, err := os.ReadFile(args[0])
+			b, err := readExportFile(args[0])
 			if err != nil {
 				return err
 			}
@@ -283,4 +283,39 @@ func printWarnings(w io.Writer, warnings []string) {
 		}
 		fmt.Fprintf(w, "warning: %s\n", s)
 	}
+}
+
+// readExportFile reads the file import is given: a regular file, or a
+// pipe (<(gunzip -c …)), but no device, which would be read until memory
+// ran out (/dev/zero) or for ever. An export's size grows with the store,
+// so a regular file's is not bounded.
+func readExportFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if m := fi.Mode(); m&(os.ModeDevice|os.ModeCharDevice|os.ModeSocket) != 0 || m.IsDir() {
+		return nil, fmt.Errorf("%s is not a file 'keyward export' writes: it is a %s; give the export's file (or a pipe)", path, fileKind(m))
+	}
+	return io.ReadAll(f)
+}
+
+// fileKind names what a file mode is, for an error.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&os.ModeCharDevice != 0:
+		return "character device"
+	case m&os.ModeDevice != 0:
+		return "device"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	}
+	return "special file"
 }
