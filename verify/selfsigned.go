@@ -240,40 +240,33 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	// Until the signature verifies, iss is the sender's say-so: it goes
 	// into the causes, for logs, not into the descriptions sent back.
 	iss := fmt.Errorf("iss %q", c.Iss)
-	// The checks of what the JWT says; its signature is checked after.
-	claims := func() (*Claims, error) {
-		aud, err := parseAudience(c.Aud)
-		if err != nil || len(aud) != 1 || aud[0] != v.audience {
-			return nil, invalid("the JWT's aud must be this API, "+v.audience, err)
-		}
-		iat, err1 := numericDate(c.Iat)
-		exp, err2 := numericDate(c.Exp)
-		if err1 != nil || err2 != nil || iat.IsZero() || exp.IsZero() {
-			return nil, invalid("the JWT needs numeric iat and exp", nil)
-		}
-		// nbf is optional, but a JWT that has one is not accepted before it
-		// (RFC 7519 §4.1.5).
-		nbf, err := numericDate(c.Nbf)
-		if err != nil {
-			return nil, invalid("the JWT's nbf is malformed", err)
-		}
-		if life := exp.Sub(iat); life <= 0 || life > v.o.maxSelfSignedAge {
-			return nil, invalid("a service account's JWT may live at most an hour (exp - iat)", nil)
-		}
-		cl := &Claims{Issuer: c.Iss, Subject: c.Sub, ClientEmail: c.Iss, Audience: aud, IssuedAt: iat, Expiry: exp, NotBefore: nbf, SelfSigned: true}
-		if err := v.checkTimes(cl, now); err != nil {
-			return nil, err
-		}
-		return cl, nil
+	// What the JWT says is checked before its signature: a JWT that would
+	// be refused whatever its key (expired, for another API) is refused
+	// before its account's keys are looked up. It spends none of the
+	// budget for accounts new to this API, which JWTs naming made-up
+	// accounts would otherwise use up for real ones, and, asked to retry
+	// while the keys may not be fetched, its sender would only be refused
+	// then.
+	aud, err := parseAudience(c.Aud)
+	if err != nil || len(aud) != 1 || aud[0] != v.audience {
+		return nil, invalid("the JWT's aud must be this API, "+v.audience, err)
 	}
-	// A JWT that would be refused whatever its key (expired, for another
-	// API) is refused before its account's keys are looked up: it spends
-	// none of the budget for accounts new to this API, which JWTs naming
-	// made-up accounts would otherwise use up for real ones, and, asked
-	// to retry while the keys may not be fetched, its sender would only
-	// be refused then.
-	cl, err := claims()
+	iat, err1 := numericDate(c.Iat)
+	exp, err2 := numericDate(c.Exp)
+	if err1 != nil || err2 != nil || iat.IsZero() || exp.IsZero() {
+		return nil, invalid("the JWT needs numeric iat and exp", nil)
+	}
+	// nbf is optional, but a JWT that has one is not accepted before it
+	// (RFC 7519 §4.1.5).
+	nbf, err := numericDate(c.Nbf)
 	if err != nil {
+		return nil, invalid("the JWT's nbf is malformed", err)
+	}
+	if life := exp.Sub(iat); life <= 0 || life > v.o.maxSelfSignedAge {
+		return nil, invalid("a service account's JWT may live at most an hour (exp - iat)", nil)
+	}
+	cl := &Claims{Issuer: c.Iss, Subject: c.Sub, ClientEmail: c.Iss, Audience: aud, IssuedAt: iat, Expiry: exp, NotBefore: nbf, SelfSigned: true}
+	if err := v.checkTimes(cl, now); err != nil {
 		return nil, err
 	}
 	keys, skipped, err := v.accounts.key(ctx, c.Iss, h.KeyID, h.Algorithm)

@@ -101,11 +101,10 @@ type Checker struct {
 // accepts it for as much longer: replicas sharing a cache must keep their
 // clocks in step, as NTP does, well within the second.) A proof dated
 // Skew ahead is accepted up to MaxAge+2*Skew after that, that last
-// instant included,
-// when a cache that forgets at its until (Redis PXAT, or ReplayCache)
-// already forgot it; the second also covers a store that rounds until to
-// milliseconds, and the moments between checking a proof and recording
-// it, which read the clock apart.
+// instant included, when a cache that forgets at its until (Redis PXAT,
+// or ReplayCache) already forgot it; the second also covers a store that
+// rounds until to milliseconds, and the moments between checking a proof
+// and recording it, which read the clock apart.
 func (c *Checker) Retention() time.Duration { return c.maxAge() + 2*c.skew() + retentionMargin }
 
 // retentionMargin is how long past the last instant a proof is accepted
