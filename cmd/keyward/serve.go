@@ -897,10 +897,9 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := os.Rename(f.Name(), path); err != nil {
 		return err
 	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
+	// The file is in place: a directory that cannot be synced leaves its
+	// name less durable, not the file unwritten.
+	syncDirectory(filepath.Dir(path))
 	return nil
 }
 
@@ -915,9 +914,14 @@ func discardKeyFile(path string, kf sakey.KeyFile, log *slog.Logger) {
 	if err == nil {
 		err = json.Unmarshal(b, &onDisk)
 	}
-	if err == nil && onDisk.PrivateKeyID == kf.PrivateKeyID {
+	ours := err == nil && onDisk.PrivateKeyID == kf.PrivateKeyID
+	if ours {
 		err = os.Remove(path)
 	}
-	log.Warn("another server sharing the store created the administrator account at the same time: its key file, in that server's data directory, is the one that works; this server's was removed",
-		"key_file", path, "removed", err == nil && onDisk.PrivateKeyID == kf.PrivateKeyID)
+	removed := ours && err == nil
+	msg := "another server sharing the store created the administrator account at the same time: its key file, in that server's data directory, is the one that works; this server's was removed"
+	if !removed {
+		msg = "another server sharing the store created the administrator account at the same time: its key file, in that server's data directory, is the one that works; this server's could not be removed, or holds another key now"
+	}
+	log.Warn(msg, "key_file", path, "removed", removed)
 }
