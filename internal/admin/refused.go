@@ -138,9 +138,9 @@ func (h *Handler) writeRefusal(r *http.Request, c caller, source string, oe *oau
 	}}})
 	if err != nil {
 		h.log.Error("admin request refused, and its audit event could not be written", "method", r.Method, "path", r.URL.Path, "err", err, "refusal", oe.Error())
-		return &oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Status: http.StatusServiceUnavailable,
-			Description: "The server cannot record requests right now; try again later.",
-			Header:      http.Header{"Retry-After": {"5"}}}
+		e := oauth2.Unrecorded()
+		e.Header = http.Header{"Retry-After": {"5"}}
+		return e
 	}
 	return oe
 }

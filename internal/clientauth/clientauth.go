@@ -393,16 +393,9 @@ func (a *Authenticator) resolve(ctx context.Context, source string, p *Principal
 func (a *Authenticator) lookup(ctx context.Context, clientID string) (storage.Account, error) {
 	acct, err := LookupAccount(ctx, a.dir, clientID)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return acct, unavailable(err)
+		return acct, oauth2.StoreUnavailable(err)
 	}
 	return acct, err
-}
-
-// unavailable reports a store failure: not the client's fault, not counted
-// as a failed authentication.
-func unavailable(err error) error {
-	return (&oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Status: http.StatusServiceUnavailable,
-		Description: "The server cannot reach its store right now; try again later."}).WithCause(err)
 }
 
 // allowed checks, once the credentials are verified, that the account may
@@ -448,7 +441,7 @@ func (a *Authenticator) secret(ctx context.Context, source string, p *Principal,
 	acct := p.Account
 	secrets, err := a.dir.ListSecrets(ctx, acct.ID)
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, oauth2.StoreUnavailable(err)
 	}
 	now := a.cfg.Now()
 	match := ""
@@ -629,7 +622,7 @@ func UseJTIs(ctx context.Context, j Journal, c *Client) error {
 	case errors.Is(err, storage.ErrReplay):
 		return failed(false, errors.New("client assertion jti replayed"))
 	case err != nil:
-		return unavailable(err)
+		return oauth2.StoreUnavailable(err)
 	}
 	return nil
 }

@@ -58,7 +58,7 @@ func (a *Authenticator) privateKeyJWT(ctx context.Context, source string, p *Pri
 	acct := p.Account
 	keys, err := a.dir.ListKeys(ctx, acct.ID)
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, oauth2.StoreUnavailable(err)
 	}
 	key, err := tok.Verify(keys, assertion.Expect{
 		Audiences:      a.audiences,

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/keyward/keyward/internal/keyfile"
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -48,7 +49,7 @@ func (a *Authenticator) certificate(ctx context.Context, source string, p *Princ
 	if slices.Contains(acct.AuthMethods, storage.AuthSelfSignedTLS) {
 		keys, err := a.dir.ListKeys(ctx, acct.ID)
 		if err != nil {
-			return nil, unavailable(err)
+			return nil, oauth2.StoreUnavailable(err)
 		}
 		for _, k := range keys {
 			if k.Certificate != nil && bytes.Equal(k.Certificate, cert.Raw) && !k.Disabled && !k.Expired(now) {

@@ -153,9 +153,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if note, unrecorded = h.recorded.Skip(oe.Err); note != "" {
 			ev.Data["throttled"] = note
 		}
-		if oe.HTTPStatus() >= http.StatusInternalServerError && oe.Err != nil {
-			// Not the caller's doing (the store failed, say): the cause,
-			// which the answer and the event never carry, is logged.
+		if oe.ServerFault() {
 			h.log.Error("introspection refused", "error", oe.Code, "cause", oe.Err.Error(), "source", source)
 		}
 		err = oe
@@ -171,7 +169,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !unrecorded && (err != nil || ev.Data["active"] != "true" || !h.summaries.Add(ev)) {
 		if werr := h.journal.Write(context.WithoutCancel(r.Context()), storage.Write{Events: []storage.AuditEvent{ev}}); werr != nil {
 			h.log.Error("introspection not answered: its audit event could not be written", "err", werr)
-			err = &oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Description: "The server cannot record requests right now; try again later."}
+			err = oauth2.Unrecorded()
 		}
 	}
 	if err != nil {
@@ -210,7 +208,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, source string, e
 	}
 	ix, allowed, all, err := h.permission(r.Context(), caller.Account)
 	if err != nil {
-		return nil, (&oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Description: "The server cannot reach its store right now; try again later."}).WithCause(err)
+		return nil, oauth2.StoreUnavailable(err)
 	}
 	if !all && len(allowed) == 0 {
 		return nil, &oauth2.Error{Code: oauth2.ErrAccessDenied, Status: http.StatusForbidden,
@@ -222,7 +220,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, source string, e
 		ev.Data["active"], ev.Data["reason"] = "false", "unknown token"
 		return &Response{Active: false}, nil
 	case err != nil:
-		return nil, (&oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Description: "The server cannot reach its store right now; try again later."}).WithCause(err)
+		return nil, oauth2.StoreUnavailable(err)
 	}
 	c := info.Claims
 	ev.AccountID = c.ClientID

@@ -6,6 +6,7 @@
 package oauth2
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -121,6 +122,32 @@ func (e *Error) HTTPStatus() int {
 	default:
 		return http.StatusBadRequest
 	}
+}
+
+// ServerFault reports whether e is the server's failure rather than the
+// client's: a 5xx with an internal cause, other than the client's own
+// request ending (canceled or past its deadline). Its cause is worth an
+// error in the log, since neither the answer nor the audit event carries it.
+func (e *Error) ServerFault() bool {
+	return e.HTTPStatus() >= http.StatusInternalServerError && e.Err != nil &&
+		!errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded)
+}
+
+// StoreUnavailable is the error for a request the store failed, with err as
+// its cause: temporarily_unavailable (503), which invites a retry. When err
+// is the request's context ending, it says the request was canceled.
+func StoreUnavailable(err error) *Error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return (&Error{Code: ErrTemporarilyUnavailable, Description: "The request was canceled."}).WithCause(err)
+	}
+	return (&Error{Code: ErrTemporarilyUnavailable, Description: "The server cannot reach its store right now; try again later."}).WithCause(err)
+}
+
+// Unrecorded is the error for a request answered with neither a result nor
+// its refusal because its audit event could not be written: Keyward answers
+// nothing it has not recorded.
+func Unrecorded() *Error {
+	return &Error{Code: ErrTemporarilyUnavailable, Description: "The server cannot record requests right now; try again later."}
 }
 
 // AsError returns the *Error in err's chain, or a server_error wrapping err

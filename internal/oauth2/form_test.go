@@ -1,8 +1,10 @@
 package oauth2
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -289,5 +291,36 @@ func TestIsCompactJWS(t *testing.T) {
 		if got := IsCompactJWS(s); got != want {
 			t.Errorf("IsCompactJWS(%q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+func TestServerFault(t *testing.T) {
+	cause := errors.New("disk full")
+	tests := []struct {
+		name string
+		err  *Error
+		want bool
+		desc string
+	}{
+		{"store failed", StoreUnavailable(cause), true, "The server cannot reach its store right now; try again later."},
+		{"store failed, wrapped", StoreUnavailable(fmt.Errorf("get account: %w", cause)), true, "The server cannot reach its store right now; try again later."},
+		{"client hung up", StoreUnavailable(context.Canceled), false, "The request was canceled."},
+		{"client's deadline", StoreUnavailable(fmt.Errorf("query: %w", context.DeadlineExceeded)), false, "The request was canceled."},
+		{"unrecorded, no cause", Unrecorded(), false, "The server cannot record requests right now; try again later."},
+		{"internal error", AsError(cause), true, "The server could not complete the request."},
+		{"client's error with a cause", Errorf(ErrInvalidGrant, "Bad.").WithCause(cause), false, "Bad."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.err.ServerFault(); got != tt.want {
+				t.Errorf("ServerFault() = %v, want %v", got, tt.want)
+			}
+			if tt.err.Description != tt.desc {
+				t.Errorf("Description = %q, want %q", tt.err.Description, tt.desc)
+			}
+			if tt.err.Code == ErrTemporarilyUnavailable && tt.err.HTTPStatus() != http.StatusServiceUnavailable {
+				t.Errorf("HTTPStatus() = %d, want 503", tt.err.HTTPStatus())
+			}
+		})
 	}
 }

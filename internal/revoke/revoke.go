@@ -71,9 +71,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if note, written = h.recorded.Skip(oe.Err); note != "" {
 			ev.Data["throttled"] = note
 		}
-		if oe.HTTPStatus() >= http.StatusInternalServerError && oe.Err != nil {
-			// Not the caller's doing (the store failed, say): the cause,
-			// which the answer and the event never carry, is logged.
+		if oe.ServerFault() {
 			h.log.Error("revocation refused", "error", oe.Code, "cause", oe.Err.Error(), "source", source)
 		}
 		err = oe
@@ -81,7 +79,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !written {
 		if werr := h.journal.Write(context.WithoutCancel(r.Context()), storage.Write{Events: []storage.AuditEvent{ev}}); werr != nil {
 			h.log.Error("revocation request not answered: its audit event could not be written", "err", werr)
-			err = &oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Description: "The server cannot record requests right now; try again later."}
+			err = oauth2.Unrecorded()
 		}
 	}
 	if err != nil {

@@ -40,13 +40,13 @@ func (h *Handler) delegate(ctx context.Context, acct storage.Account, subject st
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, oauth2.Errorf(oauth2.ErrUnauthorizedClient, "%s", noDelegation)
 	} else if err != nil {
-		return nil, storeError(err)
+		return nil, oauth2.StoreUnavailable(err)
 	}
 	grant, err := h.dir.GetGrant(ctx, domain, acct.ID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, oauth2.Errorf(oauth2.ErrUnauthorizedClient, "%s", noDelegation)
 	} else if err != nil {
-		return nil, storeError(err)
+		return nil, oauth2.StoreUnavailable(err)
 	}
 	var missing []string
 	for _, s := range scopes {
@@ -68,13 +68,13 @@ func (h *Handler) delegate(ctx context.Context, acct storage.Account, subject st
 	if p, err := h.dir.GetProjectOrg(ctx, acct.Project); err == nil && p.Internal && p.Org != domain {
 		return nil, oauth2.Errorf(oauth2.ErrOrgInternal, "This client is restricted to users within its organization (%s).", p.Org)
 	} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return nil, storeError(err)
+		return nil, oauth2.StoreUnavailable(err)
 	}
 	user, err := h.dir.GetUser(ctx, strings.ToLower(subject))
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && (user.Suspended || user.Org != domain)) {
 		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "%s", badUser)
 	} else if err != nil {
-		return nil, storeError(err)
+		return nil, oauth2.StoreUnavailable(err)
 	}
 	return grant.Scopes, nil
 }

@@ -50,7 +50,7 @@ func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, allow
 	}
 	apis, err := h.dir.ListAPIs(ctx)
 	if err != nil {
-		return nil, nil, false, storeError(err)
+		return nil, nil, false, oauth2.StoreUnavailable(err)
 	}
 	ix := h.catalog.Of(apis)
 	var targets []*storage.API
@@ -153,7 +153,7 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, storeError(ctx.Err()) // "The request was canceled."
+			return nil, oauth2.StoreUnavailable(ctx.Err())
 		}
 		now = next
 	}
@@ -240,7 +240,7 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid JWT: the assertion's jti was already used; sign a new assertion for every request.")
 	}
 	if err != nil {
-		return nil, storeError(err)
+		return nil, oauth2.StoreUnavailable(err)
 	}
 	tokenType := oauth2.TokenTypeBearer
 	if jkt != "" {

@@ -66,7 +66,7 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	req.Audit.AccountID = acct.ID
 	keys, err := h.dir.ListKeys(ctx, acct.ID)
 	if err != nil {
-		return nil, storeError(err)
+		return nil, oauth2.StoreUnavailable(err)
 	}
 	// The signature is checked before the account's state is reported, so
 	// only the key holder learns that the account is disabled.
@@ -147,7 +147,7 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 func (h *Handler) lookupAccount(ctx context.Context, name string) (storage.Account, error) {
 	acct, err := clientauth.LookupAccount(ctx, h.dir, name)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		err = storeError(err)
+		err = oauth2.StoreUnavailable(err)
 	}
 	return acct, err
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -221,10 +220,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	oe := oauth2.AsError(err)
 	if werr := h.recordRefusal(r.Context(), req, oe); werr != nil {
 		h.log.Error("token request refused, and its audit event could not be written", "err", werr, "refusal", oe.Error())
-		oe = &oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Description: "The server cannot record requests right now; try again later."}
+		oe = oauth2.Unrecorded()
 	}
 	level := slog.LevelInfo
-	if oe.Code == oauth2.ErrServerError {
+	if oe.ServerFault() {
 		level = slog.LevelError
 	}
 	h.log.Log(r.Context(), level, "token request refused", "error", oe.Code, "description", oe.Description,
@@ -360,12 +359,4 @@ func credentialOf(c *clientauth.Client) string {
 		return "cert:" + c.Thumbprint()
 	}
 	return ""
-}
-
-// storeError turns a storage failure into the error the client sees.
-func storeError(err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return oauth2.Errorf(oauth2.ErrTemporarilyUnavailable, "The request was canceled.").WithCause(err)
-	}
-	return (&oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Description: "The server cannot reach its store right now; try again later."}).WithCause(err)
 }
