@@ -275,3 +275,22 @@ func TestAdminSignInWarningCountsBindingsWhereTaken(t *testing.T) {
 		})
 	}
 }
+
+// A metrics listener that fails is logged: the server goes on serving
+// tokens, and a scrape that stopped must be explained.
+func TestMetricsListenerFailureLogged(t *testing.T) {
+	var logs testkeyward.SyncBuffer
+	m := startServer(t, func(m *Main) {
+		m.Config.MetricsListen = "127.0.0.1:0"
+		m.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	m.metricsListener.Close()
+	want := "metrics listener failed"
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log:\n%s", want, logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

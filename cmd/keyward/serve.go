@@ -487,9 +487,16 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	if m.metricsHTTP != nil {
-		go m.metricsHTTP.Serve(m.metricsListener)
+		url := "http://" + m.metricsListener.Addr().String() + "/metrics"
+		go func() {
+			// Serve ends early only when the listener fails: the server
+			// goes on, its metrics no longer scraped, which must be seen.
+			if err := m.metricsHTTP.Serve(m.metricsListener); !errors.Is(err, http.ErrServerClosed) {
+				m.Logger.Error("metrics listener failed: metrics and pprof are no longer served", "url", url, "err", err)
+			}
+		}()
 		defer m.metricsHTTP.Close()
-		m.Logger.Info("serving metrics", "url", "http://"+m.metricsListener.Addr().String()+"/metrics")
+		m.Logger.Info("serving metrics", "url", url)
 	}
 	m.Logger.Info("keyward is serving", "issuer", m.Issuer, "listen", m.listener.Addr().String(), "store", storeName(m.Config))
 	errc := make(chan error, 1)
