@@ -164,9 +164,9 @@ func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, err error)
 		level = slog.LevelInfo
 	}
 	h.log.Log(r.Context(), level, "account keys not served: the store failed", "path", r.URL.Path, "err", err)
-	oauth2.WriteError(w, &oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Status: http.StatusServiceUnavailable,
-		Description: "The server cannot reach its store right now; try again later.",
-		Header:      http.Header{"Retry-After": {"5"}}})
+	e := oauth2.StoreUnavailable(err)
+	e.Header = http.Header{"Retry-After": {"5"}}
+	oauth2.WriteError(w, e)
 }
 
 // tooBig reports whether k is an RSA key over keyfile.MaxRSABits bits.
