@@ -274,9 +274,10 @@ func (r *Resolver) check(ctx context.Context, c oauth2.AccessClaims) (reason str
 }
 
 // checkDelegation keeps a delegated token of acct active only while the
-// token endpoint would issue it now: its user is active, the grant still
-// covers its scopes, the organization blocks none of them, and acct's
-// project is not internal to another organization (org_internal).
+// token endpoint would issue it now: its user is active and in the
+// organization of its email's domain, the grant still covers its scopes,
+// the organization blocks none of them, and acct's project is not
+// internal to another organization (org_internal).
 //
 // Deleting a user or revoking a grant is final for the tokens issued
 // before: a user added again with the same email, or a grant made again
@@ -292,6 +293,11 @@ func (r *Resolver) checkDelegation(ctx context.Context, c oauth2.AccessClaims, a
 	}
 	if err != nil {
 		return "", err
+	}
+	// The token endpoint issues only to a user in the organization of its
+	// email's domain (an import may place one elsewhere).
+	if _, domain, _ := strings.Cut(c.Subject, "@"); user.Org != domain {
+		return "delegated user in another organization", nil
 	}
 	if user.Suspended {
 		return "delegated user suspended", nil

@@ -272,3 +272,29 @@ func TestDelegatedTokenState(t *testing.T) {
 		})
 	}
 }
+
+// TestDelegatedTokenUserInAnotherOrganization: the token endpoint refuses
+// to act for a user whose organization is not its email's domain (an
+// import may hold one), so such a user's delegated token is inactive
+// too, even where the account has a grant in the user's organization.
+func TestDelegatedTokenUserInAnotherOrganization(t *testing.T) {
+	const raw = tokenstate.OpaquePrefix + "delegated"
+	grant := func(org string) storage.Grant {
+		return storage.Grant{Org: org, ClientID: "1", Scopes: []string{"calendar"}, CreatedAt: t0.Add(-time.Hour)}
+	}
+	d := &directory{
+		store: store{acct: storage.Account{ID: "1", Project: "ops"}, tokens: map[string]storage.TokenRecord{string(tokenstate.HashOpaque(raw)): {
+			ID: "jti", AccountID: "1", Subject: "alice@example.com", Scope: "calendar", Actor: "1", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour),
+		}}},
+		users:  map[string]storage.User{"alice@example.com": {Email: "alice@example.com", Org: "other.org", CreatedAt: t0.Add(-time.Hour)}},
+		grants: map[string]storage.Grant{"example.com": grant("example.com"), "other.org": grant("other.org")},
+		orgs:   map[string]storage.Org{"example.com": {Domain: "example.com"}, "other.org": {Domain: "other.org"}},
+	}
+	info, err := tokenstate.New(d, noJWT{}, "https://kw", func() time.Time { return t0.Add(time.Minute) }).Resolve(context.Background(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "delegated user in another organization"; info.Active || info.Reason != want {
+		t.Errorf("active %v, reason %q; want reason %q", info.Active, info.Reason, want)
+	}
+}
