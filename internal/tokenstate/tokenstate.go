@@ -12,11 +12,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/keyward/keyward/internal/delegation"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -274,66 +274,34 @@ func (r *Resolver) check(ctx context.Context, c oauth2.AccessClaims) (reason str
 }
 
 // checkDelegation keeps a delegated token of acct active only while the
-// token endpoint would issue it now: its user is active and in the
-// organization of its email's domain, the grant still covers its scopes,
-// the organization blocks none of them, and acct's project is not
-// internal to another organization (org_internal).
-//
-// Deleting a user or revoking a grant is final for the tokens issued
-// before: a user added again with the same email, or a grant made again
-// to the account in the same organization, is newer than the token (its
-// CreatedAt, which a replacement keeps, is after the token's iat) and does
-// not bring them back, as suspending and reinstating a user does. iat has
-// whole seconds: a token issued in the second the user or grant was made
-// is taken to be after it, as it most likely is.
+// token endpoint would issue it now (delegation.Check): the grant still
+// covers its scopes, the organization blocks none of them, acct's project
+// is not internal to another organization (org_internal), and its user is
+// active and in the organization of its email's domain. A user deleted or
+// a grant revoked is final for the token, even when added or made again.
+// Check's order decides which reason a token that breaks several rules is
+// given.
 func (r *Resolver) checkDelegation(ctx context.Context, c oauth2.AccessClaims, acct storage.Account) (string, error) {
-	user, err := r.store.GetUser(ctx, c.Subject)
-	if errors.Is(err, storage.ErrNotFound) || err == nil && c.IssuedAt < user.CreatedAt.Unix() {
+	_, refusal, err := delegation.Check(ctx, r.store, acct, c.Subject, strings.Fields(c.Scope), c.IssuedAt)
+	if err != nil || refusal == nil {
+		return "", err
+	}
+	switch refusal.Kind {
+	case delegation.NoOrg, delegation.NoGrant:
+		return "delegation revoked", nil // an organization is deleted with its users and grants
+	case delegation.NoScopeGranted, delegation.ScopeNotGranted:
+		return "delegation no longer covers " + refusal.Scope, nil
+	case delegation.ScopeBlocked:
+		return "organization blocks " + refusal.Scope, nil
+	case delegation.OrgInternal:
+		return "account's project internal to another organization", nil
+	case delegation.UserElsewhere:
+		return "delegated user in another organization", nil
+	case delegation.UserSuspended:
+		return "delegated user suspended", nil
+	default: // NoUser; BadSubject, which the token endpoint never issues
 		return "delegated user deleted", nil
 	}
-	if err != nil {
-		return "", err
-	}
-	// The token endpoint issues only to a user in the organization of its
-	// email's domain (an import may place one elsewhere).
-	if _, domain, _ := strings.Cut(c.Subject, "@"); user.Org != domain {
-		return "delegated user in another organization", nil
-	}
-	if user.Suspended {
-		return "delegated user suspended", nil
-	}
-	grant, err := r.store.GetGrant(ctx, user.Org, c.ClientID)
-	if errors.Is(err, storage.ErrNotFound) || err == nil && c.IssuedAt < grant.CreatedAt.Unix() {
-		return "delegation revoked", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	for _, s := range strings.Fields(c.Scope) {
-		if !slices.Contains(grant.Scopes, s) {
-			return "delegation no longer covers " + s, nil
-		}
-	}
-	org, err := r.store.GetOrg(ctx, user.Org)
-	if errors.Is(err, storage.ErrNotFound) {
-		return "delegation revoked", nil // deleted, with its users and grants
-	}
-	if err != nil {
-		return "", err
-	}
-	for _, s := range strings.Fields(c.Scope) {
-		if slices.Contains(org.BlockedScopes, s) {
-			return "organization blocks " + s, nil
-		}
-	}
-	p, err := r.store.GetProjectOrg(ctx, acct.Project)
-	if err == nil && p.Internal && p.Org != user.Org {
-		return "account's project internal to another organization", nil
-	}
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return "", err
-	}
-	return "", nil
 }
 
 func containsEnabled[T any](l []T, id string, f func(T) (string, bool)) bool {

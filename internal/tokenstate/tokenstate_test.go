@@ -298,3 +298,40 @@ func TestDelegatedTokenUserInAnotherOrganization(t *testing.T) {
 		t.Errorf("active %v, reason %q; want reason %q", info.Active, info.Reason, want)
 	}
 }
+
+// TestDelegatedTokenReasonOrder: a delegated token that breaks several
+// rules is given the reason of the one the token endpoint checks first.
+func TestDelegatedTokenReasonOrder(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		change     func(d *directory)
+		wantReason string
+	}{
+		{"organization deleted with its users and grants", func(d *directory) { d.orgs, d.users, d.grants = nil, nil, nil }, "delegation revoked"},
+		{"user deleted and grant revoked", func(d *directory) { d.users, d.grants = nil, nil }, "delegation revoked"},
+		{"user suspended and scope blocked", func(d *directory) {
+			d.users["alice@example.com"] = storage.User{Email: "alice@example.com", Org: "example.com", Suspended: true}
+			d.orgs["example.com"] = storage.Org{Domain: "example.com", BlockedScopes: []string{"calendar"}}
+		}, "organization blocks calendar"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			const raw = tokenstate.OpaquePrefix + "delegated"
+			d := &directory{
+				store: store{acct: storage.Account{ID: "1", Project: "ops"}, tokens: map[string]storage.TokenRecord{string(tokenstate.HashOpaque(raw)): {
+					ID: "jti", AccountID: "1", Subject: "alice@example.com", Scope: "calendar", Actor: "1", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour),
+				}}},
+				users:  map[string]storage.User{"alice@example.com": {Email: "alice@example.com", Org: "example.com", CreatedAt: t0.Add(-time.Hour)}},
+				grants: map[string]storage.Grant{"example.com": {Org: "example.com", ClientID: "1", Scopes: []string{"calendar"}, CreatedAt: t0.Add(-time.Hour)}},
+				orgs:   map[string]storage.Org{"example.com": {Domain: "example.com"}},
+			}
+			tt.change(d)
+			info, err := tokenstate.New(d, noJWT{}, "https://kw", func() time.Time { return t0.Add(time.Minute) }).Resolve(context.Background(), raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Active || info.Reason != tt.wantReason {
+				t.Errorf("active %v, reason %q; want reason %q", info.Active, info.Reason, tt.wantReason)
+			}
+		})
+	}
+}

@@ -1,0 +1,148 @@
+// Package delegation holds the rules of domain-wide delegation: whether a
+// service account may act for a user of an organization with some scopes.
+// The token endpoint applies them when it issues a delegated token, and
+// tokenstate again whenever such a token is presented (introspection,
+// revocation, the admin API), so that a token stays active only while it
+// would be issued now; each maps a refusal to its own words.
+package delegation
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Directory is what the rules read: at most one call of each method.
+type Directory interface {
+	GetOrg(ctx context.Context, domain string) (storage.Org, error)
+	GetGrant(ctx context.Context, org, clientID string) (storage.Grant, error)
+	GetProjectOrg(ctx context.Context, project string) (storage.ProjectOrg, error)
+	GetUser(ctx context.Context, email string) (storage.User, error)
+}
+
+// Kind is the rule a delegation breaks.
+type Kind int
+
+// The rules, in the order Check applies them.
+const (
+	// BadSubject: the subject is not an email, user@domain.
+	BadSubject Kind = iota + 1
+	// NoOrg: there is no organization of the subject's domain.
+	NoOrg
+	// NoGrant: the organization grants the account nothing, or (for a
+	// token) made its grant after the token was issued.
+	NoGrant
+	// NoScopeGranted: the grant covers none of the scopes; Scope is the
+	// first.
+	NoScopeGranted
+	// ScopeNotGranted: the grant covers some of the scopes, not Scope.
+	ScopeNotGranted
+	// ScopeBlocked: the organization blocks Scope for delegated access.
+	ScopeBlocked
+	// OrgInternal: the account's project is internal to Org, another
+	// organization.
+	OrgInternal
+	// NoUser: the user does not exist, or (for a token) was added after
+	// the token was issued.
+	NoUser
+	// UserElsewhere: the user is in an organization other than its
+	// email's domain.
+	UserElsewhere
+	// UserSuspended: the user is suspended.
+	UserSuspended
+)
+
+// Refusal says which rule a delegation breaks.
+type Refusal struct {
+	Kind Kind
+	// Domain is the subject's domain, lower-cased: the organization the
+	// account asked to act in (empty for BadSubject).
+	Domain string
+	// Scope is the scope refused (NoScopeGranted, ScopeNotGranted,
+	// ScopeBlocked).
+	Scope string
+	// Org is the organization the account's project is internal to
+	// (OrgInternal).
+	Org string
+}
+
+// Check says whether acct may act for the user subject (an email) with
+// scopes, and returns the scopes the organization's grant to acct allows.
+// issuedAt is 0 when a token is being issued; for a token issued before,
+// it is the token's iat (Unix seconds), and a grant made or user added
+// after it refuses the token. Only a store failure is an error.
+//
+// Deleting a user or revoking a grant is final for the tokens issued
+// before: a user added again with the same email, or a grant made again
+// to the account in the same organization, is newer than the token (its
+// CreatedAt, which a replacement keeps, is after the token's iat) and does
+// not bring them back, as suspending and reinstating a user does. iat has
+// whole seconds: a token issued in the second the user or grant was made
+// is taken to be after it, as it most likely is.
+//
+// The rules run in the order of the kinds, so that a client learns only
+// what its authorization entitles it to: without a grant in the user's
+// organization it learns nothing about the organization's users or
+// policy. For a token issued before, the order only decides which of
+// several broken rules is reported: a token whose grant was revoked and
+// whose user was deleted is refused as NoGrant.
+func Check(ctx context.Context, dir Directory, acct storage.Account, subject string, scopes []string, issuedAt int64) ([]string, *Refusal, error) {
+	subject = strings.ToLower(subject)
+	_, domain, ok := strings.Cut(subject, "@")
+	if !ok || domain == "" || strings.Contains(domain, "@") {
+		return nil, &Refusal{Kind: BadSubject}, nil
+	}
+	refuse := func(k Kind, scope string) ([]string, *Refusal, error) {
+		return nil, &Refusal{Kind: k, Domain: domain, Scope: scope}, nil
+	}
+	newer := func(created int64) bool { return issuedAt != 0 && issuedAt < created }
+	org, err := dir.GetOrg(ctx, domain)
+	if errors.Is(err, storage.ErrNotFound) {
+		return refuse(NoOrg, "")
+	} else if err != nil {
+		return nil, nil, err
+	}
+	grant, err := dir.GetGrant(ctx, domain, acct.ID)
+	if errors.Is(err, storage.ErrNotFound) || err == nil && newer(grant.CreatedAt.Unix()) {
+		return refuse(NoGrant, "")
+	} else if err != nil {
+		return nil, nil, err
+	}
+	var missing []string
+	for _, s := range scopes {
+		if !slices.Contains(grant.Scopes, s) {
+			missing = append(missing, s)
+		}
+	}
+	if len(scopes) > 0 && len(missing) == len(scopes) {
+		return refuse(NoScopeGranted, missing[0])
+	}
+	if len(missing) > 0 {
+		return refuse(ScopeNotGranted, missing[0])
+	}
+	for _, s := range scopes {
+		if slices.Contains(org.BlockedScopes, s) {
+			return refuse(ScopeBlocked, s)
+		}
+	}
+	if p, err := dir.GetProjectOrg(ctx, acct.Project); err == nil && p.Internal && p.Org != domain {
+		return nil, &Refusal{Kind: OrgInternal, Domain: domain, Org: p.Org}, nil
+	} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, nil, err
+	}
+	user, err := dir.GetUser(ctx, subject)
+	switch {
+	case errors.Is(err, storage.ErrNotFound) || err == nil && newer(user.CreatedAt.Unix()):
+		return refuse(NoUser, "")
+	case err != nil:
+		return nil, nil, err
+	case user.Org != domain:
+		return refuse(UserElsewhere, "")
+	case user.Suspended:
+		return refuse(UserSuspended, "")
+	}
+	return grant.Scopes, nil, nil
+}
