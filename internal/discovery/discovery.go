@@ -182,13 +182,21 @@ func (h *Handler) serveAccountJWK(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
+	// Each key is marshalled alone, so that one no JWK can hold (an
+	// X25519 or P-224 key, from an import) is left out, not the document.
+	set := struct {
+		Keys []json.RawMessage `json:"keys"`
+	}{Keys: []json.RawMessage{}}
 	for _, k := range keys {
 		pub, err := x509.ParsePKIXPublicKey(k.PublicKey)
 		if err != nil {
 			continue
 		}
-		set.Keys = append(set.Keys, jose.JSONWebKey{Key: pub, KeyID: k.ID, Algorithm: k.Algorithm, Use: "sig"})
+		jwk, err := json.Marshal(jose.JSONWebKey{Key: pub, KeyID: k.ID, Algorithm: k.Algorithm, Use: "sig"})
+		if err != nil {
+			continue
+		}
+		set.Keys = append(set.Keys, jwk)
 	}
 	b, _ := json.Marshal(set)
 	writeDoc(w, b, "60")

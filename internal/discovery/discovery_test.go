@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -63,6 +64,10 @@ func newHandler(t *testing.T) (*http.ServeMux, []byte) {
 	// An RSA key over 8192 bits, stored before uploads were bounded: its
 	// modulus a random odd number, since only its size matters.
 	huge, _ := x509.MarshalPKIXPublicKey(testkeys.RSAPublic(8200))
+	// A key no JWK can hold (an X25519 key, say, from an import): its
+	// x509 encoding parses, but go-jose does not marshal it.
+	x, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	x25519, _ := x509.MarshalPKIXPublicKey(x.PublicKey())
 	dir := fakeDir{
 		accounts: map[string]storage.Account{
 			"job@p.iam.test": {ID: "1", Email: "job@p.iam.test"},
@@ -74,6 +79,7 @@ func newHandler(t *testing.T) (*http.ServeMux, []byte) {
 			{ID: "disabled", Algorithm: "ES256", PublicKey: spki, Certificate: cert, Disabled: true},
 			{ID: "expired", Algorithm: "ES256", PublicKey: spki, Certificate: cert, ExpiresAt: now.Add(-time.Second)},
 			{ID: "huge", Algorithm: "RS256", PublicKey: huge, Certificate: cert},
+			{ID: "x25519", Algorithm: "ES256", PublicKey: x25519},
 		}},
 	}
 	md := Metadata{
@@ -126,7 +132,7 @@ func TestAccountKeys(t *testing.T) {
 		}
 		json.Unmarshal(w.Body.Bytes(), &set)
 		if w.Code != 200 || len(set.Keys) != 2 || set.Keys[0].Kid != "good" || set.Keys[1].Kid != "bare" || set.Keys[0].Alg != "ES256" || set.Keys[0].Use != "sig" {
-			t.Fatalf("%d %s: want only the enabled, unexpired keys of 8192 bits at most", w.Code, w.Body)
+			t.Fatalf("%d %s: want only the enabled, unexpired keys of 8192 bits at most that a JWK can hold", w.Code, w.Body)
 		}
 	})
 	t.Run("x509", func(t *testing.T) {
