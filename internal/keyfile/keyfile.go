@@ -31,6 +31,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
@@ -54,7 +55,8 @@ const accepted = "Keyward accepts RS256 (RSA of 2048 to 8192 bits) and ES256 (P-
 // Algorithm returns the JWS algorithm a key of pub signs for Keyward: RS256
 // for RSA keys of MinRSABits to MaxRSABits bits, ES256 for EC keys on
 // P-256. Any other key is an error that names the key and what Keyward
-// accepts.
+// accepts, as is an RSA key crypto/rsa verifies nothing with: one whose
+// modulus is even, or whose public exponent is not odd, 3 to 2^31-1.
 func Algorithm(pub crypto.PublicKey) (jose.SignatureAlgorithm, error) {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
@@ -63,6 +65,14 @@ func Algorithm(pub crypto.PublicKey) (jose.SignatureAlgorithm, error) {
 		}
 		if err := CheckRSASize(k); err != nil {
 			return "", fmt.Errorf("%w: %s", err, accepted)
+		}
+		// crypto/x509 parses any positive exponent and modulus, but
+		// crypto/rsa verifies nothing with these.
+		if k.E < 3 || k.E%2 == 0 || k.E > math.MaxInt32 {
+			return "", fmt.Errorf("the RSA key's public exponent is %d, where an odd number from 3 to %d (usually 65537) is needed: %s", k.E, math.MaxInt32, accepted)
+		}
+		if k.N.Bit(0) == 0 {
+			return "", fmt.Errorf("the RSA key's modulus is even, where an RSA modulus is odd: %s", accepted)
 		}
 		return jose.RS256, nil
 	case *ecdsa.PublicKey:

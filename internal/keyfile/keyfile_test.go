@@ -239,6 +239,16 @@ func TestDecodeJSON(t *testing.T) {
 // and only RSA keys.
 func TestAlgorithm(t *testing.T) {
 	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	// RSA keys crypto/rsa verifies nothing with: refused as they come, not
+	// once every signature fails.
+	rsaWith := func(e int, evenN bool) *rsa.PublicKey {
+		k := testkeys.RSAPublic(2048)
+		if evenN {
+			k.N.SetBit(k.N, 0, 0)
+		}
+		k.E = e
+		return k
+	}
 	tests := []struct {
 		name    string
 		pub     crypto.PublicKey
@@ -252,6 +262,12 @@ func TestAlgorithm(t *testing.T) {
 		{"RSA 65536", testkeys.RSAPublic(65536), "", "the RSA key has 65536 bits, more than the 8192", "65536 bits"},
 		{"RSA 2047", testkeys.RSAPublic(2047), "", "the RSA key has 2047 bits: Keyward accepts", ""},
 		{"EC P-256", &p256.PublicKey, jose.ES256, "", ""},
+		{"RSA e=3", rsaWith(3, false), jose.RS256, "", ""},
+		{"RSA e=1", rsaWith(1, false), "", "the RSA key's public exponent is 1, where an odd number from 3 to 2147483647 (usually 65537) is needed: Keyward accepts", ""},
+		{"RSA e=2", rsaWith(2, false), "", "public exponent is 2, where an odd number", ""},
+		{"RSA e=65536", rsaWith(65536, false), "", "public exponent is 65536, where an odd number", ""},
+		{"RSA e=2^32+1", rsaWith(1<<32+1, false), "", "public exponent is 4294967297, where an odd number", ""},
+		{"RSA even modulus", rsaWith(65537, true), "", "the RSA key's modulus is even, where an RSA modulus is odd: Keyward accepts", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -87,6 +87,7 @@ func TestParsePublic(t *testing.T) {
 		{"rsa 8200 spki", pemBlock("PUBLIC KEY", pkix(huge)), "", "the RSA key has 8200 bits, more than the 8192 Keyward accepts"},
 		{"rsa 8200 pkcs1", pemBlock("RSA PUBLIC KEY", x509.MarshalPKCS1PublicKey(huge)), "", "8200 bits, more than the 8192"},
 		{"rsa 8200 certificate", pemBlock("CERTIFICATE", hugeCert), "", "8200 bits, more than the 8192"},
+		{"rsa exponent 1", pemBlock("PUBLIC KEY", pkix(&rsa.PublicKey{N: rsa2048.N, E: 1})), "", "the RSA key's public exponent is 1"},
 		{"p384", pemBlock("PUBLIC KEY", pkix(&p384.PublicKey)), "", "P-384"},
 		{"ed25519", pemBlock("PUBLIC KEY", pkix(edPub)), "", "unsupported key type"},
 		{"private key", pemBlock("PRIVATE KEY", []byte{1}), "", "private key"},
@@ -163,8 +164,12 @@ func FuzzParsePublic(f *testing.F) {
 		if p.Algorithm != "RS256" && p.Algorithm != "ES256" {
 			t.Fatalf("accepted algorithm %q", p.Algorithm)
 		}
-		if _, err := x509.ParsePKIXPublicKey(p.SPKI); err != nil {
+		pub, err := x509.ParsePKIXPublicKey(p.SPKI)
+		if err != nil {
 			t.Fatalf("accepted key does not re-parse: %v", err)
+		}
+		if k, ok := pub.(*rsa.PublicKey); ok && (k.E < 3 || k.E%2 == 0 || k.N.Bit(0) == 0) {
+			t.Fatalf("accepted an RSA key crypto/rsa verifies nothing with: e = %d, modulus odd %v", k.E, k.N.Bit(0) == 1)
 		}
 	})
 }
