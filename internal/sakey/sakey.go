@@ -142,13 +142,19 @@ func parseError(typ string, der []byte, err error) error {
 }
 
 // ParsePublic reads an uploaded public key: a PEM "PUBLIC KEY", "RSA PUBLIC
-// KEY" or "CERTIFICATE" block. Which keys are accepted, and for which
-// algorithm, keyfile.Algorithm says, as for the key files that sign: RSA
-// keys of 2048 to 8192 bits verify RS256, EC keys on P-256 ES256.
+// KEY" or "CERTIFICATE" block, the first of the file; a file with a
+// private key in any block is refused. Which keys are accepted, and for
+// which algorithm, keyfile.Algorithm says, as for the key files that sign:
+// RSA keys of 2048 to 8192 bits verify RS256, EC keys on P-256 ES256.
 func ParsePublic(data []byte) (Public, error) {
 	block, _ := pem.Decode(data)
 	if block == nil {
 		return Public{}, errors.New("the file is not PEM: expected a PUBLIC KEY or CERTIFICATE block")
+	}
+	for b, rest := pem.Decode(data); b != nil; b, rest = pem.Decode(rest) {
+		if strings.HasSuffix(b.Type, "PRIVATE KEY") {
+			return Public{}, errors.New("the file holds a private key: upload only the public key or certificate, and keep the private key to yourself")
+		}
 	}
 	var (
 		pub any
@@ -166,8 +172,6 @@ func ParsePublic(data []byte) (Public, error) {
 		if err == nil {
 			pub, p.Certificate, p.NotAfter = cert.PublicKey, block.Bytes, cert.NotAfter
 		}
-	case "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY":
-		return Public{}, errors.New("this is a private key: upload only the public key or certificate, and keep the private key to yourself")
 	default:
 		return Public{}, fmt.Errorf("unsupported PEM block %s: expected PUBLIC KEY or CERTIFICATE", validate.QuoteClip(block.Type))
 	}

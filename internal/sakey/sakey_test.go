@@ -91,6 +91,14 @@ func TestParsePublic(t *testing.T) {
 		{"p384", pemBlock("PUBLIC KEY", pkix(&p384.PublicKey)), "", "P-384"},
 		{"ed25519", pemBlock("PUBLIC KEY", pkix(edPub)), "", "unsupported key type"},
 		{"private key", pemBlock("PRIVATE KEY", []byte{1}), "", "private key"},
+		// A private key anywhere in the file is refused, as the CLI
+		// refuses it: a certificate followed by its key, say.
+		{"certificate then its key", append(pemBlock("CERTIFICATE", certDER), pemBlock("PRIVATE KEY", must(x509.MarshalPKCS8PrivateKey(p256)))...), "",
+			"the file holds a private key: upload only the public key or certificate"},
+		{"public key then an EC key", append(pemBlock("PUBLIC KEY", pkix(&p256.PublicKey)), pemBlock("EC PRIVATE KEY", must(x509.MarshalECPrivateKey(p256)))...), "",
+			"the file holds a private key"},
+		{"openssh private key", pemBlock("OPENSSH PRIVATE KEY", []byte{1}), "", "the file holds a private key"},
+		{"encrypted private key", pemBlock("ENCRYPTED PRIVATE KEY", []byte{1}), "", "the file holds a private key"},
 		{"not pem", []byte("hello"), "", "not PEM"},
 		// What does not parse is said in words, not in asn1's Go structs
 		// or x509's function names.
@@ -101,7 +109,7 @@ func TestParsePublic(t *testing.T) {
 			"the PUBLIC KEY block holds an RSA PUBLIC KEY (PKCS #1): label it BEGIN RSA PUBLIC KEY, or convert it with openssl rsa -RSAPublicKey_in -pubout"},
 		{"spki labelled pkcs1", pemBlock("RSA PUBLIC KEY", pkix(&rsa2048.PublicKey)), "",
 			"the RSA PUBLIC KEY block holds a PUBLIC KEY (SubjectPublicKeyInfo): label it BEGIN PUBLIC KEY"},
-		{"other block", pemBlock("OPENSSH PRIVATE KEY", []byte{1}), "", `unsupported PEM block "OPENSSH PRIVATE KEY": expected PUBLIC KEY or CERTIFICATE`},
+		{"other block", pemBlock("X509 CRL", []byte{1}), "", `unsupported PEM block "X509 CRL": expected PUBLIC KEY or CERTIFICATE`},
 		{"long block type", pemBlock(strings.Repeat("X", 5000), []byte{1}), "",
 			`unsupported PEM block "` + strings.Repeat("X", 48) + `"… (5000 bytes): expected PUBLIC KEY or CERTIFICATE`},
 	}
@@ -128,6 +136,13 @@ func TestParsePublic(t *testing.T) {
 			}
 		})
 	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 func selfSignedCert(t *testing.T, k *ecdsa.PrivateKey) []byte {
