@@ -21,6 +21,8 @@ package keyfile
 import (
 	"bytes"
 	"crypto"
+	"crypto/dsa"
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -82,6 +84,12 @@ func Algorithm(pub crypto.PublicKey) (jose.SignatureAlgorithm, error) {
 		return jose.ES256, nil
 	case ed25519.PublicKey:
 		return "", errors.New("unsupported key type Ed25519: " + accepted)
+	case *ecdh.PublicKey: // X25519, from crypto/x509
+		return "", fmt.Errorf("unsupported key type %s, an ECDH key that cannot sign: %s", k.Curve(), accepted)
+	case *dsa.PublicKey:
+		return "", errors.New("unsupported key type DSA: " + accepted)
+	case nil: // a certificate's key of an algorithm crypto/x509 does not know (Ed448, RSA-PSS)
+		return "", errors.New("unsupported key type, of an algorithm Keyward does not know: " + accepted)
 	default:
 		return "", fmt.Errorf("unsupported key type %T: %s", pub, accepted)
 	}

@@ -1,6 +1,8 @@
 package sakey
 
 import (
+	"bytes"
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -8,6 +10,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/json"
 	"encoding/pem"
 	"math/big"
@@ -90,6 +93,13 @@ func TestParsePublic(t *testing.T) {
 		{"rsa exponent 1", pemBlock("PUBLIC KEY", pkix(&rsa.PublicKey{N: rsa2048.N, E: 1})), "", "the RSA key's public exponent is 1"},
 		{"p384", pemBlock("PUBLIC KEY", pkix(&p384.PublicKey)), "", "P-384"},
 		{"ed25519", pemBlock("PUBLIC KEY", pkix(edPub)), "", "unsupported key type"},
+		// Keys crypto/x509 parses but Keyward does not take are named
+		// in words, not by their Go type.
+		{"x25519", pemBlock("PUBLIC KEY", pkix(must(ecdh.X25519().GenerateKey(rand.Reader)).PublicKey())), "",
+			"unsupported key type X25519, an ECDH key that cannot sign: Keyward accepts"},
+		{"dsa", pemBlock("PUBLIC KEY", dsaSPKI()), "", "unsupported key type DSA: Keyward accepts"},
+		{"certificate of an unknown key algorithm", pemBlock("CERTIFICATE", unknownKeyCert(t, certDER)), "",
+			"unsupported key type, of an algorithm Keyward does not know: Keyward accepts"},
 		{"private key", pemBlock("PRIVATE KEY", []byte{1}), "", "private key"},
 		// A private key anywhere in the file is refused, as the CLI
 		// refuses it: a certificate followed by its key, say.
@@ -120,7 +130,8 @@ func TestParsePublic(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
 				}
-				if msg := err.Error(); strings.Contains(msg, "asn1") || strings.Contains(msg, "x509:") || strings.Contains(msg, "Parse") {
+				if msg := err.Error(); strings.Contains(msg, "asn1") || strings.Contains(msg, "x509:") || strings.Contains(msg, "Parse") ||
+					strings.Contains(msg, "<nil>") || strings.Contains(msg, ".PublicKey") {
 					t.Errorf("err = %q, which shows Go's internals", msg)
 				}
 				return
@@ -143,6 +154,35 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// dsaSPKI returns the SubjectPublicKeyInfo of a DSA key, which
+// crypto/x509 parses but no longer writes.
+func dsaSPKI() []byte {
+	params := must(asn1.Marshal(struct{ P, Q, G *big.Int }{big.NewInt(23), big.NewInt(11), big.NewInt(4)}))
+	y := must(asn1.Marshal(big.NewInt(8)))
+	return must(asn1.Marshal(struct {
+		Algorithm pkix.AlgorithmIdentifier
+		Key       asn1.BitString
+	}{
+		pkix.AlgorithmIdentifier{Algorithm: asn1.ObjectIdentifier{1, 2, 840, 10040, 4, 1}, Parameters: asn1.RawValue{FullBytes: params}},
+		asn1.BitString{Bytes: y, BitLength: 8 * len(y)},
+	}))
+}
+
+// unknownKeyCert returns the EC certificate der with its key's algorithm
+// changed to one crypto/x509 does not know (as an Ed448 or RSA-PSS key's
+// is): it parses, with no public key. Its signature no longer matches,
+// which ParsePublic does not check.
+func unknownKeyCert(t *testing.T, der []byte) []byte {
+	ecPublicKey := []byte{0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01} // 1.2.840.10045.2.1
+	i := bytes.Index(der, ecPublicKey)
+	if i < 0 {
+		t.Fatal("no id-ecPublicKey in the certificate")
+	}
+	der = bytes.Clone(der)
+	der[i+len(ecPublicKey)-1] = 0x7f // 1.2.840.10045.2.127
+	return der
 }
 
 func selfSignedCert(t *testing.T, k *ecdsa.PrivateKey) []byte {
