@@ -134,12 +134,18 @@ func NewSigner(privateKeyPEM, keyID string) (jose.Signer, error) {
 	return s, nil
 }
 
-// ParsePrivateKey reads the first PEM block of data as PKCS #8, else as
-// PKCS #1, whatever its type says, as golang.org/x/oauth2 does. It checks
+// ParsePrivateKey reads the first PEM block of data (after an EC
+// PARAMETERS block) as PKCS #8, else as PKCS #1, whatever its type says, as golang.org/x/oauth2 does. It checks
 // only that the key can sign; which algorithm it may sign for is the
 // caller's rule (Algorithm for key files).
 func ParsePrivateKey(data []byte) (crypto.Signer, error) {
-	block, _ := pem.Decode(data)
+	block, rest := pem.Decode(data)
+	if block != nil && block.Type == "EC PARAMETERS" {
+		// 'openssl ecparam -genkey' writes the curve before the key.
+		if block, _ = pem.Decode(rest); block == nil {
+			return nil, errors.New("the PEM holds EC PARAMETERS and no private key after them")
+		}
+	}
 	if block == nil {
 		return nil, errors.New("not PEM: expected a PRIVATE KEY block")
 	}
