@@ -66,8 +66,11 @@ func New(store Store, opts Options) *Committer {
 }
 
 // Write makes w durable and returns nil, or storage.ErrReplay when one of
-// w's JTIs was already used, or the error that kept the batch from committing. When
-// ctx ends first, Write returns ctx's error; the write may still commit.
+// w's JTIs was already used, or the error that kept w from committing: a
+// batch that fails is committed again one write at a time, so that a
+// write the store refuses fails alone, not every write batched with it.
+// When ctx ends first, Write returns ctx's error; the write may still
+// commit.
 func (c *Committer) Write(ctx context.Context, w storage.Write) error {
 	// Encode the events here, in parallel, not in the one committing loop.
 	for i := range w.Events {
@@ -138,6 +141,16 @@ func (c *Committer) loop() {
 		// request handed over is recorded.
 		start := time.Now()
 		res, err := c.store.Commit(context.Background(), writes)
+		if err == nil && c.onBatch != nil {
+			c.onBatch(len(batch), time.Since(start))
+		}
+		if err != nil && len(batch) > 1 {
+			// One write the store cannot take (PostgreSQL refuses a NUL
+			// in text) fails the whole transaction: each write is then
+			// committed alone, so that it fails alone, and the others,
+			// which would have committed without it, do.
+			res, err = c.commitEach(writes), nil
+		}
 		for i, r := range batch {
 			if err != nil {
 				r.res <- err
@@ -145,8 +158,24 @@ func (c *Committer) loop() {
 				r.res <- res[i]
 			}
 		}
-		if err == nil && c.onBatch != nil {
-			c.onBatch(len(batch), time.Since(start))
+	}
+}
+
+// commitEach commits each of writes in a transaction of its own, in
+// order, and returns the outcome of each.
+func (c *Committer) commitEach(writes []storage.Write) []error {
+	out := make([]error, len(writes))
+	for i, w := range writes {
+		start := time.Now()
+		res, err := c.store.Commit(context.Background(), []storage.Write{w})
+		if err != nil {
+			out[i] = err
+			continue
+		}
+		out[i] = res[0]
+		if c.onBatch != nil {
+			c.onBatch(1, time.Since(start))
 		}
 	}
+	return out
 }

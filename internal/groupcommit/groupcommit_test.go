@@ -3,6 +3,7 @@ package groupcommit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ type fakeStore struct {
 	batches [][]storage.Write
 	used    map[string]bool
 	err     error
+	poison  string        // when set, a batch with a write of this JTI fails
 	gate    chan struct{} // when set, Commit waits on it
 	entered chan int      // when set, Commit sends its batch size on entry
 }
@@ -33,6 +35,13 @@ func (f *fakeStore) Commit(_ context.Context, ws []storage.Write) ([]error, erro
 	if f.err != nil {
 		return nil, f.err
 	}
+	for _, w := range ws {
+		for _, u := range w.JTIs {
+			if f.poison != "" && u.JTI == f.poison {
+				return nil, errPoison
+			}
+		}
+	}
 	f.batches = append(f.batches, append([]storage.Write(nil), ws...))
 	res := make([]error, len(ws))
 	for i, w := range ws {
@@ -45,6 +54,8 @@ func (f *fakeStore) Commit(_ context.Context, ws []storage.Write) ([]error, erro
 	}
 	return res, nil
 }
+
+var errPoison = errors.New("invalid byte sequence")
 
 func TestBatchesConcurrentWrites(t *testing.T) {
 	st := &fakeStore{used: map[string]bool{}, gate: make(chan struct{}), entered: make(chan int, 100)}
@@ -102,6 +113,53 @@ func TestCommitErrorReachesEveryWriter(t *testing.T) {
 	defer c.Close()
 	if err := c.Write(context.Background(), storage.Write{}); !errors.Is(err, boom) {
 		t.Fatalf("Write = %v, want %v", err, boom)
+	}
+}
+
+// A write the store refuses (PostgreSQL refuses a NUL in a DPoP proof's
+// jti) fails its batch's transaction: it alone gets the error, and the
+// writes batched with it are made durable.
+func TestRefusedWriteFailsAlone(t *testing.T) {
+	st := &fakeStore{used: map[string]bool{}, poison: "bad", gate: make(chan struct{}), entered: make(chan int, 10)}
+	c := New(st, Options{})
+	// The first write holds the loop, so the others are batched together.
+	first := make(chan error, 1)
+	go func() { first <- c.Write(context.Background(), storage.Write{}) }()
+	<-st.entered
+	const n = 5
+	errs := make([]chan error, n)
+	for i := range n {
+		errs[i] = make(chan error, 1)
+		w := storage.Write{JTIs: []storage.UsedJTI{{JTI: fmt.Sprint("j", i)}}, Events: []storage.AuditEvent{{Action: "e"}}}
+		if i == 2 {
+			w.JTIs[0].JTI = "bad"
+		}
+		go func() { errs[i] <- c.Write(context.Background(), w) }()
+	}
+	for len(c.reqs) < n {
+		runtime.Gosched()
+	}
+	close(st.gate)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		err := <-errs[i]
+		if i == 2 {
+			if !errors.Is(err, errPoison) {
+				t.Errorf("refused write: Write = %v, want %v", err, errPoison)
+			}
+		} else if err != nil {
+			t.Errorf("write %d, batched with a refused one: Write = %v, want nil", i, err)
+		}
+	}
+	c.Close()
+	committed := 0
+	for _, b := range st.batches {
+		committed += len(b)
+	}
+	if committed != n {
+		t.Fatalf("%d writes committed, want %d: the first and all but the refused one of the batch", committed, n)
 	}
 }
 
