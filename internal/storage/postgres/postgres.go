@@ -112,7 +112,7 @@ func dialect() sqlstore.Dialect {
 		SnapshotIsolation: sql.LevelRepeatableRead,
 		ForKeyShare:       " FOR KEY SHARE",
 		ByteOrder:         ` COLLATE "C"`,
-		Notify:            "SELECT pg_notify('keyward_changes_' || current_schema(), $1)",
+		Notify:            "SELECT pg_notify(" + channel + ", $1)",
 	}
 }
 

@@ -10,14 +10,17 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 )
 
-// channel is the notification channel on which the store in schema
-// announces changes: every transaction that changes an account, key,
-// secret, API or the signing keys sends a payload naming what changed (an
-// account ID, storage.ChangeAll or storage.ChangeSigningKeys) when it
-// commits. Channels are per database, so the schema is part of the name.
-func channel(schema string) string {
-	return "keyward_changes_" + schema
-}
+// channel is the SQL expression of the notification channel on which the
+// store in the current schema announces changes: every transaction that
+// changes an account, key, secret, API or the signing keys sends a
+// payload naming what changed (an account ID, storage.ChangeAll or
+// storage.ChangeSigningKeys) when it commits. Channels are per database,
+// so the schema is part of the name; a schema whose name makes it longer
+// than the 63 bytes PostgreSQL takes (NAMEDATALEN - 1) is named by its
+// MD5 instead. The store and Watch both read it from the database, so
+// they name the same channel.
+const channel = `CASE WHEN octet_length(current_schema()) <= 63 - octet_length('keyward_changes_')
+	THEN 'keyward_changes_' || current_schema() ELSE 'keyward_changes_' || md5(current_schema()) END`
 
 // Watch listens for the store's change notifications until ctx ends and calls fn with each payload.
 // When the connection is lost, notifications may have been missed, so it
@@ -57,11 +60,11 @@ func listen(ctx context.Context, dsn string, fn func(string), listening func()) 
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	var schema string
-	if err := conn.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+	var name string
+	if err := conn.QueryRow(ctx, "SELECT "+channel).Scan(&name); err != nil {
 		return err
 	}
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel(schema)}.Sanitize()); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{name}.Sanitize()); err != nil {
 		return err
 	}
 	listening()

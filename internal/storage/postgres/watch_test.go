@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -49,5 +50,45 @@ func TestWatchSeesCommittedChanges(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("no notification for %q", w)
 		}
+	}
+}
+
+// A schema whose name is too long for PostgreSQL's channel names (63
+// bytes) with the channel's prefix still has its changes made and
+// announced: pg_notify refused the channel, failing every change, while
+// LISTEN cut the name short.
+func TestWatchLongSchemaName(t *testing.T) {
+	if os.Getenv(pgtest.DSNEnv) == "" {
+		t.Skipf("%s is not set", pgtest.DSNEnv)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// 50 bytes, with the 13 random ones TempSchema adds: 63, the longest
+	// name PostgreSQL keeps.
+	dsn, drop, err := postgres.TempSchema(ctx, os.Getenv(pgtest.DSNEnv), "kwtest_a_schema_name_too_long_for_a_channel_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer drop(context.Background())
+	s, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := make(chan string, 16)
+	ready := make(chan struct{})
+	go postgres.Watch(ctx, dsn, slog.New(slog.NewTextHandler(io.Discard, nil)), func(p string) { got <- p }, ready)
+	<-ready
+	ev := storage.AuditEvent{Time: time.Now(), Action: "t", Outcome: storage.OutcomeSuccess}
+	if err := s.CreateAPI(ctx, storage.API{Name: "x", Identifier: "https://x", Scopes: []string{"x.read"}, CreatedAt: time.Now()}, ev); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-got:
+		if p != storage.ChangeAll {
+			t.Fatalf("notification %q, want %q", p, storage.ChangeAll)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification")
 	}
 }
