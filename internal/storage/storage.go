@@ -607,7 +607,8 @@ type Storage interface {
 	// PutGrant creates or replaces the grant of (org, client ID), checking
 	// guards (see Guard; KeepHeld and KeepSignIn do not apply to grants) in
 	// the same transaction, and returns the grant as stored: a replaced
-	// grant gets g's scopes and keeps its CreatedAt.
+	// grant gets g's scopes and keeps its CreatedAt. It fails with
+	// ErrNotFound when the organization does not exist.
 	PutGrant(ctx context.Context, g Grant, ev AuditEvent, guards ...Guard) (Grant, error)
 	GetGrant(ctx context.Context, org, clientID string) (Grant, error)
 	ListGrants(ctx context.Context, org string) ([]Grant, error)

@@ -718,6 +718,13 @@ func (s *Store) PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditE
 		if err := s.lockScopes(ctx, tx, guards); err != nil {
 			return err
 		}
+		// The organization's row, shared, as inserting the grant would
+		// take it: one that does not exist (deleted since the caller
+		// looked it up) is ErrNotFound, not a foreign key's error.
+		var domain string
+		if err := tx.QueryRowContext(ctx, s.q["shareOrg"], g.Org).Scan(&domain); err != nil {
+			return s.wrap("put grant: organization "+g.Org, err)
+		}
 		var old storage.Grant
 		if len(guards) > 0 {
 			var err error

@@ -103,6 +103,7 @@ func New(w, r *sql.DB, d Dialect) *Store {
 		s.q[name+"ForUpdate"] = s.q[name] + d.ForUpdate
 	}
 	s.q["lockAccount"] = s.rebind(`SELECT id FROM accounts WHERE id = ?` + d.ForUpdate)
+	s.q["shareOrg"] = s.rebind(`SELECT domain FROM orgs WHERE domain = ?` + d.ForKeyShare)
 	s.q["lockOrgs"] = s.rebind(`SELECT domain FROM orgs WHERE domain ` + inOrgs + ` ORDER BY domain` +
 		d.ByteOrder + d.ForKeyShare)
 	s.q["listAPIIntrospectorsForUpdate"] = s.rebind(`SELECT name, introspectors FROM apis WHERE introspectors <> '[]' ORDER BY name` +

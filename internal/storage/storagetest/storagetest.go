@@ -1552,6 +1552,9 @@ func testDelegation(t *testing.T, s storage.Storage) {
 	mustNil(t, s.DeleteGrant(ctx, "example.com", "1", ev("grant.revoke")))
 	_, err = s.GetGrant(ctx, "example.com", "1")
 	wantErr(t, err, storage.ErrNotFound)
+	// A grant in an organization that does not exist (deleted since the
+	// caller looked it up) is ErrNotFound, not a foreign key's error.
+	wantErr(t, errOf(s.PutGrant(ctx, storage.Grant{Org: "gone.org", ClientID: "1", Scopes: []string{"cal.events"}, CreatedAt: t0}, ev("grant"))), storage.ErrNotFound)
 
 	// Deleting an organization takes its users, projects and grants along.
 	mustNil(t, errOf(s.PutGrant(ctx, storage.Grant{Org: "other.org", ClientID: "2", Scopes: []string{"x"}, CreatedAt: t0}, ev("grant"))))
