@@ -204,6 +204,15 @@ func (s *Store) DeleteAccount(ctx context.Context, id string, check func(storage
 			if wasIn, err = s.waysIn(ctx, tx, old, guards); err != nil {
 				return s.wrap("delete account", err)
 			}
+		} else if s.d.ForUpdate != "" {
+			// Locked first all the same, as CreateKey and CreateSecret
+			// lock it: a key or secret one of them is adding is waited
+			// for and deleted with the others, rather than left naming
+			// the account when it goes.
+			var locked string
+			if err := tx.QueryRowContext(ctx, s.q["lockAccount"], id).Scan(&locked); err != nil {
+				return s.wrap("delete account", err)
+			}
 		}
 		// Its secrets' rows in the order of their IDs' bytes, the order
 		// TouchSecrets updates them in: deleted in the table's order, a

@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"Tokens", testTokens},
 		{"Delegation", testDelegation},
 		{"DeleteAccountCascades", testDeleteAccountCascades},
+		{"DeleteAccountAddConcurrent", testDeleteAccountAddConcurrent},
 		{"DeleteChecked", testDeleteChecked},
 		{"DeleteCheckedConcurrent", testDeleteCheckedConcurrent},
 		{"GetOrgs", testGetOrgs},
@@ -1571,6 +1572,52 @@ func testDelegation(t *testing.T, s storage.Storage) {
 
 // Deleting an account takes its delegation grants with it and removes it
 // from every API's introspectors, and nobody else's.
+// testDeleteAccountAddConcurrent: a DeleteAccount without a check or
+// guards, while a CreateKey or CreateSecret of the account is in its
+// transaction, waits for it and deletes what it added with the account,
+// or comes first and the addition fails with ErrNotFound: it must not fail
+// on the new key or secret still naming the account.
+func testDeleteAccountAddConcurrent(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	for n, tt := range []struct {
+		name string
+		add  func(id string, hold func()) error
+	}{
+		{"key", func(id string, hold func()) error {
+			return s.CreateKey(ctx, key("k-"+id, id), func([]storage.Key) error { hold(); return nil }, ev("key.create"))
+		}},
+		{"secret", func(id string, hold func()) error {
+			return s.CreateSecret(ctx, secret("s-"+id, id, t0), func([]storage.Secret) error { hold(); return nil }, ev("secret.create"))
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := account(fmt.Sprintf("1000000000000000000%02d", n), fmt.Sprintf("job%d@proj.example", n))
+			mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
+			in, release := make(chan struct{}), make(chan struct{})
+			added := make(chan error, 1)
+			go func() { added <- tt.add(a.ID, func() { close(in); <-release }) }()
+			<-in
+			waited := waitMark(s)
+			deleted, done := make(chan error, 1), make(chan struct{})
+			go func() { deleted <- s.DeleteAccount(ctx, a.ID, nil, ev("account.delete")); close(done) }()
+			awaitPeer(nil, done, waited)
+			close(release)
+			if err := <-added; err != nil && !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("adding a %s: %v", tt.name, err)
+			}
+			mustNil(t, <-deleted)
+			wantErr(t, errOf(s.GetAccount(ctx, a.ID)), storage.ErrNotFound)
+			keys, err := s.ListKeys(ctx, a.ID)
+			mustNil(t, err)
+			secrets, err := s.ListSecrets(ctx, a.ID)
+			mustNil(t, err)
+			if len(keys)+len(secrets) > 0 {
+				t.Fatalf("after the account's deletion it has keys %v and secrets %v", keys, secrets)
+			}
+		})
+	}
+}
+
 func testDeleteAccountCascades(t *testing.T, s storage.Storage) {
 	ctx := context.Background()
 	gone, kept := account("100000000000000000001", "gone@proj.example"), account("100000000000000000002", "kept@proj.example")
