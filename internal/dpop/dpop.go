@@ -265,6 +265,10 @@ func (c *Checker) Check(values []string, req Request) (*Proof, error) {
 	if len(cl.JTI) > MaxJTILength {
 		return nil, refuse("the DPoP proof's jti is too long", nil)
 	}
+	if !oauth2.IsText(cl.JTI) {
+		// Kept for replay checks, where PostgreSQL refuses a NUL.
+		return nil, refuse("the DPoP proof's jti contains a NUL character", nil)
+	}
 	if cl.HTM != req.Method {
 		return nil, refuse("the DPoP proof is for another HTTP method (htm)", nil)
 	}

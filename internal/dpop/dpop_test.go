@@ -226,6 +226,7 @@ func TestCheckRefuses(t *testing.T) {
 		{"no htm", []string{build(hdr, with(cl, map[string]any{"htm": nil}), sign)}, Request{}, "lacks htm"},
 		{"no htu", []string{build(hdr, with(cl, map[string]any{"htu": nil}), sign)}, Request{}, "lacks htu"},
 		{"no iat", []string{build(hdr, with(cl, map[string]any{"iat": nil}), sign)}, Request{}, "lacks iat"},
+		{"jti with a NUL", []string{build(hdr, with(cl, map[string]any{"jti": "a\x00b"}), sign)}, Request{}, "NUL"},
 		{"jti too long", []string{build(hdr, with(cl, map[string]any{"jti": strings.Repeat("j", MaxJTILength+1)}), sign)}, Request{}, "too long"},
 		{"htm other method", []string{ok}, Request{Method: "GET"}, "htm"},
 		{"htm lower case", []string{build(hdr, with(cl, map[string]any{"htm": "post"}), sign)}, Request{}, "htm"},
