@@ -7,7 +7,10 @@ package groupcommit
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
+	"io"
+	"net"
 	"runtime"
 	"sync"
 	"time"
@@ -144,11 +147,14 @@ func (c *Committer) loop() {
 		if err == nil && c.onBatch != nil {
 			c.onBatch(len(batch), time.Since(start))
 		}
-		if err != nil && len(batch) > 1 {
+		if err != nil && len(batch) > 1 && !lostStore(err) {
 			// One write the store cannot take (PostgreSQL refuses a NUL
 			// in text) fails the whole transaction: each write is then
 			// committed alone, so that it fails alone, and the others,
-			// which would have committed without it, do.
+			// which would have committed without it, do. A store that
+			// cannot be reached would fail each of them too, each after
+			// its own wait, and a commit whose answer was lost may have
+			// committed: the batch fails as one.
 			res, err = c.commitEach(writes), nil
 		}
 		for i, r := range batch {
@@ -159,6 +165,15 @@ func (c *Committer) loop() {
 			}
 		}
 	}
+}
+
+// lostStore reports whether err is the connection to the store failing
+// (a dial, a timeout, a connection closed mid-commit), not the store
+// refusing what was written.
+func lostStore(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, driver.ErrBadConn) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // commitEach commits each of writes in a transaction of its own, in

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -14,13 +16,14 @@ import (
 
 // fakeStore records batches; it fails a write whose JTI it has seen.
 type fakeStore struct {
-	mu      sync.Mutex
-	batches [][]storage.Write
-	used    map[string]bool
-	err     error
-	poison  string        // when set, a batch with a write of this JTI fails
-	gate    chan struct{} // when set, Commit waits on it
-	entered chan int      // when set, Commit sends its batch size on entry
+	mu        sync.Mutex
+	batches   [][]storage.Write
+	used      map[string]bool
+	err       error
+	poison    string        // when set, a batch with a write of this JTI fails
+	poisonErr error         // the error it fails with; errPoison if nil
+	gate      chan struct{} // when set, Commit waits on it
+	entered   chan int      // when set, Commit sends its batch size on entry
 }
 
 func (f *fakeStore) Commit(_ context.Context, ws []storage.Write) ([]error, error) {
@@ -38,6 +41,9 @@ func (f *fakeStore) Commit(_ context.Context, ws []storage.Write) ([]error, erro
 	for _, w := range ws {
 		for _, u := range w.JTIs {
 			if f.poison != "" && u.JTI == f.poison {
+				if f.poisonErr != nil {
+					return nil, f.poisonErr
+				}
 				return nil, errPoison
 			}
 		}
@@ -118,48 +124,69 @@ func TestCommitErrorReachesEveryWriter(t *testing.T) {
 
 // A write the store refuses (PostgreSQL refuses a NUL in a DPoP proof's
 // jti) fails its batch's transaction: it alone gets the error, and the
-// writes batched with it are made durable.
+// writes batched with it are made durable. A batch that fails because the
+// store cannot be reached is not committed again write by write: each
+// would wait on the store again, and the batch may have committed.
 func TestRefusedWriteFailsAlone(t *testing.T) {
-	st := &fakeStore{used: map[string]bool{}, poison: "bad", gate: make(chan struct{}), entered: make(chan int, 10)}
-	c := New(st, Options{})
-	// The first write holds the loop, so the others are batched together.
-	first := make(chan error, 1)
-	go func() { first <- c.Write(context.Background(), storage.Write{}) }()
-	<-st.entered
-	const n = 5
-	errs := make([]chan error, n)
-	for i := range n {
-		errs[i] = make(chan error, 1)
-		w := storage.Write{JTIs: []storage.UsedJTI{{JTI: fmt.Sprint("j", i)}}, Events: []storage.AuditEvent{{Action: "e"}}}
-		if i == 2 {
-			w.JTIs[0].JTI = "bad"
-		}
-		go func() { errs[i] <- c.Write(context.Background(), w) }()
+	lost := &net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer")}
+	tests := []struct {
+		name      string
+		err       error
+		committed int   // writes made durable: the first, and the batch's
+		commits   int   // calls of Commit
+		failed    []int // writes of the batch that get err
+	}{
+		{"refused write", errPoison, 5, 2 + 5, []int{2}},
+		{"lost connection", lost, 1, 2, []int{0, 1, 2, 3, 4}},
+		{"lost connection, wrapped", fmt.Errorf("postgres: commit: %w", lost), 1, 2, []int{0, 1, 2, 3, 4}},
 	}
-	for len(c.reqs) < n {
-		runtime.Gosched()
-	}
-	close(st.gate)
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
-	for i := range n {
-		err := <-errs[i]
-		if i == 2 {
-			if !errors.Is(err, errPoison) {
-				t.Errorf("refused write: Write = %v, want %v", err, errPoison)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &fakeStore{used: map[string]bool{}, poison: "bad", poisonErr: tt.err, gate: make(chan struct{}), entered: make(chan int, 20)}
+			c := New(st, Options{})
+			// The first write holds the loop, so the others are batched together.
+			first := make(chan error, 1)
+			go func() { first <- c.Write(context.Background(), storage.Write{}) }()
+			<-st.entered
+			const n = 5
+			errs := make([]chan error, n)
+			for i := range n {
+				errs[i] = make(chan error, 1)
+				w := storage.Write{JTIs: []storage.UsedJTI{{JTI: fmt.Sprint("j", i)}}, Events: []storage.AuditEvent{{Action: "e"}}}
+				if i == 2 {
+					w.JTIs[0].JTI = "bad"
+				}
+				go func() { errs[i] <- c.Write(context.Background(), w) }()
 			}
-		} else if err != nil {
-			t.Errorf("write %d, batched with a refused one: Write = %v, want nil", i, err)
-		}
-	}
-	c.Close()
-	committed := 0
-	for _, b := range st.batches {
-		committed += len(b)
-	}
-	if committed != n {
-		t.Fatalf("%d writes committed, want %d: the first and all but the refused one of the batch", committed, n)
+			for len(c.reqs) < n {
+				runtime.Gosched()
+			}
+			close(st.gate)
+			if err := <-first; err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				err := <-errs[i]
+				if slices.Contains(tt.failed, i) {
+					if !errors.Is(err, tt.err) {
+						t.Errorf("write %d: Write = %v, want %v", i, err, tt.err)
+					}
+				} else if err != nil {
+					t.Errorf("write %d, batched with a refused one: Write = %v, want nil", i, err)
+				}
+			}
+			c.Close()
+			committed := 0
+			for _, b := range st.batches {
+				committed += len(b)
+			}
+			if committed != tt.committed {
+				t.Errorf("%d writes committed, want %d", committed, tt.committed)
+			}
+			if len(st.entered) != tt.commits-1 {
+				t.Errorf("Commit called %d times, want %d", len(st.entered)+1, tt.commits)
+			}
+		})
 	}
 }
 
