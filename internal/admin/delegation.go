@@ -431,7 +431,8 @@ func (s *Service) GrantDelegation(ctx context.Context, actor Actor, domain, clie
 	g := storage.Grant{Org: domain, ClientID: a.ID, Scopes: dedupe(scopes), CreatedAt: s.cfg.Now()}
 	// The store's answer, not g: a grant replaced keeps its created_at.
 	stored, err := s.store.PutGrant(ctx, g, s.event(actor, "delegation.grant", a.ID, map[string]string{"org": domain, "scopes": strings.Join(g.Scopes, " ")}), s.guard())
-	return stored, s.guardErr(err, a, "")
+	// ErrNotFound: the organization was deleted since GetOrg found it.
+	return stored, storeErr(s.guardErr(err, a, ""), "The organization "+quoteClip(domain))
 }
 
 // ListDelegations returns an organization's grants.

@@ -6,8 +6,11 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/sqlite"
 )
 
 // orgFixture is a server with the organization example.com, an API with
@@ -192,5 +195,43 @@ func TestDelegationRoutesQuotePathValues(t *testing.T) {
 				t.Errorf("%d %q, want %d with %q", status, desc, tt.status, tt.want)
 			}
 		})
+	}
+}
+
+// orgDeletingStore deletes an organization just before a grant is put in
+// it: an organization deleted between the admin API's lookup and the put.
+type orgDeletingStore struct{ storage.Storage }
+
+func (s orgDeletingStore) PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent, guards ...storage.Guard) (storage.Grant, error) {
+	if err := s.Storage.DeleteOrg(ctx, g.Org, storage.AuditEvent{Time: time.Now(), Action: "org.delete", Outcome: storage.OutcomeSuccess, Actor: "test"}); err != nil {
+		return storage.Grant{}, err
+	}
+	return s.Storage.PutGrant(ctx, g, ev, guards...)
+}
+
+// A grant in an organization deleted meanwhile (after the admin API found
+// it) is a 404 naming the organization, not a 503 of a store failure.
+func TestGrantInOrgDeletedMeanwhile(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), t.TempDir()+"/k.db", sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureOn(t, orgDeletingStore{st})
+	ctx, op := context.Background(), admin.Actor{ID: "op"}
+	if _, err := f.srv.Admin.CreateOrg(ctx, op, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.srv.Admin.CreateAPI(ctx, op, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := f.srv.Admin.CreateAccount(ctx, op, admin.AccountInput{Name: "job", Project: "shop", Scopes: []string{"orders.read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	status, out, _ := f.call(t, "PUT", "/v1/orgs/example.com/delegations/"+a.ID, auth, admin.GrantRequest{Scopes: []string{"orders.read"}})
+	want := `The organization "example.com" does not exist.`
+	if desc, _ := out["error_description"].(string); status != 404 || desc != want {
+		t.Fatalf("%d %v, want 404 with %q", status, out, want)
 	}
 }
