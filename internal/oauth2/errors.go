@@ -126,18 +126,24 @@ func (e *Error) HTTPStatus() int {
 
 // ServerFault reports whether e is the server's failure rather than the
 // client's: a 5xx with an internal cause, other than the client's own
-// request ending (canceled or past its deadline). Its cause is worth an
-// error in the log, since neither the answer nor the audit event carries it.
+// request ending (it hung up). Its cause is worth an error in the log,
+// since neither the answer nor the audit event carries it.
 func (e *Error) ServerFault() bool {
-	return e.HTTPStatus() >= http.StatusInternalServerError && e.Err != nil &&
-		!errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded)
+	return e.HTTPStatus() >= http.StatusInternalServerError && e.Err != nil && !clientGone(e.Err)
 }
+
+// clientGone reports whether err is a request's context ending because its
+// client hung up (net/http cancels it). A client sets the server no
+// deadline, so context.DeadlineExceeded is a timeout of the server's own,
+// such as the store's (PostgreSQL's connect_timeout) or the cache's bound
+// on a shared load: the store failing, not the client going.
+func clientGone(err error) bool { return errors.Is(err, context.Canceled) }
 
 // StoreUnavailable is the error for a request the store failed, with err as
 // its cause: temporarily_unavailable (503), which invites a retry. When err
-// is the request's context ending, it says the request was canceled.
+// is the client hanging up (clientGone), it says the request was canceled.
 func StoreUnavailable(err error) *Error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if clientGone(err) {
 		return (&Error{Code: ErrTemporarilyUnavailable, Description: "The request was canceled."}).WithCause(err)
 	}
 	return (&Error{Code: ErrTemporarilyUnavailable, Description: "The server cannot reach its store right now; try again later."}).WithCause(err)

@@ -305,7 +305,9 @@ func TestServerFault(t *testing.T) {
 		{"store failed", StoreUnavailable(cause), true, "The server cannot reach its store right now; try again later."},
 		{"store failed, wrapped", StoreUnavailable(fmt.Errorf("get account: %w", cause)), true, "The server cannot reach its store right now; try again later."},
 		{"client hung up", StoreUnavailable(context.Canceled), false, "The request was canceled."},
-		{"client's deadline", StoreUnavailable(fmt.Errorf("query: %w", context.DeadlineExceeded)), false, "The request was canceled."},
+		// No client sets the server a deadline: a timeout is the store's
+		// (pgx wraps its connect_timeout's context.DeadlineExceeded).
+		{"store timed out", StoreUnavailable(fmt.Errorf("failed to connect: timeout: %w", context.DeadlineExceeded)), true, "The server cannot reach its store right now; try again later."},
 		{"unrecorded, no cause", Unrecorded(), false, "The server cannot record requests right now; try again later."},
 		{"internal error", AsError(cause), true, "The server could not complete the request."},
 		{"client's error with a cause", Errorf(ErrInvalidGrant, "Bad.").WithCause(cause), false, "Bad."},
