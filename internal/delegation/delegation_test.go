@@ -71,6 +71,9 @@ func TestCheck(t *testing.T) {
 		{name: "allowed"},
 		{name: "allowed, the subject in capitals", subject: "Alice@EXAMPLE.com"},
 		{name: "allowed, some of the granted scopes", scopes: []string{"mail"}},
+		// No scope requested: nothing to refuse of the grant (the token
+		// endpoint refuses the request for it after).
+		{name: "allowed, no scope", scopes: []string{}},
 		{name: "not an email", subject: "alice", want: &delegation.Refusal{Kind: delegation.BadSubject}},
 		{name: "no domain", subject: "alice@", want: &delegation.Refusal{Kind: delegation.BadSubject}},
 		{name: "two @", subject: "alice@b@example.com", want: &delegation.Refusal{Kind: delegation.BadSubject}},

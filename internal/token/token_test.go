@@ -1124,3 +1124,44 @@ func TestDelegationRefusalNamesTheUser(t *testing.T) {
 		})
 	}
 }
+
+// TestDelegationUserInAnotherOrganization: the token endpoint acts only
+// for a user of the organization of its email's domain. A user an import
+// placed in another organization is refused as an unknown user, even when
+// the account has a grant in both organizations.
+func TestDelegationUserInAnotherOrganization(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	ev := storage.AuditEvent{Time: t0, Action: "fixture", Outcome: storage.OutcomeSuccess}
+	for _, org := range []string{"example.com", "other.org"} {
+		if err := e.store.CreateOrg(ctx, storage.Org{Domain: org, BlockedScopes: []string{}, CreatedAt: t0}, ev); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.store.PutGrant(ctx, storage.Grant{Org: org, ClientID: e.job.ID, Scopes: []string{"orders.read"}, CreatedAt: t0}, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.store.PutUsers(ctx, []storage.User{
+		{Email: "alice@example.com", Org: "example.com", CreatedAt: t0},
+		{Email: "dan@example.com", Org: "other.org", CreatedAt: t0},
+	}, func([]storage.User) storage.AuditEvent { return ev }); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		sub        string
+		wantStatus int
+		wantError  string
+	}{
+		{"alice@example.com", 200, ""},
+		{"dan@example.com", 400, oauth2.ErrInvalidGrant},
+	} {
+		t.Run(tt.sub, func(t *testing.T) {
+			w := e.do(request{body: form(sign(t, e.rsKey, jose.RS256, "rs", claims(func(c map[string]any) { c["sub"] = tt.sub }), nil))})
+			var body struct{ Error string }
+			json.Unmarshal(w.Body.Bytes(), &body)
+			if w.Code != tt.wantStatus || body.Error != tt.wantError {
+				t.Fatalf("status %d %s, want %d %q", w.Code, w.Body, tt.wantStatus, tt.wantError)
+			}
+		})
+	}
+}
