@@ -480,7 +480,7 @@ func (a *Authenticator) peerChain(r *http.Request) (*x509.Certificate, []*x509.C
 		return nil, nil, nil
 	}
 	values := r.Header.Values(a.cfg.CertHeader)
-	if len(values) == 0 || len(values) == 1 && values[0] == "" {
+	if len(values) == 0 || len(values) == 1 && noForwardedCert(values[0]) {
 		return nil, nil, nil
 	}
 	// The proxy itself, not the client it forwarded for, must be trusted.
@@ -510,6 +510,12 @@ func (a *Authenticator) peerChain(r *http.Request) (*x509.Certificate, []*x509.C
 	}
 	return chain[0], chain[1:], nil
 }
+
+// noForwardedCert reports whether a proxy's header says that the client
+// presented no certificate: it is empty (HAProxy's %[ssl_c_der,base64]),
+// or "(null)", which Apache's mod_headers writes for %{SSL_CLIENT_CERT}s
+// when there is none.
+func noForwardedCert(v string) bool { return v == "" || v == "(null)" }
 
 // warnEvery is how often at most a warnLimiter lets its warning be
 // logged.

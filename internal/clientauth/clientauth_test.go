@@ -503,6 +503,40 @@ func TestUnreadableCertificateWarning(t *testing.T) {
 	}
 }
 
+// TestForwardedNoCertificate: what a proxy forwards for a client that
+// presented no certificate is no certificate, not one that does not
+// parse: HAProxy's empty value, and Apache's "(null)" (mod_headers writes
+// it for %{SSL_CLIENT_CERT}s then). Nothing is counted or logged, and a
+// request with client_id alone is refused as every failure is.
+func TestForwardedNoCertificate(t *testing.T) {
+	w := newWorld(t)
+	for _, v := range []string{"", "(null)"} {
+		t.Run(fmt.Sprintf("%q", v), func(t *testing.T) {
+			var logs bytes.Buffer
+			counted := 0
+			a := New(Config{
+				Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, Pepper: pepper,
+				CertHeader: "X-Client-Cert", TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+				Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+				OnUnreadableCertificate: func() { counted++ },
+			}, w.dir)
+			header := http.Header{"X-Client-Cert": {v}}
+			c, err := (request{header: http.Header{"Authorization": {basic("111", goodSecret)}, "X-Client-Cert": {v}}, remote: "10.1.2.3"}).run(a)
+			if err != nil || c == nil || c.Method != storage.AuthSecretBasic || c.Thumbprint() != "" {
+				t.Fatalf("basic: %+v, %v; want the secret's client, unbound", c, err)
+			}
+			_, err = (request{form: url.Values{"client_id": {"111"}}, header: header, remote: "10.1.2.3"}).run(a)
+			var oe *oauth2.Error
+			if !errors.As(err, &oe) || oe.Code != oauth2.ErrInvalidClient || oe.Description != "Client authentication failed." {
+				t.Fatalf("client_id alone: %v; want invalid_client, Client authentication failed.", err)
+			}
+			if counted != 0 || logs.Len() != 0 {
+				t.Fatalf("%d counted as unreadable, log %q; want none", counted, logs.String())
+			}
+		})
+	}
+}
+
 // TestUntrustedCertificateHeaderWarning: any client can send the
 // certificate header from an address that is not a trusted proxy, with
 // every request; the log warns of it at most once a minute, saying how
