@@ -53,6 +53,11 @@ func TestTLSBindingIsChecked(t *testing.T) {
 		{"a bad IP", map[string]string{"tls_client_auth_san_ip": "10.0.0.256"}, "is not an IP address", 400},
 		{"an email", map[string]string{"tls_client_auth_san_email": "job@example.com"}, "job@example.com", 200},
 		{"a bad email", map[string]string{"tls_client_auth_san_email": "job@@example.com"}, "is not an email address", 400},
+		// A certificate's SAN email is ASCII (an rfc822Name is an
+		// IA5String): no certificate could match another.
+		{"an email with an internationalized domain", map[string]string{"tls_client_auth_san_email": "job@exämple.com"}, "is not ASCII", 400},
+		{"an email with a non-ASCII local part", map[string]string{"tls_client_auth_san_email": "jöb@example.com"}, "is not ASCII", 400},
+		{"an email with an internationalized domain in its xn-- form", map[string]string{"tls_client_auth_san_email": "job@xn--exmple-cua.com"}, "job@xn--exmple-cua.com", 200},
 		{"two fields", map[string]string{"tls_client_auth_san_dns": "job.example.com", "tls_client_auth_san_ip": "10.0.0.1"}, "exactly one of", 400},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
