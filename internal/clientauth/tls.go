@@ -31,15 +31,23 @@ func (a *Authenticator) certificate(ctx context.Context, source string, p *Princ
 	}
 	acct := p.Account
 	now := a.cfg.Now()
-	var chainErr error // why the intermediates were not used, if they were not
+	// tlsErr is why tls_client_auth refused the certificate, for the log:
+	// an expired certificate is not one that matches no binding.
+	tlsErr := errNoTLSClientAuth
 	if slices.Contains(acct.AuthMethods, storage.AuthTLS) && !acct.TLS.IsZero() && a.cfg.ClientCAs != nil {
 		// Intermediates refused for their number or subjects are left
 		// out, not held against the certificate: one a CA of ClientCAs
 		// issued directly needs none of them.
-		pool, verr := intermediatePool(intermediates)
-		chainErr = verr
-		_, verr = cert.Verify(x509.VerifyOptions{Roots: a.cfg.ClientCAs, Intermediates: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-		if verr == nil && matchesBinding(cert, acct.TLS) {
+		pool, chainErr := intermediatePool(intermediates)
+		_, verr := cert.Verify(x509.VerifyOptions{Roots: a.cfg.ClientCAs, Intermediates: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+		switch {
+		case verr != nil && chainErr != nil:
+			tlsErr = fmt.Errorf("its chain does not verify against --tls-client-ca (%w), and %w", verr, chainErr)
+		case verr != nil:
+			tlsErr = fmt.Errorf("its chain does not verify against --tls-client-ca: %w", verr)
+		case !matchesBinding(cert, acct.TLS):
+			tlsErr = errors.New("it does not match the account's TLS binding")
+		default:
 			if err := allowed(acct, storage.AuthTLS); err != nil {
 				return nil, err
 			}
@@ -60,11 +68,12 @@ func (a *Authenticator) certificate(ctx context.Context, source string, p *Princ
 			}
 		}
 	}
-	if chainErr != nil {
-		return nil, fmt.Errorf("the client certificate matches no registered certificate, and %w", chainErr)
-	}
-	return nil, errors.New("the client certificate matches neither the account's TLS binding nor a registered certificate")
+	return nil, fmt.Errorf("the client certificate is none of the account's registered certificates, and %w", tlsErr)
 }
+
+// errNoTLSClientAuth is why tls_client_auth refused a certificate it did
+// not look at.
+var errNoTLSClientAuth = errors.New("the account cannot use tls_client_auth (it does not allow it or has no TLS binding, or the server has no --tls-client-ca)")
 
 // maxIntermediates bounds the intermediates a certificate is verified
 // through: those a client sent after its own, in the TLS handshake or in

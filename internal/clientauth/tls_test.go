@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"math/big"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/testkeys"
 )
@@ -98,6 +100,62 @@ func TestIntermediatePoolRSASize(t *testing.T) {
 			}
 			if tt.wantErr != "" && (err == nil || pool != nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("intermediatePool = %v, %v; want no pool and an error with %q", pool, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestCertificateRefusalCause: the cause of a refused client certificate,
+// which the log gets (the client is told only "Client authentication
+// failed."), says why tls_client_auth refused it: an expired certificate,
+// or one of an untrusted CA, is not one that matches no binding.
+func TestCertificateRefusalCause(t *testing.T) {
+	w := newWorld(t)
+	issue := func(tmpl *x509.Certificate) *x509.Certificate {
+		t.Helper()
+		tmpl.SerialNumber = big.NewInt(99)
+		if tmpl.NotAfter.IsZero() {
+			tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(time.Hour)
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, w.caCert, w.jobKey.Public(), w.caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	job := pkix.Name{CommonName: "job", Organization: []string{"Example"}}
+	var strays []*x509.Certificate
+	for i := range 8 {
+		ca, _ := issueVia(t, nil, nil, int64(40+i))
+		strays = append(strays, ca)
+	}
+	for _, tt := range []struct {
+		name      string
+		clientID  string
+		cert      *x509.Certificate
+		chain     []*x509.Certificate
+		wantCause string
+	}{
+		{"expired", "111", issue(&x509.Certificate{Subject: job, NotBefore: now.Add(-2 * time.Hour), NotAfter: now.Add(-time.Hour)}), nil, "does not verify against --tls-client-ca: x509: certificate has expired"},
+		{"not yet valid", "111", issue(&x509.Certificate{Subject: job, NotBefore: now.Add(time.Hour), NotAfter: now.Add(2 * time.Hour)}), nil, "does not verify against --tls-client-ca: x509: certificate has expired or is not yet valid"},
+		{"for servers only", "111", issue(&x509.Certificate{Subject: job, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}), nil, "does not verify against --tls-client-ca: x509: certificate specifies an incompatible key usage"},
+		{"of an untrusted CA", "111", w.forged.Leaf, []*x509.Certificate{w.rogue}, "does not verify against --tls-client-ca: x509: certificate signed by unknown authority"},
+		{"too many intermediates", "111", w.chained.Leaf, append([]*x509.Certificate{w.inter}, strays...), "does not verify against --tls-client-ca (x509: certificate signed by unknown authority), and the client sent 9 intermediate certificates, more than 7"},
+		{"another subject", "111", issue(&x509.Certificate{Subject: pkix.Name{CommonName: "other"}}), nil, "does not match the account's TLS binding"},
+		{"an account without a binding", "222", w.issued.Leaf, nil, "cannot use tls_client_auth"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := (request{form: url.Values{"client_id": {tt.clientID}}, cert: tt.cert, chain: tt.chain}).run(w.authenticator())
+			var oe *oauth2.Error
+			if !errors.As(err, &oe) || oe.Code != oauth2.ErrInvalidClient || oe.Description != "Client authentication failed." {
+				t.Fatalf("err = %v, want invalid_client, Client authentication failed.", err)
+			}
+			if oe.Err == nil || !strings.Contains(oe.Err.Error(), tt.wantCause) {
+				t.Fatalf("cause %q, want %q in it", oe.Err, tt.wantCause)
 			}
 		})
 	}
