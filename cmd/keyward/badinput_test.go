@@ -725,18 +725,35 @@ func checkNothingCreated(t *testing.T, dir string) {
 	}
 }
 
-// TestTLSClientCAUnusable: a --tls-client-ca that cannot be read or holds
-// no certificate stops the server with its name, before it creates a
-// database or keys.
+// TestTLSClientCAUnusable: a --tls-client-ca that cannot be read, holds
+// no certificate or holds one that does not read (which would be left
+// out, its clients refused as strangers) stops the server with its name,
+// before it creates a database or keys.
 func TestTLSClientCAUnusable(t *testing.T) {
 	notPEM := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(t.TempDir(), "missing.pem")
+	ca, err := os.ReadFile(newTLSFixture(t).caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(ca), "\n") // BEGIN, base64 lines, END, ""
+	bundle := func(name string, middle ...string) string {
+		p := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(p, []byte(string(ca)+strings.Join(middle, "")+string(ca)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	lineLost := bundle("line-lost.pem", append(lines[:1:1], lines[2:]...)...)
+	endLost := bundle("end-lost.pem", lines[:len(lines)-2]...)
 	for _, tt := range []struct{ file, want string }{
 		{notPEM, "--tls-client-ca " + notPEM + " holds no PEM certificate"},
 		{missing, "--tls-client-ca: open " + missing},
+		{lineLost, "--tls-client-ca " + lineLost + ": its certificate 2 does not parse"},
+		{endLost, "--tls-client-ca " + endLost + ": of the 3 certificates it begins, 2 read as PEM"},
 	} {
 		cfg := DefaultConfig()
 		cfg.DataDir, cfg.Listen, cfg.TLSClientCA = t.TempDir(), "127.0.0.1:0", tt.file

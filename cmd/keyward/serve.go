@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -242,13 +244,12 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	var clientCAs *x509.CertPool
 	if c.TLSClientCA != "" {
-		pem, err := readKeyFile(c.TLSClientCA)
+		data, err := readKeyFile(c.TLSClientCA)
 		if err != nil {
 			return fmt.Errorf("--tls-client-ca: %w", err)
 		}
-		clientCAs = x509.NewCertPool()
-		if !clientCAs.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("--tls-client-ca %s holds no PEM certificate", c.TLSClientCA)
+		if clientCAs, err = clientCAPool(c.TLSClientCA, data); err != nil {
+			return err
 		}
 	}
 	if c.TLSCert != "" {
@@ -377,6 +378,38 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.refreshAdminExpiry(ctx)
 	return nil
+}
+
+// clientCAPool reads the --tls-client-ca bundle at path. Every
+// certificate in it must read: x509.CertPool.AppendCertsFromPEM leaves out
+// one that does not (damaged in copying, a line or its END line missing)
+// without a word, and the clients of that CA were then refused as
+// strangers.
+func clientCAPool(path string, data []byte) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	n := 0
+	for rest := data; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		n++
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-client-ca %s: its certificate %d does not parse: %w", path, n, err)
+		}
+		pool.AddCert(cert)
+	}
+	if begun := bytes.Count(data, []byte("-----BEGIN CERTIFICATE-----")); begun != n {
+		return nil, fmt.Errorf("--tls-client-ca %s: of the %d certificates it begins, %d read as PEM: one is damaged (a line of it or its END line missing?)", path, begun, n)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("--tls-client-ca %s holds no PEM certificate", path)
+	}
+	return pool, nil
 }
 
 // checkAccountDomain holds --account-domain to validate.AccountDomain
