@@ -178,6 +178,9 @@ func (c *Config) Validate() error {
 	if c.TLSClientCA != "" && c.TLSCert == "" && c.ClientCertHeader == "" {
 		add("--tls-client-ca needs client certificates: give --tls-cert/--tls-key, or --client-cert-header behind a proxy")
 	}
+	if c.ClientCertHeader != "" && !validHeaderName(c.ClientCertHeader) {
+		add("--client-cert-header %q is not a header name: letters, digits and !#$%%&'*+-.^_`|~ only, such as X-Client-Cert", c.ClientCertHeader)
+	}
 	if c.ClientCertHeader != "" && len(c.TrustedProxies) == 0 {
 		add("--client-cert-header needs --trusted-proxies: the header is trusted only from the proxies' addresses")
 	}
@@ -342,4 +345,15 @@ func parsePrefix(s string) (netip.Prefix, error) {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// validHeaderName reports whether s is an HTTP field name (a token, RFC
+// 9110 §5.1): no request could carry a header named otherwise.
+func validHeaderName(s string) bool {
+	for _, r := range s {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -48,6 +48,8 @@ func TestValidate(t *testing.T) {
 		{"domain", func(c *Config) { c.AccountDomain = "nodots" }, []string{"--account-domain"}},
 		{"client CA without TLS", func(c *Config) { c.TLSClientCA = "ca.pem" }, []string{"--tls-client-ca"}},
 		{"cert header without proxies", func(c *Config) { c.ClientCertHeader = "X-Client-Cert" }, []string{"--trusted-proxies"}},
+		{"cert header with a space", func(c *Config) { c.ClientCertHeader, c.TrustedProxies = "X Client Cert", []string{"10.0.0.1"} }, []string{`--client-cert-header "X Client Cert" is not a header name`}},
+		{"cert header with a colon", func(c *Config) { c.ClientCertHeader, c.TrustedProxies = "X-Client-Cert:", []string{"10.0.0.1"} }, []string{"is not a header name"}},
 		{"bad proxy", func(c *Config) { c.ClientCertHeader, c.TrustedProxies = "X", []string{"10.0.0.0/33"} }, []string{"10.0.0.0/33"}},
 		{"metrics address", func(c *Config) { c.MetricsListen = "9090" }, []string{"--metrics-listen"}},
 		{"listen port out of range", func(c *Config) { c.Listen = "127.0.0.1:99999" }, []string{"--listen", "0 to 65535 or a service name"}},
