@@ -6,7 +6,8 @@
 //
 // Tokens are reused until shortly before they expire, refreshed early with
 // jitter, and concurrent callers share one refresh: a thousand goroutines
-// asking at once cause one token request.
+// asking at once cause one token request. A token request made without an
+// HTTP client of the caller's gives up after 30 s.
 package client
 
 import (
@@ -97,7 +98,7 @@ type JWTBearerConfig struct {
 	// under another name.
 	TokenURL string
 	// HTTPClient is used for token requests; default: the one ctx carries
-	// (oauth2.HTTPClient), else http.DefaultClient.
+	// (oauth2.HTTPClient), else one with a 30 s timeout.
 	HTTPClient *http.Client
 }
 
@@ -112,9 +113,7 @@ func JWTBearer(ctx context.Context, cfg JWTBearerConfig) (oauth2.TokenSource, er
 	if cfg.TokenURL != "" {
 		tokenURL = cfg.TokenURL
 	}
-	if cfg.HTTPClient != nil {
-		ctx = context.WithValue(ctx, oauth2.HTTPClient, cfg.HTTPClient)
-	}
+	ctx = withHTTPClient(ctx, cfg.HTTPClient)
 	// A DPoP proof, if the HTTP client adds one, is for the token
 	// endpoint as the server names it, as the assertion's aud is.
 	ctx = proveFor(ctx, tokenURL, kf.TokenURI)
@@ -153,6 +152,24 @@ func (s *bearerSource) Token() (*oauth2.Token, error) {
 	return cc.Token(s.ctx)
 }
 
+// defaultHTTPClient sends token requests when neither the config nor ctx
+// (oauth2.HTTPClient) names a client: http.DefaultClient waits forever for
+// a token endpoint that never answers, and every caller of the source
+// waits with it.
+var defaultHTTPClient = &http.Client{Timeout: 30 * time.Second}
+
+// withHTTPClient returns ctx with c as the client of its token requests;
+// with c nil, ctx as it is if it names one, else with defaultHTTPClient.
+func withHTTPClient(ctx context.Context, c *http.Client) context.Context {
+	if c == nil {
+		if _, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok {
+			return ctx
+		}
+		c = defaultHTTPClient
+	}
+	return context.WithValue(ctx, oauth2.HTTPClient, c)
+}
+
 // fetchFunc is a TokenSource that fetches a new token on every call.
 type fetchFunc func() (*oauth2.Token, error)
 
@@ -182,7 +199,8 @@ type ClientCredentialsConfig struct {
 	// (a TokenEndpoint of another path is used as it is).
 	Audience string
 	Scopes   []string
-	// HTTPClient is used for token requests; default http.DefaultClient.
+	// HTTPClient is used for token requests; default: the one ctx carries
+	// (oauth2.HTTPClient), else one with a 30 s timeout.
 	HTTPClient *http.Client
 }
 
@@ -192,9 +210,7 @@ func ClientCredentials(ctx context.Context, cfg ClientCredentialsConfig) (oauth2
 	if cfg.TokenURL == "" {
 		return nil, errors.New("client: TokenURL is required")
 	}
-	if cfg.HTTPClient != nil {
-		ctx = context.WithValue(ctx, oauth2.HTTPClient, cfg.HTTPClient)
-	}
+	ctx = withHTTPClient(ctx, cfg.HTTPClient)
 	if cfg.KeyFile == nil {
 		if cfg.ClientID == "" || cfg.ClientSecret == "" {
 			return nil, errors.New("client: ClientID and ClientSecret (or a KeyFile) are required")

@@ -106,9 +106,12 @@ func NewDPoP(key crypto.Signer) (*DPoP, error) {
 func (d *DPoP) JKT() string { return d.prover.JKT() }
 
 // HTTPClient returns a client for token requests: each request it sends
-// carries a fresh proof for its method and URL. base may be nil
-// (http.DefaultClient).
+// carries a fresh proof for its method and URL. base may be nil: a client
+// with a 30 s timeout, as the token sources' default.
 func (d *DPoP) HTTPClient(base *http.Client) *http.Client {
+	if base == nil {
+		base = defaultHTTPClient
+	}
 	c := clientOrDefault(base)
 	c.Transport = &proofTransport{d: d, base: c.Transport}
 	return c

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"net/http"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -8,3 +9,11 @@ import (
 
 // SetClock replaces the clock of a source Reuse returned (tests).
 func SetClock(ts oauth2.TokenSource, now func() time.Time) { ts.(*reuseSource).now = now }
+
+// SetDefaultTimeout sets the timeout of token requests made without an
+// HTTP client of the caller's, until the returned func restores it (tests).
+func SetDefaultTimeout(d time.Duration) (restore func()) {
+	old := defaultHTTPClient
+	defaultHTTPClient = &http.Client{Timeout: d}
+	return func() { defaultHTTPClient = old }
+}

@@ -1,0 +1,79 @@
+package client_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/keyward/keyward/client"
+)
+
+// TestTokenRequestTimeout: a token endpoint that never answers fails the
+// token request after the default timeout, for every grant made without
+// an HTTP client of the caller's and through NewDPoP's HTTPClient(nil),
+// instead of holding Token (and every caller waiting on its refresh)
+// forever, as http.DefaultClient would.
+func TestTokenRequestTimeout(t *testing.T) {
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(stop) }) // before Close, which waits for the handlers
+	defer client.SetDefaultTimeout(200 * time.Millisecond)()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	kf, _ := json.Marshal(map[string]string{
+		"type": "service_account", "private_key_id": "k1", "private_key": pkcs8PEM(t, key),
+		"client_email": "job@shop.iam.test", "client_id": "123", "token_uri": srv.URL + "/token",
+	})
+	d, err := client.NewDPoP(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		ts   func() (oauth2.TokenSource, error)
+	}{
+		{"jwt-bearer", func() (oauth2.TokenSource, error) { return client.TokenSource(ctx, kf, "orders.read") }},
+		{"client secret", func() (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: srv.URL + "/token", ClientID: "1", ClientSecret: "s"})
+		}},
+		{"private_key_jwt", func() (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: srv.URL + "/token", KeyFile: kf})
+		}},
+		{"DPoP HTTPClient(nil)", func() (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: srv.URL + "/token", ClientID: "1", ClientSecret: "s",
+				HTTPClient: d.HTTPClient(nil)})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts, err := tt.ts()
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { _, err := ts.Token(); done <- err }()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatal("a token from a server that never answered")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Token still waits for a server that never answers")
+			}
+		})
+	}
+}
