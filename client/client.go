@@ -2,11 +2,13 @@
 // that call APIs, on golang.org/x/oauth2 types:
 //
 //	ts, err := client.TokenSource(ctx, keyFileJSON, "orders.read")
-//	httpClient := oauth2.NewClient(ctx, ts)
+//	httpClient := &http.Client{Transport: &oauth2.Transport{Source: ts}}
 //
 // Tokens are reused until shortly before they expire, refreshed early with
 // jitter, and concurrent callers share one refresh: a thousand goroutines
-// asking at once cause one token request. A token request made without an
+// asking at once cause one token request. (oauth2.NewClient would put
+// x/oauth2's own cache in front of ts, which keeps a token until 10 s
+// before it expires: no early refresh.) A token request made without an
 // HTTP client of the caller's gives up after 30 s.
 package client
 

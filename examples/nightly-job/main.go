@@ -24,7 +24,10 @@ func Run(ctx context.Context, keyFile []byte, api string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	resp, err := oauth2.NewClient(ctx, ts).Get(api + "/v1/orders")
+	// oauth2.Transport asks ts for a token on every request, so ts's early
+	// refresh works; oauth2.NewClient would cache the token in front of it
+	// until 10 s before it expires.
+	resp, err := (&http.Client{Transport: &oauth2.Transport{Source: ts}}).Get(api + "/v1/orders")
 	if err != nil {
 		return err
 	}
