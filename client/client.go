@@ -354,7 +354,8 @@ func FindDefaultCredentials(ctx context.Context, scopes ...string) (oauth2.Token
 // — refreshed when about a tenth of its lifetime (at least 10 s) is left,
 // with jitter so a fleet does not refresh in step — and concurrent callers
 // share one refresh. If a refresh fails while the current token is still
-// valid, the current token is returned.
+// valid, the current token is returned. A new token that has already
+// expired (a negative expires_in) is an error.
 func Reuse(ts oauth2.TokenSource) oauth2.TokenSource {
 	if r, ok := ts.(*reuseSource); ok {
 		return r
@@ -384,6 +385,11 @@ func (r *reuseSource) Token() (*oauth2.Token, error) {
 		fresh, err := r.base.Token()
 		if err != nil {
 			return nil, err
+		}
+		if !fresh.Expiry.IsZero() && !r.now().Before(fresh.Expiry) {
+			// Handed out, it would be refused; kept, fetched again on
+			// every call.
+			return nil, fmt.Errorf("client: the new token has already expired (expires_in %d)", fresh.ExpiresIn)
 		}
 		r.mu.Lock()
 		r.tok, r.refreshAt = fresh, refreshTime(fresh, r.now())

@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,5 +63,40 @@ func TestRefreshJitter(t *testing.T) {
 	}
 	if len(seen) < 5 {
 		t.Fatal("no jitter")
+	}
+}
+
+// TestExpiredOnArrival: a token that has expired by the time it arrives
+// (a server's negative expires_in) is an error saying so, not a token
+// handed to the caller and fetched again on every call; a still-valid
+// older token is kept meanwhile.
+func TestExpiredOnArrival(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	tests := []struct {
+		name string
+		life time.Duration
+	}{
+		{"expires_in -1", -time.Second},
+		{"expires as it arrives", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := &countingSource{life: tt.life, now: clock}
+			r := &reuseSource{base: base, now: clock}
+			if tok, err := r.Token(); err == nil || !strings.Contains(err.Error(), "already expired") {
+				t.Fatalf("got %+v, %v; want an error saying the token has already expired", tok, err)
+			}
+			base.life = time.Hour
+			valid, err := r.Token()
+			if err != nil {
+				t.Fatal(err)
+			}
+			base.life = tt.life
+			now = now.Add(55 * time.Minute) // inside the refresh window
+			if tok, err := r.Token(); err != nil || tok != valid {
+				t.Fatalf("got %+v, %v; want the still-valid token", tok, err)
+			}
+		})
 	}
 }
