@@ -245,7 +245,11 @@ func (t *proofTransport) send(r *http.Request, token, nonce string) (*http.Respo
 	if p, ok := r.Context().Value(proofURLKey{}).(proofURL); ok && p.at == sameURL(htu) {
 		htu = p.htu
 	}
-	proof, err := t.d.prover.ProofWithNonce(r.Method, htu, token, nonce, t.d.now())
+	method := r.Method
+	if method == "" {
+		method = http.MethodGet // as net/http sends it
+	}
+	proof, err := t.d.prover.ProofWithNonce(method, htu, token, nonce, t.d.now())
 	if err != nil {
 		if r.Body != nil {
 			r.Body.Close()

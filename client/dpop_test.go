@@ -552,3 +552,32 @@ func TestDPoPTokenURL(t *testing.T) {
 		}
 	}
 }
+
+// A request's proof names its method as sent: an empty Method, which
+// net/http sends as GET, is proved as GET, not with an empty htm the
+// server refuses.
+func TestDPoPMethod(t *testing.T) {
+	var htm string
+	f := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		htm = proofClaim(t, r.Header.Get("DPoP"), "htm")
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+	})
+	d, err := client.NewDPoP(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := d.Client(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok", TokenType: "DPoP"}), &http.Client{Transport: f})
+	u, _ := url.Parse("https://api.example/orders")
+	for _, tt := range []struct{ method, want string }{{"", "GET"}, {"GET", "GET"}, {"DELETE", "DELETE"}} {
+		t.Run(tt.want+"/"+tt.method, func(t *testing.T) {
+			resp, err := hc.Do(&http.Request{Method: tt.method, URL: u, Header: http.Header{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if htm != tt.want {
+				t.Fatalf("htm %q, want %q", htm, tt.want)
+			}
+		})
+	}
+}
