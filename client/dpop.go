@@ -268,7 +268,7 @@ func asksForNonce(resp *http.Response) bool {
 	switch resp.StatusCode {
 	case http.StatusUnauthorized:
 		for _, c := range resp.Header.Values("WWW-Authenticate") {
-			if strings.Contains(c, `error="`+kwoauth2.ErrUseDPoPNonce+`"`) {
+			if hasAuthParam(c, "error", kwoauth2.ErrUseDPoPNonce) {
 				return true
 			}
 		}
@@ -282,6 +282,46 @@ func asksForNonce(resp *http.Response) bool {
 			Error string `json:"error"`
 		}
 		return err == nil && json.Unmarshal(b, &e) == nil && e.Error == kwoauth2.ErrUseDPoPNonce
+	}
+	return false
+}
+
+// hasAuthParam reports whether the WWW-Authenticate value challenges has
+// the auth-param name=value, in any of its challenges. As RFC 9110 §11.2
+// allows, the name is matched in any case, the value may be a token or a
+// quoted string, and "=" may have spaces around it; a quoted string's
+// content is never taken for a parameter.
+func hasAuthParam(challenges, name, value string) bool {
+	var items []string // tokens, "=", and quoted strings with their opening quote
+	for s := challenges; s != ""; {
+		switch s[0] {
+		case ' ', '\t', ',':
+			s = s[1:]
+		case '=':
+			items, s = append(items, "="), s[1:]
+		case '"':
+			var b strings.Builder
+			b.WriteByte('"')
+			i := 1
+			for ; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' && i+1 < len(s) {
+					i++
+				}
+				b.WriteByte(s[i])
+			}
+			items, s = append(items, b.String()), s[min(i+1, len(s)):]
+		default:
+			i := strings.IndexAny(s, " \t,=\"")
+			if i < 0 {
+				i = len(s)
+			}
+			items, s = append(items, s[:i]), s[i:]
+		}
+	}
+	for i := 0; i+2 < len(items); i++ {
+		if strings.EqualFold(items[i], name) && items[i+1] == "=" && strings.TrimPrefix(items[i+2], `"`) == value {
+			return true
+		}
 	}
 	return false
 }

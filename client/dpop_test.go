@@ -581,3 +581,52 @@ func TestDPoPMethod(t *testing.T) {
 		})
 	}
 }
+
+// A resource server's use_dpop_nonce challenge (RFC 9449 §9) is followed
+// in every form RFC 9110 §11.2 allows its auth-param: the value quoted or
+// a bare token, the name in any case, spaces around "="; another error
+// is not.
+func TestDPoPNonceChallengeForms(t *testing.T) {
+	tests := []struct {
+		challenge string
+		want      int32 // requests sent
+	}{
+		{`DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"`, 2},
+		{`DPoP error=use_dpop_nonce`, 2},
+		{`DPoP algs="ES256", error=use_dpop_nonce, error_description="nonce"`, 2},
+		{`DPoP Error = "use_dpop_nonce"`, 2},
+		{`Bearer realm="api", DPoP error="use_dpop_nonce"`, 2},
+		{`DPoP error="invalid_token"`, 1},
+		{`DPoP error=use_dpop_nonce_x`, 1},
+		{`DPoP error_description="not error=use_dpop_nonce"`, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.challenge, func(t *testing.T) {
+			var calls atomic.Int32
+			f := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				calls.Add(1)
+				h := http.Header{}
+				status := http.StatusOK
+				if proofClaim(t, r.Header.Get("DPoP"), "nonce") != "rs-nonce" {
+					h.Set("DPoP-Nonce", "rs-nonce")
+					h.Set("WWW-Authenticate", tt.challenge)
+					status = http.StatusUnauthorized
+				}
+				return &http.Response{StatusCode: status, Header: h, Body: http.NoBody, Request: r}, nil
+			})
+			d, err := client.NewDPoP(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hc := d.Client(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok", TokenType: "DPoP"}), &http.Client{Transport: f})
+			resp, err := hc.Get("https://api.example/orders")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := calls.Load(); got != tt.want {
+				t.Fatalf("%d requests, want %d", got, tt.want)
+			}
+		})
+	}
+}
