@@ -12,6 +12,7 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -27,7 +28,12 @@ func Run(ctx context.Context, keyFile []byte, api string, out io.Writer) error {
 	// oauth2.Transport asks ts for a token on every request, so ts's early
 	// refresh works; oauth2.NewClient would cache the token in front of it
 	// until 10 s before it expires.
-	resp, err := (&http.Client{Transport: &oauth2.Transport{Source: ts}}).Get(api + "/v1/orders")
+	hc := &http.Client{Transport: &oauth2.Transport{Source: ts}, Timeout: 30 * time.Second}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"/v1/orders", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
