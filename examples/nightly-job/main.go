@@ -38,7 +38,10 @@ func Run(ctx context.Context, keyFile []byte, api string, out io.Writer) error {
 		return err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("the API's answer: %w", err)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("the API answered %s: %s", resp.Status, body)
 	}

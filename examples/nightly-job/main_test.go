@@ -11,9 +11,44 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
+
+// TestRunTruncatedAnswer: an answer cut short is an error, not half the
+// orders printed as if they were all.
+func TestRunTruncatedAnswer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"access_token":"t","token_type":"Bearer","expires_in":3600}`))
+			return
+		}
+		w.Header().Set("Content-Length", "100")
+		w.Write([]byte(`{"orders":["o-1",`)) // and the connection closes
+	}))
+	t.Cleanup(srv.Close)
+	var out strings.Builder
+	if err := Run(context.Background(), keyFile(t, srv.URL+"/token"), srv.URL, &out); err == nil {
+		t.Fatalf("Run succeeded with a truncated answer, printing %q", out.String())
+	}
+}
+
+// keyFile is a key file with a new EC P-256 key and tokenURI.
+func keyFile(t *testing.T, tokenURI string) []byte {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	kf, err := json.Marshal(map[string]string{
+		"type": "service_account", "private_key_id": "k1", "private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		"client_email": "job@shop.iam.test", "client_id": "123", "token_uri": tokenURI,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kf
+}
 
 // TestRunHonoursContext: an API that never answers does not hold the job
 // past its context.
@@ -32,12 +67,7 @@ func TestRunHonoursContext(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(stop) }) // before Close, which waits for the handlers
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.MarshalPKCS8PrivateKey(key)
-	kf, _ := json.Marshal(map[string]string{
-		"type": "service_account", "private_key_id": "k1", "private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
-		"client_email": "job@shop.iam.test", "client_id": "123", "token_uri": srv.URL + "/token",
-	})
+	kf := keyFile(t, srv.URL+"/token")
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	done := make(chan error, 1)
