@@ -347,7 +347,11 @@ func FindDefaultCredentials(ctx context.Context, scopes ...string) (oauth2.Token
 	if err != nil {
 		return nil, fmt.Errorf("client: no default credentials (set %s to a key file): %w", CredentialsEnv, err)
 	}
-	return TokenSource(ctx, data, scopes...)
+	ts, err := TokenSource(ctx, data, scopes...)
+	if err != nil {
+		return nil, fmt.Errorf("%w (in %s, the default credentials)", err, path) // a file the caller did not name
+	}
+	return ts, nil
 }
 
 // Reuse wraps ts so that a token is reused until shortly before it expires

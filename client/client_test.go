@@ -367,6 +367,18 @@ func TestFindDefaultCredentials(t *testing.T) {
 	if _, err := client.FindDefaultCredentials(context.Background()); err == nil {
 		t.Fatal("found credentials where there are none")
 	}
+	// A file found but no key file is named, with what is wrong with it:
+	// the caller did not choose it.
+	for name, data := range map[string]string{"empty": "", "PEM": "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", "another type": `{"type":"authorized_user"}`} {
+		t.Run(name, func(t *testing.T) {
+			os.WriteFile(path, []byte(data), 0o600)
+			t.Setenv(client.CredentialsEnv, path)
+			_, err := client.FindDefaultCredentials(context.Background())
+			if err == nil || !strings.Contains(err.Error(), path) {
+				t.Fatalf("err = %v, want one naming %s", err, path)
+			}
+		})
+	}
 }
 
 // TestParseKeyFile: a file that is no key file is refused saying what it
