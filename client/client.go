@@ -13,6 +13,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -187,7 +188,8 @@ type ClientCredentialsConfig struct {
 	// made for it, and the default Audience is its issuer. Default: with a
 	// KeyFile, the file's token_uri; else TokenURL.
 	TokenEndpoint string
-	// ClientID is the account's numeric client ID (or email).
+	// ClientID is the account's numeric client ID (or email); default with
+	// a KeyFile: its client_id, else its client_email.
 	ClientID string
 	// ClientSecret authenticates with the secret (client_secret_basic).
 	ClientSecret string
@@ -228,10 +230,7 @@ func ClientCredentials(ctx context.Context, cfg ClientCredentialsConfig) (oauth2
 	if err != nil {
 		return nil, err
 	}
-	id := cfg.ClientID
-	if id == "" {
-		id = kf.ClientID
-	}
+	id := cmp.Or(cfg.ClientID, kf.ClientID, kf.ClientEmail)
 	if cfg.TokenEndpoint == "" {
 		cfg.TokenEndpoint = kf.TokenURI
 	}

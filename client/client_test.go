@@ -457,3 +457,23 @@ func TestKeyKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestClientAssertionIssuer: a private_key_jwt assertion names the client
+// by ClientID, else the key file's client_id, else its client_email (a
+// key file written by hand for an uploaded key may lack client_id), never
+// by nothing.
+func TestClientAssertionIssuer(t *testing.T) {
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	var f map[string]any
+	json.Unmarshal(keyFile(t, k), &f)
+	delete(f, "client_id")
+	noID, _ := json.Marshal(f)
+	ts, err := client.ClientCredentials(context.Background(), client.ClientCredentialsConfig{TokenURL: k.URL + "/token", KeyFile: noID, Scopes: []string{"orders.read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.Token(); err != nil {
+		t.Fatalf("a key file without client_id: %v", err)
+	}
+}
