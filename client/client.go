@@ -18,6 +18,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -342,7 +343,7 @@ func FindDefaultCredentials(ctx context.Context, scopes ...string) (oauth2.Token
 	if path == "" {
 		path = DefaultCredentialsFile()
 	}
-	data, err := os.ReadFile(path)
+	data, err := readCredentials(path)
 	if err != nil {
 		return nil, fmt.Errorf("client: no default credentials (set %s to a key file): %w", CredentialsEnv, err)
 	}
@@ -351,6 +352,26 @@ func FindDefaultCredentials(ctx context.Context, scopes ...string) (oauth2.Token
 		return nil, fmt.Errorf("%w (in %s, the default credentials)", err, path) // a file the caller did not name
 	}
 	return ts, nil
+}
+
+// maxCredentialsFile bounds what FindDefaultCredentials reads: a key file
+// is a few KiB, and a path to /dev/zero must not take all memory.
+const maxCredentialsFile = 1 << 20
+
+func readCredentials(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxCredentialsFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxCredentialsFile {
+		return nil, fmt.Errorf("%s is over 1 MiB, so no key file", path)
+	}
+	return data, nil
 }
 
 // Reuse wraps ts so that a token is reused until shortly before it expires

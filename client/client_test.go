@@ -367,6 +367,13 @@ func TestFindDefaultCredentials(t *testing.T) {
 	if _, err := client.FindDefaultCredentials(context.Background()); err == nil {
 		t.Fatal("found credentials where there are none")
 	}
+	// A file that never ends is read no further than a key file could be.
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		t.Setenv(client.CredentialsEnv, "/dev/zero")
+		if _, err := client.FindDefaultCredentials(context.Background()); err == nil || !strings.Contains(err.Error(), "/dev/zero is over 1 MiB") {
+			t.Fatalf("err = %v, want one saying /dev/zero is over 1 MiB", err)
+		}
+	}
 	// A file found but no key file is named, with what is wrong with it:
 	// the caller did not choose it.
 	for name, data := range map[string]string{"empty": "", "PEM": "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", "another type": `{"type":"authorized_user"}`} {
