@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"time"
 
 	"github.com/keyward/keyward/verify"
 )
@@ -54,9 +55,21 @@ func main() {
 	}
 	logger := slog.Default()
 	logger.Info("orders-api listening", "addr", *listen)
-	srv := &http.Server{Addr: *listen, Handler: NewHandler(v, logger)}
-	go func() { <-ctx.Done(); srv.Close() }()
+	// A client that sends its headers slowly, or idles, does not hold a
+	// connection for ever.
+	srv := &http.Server{Addr: *listen, Handler: NewHandler(v, logger),
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-ctx.Done()
+		// Requests in flight finish; new ones are refused.
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
 	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
 		log.Fatal(err)
 	}
+	<-done
 }
