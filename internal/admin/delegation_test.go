@@ -184,8 +184,8 @@ func TestDelegationRoutesQuotePathValues(t *testing.T) {
 		{"DELETE", "/v1/orgs/" + esc + "/delegations/123", nil, 404, `The delegation of "123" in "a\x1b[31m\nb" does not exist.`},
 		// A malformed email is named before the organization is looked up.
 		{"POST", "/v1/orgs/" + esc + "/users", admin.UsersRequest{Users: []admin.UserInput{{Email: "a@b@c"}, {Email: "d@other.org"}}}, 400, `user 2: d@other.org is not in "a\x1b[31m\nb"`},
-		{"POST", "/v1/orgs/example.com/users", admin.UsersRequest{Users: []admin.UserInput{{Email: "u@ex\u009bample.com"}}}, 400, `user 1: "u@ex\u009bample.com" is not in example.com`},
-		{"POST", "/v1/users", admin.UsersRequest{Users: []admin.UserInput{{Email: "u@ex\u009bample.com"}}}, 400, `user 1: there is no organization "ex\u009bample.com"`},
+		{"POST", "/v1/orgs/example.com/users", admin.UsersRequest{Users: []admin.UserInput{{Email: "u@ex\u009bample.com"}}}, 400, `user 1: "u@ex\u009bample.com" is not an email address: it contains the control character U+009B`},
+		{"POST", "/v1/users", admin.UsersRequest{Users: []admin.UserInput{{Email: "u@ex\u009bample.com"}}}, 400, `user 1: "u@ex\u009bample.com" is not an email address: it contains the control character U+009B`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {

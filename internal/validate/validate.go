@@ -56,10 +56,12 @@ func APIName(name string) error {
 // APIIdentifier checks an API identifier (its audience): an absolute URI
 // without a fragment (RFC 8707 §2), of at most MaxIdentifierLength bytes.
 // A "#" always starts a fragment, an empty one too, which url.URL does
-// not tell from none.
+// not tell from none. url.Parse refuses ASCII control characters but not
+// the C1 ones (U+009B is a terminal's CSI), which no URI holds either and
+// which the CLI would print raw.
 func APIIdentifier(id string) error {
 	u, err := url.Parse(id)
-	if err != nil || u.Scheme == "" || strings.ContainsAny(id, "# \t\n") {
+	if err != nil || u.Scheme == "" || strings.ContainsAny(id, "# \t\n") || strings.ContainsFunc(id, unicode.IsControl) {
 		return fmt.Errorf("The API identifier %s must be an absolute URI without a fragment, such as https://orders.internal.", QuoteClip(id))
 	}
 	if len(id) > MaxIdentifierLength {
@@ -179,6 +181,9 @@ func AccountDomain(domain string) error {
 // addr-spec, no display name) of at most 254 bytes, and lower-cases it.
 // The lower-cased email is at most 254 bytes too (lower-casing can
 // lengthen: "Ⱥ" is 2 bytes, "ⱥ" 3), so Email takes what it returns.
+// net/mail takes any character above ASCII, the C1 controls among them
+// (U+009B is a terminal's CSI); Email refuses them, as Label does, since
+// the CLI prints emails raw.
 func Email(e string) (string, error) {
 	e = strings.TrimSpace(e)
 	if len(e) > 254 { // RFC 5321 §4.5.3.1.3
@@ -187,6 +192,10 @@ func Email(e string) (string, error) {
 	a, err := mail.ParseAddress(e)
 	if err != nil || a.Address != e || a.Name != "" {
 		return "", fmt.Errorf("%s is not an email address", QuoteClip(e))
+	}
+	if i := strings.IndexFunc(e, unicode.IsControl); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(e[i:])
+		return "", fmt.Errorf("%s is not an email address: it contains the control character %U", QuoteClip(e), r)
 	}
 	lower := strings.ToLower(e)
 	if len(lower) > 254 {

@@ -115,6 +115,9 @@ func TestAPIIdentifier(t *testing.T) {
 		{"tab", "https://orders.internal/\t", rule},
 		{"line break", "https://orders.internal\n", rule},
 		{"carriage return", "https://orders.internal\r", `"https://orders.internal\r"`},
+		{"C1 CSI in the path", "https://orders.internal/\u009b2J", `"https://orders.internal/\u009b2J" ` + rule},
+		{"C1 NEL in a urn", "urn:example:\u0085", rule},
+		{"non-ASCII", "https://bestellungen.internal/grüße", ""},
 		{"long and bad is clipped", "orders " + strings.Repeat("a", 600), "… (607 bytes)"},
 	} {
 		check(t, tt.name, APIIdentifier(tt.in), tt.want)
@@ -319,6 +322,8 @@ func TestEmail(t *testing.T) {
 		{"space inside", "a b@example.com", "", "is not an email address"},
 		{"NUL", "a\x00@example.com", "", `"a\x00@example.com" is not an email address`},
 		{"invalid UTF-8", "\xff@example.com", "", "is not an email address"},
+		{"C1 CSI in the local part", "a\u009b2Jb@example.com", "", `"a\u009b2Jb@example.com" is not an email address: it contains the control character U+009B`},
+		{"C1 NEL in the domain", "a@exam\u0085ple.com", "", "control character U+0085"},
 	} {
 		got, err := Email(tt.in)
 		check(t, tt.name, err, tt.err)
