@@ -430,6 +430,20 @@ func TestCertRevocationDown(t *testing.T) {
 	}, execOn(dsn), storagetest.DownStatements(t, "migrations/00010_cert_tokens_revoked.sql"))
 }
 
+// DeleteExpired commits each batch of a backlog on its own.
+func TestExpiredInBatches(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storagetest.ExpiredInBatches(t, s, func(t *testing.T, jti string) {
+		execOn(dsn)(t, `CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'refused'; END$$`,
+			`CREATE TRIGGER refuse_delete BEFORE DELETE ON used_jtis FOR EACH ROW WHEN (old.jti = '`+jti+`') EXECUTE FUNCTION refuse_delete()`)
+	})
+}
+
 // execOn runs statements on the schema of dsn directly.
 func execOn(dsn string) func(t *testing.T, queries ...string) {
 	return func(t *testing.T, queries ...string) {

@@ -142,6 +142,19 @@ func TestCertRevocationDown(t *testing.T) {
 	}, execOn(path), storagetest.DownStatements(t, "migrations/00010_cert_tokens_revoked.sql"))
 }
 
+// DeleteExpired commits each batch of a backlog on its own.
+func TestExpiredInBatches(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keyward.db")
+	s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storagetest.ExpiredInBatches(t, s, func(t *testing.T, jti string) {
+		execOn(path)(t, `CREATE TRIGGER refuse_delete BEFORE DELETE ON used_jtis WHEN old.jti = '`+jti+`' BEGIN SELECT RAISE(ABORT, 'refused'); END`)
+	})
+}
+
 // execOn runs statements on the database file at path directly.
 func execOn(path string) func(t *testing.T, queries ...string) {
 	return func(t *testing.T, queries ...string) {

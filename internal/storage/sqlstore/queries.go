@@ -60,15 +60,21 @@ var queries = map[string]string{
 	"insertSealedValue": `INSERT INTO sealed_values (name, sealed, created_at) VALUES (?, ?, ?)`,
 	"resealValue":       `UPDATE sealed_values SET sealed = ? WHERE name = ?`,
 
-	"deleteJTI":        `DELETE FROM used_jtis WHERE issuer = ? AND jti = ?`,
-	"deleteExpiredJTI": `DELETE FROM used_jtis WHERE expires_at < ?`,
+	"deleteJTI": `DELETE FROM used_jtis WHERE issuer = ? AND jti = ?`,
+	// The deletes of what expired before a time (the first, second and
+	// fourth arguments) take a batch at a time, the oldest first: through
+	// the expiry of the batch's last row (the third argument is its offset,
+	// the batch's size less one), or all when fewer are left. Both the
+	// subquery and the delete scan a range of the expires_at index alone
+	// (PostgreSQL plans a subquery of keys as a scan of the whole table).
+	"deleteExpiredJTI": `DELETE FROM used_jtis WHERE expires_at < ? AND expires_at <= COALESCE((SELECT expires_at FROM used_jtis WHERE expires_at < ? ORDER BY expires_at LIMIT 1 OFFSET ?), ?)`,
 
 	"getToken":           `SELECT ` + tokenCols + ` FROM tokens WHERE hash = ?`,
 	"getTokenByID":       `SELECT ` + tokenCols + ` FROM tokens WHERE jti = ?`,
-	"deleteExpiredToken": `DELETE FROM tokens WHERE expires_at < ?`,
+	"deleteExpiredToken": `DELETE FROM tokens WHERE expires_at < ? AND expires_at <= COALESCE((SELECT expires_at FROM tokens WHERE expires_at < ? ORDER BY expires_at LIMIT 1 OFFSET ?), ?)`,
 	"insertRevocation":   `INSERT INTO revocations (jti, account_id, revoked_at, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 	"isRevoked":          `SELECT COUNT(*) FROM revocations WHERE jti = ?`,
-	"deleteExpiredRevoc": `DELETE FROM revocations WHERE expires_at < ?`,
+	"deleteExpiredRevoc": `DELETE FROM revocations WHERE expires_at < ? AND expires_at <= COALESCE((SELECT expires_at FROM revocations WHERE expires_at < ? ORDER BY expires_at LIMIT 1 OFFSET ?), ?)`,
 
 	"auditHead": `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`,
 	// The last event to prune: the one before the first event at or after

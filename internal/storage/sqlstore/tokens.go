@@ -63,19 +63,32 @@ func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
 	return n > 0, s.wrap("is revoked", err)
 }
 
+// expiredBatch is how many rows of a table one transaction of
+// DeleteExpired deletes (more only when rows after the last expire at the
+// same microsecond): a backlog (after a long downtime, say) is deleted in
+// short transactions, between which token requests' writes commit, not in
+// one that holds SQLite's write lock until it is all gone.
+const expiredBatch = 1000
+
 // DeleteExpired implements storage.Storage.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
 	for _, q := range []string{"deleteExpiredJTI", "deleteExpiredRevoc", "deleteExpiredToken"} {
-		res, err := s.w.ExecContext(ctx, s.q[q], micros(now))
-		if err != nil {
-			return total, s.wrap("delete expired", err)
+		for {
+			// Each batch commits on its own; the writer is free between them.
+			res, err := s.w.ExecContext(ctx, s.q[q], micros(now), micros(now), expiredBatch-1, micros(now))
+			if err != nil {
+				return total, s.wrap("delete expired", err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return total, s.wrap("delete expired", err)
+			}
+			total += n
+			if n < expiredBatch {
+				break
+			}
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, s.wrap("delete expired", err)
-		}
-		total += n
 	}
 	return total, nil
 }

@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"SecretChecksConcurrent", testSecretChecksConcurrent},
 		{"APIs", testAPIs},
 		{"Tokens", testTokens},
+		{"DeleteExpiredBacklog", testDeleteExpiredBacklog},
 		{"Delegation", testDelegation},
 		{"DeleteAccountCascades", testDeleteAccountCascades},
 		{"DeleteAccountAddConcurrent", testDeleteAccountAddConcurrent},
