@@ -12,3 +12,6 @@ func NewOn(db *sql.DB) *sqlstore.Store { return sqlstore.New(db, db, dialect()) 
 
 // MigrationLocker is the session locker migrations run under.
 type MigrationLocker = migrationLocker
+
+// WatchPinging is Watch, pinging a connection quiet for ping.
+var WatchPinging = watch

@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -24,13 +26,20 @@ const channel = `CASE WHEN octet_length(current_schema()) <= 63 - octet_length('
 
 // Watch listens for the store's change notifications until ctx ends and calls fn with each payload.
 // When the connection is lost, notifications may have been missed, so it
-// calls fn(storage.ChangeAll) and reconnects, backing off up to 5 seconds.
+// calls fn(storage.ChangeAll) and reconnects, backing off up to 5 seconds;
+// a connection that has been quiet for 30 seconds is pinged, and lost if
+// it does not answer within 30 more.
 // ready, if not nil, is closed once the first LISTEN is in place.
 func Watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload string), ready chan<- struct{}) {
+	watch(ctx, dsn, log, fn, ready, 30*time.Second)
+}
+
+// watch is Watch, pinging a connection quiet for ping.
+func watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload string), ready chan<- struct{}, ping time.Duration) {
 	backoff := 100 * time.Millisecond
 	first := true
 	for ctx.Err() == nil {
-		err := listen(ctx, dsn, fn, func() {
+		err := listen(ctx, dsn, ping, fn, func() {
 			backoff = 100 * time.Millisecond
 			if !first {
 				fn(storage.ChangeAll) // what happened while we were away is unknown
@@ -54,7 +63,7 @@ func Watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload st
 	}
 }
 
-func listen(ctx context.Context, dsn string, fn func(string), listening func()) error {
+func listen(ctx context.Context, dsn string, ping time.Duration, fn func(string), listening func()) error {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return err
@@ -69,7 +78,22 @@ func listen(ctx context.Context, dsn string, fn func(string), listening func()) 
 	}
 	listening()
 	for {
-		n, err := conn.WaitForNotification(ctx)
+		wctx, cancel := context.WithTimeout(ctx, ping)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		if err != nil && ctx.Err() == nil && errors.Is(wctx.Err(), context.DeadlineExceeded) {
+			// Quiet for ping: a connection whose peer is gone without a
+			// word (a NAT or firewall that dropped it, a proxy whose
+			// server went away) would wait for ever, so it must answer a
+			// ping as soon. A timed-out wait leaves the connection usable.
+			pctx, cancel := context.WithTimeout(ctx, ping)
+			err = conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("ping after %s without a notification: %w", ping, err)
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}

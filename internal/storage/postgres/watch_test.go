@@ -4,9 +4,16 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
@@ -90,5 +97,153 @@ func TestWatchLongSchemaName(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no notification")
+	}
+}
+
+// A LISTEN connection that goes quiet without being closed (a NAT or
+// firewall that dropped it, a proxy whose server went away) is pinged,
+// found dead and replaced: the caches are flushed, and later changes are
+// heard again. Watch waited on it for ever, hearing nothing, as TCP
+// keepalives the near end answers do not end it.
+func TestWatchReplacesSilentConnection(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p := newSilencer(t, dsn)
+	got := make(chan string, 64)
+	ready, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		postgres.WatchPinging(ctx, p.dsn, slog.New(slog.NewTextHandler(io.Discard, nil)), func(p string) {
+			select {
+			case got <- p:
+			default:
+			}
+		}, ready, 200*time.Millisecond)
+	}()
+	defer func() { cancel(); <-done }()
+	<-ready
+
+	ev := storage.AuditEvent{Time: time.Now(), Action: "t", Outcome: storage.OutcomeSuccess}
+	a := storage.Account{ID: "100000000000000000001", Email: "a@p.example", Name: "a", Project: "p", CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	if err := s.CreateAccount(ctx, a, ev); err != nil {
+		t.Fatal(err)
+	}
+	p.silence()
+	disable := func() {
+		t.Helper()
+		if _, err := s.UpdateAccount(ctx, a.ID, func(a storage.Account) (storage.Account, error) { a.Disabled = !a.Disabled; return a, nil }, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	disable() // unheard
+	// What was missed is flushed.
+	wait := func(want string, d time.Duration) bool {
+		deadline := time.After(d)
+		for {
+			select {
+			case p := <-got:
+				if p == want {
+					return true
+				}
+			case <-deadline:
+				return false
+			}
+		}
+	}
+	if !wait(storage.ChangeAll, 10*time.Second) {
+		t.Fatalf("no notification %q after the connection went quiet", storage.ChangeAll)
+	}
+	// Changes are heard again once Watch has reconnected.
+	for start := time.Now(); !wait(a.ID, 200*time.Millisecond); {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("no notification %q on a new connection", a.ID)
+		}
+		disable()
+	}
+}
+
+// silencer forwards TCP connections to the server of a DSN until it is
+// silenced: the connections it has then stay open but pass nothing either
+// way; new ones pass.
+type silencer struct {
+	dsn   string
+	mu    sync.Mutex
+	conns []net.Conn
+	quiet []*atomic.Bool
+}
+
+func newSilencer(t *testing.T, dsn string) *silencer {
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasPrefix(cfg.Host, "/") {
+		t.Skip("the server is reached by a Unix socket")
+	}
+	upstream := net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	p := &silencer{dsn: withSetting(withSetting(dsn, "host", host), "port", port)}
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", upstream)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			quiet := new(atomic.Bool)
+			p.mu.Lock()
+			p.conns, p.quiet = append(p.conns, c, u), append(p.quiet, quiet)
+			p.mu.Unlock()
+			go forward(c, u, quiet)
+			go forward(u, c, quiet)
+		}
+	}()
+	return p
+}
+
+// silence makes the connections made so far pass nothing.
+func (p *silencer) silence() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, q := range p.quiet {
+		q.Store(true)
+	}
+}
+
+func forward(dst, src net.Conn, quiet *atomic.Bool) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		if quiet.Load() {
+			continue
+		}
+		if _, err := dst.Write(buf[:n]); err != nil {
+			return
+		}
 	}
 }
