@@ -233,7 +233,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	case len(methods) == 1:
 		method = methods[0]
 	case certErr != nil && clientID != "":
-		att.Method, att.ClientID = storage.AuthTLS, oauth2.Truncate(clientID, 128)
+		att.Method, att.ClientID = storage.AuthTLS, presentedID(clientID)
 		return nil, ErrUnreadableCertificate(certErr)
 	case cert != nil && clientID != "":
 		method = storage.AuthTLS // or self-signed; decided by the account
@@ -247,7 +247,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 		return nil, nil
 	}
 	att.Method = method
-	att.ClientID = oauth2.Truncate(clientID, 128)
+	att.ClientID = presentedID(clientID)
 
 	// Throttle before any hashing or signature work, under the
 	// Principal's Key: the account's ID if memory holds it, else the name
@@ -286,6 +286,30 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 		return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "The client_id parameter disagrees with the authenticated client.")
 	}
 	return c, nil
+}
+
+// presentedID is a client ID as sent, for the audit log: cut to 128
+// bytes, or a note in its place when it is shaped like a credential — a
+// client secret, an opaque access token or a JWT that a client sent where
+// its ID goes (as the Basic user name, or the two swapped) — which the
+// audit log must not keep. No account's ID (digits) or email (with an @)
+// is so shaped.
+func presentedID(id string) string {
+	if credentialShaped(id) {
+		return "(not recorded: shaped like a secret or token)"
+	}
+	return oauth2.Truncate(id, 128)
+}
+
+// credentialShaped reports whether s looks like a credential Keyward
+// mints or reads: a client secret (admin.SecretPrefix, kw_), an opaque
+// access token (kwat_) or a JWT, whose base64url header starts eyJ (or
+// any compact JWS).
+func credentialShaped(s string) bool {
+	if strings.Contains(s, "@") {
+		return false
+	}
+	return strings.HasPrefix(s, "kw_") || strings.HasPrefix(s, oauth2.OpaqueTokenPrefix) || strings.HasPrefix(s, "eyJ") || oauth2.IsCompactJWS(s)
 }
 
 // Throttled returns the 429 answer when failures from source, or of

@@ -1042,3 +1042,57 @@ func TestThrottleEmailOrID(t *testing.T) {
 		}
 	}
 }
+
+// A credential sent where the client ID goes — a client secret as the
+// Basic user name or in client_id, an access token or a JWT in client_id —
+// is not recorded in the Attempt, which the audit log keeps as the
+// client_id of the refusal; a client ID that names no account is.
+func TestAttemptRecordsNoCredential(t *testing.T) {
+	w := newWorld(t)
+	secret := "kw_" + strings.Repeat("Zs9", 14) + "x"
+	token := oauth2.OpaqueTokenPrefix + strings.Repeat("Tk4", 14) + "y"
+	jwtRaw := assertionJWT(t, w.jobKey, claims("111", nil))
+	tests := []struct {
+		name   string
+		req    request
+		secret string // must not be in the Attempt; "" means want is
+		want   string
+	}{
+		{name: "secret as the Basic user name", req: request{header: http.Header{"Authorization": {basic(secret, "")}}}, secret: secret},
+		{name: "secret and client ID swapped in Basic", req: request{header: http.Header{"Authorization": {basic(secret, "111")}}}, secret: secret},
+		{name: "secret as client_id", req: request{form: url.Values{"client_id": {secret}, "client_secret": {secret}}}, secret: secret},
+		{name: "access token as client_id", req: request{form: url.Values{"client_id": {token}, "client_secret": {"kw_wrong"}}}, secret: token},
+		{name: "JWT as client_id", req: request{form: url.Values{"client_id": {jwtRaw}, "client_secret": {"kw_wrong"}}}, secret: jwtRaw},
+		{name: "JWT as client_id with a certificate", req: request{cert: w.strayCert.Leaf, form: url.Values{"client_id": {jwtRaw}}}, secret: jwtRaw},
+		{name: "unknown email", req: request{header: http.Header{"Authorization": {basic("nobody@p.iam.test", "kw_wrong")}}}, want: "nobody@p.iam.test"},
+		{name: "unknown ID", req: request{form: url.Values{"client_id": {"999"}, "client_secret": {"kw_wrong"}}}, want: "999"},
+		{name: "unknown name", req: request{form: url.Values{"client_id": {"orders-job"}, "client_secret": {"kw_wrong"}}}, want: "orders-job"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest("POST", "/token", nil)
+			maps.Copy(req.Header, tt.req.header)
+			if tt.req.cert != nil {
+				req.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{tt.req.cert}}
+			}
+			form := oauth2.Form{}
+			for k, v := range tt.req.form {
+				form[k] = v[0]
+			}
+			var att Attempt
+			c, err := w.authenticator().Authenticate(context.Background(), req, form, "192.0.2.1", &att)
+			if err == nil {
+				t.Fatalf("Authenticate = %v, want a failure", c)
+			}
+			if tt.secret == "" {
+				if att.ClientID != tt.want {
+					t.Errorf("Attempt.ClientID = %q, want %q", att.ClientID, tt.want)
+				}
+				return
+			}
+			if att.ClientID == "" || strings.Contains(att.ClientID, tt.secret[:16]) || strings.Contains(tt.secret, strings.TrimSuffix(att.ClientID, "…")) {
+				t.Errorf("Attempt.ClientID = %q: holds the credential sent as the client ID, or nothing", att.ClientID)
+			}
+		})
+	}
+}
