@@ -325,6 +325,7 @@ func (a *Authenticator) Throttled(source, client string) *oauth2.Error {
 		return tooMany(wait, &throttle.Refused{Key: source, Note: throttle.NoteAddress})
 	}
 	if client != "" {
+		client = keyedName(client)
 		if ok, wait := a.perClient.Check(clientKey(source, client)); !ok {
 			a.cfg.OnThrottle()
 			// The key again: the one checked is built on the stack, and
@@ -342,7 +343,7 @@ func (a *Authenticator) Failed(source, client string) {
 	source = sourceKey(source)
 	a.perAddr.Fail(source)
 	if client != "" {
-		a.perClient.Fail(clientKey(source, client))
+		a.perClient.Fail(clientKey(source, keyedName(client)))
 	}
 }
 
@@ -352,9 +353,22 @@ func sourceKey(source string) string { return throttle.AddressKey(source) }
 
 // clientKey is the throttle key of a client at a source. The client part
 // is cut to 256 bytes: a client ID or iss may be 64 KiB, and the limiter
-// keeps 100,000 keys. No account's ID or email is that long.
+// keeps 100,000 keys. No account's ID or email is that long. Callers pass
+// client through keyedName first.
 func clientKey(source, client string) string {
 	return oauth2.Truncate(client, 256) + "|" + source
+}
+
+// keyedName is a client as the throttle keys it: a name of its own for
+// one shaped like a credential (a secret sent as the client ID), since
+// the key is in the 429's cause, which the token endpoint logs. Such a
+// name is no account's, so they may share one. It returns a constant or
+// client itself, and allocates nothing.
+func keyedName(client string) string {
+	if credentialShaped(client) {
+		return "(shaped like a secret or token)"
+	}
+	return client
 }
 
 // tooMany is the answer to a throttled source: 429 with Retry-After (RFC

@@ -1096,3 +1096,26 @@ func TestAttemptRecordsNoCredential(t *testing.T) {
 		})
 	}
 }
+
+// The 429 of a client sending a credential as its ID names no credential
+// in its cause, which the token endpoint logs: the throttle key holds the
+// client ID as sent.
+func TestThrottledCauseHoldsNoCredential(t *testing.T) {
+	w := newWorld(t)
+	secret := "kw_" + strings.Repeat("Zs9", 14) + "x"
+	for _, hdr := range []string{basic(secret, ""), basic(secret, "111")} {
+		a := w.authenticator()
+		req := request{header: http.Header{"Authorization": {hdr}}, remote: "198.51.100.7"}
+		var last error
+		for range 20 {
+			_, last = req.run(a)
+		}
+		var oe *oauth2.Error
+		if !errors.As(last, &oe) || oe.HTTPStatus() != http.StatusTooManyRequests {
+			t.Fatalf("after 20 failures: %v, want 429", last)
+		}
+		if strings.Contains(last.Error(), secret[:16]) {
+			t.Errorf("the throttled answer's error holds the secret: %v", last)
+		}
+	}
+}
