@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -90,6 +91,46 @@ func TestRevokeTokenIDRefusesControlCharacters(t *testing.T) {
 		}
 		if revoked, err := f.store.IsRevoked(context.Background(), jti); err != nil || revoked {
 			t.Errorf("IsRevoked(%q) = %v, %v; want it not on the list", jti, revoked, err)
+		}
+	}
+}
+
+// A token ID that is an opaque access token or a client secret itself,
+// pasted where its ID goes, is refused, and recorded nowhere: its
+// token.revoke event would have kept it, still valid, in the audit log.
+// A token ID that merely starts like one is revoked as any other.
+func TestRevokeTokenIDRefusesCredentials(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	opaque := oauth2.OpaqueTokenPrefix + strings.Repeat("Tk4", 14) + "y"
+	secret := admin.NewSecret()
+	for _, tt := range []struct {
+		jti  string
+		code int
+	}{
+		{opaque, 400},
+		{secret, 400},
+		{"kwat_Zq3bH0aXwLm9Pt2cR", 200},
+		{"kw_Zq3bH0aXwLm9Pt2cRs", 200},
+	} {
+		code, out, _ := f.call(t, "POST", "/v1/tokens/revoke", auth, admin.RevokeRequest{JTI: tt.jti})
+		if code != tt.code {
+			t.Errorf("revoke %s: %d %v, want %d", tt.jti, code, out, tt.code)
+		}
+		if revoked, err := f.store.IsRevoked(ctx, tt.jti); err != nil || revoked != (tt.code == 200) {
+			t.Errorf("IsRevoked(%s) = %v, %v", tt.jti, revoked, err)
+		}
+	}
+	evs, err := f.store.ListAuditEvents(ctx, storage.AuditFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		for k, v := range e.Data {
+			if strings.Contains(v, opaque) || strings.Contains(v, secret) {
+				t.Errorf("%s event: %s=%q holds the credential", e.Action, k, v)
+			}
 		}
 	}
 }

@@ -797,6 +797,12 @@ func (s *Service) RevokeTokenID(ctx context.Context, actor Actor, jti string) (R
 	if strings.ContainsFunc(jti, func(r rune) bool { return r < 0x20 || r == 0x7f || r == utf8.RuneError }) {
 		return Revoked{}, invalid("The token ID (jti) %s holds a control character; Keyward's are 22 characters of base64url.", quoteClip(jti))
 	}
+	if credentialShaped(jti) {
+		// Not echoed, nor recorded: the event and the revocation list
+		// would keep it, still valid, in plain text.
+		return Revoked{}, invalid("The token ID (jti) is an opaque access token or a client secret itself, not a token's ID (Keyward's are 22 characters): " +
+			"give the token's jti, which introspection reports and its token.issued event in the audit log names token_id. A client secret is ended by disabling or deleting it.")
+	}
 	var r Revoked
 	var err error
 	if r.Already, err = s.store.IsRevoked(ctx, jti); err != nil {
@@ -819,6 +825,17 @@ func (s *Service) RevokeTokenID(ctx context.Context, actor Actor, jti string) (R
 	err = s.store.Revoke(ctx, storage.Revocation{JTI: jti, AccountID: r.AccountID, RevokedAt: now, ExpiresAt: now.Add(LongestTokenLifetime)},
 		s.event(actor, "token.revoke", r.AccountID, map[string]string{"token_id": jti, "result": result}))
 	return r, err
+}
+
+// credentialShaped reports whether s is an opaque access token or a
+// client secret: its prefix, then at least 256 bits of base64url.
+func credentialShaped(s string) bool {
+	for _, prefix := range []string{oauth2.OpaqueTokenPrefix, SecretPrefix} {
+		if rest, ok := strings.CutPrefix(s, prefix); ok && len(rest) >= 43 && oauth2.IsBase64URL(rest) {
+			return true
+		}
+	}
+	return false
 }
 
 // DeleteAccount deletes an account and its keys.
