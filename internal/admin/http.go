@@ -88,7 +88,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		if err := oauth2.MethodNotAllowed(mux, r, "/v1/"); err != nil {
 			return 0, nil, err
 		}
-		return 0, nil, notFound("There is no admin endpoint %s %s.", oauth2.Truncate(r.Method, 16), oauth2.Truncate(r.URL.Path, 200))
+		return 0, nil, notFound("There is no admin endpoint %s %s.", oauth2.Truncate(r.Method, 16), oauth2.ShownPath(r.URL.Path, 200))
 	}))
 }
 
@@ -237,7 +237,7 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 			if r.Context().Err() != nil {
 				level = slog.LevelInfo
 			}
-			h.log.Log(r.Context(), level, "admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			h.log.Log(r.Context(), level, "admin request failed", "method", r.Method, "path", oauth2.ShownPath(r.URL.Path, maxAuditPath), "err", err)
 			oe = &oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Status: http.StatusServiceUnavailable,
 				Description: "The server cannot complete the request right now; try again later.",
 				Header:      http.Header{"Retry-After": {"5"}}}

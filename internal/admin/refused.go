@@ -114,8 +114,9 @@ func (h *Handler) refusalData(r *http.Request, oe *oauth2.Error, failed *authFai
 	data := map[string]string{
 		"method": oauth2.Truncate(r.Method, 16),
 		// Escaped, the path is printable ASCII: no control character or
-		// NUL the caller put in it reaches the log or a terminal.
-		"path":        oauth2.Truncate(r.URL.EscapedPath(), maxAuditPath),
+		// NUL the caller put in it reaches the log or a terminal; nor a
+		// credential given in it (a client secret for its ID, say).
+		"path":        oauth2.ShownPath(r.URL.EscapedPath(), maxAuditPath),
 		"status":      strconv.Itoa(oe.HTTPStatus()),
 		"error":       oe.Code,
 		"description": oe.Description,
@@ -137,7 +138,7 @@ func (h *Handler) writeRefusal(r *http.Request, c caller, source string, oe *oau
 		Actor: c.ID, Source: source, Data: data,
 	}}})
 	if err != nil {
-		h.log.Error("admin request refused, and its audit event could not be written", "method", r.Method, "path", r.URL.Path, "err", err, "refusal", oe.Error())
+		h.log.Error("admin request refused, and its audit event could not be written", "method", r.Method, "path", oauth2.ShownPath(r.URL.Path, maxAuditPath), "err", err, "refusal", oe.Error())
 		e := oauth2.Unrecorded()
 		e.Header = http.Header{"Retry-After": {"5"}}
 		return e

@@ -1,11 +1,13 @@
 package admin_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/storage"
 )
 
 // One secret is readable by its ID, as a key is: the list's item (but
@@ -48,5 +50,46 @@ func TestGetSecret(t *testing.T) {
 		if status, body, _ := f.call(t, "GET", path, auth, nil); status != 404 || body["error"] != "not_found" {
 			t.Errorf("GET %s: %d %v, want 404 not_found", path, status, body)
 		}
+	}
+}
+
+// A client secret given where its ID goes (keyward secrets disable SA
+// kw_…, with the secret in hand) is refused without being echoed: the
+// refusal's description and path, which its admin.refused event records,
+// and the server's log hold no part of it.
+func TestSecretGivenAsItsID(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	base := "/v1/service-accounts/" + f.admin.Email + "/secrets"
+	status, created, _ := f.call(t, "POST", base, auth, nil)
+	if status != 201 {
+		t.Fatalf("creating a secret: %d %v", status, created)
+	}
+	value := created["client_secret"].(string)
+	for _, tt := range []struct{ method, path string }{
+		{"POST", base + "/" + value + "/disable"},
+		{"DELETE", base + "/" + value},
+		{"GET", base + "/" + value},
+		{"POST", base + "/" + value + "/nowhere"},
+	} {
+		status, out, _ := f.call(t, tt.method, tt.path, auth, nil)
+		desc, _ := out["error_description"].(string)
+		if status != 404 || strings.Contains(desc, value[10:26]) {
+			t.Errorf("%s %s: %d %v, want 404 without the secret", tt.method, tt.path, status, out)
+		}
+	}
+	evs, err := f.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: admin.ActionRefused})
+	if err != nil || len(evs) != 3 {
+		t.Fatalf("%d admin.refused events, %v; want 3", len(evs), err)
+	}
+	for _, e := range evs {
+		for k, v := range e.Data {
+			if strings.Contains(v, value[10:26]) {
+				t.Errorf("admin.refused %s=%q holds the secret", k, v)
+			}
+		}
+	}
+	if strings.Contains(f.logs.String(), value[10:26]) {
+		t.Errorf("the log holds the secret:\n%s", f.logs.String())
 	}
 }

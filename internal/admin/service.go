@@ -797,7 +797,7 @@ func (s *Service) RevokeTokenID(ctx context.Context, actor Actor, jti string) (R
 	if strings.ContainsFunc(jti, func(r rune) bool { return r < 0x20 || r == 0x7f || r == utf8.RuneError }) {
 		return Revoked{}, invalid("The token ID (jti) %s holds a control character; Keyward's are 22 characters of base64url.", quoteClip(jti))
 	}
-	if credentialShaped(jti) {
+	if oauth2.IsCredential(jti) {
 		// Not echoed, nor recorded: the event and the revocation list
 		// would keep it, still valid, in plain text.
 		return Revoked{}, invalid("The token ID (jti) is an opaque access token or a client secret itself, not a token's ID (Keyward's are 22 characters): " +
@@ -825,17 +825,6 @@ func (s *Service) RevokeTokenID(ctx context.Context, actor Actor, jti string) (R
 	err = s.store.Revoke(ctx, storage.Revocation{JTI: jti, AccountID: r.AccountID, RevokedAt: now, ExpiresAt: now.Add(LongestTokenLifetime)},
 		s.event(actor, "token.revoke", r.AccountID, map[string]string{"token_id": jti, "result": result}))
 	return r, err
-}
-
-// credentialShaped reports whether s is an opaque access token or a
-// client secret: its prefix, then at least 256 bits of base64url.
-func credentialShaped(s string) bool {
-	for _, prefix := range []string{oauth2.OpaqueTokenPrefix, SecretPrefix} {
-		if rest, ok := strings.CutPrefix(s, prefix); ok && len(rest) >= 43 && oauth2.IsBase64URL(rest) {
-			return true
-		}
-	}
-	return false
 }
 
 // DeleteAccount deletes an account and its keys.
@@ -934,7 +923,7 @@ func checkTLSBinding(b *storage.TLSBinding) error {
 
 // SecretPrefix starts every client secret, so secret scanners can spot a
 // leaked one.
-const SecretPrefix = "kw_"
+const SecretPrefix = oauth2.SecretPrefix
 
 // NewSecret returns a new client secret: the prefix and 256 random bits.
 func NewSecret() string {
@@ -1044,6 +1033,11 @@ func (s *Service) accountSecret(ctx context.Context, ref, id string) (storage.Ac
 		if sec.ID == id {
 			return a, sec, nil
 		}
+	}
+	if oauth2.IsCredential(id) {
+		// Not echoed: the refusal's audit event would keep it.
+		return a, storage.Secret{}, notFound("There is no secret with that ID: it is a client secret or token itself, not a secret's ID. "+
+			"Find the ID of the secret with keyward secrets list %s (its hint shows the last characters of its value).", a.Email)
 	}
 	return a, storage.Secret{}, notFound("The secret %s of %s does not exist.", quoteClip(id), a.Email)
 }

@@ -86,6 +86,9 @@ func TestNoCredentialInLogsOrAudit(t *testing.T) {
 		{"admin API with a secret", "GET", "/v1/whoami", "", "Bearer " + f.secret, ""},
 		{"admin API, token in the query", "GET", "/v1/whoami?access_token=" + q(opaque), "", "", ""},
 		{"admin API with Basic", "GET", "/v1/whoami", "", basic(f.clientID, f.secret), ""},
+		{"secret as a secret ID", "POST", "/v1/service-accounts/" + f.email + "/secrets/" + f.secret + "/disable", "", "", ""},
+		{"token as a secret ID", "DELETE", "/v1/service-accounts/" + f.email + "/secrets/" + opaque, "", "", ""},
+		{"JWT in an unknown admin path", "POST", "/v1/tokens/" + jwtTok + "/revoke", "", "", ""},
 		{"unknown path with a token", "GET", "/nowhere?access_token=" + q(opaque), "", "Bearer " + opaque, ""},
 	}
 	for _, r := range reqs {

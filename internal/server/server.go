@@ -265,7 +265,7 @@ func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.Error("panic serving request", "method", oauth2.Truncate(r.Method, 16), "path", oauth2.Truncate(r.URL.Path, maxLoggedPath), "panic", v, "stack", string(debug.Stack()))
+				log.Error("panic serving request", "method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownPath(r.URL.Path, maxLoggedPath), "panic", v, "stack", string(debug.Stack()))
 				oauth2.WriteError(w, oauth2.Errorf(oauth2.ErrServerError, "The server could not complete the request."))
 			}
 		}()
@@ -304,7 +304,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 const maxLoggedPath = 1024
 
 // logRequests logs one line per request with a request ID, never the
-// request's body, query or headers (they may carry credentials).
+// request's body, query or headers (they may carry credentials), and its
+// path without a credential given in it (oauth2.ShownPath).
 func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -321,7 +322,7 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 			return
 		}
 		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-			slog.String("id", id), slog.String("method", oauth2.Truncate(r.Method, 16)), slog.String("path", oauth2.Truncate(r.URL.Path, maxLoggedPath)),
+			slog.String("id", id), slog.String("method", oauth2.Truncate(r.Method, 16)), slog.String("path", oauth2.ShownPath(r.URL.Path, maxLoggedPath)),
 			slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)), slog.String("remote", oauth2.RemoteIP(r)))
 	})
 }

@@ -1,0 +1,33 @@
+package oauth2
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestShownPath(t *testing.T) {
+	secret := SecretPrefix + strings.Repeat("Zs9", 14) + "x"
+	token := OpaqueTokenPrefix + strings.Repeat("Tk4", 14) + "y"
+	jwt := "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIxMTEifQ.c2lnbmF0dXJl"
+	tests := []struct {
+		name, path string
+		n          int
+		want       string
+	}{
+		{"plain", "/v1/service-accounts/job@p.iam.test/secrets/0f3a9c1d2b4e5f60/disable", 1024, "/v1/service-accounts/job@p.iam.test/secrets/0f3a9c1d2b4e5f60/disable"},
+		{"secret as the secret ID", "/v1/service-accounts/job@p.iam.test/secrets/" + secret + "/disable", 1024, "/v1/service-accounts/job@p.iam.test/secrets/(credential)/disable"},
+		{"token at the end", "/v1/service-accounts/x/secrets/" + token, 1024, "/v1/service-accounts/x/secrets/(credential)"},
+		{"JWT", "/v1/tokens/" + jwt + "/revoke", 1024, "/v1/tokens/(credential)/revoke"},
+		{"cut after", "/a/" + secret, 8, "/a/(cred…"},
+		{"token IDs that start like one", "/x/kw_Zq3bH0aXwLm9Pt2cRs/kwat_Zq3bH0aXwLm9Pt2cR/eyJ", 1024, "/x/kw_Zq3bH0aXwLm9Pt2cRs/kwat_Zq3bH0aXwLm9Pt2cR/eyJ"},
+		{"a secret cut short", "/x/" + secret[:40], 1024, "/x/" + secret[:40]},
+		{"a name", "/v1/apis/kw_billing", 1024, "/v1/apis/kw_billing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ShownPath(tt.path, tt.n); got != tt.want {
+				t.Errorf("ShownPath(%q, %d) = %q, want %q", tt.path, tt.n, got, tt.want)
+			}
+		})
+	}
+}
