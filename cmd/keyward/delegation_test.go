@@ -62,6 +62,10 @@ func TestDelegation(t *testing.T) {
 		if body.Error != code || !strings.Contains(body.ErrorDescription, desc) {
 			t.Fatalf("got %s %q (%v), want %s %q", body.Error, body.ErrorDescription, err, code, desc)
 		}
+		// RFC 6749 §5.2: 400 for every code of the seed's table but invalid_client.
+		if re.Response.StatusCode != http.StatusBadRequest {
+			t.Fatalf("status %d, want 400", re.Response.StatusCode)
+		}
 	}
 
 	t.Run("happy path", func(t *testing.T) {

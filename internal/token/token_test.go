@@ -274,6 +274,10 @@ func unsigned(c map[string]any) string {
 	return base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(p) + "."
 }
 
+// shortLived is the seed's description of an assertion that lives too
+// long or whose exp is before its iat.
+const shortLived = "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe."
+
 func TestJWTBearer(t *testing.T) {
 	e := newEnv(t)
 	audHint := "this server's token endpoint URL " + endpoint + " or its issuer " + issuer
@@ -296,6 +300,11 @@ func TestJWTBearer(t *testing.T) {
 		{name: "aud is the issuer", req: request{body: form(rs(func(c map[string]any) { c["aud"] = issuer }))}, wantStatus: 200},
 		{name: "aud array", req: request{body: form(rs(func(c map[string]any) { c["aud"] = []string{"https://x", endpoint} }))}, wantStatus: 200},
 		{name: "exp - iat exactly 3600", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix(), t0.Unix()+3600 }))}, wantStatus: 200},
+		// The seed refuses only "more than 65 mins in the future from the iat value".
+		{name: "exp - iat exactly 65 minutes", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix(), t0.Unix()+65*60 }))}, wantStatus: 200},
+		// grant_type "URL-encoded as necessary": its colons need not be.
+		{name: "grant_type not percent-encoded", req: request{body: "grant_type=" + oauth2.GrantJWTBearer + "&assertion=" + rs(nil)}, wantStatus: 200, wantScope: "orders.read"},
+		{name: "form with a charset, as Java's client sends it", req: request{contentType: "application/x-www-form-urlencoded; charset=UTF-8", body: form(rs(nil))}, wantStatus: 200, wantScope: "orders.read"},
 		{name: "sub is the account itself", req: request{body: form(rs(func(c map[string]any) { c["sub"] = "job@proj.iam.test" }))}, wantStatus: 200},
 		{name: "prn tolerated", req: request{body: form(rs(func(c map[string]any) { c["sub"], c["prn"] = "job@proj.iam.test", "job@proj.iam.test" }))}, wantStatus: 200},
 		{name: "scope in the form", req: request{body: form(rs(func(c map[string]any) { delete(c, "scope") }), "scope", "orders.write")}, wantStatus: 200, wantScope: "orders.write"},
@@ -310,16 +319,16 @@ func TestJWTBearer(t *testing.T) {
 			map[jose.HeaderKey]any{"jku": "https://evil/jwks", "x5u": "https://evil/x5"}))}, wantStatus: 200},
 
 		// invalid_grant
-		{name: "bad signature", req: request{body: form(rs(nil)[:len(rs(nil))-8] + "AAAAAAAA")}, wantStatus: 400, wantError: "invalid_grant"},
-		{name: "foreign key", req: request{body: form(sign(t, e.other, jose.RS256, "rs", claims(nil), nil))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "bad signature", req: request{body: form(rs(nil)[:len(rs(nil))-8] + "AAAAAAAA")}, wantStatus: 400, wantError: "invalid_grant", wantDesc: "Invalid JWT Signature."},
+		{name: "foreign key", req: request{body: form(sign(t, e.other, jose.RS256, "rs", claims(nil), nil))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: "Invalid JWT Signature."},
 		{name: "another account's key id", req: request{body: form(sign(t, e.other, jose.RS256, "ok", claims(nil), nil))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "unknown account", req: request{body: form(rs(func(c map[string]any) { c["iss"] = "ghost@proj.iam.test" }))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "missing iss", req: request{body: form(rs(func(c map[string]any) { delete(c, "iss") }))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "expired key", req: request{body: form(sign(t, e.oldKey, jose.RS256, "old", claims(nil), nil))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "expired assertion", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Add(-2*time.Hour).Unix(), t0.Add(-time.Hour).Unix() }))}, wantStatus: 400, wantError: "invalid_grant"},
-		{name: "lives longer than 65 minutes", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix(), t0.Unix()+65*60+1 }))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "lives longer than 65 minutes", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix(), t0.Unix()+65*60+1 }))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: shortLived},
 		{name: "iat backdated a minute, as Google's PHP client sends it", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix()-60, t0.Unix()+3600 }))}, wantStatus: 200},
-		{name: "exp before iat", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix(), t0.Unix()-10 }))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "exp before iat", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix(), t0.Unix()-10 }))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: shortLived},
 		{name: "iat in the future", req: request{body: form(rs(func(c map[string]any) {
 			c["iat"], c["exp"] = t0.Add(5*time.Minute).Unix(), t0.Add(10*time.Minute).Unix()
 		}))}, wantStatus: 400, wantError: "invalid_grant"},
@@ -349,11 +358,11 @@ func TestJWTBearer(t *testing.T) {
 		// disabled_client
 		{name: "disabled key", req: request{body: form(sign(t, e.offKey, jose.RS256, "off", claims(nil), nil))}, wantStatus: 400, wantError: "disabled_client"},
 		{name: "disabled key without kid", req: request{body: form(sign(t, e.offKey, jose.RS256, "", claims(nil), nil))}, wantStatus: 400, wantError: "disabled_client"},
-		{name: "disabled account", req: request{body: form(sign(t, e.offAcct, jose.RS256, "dk", claims(func(c map[string]any) { c["iss"] = "off@proj.iam.test" }), nil))}, wantStatus: 400, wantError: "disabled_client"},
+		{name: "disabled account", req: request{body: form(sign(t, e.offAcct, jose.RS256, "dk", claims(func(c map[string]any) { c["iss"] = "off@proj.iam.test" }), nil))}, wantStatus: 400, wantError: "disabled_client", wantDesc: "The OAuth client was disabled"},
 		{name: "disabled account, bad signature", req: request{body: form(sign(t, e.rsKey, jose.RS256, "dk", claims(func(c map[string]any) { c["iss"] = "off@proj.iam.test" }), nil))}, wantStatus: 400, wantError: "invalid_grant"},
 
 		// invalid_scope
-		{name: "no scope", req: request{body: form(rs(func(c map[string]any) { delete(c, "scope") }))}, wantStatus: 400, wantError: "invalid_scope", wantDesc: "no scope was requested"},
+		{name: "no scope", req: request{body: form(rs(func(c map[string]any) { delete(c, "scope") }))}, wantStatus: 400, wantError: "invalid_scope", wantDesc: "Invalid OAuth scope or ID token audience provided: no scope was requested"},
 		{name: "an ID token asked for (target_audience)", req: request{body: form(rs(func(c map[string]any) { delete(c, "scope"); c["target_audience"] = "https://orders.internal" }))},
 			wantStatus: 400, wantError: "invalid_scope", wantDesc: "not ID tokens"},
 		{name: "empty scope", req: request{body: form(rs(func(c map[string]any) { c["scope"] = " " }))}, wantStatus: 400, wantError: "invalid_scope"},
@@ -367,7 +376,7 @@ func TestJWTBearer(t *testing.T) {
 		// other codes
 		{name: "unknown resource", req: request{body: form(rs(nil), "resource", "https://nowhere")}, wantStatus: 400, wantError: "invalid_target"},
 		{name: "one unknown resource of two", req: request{body: form(rs(nil), "resource", "https://orders.internal", "resource", "https://nowhere")}, wantStatus: 400, wantError: "invalid_target"},
-		{name: "delegation", req: request{body: form(rs(func(c map[string]any) { c["sub"] = "alice@example.com" }))}, wantStatus: 400, wantError: "unauthorized_client"},
+		{name: "delegation", req: request{body: form(rs(func(c map[string]any) { c["sub"] = "alice@example.com" }))}, wantStatus: 400, wantError: "unauthorized_client", wantDesc: "Unauthorized client or scope in request."},
 		{name: "unsupported grant", req: request{body: "grant_type=password&username=a&password=b"}, wantStatus: 400, wantError: "unsupported_grant_type"},
 		{name: "no grant_type", req: request{body: "assertion=x"}, wantStatus: 400, wantError: "invalid_request"},
 		{name: "missing assertion", req: request{body: "grant_type=" + url.QueryEscape(oauth2.GrantJWTBearer)}, wantStatus: 400, wantError: "invalid_request"},
@@ -392,6 +401,9 @@ func TestJWTBearer(t *testing.T) {
 			}
 			if got := w.Header().Get("Pragma"); got != "no-cache" {
 				t.Errorf("Pragma = %q", got)
+			}
+			if got := w.Header().Get("Content-Type"); got != "application/json" {
+				t.Errorf("Content-Type = %q", got)
 			}
 			var body map[string]any
 			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
