@@ -274,9 +274,10 @@ func unsigned(c map[string]any) string {
 	return base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(p) + "."
 }
 
-// shortLived is the seed's description of an assertion that lives too
-// long or whose exp is before its iat.
-const shortLived = "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe."
+// shortLived is the seed's description of an assertion out of its time
+// frame: expired, issued in the future, living too long, or whose exp is
+// before its iat.
+const shortLived = "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your 'iat' and 'exp' values and use a clock with skew to account for clock differences between systems."
 
 func TestJWTBearer(t *testing.T) {
 	e := newEnv(t)
@@ -325,13 +326,14 @@ func TestJWTBearer(t *testing.T) {
 		{name: "unknown account", req: request{body: form(rs(func(c map[string]any) { c["iss"] = "ghost@proj.iam.test" }))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "missing iss", req: request{body: form(rs(func(c map[string]any) { delete(c, "iss") }))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "expired key", req: request{body: form(sign(t, e.oldKey, jose.RS256, "old", claims(nil), nil))}, wantStatus: 400, wantError: "invalid_grant"},
-		{name: "expired assertion", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Add(-2*time.Hour).Unix(), t0.Add(-time.Hour).Unix() }))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "expired assertion", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Add(-2*time.Hour).Unix(), t0.Add(-time.Hour).Unix() }))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: shortLived},
 		{name: "lives longer than 65 minutes", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix(), t0.Unix()+65*60+1 }))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: shortLived},
 		{name: "iat backdated a minute, as Google's PHP client sends it", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix()-60, t0.Unix()+3600 }))}, wantStatus: 200},
 		{name: "exp before iat", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix(), t0.Unix()-10 }))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: shortLived},
 		{name: "iat in the future", req: request{body: form(rs(func(c map[string]any) {
 			c["iat"], c["exp"] = t0.Add(5*time.Minute).Unix(), t0.Add(10*time.Minute).Unix()
-		}))}, wantStatus: 400, wantError: "invalid_grant"},
+		}))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: shortLived},
+		{name: "nbf in the future", req: request{body: form(rs(func(c map[string]any) { c["nbf"] = t0.Add(5 * time.Minute).Unix() }))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: shortLived},
 		// The refusals name both values accepted, the key file's token_uri first.
 		{name: "wrong aud", req: request{body: form(rs(func(c map[string]any) { c["aud"] = "https://oauth2.googleapis.com/token" }))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: "aud must be " + audHint + "."},
 		// A self-signed JWT for an API (verify.WithSelfSignedJWTs) is no
