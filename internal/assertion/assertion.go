@@ -270,7 +270,7 @@ func (t *Token) verifySignature(keys []storage.Key, now time.Time, log *slog.Log
 		return k, nil
 	}
 	if disabled != nil {
-		return *disabled, fail(DisabledKey, "The key used to sign the JWT assertion is disabled.", nil)
+		return *disabled, fail(DisabledKey, "The OAuth client was disabled. The key used to sign the JWT assertion is disabled.", nil)
 	}
 	return storage.Key{}, fail(BadSignature, "Invalid JWT Signature.", unusable)
 }

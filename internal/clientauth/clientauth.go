@@ -444,7 +444,7 @@ func allowed(acct storage.Account, method string) error {
 		return errors.New("method " + method + " not allowed for the account")
 	}
 	if acct.Disabled {
-		return oauth2.Errorf(oauth2.ErrDisabledClient, "The OAuth client was disabled: the service account is disabled.")
+		return oauth2.Errorf(oauth2.ErrDisabledClient, "The OAuth client was disabled. The service account is disabled.")
 	}
 	return nil
 }

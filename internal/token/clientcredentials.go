@@ -19,7 +19,7 @@ func (g *clientCredentials) handle(ctx context.Context, req *Request) (*Response
 		return nil, clientauth.NoClientError(req.attempt, "The client_credentials grant needs client authentication")
 	}
 	if c.Account.Disabled {
-		return nil, oauth2.Errorf(oauth2.ErrDisabledClient, "The OAuth client was disabled: the service account is disabled.")
+		return nil, oauth2.Errorf(oauth2.ErrDisabledClient, "The OAuth client was disabled. The service account is disabled.")
 	}
 	// Without a scope parameter the token carries every scope the account
 	// is allowed (RFC 6749 §3.3 lets the server choose a default).

@@ -97,7 +97,7 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 		return nil, fail(assertionError(err))
 	}
 	if acct.Disabled {
-		return nil, oauth2.Errorf(oauth2.ErrDisabledClient, "The OAuth client was disabled: the service account is disabled.")
+		return nil, oauth2.Errorf(oauth2.ErrDisabledClient, "The OAuth client was disabled. The service account is disabled.")
 	}
 
 	subject := c.Subject

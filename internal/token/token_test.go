@@ -279,6 +279,9 @@ func unsigned(c map[string]any) string {
 // before its iat.
 const shortLived = "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your 'iat' and 'exp' values and use a clock with skew to account for clock differences between systems."
 
+// disabled is the seed's description of disabled_client.
+const disabled = "The OAuth client was disabled."
+
 func TestJWTBearer(t *testing.T) {
 	e := newEnv(t)
 	audHint := "this server's token endpoint URL " + endpoint + " or its issuer " + issuer
@@ -358,9 +361,9 @@ func TestJWTBearer(t *testing.T) {
 		{name: "sub and prn disagree", req: request{body: form(rs(func(c map[string]any) { c["sub"], c["prn"] = "job@proj.iam.test", "x@y" }))}, wantStatus: 400, wantError: "invalid_grant"},
 
 		// disabled_client
-		{name: "disabled key", req: request{body: form(sign(t, e.offKey, jose.RS256, "off", claims(nil), nil))}, wantStatus: 400, wantError: "disabled_client"},
-		{name: "disabled key without kid", req: request{body: form(sign(t, e.offKey, jose.RS256, "", claims(nil), nil))}, wantStatus: 400, wantError: "disabled_client"},
-		{name: "disabled account", req: request{body: form(sign(t, e.offAcct, jose.RS256, "dk", claims(func(c map[string]any) { c["iss"] = "off@proj.iam.test" }), nil))}, wantStatus: 400, wantError: "disabled_client", wantDesc: "The OAuth client was disabled"},
+		{name: "disabled key", req: request{body: form(sign(t, e.offKey, jose.RS256, "off", claims(nil), nil))}, wantStatus: 400, wantError: "disabled_client", wantDesc: disabled},
+		{name: "disabled key without kid", req: request{body: form(sign(t, e.offKey, jose.RS256, "", claims(nil), nil))}, wantStatus: 400, wantError: "disabled_client", wantDesc: disabled},
+		{name: "disabled account", req: request{body: form(sign(t, e.offAcct, jose.RS256, "dk", claims(func(c map[string]any) { c["iss"] = "off@proj.iam.test" }), nil))}, wantStatus: 400, wantError: "disabled_client", wantDesc: disabled + " The service account is disabled."},
 		{name: "disabled account, bad signature", req: request{body: form(sign(t, e.rsKey, jose.RS256, "dk", claims(func(c map[string]any) { c["iss"] = "off@proj.iam.test" }), nil))}, wantStatus: 400, wantError: "invalid_grant"},
 
 		// invalid_scope
