@@ -27,7 +27,7 @@ func (g *clientCredentials) handle(ctx context.Context, req *Request) (*Response
 	if req.Form.Has("scope") {
 		var err error
 		if scopes, err = oauth2.ParseScope(req.Form.Get("scope")); err != nil {
-			return nil, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope: %s.", err.Error())
+			return nil, scopeError(err)
 		}
 	}
 	return g.h.issue(ctx, req, issuance{

@@ -14,6 +14,17 @@ import (
 	"github.com/keyward/keyward/internal/tokenstate"
 )
 
+// badScope is the service-account flow's description of invalid_scope:
+// no scope requested, or one that does not exist. What is wrong follows.
+const badScope = "Invalid OAuth scope or ID token audience provided."
+
+// scopeError is invalid_scope for a scope parameter or claim that
+// oauth2.ParseScope refused with err.
+func scopeError(err error) error {
+	msg := err.Error()
+	return oauth2.Errorf(oauth2.ErrInvalidScope, "%s %s%s.", badScope, strings.ToUpper(msg[:1]), msg[1:])
+}
+
 // issuance is everything needed to mint one access token.
 type issuance struct {
 	account storage.Account
@@ -46,7 +57,7 @@ type issuance struct {
 // account says jwt.
 func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, allowed, scopes, resources []string) ([]string, oauth2.Audience, bool, error) {
 	if len(scopes) == 0 {
-		return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope or ID token audience provided: no scope was requested.")
+		return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "%s No scope was requested.", badScope)
 	}
 	apis, err := h.dir.ListAPIs(ctx)
 	if err != nil {
@@ -74,7 +85,7 @@ func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, allow
 	for _, s := range scopes {
 		api := ix.Owner(s)
 		if api == nil {
-			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope: %s is not a scope of any registered API.", oauth2.QuoteShort(s))
+			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "%s No registered API has the scope %s.", badScope, oauth2.QuoteShort(s))
 		}
 		if !slices.Contains(allowed, s) {
 			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "The service account is not allowed the scope %q.", s)

@@ -116,10 +116,10 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	}
 	scopes, err := oauth2.ParseScope(scope)
 	if err != nil {
-		return nil, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope: %s.", err.Error())
+		return nil, scopeError(err)
 	}
 	if len(scopes) == 0 && c.TargetAudience != nil {
-		return nil, oauth2.Errorf(oauth2.ErrInvalidScope, "Invalid OAuth scope or ID token audience provided: this server issues access tokens, not ID tokens (target_audience); request the API's scopes instead.")
+		return nil, oauth2.Errorf(oauth2.ErrInvalidScope, "%s This server issues access tokens, not ID tokens (target_audience); request the API's scopes instead.", badScope)
 	}
 
 	is := issuance{account: acct, subject: acct.ID, scopes: scopes, resources: req.Form.Values("resource"), credential: "key:" + key.ID}

@@ -279,6 +279,10 @@ func unsigned(c map[string]any) string {
 // before its iat.
 const shortLived = "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your 'iat' and 'exp' values and use a clock with skew to account for clock differences between systems."
 
+// badScope is the seed's description of invalid_scope: no scope, or one
+// that does not exist.
+const badScope = "Invalid OAuth scope or ID token audience provided."
+
 // disabled is the seed's description of disabled_client.
 const disabled = "The OAuth client was disabled."
 
@@ -367,13 +371,13 @@ func TestJWTBearer(t *testing.T) {
 		{name: "disabled account, bad signature", req: request{body: form(sign(t, e.rsKey, jose.RS256, "dk", claims(func(c map[string]any) { c["iss"] = "off@proj.iam.test" }), nil))}, wantStatus: 400, wantError: "invalid_grant"},
 
 		// invalid_scope
-		{name: "no scope", req: request{body: form(rs(func(c map[string]any) { delete(c, "scope") }))}, wantStatus: 400, wantError: "invalid_scope", wantDesc: "Invalid OAuth scope or ID token audience provided: no scope was requested"},
+		{name: "no scope", req: request{body: form(rs(func(c map[string]any) { delete(c, "scope") }))}, wantStatus: 400, wantError: "invalid_scope", wantDesc: badScope + " No scope was requested."},
 		{name: "an ID token asked for (target_audience)", req: request{body: form(rs(func(c map[string]any) { delete(c, "scope"); c["target_audience"] = "https://orders.internal" }))},
-			wantStatus: 400, wantError: "invalid_scope", wantDesc: "not ID tokens"},
-		{name: "empty scope", req: request{body: form(rs(func(c map[string]any) { c["scope"] = " " }))}, wantStatus: 400, wantError: "invalid_scope"},
-		{name: "unknown scope", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read orders.delete" }))}, wantStatus: 400, wantError: "invalid_scope"},
+			wantStatus: 400, wantError: "invalid_scope", wantDesc: badScope + " This server issues access tokens, not ID tokens"},
+		{name: "empty scope", req: request{body: form(rs(func(c map[string]any) { c["scope"] = " " }))}, wantStatus: 400, wantError: "invalid_scope", wantDesc: badScope},
+		{name: "unknown scope", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read orders.delete" }))}, wantStatus: 400, wantError: "invalid_scope", wantDesc: badScope},
 		{name: "scope not allowed", req: request{body: form(sign(t, e.other, jose.RS256, "ok", claims(func(c map[string]any) { c["iss"], c["scope"] = "other@proj.iam.test", "orders.write" }), nil))}, wantStatus: 400, wantError: "invalid_scope"},
-		{name: "comma-separated scopes", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read,orders.write" }))}, wantStatus: 400, wantError: "invalid_scope", wantDesc: "not commas"},
+		{name: "comma-separated scopes", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read,orders.write" }))}, wantStatus: 400, wantError: "invalid_scope", wantDesc: badScope + ` The scope "orders.read,orders.write" contains a comma: scopes are separated by spaces, not commas.`},
 		{name: "tab-separated scopes", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read\torders.write" }))}, wantStatus: 400, wantError: "invalid_scope", wantDesc: "tab or line break"},
 		{name: "claim and form disagree", req: request{body: form(rs(nil), "scope", "orders.write")}, wantStatus: 400, wantError: "invalid_scope"},
 		{name: "resource without the scopes", req: request{body: form(rs(nil), "resource", "https://billing.internal")}, wantStatus: 400, wantError: "invalid_scope"},
