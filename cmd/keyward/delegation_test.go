@@ -95,9 +95,9 @@ func TestDelegation(t *testing.T) {
 		{"none of the requested scopes granted", "alice@example.com", []string{"calendar.read"}, "unauthorized_client", "not authorized for any of the scopes requested"},
 		{"a requested scope not granted", "alice@example.com", []string{"calendar.events", "calendar.read"}, "access_denied", "calendar.read"},
 		{"blocked by the organization's policy", "alice@example.com", []string{"calendar.admin"}, "admin_policy_enforced", "calendar.admin"},
-		{"unknown user", "zoe@example.com", []string{"calendar.events"}, "invalid_grant", "Invalid email or User ID"},
-		{"suspended user", "bob@example.com", []string{"calendar.events"}, "invalid_grant", "Invalid email or User ID"},
-		{"not an email", "alice", []string{"calendar.events"}, "invalid_grant", "Invalid email or User ID"},
+		{"unknown user", "zoe@example.com", []string{"calendar.events"}, "invalid_grant", "Not a valid email."},
+		{"suspended user", "bob@example.com", []string{"calendar.events"}, "invalid_grant", "Not a valid email."},
+		{"not an email", "alice", []string{"calendar.events"}, "invalid_grant", "Not a valid email."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 const (
 	noDelegation    = "Unauthorized client or scope in request."
 	noGrantedScopes = "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested."
-	badUser         = "Invalid email or User ID"
+	badUser         = "Not a valid email."
 )
 
 // delegate checks that acct may act for the user subject with scopes
@@ -40,7 +40,7 @@ func (h *Handler) delegate(ctx context.Context, acct storage.Account, subject st
 	}
 	switch r.Kind {
 	case delegation.BadSubject:
-		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "%s: the sub claim must be the email of a user of an organization.", badUser)
+		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "%s The sub claim must be the email of a user of an organization.", badUser)
 	case delegation.NoOrg, delegation.NoGrant:
 		return nil, oauth2.Errorf(oauth2.ErrUnauthorizedClient, "%s", noDelegation)
 	case delegation.NoScopeGranted:
