@@ -110,7 +110,7 @@ func TestDelegation(t *testing.T) {
 		cli("org", "add-project", "example.com", "ops", "--internal")
 		defer cli("org", "remove-project", "example.com", "ops")
 		_, err := tokenFor("carol@other.org", "calendar.events")
-		wantError(t, err, "org_internal", "restricted to users within its organization")
+		wantError(t, err, "org_internal", "This client is restricted to users within its organization. Its project is internal to example.com.")
 		if _, err := tokenFor("alice@example.com", "calendar.events"); err != nil {
 			t.Fatalf("a user of the project's own organization: %v", err)
 		}

@@ -50,7 +50,7 @@ func (h *Handler) delegate(ctx context.Context, acct storage.Account, subject st
 	case delegation.ScopeBlocked:
 		return nil, oauth2.Errorf(oauth2.ErrAdminPolicyEnforced, "The administrator of %s does not allow the scope %q for delegated access.", r.Domain, r.Scope)
 	case delegation.OrgInternal:
-		return nil, oauth2.Errorf(oauth2.ErrOrgInternal, "This client is restricted to users within its organization (%s).", r.Org)
+		return nil, oauth2.Errorf(oauth2.ErrOrgInternal, "This client is restricted to users within its organization. Its project is internal to %s.", r.Org)
 	default: // NoUser, UserElsewhere, UserSuspended
 		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "%s", badUser)
 	}
