@@ -332,10 +332,16 @@ func TestJWTBearer(t *testing.T) {
 		{name: "another account's key id", req: request{body: form(sign(t, e.other, jose.RS256, "ok", claims(nil), nil))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "unknown account", req: request{body: form(rs(func(c map[string]any) { c["iss"] = "ghost@proj.iam.test" }))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "missing iss", req: request{body: form(rs(func(c map[string]any) { delete(c, "iss") }))}, wantStatus: 400, wantError: "invalid_grant"},
-		{name: "expired key", req: request{body: form(sign(t, e.oldKey, jose.RS256, "old", claims(nil), nil))}, wantStatus: 400, wantError: "invalid_grant"},
+		{name: "expired key", req: request{body: form(sign(t, e.oldKey, jose.RS256, "old", claims(nil), nil))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: "Invalid JWT Signature."},
 		{name: "expired assertion", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Add(-2*time.Hour).Unix(), t0.Add(-time.Hour).Unix() }))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: shortLived},
 		{name: "lives longer than 65 minutes", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix(), t0.Unix()+65*60+1 }))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: shortLived},
 		{name: "iat backdated a minute, as Google's PHP client sends it", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix()-60, t0.Unix()+3600 }))}, wantStatus: 200},
+		// The seed's "clock with skew": a signer's clock off by up to the
+		// skew (a minute) either way is tolerated, and no more.
+		{name: "expired within the clock skew", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix()-3630, t0.Unix()-30 }))}, wantStatus: 200},
+		{name: "expired by the clock skew", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix()-3660, t0.Unix()-60 }))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: shortLived},
+		{name: "iat the clock skew ahead", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix()+60, t0.Unix()+3660 }))}, wantStatus: 200},
+		{name: "iat beyond the clock skew", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix()+61, t0.Unix()+3661 }))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: shortLived},
 		{name: "exp before iat", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix(), t0.Unix()-10 }))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: shortLived},
 		{name: "iat in the future", req: request{body: form(rs(func(c map[string]any) {
 			c["iat"], c["exp"] = t0.Add(5*time.Minute).Unix(), t0.Add(10*time.Minute).Unix()
@@ -439,6 +445,16 @@ func TestJWTBearer(t *testing.T) {
 				}
 				e.lastEvent(t, "token.refused", tt.wantError)
 				return
+			}
+			// The seed's response: access_token, scope, token_type and
+			// expires_in, an integer (Java's clients read it as a long).
+			var seed struct {
+				Scope     *string     `json:"scope"`
+				ExpiresIn json.Number `json:"expires_in"`
+			}
+			json.Unmarshal(w.Body.Bytes(), &seed)
+			if _, err := seed.ExpiresIn.Int64(); err != nil || seed.Scope == nil {
+				t.Fatalf("expires_in %q or scope missing: %s", seed.ExpiresIn, w.Body)
 			}
 			e.checkToken(t, body, tt.wantScope, tt.wantAud)
 			e.lastEvent(t, "token.issued", "")
