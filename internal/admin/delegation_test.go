@@ -235,3 +235,34 @@ func TestGrantInOrgDeletedMeanwhile(t *testing.T) {
 		t.Fatalf("%d %v, want 404 with %q", status, out, want)
 	}
 }
+
+// An organization under the account domain is refused: its users could
+// have a service account's email (NAME@PROJECT.iam.test), and a delegated
+// token for one would have the sub that the account's self-signed JWTs
+// have. The account domain itself and look-alike domains are not under it.
+func TestOrgUnderAccountDomainRefused(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	tests := []struct {
+		name, domain string
+		wantStatus   int
+	}{
+		{"unrelated", "example.com", 201},
+		{"the account domain", "iam.test", 201},
+		{"look-alike", "xiam.test", 201},
+		{"a project's", "shop.iam.test", 400},
+		{"upper case", "Shop.IAM.test", 400},
+		{"deeper", "a.shop.iam.test", 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, _ := f.call(t, "POST", "/v1/orgs", auth, admin.OrgRequest{Domain: tt.domain})
+			if code != tt.wantStatus {
+				t.Fatalf("POST /v1/orgs %s: %d %v, want %d", tt.domain, code, out, tt.wantStatus)
+			}
+			if tt.wantStatus == 400 && !strings.Contains(fmt.Sprint(out["error_description"]), "under the account domain iam.test") {
+				t.Errorf("description %q, want it to say the domain is under the account domain", out["error_description"])
+			}
+		})
+	}
+}
