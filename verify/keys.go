@@ -39,12 +39,13 @@ type keySet struct {
 	mu   sync.RWMutex
 	keys map[string]jose.JSONWebKey
 	// unusable are the keys the issuer publishes that are not verified
-	// with, by kid, with why (see publishedKeys). A token naming one is
-	// refused at once, without fetching the keys again, with that reason
-	// as its Error's cause.
+	// with, by kid, with why (see publishedKeys and signingKeyProblem).
+	// A token naming one is refused at once, without fetching the keys
+	// again, with that reason as its Error's cause.
 	unusable map[string]error
-	// refused are why each key of the last fetch that was left out as
-	// publishedKeys leaves keys out was, with a kid or without.
+	// refused are why each key of the last fetch that was left out was:
+	// as publishedKeys leaves keys out, with a kid or without, or for
+	// signingKeyProblem.
 	refused []error
 	maxAge  time.Duration
 	failed  error // of the last fetch; nil if it succeeded
@@ -68,26 +69,54 @@ func (ks *keySet) refresh(ctx context.Context) error {
 			ks.mu.Unlock()
 			return nil, err
 		}
-		keys := map[string]jose.JSONWebKey{}
+		keys, unusable, refused := map[string]jose.JSONWebKey{}, set.unusable, set.refused
+		if unusable == nil {
+			unusable = map[string]error{}
+		}
 		for _, k := range set.Keys {
-			// Only public signing keys with a declared, asymmetric algorithm.
-			if !k.IsPublic() || k.Use == "enc" || !slices.Contains(signingAlgs, jose.SignatureAlgorithm(k.Algorithm)) || k.KeyID == "" {
+			if k.KeyID == "" {
+				continue // a token names its key: without a kid, none can
+			}
+			// Only public signing keys with a declared, asymmetric
+			// algorithm. One left out is known, as publishedKeys' are: a
+			// token naming it is refused, not a reason to fetch again.
+			if err := signingKeyProblem(k); err != nil {
+				err = fmt.Errorf("the issuer's key %q is not used: %w", oauth2.Truncate(k.KeyID, 64), err)
+				unusable[k.KeyID] = err
+				refused = append(refused, err)
 				continue
 			}
 			keys[k.KeyID] = k
 		}
 		ks.mu.Lock()
-		ks.keys, ks.unusable, ks.refused, ks.maxAge, ks.failed = keys, set.unusable, set.refused, maxAge(hdr), nil
+		ks.keys, ks.unusable, ks.refused, ks.maxAge, ks.failed = keys, unusable, refused, maxAge(hdr), nil
 		ks.mu.Unlock()
 		return nil, nil
 	})
 	return err
 }
 
+// signingKeyProblem says why k is not verified with, or nil: only a
+// public key, not for encryption (use enc), with an asymmetric signature
+// algorithm of its own (RFC 8725 §3.1: the key decides, not the token).
+func signingKeyProblem(k jose.JSONWebKey) error {
+	switch {
+	case !k.IsPublic():
+		return errors.New("it is not a public key (a symmetric or private one)")
+	case k.Use == "enc":
+		return errors.New("it is for encryption (use enc), not signatures")
+	case k.Algorithm == "":
+		return errors.New("it names no algorithm (alg), and a key is used only with its own")
+	case !slices.Contains(signingAlgs, jose.SignatureAlgorithm(k.Algorithm)):
+		return fmt.Errorf("its algorithm %q is not an asymmetric signature algorithm", oauth2.Truncate(k.Algorithm, 32))
+	}
+	return nil
+}
+
 // noneUsable says why the keys of the last fetch cannot be used when
-// none of them can and some were left out as publishedKeys leaves keys
-// out (too big, of a type go-jose does not know); nil otherwise, an empty
-// set included.
+// none of them can and some were left out (too big, of a type go-jose
+// does not know, or not for signatures: signingKeyProblem); nil
+// otherwise, an empty set included.
 func (ks *keySet) noneUsable() error {
 	ks.mu.RLock()
 	defer ks.mu.RUnlock()
@@ -133,8 +162,8 @@ func (ks *keySet) run(ctx context.Context) {
 // issuer's keys cannot be fetched, or may not be fetched again yet, is
 // ErrUnavailable: the key may be new. A kid that names a key the issuer
 // publishes but that is not verified with (an RSA key over
-// keyfile.MaxRSABits bits) is invalid_token, with why as the cause, as is
-// a token without a kid.
+// keyfile.MaxRSABits bits, one without alg or with use enc) is
+// invalid_token, with why as the cause, as is a token without a kid.
 func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose.Header) ([]byte, error) {
 	if h.KeyID == "" {
 		// Keys without a kid are not used (refresh): no key, however

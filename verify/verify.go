@@ -187,8 +187,8 @@ type Verifier struct {
 // keys fresh in the background until ctx ends. A New that fails leaves
 // nothing running. It fails when the issuer's keys cannot be fetched or
 // parsed, or when none of them can be used and some were left out (an
-// RSA key over 8192 bits, a key go-jose does not parse), since every
-// token would then be refused; an empty set is accepted. With WithSelfSignedJWTs it fails for an audience that
+// RSA key over 8192 bits, a key go-jose does not parse, one without alg
+// or with use enc), since every token would then be refused; an empty set is accepted. With WithSelfSignedJWTs it fails for an audience that
 // is the issuer or its token endpoint URL (compared as URLs: scheme and
 // host in any case, trailing slashes): Keyward refuses such API
 // identifiers, since it accepts JWTs with that aud at its token endpoint.

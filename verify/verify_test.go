@@ -1498,6 +1498,7 @@ func TestNewRefusesUnusableKeySet(t *testing.T) {
 		{"only an oversized key without kid", []string{hugeNoKid}, []string{"without a kid is not used: the RSA key has 8200 bits"}},
 		{"oversized and of an unknown type", []string{hugeJWK, unknown}, []string{`key "huge" is not used`, `key "pq" is not used`}},
 		{"five refused", []string{unknown, unknown, unknown, hugeJWK, hugeJWK}, []string{"and 2 more"}},
+		{"only an encryption key", []string{strings.Replace(string(es), `"use":"sig"`, `"use":"enc"`, 1)}, []string{`key "es" is not used: it is for encryption`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1546,5 +1547,46 @@ func TestTokenWithoutKid(t *testing.T) {
 	}
 	if got := k.JWKSFetches.Load() - before; got != 0 {
 		t.Fatalf("%d JWKS fetches for tokens without a kid, want 0", got)
+	}
+}
+
+// TestKeysNotForSignatures: a key of the issuer's JWK set that is not
+// verified with (for encryption, without an alg, with a symmetric
+// algorithm or none) is known, like an oversized one: a token naming it
+// is invalid_token at once, saying why, every time. It was taken for a
+// kid not yet fetched, refused as a key the issuer does not publish, and
+// while the keys could not be fetched again answered 503 as if its key
+// might be new.
+func TestKeysNotForSignatures(t *testing.T) {
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pub, _ := json.Marshal(jose.JSONWebKey{Key: ecKey.Public(), KeyID: "k", Algorithm: "ES256", Use: "sig"})
+	es := jose.JSONWebKey{Key: ecKey}
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	good, _ := json.Marshal(jose.JSONWebKey{Key: other.Public(), KeyID: "good", Algorithm: "ES256", Use: "sig"})
+	tests := []struct{ name, jwk, why string }{
+		{"use enc", strings.Replace(string(pub), `"use":"sig"`, `"use":"enc"`, 1), "for encryption (use enc)"},
+		{"no alg", strings.Replace(string(pub), `"alg":"ES256",`, "", 1), "names no algorithm"},
+		{"alg none", strings.Replace(string(pub), `"alg":"ES256"`, `"alg":"none"`, 1), `algorithm "none" is not`},
+		{"HMAC", `{"kty":"oct","kid":"k","alg":"HS256","use":"sig","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ"}`, "not a public key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, body := rawJWKSIssuer(t)
+			set := `{"keys":[` + string(good) + "," + tt.jwk + `]}`
+			body.Store(&set)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			v, err := verify.New(ctx, f.URL, "https://orders.internal")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 { // the second while the keys may not be fetched again
+				_, err := v.Verify(ctx, f.sign(t, es, jose.ES256, "k", nil))
+				wantInvalid(t, err, "a key of the issuer's that this verifier does not use")
+				if !strings.Contains(err.Error(), tt.why) {
+					t.Fatalf("err = %v, want %q in the cause", err, tt.why)
+				}
+			}
+		})
 	}
 }
