@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	josejson "github.com/go-jose/go-jose/v4/json"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 
@@ -222,20 +224,28 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	if err != nil {
 		return nil, invalid("the token is neither an access token nor a service account's JWT", err)
 	}
+	// Read with go-jose's JSON, as Keyward's token endpoint reads a
+	// service account's JWTs: claim names are case-sensitive (RFC 7519
+	// §4), one named twice is refused, and times are numbers (§2), where
+	// encoding/json took "ISS" for iss, the last of two aud, and a string
+	// iat.
 	var c struct {
-		Iss string          `json:"iss"`
-		Sub string          `json:"sub"`
-		Aud json.RawMessage `json:"aud"`
-		Iat json.Number     `json:"iat"`
-		Exp json.Number     `json:"exp"`
-		Nbf json.Number     `json:"nbf"`
+		Iss string              `json:"iss"`
+		Sub string              `json:"sub"`
+		Aud josejson.RawMessage `json:"aud"`
+		Iat *jwt.NumericDate    `json:"iat"`
+		Exp *jwt.NumericDate    `json:"exp"`
+		Nbf *jwt.NumericDate    `json:"nbf"`
 	}
 	h := jws.Signatures[0].Protected
 	if err := checkEncoded(h); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c); err != nil || c.Iss == "" || c.Iss != c.Sub || !strings.Contains(c.Iss, "@") {
-		return nil, invalid("a service account's JWT needs iss = sub = the account email", err)
+	if err := josejson.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c); err != nil {
+		return nil, invalid("the JWT's claims are malformed: names are case-sensitive and each appears once, and times are numbers (RFC 7519)", err)
+	}
+	if c.Iss == "" || c.Iss != c.Sub || !strings.Contains(c.Iss, "@") {
+		return nil, invalid("a service account's JWT needs iss = sub = the account email", nil)
 	}
 	// Until the signature verifies, iss is the sender's say-so: it goes
 	// into the causes, for logs, not into the descriptions sent back.
@@ -247,21 +257,16 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	// accounts would otherwise use up for real ones, and, asked to retry
 	// while the keys may not be fetched, its sender would only be refused
 	// then.
-	aud, err := parseAudience(c.Aud)
+	aud, err := parseAudience(json.RawMessage(c.Aud))
 	if err != nil || len(aud) != 1 || aud[0] != v.audience {
 		return nil, invalid("the JWT's aud must be this API, "+v.audience, err)
 	}
-	iat, err1 := numericDate(c.Iat)
-	exp, err2 := numericDate(c.Exp)
-	if err1 != nil || err2 != nil || iat.IsZero() || exp.IsZero() {
+	if c.Iat == nil || c.Exp == nil {
 		return nil, invalid("the JWT needs numeric iat and exp", nil)
 	}
 	// nbf is optional, but a JWT that has one is not accepted before it
 	// (RFC 7519 §4.1.5).
-	nbf, err := numericDate(c.Nbf)
-	if err != nil {
-		return nil, invalid("the JWT's nbf is malformed", err)
-	}
+	iat, exp, nbf := c.Iat.Time(), c.Exp.Time(), c.Nbf.Time()
 	if life := exp.Sub(iat); life <= 0 || life > v.o.maxSelfSignedAge {
 		return nil, invalid("a service account's JWT may live at most an hour (exp - iat)", nil)
 	}

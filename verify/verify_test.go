@@ -1590,3 +1590,54 @@ func TestKeysNotForSignatures(t *testing.T) {
 		})
 	}
 }
+
+// TestSelfSignedJWTClaimNames: a service account's JWT is read as
+// Keyward's token endpoint and other JOSE libraries read JWTs: claim
+// names are case-sensitive (RFC 7519 §4), a claim named twice is
+// refused, and times are JSON numbers (RFC 7519 §2). encoding/json took
+// "ISS" for iss, the last of two aud and "iat":"1700000000", so a JWT
+// lacking required claims was accepted.
+func TestSelfSignedJWTClaimNames(t *testing.T) {
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	ctx := context.Background()
+	_, privatePEM, kid := selfSignedKey(t, k)
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: testkeyward.ParsePKCS8(t, privatePEM)},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newVerifier(t, k, verify.WithSelfSignedJWTs())
+	now := k.Clock.Now().Unix()
+	const who = `"iss":"job@shop.iam.test","sub":"job@shop.iam.test"`
+	const aud = `"aud":"https://orders.internal"`
+	times := fmt.Sprintf(`"iat":%d,"exp":%d`, now, now+600)
+	tests := []struct {
+		name, claims string
+		ok           bool
+	}{
+		{"as written", who + "," + aud + "," + times, true},
+		{"ISS and SUB", `"ISS":"job@shop.iam.test","SUB":"job@shop.iam.test",` + aud + "," + times, false},
+		{"Aud", who + `,"Aud":"https://orders.internal",` + times, false},
+		{"aud twice", who + `,"aud":"https://billing.internal",` + aud + "," + times, false},
+		{"iat a string", who + "," + aud + fmt.Sprintf(`,"iat":"%d","exp":%d`, now, now+600), false},
+		{"exp a string", who + "," + aud + fmt.Sprintf(`,"iat":%d,"exp":"%d"`, now, now+600), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			jws, err := s.Sign([]byte("{" + tt.claims + "}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := jws.CompactSerialize()
+			c, err := v.Verify(ctx, raw)
+			if tt.ok {
+				if err != nil || !c.SelfSigned {
+					t.Fatalf("Verify = %+v, %v", c, err)
+				}
+				return
+			}
+			wantInvalid(t, err, "")
+		})
+	}
+}
