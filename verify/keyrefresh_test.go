@@ -182,3 +182,54 @@ func TestKeyRefreshCapped(t *testing.T) {
 		}
 	})
 }
+
+// New's fetches are bounded in time, as every later one is, whatever the
+// HTTP client: its ctx is also how long the keys are kept fresh, so a
+// program cannot bound New by it. With a client without a timeout
+// (WithHTTPClient), an issuer that accepted the connection and never
+// answered held New, and the program's start, forever.
+func TestNewBounded(t *testing.T) {
+	for _, hang := range []string{"/.well-known/oauth-authorization-server", "/jwks"} {
+		t.Run(hang, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const issuer = "https://keyward.internal"
+				stopIssuer := make(chan struct{})
+				defer close(stopIssuer) // after the test, so the fetch ends
+				client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+					if r.URL.Path == hang {
+						select {
+						case <-r.Context().Done():
+							return nil, r.Context().Err()
+						case <-stopIssuer:
+							return nil, errors.New("the issuer stopped")
+						}
+					}
+					v := any(jose.JSONWebKeySet{})
+					if r.URL.Path == "/.well-known/oauth-authorization-server" {
+						v = map[string]string{"issuer": issuer, "jwks_uri": issuer + "/jwks"}
+					}
+					b, _ := json.Marshal(v)
+					return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Header: http.Header{"Content-Type": {"application/json"}},
+						Body: io.NopCloser(bytes.NewReader(b)), Request: r}, nil
+				})}
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				done := make(chan error, 1)
+				go func() {
+					_, err := verify.New(ctx, issuer, "https://orders.internal", verify.WithHTTPClient(client))
+					done <- err
+				}()
+				time.Sleep(time.Minute)
+				synctest.Wait()
+				select {
+				case err := <-done:
+					if !errors.Is(err, context.DeadlineExceeded) {
+						t.Fatalf("New: %v, want a deadline exceeded", err)
+					}
+				default:
+					t.Fatalf("New still waits after a minute on an issuer that never answers %s", hang)
+				}
+			})
+		})
+	}
+}

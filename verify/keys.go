@@ -24,7 +24,7 @@ import (
 )
 
 // fetchTimeout bounds a fetch that outlives the request that started it,
-// and each background refresh of the issuer's keys.
+// each of New's, and each background refresh of the issuer's keys.
 const fetchTimeout = 10 * time.Second
 
 // keySet caches the issuer's JWKS, refreshing it in the background and on

@@ -185,7 +185,8 @@ type Verifier struct {
 
 // New discovers the issuer's metadata (RFC 8414) and keys, and keeps the
 // keys fresh in the background until ctx ends. A New that fails leaves
-// nothing running. It fails when the issuer's keys cannot be fetched or
+// nothing running. Each of its fetches gives up after 10 s, whatever the
+// HTTP client. It fails when the issuer's keys cannot be fetched or
 // parsed, or when none of them can be used and some were left out (an
 // RSA key over 8192 bits, a key go-jose does not parse, one without alg
 // or with use enc), since every token would then be refused; an empty set is accepted. With WithSelfSignedJWTs it fails for an audience that
@@ -227,7 +228,12 @@ func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Veri
 		JWKSURI               string `json:"jwks_uri"`
 		IntrospectionEndpoint string `json:"introspection_endpoint"`
 	}
-	if err := getJSON(ctx, o.client, issuerURL+"/.well-known/oauth-authorization-server", &md, nil); err != nil {
+	// Each fetch is bounded whatever the HTTP client, as later ones are:
+	// ctx is also how long the keys are kept fresh, so it cannot bound New.
+	fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	err := getJSON(fctx, o.client, issuerURL+"/.well-known/oauth-authorization-server", &md, nil)
+	cancel()
+	if err != nil {
 		return nil, fmt.Errorf("verify: discovery: %w", err)
 	}
 	if md.Issuer != issuerURL {
@@ -248,7 +254,10 @@ func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Veri
 		v.accounts = newAccountKeys(issuerURL, o)
 	}
 	v.keys = newKeySet(md.JWKSURI, o)
-	if err := v.keys.refresh(ctx); err != nil {
+	fctx, cancel = context.WithTimeout(ctx, fetchTimeout)
+	err = v.keys.refresh(fctx)
+	cancel()
+	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	// Every token would be invalid_token: fail now, as when the set did
