@@ -24,7 +24,8 @@ var (
 // value given twice that the store keeps unique (an API's name, identifier
 // or scope; an account's client ID or email; a key's, secret's, signing
 // key's or sealed value's ID; an organization; a user's email; a project;
-// a delegation). It names as warnings the items whose values the admin
+// a delegation), a time the store would give back as none (the first
+// microsecond of 1970). It names as warnings the items whose values the admin
 // API would refuse on create now, by the rules it applies (package
 // validate), but which the store holds and the server uses as they are: a
 // store made before a rule, or with a setting the rules do not allow (an
@@ -66,12 +67,23 @@ func invalid(d Dump) (bad, warnings []string) {
 		folded[lower] = true
 		twice(exact, email, what)
 	}
+	// held refuses a time the store would give back as none: it keeps a
+	// time as microseconds since 1970, and none as 0, so the first
+	// microsecond of 1970 would come back as no time at all (a key or a
+	// secret expiring then would never expire; a signing key retired then
+	// would not be).
+	held := func(what, field string, t time.Time) {
+		if !t.IsZero() && t.UnixMicro() == 0 {
+			add("%s: its %s %s is the one time the store holds as none", what, field, t.UTC().Format(time.RFC3339Nano))
+		}
+	}
 	q := validate.QuoteClip
 
 	scopes := map[string]bool{}
 	names, identifiers := map[string]bool{}, map[string]bool{}
 	for _, a := range d.APIs {
 		what := "the API " + q(a.Name)
+		held(what, "created_at", a.CreatedAt)
 		rule(what, validate.APIName(a.Name))
 		rule(what, validate.APIIdentifier(a.Identifier))
 		rule(what, validate.APIScopes(a.Scopes))
@@ -104,6 +116,10 @@ func invalid(d Dump) (bad, warnings []string) {
 			continue // check names it
 		}
 		what := "the service account " + q(a.ID)
+		held(what, "tokens_revoked_before", a.TokensRevokedBefore)
+		held(what, "cert_tokens_revoked_before", a.CertTokensRevokedBefore)
+		held(what, "created_at", a.CreatedAt)
+		held(what, "updated_at", a.UpdatedAt)
 		if _, err := validate.Email(a.Email); err != nil || strings.TrimSpace(a.Email) != a.Email {
 			warn("%s: its email %s is not one the admin API would accept now", what, q(a.Email))
 		}
@@ -130,6 +146,8 @@ func invalid(d Dump) (bad, warnings []string) {
 			continue
 		}
 		what := "the key " + q(k.ID)
+		held(what, "expires_at", k.ExpiresAt)
+		held(what, "created_at", k.CreatedAt)
 		if !slices.Contains(keyAlgorithms, k.Algorithm) {
 			add("%s: its algorithm %s is none of %s", what, q(k.Algorithm), strings.Join(keyAlgorithms, ", "))
 		}
@@ -147,6 +165,9 @@ func invalid(d Dump) (bad, warnings []string) {
 			continue
 		}
 		what := "the secret " + q(sec.ID)
+		held(what, "expires_at", sec.ExpiresAt)
+		held(what, "created_at", sec.CreatedAt)
+		held(what, "last_used_at", sec.LastUsedAt)
 		if len(sec.Hash) == 0 {
 			add("%s has no hash", what)
 		}
@@ -159,6 +180,9 @@ func invalid(d Dump) (bad, warnings []string) {
 			what = "a signing key"
 			add("%s has no id", what)
 		}
+		held(what, "created_at", k.CreatedAt)
+		held(what, "activated_at", k.ActivatedAt)
+		held(what, "retired_at", k.RetiredAt)
 		if !slices.Contains(signingAlgorithms, k.Algorithm) {
 			add("%s: its algorithm %s is none of %s", what, q(k.Algorithm), strings.Join(signingAlgorithms, ", "))
 		}
@@ -172,6 +196,7 @@ func invalid(d Dump) (bad, warnings []string) {
 	seen = map[string]bool{}
 	for _, v := range d.SealedValues {
 		what := "the sealed value " + q(v.Name)
+		held(what, "created_at", v.CreatedAt)
 		if v.Name == "" {
 			add("a sealed value has no name")
 		}
@@ -189,6 +214,7 @@ func invalid(d Dump) (bad, warnings []string) {
 			continue
 		}
 		what := "the organization " + q(o.Domain)
+		held(what, "created_at", o.CreatedAt)
 		rule(what, validate.Domain(o.Domain))
 		rule(what, validate.BlockedScopes(o.BlockedScopes))
 		twice(seen, o.Domain, what)
@@ -199,6 +225,7 @@ func invalid(d Dump) (bad, warnings []string) {
 			continue
 		}
 		what := "the user " + q(u.Email)
+		held(what, "created_at", u.CreatedAt)
 		email, err := validate.Email(u.Email)
 		switch {
 		case err != nil || strings.TrimSpace(u.Email) != u.Email:
@@ -221,6 +248,7 @@ func invalid(d Dump) (bad, warnings []string) {
 	seen = map[string]bool{}
 	for _, g := range d.Grants {
 		what := fmt.Sprintf("the delegation of %s in %s", q(g.ClientID), q(g.Org))
+		held(what, "created_at", g.CreatedAt)
 		if len(g.Scopes) == 0 {
 			warn("%s has no scope", what)
 		}

@@ -642,6 +642,10 @@ func TestImportRefusesInvalidItems(t *testing.T) {
 			[]string{`the project "p" is in the file twice`}},
 		{"delegation twice", func(d *transfer.Dump) { d.Grants = append(d.Grants, d.Grants[0]) },
 			[]string{`the delegation of "1" in "example.com" is in the file twice`}},
+		{"key expiring at the time the store holds as none", func(d *transfer.Dump) { d.Keys[0].ExpiresAt = time.Unix(0, 0) },
+			[]string{`the key "k1": its expires_at 1970-01-01T00:00:00Z is the one time the store holds as none`}},
+		{"signing key retired at the time the store holds as none", func(d *transfer.Dump) { d.SigningKeys[0].RetiredAt = time.Unix(0, 999) },
+			[]string{`the signing key "sk": its retired_at 1970-01-01T00:00:00.000000999Z is the one time the store holds as none`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := clone(base)
