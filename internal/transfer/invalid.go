@@ -25,7 +25,8 @@ var (
 // or scope; an account's client ID or email; a key's, secret's, signing
 // key's or sealed value's ID; an organization; a user's email; a project;
 // a delegation), a time the store would give back as none (the first
-// microsecond of 1970). It names as warnings the items whose values the admin
+// microsecond of 1970), a token lifetime not of whole seconds (the store
+// keeps seconds). It names as warnings the items whose values the admin
 // API would refuse on create now, by the rules it applies (package
 // validate), but which the store holds and the server uses as they are: a
 // store made before a rule, or with a setting the rules do not allow (an
@@ -132,6 +133,11 @@ func invalid(d Dump) (bad, warnings []string) {
 		rule(what, validate.Label("description", a.Description, validate.MaxDescriptionLength))
 		rule(what, validate.AuthMethods(a.AuthMethods))
 		rule(what, validate.TokenFormat(a.TokenFormat, true))
+		if a.TokenLifetime%time.Second != 0 {
+			// A lifetime under a second would be held as none, which
+			// gives the longest.
+			add("%s: its token_lifetime_ns %d is not whole seconds, as the store keeps a token lifetime", what, int64(a.TokenLifetime))
+		}
 		if a.TokenLifetime < time.Minute {
 			warn("%s: its token lifetime %s is under the admin API's least, 60 seconds", what, a.TokenLifetime)
 		}

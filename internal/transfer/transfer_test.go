@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -644,6 +645,10 @@ func TestImportRefusesInvalidItems(t *testing.T) {
 			[]string{`the delegation of "1" in "example.com" is in the file twice`}},
 		{"key expiring at the time the store holds as none", func(d *transfer.Dump) { d.Keys[0].ExpiresAt = time.Unix(0, 0) },
 			[]string{`the key "k1": its expires_at 1970-01-01T00:00:00Z is the one time the store holds as none`}},
+		{"token lifetime under a second", func(d *transfer.Dump) { d.Accounts[0].TokenLifetime = time.Second / 2 },
+			[]string{`the service account "1": its token_lifetime_ns 500000000 is not whole seconds, as the store keeps a token lifetime`}},
+		{"token lifetime not whole seconds", func(d *transfer.Dump) { d.Accounts[1].TokenLifetime = math.MaxInt64 },
+			[]string{`the service account "2": its token_lifetime_ns 9223372036854775807 is not whole seconds`}},
 		{"signing key retired at the time the store holds as none", func(d *transfer.Dump) { d.SigningKeys[0].RetiredAt = time.Unix(0, 999) },
 			[]string{`the signing key "sk": its retired_at 1970-01-01T00:00:00.000000999Z is the one time the store holds as none`}},
 	} {
