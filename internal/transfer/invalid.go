@@ -1,11 +1,16 @@
 package transfer
 
 import (
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/keyfile"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/validate"
@@ -37,7 +42,8 @@ var (
 // grant's scope no API in the file defines (an API deleted before the
 // store tracked holders), a grant without scopes, an account or a user
 // email given twice in different cases, a user not of its organization's
-// domain. Items without their identifier are check's, not repeated here.
+// domain, a key the rules of an upload refuse (keyProblem), a secret's
+// hash not of the keyed SHA-256's size. Items without their identifier are check's, not repeated here.
 func invalid(d Dump) (bad, warnings []string) {
 	add := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
 	warn := func(format string, args ...any) {
@@ -159,6 +165,10 @@ func invalid(d Dump) (bad, warnings []string) {
 		}
 		if len(k.PublicKey) == 0 {
 			add("%s has no public_key", what)
+		} else if slices.Contains(keyAlgorithms, k.Algorithm) {
+			if err := keyProblem(k); err != nil {
+				warn("%s: %s", what, err)
+			}
 		}
 		if k.Origin != storage.KeyOriginGenerated && k.Origin != storage.KeyOriginUploaded {
 			add("%s: its origin %s is neither %s nor %s", what, q(k.Origin), storage.KeyOriginGenerated, storage.KeyOriginUploaded)
@@ -176,6 +186,8 @@ func invalid(d Dump) (bad, warnings []string) {
 		held(what, "last_used_at", sec.LastUsedAt)
 		if len(sec.Hash) == 0 {
 			add("%s has no hash", what)
+		} else if len(sec.Hash) != sha256.Size {
+			warn("%s: its hash is %d bytes, not the %d of the keyed SHA-256 Keyward stores, so no secret matches it", what, len(sec.Hash), sha256.Size)
 		}
 		twice(seen, sec.ID, what)
 	}
@@ -268,4 +280,35 @@ func invalid(d Dump) (bad, warnings []string) {
 		twice(seen, g.Org+" "+g.ClientID, what)
 	}
 	return bad, warnings
+}
+
+// keyProblem says why the admin API would not register k's public key
+// now, by the rules of an upload (sakey.ParsePublic, keyfile.Algorithm:
+// RSA of 2048 to 8192 bits with a usable exponent, or EC P-256), or why
+// it verifies nothing (a public key of another algorithm than k's), or
+// that its certificate, served at the account's x509 URL, is not of it;
+// nil when none of these is so.
+func keyProblem(k storage.Key) error {
+	pub, err := x509.ParsePKIXPublicKey(k.PublicKey)
+	if err != nil {
+		return errors.New("its public_key is no DER SubjectPublicKeyInfo Keyward can read, so no assertion verifies with it")
+	}
+	alg, err := keyfile.Algorithm(pub)
+	switch {
+	case err != nil:
+		return fmt.Errorf("the admin API would refuse it now: %s", strings.TrimSuffix(err.Error(), "."))
+	case string(alg) != k.Algorithm:
+		return fmt.Errorf("its public_key is a key for %s, not for its algorithm %s, so no assertion verifies with it", alg, k.Algorithm)
+	}
+	if k.Certificate == nil {
+		return nil
+	}
+	cert, err := x509.ParseCertificate(k.Certificate)
+	if err != nil {
+		return errors.New("its certificate is no DER X.509 certificate Keyward can read")
+	}
+	if p, ok := pub.(interface{ Equal(crypto.PublicKey) bool }); !ok || !p.Equal(cert.PublicKey) {
+		return errors.New("its certificate is of another key than its public_key")
+	}
+	return nil
 }

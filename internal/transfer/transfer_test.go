@@ -1,12 +1,17 @@
 package transfer_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -25,6 +30,9 @@ import (
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
+// rsaSPKI is the public key of fill's keys: one an upload takes.
+var rsaSPKI, _ = x509.MarshalPKIXPublicKey(testkeys.RSAPublic(2048))
+
 func fill(t *testing.T, s storage.Storage) {
 	ctx := context.Background()
 	ev := storage.AuditEvent{Time: t0, Action: "x", Outcome: storage.OutcomeSuccess}
@@ -42,8 +50,8 @@ func fill(t *testing.T, s storage.Storage) {
 			a.TokensRevokedBefore, a.CertTokensRevokedBefore = t0.Add(time.Minute), t0.Add(2*time.Minute)
 		}
 		must(s.CreateAccount(ctx, a, ev))
-		must(s.CreateKey(ctx, storage.Key{ID: "k" + id, AccountID: id, Algorithm: "RS256", PublicKey: []byte{1, 2}, Origin: "generated", CreatedAt: t0}, nil, ev))
-		must(s.CreateSecret(ctx, storage.Secret{ID: "s" + id, AccountID: id, Hash: []byte{3}, Hint: "kw_…x", CreatedAt: t0}, nil, ev))
+		must(s.CreateKey(ctx, storage.Key{ID: "k" + id, AccountID: id, Algorithm: "RS256", PublicKey: rsaSPKI, Origin: "generated", CreatedAt: t0}, nil, ev))
+		must(s.CreateSecret(ctx, storage.Secret{ID: "s" + id, AccountID: id, Hash: bytes.Repeat([]byte{3}, 32), Hint: "kw_…x", CreatedAt: t0}, nil, ev))
 	}
 	must(s.CreateOrg(ctx, storage.Org{Domain: "example.com", BlockedScopes: []string{"x"}, CreatedAt: t0}, ev))
 	must(s.PutUsers(ctx, []storage.User{{Email: "a@example.com", Org: "example.com", CreatedAt: t0}, {Email: "b@example.com", Org: "example.com", Suspended: true, CreatedAt: t0}}, storage.SameEvent(ev)))
@@ -736,6 +744,25 @@ func TestImportWarnsOfInvalidItems(t *testing.T) {
 			`the delegation of "1" in "example.com" has no scope`},
 		{"delegation scope no API defines", func(d *transfer.Dump) { d.Grants[0].Scopes = []string{"orders.write"} },
 			`the delegation of "1" in "example.com": the scope "orders.write" is defined by no API in the file`},
+		{"key of 1024 bits", func(d *transfer.Dump) { d.Keys[0].PublicKey = spki(testkeys.RSAPublic(1024)) },
+			`the key "k1": the admin API would refuse it now: the RSA key has 1024 bits`},
+		{"key with an even exponent", func(d *transfer.Dump) {
+			k := testkeys.RSAPublic(2048)
+			k.E = 65536
+			d.Keys[0].PublicKey = spki(k)
+		}, `the key "k1": the admin API would refuse it now: the RSA key's public exponent is 65536`},
+		{"key on P-384", func(d *transfer.Dump) { d.Keys[0].PublicKey = spki(&ec384.PublicKey) },
+			`the key "k1": the admin API would refuse it now: the EC key is on P-384`},
+		{"key not DER", func(d *transfer.Dump) { d.Keys[0].PublicKey = []byte{1, 2} },
+			`the key "k1": its public_key is no DER SubjectPublicKeyInfo Keyward can read`},
+		{"key of another algorithm", func(d *transfer.Dump) { d.Keys[0].Algorithm = "ES256" },
+			`the key "k1": its public_key is a key for RS256, not for its algorithm ES256`},
+		{"key certificate not DER", func(d *transfer.Dump) { d.Keys[0].Certificate = []byte{3, 4} },
+			`the key "k1": its certificate is no DER X.509 certificate`},
+		{"key certificate of another key", func(d *transfer.Dump) { d.Keys[0].Certificate = ec384Cert },
+			`the key "k1": its certificate is of another key than its public_key`},
+		{"secret hash of another size", func(d *transfer.Dump) { d.Secrets[0].Hash = []byte{3} },
+			`the secret "s1": its hash is 1 bytes, not the 32 of the keyed SHA-256 Keyward stores`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := clone(base)
@@ -760,6 +787,22 @@ func TestImportWarnsOfInvalidItems(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ec384 is a key the admin API refuses, and ec384Cert a certificate of it.
+var (
+	ec384, _     = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	ec384Cert, _ = x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(1)},
+		&x509.Certificate{SerialNumber: big.NewInt(1)}, &ec384.PublicKey, ec384)
+)
+
+// spki is the DER SubjectPublicKeyInfo of pub.
+func spki(pub any) []byte {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		panic(err)
+	}
+	return der
 }
 
 // clone copies d deeply enough for a test to edit its items.
