@@ -387,40 +387,40 @@ func check(d Dump) error {
 	for _, a := range d.APIs {
 		for _, id := range a.Introspectors {
 			if !ids[id] {
-				dangling = append(dangling, fmt.Sprintf("the introspector %s of API %s is no service account in the file", id, a.Name))
+				dangling = append(dangling, fmt.Sprintf("the introspector %s of API %s is no service account in the file", q(id), q(a.Name)))
 			}
 		}
 	}
 	for _, k := range d.Keys {
 		if !ids[k.AccountID] {
-			dangling = append(dangling, fmt.Sprintf("the key %s is of %s, no service account in the file", k.ID, k.AccountID))
+			dangling = append(dangling, fmt.Sprintf("the key %s is of %s, no service account in the file", q(k.ID), q(k.AccountID)))
 		}
 	}
 	for _, sec := range d.Secrets {
 		if !ids[sec.AccountID] {
-			dangling = append(dangling, fmt.Sprintf("the secret %s is of %s, no service account in the file", sec.ID, sec.AccountID))
+			dangling = append(dangling, fmt.Sprintf("the secret %s is of %s, no service account in the file", q(sec.ID), q(sec.AccountID)))
 		}
 	}
 	for _, u := range d.Users {
 		if !orgs[u.Org] {
-			dangling = append(dangling, fmt.Sprintf("the user %s is in %s, no organization in the file", u.Email, u.Org))
+			dangling = append(dangling, fmt.Sprintf("the user %s is in %s, no organization in the file", q(u.Email), q(u.Org)))
 		}
 	}
 	for _, p := range d.Projects {
 		if !orgs[p.Org] {
-			dangling = append(dangling, fmt.Sprintf("the project %s is placed in %s, no organization in the file", p.Project, p.Org))
+			dangling = append(dangling, fmt.Sprintf("the project %s is placed in %s, no organization in the file", q(p.Project), q(p.Org)))
 		}
 	}
 	for _, g := range d.Grants {
 		if !orgs[g.Org] {
-			dangling = append(dangling, fmt.Sprintf("the delegation of %s in %s is in no organization in the file", g.ClientID, g.Org))
+			dangling = append(dangling, fmt.Sprintf("the delegation of %s in %s is in no organization in the file", q(g.ClientID), q(g.Org)))
 		}
 		if !ids[g.ClientID] {
-			orphans = append(orphans, fmt.Sprintf("the delegation of %s in %s names no service account in the file", g.ClientID, g.Org))
+			orphans = append(orphans, fmt.Sprintf("the delegation of %s in %s names no service account in the file", q(g.ClientID), q(g.Org)))
 		}
 		for _, sc := range g.Scopes {
 			if !oauth2.Delegable(sc) {
-				scoped = append(scoped, fmt.Sprintf("the delegation of %s in %s carries %s", g.ClientID, g.Org, sc))
+				scoped = append(scoped, fmt.Sprintf("the delegation of %s in %s carries %s", q(g.ClientID), q(g.Org), sc))
 			}
 		}
 	}

@@ -161,7 +161,7 @@ func TestImportRefusesUndelegableGrants(t *testing.T) {
 	}
 	defer dst.Close()
 	wantRefused(t, dst, transfer.Import(ctx, dst, dump, t0),
-		"delegation of 2 in example.com carries keyward.admin", "delegation of 3 in example.com carries keyward.introspect")
+		`delegation of "2" in "example.com" carries keyward.admin`, `delegation of "3" in "example.com" carries keyward.introspect`)
 }
 
 // A dump with a delegation grant whose client ID is not the ID of one of
@@ -179,21 +179,21 @@ func TestImportRefusesGrantsWithoutAccount(t *testing.T) {
 		wants []string
 	}{
 		{"unknown client ID", func(d *transfer.Dump) { d.Grants = append(d.Grants, grant("3")) },
-			[]string{"the delegation of 3 in example.com names no service account in the file"}},
+			[]string{`the delegation of "3" in "example.com" names no service account in the file`}},
 		{"client email instead of ID", func(d *transfer.Dump) { d.Grants = append(d.Grants, grant("2@p.example")) },
-			[]string{"the delegation of 2@p.example in example.com names no service account"}},
+			[]string{`the delegation of "2@p.example" in "example.com" names no service account`}},
 		{"account left out of the file", func(d *transfer.Dump) { d.Accounts = d.Accounts[1:] }, // account 1 holds the grant
-			[]string{"the delegation of 1 in example.com names no service account"}},
+			[]string{`the delegation of "1" in "example.com" names no service account`}},
 		{"organization left out of the file", func(d *transfer.Dump) {
 			g := grant("1")
 			g.Org = "elsewhere.example"
 			d.Grants = append(d.Grants, g)
-		}, []string{"the delegation of 1 in elsewhere.example is in no organization in the file"}},
+		}, []string{`the delegation of "1" in "elsewhere.example" is in no organization in the file`}},
 		{"both kinds of problem", func(d *transfer.Dump) {
 			g := grant("4")
 			g.Scopes = append(g.Scopes, "keyward.admin")
 			d.Grants = append(d.Grants, g)
-		}, []string{"the delegation of 4 in example.com names no service account", "the delegation of 4 in example.com carries keyward.admin"}},
+		}, []string{`the delegation of "4" in "example.com" names no service account`, `the delegation of "4" in "example.com" carries keyward.admin`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := base
@@ -308,26 +308,28 @@ func TestImportRefusesDanglingReferences(t *testing.T) {
 	}{
 		{"key of no account", func(d *transfer.Dump) {
 			d.Keys = append(d.Keys, storage.Key{ID: "k9", AccountID: "9", Algorithm: "RS256", PublicKey: []byte{1}, Origin: "uploaded", CreatedAt: t0})
-		}, []string{"the key k9 is of 9, no service account in the file"}},
+		}, []string{`the key "k9" is of "9", no service account in the file`}},
 		{"secret of no account", func(d *transfer.Dump) {
 			d.Secrets = append(d.Secrets, storage.Secret{ID: "s9", AccountID: "9", Hash: []byte{1}, CreatedAt: t0})
-		}, []string{"the secret s9 is of 9, no service account in the file"}},
+		}, []string{`the secret "s9" is of "9", no service account in the file`}},
 		{"user of no organization", func(d *transfer.Dump) {
 			d.Users = append(d.Users, storage.User{Email: "c@other.example", Org: "other.example", CreatedAt: t0})
-		}, []string{"the user c@other.example is in other.example, no organization in the file"}},
+		}, []string{`the user "c@other.example" is in "other.example", no organization in the file`}},
 		{"project of no organization", func(d *transfer.Dump) {
 			d.Projects = append(d.Projects, storage.ProjectOrg{Project: "q", Org: "other.example"})
-		}, []string{"the project q is placed in other.example, no organization in the file"}},
+		}, []string{`the project "q" is placed in "other.example", no organization in the file`}},
 		{"grant of no organization", func(d *transfer.Dump) {
 			d.Grants = append(d.Grants, storage.Grant{Org: "other.example", ClientID: "2", Scopes: []string{"orders.read"}, CreatedAt: t0})
-		}, []string{"the delegation of 2 in other.example is in no organization in the file"}},
+		}, []string{`the delegation of "2" in "other.example" is in no organization in the file`}},
 		{"introspector of no account", func(d *transfer.Dump) { d.APIs[0].Introspectors = []string{"2", "9"} },
-			[]string{"the introspector 9 of API orders is no service account in the file"}},
+			[]string{`the introspector "9" of API "orders" is no service account in the file`}},
 		{"account left out", func(d *transfer.Dump) { d.Accounts = d.Accounts[:1] }, []string{ // account 2 introspects; k2, s2 are its
-			"the introspector 2 of API orders is no service account", "the key k2 is of 2,", "the secret s2 is of 2,"}},
+			`the introspector "2" of API "orders" is no service account`, `the key "k2" is of "2",`, `the secret "s2" is of "2",`}},
+		{"key of an account whose ID holds an escape", func(d *transfer.Dump) { d.Keys[0].AccountID = "\x1b[2J" + strings.Repeat("9", 100) },
+			[]string{`the key "k1" is of "\x1b[2J999`, `"… (104 bytes), no service account in the file`}},
 		{"organization left out", func(d *transfer.Dump) { d.Orgs = nil }, []string{
-			"the user a@example.com is in example.com,", "the user b@example.com is in example.com,", "the project p is placed in example.com,",
-			"the delegation of 1 in example.com is in no organization"}},
+			`the user "a@example.com" is in "example.com",`, `the user "b@example.com" is in "example.com",`, `the project "p" is placed in "example.com",`,
+			`the delegation of "1" in "example.com" is in no organization`}},
 	} {
 		for _, target := range targets {
 			t.Run(tc.name+"/"+target.name, func(t *testing.T) {
@@ -638,7 +640,7 @@ func TestImportRefusesInvalidItems(t *testing.T) {
 		{"key ID twice", func(d *transfer.Dump) { d.Keys[1].ID = "k1" },
 			[]string{`the key "k1" is in the file twice`}},
 		{"key of no account in the file", func(d *transfer.Dump) { d.Keys[0].AccountID = "9" },
-			[]string{"the key k1 is of 9, no service account in the file"}},
+			[]string{`the key "k1" is of "9", no service account in the file`}},
 		{"secret without hash", func(d *transfer.Dump) { d.Secrets[0].Hash = nil },
 			[]string{`the secret "s1" has no hash`}},
 		{"signing key with nothing sealed", func(d *transfer.Dump) { d.SigningKeys[0].Sealed = nil },
