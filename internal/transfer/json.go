@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
@@ -166,6 +167,9 @@ func (d *Dump) UnmarshalJSON(b []byte) error {
 		}
 		*d = Dump(v)
 	case Format:
+		if at := repeated(b); at != "" {
+			return fmt.Errorf("%s is in the file twice (names match in any case): the import would keep the last and drop the other without a word; merge them into one, and import again", oauth2.QuoteShort(at))
+		}
 		// Strict, unlike FormatV1 (kept as lenient as earlier releases
 		// read it): a field this release does not know, misspelt in an
 		// edited file or added by a later release, would be dropped.
@@ -200,6 +204,70 @@ func (d *Dump) UnmarshalJSON(b []byte) error {
 		*d = Dump{Format: head.Format}
 	}
 	return nil
+}
+
+// repeated returns the first name that an object in b, JSON, gives
+// twice, where it is (accounts[3].email), or "" if none is: encoding/json
+// matches names in any case (accounts, Accounts), and of a name given
+// twice keeps the last value, dropping the other (a list of accounts
+// pasted under a second "accounts") without a word.
+func repeated(b []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	at, _ := repeatedIn(dec, "")
+	return at
+}
+
+// repeatedIn is repeated for the value dec reads next, at path.
+func repeatedIn(dec *json.Decoder, path string) (string, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", err
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			name, err := dec.Token()
+			if err != nil {
+				return "", err
+			}
+			at := name.(string)
+			if path != "" {
+				at = path + "." + at
+			}
+			if f := foldName(name.(string)); seen[f] {
+				return at, nil
+			} else {
+				seen[f] = true
+			}
+			if p, err := repeatedIn(dec, at); p != "" || err != nil {
+				return p, err
+			}
+		}
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			if p, err := repeatedIn(dec, fmt.Sprintf("%s[%d]", path, i)); p != "" || err != nil {
+				return p, err
+			}
+		}
+	default:
+		return "", nil
+	}
+	_, err = dec.Token() // the closing delimiter
+	return "", err
+}
+
+// foldName maps a name to what encoding/json matches it by: each rune to
+// the least of those it folds with (Unicode simple folding).
+func foldName(name string) string {
+	return strings.Map(func(r rune) rune {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		return least
+	}, name)
 }
 
 // valueProblem says what is wrong with b, a dump that failed to decode

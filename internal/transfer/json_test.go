@@ -192,6 +192,41 @@ func TestUnknownFields(t *testing.T) {
 	}
 }
 
+// TestRepeatedNames: a dump in Format with a name given twice in an
+// object, in any case, is refused, naming where; encoding/json kept the
+// last value and dropped the other (accounts pasted under a second
+// "accounts") without a word. FormatV1 is read as earlier releases read it.
+func TestRepeatedNames(t *testing.T) {
+	tests := []struct {
+		name, json, wantErr string
+	}{
+		{"a list twice", `{"format":"keyward-export/2","orgs":[{"domain":"a.example"}],"orgs":[{"domain":"example.com"}]}`, `"orgs" is in the file twice`},
+		{"in another case", `{"format":"keyward-export/2","orgs":[{"domain":"a.example"}],"ORGS":[{"domain":"example.com"}]}`, `"ORGS" is in the file twice`},
+		{"in an item", `{"format":"keyward-export/2","orgs":[{"domain":"example.com"},{"domain":"a.example","Domain":"example.com"}]}`, `"orgs[1].Domain" is in the file twice`},
+		{"folded as encoding/json folds", `{"format":"keyward-export/2","orgs":[{"domain":"a.example","blocked_scopes":[],"blocked_\u017fcopes":[]}]}`, `"orgs[0].blocked_ſcopes" is in the file twice`},
+		{"three spellings", `{"format":"keyward-export/2","accounts":[{"client_id":"1","created_at":"x","CREATED_AT":"y","Created_At":"z"}]}`,
+			`"accounts[0].CREATED_AT" is in the file twice`},
+		{"in a TLS binding", `{"format":"keyward-export/2","accounts":[{"tls_binding":{"tls_client_auth_san_dns":"a","tls_client_auth_san_dns":"b"}}]}`, `"accounts[0].tls_binding.tls_client_auth_san_dns" is in the file twice`},
+		{"of format 1", `{"format":"keyward-export/1","orgs":[{"Domain":"a.example"}],"orgs":[{"Domain":"example.com"}]}`, ""},
+		{"once each", `{"format":"keyward-export/2","orgs":[{"domain":"example.com","blocked_scopes":["a"]}],"users":[{"email":"a@example.com","org":"example.com"}]}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var d transfer.Dump
+			err := json.Unmarshal([]byte(tt.json), &d)
+			if tt.wantErr == "" {
+				if err != nil || len(d.Orgs) != 1 || d.Orgs[0].Domain != "example.com" {
+					t.Fatalf("read %+v, %v; want the organization example.com", d, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want one saying %s", err, tt.wantErr)
+			}
+		})
+	}
+}
+
 // TestBadValues: a time or bytes field that does not decode, or a value
 // of the wrong kind, is named by its place in the file, with the form it
 // must have. Go's errors named neither of the first: 'parsing time
@@ -241,8 +276,8 @@ func TestBadValues(t *testing.T) {
 			`apis is "x", not a JSON array`},
 		{"the wrong kind in format 1", `{"format":"keyward-export/1","orgs":[{"Domain":"example.com","BlockedScopes":"x"}]}`,
 			`orgs[0].BlockedScopes is "x", not a JSON array`},
-		{"two spellings of a field, both bad", `{"format":"keyward-export/2","accounts":[{"client_id":"1","created_at":"x","CREATED_AT":"y","Created_At":"z"}]}`,
-			`accounts[0].CREATED_AT is "y"` + rfc3339},
+		{"two spellings of a field, both bad", `{"format":"keyward-export/1","accounts":[{"ID":"1","CreatedAt":"x","CREATEDAT":"y","createdat":"z"}]}`,
+			`accounts[0].CREATEDAT is "y"` + rfc3339},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
