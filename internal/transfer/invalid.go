@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/keyfile"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
@@ -42,7 +43,9 @@ var (
 // grant's scope no API in the file defines (an API deleted before the
 // store tracked holders), a grant without scopes, an account or a user
 // email given twice in different cases, a user not of its organization's
-// domain, a key the rules of an upload refuse (keyProblem), a secret's
+// domain, a TLS binding the admin API would refuse (more than one field,
+// which the server matches by the first only; a subject DN, URI or IP
+// that does not parse), a key the rules of an upload refuse (keyProblem), a secret's
 // hash not of the keyed SHA-256's size. Items without their identifier are check's, not repeated here.
 func invalid(d Dump) (bad, warnings []string) {
 	add := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
@@ -138,6 +141,9 @@ func invalid(d Dump) (bad, warnings []string) {
 		rule(what, validate.Label("display name", a.DisplayName, validate.MaxDisplayNameLength))
 		rule(what, validate.Label("description", a.Description, validate.MaxDescriptionLength))
 		rule(what, validate.AuthMethods(a.AuthMethods))
+		if _, err := clientauth.NormalizeBinding(a.TLS); err != nil {
+			rule(what+": its tls_binding", err)
+		}
 		rule(what, validate.TokenFormat(a.TokenFormat, true))
 		if a.TokenLifetime%time.Second != 0 {
 			// A lifetime under a second would be held as none, which

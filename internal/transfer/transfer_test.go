@@ -746,6 +746,10 @@ func TestImportWarnsOfInvalidItems(t *testing.T) {
 			`the delegation of "1" in "example.com" has no scope`},
 		{"delegation scope no API defines", func(d *transfer.Dump) { d.Grants[0].Scopes = []string{"orders.write"} },
 			`the delegation of "1" in "example.com": the scope "orders.write" is defined by no API in the file`},
+		{"account TLS binding of two fields", func(d *transfer.Dump) { d.Accounts[0].TLS.SubjectDN = "CN=a" },
+			`the service account "1": its tls_binding: a TLS binding names exactly one of subject DN, SAN DNS, SAN URI, SAN IP or SAN email`},
+		{"account TLS binding IP", func(d *transfer.Dump) { d.Accounts[0].TLS = storage.TLSBinding{SANIP: "10.0.0"} },
+			`the service account "1": its tls_binding: the SAN IP "10.0.0" is not an IP address, by the admin API's rules now`},
 		{"key of 1024 bits", func(d *transfer.Dump) { d.Keys[0].PublicKey = spki(testkeys.RSAPublic(1024)) },
 			`the key "k1": the admin API would refuse it now: the RSA key has 1024 bits`},
 		{"key with an even exponent", func(d *transfer.Dump) {
