@@ -21,6 +21,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/sqlite"
@@ -39,7 +40,8 @@ import (
 // removed or given twice. The edited dump goes through the JSON that
 // 'keyward export' writes and 'keyward import' reads, and is imported
 // into an empty SQLite store. Either the import is refused, saying that
-// nothing was imported, and the store is left empty (no item, no audit
+// nothing was imported (quoting the file's values: no control character
+// reaches the terminal as it is, nor in a warning), and the store is left empty (no item, no audit
 // event); or the store's export is the file again, item for item, with
 // an audit log that verifies. A refused import leaves the store to the
 // next input; only an accepted one costs a new store.
@@ -139,9 +141,17 @@ func FuzzImport(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		for _, w := range transfer.Warnings(in) {
+			if strings.ContainsFunc(w, unicode.IsControl) {
+				t.Errorf("a warning shows a control character of the file as it is: %q", w)
+			}
+		}
 		if ierr != nil {
 			if !strings.Contains(ierr.Error(), "nothing was imported") {
 				t.Errorf("a refused import says %q, not that nothing was imported", ierr)
+			}
+			if strings.ContainsFunc(ierr.Error(), unicode.IsControl) {
+				t.Errorf("a refused import shows a control character of the file as it is: %q", ierr)
 			}
 			if len(got.APIs)+len(got.Accounts)+len(got.Keys)+len(got.Secrets)+len(got.SigningKeys)+len(got.SealedValues)+
 				len(got.Orgs)+len(got.Users)+len(got.Projects)+len(got.Grants)+len(events) > 0 {
