@@ -707,7 +707,8 @@ func (s *Service) UpdateAccountIf(ctx context.Context, actor Actor, ref string, 
 	if up.Scopes != nil && !slices.Contains(*up.Scopes, AdminScope) {
 		change = "removing the scope"
 	}
-	return updated, s.guardErr(err, a, change)
+	// ErrNotFound: the account was deleted since GetAccount found it.
+	return updated, storeErr(s.guardErr(err, a, change), "The service account "+quoteClip(ref))
 }
 
 // certificateTrust is the binding CA-issued certificates authenticate
@@ -745,7 +746,7 @@ func (s *Service) SetAccountDisabledIf(ctx context.Context, actor Actor, ref str
 		old.UpdatedAt = s.cfg.Now()
 		return old, nil
 	}, s.event(actor, action, a.ID, nil), s.guard())
-	return updated, s.guardErr(err, a, "disabling it")
+	return updated, storeErr(s.guardErr(err, a, "disabling it"), "The service account "+quoteClip(ref))
 }
 
 // RevokeAccountTokens revokes every token issued to the account until now:
@@ -756,10 +757,11 @@ func (s *Service) RevokeAccountTokens(ctx context.Context, actor Actor, ref stri
 		return a, err
 	}
 	now := s.cfg.Now()
-	return s.store.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
+	updated, err := s.store.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
 		old.TokensRevokedBefore, old.UpdatedAt = now, now
 		return old, nil
 	}, s.event(actor, "account.revoke_tokens", a.ID, map[string]string{"before": now.UTC().Format(time.RFC3339Nano)}))
+	return updated, storeErr(err, "The service account "+quoteClip(ref))
 }
 
 // Revoked says what RevokeTokenID knew of the token it revoked.

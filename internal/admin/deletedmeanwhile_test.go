@@ -1,0 +1,66 @@
+package admin_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/sqlite"
+)
+
+// accountGoneStore deletes the account a change is about just before the
+// change reaches the store, as another administrator's DELETE between the
+// service's lookup and its transaction would.
+type accountGoneStore struct {
+	storage.Storage
+}
+
+func (s accountGoneStore) UpdateAccount(ctx context.Context, id string, fn func(storage.Account) (storage.Account, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Account, error) {
+	if err := s.Storage.DeleteAccount(ctx, id, nil, storage.AuditEvent{Time: time.Now(), Action: "account.delete", Outcome: storage.OutcomeSuccess, AccountID: id}); err != nil {
+		return storage.Account{}, err
+	}
+	return s.Storage.UpdateAccount(ctx, id, fn, ev, guards...)
+}
+
+// A change of an account deleted since the service looked it up is 404
+// not_found, as it is when the account was gone before: not the 503 of a
+// store failure, which tells the caller to retry what cannot succeed.
+func TestChangeOfAccountDeletedMeanwhile(t *testing.T) {
+	ctx, op := context.Background(), admin.Actor{ID: "op"}
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	plain := admin.NewService(st, admin.Config{AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour})
+	svc := admin.NewService(accountGoneStore{st}, admin.Config{AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour})
+	desc := "d"
+	tests := []struct {
+		name   string
+		change func(ref string) error
+	}{
+		{"update", func(ref string) error {
+			_, err := svc.UpdateAccount(ctx, op, ref, admin.AccountUpdate{Description: &desc})
+			return err
+		}},
+		{"disable", func(ref string) error { _, err := svc.SetAccountDisabled(ctx, op, ref, true); return err }},
+		{"enable", func(ref string) error { _, err := svc.SetAccountDisabled(ctx, op, ref, false); return err }},
+		{"revoke tokens", func(ref string) error { _, err := svc.RevokeAccountTokens(ctx, op, ref); return err }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := plain.CreateAccount(ctx, op, admin.AccountInput{Name: "job", Project: "shop"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = tt.change(a.Email)
+			if oe := oauth2.AsError(err); oe == nil || oe.Code != admin.ErrNotFound || oe.HTTPStatus() != 404 {
+				t.Fatalf("err = %v, want 404 not_found", err)
+			}
+		})
+	}
+}
