@@ -695,9 +695,9 @@ func (s *Service) UpdateAccountIf(ctx context.Context, actor Actor, ref string, 
 			// credential names only a thumbprint, which cannot be checked
 			// against a binding). Those got with its keys (a self-signed
 			// certificate is one) or secrets are not concerned.
-			old.CertTokensRevokedBefore = old.UpdatedAt
+			old.CertTokensRevokedBefore = later(old.CertTokensRevokedBefore, old.UpdatedAt)
 			// The audit event, written after this function, records it.
-			data["cert_tokens_revoked_before"] = old.UpdatedAt.UTC().Format(time.RFC3339Nano)
+			data["cert_tokens_revoked_before"] = old.CertTokensRevokedBefore.UTC().Format(time.RFC3339Nano)
 		} else {
 			delete(data, "cert_tokens_revoked_before") // from a try that was rolled back
 		}
@@ -757,11 +757,25 @@ func (s *Service) RevokeAccountTokens(ctx context.Context, actor Actor, ref stri
 		return a, err
 	}
 	now := s.cfg.Now()
+	data := map[string]string{}
 	updated, err := s.store.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
-		old.TokensRevokedBefore, old.UpdatedAt = now, now
+		old.TokensRevokedBefore, old.UpdatedAt = later(old.TokensRevokedBefore, now), now
+		// The audit event, written after this function, records it.
+		data["before"] = old.TokensRevokedBefore.UTC().Format(time.RFC3339Nano)
 		return old, nil
-	}, s.event(actor, "account.revoke_tokens", a.ID, map[string]string{"before": now.UTC().Format(time.RFC3339Nano)}))
+	}, s.event(actor, "account.revoke_tokens", a.ID, data))
 	return updated, storeErr(err, "The service account "+quoteClip(ref))
+}
+
+// later returns the later of a revocation time set before, t0, and t: a
+// revocation made by a clock behind the one that made t0 (another
+// replica's, or one stepped back) must not bring back the tokens t0
+// revoked.
+func later(t0, t time.Time) time.Time {
+	if t0.After(t) {
+		return t0
+	}
+	return t
 }
 
 // Revoked says what RevokeTokenID knew of the token it revoked.
