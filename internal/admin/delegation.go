@@ -441,7 +441,13 @@ func (s *Service) GrantDelegation(ctx context.Context, actor Actor, domain, clie
 	g := storage.Grant{Org: domain, ClientID: a.ID, Scopes: dedupe(scopes), CreatedAt: s.cfg.Now()}
 	// The store's answer, not g: a grant replaced keeps its created_at.
 	stored, err := s.store.PutGrant(ctx, g, s.event(actor, "delegation.grant", a.ID, map[string]string{"org": domain, "scopes": strings.Join(g.Scopes, " ")}), s.guard())
-	// ErrNotFound: the organization was deleted since GetOrg found it.
+	// ErrNotFound: the account or the organization was deleted since it
+	// was looked up.
+	if errors.Is(err, storage.ErrNotFound) {
+		if _, gerr := s.store.GetAccount(ctx, a.ID); errors.Is(gerr, storage.ErrNotFound) {
+			return stored, storeErr(gerr, "The service account with client ID "+quoteClip(clientID))
+		}
+	}
 	return stored, storeErr(s.guardErr(err, a, ""), "The organization "+quoteClip(domain))
 }
 

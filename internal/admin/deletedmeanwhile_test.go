@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,5 +63,53 @@ func TestChangeOfAccountDeletedMeanwhile(t *testing.T) {
 				t.Fatalf("err = %v, want 404 not_found", err)
 			}
 		})
+	}
+}
+
+// grantGoneStore deletes the account a delegation is granted to just
+// before the grant reaches the store.
+type grantGoneStore struct {
+	storage.Storage
+}
+
+func (s grantGoneStore) PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent, guards ...storage.Guard) (storage.Grant, error) {
+	if err := s.Storage.DeleteAccount(ctx, g.ClientID, nil, storage.AuditEvent{Time: time.Now(), Action: "account.delete", Outcome: storage.OutcomeSuccess, AccountID: g.ClientID}); err != nil {
+		return storage.Grant{}, err
+	}
+	return s.Storage.PutGrant(ctx, g, ev, guards...)
+}
+
+// A delegation granted to an account deleted since the service looked it
+// up is 404, and no grant is left naming no account: deleting the
+// account took its grants, and one made after would be listed and hold
+// its scopes (DELETE of their API refused) for an account that is gone.
+func TestGrantToAccountDeletedMeanwhile(t *testing.T) {
+	ctx, op := context.Background(), admin.Actor{ID: "op"}
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := admin.Config{AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour}
+	plain, svc := admin.NewService(st, cfg), admin.NewService(grantGoneStore{st}, cfg)
+	if _, err := plain.CreateAPI(ctx, op, admin.APIInput{Name: "mail", Identifier: "https://mail.internal", Scopes: []string{"mail.read"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.CreateOrg(ctx, op, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := plain.CreateAccount(ctx, op, admin.AccountInput{Name: "job", Project: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc.GrantDelegation(ctx, op, "example.com", a.ID, []string{"mail.read"})
+	if oe := oauth2.AsError(err); oe == nil || oe.HTTPStatus() != 404 || !strings.Contains(oe.Description, "service account") {
+		t.Fatalf("err = %v, want 404 saying the account does not exist", err)
+	}
+	if grants, err := st.ListGrants(ctx, "example.com"); err != nil || len(grants) != 0 {
+		t.Fatalf("grants %+v, %v; want none", grants, err)
+	}
+	if err := plain.DeleteAPI(ctx, op, "mail"); err != nil {
+		t.Fatalf("delete the API whose scope only the account deleted had: %v", err)
 	}
 }

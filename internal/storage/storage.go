@@ -608,7 +608,9 @@ type Storage interface {
 	// guards (see Guard; KeepHeld and KeepSignIn do not apply to grants) in
 	// the same transaction, and returns the grant as stored: a replaced
 	// grant gets g's scopes and keeps its CreatedAt. It fails with
-	// ErrNotFound when the organization does not exist.
+	// ErrNotFound when the organization does not exist, or, with guards,
+	// when no account has the client ID (deleted since the caller looked
+	// it up).
 	PutGrant(ctx context.Context, g Grant, ev AuditEvent, guards ...Guard) (Grant, error)
 	GetGrant(ctx context.Context, org, clientID string) (Grant, error)
 	ListGrants(ctx context.Context, org string) ([]Grant, error)

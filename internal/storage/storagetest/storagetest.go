@@ -1557,6 +1557,11 @@ func testDelegation(t *testing.T, s storage.Storage) {
 	// A grant in an organization that does not exist (deleted since the
 	// caller looked it up) is ErrNotFound, not a foreign key's error.
 	wantErr(t, errOf(s.PutGrant(ctx, storage.Grant{Org: "gone.org", ClientID: "1", Scopes: []string{"cal.events"}, CreatedAt: t0}, ev("grant"))), storage.ErrNotFound)
+	// So is a guarded one (the admin API's) to a client ID no account has
+	// (deleted since): it would be left naming no account.
+	wantErr(t, errOf(s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: "100000000000000000098", Scopes: []string{"cal.events"}, CreatedAt: t0}, ev("grant"), storage.Guard{})), storage.ErrNotFound)
+	_, err = s.GetGrant(ctx, "example.com", "100000000000000000098")
+	wantErr(t, err, storage.ErrNotFound)
 
 	// Deleting an organization takes its users, projects and grants along.
 	mustNil(t, errOf(s.PutGrant(ctx, storage.Grant{Org: "other.org", ClientID: "2", Scopes: []string{"x"}, CreatedAt: t0}, ev("grant"))))
