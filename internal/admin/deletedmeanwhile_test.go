@@ -113,3 +113,54 @@ func TestGrantToAccountDeletedMeanwhile(t *testing.T) {
 		t.Fatalf("delete the API whose scope only the account deleted had: %v", err)
 	}
 }
+
+// introspectorGoneStore deletes the accounts an update makes an API's
+// introspectors just before the update reaches the store.
+type introspectorGoneStore struct {
+	storage.Storage
+}
+
+func (s introspectorGoneStore) UpdateAPI(ctx context.Context, name string, fn func(storage.API) (storage.API, error), ev storage.AuditEvent) (storage.API, error) {
+	old, err := s.Storage.GetAPI(ctx, name)
+	if err != nil {
+		return storage.API{}, err
+	}
+	a, err := fn(old)
+	if err != nil {
+		return storage.API{}, err
+	}
+	for _, id := range a.Introspectors {
+		if err := s.Storage.DeleteAccount(ctx, id, nil, storage.AuditEvent{Time: time.Now(), Action: "account.delete", Outcome: storage.OutcomeSuccess, AccountID: id}); err != nil {
+			return storage.API{}, err
+		}
+	}
+	return s.Storage.UpdateAPI(ctx, name, fn, ev)
+}
+
+// An account made an API's introspector while it is being deleted is
+// 404, and the API is left without it: deleting the account took it off
+// every API's introspectors, and one added after would name no account.
+func TestIntrospectorDeletedMeanwhile(t *testing.T) {
+	ctx, op := context.Background(), admin.Actor{ID: "op"}
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := admin.Config{AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour}
+	plain, svc := admin.NewService(st, cfg), admin.NewService(introspectorGoneStore{st}, cfg)
+	if _, err := plain.CreateAPI(ctx, op, admin.APIInput{Name: "mail", Identifier: "https://mail.internal", Scopes: []string{"mail.read"}}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := plain.CreateAccount(ctx, op, admin.AccountInput{Name: "job", Project: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc.UpdateAPI(ctx, op, "mail", admin.APIUpdate{Introspectors: &[]string{a.Email}})
+	if oe := oauth2.AsError(err); oe == nil || oe.HTTPStatus() != 404 || !strings.Contains(oe.Description, a.ID) {
+		t.Fatalf("err = %v, want 404 naming the account", err)
+	}
+	if api, err := st.GetAPI(ctx, "mail"); err != nil || len(api.Introspectors) != 0 {
+		t.Fatalf("API %+v, %v; want no introspector", api, err)
+	}
+}

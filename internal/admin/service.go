@@ -386,6 +386,14 @@ func (s *Service) UpdateAPIIf(ctx context.Context, actor Actor, name string, up 
 	if errors.Is(err, storage.ErrAlreadyExists) && up.Scopes != nil {
 		return a, s.scopeTaken(ctx, name, *up.Scopes)
 	}
+	if errors.Is(err, storage.ErrNotFound) && up.Introspectors != nil {
+		// The API, or an introspector deleted since it was looked up.
+		for _, id := range ids {
+			if _, gerr := s.store.GetAccount(ctx, id); errors.Is(gerr, storage.ErrNotFound) {
+				return a, storeErr(gerr, "The service account "+id)
+			}
+		}
+	}
 	return a, storeErr(err, "The API "+quoteClip(name))
 }
 

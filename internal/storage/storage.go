@@ -536,8 +536,9 @@ type Storage interface {
 	// identifier and creation time may change. Scopes it removes must be
 	// held by no account or grant, and scopes it adds by none either (left
 	// from a deleted API), or it fails with a *ScopesHeldError; a scope it
-	// adds that another API has fails with ErrAlreadyExists. It is
-	// serialized against guarded changes (see Guard).
+	// adds that another API has fails with ErrAlreadyExists; an
+	// introspector it adds that is no account's ID, with ErrNotFound. It
+	// is serialized against guarded changes (see Guard).
 	UpdateAPI(ctx context.Context, name string, fn func(API) (API, error), ev AuditEvent) (API, error)
 	// DeleteAPI deletes the API and its scopes, or fails with a
 	// *ScopesHeldError when an account or a delegation grant holds any of

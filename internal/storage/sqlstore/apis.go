@@ -150,6 +150,18 @@ func (s *Store) UpdateAPI(ctx context.Context, name string, fn func(storage.API)
 		if a.Name != old.Name || a.Identifier != old.Identifier {
 			return fmt.Errorf("update api %s: the name and identifier cannot change", name)
 		}
+		// An introspector added must be an account: one deleted since the
+		// caller looked it up (its deletion, guarded, holds the scopes
+		// lock this holds, so it committed before) is ErrNotFound, not
+		// left naming no account.
+		for _, id := range a.Introspectors {
+			if slices.Contains(old.Introspectors, id) {
+				continue
+			}
+			if _, err := scanAccount(tx.QueryRowContext(ctx, s.q["getAccount"], id)); err != nil {
+				return s.wrap("update api: introspector "+id, err)
+			}
+		}
 		if _, err = tx.ExecContext(ctx, s.q["updateAPI"], a.Description, formatOrDefault(a.TokenFormat), encodeList(a.Introspectors), name); err != nil {
 			return s.wrap("update api", err)
 		}

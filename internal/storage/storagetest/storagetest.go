@@ -436,6 +436,16 @@ func testAPIs(t *testing.T, s storage.Storage) {
 	if got, err := s.GetAPI(ctx, "orders"); err != nil || got.TokenFormat != storage.TokenJWT || len(got.Introspectors) != 0 {
 		t.Fatalf("new API: %+v, %v; want JWT tokens and no introspectors by default", got, err)
 	}
+	// An introspector added must be an account: one deleted since the
+	// caller looked it up would be left naming no account.
+	_, err := s.UpdateAPI(ctx, "orders", func(a storage.API) (storage.API, error) {
+		a.Introspectors = []string{"100000000000000000009"}
+		return a, nil
+	}, ev("api.update"))
+	wantErr(t, err, storage.ErrNotFound)
+	introspector := account("100000000000000000009", "introspector@proj.example")
+	introspector.Scopes = nil // holding no scope of the APIs deleted below
+	mustNil(t, s.CreateAccount(ctx, introspector, ev("account.create")))
 	up, err := s.UpdateAPI(ctx, "orders", func(a storage.API) (storage.API, error) {
 		a.TokenFormat, a.Introspectors = storage.TokenOpaque, []string{"100000000000000000009"}
 		return a, nil
