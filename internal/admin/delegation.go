@@ -99,7 +99,7 @@ func (s *Service) SetBlockedScopesIf(ctx context.Context, actor Actor, domain st
 		}
 		o.BlockedScopes = dedupe(scopes)
 		return o, nil
-	}, s.event(actor, "org.policy", "", map[string]string{"org": domain, "blocked_scopes": strings.Join(scopes, " ")}))
+	}, s.event(actor, "org.policy", "", map[string]string{"org": domain, "blocked_scopes": strings.Join(dedupe(scopes), " ")}))
 	return o, projects, storeErr(err, "The organization "+quoteClip(domain))
 }
 

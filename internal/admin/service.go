@@ -631,7 +631,7 @@ func (s *Service) UpdateAccountIf(ctx context.Context, actor Actor, ref string, 
 		if actor.ID == a.ID && slices.Contains(a.Scopes, AdminScope) && !slices.Contains(*up.Scopes, AdminScope) {
 			return a, conflict("An administrator cannot remove %s from its own account; use another administrator account.", AdminScope)
 		}
-		data["scopes"] = strings.Join(*up.Scopes, " ")
+		data["scopes"] = strings.Join(dedupe(*up.Scopes), " ") // as stored
 	}
 	if up.TokenLifetimeSeconds != nil {
 		if life, err = s.lifetime(*up.TokenLifetimeSeconds); err != nil {
@@ -655,7 +655,7 @@ func (s *Service) UpdateAccountIf(ctx context.Context, actor Actor, ref string, 
 		if err := checkAuthMethods(*up.AuthMethods); err != nil {
 			return a, err
 		}
-		data["auth_methods"] = strings.Join(*up.AuthMethods, " ")
+		data["auth_methods"] = strings.Join(dedupe(*up.AuthMethods), " ")
 	}
 	if up.TokenFormat != nil {
 		if err := checkFormat(*up.TokenFormat, true); err != nil {
