@@ -788,7 +788,8 @@ func later(t0, t time.Time) time.Time {
 
 // Revoked says what RevokeTokenID knew of the token it revoked.
 type Revoked struct {
-	// OnRecord: an opaque token with the ID was stored (it is now deleted);
+	// OnRecord: an opaque token with the ID is stored (kept, revoked, until
+	// it expires, so later use of it is audited with its account);
 	// AccountID is its account.
 	OnRecord  bool
 	AccountID string
