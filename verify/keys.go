@@ -234,14 +234,25 @@ type publishedKeys struct {
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (p *publishedKeys) UnmarshalJSON(b []byte) error {
-	var raw struct {
-		Keys []json.RawMessage `json:"keys"`
+	var set struct {
+		Keys json.RawMessage `json:"keys"`
 	}
-	if err := json.Unmarshal(b, &raw); err != nil {
+	if err := json.Unmarshal(b, &set); err != nil {
+		return err
+	}
+	if set.Keys == nil {
+		// Not a JWK set (RFC 7517 §5: keys is required), as a proxy's
+		// {} or null answer is not: read as an empty set, on a refresh
+		// it would drop every key. {"keys":[]} is an empty set, and so
+		// is {"keys":null}, go-jose's encoding of one.
+		return errors.New("the answer is not a JWK set: it has no keys member (RFC 7517 §5)")
+	}
+	var keys []json.RawMessage
+	if err := json.Unmarshal(set.Keys, &keys); err != nil {
 		return err
 	}
 	p.Keys, p.unusable, p.refused = nil, map[string]error{}, nil
-	for _, r := range raw.Keys {
+	for _, r := range keys {
 		var (
 			k  jose.JSONWebKey
 			id struct {

@@ -1491,19 +1491,26 @@ func TestNewRefusesUnusableKeySet(t *testing.T) {
 		name    string
 		keys    []string
 		wantErr []string // in New's error; none: New succeeds
+		body    string   // the whole answer, instead of a set of keys
 	}{
-		{"empty", nil, nil},
-		{"a usable key beside an oversized one", []string{hugeJWK, string(es)}, nil},
-		{"only an oversized key", []string{hugeJWK}, []string{"none of the issuer's keys", `key "huge" is not used: the RSA key has 8200 bits, more than the 8192 Keyward accepts`}},
-		{"only an oversized key without kid", []string{hugeNoKid}, []string{"without a kid is not used: the RSA key has 8200 bits"}},
-		{"oversized and of an unknown type", []string{hugeJWK, unknown}, []string{`key "huge" is not used`, `key "pq" is not used`}},
-		{"five refused", []string{unknown, unknown, unknown, hugeJWK, hugeJWK}, []string{"and 2 more"}},
-		{"only an encryption key", []string{strings.Replace(string(es), `"use":"sig"`, `"use":"enc"`, 1)}, []string{`key "es" is not used: it is for encryption`}},
+		{"empty", nil, nil, ""},
+		{name: "an empty object", body: "{}", wantErr: []string{"not a JWK set: it has no keys member"}},
+		{name: "null", body: "null", wantErr: []string{"not a JWK set: it has no keys member"}},
+		{name: "keys null, go-jose's empty set", body: `{"keys":null}`},
+		{"a usable key beside an oversized one", []string{hugeJWK, string(es)}, nil, ""},
+		{"only an oversized key", []string{hugeJWK}, []string{"none of the issuer's keys", `key "huge" is not used: the RSA key has 8200 bits, more than the 8192 Keyward accepts`}, ""},
+		{"only an oversized key without kid", []string{hugeNoKid}, []string{"without a kid is not used: the RSA key has 8200 bits"}, ""},
+		{"oversized and of an unknown type", []string{hugeJWK, unknown}, []string{`key "huge" is not used`, `key "pq" is not used`}, ""},
+		{"five refused", []string{unknown, unknown, unknown, hugeJWK, hugeJWK}, []string{"and 2 more"}, ""},
+		{"only an encryption key", []string{strings.Replace(string(es), `"use":"sig"`, `"use":"enc"`, 1)}, []string{`key "es" is not used: it is for encryption`}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f, body := rawJWKSIssuer(t)
 			set := `{"keys":[` + strings.Join(tt.keys, ",") + `]}`
+			if tt.body != "" {
+				set = tt.body
+			}
 			body.Store(&set)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
