@@ -314,6 +314,7 @@ func TestJWTBearer(t *testing.T) {
 		{name: "grant_type not percent-encoded", req: request{body: "grant_type=" + oauth2.GrantJWTBearer + "&assertion=" + rs(nil)}, wantStatus: 200, wantScope: "orders.read"},
 		{name: "form with a charset, as Java's client sends it", req: request{contentType: "application/x-www-form-urlencoded; charset=UTF-8", body: form(rs(nil))}, wantStatus: 200, wantScope: "orders.read"},
 		{name: "sub is the account itself", req: request{body: form(rs(func(c map[string]any) { c["sub"] = "job@proj.iam.test" }))}, wantStatus: 200},
+		{name: "sub is the account itself, in capitals", req: request{body: form(rs(func(c map[string]any) { c["sub"] = "Job@Proj.IAM.test" }))}, wantStatus: 200},
 		{name: "prn tolerated", req: request{body: form(rs(func(c map[string]any) { c["sub"], c["prn"] = "job@proj.iam.test", "job@proj.iam.test" }))}, wantStatus: 200},
 		{name: "scope in the form", req: request{body: form(rs(func(c map[string]any) { delete(c, "scope") }), "scope", "orders.write")}, wantStatus: 200, wantScope: "orders.write"},
 		{name: "two APIs", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read billing.read" }))}, wantStatus: 200, wantScope: "orders.read billing.read"},
