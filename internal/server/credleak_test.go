@@ -1,46 +1,26 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"log/slog"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/testkeyward"
 )
-
-// lockedBuffer is a bytes.Buffer a logger may write from several
-// goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // No credential a client sends, in the right place or the wrong one,
 // reaches the log (at debug, with every request's line), the audit log or
 // the answer: a secret sent as the client ID, a token in the query, an
 // assertion where a secret goes, and the like.
 func TestNoCredentialInLogsOrAudit(t *testing.T) {
-	var logs lockedBuffer
+	var logs testkeyward.SyncBuffer
 	f := newFixture(t, func(_ *server.Config, d *server.Deps) {
 		d.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
