@@ -66,6 +66,7 @@ type introspector struct {
 	endpoint string
 	issuer   string
 	o        options
+	client   *http.Client // o.client following no redirects
 	sf       singleflight.Group
 	refused  *tokenCache[*Error]
 	// Opaque tokens seen active, until they expire: not held to limiter.
@@ -81,7 +82,7 @@ type introspector struct {
 // newIntrospector asks endpoint with o.introspect, whose key file (if
 // any) withKeyFile has read.
 func newIntrospector(endpoint, issuer string, o options) *introspector {
-	in := &introspector{endpoint: endpoint, issuer: issuer, o: o,
+	in := &introspector{endpoint: endpoint, issuer: issuer, o: o, client: introspectionClient(o.client),
 		refused: newTokenCache[*Error](o.cacheSize), active: newTokenCache[struct{}](o.cacheSize),
 		limiter: rate.NewLimiter(rate.Inf, 0)}
 	if o.introspectionRate > 0 {
@@ -251,7 +252,7 @@ func (in *introspector) ask(ctx context.Context, raw, audience string, now time.
 	if cred.signer == nil {
 		req.SetBasicAuth(url.QueryEscape(cred.clientID), url.QueryEscape(cred.secret))
 	}
-	resp, err := in.o.client.Do(req)
+	resp, err := in.client.Do(req)
 	if err != nil {
 		return nil, unavailable("the issuer could not be asked about the token", err)
 	}

@@ -50,7 +50,11 @@ func defaultOptions() options {
 }
 
 // WithHTTPClient sets the client used to reach the issuer (by default one
-// with a 10 s timeout); nil keeps the default.
+// with a 10 s timeout); nil keeps the default. The Verifier uses copies of
+// c, which is not changed: the GETs of the issuer's metadata and keys
+// follow no redirect from HTTPS down to plain HTTP, and introspection
+// requests, which carry the API's credentials and the token, follow no
+// redirect at all; other redirects are left to c's CheckRedirect.
 func WithHTTPClient(c *http.Client) Option {
 	return func(o *options) {
 		if c != nil {

@@ -198,6 +198,7 @@ func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Veri
 	for _, opt := range opts {
 		opt(&o)
 	}
+	o.client = fetchClient(o.client)
 	issuerURL = strings.TrimSuffix(issuerURL, "/")
 	if audience == "" {
 		return nil, errors.New("verify: the audience (the API's identifier) is required")
