@@ -25,7 +25,8 @@ type verified struct {
 }
 
 // ClaimsFromContext returns the claims Middleware put in the request's
-// context.
+// context. They are shared with the Verifier's cache, and so with every
+// request that carries the same token: do not modify them.
 func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
 	v, ok := ctx.Value(ctxKey{}).(*verified)
 	if !ok {

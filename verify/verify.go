@@ -273,6 +273,8 @@ func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Veri
 
 // Verify checks a bearer token that arrived without a client certificate.
 // A certificate-bound token is refused: use VerifyWithCertificate.
+//
+// The returned Claims are shared with the cache: do not modify them.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	return v.VerifyWithCertificate(ctx, raw, nil)
 }
