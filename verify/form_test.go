@@ -121,3 +121,39 @@ func TestMiddlewareFormBody(t *testing.T) {
 		}
 	}
 }
+
+// With AllowQueryToken, a POST's body is read for access_token when its
+// media type is application/x-www-form-urlencoded, in any case and with
+// any parameters (RFC 9110 §8.3.1), as net/http's ParseForm reads it;
+// not when it is another type that merely begins alike.
+func TestMiddlewareFormContentType(t *testing.T) {
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	v := newVerifier(t, k)
+	h := verify.Middleware(v, verify.AllowQueryToken())(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	body := "access_token=" + k.Sign(t, nil)
+	tests := []struct {
+		contentType string
+		wantStatus  int
+	}{
+		{"application/x-www-form-urlencoded", 200},
+		{"application/x-www-form-urlencoded; charset=utf-8", 200},
+		{"Application/X-WWW-Form-URLEncoded", 200},
+		{"application/x-www-form-urlencoded ; Charset=UTF-8", 200},
+		{"application/x-www-form-urlencodedx", 401},
+		{"application/x-www-form-urlencoded-v2", 401},
+		{"text/plain", 401},
+		{"", 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.contentType, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/", strings.NewReader(body))
+			r.Header.Set("Content-Type", tt.contentType)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != tt.wantStatus {
+				t.Fatalf("status %d (%.200s), want %d", w.Code, w.Body, tt.wantStatus)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -47,8 +48,9 @@ type mwOptions struct {
 
 // AllowQueryToken also accepts the token in an access_token form or query
 // parameter (RFC 6750 §2.2, §2.3). Off by default: query strings end up in
-// logs. The form body of a POST without an Authorization header is read
-// for it, up to 64 KiB: a larger one is refused (400 invalid_request)
+// logs. The form body of a POST without an Authorization header
+// (application/x-www-form-urlencoded, in any case and with any
+// parameters, as ParseForm reads it) is read for it, up to 64 KiB: a larger one is refused (400 invalid_request)
 // before the token is checked, so that no caller without a token can make
 // the API read more. The wrapped handler finds the form parsed
 // (r.PostForm) and the body to read again. A request with a token in its
@@ -145,7 +147,7 @@ func bearerToken(w http.ResponseWriter, r *http.Request, allowQuery bool) (strin
 	fromQuery := ""
 	if allowQuery {
 		fromQuery = r.URL.Query().Get("access_token")
-		if fromHeader == "" && fromQuery == "" && r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if fromHeader == "" && fromQuery == "" && r.Method == http.MethodPost && isForm(r.Header.Get("Content-Type")) {
 			form, err := readForm(w, r)
 			if err != nil {
 				return "", err
@@ -162,6 +164,14 @@ func bearerToken(w http.ResponseWriter, r *http.Request, allowQuery bool) (strin
 		return fromQuery, nil
 	}
 	return "", errNoToken
+}
+
+// isForm reports whether the media type of ct is
+// application/x-www-form-urlencoded, in any case and with any parameters,
+// as net/http's ParseForm reads it.
+func isForm(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/x-www-form-urlencoded"
 }
 
 // readForm reads r's form body (RFC 6750 §2.2), at most maxFormBytes of
