@@ -73,6 +73,7 @@ func TestMiddlewareFormBody(t *testing.T) {
 		{"no token, a 10 MB form", "", "note=hi" + pad(huge), 400, "invalid_request", limit + 1},
 		{"token in a malformed form", "", "access_token=" + good + "&note=%zz", 400, "invalid_request", 0},
 		{"no token in the form", "", "note=hi", 401, "", 0},
+		{"two tokens in the form", "", "access_token=" + good + "&access_token=" + good + "&note=hi", 400, "invalid_request", 0},
 		{"token in the header, a 1 MB form", "Bearer " + good, "note=hi" + pad(1<<20), 200, "hi", 0},
 		// Only the query is checked for a second token: the body is the
 		// handler's, as with DPoP.

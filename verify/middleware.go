@@ -47,14 +47,16 @@ type mwOptions struct {
 }
 
 // AllowQueryToken also accepts the token in an access_token form or query
-// parameter (RFC 6750 §2.2, §2.3). Off by default: query strings end up in
-// logs. The form body of a POST without an Authorization header
-// (application/x-www-form-urlencoded, in any case and with any
-// parameters, as ParseForm reads it) is read for it, up to 64 KiB: a larger one is refused (400 invalid_request)
-// before the token is checked, so that no caller without a token can make
-// the API read more. The wrapped handler finds the form parsed
-// (r.PostForm) and the body to read again. A request with a token in its
-// Authorization header keeps its body unread, whatever its size.
+// parameter (RFC 6750 §2.2, §2.3), given once: several are refused (400
+// invalid_request), as several Authorization headers are. Off by default:
+// query strings end up in logs. The form body of a POST without an
+// Authorization header (application/x-www-form-urlencoded, in any case and
+// with any parameters, as ParseForm reads it) is read for it, up to 64
+// KiB: a larger one is refused (400 invalid_request) before the token is
+// checked, so that no caller without a token can make the API read more.
+// The wrapped handler finds the form parsed (r.PostForm) and the body to
+// read again. A request with a token in its Authorization header keeps its
+// body unread, whatever its size.
 func AllowQueryToken() MiddlewareOption { return func(o *mwOptions) { o.queryToken = true } }
 
 // WithRealm sets the realm of the WWW-Authenticate challenge (by default
@@ -146,13 +148,18 @@ func bearerToken(w http.ResponseWriter, r *http.Request, allowQuery bool) (strin
 	}
 	fromQuery := ""
 	if allowQuery {
-		fromQuery = r.URL.Query().Get("access_token")
+		var err error
+		if fromQuery, err = oneToken(r.URL.Query()); err != nil {
+			return "", err
+		}
 		if fromHeader == "" && fromQuery == "" && r.Method == http.MethodPost && isForm(r.Header.Get("Content-Type")) {
 			form, err := readForm(w, r)
 			if err != nil {
 				return "", err
 			}
-			fromQuery = form.Get("access_token")
+			if fromQuery, err = oneToken(form); err != nil {
+				return "", err
+			}
 		}
 	}
 	switch {
@@ -164,6 +171,19 @@ func bearerToken(w http.ResponseWriter, r *http.Request, allowQuery bool) (strin
 		return fromQuery, nil
 	}
 	return "", errNoToken
+}
+
+// oneToken returns the access_token parameter of params, "" if there is
+// none; a request with several is malformed (RFC 6750 §3.1), as one with
+// several Authorization headers is.
+func oneToken(params url.Values) (string, error) {
+	switch v := params["access_token"]; len(v) {
+	case 0:
+		return "", nil
+	case 1:
+		return v[0], nil
+	}
+	return "", &Error{Code: "invalid_request", Description: "more than one access_token parameter"}
 }
 
 // isForm reports whether the media type of ct is

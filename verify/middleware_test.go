@@ -75,6 +75,8 @@ func TestMiddleware(t *testing.T) {
 		{"query token refused by default", read, "/?access_token=" + good, nil, 401, realm, true, ""},
 		{"query token when allowed", query, "/?access_token=" + good, nil, 200, "", false, ""},
 		{"header and query", query, "/?access_token=" + good, []string{"Bearer " + good}, 400, `error="invalid_request"`, false, "invalid_request"},
+		{"two query tokens", query, "/?access_token=" + good + "&access_token=" + good, nil, 400, `error="invalid_request"`, false, "invalid_request"},
+		{"header, and an empty and a query token", query, "/?access_token=&access_token=" + good, []string{"Bearer " + good}, 400, `error="invalid_request"`, false, "invalid_request"},
 		{"RequireScopes without Middleware", verify.RequireScopes("x")(ok), "/", nil, 401, `Bearer error="invalid_token"`, false, "invalid_token"},
 	}
 	// RFC 6750 §3: error_description is printable ASCII but " and \.
