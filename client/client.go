@@ -163,15 +163,26 @@ func (s *bearerSource) Token() (*oauth2.Token, error) {
 var defaultHTTPClient = &http.Client{Timeout: 30 * time.Second}
 
 // withHTTPClient returns ctx with c as the client of its token requests;
-// with c nil, ctx as it is if it names one, else with defaultHTTPClient.
+// with c nil, the one ctx names, else defaultHTTPClient. The client is a
+// copy that follows no redirect: a token request carries the client's
+// credentials (a secret, an assertion), which a 307 or 308 would send on
+// to wherever it points, and a same-host one down to plain HTTP.
 func withHTTPClient(ctx context.Context, c *http.Client) context.Context {
 	if c == nil {
-		if _, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok {
-			return ctx
+		if cc, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok {
+			c = cc
+		} else {
+			c = defaultHTTPClient
 		}
-		c = defaultHTTPClient
 	}
-	return context.WithValue(ctx, oauth2.HTTPClient, c)
+	nc := *c
+	nc.CheckRedirect = refuseTokenRedirect
+	return context.WithValue(ctx, oauth2.HTTPClient, &nc)
+}
+
+func refuseTokenRedirect(req *http.Request, via []*http.Request) error {
+	return fmt.Errorf("client: the token endpoint %s redirected to %s; token requests carry the client's credentials and follow no redirect: use the token endpoint's own URL (the key file's token_uri)",
+		via[0].URL.Redacted(), req.URL.Redacted())
 }
 
 // fetchFunc is a TokenSource that fetches a new token on every call.

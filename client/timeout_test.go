@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,5 +77,66 @@ func TestTokenRequestTimeout(t *testing.T) {
 				t.Fatal("Token still waits for a server that never answers")
 			}
 		})
+	}
+}
+
+// TestTokenRequestFollowsNoRedirect: a token request, which carries the
+// client's secret or assertion, is not sent on where a redirect points
+// (a 307 or 308 resends the body, and Basic credentials to the same
+// host), whichever HTTP client sends it; the caller's client is not
+// changed.
+func TestTokenRequestFollowsNoRedirect(t *testing.T) {
+	var followed atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			http.Redirect(w, r, "/elsewhere", http.StatusTemporaryRedirect)
+			return
+		}
+		followed.Add(1)
+		http.Error(w, "not here", http.StatusNotFound)
+	}))
+	t.Cleanup(srv.Close)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	kf, _ := json.Marshal(map[string]string{
+		"type": "service_account", "private_key_id": "k1", "private_key": pkcs8PEM(t, key),
+		"client_email": "job@shop.iam.test", "client_id": "123", "token_uri": srv.URL + "/token",
+	})
+	own := &http.Client{Timeout: 5 * time.Second}
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		ts   func() (oauth2.TokenSource, error)
+	}{
+		{"jwt-bearer", func() (oauth2.TokenSource, error) { return client.TokenSource(ctx, kf, "orders.read") }},
+		{"jwt-bearer, the context's client", func() (oauth2.TokenSource, error) {
+			return client.TokenSource(context.WithValue(ctx, oauth2.HTTPClient, own), kf, "orders.read")
+		}},
+		{"client secret", func() (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: srv.URL + "/token", ClientID: "1", ClientSecret: "s"})
+		}},
+		{"client secret, the caller's client", func() (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: srv.URL + "/token", ClientID: "1", ClientSecret: "s", HTTPClient: own})
+		}},
+		{"private_key_jwt", func() (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: srv.URL + "/token", KeyFile: kf})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts, err := tt.ts()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = ts.Token()
+			if err == nil || !strings.Contains(err.Error(), "follow no redirect") {
+				t.Fatalf("Token: %v, want an error saying token requests follow no redirect", err)
+			}
+			if n := followed.Load(); n != 0 {
+				t.Fatalf("the redirect was followed %d times", n)
+			}
+		})
+	}
+	if own.CheckRedirect != nil {
+		t.Error("the caller's client was changed")
 	}
 }
