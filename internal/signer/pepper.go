@@ -36,18 +36,18 @@ func LoadPepper(ctx context.Context, st PepperStore, master []byte, now time.Tim
 	if errors.Is(err, storage.ErrNotFound) {
 		// Store nothing under a master key that is not the store's: a
 		// wrong key would seal a wrong pepper for good.
-		keys, err := st.ListSigningKeys(ctx)
-		if err != nil {
-			return nil, err
+		keys, lerr := st.ListSigningKeys(ctx)
+		if lerr != nil {
+			return nil, lerr
 		}
 		for _, k := range keys {
 			if _, err := sealer.Open(k.ID, k.Sealed); err != nil {
 				return nil, fmt.Errorf("the master key does not open the stored signing key %s: %w", k.ID, err)
 			}
 		}
-		pepper, err := hkdf.Key(sha256.New, master, nil, "keyward client-secret pepper", 32)
-		if err != nil {
-			return nil, err
+		pepper, kerr := hkdf.Key(sha256.New, master, nil, "keyward client-secret pepper", 32)
+		if kerr != nil {
+			return nil, kerr
 		}
 		err = st.CreateSealedValue(ctx, storage.SealedValue{Name: PepperName, Sealed: sealer.Seal(aad, pepper), CreatedAt: now},
 			storage.AuditEvent{Time: now, Action: "sealed_value.create", Outcome: storage.OutcomeSuccess, Actor: "system",

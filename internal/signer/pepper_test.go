@@ -69,6 +69,40 @@ func TestLoadPepperWrongKeyStoresNothing(t *testing.T) {
 	}
 }
 
+// raceStore is a store in which another replica stores the pepper between
+// this one's look-up and its create.
+type raceStore struct {
+	storage.Storage
+	other func()
+}
+
+func (s raceStore) CreateSealedValue(ctx context.Context, v storage.SealedValue, ev storage.AuditEvent) error {
+	s.other()
+	return s.Storage.CreateSealedValue(ctx, v, ev)
+}
+
+// Two replicas starting on an empty store: the one whose create finds the
+// other's pepper uses it.
+func TestLoadPepperAnotherReplicaFirst(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	now := time.Now()
+	var theirs []byte
+	race := raceStore{Storage: st, other: func() {
+		var err error
+		if theirs, err = LoadPepper(ctx, st, master, now); err != nil {
+			t.Fatalf("the other replica: %v", err)
+		}
+	}}
+	ours, err := LoadPepper(ctx, race, master, now)
+	if err != nil {
+		t.Fatalf("the replica that lost the race: %v", err)
+	}
+	if !bytes.Equal(ours, theirs) {
+		t.Fatal("the replicas hold different peppers")
+	}
+}
+
 func TestRotateMasterKey(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
