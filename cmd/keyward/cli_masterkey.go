@@ -37,7 +37,8 @@ new master key, in one transaction: afterwards only the new key opens the
 store, and every client secret, key and token stays valid.
 
 The current key is found as 'keyward serve' finds it (--master-key-file,
-KEYWARD_MASTER_KEY, or <data-dir>/master.key); the new one is read from
+KEYWARD_MASTER_KEY or KEYWARD_MASTER_KEY_FILE, the --config file's
+master-key-file, or <data-dir>/master.key); the new one is read from
 --new-master-key-file (32 bytes: raw, hex or base64; e.g. made with
 'openssl rand -hex 32'). A new key of 32 printable characters is refused:
 it would be taken as 32 raw bytes (a passphrase, say), far fewer than 256
