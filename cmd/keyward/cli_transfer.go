@@ -86,8 +86,9 @@ func newImportCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Load an export into a new, empty store",
-		Long: `Load a file written by 'keyward export' into a store that has no accounts yet
-(run it before the first 'keyward serve' on that store). Every imported item
+		Long: `Load a file written by 'keyward export' into a store that has no accounts,
+organizations or APIs yet but the file's (run it before the first 'keyward
+serve' on that store; one that refuses it says what the store holds). Every imported item
 is audited. The import is one transaction: a file it refuses (it names each
 item that refers to an account or organization the file does not hold, lacks
 a value the store needs, or repeats one the store keeps unique) or an import

@@ -33,8 +33,8 @@ var (
 	// scopes. DeleteAPI, CreateAPI and UpdateAPI return it as a
 	// *ScopesHeldError.
 	ErrScopesHeld = errors.New("the API's scopes are held")
-	// ErrNotEmpty: Load found accounts in the store.
-	ErrNotEmpty = errors.New("the store has accounts")
+	// ErrNotEmpty: Load found the store not empty (see NotEmptyError).
+	ErrNotEmpty = errors.New("the store is not empty")
 )
 
 // Guard is a precondition of a change to an account, a key, a secret or a
@@ -104,6 +104,18 @@ type ScopesHeldError struct {
 	// Total is how many holders there are, listed or not.
 	Total int
 }
+
+// NotEmptyError is Load's error when the store holds what Load would
+// merge into: Holds says what ("2 service accounts, 1 organization").
+// It is ErrNotEmpty.
+type NotEmptyError struct{ Holds string }
+
+func (e *NotEmptyError) Error() string {
+	return "load: " + ErrNotEmpty.Error() + ": it holds " + e.Holds
+}
+
+// Is reports whether target is ErrNotEmpty.
+func (e *NotEmptyError) Is(target error) bool { return target == ErrNotEmpty }
 
 // LoadError is Load's error writing one item of its Bulk: Kind names the
 // kind of item ("key", "service account"), ID the item (empty for the
@@ -637,17 +649,19 @@ type Storage interface {
 	// SealedValueAAD of a value's name) and its sealed bytes.
 	Reseal(ctx context.Context, fn func(aad string, sealed []byte) ([]byte, error), ev AuditEvent) error
 
-	// Load writes b into a store that has no accounts, with evs, in one
-	// transaction: all or nothing, so a failure or a crash part way leaves
-	// the store as it was. It fails with ErrNotEmpty when the store has an
-	// account, with ErrAlreadyExists when an API, a sealed value or any
+	// Load writes b into an empty store, with evs, in one transaction: all
+	// or nothing, so a failure or a crash part way leaves the store as it
+	// was. It fails with a *NotEmptyError (ErrNotEmpty) when the store has
+	// an account, an organization or an API other than b.ReplaceAPIs (the
+	// sealed values and signing keys a first start makes may be there),
+	// with ErrAlreadyExists when an API, a sealed value or any
 	// other unique name in b is taken, and with a *ScopesHeldError as
 	// CreateAPI does; an item it fails to write is named by a *LoadError
 	// in the chain. Users, project placements and grants are put as
 	// PutUsers, PutProjectOrg and PutGrant put them. It is serialized
 	// against guarded changes (see Guard), signing-key updates and every
-	// change that adds an account, so the store still has no account when
-	// it commits, whatever other processes on the same database do.
+	// change that adds an account, so the store is still empty when it
+	// commits, whatever other processes on the same database do.
 	Load(ctx context.Context, b Bulk, evs []AuditEvent) error
 
 	// Commit applies writes in one transaction. The returned slice has one

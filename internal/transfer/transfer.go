@@ -144,7 +144,8 @@ func export(ctx context.Context, s storage.Storage, now time.Time) (Dump, error)
 	return d, nil
 }
 
-// ErrNotEmpty means the target store already has accounts.
+// ErrNotEmpty means the target store already holds service accounts,
+// organizations or APIs (other than the built-in API a first start left).
 var ErrNotEmpty = errors.New("the target store is not empty: import only into a new store (run the import before the first 'keyward serve')")
 
 // Import writes a dump into an empty store, all or nothing: one
@@ -169,7 +170,7 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 	if n, err := s.CountAccounts(ctx); err != nil {
 		return err
 	} else if n > 0 {
-		return ErrNotEmpty
+		return fmt.Errorf("%w; it holds service accounts: %d", ErrNotEmpty, n)
 	}
 	ev := func(action, account string) storage.AuditEvent {
 		return storage.AuditEvent{Time: now, Action: action, Outcome: storage.OutcomeSuccess, AccountID: account, Actor: "import",
@@ -196,8 +197,10 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 		case existing.Identifier != a.Identifier:
 			return fmt.Errorf("nothing was imported: API %s: the target store already has one with identifier %s, not %s", a.Name, existing.Identifier, a.Identifier)
 		default:
+			// Named to Load even when it stays as it is: Load refuses
+			// a store with any other API.
+			b.ReplaceAPIs = append(b.ReplaceAPIs, a)
 			if diff := apiDiff(existing, a); len(diff) > 0 {
-				b.ReplaceAPIs = append(b.ReplaceAPIs, a)
 				e := ev("api.import", "")
 				e.Data["api"] = a.Name
 				e.Data["replaced"] = strings.Join(diff, "; ")
@@ -245,8 +248,9 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 		e.Data["count"] = strconv.Itoa(len(d.SigningKeys))
 		evs = append(evs, e)
 	}
-	if err := s.Load(ctx, b, evs); errors.Is(err, storage.ErrNotEmpty) {
-		return ErrNotEmpty
+	err := s.Load(ctx, b, evs)
+	if ne, ok := errors.AsType[*storage.NotEmptyError](err); ok {
+		return fmt.Errorf("%w; it holds %s", ErrNotEmpty, ne.Holds)
 	} else if le, ok := errors.AsType[*storage.LoadError](err); ok {
 		return &WriteError{Kind: le.Kind, ID: le.ID, Err: err}
 	} else if err != nil {

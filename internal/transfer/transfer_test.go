@@ -819,14 +819,20 @@ func clone(d transfer.Dump) transfer.Dump {
 	return d
 }
 
-// failingLoad is a store whose Load fails as a database would, with its
-// own text (a constraint and an error number) in the cause.
-type failingLoad struct{ storage.Storage }
+// failingLoad is a store whose Load fails with err, as a database would,
+// with its own text (a constraint and an error number) in the cause.
+type failingLoad struct {
+	storage.Storage
+	err error
+}
 
-var errDriver = errors.New("sqlite: create key: NOT NULL constraint failed: keys.public_key (1299)")
+var (
+	errDriver = errors.New("sqlite: create key: NOT NULL constraint failed: keys.public_key (1299)")
+	errUnique = fmt.Errorf("sqlite: insert api: UNIQUE constraint failed: apis.identifier (2067): %w", storage.ErrAlreadyExists)
+)
 
-func (failingLoad) Load(context.Context, storage.Bulk, []storage.AuditEvent) error {
-	return fmt.Errorf("tx: %w", &storage.LoadError{Kind: "key", ID: "k1", Err: errDriver})
+func (f failingLoad) Load(context.Context, storage.Bulk, []storage.AuditEvent) error {
+	return fmt.Errorf("tx: %w", f.err)
 }
 
 // A store error writing an item of a file that passed check names the
@@ -843,17 +849,14 @@ func TestImportStoreErrorNamesItem(t *testing.T) {
 		not    []string
 		target error
 	}{
-		{"database error", func(t *testing.T) storage.Storage { return failingLoad{targets[0].open(t)} },
+		{"database error", func(t *testing.T) storage.Storage {
+			return failingLoad{targets[0].open(t), &storage.LoadError{Kind: "key", ID: "k1", Err: errDriver}}
+		},
 			`nothing was imported: the import failed writing key "k1": the store refused it`,
 			[]string{"constraint", "1299", "sqlite", "public_key"}, errDriver},
 		{"identifier taken in the store", func(t *testing.T) storage.Storage {
-			// An API of another name with the file's API identifier.
-			s := targets[0].open(t)
-			if err := s.CreateAPI(context.Background(), storage.API{Name: "first", Identifier: "https://orders", Scopes: []string{"first.x"},
-				TokenFormat: "jwt", CreatedAt: t0}, storage.AuditEvent{Time: t0, Action: "x", Outcome: storage.OutcomeSuccess}); err != nil {
-				t.Fatal(err)
-			}
-			return s
+			// Another process wrote an API with the file's API identifier.
+			return failingLoad{targets[0].open(t), &storage.LoadError{Kind: "API", ID: "orders", Err: errUnique}}
 		}, `nothing was imported: the import failed writing API "orders": its identifier, or another value that must be unique, is taken`,
 			[]string{"UNIQUE", "sqlite"}, storage.ErrAlreadyExists},
 	} {
@@ -961,5 +964,41 @@ func TestExportSnapshot(t *testing.T) {
 				t.Errorf("import of the export: %v", err)
 			}
 		})
+	}
+}
+
+// A store without accounts is not empty when it holds an organization or
+// an API that the file does not have (left by an earlier import of a file
+// without accounts, say): the import is refused, saying what the store
+// holds. Before, the file was merged into it.
+func TestImportNotEmptyWithoutAccounts(t *testing.T) {
+	ctx := context.Background()
+	base := exported(t)
+	for _, tc := range []struct {
+		name  string
+		first transfer.Dump
+		want  string
+	}{
+		{"organization", transfer.Dump{Format: transfer.Format, Orgs: []storage.Org{{Domain: "other.example", CreatedAt: t0}}},
+			"; it holds 1 organization"},
+		{"API", transfer.Dump{Format: transfer.Format, APIs: []storage.API{{Name: "billing", Identifier: "https://billing",
+			Scopes: []string{"billing.read"}, TokenFormat: storage.TokenJWT, CreatedAt: t0}}},
+			"; it holds 1 API (billing)"},
+	} {
+		for _, target := range targets {
+			t.Run(tc.name+"/"+target.name, func(t *testing.T) {
+				s := target.open(t)
+				if err := transfer.Import(ctx, s, tc.first, t0); err != nil {
+					t.Fatal(err)
+				}
+				err := transfer.Import(ctx, s, clone(base), t0)
+				if !errors.Is(err, transfer.ErrNotEmpty) || !strings.HasSuffix(err.Error(), tc.want) {
+					t.Fatalf("import: %v, want ErrNotEmpty ending %q", err, tc.want)
+				}
+				if n, err := s.CountAccounts(ctx); err != nil || n != 0 {
+					t.Fatalf("the refused import left %d accounts (%v)", n, err)
+				}
+			})
+		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -24,12 +26,8 @@ func (s *Store) Load(ctx context.Context, b storage.Bulk, evs []storage.AuditEve
 		if err := s.lock(ctx, tx, s.d.LockAccounts, "lock accounts"); err != nil {
 			return err
 		}
-		var n int
-		if err := tx.QueryRowContext(ctx, s.q["countAccounts"]).Scan(&n); err != nil {
-			return s.wrap("load", err)
-		}
-		if n > 0 {
-			return fmt.Errorf("load: %w (%d)", storage.ErrNotEmpty, n)
+		if err := s.loadEmpty(ctx, tx, b); err != nil {
+			return err
 		}
 		for _, a := range b.APIs {
 			if err := s.insertAPI(ctx, tx, a); err != nil {
@@ -89,6 +87,60 @@ func (s *Store) Load(ctx context.Context, b storage.Bulk, evs []storage.AuditEve
 		}
 		return s.notify(ctx, tx, storage.ChangeAll)
 	}, evs...)
+}
+
+// loadEmpty fails with a *storage.NotEmptyError unless the store holds
+// nothing of what Load writes but the APIs of b.ReplaceAPIs, and the
+// sealed values and signing keys a first start makes: no account and no
+// organization (users, project placements and grants each need one),
+// nor another API. The accounts lock keeps another Load out until
+// commit; nothing else adds an organization or an API to a store without
+// accounts.
+func (s *Store) loadEmpty(ctx context.Context, tx *sql.Tx, b storage.Bulk) error {
+	var accounts, orgs int
+	if err := tx.QueryRowContext(ctx, s.q["countAccountsOrgs"]).Scan(&accounts, &orgs); err != nil {
+		return s.wrap("load", err)
+	}
+	rows, err := tx.QueryContext(ctx, s.q["listAPINames"])
+	if err != nil {
+		return s.wrap("load", err)
+	}
+	defer rows.Close()
+	var apis []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return s.wrap("load", err)
+		}
+		if !slices.ContainsFunc(b.ReplaceAPIs, func(a storage.API) bool { return a.Name == name }) {
+			apis = append(apis, name)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return s.wrap("load", err)
+	}
+	var holds []string
+	if accounts > 0 {
+		holds = append(holds, count(accounts, "service account"))
+	}
+	if orgs > 0 {
+		holds = append(holds, count(orgs, "organization"))
+	}
+	if len(apis) > 0 {
+		holds = append(holds, count(len(apis), "API")+" ("+strings.Join(apis, ", ")+")")
+	}
+	if len(holds) > 0 {
+		return &storage.NotEmptyError{Holds: strings.Join(holds, ", ")}
+	}
+	return nil
+}
+
+// count is n followed by noun, made plural unless n is 1.
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 // replaceAPI rewrites the API of a's name and identifier to a, in a

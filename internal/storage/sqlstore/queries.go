@@ -23,6 +23,8 @@ var queries = map[string]string{
 	"deleteAccountSecrets": `DELETE FROM secrets WHERE account_id = ?`,
 	"deleteAccountGrants":  `DELETE FROM delegation_grants WHERE client_id = ?`,
 	"countAccounts":        `SELECT COUNT(*) FROM accounts`,
+	"countAccountsOrgs":    `SELECT (SELECT COUNT(*) FROM accounts), (SELECT COUNT(*) FROM orgs)`,
+	"listAPINames":         `SELECT name FROM apis ORDER BY name`,
 
 	"insertKey": `INSERT INTO keys (id, account_id, algorithm, public_key, certificate, origin, disabled, expires_at, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,

@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -159,15 +160,17 @@ func testLoadReplaceAPIs(t *testing.T, s storage.Storage) {
 
 	for _, tc := range []struct {
 		name string
-		edit func(a *storage.API)
+		edit func(b *storage.Bulk)
 	}{
-		{"missing", func(a *storage.API) { a.Name = "billing" }},
-		{"other identifier", func(a *storage.API) { a.Identifier = "https://other" }},
+		{"missing", func(b *storage.Bulk) {
+			b.ReplaceAPIs = append(b.ReplaceAPIs, storage.API{Name: "billing", Identifier: "https://billing", Scopes: []string{"billing.read"}, CreatedAt: t0})
+		}},
+		{"other identifier", func(b *storage.Bulk) { b.ReplaceAPIs[0].Identifier = "https://other" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := bulk()
 			b.ReplaceAPIs, b.APIs = b.APIs, nil
-			tc.edit(&b.ReplaceAPIs[0])
+			tc.edit(&b)
 			wantErr(t, s.Load(ctx, b, []storage.AuditEvent{ev("api.import")}), storage.ErrNotFound)
 			if n, err := s.CountAccounts(ctx); err != nil || n != 0 {
 				t.Fatalf("the failed Load left %d accounts (%v)", n, err)
@@ -194,4 +197,42 @@ func testLoadReplaceAPIs(t *testing.T, s storage.Storage) {
 	}
 	// The scope the file added is the API's: its grant holds it.
 	wantErr(t, s.DeleteAPI(ctx, "orders", nil, ev("api.delete")), storage.ErrScopesHeld)
+}
+
+// testLoadNotEmpty: a store without accounts but with an organization (its
+// users, projects and grants need one) or an API Load is not told to
+// replace is not empty either: Load refuses it, saying what it holds,
+// rather than merge the bulk into it.
+func testLoadNotEmpty(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		add  func() error
+		want string
+	}{
+		{"organization", func() error {
+			return s.CreateOrg(ctx, storage.Org{Domain: "other.example", CreatedAt: t0}, ev("org.create"))
+		}, "1 organization"},
+		{"API not replaced", func() error {
+			return s.CreateAPI(ctx, storage.API{Name: "billing", Identifier: "https://billing", Scopes: []string{"billing.read"}, CreatedAt: t0}, ev("api.create"))
+		}, "1 organization, 1 API (billing)"},
+		{"account", func() error {
+			return s.CreateAccount(ctx, account("100000000000000000009", "nine@proj.example"), ev("account.create"))
+		}, "1 service account, 1 organization, 1 API (billing)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mustNil(t, tc.add())
+			err := s.Load(ctx, bulk(), []storage.AuditEvent{ev("api.import")})
+			wantErr(t, err, storage.ErrNotEmpty)
+			if ne, ok := errors.AsType[*storage.NotEmptyError](err); !ok || ne.Holds != tc.want {
+				t.Fatalf("Load = %v, want a NotEmptyError holding %q", err, tc.want)
+			}
+			if _, err := s.GetOrg(ctx, "example.com"); !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("a refused Load wrote the organization: %v", err)
+			}
+			if _, err := s.GetAPI(ctx, "orders"); !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("a refused Load wrote the API: %v", err)
+			}
+		})
+	}
 }

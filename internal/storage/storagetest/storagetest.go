@@ -77,6 +77,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"SealedValues", testSealedValues},
 		{"Load", testLoad},
 		{"LoadReplaceAPIs", testLoadReplaceAPIs},
+		{"LoadNotEmpty", testLoadNotEmpty},
 		{"Reseal", testReseal},
 		{"CommitJTI", testCommitJTI},
 		{"CommitJTIConcurrent", testCommitJTIConcurrent},
