@@ -281,7 +281,9 @@ so.)`,
 		Short: "Add or update users in bulk from a CSV or JSON file",
 		Long: `Read users from FILE (- for standard input) and add or update them. CSV: one user a line,
 email[,status] with status active or suspended; a first row that is not
-an email is the header, which must be email,status or email. JSON:
+an email is the header, which must be email,status or email; a line
+starting with # is a comment, skipped without a word, so quote an email
+that starts with # ("#ops@example.com"). JSON:
 [{"email": …, "suspended": …}] or {"users": [...]}. A file holds at most
 100,000 users: split a larger one. Every bad row is
 reported with its line number (the first 20) and nothing is imported until

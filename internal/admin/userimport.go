@@ -30,7 +30,9 @@ type UserRow struct {
 // {"email", "suspended" or "status"}, or {"users": [...]}) or CSV (one user
 // a line: email[,status], status active or suspended). A CSV file whose
 // first row is not an email (has no @) begins with a header, which must be
-// email,status or email (in any case); any other first row is a bad row. Emails are checked and lower-cased. It reports
+// email,status or email (in any case); any other first row is a bad row. A
+// line starting with # is a comment, skipped: an email starting with #
+// must be quoted ("#ops@example.com"). Emails are checked and lower-cased. It reports
 // every bad row with its line number (the first MaxReportedRows of them, and
 // how many more), and returns no user when any row is bad.
 func ParseUsers(data []byte) ([]UserInput, error) {

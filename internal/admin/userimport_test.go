@@ -15,6 +15,7 @@ func TestParseUsers(t *testing.T) {
 	}{
 		{"csv", "alice@example.com\nbob@example.com,suspended\n", []UserInput{{"alice@example.com", false}, {"bob@example.com", true}}, ""},
 		{"csv header and comment", "email,status\n# staff\nalice@example.com, active\n", []UserInput{{"alice@example.com", false}}, ""},
+		{"csv email starting with #, quoted", "#ops@example.com\n\"#ops@example.com\"\n", []UserInput{{"#ops@example.com", false}}, ""},
 		{"csv bad status", "a@x.com,gone\n", nil, "line 1: status"},
 		{"csv too many columns", "a@x.com,active,extra\n", nil, "line 1: 3 columns"},
 		{"csv every bad row", "a@x.com,gone\nb@x.com,x,y\n", nil, "line 2"},

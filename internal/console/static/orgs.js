@@ -319,7 +319,7 @@ function importUsersForm(o, path, show) {
       + (batches.length > 1 ? `, in ${batches.length} batches of at most ${count(IMPORT_BATCH)}, each in one transaction.` : "."));
   }));
   return h("details", { class: "box", id: "import" }, h("summary", {}, "Import users from a file"),
-    h("p", {}, "CSV: one user a line, email[,status] with status active or suspended, an optional header line email,status, # for comments. "
+    h("p", {}, "CSV: one user a line, email[,status] with status active or suspended, an optional header line email,status, # for comments (quote an email that starts with #). "
       + 'JSON: [{"email": …, "suspended": …}] or {"users": [...]}. Each email must be of ' + o.domain + "; one already in the "
       + "directory is replaced, suspended or reinstated as the file says. Nothing is imported while any row is bad. "
       + `The users are sent ${count(IMPORT_BATCH)} at a time (fewer if their emails are very long), each batch in one `
