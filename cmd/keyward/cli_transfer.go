@@ -94,7 +94,8 @@ item that refers to an account or organization the file does not hold, lacks
 a value the store needs, or repeats one the store keeps unique) or an import
 that fails or is killed part way leaves the store as it was, so it can be run
 again. An item with a value the admin API would refuse now (an email, a label
-or a scope of a store made before a rule) is imported as it is, with a
+or a scope of a store made before a rule, or an organization under the
+--account-domain of these settings) is imported as it is, with a
 warning on stderr naming it. Start the server with the master key of the exported store
 (--master-key-file or KEYWARD_MASTER_KEY): the signing keys and the secret
 pepper are sealed under it, and 'keyward serve' refuses to generate a new one
@@ -142,13 +143,13 @@ already.`,
 			if err := transfer.Import(cmd.Context(), st, d, time.Now()); err != nil {
 				return err
 			}
-			printWarnings(cmd.ErrOrStderr(), transfer.Warnings(d))
+			printWarnings(cmd.ErrOrStderr(), transfer.Warnings(d, cfg.AccountDomain))
 			fmt.Fprintf(cmd.OutOrStdout(), "imported %s into %s\n", dumpSummary(d), storeName(cfg))
 			fmt.Fprintln(cmd.OutOrStdout(), "start the server with the master key of the server the export came from: --master-key-file FILE or KEYWARD_MASTER_KEY")
 			return nil
 		},
 	}
-	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database to import into (created if missing)", "no-migrate")
+	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database to import into (created if missing)", "no-migrate", "account-domain")
 	return cmd
 }
 

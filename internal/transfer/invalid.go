@@ -46,8 +46,10 @@ var (
 // domain, a TLS binding the admin API would refuse (more than one field,
 // which the server matches by the first only; a subject DN, URI or IP
 // that does not parse), a key the rules of an upload refuse (keyProblem), a secret's
-// hash not of the keyed SHA-256's size. Items without their identifier are check's, not repeated here.
-func invalid(d Dump) (bad, warnings []string) {
+// hash not of the keyed SHA-256's size, an organization under
+// accountDomain (if not empty) as the admin API refuses one. Items without
+// their identifier are check's, not repeated here.
+func invalid(d Dump, accountDomain string) (bad, warnings []string) {
 	add := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
 	warn := func(format string, args ...any) {
 		warnings = append(warnings, fmt.Sprintf(format, args...)+"; it is imported as it is")
@@ -240,6 +242,11 @@ func invalid(d Dump) (bad, warnings []string) {
 		what := "the organization " + q(o.Domain)
 		held(what, "created_at", o.CreatedAt)
 		rule(what, validate.Domain(o.Domain))
+		// As admin.Service.CreateOrg refuses it (RFC 9700 §4.15).
+		if ad := strings.TrimSuffix(strings.ToLower(accountDomain), "."); ad != "" && strings.HasSuffix(strings.ToLower(o.Domain), "."+ad) {
+			warn("%s is under the account domain %s, whose addresses are service accounts' emails: its users could have the email of a service account, and the admin API would refuse it now",
+				what, q(accountDomain))
+		}
 		rule(what, validate.BlockedScopes(o.BlockedScopes))
 		twice(seen, o.Domain, what)
 	}

@@ -387,7 +387,7 @@ func check(d Dump) error {
 			unnamed = append(unnamed, fmt.Sprintf("a user of %s has no email", q(u.Org)))
 		}
 	}
-	bad, _ := invalid(d)
+	bad, _ := invalid(d, "")
 	for _, a := range d.APIs {
 		for _, id := range a.Introspectors {
 			if !ids[id] {
@@ -464,9 +464,11 @@ func check(d Dump) error {
 // scope of a form its rules refuse, a scope no API in the file defines, …),
 // each with why, ending "it is imported as it is": a store made before a
 // rule, or with a setting the rules do not allow, holds such items, and its
-// export must import. Nothing when there are none.
-func Warnings(d Dump) []string {
-	_, warnings := invalid(d)
+// export must import. accountDomain is the --account-domain of the
+// server that will use the store: an organization under it is named. Nothing
+// when there are none.
+func Warnings(d Dump, accountDomain string) []string {
+	_, warnings := invalid(d, accountDomain)
 	return warnings
 }
 

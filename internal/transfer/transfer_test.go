@@ -212,6 +212,9 @@ func TestImportRefusesGrantsWithoutAccount(t *testing.T) {
 
 // targets open an empty store of each backend; PostgreSQL's is skipped
 // without KEYWARD_TEST_POSTGRES_DSN.
+// accountDomain is the --account-domain the tests' warnings are for.
+const accountDomain = "iam.example.com"
+
 var targets = []struct {
 	name string
 	open func(t *testing.T) storage.Storage
@@ -691,7 +694,7 @@ func TestImportRefusesInvalidItems(t *testing.T) {
 // control-character rule.
 func TestImportWarnsOfInvalidItems(t *testing.T) {
 	base := exported(t)
-	if w := transfer.Warnings(base); len(w) > 0 {
+	if w := transfer.Warnings(base, accountDomain); len(w) > 0 {
 		t.Fatalf("warnings of an export: %q", w)
 	}
 	for _, tc := range []struct {
@@ -769,6 +772,9 @@ func TestImportWarnsOfInvalidItems(t *testing.T) {
 			`the key "k1": its certificate is of another key than its public_key`},
 		{"secret hash of another size", func(d *transfer.Dump) { d.Secrets[0].Hash = []byte{3} },
 			`the secret "s1": its hash is 1 bytes, not the 32 of the keyed SHA-256 Keyward stores`},
+		{"organization under the account domain", func(d *transfer.Dump) {
+			d.Orgs = append(d.Orgs, storage.Org{Domain: "Ops.IAM.example.com", CreatedAt: t0})
+		}, `the organization "Ops.IAM.example.com" is under the account domain "iam.example.com", whose addresses are service accounts' emails`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := clone(base)
@@ -777,7 +783,7 @@ func TestImportWarnsOfInvalidItems(t *testing.T) {
 			if err := transfer.Import(context.Background(), dst, d, t0); err != nil {
 				t.Fatalf("import: %v", err)
 			}
-			warnings := transfer.Warnings(d)
+			warnings := transfer.Warnings(d, accountDomain)
 			found := false
 			for _, w := range warnings {
 				found = found || strings.Contains(w, tc.want)
