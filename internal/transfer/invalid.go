@@ -46,7 +46,8 @@ var (
 // domain, a TLS binding the admin API would refuse (more than one field,
 // which the server matches by the first only; a subject DN, URI or IP
 // that does not parse), a key the rules of an upload refuse (keyProblem), a secret's
-// hash not of the keyed SHA-256's size, an organization under
+// hash not of the keyed SHA-256's size, an account email not of its name
+// and project, an organization under
 // accountDomain (if not empty) as the admin API refuses one. Items without
 // their identifier are check's, not repeated here.
 func invalid(d Dump, accountDomain string) (bad, warnings []string) {
@@ -137,6 +138,13 @@ func invalid(d Dump, accountDomain string) (bad, warnings []string) {
 		}
 		if a.Name == "" || a.Project == "" {
 			warn("%s has no name or no project", what)
+		} else if local, domain, _ := strings.Cut(a.Email, "@"); local != a.Name || !strings.HasPrefix(domain, a.Project+".") {
+			// The admin API makes it NAME@PROJECT.<account domain>, and
+			// neither changes: the project's placement (internal to an
+			// organization) applies by the project, while APIs see the
+			// email, which would name another.
+			warn("%s: its email %s is not of its name %s and project %s (NAME@PROJECT.<account domain>), as the admin API makes it; the project's placement applies by its project, not by its email's",
+				what, q(a.Email), q(a.Name), q(a.Project))
 		}
 		rule(what, validate.Label("name", a.Name, validate.MaxDisplayNameLength))
 		rule(what, validate.Label("project", a.Project, validate.MaxDisplayNameLength))

@@ -44,7 +44,7 @@ func fill(t *testing.T, s storage.Storage) {
 	}
 	must(s.CreateAPI(ctx, storage.API{Name: "orders", Identifier: "https://orders", Scopes: []string{"orders.read"}, TokenFormat: "opaque", Introspectors: []string{"2"}, CreatedAt: t0}, ev))
 	for _, id := range []string{"1", "2"} {
-		a := storage.Account{ID: id, Email: id + "@p.example", Name: "n" + id, Project: "p", Scopes: []string{"orders.read"},
+		a := storage.Account{ID: id, Email: id + "@p.example", Name: id, Project: "p", Scopes: []string{"orders.read"},
 			TokenLifetime: time.Hour, AuthMethods: storage.DefaultAuthMethods, TLS: storage.TLSBinding{SANDNS: id + ".example"}, CreatedAt: t0, UpdatedAt: t0}
 		if id == "1" { // its tokens revoked, and its certificate tokens later
 			a.TokensRevokedBefore, a.CertTokensRevokedBefore = t0.Add(time.Minute), t0.Add(2*time.Minute)
@@ -772,6 +772,10 @@ func TestImportWarnsOfInvalidItems(t *testing.T) {
 			`the key "k1": its certificate is of another key than its public_key`},
 		{"secret hash of another size", func(d *transfer.Dump) { d.Secrets[0].Hash = []byte{3} },
 			`the secret "s1": its hash is 1 bytes, not the 32 of the keyed SHA-256 Keyward stores`},
+		{"account email of another name", func(d *transfer.Dump) { d.Accounts[0].Name = "x" },
+			`the service account "1": its email "1@p.example" is not of its name "x" and project "p"`},
+		{"account email of another project", func(d *transfer.Dump) { d.Accounts[0].Project = "ops" },
+			`the service account "1": its email "1@p.example" is not of its name "1" and project "ops"`},
 		{"organization under the account domain", func(d *transfer.Dump) {
 			d.Orgs = append(d.Orgs, storage.Org{Domain: "Ops.IAM.example.com", CreatedAt: t0})
 		}, `the organization "Ops.IAM.example.com" is under the account domain "iam.example.com", whose addresses are service accounts' emails`},
@@ -903,7 +907,7 @@ func (s writingStore) ListAPIs(ctx context.Context) ([]storage.API, error) {
 		},
 		func() error { return s.DeleteAccount(bg, "2", nil, ev) },
 		func() error {
-			return s.CreateAccount(bg, storage.Account{ID: "3", Email: "3@p.example", Name: "n3", Project: "p", Scopes: []string{"orders.read"},
+			return s.CreateAccount(bg, storage.Account{ID: "3", Email: "3@p.example", Name: "3", Project: "p", Scopes: []string{"orders.read"},
 				TokenLifetime: time.Hour, AuthMethods: storage.DefaultAuthMethods, CreatedAt: t0, UpdatedAt: t0}, ev)
 		},
 		func() error {
