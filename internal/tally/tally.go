@@ -236,6 +236,9 @@ func (t *Tally) run(interval time.Duration) {
 			return
 		}
 		if _, err := t.Flush(t.ctx); err != nil {
+			if t.ctx.Err() != nil {
+				return // Close gave up on this write, and says so itself
+			}
 			t.log.Error("audit summaries not written; trying again at the next interval, and until then each event is written before its answer", "kept", t.Held(), "err", err)
 			select { // a kick from before the failure must not retry at once
 			case <-t.kick:

@@ -3,12 +3,15 @@ package tally
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/testkeyward"
 )
 
 // journal records what is written to it, fails the writes after the first
@@ -335,7 +338,8 @@ func TestCloseGivesUpOnce(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			j := newJournal()
 			j.started, j.gate, j.late = make(chan struct{}, 10), make(chan struct{}), new(sync.WaitGroup)
-			tl := New(j, Options{Interval: time.Hour, MaxPending: 2})
+			var logs testkeyward.SyncBuffer
+			tl := New(j, Options{Interval: time.Hour, MaxPending: 2, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			added := 0
 			for _, id := range []string{"a", "b"} { // full: a background write starts
 				ev := event(0)
@@ -360,6 +364,14 @@ func TestCloseGivesUpOnce(t *testing.T) {
 			}
 			if total != added {
 				t.Errorf("summaries count %d events, want the %d added", total, added)
+			}
+			// The loop, its write abandoned, ends without saying it will
+			// try again; Close says what became of the summaries.
+			if strings.Contains(logs.String(), "trying again") {
+				t.Errorf("the log says the summaries will be tried again after Close gave up on them:\n%s", logs.String())
+			}
+			if tt.stuck && !strings.Contains(logs.String(), "may not have been written") {
+				t.Errorf("Close gave up on the write without saying so:\n%s", logs.String())
 			}
 		})
 	}
