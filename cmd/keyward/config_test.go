@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/internal/admin"
 )
 
 func TestValidate(t *testing.T) {
@@ -404,6 +406,20 @@ func TestOptInSettingSources(t *testing.T) {
 					t.Fatalf("--%s = %v, want %v", s.flag, got, tt.want)
 				}
 			})
+		}
+	}
+}
+
+// A retired signing key stays published as long as any token it signed
+// may live, whatever --max-token-lifetime is now: lowered since, or
+// shorter on this replica than on another, it must not end the keys of
+// tokens issued under a longer one.
+func TestSigningKeysRetainedForTheLongestToken(t *testing.T) {
+	for _, maxTTL := range []time.Duration{time.Minute, time.Hour, admin.LongestTokenLifetime} {
+		c := DefaultConfig()
+		c.MaxTokenTTL = maxTTL
+		if got, want := signingPolicy(c).RetainFor, admin.LongestTokenLifetime+c.ClockSkew; got <= want {
+			t.Errorf("--max-token-lifetime %s: retired keys kept %s, want more than %s", maxTTL, got, want)
 		}
 	}
 }

@@ -283,7 +283,7 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	m.signer, err = signer.New(ctx, m.store, sealer, signer.Config{
-		Policy: signer.Policy{Algorithm: c.SigningAlg, RotateEvery: c.SigningKeyRotation, RetainFor: c.MaxTokenTTL + c.ClockSkew + time.Hour},
+		Policy: signingPolicy(c),
 		Now:    m.Now, Logger: m.Logger,
 	})
 	if err != nil {
@@ -964,4 +964,12 @@ func discardKeyFile(path string, kf sakey.KeyFile, log *slog.Logger) {
 		msg = "another server sharing the store created the administrator account at the same time: its key file, in that server's data directory, is the one that works; this server's could not be removed, or holds another key now"
 	}
 	log.Warn(msg, "key_file", path, "removed", removed)
+}
+
+// signingPolicy is the rotation policy of c's signing keys. A retired key
+// stays published for the longest lifetime any token can have, not for
+// --max-token-lifetime: a token issued before the flag was lowered, or by
+// a replica with a longer one, is verified until it expires.
+func signingPolicy(c Config) signer.Policy {
+	return signer.Policy{Algorithm: c.SigningAlg, RotateEvery: c.SigningKeyRotation, RetainFor: admin.LongestTokenLifetime + c.ClockSkew + time.Hour}
 }
