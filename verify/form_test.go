@@ -141,6 +141,7 @@ func TestMiddlewareFormContentType(t *testing.T) {
 		{"application/x-www-form-urlencoded; charset=utf-8", 200},
 		{"Application/X-WWW-Form-URLEncoded", 200},
 		{"application/x-www-form-urlencoded ; Charset=UTF-8", 200},
+		{"application/x-www-form-urlencoded; charset", 200}, // a malformed parameter: ParseForm still reads the form
 		{"application/x-www-form-urlencodedx", 401},
 		{"application/x-www-form-urlencoded-v2", 401},
 		{"text/plain", 401},

@@ -188,10 +188,12 @@ func oneToken(params url.Values) (string, error) {
 
 // isForm reports whether the media type of ct is
 // application/x-www-form-urlencoded, in any case and with any parameters,
-// as net/http's ParseForm reads it.
+// as net/http's ParseForm reads it: a malformed parameter
+// (mime.ErrInvalidMediaParameter) still leaves the media type, which
+// ParseForm reads the body by.
 func isForm(ct string) bool {
 	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && mt == "application/x-www-form-urlencoded"
+	return (err == nil || errors.Is(err, mime.ErrInvalidMediaParameter)) && mt == "application/x-www-form-urlencoded"
 }
 
 // readForm reads r's form body (RFC 6750 §2.2), at most maxFormBytes of
