@@ -292,24 +292,14 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 // bytes, or a note in its place when it is shaped like a credential — a
 // client secret, an opaque access token or a JWT that a client sent where
 // its ID goes (as the Basic user name, or the two swapped) — which the
-// audit log must not keep. No account's ID (digits) or email (with an @)
-// is so shaped.
+// audit log must not keep. Shaped is oauth2.IsCredential's, as for the
+// request log's path: no account's ID (digits) or email (with an @) is
+// so shaped.
 func presentedID(id string) string {
-	if credentialShaped(id) {
+	if oauth2.IsCredential(id) {
 		return "(not recorded: shaped like a secret or token)"
 	}
 	return oauth2.Truncate(id, 128)
-}
-
-// credentialShaped reports whether s looks like a credential Keyward
-// mints or reads: a client secret (admin.SecretPrefix, kw_), an opaque
-// access token (kwat_) or a JWT, whose base64url header starts eyJ (or
-// any compact JWS).
-func credentialShaped(s string) bool {
-	if strings.Contains(s, "@") {
-		return false
-	}
-	return strings.HasPrefix(s, "kw_") || strings.HasPrefix(s, oauth2.OpaqueTokenPrefix) || strings.HasPrefix(s, "eyJ") || oauth2.IsCompactJWS(s)
 }
 
 // Throttled returns the 429 answer when failures from source, or of
@@ -365,7 +355,7 @@ func clientKey(source, client string) string {
 // name is no account's, so they may share one. It returns a constant or
 // client itself, and allocates nothing.
 func keyedName(client string) string {
-	if credentialShaped(client) {
+	if oauth2.IsCredential(client) {
 		return "(shaped like a secret or token)"
 	}
 	return client

@@ -1067,6 +1067,11 @@ func TestAttemptRecordsNoCredential(t *testing.T) {
 		{name: "unknown email", req: request{header: http.Header{"Authorization": {basic("nobody@p.iam.test", "kw_wrong")}}}, want: "nobody@p.iam.test"},
 		{name: "unknown ID", req: request{form: url.Values{"client_id": {"999"}, "client_secret": {"kw_wrong"}}}, want: "999"},
 		{name: "unknown name", req: request{form: url.Values{"client_id": {"orders-job"}, "client_secret": {"kw_wrong"}}}, want: "orders-job"},
+		// Shaped as oauth2.IsCredential says, as in the request log's path:
+		// a dotted name or one starting kw_ without a secret's length is a
+		// name, recorded.
+		{name: "dotted name", req: request{form: url.Values{"client_id": {"orders.prod.job"}, "client_secret": {"kw_wrong"}}}, want: "orders.prod.job"},
+		{name: "short kw_ name", req: request{form: url.Values{"client_id": {"kw_billing"}, "client_secret": {"kw_wrong"}}}, want: "kw_billing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
