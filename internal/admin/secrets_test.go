@@ -93,3 +93,41 @@ func TestSecretGivenAsItsID(t *testing.T) {
 		t.Errorf("the log holds the secret:\n%s", f.logs.String())
 	}
 }
+
+// A client secret given where the account or a key ID goes (keyward
+// secrets list kw_…, the two arguments swapped) is refused without being
+// echoed either: the 404's description, which its admin.refused event
+// records, holds no part of it.
+func TestSecretGivenAsAccountOrKeyID(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	status, created, _ := f.call(t, "POST", "/v1/service-accounts/"+f.admin.Email+"/secrets", auth, nil)
+	if status != 201 {
+		t.Fatalf("creating a secret: %d %v", status, created)
+	}
+	value := created["client_secret"].(string)
+	for _, tt := range []struct{ method, path string }{
+		{"GET", "/v1/service-accounts/" + value},
+		{"GET", "/v1/service-accounts/" + value + "/secrets"},
+		{"POST", "/v1/service-accounts/" + value + "/disable"},
+		{"POST", "/v1/service-accounts/" + value + "/revoke-tokens"},
+		{"GET", "/v1/service-accounts/" + f.admin.Email + "/keys/" + value},
+	} {
+		status, out, _ := f.call(t, tt.method, tt.path, auth, nil)
+		desc, _ := out["error_description"].(string)
+		if status != 404 || strings.Contains(desc, value[10:26]) {
+			t.Errorf("%s %s: %d %v, want 404 without the secret", tt.method, tt.path, status, out)
+		}
+	}
+	evs, err := f.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: admin.ActionRefused})
+	if err != nil || len(evs) == 0 {
+		t.Fatalf("%d admin.refused events, %v; want some", len(evs), err)
+	}
+	for _, e := range evs {
+		for k, v := range e.Data {
+			if strings.Contains(v, value[10:26]) {
+				t.Errorf("admin.refused %s=%q holds the secret", k, v)
+			}
+		}
+	}
+}

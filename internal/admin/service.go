@@ -152,6 +152,17 @@ func conflict(format string, args ...any) error {
 	return &oauth2.Error{Code: ErrConflict, Description: fmt.Sprintf(format, args...), Status: 409}
 }
 
+// quoteRef is quoteClip for an account or key named in a request path:
+// one shaped like a credential (oauth2.IsCredential), a client secret
+// given where the account goes, is not echoed, since the refusal's
+// description is in its admin.refused event.
+func quoteRef(s string) string {
+	if oauth2.IsCredential(s) {
+		return "(credential)"
+	}
+	return quoteClip(s)
+}
+
 // storeErr maps storage sentinels to client errors, describing the thing.
 func storeErr(err error, what string) error {
 	switch {
@@ -597,7 +608,7 @@ func (s *Service) GetAccount(ctx context.Context, ref string) (storage.Account, 
 	} else {
 		a, err = s.store.GetAccount(ctx, ref)
 	}
-	return a, storeErr(err, "The service account "+quoteClip(ref))
+	return a, storeErr(err, "The service account "+quoteRef(ref))
 }
 
 // ListAccounts pages through accounts.
@@ -716,7 +727,7 @@ func (s *Service) UpdateAccountIf(ctx context.Context, actor Actor, ref string, 
 		change = "removing the scope"
 	}
 	// ErrNotFound: the account was deleted since GetAccount found it.
-	return updated, storeErr(s.guardErr(err, a, change), "The service account "+quoteClip(ref))
+	return updated, storeErr(s.guardErr(err, a, change), "The service account "+quoteRef(ref))
 }
 
 // certificateTrust is the binding CA-issued certificates authenticate
@@ -754,7 +765,7 @@ func (s *Service) SetAccountDisabledIf(ctx context.Context, actor Actor, ref str
 		old.UpdatedAt = s.cfg.Now()
 		return old, nil
 	}, s.event(actor, action, a.ID, nil), s.guard())
-	return updated, storeErr(s.guardErr(err, a, "disabling it"), "The service account "+quoteClip(ref))
+	return updated, storeErr(s.guardErr(err, a, "disabling it"), "The service account "+quoteRef(ref))
 }
 
 // RevokeAccountTokens revokes every token issued to the account until now:
@@ -772,7 +783,7 @@ func (s *Service) RevokeAccountTokens(ctx context.Context, actor Actor, ref stri
 		data["before"] = old.TokensRevokedBefore.UTC().Format(time.RFC3339Nano)
 		return old, nil
 	}, s.event(actor, "account.revoke_tokens", a.ID, data))
-	return updated, storeErr(err, "The service account "+quoteClip(ref))
+	return updated, storeErr(err, "The service account "+quoteRef(ref))
 }
 
 // later returns the later of a revocation time set before, t0, and t: a
@@ -875,7 +886,7 @@ func (s *Service) DeleteAccountIf(ctx context.Context, actor Actor, ref string, 
 		}
 	}
 	err = s.store.DeleteAccount(ctx, a.ID, check, s.event(actor, "account.delete", a.ID, map[string]string{"email": a.Email}), s.guard())
-	return storeErr(s.guardErr(err, a, "deleting it"), "The service account "+quoteClip(ref))
+	return storeErr(s.guardErr(err, a, "deleting it"), "The service account "+quoteRef(ref))
 }
 
 // guard is what every change of an account, a key, a secret or a
@@ -1277,7 +1288,7 @@ func (s *Service) accountKey(ctx context.Context, ref, kid string) (storage.Acco
 	}
 	k, err := s.store.GetKey(ctx, kid)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && k.AccountID != a.ID) {
-		return a, k, notFound("The key %s of %s does not exist.", quoteClip(kid), a.Email)
+		return a, k, notFound("The key %s of %s does not exist.", quoteRef(kid), a.Email)
 	}
 	return a, k, err
 }
