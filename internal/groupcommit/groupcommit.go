@@ -168,11 +168,12 @@ func (c *Committer) loop() {
 }
 
 // lostStore reports whether err is the connection to the store failing
-// (a dial, a timeout, a connection closed mid-commit), not the store
+// (a dial, a timeout, a connection closed mid-commit) or the store busy
+// (another process holding a lock until Commit gave up), not the store
 // refusing what was written.
 func lostStore(err error) bool {
 	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+	return errors.As(err, &ne) || errors.Is(err, storage.ErrBusy) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, driver.ErrBadConn) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 

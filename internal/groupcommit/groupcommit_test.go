@@ -139,6 +139,9 @@ func TestRefusedWriteFailsAlone(t *testing.T) {
 		{"refused write", errPoison, 5, 2 + 5, []int{2}},
 		{"lost connection", lost, 1, 2, []int{0, 1, 2, 3, 4}},
 		{"lost connection, wrapped", fmt.Errorf("postgres: commit: %w", lost), 1, 2, []int{0, 1, 2, 3, 4}},
+		// Another process holding the database (SQLite's busy_timeout,
+		// PostgreSQL's lock_timeout): each write alone would wait as long.
+		{"store busy", fmt.Errorf("sqlite: begin: %w", storage.ErrBusy), 1, 2, []int{0, 1, 2, 3, 4}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

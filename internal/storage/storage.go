@@ -35,6 +35,11 @@ var (
 	ErrScopesHeld = errors.New("the API's scopes are held")
 	// ErrNotEmpty: Load found the store not empty (see NotEmptyError).
 	ErrNotEmpty = errors.New("the store is not empty")
+	// ErrBusy: Commit gave up waiting for a lock another transaction or
+	// process held (SQLite's busy_timeout, PostgreSQL's lock_timeout or
+	// statement_timeout); the cause is wrapped with it. Trying again at
+	// once would wait as long.
+	ErrBusy = errors.New("the store is busy")
 )
 
 // Guard is a precondition of a change to an account, a key, a secret or a

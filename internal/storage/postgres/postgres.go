@@ -100,6 +100,7 @@ func dialect() sqlstore.Dialect {
 		Name:              "postgres",
 		Numbered:          true,
 		IsUniqueViolation: isUniqueViolation,
+		IsBusy:            isBusy,
 		LockAudit:         fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockAudit),
 		LockSigningKeys:   fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockSigningKeys),
 		LockScopes:        fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockScopes),
@@ -178,6 +179,13 @@ func (migrationLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error 
 		return errors.New("the migration lock was not held")
 	}
 	return nil
+}
+
+// isBusy reports whether err is a wait given up: lock_not_available
+// (lock_timeout) or query_canceled (statement_timeout).
+func isBusy(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "55P03" || pe.Code == "57014")
 }
 
 func isUniqueViolation(err error) bool {

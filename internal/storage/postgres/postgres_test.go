@@ -830,3 +830,32 @@ func TestDeleteAccountSecretsInIDOrder(t *testing.T) {
 		t.Errorf("secrets left %v, %v; want none", l, err)
 	}
 }
+
+// A Commit that gives up waiting for a lock (lock_timeout) fails with
+// storage.ErrBusy, which group commit does not retry write by write.
+func TestCommitBusy(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.SchemaDSN(t)
+	s, err := postgres.Open(ctx, withSetting(dsn, "lock_timeout", "200ms"), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Commit(ctx, []storage.Write{{Events: []storage.AuditEvent{{Time: time.Now(), Action: "test", Outcome: storage.OutcomeSuccess}}}})
+	if !errors.Is(err, storage.ErrBusy) {
+		t.Fatalf("Commit while another transaction holds the audit log: %v; want ErrBusy", err)
+	}
+}

@@ -82,7 +82,7 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 	}
 	r.SetMaxOpenConns(max(4, 2*runtime.GOMAXPROCS(0)))
 	r.SetMaxIdleConns(max(4, 2*runtime.GOMAXPROCS(0)))
-	return sqlstore.New(w, r, sqlstore.Dialect{Name: "sqlite", IsUniqueViolation: isUniqueViolation}), nil
+	return sqlstore.New(w, r, sqlstore.Dialect{Name: "sqlite", IsUniqueViolation: isUniqueViolation, IsBusy: isBusy}), nil
 }
 
 // Migrate brings the schema of the database file at path up to date.
@@ -101,6 +101,17 @@ func migrate(ctx context.Context, db *sql.DB, mode sqlstore.MigrateMode) error {
 		return fmt.Errorf("sqlite: migrations: %w", err)
 	}
 	return sqlstore.Migrate(ctx, p, "sqlite", mode)
+}
+
+// isBusy reports whether err is SQLite giving up on busy_timeout: another
+// connection or process (keyward migrate, a backup) held the database.
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	code := se.Code() & 0xff // the primary code of an extended one
+	return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
 }
 
 func isUniqueViolation(err error) bool {

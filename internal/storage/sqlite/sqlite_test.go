@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -196,5 +197,34 @@ func TestNewDatabaseFileModes(t *testing.T) {
 		if m := fi.Mode().Perm(); m != 0o600 {
 			t.Errorf("%s: mode %v, want -rw-------", filepath.Base(name), m)
 		}
+	}
+}
+
+// A Commit that gives up on busy_timeout (10 s) because another process
+// holds the database (a backup, keyward migrate) fails with
+// storage.ErrBusy, which group commit does not retry write by write.
+func TestCommitBusy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for busy_timeout")
+	}
+	path := filepath.Join(t.TempDir(), "keyward.db")
+	s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	other, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	tx, err := other.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	_, err = s.Commit(context.Background(), []storage.Write{{Events: []storage.AuditEvent{{Time: time.Now(), Action: "test", Outcome: storage.OutcomeSuccess}}}})
+	if !errors.Is(err, storage.ErrBusy) {
+		t.Fatalf("Commit while another process holds the database: %v; want ErrBusy", err)
 	}
 }

@@ -69,6 +69,9 @@ func (s *Store) Commit(ctx context.Context, writes []storage.Write) ([]error, er
 		return s.appendAudit(ctx, tx, evs)
 	})
 	if err != nil {
+		if s.d.IsBusy != nil && s.d.IsBusy(err) {
+			err = fmt.Errorf("%w: %w", storage.ErrBusy, err)
+		}
 		return nil, err
 	}
 	return results, nil

@@ -27,6 +27,9 @@ type Dialect struct {
 	Numbered bool
 	// IsUniqueViolation reports whether err is a unique-constraint error.
 	IsUniqueViolation func(err error) bool
+	// IsBusy, if set, reports whether err is a wait for a lock given up
+	// (storage.ErrBusy), which Commit returns wrapped with ErrBusy.
+	IsBusy func(err error) bool
 	// LockAudit and LockSigningKeys, if set, run at the start of a
 	// transaction that appends to the audit chain or rewrites the signing
 	// keys, to serialize it against other processes. SQLite needs none: its
