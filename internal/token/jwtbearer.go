@@ -123,8 +123,10 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	}
 
 	is := issuance{account: acct, subject: acct.ID, scopes: scopes, resources: req.Form.Values("resource"), credential: "key:" + key.ID}
-	// An email is the account's whatever its capitals, as its iss is.
-	if subject != "" && strings.ToLower(subject) != acct.Email && subject != acct.ID {
+	// An email is the account's whatever its capitals, as its iss is, and
+	// whatever those of the email stored (a store made before the account
+	// domain had to be lower case may hold capitals).
+	if subject != "" && !strings.EqualFold(subject, acct.Email) && subject != acct.ID {
 		// Domain-wide delegation: only through a key-signed assertion. A
 		// refusal names the user, as the issued token's event does.
 		req.Audit.Subject = oauth2.Truncate(strings.ToLower(subject), maxAuditSubject)

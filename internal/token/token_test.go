@@ -1203,3 +1203,30 @@ func TestDelegationUserInAnotherOrganization(t *testing.T) {
 		})
 	}
 }
+
+// A store made before the account domain had to be lower case may hold an
+// account whose email has capitals. An assertion whose sub is that email,
+// exactly or in other capitals, is the account's own, not a delegation:
+// 1873a27 compared the lower-cased sub with the email as stored.
+func TestJWTBearerSubIsEmailWithCapitals(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	ev := storage.AuditEvent{Time: t0, Action: "fixture", Outcome: storage.OutcomeSuccess}
+	a := storage.Account{ID: "100000000000000000009", Email: "cap@proj.IAM.test", Name: "cap", Project: "proj", Scopes: []string{"orders.read"},
+		TokenLifetime: 30 * time.Minute, AuthMethods: storage.DefaultAuthMethods, CreatedAt: t0, UpdatedAt: t0}
+	if err := e.store.CreateAccount(ctx, a, ev); err != nil {
+		t.Fatal(err)
+	}
+	spki, _ := x509.MarshalPKIXPublicKey(&e.other.PublicKey)
+	if err := e.store.CreateKey(ctx, storage.Key{ID: "cap", AccountID: a.ID, Algorithm: "RS256", PublicKey: spki, Origin: storage.KeyOriginUploaded, CreatedAt: t0}, nil, ev); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"cap@proj.IAM.test", "Cap@proj.iam.test"} {
+		t.Run(sub, func(t *testing.T) {
+			w := e.do(request{body: form(sign(t, e.other, jose.RS256, "cap", claims(func(c map[string]any) { c["iss"], c["sub"] = a.Email, sub }), nil))})
+			if w.Code != 200 {
+				t.Fatalf("status %d %s, want 200", w.Code, w.Body)
+			}
+		})
+	}
+}
