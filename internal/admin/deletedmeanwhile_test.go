@@ -27,18 +27,26 @@ func (s accountGoneStore) UpdateAccount(ctx context.Context, id string, fn func(
 	return s.Storage.UpdateAccount(ctx, id, fn, ev, guards...)
 }
 
+// services returns two services on one new SQLite store: plain on the
+// store itself, svc on the store wrap makes of it, which deletes
+// something meanwhile.
+func services(t *testing.T, wrap func(storage.Storage) storage.Storage) (st storage.Storage, plain, svc *admin.Service) {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := admin.Config{AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour}
+	return st, admin.NewService(st, cfg), admin.NewService(wrap(st), cfg)
+}
+
 // A change of an account deleted since the service looked it up is 404
 // not_found, as it is when the account was gone before: not the 503 of a
 // store failure, which tells the caller to retry what cannot succeed.
 func TestChangeOfAccountDeletedMeanwhile(t *testing.T) {
 	ctx, op := context.Background(), admin.Actor{ID: "op"}
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	plain := admin.NewService(st, admin.Config{AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour})
-	svc := admin.NewService(accountGoneStore{st}, admin.Config{AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour})
+	_, plain, svc := services(t, func(st storage.Storage) storage.Storage { return accountGoneStore{st} })
 	desc := "d"
 	tests := []struct {
 		name   string
@@ -85,13 +93,7 @@ func (s grantGoneStore) PutGrant(ctx context.Context, g storage.Grant, ev storag
 // its scopes (DELETE of their API refused) for an account that is gone.
 func TestGrantToAccountDeletedMeanwhile(t *testing.T) {
 	ctx, op := context.Background(), admin.Actor{ID: "op"}
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	cfg := admin.Config{AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour}
-	plain, svc := admin.NewService(st, cfg), admin.NewService(grantGoneStore{st}, cfg)
+	st, plain, svc := services(t, func(st storage.Storage) storage.Storage { return grantGoneStore{st} })
 	if _, err := plain.CreateAPI(ctx, op, admin.APIInput{Name: "mail", Identifier: "https://mail.internal", Scopes: []string{"mail.read"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -142,13 +144,7 @@ func (s introspectorGoneStore) UpdateAPI(ctx context.Context, name string, fn fu
 // every API's introspectors, and one added after would name no account.
 func TestIntrospectorDeletedMeanwhile(t *testing.T) {
 	ctx, op := context.Background(), admin.Actor{ID: "op"}
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	cfg := admin.Config{AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour}
-	plain, svc := admin.NewService(st, cfg), admin.NewService(introspectorGoneStore{st}, cfg)
+	st, plain, svc := services(t, func(st storage.Storage) storage.Storage { return introspectorGoneStore{st} })
 	if _, err := plain.CreateAPI(ctx, op, admin.APIInput{Name: "mail", Identifier: "https://mail.internal", Scopes: []string{"mail.read"}}); err != nil {
 		t.Fatal(err)
 	}
