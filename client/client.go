@@ -402,6 +402,9 @@ type reuseSource struct {
 	base oauth2.TokenSource
 	now  func() time.Time
 	sf   singleflight.Group
+	// beforeFlight, if set, runs between the check of the cached token
+	// and the refresh (tests).
+	beforeFlight func()
 
 	mu        sync.Mutex
 	tok       *oauth2.Token
@@ -416,7 +419,18 @@ func (r *reuseSource) Token() (*oauth2.Token, error) {
 	if tok != nil && now.Before(refreshAt) {
 		return tok, nil
 	}
+	if r.beforeFlight != nil {
+		r.beforeFlight()
+	}
 	v, err, _ := r.sf.Do("token", func() (any, error) {
+		// A caller that read the old token as another's refresh ended
+		// gets here after that flight: take the token it stored.
+		r.mu.Lock()
+		cur, at := r.tok, r.refreshAt
+		r.mu.Unlock()
+		if cur != nil && r.now().Before(at) {
+			return cur, nil
+		}
 		fresh, err := r.base.Token()
 		if err != nil {
 			return nil, err

@@ -51,6 +51,32 @@ func TestEarlyRefresh(t *testing.T) {
 	}
 }
 
+// TestRefreshJustEnded: a caller that read the old token just before
+// another caller's refresh ended, and asks for a refresh just after,
+// gets the token that refresh stored, without a second token request.
+func TestRefreshJustEnded(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	base := &countingSource{life: time.Hour, now: clock}
+	r := &reuseSource{base: base, now: clock}
+	if _, err := r.Token(); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(55 * time.Minute) // inside the refresh window
+	var other *oauth2.Token
+	r.beforeFlight = func() {
+		r.beforeFlight = nil
+		other, _ = r.Token() // another caller's whole refresh
+	}
+	tok, err := r.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if base.n != 2 || tok != other {
+		t.Fatalf("%d token requests, the caller got %v and the other %v; want 2 and the same token", base.n, tok, other)
+	}
+}
+
 func TestRefreshJitter(t *testing.T) {
 	now := time.Now()
 	seen := map[time.Time]bool{}
