@@ -446,7 +446,8 @@ func (r *reuseSource) Token() (*oauth2.Token, error) {
 		return fresh, nil
 	})
 	if err != nil {
-		if tok != nil && (tok.Expiry.IsZero() || now.Before(tok.Expiry)) {
+		// Valid now, after the refresh, not when it began.
+		if tok != nil && (tok.Expiry.IsZero() || r.now().Before(tok.Expiry)) {
 			return tok, nil // keep serving the valid token; try again next call
 		}
 		return nil, err

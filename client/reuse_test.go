@@ -77,6 +77,27 @@ func TestRefreshJustEnded(t *testing.T) {
 	}
 }
 
+// TestFailedRefreshOutlivesToken: a refresh that fails after the current
+// token has expired (a token endpoint that answers only when the 30 s
+// timeout ends) is an error, not the token that expired meanwhile.
+func TestFailedRefreshOutlivesToken(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	base := &countingSource{life: time.Minute, now: clock}
+	r := &reuseSource{base: base, now: clock}
+	if _, err := r.Token(); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(50 * time.Second) // inside the refresh window, 10 s left
+	r.base = fetchFunc(func() (*oauth2.Token, error) {
+		now = now.Add(30 * time.Second)
+		return nil, errors.New("timeout")
+	})
+	if tok, err := r.Token(); err == nil {
+		t.Fatalf("got %+v, which expired during the failed refresh; want its error", tok)
+	}
+}
+
 func TestRefreshJitter(t *testing.T) {
 	now := time.Now()
 	seen := map[time.Time]bool{}
