@@ -58,11 +58,18 @@ func APIName(name string) error {
 // A "#" always starts a fragment, an empty one too, which url.URL does
 // not tell from none. url.Parse refuses ASCII control characters but not
 // the C1 ones (U+009B is a terminal's CSI), which no URI holds either and
-// which the CLI would print raw.
+// which the CLI would print raw. Nor does it refuse the invisible format
+// characters (Unicode category Cf: bidi overrides and isolates, zero-width
+// spaces and joiners, U+FEFF, the soft hyphen), which no URI needs and
+// which make one look like another in a list; they are refused too.
 func APIIdentifier(id string) error {
 	u, err := url.Parse(id)
 	if err != nil || u.Scheme == "" || strings.ContainsAny(id, "# \t\n") || strings.ContainsFunc(id, unicode.IsControl) {
 		return fmt.Errorf("The API identifier %s must be an absolute URI without a fragment, such as https://orders.internal.", QuoteClip(id))
+	}
+	if i := strings.IndexFunc(id, isFormat); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(id[i:])
+		return fmt.Errorf("The API identifier %s contains the invisible format character %U; an API identifier has none.", QuoteClip(id), r)
 	}
 	if len(id) > MaxIdentifierLength {
 		return fmt.Errorf("The API identifier is %d bytes long; at most %d are allowed.", len(id), MaxIdentifierLength)
@@ -119,7 +126,13 @@ func TokenFormat(f string, allowEmpty bool) error {
 // Label refuses a display name or description that is too long or holds
 // a control character (C0, DEL or C1, line breaks and tabs too): they are
 // shown on one line in terminals and the console, where control
-// characters could rewrite what an administrator sees.
+// characters could rewrite what an administrator sees. It refuses too the
+// invisible format characters that make a label read as another
+// (hiddenInLabel): the bidi embeddings, overrides and isolates (U+202A to
+// U+202E, U+2066 to U+2069; U+202E shows the text after it reversed), the
+// zero-width space U+200B, the word joiner U+2060 and U+FEFF. It keeps the
+// zero-width non-joiner and joiner (U+200C, U+200D), which emoji sequences
+// and Persian and Indic text need, and the other format characters.
 func Label(field, v string, max int) error {
 	if n := utf8.RuneCountInString(v); n > max {
 		return fmt.Errorf("The %s is %d characters long; at most %d are allowed.", field, n, max)
@@ -128,9 +141,24 @@ func Label(field, v string, max int) error {
 		if unicode.IsControl(r) {
 			return fmt.Errorf("The %s contains the control character %U at byte %d; use printable text on one line.", field, r, i)
 		}
+		if hiddenInLabel(r) {
+			return fmt.Errorf("The %s contains the invisible format character %U at byte %d; use text without bidi embeddings, overrides or isolates (U+202A to U+202E, U+2066 to U+2069), zero-width spaces (U+200B), word joiners (U+2060) or U+FEFF.", field, r, i)
+		}
 	}
 	return nil
 }
+
+// hiddenInLabel reports whether Label refuses r, an invisible format
+// character that reorders the text shown around it or hides between its
+// letters: a bidi embedding, override or isolate, U+200B, U+2060 or U+FEFF.
+func hiddenInLabel(r rune) bool {
+	return r >= '\u202a' && r <= '\u202e' || r >= '\u2066' && r <= '\u2069' ||
+		r == '\u200b' || r == '\u2060' || r == '\ufeff'
+}
+
+// isFormat reports whether r is a format character (Unicode category Cf),
+// which Email and APIIdentifier refuse, every one.
+func isFormat(r rune) bool { return unicode.Is(unicode.Cf, r) }
 
 // Name reports whether s can be an account's name or a project: 3-30
 // lowercase letters, digits and hyphens, starting with a letter.
@@ -183,7 +211,10 @@ func AccountDomain(domain string) error {
 // lengthen: "Ⱥ" is 2 bytes, "ⱥ" 3), so Email takes what it returns.
 // net/mail takes any character above ASCII, the C1 controls among them
 // (U+009B is a terminal's CSI); Email refuses them, as Label does, since
-// the CLI prints emails raw.
+// the CLI prints emails raw. It refuses every invisible format character
+// (Unicode category Cf: bidi overrides and isolates, zero-width spaces and
+// joiners, U+2060, U+FEFF, the soft hyphen U+00AD) too, which no email
+// needs and which make one look like another ("adm\u200bin@example.com").
 func Email(e string) (string, error) {
 	e = strings.TrimSpace(e)
 	if len(e) > 254 { // RFC 5321 §4.5.3.1.3
@@ -196,6 +227,10 @@ func Email(e string) (string, error) {
 	if i := strings.IndexFunc(e, unicode.IsControl); i >= 0 {
 		r, _ := utf8.DecodeRuneInString(e[i:])
 		return "", fmt.Errorf("%s is not an email address: it contains the control character %U", QuoteClip(e), r)
+	}
+	if i := strings.IndexFunc(e, isFormat); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(e[i:])
+		return "", fmt.Errorf("%s is not an email address: it contains the invisible format character %U", QuoteClip(e), r)
 	}
 	lower := strings.ToLower(e)
 	if len(lower) > 254 {

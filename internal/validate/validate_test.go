@@ -118,6 +118,11 @@ func TestAPIIdentifier(t *testing.T) {
 		{"C1 CSI in the path", "https://orders.internal/\u009b2J", `"https://orders.internal/\u009b2J" ` + rule},
 		{"C1 NEL in a urn", "urn:example:\u0085", rule},
 		{"non-ASCII", "https://bestellungen.internal/grüße", ""},
+		{"zero-width space in the host", "https://ord\u200bers.internal", `The API identifier "https://ord\u200bers.internal" contains the invisible format character U+200B; an API identifier has none.`},
+		{"right-to-left override in the path", "https://orders.internal/\u202etxt.exe", "format character U+202E"},
+		{"zero-width joiner", "urn:example:a\u200db", "format character U+200D"},
+		{"soft hyphen", "https://orders.internal/or\u00adders", "format character U+00AD"},
+		{"BOM in a urn", "urn:example:\ufefforders", "format character U+FEFF"},
 		{"long and bad is clipped", "orders " + strings.Repeat("a", 600), "… (607 bytes)"},
 	} {
 		check(t, tt.name, APIIdentifier(tt.in), tt.want)
@@ -219,6 +224,17 @@ func TestLabel(t *testing.T) {
 		{"DEL", "a\x7f", "U+007F at byte 1"},
 		{"C1 CSI after a 2-byte character", "é\u009b", "U+009B at byte 2"},
 		{"escape", "\x1b[2J", "U+001B at byte 0"},
+		{"right-to-left override", "invoice \u202efdp.exe", "The description contains the invisible format character U+202E at byte 8; use text without bidi embeddings, overrides or isolates"},
+		{"left-to-right embedding", "\u202aab", "format character U+202A at byte 0"},
+		{"pop directional formatting", "ab\u202c", "format character U+202C at byte 2"},
+		{"right-to-left isolate", "a\u2067b\u2069", "format character U+2067 at byte 1"},
+		{"pop directional isolate", "ab\u2069", "format character U+2069 at byte 2"},
+		{"zero-width space", "adm\u200bin", "format character U+200B at byte 3"},
+		{"word joiner", "a\u2060b", "format character U+2060 at byte 1"},
+		{"BOM", "\ufeffab", "format character U+FEFF at byte 0"},
+		{"zero-width joiner in an emoji sequence", "team 👩\u200d💻", ""},
+		{"zero-width non-joiner in Persian", "می\u200cخواهم", ""},
+		{"left-to-right mark", "a\u200eb", ""},
 	} {
 		check(t, tt.name, Label("description", tt.in, 20), tt.want)
 	}
@@ -324,6 +340,15 @@ func TestEmail(t *testing.T) {
 		{"invalid UTF-8", "\xff@example.com", "", "is not an email address"},
 		{"C1 CSI in the local part", "a\u009b2Jb@example.com", "", `"a\u009b2Jb@example.com" is not an email address: it contains the control character U+009B`},
 		{"C1 NEL in the domain", "a@exam\u0085ple.com", "", "control character U+0085"},
+		{"zero-width space in the local part", "adm\u200bin@example.com", "", `"adm\u200bin@example.com" is not an email address: it contains the invisible format character U+200B`},
+		{"zero-width joiner", "a\u200db@example.com", "", "format character U+200D"},
+		{"zero-width non-joiner", "a\u200cb@example.com", "", "format character U+200C"},
+		{"right-to-left override in the domain", "a@\u202emoc.elpmaxe", "", "format character U+202E"},
+		{"first strong isolate", "a\u2068b@example.com", "", "format character U+2068"},
+		{"word joiner", "a\u2060b@example.com", "", "format character U+2060"},
+		{"BOM", "\ufeffa@example.com", "", "format character U+FEFF"},
+		{"soft hyphen", "ad\u00admin@example.com", "", "format character U+00AD"},
+		{"tag character", "a\U000e0041@example.com", "", "format character U+E0041"},
 	} {
 		got, err := Email(tt.in)
 		check(t, tt.name, err, tt.err)
