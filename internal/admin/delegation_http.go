@@ -2,6 +2,7 @@ package admin
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/keyward/keyward/internal/storage"
@@ -183,10 +184,8 @@ func (h *Handler) listUsers(r *http.Request, _ Actor) (int, any, error) {
 		return 0, nil, err
 	}
 	after := q.Get("page_token")
-	if after != "" {
-		if e, err := normalizeEmail(after); err != nil || e != after {
-			return 0, nil, invalid("page_token must be the next_page_token of the previous page (an email).")
-		}
+	if after != "" && !userPageToken(after) {
+		return 0, nil, invalid("page_token must be the next_page_token of the previous page (an email).")
 	}
 	opts := storage.ListOptions{After: after, Limit: limit}
 	users, err := h.svc.ListUsers(r.Context(), r.PathValue("domain"), opts)
@@ -255,4 +254,16 @@ func (h *Handler) grantDelegation(r *http.Request, actor Actor) (int, any, error
 
 func (h *Handler) revokeDelegation(r *http.Request, actor Actor) (int, any, error) {
 	return 204, nil, h.svc.RevokeDelegation(r.Context(), actor, r.PathValue("domain"), r.PathValue("client_id"))
+}
+
+// userPageToken reports whether after can be a next_page_token of the
+// users list: a stored email. One Email refuses now (with a control or
+// invisible character, stored before it was refused, or imported) still
+// ends a page, so it is taken if it is lower-cased, has an @ and is no
+// longer than an email: it only says where the next page starts.
+func userPageToken(after string) bool {
+	if e, err := normalizeEmail(after); err == nil {
+		return e == after
+	}
+	return strings.Contains(after, "@") && strings.ToLower(after) == after && len(after) <= 254
 }

@@ -87,6 +87,13 @@ func TestRefusesLooseInput(t *testing.T) {
 	if code, out, _ := f.call(t, "GET", "/v1/orgs/example.com/users?page_token=ann@example.com", auth, nil); code != 200 {
 		t.Fatalf("users page: %d %v", code, out)
 	}
+	// An email stored before it would be refused (an invisible or
+	// control character) still continues the list from where it ended.
+	for _, stored := range []string{"adm%E2%80%8Bin@example.com", "a%C2%9Bb@example.com"} {
+		if code, out, _ := f.call(t, "GET", "/v1/orgs/example.com/users?page_token="+stored, auth, nil); code != 200 {
+			t.Fatalf("users page after %s: %d %v", stored, code, out)
+		}
+	}
 }
 
 // An endpoint whose body may be left out takes an empty one however it
