@@ -74,7 +74,7 @@ func TestDeployFiles(t *testing.T) {
 			t.Fatalf("TimeoutStopSec=%s: %v", stop[0], err)
 		}
 		if need := shutdownGrace + tally.CloseTimeout; d < need {
-			t.Errorf("TimeoutStopSec=%s: a shutdown may take %s (requests in flight, then introspection summaries)", stop[0], need)
+			t.Errorf("TimeoutStopSec=%s: a shutdown may take %s (requests in flight, then introspection summaries and the last audit writes)", stop[0], need)
 		}
 	})
 	t.Run("systemd unit and settings file", func(t *testing.T) {

@@ -557,7 +557,8 @@ func (m *Main) Run(ctx context.Context) error {
 
 // shutdownGrace is how long a shutdown waits for the requests in flight.
 // Close then waits up to tally.CloseTimeout more for the introspection
-// summaries: deploy/keyward.service's TimeoutStopSec covers both.
+// summaries and the journal's last writes together:
+// deploy/keyward.service's TimeoutStopSec covers both.
 const shutdownGrace = 25 * time.Second
 
 // every runs fn every interval until ctx ends.
@@ -701,9 +702,16 @@ func (m *Main) Close() error {
 	if m.metricsListener != nil {
 		m.metricsListener.Close()
 	}
+	// The summaries and then the journal's last writes share one bound: a
+	// store that does not answer (a hung PostgreSQL, a SQLite file on a
+	// stalled NFS mount) must not hold the shutdown until systemd kills it.
+	ctx, cancel := context.WithTimeout(context.Background(), tally.CloseTimeout)
+	defer cancel()
 	m.introspections.Close() // into the journal, so first
 	if m.journal != nil {
-		m.journal.Close()
+		if n := m.journal.Shutdown(ctx); n > 0 {
+			m.Logger.Error("audit writes may not have been recorded at shutdown: the store did not answer in time", "writes", n, "waited", tally.CloseTimeout)
+		}
 	}
 	var err error
 	if m.store != nil {

@@ -4,17 +4,22 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/keyward/keyward/internal/groupcommit"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/sqlite"
+	"github.com/keyward/keyward/internal/tally"
 )
 
 // TestGracefulShutdown: a request in flight when shutdown begins completes,
@@ -111,4 +116,49 @@ func TestGracefulShutdown(t *testing.T) {
 	if len(evs) != 1 {
 		t.Fatalf("%d token.issued events for the in-flight request, want 1", len(evs))
 	}
+}
+
+// stuckStore is a store whose commits never answer until they are
+// canceled: a hung PostgreSQL.
+type stuckStore struct {
+	storage.Storage
+	closed bool
+}
+
+func (s *stuckStore) Commit(ctx context.Context, _ []storage.Write) ([]error, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (s *stuckStore) Close() error { s.closed = true; return nil }
+
+// TestCloseGivesUpOnStuckStore: Close waits for a store that does not
+// answer only as long as tally.CloseTimeout, then says how many writes it
+// could not confirm and closes the store, well before systemd's
+// TimeoutStopSec would kill it without a word.
+func TestCloseGivesUpOnStuckStore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs strings.Builder
+		st := &stuckStore{}
+		m := &Main{Logger: slog.New(slog.NewTextHandler(&logs, nil)), store: st, journal: groupcommit.New(st, groupcommit.Options{})}
+		written := make(chan error, 1)
+		go func() { written <- m.journal.Write(context.Background(), storage.Write{}) }()
+		synctest.Wait()
+		start := time.Now()
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d != tally.CloseTimeout {
+			t.Errorf("Close took %v, want %v", d, tally.CloseTimeout)
+		}
+		if !st.closed {
+			t.Error("the store was not closed")
+		}
+		if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "writes=1") {
+			t.Errorf("log = %q, want an ERROR naming 1 write", logs.String())
+		}
+		if err := <-written; !errors.Is(err, context.Canceled) {
+			t.Errorf("Write = %v, want context.Canceled", err)
+		}
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyward/keyward/internal/storage"
@@ -36,6 +37,13 @@ type Committer struct {
 	closed bool
 	reqs   chan *request
 	done   chan struct{}
+
+	// ctx is the store's Commit context: Shutdown cancels it when its own
+	// ends first.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// waiting counts the writes handed over and not yet answered.
+	waiting atomic.Int64
 }
 
 type request struct {
@@ -57,7 +65,10 @@ func New(store Store, opts Options) *Committer {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 512
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	c := &Committer{
+		ctx:      ctx,
+		cancel:   cancel,
 		store:    store,
 		maxBatch: opts.MaxBatch,
 		onBatch:  opts.OnBatch,
@@ -85,9 +96,11 @@ func (c *Committer) Write(ctx context.Context, w storage.Write) error {
 		c.mu.RUnlock()
 		return ErrClosed
 	}
+	c.waiting.Add(1)
 	select {
 	case c.reqs <- r:
 	case <-ctx.Done():
+		c.waiting.Add(-1)
 		c.mu.RUnlock()
 		return ctx.Err()
 	}
@@ -101,15 +114,29 @@ func (c *Committer) Write(ctx context.Context, w storage.Write) error {
 }
 
 // Close stops accepting writes, commits the ones already accepted and waits
-// for them to be durable.
-func (c *Committer) Close() {
+// for them to be durable, however long the store takes.
+func (c *Committer) Close() { c.Shutdown(context.Background()) }
+
+// Shutdown is Close, but waits only until ctx ends. It then cancels the
+// commit in progress, whose writes and those after it fail with the
+// store's error (a store stuck where it cannot see the cancellation may
+// still commit them), and returns how many accepted writes had not been
+// answered: they may or may not be durable. It returns 0 when all were.
+func (c *Committer) Shutdown(ctx context.Context) int {
 	c.mu.Lock()
 	if !c.closed {
 		c.closed = true
 		close(c.reqs)
 	}
 	c.mu.Unlock()
-	<-c.done
+	select {
+	case <-c.done:
+		return 0
+	case <-ctx.Done():
+	}
+	n := int(c.waiting.Load())
+	c.cancel()
+	return n
 }
 
 func (c *Committer) loop() {
@@ -141,9 +168,10 @@ func (c *Committer) loop() {
 			writes = append(writes, r.w)
 		}
 		// The batch is committed even if the requests' contexts end: what a
-		// request handed over is recorded.
+		// request handed over is recorded. Only a Shutdown out of time
+		// cancels it.
 		start := time.Now()
-		res, err := c.store.Commit(context.Background(), writes)
+		res, err := c.store.Commit(c.ctx, writes)
 		if err == nil && c.onBatch != nil {
 			c.onBatch(len(batch), time.Since(start))
 		}
@@ -163,6 +191,7 @@ func (c *Committer) loop() {
 			} else {
 				r.res <- res[i]
 			}
+			c.waiting.Add(-1)
 		}
 	}
 }
@@ -183,7 +212,7 @@ func (c *Committer) commitEach(writes []storage.Write) []error {
 	out := make([]error, len(writes))
 	for i, w := range writes {
 		start := time.Now()
-		res, err := c.store.Commit(context.Background(), []storage.Write{w})
+		res, err := c.store.Commit(c.ctx, []storage.Write{w})
 		if err != nil {
 			out[i] = err
 			continue

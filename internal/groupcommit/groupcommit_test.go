@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/keyward/keyward/internal/storage"
@@ -23,14 +24,21 @@ type fakeStore struct {
 	poison    string        // when set, a batch with a write of this JTI fails
 	poisonErr error         // the error it fails with; errPoison if nil
 	gate      chan struct{} // when set, Commit waits on it
+	gateCtx   bool          // when set, Commit waits on gate or its context, whichever ends first
 	entered   chan int      // when set, Commit sends its batch size on entry
 }
 
-func (f *fakeStore) Commit(_ context.Context, ws []storage.Write) ([]error, error) {
+func (f *fakeStore) Commit(ctx context.Context, ws []storage.Write) ([]error, error) {
 	if f.entered != nil {
 		f.entered <- len(ws)
 	}
-	if f.gate != nil {
+	if f.gate != nil && f.gateCtx {
+		select {
+		case <-f.gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	} else if f.gate != nil {
 		<-f.gate
 	}
 	f.mu.Lock()
@@ -222,4 +230,70 @@ func TestCanceledContext(t *testing.T) {
 	}
 	close(st.gate)
 	c.Close()
+}
+
+// TestShutdownGivesUp: a store that does not answer (a hung PostgreSQL, a
+// SQLite file on a stalled NFS mount) holds Shutdown only until its
+// context ends; it then reports the writes left unconfirmed and cancels
+// the commit, which a store that sees its context gives up at once.
+func TestShutdownGivesUp(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		seesCtx bool
+	}{
+		{"store sees its context", true},
+		{"store stuck for good", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				st := &fakeStore{used: map[string]bool{}, gate: make(chan struct{}), gateCtx: tt.seesCtx}
+				c := New(st, Options{})
+				errs := make(chan error, 2)
+				for range 2 {
+					go func() {
+						errs <- c.Write(context.Background(), storage.Write{Events: []storage.AuditEvent{{Action: "a"}}})
+					}()
+				}
+				synctest.Wait()
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				start := time.Now()
+				if n := c.Shutdown(ctx); n != 2 {
+					t.Errorf("Shutdown = %d unconfirmed writes, want 2", n)
+				}
+				if d := time.Since(start); d != 30*time.Second {
+					t.Errorf("Shutdown took %v, want 30s", d)
+				}
+				if !tt.seesCtx {
+					close(st.gate) // the store answers after all
+				}
+				for range 2 {
+					err := <-errs
+					if tt.seesCtx && !errors.Is(err, context.Canceled) {
+						t.Errorf("Write = %v, want context.Canceled", err)
+					}
+				}
+				committed := 0
+				for _, b := range st.batches {
+					committed += len(b)
+				}
+				if want := map[bool]int{true: 0, false: 2}[tt.seesCtx]; committed != want {
+					t.Errorf("%d writes committed, want %d", committed, want)
+				}
+			})
+		})
+	}
+}
+
+func TestShutdownInTime(t *testing.T) {
+	st := &fakeStore{used: map[string]bool{}}
+	c := New(st, Options{})
+	if err := c.Write(context.Background(), storage.Write{Events: []storage.AuditEvent{{Action: "a"}}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if n := c.Shutdown(ctx); n != 0 {
+		t.Errorf("Shutdown = %d unconfirmed writes, want 0", n)
+	}
 }
