@@ -129,7 +129,9 @@ written after all is deleted again.`,
 		Short: "Register a public key or certificate you hold the private key of",
 		Long: `Register a PEM public key (PUBLIC KEY or RSA PUBLIC KEY) or X.509 certificate.
 RSA keys need 2048 to 8192 bits and sign RS256; EC keys must be P-256 and
-sign ES256. A certificate's expiry becomes the key's.`,
+sign ES256. A certificate's expiry becomes the key's. One key a file: a
+certificate may be followed by its chain (ignored), but a file with two
+public keys, or a public key and a certificate, is refused.`,
 		Example: `  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out job.key
   openssl pkey -in job.key -pubout -out job.pub
   keyward keys upload job@billing.iam.keyward.internal --public-key job.pub`,

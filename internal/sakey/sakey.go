@@ -143,7 +143,9 @@ func parseError(typ string, der []byte, err error) error {
 
 // ParsePublic reads an uploaded public key: a PEM "PUBLIC KEY", "RSA PUBLIC
 // KEY" or "CERTIFICATE" block, the first of the file; a file with a
-// private key in any block is refused. Which keys are accepted, and for
+// private key in any block is refused, as is one with two public keys or
+// with a public key and a certificate. Certificates after the first (its
+// chain) are ignored. Which keys are accepted, and for
 // which algorithm, keyfile.Algorithm says, as for the key files that sign:
 // RSA keys of 2048 to 8192 bits verify RS256, EC keys on P-256 ES256.
 func ParsePublic(data []byte) (Public, error) {
@@ -151,10 +153,26 @@ func ParsePublic(data []byte) (Public, error) {
 	if block == nil {
 		return Public{}, errors.New("the file is not PEM: expected a PUBLIC KEY or CERTIFICATE block")
 	}
+	var keys, certs int
 	for b, rest := pem.Decode(data); b != nil; b, rest = pem.Decode(rest) {
-		if strings.HasSuffix(b.Type, "PRIVATE KEY") {
+		switch {
+		case strings.HasSuffix(b.Type, "PRIVATE KEY"):
 			return Public{}, errors.New("the file holds a private key: upload only the public key or certificate, and keep the private key to yourself")
+		case b.Type == "PUBLIC KEY" || b.Type == "RSA PUBLIC KEY":
+			keys++
+		case b.Type == "CERTIFICATE":
+			certs++
 		}
+	}
+	// Only the first block is registered: a certificate's chain after it
+	// (the leaf first, as TLS sends it) is fine, but not a second key,
+	// which would be dropped unsaid, nor a key and a certificate, when
+	// either could be the one meant.
+	switch {
+	case keys > 1:
+		return Public{}, fmt.Errorf("the file holds %d public keys: upload them one at a time, one to a file", keys)
+	case keys > 0 && certs > 0:
+		return Public{}, errors.New("the file holds both a public key and a certificate, so which one is meant is unclear: upload only one of them")
 	}
 	var (
 		pub any

@@ -110,6 +110,17 @@ func TestParsePublic(t *testing.T) {
 		{"openssh private key", pemBlock("OPENSSH PRIVATE KEY", []byte{1}), "", "the file holds a private key"},
 		{"encrypted private key", pemBlock("ENCRYPTED PRIVATE KEY", []byte{1}), "", "the file holds a private key"},
 		{"not pem", []byte("hello"), "", "not PEM"},
+		// One key a file: the second was dropped unsaid. A certificate's
+		// chain after it is fine; the first, the leaf, is registered.
+		{"two public keys", append(pemBlock("PUBLIC KEY", pkix(&p256.PublicKey)), pemBlock("PUBLIC KEY", pkix(&rsa2048.PublicKey))...), "",
+			"the file holds 2 public keys: upload them one at a time"},
+		{"public key then rsa public key", append(pemBlock("PUBLIC KEY", pkix(&p256.PublicKey)), pemBlock("RSA PUBLIC KEY", x509.MarshalPKCS1PublicKey(&rsa2048.PublicKey))...), "",
+			"the file holds 2 public keys"},
+		{"certificate then public key", append(pemBlock("CERTIFICATE", certDER), pemBlock("PUBLIC KEY", pkix(&rsa2048.PublicKey))...), "",
+			"the file holds both a public key and a certificate"},
+		{"public key then certificate", append(pemBlock("PUBLIC KEY", pkix(&rsa2048.PublicKey)), pemBlock("CERTIFICATE", certDER)...), "",
+			"the file holds both a public key and a certificate"},
+		{"certificate chain", append(pemBlock("CERTIFICATE", certDER), pemBlock("CERTIFICATE", hugeCert)...), "ES256", ""},
 		// What does not parse is said in words, not in asn1's Go structs
 		// or x509's function names.
 		{"garbage der", pemBlock("PUBLIC KEY", []byte{1, 2, 3}), "", "cannot parse the PUBLIC KEY: its contents are not the DER encoding of one"},
@@ -142,7 +153,7 @@ func TestParsePublic(t *testing.T) {
 			if p.Algorithm != tt.wantAlg || len(p.SPKI) == 0 {
 				t.Fatalf("got %+v", p)
 			}
-			if tt.name == "certificate" && (p.Certificate == nil || p.NotAfter.IsZero()) {
+			if (tt.name == "certificate" || tt.name == "certificate chain") && (!bytes.Equal(p.Certificate, certDER) || p.NotAfter.IsZero()) {
 				t.Fatal("certificate not kept")
 			}
 		})
