@@ -4,6 +4,7 @@
 package sakey
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -141,6 +142,53 @@ func parseError(typ string, der []byte, err error) error {
 	return fmt.Errorf("cannot parse the %s: %s", typ, strings.TrimPrefix(err.Error(), "x509: "))
 }
 
+// errPrivate refuses a file that holds a private key.
+var errPrivate = errors.New("the file holds a private key: upload only the public key or certificate, and keep the private key to yourself")
+
+// pemBegin starts a PEM block's BEGIN line, as pem.Decode looks for it:
+// at the start of a line.
+const pemBegin = "-----BEGIN "
+
+// nextBegin returns the index in data of the next BEGIN line, or -1.
+func nextBegin(data []byte) int {
+	if bytes.HasPrefix(data, []byte(pemBegin)) {
+		return 0
+	}
+	if i := bytes.Index(data, []byte("\n"+pemBegin)); i >= 0 {
+		return i + 1
+	}
+	return -1
+}
+
+// pemBlocks returns the PEM blocks of data, in order. pem.Decode skips a
+// BEGIN line that starts no block it can read (damaged base64, an END
+// line missing or of another type) and decodes the next block, or none:
+// the file's second block would be taken for its first, or the file for
+// not PEM. pemBlocks refuses such a file instead, naming the block; and
+// a file with a private key, whether its block decodes or not.
+func pemBlocks(data []byte) ([]*pem.Block, error) {
+	var blocks []*pem.Block
+	for n := 1; ; n++ {
+		i := nextBegin(data)
+		if i < 0 {
+			return blocks, nil
+		}
+		data = data[i:]
+		typ, _, _ := bytes.Cut(data[len(pemBegin):], []byte("\n"))
+		typ = bytes.TrimSuffix(bytes.TrimRight(typ, " \t\r"), []byte("-----"))
+		if bytes.HasSuffix(typ, []byte("PRIVATE KEY")) {
+			return nil, errPrivate
+		}
+		b, rest := pem.Decode(data)
+		// The block read must start at this BEGIN line, not at a later one.
+		if next := nextBegin(data[1:]); b == nil || (next >= 0 && 1+next < len(data)-len(rest)) {
+			return nil, fmt.Errorf("the PEM block %s (block %d of the file) does not decode: its base64 is damaged, or its END line is missing or does not match its BEGIN line", validate.QuoteClip(string(typ)), n)
+		}
+		blocks = append(blocks, b)
+		data = rest
+	}
+}
+
 // ParsePublic reads an uploaded public key: a PEM "PUBLIC KEY", "RSA PUBLIC
 // KEY" or "CERTIFICATE" block, the first of the file; a file with a
 // private key in any block is refused, as is one with two public keys or
@@ -149,15 +197,17 @@ func parseError(typ string, der []byte, err error) error {
 // which algorithm, keyfile.Algorithm says, as for the key files that sign:
 // RSA keys of 2048 to 8192 bits verify RS256, EC keys on P-256 ES256.
 func ParsePublic(data []byte) (Public, error) {
-	block, _ := pem.Decode(data)
-	if block == nil {
+	blocks, err := pemBlocks(data)
+	if err != nil {
+		return Public{}, err
+	}
+	if len(blocks) == 0 {
 		return Public{}, errors.New("the file is not PEM: expected a PUBLIC KEY or CERTIFICATE block")
 	}
+	block := blocks[0]
 	var keys, certs int
-	for b, rest := pem.Decode(data); b != nil; b, rest = pem.Decode(rest) {
+	for _, b := range blocks {
 		switch {
-		case strings.HasSuffix(b.Type, "PRIVATE KEY"):
-			return Public{}, errors.New("the file holds a private key: upload only the public key or certificate, and keep the private key to yourself")
 		case b.Type == "PUBLIC KEY" || b.Type == "RSA PUBLIC KEY":
 			keys++
 		case b.Type == "CERTIFICATE":
@@ -177,7 +227,6 @@ func ParsePublic(data []byte) (Public, error) {
 	var (
 		pub any
 		p   Public
-		err error
 	)
 	switch block.Type {
 	case "PUBLIC KEY":

@@ -120,6 +120,15 @@ func TestParsePublic(t *testing.T) {
 			"the file holds both a public key and a certificate"},
 		{"public key then certificate", append(pemBlock("PUBLIC KEY", pkix(&rsa2048.PublicKey)), pemBlock("CERTIFICATE", certDER)...), "",
 			"the file holds both a public key and a certificate"},
+		// A BEGIN line pem.Decode cannot read a block from is named, not
+		// skipped for the next block, or for "not PEM".
+		{"damaged base64 then a key", append(damaged(pemBlock("PUBLIC KEY", pkix(&rsa2048.PublicKey))), pemBlock("PUBLIC KEY", pkix(&p256.PublicKey))...), "",
+			`the PEM block "PUBLIC KEY" (block 1 of the file) does not decode: its base64 is damaged`},
+		{"damaged base64 alone", damaged(pemBlock("PUBLIC KEY", pkix(&p256.PublicKey))), "", `the PEM block "PUBLIC KEY" (block 1 of the file) does not decode`},
+		{"no END line", bytes.TrimSuffix(pemBlock("CERTIFICATE", certDER), []byte("-----END CERTIFICATE-----\n")), "", `the PEM block "CERTIFICATE" (block 1 of the file) does not decode`},
+		{"damaged chain certificate", append(pemBlock("CERTIFICATE", certDER), damaged(pemBlock("CERTIFICATE", hugeCert))...), "", `the PEM block "CERTIFICATE" (block 2 of the file) does not decode`},
+		{"damaged private key", damaged(pemBlock("PRIVATE KEY", must(x509.MarshalPKCS8PrivateKey(p256)))), "", "the file holds a private key"},
+		{"text before the block", append([]byte("my key:\n"), pemBlock("PUBLIC KEY", pkix(&p256.PublicKey))...), "ES256", ""},
 		{"certificate chain", append(pemBlock("CERTIFICATE", certDER), pemBlock("CERTIFICATE", hugeCert)...), "ES256", ""},
 		// What does not parse is said in words, not in asn1's Go structs
 		// or x509's function names.
@@ -158,6 +167,14 @@ func TestParsePublic(t *testing.T) {
 			}
 		})
 	}
+}
+
+// damaged returns the PEM block b with a character of its base64 that
+// is not base64.
+func damaged(b []byte) []byte {
+	b = bytes.Clone(b)
+	b[bytes.IndexByte(b, '\n')+3] = '!'
+	return b
 }
 
 func must[T any](v T, err error) T {
