@@ -124,6 +124,12 @@ type Public struct {
 // parser's Go structs, and x509's name its Go functions where the block
 // is labelled as the other kind of public key.
 func parseError(typ string, der []byte, err error) error {
+	if compressedPoint(typ, der) {
+		if typ == "CERTIFICATE" {
+			return errors.New("the CERTIFICATE's EC key is a compressed point, which Keyward does not accept: have it issued for the key's uncompressed form (openssl ec -pubin -in FILE -pubout -conv_form uncompressed writes it)")
+		}
+		return errors.New("the PUBLIC KEY is an EC key as a compressed point, which Keyward does not accept: convert it to the uncompressed form with openssl ec -pubin -in FILE -pubout -conv_form uncompressed")
+	}
 	switch typ {
 	case "PUBLIC KEY":
 		if _, e := x509.ParsePKCS1PublicKey(der); e == nil {
@@ -187,6 +193,49 @@ func pemBlocks(data []byte) ([]*pem.Block, error) {
 		blocks = append(blocks, b)
 		data = rest
 	}
+}
+
+// subjectPublicKeyInfo is the ASN.1 of a PUBLIC KEY, and tbsCertificate
+// the start of a CERTIFICATE's up to it: enough to find its key.
+type (
+	subjectPublicKeyInfo struct {
+		Algorithm pkix.AlgorithmIdentifier
+		Key       asn1.BitString
+	}
+	tbsCertificate struct {
+		Version                   int `asn1:"optional,explicit,default:0,tag:0"`
+		Serial                    *big.Int
+		Signature                 pkix.AlgorithmIdentifier
+		Issuer, Validity, Subject asn1.RawValue
+		SubjectPublicKeyInfo      subjectPublicKeyInfo
+	}
+)
+
+// oidECPublicKey is id-ecPublicKey, the algorithm of an EC key's SPKI.
+var oidECPublicKey = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
+
+// compressedPoint says whether der, the DER of a PUBLIC KEY or
+// CERTIFICATE block, holds an EC key as a compressed point (SEC 1 §2.3.3:
+// 02 or 03, then X), which crypto/x509 does not read, saying only "ecdsa:
+// invalid uncompressed public key".
+func compressedPoint(typ string, der []byte) bool {
+	var spki subjectPublicKeyInfo
+	switch typ {
+	case "PUBLIC KEY":
+		if _, err := asn1.Unmarshal(der, &spki); err != nil {
+			return false
+		}
+	case "CERTIFICATE":
+		var cert struct{ TBS tbsCertificate }
+		if _, err := asn1.Unmarshal(der, &cert); err != nil {
+			return false
+		}
+		spki = cert.TBS.SubjectPublicKeyInfo
+	default:
+		return false
+	}
+	k := spki.Key.RightAlign()
+	return spki.Algorithm.Algorithm.Equal(oidECPublicKey) && len(k) > 0 && (k[0] == 2 || k[0] == 3)
 }
 
 // ParsePublic reads an uploaded public key: a PEM "PUBLIC KEY", "RSA PUBLIC

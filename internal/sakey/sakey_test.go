@@ -91,6 +91,11 @@ func TestParsePublic(t *testing.T) {
 		{"rsa 8200 pkcs1", pemBlock("RSA PUBLIC KEY", x509.MarshalPKCS1PublicKey(huge)), "", "8200 bits, more than the 8192"},
 		{"rsa 8200 certificate", pemBlock("CERTIFICATE", hugeCert), "", "8200 bits, more than the 8192"},
 		{"rsa exponent 1", pemBlock("PUBLIC KEY", pkix(&rsa.PublicKey{N: rsa2048.N, E: 1})), "", "the RSA key's public exponent is 1"},
+		// A compressed EC point is said to be one, with how to convert it.
+		{"compressed ec point", pemBlock("PUBLIC KEY", compressed(t, pkix(&p256.PublicKey))), "",
+			"the PUBLIC KEY is an EC key as a compressed point, which Keyward does not accept: convert it to the uncompressed form with openssl ec -pubin -in FILE -pubout -conv_form uncompressed"},
+		{"certificate of a compressed ec point", pemBlock("CERTIFICATE", compressed(t, certDER)), "",
+			"the CERTIFICATE's EC key is a compressed point, which Keyward does not accept"},
 		{"p384", pemBlock("PUBLIC KEY", pkix(&p384.PublicKey)), "", "P-384"},
 		{"ed25519", pemBlock("PUBLIC KEY", pkix(edPub)), "", "unsupported key type"},
 		// Keys crypto/x509 parses but Keyward does not take are named
@@ -167,6 +172,32 @@ func TestParsePublic(t *testing.T) {
 			}
 		})
 	}
+}
+
+// compressed returns der, a P-256 PUBLIC KEY or a CERTIFICATE without
+// extensions, with its key as a compressed point. The certificate's
+// signature no longer matches, which ParsePublic does not check.
+func compressed(t *testing.T, der []byte) []byte {
+	point := func(spki *subjectPublicKeyInfo) {
+		x, y := elliptic.Unmarshal(elliptic.P256(), spki.Key.Bytes)
+		c := elliptic.MarshalCompressed(elliptic.P256(), x, y)
+		spki.Key = asn1.BitString{Bytes: c, BitLength: 8 * len(c)}
+	}
+	var spki subjectPublicKeyInfo
+	if _, err := asn1.Unmarshal(der, &spki); err == nil && len(spki.Key.Bytes) == 65 {
+		point(&spki)
+		return must(asn1.Marshal(spki))
+	}
+	var cert struct {
+		TBS       tbsCertificate
+		Algorithm pkix.AlgorithmIdentifier
+		Signature asn1.BitString
+	}
+	if rest, err := asn1.Unmarshal(der, &cert); err != nil || len(rest) > 0 {
+		t.Fatalf("not a PUBLIC KEY nor a CERTIFICATE without extensions: %v", err)
+	}
+	point(&cert.TBS.SubjectPublicKeyInfo)
+	return must(asn1.Marshal(cert))
 }
 
 // damaged returns the PEM block b with a character of its base64 that
