@@ -225,6 +225,38 @@ func TestAPIIdentifierIsNotTheServer(t *testing.T) {
 	}
 }
 
+// TestUploadCertificateValidity: a certificate outside its validity is
+// refused, not yet valid as expired: its key would be usable at once.
+func TestUploadCertificateValidity(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	for _, c := range []struct {
+		name                string
+		notBefore, notAfter time.Duration // from now
+		wantStatus          int
+		wantDesc            string
+	}{
+		{"certificate valid from a minute ago", -time.Minute, time.Hour, 201, ""},
+		{"certificate valid from a moment from now", 30 * time.Second, time.Hour, 201, ""},
+		{"certificate valid from tomorrow", 24 * time.Hour, 48 * time.Hour, 400, "The certificate is not valid until "},
+		{"certificate expired", -2 * time.Hour, -time.Hour, 400, "The certificate has already expired."},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			now := time.Now()
+			tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "job"}, NotBefore: now.Add(c.notBefore), NotAfter: now.Add(c.notAfter)}
+			der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			status, out, _ := f.call(t, "POST", "/v1/service-accounts/"+f.admin.Email+"/keys/upload", auth, admin.KeyRequest{PublicKeyPEM: pemOf("CERTIFICATE", der)})
+			if desc, _ := out["error_description"].(string); status != c.wantStatus || !strings.Contains(desc, c.wantDesc) {
+				t.Fatalf("%d %v, want %d %q", status, out, c.wantStatus, c.wantDesc)
+			}
+		})
+	}
+}
+
 func TestManagement(t *testing.T) {
 	f := newFixture(t)
 	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)

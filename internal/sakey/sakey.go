@@ -115,8 +115,9 @@ type Public struct {
 	Algorithm   string // RS256 or ES256
 	SPKI        []byte // DER SubjectPublicKeyInfo
 	Certificate []byte // DER certificate, when one was uploaded
-	// NotAfter is the certificate's expiry, if a certificate was uploaded.
-	NotAfter time.Time
+	// NotBefore and NotAfter are the certificate's validity, if a
+	// certificate was uploaded.
+	NotBefore, NotAfter time.Time
 }
 
 // parseError says why the DER of a PEM block of type typ did not parse,
@@ -286,7 +287,7 @@ func ParsePublic(data []byte) (Public, error) {
 		var cert *x509.Certificate
 		cert, err = x509.ParseCertificate(block.Bytes)
 		if err == nil {
-			pub, p.Certificate, p.NotAfter = cert.PublicKey, block.Bytes, cert.NotAfter
+			pub, p.Certificate, p.NotBefore, p.NotAfter = cert.PublicKey, block.Bytes, cert.NotBefore, cert.NotAfter
 		}
 	default:
 		return Public{}, fmt.Errorf("unsupported PEM block %s: expected PUBLIC KEY or CERTIFICATE", validate.QuoteClip(block.Type))
