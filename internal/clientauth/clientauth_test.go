@@ -1063,6 +1063,9 @@ func TestAttemptRecordsNoCredential(t *testing.T) {
 		{name: "secret as client_id", req: request{form: url.Values{"client_id": {secret}, "client_secret": {secret}}}, secret: secret},
 		{name: "access token as client_id", req: request{form: url.Values{"client_id": {token}, "client_secret": {"kw_wrong"}}}, secret: token},
 		{name: "JWT as client_id", req: request{form: url.Values{"client_id": {jwtRaw}, "client_secret": {"kw_wrong"}}}, secret: jwtRaw},
+		// Read from a file with its line break, as the old prefix check saw.
+		{name: "secret with a line break as client_id", req: request{form: url.Values{"client_id": {secret + "\n"}, "client_secret": {"kw_wrong"}}}, secret: secret},
+		{name: "secret with a space as the Basic user name", req: request{header: http.Header{"Authorization": {basic(" "+secret, "")}}}, secret: secret},
 		{name: "JWT as client_id with a certificate", req: request{cert: w.strayCert.Leaf, form: url.Values{"client_id": {jwtRaw}}}, secret: jwtRaw},
 		{name: "unknown email", req: request{header: http.Header{"Authorization": {basic("nobody@p.iam.test", "kw_wrong")}}}, want: "nobody@p.iam.test"},
 		{name: "unknown ID", req: request{form: url.Values{"client_id": {"999"}, "client_secret": {"kw_wrong"}}}, want: "999"},

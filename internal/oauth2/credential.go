@@ -13,8 +13,10 @@ const SecretPrefix = "kw_"
 // access token or an assertion. No name or ID Keyward gives, nor the
 // token IDs (jti) of its tokens, is so shaped: one in their place is a
 // credential pasted there by mistake, which no log line or audit event
-// may hold.
+// may hold. Whitespace around s (a secret read from a file with its
+// line break, pasted with a space) does not hide it.
 func IsCredential(s string) bool {
+	s = strings.TrimSpace(s)
 	for _, prefix := range []string{OpaqueTokenPrefix, SecretPrefix} {
 		if rest, ok := strings.CutPrefix(s, prefix); ok && len(rest) >= 43 && IsBase64URL(rest) {
 			return true

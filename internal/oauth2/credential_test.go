@@ -5,6 +5,24 @@ import (
 	"testing"
 )
 
+// A credential with whitespace around it, a secret read from a file with
+// its line break or pasted with a space, is still one.
+func TestIsCredentialWithWhitespace(t *testing.T) {
+	secret := SecretPrefix + strings.Repeat("Zs9", 14) + "x"
+	token := OpaqueTokenPrefix + strings.Repeat("Tk4", 14) + "y"
+	jwt := "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIxMTEifQ.c2lnbmF0dXJl"
+	for _, s := range []string{secret + "\n", secret + "\r\n", " " + token, jwt + "\t", "\n" + jwt + " "} {
+		if !IsCredential(s) {
+			t.Errorf("IsCredential(%q) = false, want true", s)
+		}
+	}
+	for _, s := range []string{" kw_billing\n", "orders.prod.job "} {
+		if IsCredential(s) {
+			t.Errorf("IsCredential(%q) = true, want false", s)
+		}
+	}
+}
+
 func TestShownPath(t *testing.T) {
 	secret := SecretPrefix + strings.Repeat("Zs9", 14) + "x"
 	token := OpaqueTokenPrefix + strings.Repeat("Tk4", 14) + "y"
