@@ -111,12 +111,16 @@ func TestRevokeTokenIDRefusesCredentials(t *testing.T) {
 	}{
 		{opaque, 400},
 		{secret, 400},
+		{secret + "\n", 400}, // read from a file, with its line break
 		{"kwat_Zq3bH0aXwLm9Pt2cR", 200},
 		{"kw_Zq3bH0aXwLm9Pt2cRs", 200},
 	} {
 		code, out, _ := f.call(t, "POST", "/v1/tokens/revoke", auth, admin.RevokeRequest{JTI: tt.jti})
 		if code != tt.code {
 			t.Errorf("revoke %s: %d %v, want %d", tt.jti, code, out, tt.code)
+		}
+		if desc, _ := out["error_description"].(string); code != 200 && (strings.Contains(desc, opaque) || strings.Contains(desc, secret)) {
+			t.Errorf("revoke %q: the refusal quotes the credential: %s", tt.jti, desc)
 		}
 		if revoked, err := f.store.IsRevoked(ctx, tt.jti); err != nil || revoked != (tt.code == 200) {
 			t.Errorf("IsRevoked(%s) = %v, %v", tt.jti, revoked, err)

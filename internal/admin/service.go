@@ -228,9 +228,11 @@ const (
 )
 
 // checkLabel refuses a display name or description that is too long or
-// holds a control character (C0, DEL or C1, line breaks and tabs too): they
-// are shown on one line in terminals and the console, where control
-// characters could rewrite what an administrator sees.
+// holds a control character (C0, DEL or C1, line breaks and tabs too) or
+// an invisible one validate.Label names (bidi overrides and isolates,
+// zero-width spaces): they are shown on one line in terminals and the
+// console, where such characters could rewrite what an administrator
+// sees.
 func checkLabel(field, v string, max int) error {
 	return invalidErr(validate.Label(field, v, max))
 }
@@ -830,14 +832,16 @@ func (s *Service) RevokeTokenID(ctx context.Context, actor Actor, jti string) (R
 	if len(jti) > maxTokenIDLength {
 		return Revoked{}, invalid("The token ID (jti) is %d bytes long; at most %d are allowed (Keyward's are 22).", len(jti), maxTokenIDLength)
 	}
-	if strings.ContainsFunc(jti, func(r rune) bool { return r < 0x20 || r == 0x7f || r == utf8.RuneError }) {
-		return Revoked{}, invalid("The token ID (jti) %s holds a control character; Keyward's are 22 characters of base64url.", quoteClip(jti))
-	}
 	if oauth2.IsCredential(jti) {
 		// Not echoed, nor recorded: the event and the revocation list
-		// would keep it, still valid, in plain text.
-		return Revoked{}, invalid("The token ID (jti) is an opaque access token or a client secret itself, not a token's ID (Keyward's are 22 characters): " +
+		// would keep it, still valid, in plain text. Checked first, so
+		// that no other refusal quotes it (one with a line break after
+		// it, read from a file, holds a control character).
+		return Revoked{}, invalid("The token ID (jti) is an access token or a client secret itself, not a token's ID (Keyward's are 22 characters): " +
 			"give the token's jti, which introspection reports and its token.issued event in the audit log names token_id. A client secret is ended by disabling or deleting it.")
+	}
+	if strings.ContainsFunc(jti, func(r rune) bool { return r < 0x20 || r == 0x7f || r == utf8.RuneError }) {
+		return Revoked{}, invalid("The token ID (jti) %s holds a control character; Keyward's are 22 characters of base64url.", quoteClip(jti))
 	}
 	var r Revoked
 	var err error
