@@ -34,12 +34,7 @@ func TestConsoleActionAfterLeaving(t *testing.T) {
 	p.step("open the account",
 		chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//main[@id="view"]//h1[text()=%q]`, acct.Email))),
 		chromedp.Click(viewButton("Disable")))
-	var id fetch.RequestID
-	select {
-	case id = <-held:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the Disable request was not held")
-	}
+	id := p.awaitHeld(held, "the Disable request was not held")
 	if a, err := m.Server.Admin.GetAccount(bg, acct.ID); err != nil || !a.Disabled {
 		t.Fatalf("the server has not disabled the account (%v) before its answer was held", err)
 	}
@@ -60,6 +55,19 @@ func TestConsoleActionAfterLeaving(t *testing.T) {
 		t.Error("the APIs page was shown again for the answer to an action of the page before")
 	}
 	p.checkLogs()
+}
+
+// awaitHeld returns the ID of the next request held, failing the test
+// with what when none is within 20 s.
+func (p *consolePage) awaitHeld(held <-chan fetch.RequestID, what string) fetch.RequestID {
+	p.t.Helper()
+	select {
+	case id := <-held:
+		return id
+	case <-time.After(20 * time.Second):
+		p.t.Fatal(what)
+		return ""
+	}
 }
 
 // holdAnswers has the browser pause the answers to the requests whose URL
@@ -118,12 +126,7 @@ func TestConsoleLate401KeepsNewSession(t *testing.T) {
 	// The browser holds the request for the APIs' list before it is sent.
 	held := p.hold("*/v1/apis", "", fetch.RequestStageRequest)
 	eval[string](p, `location.hash = "#/apis"`)
-	var id fetch.RequestID
-	select {
-	case id = <-held:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the APIs' list was not held")
-	}
+	id := p.awaitHeld(held, "the APIs' list was not held")
 
 	// Sign out and in again, to the accounts page, whose requests are not held.
 	p.step("sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("keyfile-form")))

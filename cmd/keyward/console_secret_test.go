@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
-	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 
 	"github.com/keyward/keyward/internal/admin"
@@ -33,12 +31,7 @@ func TestConsoleSecretAfterLeaving(t *testing.T) {
 	held := p.holdAnswers("*/secrets", "POST")
 
 	p.step("create a secret", chromedp.Click(viewButton("Create secret")))
-	var id fetch.RequestID
-	select {
-	case id = <-held:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the secret's creation was not held")
-	}
+	id := p.awaitHeld(held, "the secret's creation was not held")
 	secrets, err := m.Server.Admin.ListSecrets(bg, acct.ID)
 	if err != nil || len(secrets) != 1 {
 		t.Fatalf("the server has %d secrets (%v) before the answer was let through, want 1", len(secrets), err)
