@@ -22,6 +22,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/keyward/keyward/internal/oauth2"
 )
 
 // Path is where the console is mounted; Handler also answers Path without
@@ -152,7 +154,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
 }
 
-// plain writes a short text answer.
 // maxShownPath bounds the path a 404 echoes: the caller picks it, up to
 // the server's header limit.
 const maxShownPath = 200
@@ -161,13 +162,10 @@ const maxShownPath = 200
 // (no control character reaches a terminal that shows the answer), and
 // cut at maxShownPath bytes.
 func shownPath(r *http.Request) string {
-	p := r.URL.EscapedPath()
-	if len(p) > maxShownPath {
-		return p[:maxShownPath] + "…"
-	}
-	return p
+	return oauth2.Truncate(r.URL.EscapedPath(), maxShownPath)
 }
 
+// plain writes a short text answer.
 func plain(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
