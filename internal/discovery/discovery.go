@@ -163,11 +163,15 @@ func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, err error)
 	if r.Context().Err() != nil {
 		level = slog.LevelInfo
 	}
-	h.log.Log(r.Context(), level, "account keys not served: the store failed", "path", r.URL.Path, "err", err)
+	h.log.Log(r.Context(), level, "account keys not served: the store failed", "path", oauth2.ShownPath(r.URL.Path, maxLoggedPath), "err", err)
 	e := oauth2.StoreUnavailable(err)
 	e.Header = http.Header{"Retry-After": {"5"}}
 	oauth2.WriteError(w, e)
 }
+
+// maxLoggedPath bounds the path unavailable logs, as the server's request
+// log line bounds it: the email in it is the caller's, up to 64 KiB.
+const maxLoggedPath = 1024
 
 // tooBig reports whether k is an RSA key over keyfile.MaxRSABits bits.
 func tooBig(k storage.Key) bool {
