@@ -152,7 +152,7 @@ func (c *Client) Thumbprint() string {
 // or not it succeeded.
 type Attempt struct {
 	Method   string
-	ClientID string // as presented, truncated
+	ClientID string // as presented, cut or replaced by a note (presentedID)
 	// UnusedCertificate reports a request that authenticated no client
 	// while it presented a TLS client certificate: without client_id,
 	// which RFC 8705 §2 requires, the certificate names no account.

@@ -147,7 +147,7 @@ type AuditInfo struct {
 	Actor     string
 	KeyID     string
 	SecretID  string
-	ClientID  string // as presented, when authentication failed
+	ClientID  string // clientauth.Attempt's (cut, or a note for one shaped like a credential), when authentication failed
 	Scope     string
 	// Subject is the user a verified assertion asks to act for
 	// (domain-wide delegation), lower-cased and cut at maxAuditSubject
