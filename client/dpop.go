@@ -109,10 +109,7 @@ func (d *DPoP) JKT() string { return d.prover.JKT() }
 // carries a fresh proof for its method and URL. base may be nil: a client
 // with a 30 s timeout, as the token sources' default.
 func (d *DPoP) HTTPClient(base *http.Client) *http.Client {
-	if base == nil {
-		base = defaultHTTPClient
-	}
-	c := clientOrDefault(base)
+	c := clientOrDefault(base, defaultHTTPClient)
 	c.Transport = &proofTransport{d: d, base: c.Transport}
 	return c
 }
@@ -125,14 +122,16 @@ func (d *DPoP) HTTPClient(base *http.Client) *http.Client {
 // and so is the rest of its chain, back on the first host too. base may
 // be nil.
 func (d *DPoP) Client(ts oauth2.TokenSource, base *http.Client) *http.Client {
-	c := clientOrDefault(base)
+	c := clientOrDefault(base, http.DefaultClient)
 	c.Transport = &proofTransport{d: d, base: c.Transport, tokens: ts}
 	return c
 }
 
-func clientOrDefault(base *http.Client) *http.Client {
+// clientOrDefault returns a copy of base, or of def when base is nil, for
+// the caller to set its Transport on.
+func clientOrDefault(base, def *http.Client) *http.Client {
 	if base == nil {
-		base = http.DefaultClient
+		base = def
 	}
 	c := *base
 	return &c
