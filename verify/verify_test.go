@@ -581,6 +581,20 @@ func selfSignedKey(t *testing.T, k *testkeyward.Server) (sign func(email string,
 	return sign, f.PrivateKey, f.PrivateKeyID
 }
 
+// selfSignedSigner gives job@shop.iam.test a key, as selfSignedKey does,
+// and returns a signer of JWTs (typ JWT) with its private key and key ID,
+// for claims written by hand.
+func selfSignedSigner(t *testing.T, k *testkeyward.Server) jose.Signer {
+	t.Helper()
+	_, privatePEM, kid := selfSignedKey(t, k)
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: testkeyward.ParsePKCS8(t, privatePEM)},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestSelfSignedJWT(t *testing.T) {
 	k := testkeyward.Start(t)
 	k.Setup(t, "jwt")
@@ -655,12 +669,7 @@ func TestSelfSignedJWTNotBefore(t *testing.T) {
 	k := testkeyward.Start(t)
 	k.Setup(t, "jwt")
 	ctx := context.Background()
-	_, privatePEM, kid := selfSignedKey(t, k)
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: testkeyward.ParsePKCS8(t, privatePEM)},
-		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := selfSignedSigner(t, k)
 	v := newVerifier(t, k, verify.WithSelfSignedJWTs())
 	now := k.Clock.Now()
 	for _, tc := range []struct {
@@ -1608,12 +1617,7 @@ func TestSelfSignedJWTClaimNames(t *testing.T) {
 	k := testkeyward.Start(t)
 	k.Setup(t, "jwt")
 	ctx := context.Background()
-	_, privatePEM, kid := selfSignedKey(t, k)
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: testkeyward.ParsePKCS8(t, privatePEM)},
-		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := selfSignedSigner(t, k)
 	v := newVerifier(t, k, verify.WithSelfSignedJWTs())
 	now := k.Clock.Now().Unix()
 	const who = `"iss":"job@shop.iam.test","sub":"job@shop.iam.test"`
