@@ -21,6 +21,14 @@ import (
 	"github.com/keyward/keyward/verify"
 )
 
+// jsonResponse is a 200 answer to r with v as its JSON body, from a fake
+// issuer's RoundTripper.
+func jsonResponse(r *http.Request, v any) (*http.Response, error) {
+	b, _ := json.Marshal(v)
+	return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(bytes.NewReader(b)), Request: r}, nil
+}
+
 // The background refresh of the issuer's keys is bounded in time, as a
 // fetch for an unknown kid is, whatever the HTTP client: with one that
 // has no timeout (WithHTTPClient), an issuer that never answered held
@@ -44,17 +52,12 @@ func TestKeyRefreshBounded(t *testing.T) {
 			stopIssuer = make(chan struct{})
 		)
 		published.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{old.Public()}})
-		respond := func(r *http.Request, v any) (*http.Response, error) {
-			b, _ := json.Marshal(v)
-			return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Header: http.Header{"Content-Type": {"application/json"}},
-				Body: io.NopCloser(bytes.NewReader(b)), Request: r}, nil
-		}
 		// No timeout: the client of an API that reaches the issuer with
 		// its own TLS settings, say.
 		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 			switch r.URL.Path {
 			case "/.well-known/oauth-authorization-server":
-				return respond(r, map[string]string{"issuer": issuer, "jwks_uri": issuer + "/jwks"})
+				return jsonResponse(r, map[string]string{"issuer": issuer, "jwks_uri": issuer + "/jwks"})
 			case "/jwks":
 				if jwksFetch.Add(1) == 2 { // the first background refresh: never answered
 					select {
@@ -64,7 +67,7 @@ func TestKeyRefreshBounded(t *testing.T) {
 						return nil, errors.New("the issuer stopped")
 					}
 				}
-				return respond(r, published.Load())
+				return jsonResponse(r, published.Load())
 			}
 			return &http.Response{StatusCode: http.StatusNotFound, Status: "404 Not Found", Header: http.Header{},
 				Body: io.NopCloser(bytes.NewReader(nil)), Request: r}, nil
@@ -208,9 +211,7 @@ func TestNewBounded(t *testing.T) {
 					if r.URL.Path == "/.well-known/oauth-authorization-server" {
 						v = map[string]string{"issuer": issuer, "jwks_uri": issuer + "/jwks"}
 					}
-					b, _ := json.Marshal(v)
-					return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Header: http.Header{"Content-Type": {"application/json"}},
-						Body: io.NopCloser(bytes.NewReader(b)), Request: r}, nil
+					return jsonResponse(r, v)
 				})}
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
