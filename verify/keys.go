@@ -69,10 +69,7 @@ func (ks *keySet) refresh(ctx context.Context) error {
 			ks.mu.Unlock()
 			return nil, err
 		}
-		keys, unusable, refused := map[string]jose.JSONWebKey{}, set.unusable, set.refused
-		if unusable == nil {
-			unusable = map[string]error{}
-		}
+		keys, unusable, refused := map[string]jose.JSONWebKey{}, set.unusable, set.refused // UnmarshalJSON made unusable
 		for _, k := range set.Keys {
 			if k.KeyID == "" {
 				continue // a token names its key: without a kid, none can
