@@ -411,12 +411,18 @@ type reuseSource struct {
 	refreshAt time.Time
 }
 
-func (r *reuseSource) Token() (*oauth2.Token, error) {
-	now := r.now()
+// cached returns the stored token, and whether it is not yet due for a
+// refresh.
+func (r *reuseSource) cached() (tok *oauth2.Token, current bool) {
 	r.mu.Lock()
 	tok, refreshAt := r.tok, r.refreshAt
 	r.mu.Unlock()
-	if tok != nil && now.Before(refreshAt) {
+	return tok, tok != nil && r.now().Before(refreshAt)
+}
+
+func (r *reuseSource) Token() (*oauth2.Token, error) {
+	tok, current := r.cached()
+	if current {
 		return tok, nil
 	}
 	if r.beforeFlight != nil {
@@ -425,10 +431,7 @@ func (r *reuseSource) Token() (*oauth2.Token, error) {
 	v, err, _ := r.sf.Do("token", func() (any, error) {
 		// A caller that read the old token as another's refresh ended
 		// gets here after that flight: take the token it stored.
-		r.mu.Lock()
-		cur, at := r.tok, r.refreshAt
-		r.mu.Unlock()
-		if cur != nil && r.now().Before(at) {
+		if cur, current := r.cached(); current {
 			return cur, nil
 		}
 		fresh, err := r.base.Token()
