@@ -163,13 +163,14 @@ func (s *bearerSource) Token() (*oauth2.Token, error) {
 var defaultHTTPClient = &http.Client{Timeout: 30 * time.Second}
 
 // withHTTPClient returns ctx with c as the client of its token requests;
-// with c nil, the one ctx names, else defaultHTTPClient. The client is a
-// copy that follows no redirect: a token request carries the client's
-// credentials (a secret, an assertion), which a 307 or 308 would send on
-// to wherever it points, and a same-host one down to plain HTTP.
+// with c nil, the one ctx names (a nil one names none), else
+// defaultHTTPClient. The client is a copy that follows no redirect: a
+// token request carries the client's credentials (a secret, an
+// assertion), which a 307 or 308 would send on to wherever it points, and
+// a same-host one down to plain HTTP.
 func withHTTPClient(ctx context.Context, c *http.Client) context.Context {
 	if c == nil {
-		if cc, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok {
+		if cc, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok && cc != nil {
 			c = cc
 		} else {
 			c = defaultHTTPClient

@@ -55,6 +55,10 @@ func TestTokenRequestTimeout(t *testing.T) {
 		{"private_key_jwt", func() (oauth2.TokenSource, error) {
 			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: srv.URL + "/token", KeyFile: kf})
 		}},
+		{"nil client in ctx", func() (oauth2.TokenSource, error) {
+			return client.ClientCredentials(context.WithValue(ctx, oauth2.HTTPClient, (*http.Client)(nil)),
+				client.ClientCredentialsConfig{TokenURL: srv.URL + "/token", ClientID: "1", ClientSecret: "s"})
+		}},
 		{"DPoP HTTPClient(nil)", func() (oauth2.TokenSource, error) {
 			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: srv.URL + "/token", ClientID: "1", ClientSecret: "s",
 				HTTPClient: d.HTTPClient(nil)})
