@@ -84,7 +84,7 @@ func (s *Store) GetAPI(ctx context.Context, name string) (storage.API, error) {
 	if err != nil {
 		return a, s.wrap("get api", err)
 	}
-	a.Scopes, err = s.apiScopes(ctx, s.r, name)
+	a.Scopes, err = s.apiScopes(ctx, s.reader(ctx), name)
 	return a, s.wrap("get api", err)
 }
 

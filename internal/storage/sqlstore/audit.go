@@ -243,7 +243,7 @@ func (s *Store) ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]s
 		order = "seq DESC"
 	}
 	q := s.rebind(`SELECT ` + auditCols + ` FROM audit_events WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + order + ` LIMIT ?`)
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	rows, err := s.reader(ctx).QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, s.wrap("list audit events", err)
 	}

@@ -76,7 +76,7 @@ func (s *Store) replaceSigningKeys(ctx context.Context, tx *sql.Tx, keys []stora
 func (s *Store) GetSealedValue(ctx context.Context, name string) (storage.SealedValue, error) {
 	v := storage.SealedValue{Name: name}
 	var created int64
-	err := s.r.QueryRowContext(ctx, s.q["getSealedValue"], name).Scan(&v.Sealed, &created)
+	err := s.queryRow(ctx, "getSealedValue", name).Scan(&v.Sealed, &created)
 	v.CreatedAt = fromMicros(created)
 	return v, s.wrap("get sealed value", err)
 }
