@@ -967,11 +967,12 @@ func discardKeyFile(path string, kf sakey.KeyFile, log *slog.Logger) {
 		err = os.Remove(path)
 	}
 	removed := ours && err == nil
-	msg := "another server sharing the store created the administrator account at the same time: its key file, in that server's data directory, is the one that works; this server's was removed"
+	outcome := "was removed"
 	if !removed {
-		msg = "another server sharing the store created the administrator account at the same time: its key file, in that server's data directory, is the one that works; this server's could not be removed, or holds another key now"
+		outcome = "could not be removed, or holds another key now"
 	}
-	log.Warn(msg, "key_file", path, "removed", removed)
+	log.Warn("another server sharing the store created the administrator account at the same time: its key file, in that server's data directory, is the one that works; this server's "+outcome,
+		"key_file", path, "removed", removed)
 }
 
 // signingPolicy is the rotation policy of c's signing keys. A retired key
