@@ -725,18 +725,16 @@ func (s *Store) PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditE
 		if err := tx.QueryRowContext(ctx, s.q["shareOrg"], g.Org).Scan(&domain); err != nil {
 			return s.wrap("put grant: organization "+g.Org, err)
 		}
-		// Guarded, as the admin API grants: the account's row, locked as
-		// CreateKey locks it, so one deleted since the caller looked it
-		// up is ErrNotFound, and a deletion in progress is waited for: no
-		// grant is left naming no account.
+		var old storage.Grant
 		if len(guards) > 0 {
+			// Guarded, as the admin API grants: the account's row, locked
+			// as CreateKey locks it, so one deleted since the caller
+			// looked it up is ErrNotFound, and a deletion in progress is
+			// waited for: no grant is left naming no account.
 			var id string
 			if err := tx.QueryRowContext(ctx, s.q["lockAccount"], g.ClientID).Scan(&id); err != nil {
 				return s.wrap("put grant: account "+g.ClientID, err)
 			}
-		}
-		var old storage.Grant
-		if len(guards) > 0 {
 			var err error
 			old, err = scanGrant(tx.QueryRowContext(ctx, s.q["getGrant"], g.Org, g.ClientID))
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
