@@ -350,8 +350,8 @@ func fileExists(path string) bool {
 // validHeaderName reports whether s is an HTTP field name (a token, RFC
 // 9110 §5.1): no request could carry a header named otherwise.
 func validHeaderName(s string) bool {
-	for _, r := range s {
-		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+	for _, c := range []byte(s) {
+		if !isTokenChar(c) {
 			return false
 		}
 	}
