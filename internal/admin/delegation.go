@@ -21,13 +21,10 @@ func (s *Service) CreateOrg(ctx context.Context, actor Actor, domain string, blo
 	if err := invalidErr(validate.Domain(domain)); err != nil {
 		return storage.Org{}, err
 	}
-	// No organization under the account domain: a user of one could have
-	// a service account's email (NAME@PROJECT.<account domain>), and a
-	// delegated token's sub would then name the account, as its
-	// self-signed JWTs' sub does, for an API to take one for the other
-	// (RFC 9700 §4.15). A store made before --account-domain was checked
-	// may have it in capitals or with a final dot.
-	if ad := strings.TrimSuffix(strings.ToLower(s.cfg.AccountDomain), "."); ad != "" && strings.HasSuffix(domain, "."+ad) {
+	// No organization under the account domain (RFC 9700 §4.15). A store
+	// made before --account-domain was checked may have it in capitals or
+	// with a final dot.
+	if validate.UnderAccountDomain(domain, s.cfg.AccountDomain) {
 		return storage.Org{}, invalid("The organization %s is under the account domain %s, whose addresses are service accounts' emails: its users could have the email of a service account. Use the organization's own domain.",
 			showDomain(domain), s.cfg.AccountDomain)
 	}

@@ -251,7 +251,7 @@ func invalid(d Dump, accountDomain string) (bad, warnings []string) {
 		held(what, "created_at", o.CreatedAt)
 		rule(what, validate.Domain(o.Domain))
 		// As admin.Service.CreateOrg refuses it (RFC 9700 §4.15).
-		if ad := strings.TrimSuffix(strings.ToLower(accountDomain), "."); ad != "" && strings.HasSuffix(strings.ToLower(o.Domain), "."+ad) {
+		if validate.UnderAccountDomain(o.Domain, accountDomain) {
 			warn("%s is under the account domain %s, whose addresses are service accounts' emails: its users could have the email of a service account, and the admin API would refuse it now",
 				what, q(accountDomain))
 		}

@@ -239,6 +239,17 @@ func Email(e string) (string, error) {
 	return lower, nil
 }
 
+// UnderAccountDomain reports whether the organization domain is under
+// accountDomain (compared in lower case, without a final dot): a user of
+// such an organization could have a service account's email
+// (NAME@PROJECT.<account domain>), and a delegated token's sub would then
+// name the account, as its self-signed JWTs' sub does, for an API to take
+// one for the other (RFC 9700 §4.15).
+func UnderAccountDomain(domain, accountDomain string) bool {
+	ad := strings.TrimSuffix(strings.ToLower(accountDomain), ".")
+	return ad != "" && strings.HasSuffix(strings.ToLower(domain), "."+ad)
+}
+
 // EmailDomain returns the domain of a well-formed email: what follows its
 // last @.
 func EmailDomain(e string) string { return e[strings.LastIndexByte(e, '@')+1:] }
