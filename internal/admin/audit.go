@@ -227,8 +227,7 @@ func (h *Handler) waitForAudit(ctx context.Context, f storage.AuditFilter, wait 
 	case auditWaiters <- struct{}{}:
 		defer func() { <-auditWaiters }()
 	default:
-		return nil, &oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Status: http.StatusServiceUnavailable,
-			Description: "Too many clients are following the audit log; retry without wait or later."}
+		return nil, oauth2.Unavailable("Too many clients are following the audit log; retry without wait or later.")
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()

@@ -238,9 +238,7 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 				level = slog.LevelInfo
 			}
 			h.log.Log(r.Context(), level, "admin request failed", "method", r.Method, "path", oauth2.ShownPath(r.URL.Path, maxAuditPath), "err", err)
-			oe = &oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Status: http.StatusServiceUnavailable,
-				Description: "The server cannot complete the request right now; try again later.",
-				Header:      http.Header{"Retry-After": {"5"}}}
+			oe = oauth2.Unavailable("The server cannot complete the request right now; try again later.")
 		}
 		if st := oe.HTTPStatus(); st >= 400 && st < 500 {
 			// Every refused request is recorded before it is answered.

@@ -139,9 +139,7 @@ func (h *Handler) writeRefusal(r *http.Request, c caller, source string, oe *oau
 	}}})
 	if err != nil {
 		h.log.Error("admin request refused, and its audit event could not be written", "method", r.Method, "path", oauth2.ShownPath(r.URL.Path, maxAuditPath), "err", err, "refusal", oe.Error())
-		e := oauth2.Unrecorded()
-		e.Header = http.Header{"Retry-After": {"5"}}
-		return e
+		return oauth2.Unrecorded()
 	}
 	return oe
 }

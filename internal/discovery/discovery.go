@@ -164,9 +164,7 @@ func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, err error)
 		level = slog.LevelInfo
 	}
 	h.log.Log(r.Context(), level, "account keys not served: the store failed", "path", oauth2.ShownPath(r.URL.Path, maxLoggedPath), "err", err)
-	e := oauth2.StoreUnavailable(err)
-	e.Header = http.Header{"Retry-After": {"5"}}
-	oauth2.WriteError(w, e)
+	oauth2.WriteError(w, oauth2.StoreUnavailable(err))
 }
 
 // maxLoggedPath bounds the path unavailable logs, as the server's request

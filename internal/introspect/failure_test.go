@@ -63,6 +63,9 @@ func TestStoreFailureLogged(t *testing.T) {
 			if strings.Contains(w.Body.String(), "connection reset") {
 				t.Fatal("the internal error reached the caller")
 			}
+			if w.Code == 503 && w.Header().Get("Retry-After") == "" {
+				t.Fatal("503 without Retry-After")
+			}
 			if tt.wantLog == "" && log.Len() != 0 {
 				t.Errorf("logged %q, want nothing", log.String())
 			}

@@ -140,20 +140,28 @@ func (e *Error) ServerFault() bool {
 func clientGone(err error) bool { return errors.Is(err, context.Canceled) }
 
 // StoreUnavailable is the error for a request the store failed, with err as
-// its cause: temporarily_unavailable (503), which invites a retry. When err
-// is the client hanging up (clientGone), it says the request was canceled.
+// its cause: temporarily_unavailable (503) with Retry-After, which invites
+// a retry. When err is the client hanging up (clientGone), it says the
+// request was canceled.
 func StoreUnavailable(err error) *Error {
 	if clientGone(err) {
-		return (&Error{Code: ErrTemporarilyUnavailable, Description: "The request was canceled."}).WithCause(err)
+		return Unavailable("The request was canceled.").WithCause(err)
 	}
-	return (&Error{Code: ErrTemporarilyUnavailable, Description: "The server cannot reach its store right now; try again later."}).WithCause(err)
+	return Unavailable("The server cannot reach its store right now; try again later.").WithCause(err)
 }
 
 // Unrecorded is the error for a request answered with neither a result nor
 // its refusal because its audit event could not be written: Keyward answers
 // nothing it has not recorded.
 func Unrecorded() *Error {
-	return &Error{Code: ErrTemporarilyUnavailable, Description: "The server cannot record requests right now; try again later."}
+	return Unavailable("The server cannot record requests right now; try again later.")
+}
+
+// Unavailable is temporarily_unavailable (503) with description and
+// Retry-After: 5 (RFC 9110 §10.2.3), the answer to a failure of the
+// server's own that is likely brief, such as its store failing.
+func Unavailable(description string) *Error {
+	return &Error{Code: ErrTemporarilyUnavailable, Description: description, Header: http.Header{"Retry-After": {"5"}}}
 }
 
 // AsError returns the *Error in err's chain, or a server_error wrapping err

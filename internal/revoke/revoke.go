@@ -156,6 +156,5 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *storage.Audi
 }
 
 func unavailable(err error) error {
-	return (&oauth2.Error{Code: oauth2.ErrTemporarilyUnavailable, Status: http.StatusServiceUnavailable,
-		Description: "The server cannot record the revocation right now; the token is still valid. Try again."}).WithCause(err)
+	return oauth2.Unavailable("The server cannot record the revocation right now; the token is still valid. Try again.").WithCause(err)
 }

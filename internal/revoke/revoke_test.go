@@ -117,6 +117,9 @@ func TestRevoke(t *testing.T) {
 			if tt.wantError != "" && !strings.Contains(w.Body.String(), `"error":"`+tt.wantError+`"`) {
 				t.Fatalf("body %s, want error %s", w.Body, tt.wantError)
 			}
+			if w.Code == 503 && w.Header().Get("Retry-After") == "" {
+				t.Fatal("503 without Retry-After")
+			}
 			if strings.Contains(w.Body.String(), "connection reset") {
 				t.Fatal("the internal error reached the client")
 			}

@@ -935,8 +935,8 @@ func TestJWTBearerStoreErrorIsNotAFailure(t *testing.T) {
 	for i := range 60 { // past the per-client and the per-address allowance
 		a := []string{byEmail, byID}[i%2]
 		w := e.do(request{body: form(a), remote: "198.51.100.1"})
-		if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), `"temporarily_unavailable"`) {
-			t.Fatalf("request %d with the store down: %d %s, want 503 temporarily_unavailable", i, w.Code, w.Body)
+		if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), `"temporarily_unavailable"`) || w.Header().Get("Retry-After") == "" {
+			t.Fatalf("request %d with the store down: %d %s (Retry-After %q), want 503 temporarily_unavailable with Retry-After", i, w.Code, w.Body, w.Header().Get("Retry-After"))
 		}
 	}
 }
