@@ -767,6 +767,48 @@ func TestTLSClientCAUnusable(t *testing.T) {
 	}
 }
 
+// TestCACertUnusable: a --ca-cert that holds no certificate, or holds one
+// that does not read, is refused with its name and what is wrong, before
+// anything is sent; AppendCertsFromPEM left the damaged certificate out
+// without a word, and the server it signed was then "unknown".
+func TestCACertUnusable(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("request sent: %s %s", r.Method, r.URL)
+		http.Error(w, "no", http.StatusTeapot)
+	}))
+	defer srv.Close()
+	m := startServer(t)
+	ca, err := os.ReadFile(newTLSFixture(t).caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, data string) string {
+		p := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	lines := strings.SplitAfter(string(ca), "\n") // BEGIN, base64 lines, END, ""
+	notPEM := write("ca.pem", "not a certificate\n")
+	keyOnly := write("key.pem", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+	lineLost := write("line-lost.pem", string(ca)+strings.Join(append(lines[:1:1], lines[2:]...), "")+string(ca))
+	endLost := write("end-lost.pem", string(ca)+strings.Join(lines[:len(lines)-2], "")+string(ca))
+	for _, tt := range []struct{ file, want string }{
+		{notPEM, "--ca-cert " + notPEM + " holds no PEM certificate"},
+		{keyOnly, "--ca-cert " + keyOnly + " holds no PEM certificate"},
+		{lineLost, "--ca-cert " + lineLost + ": its certificate 2 does not parse"},
+		{endLost, "--ca-cert " + endLost + ": of the 3 certificates it begins, 2 read as PEM"},
+	} {
+		t.Run(filepath.Base(tt.file), func(t *testing.T) {
+			err := runCLIErrWithin(t, 20*time.Second, "whoami", "--server", srv.URL, "--ca-cert", tt.file, "--credentials", m.AdminKeyFile)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("whoami --ca-cert: %v; want an error saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
 // TestTLSCertUnusable: a --tls-cert or --tls-key that cannot be read or
 // holds no certificate or key stops the server with what is wrong, before
 // it creates a database or keys, and leaves its address free.

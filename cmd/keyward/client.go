@@ -191,9 +191,9 @@ func httpTransport(caFile string) (http.RoundTripper, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--ca-cert: %w", err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("--ca-cert %s holds no PEM certificate", caFile)
+	pool, err := caPool("--ca-cert", caFile, pem)
+	if err != nil {
+		return nil, err
 	}
 	t.TLSClientConfig = &tls.Config{RootCAs: pool}
 	return t, nil

@@ -248,7 +248,7 @@ func (m *Main) Open(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("--tls-client-ca: %w", err)
 		}
-		if clientCAs, err = clientCAPool(c.TLSClientCA, data); err != nil {
+		if clientCAs, err = caPool("--tls-client-ca", c.TLSClientCA, data); err != nil {
 			return err
 		}
 	}
@@ -380,12 +380,13 @@ func (m *Main) Open(ctx context.Context) error {
 	return nil
 }
 
-// clientCAPool reads the --tls-client-ca bundle at path. Every
-// certificate in it must read: x509.CertPool.AppendCertsFromPEM leaves out
-// one that does not (damaged in copying, a line or its END line missing)
-// without a word, and the clients of that CA were then refused as
-// strangers.
-func clientCAPool(path string, data []byte) (*x509.CertPool, error) {
+// caPool reads the CA bundle at path that flag (--tls-client-ca,
+// --ca-cert) named. Every certificate in it must read:
+// x509.CertPool.AppendCertsFromPEM leaves out one that does not (damaged
+// in copying, a line or its END line missing) without a word, and the
+// clients of that CA were then refused as strangers, or the server that
+// CA signed as unknown.
+func caPool(flag, path string, data []byte) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	n := 0
 	for rest := data; ; {
@@ -399,15 +400,15 @@ func clientCAPool(path string, data []byte) (*x509.CertPool, error) {
 		n++
 		cert, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("--tls-client-ca %s: its certificate %d does not parse: %w", path, n, err)
+			return nil, fmt.Errorf("%s %s: its certificate %d does not parse: %w", flag, path, n, err)
 		}
 		pool.AddCert(cert)
 	}
 	if begun := bytes.Count(data, []byte("-----BEGIN CERTIFICATE-----")); begun != n {
-		return nil, fmt.Errorf("--tls-client-ca %s: of the %d certificates it begins, %d read as PEM: one is damaged (a line of it or its END line missing?)", path, begun, n)
+		return nil, fmt.Errorf("%s %s: of the %d certificates it begins, %d read as PEM: one is damaged (a line of it or its END line missing?)", flag, path, begun, n)
 	}
 	if n == 0 {
-		return nil, fmt.Errorf("--tls-client-ca %s holds no PEM certificate", path)
+		return nil, fmt.Errorf("%s %s holds no PEM certificate", flag, path)
 	}
 	return pool, nil
 }
