@@ -120,9 +120,12 @@ func (d *DPoP) HTTPClient(base *http.Client) *http.Client {
 // (token_type Bearer) as a bearer token. A redirect to another host name,
 // or from HTTPS down to HTTP, is followed without the token or a proof,
 // and so is the rest of its chain, back on the first host too. base may
-// be nil.
+// be nil: a client with a 30 s timeout for each request (its body read
+// included), as HTTPClient's and the token sources' default, not
+// http.DefaultClient, which waits forever for a server that never
+// answers; pass a client of your own for longer requests.
 func (d *DPoP) Client(ts oauth2.TokenSource, base *http.Client) *http.Client {
-	c := clientOrDefault(base, http.DefaultClient)
+	c := clientOrDefault(base, defaultHTTPClient)
 	c.Transport = &proofTransport{d: d, base: c.Transport, tokens: ts}
 	return c
 }

@@ -84,6 +84,47 @@ func TestTokenRequestTimeout(t *testing.T) {
 	}
 }
 
+// TestDPoPClientTimeout: DPoP.Client(ts, nil) gives up on an API that
+// never answers after the default timeout, as HTTPClient(nil) does; it
+// used http.DefaultClient, which waits forever.
+func TestDPoPClientTimeout(t *testing.T) {
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(stop) }) // before Close, which waits for the handlers
+	defer client.SetDefaultTimeout(200 * time.Millisecond)()
+	d, err := client.NewDPoP(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{"DPoP", "Bearer"} {
+		t.Run(typ, func(t *testing.T) {
+			ts := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok", TokenType: typ})
+			done := make(chan error, 1)
+			go func() {
+				resp, err := d.Client(ts, nil).Get(srv.URL + "/orders")
+				if err == nil {
+					resp.Body.Close()
+				}
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatal("an answer from a server that never answered")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the request still waits for a server that never answers")
+			}
+		})
+	}
+}
+
 // TestTokenRequestFollowsNoRedirect: a token request, which carries the
 // client's secret or assertion, is not sent on where a redirect points
 // (a 307 or 308 resends the body, and Basic credentials to the same
