@@ -108,6 +108,44 @@ func TestMetricsServerTimeouts(t *testing.T) {
 	}
 }
 
+// TestProfileSecondsBounded: a profile, trace or delta profile asked to
+// run for more than maxProfileSeconds is refused at once (400), instead of
+// holding the profiler (one CPU profile or trace at a time) for as long
+// as it was asked; one within the bound runs.
+func TestProfileSecondsBounded(t *testing.T) {
+	m := startServer(t, func(m *Main) { m.Config.MetricsListen = "127.0.0.1:0" })
+	base := "http://" + m.metricsListener.Addr().String() + "/debug/pprof/"
+	c := &http.Client{Timeout: 10 * time.Second}
+	for _, tt := range []struct {
+		path string
+		want int
+	}{
+		{"profile?seconds=3600", http.StatusBadRequest},
+		{"profile?seconds=61", http.StatusBadRequest},
+		{"trace?seconds=86400", http.StatusBadRequest},
+		{"trace?seconds=Inf", http.StatusBadRequest},
+		{"trace?seconds=NaN", http.StatusBadRequest},
+		{"heap?seconds=3600", http.StatusBadRequest},
+		{"trace?seconds=0.1", http.StatusOK},
+		{"heap", http.StatusOK},
+	} {
+		t.Run(tt.path, func(t *testing.T) {
+			resp, err := c.Get(base + tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("%s: %s, want %d", tt.path, resp.Status, tt.want)
+			}
+			if tt.want == http.StatusBadRequest && !strings.Contains(string(body), "seconds is more than 60") {
+				t.Errorf("%s: %q, want it to say seconds is more than 60", tt.path, body)
+			}
+		})
+	}
+}
+
 // When the administrators' last keys expire on their own, the gauge says
 // when, and the server warns within 14 days of it, once a day, saying what
 // to do; after they expired the gauge is 0.

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -324,9 +325,9 @@ func (m *Main) Open(ctx context.Context) error {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", m.metrics.Handler())
 		// Profiles, for the operators who can reach the metrics listener.
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/", profileSeconds(pprof.Index))
+		mux.HandleFunc("/debug/pprof/profile", profileSeconds(pprof.Profile))
+		mux.HandleFunc("/debug/pprof/trace", profileSeconds(pprof.Trace))
 		// Timeouts as the main listener's, so that an idle or slow
 		// connection is not held for ever; but no WriteTimeout: a CPU
 		// profile or trace answers after the seconds it was asked for,
@@ -378,6 +379,27 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.refreshAdminExpiry(ctx)
 	return nil
+}
+
+// maxProfileSeconds bounds the seconds a profile or trace on the metrics
+// listener may be asked to run for.
+const maxProfileSeconds = 60
+
+// profileSeconds refuses (400) a request to h whose ?seconds= is more
+// than maxProfileSeconds: net/http/pprof runs a CPU profile, a trace or a
+// delta profile for as long as it is asked, and only one CPU profile or
+// trace runs at a time, so a request for hours held them for hours.
+// Other values are h's to read (it takes its default for one it cannot).
+func profileSeconds(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if v := r.FormValue("seconds"); v != "" {
+			if sec, err := strconv.ParseFloat(v, 64); err == nil && !(sec <= maxProfileSeconds) {
+				http.Error(w, fmt.Sprintf("seconds is more than %d, the most a profile or trace runs for here", maxProfileSeconds), http.StatusBadRequest)
+				return
+			}
+		}
+		h(w, r)
+	}
 }
 
 // caPool reads the CA bundle at path that flag (--tls-client-ca,
