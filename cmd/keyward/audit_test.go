@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -704,6 +705,52 @@ func TestAuditPruneExportSyncsDirectory(t *testing.T) {
 			}
 			if !tt.pruned && !strings.Contains(err.Error(), "nothing was pruned") {
 				t.Errorf("prune: %v, want it to say nothing was pruned", err)
+			}
+		})
+	}
+}
+
+// TestWriteFileAtomicSyncsDirectory: a file written by writeFileAtomic (a
+// generated master key, the administrator's key file, an export, a
+// created key's file) is reported written only once its directory is
+// synced too; a directory that cannot be synced is an error naming the
+// file. It was ignored, so a first start went on to seal the store under
+// a master key whose file a crash could take.
+func TestWriteFileAtomicSyncsDirectory(t *testing.T) {
+	syncErr := errors.New("input/output error")
+	tests := []struct {
+		name string
+		run  func(t *testing.T) (path string, err error)
+	}{
+		{"first start's master key", func(t *testing.T) (string, error) {
+			cfg := DefaultConfig()
+			cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			defer m.Close()
+			syncDir = func(string) error { return syncErr }
+			return generatedMasterKeyPath(cfg), m.Open(context.Background())
+		}},
+		{"export --out", func(t *testing.T) (string, error) {
+			m := startServer(t)
+			out := filepath.Join(t.TempDir(), "keyward.json")
+			syncDir = func(string) error { return syncErr }
+			return out, runCLIErr(t, "export", "--data-dir", m.Config.DataDir, "--out", out)
+		}},
+		{"keys create --out", func(t *testing.T) (string, error) {
+			m := startServer(t)
+			_, email := setupAccount(t, m, "job")
+			out := filepath.Join(t.TempDir(), "key.json")
+			syncDir = func(string) error { return syncErr }
+			return out, runCLIErr(t, "keys", "create", email, "--out", out, "--credentials", m.AdminKeyFile)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func(f func(string) error) { syncDir = f }(syncDir)
+			path, err := tt.run(t) // makes syncDir fail once what it needs is set up
+			want := "sync the directory of " + path + ": input/output error"
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("%v, want an error saying %q", err, want)
 			}
 		})
 	}

@@ -942,8 +942,13 @@ func createTempFor(path string) (*os.File, error) {
 }
 
 // writeFileAtomic writes data to a temporary file, fsyncs it and renames it
-// over path, so a crash leaves the old file or the new one, never half.
-// Its errors name path, not the temporary file.
+// over path, so a crash leaves the old file or the new one, never half,
+// and then syncs the directory, so that once it returns nil the new one
+// survives a crash (fsync(2): syncing a file does not make its name
+// durable). Its callers rely on that (a generated master key, which
+// the store is then sealed under, is in that file alone), so a directory
+// that cannot be synced is an error, as for writeNewFile; the new file is
+// left in place. Its errors name path, not the temporary file.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	f, err := createTempFor(path)
 	if err != nil {
@@ -968,9 +973,9 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := os.Rename(f.Name(), path); err != nil {
 		return err
 	}
-	// The file is in place: a directory that cannot be synced leaves its
-	// name less durable, not the file unwritten.
-	syncDirectory(filepath.Dir(path))
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("sync the directory of %s: %w", path, err)
+	}
 	return nil
 }
 
