@@ -73,8 +73,8 @@ func TestDeployFiles(t *testing.T) {
 		if err != nil {
 			t.Fatalf("TimeoutStopSec=%s: %v", stop[0], err)
 		}
-		if need := shutdownGrace + tally.CloseTimeout; d < need {
-			t.Errorf("TimeoutStopSec=%s: a shutdown may take %s (requests in flight, then introspection summaries and the last audit writes)", stop[0], need)
+		if need := shutdownGrace + tally.CloseTimeout + storeCloseTimeout; d < need {
+			t.Errorf("TimeoutStopSec=%s: a shutdown may take %s (requests in flight, then introspection summaries, the last audit writes and closing the store)", stop[0], need)
 		}
 	})
 	t.Run("systemd unit and settings file", func(t *testing.T) {

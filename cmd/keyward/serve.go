@@ -580,8 +580,9 @@ func (m *Main) Run(ctx context.Context) error {
 
 // shutdownGrace is how long a shutdown waits for the requests in flight.
 // Close then waits up to tally.CloseTimeout more for the introspection
-// summaries and the journal's last writes together:
-// deploy/keyward.service's TimeoutStopSec covers both.
+// summaries, the journal's last writes and closing the store together
+// (storeCloseTimeout more when the writes took all of it):
+// deploy/keyward.service's TimeoutStopSec covers all of it.
 const shutdownGrace = 25 * time.Second
 
 // every runs fn every interval until ctx ends.
@@ -728,23 +729,47 @@ func (m *Main) Close() error {
 	// The summaries and then the journal's last writes share one bound: a
 	// store that does not answer (a hung PostgreSQL, a SQLite file on a
 	// stalled NFS mount) must not hold the shutdown until systemd kills it.
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), tally.CloseTimeout)
 	defer cancel()
 	m.introspections.Close() // into the journal, so first
 	if m.journal != nil {
 		if n := m.journal.Shutdown(ctx); n > 0 {
-			m.Logger.Error("audit writes may not have been recorded at shutdown: the store did not answer in time", "writes", n, "waited", tally.CloseTimeout)
+			m.Logger.Error("audit writes may not have been recorded at shutdown: the store did not answer in time", "writes", n, "waited", time.Since(start))
 		}
 	}
 	var err error
 	if m.store != nil {
-		err = m.store.Close()
+		// Closing waits for the store too: PostgreSQL's driver gives each
+		// connection 5 s to answer as it drops its prepared statements,
+		// over a minute for a pool of a hung server. It gets what is left
+		// of the bound, and at least storeCloseTimeout; past that the
+		// store is left to the process's exit, which loses nothing: every
+		// write answered was committed.
+		closed := make(chan error, 1)
+		go func() { closed <- m.store.Close() }()
+		wait := max(time.Until(start.Add(tally.CloseTimeout)), storeCloseTimeout)
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case err = <-closed:
+		case <-t.C:
+			m.Logger.Error("the store did not close in time: shutting down without waiting for it", "waited", time.Since(start))
+			// The data directory stays locked until the process exits: the
+			// store may still be using its files.
+			return errors.New("closing the store: it did not answer in time")
+		}
 	}
 	if m.unlock != nil {
 		m.unlock() // after the store is closed
 	}
 	return err
 }
+
+// storeCloseTimeout is the least time Close waits for the store to close,
+// even when the journal took all of tally.CloseTimeout:
+// deploy/keyward.service's TimeoutStopSec covers it too.
+const storeCloseTimeout = 3 * time.Second
 
 // Handler returns the server's HTTP handler (tests).
 func (m *Main) Handler() http.Handler { return m.Server }

@@ -162,3 +162,59 @@ func TestCloseGivesUpOnStuckStore(t *testing.T) {
 		}
 	})
 }
+
+// hungStore is a store that does not answer at all: its commits wait
+// until canceled, and its Close until release is closed (closing the
+// connections of a hung PostgreSQL takes 5 s each).
+type hungStore struct {
+	stuckStore
+	release chan struct{}
+}
+
+func (s *hungStore) Close() error { <-s.release; return nil }
+
+// TestCloseGivesUpOnHungClose: closing a store that does not answer is
+// bounded too, by what is left of tally.CloseTimeout and at least
+// storeCloseTimeout; the data directory stays locked, and the logs say
+// how long the shutdown waited.
+func TestCloseGivesUpOnHungClose(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		writes bool // a write the store never answers is pending
+		want   time.Duration
+	}{
+		{"no writes", false, tally.CloseTimeout},
+		{"writes stuck", true, tally.CloseTimeout + storeCloseTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var logs strings.Builder
+				st := &hungStore{release: make(chan struct{})}
+				defer close(st.release)
+				unlocked := false
+				m := &Main{Logger: slog.New(slog.NewTextHandler(&logs, nil)), store: st, journal: groupcommit.New(st, groupcommit.Options{}),
+					unlock: func() { unlocked = true }}
+				if tc.writes {
+					go m.journal.Write(context.Background(), storage.Write{})
+					synctest.Wait()
+				}
+				start := time.Now()
+				if err := m.Close(); err == nil {
+					t.Error("Close = nil for a store that did not close")
+				}
+				if d := time.Since(start); d != tc.want {
+					t.Errorf("Close took %v, want %v", d, tc.want)
+				}
+				if unlocked {
+					t.Error("the data directory was unlocked while the store may still use it")
+				}
+				if want := "waited=" + tc.want.String(); !strings.Contains(logs.String(), "the store did not close in time") || !strings.Contains(logs.String(), want) {
+					t.Errorf("log = %q, want the store not closed, %s", logs.String(), want)
+				}
+				if tc.writes && !strings.Contains(logs.String(), "writes=1 waited="+tally.CloseTimeout.String()) {
+					t.Errorf("log = %q, want 1 write not confirmed after %v", logs.String(), tally.CloseTimeout)
+				}
+			})
+		})
+	}
+}
