@@ -831,12 +831,30 @@ func TestDeleteAccountSecretsInIDOrder(t *testing.T) {
 	}
 }
 
-// A Commit that gives up waiting for a lock (lock_timeout) fails with
-// storage.ErrBusy, which group commit does not retry write by write.
+// A Commit that gives up waiting for a lock (lock_timeout, SQLSTATE
+// 55P03) or whose statement runs out of time waiting (statement_timeout,
+// 57014) fails with storage.ErrBusy, which group commit does not retry
+// write by write.
 func TestCommitBusy(t *testing.T) {
+	for _, tc := range []struct{ setting, value string }{
+		{"lock_timeout", "200ms"},
+		// Every statement, the setup's too, has this long: not so short
+		// that a loaded machine runs out of it before the lock wait.
+		{"statement_timeout", "500ms"},
+	} {
+		t.Run(tc.setting, func(t *testing.T) { testCommitBusy(t, tc.setting, tc.value) })
+	}
+}
+
+func testCommitBusy(t *testing.T, setting, value string) {
 	ctx := context.Background()
 	dsn := pgtest.SchemaDSN(t)
-	s, err := postgres.Open(ctx, withSetting(dsn, "lock_timeout", "200ms"), postgres.Options{})
+	migrated, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	migrated.Close()
+	s, err := postgres.Open(ctx, withSetting(dsn, setting, value), postgres.Options{NoMigrate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
