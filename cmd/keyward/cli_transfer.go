@@ -140,10 +140,11 @@ already.`,
 				return err
 			}
 			defer unlock()
-			if err := transfer.Import(cmd.Context(), st, d, time.Now()); err != nil {
+			now := time.Now()
+			if err := transfer.Import(cmd.Context(), st, d, now); err != nil {
 				return err
 			}
-			printWarnings(cmd.ErrOrStderr(), transfer.Warnings(d, cfg.AccountDomain))
+			printWarnings(cmd.ErrOrStderr(), transfer.Warnings(d, cfg.AccountDomain, now))
 			fmt.Fprintf(cmd.OutOrStdout(), "imported %s into %s\n", dumpSummary(d), storeName(cfg))
 			fmt.Fprintln(cmd.OutOrStdout(), "start the server with the master key of the server the export came from: --master-key-file FILE or KEYWARD_MASTER_KEY")
 			return nil

@@ -1247,11 +1247,6 @@ func (s *Service) keyEvent(actor Actor, action string, k storage.Key) storage.Au
 	return s.event(actor, action, k.AccountID, map[string]string{"key_id": k.ID, "algorithm": k.Algorithm, "origin": k.Origin})
 }
 
-// notBeforeSkew is how far in the future an uploaded certificate's
-// notBefore may be: a certificate made just now, on a clock a little ahead
-// of the server's, is not refused.
-const notBeforeSkew = time.Minute
-
 // UploadKey registers a public key or certificate the user holds.
 func (s *Service) UploadKey(ctx context.Context, actor Actor, ref string, pemData []byte, expiresInSeconds int64) (storage.Key, error) {
 	a, err := s.GetAccount(ctx, ref)
@@ -1275,8 +1270,9 @@ func (s *Service) UploadKey(ctx context.Context, actor Actor, ref string, pemDat
 	}
 	// A certificate not yet valid is refused as an expired one is: the key
 	// would be usable at once, self_signed_tls_client_auth included.
-	// notBeforeSkew spares one made a moment ago on a clock a little fast.
-	if p.NotBefore.After(now.Add(notBeforeSkew)) {
+	// validate.NotBeforeSkew spares one made a moment ago on a clock a
+	// little fast.
+	if validate.NotYetValid(p.NotBefore, now) {
 		return storage.Key{}, invalid("The certificate is not valid until %s; upload it then.", p.NotBefore.UTC().Format(time.RFC3339))
 	}
 	k := storage.Key{

@@ -141,7 +141,7 @@ func FuzzImport(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, w := range transfer.Warnings(in, accountDomain) {
+		for _, w := range transfer.Warnings(in, accountDomain, now) {
 			if strings.ContainsFunc(w, unicode.IsControl) {
 				t.Errorf("a warning shows a control character of the file as it is: %q", w)
 			}

@@ -45,12 +45,12 @@ var (
 // email given twice in different cases, a user not of its organization's
 // domain, a TLS binding the admin API would refuse (more than one field,
 // which the server matches by the first only; a subject DN, URI or IP
-// that does not parse), a key the rules of an upload refuse (keyProblem), a secret's
+// that does not parse), a key the rules of an upload refuse at now (keyProblem), a secret's
 // hash not of the keyed SHA-256's size, an account email not of its name
 // and project, an organization under
 // accountDomain (if not empty) as the admin API refuses one. Items without
 // their identifier are check's, not repeated here.
-func invalid(d Dump, accountDomain string) (bad, warnings []string) {
+func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []string) {
 	add := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
 	warn := func(format string, args ...any) {
 		warnings = append(warnings, fmt.Sprintf(format, args...)+"; it is imported as it is")
@@ -182,7 +182,7 @@ func invalid(d Dump, accountDomain string) (bad, warnings []string) {
 		if len(k.PublicKey) == 0 {
 			add("%s has no public_key", what)
 		} else if slices.Contains(keyAlgorithms, k.Algorithm) {
-			if err := keyProblem(k); err != nil {
+			if err := keyProblem(k, now); err != nil {
 				warn("%s: %s", what, err)
 			}
 		}
@@ -307,9 +307,10 @@ func invalid(d Dump, accountDomain string) (bad, warnings []string) {
 // now, by the rules of an upload (sakey.ParsePublic, keyfile.Algorithm:
 // RSA of 2048 to 8192 bits with a usable exponent, or EC P-256), or why
 // it verifies nothing (a public key of another algorithm than k's), or
-// that its certificate, served at the account's x509 URL, is not of it;
-// nil when none of these is so.
-func keyProblem(k storage.Key) error {
+// that its certificate, served at the account's x509 URL, is not of it,
+// or that its certificate is not valid yet at now (validate.NotYetValid),
+// while the key is usable at once; nil when none of these is so.
+func keyProblem(k storage.Key, now time.Time) error {
 	pub, err := x509.ParsePKIXPublicKey(k.PublicKey)
 	if err != nil {
 		return errors.New("its public_key is no DER SubjectPublicKeyInfo Keyward can read, so no assertion verifies with it")
@@ -330,6 +331,10 @@ func keyProblem(k storage.Key) error {
 	}
 	if p, ok := pub.(interface{ Equal(crypto.PublicKey) bool }); !ok || !p.Equal(cert.PublicKey) {
 		return errors.New("its certificate is of another key than its public_key")
+	}
+	if validate.NotYetValid(cert.NotBefore, now) {
+		return fmt.Errorf("its certificate is not valid until %s, yet the key is usable at once (for assertions and self_signed_tls_client_auth); the admin API would refuse its upload now",
+			cert.NotBefore.UTC().Format(time.RFC3339))
 	}
 	return nil
 }

@@ -164,7 +164,7 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 	if d.Format != Format && d.Format != FormatV1 {
 		return fmt.Errorf("unknown dump format %q, want %q", d.Format, Format)
 	}
-	if err := check(d); err != nil {
+	if err := check(d, now); err != nil {
 		return err
 	}
 	if n, err := s.CountAccounts(ctx); err != nil {
@@ -343,7 +343,7 @@ func apiDiff(had, want storage.API) []string {
 //     keyfile.MaxRSABits bits, which UploadKey refuses: verifying a
 //     signature with it would take time that grows with the square of its
 //     size, for anyone who sends an assertion naming its account.
-func check(d Dump) error {
+func check(d Dump, now time.Time) error {
 	ids := make(map[string]bool, len(d.Accounts))
 	for _, a := range d.Accounts {
 		ids[a.ID] = true
@@ -387,7 +387,7 @@ func check(d Dump) error {
 			unnamed = append(unnamed, fmt.Sprintf("a user of %s has no email", q(u.Org)))
 		}
 	}
-	bad, _ := invalid(d, "")
+	bad, _ := invalid(d, "", now)
 	for _, a := range d.APIs {
 		for _, id := range a.Introspectors {
 			if !ids[id] {
@@ -465,10 +465,11 @@ func check(d Dump) error {
 // each with why, ending "it is imported as it is": a store made before a
 // rule, or with a setting the rules do not allow, holds such items, and its
 // export must import. accountDomain is the --account-domain of the
-// server that will use the store: an organization under it is named. Nothing
-// when there are none.
-func Warnings(d Dump, accountDomain string) []string {
-	_, warnings := invalid(d, accountDomain)
+// server that will use the store: an organization under it is named. now
+// is the time of the import: a key whose certificate is not valid yet then
+// is named. Nothing when there are none.
+func Warnings(d Dump, accountDomain string, now time.Time) []string {
+	_, warnings := invalid(d, accountDomain, now)
 	return warnings
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/keyward/keyward/internal/storage/sqlstore"
 	"github.com/keyward/keyward/internal/testkeys"
 	"github.com/keyward/keyward/internal/transfer"
+	"github.com/keyward/keyward/internal/validate"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -694,7 +695,7 @@ func TestImportRefusesInvalidItems(t *testing.T) {
 // control-character rule.
 func TestImportWarnsOfInvalidItems(t *testing.T) {
 	base := exported(t)
-	if w := transfer.Warnings(base, accountDomain); len(w) > 0 {
+	if w := transfer.Warnings(base, accountDomain, t0); len(w) > 0 {
 		t.Fatalf("warnings of an export: %q", w)
 	}
 	for _, tc := range []struct {
@@ -778,6 +779,10 @@ func TestImportWarnsOfInvalidItems(t *testing.T) {
 			`the key "k1": its certificate is no DER X.509 certificate`},
 		{"key certificate of another key", func(d *transfer.Dump) { d.Keys[0].Certificate = ec384Cert },
 			`the key "k1": its certificate is of another key than its public_key`},
+		{"key certificate not valid yet", func(d *transfer.Dump) {
+			d.Keys[0].Algorithm, d.Keys[0].PublicKey = "ES256", spki(&p256.PublicKey)
+			d.Keys[0].Certificate = p256Cert(t0.Add(time.Hour))
+		}, `the key "k1": its certificate is not valid until 2026-03-01T13:00:00Z, yet the key is usable at once`},
 		{"secret hash of another size", func(d *transfer.Dump) { d.Secrets[0].Hash = []byte{3} },
 			`the secret "s1": its hash is 1 bytes, not the 32 of the keyed SHA-256 Keyward stores`},
 		{"account email of another name", func(d *transfer.Dump) { d.Accounts[0].Name = "x" },
@@ -795,7 +800,7 @@ func TestImportWarnsOfInvalidItems(t *testing.T) {
 			if err := transfer.Import(context.Background(), dst, d, t0); err != nil {
 				t.Fatalf("import: %v", err)
 			}
-			warnings := transfer.Warnings(d, accountDomain)
+			warnings := transfer.Warnings(d, accountDomain, t0)
 			found := false
 			for _, w := range warnings {
 				found = found || strings.Contains(w, tc.want)
@@ -819,6 +824,32 @@ var (
 	ec384Cert, _ = x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(1)},
 		&x509.Certificate{SerialNumber: big.NewInt(1)}, &ec384.PublicKey, ec384)
 )
+
+// p256 is a key the admin API takes, and p256Cert makes a certificate of
+// it valid from notBefore.
+var p256, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+
+func p256Cert(notBefore time.Time) []byte {
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: notBefore, NotAfter: notBefore.Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &p256.PublicKey, p256)
+	if err != nil {
+		panic(err)
+	}
+	return der
+}
+
+// An imported key whose certificate's notBefore is within the minute an
+// upload allows for a clock a little fast, or past, is not warned of.
+func TestImportCertificateValidSoon(t *testing.T) {
+	for _, notBefore := range []time.Time{t0.Add(-time.Hour), t0.Add(validate.NotBeforeSkew)} {
+		d := clone(exported(t))
+		d.Keys[0].Algorithm, d.Keys[0].PublicKey = "ES256", spki(&p256.PublicKey)
+		d.Keys[0].Certificate = p256Cert(notBefore)
+		if w := transfer.Warnings(d, accountDomain, t0); len(w) > 0 {
+			t.Errorf("certificate valid from %s, imported at %s: warnings %q, want none", notBefore, t0, w)
+		}
+	}
+}
 
 // spki is the DER SubjectPublicKeyInfo of pub.
 func spki(pub any) []byte {

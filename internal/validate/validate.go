@@ -1,9 +1,9 @@
 // Package validate holds the rules the admin API applies to what it
 // creates (API names and identifiers, scopes, labels, token formats,
-// client authentication methods, domains, emails), as plain functions of
-// the values, so that the admin API and keyward import refuse the same
-// values. Their errors are sentences for a person; callers add the OAuth
-// error code.
+// client authentication methods, domains, emails, certificates' validity),
+// as plain functions of the values, so that the admin API and keyward
+// import refuse the same values. Their errors are sentences for a person;
+// callers add the OAuth error code.
 package validate
 
 import (
@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -249,6 +250,17 @@ func UnderAccountDomain(domain, accountDomain string) bool {
 	ad := strings.TrimSuffix(strings.ToLower(accountDomain), ".")
 	return ad != "" && strings.HasSuffix(strings.ToLower(domain), "."+ad)
 }
+
+// NotBeforeSkew is how far ahead of now a certificate's notBefore may be
+// for NotYetValid to take it as valid: one made a moment ago, on a clock a
+// little ahead of the server's, is.
+const NotBeforeSkew = time.Minute
+
+// NotYetValid reports whether a certificate whose validity begins at
+// notBefore is not valid yet at now. Its key, once registered, is usable at
+// once (for assertions and self_signed_tls_client_auth): the admin API
+// refuses to register it, and import warns of it.
+func NotYetValid(notBefore, now time.Time) bool { return notBefore.After(now.Add(NotBeforeSkew)) }
 
 // EmailDomain returns the domain of a well-formed email: what follows its
 // last @.
