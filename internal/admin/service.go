@@ -228,9 +228,10 @@ const (
 )
 
 // checkLabel refuses a display name or description that is too long or
-// holds a control character (C0, DEL or C1, line breaks and tabs too) or
-// an invisible one validate.Label names (bidi overrides and isolates,
-// zero-width spaces): they are shown on one line in terminals and the
+// holds a control character (C0, DEL or C1, line breaks and tabs too), a
+// line or paragraph separator, or an invisible format character
+// validate.Label refuses (bidi marks, overrides and isolates, zero-width
+// spaces, soft hyphens): they are shown on one line in terminals and the
 // console, where such characters could rewrite what an administrator
 // sees.
 func checkLabel(field, v string, max int) error {

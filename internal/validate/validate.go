@@ -125,36 +125,67 @@ func TokenFormat(f string, allowEmpty bool) error {
 }
 
 // Label refuses a display name or description that is too long or holds
-// a control character (C0, DEL or C1, line breaks and tabs too): they are
-// shown on one line in terminals and the console, where control
-// characters could rewrite what an administrator sees. It refuses too the
-// invisible format characters that make a label read as another
-// (hiddenInLabel): the bidi embeddings, overrides and isolates (U+202A to
-// U+202E, U+2066 to U+2069; U+202E shows the text after it reversed), the
-// zero-width space U+200B, the word joiner U+2060 and U+FEFF. It keeps the
-// zero-width non-joiner and joiner (U+200C, U+200D), which emoji sequences
-// and Persian and Indic text need, and the other format characters.
+// a control character (C0, DEL or C1, line breaks and tabs too) or a line
+// or paragraph separator (U+2028, U+2029): they are shown on one line in
+// terminals and the console, where control characters could rewrite what
+// an administrator sees. It refuses too the invisible format characters
+// (Unicode category Cf) that make a label read as another
+// (hiddenInLabel): the bidi marks, embeddings, overrides and isolates
+// (U+200E, U+200F, U+061C, U+202A to U+202E, U+2066 to U+2069; U+202E
+// shows the text after it reversed), the zero-width space U+200B, the
+// word joiner U+2060, the soft hyphen U+00AD, U+FEFF and the others. It
+// keeps the zero-width non-joiner and joiner (U+200C, U+200D), which
+// emoji sequences and Persian and Indic text need, the visible prepended
+// concatenation marks (the Arabic number sign U+0600, …), and the tag
+// characters of the three flag emoji made of them (England, Scotland,
+// Wales), whose tags are hidden text anywhere else.
 func Label(field, v string, max int) error {
 	if n := utf8.RuneCountInString(v); n > max {
 		return fmt.Errorf("The %s is %d characters long; at most %d are allowed.", field, n, max)
 	}
-	for i, r := range v {
-		if unicode.IsControl(r) {
+	for i := 0; i < len(v); {
+		if n := tagFlagLen(v[i:]); n > 0 {
+			i += n
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(v[i:])
+		switch {
+		case unicode.IsControl(r):
 			return fmt.Errorf("The %s contains the control character %U at byte %d; use printable text on one line.", field, r, i)
+		case r == '\u2028' || r == '\u2029':
+			return fmt.Errorf("The %s contains the line or paragraph separator %U at byte %d; use printable text on one line.", field, r, i)
+		case hiddenInLabel(r):
+			return fmt.Errorf("The %s contains the invisible format character %U at byte %d; use text without bidi marks, embeddings, overrides or isolates, zero-width spaces, word joiners, soft hyphens or U+FEFF (the zero-width joiner and non-joiner, U+200D and U+200C, are allowed).", field, r, i)
 		}
-		if hiddenInLabel(r) {
-			return fmt.Errorf("The %s contains the invisible format character %U at byte %d; use text without bidi embeddings, overrides or isolates (U+202A to U+202E, U+2066 to U+2069), zero-width spaces (U+200B), word joiners (U+2060) or U+FEFF.", field, r, i)
-		}
+		i += n
 	}
 	return nil
 }
 
 // hiddenInLabel reports whether Label refuses r, an invisible format
-// character that reorders the text shown around it or hides between its
-// letters: a bidi embedding, override or isolate, U+200B, U+2060 or U+FEFF.
+// character (Unicode category Cf) that reorders the text shown around it
+// or hides between its letters: every one but the zero-width non-joiner
+// and joiner and the visible prepended concatenation marks.
 func hiddenInLabel(r rune) bool {
-	return r >= '\u202a' && r <= '\u202e' || r >= '\u2066' && r <= '\u2069' ||
-		r == '\u200b' || r == '\u2060' || r == '\ufeff'
+	return isFormat(r) && r != '\u200c' && r != '\u200d' && !unicode.Is(unicode.Prepended_Concatenation_Mark, r)
+}
+
+// tagFlags are the emoji made of tag characters (RGI subdivision flags):
+// a black flag, the tags of gbeng, gbsct or gbwls, and a cancel tag.
+var tagFlags = []string{
+	"\U0001F3F4\U000E0067\U000E0062\U000E0065\U000E006E\U000E0067\U000E007F", // England
+	"\U0001F3F4\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007F", // Scotland
+	"\U0001F3F4\U000E0067\U000E0062\U000E0077\U000E006C\U000E0073\U000E007F", // Wales
+}
+
+// tagFlagLen is the length of the tag flag emoji s starts with, 0 if none.
+func tagFlagLen(s string) int {
+	for _, f := range tagFlags {
+		if strings.HasPrefix(s, f) {
+			return len(f)
+		}
+	}
+	return 0
 }
 
 // isFormat reports whether r is a format character (Unicode category Cf),
