@@ -16,6 +16,8 @@ func TestParseUsers(t *testing.T) {
 		{"csv", "alice@example.com\nbob@example.com,suspended\n", []UserInput{{"alice@example.com", false}, {"bob@example.com", true}}, ""},
 		{"csv header and comment", "email,status\n# staff\nalice@example.com, active\n", []UserInput{{"alice@example.com", false}}, ""},
 		{"csv email starting with #, quoted", "#ops@example.com\n\"#ops@example.com\"\n", []UserInput{{"#ops@example.com", false}}, ""},
+		{"csv no-break space inside an email", "alice@example.com\nad\u00a0min@example.com\n", nil, `line 2: "ad\u00a0min@example.com" is not an email address: it contains the space character U+00A0`},
+		{"csv no-break space after an email, trimmed", "alice@example.com\u00a0\n", []UserInput{{"alice@example.com", false}}, ""},
 		{"csv bad status", "a@x.com,gone\n", nil, "line 1: status"},
 		{"csv too many columns", "a@x.com,active,extra\n", nil, "line 1: 3 columns"},
 		{"csv every bad row", "a@x.com,gone\nb@x.com,x,y\n", nil, "line 2"},

@@ -246,7 +246,11 @@ func AccountDomain(domain string) error {
 // the CLI prints emails raw. It refuses every invisible format character
 // (Unicode category Cf: bidi overrides and isolates, zero-width spaces and
 // joiners, U+2060, U+FEFF, the soft hyphen U+00AD) too, which no email
-// needs and which make one look like another ("adm\u200bin@example.com").
+// needs and which make one look like another ("adm\u200bin@example.com"),
+// and, inside it, the spaces net/mail takes above ASCII (Unicode's white
+// space: the no-break space U+00A0, the ideographic space U+3000, U+2000 to
+// U+200A, U+202F, U+205F, U+1680, the line and paragraph separators), which
+// make "ad min@example.com" one too.
 func Email(e string) (string, error) {
 	e = strings.TrimSpace(e)
 	if len(e) > 254 { // RFC 5321 §4.5.3.1.3
@@ -259,6 +263,10 @@ func Email(e string) (string, error) {
 	if i := strings.IndexFunc(e, unicode.IsControl); i >= 0 {
 		r, _ := utf8.DecodeRuneInString(e[i:])
 		return "", fmt.Errorf("%s is not an email address: it contains the control character %U", QuoteClip(e), r)
+	}
+	if i := strings.IndexFunc(e, unicode.IsSpace); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(e[i:])
+		return "", fmt.Errorf("%s is not an email address: it contains the space character %U", QuoteClip(e), r)
 	}
 	if i := strings.IndexFunc(e, isFormat); i >= 0 {
 		r, _ := utf8.DecodeRuneInString(e[i:])

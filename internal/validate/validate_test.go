@@ -367,6 +367,17 @@ func TestEmail(t *testing.T) {
 		{"BOM", "\ufeffa@example.com", "", "format character U+FEFF"},
 		{"soft hyphen", "ad\u00admin@example.com", "", "format character U+00AD"},
 		{"tag character", "a\U000e0041@example.com", "", "format character U+E0041"},
+		{"no-break space in the local part", "ad\u00a0min@example.com", "", `"ad\u00a0min@example.com" is not an email address: it contains the space character U+00A0`},
+		{"ideographic space", "ad\u3000min@example.com", "", "space character U+3000"},
+		{"no-break space in the domain", "a@exa\u00a0mple.com", "", "space character U+00A0"},
+		{"thin space", "a\u2009b@example.com", "", "space character U+2009"},
+		{"en quad", "a\u2000b@example.com", "", "space character U+2000"},
+		{"narrow no-break space", "a\u202fb@example.com", "", "space character U+202F"},
+		{"medium mathematical space", "a\u205fb@example.com", "", "space character U+205F"},
+		{"ogham space mark", "a\u1680b@example.com", "", "space character U+1680"},
+		{"line separator", "a\u2028b@example.com", "", "space character U+2028"},
+		{"paragraph separator", "a\u2029b@example.com", "", "space character U+2029"},
+		{"no-break spaces around, trimmed", "\u00a0ada@example.com\u3000", "ada@example.com", ""},
 	} {
 		got, err := Email(tt.in)
 		check(t, tt.name, err, tt.err)
