@@ -283,7 +283,8 @@ so.)`,
 email[,status] with status active or suspended; a first row that is not
 an email is the header, which must be email,status or email; a line
 starting with # is a comment, skipped without a word, so quote an email
-that starts with # ("#ops@example.com"). JSON:
+that starts with # ("#ops@example.com"); a # after spaces starts no
+comment and is a bad row. JSON:
 [{"email": …, "suspended": …}] or {"users": [...]}. A file holds at most
 100,000 users: split a larger one. Every bad row is
 reported with its line number (the first 20) and nothing is imported until

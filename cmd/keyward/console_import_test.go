@@ -185,6 +185,11 @@ func TestConsoleUserImportParity(t *testing.T) {
 		"# users\n\nmail\na@x.com\n",
 		"alice\na@x.com\n",
 		",\na@x.com\n",
+		"a@x.com\n  # staff\nb@x.com\n",
+		"a@x.com\n\t# note, with comma\n",
+		" # users\nemail\na@x.com\n",
+		" #a@x.com\n  \"#b@x.com\"\n",
+		"\t#\n",
 	}
 	type result struct {
 		Users []admin.UserRow

@@ -32,7 +32,8 @@ type UserRow struct {
 // first row is not an email (has no @) begins with a header, which must be
 // email,status or email (in any case); any other first row is a bad row. A
 // line starting with # is a comment, skipped: an email starting with #
-// must be quoted ("#ops@example.com"). Emails are checked and lower-cased. It reports
+// must be quoted ("#ops@example.com"); a line whose first field is a #
+// after spaces is a bad row, neither a comment nor a user. Emails are checked and lower-cased. It reports
 // every bad row with its line number (the first MaxReportedRows of them, and
 // how many more), and returns no user when any row is bad.
 func ParseUsers(data []byte) ([]UserInput, error) {
@@ -150,7 +151,8 @@ func parseUsersCSV(data []byte, check func(UserRow) error) ([]UserRow, error) {
 	r.TrimLeadingSpace = true
 	r.Comment = '#'
 	b := importBatch{check: check}
-	for first := true; ; first = false {
+	var lineStarts []int // offsets of lines, found when first needed
+	for first := true; ; {
 		rec, err := r.Read()
 		if err == io.EOF {
 			break
@@ -158,12 +160,28 @@ func parseUsersCSV(data []byte, check func(UserRow) error) ([]UserRow, error) {
 		if err != nil {
 			return nil, fmt.Errorf("not valid CSV: %w", err)
 		}
-		line, _ := r.FieldPos(0)
-		if first && !strings.Contains(rec[0], "@") {
-			if !isUsersHeader(rec) {
-				b.add(line, "", false, fmt.Errorf("%s is neither an email address nor the header %s", quoteClip(strings.Join(rec, ",")), UsersHeader))
+		line, col := r.FieldPos(0)
+		if strings.HasPrefix(rec[0], "#") {
+			if lineStarts == nil {
+				lineStarts = lineOffsets(data)
 			}
-			continue
+			if at := lineStarts[line-1] + col - 1; at < len(data) && data[at] == '#' {
+				// An unquoted # after spaces: a comment meant to be one
+				// (encoding/csv takes only a # in the first column), or
+				// an email the file had to quote. Either way it is said
+				// so, not read as an email or a header.
+				b.add(line, "", false, fmt.Errorf("%s is not a comment: # starts one only as the first character of a line (an email starting with # must be quoted: \"#ops@example.com\")", quoteClip(strings.Join(rec, ","))))
+				continue // a header may follow it
+			}
+		}
+		if first {
+			first = false
+			if !strings.Contains(rec[0], "@") {
+				if !isUsersHeader(rec) {
+					b.add(line, "", false, fmt.Errorf("%s is neither an email address nor the header %s", quoteClip(strings.Join(rec, ",")), UsersHeader))
+				}
+				continue
+			}
 		}
 		if len(rec) > 2 {
 			b.add(line, rec[0], false, fmt.Errorf("%d columns, want email[,status]", len(rec)))
@@ -176,6 +194,18 @@ func parseUsersCSV(data []byte, check func(UserRow) error) ([]UserRow, error) {
 		b.add(line, rec[0], suspended, err)
 	}
 	return b.result()
+}
+
+// lineOffsets returns the offset in data of each of its lines, the first
+// at 0.
+func lineOffsets(data []byte) []int {
+	out := []int{0}
+	for i, c := range data {
+		if c == '\n' {
+			out = append(out, i+1)
+		}
+	}
+	return out
 }
 
 // quoteClip quotes s, a value from an import file or a request body, for

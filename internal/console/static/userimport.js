@@ -172,8 +172,10 @@ function readCSV(text, rows) {
       continue;
     }
     const start = line, rec = [];
+    let hashed = false; // the line's first field is an unquoted # after spaces
     for (;;) { // one field
       while (i < n && (text[i] === " " || text[i] === "\t")) i++;
+      if (rec.length === 0 && text[i] === "#") hashed = true;
       let field = "";
       if (text[i] === '"') {
         i++;
@@ -202,6 +204,10 @@ function readCSV(text, rows) {
       if (text[i] === "\r") i++;
       if (text[i] === "\n") { i++; line++; }
       break;
+    }
+    if (hashed) { // a comment meant to be one, or an email the file had to quote; a header may follow it
+      rows.add(start, "", false, `${quoteClip(rec.join(","))} is not a comment: # starts one only as the first character of a line (an email starting with # must be quoted: "#ops@example.com")`);
+      continue;
     }
     if (first && !rec[0].includes("@")) { // a header
       first = false;
