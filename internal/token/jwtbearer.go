@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/keyward/keyward/internal/assertion"
@@ -109,7 +110,7 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 
 	scope := c.Scope
 	if form := req.Form.Get("scope"); form != "" {
-		if scope != "" && scope != form {
+		if scope != "" && !sameScopes(scope, form) {
 			return nil, oauth2.Errorf(oauth2.ErrInvalidScope, "The scope claim of the assertion and the scope parameter disagree; send one of them.")
 		}
 		scope = form
@@ -166,4 +167,22 @@ func assertionError(err error) error {
 		code = oauth2.ErrDisabledClient
 	}
 	return &oauth2.Error{Code: code, Description: ae.Description, Err: ae.Err}
+}
+
+// sameScopes reports whether the scope claim and the scope parameter ask
+// for the same scopes: equal, or the same scope tokens (RFC 6749 §3.3, in
+// any order) with other spaces between them, which ParseScope tolerates
+// in either.
+func sameScopes(claim, form string) bool {
+	if claim == form {
+		return true
+	}
+	a, errA := oauth2.ParseScope(claim)
+	b, errB := oauth2.ParseScope(form)
+	if errA != nil || errB != nil || len(a) != len(b) {
+		return false
+	}
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }

@@ -317,6 +317,8 @@ func TestJWTBearer(t *testing.T) {
 		{name: "sub is the account itself, in capitals", req: request{body: form(rs(func(c map[string]any) { c["sub"] = "Job@Proj.IAM.test" }))}, wantStatus: 200},
 		{name: "prn tolerated", req: request{body: form(rs(func(c map[string]any) { c["sub"], c["prn"] = "job@proj.iam.test", "job@proj.iam.test" }))}, wantStatus: 200},
 		{name: "scope in the form", req: request{body: form(rs(func(c map[string]any) { delete(c, "scope") }), "scope", "orders.write")}, wantStatus: 200, wantScope: "orders.write"},
+		{name: "claim and form the same scopes, spaced otherwise", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read billing.read" }), "scope", " billing.read  orders.read ")},
+			wantStatus: 200, wantScope: "billing.read orders.read"},
 		{name: "two APIs", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read billing.read" }))}, wantStatus: 200, wantScope: "orders.read billing.read"},
 		{name: "resource narrows", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read billing.read" }), "resource", "https://billing.internal")},
 			wantStatus: 200, wantScope: "billing.read", wantAud: "https://billing.internal"},
@@ -387,6 +389,7 @@ func TestJWTBearer(t *testing.T) {
 		{name: "comma-separated scopes", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read,orders.write" }))}, wantStatus: 400, wantError: "invalid_scope", wantDesc: badScope + ` The scope "orders.read,orders.write" contains a comma: scopes are separated by spaces, not commas.`},
 		{name: "tab-separated scopes", req: request{body: form(rs(func(c map[string]any) { c["scope"] = "orders.read\torders.write" }))}, wantStatus: 400, wantError: "invalid_scope", wantDesc: "tab or line break"},
 		{name: "claim and form disagree", req: request{body: form(rs(nil), "scope", "orders.write")}, wantStatus: 400, wantError: "invalid_scope"},
+		{name: "claim and form disagree, one scope more", req: request{body: form(rs(nil), "scope", "orders.read orders.write")}, wantStatus: 400, wantError: "invalid_scope", wantDesc: "disagree"},
 		{name: "resource without the scopes", req: request{body: form(rs(nil), "resource", "https://billing.internal")}, wantStatus: 400, wantError: "invalid_scope"},
 
 		// other codes
