@@ -57,6 +57,7 @@ func TestRefusesLooseInput(t *testing.T) {
 		{"line separator in update", "PATCH", "/v1/service-accounts/" + f.admin.Email, `{"description":"a\u2028b"}`, 400, "line or paragraph separator U+2028 at byte 1"},
 		{"zero-width space in API update", "PATCH", "/v1/apis/keyward", `{"description":"adm\u200bin"}`, 400, "invisible format character U+200B"},
 		{"zero-width space in API identifier", "POST", "/v1/apis", `{"name":"orders","identifier":"https://ord\u200bers","scopes":["o.read"]}`, 400, "invisible format character U+200B"},
+		{"no-break space in API identifier", "POST", "/v1/apis", `{"name":"orders","identifier":"https://orders.internal/a\u00a0b","scopes":["o.read"]}`, 400, "space character U+00A0"},
 		{"zero-width space in user email", "POST", "/v1/orgs/example.com/users", `{"users":[{"email":"adm\u200bin@example.com"}]}`, 400, `user 1: "adm\u200bin@example.com" is not an email address: it contains the invisible format character U+200B`},
 		{"no-break space in user email", "POST", "/v1/orgs/example.com/users", `{"users":[{"email":"ad\u00a0min@example.com"}]}`, 400, `user 1: "ad\u00a0min@example.com" is not an email address: it contains the space character U+00A0`},
 		{"ideographic space in user email", "POST", "/v1/orgs/example.com/users", `{"users":[{"email":"ad\u3000min@example.com"}]}`, 400, "space character U+3000"},

@@ -727,6 +727,8 @@ func TestImportWarnsOfInvalidItems(t *testing.T) {
 			`the service account "1": its email "1\u200b@p.example" is not one the admin API would accept now`},
 		{"API identifier with a zero-width space", func(d *transfer.Dump) { d.APIs[0].Identifier = "https://ord\u200bers.internal" },
 			`the API "orders": the API identifier "https://ord\u200bers.internal" contains the invisible format character U+200B`},
+		{"API identifier with an ideographic space", func(d *transfer.Dump) { d.APIs[0].Identifier = "https://orders\u3000internal" },
+			`the API "orders": the API identifier "https://orders\u3000internal" contains the space character U+3000`},
 		{"user email with a zero-width space", func(d *transfer.Dump) { d.Users[0].Email = "adm\u200bin@example.com" },
 			`the user "adm\u200bin@example.com": it is not an email address the admin API would accept now`},
 		{"user email with a no-break space", func(d *transfer.Dump) { d.Users[0].Email = "ad\u00a0min@example.com" },

@@ -62,11 +62,17 @@ func APIName(name string) error {
 // which the CLI would print raw. Nor does it refuse the invisible format
 // characters (Unicode category Cf: bidi overrides and isolates, zero-width
 // spaces and joiners, U+FEFF, the soft hyphen), which no URI needs and
-// which make one look like another in a list; they are refused too.
+// which make one look like another in a list; they are refused too, and
+// so are the spaces above ASCII url.Parse takes (the no-break space
+// U+00A0, the ideographic space U+3000, the line separator U+2028, …).
 func APIIdentifier(id string) error {
 	u, err := url.Parse(id)
 	if err != nil || u.Scheme == "" || strings.ContainsAny(id, "# \t\n") || strings.ContainsFunc(id, unicode.IsControl) {
 		return fmt.Errorf("The API identifier %s must be an absolute URI without a fragment, such as https://orders.internal.", QuoteClip(id))
+	}
+	if i := strings.IndexFunc(id, unicode.IsSpace); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(id[i:])
+		return fmt.Errorf("The API identifier %s contains the space character %U; an API identifier has none.", QuoteClip(id), r)
 	}
 	if i := strings.IndexFunc(id, isFormat); i >= 0 {
 		r, _ := utf8.DecodeRuneInString(id[i:])

@@ -123,6 +123,11 @@ func TestAPIIdentifier(t *testing.T) {
 		{"zero-width joiner", "urn:example:a\u200db", "format character U+200D"},
 		{"soft hyphen", "https://orders.internal/or\u00adders", "format character U+00AD"},
 		{"BOM in a urn", "urn:example:\ufefforders", "format character U+FEFF"},
+		{"no-break space in the path", "https://orders.internal/a\u00a0b", `The API identifier "https://orders.internal/a\u00a0b" contains the space character U+00A0; an API identifier has none.`},
+		{"ideographic space in the host", "https://orders\u3000internal", "space character U+3000"},
+		{"thin space in a urn", "urn:a\u2009b", "space character U+2009"},
+		{"line separator", "https://orders.internal/\u2028x", "space character U+2028"},
+		{"paragraph separator", "urn:example:\u2029", "space character U+2029"},
 		{"long and bad is clipped", "orders " + strings.Repeat("a", 600), "… (607 bytes)"},
 	} {
 		check(t, tt.name, APIIdentifier(tt.in), tt.want)
