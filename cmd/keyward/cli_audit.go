@@ -344,7 +344,9 @@ func details(d map[string]string) string {
 // callers sent (the client_id of a refused token request, anyone's to
 // choose): printed raw, an escape sequence in it would reach the
 // operator's terminal, and a line break would start a line that looks
-// like another event.
+// like another event. The other admin commands' tables show what the
+// server answers through it too: a stored value may hold what import
+// took with a warning, or what the admin API took before it refused it.
 func cell(s string) string {
 	if printable(s) {
 		return s

@@ -94,7 +94,7 @@ its tokens. Accounts are named by email or client ID in every command.`,
 			return c.show(all, func(w *tabwriter.Writer) {
 				fmt.Fprintln(w, "EMAIL\tCLIENT ID\tDISABLED\tSCOPES")
 				for _, a := range all.Accounts {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", a.Email, a.ClientID, yesNo(a.Disabled), strings.Join(a.Scopes, ","))
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", cell(a.Email), cell(a.ClientID), yesNo(a.Disabled), cell(strings.Join(a.Scopes, ",")))
 				}
 			})
 		},
@@ -198,23 +198,23 @@ its tokens. Accounts are named by email or client ID in every command.`,
 }
 
 func accountTable(w *tabwriter.Writer, a admin.AccountView) {
-	fmt.Fprintf(w, "Email:\t%s\n", a.Email)
-	fmt.Fprintf(w, "Client ID:\t%s\n", a.ClientID)
+	fmt.Fprintf(w, "Email:\t%s\n", cell(a.Email))
+	fmt.Fprintf(w, "Client ID:\t%s\n", cell(a.ClientID))
 	if a.DisplayName != "" {
-		fmt.Fprintf(w, "Display name:\t%s\n", a.DisplayName)
+		fmt.Fprintf(w, "Display name:\t%s\n", cell(a.DisplayName))
 	}
 	if a.Description != "" {
-		fmt.Fprintf(w, "Description:\t%s\n", a.Description)
+		fmt.Fprintf(w, "Description:\t%s\n", cell(a.Description))
 	}
-	fmt.Fprintf(w, "Scopes:\t%s\n", strings.Join(a.Scopes, ", "))
+	fmt.Fprintf(w, "Scopes:\t%s\n", cell(strings.Join(a.Scopes, ", ")))
 	fmt.Fprintf(w, "Token lifetime:\t%s\n", time.Duration(a.TokenLifetimeSeconds)*time.Second)
-	fmt.Fprintf(w, "Auth methods:\t%s\n", strings.Join(a.AuthMethods, ", "))
+	fmt.Fprintf(w, "Auth methods:\t%s\n", cell(strings.Join(a.AuthMethods, ", ")))
 	if a.TLS != nil {
 		b, _ := json.Marshal(a.TLS)
-		fmt.Fprintf(w, "TLS binding:\t%s\n", b)
+		fmt.Fprintf(w, "TLS binding:\t%s\n", cell(string(b)))
 	}
 	if a.TokenFormat != "" {
-		fmt.Fprintf(w, "Token format:\t%s\n", a.TokenFormat)
+		fmt.Fprintf(w, "Token format:\t%s\n", cell(a.TokenFormat))
 	}
 	if a.TokensRevokedBefore != nil {
 		fmt.Fprintf(w, "Tokens revoked before:\t%s\n", fmtTime(*a.TokensRevokedBefore))

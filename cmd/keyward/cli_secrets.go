@@ -125,6 +125,6 @@ func secretTable(w *tabwriter.Writer, secrets []admin.SecretView) {
 		if s.LastUsedAt != nil {
 			used = fmtTime(*s.LastUsedAt)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.SecretID, s.Hint, yesNo(s.Disabled), exp, used, fmtTime(s.CreatedAt))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", cell(s.SecretID), cell(s.Hint), yesNo(s.Disabled), exp, used, fmtTime(s.CreatedAt))
 	}
 }
