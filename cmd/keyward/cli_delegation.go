@@ -361,7 +361,7 @@ the users whose status it changed.`,
 			if err != nil {
 				return err
 			}
-			var all []admin.UserView
+			all := []admin.UserView{} // [] in -o json when there are none
 			q := url.Values{"limit": {"1000"}}
 			for {
 				var page struct {

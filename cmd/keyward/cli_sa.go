@@ -75,7 +75,12 @@ its tokens. Accounts are named by email or client ID in every command.`,
 				Accounts []admin.AccountView `json:"service_accounts"`
 				Next     string              `json:"next_page_token"`
 			}
-			var all page
+			// all is every page's accounts: an empty list is [], and
+			// there is no next page to name.
+			var all struct {
+				Accounts []admin.AccountView `json:"service_accounts"`
+			}
+			all.Accounts = []admin.AccountView{}
 			q := url.Values{"limit": {"1000"}}
 			if project != "" {
 				q.Set("project", project)
