@@ -240,4 +240,8 @@ func keyTable(w *tabwriter.Writer, keys []admin.KeyView) {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", cell(k.KeyID), cell(k.Algorithm), cell(k.Origin), yesNo(k.Disabled), exp, fmtTime(k.CreatedAt))
 	}
+	// The columns end here: the ETag line show adds after them (of one
+	// item) is not a row, and aligned with them its value stood under
+	// the second column's heading.
+	w.Flush()
 }

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"strings"
 	"testing"
+	"text/tabwriter"
 	"unicode"
+
+	"github.com/keyward/keyward/internal/admin"
 )
 
 // TestTablesQuoteUnprintable: a stored value that holds a control
@@ -70,6 +74,40 @@ func TestTablesQuoteUnprintable(t *testing.T) {
 			}
 			if !strings.Contains(out, tt.want) {
 				t.Errorf("output does not show %s:\n%s", tt.want, out)
+			}
+		})
+	}
+}
+
+// TestItemTableETag: the ETag line under the one row of keys get and
+// secrets get (and of the commands that show one key or secret) is not
+// aligned into the table's columns, where its value stood under ALG or
+// HINT as if it were a row.
+func TestItemTableETag(t *testing.T) {
+	tests := []struct {
+		name  string
+		table func(w *tabwriter.Writer)
+	}{
+		{"key", func(w *tabwriter.Writer) {
+			keyTable(w, []admin.KeyView{{KeyID: "e769b1c38534d11c5305aad210f71ac8005300c8", Algorithm: "RS256", Origin: "generated"}})
+		}},
+		{"secret", func(w *tabwriter.Writer) {
+			secretTable(w, []admin.SecretView{{SecretID: "ec6dd45007bb4702", Hint: "kw_…J0MM"}})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			c := &adminClient{output: "table", out: &out, etag: `"D1eY2sSqAeg23hCwHIHk2A"`}
+			if err := c.show(nil, tt.table); err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+			if len(lines) != 3 || lines[2] != `ETag:  "D1eY2sSqAeg23hCwHIHk2A"` {
+				t.Errorf("printed:\n%s\nwant the header, the row, and ETag:  \"D1eY2sSqAeg23hCwHIHk2A\"", out.String())
+			}
+			if strings.Fields(lines[0])[0] != strings.ToUpper(tt.name) {
+				t.Errorf("header %q", lines[0])
 			}
 		})
 	}
