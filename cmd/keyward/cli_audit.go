@@ -415,10 +415,11 @@ each should be one you ran.
 				fmt.Fprintf(cmd.OutOrStdout(), "the audit log is intact (%s): %s%s, head %d with hash %x\n", storeName(cfg), counted(c.Events, "event"), pruned, c.HeadSeq, c.Head)
 				// Whoever can write the database can also prune it and
 				// record that it did: every prune listed here should be one
-				// an operator ran.
+				// an operator ran. What such a writer chose is quoted if
+				// unprintable, so that no escape sequence hides its line.
 				for _, e := range c.Prunes {
-					fmt.Fprintf(cmd.OutOrStdout(), "  pruned through event %s (%s) at %s by %s\n", e.Data["through_seq"], prunedCount(e.Data["count"]),
-						e.Time.Format(time.RFC3339), e.Actor)
+					fmt.Fprintf(cmd.OutOrStdout(), "  pruned through event %s (%s) at %s by %s\n", cell(e.Data["through_seq"]), prunedCount(e.Data["count"]),
+						e.Time.Format(time.RFC3339), cell(e.Actor))
 				}
 			}
 			if verr != nil {

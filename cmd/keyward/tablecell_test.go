@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -9,9 +10,11 @@ import (
 	"strings"
 	"testing"
 	"text/tabwriter"
+	"time"
 	"unicode"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/storage"
 )
 
 // TestTablesQuoteUnprintable: a stored value that holds a control
@@ -110,5 +113,26 @@ func TestItemTableETag(t *testing.T) {
 				t.Errorf("header %q", lines[0])
 			}
 		})
+	}
+}
+
+// TestAuditVerifyPruneActorQuoted: audit verify lists every prune for the
+// operator to check that it is one they ran, from a database it trusts no
+// more than it must. A prune recorded by someone who can write the
+// database, with an escape sequence in its actor or through_seq, is
+// listed with them quoted: printed raw, they could erase the line or
+// rewrite it into one the operator expects.
+func TestAuditVerifyPruneActorQuoted(t *testing.T) {
+	m := startServer(t)
+	ev := storage.AuditEvent{Time: time.Now(), Outcome: storage.OutcomeSuccess, Actor: "\r\x1b[2Kalice on ops (keyward audit prune)"}
+	if n, err := m.store.PruneAudit(context.Background(), time.Now().Add(time.Hour), storage.PruneLimits{MaxEvents: 2}, ev); err != nil || n != 2 {
+		t.Fatalf("PruneAudit: %d, %v", n, err)
+	}
+	out := runCLI(t, "audit", "verify", "--data-dir", m.Config.DataDir)
+	if strings.ContainsAny(out, "\r\x1b") {
+		t.Errorf("printed raw control characters:\n%q", out)
+	}
+	if want := `by "\r\x1b[2Kalice on ops (keyward audit prune)"`; !strings.Contains(out, want) {
+		t.Errorf("output does not show the actor as %s:\n%s", want, out)
 	}
 }
