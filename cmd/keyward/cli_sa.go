@@ -57,7 +57,7 @@ its tokens. Accounts are named by email or client ID in every command.`,
 	create.Flags().StringSliceVar(&in.Scopes, "scopes", nil, "scopes the account may request, comma-separated")
 	create.Flags().StringVar(&in.DisplayName, "display-name", "", "human-friendly name")
 	create.Flags().StringVar(&in.Description, "description", "", "what the account is for")
-	create.Flags().DurationVar(&lifetime, "token-lifetime", 0, "lifetime of the account's access tokens (default: the server's, 1h)")
+	create.Flags().DurationVar(&lifetime, "token-lifetime", 0, "lifetime of the account's access tokens, 1m to the server's --max-token-lifetime (default, or 0: the server's --default-token-lifetime, 1h unless set)")
 	create.Flags().StringVar(&in.TokenFormat, "token-format", "", "override the APIs' token format for this account: jwt or opaque")
 	create.MarkFlagRequired("project")
 
@@ -183,7 +183,7 @@ its tokens. Accounts are named by email or client ID in every command.`,
 	update.Flags().StringSliceVar(&upScopes, "scopes", nil, "the new set of allowed scopes, comma-separated")
 	update.Flags().StringVar(&upDisplay, "display-name", "", "new display name")
 	update.Flags().StringVar(&upDescription, "description", "", "new description")
-	update.Flags().DurationVar(&upLifetime, "token-lifetime", 0, "new access-token lifetime")
+	update.Flags().DurationVar(&upLifetime, "token-lifetime", 0, "new access-token lifetime, 1m to the server's --max-token-lifetime; 0 resets it to the server's --default-token-lifetime")
 	update.Flags().StringSliceVar(&upMethods, "auth-methods", nil, "client authentication methods the account may use: "+strings.Join(storage.AuthMethods, ", "))
 	update.Flags().StringVar(&upTLS.SubjectDN, "tls-subject-dn", "", "tls_client_auth: the client certificate's subject DN (RFC 4514), e.g. CN=job,O=Example")
 	update.Flags().StringVar(&upTLS.SANDNS, "tls-san-dns", "", "tls_client_auth: a DNS name in the certificate's SAN")

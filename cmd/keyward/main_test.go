@@ -205,3 +205,20 @@ func TestCounted(t *testing.T) {
 		}
 	}
 }
+
+// TestSALifetimeHelp: the --token-lifetime of sa create and sa update
+// says what 0 does (the server's --default-token-lifetime; for update, a
+// reset to it) and the bound: sa update's said only "new access-token
+// lifetime", and 0 silently reset the account's lifetime.
+func TestSALifetimeHelp(t *testing.T) {
+	for _, sub := range []string{"create", "update"} {
+		out := runCLI(t, "sa", sub, "--help")
+		for _, want := range []string{"0", "--default-token-lifetime", "--max-token-lifetime"} {
+			_, line, _ := strings.Cut(out, "--token-lifetime duration")
+			line, _, _ = strings.Cut(line, "\n")
+			if !strings.Contains(line, want) {
+				t.Errorf("sa %s --token-lifetime: %q does not name %s", sub, line, want)
+			}
+		}
+	}
+}
