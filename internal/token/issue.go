@@ -125,6 +125,13 @@ func quoteAPIs(apis []*storage.API) string {
 	return strings.Join(q, ", ")
 }
 
+// maxRevocationLead bounds how far ahead of this server's clock a
+// revocation of an account's tokens may be for a token request to wait
+// until the second after it (see issue): one made by a replica whose clock
+// is ahead, by less than clocks kept by NTP ever differ. A revocation
+// further ahead (a clock wrong by more, or stepped back) is not waited for.
+const maxRevocationLead = 2 * time.Second
+
 // issue mints an access token and records it durably before returning.
 func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Response, error) {
 	allowed := is.account.Scopes
@@ -145,20 +152,32 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 		lifetime = h.cfg.MaxTokenLifetime
 	}
 	now := req.Now.Truncate(time.Second)
-	inSecond := func(r time.Time) bool { return !r.IsZero() && r.Unix() == now.Unix() }
+	// revokedSecond is the second of revocation r if a token issued now
+	// would be born revoked by it: r is in this second or, set by a
+	// replica whose clock is ahead of this one's by less than
+	// maxRevocationLead, in a later one.
+	revokedSecond := func(r time.Time) (int64, bool) {
+		return r.Unix(), !r.IsZero() && r.Unix() >= now.Unix() && r.Sub(req.Now) < maxRevocationLead
+	}
 	// Got with a CA-issued certificate: client_credentials names it as the
 	// credential; the JWT-bearer grant names the assertion's key, and
 	// binds the token to the certificate the client authenticated with.
 	byCert := tokenstate.ByCertificate(is.credential) || req.Client != nil && req.Client.Method == storage.AuthTLS
-	if inSecond(is.account.TokensRevokedBefore) || byCert && inSecond(is.account.CertTokensRevokedBefore) {
+	last, revoked := revokedSecond(is.account.TokensRevokedBefore)
+	if s, ok := revokedSecond(is.account.CertTokensRevokedBefore); ok && byCert && (!revoked || s > last) {
+		last, revoked = s, true
+	}
+	if revoked {
 		// The account's tokens were revoked in this second (sa
 		// revoke-tokens), or its certificate tokens (a change of its
 		// certificate binding) and this one is got with a certificate,
 		// which ends every such token with this iat: one issued now would
 		// be born revoked, and the client (the CLI's next call, say)
 		// refused with it. Wait for the next second, less than one, and
-		// issue it then.
-		next := now.Add(time.Second)
+		// issue it then. A revocation made by a replica whose clock is
+		// ahead is in a later second of this clock: wait for the second
+		// after it.
+		next := now.Add(time.Duration(last+1-now.Unix()) * time.Second)
 		t := time.NewTimer(next.Sub(req.Now))
 		select {
 		case <-t.C:

@@ -989,7 +989,8 @@ func (e *env) issuedCert(t *testing.T, cn string) *tls.ConnectionState {
 // tokens were revoked (a change of its binding) would be born revoked: it
 // is issued in the next second. One got with the secret, which that
 // revocation does not concern, is issued at once; after sa revoke-tokens,
-// which concerns both, both wait.
+// which concerns both, both wait. So do tokens asked for just before a
+// revocation made by a replica whose clock is ahead of this one's.
 func TestRevocationSecondWaitCertificate(t *testing.T) {
 	e := newEnv(t)
 	// The last millisecond of t0's second: a token that waits for the next
@@ -1017,6 +1018,14 @@ func TestRevocationSecondWaitCertificate(t *testing.T) {
 		{"secret, all tokens revoked this second", t0, time.Time{}, viaSecret, now + 1},
 		{"assertion and certificate, the certificate tokens revoked this second", time.Time{}, t0, viaAssertionAndCert, now + 1},
 		{"assertion alone, the certificate tokens revoked this second", time.Time{}, t0, viaAssertion, now},
+		// Revoked by a replica whose clock is ahead of this one's: in the
+		// next second by this clock. A token issued now would be born
+		// revoked; it waits for the second after the revocation.
+		{"secret, all tokens revoked in the next second by a clock ahead", t0.Add(time.Second), time.Time{}, viaSecret, now + 2},
+		{"certificate, its tokens revoked in the next second by a clock ahead", time.Time{}, t0.Add(time.Second + 500*time.Millisecond), viaCert, now + 2},
+		{"secret, the certificate tokens revoked in the next second by a clock ahead", time.Time{}, t0.Add(time.Second), viaSecret, now},
+		// Further ahead than clocks differ: not waited for.
+		{"secret, all tokens revoked a minute ahead", t0.Add(time.Minute), time.Time{}, viaSecret, now},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := e.store.UpdateAccount(ctx, e.job.ID, func(a storage.Account) (storage.Account, error) {
