@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -325,4 +326,55 @@ func clientAssertion(t *testing.T, keyFile, clientID, issuer, jti string) string
 		t.Fatal(err)
 	}
 	return raw
+}
+
+// A replica whose notification connection was lost missed the changes made
+// meanwhile: Watch then sends ChangeAll, which reloads the signing keys as
+// well as dropping the cache. It only dropped the cache: after rotations
+// made in the gap, the replica signed with a retired key, and did not
+// publish, or verify the tokens of, the key the others signed with, until
+// its next refresh a minute later.
+func TestReplicaReloadsSigningKeysAfterLostNotifications(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	masterKey := filepath.Join(t.TempDir(), "master.key")
+	if err := os.WriteFile(masterKey, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	replica := func(m *Main) {
+		m.Config.Issuer, m.Config.DB, m.Config.MasterKeyFile = "http://keyward.test", dsn, masterKey
+	}
+	a := startServer(t, replica)
+	// B is opened but not run: it hears no notifications, as a replica
+	// whose connection is lost.
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
+	b := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	replica(b)
+	t.Cleanup(func() { b.Close() })
+	if err := b.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Two rotations: A signs with a key created after B loaded its keys.
+	for range 2 {
+		if err := a.signer.Rotate(context.Background(), "test", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok, err := a.signer.Sign(map[string]any{"iss": "http://keyward.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := b.signer.Verify(tok, &claims); err == nil {
+		t.Fatal("B verifies a key it cannot have loaded: the test proves nothing")
+	}
+	b.applyChange(storage.ChangeAll) // what Watch sends on reconnecting
+	for start := time.Now(); b.signer.CurrentKeyID() != a.signer.CurrentKeyID() || !bytes.Equal(b.signer.JWKS(), a.signer.JWKS()); time.Sleep(5 * time.Millisecond) {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("5 s after ChangeAll B signs with %s, A with %s; JWKS equal: %v", b.signer.CurrentKeyID(), a.signer.CurrentKeyID(), bytes.Equal(b.signer.JWKS(), a.signer.JWKS()))
+		}
+	}
+	if err := b.signer.Verify(tok, &claims); err != nil {
+		t.Fatalf("B does not verify A's token after ChangeAll: %v", err)
+	}
 }

@@ -692,7 +692,11 @@ func (m *Main) adminExpiryGauge() float64 {
 }
 
 // applyChange applies a change another replica made: it drops what the
-// cache holds about it, or reloads the signing keys.
+// cache holds about it, or reloads the signing keys. ChangeAll, which
+// postgres.Watch also sends when it lost its connection and with it the
+// changes made meanwhile, does both; it reloads the keys in the
+// background, for at most keyReloadTimeout: the store may not be answering
+// then, and Watch goes on reconnecting meanwhile.
 func (m *Main) applyChange(payload string) {
 	switch payload {
 	case storage.ChangeSigningKeys:
@@ -703,10 +707,21 @@ func (m *Main) applyChange(payload string) {
 		m.Server.Cache.InvalidateRevocations()
 	case storage.ChangeAll:
 		m.Server.Cache.Invalidate("")
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), keyReloadTimeout)
+			defer cancel()
+			if err := m.signer.Refresh(ctx); err != nil {
+				m.Logger.Warn("reloading the signing keys after a change failed", "err", err)
+			}
+		}()
 	default:
 		m.Server.Cache.Invalidate(payload)
 	}
 }
+
+// keyReloadTimeout bounds applyChange's reload of the signing keys for
+// ChangeAll.
+const keyReloadTimeout = 30 * time.Second
 
 // flushSecretUsage records when client secrets were last used, in one
 // write every interval rather than one per request.
