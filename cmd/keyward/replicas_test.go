@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	kwadmin "github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/dpop/dpoptest"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 )
@@ -41,6 +44,7 @@ func TestReplicas(t *testing.T) {
 		m.Config.DB = dsn
 		m.Config.MasterKeyFile = masterKey
 		m.Config.CacheTTL = time.Hour // only notifications can make changes felt quickly
+		m.Config.DPoPNonce = true
 	}
 	a := startServer(t, replica)
 	b := startServer(t, replica)
@@ -287,7 +291,153 @@ func TestReplicas(t *testing.T) {
 			t.Error("a certificate token got after the change is inactive")
 		}
 	})
+
+	t.Run("account, secret and key changes on one end what the other cached", func(t *testing.T) {
+		ctx := context.Background()
+		svc := a.Server.Admin
+		for i, tt := range []struct {
+			name   string
+			change func(acctID, secretID, keyID string) error
+			// Whether tokens got with the secret, and with the key, end.
+			secretEnds, keyEnds bool
+		}{
+			{"revoke-tokens", func(id, _, _ string) error { _, err := svc.RevokeAccountTokens(ctx, changeActor, id); return err }, true, true},
+			{"secret deleted", func(id, sec, _ string) error { return svc.DeleteSecret(ctx, changeActor, id, sec) }, true, false},
+			{"secret disabled", func(id, sec, _ string) error {
+				_, err := svc.SetSecretDisabled(ctx, changeActor, id, sec, true)
+				return err
+			}, true, false},
+			{"key deleted", func(id, _, kid string) error { return svc.DeleteKey(ctx, changeActor, id, kid) }, false, true},
+			{"key disabled", func(id, _, kid string) error {
+				_, err := svc.SetKeyDisabled(ctx, changeActor, id, kid, true)
+				return err
+			}, false, true},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				acct, err := svc.CreateAccount(ctx, changeActor, kwadmin.AccountInput{Name: fmt.Sprintf("changed-%d", i), Project: "shop", Scopes: []string{"orders.read"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				sec, err := svc.CreateSecret(ctx, changeActor, acct.ID, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				kf, err := svc.CreateKey(ctx, changeActor, acct.ID, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				key := filepath.Join(t.TempDir(), "key.json")
+				data, _ := json.Marshal(kf)
+				os.WriteFile(key, data, 0o600)
+				viaSecret := func() (int, string) {
+					req, _ := http.NewRequest("POST", b.URL()+"/token", strings.NewReader("grant_type=client_credentials&scope=orders.read"))
+					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+					req.SetBasicAuth(acct.ID, sec.Value)
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer resp.Body.Close()
+					var body map[string]any
+					json.NewDecoder(resp.Body).Decode(&body)
+					tok, _ := body["access_token"].(string)
+					return resp.StatusCode, tok
+				}
+				n := 0
+				viaKey := func() (int, string) {
+					n++
+					status, body := postNoAuth(t, b, url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"},
+						"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+						"client_assertion":      {clientAssertion(t, key, acct.ID, b.Issuer, fmt.Sprintf("%s-%d", acct.ID, n))}})
+					tok, _ := body["access_token"].(string)
+					return status, tok
+				}
+				// B issues and introspects both tokens: it caches the
+				// account, its secrets and its keys.
+				s1, secretTok := viaSecret()
+				s2, keyTok := viaKey()
+				if s1 != 200 || s2 != 200 || !active(b, secretTok) || !active(b, keyTok) {
+					t.Fatalf("before the change: tokens %d and %d", s1, s2)
+				}
+				if err := tt.change(acct.ID, sec.ID, kf.PrivateKeyID); err != nil {
+					t.Fatal(err)
+				}
+				took := waitFor(tt.name, func() bool { return active(b, secretTok) != tt.secretEnds && active(b, keyTok) != tt.keyEnds })
+				t.Logf("B saw %s %v after A", tt.name, took)
+				// The other credential works on B as before; the changed
+				// one, but for a revocation, no longer does.
+				for _, c := range []struct {
+					what  string
+					get   func() (int, string)
+					works bool
+				}{{"secret", viaSecret, !tt.secretEnds || tt.name == "revoke-tokens"}, {"key", viaKey, !tt.keyEnds || tt.name == "revoke-tokens"}} {
+					status, tok := c.get()
+					if c.works && (status != 200 || !active(b, tok) || !active(a, tok)) {
+						t.Errorf("a token got with the %s on B after %s: %d, active on B %v", c.what, tt.name, status, status == 200 && active(b, tok))
+					}
+					if !c.works && status != 401 {
+						t.Errorf("a token got with the %s on B after %s: %d, want 401", c.what, tt.name, status)
+					}
+				}
+			})
+		}
+	})
+
+	t.Run("a token signed at once after a rotation on one verifies on the other", func(t *testing.T) {
+		before := b.signer.CurrentKeyID()
+		if err := a.signer.Rotate(context.Background(), "test", ""); err != nil {
+			t.Fatal(err)
+		}
+		if a.signer.CurrentKeyID() == before {
+			t.Fatal("A did not rotate")
+		}
+		// A signs with its new key at once; B, which may not have reloaded
+		// yet, published that key before and verifies it.
+		_, tok := token(a)
+		if !active(b, tok) {
+			t.Fatal("B does not verify a token A signed right after rotating")
+		}
+		var set struct{ Keys []struct{ Kid string } }
+		getJSON(t, b.URL()+"/.well-known/jwks.json", &set)
+		if !slices.ContainsFunc(set.Keys, func(k struct{ Kid string }) bool { return k.Kid == a.signer.CurrentKeyID() }) {
+			t.Fatalf("B's JWKS lacks the key A signs with now, %s", a.signer.CurrentKeyID())
+		}
+		waitFor("rotation", func() bool { return b.signer.CurrentKeyID() == a.signer.CurrentKeyID() })
+	})
+
+	t.Run("a DPoP proof used on one is refused on the other, which takes its nonces", func(t *testing.T) {
+		p := dpoptest.NewProver(t)
+		send := func(m *Main, proof string) (int, map[string]any, string) {
+			req, _ := http.NewRequest("POST", m.URL()+"/token", strings.NewReader("grant_type=client_credentials&scope=orders.read"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("DPoP", proof)
+			req.SetBasicAuth(acct.ID, sec.Secret)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body map[string]any
+			json.NewDecoder(resp.Body).Decode(&body)
+			return resp.StatusCode, body, resp.Header.Get("DPoP-Nonce")
+		}
+		proof, _ := p.Proof("POST", a.Issuer+"/token", "", time.Now())
+		status, body, nonce := send(a, proof)
+		if status != 400 || body["error"] != "use_dpop_nonce" || nonce == "" {
+			t.Fatalf("a proof without a nonce on A: %d %v, nonce %q", status, body, nonce)
+		}
+		proof, _ = p.ProofWithNonce("POST", a.Issuer+"/token", "", nonce, time.Now())
+		if status, body, _ := send(b, proof); status != 200 || body["token_type"] != "DPoP" {
+			t.Fatalf("A's nonce on B: %d %v", status, body)
+		}
+		if status, body, _ := send(a, proof); status != 400 || body["error"] != "invalid_dpop_proof" {
+			t.Fatalf("the proof used on B, replayed on A: %d %v", status, body)
+		}
+	})
 }
+
+// changeActor is the actor of the changes the tests make through the admin service.
+var changeActor = kwadmin.Actor{ID: "test"}
 
 func postNoAuth(t *testing.T, m *Main, form url.Values) (int, map[string]any) {
 	t.Helper()
@@ -377,4 +527,92 @@ func TestReplicaReloadsSigningKeysAfterLostNotifications(t *testing.T) {
 	if err := b.signer.Verify(tok, &claims); err != nil {
 		t.Fatalf("B does not verify A's token after ChangeAll: %v", err)
 	}
+}
+
+// TestReplicasMasterKeyRotate: `keyward master-key rotate` run while two
+// replicas serve on the old key. They go on issuing, verifying and
+// introspecting each other's tokens with the keys and pepper they hold;
+// a signing-key rotation asked of one of them is refused and changes
+// nothing; a replica started on the new key serves the same keys and
+// secrets.
+func TestReplicasMasterKeyRotate(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	dir := t.TempDir()
+	oldKey, newKey := filepath.Join(dir, "old.key"), filepath.Join(dir, "new.key")
+	os.WriteFile(oldKey, []byte(strings.Repeat("ab", 32)), 0o600)
+	os.WriteFile(newKey, []byte(strings.Repeat("cd", 32)), 0o600)
+	replica := func(key string) func(*Main) {
+		return func(m *Main) { m.Config.Issuer, m.Config.DB, m.Config.MasterKeyFile = "http://keyward.test", dsn, key }
+	}
+	a := startServer(t, replica(oldKey))
+	b := startServer(t, replica(oldKey))
+	admin := []string{"--credentials", a.AdminKeyFile, "--server", a.URL()}
+	runCLI(t, append([]string{"api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read"}, admin...)...)
+	var acct struct {
+		ID    string `json:"client_id"`
+		Email string `json:"email"`
+	}
+	json.Unmarshal([]byte(runCLI(t, append([]string{"sa", "create", "job", "--project", "shop", "--scopes", "orders.read,keyward.introspect", "-o", "json"}, admin...)...)), &acct)
+	var sec struct {
+		Secret string `json:"client_secret"`
+	}
+	json.Unmarshal([]byte(runCLI(t, append([]string{"secrets", "create", acct.Email, "-o", "json"}, admin...)...)), &sec)
+	post := func(m *Main, path string, form url.Values) (int, map[string]any) {
+		req, _ := http.NewRequest("POST", m.URL()+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(acct.ID, sec.Secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	// each gets a token from one replica and introspects it on the other.
+	each := func(when string, ms ...*Main) {
+		t.Helper()
+		for i, m := range ms {
+			other := ms[(i+1)%len(ms)]
+			status, body := post(m, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}})
+			if status != 200 {
+				t.Fatalf("%s: token from %s: %d %v", when, m.URL(), status, body)
+			}
+			if _, in := post(other, "/introspect", url.Values{"token": {body["access_token"].(string)}}); in["active"] != true {
+				t.Fatalf("%s: %s's token on %s: %v", when, m.URL(), other.URL(), in)
+			}
+		}
+	}
+	each("before the rotation", a, b)
+	keysBefore, err := a.store.ListSigningKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCLI(t, "master-key", "rotate", "--db", dsn, "--master-key-file", oldKey, "--new-master-key-file", newKey)
+	time.Sleep(100 * time.Millisecond) // the replicas hear of it (and fail to reload)
+	each("after the rotation", a, b)
+
+	err = runCLIErr(t, append([]string{"signing-keys", "rotate"}, admin...)...)
+	t.Logf("signing-keys rotate on a replica with the old master key: %v", err)
+	if err == nil {
+		t.Fatal("a replica with the old master key rotated the signing keys")
+	}
+	keysAfter, err := a.store.ListSigningKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keysAfter) != len(keysBefore) {
+		t.Fatalf("%d signing keys after the refused rotation, %d before", len(keysAfter), len(keysBefore))
+	}
+	for i := range keysBefore {
+		if keysAfter[i].ID != keysBefore[i].ID || !keysAfter[i].ActivatedAt.Equal(keysBefore[i].ActivatedAt) || !keysAfter[i].RetiredAt.Equal(keysBefore[i].RetiredAt) {
+			t.Fatalf("signing key %s changed by a refused rotation", keysBefore[i].ID)
+		}
+	}
+	c := startServer(t, replica(newKey))
+	if !bytes.Equal(c.signer.JWKS(), a.signer.JWKS()) {
+		t.Fatal("the replica on the new master key publishes other keys")
+	}
+	each("with a replica on the new key", a, c, b)
 }
