@@ -616,3 +616,68 @@ func TestReplicasMasterKeyRotate(t *testing.T) {
 	}
 	each("with a replica on the new key", a, c, b)
 }
+
+// A replica whose clock is behind the one that revoked an account's tokens
+// sees the revocation, through the store, before its clock reaches the
+// revocation's second: a token it issues then waits for the second after
+// the revocation, and is active. It was issued at once, born revoked.
+func TestReplicaBehindRevokerIssuesLiveTokens(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	masterKey := filepath.Join(t.TempDir(), "master.key")
+	if err := os.WriteFile(masterKey, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	replica := func(m *Main) {
+		m.Config.Issuer, m.Config.DB, m.Config.MasterKeyFile = "http://keyward.test", dsn, masterKey
+		m.Config.CacheTTL = time.Hour
+	}
+	// A's clock is a second ahead of B's: A's revocation is in B's next second.
+	a := startServer(t, replica, func(m *Main) { m.Now = func() time.Time { return time.Now().Add(time.Second) } })
+	b := startServer(t, replica)
+	admin := []string{"--credentials", a.AdminKeyFile, "--server", a.URL()}
+	runCLI(t, append([]string{"api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read"}, admin...)...)
+	var acct struct {
+		ID string `json:"client_id"`
+	}
+	json.Unmarshal([]byte(runCLI(t, append([]string{"sa", "create", "job", "--project", "shop", "--scopes", "orders.read,keyward.introspect", "-o", "json"}, admin...)...)), &acct)
+	var sec struct {
+		Secret string `json:"client_secret"`
+	}
+	json.Unmarshal([]byte(runCLI(t, append([]string{"secrets", "create", acct.ID, "-o", "json"}, admin...)...)), &sec)
+	post := func(m *Main, path string, form url.Values) map[string]any {
+		req, _ := http.NewRequest("POST", m.URL()+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(acct.ID, sec.Secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		return body
+	}
+	token := func() string {
+		tok, _ := post(b, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}})["access_token"].(string)
+		return tok
+	}
+	active := func(m *Main, tok string) bool {
+		return post(m, "/introspect", url.Values{"token": {tok}})["active"] == true
+	}
+	old := token()
+	if !active(b, old) {
+		t.Fatal("B's token inactive before the revocation")
+	}
+	if _, err := a.Server.Admin.RevokeAccountTokens(context.Background(), changeActor, acct.ID); err != nil {
+		t.Fatal(err)
+	}
+	for start := time.Now(); active(b, old); time.Sleep(5 * time.Millisecond) {
+		if time.Since(start) > 3*time.Second {
+			t.Fatal("B does not see A's revocation")
+		}
+	}
+	tok := token()
+	if !active(b, tok) || !active(a, tok) {
+		t.Fatal("B issued a token born revoked by A's revocation")
+	}
+}
