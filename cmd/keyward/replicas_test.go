@@ -681,3 +681,74 @@ func TestReplicaBehindRevokerIssuesLiveTokens(t *testing.T) {
 		t.Fatal("B issued a token born revoked by A's revocation")
 	}
 }
+
+// Replicas started at once on an empty database all come up: they take
+// turns at the migrations, one creates the signing keys, the pepper and the
+// administrator account, the others use them. Exactly one keeps an
+// administrator key file, which works on every replica, and all publish
+// the same keys.
+func TestReplicasStartTogether(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	masterKey := filepath.Join(t.TempDir(), "master.key")
+	if err := os.WriteFile(masterKey, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3
+	ms := make([]*Main, n)
+	errs := make(chan error, n)
+	for i := range ms {
+		cfg := DefaultConfig()
+		cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
+		cfg.Issuer, cfg.DB, cfg.MasterKeyFile = "http://keyward.test", dsn, masterKey
+		ms[i] = &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		t.Cleanup(func() { ms[i].Close() })
+		go func() { errs <- ms[i].Open(context.Background()) }()
+	}
+	for range ms {
+		if err := <-errs; err != nil {
+			t.Fatalf("a replica failed to start: %v", err)
+		}
+	}
+	var keyFile string
+	for _, m := range ms {
+		if m.AdminKeyFile != "" {
+			if keyFile != "" {
+				t.Fatalf("two replicas kept administrator key files: %s and %s", keyFile, m.AdminKeyFile)
+			}
+			keyFile = m.AdminKeyFile
+		}
+		if !bytes.Equal(m.signer.JWKS(), ms[0].signer.JWKS()) {
+			t.Fatal("the replicas publish different signing keys")
+		}
+	}
+	if keyFile == "" {
+		t.Fatal("no replica kept an administrator key file")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	for _, m := range ms {
+		done := make(chan error, 1)
+		go func() { done <- m.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	for _, m := range ms {
+		if out := runCLI(t, "whoami", "--credentials", keyFile, "--server", m.URL()); !strings.Contains(out, "keyward.admin") {
+			t.Fatalf("whoami on %s with the administrator key: %q", m.URL(), out)
+		}
+	}
+	keys, err := ms[0].store.ListSigningKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2 {
+		t.Fatalf("%d signing keys after starting together, want 2 (current and next)", len(keys))
+	}
+	if _, err := storage.VerifyLog(context.Background(), ms[0].store); err != nil {
+		t.Fatalf("the audit chain written by replicas starting together: %v", err)
+	}
+}
