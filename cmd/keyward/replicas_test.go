@@ -752,3 +752,63 @@ func TestReplicasStartTogether(t *testing.T) {
 		t.Fatalf("the audit chain written by replicas starting together: %v", err)
 	}
 }
+
+// A replica hears of the changes other replicas made between its start
+// (Open, which loads the signing keys and may cache) and the moment its
+// LISTEN is in place, which no notification announces: once listening it
+// reloads the keys and drops its cache. It did neither: it signed with a
+// retired key, without publishing the key the others signed with, until
+// its refresh a minute later, and kept what it had cached until the TTL.
+func TestReplicaAppliesChangesMadeWhileStarting(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	masterKey := filepath.Join(t.TempDir(), "master.key")
+	if err := os.WriteFile(masterKey, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	replica := func(m *Main) {
+		m.Config.Issuer, m.Config.DB, m.Config.MasterKeyFile = "http://keyward.test", dsn, masterKey
+		m.Config.CacheTTL = time.Hour
+	}
+	a := startServer(t, replica)
+	ctx := context.Background()
+	acct, err := a.Server.Admin.CreateAccount(ctx, changeActor, kwadmin.AccountInput{Name: "job", Project: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// B is opened, not yet run: it has loaded the keys, and caches the account.
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
+	b := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	replica(b)
+	t.Cleanup(func() { b.Close() })
+	if err := b.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Server.Cache.GetAccount(ctx, acct.ID); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := a.signer.Rotate(ctx, "test", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.Server.Admin.SetAccountDisabled(ctx, changeActor, acct.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- b.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+		got, err := b.Server.Cache.GetAccount(ctx, acct.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Disabled && b.signer.CurrentKeyID() == a.signer.CurrentKeyID() && bytes.Equal(b.signer.JWKS(), a.signer.JWKS()) {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("5 s after starting, B sees the account disabled: %v; signs with %s, A with %s", got.Disabled, b.signer.CurrentKeyID(), a.signer.CurrentKeyID())
+		}
+	}
+}

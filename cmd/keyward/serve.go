@@ -539,7 +539,18 @@ func (m *Main) Run(ctx context.Context) error {
 		go ignoreHUP(bg, hup, m.Logger)
 	}
 	if m.Config.DB != "" {
-		go postgres.Watch(bg, m.Config.DB, m.Logger, m.applyChange, nil)
+		// Changes made by other replicas since Open loaded the signing
+		// keys and began to cache, and before the LISTEN is in place, are
+		// not announced to this one: once it is, apply them all.
+		listening := make(chan struct{})
+		go postgres.Watch(bg, m.Config.DB, m.Logger, m.applyChange, listening)
+		go func() {
+			select {
+			case <-listening:
+				m.applyChange(storage.ChangeAll)
+			case <-bg.Done():
+			}
+		}()
 	}
 
 	if m.metricsHTTP != nil {
