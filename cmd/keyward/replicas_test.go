@@ -383,6 +383,54 @@ func TestReplicas(t *testing.T) {
 		}
 	})
 
+	t.Run("an opaque token from one introspects on the other, and its revocation there ends it on the first", func(t *testing.T) {
+		ctx := context.Background()
+		svc := a.Server.Admin
+		if _, err := svc.CreateAPI(ctx, changeActor, kwadmin.APIInput{Name: "ledger", Identifier: "https://ledger.internal", Scopes: []string{"ledger.read"}, TokenFormat: "opaque"}); err != nil {
+			t.Fatal(err)
+		}
+		owner, err := svc.CreateAccount(ctx, changeActor, kwadmin.AccountInput{Name: "ledger-client", Project: "shop", Scopes: []string{"ledger.read"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ownerSecret, err := svc.CreateSecret(ctx, changeActor, owner.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		postAs := func(m *Main, path string, form url.Values) (int, map[string]any) {
+			req, _ := http.NewRequest("POST", m.URL()+path, strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(owner.ID, ownerSecret.Value)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body map[string]any
+			json.NewDecoder(resp.Body).Decode(&body)
+			return resp.StatusCode, body
+		}
+		// Each caches the other's opaque token as active, then sees it revoked on the other.
+		for _, pair := range [][2]*Main{{a, b}, {b, a}} {
+			issuer, other := pair[0], pair[1]
+			status, body := postAs(issuer, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"ledger.read"}})
+			tok, _ := body["access_token"].(string)
+			if status != 200 || strings.Count(tok, ".") == 2 {
+				t.Fatalf("opaque token: %d %v", status, body)
+			}
+			if !active(other, tok) || !active(issuer, tok) {
+				t.Fatal("a fresh opaque token is inactive on a replica")
+			}
+			if status, body := postAs(other, "/revoke", url.Values{"token": {tok}}); status != 200 {
+				t.Fatalf("revoke: %d %v", status, body)
+			}
+			if active(other, tok) {
+				t.Fatal("the revoked opaque token is active where it was revoked")
+			}
+			waitFor("opaque revocation", func() bool { return !active(issuer, tok) })
+		}
+	})
+
 	t.Run("a token signed at once after a rotation on one verifies on the other", func(t *testing.T) {
 		before := b.signer.CurrentKeyID()
 		if err := a.signer.Rotate(context.Background(), "test", ""); err != nil {
