@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -859,4 +860,100 @@ func TestReplicaAppliesChangesMadeWhileStarting(t *testing.T) {
 			t.Fatalf("5 s after starting, B sees the account disabled: %v; signs with %s, A with %s", got.Disabled, b.signer.CurrentKeyID(), a.signer.CurrentKeyID())
 		}
 	}
+}
+
+// A replica whose notification connection is cut (here by the database,
+// pg_terminate_backend) reconnects; what changed while it was away is
+// felt at once (its cache is dropped once it listens again), and so are
+// the changes after. The cache TTL is an hour: nothing else could make
+// them felt.
+func TestReplicaNotificationConnectionCut(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	masterKey := filepath.Join(t.TempDir(), "master.key")
+	if err := os.WriteFile(masterKey, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	replica := func(m *Main) {
+		m.Config.Issuer, m.Config.DB, m.Config.MasterKeyFile = "http://keyward.test", dsn, masterKey
+		m.Config.CacheTTL = time.Hour
+	}
+	a := startServer(t, replica)
+	b := startServer(t, replica)
+	ctx := context.Background()
+	svc := a.Server.Admin
+	if _, err := svc.CreateAPI(ctx, changeActor, kwadmin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}}); err != nil {
+		t.Fatal(err)
+	}
+	acct, err := svc.CreateAccount(ctx, changeActor, kwadmin.AccountInput{Name: "job", Project: "shop", Scopes: []string{"orders.read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := svc.CreateSecret(ctx, changeActor, acct.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := func() int {
+		req, _ := http.NewRequest("POST", b.URL()+"/token", strings.NewReader("grant_type=client_credentials&scope=orders.read"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(acct.ID, sec.Value)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for start := time.Now(); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("%s: not felt on B after 5 s", what)
+			}
+		}
+	}
+	setDisabled := func(disabled bool) {
+		t.Helper()
+		if _, err := svc.SetAccountDisabled(ctx, changeActor, acct.ID, disabled); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// cut ends the replicas' LISTEN connections on this schema's channel.
+	cut := func() {
+		t.Helper()
+		var n int
+		if err := db.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE query LIKE 'LISTEN %' AND query LIKE '%' || current_schema() || '%' AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 2 {
+			t.Fatalf("ended %d LISTEN connections, want the 2 replicas'", n)
+		}
+	}
+	listening := func() bool {
+		var n int
+		db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND query LIKE '%' || current_schema() || '%'`).Scan(&n)
+		return n == 2
+	}
+	waitFor("both replicas listening", listening)
+	if token() != 200 {
+		t.Fatal("B refuses before the cut")
+	}
+	cut()
+	// While B is away (it waits 100 ms before reconnecting): it caches
+	// the account again, and A disables it, unheard.
+	time.Sleep(20 * time.Millisecond)
+	if token() != 200 {
+		t.Fatal("B refuses while away, before the change")
+	}
+	setDisabled(true)
+	waitFor("a disable made while B was away", func() bool { return token() != 200 })
+	// B hears the changes on its new connection.
+	waitFor("both replicas listening again", listening)
+	setDisabled(false)
+	waitFor("an enable made after B reconnected", func() bool { return token() == 200 })
 }
