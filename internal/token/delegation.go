@@ -2,6 +2,8 @@ package token
 
 import (
 	"context"
+	"strings"
+	"time"
 
 	"github.com/keyward/keyward/internal/delegation"
 	"github.com/keyward/keyward/internal/oauth2"
@@ -16,7 +18,8 @@ const (
 )
 
 // delegate checks that acct may act for the user subject with scopes
-// (domain-wide delegation) and returns the scopes the grant allows.
+// (domain-wide delegation) and returns the scopes the grant allows, and
+// the later of the creation of the grant and of the user.
 //
 // The rules and their order are delegation.Check's, so that a client
 // learns only what its authorization entitles it to: without a grant in
@@ -30,28 +33,38 @@ const (
 //     the user's (org_internal);
 //  5. the user exists, is active and is in the organization of its
 //     email's domain (invalid_grant).
-func (h *Handler) delegate(ctx context.Context, acct storage.Account, subject string, scopes []string) ([]string, error) {
+func (h *Handler) delegate(ctx context.Context, acct storage.Account, subject string, scopes []string) ([]string, time.Time, error) {
 	granted, r, err := delegation.Check(ctx, h.dir, acct, subject, scopes, 0)
 	if err != nil {
-		return nil, oauth2.StoreUnavailable(err)
+		return nil, time.Time{}, oauth2.StoreUnavailable(err)
 	}
 	if r == nil {
-		return granted, nil
+		// Both were just read (and cached) by Check.
+		email := strings.ToLower(subject)
+		_, domain, _ := strings.Cut(email, "@")
+		var since time.Time
+		if g, err := h.dir.GetGrant(ctx, domain, acct.ID); err == nil {
+			since = g.CreatedAt
+		}
+		if u, err := h.dir.GetUser(ctx, email); err == nil && u.CreatedAt.After(since) {
+			since = u.CreatedAt
+		}
+		return granted, since, nil
 	}
 	switch r.Kind {
 	case delegation.BadSubject:
-		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "%s The sub claim must be the email of a user of an organization.", badUser)
+		return nil, time.Time{}, oauth2.Errorf(oauth2.ErrInvalidGrant, "%s The sub claim must be the email of a user of an organization.", badUser)
 	case delegation.NoOrg, delegation.NoGrant:
-		return nil, oauth2.Errorf(oauth2.ErrUnauthorizedClient, "%s", noDelegation)
+		return nil, time.Time{}, oauth2.Errorf(oauth2.ErrUnauthorizedClient, "%s", noDelegation)
 	case delegation.NoScopeGranted:
-		return nil, oauth2.Errorf(oauth2.ErrUnauthorizedClient, "%s", noGrantedScopes)
+		return nil, time.Time{}, oauth2.Errorf(oauth2.ErrUnauthorizedClient, "%s", noGrantedScopes)
 	case delegation.ScopeNotGranted:
-		return nil, oauth2.Errorf(oauth2.ErrAccessDenied, "Domain-wide delegation in %s does not include the scope %s.", r.Domain, oauth2.QuoteShort(r.Scope))
+		return nil, time.Time{}, oauth2.Errorf(oauth2.ErrAccessDenied, "Domain-wide delegation in %s does not include the scope %s.", r.Domain, oauth2.QuoteShort(r.Scope))
 	case delegation.ScopeBlocked:
-		return nil, oauth2.Errorf(oauth2.ErrAdminPolicyEnforced, "The administrator of %s does not allow the scope %q for delegated access.", r.Domain, r.Scope)
+		return nil, time.Time{}, oauth2.Errorf(oauth2.ErrAdminPolicyEnforced, "The administrator of %s does not allow the scope %q for delegated access.", r.Domain, r.Scope)
 	case delegation.OrgInternal:
-		return nil, oauth2.Errorf(oauth2.ErrOrgInternal, "This client is restricted to users within its organization. Its project is internal to %s.", r.Org)
+		return nil, time.Time{}, oauth2.Errorf(oauth2.ErrOrgInternal, "This client is restricted to users within its organization. Its project is internal to %s.", r.Org)
 	default: // NoUser, UserElsewhere, UserSuspended
-		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "%s", badUser)
+		return nil, time.Time{}, oauth2.Errorf(oauth2.ErrInvalidGrant, "%s", badUser)
 	}
 }

@@ -34,6 +34,10 @@ type issuance struct {
 	// scopes instead of its own.
 	delegated bool
 	granted   []string
+	// delegatedSince, when delegated, is the later of the creation of the
+	// grant and of the user: a token issued in an earlier second is not
+	// the grant's (delegation.Check).
+	delegatedSince time.Time
 	// scopes are the requested scopes, already parsed.
 	scopes []string
 	// resources are the RFC 8707 resource parameters: the APIs the token
@@ -126,10 +130,11 @@ func quoteAPIs(apis []*storage.API) string {
 }
 
 // maxRevocationLead bounds how far ahead of this server's clock a
-// revocation of an account's tokens may be for a token request to wait
-// until the second after it (see issue): one made by a replica whose clock
-// is ahead, by less than clocks kept by NTP ever differ. A revocation
-// further ahead (a clock wrong by more, or stepped back) is not waited for.
+// revocation of an account's tokens, or the creation of a delegation's
+// grant or user, may be for a token request to wait for it (see issue):
+// one made by a replica whose clock is ahead, by less than clocks kept by
+// NTP ever differ. One further ahead (a clock wrong by more, or stepped
+// back) is not waited for.
 const maxRevocationLead = 2 * time.Second
 
 // issue mints an access token and records it durably before returning.
@@ -166,6 +171,12 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 	last, revoked := revokedSecond(is.account.TokensRevokedBefore)
 	if s, ok := revokedSecond(is.account.CertTokensRevokedBefore); ok && byCert && (!revoked || s > last) {
 		last, revoked = s, true
+	}
+	// A grant or user made by a replica whose clock is ahead may be in a
+	// later second of this clock: a delegated token issued now would be
+	// older than them, and inactive from the start. Wait for that second.
+	if c := is.delegatedSince; is.delegated && c.Unix() > now.Unix() && c.Sub(req.Now) < maxRevocationLead && (!revoked || c.Unix()-1 > last) {
+		last, revoked = c.Unix()-1, true
 	}
 	if revoked {
 		// The account's tokens were revoked in this second (sa

@@ -131,7 +131,7 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 		// Domain-wide delegation: only through a key-signed assertion. A
 		// refusal names the user, as the issued token's event does.
 		req.Audit.Subject = oauth2.Truncate(strings.ToLower(subject), maxAuditSubject)
-		if is.granted, err = h.delegate(ctx, acct, subject, scopes); err != nil {
+		if is.granted, is.delegatedSince, err = h.delegate(ctx, acct, subject, scopes); err != nil {
 			return nil, err
 		}
 		is.delegated, is.subject = true, strings.ToLower(subject)

@@ -1175,6 +1175,59 @@ func TestDelegationRefusalNamesTheUser(t *testing.T) {
 	}
 }
 
+// A delegation's grant or user made by a replica whose clock is ahead of
+// this one's is in a later second of this clock: a token issued at once
+// would be older than them, which introspection takes for a token of an
+// earlier grant or user, inactive from the start. It is issued in their
+// second; one further ahead than clocks differ is not waited for.
+func TestDelegationMadeByAClockAhead(t *testing.T) {
+	e := newEnv(t)
+	e.now = t0.Add(time.Second - time.Millisecond)
+	ctx := context.Background()
+	ev := storage.AuditEvent{Time: t0, Action: "fixture", Outcome: storage.OutcomeSuccess}
+	if err := e.store.CreateOrg(ctx, storage.Org{Domain: "example.com", BlockedScopes: []string{}, CreatedAt: t0}, ev); err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Unix()
+	for i, tt := range []struct {
+		name        string
+		grant, user time.Time
+		wantIat     int64
+	}{
+		{"grant and user made before", t0, t0, now},
+		{"grant made in the next second", t0.Add(time.Second), t0, now + 1},
+		{"user made in the next second", t0, t0.Add(1500 * time.Millisecond), now + 1},
+		{"grant made a minute ahead", t0.Add(time.Minute), t0, now},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			user := fmt.Sprintf("user%d@example.com", i)
+			if err := e.store.PutUsers(ctx, []storage.User{{Email: user, Org: "example.com", CreatedAt: tt.user}},
+				func([]storage.User) storage.AuditEvent { return ev }); err != nil {
+				t.Fatal(err)
+			}
+			e.store.DeleteGrant(ctx, "example.com", e.job.ID, ev)
+			if _, err := e.store.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: e.job.ID, Scopes: []string{"orders.read"}, CreatedAt: tt.grant}, ev); err != nil {
+				t.Fatal(err)
+			}
+			w := e.do(request{body: form(sign(t, e.rsKey, jose.RS256, "rs", claims(func(c map[string]any) { c["sub"], c["jti"] = user, user }), nil))})
+			if w.Code != 200 {
+				t.Fatalf("%d %s", w.Code, w.Body)
+			}
+			var body struct {
+				AccessToken string `json:"access_token"`
+			}
+			json.Unmarshal(w.Body.Bytes(), &body)
+			var c oauth2.AccessClaims
+			if err := e.signer.Verify(body.AccessToken, &c); err != nil {
+				t.Fatal(err)
+			}
+			if c.IssuedAt != tt.wantIat {
+				t.Errorf("iat %d, want %d", c.IssuedAt, tt.wantIat)
+			}
+		})
+	}
+}
+
 // TestDelegationUserInAnotherOrganization: the token endpoint acts only
 // for a user of the organization of its email's domain. A user an import
 // placed in another organization is refused as an unknown user, even when
