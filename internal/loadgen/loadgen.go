@@ -199,25 +199,17 @@ func (k *kept) add(d time.Duration, keep int) {
 }
 
 // summarize returns the 50th, 90th and 99th percentiles and the largest of
-// the workers' latencies, of which there is at least one: exact while
-// every worker kept all of its own (nearest rank), estimated from their
-// samples, each weighted by how many latencies it stands for, once some
-// worker kept only a sample. The largest is always exact.
+// the workers' latencies, of which there is at least one, by nearest rank:
+// the smallest latency that at least pct % of them are at or under (of 100,
+// the 99th percentile is the 99th, not the largest). Each kept latency
+// counts for as many as it stands for, n / len(samples) of its worker's:
+// exact, one each, while every worker kept all of its own, an estimate once
+// some worker kept only a sample. The largest is always exact.
 func summarize(parts []kept) (p50, p90, p99, largest time.Duration) {
-	all := true
 	var total int
 	for _, p := range parts {
-		all = all && int64(len(p.samples)) == p.n
 		total += len(p.samples)
 		largest = max(largest, p.max)
-	}
-	if all {
-		lat := make([]time.Duration, 0, total)
-		for _, p := range parts {
-			lat = append(lat, p.samples...)
-		}
-		slices.Sort(lat)
-		return percentile(lat, 50), percentile(lat, 90), percentile(lat, 99), largest
 	}
 	type weighted struct {
 		d time.Duration
@@ -237,6 +229,8 @@ func summarize(parts []kept) (p50, p90, p99, largest time.Duration) {
 	}
 	slices.SortFunc(ws, func(a, b weighted) int { return cmp.Compare(a.d, b.d) })
 	at := func(pct int) time.Duration {
+		// The tolerance: n × pct / 100 in floating point may come out a
+		// hair above the whole rank it is (0.99 × 100 is not exactly 99).
 		target, sum := n*float64(pct)/100, 0.0
 		for _, s := range ws {
 			if sum += s.w; sum >= target*(1-1e-12) {
@@ -252,16 +246,6 @@ func summarize(parts []kept) (p50, p90, p99, largest time.Duration) {
 // in flight at its end (and, with a rate, those due before it): as long as
 // the run, at most 10 seconds.
 func drain(duration time.Duration) time.Duration { return min(duration, 10*time.Second) }
-
-// percentile returns the pct-th percentile of sorted, which is not empty,
-// by nearest rank: the smallest sample that at least pct % of the samples
-// are at or under (of 100 samples, the 99th percentile is the 99th, not
-// the largest). Integer arithmetic: 0.99 × 100 in floating point is not
-// exactly 99.
-func percentile(sorted []time.Duration, pct int) time.Duration {
-	rank := (len(sorted)*pct + 99) / 100 // ⌈n × pct / 100⌉
-	return sorted[max(rank, 1)-1]
-}
 
 // pacer holds a worker to its schedule when the load has a rate.
 type pacer struct {

@@ -162,35 +162,43 @@ func TestRunRateStopsWithContext(t *testing.T) {
 	}
 }
 
+// TestPercentile pins what summarize reports while every worker kept all
+// of its latencies: nearest rank, the smallest latency that at least pct %
+// of them are at or under (of 100, the 99th percentile is the 99th, not the
+// largest), however the latencies are spread over the workers.
 func TestPercentile(t *testing.T) {
-	samples := func(n int) []time.Duration {
-		s := make([]time.Duration, n)
-		for i := range s {
-			s[i] = time.Duration(i + 1) // the k-th smallest is k
+	// split deals 1..n over workers round-robin, in an order of its own
+	// (descending), each keeping all of its own.
+	split := func(n, workers int) []kept {
+		parts := make([]kept, workers)
+		for v := n; v >= 1; v-- {
+			p := &parts[v%workers]
+			p.samples = append(p.samples, time.Duration(v))
+			p.n++
+			p.max = max(p.max, time.Duration(v))
 		}
-		return s
+		return parts
 	}
 	tests := []struct {
-		n, pct int
-		want   time.Duration
+		n                  int
+		p50, p90, p99, max time.Duration
 	}{
-		{1, 50, 1},
-		{1, 99, 1},
-		{2, 50, 1},
-		{2, 90, 2},
-		{10, 50, 5},
-		{10, 90, 9},
-		{10, 99, 10},
-		{100, 50, 50},
-		{100, 90, 90},
-		{100, 99, 99}, // not the largest
-		{101, 99, 100},
-		{1000, 99, 990},
-		{1001, 99, 991},
+		{1, 1, 1, 1, 1},
+		{2, 1, 2, 2, 2},
+		{3, 2, 3, 3, 3},
+		{10, 5, 9, 10, 10},
+		{100, 50, 90, 99, 100}, // p99 not the largest
+		{101, 51, 91, 100, 101},
+		{1000, 500, 900, 990, 1000},
+		{1001, 501, 901, 991, 1001},
+		{4_000_003, 2_000_002, 3_600_003, 3_960_003, 4_000_003},
 	}
 	for _, tt := range tests {
-		if got := percentile(samples(tt.n), tt.pct); got != tt.want {
-			t.Errorf("p%d of 1..%d = %d, want %d", tt.pct, tt.n, got, tt.want)
+		for _, workers := range []int{1, 3, 64} {
+			p50, p90, p99, largest := summarize(split(tt.n, workers))
+			if p50 != tt.p50 || p90 != tt.p90 || p99 != tt.p99 || largest != tt.max {
+				t.Errorf("1..%d over %d workers: %d %d %d %d, want %d %d %d %d", tt.n, workers, p50, p90, p99, largest, tt.p50, tt.p90, tt.p99, tt.max)
+			}
 		}
 	}
 }
