@@ -134,7 +134,8 @@ of its own and is sent once, so enough for the whole run are signed before
 it, which takes a while (RS256 signing is slow) — and private_key_jwt
 client assertions (ES256, each with its own jti) are signed before the run,
 as are client_credentials_dpop's DPoP proofs (ES256; a proof is good for a
-minute, so that scenario needs --warmup + --duration within 45s).
+minute, so that scenario needs --warmup + --duration within 45s, and one
+45s old by its turn is signed again then, as the scenario's note counts).
 Each client sends its requests, encoded before the run where they can be,
 over a keep-alive connection of its own, so the load generator takes little
 of the CPU it shares with the server. Before the table, a yardstick: how
@@ -366,6 +367,9 @@ type bench struct {
 	// scenario being run, for its note: the errors column counts its
 	// statuses, this says why.
 	refusal atomic.Pointer[refusal]
+	// resigned counts the DPoP proofs of the scenario's measured run that
+	// had grown too old by their turn and were signed again then.
+	resigned atomic.Int64
 }
 
 func isLoopbackURL(s string) bool {

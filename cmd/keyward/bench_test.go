@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/dpop"
+	"github.com/keyward/keyward/internal/loadgen"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 )
@@ -619,5 +621,46 @@ func TestBenchCredentialsRunOut(t *testing.T) {
 	}
 	if s.Elapsed >= 5*time.Second {
 		t.Errorf("the run took %v, want it over once the assertions ran out", s.Elapsed)
+	}
+}
+
+// A DPoP proof signed before the run whose turn comes after it has grown
+// too old is signed again then, not sent stale for the server to refuse
+// and the report to count as the server's error. Here proofs may be a
+// second old, and the server (a stand-in checking them) takes no older.
+func TestBenchDPoPProofsStayFresh(t *testing.T) {
+	defer func(d time.Duration) { dpopFreshFor = d }(dpopFreshFor)
+	dpopFreshFor = time.Second
+	checker := dpop.Checker{MaxAge: time.Second, Skew: time.Nanosecond}
+	var refused atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := checker.Check(r.Header.Values(dpop.Header), dpop.Request{Method: r.Method, URL: "http://" + r.Host + r.URL.Path}); err != nil {
+			refused.Add(1)
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	conns, err := loadgen.NewConns(srv.URL, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conns.Close()
+	u, _ := url.Parse(srv.URL)
+	b := &bench{f: benchFlags{duration: time.Second, rate: 1}, progress: func(string) {}, base: srv.URL, host: u.Host, conns: conns}
+	b.fixtures.keyFile = []byte(`{"token_uri": "` + srv.URL + `/token"}`)
+	req, _, err := b.prepare(context.Background(), dpopScenario)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2100 * time.Millisecond) // the proofs' iat (whole seconds) is now over 2s old
+	for i := 1; i <= 3; i++ {
+		if status, ok := req(context.Background(), 0, i); !ok {
+			t.Errorf("request %d, its proof signed over 2s before: HTTP %d", i, status)
+		}
+	}
+	if n := b.resigned.Load(); n != 3 || refused.Load() != 0 {
+		t.Errorf("%d proofs signed again, %d refused; want 3 and 0", n, refused.Load())
 	}
 }
