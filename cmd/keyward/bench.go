@@ -243,10 +243,11 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		}
 		b.base, b.adminKey = strings.TrimRight(f.target, "/"), f.credentials
 	}
+	// Also after a setup that failed part way: what it created goes.
+	defer b.cleanup(context.WithoutCancel(ctx))
 	if err := b.setup(ctx); err != nil {
 		return err
 	}
-	defer b.cleanup(context.WithoutCancel(ctx))
 	if f.targetMetrics != "" {
 		b.metricsURL = f.targetMetrics
 		m, err := b.readServerMetrics(ctx, "")
@@ -729,9 +730,10 @@ func concurrently(fns ...func() error) error {
 	return nil
 }
 
-// cleanup deletes the fixtures from a --target server.
+// cleanup deletes the fixtures from a --target server, those of a setup
+// that failed part way too.
 func (b *bench) cleanup(ctx context.Context) {
-	if b.f.target == "" || b.admin == nil {
+	if b.f.target == "" || b.admin == nil || b.prefix == "" {
 		return
 	}
 	for _, id := range b.fixtures.accounts {

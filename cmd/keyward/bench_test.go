@@ -664,3 +664,44 @@ func TestBenchDPoPProofsStayFresh(t *testing.T) {
 		t.Errorf("%d proofs signed again, %d refused; want 3 and 0", n, refused.Load())
 	}
 }
+
+// TestBenchTargetSetupFails: when setting up the fixtures on a --target
+// fails part way, what was created is deleted again, as after a run.
+func TestBenchTargetSetupFails(t *testing.T) {
+	m := startServer(t)
+	target, _ := url.Parse(m.URL())
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/keys/upload") { // the last round of the fixtures
+			http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	err := runCLIErr(t, "bench", "--target", proxy.URL, "--credentials", m.AdminKeyFile, "--duration", "200ms", "--warmup", "0s",
+		"--concurrency", "2", "--scenarios", "healthz")
+	if err == nil {
+		t.Fatal("bench ran without its fixtures")
+	}
+	bg := context.Background()
+	accts, err := m.store.ListAccounts(bg, storage.ListOptions{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range accts {
+		if strings.HasPrefix(a.Name, "bench") {
+			t.Errorf("fixture account %s (%s) left on the target", a.Name, a.ID)
+		}
+	}
+	apis, err := m.store.ListAPIs(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range apis {
+		if strings.HasPrefix(a.Name, "bench") {
+			t.Errorf("fixture API %s left on the target", a.Name)
+		}
+	}
+}
