@@ -142,6 +142,10 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 		r.Note = strings.TrimPrefix(r.Note+"; "+fmt.Sprintf("the credentials signed before the run ran out %s into the measured %s (the server answered faster than the last client-credentials scenario, by which they are counted): the figures cover that time only",
 			res.Elapsed.Round(time.Millisecond), b.f.duration), "; ")
 	}
+	if res.CutOff > 0 {
+		r.Note = strings.TrimPrefix(r.Note+"; "+fmt.Sprintf("%d requests still unanswered when the wait after the run ended were cut off: they are in neither the requests, the errors nor the latencies",
+			res.CutOff), "; ")
+	}
 	if n := b.resigned.Load(); n > 0 {
 		r.Note = strings.TrimPrefix(r.Note+"; "+fmt.Sprintf("%d DPoP proofs were older than %s by their turn and were signed again during the run, in the load generator's CPU", n, dpopFreshFor), "; ")
 	}

@@ -705,3 +705,29 @@ func TestBenchTargetSetupFails(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchCutOff: requests the server never answers do not vanish from
+// the report: the scenario says how many were cut off at the end.
+func TestBenchCutOff(t *testing.T) {
+	m := startServer(t)
+	target, _ := url.Parse(m.URL())
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			<-r.Context().Done() // no answer, ever
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	out := runCLI(t, "bench", "--target", proxy.URL, "--credentials", m.AdminKeyFile, "--duration", "200ms", "--warmup", "0s",
+		"--concurrency", "2", "--scenarios", "healthz", "-o", "json")
+	var r benchReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("bench printed %q: %v", out, err)
+	}
+	if s := r.Scenarios[0]; s.Requests != 0 || s.CutOff != 2 || !strings.Contains(s.Note, "2 requests still unanswered") {
+		t.Fatalf("%+v, want the 2 requests cut off, and noted", s)
+	}
+}

@@ -61,6 +61,11 @@ type Result struct {
 	// Exhausted says a worker stopped early: the Request had nothing left
 	// to send (Exhausted). Elapsed ends when the last worker stopped.
 	Exhausted bool `json:"exhausted,omitempty"`
+	// CutOff counts the requests still unanswered at the end of the drain
+	// (see Run), which were cut off: they are in neither Requests nor
+	// Errors, and their latency, at least the drain's, in no percentile.
+	// A run ended by its context's end (an interrupt) counts none.
+	CutOff int `json:"cut_off,omitempty"`
 }
 
 // Run calls req from load.Concurrency workers until load.Duration has
@@ -69,13 +74,14 @@ type Result struct {
 // the requests that fell due before it while their worker waited on a slow
 // answer: dropped, they would be the slowest of the run. That takes at
 // most drain(load.Duration) more; what is still unanswered after it is
-// cut off and not counted. progress, if set, is called about every 250 ms
-// with the number of requests so far.
+// cut off, not counted as a request but in Result.CutOff. progress, if
+// set, is called about every 250 ms with the number of requests so far.
 func Run(ctx context.Context, load Load, req Request, progress func(done int64, elapsed time.Duration)) Result {
 	concurrency := load.Concurrency
 	start := time.Now()
 	deadline := start.Add(load.Duration)
 	cutoff := deadline.Add(drain(load.Duration))
+	parent := ctx
 	ctx, cancel := context.WithDeadline(ctx, cutoff)
 	defer cancel()
 	var (
@@ -85,7 +91,8 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 		parts []kept
 		stats = map[int]int{}
 		errs  int
-		empty atomic.Bool // a worker's Request was Exhausted
+		empty atomic.Bool  // a worker's Request was Exhausted
+		cut   atomic.Int64 // requests cut off at the end of the drain
 	)
 	stop, stopped := make(chan struct{}), make(chan struct{})
 	if progress == nil {
@@ -134,7 +141,12 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 				end := time.Now()
 				d := end.Sub(t0)
 				if !ok && (ctx.Err() != nil || !end.Before(cutoff)) {
-					break // cut off at the end of the drain: not a failure of the server
+					// Cut off at the end of the drain: not counted as a
+					// failure of the server, but not dropped unsaid either.
+					if parent.Err() == nil {
+						cut.Add(1)
+					}
+					break
 				}
 				local.add(d, keep)
 				if !ok {
@@ -160,7 +172,7 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 	for _, p := range parts {
 		n += p.n
 	}
-	r := Result{Requests: int(n), Errors: errs, Elapsed: elapsed, Exhausted: empty.Load()}
+	r := Result{Requests: int(n), Errors: errs, Elapsed: elapsed, Exhausted: empty.Load(), CutOff: int(cut.Load())}
 	if len(stats) > 0 {
 		r.ByStatus = stats
 	}

@@ -143,6 +143,40 @@ func TestRunEnd(t *testing.T) {
 	}
 }
 
+// A request still unanswered at the end of the drain is cut off: not
+// counted as a request or an error, but counted as cut off — unless the
+// run was ended by its context (an interrupt), which cuts off what is in
+// flight without the server being slow.
+func TestRunCutOff(t *testing.T) {
+	for _, interrupt := range []bool{false, true} {
+		ctx, cancel := context.WithCancel(context.Background())
+		if interrupt {
+			time.AfterFunc(100*time.Millisecond, cancel)
+		}
+		// Worker 0's requests never get an answer; worker 1's take 1 ms.
+		r := Run(ctx, Load{Concurrency: 2, Duration: 200 * time.Millisecond}, func(ctx context.Context, w, i int) (int, bool) {
+			d := time.Millisecond
+			if w == 0 {
+				d = time.Hour
+			}
+			select {
+			case <-time.After(d):
+				return 200, true
+			case <-ctx.Done():
+				return 0, false
+			}
+		}, nil)
+		cancel()
+		want := 1
+		if interrupt {
+			want = 0
+		}
+		if r.CutOff != want || r.Errors != 0 || r.Requests == 0 || r.Max >= 200*time.Millisecond {
+			t.Errorf("interrupted %v: %+v, want %d cut off, no errors, the answered requests only", interrupt, r, want)
+		}
+	}
+}
+
 func TestRunRateStopsWithContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
