@@ -290,7 +290,16 @@ func (p *pacer) wait(ctx context.Context, i int, deadline time.Time) (time.Time,
 	if p.interval == 0 {
 		return time.Now(), true
 	}
-	due := p.start.Add(time.Duration((p.first + float64(i)*p.interval) * float64(time.Second)))
+	// In seconds, compared before they become a Duration: at a rate low
+	// enough, they are more than a Duration holds (or, 0 × +Inf, NaN).
+	at := p.first
+	if i > 0 {
+		at += float64(i) * p.interval
+	}
+	if !(at < deadline.Sub(p.start).Seconds()) {
+		return time.Time{}, false
+	}
+	due := p.start.Add(time.Duration(at * float64(time.Second)))
 	if !due.Before(deadline) {
 		return time.Time{}, false
 	}

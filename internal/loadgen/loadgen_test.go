@@ -177,6 +177,21 @@ func TestRunCutOff(t *testing.T) {
 	}
 }
 
+// A rate so low that a worker's schedule runs past what a time.Duration
+// holds sends what falls due within the run, worker 0's first request at
+// the start, and nothing else: the schedule's seconds overflowed into
+// requests due at once, their latencies ~292 years.
+func TestRunTinyRate(t *testing.T) {
+	for _, rate := range []float64{1e-300, 5e-324} {
+		r := Run(context.Background(), Load{Concurrency: 4, Duration: 200 * time.Millisecond, Rate: rate}, func(ctx context.Context, w, i int) (int, bool) {
+			return 200, true
+		}, nil)
+		if r.Requests != 1 || r.Max > time.Second {
+			t.Errorf("rate %g: %d requests, max latency %v; want 1 request, sent at once", rate, r.Requests, r.Max)
+		}
+	}
+}
+
 func TestRunRateStopsWithContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
