@@ -738,11 +738,22 @@ func (b *bench) cleanup(ctx context.Context) {
 	if b.f.target == "" || b.admin == nil || b.prefix == "" {
 		return
 	}
+	var left []string // what is still on the target
+	del := func(what, path string) {
+		err := b.admin.do(ctx, "DELETE", path, nil, nil)
+		var ae *apiError
+		if err != nil && !(errors.As(err, &ae) && ae.Status == http.StatusNotFound) { // not found: a failed setup never made it
+			left = append(left, fmt.Sprintf("%s (%v)", what, err))
+		}
+	}
 	for _, id := range b.fixtures.accounts {
-		b.admin.do(ctx, "DELETE", "/v1/service-accounts/"+id, nil, nil)
+		del("service account "+id, "/v1/service-accounts/"+id)
 	}
 	for _, api := range []string{b.prefix, b.prefix + "-opaque"} {
-		b.admin.do(ctx, "DELETE", "/v1/apis/"+api, nil, nil)
+		del("API "+api, "/v1/apis/"+api)
+	}
+	if len(left) > 0 {
+		fmt.Fprintf(b.out, "could not delete the benchmark's fixtures from %s; delete them yourself: %s\n", b.base, strings.Join(left, "; "))
 	}
 }
 

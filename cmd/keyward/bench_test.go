@@ -731,3 +731,48 @@ func TestBenchCutOff(t *testing.T) {
 		t.Fatalf("%+v, want the 2 requests cut off, and noted", s)
 	}
 }
+
+// TestBenchTargetCleanupFails: fixtures bench cannot delete from a
+// --target at the end are named, to be deleted by hand, not left there
+// without a word.
+func TestBenchTargetCleanupFails(t *testing.T) {
+	m := startServer(t)
+	target, _ := url.Parse(m.URL())
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"error":"temporarily_unavailable","error_description":"try again"}`))
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	var stderr strings.Builder
+	cmd := newRootCommand()
+	cmd.SetArgs([]string{"bench", "--target", proxy.URL, "--credentials", m.AdminKeyFile, "--duration", "200ms", "--warmup", "0s",
+		"--concurrency", "2", "--scenarios", "healthz", "-o", "json"})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(&stderr)
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	accts, err := m.store.ListAccounts(context.Background(), storage.ListOptions{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	for _, a := range accts {
+		if strings.HasPrefix(a.Name, "bench") {
+			left++
+			if !strings.Contains(stderr.String(), a.ID) {
+				t.Errorf("fixture account %s left on the target without a word: %q", a.ID, stderr.String())
+			}
+		}
+	}
+	if left != 2 || !strings.Contains(stderr.String(), "try again") {
+		t.Errorf("%d fixture accounts left, stderr %q; want 2, named with the reason", left, stderr.String())
+	}
+}
