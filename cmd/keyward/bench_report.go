@@ -86,7 +86,11 @@ func (r benchReport) write(w io.Writer, format string) error {
 		if s.ServerPeakRSSBytes > 0 {
 			rss = fmt.Sprintf("%.0f", float64(s.ServerPeakRSSBytes)/(1<<20))
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t\n", s.Name, s.PerSecond, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.Max),
+		lat := []string{"-", "-", "-", "-"} // no request, no latency
+		if s.Requests > 0 {
+			lat = []string{ms(s.P50), ms(s.P90), ms(s.P99), ms(s.Max)}
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t\n", s.Name, s.PerSecond, lat[0], lat[1], lat[2], lat[3],
 			errorsString(s.Errors, s.ByStatus), sp99, cpu, rss, s.LoadgenCPU)
 	}
 	tw.Flush()

@@ -776,3 +776,33 @@ func TestBenchTargetCleanupFails(t *testing.T) {
 		t.Errorf("%d fixture accounts left, stderr %q; want 2, named with the reason", left, stderr.String())
 	}
 }
+
+// TestBenchReportNoRequests: a scenario that measured no request (all cut
+// off, or its credentials ran out at once) has no latencies: the table
+// says "-", not 0.00ms.
+func TestBenchReportNoRequests(t *testing.T) {
+	r := benchReport{Machine: "m", Concurrency: 2, Duration: "1s", Scenarios: []scenarioResult{
+		{Name: "healthz", Result: loadgen.Result{CutOff: 2}},
+		{Name: "introspect_jwt", Result: loadgen.Result{Requests: 10, P50: 1500 * time.Microsecond, P90: 2 * time.Millisecond, P99: 3 * time.Millisecond, Max: 4 * time.Millisecond}},
+	}}
+	var out strings.Builder
+	if err := r.write(&out, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 7 {
+			continue
+		}
+		switch f[0] {
+		case "healthz":
+			if got := strings.Join(f[2:6], " "); got != "- - - -" {
+				t.Errorf("no requests: latencies %q, want - - - -", got)
+			}
+		case "introspect_jwt":
+			if got := strings.Join(f[2:6], " "); got != "1.5ms 2.0ms 3.0ms 4.0ms" {
+				t.Errorf("latencies %q", got)
+			}
+		}
+	}
+}
