@@ -138,6 +138,8 @@ client assertions (ES256, each with its own jti) are signed before the run,
 as are client_credentials_dpop's DPoP proofs (ES256; a proof is good for a
 minute, so that scenario needs --warmup + --duration within 45s, and one
 45s old by its turn is signed again then, as the scenario's note counts).
+Likewise an assertion, good for an hour, that is 55m old by its turn (a
+long run) is signed again then.
 Each client sends its requests, encoded before the run where they can be,
 over a keep-alive connection of its own, so the load generator takes little
 of the CPU it shares with the server. Before the table, a yardstick: how

@@ -147,7 +147,7 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 			res.CutOff), "; ")
 	}
 	if n := b.resigned.Load(); n > 0 {
-		r.Note = strings.TrimPrefix(r.Note+"; "+fmt.Sprintf("%d DPoP proofs were older than %s by their turn and were signed again during the run, in the load generator's CPU", n, dpopFreshFor), "; ")
+		r.Note = strings.TrimPrefix(r.Note+"; "+fmt.Sprintf("%d of the credentials signed before the run had grown too old by their turn (DPoP proofs %s, assertions %s) and were signed again during it, in the load generator's CPU", n, dpopFreshFor, assertionFreshFor), "; ")
 	}
 	if f := b.refusal.Load(); f != nil && res.Errors > 0 {
 		r.Note = strings.TrimPrefix(r.Note+"; "+f.explain(name, b.f.assertionJTI), "; ")
@@ -320,22 +320,25 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 
 	case "client_credentials_private_key_jwt":
 		n := b.presignCount()
-		assertions, err := b.presign(n, func(i int) map[string]any {
-			now := time.Now()
+		assertions, err := b.presign(n, func(i int, now time.Time) map[string]any {
 			return map[string]any{"iss": fx.clientID, "sub": fx.clientID, "aud": b.issuer(), "jti": fmt.Sprintf("bench-%d-%d", now.UnixNano(), i),
 				"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
-		}, jose.ES256, fx.esKey, fx.esKeyID)
+		}, jose.ES256, fx.esKey, fx.esKeyID, nil)
 		if err != nil {
 			return nil, "", err
 		}
 		var next atomic.Int64
 		return func(ctx context.Context, w, i int) (int, bool) {
 			k := next.Add(1) - 1
-			if int(k) >= len(assertions) {
+			if int(k) >= n {
 				return loadgen.Exhausted, false
 			}
+			a, err := assertions.at(int(k))
+			if err != nil {
+				return 0, false
+			}
 			status, _ := b.send(ctx, w, b.form(oauth2.TokenPath, url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope},
-				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertions[k]}}, "", ""))
+				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a.raw}}, "", ""))
 			return ok(status)
 		}, fmt.Sprintf("%d ES256 client assertions signed before the run", n), nil
 
@@ -352,12 +355,12 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 		}
 		n := b.presignCount()
 		htu := b.tokenAudience()
-		iat := make([]int64, n) // each proof's, whole seconds
-		proofs, err := b.signAhead(n, "DPoP proofs", func(i int) (string, error) {
-			now := time.Now()
-			iat[i] = now.Unix()
+		// Signing them all takes a while and their turn can come late
+		// (the drain after --duration, a --rate the server falls behind
+		// on): one older than dpopFreshFor by then is signed again.
+		proofs, err := b.signBefore(n, "DPoP proofs", dpopFreshFor, func(_ int, now time.Time) (string, error) {
 			return prover.Proof(http.MethodPost, htu, "", now)
-		})
+		}, nil)
 		if err != nil {
 			return nil, "", err
 		}
@@ -365,24 +368,14 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 		var next atomic.Int64
 		return func(ctx context.Context, w, i int) (int, bool) {
 			k := next.Add(1) - 1
-			if int(k) >= len(proofs) {
+			if int(k) >= n {
 				return loadgen.Exhausted, false
 			}
-			proof := proofs[k]
-			// Signing them all takes a while and their turn can come late
-			// (the drain after --duration, a --rate the server falls behind
-			// on): one grown too old is replaced by one signed now, not
-			// sent for the server to refuse and the report to count as
-			// its error.
-			if now := time.Now(); now.Sub(time.Unix(iat[k], 0)) > dpopFreshFor {
-				fresh, err := prover.Proof(http.MethodPost, htu, "", now)
-				if err != nil {
-					return 0, false
-				}
-				proof = fresh
-				b.resigned.Add(1)
+			proof, err := proofs.at(int(k))
+			if err != nil {
+				return 0, false
 			}
-			status, _ := b.send(ctx, w, b.form(oauth2.TokenPath, form, fx.clientID, fx.secret, dpop.Header+": "+proof))
+			status, _ := b.send(ctx, w, b.form(oauth2.TokenPath, form, fx.clientID, fx.secret, dpop.Header+": "+proof.raw))
 			return ok(status)
 		}, fmt.Sprintf("%d ES256 DPoP proofs signed before the run; client_secret_basic", n), nil
 
@@ -412,24 +405,32 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 		if !cycled {
 			n = b.presignCount()
 		}
-		assertions, err := b.presign(n, func(i int) map[string]any {
-			now := time.Now()
+		assertions, err := b.presign(n, func(i int, now time.Time) map[string]any {
 			c := map[string]any{"iss": kf.Email, "scope": fx.scope, "aud": kf.TokenURI, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
 			if !cycled {
 				c["jti"] = fmt.Sprintf("bench-%d-%d", now.UnixNano(), i)
 			}
 			return c
-		}, jose.RS256, priv, kf.ID)
+		}, jose.RS256, priv, kf.ID, func(a string) []byte {
+			return b.form(oauth2.TokenPath, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {a}}, "", "")
+		})
 		if err != nil {
 			return nil, "", err
 		}
-		reqs := make([][]byte, n)
-		for i, a := range assertions {
-			reqs[i] = b.form(oauth2.TokenPath, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {a}}, "", "")
+		request := func(k int) ([]byte, error) {
+			c, err := assertions.at(k)
+			if err != nil {
+				return nil, err
+			}
+			return c.req, nil
 		}
 		if cycled {
 			return func(ctx context.Context, w, i int) (int, bool) {
-				status, _ := b.send(ctx, w, reqs[(w*31+i)%n])
+				req, err := request((w*31 + i) % n)
+				if err != nil {
+					return 0, false
+				}
+				status, _ := b.send(ctx, w, req)
 				return ok(status)
 			}, fmt.Sprintf("%d RS256 assertions without jti signed before the run and cycled; each request's signature is verified", n), nil
 		}
@@ -439,7 +440,11 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 			if int(k) >= n {
 				return loadgen.Exhausted, false
 			}
-			status, _ := b.send(ctx, w, reqs[k])
+			req, err := request(int(k))
+			if err != nil {
+				return 0, false
+			}
+			status, _ := b.send(ctx, w, req)
 			return ok(status)
 		}, fmt.Sprintf("%d RS256 assertions, each with its own jti, signed before the run and each sent once (--assertion-jti)", n), nil
 
@@ -540,6 +545,13 @@ const maxDPoPRun = dpop.DefaultMaxAge - 15*time.Second
 // grow old.
 var dpopFreshFor = maxDPoPRun
 
+// assertionFreshFor is how old an assertion signed before the run may be
+// when its turn comes; an older one is signed again then. Assertions are
+// good for an hour (exp), the most a server accepts by default
+// (--max-assertion-lifetime): this leaves 5 minutes for the clocks'
+// difference. A variable for the test that has assertions grow old.
+var assertionFreshFor = time.Hour - 5*time.Minute
+
 // tokenAudience is the issuer's token endpoint, the key file's token_uri:
 // the aud of JWT-bearer assertions and the htu of DPoP proofs.
 func (b *bench) tokenAudience() string {
@@ -557,13 +569,86 @@ func (b *bench) issuer() string {
 	return strings.TrimSuffix(b.tokenAudience(), oauth2.TokenPath)
 }
 
-// presign signs n assertions with a worker per CPU before the run.
-func (b *bench) presign(n int, claims func(i int) map[string]any, alg jose.SignatureAlgorithm, key any, kid string) ([]string, error) {
+// presign signs n assertions with a worker per CPU before the run, each
+// with the claims of claims(i, now), encoded with encode if not nil; those
+// older than assertionFreshFor by their turn are signed again then.
+func (b *bench) presign(n int, claims func(i int, now time.Time) map[string]any, alg jose.SignatureAlgorithm, key any, kid string,
+	encode func(raw string) []byte) (*presigned, error) {
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
 	if err != nil {
 		return nil, err
 	}
-	return b.signAhead(n, "assertions", func(i int) (string, error) { return jwt.Signed(s).Claims(claims(i)).Serialize() })
+	return b.signBefore(n, "assertions", assertionFreshFor, func(i int, now time.Time) (string, error) {
+		return jwt.Signed(s).Claims(claims(i, now)).Serialize()
+	}, encode)
+}
+
+// presigned are credentials signed before the run, each dated (iat) when
+// it was signed. One older than freshFor when its turn comes is signed
+// again then, in the load generator's CPU, rather than sent for the server
+// to refuse and the report to count as the server's error: signing
+// hundreds of thousands takes a while, and a long run (up to 1h after a
+// warm-up of up to 10m) outlasts an assertion's hour.
+type presigned struct {
+	creds    []atomic.Pointer[credential]
+	freshFor time.Duration
+	sign     func(i int, now time.Time) (string, error)
+	encode   func(raw string) []byte // nil: the scenario encodes each request as it sends it
+	resigned *atomic.Int64           // counts those signed again
+}
+
+// credential is one of presigned's.
+type credential struct {
+	raw string
+	iat int64  // Unix seconds, as the credential says
+	req []byte // raw encoded as a request, with presigned.encode
+}
+
+// signBefore signs n credentials (what) with sign, a worker per CPU,
+// before the run.
+func (b *bench) signBefore(n int, what string, freshFor time.Duration, sign func(i int, now time.Time) (string, error),
+	encode func(raw string) []byte) (*presigned, error) {
+	p := &presigned{creds: make([]atomic.Pointer[credential], n), freshFor: freshFor, sign: sign, encode: encode, resigned: &b.resigned}
+	_, err := b.signAhead(n, what, func(i int) (string, error) {
+		c, err := p.make(i, time.Now())
+		if err != nil {
+			return "", err
+		}
+		p.creds[i].Store(c)
+		return "", nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *presigned) make(i int, now time.Time) (*credential, error) {
+	raw, err := p.sign(i, now)
+	if err != nil {
+		return nil, err
+	}
+	c := &credential{raw: raw, iat: now.Unix()}
+	if p.encode != nil {
+		c.req = p.encode(raw)
+	}
+	return c, nil
+}
+
+// at returns credential i, signed again now if it has grown too old.
+func (p *presigned) at(i int) (*credential, error) {
+	c := p.creds[i].Load()
+	now := time.Now()
+	if now.Sub(time.Unix(c.iat, 0)) <= p.freshFor {
+		return c, nil
+	}
+	c, err := p.make(i, now)
+	if err != nil {
+		return nil, err
+	}
+	p.creds[i].Store(c)
+	p.resigned.Add(1)
+	return c, nil
 }
 
 // signAhead makes n signed things (what) with sign, a worker per CPU,

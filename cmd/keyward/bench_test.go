@@ -2,8 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"database/sql"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
 	"io"
 	"log"
 	"math"
@@ -19,6 +26,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/loadgen"
@@ -803,6 +813,82 @@ func TestBenchReportNoRequests(t *testing.T) {
 			if got := strings.Join(f[2:6], " "); got != "1.5ms 2.0ms 3.0ms 4.0ms" {
 				t.Errorf("latencies %q", got)
 			}
+		}
+	}
+}
+
+// An assertion signed before the run whose turn comes when little of its
+// hour (exp) is left is signed again then, not sent for the server to
+// refuse and the report to count as the server's error: a run of up to 1h
+// after a warm-up of up to 10m outlasts it. Here assertions may be a
+// second old, and the server (a stand-in) takes none with less than
+// 1h - 2s left.
+func TestBenchAssertionsStayFresh(t *testing.T) {
+	defer func(d time.Duration) { assertionFreshFor = d }(assertionFreshFor)
+	assertionFreshFor = time.Second
+	var refused atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := r.PostFormValue("assertion") + r.PostFormValue("client_assertion")
+		var c struct {
+			Exp int64 `json:"exp"`
+		}
+		tok, err := jwt.ParseSigned(a, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
+		if err != nil || tok.UnsafeClaimsWithoutVerification(&c) != nil || time.Until(time.Unix(c.Exp, 0)) < time.Hour-2*time.Second {
+			refused.Add(1)
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(rsaKey)
+	keyFile, _ := json.Marshal(map[string]string{"private_key_id": "k1", "private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		"client_email": "sa@bench.test", "token_uri": srv.URL + "/token"})
+	esKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	u, _ := url.Parse(srv.URL)
+	defer func(n int) { maxPresigned = n }(maxPresigned)
+	maxPresigned = 10
+	type run struct {
+		name string
+		b    *bench
+		req  loadgen.Request
+	}
+	var runs []run
+	for _, tt := range []struct {
+		scenario     string
+		assertionJTI bool
+	}{
+		{"client_credentials_private_key_jwt", false},
+		{"jwt_bearer", false}, // cycled
+		{"jwt_bearer", true},  // each sent once
+	} {
+		conns, err := loadgen.NewConns(srv.URL, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conns.Close()
+		b := &bench{f: benchFlags{duration: time.Second, rate: 1, assertionJTI: tt.assertionJTI}, progress: func(string) {}, base: srv.URL, host: u.Host, conns: conns}
+		b.fixtures = fixtures{clientID: "c1", esKey: esKey, esKeyID: "e1", keyFile: keyFile}
+		req, _, err := b.prepare(context.Background(), tt.scenario)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, run{fmt.Sprintf("%s (--assertion-jti %v)", tt.scenario, tt.assertionJTI), b, req})
+	}
+	time.Sleep(2500 * time.Millisecond) // the assertions' exp is now less than 1h - 2s away
+	for _, r := range runs {
+		refused.Store(0)
+		for i := 1; i <= 3; i++ {
+			if status, ok := r.req(context.Background(), 0, i); !ok {
+				t.Errorf("%s: request %d, its assertion signed over 2.5s before: HTTP %d", r.name, i, status)
+			}
+		}
+		if n := r.b.resigned.Load(); n != 3 || refused.Load() != 0 {
+			t.Errorf("%s: %d signed again, %d refused; want 3 and 0", r.name, n, refused.Load())
 		}
 	}
 }
