@@ -143,7 +143,7 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 			res.Elapsed.Round(time.Millisecond), b.f.duration), "; ")
 	}
 	if res.CutOff > 0 {
-		r.Note = strings.TrimPrefix(r.Note+"; "+fmt.Sprintf("%d requests still unanswered when the wait after the run ended were cut off: they are in neither the requests, the errors nor the latencies",
+		r.Note = strings.TrimPrefix(r.Note+"; "+fmt.Sprintf("%d requests still unanswered (with --rate, or due and not yet sent) when the wait after the run ended were cut off: they are in neither the requests, the errors nor the latencies",
 			res.CutOff), "; ")
 	}
 	if n := b.resigned.Load(); n > 0 {

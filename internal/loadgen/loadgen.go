@@ -7,6 +7,7 @@ package loadgen
 import (
 	"cmp"
 	"context"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -62,7 +63,8 @@ type Result struct {
 	// to send (Exhausted). Elapsed ends when the last worker stopped.
 	Exhausted bool `json:"exhausted,omitempty"`
 	// CutOff counts the requests still unanswered at the end of the drain
-	// (see Run), which were cut off: they are in neither Requests nor
+	// (see Run), and with a rate those due before Duration but not yet
+	// sent then, which were cut off: they are in neither Requests nor
 	// Errors, and their latency, at least the drain's, in no percentile.
 	// A run ended by its context's end (an interrupt) counts none.
 	CutOff int `json:"cut_off,omitempty"`
@@ -125,7 +127,9 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 			// The clock, not only ctx, says when the run is over: on a busy
 			// machine ctx's timer can fire late, after connections have
 			// already timed out on its deadline.
-			for i := 0; ctx.Err() == nil && time.Now().Before(cutoff); i++ {
+			next, exhausted := 0, false // next: the first request not sent
+			for ; ctx.Err() == nil && time.Now().Before(cutoff); next++ {
+				i := next
 				if load.Rate <= 0 && !time.Now().Before(deadline) {
 					break // a closed loop sends nothing after the deadline
 				}
@@ -136,6 +140,7 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 				status, ok := req(ctx, w, i)
 				if status == Exhausted {
 					empty.Store(true)
+					exhausted = true
 					break
 				}
 				end := time.Now()
@@ -146,6 +151,7 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 					if parent.Err() == nil {
 						cut.Add(1)
 					}
+					next++
 					break
 				}
 				local.add(d, keep)
@@ -154,6 +160,12 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 					localStats[status]++
 				}
 				done.Add(1)
+			}
+			if !exhausted && parent.Err() == nil {
+				// With a rate, those that fell due before the deadline
+				// but were still waiting for their turn at the cutoff are
+				// cut off too.
+				cut.Add(int64(max(0, pace.dueBefore(deadline)-next)))
 			}
 			mu.Lock()
 			parts = append(parts, local)
@@ -290,17 +302,8 @@ func (p *pacer) wait(ctx context.Context, i int, deadline time.Time) (time.Time,
 	if p.interval == 0 {
 		return time.Now(), true
 	}
-	// In seconds, compared before they become a Duration: at a rate low
-	// enough, they are more than a Duration holds (or, 0 × +Inf, NaN).
-	at := p.first
-	if i > 0 {
-		at += float64(i) * p.interval
-	}
-	if !(at < deadline.Sub(p.start).Seconds()) {
-		return time.Time{}, false
-	}
-	due := p.start.Add(time.Duration(at * float64(time.Second)))
-	if !due.Before(deadline) {
+	due, ok := p.due(i, deadline)
+	if !ok {
 		return time.Time{}, false
 	}
 	d := time.Until(due)
@@ -317,6 +320,47 @@ func (p *pacer) wait(ctx context.Context, i int, deadline time.Time) (time.Time,
 		return time.Now(), true
 	case <-ctx.Done():
 		return time.Time{}, false
+	}
+}
+
+// due returns when request i falls due, and false when that is not
+// before deadline.
+func (p *pacer) due(i int, deadline time.Time) (time.Time, bool) {
+	// In seconds, compared before they become a Duration: at a rate low
+	// enough, they are more than a Duration holds (or, 0 × +Inf, NaN).
+	at := p.first
+	if i > 0 {
+		at += float64(i) * p.interval
+	}
+	if !(at < deadline.Sub(p.start).Seconds()) {
+		return time.Time{}, false
+	}
+	due := p.start.Add(time.Duration(at * float64(time.Second)))
+	return due, due.Before(deadline)
+}
+
+// dueBefore returns how many of the worker's requests fall due before
+// deadline with a rate (in a closed loop, 0): those due returns true for.
+func (p *pacer) dueBefore(deadline time.Time) int {
+	if p.interval == 0 {
+		return 0
+	}
+	span := deadline.Sub(p.start).Seconds() - p.first
+	if !(span > 0) {
+		return 0
+	}
+	n := int(min(math.Ceil(span/p.interval), 1<<40)) // about right; made exact below
+	for n > 0 {
+		if _, ok := p.due(n-1, deadline); ok {
+			break
+		}
+		n--
+	}
+	for {
+		if _, ok := p.due(n, deadline); !ok {
+			return n
+		}
+		n++
 	}
 }
 

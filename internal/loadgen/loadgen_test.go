@@ -181,6 +181,23 @@ func TestRunCutOff(t *testing.T) {
 // holds sends what falls due within the run, worker 0's first request at
 // the start, and nothing else: the schedule's seconds overflowed into
 // requests due at once, their latencies ~292 years.
+// With a rate, a stall at the end cuts off the request stalled and every
+// request due before the deadline still waiting behind it at the cutoff:
+// one request every 10 ms for 300 ms is 30; the 6th stalls past the 300 ms
+// of drain, so 5 are answered and 25 cut off.
+func TestRunCutOffRate(t *testing.T) {
+	r := Run(context.Background(), Load{Concurrency: 1, Duration: 300 * time.Millisecond, Rate: 100}, func(ctx context.Context, w, i int) (int, bool) {
+		if i == 5 {
+			<-ctx.Done()
+			return 0, false
+		}
+		return 200, true
+	}, nil)
+	if r.Requests != 5 || r.CutOff != 25 || r.Errors != 0 {
+		t.Fatalf("%d requests, %d cut off, %d errors; want 5, 25, 0", r.Requests, r.CutOff, r.Errors)
+	}
+}
+
 func TestRunTinyRate(t *testing.T) {
 	for _, rate := range []float64{1e-300, 5e-324} {
 		r := Run(context.Background(), Load{Concurrency: 4, Duration: 200 * time.Millisecond, Rate: rate}, func(ctx context.Context, w, i int) (int, bool) {
