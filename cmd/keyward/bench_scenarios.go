@@ -139,8 +139,14 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 		}
 	}
 	if res.Exhausted {
-		r.Note = strings.TrimPrefix(r.Note+"; "+fmt.Sprintf("the credentials signed before the run ran out %s into the measured %s (the server answered faster than the last client-credentials scenario, by which they are counted): the figures cover that time only",
-			res.Elapsed.Round(time.Millisecond), b.f.duration), "; ")
+		why := "the server answered faster than the last client-credentials scenario, by which they are counted"
+		if n := b.presignCount(); n == maxPresigned {
+			// Also the only way they run out with --rate, by which they are
+			// then counted.
+			why = fmt.Sprintf("%d, the most bench signs, were too few for this run", n)
+		}
+		r.Note = strings.TrimPrefix(r.Note+"; "+fmt.Sprintf("the credentials signed before the run ran out %s into the measured %s (%s): the figures cover that time only",
+			res.Elapsed.Round(time.Millisecond), b.f.duration, why), "; ")
 	}
 	if res.CutOff > 0 {
 		r.Note = strings.TrimPrefix(r.Note+"; "+fmt.Sprintf("%d requests still unanswered (with --rate, or due and not yet sent) when the wait after the run ended were cut off: they are in neither the requests, the errors nor the latencies",
