@@ -109,6 +109,10 @@ func (r benchReport) write(w io.Writer, format string) error {
 }
 
 func ms(d time.Duration) string {
+	if d > 0 && d < 10*time.Microsecond {
+		// A cache hit of the verify library: 0.00ms would say it took nothing.
+		return fmt.Sprintf("%.1fµs", float64(d)/float64(time.Microsecond))
+	}
 	if d < time.Millisecond {
 		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
 	}

@@ -897,3 +897,24 @@ func TestBenchAssertionsStayFresh(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchReportMS: the table's latencies keep their figures down to the
+// microseconds of a verify cache hit, which showed as 0.00ms.
+func TestBenchReportMS(t *testing.T) {
+	for _, tt := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{1234 * time.Nanosecond, "1.2µs"},
+		{260 * time.Nanosecond, "0.3µs"},
+		{9990 * time.Nanosecond, "10.0µs"},
+		{10 * time.Microsecond, "0.01ms"},
+		{280 * time.Microsecond, "0.28ms"},
+		{1500 * time.Microsecond, "1.5ms"},
+		{2 * time.Second, "2000.0ms"},
+	} {
+		if got := ms(tt.d); got != tt.want {
+			t.Errorf("ms(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}
