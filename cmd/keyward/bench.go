@@ -93,8 +93,8 @@ kernel or for the load generator, which share the machine with it
 With --target, the server's figures come from its metrics listener, when
 --target-metrics names it (its peak memory is then the highest of readings
 every 250ms); point --target at that one replica, not a load balancer.
-If most of a scenario's requests get no answer at all (the server died or
-went away), the run stops there, reports what it has and exits 1.
+If most of a scenario's requests get no answer at all (the server died,
+went away or hung), the run stops there, reports what it has and exits 1.
 
 By default each client sends its next request as soon as the last is
 answered, which measures the most the server can do; at that saturation,
@@ -298,8 +298,8 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 			// the scenarios after this one would fail to even set up.
 			r.Note = strings.TrimPrefix(r.Note+"; most requests got no answer: the server stopped answering", "; ")
 			report.Scenarios = append(report.Scenarios, r)
-			lost = fmt.Errorf("%s: %d of %d requests got no answer from %s (connection refused or broken): the server stopped answering, so these figures measure nothing",
-				name, r.ByStatus[0], r.Requests, b.base)
+			lost = fmt.Errorf("%s: %d of %d requests got no answer from %s (connection refused or broken, or none by the cutoff): the server stopped answering, so these figures measure nothing",
+				name, r.ByStatus[0]+r.CutOff, r.Requests+r.CutOff, b.base)
 			break
 		}
 		report.Scenarios = append(report.Scenarios, r)
@@ -325,10 +325,11 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 }
 
 // unreachable says whether most of a scenario's requests got no answer at
-// all (loadgen's status 0): the server died or went away during the run.
+// all (loadgen's status 0, or cut off unanswered): the server died, went
+// away or hung during the run.
 func unreachable(r loadgen.Result) bool {
-	n := r.ByStatus[0]
-	return n > 0 && 2*n > r.Requests
+	n := r.ByStatus[0] + r.CutOff
+	return n > 0 && 2*n > r.Requests+r.CutOff
 }
 
 // bench holds a run's server, fixtures and HTTP client.

@@ -722,7 +722,8 @@ func TestBenchTargetSetupFails(t *testing.T) {
 }
 
 // TestBenchCutOff: requests the server never answers do not vanish from
-// the report: the scenario says how many were cut off at the end.
+// the report: the scenario says how many were cut off at the end, and a
+// server that answers none has stopped answering, which fails the run.
 func TestBenchCutOff(t *testing.T) {
 	m := startServer(t)
 	target, _ := url.Parse(m.URL())
@@ -736,13 +737,24 @@ func TestBenchCutOff(t *testing.T) {
 		rp.ServeHTTP(w, r)
 	}))
 	defer proxy.Close()
-	out := runCLI(t, "bench", "--target", proxy.URL, "--credentials", m.AdminKeyFile, "--duration", "200ms", "--warmup", "0s",
-		"--concurrency", "2", "--scenarios", "healthz", "-o", "json")
-	var r benchReport
-	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		t.Fatalf("bench printed %q: %v", out, err)
+	var out strings.Builder
+	cmd := newRootCommand()
+	cmd.SetArgs([]string{"bench", "--target", proxy.URL, "--credentials", m.AdminKeyFile, "--duration", "200ms", "--warmup", "0s",
+		"--concurrency", "2", "--scenarios", "healthz,introspect_jwt", "-o", "json"})
+	cmd.SetOut(&out)
+	cmd.SetErr(io.Discard)
+	err := cmd.ExecuteContext(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "stopped answering") || !strings.Contains(err.Error(), "2 of 2 requests") {
+		t.Fatalf("error %v, want one saying the server stopped answering", err)
 	}
-	if s := r.Scenarios[0]; s.Requests != 0 || s.CutOff != 2 || !strings.Contains(s.Note, "2 requests still unanswered") {
+	var r benchReport
+	if err := json.Unmarshal([]byte(out.String()), &r); err != nil {
+		t.Fatalf("bench printed %q: %v", out.String(), err)
+	}
+	if len(r.Scenarios) != 1 {
+		t.Fatalf("%d scenarios, want the run stopped after the first", len(r.Scenarios))
+	}
+	if s := r.Scenarios[0]; s.Requests != 0 || s.CutOff != 2 || !strings.Contains(s.Note, "2 requests still unanswered") || !strings.Contains(s.Note, "stopped answering") {
 		t.Fatalf("%+v, want the 2 requests cut off, and noted", s)
 	}
 }
