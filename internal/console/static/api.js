@@ -64,6 +64,16 @@ export function signOut(reason = null, quiet = false, notice = false) {
 // headers. auth is true for the session's token, a string for that token,
 // or false; ifMatch, if set, is sent as If-Match. It throws ApiError.
 export async function request(method, path, { body, form, auth = true, ifMatch } = {}) {
+  // seg leaves dots as they are, and no escape helps: a URL parser takes
+  // a segment of "." or ".." (%2e too) for this folder or the one above
+  // and drops it, with the segment before it, so the request would go to
+  // another resource. Nothing is so named (the admin API's names and IDs
+  // have letters or digits), so it is not sent.
+  const dots = path.split("?")[0].split("/").find((s) => /^(?:\.|%2e){1,2}$/i.test(s));
+  if (dots !== undefined) {
+    throw new ApiError(0, "console", `No project, account, API, organization or user is named "${decodeURIComponent(dots)}": the request was not sent `
+      + "(in an address, a browser takes . for this folder and .. for the one above).");
+  }
   const headers = {};
   if (ifMatch) headers["If-Match"] = ifMatch;
   const init = { method, headers, credentials: "omit", cache: "no-store", redirect: "error" };
