@@ -185,11 +185,18 @@ func TestConsoleUserImportParity(t *testing.T) {
 		"# users\n\nmail\na@x.com\n",
 		"alice\na@x.com\n",
 		",\na@x.com\n",
+<<<<<<< HEAD
 		"a@x.com\n  # staff\nb@x.com\n",
 		"a@x.com\n\t# note, with comma\n",
 		" # users\nemail\na@x.com\n",
 		" #a@x.com\n  \"#b@x.com\"\n",
 		"\t#\n",
+=======
+		// Names matched as encoding/json matches them: case aside.
+		"[{\"Email\":\"a@x.com\"},{\"EMAIL\":\"b@x.com\",\"Suspended\":true},{\"email\":\"c@x.com\",\"SUSPENDED\":true,\"Status\":\"suspended\"}]",
+		"[{\"email\":\"a@x.com\",\"Email\":\"b@x.com\"},{\"email\":\"c@x.com\",\"Email\":null},{\"\u017ftatu\u017f\":\"suspended\",\"email\":\"d@x.com\"}]",
+		"[{\"email\":\"a@x.com\",\"status\":null},{\"email\":\"b@x.com\",\"suspended\":true,\"suspended\":null,\"status\":\"active\"},{\"email\":null}]",
+>>>>>>> 780dc70 (console: a JSON import file's names are matched without regard to case, as keyward users import does)
 	}
 	type result struct {
 		Users []admin.UserRow

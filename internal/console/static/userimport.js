@@ -241,12 +241,13 @@ function readJSON(text, rows) {
     depth = 2;
   }
   const lines = elementLines(text, depth);
-  list.forEach((u, k) => {
+  list.forEach((obj, k) => {
     const line = lines[k];
-    if (u === null || typeof u !== "object" || Array.isArray(u)) {
+    if (obj === null || typeof obj !== "object" || Array.isArray(obj)) {
       rows.add(line, "", false, 'a user must be an object such as {"email": "alice@example.com"}');
       return;
     }
+    const u = userFields(obj);
     if (u.status !== undefined && typeof u.status !== "string") {
       rows.add(line, u.email, false, "status must be a string");
       return;
@@ -262,6 +263,31 @@ function readJSON(text, rows) {
     }
     rows.add(line, u.email, suspended, problem);
   });
+}
+
+// USER_FIELDS are the fields of a user in a JSON file (admin.jsonUser).
+const USER_FIELDS = ["email", "suspended", "status"];
+
+// foldName folds a JSON name as Go's encoding/json does to match it to a
+// field without regard to case: ASCII letters upper-cased, and the two
+// other letters that fold to ASCII ones, ſ (U+017F) to S and the Kelvin
+// sign (U+212A) to K.
+const foldName = (k) => k.replace(/[a-z]/g, (c) => c.toUpperCase()).replace(/\u017f/g, "S").replace(/\u212a/g, "K");
+
+// userFields reads the fields of a user object as keyward users import
+// does (encoding/json into admin.jsonUser): a name is its field's, or one
+// the same but for case ("Email", "SUSPENDED"); a later one replaces an
+// earlier; null leaves a string as it was (empty) and unsets suspended;
+// other names are ignored.
+function userFields(obj) {
+  const u = {};
+  for (const [k, v] of Object.entries(obj)) {
+    const f = USER_FIELDS.includes(k) ? k : USER_FIELDS.find((x) => foldName(x) === foldName(k));
+    if (f === undefined) continue;
+    if (v !== null) u[f] = v;
+    else if (f === "suspended") delete u.suspended;
+  }
+  return u;
 }
 
 // elementLines returns the line each element of the array at depth (1 for
