@@ -210,6 +210,11 @@ func TestConsoleOrgs(t *testing.T) {
 	if rows := userRows(); len(rows) != 0 {
 		t.Errorf("after Delete the users listed are %q, want none", rows)
 	}
+	// An email the admin API takes is sent, whatever the browser's own
+	// idea of an email (type=email refuses a local part beyond ASCII).
+	step("add a user beyond ASCII", setInput("f-user-email", "Jöhn@example.com"), chromedp.Click(chromedp.CSS("#add-user button[type=submit]")),
+		chromedp.WaitVisible(userButton("jöhn@example.com", "Suspend")))
+	waitAlert("added beyond ASCII", "notice", "Added jöhn@example.com to the directory of example.com.")
 
 	// Deleting the organization, after a confirmation.
 	step("delete example.com", chromedp.Click(button("Delete")), confirm(),

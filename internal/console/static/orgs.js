@@ -249,7 +249,10 @@ async function usersSection(o, path) {
   ], res.users, tok ? "No more users." : "No users in the directory."));
   await users.show(null);
 
-  const [emailLabel, email] = input("Email", "user-email", { type: "email", required: true, placeholder: "alice@" + o.domain });
+  // Not type=email: the browser's rule for an email is not the admin
+  // API's (it refuses jöhn@…, which the admin API takes); the admin API
+  // says what it refuses.
+  const [emailLabel, email] = input("Email", "user-email", { inputmode: "email", required: true, placeholder: "alice@" + o.domain });
   const submit = h("button", { type: "submit" }, "Add user");
   const form = h("form", { class: "inline", id: "add-user" }, emailLabel, email, submit);
   form.addEventListener("submit", act(submit, async () => {
