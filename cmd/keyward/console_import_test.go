@@ -186,12 +186,19 @@ func TestConsoleUserImportParity(t *testing.T) {
 		"alice\na@x.com\n",
 		",\na@x.com\n",
 <<<<<<< HEAD
+<<<<<<< HEAD
 		"a@x.com\n  # staff\nb@x.com\n",
 		"a@x.com\n\t# note, with comma\n",
 		" # users\nemail\na@x.com\n",
 		" #a@x.com\n  \"#b@x.com\"\n",
 		"\t#\n",
 =======
+=======
+		// White space as Go's unicode.IsSpace has it: U+0085 and U+00A0
+		// are, U+FEFF is not (its email is the admin API's to refuse).
+		"a@x.com\u0085\n\u00a0\"b@x.com\"\nc@x.com,\v\"suspended\"\n\u3000d@x.com ,\u2003Suspended\u0085\n",
+		"email\u00a0,\u0085status\u2028\na@x.com\n",
+>>>>>>> 0d4aaca (console: the user import trims white space as keyward users import does)
 		// Names matched as encoding/json matches them: case aside.
 		"[{\"Email\":\"a@x.com\"},{\"EMAIL\":\"b@x.com\",\"Suspended\":true},{\"email\":\"c@x.com\",\"SUSPENDED\":true,\"Status\":\"suspended\"}]",
 		"[{\"email\":\"a@x.com\",\"Email\":\"b@x.com\"},{\"email\":\"c@x.com\",\"Email\":null},{\"\u017ftatu\u017f\":\"suspended\",\"email\":\"d@x.com\"}]",

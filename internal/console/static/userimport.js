@@ -49,7 +49,7 @@ export class ImportError extends Error {}
 export function parseUsers(text, domain) {
   if (text.startsWith("\ufeff")) text = text.slice(1); // a UTF-8 byte order mark, as Excel writes
   if (text.includes("\u0000")) throw new ImportError("The file must be text without NUL characters.");
-  const trimmed = text.trim();
+  const trimmed = trimSpace(text);
   if (trimmed === "") throw new ImportError("The file is empty.");
   const rows = new Rows(domain);
   if (trimmed[0] === "[" || trimmed[0] === "{") readJSON(text, rows);
@@ -68,7 +68,7 @@ class Rows {
 
   // add checks one row; problem is what the reader found wrong already.
   add(line, email, suspended, problem = null) {
-    let e = typeof email === "string" ? email.trim() : "";
+    let e = typeof email === "string" ? trimSpace(email) : "";
     if (!problem) {
       if (typeof email !== "string" && email !== undefined) problem = "the email must be a string";
       else if (e === "") problem = "no email";
@@ -103,7 +103,7 @@ class Rows {
 
 // status reads a status column: active (or empty) or suspended.
 function status(s) {
-  switch (s.trim().toLowerCase()) {
+  switch (trimSpace(s).toLowerCase()) {
     case "": case "active": return [false, null];
     case "suspended": return [true, null];
   }
@@ -133,6 +133,16 @@ function showEmail(e) {
   return utf8Length(e) > 64 ? quoteClip(e) : e;
 }
 
+// SPACE matches a character Go's unicode.IsSpace takes for white space,
+// which keyward users import trims (strings.TrimSpace, and encoding/csv's
+// TrimLeadingSpace): JavaScript's trim() and \s take U+FEFF too but not
+// U+0085 (NEL).
+const SPACE = /[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
+const SPACES = new RegExp(`^${SPACE.source}+|${SPACE.source}+$`, "g");
+
+// trimSpace trims s as Go's strings.TrimSpace does.
+const trimSpace = (s) => s.replace(SPACES, "");
+
 const encoder = new TextEncoder();
 
 // utf8Length is the length of s in UTF-8 bytes.
@@ -148,7 +158,7 @@ const HEADER = "email,status";
 // is its header: email or email,status, in any case (admin.isUsersHeader).
 function isHeader(rec) {
   const cols = HEADER.split(",");
-  return rec.length <= cols.length && rec.every((f, i) => f.trim().toLowerCase() === cols[i]);
+  return rec.length <= cols.length && rec.every((f, i) => trimSpace(f).toLowerCase() === cols[i]);
 }
 
 // readCSV reads CSV as Go's encoding/csv does with TrimLeadingSpace and
@@ -174,8 +184,12 @@ function readCSV(text, rows) {
     const start = line, rec = [];
     let hashed = false; // the line's first field is an unquoted # after spaces
     for (;;) { // one field
+<<<<<<< HEAD
       while (i < n && (text[i] === " " || text[i] === "\t")) i++;
       if (rec.length === 0 && text[i] === "#") hashed = true;
+=======
+      while (i < n && text[i] !== "\n" && SPACE.test(text[i])) i++; // TrimLeadingSpace: to the line's end at most
+>>>>>>> 0d4aaca (console: the user import trims white space as keyward users import does)
       let field = "";
       if (text[i] === '"') {
         i++;
