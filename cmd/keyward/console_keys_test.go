@@ -84,14 +84,19 @@ func TestConsoleUploadKey(t *testing.T) {
 	step("open the account", chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//main[@id="view"]//h1[text()=%q]`, acct.Email))),
 		chromedp.Click(chromedp.CSS("#upload-key summary")), chromedp.WaitVisible(chromedp.ID("upload-pem")))
 
-	// A private key is refused in the page: it is not sent.
-	step("paste a private key", setInput("upload-pem", ecPriv), submit)
-	waitAlert("private key", "error", "This holds a private key: nothing was sent.")
-	if eval[bool](p, `performance.getEntriesByType("resource").some((e) => e.name.includes("/keys/upload"))`) {
-		t.Error("the page sent a private key to the server")
-	}
-	if ks := keys(); len(ks) != 0 || pasted() != ecPriv {
-		t.Fatalf("after the private key: %d keys, the box holds %q; want none and what was pasted", len(ks), pasted())
+	// A private key is refused in the page: it is not sent. Any PEM type
+	// ending in PRIVATE KEY is one, as the server and keyward keys upload
+	// have it, not only those of letters, digits and spaces.
+	dhPriv := "-----BEGIN X9.42 DH PRIVATE KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A\n-----END X9.42 DH PRIVATE KEY-----\n"
+	for _, priv := range []string{ecPriv, dhPriv} {
+		step("paste a private key", setInput("upload-pem", priv), submit)
+		waitAlert("private key", "error", "This holds a private key: nothing was sent.")
+		if eval[bool](p, `performance.getEntriesByType("resource").some((e) => e.name.includes("/keys/upload"))`) {
+			t.Fatalf("the page sent a private key to the server: %q", priv)
+		}
+		if ks := keys(); len(ks) != 0 || pasted() != priv {
+			t.Fatalf("after the private key: %d keys, the box holds %q; want none and what was pasted", len(ks), pasted())
+		}
 	}
 
 	// Not PEM: the admin API's description.

@@ -421,7 +421,9 @@ function uploadKeyForm(path) {
     h("label", { for: pem.id }, "or paste it"), pem,
     daysLabel, days, h("span"), submit);
   form.addEventListener("submit", act(submit, async () => {
-    if (/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(pem.value)) {
+    // As keyward keys upload checks before sending: any PEM type ending
+    // in PRIVATE KEY (X9.42 DH PRIVATE KEY too), as the server refuses.
+    if (pem.value.includes("PRIVATE KEY-----")) {
       throw new Error("This holds a private key: nothing was sent. Upload only the public key (openssl pkey -in key.pem -pubout) "
         + "or the certificate, and keep the private key to yourself.");
     }
