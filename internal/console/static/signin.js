@@ -32,26 +32,47 @@ export function parseKeyFile(text) {
   return kf;
 }
 
-// pkcs8 decodes the DER bytes of a PEM "PRIVATE KEY" block.
-function pkcs8(pem) {
-  const m = /-----BEGIN PRIVATE KEY-----([A-Za-z0-9+/=\s]+)-----END PRIVATE KEY-----/.exec(pem);
-  if (!m) fail("The key file's private_key is not a PKCS#8 PEM block (-----BEGIN PRIVATE KEY-----).");
+// keyDER decodes the DER bytes of a key file's private_key as keyward
+// reads it (keyfile.ParsePrivateKey, as golang.org/x/oauth2 does): its
+// first PEM block, or the one after an EC PARAMETERS block, whatever its
+// type says: PKCS #8 (PRIVATE KEY) or a PKCS #1 RSA key (RSA PRIVATE KEY,
+// as openssl genrsa wrote it).
+function keyDER(pem) {
+  const re = /-----BEGIN ([^\r\n-]*)-----([^-]*)-----END \1-----/g;
+  let m = re.exec(pem);
+  if (m?.[1] === "EC PARAMETERS") m = re.exec(pem);
+  if (!m) fail("The key file's private_key is not a PEM private key (-----BEGIN PRIVATE KEY-----).");
+  if (["CERTIFICATE", "PUBLIC KEY", "RSA PUBLIC KEY"].includes(m[1])) {
+    fail(`The key file's private_key is a ${m[1].toLowerCase()}, not a private key.`);
+  }
   try {
-    return Uint8Array.from(atob(m[1].replace(/\s+/g, "")), (c) => c.charCodeAt(0));
+    return Uint8Array.from(atob(m[2].replace(/\s+/g, "")), (c) => c.charCodeAt(0));
   } catch {
     fail("The key file's private_key is not valid base64 inside its PEM block.");
   }
 }
 
-// importKey imports an RSA key for RS256 or a P-256 key for ES256.
+// pkcs1To8 wraps a PKCS #1 RSA private key in PKCS #8 (RFC 5208), which
+// WebCrypto imports: SEQUENCE { INTEGER 0, SEQUENCE { rsaEncryption,
+// NULL }, OCTET STRING { the key } }.
+function pkcs1To8(der) {
+  const len = (n) => (n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : n < 0x10000 ? [0x82, n >> 8, n & 0xff] : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff]);
+  const tlv = (tag, body) => [tag, ...len(body.length), ...body];
+  const rsaEncryption = [0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00];
+  return Uint8Array.from(tlv(0x30, [0x02, 0x01, 0x00, ...rsaEncryption, ...tlv(0x04, [...der])]));
+}
+
+// importKey imports an RSA key for RS256 or a P-256 key for ES256, in
+// PKCS #8, or an RSA key in PKCS #1.
 async function importKey(der) {
   const tries = [
-    ["RS256", { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, { name: "RSASSA-PKCS1-v1_5" }],
-    ["ES256", { name: "ECDSA", namedCurve: "P-256" }, { name: "ECDSA", hash: "SHA-256" }],
+    ["RS256", der, { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, { name: "RSASSA-PKCS1-v1_5" }],
+    ["ES256", der, { name: "ECDSA", namedCurve: "P-256" }, { name: "ECDSA", hash: "SHA-256" }],
+    ["RS256", pkcs1To8(der), { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, { name: "RSASSA-PKCS1-v1_5" }],
   ];
-  for (const [alg, importAlg, signAlg] of tries) {
+  for (const [alg, bytes, importAlg, signAlg] of tries) {
     try {
-      const key = await crypto.subtle.importKey("pkcs8", der, importAlg, false, ["sign"]);
+      const key = await crypto.subtle.importKey("pkcs8", bytes, importAlg, false, ["sign"]);
       return { alg, key, signAlg };
     } catch {
       // Not this kind of key; try the next.
@@ -66,7 +87,7 @@ export async function withKeyFile(text) {
     fail("This browser offers no WebCrypto here: the page must be opened over HTTPS (or on localhost). Sign in with an access token instead.");
   }
   const kf = parseKeyFile(text);
-  const { alg, key, signAlg } = await importKey(pkcs8(kf.private_key));
+  const { alg, key, signAlg } = await importKey(keyDER(kf.private_key));
 
   // The audiences come from this server's metadata (RFC 8414): the token
   // endpoint for the JWT-bearer grant's assertion, as the key file's

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/keyward/keyward/internal/keyfile"
+)
+
+// TestConsoleSignInKeyFileForms: the console signs in with a key file
+// whose private_key keyward itself reads (keyfile.ParsePrivateKey, as
+// keyward token --key-file does): a PKCS #1 RSA key (RSA PRIVATE KEY, as
+// openssl genrsa wrote it), PKCS #1 bytes under the PRIVATE KEY type, and
+// a PKCS #8 key after an EC PARAMETERS block.
+func TestConsoleSignInKeyFileForms(t *testing.T) {
+	p, m, adminKey := consoleTest(t)
+	block, _ := pem.Decode([]byte(adminKey.PrivateKey))
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs1 := x509.MarshalPKCS1PrivateKey(key.(*rsa.PrivateKey))
+	params := pem.EncodeToMemory(&pem.Block{Type: "EC PARAMETERS", Bytes: []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}})
+	forms := map[string]string{
+		"RSA PRIVATE KEY":        string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: pkcs1})),
+		"PKCS #1 as PRIVATE KEY": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs1})),
+		"after EC PARAMETERS":    string(params) + adminKey.PrivateKey,
+	}
+	// An EC key in a key file Keyward reads is PKCS #8; a SEC 1 one (EC
+	// PRIVATE KEY) is refused by both.
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec1, err := x509.MarshalECPrivateKey(ec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keyfile.ParsePrivateKey(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1})); err == nil {
+		t.Fatal("keyfile.ParsePrivateKey reads a SEC 1 EC key; the console does not")
+	}
+	dir := t.TempDir()
+	for name, priv := range forms {
+		if _, err := keyfile.NewSigner(priv, adminKey.PrivateKeyID); err != nil {
+			t.Fatalf("%s: keyward does not read it either: %v", name, err)
+		}
+		kf := adminKey
+		kf.PrivateKey = priv
+		data, err := json.Marshal(kf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(dir, "key.json")
+		if err := os.WriteFile(file, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p.step("sign in: "+name, chromedp.Navigate(m.Issuer+"/console/"), chromedp.WaitVisible(chromedp.ID("keyfile-form")),
+			chromedp.SetUploadFiles(chromedp.ID("keyfile"), []string{file}),
+			chromedp.Click(chromedp.CSS("#keyfile-form button")),
+			chromedp.WaitVisible(chromedp.CSS("#view table")))
+	}
+	p.checkLogs()
+}
