@@ -14,6 +14,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/keyward/keyward/client"
 	"github.com/keyward/keyward/internal/keyfile"
 )
 
@@ -21,7 +22,8 @@ import (
 // whose private_key keyward itself reads (keyfile.ParsePrivateKey, as
 // keyward token --key-file does): a PKCS #1 RSA key (RSA PRIVATE KEY, as
 // openssl genrsa wrote it), PKCS #1 bytes under the PRIVATE KEY type, and
-// a PKCS #8 key after an EC PARAMETERS block.
+// a PKCS #8 key after an EC PARAMETERS block; and a key file without
+// private_key_id, whose assertion has no kid, as keyward's client sends it.
 func TestConsoleSignInKeyFileForms(t *testing.T) {
 	p, m, adminKey := consoleTest(t)
 	block, _ := pem.Decode([]byte(adminKey.PrivateKey))
@@ -31,10 +33,11 @@ func TestConsoleSignInKeyFileForms(t *testing.T) {
 	}
 	pkcs1 := x509.MarshalPKCS1PrivateKey(key.(*rsa.PrivateKey))
 	params := pem.EncodeToMemory(&pem.Block{Type: "EC PARAMETERS", Bytes: []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}})
-	forms := map[string]string{
-		"RSA PRIVATE KEY":        string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: pkcs1})),
-		"PKCS #1 as PRIVATE KEY": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs1})),
-		"after EC PARAMETERS":    string(params) + adminKey.PrivateKey,
+	forms := []struct{ name, priv, kid string }{
+		{"RSA PRIVATE KEY", string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: pkcs1})), adminKey.PrivateKeyID},
+		{"PKCS #1 as PRIVATE KEY", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs1})), adminKey.PrivateKeyID},
+		{"after EC PARAMETERS", string(params) + adminKey.PrivateKey, adminKey.PrivateKeyID},
+		{"no private_key_id", adminKey.PrivateKey, ""},
 	}
 	// An EC key in a key file Keyward reads is PKCS #8; a SEC 1 one (EC
 	// PRIVATE KEY) is refused by both.
@@ -50,15 +53,16 @@ func TestConsoleSignInKeyFileForms(t *testing.T) {
 		t.Fatal("keyfile.ParsePrivateKey reads a SEC 1 EC key; the console does not")
 	}
 	dir := t.TempDir()
-	for name, priv := range forms {
-		if _, err := keyfile.NewSigner(priv, adminKey.PrivateKeyID); err != nil {
-			t.Fatalf("%s: keyward does not read it either: %v", name, err)
-		}
+	for _, f := range forms {
+		name := f.name
 		kf := adminKey
-		kf.PrivateKey = priv
+		kf.PrivateKey, kf.PrivateKeyID = f.priv, f.kid
 		data, err := json.Marshal(kf)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if _, err := client.ParseKeyFile(data); err != nil {
+			t.Fatalf("%s: keyward does not read it either: %v", name, err)
 		}
 		file := filepath.Join(dir, "key.json")
 		if err := os.WriteFile(file, data, 0o600); err != nil {

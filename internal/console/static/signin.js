@@ -24,10 +24,15 @@ export function parseKeyFile(text) {
     fail("That file is not JSON; choose a service-account key file (the output of keyward keys create).");
   }
   if (typeof kf !== "object" || kf === null) fail("That file is not a JSON object; choose a service-account key file.");
-  for (const f of ["client_email", "private_key", "private_key_id"]) {
+  for (const f of ["client_email", "private_key"]) {
     if (typeof kf[f] !== "string" || kf[f] === "") {
       fail(`The key file has no ${f}; it must be a service-account key file with a private key (keyward keys create).`);
     }
+  }
+  // The key's ID, the assertion's kid, may be left out, as keyward's
+  // client leaves it out then: the server tries the account's keys.
+  if (kf.private_key_id !== undefined && kf.private_key_id !== null && typeof kf.private_key_id !== "string") {
+    fail("The key file's private_key_id is not a string.");
   }
   return kf;
 }
@@ -106,7 +111,7 @@ export async function withKeyFile(text) {
   const sign = async (claims, aud) => {
     const iat = Math.floor((Date.now() + skew) / 1000);
     const jti = b64url(crypto.getRandomValues(new Uint8Array(16)));
-    const input = b64urlJSON({ alg, typ: "JWT", kid: kf.private_key_id }) + "." +
+    const input = b64urlJSON({ alg, typ: "JWT", ...(kf.private_key_id ? { kid: kf.private_key_id } : {}) }) + "." +
       b64urlJSON({ ...claims, aud, iat, exp: iat + 300, jti });
     const sig = await crypto.subtle.sign(signAlg, key, new TextEncoder().encode(input));
     return input + "." + b64url(sig);
