@@ -198,7 +198,14 @@ func TestConsoleUserImportParity(t *testing.T) {
 		// are, U+FEFF is not (its email is the admin API's to refuse).
 		"a@x.com\u0085\n\u00a0\"b@x.com\"\nc@x.com,\v\"suspended\"\n\u3000d@x.com ,\u2003Suspended\u0085\n",
 		"email\u00a0,\u0085status\u2028\na@x.com\n",
+<<<<<<< HEAD
 >>>>>>> 0d4aaca (console: the user import trims white space as keyward users import does)
+=======
+		// Lower case as Go's strings.ToLower has it: İ is i, Σ is σ at a
+		// word's end too.
+		"EMAİL,STATUS\nİx@x.com,ACTİVE\nΑΣ@x.com\n",
+		"ΑΣ@x.com\nασ@x.com\n",
+>>>>>>> 59ce597 (console: the user import lower-cases emails as Go does)
 		// Names matched as encoding/json matches them: case aside.
 		"[{\"Email\":\"a@x.com\"},{\"EMAIL\":\"b@x.com\",\"Suspended\":true},{\"email\":\"c@x.com\",\"SUSPENDED\":true,\"Status\":\"suspended\"}]",
 		"[{\"email\":\"a@x.com\",\"Email\":\"b@x.com\"},{\"email\":\"c@x.com\",\"Email\":null},{\"\u017ftatu\u017f\":\"suspended\",\"email\":\"d@x.com\"}]",

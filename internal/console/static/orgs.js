@@ -4,7 +4,7 @@
 
 import { admin, seg, ApiError } from "./api.js";
 import { h, table, fields, fmtTime, button, act, confirmAction, showNotice, pager, list, words, unchangedItem, formInput } from "./dom.js";
-import { parseUsers, importBatches, IMPORT_BATCH } from "./userimport.js";
+import { parseUsers, importBatches, toLower, IMPORT_BATCH } from "./userimport.js";
 
 const PAGE = 50;
 
@@ -259,7 +259,7 @@ async function usersSection(o, path) {
     const e = email.value.trim();
     await admin.post(path + "/users", { users: [{ email: e }] });
     email.value = "";
-    await show(`Added ${e.toLowerCase()} to the directory of ${o.domain}.`);
+    await show(`Added ${toLower(e)} to the directory of ${o.domain}.`);
   }));
   return h("section", {}, h("h2", {}, "Users"),
     h("p", {}, "An email already in the directory is replaced, and reinstated if it was suspended."),

@@ -60,7 +60,7 @@ export function parseUsers(text, domain) {
 // Rows collects the users of a file and what is wrong with them.
 class Rows {
   constructor(domain) {
-    this.domain = domain.toLowerCase();
+    this.domain = toLower(domain);
     this.users = [];
     this.bad = [];
     this.seen = new Map(); // email → line
@@ -74,7 +74,7 @@ class Rows {
       else if (e === "") problem = "no email";
     }
     if (!problem) {
-      e = e.toLowerCase();
+      e = toLower(e);
       if (!e.endsWith("@" + this.domain)) {
         problem = `${showEmail(e)} is not in ${this.domain}: a user belongs to the organization of its email's domain`;
       } else if (this.seen.has(e)) {
@@ -103,7 +103,7 @@ class Rows {
 
 // status reads a status column: active (or empty) or suspended.
 function status(s) {
-  switch (trimSpace(s).toLowerCase()) {
+  switch (toLower(trimSpace(s))) {
     case "": case "active": return [false, null];
     case "suspended": return [true, null];
   }
@@ -143,6 +143,12 @@ const SPACES = new RegExp(`^${SPACE.source}+|${SPACE.source}+$`, "g");
 // trimSpace trims s as Go's strings.TrimSpace does.
 const trimSpace = (s) => s.replace(SPACES, "");
 
+// toLower lower-cases s as Go's strings.ToLower does, as keyward users
+// import and the admin API lower-case emails: letter by letter (Σ is σ,
+// never the final ς that toLowerCase() writes at a word's end), and İ
+// (U+0130) is i, not toLowerCase()'s i and a combining dot.
+export const toLower = (s) => Array.from(s, (c) => (c === "\u0130" ? "i" : c.toLowerCase())).join("");
+
 const encoder = new TextEncoder();
 
 // utf8Length is the length of s in UTF-8 bytes.
@@ -158,7 +164,7 @@ const HEADER = "email,status";
 // is its header: email or email,status, in any case (admin.isUsersHeader).
 function isHeader(rec) {
   const cols = HEADER.split(",");
-  return rec.length <= cols.length && rec.every((f, i) => trimSpace(f).toLowerCase() === cols[i]);
+  return rec.length <= cols.length && rec.every((f, i) => toLower(trimSpace(f)) === cols[i]);
 }
 
 // readCSV reads CSV as Go's encoding/csv does with TrimLeadingSpace and
