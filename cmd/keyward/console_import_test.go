@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/keyward/keyward/internal/admin"
+	kwoauth2 "github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -212,6 +213,18 @@ func TestConsoleUserImportParity(t *testing.T) {
 		"[{\"email\":\"a@x.com\",\"status\":null},{\"email\":\"b@x.com\",\"suspended\":true,\"suspended\":null,\"status\":\"active\"},{\"email\":null}]",
 >>>>>>> 780dc70 (console: a JSON import file's names are matched without regard to case, as keyward users import does)
 	}
+	// One user too many: refused whole, as keyward users import refuses it.
+	var tooMany strings.Builder
+	for i := range admin.MaxImportUsers + 1 {
+		fmt.Fprintf(&tooMany, "u%d@x.com\n", i)
+	}
+	files = append(files, tooMany.String())
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	limits, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](`import("./userimport.js").then((m) => [m.MAX_IMPORT_USERS, m.MAX_IMPORT_BYTES])`, chromedp.EvalAwaitPromise))
+	cancel()
+	if err != nil || !slices.Equal(limits, []int{admin.MaxImportUsers, maxUsersFile}) {
+		t.Errorf("the console reads at most %v users and bytes (%v), keyward users import %d and %d", limits, err, admin.MaxImportUsers, maxUsersFile)
+	}
 	type result struct {
 		Users []admin.UserRow
 		Bad   []string // "line N" of each bad row; "refused" for a file refused whole
@@ -269,7 +282,8 @@ func TestConsoleUserImportParity(t *testing.T) {
 			got.Users = append(got.Users, admin.UserRow{UserInput: admin.UserInput{Email: u.Email, Suspended: u.Suspended}, Line: u.Line})
 		}
 		if !reflect.DeepEqual(got, want) {
-			t.Errorf("file %d %q:\nthe console reads %+v (%s)\nkeyward users import %+v", i, f, got, res.Error, want)
+			clip := func(v any) string { return kwoauth2.Truncate(fmt.Sprintf("%+v", v), 2000) } // the file of too many users
+			t.Errorf("file %d %s:\nthe console reads %s (%s)\nkeyward users import %s", i, clip(strconv.Quote(f)), clip(got), clip(res.Error), clip(want))
 		}
 	}
 }

@@ -10,6 +10,13 @@
 // (admin.MaxReportedRows).
 const MAX_REPORTED = 20;
 
+// MAX_IMPORT_USERS is the most users one file may hold
+// (admin.MaxImportUsers); MAX_IMPORT_BYTES is the largest file read, as
+// keyward users import reads (maxUsersFile): far more than so many users
+// take, so a larger file was chosen by mistake.
+export const MAX_IMPORT_USERS = 100000;
+export const MAX_IMPORT_BYTES = 64 << 20;
+
 // IMPORT_BATCH is the most users one request of an import sends, and so
 // one transaction adds; IMPORT_BATCH_BYTES is about the most JSON one
 // sends, well under the 1 MiB the admin API reads. They are the numbers
@@ -64,10 +71,12 @@ class Rows {
     this.users = [];
     this.bad = [];
     this.seen = new Map(); // email → line
+    this.total = 0; // the rows read, bad ones too
   }
 
   // add checks one row; problem is what the reader found wrong already.
   add(line, email, suspended, problem = null) {
+    if (++this.total > MAX_IMPORT_USERS) return; // reported as too many
     let e = typeof email === "string" ? trimSpace(email) : "";
     if (!problem) {
       if (typeof email !== "string" && email !== undefined) problem = "the email must be a string";
@@ -90,6 +99,9 @@ class Rows {
   }
 
   result() {
+    if (this.total > MAX_IMPORT_USERS) {
+      throw new ImportError(`The file has more than ${MAX_IMPORT_USERS.toLocaleString("en-US")} users: split it.`);
+    }
     const n = this.bad.length;
     if (n > 0) {
       const shown = this.bad.slice(0, MAX_REPORTED);
