@@ -320,9 +320,11 @@ function editAccountForm(a, path, etag) {
     if (!sameSet(ms, methodsNow)) up.auth_methods = ms;
     // A binding names one field; {} removes it. The server checks the
     // value (an RFC 4514 DN, a DNS name, URI, IP or email address) and
-    // stores the DN, URI or IP in the form it compares.
-    const tv = tlsValue.value.trim();
-    if (tlsKindSel.value && tv === "") throw new Error("Give the TLS binding's value, or choose none to remove the binding.");
+    // stores the DN, URI or IP in the form it compares. The value goes as
+    // typed: trimmed, a DN ending in an escaped space (CN=job\ ) was cut
+    // to one that is none, even when only another field changed.
+    const tv = tlsValue.value;
+    if (tlsKindSel.value && tv.trim() === "") throw new Error("Give the TLS binding's value, or choose none to remove the binding.");
     if (tlsKindSel.value !== tlsNow || (tlsKindSel.value && tv !== tlsValueNow)) {
       up.tls_binding = tlsKindSel.value ? { [tlsKindSel.value]: tv } : {};
     }
