@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -24,6 +25,8 @@ import (
 // openssl genrsa wrote it), PKCS #1 bytes under the PRIVATE KEY type, and
 // a PKCS #8 key after an EC PARAMETERS block; and a key file without
 // private_key_id, whose assertion has no kid, as keyward's client sends it.
+// A SEC 1 EC key (EC PRIVATE KEY), which keyward does not read, is refused
+// saying how to convert it, as keyward says.
 func TestConsoleSignInKeyFileForms(t *testing.T) {
 	p, m, adminKey := consoleTest(t)
 	block, _ := pem.Decode([]byte(adminKey.PrivateKey))
@@ -49,8 +52,10 @@ func TestConsoleSignInKeyFileForms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := keyfile.ParsePrivateKey(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1})); err == nil {
-		t.Fatal("keyfile.ParsePrivateKey reads a SEC 1 EC key; the console does not")
+	sec1PEM := string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1}))
+	const hint = "a SEC 1 EC key: write it as PKCS #8 with 'openssl pkey -in FILE -out NEW'"
+	if _, err := keyfile.ParsePrivateKey([]byte(sec1PEM)); err == nil || !strings.Contains(err.Error(), hint) {
+		t.Fatalf("keyfile.ParsePrivateKey of a SEC 1 EC key: %v, want a refusal saying %q", err, hint)
 	}
 	dir := t.TempDir()
 	for _, f := range forms {
@@ -73,5 +78,20 @@ func TestConsoleSignInKeyFileForms(t *testing.T) {
 			chromedp.Click(chromedp.CSS("#keyfile-form button")),
 			chromedp.WaitVisible(chromedp.CSS("#view table")))
 	}
+	// Refused as keyward refuses it, saying how to convert it.
+	kf := adminKey
+	kf.PrivateKey = sec1PEM
+	data, err := json.Marshal(kf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "sec1.json")
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.step("sign in: SEC 1", chromedp.Navigate(m.Issuer+"/console/"), chromedp.WaitVisible(chromedp.ID("keyfile-form")),
+		chromedp.SetUploadFiles(chromedp.ID("keyfile"), []string{file}),
+		chromedp.Click(chromedp.CSS("#keyfile-form button")))
+	p.waitAlert("SEC 1", "error", "The key file's private key (EC PRIVATE KEY) is neither a PKCS #8 nor a PKCS #1 key: it is "+hint+".")
 	p.checkLogs()
 }

@@ -41,7 +41,7 @@ export function parseKeyFile(text) {
 // reads it (keyfile.ParsePrivateKey, as golang.org/x/oauth2 does): its
 // first PEM block, or the one after an EC PARAMETERS block, whatever its
 // type says: PKCS #8 (PRIVATE KEY) or a PKCS #1 RSA key (RSA PRIVATE KEY,
-// as openssl genrsa wrote it).
+// as openssl genrsa wrote it). It returns the bytes and the block's type.
 function keyDER(pem) {
   const re = /-----BEGIN ([^\r\n-]*)-----([^-]*)-----END \1-----/g;
   let m = re.exec(pem);
@@ -51,11 +51,18 @@ function keyDER(pem) {
     fail(`The key file's private_key is a ${m[1].toLowerCase()}, not a private key.`);
   }
   try {
-    return Uint8Array.from(atob(m[2].replace(/\s+/g, "")), (c) => c.charCodeAt(0));
+    return { der: Uint8Array.from(atob(m[2].replace(/\s+/g, "")), (c) => c.charCodeAt(0)), type: m[1] };
   } catch {
     fail("The key file's private_key is not valid base64 inside its PEM block.");
   }
 }
+
+// CONVERT says how to write the private keys of these PEM types as PKCS #8,
+// which keyward reads and they are not (keyfile.convertHint).
+const CONVERT = {
+  "EC PRIVATE KEY": "a SEC 1 EC key: write it as PKCS #8 with 'openssl pkey -in FILE -out NEW'",
+  "ENCRYPTED PRIVATE KEY": "an encrypted key: write it unencrypted with 'openssl pkey -in FILE -out NEW'",
+};
 
 // pkcs1To8 wraps a PKCS #1 RSA private key in PKCS #8 (RFC 5208), which
 // WebCrypto imports: SEQUENCE { INTEGER 0, SEQUENCE { rsaEncryption,
@@ -68,8 +75,8 @@ function pkcs1To8(der) {
 }
 
 // importKey imports an RSA key for RS256 or a P-256 key for ES256, in
-// PKCS #8, or an RSA key in PKCS #1.
-async function importKey(der) {
+// PKCS #8, or an RSA key in PKCS #1, from the PEM block of type.
+async function importKey({ der, type }) {
   const tries = [
     ["RS256", der, { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, { name: "RSASSA-PKCS1-v1_5" }],
     ["ES256", der, { name: "ECDSA", namedCurve: "P-256" }, { name: "ECDSA", hash: "SHA-256" }],
@@ -83,6 +90,7 @@ async function importKey(der) {
       // Not this kind of key; try the next.
     }
   }
+  if (CONVERT[type]) fail(`The key file's private key (${type}) is neither a PKCS #8 nor a PKCS #1 key: it is ${CONVERT[type]}.`);
   fail("The key file's private key is neither an RSA key nor an ECDSA P-256 key, the kinds Keyward accepts (RS256, ES256).");
 }
 
