@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -27,8 +28,9 @@ import (
 // upload does: a pasted PEM holding a private key is refused in the page,
 // nothing sent; text that is no PEM is refused with the admin API's
 // description; an EC public key pasted is registered (ES256, uploaded,
-// with the expiry asked for), and an RSA certificate chosen as a file is
-// registered with the certificate's expiry; the same public key again is
+// with the expiry asked for), and an RSA certificate chosen as a file
+// (with a chain of more than 64 KiB) is registered with the certificate's
+// expiry; the same public key again is
 // refused with the API's explanation, the form keeping it.
 func TestConsoleUploadKey(t *testing.T) {
 	p, m, adminKey := consoleTest(t)
@@ -63,8 +65,12 @@ func TestConsoleUploadKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The file has a chain after the certificate, of more than 64 KiB,
+	// as a bundle may: the admin API registers the first certificate, and
+	// keyward keys upload reads files up to maxKeyFile.
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER})
 	certFile := filepath.Join(t.TempDir(), "uploader.crt")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER}), 0o600); err != nil {
+	if err := os.WriteFile(certFile, bytes.Repeat(certPEM, 1+(64<<10)/len(certPEM)+1), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	keys := func() []storage.Key {

@@ -96,6 +96,11 @@ async function go(hash, notice) {
 // andList joins names as a sentence does: "a, b and c".
 const andList = (names) => (names.length === 1 ? names[0] : names.slice(0, -1).join(", ") + " and " + names.at(-1));
 
+// MAX_KEY_FILE bounds the key, certificate and key files the page reads,
+// as keyward bounds them (maxKeyFile): a certificate may come with a long
+// chain, which the admin API takes (it registers the first).
+const MAX_KEY_FILE = 1 << 20;
+
 // wholeNumber reads a number field that must hold a whole number.
 function wholeNumber(text, what) {
   const n = Number(text);
@@ -413,7 +418,7 @@ function uploadKeyForm(path) {
   file.addEventListener("change", act(file, async () => {
     const f = file.files[0];
     if (!f) return;
-    if (f.size > 64 * 1024) throw new Error("That file is too large to be a PEM public key or certificate.");
+    if (f.size > MAX_KEY_FILE) throw new Error("That file is too large to be a PEM public key or certificate.");
     pem.value = await f.text();
   }));
   const [daysLabel, days] = formInput("Expires in days (empty: never, or the certificate's expiry)", "upload-days", { type: "number", min: 1 });
@@ -657,7 +662,7 @@ function setUp() {
   $("keyfile-form").addEventListener("submit", act(kfSubmit, async () => {
     const file = $("keyfile").files[0];
     if (!file) throw new Error("Choose a key file first.");
-    if (file.size > 64 * 1024) throw new Error("That file is too large to be a key file.");
+    if (file.size > MAX_KEY_FILE) throw new Error("That file is too large to be a key file.");
     await withKeyFile(await file.text());
   }));
   const tokSubmit = $("token-form").querySelector("button");
