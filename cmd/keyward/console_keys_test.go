@@ -105,6 +105,13 @@ func TestConsoleUploadKey(t *testing.T) {
 		}
 	}
 
+	// Days out of bounds: the admin API's description, not the browser's.
+	step("upload with -1 days", setInput("upload-pem", ecPub), setInput("f-upload-days", "-1"), submit)
+	waitAlert("-1 days", "error", "The lifetime must be positive, or 0 for never.")
+	if ks := keys(); len(ks) != 0 {
+		t.Fatalf("after the refusal: %d keys, want none", len(ks))
+	}
+
 	// Not PEM: the admin API's description.
 	step("paste no PEM", setInput("upload-pem", "not a key"), submit)
 	waitAlert("not PEM", "error", "The public key cannot be used: the file is not PEM")

@@ -101,6 +101,11 @@ const andList = (names) => (names.length === 1 ? names[0] : names.slice(0, -1).j
 // chain, which the admin API takes (it registers the first).
 const MAX_KEY_FILE = 1 << 20;
 
+// The number fields leave their bounds to the admin API, which says what
+// they are (a lifetime of 60 seconds to the server's longest, 0 for the
+// default; an expiry of up to 100 years, 0 for never): a min attribute
+// made the browser refuse, in its own words, the 0 the admin API takes.
+
 // wholeNumber reads a number field that must hold a whole number.
 function wholeNumber(text, what) {
   const n = Number(text);
@@ -140,7 +145,7 @@ function createAccountForm() {
     ...formInput("Display name", "display_name"),
     ...formInput("Description", "description"),
     ...formInput("Scopes (space-separated)", "scopes", { placeholder: "orders.read orders.write" }),
-    ...formInput("Token lifetime (seconds, empty for the default)", "lifetime", { type: "number", min: 60 }),
+    ...formInput("Token lifetime (seconds, empty for the default)", "lifetime", { type: "number" }),
     h("span"), submit);
   form.addEventListener("submit", act(submit, async () => {
     const f = new FormData(form);
@@ -285,7 +290,7 @@ function editAccountForm(a, path, etag) {
   const [descLabel, desc] = formInput("Description", "edit-description", { value: a.description });
   const [scopesLabel, scopes] = formInput("Scopes (space-separated)", "edit-scopes", { value: scopesNow.join(" ") });
   const [lifeLabel, life] = formInput("Token lifetime (seconds, empty for the default)", "edit-lifetime",
-    { type: "number", min: 60, value: String(a.token_lifetime_seconds) });
+    { type: "number", value: String(a.token_lifetime_seconds) });
   const format = h("select", { id: "f-edit-token_format" },
     h("option", { value: "" }, "as the APIs say"), h("option", { value: "jwt" }, "JWT"), h("option", { value: "opaque" }, "opaque"));
   format.value = a.token_format || "";
@@ -363,7 +368,7 @@ function editAccountForm(a, path, etag) {
 // keysSection lists the account's keys; disabling, enabling or deleting
 // one sends If-Match with the key's etag from the list (unchangedItem).
 function keysSection(a, path, keys) {
-  const days = h("input", { id: "key-days", type: "number", min: 1, placeholder: "never" });
+  const days = h("input", { id: "key-days", type: "number", placeholder: "never" });
   const create = h("button", { type: "submit" }, "Create key");
   const form = h("form", { class: "inline" }, h("label", { for: "key-days" }, "Expires in days"), days, create);
   form.addEventListener("submit", act(create, async () => {
@@ -421,7 +426,7 @@ function uploadKeyForm(path) {
     if (f.size > MAX_KEY_FILE) throw new Error("That file is too large to be a PEM public key or certificate.");
     pem.value = await f.text();
   }));
-  const [daysLabel, days] = formInput("Expires in days (empty: never, or the certificate's expiry)", "upload-days", { type: "number", min: 1 });
+  const [daysLabel, days] = formInput("Expires in days (empty: never, or the certificate's expiry)", "upload-days", { type: "number" });
   const submit = h("button", { type: "submit" }, "Upload key");
   const form = h("form", { class: "grid", id: "upload-key-form" },
     h("label", { for: file.id }, "PEM file"), file,
