@@ -186,32 +186,23 @@ func TestConsoleUserImportParity(t *testing.T) {
 		"# users\n\nmail\na@x.com\n",
 		"alice\na@x.com\n",
 		",\na@x.com\n",
-<<<<<<< HEAD
-<<<<<<< HEAD
 		"a@x.com\n  # staff\nb@x.com\n",
 		"a@x.com\n\t# note, with comma\n",
 		" # users\nemail\na@x.com\n",
 		" #a@x.com\n  \"#b@x.com\"\n",
 		"\t#\n",
-=======
-=======
 		// White space as Go's unicode.IsSpace has it: U+0085 and U+00A0
 		// are, U+FEFF is not (its email is the admin API's to refuse).
 		"a@x.com\u0085\n\u00a0\"b@x.com\"\nc@x.com,\v\"suspended\"\n\u3000d@x.com ,\u2003Suspended\u0085\n",
 		"email\u00a0,\u0085status\u2028\na@x.com\n",
-<<<<<<< HEAD
->>>>>>> 0d4aaca (console: the user import trims white space as keyward users import does)
-=======
 		// Lower case as Go's strings.ToLower has it: İ is i, Σ is σ at a
 		// word's end too.
 		"EMAİL,STATUS\nİx@x.com,ACTİVE\nΑΣ@x.com\n",
 		"ΑΣ@x.com\nασ@x.com\n",
->>>>>>> 59ce597 (console: the user import lower-cases emails as Go does)
 		// Names matched as encoding/json matches them: case aside.
 		"[{\"Email\":\"a@x.com\"},{\"EMAIL\":\"b@x.com\",\"Suspended\":true},{\"email\":\"c@x.com\",\"SUSPENDED\":true,\"Status\":\"suspended\"}]",
 		"[{\"email\":\"a@x.com\",\"Email\":\"b@x.com\"},{\"email\":\"c@x.com\",\"Email\":null},{\"\u017ftatu\u017f\":\"suspended\",\"email\":\"d@x.com\"}]",
 		"[{\"email\":\"a@x.com\",\"status\":null},{\"email\":\"b@x.com\",\"suspended\":true,\"suspended\":null,\"status\":\"active\"},{\"email\":null}]",
->>>>>>> 780dc70 (console: a JSON import file's names are matched without regard to case, as keyward users import does)
 	}
 	// One user too many: refused whole, as keyward users import refuses it.
 	var tooMany strings.Builder

@@ -202,12 +202,8 @@ function readCSV(text, rows) {
     const start = line, rec = [];
     let hashed = false; // the line's first field is an unquoted # after spaces
     for (;;) { // one field
-<<<<<<< HEAD
-      while (i < n && (text[i] === " " || text[i] === "\t")) i++;
-      if (rec.length === 0 && text[i] === "#") hashed = true;
-=======
       while (i < n && text[i] !== "\n" && SPACE.test(text[i])) i++; // TrimLeadingSpace: to the line's end at most
->>>>>>> 0d4aaca (console: the user import trims white space as keyward users import does)
+      if (rec.length === 0 && text[i] === "#") hashed = true;
       let field = "";
       if (text[i] === '"') {
         i++;
