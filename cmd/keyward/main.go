@@ -93,7 +93,9 @@ its admin API, authenticated with an administrator key file
 		newSigningKeysCommand(),
 		newRecoverAdminCommand(),
 		newMasterKeyCommand(),
+		newVersionCommand(),
 	)
+	addVersionFlag(root)
 	// Missing required flags are checked here, before cobra would report
 	// them as a plain error.
 	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -20,7 +21,11 @@ import (
 )
 
 func TestMetrics(t *testing.T) {
-	m := startServer(t, func(m *Main) { m.Config.MetricsListen = "127.0.0.1:0" })
+	var logs testkeyward.SyncBuffer
+	m := startServer(t, func(m *Main) {
+		m.Config.MetricsListen = "127.0.0.1:0"
+		m.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
 	clientID, email := setupAccount(t, m, "scraped")
 	var sec struct {
 		Secret string `json:"client_secret"`
@@ -59,6 +64,8 @@ func TestMetrics(t *testing.T) {
 		`keyward_audit_summaries_held`,
 		// The bootstrap administrator's key never expires.
 		`keyward_admin_signin_expiry_timestamp_seconds +Inf`,
+		// Which binary serves: a test binary has no VCS revision.
+		`keyward_build_info{goversion="` + runtime.Version() + `",revision="",version="` + readBuildInfo().Version + `"} 1`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %s", want)
@@ -68,6 +75,16 @@ func TestMetrics(t *testing.T) {
 		if strings.Contains(text, secret) {
 			t.Errorf("metrics contain a caller's identifier or secret %q", secret)
 		}
+	}
+	// The startup line says which binary serves too.
+	serving := false
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, `msg="keyward is serving"`) {
+			serving = strings.Contains(line, " version=") && strings.Contains(line, " revision=")
+		}
+	}
+	if !serving {
+		t.Errorf("the log has no 'keyward is serving' line with the version and revision:\n%s", logs.String())
 	}
 }
 

@@ -297,6 +297,8 @@ func (m *Main) Open(ctx context.Context) error {
 		m.metrics.HeldSummaries(func() float64 { return float64(m.introspections.Held()) })
 	}
 	m.metrics.AdminSignInExpiry(m.adminExpiryGauge)
+	build := readBuildInfo()
+	m.metrics.BuildInfo(build.Version, build.revisionLabel(), build.GoVersion)
 
 	if m.listener, err = net.Listen("tcp", c.Listen); err != nil {
 		return listenError("--listen", c.Listen, err)
@@ -565,7 +567,9 @@ func (m *Main) Run(ctx context.Context) error {
 		defer m.metricsHTTP.Close()
 		m.Logger.Info("serving metrics", "url", url)
 	}
-	m.Logger.Info("keyward is serving", "issuer", m.Issuer, "listen", m.listener.Addr().String(), "store", storeName(m.Config))
+	build := readBuildInfo()
+	m.Logger.Info("keyward is serving", "issuer", m.Issuer, "listen", m.listener.Addr().String(), "store", storeName(m.Config),
+		"version", build.Version, "revision", build.revisionLabel())
 	errc := make(chan error, 1)
 	go func() {
 		if m.Config.TLSCert != "" {

@@ -130,6 +130,17 @@ func (m *Metrics) AdminSignInExpiry(until func() float64) {
 	}, until))
 }
 
+// BuildInfo exports keyward_build_info, 1 with the labels version,
+// revision and goversion: which binary serves, for dashboards and alerts
+// to join on, as Prometheus's own *_build_info metrics do.
+func (m *Metrics) BuildInfo(version, revision, goVersion string) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "keyward_build_info",
+		Help:        "Always 1: its labels are the version and VCS revision of the keyward binary serving, and the Go version it was built with.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion},
+	}, func() float64 { return 1 }))
+}
+
 // Nop is an observer that records nothing.
 type Nop struct{}
 
