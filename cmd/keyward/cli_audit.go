@@ -485,7 +485,9 @@ whole log, up to now: it is refused unless --yes confirms it.
 			}
 			if export != "" {
 				if _, err := os.Lstat(export); err == nil {
-					return usageError{fmt.Errorf("--export %s already exists; name a new file", export)}
+					// Not a usage error: the command line may be right,
+					// the file in the way (as writeNewFile would find it).
+					return fmt.Errorf("--export %s already exists; name a new file", export)
 				}
 			}
 			if err := applyConfig(); err != nil {

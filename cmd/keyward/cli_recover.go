@@ -64,7 +64,9 @@ on SQLite, at once on PostgreSQL.
 				return usageError{errors.New("--key-file is required: where to write the new key file")}
 			}
 			if _, err := os.Lstat(keyFile); err == nil {
-				return usageError{fmt.Errorf("--key-file %s already exists; name a new file", keyFile)}
+				// Not a usage error: the command line may be right, the
+				// file in the way (as writeNewFile would find it).
+				return fmt.Errorf("--key-file %s already exists; name a new file", keyFile)
 			}
 			st, err := openMaintenanceStore(cmd.Context(), cfg, commandLogger(cmd))
 			if err != nil {

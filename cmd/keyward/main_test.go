@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +16,10 @@ func TestExitStatus(t *testing.T) {
 	t.Setenv("KEYWARD_CREDENTIALS", "")
 	t.Chdir(t.TempDir()) // no ./keyward-data/admin-key.json
 	missing := filepath.Join(t.TempDir(), "none")
+	existing := filepath.Join(t.TempDir(), "existing")
+	if err := os.WriteFile(existing, []byte("kept\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args      []string
 		wantUsage bool
@@ -78,6 +83,13 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"migrate", "--data-dir", ""}, true, "--data-dir must not be empty"},
 		{[]string{"export", "--data-dir", ""}, true, "--data-dir must not be empty"},
 		{[]string{"audit", "verify", "--data-dir", ""}, true, "--data-dir must not be empty"},
+		// An output file that already exists is in the way of a command
+		// line that may be right: a failure (1), as when it appears
+		// between the check and the write, not a usage error.
+		{[]string{"keys", "create", "x@p.iam.example", "--out", existing}, false, existing + " exists; pass --force to overwrite it"},
+		{[]string{"dpop", "keygen", "--out", existing}, false, existing + " exists: keygen never overwrites a key"},
+		{[]string{"recover-admin", "--data-dir", missing, "--key-file", existing}, false, "--key-file " + existing + " already exists; name a new file"},
+		{[]string{"audit", "prune", "--data-dir", missing, "--before", "90d", "--export", existing}, false, "--export " + existing + " already exists; name a new file"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
