@@ -125,7 +125,7 @@ func (s *Service) PlaceProjectIf(ctx context.Context, actor Actor, domain, proje
 		return storage.ProjectOrg{}, err
 	}
 	if !validate.Name(project) {
-		return storage.ProjectOrg{}, invalid("The project %s must be 3-30 lowercase letters, digits and hyphens, starting with a letter.", quoteClip(project))
+		return storage.ProjectOrg{}, invalid("The project %s must be %s.", quoteClip(project), validate.NameRule)
 	}
 	p := storage.ProjectOrg{Project: project, Org: domain, Internal: internal}
 	err := s.store.PutProjectOrg(ctx, p, orgCheck(match, "placed or moved"), s.event(actor, "org.project", "", map[string]string{"org": domain, "project": project, "internal": fmt.Sprint(internal)}))

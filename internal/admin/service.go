@@ -540,10 +540,10 @@ func (s *Service) lifetime(secs int64) (time.Duration, error) {
 // CreateAccount creates a service account with a new numeric client ID.
 func (s *Service) CreateAccount(ctx context.Context, actor Actor, in AccountInput) (storage.Account, error) {
 	if !validate.Name(in.Name) {
-		return storage.Account{}, invalid("The account name %s must be 3-30 lowercase letters, digits and hyphens, starting with a letter.", quoteClip(in.Name))
+		return storage.Account{}, invalid("The account name %s must be %s.", quoteClip(in.Name), validate.NameRule)
 	}
 	if !validate.Name(in.Project) {
-		return storage.Account{}, invalid("The project %s must be 3-30 lowercase letters, digits and hyphens, starting with a letter.", quoteClip(in.Project))
+		return storage.Account{}, invalid("The project %s must be %s.", quoteClip(in.Project), validate.NameRule)
 	}
 	if err := checkLabel("display name", in.DisplayName, MaxDisplayNameLength); err != nil {
 		return storage.Account{}, err

@@ -146,8 +146,14 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 			warn("%s: its email %s is not of its name %s and project %s (NAME@PROJECT.<account domain>), as the admin API makes it; the project's placement applies by its project, not by its email's",
 				what, q(a.Email), q(a.Name), q(a.Project))
 		}
-		rule(what, validate.Label("name", a.Name, validate.MaxDisplayNameLength))
-		rule(what, validate.Label("project", a.Project, validate.MaxDisplayNameLength))
+		// As admin.Service.CreateAccount refuses them (none is warned of
+		// above).
+		if a.Name != "" && !validate.Name(a.Name) {
+			warn("%s: the account name %s must be %s, by the admin API's rules now", what, q(a.Name), validate.NameRule)
+		}
+		if a.Project != "" && !validate.Name(a.Project) {
+			warn("%s: the project %s must be %s, by the admin API's rules now", what, q(a.Project), validate.NameRule)
+		}
 		rule(what, validate.Label("display name", a.DisplayName, validate.MaxDisplayNameLength))
 		rule(what, validate.Label("description", a.Description, validate.MaxDescriptionLength))
 		rule(what, validate.AuthMethods(a.AuthMethods))
@@ -281,7 +287,9 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 			add("a project placement in %s has no project", q(p.Org))
 			continue
 		}
-		rule(what, validate.Label("project", p.Project, validate.MaxDisplayNameLength))
+		if !validate.Name(p.Project) { // as admin.Service.PlaceProjectIf refuses it
+			warn("%s must be %s, by the admin API's rules now", what, validate.NameRule)
+		}
 		twice(seen, p.Project, what)
 	}
 	seen = map[string]bool{}

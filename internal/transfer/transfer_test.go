@@ -45,7 +45,7 @@ func fill(t *testing.T, s storage.Storage) {
 	}
 	must(s.CreateAPI(ctx, storage.API{Name: "orders", Identifier: "https://orders", Scopes: []string{"orders.read"}, TokenFormat: "opaque", Introspectors: []string{"2"}, CreatedAt: t0}, ev))
 	for _, id := range []string{"1", "2"} {
-		a := storage.Account{ID: id, Email: id + "@p.example", Name: id, Project: "p", Scopes: []string{"orders.read"},
+		a := storage.Account{ID: id, Email: "svc" + id + "@pay.example", Name: "svc" + id, Project: "pay", Scopes: []string{"orders.read"},
 			TokenLifetime: time.Hour, AuthMethods: storage.DefaultAuthMethods, TLS: storage.TLSBinding{SANDNS: id + ".example"}, CreatedAt: t0, UpdatedAt: t0}
 		if id == "1" { // its tokens revoked, and its certificate tokens later
 			a.TokensRevokedBefore, a.CertTokensRevokedBefore = t0.Add(time.Minute), t0.Add(2*time.Minute)
@@ -56,7 +56,7 @@ func fill(t *testing.T, s storage.Storage) {
 	}
 	must(s.CreateOrg(ctx, storage.Org{Domain: "example.com", BlockedScopes: []string{"x"}, CreatedAt: t0}, ev))
 	must(s.PutUsers(ctx, []storage.User{{Email: "a@example.com", Org: "example.com", CreatedAt: t0}, {Email: "b@example.com", Org: "example.com", Suspended: true, CreatedAt: t0}}, storage.SameEvent(ev)))
-	must(s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "p", Org: "example.com", Internal: true}, nil, ev))
+	must(s.PutProjectOrg(ctx, storage.ProjectOrg{Project: "pay", Org: "example.com", Internal: true}, nil, ev))
 	_, err := s.PutGrant(ctx, storage.Grant{Org: "example.com", ClientID: "1", Scopes: []string{"orders.read"}, CreatedAt: t0}, ev)
 	must(err)
 	_, err = s.UpdateSigningKeys(ctx, func([]storage.SigningKey) ([]storage.SigningKey, error) {
@@ -181,8 +181,8 @@ func TestImportRefusesGrantsWithoutAccount(t *testing.T) {
 	}{
 		{"unknown client ID", func(d *transfer.Dump) { d.Grants = append(d.Grants, grant("3")) },
 			[]string{`the delegation of "3" in "example.com" names no service account in the file`}},
-		{"client email instead of ID", func(d *transfer.Dump) { d.Grants = append(d.Grants, grant("2@p.example")) },
-			[]string{`the delegation of "2@p.example" in "example.com" names no service account`}},
+		{"client email instead of ID", func(d *transfer.Dump) { d.Grants = append(d.Grants, grant("svc2@pay.example")) },
+			[]string{`the delegation of "svc2@pay.example" in "example.com" names no service account`}},
 		{"account left out of the file", func(d *transfer.Dump) { d.Accounts = d.Accounts[1:] }, // account 1 holds the grant
 			[]string{`the delegation of "1" in "example.com" names no service account`}},
 		{"organization left out of the file", func(d *transfer.Dump) {
@@ -332,7 +332,7 @@ func TestImportRefusesDanglingReferences(t *testing.T) {
 		{"key of an account whose ID holds an escape", func(d *transfer.Dump) { d.Keys[0].AccountID = "\x1b[2J" + strings.Repeat("9", 100) },
 			[]string{`the key "k1" is of "\x1b[2J999`, `"… (104 bytes), no service account in the file`}},
 		{"organization left out", func(d *transfer.Dump) { d.Orgs = nil }, []string{
-			`the user "a@example.com" is in "example.com",`, `the user "b@example.com" is in "example.com",`, `the project "p" is placed in "example.com",`,
+			`the user "a@example.com" is in "example.com",`, `the user "b@example.com" is in "example.com",`, `the project "pay" is placed in "example.com",`,
 			`the delegation of "1" in "example.com" is in no organization`}},
 	} {
 		for _, target := range targets {
@@ -363,10 +363,10 @@ func TestImportRefusesItemsWithoutIdentifier(t *testing.T) {
 		wants []string
 	}{
 		{"account without client ID", func(d *transfer.Dump) {
-			d.Accounts = append(d.Accounts, storage.Account{Email: "x@p.example", Name: "x", Project: "p", CreatedAt: t0, UpdatedAt: t0})
-		}, []string{`the service account "x@p.example" has no client_id`}},
+			d.Accounts = append(d.Accounts, storage.Account{Email: "svcx@pay.example", Name: "svcx", Project: "pay", CreatedAt: t0, UpdatedAt: t0})
+		}, []string{`the service account "svcx@pay.example" has no client_id`}},
 		{"account without email", func(d *transfer.Dump) {
-			d.Accounts = append(d.Accounts, storage.Account{ID: "9", Name: "x", Project: "p", CreatedAt: t0, UpdatedAt: t0})
+			d.Accounts = append(d.Accounts, storage.Account{ID: "9", Name: "svcx", Project: "pay", CreatedAt: t0, UpdatedAt: t0})
 		}, []string{`the service account "9" has no email`}},
 		{"key without ID", func(d *transfer.Dump) {
 			d.Keys = append(d.Keys, storage.Key{AccountID: "1", Algorithm: "RS256", PublicKey: []byte{1}, Origin: "uploaded", CreatedAt: t0})
@@ -629,7 +629,7 @@ func TestImportRefusesInvalidItems(t *testing.T) {
 		{"account client ID twice", func(d *transfer.Dump) { d.Accounts[1].ID = "1" },
 			[]string{`the service account "1" is in the file twice`}},
 		{"account email twice", func(d *transfer.Dump) { d.Accounts[1].Email = d.Accounts[0].Email },
-			[]string{`the service account email "1@p.example" is in the file twice`}},
+			[]string{`the service account email "svc1@pay.example" is in the file twice`}},
 		{"scope of two APIs", func(d *transfer.Dump) {
 			d.APIs = append(d.APIs, storage.API{Name: "other", Identifier: "https://other", Scopes: []string{"orders.read"}, TokenFormat: "jwt", CreatedAt: t0})
 		}, []string{`the API "other": the scope "orders.read" is another API's too`}},
@@ -654,7 +654,7 @@ func TestImportRefusesInvalidItems(t *testing.T) {
 		{"user twice", func(d *transfer.Dump) { d.Users[1].Email = d.Users[0].Email },
 			[]string{`the user "a@example.com" is in the file twice`}},
 		{"project placed twice", func(d *transfer.Dump) { d.Projects = append(d.Projects, d.Projects[0]) },
-			[]string{`the project "p" is in the file twice`}},
+			[]string{`the project "pay" is in the file twice`}},
 		{"delegation twice", func(d *transfer.Dump) { d.Grants = append(d.Grants, d.Grants[0]) },
 			[]string{`the delegation of "1" in "example.com" is in the file twice`}},
 		{"key expiring at the time the store holds as none", func(d *transfer.Dump) { d.Keys[0].ExpiresAt = time.Unix(0, 0) },
@@ -705,10 +705,10 @@ func TestImportWarnsOfInvalidItems(t *testing.T) {
 	}{
 		{"account email ending in a dot", func(d *transfer.Dump) { d.Accounts[0].Email = "admin@keyward.iam.example.com." },
 			`the service account "1": its email "admin@keyward.iam.example.com." is not one the admin API would accept now`},
-		{"account email with NUL", func(d *transfer.Dump) { d.Accounts[0].Email = "1\x00@p.example" },
-			`the service account "1": its email "1\x00@p.example" is not one`},
-		{"account email twice in another case", func(d *transfer.Dump) { d.Accounts[1].Email = "1@P.example" },
-			`the service account email "1@P.example" is in the file twice in different cases`},
+		{"account email with NUL", func(d *transfer.Dump) { d.Accounts[0].Email = "svc1\x00@pay.example" },
+			`the service account "1": its email "svc1\x00@pay.example" is not one`},
+		{"account email twice in another case", func(d *transfer.Dump) { d.Accounts[1].Email = "svc1@PAY.example" },
+			`the service account email "svc1@PAY.example" is in the file twice in different cases`},
 		{"account scope no API defines", func(d *transfer.Dump) { d.Accounts[0].Scopes = []string{"orders.write"} },
 			`the service account "1": the scope "orders.write" is defined by no API in the file`},
 		{"account auth method", func(d *transfer.Dump) { d.Accounts[0].AuthMethods = []string{"none"} },
@@ -723,8 +723,8 @@ func TestImportWarnsOfInvalidItems(t *testing.T) {
 			`the service account "1": the display name contains the invisible format character U+200F at byte 1`},
 		{"API description with a paragraph separator", func(d *transfer.Dump) { d.APIs[0].Description = "a\u2029b" },
 			`the API "orders": the description contains the line or paragraph separator U+2029 at byte 1`},
-		{"account email with a zero-width space", func(d *transfer.Dump) { d.Accounts[0].Email = "1\u200b@p.example" },
-			`the service account "1": its email "1\u200b@p.example" is not one the admin API would accept now`},
+		{"account email with a zero-width space", func(d *transfer.Dump) { d.Accounts[0].Email = "svc1\u200b@pay.example" },
+			`the service account "1": its email "svc1\u200b@pay.example" is not one the admin API would accept now`},
 		{"API identifier with a zero-width space", func(d *transfer.Dump) { d.APIs[0].Identifier = "https://ord\u200bers.internal" },
 			`the API "orders": the API identifier "https://ord\u200bers.internal" contains the invisible format character U+200B`},
 		{"API identifier with an ideographic space", func(d *transfer.Dump) { d.APIs[0].Identifier = "https://orders\u3000internal" },
@@ -733,8 +733,8 @@ func TestImportWarnsOfInvalidItems(t *testing.T) {
 			`the user "adm\u200bin@example.com": it is not an email address the admin API would accept now`},
 		{"user email with a no-break space", func(d *transfer.Dump) { d.Users[0].Email = "ad\u00a0min@example.com" },
 			`the user "ad\u00a0min@example.com": it is not an email address the admin API would accept now`},
-		{"account email with an ideographic space", func(d *transfer.Dump) { d.Accounts[0].Email = "1\u3000@p.example" },
-			`the service account "1": its email "1\u3000@p.example" is not one the admin API would accept now`},
+		{"account email with an ideographic space", func(d *transfer.Dump) { d.Accounts[0].Email = "svc1\u3000@pay.example" },
+			`the service account "1": its email "svc1\u3000@pay.example" is not one the admin API would accept now`},
 		{"account token lifetime zero", func(d *transfer.Dump) { d.Accounts[0].TokenLifetime = 0 },
 			`the service account "1": its token lifetime 0s is under`},
 		{"account token format", func(d *transfer.Dump) { d.Accounts[0].TokenFormat = "paseto" },
@@ -795,10 +795,18 @@ func TestImportWarnsOfInvalidItems(t *testing.T) {
 		}, `the key "k1": its certificate is not valid until 2026-03-01T13:00:00Z, yet the key is usable at once`},
 		{"secret hash of another size", func(d *transfer.Dump) { d.Secrets[0].Hash = []byte{3} },
 			`the secret "s1": its hash is 1 bytes, not the 32 of the keyed SHA-256 Keyward stores`},
-		{"account email of another name", func(d *transfer.Dump) { d.Accounts[0].Name = "x" },
-			`the service account "1": its email "1@p.example" is not of its name "x" and project "p"`},
+		{"account email of another name", func(d *transfer.Dump) { d.Accounts[0].Name = "svcx" },
+			`the service account "1": its email "svc1@pay.example" is not of its name "svcx" and project "pay"`},
 		{"account email of another project", func(d *transfer.Dump) { d.Accounts[0].Project = "ops" },
-			`the service account "1": its email "1@p.example" is not of its name "1" and project "ops"`},
+			`the service account "1": its email "svc1@pay.example" is not of its name "svc1" and project "ops"`},
+		{"account name starting with a digit", func(d *transfer.Dump) { d.Accounts[0].Name, d.Accounts[0].Email = "1", "1@pay.example" },
+			`the service account "1": the account name "1" must be 3-30 lowercase letters, digits and hyphens, starting with a letter, by the admin API's rules now`},
+		{"account name with an escape", func(d *transfer.Dump) { d.Accounts[0].Name = "svc\x1b[2J" },
+			`the service account "1": the account name "svc\x1b[2J" must be 3-30 lowercase letters`},
+		{"account project of one letter", func(d *transfer.Dump) { d.Accounts[0].Project, d.Accounts[0].Email = "p", "svc1@p.example" },
+			`the service account "1": the project "p" must be 3-30 lowercase letters, digits and hyphens, starting with a letter, by the admin API's rules now`},
+		{"project placed in upper case", func(d *transfer.Dump) { d.Projects[0].Project = "Pay" },
+			`the project "Pay" must be 3-30 lowercase letters, digits and hyphens, starting with a letter, by the admin API's rules now`},
 		{"organization under the account domain", func(d *transfer.Dump) {
 			d.Orgs = append(d.Orgs, storage.Org{Domain: "Ops.IAM.example.com", CreatedAt: t0})
 		}, `the organization "Ops.IAM.example.com" is under the account domain "iam.example.com", whose addresses are service accounts' emails`},
@@ -956,7 +964,7 @@ func (s writingStore) ListAPIs(ctx context.Context) ([]storage.API, error) {
 		},
 		func() error { return s.DeleteAccount(bg, "2", nil, ev) },
 		func() error {
-			return s.CreateAccount(bg, storage.Account{ID: "3", Email: "3@p.example", Name: "3", Project: "p", Scopes: []string{"orders.read"},
+			return s.CreateAccount(bg, storage.Account{ID: "3", Email: "svc3@pay.example", Name: "svc3", Project: "pay", Scopes: []string{"orders.read"},
 				TokenLifetime: time.Hour, AuthMethods: storage.DefaultAuthMethods, CreatedAt: t0, UpdatedAt: t0}, ev)
 		},
 		func() error {

@@ -198,9 +198,11 @@ func tagFlagLen(s string) int {
 // which Email and APIIdentifier refuse, every one.
 func isFormat(r rune) bool { return unicode.Is(unicode.Cf, r) }
 
-// Name reports whether s can be an account's name or a project: 3-30
-// lowercase letters, digits and hyphens, starting with a letter.
+// Name reports whether s can be an account's name or a project: NameRule.
 func Name(s string) bool { return nameRE.MatchString(s) }
+
+// NameRule says what Name takes, for an error message.
+const NameRule = "3-30 lowercase letters, digits and hyphens, starting with a letter"
 
 // AuthMethods checks client authentication methods.
 func AuthMethods(methods []string) error {
