@@ -285,7 +285,9 @@ an email is the header, which must be email,status or email; a line
 starting with # is a comment, skipped without a word, so quote an email
 that starts with # ("#ops@example.com"); a # after spaces starts no
 comment and is a bad row. JSON:
-[{"email": …, "suspended": …}] or {"users": [...]}. A file holds at most
+[{"email": …, "suspended": …}] or {"users": [...]}. Either may begin
+with a byte order mark (U+FEFF), as Excel writes UTF-8 CSV; a line with
+one anywhere else is a bad row. A file holds at most
 100,000 users: split a larger one. Every bad row is
 reported with its line number (the first 20) and nothing is imported until
 all are fixed: a malformed email, a bad status, an email listed twice, an

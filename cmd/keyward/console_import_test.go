@@ -192,7 +192,7 @@ func TestConsoleUserImportParity(t *testing.T) {
 		" #a@x.com\n  \"#b@x.com\"\n",
 		"\t#\n",
 		// White space as Go's unicode.IsSpace has it: U+0085 and U+00A0
-		// are, U+FEFF is not (its email is the admin API's to refuse).
+		// are, U+FEFF is not (a byte order mark, below).
 		"a@x.com\u0085\n\u00a0\"b@x.com\"\nc@x.com,\v\"suspended\"\n\u3000d@x.com ,\u2003Suspended\u0085\n",
 		"email\u00a0,\u0085status\u2028\na@x.com\n",
 		// Lower case as Go's strings.ToLower has it: İ is i, Σ is σ at a
@@ -203,6 +203,23 @@ func TestConsoleUserImportParity(t *testing.T) {
 		"[{\"Email\":\"a@x.com\"},{\"EMAIL\":\"b@x.com\",\"Suspended\":true},{\"email\":\"c@x.com\",\"SUSPENDED\":true,\"Status\":\"suspended\"}]",
 		"[{\"email\":\"a@x.com\",\"Email\":\"b@x.com\"},{\"email\":\"c@x.com\",\"Email\":null},{\"\u017ftatu\u017f\":\"suspended\",\"email\":\"d@x.com\"}]",
 		"[{\"email\":\"a@x.com\",\"status\":null},{\"email\":\"b@x.com\",\"suspended\":true,\"suspended\":null,\"status\":\"active\"},{\"email\":null}]",
+		// A byte order mark begins the file (as Excel writes CSV) or is
+		// refused, wherever else it is, on its line.
+		"\ufeffa@x.com\n",
+		"\ufeff[{\"email\": \"a@x.com\"}]",
+		"\ufeff",
+		"\ufeff\ufeffa@x.com\n",
+		" \ufeffa@x.com\n",
+		"a@x.com\ufeff\n",
+		"a@x.com\n\ufeffb@x.com\n",
+		"email\n\ufeffemail\na@x.com\n",
+		"a@x.com,suspended\ufeff\n",
+		"a@x.com\n\ufeff\nb@x.com\n",
+		"email\ufeff,status\na@x.com\n",
+		"\"a@x.com\ufeff\",active\n",
+		"# \ufeff comment\na@x.com\n",
+		"[{\"email\": \"a@x.com\ufeff\"},\n{\"email\": \"b@x.com\", \"status\": \"\ufeffactive\"}]",
+		"\n\ufeff[{\"email\": \"a@x.com\"}]",
 	}
 	// One user too many: refused whole, as keyward users import refuses it.
 	var tooMany strings.Builder

@@ -33,7 +33,9 @@ type UserRow struct {
 // email,status or email (in any case); any other first row is a bad row. A
 // line starting with # is a comment, skipped: an email starting with #
 // must be quoted ("#ops@example.com"); a line whose first field is a #
-// after spaces is a bad row, neither a comment nor a user. Emails are checked and lower-cased. It reports
+// after spaces is a bad row, neither a comment nor a user. The file may
+// begin with a byte order mark (U+FEFF), as Excel writes CSV; a line with
+// one anywhere else is a bad row. Emails are checked and lower-cased. It reports
 // every bad row with its line number (the first MaxReportedRows of them, and
 // how many more), and returns no user when any row is bad.
 func ParseUsers(data []byte) ([]UserInput, error) {
@@ -52,9 +54,12 @@ func ParseUsers(data []byte) ([]UserInput, error) {
 // not nil, is one more test of each well-formed row (that its organization
 // exists, say), reported like the others.
 func ParseUserRows(data []byte, check func(UserRow) error) ([]UserRow, error) {
-	data = bytes.TrimPrefix(data, []byte("\ufeff")) // a byte order mark, as Excel writes
+	data = bytes.TrimPrefix(data, bom) // as Excel writes
 	if hasNUL(data) || !utf8.Valid(data) {
 		return nil, invalid("The user list must be UTF-8 text without NUL characters.")
+	}
+	if bytes.Contains(data, bom) {
+		return nil, bomRows(data)
 	}
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
@@ -65,6 +70,25 @@ func ParseUserRows(data []byte, check func(UserRow) error) ([]UserRow, error) {
 		return parseUsersJSON(data[lead:], bytes.Count(data[:lead], []byte{'\n'}), check)
 	}
 	return parseUsersCSV(data, check)
+}
+
+// bom is a UTF-8 byte order mark, which a file may begin with (Excel
+// writes one at the start of UTF-8 CSV) and have nowhere else.
+var bom = []byte("\ufeff")
+
+// bomRows reports each line of data with a byte order mark (after the
+// one the file may begin with) as a bad row: one in a field (invisible,
+// and no whitespace that trimming drops) would make an email, a status or
+// the header that is not what it looks like; a file joined from others
+// that began with one has it at the start of a line.
+func bomRows(data []byte) error {
+	var bad []string
+	for i, l := range bytes.Split(data, []byte{'\n'}) {
+		if bytes.Contains(l, bom) {
+			bad = append(bad, fmt.Sprintf("line %d: a byte order mark (U+FEFF, invisible), which only the start of the file may have (files joined together each bring theirs): remove it", i+1))
+		}
+	}
+	return BadRows(bad)
 }
 
 type jsonUser struct {

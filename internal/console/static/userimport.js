@@ -2,7 +2,8 @@
 // keyward users import does (admin.ParseUserRows): CSV, one user a line,
 // email[,status] with status active or suspended, # comments, and a first
 // row that is not an email being the header email,status (or email); or
-// JSON, [{"email", "suspended" or "status"}] or {"users": [...]}. Every bad row is reported with its line, and no user
+// JSON, [{"email", "suspended" or "status"}] or {"users": [...]}; a byte
+// order mark only at the start. Every bad row is reported with its line, and no user
 // is imported while any row is bad. The users are then sent in batches
 // (importBatches), as keyward users import sends them.
 
@@ -56,6 +57,13 @@ export class ImportError extends Error {}
 export function parseUsers(text, domain) {
   if (text.startsWith("\ufeff")) text = text.slice(1); // a UTF-8 byte order mark, as Excel writes
   if (text.includes("\u0000")) throw new ImportError("The file must be text without NUL characters.");
+  if (text.includes("\ufeff")) { // one anywhere else (admin.bomRows)
+    const rows = new Rows(domain);
+    text.split("\n").forEach((l, k) => {
+      if (l.includes("\ufeff")) rows.bad.push(`line ${k + 1}: ${BOM_PROBLEM}`);
+    });
+    rows.result();
+  }
   const trimmed = trimSpace(text);
   if (trimmed === "") throw new ImportError("The file is empty.");
   const rows = new Rows(domain);
@@ -63,6 +71,14 @@ export function parseUsers(text, domain) {
   else readCSV(text, rows);
   return rows.result();
 }
+
+// BOM_PROBLEM is what is wrong with a line with a byte order mark, which
+// only the start of the file may have: one in a field would make an
+// email, a status or the header that is not what it looks like, where
+// trim() drops it (String.prototype.trim takes U+FEFF for whitespace;
+// Go's strings.TrimSpace, which keyward users import trims with, does
+// not).
+const BOM_PROBLEM = "a byte order mark (U+FEFF, invisible), which only the start of the file may have (files joined together each bring theirs): remove it";
 
 // Rows collects the users of a file and what is wrong with them.
 class Rows {
