@@ -220,6 +220,11 @@ func TestConsoleUserImportParity(t *testing.T) {
 		"# \ufeff comment\na@x.com\n",
 		"[{\"email\": \"a@x.com\ufeff\"},\n{\"email\": \"b@x.com\", \"status\": \"\ufeffactive\"}]",
 		"\n\ufeff[{\"email\": \"a@x.com\"}]",
+		// Trimmed as strings.TrimSpace trims: U+0085 (NEL) and U+00A0 are
+		// white space, U+200B is not.
+		"a@x.com\u0085\nb@x.com, suspended\u0085\n",
+		"email\u0085\n\u00a0a@x.com\u00a0\n",
+		"a@x.com\u200b\n",
 	}
 	// One user too many: refused whole, as keyward users import refuses it.
 	var tooMany strings.Builder

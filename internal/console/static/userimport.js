@@ -73,12 +73,25 @@ export function parseUsers(text, domain) {
 }
 
 // BOM_PROBLEM is what is wrong with a line with a byte order mark, which
-// only the start of the file may have: one in a field would make an
-// email, a status or the header that is not what it looks like, where
-// trim() drops it (String.prototype.trim takes U+FEFF for whitespace;
-// Go's strings.TrimSpace, which keyward users import trims with, does
-// not).
+// only the start of the file may have: one in a field, invisible, would
+// make an email, a status or the header that is not what it looks like.
 const BOM_PROBLEM = "a byte order mark (U+FEFF, invisible), which only the start of the file may have (files joined together each bring theirs): remove it";
+
+// SPACE is the white space Go's unicode.IsSpace takes, which keyward
+// users import trims (strings.TrimSpace, and encoding/csv's
+// TrimLeadingSpace): String.prototype.trim drops U+FEFF too, but not
+// U+0085 (NEL).
+const SPACE = new Set("\t\n\v\f\r \u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000");
+
+// trimSpace is s without white space at either end (strings.TrimSpace).
+// (A loop, not a regular expression, whose /\s+$/ takes time square in
+// a long run of spaces.)
+function trimSpace(s) {
+  let i = 0, j = s.length;
+  while (i < j && SPACE.has(s[i])) i++;
+  while (j > i && SPACE.has(s[j - 1])) j--;
+  return s.slice(i, j);
+}
 
 // Rows collects the users of a file and what is wrong with them.
 class Rows {
@@ -161,16 +174,6 @@ function showEmail(e) {
   return utf8Length(e) > 64 ? quoteClip(e) : e;
 }
 
-// SPACE matches a character Go's unicode.IsSpace takes for white space,
-// which keyward users import trims (strings.TrimSpace, and encoding/csv's
-// TrimLeadingSpace): JavaScript's trim() and \s take U+FEFF too but not
-// U+0085 (NEL).
-const SPACE = /[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
-const SPACES = new RegExp(`^${SPACE.source}+|${SPACE.source}+$`, "g");
-
-// trimSpace trims s as Go's strings.TrimSpace does.
-const trimSpace = (s) => s.replace(SPACES, "");
-
 // toLower lower-cases s as Go's strings.ToLower does, as keyward users
 // import and the admin API lower-case emails: letter by letter (Σ is σ,
 // never the final ς that toLowerCase() writes at a word's end), and İ
@@ -218,7 +221,7 @@ function readCSV(text, rows) {
     const start = line, rec = [];
     let hashed = false; // the line's first field is an unquoted # after spaces
     for (;;) { // one field
-      while (i < n && text[i] !== "\n" && SPACE.test(text[i])) i++; // TrimLeadingSpace: to the line's end at most
+      while (i < n && text[i] !== "\n" && SPACE.has(text[i])) i++; // TrimLeadingSpace: to the line's end at most
       if (rec.length === 0 && text[i] === "#") hashed = true;
       let field = "";
       if (text[i] === '"') {
