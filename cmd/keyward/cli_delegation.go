@@ -284,7 +284,8 @@ email[,status] with status active or suspended; a first row that is not
 an email is the header, which must be email,status or email; a line
 starting with # is a comment, skipped without a word, so quote an email
 that starts with # ("#ops@example.com"); a # after spaces starts no
-comment and is a bad row. JSON:
+comment and is a bad row, as is a comment after a value
+(alice@example.com # Alice). JSON:
 [{"email": …, "suspended": …}] or {"users": [...]}. Either may begin
 with a byte order mark (U+FEFF), as Excel writes UTF-8 CSV; a line with
 one anywhere else is a bad row. A file holds at most

@@ -225,6 +225,8 @@ func TestConsoleUserImportParity(t *testing.T) {
 		"a@x.com\u0085\nb@x.com, suspended\u0085\n",
 		"email\u0085\n\u00a0a@x.com\u00a0\n",
 		"a@x.com\u200b\n",
+		// A comment after a value is a bad row.
+		"email\na@x.com # Alice\nb@x.com,suspended\t# left\nc@x.com # C, D, E\nd@x.com#x\n",
 	}
 	// One user too many: refused whole, as keyward users import refuses it.
 	var tooMany strings.Builder
@@ -318,6 +320,9 @@ func TestConsoleUserImportClipsLongValues(t *testing.T) {
 		{"status at 64 bytes", "a@x.com," + strings.Repeat("s", 64) + "\n", `line 1: status "` + strings.Repeat("s", 64) + `" must be active or suspended`, false},
 		{"email of another domain", long + "@y.com\n", `line 1: "` + strings.Repeat("a", 48) + `"… (1048582 bytes) is not in x.com`, true},
 		{"email listed twice", long + "@x.com\n" + long + "@x.com\n", `line 2: "` + strings.Repeat("a", 48) + `"… (1048582 bytes) is also on line 1`, true},
+		{"comment after an email", "a@x.com # Alice\n", `line 1: "a@x.com # Alice" has a comment after a value: # starts one only as the first character of a line`, false},
+		{"comment after a status", "a@x.com, active # " + long + "\n", `line 1: "a@x.com,active # ` + strings.Repeat("a", 31) + `"… (1048593 bytes) has a comment after a value`, false},
+		{"byte order mark not at the start", "a@x.com\n\ufeffb@x.com\n", "line 2: a byte order mark (U+FEFF, invisible), which only the start of the file may have (files joined together each bring theirs): remove it", false},
 		{"email of 100 bytes listed twice", strings.Repeat("é", 47) + "@x.com\n" + strings.Repeat("é", 47) + "@x.com\n",
 			`line 2: "` + strings.Repeat("é", 24) + `"… (100 bytes) is also on line 1`, false},
 	}

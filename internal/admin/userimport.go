@@ -33,7 +33,8 @@ type UserRow struct {
 // email,status or email (in any case); any other first row is a bad row. A
 // line starting with # is a comment, skipped: an email starting with #
 // must be quoted ("#ops@example.com"); a line whose first field is a #
-// after spaces is a bad row, neither a comment nor a user. The file may
+// after spaces is a bad row, neither a comment nor a user, and so is a
+// line with a # after a value and a space (a comment after it). The file may
 // begin with a byte order mark (U+FEFF), as Excel writes CSV; a line with
 // one anywhere else is a bad row. Emails are checked and lower-cased. It reports
 // every bad row with its line number (the first MaxReportedRows of them, and
@@ -207,6 +208,10 @@ func parseUsersCSV(data []byte, check func(UserRow) error) ([]UserRow, error) {
 				continue
 			}
 		}
+		if afterValue(rec) {
+			b.add(line, "", false, fmt.Errorf("%s has a comment after a value: # starts one only as the first character of a line", quoteClip(strings.Join(rec, ","))))
+			continue
+		}
 		if len(rec) > 2 {
 			b.add(line, rec[0], false, fmt.Errorf("%d columns, want email[,status]", len(rec)))
 			continue
@@ -218,6 +223,19 @@ func parseUsersCSV(data []byte, check func(UserRow) error) ([]UserRow, error) {
 		b.add(line, rec[0], suspended, err)
 	}
 	return b.result()
+}
+
+// afterValue reports whether a field of rec has a # after a space or a
+// tab, as a comment after a value would ("alice@example.com # Alice"),
+// which CSV does not have: no email or status has one, and the row is
+// said to be bad for it rather than for a malformed email.
+func afterValue(rec []string) bool {
+	for _, f := range rec {
+		if strings.Contains(f, " #") || strings.Contains(f, "\t#") {
+			return true
+		}
+	}
+	return false
 }
 
 // lineOffsets returns the offset in data of each of its lines, the first

@@ -262,6 +262,10 @@ function readCSV(text, rows) {
       continue;
     }
     first = false;
+    if (rec.some((f) => f.includes(" #") || f.includes("\t#"))) { // a comment after a value (admin.afterValue)
+      rows.add(start, "", false, `${quoteClip(rec.join(","))} has a comment after a value: # starts one only as the first character of a line`);
+      continue;
+    }
     if (rec.length > 2) {
       rows.add(start, rec[0], false, `${rec.length} columns, want email[,status]`);
       continue;
