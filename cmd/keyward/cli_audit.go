@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/validate"
 )
 
 func newAuditCommand() *cobra.Command {
@@ -349,6 +351,22 @@ func details(d map[string]string) string {
 // took with a warning, or what the admin API took before it refused it.
 func cell(s string) string {
 	if printable(s) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// shown is how the admin commands' tables show a value the server
+// answered: as it is when validate.Label takes it as one line of plain
+// text, quoted as cell quotes it when not (a control character, a line
+// break, an escape sequence, a bidi override, invalid UTF-8: what import
+// took with a warning, or the admin API before it refused it). cell
+// quotes every character unicode.IsPrint refuses, among them ZWJ, ZWNJ
+// and the spaces above ASCII (U+00A0, U+3000), which labels the admin API
+// accepts hold: an emoji sequence, Persian or Indic text, a Japanese
+// name.
+func shown(s string) string {
+	if utf8.ValidString(s) && validate.Label("value", s, math.MaxInt) == nil {
 		return s
 	}
 	return strconv.Quote(s)

@@ -136,3 +136,35 @@ func TestAuditVerifyPruneActorQuoted(t *testing.T) {
 		t.Errorf("output does not show the actor as %s:\n%s", want, out)
 	}
 }
+
+// TestTablesShowLabelsAsTheyAre: a display name or description the admin
+// API accepts is shown as it is, not quoted with Go escapes: the ZWJ of an
+// emoji sequence, the ZWNJ of Persian text and the spaces above ASCII
+// (U+00A0, U+3000) are not unicode.IsPrint, and cell quoted them. What
+// Label refuses is still quoted.
+func TestTablesShowLabelsAsTheyAre(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"team 👩\u200d💻", "team 👩\u200d💻"},
+		{"می\u200cخواهم", "می\u200cخواهم"},
+		{"開発\u3000チーム", "開発\u3000チーム"},
+		{"a\u00a0b", "a\u00a0b"},
+		{"🏳️\u200d🌈", "🏳️\u200d🌈"},
+		{"n\x1b[2J", `"n\x1b[2J"`},
+		{"line\nbreak", `"line\nbreak"`},
+		{"a\u202eb", `"a\u202eb"`},
+		{"a\u200bb", `"a\u200bb"`},
+		{"a\u2028b", `"a\u2028b"`},
+		{"bad \xff", `"bad \xff"`},
+	} {
+		var out bytes.Buffer
+		c := &adminClient{output: "table", out: &out}
+		if err := c.show(nil, func(w *tabwriter.Writer) {
+			accountTable(w, admin.AccountView{Email: "sa@p.iam.keyward.internal", ClientID: "1", DisplayName: tt.in})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if want := "Display name:    " + tt.want + "\n"; !strings.Contains(out.String(), want) {
+			t.Errorf("display name %q shown as:\n%s\nwant a line %q", tt.in, out.String(), want)
+		}
+	}
+}
