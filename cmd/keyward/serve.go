@@ -203,6 +203,8 @@ type Main struct {
 	http            *http.Server
 	// unlock releases the lock on an SQLite data directory.
 	unlock func()
+	// keyReloads are applyChange's reloads of the signing keys.
+	keyReloads keyReloads
 
 	// caCertificates: this server takes CA-issued client certificates,
 	// so a certificate binding is an administrator's way in.
@@ -710,8 +712,9 @@ func (m *Main) adminExpiryGauge() float64 {
 // cache holds about it, or reloads the signing keys. ChangeAll, which
 // postgres.Watch also sends when it lost its connection and with it the
 // changes made meanwhile, does both; it reloads the keys in the
-// background, for at most keyReloadTimeout: the store may not be answering
-// then, and Watch goes on reconnecting meanwhile.
+// background (reloadKeys: one reload at a time), for at most
+// keyReloadTimeout: the store may not be answering then, and Watch goes on
+// reconnecting meanwhile.
 func (m *Main) applyChange(payload string) {
 	switch payload {
 	case storage.ChangeSigningKeys:
@@ -722,13 +725,7 @@ func (m *Main) applyChange(payload string) {
 		m.Server.Cache.InvalidateRevocations()
 	case storage.ChangeAll:
 		m.Server.Cache.Invalidate("")
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), keyReloadTimeout)
-			defer cancel()
-			if err := m.signer.Refresh(ctx); err != nil {
-				m.Logger.Warn("reloading the signing keys after a change failed", "err", err)
-			}
-		}()
+		m.reloadKeys()
 	default:
 		m.Server.Cache.Invalidate(payload)
 	}
@@ -737,6 +734,69 @@ func (m *Main) applyChange(payload string) {
 // keyReloadTimeout bounds applyChange's reload of the signing keys for
 // ChangeAll.
 const keyReloadTimeout = 30 * time.Second
+
+// keyReloads runs applyChange's reloads of the signing keys for
+// ChangeAll one at a time: Watch sends ChangeAll when it loses its
+// connection and again once it listens, and at every failed reconnection
+// meanwhile, when a reload may wait keyReloadTimeout for a store that does
+// not answer. A ChangeAll during a reload asks for one more after it (the
+// keys may have changed after it read them), however many arrive. Close
+// cancels them: the store is closing.
+type keyReloads struct {
+	sync.Mutex
+	running, again, stopped bool
+	ctx                     context.Context
+	cancel                  context.CancelFunc
+}
+
+// reloadKeys reloads the signing keys in the background, for at most
+// keyReloadTimeout, or has the reload running do it once more.
+func (m *Main) reloadKeys() {
+	r := &m.keyReloads
+	r.Lock()
+	defer r.Unlock()
+	if r.stopped {
+		return
+	}
+	if r.running {
+		r.again = true
+		return
+	}
+	if r.ctx == nil {
+		r.ctx, r.cancel = context.WithCancel(context.Background())
+	}
+	r.running = true
+	go func() {
+		for {
+			ctx, cancel := context.WithTimeout(r.ctx, keyReloadTimeout)
+			err := m.signer.Refresh(ctx)
+			cancel()
+			if err != nil && r.ctx.Err() == nil {
+				m.Logger.Warn("reloading the signing keys after a change failed", "err", err)
+			}
+			r.Lock()
+			if !r.again || r.stopped {
+				r.running, r.again = false, false
+				r.Unlock()
+				return
+			}
+			r.again = false
+			r.Unlock()
+		}
+	}()
+}
+
+// stopKeyReloads cancels the reload of the signing keys running, if any,
+// and starts no other.
+func (m *Main) stopKeyReloads() {
+	r := &m.keyReloads
+	r.Lock()
+	defer r.Unlock()
+	r.stopped = true
+	if r.cancel != nil {
+		r.cancel()
+	}
+}
 
 // flushSecretUsage records when client secrets were last used, in one
 // write every interval rather than one per request.
@@ -748,6 +808,7 @@ func (m *Main) flushSecretUsage(ctx context.Context) {
 
 // Close releases everything Open acquired, flushing the journal first.
 func (m *Main) Close() error {
+	m.stopKeyReloads() // before the store closes under them
 	// Closed again if Run served on it (Shutdown closed it): harmless. Not
 	// served on (Open failed late, or Run never ran), it would stay bound.
 	if m.listener != nil {

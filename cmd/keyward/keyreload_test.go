@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/signer"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// gatedKeys is a signer.Store whose ListSigningKeys, once gated, waits
+// for its gate to open (or its context to end), counting the calls and
+// the most running at once.
+type gatedKeys struct {
+	signer.Store
+	mu               sync.Mutex
+	gate             chan struct{} // nil: not gated
+	calls, now, most int
+	canceled         int
+}
+
+func (g *gatedKeys) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
+	g.mu.Lock()
+	gate := g.gate
+	if gate != nil {
+		g.calls++
+		g.now++
+		g.most = max(g.most, g.now)
+	}
+	g.mu.Unlock()
+	if gate != nil {
+		defer func() { g.mu.Lock(); g.now--; g.mu.Unlock() }()
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			g.mu.Lock()
+			g.canceled++
+			g.mu.Unlock()
+			return nil, ctx.Err()
+		}
+	}
+	return g.Store.ListSigningKeys(ctx)
+}
+
+func (g *gatedKeys) counts() (calls, now, most, canceled int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.calls, g.now, g.most, g.canceled
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for start := time.Now(); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("5 s without %s", what)
+		}
+	}
+}
+
+// TestChangeAllReloadsKeysOneAtATime: postgres.Watch sends ChangeAll when
+// its connection is lost, at every failed reconnection and once it listens
+// again, while a reload may wait up to keyReloadTimeout for a store that
+// does not answer. Each ChangeAll started a reload of its own, all at
+// once, and none was canceled at shutdown. The reloads now run one at a
+// time: those asked for during one make one more after it, and Close
+// cancels the one running.
+func TestChangeAllReloadsKeysOneAtATime(t *testing.T) {
+	srv := startServer(t)
+	key, _, err := findMasterKey(srv.Config)
+	if err != nil || key == nil {
+		t.Fatalf("master key: %v", err)
+	}
+	sealer, err := signer.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gatedKeys{Store: srv.store}
+	s, err := signer.New(context.Background(), g, sealer, signer.Config{Policy: signingPolicy(srv.Config)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Main{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Server: srv.Server, signer: s}
+	gate := make(chan struct{})
+	g.mu.Lock()
+	g.gate = gate
+	g.mu.Unlock()
+
+	for range 10 {
+		m.applyChange(storage.ChangeAll)
+	}
+	waitFor(t, "a reload", func() bool { c, _, _, _ := g.counts(); return c >= 1 })
+	time.Sleep(50 * time.Millisecond) // for any other to start
+	if calls, _, most, _ := g.counts(); calls != 1 || most != 1 {
+		t.Fatalf("10 ChangeAll with the store not answering: %d reloads started, %d at once; want 1", calls, most)
+	}
+	close(gate) // the store answers: the one running ends, and one more runs
+	waitFor(t, "the reload asked for during the first", func() bool { c, n, _, _ := g.counts(); return c == 2 && n == 0 })
+	time.Sleep(50 * time.Millisecond)
+	if calls, _, most, _ := g.counts(); calls != 2 || most != 1 {
+		t.Fatalf("%d reloads, %d at once; want 2, one at a time", calls, most)
+	}
+
+	// At shutdown, the reload waiting for the store is canceled, and no
+	// other starts.
+	g.mu.Lock()
+	g.gate = make(chan struct{})
+	g.mu.Unlock()
+	m.applyChange(storage.ChangeAll)
+	waitFor(t, "a reload", func() bool { c, _, _, _ := g.counts(); return c == 3 })
+	if err := m.Close(); err != nil { // m's store is srv's: not closed here
+		t.Fatal(err)
+	}
+	waitFor(t, "the reload canceled", func() bool { _, n, _, c := g.counts(); return n == 0 && c == 1 })
+	m.applyChange(storage.ChangeAll)
+	time.Sleep(50 * time.Millisecond)
+	if calls, _, _, _ := g.counts(); calls != 3 {
+		t.Fatalf("%d reloads after shutdown began, want none", calls-3)
+	}
+}
