@@ -2,15 +2,29 @@
 
 package main
 
-import "os"
+import (
+	"errors"
+	"os"
+	"syscall"
+)
 
 // syncDirectory fsyncs the directory dir, which makes the names created
-// in it, and renamed into it, durable.
+// in it, and renamed into it, durable. A file system that cannot sync a
+// directory says so with EINVAL (fsync(2): "fd is bound to a special file
+// which does not support synchronization"; a Windows drive or a Samba
+// share under WSL, CIFS before Linux 4.17): nothing more durable can be
+// done there, so that is no error, as on Windows. Any other error is.
 func syncDirectory(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	return d.Sync()
+	if err := syncFile(d); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return err
+	}
+	return nil
 }
+
+// syncFile syncs f (a variable for tests).
+var syncFile = (*os.File).Sync
