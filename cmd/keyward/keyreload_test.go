@@ -68,8 +68,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // does not answer. Each ChangeAll started a reload of its own, all at
 // once, and none was canceled at shutdown. The reloads now run one at a
 // time: those asked for during one make one more after it, and Close
-// cancels the one running.
+// cancels the one running. A ChangeSigningKeys (another replica rotated
+// the keys) reloads them the same way: it did so in the watcher's own
+// loop, with no time limit, so a store that did not answer held up every
+// notification after it and the watcher's pings.
 func TestChangeAllReloadsKeysOneAtATime(t *testing.T) {
+	for _, change := range []string{storage.ChangeAll, storage.ChangeSigningKeys} {
+		t.Run(change, func(t *testing.T) { testReloadsOneAtATime(t, change) })
+	}
+}
+
+func testReloadsOneAtATime(t *testing.T, change string) {
 	srv := startServer(t)
 	key, _, err := findMasterKey(srv.Config)
 	if err != nil || key == nil {
@@ -90,13 +99,23 @@ func TestChangeAllReloadsKeysOneAtATime(t *testing.T) {
 	g.gate = gate
 	g.mu.Unlock()
 
-	for range 10 {
-		m.applyChange(storage.ChangeAll)
+	applied := make(chan struct{})
+	go func() {
+		for range 10 {
+			m.applyChange(change)
+		}
+		close(applied)
+	}()
+	select {
+	case <-applied:
+	case <-time.After(5 * time.Second):
+		close(gate)
+		t.Fatalf("10 %s with the store not answering: the watcher's loop still waits after 5 s", change)
 	}
 	waitFor(t, "a reload", func() bool { c, _, _, _ := g.counts(); return c >= 1 })
 	time.Sleep(50 * time.Millisecond) // for any other to start
 	if calls, _, most, _ := g.counts(); calls != 1 || most != 1 {
-		t.Fatalf("10 ChangeAll with the store not answering: %d reloads started, %d at once; want 1", calls, most)
+		t.Fatalf("10 %s with the store not answering: %d reloads started, %d at once; want 1", change, calls, most)
 	}
 	close(gate) // the store answers: the one running ends, and one more runs
 	waitFor(t, "the reload asked for during the first", func() bool { c, n, _, _ := g.counts(); return c == 2 && n == 0 })
@@ -110,13 +129,13 @@ func TestChangeAllReloadsKeysOneAtATime(t *testing.T) {
 	g.mu.Lock()
 	g.gate = make(chan struct{})
 	g.mu.Unlock()
-	m.applyChange(storage.ChangeAll)
+	m.applyChange(change)
 	waitFor(t, "a reload", func() bool { c, _, _, _ := g.counts(); return c == 3 })
 	if err := m.Close(); err != nil { // m's store is srv's: not closed here
 		t.Fatal(err)
 	}
 	waitFor(t, "the reload canceled", func() bool { _, n, _, c := g.counts(); return n == 0 && c == 1 })
-	m.applyChange(storage.ChangeAll)
+	m.applyChange(change)
 	time.Sleep(50 * time.Millisecond)
 	if calls, _, _, _ := g.counts(); calls != 3 {
 		t.Fatalf("%d reloads after shutdown began, want none", calls-3)

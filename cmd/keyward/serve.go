@@ -718,9 +718,7 @@ func (m *Main) adminExpiryGauge() float64 {
 func (m *Main) applyChange(payload string) {
 	switch payload {
 	case storage.ChangeSigningKeys:
-		if err := m.signer.Refresh(context.Background()); err != nil {
-			m.Logger.Warn("reloading the signing keys after a change failed", "err", err)
-		}
+		m.reloadKeys()
 	case storage.ChangeRevocations:
 		m.Server.Cache.InvalidateRevocations()
 	case storage.ChangeAll:
@@ -731,15 +729,17 @@ func (m *Main) applyChange(payload string) {
 	}
 }
 
-// keyReloadTimeout bounds applyChange's reload of the signing keys for
-// ChangeAll.
+// keyReloadTimeout bounds applyChange's reload of the signing keys.
 const keyReloadTimeout = 30 * time.Second
 
-// keyReloads runs applyChange's reloads of the signing keys for
-// ChangeAll one at a time: Watch sends ChangeAll when it loses its
+// keyReloads runs applyChange's reloads of the signing keys one at a
+// time, in the background, so that a store that does not answer holds up
+// neither the notifications after them nor the watcher's pings: another
+// replica changed the keys (ChangeSigningKeys), or Watch lost its
+// connection (ChangeAll). Watch sends ChangeAll when it loses its
 // connection and again once it listens, and at every failed reconnection
 // meanwhile, when a reload may wait keyReloadTimeout for a store that does
-// not answer. A ChangeAll during a reload asks for one more after it (the
+// not answer. A change during a reload asks for one more after it (the
 // keys may have changed after it read them), however many arrive. Close
 // cancels them: the store is closing.
 type keyReloads struct {
