@@ -842,11 +842,21 @@ func FuzzVerify(f *testing.F) {
 	f.Add("kwat_x")
 	f.Add("eyJhbGciOiAiUlMyNTYifQ==.eyJpc3MiOiAiYUBiIn0=.c2ln") // padded, iss an email: self-signed
 	f.Fuzz(func(t *testing.T, raw string) {
-		if _, err := v.Verify(ctx, raw); err != nil {
+		c, err := v.Verify(ctx, raw)
+		if err != nil {
 			var ve *verify.Error
 			if !errors.As(err, &ve) {
 				t.Fatalf("error %T is not *verify.Error", err)
 			}
+			if !slices.Contains([]string{"invalid_token", "invalid_request", "temporarily_unavailable"}, ve.Code) || ve.Description == "" {
+				t.Fatalf("refused with code %q, description %q", ve.Code, ve.Description)
+			}
+			return
+		}
+		// A token passes only for this API, from the issuer or, self-signed,
+		// from an account of it.
+		if !slices.Contains(c.Audience, "https://orders.internal") || (!c.SelfSigned && c.Issuer != k.URL) || (c.SelfSigned && c.Issuer == k.URL) {
+			t.Fatalf("a token passed with claims %+v", c)
 		}
 	})
 }

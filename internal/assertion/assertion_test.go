@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -370,20 +371,24 @@ func FuzzParse(f *testing.F) {
 	f.Add("eyJhbGciOiAiRVMyNTYifQ==.e30=.c2ln") // padded, as google-auth for Python before 1.6.3 sends
 	f.Add("a.b.c")
 	f.Add("")
+	// A refusal is an *Error with a reason and words for the client.
+	refusal := func(t *testing.T, op string, err error) {
+		var ae *Error
+		if !errors.As(err, &ae) {
+			t.Fatalf("%s error %T is not *Error", op, err)
+		}
+		if ae.Reason < Malformed || ae.Reason > TooLongLived || ae.Description == "" || !utf8.ValidString(ae.Description) {
+			t.Fatalf("%s refused with reason %d, description %q", op, ae.Reason, ae.Description)
+		}
+	}
 	f.Fuzz(func(t *testing.T, raw string) {
 		tok, err := Parse(raw)
 		if err != nil {
-			var ae *Error
-			if !errors.As(err, &ae) {
-				t.Fatalf("Parse error %T is not *Error", err)
-			}
+			refusal(t, "Parse", err)
 			return
 		}
 		if _, err := tok.Verify(keys, expect); err != nil {
-			var ae *Error
-			if !errors.As(err, &ae) {
-				t.Fatalf("Verify error %T is not *Error", err)
-			}
+			refusal(t, "Verify", err)
 		}
 	})
 }

@@ -853,11 +853,25 @@ func TestParseBasic(t *testing.T) {
 	}
 }
 
+// FuzzParseBasic: whatever a client sends as Basic credentials,
+// parseBasic never panics and accepts only text without NUL characters;
+// and any client ID and secret that are such text, form-encoded as RFC
+// 6749 §2.3.1 says, read back as themselves.
 func FuzzParseBasic(f *testing.F) {
-	f.Add("YTpi")
-	f.Add("!!")
-	f.Fuzz(func(t *testing.T, s string) {
-		parseBasic(s) // must not panic
+	f.Add("YTpi", "123", "kw_secret")
+	f.Add("!!", "a:b", "c d+e%f")
+	f.Add("YSUwMGI6Yw==", "job@shop.iam.test", "\u00e9:\u00ff")
+	f.Fuzz(func(t *testing.T, s, id, secret string) {
+		if gotID, gotSecret, err := parseBasic(s); err == nil && (!oauth2.IsText(gotID) || !oauth2.IsText(gotSecret)) {
+			t.Fatalf("parseBasic(%q) = %q, %q: not text", s, gotID, gotSecret)
+		}
+		if !oauth2.IsText(id) || !oauth2.IsText(secret) {
+			return
+		}
+		enc := base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id) + ":" + url.QueryEscape(secret)))
+		if gotID, gotSecret, err := parseBasic(enc); err != nil || gotID != id || gotSecret != secret {
+			t.Fatalf("%q:%q encoded reads as %q, %q, %v", id, secret, gotID, gotSecret, err)
+		}
 	})
 }
 

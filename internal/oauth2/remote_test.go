@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -49,9 +51,19 @@ func FuzzForwardedClient(f *testing.F) {
 	f.Add("[::1]:80,,x")
 	trusted := func(a netip.Addr) bool { return a.IsPrivate() }
 	f.Fuzz(func(t *testing.T, xff string) {
-		peer := netip.MustParseAddr("10.0.0.1")
-		if got := forwardedClient(peer, []string{xff}, trusted); !got.IsValid() {
-			t.Fatalf("invalid client address from %q", xff)
+		for _, peer := range []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("203.0.113.1")} {
+			got := forwardedClient(peer, []string{xff}, trusted)
+			if !got.IsValid() {
+				t.Fatalf("invalid client address from %q", xff)
+			}
+			// An untrusted peer is the client, whatever it forwards; a
+			// trusted one names the client among the hops it forwards.
+			if got != peer && (!trusted(peer) || !slices.ContainsFunc(strings.Split(xff, ","), func(h string) bool {
+				a, ok := parseHop(strings.TrimSpace(h))
+				return ok && a == got
+			})) {
+				t.Fatalf("peer %s, X-Forwarded-For %q: client %s", peer, xff, got)
+			}
 		}
 	})
 }

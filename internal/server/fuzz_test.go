@@ -86,6 +86,24 @@ func FuzzOAuthEndpoints(f *testing.F) {
 			if w.Code >= 500 {
 				t.Fatalf("store %d: POST %s %q (Authorization %q): %d %s", i, endpoints[int(endpoint)%len(endpoints)], b, a, w.Code, w.Body)
 			}
+			if w.Code >= 400 {
+				// RFC 6749 §5.2: a JSON error with a code of its
+				// characters, and (Keyward's rule) a description.
+				var e struct {
+					Error       *string `json:"error"`
+					Description string  `json:"error_description"`
+				}
+				if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Error == nil || !validErrorCode(*e.Error) || e.Description == "" ||
+					w.Header().Get("Cache-Control") != "no-store" || w.Header().Get("Content-Type") != "application/json" {
+					t.Fatalf("store %d: POST %s %q (Authorization %q): %d %v %s, not an RFC 6749 §5.2 error", i, endpoints[int(endpoint)%len(endpoints)], b, a, w.Code, w.Header(), w.Body)
+				}
+			}
 		}
 	})
+}
+
+// validErrorCode reports whether code is an RFC 6749 §5.2 error code:
+// one or more of %x20-21 / %x23-5B / %x5D-7E.
+func validErrorCode(code string) bool {
+	return code != "" && !strings.ContainsFunc(code, func(r rune) bool { return r < 0x20 || r > 0x7e || r == '"' || r == '\\' })
 }
