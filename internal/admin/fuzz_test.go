@@ -77,6 +77,13 @@ func FuzzAdminAPI(f *testing.F) {
 			if status >= 500 {
 				t.Fatalf("store %d: %s %q with body %q: status %d, %v", i, method, path, body, status, out)
 			}
+			// docs/ADMIN-API.md: every error is a JSON body in the RFC
+			// 6749 §5.2 shape, with a description for people.
+			code, _ := out["error"].(string)
+			desc, _ := out["error_description"].(string)
+			if status >= 400 && (code == "" || desc == "") {
+				t.Fatalf("store %d: %s %q with body %q: status %d, %v: not an error in the RFC 6749 §5.2 shape", i, method, path, body, status, out)
+			}
 		}
 	})
 }
