@@ -86,6 +86,22 @@ func FuzzOAuthEndpoints(f *testing.F) {
 			if w.Code >= 500 {
 				t.Fatalf("store %d: POST %s %q (Authorization %q): %d %s", i, endpoints[int(endpoint)%len(endpoints)], b, a, w.Code, w.Body)
 			}
+			if w.Code == 200 && endpoint%3 != 2 {
+				// RFC 6749 §5.1: a token, with its type and lifetime; RFC
+				// 7662 §2.2: whether the token is active.
+				var ok struct {
+					AccessToken string `json:"access_token"`
+					TokenType   string `json:"token_type"`
+					ExpiresIn   int64  `json:"expires_in"`
+					Active      *bool  `json:"active"`
+				}
+				err := json.Unmarshal(w.Body.Bytes(), &ok)
+				if err != nil || w.Header().Get("Cache-Control") != "no-store" ||
+					endpoint%3 == 0 && (ok.AccessToken == "" || ok.TokenType != "Bearer" && ok.TokenType != "DPoP" || ok.ExpiresIn <= 0) ||
+					endpoint%3 == 1 && ok.Active == nil {
+					t.Fatalf("store %d: POST %s %q (Authorization %q): 200 %v %s", i, endpoints[int(endpoint)%len(endpoints)], b, a, w.Header(), w.Body)
+				}
+			}
 			if w.Code >= 400 {
 				// RFC 6749 §5.2: a JSON error with a code of its
 				// characters, and (Keyward's rule) a description.
