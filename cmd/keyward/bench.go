@@ -225,7 +225,7 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 	if f.target != "" && (f.accounts > 0 || f.db != "" || f.signingAlg != "" || cmd.Flags().Changed("introspection-audit-interval")) {
 		return usageError{errors.New("--accounts, --db, --signing-alg and --introspection-audit-interval apply to a server bench starts, not to --target")}
 	}
-	if err := checkIntrospectionAudit(f.introspectionAudit); err != nil {
+	if err := checkIntrospectionAudit("--introspection-audit-interval", f.introspectionAudit); err != nil {
 		return usageError{err}
 	}
 	if f.signingAlg != "" && !slices.Contains(signer.Algorithms, f.signingAlg) {

@@ -116,7 +116,7 @@ already.`,
 			if err := applyConfig(); err != nil {
 				return err
 			}
-			if err := checkDB(cfg.DB); err != nil {
+			if err := checkDB(cfg.flag("db"), cfg.DB); err != nil {
 				return usageError{err}
 			}
 			b, err := readExportFile(args[0])

@@ -67,6 +67,10 @@ type Config struct {
 	// private_key_jwt client assertions.
 	StrictClientAssertionAudience bool
 	LogFormat, LogLevel           string
+
+	// from says where the settings not given on the command line came
+	// from, by flag name (see settingSources), for errors. Not a setting.
+	from map[string]string
 }
 
 // DefaultConfig returns the defaults of every setting.
@@ -137,113 +141,126 @@ func (c Config) issuer(addr string) string {
 	return c.baseURL(addr)
 }
 
-// Validate reports every problem of c at once.
+// Validate reports every problem of c at once. Each names the setting
+// by where its value came from (see flag).
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
 	host, port, err := net.SplitHostPort(c.Listen)
 	if err != nil {
-		add("--listen %q is not host:port: %v", c.Listen, err)
+		add("%s %q is not host:port: %v", c.flag("listen"), c.Listen, err)
 	} else if !validPort(port) {
-		add("--listen %q: the port must be a number from 0 to 65535 or a service name such as https", c.Listen)
+		add("%s %q: the port must be a number from 0 to 65535 or a service name such as https", c.flag("listen"), c.Listen)
 	}
 	tls := c.TLSCert != "" || c.TLSKey != ""
 	if (c.TLSCert == "") != (c.TLSKey == "") {
-		add("--tls-cert and --tls-key must be given together")
+		add("%s and %s must be given together", c.flag("tls-cert"), c.flag("tls-key"))
 	}
 	if err == nil && !tls && !c.InsecureHTTP && !isLoopback(host) {
-		add("--listen %s is not a loopback address: give --tls-cert and --tls-key, or --insecure-http if a TLS proxy is in front", c.Listen)
+		add("%s %s is not a loopback address: give --tls-cert and --tls-key, or --insecure-http if a TLS proxy is in front", c.flag("listen"), c.Listen)
 	}
 	if c.Issuer != "" {
 		u, err := url.Parse(c.Issuer)
 		switch {
 		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-			add("--issuer %q must be an absolute http(s) URL", c.Issuer)
+			add("%s %q must be an absolute http(s) URL", c.flag("issuer"), c.Issuer)
 		case u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(u.Path, "/"):
-			add("--issuer %q must have no query, fragment or trailing slash (RFC 8414 §2)", c.Issuer)
+			add("%s %q must have no query, fragment or trailing slash (RFC 8414 §2)", c.flag("issuer"), c.Issuer)
 		case u.Scheme == "http" && !isLoopback(u.Hostname()) && !c.InsecureHTTP:
-			add("--issuer %q uses http on a non-loopback host: use https, or --insecure-http", c.Issuer)
+			add("%s %q uses http on a non-loopback host: use https, or --insecure-http", c.flag("issuer"), c.Issuer)
 		}
 	} else if err == nil && (host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified()) {
-		add("--listen %s listens on all interfaces: set --issuer to the URL clients use", c.Listen)
+		add("%s %s listens on all interfaces: set --issuer to the URL clients use", c.flag("listen"), c.Listen)
 	}
 	if c.MetricsListen != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil {
-			add("--metrics-listen %q is not host:port", c.MetricsListen)
+			add("%s %q is not host:port", c.flag("metrics-listen"), c.MetricsListen)
 		} else if !validPort(port) {
-			add("--metrics-listen %q: the port must be a number from 0 to 65535 or a service name such as https", c.MetricsListen)
+			add("%s %q: the port must be a number from 0 to 65535 or a service name such as https", c.flag("metrics-listen"), c.MetricsListen)
 		}
 	}
 	if c.TLSClientCA != "" && c.TLSCert == "" && c.ClientCertHeader == "" {
-		add("--tls-client-ca needs client certificates: give --tls-cert/--tls-key, or --client-cert-header behind a proxy")
+		add("%s needs client certificates: give --tls-cert/--tls-key, or --client-cert-header behind a proxy", c.flag("tls-client-ca"))
 	}
 	if c.ClientCertHeader != "" && !validHeaderName(c.ClientCertHeader) {
-		add("--client-cert-header %q is not a header name: letters, digits and !#$%%&'*+-.^_`|~ only, such as X-Client-Cert", c.ClientCertHeader)
+		add("%s %q is not a header name: letters, digits and !#$%%&'*+-.^_`|~ only, such as X-Client-Cert", c.flag("client-cert-header"), c.ClientCertHeader)
 	}
 	if c.ClientCertHeader != "" && len(c.TrustedProxies) == 0 {
-		add("--client-cert-header needs --trusted-proxies: the header is trusted only from the proxies' addresses")
+		add("%s needs --trusted-proxies: the header is trusted only from the proxies' addresses", c.flag("client-cert-header"))
 	}
 	for _, p := range c.TrustedProxies {
 		if _, err := parsePrefix(p); err != nil {
-			add("--trusted-proxies: %q is not an IP address or CIDR range", p)
+			add("%s: %q is not an IP address or CIDR range", c.flag("trusted-proxies"), p)
 		}
 	}
-	if err := checkDB(c.DB); err != nil {
+	if err := checkDB(c.flag("db"), c.DB); err != nil {
 		add("%v", err)
 	}
 	if c.DataDir == "" {
-		add("--data-dir must not be empty")
+		add("%s must not be empty", c.flag("data-dir"))
 	}
 	if !slices.Contains(signer.Algorithms, c.SigningAlg) {
-		add("--signing-alg %q is not one of %s", c.SigningAlg, strings.Join(signer.Algorithms, ", "))
+		add("%s %q is not one of %s", c.flag("signing-alg"), c.SigningAlg, strings.Join(signer.Algorithms, ", "))
 	}
 	if c.SigningKeyRotation != 0 && c.SigningKeyRotation < time.Hour {
-		add("--signing-key-rotation %s is shorter than an hour", c.SigningKeyRotation)
+		add("%s %s is shorter than an hour", c.flag("signing-key-rotation"), c.SigningKeyRotation)
 	}
 	if c.DefaultTokenTTL < time.Minute || c.DefaultTokenTTL > c.MaxTokenTTL {
-		add("--default-token-lifetime %s must be at least 1m and at most --max-token-lifetime (%s)", c.DefaultTokenTTL, c.MaxTokenTTL)
+		add("%s %s must be at least 1m and at most %s (%s)", c.flag("default-token-lifetime"), c.DefaultTokenTTL, c.flag("max-token-lifetime"), c.MaxTokenTTL)
 	}
 	if c.MaxTokenTTL < time.Minute || c.MaxTokenTTL > admin.LongestTokenLifetime {
-		add("--max-token-lifetime %s must be between 1m and 24h", c.MaxTokenTTL)
+		add("%s %s must be between 1m and 24h", c.flag("max-token-lifetime"), c.MaxTokenTTL)
 	}
 	if c.MaxAssertionTTL < time.Minute || c.MaxAssertionTTL > 24*time.Hour {
-		add("--max-assertion-lifetime %s must be between 1m and 24h", c.MaxAssertionTTL)
+		add("%s %s must be between 1m and 24h", c.flag("max-assertion-lifetime"), c.MaxAssertionTTL)
 	}
 	if c.CacheTTL < 0 || c.CacheTTL > time.Hour {
-		add("--cache-ttl %s must be between 0 and 1h", c.CacheTTL)
+		add("%s %s must be between 0 and 1h", c.flag("cache-ttl"), c.CacheTTL)
 	}
-	if err := checkIntrospectionAudit(c.IntrospectionAudit); err != nil {
+	if err := checkIntrospectionAudit(c.flag("introspection-audit-interval"), c.IntrospectionAudit); err != nil {
 		add("%v", err)
 	}
 	if c.ClockSkew < 0 || c.ClockSkew > 10*time.Minute {
-		add("--clock-skew %s must be between 0 and 10m", c.ClockSkew)
+		add("%s %s must be between 0 and 10m", c.flag("clock-skew"), c.ClockSkew)
 	}
 	if !strings.Contains(c.AccountDomain, ".") || strings.ContainsAny(c.AccountDomain, "@/ ") {
-		add("--account-domain %q must be a domain name such as iam.example.com", c.AccountDomain)
+		add("%s %q must be a domain name such as iam.example.com", c.flag("account-domain"), c.AccountDomain)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
-		add("--log-format %q must be text or json", c.LogFormat)
+		add("%s %q must be text or json", c.flag("log-format"), c.LogFormat)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
-		add("--log-level: %v", err)
+		add("%s: %v", c.flag("log-level"), err)
 	}
 	return errors.Join(errs...)
 }
 
-// checkDB checks --db: empty, or a PostgreSQL URL.
-func checkDB(db string) error {
+// flag names the setting name (a flag's name) in an error about its value
+// by where the value came from: KEYWARD_<NAME> or "name in FILE" for one
+// from the environment or the --config file (as settingSources found, in
+// c.from), else --name, the command line's or the default's.
+func (c Config) flag(name string) string {
+	if from, ok := c.from[name]; ok {
+		return from
+	}
+	return "--" + name
+}
+
+// checkDB checks --db (named by flag, as Config.flag names it): empty, or
+// a PostgreSQL URL.
+func checkDB(flag, db string) error {
 	if db != "" && !strings.HasPrefix(db, "postgres://") && !strings.HasPrefix(db, "postgresql://") {
-		return fmt.Errorf("--db %q must be a postgres:// URL (leave it empty for the embedded SQLite database)", redactDSN(db))
+		return fmt.Errorf("%s %q must be a postgres:// URL (leave it empty for the embedded SQLite database)", flag, redactDSN(db))
 	}
 	return nil
 }
 
-// checkIntrospectionAudit checks an --introspection-audit-interval, for
-// serve and for the server bench starts.
-func checkIntrospectionAudit(d time.Duration) error {
+// checkIntrospectionAudit checks an --introspection-audit-interval (named
+// by flag), for serve and for the server bench starts.
+func checkIntrospectionAudit(flag string, d time.Duration) error {
 	if d < 0 || d > 10*time.Minute {
-		return fmt.Errorf("--introspection-audit-interval %s must be between 0 and 10m", d)
+		return fmt.Errorf("%s %s must be between 0 and 10m", flag, d)
 	}
 	return nil
 }

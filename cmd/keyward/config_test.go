@@ -423,3 +423,78 @@ func TestSigningKeysRetainedForTheLongestToken(t *testing.T) {
 		}
 	}
 }
+
+// TestValidationErrorsNameTheSource: a setting refused for its value is
+// named by where the value came from — --name on the command line,
+// KEYWARD_<NAME> in the environment, "name in FILE" in the --config file
+// (or the one KEYWARD_CONFIG names) — in serve and in the commands that
+// take the server's settings. They all said --name, a flag the operator
+// may never have given.
+func TestValidationErrorsNameTheSource(t *testing.T) {
+	dir := t.TempDir()
+	file := func(content string) string {
+		f, err := os.CreateTemp(dir, "keyward-*.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(content); err != nil {
+			t.Fatal(err)
+		}
+		return f.Name()
+	}
+	type source struct {
+		name    string
+		args    []string          // after the command's name
+		env     map[string]string // set for the case
+		want    string            // a fragment of the error, %s the file
+		notWant string            // not in the error
+	}
+	for _, s := range []struct {
+		setting, value, wantAfter string
+	}{
+		{"cache-ttl", "2h", " 2h0m0s must be between 0 and 1h"},                                  // a duration
+		{"trusted-proxies", "10.0.0.0/33", `: "10.0.0.0/33" is not an IP address or CIDR range`}, // a list
+		{"issuer", "keyward", ` "keyward" must be an absolute http(s) URL`},                      // a URL
+		{"tls-client-ca", "ca.pem", " needs client certificates"},                                // a path
+	} {
+		env := envName(s.setting)
+		f := file(s.setting + ": " + s.value + "\n")
+		sources := []source{
+			{name: "flag", args: []string{"--" + s.setting, s.value}, want: "--" + s.setting + s.wantAfter},
+			{name: "environment", env: map[string]string{env: s.value}, want: env + s.wantAfter, notWant: "--" + s.setting},
+			{name: "config file", args: []string{"--config", f}, want: s.setting + " in " + f + s.wantAfter, notWant: "--" + s.setting},
+			{name: "KEYWARD_CONFIG", env: map[string]string{configEnv: f}, want: s.setting + " in " + f + s.wantAfter, notWant: "--" + s.setting},
+		}
+		for _, src := range sources {
+			for _, command := range []string{"serve", "recover-admin"} {
+				t.Run(s.setting+"/"+src.name+"/"+command, func(t *testing.T) {
+					for k, v := range src.env {
+						t.Setenv(k, v)
+					}
+					args := append([]string{command, "--data-dir", t.TempDir()}, src.args...)
+					if command == "recover-admin" {
+						args = append(args, "--key-file", filepath.Join(t.TempDir(), "k.json"))
+					}
+					err := runCLIErr(t, args...)
+					if _, ok := errors.AsType[usageError](err); !ok {
+						t.Fatalf("keyward %s: %v; want a usage error", strings.Join(args, " "), err)
+					}
+					if !strings.Contains(err.Error(), src.want) {
+						t.Errorf("keyward %s: %v\nwant %q", strings.Join(args, " "), err, src.want)
+					}
+					if src.notWant != "" && strings.Contains(err.Error(), src.notWant) {
+						t.Errorf("keyward %s: %v\nnames %s, which was not given", strings.Join(args, " "), err, src.notWant)
+					}
+				})
+			}
+		}
+	}
+	// An empty data directory, refused before Validate by the commands
+	// that work on the store.
+	f := file("data-dir:\n")
+	err := runCLIErr(t, "migrate", "--config", f)
+	if want := "data-dir in " + f + " must not be empty"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("keyward migrate with an empty data-dir in the file: %v; want %q", err, want)
+	}
+}

@@ -72,11 +72,12 @@ func (c *Config) addServerSettings(fs *pflag.FlagSet, dataDir string, show ...st
 		if err := applySettings(); err != nil {
 			return err
 		}
+		c.from = settingSources(fs)
 		// As serve refuses it: an empty one (--data-dir "", or data-dir:
 		// without a value in the file) would be the working directory, or
 		// fail as "mkdir : no such file or directory".
 		if c.DataDir == "" {
-			return usageError{errors.New("--data-dir must not be empty")}
+			return usageError{fmt.Errorf("%s must not be empty", c.flag("data-dir"))}
 		}
 		return c.checkStoreSources(fs, onCommandLine, os.Getenv)
 	}
@@ -226,6 +227,8 @@ func applySources(fs *pflag.FlagSet, settings map[string]bool, file string, gete
 		if v := getenv(envName(f.Name)); v != "" {
 			if err := fs.Set(f.Name, v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), flagValueError(err, false)))
+			} else {
+				fs.SetAnnotation(f.Name, sourceAnnotation, []string{envName(f.Name)})
 			}
 			return
 		}
@@ -247,9 +250,29 @@ func applySources(fs *pflag.FlagSet, settings map[string]bool, file string, gete
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s %s: %s: %w", from, file, f.Name, err))
+			return
 		}
+		fs.SetAnnotation(f.Name, sourceAnnotation, []string{f.Name + " in " + file})
 	})
 	return errors.Join(errs...)
+}
+
+// sourceAnnotation is the annotation applySources puts on a flag it sets
+// from the environment or the config file, saying which, for errors about
+// the value: KEYWARD_<NAME>, or "name in FILE".
+const sourceAnnotation = "keyward-source"
+
+// settingSources maps the name of each flag of fs that applySources set
+// to where its value came from, for Config.from; a flag not in it was
+// given on the command line or kept its default.
+func settingSources(fs *pflag.FlagSet) map[string]string {
+	from := map[string]string{}
+	fs.VisitAll(func(f *pflag.Flag) {
+		if s := f.Annotations[sourceAnnotation]; len(s) == 1 {
+			from[f.Name] = s[0]
+		}
+	})
+	return from
 }
 
 // flagValueError words a value that a flag of a basic type refused by the

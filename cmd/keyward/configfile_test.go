@@ -142,7 +142,7 @@ func TestValueErrorsNameAllowedValues(t *testing.T) {
 		want string
 	}{
 		{"log level flag", []string{"serve", "--log-level", "loud"}, [2]string{}, `--log-level: "loud" is not a log level: debug, info, warn or error`},
-		{"log level env", []string{"serve"}, [2]string{"KEYWARD_LOG_LEVEL", "loud"}, `--log-level: "loud" is not a log level: debug, info, warn or error`},
+		{"log level env", []string{"serve"}, [2]string{"KEYWARD_LOG_LEVEL", "loud"}, `KEYWARD_LOG_LEVEL: "loud" is not a log level: debug, info, warn or error`},
 		{"log level file", []string{"serve", "--config", file("log-level: loud\n")}, [2]string{}, `"loud" is not a log level: debug, info, warn or error`},
 		{"console file", []string{"serve", "--config", file("console: maybe\n")}, [2]string{}, `console: "maybe" is not true or false`},
 		{"console env", []string{"serve"}, [2]string{"KEYWARD_CONSOLE", "maybe"}, `KEYWARD_CONSOLE: "maybe" is not true or false`},

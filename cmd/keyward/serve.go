@@ -76,6 +76,7 @@ All problems in the configuration are reported at once.`,
 			if err := applyConfig(); err != nil {
 				return err
 			}
+			cfg.from = settingSources(cmd.Flags())
 			if err := cfg.Validate(); err != nil {
 				return usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
 			}
@@ -880,7 +881,7 @@ func storeName(c Config) string {
 // file others could read, whose mode it tightens). On failure the store is
 // a nil interface, never a nil pointer inside one, so callers may test it.
 func openStore(ctx context.Context, c Config, log *slog.Logger) (storage.Storage, error) {
-	if err := checkDB(c.DB); err != nil {
+	if err := checkDB(c.flag("db"), c.DB); err != nil {
 		return nil, usageError{err}
 	}
 	if c.DB != "" {
