@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -496,5 +497,62 @@ func TestValidationErrorsNameTheSource(t *testing.T) {
 	err := runCLIErr(t, "migrate", "--config", f)
 	if want := "data-dir in " + f + " must not be empty"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("keyward migrate with an empty data-dir in the file: %v; want %q", err, want)
+	}
+}
+
+// TestStartErrorsNameTheSource: a setting serve refuses once it starts
+// (an address in use, a CA file it cannot read, an account domain for a
+// new store) is named by where its value came from, as Validate names
+// it: these said --listen, --tls-client-ca and --account-domain whatever
+// the source.
+func TestStartErrorsNameTheSource(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing-ca.pem")
+	proxy := []string{"--client-cert-header", "X-Client-Cert", "--trusted-proxies", "127.0.0.1"}
+	for _, s := range []struct {
+		setting, value, wantAfter string
+		args                      []string // more, on the command line
+	}{
+		{"listen", busy.Addr().String(), " " + busy.Addr().String() + ": the address is in use", nil},
+		{"tls-client-ca", missing, ": open " + missing, proxy},
+		{"account-domain", "IAM.example.com", `: The account domain "IAM.example.com" has upper-case letters`, nil},
+	} {
+		f := filepath.Join(dir, s.setting+".yaml")
+		if err := os.WriteFile(f, []byte(s.setting+": "+s.value+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env := envName(s.setting)
+		for _, src := range []struct {
+			name, want string
+			args       []string
+			env        string
+		}{
+			{"flag", "--" + s.setting + s.wantAfter, []string{"--" + s.setting, s.value}, ""},
+			{"environment", env + s.wantAfter, nil, s.value},
+			{"config file", s.setting + " in " + f + s.wantAfter, []string{"--config", f}, ""},
+		} {
+			t.Run(s.setting+"/"+src.name, func(t *testing.T) {
+				if src.env != "" {
+					t.Setenv(env, src.env)
+				}
+				args := append([]string{"serve", "--data-dir", t.TempDir()}, src.args...)
+				if s.setting != "listen" {
+					args = append(args, "--listen", "127.0.0.1:0")
+				}
+				args = append(args, s.args...)
+				err := runCLIErr(t, args...)
+				if err == nil || !strings.Contains(err.Error(), src.want) {
+					t.Fatalf("keyward %s: %v\nwant %q", strings.Join(args, " "), err, src.want)
+				}
+				if src.name != "flag" && strings.Contains(err.Error(), "--"+s.setting) {
+					t.Errorf("keyward %s: %v\nnames --%s, which was not given", strings.Join(args, " "), err, s.setting)
+				}
+			})
+		}
 	}
 }

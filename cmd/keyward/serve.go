@@ -243,16 +243,16 @@ func (m *Main) Open(ctx context.Context) error {
 	// signing keys. An address is only tried here, and bound once the
 	// store is ready: a load balancer's TCP check must not find the port
 	// open, and send requests to wait there, while a migration runs.
-	if err := tryListen(c.Listen, c.MetricsListen); err != nil {
+	if err := tryListen(c.Listen, c.MetricsListen, c.flag); err != nil {
 		return err
 	}
 	var clientCAs *x509.CertPool
 	if c.TLSClientCA != "" {
 		data, err := readKeyFile(c.TLSClientCA)
 		if err != nil {
-			return fmt.Errorf("--tls-client-ca: %w", err)
+			return fmt.Errorf("%s: %w", c.flag("tls-client-ca"), err)
 		}
-		if clientCAs, err = caPool("--tls-client-ca", c.TLSClientCA, data); err != nil {
+		if clientCAs, err = caPool(c.flag("tls-client-ca"), c.TLSClientCA, data); err != nil {
 			return err
 		}
 	}
@@ -265,13 +265,13 @@ func (m *Main) Open(ctx context.Context) error {
 		// No database yet: refused before one is made, as it would be
 		// once made, empty.
 		if _, err := os.Stat(sqlitePath(c)); errors.Is(err, os.ErrNotExist) {
-			return accountDomainError(bad)
+			return accountDomainError(c.flag("account-domain"), bad)
 		}
 	}
 	if m.store, err = openStore(ctx, c, m.Logger); err != nil {
 		return err
 	}
-	if err := checkAccountDomain(ctx, m.store, c.AccountDomain, m.Logger); err != nil {
+	if err := checkAccountDomain(ctx, m.store, c.flag("account-domain"), c.AccountDomain, m.Logger); err != nil {
 		return err
 	}
 	master, err := m.loadMasterKey(ctx)
@@ -304,11 +304,11 @@ func (m *Main) Open(ctx context.Context) error {
 	m.metrics.BuildInfo(build.Version, build.revisionLabel(), build.GoVersion)
 
 	if m.listener, err = net.Listen("tcp", c.Listen); err != nil {
-		return listenError("--listen", c.Listen, err)
+		return listenError(c.flag("listen"), c.Listen, err)
 	}
 	if c.MetricsListen != "" {
 		if m.metricsListener, err = net.Listen("tcp", c.MetricsListen); err != nil {
-			return listenError("--metrics-listen", c.MetricsListen, err)
+			return listenError(c.flag("metrics-listen"), c.MetricsListen, err)
 		}
 	}
 	m.Issuer = c.issuer(m.listener.Addr().String())
@@ -447,10 +447,11 @@ func caPool(flag, path string, data []byte) (*x509.CertPool, error) {
 // refuses elsewhere. A store that holds accounts was served with it by a
 // release that took it, and changing it would not rename them (the
 // administrator is found by its email), so that server starts, and the
-// log says why the value is wrong at every start.
+// log says why the value is wrong at every start. flag names the setting,
+// as Config.flag does.
 func checkAccountDomain(ctx context.Context, st interface {
 	CountAccounts(context.Context) (int, error)
-}, domain string, log *slog.Logger) error {
+}, flag, domain string, log *slog.Logger) error {
 	bad := validate.AccountDomain(domain)
 	if bad == nil {
 		return nil
@@ -460,7 +461,7 @@ func checkAccountDomain(ctx context.Context, st interface {
 		return err
 	}
 	if n == 0 {
-		return accountDomainError(bad)
+		return accountDomainError(flag, bad)
 	}
 	log.Warn("--account-domain makes account emails the admin API refuses elsewhere (keyward import warns of them); the server starts, as the store holds accounts made with it, which changing it would not rename",
 		"account_domain", domain, "problem", bad.Error(),
@@ -469,20 +470,22 @@ func checkAccountDomain(ctx context.Context, st interface {
 }
 
 // accountDomainError is the refusal of an --account-domain that
-// validate.AccountDomain refuses, bad, for a new store.
-func accountDomainError(bad error) error {
-	return usageError{fmt.Errorf("invalid configuration:\n  --account-domain: %v Account emails are NAME@PROJECT.<domain>: give a lower-case domain name such as iam.example.com", bad)}
+// validate.AccountDomain refuses, bad, for a new store; flag names the
+// setting, as Config.flag does.
+func accountDomainError(flag string, bad error) error {
+	return usageError{fmt.Errorf("invalid configuration:\n  %s: %v Account emails are NAME@PROJECT.<domain>: give a lower-case domain name such as iam.example.com", flag, bad)}
 }
 
 // tryListen says, as listenError does, why --listen (listen) or
 // --metrics-listen (metrics, unless empty) cannot be listened on, if one
 // cannot; it does not stay bound. The two are tried at once, so that two
 // addresses each free on its own but not both (the same one, or :8443
-// and 127.0.0.1:8443) are found here too, and named as such.
-func tryListen(listen, metrics string) error {
+// and 127.0.0.1:8443) are found here too, and named as such. flag names
+// the settings, as Config.flag does.
+func tryListen(listen, metrics string, flag func(name string) string) error {
 	l, err := net.Listen("tcp", listen)
 	if err != nil {
-		return listenError("--listen", listen, err)
+		return listenError(flag("listen"), listen, err)
 	}
 	defer l.Close()
 	if metrics == "" {
@@ -494,10 +497,10 @@ func tryListen(listen, metrics string) error {
 			l.Close()
 			if alone, err := net.Listen("tcp", metrics); err == nil {
 				alone.Close()
-				return fmt.Errorf("--metrics-listen %s: the address is --listen's (%s) too: give the metrics listener an address of its own", metrics, listen)
+				return fmt.Errorf("%s %s: the address is %s's (%s) too: give the metrics listener an address of its own", flag("metrics-listen"), metrics, flag("listen"), listen)
 			}
 		}
-		return listenError("--metrics-listen", metrics, err)
+		return listenError(flag("metrics-listen"), metrics, err)
 	}
 	return ml.Close()
 }
