@@ -299,7 +299,7 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 			r.Note = strings.TrimPrefix(r.Note+"; most requests got no answer: the server stopped answering", "; ")
 			report.Scenarios = append(report.Scenarios, r)
 			lost = fmt.Errorf("%s: %d of %d requests got no answer from %s (connection refused or broken, or none by the cutoff): the server stopped answering, so these figures measure nothing",
-				name, r.ByStatus[0]+r.CutOff, r.Requests+r.CutOff, b.base)
+				name, r.ByStatus[0]+r.CutOff-r.Unsent, r.Requests+r.CutOff-r.Unsent, b.base)
 			break
 		}
 		report.Scenarios = append(report.Scenarios, r)
@@ -325,11 +325,14 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 }
 
 // unreachable says whether most of a scenario's requests got no answer at
-// all (loadgen's status 0, or cut off unanswered): the server died, went
-// away or hung during the run.
+// all (loadgen's status 0, or sent and cut off unanswered): the server
+// died, went away or hung during the run. Those due with --rate and never
+// sent are not counted: a server that answers, only slower than the rate,
+// leaves many of them without having stopped answering.
 func unreachable(r loadgen.Result) bool {
-	n := r.ByStatus[0] + r.CutOff
-	return n > 0 && 2*n > r.Requests+r.CutOff
+	sent := r.CutOff - r.Unsent
+	n := r.ByStatus[0] + sent
+	return n > 0 && 2*n > r.Requests+sent
 }
 
 // bench holds a run's server, fixtures and HTTP client.

@@ -930,3 +930,31 @@ func TestBenchReportMS(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchUnreachableBehindRate: a server answering every request, but
+// slower than --rate asks, is not taken for one that stopped answering:
+// the requests due and never sent at the cutoff are cut off, but they got
+// no answer because they were never asked, not because the server hung.
+func TestBenchUnreachableBehindRate(t *testing.T) {
+	r := loadgen.Run(context.Background(), loadgen.Load{Concurrency: 1, Duration: 200 * time.Millisecond, Rate: 1000},
+		func(ctx context.Context, w, i int) (int, bool) {
+			select {
+			case <-time.After(10 * time.Millisecond):
+				return 200, true
+			case <-ctx.Done():
+				return 0, false
+			}
+		}, nil)
+	if r.Requests == 0 || r.CutOff <= r.Requests {
+		t.Fatalf("%d requests, %d cut off: want more cut off than answered, as a rate the server falls far behind on has", r.Requests, r.CutOff)
+	}
+	if unreachable(r) {
+		t.Errorf("%d requests answered, %d cut off (at most 1 of them sent): taken for a server that stopped answering", r.Requests, r.CutOff)
+	}
+	// A hung server: every request sent is cut off unanswered.
+	r = loadgen.Run(context.Background(), loadgen.Load{Concurrency: 2, Duration: 100 * time.Millisecond, Rate: 1000},
+		func(ctx context.Context, w, i int) (int, bool) { <-ctx.Done(); return 0, false }, nil)
+	if !unreachable(r) {
+		t.Errorf("%+v: a server that answered nothing is not taken for one that stopped answering", r)
+	}
+}

@@ -68,6 +68,10 @@ type Result struct {
 	// Errors, and their latency, at least the drain's, in no percentile.
 	// A run ended by its context's end (an interrupt) counts none.
 	CutOff int `json:"cut_off,omitempty"`
+	// Unsent is how many of CutOff were due before Duration and never
+	// sent (with a rate the server fell behind on): the others were sent
+	// and got no answer by the end of the drain.
+	Unsent int `json:"-"`
 }
 
 // Run calls req from load.Concurrency workers until load.Duration has
@@ -87,14 +91,15 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 	ctx, cancel := context.WithDeadline(ctx, cutoff)
 	defer cancel()
 	var (
-		wg    sync.WaitGroup
-		done  atomic.Int64
-		mu    sync.Mutex
-		parts []kept
-		stats = map[int]int{}
-		errs  int
-		empty atomic.Bool  // a worker's Request was Exhausted
-		cut   atomic.Int64 // requests cut off at the end of the drain
+		wg     sync.WaitGroup
+		done   atomic.Int64
+		mu     sync.Mutex
+		parts  []kept
+		stats  = map[int]int{}
+		errs   int
+		empty  atomic.Bool  // a worker's Request was Exhausted
+		cut    atomic.Int64 // requests cut off at the end of the drain
+		unsent atomic.Int64 // of them, those due and never sent
 	)
 	stop, stopped := make(chan struct{}), make(chan struct{})
 	if progress == nil {
@@ -165,7 +170,9 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 				// With a rate, those that fell due before the deadline
 				// but were still waiting for their turn at the cutoff are
 				// cut off too.
-				cut.Add(int64(max(0, pace.dueBefore(deadline)-next)))
+				n := int64(max(0, pace.dueBefore(deadline)-next))
+				cut.Add(n)
+				unsent.Add(n)
 			}
 			mu.Lock()
 			parts = append(parts, local)
@@ -184,7 +191,7 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 	for _, p := range parts {
 		n += p.n
 	}
-	r := Result{Requests: int(n), Errors: errs, Elapsed: elapsed, Exhausted: empty.Load(), CutOff: int(cut.Load())}
+	r := Result{Requests: int(n), Errors: errs, Elapsed: elapsed, Exhausted: empty.Load(), CutOff: int(cut.Load()), Unsent: int(unsent.Load())}
 	if len(stats) > 0 {
 		r.ByStatus = stats
 	}
