@@ -236,7 +236,9 @@ function readCSV(text, rows) {
           if (c === "\n") line++;
           field += c;
         }
-        if (i < n && text[i] !== "," && text[i] !== "\n" && !(text[i] === "\r" && text[i + 1] === "\n")) {
+        // A \r before a line feed or the file's end is dropped, as
+        // encoding/csv drops it.
+        if (i < n && text[i] !== "," && text[i] !== "\n" && !(text[i] === "\r" && (text[i + 1] === "\n" || i + 1 === n))) {
           fail(line, 'extraneous or missing " in quoted-field');
         }
       } else {
