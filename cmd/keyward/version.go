@@ -109,9 +109,12 @@ not committed), and the Go version, operating system and architecture it
 was built with and for. 'keyward --version' prints the same.
 
 A binary built with 'go build' or 'go install' in a git checkout knows its
-commit; one built otherwise (without the .git directory, or with
--buildvcs=false) says the revision is unknown, and one built outside a
-tagged module reports its version as "(devel)".
+commit, and its version is the commit's tag or a pseudo-version naming
+the commit (such as v0.0.0-DATE-COMMIT, "+dirty" after it when the work
+tree had changes); one installed from a module version ('go install
+...@v1.2.3') has that version and no revision; one built in a checkout
+without version control information (no .git directory, or
+-buildvcs=false) says the revision is unknown and its version "(devel)".
 
 'keyward serve' logs the version and revision as it starts, and its
 metrics carry them as the labels of keyward_build_info.`,
