@@ -206,6 +206,11 @@ func TestConsoleUserImportParity(t *testing.T) {
 		// Names matched as encoding/json matches them: case aside.
 		"[{\"Email\":\"a@x.com\"},{\"EMAIL\":\"b@x.com\",\"Suspended\":true},{\"email\":\"c@x.com\",\"SUSPENDED\":true,\"Status\":\"suspended\"}]",
 		"[{\"email\":\"a@x.com\",\"Email\":\"b@x.com\"},{\"email\":\"c@x.com\",\"Email\":null},{\"\u017ftatu\u017f\":\"suspended\",\"email\":\"d@x.com\"}]",
+		// A name given twice, another spelling of it between: the last
+		// one is the user's, in the file's order.
+		"[{\"email\":\"a@x.com\",\"EMAIL\":\"b@x.com\",\"email\":\"c@x.com\"},{\"suspended\":false,\"email\":\"d@x.com\",\"Suspended\":true,\"suspended\":false}," +
+			"\n{\"email\":\"e@x.com\",\"note\":{\"email\":\"f@x.com\",\"x\":[1,\"},\\\"]\"]},\"Email\":\"g@x.com\",\"email\":\"e@x.com\"}]",
+		"{\"users\": [{\"email\":\"a@x.com\",\"Email\":\"b@x.com\",\"email\":\"c@x.com\"},\n {\"email\": \"d@x.com\" , \"EMAIL\" : \"e@x.com\" , \"email\" : \"d@x.com\" }]}",
 		"[{\"email\":\"a@x.com\",\"status\":null},{\"email\":\"b@x.com\",\"suspended\":true,\"suspended\":null,\"status\":\"active\"},{\"email\":null}]",
 		// A byte order mark begins the file (as Excel writes CSV) or is
 		// refused, wherever else it is, on its line.

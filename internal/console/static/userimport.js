@@ -294,13 +294,15 @@ function readJSON(text, rows) {
     depth = 2;
   }
   const lines = elementLines(text, depth);
+  let members = elementMembers(text, depth);
+  if (members.length !== list.length) members = []; // "users" given twice: JSON.parse's last array
   list.forEach((obj, k) => {
     const line = lines[k];
     if (obj === null || typeof obj !== "object" || Array.isArray(obj)) {
       rows.add(line, "", false, 'a user must be an object such as {"email": "alice@example.com"}');
       return;
     }
-    const u = userFields(obj);
+    const u = userFields(Array.isArray(members[k]) ? members[k] : Object.entries(obj).map(([n, v]) => [JSON.stringify(n), JSON.stringify(v)]));
     if (u.status !== undefined && typeof u.status !== "string") {
       rows.add(line, u.email, false, "status must be a string");
       return;
@@ -327,20 +329,87 @@ const USER_FIELDS = ["email", "suspended", "status"];
 // sign (U+212A) to K.
 const foldName = (k) => k.replace(/[a-z]/g, (c) => c.toUpperCase()).replace(/\u017f/g, "S").replace(/\u212a/g, "K");
 
-// userFields reads the fields of a user object as keyward users import
-// does (encoding/json into admin.jsonUser): a name is its field's, or one
-// the same but for case ("Email", "SUSPENDED"); a later one replaces an
+// userFields reads the fields of a user object, its members in the
+// file's order, each [name, value] in JSON text, as keyward users import does
+// (encoding/json into admin.jsonUser): a name is its field's, or one the
+// same but for case ("Email", "SUSPENDED"); a later one replaces an
 // earlier; null leaves a string as it was (empty) and unsets suspended;
 // other names are ignored.
-function userFields(obj) {
+function userFields(members) {
   const u = {};
-  for (const [k, v] of Object.entries(obj)) {
+  for (const [name, value] of members) {
+    const k = JSON.parse(name);
     const f = USER_FIELDS.includes(k) ? k : USER_FIELDS.find((x) => foldName(x) === foldName(k));
     if (f === undefined) continue;
+    const v = JSON.parse(value); // only a field's: the others may be large
     if (v !== null) u[f] = v;
     else if (f === "suspended") delete u.suspended;
   }
   return u;
+}
+
+// elementMembers returns, for each element of the array at depth (as
+// elementLines), its members in the file's order as [name, value] pairs
+// of JSON text, a name given twice twice, or null for an element that is
+// not an object. JSON.parse keeps one member of a name given twice, where
+// the first was, with the value of the last; encoding/json, which keyward
+// users import reads with, sets the fields one member after the other,
+// so {"email": A, "Email": B, "email": C} is C there, and B read in
+// JSON.parse's order. The text is valid JSON.
+function elementMembers(text, depth) {
+  const out = [];
+  const n = text.length;
+  let d = 0, inArray = false, inString = false, escaped = false;
+  let members = null, expectKey = false, keyStart = -1, key = null, valueStart = -1;
+  for (let i = 0; i < n; i++) {
+    const c = text[i];
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (c === "\\") escaped = true;
+      else if (c === '"') {
+        inString = false;
+        if (keyStart >= 0) {
+          key = text.slice(keyStart, i + 1);
+          keyStart = -1;
+        }
+      }
+      continue;
+    }
+    if (c === '"') {
+      inString = true;
+      if (members && d === depth + 1 && expectKey) {
+        keyStart = i;
+        expectKey = false;
+      } else if (inArray && d === depth) out.push(null); // a string element
+    } else if (c === "{" || c === "[") {
+      if (inArray && d === depth) { // an element
+        members = c === "{" ? [] : null;
+        expectKey = c === "{";
+        out.push(members);
+      }
+      d++;
+      if (c === "[" && d === depth && !inArray) inArray = true;
+    } else if (c === "}" || c === "]") {
+      if (members && d === depth + 1) { // the element's end
+        if (key !== null) members.push([key, text.slice(valueStart, i)]);
+        key = null;
+        members = null;
+      }
+      d--;
+      if (inArray && d < depth) break; // the array's end
+    } else if (members && d === depth + 1) {
+      if (c === ":") valueStart = i + 1;
+      else if (c === ",") {
+        members.push([key, text.slice(valueStart, i)]);
+        key = null;
+        expectKey = true;
+      }
+    } else if (inArray && d === depth && !" \t\r\n,".includes(c)) { // a number, true, false or null
+      out.push(null);
+      while (i + 1 < n && !" \t\r\n,]".includes(text[i + 1])) i++;
+    }
+  }
+  return out;
 }
 
 // elementLines returns the line each element of the array at depth (1 for
