@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/chromedp/chromedp"
 
@@ -279,8 +280,8 @@ func TestConsoleUserImportParity(t *testing.T) {
 			want.Users = rows
 		}
 		js := fmt.Sprintf(`import("./userimport.js").then((m) => {
-			try { return JSON.stringify({users: m.parseUsers(%q, "x.com")}); } catch (e) { return JSON.stringify({error: e.message}); }
-		})`, f)
+			try { return JSON.stringify({users: m.parseUsers(%s, "x.com")}); } catch (e) { return JSON.stringify({error: e.message}); }
+		})`, jsString(f))
 		ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
 		out, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
 		cancel()
@@ -312,6 +313,59 @@ func TestConsoleUserImportParity(t *testing.T) {
 	}
 }
 
+// jsString is s as a JavaScript string literal: JSON's, not Go's %q,
+// whose \a and \U escapes JavaScript reads as the letters a and U.
+func jsString(s string) string {
+	b, _ := json.Marshal(s) // a string always marshals
+	return string(b)
+}
+
+// TestConsoleGoQuote: the console quotes each character as strconv.Quote
+// does (goquote.js quote, which the users import and the audit log use),
+// escaping what unicode.IsPrint does not take as printable: every
+// character Go's Unicode tables assign (those assigned since may differ,
+// the browser's Unicode being newer), but the private use planes 15 and
+// 16, and a string of several.
+func TestConsoleGoQuote(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	p.step("open the console", chromedp.Navigate(m.Issuer+"/console/"), chromedp.WaitVisible(chromedp.ID("keyfile-form")))
+	var runes []rune
+	for r := rune(0); r < 0xf0000; r++ {
+		// Assigned: unicode.C holds the unassigned too.
+		if unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z, unicode.Cc, unicode.Cf, unicode.Co) {
+			runes = append(runes, r)
+		}
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	js := fmt.Sprintf(`import("./goquote.js").then((m) => JSON.stringify({each: Array.from(%s, (c) => m.quote(c)), some: m.quote(%s)}))`,
+		jsString(string(runes)), jsString("a\"b\\c\u200b\U000e0001 d\x00\n"))
+	out, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Each []string `json:"each"`
+		Some string   `json:"some"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("quote answered %.200s: %v", out, err)
+	}
+	if len(got.Each) != len(runes) {
+		t.Fatalf("quote quoted %d characters, want %d", len(got.Each), len(runes))
+	}
+	bad := 0
+	for i, r := range runes {
+		if want := strconv.Quote(string(r)); got.Each[i] != want && bad < 20 {
+			t.Errorf("U+%04X: the console quotes it %s, strconv.Quote %s", r, got.Each[i], want)
+			bad++
+		}
+	}
+	if want := `"a\"b\\c\u200b\U000e0001 d\x00\n"`; got.Some != want {
+		t.Errorf("the console quotes %s, want %s", got.Some, want)
+	}
+}
+
 // TestConsoleUserImportClipsLongValues: the console quotes at most the
 // first 48 bytes of a bad value over 64, with its length, as keyward users
 // import does (admin.quoteClip): a file of one long line is not shown back
@@ -322,7 +376,7 @@ func TestConsoleUserImportClipsLongValues(t *testing.T) {
 	long := strings.Repeat("a", 1<<20)
 	tests := []struct {
 		name, file, want string
-		jsOnly           bool // Go refuses an email this long first (admin.normalizeEmail)
+		jsOnly           bool // Go refuses such an email first (admin.normalizeEmail: too long, or with an invisible or control character)
 	}{
 		{"first row", long + "\n", `line 1: "` + strings.Repeat("a", 48) + `"… (1048576 bytes) is neither an email address nor the header email,status`, false},
 		{"status", "a@x.com," + strings.Repeat("é", 40) + "\n", `line 1: status "` + strings.Repeat("é", 24) + `"… (80 bytes) must be active or suspended`, false},
@@ -334,6 +388,22 @@ func TestConsoleUserImportClipsLongValues(t *testing.T) {
 		{"byte order mark not at the start", "a@x.com\n\ufeffb@x.com\n", "line 2: a byte order mark (U+FEFF, invisible), which only the start of the file may have (files joined together each bring theirs): remove it", false},
 		{"email of 100 bytes listed twice", strings.Repeat("é", 47) + "@x.com\n" + strings.Repeat("é", 47) + "@x.com\n",
 			`line 2: "` + strings.Repeat("é", 24) + `"… (100 bytes) is also on line 1`, false},
+		// Characters strconv.Quote escapes, not printable by
+		// unicode.IsPrint (invisible, bidi controls, controls, line
+		// separators, white space but the ASCII space), are escaped as it
+		// escapes them; printable ones are left as they are.
+		{"zero width space in a status", "a@x.com,act\u200bive\n", `line 1: status "act\u200bive" must be active or suspended`, false},
+		{"bidi override in a status", "a@x.com,\u202eevitca\u202c\n", `line 1: status "\u202eevitca\u202c" must be active or suspended`, false},
+		{"line separator, no-break space and word joiner in a status", "a@x.com,ac\u2028ti\u00a0ve\u2060x\n", `line 1: status "ac\u2028ti\u00a0ve\u2060x" must be active or suspended`, false},
+		{"controls in a status", "a@x.com,\x1b[31m\x7f\x07\x08\f\v\tx\u0085\u009b\n", `line 1: status "\x1b[31m\x7f\a\b\f\v\tx\u0085\u009b" must be active or suspended`, false},
+		{"beyond the BMP in a status", "a@x.com,\U000e0001tag\U0001f600\n", `line 1: status "\U000e0001tag` + "\U0001f600" + `" must be active or suspended`, false},
+		{"quote and backslash in a status", "a@x.com,\"a\"\"\\b\"\n", `line 1: status "a\"\\b" must be active or suspended`, false},
+		{"printable letters, marks and symbols in a status", "a@x.com,é\u0301ß€ 漢\n", "line 1: status \"é\u0301ß€ 漢\" must be active or suspended", false},
+		{"invisible character in a first row", "x\u200by\u2066\n", `line 1: "x\u200by\u2066" is neither an email address nor the header email,status`, false},
+		{"invisible character in an email listed twice", "a\u200b@x.com\na\u200b@x.com\n", `line 2: "a\u200b@x.com" is also on line 1`, true},
+		{"C1 control in an email listed twice", "a\u009b@x.com\na\u009b@x.com\n", `line 2: "a\u009b@x.com" is also on line 1`, true},
+		{"invisible character in an email of another domain", "a\u2066@y.com\n", `line 1: "a\u2066@y.com" is not in x.com`, true},
+		{"invisible characters clipped", "a@x.com," + strings.Repeat("\u200b", 30) + "\n", `line 1: status "` + strings.Repeat(`\u200b`, 16) + `"… (90 bytes) must be active or suspended`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -343,8 +413,8 @@ func TestConsoleUserImportClipsLongValues(t *testing.T) {
 				t.Fatalf("keyward users import: %v, want %q", err, tt.want)
 			}
 			js := fmt.Sprintf(`import("./userimport.js").then((m) => {
-				try { m.parseUsers(%q, "x.com"); return ""; } catch (e) { return e.message; }
-			})`, tt.file)
+				try { m.parseUsers(%s, "x.com"); return ""; } catch (e) { return e.message; }
+			})`, jsString(tt.file))
 			ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
 			defer cancel()
 			msg, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))

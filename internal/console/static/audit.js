@@ -6,6 +6,7 @@
 
 import { admin, seg } from "./api.js";
 import { h, table, fmtTime, button, act } from "./dom.js";
+import { printable, quote } from "./goquote.js";
 
 const PAGE = 50;
 
@@ -24,36 +25,8 @@ const details = (data) => Object.keys(data ?? {}).sort().map((k) => {
   return `${cell(k)}=${v.includes(" ") || !printable(v) ? quote(v) : v}`;
 }).join(" ");
 
-// unprintableRE matches what Go's unicode.IsPrint does not take: anything
-// but letters, marks, numbers, punctuation, symbols and the ASCII space.
-const unprintableRE = /[^\p{L}\p{M}\p{N}\p{P}\p{S} ]/u;
-
-const printable = (s) => !unprintableRE.test(s);
-
 // cell is s itself when it is printable, else quoted.
 const cell = (s) => (printable(s) ? s : quote(s));
-
-const hex = (n, width) => n.toString(16).padStart(width, "0");
-
-// ESCAPES are the characters strconv.Quote writes with a backslash and a
-// letter, or a backslash before them.
-const ESCAPES = new Map([["\x07", "\\a"], ["\b", "\\b"], ["\f", "\\f"], ["\n", "\\n"], ["\r", "\\r"], ["\t", "\\t"], ["\v", "\\v"],
-  ['"', '\\"'], ["\\", "\\\\"]]);
-
-// quote quotes s as Go's strconv.Quote does.
-function quote(s) {
-  let out = '"';
-  for (const c of s) {
-    const r = c.codePointAt(0);
-    if (ESCAPES.has(c)) out += ESCAPES.get(c);
-    else if (!unprintableRE.test(c)) out += c;
-    else if (r < 0x20 || r === 0x7f) out += "\\x" + hex(r, 2);
-    else if (r >= 0xd800 && r <= 0xdfff) out += "\\ufffd"; // a lone surrogate, as Go sees invalid UTF-8
-    else if (r < 0x10000) out += "\\u" + hex(r, 4);
-    else out += "\\U" + hex(r, 8);
-  }
-  return out + '"';
-}
 
 // auditHash is the address of the audit log filtered by filter (an
 // object, FormData or URLSearchParams): its FILTERS that are not empty.

@@ -7,6 +7,8 @@
 // is imported while any row is bad. The users are then sent in batches
 // (importBatches), as keyward users import sends them.
 
+import { printable, quote } from "./goquote.js";
+
 // MAX_REPORTED is how many bad rows are reported one by one
 // (admin.MaxReportedRows).
 const MAX_REPORTED = 20;
@@ -151,13 +153,14 @@ function status(s) {
   return [false, `status ${quoteClip(s)} must be active or suspended`];
 }
 
-// quoteClip quotes s, a value from the file, for a message; one longer
-// than 64 bytes (UTF-8) is cut to the whole characters of its first 48,
-// with its length (admin.quoteClip): a file of one 50 MB line is not
-// shown back whole.
+// quoteClip quotes s, a value from the file, for a message, as Go's
+// strconv.Quote does (escaping what is not printable, an invisible
+// character too); one longer than 64 bytes (UTF-8) is cut to the whole characters of
+// its first 48, with its length (admin.quoteClip): a file of one 50 MB
+// line is not shown back whole.
 function quoteClip(s) {
   const n = utf8Length(s);
-  if (n <= 64) return JSON.stringify(s);
+  if (n <= 64) return quote(s);
   let cut = "", used = 0;
   for (const ch of s) {
     const l = utf8Length(ch);
@@ -165,13 +168,14 @@ function quoteClip(s) {
     cut += ch;
     used += l;
   }
-  return `${JSON.stringify(cut)}… (${n} bytes)`;
+  return `${quote(cut)}… (${n} bytes)`;
 }
 
 // showEmail shows an email from the file for a message: as it is, or,
-// longer than 64 bytes (UTF-8), as quoteClip shows it (admin.showEmail).
+// longer than 64 bytes (UTF-8) or with a character that is not printable,
+// as quoteClip shows it (admin.showEmail).
 function showEmail(e) {
-  return utf8Length(e) > 64 ? quoteClip(e) : e;
+  return utf8Length(e) > 64 || !printable(e) ? quoteClip(e) : e;
 }
 
 // toLower lower-cases s as Go's strings.ToLower does, as keyward users
