@@ -74,17 +74,7 @@ func TestReplicas(t *testing.T) {
 	runCLI(t, append([]string{"keys", "create", acct.Email, "--out", keyFile}, admin...)...)
 
 	post := func(m *Main, path string, form url.Values) (int, map[string]any) {
-		req, _ := http.NewRequest("POST", m.URL()+path, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(acct.ID, sec.Secret)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var body map[string]any
-		json.NewDecoder(resp.Body).Decode(&body)
-		return resp.StatusCode, body
+		return postAs(t, m, acct.ID, sec.Secret, path, form)
 	}
 	token := func(m *Main) (int, string) {
 		status, body := post(m, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}})
@@ -331,18 +321,9 @@ func TestReplicas(t *testing.T) {
 				data, _ := json.Marshal(kf)
 				os.WriteFile(key, data, 0o600)
 				viaSecret := func() (int, string) {
-					req, _ := http.NewRequest("POST", b.URL()+"/token", strings.NewReader("grant_type=client_credentials&scope=orders.read"))
-					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-					req.SetBasicAuth(acct.ID, sec.Value)
-					resp, err := http.DefaultClient.Do(req)
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer resp.Body.Close()
-					var body map[string]any
-					json.NewDecoder(resp.Body).Decode(&body)
+					status, body := postAs(t, b, acct.ID, sec.Value, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}})
 					tok, _ := body["access_token"].(string)
-					return resp.StatusCode, tok
+					return status, tok
 				}
 				n := 0
 				viaKey := func() (int, string) {
@@ -398,23 +379,13 @@ func TestReplicas(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		postAs := func(m *Main, path string, form url.Values) (int, map[string]any) {
-			req, _ := http.NewRequest("POST", m.URL()+path, strings.NewReader(form.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.SetBasicAuth(owner.ID, ownerSecret.Value)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			var body map[string]any
-			json.NewDecoder(resp.Body).Decode(&body)
-			return resp.StatusCode, body
+		postOwner := func(m *Main, path string, form url.Values) (int, map[string]any) {
+			return postAs(t, m, owner.ID, ownerSecret.Value, path, form)
 		}
 		// Each caches the other's opaque token as active, then sees it revoked on the other.
 		for _, pair := range [][2]*Main{{a, b}, {b, a}} {
 			issuer, other := pair[0], pair[1]
-			status, body := postAs(issuer, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"ledger.read"}})
+			status, body := postOwner(issuer, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"ledger.read"}})
 			tok, _ := body["access_token"].(string)
 			if status != 200 || strings.Count(tok, ".") == 2 {
 				t.Fatalf("opaque token: %d %v", status, body)
@@ -422,7 +393,7 @@ func TestReplicas(t *testing.T) {
 			if !active(other, tok) || !active(issuer, tok) {
 				t.Fatal("a fresh opaque token is inactive on a replica")
 			}
-			if status, body := postAs(other, "/revoke", url.Values{"token": {tok}}); status != 200 {
+			if status, body := postOwner(other, "/revoke", url.Values{"token": {tok}}); status != 200 {
 				t.Fatalf("revoke: %d %v", status, body)
 			}
 			if active(other, tok) {
@@ -491,6 +462,23 @@ var changeActor = kwadmin.Actor{ID: "test"}
 func postNoAuth(t *testing.T, m *Main, form url.Values) (int, map[string]any) {
 	t.Helper()
 	resp, err := http.PostForm(m.URL()+"/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body
+}
+
+// postAs posts form to m's path, authenticated with HTTP Basic as the
+// client id with secret, and returns the answer's status and JSON body.
+func postAs(t *testing.T, m *Main, id, secret, path string, form url.Values) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", m.URL()+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(id, secret)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -607,17 +595,7 @@ func TestReplicasMasterKeyRotate(t *testing.T) {
 	}
 	json.Unmarshal([]byte(runCLI(t, append([]string{"secrets", "create", acct.Email, "-o", "json"}, admin...)...)), &sec)
 	post := func(m *Main, path string, form url.Values) (int, map[string]any) {
-		req, _ := http.NewRequest("POST", m.URL()+path, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(acct.ID, sec.Secret)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var body map[string]any
-		json.NewDecoder(resp.Body).Decode(&body)
-		return resp.StatusCode, body
+		return postAs(t, m, acct.ID, sec.Secret, path, form)
 	}
 	// each gets a token from one replica and introspects it on the other.
 	each := func(when string, ms ...*Main) {
@@ -694,16 +672,7 @@ func TestReplicaBehindRevokerIssuesLiveTokens(t *testing.T) {
 	}
 	json.Unmarshal([]byte(runCLI(t, append([]string{"secrets", "create", acct.ID, "-o", "json"}, admin...)...)), &sec)
 	post := func(m *Main, path string, form url.Values) map[string]any {
-		req, _ := http.NewRequest("POST", m.URL()+path, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(acct.ID, sec.Secret)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var body map[string]any
-		json.NewDecoder(resp.Body).Decode(&body)
+		_, body := postAs(t, m, acct.ID, sec.Secret, path, form)
 		return body
 	}
 	token := func() string {
@@ -893,15 +862,8 @@ func TestReplicaNotificationConnectionCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	token := func() int {
-		req, _ := http.NewRequest("POST", b.URL()+"/token", strings.NewReader("grant_type=client_credentials&scope=orders.read"))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(acct.ID, sec.Value)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		status, _ := postAs(t, b, acct.ID, sec.Value, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}})
+		return status
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
