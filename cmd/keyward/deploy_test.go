@@ -77,6 +77,34 @@ func TestDeployFiles(t *testing.T) {
 			t.Errorf("TimeoutStopSec=%s: a shutdown may take %s (requests in flight, then introspection summaries, the last audit writes and closing the store)", stop[0], need)
 		}
 	})
+	t.Run("systemd unit sandbox", func(t *testing.T) {
+		// The system calls @system-service allows cover the server's: run
+		// it under strace -f (SQLite, and PostgreSQL over TCP and a Unix
+		// socket; TLS, SIGHUP, /debug/pprof, shutdown) and compare with
+		// systemd-analyze syscall-filter @system-service.
+		for _, c := range []struct{ key, want string }{
+			{"NoNewPrivileges", "yes"},
+			{"ProtectSystem", "strict"},
+			{"ProtectHome", "yes"},
+			{"PrivateTmp", "yes"},
+			{"PrivateDevices", "yes"},
+			{"CapabilityBoundingSet", ""},
+			{"AmbientCapabilities", ""},
+			{"RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"}, // AF_UNIX: PostgreSQL's socket
+			{"MemoryDenyWriteExecute", "yes"},
+			{"UMask", "0077"},
+			{"SystemCallFilter", "@system-service"},
+			{"SystemCallErrorNumber", "EPERM"},
+			{"SystemCallArchitectures", "native"},
+			{"RestrictNamespaces", "yes"},
+			{"RestrictRealtime", "yes"},
+			{"RestrictSUIDSGID", "yes"},
+		} {
+			if got := unitEntries(t, unit, c.key); len(got) != 1 || got[0] != c.want {
+				t.Errorf("%s lines %q, want one, %s=%s", c.key, got, c.key, c.want)
+			}
+		}
+	})
 	t.Run("systemd unit and settings file", func(t *testing.T) {
 		execStart := unitEntries(t, unit, "ExecStart")
 		if len(execStart) != 1 {
