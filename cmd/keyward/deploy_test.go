@@ -174,8 +174,14 @@ func TestDeployFiles(t *testing.T) {
 		}
 		// The image's default command, with the shipped settings file
 		// mounted where it expects it.
-		if cfg := checkServeArgs(t, cmd, nil); cfg.DataDir != "/var/lib/keyward" {
+		cfg := checkServeArgs(t, cmd, nil)
+		if cfg.DataDir != "/var/lib/keyward" {
 			t.Errorf("data directory %q, not the image's volume", cfg.DataDir)
+		}
+		// Without one, serve generates the master key in the volume,
+		// beside the database it opens.
+		if cfg.MasterKeyFile == "" || !filepath.IsAbs(cfg.MasterKeyFile) || strings.HasPrefix(cfg.MasterKeyFile, cfg.DataDir+"/") {
+			t.Errorf("master key file %q: the image keeps the master key in its data volume", cfg.MasterKeyFile)
 		}
 	})
 
