@@ -77,6 +77,37 @@ func TestDeployFiles(t *testing.T) {
 			t.Errorf("TimeoutStopSec=%s: a shutdown may take %s (requests in flight, then introspection summaries, the last audit writes and closing the store)", stop[0], need)
 		}
 	})
+	t.Run("docker run gives shutdown its time", func(t *testing.T) {
+		// Docker kills a container 10 s after SIGTERM unless told
+		// otherwise: the command docs/DEPLOYMENT.md gives must say so.
+		data, err := os.ReadFile(filepath.Join("..", "..", "docs", "DEPLOYMENT.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		need := shutdownGrace + tally.CloseTimeout + storeCloseTimeout
+		runs := 0
+		for line := range strings.Lines(string(data)) {
+			args := strings.Fields(line)
+			if len(args) < 2 || args[0] != "docker" || args[1] != "run" {
+				continue
+			}
+			runs++
+			stop := ""
+			for i, a := range args {
+				if a == "--stop-timeout" && i+1 < len(args) {
+					stop = args[i+1]
+				} else if v, ok := strings.CutPrefix(a, "--stop-timeout="); ok {
+					stop = v
+				}
+			}
+			if d, err := time.ParseDuration(stop + "s"); err != nil || d < need {
+				t.Errorf("%s: --stop-timeout %q, but a shutdown may take %s", strings.TrimSpace(line), stop, need)
+			}
+		}
+		if runs == 0 {
+			t.Error("no docker run command in docs/DEPLOYMENT.md")
+		}
+	})
 	t.Run("systemd unit sandbox", func(t *testing.T) {
 		// The system calls @system-service allows cover the server's: run
 		// it under strace -f (SQLite, and PostgreSQL over TCP and a Unix
