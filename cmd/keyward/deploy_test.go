@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -213,6 +214,42 @@ func TestDeployFiles(t *testing.T) {
 		// beside the database it opens.
 		if cfg.MasterKeyFile == "" || !filepath.IsAbs(cfg.MasterKeyFile) || strings.HasPrefix(cfg.MasterKeyFile, cfg.DataDir+"/") {
 			t.Errorf("master key file %q: the image keeps the master key in its data volume", cfg.MasterKeyFile)
+		}
+	})
+
+	t.Run("Docker build context", func(t *testing.T) {
+		// COPY . . takes the whole context into the build stage: what git
+		// ignores (a development server's data directory, with its master
+		// key) must stay out of it, and .git in it, for the revision.
+		lines := func(name string) []string {
+			data, err := os.ReadFile(filepath.Join("..", "..", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ls []string
+			for l := range strings.Lines(string(data)) {
+				if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+					ls = append(ls, strings.TrimSuffix(l, "/"))
+				}
+			}
+			return ls
+		}
+		docker := lines(".dockerignore")
+		for _, p := range docker {
+			if ok, _ := filepath.Match(p, ".git"); ok || strings.HasPrefix(p, "!") {
+				t.Errorf(".dockerignore: %s: .git must be in the context, and nothing put back", p)
+			}
+		}
+		for _, p := range lines(".gitignore") {
+			// .gitignore's pattern without a slash but at its end matches
+			// at any depth; .dockerignore's only at the top.
+			want := strings.TrimPrefix(p, "/")
+			if !strings.Contains(p, "/") {
+				want = "**/" + p
+			}
+			if !slices.Contains(docker, want) {
+				t.Errorf(".gitignore has %s, .dockerignore has no %s: docker build would send it to the build stage", p, want)
+			}
 		}
 	})
 
