@@ -109,6 +109,41 @@ func TestDeployFiles(t *testing.T) {
 			t.Error("no docker run command in docs/DEPLOYMENT.md")
 		}
 	})
+	t.Run("systemd unit says what to install", func(t *testing.T) {
+		// systemd refuses to start the unit without its user (217/USER)
+		// or its credential (243/CREDENTIALS): its comment makes both.
+		data, err := os.ReadFile(unit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var comment []string
+		for l := range strings.Lines(string(data)) {
+			if c, ok := strings.CutPrefix(l, "#"); ok {
+				comment = append(comment, strings.TrimSpace(c))
+			}
+		}
+		user := unitEntries(t, unit, "User")
+		creds := unitEntries(t, unit, "LoadCredential")
+		if len(user) != 1 || len(creds) != 1 {
+			t.Fatalf("User lines %q, LoadCredential lines %q: want one each", user, creds)
+		}
+		_, keyFile, _ := strings.Cut(creds[0], ":")
+		made := map[string]bool{}
+		for _, c := range comment {
+			f := strings.Fields(strings.Trim(c, "()"))
+			if len(f) > 1 && f[0] == "useradd" && f[len(f)-1] == user[0] {
+				made["user "+user[0]] = true
+			}
+			if len(f) > 1 && f[len(f)-1] == keyFile && slices.Contains(f, ">") {
+				made[keyFile] = true
+			}
+		}
+		for _, want := range []string{"user " + user[0], keyFile} {
+			if !made[want] {
+				t.Errorf("the unit's opening comment does not make %s", want)
+			}
+		}
+	})
 	t.Run("systemd unit sandbox", func(t *testing.T) {
 		// The system calls @system-service allows cover the server's: run
 		// it under strace -f (SQLite, and PostgreSQL over TCP and a Unix
