@@ -20,6 +20,10 @@ COPY --from=build /keyward /usr/local/bin/keyward
 COPY --from=build --chown=65532:65532 /data /var/lib/keyward
 VOLUME /var/lib/keyward
 WORKDIR /var/lib/keyward
+# The :nonroot base already runs as 65532; said here too, so that the
+# image stays non-root, and its volume its user's, whatever base it is
+# built on.
+USER 65532:65532
 EXPOSE 8443
 ENTRYPOINT ["/usr/local/bin/keyward"]
 CMD ["serve", "--data-dir", "/var/lib/keyward", "--listen", ":8443", "--config", "/etc/keyward/keyward.yaml"]

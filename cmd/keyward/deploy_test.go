@@ -217,7 +217,11 @@ func TestDeployFiles(t *testing.T) {
 		var cmd []string
 		owned := false   // the data directory is the server's user's
 		private := false // and only theirs, 0700
+		var user []string
 		for line := range strings.Lines(string(data)) {
+			if f := strings.Fields(line); len(f) > 0 && f[0] == "USER" {
+				user = append(user, strings.Join(f[1:], " "))
+			}
 			if strings.TrimSpace(line) == "RUN mkdir -m 0700 /data" {
 				private = true
 			}
@@ -227,6 +231,10 @@ func TestDeployFiles(t *testing.T) {
 			if f := strings.Fields(line); len(f) == 5 && f[0] == "COPY" && f[2] == "--chown=65532:65532" && f[4] == "/var/lib/keyward" {
 				owned = true
 			}
+		}
+		// The base image's user is not the Dockerfile's to rely on.
+		if len(user) != 1 || user[0] != "65532:65532" {
+			t.Errorf("USER lines %q: want one, USER 65532:65532, the owner of /var/lib/keyward", user)
 		}
 		if !owned {
 			t.Error("the Dockerfile does not make /var/lib/keyward nonroot's (65532), the user the server runs as")
