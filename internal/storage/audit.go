@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"strconv"
 	"time"
 
@@ -205,7 +206,8 @@ type LogCheck struct {
 // event links to the one before and still has the content it was written
 // with. A log whose oldest events were pruned must hold the audit.prune
 // event that names the last pruned event and its hash; a log that lost its
-// oldest events without one does not verify. The error of a broken chain names
+// oldest events without one does not verify, nor does one holding an event
+// numbered below 1, which no listing shows. The error of a broken chain names
 // the first event that does not fit.
 func VerifyLog(ctx context.Context, s AuditLister) (LogCheck, error) {
 	var (
@@ -215,9 +217,12 @@ func VerifyLog(ctx context.Context, s AuditLister) (LogCheck, error) {
 		pruneSeq string // the audit.prune event that must account for a pruned start
 		pruneHex string
 		found    bool
+		// The first page starts below 1: an event stored there, which
+		// no reader pages to, was not written by Keyward.
+		after int64 = math.MinInt64
 	)
 	for {
-		page, err := s.ListAuditEvents(ctx, AuditFilter{AfterSeq: seq, Limit: 1000})
+		page, err := s.ListAuditEvents(ctx, AuditFilter{AfterSeq: after, Limit: 1000})
 		if err != nil {
 			return c, err
 		}
@@ -225,6 +230,9 @@ func VerifyLog(ctx context.Context, s AuditLister) (LogCheck, error) {
 			break
 		}
 		if c.Events == 0 {
+			if page[0].Seq < 1 {
+				return c, fmt.Errorf("audit event %d comes before event 1: it was inserted", page[0].Seq)
+			}
 			c.FirstSeq = page[0].Seq
 			if page[0].Seq > 1 {
 				seq, prev = page[0].Seq-1, page[0].PrevHash
@@ -245,6 +253,7 @@ func VerifyLog(ctx context.Context, s AuditLister) (LogCheck, error) {
 		}
 		c.Events += int64(len(page))
 		c.HeadSeq, c.Head = seq, prev
+		after = seq
 	}
 	if c.FirstSeq > 1 && !found {
 		return c, fmt.Errorf("audit events 1 to %d are missing and no %s event accounts for them", c.FirstSeq-1, ActionAuditPrune)

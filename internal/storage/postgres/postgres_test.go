@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"slices"
@@ -876,4 +877,14 @@ func testCommitBusy(t *testing.T, setting, value string) {
 	if !errors.Is(err, storage.ErrBusy) {
 		t.Fatalf("Commit while another transaction holds the audit log: %v; want ErrBusy", err)
 	}
+}
+
+// The audit chain, changed directly in the database, does not verify.
+func TestAuditTamper(t *testing.T) {
+	storagetest.AuditTamper(t, func(t *testing.T) storagetest.TamperDB {
+		s, db := storeAndDB(t)
+		return storagetest.TamperDB{Store: s, DB: db,
+			Unguard: []string{`DROP TRIGGER audit_events_no_change ON audit_events`},
+			Blob:    func(b []byte) string { return fmt.Sprintf(`'\x%x'::bytea`, b) }}
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -227,4 +228,24 @@ func TestCommitBusy(t *testing.T) {
 	if !errors.Is(err, storage.ErrBusy) {
 		t.Fatalf("Commit while another process holds the database: %v; want ErrBusy", err)
 	}
+}
+
+// The audit chain, changed directly in the database, does not verify.
+func TestAuditTamper(t *testing.T) {
+	storagetest.AuditTamper(t, func(t *testing.T) storagetest.TamperDB {
+		path := filepath.Join(t.TempDir(), "keyward.db")
+		s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return storagetest.TamperDB{Store: s, DB: db,
+			Unguard: []string{`DROP TRIGGER audit_events_no_update`, `DROP TRIGGER audit_events_no_delete`},
+			Blob:    func(b []byte) string { return fmt.Sprintf("X'%x'", b) }}
+	})
 }

@@ -1,0 +1,199 @@
+package storagetest
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// TamperDB is a store opened afresh with a raw connection to its database,
+// for AuditTamper to change its audit rows as an attacker with write access
+// to the database would.
+type TamperDB struct {
+	Store storage.Storage
+	DB    *sql.DB
+	// Unguard drops the triggers that keep the audit log append-only.
+	Unguard []string
+	// Blob is the SQL literal of b in the database's dialect.
+	Blob func(b []byte) string
+}
+
+// AuditTamper writes six events to a fresh store, changes its audit rows
+// directly in the database, and checks what storage.VerifyLog makes of
+// each change: every change of an event's content, of its place in the
+// chain or of the set of events in the middle is refused. What the unkeyed
+// chain cannot refuse (a cut tail, a chain rewritten from some point on, a
+// prune recorded by whoever deleted the events) still verifies, but the
+// head or the listed prunes then differ from what an operator recorded, as
+// the README says.
+func AuditTamper(t *testing.T, fresh func(t *testing.T) TamperDB) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	setup := func(t *testing.T) (TamperDB, storage.LogCheck, []storage.AuditEvent, func(...string)) {
+		t.Helper()
+		db := fresh(t)
+		var evs []storage.AuditEvent
+		for i := range 6 {
+			evs = append(evs, storage.AuditEvent{Time: t0.Add(time.Duration(i) * time.Second), Action: "token.issued",
+				Outcome: storage.OutcomeSuccess, AccountID: "acct", Actor: "ab", Source: "c",
+				Data: map[string]string{"grant": "client_credentials", "scope": "a b"}})
+		}
+		// Two batches, as group commit writes them.
+		for _, part := range [][]storage.AuditEvent{evs[:3], evs[3:]} {
+			if _, err := db.Store.Commit(ctx, []storage.Write{{Events: part}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before, err := storage.VerifyLog(ctx, db.Store)
+		if err != nil || before.Events != 6 || before.HeadSeq != 6 {
+			t.Fatalf("the untouched log: %+v, %v", before, err)
+		}
+		stored, err := db.Store.ListAuditEvents(ctx, storage.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec := func(qs ...string) {
+			t.Helper()
+			for _, q := range qs {
+				if _, err := db.DB.ExecContext(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+		}
+		exec(db.Unguard...)
+		return db, before, stored, exec
+	}
+	// insert is the statement that adds e as it is.
+	insert := func(db TamperDB, e storage.AuditEvent) string {
+		return fmt.Sprintf(`INSERT INTO audit_events (seq, time, action, outcome, account_id, actor, source, data, prev_hash, hash)
+			VALUES (%d, %d, '%s', '%s', '%s', '%s', '%s', '%s', %s, %s)`,
+			e.Seq, e.Time.UnixMicro(), e.Action, e.Outcome, e.AccountID, e.Actor, e.Source, e.DataJSON(), db.Blob(e.PrevHash), db.Blob(e.Hash))
+	}
+	// forged is an event chained after prev, as anyone can compute it.
+	forged := func(prev storage.AuditEvent, action string, data map[string]string) storage.AuditEvent {
+		e := []storage.AuditEvent{{Time: t0.Add(time.Hour), Action: action, Outcome: storage.OutcomeSuccess, Actor: "op", Data: data}}
+		storage.ChainEvents(prev.Seq, prev.Hash, e)
+		return e[0]
+	}
+
+	refused := []struct {
+		name   string
+		tamper func(db TamperDB, evs []storage.AuditEvent) []string
+		want   string
+	}{
+		{"time", func(TamperDB, []storage.AuditEvent) []string {
+			return []string{`UPDATE audit_events SET time = time + 1 WHERE seq = 3`}
+		}, "event 3 was altered"},
+		{"action", func(TamperDB, []storage.AuditEvent) []string {
+			return []string{`UPDATE audit_events SET action = 'token.refused' WHERE seq = 3`}
+		}, "event 3 was altered"},
+		{"outcome", func(TamperDB, []storage.AuditEvent) []string {
+			return []string{`UPDATE audit_events SET outcome = 'failure' WHERE seq = 3`}
+		}, "event 3 was altered"},
+		{"account", func(TamperDB, []storage.AuditEvent) []string {
+			return []string{`UPDATE audit_events SET account_id = '' WHERE seq = 3`}
+		}, "event 3 was altered"},
+		{"actor", func(TamperDB, []storage.AuditEvent) []string {
+			return []string{`UPDATE audit_events SET actor = 'admin' WHERE seq = 3`}
+		}, "event 3 was altered"},
+		{"source", func(TamperDB, []storage.AuditEvent) []string {
+			return []string{`UPDATE audit_events SET source = '10.0.0.1' WHERE seq = 3`}
+		}, "event 3 was altered"},
+		{"a character shifted from actor to source", func(TamperDB, []storage.AuditEvent) []string {
+			return []string{`UPDATE audit_events SET actor = 'a', source = 'bc' WHERE seq = 3`}
+		}, "event 3 was altered"},
+		{"a data value", func(TamperDB, []storage.AuditEvent) []string {
+			return []string{`UPDATE audit_events SET data = '{"grant":"client_credentials","scope":"a"}' WHERE seq = 3`}
+		}, "event 3 was altered"},
+		{"a data key", func(TamperDB, []storage.AuditEvent) []string {
+			return []string{`UPDATE audit_events SET data = '{"grant":"client_credentials","scopes":"a b"}' WHERE seq = 3`}
+		}, "event 3 was altered"},
+		{"a data member added", func(TamperDB, []storage.AuditEvent) []string {
+			return []string{`UPDATE audit_events SET data = '{"grant":"client_credentials","scope":"a b","x":""}' WHERE seq = 3`}
+		}, "event 3 was altered"},
+		{"a data member removed", func(TamperDB, []storage.AuditEvent) []string {
+			return []string{`UPDATE audit_events SET data = '{"grant":"client_credentials"}' WHERE seq = 3`}
+		}, "event 3 was altered"},
+		{"data shifted between key and value", func(TamperDB, []storage.AuditEvent) []string {
+			return []string{`UPDATE audit_events SET data = '{"grant":"client_credentials","scope a":"b"}' WHERE seq = 3`}
+		}, "event 3 was altered"},
+		{"hash", func(db TamperDB, _ []storage.AuditEvent) []string {
+			return []string{`UPDATE audit_events SET hash = ` + db.Blob(make([]byte, 32)) + ` WHERE seq = 3`}
+		}, "event 3 was altered"},
+		{"prev_hash", func(db TamperDB, _ []storage.AuditEvent) []string {
+			return []string{`UPDATE audit_events SET prev_hash = ` + db.Blob(make([]byte, 32)) + ` WHERE seq = 3`}
+		}, "event 3 does not link"},
+		{"seq of the newest", func(TamperDB, []storage.AuditEvent) []string {
+			return []string{`UPDATE audit_events SET seq = 7 WHERE seq = 6`}
+		}, "event 7 follows 5"},
+		{"a middle event deleted", func(TamperDB, []storage.AuditEvent) []string {
+			return []string{`DELETE FROM audit_events WHERE seq = 3`}
+		}, "event 4 follows 2"},
+		{"the oldest deleted, no prune", func(TamperDB, []storage.AuditEvent) []string {
+			return []string{`DELETE FROM audit_events WHERE seq <= 2`}
+		}, "audit events 1 to 2 are missing"},
+		{"two events swapped", func(TamperDB, []storage.AuditEvent) []string {
+			return []string{`UPDATE audit_events SET seq = 100 WHERE seq = 3`, `UPDATE audit_events SET seq = 3 WHERE seq = 4`,
+				`UPDATE audit_events SET seq = 4 WHERE seq = 100`}
+		}, "event 3 does not link"},
+		{"an event forged in the middle", func(db TamperDB, evs []storage.AuditEvent) []string {
+			e := forged(evs[2], "account.create", nil)
+			return []string{`UPDATE audit_events SET seq = seq + 10 WHERE seq > 3`, `UPDATE audit_events SET seq = seq - 9 WHERE seq > 10`, insert(db, e)}
+		}, "event 5 does not link"},
+		{"an event appended with a made-up hash", func(db TamperDB, evs []storage.AuditEvent) []string {
+			e := forged(evs[5], "account.create", nil)
+			e.Hash = make([]byte, 32)
+			return []string{insert(db, e)}
+		}, "event 7 was altered"},
+		{"an event before the first", func(db TamperDB, evs []storage.AuditEvent) []string {
+			e := forged(storage.AuditEvent{Seq: -1}, "account.create", nil)
+			return []string{insert(db, e)}
+		}, "event 0"},
+		{"events deleted under a prune record naming another hash", func(db TamperDB, evs []storage.AuditEvent) []string {
+			e := forged(evs[5], storage.ActionAuditPrune, map[string]string{"through_seq": "3", "through_hash": hex.EncodeToString(evs[1].Hash), "count": "3"})
+			return []string{`INSERT INTO audit_prune_gate (through) VALUES (3)`, `DELETE FROM audit_events WHERE seq <= 3`, `DELETE FROM audit_prune_gate`, insert(db, e)}
+		}, "audit events 1 to 3 are missing"},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			db, _, evs, exec := setup(t)
+			exec(tt.tamper(db, evs)...)
+			if _, err := storage.VerifyLog(ctx, db.Store); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("VerifyLog after the change: %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+
+	// What DB write access can do to an unkeyed chain and still verify:
+	// only the head an operator recorded, or the prunes listed, tell.
+	t.Run("the newest events deleted", func(t *testing.T) {
+		db, before, _, exec := setup(t)
+		exec(`DELETE FROM audit_events WHERE seq >= 5`)
+		c, err := storage.VerifyLog(ctx, db.Store)
+		if err != nil {
+			t.Fatalf("a cut tail: %v (the chain has no anchor but the head an operator recorded)", err)
+		}
+		if c.HeadSeq != 4 || bytes.Equal(c.Head, before.Head) {
+			t.Errorf("a cut tail reports head %d %x, the recorded one was %d %x", c.HeadSeq, c.Head, before.HeadSeq, before.Head)
+		}
+	})
+	t.Run("events deleted under a forged prune record", func(t *testing.T) {
+		db, before, evs, exec := setup(t)
+		e := forged(evs[5], storage.ActionAuditPrune, map[string]string{"through_seq": "3", "through_hash": hex.EncodeToString(evs[2].Hash), "count": "3"})
+		exec(`INSERT INTO audit_prune_gate (through) VALUES (3)`, `DELETE FROM audit_events WHERE seq <= 3`, `DELETE FROM audit_prune_gate`, insert(db, e))
+		c, err := storage.VerifyLog(ctx, db.Store)
+		if err != nil {
+			t.Fatalf("a forged prune: %v", err)
+		}
+		if len(c.Prunes) != 1 || c.Prunes[0].Actor != "op" || len(before.Prunes) != 0 {
+			t.Errorf("a forged prune is not listed for the operator to disown: %+v", c.Prunes)
+		}
+	})
+}
