@@ -183,6 +183,7 @@ func CompletePrune(ev AuditEvent, throughSeq int64, throughHash []byte, count in
 	data["through_hash"] = hex.EncodeToString(throughHash)
 	data["count"] = strconv.FormatInt(count, 10)
 	ev.Action, ev.Data = ActionAuditPrune, data
+	ev.enc = nil // an encoding Prepare made is of the event without them
 	return ev
 }
 

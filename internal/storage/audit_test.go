@@ -162,3 +162,23 @@ func FuzzChainHash(f *testing.F) {
 		}
 	})
 }
+
+// The prune event CompletePrune makes is hashed and stored with what it
+// adds, even when the event it was given was prepared already.
+func TestCompletePrunePrepared(t *testing.T) {
+	for _, prepare := range []bool{false, true} {
+		base := AuditEvent{Time: time.Now(), Outcome: OutcomeSuccess, Actor: "op", Data: map[string]string{"before": "x"}}
+		if prepare {
+			base.Prepare()
+		}
+		evs := []AuditEvent{CompletePrune(base, 2, []byte("h"), 2)}
+		ChainEvents(2, []byte("h"), evs)
+		var data map[string]string
+		if err := json.Unmarshal(evs[0].DataJSON(), &data); err != nil || data["through_seq"] != "2" || data["before"] != "x" {
+			t.Errorf("prepared=%v: stored data %s, %v", prepare, evs[0].DataJSON(), err)
+		}
+		if want := referenceHash([]byte("h"), evs[0]); !bytes.Equal(evs[0].Hash, want) {
+			t.Errorf("prepared=%v: hash %x, want %x", prepare, evs[0].Hash, want)
+		}
+	}
+}
