@@ -925,3 +925,37 @@ func TestAuditFollow(t *testing.T) {
 		t.Errorf("the interrupted follower: %v", err)
 	}
 }
+
+// TestAuditPruneExportAltered: prune --export refuses to export, and so to
+// prune, an event altered in the database: the export would have been its
+// only copy, and the log after the prune would verify.
+func TestAuditPruneExportAltered(t *testing.T) {
+	m := startServer(t)
+	dir := m.Config.DataDir
+	setupAccount(t, m, "pruned")
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "keyward.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		"DROP TRIGGER audit_events_no_update",
+		`UPDATE audit_events SET actor = 'someone-else' WHERE seq = 2`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	export := filepath.Join(t.TempDir(), "old.jsonl")
+	err = runCLIErr(t, "audit", "prune", "--data-dir", dir, "--before", "0s", "--export", export, "--yes")
+	if err == nil || !strings.Contains(err.Error(), "audit event 2 was altered") || !strings.Contains(err.Error(), "nothing was pruned") {
+		t.Fatalf("prune --export of an altered log: %v", err)
+	}
+	if _, err := os.Stat(export); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the export of an altered log was left: %v", err)
+	}
+	err = runCLIErr(t, "audit", "verify", "--data-dir", dir)
+	if err == nil || !strings.Contains(err.Error(), "audit event 2 was altered") {
+		t.Errorf("verify after the refused prune: %v", err)
+	}
+}

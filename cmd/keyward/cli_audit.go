@@ -471,8 +471,10 @@ requires that record and lists every prune.
 
 --export first writes the events older than --before to FILE (which must
 not exist), one JSON object a line as 'audit list -o json' shows them, and
-syncs it; only events it wrote are then pruned. Keep it if the events must
-outlive the database.
+syncs it; only events it wrote are then pruned. It checks their chain as
+'audit verify' does, and an event altered since it was written fails the
+export and prunes nothing. Keep the file if the events must outlive the
+database.
 
 A cut-off less than 24 hours ago (--before 0, 1h) would delete nearly the
 whole log, up to now: it is refused unless --yes confirms it.
@@ -581,9 +583,15 @@ var pruneBatch int64 = 20_000
 // object a line, and syncs it: every event from the oldest up to the first
 // at or after cut. It returns how many it wrote and the last one's seq, the
 // bound of what may then be pruned.
+//
+// It checks the chain of what it writes as 'audit verify' does (the first
+// event's link to a pruned one aside), and fails at the first event that
+// does not fit: pruning it would leave an export with the altered event
+// as the only copy, and a log that verifies.
 func exportAudit(ctx context.Context, st storage.Storage, cut time.Time, path string) (n int, last int64, err error) {
 	err = writeNewFile(path, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
+		var prev []byte
 		for {
 			page, err := st.ListAuditEvents(ctx, storage.AuditFilter{AfterSeq: last, Limit: 1000})
 			if err != nil || len(page) == 0 {
@@ -592,6 +600,12 @@ func exportAudit(ctx context.Context, st storage.Storage, cut time.Time, path st
 			for _, e := range page {
 				if !e.Time.Before(cut) {
 					return nil
+				}
+				if n == 0 {
+					last, prev = e.Seq-1, e.PrevHash
+				}
+				if _, prev, err = storage.VerifyChain(last, prev, []storage.AuditEvent{e}); err != nil {
+					return fmt.Errorf("%w; see keyward audit verify", err)
 				}
 				if err := enc.Encode(admin.AuditView(e)); err != nil {
 					return err
