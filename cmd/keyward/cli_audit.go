@@ -474,7 +474,8 @@ not exist), one JSON object a line as 'audit list -o json' shows them, and
 syncs it; only events it wrote are then pruned. It checks their chain as
 'audit verify' does, and an event altered since it was written fails the
 export and prunes nothing. Keep the file if the events must outlive the
-database.
+database. Without --export the events are deleted unread: run 'audit
+verify' first, or an altered one goes unreported.
 
 A cut-off less than 24 hours ago (--before 0, 1h) would delete nearly the
 whole log, up to now: it is refused unless --yes confirms it.
