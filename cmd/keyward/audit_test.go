@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -957,5 +958,96 @@ func TestAuditPruneExportAltered(t *testing.T) {
 	err = runCLIErr(t, "audit", "verify", "--data-dir", dir)
 	if err == nil || !strings.Contains(err.Error(), "audit event 2 was altered") {
 		t.Errorf("verify after the refused prune: %v", err)
+	}
+}
+
+// TestAuditVerifyHead: verify --head requires the chain to pass through a
+// head recorded before, as the event or as the audit.prune event naming
+// it: a cut tail or a rewritten chain, which verify alone takes, fails.
+func TestAuditVerifyHead(t *testing.T) {
+	m := startServer(t)
+	dir := m.Config.DataDir
+	admin := []string{"--credentials", m.AdminKeyFile}
+	setupAccount(t, m, "headed")
+	head := func() string {
+		var c struct {
+			Seq  int64  `json:"head_seq"`
+			Hash string `json:"head_hash"`
+		}
+		if err := json.Unmarshal([]byte(runCLI(t, "audit", "verify", "--data-dir", dir, "-o", "json")), &c); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%d:%s", c.Seq, c.Hash)
+	}
+	verify := func(head string) error { return runCLIErr(t, "audit", "verify", "--data-dir", dir, "--head", head) }
+	recorded := head()
+	runCLI(t, append([]string{"sa", "create", "later", "--project", "billing"}, admin...)...)
+	if err := verify(recorded); err != nil {
+		t.Fatalf("the recorded head, with events after it: %v", err)
+	}
+	seq, hash, _ := strings.Cut(recorded, ":")
+	for _, bad := range []string{"", "x", seq, seq + ":zz", "0:" + hash, seq + ":" + hash[:62]} {
+		var u usageError
+		if err := verify(bad); !errors.As(err, &u) {
+			t.Errorf("--head %q: %v, want a usage error", bad, err)
+		}
+	}
+	other := seq + ":" + strings.Repeat("0", 64)
+	if err := verify(other); err == nil || !strings.Contains(err.Error(), "not the recorded") {
+		t.Errorf("--head with another hash: %v", err)
+	}
+
+	// Pruned through the recorded head, the prune event names it.
+	recorded = head()
+	seq, _, _ = strings.Cut(recorded, ":")
+	runCLI(t, append([]string{"sa", "create", "after-head", "--project", "billing"}, admin...)...)
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "keyward.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	through, _ := strconv.ParseInt(seq, 10, 64)
+	_, err = st.PruneAudit(context.Background(), time.Now(), storage.PruneLimits{ThroughSeq: through},
+		storage.AuditEvent{Time: time.Now(), Outcome: storage.OutcomeSuccess, Actor: "test"})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		FirstSeq int64 `json:"first_seq"`
+	}
+	if err := json.Unmarshal([]byte(runCLI(t, "audit", "verify", "--data-dir", dir, "-o", "json")), &c); err != nil || c.FirstSeq-1 != through {
+		t.Fatalf("pruned through %d, want %s: %v", c.FirstSeq-1, seq, err)
+	}
+	if err := verify(recorded); err != nil {
+		t.Errorf("the recorded head, pruned: %v", err)
+	}
+	if err := verify(seq + ":" + strings.Repeat("0", 64)); err == nil || !strings.Contains(err.Error(), "records event") {
+		t.Errorf("a pruned head with another hash: %v", err)
+	}
+	if err := verify("1:" + strings.Repeat("0", 64)); err == nil || !strings.Contains(err.Error(), "no audit.prune event names it") {
+		t.Errorf("a pruned head no prune names: %v", err)
+	}
+	if out := runCLI(t, "audit", "verify", "--data-dir", dir, "--head", recorded); !strings.Contains(out, "passes through the recorded head "+seq) {
+		t.Errorf("verify --head said %q", out)
+	}
+
+	// The newest events deleted: verify alone takes the log, not the head.
+	kept := head()
+	runCLI(t, append([]string{"sa", "create", "cut", "--project", "billing"}, admin...)...)
+	recorded = head()
+	seq, _, _ = strings.Cut(kept, ":")
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "keyward.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{"DROP TRIGGER audit_events_no_delete", "DELETE FROM audit_events WHERE seq > " + seq} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	runCLI(t, "audit", "verify", "--data-dir", dir)
+	if err := verify(recorded); err == nil || !strings.Contains(err.Error(), "newest events were deleted") {
+		t.Errorf("a cut tail: %v", err)
 	}
 }

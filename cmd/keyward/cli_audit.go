@@ -382,26 +382,40 @@ func printable(s string) bool {
 func newAuditVerifyCommand() *cobra.Command {
 	cfg := DefaultConfig()
 	var applyConfig func() error
-	var output string
+	var output, head string
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Check the audit log's hash chain, directly in the database",
 		Long: `Read the audit log straight from the database (--data-dir or --db; no server
 needed, and none trusted) and check that every event links to the one
 before and still has the content it was written with. It reports the number
-of events and the hash of the last one — keep that hash somewhere else, to
-detect later that the tail was cut — or the first event that does not fit.
+of events and the head: the last one's sequence number and hash — keep
+them somewhere else, to detect later that the tail was cut or the chain
+rewritten — or the first event that does not fit. --head SEQ:HASH, a head
+recorded so, also requires that the chain still pass through it: event
+SEQ, or the audit.prune event that accounts for it, has that hash.
 A pruned log is checked from its first kept event, must hold the
 audit.prune event that accounts for the rest, and every prune is listed:
 each should be one you ran.
 
 ` + storeSettingsHelp,
 		Example: `  keyward audit verify --data-dir keyward-data
-  keyward audit verify --db postgres://keyward@db/keyward -o json`,
+  keyward audit verify --db postgres://keyward@db/keyward -o json
+  keyward audit verify --data-dir keyward-data --head 1234:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
+			}
+			var (
+				headSeq  int64
+				headHash []byte
+			)
+			if cmd.Flags().Changed("head") {
+				var err error
+				if headSeq, headHash, err = parseHead(head); err != nil {
+					return usageError{err}
+				}
 			}
 			if err := applyConfig(); err != nil {
 				return err
@@ -412,6 +426,9 @@ each should be one you ran.
 			}
 			defer st.Close()
 			c, verr := storage.VerifyLog(cmd.Context(), st)
+			if verr == nil && cmd.Flags().Changed("head") {
+				verr = checkHead(cmd.Context(), st, c, headSeq, headHash)
+			}
 			prunes := make([]admin.AuditEventView, 0, len(c.Prunes))
 			for _, e := range c.Prunes {
 				prunes = append(prunes, admin.AuditView(e))
@@ -431,6 +448,9 @@ each should be one you ran.
 					pruned = fmt.Sprintf(" (from event %d; the ones before were pruned, as an %s event records)", c.FirstSeq, storage.ActionAuditPrune)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "the audit log is intact (%s): %s%s, head %d with hash %x\n", storeName(cfg), counted(c.Events, "event"), pruned, c.HeadSeq, c.Head)
+				if cmd.Flags().Changed("head") {
+					fmt.Fprintf(cmd.OutOrStdout(), "  and passes through the recorded head %d\n", headSeq)
+				}
 				// Whoever can write the database can also prune it and
 				// record that it did: every prune listed here should be one
 				// an operator ran. What such a writer chose is quoted if
@@ -448,7 +468,51 @@ each should be one you ran.
 	}
 	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database whose audit log to check")
 	addOutputFlag(cmd.Flags(), &output)
+	cmd.Flags().StringVar(&head, "head", "", "a head recorded before, `SEQ:HASH` (as verify printed it), that the chain must still pass through")
 	return cmd
+}
+
+// parseHead parses the SEQ:HASH of audit verify --head.
+func parseHead(s string) (int64, []byte, error) {
+	seqText, hashHex, _ := strings.Cut(s, ":")
+	seq, err := strconv.ParseInt(seqText, 10, 64)
+	hash, herr := hex.DecodeString(hashHex)
+	if err != nil || seq < 1 || herr != nil || len(hash) != 32 {
+		return 0, nil, fmt.Errorf("--head %q must be SEQ:HASH, an event's sequence number and its 64 hex digit hash, as audit verify prints the head", s)
+	}
+	return seq, hash, nil
+}
+
+// checkHead says whether the verified log c passes through event seq with
+// hash: the event itself, or, when it was pruned, the audit.prune event
+// that names it as the last it deleted.
+func checkHead(ctx context.Context, st storage.AuditLister, c storage.LogCheck, seq int64, hash []byte) error {
+	if seq > c.HeadSeq {
+		return fmt.Errorf("the log ends at event %d, before the recorded head %d: its newest events were deleted", c.HeadSeq, seq)
+	}
+	if seq < c.FirstSeq {
+		for _, p := range c.Prunes {
+			if p.Data["through_seq"] == strconv.FormatInt(seq, 10) {
+				if p.Data["through_hash"] != hex.EncodeToString(hash) {
+					return fmt.Errorf("the %s event %d records event %d with hash %s, not the recorded %x: the chain was rewritten", storage.ActionAuditPrune, p.Seq, seq, cell(p.Data["through_hash"]), hash)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("event %d was pruned and no %s event names it: check the recorded head against the file audit prune --export wrote", seq, storage.ActionAuditPrune)
+	}
+	evs, err := st.ListAuditEvents(ctx, storage.AuditFilter{AfterSeq: seq - 1, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(evs) == 0 || evs[0].Seq != seq || !bytes.Equal(evs[0].Hash, hash) {
+		got := []byte(nil)
+		if len(evs) > 0 {
+			got = evs[0].Hash
+		}
+		return fmt.Errorf("event %d has hash %x, not the recorded %x: the chain was rewritten from there or before", seq, got, hash)
+	}
+	return nil
 }
 
 func newAuditPruneCommand() *cobra.Command {
