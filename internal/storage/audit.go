@@ -46,6 +46,8 @@ type AuditEvent struct {
 
 	// enc caches the encoding Prepare made.
 	enc *eventEncoding
+	// stored is Data's JSON as read from a store, if it was (SetStoredData).
+	stored []byte
 }
 
 // eventEncoding is the part of an event's hashed content that does not
@@ -87,6 +89,20 @@ func (e *AuditEvent) DataJSON() []byte {
 	}
 	data, _ := json.Marshal(e.Data)
 	return data
+}
+
+// SetStoredData sets e.Data from raw, its JSON as a store holds it, and keeps
+// raw for VerifyChain, which requires it to be exactly Data's encoding: the
+// hash covers Data, and with that check the stored text too, which SQL
+// queries and other readers of the table see (a duplicate key, or a
+// character escaped another way, would leave Data as it was).
+func (e *AuditEvent) SetStoredData(raw []byte) error {
+	var data map[string]string
+	if err := json.Unmarshal(raw, &data); err != nil {
+		return err
+	}
+	e.Data, e.stored = data, raw
+	return nil
 }
 
 // AuditMovedFrom is the data key under which the event of a PutProjectOrg
@@ -163,8 +179,14 @@ func VerifyChain(seq int64, prev []byte, events []AuditEvent) (int64, []byte, er
 		if !bytes.Equal(e.PrevHash, prev) {
 			return seq, prev, fmt.Errorf("audit event %d does not link to event %d", e.Seq, seq)
 		}
+		if e.enc == nil {
+			e.enc = encodeEvent(&e)
+		}
 		if !bytes.Equal(ChainHash(prev, e), e.Hash) {
 			return seq, prev, fmt.Errorf("audit event %d was altered: its hash does not match its content", e.Seq)
+		}
+		if e.stored != nil && !bytes.Equal(e.stored, e.enc.data) {
+			return seq, prev, fmt.Errorf("audit event %d was altered: its stored data is not the JSON it was written as", e.Seq)
 		}
 		seq, prev = e.Seq, e.Hash
 	}

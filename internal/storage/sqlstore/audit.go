@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -259,7 +258,7 @@ func (s *Store) ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]s
 			return nil, s.wrap("list audit events", err)
 		}
 		e.Time = fromMicros(t)
-		if err := json.Unmarshal([]byte(data), &e.Data); err != nil {
+		if err := e.SetStoredData([]byte(data)); err != nil {
 			return nil, fmt.Errorf("audit event %d: corrupt data: %w", e.Seq, err)
 		}
 		out = append(out, e)

@@ -124,6 +124,17 @@ func AuditTamper(t *testing.T, fresh func(t *testing.T) TamperDB) {
 		{"data shifted between key and value", func(TamperDB, []storage.AuditEvent) []string {
 			return []string{`UPDATE audit_events SET data = '{"grant":"client_credentials","scope a":"b"}' WHERE seq = 3`}
 		}, "event 3 was altered"},
+		// The stored text changed, its content not: readers of the table
+		// (a LIKE, a parser that takes a key's first value) see it.
+		{"a data character escaped another way", func(TamperDB, []storage.AuditEvent) []string {
+			return []string{`UPDATE audit_events SET data = '{"grant":"client_credentials","scope":"\u0061 b"}' WHERE seq = 3`}
+		}, "event 3 was altered"},
+		{"a data key twice", func(TamperDB, []storage.AuditEvent) []string {
+			return []string{`UPDATE audit_events SET data = '{"grant":"client_credentials","scope":"admin","scope":"a b"}' WHERE seq = 3`}
+		}, "event 3 was altered"},
+		{"data spaced out", func(TamperDB, []storage.AuditEvent) []string {
+			return []string{`UPDATE audit_events SET data = '{"grant": "client_credentials", "scope": "a b"}' WHERE seq = 3`}
+		}, "event 3 was altered"},
 		{"hash", func(db TamperDB, _ []storage.AuditEvent) []string {
 			return []string{`UPDATE audit_events SET hash = ` + db.Blob(make([]byte, 32)) + ` WHERE seq = 3`}
 		}, "event 3 was altered"},
