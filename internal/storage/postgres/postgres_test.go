@@ -888,3 +888,18 @@ func TestAuditTamper(t *testing.T) {
 			Blob:    func(b []byte) string { return fmt.Sprintf(`'\x%x'::bytea`, b) }}
 	})
 }
+
+// Two replicas append to one audit chain while one prunes it.
+func TestAuditConcurrent(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	var stores []storage.Storage
+	for range 2 {
+		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores = append(stores, s)
+	}
+	storagetest.AuditConcurrent(t, stores[0], stores[1])
+}

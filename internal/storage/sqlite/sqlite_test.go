@@ -249,3 +249,18 @@ func TestAuditTamper(t *testing.T) {
 			Blob:    func(b []byte) string { return fmt.Sprintf("X'%x'", b) }}
 	})
 }
+
+// Two stores on one database append to its audit chain while one prunes it.
+func TestAuditConcurrent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keyward.db")
+	var stores []storage.Storage
+	for range 2 {
+		s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores = append(stores, s)
+	}
+	storagetest.AuditConcurrent(t, stores[0], stores[1])
+}

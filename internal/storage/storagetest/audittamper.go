@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,4 +208,55 @@ func AuditTamper(t *testing.T, fresh func(t *testing.T) TamperDB) {
 			t.Errorf("a forged prune is not listed for the operator to disown: %+v", c.Prunes)
 		}
 	})
+}
+
+// AuditConcurrent appends to one audit log from two stores at once (two
+// replicas), in batches as group commit writes them, while one of them
+// prunes: the chain has no fork and no gap, and holds every event.
+func AuditConcurrent(t *testing.T, a, b storage.Storage) {
+	ctx := context.Background()
+	const workers, each = 6, 30
+	t0 := time.Now().Add(-time.Hour)
+	var wg sync.WaitGroup
+	for w := range workers {
+		s := []storage.Storage{a, b}[w%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				ev := func(action string) []storage.AuditEvent {
+					return []storage.AuditEvent{{Time: t0, Action: action, Outcome: storage.OutcomeSuccess, Actor: fmt.Sprint(w)}}
+				}
+				if _, err := s.Commit(ctx, []storage.Write{{Events: ev("x")}, {Events: ev("y")}}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	prunes := 0
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 10 {
+			n, err := b.PruneAudit(ctx, time.Now(), storage.PruneLimits{MaxEvents: 17},
+				storage.AuditEvent{Time: time.Now(), Outcome: storage.OutcomeSuccess, Actor: "op"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if n > 0 {
+				prunes++
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	wg.Wait()
+	c, err := storage.VerifyLog(ctx, a)
+	if err != nil {
+		t.Fatalf("the chain two stores appended to: %v", err)
+	}
+	if want := int64(workers*each*2 + prunes); c.HeadSeq != want || c.Events != c.HeadSeq-c.FirstSeq+1 {
+		t.Errorf("head %d of %d events from %d, want head %d", c.HeadSeq, c.Events, c.FirstSeq, want)
+	}
 }
