@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -232,7 +233,27 @@ type LogCheck struct {
 // oldest events without one does not verify, nor does one holding an event
 // numbered below 1, which no listing shows. The error of a broken chain names
 // the first event that does not fit.
+//
+// A prune that runs meanwhile (audit prune does not stop the server, nor a
+// verify) can delete events after the page last read: a log that now starts
+// beyond them is checked again from its new start, up to three times.
 func VerifyLog(ctx context.Context, s AuditLister) (LogCheck, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := verifyLog(ctx, s)
+		if !errors.Is(err, errPrunedMeanwhile) {
+			return c, err
+		}
+		if attempt == 3 {
+			return c, fmt.Errorf("%w, %d times: run the check again once no prune runs", err, attempt)
+		}
+	}
+}
+
+// errPrunedMeanwhile is verifyLog finding that events it was to read next
+// were pruned after it began.
+var errPrunedMeanwhile = errors.New("audit events were pruned while the log was checked")
+
+func verifyLog(ctx context.Context, s AuditLister) (LogCheck, error) {
 	var (
 		c        LogCheck
 		seq      int64
@@ -263,6 +284,14 @@ func VerifyLog(ctx context.Context, s AuditLister) (LogCheck, error) {
 			}
 		}
 		if seq, prev, err = VerifyChain(seq, prev, page); err != nil {
+			if c.Events > 0 && page[0].Seq > seq+1 {
+				// Missing after a page that verified: pruned since, if
+				// the log now starts beyond the events checked.
+				first, ferr := s.ListAuditEvents(ctx, AuditFilter{AfterSeq: math.MinInt64, Limit: 1})
+				if ferr == nil && len(first) > 0 && first[0].Seq > seq {
+					return c, errPrunedMeanwhile
+				}
+			}
 			return c, err
 		}
 		for _, e := range page {

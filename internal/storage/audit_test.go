@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -180,5 +181,50 @@ func TestCompletePrunePrepared(t *testing.T) {
 		if want := referenceHash([]byte("h"), evs[0]); !bytes.Equal(evs[0].Hash, want) {
 			t.Errorf("prepared=%v: hash %x, want %x", prepare, evs[0].Hash, want)
 		}
+	}
+}
+
+// pruningLog is a log pruned by someone else after the first page it
+// answers: its first events go, and an audit.prune event records them.
+type pruningLog struct {
+	log   sliceLog
+	prune func(sliceLog) sliceLog
+	calls int
+}
+
+func (l *pruningLog) ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
+	if l.calls++; l.calls == 2 {
+		l.log = l.prune(l.log)
+	}
+	return l.log.ListAuditEvents(ctx, f)
+}
+
+// A prune that runs while VerifyLog pages through the log does not make a
+// log that verifies fail: it is checked again from its new start. Events
+// missing for another reason still fail it.
+func TestVerifyLogPrunedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	long := func() sliceLog {
+		evs := make([]AuditEvent, 2500)
+		for i := range evs {
+			evs[i] = AuditEvent{Time: time.Unix(int64(i), 0), Action: "x", Outcome: OutcomeSuccess}
+		}
+		ChainEvents(0, nil, evs)
+		return evs
+	}
+	pruneThrough := func(n int) func(sliceLog) sliceLog {
+		return func(l sliceLog) sliceLog {
+			rec := []AuditEvent{CompletePrune(AuditEvent{Time: time.Now(), Outcome: OutcomeSuccess, Actor: "op"}, l[n-1].Seq, l[n-1].Hash, int64(n))}
+			ChainEvents(l[len(l)-1].Seq, l[len(l)-1].Hash, rec)
+			return append(slices.Clone(l[n:]), rec...)
+		}
+	}
+	c, err := VerifyLog(ctx, &pruningLog{log: long(), prune: pruneThrough(1500)})
+	if err != nil || c.FirstSeq != 1501 || c.HeadSeq != 2501 || len(c.Prunes) != 1 {
+		t.Errorf("pruned while checked: %+v, %v", c, err)
+	}
+	holed := func(l sliceLog) sliceLog { return append(slices.Clone(l[:1200]), l[1300:]...) }
+	if _, err := VerifyLog(ctx, &pruningLog{log: long(), prune: holed}); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("events deleted in the middle while checked: %v", err)
 	}
 }
