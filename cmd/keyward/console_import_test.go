@@ -212,6 +212,11 @@ func TestConsoleUserImportParity(t *testing.T) {
 		"[{\"email\":\"a@x.com\",\"EMAIL\":\"b@x.com\",\"email\":\"c@x.com\"},{\"suspended\":false,\"email\":\"d@x.com\",\"Suspended\":true,\"suspended\":false}," +
 			"\n{\"email\":\"e@x.com\",\"note\":{\"email\":\"f@x.com\",\"x\":[1,\"},\\\"]\"]},\"Email\":\"g@x.com\",\"email\":\"e@x.com\"}]",
 		"{\"users\": [{\"email\":\"a@x.com\",\"Email\":\"b@x.com\",\"email\":\"c@x.com\"},\n {\"email\": \"d@x.com\" , \"EMAIL\" : \"e@x.com\" , \"email\" : \"d@x.com\" }]}",
+		// "users" given twice: refused after the first, as encoding/json
+		// reads the object one token after another.
+		"{\"users\": [{\"email\": \"a@x.com\"}], \"users\": [{\"email\": \"b@x.com\"}]}",
+		"{\"users\": [{\"email\": \"a@x.com\"}],\n\"users\": []}",
+		"{\"users\": [{\"email\": \"a@x.com\", \"x\": {\"users\": 1}}]}",
 		"[{\"email\":\"a@x.com\",\"status\":null},{\"email\":\"b@x.com\",\"suspended\":true,\"suspended\":null,\"status\":\"active\"},{\"email\":null}]",
 		// A byte order mark begins the file (as Excel writes CSV) or is
 		// refused, wherever else it is, on its line.

@@ -294,12 +294,15 @@ function readJSON(text, rows) {
     const keys = Object.keys(doc);
     if (keys.length !== 1 || keys[0] !== "users") throw new ImportError('A JSON object must be {"users": [...]} and nothing else.');
     if (!Array.isArray(doc.users)) throw new ImportError('"users" must be an array.');
+    // "users" given twice, of which JSON.parse keeps the last: keyward
+    // users import reads the first and refuses what follows it.
+    if (topLevelNames(text) !== 1) throw new ImportError('A JSON object must be {"users": [...]} and nothing else.');
     list = doc.users;
     depth = 2;
   }
   const lines = elementLines(text, depth);
   let members = elementMembers(text, depth);
-  if (members.length !== list.length) members = []; // "users" given twice: JSON.parse's last array
+  if (members.length !== list.length) members = []; // not expected: JSON.parse's order then
   list.forEach((obj, k) => {
     const line = lines[k];
     if (obj === null || typeof obj !== "object" || Array.isArray(obj)) {
@@ -414,6 +417,23 @@ function elementMembers(text, depth) {
     }
   }
   return out;
+}
+
+// topLevelNames counts the names of the object the text is, a name
+// given twice twice (JSON.parse keeps one). The text is valid JSON.
+function topLevelNames(text) {
+  let d = 0, n = 0, inString = false, escaped = false;
+  for (const c of text) {
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (c === "\\") escaped = true;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === "{" || c === "[") d++;
+    else if (c === "}" || c === "]") d--;
+    else if (c === ":" && d === 1) n++;
+  }
+  return n;
 }
 
 // elementLines returns the line each element of the array at depth (1 for
