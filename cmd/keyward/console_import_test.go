@@ -217,6 +217,10 @@ func TestConsoleUserImportParity(t *testing.T) {
 		"{\"users\": [{\"email\": \"a@x.com\"}], \"users\": [{\"email\": \"b@x.com\"}]}",
 		"{\"users\": [{\"email\": \"a@x.com\"}],\n\"users\": []}",
 		"{\"users\": [{\"email\": \"a@x.com\", \"x\": {\"users\": 1}}]}",
+		// A value of the wrong kind is a bad row, reported with the others.
+		"[{\"email\":\"a@x.com\",\"suspended\":\"true\"},\n{\"email\":\"b@y.com\"},\n{\"Status\":1,\"email\":true},\n5,\n null,\n[\"c@x.com\"],\n\"d@x.com\"," +
+			"\n{\"email\":{\"a\":1},\"suspended\":[]},\n{\"email\":\"e@x.com\",\"status\":false}]",
+		"{\"users\": [{\"email\": 5}, {\"email\": \"a@x.com\"}]}",
 		"[{\"email\":\"a@x.com\",\"status\":null},{\"email\":\"b@x.com\",\"suspended\":true,\"suspended\":null,\"status\":\"active\"},{\"email\":null}]",
 		// A byte order mark begins the file (as Excel writes CSV) or is
 		// refused, wherever else it is, on its line.
@@ -259,11 +263,17 @@ func TestConsoleUserImportParity(t *testing.T) {
 		Users []admin.UserRow
 		Bad   []string // "line N" of each bad row; "refused" for a file refused whole
 	}
+	// A bad row is its line, and what is wrong with it when that is a
+	// value that must be something else ("suspended" must be true or
+	// false, not a string), which both say alike.
 	badLines := func(msg string) []string {
 		var out []string
 		for _, l := range strings.Split(msg, "\n") {
 			if l = strings.TrimSpace(l); strings.HasPrefix(l, "line ") {
-				out = append(out, l[:strings.Index(l, ":")])
+				if !strings.Contains(l, " must be ") {
+					l = l[:strings.Index(l, ":")]
+				}
+				out = append(out, l)
 			}
 		}
 		if out == nil {

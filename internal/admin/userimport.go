@@ -117,6 +117,13 @@ func parseUsersJSON(data []byte, skip int, check func(UserRow) error) ([]UserRow
 		line := skip + 1 + bytes.Count(data[:off], []byte{'\n'})
 		var u jsonUser
 		if err := dec.Decode(&u); err != nil {
+			if _, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+				// A value of the wrong type ("suspended": "true"): the
+				// decoder has read the whole user, so it is a bad row,
+				// reported with the others, not the file's end.
+				b.add(line, "", false, errors.New(userJSONProblem(err)))
+				continue
+			}
 			return nil, fmt.Errorf("not valid JSON at line %d: %s", line, userJSONProblem(err))
 		}
 		suspended, err := status(u.Status)

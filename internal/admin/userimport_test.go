@@ -113,9 +113,12 @@ func TestParseUsersReportsEveryBadRow(t *testing.T) {
 			[]string{`line 2: "` + strings.Repeat("a", 48) + `"… (106 bytes) is also on line 1`}, []string{strings.Repeat("a", 49)}},
 		{"status at 64 bytes whole", "a@x.com," + strings.Repeat("s", 64) + "\n", []string{`status "` + strings.Repeat("s", 64) + `" must be`}, nil},
 		// A value of the wrong type is named in JSON's words, not Go's.
-		{"json number email", "[\n{\"email\": 1}]", []string{`not valid JSON at line 2: "email" must be a string, not a number`}, []string{"Go", "jsonUser"}},
-		{"json string suspended", `[{"email":"a@x.com","suspended":"yes"}]`, []string{`"suspended" must be true or false, not a string`}, []string{"Go", "jsonUser"}},
-		{"json array user", `[["a@x.com"]]`, []string{`a user must be a JSON object, not an array`}, []string{"Go", "jsonUser"}},
+		// It is a bad row, reported with the others.
+		{"json number email", "[\n{\"email\": 1}]", []string{`1 bad row`, `line 2: "email" must be a string, not a number`}, []string{"Go", "jsonUser", "not valid JSON"}},
+		{"json string suspended", `[{"email":"a@x.com","suspended":"yes"}]`, []string{`line 1: "suspended" must be true or false, not a string`}, []string{"Go", "jsonUser"}},
+		{"json array user", `[["a@x.com"]]`, []string{`line 1: a user must be a JSON object, not an array`}, []string{"Go", "jsonUser"}},
+		{"json wrong types, each a row", "[{\"email\":\"a@x.com\",\"suspended\":\"true\"},\n{\"email\":\" \"},\n{\"status\":1,\"email\":true},\n5]",
+			[]string{"4 bad rows", `line 1: "suspended" must be true or false, not a string`, "line 2: no email", `line 3: "status" must be a string, not a number`, `line 4: a user must be a JSON object, not a number`}, nil},
 		{"json wrapper extra", `{"users":[{"email":"a@x.com"}],"x":1}`, []string{`{"users": [...]} and nothing else`}, nil},
 	}
 	for _, tt := range tests {

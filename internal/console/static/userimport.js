@@ -305,17 +305,17 @@ function readJSON(text, rows) {
   if (members.length !== list.length) members = []; // not expected: JSON.parse's order then
   list.forEach((obj, k) => {
     const line = lines[k];
-    if (obj === null || typeof obj !== "object" || Array.isArray(obj)) {
-      rows.add(line, "", false, 'a user must be an object such as {"email": "alice@example.com"}');
+    if (obj === null) { // encoding/json leaves the user as it was: empty
+      rows.add(line, "", false);
+      return;
+    }
+    if (typeof obj !== "object" || Array.isArray(obj)) {
+      rows.add(line, "", false, `a user must be a JSON object, not ${jsonKind(obj)}`);
       return;
     }
     const u = userFields(Array.isArray(members[k]) ? members[k] : Object.entries(obj).map(([n, v]) => [JSON.stringify(n), JSON.stringify(v)]));
-    if (u.status !== undefined && typeof u.status !== "string") {
-      rows.add(line, u.email, false, "status must be a string");
-      return;
-    }
-    if (u.suspended !== undefined && u.suspended !== null && typeof u.suspended !== "boolean") {
-      rows.add(line, u.email, false, "suspended must be true or false");
+    if (u.problem) {
+      rows.add(line, "", false, u.problem);
       return;
     }
     let [suspended, problem] = status(u.status ?? "");
@@ -327,8 +327,22 @@ function readJSON(text, rows) {
   });
 }
 
-// USER_FIELDS are the fields of a user in a JSON file (admin.jsonUser).
+// USER_FIELDS are the fields of a user in a JSON file (admin.jsonUser),
+// each with the kind of JSON value it takes, as admin.jsonKind names it.
 const USER_FIELDS = ["email", "suspended", "status"];
+const USER_KINDS = { email: "a string", suspended: "true or false", status: "a string" };
+
+// jsonKind names the kind of a JSON value v as keyward users import does
+// in a message (admin.jsonTypeMismatch).
+function jsonKind(v) {
+  if (Array.isArray(v)) return "an array";
+  switch (typeof v) {
+    case "string": return "a string";
+    case "number": return "a number";
+    case "boolean": return "true or false";
+  }
+  return "an object";
+}
 
 // foldName folds a JSON name as Go's encoding/json does to match it to a
 // field without regard to case: ASCII letters upper-cased, and the two
@@ -341,7 +355,9 @@ const foldName = (k) => k.replace(/[a-z]/g, (c) => c.toUpperCase()).replace(/\u0
 // (encoding/json into admin.jsonUser): a name is its field's, or one the
 // same but for case ("Email", "SUSPENDED"); a later one replaces an
 // earlier; null leaves a string as it was (empty) and unsets suspended;
-// other names are ignored.
+// other names are ignored. A value of the wrong kind makes the user bad:
+// problem says so, for the first such member, as encoding/json reports
+// the first.
 function userFields(members) {
   const u = {};
   for (const [name, value] of members) {
@@ -349,8 +365,11 @@ function userFields(members) {
     const f = USER_FIELDS.includes(k) ? k : USER_FIELDS.find((x) => foldName(x) === foldName(k));
     if (f === undefined) continue;
     const v = JSON.parse(value); // only a field's: the others may be large
-    if (v !== null) u[f] = v;
-    else if (f === "suspended") delete u.suspended;
+    if (v === null) {
+      if (f === "suspended") delete u.suspended;
+    } else if (jsonKind(v) !== USER_KINDS[f]) {
+      u.problem ??= `"${f}" must be ${USER_KINDS[f]}, not ${jsonKind(v)}`;
+    } else u[f] = v;
   }
   return u;
 }
