@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,10 +9,12 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -94,4 +97,54 @@ func TestConsoleSignInKeyFileForms(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#keyfile-form button")))
 	p.waitAlert("SEC 1", "error", "The key file's private key (EC PRIVATE KEY) is neither a PKCS #8 nor a PKCS #1 key: it is "+hint+".")
 	p.checkLogs()
+}
+
+// TestConsoleKeyFileFieldsParity: the console reads a key file's fields as
+// keyward does (encoding/json into client.KeyFile): a name the same but
+// for case is its field's, the last of a field's names counts, null
+// leaves a field as it was, and a field of another kind refuses the file.
+func TestConsoleKeyFileFieldsParity(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	p.step("open the console", chromedp.Navigate(m.Issuer+"/console/"), chromedp.WaitVisible(chromedp.ID("keyfile-form")))
+	files := []string{
+		`{"client_email":"a@x.com","private_key":"k","private_key_id":"1"}`,
+		`{"Client_Email":"a@x.com","PRIVATE_KEY":"k","Private_Key_ID":"1"}`,
+		`{"client_email":"a@x.com","CLIENT_EMAIL":"b@x.com","private_key":"k","Private_Key":"l","private_key":"m"}`,
+		`{"client_email":"a@x.com","private_key":"k","private_key_id":"1","PRIVATE_KEY_ID":null}`,
+		"{\"client_email\":\"a@x.com\",\"private_\u212aey\":\"k\",\"note\":{\"client_email\":\"c@x.com\"}}",
+		`{"client_email":"a@x.com","private_key":"k","private_key_id":5}`,
+		`{"client_email":"a@x.com","private_key":"k","Client_ID":5}`,
+		`{"client_email":"a@x.com","private_key":"k","type":["service_account"]}`,
+		`{"client_email":"a@x.com","private_key":"k","universe_domain":5}`,
+	}
+	type fields struct {
+		Email, Key, KeyID string
+		Refused           bool
+	}
+	for i, f := range files {
+		var want fields
+		var kf client.KeyFile
+		if err := keyfile.DecodeJSON([]byte(f), &kf); err != nil {
+			want.Refused = true
+		} else {
+			want = fields{Email: kf.ClientEmail, Key: kf.PrivateKey, KeyID: kf.PrivateKeyID}
+		}
+		js := fmt.Sprintf(`import("./signin.js").then((m) => {
+			try { const kf = m.parseKeyFile(%s); return JSON.stringify({Email: kf.client_email, Key: kf.private_key, KeyID: kf.private_key_id ?? ""}); }
+			catch (e) { return JSON.stringify({Refused: true, Error: e.message}); }
+		})`, jsString(f))
+		ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+		out, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+		cancel()
+		if err != nil {
+			t.Fatalf("file %d: %v", i, err)
+		}
+		var got fields
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("file %d %s: the console reads %+v (%s), keyward %+v", i, f, got, out, want)
+		}
+	}
 }

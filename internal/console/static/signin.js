@@ -3,6 +3,7 @@
 // or with an access token pasted as it is.
 
 import { ApiError, request, admin, signIn } from "./api.js";
+import { goFields, objectMembers } from "./userimport.js";
 
 // The admin API's scope (internal/admin.AdminScope).
 const ADMIN_SCOPE = "keyward.admin";
@@ -15,25 +16,33 @@ const b64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)))
   .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 const b64urlJSON = (v) => b64url(new TextEncoder().encode(JSON.stringify(v)));
 
-// parseKeyFile reads and checks the fields of a JSON key file.
+// KEY_FILE_FIELDS are the fields of a key file (client.KeyFile), each a
+// string.
+const KEY_FILE_FIELDS = Object.fromEntries(["type", "project_id", "private_key_id", "private_key", "client_email", "client_id", "auth_uri",
+  "token_uri", "client_x509_cert_url"].map((f) => [f, "a string"]));
+
+// parseKeyFile reads and checks the fields of a JSON key file, as keyward
+// reads them (encoding/json into client.KeyFile, as goFields reads them):
+// a name the same but for case is its field's ("Client_Email"), the last
+// of a field's names in the file counts, null leaves a field unset, and a
+// field's value must be a string.
 export function parseKeyFile(text) {
-  let kf;
+  let doc;
   try {
-    kf = JSON.parse(text);
+    doc = JSON.parse(text);
   } catch {
     fail("That file is not JSON; choose a service-account key file (the output of keyward keys create).");
   }
-  if (typeof kf !== "object" || kf === null) fail("That file is not a JSON object; choose a service-account key file.");
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) fail("That file is not a JSON object; choose a service-account key file.");
+  const kf = goFields(objectMembers(text), KEY_FILE_FIELDS);
+  if (kf.problem) fail(`That file is not a JSON key file: ${kf.problem}.`);
   for (const f of ["client_email", "private_key"]) {
-    if (typeof kf[f] !== "string" || kf[f] === "") {
+    if (!kf[f]) {
       fail(`The key file has no ${f}; it must be a service-account key file with a private key (keyward keys create).`);
     }
   }
   // The key's ID, the assertion's kid, may be left out, as keyward's
   // client leaves it out then: the server tries the account's keys.
-  if (kf.private_key_id !== undefined && kf.private_key_id !== null && typeof kf.private_key_id !== "string") {
-    fail("The key file's private_key_id is not a string.");
-  }
   return kf;
 }
 

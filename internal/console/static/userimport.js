@@ -327,9 +327,8 @@ function readJSON(text, rows) {
   });
 }
 
-// USER_FIELDS are the fields of a user in a JSON file (admin.jsonUser),
+// USER_KINDS are the fields of a user in a JSON file (admin.jsonUser),
 // each with the kind of JSON value it takes, as admin.jsonKind names it.
-const USER_FIELDS = ["email", "suspended", "status"];
 const USER_KINDS = { email: "a string", suspended: "true or false", status: "a string" };
 
 // jsonKind names the kind of a JSON value v as keyward users import does
@@ -352,27 +351,38 @@ const foldName = (k) => k.replace(/[a-z]/g, (c) => c.toUpperCase()).replace(/\u0
 
 // userFields reads the fields of a user object, its members in the
 // file's order, each [name, value] in JSON text, as keyward users import does
-// (encoding/json into admin.jsonUser): a name is its field's, or one the
-// same but for case ("Email", "SUSPENDED"); a later one replaces an
-// earlier; null leaves a string as it was (empty) and unsets suspended;
-// other names are ignored. A value of the wrong kind makes the user bad:
-// problem says so, for the first such member, as encoding/json reports
-// the first.
-function userFields(members) {
+// (encoding/json into admin.jsonUser), as goFields reads them.
+const userFields = (members) => goFields(members, USER_KINDS);
+
+// goFields reads the members of a JSON object, in the file's order, each
+// [name, value] in JSON text (as objectMembers returns them), as Go's
+// encoding/json decodes them into a struct whose fields are the names of
+// kinds, each taking the kind of JSON value kinds says ("a string", "true
+// or false"): a name is its field's, or one the same but for case
+// ("Email", "SUSPENDED"); a later one replaces an earlier; null leaves a
+// string as it was and unsets another field (a Go pointer); other names
+// are ignored. A value of the wrong kind sets problem, for the first such
+// member, as encoding/json reports the first.
+export function goFields(members, kinds) {
+  const names = Object.keys(kinds);
   const u = {};
   for (const [name, value] of members) {
     const k = JSON.parse(name);
-    const f = USER_FIELDS.includes(k) ? k : USER_FIELDS.find((x) => foldName(x) === foldName(k));
+    const f = names.includes(k) ? k : names.find((x) => foldName(x) === foldName(k));
     if (f === undefined) continue;
     const v = JSON.parse(value); // only a field's: the others may be large
     if (v === null) {
-      if (f === "suspended") delete u.suspended;
-    } else if (jsonKind(v) !== USER_KINDS[f]) {
-      u.problem ??= `"${f}" must be ${USER_KINDS[f]}, not ${jsonKind(v)}`;
+      if (kinds[f] !== "a string") delete u[f];
+    } else if (jsonKind(v) !== kinds[f]) {
+      u.problem ??= `"${f}" must be ${kinds[f]}, not ${jsonKind(v)}`;
     } else u[f] = v;
   }
   return u;
 }
+
+// objectMembers returns the members of the JSON object text is, in its
+// order, as goFields reads them. The text is valid JSON.
+export const objectMembers = (text) => elementMembers(`[${text}]`, 1)[0] ?? [];
 
 // elementMembers returns, for each element of the array at depth (as
 // elementLines), its members in the file's order as [name, value] pairs
