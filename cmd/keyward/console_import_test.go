@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/chromedp/chromedp"
 
@@ -101,6 +103,12 @@ func TestConsoleImportUsers(t *testing.T) {
 		`line 3: status "gone" must be active or suspended`,
 		"line 5: suspended and status disagree")
 	onlyCarol("the bad JSON")
+
+	// Not UTF-8 (Latin-1, as a spreadsheet may write it): refused, as
+	// keyward users import refuses it, not read with U+FFFD for the byte.
+	importFile("Latin-1", file("latin1.csv", "alice@example.com\nren\xe9@example.com\n"))
+	wantAlert("Latin-1", "The file must be UTF-8 text without NUL characters.")
+	onlyCarol("the Latin-1 file")
 
 	var many strings.Builder
 	for i := range 21 {
@@ -324,6 +332,46 @@ func TestConsoleUserImportParity(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			clip := func(v any) string { return kwoauth2.Truncate(fmt.Sprintf("%+v", v), 2000) } // the file of too many users
 			t.Errorf("file %d %s:\nthe console reads %s (%s)\nkeyward users import %s", i, clip(strconv.Quote(f)), clip(got), clip(res.Error), clip(want))
+		}
+	}
+}
+
+// TestConsoleUserImportBytesParity: the console reads a file's bytes as
+// keyward users import does: invalid UTF-8 is refused, not read with
+// U+FFFD in its place, and a byte order mark begins the file or is a bad
+// row (two at the start are not one the browser drops and one the file
+// may have).
+func TestConsoleUserImportBytesParity(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	p.step("open the console", chromedp.Navigate(m.Issuer+"/console/"), chromedp.WaitVisible(chromedp.ID("keyfile-form")))
+	files := []string{
+		"a@x.com\nb@x.com\n",
+		"a@x.com\nren\xe9@x.com\n",       // Latin-1
+		"[{\"email\": \"a@x.com\xff\"}]", // a byte no UTF-8 has
+		"a@x.com\n\xc0\xaf@x.com\n",      // an overlong encoding
+		"a@x.com\n\xed\xa0\x80@x.com\n",  // a surrogate
+		"a@x.com\n\xe2\x82\n",            // cut short
+		"\xef\xbb\xbfa@x.com\n",
+		"\xef\xbb\xbf\xef\xbb\xbfa@x.com\n",
+		"ren\xc3\xa9@x.com\n",
+	}
+	for i, f := range files {
+		_, err := admin.ParseUserRows([]byte(f), nil)
+		want := err == nil
+		js := fmt.Sprintf(`import("./userimport.js").then((m) => {
+			try { m.parseUsers(m.decodeUsers(Uint8Array.from(atob(%q), (c) => c.charCodeAt(0))), "x.com"); return ""; } catch (e) { return e.message; }
+		})`, base64.StdEncoding.EncodeToString([]byte(f)))
+		ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+		msg, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+		cancel()
+		if err != nil {
+			t.Fatalf("file %d: %v", i, err)
+		}
+		if got := msg == ""; got != want {
+			t.Errorf("file %d %q: the console takes it: %v (%s); keyward users import: %v", i, f, got, msg, want)
+		}
+		if !utf8.ValidString(f) && msg != "The file must be UTF-8 text without NUL characters." {
+			t.Errorf("file %d %q: the console says %q, want it refused as not UTF-8", i, f, msg)
 		}
 	}
 }

@@ -4,7 +4,7 @@
 
 import { admin, seg, ApiError } from "./api.js";
 import { h, table, fields, fmtTime, button, act, confirmAction, showNotice, pager, list, words, unchangedItem, formInput } from "./dom.js";
-import { parseUsers, importBatches, toLower, IMPORT_BATCH, MAX_IMPORT_USERS, MAX_IMPORT_BYTES } from "./userimport.js";
+import { decodeUsers, parseUsers, importBatches, toLower, IMPORT_BATCH, MAX_IMPORT_USERS, MAX_IMPORT_BYTES } from "./userimport.js";
 
 const PAGE = 50;
 
@@ -300,7 +300,7 @@ function importUsersForm(o, path, show) {
     if (f.size > MAX_IMPORT_BYTES) {
       throw new Error(`${f.name} is larger than ${MAX_IMPORT_BYTES >> 20} MiB, far more than the ${count(MAX_IMPORT_USERS)} users a file may hold take: was it the file meant?`);
     }
-    const users = parseUsers(await f.text(), o.domain);
+    const users = parseUsers(decodeUsers(await f.arrayBuffer()), o.domain);
     const batches = importBatches(users);
     let imported = 0;
     try {

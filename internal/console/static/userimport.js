@@ -52,13 +52,33 @@ export function importBatches(users) {
 // people, one problem a line.
 export class ImportError extends Error {}
 
+// decoder reads a file's bytes as UTF-8, as keyward users import does:
+// invalid UTF-8 is an error (not U+FFFD in its place, which Blob.text()
+// writes), and a byte order mark at the start is kept, for parseUsers to
+// take (Blob.text() drops one, and a second would pass).
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+// TEXT_PROBLEM is what is wrong with a file of invalid UTF-8 or with a NUL.
+const TEXT_PROBLEM = "The file must be UTF-8 text without NUL characters.";
+
+// decodeUsers returns the text of a file's bytes (an ArrayBuffer or a
+// typed array) for parseUsers. It throws ImportError for invalid UTF-8,
+// refused as keyward users import refuses it.
+export function decodeUsers(bytes) {
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    throw new ImportError(TEXT_PROBLEM);
+  }
+}
+
 // parseUsers reads text and returns its users ({email, suspended, line}),
 // emails trimmed and lower-cased, each of domain: a user belongs to the
 // organization of its email's domain. Whether an email is well formed is
 // the admin API's to say. It throws ImportError.
 export function parseUsers(text, domain) {
   if (text.startsWith("\ufeff")) text = text.slice(1); // a UTF-8 byte order mark, as Excel writes
-  if (text.includes("\u0000")) throw new ImportError("The file must be text without NUL characters.");
+  if (text.includes("\u0000")) throw new ImportError(TEXT_PROBLEM);
   if (text.includes("\ufeff")) { // one anywhere else (admin.bomRows)
     const rows = new Rows(domain);
     text.split("\n").forEach((l, k) => {
