@@ -104,6 +104,16 @@ func TestConsoleImportUsers(t *testing.T) {
 		"line 5: suspended and status disagree")
 	onlyCarol("the bad JSON")
 
+	// A file's name is quoted as strconv.Quote quotes it: a bidirectional
+	// control in it shows, and does not turn the message around.
+	huge := file("users\u202ecsv.json", "")
+	if err := os.Truncate(huge, maxUsersFile+1); err != nil { // sparse: nothing is written
+		t.Fatal(err)
+	}
+	importFile("too large", huge)
+	wantAlert("too large", `"users\u202ecsv.json" is larger than 64 MiB`)
+	onlyCarol("the too large file")
+
 	// Not UTF-8 (Latin-1, as a spreadsheet may write it): refused, as
 	// keyward users import refuses it, not read with U+FFFD for the byte.
 	importFile("Latin-1", file("latin1.csv", "alice@example.com\nren\xe9@example.com\n"))
@@ -122,7 +132,7 @@ func TestConsoleImportUsers(t *testing.T) {
 	onlyCarol("the 21 bad rows")
 
 	importFile("refused by the API", file("refused.csv", "alice@example.com\nnot an email@example.com\n"))
-	wantAlert("refused", "Nothing was imported; fix these and retry: user 2:", "user 2 is on line 2 of refused.csv")
+	wantAlert("refused", "Nothing was imported; fix these and retry: user 2:", `user 2 is on line 2 of "refused.csv"`)
 	onlyCarol("the refused file")
 
 	importFile("good JSON", file("good.json", `{"users": [
@@ -130,7 +140,7 @@ func TestConsoleImportUsers(t *testing.T) {
   {"email": "bob@example.com", "status": "suspended"},
   {"email": "carol@example.com", "suspended": false}
 ]}`))
-	p.waitAlert("imported", "notice", "Imported 3 users from good.json into the directory of example.com, 1 of them suspended.")
+	p.waitAlert("imported", "notice", `Imported 3 users from "good.json" into the directory of example.com, 1 of them suspended.`)
 	if got := users(); len(got) != 3 || got["alice@example.com"] || !got["bob@example.com"] || got["carol@example.com"] {
 		t.Errorf("after the import the directory holds %v (email → suspended), want alice and carol active and bob suspended", got)
 	}
@@ -145,10 +155,10 @@ func TestConsoleImportUsers(t *testing.T) {
 	eval[bool](p, importProbe)
 	eval[string](p, `window.importProbe.failAt = 1, window.importProbe.fail = "502"`)
 	importFile("one user, unanswered", one)
-	wantAlert("one user, unanswered", "Whether the user of one.csv was imported is not known (no answer, or a server error): The server answered HTTP 502 Bad Gateway")
+	wantAlert("one user, unanswered", `Whether the user of "one.csv" was imported is not known (no answer, or a server error): The server answered HTTP 502 Bad Gateway`)
 	eval[string](p, `window.importProbe.fail = ""`)
 	importFile("one user", one)
-	p.waitAlert("one user imported", "notice", "Imported 1 user from one.csv into the directory of example.com, suspended.")
+	p.waitAlert("one user imported", "notice", `Imported 1 user from "one.csv" into the directory of example.com, suspended.`)
 	if got := users(); len(got) != 4 || !got["dave@example.com"] {
 		t.Errorf("after the import of one.csv the directory holds %v (email → suspended), want dave too, suspended", got)
 	}
@@ -674,7 +684,7 @@ func TestConsoleImportUsersInBatches(t *testing.T) {
 	eval[bool](p, importProbe)
 	p.openImport("example.com")
 	p.importFile("import big.csv", f)
-	p.waitAlert("imported", "notice", fmt.Sprintf("Imported 18,000 users from big.csv into the directory of example.com, %s of them suspended, in %d batches of at most 5,000, each in one transaction.",
+	p.waitAlert("imported", "notice", fmt.Sprintf("Imported 18,000 users from \"big.csv\" into the directory of example.com, %s of them suspended, in %d batches of at most 5,000, each in one transaction.",
 		thousands(suspended), len(sizes)))
 	if got := eval[[]string](p, "window.importProbe.progress"); !reflect.DeepEqual(got, progress) {
 		t.Errorf("as each batch was sent the page showed %q, want %q", got, progress)
@@ -708,7 +718,7 @@ func TestConsoleImportLaterBatchFails(t *testing.T) {
 	p, m, _ := consoleTest(t)
 	bg, sys := context.Background(), admin.Actor{ID: "test"}
 	dir := t.TempDir()
-	lead := "Imported 5,000 of the 12,000 users of %s.csv; batch 2 of 3 (users 5,001 to 10,000) failed and the 2,000 users after it were not sent.\n"
+	lead := "Imported 5,000 of the 12,000 users of \"%s.csv\"; batch 2 of 3 (users 5,001 to 10,000) failed and the 2,000 users after it were not sent.\n"
 	tests := []struct {
 		name  string
 		users int    // 12,000 unless set
@@ -719,18 +729,18 @@ func TestConsoleImportLaterBatchFails(t *testing.T) {
 	}{
 		{name: "refused", bad: 5003, want: []string{
 			"Batch 2 was refused, and none of its users were imported: Nothing was imported; fix these and retry: user 3: ",
-			"\nuser 3 of batch 2 is on line 5,003 of refused.csv"}},
+			"\nuser 3 of batch 2 is on line 5,003 of \"refused.csv\""}},
 		{name: "unanswered", fail: "502", want: []string{
 			"Whether batch 2 was imported is not known (no answer, or a server error): The server answered HTTP 502 Bad Gateway"}},
 		{name: "unreachable", fail: "network", want: []string{
 			"Whether batch 2 was imported is not known (no answer, or a server error): Could not reach the server (Failed to fetch)."}},
 		// The last batch holds one user.
 		{name: "one-refused", users: 5001, bad: 5001,
-			lead: "Imported 5,000 of the 5,001 users of %s.csv; batch 2 of 2 (user 5,001) failed.\n", want: []string{
+			lead: "Imported 5,000 of the 5,001 users of \"%s.csv\"; batch 2 of 2 (user 5,001) failed.\n", want: []string{
 				"Batch 2 was refused, and its user was not imported: Nothing was imported; fix these and retry: user 1: ",
-				"\nuser 1 of batch 2 is on line 5,001 of one-refused.csv"}},
+				"\nuser 1 of batch 2 is on line 5,001 of \"one-refused.csv\""}},
 		{name: "one-after", users: 10001, fail: "502",
-			lead: "Imported 5,000 of the 10,001 users of %s.csv; batch 2 of 3 (users 5,001 to 10,000) failed and the user after it was not sent.\n", want: []string{
+			lead: "Imported 5,000 of the 10,001 users of \"%s.csv\"; batch 2 of 3 (users 5,001 to 10,000) failed and the user after it was not sent.\n", want: []string{
 				"Whether batch 2 was imported is not known (no answer, or a server error): The server answered HTTP 502 Bad Gateway"}},
 	}
 	p.signIn(m)

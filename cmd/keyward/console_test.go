@@ -648,11 +648,11 @@ func TestConsoleSignIn(t *testing.T) {
 	for _, tc := range []struct{ hash, alert, view string }{
 		{"#/accounts/123456789012345678901", `The service account "123456789012345678901" does not exist.`, "This page could not be loaded."},
 		{"#/apis/nope", `The API "nope" does not exist.`, "This page could not be loaded."},
-		{"#/accounts/%E0", "The address #/accounts/%E0 is not valid: it has a broken %-escape.", "This page could not be loaded."},
-		{"#/nothing", "", "There is no console page #/nothing."},
+		{"#/accounts/%E0", `The address "#/accounts/%E0" is not valid: it has a broken %-escape.`, "This page could not be loaded."},
+		{"#/nothing", "", `There is no console page "#/nothing".`},
 	} {
 		p.step(tc.hash, chromedp.Navigate(m.Issuer+"/console/"+tc.hash),
-			chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//main[@id="view"]/p[normalize-space()=%q]`, tc.view))))
+			chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//main[@id="view"]/p[normalize-space()='%s']`, tc.view))))
 		if tc.alert != "" {
 			p.waitAlert(tc.hash, "error", tc.alert)
 		}

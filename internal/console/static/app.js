@@ -7,6 +7,7 @@ import { admin, seg, onSessionChange, currentSession, endSession, signOut } from
 import { withKeyFile, withToken } from "./signin.js";
 import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, download, act, button, pager, pageLeft, list, words, unchangedItem, formInput } from "./dom.js";
 import { auditView, auditHash } from "./audit.js";
+import { quote } from "./goquote.js";
 import { tokensView } from "./tokens.js";
 import { signingKeysView } from "./signingkeys.js";
 import { orgsView, orgView } from "./orgs.js";
@@ -45,7 +46,7 @@ async function route() {
   }
   const found = routes.find(([re]) => re.test(location.hash));
   if (!found) {
-    view.replaceChildren(h("p", {}, "There is no console page ", h("code", {}, location.hash), "."));
+    view.replaceChildren(h("p", {}, "There is no console page ", h("code", {}, quote(location.hash)), "."));
     return false;
   }
   const [re, render] = found;
@@ -55,7 +56,7 @@ async function route() {
     try {
       args = re.exec(location.hash).slice(1).map(decodeURIComponent);
     } catch {
-      throw new Error(`The address ${location.hash} is not valid: it has a broken %-escape.`);
+      throw new Error(`The address ${quote(location.hash)} is not valid: it has a broken %-escape.`);
     }
     const el = await render(...args);
     if (n === rendering && currentSession()) view.replaceChildren(el);

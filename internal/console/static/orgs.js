@@ -4,6 +4,7 @@
 
 import { admin, seg, ApiError } from "./api.js";
 import { h, table, fields, fmtTime, button, act, confirmAction, showNotice, pager, list, words, unchangedItem, formInput } from "./dom.js";
+import { quote } from "./goquote.js";
 import { decodeUsers, parseUsers, importBatches, toLower, IMPORT_BATCH, MAX_IMPORT_USERS, MAX_IMPORT_BYTES } from "./userimport.js";
 
 const PAGE = 50;
@@ -297,8 +298,11 @@ function importUsersForm(o, path, show) {
   form.addEventListener("submit", act(submit, async () => {
     const f = file.files[0];
     if (!f) throw new Error("Choose a file first.");
+    // The file's name as strconv.Quote would show it: an invisible or
+    // bidirectional character in it shows.
+    const name = quote(f.name);
     if (f.size > MAX_IMPORT_BYTES) {
-      throw new Error(`${f.name} is larger than ${MAX_IMPORT_BYTES >> 20} MiB, far more than the ${count(MAX_IMPORT_USERS)} users a file may hold take: was it the file meant?`);
+      throw new Error(`${name} is larger than ${MAX_IMPORT_BYTES >> 20} MiB, far more than the ${count(MAX_IMPORT_USERS)} users a file may hold take: was it the file meant?`);
     }
     const users = parseUsers(decodeUsers(await f.arrayBuffer()), o.domain);
     const batches = importBatches(users);
@@ -311,7 +315,7 @@ function importUsersForm(o, path, show) {
           res = await admin.post(path + "/users", { users: users.slice(from, to).map(({ email, suspended }) => ({ email, suspended })) });
         } catch (e) {
           if (imported > 0) await show().catch(() => {}); // the users imported so far; the error is the import's
-          throw importFailed(e, f.name, users, batches, k, imported);
+          throw importFailed(e, name, users, batches, k, imported);
         }
         imported += res.users;
       }
@@ -320,7 +324,7 @@ function importUsersForm(o, path, show) {
     }
     file.value = "";
     const suspended = users.filter((u) => u.suspended).length;
-    await show(`Imported ${nUsers(imported)} from ${f.name} into the directory of ${o.domain}`
+    await show(`Imported ${nUsers(imported)} from ${name} into the directory of ${o.domain}`
       + (suspended ? (imported === 1 ? ", suspended" : `, ${count(suspended)} of them suspended`) : "")
       + (batches.length > 1 ? `, in ${batches.length} batches of at most ${count(IMPORT_BATCH)}, each in one transaction.` : "."));
   }));
@@ -341,7 +345,7 @@ const count = (n) => n.toLocaleString("en-US");
 const nUsers = (n) => `${count(n)} ${n === 1 ? "user" : "users"}`;
 
 // importFailed is the error of an import of the users of the file name
-// whose batch k (of batches, [from, to) ranges of users) failed with e,
+// (quoted) whose batch k (of batches, [from, to) ranges of users) failed with e,
 // after the batches before it imported imported users. Unless the admin
 // API (or a proxy) refused the batch, whether it was imported is not
 // known: without an answer, or with a 5xx, it may have been committed.
