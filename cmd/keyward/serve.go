@@ -745,12 +745,14 @@ const keyReloadTimeout = 30 * time.Second
 // meanwhile, when a reload may wait keyReloadTimeout for a store that does
 // not answer. A change during a reload asks for one more after it (the
 // keys may have changed after it read them), however many arrive. Close
-// cancels them: the store is closing.
+// cancels them, and waits for the one running to end before it closes
+// the store.
 type keyReloads struct {
 	sync.Mutex
 	running, again, stopped bool
 	ctx                     context.Context
 	cancel                  context.CancelFunc
+	done                    chan struct{} // closed when the reloads running end
 }
 
 // reloadKeys reloads the signing keys in the background, for at most
@@ -770,7 +772,10 @@ func (m *Main) reloadKeys() {
 		r.ctx, r.cancel = context.WithCancel(context.Background())
 	}
 	r.running = true
+	done := make(chan struct{})
+	r.done = done
 	go func() {
+		defer close(done)
 		for {
 			ctx, cancel := context.WithTimeout(r.ctx, keyReloadTimeout)
 			err := m.signer.Refresh(ctx)
@@ -802,6 +807,23 @@ func (m *Main) stopKeyReloads() {
 	}
 }
 
+// waitKeyReloads waits, until ctx ends, for the reload stopKeyReloads
+// canceled to end: it may still be using the store.
+func (m *Main) waitKeyReloads(ctx context.Context) {
+	r := &m.keyReloads
+	r.Lock()
+	done := r.done
+	r.Unlock()
+	if done == nil {
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		m.Logger.Warn("a reload of the signing keys did not end in time at shutdown")
+	}
+}
+
 // flushSecretUsage records when client secrets were last used, in one
 // write every interval rather than one per request.
 func (m *Main) flushSecretUsage(ctx context.Context) {
@@ -827,6 +849,7 @@ func (m *Main) Close() error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), tally.CloseTimeout)
 	defer cancel()
+	m.waitKeyReloads(ctx)    // canceled above; still using the store until it ends
 	m.introspections.Close() // into the journal, so first
 	if m.journal != nil {
 		if n := m.journal.Shutdown(ctx); n > 0 {
