@@ -68,7 +68,7 @@ belongs to exactly one API, so a token's aud follows from its scopes.`,
 			return c.show(resp, func(w *tabwriter.Writer) {
 				fmt.Fprintln(w, "NAME\tIDENTIFIER\tSCOPES")
 				for _, a := range resp.APIs {
-					fmt.Fprintf(w, "%s\t%s\t%s\n", shown(a.Name), shown(a.Identifier), shown(strings.Join(a.Scopes, ",")))
+					fmt.Fprintf(w, "%s\t%s\t%s\n", cell(a.Name), cell(a.Identifier), cell(strings.Join(a.Scopes, ",")))
 				}
 			})
 		},
@@ -150,12 +150,12 @@ of the built-in API (keyward) do not change.`,
 }
 
 func apiTable(w *tabwriter.Writer, a admin.APIView) {
-	fmt.Fprintf(w, "Name:\t%s\n", shown(a.Name))
-	fmt.Fprintf(w, "Identifier:\t%s\n", shown(a.Identifier))
-	fmt.Fprintf(w, "Scopes:\t%s\n", shown(strings.Join(a.Scopes, ", ")))
-	fmt.Fprintf(w, "Token format:\t%s\n", shown(a.TokenFormat))
+	fmt.Fprintf(w, "Name:\t%s\n", cell(a.Name))
+	fmt.Fprintf(w, "Identifier:\t%s\n", cell(a.Identifier))
+	fmt.Fprintf(w, "Scopes:\t%s\n", cell(strings.Join(a.Scopes, ", ")))
+	fmt.Fprintf(w, "Token format:\t%s\n", cell(a.TokenFormat))
 	if len(a.Introspectors) > 0 {
-		fmt.Fprintf(w, "Introspectors:\t%s\n", shown(strings.Join(a.Introspectors, ", ")))
+		fmt.Fprintf(w, "Introspectors:\t%s\n", cell(strings.Join(a.Introspectors, ", ")))
 	}
 	if a.Description != "" {
 		fmt.Fprintf(w, "Description:\t%s\n", shown(a.Description))

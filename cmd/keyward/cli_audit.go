@@ -356,9 +356,12 @@ func cell(s string) string {
 	return strconv.Quote(s)
 }
 
-// shown is how the admin commands' tables show a value the server
-// answered: as it is when validate.Label takes it as one line of plain
-// text, quoted as cell quotes it when not (a control character, a line
+// shown is how the admin commands' tables show a display name or a
+// description, the labels the admin API checks with validate.Label (the
+// other values, emails, identifiers, key IDs, scopes, go through cell,
+// so that an invisible character in them is seen): as it is when
+// validate.Label takes it as one line of plain text, quoted as cell
+// quotes it when not (a control character, a line
 // break, an escape sequence, a bidi override, invalid UTF-8: what import
 // took with a warning, or the admin API before it refused it). cell
 // quotes every character unicode.IsPrint refuses, among them ZWJ, ZWNJ

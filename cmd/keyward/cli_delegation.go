@@ -34,14 +34,14 @@ func newOrgCommand() *cobra.Command {
 	f.register(cmd)
 	show := func(c *adminClient, o admin.OrgView) error {
 		return c.show(o, func(w *tabwriter.Writer) {
-			fmt.Fprintf(w, "Domain:\t%s\n", shown(o.Domain))
-			fmt.Fprintf(w, "Blocked scopes:\t%s\n", shown(dash(strings.Join(o.BlockedScopes, ", "))))
+			fmt.Fprintf(w, "Domain:\t%s\n", cell(o.Domain))
+			fmt.Fprintf(w, "Blocked scopes:\t%s\n", cell(dash(strings.Join(o.BlockedScopes, ", "))))
 			for _, p := range o.Projects {
 				internal := ""
 				if p.Internal {
 					internal = " (internal: its accounts act only for this organization's users)"
 				}
-				fmt.Fprintf(w, "Project:\t%s%s\n", shown(p.Project), internal)
+				fmt.Fprintf(w, "Project:\t%s%s\n", cell(p.Project), internal)
 			}
 		})
 	}
@@ -81,7 +81,7 @@ func newOrgCommand() *cobra.Command {
 			return c.show(resp, func(w *tabwriter.Writer) {
 				fmt.Fprintln(w, "DOMAIN\tBLOCKED SCOPES")
 				for _, o := range resp.Orgs {
-					fmt.Fprintf(w, "%s\t%s\n", shown(o.Domain), shown(dash(strings.Join(o.BlockedScopes, ","))))
+					fmt.Fprintf(w, "%s\t%s\n", cell(o.Domain), cell(dash(strings.Join(o.BlockedScopes, ","))))
 				}
 			})
 		},
@@ -151,7 +151,7 @@ the organization it is placed in or moved to, not of the one it leaves.`,
 				return err
 			}
 			return c.show(p, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "project %s is in %s (internal: %s)\n", shown(p.Project), shown(args[0]), yesNo(p.Internal))
+				fmt.Fprintf(w, "project %s is in %s (internal: %s)\n", cell(p.Project), cell(args[0]), yesNo(p.Internal))
 			})
 		},
 	}
@@ -347,7 +347,7 @@ the users whose status it changed.`,
 				if err := c.do(cmd.Context(), http.MethodPost, "/v1/users/"+url.PathEscape(args[0])+suffix, nil, &u); err != nil {
 					return err
 				}
-				return c.show(u, func(w *tabwriter.Writer) { fmt.Fprintf(w, "%s: suspended %s\n", shown(u.Email), yesNo(u.Suspended)) })
+				return c.show(u, func(w *tabwriter.Writer) { fmt.Fprintf(w, "%s: suspended %s\n", cell(u.Email), yesNo(u.Suspended)) })
 			},
 		}
 	}
@@ -383,7 +383,7 @@ the users whose status it changed.`,
 			return c.show(map[string]any{"users": all}, func(w *tabwriter.Writer) {
 				fmt.Fprintln(w, "EMAIL\tSUSPENDED")
 				for _, u := range all {
-					fmt.Fprintf(w, "%s\t%s\n", shown(u.Email), yesNo(u.Suspended))
+					fmt.Fprintf(w, "%s\t%s\n", cell(u.Email), yesNo(u.Suspended))
 				}
 			})
 		},
@@ -444,7 +444,7 @@ behalf of the organization's users. Granting again replaces the scopes.`,
 				return err
 			}
 			return c.show(g, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "%s may act for the users of %s with %s\n", shown(g.ClientID), shown(g.Org), shown(strings.Join(g.Scopes, ", ")))
+				fmt.Fprintf(w, "%s may act for the users of %s with %s\n", cell(g.ClientID), cell(g.Org), cell(strings.Join(g.Scopes, ", ")))
 			})
 		},
 	}
@@ -472,7 +472,7 @@ behalf of the organization's users. Granting again replaces the scopes.`,
 			return c.show(resp, func(w *tabwriter.Writer) {
 				fmt.Fprintln(w, "CLIENT ID\tSCOPES")
 				for _, g := range resp.Delegations {
-					fmt.Fprintf(w, "%s\t%s\n", shown(g.ClientID), shown(strings.Join(g.Scopes, ",")))
+					fmt.Fprintf(w, "%s\t%s\n", cell(g.ClientID), cell(strings.Join(g.Scopes, ",")))
 				}
 			})
 		},

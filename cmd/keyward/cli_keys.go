@@ -112,7 +112,7 @@ written after all is deleted again.`,
 				return nil
 			}
 			return c.show(map[string]string{"key_id": meta.ID, "file": out}, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "wrote key %s of %s to %s\n", shown(meta.ID), shown(meta.Email), out)
+				fmt.Fprintf(w, "wrote key %s of %s to %s\n", cell(meta.ID), cell(meta.Email), out)
 			})
 		},
 	}
@@ -238,7 +238,7 @@ func keyTable(w *tabwriter.Writer, keys []admin.KeyView) {
 		if k.ExpiresAt != nil {
 			exp = fmtTime(*k.ExpiresAt)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", shown(k.KeyID), shown(k.Algorithm), shown(k.Origin), yesNo(k.Disabled), exp, fmtTime(k.CreatedAt))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", cell(k.KeyID), cell(k.Algorithm), cell(k.Origin), yesNo(k.Disabled), exp, fmtTime(k.CreatedAt))
 	}
 	// The columns end here: the ETag line show adds after them (of one
 	// item) is not a row, and aligned with them its value stood under

@@ -99,7 +99,7 @@ its tokens. Accounts are named by email or client ID in every command.`,
 			return c.show(all, func(w *tabwriter.Writer) {
 				fmt.Fprintln(w, "EMAIL\tCLIENT ID\tDISABLED\tSCOPES")
 				for _, a := range all.Accounts {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", shown(a.Email), shown(a.ClientID), yesNo(a.Disabled), shown(strings.Join(a.Scopes, ",")))
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", cell(a.Email), cell(a.ClientID), yesNo(a.Disabled), cell(strings.Join(a.Scopes, ",")))
 				}
 			})
 		},
@@ -203,23 +203,23 @@ its tokens. Accounts are named by email or client ID in every command.`,
 }
 
 func accountTable(w *tabwriter.Writer, a admin.AccountView) {
-	fmt.Fprintf(w, "Email:\t%s\n", shown(a.Email))
-	fmt.Fprintf(w, "Client ID:\t%s\n", shown(a.ClientID))
+	fmt.Fprintf(w, "Email:\t%s\n", cell(a.Email))
+	fmt.Fprintf(w, "Client ID:\t%s\n", cell(a.ClientID))
 	if a.DisplayName != "" {
 		fmt.Fprintf(w, "Display name:\t%s\n", shown(a.DisplayName))
 	}
 	if a.Description != "" {
 		fmt.Fprintf(w, "Description:\t%s\n", shown(a.Description))
 	}
-	fmt.Fprintf(w, "Scopes:\t%s\n", shown(strings.Join(a.Scopes, ", ")))
+	fmt.Fprintf(w, "Scopes:\t%s\n", cell(strings.Join(a.Scopes, ", ")))
 	fmt.Fprintf(w, "Token lifetime:\t%s\n", time.Duration(a.TokenLifetimeSeconds)*time.Second)
-	fmt.Fprintf(w, "Auth methods:\t%s\n", shown(strings.Join(a.AuthMethods, ", ")))
+	fmt.Fprintf(w, "Auth methods:\t%s\n", cell(strings.Join(a.AuthMethods, ", ")))
 	if a.TLS != nil {
 		b, _ := json.Marshal(a.TLS)
-		fmt.Fprintf(w, "TLS binding:\t%s\n", shown(string(b)))
+		fmt.Fprintf(w, "TLS binding:\t%s\n", cell(string(b)))
 	}
 	if a.TokenFormat != "" {
-		fmt.Fprintf(w, "Token format:\t%s\n", shown(a.TokenFormat))
+		fmt.Fprintf(w, "Token format:\t%s\n", cell(a.TokenFormat))
 	}
 	if a.TokensRevokedBefore != nil {
 		fmt.Fprintf(w, "Tokens revoked before:\t%s\n", fmtTime(*a.TokensRevokedBefore))

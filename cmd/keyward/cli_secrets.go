@@ -125,7 +125,7 @@ func secretTable(w *tabwriter.Writer, secrets []admin.SecretView) {
 		if s.LastUsedAt != nil {
 			used = fmtTime(*s.LastUsedAt)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", shown(s.SecretID), shown(s.Hint), yesNo(s.Disabled), exp, used, fmtTime(s.CreatedAt))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", cell(s.SecretID), cell(s.Hint), yesNo(s.Disabled), exp, used, fmtTime(s.CreatedAt))
 	}
 	// The columns end here: the ETag line show adds after them (of one
 	// item) is not a row, and aligned with them its value stood under

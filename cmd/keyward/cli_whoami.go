@@ -49,20 +49,20 @@ without the keyward.admin scope, or of one disabled or deleted.`,
 
 // whoAmITable shows the administrator and the token of GET /v1/whoami.
 func whoAmITable(w *tabwriter.Writer, v admin.WhoAmIView) {
-	fmt.Fprintf(w, "Email:\t%s\n", shown(v.Email))
-	fmt.Fprintf(w, "Client ID:\t%s\n", shown(v.ClientID))
+	fmt.Fprintf(w, "Email:\t%s\n", cell(v.Email))
+	fmt.Fprintf(w, "Client ID:\t%s\n", cell(v.ClientID))
 	if v.DisplayName != "" {
 		fmt.Fprintf(w, "Display name:\t%s\n", shown(v.DisplayName))
 	}
-	fmt.Fprintf(w, "Name:\t%s\n", shown(v.Name))
-	fmt.Fprintf(w, "Project:\t%s\n", shown(v.Project))
+	fmt.Fprintf(w, "Name:\t%s\n", cell(v.Name))
+	fmt.Fprintf(w, "Project:\t%s\n", cell(v.Project))
 	t := v.Token
-	fmt.Fprintf(w, "Token ID:\t%s\n", shown(t.ID))
+	fmt.Fprintf(w, "Token ID:\t%s\n", cell(t.ID))
 	fmt.Fprintf(w, "Token format:\t%s\n", t.Format)
 	if t.Credential != "" {
-		fmt.Fprintf(w, "Token credential:\t%s\n", shown(t.Credential))
+		fmt.Fprintf(w, "Token credential:\t%s\n", cell(t.Credential))
 	}
-	fmt.Fprintf(w, "Token scopes:\t%s\n", shown(strings.Join(t.Scopes, ", ")))
+	fmt.Fprintf(w, "Token scopes:\t%s\n", cell(strings.Join(t.Scopes, ", ")))
 	fmt.Fprintf(w, "Token issued:\t%s\n", fmtTime(t.IssuedAt))
 	fmt.Fprintf(w, "Token expires:\t%s (in %s)\n", fmtTime(t.ExpiresAt), time.Duration(t.ExpiresIn)*time.Second)
 }

@@ -168,3 +168,47 @@ func TestTablesShowLabelsAsTheyAre(t *testing.T) {
 		}
 	}
 }
+
+// TestTablesQuoteInvisibleInIdentifiers: an email, client ID, API
+// identifier, key ID or scope holding an invisible character (a ZWJ, a
+// no-break space) is shown quoted, as cell quotes it: shown, which takes
+// them as they are in a display name or description, let an email such
+// as "alice\u200d@…", which import takes with a warning, show as
+// "alice@…", another account's.
+func TestTablesQuoteInvisibleInIdentifiers(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		table func(w *tabwriter.Writer)
+		want  string
+	}{
+		{"account email", func(w *tabwriter.Writer) {
+			accountTable(w, admin.AccountView{Email: "alice\u200d@p.iam.keyward.internal", ClientID: "1"})
+		}, `"alice\u200d@p.iam.keyward.internal"`},
+		{"account client ID", func(w *tabwriter.Writer) {
+			accountTable(w, admin.AccountView{Email: "a@p.iam.keyward.internal", ClientID: "1\u00a02"})
+		}, `"1\u00a02"`},
+		{"account scopes", func(w *tabwriter.Writer) {
+			accountTable(w, admin.AccountView{Email: "a@p.iam.keyward.internal", ClientID: "1", Scopes: []string{"orders.read\u200c"}})
+		}, `"orders.read\u200c"`},
+		{"API identifier", func(w *tabwriter.Writer) {
+			apiTable(w, admin.APIView{Name: "orders", Identifier: "https://orders\u200d.internal"})
+		}, `"https://orders\u200d.internal"`},
+		{"whoami email", func(w *tabwriter.Writer) {
+			whoAmITable(w, admin.WhoAmIView{Email: "w\u3000@p.iam.keyward.internal"})
+		}, `"w\u3000@p.iam.keyward.internal"`},
+		{"key ID", func(w *tabwriter.Writer) {
+			keyTable(w, []admin.KeyView{{KeyID: "k\u200d1", Algorithm: "RS256"}})
+		}, `"k\u200d1"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			c := &adminClient{output: "table", out: &out}
+			if err := c.show(nil, tt.table); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), tt.want) {
+				t.Errorf("shown as:\n%s\nwant %s", out.String(), tt.want)
+			}
+		})
+	}
+}
