@@ -222,6 +222,10 @@ func TestConsoleUserImportParity(t *testing.T) {
 		// encoding/csv drops it, as it drops one before a line feed.
 		"\"a@x.com\"\r",
 		"email,status\na@x.com,\"suspended\"\r",
+		// A line of a carriage return alone ending the file: encoding/csv
+		// drops the CR, leaving an empty line, which it skips.
+		"a@x.com\n\r",
+		"a@x.com\r\n\r",
 		// Names matched as encoding/json matches them: case aside.
 		"[{\"Email\":\"a@x.com\"},{\"EMAIL\":\"b@x.com\",\"Suspended\":true},{\"email\":\"c@x.com\",\"SUSPENDED\":true,\"Status\":\"suspended\"}]",
 		"[{\"email\":\"a@x.com\",\"Email\":\"b@x.com\"},{\"email\":\"c@x.com\",\"Email\":null},{\"\u017ftatu\u017f\":\"suspended\",\"email\":\"d@x.com\"}]",

@@ -231,7 +231,9 @@ function readCSV(text, rows) {
   const fail = (l, why) => { throw new ImportError(`Not valid CSV at line ${l}: ${why}.`); };
   while (i < n) {
     // One record, starting at line.
-    if (text[i] === "\n" || (text[i] === "\r" && text[i + 1] === "\n")) { // empty line
+    // An empty line; a CR alone ending the file is one too, as encoding/csv
+    // drops a CR before the file's end.
+    if (text[i] === "\n" || (text[i] === "\r" && (text[i + 1] === "\n" || i + 1 === n))) {
       i += text[i] === "\r" ? 2 : 1;
       line++;
       continue;
