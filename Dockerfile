@@ -12,7 +12,8 @@ RUN mkdir -m 0700 /data
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /keyward /usr/local/bin/keyward
-# The SQLite database, generated keys and the admin key file live here;
+# The SQLite database and the first start's admin key file live here
+# (the master key does not: deploy/keyward.yaml names it in /etc/keyward);
 # mount a volume. With PostgreSQL, only the admin key file is written.
 # Owned by nonroot (65532), the user the server runs as: WORKDIR alone
 # creates it root's under the classic builder, and a new volume takes
