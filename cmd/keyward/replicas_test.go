@@ -60,21 +60,12 @@ func TestReplicas(t *testing.T) {
 		t.Fatalf("bootstrap ran on %q and %q; want exactly the first replica", a.AdminKeyFile, b.AdminKeyFile)
 	}
 	admin := []string{"--credentials", a.AdminKeyFile, "--server", a.URL()}
-	runCLI(t, append([]string{"api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read"}, admin...)...)
-	var acct struct {
-		ID    string `json:"client_id"`
-		Email string `json:"email"`
-	}
-	json.Unmarshal([]byte(runCLI(t, append([]string{"sa", "create", "job", "--project", "shop", "--scopes", "orders.read,keyward.introspect", "-o", "json"}, admin...)...)), &acct)
-	var sec struct {
-		Secret string `json:"client_secret"`
-	}
-	json.Unmarshal([]byte(runCLI(t, append([]string{"secrets", "create", acct.Email, "-o", "json"}, admin...)...)), &sec)
+	acct := replicaClient(t, admin)
 	keyFile := filepath.Join(t.TempDir(), "key.json")
 	runCLI(t, append([]string{"keys", "create", acct.Email, "--out", keyFile}, admin...)...)
 
 	post := func(m *Main, path string, form url.Values) (int, map[string]any) {
-		return postAs(t, m, acct.ID, sec.Secret, path, form)
+		return postAs(t, m, acct.ID, acct.Secret, path, form)
 	}
 	token := func(m *Main) (int, string) {
 		status, body := post(m, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}})
@@ -263,7 +254,7 @@ func TestReplicas(t *testing.T) {
 		activeOnC := func(tok string) bool {
 			req, _ := http.NewRequest("POST", c.URL()+"/introspect", strings.NewReader(url.Values{"token": {tok}}.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.SetBasicAuth(acct.ID, sec.Secret)
+			req.SetBasicAuth(acct.ID, acct.Secret)
 			resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.caPool}}}).Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -431,7 +422,7 @@ func TestReplicas(t *testing.T) {
 			req, _ := http.NewRequest("POST", m.URL()+"/token", strings.NewReader("grant_type=client_credentials&scope=orders.read"))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.Header.Set("DPoP", proof)
-			req.SetBasicAuth(acct.ID, sec.Secret)
+			req.SetBasicAuth(acct.ID, acct.Secret)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -469,6 +460,30 @@ func postNoAuth(t *testing.T, m *Main, form url.Values) (int, map[string]any) {
 	var body map[string]any
 	json.NewDecoder(resp.Body).Decode(&body)
 	return resp.StatusCode, body
+}
+
+// replicaAccount is the service account replicaClient makes.
+type replicaAccount struct{ ID, Email, Secret string }
+
+// replicaClient makes, with the admin CLI flags admin, the API orders and
+// the account job, which may get its tokens and introspect them, with a
+// secret.
+func replicaClient(t *testing.T, admin []string) replicaAccount {
+	t.Helper()
+	runCLI(t, append([]string{"api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read"}, admin...)...)
+	var acct struct {
+		ID    string `json:"client_id"`
+		Email string `json:"email"`
+	}
+	json.Unmarshal([]byte(runCLI(t, append([]string{"sa", "create", "job", "--project", "shop", "--scopes", "orders.read,keyward.introspect", "-o", "json"}, admin...)...)), &acct)
+	var sec struct {
+		Secret string `json:"client_secret"`
+	}
+	json.Unmarshal([]byte(runCLI(t, append([]string{"secrets", "create", acct.Email, "-o", "json"}, admin...)...)), &sec)
+	if acct.ID == "" || sec.Secret == "" {
+		t.Fatalf("the account job and its secret were not made: %+v", acct)
+	}
+	return replicaAccount{acct.ID, acct.Email, sec.Secret}
 }
 
 // postAs posts form to m's path, authenticated with HTTP Basic as the
@@ -584,18 +599,9 @@ func TestReplicasMasterKeyRotate(t *testing.T) {
 	a := startServer(t, replica(oldKey))
 	b := startServer(t, replica(oldKey))
 	admin := []string{"--credentials", a.AdminKeyFile, "--server", a.URL()}
-	runCLI(t, append([]string{"api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read"}, admin...)...)
-	var acct struct {
-		ID    string `json:"client_id"`
-		Email string `json:"email"`
-	}
-	json.Unmarshal([]byte(runCLI(t, append([]string{"sa", "create", "job", "--project", "shop", "--scopes", "orders.read,keyward.introspect", "-o", "json"}, admin...)...)), &acct)
-	var sec struct {
-		Secret string `json:"client_secret"`
-	}
-	json.Unmarshal([]byte(runCLI(t, append([]string{"secrets", "create", acct.Email, "-o", "json"}, admin...)...)), &sec)
+	acct := replicaClient(t, admin)
 	post := func(m *Main, path string, form url.Values) (int, map[string]any) {
-		return postAs(t, m, acct.ID, sec.Secret, path, form)
+		return postAs(t, m, acct.ID, acct.Secret, path, form)
 	}
 	// each gets a token from one replica and introspects it on the other.
 	each := func(when string, ms ...*Main) {
@@ -662,17 +668,9 @@ func TestReplicaBehindRevokerIssuesLiveTokens(t *testing.T) {
 	a := startServer(t, replica, func(m *Main) { m.Now = func() time.Time { return time.Now().Add(time.Second) } })
 	b := startServer(t, replica)
 	admin := []string{"--credentials", a.AdminKeyFile, "--server", a.URL()}
-	runCLI(t, append([]string{"api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read"}, admin...)...)
-	var acct struct {
-		ID string `json:"client_id"`
-	}
-	json.Unmarshal([]byte(runCLI(t, append([]string{"sa", "create", "job", "--project", "shop", "--scopes", "orders.read,keyward.introspect", "-o", "json"}, admin...)...)), &acct)
-	var sec struct {
-		Secret string `json:"client_secret"`
-	}
-	json.Unmarshal([]byte(runCLI(t, append([]string{"secrets", "create", acct.ID, "-o", "json"}, admin...)...)), &sec)
+	acct := replicaClient(t, admin)
 	post := func(m *Main, path string, form url.Values) map[string]any {
-		_, body := postAs(t, m, acct.ID, sec.Secret, path, form)
+		_, body := postAs(t, m, acct.ID, acct.Secret, path, form)
 		return body
 	}
 	token := func() string {
