@@ -11,7 +11,9 @@ import (
 	"maps"
 	"math"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keyward/keyward/internal/jsonappend"
 )
@@ -59,6 +61,7 @@ type eventEncoding struct {
 }
 
 func encodeEvent(e *AuditEvent) *eventEncoding {
+	e.Data = validData(e.Data)
 	o := jsonappend.NewObject(make([]byte, 0, 320))
 	o.Int("time_us", e.Time.UnixMicro())
 	o.String("action", e.Action)
@@ -72,6 +75,24 @@ func encodeEvent(e *AuditEvent) *eventEncoding {
 	// members before it, a quote inside a string is escaped.
 	i := bytes.Index(content, []byte(`,"data":`)) + len(`,"data":`)
 	return &eventEncoding{tail: content[1:], data: content[i : len(content)-1 : len(content)-1]}
+}
+
+// validData is data, or, when a key or value is not valid UTF-8, a copy
+// with each invalid byte sequence replaced by U+FFFD. JSON has no way to
+// keep such bytes: the encoding stores \ufffd in their place, which reads
+// back as U+FFFD and encodes again as that character itself, so the event
+// would never verify (VerifyChain), a false alarm no one could clear.
+func validData(data map[string]string) map[string]string {
+	for k, v := range data {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			valid := make(map[string]string, len(data))
+			for k, v := range data {
+				valid[strings.ToValidUTF8(k, "\uFFFD")] = strings.ToValidUTF8(v, "\uFFFD")
+			}
+			return valid
+		}
+	}
+	return data
 }
 
 // Prepare normalizes e's time and encodes everything about e that does not
@@ -88,7 +109,7 @@ func (e *AuditEvent) DataJSON() []byte {
 	if e.enc != nil {
 		return e.enc.data
 	}
-	data, _ := json.Marshal(e.Data)
+	data, _ := json.Marshal(validData(e.Data))
 	return data
 }
 

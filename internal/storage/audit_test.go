@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -154,12 +155,30 @@ func FuzzChainHash(f *testing.F) {
 		plain.Time = e.Time
 		evs := []AuditEvent{e}
 		ChainEvents(6, []byte("prev"), evs)
+		// Data not UTF-8 is hashed and stored made UTF-8 (validData).
+		data := plain.Data
+		if data != nil {
+			data = map[string]string{}
+			for k, v := range plain.Data {
+				data[strings.ToValidUTF8(k, "\uFFFD")] = strings.ToValidUTF8(v, "\uFFFD")
+			}
+		}
 		if want := referenceHash([]byte("prev"), AuditEvent{Seq: 7, Time: plain.Time, Action: action, Outcome: outcome,
-			AccountID: account, Actor: actor, Source: source, Data: plain.Data}); !bytes.Equal(evs[0].Hash, want) {
+			AccountID: account, Actor: actor, Source: source, Data: data}); !bytes.Equal(evs[0].Hash, want) {
 			t.Fatalf("hash %x, reference %x", evs[0].Hash, want)
 		}
-		if want, _ := json.Marshal(plain.Data); !bytes.Equal(evs[0].DataJSON(), want) {
+		if want, _ := json.Marshal(data); !bytes.Equal(evs[0].DataJSON(), want) {
 			t.Fatalf("DataJSON %s, want %s", evs[0].DataJSON(), want)
+		}
+		// Stored and read back, its data verifies (other fields go to
+		// columns of their own, as they are).
+		read := evs[0]
+		if err := read.SetStoredData(append([]byte(nil), evs[0].DataJSON()...)); err != nil {
+			t.Fatal(err)
+		}
+		read.enc = nil
+		if _, _, err := VerifyChain(6, []byte("prev"), []AuditEvent{read}); err != nil {
+			t.Fatalf("read back: %v", err)
 		}
 	})
 }
@@ -226,5 +245,37 @@ func TestVerifyLogPrunedMeanwhile(t *testing.T) {
 	holed := func(l sliceLog) sliceLog { return append(slices.Clone(l[:1200]), l[1300:]...) }
 	if _, err := VerifyLog(ctx, &pruningLog{log: long(), prune: holed}); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("events deleted in the middle while checked: %v", err)
+	}
+}
+
+// TestVerifyDataNotUTF8: an event whose data holds bytes that are not
+// UTF-8 verifies once stored and read back. JSON stores such bytes as
+// \ufffd, which read back as U+FFFD and encoded again as that character
+// itself: the event's hash no longer matched its content, and the log
+// was reported altered for good.
+func TestVerifyDataNotUTF8(t *testing.T) {
+	tests := map[string]map[string]string{
+		"value":      {"path": "/v1/\xff\xfe"},
+		"key":        {"\xc3": "x"},
+		"valid":      {"path": "/v1/é<&>\u2028"},
+		"U+FFFD too": {"a": "\ufffd\xff"},
+	}
+	for name, data := range tests {
+		t.Run(name, func(t *testing.T) {
+			in := maps.Clone(data)
+			events := []AuditEvent{{Time: time.Unix(1700000000, 0), Action: "admin.refused", Outcome: OutcomeFailure, Data: in}}
+			ChainEvents(0, nil, events)
+			if !maps.Equal(in, data) {
+				t.Errorf("the caller's data was changed: %q", in)
+			}
+			stored := append([]byte(nil), events[0].DataJSON()...)
+			read := AuditEvent{Seq: 1, Time: events[0].Time, Action: events[0].Action, Outcome: events[0].Outcome, Hash: events[0].Hash}
+			if err := read.SetStoredData(stored); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := VerifyChain(0, nil, []AuditEvent{read}); err != nil {
+				t.Fatalf("stored as %s: %v", stored, err)
+			}
+		})
 	}
 }
