@@ -271,3 +271,46 @@ func TestBootstrapRace(t *testing.T) {
 		t.Fatalf("the administrator's keys %v, want the first's alone", ids)
 	}
 }
+
+// beforeKey runs its hook, once, before the first key is created: another
+// replica's start in the moment between Bootstrap's account and its key.
+type beforeKey struct {
+	storage.Storage
+	hook func()
+}
+
+func (b *beforeKey) CreateKey(ctx context.Context, k storage.Key, check func([]storage.Key) error, ev storage.AuditEvent) error {
+	if h := b.hook; h != nil {
+		b.hook = nil
+		h()
+	}
+	return b.Storage.CreateKey(ctx, k, check, ev)
+}
+
+// TestBootstrapRacesAnInterruptedLooking: replicas starting at once on an
+// empty store. A stores the administrator account; B, starting before A
+// stores its key, finds the account alone and without a key, as an
+// interrupted first start leaves it, and gives it a key. A's key, stored
+// second, is refused (ErrBootstrappedElsewhere, whose key file serve
+// discards): one key, one key file kept. Both were stored, and two
+// replicas kept key files.
+func TestBootstrapRacesAnInterruptedLooking(t *testing.T) {
+	ctx := context.Background()
+	b, st := newService(t)
+	var bFiles keep
+	var bCreated bool
+	var bErr error
+	race := &beforeKey{Storage: st, hook: func() { _, bCreated, bErr = b.Bootstrap(ctx, bFiles.save) }}
+	a := admin.NewService(race, admin.Config{Issuer: issuer, AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour})
+	var aFiles keep
+	acct, aCreated, aErr := a.Bootstrap(ctx, aFiles.save)
+	if bErr != nil || !bCreated || len(bFiles.files) != 1 {
+		t.Fatalf("B, between A's account and key: created=%v files=%d err=%v", bCreated, len(bFiles.files), bErr)
+	}
+	if !errors.Is(aErr, admin.ErrBootstrappedElsewhere) || aCreated {
+		t.Fatalf("A, storing its key second: created=%v err=%v; want ErrBootstrappedElsewhere", aCreated, aErr)
+	}
+	if ids := keyIDs(t, st, acct.ID); !slices.Equal(ids, []string{bFiles.files[0].PrivateKeyID}) {
+		t.Fatalf("administrator keys %v, want B's alone (%s)", ids, bFiles.files[0].PrivateKeyID)
+	}
+}

@@ -1396,7 +1396,11 @@ var ErrBootstrappedElsewhere = errors.New("another server sharing the store crea
 // Replicas of an empty PostgreSQL store starting at once may both find it
 // empty: the one whose administrator account is stored second fails with
 // ErrBootstrappedElsewhere, having saved a key file no account has, which
-// the caller discards; the store is as the other one made it.
+// the caller discards; the store is as the other one made it. One that
+// starts between the other's account and its key finds the account
+// without a key and finishes it, as an interrupted first start: of the
+// two keys, the one stored second fails with ErrBootstrappedElsewhere
+// (firstAdminKey).
 func (s *Service) Bootstrap(ctx context.Context, save func(sakey.KeyFile) error) (storage.Account, bool, error) {
 	n, err := s.store.CountAccounts(ctx)
 	if err != nil {
@@ -1440,10 +1444,23 @@ func (s *Service) Bootstrap(ctx context.Context, save func(sakey.KeyFile) error)
 	} else if err != nil {
 		return a, false, fmt.Errorf("create the administrator account: %w", err)
 	}
-	if err := s.store.CreateKey(ctx, k, nil, s.keyEvent(system, "key.create", k)); err != nil {
+	if err := s.store.CreateKey(ctx, k, firstAdminKey, s.keyEvent(system, "key.create", k)); err != nil {
 		return a, false, fmt.Errorf("create the administrator key: %w", err)
 	}
 	return a, true, nil
+}
+
+// firstAdminKey is the check, in the transaction that stores it, of the
+// administrator key a first start makes: that the account has no key yet.
+// A replica starting at once finds the account without its key, in the
+// moment between the two writes of Bootstrap, and finishes it as an
+// interrupted first start: the second of the two keys to be stored is
+// refused, so only one replica keeps a key file.
+func firstAdminKey(keys []storage.Key) error {
+	if len(keys) > 0 {
+		return ErrBootstrappedElsewhere
+	}
+	return nil
 }
 
 // finishBootstrap gives the administrator account a key when it is the only
@@ -1474,7 +1491,7 @@ func (s *Service) finishBootstrap(ctx context.Context, save func(sakey.KeyFile) 
 	if err != nil || len(secrets) > 0 {
 		return a, false, err
 	}
-	if err := s.newAdminKey(ctx, Actor{ID: "system"}, a, save); err != nil {
+	if err := s.newAdminKey(ctx, Actor{ID: "system"}, a, save, firstAdminKey); err != nil {
 		return a, false, err
 	}
 	return a, true, nil
@@ -1482,8 +1499,9 @@ func (s *Service) finishBootstrap(ctx context.Context, save func(sakey.KeyFile) 
 
 // newAdminKey generates a key for the administrator account a, hands its
 // key file to save and only then stores the key, so the key never exists
-// without the one copy of its private key.
-func (s *Service) newAdminKey(ctx context.Context, actor Actor, a storage.Account, save func(sakey.KeyFile) error) error {
+// without the one copy of its private key. check, if not nil, is called
+// with the account's keys in the transaction that stores it.
+func (s *Service) newAdminKey(ctx context.Context, actor Actor, a storage.Account, save func(sakey.KeyFile) error, check func([]storage.Key) error) error {
 	k, kf, err := sakey.Generate(a, s.Endpoints(), s.cfg.Now(), time.Time{})
 	if err != nil {
 		return err
@@ -1493,7 +1511,7 @@ func (s *Service) newAdminKey(ctx context.Context, actor Actor, a storage.Accoun
 	}
 	// Not capped (MaxKeys): an administrator account with the most keys,
 	// all lost, must still get one.
-	if err := s.store.CreateKey(ctx, k, nil, s.keyEvent(actor, "key.create", k)); err != nil {
+	if err := s.store.CreateKey(ctx, k, check, s.keyEvent(actor, "key.create", k)); err != nil {
 		return fmt.Errorf("create the administrator key: %w", err)
 	}
 	return nil
@@ -1536,7 +1554,7 @@ func (s *Service) RecoverAdmin(ctx context.Context, actor Actor, enable bool, sa
 	if r.OtherKeys, err = s.store.ListKeys(ctx, a.ID); err != nil {
 		return r, err
 	}
-	if err := s.newAdminKey(ctx, actor, a, save); err != nil {
+	if err := s.newAdminKey(ctx, actor, a, save, nil); err != nil {
 		return r, err
 	}
 	r.KeyStored = true
