@@ -462,6 +462,44 @@ func postNoAuth(t *testing.T, m *Main, form url.Values) (int, map[string]any) {
 	return resp.StatusCode, body
 }
 
+// onOneStore returns the option that makes servers replicas of one new
+// PostgreSQL schema: one issuer, the schema and one master key.
+func onOneStore(t *testing.T) func(*Main) {
+	t.Helper()
+	dsn := pgtest.SchemaDSN(t)
+	masterKey := filepath.Join(t.TempDir(), "master.key")
+	if err := os.WriteFile(masterKey, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return func(m *Main) {
+		m.Config.Issuer, m.Config.DB, m.Config.MasterKeyFile = "http://keyward.test", dsn, masterKey
+	}
+}
+
+// withOptions is one option that applies opts in turn.
+func withOptions(opts ...func(*Main)) func(*Main) {
+	return func(m *Main) {
+		for _, o := range opts {
+			o(m)
+		}
+	}
+}
+
+// openReplica opens, but does not run, a server with option replica: it
+// has loaded the signing keys and may cache, and hears no notifications.
+func openReplica(t *testing.T, replica func(*Main)) *Main {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	replica(m)
+	t.Cleanup(func() { m.Close() })
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // replicaAccount is the service account replicaClient makes.
 type replicaAccount struct{ ID, Email, Secret string }
 
@@ -537,25 +575,11 @@ func clientAssertion(t *testing.T, keyFile, clientID, issuer, jti string) string
 // publish, or verify the tokens of, the key the others signed with, until
 // its next refresh a minute later.
 func TestReplicaReloadsSigningKeysAfterLostNotifications(t *testing.T) {
-	dsn := pgtest.SchemaDSN(t)
-	masterKey := filepath.Join(t.TempDir(), "master.key")
-	if err := os.WriteFile(masterKey, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	replica := func(m *Main) {
-		m.Config.Issuer, m.Config.DB, m.Config.MasterKeyFile = "http://keyward.test", dsn, masterKey
-	}
+	replica := onOneStore(t)
 	a := startServer(t, replica)
 	// B is opened but not run: it hears no notifications, as a replica
 	// whose connection is lost.
-	cfg := DefaultConfig()
-	cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
-	b := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	replica(b)
-	t.Cleanup(func() { b.Close() })
-	if err := b.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	b := openReplica(t, replica)
 	// Two rotations: A signs with a key created after B loaded its keys.
 	for range 2 {
 		if err := a.signer.Rotate(context.Background(), "test", ""); err != nil {
@@ -655,15 +679,7 @@ func TestReplicasMasterKeyRotate(t *testing.T) {
 // revocation's second: a token it issues then waits for the second after
 // the revocation, and is active. It was issued at once, born revoked.
 func TestReplicaBehindRevokerIssuesLiveTokens(t *testing.T) {
-	dsn := pgtest.SchemaDSN(t)
-	masterKey := filepath.Join(t.TempDir(), "master.key")
-	if err := os.WriteFile(masterKey, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	replica := func(m *Main) {
-		m.Config.Issuer, m.Config.DB, m.Config.MasterKeyFile = "http://keyward.test", dsn, masterKey
-		m.Config.CacheTTL = time.Hour
-	}
+	replica := withOptions(onOneStore(t), func(m *Main) { m.Config.CacheTTL = time.Hour })
 	// A's clock is a second ahead of B's: A's revocation is in B's next second.
 	a := startServer(t, replica, func(m *Main) { m.Now = func() time.Time { return time.Now().Add(time.Second) } })
 	b := startServer(t, replica)
@@ -704,19 +720,15 @@ func TestReplicaBehindRevokerIssuesLiveTokens(t *testing.T) {
 // administrator key file, which works on every replica, and all publish
 // the same keys.
 func TestReplicasStartTogether(t *testing.T) {
-	dsn := pgtest.SchemaDSN(t)
-	masterKey := filepath.Join(t.TempDir(), "master.key")
-	if err := os.WriteFile(masterKey, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	replica := onOneStore(t)
 	const n = 3
 	ms := make([]*Main, n)
 	errs := make(chan error, n)
 	for i := range ms {
 		cfg := DefaultConfig()
 		cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
-		cfg.Issuer, cfg.DB, cfg.MasterKeyFile = "http://keyward.test", dsn, masterKey
 		ms[i] = &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		replica(ms[i])
 		t.Cleanup(func() { ms[i].Close() })
 		go func() { errs <- ms[i].Open(context.Background()) }()
 	}
@@ -776,15 +788,7 @@ func TestReplicasStartTogether(t *testing.T) {
 // retired key, without publishing the key the others signed with, until
 // its refresh a minute later, and kept what it had cached until the TTL.
 func TestReplicaAppliesChangesMadeWhileStarting(t *testing.T) {
-	dsn := pgtest.SchemaDSN(t)
-	masterKey := filepath.Join(t.TempDir(), "master.key")
-	if err := os.WriteFile(masterKey, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	replica := func(m *Main) {
-		m.Config.Issuer, m.Config.DB, m.Config.MasterKeyFile = "http://keyward.test", dsn, masterKey
-		m.Config.CacheTTL = time.Hour
-	}
+	replica := withOptions(onOneStore(t), func(m *Main) { m.Config.CacheTTL = time.Hour })
 	a := startServer(t, replica)
 	ctx := context.Background()
 	acct, err := a.Server.Admin.CreateAccount(ctx, changeActor, kwadmin.AccountInput{Name: "job", Project: "shop"})
@@ -792,14 +796,7 @@ func TestReplicaAppliesChangesMadeWhileStarting(t *testing.T) {
 		t.Fatal(err)
 	}
 	// B is opened, not yet run: it has loaded the keys, and caches the account.
-	cfg := DefaultConfig()
-	cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
-	b := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	replica(b)
-	t.Cleanup(func() { b.Close() })
-	if err := b.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
+	b := openReplica(t, replica)
 	if _, err := b.Server.Cache.GetAccount(ctx, acct.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -835,15 +832,7 @@ func TestReplicaAppliesChangesMadeWhileStarting(t *testing.T) {
 // the changes after. The cache TTL is an hour: nothing else could make
 // them felt.
 func TestReplicaNotificationConnectionCut(t *testing.T) {
-	dsn := pgtest.SchemaDSN(t)
-	masterKey := filepath.Join(t.TempDir(), "master.key")
-	if err := os.WriteFile(masterKey, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	replica := func(m *Main) {
-		m.Config.Issuer, m.Config.DB, m.Config.MasterKeyFile = "http://keyward.test", dsn, masterKey
-		m.Config.CacheTTL = time.Hour
-	}
+	replica := withOptions(onOneStore(t), func(m *Main) { m.Config.CacheTTL = time.Hour })
 	a := startServer(t, replica)
 	b := startServer(t, replica)
 	ctx := context.Background()
@@ -877,7 +866,7 @@ func TestReplicaNotificationConnectionCut(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	db, err := sql.Open("pgx", dsn)
+	db, err := sql.Open("pgx", a.Config.DB)
 	if err != nil {
 		t.Fatal(err)
 	}
