@@ -18,12 +18,9 @@ import (
 	"github.com/keyward/keyward/client"
 )
 
-// TestTokenRequestTimeout: a token endpoint that never answers fails the
-// token request after the default timeout, for every grant made without
-// an HTTP client of the caller's and through NewDPoP's HTTPClient(nil),
-// instead of holding Token (and every caller waiting on its refresh)
-// forever, as http.DefaultClient would.
-func TestTokenRequestTimeout(t *testing.T) {
+// neverAnswers is a server that accepts requests and never answers them.
+func neverAnswers(t *testing.T) *httptest.Server {
+	t.Helper()
 	stop := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -33,6 +30,32 @@ func TestTokenRequestTimeout(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(stop) }) // before Close, which waits for the handlers
+	return srv
+}
+
+// failsWithin5s requires call, made of a server that never answers, to
+// fail, and within 5 s.
+func failsWithin5s(t *testing.T, what string, call func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- call() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("%s: an answer from a server that never answered", what)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s still waits for a server that never answers", what)
+	}
+}
+
+// TestTokenRequestTimeout: a token endpoint that never answers fails the
+// token request after the default timeout, for every grant made without
+// an HTTP client of the caller's and through NewDPoP's HTTPClient(nil),
+// instead of holding Token (and every caller waiting on its refresh)
+// forever, as http.DefaultClient would.
+func TestTokenRequestTimeout(t *testing.T) {
+	srv := neverAnswers(t)
 	defer client.SetDefaultTimeout(200 * time.Millisecond)()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	kf, _ := json.Marshal(map[string]string{
@@ -70,16 +93,7 @@ func TestTokenRequestTimeout(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			done := make(chan error, 1)
-			go func() { _, err := ts.Token(); done <- err }()
-			select {
-			case err := <-done:
-				if err == nil {
-					t.Fatal("a token from a server that never answered")
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("Token still waits for a server that never answers")
-			}
+			failsWithin5s(t, "Token", func() error { _, err := ts.Token(); return err })
 		})
 	}
 }
@@ -88,15 +102,7 @@ func TestTokenRequestTimeout(t *testing.T) {
 // never answers after the default timeout, as HTTPClient(nil) does; it
 // used http.DefaultClient, which waits forever.
 func TestDPoPClientTimeout(t *testing.T) {
-	stop := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-stop:
-		}
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(stop) }) // before Close, which waits for the handlers
+	srv := neverAnswers(t)
 	defer client.SetDefaultTimeout(200 * time.Millisecond)()
 	d, err := client.NewDPoP(nil)
 	if err != nil {
@@ -105,22 +111,13 @@ func TestDPoPClientTimeout(t *testing.T) {
 	for _, typ := range []string{"DPoP", "Bearer"} {
 		t.Run(typ, func(t *testing.T) {
 			ts := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok", TokenType: typ})
-			done := make(chan error, 1)
-			go func() {
+			failsWithin5s(t, "the API request", func() error {
 				resp, err := d.Client(ts, nil).Get(srv.URL + "/orders")
 				if err == nil {
 					resp.Body.Close()
 				}
-				done <- err
-			}()
-			select {
-			case err := <-done:
-				if err == nil {
-					t.Fatal("an answer from a server that never answered")
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("the request still waits for a server that never answers")
-			}
+				return err
+			})
 		})
 	}
 }
