@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -254,8 +253,10 @@ type request struct {
 	remote string
 }
 
-func (r request) run(a *Authenticator) (*Client, error) {
-	req := httptest.NewRequest("POST", "/token", nil)
+// build makes r a POST to path, with its form and the source address it
+// comes from (192.0.2.1 unless r names one).
+func (r request) build(path string) (*http.Request, oauth2.Form, string) {
+	req := httptest.NewRequest("POST", path, nil)
 	for k, v := range r.header {
 		req.Header[k] = v
 	}
@@ -271,6 +272,11 @@ func (r request) run(a *Authenticator) (*Client, error) {
 		src = "192.0.2.1"
 	}
 	req.RemoteAddr = net.JoinHostPort(src, "4711")
+	return req, form, src
+}
+
+func (r request) run(a *Authenticator) (*Client, error) {
+	req, form, src := r.build("/token")
 	var att Attempt
 	return a.Authenticate(context.Background(), req, form, src, &att)
 }
@@ -702,18 +708,7 @@ func TestRequire(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := httptest.NewRequest("POST", "/introspect", nil)
-			maps.Copy(req.Header, tt.req.header)
-			if tt.req.remote != "" {
-				req.RemoteAddr = net.JoinHostPort(tt.req.remote, "4711")
-			}
-			if tt.req.cert != nil {
-				req.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{tt.req.cert}}
-			}
-			form := oauth2.Form{}
-			for k, v := range tt.req.form {
-				form[k] = v[0]
-			}
+			req, form, _ := tt.req.build("/introspect")
 			var att Attempt
 			c, err := w.authenticator().Require(context.Background(), req, form, "192.0.2.1", &att)
 			if tt.wantCode == "" {
@@ -1092,15 +1087,7 @@ func TestAttemptRecordsNoCredential(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := httptest.NewRequest("POST", "/token", nil)
-			maps.Copy(req.Header, tt.req.header)
-			if tt.req.cert != nil {
-				req.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{tt.req.cert}}
-			}
-			form := oauth2.Form{}
-			for k, v := range tt.req.form {
-				form[k] = v[0]
-			}
+			req, form, _ := tt.req.build("/token")
 			var att Attempt
 			c, err := w.authenticator().Authenticate(context.Background(), req, form, "192.0.2.1", &att)
 			if err == nil {
