@@ -397,20 +397,11 @@ func TestAuditVerify(t *testing.T) {
 	}
 
 	// An attacker with access to the database rewrites an event.
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "keyward.db")+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, q := range []string{
+	tamper(t, dir,
 		"DROP TRIGGER audit_events_no_update",
 		`UPDATE audit_events SET data = '{"api":"something-else"}' WHERE seq = 3`,
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	err = runCLIErr(t, "audit", "verify", "--data-dir", dir)
+	)
+	err := runCLIErr(t, "audit", "verify", "--data-dir", dir)
 	if err == nil || !strings.Contains(err.Error(), "audit event 3 was altered") {
 		t.Fatalf("verify after tampering: %v", err)
 	}
@@ -934,21 +925,12 @@ func TestAuditPruneExportAltered(t *testing.T) {
 	m := startServer(t)
 	dir := m.Config.DataDir
 	setupAccount(t, m, "pruned")
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "keyward.db")+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, q := range []string{
+	tamper(t, dir,
 		"DROP TRIGGER audit_events_no_update",
 		`UPDATE audit_events SET actor = 'someone-else' WHERE seq = 2`,
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	export := filepath.Join(t.TempDir(), "old.jsonl")
-	err = runCLIErr(t, "audit", "prune", "--data-dir", dir, "--before", "0s", "--export", export, "--yes")
+	err := runCLIErr(t, "audit", "prune", "--data-dir", dir, "--before", "0s", "--export", export, "--yes")
 	if err == nil || !strings.Contains(err.Error(), "audit event 2 was altered") || !strings.Contains(err.Error(), "nothing was pruned") {
 		t.Fatalf("prune --export of an altered log: %v", err)
 	}
@@ -1036,18 +1018,25 @@ func TestAuditVerifyHead(t *testing.T) {
 	runCLI(t, append([]string{"sa", "create", "cut", "--project", "billing"}, admin...)...)
 	recorded = head()
 	seq, _, _ = strings.Cut(kept, ":")
+	tamper(t, dir, "DROP TRIGGER audit_events_no_delete", "DELETE FROM audit_events WHERE seq > "+seq)
+	runCLI(t, "audit", "verify", "--data-dir", dir)
+	if err := verify(recorded); err == nil || !strings.Contains(err.Error(), "newest events were deleted") {
+		t.Errorf("a cut tail: %v", err)
+	}
+}
+
+// tamper runs queries on the SQLite store in dir, as an attacker with
+// access to the database would.
+func tamper(t *testing.T, dir string, queries ...string) {
+	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "keyward.db")+"?_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for _, q := range []string{"DROP TRIGGER audit_events_no_delete", "DELETE FROM audit_events WHERE seq > " + seq} {
+	for _, q := range queries {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
-	}
-	runCLI(t, "audit", "verify", "--data-dir", dir)
-	if err := verify(recorded); err == nil || !strings.Contains(err.Error(), "newest events were deleted") {
-		t.Errorf("a cut tail: %v", err)
 	}
 }
