@@ -318,7 +318,7 @@ function readJSON(text, rows) {
     if (!Array.isArray(doc.users)) throw new ImportError('"users" must be an array.');
     // "users" given twice, of which JSON.parse keeps the last: keyward
     // users import reads the first and refuses what follows it.
-    if (topLevelNames(text) !== 1) throw new ImportError('A JSON object must be {"users": [...]} and nothing else.');
+    if (objectMembers(text).length !== 1) throw new ImportError('A JSON object must be {"users": [...]} and nothing else.');
     list = doc.users;
     depth = 2;
   }
@@ -468,23 +468,6 @@ function elementMembers(text, depth) {
     }
   }
   return out;
-}
-
-// topLevelNames counts the names of the object the text is, a name
-// given twice twice (JSON.parse keeps one). The text is valid JSON.
-function topLevelNames(text) {
-  let d = 0, n = 0, inString = false, escaped = false;
-  for (const c of text) {
-    if (inString) {
-      if (escaped) escaped = false;
-      else if (c === "\\") escaped = true;
-      else if (c === '"') inString = false;
-    } else if (c === '"') inString = true;
-    else if (c === "{" || c === "[") d++;
-    else if (c === "}" || c === "]") d--;
-    else if (c === ":" && d === 1) n++;
-  }
-  return n;
 }
 
 // elementLines returns the line each element of the array at depth (1 for
