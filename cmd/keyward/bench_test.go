@@ -684,17 +684,13 @@ func TestBenchDPoPProofsStayFresh(t *testing.T) {
 // fails part way, what was created is deleted again, as after a run.
 func TestBenchTargetSetupFails(t *testing.T) {
 	m := startServer(t)
-	target, _ := url.Parse(m.URL())
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.ErrorLog = log.New(io.Discard, "", 0)
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/keys/upload") { // the last round of the fixtures
-			http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
-			return
+	proxy := frontOf(t, m, func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "/keys/upload") { // the last round of the fixtures
+			return false
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	defer proxy.Close()
+		http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
+		return true
+	})
 	err := runCLIErr(t, "bench", "--target", proxy.URL, "--credentials", m.AdminKeyFile, "--duration", "200ms", "--warmup", "0s",
 		"--concurrency", "2", "--scenarios", "healthz")
 	if err == nil {
@@ -726,17 +722,13 @@ func TestBenchTargetSetupFails(t *testing.T) {
 // server that answers none has stopped answering, which fails the run.
 func TestBenchCutOff(t *testing.T) {
 	m := startServer(t)
-	target, _ := url.Parse(m.URL())
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.ErrorLog = log.New(io.Discard, "", 0)
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
-			<-r.Context().Done() // no answer, ever
-			return
+	proxy := frontOf(t, m, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/healthz" {
+			return false
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	defer proxy.Close()
+		<-r.Context().Done() // no answer, ever
+		return true
+	})
 	var out strings.Builder
 	cmd := newRootCommand()
 	cmd.SetArgs([]string{"bench", "--target", proxy.URL, "--credentials", m.AdminKeyFile, "--duration", "200ms", "--warmup", "0s",
@@ -764,19 +756,15 @@ func TestBenchCutOff(t *testing.T) {
 // without a word.
 func TestBenchTargetCleanupFails(t *testing.T) {
 	m := startServer(t)
-	target, _ := url.Parse(m.URL())
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.ErrorLog = log.New(io.Discard, "", 0)
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodDelete {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			w.Write([]byte(`{"error":"temporarily_unavailable","error_description":"try again"}`))
-			return
+	proxy := frontOf(t, m, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodDelete {
+			return false
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	defer proxy.Close()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"error":"temporarily_unavailable","error_description":"try again"}`))
+		return true
+	})
 	var stderr strings.Builder
 	cmd := newRootCommand()
 	cmd.SetArgs([]string{"bench", "--target", proxy.URL, "--credentials", m.AdminKeyFile, "--duration", "200ms", "--warmup", "0s",
@@ -957,4 +945,21 @@ func TestBenchUnreachableBehindRate(t *testing.T) {
 	if !unreachable(r) {
 		t.Errorf("%+v: a server that answered nothing is not taken for one that stopped answering", r)
 	}
+}
+
+// frontOf is a proxy in front of m that answers a request itself when
+// intercept says it did, and passes it on to m otherwise. It is closed
+// when the test ends.
+func frontOf(t *testing.T, m *Main, intercept func(w http.ResponseWriter, r *http.Request) bool) *httptest.Server {
+	t.Helper()
+	target, _ := url.Parse(m.URL())
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !intercept(w, r) {
+			rp.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(proxy.Close)
+	return proxy
 }
