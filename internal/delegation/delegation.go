@@ -11,6 +11,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -90,26 +91,39 @@ type Refusal struct {
 // several broken rules is reported: a token whose grant was revoked and
 // whose user was deleted is refused as NoGrant.
 func Check(ctx context.Context, dir Directory, acct storage.Account, subject string, scopes []string, issuedAt int64) ([]string, *Refusal, error) {
+	granted, _, r, err := check(ctx, dir, acct, subject, scopes, issuedAt)
+	return granted, r, err
+}
+
+// CheckNew is Check for a token being issued now (issuedAt 0), which also
+// returns, when the delegation is allowed, the later of the creation of
+// the grant and of the user: a token issued in an earlier second is not
+// the grant's.
+func CheckNew(ctx context.Context, dir Directory, acct storage.Account, subject string, scopes []string) ([]string, time.Time, *Refusal, error) {
+	return check(ctx, dir, acct, subject, scopes, 0)
+}
+
+func check(ctx context.Context, dir Directory, acct storage.Account, subject string, scopes []string, issuedAt int64) ([]string, time.Time, *Refusal, error) {
 	subject = strings.ToLower(subject)
 	_, domain, ok := strings.Cut(subject, "@")
 	if !ok || domain == "" || strings.Contains(domain, "@") {
-		return nil, &Refusal{Kind: BadSubject}, nil
+		return nil, time.Time{}, &Refusal{Kind: BadSubject}, nil
 	}
-	refuse := func(k Kind, scope string) ([]string, *Refusal, error) {
-		return nil, &Refusal{Kind: k, Domain: domain, Scope: scope}, nil
+	refuse := func(k Kind, scope string) ([]string, time.Time, *Refusal, error) {
+		return nil, time.Time{}, &Refusal{Kind: k, Domain: domain, Scope: scope}, nil
 	}
 	newer := func(created int64) bool { return issuedAt != 0 && issuedAt < created }
 	org, err := dir.GetOrg(ctx, domain)
 	if errors.Is(err, storage.ErrNotFound) {
 		return refuse(NoOrg, "")
 	} else if err != nil {
-		return nil, nil, err
+		return nil, time.Time{}, nil, err
 	}
 	grant, err := dir.GetGrant(ctx, domain, acct.ID)
 	if errors.Is(err, storage.ErrNotFound) || err == nil && newer(grant.CreatedAt.Unix()) {
 		return refuse(NoGrant, "")
 	} else if err != nil {
-		return nil, nil, err
+		return nil, time.Time{}, nil, err
 	}
 	var missing []string
 	for _, s := range scopes {
@@ -129,20 +143,24 @@ func Check(ctx context.Context, dir Directory, acct storage.Account, subject str
 		}
 	}
 	if p, err := dir.GetProjectOrg(ctx, acct.Project); err == nil && p.Internal && p.Org != domain {
-		return nil, &Refusal{Kind: OrgInternal, Domain: domain, Org: p.Org}, nil
+		return nil, time.Time{}, &Refusal{Kind: OrgInternal, Domain: domain, Org: p.Org}, nil
 	} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return nil, nil, err
+		return nil, time.Time{}, nil, err
 	}
 	user, err := dir.GetUser(ctx, subject)
 	switch {
 	case errors.Is(err, storage.ErrNotFound) || err == nil && newer(user.CreatedAt.Unix()):
 		return refuse(NoUser, "")
 	case err != nil:
-		return nil, nil, err
+		return nil, time.Time{}, nil, err
 	case user.Org != domain:
 		return refuse(UserElsewhere, "")
 	case user.Suspended:
 		return refuse(UserSuspended, "")
 	}
-	return grant.Scopes, nil, nil
+	since := grant.CreatedAt
+	if user.CreatedAt.After(since) {
+		since = user.CreatedAt
+	}
+	return grant.Scopes, since, nil, nil
 }

@@ -2,7 +2,6 @@ package token
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/keyward/keyward/internal/delegation"
@@ -34,21 +33,11 @@ const (
 //  5. the user exists, is active and is in the organization of its
 //     email's domain (invalid_grant).
 func (h *Handler) delegate(ctx context.Context, acct storage.Account, subject string, scopes []string) ([]string, time.Time, error) {
-	granted, r, err := delegation.Check(ctx, h.dir, acct, subject, scopes, 0)
+	granted, since, r, err := delegation.CheckNew(ctx, h.dir, acct, subject, scopes)
 	if err != nil {
 		return nil, time.Time{}, oauth2.StoreUnavailable(err)
 	}
 	if r == nil {
-		// Both were just read (and cached) by Check.
-		email := strings.ToLower(subject)
-		_, domain, _ := strings.Cut(email, "@")
-		var since time.Time
-		if g, err := h.dir.GetGrant(ctx, domain, acct.ID); err == nil {
-			since = g.CreatedAt
-		}
-		if u, err := h.dir.GetUser(ctx, email); err == nil && u.CreatedAt.After(since) {
-			since = u.CreatedAt
-		}
 		return granted, since, nil
 	}
 	switch r.Kind {
