@@ -157,28 +157,29 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 		lifetime = h.cfg.MaxTokenLifetime
 	}
 	now := req.Now.Truncate(time.Second)
-	// revokedSecond is the second of revocation r if a token issued now
-	// would be born revoked by it: r is in this second or, set by a
-	// replica whose clock is ahead of this one's by less than
-	// maxRevocationLead, in a later one.
-	revokedSecond := func(r time.Time) (int64, bool) {
-		return r.Unix(), !r.IsZero() && r.Unix() >= now.Unix() && r.Sub(req.Now) < maxRevocationLead
-	}
 	// Got with a CA-issued certificate: client_credentials names it as the
 	// credential; the JWT-bearer grant names the assertion's key, and
 	// binds the token to the certificate the client authenticated with.
 	byCert := tokenstate.ByCertificate(is.credential) || req.Client != nil && req.Client.Method == storage.AuthTLS
-	last, revoked := revokedSecond(is.account.TokensRevokedBefore)
-	if s, ok := revokedSecond(is.account.CertTokensRevokedBefore); ok && byCert && (!revoked || s > last) {
-		last, revoked = s, true
+	// issueIn is the second the token is issued in: this one, or a later
+	// one it must wait for. near reports whether t, set by a replica whose
+	// clock may be ahead of this one's, is not so far ahead that it is not
+	// waited for (maxRevocationLead).
+	issueIn := now.Unix()
+	near := func(t time.Time) bool { return t.Sub(req.Now) < maxRevocationLead }
+	if r := is.account.TokensRevokedBefore; near(r) {
+		issueIn = max(issueIn, r.Unix()+1)
+	}
+	if r := is.account.CertTokensRevokedBefore; byCert && near(r) {
+		issueIn = max(issueIn, r.Unix()+1)
 	}
 	// A grant or user made by a replica whose clock is ahead may be in a
 	// later second of this clock: a delegated token issued now would be
 	// older than them, and inactive from the start. Wait for that second.
-	if c := is.delegatedSince; is.delegated && c.Unix() > now.Unix() && c.Sub(req.Now) < maxRevocationLead && (!revoked || c.Unix()-1 > last) {
-		last, revoked = c.Unix()-1, true
+	if c := is.delegatedSince; is.delegated && near(c) {
+		issueIn = max(issueIn, c.Unix())
 	}
-	if revoked {
+	if issueIn > now.Unix() {
 		// The account's tokens were revoked in this second (sa
 		// revoke-tokens), or its certificate tokens (a change of its
 		// certificate binding) and this one is got with a certificate,
@@ -188,7 +189,7 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 		// issue it then. A revocation made by a replica whose clock is
 		// ahead is in a later second of this clock: wait for the second
 		// after it.
-		next := now.Add(time.Duration(last+1-now.Unix()) * time.Second)
+		next := now.Add(time.Duration(issueIn-now.Unix()) * time.Second)
 		t := time.NewTimer(next.Sub(req.Now))
 		select {
 		case <-t.C:
