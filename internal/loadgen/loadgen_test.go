@@ -177,10 +177,6 @@ func TestRunCutOff(t *testing.T) {
 	}
 }
 
-// A rate so low that a worker's schedule runs past what a time.Duration
-// holds sends what falls due within the run, worker 0's first request at
-// the start, and nothing else: the schedule's seconds overflowed into
-// requests due at once, their latencies ~292 years.
 // With a rate, a stall at the end cuts off the request stalled and every
 // request due before the deadline still waiting behind it at the cutoff:
 // one request every 10 ms for 300 ms is 30; the 6th stalls past the 300 ms
@@ -198,6 +194,10 @@ func TestRunCutOffRate(t *testing.T) {
 	}
 }
 
+// A rate so low that a worker's schedule runs past what a time.Duration
+// holds sends what falls due within the run, worker 0's first request at
+// the start, and nothing else: the schedule's seconds overflowed into
+// requests due at once, their latencies ~292 years.
 func TestRunTinyRate(t *testing.T) {
 	for _, rate := range []float64{1e-300, 5e-324} {
 		r := Run(context.Background(), Load{Concurrency: 4, Duration: 200 * time.Millisecond, Rate: rate}, func(ctx context.Context, w, i int) (int, bool) {
