@@ -615,13 +615,13 @@ type credential struct {
 func (b *bench) signBefore(n int, what string, freshFor time.Duration, sign func(i int, now time.Time) (string, error),
 	encode func(raw string) []byte) (*presigned, error) {
 	p := &presigned{creds: make([]atomic.Pointer[credential], n), freshFor: freshFor, sign: sign, encode: encode, resigned: &b.resigned}
-	_, err := b.signAhead(n, what, func(i int) (string, error) {
+	err := b.signAhead(n, what, func(i int) error {
 		c, err := p.make(i, time.Now())
 		if err != nil {
-			return "", err
+			return err
 		}
 		p.creds[i].Store(c)
-		return "", nil
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -657,10 +657,9 @@ func (p *presigned) at(i int) (*credential, error) {
 	return c, nil
 }
 
-// signAhead makes n signed things (what) with sign, a worker per CPU,
-// before the run.
-func (b *bench) signAhead(n int, what string, sign func(i int) (string, error)) ([]string, error) {
-	out := make([]string, n)
+// signAhead runs sign for each of n signed things (what), a worker per
+// CPU, before the run; sign keeps what it signs.
+func (b *bench) signAhead(n int, what string, sign func(i int) error) error {
 	var (
 		next   atomic.Int64
 		failed atomic.Value
@@ -675,12 +674,10 @@ func (b *bench) signAhead(n int, what string, sign func(i int) (string, error)) 
 				if i >= n {
 					return
 				}
-				raw, err := sign(i)
-				if err != nil {
+				if err := sign(i); err != nil {
 					failed.Store(err)
 					return
 				}
-				out[i] = raw
 				if i%1000 == 0 {
 					b.progress(fmt.Sprintf("signing %s before the run: %d of %d", what, i, n))
 				}
@@ -691,10 +688,8 @@ func (b *bench) signAhead(n int, what string, sign func(i int) (string, error)) 
 		<-done
 	}
 	b.progress("")
-	if err, _ := failed.Load().(error); err != nil {
-		return nil, err
-	}
-	return out, nil
+	err, _ := failed.Load().(error)
+	return err
 }
 
 func getJSONURL(ctx context.Context, c *http.Client, u string, v any) error {
