@@ -298,8 +298,9 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 			// the scenarios after this one would fail to even set up.
 			r.Note = strings.TrimPrefix(r.Note+"; most requests got no answer: the server stopped answering", "; ")
 			report.Scenarios = append(report.Scenarios, r)
+			n, of := unanswered(r.Result)
 			lost = fmt.Errorf("%s: %d of %d requests got no answer from %s (connection refused or broken, or none by the cutoff): the server stopped answering, so these figures measure nothing",
-				name, r.ByStatus[0]+r.CutOff-r.Unsent, r.Requests+r.CutOff-r.Unsent, b.base)
+				name, n, of, b.base)
 			break
 		}
 		report.Scenarios = append(report.Scenarios, r)
@@ -330,9 +331,15 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 // sent are not counted: a server that answers, only slower than the rate,
 // leaves many of them without having stopped answering.
 func unreachable(r loadgen.Result) bool {
+	n, of := unanswered(r)
+	return n > 0 && 2*n > of
+}
+
+// unanswered counts, as unreachable does, the requests of r that got no
+// answer, of those sent.
+func unanswered(r loadgen.Result) (n, of int) {
 	sent := r.CutOff - r.Unsent
-	n := r.ByStatus[0] + sent
-	return n > 0 && 2*n > r.Requests+sent
+	return r.ByStatus[0] + sent, r.Requests + sent
 }
 
 // bench holds a run's server, fixtures and HTTP client.
