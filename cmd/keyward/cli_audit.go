@@ -471,7 +471,7 @@ each should be one you ran.
 	}
 	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database whose audit log to check")
 	addOutputFlag(cmd.Flags(), &output)
-	cmd.Flags().StringVar(&head, "head", "", "a head recorded before, `SEQ:HASH` (as verify printed it), that the chain must still pass through")
+	cmd.Flags().StringVar(&head, "head", "", "a head recorded before, `SEQ:HASH`, that the chain must still pass through: the sequence number and hash verify printed as the head (head_seq, head_hash in -o json)")
 	return cmd
 }
 
@@ -481,7 +481,7 @@ func parseHead(s string) (int64, []byte, error) {
 	seq, err := strconv.ParseInt(seqText, 10, 64)
 	hash, herr := hex.DecodeString(hashHex)
 	if err != nil || seq < 1 || herr != nil || len(hash) != 32 {
-		return 0, nil, fmt.Errorf("--head %q must be SEQ:HASH, an event's sequence number and its 64 hex digit hash, as audit verify prints the head", s)
+		return 0, nil, fmt.Errorf("--head %q must be SEQ:HASH, an event's sequence number and its 64 hex digit hash, joined by a colon (audit verify prints the head as head SEQ with hash HASH)", s)
 	}
 	return seq, hash, nil
 }
