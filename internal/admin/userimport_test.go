@@ -188,3 +188,45 @@ func FuzzParseUsers(f *testing.F) {
 		}
 	})
 }
+
+// A JSON user's line is the line its object starts on, however the users
+// are laid out (several a line, blank lines, a value that spans lines).
+func TestParseUsersJSONLines(t *testing.T) {
+	in := "\n\n[{\"email\": \"a@x.com\"}, {\"email\": \"b@x.com\"},\n\n" +
+		"  {\n    \"email\": \"c@x.com\"\n  },\n{\"email\":\n\"d@x.com\"}]\n"
+	rows, err := ParseUserRows([]byte(in), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"a@x.com": 3, "b@x.com": 3, "c@x.com": 5, "d@x.com": 8}
+	if len(rows) != len(want) {
+		t.Fatalf("got %d rows, want %d", len(rows), len(want))
+	}
+	for _, r := range rows {
+		if r.Line != want[r.Email] {
+			t.Errorf("%s on line %d, want %d", r.Email, r.Line, want[r.Email])
+		}
+	}
+}
+
+// BenchmarkParseUsersJSON reads the largest import allowed, one user a
+// line: the time per file grows with the file, not with its square.
+func BenchmarkParseUsersJSON(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("[\n")
+	for i := range MaxImportUsers {
+		if i > 0 {
+			sb.WriteString(",\n")
+		}
+		fmt.Fprintf(&sb, `{"email": "user%d@example.com", "status": "active"}`, i)
+	}
+	sb.WriteString("\n]\n")
+	data := []byte(sb.String())
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		rows, err := ParseUserRows(data, nil)
+		if err != nil || len(rows) != MaxImportUsers {
+			b.Fatalf("%d rows, %v", len(rows), err)
+		}
+	}
+}
