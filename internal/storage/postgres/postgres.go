@@ -41,8 +41,9 @@ type Options struct {
 	MigrateNewOnly bool
 	// MaxConns bounds the connection pool; 0 means 16.
 	MaxConns int
-	// Logger, if set, gets Open's warning of commits that are not
-	// durable (synchronous_commit off).
+	// Logger, if set, gets Open's warnings of commits that are not
+	// durable (synchronous_commit off) and of a clock that differs from
+	// the database's.
 	Logger *slog.Logger
 }
 
@@ -70,6 +71,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 	}
 	if opts.Logger != nil {
 		warnUndurable(ctx, db, opts.Logger)
+		warnClockOffset(ctx, db, opts.Logger, time.Now)
 	}
 	return sqlstore.New(db, db, dialect()), nil
 }
@@ -91,6 +93,34 @@ func warnUndurable(ctx context.Context, db *sql.DB, log *slog.Logger) {
 	if v == "off" {
 		log.Warn("PostgreSQL commits are not durable: synchronous_commit is off, so a crash of the database can lose tokens and audit events Keyward has already answered",
 			"synchronous_commit", v, "fix", "ALTER ROLE <keyward's role> SET synchronous_commit = on, or remove synchronous_commit=off from the database's, server's or DSN's settings")
+	}
+}
+
+// maxClockOffset is how far this server's clock may be from the
+// database's before Open warns. Replicas compare times they each took by
+// their own clock (a token's iat with another replica's revoke-tokens
+// cutoff, a grant's creation with a delegated token's issue), and wait
+// out at most 2 s of difference; two replicas each within maxClockOffset
+// of the database are within 2 s of each other.
+const maxClockOffset = time.Second
+
+// warnClockOffset logs a warning when the clock now reads differs from
+// the database's by more than maxClockOffset, allowing for the time the
+// query took: replicas whose clocks differ can let a token issued just
+// before a revoke-tokens survive it. The clocks are left as they are:
+// keeping them in sync is NTP's job.
+func warnClockOffset(ctx context.Context, db *sql.DB, log *slog.Logger, now func() time.Time) {
+	var theirs time.Time
+	sent := now()
+	if err := db.QueryRowContext(ctx, "SELECT clock_timestamp()").Scan(&theirs); err != nil {
+		log.Warn("could not read PostgreSQL's clock to check that this server's agrees with it", "err", err)
+		return
+	}
+	took := now().Sub(sent)
+	offset := theirs.Sub(sent.Add(took / 2)) // the database's clock minus ours, at the moment it read it
+	if offset.Abs() > maxClockOffset+took/2 {
+		log.Warn("this server's clock differs from PostgreSQL's: replicas whose clocks differ by more than 2 s can let tokens issued on one just before a revoke-tokens on another survive it, and issue tokens born revoked; keep every replica's clock in sync (NTP)",
+			"database_minus_server", offset.Round(time.Millisecond).String(), "query_took", took.Round(time.Millisecond).String())
 	}
 }
 
