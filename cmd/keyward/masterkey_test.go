@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -159,5 +160,41 @@ func TestTextMasterKey(t *testing.T) {
 				t.Errorf("rotate to it: %v; want refused as text: %v", err, tt.text)
 			}
 		})
+	}
+}
+
+// TestFirstStartUnsyncedMasterKey: a first start whose generated master
+// key file cannot be made durable (its directory is not synced) fails and
+// removes the file, saying so. It was left in place, and the next start
+// read it and sealed the store under it without syncing the directory,
+// so that a crash could take the only key the store opens with. The next
+// start generates a key and makes it durable; the one after opens the
+// store with that key.
+func TestFirstStartUnsyncedMasterKey(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "master.key")
+	start := func(syncErr error) error {
+		defer func(f func(string) error) { syncDir = f }(syncDir)
+		syncDir = func(string) error { return syncErr }
+		cfg := DefaultConfig()
+		cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
+		m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		defer m.Close()
+		return m.Open(context.Background())
+	}
+	err := start(errors.New("input/output error"))
+	if want := path + " was removed again"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("first start: %v, want an error saying %q", err, want)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the master key of the failed start is left: %v", err)
+	}
+	for _, name := range []string{"retry", "restart"} {
+		if err := start(nil); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := os.Stat(path); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
 	}
 }

@@ -980,8 +980,9 @@ func (m *Main) loadMasterKey(ctx context.Context) ([]byte, error) {
 	}
 	k = make([]byte, signer.MasterKeySize)
 	rand.Read(k)
-	if err := writeFileAtomic(path, []byte(fmt.Sprintf("%x\n", k)), 0o600); err != nil {
-		return nil, fmt.Errorf("master key: %w", err)
+	data := []byte(fmt.Sprintf("%x\n", k))
+	if err := writeFileAtomic(path, data, 0o600); err != nil {
+		return nil, fmt.Errorf("master key: %w; %s", err, removeUnsealedKey(path, data))
 	}
 	m.Logger.Warn("generated a master key next to the data; back it up, and for production keep it apart (--master-key-file or KEYWARD_MASTER_KEY)",
 		"path", path)
@@ -989,6 +990,31 @@ func (m *Main) loadMasterKey(ctx context.Context) ([]byte, error) {
 		m.Logger.Warn("with PostgreSQL every replica needs the same master key: give each one --master-key-file or KEYWARD_MASTER_KEY")
 	}
 	return k, nil
+}
+
+// removeUnsealedKey removes the master key file path that a first start
+// wrote, holding data, but could not make durable (its directory was not
+// synced), and says what became of it. Nothing was sealed with that key
+// yet; left in place, the next start would have read it and sealed the
+// store under it without syncing the directory, so that a crash could
+// take the only copy. Removed, the next start generates a new key and
+// tries again. It is removed only if it still holds data: on a data
+// directory shared with another server, it may be that server's now.
+func removeUnsealedKey(path string, data []byte) string {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "nothing was sealed with it, and no file was left"
+	}
+	if err == nil && !bytes.Equal(b, data) {
+		return "nothing was sealed with it; " + path + " now holds another key, written by another server"
+	}
+	if err == nil {
+		err = os.Remove(path)
+	}
+	if err != nil {
+		return fmt.Sprintf("nothing was sealed with it, and %s could not be removed (%v): remove it before starting again", path, err)
+	}
+	return "nothing was sealed with it, and " + path + " was removed again"
 }
 
 // refuseSealedStore reports an error when st already holds values sealed
@@ -1091,7 +1117,8 @@ func createTempFor(path string) (*os.File, error) {
 // durable). Its callers rely on that (a generated master key, which
 // the store is then sealed under, is in that file alone), so a directory
 // that cannot be synced is an error, as for writeNewFile; the new file is
-// left in place. Its errors name path, not the temporary file.
+// left in place, for the caller to keep or remove. Its errors name path,
+// not the temporary file.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	f, err := createTempFor(path)
 	if err != nil {
