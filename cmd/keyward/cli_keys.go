@@ -49,7 +49,8 @@ account with more from before the cap keeps them, all working.`,
 copy of the private key. Google's client libraries read the file unchanged.
 If the file cannot be written, no key is left behind: an unwritable --out is
 refused before the key is created, and a key whose file could not be
-written after all is deleted again.`,
+written after all is deleted again, with the file if it was written but
+could not be made durable (its directory not synced).`,
 		Example: `  keyward keys create nightly-report@billing.iam.keyward.internal --out key.json`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -101,12 +102,17 @@ written after all is deleted again.`,
 				}
 			}
 			if err := write(); err != nil {
-				// Without its file the key is of no use to anyone: delete it.
-				if derr := c.do(context.WithoutCancel(cmd.Context()), http.MethodDelete, accountPath(args[0], "keys", meta.ID), nil, nil); derr != nil {
-					return fmt.Errorf("writing the key file failed: %w; key %s exists on the server without its private key, and deleting it failed (%v): delete it with 'keyward keys delete %s %s'",
-						err, meta.ID, derr, args[0], meta.ID)
+				// Without its file the key is of no use to anyone: delete it,
+				// and the file, if it was written but not made durable.
+				file := ""
+				if out != "-" {
+					file = "; " + removeKeyOut(out, pretty.Bytes())
 				}
-				return fmt.Errorf("writing the key file failed, so key %s was deleted again: %w", meta.ID, err)
+				if derr := c.do(context.WithoutCancel(cmd.Context()), http.MethodDelete, accountPath(args[0], "keys", meta.ID), nil, nil); derr != nil {
+					return fmt.Errorf("writing the key file failed: %w; key %s exists on the server without its private key, and deleting it failed (%v): delete it with 'keyward keys delete %s %s'%s",
+						err, meta.ID, derr, args[0], meta.ID, file)
+				}
+				return fmt.Errorf("writing the key file failed, so key %s was deleted again: %w%s", meta.ID, err, file)
 			}
 			if out == "-" {
 				return nil
@@ -206,6 +212,25 @@ public keys, or a public key and a certificate, is refused.`,
 
 // writeKeyOut writes a key file (a variable for tests).
 var writeKeyOut = writeFileAtomic
+
+// removeKeyOut removes the key file path if it holds data, as it does
+// when writing it failed only once it was in place (its directory could
+// not be synced), and says what became of it: it held the private key of
+// a key that is being deleted, or is of no use without the command's
+// success. It is left if it holds something else.
+func removeKeyOut(path string, data []byte) string {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) || err == nil && !bytes.Equal(b, data) {
+		return "no key file of it was left at " + path
+	}
+	if err == nil {
+		err = os.Remove(path)
+	}
+	if err != nil {
+		return fmt.Sprintf("%s may hold its private key and could not be removed (%v): delete it", path, err)
+	}
+	return path + ", written but not made durable, was removed"
+}
 
 // checkWritable checks that a file can be written at path as
 // writeFileAtomic writes it: a temporary file next to it, renamed over it.

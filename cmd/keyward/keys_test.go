@@ -20,7 +20,8 @@ import (
 
 // TestKeysCreateOut: a key file that cannot be written leaves no key
 // behind: an unwritable --out is found before the key is created, and a
-// write that fails anyway deletes the key again, naming it.
+// write that fails anyway deletes the key again, naming it, and the file
+// if it was written.
 func TestKeysCreateOut(t *testing.T) {
 	m := startServer(t)
 	_, email := setupAccount(t, m, "keyed")
@@ -63,6 +64,24 @@ func TestKeysCreateOut(t *testing.T) {
 		}
 		if n := keyCount(); n != before {
 			t.Fatalf("%d keys after the failure, want %d: the orphaned key stayed", n, before)
+		}
+	})
+	// The file is in place, but its directory cannot be synced: the key
+	// was deleted, and its file, holding the private key of no key, stayed.
+	t.Run("directory cannot be synced", func(t *testing.T) {
+		defer func(f func(string) error) { syncDir = f }(syncDir)
+		syncDir = func(string) error { return errors.New("input/output error") }
+		before := keyCount()
+		out := filepath.Join(dir, "unsynced.json")
+		err := runCLIErr(t, append([]string{"keys", "create", email, "--out", out}, admin...)...)
+		if err == nil || !strings.Contains(err.Error(), "was deleted again") || !strings.Contains(err.Error(), out+", written but not made durable, was removed") {
+			t.Fatalf("error %v, want that the key was deleted and its file removed", err)
+		}
+		if n := keyCount(); n != before {
+			t.Fatalf("%d keys after the failure, want %d: the orphaned key stayed", n, before)
+		}
+		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the key file of a deleted key is left: %v", err)
 		}
 	})
 	// --out -: standard output closed (a pipe whose reader is gone) or
