@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -107,6 +109,72 @@ func TestDeployFiles(t *testing.T) {
 		}
 		if runs == 0 {
 			t.Error("no docker run command in docs/DEPLOYMENT.md")
+		}
+	})
+	t.Run("container probes", func(t *testing.T) {
+		// The image has no HEALTHCHECK (nothing in it could run one):
+		// docs/DEPLOYMENT.md gives the orchestrator's probes instead. They
+		// reach the image's port over TLS (deploy/keyward.yaml's), and
+		// liveness holds while the store is down, which a restart would
+		// not mend; readiness does not.
+		data, err := os.ReadFile(filepath.Join("..", "..", "docs", "DEPLOYMENT.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dockerfile, err := os.ReadFile(filepath.Join("..", "..", "Dockerfile"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var port string
+		for line := range strings.Lines(string(dockerfile)) {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "EXPOSE" {
+				port = f[1]
+			}
+			if f := strings.Fields(line); len(f) > 0 && f[0] == "HEALTHCHECK" {
+				t.Skip("the Dockerfile has a HEALTHCHECK")
+			}
+		}
+		probe := regexp.MustCompile(`^\s*(\w+Probe):\s*$`)
+		get := regexp.MustCompile(`^\s*httpGet: \{path: (\S+), port: (\d+), scheme: (\w+)\}\s*$`)
+		paths := map[string]string{}
+		kind := ""
+		for line := range strings.Lines(string(data)) {
+			if m := probe.FindStringSubmatch(line); m != nil {
+				kind = m[1]
+			} else if m := get.FindStringSubmatch(line); m != nil && kind != "" {
+				if m[2] != port || m[3] != "HTTPS" {
+					t.Errorf("%s: port %s, scheme %s; the image serves HTTPS on %s", kind, m[2], m[3], port)
+				}
+				paths[kind] = m[1]
+				kind = ""
+			}
+		}
+		if paths["livenessProbe"] == "" || paths["readinessProbe"] == "" {
+			t.Fatalf("docs/DEPLOYMENT.md gives probes %v, want a livenessProbe and a readinessProbe", paths)
+		}
+		m := startServer(t)
+		status := func(path string) int {
+			resp, err := http.Get(m.Issuer + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		probes := []struct {
+			kind          string
+			up, storeDown int
+		}{{"livenessProbe", 200, 200}, {"readinessProbe", 200, 503}}
+		for _, p := range probes {
+			if got := status(paths[p.kind]); got != p.up {
+				t.Errorf("%s %s: %d, want %d", p.kind, paths[p.kind], got, p.up)
+			}
+		}
+		m.store.Close() // the store goes away
+		for _, p := range probes {
+			if got := status(paths[p.kind]); got != p.storeDown {
+				t.Errorf("%s %s with the store down: %d, want %d", p.kind, paths[p.kind], got, p.storeDown)
+			}
 		}
 	})
 	t.Run("systemd unit says what to install", func(t *testing.T) {
