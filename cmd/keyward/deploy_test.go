@@ -364,6 +364,69 @@ func TestDeployFiles(t *testing.T) {
 		}
 	})
 
+	t.Run("Docker build context holds what the build reads", func(t *testing.T) {
+		// What .dockerignore keeps out of the context, COPY cannot copy:
+		// the files named in the Dockerfile's COPY lines, and every Go
+		// and embedded file of the module that go build compiles into
+		// the binary, must stay in.
+		data, err := os.ReadFile(filepath.Join("..", "..", ".dockerignore"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ignored []*regexp.Regexp
+		for l := range strings.Lines(string(data)) {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+				ignored = append(ignored, dockerignorePattern(t, l))
+			}
+		}
+		dockerfile, err := os.ReadFile(filepath.Join("..", "..", "Dockerfile"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var needed []string
+		for line := range strings.Lines(string(dockerfile)) {
+			if f := strings.Fields(line); len(f) > 2 && f[0] == "COPY" && !strings.HasPrefix(f[1], "--from=") {
+				for _, src := range f[1 : len(f)-1] {
+					if !strings.HasPrefix(src, "--") && src != "." {
+						needed = append(needed, src)
+					}
+				}
+			}
+		}
+		// The files of the module's own packages the binary is built
+		// from, relative to the module's root.
+		root, err := filepath.Abs(filepath.Join("..", ".."))
+		if err != nil {
+			t.Fatal(err)
+		}
+		list := exec.Command("go", "list", "-deps", "-f",
+			`{{if .Module}}{{if .Module.Main}}{{$d := .Dir}}{{range .GoFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{range .EmbedFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{end}}{{end}}`,
+			"./cmd/keyward")
+		list.Dir = root
+		list.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := list.Output()
+		if err != nil {
+			t.Fatalf("go list: %v", err)
+		}
+		for _, f := range strings.Fields(string(out)) {
+			rel, err := filepath.Rel(root, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			needed = append(needed, filepath.ToSlash(rel))
+		}
+		if !slices.Contains(needed, "cmd/keyward/main.go") {
+			t.Fatalf("the build's files %q do not include cmd/keyward/main.go", needed)
+		}
+		for _, f := range needed {
+			for _, re := range ignored {
+				if dockerignored(re, f) {
+					t.Errorf(".dockerignore keeps %s out of the build context (%s), but the build needs it", f, re)
+				}
+			}
+		}
+	})
+
 	t.Run("systemd-analyze verify", func(t *testing.T) {
 		if _, err := exec.LookPath("systemd-analyze"); err != nil {
 			t.Skip("systemd-analyze is not installed")
@@ -406,4 +469,49 @@ func jsonArgs(t *testing.T, s string) []string {
 		t.Fatalf("not the exec form: %s: %v", s, err)
 	}
 	return args
+}
+
+// dockerignorePattern compiles a line of .dockerignore as Docker reads
+// it: from the context's root, ** for any number of directories, * and ?
+// within one.
+func dockerignorePattern(t *testing.T, p string) *regexp.Regexp {
+	t.Helper()
+	if strings.ContainsAny(p, "[\\!") {
+		t.Fatalf(".dockerignore: %s: this test reads no character classes, escapes or exceptions", p)
+	}
+	p = strings.TrimPrefix(filepath.ToSlash(filepath.Clean(p)), "/")
+	var re strings.Builder
+	for i := 0; i < len(p); i++ {
+		switch {
+		case strings.HasPrefix(p[i:], "**/"):
+			re.WriteString("(.*/)?")
+			i += 2
+		case strings.HasPrefix(p[i:], "**"):
+			re.WriteString(".*")
+			i++
+		case p[i] == '*':
+			re.WriteString("[^/]*")
+		case p[i] == '?':
+			re.WriteString("[^/]")
+		default:
+			re.WriteString(regexp.QuoteMeta(p[i : i+1]))
+		}
+	}
+	return regexp.MustCompile("^" + re.String() + "$")
+}
+
+// dockerignored reports whether re, a .dockerignore pattern, keeps the
+// file path out of the build context: it matches the path or one of its
+// directories.
+func dockerignored(re *regexp.Regexp, path string) bool {
+	for {
+		if re.MatchString(path) {
+			return true
+		}
+		i := strings.LastIndex(path, "/")
+		if i < 0 {
+			return false
+		}
+		path = path[:i]
+	}
 }
