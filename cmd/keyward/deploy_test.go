@@ -271,6 +271,32 @@ func TestDeployFiles(t *testing.T) {
 		if cfg.DataDir != "/var/lib/keyward" || cfg.TLSCert == "" {
 			t.Errorf("settings file not applied: data dir %q, TLS certificate %q", cfg.DataDir, cfg.TLSCert)
 		}
+		// The TLS key: the unit's opening comment installs it, its user's
+		// alone (it is read in place, not a credential: see the comment).
+		data, err := os.ReadFile(unit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		user := unitEntries(t, unit, "User")
+		installed := false
+		for l := range strings.Lines(string(data)) {
+			c, ok := strings.CutPrefix(l, "#")
+			f := strings.Fields(c)
+			if !ok || len(f) < 2 || f[0] != "install" || f[len(f)-1] != cfg.TLSKey {
+				continue
+			}
+			opt := func(name string) string { // install's option name's value
+				if i := slices.Index(f, name); i >= 0 && i+1 < len(f) {
+					return f[i+1]
+				}
+				return ""
+			}
+			mode := opt("-m")
+			installed = len(user) == 1 && opt("-o") == user[0] && (mode == "0600" || mode == "0400")
+		}
+		if !installed {
+			t.Errorf("the unit's opening comment does not install the TLS key %s, mode 0600 or 0400, owned by %q", cfg.TLSKey, user)
+		}
 		// StateDirectory=keyward is /var/lib/keyward: the data directory.
 		if sd := unitEntries(t, unit, "StateDirectory"); len(sd) != 1 || "/var/lib/"+sd[0] != cfg.DataDir {
 			t.Errorf("StateDirectory %q, data directory %q", sd, cfg.DataDir)
