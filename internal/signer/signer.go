@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,8 +84,8 @@ func New(ctx context.Context, store Store, sealer *Sealer, cfg Config) (*Signer,
 	if cfg.Type == "" {
 		cfg.Type = "at+jwt"
 	}
-	if _, err := generate(cfg.Algorithm); err != nil {
-		return nil, err
+	if !slices.Contains(Algorithms, cfg.Algorithm) {
+		return nil, fmt.Errorf("unsupported signing algorithm %q (want one of %v)", cfg.Algorithm, Algorithms)
 	}
 	s := &Signer{store: store, sealer: sealer, cfg: cfg}
 	if err := s.update(ctx, false, "system", ""); err != nil {
@@ -130,45 +131,9 @@ func (s *Signer) update(ctx context.Context, force bool, actor, source string) e
 	// be put back in use — a rotated-out key signing again, the new next
 	// key gone from the JWKS — until the next refresh.
 	prev := s.set.Load()
-	now := s.cfg.Now()
-	keys, err := s.store.ListSigningKeys(ctx)
+	keys, err := s.plan(ctx, force, actor, source)
 	if err != nil {
-		return fmt.Errorf("load signing keys: %w", err)
-	}
-	if _, changed, err := s.cfg.Plan(keys, now, force, s.newKey); err != nil {
 		return err
-	} else if changed {
-		// Plan again under the store's lock: another replica may have
-		// rotated since we read.
-		action := "signing_key.rotate"
-		if len(keys) == 0 {
-			action = "signing_key.create"
-		}
-		keys, err = s.store.UpdateSigningKeys(ctx, func(old []storage.SigningKey) ([]storage.SigningKey, error) {
-			// Never add a key sealed under another master key than the
-			// stored ones: after a master-key rotation, a server still
-			// running with the old key must not write.
-			for _, k := range old {
-				if _, err := s.sealer.Open(k.ID, k.Sealed); err != nil {
-					return nil, fmt.Errorf("signing key %s: %w", k.ID, err)
-				}
-			}
-			planned, changed, err := s.cfg.Plan(old, now, force, s.newKey)
-			if err == nil && !changed {
-				// Another replica made the change first: write
-				// nothing, and record no change that did not happen.
-				return nil, errNoChange
-			}
-			return planned, err
-		}, storage.AuditEvent{Time: now, Action: action, Outcome: storage.OutcomeSuccess, Actor: actor, Source: source})
-		if errors.Is(err, errNoChange) {
-			keys, err = s.store.ListSigningKeys(ctx)
-			if err != nil {
-				return fmt.Errorf("load signing keys: %w", err)
-			}
-		} else if err != nil {
-			return fmt.Errorf("rotate signing keys: %w", err)
-		}
 	}
 	for {
 		set, err := s.load(keys)
@@ -188,6 +153,109 @@ func (s *Signer) update(ctx context.Context, force bool, actor, source string) e
 	}
 }
 
+// maxPlanAttempts bounds how often plan reads the keys again because
+// another replica changed them so that the keys it generated for the
+// change do not suffice.
+const maxPlanAttempts = 3
+
+// plan applies the schedule (or, if force, rotates now) to the stored keys
+// and returns the keys stored afterwards. It generates the
+// new keys before the store's transaction and, in it, only plans again
+// with them: generating a key (an RSA one above all, 0.1–1 s) while the
+// transaction holds SQLite's one writer lock would stall every write,
+// token issuance's included. Each key is generated once and stored, unless
+// another replica made the change first.
+func (s *Signer) plan(ctx context.Context, force bool, actor, source string) ([]storage.SigningKey, error) {
+	fresh := &freshKeys{generate: s.newKey}
+	for attempt := 1; ; attempt++ {
+		now := s.cfg.Now()
+		keys, err := s.store.ListSigningKeys(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("load signing keys: %w", err)
+		}
+		fresh.rewind()
+		_, changed, err := s.cfg.Plan(keys, now, force, fresh.next)
+		if err != nil || !changed {
+			return keys, err
+		}
+		// Plan again under the store's lock: another replica may have
+		// rotated since we read.
+		action := "signing_key.rotate"
+		if len(keys) == 0 {
+			action = "signing_key.create"
+		}
+		keys, err = s.store.UpdateSigningKeys(ctx, func(old []storage.SigningKey) ([]storage.SigningKey, error) {
+			// Never add a key sealed under another master key than the
+			// stored ones: after a master-key rotation, a server still
+			// running with the old key must not write.
+			for _, k := range old {
+				if _, err := s.sealer.Open(k.ID, k.Sealed); err != nil {
+					return nil, fmt.Errorf("signing key %s: %w", k.ID, err)
+				}
+			}
+			fresh.rewind()
+			planned, changed, err := s.cfg.Plan(old, now, force, fresh.generated)
+			if err == nil && !changed {
+				// Another replica made the change first: write
+				// nothing, and record no change that did not happen.
+				return nil, errNoChange
+			}
+			return planned, err
+		}, storage.AuditEvent{Time: now, Action: action, Outcome: storage.OutcomeSuccess, Actor: actor, Source: source})
+		switch {
+		case errors.Is(err, errNoChange):
+			keys, err = s.store.ListSigningKeys(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("load signing keys: %w", err)
+			}
+			return keys, nil
+		case errors.Is(err, errNeedKey) && attempt < maxPlanAttempts:
+			// Another replica changed the keys so that the change needs
+			// more new keys than were generated: generate them, outside
+			// the transaction, and try again.
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("rotate signing keys: %w", err)
+		}
+		return keys, nil
+	}
+}
+
+// freshKeys hands Plan new keys: next generates them as needed and keeps
+// them; generated hands out only those kept, in the same order, so that a
+// second Plan in the store's transaction stores the keys the first one
+// generated instead of generating (and discarding) others.
+type freshKeys struct {
+	generate func() (storage.SigningKey, error)
+	keys     []storage.SigningKey
+	used     int
+}
+
+// rewind starts handing out the kept keys from the first again.
+func (f *freshKeys) rewind() { f.used = 0 }
+
+// next returns the next kept key, or generates and keeps a new one.
+func (f *freshKeys) next() (storage.SigningKey, error) {
+	if f.used == len(f.keys) {
+		k, err := f.generate()
+		if err != nil {
+			return storage.SigningKey{}, err
+		}
+		f.keys = append(f.keys, k)
+	}
+	f.used++
+	return f.keys[f.used-1], nil
+}
+
+// generated returns the next kept key, or errNeedKey when none is left.
+func (f *freshKeys) generated() (storage.SigningKey, error) {
+	if f.used == len(f.keys) {
+		return storage.SigningKey{}, errNeedKey
+	}
+	f.used++
+	return f.keys[f.used-1], nil
+}
+
 // logChange logs what changed from the keys in use, old, to set.
 func (s *Signer) logChange(old, set *keySet) {
 	if old == nil || old.currentID != set.currentID {
@@ -202,8 +270,13 @@ func (s *Signer) logChange(old, set *keySet) {
 // finds under the store's lock that they need no change.
 var errNoChange = errors.New("the signing keys need no change")
 
+// errNeedKey ends, without writing, an update of the signing keys that
+// finds under the store's lock that the change needs more new keys than
+// were generated before it took the lock.
+var errNeedKey = errors.New("the signing keys changed meanwhile and need more new keys; try again")
+
 func (s *Signer) newKey() (storage.SigningKey, error) {
-	priv, err := generate(s.cfg.Algorithm)
+	priv, err := newPrivateKey(s.cfg.Algorithm)
 	if err != nil {
 		return storage.SigningKey{}, err
 	}
@@ -322,6 +395,9 @@ func (s *Signer) Verify(raw string, dest any) error {
 	}
 	return tok.Claims(k.Key, dest)
 }
+
+// newPrivateKey generates a private key for alg; tests watch it.
+var newPrivateKey = generate
 
 func generate(alg string) (crypto.Signer, error) {
 	switch alg {

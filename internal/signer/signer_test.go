@@ -3,6 +3,7 @@ package signer
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -513,5 +514,103 @@ func TestConcurrentScheduledRotationIsRecordedOnce(t *testing.T) {
 	}
 	if a.CurrentKeyID() != b.CurrentKeyID() || !bytes.Equal(a.JWKS(), b.JWKS()) {
 		t.Fatal("the replicas use different keys after the rotation")
+	}
+}
+
+// txStore is a memStore that knows when UpdateSigningKeys's transaction is
+// open, and that runs beforeUpdate, once, just before it opens: another
+// replica's change after this one read the keys.
+type txStore struct {
+	*memStore
+	inTx         atomic.Bool
+	beforeUpdate func()
+}
+
+func (s *txStore) UpdateSigningKeys(ctx context.Context, fn func([]storage.SigningKey) ([]storage.SigningKey, error), ev storage.AuditEvent) ([]storage.SigningKey, error) {
+	if f := s.beforeUpdate; f != nil {
+		s.beforeUpdate = nil
+		f()
+	}
+	return s.memStore.UpdateSigningKeys(ctx, func(old []storage.SigningKey) ([]storage.SigningKey, error) {
+		s.inTx.Store(true)
+		defer s.inTx.Store(false)
+		return fn(old)
+	}, ev)
+}
+
+// Every new signing key is generated once, before the store's transaction,
+// and stored: generating one (an RSA key takes 0.1–1 s) while the
+// transaction holds SQLite's one writer lock would stall every write, token
+// issuance's included, and generating it again in there threw away the
+// first.
+func TestKeysAreGeneratedOnceOutsideTheTransaction(t *testing.T) {
+	st := &txStore{memStore: &memStore{}}
+	generated := 0
+	orig := newPrivateKey
+	t.Cleanup(func() { newPrivateKey = orig })
+	newPrivateKey = func(alg string) (crypto.Signer, error) {
+		if st.inTx.Load() {
+			t.Errorf("a %s key was generated while the store's transaction was open", alg)
+		}
+		generated++
+		return orig(alg)
+	}
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	sealer, _ := NewSealer(master)
+	var s *Signer
+	start := func(alg string) func() error {
+		return func() (err error) {
+			s, err = New(context.Background(), st, sealer, Config{Policy: Policy{Algorithm: alg, RotateEvery: 30 * 24 * time.Hour, RetainFor: 2 * time.Hour}, Now: c.now})
+			return err
+		}
+	}
+	rotate := func() error { return s.Rotate(context.Background(), "admin-1", "") }
+	refresh := func() error { return s.Refresh(context.Background()) }
+	steps := []struct {
+		name   string
+		before func()
+		do     func() error
+		want   int // keys generated, and stored
+	}{
+		{"first start", nil, start("ES256"), 2},
+		{"steady refresh", nil, refresh, 0},
+		{"rotate", nil, rotate, 1},
+		{"scheduled rotation", func() { c.t = c.t.Add(31 * 24 * time.Hour) }, refresh, 1},
+		{"change of algorithm", nil, start("EdDSA"), 1},
+		{"rotate after another replica replaced the next key", func() {
+			// It runs with ES256: its next key, put in while this
+			// one generated, makes the change need two new keys.
+			st.beforeUpdate = func() {
+				priv, _ := generate("ES256")
+				der, _ := x509.MarshalPKCS8PrivateKey(priv)
+				for i, k := range st.keys {
+					if k.ActivatedAt.IsZero() {
+						st.keys[i] = storage.SigningKey{ID: "other", Algorithm: "ES256", Sealed: sealer.Seal("other", der), CreatedAt: c.t}
+					}
+				}
+			}
+		}, rotate, 2},
+	}
+	for _, step := range steps {
+		if step.before != nil {
+			step.before()
+		}
+		before := map[string]bool{"other": true}
+		for _, k := range st.keys {
+			before[k.ID] = true
+		}
+		generated = 0
+		if err := step.do(); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		stored := 0
+		for _, k := range st.keys {
+			if !before[k.ID] {
+				stored++
+			}
+		}
+		if generated != step.want || stored != step.want {
+			t.Errorf("%s: generated %d keys and stored %d, want %d of each", step.name, generated, stored, step.want)
+		}
 	}
 }
