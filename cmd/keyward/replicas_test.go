@@ -608,8 +608,8 @@ func TestReplicaReloadsSigningKeysAfterLostNotifications(t *testing.T) {
 // TestReplicasMasterKeyRotate: `keyward master-key rotate` run while two
 // replicas serve on the old key. They go on issuing, verifying and
 // introspecting each other's tokens with the keys and pepper they hold;
-// a signing-key rotation asked of one of them is refused and changes
-// nothing; a replica started on the new key serves the same keys and
+// a signing-key rotation asked of one of them is refused, as a conflict
+// that says to restart it with the new key, and changes nothing; a replica started on the new key serves the same keys and
 // secrets.
 func TestReplicasMasterKeyRotate(t *testing.T) {
 	dsn := pgtest.SchemaDSN(t)
@@ -654,6 +654,9 @@ func TestReplicasMasterKeyRotate(t *testing.T) {
 	t.Logf("signing-keys rotate on a replica with the old master key: %v", err)
 	if err == nil {
 		t.Fatal("a replica with the old master key rotated the signing keys")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "another master key") || !strings.Contains(msg, "(conflict)") {
+		t.Fatalf("signing-keys rotate on a replica with the old master key: %v; want the conflict that says to restart it with the new key, not a failure to retry", err)
 	}
 	keysAfter, err := a.store.ListSigningKeys(context.Background())
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/tokenstate"
 )
@@ -1010,7 +1011,13 @@ func (h *Handler) listSigningKeys(r *http.Request, _ Actor) (int, any, error) {
 }
 
 func (h *Handler) rotateSigningKeys(r *http.Request, a Actor) (int, any, error) {
-	if err := h.signing.Rotate(r.Context(), a.ID, a.Source); err != nil {
+	if err := h.signing.Rotate(r.Context(), a.ID, a.Source); errors.Is(err, signer.ErrWrongMasterKey) {
+		// The master key was rotated while this server kept running with
+		// the old one (see DEPLOYMENT.md, The master key): no retry
+		// mends that, only a restart with the new key.
+		h.log.Error("signing-key rotation refused: the stored signing keys are sealed under another master key than this server's; restart it with the store's master key", "err", err)
+		return 0, nil, conflict("The signing keys in the store are sealed under another master key than this server's: the master key was rotated (keyward master-key rotate) while this server kept running with the old one, or the stored keys were altered. Nothing was changed. Restart this server, and every other replica, with the new master key, then rotate the signing keys again.")
+	} else if err != nil {
 		return 0, nil, err
 	}
 	return h.listSigningKeys(r, Actor{})

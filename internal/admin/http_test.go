@@ -764,6 +764,37 @@ func TestStoreDown(t *testing.T) {
 	}
 }
 
+// A signing-key rotation asked of a server still running with the master
+// key the store was sealed under before `keyward master-key rotate` is
+// refused with a 409 that says so, not the 503 of a store failure, which
+// invites a retry that never succeeds; and it changes nothing.
+func TestRotateSigningKeysWithAnOldMasterKey(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	oldSealer, _ := signer.NewSealer(make([]byte, 32))
+	newSealer, _ := signer.NewSealer([]byte(strings.Repeat("\x01", 32)))
+	if err := f.store.Reseal(ctx, func(aad string, sealed []byte) ([]byte, error) {
+		pt, err := oldSealer.Open(aad, sealed)
+		return newSealer.Seal(aad, pt), err
+	}, storage.AuditEvent{Time: time.Now(), Action: "master_key.rotate", Outcome: storage.OutcomeSuccess, Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := f.store.ListSigningKeys(ctx)
+	status, body, h := f.call(t, "POST", "/v1/signing-keys/rotate", auth, nil)
+	desc, _ := body["error_description"].(string)
+	if status != http.StatusConflict || body["error"] != admin.ErrConflict || h.Get("Retry-After") != "" || !strings.Contains(desc, "master key") || !strings.Contains(desc, "Restart this server") {
+		t.Fatalf("%d %v, Retry-After %q; want 409 conflict saying to restart with the new master key", status, body, h.Get("Retry-After"))
+	}
+	if logs := f.logs.String(); !strings.Contains(logs, "another master key than this server's") {
+		t.Fatalf("the server's log does not say why:\n%s", logs)
+	}
+	after, _ := f.store.ListSigningKeys(ctx)
+	if len(after) != len(before) || after[0].ID != before[0].ID || after[len(after)-1].ID != before[len(before)-1].ID {
+		t.Fatalf("the refused rotation changed the signing keys: %v, before %v", after, before)
+	}
+}
+
 // The organization in the path is the one acted on: a user of another
 // domain is not imported through it, nor a project of another organization
 // removed through it; and a blocked scope must be a scope name.
