@@ -234,3 +234,78 @@ func TestNewBounded(t *testing.T) {
 		})
 	}
 }
+
+// unknownKidIssuer is a fake issuer that publishes k1 to New's fetch and
+// k1 and k2 from then on, every fetch after New's answered once hold
+// returns nil; the count of JWKS fetches; and a token signed with k2.
+func unknownKidIssuer(t *testing.T, hold func(r *http.Request) error) (*http.Client, *atomic.Int32, string) {
+	t.Helper()
+	const issuer, aud = "https://keyward.internal", "https://orders.internal"
+	newKey := func(kid string) jose.JSONWebKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"}
+	}
+	old, rotated := newKey("k1"), newKey("k2")
+	var fetches atomic.Int32
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		switch r.URL.Path {
+		case "/.well-known/oauth-authorization-server":
+			return jsonResponse(r, map[string]string{"issuer": issuer, "jwks_uri": issuer + "/jwks"})
+		case "/jwks":
+			if fetches.Add(1) == 1 {
+				return jsonResponse(r, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{old.Public()}})
+			}
+			if err := hold(r); err != nil {
+				return nil, err
+			}
+			return jsonResponse(r, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{old.Public(), rotated.Public()}})
+		}
+		return &http.Response{StatusCode: http.StatusNotFound, Status: "404 Not Found", Header: http.Header{},
+			Body: io.NopCloser(bytes.NewReader(nil)), Request: r}, nil
+	})}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: rotated.Key}, (&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", rotated.KeyID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	raw, err := jwt.Signed(s).Claims(map[string]any{"iss": issuer, "sub": "1", "client_id": "1", "aud": aud,
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "1"}).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client, &fetches, raw
+}
+
+// A Verify waiting for the keys to be fetched for its token's unknown kid
+// ends with its context, ErrUnavailable: it waited for the fetch to end,
+// up to 10 s on an issuer that does not answer, whatever its context.
+func TestUnknownKidFetchHonoursContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client, _, raw := unknownKidIssuer(t, func(r *http.Request) error {
+			<-r.Context().Done() // the issuer never answers
+			return r.Context().Err()
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v, err := verify.New(ctx, "https://keyward.internal", "https://orders.internal", verify.WithHTTPClient(client))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"starting the fetch", "while it is in flight"} {
+			rctx, rcancel := context.WithTimeout(ctx, time.Second)
+			start := time.Now()
+			_, err = v.Verify(rctx, raw)
+			rcancel()
+			if d := time.Since(start); d > time.Second {
+				t.Fatalf("%s: Verify returned after %s, past its context's 1 s deadline", name, d)
+			}
+			if !errors.Is(err, verify.ErrUnavailable) {
+				t.Fatalf("%s: Verify: %v, want ErrUnavailable", name, err)
+			}
+		}
+		time.Sleep(time.Minute) // the fetch gives up
+	})
+}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 
 	"github.com/keyward/keyward/internal/keyfile"
@@ -33,11 +32,13 @@ const fetchTimeout = 10 * time.Second
 type keySet struct {
 	uri     string
 	o       options
-	sf      singleflight.Group
 	limiter *rate.Limiter
 
-	mu   sync.RWMutex
-	keys map[string]jose.JSONWebKey
+	mu sync.RWMutex
+	// fetching is the fetch in flight, which every refresh joins; nil
+	// when none is.
+	fetching *keyFetch
+	keys     map[string]jose.JSONWebKey
 	// unusable are the keys the issuer publishes that are not verified
 	// with, by kid, with why (see publishedKeys and signingKeyProblem).
 	// A token naming one is refused at once, without fetching the keys
@@ -55,42 +56,77 @@ func newKeySet(uri string, o options) *keySet {
 	return &keySet{uri: uri, o: o, limiter: rate.NewLimiter(rate.Every(o.unknownKidEvery), 1), keys: map[string]jose.JSONWebKey{}}
 }
 
-// refresh fetches the JWKS now.
-func (ks *keySet) refresh(ctx context.Context) error {
-	_, err, _ := ks.sf.Do("jwks", func() (any, error) {
-		var (
-			set publishedKeys
-			hdr http.Header
-		)
-		if err := getJSON(ctx, ks.o.client, ks.uri, &set, &hdr); err != nil {
-			err = fmt.Errorf("fetch keys: %w", err)
-			ks.mu.Lock()
-			ks.failed = err
-			ks.mu.Unlock()
-			return nil, err
-		}
-		keys, unusable, refused := map[string]jose.JSONWebKey{}, set.unusable, set.refused // UnmarshalJSON made unusable
-		for _, k := range set.Keys {
-			if k.KeyID == "" {
-				continue // a token names its key: without a kid, none can
-			}
-			// Only public signing keys with a declared, asymmetric
-			// algorithm. One left out is known, as publishedKeys' are: a
-			// token naming it is refused, not a reason to fetch again.
-			if err := signingKeyProblem(k); err != nil {
-				err = fmt.Errorf("the issuer's key %q is not used: %w", oauth2.Truncate(k.KeyID, 64), err)
-				unusable[k.KeyID] = err
-				refused = append(refused, err)
-				continue
-			}
-			keys[k.KeyID] = k
-		}
+// keyFetch is a fetch of the JWKS: done is closed when it ends, err
+// set by then.
+type keyFetch struct {
+	done chan struct{}
+	err  error
+}
+
+// start returns the fetch in flight, starting one when none is: bounded
+// by ctx and fetchTimeout, and run apart from the caller, which may stop
+// waiting for it.
+func (ks *keySet) start(ctx context.Context) *keyFetch {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if f := ks.fetching; f != nil {
+		return f
+	}
+	f := &keyFetch{done: make(chan struct{})}
+	ks.fetching = f
+	go func() {
+		fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+		f.err = ks.fetch(fctx)
+		cancel()
 		ks.mu.Lock()
-		ks.keys, ks.unusable, ks.refused, ks.maxAge, ks.failed = keys, unusable, refused, maxAge(hdr), nil
+		ks.fetching = nil
 		ks.mu.Unlock()
-		return nil, nil
-	})
-	return err
+		close(f.done)
+	}()
+	return f
+}
+
+// refresh fetches the JWKS now, or joins the fetch in flight, and waits
+// for it to end (bounded by ctx and fetchTimeout, when it started it).
+func (ks *keySet) refresh(ctx context.Context) error {
+	f := ks.start(ctx)
+	<-f.done
+	return f.err
+}
+
+// fetch fetches the JWKS; on success its keys replace those known.
+func (ks *keySet) fetch(ctx context.Context) error {
+	var (
+		set publishedKeys
+		hdr http.Header
+	)
+	if err := getJSON(ctx, ks.o.client, ks.uri, &set, &hdr); err != nil {
+		err = fmt.Errorf("fetch keys: %w", err)
+		ks.mu.Lock()
+		ks.failed = err
+		ks.mu.Unlock()
+		return err
+	}
+	keys, unusable, refused := map[string]jose.JSONWebKey{}, set.unusable, set.refused // UnmarshalJSON made unusable
+	for _, k := range set.Keys {
+		if k.KeyID == "" {
+			continue // a token names its key: without a kid, none can
+		}
+		// Only public signing keys with a declared, asymmetric
+		// algorithm. One left out is known, as publishedKeys' are: a
+		// token naming it is refused, not a reason to fetch again.
+		if err := signingKeyProblem(k); err != nil {
+			err = fmt.Errorf("the issuer's key %q is not used: %w", oauth2.Truncate(k.KeyID, 64), err)
+			unusable[k.KeyID] = err
+			refused = append(refused, err)
+			continue
+		}
+		keys[k.KeyID] = k
+	}
+	ks.mu.Lock()
+	ks.keys, ks.unusable, ks.refused, ks.maxAge, ks.failed = keys, unusable, refused, maxAge(hdr), nil
+	ks.mu.Unlock()
+	return nil
 }
 
 // signingKeyProblem says why k is not verified with, or nil: only a
@@ -176,10 +212,14 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 		allowed, wait := take(ks.limiter, time.Now())
 		if allowed {
 			// The fetch outlives a cancelled request, so the limiter's
-			// slot is not spent on nothing.
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
-			ks.refresh(fctx) // a failure is noted in ks.failed
-			cancel()
+			// slot is not spent on nothing; the request waits for it only
+			// as long as its context allows. A failure is noted in
+			// ks.failed.
+			select {
+			case <-ks.start(context.WithoutCancel(ctx)).done:
+			case <-ctx.Done():
+				return nil, unavailable("the token's key is not among the issuer's keys known here, and the request ended while they were being fetched", ctx.Err())
+			}
 		}
 		ks.mu.RLock()
 		k, ok = ks.keys[h.KeyID]
