@@ -279,6 +279,48 @@ func unknownKidIssuer(t *testing.T, hold func(r *http.Request) error) (*http.Cli
 	return client, &fetches, raw
 }
 
+// Tokens of a new kid that arrive while the keys are being fetched for
+// one wait for that fetch, and are verified with what it brings: they
+// were answered at once ErrUnavailable, with a Retry-After of up to 10 s,
+// as if the keys had been fetched too recently, though the fetch in
+// flight was bringing their key. Still one fetch, however many tokens.
+func TestUnknownKidJoinsFetchInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		client, fetches, raw := unknownKidIssuer(t, func(*http.Request) error {
+			<-release // the issuer is slow to answer
+			return nil
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v, err := verify.New(ctx, "https://keyward.internal", "https://orders.internal", verify.WithHTTPClient(client))
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 20
+		errs := make(chan error, n)
+		verifyOne := func() {
+			_, err := v.Verify(ctx, raw)
+			errs <- err
+		}
+		go verifyOne()
+		synctest.Wait() // its fetch is in flight
+		for range n - 1 {
+			go verifyOne()
+		}
+		synctest.Wait()
+		close(release)
+		for range n {
+			if err := <-errs; err != nil {
+				t.Fatalf("a token of a new kid, while its key was being fetched: %v", err)
+			}
+		}
+		if got := fetches.Load(); got != 2 {
+			t.Fatalf("%d JWKS fetches, want 2 (New's, then one for the new kid)", got)
+		}
+	})
+}
+
 // A Verify waiting for the keys to be fetched for its token's unknown kid
 // ends with its context, ErrUnavailable: it waited for the fetch to end,
 // up to 10 s on an issuer that does not answer, whatever its context.

@@ -190,8 +190,9 @@ func (ks *keySet) run(ctx context.Context) {
 }
 
 // verify checks jws against the key its kid names, refreshing the keys
-// once when the kid is unknown, and requires the key's algorithm to be the
-// token's: the key decides, never the token. An unknown kid while the
+// once when the kid is unknown (or waiting for the fetch in flight, when
+// they may not be fetched again yet), and requires the key's algorithm
+// to be the token's: the key decides, never the token. An unknown kid while the
 // issuer's keys cannot be fetched, or may not be fetched again yet, is
 // ErrUnavailable: the key may be new. A kid that names a key the issuer
 // publishes but that is not verified with (an RSA key over
@@ -199,7 +200,7 @@ func (ks *keySet) run(ctx context.Context) {
 // invalid_token, with why as the cause, as is a token without a kid.
 func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose.Header) ([]byte, error) {
 	if h.KeyID == "" {
-		// Keys without a kid are not used (refresh): no key, however
+		// Keys without a kid are not used (fetch): no key, however
 		// new, can verify it, so it is neither a reason to fetch the
 		// keys nor one to ask the sender to retry.
 		return nil, invalid("the token names no key (kid header)", nil)
@@ -210,13 +211,25 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 	ks.mu.RUnlock()
 	if !ok && skipped == nil {
 		allowed, wait := take(ks.limiter, time.Now())
+		var f *keyFetch
 		if allowed {
 			// The fetch outlives a cancelled request, so the limiter's
-			// slot is not spent on nothing; the request waits for it only
-			// as long as its context allows. A failure is noted in
-			// ks.failed.
+			// slot is not spent on nothing.
+			f = ks.start(context.WithoutCancel(ctx))
+		} else {
+			// A fetch in flight (for another token's kid, or the
+			// background refresh) may bring the key: wait for it, as
+			// for one started here, rather than answer as if the keys
+			// had just been fetched without it.
+			ks.mu.RLock()
+			f = ks.fetching
+			ks.mu.RUnlock()
+		}
+		if f != nil {
+			// As long as the request's context allows. A failure is
+			// noted in ks.failed.
 			select {
-			case <-ks.start(context.WithoutCancel(ctx)).done:
+			case <-f.done:
 			case <-ctx.Done():
 				return nil, unavailable("the token's key is not among the issuer's keys known here, and the request ended while they were being fetched", ctx.Err())
 			}
