@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,7 +53,7 @@ func TestExamples(t *testing.T) {
 	if err := api.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { api.Process.Kill(); api.Wait() }()
+	defer api.Process.Kill()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if resp, err := http.Get("http://" + addr + "/v1/orders"); err == nil {
@@ -86,5 +87,20 @@ func TestExamples(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "insufficient_scope") {
 		t.Fatalf("write with a read token: %s %s, want 403 insufficient_scope", resp.Status, resp.Header.Get("WWW-Authenticate"))
+	}
+	// Stopped as a container runtime or systemd stops it, the API shuts
+	// down gracefully and exits 0, not killed by the signal.
+	if err := api.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- api.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("the API after SIGTERM: %v, want a graceful exit", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the API still runs 15 s after SIGTERM")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/keyward/keyward/verify"
@@ -47,7 +48,8 @@ func main() {
 	audience := flag.String("audience", "https://orders.internal", "this API's identifier")
 	listen := flag.String("listen", "127.0.0.1:9000", "address to listen on")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// Ctrl-C, or SIGTERM from a container runtime or systemd stopping it.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	v, err := verify.New(ctx, *issuer, *audience)
 	if err != nil {
