@@ -351,3 +351,89 @@ func TestUnknownKidFetchHonoursContext(t *testing.T) {
 		time.Sleep(time.Minute) // the fetch gives up
 	})
 }
+
+// accountKidIssuer is a fake issuer whose service account job@shop.iam.test
+// has key k1 at the first fetch of its keys and k1 and k2 from then on,
+// every fetch after the first answered once hold returns nil; the count
+// of fetches of the account's keys; and a JWT of the account signed with
+// k2.
+func accountKidIssuer(t *testing.T, hold func(r *http.Request) error) (*http.Client, *atomic.Int32, func(kid string) string) {
+	t.Helper()
+	const issuer, aud, email = "https://keyward.internal", "https://orders.internal", "job@shop.iam.test"
+	keys := map[string]jose.JSONWebKey{}
+	for _, kid := range []string{"k1", "k2"} {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[kid] = jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"}
+	}
+	var fetches atomic.Int32
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		switch r.URL.Path {
+		case "/.well-known/oauth-authorization-server":
+			return jsonResponse(r, map[string]string{"issuer": issuer, "jwks_uri": issuer + "/jwks"})
+		case "/jwks":
+			return jsonResponse(r, jose.JSONWebKeySet{})
+		case "/service_accounts/v1/jwk/" + email:
+			k1, k2 := keys["k1"], keys["k2"]
+			if fetches.Add(1) == 1 {
+				return jsonResponse(r, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k1.Public()}})
+			}
+			if err := hold(r); err != nil {
+				return nil, err
+			}
+			return jsonResponse(r, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k1.Public(), k2.Public()}})
+		}
+		return &http.Response{StatusCode: http.StatusNotFound, Status: "404 Not Found", Header: http.Header{},
+			Body: io.NopCloser(bytes.NewReader(nil)), Request: r}, nil
+	})}
+	sign := func(kid string) string {
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: keys[kid].Key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		raw, err := jwt.Signed(s).Claims(map[string]any{"iss": email, "sub": email, "aud": aud,
+			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	return client, &fetches, sign
+}
+
+// A Verify waiting for a service account's keys to be fetched for its
+// JWT's unknown kid ends with its context, ErrUnavailable: it waited for
+// the fetch to end, up to 10 s on an issuer that does not answer,
+// whatever its context.
+func TestAccountKidFetchHonoursContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client, _, sign := accountKidIssuer(t, func(r *http.Request) error {
+			<-r.Context().Done() // the issuer never answers
+			return r.Context().Err()
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v, err := verify.New(ctx, "https://keyward.internal", "https://orders.internal", verify.WithHTTPClient(client), verify.WithSelfSignedJWTs())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(ctx, sign("k1")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(11 * time.Second) // the account's keys may be fetched again
+		rctx, rcancel := context.WithTimeout(ctx, time.Second)
+		start := time.Now()
+		_, err = v.Verify(rctx, sign("k2"))
+		rcancel()
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("Verify returned after %s, past its context's 1 s deadline", d)
+		}
+		if !errors.Is(err, verify.ErrUnavailable) {
+			t.Fatalf("Verify: %v, want ErrUnavailable", err)
+		}
+		time.Sleep(time.Minute) // the fetch gives up
+	})
+}

@@ -56,8 +56,8 @@ func newKeySet(uri string, o options) *keySet {
 	return &keySet{uri: uri, o: o, limiter: rate.NewLimiter(rate.Every(o.unknownKidEvery), 1), keys: map[string]jose.JSONWebKey{}}
 }
 
-// keyFetch is a fetch of the JWKS: done is closed when it ends, err
-// set by then.
+// keyFetch is a fetch of keys, the issuer's or an account's: done is
+// closed when it ends, err set by then.
 type keyFetch struct {
 	done chan struct{}
 	err  error

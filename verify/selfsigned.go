@@ -16,7 +16,6 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	josejson "github.com/go-jose/go-jose/v4/json"
 	"github.com/go-jose/go-jose/v4/jwt"
-	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 
 	"github.com/keyward/keyward/internal/jwspad"
@@ -46,10 +45,11 @@ const (
 type accountKeys struct {
 	issuer string
 	o      options
-	sf     singleflight.Group
 
 	mu   sync.Mutex
 	sets map[string]accountSet
+	// fetching are the fetches of accounts' keys in flight, by email.
+	fetching map[string]*keyFetch
 	// limiter bounds fetches for accounts not in the cache, so a flood of
 	// made-up emails cannot hammer the issuer. Accounts already known are
 	// refreshed outside it, each at most once per accountKeysRetry, so the
@@ -74,7 +74,7 @@ type accountSet struct {
 }
 
 func newAccountKeys(issuer string, o options) *accountKeys {
-	return &accountKeys{issuer: issuer, o: o, sets: map[string]accountSet{},
+	return &accountKeys{issuer: issuer, o: o, sets: map[string]accountSet{}, fetching: map[string]*keyFetch{},
 		limiter: rate.NewLimiter(rate.Every(time.Second), 10), kids: rate.NewLimiter(unknownKidsPerSecond, unknownKidsBurst)}
 }
 
@@ -143,13 +143,15 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 	}
 	var failed bool // the fetch just made failed, not for the account being gone
 	if refresh {
-		// The fetch outlives a cancelled request: other requests wait on it.
-		res, _, _ := a.sf.Do(email, func() (any, error) {
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
-			defer cancel()
-			return a.fetch(fctx, email, now), nil
-		})
-		failed = res.(bool)
+		// The fetch outlives a cancelled request: other requests wait on
+		// it. This one waits as long as its context allows.
+		f := a.start(ctx, email, now)
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("%w: the request ended while they were being fetched: %w", errKeysUnavailable, ctx.Err())
+		}
+		failed = f.err != nil
 		a.mu.Lock()
 		set, known = a.sets[email]
 		a.mu.Unlock()
@@ -178,6 +180,32 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 		why = append(why, set.unusable[id])
 	}
 	return keys, errors.Join(why...), nil
+}
+
+// start returns the fetch of email's keys in flight, starting one when
+// none is: bounded by fetchTimeout, and run apart from ctx, so that the
+// caller may stop waiting for it. Its err is errKeysUnavailable when
+// fetch reports a failure.
+func (a *accountKeys) start(ctx context.Context, email string, now time.Time) *keyFetch {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if f := a.fetching[email]; f != nil {
+		return f
+	}
+	f := &keyFetch{done: make(chan struct{})}
+	a.fetching[email] = f
+	go func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+		if a.fetch(fctx, email, now) {
+			f.err = errKeysUnavailable
+		}
+		cancel()
+		a.mu.Lock()
+		delete(a.fetching, email)
+		a.mu.Unlock()
+		close(f.done)
+	}()
+	return f
 }
 
 // fetch refreshes the cached keys of email: replaced on success, dropped
