@@ -437,3 +437,48 @@ func TestAccountKidFetchHonoursContext(t *testing.T) {
 		time.Sleep(time.Minute) // the fetch gives up
 	})
 }
+
+// Service account JWTs of a new kid that arrive while the account's keys
+// are being fetched for one wait for that fetch, and are verified with
+// what it brings: they were answered at once ErrUnavailable, as if the
+// keys could not be fetched. Still one fetch, however many JWTs.
+func TestAccountKidJoinsFetchInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		client, fetches, sign := accountKidIssuer(t, func(*http.Request) error {
+			<-release // the issuer is slow to answer
+			return nil
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v, err := verify.New(ctx, "https://keyward.internal", "https://orders.internal", verify.WithHTTPClient(client), verify.WithSelfSignedJWTs())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(ctx, sign("k1")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(11 * time.Second) // the account's keys may be fetched again
+		const n = 20
+		errs := make(chan error, n)
+		verifyOne := func() {
+			_, err := v.Verify(ctx, sign("k2")) // each JWT a new one, not in the cache
+			errs <- err
+		}
+		go verifyOne()
+		synctest.Wait() // its fetch is in flight
+		for range n - 1 {
+			go verifyOne()
+		}
+		synctest.Wait()
+		close(release)
+		for range n {
+			if err := <-errs; err != nil {
+				t.Fatalf("a JWT of a new kid, while the account's keys were being fetched: %v", err)
+			}
+		}
+		if got := fetches.Load(); got != 2 {
+			t.Fatalf("%d fetches of the account's keys, want 2 (the first, then one for the new kid)", got)
+		}
+	})
+}

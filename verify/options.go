@@ -144,7 +144,9 @@ func WithIntrospectionConcurrency(n int) Option {
 // second after that. A known account's keys are fetched again for a kid
 // not among them at most once every 10 s, and, across accounts, at most
 // 10 at once and 5 a second after that, so made-up kids with the emails of
-// many real accounts cannot hammer the issuer. Beyond, such a JWT is
+// many real accounts cannot hammer the issuer; a JWT that arrives while
+// its account's keys are being fetched waits for that fetch, as long as
+// its context allows. Beyond, such a JWT is
 // answered like an unavailable issuer (ErrUnavailable, 503 with
 // Retry-After), not as invalid, since the account or key may exist. New
 // refuses this option with an audience that is the issuer or its token

@@ -133,19 +133,29 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 		refresh, paused.wait = take(a.kids, now)
 		paused.capped = !refresh
 	}
-	if known && !hasKid && !refresh && !set.failed {
+	var f *keyFetch
+	if refresh {
+		f = a.start(ctx, email, now)
+	} else if !known || !hasKid {
+		// A fetch in flight (for another JWT) may bring the account or
+		// the key: wait for it, as for one started here, rather than
+		// answer as if the keys could not be fetched.
+		a.mu.Lock()
+		f = a.fetching[email]
+		a.mu.Unlock()
+	}
+	if f == nil && known && !hasKid && !set.failed {
 		// The kid may be a key added since the keys were fetched: not
 		// known to be invalid.
 		return nil, nil, &paused
 	}
-	if !known && !refresh {
+	if f == nil && !known {
 		return nil, nil, errAccountsThrottled
 	}
 	var failed bool // the fetch just made failed, not for the account being gone
-	if refresh {
+	if f != nil {
 		// The fetch outlives a cancelled request: other requests wait on
 		// it. This one waits as long as its context allows.
-		f := a.start(ctx, email, now)
 		select {
 		case <-f.done:
 		case <-ctx.Done():
@@ -166,6 +176,10 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 	case kid != "" && len(set.keys.Key(kid)) == 0 && set.unusable[kid] == nil && set.failed:
 		// The kid may be a key added since the last successful fetch.
 		return nil, nil, errKeysUnavailable
+	case !refresh && kid != "" && len(set.keys.Key(kid)) == 0 && set.unusable[kid] == nil:
+		// Fetched without the kid, but by a fetch that began before
+		// this JWT came: still not known to be invalid.
+		return nil, nil, &paused
 	}
 	for _, k := range set.keys.Keys {
 		if (kid == "" || k.KeyID == kid) && k.Algorithm == alg {
