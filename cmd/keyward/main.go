@@ -95,7 +95,6 @@ its admin API, authenticated with an administrator key file
 		newMasterKeyCommand(),
 		newVersionCommand(),
 	)
-	addVersionFlag(root)
 	// Missing required flags are checked here, before cobra would report
 	// them as a plain error.
 	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
@@ -114,6 +113,7 @@ its admin API, authenticated with an administrator key file
 	// seen it: added now, its mistakes are usage errors too.
 	root.InitDefaultCompletionCmd()
 	usageErrors(root)
+	addVersionFlag(root)
 	refuseStrayHelp(root)
 	return root
 }

@@ -138,12 +138,22 @@ metrics carry them as the labels of keyward_build_info.`,
 }
 
 // addVersionFlag gives root --version, printing what 'keyward version'
-// prints. It is declared here so that cobra does not add its own, with
-// the shorthand -v.
+// prints. It is declared here, not through cobra's Version, so that cobra
+// adds no shorthand -v, and so that an argument after it ('keyward
+// --version extra') is refused as 'keyward version extra' is: cobra prints
+// its Version before it looks at the arguments. It wraps the RunE that
+// usageErrors gives root, so it is called after usageErrors.
 func addVersionFlag(root *cobra.Command) {
 	root.Flags().Bool("version", false, "print the version of this keyward binary, as 'keyward version' does")
-	// cobra prints Version through a template: the text is given as
-	// Version, not written into the template, where braces would be read.
-	root.Version = strings.TrimSuffix(readBuildInfo().text(), "\n")
-	root.SetVersionTemplate("{{.Version}}\n")
+	run := root.RunE
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		if v, _ := cmd.Flags().GetBool("version"); !v {
+			return run(cmd, args)
+		}
+		if len(args) > 0 {
+			return usage(cmd, fmt.Errorf("unexpected argument %q: %s --version takes no arguments", args[0], cmd.CommandPath()))
+		}
+		_, err := fmt.Fprint(cmd.OutOrStdout(), readBuildInfo().text())
+		return err
+	}
 }

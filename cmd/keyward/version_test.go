@@ -14,7 +14,7 @@ import (
 // version, revision and Go of the binary and succeed (exit 0); -o json
 // parses; the help lists both. A test binary has no VCS information and
 // its module version is "(devel)" or empty, which the command reports as
-// such instead of failing.
+// such instead of failing. An argument to either is a usage error.
 func TestVersionCommand(t *testing.T) {
 	platform := runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH
 	text := runCLI(t, "version")
@@ -48,10 +48,19 @@ func TestVersionCommand(t *testing.T) {
 		}
 	}
 
-	for _, args := range [][]string{{"version", "extra"}, {"version", "-o", "yaml"}} {
+	for _, tc := range []struct {
+		args []string
+		want string // in the error
+	}{
+		{[]string{"version", "extra"}, `unexpected argument "extra"`},
+		{[]string{"version", "-o", "yaml"}, "yaml"},
+		{[]string{"--version", "extra"}, `unexpected argument "extra": keyward --version takes no arguments`},
+		{[]string{"extra", "--version"}, `unexpected argument "extra": keyward --version takes no arguments`},
+	} {
 		var ue usageError
-		if err := runCLIErrContext(context.Background(), args...); !errors.As(err, &ue) {
-			t.Errorf("keyward %s: %v, want a usage error", strings.Join(args, " "), err)
+		err := runCLIErrContext(context.Background(), tc.args...)
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("keyward %s: %v, want a usage error containing %q", strings.Join(tc.args, " "), err, tc.want)
 		}
 	}
 }
