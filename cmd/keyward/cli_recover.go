@@ -95,15 +95,16 @@ on SQLite, at once on PostgreSQL.
 				}
 				return err
 			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "wrote a new key for %s to %s\n", r.Account.Email, keyFile)
+			// The email is the store's, shown as the tables show one.
+			out, email := cmd.OutOrStdout(), cell(r.Account.Email)
+			fmt.Fprintf(out, "wrote a new key for %s to %s\n", email, keyFile)
 			if len(r.OtherKeys) > 0 {
 				others, which := fmt.Sprintf("%d other keys stay", len(r.OtherKeys)), "one"
 				if len(r.OtherKeys) == 1 {
 					others, which = "other key stays", "it"
 				}
 				fmt.Fprintf(out, "its %s valid; if %s was lost or leaked, disable it: 'keyward keys list %s', then 'keyward keys disable %s KEY_ID'\n",
-					others, which, r.Account.Email, r.Account.Email)
+					others, which, email, email)
 			}
 			return nil
 		},

@@ -31,7 +31,7 @@ unknown kid. Keys rotate on a schedule (--signing-key-rotation) and on demand.`,
 				if k.RetiredAt != nil {
 					ret = fmtTime(*k.RetiredAt)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", k.KeyID, k.Algorithm, k.State, fmtTime(k.CreatedAt), act, ret)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", cell(k.KeyID), cell(k.Algorithm), cell(k.State), fmtTime(k.CreatedAt), act, ret)
 			}
 		})
 	}

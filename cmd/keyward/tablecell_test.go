@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"text/tabwriter"
@@ -41,6 +43,7 @@ func TestTablesQuoteUnprintable(t *testing.T) {
 		"/v1/orgs/e.com":               `{"domain":"e.com","blocked_scopes":[],"projects":[{"project":"p\u001b[2J"}]}`,
 		"/v1/orgs/e.com/users":         `{"users":[{"email":"u\u009b31m@e.com","org":"e.com"}]}`,
 		"/v1/orgs/e.com/delegations":   `{"delegations":[{"client_id":"1","org":"e.com","scopes":["s\u001b[2J"]}]}`,
+		"/v1/signing-keys":             `{"signing_keys":[{"key_id":"k\u009b31m","algorithm":"RS256","state":"current","created_at":"2026-01-02T03:04:05Z"}]}`,
 		"/v1/whoami":                   `{"client_id":"1","email":"w@p.iam.keyward.internal","name":"w","project":"p","display_name":"x\u001b[2J","token":{"jti":"j","format":"jwt","scopes":["keyward.admin"]}}`,
 	}
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -67,6 +70,7 @@ func TestTablesQuoteUnprintable(t *testing.T) {
 		{[]string{"users", "list", "--org", "e.com"}, `"u\u009b31m@e.com"`},
 		{[]string{"delegation", "list", "--org", "e.com"}, `"s\x1b[2J"`},
 		{[]string{"whoami"}, `"x\x1b[2J"`},
+		{[]string{"signing-keys", "list"}, `"k\u009b31m"`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -210,5 +214,33 @@ func TestTablesQuoteInvisibleInIdentifiers(t *testing.T) {
 				t.Errorf("shown as:\n%s\nwant %s", out.String(), tt.want)
 			}
 		})
+	}
+}
+
+// TestRecoverAdminQuotesEmail: recover-admin names the administrator
+// account by the email the store holds, quoted as the tables quote one: a
+// store whose accounts were made with an --account-domain that holds a
+// control character (which a server with such a store starts with, and
+// warns) printed it raw, an escape sequence on the operator's terminal.
+func TestRecoverAdminQuotesEmail(t *testing.T) {
+	m := startServer(t)
+	const domain = "x\u009b31m.internal"
+	now := time.Now()
+	err := m.store.CreateAccount(context.Background(), storage.Account{ID: "100000000000000000042", Email: "admin@keyward." + domain,
+		Name: "admin", Project: "keyward", Scopes: []string{"keyward.admin"}, CreatedAt: now},
+		storage.AuditEvent{Time: now, Action: "account.create", Outcome: storage.OutcomeSuccess, Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strconv.Quote("admin@keyward." + domain)
+	for i, lines := range []int{1, 2} { // the second run has another key to name
+		out := runCLI(t, "recover-admin", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--account-domain", domain,
+			"--key-file", filepath.Join(t.TempDir(), "admin.json"))
+		if strings.ContainsRune(out, '\u009b') {
+			t.Errorf("run %d printed a raw control character:\n%q", i+1, out)
+		}
+		if n := strings.Count(out, "\n"); n != lines || strings.Count(out, want) != 2*lines-1 {
+			t.Errorf("run %d printed:\n%s\nwant %d lines naming the account as %s", i+1, out, lines, want)
+		}
 	}
 }
