@@ -34,7 +34,7 @@ func seedAccounts(t *testing.T, cfg Config) {
 }
 
 // accountDomainWarnings returns the account_domain and problem of each
-// warning about --account-domain in logs, a JSON log.
+// warning about the account domain in logs, a JSON log.
 func accountDomainWarnings(t *testing.T, logs string) [][2]string {
 	t.Helper()
 	var got [][2]string
@@ -47,7 +47,7 @@ func accountDomainWarnings(t *testing.T, logs string) [][2]string {
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
 		}
-		if strings.HasPrefix(rec.Msg, "--account-domain") {
+		if strings.Contains(rec.Msg, accountDomainWarning) {
 			if rec.Level != "WARN" {
 				t.Errorf("logged at %s: %s", rec.Level, line)
 			}
@@ -56,6 +56,10 @@ func accountDomainWarnings(t *testing.T, logs string) [][2]string {
 	}
 	return got
 }
+
+// accountDomainWarning is in the message of the warning at a start with
+// an existing store, after the setting's name.
+const accountDomainWarning = " makes account emails the admin API refuses elsewhere"
 
 // TestAccountDomain: a server refuses to start a new store (no accounts
 // yet) with an --account-domain that validate.AccountDomain refuses, as
@@ -169,5 +173,45 @@ func TestAccountDomainWarningLine(t *testing.T) {
 	if len(lines) != 1 || !strings.Contains(lines[0], "level=WARN") || !strings.Contains(lines[0], "account_domain=iam.example.com. ") ||
 		!strings.Contains(lines[0], "fix=") {
 		t.Fatalf("log lines %q; want one warning naming the value and the fix", lines)
+	}
+}
+
+// TestAccountDomainWarningNamesTheSource: the warning names the setting
+// as the refusal of a new store does, by where its value came from, as
+// Config.flag names it; it said --account-domain whatever the source.
+func TestAccountDomainWarningNamesTheSource(t *testing.T) {
+	for _, tt := range []struct{ name, from string }{ // from: "" on the command line
+		{"flag", ""},
+		{"environment", "KEYWARD_ACCOUNT_DOMAIN"},
+		{"config file", "account-domain in /etc/keyward/keyward.yaml"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Listen, cfg.DataDir, cfg.AccountDomain = "127.0.0.1:0", t.TempDir(), "iam.example.com."
+			seedAccounts(t, cfg)
+			want := "--account-domain"
+			if tt.from != "" {
+				cfg.from, want = map[string]string{"account-domain": tt.from}, tt.from
+			}
+			var logs testkeyward.SyncBuffer
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
+			defer m.Close()
+			if err := m.Open(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			var msgs []string
+			for line := range strings.Lines(logs.String()) {
+				var rec struct{ Msg string }
+				if err := json.Unmarshal([]byte(line), &rec); err != nil {
+					t.Fatalf("log line %q: %v", line, err)
+				}
+				if strings.Contains(rec.Msg, accountDomainWarning) {
+					msgs = append(msgs, rec.Msg)
+				}
+			}
+			if len(msgs) != 1 || !strings.HasPrefix(msgs[0], want+accountDomainWarning) {
+				t.Fatalf("warnings %q; want one starting %q", msgs, want+accountDomainWarning)
+			}
+		})
 	}
 }

@@ -448,7 +448,7 @@ func caPool(flag, path string, data []byte) (*x509.CertPool, error) {
 // release that took it, and changing it would not rename them (the
 // administrator is found by its email), so that server starts, and the
 // log says why the value is wrong at every start. flag names the setting,
-// as Config.flag does.
+// as Config.flag does, in the refusal and in the warning.
 func checkAccountDomain(ctx context.Context, st interface {
 	CountAccounts(context.Context) (int, error)
 }, flag, domain string, log *slog.Logger) error {
@@ -463,7 +463,7 @@ func checkAccountDomain(ctx context.Context, st interface {
 	if n == 0 {
 		return accountDomainError(flag, bad)
 	}
-	log.Warn("--account-domain makes account emails the admin API refuses elsewhere (keyward import warns of them); the server starts, as the store holds accounts made with it, which changing it would not rename",
+	log.Warn(flag+" makes account emails the admin API refuses elsewhere (keyward import warns of them); the server starts, as the store holds accounts made with it, which changing it would not rename",
 		"account_domain", domain, "problem", bad.Error(),
 		"fix", "keep it while those accounts and their key files are in use; a new store needs a lower-case domain name such as iam.example.com")
 	return nil
