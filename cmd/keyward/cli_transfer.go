@@ -21,6 +21,7 @@ func newExportCommand() *cobra.Command {
 	var (
 		applyConfig func() error
 		out         string
+		force       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "export",
@@ -34,6 +35,9 @@ assertion IDs, revocations and opaque tokens are not exported.
 Secrets and signing keys stay usable only with the same master key: move
 it along. 'keyward import' loads the file into a new store.
 
+--out names a new file: one that exists is refused, as other commands
+refuse to overwrite their output files, unless --force is given.
+
 ` + storeSettingsHelp,
 		Example: `  keyward export --data-dir keyward-data --out keyward.json
   keyward import --db postgres://keyward@db/keyward keyward.json`,
@@ -41,6 +45,20 @@ it along. 'keyward import' loads the file into a new store.
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyConfig(); err != nil {
 				return err
+			}
+			toFile := out != "" && out != "-"
+			if toFile {
+				// Before the store is read: a path that cannot be written
+				// (a directory, which --force would not replace either),
+				// then one that exists.
+				if err := checkWritable(out); err != nil {
+					return err
+				}
+				if _, err := os.Lstat(out); err == nil && !force {
+					// Not a usage error: the command line may be right,
+					// the file in the way (an earlier export, say).
+					return fmt.Errorf("--out %s already exists; name a new file, or pass --force to replace it", out)
+				}
 			}
 			st, err := openMaintenanceStore(cmd.Context(), cfg, commandLogger(cmd))
 			if err != nil {
@@ -56,7 +74,7 @@ it along. 'keyward import' loads the file into a new store.
 				return err
 			}
 			b = append(b, '\n')
-			if out == "" || out == "-" {
+			if !toFile {
 				_, err = cmd.OutOrStdout().Write(b)
 				return err
 			}
@@ -68,7 +86,8 @@ it along. 'keyward import' loads the file into a new store.
 		},
 	}
 	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database to export")
-	cmd.Flags().StringVar(&out, "out", "", "file to write (default: standard output)")
+	cmd.Flags().StringVar(&out, "out", "", "file to write, which must not exist (default: standard output)")
+	cmd.Flags().BoolVar(&force, "force", false, "replace --out if it exists")
 	return cmd
 }
 

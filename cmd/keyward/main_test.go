@@ -90,6 +90,7 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"dpop", "keygen", "--out", existing}, false, existing + " exists: keygen never overwrites a key"},
 		{[]string{"recover-admin", "--data-dir", missing, "--key-file", existing}, false, "--key-file " + existing + " already exists; name a new file"},
 		{[]string{"audit", "prune", "--data-dir", missing, "--before", "90d", "--export", existing}, false, "--export " + existing + " already exists; name a new file"},
+		{[]string{"export", "--data-dir", missing, "--out", existing}, false, "--out " + existing + " already exists; name a new file, or pass --force to replace it"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

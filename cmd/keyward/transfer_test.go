@@ -64,6 +64,57 @@ func TestExportImport(t *testing.T) {
 	}
 }
 
+// TestExportOutExists: export --out refuses a file that exists (a dangling
+// symbolic link too), leaving it as it was, as the other commands that
+// write an output file refuse theirs; --force replaces it. It replaced
+// the file silently.
+func TestExportOutExists(t *testing.T) {
+	src := startServer(t)
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name    string
+		make    func(path string) error // what is at --out before
+		force   bool
+		refused bool
+	}{
+		{"new file", func(string) error { return nil }, false, false},
+		{"existing file", func(p string) error { return os.WriteFile(p, []byte("kept\n"), 0o600) }, false, true},
+		{"dangling link", func(p string) error { return os.Symlink(filepath.Join(dir, "nowhere"), p) }, false, true},
+		{"existing file, --force", func(p string) error { return os.WriteFile(p, []byte("kept\n"), 0o600) }, true, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "export.json")
+			if err := tt.make(out); err != nil {
+				t.Skip(err) // no symbolic links here
+			}
+			args := []string{"export", "--data-dir", src.Config.DataDir, "--out", out}
+			if tt.force {
+				args = append(args, "--force")
+			}
+			err := runCLIErr(t, args...)
+			if !tt.refused {
+				if err != nil {
+					t.Fatalf("export: %v", err)
+				}
+				if b, err := os.ReadFile(out); err != nil || !bytes.Contains(b, []byte(`"format": "keyward-export/2"`)) {
+					t.Fatalf("--out holds %.40q (%v), want the export", b, err)
+				}
+				return
+			}
+			want := "--out " + out + " already exists; name a new file, or pass --force to replace it"
+			if _, ok := errors.AsType[usageError](err); ok || err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("export: %v; want a failure (exit 1) saying %q", err, want)
+			}
+			if b, _ := os.ReadFile(out); tt.name == "existing file" && string(b) != "kept\n" {
+				t.Errorf("the refused export left %.40q in the file, want it as it was", b)
+			}
+			if fi, err := os.Lstat(out); err != nil || tt.name == "dangling link" && fi.Mode()&os.ModeSymlink == 0 {
+				t.Errorf("the refused export replaced the link: %v", err)
+			}
+		})
+	}
+}
+
 // TestServeImportedWithoutMasterKey: serve on an imported store without the
 // exported store's master key refuses to generate one (a new key opens
 // nothing there) and says which key to give; with it, serve starts.
