@@ -284,9 +284,11 @@ var (
 	auditMinWidths = []int{3, 19, len("token.introspect"), 7, 21, 21, len("255.255.255.255")}
 )
 
-// page writes the rows of evs, after the header if they are the first.
+// page writes the rows of evs, after the header if they are the first:
+// the header alone if the first page has none, an empty table, as the
+// other list commands print one (it printed nothing at all).
 func (t *auditTable) page(evs []admin.AuditEventView) {
-	if len(evs) == 0 {
+	if len(evs) == 0 && t.widths != nil {
 		return
 	}
 	rows := make([][]string, 0, len(evs)+1)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -41,5 +42,29 @@ func TestListJSONEmpty(t *testing.T) {
 	}
 	if accts, _ := all["service_accounts"].([]any); len(accts) != 1 || len(all) != 1 {
 		t.Errorf("sa list -o json printed %v, want the administrator account alone, under service_accounts alone", all)
+	}
+}
+
+// TestListTableEmpty: a list command with nothing to list prints, in
+// table mode, its header alone, an empty table: audit list printed
+// nothing at all, which reads as a command that did not run.
+func TestListTableEmpty(t *testing.T) {
+	m := startServer(t)
+	flags := []string{"--credentials", m.AdminKeyFile}
+	tests := []struct {
+		args []string
+		want string // the header
+	}{
+		{[]string{"sa", "list", "--project", "none"}, "EMAIL  CLIENT ID  DISABLED  SCOPES"},
+		{[]string{"org", "list"}, "DOMAIN  BLOCKED SCOPES"},
+		{[]string{"audit", "list", "--action", "no.such"}, "SEQ  TIME                 ACTION            OUTCOME  ACCOUNT                ACTOR                  SOURCE           DETAILS"},
+		{[]string{"audit", "list", "--newest", "--action", "no.such"}, "SEQ  TIME                 ACTION            OUTCOME  ACCOUNT                ACTOR                  SOURCE           DETAILS"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			if out := runCLI(t, append(tt.args, flags...)...); out != tt.want+"\n" {
+				t.Errorf("printed %q, want the header alone, %q", out, tt.want+"\n")
+			}
+		})
 	}
 }
