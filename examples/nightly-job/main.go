@@ -19,6 +19,10 @@ import (
 	"github.com/keyward/keyward/client"
 )
 
+// maxAnswer bounds the API's answer the job reads: an API gone wrong
+// cannot fill the job's memory.
+const maxAnswer = 1 << 20
+
 // Run lists the orders with a token for orders.read and prints them.
 func Run(ctx context.Context, keyFile []byte, api string, out io.Writer) error {
 	ts, err := client.TokenSource(ctx, keyFile, "orders.read")
@@ -38,12 +42,18 @@ func Run(ctx context.Context, keyFile []byte, api string, out io.Writer) error {
 		return err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
 		return fmt.Errorf("the API's answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("the API answered %s: %s", resp.Status, body)
+		if len(body) > 200 {
+			body = append(body[:200:200], "…"...)
+		}
+		return fmt.Errorf("the API answered %s: %q", resp.Status, body)
+	}
+	if len(body) > maxAnswer {
+		return fmt.Errorf("the API's answer is larger than %d bytes", maxAnswer)
 	}
 	_, err = fmt.Fprintf(out, "%s", body)
 	return err
@@ -53,6 +63,9 @@ func main() {
 	keyFile := flag.String("key-file", os.Getenv("KEYWARD_CREDENTIALS"), "the service account's key file")
 	api := flag.String("api", "http://127.0.0.1:9000", "the orders API")
 	flag.Parse()
+	if *keyFile == "" {
+		log.Fatal("no key file: pass -key-file FILE or set KEYWARD_CREDENTIALS")
+	}
 	data, err := os.ReadFile(*keyFile)
 	if err != nil {
 		log.Fatal(err)

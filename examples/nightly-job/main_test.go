@@ -81,3 +81,37 @@ func TestRunHonoursContext(t *testing.T) {
 		t.Fatal("Run still waits for the API past its context's deadline")
 	}
 }
+
+// TestRunBoundsTheAnswer: an API that answers without end does not fill
+// the job's memory, and an error's body is shown clipped and quoted.
+func TestRunBoundsTheAnswer(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		status  int
+		wantErr string
+	}{
+		{"ok", http.StatusOK, "larger than 1048576 bytes"},
+		{"error", http.StatusInternalServerError, `the API answered 500 Internal Server Error: "xxxxxxxx`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/token" {
+					w.Header().Set("Content-Type", "application/json")
+					w.Write([]byte(`{"access_token":"t","token_type":"Bearer","expires_in":3600}`))
+					return
+				}
+				w.WriteHeader(tt.status)
+				w.Write([]byte(strings.Repeat("x", 2<<20)))
+			}))
+			t.Cleanup(srv.Close)
+			var out strings.Builder
+			err := Run(context.Background(), keyFile(t, srv.URL+"/token"), srv.URL, &out)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+			}
+			if len(err.Error()) > 300 || out.Len() > 0 {
+				t.Fatalf("error of %d bytes, %d bytes printed", len(err.Error()), out.Len())
+			}
+		})
+	}
+}
