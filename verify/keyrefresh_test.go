@@ -127,7 +127,22 @@ func TestKeyRefreshBounded(t *testing.T) {
 // A key the issuer stops publishing is no longer trusted within an hour,
 // whatever max-age its JWKS is sent with: a proxy or CDN in front of the
 // issuer may send one of days, and a leaked key would stay trusted as long.
+// Nor whatever WithKeyRefresh says when there is no max-age: one of a day
+// kept the key a day.
 func TestKeyRefreshCapped(t *testing.T) {
+	for _, tt := range []struct {
+		name         string
+		cacheControl string
+		opts         []verify.Option
+	}{
+		{"max-age of a year", "public, max-age=31536000", nil},
+		{"WithKeyRefresh of a day", "", []verify.Option{verify.WithKeyRefresh(24 * time.Hour)}},
+	} {
+		t.Run(tt.name, func(t *testing.T) { testKeyRefreshCapped(t, tt.cacheControl, tt.opts) })
+	}
+}
+
+func testKeyRefreshCapped(t *testing.T, cacheControl string, opts []verify.Option) {
 	synctest.Test(t, func(t *testing.T) {
 		const issuer, aud = "https://keyward.internal", "https://orders.internal"
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -150,12 +165,12 @@ func TestKeyRefreshCapped(t *testing.T) {
 			}
 			b, _ := json.Marshal(v)
 			return &http.Response{StatusCode: http.StatusOK, Status: "200 OK",
-				Header: http.Header{"Content-Type": {"application/json"}, "Cache-Control": {"public, max-age=31536000"}}, // a year
+				Header: http.Header{"Content-Type": {"application/json"}, "Cache-Control": {cacheControl}},
 				Body:   io.NopCloser(bytes.NewReader(b)), Request: r}, nil
 		})}
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		v, err := verify.New(ctx, issuer, aud, verify.WithHTTPClient(client))
+		v, err := verify.New(ctx, issuer, aud, append(opts, verify.WithHTTPClient(client))...)
 		if err != nil {
 			t.Fatal(err)
 		}

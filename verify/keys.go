@@ -169,16 +169,10 @@ func (ks *keySet) noneUsable() error {
 // run refreshes the keys as their cache lifetime says, until ctx ends.
 func (ks *keySet) run(ctx context.Context) {
 	for {
-		ks.mu.RLock()
-		wait := ks.maxAge
-		ks.mu.RUnlock()
-		if wait <= 0 {
-			wait = ks.o.refreshInterval
-		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(max(wait, 10*time.Second)):
+		case <-time.After(ks.nextRefresh()):
 		}
 		// Bounded as a fetch for an unknown kid is, whatever the HTTP
 		// client: tokens with a new kid join this fetch, and an issuer
@@ -187,6 +181,19 @@ func (ks *keySet) run(ctx context.Context) {
 		ks.refresh(fctx) // on failure the old keys stay in use
 		cancel()
 	}
+}
+
+// nextRefresh is how long run waits before it fetches the keys again:
+// their Cache-Control max-age or, without one, WithKeyRefresh's interval,
+// at least 10 s and at most maxKeysAge either way.
+func (ks *keySet) nextRefresh() time.Duration {
+	ks.mu.RLock()
+	wait := ks.maxAge
+	ks.mu.RUnlock()
+	if wait <= 0 {
+		wait = ks.o.refreshInterval
+	}
+	return min(max(wait, 10*time.Second), maxKeysAge)
 }
 
 // verify checks jws against the key its kid names, refreshing the keys

@@ -155,5 +155,8 @@ func WithIntrospectionConcurrency(n int) Option {
 func WithSelfSignedJWTs() Option { return func(o *options) { o.selfSigned = true } }
 
 // WithKeyRefresh sets how often the issuer's keys are refetched when the
-// response says nothing about caching (default 5 minutes).
+// response says nothing about caching (default 5 minutes), between 10 s
+// and an hour: a longer one is an hour, as a longer Cache-Control max-age
+// is, so that a key the issuer stops publishing is no longer trusted
+// within the hour.
 func WithKeyRefresh(d time.Duration) Option { return func(o *options) { o.refreshInterval = d } }
