@@ -112,8 +112,11 @@ still need the old key.
 			fmt.Fprintln(out, "re-encrypted the signing keys and the client-secret pepper under the new master key")
 			if source == generatedMasterKeyPath(cfg) {
 				if err := writeFileAtomic(source, []byte(fmt.Sprintf("%x\n", newKey)), 0o600); err != nil {
-					return fmt.Errorf("the store now needs the new key, but %s could not be replaced (start with --master-key-file %s): %w",
-						source, newKeyFile, err)
+					// The rename may have happened, unsynced: the file
+					// holds the new key now, maybe the old one after a
+					// crash. Only the new key's own file is sure.
+					return fmt.Errorf("the store now needs the new key, but %s may still hold the old one after a crash: keep %s and start with --master-key-file %s: %w",
+						source, newKeyFile, newKeyFile, err)
 				}
 				fmt.Fprintf(out, "replaced %s with the new key\n", source)
 				return nil

@@ -198,3 +198,22 @@ func TestFirstStartUnsyncedMasterKey(t *testing.T) {
 		}
 	}
 }
+
+// A rotation of the generated master key whose file cannot be made
+// durable says the file may still hold the old key after a crash, and to
+// start with the new key's own file: the rename may have happened, so
+// "could not be replaced" was not true.
+func TestMasterKeyRotateUnsynced(t *testing.T) {
+	dir := t.TempDir()
+	_, stop := launchServer(t, func(m *Main) { m.Config.DataDir = dir })
+	stop()
+	newKeyFile := filepath.Join(t.TempDir(), "new.key")
+	os.WriteFile(newKeyFile, []byte(strings.Repeat("a5", 32)+"\n"), 0o600)
+	defer func(f func(string) error) { syncDir = f }(syncDir)
+	syncDir = func(string) error { return errors.New("input/output error") }
+	err := runCLIErr(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", newKeyFile)
+	want := filepath.Join(dir, "master.key") + " may still hold the old one after a crash: keep " + newKeyFile + " and start with --master-key-file " + newKeyFile
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("rotate with the directory not synced: %v, want an error saying %q", err, want)
+	}
+}
