@@ -1025,6 +1025,69 @@ func TestAuditVerifyHead(t *testing.T) {
 	}
 }
 
+// memLog is an audit log in memory whose store answers answers listings,
+// then fails as a database that went away does; answers < 0 never fails.
+type memLog struct {
+	evs     []storage.AuditEvent
+	answers int
+}
+
+func (l *memLog) ListAuditEvents(_ context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error) {
+	if l.answers == 0 {
+		return nil, errors.New("list audit events: dial tcp 10.0.0.5:5432: connect: connection refused")
+	}
+	l.answers--
+	var out []storage.AuditEvent
+	for _, e := range l.evs {
+		if e.Seq > f.AfterSeq && len(out) < f.Limit {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// TestAuditVerifyUnchecked: when the database does not answer, audit
+// verify says it could not finish the check, not that the log is NOT
+// intact, a sign of tampering an operator must be able to tell from an
+// outage; an altered log or head is still NOT intact.
+func TestAuditVerifyUnchecked(t *testing.T) {
+	log := func() []storage.AuditEvent {
+		evs := make([]storage.AuditEvent, 5)
+		for i := range evs {
+			evs[i] = storage.AuditEvent{Time: time.Unix(int64(i), 0), Action: "token.issued", Outcome: storage.OutcomeSuccess}
+		}
+		storage.ChainEvents(0, nil, evs)
+		return evs
+	}
+	good := log()
+	altered := log()
+	altered[2].Hash = make([]byte, 32)
+	tests := []struct {
+		name     string
+		log      *memLog
+		headSeq  int64
+		headHash []byte
+		want     string
+	}{
+		{"the database down", &memLog{evs: good}, 0, nil, "could not finish checking the audit log, which is no finding that it was altered (0 events checked fit): reading the audit log: list audit events: dial tcp"},
+		// VerifyLog reads a page and finds the next empty: two listings.
+		{"the database down before the head was read", &memLog{evs: good, answers: 2}, 3, good[2].Hash, "could not finish checking the audit log, which is no finding that it was altered (5 events checked fit): reading the recorded head, event 3: list audit events: dial tcp"},
+		{"an event altered", &memLog{evs: altered, answers: -1}, 0, nil, "the audit log is NOT intact after 0 good events: audit event 3 was altered"},
+		{"another head", &memLog{evs: good, answers: -1}, 3, good[1].Hash, "the audit log is NOT intact after 5 good events: event 3 has hash"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := verifyAudit(context.Background(), tt.log, tt.headSeq, tt.headHash)
+			if err == nil {
+				t.Fatal("verified")
+			}
+			if got := verifyFailure(c, err).Error(); !strings.HasPrefix(got, tt.want) {
+				t.Errorf("audit verify failed with\n%s\nwant\n%s…", got, tt.want)
+			}
+		})
+	}
+}
+
 // tamper runs queries on the SQLite store in dir, as an attacker with
 // access to the database would.
 func tamper(t *testing.T, dir string, queries ...string) {

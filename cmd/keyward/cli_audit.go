@@ -396,7 +396,9 @@ needed, and none trusted) and check that every event links to the one
 before and still has the content it was written with. It reports the number
 of events and the head: the last one's sequence number and hash — keep
 them somewhere else, to detect later that the tail was cut or the chain
-rewritten — or the first event that does not fit. --head SEQ:HASH, a head
+rewritten — or the first event that does not fit, or, when the check could
+not be finished (the database did not answer), why: that is no finding
+that the log was altered ("altered": false in -o json). --head SEQ:HASH, a head
 recorded so, also requires that the chain still pass through it: event
 SEQ, or the audit.prune event that accounts for it, has that hash.
 A pruned log is checked from its first kept event, must hold the
@@ -430,16 +432,13 @@ each should be one you ran.
 				return err
 			}
 			defer st.Close()
-			c, verr := storage.VerifyLog(cmd.Context(), st)
-			if verr == nil && cmd.Flags().Changed("head") {
-				verr = checkHead(cmd.Context(), st, c, headSeq, headHash)
-			}
+			c, verr := verifyAudit(cmd.Context(), st, headSeq, headHash)
 			prunes := make([]admin.AuditEventView, 0, len(c.Prunes))
 			for _, e := range c.Prunes {
 				prunes = append(prunes, admin.AuditView(e))
 			}
 			res := map[string]any{"events": c.Events, "first_seq": c.FirstSeq, "head_seq": c.HeadSeq, "head_hash": hex.EncodeToString(c.Head),
-				"prunes": prunes, "ok": verr == nil}
+				"prunes": prunes, "ok": verr == nil, "altered": verr != nil && !errors.Is(verr, storage.ErrUnchecked)}
 			if verr != nil {
 				res["error"] = verr.Error()
 			}
@@ -466,7 +465,7 @@ each should be one you ran.
 				}
 			}
 			if verr != nil {
-				return fmt.Errorf("the audit log is NOT intact after %s: %w", counted(c.Events, "good event"), verr)
+				return verifyFailure(c, verr)
 			}
 			return nil
 		},
@@ -475,6 +474,30 @@ each should be one you ran.
 	addOutputFlag(cmd.Flags(), &output)
 	cmd.Flags().StringVar(&head, "head", "", "a head recorded before, `SEQ:HASH`, that the chain must still pass through: the sequence number and hash verify printed as the head (head_seq, head_hash in -o json)")
 	return cmd
+}
+
+// verifyAudit checks the audit log of st (storage.VerifyLog) and, unless
+// headSeq is 0, that it passes through the recorded head: event headSeq
+// with hash headHash (checkHead).
+func verifyAudit(ctx context.Context, st storage.AuditLister, headSeq int64, headHash []byte) (storage.LogCheck, error) {
+	c, err := storage.VerifyLog(ctx, st)
+	if err == nil && headSeq != 0 {
+		err = checkHead(ctx, st, c, headSeq, headHash)
+	}
+	return c, err
+}
+
+// verifyFailure is the error audit verify fails with when verifyAudit
+// found c and err: the log NOT intact, or, when err wraps
+// storage.ErrUnchecked (the database did not answer, say), a check that
+// could not be finished, which says nothing of the events not read. An
+// operator must tell the two apart: only the first is a sign of
+// tampering.
+func verifyFailure(c storage.LogCheck, err error) error {
+	if errors.Is(err, storage.ErrUnchecked) {
+		return fmt.Errorf("could not finish checking the audit log, which is no finding that it was altered (%s checked fit): %w", counted(c.Events, "event"), err)
+	}
+	return fmt.Errorf("the audit log is NOT intact after %s: %w", counted(c.Events, "good event"), err)
 }
 
 // parseHead parses the SEQ:HASH of audit verify --head.
@@ -507,7 +530,9 @@ func checkHead(ctx context.Context, st storage.AuditLister, c storage.LogCheck, 
 		return fmt.Errorf("event %d was pruned and no %s event names it: check the recorded head against the file audit prune --export wrote", seq, storage.ActionAuditPrune)
 	}
 	evs, err := st.ListAuditEvents(ctx, storage.AuditFilter{AfterSeq: seq - 1, Limit: 1})
-	if err != nil {
+	if err != nil && !errors.Is(err, storage.ErrCorruptData) {
+		return storage.Unchecked(fmt.Errorf("reading the recorded head, event %d: %w", seq, err))
+	} else if err != nil {
 		return err
 	}
 	if len(evs) == 0 || evs[0].Seq != seq || !bytes.Equal(evs[0].Hash, hash) {

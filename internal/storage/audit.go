@@ -113,15 +113,21 @@ func (e *AuditEvent) DataJSON() []byte {
 	return data
 }
 
+// ErrCorruptData is wrapped by the error of SetStoredData, and so of a
+// store's ListAuditEvents, for stored data that is not a JSON object of
+// strings: Keyward never writes that, so the database was changed.
+var ErrCorruptData = errors.New("corrupt data")
+
 // SetStoredData sets e.Data from raw, its JSON as a store holds it, and keeps
 // raw for VerifyChain, which requires it to be exactly Data's encoding: the
 // hash covers Data, and with that check the stored text too, which SQL
 // queries and other readers of the table see (a duplicate key, or a
-// character escaped another way, would leave Data as it was).
+// character escaped another way, would leave Data as it was). Data that is
+// not a JSON object of strings is an error wrapping ErrCorruptData.
 func (e *AuditEvent) SetStoredData(raw []byte) error {
 	var data map[string]string
 	if err := json.Unmarshal(raw, &data); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrCorruptData, err)
 	}
 	e.Data, e.stored = data, raw
 	return nil
@@ -247,13 +253,38 @@ type LogCheck struct {
 	Prunes []AuditEvent
 }
 
+// ErrUnchecked is wrapped by an error of VerifyLog that is no finding about
+// the log: the check could not be finished (the store did not answer, the
+// context ended, prunes kept deleting the events ahead of it). The events
+// it had not read are neither verified nor found altered. An error of a log
+// found altered never wraps it.
+var ErrUnchecked = errors.New("the audit log could not be checked")
+
+// Unchecked marks err, its message unchanged, as wrapping ErrUnchecked.
+func Unchecked(err error) error { return uncheckedError{err} }
+
+type uncheckedError struct{ error }
+
+func (e uncheckedError) Unwrap() []error { return []error{e.error, ErrUnchecked} }
+
+// readError is the error of a listing that failed while the log was
+// checked: one wrapping ErrUnchecked, unless it was data a store could not
+// decode (ErrCorruptData), which was altered.
+func readError(err error) error {
+	if errors.Is(err, ErrCorruptData) {
+		return err
+	}
+	return Unchecked(fmt.Errorf("reading the audit log: %w", err))
+}
+
 // VerifyLog checks the whole audit chain of a store, page by page: every
 // event links to the one before and still has the content it was written
 // with. A log whose oldest events were pruned must hold the audit.prune
 // event that names the last pruned event and its hash; a log that lost its
 // oldest events without one does not verify, nor does one holding an event
 // numbered below 1, which no listing shows. The error of a broken chain names
-// the first event that does not fit.
+// the first event that does not fit; an error wrapping ErrUnchecked says
+// why the check could not be finished instead.
 //
 // A prune that runs meanwhile (audit prune does not stop the server, nor a
 // verify) can delete events after the page last read: a log that now starts
@@ -265,7 +296,7 @@ func VerifyLog(ctx context.Context, s AuditLister) (LogCheck, error) {
 			return c, err
 		}
 		if attempt == 3 {
-			return c, fmt.Errorf("%w, %d times: run the check again once no prune runs", err, attempt)
+			return c, Unchecked(fmt.Errorf("%w, %d times: run the check again once no prune runs", err, attempt))
 		}
 	}
 }
@@ -289,7 +320,7 @@ func verifyLog(ctx context.Context, s AuditLister) (LogCheck, error) {
 	for {
 		page, err := s.ListAuditEvents(ctx, AuditFilter{AfterSeq: after, Limit: 1000})
 		if err != nil {
-			return c, err
+			return c, readError(err)
 		}
 		if len(page) == 0 {
 			break
@@ -309,7 +340,10 @@ func verifyLog(ctx context.Context, s AuditLister) (LogCheck, error) {
 				// Missing after a page that verified: pruned since, if
 				// the log now starts beyond the events checked.
 				first, ferr := s.ListAuditEvents(ctx, AuditFilter{AfterSeq: math.MinInt64, Limit: 1})
-				if ferr == nil && len(first) > 0 && first[0].Seq > seq {
+				if ferr != nil {
+					return c, readError(ferr)
+				}
+				if len(first) > 0 && first[0].Seq > seq {
 					return c, errPrunedMeanwhile
 				}
 			}

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -278,4 +280,84 @@ func TestVerifyDataNotUTF8(t *testing.T) {
 			}
 		})
 	}
+}
+
+// failingLog answers its first pages from log, then fails with err.
+type failingLog struct {
+	log   sliceLog
+	pages int // answered before failing
+	err   error
+}
+
+func (l *failingLog) ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
+	if l.pages == 0 {
+		return nil, l.err
+	}
+	l.pages--
+	return l.log.ListAuditEvents(ctx, f)
+}
+
+// TestVerifyLogUnchecked: a check VerifyLog could not finish (the store
+// did not answer, prunes kept running) wraps ErrUnchecked, which is no
+// finding that the log was altered; an altered log, a gap, data that is
+// not JSON, never does. Both were plain errors, and audit verify called
+// a database that did not answer a log NOT intact.
+func TestVerifyLogUnchecked(t *testing.T) {
+	ctx := context.Background()
+	long := func() sliceLog { return chained(2500) }
+	down := errors.New("connection refused")
+	altered := long()
+	altered[1200].Hash = make([]byte, 32)
+	tests := []struct {
+		name      string
+		log       AuditLister
+		unchecked bool
+		want      string
+	}{
+		{"the first page unread", &failingLog{log: long(), err: down}, true, "connection refused"},
+		{"a later page unread", &failingLog{log: long(), pages: 2, err: down}, true, "connection refused"},
+		{"the context ended", &failingLog{log: long(), pages: 1, err: context.Canceled}, true, "canceled"},
+		{"pruned meanwhile, every time", &pruneAheadLog{log: chained(5000)}, true, "run the check again"},
+		{"corrupt data", &failingLog{log: long(), pages: 1, err: fmt.Errorf("audit event 1001: %w: bad", ErrCorruptData)}, false, "corrupt data"},
+		{"an event altered", altered, false, "event 1201 was altered"},
+		{"events missing", append(long()[:1200], long()[1300:]...), false, "missing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := VerifyLog(ctx, tt.log)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("VerifyLog: %v, want an error with %q", err, tt.want)
+			}
+			if got := errors.Is(err, ErrUnchecked); got != tt.unchecked {
+				t.Errorf("VerifyLog: %v, unchecked %v, want %v", err, got, tt.unchecked)
+			}
+		})
+	}
+}
+
+// chained is a log of n events.
+func chained(n int) sliceLog {
+	evs := make([]AuditEvent, n)
+	for i := range evs {
+		evs[i] = AuditEvent{Time: time.Unix(int64(i), 0), Action: "x", Outcome: OutcomeSuccess}
+	}
+	ChainEvents(0, nil, evs)
+	return evs
+}
+
+// pruneAheadLog is a log that someone else prunes, before every page
+// after the first, through the event after the last one read.
+type pruneAheadLog struct {
+	log   sliceLog
+	start int64 // the first event kept
+}
+
+func (l *pruneAheadLog) ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
+	if f.AfterSeq > 0 {
+		l.start = f.AfterSeq + 2
+	}
+	if f.AfterSeq < l.start-1 {
+		f.AfterSeq = l.start - 1
+	}
+	return l.log.ListAuditEvents(ctx, f)
 }

@@ -259,7 +259,7 @@ func (s *Store) ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]s
 		}
 		e.Time = fromMicros(t)
 		if err := e.SetStoredData([]byte(data)); err != nil {
-			return nil, fmt.Errorf("audit event %d: corrupt data: %w", e.Seq, err)
+			return nil, fmt.Errorf("audit event %d: %w", e.Seq, err)
 		}
 		out = append(out, e)
 	}

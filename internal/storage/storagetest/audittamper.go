@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -133,6 +134,9 @@ func AuditTamper(t *testing.T, fresh func(t *testing.T) TamperDB) {
 		{"a data key twice", func(TamperDB, []storage.AuditEvent) []string {
 			return []string{`UPDATE audit_events SET data = '{"grant":"client_credentials","scope":"admin","scope":"a b"}' WHERE seq = 3`}
 		}, "event 3 was altered"},
+		{"data not a JSON object", func(TamperDB, []storage.AuditEvent) []string {
+			return []string{`UPDATE audit_events SET data = 'not json' WHERE seq = 3`}
+		}, "event 3: corrupt data"},
 		{"data spaced out", func(TamperDB, []storage.AuditEvent) []string {
 			return []string{`UPDATE audit_events SET data = '{"grant": "client_credentials", "scope": "a b"}' WHERE seq = 3`}
 		}, "event 3 was altered"},
@@ -177,8 +181,12 @@ func AuditTamper(t *testing.T, fresh func(t *testing.T) TamperDB) {
 		t.Run(tt.name, func(t *testing.T) {
 			db, _, evs, exec := setup(t)
 			exec(tt.tamper(db, evs)...)
-			if _, err := storage.VerifyLog(ctx, db.Store); err == nil || !strings.Contains(err.Error(), tt.want) {
+			_, err := storage.VerifyLog(ctx, db.Store)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("VerifyLog after the change: %v, want an error with %q", err, tt.want)
+			}
+			if errors.Is(err, storage.ErrUnchecked) {
+				t.Errorf("VerifyLog after the change: %v, a check it could not finish, not the log found altered", err)
 			}
 		})
 	}
