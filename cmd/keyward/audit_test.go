@@ -1006,7 +1006,9 @@ func TestAuditVerifyHead(t *testing.T) {
 	if err := verify(seq + ":" + strings.Repeat("0", 64)); err == nil || !strings.Contains(err.Error(), "records event") {
 		t.Errorf("a pruned head with another hash: %v", err)
 	}
-	if err := verify("1:" + strings.Repeat("0", 64)); err == nil || !strings.Contains(err.Error(), "no audit.prune event names it") {
+	// A routine prune that ended after the head: not a sign of tampering.
+	if err := verify("1:" + strings.Repeat("0", 64)); err == nil || !strings.Contains(err.Error(), "no audit.prune event names it") ||
+		!strings.HasPrefix(err.Error(), "could not finish checking the audit log") {
 		t.Errorf("a pruned head no prune names: %v", err)
 	}
 	if out := runCLI(t, "audit", "verify", "--data-dir", dir, "--head", recorded); !strings.Contains(out, "passes through the recorded head "+seq) {
@@ -1083,6 +1085,67 @@ func TestAuditVerifyUnchecked(t *testing.T) {
 			}
 			if got := verifyFailure(c, err).Error(); !strings.HasPrefix(got, tt.want) {
 				t.Errorf("audit verify failed with\n%s\nwant\n%s…", got, tt.want)
+			}
+		})
+	}
+}
+
+// prunedLog is an audit log that an audit prune run at the same time
+// prunes through event through once its first listings have answered.
+type prunedLog struct {
+	evs      []storage.AuditEvent
+	listings int
+	through  int64
+}
+
+func (l *prunedLog) ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error) {
+	if l.listings--; l.listings == -1 {
+		last := l.evs[len(l.evs)-1]
+		ev := []storage.AuditEvent{storage.CompletePrune(storage.AuditEvent{Time: time.Now(), Outcome: storage.OutcomeSuccess, Actor: "op"},
+			l.through, l.evs[l.through-1].Hash, l.through)}
+		storage.ChainEvents(last.Seq, last.Hash, ev)
+		l.evs = append(l.evs[l.through:], ev...)
+	}
+	return (&memLog{evs: l.evs, answers: -1}).ListAuditEvents(ctx, f)
+}
+
+// TestAuditVerifyHeadPrunedMeanwhile: a prune that deletes the recorded
+// head's event after verify checked the log and before it read the head
+// does not make verify --head report a rewritten chain: the log is
+// checked again, and the head against the audit.prune event. A head
+// pruned by a prune that ended after it cannot be checked, which is no
+// sign of tampering either.
+func TestAuditVerifyHeadPrunedMeanwhile(t *testing.T) {
+	evs := make([]storage.AuditEvent, 5)
+	for i := range evs {
+		evs[i] = storage.AuditEvent{Time: time.Unix(int64(i), 0), Action: "token.issued", Outcome: storage.OutcomeSuccess}
+	}
+	storage.ChainEvents(0, nil, evs)
+	tests := []struct {
+		name      string
+		through   int64
+		unchecked bool
+		want      string
+	}{
+		{"pruned through the head", 3, false, ""},
+		{"pruned past the head", 4, true, "the recorded head, event 3, was pruned (the log starts at event 5) and no audit.prune event names it"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// VerifyLog reads a page and finds the next empty: two listings.
+			log := &prunedLog{evs: slices.Clone(evs), listings: 2, through: tt.through}
+			c, err := verifyAudit(context.Background(), log, 3, evs[2].Hash)
+			if tt.want == "" {
+				if err != nil || c.FirstSeq != tt.through+1 {
+					t.Fatalf("verify --head: %+v, %v", c, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("verify --head: %v, want an error with %q", err, tt.want)
+			}
+			if got := errors.Is(err, storage.ErrUnchecked); got != tt.unchecked {
+				t.Errorf("verify --head: %v, unchecked %v, want %v", err, got, tt.unchecked)
 			}
 		})
 	}

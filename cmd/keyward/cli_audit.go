@@ -400,7 +400,9 @@ rewritten — or the first event that does not fit, or, when the check could
 not be finished (the database did not answer), why: that is no finding
 that the log was altered ("altered": false in -o json). --head SEQ:HASH, a head
 recorded so, also requires that the chain still pass through it: event
-SEQ, or the audit.prune event that accounts for it, has that hash.
+SEQ, or the audit.prune event that accounts for it, has that hash; a head
+pruned by a prune that ended after it cannot be checked in the log (check
+it against the --export file, or give a head recorded since).
 A pruned log is checked from its first kept event, must hold the
 audit.prune event that accounts for the rest, and every prune is listed:
 each should be one you ran.
@@ -478,14 +480,30 @@ each should be one you ran.
 
 // verifyAudit checks the audit log of st (storage.VerifyLog) and, unless
 // headSeq is 0, that it passes through the recorded head: event headSeq
-// with hash headHash (checkHead).
+// with hash headHash (checkHead). A prune may run meanwhile (audit prune
+// does not stop a verify) and delete the head's event after the log was
+// checked: the log is then checked again, and the head against the
+// audit.prune event, up to three times.
 func verifyAudit(ctx context.Context, st storage.AuditLister, headSeq int64, headHash []byte) (storage.LogCheck, error) {
-	c, err := storage.VerifyLog(ctx, st)
-	if err == nil && headSeq != 0 {
+	for attempt := 1; ; attempt++ {
+		c, err := storage.VerifyLog(ctx, st)
+		if err != nil || headSeq == 0 {
+			return c, err
+		}
 		err = checkHead(ctx, st, c, headSeq, headHash)
+		if !errors.Is(err, errHeadGone) {
+			return c, err
+		}
+		if attempt == 3 {
+			return c, storage.Unchecked(fmt.Errorf("%w, %d times: run the check again once no prune runs", err, attempt))
+		}
 	}
-	return c, err
 }
+
+// errHeadGone is checkHead finding that the recorded head's event, in the
+// log it was given, is no longer in the store: pruned since, or deleted,
+// which checking the log again tells.
+var errHeadGone = errors.New("the recorded head's event was deleted while the log was checked")
 
 // verifyFailure is the error audit verify fails with when verifyAudit
 // found c and err: the log NOT intact, or, when err wraps
@@ -513,7 +531,9 @@ func parseHead(s string) (int64, []byte, error) {
 
 // checkHead says whether the verified log c passes through event seq with
 // hash: the event itself, or, when it was pruned, the audit.prune event
-// that names it as the last it deleted.
+// that names it as the last it deleted. A head pruned without such an
+// event cannot be checked (storage.ErrUnchecked); one whose event is gone
+// from the store since c was checked is errHeadGone.
 func checkHead(ctx context.Context, st storage.AuditLister, c storage.LogCheck, seq int64, hash []byte) error {
 	if seq > c.HeadSeq {
 		return fmt.Errorf("the log ends at event %d, before the recorded head %d: its newest events were deleted", c.HeadSeq, seq)
@@ -527,7 +547,10 @@ func checkHead(ctx context.Context, st storage.AuditLister, c storage.LogCheck, 
 				return nil
 			}
 		}
-		return fmt.Errorf("event %d was pruned and no %s event names it: check the recorded head against the file audit prune --export wrote", seq, storage.ActionAuditPrune)
+		// Pruned by a prune that ended elsewhere (a routine one, --before
+		// 90d): the log cannot tell whether the head was in the chain.
+		return storage.Unchecked(fmt.Errorf("the recorded head, event %d, was pruned (the log starts at event %d) and no %s event names it as the last it deleted, so it cannot be checked here: check it against the file audit prune --export wrote, or give a head recorded since the prune",
+			seq, c.FirstSeq, storage.ActionAuditPrune))
 	}
 	evs, err := st.ListAuditEvents(ctx, storage.AuditFilter{AfterSeq: seq - 1, Limit: 1})
 	if err != nil && !errors.Is(err, storage.ErrCorruptData) {
@@ -535,12 +558,11 @@ func checkHead(ctx context.Context, st storage.AuditLister, c storage.LogCheck, 
 	} else if err != nil {
 		return err
 	}
-	if len(evs) == 0 || evs[0].Seq != seq || !bytes.Equal(evs[0].Hash, hash) {
-		got := []byte(nil)
-		if len(evs) > 0 {
-			got = evs[0].Hash
-		}
-		return fmt.Errorf("event %d has hash %x, not the recorded %x: the chain was rewritten from there or before", seq, got, hash)
+	if len(evs) == 0 || evs[0].Seq != seq {
+		return errHeadGone
+	}
+	if !bytes.Equal(evs[0].Hash, hash) {
+		return fmt.Errorf("event %d has hash %x, not the recorded %x: the chain was rewritten from there or before", seq, evs[0].Hash, hash)
 	}
 	return nil
 }
