@@ -407,6 +407,22 @@ func TestAuditVerify(t *testing.T) {
 	}
 }
 
+// TestAuditVerifyEmpty: an empty log verifies, saying it is empty; it
+// said "intact: 0 events, head 0 with hash " and so looked like a log
+// checked. With a recorded head, it fails.
+func TestAuditVerifyEmpty(t *testing.T) {
+	dir := t.TempDir()
+	runCLI(t, "migrate", "--data-dir", dir)
+	out := runCLI(t, "audit", "verify", "--data-dir", dir)
+	if !strings.HasPrefix(out, "the audit log is empty (") || !strings.Contains(out, "0 events, nothing to check") {
+		t.Errorf("verify of an empty log said %q", out)
+	}
+	err := runCLIErr(t, "audit", "verify", "--data-dir", dir, "--head", "3:"+strings.Repeat("0", 64))
+	if err == nil || !strings.Contains(err.Error(), "NOT intact") || !strings.Contains(err.Error(), "the log is empty, and the recorded head is event 3") {
+		t.Errorf("verify --head of an empty log: %v", err)
+	}
+}
+
 // runCLIErr runs a command that is expected to fail and returns its error.
 func runCLIErr(t *testing.T, args ...string) error {
 	t.Helper()

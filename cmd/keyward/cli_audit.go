@@ -448,6 +448,10 @@ each should be one you ran.
 				if err := printJSON(cmd.OutOrStdout(), res); err != nil {
 					return err
 				}
+			} else if verr == nil && c.Events == 0 {
+				// No head to print, and nothing checked: a store whose
+				// events were all deleted looks the same (--head tells).
+				fmt.Fprintf(cmd.OutOrStdout(), "the audit log is empty (%s): 0 events, nothing to check; a log whose events were all deleted looks the same, which --head with a head recorded before detects\n", storeName(cfg))
 			} else if verr == nil {
 				pruned := ""
 				if c.FirstSeq > 1 {
@@ -535,6 +539,9 @@ func parseHead(s string) (int64, []byte, error) {
 // event cannot be checked (storage.ErrUnchecked); one whose event is gone
 // from the store since c was checked is errHeadGone.
 func checkHead(ctx context.Context, st storage.AuditLister, c storage.LogCheck, seq int64, hash []byte) error {
+	if c.Events == 0 {
+		return fmt.Errorf("the log is empty, and the recorded head is event %d: its events were deleted", seq)
+	}
 	if seq > c.HeadSeq {
 		return fmt.Errorf("the log ends at event %d, before the recorded head %d: its newest events were deleted", c.HeadSeq, seq)
 	}
