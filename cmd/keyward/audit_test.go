@@ -423,6 +423,18 @@ func TestAuditVerifyEmpty(t *testing.T) {
 	}
 }
 
+// TestAuditPruneHelp: the help of audit prune says that without --export
+// the events it deletes are kept nowhere, and recommends --export; it only
+// said they were deleted unread, which is about checking them.
+func TestAuditPruneHelp(t *testing.T) {
+	out := runCLI(t, "audit", "prune", "--help")
+	for _, want := range []string{"Without --export no copy is kept: the events are gone for good", "Give --export unless", "without it no copy is kept"} {
+		if !strings.Contains(strings.Join(strings.Fields(out), " "), want) {
+			t.Errorf("audit prune --help does not say %q:\n%s", want, out)
+		}
+	}
+}
+
 // runCLIErr runs a command that is expected to fail and returns its error.
 func runCLIErr(t *testing.T, args ...string) error {
 	t.Helper()

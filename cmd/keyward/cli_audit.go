@@ -597,8 +597,9 @@ not exist), one JSON object a line as 'audit list -o json' shows them, and
 syncs it; only events it wrote are then pruned. It checks their chain as
 'audit verify' does, and an event altered since it was written fails the
 export and prunes nothing. Keep the file if the events must outlive the
-database. Without --export the events are deleted unread: run 'audit
-verify' first, or an altered one goes unreported.
+database. Without --export no copy is kept: the events are gone for good,
+and deleted unread (run 'audit verify' first, or an altered one goes
+unreported). Give --export unless the events are kept elsewhere.
 
 A cut-off less than 24 hours ago (--before 0, 1h) would delete nearly the
 whole log, up to now: it is refused unless --yes confirms it.
@@ -682,7 +683,7 @@ whole log, up to now: it is refused unless --yes confirms it.
 	}
 	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database whose audit log to prune")
 	cmd.Flags().StringVar(&before, "before", "", "delete events older than this: a duration ago (90d, 2160h) or an RFC 3339 time")
-	cmd.Flags().StringVar(&export, "export", "", "first write the events older than --before to this new file, as JSON lines")
+	cmd.Flags().StringVar(&export, "export", "", "first write the events older than --before to this new file, as JSON lines; without it no copy is kept")
 	cmd.Flags().BoolVar(&yes, "yes", false, "confirm a --before less than 24 hours ago, which deletes nearly the whole log")
 	return cmd
 }
