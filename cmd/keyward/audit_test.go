@@ -1102,7 +1102,7 @@ func TestAuditVerifyUnchecked(t *testing.T) {
 		{"the database down", &memLog{evs: good}, 0, nil, "could not finish checking the audit log, which is no finding that it was altered (0 events checked fit): reading the audit log: list audit events: dial tcp"},
 		// VerifyLog reads a page and finds the next empty: two listings.
 		{"the database down before the head was read", &memLog{evs: good, answers: 2}, 3, good[2].Hash, "could not finish checking the audit log, which is no finding that it was altered (5 events checked fit): reading the recorded head, event 3: list audit events: dial tcp"},
-		{"an event altered", &memLog{evs: altered, answers: -1}, 0, nil, "the audit log is NOT intact after 0 good events: audit event 3 was altered"},
+		{"an event altered", &memLog{evs: altered, answers: -1}, 0, nil, "the audit log is NOT intact after 2 good events: audit event 3 was altered"},
 		{"another head", &memLog{evs: good, answers: -1}, 3, good[1].Hash, "the audit log is NOT intact after 5 good events: event 3 has hash"},
 	}
 	for _, tt := range tests {

@@ -244,7 +244,7 @@ type AuditLister interface {
 
 // LogCheck is what VerifyLog found.
 type LogCheck struct {
-	Events   int64  // events checked
+	Events   int64  // events checked; with an error, those that fit
 	FirstSeq int64  // the first event kept; above 1 when older ones were pruned
 	HeadSeq  int64  // the newest event
 	Head     []byte // its hash
@@ -335,6 +335,7 @@ func verifyLog(ctx context.Context, s AuditLister) (LogCheck, error) {
 				pruneSeq, pruneHex = strconv.FormatInt(seq, 10), hex.EncodeToString(prev)
 			}
 		}
+		checked := seq
 		if seq, prev, err = VerifyChain(seq, prev, page); err != nil {
 			if c.Events > 0 && page[0].Seq > seq+1 {
 				// Missing after a page that verified: pruned since, if
@@ -347,6 +348,7 @@ func verifyLog(ctx context.Context, s AuditLister) (LogCheck, error) {
 					return c, errPrunedMeanwhile
 				}
 			}
+			c.Events += seq - checked // those of the page that fit
 			return c, err
 		}
 		for _, e := range page {

@@ -313,20 +313,24 @@ func TestVerifyLogUnchecked(t *testing.T) {
 		log       AuditLister
 		unchecked bool
 		want      string
+		fit       int64 // events that fit; -1: any
 	}{
-		{"the first page unread", &failingLog{log: long(), err: down}, true, "connection refused"},
-		{"a later page unread", &failingLog{log: long(), pages: 2, err: down}, true, "connection refused"},
-		{"the context ended", &failingLog{log: long(), pages: 1, err: context.Canceled}, true, "canceled"},
-		{"pruned meanwhile, every time", &pruneAheadLog{log: chained(5000)}, true, "run the check again"},
-		{"corrupt data", &failingLog{log: long(), pages: 1, err: fmt.Errorf("audit event 1001: %w: bad", ErrCorruptData)}, false, "corrupt data"},
-		{"an event altered", altered, false, "event 1201 was altered"},
-		{"events missing", append(long()[:1200], long()[1300:]...), false, "missing"},
+		{"the first page unread", &failingLog{log: long(), err: down}, true, "connection refused", 0},
+		{"a later page unread", &failingLog{log: long(), pages: 2, err: down}, true, "connection refused", 2000},
+		{"the context ended", &failingLog{log: long(), pages: 1, err: context.Canceled}, true, "canceled", 1000},
+		{"pruned meanwhile, every time", &pruneAheadLog{log: chained(5000)}, true, "run the check again", -1},
+		{"corrupt data", &failingLog{log: long(), pages: 1, err: fmt.Errorf("audit event 1001: %w: bad", ErrCorruptData)}, false, "corrupt data", 1000},
+		{"an event altered", altered, false, "event 1201 was altered", 1200},
+		{"events missing", append(long()[:1200], long()[1300:]...), false, "missing", 1200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := VerifyLog(ctx, tt.log)
+			c, err := VerifyLog(ctx, tt.log)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("VerifyLog: %v, want an error with %q", err, tt.want)
+			}
+			if tt.fit >= 0 && c.Events != tt.fit {
+				t.Errorf("VerifyLog: %d events fit, want %d", c.Events, tt.fit)
 			}
 			if got := errors.Is(err, ErrUnchecked); got != tt.unchecked {
 				t.Errorf("VerifyLog: %v, unchecked %v, want %v", err, got, tt.unchecked)
