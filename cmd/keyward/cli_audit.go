@@ -656,6 +656,17 @@ whole log, up to now: it is refused unless --yes confirms it.
 				}
 				limits.ThroughSeq = last // nothing that was not exported goes
 			}
+			// Never the newest event as the prune starts: each batch keeps
+			// the newest it finds, but from the second on that is the
+			// audit.prune record of the batch before. (With one event or
+			// none, the first batch keeps it and prunes nothing.)
+			head, err := st.ListAuditEvents(cmd.Context(), storage.AuditFilter{Newest: true, Limit: 1})
+			if err != nil {
+				return fmt.Errorf("read the newest audit event (nothing was pruned): %w", err)
+			}
+			if len(head) > 0 && (limits.ThroughSeq == 0 || limits.ThroughSeq >= head[0].Seq) {
+				limits.ThroughSeq = head[0].Seq - 1
+			}
 			ev := storage.AuditEvent{Time: now, Outcome: storage.OutcomeSuccess, Actor: localOperator("keyward audit prune"),
 				Data: map[string]string{"before": cut.UTC().Format(time.RFC3339)}}
 			// In batches, so that writers wait for one short transaction at
