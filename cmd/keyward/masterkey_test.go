@@ -15,6 +15,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/signer"
+	"github.com/keyward/keyward/internal/storage"
 )
 
 // TestMasterKeyRotate: after `keyward master-key rotate`, a server on the
@@ -149,7 +153,7 @@ func TestTextMasterKey(t *testing.T) {
 			cfg.DataDir, cfg.MasterKeyFile = t.TempDir(), file
 			var log bytes.Buffer
 			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&log, nil))}
-			if _, err := m.loadMasterKey(context.Background()); err != nil {
+			if _, _, err := m.loadMasterKey(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			if warned := strings.Contains(log.String(), "the master key is 32 printable characters"); warned != tt.text {
@@ -215,5 +219,40 @@ func TestMasterKeyRotateUnsynced(t *testing.T) {
 	want := filepath.Join(dir, "master.key") + " may still hold the old one after a crash: keep " + newKeyFile + " and start with --master-key-file " + newKeyFile
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("rotate with the directory not synced: %v, want an error saying %q", err, want)
+	}
+}
+
+// Two servers sharing a store, started at the same moment without a
+// master key, each generate one; the second to seal finds the store
+// sealed under the other's. It says so, and removes the key it generated,
+// which would have failed every later start the same way.
+func TestFirstStartSealedMeanwhile(t *testing.T) {
+	dir := t.TempDir()
+	theirs := bytes.Repeat([]byte{0x5c}, 32)
+	defer func(f func(context.Context, storage.Storage)) { masterKeyGenerated = f }(masterKeyGenerated)
+	masterKeyGenerated = func(ctx context.Context, st storage.Storage) {
+		if _, err := signer.LoadPepper(ctx, st, theirs, time.Now()); err != nil {
+			t.Errorf("sealing the store under another key: %v", err)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	err := m.Open(context.Background())
+	m.Close()
+	path := filepath.Join(dir, "master.key")
+	if want := "sealed it at the same time"; err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path+" was removed again") {
+		t.Fatalf("start: %v, want an error saying %q and that %s was removed", err, want, path)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the generated master key is left: %v", err)
+	}
+	// Given the other server's key, it starts.
+	masterKeyGenerated = func(context.Context, storage.Storage) { t.Error("a master key was generated again") }
+	cfg.MasterKeyFile = writeMasterKey(t, "5c")
+	m = &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	defer m.Close()
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatalf("start with the other server's key: %v", err)
 	}
 }

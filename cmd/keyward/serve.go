@@ -274,11 +274,19 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := checkAccountDomain(ctx, m.store, c.flag("account-domain"), c.AccountDomain, m.Logger); err != nil {
 		return err
 	}
-	master, err := m.loadMasterKey(ctx)
+	master, generated, err := m.loadMasterKey(ctx)
 	if err != nil {
 		return err
 	}
 	pepper, err := signer.LoadPepper(ctx, m.store, master, m.Now())
+	if err != nil && generated != "" && errors.Is(err, signer.ErrWrongMasterKey) {
+		// Another server sharing the store, started at the same moment
+		// without a master key either, sealed it first under the key it
+		// generated. Left in place, this one's key would fail every
+		// start the same way.
+		return fmt.Errorf("another server sharing this store sealed it at the same time under the master key it generated; every server on one store needs the same master key: give this one that server's (--master-key-file or KEYWARD_MASTER_KEY); the key generated here %s",
+			removeUnsealedKey(generated, []byte(fmt.Sprintf("%x\n", master))))
+	}
 	if err != nil {
 		return err
 	}
@@ -963,7 +971,8 @@ func sqlitePath(c Config) string { return filepath.Join(c.DataDir, "keyward.db")
 // KEYWARD_MASTER_KEY, or else from <data-dir>/master.key, creating it only
 // when the store holds nothing sealed yet: a store with sealed values (an
 // imported one, say) can only be opened with the key it was sealed with.
-func (m *Main) loadMasterKey(ctx context.Context) ([]byte, error) {
+// generated is the file it created, if it did.
+func (m *Main) loadMasterKey(ctx context.Context) (key []byte, generated string, err error) {
 	k, path, err := findMasterKey(m.Config)
 	if err != nil || k != nil {
 		if err == nil && path == generatedMasterKeyPath(m.Config) {
@@ -973,23 +982,24 @@ func (m *Main) loadMasterKey(ctx context.Context) ([]byte, error) {
 			m.Logger.Warn("the master key is 32 printable characters, taken as 32 raw bytes: a passphrase, or 16 bytes in hex, holds far fewer than the 256 bits a master key should; move to a random one with keyward master-key rotate --new-master-key-file FILE (make FILE with openssl rand -hex 32)",
 				"source", path)
 		}
-		return k, err
+		return k, "", err
 	}
 	if err := refuseSealedStore(ctx, m.store, path); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	k = make([]byte, signer.MasterKeySize)
 	rand.Read(k)
 	data := []byte(fmt.Sprintf("%x\n", k))
 	if err := writeFileAtomic(path, data, 0o600); err != nil {
-		return nil, fmt.Errorf("master key: %w; %s", err, removeUnsealedKey(path, data))
+		return nil, "", fmt.Errorf("master key: %w; %s", err, removeUnsealedKey(path, data))
 	}
+	masterKeyGenerated(ctx, m.store)
 	m.Logger.Warn("generated a master key next to the data; back it up, and for production keep it apart (--master-key-file or KEYWARD_MASTER_KEY)",
 		"path", path)
 	if m.Config.DB != "" {
 		m.Logger.Warn("with PostgreSQL every replica needs the same master key: give each one --master-key-file or KEYWARD_MASTER_KEY")
 	}
-	return k, nil
+	return k, path, nil
 }
 
 // removeUnsealedKey removes the master key file path that a first start
@@ -1039,6 +1049,11 @@ func refuseSealedStore(ctx context.Context, st signer.PepperStore, path string) 
 		"start with the master key of the server it came from (for an import, the one the export was taken from) in --master-key-file FILE or KEYWARD_MASTER_KEY; "+
 		"%s was not created, since a new key would open nothing in it", path)
 }
+
+// masterKeyGenerated is called once a first start has generated its
+// master key, before it seals anything; tests seal the store meanwhile,
+// as another server starting at the same moment would.
+var masterKeyGenerated = func(context.Context, storage.Storage) {}
 
 // generatedMasterKeyPath is where a master key is generated when none is
 // given: next to the data.
