@@ -205,15 +205,18 @@ func TestOutputFileErrors(t *testing.T) {
 }
 
 // TestBenchFlagMessages: bench says what it takes. --duration 0 was refused
-// as not "between 0 and 1h", and an empty --scenarios started a server,
-// ran nothing and printed an empty table.
+// as not "between 0 and 1h", --duration 1ns was taken (and measured next
+// to nothing), and an empty --scenarios started a server, ran nothing and
+// printed an empty table.
 func TestBenchFlagMessages(t *testing.T) {
 	for _, tt := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"bench", "--duration", "0s"}, "--duration must be more than 0 and at most 1h"},
-		{[]string{"bench", "--duration", "2h"}, "--duration must be more than 0 and at most 1h"},
+		{[]string{"bench", "--duration", "0s"}, "--duration must be from 100ms to 1h"},
+		{[]string{"bench", "--duration", "1ns"}, "--duration must be from 100ms to 1h"},
+		{[]string{"bench", "--duration", "2h"}, "--duration must be from 100ms to 1h"},
+		{[]string{"bench", "--accounts", "20000000"}, "--accounts must be from 0 to 10000000"},
 		{[]string{"bench", "--scenarios", "", "--duration", "100ms", "--warmup", "0s"}, "--scenarios is empty; name one or more of client_credentials_secret"},
 	} {
 		err := runCLIErrWithin(t, 60*time.Second, tt.args...)

@@ -161,12 +161,12 @@ names another server.`,
 	fl.StringVar(&f.targetMetrics, "target-metrics", "", "the --target server's Prometheus metrics URL (its --metrics-listen, e.g. http://10.0.0.5:9090/metrics), for its CPU, memory and own p99")
 	fl.StringVar(&f.caCert, "ca-cert", "", "PEM file of the CA that signed --target's TLS certificate (default: $KEYWARD_CA_CERT, else the system's)")
 	fl.StringVar(&f.db, "db", "", "run the started server on this PostgreSQL database, in a schema of its own dropped afterwards, instead of a temporary SQLite one")
-	fl.DurationVar(&f.duration, "duration", 10*time.Second, "how long to drive each scenario")
-	fl.IntVar(&f.concurrency, "concurrency", 64, "concurrent clients")
+	fl.DurationVar(&f.duration, "duration", 10*time.Second, "how long to drive each scenario, from "+minBenchDuration.String()+" to 1h")
+	fl.IntVar(&f.concurrency, "concurrency", 64, "concurrent clients, from 1 to 10000")
 	fl.DurationVar(&f.warmup, "warmup", time.Second, "before measuring each scenario, run it this long without counting (connections open, caches filled)")
-	fl.Float64Var(&f.rate, "rate", 0, "requests per second to send in each scenario, spread over the clients (0: each client sends as soon as it is answered)")
+	fl.Float64Var(&f.rate, "rate", 0, "requests per second to send in each scenario, spread over the clients, at most 10000000 (0: each client sends as soon as it is answered)")
 	fl.StringSliceVar(&f.scenarios, "scenarios", allScenarios, "scenarios to run, comma-separated")
-	fl.IntVar(&f.accounts, "accounts", 0, "first fill the store with this many service accounts (started server only)")
+	fl.IntVar(&f.accounts, "accounts", 0, fmt.Sprintf("first fill the store with this many service accounts, at most %d (started server only); the first %d get a client secret, and client_credentials_secret spreads its requests over them", maxFillAccounts, fillSecrets))
 	fl.StringVar(&f.signingAlg, "signing-alg", "", "access-token signing algorithm of the started server: "+strings.Join(signer.Algorithms, ", ")+" (default: the server's, ES256)")
 	fl.BoolVar(&f.assertionJTI, "assertion-jti", false, "give each jwt_bearer assertion its own jti and send it once, for a server started with --require-assertion-jti (default: no jti, as Google's libraries send them, and the assertions are cycled)")
 	fl.DurationVar(&f.introspectionAudit, "introspection-audit-interval", DefaultConfig().IntrospectionAudit, "the started server's --introspection-audit-interval: how often introspections that find their token active are audited as summaries (0: each one durably before its answer)")
@@ -178,8 +178,8 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 	if err := checkOutput(f.output); err != nil {
 		return err
 	}
-	if f.duration <= 0 || f.duration > time.Hour {
-		return usageError{errors.New("--duration must be more than 0 and at most 1h")}
+	if f.duration < minBenchDuration || f.duration > time.Hour {
+		return usageError{fmt.Errorf("--duration must be from %s to 1h", minBenchDuration)}
 	}
 	if f.concurrency < 1 || f.concurrency > 10_000 {
 		return usageError{errors.New("--concurrency must be from 1 to 10000")}
@@ -219,8 +219,8 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 			return usageError{fmt.Errorf("--target-metrics %q is not an http:// or https:// URL", f.targetMetrics)}
 		}
 	}
-	if f.accounts < 0 { // also with --target, where it would be ignored
-		return usageError{errors.New("--accounts must not be negative")}
+	if f.accounts < 0 || f.accounts > maxFillAccounts { // also with --target, where it would be ignored
+		return usageError{fmt.Errorf("--accounts must be from 0 to %d", maxFillAccounts)}
 	}
 	if f.target != "" && (f.accounts > 0 || f.db != "" || f.signingAlg != "" || cmd.Flags().Changed("introspection-audit-interval")) {
 		return usageError{errors.New("--accounts, --db, --signing-alg and --introspection-audit-interval apply to a server bench starts, not to --target")}
@@ -523,7 +523,7 @@ func (b *bench) stopServer() {
 }
 
 // fill bulk-loads accounts straight into the store before the server
-// starts; the first thousand get a client secret.
+// starts; the first fillSecrets get a client secret.
 func (b *bench) fill(ctx context.Context, cfg Config, issuer string) error {
 	st, err := openStore(ctx, cfg, nil) // the benchmark's own new store: nothing to warn about
 	if err != nil {
@@ -568,7 +568,7 @@ func (b *bench) fill(ctx context.Context, cfg Config, issuer string) error {
 		}
 		b.progress(fmt.Sprintf("filling the store: %d of %d accounts (%s)", done+n, b.f.accounts, time.Since(start).Round(time.Second)))
 	}
-	for i := range min(1000, b.f.accounts) {
+	for i := range min(fillSecrets, b.f.accounts) {
 		id := fillAccountID(i)
 		secret := benchSecret(i)
 		sec := storage.Secret{ID: fmt.Sprintf("fill%012d", i), AccountID: id, Hash: clientauth.HashSecret(pepper, secret), Hint: "kw_…", CreatedAt: now}
@@ -581,6 +581,19 @@ func (b *bench) fill(ctx context.Context, cfg Config, issuer string) error {
 	fmt.Fprintf(b.out, "filled the store with %d accounts in %s\n", b.f.accounts, time.Since(start).Round(time.Second))
 	return nil
 }
+
+// minBenchDuration is the shortest --duration: a shorter run measures too
+// few requests for its percentiles to mean anything (at 1ns, none at all).
+const minBenchDuration = 100 * time.Millisecond
+
+// maxFillAccounts bounds --accounts: filling takes about 20 s a million.
+const maxFillAccounts = 10_000_000
+
+// fillSecrets is how many of the fill accounts get a client secret, over
+// which client_credentials_secret spreads its requests: signing in as a
+// thousand accounts already shows what many cost (more cache entries, more
+// last-use times to flush), and their hashes take time to write.
+const fillSecrets = 1000
 
 // fillPrefix names the fixtures of a filled store: the API the fill
 // accounts hold the scope of must be the one the scenarios use.

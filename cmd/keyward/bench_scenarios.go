@@ -310,7 +310,7 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 	switch name {
 	case "client_credentials_secret":
 		if b.accountCount > 0 {
-			n := min(1000, b.accountCount)
+			n := min(fillSecrets, b.accountCount)
 			return func(ctx context.Context, w, i int) (int, bool) {
 				k := (w*7919 + i) % n
 				status, _ := b.send(ctx, w, b.form(oauth2.TokenPath, url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope}},

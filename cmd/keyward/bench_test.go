@@ -144,10 +144,13 @@ func TestBenchFlagErrors(t *testing.T) {
 	}{
 		{[]string{"--duration", "-1s"}, "--duration"},
 		{[]string{"--duration", "2h"}, "--duration"},
+		{[]string{"--duration", "1ns"}, "--duration"},
+		{[]string{"--duration", "99ms"}, "--duration"},
 		{[]string{"--concurrency", "-3"}, "--concurrency"},
 		{[]string{"--rate", "+Inf"}, "--rate"},
 		{[]string{"--warmup", "1h"}, "--warmup"},
 		{[]string{"--accounts", "-5"}, "--accounts"},
+		{[]string{"--accounts", "10000001"}, "--accounts"},
 		{[]string{"--target", "http://127.0.0.1:1", "--accounts", "-5"}, "--accounts"},
 		{[]string{"--scenarios", ""}, "--scenarios"},
 	}
