@@ -233,17 +233,13 @@ func TestBenchStrictClientAssertionAudience(t *testing.T) {
 // fails the run, saying so, instead of reporting the failures as figures.
 func TestBenchTargetDies(t *testing.T) {
 	m := startServer(t)
-	target, _ := url.Parse(m.URL())
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.ErrorLog = log.New(io.Discard, "", 0)
 	var tokens atomic.Int64
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxy := frontOf(t, m, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Path == "/token" && tokens.Add(1) > 3 { // the fixtures take one; the scenario, the rest
 			panic(http.ErrAbortHandler) // the server is gone: connections break
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	defer proxy.Close()
+		return false
+	})
 	args := []string{"bench", "--target", proxy.URL, "--credentials", m.AdminKeyFile, "--duration", "500ms", "--warmup", "0s", "--concurrency", "2",
 		"--scenarios", "client_credentials_secret,introspect_jwt", "-o", "json"}
 	var out strings.Builder
@@ -516,30 +512,27 @@ func TestBenchAssertionJTI(t *testing.T) {
 // and every other one after it another way.
 func TestBenchFirstErrorOfTheRun(t *testing.T) {
 	m := startServer(t)
-	target, _ := url.Parse(m.URL())
-	rp := httputil.NewSingleHostReverseProxy(target)
 	var sent atomic.Int64
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxy := frontOf(t, m, func(w http.ResponseWriter, r *http.Request) bool {
 		// The scenario's requests are loadgen's, which name no user agent;
 		// the fixtures' are Go's HTTP client's.
-		if r.URL.Path == "/token" && r.UserAgent() == "" {
-			refuse := func(code, desc string) {
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusBadRequest)
-				json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
-			}
-			switch n := sent.Add(1); {
-			case n == 1:
-				refuse("invalid_request", "refused in the warm-up")
-				return
-			case n%2 == 0:
-				refuse("invalid_scope", "refused in the run")
-				return
-			}
+		if r.URL.Path != "/token" || r.UserAgent() != "" {
+			return false
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	defer proxy.Close()
+		refuse := func(code, desc string) bool {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+			return true
+		}
+		switch n := sent.Add(1); {
+		case n == 1:
+			return refuse("invalid_request", "refused in the warm-up")
+		case n%2 == 0:
+			return refuse("invalid_scope", "refused in the run")
+		}
+		return false
+	})
 	out := runCLI(t, "bench", "--target", proxy.URL, "--credentials", m.AdminKeyFile, "--duration", "300ms", "--warmup", "200ms", "--concurrency", "1",
 		"--scenarios", "client_credentials_secret", "-o", "json")
 	var r benchReport
