@@ -139,7 +139,8 @@ as are client_credentials_dpop's DPoP proofs (ES256; a proof is good for a
 minute, so that scenario needs --warmup + --duration within 45s, and one
 45s old by its turn is signed again then, as the scenario's note counts).
 Likewise an assertion, good for an hour, that is 55m old by its turn (a
-long run) is signed again then.
+long run) is signed again then. That signing is done before its request's
+clock starts: it is in the load generator's CPU, not in a latency.
 Each client sends its requests, encoded before the run where they can be,
 over a keep-alive connection of its own, so the load generator takes little
 of the CPU it shares with the server. Before the table, a yardstick: how
@@ -383,8 +384,9 @@ type bench struct {
 	// scenario being run, for its note: the errors column counts its
 	// statuses, this says why.
 	refusal atomic.Pointer[refusal]
-	// resigned counts the DPoP proofs of the scenario's measured run that
-	// had grown too old by their turn and were signed again then.
+	// resigned counts the credentials (DPoP proofs, assertions) of the
+	// scenario's measured run that had grown too old by their turn and were
+	// signed again then, before their requests' clocks started.
 	resigned atomic.Int64
 }
 

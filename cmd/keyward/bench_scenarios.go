@@ -64,7 +64,7 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 	}
 	defer conns.Close()
 	b.conns = conns
-	req, note, err := b.prepare(ctx, name)
+	req, prep, note, err := b.prepare(ctx, name)
 	if err != nil {
 		return scenarioResult{}, err
 	}
@@ -72,7 +72,7 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 	if b.child != nil {
 		pid = b.child.Process.Pid
 	}
-	load := loadgen.Load{Concurrency: b.f.concurrency, Duration: b.f.duration, Rate: b.f.rate}
+	load := loadgen.Load{Concurrency: b.f.concurrency, Duration: b.f.duration, Rate: b.f.rate, Prepare: prep}
 	if strings.HasPrefix(name, "verify_") && load.Concurrency > runtime.GOMAXPROCS(0) {
 		// A verification never waits: it only computes. Callers beyond one
 		// per core would add no throughput, only the wait for a core — and
@@ -153,7 +153,7 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 			res.CutOff), "; ")
 	}
 	if n := b.resigned.Load(); n > 0 {
-		r.Note = strings.TrimPrefix(r.Note+"; "+fmt.Sprintf("%d of the credentials signed before the run had grown too old by their turn (DPoP proofs %s, assertions %s) and were signed again during it, in the load generator's CPU", n, dpopFreshFor, assertionFreshFor), "; ")
+		r.Note = strings.TrimPrefix(r.Note+"; "+fmt.Sprintf("%d of the credentials signed before the run had grown too old by their turn (DPoP proofs %s, assertions %s) and were signed again during it, in the load generator's CPU but before their requests' clocks started", n, dpopFreshFor, assertionFreshFor), "; ")
 	}
 	if f := b.refusal.Load(); f != nil && res.Errors > 0 {
 		r.Note = strings.TrimPrefix(r.Note+"; "+f.explain(name, b.f.assertionJTI), "; ")
@@ -302,9 +302,12 @@ func (b *bench) tokens(ctx context.Context, scope string, n int) ([]string, erro
 // time: enough for the server to commit their audit rows together.
 const tokenWorkers = 16
 
-// prepare builds a scenario's request function and does its unmeasured
+// prepare builds a scenario's request function and, for the scenarios
+// that send signed credentials, the step before each request that picks
+// its credential and signs it again if it has grown too old, before the
+// request's clock starts (loadgen.Load.Prepare); and does its unmeasured
 // preparation (signing assertions, getting tokens).
-func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, string, error) {
+func (b *bench) prepare(ctx context.Context, name string) (req loadgen.Request, before loadgen.Prepare, note string, err error) {
 	fx := b.fixtures
 	ok := func(status int) (int, bool) { return status, status == 200 }
 	switch name {
@@ -316,13 +319,13 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 				status, _ := b.send(ctx, w, b.form(oauth2.TokenPath, url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope}},
 					fillAccountID(k), benchSecret(k)))
 				return ok(status)
-			}, fmt.Sprintf("spread over %d of the %d accounts", n, b.accountCount), nil
+			}, nil, fmt.Sprintf("spread over %d of the %d accounts", n, b.accountCount), nil
 		}
 		req := b.form(oauth2.TokenPath, url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope}}, fx.clientID, fx.secret)
 		return func(ctx context.Context, w, i int) (int, bool) {
 			status, _ := b.send(ctx, w, req)
 			return ok(status)
-		}, "", nil
+		}, nil, "", nil
 
 	case "client_credentials_private_key_jwt":
 		n := b.presignCount()
@@ -331,33 +334,29 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 				"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
 		}, jose.ES256, fx.esKey, fx.esKeyID, nil)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
-		var next atomic.Int64
+		before, taken := assertions.picker(b.f.concurrency, assertions.inOrder)
 		return func(ctx context.Context, w, i int) (int, bool) {
-			k := next.Add(1) - 1
-			if int(k) >= n {
-				return loadgen.Exhausted, false
-			}
-			a, err := assertions.at(int(k))
-			if err != nil {
+			a := taken(w)
+			if a == nil {
 				return 0, false
 			}
 			status, _ := b.send(ctx, w, b.form(oauth2.TokenPath, url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope},
 				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a.raw}}, "", ""))
 			return ok(status)
-		}, fmt.Sprintf("%d ES256 client assertions signed before the run", n), nil
+		}, before, fmt.Sprintf("%d ES256 client assertions signed before the run", n), nil
 
 	case "client_credentials_dpop":
 		// Signed before the run: runBench keeps the run within a proof's
 		// max age.
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
 		prover, err := dpop.NewProver(key)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
 		n := b.presignCount()
 		htu := b.tokenAudience()
@@ -368,22 +367,18 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 			return prover.Proof(http.MethodPost, htu, "", now)
 		}, nil)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
 		form := url.Values{"grant_type": {"client_credentials"}, "scope": {fx.scope}}
-		var next atomic.Int64
+		before, taken := proofs.picker(b.f.concurrency, proofs.inOrder)
 		return func(ctx context.Context, w, i int) (int, bool) {
-			k := next.Add(1) - 1
-			if int(k) >= n {
-				return loadgen.Exhausted, false
-			}
-			proof, err := proofs.at(int(k))
-			if err != nil {
+			proof := taken(w)
+			if proof == nil {
 				return 0, false
 			}
 			status, _ := b.send(ctx, w, b.form(oauth2.TokenPath, form, fx.clientID, fx.secret, dpop.Header+": "+proof.raw))
 			return ok(status)
-		}, fmt.Sprintf("%d ES256 DPoP proofs signed before the run; client_secret_basic", n), nil
+		}, before, fmt.Sprintf("%d ES256 DPoP proofs signed before the run; client_secret_basic", n), nil
 
 	case "jwt_bearer":
 		var kf struct {
@@ -395,11 +390,11 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 		json.Unmarshal(fx.keyFile, &kf)
 		block, _ := pem.Decode([]byte(kf.Key))
 		if block == nil {
-			return nil, "", fmt.Errorf("the fixture key file has no private key")
+			return nil, nil, "", fmt.Errorf("the fixture key file has no private key")
 		}
 		priv, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
 		// Without a jti, as Google's libraries send them, a few are cycled:
 		// the server parses and verifies each one it is sent and caches
@@ -421,38 +416,22 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 			return b.form(oauth2.TokenPath, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {a}}, "", "")
 		})
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
-		request := func(k int) ([]byte, error) {
-			c, err := assertions.at(k)
-			if err != nil {
-				return nil, err
-			}
-			return c.req, nil
-		}
+		pick, note := assertions.inOrder, fmt.Sprintf("%d RS256 assertions, each with its own jti, signed before the run and each sent once (--assertion-jti)", n)
 		if cycled {
-			return func(ctx context.Context, w, i int) (int, bool) {
-				req, err := request((w*31 + i) % n)
-				if err != nil {
-					return 0, false
-				}
-				status, _ := b.send(ctx, w, req)
-				return ok(status)
-			}, fmt.Sprintf("%d RS256 assertions without jti signed before the run and cycled; each request's signature is verified", n), nil
+			pick = func(w, i int) (int, bool) { return (w*31 + i) % n, true }
+			note = fmt.Sprintf("%d RS256 assertions without jti signed before the run and cycled; each request's signature is verified", n)
 		}
-		var next atomic.Int64
+		before, taken := assertions.picker(b.f.concurrency, pick)
 		return func(ctx context.Context, w, i int) (int, bool) {
-			k := next.Add(1) - 1
-			if int(k) >= n {
-				return loadgen.Exhausted, false
-			}
-			req, err := request(int(k))
-			if err != nil {
+			c := taken(w)
+			if c == nil {
 				return 0, false
 			}
-			status, _ := b.send(ctx, w, req)
+			status, _ := b.send(ctx, w, c.req)
 			return ok(status)
-		}, fmt.Sprintf("%d RS256 assertions, each with its own jti, signed before the run and each sent once (--assertion-jti)", n), nil
+		}, before, note, nil
 
 	case "introspect_opaque", "introspect_jwt":
 		scope := fx.scope
@@ -461,7 +440,7 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 		}
 		toks, err := b.tokens(ctx, scope, 100)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
 		reqs := make([][]byte, len(toks))
 		for i, t := range toks {
@@ -473,21 +452,21 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 				return 299, false // answered, but inactive: a failure of the fixture
 			}
 			return ok(status)
-		}, "", nil
+		}, nil, "", nil
 
 	case "healthz":
 		req := loadgen.NewGet(b.host, "/healthz")
 		return func(ctx context.Context, w, i int) (int, bool) {
 			status, _ := b.send(ctx, w, req)
 			return ok(status)
-		}, "GET /healthz: no authentication, no storage; the HTTP floor", nil
+		}, nil, "GET /healthz: no authentication, no storage; the HTTP floor", nil
 
 	case "verify_cold", "verify_warm":
 		var md struct {
 			Issuer string `json:"issuer"`
 		}
 		if err := getJSONURL(ctx, b.http, b.base+"/.well-known/oauth-authorization-server", &md); err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
 		opts := []verify.Option{verify.WithHTTPClient(b.http)}
 		count, note := 64, "64 tokens, verified once before the run: cache hits"
@@ -497,11 +476,11 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 		}
 		v, err := verify.New(ctx, md.Issuer, fx.jwtAPI, opts...)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
 		toks, err := b.tokens(ctx, fx.scope, count)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
 		if name == "verify_warm" {
 			for _, t := range toks {
@@ -513,9 +492,9 @@ func (b *bench) prepare(ctx context.Context, name string) (loadgen.Request, stri
 				return 0, false
 			}
 			return 200, true
-		}, note + " (in the load generator's process; no server work)", nil
+		}, nil, note + " (in the load generator's process; no server work)", nil
 	}
-	return nil, "", fmt.Errorf("unknown scenario %q", name)
+	return nil, nil, "", fmt.Errorf("unknown scenario %q", name)
 }
 
 // presignCount is how many one-use assertions or proofs a scenario signs
@@ -591,12 +570,14 @@ func (b *bench) presign(n int, claims func(i int, now time.Time) map[string]any,
 
 // presigned are credentials signed before the run, each dated (iat) when
 // it was signed. One older than freshFor when its turn comes is signed
-// again then, in the load generator's CPU, rather than sent for the server
-// to refuse and the report to count as the server's error: signing
-// hundreds of thousands takes a while, and a long run (up to 1h after a
-// warm-up of up to 10m) outlasts an assertion's hour.
+// again then, in the load generator's CPU but before its request's clock
+// starts (picker), rather than sent for the server to refuse and the
+// report to count as the server's error: signing hundreds of thousands
+// takes a while, and a long run (up to 1h after a warm-up of up to 10m)
+// outlasts an assertion's hour.
 type presigned struct {
 	creds    []atomic.Pointer[credential]
+	next     atomic.Int64 // the next credential inOrder hands out
 	freshFor time.Duration
 	sign     func(i int, now time.Time) (string, error)
 	encode   func(raw string) []byte // nil: the scenario encodes each request as it sends it
@@ -655,6 +636,33 @@ func (p *presigned) at(i int) (*credential, error) {
 	p.creds[i].Store(c)
 	p.resigned.Add(1)
 	return c, nil
+}
+
+// inOrder picks the credentials one after the other, each once, for
+// credentials good once (each with its own jti, or a DPoP proof); false
+// when all are taken.
+func (p *presigned) inOrder(_, _ int) (int, bool) {
+	k := p.next.Add(1) - 1
+	return int(k), k < int64(len(p.creds))
+}
+
+// picker returns the Prepare of a scenario's requests, which picks
+// request i's credential with pick (false: none left, Exhausted) and signs
+// it again if it has grown too old, before the request's clock starts, and
+// taken, which returns the credential so picked for worker w's request
+// (nil if signing it again failed). Each of workers has a slot of its own,
+// as loadgen calls a worker's Prepare and Request one after the other.
+func (p *presigned) picker(workers int, pick func(w, i int) (int, bool)) (before loadgen.Prepare, taken func(w int) *credential) {
+	slots := make([]*credential, max(1, workers))
+	before = func(_ context.Context, w, i int) int {
+		k, ok := pick(w, i)
+		if !ok {
+			return loadgen.Exhausted
+		}
+		slots[w], _ = p.at(k) // nil on failure: the request counts it as an error
+		return 0
+	}
+	return before, func(w int) *credential { return slots[w] }
 }
 
 // signAhead runs sign for each of n signed things (what), a worker per

@@ -661,19 +661,42 @@ func TestBenchDPoPProofsStayFresh(t *testing.T) {
 	u, _ := url.Parse(srv.URL)
 	b := &bench{f: benchFlags{duration: time.Second, rate: 1}, progress: func(string) {}, base: srv.URL, host: u.Host, conns: conns}
 	b.fixtures.keyFile = []byte(`{"token_uri": "` + srv.URL + `/token"}`)
-	req, _, err := b.prepare(context.Background(), dpopScenario)
+	req, before, _, err := b.prepare(context.Background(), dpopScenario)
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2100 * time.Millisecond) // the proofs' iat (whole seconds) is now over 2s old
 	for i := 1; i <= 3; i++ {
-		if status, ok := req(context.Background(), 0, i); !ok {
+		if status, ok := sendPrepared(t, b, before, req, i); !ok {
 			t.Errorf("request %d, its proof signed over 2s before: HTTP %d", i, status)
 		}
 	}
 	if n := b.resigned.Load(); n != 3 || refused.Load() != 0 {
 		t.Errorf("%d proofs signed again, %d refused; want 3 and 0", n, refused.Load())
 	}
+}
+
+// sendPrepared sends request i of worker 0 as loadgen does, Prepare
+// first, and checks that the credential that had to be signed again was
+// signed in Prepare, before the request's clock starts (issue #7: what is
+// measured is the server, not client-side signing), not in the request.
+func sendPrepared(t *testing.T, b *bench, before loadgen.Prepare, req loadgen.Request, i int) (int, bool) {
+	t.Helper()
+	n := b.resigned.Load()
+	if before == nil {
+		t.Fatal("no Prepare: the credentials would be signed again inside the measured request")
+	}
+	if before(context.Background(), 0, i) == loadgen.Exhausted {
+		t.Fatalf("request %d: the credentials ran out", i)
+	}
+	if b.resigned.Load() != n+1 {
+		t.Errorf("request %d: Prepare signed %d credentials again, want the request's one", i, b.resigned.Load()-n)
+	}
+	status, ok := req(context.Background(), 0, i)
+	if b.resigned.Load() != n+1 {
+		t.Errorf("request %d: the request itself signed a credential again, inside its latency", i)
+	}
+	return status, ok
 }
 
 // TestBenchTargetSetupFails: when setting up the fixtures on a --target
@@ -854,9 +877,10 @@ func TestBenchAssertionsStayFresh(t *testing.T) {
 	defer func(n int) { maxPresigned = n }(maxPresigned)
 	maxPresigned = 10
 	type run struct {
-		name string
-		b    *bench
-		req  loadgen.Request
+		name   string
+		b      *bench
+		req    loadgen.Request
+		before loadgen.Prepare
 	}
 	var runs []run
 	for _, tt := range []struct {
@@ -874,17 +898,17 @@ func TestBenchAssertionsStayFresh(t *testing.T) {
 		defer conns.Close()
 		b := &bench{f: benchFlags{duration: time.Second, rate: 1, assertionJTI: tt.assertionJTI}, progress: func(string) {}, base: srv.URL, host: u.Host, conns: conns}
 		b.fixtures = fixtures{clientID: "c1", esKey: esKey, esKeyID: "e1", keyFile: keyFile}
-		req, _, err := b.prepare(context.Background(), tt.scenario)
+		req, before, _, err := b.prepare(context.Background(), tt.scenario)
 		if err != nil {
 			t.Fatal(err)
 		}
-		runs = append(runs, run{fmt.Sprintf("%s (--assertion-jti %v)", tt.scenario, tt.assertionJTI), b, req})
+		runs = append(runs, run{fmt.Sprintf("%s (--assertion-jti %v)", tt.scenario, tt.assertionJTI), b, req, before})
 	}
 	time.Sleep(2500 * time.Millisecond) // the assertions' exp is now less than 1h - 2s away
 	for _, r := range runs {
 		refused.Store(0)
 		for i := 1; i <= 3; i++ {
-			if status, ok := r.req(context.Background(), 0, i); !ok {
+			if status, ok := sendPrepared(t, r.b, r.before, r.req, i); !ok {
 				t.Errorf("%s: request %d, its assertion signed over 2.5s before: HTTP %d", r.name, i, status)
 			}
 		}

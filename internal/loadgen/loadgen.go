@@ -27,7 +27,15 @@ type Request func(ctx context.Context, worker, i int) (status int, ok bool)
 // says it happened; the run's figures cover the time until then.
 const Exhausted = -1
 
-// Load says how hard Run drives the request function.
+// Prepare does request i's client-side work, such as signing again a
+// credential that has grown too old, before the request's latency starts
+// counting: the request function then only sends, and the run measures the
+// server, not the client. It returns Exhausted when there is nothing left
+// to send, as a Request would, and 0 otherwise.
+type Prepare func(ctx context.Context, worker, i int) (status int)
+
+// Load says how hard Run drives the request function, and what each worker
+// does before each request.
 type Load struct {
 	// Concurrency is the number of workers; each has at most one request
 	// in flight.
@@ -46,6 +54,12 @@ type Load struct {
 	// each worker sends its next request as soon as the previous one is
 	// answered, and the run measures the most the server can do.
 	Rate float64
+	// Prepare, if set, is called by the worker before each request, with
+	// the same worker and i, before the request's latency starts counting:
+	// in a closed loop before the clock is read, with a rate before the
+	// worker waits for the request to fall due (work that makes it late
+	// is then counted, as any other delay of a request already due is).
+	Prepare Prepare
 }
 
 // Result summarizes a run.
@@ -137,6 +151,11 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 				i := next
 				if load.Rate <= 0 && !time.Now().Before(deadline) {
 					break // a closed loop sends nothing after the deadline
+				}
+				if load.Prepare != nil && load.Prepare(ctx, w, i) == Exhausted {
+					empty.Store(true)
+					exhausted = true
+					break
 				}
 				t0, ok := pace.wait(ctx, i, deadline) // with a rate, only what is due before it
 				if !ok {
