@@ -983,3 +983,60 @@ func frontOf(t *testing.T, m *Main, intercept func(w http.ResponseWriter, r *htt
 	t.Cleanup(proxy.Close)
 	return proxy
 }
+
+// TestBenchInactiveIntrospections: an introspection answered 200 but with
+// the token not active is an error of its own kind, "inactive", in the
+// table and in -o json (errors_inactive), not the made-up HTTP status 299
+// it was reported as, and the note says what it means.
+func TestBenchInactiveIntrospections(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/token":
+			w.Write([]byte(`{"access_token":"t"}`))
+		case n.Add(1)%3 == 0:
+			w.Write([]byte(`{"active":false}`))
+		case n.Load()%3 == 1:
+			http.Error(w, `{"error":"temporarily_unavailable"}`, http.StatusServiceUnavailable)
+		default:
+			w.Write([]byte(`{"active":true}`))
+		}
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	b := &bench{f: benchFlags{duration: 200 * time.Millisecond, concurrency: 1}, progress: func(string) {}, base: srv.URL, host: u.Host,
+		http: srv.Client(), fixtures: fixtures{clientID: "c1", secret: "s1", introID: "i1", introSecret: "s2"}}
+	r, err := b.run(context.Background(), "introspect_jwt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Inactive == 0 || r.ByStatus[503] == 0 || r.Errors != r.Inactive+r.ByStatus[503] || len(r.ByStatus) != 1 {
+		t.Fatalf("%d errors: %d inactive, by status %v; want inactive ones apart from the 503s, and no made-up status", r.Errors, r.Inactive, r.ByStatus)
+	}
+	if !strings.Contains(r.Note, "with the token not active") {
+		t.Errorf("note %q does not say what the inactive errors are", r.Note)
+	}
+	report := benchReport{Machine: "m", Concurrency: 1, Duration: "200ms", Scenarios: []scenarioResult{r}}
+	var table, js strings.Builder
+	if err := report.write(&table, ""); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("(503:%d inactive:%d)", r.ByStatus[503], r.Inactive); !strings.Contains(table.String(), want) {
+		t.Errorf("table %q, want errors %s", table.String(), want)
+	}
+	if err := report.write(&js, "json"); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Scenarios []struct {
+			ByStatus map[string]int `json:"errors_by_status"`
+			Inactive int            `json:"errors_inactive"`
+		} `json:"scenarios"`
+	}
+	if err := json.Unmarshal([]byte(js.String()), &got); err != nil {
+		t.Fatal(err)
+	}
+	if s := got.Scenarios[0]; s.Inactive != r.Inactive || len(s.ByStatus) != 1 || s.ByStatus["503"] != r.ByStatus[503] {
+		t.Errorf("-o json: %+v, want errors_inactive %d and only 503 by status", s, r.Inactive)
+	}
+}
