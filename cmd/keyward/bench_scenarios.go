@@ -118,11 +118,15 @@ func (b *bench) run(ctx context.Context, name string) (scenarioResult, error) {
 	// counts: not of the fixtures' requests or of the warm-up.
 	b.refusal.Store(nil)
 	b.resigned.Store(0)
+	// The load generator's CPU ends at the last progress report, when the
+	// last request is done: sorting the latencies after it is not load.
+	selfAfter := selfBefore
 	res := loadgen.Run(ctx, load, req, func(done int64, elapsed time.Duration) {
+		selfAfter = procstat.SelfCPU()
 		b.progress(fmt.Sprintf("%-36s %8d requests %7.0f/s  %s", name, done, float64(done)/elapsed.Seconds(), elapsed.Round(time.Second)))
 	})
 	b.progress("")
-	r := scenarioResult{Name: name, Concurrency: load.Concurrency, Result: res, LoadgenCPU: (procstat.SelfCPU() - selfBefore).Seconds(), Note: note}
+	r := scenarioResult{Name: name, Concurrency: load.Concurrency, Result: res, LoadgenCPU: (selfAfter - selfBefore).Seconds(), Note: note}
 	r.Inactive = splitInactive(&r.Result)
 	if watchChild && res.Requests > 0 {
 		r.ServerCPUPer1k = (procstat.CPU(pid) - serverBefore).Seconds() / float64(res.Requests) * 1000

@@ -95,7 +95,10 @@ type Result struct {
 // answer: dropped, they would be the slowest of the run. That takes at
 // most drain(load.Duration) more; what is still unanswered after it is
 // cut off, not counted as a request but in Result.CutOff. progress, if
-// set, is called about every 250 ms with the number of requests so far.
+// set, is called about every 250 ms with the number of requests so far,
+// and a last time when every worker has stopped, before Run sorts the
+// latencies (which takes a while for millions of them): what the load
+// generator did ends there.
 func Run(ctx context.Context, load Load, req Request, progress func(done int64, elapsed time.Duration)) Result {
 	concurrency := load.Concurrency
 	start := time.Now()
@@ -204,8 +207,11 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 	}
 	wg.Wait()
 	close(stop)
-	<-stopped // no progress report after Run returns
+	<-stopped // no progress report after Run returns but the last one
 	elapsed := time.Since(start)
+	if progress != nil {
+		progress(done.Load(), elapsed)
+	}
 	var n int64
 	for _, p := range parts {
 		n += p.n

@@ -30,6 +30,20 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// The last progress report comes when every request is done, before the
+// latencies are sorted, so that a caller reading its own CPU time there
+// leaves out Run's summary.
+func TestRunLastProgress(t *testing.T) {
+	var last int64
+	r := Run(context.Background(), Load{Concurrency: 2, Duration: 300 * time.Millisecond}, func(ctx context.Context, w, i int) (int, bool) {
+		time.Sleep(time.Millisecond)
+		return 200, true
+	}, func(done int64, _ time.Duration) { last = done })
+	if last != int64(r.Requests) {
+		t.Errorf("the last progress report counted %d requests of %d", last, r.Requests)
+	}
+}
+
 // A Request with nothing left to send stops its worker: the run ends
 // when every worker has, its figures cover the requests sent, and the
 // calls that sent nothing are neither requests nor errors.
