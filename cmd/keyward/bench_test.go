@@ -383,7 +383,10 @@ keyward_request_duration_seconds_count{endpoint="introspect"} 7
 
 // TestBenchPostgres runs `keyward bench --db` twice on one database: each
 // run gets a schema of its own (a second run on the first one's store would
-// meet a master key it cannot use), and drops it at the end.
+// meet a master key it cannot use), and drops it at the end. Only the
+// schemas of its own runs are looked for: it took any schema new since its
+// start for one left behind, so another bench running on the database at
+// the same time failed it.
 func TestBenchPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a child server")
@@ -397,23 +400,9 @@ func TestBenchPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	benchSchemas := func() map[string]bool {
-		rows, err := db.Query("SELECT schema_name FROM information_schema.schemata WHERE left(schema_name, 14) = 'keyward_bench_'")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		names := map[string]bool{}
-		for rows.Next() {
-			var n string
-			rows.Scan(&n)
-			names[n] = true
-		}
-		return names
-	}
-	before := benchSchemas()
 	os.Setenv("KEYWARD_TEST_RUN_MAIN", "1") // for the child only: TestMain has run
 	defer os.Unsetenv("KEYWARD_TEST_RUN_MAIN")
+	var schemas []string // this test's: other runs on the database may come and go meanwhile
 	for range 2 {
 		// A second and a warm-up: on a busy machine, the first requests on
 		// new PostgreSQL connections took all of a 200 ms run.
@@ -426,10 +415,23 @@ func TestBenchPostgres(t *testing.T) {
 		if len(r.Scenarios) != 1 || r.Scenarios[0].Requests == 0 || r.Scenarios[0].Errors != 0 || !strings.Contains(r.Store, "postgres") {
 			t.Fatalf("report = %+v", r)
 		}
+		// The store the report names is the run's own schema.
+		u, err := url.Parse(strings.TrimPrefix(r.Store, "postgres "))
+		schema := ""
+		if err == nil {
+			schema = u.Query().Get("search_path")
+		}
+		if !strings.HasPrefix(schema, "keyward_bench_") || slices.Contains(schemas, schema) {
+			t.Fatalf("store %q: want a schema of the run's own", r.Store)
+		}
+		schemas = append(schemas, schema)
 	}
-	// Other runs may come and go meanwhile: only new schemas are this test's.
-	for n := range benchSchemas() {
-		if !before[n] {
+	for _, n := range schemas {
+		var left bool
+		if err := db.QueryRow("SELECT EXISTS (SELECT 1 FROM information_schema.schemata WHERE schema_name = $1)", n).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		if left {
 			t.Errorf("benchmark schema %s left behind", n)
 		}
 	}
