@@ -83,10 +83,11 @@ func newBenchCommand() *cobra.Command {
 PostgreSQL with --db) or use --target, create fixture accounts, keys and
 secrets, then drive each scenario for --duration at --concurrency, after an
 uncounted --warmup, and report requests/s, latency percentiles, errors by
-status ("transport": no answer; "inactive": an introspection answered
-with the token not active), the server's CPU seconds per 1,000 requests,
-its peak memory (per scenario and for the whole run), and the load
-generator's own CPU (until its last answer).
+status ("transport": no answer; "unverified": a token verify_* refused;
+"inactive": an introspection answered with the token not active), the
+server's CPU seconds per 1,000 requests, its peak memory (per scenario and
+for the whole run), and the load generator's own CPU (until its last
+answer).
 It also reports the server's own p99 ("server p99"): the bucket of its
 request-duration histogram under which its handlers answered 99 % of the
 scenario's requests — the latency without the time a request waits in the

@@ -91,7 +91,7 @@ func (r benchReport) write(w io.Writer, format string) error {
 			lat = []string{ms(s.P50), ms(s.P90), ms(s.P99), ms(s.Max)}
 		}
 		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t\n", s.Name, s.PerSecond, lat[0], lat[1], lat[2], lat[3],
-			errorsString(s.Errors, s.ByStatus, s.Inactive), sp99, cpu, rss, s.LoadgenCPU)
+			errorsString(s.Name, s.Errors, s.ByStatus, s.Inactive), sp99, cpu, rss, s.LoadgenCPU)
 	}
 	tw.Flush()
 	if r.ServerPeakRSSBytes > 0 {
@@ -119,10 +119,11 @@ func ms(d time.Duration) string {
 	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
 }
 
-// errorsString is the errors column: n errors, by HTTP status (0: by the
-// transport, no answer), and inactive, introspections answered 200 with the
-// token not active.
-func errorsString(n int, by map[int]int, inactive int) string {
+// errorsString is the errors column of scenario: n errors, by HTTP status
+// (0: by the transport, no answer; for verify_*, which send no request,
+// tokens the verify library refused), and inactive, introspections
+// answered 200 with the token not active.
+func errorsString(scenario string, n int, by map[int]int, inactive int) string {
 	if n == 0 {
 		return "0"
 	}
@@ -131,6 +132,9 @@ func errorsString(n int, by map[int]int, inactive int) string {
 		label := fmt.Sprint(status)
 		if status == 0 {
 			label = "transport"
+			if strings.HasPrefix(scenario, "verify_") {
+				label = "unverified"
+			}
 		}
 		parts = append(parts, fmt.Sprintf("%s:%d", label, c))
 	}

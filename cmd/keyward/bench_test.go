@@ -1042,3 +1042,24 @@ func TestBenchInactiveIntrospections(t *testing.T) {
 		t.Errorf("-o json: %+v, want errors_inactive %d and only 503 by status", s, r.Inactive)
 	}
 }
+
+// TestBenchReportErrorKinds: the errors column names each kind: a status,
+// "transport" for no answer, and, for verify_*, which send no request,
+// "unverified" for the tokens the library refused, which it called
+// transport errors.
+func TestBenchReportErrorKinds(t *testing.T) {
+	for _, tt := range []struct {
+		scenario string
+		by       map[int]int
+		inactive int
+		want     string
+	}{
+		{"healthz", map[int]int{0: 2, 503: 1}, 0, "3 (503:1 transport:2)"},
+		{"introspect_opaque", map[int]int{401: 1}, 2, "3 (401:1 inactive:2)"},
+		{"verify_cold", map[int]int{0: 3}, 0, "3 (unverified:3)"},
+	} {
+		if got := errorsString(tt.scenario, 3, tt.by, tt.inactive); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.scenario, got, tt.want)
+		}
+	}
+}
