@@ -9,11 +9,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -177,21 +174,18 @@ func TestAuditList(t *testing.T) {
 	})
 	t.Run("max", func(t *testing.T) {
 		// A proxy notes the limit of every page the CLI asks for.
-		target, _ := url.Parse(m.URL())
-		rp := httputil.NewSingleHostReverseProxy(target)
 		var (
 			mu     sync.Mutex
 			limits []string
 		)
-		proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxy := frontProxy(t, m, func(w http.ResponseWriter, r *http.Request) bool {
 			if r.URL.Path == "/v1/audit" {
 				mu.Lock()
 				limits = append(limits, r.URL.Query().Get("limit"))
 				mu.Unlock()
 			}
-			rp.ServeHTTP(w, r)
-		}))
-		defer proxy.Close()
+			return false
+		})
 		tests := []struct {
 			name string
 			args []string
@@ -888,23 +882,19 @@ func TestAuditFollow(t *testing.T) {
 
 	// A proxy that breaks the first long polls, as a restart or a network
 	// fault would: it drops the connection, then answers 502.
-	target, _ := url.Parse(m.URL())
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.ErrorLog = log.New(io.Discard, "", 0)
 	var polls atomic.Int32
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxy := frontProxy(t, m, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Path == "/v1/audit" && r.URL.Query().Get("wait") != "" {
 			switch polls.Add(1) {
 			case 1:
 				panic(http.ErrAbortHandler)
 			case 2:
 				http.Error(w, "the upstream is restarting", http.StatusBadGateway)
-				return
+				return true
 			}
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	defer proxy.Close()
+		return false
+	})
 	admin := []string{"--credentials", m.AdminKeyFile}
 	out, errOut, done, stopCLI := startCLI(t, append([]string{"audit", "list", "--follow", "--action", "account.create", "-o", "json", "--server", proxy.URL}, admin...)...)
 	waitFor := func(what string, cond func() bool) {

@@ -9,8 +9,6 @@ import (
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,16 +97,13 @@ func TestAdminClientRedirects(t *testing.T) {
 		}
 	}))
 	defer evil.Close()
-	real, _ := url.Parse(m.Issuer)
-	proxy := httputil.NewSingleHostReverseProxy(real)
-	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	redirector := frontProxy(t, m, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Path == "/token" {
-			proxy.ServeHTTP(w, r)
-			return
+			return false
 		}
 		http.Redirect(w, r, evil.URL+r.URL.Path, http.StatusTemporaryRedirect)
-	}))
-	defer redirector.Close()
+		return true
+	})
 	err := runCLIErr(t, "sa", "list", "--credentials", m.AdminKeyFile, "--server", redirector.URL)
 	if err == nil || !strings.Contains(err.Error(), "refusing to follow a redirect") {
 		t.Errorf("sa list through a redirect to another host: %v, want it refused", err)

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,8 +24,6 @@ import (
 // the tables printed them as they were.
 func TestTablesQuoteUnprintable(t *testing.T) {
 	m := startServer(t)
-	target, _ := url.Parse(m.URL())
-	rp := httputil.NewSingleHostReverseProxy(target)
 	const (
 		esc = "\x1b[2J"
 		csi = "\u009b31m"
@@ -46,15 +41,15 @@ func TestTablesQuoteUnprintable(t *testing.T) {
 		"/v1/signing-keys":             `{"signing_keys":[{"key_id":"k\u009b31m","algorithm":"RS256","state":"current","created_at":"2026-01-02T03:04:05Z"}]}`,
 		"/v1/whoami":                   `{"client_id":"1","email":"w@p.iam.keyward.internal","name":"w","project":"p","display_name":"x\u001b[2J","token":{"jti":"j","format":"jwt","scopes":["keyward.admin"]}}`,
 	}
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if body, ok := answers[r.URL.Path]; ok && r.Method == http.MethodGet {
-			w.Header().Set("Content-Type", "application/json")
-			w.Write([]byte(body))
-			return
+	proxy := frontProxy(t, m, func(w http.ResponseWriter, r *http.Request) bool {
+		body, ok := answers[r.URL.Path]
+		if !ok || r.Method != http.MethodGet {
+			return false
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	defer proxy.Close()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(body))
+		return true
+	})
 	flags := []string{"--credentials", m.AdminKeyFile, "--server", proxy.URL}
 	tests := []struct {
 		args []string

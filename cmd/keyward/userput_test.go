@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -28,22 +26,17 @@ type usersProxy struct {
 }
 
 func newUsersProxy(t *testing.T, m *Main) *usersProxy {
-	target, _ := url.Parse(m.URL())
-	rp := httputil.NewSingleHostReverseProxy(target)
 	p := &usersProxy{}
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path != "/token" {
-			p.mu.Lock()
-			p.posts = append(p.posts, r.URL.Path)
-			intercept := p.intercept
-			p.mu.Unlock()
-			if r.URL.Path == "/v1/users" && intercept != nil && intercept(w, r) {
-				return
-			}
+	p.Server = frontProxy(t, m, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPost || r.URL.Path == "/token" {
+			return false
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(p.Close)
+		p.mu.Lock()
+		p.posts = append(p.posts, r.URL.Path)
+		intercept := p.intercept
+		p.mu.Unlock()
+		return r.URL.Path == "/v1/users" && intercept != nil && intercept(w, r)
+	})
 	return p
 }
 
