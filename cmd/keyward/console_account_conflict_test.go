@@ -22,10 +22,7 @@ import (
 func TestConsoleAccountConflict(t *testing.T) {
 	p, m, _ := consoleTest(t)
 	bg, sys := context.Background(), admin.Actor{ID: "test"}
-	acct, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: "contested", Project: "shop"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	acct := consoleAccount(t, m, "contested", "shop")
 	email := acct.Email
 	// action finds the account's button labelled label; field, the value
 	// the page shows for the field named name.

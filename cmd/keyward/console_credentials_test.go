@@ -22,10 +22,7 @@ import (
 func TestConsoleCredentialsConflict(t *testing.T) {
 	p, m, _ := consoleTest(t)
 	bg, sys := context.Background(), admin.Actor{ID: "test"}
-	acct, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: "contested", Project: "shop"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	acct := consoleAccount(t, m, "contested", "shop")
 	kf, err := m.Server.Admin.CreateKey(bg, sys, acct.ID, 0)
 	if err != nil {
 		t.Fatal(err)

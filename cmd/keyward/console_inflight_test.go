@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
-
-	"github.com/keyward/keyward/internal/admin"
 )
 
 // TestConsoleActionAfterLeaving: an action whose answer arrives after the
@@ -20,20 +17,14 @@ import (
 // it was, with the notice of the Disable.
 func TestConsoleActionAfterLeaving(t *testing.T) {
 	p, m, _ := consoleTest(t)
-	bg, sys := context.Background(), admin.Actor{ID: "test"}
-	acct, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: "nightly-report", Project: "billing"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bg := context.Background()
+	acct := consoleAccount(t, m, "nightly-report", "billing")
 	p.signIn(m)
 
 	// The browser pauses the answers to .../disable until told to go on.
 	held := p.holdAnswers("*/disable", "")
 
-	eval[string](p, fmt.Sprintf(`location.hash = "#/accounts/%s"`, acct.ID))
-	p.step("open the account",
-		chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//main[@id="view"]//h1[text()=%q]`, acct.Email))),
-		chromedp.Click(viewButton("Disable")))
+	p.openAccount(acct, chromedp.Click(viewButton("Disable")))
 	id := p.awaitHeld(held, "the Disable request was not held")
 	if a, err := m.Server.Admin.GetAccount(bg, acct.ID); err != nil || !a.Disabled {
 		t.Fatalf("the server has not disabled the account (%v) before its answer was held", err)

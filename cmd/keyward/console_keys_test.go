@@ -20,7 +20,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -34,11 +33,8 @@ import (
 // refused with the API's explanation, the form keeping it.
 func TestConsoleUploadKey(t *testing.T) {
 	p, m, adminKey := consoleTest(t)
-	bg, sys := context.Background(), admin.Actor{ID: "test"}
-	acct, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: "uploader", Project: "shop"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bg := context.Background()
+	acct := consoleAccount(t, m, "uploader", "shop")
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -86,9 +82,7 @@ func TestConsoleUploadKey(t *testing.T) {
 	step, waitAlert := p.step, p.waitAlert
 
 	p.signIn(m)
-	eval[string](p, fmt.Sprintf(`location.hash = "#/accounts/%s"`, acct.ID))
-	step("open the account", chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//main[@id="view"]//h1[text()=%q]`, acct.Email))),
-		chromedp.Click(chromedp.CSS("#upload-key summary")), chromedp.WaitVisible(chromedp.ID("upload-pem")))
+	p.openAccount(acct, chromedp.Click(chromedp.CSS("#upload-key summary")), chromedp.WaitVisible(chromedp.ID("upload-pem")))
 
 	// A private key is refused in the page: it is not sent. Any PEM type
 	// ending in PRIVATE KEY is one, as the server and keyward keys upload

@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/keyward/keyward/internal/admin"
 )
 
 // TestConsoleSecretAfterLeaving: a client secret whose creation is
@@ -17,14 +14,10 @@ import (
 // nothing.
 func TestConsoleSecretAfterLeaving(t *testing.T) {
 	p, m, _ := consoleTest(t)
-	bg, sys := context.Background(), admin.Actor{ID: "test"}
-	acct, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: "nightly-report", Project: "billing"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bg := context.Background()
+	acct := consoleAccount(t, m, "nightly-report", "billing")
 	p.signIn(m)
-	eval[string](p, fmt.Sprintf(`location.hash = "#/accounts/%s"`, acct.ID))
-	p.step("open the account", chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//main[@id="view"]//h1[text()=%q]`, acct.Email))))
+	p.openAccount(acct)
 
 	// The browser pauses the answer to the POST …/secrets until told to
 	// go on; other answers go through.

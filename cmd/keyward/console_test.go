@@ -917,19 +917,8 @@ func TestConsoleAuditFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := &lifecycle{t: t, m: m, issuer: m.Issuer}
-	client := func(name string) (storage.Account, string) {
-		a, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: name, Project: "shop", Scopes: []string{"orders.read"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := m.Server.Admin.CreateSecret(bg, sys, a.ID, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a, s.Value
-	}
-	shop, shopSecret := client("shop")
-	other, otherSecret := client("other")
+	shop, shopSecret := shopClient(t, m, "shop", "orders.read")
+	other, otherSecret := shopClient(t, m, "other", "orders.read")
 	// 60 tokens of each account, interleaved, and one refused to the shop.
 	for range 60 {
 		l.token(shop.ID, shopSecret, "orders.read")
@@ -1245,6 +1234,39 @@ func shopClient(t *testing.T, m *Main, name string, scopes ...string) (storage.A
 		t.Fatal(err)
 	}
 	return a, s.Value
+}
+
+// consoleAccount creates the account name in the project project, for a
+// console test to show.
+func consoleAccount(t *testing.T, m *Main, name, project string) storage.Account {
+	t.Helper()
+	a, err := m.Server.Admin.CreateAccount(context.Background(), admin.Actor{ID: "test"}, admin.AccountInput{Name: name, Project: project})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// storedAccount is the account id as m's store holds it now.
+func storedAccount(t *testing.T, m *Main, id string) storage.Account {
+	t.Helper()
+	a, err := m.store.GetAccount(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// accountPage waits for the page of account a: its heading.
+func accountPage(a storage.Account) chromedp.Action[chromedp.Void] {
+	return chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//main[@id="view"]//h1[text()=%q]`, a.Email)))
+}
+
+// openAccount shows the page of account a and, once it is shown, runs then.
+func (p *consolePage) openAccount(a storage.Account, then ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	eval[string](p, fmt.Sprintf(`location.hash = "#/accounts/%s"`, a.ID))
+	p.step("open the account", append([]chromedp.Action[chromedp.Void]{accountPage(a)}, then...)...)
 }
 
 // consoleTest starts a browser and a server for a console test, and

@@ -24,19 +24,8 @@ import (
 // it; and the account's page shows the binding each time.
 func TestConsoleTLSBinding(t *testing.T) {
 	p, m, _ := consoleTest(t)
-	bg, sys := context.Background(), admin.Actor{ID: "test"}
-	acct, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: "mtls", Project: "shop"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored := func() storage.Account {
-		t.Helper()
-		a, err := m.store.GetAccount(bg, acct.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
+	acct := consoleAccount(t, m, "mtls", "shop")
+	stored := func() storage.Account { return storedAccount(t, m, acct.ID) }
 	shown := func() string {
 		return eval[string](p, `[...document.querySelectorAll("#view dl.fields dt")].find((dt) => dt.textContent === "TLS binding")?.nextElementSibling.textContent ?? ""`)
 	}
@@ -45,8 +34,7 @@ func TestConsoleTLSBinding(t *testing.T) {
 	step, waitAlert := p.step, p.waitAlert
 
 	p.signIn(m)
-	eval[string](p, fmt.Sprintf(`location.hash = "#/accounts/%s"`, acct.ID))
-	step("open the account", chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//main[@id="view"]//h1[text()=%q]`, acct.Email))), edit)
+	p.openAccount(acct, edit)
 	if got := shown(); got != "—" {
 		t.Errorf("the TLS binding reads %q before any, want —", got)
 	}
@@ -93,7 +81,7 @@ func TestConsoleTLSBinding(t *testing.T) {
 	if got := shown(); got != "—" {
 		t.Errorf("the TLS binding reads %q after clearing, want —", got)
 	}
-	evs, err := m.store.ListAuditEvents(bg, storage.AuditFilter{Action: "account.update"})
+	evs, err := m.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "account.update"})
 	if err != nil {
 		t.Fatal(err)
 	}

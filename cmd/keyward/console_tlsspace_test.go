@@ -18,25 +18,14 @@ import (
 // another field of an account bound so is changed.
 func TestConsoleTLSBindingAsTyped(t *testing.T) {
 	p, m, _ := consoleTest(t)
-	bg, sys := context.Background(), admin.Actor{ID: "test"}
-	acct, err := m.Server.Admin.CreateAccount(bg, sys, admin.AccountInput{Name: "mtls", Project: "shop"})
-	if err != nil {
+	acct := consoleAccount(t, m, "mtls", "shop")
+	if _, err := m.Server.Admin.UpdateAccount(context.Background(), admin.Actor{ID: "test"}, acct.ID, admin.AccountUpdate{TLS: &storage.TLSBinding{SubjectDN: `CN=job\ `}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Server.Admin.UpdateAccount(bg, sys, acct.ID, admin.AccountUpdate{TLS: &storage.TLSBinding{SubjectDN: `CN=job\ `}}); err != nil {
-		t.Fatal(err)
-	}
-	stored := func() storage.Account {
-		t.Helper()
-		a, err := m.store.GetAccount(bg, acct.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
+	stored := func() storage.Account { return storedAccount(t, m, acct.ID) }
 	save := chromedp.Click(chromedp.CSS("#edit-account button[type=submit]"))
 	edit := chromedp.Click(chromedp.CSS("#edit-account summary"))
-	open := chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//main[@id="view"]//h1[text()=%q]`, acct.Email)))
+	open := accountPage(acct)
 
 	p.signIn(m)
 	eval[string](p, fmt.Sprintf(`location.hash = "#/accounts/%s"`, acct.ID))
