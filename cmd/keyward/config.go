@@ -283,11 +283,14 @@ func isLoopback(host string) bool {
 // dsnPassword finds password settings in a key=value connection string.
 var dsnPassword = regexp.MustCompile(`(?i)(\w*password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
 
+// redacted stands for a hidden password, as it does in url.URL.Redacted.
+const redacted = "xxxxx"
+
 // redactDSN hides the passwords in a database URL (user info and query
 // parameters such as password= or sslpassword=) or key=value string.
 func redactDSN(dsn string) string {
 	if !strings.Contains(dsn, "://") {
-		return dsnPassword.ReplaceAllString(dsn, "${1}xxxxx")
+		return dsnPassword.ReplaceAllString(dsn, "${1}"+redacted)
 	}
 	u, err := url.Parse(dsn)
 	if err != nil {
@@ -298,15 +301,15 @@ func redactDSN(dsn string) string {
 		// A pair that does not parse ('password=a;b', a bad escape) is
 		// not looked at below but would be printed as written: hide the
 		// whole query. A fragment, which no driver reads, likewise.
-		u.RawQuery = "xxxxx"
+		u.RawQuery = redacted
 	}
 	if u.Fragment != "" {
-		u.Fragment, u.RawFragment = "xxxxx", ""
+		u.Fragment, u.RawFragment = redacted, ""
 	}
 	changed := false
 	for k := range q {
 		if strings.Contains(strings.ToLower(k), "password") {
-			q.Set(k, "xxxxx")
+			q.Set(k, redacted)
 			changed = true
 		}
 	}
