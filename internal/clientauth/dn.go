@@ -13,6 +13,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/validate"
 )
@@ -58,23 +59,13 @@ func NormalizeBinding(b storage.TLSBinding) (storage.TLSBinding, error) {
 	case b.SANEmail != "":
 		if a, perr := mail.ParseAddress(b.SANEmail); perr != nil || a.Address != b.SANEmail || a.Name != "" {
 			err = fmt.Errorf("the SAN email %s is not an email address", validate.QuoteClip(b.SANEmail))
-		} else if !isASCII(b.SANEmail) {
+		} else if !oauth2.IsASCII(b.SANEmail) {
 			// A certificate's is an rfc822Name, an IA5String (RFC 5280
 			// §4.2.1.6), which crypto/x509 refuses to parse otherwise.
 			err = fmt.Errorf("the SAN email %s is not ASCII, as a certificate's SAN email (rfc822Name) is: write an internationalized domain in its xn-- form", validate.QuoteClip(b.SANEmail))
 		}
 	}
 	return b, err
-}
-
-// isASCII reports whether s holds only ASCII characters.
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
 }
 
 // checkDNSName checks a SAN DNS name: dot-separated labels of letters,

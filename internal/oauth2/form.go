@@ -110,12 +110,8 @@ var asciiCompatible = map[string]bool{
 // ascii reports whether every parameter's name and value is ASCII.
 func (f Form) ascii() bool {
 	for k, v := range f {
-		for _, s := range []string{k, v} {
-			for i := range len(s) {
-				if s[i] >= utf8.RuneSelf {
-					return false
-				}
-			}
+		if !IsASCII(k) || !IsASCII(v) {
+			return false
 		}
 	}
 	return true
@@ -183,6 +179,17 @@ func ParseFormBody(body string) (Form, error) {
 // name, identifier and parameter value must be: nothing Keyward stores has
 // a use for anything else, and PostgreSQL cannot store it.
 func IsText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
+
+// IsASCII reports whether s holds only ASCII characters (bytes below
+// 0x80).
+func IsASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
 
 // IsBase64URL reports whether s is in the unpadded base64url alphabet
 // (RFC 4648 §5), as the segments of a compact JWS and Keyward's opaque

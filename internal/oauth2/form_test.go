@@ -326,3 +326,23 @@ func TestServerFault(t *testing.T) {
 		})
 	}
 }
+
+// TestIsASCII: bytes below 0x80 are ASCII, DEL among them; anything from
+// 0x80 up is not, whether it starts valid UTF-8 or not.
+func TestIsASCII(t *testing.T) {
+	for _, tt := range []struct {
+		s    string
+		want bool
+	}{
+		{"", true},
+		{"job@example.com", true},
+		{"\x00\x7f", true},
+		{"jöb@example.com", false},
+		{"job@\u212aob.example", false},
+		{"\xff", false},
+	} {
+		if got := IsASCII(tt.s); got != tt.want {
+			t.Errorf("IsASCII(%q) = %v, want %v", tt.s, got, tt.want)
+		}
+	}
+}
