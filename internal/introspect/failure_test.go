@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/clientauth"
+	"github.com/keyward/keyward/internal/clientauth/clientauthtest"
 	"github.com/keyward/keyward/internal/introspect"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
@@ -19,7 +20,7 @@ import (
 
 // catalog is the directory's API list, or its failure.
 type catalog struct {
-	*directory
+	*clientauthtest.Directory
 	err error
 }
 
@@ -30,7 +31,7 @@ func (c catalog) ListAPIs(context.Context) ([]storage.API, error) { return nil, 
 // caller's own mistakes are not.
 func TestStoreFailureLogged(t *testing.T) {
 	basic := func(secret string) string {
-		return "Basic " + base64.StdEncoding.EncodeToString([]byte("100000000000000000001:"+secret))
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(clientauthtest.ClientID+":"+secret))
 	}
 	tests := []struct {
 		name       string
@@ -46,9 +47,9 @@ func TestStoreFailureLogged(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var log strings.Builder
-			d := &directory{}
+			d := &clientauthtest.Directory{}
 			clock := func() time.Time { return time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC) }
-			auth := clientauth.New(clientauth.Config{Issuer: "https://kw", MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, Pepper: pepper, Now: clock,
+			auth := clientauth.New(clientauth.Config{Issuer: "https://kw", MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, Pepper: clientauthtest.Pepper, Now: clock,
 				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, d)
 			// No resolver: none of these requests reaches it.
 			h := introspect.NewHandler(auth, nil, catalog{d, tt.catalogErr}, d, nil, clock, slog.New(slog.NewTextHandler(&log, nil)), oauth2.NopObserver{})

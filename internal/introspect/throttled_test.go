@@ -1,151 +1,25 @@
 package introspect_test
 
 import (
-	"context"
-	"encoding/base64"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyward/keyward/internal/clientauth"
+	"github.com/keyward/keyward/internal/clientauth/clientauthtest"
 	"github.com/keyward/keyward/internal/introspect"
 	"github.com/keyward/keyward/internal/oauth2"
-	"github.com/keyward/keyward/internal/storage"
-	"github.com/keyward/keyward/internal/throttle"
 )
 
-// directory holds one account, api, with one secret, and records the
-// events written.
-type directory struct {
-	mu     sync.Mutex
-	events []storage.AuditEvent
-}
-
-var pepper = []byte("p")
-
-func (d *directory) GetAccount(_ context.Context, id string) (storage.Account, error) {
-	if id != "100000000000000000001" {
-		return storage.Account{}, storage.ErrNotFound
-	}
-	return storage.Account{ID: id, Email: "api@proj.iam.test", AuthMethods: storage.DefaultAuthMethods}, nil
-}
-func (d *directory) GetAccountByEmail(context.Context, string) (storage.Account, error) {
-	return storage.Account{}, storage.ErrNotFound
-}
-func (d *directory) ListKeys(context.Context, string) ([]storage.Key, error) { return nil, nil }
-func (d *directory) ListSecrets(_ context.Context, id string) ([]storage.Secret, error) {
-	return []storage.Secret{{ID: "sec", AccountID: id, Hash: clientauth.HashSecret(pepper, "kw_right")}}, nil
-}
-func (d *directory) ListAPIs(context.Context) ([]storage.API, error) { return nil, nil }
-func (d *directory) Write(_ context.Context, w storage.Write) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.events = append(d.events, w.Events...)
-	return nil
-}
-
-// A source the client-authentication throttle refuses is answered 429 at
-// the rate it sends, and that is recorded once a minute per throttle key
-// (an address, or a client at an address), the event saying so: a flood
-// of failed introspections writes its budget's refusals and one 429, not
-// one event per request. Every other refusal is recorded as before. The
-// steps run in order on one handler and clock.
+// A flood of failed introspections writes its budget's refusals and one
+// 429 a minute per throttle key, not one event per request (see
+// clientauthtest.ThrottledRefusalsRecordedOnceAMinute).
 func TestThrottledRefusalsRecordedOnceAMinute(t *testing.T) {
-	d := &directory{}
-	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
-	auth := clientauth.New(clientauth.Config{Issuer: "https://kw", MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, Pepper: pepper, Now: clock}, d)
-	// No resolver: a request whose client is refused never reaches it.
-	h := introspect.NewHandler(auth, nil, d, d, nil, clock, slog.New(slog.NewTextHandler(io.Discard, nil)), oauth2.NopObserver{})
-
-	type request struct {
-		body   string
-		header http.Header
-	}
-	// garbage fails per address, wrongSecret per client at an address.
-	garbage := request{body: "token=kwat_x&client_assertion_type=" + oauth2.ClientAssertionJWT + "&client_assertion=not-a-jwt"}
-	wrongSecret := func(id string) request {
-		return request{body: "token=kwat_x", header: http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(id+":kw_wrong"))}}}
-	}
-	const addrBurst, clientBurst = 50, 10 // clientauth's allowances
-	steps := []struct {
-		name    string
-		advance time.Duration
-		req     request
-		remote  string
-		n       int
-		// refused are the requests answered with their own error and
-		// recorded; the rest are answered 429, throttled of them
-		// recorded, with note.
-		refused, throttled int
-		note               string
-	}{
-		{name: "flood from an address", req: garbage, remote: "198.51.100.1", n: 200,
-			refused: addrBurst, throttled: 1, note: throttle.NoteAddress},
-		{name: "another address is independent", req: garbage, remote: "198.51.100.2", n: 80,
-			refused: addrBurst, throttled: 1, note: throttle.NoteAddress},
-		{name: "a second on: the refilled budget, no 429 recorded", advance: time.Second, req: garbage, remote: "198.51.100.1", n: 20,
-			refused: 5, throttled: 0},
-		{name: "a minute on: one more 429 recorded", advance: time.Minute - time.Second, req: garbage, remote: "198.51.100.1", n: 80,
-			refused: addrBurst, throttled: 1, note: throttle.NoteAddress},
-		{name: "flood of one client at an address", req: wrongSecret("100000000000000000001"), remote: "198.51.100.3", n: 40,
-			refused: clientBurst, throttled: 1, note: throttle.NoteClient},
-	}
-	seen := 0
-	for _, s := range steps {
-		t.Run(s.name, func(t *testing.T) {
-			now = now.Add(s.advance)
-			tooMany := 0
-			for range s.n {
-				r := httptest.NewRequest("POST", "/introspect", strings.NewReader(s.req.body))
-				r.RemoteAddr = s.remote + ":4711"
-				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				for k, v := range s.req.header {
-					r.Header[k] = v
-				}
-				w := httptest.NewRecorder()
-				h.ServeHTTP(w, r)
-				switch {
-				case w.Code == http.StatusTooManyRequests:
-					tooMany++
-					if w.Header().Get("Retry-After") == "" {
-						t.Fatal("429 without Retry-After")
-					}
-				case w.Code != http.StatusUnauthorized:
-					t.Fatalf("answered %d %s, want 401 or 429", w.Code, w.Body)
-				case tooMany > 0:
-					t.Fatalf("answered %d %s after a 429", w.Code, w.Body)
-				}
-			}
-			if want := s.n - s.refused; tooMany != want {
-				t.Errorf("%d × 429, want %d", tooMany, want)
-			}
-			evs := d.events[seen:]
-			seen = len(d.events)
-			var refused, throttled, unnoted int
-			for _, ev := range evs {
-				switch {
-				case ev.Action != "token.introspect" || ev.Outcome != storage.OutcomeFailure:
-					t.Fatalf("event %s %s, want a failed token.introspect", ev.Action, ev.Outcome)
-				case ev.Source != s.remote:
-					t.Fatalf("event from %q, want %q", ev.Source, s.remote)
-				case ev.Data["error"] != oauth2.ErrTemporarilyUnavailable:
-					refused++
-				case ev.Data["throttled"] != s.note:
-					unnoted++
-				default:
-					throttled++
-				}
-			}
-			if refused != s.refused || throttled != s.throttled || unnoted != 0 {
-				t.Errorf("recorded %d refusals, %d 429s saying %q and %d 429s saying otherwise; want %d, %d and 0",
-					refused, throttled, s.note, unnoted, s.refused, s.throttled)
-			}
+	clientauthtest.ThrottledRefusalsRecordedOnceAMinute(t, "/introspect", "token.introspect",
+		func(auth *clientauth.Authenticator, d *clientauthtest.Directory, clock func() time.Time) http.Handler {
+			// No resolver: a request whose client is refused never reaches it.
+			return introspect.NewHandler(auth, nil, d, d, nil, clock, slog.New(slog.NewTextHandler(io.Discard, nil)), oauth2.NopObserver{})
 		})
-	}
 }
