@@ -174,24 +174,13 @@ public keys, or a public key and a certificate, is refused.`,
 	upload.Flags().StringVar(&pubFile, "public-key", "", "PEM file with the public key or certificate")
 	upload.Flags().DurationVar(&upExpires, "expires-in", 0, "the key expires after this long, at least 1s (default: never, or the certificate's expiry)")
 
-	list := &cobra.Command{
-		Use:   "list SA",
-		Short: "List an account's keys",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			var resp struct {
-				Keys []admin.KeyView `json:"keys"`
-			}
-			if err := c.do(cmd.Context(), http.MethodGet, "/v1/service-accounts/"+url.PathEscape(args[0])+"/keys", nil, &resp); err != nil {
-				return err
-			}
-			return c.show(resp, func(w *tabwriter.Writer) { keyTable(w, resp.Keys) })
-		},
-	}
+	list := itemCommand(&f, "list SA", "List an account's keys", 1, http.MethodGet,
+		func(args []string) string { return accountPath(args[0], "keys") },
+		func(w *tabwriter.Writer, resp struct {
+			Keys []admin.KeyView `json:"keys"`
+		}) {
+			keyTable(w, resp.Keys)
+		})
 
 	keyOp := func(use, short, method string, action ...string) *cobra.Command {
 		return itemCommand(&f, use+" SA KEY_ID", short, 2, method,

@@ -80,24 +80,13 @@ has at most 10 secrets in all, disabled and expired ones included:
 	}
 	create.Flags().DurationVar(&expiresIn, "expires-in", 0, "the secret expires after this long, at least 1s (default: never)")
 
-	list := &cobra.Command{
-		Use:   "list SA",
-		Short: "List an account's secrets (never their values)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			var resp struct {
-				Secrets []admin.SecretView `json:"secrets"`
-			}
-			if err := c.do(cmd.Context(), http.MethodGet, "/v1/service-accounts/"+url.PathEscape(args[0])+"/secrets", nil, &resp); err != nil {
-				return err
-			}
-			return c.show(resp, func(w *tabwriter.Writer) { secretTable(w, resp.Secrets) })
-		},
-	}
+	list := itemCommand(&f, "list SA", "List an account's secrets (never their values)", 1, http.MethodGet,
+		func(args []string) string { return accountPath(args[0], "secrets") },
+		func(w *tabwriter.Writer, resp struct {
+			Secrets []admin.SecretView `json:"secrets"`
+		}) {
+			secretTable(w, resp.Secrets)
+		})
 	op := func(use, short, method string, action ...string) *cobra.Command {
 		return itemCommand(&f, use+" SA SECRET_ID", short, 2, method,
 			func(args []string) string {

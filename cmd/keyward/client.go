@@ -659,7 +659,8 @@ func splitList(s []string) []string {
 }
 
 // itemCommand is a command that sends method to the path built from its
-// arguments and shows the one resource the admin API returns.
+// arguments and shows the one resource (or one list) the admin API
+// returns.
 func itemCommand[T any](f *clientFlags, use, short string, nargs int, method string, path func(args []string) string, table func(*tabwriter.Writer, T)) *cobra.Command {
 	return &cobra.Command{
 		Use:   use,
