@@ -69,16 +69,7 @@ func fill(t *testing.T, s storage.Storage) {
 // TestSQLiteToPostgres moves a store across backends through JSON and back.
 func TestSQLiteToPostgres(t *testing.T) {
 	ctx := context.Background()
-	src, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	fill(t, src)
-	dump, err := transfer.Export(ctx, src, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dump := exported(t)
 	if a := dump.Accounts[0]; !a.TokensRevokedBefore.Equal(t0.Add(time.Minute)) || !a.CertTokensRevokedBefore.Equal(t0.Add(2*time.Minute)) {
 		t.Fatalf("exported %s with tokens revoked before %v and certificate tokens before %v, want %v and %v",
 			a.ID, a.TokensRevokedBefore, a.CertTokensRevokedBefore, t0.Add(time.Minute), t0.Add(2*time.Minute))
@@ -92,26 +83,9 @@ func TestSQLiteToPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	targets := map[string]func(t *testing.T) storage.Storage{
-		"sqlite": func(t *testing.T) storage.Storage {
-			s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "b.db"), sqlite.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		},
-		"postgres": func(t *testing.T) storage.Storage {
-			s, err := postgres.Open(ctx, pgtest.SchemaDSN(t), postgres.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		},
-	}
-	for name, open := range targets {
-		t.Run(name, func(t *testing.T) {
-			dst := open(t)
-			defer dst.Close()
+	for _, target := range targets {
+		t.Run(target.name, func(t *testing.T) {
+			dst := target.open(t)
 			if err := transfer.Import(ctx, dst, back, t0); err != nil {
 				t.Fatal(err)
 			}
@@ -133,11 +107,7 @@ func TestSQLiteToPostgres(t *testing.T) {
 
 	// A target that already holds a different pepper would lose the
 	// secrets: the import stops.
-	dst, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
+	dst := openSQLite(t)
 	other := storage.SealedValue{Name: "client-secret-pepper", Sealed: []byte{1}, CreatedAt: t0}
 	if err := dst.CreateSealedValue(ctx, other, storage.AuditEvent{Time: t0, Action: "x", Outcome: storage.OutcomeSuccess}); err != nil {
 		t.Fatal(err)
@@ -156,11 +126,7 @@ func TestImportRefusesUndelegableGrants(t *testing.T) {
 	dump.Grants = append(dump.Grants,
 		storage.Grant{Org: "example.com", ClientID: "2", Scopes: []string{"orders.read", "keyward.admin"}, CreatedAt: t0},
 		storage.Grant{Org: "example.com", ClientID: "3", Scopes: []string{"keyward.introspect"}, CreatedAt: t0})
-	dst, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "b.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
+	dst := openSQLite(t)
 	wantRefused(t, dst, transfer.Import(ctx, dst, dump, t0),
 		`delegation of "2" in "example.com" carries keyward.admin`, `delegation of "3" in "example.com" carries keyward.introspect`)
 }
@@ -201,11 +167,7 @@ func TestImportRefusesGrantsWithoutAccount(t *testing.T) {
 			d.Accounts = append([]storage.Account(nil), base.Accounts...)
 			d.Grants = append([]storage.Grant(nil), base.Grants...)
 			tc.edit(&d)
-			dst, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "b.db"), sqlite.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer dst.Close()
+			dst := openSQLite(t)
 			wantRefused(t, dst, transfer.Import(ctx, dst, d, t0), tc.wants...)
 		})
 	}
@@ -218,17 +180,10 @@ const accountDomain = "iam.example.com"
 
 var targets = []struct {
 	name string
-	open func(t *testing.T) storage.Storage
+	open func(t *testing.T) *sqlstore.Store
 }{
-	{"sqlite", func(t *testing.T) storage.Storage {
-		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "b.db"), sqlite.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}},
-	{"postgres", func(t *testing.T) storage.Storage {
+	{"sqlite", openSQLite},
+	{"postgres", func(t *testing.T) *sqlstore.Store {
 		s, err := postgres.Open(context.Background(), pgtest.SchemaDSN(t), postgres.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -238,17 +193,23 @@ var targets = []struct {
 	}},
 }
 
-// exported is the dump of a filled store, each slice its own copy.
-func exported(t *testing.T) transfer.Dump {
+// openSQLite opens an empty SQLite store until the test ends.
+func openSQLite(t *testing.T) *sqlstore.Store {
 	t.Helper()
-	ctx := context.Background()
-	src, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), sqlite.Options{})
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "keyward.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.Close()
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// exported is the dump of a filled store, each slice its own copy.
+func exported(t *testing.T) transfer.Dump {
+	t.Helper()
+	src := openSQLite(t)
 	fill(t, src)
-	d, err := transfer.Export(ctx, src, t0)
+	d, err := transfer.Export(context.Background(), src, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -493,11 +454,7 @@ func TestImportOverBuiltinAPI(t *testing.T) {
 	ev := storage.AuditEvent{Time: t0, Action: "x", Outcome: storage.OutcomeSuccess}
 	builtin := storage.API{Name: "keyward", Identifier: "urn:keyward:admin", Description: "Keyward's own admin API.",
 		Scopes: []string{"keyward.admin", "keyward.introspect"}, CreatedAt: t0.Add(time.Hour)}
-	src, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	src := openSQLite(t)
 	fill(t, src)
 	exported := builtin
 	exported.Description, exported.TokenFormat, exported.Introspectors, exported.CreatedAt = "ours", storage.TokenOpaque, []string{"1"}, t0
@@ -508,16 +465,8 @@ func TestImportOverBuiltinAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bare, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "b.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bare.Close()
-	same, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer same.Close()
+	bare := openSQLite(t)
+	same := openSQLite(t)
 	for name, tc := range map[string]struct {
 		dst      storage.Storage
 		existing storage.API
@@ -567,16 +516,7 @@ func TestImportOverBuiltinAPI(t *testing.T) {
 // written.
 func TestImportWithoutCertRevocation(t *testing.T) {
 	ctx := context.Background()
-	src, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	fill(t, src)
-	dump, err := transfer.Export(ctx, src, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dump := exported(t)
 	b, err := json.Marshal(dump)
 	if err != nil {
 		t.Fatal(err)
@@ -595,11 +535,7 @@ func TestImportWithoutCertRevocation(t *testing.T) {
 	if err := json.Unmarshal(b, &old); err != nil {
 		t.Fatal(err)
 	}
-	dst, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "b.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
+	dst := openSQLite(t)
 	if err := transfer.Import(ctx, dst, old, t0); err != nil {
 		t.Fatal(err)
 	}
@@ -984,28 +920,9 @@ func (s writingStore) ListAPIs(ctx context.Context) ([]storage.API, error) {
 // imports.
 func TestExportSnapshot(t *testing.T) {
 	ctx := context.Background()
-	for _, tc := range []struct {
-		name string
-		open func(t *testing.T) *sqlstore.Store
-	}{
-		{"sqlite", func(t *testing.T) *sqlstore.Store {
-			s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), sqlite.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		}},
-		{"postgres", func(t *testing.T) *sqlstore.Store {
-			s, err := postgres.Open(ctx, pgtest.SchemaDSN(t), postgres.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			src := tc.open(t)
-			defer src.Close()
+	for _, target := range targets {
+		t.Run(target.name, func(t *testing.T) {
+			src := target.open(t)
 			fill(t, src)
 			d, err := transfer.Export(ctx, writingStore{src, t}, t0)
 			if err != nil {
@@ -1022,11 +939,7 @@ func TestExportSnapshot(t *testing.T) {
 				t.Errorf("exported accounts %q, grants to %q, %d keys and %d secrets; want the store as the export began: accounts [1 2], a grant to 1, 2 keys and 2 secrets",
 					ids, grants, len(d.Keys), len(d.Secrets))
 			}
-			dst, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "b.db"), sqlite.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer dst.Close()
+			dst := openSQLite(t)
 			if err := transfer.Import(ctx, dst, d, t0); err != nil {
 				t.Errorf("import of the export: %v", err)
 			}
