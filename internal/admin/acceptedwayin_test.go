@@ -51,6 +51,15 @@ func TestKeepsAWayInThisServerTakes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// certifiedSecond makes a second administrator, with only a
+	// certificate binding.
+	certifiedSecond := func(t *testing.T, e *env) {
+		var err error
+		e.second, err = e.svc.CreateAccount(ctx, op, admin.AccountInput{Name: "certified", Project: "ops", Scopes: []string{admin.AdminScope}})
+		must(t, err)
+		_, err = e.svc.UpdateAccount(ctx, op, e.second.ID, certOnly)
+		must(t, err)
+	}
 	for _, seq := range []struct {
 		name  string
 		setup func(t *testing.T, e *env)
@@ -128,14 +137,8 @@ func TestKeepsAWayInThisServerTakes(t *testing.T) {
 			},
 		},
 		{
-			name: "disabling the administrator with a key while the other has a binding",
-			setup: func(t *testing.T, e *env) {
-				var err error
-				e.second, err = e.svc.CreateAccount(ctx, op, admin.AccountInput{Name: "certified", Project: "ops", Scopes: []string{admin.AdminScope}})
-				must(t, err)
-				_, err = e.svc.UpdateAccount(ctx, op, e.second.ID, certOnly)
-				must(t, err)
-			},
+			name:  "disabling the administrator with a key while the other has a binding",
+			setup: certifiedSecond,
 			last: func(t *testing.T, e *env) error {
 				_, err := e.svc.SetAccountDisabled(ctx, op, e.f.admin.ID, true)
 				return err
@@ -147,14 +150,8 @@ func TestKeepsAWayInThisServerTakes(t *testing.T) {
 			},
 		},
 		{
-			name: "removing the scope from the administrator with a key while the other has a binding",
-			setup: func(t *testing.T, e *env) {
-				var err error
-				e.second, err = e.svc.CreateAccount(ctx, op, admin.AccountInput{Name: "certified", Project: "ops", Scopes: []string{admin.AdminScope}})
-				must(t, err)
-				_, err = e.svc.UpdateAccount(ctx, op, e.second.ID, certOnly)
-				must(t, err)
-			},
+			name:  "removing the scope from the administrator with a key while the other has a binding",
+			setup: certifiedSecond,
 			last: func(t *testing.T, e *env) error {
 				_, err := e.svc.UpdateAccount(ctx, op, e.f.admin.ID, admin.AccountUpdate{Scopes: &[]string{}})
 				return err
@@ -166,15 +163,9 @@ func TestKeepsAWayInThisServerTakes(t *testing.T) {
 			},
 		},
 		{
-			name: "deleting the administrator with a key while the other has a binding",
-			setup: func(t *testing.T, e *env) {
-				var err error
-				e.second, err = e.svc.CreateAccount(ctx, op, admin.AccountInput{Name: "certified", Project: "ops", Scopes: []string{admin.AdminScope}})
-				must(t, err)
-				_, err = e.svc.UpdateAccount(ctx, op, e.second.ID, certOnly)
-				must(t, err)
-			},
-			last: func(t *testing.T, e *env) error { return e.svc.DeleteAccount(ctx, op, e.f.admin.ID) },
+			name:  "deleting the administrator with a key while the other has a binding",
+			setup: certifiedSecond,
+			last:  func(t *testing.T, e *env) error { return e.svc.DeleteAccount(ctx, op, e.f.admin.ID) },
 			check: func(t *testing.T, e *env) {
 				if _, err := e.f.store.GetAccount(ctx, e.f.admin.ID); err != nil {
 					t.Fatalf("the administrator after a refused delete: %v", err)
