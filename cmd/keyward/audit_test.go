@@ -83,19 +83,7 @@ func TestAuditList(t *testing.T) {
 
 	list := func(args ...string) []map[string]any {
 		t.Helper()
-		out := runCLI(t, append(append([]string{"audit", "list", "-o", "json", "--limit", "1000"}, admin...), args...)...)
-		var evs []map[string]any
-		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-			if line == "" {
-				continue
-			}
-			var e map[string]any
-			if err := json.Unmarshal([]byte(line), &e); err != nil {
-				t.Fatalf("line %q: %v", line, err)
-			}
-			evs = append(evs, e)
-		}
-		return evs
+		return jsonLines[map[string]any](t, runCLI(t, append(append([]string{"audit", "list", "-o", "json", "--limit", "1000"}, admin...), args...)...))
 	}
 	t.Run("filters", func(t *testing.T) {
 		refused := list("--action", "token.refused")
@@ -141,16 +129,7 @@ func TestAuditList(t *testing.T) {
 		// so every listing ends (or starts) at its own head; all of them
 		// start from 1 without gaps.
 		seqs := func(args ...string) []int64 {
-			out := runCLI(t, append(append([]string{"audit", "list", "-o", "json", "--newest"}, admin...), args...)...)
-			var got []int64
-			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-				var e struct{ Seq int64 }
-				if err := json.Unmarshal([]byte(line), &e); err != nil {
-					t.Fatalf("line %q: %v", line, err)
-				}
-				got = append(got, e.Seq)
-			}
-			return got
+			return seqsOf(t, runCLI(t, append(append([]string{"audit", "list", "-o", "json", "--newest"}, admin...), args...)...))
 		}
 		for _, args := range [][]string{{"--limit", "1000"}, {"--limit", "2"}, {"--limit", "1"}} {
 			all := list()
@@ -213,15 +192,7 @@ func TestAuditList(t *testing.T) {
 				mu.Lock()
 				limits = nil
 				mu.Unlock()
-				out := runCLI(t, append(append([]string{"audit", "list", "-o", "json", "--server", proxy.URL}, admin...), tt.args...)...)
-				var got []int64
-				for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-					var e struct{ Seq int64 }
-					if err := json.Unmarshal([]byte(line), &e); err != nil {
-						t.Fatalf("line %q: %v", line, err)
-					}
-					got = append(got, e.Seq)
-				}
+				got := seqsOf(t, runCLI(t, append(append([]string{"audit", "list", "-o", "json", "--server", proxy.URL}, admin...), tt.args...)...))
 				switch {
 				case tt.all:
 					if len(got) <= len(before) || got[0] != 1 || got[len(got)-1] != int64(len(got)) {
@@ -842,6 +813,34 @@ func TestMaintenanceMissingDatabase(t *testing.T) {
 			})
 		}
 	}
+}
+
+// jsonLines reads the JSON values of out, one a line, as -o json lists
+// events; blank lines are passed over.
+func jsonLines[T any](t *testing.T, out string) []T {
+	t.Helper()
+	var vs []T
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" {
+			continue
+		}
+		var v T
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		vs = append(vs, v)
+	}
+	return vs
+}
+
+// seqsOf is the seqs of the events audit list printed as out with -o json.
+func seqsOf(t *testing.T, out string) []int64 {
+	t.Helper()
+	var seqs []int64
+	for _, e := range jsonLines[struct{ Seq int64 }](t, out) {
+		seqs = append(seqs, e.Seq)
+	}
+	return seqs
 }
 
 // writeMasterKey writes a master key of 32 bytes, each b in hex.

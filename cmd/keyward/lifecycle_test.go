@@ -339,16 +339,7 @@ func TestIntrospectionAudit(t *testing.T) {
 				}
 
 				listed := func() []map[string]any {
-					var evs []map[string]any
-					out := runCLI(t, append([]string{"audit", "list", "--action", "token.introspect", "-o", "json"}, l.admin...)...)
-					for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-						var e map[string]any
-						if err := json.Unmarshal([]byte(line), &e); err != nil {
-							t.Fatalf("audit list: %q: %v", line, err)
-						}
-						evs = append(evs, e)
-					}
-					return evs
+					return jsonLines[map[string]any](t, runCLI(t, append([]string{"audit", "list", "--action", "token.introspect", "-o", "json"}, l.admin...)...))
 				}
 				// counts returns the refusals, the inactive answers and the
 				// active ones: written one by one, or counted in summaries.
