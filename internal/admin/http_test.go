@@ -66,6 +66,13 @@ func newFixture(t testing.TB, mods ...func(*server.Config)) *fixture {
 // mods change the server's configuration.
 func newFixtureOn(t testing.TB, st storage.Storage, mods ...func(*server.Config)) *fixture {
 	t.Helper()
+	return serveFixture(t, st, func(*server.Deps) {}, mods...)
+}
+
+// serveFixture is newFixtureOn with deps changing the server's
+// dependencies (its journal, its clock) before it is built.
+func serveFixture(t testing.TB, st storage.Storage, deps func(*server.Deps), mods ...func(*server.Config)) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	t.Cleanup(func() { st.Close() })
 	var err error
@@ -82,8 +89,10 @@ func newFixtureOn(t testing.TB, st storage.Storage, mods ...func(*server.Config)
 	for _, mod := range mods {
 		mod(&cfg)
 	}
-	f.srv = server.New(cfg, server.Deps{Store: st, Signer: f.signer, Journal: j, Pepper: []byte("p"),
-		Logger: slog.New(slog.NewTextHandler(&f.logs, nil))})
+	d := server.Deps{Store: st, Signer: f.signer, Journal: j, Pepper: []byte("p"),
+		Logger: slog.New(slog.NewTextHandler(&f.logs, nil))}
+	deps(&d)
+	f.srv = server.New(cfg, d)
 	f.admin, _, err = f.srv.Admin.Bootstrap(ctx, func(sakey.KeyFile) error { return nil })
 	if err != nil {
 		t.Fatal(err)

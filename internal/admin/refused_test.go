@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
@@ -15,13 +14,11 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/admin"
-	"github.com/keyward/keyward/internal/groupcommit"
 	"github.com/keyward/keyward/internal/oauth2"
-	"github.com/keyward/keyward/internal/sakey"
 	"github.com/keyward/keyward/internal/server"
-	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/sqlite"
+	"github.com/keyward/keyward/internal/token"
 )
 
 // refusalsSince returns the admin.refused events after the first n.
@@ -220,7 +217,7 @@ func (c *clockFixture) advance(d time.Duration) {
 
 type failingJournal struct {
 	c    *clockFixture
-	next *groupcommit.Committer
+	next token.Journal
 }
 
 func (j failingJournal) Write(ctx context.Context, w storage.Write) error {
@@ -235,28 +232,12 @@ func (j failingJournal) Write(ctx context.Context, w storage.Write) error {
 
 func newClockFixture(t *testing.T) *clockFixture {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	c := &clockFixture{fixture: &fixture{store: st, now: time.Now()}, at: time.Now()}
-	sealer, _ := signer.NewSealer(make([]byte, 32))
-	c.signer, err = signer.New(ctx, st, sealer, signer.Config{Policy: signer.Policy{Algorithm: "ES256", RetainFor: time.Hour}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	j := groupcommit.New(st, groupcommit.Options{})
-	t.Cleanup(j.Close)
-	cfg := server.Config{Issuer: issuer, AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour,
-		MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute}
-	c.srv = server.New(cfg, server.Deps{Store: st, Signer: c.signer, Journal: failingJournal{c, j}, Pepper: []byte("p"),
-		Logger: slog.New(slog.NewTextHandler(&c.logs, nil)), Now: c.now})
-	c.admin, _, err = c.srv.Admin.Bootstrap(ctx, func(sakey.KeyFile) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := &clockFixture{at: time.Now()}
+	c.fixture = serveFixture(t, st, func(d *server.Deps) { d.Journal, d.Now = failingJournal{c, d.Journal}, c.now })
 	return c
 }
 
