@@ -586,13 +586,6 @@ func TestConsoleSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	spki, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
-	key, err := m.Server.Admin.UploadKey(bg, sys, ecAdmin.ID, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkcs8, _ := x509.MarshalPKCS8PrivateKey(priv)
 	dir := t.TempDir()
 	file := func(name string, v any) string {
 		path := filepath.Join(dir, name)
@@ -605,8 +598,7 @@ func TestConsoleSignIn(t *testing.T) {
 		}
 		return path
 	}
-	ecFile := file("ec.json", sakey.KeyFile{Type: "service_account", ClientEmail: ecAdmin.Email, ClientID: ecAdmin.ID, PrivateKeyID: key.ID,
-		PrivateKey: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})), TokenURI: m.Issuer + "/token"})
+	ecFile := file("ec.json", uploadedKeyFile(t, m, ecAdmin))
 	noKey := adminKey
 	noKey.PrivateKey = ""
 	wrongKey := adminKey
@@ -1234,6 +1226,21 @@ func shopClient(t *testing.T, m *Main, name string, scopes ...string) (storage.A
 		t.Fatal(err)
 	}
 	return a, s.Value
+}
+
+// uploadedKeyFile makes a P-256 key pair, uploads its public key to the
+// account a and returns the key file of its private key.
+func uploadedKeyFile(t *testing.T, m *Main, a storage.Account) sakey.KeyFile {
+	t.Helper()
+	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	spki, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	key, err := m.Server.Admin.UploadKey(context.Background(), admin.Actor{ID: "test"}, a.ID, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, _ := x509.MarshalPKCS8PrivateKey(priv)
+	return sakey.KeyFile{Type: "service_account", ClientEmail: a.Email, ClientID: a.ID, PrivateKeyID: key.ID,
+		PrivateKey: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})), TokenURI: m.Issuer + "/token"}
 }
 
 // consoleAccount creates the account name in the project project, for a

@@ -2,12 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +13,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/keyward/keyward/internal/admin"
-	"github.com/keyward/keyward/internal/sakey"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -37,15 +31,7 @@ func TestConsoleRevokesRefusedToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	spki, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
-	key, err := m.Server.Admin.UploadKey(bg, sys, ops.ID, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkcs8, _ := x509.MarshalPKCS8PrivateKey(priv)
-	kf, _ := json.Marshal(sakey.KeyFile{Type: "service_account", ClientEmail: ops.Email, ClientID: ops.ID, PrivateKeyID: key.ID,
-		PrivateKey: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})), TokenURI: m.Issuer + "/token"})
+	kf, _ := json.Marshal(uploadedKeyFile(t, m, ops))
 	keyFile := filepath.Join(t.TempDir(), "ops.json")
 	if err := os.WriteFile(keyFile, kf, 0o600); err != nil {
 		t.Fatal(err)
