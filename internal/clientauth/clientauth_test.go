@@ -458,6 +458,27 @@ func TestAuthenticate(t *testing.T) {
 	}
 }
 
+// warningStep is a step of a test of a warning logged at most once a
+// minute.
+type warningStep struct {
+	name         string
+	after        time.Duration // since the step before
+	wantWarnings int           // in all, so far
+	wantUnlogged string        // in the last warning
+}
+
+// check fails unless the log text holds st.wantWarnings warnings, the
+// last of them saying st.wantUnlogged.
+func (st warningStep) check(t *testing.T, text, warning string) {
+	t.Helper()
+	if got := strings.Count(text, warning); got != st.wantWarnings {
+		t.Fatalf("%s: %d warnings, want %d; the log:\n%s", st.name, got, st.wantWarnings, text)
+	}
+	if last := text[strings.LastIndex(text, warning):]; !strings.Contains(last, st.wantUnlogged) {
+		t.Fatalf("%s: the last warning lacks %s: %s", st.name, st.wantUnlogged, last)
+	}
+}
+
 // TestUnreadableCertificateWarning: a proxy that forwards a header that
 // does not parse sends one with every request; the log warns of it at
 // most once a minute, saying how many it left out since, while the hook
@@ -476,12 +497,7 @@ func TestUnreadableCertificateWarning(t *testing.T) {
 		OnUnreadableCertificate: func() { counted++ },
 	}, w.dir)
 	const warning = "client-certificate header does not parse"
-	steps := []struct {
-		name         string
-		after        time.Duration // since the step before
-		wantWarnings int           // in all, so far
-		wantUnlogged string        // in the last warning
-	}{
+	steps := []warningStep{
 		{name: "first", wantWarnings: 1, wantUnlogged: "unlogged=0"},
 		{name: "right after", wantWarnings: 1, wantUnlogged: "unlogged=0"},
 		{name: "within the minute", after: 59 * time.Second, wantWarnings: 1, wantUnlogged: "unlogged=0"},
@@ -499,13 +515,7 @@ func TestUnreadableCertificateWarning(t *testing.T) {
 		if counted != i+1 {
 			t.Fatalf("%s: %d counted, want %d", st.name, counted, i+1)
 		}
-		text := logs.String()
-		if got := strings.Count(text, warning); got != st.wantWarnings {
-			t.Fatalf("%s: %d warnings, want %d; the log:\n%s", st.name, got, st.wantWarnings, text)
-		}
-		if last := text[strings.LastIndex(text, warning):]; !strings.Contains(last, st.wantUnlogged) {
-			t.Fatalf("%s: the last warning lacks %s: %s", st.name, st.wantUnlogged, last)
-		}
+		st.check(t, logs.String(), warning)
 	}
 }
 
@@ -559,12 +569,7 @@ func TestUntrustedCertificateHeaderWarning(t *testing.T) {
 		Now: func() time.Time { return clock }, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 	}, w.dir)
 	const warning = "ignoring a client-certificate header from an untrusted address"
-	steps := []struct {
-		name         string
-		after        time.Duration // since the step before
-		wantWarnings int           // in all, so far
-		wantUnlogged string        // in the last warning
-	}{
+	steps := []warningStep{
 		{name: "first", wantWarnings: 1, wantUnlogged: "unlogged=0"},
 		{name: "right after", wantWarnings: 1, wantUnlogged: "unlogged=0"},
 		{name: "a minute after the first", after: time.Minute, wantWarnings: 2, wantUnlogged: "unlogged=1"},
@@ -581,13 +586,7 @@ func TestUntrustedCertificateHeaderWarning(t *testing.T) {
 		if err != nil || c == nil || c.Method != storage.AuthSecretBasic {
 			t.Fatalf("%s: %+v, %v; want the secret's client", st.name, c, err)
 		}
-		text := logs.String()
-		if got := strings.Count(text, warning); got != st.wantWarnings {
-			t.Fatalf("%s: %d warnings, want %d; the log:\n%s", st.name, got, st.wantWarnings, text)
-		}
-		if last := text[strings.LastIndex(text, warning):]; !strings.Contains(last, st.wantUnlogged) {
-			t.Fatalf("%s: the last warning lacks %s: %s", st.name, st.wantUnlogged, last)
-		}
+		st.check(t, logs.String(), warning)
 	}
 }
 
