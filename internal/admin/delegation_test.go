@@ -10,7 +10,6 @@ import (
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/storage"
-	"github.com/keyward/keyward/internal/storage/sqlite"
 )
 
 // orgFixture is a server with the organization example.com, an API with
@@ -212,10 +211,7 @@ func (s orgDeletingStore) PutGrant(ctx context.Context, g storage.Grant, ev stor
 // A grant in an organization deleted meanwhile (after the admin API found
 // it) is a 404 naming the organization, not a 503 of a store failure.
 func TestGrantInOrgDeletedMeanwhile(t *testing.T) {
-	st, err := sqlite.Open(context.Background(), t.TempDir()+"/k.db", sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openSQLite(t)
 	f := newFixtureOn(t, orgDeletingStore{st})
 	ctx, op := context.Background(), admin.Actor{ID: "op"}
 	if _, err := f.srv.Admin.CreateOrg(ctx, op, "example.com"); err != nil {

@@ -2,7 +2,6 @@ package admin_test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
-	"github.com/keyward/keyward/internal/storage/sqlite"
 )
 
 // accountGoneStore deletes the account a change is about just before the
@@ -32,10 +30,7 @@ func (s accountGoneStore) UpdateAccount(ctx context.Context, id string, fn func(
 // something meanwhile.
 func services(t *testing.T, wrap func(storage.Storage) storage.Storage) (st storage.Storage, plain, svc *admin.Service) {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st = openSQLite(t)
 	t.Cleanup(func() { st.Close() })
 	cfg := admin.Config{AccountDomain: "iam.test", DefaultTokenLifetime: time.Hour, MaxTokenLifetime: time.Hour}
 	return st, admin.NewService(st, cfg), admin.NewService(wrap(st), cfg)

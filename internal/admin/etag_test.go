@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,7 +18,6 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
-	"github.com/keyward/keyward/internal/storage/sqlite"
 )
 
 // callIf is call with an If-Match header field ("" sends none).
@@ -285,10 +283,7 @@ func TestIfMatchMalformed(t *testing.T) {
 // interleaved, and an administrator's Authorization header.
 func interleavedFixture(t *testing.T) (*fixture, *interleaved, string) {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openSQLite(t)
 	is := &interleaved{Storage: st}
 	f := newFixtureOn(t, is)
 	return f, is, "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)

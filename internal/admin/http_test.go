@@ -38,6 +38,7 @@ import (
 	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/sqlite"
+	"github.com/keyward/keyward/internal/storage/sqlstore"
 	"github.com/keyward/keyward/internal/testkeys"
 	"github.com/keyward/keyward/internal/testkeyward"
 )
@@ -53,12 +54,20 @@ type fixture struct {
 	now    time.Time
 }
 
-func newFixture(t testing.TB, mods ...func(*server.Config)) *fixture {
+// openSQLite opens an empty SQLite store, for the caller (or
+// newFixtureOn) to close.
+func openSQLite(t testing.TB) *sqlstore.Store {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st
+}
+
+func newFixture(t testing.TB, mods ...func(*server.Config)) *fixture {
+	t.Helper()
+	st := openSQLite(t)
 	return newFixtureOn(t, st, mods...)
 }
 

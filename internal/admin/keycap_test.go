@@ -14,7 +14,6 @@ import (
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/storage"
-	"github.com/keyward/keyward/internal/storage/sqlite"
 )
 
 // An account has at most admin.MaxKeys keys, disabled ones included:
@@ -142,10 +141,7 @@ func (s accountDeletingStore) CreateSecret(ctx context.Context, sec storage.Secr
 // API found it) is a 404 naming the account, not one saying that the key
 // or secret being created does not exist.
 func TestCredentialOfAccountDeletedMeanwhile(t *testing.T) {
-	st, err := sqlite.Open(context.Background(), t.TempDir()+"/k.db", sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openSQLite(t)
 	var armed atomic.Bool
 	f := newFixtureOn(t, accountDeletingStore{st, &armed})
 	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http/httptest"
 	"net/netip"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,7 +16,6 @@ import (
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/storage"
-	"github.com/keyward/keyward/internal/storage/sqlite"
 	"github.com/keyward/keyward/internal/token"
 )
 
@@ -232,10 +230,7 @@ func (j failingJournal) Write(ctx context.Context, w storage.Write) error {
 
 func newClockFixture(t *testing.T) *clockFixture {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openSQLite(t)
 	c := &clockFixture{at: time.Now()}
 	c.fixture = serveFixture(t, st, func(d *server.Deps) { d.Journal, d.Now = failingJournal{c, d.Journal}, c.now })
 	return c

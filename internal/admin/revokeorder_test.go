@@ -2,13 +2,11 @@ package admin_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/storage"
-	"github.com/keyward/keyward/internal/storage/sqlite"
 )
 
 // A revocation never undoes an earlier one: revoking an account's tokens,
@@ -18,10 +16,7 @@ import (
 // revoked.
 func TestRevocationTimeNeverMovesBack(t *testing.T) {
 	ctx, op := context.Background(), admin.Actor{ID: "op"}
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openSQLite(t)
 	t.Cleanup(func() { st.Close() })
 	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	now := t0

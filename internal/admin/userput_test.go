@@ -12,7 +12,6 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
-	"github.com/keyward/keyward/internal/storage/sqlite"
 )
 
 // usersBody is a UsersRequest of the emails, active.
@@ -151,10 +150,7 @@ func (s orgCountingStore) GetOrgs(ctx context.Context, domains []string) ([]stor
 // store however many domains they are in, not one call per domain.
 func TestPutUsersOfOrgsLookups(t *testing.T) {
 	counts := orgCountingStore{getOrg: new(atomic.Int64), getOrgs: new(atomic.Int64)}
-	st, err := sqlite.Open(context.Background(), t.TempDir()+"/k.db", sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openSQLite(t)
 	counts.Storage = st
 	f := newFixtureOn(t, counts)
 	ctx, op := context.Background(), admin.Actor{ID: "op"}
@@ -259,10 +255,7 @@ func TestPutUsersOrgDeletedMeanwhile(t *testing.T) {
 	}
 	open := map[string]func(*testing.T) storage.Storage{
 		"sqlite": func(t *testing.T) storage.Storage {
-			st, err := sqlite.Open(context.Background(), t.TempDir()+"/k.db", sqlite.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			st := openSQLite(t)
 			return st
 		},
 		"postgres": func(t *testing.T) storage.Storage {
