@@ -661,6 +661,46 @@ func UseJTIs(ctx context.Context, j Journal, c *Client) error {
 	return nil
 }
 
+// Requirer authenticates the client of a request, as Authenticator's
+// Require does.
+type Requirer interface {
+	Require(ctx context.Context, r *http.Request, form oauth2.Form, source string, att *Attempt) (*Client, error)
+}
+
+// RequireForToken is how introspection (RFC 7662 §2.1) and revocation
+// (RFC 7009 §2.1) begin: it reads the form, authenticates the client with
+// auth (from source), makes the IDs of its assertion used (UseJTIs), and
+// returns the client and the token parameter, which both require. ev, the
+// request's audit event, gets the authentication method; then the
+// client_id of a refused client, or the client as its actor.
+func RequireForToken(w http.ResponseWriter, r *http.Request, auth Requirer, j Journal, source string, ev *storage.AuditEvent) (*Client, string, error) {
+	form, err := oauth2.ParseForm(w, r)
+	if err != nil {
+		return nil, "", err
+	}
+	var att Attempt
+	caller, err := auth.Require(r.Context(), r, form, source, &att)
+	ev.Data["auth_method"] = att.Method
+	if err != nil {
+		ev.Data["client_id"] = att.ClientID
+		return nil, "", err
+	}
+	if err := UseJTIs(r.Context(), j, caller); err != nil {
+		// A client assertion used before (or whose use could not be
+		// recorded) proves nothing of who sent it: the refusal names its
+		// account as client_id, as a failed authentication's does, not
+		// as the actor.
+		ev.Data["client_id"] = caller.Account.ID
+		return nil, "", err
+	}
+	ev.Actor = caller.Account.ID
+	raw := form.Get("token")
+	if raw == "" {
+		return nil, "", oauth2.Errorf(oauth2.ErrInvalidRequest, "The token parameter is required.")
+	}
+	return caller, raw, nil
+}
+
 // Require authenticates the client of r like Authenticate, and refuses a
 // request without client credentials with 401 invalid_client: the
 // introspection and revocation endpoints serve authenticated clients only.

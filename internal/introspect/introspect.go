@@ -182,29 +182,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, source string, ev *storage.AuditEvent) (*Response, error) {
-	form, err := oauth2.ParseForm(w, r)
+	caller, raw, err := clientauth.RequireForToken(w, r, h.auth, h.journal, source, ev)
 	if err != nil {
 		return nil, err
-	}
-	var att clientauth.Attempt
-	caller, err := h.auth.Require(r.Context(), r, form, source, &att)
-	ev.Data["auth_method"] = att.Method
-	if err != nil {
-		ev.Data["client_id"] = att.ClientID
-		return nil, err
-	}
-	if err := clientauth.UseJTIs(r.Context(), h.journal, caller); err != nil {
-		// A client assertion used before (or whose use could not be
-		// recorded) proves nothing of who sent it: the refusal names its
-		// account as client_id, as a failed authentication's does, not
-		// as the actor.
-		ev.Data["client_id"] = caller.Account.ID
-		return nil, err
-	}
-	ev.Actor = caller.Account.ID
-	raw := form.Get("token")
-	if raw == "" {
-		return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "The token parameter is required.")
 	}
 	ix, allowed, all, err := h.permission(r.Context(), caller.Account)
 	if err != nil {

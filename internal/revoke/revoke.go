@@ -95,29 +95,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve revokes; written reports that the audit event was already written
 // with the revocation.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *storage.AuditEvent) (written bool, err error) {
-	form, err := oauth2.ParseForm(w, r)
+	caller, raw, err := clientauth.RequireForToken(w, r, h.auth, h.journal, ev.Source, ev)
 	if err != nil {
 		return false, err
-	}
-	var att clientauth.Attempt
-	caller, err := h.auth.Require(r.Context(), r, form, ev.Source, &att)
-	ev.Data["auth_method"] = att.Method
-	if err != nil {
-		ev.Data["client_id"] = att.ClientID
-		return false, err
-	}
-	if err := clientauth.UseJTIs(r.Context(), h.journal, caller); err != nil {
-		// A client assertion used before (or whose use could not be
-		// recorded) proves nothing of who sent it: the refusal names its
-		// account as client_id, as a failed authentication's does, not
-		// as the actor.
-		ev.Data["client_id"] = caller.Account.ID
-		return false, err
-	}
-	ev.Actor = caller.Account.ID
-	raw := form.Get("token")
-	if raw == "" {
-		return false, oauth2.Errorf(oauth2.ErrInvalidRequest, "The token parameter is required.")
 	}
 	// token_type_hint is not read: Keyward tells its tokens apart itself,
 	// and RFC 7009 §2.2.1 lets a server ignore a hint it does not know
