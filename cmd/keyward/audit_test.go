@@ -157,7 +157,7 @@ func TestAuditList(t *testing.T) {
 			mu     sync.Mutex
 			limits []string
 		)
-		proxy := frontProxy(t, m, func(w http.ResponseWriter, r *http.Request) bool {
+		proxy := frontOf(t, m, func(w http.ResponseWriter, r *http.Request) bool {
 			if r.URL.Path == "/v1/audit" {
 				mu.Lock()
 				limits = append(limits, r.URL.Query().Get("limit"))
@@ -882,7 +882,7 @@ func TestAuditFollow(t *testing.T) {
 	// A proxy that breaks the first long polls, as a restart or a network
 	// fault would: it drops the connection, then answers 502.
 	var polls atomic.Int32
-	proxy := frontProxy(t, m, func(w http.ResponseWriter, r *http.Request) bool {
+	proxy := frontOf(t, m, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Path == "/v1/audit" && r.URL.Query().Get("wait") != "" {
 			switch polls.Add(1) {
 			case 1:

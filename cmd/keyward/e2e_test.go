@@ -5,12 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -60,27 +56,6 @@ func launchServer(t *testing.T, mods ...func(*Main)) (*Main, func()) {
 		}
 		m.Close()
 	})
-}
-
-// frontProxy starts a server in front of m, until the test ends, that
-// passes each request on to m unless answer, called first, answers it
-// itself and returns true. The proxy's own errors (an upstream that shut
-// down, a client that left) reach the client as a 502 and are not logged.
-func frontProxy(t *testing.T, m *Main, answer func(http.ResponseWriter, *http.Request) bool) *httptest.Server {
-	t.Helper()
-	target, err := url.Parse(m.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.ErrorLog = log.New(io.Discard, "", 0)
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !answer(w, r) {
-			rp.ServeHTTP(w, r)
-		}
-	}))
-	t.Cleanup(proxy.Close)
-	return proxy
 }
 
 // runCLI runs a keyward command in-process and returns its standard output.

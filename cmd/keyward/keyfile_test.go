@@ -97,7 +97,7 @@ func TestAdminClientRedirects(t *testing.T) {
 		}
 	}))
 	defer evil.Close()
-	redirector := frontProxy(t, m, func(w http.ResponseWriter, r *http.Request) bool {
+	redirector := frontOf(t, m, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Path == "/token" {
 			return false
 		}

@@ -41,7 +41,7 @@ func TestTablesQuoteUnprintable(t *testing.T) {
 		"/v1/signing-keys":             `{"signing_keys":[{"key_id":"k\u009b31m","algorithm":"RS256","state":"current","created_at":"2026-01-02T03:04:05Z"}]}`,
 		"/v1/whoami":                   `{"client_id":"1","email":"w@p.iam.keyward.internal","name":"w","project":"p","display_name":"x\u001b[2J","token":{"jti":"j","format":"jwt","scopes":["keyward.admin"]}}`,
 	}
-	proxy := frontProxy(t, m, func(w http.ResponseWriter, r *http.Request) bool {
+	proxy := frontOf(t, m, func(w http.ResponseWriter, r *http.Request) bool {
 		body, ok := answers[r.URL.Path]
 		if !ok || r.Method != http.MethodGet {
 			return false

@@ -27,7 +27,7 @@ type usersProxy struct {
 
 func newUsersProxy(t *testing.T, m *Main) *usersProxy {
 	p := &usersProxy{}
-	p.Server = frontProxy(t, m, func(w http.ResponseWriter, r *http.Request) bool {
+	p.Server = frontOf(t, m, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method != http.MethodPost || r.URL.Path == "/token" {
 			return false
 		}
