@@ -182,18 +182,8 @@ func TestPrivateKeyJWT(t *testing.T) {
 	clientID, email := setupAccount(t, m, "signer")
 	keyFile := filepath.Join(t.TempDir(), "key.json")
 	runCLI(t, "keys", "create", email, "--out", keyFile, "--credentials", m.AdminKeyFile)
-	var kf struct {
-		ID  string `json:"private_key_id"`
-		Key string `json:"private_key"`
-	}
-	b, _ := os.ReadFile(keyFile)
-	json.Unmarshal(b, &kf)
-	block, _ := pem.Decode([]byte(kf.Key))
-	priv, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: priv}, (&jose.SignerOptions{}).WithHeader("kid", kf.ID))
+	kid, priv := keyFileKey(t, keyFile)
+	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: priv}, (&jose.SignerOptions{}).WithHeader("kid", kid))
 	foreign, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	foreignSigner, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: foreign}, nil)
 

@@ -541,24 +541,37 @@ func postAs(t *testing.T, m *Main, id, secret, path string, form url.Values) (in
 	return resp.StatusCode, body
 }
 
-// clientAssertion signs a private_key_jwt assertion with a key file.
-func clientAssertion(t *testing.T, keyFile, clientID, issuer, jti string) string {
+// keyFileKey reads the key file at path: its private_key_id and its
+// private key (PKCS #8, as keyward keys create writes it).
+func keyFileKey(t *testing.T, path string) (kid string, priv any) {
 	t.Helper()
 	var kf struct {
 		ID  string `json:"private_key_id"`
 		Key string `json:"private_key"`
 	}
-	b, err := os.ReadFile(keyFile)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	json.Unmarshal(b, &kf)
+	if err := json.Unmarshal(b, &kf); err != nil {
+		t.Fatal(err)
+	}
 	block, _ := pem.Decode([]byte(kf.Key))
-	priv, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if block == nil {
+		t.Fatalf("%s: its private_key is not PEM", path)
+	}
+	priv, err = x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: priv}, (&jose.SignerOptions{}).WithHeader("kid", kf.ID))
+	return kf.ID, priv
+}
+
+// clientAssertion signs a private_key_jwt assertion with a key file.
+func clientAssertion(t *testing.T, keyFile, clientID, issuer, jti string) string {
+	t.Helper()
+	kid, priv := keyFileKey(t, keyFile)
+	s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: priv}, (&jose.SignerOptions{}).WithHeader("kid", kid))
 	now := time.Now()
 	raw, err := jwt.Signed(s).Claims(map[string]any{"iss": clientID, "sub": clientID, "aud": issuer + "/token",
 		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "jti": jti}).Serialize()

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -21,23 +17,8 @@ import (
 // signAssertion signs claims with a key file's key (RS256, its kid).
 func signAssertion(t *testing.T, keyFile string, claims map[string]any) string {
 	t.Helper()
-	var kf struct {
-		ID  string `json:"private_key_id"`
-		Key string `json:"private_key"`
-	}
-	b, err := os.ReadFile(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &kf); err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode([]byte(kf.Key))
-	priv, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: priv}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kf.ID))
+	kid, priv := keyFileKey(t, keyFile)
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: priv}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
 	if err != nil {
 		t.Fatal(err)
 	}
