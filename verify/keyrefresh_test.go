@@ -497,3 +497,75 @@ func TestAccountKidJoinsFetchInFlight(t *testing.T) {
 		}
 	})
 }
+
+// A token of a new kid that arrives while the background refresh is in
+// flight, and may fetch the keys for its kid, joins that refresh but does
+// not stop at it: the refresh began before the token came, and its answer
+// may predate the token's key. The token's own fetch follows, and
+// verifies it. It was refused invalid_token, as if the issuer did not
+// publish its key, and the fetch it was allowed was spent on nothing.
+func TestUnknownKidJoinsEarlierFetchThenFetches(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const issuer, aud = "https://keyward.internal", "https://orders.internal"
+		newKey := func(kid string) jose.JSONWebKey {
+			k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"}
+		}
+		old, rotated := newKey("k1"), newKey("k2")
+		var (
+			published atomic.Pointer[jose.JSONWebKeySet]
+			fetches   atomic.Int32
+			release   = make(chan struct{})
+		)
+		published.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{old.Public()}})
+		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			switch r.URL.Path {
+			case "/.well-known/oauth-authorization-server":
+				return jsonResponse(r, map[string]string{"issuer": issuer, "jwks_uri": issuer + "/jwks"})
+			case "/jwks":
+				set := published.Load()  // the keys as the request finds them
+				if fetches.Add(1) == 2 { // the background refresh: answered late
+					<-release
+				}
+				return jsonResponse(r, set)
+			}
+			return &http.Response{StatusCode: http.StatusNotFound, Status: "404 Not Found", Header: http.Header{},
+				Body: io.NopCloser(bytes.NewReader(nil)), Request: r}, nil
+		})}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v, err := verify.New(ctx, issuer, aud, verify.WithHTTPClient(client))
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5*time.Minute + time.Second) // the background refresh starts
+		synctest.Wait()
+		published.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{old.Public(), rotated.Public()}})
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: rotated.Key}, (&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", rotated.KeyID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		raw, err := jwt.Signed(s).Claims(map[string]any{"iss": issuer, "sub": "1", "client_id": "1", "aud": aud,
+			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "1"}).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := v.Verify(ctx, raw)
+			done <- err
+		}()
+		synctest.Wait() // it waits for the refresh
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatalf("a token of a key published after the refresh in flight began: %v", err)
+		}
+		if got := fetches.Load(); got != 3 {
+			t.Fatalf("%d JWKS fetches, want 3 (New's, the background refresh, the token's)", got)
+		}
+	})
+}

@@ -63,16 +63,16 @@ type keyFetch struct {
 	err  error
 }
 
-// start returns the fetch in flight, starting one when none is: bounded
-// by ctx and fetchTimeout, and run apart from the caller, which may stop
-// waiting for it.
-func (ks *keySet) start(ctx context.Context) *keyFetch {
+// start returns the fetch in flight, starting one when none is (began):
+// bounded by ctx and fetchTimeout, and run apart from the caller, which
+// may stop waiting for it.
+func (ks *keySet) start(ctx context.Context) (f *keyFetch, began bool) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	if f := ks.fetching; f != nil {
-		return f
+	if ks.fetching != nil {
+		return ks.fetching, false
 	}
-	f := &keyFetch{done: make(chan struct{})}
+	f = &keyFetch{done: make(chan struct{})}
 	ks.fetching = f
 	go func() {
 		fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
@@ -83,13 +83,13 @@ func (ks *keySet) start(ctx context.Context) *keyFetch {
 		ks.mu.Unlock()
 		close(f.done)
 	}()
-	return f
+	return f, true
 }
 
 // refresh fetches the JWKS now, or joins the fetch in flight, and waits
 // for it to end (bounded by ctx and fetchTimeout, when it started it).
 func (ks *keySet) refresh(ctx context.Context) error {
-	f := ks.start(ctx)
+	f, _ := ks.start(ctx)
 	<-f.done
 	return f.err
 }
@@ -197,8 +197,9 @@ func (ks *keySet) nextRefresh() time.Duration {
 }
 
 // verify checks jws against the key its kid names, refreshing the keys
-// once when the kid is unknown (or waiting for the fetch in flight, when
-// they may not be fetched again yet), and requires the key's algorithm
+// once when the kid is unknown (after the fetch in flight, if one began
+// before the token came; or waiting for that fetch alone, when they may
+// not be fetched again yet), and requires the key's algorithm
 // to be the token's: the key decides, never the token. An unknown kid while the
 // issuer's keys cannot be fetched, or may not be fetched again yet, is
 // ErrUnavailable: the key may be new. A kid that names a key the issuer
@@ -218,11 +219,14 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 	ks.mu.RUnlock()
 	if !ok && skipped == nil {
 		allowed, wait := take(ks.limiter, time.Now())
-		var f *keyFetch
+		var (
+			f     *keyFetch
+			began bool
+		)
 		if allowed {
 			// The fetch outlives a cancelled request, so the limiter's
 			// slot is not spent on nothing.
-			f = ks.start(context.WithoutCancel(ctx))
+			f, began = ks.start(context.WithoutCancel(ctx))
 		} else {
 			// A fetch in flight (for another token's kid, or the
 			// background refresh) may bring the key: wait for it, as
@@ -232,13 +236,26 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 			f = ks.fetching
 			ks.mu.RUnlock()
 		}
-		if f != nil {
+		for f != nil {
 			// As long as the request's context allows. A failure is
 			// noted in ks.failed.
 			select {
 			case <-f.done:
 			case <-ctx.Done():
 				return nil, unavailable("the token's key is not among the issuer's keys known here, and the request ended while they were being fetched", ctx.Err())
+			}
+			f = nil
+			ks.mu.RLock()
+			_, found := ks.keys[h.KeyID]
+			again := allowed && !began && !found && ks.unusable[h.KeyID] == nil && ks.failed == nil
+			ks.mu.RUnlock()
+			if again {
+				// The fetch joined (the background refresh, say) began
+				// before this token came, and its answer may predate
+				// the token's key: fetch them again, as the limiter
+				// allowed, rather than call the token invalid.
+				f, _ = ks.start(context.WithoutCancel(ctx))
+				began = true
 			}
 		}
 		ks.mu.RLock()
