@@ -569,3 +569,84 @@ func TestUnknownKidJoinsEarlierFetchThenFetches(t *testing.T) {
 		}
 	})
 }
+
+// A service account's JWT that may fetch its account's keys, but arrives
+// while a fetch of them that began before it is in flight (for another
+// JWT of an account new to the API), joins that fetch but does not stop
+// at it: its answer may predate the JWT's key. The JWT's own fetch
+// follows, and verifies it. It was refused invalid_token, as if the
+// account did not publish its key.
+func TestAccountKidJoinsEarlierFetchThenFetches(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const issuer, aud, email = "https://keyward.internal", "https://orders.internal", "job@shop.iam.test"
+		keys := map[string]jose.JSONWebKey{}
+		for _, kid := range []string{"k1", "k2"} {
+			k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys[kid] = jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"}
+		}
+		var (
+			published atomic.Pointer[jose.JSONWebKeySet]
+			fetches   atomic.Int32
+			release   = make(chan struct{})
+		)
+		k1, k2 := keys["k1"], keys["k2"]
+		published.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k1.Public()}})
+		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			switch r.URL.Path {
+			case "/.well-known/oauth-authorization-server":
+				return jsonResponse(r, map[string]string{"issuer": issuer, "jwks_uri": issuer + "/jwks"})
+			case "/jwks":
+				return jsonResponse(r, jose.JSONWebKeySet{})
+			case "/service_accounts/v1/jwk/" + email:
+				set := published.Load()  // the keys as the request finds them
+				if fetches.Add(1) == 1 { // answered late
+					<-release
+				}
+				return jsonResponse(r, set)
+			}
+			return &http.Response{StatusCode: http.StatusNotFound, Status: "404 Not Found", Header: http.Header{},
+				Body: io.NopCloser(bytes.NewReader(nil)), Request: r}, nil
+		})}
+		sign := func(kid string) string {
+			s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: keys[kid].Key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			raw, err := jwt.Signed(s).Claims(map[string]any{"iss": email, "sub": email, "aud": aud,
+				"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}).Serialize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return raw
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v, err := verify.New(ctx, issuer, aud, verify.WithHTTPClient(client), verify.WithSelfSignedJWTs())
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, 2)
+		verifyOne := func(kid string) {
+			_, err := v.Verify(ctx, sign(kid))
+			errs <- err
+		}
+		go verifyOne("k1")
+		synctest.Wait() // the account's keys are being fetched
+		published.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k1.Public(), k2.Public()}})
+		go verifyOne("k2")
+		synctest.Wait() // it waits for that fetch
+		close(release)
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatalf("a JWT of a key published after the fetch in flight began: %v", err)
+			}
+		}
+		if got := fetches.Load(); got != 2 {
+			t.Fatalf("%d fetches of the account's keys, want 2 (the first JWT's, the second's)", got)
+		}
+	})
+}

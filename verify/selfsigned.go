@@ -133,9 +133,12 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 		refresh, paused.wait = take(a.kids, now)
 		paused.capped = !refresh
 	}
-	var f *keyFetch
+	var (
+		f     *keyFetch
+		began bool
+	)
 	if refresh {
-		f = a.start(ctx, email, now)
+		f, began = a.start(ctx, email, now)
 	} else if !known || !hasKid {
 		// A fetch in flight (for another JWT) may bring the account or
 		// the key: wait for it, as for one started here, rather than
@@ -153,7 +156,7 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 		return nil, nil, errAccountsThrottled
 	}
 	var failed bool // the fetch just made failed, not for the account being gone
-	if f != nil {
+	for f != nil {
 		// The fetch outlives a cancelled request: other requests wait on
 		// it. This one waits as long as its context allows.
 		select {
@@ -165,6 +168,15 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 		a.mu.Lock()
 		set, known = a.sets[email]
 		a.mu.Unlock()
+		f = nil
+		if refresh && !began && !failed && (!known || kid != "" && len(set.keys.Key(kid)) == 0 && set.unusable[kid] == nil) {
+			// The fetch joined (for another JWT) began before this one
+			// came, and its answer may predate the account or the key:
+			// fetch them again, as this JWT may, rather than call it
+			// invalid.
+			f, _ = a.start(ctx, email, now)
+			began = true
+		}
 	}
 	switch {
 	case !known && failed:
@@ -197,16 +209,16 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 }
 
 // start returns the fetch of email's keys in flight, starting one when
-// none is: bounded by fetchTimeout, and run apart from ctx, so that the
-// caller may stop waiting for it. Its err is errKeysUnavailable when
-// fetch reports a failure.
-func (a *accountKeys) start(ctx context.Context, email string, now time.Time) *keyFetch {
+// none is (began): bounded by fetchTimeout, and run apart from ctx, so
+// that the caller may stop waiting for it. Its err is errKeysUnavailable
+// when fetch reports a failure.
+func (a *accountKeys) start(ctx context.Context, email string, now time.Time) (f *keyFetch, began bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if f := a.fetching[email]; f != nil {
-		return f
+	if a.fetching[email] != nil {
+		return a.fetching[email], false
 	}
-	f := &keyFetch{done: make(chan struct{})}
+	f = &keyFetch{done: make(chan struct{})}
 	a.fetching[email] = f
 	go func() {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
@@ -219,7 +231,7 @@ func (a *accountKeys) start(ctx context.Context, email string, now time.Time) *k
 		a.mu.Unlock()
 		close(f.done)
 	}()
-	return f
+	return f, true
 }
 
 // fetch refreshes the cached keys of email: replaced on success, dropped
