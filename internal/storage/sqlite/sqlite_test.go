@@ -250,6 +250,44 @@ func TestAuditTamper(t *testing.T) {
 	})
 }
 
+// SQLite keeps a value of another type in a column (its tables are not
+// STRICT): a time that is no integer is the log altered, as data that is
+// no JSON object is, not a check that could not be finished.
+func TestAuditTamperColumnType(t *testing.T) {
+	ctx := context.Background()
+	for _, value := range []string{`'yesterday'`, `1.5`} {
+		t.Run(value, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "keyward.db")
+			s, err := sqlite.Open(ctx, path, sqlite.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			evs := make([]storage.AuditEvent, 3)
+			for i := range evs {
+				evs[i] = storage.AuditEvent{Time: time.Unix(int64(i), 0), Action: "token.issued", Outcome: storage.OutcomeSuccess}
+			}
+			if _, err := s.Commit(ctx, []storage.Write{{Events: evs}}); err != nil {
+				t.Fatal(err)
+			}
+			db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			for _, q := range []string{`DROP TRIGGER audit_events_no_update`, `UPDATE audit_events SET time = ` + value + ` WHERE seq = 2`} {
+				if _, err := db.ExecContext(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			_, err = storage.VerifyLog(ctx, s)
+			if err == nil || errors.Is(err, storage.ErrUnchecked) || !errors.Is(err, storage.ErrCorruptData) || !strings.Contains(err.Error(), "audit event 2") {
+				t.Errorf("VerifyLog after the change: %v, want event 2's corrupt data, the log found altered", err)
+			}
+		})
+	}
+}
+
 // Two stores on one database append to its audit chain while one prunes it.
 func TestAuditConcurrent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keyward.db")

@@ -251,13 +251,20 @@ func (s *Store) ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]s
 	for rows.Next() {
 		var (
 			e    storage.AuditEvent
-			t    int64
+			t    any // an integer, unless SQLite was given another type
 			data string
 		)
 		if err := rows.Scan(&e.Seq, &t, &e.Action, &e.Outcome, &e.AccountID, &e.Actor, &e.Source, &data, &e.PrevHash, &e.Hash); err != nil {
 			return nil, s.wrap("list audit events", err)
 		}
-		e.Time = fromMicros(t)
+		us, ok := t.(int64)
+		if !ok {
+			// A SQLite column keeps a value of any type: Keyward never
+			// writes that, so the database was changed, which a failed
+			// Scan would not say.
+			return nil, fmt.Errorf("audit event %d: %w: its time is a %T, not an integer", e.Seq, storage.ErrCorruptData, t)
+		}
+		e.Time = fromMicros(us)
 		if err := e.SetStoredData([]byte(data)); err != nil {
 			return nil, fmt.Errorf("audit event %d: %w", e.Seq, err)
 		}
