@@ -2,8 +2,10 @@ package loadgen
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -70,35 +72,42 @@ func TestRunExhausted(t *testing.T) {
 // Load.Prepare's work, done before each request, is not in the request's
 // latency: in a closed loop, nor with a rate the worker keeps up with. It
 // is called with the worker and i of the request it comes before, and its
-// Exhausted stops its worker as a Request's does.
+// Exhausted stops its worker as a Request's does. The run is in a
+// synctest bubble, whose clock moves only while every goroutine waits:
+// the latencies are exactly those of the waits counted, not whatever a
+// busy machine adds.
 func TestRunPrepare(t *testing.T) {
 	for _, rate := range []float64{0, 20} {
-		var prepared [2]atomic.Int64 // per worker: the i prepared for, plus one
-		var left atomic.Int64
-		left.Store(20)
-		load := Load{Concurrency: 2, Duration: 2 * time.Second, Rate: rate, Prepare: func(ctx context.Context, w, i int) int {
-			if left.Add(-1) < 0 {
-				return Exhausted
-			}
-			time.Sleep(20 * time.Millisecond) // signing, say
-			prepared[w].Store(int64(i) + 1)
-			return 0
-		}}
-		var mismatched atomic.Int64
-		r := Run(context.Background(), load, func(ctx context.Context, w, i int) (int, bool) {
-			if prepared[w].Load() != int64(i)+1 {
-				mismatched.Add(1)
-			}
-			return 200, true
-		}, nil)
-		if !r.Exhausted || r.Requests != 20 || mismatched.Load() != 0 {
-			t.Errorf("rate %v: %+v, %d requests not prepared for; want 20 requests, each prepared, and Exhausted", rate, r, mismatched.Load())
-		}
-		// With a rate, worker 0's first request falls due at once, and its
-		// Prepare makes it late.
-		if slowest := map[bool]time.Duration{false: r.Max, true: r.P90}[rate > 0]; slowest >= 20*time.Millisecond {
-			t.Errorf("rate %v: latencies up to %v: the 20ms of Prepare were counted", rate, slowest)
-		}
+		t.Run(fmt.Sprintf("rate %v", rate), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var prepared [2]atomic.Int64 // per worker: the i prepared for, plus one
+				var left atomic.Int64
+				left.Store(20)
+				load := Load{Concurrency: 2, Duration: 2 * time.Second, Rate: rate, Prepare: func(ctx context.Context, w, i int) int {
+					if left.Add(-1) < 0 {
+						return Exhausted
+					}
+					time.Sleep(20 * time.Millisecond) // signing, say
+					prepared[w].Store(int64(i) + 1)
+					return 0
+				}}
+				var mismatched atomic.Int64
+				r := Run(context.Background(), load, func(ctx context.Context, w, i int) (int, bool) {
+					if prepared[w].Load() != int64(i)+1 {
+						mismatched.Add(1)
+					}
+					return 200, true
+				}, nil)
+				if !r.Exhausted || r.Requests != 20 || mismatched.Load() != 0 {
+					t.Errorf("rate %v: %+v, %d requests not prepared for; want 20 requests, each prepared, and Exhausted", rate, r, mismatched.Load())
+				}
+				// With a rate, worker 0's first request falls due at once, and
+				// its Prepare makes it late.
+				if slowest := map[bool]time.Duration{false: r.Max, true: r.P90}[rate > 0]; slowest >= 20*time.Millisecond {
+					t.Errorf("rate %v: latencies up to %v: the 20ms of Prepare were counted", rate, slowest)
+				}
+			})
+		})
 	}
 }
 
