@@ -816,21 +816,56 @@ func TestMaintenanceMissingDatabase(t *testing.T) {
 }
 
 // jsonLines reads the JSON values of out, one a line, as -o json lists
-// events; blank lines are passed over.
+// events (see parseJSONLines).
 func jsonLines[T any](t *testing.T, out string) []T {
 	t.Helper()
+	vs, err := parseJSONLines[T](out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vs
+}
+
+// parseJSONLines reads the JSON values of out, one a line. Output with
+// no line at all is no value; a blank line among values is an error, as
+// any other line that is not a JSON value: -o json writes none.
+func parseJSONLines[T any](out string) ([]T, error) {
+	if strings.TrimSpace(out) == "" {
+		return nil, nil
+	}
 	var vs []T
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if line == "" {
-			continue
-		}
 		var v T
 		if err := json.Unmarshal([]byte(line), &v); err != nil {
-			t.Fatalf("line %q: %v", line, err)
+			return nil, fmt.Errorf("line %q: %v", line, err)
 		}
 		vs = append(vs, v)
 	}
-	return vs
+	return vs, nil
+}
+
+// TestParseJSONLines: the reader of -o json output fails on a blank line
+// among the values, which the callers that parsed line by line before
+// jsonLines (audit list's seqs and --max, the introspection audit) were
+// failed by, and takes output with no line as no value.
+func TestParseJSONLines(t *testing.T) {
+	for _, tt := range []struct {
+		out     string
+		want    []int
+		wantErr bool
+	}{
+		{"", nil, false},
+		{"\n", nil, false},
+		{"1\n2\n", []int{1, 2}, false},
+		{"1\n\n2\n", nil, true},
+		{"1\n \n2\n", nil, true},
+		{"1\nx\n", nil, true},
+	} {
+		got, err := parseJSONLines[int](tt.out)
+		if (err != nil) != tt.wantErr || !slices.Equal(got, tt.want) {
+			t.Errorf("parseJSONLines(%q) = %v, %v; want %v, error %v", tt.out, got, err, tt.want, tt.wantErr)
+		}
+	}
 }
 
 // seqsOf is the seqs of the events audit list printed as out with -o json.
