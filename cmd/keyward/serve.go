@@ -284,7 +284,7 @@ func (m *Main) Open(ctx context.Context) error {
 		// without a master key either, sealed it first under the key it
 		// generated. Left in place, this one's key would fail every
 		// start the same way.
-		return fmt.Errorf("another server sharing this store sealed it at the same time under the master key it generated; every server on one store needs the same master key: give this one that server's (--master-key-file or KEYWARD_MASTER_KEY); the key generated here %s",
+		return fmt.Errorf("another server sharing this store sealed it at the same time under the master key it generated; every server on one store needs the same master key: give this one that server's (--master-key-file or KEYWARD_MASTER_KEY); as for the key generated here, %s",
 			removeUnsealedKey(generated, []byte(fmt.Sprintf("%x\n", master))))
 	}
 	if err != nil {
