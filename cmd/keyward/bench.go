@@ -167,13 +167,13 @@ names another server.`,
 	fl.StringVar(&f.db, "db", "", "run the started server on this PostgreSQL database, in a schema of its own dropped afterwards, instead of a temporary SQLite one")
 	fl.DurationVar(&f.duration, "duration", 10*time.Second, "how long to drive each scenario, from "+minBenchDuration.String()+" to 1h")
 	fl.IntVar(&f.concurrency, "concurrency", 64, "concurrent clients, from 1 to 10000")
-	fl.DurationVar(&f.warmup, "warmup", time.Second, "before measuring each scenario, run it this long without counting (connections open, caches filled)")
+	fl.DurationVar(&f.warmup, "warmup", time.Second, "before measuring each scenario, run it this long without counting (connections open, caches filled), at most 10m")
 	fl.Float64Var(&f.rate, "rate", 0, "requests per second to send in each scenario, spread over the clients, at most 10000000 (0: each client sends as soon as it is answered)")
 	fl.StringSliceVar(&f.scenarios, "scenarios", allScenarios, "scenarios to run, comma-separated")
 	fl.IntVar(&f.accounts, "accounts", 0, fmt.Sprintf("first fill the store with this many service accounts, at most %d (started server only); the first %d get a client secret, and client_credentials_secret spreads its requests over them", maxFillAccounts, fillSecrets))
 	fl.StringVar(&f.signingAlg, "signing-alg", "", "access-token signing algorithm of the started server: "+strings.Join(signer.Algorithms, ", ")+" (default: the server's, ES256)")
 	fl.BoolVar(&f.assertionJTI, "assertion-jti", false, "give each jwt_bearer assertion its own jti and send it once, for a server started with --require-assertion-jti (default: no jti, as Google's libraries send them, and the assertions are cycled)")
-	fl.DurationVar(&f.introspectionAudit, "introspection-audit-interval", DefaultConfig().IntrospectionAudit, "the started server's --introspection-audit-interval: how often introspections that find their token active are audited as summaries (0: each one durably before its answer)")
+	fl.DurationVar(&f.introspectionAudit, "introspection-audit-interval", DefaultConfig().IntrospectionAudit, "the started server's --introspection-audit-interval: how often introspections that find their token active are audited as summaries, at most 10m (0: each one durably before its answer)")
 	addOutputFlag(fl, &f.output)
 	return cmd
 }

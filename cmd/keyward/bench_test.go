@@ -149,6 +149,8 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"--concurrency", "-3"}, "--concurrency"},
 		{[]string{"--rate", "+Inf"}, "--rate"},
 		{[]string{"--warmup", "1h"}, "--warmup"},
+		{[]string{"--warmup", "10m1ms"}, "--warmup"},
+		{[]string{"--introspection-audit-interval", "10m1ms"}, "--introspection-audit-interval"},
 		{[]string{"--accounts", "-5"}, "--accounts"},
 		{[]string{"--accounts", "10000001"}, "--accounts"},
 		{[]string{"--target", "http://127.0.0.1:1", "--accounts", "-5"}, "--accounts"},
@@ -161,6 +163,24 @@ func TestBenchFlagErrors(t *testing.T) {
 				t.Errorf("error %v, want one naming %s", err, tt.flag)
 			}
 		})
+	}
+}
+
+// TestBenchFlagBounds: each bounded flag's --help gives the largest value
+// runBench takes, which TestBenchFlagErrors checks is refused beyond it.
+func TestBenchFlagBounds(t *testing.T) {
+	fl := newBenchCommand().Flags()
+	for _, tt := range []struct{ flag, bound string }{
+		{"duration", "1h"},
+		{"concurrency", "10000"},
+		{"warmup", "10m"},
+		{"rate", "10000000"},
+		{"accounts", "10000000"},
+		{"introspection-audit-interval", "10m"},
+	} {
+		if u := fl.Lookup(tt.flag).Usage; !strings.Contains(u, tt.bound) {
+			t.Errorf("--%s %q does not say it is at most %s", tt.flag, u, tt.bound)
+		}
 	}
 }
 
