@@ -643,6 +643,10 @@ whole log, up to now: it is refused unless --yes confirms it.
 				return err
 			}
 			defer st.Close()
+			nothingToPrune := func() error {
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "no audit event older than %s to prune (%s)\n", cut.Format(time.RFC3339), storeName(cfg))
+				return err
+			}
 			var limits storage.PruneLimits
 			if export != "" {
 				n, last, err := exportAudit(cmd.Context(), st, cut, export)
@@ -658,14 +662,17 @@ whole log, up to now: it is refused unless --yes confirms it.
 			}
 			// Never the newest event as the prune starts: each batch keeps
 			// the newest it finds, but from the second on that is the
-			// audit.prune record of the batch before. (With one event or
-			// none, the first batch keeps it and prunes nothing.)
+			// audit.prune record of the batch before. With one event or
+			// none there is nothing to prune (a ThroughSeq of 0 would be
+			// no bound, and an event appended meanwhile would let the
+			// first go).
 			head, err := st.ListAuditEvents(cmd.Context(), storage.AuditFilter{Newest: true, Limit: 1})
 			if err != nil {
 				return fmt.Errorf("read the newest audit event (nothing was pruned): %w", err)
 			}
-			if len(head) > 0 && (limits.ThroughSeq == 0 || limits.ThroughSeq >= head[0].Seq) {
-				limits.ThroughSeq = head[0].Seq - 1
+			var ok bool
+			if limits.ThroughSeq, ok = pruneBound(head, limits.ThroughSeq); !ok {
+				return nothingToPrune()
 			}
 			ev := storage.AuditEvent{Time: now, Outcome: storage.OutcomeSuccess, Actor: localOperator("keyward audit prune"),
 				Data: map[string]string{"before": cut.UTC().Format(time.RFC3339)}}
@@ -685,8 +692,7 @@ whole log, up to now: it is refused unless --yes confirms it.
 				total += n
 			}
 			if total == 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), "no audit event older than %s to prune (%s)\n", cut.Format(time.RFC3339), storeName(cfg))
-				return nil
+				return nothingToPrune()
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "pruned %s older than %s (%s); %s events record it\n", counted(total, "audit event"), cut.Format(time.RFC3339), storeName(cfg), storage.ActionAuditPrune)
 			return nil
@@ -710,6 +716,20 @@ func prunedCount(count string) string {
 		return counted(n, "event")
 	}
 	return "count " + strconv.Quote(count)
+}
+
+// pruneBound is the last event a prune may delete, given the newest event
+// as it starts (head, none for an empty log) and the bound through an
+// export set (0 for none): never that newest event, and never past
+// through. ok is false when no event may go.
+func pruneBound(head []storage.AuditEvent, through int64) (bound int64, ok bool) {
+	if len(head) == 0 || head[0].Seq <= 1 {
+		return 0, false
+	}
+	if through == 0 || through >= head[0].Seq {
+		through = head[0].Seq - 1
+	}
+	return through, true
 }
 
 // pruneBatch is how many events one prune transaction deletes at most.
