@@ -312,21 +312,8 @@ func TestUnknownKidJoinsFetchInFlight(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		const n = 20
-		errs := make(chan error, n)
-		verifyOne := func() {
-			_, err := v.Verify(ctx, raw)
-			errs <- err
-		}
-		go verifyOne()
-		synctest.Wait() // its fetch is in flight
-		for range n - 1 {
-			go verifyOne()
-		}
-		synctest.Wait()
-		close(release)
-		for range n {
-			if err := <-errs; err != nil {
+		for _, err := range verifyDuringFetch(release, func() error { _, err := v.Verify(ctx, raw); return err }) {
+			if err != nil {
 				t.Fatalf("a token of a new kid, while its key was being fetched: %v", err)
 			}
 		}
@@ -334,6 +321,28 @@ func TestUnknownKidJoinsFetchInFlight(t *testing.T) {
 			t.Fatalf("%d JWKS fetches, want 2 (New's, then one for the new kid)", got)
 		}
 	})
+}
+
+// verifyDuringFetch runs verifyOne 20 times at once, in a synctest
+// bubble: the first starts a fetch that waits for release, and the others
+// come while it is in flight; then it closes release and returns each
+// run's error.
+func verifyDuringFetch(release chan struct{}, verifyOne func() error) []error {
+	const n = 20
+	errs := make(chan error, n)
+	run := func() { errs <- verifyOne() }
+	go run()
+	synctest.Wait() // its fetch is in flight
+	for range n - 1 {
+		go run()
+	}
+	synctest.Wait()
+	close(release)
+	got := make([]error, n)
+	for i := range got {
+		got[i] = <-errs
+	}
+	return got
 }
 
 // A Verify waiting for the keys to be fetched for its token's unknown kid
@@ -474,21 +483,12 @@ func TestAccountKidJoinsFetchInFlight(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(11 * time.Second) // the account's keys may be fetched again
-		const n = 20
-		errs := make(chan error, n)
-		verifyOne := func() {
+		verifyNew := func() error {
 			_, err := v.Verify(ctx, sign("k2")) // each JWT a new one, not in the cache
-			errs <- err
+			return err
 		}
-		go verifyOne()
-		synctest.Wait() // its fetch is in flight
-		for range n - 1 {
-			go verifyOne()
-		}
-		synctest.Wait()
-		close(release)
-		for range n {
-			if err := <-errs; err != nil {
+		for _, err := range verifyDuringFetch(release, verifyNew) {
+			if err != nil {
 				t.Fatalf("a JWT of a new kid, while the account's keys were being fetched: %v", err)
 			}
 		}
