@@ -1250,3 +1250,13 @@ func TestPruneBound(t *testing.T) {
 		})
 	}
 }
+
+// A user or host name that is not UTF-8 is recorded with U+FFFD in its
+// place, as the audit chain hashes it: its bytes would be hashed as an
+// escape any other bad byte shares.
+func TestOperatorNameUTF8(t *testing.T) {
+	got := operatorName("ops\xff", "host\xc3", "keyward audit prune")
+	if want := "local operator ops\uFFFD@host\uFFFD (keyward audit prune)"; got != want {
+		t.Fatalf("operatorName = %q, want %q", got, want)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -125,7 +126,15 @@ func localOperator(command string) string {
 	if err != nil {
 		host = "unknown host"
 	}
-	return fmt.Sprintf("local operator %s@%s (%s)", name, host, command)
+	return operatorName(name, host, command)
+}
+
+// operatorName is localOperator's actor. The user and host names come
+// from the system and need not be UTF-8; the audit chain hashes every
+// byte that is not as the same escaped U+FFFD, so the actor keeps
+// U+FFFD in their place, the one it is hashed as.
+func operatorName(user, host, command string) string {
+	return strings.ToValidUTF8(fmt.Sprintf("local operator %s@%s (%s)", user, host, command), "\uFFFD")
 }
 
 // writeNewKeyFile writes a key file that must not exist yet, mode 0600,
