@@ -208,15 +208,11 @@ var writeKeyOut = writeFileAtomic
 // a key that is being deleted, or is of no use without the command's
 // success. It is left if it holds something else.
 func removeKeyOut(path string, data []byte) string {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) || err == nil && !bytes.Equal(b, data) {
-		return "no key file of it was left at " + path
-	}
-	if err == nil {
-		err = os.Remove(path)
-	}
-	if err != nil {
+	switch left, err := removeWritten(path, data); {
+	case err != nil:
 		return fmt.Sprintf("%s may hold its private key and could not be removed (%v): delete it", path, err)
+	case left != writtenRemoved:
+		return "no key file of it was left at " + path
 	}
 	return path + ", written but not made durable, was removed"
 }

@@ -1011,20 +1011,41 @@ func (m *Main) loadMasterKey(ctx context.Context) (key []byte, generated string,
 // tries again. It is removed only if it still holds data: on a data
 // directory shared with another server, it may be that server's now.
 func removeUnsealedKey(path string, data []byte) string {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	switch left, err := removeWritten(path, data); {
+	case err != nil:
+		return fmt.Sprintf("nothing was sealed with it, and %s could not be removed (%v): remove it before starting again", path, err)
+	case left == writtenGone:
 		return "nothing was sealed with it, and no file was left"
-	}
-	if err == nil && !bytes.Equal(b, data) {
+	case left == writtenReplaced:
 		return "nothing was sealed with it; " + path + " now holds another key, written by another server"
 	}
-	if err == nil {
-		err = os.Remove(path)
-	}
-	if err != nil {
-		return fmt.Sprintf("nothing was sealed with it, and %s could not be removed (%v): remove it before starting again", path, err)
-	}
 	return "nothing was sealed with it, and " + path + " was removed again"
+}
+
+// writtenFile is what removeWritten found at the path of a file a
+// command wrote.
+type writtenFile int
+
+const (
+	writtenRemoved  writtenFile = iota // it held what was written, and was removed
+	writtenGone                        // there is no file
+	writtenReplaced                    // it holds something else, left in place
+)
+
+// removeWritten removes path if it still holds data, which the caller
+// wrote there: a file that holds something else now (another server's or
+// command's) is left in place. err is a failure to read or remove it.
+func removeWritten(path string, data []byte) (writtenFile, error) {
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return writtenGone, nil
+	case err != nil:
+		return writtenRemoved, err
+	case !bytes.Equal(b, data):
+		return writtenReplaced, nil
+	}
+	return writtenRemoved, os.Remove(path)
 }
 
 // refuseSealedStore reports an error when st already holds values sealed
