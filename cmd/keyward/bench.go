@@ -143,7 +143,10 @@ minute, so that scenario needs --warmup + --duration within 45s, and one
 45s old by its turn is signed again then, as the scenario's note counts).
 Likewise an assertion, good for an hour, that is 55m old by its turn (a
 long run) is signed again then. That signing is done before its request's
-clock starts: it is in the load generator's CPU, not in a latency.
+clock starts (with --rate, once the request has fallen due, so that the
+credential does not age while its client waits): it is in the load
+generator's CPU, not in a latency, unless the client had fallen behind
+and the request's latency counts from when it was due.
 Each client sends its requests, encoded before the run where they can be,
 over a keep-alive connection of its own, so the load generator takes little
 of the CPU it shares with the server. Before the table, a yardstick: how

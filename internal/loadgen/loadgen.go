@@ -56,9 +56,13 @@ type Load struct {
 	Rate float64
 	// Prepare, if set, is called by the worker before each request, with
 	// the same worker and i, before the request's latency starts counting:
-	// in a closed loop before the clock is read, with a rate before the
-	// worker waits for the request to fall due (work that makes it late
-	// is then counted, as any other delay of a request already due is).
+	// in a closed loop before the clock is read, with a rate once the
+	// request has fallen due (after the worker's wait for it, so that a
+	// credential Prepare checks does not age during the wait). With a
+	// rate, Prepare's work delays the request's start; for a request
+	// already due when its worker got to it, whose latency counts from
+	// when it was due, that work is counted, as any other delay of a
+	// request already due is.
 	Prepare Prepare
 }
 
@@ -155,14 +159,20 @@ func Run(ctx context.Context, load Load, req Request, progress func(done int64, 
 				if load.Rate <= 0 && !time.Now().Before(deadline) {
 					break // a closed loop sends nothing after the deadline
 				}
+				late, ok := pace.wait(ctx, i, deadline) // with a rate, only what is due before it
+				if !ok {
+					break
+				}
+				// Prepare after the wait, so that what it signs does not age
+				// during it, and before the clock starts.
 				if load.Prepare != nil && load.Prepare(ctx, w, i) == Exhausted {
 					empty.Store(true)
 					exhausted = true
 					break
 				}
-				t0, ok := pace.wait(ctx, i, deadline) // with a rate, only what is due before it
-				if !ok {
-					break
+				t0 := late
+				if t0.IsZero() {
+					t0 = time.Now()
 				}
 				status, ok := req(ctx, w, i)
 				if status == Exhausted {
@@ -322,17 +332,18 @@ func newPacer(load Load, start time.Time, worker int) *pacer {
 	}
 }
 
-// wait returns when request i is due and the time its latency counts
-// from. In a closed loop that is now. With a rate, a request already due
-// when the worker gets to it was held up by slow answers before it, and
-// its latency counts from when it was due; otherwise the worker sleeps
-// until then, and latency counts from when it wakes, so a timer that fires
-// late (Go's may, by up to a millisecond) is not charged to the server.
-// It returns false when the request would be due after deadline or ctx
-// ends first.
-func (p *pacer) wait(ctx context.Context, i int, deadline time.Time) (time.Time, bool) {
+// wait returns when request i is due, with the time its latency counts
+// from if that is already past: with a rate, a request already due when
+// the worker gets to it was held up by slow answers before it, and its
+// latency counts from when it was due. Otherwise (in a closed loop, or
+// when the worker slept until the request fell due) it returns the zero
+// Time: latency counts from when the worker is ready to send, after
+// Load.Prepare, so a timer that fires late (Go's may, by up to a
+// millisecond) is not charged to the server. It returns false when the
+// request would be due after deadline or ctx ends first.
+func (p *pacer) wait(ctx context.Context, i int, deadline time.Time) (late time.Time, ok bool) {
 	if p.interval == 0 {
-		return time.Now(), true
+		return time.Time{}, true
 	}
 	due, ok := p.due(i, deadline)
 	if !ok {
@@ -349,7 +360,7 @@ func (p *pacer) wait(ctx context.Context, i int, deadline time.Time) (time.Time,
 	}
 	select {
 	case <-p.timer.C:
-		return time.Now(), true
+		return time.Time{}, true
 	case <-ctx.Done():
 		return time.Time{}, false
 	}

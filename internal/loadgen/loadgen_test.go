@@ -111,6 +111,35 @@ func TestRunPrepare(t *testing.T) {
 	}
 }
 
+// With a rate, Prepare runs once the worker's wait for the request is
+// over, not before it: what it signs (a credential checked for its age)
+// must not age while the worker waits for the request to fall due. One
+// worker, a request a second: each is sent the moment it was prepared,
+// and prepared no earlier than it was due. The bubble's clock moves only
+// while every goroutine waits, so "the same moment" is exact.
+func TestRunPrepareAfterWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		preparedAt := map[int]time.Time{} // one worker: one goroutine
+		load := Load{Concurrency: 1, Duration: 5 * time.Second, Rate: 1, Prepare: func(ctx context.Context, w, i int) int {
+			preparedAt[i] = time.Now()
+			return 0
+		}}
+		r := Run(context.Background(), load, func(ctx context.Context, w, i int) (int, bool) {
+			if due := start.Add(time.Duration(i) * time.Second); preparedAt[i].Before(due) {
+				t.Errorf("request %d, due at +%v, was prepared at +%v, before it fell due", i, due.Sub(start), preparedAt[i].Sub(start))
+			}
+			if aged := time.Since(preparedAt[i]); aged != 0 {
+				t.Errorf("request %d was sent %v after it was prepared", i, aged)
+			}
+			return 200, true
+		}, nil)
+		if r.Requests != 5 || r.Errors != 0 {
+			t.Errorf("%+v, want 5 requests, no errors", r)
+		}
+	})
+}
+
 func TestRunRate(t *testing.T) {
 	const (
 		rate        = 400.0
