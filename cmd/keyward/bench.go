@@ -170,7 +170,7 @@ names another server.`,
 	fl.StringVar(&f.db, "db", "", "run the started server on this PostgreSQL database, in a schema of its own dropped afterwards, instead of a temporary SQLite one")
 	fl.DurationVar(&f.duration, "duration", 10*time.Second, "how long to drive each scenario, from "+minBenchDuration.String()+" to 1h")
 	fl.IntVar(&f.concurrency, "concurrency", 64, "concurrent clients, from 1 to 10000")
-	fl.DurationVar(&f.warmup, "warmup", time.Second, "before measuring each scenario, run it this long without counting (connections open, caches filled), at most 10m")
+	fl.DurationVar(&f.warmup, "warmup", time.Second, "before measuring each scenario, run it this long without counting (connections open, caches filled), 0 (none) or from "+minBenchDuration.String()+" to 10m")
 	fl.Float64Var(&f.rate, "rate", 0, "requests per second to send in each scenario, spread over the clients, at most 10000000 (0: each client sends as soon as it is answered)")
 	fl.StringSliceVar(&f.scenarios, "scenarios", allScenarios, "scenarios to run, comma-separated")
 	fl.IntVar(&f.accounts, "accounts", 0, fmt.Sprintf("first fill the store with this many service accounts, at most %d (started server only); the first %d get a client secret, and client_credentials_secret spreads its requests over them", maxFillAccounts, fillSecrets))
@@ -191,8 +191,8 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 	if f.concurrency < 1 || f.concurrency > 10_000 {
 		return usageError{errors.New("--concurrency must be from 1 to 10000")}
 	}
-	if f.warmup < 0 || f.warmup > 10*time.Minute {
-		return usageError{errors.New("--warmup must be between 0 and 10m")}
+	if f.warmup != 0 && (f.warmup < minBenchDuration || f.warmup > 10*time.Minute) {
+		return usageError{fmt.Errorf("--warmup must be 0 (none) or from %s to 10m", minBenchDuration)}
 	}
 	if !(f.rate >= 0 && f.rate <= 10_000_000) { // also refuses NaN
 		return usageError{errors.New("--rate must be from 0 to 10000000 requests per second")}
@@ -592,6 +592,8 @@ func (b *bench) fill(ctx context.Context, cfg Config, issuer string) error {
 
 // minBenchDuration is the shortest --duration: a shorter run measures too
 // few requests for its percentiles to mean anything (at 1ns, none at all).
+// It is the shortest --warmup but 0 too: a shorter one warms next to
+// nothing (at 1ns, it sends nothing).
 const minBenchDuration = 100 * time.Millisecond
 
 // maxFillAccounts bounds --accounts: filling takes about 20 s a million.

@@ -45,7 +45,7 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	os.Setenv("KEYWARD_TEST_RUN_MAIN", "1") // for the child only: TestMain has run
 	defer os.Unsetenv("KEYWARD_TEST_RUN_MAIN")
-	out := runCLI(t, "bench", "--duration", "300ms", "--warmup", "50ms", "--concurrency", "4", "--accounts", "50", "-o", "json")
+	out := runCLI(t, "bench", "--duration", "300ms", "--warmup", "100ms", "--concurrency", "4", "--accounts", "50", "-o", "json")
 	var r benchReport
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("bench printed %q: %v", out, err)
@@ -150,6 +150,8 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"--rate", "+Inf"}, "--rate"},
 		{[]string{"--warmup", "1h"}, "--warmup"},
 		{[]string{"--warmup", "10m1ms"}, "--warmup"},
+		{[]string{"--warmup", "1ns"}, "--warmup"},
+		{[]string{"--warmup", "99ms"}, "--warmup"},
 		{[]string{"--introspection-audit-interval", "10m1ms"}, "--introspection-audit-interval"},
 		{[]string{"--accounts", "-5"}, "--accounts"},
 		{[]string{"--accounts", "10000001"}, "--accounts"},
@@ -167,7 +169,8 @@ func TestBenchFlagErrors(t *testing.T) {
 }
 
 // TestBenchFlagBounds: each bounded flag's --help gives the largest value
-// runBench takes, which TestBenchFlagErrors checks is refused beyond it.
+// runBench takes, and the smallest where it is above 0, which
+// TestBenchFlagErrors checks is refused beyond them.
 func TestBenchFlagBounds(t *testing.T) {
 	fl := newBenchCommand().Flags()
 	for _, tt := range []struct{ flag, bound string }{
@@ -180,6 +183,12 @@ func TestBenchFlagBounds(t *testing.T) {
 	} {
 		if u := fl.Lookup(tt.flag).Usage; !strings.Contains(u, tt.bound) {
 			t.Errorf("--%s %q does not say it is at most %s", tt.flag, u, tt.bound)
+		}
+	}
+	// And the smallest, for those with one above 0.
+	for _, flag := range []string{"duration", "warmup"} {
+		if u := fl.Lookup(flag).Usage; !strings.Contains(u, "from "+minBenchDuration.String()) {
+			t.Errorf("--%s %q does not say it is at least %s", flag, u, minBenchDuration)
 		}
 	}
 }
