@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestListJSONEmpty: the list commands that gather every page of an
@@ -45,6 +48,9 @@ func TestListJSONEmpty(t *testing.T) {
 	}
 }
 
+// auditListHeader is the header of audit list's table.
+const auditListHeader = "SEQ  TIME                 ACTION            OUTCOME  ACCOUNT                ACTOR                  SOURCE           DETAILS"
+
 // TestListTableEmpty: a list command with nothing to list prints, in
 // table mode, its header alone, an empty table: audit list printed
 // nothing at all, which reads as a command that did not run.
@@ -57,8 +63,8 @@ func TestListTableEmpty(t *testing.T) {
 	}{
 		{[]string{"sa", "list", "--project", "none"}, "EMAIL  CLIENT ID  DISABLED  SCOPES"},
 		{[]string{"org", "list"}, "DOMAIN  BLOCKED SCOPES"},
-		{[]string{"audit", "list", "--action", "no.such"}, "SEQ  TIME                 ACTION            OUTCOME  ACCOUNT                ACTOR                  SOURCE           DETAILS"},
-		{[]string{"audit", "list", "--newest", "--action", "no.such"}, "SEQ  TIME                 ACTION            OUTCOME  ACCOUNT                ACTOR                  SOURCE           DETAILS"},
+		{[]string{"audit", "list", "--action", "no.such"}, auditListHeader},
+		{[]string{"audit", "list", "--newest", "--action", "no.such"}, auditListHeader},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -67,4 +73,36 @@ func TestListTableEmpty(t *testing.T) {
 			}
 		})
 	}
+
+	// --follow: the header once, however many empty pages its long polls
+	// bring back. The polls wait 10ms here, not followWait's 20s; the
+	// follower is stopped once the server has answered two of them (the
+	// third is asked for), which a proxy in front of it counts.
+	t.Run("audit list --follow --action no.such", func(t *testing.T) {
+		defer func(d time.Duration) { followWait = d }(followWait)
+		followWait = 10 * time.Millisecond
+		var polls atomic.Int32
+		third := make(chan struct{})
+		proxy := frontOf(t, m, func(w http.ResponseWriter, r *http.Request) bool {
+			if r.URL.Path == "/v1/audit" && r.URL.Query().Get("wait") != "" && polls.Add(1) == 3 {
+				close(third)
+			}
+			return false
+		})
+		out, errOut, done, stop := startCLI(t, append([]string{"audit", "list", "--follow", "--action", "no.such", "--server", proxy.URL}, flags...)...)
+		select {
+		case <-third:
+		case err := <-done:
+			t.Fatalf("the follower ended (%v) before its third poll; stdout %q, stderr %q", err, out, errOut)
+		case <-time.After(time.Minute): // a hang, not a measure
+			t.Fatalf("no third poll after a minute; stdout %q, stderr %q", out, errOut)
+		}
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("the stopped follower: %v", err)
+		}
+		if got := out.String(); got != auditListHeader+"\n" {
+			t.Errorf("printed %q, want the header alone, once, %q", got, auditListHeader+"\n")
+		}
+	})
 }
