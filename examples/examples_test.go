@@ -53,7 +53,15 @@ func TestExamples(t *testing.T) {
 	if err := api.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer api.Process.Kill()
+	// Reaped whatever happens: killed, if still running, and waited for
+	// when the test ends, early (a t.Fatal) or not.
+	var exitErr error
+	exited := make(chan struct{})
+	go func() { exitErr = api.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		api.Process.Kill() // an error once it has exited: nothing to do
+		<-exited
+	})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if resp, err := http.Get("http://" + addr + "/v1/orders"); err == nil {
@@ -93,12 +101,10 @@ func TestExamples(t *testing.T) {
 	if err := api.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- api.Wait() }()
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("the API after SIGTERM: %v, want a graceful exit", err)
+	case <-exited:
+		if exitErr != nil {
+			t.Fatalf("the API after SIGTERM: %v, want a graceful exit", exitErr)
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("the API still runs 15 s after SIGTERM")
