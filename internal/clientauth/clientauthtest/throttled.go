@@ -119,6 +119,10 @@ func ThrottledRefusalsRecordedOnceAMinute(t *testing.T, path, action string, new
 			refused: addrBurst, throttled: 1, note: throttle.NoteAddress},
 		{name: "flood of one client at an address", req: wrongSecret(ClientID), remote: "198.51.100.3", n: 40,
 			refused: clientBurst, throttled: 1, note: throttle.NoteClient},
+		// An ID no account has: refused as a wrong secret is, and
+		// throttled on a budget of its own.
+		{name: "another client at that address is independent", req: wrongSecret("100000000000000000002"), remote: "198.51.100.3", n: 40,
+			refused: clientBurst, throttled: 1, note: throttle.NoteClient},
 	}
 	seen := 0
 	for _, s := range steps {
