@@ -159,3 +159,51 @@ func TestMiddlewareFormContentType(t *testing.T) {
 		})
 	}
 }
+
+// A response to a request with the token in its URI is marked private
+// (RFC 6750 §2.3), so that no shared cache keeps it for whoever asks for
+// that URI next; the handler may say more. A token in the header or the
+// form body leaves Cache-Control to the handler.
+func TestMiddlewareQueryTokenResponseIsPrivate(t *testing.T) {
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	v := newVerifier(t, k)
+	good := k.Sign(t, nil)
+	plain := verify.Middleware(v, verify.AllowQueryToken())(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	maxAge := verify.Middleware(v, verify.AllowQueryToken())(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Cache-Control", "max-age=60")
+	}))
+	tests := []struct {
+		name   string
+		h      http.Handler
+		method string
+		target string
+		header string
+		body   string
+		want   []string
+	}{
+		{"query", plain, "GET", "/?access_token=" + good, "", "", []string{"private"}},
+		{"query, handler adds max-age", maxAge, "GET", "/?access_token=" + good, "", "", []string{"private", "max-age=60"}},
+		{"header", plain, "GET", "/", "Bearer " + good, "", nil},
+		{"form body", plain, "POST", "/", "", "access_token=" + good, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(tt.method, tt.target, strings.NewReader(tt.body))
+			if tt.header != "" {
+				r.Header.Set("Authorization", tt.header)
+			}
+			if tt.body != "" {
+				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
+			w := httptest.NewRecorder()
+			tt.h.ServeHTTP(w, r)
+			if w.Code != http.StatusOK {
+				t.Fatalf("status %d (%s), want 200", w.Code, w.Body)
+			}
+			if got := w.Header().Values("Cache-Control"); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("Cache-Control = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -56,7 +56,9 @@ type mwOptions struct {
 // checked, so that no caller without a token can make the API read more.
 // The wrapped handler finds the form parsed (r.PostForm) and the body to
 // read again. A request with a token in its Authorization header keeps its
-// body unread, whatever its size.
+// body unread, whatever its size. The response to a request with the token
+// in its query gets Cache-Control: private (RFC 6750 §2.3), which the
+// handler may replace or add to.
 func AllowQueryToken() MiddlewareOption { return func(o *mwOptions) { o.queryToken = true } }
 
 // WithRealm sets the realm of the WWW-Authenticate challenge (by default
@@ -93,7 +95,7 @@ func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.H
 				o.serveDPoP(v, next, w, r)
 				return
 			}
-			raw, err := bearerToken(w, r, o.queryToken)
+			raw, inURI, err := bearerToken(w, r, o.queryToken)
 			if err != nil {
 				o.refuse(w, r, err)
 				return
@@ -107,6 +109,13 @@ func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.H
 			if err != nil {
 				o.refuse(w, r, err)
 				return
+			}
+			if inURI {
+				// RFC 6750 §2.3: a response to a request with the token in
+				// its URI is private, so no shared cache keeps it for
+				// anyone else who asks for that URI. The handler may set
+				// its own, or add max-age.
+				w.Header().Set("Cache-Control", "private")
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, &verified{claims: c, realm: o.realm})))
 		})
@@ -124,12 +133,13 @@ var errNoToken = &Error{Code: "", Description: "an access token is required"}
 const maxFormBytes = 64 << 10
 
 // bearerToken extracts the token, from the Authorization header, or from
-// the access_token parameter when allowed; using both is an error. An
+// the access_token parameter when allowed (inURI: the query's, not the
+// form body's); using both is an error. An
 // Authorization header of another scheme (Basic …) is no token. The form
 // body is read only for a POST without a bearer token in the header: with
 // one, the body is left to the handler, and only the query is checked for
 // a second token, as for DPoP.
-func bearerToken(w http.ResponseWriter, r *http.Request, allowQuery bool) (string, error) {
+func bearerToken(w http.ResponseWriter, r *http.Request, allowQuery bool) (token string, inURI bool, err error) {
 	h := r.Header.Values("Authorization")
 	var fromHeader string
 	switch len(h) {
@@ -140,37 +150,37 @@ func bearerToken(w http.ResponseWriter, r *http.Request, allowQuery bool) (strin
 			break
 		}
 		if tok = strings.TrimSpace(tok); tok == "" || strings.ContainsAny(tok, " \t") {
-			return "", &Error{Code: "invalid_request", Description: "the Authorization header must be: Bearer <token>"}
+			return "", false, &Error{Code: "invalid_request", Description: "the Authorization header must be: Bearer <token>"}
 		}
 		fromHeader = tok
 	default:
-		return "", &Error{Code: "invalid_request", Description: "more than one Authorization header"}
+		return "", false, &Error{Code: "invalid_request", Description: "more than one Authorization header"}
 	}
-	fromQuery := ""
+	fromParam := ""
 	if allowQuery {
-		var err error
-		if fromQuery, err = oneToken(r.URL.Query()); err != nil {
-			return "", err
+		if fromParam, err = oneToken(r.URL.Query()); err != nil {
+			return "", false, err
 		}
-		if fromHeader == "" && fromQuery == "" && r.Method == http.MethodPost && isForm(r.Header.Get("Content-Type")) {
+		inURI = fromParam != ""
+		if fromHeader == "" && fromParam == "" && r.Method == http.MethodPost && isForm(r.Header.Get("Content-Type")) {
 			form, err := readForm(w, r)
 			if err != nil {
-				return "", err
+				return "", false, err
 			}
-			if fromQuery, err = oneToken(form); err != nil {
-				return "", err
+			if fromParam, err = oneToken(form); err != nil {
+				return "", false, err
 			}
 		}
 	}
 	switch {
-	case fromHeader != "" && fromQuery != "":
-		return "", &Error{Code: "invalid_request", Description: "the token was sent in more than one way (RFC 6750 §2)"}
+	case fromHeader != "" && fromParam != "":
+		return "", false, &Error{Code: "invalid_request", Description: "the token was sent in more than one way (RFC 6750 §2)"}
 	case fromHeader != "":
-		return fromHeader, nil
-	case fromQuery != "":
-		return fromQuery, nil
+		return fromHeader, false, nil
+	case fromParam != "":
+		return fromParam, inURI, nil
 	}
-	return "", errNoToken
+	return "", false, errNoToken
 }
 
 // oneToken returns the access_token parameter of params, "" if there is
