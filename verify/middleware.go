@@ -319,14 +319,16 @@ func descriptionChars(s string) string {
 }
 
 // writeError writes the JSON body of a refusal: the same error code as the
-// challenge, none for a request without a token.
+// challenge, and its description. A request without a token gets {}: as
+// its challenge, no error code or other error information (RFC 6750
+// §3.1); the description is for OnError.
 func writeError(w http.ResponseWriter, status int, e *Error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	body := map[string]string{"error_description": e.Description}
+	body := map[string]string{}
 	if e.Code != "" {
-		body["error"] = e.Code
+		body["error"], body["error_description"] = e.Code, e.Description
 	}
 	json.NewEncoder(w).Encode(body)
 }

@@ -107,6 +107,11 @@ func TestMiddleware(t *testing.T) {
 			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body["error"] != tt.wantError || strings.Contains(body["error_description"], "evil") {
 				t.Fatalf("body %s, want error %q (as the challenge) and no sender-chosen text", w.Body, tt.wantError)
 			}
+			// RFC 6750 §3.1: without a token, no error code or other
+			// error information, in the body as in the challenge.
+			if tt.wantError == "" && len(body) != 0 {
+				t.Fatalf("body %s, want {} for a request without a token", w.Body)
+			}
 		})
 	}
 }
