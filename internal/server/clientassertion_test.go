@@ -104,3 +104,25 @@ func TestClientAssertionReplayAuditActor(t *testing.T) {
 		})
 	}
 }
+
+// TestJWTBearerClientAssertionReplay: a JWT-bearer request whose client
+// authenticates with private_key_jwt, and whose grant assertion has no
+// jti (Google's client libraries send none), can be refused as a replay
+// only for its client assertion: that is a failed client authentication,
+// 401 invalid_client (RFC 7523 §3.2), not a refused grant.
+func TestJWTBearerClientAssertionReplay(t *testing.T) {
+	f := newFixture(t)
+	c := f.clientAssertion(t, "client-once")
+	send := func() (int, string) {
+		body := "grant_type=" + url.QueryEscape(oauth2.GrantJWTBearer) + "&assertion=" + f.assertion(t, "") +
+			"&client_assertion_type=" + url.QueryEscape(oauth2.ClientAssertionJWT) + "&client_assertion=" + c
+		w := f.do(body, "")
+		return w.Code, w.Body.String()
+	}
+	if code, body := send(); code != http.StatusOK {
+		t.Fatalf("first use: %d %s", code, body)
+	}
+	if code, body := send(); code != http.StatusUnauthorized || !strings.Contains(body, `"invalid_client"`) {
+		t.Fatalf("client assertion replayed: %d %s, want 401 invalid_client", code, body)
+	}
+}

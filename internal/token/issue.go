@@ -45,6 +45,9 @@ type issuance struct {
 	resources []string
 	// jtis are consumed atomically with the audit event.
 	jtis []storage.UsedJTI
+	// grantJTI says jtis holds the JWT-bearer assertion's own jti: without
+	// it, a replay among jtis (DPoP's aside) is the client assertion's.
+	grantJTI bool
 	// thumbprint, if set, binds the token to a client certificate.
 	thumbprint string
 	// credential names the key or secret the client authenticated with.
@@ -274,8 +277,10 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 		return nil, oauth2.Errorf(oauth2.ErrInvalidDPoPProof, "Invalid DPoP proof: it or the request's client assertion was used before: make new ones for every request.")
 	}
 	if errors.Is(err, storage.ErrReplay) {
-		if req.Audit.Grant == "client_credentials" {
-			// The only single-use ID was the client assertion's.
+		if !is.grantJTI {
+			// The only single-use ID was the client assertion's (the
+			// client_credentials grant, or a JWT-bearer assertion without
+			// a jti): a failed client authentication (RFC 7523 §3.2).
 			return nil, (&oauth2.Error{Code: oauth2.ErrInvalidClient, Status: http.StatusUnauthorized, Description: "Client authentication failed."}).
 				WithCause(errors.New("client assertion jti replayed"))
 		}

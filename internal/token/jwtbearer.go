@@ -142,6 +142,7 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	}
 	if c.ID != "" {
 		is.jtis = append(is.jtis, storage.UsedJTI{Issuer: acct.ID, JTI: c.ID, ExpiresAt: c.Expiry.Time().Add(h.cfg.ClockSkew)})
+		is.grantJTI = true
 	}
 	return h.issue(ctx, req, is)
 }
