@@ -112,11 +112,16 @@ still need the old key.
 			fmt.Fprintln(out, "re-encrypted the signing keys and the client-secret pepper under the new master key")
 			if source == generatedMasterKeyPath(cfg) {
 				if err := writeFileAtomic(source, []byte(fmt.Sprintf("%x\n", newKey)), 0o600); err != nil {
-					// The rename may have happened, unsynced: the file
-					// holds the new key now, maybe the old one after a
-					// crash. Only the new key's own file is sure.
-					return fmt.Errorf("the store now needs the new key, but %s may still hold the old one after a crash: keep %s and start with --master-key-file %s: %w",
-						source, newKeyFile, newKeyFile, err)
+					// Only the new key's own file is sure: after a rename
+					// left unsynced, the file holds the new key now, but
+					// maybe the old one after a crash; after any other
+					// failure, the old one.
+					held := "still holds the old one, which could not be replaced"
+					if _, ok := errors.AsType[*dirSyncError](err); ok {
+						held = "holds the new one, but may hold the old one again after a crash"
+					}
+					return fmt.Errorf("the store now needs the new key, and %s %s: keep %s and start with --master-key-file %s: %w",
+						source, held, newKeyFile, newKeyFile, err)
 				}
 				fmt.Fprintf(out, "replaced %s with the new key\n", source)
 				return nil

@@ -203,22 +203,51 @@ func TestFirstStartUnsyncedMasterKey(t *testing.T) {
 	}
 }
 
-// A rotation of the generated master key whose file cannot be made
-// durable says the file may still hold the old key after a crash, and to
-// start with the new key's own file: the rename may have happened, so
-// "could not be replaced" was not true.
-func TestMasterKeyRotateUnsynced(t *testing.T) {
-	dir := t.TempDir()
-	_, stop := launchServer(t, func(m *Main) { m.Config.DataDir = dir })
-	stop()
-	newKeyFile := filepath.Join(t.TempDir(), "new.key")
-	os.WriteFile(newKeyFile, []byte(strings.Repeat("a5", 32)+"\n"), 0o600)
-	defer func(f func(string) error) { syncDir = f }(syncDir)
-	syncDir = func(string) error { return errors.New("input/output error") }
-	err := runCLIErr(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", newKeyFile)
-	want := filepath.Join(dir, "master.key") + " may still hold the old one after a crash: keep " + newKeyFile + " and start with --master-key-file " + newKeyFile
-	if err == nil || !strings.Contains(err.Error(), want) {
-		t.Fatalf("rotate with the directory not synced: %v, want an error saying %q", err, want)
+// A rotation of the generated master key whose file could not be
+// replaced says what that file holds: the new key, but maybe the old one
+// again after a crash, when only its directory could not be synced; the
+// old one when the rename itself failed ("may still hold the old one"
+// was said of both). Either way it says to start with the new key's own
+// file, which opens the store.
+func TestMasterKeyRotateFileNotReplaced(t *testing.T) {
+	const oldSaid = "may still hold the old one"
+	for _, tt := range []struct {
+		name    string
+		fail    func()
+		says    string
+		holdNew bool
+	}{
+		{"directory not synced", func() {
+			syncDir = func(string) error { return errors.New("input/output error") }
+		}, " holds the new one, but may hold the old one again after a crash: keep ", true},
+		{"rename fails", func() {
+			renameFile = func(string, string) error { return errors.New("rename: input/output error") }
+		}, " still holds the old one, which could not be replaced: keep ", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			_, stop := launchServer(t, func(m *Main) { m.Config.DataDir = dir })
+			stop()
+			path := filepath.Join(dir, "master.key")
+			old, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			newKeyFile := filepath.Join(t.TempDir(), "new.key")
+			newKey := strings.Repeat("a5", 32) + "\n"
+			os.WriteFile(newKeyFile, []byte(newKey), 0o600)
+			defer func(s func(string) error, r func(string, string) error) { syncDir, renameFile = s, r }(syncDir, renameFile)
+			tt.fail()
+			err = runCLIErr(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", newKeyFile)
+			want := path + tt.says + newKeyFile + " and start with --master-key-file " + newKeyFile
+			if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), oldSaid) {
+				t.Fatalf("rotate: %v, want an error saying %q", err, want)
+			}
+			wantHeld := map[bool]string{true: newKey, false: string(old)}[tt.holdNew]
+			if b, err := os.ReadFile(path); err != nil || string(b) != wantHeld {
+				t.Errorf("%s holds %q (%v), want %q", path, b, err, wantHeld)
+			}
+		})
 	}
 }
 

@@ -1152,9 +1152,10 @@ func createTempFor(path string) (*os.File, error) {
 // survives a crash (fsync(2): syncing a file does not make its name
 // durable). Its callers rely on that (a generated master key, which
 // the store is then sealed under, is in that file alone), so a directory
-// that cannot be synced is an error, as for writeNewFile; the new file is
-// left in place, for the caller to keep or remove. Its errors name path,
-// not the temporary file.
+// that cannot be synced is an error, as for writeNewFile: a
+// *dirSyncError, and only that error comes once the new file is in place,
+// left for the caller to keep or remove; after any other, path is as it
+// was. Its errors name path, not the temporary file.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	f, err := createTempFor(path)
 	if err != nil {
@@ -1176,14 +1177,31 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(f.Name(), path); err != nil {
+	if err := renameFile(f.Name(), path); err != nil {
 		return err
 	}
 	if err := syncDir(filepath.Dir(path)); err != nil {
-		return fmt.Errorf("sync the directory of %s: %w", path, err)
+		return &dirSyncError{path, err}
 	}
 	return nil
 }
+
+// renameFile is os.Rename (a variable for tests).
+var renameFile = os.Rename
+
+// dirSyncError is the error of a file written in place whose directory
+// could not be synced: the file is there now, but a crash may still take
+// its name (and bring back the file it replaced, if any).
+type dirSyncError struct {
+	path string
+	err  error
+}
+
+func (e *dirSyncError) Error() string {
+	return "sync the directory of " + e.path + ": " + e.err.Error()
+}
+
+func (e *dirSyncError) Unwrap() error { return e.err }
 
 // discardKeyFile removes the administrator key file path that a first
 // start saved for an account another replica beat it to creating
