@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -50,7 +51,9 @@ copy of the private key. Google's client libraries read the file unchanged.
 If the file cannot be written, no key is left behind: an unwritable --out is
 refused before the key is created, and a key whose file could not be
 written after all is deleted again, with the file if it was written but
-could not be made durable (its directory not synced).`,
+could not be made durable (its directory not synced). Without --force an
+--out that exists is refused, one made while the key was created too: it
+is left as it is, and the key deleted again.`,
 		Example: `  keyward keys create nightly-report@billing.iam.keyward.internal --out key.json`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -91,7 +94,14 @@ could not be made durable (its directory not synced).`,
 				Email string `json:"client_email"`
 			}
 			json.Unmarshal(kf, &meta)
-			write := func() error { return writeKeyOut(out, pretty.Bytes(), 0o600) }
+			write := func() error {
+				err := writeKeyOut(out, pretty.Bytes(), force)
+				if errors.Is(err, fs.ErrExist) {
+					// Made since it was checked for, and left as it is.
+					err = fmt.Errorf("%s already exists (made while the key was created); name a new file, or pass --force to overwrite it", out)
+				}
+				return err
+			}
 			if out == "-" {
 				// A write to a closed pipe fails rather than kill the
 				// command with SIGPIPE before it deletes the key.
@@ -200,7 +210,7 @@ public keys, or a public key and a certificate, is refused.`,
 }
 
 // writeKeyOut writes a key file (a variable for tests).
-var writeKeyOut = writeFileAtomic
+var writeKeyOut = writeOutFile
 
 // removeKeyOut removes the key file path if it holds data, as it does
 // when writing it failed only once it was in place (its directory could
@@ -218,7 +228,8 @@ func removeKeyOut(path string, data []byte) string {
 }
 
 // checkWritable checks that a file can be written at path as
-// writeFileAtomic writes it: a temporary file next to it, renamed over it.
+// writeOutFile writes it: a temporary file next to it, renamed over it or
+// linked to it.
 func checkWritable(path string) error {
 	f, err := createTempFor(path)
 	if err != nil {

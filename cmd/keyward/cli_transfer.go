@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -36,7 +37,8 @@ Secrets and signing keys stay usable only with the same master key: move
 it along. 'keyward import' loads the file into a new store.
 
 --out names a new file: one that exists is refused, as other commands
-refuse to overwrite their output files, unless --force is given.
+refuse to overwrite their output files, unless --force is given; one
+made while the store is read is refused too, and left as it is.
 
 ` + storeSettingsHelp,
 		Example: `  keyward export --data-dir keyward-data --out keyward.json
@@ -78,7 +80,10 @@ refuse to overwrite their output files, unless --force is given.
 				_, err = cmd.OutOrStdout().Write(b)
 				return err
 			}
-			if err := writeFileAtomic(out, b, 0o600); err != nil {
+			if err := writeOutFile(out, b, force); errors.Is(err, fs.ErrExist) {
+				// Made since it was checked for, and left as it is.
+				return fmt.Errorf("--out %s already exists (made while the store was read); name a new file, or pass --force to replace it", out)
+			} else if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "exported %s from %s to %s\n", dumpSummary(d), storeName(cfg), out)

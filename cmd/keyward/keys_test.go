@@ -55,8 +55,8 @@ func TestKeysCreateOut(t *testing.T) {
 		})
 	}
 	t.Run("write fails after the key is created", func(t *testing.T) {
-		defer func(w func(string, []byte, os.FileMode) error) { writeKeyOut = w }(writeKeyOut)
-		writeKeyOut = func(string, []byte, os.FileMode) error { return errors.New("disk full") }
+		defer func(w func(string, []byte, bool) error) { writeKeyOut = w }(writeKeyOut)
+		writeKeyOut = func(string, []byte, bool) error { return errors.New("disk full") }
 		before := keyCount()
 		err := runCLIErr(t, append([]string{"keys", "create", email, "--out", filepath.Join(dir, "k.json")}, admin...)...)
 		if err == nil || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), "was deleted again") {

@@ -1157,6 +1157,32 @@ func createTempFor(path string) (*os.File, error) {
 // left for the caller to keep or remove; after any other, path is as it
 // was. Its errors name path, not the temporary file.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return writeTempThen(path, data, mode, renameFile)
+}
+
+// writeNewFileAtomic writes data to path as writeFileAtomic does, but
+// never over a file: one there, even created since the caller checked,
+// is left as it is, and the error is a *fs.PathError of fs.ErrExist
+// naming path. The synced temporary file is hard-linked to path, which
+// link(2) refuses with EEXIST, and its own name then removed; path never
+// holds part of the data, even after a crash.
+func writeNewFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return writeTempThen(path, data, mode, publishNew)
+}
+
+// writeOutFile writes an output file, such as --out of keys create and
+// export: with replace over the file path if there is one, else as a new
+// file.
+func writeOutFile(path string, data []byte, replace bool) error {
+	if replace {
+		return writeFileAtomic(path, data, 0o600)
+	}
+	return writeNewFileAtomic(path, data, 0o600)
+}
+
+// writeTempThen writes data to a temporary file next to path with mode,
+// syncs it, has publish put it at path, then syncs the directory.
+func writeTempThen(path string, data []byte, mode os.FileMode, publish func(tmp, path string) error) error {
 	f, err := createTempFor(path)
 	if err != nil {
 		return err
@@ -1177,7 +1203,8 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := renameFile(f.Name(), path); err != nil {
+	publishing(path)
+	if err := publish(f.Name(), path); err != nil {
 		return err
 	}
 	if err := syncDir(filepath.Dir(path)); err != nil {
@@ -1186,8 +1213,55 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	return nil
 }
 
+// publishing is called by writeFileAtomic and writeNewFileAtomic just
+// before the file is put in place; tests create a file there meanwhile.
+var publishing = func(path string) {}
+
 // renameFile is os.Rename (a variable for tests).
 var renameFile = os.Rename
+
+// linkFile is os.Link, and renameNew renameNoReplace (variables for
+// tests).
+var (
+	linkFile  = os.Link
+	renameNew = renameNoReplace
+)
+
+// publishNew gives the file tmp the name path, which must not exist, and
+// removes the name tmp. A file system without hard links (FAT, some
+// network and FUSE ones) refuses link(2) with another error than EEXIST:
+// there, a rename that does not replace is tried instead (Linux's
+// renameat2 RENAME_NOREPLACE), which some of them support; one that
+// supports neither is an error, since a plain rename would replace a file
+// created at path meanwhile.
+func publishNew(tmp, path string) error {
+	lerr := linkFile(tmp, path)
+	if lerr == nil {
+		os.Remove(tmp)
+		return nil
+	}
+	if errors.Is(lerr, fs.ErrExist) {
+		return &fs.PathError{Op: "create", Path: path, Err: fs.ErrExist}
+	}
+	rerr := renameNew(tmp, path)
+	if rerr == nil {
+		return nil
+	}
+	if errors.Is(rerr, fs.ErrExist) {
+		return &fs.PathError{Op: "create", Path: path, Err: fs.ErrExist}
+	}
+	return fmt.Errorf("cannot create %s without the risk of replacing a file made there meanwhile: its file system refuses both a hard link (%v) and a rename that does not replace (%v); write it elsewhere, or pass --force to replace any file there",
+		path, linkCause(lerr), linkCause(rerr))
+}
+
+// linkCause is the cause of an *os.LinkError, without the temporary
+// file's name.
+func linkCause(err error) error {
+	if le, ok := errors.AsType[*os.LinkError](err); ok {
+		return le.Err
+	}
+	return err
+}
 
 // dirSyncError is the error of a file written in place whose directory
 // could not be synced: the file is there now, but a crash may still take
