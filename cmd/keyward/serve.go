@@ -356,8 +356,15 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 
 	path := filepath.Join(c.DataDir, "admin-key.json")
-	var saved sakey.KeyFile
-	first, created, err := m.Server.Admin.Bootstrap(ctx, func(kf sakey.KeyFile) error { saved = kf; return writeKeyFile(path, kf) })
+	var saved []byte
+	first, created, err := m.Server.Admin.Bootstrap(ctx, func(kf sakey.KeyFile) error {
+		b, err := keyFileJSON(kf)
+		if err != nil {
+			return err
+		}
+		saved = b
+		return writeFileAtomic(path, b, 0o600)
+	})
 	if errors.Is(err, admin.ErrBootstrappedElsewhere) {
 		discardKeyFile(path, saved, m.Logger)
 		err = nil
@@ -1121,11 +1128,17 @@ func findMasterKey(c Config) (key []byte, source string, err error) {
 
 // writeKeyFile writes a key file with mode 0600, atomically.
 func writeKeyFile(path string, kf sakey.KeyFile) error {
-	b, err := json.MarshalIndent(kf, "", "  ")
+	b, err := keyFileJSON(kf)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'), 0o600)
+	return writeFileAtomic(path, b, 0o600)
+}
+
+// keyFileJSON is the content of kf's key file.
+func keyFileJSON(kf sakey.KeyFile) ([]byte, error) {
+	b, err := json.MarshalIndent(kf, "", "  ")
+	return append(b, '\n'), err
 }
 
 // createTempFor creates the temporary file, next to path, that
@@ -1278,27 +1291,23 @@ func (e *dirSyncError) Error() string {
 func (e *dirSyncError) Unwrap() error { return e.err }
 
 // discardKeyFile removes the administrator key file path that a first
-// start saved for an account another replica beat it to creating
-// (admin.ErrBootstrappedElsewhere): no account has its key. It is removed
-// only if it still holds that key: on a data directory shared with the
-// other replica, it may be that replica's file now.
-func discardKeyFile(path string, kf sakey.KeyFile, log *slog.Logger) {
-	var onDisk sakey.KeyFile
-	b, err := os.ReadFile(path)
-	if err == nil {
-		err = json.Unmarshal(b, &onDisk)
-	}
-	ours := err == nil && onDisk.PrivateKeyID == kf.PrivateKeyID
-	if ours {
-		err = os.Remove(path)
-	}
-	removed := ours && err == nil
+// start saved, holding data, for an account another replica beat it to
+// creating (admin.ErrBootstrappedElsewhere): no account has its key. It
+// is removed only if it still holds data: on a data directory shared
+// with the other replica, it may be that replica's file now.
+func discardKeyFile(path string, data []byte, log *slog.Logger) {
+	left, err := removeWritten(path, data)
 	outcome := "was removed"
-	if !removed {
-		outcome = "could not be removed, or holds another key now"
+	switch {
+	case err != nil:
+		outcome = "could not be removed (" + err.Error() + ")"
+	case left == writtenGone:
+		outcome = "is gone"
+	case left == writtenReplaced:
+		outcome = "holds another key now, and was left"
 	}
 	log.Warn("another server sharing the store created the administrator account at the same time: its key file, in that server's data directory, is the one that works; this server's "+outcome,
-		"key_file", path, "removed", removed)
+		"key_file", path, "removed", err == nil && left == writtenRemoved)
 }
 
 // signingPolicy is the rotation policy of c's signing keys. A retired key
