@@ -71,7 +71,8 @@ is left as it is, and the key deleted again.`,
 				if err := checkWritable(out); err != nil {
 					return fmt.Errorf("cannot write the key file, no key was created: %w", err)
 				}
-				if !force && fileExists(out) {
+				// Lstat: a symbolic link is in the way too, dangling or not.
+				if _, err := os.Lstat(out); err == nil && !force {
 					return fmt.Errorf("%s exists; pass --force to overwrite it", out)
 				}
 			}

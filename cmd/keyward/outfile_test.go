@@ -89,6 +89,28 @@ func TestOutFileMadeMeanwhile(t *testing.T) {
 	}
 }
 
+// TestKeysCreateOutDanglingLink: a symbolic link at --out whose target
+// does not exist is in the way, as the link cannot be made there: it is
+// refused before a key is created. It passed the check (os.Stat), and the
+// key was created, then deleted again for a file "made while the key was
+// created".
+func TestKeysCreateOutDanglingLink(t *testing.T) {
+	m := startServer(t)
+	_, email := setupAccount(t, m, "linked")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "key.json")
+	if err := os.Symlink(filepath.Join(dir, "nowhere"), out); err != nil {
+		t.Skip(err)
+	}
+	var created bool
+	defer func(f func(string)) { publishing = f }(publishing)
+	publishing = func(string) { created = true }
+	err := runCLIErr(t, "keys", "create", email, "--out", out, "--credentials", m.AdminKeyFile)
+	if want := out + " exists; pass --force to overwrite it"; err == nil || err.Error() != want || created {
+		t.Fatalf("error %v (a key created: %v), want %q before a key is created", err, created, want)
+	}
+}
+
 // TestWriteNewFileAtomicWithoutLinks: on a file system that refuses hard
 // links (FAT, some network and FUSE ones), writeNewFileAtomic renames
 // without replacing where the system can (Linux), and otherwise fails,
