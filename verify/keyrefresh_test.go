@@ -37,65 +37,33 @@ func jsonResponse(r *http.Request, v any) (*http.Response, error) {
 // once its request had ended.
 func TestKeyRefreshBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const issuer, aud = "https://keyward.internal", "https://orders.internal"
-		newKey := func(kid string) jose.JSONWebKey {
-			k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			if err != nil {
-				t.Fatal(err)
+		stopIssuer := make(chan struct{})
+		// Its client has no timeout: the client of an API that reaches
+		// the issuer with its own TLS settings, say.
+		s := newStubIssuer(t, false, func(r *http.Request, n int32) error {
+			if n != 2 { // the first background refresh: never answered
+				return nil
 			}
-			return jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"}
-		}
-		old, rotated := newKey("k1"), newKey("k2")
-		var (
-			published  atomic.Pointer[jose.JSONWebKeySet]
-			jwksFetch  atomic.Int32
-			stopIssuer = make(chan struct{})
-		)
-		published.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{old.Public()}})
-		// No timeout: the client of an API that reaches the issuer with
-		// its own TLS settings, say.
-		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			switch r.URL.Path {
-			case "/.well-known/oauth-authorization-server":
-				return jsonResponse(r, map[string]string{"issuer": issuer, "jwks_uri": issuer + "/jwks"})
-			case "/jwks":
-				if jwksFetch.Add(1) == 2 { // the first background refresh: never answered
-					select {
-					case <-r.Context().Done():
-						return nil, r.Context().Err()
-					case <-stopIssuer:
-						return nil, errors.New("the issuer stopped")
-					}
-				}
-				return jsonResponse(r, published.Load())
+			select {
+			case <-r.Context().Done():
+				return r.Context().Err()
+			case <-stopIssuer:
+				return errors.New("the issuer stopped")
 			}
-			return &http.Response{StatusCode: http.StatusNotFound, Status: "404 Not Found", Header: http.Header{},
-				Body: io.NopCloser(bytes.NewReader(nil)), Request: r}, nil
-		})}
+		})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		defer close(stopIssuer) // after the test, so the Verifier's goroutines end
-		v, err := verify.New(ctx, issuer, aud, verify.WithHTTPClient(client))
-		if err != nil {
-			t.Fatal(err)
-		}
-		published.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{old.Public(), rotated.Public()}})
+		v := s.verifier(t, ctx)
+		s.publish("k1", "k2")
 		time.Sleep(5*time.Minute + time.Second) // the background refresh starts, and hangs
 		synctest.Wait()
-		if got := jwksFetch.Load(); got != 2 {
+		if got := s.fetches.Load(); got != 2 {
 			t.Fatalf("%d JWKS fetches, want 2 (New's, then the background refresh)", got)
 		}
 
-		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: rotated.Key}, (&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", rotated.KeyID))
-		if err != nil {
-			t.Fatal(err)
-		}
 		now := time.Now()
-		raw, err := jwt.Signed(s).Claims(map[string]any{"iss": issuer, "sub": "1", "client_id": "1", "aud": aud,
-			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "1"}).Serialize()
-		if err != nil {
-			t.Fatal(err)
-		}
+		raw := s.token(t, "k2")
 		// The new key is picked up within a minute: by the next fetch for
 		// its kid once the hung refresh has given up.
 		deadline := now.Add(time.Minute)
@@ -105,6 +73,7 @@ func TestKeyRefreshBounded(t *testing.T) {
 				_, err := v.Verify(ctx, raw)
 				done <- err
 			}()
+			var err error
 			select {
 			case err = <-done:
 			case <-time.After(time.Minute):
@@ -250,48 +219,113 @@ func TestNewBounded(t *testing.T) {
 	}
 }
 
-// unknownKidIssuer is a fake issuer that publishes k1 to New's fetch and
-// k1 and k2 from then on, every fetch after New's answered once hold
-// returns nil; the count of JWKS fetches; and a token signed with k2.
-func unknownKidIssuer(t *testing.T, hold func(r *http.Request) error) (*http.Client, *atomic.Int32, string) {
+// stubIssuer is a fake issuer, https://keyward.internal, reached through
+// its client, whose keys k1 and k2 are either its own JWKS (for access
+// tokens) or the keys of its service account job@shop.iam.test (for the
+// account's JWTs), the other set being empty. Each fetch of those keys
+// reads the set published when the request comes, is counted in fetches,
+// and is then held by hold (given the request and the fetch's number,
+// from 1) until it returns: with an error, the fetch fails with it.
+type stubIssuer struct {
+	client    *http.Client
+	fetches   atomic.Int32
+	published atomic.Pointer[jose.JSONWebKeySet]
+	keys      map[string]jose.JSONWebKey
+	account   bool
+}
+
+const (
+	stubIssuerURL = "https://keyward.internal"
+	stubAudience  = "https://orders.internal"
+	stubAccount   = "job@shop.iam.test"
+)
+
+// newStubIssuer starts a stubIssuer publishing k1: its JWKS's keys, or
+// with account its service account's. hold may be nil.
+func newStubIssuer(t *testing.T, account bool, hold func(r *http.Request, n int32) error) *stubIssuer {
 	t.Helper()
-	const issuer, aud = "https://keyward.internal", "https://orders.internal"
-	newKey := func(kid string) jose.JSONWebKey {
+	s := &stubIssuer{keys: map[string]jose.JSONWebKey{}, account: account}
+	for _, kid := range []string{"k1", "k2"} {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"}
+		s.keys[kid] = jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"}
 	}
-	old, rotated := newKey("k1"), newKey("k2")
-	var fetches atomic.Int32
-	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	s.publish("k1")
+	keysPath := "/jwks"
+	if account {
+		keysPath = "/service_accounts/v1/jwk/" + stubAccount
+	}
+	s.client = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		switch r.URL.Path {
 		case "/.well-known/oauth-authorization-server":
-			return jsonResponse(r, map[string]string{"issuer": issuer, "jwks_uri": issuer + "/jwks"})
+			return jsonResponse(r, map[string]string{"issuer": stubIssuerURL, "jwks_uri": stubIssuerURL + "/jwks"})
+		case keysPath:
+			set := s.published.Load() // the keys as the request finds them
+			n := s.fetches.Add(1)
+			if hold != nil {
+				if err := hold(r, n); err != nil {
+					return nil, err
+				}
+			}
+			return jsonResponse(r, set)
 		case "/jwks":
-			if fetches.Add(1) == 1 {
-				return jsonResponse(r, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{old.Public()}})
-			}
-			if err := hold(r); err != nil {
-				return nil, err
-			}
-			return jsonResponse(r, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{old.Public(), rotated.Public()}})
+			return jsonResponse(r, jose.JSONWebKeySet{})
 		}
 		return &http.Response{StatusCode: http.StatusNotFound, Status: "404 Not Found", Header: http.Header{},
 			Body: io.NopCloser(bytes.NewReader(nil)), Request: r}, nil
 	})}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: rotated.Key}, (&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", rotated.KeyID))
+	return s
+}
+
+// publish makes the keys named by kids (public halves) the keys served.
+func (s *stubIssuer) publish(kids ...string) {
+	set := &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
+	for _, kid := range kids {
+		k := s.keys[kid]
+		set.Keys = append(set.Keys, k.Public())
+	}
+	s.published.Store(set)
+}
+
+// verifier is a Verifier of the issuer's tokens for stubAudience (and,
+// for an account's keys, of the account's JWTs), with opts.
+func (s *stubIssuer) verifier(t *testing.T, ctx context.Context, opts ...verify.Option) *verify.Verifier {
+	t.Helper()
+	opts = append([]verify.Option{verify.WithHTTPClient(s.client)}, opts...)
+	if s.account {
+		opts = append(opts, verify.WithSelfSignedJWTs())
+	}
+	v, err := verify.New(ctx, stubIssuerURL, stubAudience, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return v
+}
+
+// token is a token signed with the key kid, living an hour from now: an
+// access token of the issuer's, or a JWT of its service account.
+func (s *stubIssuer) token(t *testing.T, kid string) string {
+	t.Helper()
+	typ := "at+jwt"
 	now := time.Now()
-	raw, err := jwt.Signed(s).Claims(map[string]any{"iss": issuer, "sub": "1", "client_id": "1", "aud": aud,
-		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "1"}).Serialize()
+	claims := map[string]any{"iss": stubIssuerURL, "sub": "1", "client_id": "1", "aud": stubAudience,
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "1"}
+	if s.account {
+		typ = "JWT"
+		claims = map[string]any{"iss": stubAccount, "sub": stubAccount, "aud": stubAudience,
+			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: s.keys[kid].Key}, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader("kid", kid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return client, &fetches, raw
+	raw, err := jwt.Signed(signer).Claims(claims).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }
 
 // Tokens of a new kid that arrive while the keys are being fetched for
@@ -302,22 +336,23 @@ func unknownKidIssuer(t *testing.T, hold func(r *http.Request) error) (*http.Cli
 func TestUnknownKidJoinsFetchInFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		client, fetches, raw := unknownKidIssuer(t, func(*http.Request) error {
-			<-release // the issuer is slow to answer
+		s := newStubIssuer(t, false, func(_ *http.Request, n int32) error {
+			if n > 1 {
+				<-release // the issuer is slow to answer
+			}
 			return nil
 		})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		v, err := verify.New(ctx, "https://keyward.internal", "https://orders.internal", verify.WithHTTPClient(client))
-		if err != nil {
-			t.Fatal(err)
-		}
+		v := s.verifier(t, ctx)
+		s.publish("k1", "k2")
+		raw := s.token(t, "k2")
 		for _, err := range verifyDuringFetch(release, func() error { _, err := v.Verify(ctx, raw); return err }) {
 			if err != nil {
 				t.Fatalf("a token of a new kid, while its key was being fetched: %v", err)
 			}
 		}
-		if got := fetches.Load(); got != 2 {
+		if got := s.fetches.Load(); got != 2 {
 			t.Fatalf("%d JWKS fetches, want 2 (New's, then one for the new kid)", got)
 		}
 	})
@@ -350,20 +385,22 @@ func verifyDuringFetch(release chan struct{}, verifyOne func() error) []error {
 // up to 10 s on an issuer that does not answer, whatever its context.
 func TestUnknownKidFetchHonoursContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		client, _, raw := unknownKidIssuer(t, func(r *http.Request) error {
+		s := newStubIssuer(t, false, func(r *http.Request, n int32) error {
+			if n == 1 {
+				return nil
+			}
 			<-r.Context().Done() // the issuer never answers
 			return r.Context().Err()
 		})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		v, err := verify.New(ctx, "https://keyward.internal", "https://orders.internal", verify.WithHTTPClient(client))
-		if err != nil {
-			t.Fatal(err)
-		}
+		v := s.verifier(t, ctx)
+		s.publish("k1", "k2")
+		raw := s.token(t, "k2")
 		for _, name := range []string{"starting the fetch", "while it is in flight"} {
 			rctx, rcancel := context.WithTimeout(ctx, time.Second)
 			start := time.Now()
-			_, err = v.Verify(rctx, raw)
+			_, err := v.Verify(rctx, raw)
 			rcancel()
 			if d := time.Since(start); d > time.Second {
 				t.Fatalf("%s: Verify returned after %s, past its context's 1 s deadline", name, d)
@@ -376,81 +413,30 @@ func TestUnknownKidFetchHonoursContext(t *testing.T) {
 	})
 }
 
-// accountKidIssuer is a fake issuer whose service account job@shop.iam.test
-// has key k1 at the first fetch of its keys and k1 and k2 from then on,
-// every fetch after the first answered once hold returns nil; the count
-// of fetches of the account's keys; and a JWT of the account signed with
-// k2.
-func accountKidIssuer(t *testing.T, hold func(r *http.Request) error) (*http.Client, *atomic.Int32, func(kid string) string) {
-	t.Helper()
-	const issuer, aud, email = "https://keyward.internal", "https://orders.internal", "job@shop.iam.test"
-	keys := map[string]jose.JSONWebKey{}
-	for _, kid := range []string{"k1", "k2"} {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys[kid] = jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"}
-	}
-	var fetches atomic.Int32
-	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		switch r.URL.Path {
-		case "/.well-known/oauth-authorization-server":
-			return jsonResponse(r, map[string]string{"issuer": issuer, "jwks_uri": issuer + "/jwks"})
-		case "/jwks":
-			return jsonResponse(r, jose.JSONWebKeySet{})
-		case "/service_accounts/v1/jwk/" + email:
-			k1, k2 := keys["k1"], keys["k2"]
-			if fetches.Add(1) == 1 {
-				return jsonResponse(r, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k1.Public()}})
-			}
-			if err := hold(r); err != nil {
-				return nil, err
-			}
-			return jsonResponse(r, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k1.Public(), k2.Public()}})
-		}
-		return &http.Response{StatusCode: http.StatusNotFound, Status: "404 Not Found", Header: http.Header{},
-			Body: io.NopCloser(bytes.NewReader(nil)), Request: r}, nil
-	})}
-	sign := func(kid string) string {
-		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: keys[kid].Key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
-		if err != nil {
-			t.Fatal(err)
-		}
-		now := time.Now()
-		raw, err := jwt.Signed(s).Claims(map[string]any{"iss": email, "sub": email, "aud": aud,
-			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}).Serialize()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return raw
-	}
-	return client, &fetches, sign
-}
-
 // A Verify waiting for a service account's keys to be fetched for its
 // JWT's unknown kid ends with its context, ErrUnavailable: it waited for
 // the fetch to end, up to 10 s on an issuer that does not answer,
 // whatever its context.
 func TestAccountKidFetchHonoursContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		client, _, sign := accountKidIssuer(t, func(r *http.Request) error {
+		s := newStubIssuer(t, true, func(r *http.Request, n int32) error {
+			if n == 1 {
+				return nil
+			}
 			<-r.Context().Done() // the issuer never answers
 			return r.Context().Err()
 		})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		v, err := verify.New(ctx, "https://keyward.internal", "https://orders.internal", verify.WithHTTPClient(client), verify.WithSelfSignedJWTs())
-		if err != nil {
+		v := s.verifier(t, ctx)
+		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := v.Verify(ctx, sign("k1")); err != nil {
-			t.Fatal(err)
-		}
+		s.publish("k1", "k2")
 		time.Sleep(11 * time.Second) // the account's keys may be fetched again
 		rctx, rcancel := context.WithTimeout(ctx, time.Second)
 		start := time.Now()
-		_, err = v.Verify(rctx, sign("k2"))
+		_, err := v.Verify(rctx, s.token(t, "k2"))
 		rcancel()
 		if d := time.Since(start); d > time.Second {
 			t.Fatalf("Verify returned after %s, past its context's 1 s deadline", d)
@@ -469,22 +455,22 @@ func TestAccountKidFetchHonoursContext(t *testing.T) {
 func TestAccountKidJoinsFetchInFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		client, fetches, sign := accountKidIssuer(t, func(*http.Request) error {
-			<-release // the issuer is slow to answer
+		s := newStubIssuer(t, true, func(_ *http.Request, n int32) error {
+			if n > 1 {
+				<-release // the issuer is slow to answer
+			}
 			return nil
 		})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		v, err := verify.New(ctx, "https://keyward.internal", "https://orders.internal", verify.WithHTTPClient(client), verify.WithSelfSignedJWTs())
-		if err != nil {
+		v := s.verifier(t, ctx)
+		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := v.Verify(ctx, sign("k1")); err != nil {
-			t.Fatal(err)
-		}
+		s.publish("k1", "k2")
 		time.Sleep(11 * time.Second) // the account's keys may be fetched again
 		verifyNew := func() error {
-			_, err := v.Verify(ctx, sign("k2")) // each JWT a new one, not in the cache
+			_, err := v.Verify(ctx, s.token(t, "k2")) // each JWT a new one, not in the cache
 			return err
 		}
 		for _, err := range verifyDuringFetch(release, verifyNew) {
@@ -492,7 +478,7 @@ func TestAccountKidJoinsFetchInFlight(t *testing.T) {
 				t.Fatalf("a JWT of a new kid, while the account's keys were being fetched: %v", err)
 			}
 		}
-		if got := fetches.Load(); got != 2 {
+		if got := s.fetches.Load(); got != 2 {
 			t.Fatalf("%d fetches of the account's keys, want 2 (the first, then one for the new kid)", got)
 		}
 	})
@@ -506,57 +492,22 @@ func TestAccountKidJoinsFetchInFlight(t *testing.T) {
 // publish its key, and the fetch it was allowed was spent on nothing.
 func TestUnknownKidJoinsEarlierFetchThenFetches(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const issuer, aud = "https://keyward.internal", "https://orders.internal"
-		newKey := func(kid string) jose.JSONWebKey {
-			k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			if err != nil {
-				t.Fatal(err)
+		release := make(chan struct{})
+		s := newStubIssuer(t, false, func(_ *http.Request, n int32) error {
+			if n == 2 { // the background refresh: answered late
+				<-release
 			}
-			return jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"}
-		}
-		old, rotated := newKey("k1"), newKey("k2")
-		var (
-			published atomic.Pointer[jose.JSONWebKeySet]
-			fetches   atomic.Int32
-			release   = make(chan struct{})
-		)
-		published.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{old.Public()}})
-		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			switch r.URL.Path {
-			case "/.well-known/oauth-authorization-server":
-				return jsonResponse(r, map[string]string{"issuer": issuer, "jwks_uri": issuer + "/jwks"})
-			case "/jwks":
-				set := published.Load()  // the keys as the request finds them
-				if fetches.Add(1) == 2 { // the background refresh: answered late
-					<-release
-				}
-				return jsonResponse(r, set)
-			}
-			return &http.Response{StatusCode: http.StatusNotFound, Status: "404 Not Found", Header: http.Header{},
-				Body: io.NopCloser(bytes.NewReader(nil)), Request: r}, nil
-		})}
+			return nil
+		})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		v, err := verify.New(ctx, issuer, aud, verify.WithHTTPClient(client))
-		if err != nil {
-			t.Fatal(err)
-		}
+		v := s.verifier(t, ctx)
 		time.Sleep(5*time.Minute + time.Second) // the background refresh starts
 		synctest.Wait()
-		published.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{old.Public(), rotated.Public()}})
-		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: rotated.Key}, (&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", rotated.KeyID))
-		if err != nil {
-			t.Fatal(err)
-		}
-		now := time.Now()
-		raw, err := jwt.Signed(s).Claims(map[string]any{"iss": issuer, "sub": "1", "client_id": "1", "aud": aud,
-			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "1"}).Serialize()
-		if err != nil {
-			t.Fatal(err)
-		}
+		s.publish("k1", "k2")
 		done := make(chan error, 1)
 		go func() {
-			_, err := v.Verify(ctx, raw)
+			_, err := v.Verify(ctx, s.token(t, "k2"))
 			done <- err
 		}()
 		synctest.Wait() // it waits for the refresh
@@ -564,7 +515,7 @@ func TestUnknownKidJoinsEarlierFetchThenFetches(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatalf("a token of a key published after the refresh in flight began: %v", err)
 		}
-		if got := fetches.Load(); got != 3 {
+		if got := s.fetches.Load(); got != 3 {
 			t.Fatalf("%d JWKS fetches, want 3 (New's, the background refresh, the token's)", got)
 		}
 	})
@@ -578,65 +529,24 @@ func TestUnknownKidJoinsEarlierFetchThenFetches(t *testing.T) {
 // account did not publish its key.
 func TestAccountKidJoinsEarlierFetchThenFetches(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const issuer, aud, email = "https://keyward.internal", "https://orders.internal", "job@shop.iam.test"
-		keys := map[string]jose.JSONWebKey{}
-		for _, kid := range []string{"k1", "k2"} {
-			k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			if err != nil {
-				t.Fatal(err)
+		release := make(chan struct{})
+		s := newStubIssuer(t, true, func(_ *http.Request, n int32) error {
+			if n == 1 { // answered late
+				<-release
 			}
-			keys[kid] = jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"}
-		}
-		var (
-			published atomic.Pointer[jose.JSONWebKeySet]
-			fetches   atomic.Int32
-			release   = make(chan struct{})
-		)
-		k1, k2 := keys["k1"], keys["k2"]
-		published.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k1.Public()}})
-		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			switch r.URL.Path {
-			case "/.well-known/oauth-authorization-server":
-				return jsonResponse(r, map[string]string{"issuer": issuer, "jwks_uri": issuer + "/jwks"})
-			case "/jwks":
-				return jsonResponse(r, jose.JSONWebKeySet{})
-			case "/service_accounts/v1/jwk/" + email:
-				set := published.Load()  // the keys as the request finds them
-				if fetches.Add(1) == 1 { // answered late
-					<-release
-				}
-				return jsonResponse(r, set)
-			}
-			return &http.Response{StatusCode: http.StatusNotFound, Status: "404 Not Found", Header: http.Header{},
-				Body: io.NopCloser(bytes.NewReader(nil)), Request: r}, nil
-		})}
-		sign := func(kid string) string {
-			s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: keys[kid].Key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
-			if err != nil {
-				t.Fatal(err)
-			}
-			now := time.Now()
-			raw, err := jwt.Signed(s).Claims(map[string]any{"iss": email, "sub": email, "aud": aud,
-				"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}).Serialize()
-			if err != nil {
-				t.Fatal(err)
-			}
-			return raw
-		}
+			return nil
+		})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		v, err := verify.New(ctx, issuer, aud, verify.WithHTTPClient(client), verify.WithSelfSignedJWTs())
-		if err != nil {
-			t.Fatal(err)
-		}
+		v := s.verifier(t, ctx)
 		errs := make(chan error, 2)
 		verifyOne := func(kid string) {
-			_, err := v.Verify(ctx, sign(kid))
+			_, err := v.Verify(ctx, s.token(t, kid))
 			errs <- err
 		}
 		go verifyOne("k1")
 		synctest.Wait() // the account's keys are being fetched
-		published.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k1.Public(), k2.Public()}})
+		s.publish("k1", "k2")
 		go verifyOne("k2")
 		synctest.Wait() // it waits for that fetch
 		close(release)
@@ -645,7 +555,7 @@ func TestAccountKidJoinsEarlierFetchThenFetches(t *testing.T) {
 				t.Fatalf("a JWT of a key published after the fetch in flight began: %v", err)
 			}
 		}
-		if got := fetches.Load(); got != 2 {
+		if got := s.fetches.Load(); got != 2 {
 			t.Fatalf("%d fetches of the account's keys, want 2 (the first JWT's, the second's)", got)
 		}
 	})
