@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sync/atomic"
@@ -308,16 +309,29 @@ func (s *stubIssuer) verifier(t *testing.T, ctx context.Context, opts ...verify.
 // access token of the issuer's, or a JWT of its service account.
 func (s *stubIssuer) token(t *testing.T, kid string) string {
 	t.Helper()
-	typ := "at+jwt"
 	now := time.Now()
 	claims := map[string]any{"iss": stubIssuerURL, "sub": "1", "client_id": "1", "aud": stubAudience,
 		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "1"}
 	if s.account {
-		typ = "JWT"
-		claims = map[string]any{"iss": stubAccount, "sub": stubAccount, "aud": stubAudience,
-			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+		return s.accountJWT(t, stubAccount, kid)
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: s.keys[kid].Key}, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader("kid", kid))
+	return s.sign(t, "at+jwt", kid, claims)
+}
+
+// accountJWT is a JWT of the service account email, signed with the key
+// kid, living an hour from now; each one new (jti), so none is answered
+// from the Verifier's cache.
+func (s *stubIssuer) accountJWT(t *testing.T, email, kid string) string {
+	t.Helper()
+	now := time.Now()
+	return s.sign(t, "JWT", kid, map[string]any{"iss": email, "sub": email, "aud": stubAudience,
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": rand.Text()})
+}
+
+// sign signs claims with the key kid, its header's typ typ.
+func (s *stubIssuer) sign(t *testing.T, typ jose.ContentType, kid string, claims map[string]any) string {
+	t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: s.keys[kid].Key}, (&jose.SignerOptions{}).WithType(typ).WithHeader("kid", kid))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -557,6 +571,49 @@ func TestAccountKidJoinsEarlierFetchThenFetches(t *testing.T) {
 		}
 		if got := s.fetches.Load(); got != 2 {
 			t.Fatalf("%d fetches of the account's keys, want 2 (the first JWT's, the second's)", got)
+		}
+	})
+}
+
+// JWTs of one service account new to the Verifier that come together
+// join one fetch of its keys, and spend one fetch of the budget for
+// accounts new to the Verifier (10 at once): each spent one, so a burst
+// of one account's JWTs used it all up, and the JWTs of other new
+// accounts that came with them were answered ErrUnavailable, throttled,
+// though one fetch was made.
+func TestNewAccountJWTsShareOneFetch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		s := newStubIssuer(t, true, func(_ *http.Request, n int32) error {
+			if n == 1 {
+				<-release // the issuer is slow to answer
+			}
+			return nil
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v := s.verifier(t, ctx)
+		verifyOne := func() error {
+			_, err := v.Verify(ctx, s.token(t, "k1"))
+			return err
+		}
+		for _, err := range verifyDuringFetch(release, verifyOne) {
+			if err != nil {
+				t.Fatalf("a JWT of an account new to the Verifier, while its keys were being fetched: %v", err)
+			}
+		}
+		if got := s.fetches.Load(); got != 1 {
+			t.Fatalf("%d fetches of the account's keys, want 1", got)
+		}
+		// At the same instant, the rest of the budget: the issuer is
+		// asked for each of 9 other accounts, which it does not know.
+		for i := range 9 {
+			email := fmt.Sprintf("other-%d@shop.iam.test", i)
+			_, err := v.Verify(ctx, s.accountJWT(t, email, "k1"))
+			var ve *verify.Error
+			if !errors.As(err, &ve) || ve.Code != "invalid_token" {
+				t.Fatalf("a JWT of another new account, %s, after one account's burst: %v, want invalid_token (no such account at the issuer)", email, err)
+			}
 		}
 	})
 }

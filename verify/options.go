@@ -141,7 +141,8 @@ func WithIntrospectionConcurrency(n int) Option {
 // /service_accounts/v1/jwk/{email}. Such tokens
 // carry no scopes: authorize them by Claims.ClientEmail. The keys of
 // accounts new to the Verifier are fetched at most 10 at once and one a
-// second after that. A known account's keys are fetched again for a kid
+// second after that, the JWTs of one such account that come together
+// sharing one fetch. A known account's keys are fetched again for a kid
 // not among them at most once every 10 s, and, across accounts, at most
 // 10 at once and 5 a second after that, so made-up kids with the emails of
 // many real accounts cannot hammer the issuer; a JWT that arrives while

@@ -121,10 +121,16 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 	var (
 		refresh bool
 		paused  refetchPaused // why not, if the kid is unknown
+		// budget is what a fetch of the account's keys is paid from,
+		// nil if from nothing: one in flight is joined free.
+		budget *rate.Limiter
 	)
 	switch {
 	case !known:
-		refresh = a.limiter.AllowN(now, 1)
+		// JWTs of one account that come together join one fetch and
+		// spend one fetch of the budget: each spent one, so one
+		// account's burst could use it all up for the others.
+		refresh, budget = true, a.limiter
 	case now.Sub(set.tried) < accountKeysRetry:
 		paused.wait = accountKeysRetry - now.Sub(set.tried)
 	case now.Sub(set.fetched) > accountKeysFresh:
@@ -138,10 +144,10 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 		began bool
 	)
 	if refresh {
-		f, began = a.start(ctx, email, now)
-	} else if !known || !hasKid {
-		// A fetch in flight (for another JWT) may bring the account or
-		// the key: wait for it, as for one started here, rather than
+		f, began = a.start(ctx, email, now, budget)
+	} else if !hasKid {
+		// A fetch in flight (for another JWT) may bring the key: wait
+		// for it, as for one started here, rather than
 		// answer as if the keys could not be fetched.
 		a.mu.Lock()
 		f = a.fetching[email]
@@ -173,8 +179,12 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 			// The fetch joined (for another JWT) began before this one
 			// came, and its answer may predate the account or the key:
 			// fetch them again, as this JWT may, rather than call it
-			// invalid.
-			f, _ = a.start(ctx, email, now)
+			// invalid. For an account that was new, this fetch is the
+			// one paid for from the budget (unless another JWT's, begun
+			// since, is joined), and none left is as for any new one.
+			if f, _ = a.start(ctx, email, now, budget); f == nil {
+				return nil, nil, errAccountsThrottled
+			}
 			began = true
 		}
 	}
@@ -209,14 +219,18 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 }
 
 // start returns the fetch of email's keys in flight, starting one when
-// none is (began): bounded by fetchTimeout, and run apart from ctx, so
-// that the caller may stop waiting for it. Its err is errKeysUnavailable
-// when fetch reports a failure.
-func (a *accountKeys) start(ctx context.Context, email string, now time.Time) (f *keyFetch, began bool) {
+// none is (began) and budget, if not nil, allows one (nil when it does
+// not): bounded by fetchTimeout, and run apart from ctx, so that the
+// caller may stop waiting for it. Its err is errKeysUnavailable when
+// fetch reports a failure.
+func (a *accountKeys) start(ctx context.Context, email string, now time.Time, budget *rate.Limiter) (f *keyFetch, began bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.fetching[email] != nil {
 		return a.fetching[email], false
+	}
+	if budget != nil && !budget.AllowN(now, 1) {
+		return nil, false
 	}
 	f = &keyFetch{done: make(chan struct{})}
 	a.fetching[email] = f
