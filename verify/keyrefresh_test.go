@@ -617,3 +617,124 @@ func TestNewAccountJWTsShareOneFetch(t *testing.T) {
 		}
 	})
 }
+
+// A service account's JWT that comes in the last 30 s before its
+// account's keys would go stale (5 minutes after their fetch) has them
+// fetched again in the background, and is verified meanwhile with those
+// known: so the account's next JWTs, once the keys fetched before would
+// be stale, need not wait for a fetch, as the first such JWT of an
+// account in steady use did every 5 minutes. A key is still trusted only
+// within 5 minutes of a fetch that brought it: a JWT that comes once
+// that is past waits for the keys to be fetched again, and is refused if
+// its key is gone.
+func TestAccountKeysRefreshedAhead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		answer := make(chan struct{})
+		s := newStubIssuer(t, true, func(_ *http.Request, n int32) error {
+			if n > 1 {
+				<-answer // the issuer answers when the test says
+			}
+			return nil
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v := s.verifier(t, ctx)
+		start := time.Now()
+		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
+			t.Fatal(err)
+		}
+		// verifyNow runs Verify of a new JWT of k1, and says whether it
+		// has returned once every goroutine is blocked, and with what.
+		verifyNow := func() (done chan error) {
+			done = make(chan error, 1)
+			go func() {
+				_, err := v.Verify(ctx, s.token(t, "k1"))
+				done <- err
+			}()
+			synctest.Wait()
+			return done
+		}
+
+		time.Sleep(start.Add(4*time.Minute + 40*time.Second).Sub(time.Now()))
+		select {
+		case err := <-verifyNow():
+			if err != nil {
+				t.Fatalf("a JWT 4 min 40 s after its keys' fetch: %v", err)
+			}
+		default:
+			t.Fatal("a JWT 4 min 40 s after its keys' fetch waits for them to be fetched again")
+		}
+		if got := s.fetches.Load(); got != 2 {
+			t.Fatalf("%d fetches of the account's keys after a JWT 4 min 40 s after the first, want 2: refetched ahead", got)
+		}
+		answer <- struct{}{}
+		synctest.Wait()
+
+		time.Sleep(start.Add(5*time.Minute + 10*time.Second).Sub(time.Now()))
+		select {
+		case err := <-verifyNow():
+			if err != nil {
+				t.Fatalf("a JWT 5 min 10 s after the first fetch, 30 s after the one ahead: %v", err)
+			}
+		default:
+			t.Fatal("a JWT 5 min 10 s after the first fetch waits for a fetch, though the keys were fetched ahead 30 s before")
+		}
+
+		// The issuer drops k1 just after the fetch ahead: it is trusted
+		// until 5 minutes after that fetch, not after.
+		s.publish("k2")
+		time.Sleep(start.Add(9*time.Minute + 41*time.Second).Sub(time.Now()))
+		done := verifyNow()
+		select {
+		case err := <-done:
+			t.Fatalf("a JWT over 5 minutes after the last fetch of its keys did not wait for them to be fetched again: %v", err)
+		default:
+		}
+		answer <- struct{}{}
+		var ve *verify.Error
+		if err := <-done; !errors.As(err, &ve) || ve.Code != "invalid_token" {
+			t.Fatalf("a JWT of a key the issuer dropped, over 5 minutes after the last fetch that brought it: %v, want invalid_token", err)
+		}
+	})
+}
+
+// A fetch of a service account's keys ahead that fails does not keep
+// them in use once they are stale: a JWT that comes then fetches them
+// again, though the fetch ahead was under 10 s before, and is refused if
+// its key is gone. Only a fetch that fails once they are stale keeps
+// them in use (up to 15 minutes), the issuer not being reachable.
+func TestAccountKeysFailedAheadNotTrustedLonger(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var down atomic.Bool
+		s := newStubIssuer(t, true, func(*http.Request, int32) error {
+			if down.Load() {
+				return errors.New("the issuer is down")
+			}
+			return nil
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v := s.verifier(t, ctx)
+		start := time.Now()
+		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(start.Add(4*time.Minute + 55*time.Second).Sub(time.Now()))
+		down.Store(true)
+		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
+			t.Fatalf("a JWT 4 min 55 s after its keys' fetch: %v", err)
+		}
+		synctest.Wait() // the fetch ahead fails
+		if got := s.fetches.Load(); got != 2 {
+			t.Fatalf("%d fetches of the account's keys, want 2: the first, then one ahead", got)
+		}
+		down.Store(false)
+		s.publish("k2") // the issuer drops k1
+		time.Sleep(start.Add(5*time.Minute + time.Second).Sub(time.Now()))
+		_, err := v.Verify(ctx, s.token(t, "k1"))
+		var ve *verify.Error
+		if !errors.As(err, &ve) || ve.Code != "invalid_token" {
+			t.Fatalf("a JWT of a key the issuer dropped, once its keys are stale, 6 s after a failed fetch ahead: %v, want invalid_token", err)
+		}
+	})
+}

@@ -139,7 +139,12 @@ func WithIntrospectionConcurrency(n int) Option {
 // API, exp - iat at most an hour, not before its nbf if it has one, signed
 // with one of the account's keys as published at the issuer's
 // /service_accounts/v1/jwk/{email}. Such tokens
-// carry no scopes: authorize them by Claims.ClientEmail. The keys of
+// carry no scopes: authorize them by Claims.ClientEmail. An account's
+// keys are trusted for 5 minutes from their fetch (up to 15 while the
+// issuer cannot be reached): its next JWT after that waits for them to
+// be fetched again, and one in the last 30 s before has them fetched
+// again in the background, so the JWTs of an account in steady use
+// seldom wait. The keys of
 // accounts new to the Verifier are fetched at most 10 at once and one a
 // second after that, the JWTs of one such account that come together
 // sharing one fetch. A known account's keys are fetched again for a kid

@@ -22,13 +22,19 @@ import (
 )
 
 // How long a service account's keys are trusted. After accountKeysFresh
-// they are refetched on the next token (at most once per accountKeysRetry
-// per account); if the issuer cannot be reached they stay in use until
-// accountKeysMaxStale, then the account's JWTs are refused. An account
-// the issuer no longer serves keys for (disabled or deleted: 404) is
+// they are refetched on the next token, which waits for them (at most
+// once per accountKeysRetry per account, counting only tries since they
+// went stale); if the issuer cannot be reached they stay in use until
+// accountKeysMaxStale, then the account's JWTs are refused. A token that
+// comes within accountKeysAhead before they go stale refetches them in
+// the background and is verified with them meanwhile, so that the JWTs
+// of an account in steady use seldom wait: a key is still trusted only
+// within accountKeysFresh of a fetch that brought it. An account the
+// issuer no longer serves keys for (disabled or deleted: 404) is
 // forgotten at once.
 const (
 	accountKeysFresh    = 5 * time.Minute
+	accountKeysAhead    = 30 * time.Second
 	accountKeysRetry    = 10 * time.Second
 	accountKeysMaxStale = 15 * time.Minute
 )
@@ -118,6 +124,11 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 	set, known := a.sets[email]
 	a.mu.Unlock()
 	hasKid := kid == "" || len(set.keys.Key(kid)) > 0 || set.unusable[kid] != nil
+	stale := now.Sub(set.fetched) > accountKeysFresh
+	// A try before the keys went stale (one ahead, say) that failed does
+	// not keep them in use past accountKeysFresh: only a failure since
+	// does, the issuer not being reachable once they are stale.
+	retried := now.Sub(set.tried) < accountKeysRetry && (!stale || set.tried.Sub(set.fetched) > accountKeysFresh)
 	var (
 		refresh bool
 		paused  refetchPaused // why not, if the kid is unknown
@@ -131,13 +142,18 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 		// spend one fetch of the budget: each spent one, so one
 		// account's burst could use it all up for the others.
 		refresh, budget = true, a.limiter
-	case now.Sub(set.tried) < accountKeysRetry:
+	case retried:
 		paused.wait = accountKeysRetry - now.Sub(set.tried)
-	case now.Sub(set.fetched) > accountKeysFresh:
+	case stale:
 		refresh = true
 	case !hasKid:
 		refresh, paused.wait = take(a.kids, now)
 		paused.capped = !refresh
+	case now.Sub(set.fetched) > accountKeysFresh-accountKeysAhead:
+		// Refetched ahead, in the background, and not waited for: the
+		// keys are still fresh, and the account's next JWTs, once they
+		// would not be, find them fetched again.
+		a.start(ctx, email, now, nil)
 	}
 	var (
 		f     *keyFetch
