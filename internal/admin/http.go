@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/oauth2"
-	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/tokenstate"
 )
@@ -42,10 +41,27 @@ type PeerCertificates interface {
 	PeerCertificate(r *http.Request) (*x509.Certificate, error)
 }
 
-// SigningKeys manages the server's signing keys.
+// SigningKeys manages the server's signing keys. When Rotate fails because
+// the stored keys are sealed under another master key than the server's,
+// its error (or one it wraps) has a WrongMasterKey method that reports true,
+// as signer.ErrWrongMasterKey does.
 type SigningKeys interface {
 	Rotate(ctx context.Context, actor, source string) error
 	ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error)
+}
+
+// wrongMasterKeyError is an error that says whether it means a sealed key
+// could not be opened with this server's master key.
+type wrongMasterKeyError interface {
+	error
+	WrongMasterKey() bool
+}
+
+// isWrongMasterKey reports whether err, or an error it wraps, is a
+// wrongMasterKeyError that says so.
+func isWrongMasterKey(err error) bool {
+	var w wrongMasterKeyError
+	return errors.As(err, &w) && w.WrongMasterKey()
 }
 
 // Handler serves the admin REST API under /v1/. Every request needs a
@@ -1011,7 +1027,7 @@ func (h *Handler) listSigningKeys(r *http.Request, _ Actor) (int, any, error) {
 }
 
 func (h *Handler) rotateSigningKeys(r *http.Request, a Actor) (int, any, error) {
-	if err := h.signing.Rotate(r.Context(), a.ID, a.Source); errors.Is(err, signer.ErrWrongMasterKey) {
+	if err := h.signing.Rotate(r.Context(), a.ID, a.Source); isWrongMasterKey(err) {
 		// The master key was rotated while this server kept running with
 		// the old one (see DEPLOYMENT.md, The master key): no retry
 		// mends that, only a restart with the new key.

@@ -4,7 +4,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"errors"
 	"fmt"
 )
 
@@ -41,8 +40,20 @@ func (s *Sealer) Seal(id string, plaintext []byte) []byte {
 }
 
 // ErrWrongMasterKey means a sealed key could not be opened: the master key
-// is not the one it was sealed with, or the data was altered.
-var ErrWrongMasterKey = errors.New("cannot decrypt it: wrong master key, or the stored data was altered")
+// is not the one it was sealed with, or the data was altered. Test for it
+// with errors.Is; a package that should not import signer can find it with
+// errors.As on an interface{ WrongMasterKey() bool }.
+var ErrWrongMasterKey error = wrongMasterKeyError{}
+
+// wrongMasterKeyError is the type of ErrWrongMasterKey.
+type wrongMasterKeyError struct{}
+
+func (wrongMasterKeyError) Error() string {
+	return "cannot decrypt it: wrong master key, or the stored data was altered"
+}
+
+// WrongMasterKey reports that the error is ErrWrongMasterKey.
+func (wrongMasterKeyError) WrongMasterKey() bool { return true }
 
 // Open decrypts what Seal produced for the same ID.
 func (s *Sealer) Open(id string, sealed []byte) ([]byte, error) {
