@@ -179,9 +179,12 @@ func (s *Signer) plan(ctx context.Context, force bool, actor, source string) ([]
 			return keys, err
 		}
 		// Plan again under the store's lock: another replica may have
-		// rotated since we read.
+		// rotated since we read. The audit event is chosen from the keys
+		// read; the transaction writes it only if the keys it replaces
+		// agree (none for a create), else this plans again from a new read.
+		create := len(keys) == 0
 		action := "signing_key.rotate"
-		if len(keys) == 0 {
+		if create {
 			action = "signing_key.create"
 		}
 		keys, err = s.store.UpdateSigningKeys(ctx, func(old []storage.SigningKey) ([]storage.SigningKey, error) {
@@ -200,6 +203,9 @@ func (s *Signer) plan(ctx context.Context, force bool, actor, source string) ([]
 				// nothing, and record no change that did not happen.
 				return nil, errNoChange
 			}
+			if err == nil && create != (len(old) == 0) {
+				return nil, errActionChanged
+			}
 			return planned, err
 		}, storage.AuditEvent{Time: now, Action: action, Outcome: storage.OutcomeSuccess, Actor: actor, Source: source})
 		switch {
@@ -213,6 +219,11 @@ func (s *Signer) plan(ctx context.Context, force bool, actor, source string) ([]
 			// Another replica changed the keys so that the change needs
 			// more new keys than were generated: generate them, outside
 			// the transaction, and try again.
+			continue
+		case errors.Is(err, errActionChanged) && attempt < maxPlanAttempts:
+			// Another replica created the first keys (or the store
+			// emptied) since the read: plan again from what is there, so
+			// the audit event names what the change is.
 			continue
 		case err != nil:
 			return nil, fmt.Errorf("rotate signing keys: %w", err)
@@ -274,6 +285,11 @@ var errNoChange = errors.New("the signing keys need no change")
 // finds under the store's lock that the change needs more new keys than
 // were generated before it took the lock.
 var errNeedKey = errors.New("the signing keys changed meanwhile and need more new keys; try again")
+
+// errActionChanged ends, without writing, an update of the signing keys
+// that finds under the store's lock that it would record a create of keys
+// that exist, or a rotation of keys that do not.
+var errActionChanged = errors.New("the signing keys were created or removed meanwhile; try again")
 
 func (s *Signer) newKey() (storage.SigningKey, error) {
 	priv, err := newPrivateKey(s.cfg.Algorithm)

@@ -614,3 +614,29 @@ func TestKeysAreGeneratedOnceOutsideTheTransaction(t *testing.T) {
 		}
 	}
 }
+
+// The audit event of a change names what the change replaced, as the
+// store's transaction finds it, not as read before: a replica that found
+// no keys, and plans their creation, while another replica creates them,
+// records the rotation of those keys it then makes, not a second create.
+func TestRotationActionIsTheTransactions(t *testing.T) {
+	st := &txStore{memStore: &memStore{}}
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	sealer, _ := NewSealer(master)
+	// The other replica runs with RS256: its keys, created while this
+	// one planned with ES256, are not this one's policy, so this one
+	// still changes them.
+	st.beforeUpdate = func() {
+		if _, err := New(context.Background(), st.memStore, sealer, Config{Policy: Policy{Algorithm: "RS256", RotateEvery: 30 * 24 * time.Hour, RetainFor: 2 * time.Hour}, Now: c.now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newTestSigner(t, st, master, "ES256", c)
+	var got []string
+	for _, ev := range st.evs {
+		got = append(got, ev.Action)
+	}
+	if want := []string{"signing_key.create", "signing_key.rotate"}; !slices.Equal(got, want) {
+		t.Fatalf("recorded %q, want %q", got, want)
+	}
+}
