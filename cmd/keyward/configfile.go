@@ -188,8 +188,8 @@ func applySources(fs *pflag.FlagSet, settings map[string]bool, file string, gete
 		if err != nil {
 			return fmt.Errorf("%s: %w", from, err)
 		}
-		if err := yaml.Unmarshal(data, &values); err != nil {
-			return fmt.Errorf("%s %s: not valid YAML: %w", from, file, err)
+		if values, err = parseSettings(data); err != nil {
+			return fmt.Errorf("%s %s: %w", from, file, err)
 		}
 		// A key may be spelt with _ for -; into a map of its own, as a key
 		// added to the map ranged over may be visited again.
@@ -255,6 +255,54 @@ func applySources(fs *pflag.FlagSet, settings map[string]bool, file string, gete
 		fs.SetAnnotation(f.Name, sourceAnnotation, []string{f.Name + " in " + file})
 	})
 	return errors.Join(errs...)
+}
+
+// parseSettings reads a --config file: one YAML mapping of settings, or
+// nothing. yaml words a file of another shape by Go's types ("cannot
+// unmarshal !!str `...` into map[string]interface {}"), and quotes the
+// start of a value, which may be a key (a master key file given as
+// --config): this says what the file holds instead, and where, without
+// its content.
+func parseSettings(data []byte) (map[string]any, error) {
+	values := map[string]any{}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("not valid YAML: %w", err)
+	}
+	if len(doc.Content) == 0 {
+		return values, nil // an empty file
+	}
+	root := doc.Content[0]
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return values, nil // null or ~
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("line %d: the file holds %s, not settings: write one setting a line as name: value, such as signing-alg: ES256", root.Line, yamlKind(root))
+	}
+	for i := 0; i < len(root.Content); i += 2 {
+		k := root.Content[i]
+		if k.Kind == yaml.AliasNode && k.Alias != nil {
+			k = k.Alias
+		}
+		if k.Kind != yaml.ScalarNode {
+			return nil, fmt.Errorf("line %d: a setting's name is %s; write one setting a line as name: value, such as signing-alg: ES256", root.Content[i].Line, yamlKind(k))
+		}
+	}
+	if err := root.Decode(&values); err != nil {
+		return nil, fmt.Errorf("not valid YAML: %w", err)
+	}
+	return values, nil
+}
+
+// yamlKind names the kind of a YAML node for an operator.
+func yamlKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	}
+	return "a single value"
 }
 
 // sourceAnnotation is the annotation applySources puts on a flag it sets

@@ -86,6 +86,48 @@ func TestApplySourcesReportsEveryProblem(t *testing.T) {
 	}
 }
 
+// TestConfigFileNotSettings: a --config file that is YAML but not a
+// mapping of settings is refused saying what it holds and on which line,
+// not by yaml's words for Go's types ("cannot unmarshal !!str `...` into
+// map[string]interface {}"), which also echoed the content's start: a
+// master key file given as --config put part of the key on the terminal.
+func TestConfigFileNotSettings(t *testing.T) {
+	const secret = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+	for _, tt := range []struct{ name, yaml, want string }{
+		{"single value", secret + "\n", "line 1: the file holds a single value, not settings: write one setting a line as name: value, such as signing-alg: ES256"},
+		{"list", "# settings\n- listen: :8443\n- log-level: debug\n", "line 2: the file holds a list, not settings"},
+		{"list as a name", "[listen]: :8443\n", "line 1: a setting's name is a list; write one setting a line as name: value"},
+		{"mapping as a name", "log-level: info\n? {a: 1}\n: x\n", "line 2: a setting's name is a mapping"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "keyward.yaml")
+			os.WriteFile(file, []byte(tt.yaml), 0o600)
+			cfg := DefaultConfig()
+			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+			cfg.addServeFlags(fs)
+			err := applySources(fs, nil, file, func(string) string { return "" })
+			if err == nil || !strings.Contains(err.Error(), "--config "+file+": "+tt.want) {
+				t.Fatalf("error %v\nwant %q", err, tt.want)
+			}
+			for _, leak := range []string{"interface", "unmarshal", "!!", secret[:7]} {
+				if strings.Contains(err.Error(), leak) {
+					t.Errorf("error %v\nsays %q", err, leak)
+				}
+			}
+		})
+	}
+	for _, empty := range []string{"", "# nothing yet\n", "~\n", "null\n"} {
+		file := filepath.Join(t.TempDir(), "keyward.yaml")
+		os.WriteFile(file, []byte(empty), 0o600)
+		cfg := DefaultConfig()
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		cfg.addServeFlags(fs)
+		if err := applySources(fs, nil, file, func(string) string { return "" }); err != nil {
+			t.Errorf("%q: %v; want no settings", empty, err)
+		}
+	}
+}
+
 // TestConfigKeySpellings: a key spelt with _ is the flag spelt with -; an
 // unknown one is reported once, as written (it was reported a second time,
 // in its - spelling, when the map being ranged over visited the key added
