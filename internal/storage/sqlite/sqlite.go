@@ -69,7 +69,7 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 	w.SetMaxOpenConns(1)
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, openError(path, err)
 	}
 	if err := migrate(ctx, w, sqlstore.ModeOf(opts.NoMigrate, opts.MigrateNewOnly)); err != nil {
 		w.Close()
@@ -84,6 +84,33 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 	r.SetMaxIdleConns(max(4, 2*runtime.GOMAXPROCS(0)))
 	return sqlstore.New(w, r, sqlstore.Dialect{Name: "sqlite", IsUniqueViolation: isUniqueViolation, IsBusy: isBusy}), nil
 }
+
+// openError words the failure to open the database file at path. SQLite's
+// own words for a file that is no database, or a damaged one, end in its
+// result code ("file is not a database (26)", "database disk image is
+// malformed (11)") and say nothing of what to do.
+func openError(path string, err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff { // the primary code of an extended one
+		case sqlite3.SQLITE_NOTADB:
+			return &fileError{fmt.Sprintf("sqlite: %s is not a SQLite database (another kind of file, or one whose start was overwritten): is it the right file? If it is Keyward's database, restore it from a backup", path), err}
+		case sqlite3.SQLITE_CORRUPT:
+			return &fileError{fmt.Sprintf("sqlite: the database %s is damaged (cut short, or overwritten in part): restore it from a backup", path), err}
+		}
+	}
+	return fmt.Errorf("sqlite: open %s: %w", path, err)
+}
+
+// fileError is an error about the database file worded for an operator;
+// it wraps SQLite's, for errors.As and the log.
+type fileError struct {
+	msg string
+	err error
+}
+
+func (e *fileError) Error() string { return e.msg }
+func (e *fileError) Unwrap() error { return e.err }
 
 // Migrate brings the schema of the database file at path up to date.
 func Migrate(ctx context.Context, path string) error {

@@ -302,3 +302,42 @@ func TestAuditConcurrent(t *testing.T) {
 	}
 	storagetest.AuditConcurrent(t, stores[0], stores[1])
 }
+
+// A database file that is no SQLite database, or a damaged one, is
+// refused saying so and what to do, not in SQLite's words and result code
+// ("file is not a database (26)", "database disk image is malformed
+// (11)"); the file is left as it is.
+func TestOpenRefusesFileThatIsNoDatabase(t *testing.T) {
+	good := filepath.Join(t.TempDir(), "keyward.db")
+	s, err := sqlite.Open(context.Background(), good, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		content []byte
+		want    string
+	}{
+		{"not a database", []byte("garbage, not SQLite's header\n" + strings.Repeat("x", 4096)), "is not a SQLite database (another kind of file, or one whose start was overwritten): is it the right file? If it is Keyward's database, restore it from a backup"},
+		{"cut short", db[:4096], "is damaged (cut short, or overwritten in part): restore it from a backup"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "keyward.db")
+			if err := os.WriteFile(path, tt.content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+			if err == nil || !strings.Contains(err.Error(), path+" "+tt.want) || strings.Contains(err.Error(), "(26)") || strings.Contains(err.Error(), "(11)") {
+				t.Fatalf("Open: %v\nwant %q", err, tt.want)
+			}
+			if got, _ := os.ReadFile(path); string(got) != string(tt.content) {
+				t.Error("the refused file was changed")
+			}
+		})
+	}
+}
