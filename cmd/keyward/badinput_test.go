@@ -486,6 +486,22 @@ func TestUnreachableMessage(t *testing.T) {
 	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
 	defer tlsSrv.Close()
 	closed := "http://" + reservePort(t) // held, so nothing listens on it
+	// hangUp reads each request and closes the connection unanswered.
+	hangUp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hangUp.Close()
+	go func() {
+		for {
+			c, err := hangUp.Accept()
+			if err != nil {
+				return
+			}
+			c.Read(make([]byte, 64<<10))
+			c.Close()
+		}
+	}()
 	tests := []struct {
 		name, server string
 		want         []string
@@ -493,6 +509,8 @@ func TestUnreachableMessage(t *testing.T) {
 		{"nothing listens", closed, []string{"cannot reach Keyward at " + closed + ": dial tcp " + strings.TrimPrefix(closed, "http://") + ": connect: connection refused"}},
 		{"certificate of an unknown CA", tlsSrv.URL, []string{"cannot reach Keyward at " + tlsSrv.URL + ": tls: failed to verify certificate", "pass it with --ca-cert (or KEYWARD_CA_CERT)"}},
 		{"https to plain HTTP", strings.Replace(m.Issuer, "http:", "https:", 1), []string{"server gave HTTP response to HTTPS client; the server speaks plain HTTP: use an http:// URL"}},
+		// Go's words were a bare "EOF".
+		{"closed without an answer", "http://" + hangUp.Addr().String(), []string{"cannot reach Keyward at http://" + hangUp.Addr().String() + ": the connection was closed without an answer"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

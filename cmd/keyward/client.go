@@ -345,6 +345,9 @@ func connProblem(err error) string {
 		hint = "; if a private CA signed the server's certificate, pass it with --ca-cert (or KEYWARD_CA_CERT)"
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		hint = "; the server speaks plain HTTP: use an http:// URL"
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		// Go's words are a bare "EOF".
+		return "the connection was closed without an answer: the server stopped or restarted meanwhile, or what listens there is not Keyward (or is a proxy that dropped the request)"
 	}
 	return err.Error() + hint
 }
