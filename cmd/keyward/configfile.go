@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"regexp"
@@ -265,17 +267,30 @@ func applySources(fs *pflag.FlagSet, settings map[string]bool, file string, gete
 // its content.
 func parseSettings(data []byte) (map[string]any, error) {
 	values := map[string]any{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	if err := dec.Decode(&doc); err != nil && err != io.EOF {
 		return nil, fmt.Errorf("not valid YAML: %w", err)
 	}
-	if len(doc.Content) == 0 {
-		return values, nil // an empty file
+	// Only the first document would be read: settings after a ---
+	// were left out in silence.
+	for {
+		var more yaml.Node
+		err := dec.Decode(&more)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("not valid YAML: %w", err)
+		}
+		if len(more.Content) > 0 && !isYAMLNull(more.Content[0]) {
+			return nil, fmt.Errorf("line %d: a second YAML document (after ---): put every setting in one, as only the first would be read", more.Content[0].Line)
+		}
+	}
+	if len(doc.Content) == 0 || isYAMLNull(doc.Content[0]) {
+		return values, nil // an empty file, or null or ~
 	}
 	root := doc.Content[0]
-	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
-		return values, nil // null or ~
-	}
 	if root.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("line %d: the file holds %s, not settings: write one setting a line as name: value, such as signing-alg: ES256", root.Line, yamlKind(root))
 	}
@@ -293,6 +308,9 @@ func parseSettings(data []byte) (map[string]any, error) {
 	}
 	return values, nil
 }
+
+// isYAMLNull reports whether n is null: an empty document, null or ~.
+func isYAMLNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
 
 // yamlKind names the kind of a YAML node for an operator.
 func yamlKind(n *yaml.Node) string {

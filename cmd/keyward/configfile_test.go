@@ -98,6 +98,10 @@ func TestConfigFileNotSettings(t *testing.T) {
 		{"list", "# settings\n- listen: :8443\n- log-level: debug\n", "line 2: the file holds a list, not settings"},
 		{"list as a name", "[listen]: :8443\n", "line 1: a setting's name is a list; write one setting a line as name: value"},
 		{"mapping as a name", "log-level: info\n? {a: 1}\n: x\n", "line 2: a setting's name is a mapping"},
+		// Only the first document was read: the second's settings were
+		// left out in silence.
+		{"second document", "---\nlog-level: info\n---\nsigning-alg: EdDSA\n", "line 4: a second YAML document (after ---): put every setting in one, as only the first would be read"},
+		{"second document after a null one", "~\n---\nsigning-alg: EdDSA\n", "line 3: a second YAML document"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "keyward.yaml")
@@ -116,7 +120,7 @@ func TestConfigFileNotSettings(t *testing.T) {
 			}
 		})
 	}
-	for _, empty := range []string{"", "# nothing yet\n", "~\n", "null\n"} {
+	for _, empty := range []string{"", "# nothing yet\n", "~\n", "null\n", "---\n", "log-level: debug\n---\n", "log-level: debug\n...\n", "log-level: debug\n--- ~\n"} {
 		file := filepath.Join(t.TempDir(), "keyward.yaml")
 		os.WriteFile(file, []byte(empty), 0o600)
 		cfg := DefaultConfig()
