@@ -81,6 +81,8 @@ func TestAccountDomain(t *testing.T) {
 		{"numeric top-level", "iam.example.123", `"iam.example.123" is not a domain name`},
 		{"upper case", "IAM.example.com", `The account domain "IAM.example.com" has upper-case letters; write it in lower case.`},
 		{"too long", long, "The account domain is 194 bytes long; at most 192 are allowed"},
+		{"control character", "iam.\x01example.com", `"iam.\x01example.com" is not a domain name such as example.com.`},
+		{"C1 control character", "iam.\u009bexample.com", `"iam.\u009bexample.com" is not a domain name such as example.com.`},
 	} {
 		cfg := DefaultConfig()
 		cfg.Listen, cfg.AccountDomain = "127.0.0.1:0", tt.domain
