@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -593,11 +594,12 @@ func TestAuditPrune(t *testing.T) {
 	if exported < 3 || json.Unmarshal([]byte(strings.SplitN(string(lines), "\n", 2)[0]), &first) != nil || first.Seq != 1 {
 		t.Fatalf("export holds %d lines, first %+v", exported, first)
 	}
-	// What was exported was pruned, in several transactions, but for the
-	// newest event as the prune began: each transaction keeps the newest
-	// it finds, from the second on the record of the one before, and the
-	// last would take the newest of the log.
-	if !strings.Contains(out, fmt.Sprintf("pruned %d audit events", exported-1)) {
+	// What was exported was pruned, in several transactions, and nothing
+	// else: the newest event as the prune began is kept (each transaction
+	// keeps the newest it finds, from the second on the record of the one
+	// before, and the last would take the newest of the log), and is not
+	// exported, which the next export would repeat.
+	if !strings.Contains(out, fmt.Sprintf("pruned %d audit events", exported)) {
 		t.Fatalf("exported %d events, but prune said %q", exported, out)
 	}
 
@@ -609,7 +611,7 @@ func TestAuditPrune(t *testing.T) {
 		Prunes   []map[string]any `json:"prunes"`
 	}
 	verify := runCLI(t, "audit", "verify", "--data-dir", dir, "-o", "json")
-	if err := json.Unmarshal([]byte(verify), &c); err != nil || !c.OK || c.FirstSeq != int64(exported) || len(c.Prunes) < 2 {
+	if err := json.Unmarshal([]byte(verify), &c); err != nil || !c.OK || c.FirstSeq != int64(exported)+1 || len(c.Prunes) < 2 {
 		t.Fatalf("verify after prune: %s (before: %s)", verify, before)
 	}
 	// The table names each prune's count of events, one of them "1 event".
@@ -620,6 +622,42 @@ func TestAuditPrune(t *testing.T) {
 	events := runCLI(t, append([]string{"audit", "list", "--action", "audit.prune", "-o", "json"}, admin...)...)
 	if !strings.Contains(events, "keyward audit prune") || !strings.Contains(events, "through_seq") {
 		t.Fatalf("no audit.prune event: %s", events)
+	}
+
+	// A second export starts where the first ended: the files, one after
+	// the other, are one chain without a repeated event, and the last
+	// event of each is the one its prune's audit.prune event names.
+	pruneBatch = 20_000
+	export2 := filepath.Join(t.TempDir(), "old2.jsonl")
+	runCLI(t, "audit", "prune", "--data-dir", dir, "--before", "0s", "--export", export2, "--yes")
+	lines2, _ := os.ReadFile(export2)
+	type view struct {
+		Seq       int64             `json:"seq"`
+		Time      time.Time         `json:"time"`
+		Action    string            `json:"action"`
+		Outcome   string            `json:"outcome"`
+		AccountID string            `json:"account_id"`
+		Actor     string            `json:"actor"`
+		Source    string            `json:"source"`
+		Data      map[string]string `json:"data"`
+		PrevHash  string            `json:"prev_hash"`
+		Hash      string            `json:"hash"`
+	}
+	both := jsonLines[view](t, string(lines)+string(lines2))
+	evs := make([]storage.AuditEvent, 0, len(both))
+	for _, v := range both {
+		e := storage.AuditEvent{Seq: v.Seq, Time: v.Time, Action: v.Action, Outcome: v.Outcome, AccountID: v.AccountID,
+			Actor: v.Actor, Source: v.Source, Data: v.Data}
+		e.PrevHash, _ = hex.DecodeString(v.PrevHash)
+		e.Hash, _ = hex.DecodeString(v.Hash)
+		evs = append(evs, e)
+	}
+	if _, _, err := storage.VerifyChain(0, []byte{}, evs); err != nil || len(evs) <= exported {
+		t.Fatalf("the two exports, %d and %d events, are not one chain: %v", exported, len(evs)-exported, err)
+	}
+	prunes := jsonLines[view](t, runCLI(t, append([]string{"audit", "list", "--action", "audit.prune", "--newest", "--max", "1", "-o", "json"}, admin...)...))
+	if last := both[len(both)-1]; len(prunes) != 1 || prunes[0].Data["through_seq"] != strconv.FormatInt(last.Seq, 10) || prunes[0].Data["through_hash"] != last.Hash {
+		t.Fatalf("the second export ends with event %d (%s), the prune records %v", last.Seq, last.Hash, prunes)
 	}
 
 	for _, args := range [][]string{

@@ -592,11 +592,14 @@ audit.prune event that names the last event it deleted and its hash:
 'keyward audit verify' then checks the chain from the first kept event,
 requires that record and lists every prune.
 
---export first writes the events older than --before to FILE (which must
-not exist), one JSON object a line as 'audit list -o json' shows them, and
-syncs it; only events it wrote are then pruned. It checks their chain as
-'audit verify' does, and an event altered since it was written fails the
-export and prunes nothing. Keep the file if the events must outlive the
+--export first writes the events the prune deletes (those older than
+--before, never the newest) to FILE (which must not exist), one JSON
+object a line as 'audit list -o json' shows them, and syncs it; exactly
+the events it wrote are then pruned. The file ends with the event the
+last audit.prune record names, and the next export starts after it: the
+exports, one after the other, are the chain without a repeat. It checks
+their chain as 'audit verify' does, and an event altered since it was
+written fails the export and prunes nothing. Keep the file if the events must outlive the
 database. Without --export no copy is kept: the events are gone for good,
 and deleted unread (run 'audit verify' first, or an altered one goes
 unreported). Give --export unless the events are kept elsewhere.
@@ -647,9 +650,26 @@ whole log, up to now: it is refused unless --yes confirms it.
 				_, err := fmt.Fprintf(cmd.OutOrStdout(), "no audit event older than %s to prune (%s)\n", cut.Format(time.RFC3339), storeName(cfg))
 				return err
 			}
+			// Never the newest event as the prune starts: each batch keeps
+			// the newest it finds, but from the second on that is the
+			// audit.prune record of the batch before. With one event or
+			// none there is nothing to prune (a ThroughSeq of 0 would be
+			// no bound, and an event appended meanwhile would let the
+			// first go). The bound is read before the export, which stops
+			// there too: the file holds exactly the events that go, and
+			// the next prune's export begins after them, not with the
+			// event this one keeps.
+			head, err := st.ListAuditEvents(cmd.Context(), storage.AuditFilter{Newest: true, Limit: 1})
+			if err != nil {
+				return fmt.Errorf("read the newest audit event (nothing was pruned): %w", err)
+			}
 			var limits storage.PruneLimits
+			bound, ok := pruneBound(head, 0)
 			if export != "" {
-				n, last, err := exportAudit(cmd.Context(), st, cut, export)
+				if !ok {
+					bound = 0 // an empty export: nothing may go
+				}
+				n, last, err := exportAudit(cmd.Context(), st, cut, bound, export)
 				if err != nil {
 					return fmt.Errorf("--export: %w (nothing was pruned)", err)
 				}
@@ -658,22 +678,11 @@ whole log, up to now: it is refused unless --yes confirms it.
 					fmt.Fprintf(cmd.OutOrStdout(), "nothing to prune (%s)\n", storeName(cfg))
 					return nil
 				}
-				limits.ThroughSeq = last // nothing that was not exported goes
-			}
-			// Never the newest event as the prune starts: each batch keeps
-			// the newest it finds, but from the second on that is the
-			// audit.prune record of the batch before. With one event or
-			// none there is nothing to prune (a ThroughSeq of 0 would be
-			// no bound, and an event appended meanwhile would let the
-			// first go).
-			head, err := st.ListAuditEvents(cmd.Context(), storage.AuditFilter{Newest: true, Limit: 1})
-			if err != nil {
-				return fmt.Errorf("read the newest audit event (nothing was pruned): %w", err)
-			}
-			var ok bool
-			if limits.ThroughSeq, ok = pruneBound(head, limits.ThroughSeq); !ok {
+				bound = last // nothing that was not exported goes
+			} else if !ok {
 				return nothingToPrune()
 			}
+			limits.ThroughSeq = bound
 			ev := storage.AuditEvent{Time: now, Outcome: storage.OutcomeSuccess, Actor: localOperator("keyward audit prune"),
 				Data: map[string]string{"before": cut.UTC().Format(time.RFC3339)}}
 			// In batches, so that writers wait for one short transaction at
@@ -700,7 +709,7 @@ whole log, up to now: it is refused unless --yes confirms it.
 	}
 	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database whose audit log to prune")
 	cmd.Flags().StringVar(&before, "before", "", "delete events older than this: a duration ago (90d, 2160h) or an RFC 3339 time")
-	cmd.Flags().StringVar(&export, "export", "", "first write the events older than --before to this new file, as JSON lines; without it no copy is kept")
+	cmd.Flags().StringVar(&export, "export", "", "first write the events the prune deletes to this new file, as JSON lines; without it no copy is kept")
 	cmd.Flags().BoolVar(&yes, "yes", false, "confirm a --before less than 24 hours ago, which deletes nearly the whole log")
 	return cmd
 }
@@ -735,16 +744,18 @@ func pruneBound(head []storage.AuditEvent, through int64) (bound int64, ok bool)
 // pruneBatch is how many events one prune transaction deletes at most.
 var pruneBatch int64 = 20_000
 
-// exportAudit writes the events older than cut to a new file, one JSON
-// object a line, and syncs it: every event from the oldest up to the first
-// at or after cut. It returns how many it wrote and the last one's seq, the
-// bound of what may then be pruned.
+// exportAudit writes the events older than cut, and numbered through at
+// most, to a new file, one JSON object a line, and syncs it: every event
+// from the oldest up to the first at or after cut or after through, the
+// last event the prune may delete (none when through is 0). It returns
+// how many it wrote and the last one's seq, the bound of what may then be
+// pruned.
 //
 // It checks the chain of what it writes as 'audit verify' does (the first
 // event's link to a pruned one aside), and fails at the first event that
 // does not fit: pruning it would leave an export with the altered event
 // as the only copy, and a log that verifies.
-func exportAudit(ctx context.Context, st storage.Storage, cut time.Time, path string) (n int, last int64, err error) {
+func exportAudit(ctx context.Context, st storage.Storage, cut time.Time, through int64, path string) (n int, last int64, err error) {
 	err = writeNewFile(path, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		var prev []byte
@@ -754,7 +765,7 @@ func exportAudit(ctx context.Context, st storage.Storage, cut time.Time, path st
 				return err
 			}
 			for _, e := range page {
-				if !e.Time.Before(cut) {
+				if !e.Time.Before(cut) || e.Seq > through {
 					return nil
 				}
 				if n == 0 {
