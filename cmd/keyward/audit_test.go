@@ -289,6 +289,14 @@ func TestAuditRow(t *testing.T) {
 			}
 		})
 	}
+	// Data a changed database holds that is not a JSON object: the admin
+	// API lists it as unreadable, and the table says so.
+	t.Run("unreadable data", func(t *testing.T) {
+		cells := auditCells(admin.AuditEventView{Seq: 7, DataUnreadable: true, DataRaw: "{\"x\":\n"})
+		if want := `data unreadable: "{\"x\":\n"`; cells[7] != want {
+			t.Errorf("details = %s, want %s", cells[7], want)
+		}
+	})
 	t.Run("other cells", func(t *testing.T) {
 		cells := auditCells(admin.AuditEventView{Seq: 1, Action: "a\x1bb", Outcome: "x\ny", Actor: "alice on host (keyward audit prune)"})
 		want := []string{"1", "-", `"a\x1bb"`, `"x\ny"`, "-", "alice on host (keyward audit prune)", "-", ""}

@@ -320,8 +320,14 @@ func (t *auditTable) page(evs []admin.AuditEventView) {
 
 // auditCells are the cells of an event's row in the audit list table.
 func auditCells(e admin.AuditEventView) []string {
+	d := details(e.Data)
+	if e.DataUnreadable {
+		// Not a JSON object of strings: the database was changed (audit
+		// verify says so). What it holds is shown quoted, whatever it is.
+		d = "data unreadable: " + strconv.Quote(e.DataRaw)
+	}
 	return []string{strconv.FormatInt(e.Seq, 10), fmtTime(e.Time), cell(e.Action), cell(e.Outcome),
-		cell(dash(e.AccountID)), cell(dash(e.Actor)), cell(dash(e.Source)), details(e.Data)}
+		cell(dash(e.AccountID)), cell(dash(e.Actor)), cell(dash(e.Source)), d}
 }
 
 // details prints an event's data as key=value, sorted, quoting a value

@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -30,6 +31,35 @@ func TestConsoleAuditDetailsQuoted(t *testing.T) {
 		t.Fatalf("the refusal's audit event: %+v (%v), want one with the client_id sent", evs, err)
 	}
 	want := details(evs[0].Data)
+
+	p.signIn(m)
+	eval[string](p, `location.hash = "#/audit?action=token.refused"`)
+	const cell = `(document.querySelector("#view #audit-filter ~ div tbody tr td:last-child")?.textContent ?? "")`
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`%s === %q`, cell, want))); err != nil {
+		t.Fatalf("the event's details show %q, want %q as keyward audit list shows them (%v)\nalert: %q", eval[string](p, cell), want, err, p.alert())
+	}
+	p.checkLogs()
+}
+
+// TestConsoleAuditUnreadableData: an event whose stored data is not a JSON
+// object (a changed database) shows in the audit log as keyward audit list
+// shows it, "data unreadable:" and the stored text quoted; the admin API
+// failed the whole page, so the console showed no events.
+func TestConsoleAuditUnreadableData(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	l := &lifecycle{t: t, m: m, issuer: m.Issuer}
+	if status, _ := l.post("/token", "nobody", "wrong", url.Values{"grant_type": {"client_credentials"}}); status != http.StatusUnauthorized {
+		t.Fatalf("a token request of an unknown client got %d, want 401", status)
+	}
+	evs, err := m.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "token.refused", Newest: true, Limit: 1})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("the refusal's audit event: %+v (%v)", evs, err)
+	}
+	const raw = `{"client_id":`
+	tamper(t, m.Config.DataDir, "DROP TRIGGER audit_events_no_update", fmt.Sprintf(`UPDATE audit_events SET data = '%s' WHERE seq = %d`, raw, evs[0].Seq))
+	want := auditCells(admin.AuditEventView{DataUnreadable: true, DataRaw: raw})[7]
 
 	p.signIn(m)
 	eval[string](p, `location.hash = "#/audit?action=token.refused"`)

@@ -26,14 +26,25 @@ type AuditEventView struct {
 	Actor     string            `json:"actor,omitempty"`
 	Source    string            `json:"source,omitempty"`
 	Data      map[string]string `json:"data,omitempty"`
-	PrevHash  string            `json:"prev_hash"`
-	Hash      string            `json:"hash"`
+	// DataUnreadable is true when the event's data as stored is not a
+	// JSON object of strings, which Keyward never writes: the database
+	// was changed, and audit verify reports the event altered. Data is
+	// then left out, and DataRaw is the stored text (invalid UTF-8 in it
+	// as U+FFFD).
+	DataUnreadable bool   `json:"data_unreadable,omitempty"`
+	DataRaw        string `json:"data_raw,omitempty"`
+	PrevHash       string `json:"prev_hash"`
+	Hash           string `json:"hash"`
 }
 
 // AuditView returns the view of an audit event.
 func AuditView(e storage.AuditEvent) AuditEventView {
-	return AuditEventView{e.Seq, e.Time, e.Action, e.Outcome, e.AccountID, e.Actor, e.Source, e.Data,
-		hex.EncodeToString(e.PrevHash), hex.EncodeToString(e.Hash)}
+	v := AuditEventView{Seq: e.Seq, Time: e.Time, Action: e.Action, Outcome: e.Outcome, AccountID: e.AccountID,
+		Actor: e.Actor, Source: e.Source, Data: e.Data, PrevHash: hex.EncodeToString(e.PrevHash), Hash: hex.EncodeToString(e.Hash)}
+	if raw, ok := e.UnreadableData(); ok {
+		v.DataUnreadable, v.DataRaw = true, strings.ToValidUTF8(string(raw), "\uFFFD")
+	}
+	return v
 }
 
 // maxAuditWait bounds a long poll; maxWaiters bounds concurrent ones.
@@ -187,7 +198,7 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	resp := map[string]any{"events": auditViews(evs)}
+	resp := map[string]any{"events": h.auditViews(r.Context(), evs)}
 	if len(evs) > 0 {
 		resp["next_page_token"] = strconv.FormatInt(evs[len(evs)-1].Seq, 10)
 	} else {
@@ -210,14 +221,22 @@ func (h *Handler) listAuditNewest(ctx context.Context, f storage.AuditFilter) (i
 		evs = evs[:limit]
 		resp["next_page_token"] = strconv.FormatInt(evs[limit-1].Seq, 10)
 	}
-	resp["events"] = auditViews(evs)
+	resp["events"] = h.auditViews(ctx, evs)
 	return 200, resp, nil
 }
 
-func auditViews(evs []storage.AuditEvent) []AuditEventView {
+// auditViews returns the views of evs, and logs each event whose data is
+// unreadable: a page shows it with the others (data_unreadable), but the
+// database was changed, which an operator must hear of.
+func (h *Handler) auditViews(ctx context.Context, evs []storage.AuditEvent) []AuditEventView {
 	out := make([]AuditEventView, 0, len(evs))
 	for _, e := range evs {
-		out = append(out, AuditView(e))
+		v := AuditView(e)
+		if v.DataUnreadable {
+			h.log.ErrorContext(ctx, "audit event data is not a JSON object: the database was changed; run keyward audit verify",
+				"seq", e.Seq, "data", quoteClip(v.DataRaw))
+		}
+		out = append(out, v)
 	}
 	return out
 }

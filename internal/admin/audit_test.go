@@ -2,10 +2,13 @@ package admin_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/sqlite"
 )
 
 // TestAuditLongPoll: a follower's long poll is answered even when it waits
@@ -234,5 +238,60 @@ func TestAuditOfDeletedAccount(t *testing.T) {
 	status, body, _ = f.call(t, "GET", "/v1/audit?account="+gone.Email, auth, nil)
 	if desc, _ := body["error_description"].(string); status != http.StatusNotFound || !strings.Contains(desc, "client ID") {
 		t.Fatalf("by email: %d %v, want 404 pointing to the client ID", status, body)
+	}
+}
+
+// TestAuditListUnreadableData: an event whose stored data is not a JSON
+// object (a changed database) is listed with the others, oldest or newest
+// first, its data marked unreadable and its stored text shown, and is
+// logged: it failed the whole page, so one altered row made the log
+// unreadable through the admin API.
+func TestAuditListUnreadableData(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "k.db")
+	st, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureOn(t, st)
+	if _, err := f.srv.Admin.CreateAccount(ctx, admin.Actor{ID: "op"}, admin.AccountInput{Name: "job", Project: "shop"}); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := st.ListAuditEvents(ctx, storage.AuditFilter{})
+	if err != nil || len(evs) < 2 {
+		t.Fatalf("events %v, %v", evs, err)
+	}
+	bad := evs[len(evs)-2].Seq
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{`DROP TRIGGER audit_events_no_update`, fmt.Sprintf(`UPDATE audit_events SET data = '{"x":' WHERE seq = %d`, bad)} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	for _, query := range []string{"", "?order=desc"} {
+		code, body, _ := f.call(t, "GET", "/v1/audit"+query, auth, nil)
+		list, _ := body["events"].([]any)
+		if code != 200 || len(list) != len(evs) {
+			t.Fatalf("GET /v1/audit%s: %d %v, want all %d events", query, code, body, len(evs))
+		}
+		for _, item := range list {
+			e := item.(map[string]any)
+			_, hasData := e["data"]
+			if e["seq"] == float64(bad) {
+				if e["data_unreadable"] != true || e["data_raw"] != `{"x":` || hasData {
+					t.Errorf("GET /v1/audit%s: the event with unreadable data shows %v", query, e)
+				}
+			} else if _, marked := e["data_unreadable"]; marked {
+				t.Errorf("GET /v1/audit%s: event %v marked unreadable", query, e)
+			}
+		}
+	}
+	if logs := f.logs.String(); !strings.Contains(logs, "audit event data is not a JSON object") || !strings.Contains(logs, fmt.Sprintf("seq=%d", bad)) {
+		t.Errorf("the unreadable data was not logged: %s", logs)
 	}
 }

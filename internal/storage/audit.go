@@ -51,6 +51,8 @@ type AuditEvent struct {
 	enc *eventEncoding
 	// stored is Data's JSON as read from a store, if it was (SetStoredData).
 	stored []byte
+	// unreadable is set when stored is not a JSON object of strings.
+	unreadable bool
 }
 
 // eventEncoding is the part of an event's hashed content that does not
@@ -113,9 +115,10 @@ func (e *AuditEvent) DataJSON() []byte {
 	return data
 }
 
-// ErrCorruptData is wrapped by the error of SetStoredData, and so of a
-// store's ListAuditEvents, for stored data that is not a JSON object of
-// strings: Keyward never writes that, so the database was changed.
+// ErrCorruptData is wrapped by the error of SetStoredData for stored data
+// that is not a JSON object of strings, and by that of a store's
+// ListAuditEvents for a row it cannot read at all (a time that is no
+// integer): Keyward never writes either, so the database was changed.
 var ErrCorruptData = errors.New("corrupt data")
 
 // SetStoredData sets e.Data from raw, its JSON as a store holds it, and keeps
@@ -123,14 +126,28 @@ var ErrCorruptData = errors.New("corrupt data")
 // hash covers Data, and with that check the stored text too, which SQL
 // queries and other readers of the table see (a duplicate key, or a
 // character escaped another way, would leave Data as it was). Data that is
-// not a JSON object of strings is an error wrapping ErrCorruptData.
+// not a JSON object of strings is an error wrapping ErrCorruptData, and
+// leaves e with no Data, its raw text kept for UnreadableData: a store
+// still lists such an event, so that one altered row does not make the
+// rest of the log unreadable, and VerifyChain counts it altered.
 func (e *AuditEvent) SetStoredData(raw []byte) error {
 	var data map[string]string
 	if err := json.Unmarshal(raw, &data); err != nil {
+		e.Data, e.stored, e.unreadable = nil, raw, true
 		return fmt.Errorf("%w: %w", ErrCorruptData, err)
 	}
-	e.Data, e.stored = data, raw
+	e.Data, e.stored, e.unreadable = data, raw, false
 	return nil
+}
+
+// UnreadableData returns the data of an event as a store holds it, and
+// true, when that is not a JSON object of strings (SetStoredData), in
+// which case e.Data is nil: the database was changed.
+func (e *AuditEvent) UnreadableData() ([]byte, bool) {
+	if !e.unreadable {
+		return nil, false
+	}
+	return e.stored, true
 }
 
 // AuditMovedFrom is the data key under which the event of a PutProjectOrg
@@ -206,6 +223,9 @@ func VerifyChain(seq int64, prev []byte, events []AuditEvent) (int64, []byte, er
 		}
 		if !bytes.Equal(e.PrevHash, prev) {
 			return seq, prev, fmt.Errorf("audit event %d does not link to event %d", e.Seq, seq)
+		}
+		if e.unreadable {
+			return seq, prev, fmt.Errorf("audit event %d was altered: its stored data is not a JSON object of strings (%w)", e.Seq, ErrCorruptData)
 		}
 		if e.enc == nil {
 			e.enc = encodeEvent(&e)

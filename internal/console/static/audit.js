@@ -25,6 +25,11 @@ const details = (data) => Object.keys(data ?? {}).sort().map((k) => {
   return `${cell(k)}=${v.includes(" ") || !printable(v) ? quote(v) : v}`;
 }).join(" ");
 
+// eventDetails is details of an event's data, or, for data the admin API
+// could not read (data_unreadable: the database was changed), what is
+// stored, quoted, as keyward audit list shows it.
+const eventDetails = (e) => (e.data_unreadable ? "data unreadable: " + quote(e.data_raw ?? "") : details(e.data));
+
 // cell is s itself when it is printable, else quoted.
 const cell = (s) => (printable(s) ? s : quote(s));
 
@@ -86,7 +91,7 @@ export async function auditView() {
         ["Actor", (e) => e.actor || "—"],
         ["Source", (e) => e.source || "—"],
         ["Details", (e) => (e.action === "token.issued" && e.data?.token_id
-          ? [details(e.data), " ", h("a", { href: "#/tokens/" + seg(e.data.token_id) }, "Revoke…")] : details(e.data))],
+          ? [details(e.data), " ", h("a", { href: "#/tokens/" + seg(e.data.token_id) }, "Revoke…")] : eventDetails(e))],
       ], res.events, empty),
       h("div", { class: "pager" }, newer, older));
     return true;

@@ -136,7 +136,8 @@ func AuditTamper(t *testing.T, fresh func(t *testing.T) TamperDB) {
 		}, "event 3 was altered"},
 		{"data not a JSON object", func(TamperDB, []storage.AuditEvent) []string {
 			return []string{`UPDATE audit_events SET data = 'not json' WHERE seq = 3`}
-		}, "event 3: corrupt data"},
+		}, "event 3 was altered: its stored data is not a JSON object"},
+
 		{"data spaced out", func(TamperDB, []storage.AuditEvent) []string {
 			return []string{`UPDATE audit_events SET data = '{"grant": "client_credentials", "scope": "a b"}' WHERE seq = 3`}
 		}, "event 3 was altered"},
@@ -190,6 +191,23 @@ func AuditTamper(t *testing.T, fresh func(t *testing.T) TamperDB) {
 			}
 		})
 	}
+
+	// One row's data that is no JSON object hides nothing else: the event
+	// is listed, its data unreadable, with the others of its page.
+	t.Run("data not a JSON object listed", func(t *testing.T) {
+		db, _, _, exec := setup(t)
+		exec(`UPDATE audit_events SET data = 'not json' WHERE seq = 3`)
+		evs, err := db.Store.ListAuditEvents(ctx, storage.AuditFilter{})
+		if err != nil || len(evs) != 6 {
+			t.Fatalf("ListAuditEvents: %d events, %v; want all 6", len(evs), err)
+		}
+		for _, e := range evs {
+			raw, bad := e.UnreadableData()
+			if want := e.Seq == 3; bad != want || (bad && (string(raw) != "not json" || e.Data != nil)) {
+				t.Errorf("event %d: data %v, unreadable %q %v", e.Seq, e.Data, raw, bad)
+			}
+		}
+	})
 
 	// What DB write access can do to an unkeyed chain and still verify:
 	// only the head an operator recorded, or the prunes listed, tell.
