@@ -64,6 +64,9 @@ type eventEncoding struct {
 
 func encodeEvent(e *AuditEvent) *eventEncoding {
 	e.Data = validData(e.Data)
+	for _, s := range e.hashedText() {
+		*s.v = validText(*s.v)
+	}
 	o := jsonappend.NewObject(make([]byte, 0, 320))
 	o.Int("time_us", e.Time.UnixMicro())
 	o.String("action", e.Action)
@@ -77,6 +80,31 @@ func encodeEvent(e *AuditEvent) *eventEncoding {
 	// members before it, a quote inside a string is escaped.
 	i := bytes.Index(content, []byte(`,"data":`)) + len(`,"data":`)
 	return &eventEncoding{tail: content[1:], data: content[i : len(content)-1 : len(content)-1]}
+}
+
+// textColumn is a text column of an event that the chain hashes.
+type textColumn struct {
+	name string
+	v    *string
+}
+
+// hashedText are the text columns of e the chain hashes, but its data.
+func (e *AuditEvent) hashedText() [5]textColumn {
+	return [5]textColumn{{"action", &e.Action}, {"outcome", &e.Outcome}, {"account_id", &e.AccountID}, {"actor", &e.Actor}, {"source", &e.Source}}
+}
+
+// validText is s, or, when it is not valid UTF-8, s with each invalid
+// byte sequence replaced by U+FFFD, which is what an event holds in its
+// place: the encoding hashes every invalid byte as the same escaped
+// U+FFFD, so one such byte could be swapped for another unnoticed (a
+// SQLite column keeps any bytes; PostgreSQL refuses them, and with them
+// the whole batch). VerifyChain counts a column that is not UTF-8 as
+// altered, and no valid text is hashed otherwise than before.
+func validText(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // validData is data, or, when a key or value is not valid UTF-8, a copy
@@ -97,7 +125,8 @@ func validData(data map[string]string) map[string]string {
 	return data
 }
 
-// Prepare normalizes e's time and encodes everything about e that does not
+// Prepare normalizes e's time and text (invalid UTF-8 in a text column or
+// in Data becomes U+FFFD) and encodes everything about e that does not
 // depend on its place in the chain, so that appending it, which stores do
 // one transaction at a time, is left with little more than one hash. Writers
 // call it before handing an event over; e must not change afterwards.
@@ -226,6 +255,11 @@ func VerifyChain(seq int64, prev []byte, events []AuditEvent) (int64, []byte, er
 		}
 		if e.unreadable {
 			return seq, prev, fmt.Errorf("audit event %d was altered: its stored data is not a JSON object of strings (%w)", e.Seq, ErrCorruptData)
+		}
+		for _, c := range e.hashedText() {
+			if !utf8.ValidString(*c.v) {
+				return seq, prev, fmt.Errorf("audit event %d was altered: its %s is not UTF-8, which Keyward never writes", e.Seq, c.name)
+			}
 		}
 		if e.enc == nil {
 			e.enc = encodeEvent(&e)

@@ -165,8 +165,10 @@ func FuzzChainHash(f *testing.F) {
 				data[strings.ToValidUTF8(k, "\uFFFD")] = strings.ToValidUTF8(v, "\uFFFD")
 			}
 		}
-		if want := referenceHash([]byte("prev"), AuditEvent{Seq: 7, Time: plain.Time, Action: action, Outcome: outcome,
-			AccountID: account, Actor: actor, Source: source, Data: data}); !bytes.Equal(evs[0].Hash, want) {
+		// So is its text (validText): valid text hashes as it always did.
+		valid := func(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+		if want := referenceHash([]byte("prev"), AuditEvent{Seq: 7, Time: plain.Time, Action: valid(action), Outcome: valid(outcome),
+			AccountID: valid(account), Actor: valid(actor), Source: valid(source), Data: data}); !bytes.Equal(evs[0].Hash, want) {
 			t.Fatalf("hash %x, reference %x", evs[0].Hash, want)
 		}
 		if want, _ := json.Marshal(data); !bytes.Equal(evs[0].DataJSON(), want) {
@@ -277,6 +279,46 @@ func TestVerifyDataNotUTF8(t *testing.T) {
 			}
 			if _, _, err := VerifyChain(0, nil, []AuditEvent{read}); err != nil {
 				t.Fatalf("stored as %s: %v", stored, err)
+			}
+		})
+	}
+}
+
+// TestVerifyTextNotUTF8: a hashed text column that is not UTF-8 is
+// altered, whatever the hash: the encoding hashes every byte that is not
+// UTF-8 as the same escaped U+FFFD, so an event with one such byte,
+// written by hand into SQLite, which keeps any bytes, verified with
+// another byte in its place. No writer appends such text: it is stored
+// and hashed with U+FFFD in its place.
+func TestVerifyTextNotUTF8(t *testing.T) {
+	columns := map[string]func(*AuditEvent) *string{
+		"action":     func(e *AuditEvent) *string { return &e.Action },
+		"outcome":    func(e *AuditEvent) *string { return &e.Outcome },
+		"account_id": func(e *AuditEvent) *string { return &e.AccountID },
+		"actor":      func(e *AuditEvent) *string { return &e.Actor },
+		"source":     func(e *AuditEvent) *string { return &e.Source },
+	}
+	for name, col := range columns {
+		t.Run(name, func(t *testing.T) {
+			e := AuditEvent{Seq: 1, Time: time.Unix(1700000000, 0), Action: "x", Outcome: OutcomeSuccess}
+			*col(&e) = "a\xff"
+			// Hashed as the first logs hashed it, then a byte swapped.
+			e.Hash = referenceHash(nil, e)
+			*col(&e) = "a\xfe"
+			if _, _, err := VerifyChain(0, nil, []AuditEvent{e}); err == nil || !strings.Contains(err.Error(), "event 1 was altered: its "+name+" is not UTF-8") {
+				t.Errorf("VerifyChain of a %s not UTF-8: %v", name, err)
+			}
+			// Appended, it holds U+FFFD, and verifies.
+			w := []AuditEvent{{Time: e.Time, Action: "x", Outcome: OutcomeSuccess}}
+			*col(&w[0]) = "a\xff"
+			ChainEvents(0, nil, w)
+			if got := *col(&w[0]); got != "a\uFFFD" {
+				t.Errorf("appended %s %q, want %q", name, got, "a\uFFFD")
+			}
+			read := AuditEvent{Seq: w[0].Seq, Time: w[0].Time, Action: w[0].Action, Outcome: w[0].Outcome, AccountID: w[0].AccountID,
+				Actor: w[0].Actor, Source: w[0].Source, PrevHash: w[0].PrevHash, Hash: w[0].Hash}
+			if _, _, err := VerifyChain(0, nil, []AuditEvent{read}); err != nil {
+				t.Errorf("appended, read back: %v", err)
 			}
 		})
 	}

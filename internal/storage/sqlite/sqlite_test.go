@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/sqlite"
@@ -283,6 +284,56 @@ func TestAuditTamperColumnType(t *testing.T) {
 			_, err = storage.VerifyLog(ctx, s)
 			if err == nil || errors.Is(err, storage.ErrUnchecked) || !errors.Is(err, storage.ErrCorruptData) || !strings.Contains(err.Error(), "audit event 2") {
 				t.Errorf("VerifyLog after the change: %v, want event 2's corrupt data, the log found altered", err)
+			}
+		})
+	}
+}
+
+// TestAuditTamperTextNotUTF8: SQLite keeps any bytes in a text column,
+// and the chain hashes every byte that is not UTF-8 as the same escape:
+// such a byte in a hashed column, as a changed database holds it, is
+// reported altered, for it could be swapped for another unnoticed.
+func TestAuditTamperTextNotUTF8(t *testing.T) {
+	ctx := context.Background()
+	for _, column := range []string{"action", "outcome", "account_id", "actor", "source"} {
+		t.Run(column, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "keyward.db")
+			s, err := sqlite.Open(ctx, path, sqlite.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			evs := make([]storage.AuditEvent, 3)
+			for i := range evs {
+				evs[i] = storage.AuditEvent{Time: time.Unix(1700000000+int64(i), 0), Action: "sa\xff", Outcome: "sa\xff",
+					AccountID: "sa\xff", Actor: "sa\xff", Source: "sa\xff"}
+			}
+			if _, err := s.Commit(ctx, []storage.Write{{Events: evs}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := storage.VerifyLog(ctx, s); err != nil {
+				t.Fatalf("the log as written: %v", err)
+			}
+			db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			var stored string
+			if err := db.QueryRowContext(ctx, `SELECT `+column+` FROM audit_events WHERE seq = 2`).Scan(&stored); err != nil || !utf8.ValidString(stored) {
+				t.Errorf("stored %s %q (%v), want UTF-8", column, stored, err)
+			}
+			// Another byte not UTF-8 in place of the one written: both
+			// hash as one escape.
+			for _, q := range []string{`DROP TRIGGER audit_events_no_update`,
+				`UPDATE audit_events SET ` + column + ` = CAST(X'7361fe' AS TEXT) WHERE seq = 2`} {
+				if _, err := db.ExecContext(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			_, err = storage.VerifyLog(ctx, s)
+			if err == nil || errors.Is(err, storage.ErrUnchecked) || !strings.Contains(err.Error(), "event 2 was altered: its "+column+" is not UTF-8") {
+				t.Errorf("VerifyLog after the change: %v, want event 2's %s not UTF-8, the log found altered", err, column)
 			}
 		})
 	}

@@ -25,6 +25,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		fn   func(t *testing.T, s storage.Storage)
 	}{
 		{"Accounts", testAccounts},
+		{"AuditTextNotUTF8", testAuditTextNotUTF8},
 		{"AccountPaging", testAccountPaging},
 		{"AccountRevocations", testAccountRevocations},
 		{"Keys", testKeys},
@@ -1156,6 +1157,26 @@ func testAuditChain(t *testing.T, s storage.Storage) {
 	}
 	if _, _, err := storage.VerifyChain(0, []byte{}, slices.Delete(slices.Clone(evs), 1, 2)); err == nil {
 		t.Fatal("VerifyChain accepted a chain with an event removed")
+	}
+}
+
+// testAuditTextNotUTF8: an event whose hashed text columns hold bytes
+// that are not UTF-8 is appended with U+FFFD in their place, and verifies.
+// SQLite stored the bytes, which the chain hashes all as one escape, so
+// one could be swapped for another unnoticed; PostgreSQL refused them,
+// and with them every write of the batch.
+func testAuditTextNotUTF8(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	e := storage.AuditEvent{Time: t0, Action: "token.\xff", Outcome: "fail\xc3", AccountID: "sa-\xfe", Actor: "op \xff\xfe", Source: "\x80:1"}
+	_, err := s.Commit(ctx, []storage.Write{{Events: []storage.AuditEvent{e}}})
+	mustNil(t, err)
+	evs := verifyAll(t, s)
+	if len(evs) != 1 {
+		t.Fatalf("%d events, want 1", len(evs))
+	}
+	got := evs[0]
+	if got.Action != "token.\uFFFD" || got.Outcome != "fail\uFFFD" || got.AccountID != "sa-\uFFFD" || got.Actor != "op \uFFFD" || got.Source != "\uFFFD:1" {
+		t.Errorf("stored %q %q %q %q %q, want U+FFFD for each run of bytes not UTF-8", got.Action, got.Outcome, got.AccountID, got.Actor, got.Source)
 	}
 }
 
