@@ -738,3 +738,113 @@ func TestAccountKeysFailedAheadNotTrustedLonger(t *testing.T) {
 		}
 	})
 }
+
+// A service account's JWT is answered from the cache only while the keys
+// it was verified with are trusted, 5 minutes from the fetch that brought
+// them, as WithSelfSignedJWTs and WithRevocationCheck say: it was cached
+// for 5 minutes from its verification, so one verified just before its
+// keys went stale was accepted up to 10 minutes after the issuer dropped
+// its key or the account was disabled.
+func TestAccountJWTCachedWhileKeysTrusted(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		disable func(s *stubIssuer, gone *atomic.Bool)
+	}{
+		{"key dropped", func(s *stubIssuer, _ *atomic.Bool) { s.publish("k2") }},
+		{"account disabled", func(_ *stubIssuer, gone *atomic.Bool) { gone.Store(true) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := newStubIssuer(t, true, nil)
+				var gone atomic.Bool // the account is disabled: its keys are 404
+				client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+					if gone.Load() && r.URL.Path == "/service_accounts/v1/jwk/"+stubAccount {
+						return &http.Response{StatusCode: http.StatusNotFound, Status: "404 Not Found", Header: http.Header{},
+							Body: io.NopCloser(bytes.NewReader(nil)), Request: r}, nil
+					}
+					return s.client.Transport.RoundTrip(r)
+				})}
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				v := s.verifier(t, ctx, verify.WithHTTPClient(client))
+				start := time.Now() // the keys' fetch
+				if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(4*time.Minute + 50*time.Second)
+				tt.disable(s, &gone)
+				time.Sleep(8 * time.Second)
+				// Verified with the keys fetched 4 min 58 s before, still
+				// trusted (their fetch ahead, now, finds them gone).
+				raw := s.token(t, "k1")
+				if _, err := v.Verify(ctx, raw); err != nil {
+					t.Fatalf("a JWT 4 min 58 s after its keys' fetch: %v", err)
+				}
+				synctest.Wait()
+				time.Sleep(start.Add(5*time.Minute - time.Second).Sub(time.Now()))
+				if _, err := v.Verify(ctx, raw); err != nil {
+					t.Fatalf("the JWT again, 1 s before its keys are no longer trusted: %v", err)
+				}
+				// Once they are not, it is answered as a new JWT of the key
+				// is: with the key dropped, the keys were fetched ahead
+				// under 10 s before, so both are ErrUnavailable until they
+				// may be fetched again.
+				time.Sleep(2 * time.Second)
+				_, err := v.Verify(ctx, raw)
+				_, newErr := v.Verify(ctx, s.token(t, "k1"))
+				var ve, newVE *verify.Error
+				if !errors.As(err, &ve) || !errors.As(newErr, &newVE) || ve.Code != newVE.Code {
+					t.Fatalf("the JWT again, 1 s after the keys it was verified with are no longer trusted: %v; a new JWT of its key: %v; want both refused alike", err, newErr)
+				}
+				time.Sleep(10 * time.Second)
+				_, err = v.Verify(ctx, raw)
+				if !errors.As(err, &ve) || ve.Code != "invalid_token" {
+					t.Fatalf("the JWT again, 11 s after the keys it was verified with are no longer trusted, the issuer having dropped them: %v, want invalid_token", err)
+				}
+			})
+		})
+	}
+}
+
+// While the issuer cannot be reached, a service account's JWT cached
+// near the end of its keys' 5 minutes is answered once they are stale as
+// a new JWT of the account is: accepted with the stale keys, and refused
+// with them 15 minutes after their fetch. Cached for 5 minutes from its
+// verification, one verified with them at 14 min 30 s was accepted until
+// 19 min 30 s.
+func TestAccountJWTCachedWhileIssuerDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var down atomic.Bool
+		s := newStubIssuer(t, true, func(*http.Request, int32) error {
+			if down.Load() {
+				return errors.New("the issuer is down")
+			}
+			return nil
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v := s.verifier(t, ctx)
+		start := time.Now() // the keys' fetch
+		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(4*time.Minute + 58*time.Second)
+		down.Store(true)
+		raw := s.token(t, "k1")
+		if _, err := v.Verify(ctx, raw); err != nil {
+			t.Fatalf("a JWT 4 min 58 s after its keys' fetch: %v", err)
+		}
+		synctest.Wait() // the fetch ahead fails
+		for _, at := range []time.Duration{5*time.Minute + time.Second, 14*time.Minute + 30*time.Second, 15*time.Minute + time.Second} {
+			time.Sleep(start.Add(at).Sub(time.Now()))
+			_, err := v.Verify(ctx, raw)
+			_, newErr := v.Verify(ctx, s.token(t, "k1"))
+			if (err == nil) != (newErr == nil) || err != nil && !errors.Is(err, verify.ErrUnavailable) {
+				t.Fatalf("%s after its keys' fetch, the issuer down since 4 min 58 s: the JWT cached then: %v; a new JWT: %v; want both accepted, or both ErrUnavailable", at, err, newErr)
+			}
+			if want := at < 15*time.Minute; (err == nil) != want {
+				t.Fatalf("%s after its keys' fetch, the issuer down since 4 min 58 s: %v, want accepted %v (the keys are used up to 15 minutes)", at, err, want)
+			}
+		}
+	})
+}

@@ -144,7 +144,10 @@ func WithIntrospectionConcurrency(n int) Option {
 // issuer cannot be reached): its next JWT after that waits for them to
 // be fetched again, and one in the last 30 s before has them fetched
 // again in the background, so the JWTs of an account in steady use
-// seldom wait. The keys of
+// seldom wait. A verified JWT is answered from the cache only until the
+// keys it was verified with are 5 minutes old; one verified with older
+// keys (the issuer unreachable) is not cached, but checked each time as
+// a new JWT is. The keys of
 // accounts new to the Verifier are fetched at most 10 at once and one a
 // second after that, the JWTs of one such account that come together
 // sharing one fetch. A known account's keys are fetched again for a kid

@@ -29,7 +29,8 @@ import (
 // comes within accountKeysAhead before they go stale refetches them in
 // the background and is verified with them meanwhile, so that the JWTs
 // of an account in steady use seldom wait: a key is still trusted only
-// within accountKeysFresh of a fetch that brought it. An account the
+// within accountKeysFresh of a fetch that brought it, and a JWT verified
+// with it is cached no longer (Verifier.verifyBound). An account the
 // issuer no longer serves keys for (disabled or deleted: 404) is
 // forgotten at once.
 const (
@@ -116,9 +117,11 @@ func (e *refetchPaused) Error() string {
 var errKeysUnavailable = errors.New("keys unavailable")
 
 // key returns the account's keys with kid (any key when kid is empty)
-// and algorithm alg, and why the account's keys that would otherwise be
-// among them are not (nil if none is left out).
-func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (keys []jose.JSONWebKey, skipped, err error) {
+// and algorithm alg, when the fetch that brought them was (they are
+// trusted until accountKeysFresh after it, or while the issuer cannot be
+// reached until accountKeysMaxStale), and why the account's keys that
+// would otherwise be among them are not (nil if none is left out).
+func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (keys []jose.JSONWebKey, fetched time.Time, skipped, err error) {
 	now := a.o.now()
 	a.mu.Lock()
 	set, known := a.sets[email]
@@ -172,10 +175,10 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 	if f == nil && known && !hasKid && !set.failed {
 		// The kid may be a key added since the keys were fetched: not
 		// known to be invalid.
-		return nil, nil, &paused
+		return nil, time.Time{}, nil, &paused
 	}
 	if f == nil && !known {
-		return nil, nil, errAccountsThrottled
+		return nil, time.Time{}, nil, errAccountsThrottled
 	}
 	var failed bool // the fetch just made failed, not for the account being gone
 	for f != nil {
@@ -184,7 +187,7 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 		select {
 		case <-f.done:
 		case <-ctx.Done():
-			return nil, nil, fmt.Errorf("%w: the request ended while they were being fetched: %w", errKeysUnavailable, ctx.Err())
+			return nil, time.Time{}, nil, fmt.Errorf("%w: the request ended while they were being fetched: %w", errKeysUnavailable, ctx.Err())
 		}
 		failed = f.err != nil
 		a.mu.Lock()
@@ -199,25 +202,25 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 			// one paid for from the budget (unless another JWT's, begun
 			// since, is joined), and none left is as for any new one.
 			if f, _ = a.start(ctx, email, now, budget); f == nil {
-				return nil, nil, errAccountsThrottled
+				return nil, time.Time{}, nil, errAccountsThrottled
 			}
 			began = true
 		}
 	}
 	switch {
 	case !known && failed:
-		return nil, nil, errKeysUnavailable
+		return nil, time.Time{}, nil, errKeysUnavailable
 	case !known:
-		return nil, nil, errNoAccount
+		return nil, time.Time{}, nil, errNoAccount
 	case now.Sub(set.fetched) > accountKeysMaxStale:
-		return nil, nil, errKeysUnavailable
+		return nil, time.Time{}, nil, errKeysUnavailable
 	case kid != "" && len(set.keys.Key(kid)) == 0 && set.unusable[kid] == nil && set.failed:
 		// The kid may be a key added since the last successful fetch.
-		return nil, nil, errKeysUnavailable
+		return nil, time.Time{}, nil, errKeysUnavailable
 	case !refresh && kid != "" && len(set.keys.Key(kid)) == 0 && set.unusable[kid] == nil:
 		// Fetched without the kid, but by a fetch that began before
 		// this JWT came: still not known to be invalid.
-		return nil, nil, &paused
+		return nil, time.Time{}, nil, &paused
 	}
 	for _, k := range set.keys.Keys {
 		if (kid == "" || k.KeyID == kid) && k.Algorithm == alg {
@@ -225,13 +228,13 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 		}
 	}
 	if kid != "" {
-		return keys, set.unusable[kid], nil
+		return keys, set.fetched, set.unusable[kid], nil
 	}
 	var why []error
 	for _, id := range slices.Sorted(maps.Keys(set.unusable)) {
 		why = append(why, set.unusable[id])
 	}
-	return keys, errors.Join(why...), nil
+	return keys, set.fetched, errors.Join(why...), nil
 }
 
 // start returns the fetch of email's keys in flight, starting one when
@@ -297,16 +300,18 @@ func (a *accountKeys) fetch(ctx context.Context, email string, now time.Time) (f
 // verifySelfSigned checks a service account's own JWT used as a bearer
 // token: iss = sub = the account email, aud = this API, at most an hour
 // long, signed RS256 or ES256 with one of the account's published keys.
-func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Time) (*Claims, error) {
+// It also returns when that key stops being trusted: accountKeysFresh
+// after the fetch that brought it.
+func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Time) (*Claims, time.Time, error) {
 	// google-auth for Python before 1.6.3 pads the segments of the JWTs it
 	// signs; the signature then covers them as sent.
 	compact, padded, err := jwspad.Unpad(raw)
 	if err != nil {
-		return nil, invalid("the token's base64 padding is wrong", err)
+		return nil, time.Time{}, invalid("the token's base64 padding is wrong", err)
 	}
 	jws, err := parseCompact(compact, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 	if err != nil {
-		return nil, invalid("the token is neither an access token nor a service account's JWT", err)
+		return nil, time.Time{}, invalid("the token is neither an access token nor a service account's JWT", err)
 	}
 	// Read with go-jose's JSON, as Keyward's token endpoint reads a
 	// service account's JWTs: claim names are case-sensitive (RFC 7519
@@ -323,13 +328,13 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	}
 	h := jws.Signatures[0].Protected
 	if err := checkEncoded(h); err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	if err := josejson.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c); err != nil {
-		return nil, invalid("the JWT's claims are malformed: names are case-sensitive and each appears once, and times are numbers (RFC 7519)", err)
+		return nil, time.Time{}, invalid("the JWT's claims are malformed: names are case-sensitive and each appears once, and times are numbers (RFC 7519)", err)
 	}
 	if c.Iss == "" || c.Iss != c.Sub || !strings.Contains(c.Iss, "@") {
-		return nil, invalid("a service account's JWT needs iss = sub = the account email", nil)
+		return nil, time.Time{}, invalid("a service account's JWT needs iss = sub = the account email", nil)
 	}
 	// Until the signature verifies, iss is the sender's say-so: it goes
 	// into the causes, for logs, not into the descriptions sent back.
@@ -343,34 +348,34 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	// then.
 	aud, err := parseAudience(json.RawMessage(c.Aud))
 	if err != nil || len(aud) != 1 || aud[0] != v.audience {
-		return nil, invalid("the JWT's aud must be this API, "+v.audience, err)
+		return nil, time.Time{}, invalid("the JWT's aud must be this API, "+v.audience, err)
 	}
 	if c.Iat == nil || c.Exp == nil {
-		return nil, invalid("the JWT needs numeric iat and exp", nil)
+		return nil, time.Time{}, invalid("the JWT needs numeric iat and exp", nil)
 	}
 	// nbf is optional, but a JWT that has one is not accepted before it
 	// (RFC 7519 §4.1.5).
 	iat, exp, nbf := c.Iat.Time(), c.Exp.Time(), c.Nbf.Time()
 	if life := exp.Sub(iat); life <= 0 || life > v.o.maxSelfSignedAge {
-		return nil, invalid("a service account's JWT may live at most an hour (exp - iat)", nil)
+		return nil, time.Time{}, invalid("a service account's JWT may live at most an hour (exp - iat)", nil)
 	}
 	cl := &Claims{Issuer: c.Iss, Subject: c.Sub, ClientEmail: c.Iss, Audience: aud, IssuedAt: iat, Expiry: exp, NotBefore: nbf, SelfSigned: true}
 	if err := v.checkTimes(cl, now); err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
-	keys, skipped, err := v.accounts.key(ctx, c.Iss, h.KeyID, h.Algorithm)
+	keys, fetched, skipped, err := v.accounts.key(ctx, c.Iss, h.KeyID, h.Algorithm)
 	var paused *refetchPaused
 	switch {
 	case errors.As(err, &paused):
 		e := unavailable("the JWT's key is not among the keys known here of the service account its iss names, and they may not be fetched again yet", fmt.Errorf("%w: %w", iss, err))
 		e.RetryAfter = boundRetryAfter(paused.wait)
-		return nil, e
+		return nil, time.Time{}, e
 	case errors.Is(err, errNoAccount):
-		return nil, invalid("the issuer has no enabled service account named by the JWT's iss", iss)
+		return nil, time.Time{}, invalid("the issuer has no enabled service account named by the JWT's iss", iss)
 	case errors.Is(err, errAccountsThrottled):
-		return nil, unavailable("too many service accounts new to this API are being looked up just now", fmt.Errorf("%w: %w", iss, err))
+		return nil, time.Time{}, unavailable("too many service accounts new to this API are being looked up just now", fmt.Errorf("%w: %w", iss, err))
 	case err != nil:
-		return nil, unavailable("the keys of the service account named by the JWT's iss could not be refreshed from the issuer", fmt.Errorf("%w: %w", iss, err))
+		return nil, time.Time{}, unavailable("the keys of the service account named by the JWT's iss could not be refreshed from the issuer", fmt.Errorf("%w: %w", iss, err))
 	}
 	var payload []byte
 	for _, k := range keys {
@@ -387,7 +392,7 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 		}
 	}
 	if payload == nil {
-		return nil, invalid("the JWT is not signed with a key of the service account its iss names", errors.Join(iss, skipped))
+		return nil, time.Time{}, invalid("the JWT is not signed with a key of the service account its iss names", errors.Join(iss, skipped))
 	}
-	return cl, nil
+	return cl, fetched.Add(accountKeysFresh), nil
 }

@@ -304,8 +304,11 @@ func (v *Verifier) verifyBound(ctx context.Context, raw string, cert *x509.Certi
 	key := tokenKey(raw)
 	c, ok := v.cache.get(key, now)
 	if !ok {
-		var err error
-		if c, err = v.verify(ctx, raw, now); err != nil {
+		var (
+			keysTrusted time.Time
+			err         error
+		)
+		if c, keysTrusted, err = v.verify(ctx, raw, now); err != nil {
 			return nil, err
 		}
 		until := c.Expiry
@@ -316,10 +319,18 @@ func (v *Verifier) verifyBound(ctx context.Context, raw string, cert *x509.Certi
 		}
 		if c.SelfSigned {
 			// A disabled account's keys are gone at the issuer: its JWTs
-			// are refused once the keys would have been refetched.
-			until = minTime(until, now.Add(accountKeysFresh))
+			// are refused once the keys they were verified with are no
+			// longer trusted (accountKeysFresh after the fetch that
+			// brought them), not accountKeysFresh after the verification,
+			// which may come just before then. A JWT verified with keys
+			// already stale (in use while the issuer cannot be reached)
+			// is not cached: each time it comes it is verified as a new
+			// JWT would be.
+			until = minTime(until, keysTrusted)
 		}
-		v.cache.put(key, c, until, now)
+		if now.Before(until) {
+			v.cache.put(key, c, until, now)
+		}
 	}
 	if err := checkBinding(c, cert); err != nil {
 		return nil, err
@@ -327,17 +338,21 @@ func (v *Verifier) verifyBound(ctx context.Context, raw string, cert *x509.Certi
 	return c, nil
 }
 
-func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Claims, error) {
+// verify checks a token not in the cache. For a service account's JWT,
+// keysTrusted is when the account's keys it was verified with stop being
+// trusted (see accountKeys.key); it is zero for other tokens.
+func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (c *Claims, keysTrusted time.Time, err error) {
 	if !isJWT(raw) {
 		if !isOpaque(raw) {
 			// Refused here, so junk never reaches the issuer's
 			// introspection endpoint (where each request is audited).
-			return nil, invalid("the token is neither a JWT nor a Keyward opaque token", nil)
+			return nil, time.Time{}, invalid("the token is neither a JWT nor a Keyward opaque token", nil)
 		}
 		if v.intro == nil {
-			return nil, invalid("the token is not a JWT, and this API does not introspect opaque tokens", nil)
+			return nil, time.Time{}, invalid("the token is not a JWT, and this API does not introspect opaque tokens", nil)
 		}
-		return v.intro.introspect(ctx, raw, v.audience, now, false)
+		c, err := v.intro.introspect(ctx, raw, v.audience, now, false)
+		return c, time.Time{}, err
 	}
 	if v.accounts != nil && looksSelfSigned(raw) {
 		return v.verifySelfSigned(ctx, raw, now)
@@ -347,15 +362,15 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 	// token's.
 	jws, err := parseCompact(raw, signingAlgs)
 	if err != nil {
-		return nil, invalid("the token is not a compact JWS signed with an asymmetric algorithm", err)
+		return nil, time.Time{}, invalid("the token is not a compact JWS signed with an asymmetric algorithm", err)
 	}
 	h := jws.Signatures[0].Protected
 	if err := checkEncoded(h); err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
 		// The header is not verified yet: its typ is for logs only.
-		return nil, invalid("the token's typ is not at+jwt (RFC 9068 §4)", fmt.Errorf("typ %q", typ))
+		return nil, time.Time{}, invalid("the token's typ is not at+jwt (RFC 9068 §4)", fmt.Errorf("typ %q", typ))
 	}
 	payload, err := v.keys.verify(ctx, jws, h)
 	if errors.Is(err, errKidPaused) {
@@ -363,22 +378,22 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 		// its key (expired, another issuer's, for another API) is refused
 		// now: asked to retry, its sender would only be refused then.
 		if _, cerr := v.accessClaims(jws.UnsafePayloadWithoutVerification(), now); cerr != nil {
-			return nil, cerr
+			return nil, time.Time{}, cerr
 		}
 	}
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
-	c, err := v.accessClaims(payload, now)
+	c, err = v.accessClaims(payload, now)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	if v.o.introspectJWTs { // New made sure v.intro is set
 		if _, err := v.intro.introspect(ctx, raw, v.audience, now, true); err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
 	}
-	return c, nil
+	return c, time.Time{}, nil
 }
 
 // accessClaims parses an access token's claims and checks its times,
