@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keyward/keyward/internal/oauth2"
 )
 
 type ctxKey struct{}
@@ -291,7 +293,7 @@ func challengeParams(realm string, e *Error, scope string) []string {
 		params = append(params, `realm="`+quote(realm)+`"`)
 	}
 	if e != nil && e.Code != "" {
-		params = append(params, `error="`+e.Code+`"`, `error_description="`+descriptionChars(e.Description)+`"`)
+		params = append(params, `error="`+e.Code+`"`, `error_description="`+oauth2.DescriptionText(e.Description)+`"`)
 	}
 	if scope != "" {
 		params = append(params, `scope="`+quote(scope)+`"`)
@@ -301,21 +303,6 @@ func challengeParams(realm string, e *Error, scope string) []string {
 
 func quote(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s)
-}
-
-// descriptionChars keeps s to the characters RFC 6750 §3 allows in
-// error_description: printable ASCII but " and \.
-func descriptionChars(s string) string {
-	s = strings.ReplaceAll(s, "§", "section ")
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r == '"':
-			return '\''
-		case r == '\\' || r < 0x20 || r > 0x7e:
-			return '?'
-		}
-		return r
-	}, s)
 }
 
 // writeError writes the JSON body of a refusal: the same error code as the

@@ -261,7 +261,7 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 			// Every refused request is recorded before it is answered.
 			oe = h.refused(r, c, oe)
 		}
-		oauth2.WriteError(w, oe)
+		oauth2.WriteErrorVerbatim(w, oe)
 	})
 }
 

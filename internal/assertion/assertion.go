@@ -120,7 +120,7 @@ func Parse(raw string) (*Token, error) {
 		return nil, err
 	}
 	if oauth2.Unencoded(t.Header) {
-		return nil, fail(Malformed, "Invalid JWT: the header's b64 must be true or absent: a JWT's claims are base64url-encoded (RFC 7519 §3), never an unencoded payload (RFC 7797); sign the assertion without b64.", nil)
+		return nil, fail(Malformed, "Invalid JWT: the header's b64 must be true or absent: a JWT's claims are base64url-encoded (RFC 7519 section 3), never an unencoded payload (RFC 7797); sign the assertion without b64.", nil)
 	}
 	if err := tok.UnsafeClaimsWithoutVerification(&t.Claims); err != nil {
 		return nil, fail(Malformed, "Invalid JWT: the claim set is not a JSON object with the standard claim types.", err)

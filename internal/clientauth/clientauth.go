@@ -168,7 +168,7 @@ type Attempt struct {
 // client, presented a TLS client certificate and no client_id.
 func ErrCertificateWithoutClientID() *oauth2.Error {
 	return oauth2.Errorf(oauth2.ErrInvalidRequest,
-		"A TLS client certificate was presented without client_id: client_id is required with tls_client_auth and self_signed_tls_client_auth (RFC 8705 §2).")
+		"A TLS client certificate was presented without client_id: client_id is required with tls_client_auth and self_signed_tls_client_auth (RFC 8705 section 2).")
 }
 
 // failed is the one answer to every failed authentication: unknown client,
@@ -203,7 +203,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 			// A request the client got wrong, not credentials to judge
 			// (RFC 6749 §5.2 allows invalid_request for a malformed one).
 			return nil, oauth2.Errorf(oauth2.ErrInvalidRequest,
-				"The Authorization header is malformed: its Basic credentials %s; send base64(client_id:client_secret) as RFC 6749 §2.3.1 describes.", err.Error())
+				"The Authorization header is malformed: its Basic credentials %s; send base64(client_id:client_secret) as RFC 6749 section 2.3.1 describes.", err.Error())
 		}
 		methods, clientID, password, basic = append(methods, storage.AuthSecretBasic), id, secret, true
 	}

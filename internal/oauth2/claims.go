@@ -208,9 +208,9 @@ func scopeHint(s string) string {
 	case strings.Contains(s, ","):
 		return "contains a comma: scopes are separated by spaces, not commas"
 	case strings.ContainsAny(s, "\t\n\r\v\f"):
-		return "contains a tab or line break: scopes are separated by single spaces (RFC 6749 §3.3)"
+		return "contains a tab or line break: scopes are separated by single spaces (RFC 6749 section 3.3)"
 	default:
-		return `contains characters RFC 6749 §3.3 does not allow: a scope is printable ASCII without spaces, " or \`
+		return "contains characters RFC 6749 section 3.3 does not allow: a scope is printable ASCII without spaces, double quotes or backslashes"
 	}
 }
 

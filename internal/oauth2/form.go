@@ -151,7 +151,7 @@ func ParseFormBody(body string) (Form, error) {
 		}
 		if prev, dup := f[key]; dup {
 			if !repeatable[key] {
-				return nil, Errorf(ErrInvalidRequest, "The parameter %q is given more than once.", Truncate(key, 64))
+				return nil, Errorf(ErrInvalidRequest, "The parameter %s is given more than once.", QuoteShort(key))
 			}
 			switch {
 			case val == "":

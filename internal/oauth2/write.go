@@ -17,15 +17,25 @@ type errorBody struct {
 
 // WriteError writes err as an RFC 6749 §5.2 JSON error response with
 // Cache-Control: no-store. Errors that are not *Error become server_error;
-// their text is never sent.
-func WriteError(w http.ResponseWriter, err error) {
+// their text is never sent. The description is sent as DescriptionText,
+// in the characters §5.2 allows.
+func WriteError(w http.ResponseWriter, err error) { writeError(w, err, DescriptionText) }
+
+// WriteErrorVerbatim writes err as WriteError does, with its description
+// as it is: for the admin API, which is no OAuth endpoint, and whose
+// descriptions quote names and values in any script.
+func WriteErrorVerbatim(w http.ResponseWriter, err error) {
+	writeError(w, err, func(s string) string { return s })
+}
+
+func writeError(w http.ResponseWriter, err error, description func(string) string) {
 	oe := AsError(err)
 	for k, vs := range oe.Header {
 		for _, v := range vs {
 			w.Header().Add(k, v)
 		}
 	}
-	WriteJSON(w, oe.HTTPStatus(), errorBody{Error: oe.Code, ErrorDescription: oe.Description})
+	WriteJSON(w, oe.HTTPStatus(), errorBody{Error: oe.Code, ErrorDescription: description(oe.Description)})
 }
 
 // WriteJSON writes v as JSON with the headers RFC 6749 §5.1 requires of

@@ -95,7 +95,7 @@ func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, allow
 			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "%s No registered API has the scope %s.", badScope, oauth2.QuoteShort(s))
 		}
 		if !slices.Contains(allowed, s) {
-			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "The service account is not allowed the scope %q.", s)
+			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "The service account is not allowed the scope %s.", oauth2.QuoteShort(s))
 		}
 		if len(targets) > 0 && !slices.Contains(targets, api) {
 			continue
