@@ -171,14 +171,20 @@ func ErrCertificateWithoutClientID() *oauth2.Error {
 		"A TLS client certificate was presented without client_id: client_id is required with tls_client_auth and self_signed_tls_client_auth (RFC 8705 section 2).")
 }
 
-// failed is the one answer to every failed authentication: unknown client,
-// wrong secret, bad assertion and disallowed method look the same.
-func failed(basic bool, cause error) *oauth2.Error {
-	e := &oauth2.Error{Code: oauth2.ErrInvalidClient, Description: "Client authentication failed.", Status: http.StatusUnauthorized, Err: cause}
-	if basic {
-		e.Header = http.Header{"Www-Authenticate": {`Basic realm="keyward", charset="UTF-8"`}}
-	}
-	return e
+// Challenge is the WWW-Authenticate challenge of every 401 invalid_client:
+// RFC 9110 §15.5.2 requires one in every 401, and RFC 6749 §5.2 the
+// scheme the client used when it used HTTP Basic. Basic is also the one
+// scheme of the Authorization header these endpoints accept, whatever
+// the client tried instead.
+const Challenge = `Basic realm="keyward", charset="UTF-8"`
+
+// ErrFailed is the one answer to every failed authentication, with cause as
+// its internal cause: unknown client, wrong secret, bad or replayed
+// assertion and disallowed method look the same, 401 invalid_client with
+// Challenge.
+func ErrFailed(cause error) *oauth2.Error {
+	return &oauth2.Error{Code: oauth2.ErrInvalidClient, Description: "Client authentication failed.", Status: http.StatusUnauthorized, Err: cause,
+		Header: http.Header{"Www-Authenticate": {Challenge}}}
 }
 
 // Authenticate authenticates the client of r. It returns a nil Client and
@@ -196,7 +202,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, rest, _ := strings.Cut(h, " ")
 		if !strings.EqualFold(scheme, "Basic") {
-			return nil, failed(true, errors.New("authorization scheme is not Basic"))
+			return nil, ErrFailed(errors.New("authorization scheme is not Basic"))
 		}
 		id, secret, err := parseBasic(rest)
 		if err != nil {
@@ -238,7 +244,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	case cert != nil && clientID != "":
 		method = storage.AuthTLS // or self-signed; decided by the account
 	case clientID != "":
-		return nil, failed(false, errors.New("client_id without credentials"))
+		return nil, ErrFailed(errors.New("client_id without credentials"))
 	default:
 		// A certificate alone authenticates nobody; the caller decides
 		// whether the request needed a client.
@@ -276,7 +282,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 			return nil, err
 		}
 		a.Failed(source, p.Key())
-		return nil, failed(basic, err)
+		return nil, ErrFailed(err)
 	}
 	att.Method = c.Method
 	if formID != "" && formID != c.Account.ID && formID != c.Account.Email {
@@ -604,6 +610,7 @@ func (a *Authenticator) unreadableCertificate(peer, client string, err error) {
 func ErrUnreadableCertificate(cause error) *oauth2.Error {
 	return &oauth2.Error{
 		Code: oauth2.ErrInvalidClient, Status: http.StatusUnauthorized, Err: cause,
+		Header:      http.Header{"Www-Authenticate": {Challenge}},
 		Description: fmt.Sprintf("Client authentication failed: the TLS client certificate that the proxy in front of this server forwarded could not be read (it is not a certificate in URL-encoded PEM, PEM or base64 DER that this server can parse, or it is a chain of more than %d, or its header was sent more than once), so tls_client_auth and self_signed_tls_client_auth cannot be used; the server's log says why.", maxForwardedChain),
 	}
 }
@@ -654,7 +661,7 @@ func UseJTIs(ctx context.Context, j Journal, c *Client) error {
 	err := j.Write(ctx, storage.Write{JTIs: c.JTIs})
 	switch {
 	case errors.Is(err, storage.ErrReplay):
-		return failed(false, errors.New("client assertion jti replayed"))
+		return ErrFailed(errors.New("client assertion jti replayed"))
 	case err != nil:
 		return oauth2.StoreUnavailable(err)
 	}
@@ -726,7 +733,7 @@ func NoClientError(att Attempt, needs string) *oauth2.Error {
 	case att.UnreadableCertificate != nil:
 		return ErrUnreadableCertificate(att.UnreadableCertificate)
 	}
-	e := failed(true, errors.New("no client credentials"))
+	e := ErrFailed(errors.New("no client credentials"))
 	e.Description = needs + ": a client secret, a client assertion or a TLS client certificate."
 	return e
 }

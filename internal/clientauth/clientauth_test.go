@@ -431,8 +431,10 @@ func TestAuthenticate(t *testing.T) {
 				if tt.unreadableCert && !strings.Contains(oe.Description, "forwarded could not be read") {
 					t.Fatalf("description %q does not say the forwarded certificate could not be read", oe.Description)
 				}
-				if strings.HasPrefix(tt.req.header.Get("Authorization"), "Basic") && oe.Code == oauth2.ErrInvalidClient && oe.Header.Get("WWW-Authenticate") == "" {
-					t.Fatal("no WWW-Authenticate after a failed Basic authentication")
+				// Every 401 carries a challenge (RFC 9110 §15.5.2), the
+				// Basic one whether or not the client used Basic.
+				if oe.HTTPStatus() == http.StatusUnauthorized && oe.Header.Get("WWW-Authenticate") != Challenge {
+					t.Fatalf("WWW-Authenticate %q on a 401, want %q", oe.Header.Get("WWW-Authenticate"), Challenge)
 				}
 				return
 			}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/testkeyward"
@@ -124,6 +125,9 @@ func TestGarbledForwardedCertificate(t *testing.T) {
 				json.Unmarshal(w.Body.Bytes(), &body)
 				if tt.wantError != "" && (body["error"] != tt.wantError || !strings.Contains(body["error_description"], tt.wantDesc)) {
 					t.Fatalf("%s, want %s with %q in its description", w.Body, tt.wantError, tt.wantDesc)
+				}
+				if got := w.Header().Get("WWW-Authenticate"); w.Code == http.StatusUnauthorized && got != clientauth.Challenge {
+					t.Fatalf("WWW-Authenticate %q on a 401, want %q", got, clientauth.Challenge)
 				}
 			})
 		}

@@ -3,12 +3,12 @@ package token
 import (
 	"context"
 	"errors"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/tokenstate"
@@ -281,8 +281,7 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 			// The only single-use ID was the client assertion's (the
 			// client_credentials grant, or a JWT-bearer assertion without
 			// a jti): a failed client authentication (RFC 7523 §3.2).
-			return nil, (&oauth2.Error{Code: oauth2.ErrInvalidClient, Status: http.StatusUnauthorized, Description: "Client authentication failed."}).
-				WithCause(errors.New("client assertion jti replayed"))
+			return nil, clientauth.ErrFailed(errors.New("client assertion jti replayed"))
 		}
 		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid JWT: the assertion's jti was already used; sign a new assertion for every request.")
 	}
