@@ -193,6 +193,10 @@ func TestOutputFileErrors(t *testing.T) {
 		{"export to a missing directory", []string{"export", "--data-dir", m.Config.DataDir, "--out", missing}, "cannot create " + missing + ": no such file or directory"},
 		{"key file to a directory", []string{"keys", "create", email, "--out", dir, "--credentials", m.AdminKeyFile}, "cannot write the key file, no key was created: " + dir + " is a directory; name a file"},
 		{"key file in a missing directory", []string{"keys", "create", email, "--out", missing, "--credentials", m.AdminKeyFile}, "cannot create " + missing + ": no such file or directory"},
+		{"recover-admin in a missing directory", []string{"recover-admin", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--key-file", missing}, "cannot create " + missing + ": no such file or directory"},
+		{"audit prune --export in a missing directory", []string{"audit", "prune", "--data-dir", m.Config.DataDir, "--before", "0s", "--yes", "--export", missing}, "--export: cannot create " + missing + ": no such file or directory (nothing was pruned)"},
+		{"dpop keygen in a missing directory", []string{"dpop", "keygen", "--out", missing}, "cannot create " + missing + ": no such file or directory"},
+		{"dpop keygen to a directory", []string{"dpop", "keygen", "--out", dir}, dir + " exists: keygen never overwrites a key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

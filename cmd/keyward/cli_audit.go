@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"net/http"
 	"net/url"
@@ -601,7 +602,9 @@ requires that record and lists every prune.
 --export first writes the events the prune deletes (those older than
 --before, never the newest) to FILE (which must not exist), one JSON
 object a line as 'audit list -o json' shows them, and syncs it; exactly
-the events it wrote are then pruned. The file ends with the event the
+the events it wrote are then pruned. FILE appears only once complete (it
+is written to a temporary file next to it first): an export that fails
+or is killed part way leaves no FILE and prunes nothing. The file ends with the event the
 last audit.prune record names, and the next export starts after it: the
 exports, one after the other, are the chain without a repeat. It checks
 their chain as 'audit verify' does, and an event altered since it was
@@ -676,7 +679,10 @@ whole log, up to now: it is refused unless --yes confirms it.
 					bound = 0 // an empty export: nothing may go
 				}
 				n, last, err := exportAudit(cmd.Context(), st, cut, bound, export)
-				if err != nil {
+				if errors.Is(err, fs.ErrExist) {
+					// Made since it was checked for, and left as it is.
+					return fmt.Errorf("--export %s already exists; name a new file (nothing was pruned)", export)
+				} else if err != nil {
 					return fmt.Errorf("--export: %w (nothing was pruned)", err)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "exported %s older than %s to %s\n", counted(n, "event"), cut.Format(time.RFC3339), export)

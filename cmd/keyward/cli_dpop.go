@@ -95,6 +95,11 @@ the proofs. Any PKCS #8 key of these types works as well, such as one from
 				return usageError{fmt.Errorf("--alg %q must be one of %s", alg, strings.Join(dpopKeyAlgNames(), ", "))}
 			}
 			alg = dpopKeyAlgNames()[i]
+			// Lstat: a directory or a symbolic link, dangling or not, is
+			// in the way too.
+			if _, err := os.Lstat(out); err == nil {
+				return errKeygenExists(out)
+			}
 			gen := dpopKeyAlgs[alg]
 			key, err := gen()
 			if err != nil {
@@ -112,7 +117,7 @@ the proofs. Any PKCS #8 key of these types works as well, such as one from
 				return pem.Encode(w, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
 			})
 			if errors.Is(err, fs.ErrExist) {
-				return fmt.Errorf("%s exists: keygen never overwrites a key, since tokens may be bound to it; remove the file first, or choose another --out", out)
+				return errKeygenExists(out) // made meanwhile, and left as it is
 			}
 			if err != nil {
 				return err
@@ -128,6 +133,11 @@ the proofs. Any PKCS #8 key of these types works as well, such as one from
 	cmd.Flags().StringVar(&alg, "alg", "ES256", "signature algorithm of the proofs, which decides the key: "+strings.Join(dpopKeyAlgNames(), ", ")+" (RSA 2048 bits)")
 	addOutputFlag(cmd.Flags(), &output)
 	return cmd
+}
+
+// errKeygenExists is dpop keygen's refusal of an --out that exists.
+func errKeygenExists(out string) error {
+	return fmt.Errorf("%s exists: keygen never overwrites a key, since tokens may be bound to it; remove the file first, or choose another --out", out)
 }
 
 func newDPoPProofCommand() *cobra.Command {

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -78,7 +77,10 @@ on SQLite, at once on PostgreSQL.
 				DefaultTokenLifetime: cfg.DefaultTokenTTL, MaxTokenLifetime: cfg.MaxTokenTTL})
 			written := false
 			r, err := svc.RecoverAdmin(cmd.Context(), admin.Actor{ID: localOperator("keyward recover-admin")}, enable, func(kf sakey.KeyFile) error {
-				if err := writeNewKeyFile(keyFile, kf); err != nil {
+				if err := writeNewKeyFile(keyFile, kf); errors.Is(err, fs.ErrExist) {
+					// Made since it was checked for, and left as it is.
+					return fmt.Errorf("--key-file %s already exists; name a new file", keyFile)
+				} else if err != nil {
 					return err
 				}
 				written = true
@@ -150,39 +152,24 @@ func writeNewKeyFile(path string, kf sakey.KeyFile) error {
 	})
 }
 
-// writeNewFile creates path, which must not exist, with mode 0600, has
-// write fill it, and syncs it and then its directory, so that the new
-// name survives a crash too (fsync(2): syncing a file does not make its
-// directory entry durable); on any failure it removes the file. What the
-// caller then does may rely on it (audit prune --export deletes the
-// events it wrote), so a directory that cannot be synced is a failure.
-func writeNewFile(path string, write func(io.Writer) error) (err error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+// writeNewFile writes a new file at path, mode 0600, with what write
+// streams into it, as writeNewFileAtomic does: into a temporary file next
+// to it, synced and then linked to path, so that path never holds part of
+// it, even after a crash, and a file there, even one made meanwhile, is
+// left as it is (the error is then fs.ErrExist). The directory is synced
+// too, so that the new name survives a crash (fsync(2): syncing a file
+// does not make its directory entry durable). On any failure path is not
+// left: what the caller then does may rely on the file (audit prune
+// --export deletes the events it wrote), so a directory that cannot be
+// synced is a failure, and the file just put at path is removed again.
+func writeNewFile(path string, write func(io.Writer) error) error {
+	err := writeTempThen(path, 0o600, write, publishNew)
+	if dse, ok := errors.AsType[*dirSyncError](err); ok {
+		if fi, lerr := os.Lstat(path); lerr == nil && os.SameFile(fi, dse.file) {
 			os.Remove(path)
 		}
-	}()
-	bw := bufio.NewWriter(f)
-	if err := write(bw); err != nil {
-		return err
 	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		return fmt.Errorf("sync the directory of %s: %w", path, err)
-	}
-	return nil
+	return err
 }
 
 // syncDir makes the entries of the directory dir durable (a variable for

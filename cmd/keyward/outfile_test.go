@@ -3,10 +3,12 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -153,6 +155,16 @@ func TestWriteNewFileAtomicWithoutLinks(t *testing.T) {
 		if names := dirNames(t, dir); len(names) != 0 {
 			t.Errorf("the directory holds %v, want nothing", names)
 		}
+		// Only export and keys create have a --force to suggest.
+		if err := writeOutFile(path, []byte("new\n"), false); err == nil || !strings.HasSuffix(err.Error(), "; write it elsewhere, or pass --force to replace any file there") {
+			t.Errorf("writeOutFile: %v, want it to suggest --force", err)
+		}
+		if err := writeNewFile(path, writeBytes([]byte("new\n"))); err == nil || !strings.HasSuffix(err.Error(), "; write it elsewhere") {
+			t.Errorf("writeNewFile: %v, want it to suggest writing elsewhere alone", err)
+		}
+		if names := dirNames(t, dir); len(names) != 0 {
+			t.Errorf("the directory holds %v, want nothing", names)
+		}
 	})
 }
 
@@ -167,4 +179,166 @@ func dirNames(t *testing.T, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// TestNewFileNeverPartial: recover-admin --key-file, audit prune --export
+// and dpop keygen --out write into a temporary file and link it into
+// place once it is complete and synced, as export --out does: while the
+// file is written its name does not exist, so a crash or a full disk part
+// way never leaves half a key file or half an export under it. A write
+// that fails leaves neither the name nor the temporary file, and changes
+// nothing else (no key stored, nothing pruned: the next prune writes the
+// same events again). A file made at the name meanwhile is left as it is
+// and the command refuses, as it refuses one there before. They created
+// the name first and wrote into it.
+func TestNewFileNeverPartial(t *testing.T) {
+	m := startServer(t)
+	dir := m.Config.DataDir
+	setupAccount(t, m, "partial") // audit events to prune
+	adminEmail := "admin@keyward." + m.Config.AccountDomain
+	keyCount := func(t *testing.T) int {
+		t.Helper()
+		var resp struct {
+			Keys []json.RawMessage `json:"keys"`
+		}
+		out := runCLI(t, "keys", "list", adminEmail, "--credentials", m.AdminKeyFile, "-o", "json")
+		if err := json.Unmarshal([]byte(out), &resp); err != nil {
+			t.Fatalf("keys list: %v: %q", err, out)
+		}
+		return len(resp.Keys)
+	}
+	firstSeq := func(t *testing.T) int64 {
+		t.Helper()
+		var c struct {
+			FirstSeq int64 `json:"first_seq"`
+		}
+		if err := json.Unmarshal([]byte(runCLI(t, "audit", "verify", "--data-dir", dir, "-o", "json")), &c); err != nil {
+			t.Fatal(err)
+		}
+		return c.FirstSeq
+	}
+	for _, tt := range []struct {
+		name   string
+		args   func(out string) []string
+		exists string // the refusal of a file that exists
+		// unchanged checks that the failed command changed nothing but
+		// the file; it is called before the command, and what it returns
+		// after.
+		unchanged func(t *testing.T) func(t *testing.T, out string)
+	}{
+		{"recover-admin --key-file", func(out string) []string {
+			return []string{"recover-admin", "--data-dir", dir, "--issuer", m.Issuer, "--key-file", out}
+		}, "already exists; name a new file", func(t *testing.T) func(*testing.T, string) {
+			before := keyCount(t)
+			return func(t *testing.T, _ string) {
+				if n := keyCount(t); n != before {
+					t.Errorf("the administrator account has %d keys, want %d: the key of the file not written was stored", n, before)
+				}
+			}
+		}},
+		{"audit prune --export", func(out string) []string {
+			return []string{"audit", "prune", "--data-dir", dir, "--before", "0s", "--export", out, "--yes"}
+		}, "already exists; name a new file (nothing was pruned)", func(t *testing.T) func(*testing.T, string) {
+			before := firstSeq(t)
+			return func(t *testing.T, _ string) {
+				if first := firstSeq(t); first != before {
+					t.Errorf("the log starts at event %d after the failed prune, want %d: events went", first, before)
+				}
+			}
+		}},
+		{"dpop keygen --out", func(out string) []string {
+			return []string{"dpop", "keygen", "--out", out}
+		}, "exists: keygen never overwrites a key", func(*testing.T) func(*testing.T, string) {
+			return func(*testing.T, string) {}
+		}},
+	} {
+		t.Run(tt.name+" write fails part way", func(t *testing.T) {
+			outDir := t.TempDir()
+			out := filepath.Join(outDir, "out")
+			diskFull := errors.New("write: no space left on device")
+			var during []string
+			unhooked := writingFile
+			defer func() { writingFile = unhooked }()
+			writingFile = func(path string, w io.Writer) io.Writer {
+				return &fullDisk{w: w, room: 16, fail: func() error {
+					during = dirNames(t, outDir)
+					return diskFull
+				}}
+			}
+			after := tt.unchanged(t)
+			err := runCLIErr(t, tt.args(out)...)
+			if !errors.Is(err, diskFull) {
+				t.Fatalf("%v, want the write error", err)
+			}
+			if during == nil {
+				t.Fatal("the write did not fail part way")
+			}
+			if slices.Contains(during, "out") {
+				t.Errorf("while it was written the directory held %v: the half-written file was at its name", during)
+			}
+			if names := dirNames(t, outDir); len(names) != 0 {
+				t.Errorf("after the failed write the directory holds %v, want nothing", names)
+			}
+			after(t, out)
+			if tt.name == "audit prune --export" {
+				// The next prune is not in the way, and exports the
+				// events from the first.
+				want := firstSeq(t)
+				writingFile = unhooked
+				runCLI(t, tt.args(out)...)
+				var first struct {
+					Seq int64 `json:"seq"`
+				}
+				b, _ := os.ReadFile(out)
+				line, _, _ := strings.Cut(string(b), "\n")
+				if err := json.Unmarshal([]byte(line), &first); err != nil || first.Seq != want {
+					t.Fatalf("the next export starts with %q (%v), want event %d", line, err, want)
+				}
+			}
+		})
+		t.Run(tt.name+" made meanwhile", func(t *testing.T) {
+			outDir := t.TempDir()
+			out := filepath.Join(outDir, "out")
+			const theirs = "made meanwhile\n"
+			defer func(f func(string)) { publishing = f }(publishing)
+			publishing = func(path string) {
+				if err := os.WriteFile(path, []byte(theirs), 0o600); err != nil {
+					t.Error(err)
+				}
+			}
+			after := tt.unchanged(t)
+			err := runCLIErr(t, tt.args(out)...)
+			if want := out + " " + tt.exists; err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%v, want an error saying %q", err, want)
+			}
+			if b, err := os.ReadFile(out); err != nil || string(b) != theirs {
+				t.Errorf("the file made meanwhile holds %.40q (%v), want it left as it was", b, err)
+			}
+			if names := dirNames(t, outDir); len(names) != 1 {
+				t.Errorf("the directory holds %v, want only out", names)
+			}
+			after(t, out)
+		})
+	}
+}
+
+// fullDisk writes up to room bytes to w, then fails with fail's
+// error.
+type fullDisk struct {
+	w    io.Writer
+	room int
+	fail func() error
+}
+
+func (f *fullDisk) Write(p []byte) (int, error) {
+	if len(p) <= f.room {
+		f.room -= len(p)
+		return f.w.Write(p)
+	}
+	n, err := f.w.Write(p[:f.room])
+	f.room -= n
+	if err != nil {
+		return n, err
+	}
+	return n, f.fail()
 }

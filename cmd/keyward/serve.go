@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -1170,7 +1171,7 @@ func createTempFor(path string) (*os.File, error) {
 // left for the caller to keep or remove; after any other, path is as it
 // was. Its errors name path, not the temporary file.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	return writeTempThen(path, data, mode, renameFile)
+	return writeTempThen(path, mode, writeBytes(data), renameFile)
 }
 
 // writeNewFileAtomic writes data to path as writeFileAtomic does, but
@@ -1180,7 +1181,7 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 // link(2) refuses with EEXIST, and its own name then removed; path never
 // holds part of the data, even after a crash.
 func writeNewFileAtomic(path string, data []byte, mode os.FileMode) error {
-	return writeTempThen(path, data, mode, publishNew)
+	return writeTempThen(path, mode, writeBytes(data), publishNew)
 }
 
 // writeOutFile writes an output file, such as --out of keys create and
@@ -1190,12 +1191,26 @@ func writeOutFile(path string, data []byte, replace bool) error {
 	if replace {
 		return writeFileAtomic(path, data, 0o600)
 	}
-	return writeNewFileAtomic(path, data, 0o600)
+	err := writeNewFileAtomic(path, data, 0o600)
+	if _, ok := errors.AsType[*noLinkError](err); ok {
+		return fmt.Errorf("%w, or pass --force to replace any file there", err)
+	}
+	return err
 }
 
-// writeTempThen writes data to a temporary file next to path with mode,
-// syncs it, has publish put it at path, then syncs the directory.
-func writeTempThen(path string, data []byte, mode os.FileMode, publish func(tmp, path string) error) error {
+// writeBytes is a writeTempThen write function that writes data.
+func writeBytes(data []byte) func(io.Writer) error {
+	return func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}
+}
+
+// writeTempThen creates a temporary file next to path with mode, has
+// write fill it (buffered), syncs it, has publish put it at path, then
+// syncs the directory. The temporary file is removed on any failure, and
+// path is not touched before publish.
+func writeTempThen(path string, mode os.FileMode, write func(io.Writer) error, publish func(tmp, path string) error) error {
 	f, err := createTempFor(path)
 	if err != nil {
 		return err
@@ -1205,11 +1220,21 @@ func writeTempThen(path string, data []byte, mode os.FileMode, publish func(tmp,
 		f.Close()
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
+	bw := bufio.NewWriter(f)
+	if err := write(writingFile(path, bw)); err != nil {
+		f.Close()
+		return err
+	}
+	if err := bw.Flush(); err != nil {
 		f.Close()
 		return err
 	}
 	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
 		f.Close()
 		return err
 	}
@@ -1221,10 +1246,15 @@ func writeTempThen(path string, data []byte, mode os.FileMode, publish func(tmp,
 		return err
 	}
 	if err := syncDir(filepath.Dir(path)); err != nil {
-		return &dirSyncError{path, err}
+		return &dirSyncError{path, fi, err}
 	}
 	return nil
 }
+
+// writingFile wraps the writer of the file being written for path by
+// writeTempThen; tests make it fail part way, or look at the directory
+// meanwhile.
+var writingFile = func(path string, w io.Writer) io.Writer { return w }
 
 // publishing is called by writeFileAtomic and writeNewFileAtomic just
 // before the file is put in place; tests create a file there meanwhile.
@@ -1263,8 +1293,19 @@ func publishNew(tmp, path string) error {
 	if errors.Is(rerr, fs.ErrExist) {
 		return &fs.PathError{Op: "create", Path: path, Err: fs.ErrExist}
 	}
-	return fmt.Errorf("cannot create %s without the risk of replacing a file made there meanwhile: its file system refuses both a hard link (%v) and a rename that does not replace (%v); write it elsewhere, or pass --force to replace any file there",
-		path, linkCause(lerr), linkCause(rerr))
+	return &noLinkError{path, linkCause(lerr), linkCause(rerr)}
+}
+
+// noLinkError is publishNew's error where the file system supports
+// neither a hard link nor a rename that does not replace.
+type noLinkError struct {
+	path         string
+	link, rename error
+}
+
+func (e *noLinkError) Error() string {
+	return fmt.Sprintf("cannot create %s without the risk of replacing a file made there meanwhile: its file system refuses both a hard link (%v) and a rename that does not replace (%v); write it elsewhere",
+		e.path, e.link, e.rename)
 }
 
 // linkCause is the cause of an *os.LinkError, without the temporary
@@ -1281,6 +1322,7 @@ func linkCause(err error) error {
 // its name (and bring back the file it replaced, if any).
 type dirSyncError struct {
 	path string
+	file os.FileInfo // the file written, as it was before it was put in place
 	err  error
 }
 
