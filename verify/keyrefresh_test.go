@@ -848,3 +848,121 @@ func TestAccountJWTCachedWhileIssuerDown(t *testing.T) {
 		}
 	})
 }
+
+// farToken is an access token signed with the key kid that expires in 30
+// days: one signed with a leaked key, say.
+func (s *stubIssuer) farToken(t *testing.T, kid string) string {
+	t.Helper()
+	now := time.Now()
+	return s.sign(t, "at+jwt", kid, map[string]any{"iss": stubIssuerURL, "sub": "1", "client_id": "1", "aud": stubAudience,
+		"iat": now.Unix(), "exp": now.Add(30 * 24 * time.Hour).Unix(), "jti": rand.Text()})
+}
+
+// An access token is answered from the cache only while the issuer's keys
+// it was verified with are trusted, until they are due to be fetched
+// again: it was cached until its exp, so one signed with a leaked key and
+// verified once before the issuer dropped it stayed accepted long past
+// the hour within which WithKeyRefresh says such a key is no longer
+// trusted. A token whose key stays published is verified again with the
+// keys the refresh brought, without fetching them once more. The entries
+// end when the keys are due to be fetched again, not a refresh interval
+// after the verification.
+func TestJWTCachedWhileKeysTrusted(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		interval time.Duration
+		opts     []verify.Option
+	}{
+		{"default refresh", 5 * time.Minute, nil},
+		{"WithKeyRefresh of a day, an hour", time.Hour, []verify.Option{verify.WithKeyRefresh(24 * time.Hour)}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := newStubIssuer(t, false, nil)
+				s.publish("k1", "k2")
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				v := s.verifier(t, ctx, tt.opts...)
+				start := time.Now() // the keys' fetch
+				// Verified halfway to the refresh: the entries end with the
+				// keys' trust, not a refresh interval after the verification.
+				time.Sleep(tt.interval / 2)
+				leaked, kept := s.farToken(t, "k1"), s.farToken(t, "k2")
+				for _, raw := range []string{leaked, kept} {
+					if _, err := v.Verify(ctx, raw); err != nil {
+						t.Fatal(err)
+					}
+				}
+				s.publish("k2") // the issuer drops the leaked key
+				for i := 1; i <= 3; i++ {
+					time.Sleep(start.Add(time.Duration(i)*tt.interval + time.Second).Sub(time.Now()))
+					synctest.Wait() // the background refresh
+					n := s.fetches.Load()
+					if want := int32(i + 1); n < want {
+						t.Fatalf("%d JWKS fetches after %d refresh intervals, want at least %d", n, i, want)
+					}
+					start := time.Now()
+					if _, err := v.Verify(ctx, kept); err != nil {
+						t.Fatalf("%d refresh intervals on, a token whose key is still published: %v", i, err)
+					}
+					if got := s.fetches.Load(); got != n || !time.Now().Equal(start) {
+						t.Fatalf("%d refresh intervals on, a token whose key is still published was verified with %d more fetches, after %s; want none, at once", i, got-n, time.Since(start))
+					}
+					_, err := v.Verify(ctx, leaked)
+					var ve *verify.Error
+					if !errors.As(err, &ve) || ve.Code != "invalid_token" {
+						t.Fatalf("%d refresh intervals on, a token of the key the issuer dropped, expiring in a month: %v, want invalid_token", i, err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// While the issuer cannot be reached, an access token cached before is
+// answered once the keys are due to be fetched again as a new token of
+// its key is: accepted with the stale keys, at once and without fetching
+// them. Once the issuer is back without its key, it is refused.
+func TestJWTCachedWhileIssuerDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var down atomic.Bool
+		s := newStubIssuer(t, false, func(*http.Request, int32) error {
+			if down.Load() {
+				return errors.New("the issuer is down")
+			}
+			return nil
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v := s.verifier(t, ctx)
+		start := time.Now() // the keys' fetch
+		raw := s.farToken(t, "k1")
+		if _, err := v.Verify(ctx, raw); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(4 * time.Minute)
+		down.Store(true)
+		for _, at := range []time.Duration{5*time.Minute + time.Second, 9 * time.Minute, 30 * time.Minute} {
+			time.Sleep(start.Add(at).Sub(time.Now()))
+			synctest.Wait() // the background refresh fails
+			n, now := s.fetches.Load(), time.Now()
+			_, err := v.Verify(ctx, raw)
+			_, newErr := v.Verify(ctx, s.farToken(t, "k1"))
+			if err != nil || newErr != nil {
+				t.Fatalf("%s after the keys' fetch, the issuer down since 4 min: the token cached then: %v; a new token of its key: %v; want both accepted with the stale keys", at, err, newErr)
+			}
+			if got := s.fetches.Load(); got != n || !time.Now().Equal(now) {
+				t.Fatalf("%s after the keys' fetch, the issuer down: %d fetches, after %s, to verify tokens of a known key; want none, at once", at, got-n, time.Since(now))
+			}
+		}
+		s.publish("k2") // back, without the key
+		down.Store(false)
+		time.Sleep(start.Add(35*time.Minute + time.Second).Sub(time.Now()))
+		synctest.Wait() // the background refresh succeeds
+		_, err := v.Verify(ctx, raw)
+		var ve *verify.Error
+		if !errors.As(err, &ve) || ve.Code != "invalid_token" {
+			t.Fatalf("the issuer back without the token's key: %v, want invalid_token", err)
+		}
+	})
+}

@@ -49,6 +49,11 @@ type keySet struct {
 	// signingKeyProblem.
 	refused []error
 	maxAge  time.Duration
+	// trusted is when the keys stop being trusted: the last successful
+	// fetch's start plus the refresh interval then in force
+	// (refreshWait), when they are due to be fetched again. A JWT
+	// verified with them is cached no longer (Verifier.verifyBound).
+	trusted time.Time
 	failed  error // of the last fetch; nil if it succeeded
 }
 
@@ -100,6 +105,7 @@ func (ks *keySet) fetch(ctx context.Context) error {
 		set publishedKeys
 		hdr http.Header
 	)
+	began := ks.o.now() // the keys are the issuer's as of then
 	if err := getJSON(ctx, ks.o.client, ks.uri, &set, &hdr); err != nil {
 		err = fmt.Errorf("fetch keys: %w", err)
 		ks.mu.Lock()
@@ -123,8 +129,10 @@ func (ks *keySet) fetch(ctx context.Context) error {
 		}
 		keys[k.KeyID] = k
 	}
+	age := maxAge(hdr)
 	ks.mu.Lock()
-	ks.keys, ks.unusable, ks.refused, ks.maxAge, ks.failed = keys, unusable, refused, maxAge(hdr), nil
+	ks.keys, ks.unusable, ks.refused, ks.maxAge, ks.failed = keys, unusable, refused, age, nil
+	ks.trusted = began.Add(ks.refreshWait(age))
 	ks.mu.Unlock()
 	return nil
 }
@@ -183,17 +191,23 @@ func (ks *keySet) run(ctx context.Context) {
 	}
 }
 
-// nextRefresh is how long run waits before it fetches the keys again:
-// their Cache-Control max-age or, without one, WithKeyRefresh's interval,
-// at least 10 s and at most maxKeysAge either way.
+// nextRefresh is how long run waits before it fetches the keys again
+// (refreshWait of the last successful fetch's max-age).
 func (ks *keySet) nextRefresh() time.Duration {
 	ks.mu.RLock()
-	wait := ks.maxAge
+	age := ks.maxAge
 	ks.mu.RUnlock()
-	if wait <= 0 {
-		wait = ks.o.refreshInterval
+	return ks.refreshWait(age)
+}
+
+// refreshWait is how long keys sent with Cache-Control max-age age (0
+// for none) are kept before they are fetched again: age or, without
+// one, WithKeyRefresh's interval, at least 10 s and at most maxKeysAge.
+func (ks *keySet) refreshWait(age time.Duration) time.Duration {
+	if age <= 0 {
+		age = ks.o.refreshInterval
 	}
-	return min(max(wait, 10*time.Second), maxKeysAge)
+	return min(max(age, 10*time.Second), maxKeysAge)
 }
 
 // verify checks jws against the key its kid names, refreshing the keys
@@ -206,16 +220,20 @@ func (ks *keySet) nextRefresh() time.Duration {
 // publishes but that is not verified with (an RSA key over
 // keyfile.MaxRSABits bits, one without alg or with use enc) is
 // invalid_token, with why as the cause, as is a token without a kid.
-func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose.Header) ([]byte, error) {
+// It also returns when the keys it verified with stop being trusted
+// (keySet.trusted): already past for stale keys, kept in use while the
+// issuer cannot be reached.
+func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose.Header) (payload []byte, trusted time.Time, err error) {
 	if h.KeyID == "" {
 		// Keys without a kid are not used (fetch): no key, however
 		// new, can verify it, so it is neither a reason to fetch the
 		// keys nor one to ask the sender to retry.
-		return nil, invalid("the token names no key (kid header)", nil)
+		return nil, time.Time{}, invalid("the token names no key (kid header)", nil)
 	}
 	ks.mu.RLock()
 	k, ok := ks.keys[h.KeyID]
 	skipped := ks.unusable[h.KeyID]
+	trusted = ks.trusted
 	ks.mu.RUnlock()
 	if !ok && skipped == nil {
 		allowed, wait := take(ks.limiter, time.Now())
@@ -242,7 +260,7 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 			select {
 			case <-f.done:
 			case <-ctx.Done():
-				return nil, unavailable("the token's key is not among the issuer's keys known here, and the request ended while they were being fetched", ctx.Err())
+				return nil, time.Time{}, unavailable("the token's key is not among the issuer's keys known here, and the request ended while they were being fetched", ctx.Err())
 			}
 			f = nil
 			ks.mu.RLock()
@@ -261,36 +279,37 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 		ks.mu.RLock()
 		k, ok = ks.keys[h.KeyID]
 		skipped = ks.unusable[h.KeyID]
+		trusted = ks.trusted
 		failed := ks.failed
 		ks.mu.RUnlock()
 		switch {
 		case !ok && skipped != nil:
 			// Refused below.
 		case !ok && failed != nil:
-			return nil, unavailable("the token's key is not among the issuer's keys known here, and they could not be refreshed", failed)
+			return nil, time.Time{}, unavailable("the token's key is not among the issuer's keys known here, and they could not be refreshed", failed)
 		case !ok && !allowed:
 			// Not known to be invalid: the key may have been published
 			// since the last fetch (RFC 6750 §3.1's invalid_token is for
 			// tokens known bad). Retry once the keys may be fetched.
 			e := unavailable("the token's key is not among the issuer's keys known here, and they were refreshed too recently to be fetched again yet", errKidPaused)
 			e.RetryAfter = boundRetryAfter(wait)
-			return nil, e
+			return nil, time.Time{}, e
 		}
 	}
 	if !ok && skipped != nil {
-		return nil, invalid("the token was signed with a key of the issuer's that this verifier does not use", skipped)
+		return nil, time.Time{}, invalid("the token was signed with a key of the issuer's that this verifier does not use", skipped)
 	}
 	if !ok {
-		return nil, invalid("the token was signed with a key the issuer does not publish", nil)
+		return nil, time.Time{}, invalid("the token was signed with a key the issuer does not publish", nil)
 	}
 	if k.Algorithm != h.Algorithm {
-		return nil, invalid("the token's algorithm is not its key's", nil)
+		return nil, time.Time{}, invalid("the token's algorithm is not its key's", nil)
 	}
-	payload, err := jws.Verify(k.Key)
+	payload, err = jws.Verify(k.Key)
 	if err != nil {
-		return nil, invalid("the token's signature does not verify", err)
+		return nil, time.Time{}, invalid("the token's signature does not verify", err)
 	}
-	return payload, nil
+	return payload, trusted, nil
 }
 
 // publishedKeys is a JWK set as an issuer publishes it (RFC 7517 §5), read
@@ -392,7 +411,9 @@ var signingAlgs = []jose.SignatureAlgorithm{
 // maxKeysAge bounds how long the issuer's keys are kept without a
 // refetch, whatever their Cache-Control says: a key the issuer stops
 // publishing (one that leaked, say) is no longer trusted within it, even
-// when a proxy or CDN in front of the issuer sends a max-age of days.
+// when a proxy or CDN in front of the issuer sends a max-age of days; nor
+// is a token it verified answered from the cache any longer, whatever
+// its exp (keySet.trusted).
 // Keyward itself sends 300 s.
 const maxKeysAge = time.Hour
 

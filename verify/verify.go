@@ -9,8 +9,9 @@
 //	...
 //	mux.Handle("GET /orders", verify.Middleware(v)(verify.RequireScopes("orders.read")(ordersHandler)))
 //
-// Verified tokens are cached until they expire, so the hot path of a busy
-// API is a map lookup.
+// Verified tokens are cached, until they expire or the keys that verified
+// them are due to be fetched again, so the hot path of a busy API is a map
+// lookup.
 package verify
 
 import (
@@ -317,12 +318,16 @@ func (v *Verifier) verifyBound(ctx context.Context, raw string, cert *x509.Certi
 			// revocation is felt quickly.
 			until = minTime(until, now.Add(v.o.introspectionTTL))
 		}
-		if c.SelfSigned {
-			// A disabled account's keys are gone at the issuer: its JWTs
-			// are refused once the keys they were verified with are no
-			// longer trusted (accountKeysFresh after the fetch that
-			// brought them), not accountKeysFresh after the verification,
-			// which may come just before then. A JWT verified with keys
+		if isJWT(raw) {
+			// A JWT is cached only while the keys it was verified with
+			// are trusted: until the issuer's keys are due to be fetched
+			// again (their fetch plus the refresh interval, at most an
+			// hour), or a service account's are accountKeysFresh old;
+			// from the fetch that brought them, not from the
+			// verification, which may come just before then. Then it is
+			// verified again with the keys fetched since, so a key the
+			// issuer dropped (a leaked one, a disabled account's) stops
+			// verifying it, whatever its exp. A JWT verified with keys
 			// already stale (in use while the issuer cannot be reached)
 			// is not cached: each time it comes it is verified as a new
 			// JWT would be.
@@ -338,9 +343,10 @@ func (v *Verifier) verifyBound(ctx context.Context, raw string, cert *x509.Certi
 	return c, nil
 }
 
-// verify checks a token not in the cache. For a service account's JWT,
-// keysTrusted is when the account's keys it was verified with stop being
-// trusted (see accountKeys.key); it is zero for other tokens.
+// verify checks a token not in the cache. For a JWT, keysTrusted is when
+// the keys it was verified with stop being trusted: the issuer's
+// (keySet.trusted) or, for a service account's JWT, the account's (see
+// accountKeys.key); it is zero for an opaque token.
 func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (c *Claims, keysTrusted time.Time, err error) {
 	if !isJWT(raw) {
 		if !isOpaque(raw) {
@@ -372,7 +378,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (c *Cl
 		// The header is not verified yet: its typ is for logs only.
 		return nil, time.Time{}, invalid("the token's typ is not at+jwt (RFC 9068 §4)", fmt.Errorf("typ %q", typ))
 	}
-	payload, err := v.keys.verify(ctx, jws, h)
+	payload, keysTrusted, err := v.keys.verify(ctx, jws, h)
 	if errors.Is(err, errKidPaused) {
 		// Its key may be new, but a token that would be refused whatever
 		// its key (expired, another issuer's, for another API) is refused
@@ -393,7 +399,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (c *Cl
 			return nil, time.Time{}, err
 		}
 	}
-	return c, time.Time{}, nil
+	return c, keysTrusted, nil
 }
 
 // accessClaims parses an access token's claims and checks its times,
