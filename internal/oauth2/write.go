@@ -39,7 +39,9 @@ func writeError(w http.ResponseWriter, err error, description func(string) strin
 }
 
 // WriteJSON writes v as JSON with the headers RFC 6749 §5.1 requires of
-// token responses: Cache-Control: no-store and Pragma: no-cache.
+// token responses, Cache-Control: no-store and Pragma: no-cache, and
+// X-Content-Type-Options: nosniff, so that no browser takes the JSON for
+// anything else.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	var b []byte
 	if a, ok := v.(jsonappend.Appender); ok {
@@ -59,12 +61,29 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 		}
 		b = append(b, '\n')
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
+	setJSONHeaders(w.Header())
 	w.WriteHeader(status)
 	w.Write(b)
+}
+
+// The values of WriteJSON's headers, shared by every response so that
+// setting them allocates nothing. Each has len == cap, so a later Add to
+// the same header appends to a copy, never to the shared array; nothing
+// in net/http changes a value in place.
+var (
+	jsonContentType = []string{"application/json"}
+	noStore         = []string{"no-store"}
+	noCache         = []string{"no-cache"}
+	noSniff         = []string{"nosniff"}
+)
+
+// setJSONHeaders does what h.Set would for each of WriteJSON's headers,
+// under their canonical keys, without allocating a slice for each.
+func setJSONHeaders(h http.Header) {
+	h["Content-Type"] = jsonContentType
+	h["Cache-Control"] = noStore
+	h["Pragma"] = noCache
+	h["X-Content-Type-Options"] = noSniff
 }
 
 // bodyBuffers hold response bodies while they are written: Write copies
