@@ -375,6 +375,14 @@ function keysSection(a, path, keys) {
   form.addEventListener("submit", act(create, async () => {
     const body = days.value === "" ? {} : { expires_in_seconds: wholeNumber(days.value, "The days until the key expires") * 86400 };
     const kf = await admin.post(path + "/keys", body);
+    if (!form.isConnected) {
+      // The page was left, shown again or signed out of before the answer
+      // came: the key file is not downloaded into a session, or for a
+      // user, that may no longer be the one that asked. The key is kept;
+      // its private key was in this answer only.
+      throw new Error(`Created the key ${kf.private_key_id} of ${a.email}, but its page was left, shown again or signed out of before the server answered: `
+        + "its key file was not downloaded, and its private key cannot be had again. Delete the key on the account's page, and create another there.");
+    }
     download(`${a.name}-${a.project}-${kf.private_key_id.slice(0, 8)}.json`, JSON.stringify(kf, null, 2) + "\n");
     await go(location.hash, `Created the key ${kf.private_key_id}. Its key file was downloaded; the private key is in that file only, so keep it safe.`);
   }));
