@@ -688,6 +688,15 @@ function setUp() {
     pendingNotice = null;
     route();
   });
+  // Leaving the page signs out, as reloading or closing it does, even
+  // when the browser keeps the page to come Back to (the back/forward
+  // cache, which index.html's no-store only asks it not to): the token
+  // and the view are let go of before the page is kept, and a page shown
+  // again from that cache is signed out all the same. The token is not
+  // revoked: there is no waiting for an answer while the page is left.
+  const leftPage = "Signed out: the page was left. Sign in again.";
+  window.addEventListener("pagehide", (e) => { if (e.persisted) signOut(leftPage, false, true); });
+  window.addEventListener("pageshow", (e) => { if (e.persisted) signOut(leftPage, false, true); });
   window.addEventListener("error", (e) => showError("The console failed: " + e.message));
   window.addEventListener("unhandledrejection", (e) => showError("The console failed: " + (e.reason?.message ?? e.reason)));
   $("signin").hidden = false;
