@@ -135,9 +135,6 @@ lines concatenated are what 'audit prune --export' writes.`,
 			table := auditTable{w: c.out}
 			rc := reconnect{errOut: cmd.ErrOrStderr(), server: c.base}
 			for {
-				if follow {
-					q.Set("wait", followWait.String())
-				}
 				// Never ask for more events than --max leaves to show.
 				pageLimit := limit
 				if maxEvents > 0 {
@@ -172,6 +169,12 @@ lines concatenated are what 'audit prune --export' writes.`,
 					}
 				} else {
 					table.page(page.Events)
+				}
+				// The first request does not wait, so that the header (or
+				// the events there are) shows at once; the next ones
+				// long-poll for new events.
+				if follow {
+					q.Set("wait", followWait.String())
 				}
 				if maxEvents > 0 && shown == maxEvents {
 					return nil

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/internal/testkeyward"
 )
 
 // TestListJSONEmpty: the list commands that gather every page of an
@@ -74,18 +76,29 @@ func TestListTableEmpty(t *testing.T) {
 		})
 	}
 
-	// --follow: the header once, however many empty pages its long polls
-	// bring back. The polls wait 10ms here, not followWait's 20s; the
-	// follower is stopped once the server has answered two of them (the
-	// third is asked for), which a proxy in front of it counts.
+	// --follow: the header at once, before the first long poll (which
+	// would keep an empty table blank for followWait's 20s), and once,
+	// however many empty pages its long polls bring back. The polls wait
+	// 10ms here; the follower is stopped once the server has answered two
+	// of them (the third is asked for), which a proxy in front of it
+	// counts, noting what the follower had printed when the first came.
 	t.Run("audit list --follow --action no.such", func(t *testing.T) {
 		defer func(d time.Duration) { followWait = d }(followWait)
 		followWait = 10 * time.Millisecond
-		var polls atomic.Int32
-		third := make(chan struct{})
+		var (
+			polls     atomic.Int32
+			out       *testkeyward.SyncBuffer // set before the follower starts
+			firstPoll = make(chan string, 1)  // what it had printed then
+			third     = make(chan struct{})
+		)
 		proxy := frontOf(t, m, func(w http.ResponseWriter, r *http.Request) bool {
-			if r.URL.Path == "/v1/audit" && r.URL.Query().Get("wait") != "" && polls.Add(1) == 3 {
-				close(third)
+			if r.URL.Path == "/v1/audit" && r.URL.Query().Get("wait") != "" {
+				switch polls.Add(1) {
+				case 1:
+					firstPoll <- out.String()
+				case 3:
+					close(third)
+				}
 			}
 			return false
 		})
@@ -103,6 +116,9 @@ func TestListTableEmpty(t *testing.T) {
 		}
 		if got := out.String(); got != auditListHeader+"\n" {
 			t.Errorf("printed %q, want the header alone, once, %q", got, auditListHeader+"\n")
+		}
+		if got := <-firstPoll; got != auditListHeader+"\n" {
+			t.Errorf("printed %q before the first long poll, want the header, %q", got, auditListHeader+"\n")
 		}
 	})
 }
