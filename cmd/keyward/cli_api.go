@@ -142,7 +142,7 @@ of the built-in API (keyward) do not change.`,
 	update.Flags().StringVar(&upFormat, "token-format", "", "jwt or opaque")
 	update.Flags().StringSliceVar(&upScopes, "scopes", nil, "the scopes the API defines, comma-separated, in order; the new full list")
 	update.Flags().StringSliceVar(&upIntrospectors, "introspectors", nil, "service accounts (email or client ID) that may introspect this API's tokens; the new full list")
-	reread := func(args []string) string { return "keyward api get " + args[0] }
+	reread := func(args []string) []string { return []string{"api", "get", args[0]} }
 	ifMatchFlag(&f, update, "API", reread)
 	ifMatchFlag(&f, del, "API", reread)
 	cmd.AddCommand(create, list, get, update, del)

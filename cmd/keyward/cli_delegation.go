@@ -129,7 +129,7 @@ asking for one is refused with admin_policy_enforced, whatever the grants say.
 		},
 	}
 	policy.Flags().StringSliceVar(&blockScopes, "block-scopes", nil, "scopes never allowed for delegated access, comma-separated")
-	ifMatchFlag(&f, policy, "organization", func(args []string) string { return "keyward org get " + args[0] })
+	ifMatchFlag(&f, policy, "organization", func(args []string) []string { return []string{"org", "get", args[0]} })
 	var internal bool
 	addProject := &cobra.Command{
 		Use:   "add-project DOMAIN PROJECT [--internal]",
@@ -163,7 +163,7 @@ the organization it is placed in or moved to, not of the one it leaves.`,
 	// The ETag is the organization's, whose projects change: for a move,
 	// the one the project is moved to.
 	for _, c := range []*cobra.Command{addProject, removeProject} {
-		ifMatchFlag(&f, c, "organization", func(args []string) string { return "keyward org get " + args[0] })
+		ifMatchFlag(&f, c, "organization", func(args []string) []string { return []string{"org", "get", args[0]} })
 	}
 	del := simpleDelete(&f, "delete DOMAIN", "Delete an organization with its users, projects and delegations", 1,
 		func(args []string) string { return "/v1/orgs/" + url.PathEscape(args[0]) })
@@ -504,7 +504,7 @@ behalf of the organization's users. Granting again replaces the scopes.`,
 
 // noOrg is the error of a user whose organization does not exist.
 func noOrg(email, org string) error {
-	return fmt.Errorf("%s: there is no organization %s (keyward org create %s)", email, org, org)
+	return fmt.Errorf("%s: there is no organization %s; to create it, run: %s", email, org, shellCommand("keyward", "org", "create", org))
 }
 
 // importBatch is the most users keyward users add and import send in one

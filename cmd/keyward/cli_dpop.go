@@ -275,7 +275,7 @@ func isTokenChar(c byte) bool {
 func readDPoPKey(path string) (crypto.Signer, *dpop.Prover, error) {
 	data, err := readKeyFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("--dpop-key %s does not exist; make a key with 'keyward dpop keygen --out %s'", path, path)
+		return nil, nil, fmt.Errorf("--dpop-key %s does not exist; to make a key there, run: %s", path, shellCommand("keyward", "dpop", "keygen", "--out", path))
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("--dpop-key: %w", err)

@@ -120,8 +120,8 @@ is left as it is, and the key deleted again.`,
 					file = "; " + removeKeyOut(out, pretty.Bytes())
 				}
 				if derr := c.do(context.WithoutCancel(cmd.Context()), http.MethodDelete, accountPath(args[0], "keys", meta.ID), nil, nil); derr != nil {
-					return fmt.Errorf("writing the key file failed: %w; key %s exists on the server without its private key, and deleting it failed (%v): delete it with 'keyward keys delete %s %s'%s",
-						err, meta.ID, derr, args[0], meta.ID, file)
+					return fmt.Errorf("writing the key file failed: %w%s; key %s exists on the server without its private key, and deleting it failed (%v); to delete it, run: %s",
+						err, file, meta.ID, derr, shellCommand("keyward", "keys", "delete", args[0], meta.ID))
 				}
 				return fmt.Errorf("writing the key file failed, so key %s was deleted again: %w%s", meta.ID, err, file)
 			}
@@ -204,7 +204,7 @@ public keys, or a public key and a certificate, is refused.`,
 	enable := keyOp("enable", "Enable a disabled key", http.MethodPost, "enable")
 	del := simpleDelete(&f, "delete SA KEY_ID", "Delete a key for good", 2, func(args []string) string { return accountPath(args[0], "keys", args[1]) })
 	for _, c := range []*cobra.Command{disable, enable, del} {
-		ifMatchFlag(&f, c, "key", func(args []string) string { return "keyward keys get " + args[0] + " " + args[1] })
+		ifMatchFlag(&f, c, "key", func(args []string) []string { return []string{"keys", "get", args[0], args[1]} })
 	}
 	cmd.AddCommand(create, upload, list, keyOp("get", "Show a key", http.MethodGet), disable, enable, del)
 	return cmd

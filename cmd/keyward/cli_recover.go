@@ -98,16 +98,17 @@ on SQLite, at once on PostgreSQL.
 				}
 				return err
 			}
-			// The email is the store's, shown as the tables show one.
-			out, email := cmd.OutOrStdout(), cell(r.Account.Email)
-			fmt.Fprintf(out, "wrote a new key for %s to %s\n", email, keyFile)
+			// The email is the store's, shown as the tables show one,
+			// and quoted for the shell in the commands to paste.
+			out, email := cmd.OutOrStdout(), r.Account.Email
+			fmt.Fprintf(out, "wrote a new key for %s to %s\n", cell(email), keyFile)
 			if len(r.OtherKeys) > 0 {
 				others, which := fmt.Sprintf("%d other keys stay", len(r.OtherKeys)), "one"
 				if len(r.OtherKeys) == 1 {
 					others, which = "other key stays", "it"
 				}
-				fmt.Fprintf(out, "its %s valid; if %s was lost or leaked, disable it: 'keyward keys list %s', then 'keyward keys disable %s KEY_ID'\n",
-					others, which, email, email)
+				fmt.Fprintf(out, "its %s valid; if %s was lost or leaked, find its KEY_ID and disable it:\n  %s\n  %s\n",
+					others, which, shellCommand("keyward", "keys", "list", email), shellCommand("keyward", "keys", "disable", email, "KEY_ID"))
 			}
 			return nil
 		},

@@ -70,8 +70,8 @@ has at most 10 secrets in all, disabled and expired ones included:
 				// Not shown, the secret is of no use to anyone, and it
 				// would hold one of the account's two active places.
 				if derr := c.do(context.WithoutCancel(cmd.Context()), http.MethodDelete, accountPath(args[0], "secrets", s.SecretID), nil, nil); derr != nil {
-					return fmt.Errorf("showing the secret failed: %w; secret %s exists on the server without anyone having seen it, and deleting it failed (%v): delete it with 'keyward secrets delete %s %s'",
-						err, s.SecretID, derr, args[0], s.SecretID)
+					return fmt.Errorf("showing the secret failed: %w; secret %s exists on the server without anyone having seen it, and deleting it failed (%v); to delete it, run: %s",
+						err, s.SecretID, derr, shellCommand("keyward", "secrets", "delete", args[0], s.SecretID))
 				}
 				return fmt.Errorf("showing the secret failed, so secret %s was deleted again: %w", s.SecretID, err)
 			}
@@ -98,7 +98,7 @@ has at most 10 secrets in all, disabled and expired ones included:
 	enable := op("enable", "Enable a disabled secret", http.MethodPost, "enable")
 	del := simpleDelete(&f, "delete SA SECRET_ID", "Delete a secret for good", 2, func(args []string) string { return accountPath(args[0], "secrets", args[1]) })
 	for _, c := range []*cobra.Command{disable, enable, del} {
-		ifMatchFlag(&f, c, "secret", func(args []string) string { return "keyward secrets get " + args[0] + " " + args[1] })
+		ifMatchFlag(&f, c, "secret", func(args []string) []string { return []string{"secrets", "get", args[0], args[1]} })
 	}
 	cmd.AddCommand(create, list, op("get", "Show a secret (never its value)", http.MethodGet), disable, enable, del)
 	return cmd

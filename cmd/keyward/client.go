@@ -593,8 +593,9 @@ func (w withETag) MarshalJSON() ([]byte, error) {
 
 // ifMatchFlag gives cmd, whose request the admin API makes only if the
 // resource is still as --if-match says, that flag, and turns a 412 into
-// what to do: reread names the command that shows the resource as it is.
-func ifMatchFlag(f *clientFlags, cmd *cobra.Command, what string, reread func(args []string) string) {
+// what to do: reread gives the arguments of the keyward command that shows
+// the resource as it is.
+func ifMatchFlag(f *clientFlags, cmd *cobra.Command, what string, reread func(args []string) []string) {
 	var tag string
 	cmd.Flags().StringVar(&tag, "if-match", "", "act only if the "+what+" is still as `ETAG` (from its 'get', quotes optional) says; if it changed since, nothing is done (HTTP 412)")
 	run := cmd.RunE
@@ -607,7 +608,7 @@ func ifMatchFlag(f *clientFlags, cmd *cobra.Command, what string, reread func(ar
 		f.ifMatch = ifMatchValue(tag)
 		err := run(cmd, args)
 		if ae, ok := errors.AsType[*apiError](err); ok && ae.Status == http.StatusPreconditionFailed {
-			return &staleError{ae, reread(args)}
+			return &staleError{ae, shellCommand(append([]string{"keyward"}, reread(args)...)...)}
 		}
 		return err
 	}
@@ -631,7 +632,7 @@ type staleError struct {
 }
 
 func (e *staleError) Error() string {
-	return fmt.Sprintf("%s\nNothing was done. Run '%s' to see it as it is now, with the ETag to pass to --if-match if your change still applies.",
+	return fmt.Sprintf("%s\nNothing was done. To see it as it is now, with the ETag to pass to --if-match if your change still applies, run: %s",
 		e.apiError.Error(), e.reread)
 }
 

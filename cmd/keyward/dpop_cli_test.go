@@ -259,7 +259,7 @@ func TestDPoPCLIErrors(t *testing.T) {
 		wantUsage bool
 		want      string
 	}{
-		{"token: missing key", token(missing), false, "--dpop-key " + missing + " does not exist; make a key with 'keyward dpop keygen --out " + missing + "'"},
+		{"token: missing key", token(missing), false, "--dpop-key " + missing + " does not exist; to make a key there, run: keyward dpop keygen --out " + shellArg(missing)},
 		{"token: not PEM", token(notPEM), false, "not PEM"},
 		{"token: SEC 1 key", token(sec1), false, "a SEC 1 EC key: write it as PKCS #8 with 'openssl pkey"},
 		{"token: P-521 key", token(p521Path), false, "not P-521; DPoP keys are EC P-256 (ES256) or P-384 (ES384), Ed25519 (EdDSA), or RSA of 2048 to 8192 bits"},
@@ -279,7 +279,7 @@ func TestDPoPCLIErrors(t *testing.T) {
 		{"proof: token with scheme", proof("--dpop-key", good, "--url", url, "--token", "DPoP abc"), true, "--token must be the access token alone"},
 		{"proof: nonce with a space", proof("--dpop-key", good, "--url", url, "--nonce", "a b"), true, "--nonce must be the value of the server's DPoP-Nonce header"},
 		{"proof: nonce with a quote", proof("--dpop-key", good, "--url", url, "--nonce", `a"b`), true, "--nonce must be"},
-		{"proof: missing key", proof("--dpop-key", missing, "--url", url), false, "does not exist; make a key with 'keyward dpop keygen"},
+		{"proof: missing key", proof("--dpop-key", missing, "--url", url), false, "does not exist; to make a key there, run: keyward dpop keygen --out " + shellArg(missing)},
 		{"proof: P-521 key", proof("--dpop-key", p521Path, "--url", url), false, "DPoP keys are EC P-256"},
 		{"proof: certificate", proof("--dpop-key", certPath, "--url", url), false, "the PEM block is a certificate, not a private key"},
 		{"proof: public key", proof("--dpop-key", pubPath, "--url", url), false, "the PEM block is a public key, not a private key"},

@@ -121,7 +121,7 @@ func TestIfMatch(t *testing.T) {
 			cli(tc.bump...)
 			now := etag()
 			err := runCLIErr(t, append(append(tc.change, "--if-match", old), admin...)...)
-			reread := "Run 'keyward " + strings.Join(tc.get, " ") + "'"
+			reread := "run: keyward " + strings.Join(tc.get, " ")
 			if err == nil || !strings.Contains(err.Error(), "precondition_failed") || !strings.Contains(err.Error(), "Nothing was done") ||
 				!strings.Contains(err.Error(), reread) {
 				t.Fatalf("%s with a stale --if-match: %v, want a 412 that says nothing was done and to %s", tc.name, err, reread)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -217,6 +218,9 @@ func TestTablesQuoteInvisibleInIdentifiers(t *testing.T) {
 // store whose accounts were made with an --account-domain that holds a
 // control character (which a server with such a store starts with, and
 // warns) printed it raw, an escape sequence on the operator's terminal.
+// The commands it prints to paste quote it for the shell instead (Go's
+// quotes are not the shell's), still without the raw character, and a
+// shell reads them back as the arguments meant.
 func TestRecoverAdminQuotesEmail(t *testing.T) {
 	m := startServer(t)
 	const domain = "x\u009b31m.internal"
@@ -227,15 +231,35 @@ func TestRecoverAdminQuotesEmail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := strconv.Quote("admin@keyward." + domain)
-	for i, lines := range []int{1, 2} { // the second run has another key to name
+	email := "admin@keyward." + domain
+	want := strconv.Quote(email)
+	for i, lines := range []int{1, 4} { // the second run has another key to name
 		out := runCLI(t, "recover-admin", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--account-domain", domain,
 			"--key-file", filepath.Join(t.TempDir(), "admin.json"))
 		if strings.ContainsRune(out, '\u009b') {
 			t.Errorf("run %d printed a raw control character:\n%q", i+1, out)
 		}
-		if n := strings.Count(out, "\n"); n != lines || strings.Count(out, want) != 2*lines-1 {
+		if n := strings.Count(out, "\n"); n != lines || strings.Count(out, want) != 1 {
 			t.Errorf("run %d printed:\n%s\nwant %d lines naming the account as %s", i+1, out, lines, want)
+		}
+		cmds := strings.Split(strings.TrimSuffix(out, "\n"), "\n")[1:]
+		if lines == 1 || len(cmds) != 3 {
+			continue
+		}
+		cmds = cmds[1:]
+		for j, args := range [][]string{{"keys", "list", email}, {"keys", "disable", email, "KEY_ID"}} {
+			if wantCmd := "  keyward " + shellCommand(args...); cmds[j] != wantCmd {
+				t.Errorf("run %d printed the command %q, want %q", i+1, cmds[j], wantCmd)
+			}
+			bash, err := exec.LookPath("bash")
+			if err != nil {
+				continue
+			}
+			// keyward is a function printing its arguments a line each.
+			got, err := exec.Command(bash, "-c", "keyward() { printf '%s\\n' \"$@\"; }; "+cmds[j]).Output()
+			if wantOut := strings.Join(args, "\n") + "\n"; err != nil || string(got) != wantOut {
+				t.Errorf("bash read %q as %q (%v), want %q", cmds[j], got, err, wantOut)
+			}
 		}
 	}
 }
