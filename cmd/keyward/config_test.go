@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/keyward/keyward/internal/admin"
 )
 
@@ -554,5 +556,62 @@ func TestStartErrorsNameTheSource(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestServeFlagBoundsHelp: serve --help names the bounds Validate holds
+// its duration settings to, which --help left out (--signing-key-rotation
+// said only that 0 disables it, not that it must then be at least 1h): a
+// flag's help names its bounds, Validate takes them, and refuses a value
+// just past either.
+func TestServeFlagBoundsHelp(t *testing.T) {
+	c, _, err := newRootCommand().Find([]string{"serve"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		flag     string
+		words    []string      // in its help, naming the bounds
+		min, max time.Duration // max 0: none
+		also     []string      // other flags the bounds need
+	}{
+		{"signing-key-rotation", []string{"at least 1h", "0 disables"}, time.Hour, 0, nil},
+		{"default-token-lifetime", []string{"from 1m to --max-token-lifetime"}, time.Minute, DefaultConfig().MaxTokenTTL, nil},
+		{"max-token-lifetime", []string{"from 1m to 24h"}, time.Minute, admin.LongestTokenLifetime, []string{"--default-token-lifetime=1m"}},
+		{"max-assertion-lifetime", []string{"from 1m to 24h"}, time.Minute, 24 * time.Hour, nil},
+		{"clock-skew", []string{"at most 10m"}, 0, 10 * time.Minute, nil},
+		{"cache-ttl", []string{"at most 1h"}, 0, time.Hour, nil},
+		{"introspection-audit-interval", []string{"at most 10m", "0 writes"}, 0, 10 * time.Minute, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.flag, func(t *testing.T) {
+			f := c.Flags().Lookup(tt.flag)
+			if f == nil {
+				t.Fatalf("serve has no --%s", tt.flag)
+			}
+			for _, w := range tt.words {
+				if !strings.Contains(f.Usage, w) {
+					t.Errorf("--%s help %q does not say %q", tt.flag, f.Usage, w)
+				}
+			}
+			check := func(d time.Duration, valid bool) {
+				t.Helper()
+				cfg := DefaultConfig()
+				fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+				cfg.addServeFlags(fs)
+				if err := fs.Parse(append([]string{"--" + tt.flag + "=" + d.String()}, tt.also...)); err != nil {
+					t.Fatal(err)
+				}
+				if err := cfg.Validate(); (err == nil) != valid {
+					t.Errorf("--%s=%s: Validate: %v, want valid %v", tt.flag, d, err, valid)
+				}
+			}
+			check(tt.min, true)
+			check(tt.min-time.Second, false)
+			if tt.max > 0 {
+				check(tt.max, true)
+				check(tt.max+time.Second, false)
+			}
+		})
 	}
 }
