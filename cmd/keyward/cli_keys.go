@@ -135,7 +135,7 @@ is left as it is, and the key deleted again.`,
 	}
 	create.Flags().StringVar(&out, "out", "", "file to write the key file to (- for standard output)")
 	create.Flags().BoolVar(&force, "force", false, "overwrite --out if it exists")
-	create.Flags().DurationVar(&expiresIn, "expires-in", 0, "the key expires after this long, at least 1s (default: never)")
+	create.Flags().DurationVar(&expiresIn, "expires-in", 0, "the key expires after this long, from 1s to 100 years, 876000h (default: never)")
 
 	var (
 		pubFile   string
@@ -183,7 +183,7 @@ public keys, or a public key and a certificate, is refused.`,
 		},
 	}
 	upload.Flags().StringVar(&pubFile, "public-key", "", "PEM file with the public key or certificate")
-	upload.Flags().DurationVar(&upExpires, "expires-in", 0, "the key expires after this long, at least 1s (default: never, or the certificate's expiry)")
+	upload.Flags().DurationVar(&upExpires, "expires-in", 0, "the key expires after this long, from 1s to 100 years, 876000h (default: never, or the certificate's expiry)")
 
 	list := itemCommand(&f, "list SA", "List an account's keys", 1, http.MethodGet,
 		func(args []string) string { return accountPath(args[0], "keys") },

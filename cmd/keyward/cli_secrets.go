@@ -78,7 +78,7 @@ has at most 10 secrets in all, disabled and expired ones included:
 			return nil
 		},
 	}
-	create.Flags().DurationVar(&expiresIn, "expires-in", 0, "the secret expires after this long, at least 1s (default: never)")
+	create.Flags().DurationVar(&expiresIn, "expires-in", 0, "the secret expires after this long, from 1s to 100 years, 876000h (default: never)")
 
 	list := itemCommand(&f, "list SA", "List an account's secrets (never their values)", 1, http.MethodGet,
 		func(args []string) string { return accountPath(args[0], "secrets") },

@@ -235,3 +235,26 @@ func TestSALifetimeHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestExpiresInHelp: the --expires-in of keys create, keys upload and
+// secrets create names both bounds, the upper one the server's (100
+// years), which the help left out; the server takes a secret that lives
+// that long and refuses one a second longer.
+func TestExpiresInHelp(t *testing.T) {
+	for _, cmd := range [][]string{{"keys", "create"}, {"keys", "upload"}, {"secrets", "create"}} {
+		out := runCLI(t, append(cmd, "--help")...)
+		_, line, _ := strings.Cut(out, "--expires-in duration")
+		line, _, _ = strings.Cut(line, "\n")
+		for _, want := range []string{"from 1s", "to 100 years, 876000h"} {
+			if !strings.Contains(line, want) {
+				t.Errorf("%s --expires-in: %q does not say %q", strings.Join(cmd, " "), line, want)
+			}
+		}
+	}
+	m := startServer(t)
+	_, email := setupAccount(t, m, "longlived")
+	runCLI(t, "secrets", "create", email, "--expires-in", "876000h", "--credentials", m.AdminKeyFile)
+	if err := runCLIErr(t, "secrets", "create", email, "--expires-in", "876000h1s", "--credentials", m.AdminKeyFile); err == nil || !strings.Contains(err.Error(), "at most 100 years") {
+		t.Errorf("secrets create --expires-in 876000h1s: %v, want the server's refusal", err)
+	}
+}
