@@ -163,8 +163,8 @@ names another server.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBench(cmd, f) },
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.target, "target", "", "benchmark this running server instead of starting one (needs --credentials)")
-	fl.StringVar(&f.credentials, "credentials", "", "administrator key file for --target")
+	fl.StringVar(&f.target, "target", "", "benchmark this running server instead of starting one, as the administrator of --credentials")
+	fl.StringVar(&f.credentials, "credentials", "", "administrator key file for --target (default: $KEYWARD_CREDENTIALS, else ./keyward-data/admin-key.json)")
 	fl.StringVar(&f.targetMetrics, "target-metrics", "", "the --target server's Prometheus metrics URL (its --metrics-listen, e.g. http://10.0.0.5:9090/metrics), for its CPU, memory and own p99")
 	fl.StringVar(&f.caCert, "ca-cert", "", "PEM file of the CA that signed --target's TLS certificate (default: $KEYWARD_CA_CERT, else the system's)")
 	fl.StringVar(&f.db, "db", "", "run the started server on this PostgreSQL database, in a schema of its own dropped afterwards, instead of a temporary SQLite one")

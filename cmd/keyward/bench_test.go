@@ -193,6 +193,26 @@ func TestBenchFlagBounds(t *testing.T) {
 	}
 }
 
+// TestBenchTargetCredentialsDefault: bench --target without --credentials
+// reads the administrator key file every admin command reads,
+// $KEYWARD_CREDENTIALS (else ./keyward-data/admin-key.json), and its help
+// says so: it said --target needed --credentials.
+func TestBenchTargetCredentialsDefault(t *testing.T) {
+	fl := newBenchCommand().Flags()
+	if u := fl.Lookup("credentials").Usage; !strings.Contains(u, "$KEYWARD_CREDENTIALS") || !strings.Contains(u, "admin-key.json") {
+		t.Errorf("--credentials %q does not name its default", u)
+	}
+	if u := fl.Lookup("target").Usage; strings.Contains(u, "needs --credentials") {
+		t.Errorf("--target %q says it needs --credentials", u)
+	}
+	creds := filepath.Join(t.TempDir(), "missing-admin-key.json")
+	t.Setenv("KEYWARD_CREDENTIALS", creds)
+	err := runCLIErr(t, "bench", "--target", "http://127.0.0.1:1", "--scenarios", "healthz", "--duration", "100ms", "--warmup", "0")
+	if err == nil || !strings.Contains(err.Error(), creds) {
+		t.Errorf("bench --target with KEYWARD_CREDENTIALS=%s: %v, want it read", creds, err)
+	}
+}
+
 // TestBenchTLSTarget benchmarks a running server over TLS, trusting its CA
 // through --ca-cert.
 func TestBenchTLSTarget(t *testing.T) {
