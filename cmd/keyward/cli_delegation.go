@@ -411,8 +411,9 @@ func newDelegationCommand() *cobra.Command {
   keyward api create calendar --identifier https://calendar.internal --scopes calendar.events
   keyward sa create calendar-sync --project ops --scopes calendar.events
   keyward org create example.com
-  keyward users import users.csv
-  keyward delegation grant --org example.com --client-id 112233445566778899001 --scopes calendar.events`,
+  keyward users add alice@example.com bob@example.com
+  # CLIENT_ID: the account's numeric Client ID, which sa create printed
+  keyward delegation grant --org example.com --client-id CLIENT_ID --scopes calendar.events`,
 	}
 	f.register(cmd)
 	need := func(what ...string) error {

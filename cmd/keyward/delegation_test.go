@@ -299,3 +299,38 @@ func TestUsersImportStdinAndSize(t *testing.T) {
 		}
 	}
 }
+
+// TestDelegationHelpExample: the example of 'keyward delegation --help'
+// works as it reads, run against a server, CLIENT_ID being the client ID
+// its sa create printed: it imported a users.csv it had not written, and
+// granted a made-up client ID, which the server refused (not_found).
+func TestDelegationHelpExample(t *testing.T) {
+	m := startServer(t)
+	c, _, err := newRootCommand().Find([]string{"delegation"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientID := ""
+	for line := range strings.Lines(c.Example) {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		args := strings.Fields(line)
+		if args[0] != "keyward" {
+			t.Fatalf("%q is not a keyward command", line)
+		}
+		for i, a := range args {
+			if a == "CLIENT_ID" {
+				args[i] = clientID
+			}
+		}
+		out := runCLI(t, append(args[1:], "--credentials", m.AdminKeyFile)...)
+		if _, id, ok := strings.Cut(out, "Client ID:"); ok && args[1] == "sa" {
+			clientID, _, _ = strings.Cut(strings.TrimSpace(id), "\n")
+		}
+	}
+	if clientID == "" {
+		t.Fatal("no sa create in the example printed a client ID")
+	}
+}
