@@ -96,9 +96,10 @@ func newAuditListCommand() *cobra.Command {
 		Short: "List audit events, oldest first; --newest lists newest first, --follow streams new ones",
 		Long: `List audit events through the admin API, oldest first (--newest: newest
 first), fetched --limit at a time, all that match or the first --max; with
---follow, then also each new one as it is written. -o json prints one JSON object a line (JSON Lines), an event
-each, so that a stream (--follow) can be read line by line, and the
-lines concatenated are what 'audit prune --export' writes.`,
+--follow, then also each new one as it is written. -o json prints one JSON
+object a line (JSON Lines), an event each, so that a stream (--follow) can
+be read line by line, and the lines concatenated are what 'audit prune
+--export' writes.`,
 		Example: `  keyward audit list --since 1h --action token.refused
   keyward audit list --newest --outcome failure --since 24h
   keyward audit list --newest --max 20

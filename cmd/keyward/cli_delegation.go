@@ -227,17 +227,16 @@ existing ones are reported inactive at once.`,
 		Short: "Add users",
 		Long: `Add or update users. Every email is checked first, then that its
 organization exists: if any is bad, the command names each bad one (each
-malformed email and each given twice, case aside, with its positions;
-when none is, each whose organization does not exist) and adds no user. The users, of one organization or several, are then sent
-as 'keyward users import' sends them: 5,000 at a time (fewer if their
-emails are very long: a batch is kept under 512 KiB), each batch in one
-transaction, all or none; should a later batch fail, the error says
-how many users the batches before it added and which users the failed
-batch sent (the server's error numbers them from 1), and, if the server
-gave no answer or a 5xx, that whether that batch was added is not
-known. (A server older than POST
-/v1/users takes them one organization at a time; the command then says
-so.)`,
+malformed email and each given twice, case aside, with its positions; when
+none is, each whose organization does not exist) and adds no user. The
+users, of one organization or several, are then sent as 'keyward users
+import' sends them: 5,000 at a time (fewer if their emails are very long: a
+batch is kept under 512 KiB), each batch in one transaction, all or none;
+should a later batch fail, the error says how many users the batches before
+it added and which users the failed batch sent (the server's error numbers
+them from 1), and, if the server gave no answer or a 5xx, that whether that
+batch was added is not known. (A server older than POST /v1/users takes them
+one organization at a time; the command then says so.)`,
 		Example: `  keyward users add alice@example.com bob@example.com`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -279,30 +278,28 @@ so.)`,
 	imp := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Add or update users in bulk from a CSV or JSON file",
-		Long: `Read users from FILE (- for standard input) and add or update them. CSV: one user a line,
-email[,status] with status active or suspended; a first row that is not
-an email is the header, which must be email,status or email; a line
-starting with # is a comment, skipped without a word, so quote an email
-that starts with # ("#ops@example.com"); a # after spaces starts no
-comment and is a bad row, as is a comment after a value
-(alice@example.com # Alice). JSON:
-[{"email": …, "suspended": …}] or {"users": [...]}. Either may begin
-with a byte order mark (U+FEFF), as Excel writes UTF-8 CSV; a line with
-one anywhere else is a bad row. A file holds at most
-100,000 users: split a larger one. Every bad row is
-reported with its line number (the first 20) and nothing is imported until
-all are fixed: a malformed email, a bad status, an email listed twice, an
-organization that does not exist. Users of any organizations are sent
-together, 5,000 at a time (fewer if their emails are very long), each
-batch in one transaction, all or none (a batch is kept under 512 KiB, so
-5,000 long emails go in two); should a later batch fail, the error says how many users the
-batches before it added and which users the failed batch sent (the
-server's error numbers them from 1), and, if the server gave no answer
-or a 5xx, that whether that batch was added is not known. A user that
-exists is replaced, its status with it (a row without one is active), so
-a file made before some users were suspended unsuspends them; the audit
-event of each batch (user.import; user.put for a batch of one user) names
-the users whose status it changed.`,
+		Long: `Read users from FILE (- for standard input) and add or update them. CSV: one
+user a line, email[,status] with status active or suspended; a first row
+that is not an email is the header, which must be email,status or email; a
+line starting with # is a comment, skipped without a word, so quote an email
+that starts with # ("#ops@example.com"); a # after spaces starts no comment
+and is a bad row, as is a comment after a value (alice@example.com # Alice).
+JSON: [{"email": …, "suspended": …}] or {"users": [...]}. Either may begin
+with a byte order mark (U+FEFF), as Excel writes UTF-8 CSV; a line with one
+anywhere else is a bad row. A file holds at most 100,000 users: split a
+larger one. Every bad row is reported with its line number (the first 20)
+and nothing is imported until all are fixed: a malformed email, a bad
+status, an email listed twice, an organization that does not exist. Users of
+any organizations are sent together, 5,000 at a time (fewer if their emails
+are very long), each batch in one transaction, all or none (a batch is kept
+under 512 KiB, so 5,000 long emails go in two); should a later batch fail,
+the error says how many users the batches before it added and which users
+the failed batch sent (the server's error numbers them from 1), and, if the
+server gave no answer or a 5xx, that whether that batch was added is not
+known. A user that exists is replaced, its status with it (a row without one
+is active), so a file made before some users were suspended unsuspends them;
+the audit event of each batch (user.import; user.put for a batch of one
+user) names the users whose status it changed.`,
 		Example: `  printf 'email,status\nalice@example.com,active\nbob@example.com,suspended\n' > users.csv
   keyward users import users.csv`,
 		Args: cobra.ExactArgs(1),

@@ -35,9 +35,9 @@ admin scope back if it lost it; --enable also enables it if it is disabled.
 
 The key file is written before the key is stored, so the key never exists
 without its private key. Existing keys stay: list them with 'keyward keys
-list' and delete the lost ones. The new key is added even to an account
-that has the most keys the admin API allows (10). The audit log records the change with the
-local user and host that ran this command.
+list' and delete the lost ones. The new key is added even to an account that
+has the most keys the admin API allows (10). The audit log records the
+change with the local user and host that ran this command.
 
 Use the same --config, --issuer and --account-domain as the server, so the
 key file names the server's token endpoint and the right account. A running

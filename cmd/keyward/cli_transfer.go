@@ -112,18 +112,18 @@ func newImportCommand() *cobra.Command {
 		Short: "Load an export into a new, empty store",
 		Long: `Load a file written by 'keyward export' into a store that has no accounts,
 organizations or APIs yet but the file's (run it before the first 'keyward
-serve' on that store; one that refuses it says what the store holds). Every imported item
-is audited. The import is one transaction: a file it refuses (it names each
-item that refers to an account or organization the file does not hold, lacks
-a value the store needs, or repeats one the store keeps unique) or an import
-that fails or is killed part way leaves the store as it was, so it can be run
-again. An item with a value the admin API would refuse now (an email, a label
-or a scope of a store made before a rule, or an organization under the
---account-domain of these settings) is imported as it is, with a
-warning on stderr naming it. Start the server with the master key of the exported store
-(--master-key-file or KEYWARD_MASTER_KEY): the signing keys and the secret
-pepper are sealed under it, and 'keyward serve' refuses to generate a new one
-for a store that holds them.
+serve' on that store; one that refuses it says what the store holds). Every
+imported item is audited. The import is one transaction: a file it refuses
+(it names each item that refers to an account or organization the file does
+not hold, lacks a value the store needs, or repeats one the store keeps
+unique) or an import that fails or is killed part way leaves the store as it
+was, so it can be run again. An item with a value the admin API would refuse
+now (an email, a label or a scope of a store made before a rule, or an
+organization under the --account-domain of these settings) is imported as it
+is, with a warning on stderr naming it. Start the server with the master key
+of the exported store (--master-key-file or KEYWARD_MASTER_KEY): the signing
+keys and the secret pepper are sealed under it, and 'keyward serve' refuses
+to generate a new one for a store that holds them.
 
 ` + storeSettingsHelp + `
 

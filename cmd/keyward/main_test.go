@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 )
@@ -257,4 +258,25 @@ func TestExpiresInHelp(t *testing.T) {
 	if err := runCLIErr(t, "secrets", "create", email, "--expires-in", "876000h1s", "--credentials", m.AdminKeyFile); err == nil || !strings.Contains(err.Error(), "at most 100 years") {
 		t.Errorf("secrets create --expires-in 876000h1s: %v, want the server's refusal", err)
 	}
+}
+
+// TestHelpLineWidth: the text of every command's --help wraps at 80
+// columns, as a terminal shows it; lines of a paragraph edited over time
+// ran to 130. (cobra's completion commands have cobra's text.)
+func TestHelpLineWidth(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Name() == "completion" && c.Parent() == c.Root() {
+			return
+		}
+		for _, sc := range c.Commands() {
+			walk(sc)
+		}
+		for i, line := range strings.Split(c.Long, "\n") {
+			if n := utf8.RuneCountInString(line); n > 80 {
+				t.Errorf("%s --help, line %d of its text, is %d columns: %q", c.CommandPath(), i+1, n, line)
+			}
+		}
+	}
+	walk(newRootCommand())
 }
