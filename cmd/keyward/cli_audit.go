@@ -724,7 +724,7 @@ whole log, up to now: it is refused unless --yes confirms it.
 		},
 	}
 	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database whose audit log to prune")
-	cmd.Flags().StringVar(&before, "before", "", "delete events older than this: a duration ago (90d, 2160h) or an RFC 3339 time")
+	cmd.Flags().StringVar(&before, "before", "", "delete events older than this: a duration ago (90d, 2160h) or an RFC 3339 time (required)")
 	cmd.Flags().StringVar(&export, "export", "", "first write the events the prune deletes to this new file, as JSON lines; without it no copy is kept")
 	cmd.Flags().BoolVar(&yes, "yes", false, "confirm a --before less than 24 hours ago, which deletes nearly the whole log")
 	return cmd

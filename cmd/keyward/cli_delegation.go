@@ -128,7 +128,7 @@ asking for one is refused with admin_policy_enforced, whatever the grants say.
 			return show(c, o)
 		},
 	}
-	policy.Flags().StringSliceVar(&blockScopes, "block-scopes", nil, "scopes never allowed for delegated access, comma-separated")
+	policy.Flags().StringSliceVar(&blockScopes, "block-scopes", nil, "scopes never allowed for delegated access, comma-separated; \"\" clears them (required)")
 	ifMatchFlag(&f, policy, "organization", func(args []string) []string { return []string{"org", "get", args[0]} })
 	var internal bool
 	addProject := &cobra.Command{
@@ -385,7 +385,7 @@ user) names the users whose status it changed.`,
 			})
 		},
 	}
-	list.Flags().StringVar(&org, "org", "", "the organization's domain")
+	list.Flags().StringVar(&org, "org", "", "the organization's domain (required)")
 	cmd.AddCommand(add, imp, list,
 		userOp("suspend", "Suspend a user: no delegated tokens, existing ones inactive", "/suspend"),
 		userOp("unsuspend", "Reinstate a suspended user", "/unsuspend"),
@@ -429,7 +429,7 @@ to the email would never match, and is refused) the scopes for acting on
 behalf of the organization's users. Granting again replaces the scopes.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := need("org", org, "client-id", clientID); err != nil {
+			if err := need("org", org, "client-id", clientID, "scopes", strings.Join(splitList(scopes), ",")); err != nil {
 				return err
 			}
 			c, err := f.client(cmd)
@@ -446,9 +446,9 @@ behalf of the organization's users. Granting again replaces the scopes.`,
 			})
 		},
 	}
-	grant.Flags().StringVar(&org, "org", "", "the organization's domain")
-	grant.Flags().StringVar(&clientID, "client-id", "", "the service account's numeric client ID")
-	grant.Flags().StringSliceVar(&scopes, "scopes", nil, "scopes, comma-separated")
+	grant.Flags().StringVar(&org, "org", "", "the organization's domain (required)")
+	grant.Flags().StringVar(&clientID, "client-id", "", "the service account's numeric client ID (required)")
+	grant.Flags().StringSliceVar(&scopes, "scopes", nil, "the scopes it may act with, comma-separated (required)")
 	list := &cobra.Command{
 		Use:   "list --org DOMAIN",
 		Short: "List an organization's delegations",
@@ -475,7 +475,7 @@ behalf of the organization's users. Granting again replaces the scopes.`,
 			})
 		},
 	}
-	list.Flags().StringVar(&org, "org", "", "the organization's domain")
+	list.Flags().StringVar(&org, "org", "", "the organization's domain (required)")
 	revoke := &cobra.Command{
 		Use:   "revoke --org DOMAIN --client-id ID",
 		Short: "Revoke a delegation: no new tokens, existing ones inactive at once",
@@ -494,8 +494,8 @@ behalf of the organization's users. Granting again replaces the scopes.`,
 			return c.show(map[string]string{"revoked": clientID}, func(w *tabwriter.Writer) { fmt.Fprintf(w, "revoked the delegation of %s in %s\n", clientID, org) })
 		},
 	}
-	revoke.Flags().StringVar(&org, "org", "", "the organization's domain")
-	revoke.Flags().StringVar(&clientID, "client-id", "", "the service account's numeric client ID")
+	revoke.Flags().StringVar(&org, "org", "", "the organization's domain (required)")
+	revoke.Flags().StringVar(&clientID, "client-id", "", "the service account's numeric client ID (required)")
 	cmd.AddCommand(grant, list, revoke)
 	return cmd
 }

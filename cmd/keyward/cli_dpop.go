@@ -129,7 +129,7 @@ the proofs. Any PKCS #8 key of these types works as well, such as one from
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&out, "out", "", "file to write the key to (mode 0600; must not exist)")
+	cmd.Flags().StringVar(&out, "out", "", "file to write the key to (mode 0600; must not exist) (required)")
 	cmd.Flags().StringVar(&alg, "alg", "ES256", "signature algorithm of the proofs, which decides the key: "+strings.Join(dpopKeyAlgNames(), ", ")+" (RSA 2048 bits)")
 	addOutputFlag(cmd.Flags(), &output)
 	return cmd
@@ -222,8 +222,8 @@ make a new proof with that value in --nonce.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&keyPath, "dpop-key", "", "PEM file of the DPoP private key (PKCS #8; 'keyward dpop keygen' makes one)")
-	cmd.Flags().StringVar(&rawURL, "url", "", "the request's URL, as the API is called (http or https)")
+	cmd.Flags().StringVar(&keyPath, "dpop-key", "", "PEM file of the DPoP private key (PKCS #8; 'keyward dpop keygen' makes one) (required)")
+	cmd.Flags().StringVar(&rawURL, "url", "", "the request's URL, as the API is called: http or https (required)")
 	cmd.Flags().StringVar(&method, "method", "GET", "the request's HTTP method (case-sensitive)")
 	cmd.Flags().StringVar(&token, "token", "", "the access token sent with the request; the proof then carries its hash (ath)")
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "read the access token from this file (- for standard input) instead of --token, which other users of the machine can see in the process list")

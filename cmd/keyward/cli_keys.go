@@ -133,7 +133,7 @@ is left as it is, and the key deleted again.`,
 			})
 		},
 	}
-	create.Flags().StringVar(&out, "out", "", "file to write the key file to (- for standard output)")
+	create.Flags().StringVar(&out, "out", "", "file to write the key file to, - for standard output (required)")
 	create.Flags().BoolVar(&force, "force", false, "overwrite --out if it exists")
 	create.Flags().DurationVar(&expiresIn, "expires-in", 0, "the key expires after this long, from 1s to 100 years, 876000h (default: never)")
 
@@ -182,7 +182,7 @@ public keys, or a public key and a certificate, is refused.`,
 			return c.show(k, func(w *tabwriter.Writer) { keyTable(w, []admin.KeyView{k}) })
 		},
 	}
-	upload.Flags().StringVar(&pubFile, "public-key", "", "PEM file with the public key or certificate")
+	upload.Flags().StringVar(&pubFile, "public-key", "", "PEM file with the public key or certificate (required)")
 	upload.Flags().DurationVar(&upExpires, "expires-in", 0, "the key expires after this long, from 1s to 100 years, 876000h (default: never, or the certificate's expiry)")
 
 	list := itemCommand(&f, "list SA", "List an account's keys", 1, http.MethodGet,

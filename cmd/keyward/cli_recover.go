@@ -114,7 +114,7 @@ on SQLite, at once on PostgreSQL.
 		},
 	}
 	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database", "issuer", "listen", "tls-cert", "account-domain")
-	cmd.Flags().StringVar(&keyFile, "key-file", "", "where to write the new key file (mode 0600; must not exist)")
+	cmd.Flags().StringVar(&keyFile, "key-file", "", "where to write the new key file (mode 0600; must not exist) (required)")
 	cmd.Flags().BoolVar(&enable, "enable", false, "also enable the administrator account if it is disabled")
 	return cmd
 }

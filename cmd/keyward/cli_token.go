@@ -106,7 +106,7 @@ for each request. The key file must exist: make one with
 		},
 	}
 	cmd.Flags().StringVar(&path, "key-file", "", "service-account JSON key file (default: $KEYWARD_CREDENTIALS)")
-	cmd.Flags().StringSliceVar(&scopes, "scopes", nil, "scopes to request, comma-separated")
+	cmd.Flags().StringSliceVar(&scopes, "scopes", nil, "scopes to request, comma-separated (required)")
 	cmd.Flags().StringVar(&dpopKey, "dpop-key", "", "bind the token to this DPoP private key, a PEM file ('keyward dpop keygen' makes one)")
 	cmd.Flags().StringVar(&caCert, "ca-cert", "", "PEM file of the CA that signed the server's TLS certificate (default: $KEYWARD_CA_CERT, else the system's)")
 	addOutputFlag(cmd.Flags(), &output)

@@ -280,3 +280,52 @@ func TestHelpLineWidth(t *testing.T) {
 	}
 	walk(newRootCommand())
 }
+
+// TestRequiredFlagsHelp: a flag a command cannot do without says
+// "(required)" in --help, as api create's and sa create's did, and the
+// command refuses to run without it, naming it, before asking anything of
+// a server: delegation grant sent a grant without --scopes, which the
+// server refused.
+func TestRequiredFlagsHelp(t *testing.T) {
+	t.Setenv("KEYWARD_CREDENTIALS", "")
+	t.Chdir(t.TempDir()) // no ./keyward-data/admin-key.json
+	tests := []struct {
+		args []string // the command, without the flag
+		flag string
+	}{
+		{[]string{"api", "create", "orders", "--scopes", "orders.read"}, "identifier"},
+		{[]string{"sa", "create", "job"}, "project"},
+		{[]string{"keys", "create", "job@p.iam.keyward.internal"}, "out"},
+		{[]string{"keys", "upload", "job@p.iam.keyward.internal"}, "public-key"},
+		{[]string{"dpop", "keygen"}, "out"},
+		{[]string{"dpop", "proof", "--url", "https://x.internal/"}, "dpop-key"},
+		{[]string{"dpop", "proof", "--dpop-key", "dpop.pem"}, "url"},
+		{[]string{"token", "--key-file", "key.json"}, "scopes"},
+		{[]string{"master-key", "rotate"}, "new-master-key-file"},
+		{[]string{"recover-admin"}, "key-file"},
+		{[]string{"audit", "prune"}, "before"},
+		{[]string{"org", "policy", "example.com"}, "block-scopes"},
+		{[]string{"users", "list"}, "org"},
+		{[]string{"delegation", "list"}, "org"},
+		{[]string{"delegation", "grant", "--client-id", "1", "--scopes", "a.b"}, "org"},
+		{[]string{"delegation", "grant", "--org", "example.com", "--scopes", "a.b"}, "client-id"},
+		{[]string{"delegation", "grant", "--org", "example.com", "--client-id", "1"}, "scopes"},
+		{[]string{"delegation", "revoke", "--org", "example.com"}, "client-id"},
+	}
+	root := newRootCommand()
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " ")+" without --"+tt.flag, func(t *testing.T) {
+			c, _, err := root.Find(tt.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f := c.Flags().Lookup(tt.flag); f == nil || !strings.HasSuffix(f.Usage, "(required)") {
+				t.Errorf("%s --%s does not say it is required: %+v", c.CommandPath(), tt.flag, f)
+			}
+			err = runCLIErr(t, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.flag) || !strings.Contains(err.Error(), "required") || !strings.Contains(err.Error(), "--help' for usage") {
+				t.Errorf("without --%s: %v, want a usage error that it is required", tt.flag, err)
+			}
+		})
+	}
+}
