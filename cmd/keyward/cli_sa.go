@@ -32,7 +32,7 @@ its tokens. Accounts are named by email or client ID in every command.`,
 		lifetime time.Duration
 	)
 	create := &cobra.Command{
-		Use:     "create NAME --project P --scopes s1,s2",
+		Use:     "create NAME --project P [--scopes s1,s2]",
 		Short:   "Create a service account",
 		Example: `  keyward sa create nightly-report --project billing --scopes orders.read`,
 		Args:    cobra.ExactArgs(1),

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // TestExitStatus: every mistake in a command line is a usage error (exit
@@ -328,4 +329,43 @@ func TestRequiredFlagsHelp(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUseNamesRequiredFlags: the Use line of a command names, outside
+// brackets, the flags it requires, and only those (or one whose help
+// names the default it falls back on): sa create's named --scopes as if
+// required, and an account is created without scopes.
+func TestUseNamesRequiredFlags(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sc := range c.Commands() {
+			walk(sc)
+		}
+		if c.Name() == "completion" && c.Parent() == c.Root() {
+			return
+		}
+		// The flags the Use line names outside [...].
+		named := map[string]bool{}
+		depth := 0
+		for _, w := range strings.Fields(strings.NewReplacer("[", " [ ", "]", " ] ").Replace(c.Use)) {
+			switch {
+			case w == "[":
+				depth++
+			case w == "]":
+				depth--
+			case depth == 0 && strings.HasPrefix(w, "--"):
+				named[strings.TrimPrefix(w, "--")] = true
+			}
+		}
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			required := strings.HasSuffix(f.Usage, "(required)")
+			if named[f.Name] && !required && !strings.Contains(f.Usage, "(default: $") {
+				t.Errorf("%s: its usage %q names --%s, which is not required", c.CommandPath(), c.Use, f.Name)
+			}
+			if required && !named[f.Name] {
+				t.Errorf("%s: its usage %q does not name --%s, which is required", c.CommandPath(), c.Use, f.Name)
+			}
+		})
+	}
+	walk(newRootCommand())
 }
