@@ -608,14 +608,15 @@ requires that record and lists every prune.
 object a line as 'audit list -o json' shows them, and syncs it; exactly
 the events it wrote are then pruned. FILE appears only once complete (it
 is written to a temporary file next to it first): an export that fails
-or is killed part way leaves no FILE and prunes nothing. The file ends with the event the
-last audit.prune record names, and the next export starts after it: the
-exports, one after the other, are the chain without a repeat. It checks
-their chain as 'audit verify' does, and an event altered since it was
-written fails the export and prunes nothing. Keep the file if the events must outlive the
-database. Without --export no copy is kept: the events are gone for good,
-and deleted unread (run 'audit verify' first, or an altered one goes
-unreported). Give --export unless the events are kept elsewhere.
+or is killed part way leaves no FILE and prunes nothing. The file ends
+with the event the last audit.prune record names, and the next export
+starts after it: the exports, one after the other, are the chain without
+a repeat. It checks their chain as 'audit verify' does, and an event
+altered since it was written fails the export and prunes nothing. Keep
+the file if the events must outlive the database. Without --export no
+copy is kept: the events are gone for good, and deleted unread (run
+'audit verify' first, or an altered one goes unreported). Give --export
+unless the events are kept elsewhere.
 
 A cut-off less than 24 hours ago (--before 0, 1h) would delete nearly the
 whole log, up to now: it is refused unless --yes confirms it.
