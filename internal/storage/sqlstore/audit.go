@@ -31,7 +31,10 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, evs []storage.Audit
 	}
 	storage.ChainEvents(seq, prev, evs)
 	return inChunks(rowChunks, evs, auditColumns, func(args []any, e storage.AuditEvent) []any {
-		return append(args, e.Seq, micros(e.Time), e.Action, e.Outcome, e.AccountID, e.Actor, e.Source,
+		// The time as the chain hashes it, exactly: micros would store the
+		// zero time and Unix time 0 alike, as 0, which reads back as one
+		// of them only.
+		return append(args, e.Seq, e.Time.UnixMicro(), e.Action, e.Outcome, e.AccountID, e.Actor, e.Source,
 			string(e.DataJSON()), e.PrevHash, e.Hash)
 	}, func(n int, args []any) error {
 		_, err := s.stmt(ctx, tx, multiRowName("insertAudit", n)).ExecContext(ctx, args...)
@@ -264,7 +267,7 @@ func (s *Store) ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]s
 			// Scan would not say.
 			return nil, fmt.Errorf("audit event %d: %w: its time is a %T, not an integer", e.Seq, storage.ErrCorruptData, t)
 		}
-		e.Time = fromMicros(us)
+		e.Time = time.UnixMicro(us).UTC() // exactly as written: not fromMicros, whose 0 is no time
 		// Data that is not a JSON object leaves the event listed, its
 		// data unreadable (UnreadableData): one altered row must not hide
 		// the rest of the log, and VerifyChain counts it altered.

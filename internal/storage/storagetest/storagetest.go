@@ -26,6 +26,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 	}{
 		{"Accounts", testAccounts},
 		{"AuditTextNotUTF8", testAuditTextNotUTF8},
+		{"AuditTimeEpoch", testAuditTimeEpoch},
 		{"AccountPaging", testAccountPaging},
 		{"AccountRevocations", testAccountRevocations},
 		{"Keys", testKeys},
@@ -1177,6 +1178,30 @@ func testAuditTextNotUTF8(t *testing.T, s storage.Storage) {
 	got := evs[0]
 	if got.Action != "token.\uFFFD" || got.Outcome != "fail\uFFFD" || got.AccountID != "sa-\uFFFD" || got.Actor != "op \uFFFD" || got.Source != "\uFFFD:1" {
 		t.Errorf("stored %q %q %q %q %q, want U+FFFD for each run of bytes not UTF-8", got.Action, got.Outcome, got.AccountID, got.Actor, got.Source)
+	}
+}
+
+// testAuditTimeEpoch: an event stamped at Unix time 0, or at the zero
+// time, reads back with the time it was hashed with, and verifies. Both
+// were stored as 0, which read back as the zero time, so an event at Unix
+// time 0 never verified.
+func testAuditTimeEpoch(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	times := []time.Time{time.Unix(0, 0), {}, time.UnixMicro(-1), time.UnixMicro(1)}
+	evs := make([]storage.AuditEvent, len(times))
+	for i, at := range times {
+		evs[i] = storage.AuditEvent{Time: at, Action: "token.issued", Outcome: storage.OutcomeSuccess}
+	}
+	_, err := s.Commit(ctx, []storage.Write{{Events: evs}})
+	mustNil(t, err)
+	got := verifyAll(t, s)
+	if len(got) != len(times) {
+		t.Fatalf("%d events, want %d", len(got), len(times))
+	}
+	for i, e := range got {
+		if !e.Time.Equal(times[i]) || e.Time.IsZero() != times[i].IsZero() {
+			t.Errorf("event %d: time %v, want %v", e.Seq, e.Time, times[i])
+		}
 	}
 }
 
