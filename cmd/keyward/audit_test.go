@@ -297,6 +297,13 @@ func TestAuditRow(t *testing.T) {
 			t.Errorf("details = %s, want %s", cells[7], want)
 		}
 	})
+	// A time a changed SQLite database holds that is not an integer.
+	t.Run("unreadable time", func(t *testing.T) {
+		cells := auditCells(admin.AuditEventView{Seq: 7, TimeUnreadable: true, TimeRaw: "yester\nday"})
+		if want := `time unreadable: "yester\nday"`; cells[1] != want {
+			t.Errorf("time = %s, want %s", cells[1], want)
+		}
+	})
 	t.Run("other cells", func(t *testing.T) {
 		cells := auditCells(admin.AuditEventView{Seq: 1, Action: "a\x1bb", Outcome: "x\ny", Actor: "alice on host (keyward audit prune)"})
 		want := []string{"1", "-", `"a\x1bb"`, `"x\ny"`, "-", "alice on host (keyward audit prune)", "-", ""}

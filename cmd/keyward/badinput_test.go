@@ -576,6 +576,13 @@ func TestImportNotAnExport(t *testing.T) {
 		}
 		return b.String()
 	}
+	e := storage.AuditEvent{Seq: 1, Action: "token.issue", Outcome: storage.OutcomeSuccess, PrevHash: []byte{0}, Hash: []byte{1}}
+	e.SetUnreadableTime("yesterday")
+	b, err := json.Marshal(admin.AuditView(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unreadableTime := string(b) + "\n"
 	const auditEvents = "it holds audit events, one JSON object a line, as 'keyward audit prune --export' and 'keyward audit list -o json' write them: " +
 		"'keyward import' takes the one JSON object 'keyward export' writes (the configuration: APIs, accounts, keys, organizations), and audit events are not imported"
 	tests := []struct {
@@ -586,6 +593,8 @@ func TestImportNotAnExport(t *testing.T) {
 		{"array", `[{"email":"a@x.com"}]`, "a JSON array, not the object of an export"},
 		{"audit events", events(3), auditEvents},
 		{"one audit event", events(1), auditEvents},
+		// The first with no time: a changed database held none for it.
+		{"audit events, the first with no time", unreadableTime + events(1), auditEvents},
 		{"several JSON values", `{"format":"keyward-export/2"}` + "\n" + `{"format":"keyward-export/2"}` + "\n",
 			"several JSON values, one after another (the first ends at byte 29), not the one object of an export"},
 		{"JSON and then no JSON", `{"format":"keyward-export/2"} x`, "not JSON: invalid character 'x' after top-level value (at byte 31)"},

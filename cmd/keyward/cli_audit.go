@@ -331,7 +331,12 @@ func auditCells(e admin.AuditEventView) []string {
 		// verify says so). What it holds is shown quoted, whatever it is.
 		d = "data unreadable: " + strconv.Quote(e.DataRaw)
 	}
-	return []string{strconv.FormatInt(e.Seq, 10), fmtTime(e.Time), cell(e.Action), cell(e.Outcome),
+	t := fmtTime(e.Time)
+	if e.TimeUnreadable {
+		// Not an integer, which SQLite keeps: the database was changed.
+		t = "time unreadable: " + strconv.Quote(e.TimeRaw)
+	}
+	return []string{strconv.FormatInt(e.Seq, 10), t, cell(e.Action), cell(e.Outcome),
 		cell(dash(e.AccountID)), cell(dash(e.Actor)), cell(dash(e.Source)), d}
 }
 

@@ -285,9 +285,10 @@ func severalValues(b []byte) error {
 
 // isAuditEvent reports whether the fields of a JSON object are those of
 // an audit event as 'audit list -o json' and 'audit prune --export' show
-// it (admin.AuditEventView): each it always has.
+// it (admin.AuditEventView): each it always has (time is left out when
+// the database holds no time for it).
 func isAuditEvent(fields map[string]json.RawMessage) bool {
-	for _, f := range []string{"seq", "time", "action", "outcome", "prev_hash", "hash"} {
+	for _, f := range []string{"seq", "action", "outcome", "prev_hash", "hash"} {
 		if _, ok := fields[f]; !ok {
 			return false
 		}

@@ -71,3 +71,31 @@ func TestConsoleAuditUnreadableData(t *testing.T) {
 	}
 	p.checkLogs()
 }
+
+// TestConsoleAuditUnreadableTime: an event whose stored time is not an
+// integer (a changed SQLite database) shows in the audit log as keyward
+// audit list shows it, "time unreadable:" and the stored value quoted;
+// the admin API failed the whole page, so the console showed no events.
+func TestConsoleAuditUnreadableTime(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	l := &lifecycle{t: t, m: m, issuer: m.Issuer}
+	if status, _ := l.post("/token", "nobody", "wrong", url.Values{"grant_type": {"client_credentials"}}); status != http.StatusUnauthorized {
+		t.Fatalf("a token request of an unknown client got %d, want 401", status)
+	}
+	evs, err := m.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "token.refused", Newest: true, Limit: 1})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("the refusal's audit event: %+v (%v)", evs, err)
+	}
+	tamper(t, m.Config.DataDir, "DROP TRIGGER audit_events_no_update", fmt.Sprintf(`UPDATE audit_events SET time = 'yesterday' WHERE seq = %d`, evs[0].Seq))
+	want := auditCells(admin.AuditEventView{TimeUnreadable: true, TimeRaw: "yesterday"})[1]
+
+	p.signIn(m)
+	eval[string](p, `location.hash = "#/audit?action=token.refused"`)
+	const cell = `(document.querySelector("#view #audit-filter ~ div tbody tr td:nth-child(2)")?.textContent ?? "")`
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`%s === %q`, cell, want))); err != nil {
+		t.Fatalf("the event's time shows %q, want %q as keyward audit list shows it (%v)\nalert: %q", eval[string](p, cell), want, err, p.alert())
+	}
+	p.checkLogs()
+}

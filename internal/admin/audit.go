@@ -18,8 +18,10 @@ import (
 // AuditEventView is an audit event as the admin API shows it. Hashes are
 // hex.
 type AuditEventView struct {
-	Seq       int64             `json:"seq"`
-	Time      time.Time         `json:"time"`
+	Seq int64 `json:"seq"`
+	// Time is left out when the event's time as stored is not one
+	// (TimeUnreadable).
+	Time      time.Time         `json:"time,omitzero"`
 	Action    string            `json:"action"`
 	Outcome   string            `json:"outcome"`
 	AccountID string            `json:"account_id,omitempty"`
@@ -33,6 +35,11 @@ type AuditEventView struct {
 	// as U+FFFD).
 	DataUnreadable bool   `json:"data_unreadable,omitempty"`
 	DataRaw        string `json:"data_raw,omitempty"`
+	// TimeUnreadable is true, in the same way, when the event's time as
+	// stored is not an integer (SQLite keeps a value of any type): Time
+	// is then left out, and TimeRaw is what is stored, as text.
+	TimeUnreadable bool   `json:"time_unreadable,omitempty"`
+	TimeRaw        string `json:"time_raw,omitempty"`
 	PrevHash       string `json:"prev_hash"`
 	Hash           string `json:"hash"`
 }
@@ -43,6 +50,9 @@ func AuditView(e storage.AuditEvent) AuditEventView {
 		Actor: e.Actor, Source: e.Source, Data: e.Data, PrevHash: hex.EncodeToString(e.PrevHash), Hash: hex.EncodeToString(e.Hash)}
 	if raw, ok := e.UnreadableData(); ok {
 		v.DataUnreadable, v.DataRaw = true, strings.ToValidUTF8(string(raw), "\uFFFD")
+	}
+	if raw, ok := e.UnreadableTime(); ok {
+		v.TimeUnreadable, v.TimeRaw = true, strings.ToValidUTF8(raw, "\uFFFD")
 	}
 	return v
 }
@@ -225,9 +235,10 @@ func (h *Handler) listAuditNewest(ctx context.Context, f storage.AuditFilter) (i
 	return 200, resp, nil
 }
 
-// auditViews returns the views of evs, and logs each event whose data is
-// unreadable: a page shows it with the others (data_unreadable), but the
-// database was changed, which an operator must hear of.
+// auditViews returns the views of evs, and logs each event whose data or
+// time is unreadable: a page shows it with the others (data_unreadable,
+// time_unreadable), but the database was changed, which an operator must
+// hear of.
 func (h *Handler) auditViews(ctx context.Context, evs []storage.AuditEvent) []AuditEventView {
 	out := make([]AuditEventView, 0, len(evs))
 	for _, e := range evs {
@@ -235,6 +246,10 @@ func (h *Handler) auditViews(ctx context.Context, evs []storage.AuditEvent) []Au
 		if v.DataUnreadable {
 			h.log.ErrorContext(ctx, "audit event data is not a JSON object: the database was changed; run keyward audit verify",
 				"seq", e.Seq, "data", quoteClip(v.DataRaw))
+		}
+		if v.TimeUnreadable {
+			h.log.ErrorContext(ctx, "audit event time is not an integer: the database was changed; run keyward audit verify",
+				"seq", e.Seq, "time", quoteClip(v.TimeRaw))
 		}
 		out = append(out, v)
 	}

@@ -242,56 +242,82 @@ func TestAuditOfDeletedAccount(t *testing.T) {
 }
 
 // TestAuditListUnreadableData: an event whose stored data is not a JSON
-// object (a changed database) is listed with the others, oldest or newest
-// first, its data marked unreadable and its stored text shown, and is
-// logged: it failed the whole page, so one altered row made the log
-// unreadable through the admin API.
+// object, or whose stored time is not an integer (a changed database), is
+// listed with the others, oldest or newest first, marked unreadable with
+// what is stored shown, and is logged: it failed the whole page, so one
+// altered row made the log unreadable through the admin API.
 func TestAuditListUnreadableData(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "k.db")
-	st, err := sqlite.Open(ctx, path, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name, set, log string
+		want           map[string]any // the members of the event's view
+		gone           string         // the member left out
+	}{
+		{"data", `data = '{"x":'`, "audit event data is not a JSON object",
+			map[string]any{"data_unreadable": true, "data_raw": `{"x":`}, "data"},
+		{"time", `time = 'yesterday'`, "audit event time is not an integer",
+			map[string]any{"time_unreadable": true, "time_raw": "yesterday"}, "time"},
+		{"time a real number", `time = 1.5`, "audit event time is not an integer",
+			map[string]any{"time_unreadable": true, "time_raw": "1.5"}, "time"},
 	}
-	f := newFixtureOn(t, st)
-	if _, err := f.srv.Admin.CreateAccount(ctx, admin.Actor{ID: "op"}, admin.AccountInput{Name: "job", Project: "shop"}); err != nil {
-		t.Fatal(err)
-	}
-	evs, err := st.ListAuditEvents(ctx, storage.AuditFilter{})
-	if err != nil || len(evs) < 2 {
-		t.Fatalf("events %v, %v", evs, err)
-	}
-	bad := evs[len(evs)-2].Seq
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, q := range []string{`DROP TRIGGER audit_events_no_update`, fmt.Sprintf(`UPDATE audit_events SET data = '{"x":' WHERE seq = %d`, bad)} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
-	for _, query := range []string{"", "?order=desc"} {
-		code, body, _ := f.call(t, "GET", "/v1/audit"+query, auth, nil)
-		list, _ := body["events"].([]any)
-		if code != 200 || len(list) != len(evs) {
-			t.Fatalf("GET /v1/audit%s: %d %v, want all %d events", query, code, body, len(evs))
-		}
-		for _, item := range list {
-			e := item.(map[string]any)
-			_, hasData := e["data"]
-			if e["seq"] == float64(bad) {
-				if e["data_unreadable"] != true || e["data_raw"] != `{"x":` || hasData {
-					t.Errorf("GET /v1/audit%s: the event with unreadable data shows %v", query, e)
-				}
-			} else if _, marked := e["data_unreadable"]; marked {
-				t.Errorf("GET /v1/audit%s: event %v marked unreadable", query, e)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "k.db")
+			st, err := sqlite.Open(ctx, path, sqlite.Options{})
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	}
-	if logs := f.logs.String(); !strings.Contains(logs, "audit event data is not a JSON object") || !strings.Contains(logs, fmt.Sprintf("seq=%d", bad)) {
-		t.Errorf("the unreadable data was not logged: %s", logs)
+			f := newFixtureOn(t, st)
+			if _, err := f.srv.Admin.CreateAccount(ctx, admin.Actor{ID: "op"}, admin.AccountInput{Name: "job", Project: "shop"}); err != nil {
+				t.Fatal(err)
+			}
+			evs, err := st.ListAuditEvents(ctx, storage.AuditFilter{})
+			if err != nil || len(evs) < 2 {
+				t.Fatalf("events %v, %v", evs, err)
+			}
+			bad := evs[len(evs)-2].Seq
+			db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			for _, q := range []string{`DROP TRIGGER audit_events_no_update`, fmt.Sprintf(`UPDATE audit_events SET %s WHERE seq = %d`, tt.set, bad)} {
+				if _, err := db.ExecContext(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+			for _, query := range []string{"", "?order=desc"} {
+				code, body, _ := f.call(t, "GET", "/v1/audit"+query, auth, nil)
+				list, _ := body["events"].([]any)
+				if code != 200 || len(list) != len(evs) {
+					t.Fatalf("GET /v1/audit%s: %d %v, want all %d events", query, code, body, len(evs))
+				}
+				for _, item := range list {
+					e := item.(map[string]any)
+					if e["seq"] == float64(bad) {
+						_, has := e[tt.gone]
+						for k, v := range tt.want {
+							if e[k] != v || has {
+								t.Errorf("GET /v1/audit%s: the event with unreadable %s shows %v", query, tt.name, e)
+								break
+							}
+						}
+						continue
+					}
+					for k := range tt.want {
+						if _, marked := e[k]; marked {
+							t.Errorf("GET /v1/audit%s: event %v marked unreadable", query, e)
+						}
+					}
+					if _, has := e["time"]; !has {
+						t.Errorf("GET /v1/audit%s: event %v has no time", query, e)
+					}
+				}
+			}
+			if logs := f.logs.String(); !strings.Contains(logs, tt.log) || !strings.Contains(logs, fmt.Sprintf("seq=%d", bad)) {
+				t.Errorf("the unreadable %s was not logged: %s", tt.name, logs)
+			}
+		})
 	}
 }

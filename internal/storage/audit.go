@@ -53,6 +53,9 @@ type AuditEvent struct {
 	stored []byte
 	// unreadable is set when stored is not a JSON object of strings.
 	unreadable bool
+	// timeRaw is the stored time, when it is not one (SetUnreadableTime).
+	timeRaw        string
+	timeUnreadable bool
 }
 
 // eventEncoding is the part of an event's hashed content that does not
@@ -145,9 +148,9 @@ func (e *AuditEvent) DataJSON() []byte {
 }
 
 // ErrCorruptData is wrapped by the error of SetStoredData for stored data
-// that is not a JSON object of strings, and by that of a store's
-// ListAuditEvents for a row it cannot read at all (a time that is no
-// integer): Keyward never writes either, so the database was changed.
+// that is not a JSON object of strings, and by that of VerifyChain for
+// such data or a stored time that is no integer (SetUnreadableTime):
+// Keyward never writes either, so the database was changed.
 var ErrCorruptData = errors.New("corrupt data")
 
 // SetStoredData sets e.Data from raw, its JSON as a store holds it, and keeps
@@ -177,6 +180,24 @@ func (e *AuditEvent) UnreadableData() ([]byte, bool) {
 		return nil, false
 	}
 	return e.stored, true
+}
+
+// SetUnreadableTime records that a store holds raw, which is not a time
+// (on SQLite, whose columns keep a value of any type, a text or a real
+// number where an integer belongs), in place of e's time, and leaves e
+// with the zero Time: Keyward never writes that, so the database was
+// changed. A store still lists such an event, so that one altered row does
+// not make the rest of the log unreadable, and VerifyChain counts it
+// altered.
+func (e *AuditEvent) SetUnreadableTime(raw string) {
+	e.Time, e.timeRaw, e.timeUnreadable = time.Time{}, raw, true
+}
+
+// UnreadableTime returns what a store holds in place of e's time, and
+// true, when that is not a time (SetUnreadableTime), in which case e.Time
+// is the zero time: the database was changed.
+func (e *AuditEvent) UnreadableTime() (string, bool) {
+	return e.timeRaw, e.timeUnreadable
 }
 
 // AuditMovedFrom is the data key under which the event of a PutProjectOrg
@@ -252,6 +273,9 @@ func VerifyChain(seq int64, prev []byte, events []AuditEvent) (int64, []byte, er
 		}
 		if !bytes.Equal(e.PrevHash, prev) {
 			return seq, prev, fmt.Errorf("audit event %d does not link to event %d", e.Seq, seq)
+		}
+		if e.timeUnreadable {
+			return seq, prev, fmt.Errorf("audit event %d was altered: its stored time is not an integer (%w)", e.Seq, ErrCorruptData)
 		}
 		if e.unreadable {
 			return seq, prev, fmt.Errorf("audit event %d was altered: its stored data is not a JSON object of strings (%w)", e.Seq, ErrCorruptData)

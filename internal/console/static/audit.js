@@ -84,7 +84,7 @@ export async function auditView() {
     holder.replaceChildren(
       table([
         ["Seq", (e) => String(e.seq)],
-        ["Time", (e) => fmtTime(e.time)],
+        ["Time", (e) => (e.time_unreadable ? "time unreadable: " + quote(e.time_raw ?? "") : fmtTime(e.time))],
         ["Action", (e) => e.action],
         ["Outcome", (e) => h("span", { class: e.outcome === "success" ? "state on" : "state off" }, e.outcome)],
         ["Account", (e) => (e.account_id ? h("a", { href: "#/accounts/" + seg(e.account_id) }, e.account_id) : "—")],

@@ -253,10 +253,12 @@ func TestAuditTamper(t *testing.T) {
 
 // SQLite keeps a value of another type in a column (its tables are not
 // STRICT): a time that is no integer is the log altered, as data that is
-// no JSON object is, not a check that could not be finished.
+// no JSON object is, not a check that could not be finished; and, as such
+// data, it leaves the event listed with the others of its page, its time
+// unreadable, where it failed the whole page.
 func TestAuditTamperColumnType(t *testing.T) {
 	ctx := context.Background()
-	for _, value := range []string{`'yesterday'`, `1.5`} {
+	for value, raw := range map[string]string{`'yesterday'`: "yesterday", `1.5`: "1.5", `X'00ff'`: "\x00\xff"} {
 		t.Run(value, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "keyward.db")
 			s, err := sqlite.Open(ctx, path, sqlite.Options{})
@@ -282,8 +284,25 @@ func TestAuditTamperColumnType(t *testing.T) {
 				}
 			}
 			_, err = storage.VerifyLog(ctx, s)
-			if err == nil || errors.Is(err, storage.ErrUnchecked) || !errors.Is(err, storage.ErrCorruptData) || !strings.Contains(err.Error(), "audit event 2") {
-				t.Errorf("VerifyLog after the change: %v, want event 2's corrupt data, the log found altered", err)
+			if err == nil || errors.Is(err, storage.ErrUnchecked) || !errors.Is(err, storage.ErrCorruptData) ||
+				!strings.Contains(err.Error(), "audit event 2 was altered: its stored time is not an integer") {
+				t.Errorf("VerifyLog after the change: %v, want event 2's time, the log found altered", err)
+			}
+			for _, newest := range []bool{false, true} {
+				got, err := s.ListAuditEvents(ctx, storage.AuditFilter{Newest: newest})
+				if err != nil || len(got) != len(evs) {
+					t.Fatalf("ListAuditEvents (newest %v): %d events, %v; want all %d", newest, len(got), err, len(evs))
+				}
+				for _, e := range got {
+					stored, bad := e.UnreadableTime()
+					if e.Seq == 2 {
+						if !bad || stored != raw || !e.Time.IsZero() {
+							t.Errorf("event 2: time %v, unreadable %v %q; want the stored %q", e.Time, bad, stored, raw)
+						}
+					} else if bad || !e.Time.Equal(evs[e.Seq-1].Time) {
+						t.Errorf("event %d: time %v, unreadable %v %q; want %v", e.Seq, e.Time, bad, stored, evs[e.Seq-1].Time)
+					}
+				}
 			}
 		})
 	}

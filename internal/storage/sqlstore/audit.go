@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -260,14 +261,16 @@ func (s *Store) ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]s
 		if err := rows.Scan(&e.Seq, &t, &e.Action, &e.Outcome, &e.AccountID, &e.Actor, &e.Source, &data, &e.PrevHash, &e.Hash); err != nil {
 			return nil, s.wrap("list audit events", err)
 		}
-		us, ok := t.(int64)
-		if !ok {
+		if us, ok := t.(int64); ok {
+			e.Time = time.UnixMicro(us).UTC() // exactly as written: not fromMicros, whose 0 is no time
+		} else {
 			// A SQLite column keeps a value of any type: Keyward never
-			// writes that, so the database was changed, which a failed
-			// Scan would not say.
-			return nil, fmt.Errorf("audit event %d: %w: its time is a %T, not an integer", e.Seq, storage.ErrCorruptData, t)
+			// writes that, so the database was changed. The event is
+			// listed, its time unreadable, as data that is not a JSON
+			// object is: one altered row must not hide the rest of the
+			// log, and VerifyChain counts it altered.
+			e.SetUnreadableTime(storedValue(t))
 		}
-		e.Time = time.UnixMicro(us).UTC() // exactly as written: not fromMicros, whose 0 is no time
 		// Data that is not a JSON object leaves the event listed, its
 		// data unreadable (UnreadableData): one altered row must not hide
 		// the rest of the log, and VerifyChain counts it altered.
@@ -275,4 +278,21 @@ func (s *Store) ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]s
 		out = append(out, e)
 	}
 	return out, s.wrap("list audit events", rows.Err())
+}
+
+// storedValue is what a SQLite column holds that is not of its type, as
+// text: a real number as Go writes it, text or a blob as it is.
+func storedValue(v any) string {
+	switch v := v.(type) {
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	case []byte:
+		return string(v)
+	case string:
+		return v
+	case nil:
+		return "NULL"
+	default:
+		return fmt.Sprint(v)
+	}
 }
