@@ -1306,9 +1306,12 @@ func TestPruneBound(t *testing.T) {
 
 // A user or host name that is not UTF-8 is recorded with U+FFFD in its
 // place, as the audit chain hashes it: its bytes would be hashed as an
-// escape any other bad byte shares.
+// escape any other bad byte shares. The event's Prepare, which every
+// store's append runs, replaces them.
 func TestOperatorNameUTF8(t *testing.T) {
-	got := operatorName("ops\xff", "host\xc3", "keyward audit prune")
+	ev := storage.AuditEvent{Actor: operatorName("ops\xff", "host\xc3", "keyward audit prune")}
+	ev.Prepare()
+	got := ev.Actor
 	if want := "local operator ops\uFFFD@host\uFFFD (keyward audit prune)"; got != want {
 		t.Fatalf("operatorName = %q, want %q", got, want)
 	}

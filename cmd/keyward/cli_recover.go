@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -133,11 +132,12 @@ func localOperator(command string) string {
 }
 
 // operatorName is localOperator's actor. The user and host names come
-// from the system and need not be UTF-8; the audit chain hashes every
-// byte that is not as the same escaped U+FFFD, so the actor keeps
-// U+FFFD in their place, the one it is hashed as.
+// from the system and need not be UTF-8: the store keeps U+FFFD in place
+// of such bytes, as it does for every hashed text of an audit event
+// (storage.AuditEvent.Prepare), and the admin service only compares an
+// actor with account IDs, which a local operator never is.
 func operatorName(user, host, command string) string {
-	return strings.ToValidUTF8(fmt.Sprintf("local operator %s@%s (%s)", user, host, command), "\uFFFD")
+	return fmt.Sprintf("local operator %s@%s (%s)", user, host, command)
 }
 
 // writeNewKeyFile writes a key file that must not exist yet, mode 0600,
