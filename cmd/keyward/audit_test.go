@@ -1275,28 +1275,24 @@ func tamper(t *testing.T, dir string, queries ...string) {
 	}
 }
 
-// A prune never deletes the event that was newest as it began, nor past
-// an export's bound, and nothing at all from a log of one event: a
-// bound of 0 is none, and an event appended during the prune would have
-// let that one go.
+// A prune never deletes the event that was newest as it began, and
+// nothing at all from a log of one event: a bound of 0 is none, and an
+// event appended during the prune would have let that one go.
 func TestPruneBound(t *testing.T) {
 	newest := func(seq int64) []storage.AuditEvent { return []storage.AuditEvent{{Seq: seq}} }
 	for _, tt := range []struct {
-		name    string
-		head    []storage.AuditEvent
-		through int64
-		want    int64
-		ok      bool
+		name string
+		head []storage.AuditEvent
+		want int64
+		ok   bool
 	}{
-		{"empty log", nil, 0, 0, false},
-		{"one event", newest(1), 0, 0, false},
-		{"one event, exported", newest(1), 1, 0, false},
-		{"no export", newest(10), 0, 9, true},
-		{"export through the newest", newest(10), 10, 9, true},
-		{"export ending before", newest(10), 5, 5, true},
+		{"empty log", nil, 0, false},
+		{"one event", newest(1), 0, false},
+		{"two events", newest(2), 1, true},
+		{"ten events", newest(10), 9, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := pruneBound(tt.head, tt.through)
+			got, ok := pruneBound(tt.head)
 			if got != tt.want || ok != tt.ok {
 				t.Fatalf("pruneBound = %d, %v; want %d, %v", got, ok, tt.want, tt.ok)
 			}

@@ -683,11 +683,8 @@ whole log, up to now: it is refused unless --yes confirms it.
 				return fmt.Errorf("read the newest audit event (nothing was pruned): %w", err)
 			}
 			var limits storage.PruneLimits
-			bound, ok := pruneBound(head, 0)
+			bound, ok := pruneBound(head) // 0 when nothing may go: an empty export
 			if export != "" {
-				if !ok {
-					bound = 0 // an empty export: nothing may go
-				}
 				n, last, err := exportAudit(cmd.Context(), st, cut, bound, export)
 				if errors.Is(err, fs.ErrExist) {
 					// Made since it was checked for, and left as it is.
@@ -750,17 +747,13 @@ func prunedCount(count string) string {
 }
 
 // pruneBound is the last event a prune may delete, given the newest event
-// as it starts (head, none for an empty log) and the bound through an
-// export set (0 for none): never that newest event, and never past
-// through. ok is false when no event may go.
-func pruneBound(head []storage.AuditEvent, through int64) (bound int64, ok bool) {
+// as it starts (head, none for an empty log): never that newest event.
+// ok is false, and bound 0, when no event may go.
+func pruneBound(head []storage.AuditEvent) (bound int64, ok bool) {
 	if len(head) == 0 || head[0].Seq <= 1 {
 		return 0, false
 	}
-	if through == 0 || through >= head[0].Seq {
-		through = head[0].Seq - 1
-	}
-	return through, true
+	return head[0].Seq - 1, true
 }
 
 // pruneBatch is how many events one prune transaction deletes at most.
