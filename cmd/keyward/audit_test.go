@@ -1312,3 +1312,33 @@ func TestOperatorNameUTF8(t *testing.T) {
 		t.Fatalf("operatorName = %q, want %q", got, want)
 	}
 }
+
+// TestAuditPruneExportCutMicroseconds: a --before with a fraction of a
+// microsecond (a duration ago always has one) exports and prunes the same
+// events. The stores keep microseconds and the prune deleted only events
+// before the cut's microsecond, but the export also wrote the one at it,
+// which stayed and the next export wrote again.
+func TestAuditPruneExportCutMicroseconds(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "keyward.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	evs := make([]storage.AuditEvent, 4)
+	for i := range evs {
+		evs[i] = storage.AuditEvent{Time: t0.Add(time.Duration(i) * time.Second), Action: "token.issued", Outcome: storage.OutcomeSuccess}
+	}
+	if _, err := st.Commit(ctx, []storage.Write{{Events: evs}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	export := filepath.Join(t.TempDir(), "old.jsonl")
+	cut := t0.Add(time.Second + 500*time.Nanosecond).Format(time.RFC3339Nano)
+	out := runCLI(t, "audit", "prune", "--data-dir", dir, "--before", cut, "--export", export)
+	lines, _ := os.ReadFile(export)
+	if n := strings.Count(string(lines), "\n"); n != 1 || !strings.Contains(out, "exported 1 event ") || !strings.Contains(out, "pruned 1 audit event ") {
+		t.Fatalf("prune --before %s: exported %d events, said %q; want the one event before %s exported and pruned", cut, n, out, t0.Add(time.Second))
+	}
+}
