@@ -164,7 +164,9 @@ func (s *Store) PruneAudit(ctx context.Context, before time.Time, limits storage
 			through int64
 			hash    []byte
 		)
-		if err := tx.QueryRowContext(ctx, s.q["auditPruneThrough"], micros(before)).Scan(&through); err != nil {
+		// The cut as times are stored (appendAudit), exactly: micros
+		// would take the zero time for 0, Unix time 0.
+		if err := tx.QueryRowContext(ctx, s.q["auditPruneThrough"], before.UnixMicro()).Scan(&through); err != nil {
 			return s.wrap("prune audit log", err)
 		}
 		if limits.ThroughSeq > 0 {

@@ -90,6 +90,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"AuditChainConcurrent", testAuditChainConcurrent},
 		{"AuditBatch", testAuditBatch},
 		{"AuditPrune", testAuditPrune},
+		{"AuditPruneBeforeEpoch", testAuditPruneBeforeEpoch},
 		{"AuditFilter", testAuditFilter},
 		{"AuditNewestPaging", testAuditNewestPaging},
 	}
@@ -1283,6 +1284,30 @@ func testReseal(t *testing.T, s storage.Storage) {
 
 // testAuditPrune prunes the oldest events: the rest still verifies, with
 // the audit.prune event accounting for what went.
+// testAuditPruneBeforeEpoch: a prune's cut is compared with the times as
+// stored, to the microsecond, whatever it is: a cut at the zero time (a
+// --before of 0001-01-01T00:00:00Z) prunes nothing, and one at Unix time 0
+// the events before it. The zero time was taken as 0, so the first cut
+// pruned every event before 1970.
+func testAuditPruneBeforeEpoch(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	evs := []storage.AuditEvent{ev("zero time"), ev("before 1970"), ev("now"), ev("later")}
+	evs[0].Time, evs[1].Time, evs[3].Time = time.Time{}, time.Unix(-1, 0), t0.Add(time.Hour)
+	_, err := s.Commit(ctx, []storage.Write{{Events: evs}})
+	mustNil(t, err)
+	prune := storage.AuditEvent{Time: t0.Add(2 * time.Hour), Outcome: storage.OutcomeSuccess, Actor: "operator"}
+	for _, step := range []struct {
+		cut  time.Time
+		want int64
+	}{{time.Time{}, 0}, {time.Unix(0, 0), 2}} {
+		n, err := s.PruneAudit(ctx, step.cut, storage.PruneLimits{}, prune)
+		mustNil(t, err)
+		if n != step.want {
+			t.Fatalf("a prune before %v deleted %d events, want %d", step.cut, n, step.want)
+		}
+	}
+}
+
 func testAuditPrune(t *testing.T, s storage.Storage) {
 	ctx := context.Background()
 	for i := range 10 {
