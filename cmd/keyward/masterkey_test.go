@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -283,5 +284,68 @@ func TestFirstStartSealedMeanwhile(t *testing.T) {
 	defer m.Close()
 	if err := m.Open(context.Background()); err != nil {
 		t.Fatalf("start with the other server's key: %v", err)
+	}
+}
+
+// Two servers sharing a data directory, started at the same moment without
+// a master key, each generate one; the other one's master.key is there
+// (here made by the publishing hook) just before this one puts its own in
+// place. It is left as it is: renamed over, the key the other server
+// seals the store under would be lost. This one stops and says so, and
+// sealed nothing.
+func TestFirstStartMasterKeyMadeMeanwhile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "master.key")
+	theirs := strings.Repeat("5c", 32) + "\n"
+	defer func(f func(string)) { publishing = f }(publishing)
+	publishing = func(p string) {
+		if p == path {
+			if err := os.WriteFile(p, []byte(theirs), 0o600); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	err := m.Open(context.Background())
+	m.Close()
+	if want := path + " was created meanwhile"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("start: %v, want an error saying %q", err, want)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != theirs {
+		t.Fatalf("%s holds %q (%v), want the other server's key", path, b, err)
+	}
+	if names := dirNames(t, dir); slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, ".master.key.") }) {
+		t.Errorf("a temporary file is left: %v", names)
+	}
+	// Started again, it uses the other server's key.
+	publishing = func(string) {}
+	m = &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	defer m.Close()
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatalf("start again: %v", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != theirs {
+		t.Fatalf("%s holds %q, want the other server's key", path, b)
+	}
+}
+
+// TestFirstStartWithoutLinks: a data directory on a file system that
+// refuses both a hard link and a rename that does not replace still gets
+// its generated master key, renamed into place as before.
+func TestFirstStartWithoutLinks(t *testing.T) {
+	defer func(l func(string, string) error, r func(string, string) error) { linkFile, renameNew = l, r }(linkFile, renameNew)
+	linkFile = func(o, n string) error { return &os.LinkError{Op: "link", Old: o, New: n, Err: syscall.EPERM} }
+	renameNew = func(string, string) error { return errors.ErrUnsupported }
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	defer m.Close()
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "master.key")); err != nil {
+		t.Fatal(err)
 	}
 }

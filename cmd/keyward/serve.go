@@ -998,7 +998,17 @@ func (m *Main) loadMasterKey(ctx context.Context) (key []byte, generated string,
 	k = make([]byte, signer.MasterKeySize)
 	rand.Read(k)
 	data := []byte(fmt.Sprintf("%x\n", k))
-	if err := writeFileAtomic(path, data, 0o600); err != nil {
+	// As a new file: another server sharing the data directory, started
+	// at the same moment, may have generated its own there meanwhile and
+	// be sealing the store under it. Renamed over it, that key would be
+	// lost, and with it all the store holds sealed.
+	err = writeNewFileAtomic(path, data, 0o600)
+	if _, ok := errors.AsType[*noLinkError](err); ok {
+		err = writeFileAtomic(path, data, 0o600) // no way to refuse one there
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return nil, "", fmt.Errorf("master key: %s was created meanwhile, by another server starting at the same moment, and was left as it is; nothing was sealed with the key generated here: start again, and this server will use that key", path)
+	} else if err != nil {
 		return nil, "", fmt.Errorf("master key: %w; %s", err, removeUnsealedKey(path, data))
 	}
 	masterKeyGenerated(ctx, m.store)
