@@ -168,6 +168,25 @@ func TestWriteNewFileAtomicWithoutLinks(t *testing.T) {
 	})
 }
 
+// TestWriteNewFileAtomicFullDisk: a link and a rename that fail for
+// another reason than the file system's (a full disk, here) fail with
+// that error, naming the file: not with one saying the file system
+// refuses hard links, to be written elsewhere or with --force.
+func TestWriteNewFileAtomicFullDisk(t *testing.T) {
+	defer func(l func(string, string) error, r func(string, string) error) { linkFile, renameNew = l, r }(linkFile, renameNew)
+	linkFile = func(o, n string) error { return &os.LinkError{Op: "link", Old: o, New: n, Err: syscall.ENOSPC} }
+	renameNew = func(o, n string) error { return &os.LinkError{Op: "rename", Old: o, New: n, Err: syscall.ENOSPC} }
+	dir := t.TempDir()
+	path := filepath.Join(dir, "new.json")
+	err := writeOutFile(path, []byte("new\n"), false)
+	if want := "create " + path + ": " + syscall.ENOSPC.Error(); err == nil || err.Error() != want || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("%v, want %q", err, want)
+	}
+	if names := dirNames(t, dir); len(names) != 0 {
+		t.Errorf("the directory holds %v, want nothing", names)
+	}
+}
+
 func dirNames(t *testing.T, dir string) []string {
 	t.Helper()
 	ents, err := os.ReadDir(dir)

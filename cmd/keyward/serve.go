@@ -1303,7 +1303,19 @@ func publishNew(tmp, path string) error {
 	if errors.Is(rerr, fs.ErrExist) {
 		return &fs.PathError{Op: "create", Path: path, Err: fs.ErrExist}
 	}
+	if !renameUnsupported(rerr) {
+		// The rename is supported and failed (a full disk, an I/O error),
+		// as the link likely did for the same reason: that is the error.
+		return &fs.PathError{Op: "create", Path: path, Err: linkCause(rerr)}
+	}
 	return &noLinkError{path, linkCause(lerr), linkCause(rerr)}
+}
+
+// renameUnsupported tells whether err, renameNew's, means a rename that
+// does not replace is not available: not on this system (ENOSYS, or not
+// Linux), or not on this file system (EINVAL, EOPNOTSUPP).
+func renameUnsupported(err error) bool {
+	return errors.Is(err, errors.ErrUnsupported) || errors.Is(err, syscall.EINVAL)
 }
 
 // noLinkError is publishNew's error where the file system supports
