@@ -126,3 +126,27 @@ func TestJWTBearerClientAssertionReplay(t *testing.T) {
 		t.Fatalf("client assertion replayed: %d %s, want 401 invalid_client", code, body)
 	}
 }
+
+// TestJWTBearerBothAssertionsReplay: a JWT-bearer request whose grant
+// assertion has a jti and whose client authenticates with private_key_jwt
+// may be refused as a replay of either assertion (the store does not say
+// which): the description names both, so that a client that resends its
+// client assertion with a new grant assertion learns which to make anew.
+func TestJWTBearerBothAssertionsReplay(t *testing.T) {
+	f := newFixture(t)
+	c := f.clientAssertion(t, "client-twice")
+	send := func(grantJTI string) (int, string) {
+		body := "grant_type=" + url.QueryEscape(oauth2.GrantJWTBearer) + "&assertion=" + f.assertion(t, grantJTI) +
+			"&client_assertion_type=" + url.QueryEscape(oauth2.ClientAssertionJWT) + "&client_assertion=" + c
+		w := f.do(body, "")
+		return w.Code, w.Body.String()
+	}
+	if code, body := send("grant-1"); code != http.StatusOK {
+		t.Fatalf("first use: %d %s", code, body)
+	}
+	// A new grant assertion, the same client assertion.
+	if code, body := send("grant-2"); code != http.StatusBadRequest || !strings.Contains(body, `"invalid_grant"`) ||
+		!strings.Contains(body, "client assertion") {
+		t.Fatalf("client assertion replayed: %d %s, want 400 invalid_grant naming the client assertion", code, body)
+	}
+}

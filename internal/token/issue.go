@@ -283,6 +283,13 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 			// a jti): a failed client authentication (RFC 7523 §3.2).
 			return nil, clientauth.ErrFailed(errors.New("client assertion jti replayed"))
 		}
+		if len(is.jtis) > 1 {
+			// The grant assertion's jti or the client assertion's: the
+			// store does not say which, and a client told only of the
+			// grant assertion's would sign new ones and resend the same
+			// client assertion.
+			return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid JWT: the assertion's jti or the client assertion's was already used; sign new ones for every request.")
+		}
 		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid JWT: the assertion's jti was already used; sign a new assertion for every request.")
 	}
 	if err != nil {
