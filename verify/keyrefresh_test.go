@@ -966,3 +966,41 @@ func TestJWTCachedWhileIssuerDown(t *testing.T) {
 		}
 	})
 }
+
+// A background refresh of the issuer's keys that fails is tried again
+// within seconds, not a whole refresh interval later: with WithKeyRefresh
+// of an hour, one failed refresh, the issuer reachable again at once,
+// kept a key it had dropped (a leaked one) trusted for a second hour, and
+// every token verified again on each request meanwhile, none cached.
+func TestKeyRefreshRetriedAfterFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStubIssuer(t, false, func(_ *http.Request, n int32) error {
+			if n == 2 { // the first background refresh
+				return errors.New("the issuer is briefly unreachable")
+			}
+			return nil
+		})
+		s.publish("k1", "k2")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v := s.verifier(t, ctx, verify.WithKeyRefresh(time.Hour))
+		start := time.Now()
+		leaked := s.farToken(t, "k1")
+		if _, err := v.Verify(ctx, leaked); err != nil {
+			t.Fatal(err)
+		}
+		s.publish("k2") // the issuer drops the leaked key
+		time.Sleep(start.Add(time.Hour + time.Second).Sub(time.Now()))
+		synctest.Wait() // the background refresh fails
+		if got := s.fetches.Load(); got != 2 {
+			t.Fatalf("%d JWKS fetches an hour on, want 2 (New's, then the failed refresh)", got)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		_, err := v.Verify(ctx, leaked)
+		var ve *verify.Error
+		if !errors.As(err, &ve) || ve.Code != "invalid_token" {
+			t.Fatalf("a token of the key the issuer dropped, a minute after a failed refresh, the issuer reachable since: %v, want invalid_token", err)
+		}
+	})
+}

@@ -174,13 +174,22 @@ func (ks *keySet) noneUsable() error {
 	return fmt.Errorf("none of the issuer's keys at %s can be used: %s", ks.uri, strings.Join(why, "; "))
 }
 
-// run refreshes the keys as their cache lifetime says, until ctx ends.
+// run refreshes the keys as their cache lifetime says, until ctx ends;
+// after a fetch that failed, again keysRetry later: the old keys stay in
+// use meanwhile, and a key the issuer dropped would otherwise stay trusted
+// for a whole refresh interval more once it can be reached again.
 func (ks *keySet) run(ctx context.Context) {
 	for {
+		wait := ks.nextRefresh()
+		ks.mu.RLock()
+		if ks.failed != nil {
+			wait = min(wait, keysRetry)
+		}
+		ks.mu.RUnlock()
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(ks.nextRefresh()):
+		case <-time.After(wait):
 		}
 		// Bounded as a fetch for an unknown kid is, whatever the HTTP
 		// client: tokens with a new kid join this fetch, and an issuer
@@ -416,6 +425,10 @@ var signingAlgs = []jose.SignatureAlgorithm{
 // its exp (keySet.trusted).
 // Keyward itself sends 300 s.
 const maxKeysAge = time.Hour
+
+// keysRetry is how soon the background refresh of the issuer's keys is
+// tried again after a fetch that failed.
+const keysRetry = 10 * time.Second
 
 // maxAge reads Cache-Control max-age, at most maxKeysAge.
 func maxAge(h http.Header) time.Duration {

@@ -167,10 +167,12 @@ func WithSelfSignedJWTs() Option { return func(o *options) { o.selfSigned = true
 // response says nothing about caching (default 5 minutes), between 10 s
 // and an hour: a longer one is an hour, as a longer Cache-Control max-age
 // is, so that a key the issuer stops publishing is no longer trusted
-// within the hour. A verified JWT is answered from the cache only until
-// the keys it was verified with are due to be refetched (their fetch plus
-// this interval, or their max-age), whatever its exp; then it is verified
-// again with the keys fetched since, and refused if its key is gone. One
+// within the hour. A refresh that fails is tried again 10 s later, the
+// keys fetched before kept in use meanwhile. A verified JWT is answered
+// from the cache only until the keys it was verified with are due to be
+// refetched (their fetch plus this interval, or their max-age), whatever
+// its exp; then it is verified again with the keys fetched since, and
+// refused if its key is gone. One
 // verified with keys that could not be refetched (the issuer unreachable,
 // the old keys kept in use) is not cached, but checked each time as a new
 // token is.
