@@ -103,7 +103,8 @@ func WithIntrospectionKeyFile(keyFileJSON []byte) Option {
 // WithIntrospectionKeyFile): New fails without. A
 // self-signed JWT (WithSelfSignedJWTs) is not introspected: it is refused
 // once its account's keys are gone at the issuer, within 5 minutes of the
-// account being disabled or deleted.
+// account being disabled or deleted (15 while the issuer cannot be
+// reached).
 func WithRevocationCheck() Option { return func(o *options) { o.introspectJWTs = true } }
 
 // WithIntrospectionCacheTTL bounds how long an introspection answer, active

@@ -9,9 +9,10 @@
 //	...
 //	mux.Handle("GET /orders", verify.Middleware(v)(verify.RequireScopes("orders.read")(ordersHandler)))
 //
-// Verified tokens are cached, until they expire or the keys that verified
-// them are due to be fetched again, so the hot path of a busy API is a map
-// lookup.
+// Verified tokens are cached until they expire, the keys that verified
+// them are due to be fetched again, or, for a token introspected, the
+// introspection answer is to be asked again (WithIntrospectionCacheTTL),
+// whichever is first, so the hot path of a busy API is a map lookup.
 package verify
 
 import (
