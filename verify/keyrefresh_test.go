@@ -1004,3 +1004,57 @@ func TestKeyRefreshRetriedAfterFailure(t *testing.T) {
 		}
 	})
 }
+
+// The new-accounts budget (10 at once, one a second after) is spent at
+// the time of the spending: a JWT of a new account that joined a fetch of
+// its keys begun before it came, and fetches them again once that one
+// ends, spent from the budget at the time it came. Its clock, seconds
+// behind with a slow issuer, turned the budget's back, which then counted
+// those seconds again: every such JWT gave back more fetches than it
+// spent, so a flood of made-up emails, with the issuer slowed, reached
+// it beyond the budget.
+func TestNewAccountBudgetSpentNow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStubIssuer(t, true, nil)
+		var asked atomic.Int32 // the issuer's lookups of accounts
+		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.URL.Path == "/.well-known/oauth-authorization-server" || r.URL.Path == "/jwks" {
+				return s.client.Transport.RoundTrip(r)
+			}
+			asked.Add(1)
+			time.Sleep(5 * time.Second) // the issuer is slow: no such account, 5 s on
+			return &http.Response{StatusCode: http.StatusNotFound, Status: "404 Not Found", Header: http.Header{},
+				Body: io.NopCloser(bytes.NewReader(nil)), Request: r}, nil
+		})}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		defer time.Sleep(time.Minute) // the fetches end
+		v := s.verifier(t, ctx, verify.WithHTTPClient(client))
+		verifyLater := func(email string) {
+			go v.Verify(ctx, s.accountJWT(t, email, "k1"))
+			synctest.Wait()
+		}
+		// At 0 s: two JWTs of one new account, the second joining the
+		// first's fetch, and 8 other new accounts: 1 fetch of the budget
+		// left.
+		verifyLater("x@made.up")
+		verifyLater("x@made.up")
+		for i := range 8 {
+			verifyLater(fmt.Sprintf("early-%d@made.up", i))
+		}
+		// At 4 s: one more, from the 5 the budget then holds.
+		time.Sleep(4 * time.Second)
+		verifyLater("y@made.up")
+		// At 5 s the first fetch ends (no such account), and the JWT that
+		// joined it fetches again: 4 fetches left, whenever it came.
+		time.Sleep(time.Second)
+		synctest.Wait()
+		before := asked.Load()
+		for i := range 10 {
+			verifyLater(fmt.Sprintf("late-%d@made.up", i))
+		}
+		if got := asked.Load() - before; got != 4 {
+			t.Fatalf("%d new accounts looked up at 5 s, want 4: the budget left", got)
+		}
+	})
+}

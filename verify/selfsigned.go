@@ -241,14 +241,17 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 // none is (began) and budget, if not nil, allows one (nil when it does
 // not): bounded by fetchTimeout, and run apart from ctx, so that the
 // caller may stop waiting for it. Its err is errKeysUnavailable when
-// fetch reports a failure.
+// fetch reports a failure. The budget is spent at the clock's time, not
+// at now, which is seconds behind for a JWT that waited on another fetch:
+// a rate.Limiter told an earlier time than its last moves back to it, and
+// counts the time between again.
 func (a *accountKeys) start(ctx context.Context, email string, now time.Time, budget *rate.Limiter) (f *keyFetch, began bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.fetching[email] != nil {
 		return a.fetching[email], false
 	}
-	if budget != nil && !budget.AllowN(now, 1) {
+	if budget != nil && !budget.AllowN(a.o.now(), 1) {
 		return nil, false
 	}
 	f = &keyFetch{done: make(chan struct{})}
