@@ -162,7 +162,12 @@ func (in *introspector) introspect(ctx context.Context, raw, audience string, no
 				if ctx.Err() != nil {
 					return nil, unavailable("the issuer could not be asked about the token", ctx.Err())
 				}
-				continue // ask anew
+				// Ask anew, as of now: held to the rate at the time
+				// this request came, seconds before, it would turn the
+				// rate's clock back, and the rate would count the time
+				// between again.
+				now = in.o.now()
+				continue
 			}
 			if r.Err != nil {
 				return nil, r.Err

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/keyward/keyward/internal/admin"
@@ -455,4 +456,71 @@ func TestIntrospectionCachedUntilExpiry(t *testing.T) {
 			wantInvalid(t, err, "expired")
 		}
 	}
+}
+
+// A token whose question was to be asked by a request that ended while
+// waiting for a slot is asked about anew, and held to the rate, at the
+// time it is asked anew: it was held to it at the time the token came,
+// seconds before, which turned the rate's clock back, and the rate then
+// counted those seconds again, letting tokens never seen active past it.
+func TestIntrospectionRateAfterLeaderLeft(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		held, release := "kwat_"+strings.Repeat("A", 43), make(chan struct{})
+		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			switch r.URL.Path {
+			case "/.well-known/oauth-authorization-server":
+				return jsonResponse(r, map[string]string{"issuer": stubIssuerURL, "jwks_uri": stubIssuerURL + "/jwks",
+					"introspection_endpoint": stubIssuerURL + "/introspect"})
+			case "/jwks":
+				return jsonResponse(r, map[string]any{"keys": []any{}})
+			}
+			r.ParseForm()
+			if r.PostForm.Get("token") == held {
+				<-release // the issuer is slow about this one, holding the only slot
+			}
+			return jsonResponse(r, map[string]any{"active": false})
+		})}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		defer time.Sleep(time.Minute) // every request ends
+		defer close(release)
+		v, err := verify.New(ctx, stubIssuerURL, stubAudience, verify.WithHTTPClient(client),
+			verify.WithIntrospection("api", "secret"), verify.WithIntrospectionRate(0.1, 4), verify.WithIntrospectionConcurrency(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		verifyLater := func(ctx context.Context, raw string) chan error {
+			done := make(chan error, 1)
+			go func() {
+				_, err := v.Verify(ctx, raw)
+				done <- err
+			}()
+			synctest.Wait()
+			return done
+		}
+		// At 0 s: the held token takes the slot, a second token waits for
+		// it, and a request for the second token joins that one: 2 of 4
+		// questions left.
+		verifyLater(ctx, held)
+		leaderCtx, leave := context.WithCancel(ctx)
+		second := randomOpaque()
+		verifyLater(leaderCtx, second)
+		verifyLater(ctx, second)
+		// At 5 s: a third token, 1.5 left.
+		time.Sleep(5 * time.Second)
+		verifyLater(ctx, randomOpaque())
+		// At 9 s the request asking about the second token ends: the one
+		// joined asks anew, 0.9 left.
+		time.Sleep(4 * time.Second)
+		leave()
+		synctest.Wait()
+		select {
+		case err := <-verifyLater(ctx, randomOpaque()):
+			if !errors.Is(err, verify.ErrIntrospectionThrottled) {
+				t.Fatalf("a fourth token at 9 s: %v, want ErrIntrospectionThrottled", err)
+			}
+		default:
+			t.Fatal("a fourth token at 9 s, the rate spent, was let past it (it waits for a slot)")
+		}
+	})
 }
