@@ -1058,3 +1058,55 @@ func TestNewAccountBudgetSpentNow(t *testing.T) {
 		}
 	})
 }
+
+// A service account's JWT that comes while its account's stale keys are
+// being fetched again waits for that fetch, as the JWT that started it
+// does: it was verified at once with the stale keys, so a key the issuer
+// had dropped (or a disabled account's) was trusted past the 5 minutes
+// from its fetch though the issuer could be reached, for as long as the
+// fetch took.
+func TestAccountJWTWaitsForStaleKeysFetch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		answer := make(chan struct{})
+		s := newStubIssuer(t, true, func(_ *http.Request, n int32) error {
+			if n == 2 {
+				<-answer // the issuer is slow to answer
+			}
+			return nil
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v := s.verifier(t, ctx)
+		start := time.Now()
+		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
+			t.Fatal(err)
+		}
+		s.publish("k2") // the issuer drops k1
+		time.Sleep(start.Add(5*time.Minute + time.Second).Sub(time.Now()))
+		verifyLater := func() chan error {
+			done := make(chan error, 1)
+			go func() {
+				_, err := v.Verify(ctx, s.token(t, "k1"))
+				done <- err
+			}()
+			synctest.Wait()
+			return done
+		}
+		first := verifyLater() // the keys are stale: it fetches them again
+		time.Sleep(time.Second)
+		second := verifyLater()
+		select {
+		case err := <-second:
+			if err == nil {
+				t.Fatal("a JWT of a key the issuer dropped, while the account's stale keys were being fetched again, was accepted with them")
+			}
+		default: // it waits for the fetch
+		}
+		close(answer)
+		for _, done := range []chan error{first, second} {
+			if err := <-done; err == nil {
+				t.Fatal("a JWT of a key the issuer dropped was accepted once the keys were fetched again")
+			}
+		}
+	})
+}

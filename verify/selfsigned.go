@@ -164,10 +164,12 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 	)
 	if refresh {
 		f, began = a.start(ctx, email, now, budget)
-	} else if !hasKid {
+	} else if !hasKid || stale {
 		// A fetch in flight (for another JWT) may bring the key: wait
 		// for it, as for one started here, rather than
-		// answer as if the keys could not be fetched.
+		// answer as if the keys could not be fetched. Nor are stale
+		// keys used while one is: only once it has failed, the issuer
+		// not being reachable.
 		a.mu.Lock()
 		f = a.fetching[email]
 		a.mu.Unlock()
