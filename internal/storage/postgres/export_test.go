@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"database/sql"
+	"time"
 
 	"github.com/keyward/keyward/internal/storage/sqlstore"
 )
@@ -15,3 +16,11 @@ type MigrationLocker = migrationLocker
 
 // WatchPinging is Watch, pinging a connection quiet for ping.
 var WatchPinging = watch
+
+// SetDefaultConnectTimeout sets the connect timeout of DSNs that set none
+// until the test ends.
+func SetDefaultConnectTimeout(t interface{ Cleanup(func()) }, d time.Duration) {
+	old := defaultConnectTimeout
+	defaultConnectTimeout = d
+	t.Cleanup(func() { defaultConnectTimeout = old })
+}

@@ -12,8 +12,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
@@ -51,10 +52,11 @@ type Options struct {
 // string) and brings its schema up to date. Replicas starting at once take
 // turns: migrations run under a session advisory lock.
 func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error) {
-	db, err := sql.Open("pgx", dsn)
+	cfg, err := connConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
+	db := stdlib.OpenDB(*cfg)
 	n := opts.MaxConns
 	if n <= 0 {
 		n = 16
@@ -74,6 +76,27 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 		warnClockOffset(ctx, db, opts.Logger, time.Now)
 	}
 	return sqlstore.New(db, db, dialect()), nil
+}
+
+// defaultConnectTimeout bounds each attempt to connect (dial, TLS and
+// startup) when the DSN sets no connect_timeout. Without it, a server
+// that accepts the connection and then says nothing (one stuck, a proxy
+// whose database is gone, a network that drops the packets after the
+// handshake) holds the attempt for ever: a replica starting then never
+// starts nor fails, and the pool and the change watcher never retry.
+var defaultConnectTimeout = 10 * time.Second
+
+// connConfig parses dsn, giving it defaultConnectTimeout when it sets no
+// connect_timeout (or 0).
+func connConfig(dsn string) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = defaultConnectTimeout
+	}
+	return cfg, nil
 }
 
 // warnUndurable logs a warning when the database answers commits before

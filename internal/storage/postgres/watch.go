@@ -64,7 +64,11 @@ func watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload st
 }
 
 func listen(ctx context.Context, dsn string, ping time.Duration, fn func(string), listening func()) error {
-	conn, err := pgx.Connect(ctx, dsn)
+	cfg, err := connConfig(dsn)
+	if err != nil {
+		return err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return err
 	}
