@@ -132,6 +132,10 @@ func (s *stuckStore) Commit(ctx context.Context, _ []storage.Write) ([]error, er
 
 func (s *stuckStore) Close() error { s.closed = true; return nil }
 
+// stuckCommits gives the journal's commits longer than Close waits, so
+// that a commit is still stuck when Close gives up on it.
+var stuckCommits = groupcommit.Options{CommitTimeout: 2 * tally.CloseTimeout}
+
 // TestCloseGivesUpOnStuckStore: Close waits for a store that does not
 // answer only as long as tally.CloseTimeout, then says how many writes it
 // could not confirm and closes the store, well before systemd's
@@ -140,7 +144,7 @@ func TestCloseGivesUpOnStuckStore(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var logs strings.Builder
 		st := &stuckStore{}
-		m := &Main{Logger: slog.New(slog.NewTextHandler(&logs, nil)), store: st, journal: groupcommit.New(st, groupcommit.Options{})}
+		m := &Main{Logger: slog.New(slog.NewTextHandler(&logs, nil)), store: st, journal: groupcommit.New(st, stuckCommits)}
 		written := make(chan error, 1)
 		go func() { written <- m.journal.Write(context.Background(), storage.Write{}) }()
 		synctest.Wait()
@@ -192,7 +196,7 @@ func TestCloseGivesUpOnHungClose(t *testing.T) {
 				st := &hungStore{release: make(chan struct{})}
 				defer close(st.release)
 				unlocked := false
-				m := &Main{Logger: slog.New(slog.NewTextHandler(&logs, nil)), store: st, journal: groupcommit.New(st, groupcommit.Options{}),
+				m := &Main{Logger: slog.New(slog.NewTextHandler(&logs, nil)), store: st, journal: groupcommit.New(st, stuckCommits),
 					unlock: func() { unlocked = true }}
 				if tc.writes {
 					go m.journal.Write(context.Background(), storage.Write{})

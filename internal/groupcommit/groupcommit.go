@@ -32,6 +32,7 @@ type Committer struct {
 	store    Store
 	maxBatch int
 	onBatch  func(size int, d time.Duration)
+	timeout  time.Duration
 
 	mu     sync.RWMutex
 	closed bool
@@ -58,12 +59,25 @@ type Options struct {
 	// OnBatch, if set, is called with each committed batch's size and the
 	// time its transaction took.
 	OnBatch func(size int, d time.Duration)
+	// CommitTimeout bounds each transaction; 0 means DefaultCommitTimeout.
+	CommitTimeout time.Duration
 }
+
+// DefaultCommitTimeout bounds a transaction, which no one request's
+// context ends: a connection whose peer is gone without a word (a
+// database failed over, a NAT that dropped it) holds a commit until TCP
+// gives up, some 15 minutes, and every write waits behind it, long after
+// the database is back. It is well within the server's 30-second write
+// timeout, so that the requests' 503 still reaches their clients.
+const DefaultCommitTimeout = 20 * time.Second
 
 // New starts a Committer writing to store.
 func New(store Store, opts Options) *Committer {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 512
+	}
+	if opts.CommitTimeout <= 0 {
+		opts.CommitTimeout = DefaultCommitTimeout
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Committer{
@@ -72,6 +86,7 @@ func New(store Store, opts Options) *Committer {
 		store:    store,
 		maxBatch: opts.MaxBatch,
 		onBatch:  opts.OnBatch,
+		timeout:  opts.CommitTimeout,
 		reqs:     make(chan *request, 4*opts.MaxBatch),
 		done:     make(chan struct{}),
 	}
@@ -114,7 +129,8 @@ func (c *Committer) Write(ctx context.Context, w storage.Write) error {
 }
 
 // Close stops accepting writes, commits the ones already accepted and waits
-// for them to be durable, however long the store takes.
+// for them to be durable or failed (each transaction for at most
+// Options.CommitTimeout).
 func (c *Committer) Close() { c.Shutdown(context.Background()) }
 
 // Shutdown is Close, but waits only until ctx ends. It then cancels the
@@ -168,10 +184,10 @@ func (c *Committer) loop() {
 			writes = append(writes, r.w)
 		}
 		// The batch is committed even if the requests' contexts end: what a
-		// request handed over is recorded. Only a Shutdown out of time
-		// cancels it.
+		// request handed over is recorded. Only CommitTimeout, or a
+		// Shutdown out of time, cancels it.
 		start := time.Now()
-		res, err := c.store.Commit(c.ctx, writes)
+		res, err := c.commit(writes)
 		if err == nil && c.onBatch != nil {
 			c.onBatch(len(batch), time.Since(start))
 		}
@@ -206,13 +222,20 @@ func lostStore(err error) bool {
 		errors.Is(err, driver.ErrBadConn) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
+// commit commits writes in one transaction, for at most c.timeout.
+func (c *Committer) commit(writes []storage.Write) ([]error, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
+	defer cancel()
+	return c.store.Commit(ctx, writes)
+}
+
 // commitEach commits each of writes in a transaction of its own, in
 // order, and returns the outcome of each.
 func (c *Committer) commitEach(writes []storage.Write) []error {
 	out := make([]error, len(writes))
 	for i, w := range writes {
 		start := time.Now()
-		res, err := c.store.Commit(c.ctx, []storage.Write{w})
+		res, err := c.commit([]storage.Write{w})
 		if err != nil {
 			out[i] = err
 			continue

@@ -255,14 +255,15 @@ func TestShutdownGivesUp(t *testing.T) {
 					}()
 				}
 				synctest.Wait()
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				// Shutdown's context ends before the commit's own timeout.
+				ctx, cancel := context.WithTimeout(context.Background(), DefaultCommitTimeout/2)
 				defer cancel()
 				start := time.Now()
 				if n := c.Shutdown(ctx); n != 2 {
 					t.Errorf("Shutdown = %d unconfirmed writes, want 2", n)
 				}
-				if d := time.Since(start); d != 30*time.Second {
-					t.Errorf("Shutdown took %v, want 30s", d)
+				if d := time.Since(start); d != DefaultCommitTimeout/2 {
+					t.Errorf("Shutdown took %v, want %v", d, DefaultCommitTimeout/2)
 				}
 				if !tt.seesCtx {
 					close(st.gate) // the store answers after all
@@ -296,4 +297,29 @@ func TestShutdownInTime(t *testing.T) {
 	if n := c.Shutdown(ctx); n != 0 {
 		t.Errorf("Shutdown = %d unconfirmed writes, want 0", n)
 	}
+}
+
+// A commit the store never answers (a connection whose peer is gone
+// without a word holds one until TCP gives up, some 15 minutes) fails
+// after CommitTimeout, and the writes after it go on once the store
+// answers again: it held every write behind it, with no request's context
+// to end it.
+func TestCommitTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStore{used: map[string]bool{}, gate: make(chan struct{}), gateCtx: true}
+		c := New(st, Options{})
+		defer c.Close()
+		start := time.Now()
+		err := c.Write(context.Background(), storage.Write{JTIs: []storage.UsedJTI{{JTI: "a"}}})
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Write on a store that does not answer = %v, want %v", err, context.DeadlineExceeded)
+		}
+		if d := time.Since(start); d != DefaultCommitTimeout {
+			t.Errorf("Write failed after %v, want %v", d, DefaultCommitTimeout)
+		}
+		close(st.gate) // the store answers again
+		if err := c.Write(context.Background(), storage.Write{JTIs: []storage.UsedJTI{{JTI: "b"}}}); err != nil {
+			t.Fatalf("Write once the store answers: %v", err)
+		}
+	})
 }
