@@ -3,6 +3,8 @@ package admin
 import (
 	"maps"
 	"slices"
+	"testing"
+	"time"
 )
 
 // RoutePatterns returns the patterns of the routes Register mounts, sorted,
@@ -10,4 +12,11 @@ import (
 func RoutePatterns() []string {
 	var h Handler
 	return slices.Sorted(maps.Keys(h.routes()))
+}
+
+// SetChangeTimeout sets the bound of admin changes until the test ends.
+func SetChangeTimeout(t testing.TB, d time.Duration) {
+	old := changeTimeout
+	changeTimeout = d
+	t.Cleanup(func() { changeTimeout = old })
 }

@@ -198,6 +198,14 @@ func refuseIfMatch(pattern string) error {
 	return invalid("Only PATCH of a service account, an API or an organization; DELETE of a service account, an API, a key or a secret; disabling or enabling a service account, a key or a secret; and placing, moving or removing an organization's project take If-Match; send this request without it.")
 }
 
+// changeTimeout bounds an admin change (any method but GET and HEAD),
+// which no client's deadline reaches the server: one that waits on a lock
+// (a psql session holding an account's row, a replica's transaction stuck
+// on a dead connection) is given up and answered 503, within the server's
+// 30-second write timeout, instead of holding its locks, and the locks of
+// the changes queued behind it, for as long as the other holds its.
+var changeTimeout = 20 * time.Second
+
 // endpoint wraps an admin operation with authentication and JSON encoding.
 func (h *Handler) endpoint(fn func(*http.Request, Actor) (int, any, error)) http.Handler {
 	return h.callerEndpoint(func(r *http.Request, c caller) (int, any, error) { return fn(r, c.Actor) })
@@ -231,7 +239,13 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 				status int
 				body   any
 			)
-			status, body, err = fn(r, c)
+			fr := r
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				ctx, cancel := context.WithTimeout(r.Context(), changeTimeout)
+				defer cancel()
+				fr = r.WithContext(ctx)
+			}
+			status, body, err = fn(fr, c)
 			if err == nil {
 				if t, ok := body.(tagged); ok {
 					w.Header().Set("ETag", t.etag)
