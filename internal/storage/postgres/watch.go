@@ -26,7 +26,8 @@ const channel = `CASE WHEN octet_length(current_schema()) <= 63 - octet_length('
 
 // Watch listens for the store's change notifications until ctx ends and calls fn with each payload.
 // When the connection is lost, notifications may have been missed, so it
-// calls fn(storage.ChangeAll) and reconnects, backing off up to 5 seconds;
+// calls fn(storage.ChangeAll) and reconnects, backing off up to 5 seconds,
+// logging each failure as a warning and the reconnection as information;
 // a connection that has been quiet for 30 seconds is pinged, and lost if
 // it does not answer within 30 more.
 // ready, if not nil, is closed once the first LISTEN is in place.
@@ -38,11 +39,15 @@ func Watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload st
 func watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload string), ready chan<- struct{}, ping time.Duration) {
 	backoff := 100 * time.Millisecond
 	first := true
+	var lost time.Time // when the last connection was lost
 	for ctx.Err() == nil {
+		listened := false
 		err := listen(ctx, dsn, ping, fn, func() {
+			listened = true
 			backoff = 100 * time.Millisecond
 			if !first {
 				fn(storage.ChangeAll) // what happened while we were away is unknown
+				log.Info("listening again for the PostgreSQL change notifications; caches flushed", "lost_for", time.Since(lost).Round(time.Millisecond))
 			}
 			if first && ready != nil {
 				close(ready)
@@ -51,6 +56,9 @@ func watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload st
 		})
 		if ctx.Err() != nil {
 			return
+		}
+		if listened || lost.IsZero() {
+			lost = time.Now()
 		}
 		log.Warn("lost the PostgreSQL change notifications; caches fall back to their TTL until reconnected", "err", err, "retry_in", backoff)
 		fn(storage.ChangeAll)

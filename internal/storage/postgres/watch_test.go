@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"io"
 	"log/slog"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
+	"github.com/keyward/keyward/internal/testkeyward"
 )
 
 func TestWatchSeesCommittedChanges(t *testing.T) {
@@ -245,5 +247,43 @@ func forward(dst, src net.Conn, quiet *atomic.Bool) {
 		if _, err := dst.Write(buf[:n]); err != nil {
 			return
 		}
+	}
+}
+
+// A LISTEN connection the database ends (pg_terminate_backend) is
+// logged as lost, and, once Watch listens again, as back: an operator
+// who saw the warning can tell that the replica recovered.
+func TestWatchLogsReconnection(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs testkeyward.SyncBuffer
+	ready, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		postgres.Watch(ctx, dsn, slog.New(slog.NewTextHandler(&logs, nil)), func(string) {}, ready)
+	}()
+	defer func() { cancel(); <-done }()
+	<-ready
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE query LIKE 'LISTEN %' AND query LIKE '%' || current_schema() || '%' AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("ended %d LISTEN connections, want 1", n)
+	}
+	for start := time.Now(); !strings.Contains(logs.String(), "listening again"); time.Sleep(5 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("no reconnection logged 10 s after the connection was ended; log:\n%s", logs.String())
+		}
+	}
+	out := logs.String()
+	if lost, back := strings.Index(out, "level=WARN msg=\"lost the PostgreSQL change notifications"), strings.Index(out, "level=INFO msg=\"listening again"); lost < 0 || back < lost {
+		t.Errorf("log = %q, want the loss as a warning, then the reconnection", out)
 	}
 }
