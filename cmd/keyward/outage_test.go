@@ -149,3 +149,45 @@ func TestDatabaseOutage(t *testing.T) {
 		t.Errorf("token after the outage: %d %v", s, body)
 	}
 }
+
+// keyward_change_notifications_listening is 1 while the replica listens
+// for the others' changes, 0 while it cannot, and 1 again once it
+// reconnects.
+func TestChangeNotificationsGauge(t *testing.T) {
+	base := onOneStore(t)
+	var p *cutProxy
+	m := startServer(t, base, func(m *Main) {
+		p = newCutProxy(t, m.Config.DB)
+		m.Config.DB = p.dsn
+		m.Config.MetricsListen = "127.0.0.1:0"
+	})
+	gauge := func() string {
+		t.Helper()
+		resp, err := http.Get("http://" + m.metricsListener.Addr().String() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for line := range strings.Lines(string(body)) {
+			if v, ok := strings.CutPrefix(line, "keyward_change_notifications_listening "); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		t.Fatal("no keyward_change_notifications_listening")
+		return ""
+	}
+	waitFor := func(want string) {
+		t.Helper()
+		for start := time.Now(); gauge() != want; time.Sleep(5 * time.Millisecond) {
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("keyward_change_notifications_listening = %s after 10 s, want %s", gauge(), want)
+			}
+		}
+	}
+	waitFor("1")
+	p.cut()
+	waitFor("0")
+	p.mend()
+	waitFor("1")
+}

@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -207,6 +208,8 @@ type Main struct {
 	unlock func()
 	// keyReloads are applyChange's reloads of the signing keys.
 	keyReloads keyReloads
+	// listening: postgres.Watch listens for the other replicas' changes.
+	listening atomic.Bool
 
 	// caCertificates: this server takes CA-issued client certificates,
 	// so a certificate binding is an administrator's way in.
@@ -309,6 +312,14 @@ func (m *Main) Open(ctx context.Context) error {
 		m.metrics.HeldSummaries(func() float64 { return float64(m.introspections.Held()) })
 	}
 	m.metrics.AdminSignInExpiry(m.adminExpiryGauge)
+	if c.DB != "" {
+		m.metrics.ChangeNotifications(func() float64 {
+			if m.listening.Load() {
+				return 1
+			}
+			return 0
+		})
+	}
 	build := readBuildInfo()
 	m.metrics.BuildInfo(build.Version, build.revisionLabel(), build.GoVersion)
 
@@ -567,7 +578,7 @@ func (m *Main) Run(ctx context.Context) error {
 		// keys and began to cache, and before the LISTEN is in place, are
 		// not announced to this one: once it is, apply them all.
 		listening := make(chan struct{})
-		go postgres.Watch(bg, m.Config.DB, m.Logger, m.applyChange, listening)
+		go postgres.Watch(bg, m.Config.DB, m.Logger, m.applyChange, listening, m.listening.Store)
 		go func() {
 			select {
 			case <-listening:

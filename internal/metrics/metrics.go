@@ -120,6 +120,15 @@ func (m *Metrics) HeldSummaries(held func() float64) {
 	}, held))
 }
 
+// ChangeNotifications reports, from listening, whether this replica
+// hears the other replicas' changes (PostgreSQL's LISTEN): 1 or 0.
+func (m *Metrics) ChangeNotifications(listening func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "keyward_change_notifications_listening",
+		Help: "1 while this replica listens for the other replicas' changes (PostgreSQL LISTEN), 0 while it has lost that connection and its caches fall back to --cache-ttl. Only with --db.",
+	}, listening))
+}
+
 // AdminSignInExpiry reports, from until, the Unix time until which an
 // administrator can still get tokens: +Inf when a way in never expires, 0
 // when none is usable.

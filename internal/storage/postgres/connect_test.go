@@ -86,7 +86,7 @@ func TestWatchRetriesMuteServer(t *testing.T) {
 			case got <- p:
 			default:
 			}
-		}, nil)
+		}, nil, nil)
 	}()
 	defer func() { cancel(); <-done }()
 	select {

@@ -31,12 +31,17 @@ const channel = `CASE WHEN octet_length(current_schema()) <= 63 - octet_length('
 // a connection that has been quiet for 30 seconds is pinged, and lost if
 // it does not answer within 30 more.
 // ready, if not nil, is closed once the first LISTEN is in place.
-func Watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload string), ready chan<- struct{}) {
-	watch(ctx, dsn, log, fn, ready, 30*time.Second)
+// listening, if not nil, is called with true each time a LISTEN is in
+// place and with false each time the connection is lost.
+func Watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload string), ready chan<- struct{}, listening func(bool)) {
+	watch(ctx, dsn, log, fn, ready, listening, 30*time.Second)
 }
 
 // watch is Watch, pinging a connection quiet for ping.
-func watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload string), ready chan<- struct{}, ping time.Duration) {
+func watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload string), ready chan<- struct{}, listening func(bool), ping time.Duration) {
+	if listening == nil {
+		listening = func(bool) {}
+	}
 	backoff := 100 * time.Millisecond
 	first := true
 	var lost time.Time // when the last connection was lost
@@ -44,6 +49,7 @@ func watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload st
 		listened := false
 		err := listen(ctx, dsn, ping, fn, func() {
 			listened = true
+			listening(true)
 			backoff = 100 * time.Millisecond
 			if !first {
 				fn(storage.ChangeAll) // what happened while we were away is unknown
@@ -54,6 +60,9 @@ func watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload st
 			}
 			first = false
 		})
+		if listened {
+			listening(false)
+		}
 		if ctx.Err() != nil {
 			return
 		}

@@ -33,7 +33,7 @@ func TestWatchSeesCommittedChanges(t *testing.T) {
 	defer s.Close()
 	got := make(chan string, 16)
 	ready := make(chan struct{})
-	go postgres.Watch(ctx, dsn, slog.New(slog.NewTextHandler(io.Discard, nil)), func(p string) { got <- p }, ready)
+	go postgres.Watch(ctx, dsn, slog.New(slog.NewTextHandler(io.Discard, nil)), func(p string) { got <- p }, ready, nil)
 	<-ready
 
 	ev := storage.AuditEvent{Time: time.Now(), Action: "t", Outcome: storage.OutcomeSuccess}
@@ -86,7 +86,7 @@ func TestWatchLongSchemaName(t *testing.T) {
 	defer s.Close()
 	got := make(chan string, 16)
 	ready := make(chan struct{})
-	go postgres.Watch(ctx, dsn, slog.New(slog.NewTextHandler(io.Discard, nil)), func(p string) { got <- p }, ready)
+	go postgres.Watch(ctx, dsn, slog.New(slog.NewTextHandler(io.Discard, nil)), func(p string) { got <- p }, ready, nil)
 	<-ready
 	ev := storage.AuditEvent{Time: time.Now(), Action: "t", Outcome: storage.OutcomeSuccess}
 	if err := s.CreateAPI(ctx, storage.API{Name: "x", Identifier: "https://x", Scopes: []string{"x.read"}, CreatedAt: time.Now()}, ev); err != nil {
@@ -125,7 +125,7 @@ func TestWatchReplacesSilentConnection(t *testing.T) {
 			case got <- p:
 			default:
 			}
-		}, ready, 200*time.Millisecond)
+		}, ready, nil, 200*time.Millisecond)
 	}()
 	defer func() { cancel(); <-done }()
 	<-ready
@@ -260,7 +260,7 @@ func TestWatchLogsReconnection(t *testing.T) {
 	ready, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		postgres.Watch(ctx, dsn, slog.New(slog.NewTextHandler(&logs, nil)), func(string) {}, ready)
+		postgres.Watch(ctx, dsn, slog.New(slog.NewTextHandler(&logs, nil)), func(string) {}, ready, nil)
 	}()
 	defer func() { cancel(); <-done }()
 	<-ready
