@@ -633,7 +633,10 @@ func (m *Main) Run(ctx context.Context) error {
 // deploy/keyward.service's TimeoutStopSec covers all of it.
 const shutdownGrace = 25 * time.Second
 
-// every runs fn every interval until ctx ends.
+// every runs fn every interval until ctx ends, each run for at most
+// interval: a run stuck on a store that does not answer (a connection
+// whose peer is gone without a word, a row another session keeps locked)
+// would hold every later run, and whatever locks it took, for ever.
 func every(ctx context.Context, interval time.Duration, fn func(context.Context)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -642,7 +645,9 @@ func every(ctx context.Context, interval time.Duration, fn func(context.Context)
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			fn(ctx)
+			rctx, cancel := context.WithTimeout(ctx, interval)
+			fn(rctx)
+			cancel()
 		}
 	}
 }
