@@ -163,9 +163,9 @@ func New(cfg Config, d Deps) *Server {
 
 	resolver := tokenstate.New(cached, d.Signer, cfg.Issuer, d.Now)
 	mux := http.NewServeMux()
-	mux.Handle("/token", tok)
-	mux.Handle("/introspect", introspect.NewHandler(auth, resolver, cached, d.Journal, d.Introspections, d.Now, d.Logger, observer))
-	mux.Handle("/revoke", revoke.NewHandler(auth, resolver, cached, d.Journal, d.Now, d.Logger, observer))
+	mux.Handle("/token", withDeadline(tok))
+	mux.Handle("/introspect", withDeadline(introspect.NewHandler(auth, resolver, cached, d.Journal, d.Introspections, d.Now, d.Logger, observer)))
+	mux.Handle("/revoke", withDeadline(revoke.NewHandler(auth, resolver, cached, d.Journal, d.Now, d.Logger, observer)))
 	disc.Register(mux)
 	adminHTTP := admin.NewHandler(adminSvc, resolver, auth, signingKeys{d.Signer, d.Store}, d.Journal, cfg.Issuer, d.Logger)
 	adminHTTP.Register(mux)
@@ -253,6 +253,24 @@ func refuseDotSegments(next http.Handler) http.Handler {
 			}
 		}
 		next.ServeHTTP(w, r)
+	})
+}
+
+// RequestTimeout bounds a request to /token, /introspect or /revoke,
+// which no client's deadline reaches: a store that does not answer (a
+// connection whose peer is gone without a word) is given up, and the
+// request answered 503 temporarily_unavailable, well within keyward
+// serve's 30-second write timeout, past which no answer reaches the
+// client. Each read the cache shares and each group commit have bounds
+// of their own, but one after the other they could outlast it.
+const RequestTimeout = 25 * time.Second
+
+// withDeadline runs next with RequestTimeout as its request's deadline.
+func withDeadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
