@@ -65,6 +65,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 	db.SetMaxIdleConns(n)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("postgres: connect: the database did not answer within %v (the DSN's connect_timeout sets this): %w", cfg.ConnectTimeout, err)
+		}
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
 	if err := migrate(ctx, db, sqlstore.ModeOf(opts.NoMigrate, opts.MigrateNewOnly)); err != nil {
