@@ -87,14 +87,16 @@ func TestListTableEmpty(t *testing.T) {
 		followWait = 10 * time.Millisecond
 		var (
 			polls     atomic.Int32
-			out       *testkeyward.SyncBuffer // set before the follower starts
-			firstPoll = make(chan string, 1)  // what it had printed then
+			out       *testkeyward.SyncBuffer // set once started is closed
+			started   = make(chan struct{})
+			firstPoll = make(chan string, 1) // what it had printed then
 			third     = make(chan struct{})
 		)
 		proxy := frontOf(t, m, func(w http.ResponseWriter, r *http.Request) bool {
 			if r.URL.Path == "/v1/audit" && r.URL.Query().Get("wait") != "" {
 				switch polls.Add(1) {
 				case 1:
+					<-started // out is set: startCLI has returned
 					firstPoll <- out.String()
 				case 3:
 					close(third)
@@ -103,6 +105,7 @@ func TestListTableEmpty(t *testing.T) {
 			return false
 		})
 		out, errOut, done, stop := startCLI(t, append([]string{"audit", "list", "--follow", "--action", "no.such", "--server", proxy.URL}, flags...)...)
+		close(started)
 		select {
 		case <-third:
 		case err := <-done:
