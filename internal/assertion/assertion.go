@@ -163,7 +163,7 @@ func checkCritical(h jose.Header) error {
 			return fail(Malformed, "Invalid JWT: the crit header must be a list of extension names; this server supports no critical extensions but b64.", nil)
 		}
 		if !slices.Contains(supportedCritical, name) {
-			unsupported = append(unsupported, strconv.Quote(oauth2.Truncate(name, 64)))
+			unsupported = append(unsupported, oauth2.QuoteForDescription(name))
 		}
 	}
 	if len(unsupported) > 0 {

@@ -273,8 +273,8 @@ func TestParseRefusesCritical(t *testing.T) {
 	enc := base64.URLEncoding.EncodeToString
 	padded := enc([]byte(`{"alg": "ES256", "crit": ["urn:x"], "urn:x": 1}`)) + "." + enc([]byte(`{"iss": "a@p"}`)) + ".c2ln"
 	for _, tt := range []struct{ name, raw, desc string }{
-		{"unsupported extension", unsupported, `the extension "urn:x"`},
-		{"unsupported extension, signature padded", unsupported + "==", `the extension "urn:x"`},
+		{"unsupported extension", unsupported, `the extension 'urn:x'`},
+		{"unsupported extension, signature padded", unsupported + "==", `the extension 'urn:x'`},
 		{"crit not a list", sign((&jose.SignerOptions{}).WithHeader("crit", "urn:x")), "must be a list"},
 		{"crit with a number", sign((&jose.SignerOptions{}).WithHeader("crit", []any{1})), "must be a list"},
 		{"padded segments", padded, "padded base64 segments"},

@@ -174,7 +174,7 @@ func ParseScope(s string) ([]string, error) {
 			continue
 		}
 		if !ValidScopeToken(f) {
-			return nil, errors.New("the scope " + QuoteShort(f) + " " + scopeHint(f))
+			return nil, errors.New("the scope " + QuoteForDescription(f) + " " + scopeHint(f))
 		}
 		if !seen[f] {
 			seen[f] = true
@@ -214,9 +214,11 @@ func scopeHint(s string) string {
 	}
 }
 
-// QuoteShort quotes a value a client sent, for an error description: cut
-// to 64 bytes, so that a refusal does not echo a parameter of up to 64 KiB
-// into the response, the log and the audit event.
+// QuoteShort quotes a value a client sent, for an error message that is
+// no OAuth error description (the CLI's, an import's, the admin API's;
+// those use QuoteForDescription): cut to 64 bytes, so that a refusal does
+// not echo a value of up to 64 KiB into the response, the log and the
+// audit event.
 func QuoteShort(s string) string {
 	b, _ := json.Marshal(Truncate(s, 64))
 	return string(b)

@@ -1,6 +1,9 @@
 package oauth2
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // DescriptionText keeps s to the characters RFC 6749 §5.2 allows in
 // error_description, which RFC 6750 §3, RFC 7009 §2.2.1 and RFC 7662 §2.3
@@ -37,3 +40,38 @@ var descriptionReplacer = strings.NewReplacer(
 	`"`, "'", `\`, "/", "§ ", "section ", "§", "section ", "…", "...",
 	"\t", " ", "\r\n", " ", "\n", " ", "\r", " ",
 )
+
+// maxQuoted is how many bytes of a value QuoteForDescription shows.
+const maxQuoted = 64
+
+// QuoteForDescription quotes a value a client sent for an OAuth error
+// description, in the characters RFC 6749 §5.2 allows, so that
+// DescriptionText leaves it as it is: in single quotes, cut as Truncate
+// cuts to 64 bytes but marked with "...", and with ?, one for each
+// character, in place of ', " and \ and of any character beyond printable
+// ASCII. The closing quote is then always the value's end, and a value
+// that is plain ASCII, as scopes, parameter names and most URLs are,
+// reads as it was sent; the value itself is in the client's own request.
+// QuoteShort, whose JSON escapes §5.2 does not allow, is for messages
+// that are no OAuth error description.
+func QuoteForDescription(s string) string {
+	cut := len(s) > maxQuoted
+	b := make([]byte, 0, min(len(s), maxQuoted)+len("'...'"))
+	b = append(b, '\'')
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if cut && i+size > maxQuoted {
+			break
+		}
+		if r < utf8.RuneSelf && descriptionByte(byte(r)) && r != '\'' {
+			b = append(b, byte(r))
+		} else {
+			b = append(b, '?')
+		}
+		i += size
+	}
+	if cut {
+		b = append(b, "..."...)
+	}
+	return string(append(b, '\''))
+}

@@ -77,12 +77,12 @@ func ParseForm(w http.ResponseWriter, r *http.Request) (Form, error) {
 	// what it looks like then: say what is wrong instead.
 	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 		return nil, &Error{Code: ErrInvalidRequest, Status: http.StatusUnsupportedMediaType,
-			Description: fmt.Sprintf("The request body must not be compressed (Content-Encoding %s): send it as plain form encoding.", QuoteShort(ce))}
+			Description: fmt.Sprintf("The request body must not be compressed (Content-Encoding %s): send it as plain form encoding.", QuoteForDescription(ce))}
 	}
 	cs, declared := params["charset"]
 	asciiOnly := declared && !strings.EqualFold(cs, "utf-8")
 	if asciiOnly && !asciiCompatible[strings.ToLower(cs)] {
-		return nil, Errorf(ErrInvalidRequest, "The request body must be UTF-8 encoded (RFC 6749 Appendix B), not %s.", QuoteShort(cs))
+		return nil, Errorf(ErrInvalidRequest, "The request body must be UTF-8 encoded (RFC 6749 Appendix B), not %s.", QuoteForDescription(cs))
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxFormBytes))
 	if err != nil {
@@ -94,7 +94,7 @@ func ParseForm(w http.ResponseWriter, r *http.Request) (Form, error) {
 	}
 	f, err := ParseFormBody(string(body))
 	if err == nil && asciiOnly && !f.ascii() {
-		return nil, Errorf(ErrInvalidRequest, "The request body declares charset %s and holds characters beyond ASCII, which Keyward reads only as UTF-8 (RFC 6749 Appendix B): send it as UTF-8, with charset=UTF-8 or none.", QuoteShort(cs))
+		return nil, Errorf(ErrInvalidRequest, "The request body declares charset %s and holds characters beyond ASCII, which Keyward reads only as UTF-8 (RFC 6749 Appendix B): send it as UTF-8, with charset=UTF-8 or none.", QuoteForDescription(cs))
 	}
 	return f, err
 }
@@ -151,7 +151,7 @@ func ParseFormBody(body string) (Form, error) {
 		}
 		if prev, dup := f[key]; dup {
 			if !repeatable[key] {
-				return nil, Errorf(ErrInvalidRequest, "The parameter %s is given more than once.", QuoteShort(key))
+				return nil, Errorf(ErrInvalidRequest, "The parameter %s is given more than once.", QuoteForDescription(key))
 			}
 			switch {
 			case val == "":

@@ -48,9 +48,9 @@ func (h *Handler) delegate(ctx context.Context, acct storage.Account, subject st
 	case delegation.NoScopeGranted:
 		return nil, time.Time{}, oauth2.Errorf(oauth2.ErrUnauthorizedClient, "%s", noGrantedScopes)
 	case delegation.ScopeNotGranted:
-		return nil, time.Time{}, oauth2.Errorf(oauth2.ErrAccessDenied, "Domain-wide delegation in %s does not include the scope %s.", r.Domain, oauth2.QuoteShort(r.Scope))
+		return nil, time.Time{}, oauth2.Errorf(oauth2.ErrAccessDenied, "Domain-wide delegation in %s does not include the scope %s.", r.Domain, oauth2.QuoteForDescription(r.Scope))
 	case delegation.ScopeBlocked:
-		return nil, time.Time{}, oauth2.Errorf(oauth2.ErrAdminPolicyEnforced, "The administrator of %s does not allow the scope %s for delegated access.", r.Domain, oauth2.QuoteShort(r.Scope))
+		return nil, time.Time{}, oauth2.Errorf(oauth2.ErrAdminPolicyEnforced, "The administrator of %s does not allow the scope %s for delegated access.", r.Domain, oauth2.QuoteForDescription(r.Scope))
 	case delegation.OrgInternal:
 		return nil, time.Time{}, oauth2.Errorf(oauth2.ErrOrgInternal, "This client is restricted to users within its organization. Its project is internal to %s.", r.Org)
 	default: // NoUser, UserElsewhere, UserSuspended

@@ -78,7 +78,7 @@ func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, allow
 		}
 		api := ix.API(r)
 		if api == nil {
-			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidTarget, "The resource %s is not a registered API.", oauth2.QuoteShort(r))
+			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidTarget, "The resource %s is not a registered API.", oauth2.QuoteForDescription(r))
 		}
 		if !slices.Contains(targets, api) {
 			targets = append(targets, api)
@@ -92,10 +92,10 @@ func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, allow
 	for _, s := range scopes {
 		api := ix.Owner(s)
 		if api == nil {
-			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "%s No registered API has the scope %s.", badScope, oauth2.QuoteShort(s))
+			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "%s No registered API has the scope %s.", badScope, oauth2.QuoteForDescription(s))
 		}
 		if !slices.Contains(allowed, s) {
-			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "The service account is not allowed the scope %s.", oauth2.QuoteShort(s))
+			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "The service account is not allowed the scope %s.", oauth2.QuoteForDescription(s))
 		}
 		if len(targets) > 0 && !slices.Contains(targets, api) {
 			continue
@@ -119,12 +119,12 @@ func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, allow
 // response, the log and the audit event.
 const maxQuoted = 3
 
-// quoteAPIs quotes the identifiers of apis for a message: "a", or "a", "b",
-// at most maxQuoted of them and how many more.
+// quoteAPIs quotes the identifiers of apis for an error description: 'a',
+// or 'a', 'b', at most maxQuoted of them and how many more.
 func quoteAPIs(apis []*storage.API) string {
 	q := make([]string, 0, min(len(apis), maxQuoted)+1)
 	for _, a := range apis[:min(len(apis), maxQuoted)] {
-		q = append(q, strconv.Quote(a.Identifier))
+		q = append(q, oauth2.QuoteForDescription(a.Identifier))
 	}
 	if n := len(apis) - maxQuoted; n > 0 {
 		q = append(q, "and "+strconv.Itoa(n)+" more")

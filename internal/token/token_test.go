@@ -809,6 +809,40 @@ func TestClientCredentials(t *testing.T) {
 	}
 }
 
+// A value the client sent reads in an error_description as it was sent,
+// in single quotes, with ? for each character RFC 6749 §5.2 does not
+// allow there, not as JSON escapes that the description's own cleaning
+// then mangles ('a/'b/u003c?').
+func TestDescriptionQuotesClientValues(t *testing.T) {
+	e := newEnv(t)
+	jobBasic := http.Header{"Authorization": {basicAuth(e.job.ID, jobSecret)}}
+	const odd = "a\"b<\u00e9"
+	for _, tt := range []struct {
+		name, body, want string
+	}{
+		{"scope", url.Values{"grant_type": {"client_credentials"}, "scope": {odd}}.Encode(),
+			badScope + " The scope 'a?b<?' contains characters RFC 6749 section 3.3 does not allow: a scope is printable ASCII without spaces, double quotes or backslashes."},
+		{"resource", url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}, "resource": {"https://x/" + odd}}.Encode(),
+			"The resource 'https://x/a?b<?' is not a registered API."},
+		{"parameter name", "grant_type=client_credentials&" + url.QueryEscape(odd) + "=1&" + url.QueryEscape(odd) + "=2",
+			"The parameter 'a?b<?' is given more than once."},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := e.do(request{body: tt.body, header: jobBasic})
+			var body struct {
+				Error       string `json:"error"`
+				Description string `json:"error_description"`
+			}
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body.Error == "" {
+				t.Fatalf("status %d, body %s: want an error", w.Code, w.Body)
+			}
+			if body.Description != tt.want {
+				t.Errorf("error_description\n %q, want\n %q", body.Description, tt.want)
+			}
+		})
+	}
+}
+
 // clientCert is a connection that presented a self-signed client
 // certificate.
 func clientCert(t *testing.T) *tls.ConnectionState {
