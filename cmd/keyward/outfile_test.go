@@ -361,3 +361,68 @@ func (f *fullDisk) Write(p []byte) (int, error) {
 	}
 	return n, f.fail()
 }
+
+// TestWriteErrorsNamePath: a file written through a temporary file next
+// to it (writeFileAtomic, writeNewFileAtomic, writeNewFile) fails naming
+// the file the user gave, not the temporary one, which is gone by then:
+// "write /backups/.audit.jsonl.2718281828: no space left on device" sent
+// the user looking for a file that never was. Here the writes fail as the
+// system fails them, on the temporary file itself (opened again read
+// only), and the rename over a directory put at the name meanwhile.
+func TestWriteErrorsNamePath(t *testing.T) {
+	writers := []struct {
+		name  string
+		write func(path string) error
+	}{
+		{"writeFileAtomic", func(path string) error { return writeFileAtomic(path, []byte("data\n"), 0o600) }},
+		{"writeNewFileAtomic", func(path string) error { return writeNewFileAtomic(path, []byte("data\n"), 0o600) }},
+		{"writeNewFile", func(path string) error {
+			return writeNewFile(path, func(w io.Writer) error { _, err := io.WriteString(w, "data\n"); return err })
+		}},
+	}
+	for _, w := range writers {
+		t.Run(w.name+" write", func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "out")
+			var tmp string
+			defer func(f func(string, io.Writer) io.Writer) { writingFile = f }(writingFile)
+			writingFile = func(_ string, _ io.Writer) io.Writer {
+				names := dirNames(t, dir)
+				if len(names) != 1 {
+					t.Fatalf("the directory holds %v while the file is written, want the temporary file", names)
+				}
+				tmp = filepath.Join(dir, names[0])
+				ro, err := os.Open(tmp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { ro.Close() })
+				return ro // a write to it fails, naming it
+			}
+			err := w.write(path)
+			if err == nil {
+				t.Fatal("the write did not fail")
+			}
+			if strings.Contains(err.Error(), tmp) || !strings.Contains(err.Error(), path) {
+				t.Errorf("%q: want it to name %s, not the temporary file %s", err, path, tmp)
+			}
+		})
+	}
+	t.Run("writeFileAtomic rename", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "out")
+		defer func(f func(string)) { publishing = f }(publishing)
+		publishing = func(path string) {
+			if err := os.MkdirAll(filepath.Join(path, "in"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := writeFileAtomic(path, []byte("data\n"), 0o600)
+		if err == nil {
+			t.Fatal("the rename over a directory did not fail")
+		}
+		if strings.Contains(err.Error(), filepath.Join(dir, ".out.")) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%q: want it to name %s, not the temporary file", err, path)
+		}
+	})
+}

@@ -1235,13 +1235,15 @@ func writeBytes(data []byte) func(io.Writer) error {
 // writeTempThen creates a temporary file next to path with mode, has
 // write fill it (buffered), syncs it, has publish put it at path, then
 // syncs the directory. The temporary file is removed on any failure, and
-// path is not touched before publish.
-func writeTempThen(path string, mode os.FileMode, write func(io.Writer) error, publish func(tmp, path string) error) error {
+// path is not touched before publish. Its errors name path, not the
+// temporary file, which is gone by the time the user reads them.
+func writeTempThen(path string, mode os.FileMode, write func(io.Writer) error, publish func(tmp, path string) error) (err error) {
 	f, err := createTempFor(path)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(f.Name())
+	defer func() { err = namePath(err, f.Name(), path) }()
 	if err := f.Chmod(mode); err != nil {
 		f.Close()
 		return err
@@ -1275,6 +1277,20 @@ func writeTempThen(path string, mode os.FileMode, write func(io.Writer) error, p
 		return &dirSyncError{path, fi, err}
 	}
 	return nil
+}
+
+// namePath rewords err, of writing path through the temporary file tmp,
+// to name path where the system named tmp: the file's own errors (write,
+// sync, close: *fs.PathError) and the rename's (*os.LinkError, naming
+// both).
+func namePath(err error, tmp, path string) error {
+	if le, ok := err.(*os.LinkError); ok && le.Old == tmp {
+		return fmt.Errorf("cannot write %s: %w", path, le.Err)
+	}
+	if pe, ok := errors.AsType[*fs.PathError](err); ok && pe.Path == tmp {
+		pe.Path = path // made for this file alone
+	}
+	return err
 }
 
 // writingFile wraps the writer of the file being written for path by
