@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -143,14 +142,11 @@ func operatorName(user, host, command string) string {
 // writeNewKeyFile writes a key file that must not exist yet, mode 0600,
 // and syncs it.
 func writeNewKeyFile(path string, kf sakey.KeyFile) error {
-	b, err := json.MarshalIndent(kf, "", "  ")
+	b, err := keyFileJSON(kf)
 	if err != nil {
 		return err
 	}
-	return writeNewFile(path, func(w io.Writer) error {
-		_, err := w.Write(append(b, '\n'))
-		return err
-	})
+	return writeNewFile(path, writeBytes(b))
 }
 
 // writeNewFile writes a new file at path, mode 0600, with what write
