@@ -1169,8 +1169,9 @@ func keyFileJSON(kf sakey.KeyFile) ([]byte, error) {
 }
 
 // createTempFor creates the temporary file, next to path, that
-// writeFileAtomic renames over it. Its errors name path, not the temporary
-// file, and a path that is a directory is refused.
+// writeTempThen puts at path: renamed over it (writeFileAtomic) or linked
+// to it (writeNewFileAtomic, writeNewFile). Its errors name path, not the
+// temporary file, and a path that is a directory is refused.
 func createTempFor(path string) (*os.File, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return nil, fmt.Errorf("%s is a directory; name a file", path)
@@ -1298,8 +1299,9 @@ func namePath(err error, tmp, path string) error {
 // meanwhile.
 var writingFile = func(path string, w io.Writer) io.Writer { return w }
 
-// publishing is called by writeFileAtomic and writeNewFileAtomic just
-// before the file is put in place; tests create a file there meanwhile.
+// publishing is called by writeTempThen (writeFileAtomic,
+// writeNewFileAtomic, writeNewFile) just before the file is put in place;
+// tests create a file there meanwhile.
 var publishing = func(path string) {}
 
 // renameFile is os.Rename (a variable for tests).
