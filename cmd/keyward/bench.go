@@ -229,6 +229,11 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 	if f.accounts < 0 || f.accounts > maxFillAccounts { // also with --target, where it would be ignored
 		return usageError{fmt.Errorf("--accounts must be from 0 to %d", maxFillAccounts)}
 	}
+	if f.target == "" && (f.credentials != "" || f.caCert != "") {
+		// Ignored, a bench meant for a running server would measure a
+		// server of its own instead.
+		return usageError{errors.New("--credentials and --ca-cert apply to --target: name the running server to benchmark with --target, or leave them out to start one")}
+	}
 	if f.target != "" && (f.accounts > 0 || f.db != "" || f.signingAlg != "" || cmd.Flags().Changed("introspection-audit-interval")) {
 		return usageError{errors.New("--accounts, --db, --signing-alg and --introspection-audit-interval apply to a server bench starts, not to --target")}
 	}

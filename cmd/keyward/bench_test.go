@@ -154,6 +154,10 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"--warmup", "99ms"}, "--warmup"},
 		{[]string{"--introspection-audit-interval", "10m1ms"}, "--introspection-audit-interval"},
 		{[]string{"--accounts", "-5"}, "--accounts"},
+		// Without --target they were ignored, and a server of bench's own
+		// measured in place of the one meant.
+		{[]string{"--credentials", "admin-key.json", "--scenarios", "healthz", "--duration", "100ms", "--warmup", "0s"}, "--credentials"},
+		{[]string{"--ca-cert", "ca.pem", "--scenarios", "healthz", "--duration", "100ms", "--warmup", "0s"}, "--ca-cert"},
 		{[]string{"--accounts", "10000001"}, "--accounts"},
 		{[]string{"--target", "http://127.0.0.1:1", "--accounts", "-5"}, "--accounts"},
 		{[]string{"--scenarios", ""}, "--scenarios"},
