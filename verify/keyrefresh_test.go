@@ -1110,3 +1110,54 @@ func TestAccountJWTWaitsForStaleKeysFetch(t *testing.T) {
 		}
 	})
 }
+
+// The issuer's keys are fetched again a few seconds before they stop
+// being trusted, so that a token cached until then is verified again
+// with the keys that fetch brought as soon as its entry ends, and cached
+// again at once. The refresh was scheduled a refresh interval after the
+// previous fetch ended, while the keys are trusted from when it started:
+// each cycle, for two fetches' time, the keys known were no longer
+// trusted and no newer were in place, and every request in between
+// verified its token again, none cached. No request waits for a fetch.
+func TestKeyRefreshBeforeTrustEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStubIssuer(t, false, func(*http.Request, int32) error {
+			time.Sleep(2 * time.Second) // each fetch takes 2 s
+			return nil
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v := s.verifier(t, ctx)
+		raw, start := s.farToken(t, "k1"), time.Now()
+		var (
+			prev       *verify.Claims
+			reverified bool // the previous request's token was verified again
+			again      int  // how many times the token was verified again
+		)
+		for range 20 * 60 { // a request a second for 20 minutes
+			time.Sleep(time.Second)
+			synctest.Wait()
+			n, now := s.fetches.Load(), time.Now()
+			c, err := v.Verify(ctx, raw)
+			if err != nil {
+				t.Fatalf("%s on: %v", now.Sub(start), err)
+			}
+			if got := s.fetches.Load(); got != n || !time.Now().Equal(now) {
+				t.Fatalf("a cached token was verified with %d fetches, after %s; want none, at once", got-n, time.Since(now))
+			}
+			// The cache answers the Claims it holds: new ones are a
+			// verification.
+			if c != prev && prev != nil {
+				if reverified {
+					t.Fatal("a token verified again a second before was verified again: the keys known were no longer trusted, and no newer were in place")
+				}
+				again++
+			}
+			reverified = c != prev && prev != nil
+			prev = c
+		}
+		if again > 4 {
+			t.Fatalf("the token was verified again %d times in 20 minutes of 5-minute refreshes, want at most 4", again)
+		}
+	})
+}

@@ -51,8 +51,9 @@ type keySet struct {
 	maxAge  time.Duration
 	// trusted is when the keys stop being trusted: the last successful
 	// fetch's start plus the refresh interval then in force
-	// (refreshWait), when they are due to be fetched again. A JWT
-	// verified with them is cached no longer (Verifier.verifyBound).
+	// (refreshWait), when they are due to be fetched again (run fetches
+	// them keysAhead before). A JWT verified with them is cached no
+	// longer (Verifier.verifyBound).
 	trusted time.Time
 	failed  error // of the last fetch; nil if it succeeded
 }
@@ -174,22 +175,20 @@ func (ks *keySet) noneUsable() error {
 	return fmt.Errorf("none of the issuer's keys at %s can be used: %s", ks.uri, strings.Join(why, "; "))
 }
 
-// run refreshes the keys as their cache lifetime says, until ctx ends;
-// after a fetch that failed, again keysRetry later: the old keys stay in
-// use meanwhile, and a key the issuer dropped would otherwise stay trusted
-// for a whole refresh interval more once it can be reached again.
+// run refreshes the keys as their cache lifetime says, until ctx ends:
+// keysAhead before they stop being trusted (keySet.trusted), so that the
+// keys fetched then, and when they are trusted until, are in place by
+// the time those fetched before stop being trusted, and the tokens cached
+// until then are verified again with them at once. After a fetch that
+// failed, again keysRetry later: the old keys stay in use meanwhile, and
+// a key the issuer dropped would otherwise stay trusted for a whole
+// refresh interval more once it can be reached again.
 func (ks *keySet) run(ctx context.Context) {
 	for {
-		wait := ks.nextRefresh()
-		ks.mu.RLock()
-		if ks.failed != nil {
-			wait = min(wait, keysRetry)
-		}
-		ks.mu.RUnlock()
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-time.After(ks.nextRefresh()):
 		}
 		// Bounded as a fetch for an unknown kid is, whatever the HTTP
 		// client: tokens with a new kid join this fetch, and an issuer
@@ -200,13 +199,31 @@ func (ks *keySet) run(ctx context.Context) {
 	}
 }
 
-// nextRefresh is how long run waits before it fetches the keys again
-// (refreshWait of the last successful fetch's max-age).
+// nextRefresh is how long run waits before it fetches the keys again:
+// until keysAhead before they stop being trusted, or keysRetry after a
+// fetch that failed. Never less than keysAhead, so a fetch that took
+// longer than the keys are trusted does not start the next at once, nor
+// more than refreshWait of the last successful fetch's max-age, whatever
+// the clock (WithClock) says.
 func (ks *keySet) nextRefresh() time.Duration {
 	ks.mu.RLock()
-	age := ks.maxAge
+	age, trusted, failed := ks.maxAge, ks.trusted, ks.failed
 	ks.mu.RUnlock()
-	return ks.refreshWait(age)
+	if failed != nil {
+		return keysRetry
+	}
+	every := ks.refreshWait(age)
+	ahead := keysAhead(every)
+	return min(max(trusted.Sub(ks.o.now())-ahead, ahead), every)
+}
+
+// keysAhead is how long before the issuer's keys stop being trusted
+// they are fetched again, when they are fetched every refresh: 5 s,
+// ample for a fetch, or a tenth of the refresh interval if that is less.
+// Trusted from the start of that fetch, the keys are fetched that much
+// more often, and trusted no longer.
+func keysAhead(refresh time.Duration) time.Duration {
+	return min(5*time.Second, refresh/10)
 }
 
 // refreshWait is how long keys sent with Cache-Control max-age age (0

@@ -173,7 +173,9 @@ func WithSelfSignedJWTs() Option { return func(o *options) { o.selfSigned = true
 // from the cache only until the keys it was verified with are due to be
 // refetched (their fetch plus this interval, or their max-age), whatever
 // its exp; then it is verified again with the keys fetched since, and
-// refused if its key is gone. One
+// refused if its key is gone. The background refresh starts 5 s (a tenth
+// of the interval, if less) before then, so those keys are in place when
+// the cached tokens are verified again. One
 // verified with keys that could not be refetched (the issuer unreachable,
 // the old keys kept in use) is not cached, but checked each time as a new
 // token is.
