@@ -1161,3 +1161,41 @@ func TestKeyRefreshBeforeTrustEnds(t *testing.T) {
 		}
 	})
 }
+
+// A service account's JWT reused for its whole hour (as google-auth and
+// Go's JWTAccessTokenSource do), answered from the cache, has its
+// account's keys fetched ahead in the last 30 s before they go stale, as
+// a JWT verified anew does: so when its entry ends with the keys' trust,
+// it is verified again at once with the keys fetched since. Only a JWT
+// missing the cache had them fetched ahead, so every 5 minutes one of
+// its requests waited for a fetch of the stale keys.
+func TestReusedAccountJWTNeverWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStubIssuer(t, true, func(*http.Request, int32) error {
+			time.Sleep(2 * time.Second) // each fetch takes 2 s
+			return nil
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v := s.verifier(t, ctx)
+		start := time.Now()
+		raw := s.token(t, "k1")
+		if _, err := v.Verify(ctx, raw); err != nil {
+			t.Fatal(err)
+		}
+		for time.Since(start) < 20*time.Minute { // a request every 7 s
+			time.Sleep(7 * time.Second)
+			synctest.Wait()
+			now := time.Now()
+			if _, err := v.Verify(ctx, raw); err != nil {
+				t.Fatalf("%s on: %v", now.Sub(start), err)
+			}
+			if !time.Now().Equal(now) {
+				t.Fatalf("%s on, the JWT reused since waited %s for its account's keys", now.Sub(start), time.Since(now))
+			}
+		}
+		if got := s.fetches.Load(); got < 5 {
+			t.Fatalf("%d fetches of the account's keys in 20 minutes, want at least 5: trusted 5 minutes", got)
+		}
+	})
+}

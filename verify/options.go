@@ -143,9 +143,10 @@ func WithIntrospectionConcurrency(n int) Option {
 // carry no scopes: authorize them by Claims.ClientEmail. An account's
 // keys are trusted for 5 minutes from their fetch (up to 15 while the
 // issuer cannot be reached): its next JWT after that waits for them to
-// be fetched again, and one in the last 30 s before has them fetched
-// again in the background, so the JWTs of an account in steady use
-// seldom wait. A verified JWT is answered from the cache only until the
+// be fetched again, and one in the last 30 s before (a new one, or one
+// reused and answered from the cache) has them fetched again in the
+// background, so the JWTs of an account in steady use seldom wait, nor
+// does a JWT reused for its whole life. A verified JWT is answered from the cache only until the
 // keys it was verified with are 5 minutes old; one verified with older
 // keys (the issuer unreachable) is not cached, but checked each time as
 // a new JWT is. The keys of

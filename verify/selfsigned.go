@@ -152,7 +152,7 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 	case !hasKid:
 		refresh, paused.wait = take(a.kids, now)
 		paused.capped = !refresh
-	case now.Sub(set.fetched) > accountKeysFresh-accountKeysAhead:
+	case aheadDue(set, now):
 		// Refetched ahead, in the background, and not waited for: the
 		// keys are still fresh, and the account's next JWTs, once they
 		// would not be, find them fetched again.
@@ -237,6 +237,26 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 		why = append(why, set.unusable[id])
 	}
 	return keys, set.fetched, errors.Join(why...), nil
+}
+
+// aheadDue reports whether keys are due to be fetched ahead at now: in
+// the last accountKeysAhead before they go stale, and not tried within
+// accountKeysRetry.
+func aheadDue(set accountSet, now time.Time) bool {
+	age := now.Sub(set.fetched)
+	return age > accountKeysFresh-accountKeysAhead && age <= accountKeysFresh && now.Sub(set.tried) >= accountKeysRetry
+}
+
+// ahead fetches email's keys again in the background, not waited for,
+// when they are due to be fetched ahead (aheadDue): for a JWT answered
+// from the cache, which key does not see.
+func (a *accountKeys) ahead(ctx context.Context, email string, now time.Time) {
+	a.mu.Lock()
+	set, known := a.sets[email]
+	a.mu.Unlock()
+	if known && aheadDue(set, now) {
+		a.start(ctx, email, now, nil)
+	}
 }
 
 // start returns the fetch of email's keys in flight, starting one when

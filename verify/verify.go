@@ -304,7 +304,15 @@ func (v *Verifier) verifyBound(ctx context.Context, raw string, cert *x509.Certi
 	}
 	now := v.o.now()
 	key := tokenKey(raw)
-	c, ok := v.cache.get(key, now)
+	c, until, ok := v.cache.lookup(key, now)
+	if ok && c.SelfSigned && !now.Before(until.Add(-accountKeysAhead)) {
+		// A JWT reused for its whole life (google-auth's, Go's
+		// JWTAccessTokenSource) is answered from the cache, its entry
+		// ending with its account's keys' trust: in its last 30 s it
+		// has them fetched ahead, as a JWT verified anew does, so that
+		// it is verified again at once when its entry ends.
+		v.accounts.ahead(ctx, c.ClientEmail, now)
+	}
 	if !ok {
 		var (
 			keysTrusted time.Time
@@ -667,15 +675,21 @@ func newTokenCache[V any](n int) *tokenCache[V] {
 }
 
 func (tc *tokenCache[V]) get(k [32]byte, now time.Time) (V, bool) {
+	v, _, ok := tc.lookup(k, now)
+	return v, ok
+}
+
+// lookup is get, also returning when the entry ends.
+func (tc *tokenCache[V]) lookup(k [32]byte, now time.Time) (V, time.Time, bool) {
 	s := &tc.shards[k[0]&15]
 	s.mu.RLock()
 	e, ok := s.m[k]
 	s.mu.RUnlock()
 	if !ok || !now.Before(e.until) {
 		var zero V
-		return zero, false
+		return zero, time.Time{}, false
 	}
-	return e.v, true
+	return e.v, e.until, true
 }
 
 func (tc *tokenCache[V]) put(k [32]byte, v V, until, now time.Time) {
