@@ -447,18 +447,41 @@ const maxKeysAge = time.Hour
 // tried again after a fetch that failed.
 const keysRetry = 10 * time.Second
 
-// maxAge reads Cache-Control max-age, at most maxKeysAge.
+// maxAge is how long keys answered with header h stay fresh: their
+// Cache-Control max-age less their Age, the time a cache in front of the
+// issuer (a CDN, a proxy) had already held them (RFC 9111 §4.2.3), at
+// least 10 s (as refreshWait's floor) and at most maxKeysAge; 0 without
+// a max-age.
 func maxAge(h http.Header) time.Duration {
 	for _, part := range strings.Split(h.Get("Cache-Control"), ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if ok && strings.EqualFold(k, "max-age") {
 			if n, err := strconv.Atoi(v); err == nil && n > 0 {
-				if n >= int(maxKeysAge/time.Second) {
+				left := int64(n) - ageOf(h)
+				switch {
+				case left >= int64(maxKeysAge/time.Second):
 					return maxKeysAge
+				case left < 10:
+					return 10 * time.Second
 				}
-				return time.Duration(n) * time.Second
+				return time.Duration(left) * time.Second
 			}
 		}
 	}
 	return 0
+}
+
+// ageOf reads the Age header in seconds (RFC 9111 §5.1: delta-seconds,
+// digits only), 0 when there is none or it is malformed; a value too
+// large to read is 2147483648 (§1.2.2).
+func ageOf(h http.Header) int64 {
+	v := h.Get("Age")
+	if v == "" || strings.Trim(v, "0123456789") != "" {
+		return 0
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n > 1<<31 {
+		return 1 << 31
+	}
+	return n
 }

@@ -172,7 +172,9 @@ func WithSelfSignedJWTs() Option { return func(o *options) { o.selfSigned = true
 // within the hour. A refresh that fails is tried again 10 s later, the
 // keys fetched before kept in use meanwhile. A verified JWT is answered
 // from the cache only until the keys it was verified with are due to be
-// refetched (their fetch plus this interval, or their max-age), whatever
+// refetched (their fetch plus this interval, or their Cache-Control
+// max-age less their Age, the time a CDN or proxy had already held them
+// (RFC 9111 §4.2.3), at least 10 s), whatever
 // its exp; then it is verified again with the keys fetched since, and
 // refused if its key is gone. The background refresh starts 5 s (a tenth
 // of the interval, if less) before then, so those keys are in place when

@@ -1,0 +1,49 @@
+package verify
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+// The keys are fresh for their max-age less their Age, the time a cache
+// in front of the issuer already held them (RFC 9111 §4.2.3): a JWKS a
+// CDN had held for 4 minutes of a 5-minute max-age was kept 5 minutes
+// more. Never less than 10 s, never more than an hour; a malformed Age
+// is ignored.
+func TestMaxAge(t *testing.T) {
+	for _, tt := range []struct {
+		name, cacheControl, age string
+		want                    time.Duration
+	}{
+		{"no max-age", "", "", 0},
+		{"no max-age, an Age", "public", "100", 0},
+		{"max-age", "max-age=300", "", 300 * time.Second},
+		{"max-age and Age", "public, max-age=300", "240", 60 * time.Second},
+		{"Age 0", "max-age=300", "0", 300 * time.Second},
+		{"Age past max-age", "max-age=300", "1000", 10 * time.Second},
+		{"Age leaving under 10 s", "max-age=300", "295", 10 * time.Second},
+		{"Age of max-age", "max-age=300", "300", 10 * time.Second},
+		{"Age too large to read", "max-age=300", "99999999999999999999999", 10 * time.Second},
+		{"max-age of a year less an Age", "max-age=31536000", "3600", time.Hour},
+		{"max-age over an hour less an Age", "max-age=3700", "400", 3300 * time.Second},
+		{"negative Age", "max-age=300", "-100", 300 * time.Second},
+		{"fractional Age", "max-age=300", "240.5", 300 * time.Second},
+		{"Age with a unit", "max-age=300", "240s", 300 * time.Second},
+		{"Age a list", "max-age=300", "240, 100", 300 * time.Second},
+		{"Age a date", "max-age=300", "Mon, 07 Dec 2026 02:00:00 GMT", 300 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			if tt.cacheControl != "" {
+				h.Set("Cache-Control", tt.cacheControl)
+			}
+			if tt.age != "" {
+				h.Set("Age", tt.age)
+			}
+			if got := maxAge(h); got != tt.want {
+				t.Errorf("maxAge(Cache-Control %q, Age %q) = %s, want %s", tt.cacheControl, tt.age, got, tt.want)
+			}
+		})
+	}
+}
