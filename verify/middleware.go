@@ -306,16 +306,17 @@ func quote(s string) string {
 }
 
 // writeError writes the JSON body of a refusal: the same error code as the
-// challenge, and its description. A request without a token gets {}: as
-// its challenge, no error code or other error information (RFC 6750
-// §3.1); the description is for OnError.
+// challenge, and its description as the challenge's, kept to the
+// characters RFC 6749 §5.2 allows (oauth2.DescriptionText). A request
+// without a token gets {}: as its challenge, no error code or other
+// error information (RFC 6750 §3.1); the description is for OnError.
 func writeError(w http.ResponseWriter, status int, e *Error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	body := map[string]string{}
 	if e.Code != "" {
-		body["error"], body["error_description"] = e.Code, e.Description
+		body["error"], body["error_description"] = e.Code, oauth2.DescriptionText(e.Description)
 	}
 	json.NewEncoder(w).Encode(body)
 }

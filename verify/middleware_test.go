@@ -80,7 +80,8 @@ func TestMiddleware(t *testing.T) {
 		{"RequireScopes without Middleware", verify.RequireScopes("x")(ok), "/", nil, 401, `Bearer error="invalid_token"`, false, "invalid_token"},
 	}
 	// RFC 6750 §3: error_description is printable ASCII but " and \.
-	descChars := regexp.MustCompile(`error_description="[\x20\x21\x23-\x5B\x5D-\x7E]*"`)
+	descChars := regexp.MustCompile(`error_description="([\x20\x21\x23-\x5B\x5D-\x7E]*)"`)
+	descText := regexp.MustCompile(`^[\x20\x21\x23-\x5B\x5D-\x7E]*$`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", tt.target, nil)
@@ -111,6 +112,13 @@ func TestMiddleware(t *testing.T) {
 			// error information, in the body as in the challenge.
 			if tt.wantError == "" && len(body) != 0 {
 				t.Fatalf("body %s, want {} for a request without a token", w.Body)
+			}
+			// The body's description is the challenge's, as clean: it
+			// held characters RFC 6749 §5.2 refuses (the § of "RFC 9068
+			// §4") that the challenge had replaced.
+			if m := descChars.FindStringSubmatch(got); m != nil && body["error_description"] != m[1] ||
+				!descText.MatchString(body["error_description"]) {
+				t.Fatalf("body error_description %q, want the challenge's (%q), in the characters RFC 6749 §5.2 allows", body["error_description"], got)
 			}
 		})
 	}
