@@ -115,14 +115,17 @@ func TestKeysCreateOutDanglingLink(t *testing.T) {
 
 // TestWriteNewFileAtomicWithoutLinks: on a file system that refuses hard
 // links (FAT, some network and FUSE ones), writeNewFileAtomic renames
-// without replacing where the system can (Linux), and otherwise fails,
+// without replacing where the system can (Linux, macOS, Windows), and
+// otherwise fails,
 // saying why, rather than rename over a file made meanwhile.
 func TestWriteNewFileAtomicWithoutLinks(t *testing.T) {
 	defer func(l func(string, string) error, r func(string, string) error) { linkFile, renameNew = l, r }(linkFile, renameNew)
 	linkFile = func(o, n string) error { return &os.LinkError{Op: "link", Old: o, New: n, Err: syscall.EPERM} }
 	t.Run("rename without replacing", func(t *testing.T) {
-		if runtime.GOOS != "linux" {
-			t.Skip("renameat2 is Linux's")
+		switch runtime.GOOS {
+		case "linux", "darwin", "windows":
+		default:
+			t.Skip("no rename that does not replace on " + runtime.GOOS)
 		}
 		dir := t.TempDir()
 		path := filepath.Join(dir, "new.json")

@@ -1318,7 +1318,8 @@ var (
 // removes the name tmp. A file system without hard links (FAT, some
 // network and FUSE ones) refuses link(2) with another error than EEXIST:
 // there, a rename that does not replace is tried instead (Linux's
-// renameat2 RENAME_NOREPLACE), which some of them support; one that
+// renameat2 RENAME_NOREPLACE, macOS's renamex_np RENAME_EXCL, Windows'
+// MoveFileEx), which some of them support; one that
 // supports neither is an error, since a plain rename would replace a file
 // created at path meanwhile.
 func publishNew(tmp, path string) error {
@@ -1346,8 +1347,9 @@ func publishNew(tmp, path string) error {
 }
 
 // renameUnsupported tells whether err, renameNew's, means a rename that
-// does not replace is not available: not on this system (ENOSYS, or not
-// Linux), or not on this file system (EINVAL, EOPNOTSUPP).
+// does not replace is not available: not on this system (ENOSYS, or
+// not Linux, macOS or Windows), or not on this file system (EINVAL,
+// EOPNOTSUPP, ENOTSUP, ERROR_NOT_SUPPORTED).
 func renameUnsupported(err error) bool {
 	return errors.Is(err, errors.ErrUnsupported) || errors.Is(err, syscall.EINVAL)
 }
