@@ -73,20 +73,24 @@ on SQLite, at once on PostgreSQL.
 			defer st.Close()
 			svc := admin.NewService(st, admin.Config{Issuer: cfg.issuer(cfg.Listen), AccountDomain: cfg.AccountDomain,
 				DefaultTokenLifetime: cfg.DefaultTokenTTL, MaxTokenLifetime: cfg.MaxTokenTTL})
-			written := false
+			var written []byte // the key file, once written
 			r, err := svc.RecoverAdmin(cmd.Context(), admin.Actor{ID: localOperator("keyward recover-admin")}, enable, func(kf sakey.KeyFile) error {
-				if err := writeNewKeyFile(keyFile, kf); errors.Is(err, fs.ErrExist) {
+				b, err := keyFileJSON(kf)
+				if err != nil {
+					return err
+				}
+				if err := writeNewFile(keyFile, writeBytes(b)); errors.Is(err, fs.ErrExist) {
 					// Made since it was checked for, and left as it is.
 					return fmt.Errorf("--key-file %s already exists; name a new file", keyFile)
 				} else if err != nil {
 					return err
 				}
-				written = true
+				written = b
 				return nil
 			})
 			if err != nil {
-				if written && !r.KeyStored {
-					os.Remove(keyFile) // its key was not stored
+				if written != nil && !r.KeyStored {
+					err = fmt.Errorf("%w; %s", err, removeUnstoredKeyFile(keyFile, written))
 				}
 				switch {
 				case errors.Is(err, admin.ErrAdminDisabled):
@@ -139,14 +143,19 @@ func operatorName(user, host, command string) string {
 	return fmt.Sprintf("local operator %s@%s (%s)", user, host, command)
 }
 
-// writeNewKeyFile writes a key file that must not exist yet, mode 0600,
-// and syncs it.
-func writeNewKeyFile(path string, kf sakey.KeyFile) error {
-	b, err := keyFileJSON(kf)
-	if err != nil {
-		return err
+// removeUnstoredKeyFile removes the key file path that recover-admin
+// wrote, holding data, for a key that was then not stored, and says what
+// became of it. It is left if it holds something else now.
+func removeUnstoredKeyFile(path string, data []byte) string {
+	switch left, err := removeWritten(path, data); {
+	case err != nil:
+		return fmt.Sprintf("the key was not stored, and its key file %s could not be removed (%v): delete it, it opens nothing", path, err)
+	case left == writtenGone:
+		return "the key was not stored, and no key file of it was left at " + path
+	case left == writtenReplaced:
+		return "the key was not stored; " + path + " holds another file now, and was left as it is"
 	}
-	return writeNewFile(path, writeBytes(b))
+	return "the key was not stored, and its key file " + path + " was removed again"
 }
 
 // writeNewFile writes a new file at path, mode 0600, with what write
@@ -158,13 +167,25 @@ func writeNewKeyFile(path string, kf sakey.KeyFile) error {
 // does not make its directory entry durable). On any failure path is not
 // left: what the caller then does may rely on the file (audit prune
 // --export deletes the events it wrote), so a directory that cannot be
-// synced is a failure, and the file just put at path is removed again.
+// synced is a failure, and the file just put at path is removed again;
+// the error says so.
 func writeNewFile(path string, write func(io.Writer) error) error {
 	err := writeTempThen(path, 0o600, write, publishNew)
 	if dse, ok := errors.AsType[*dirSyncError](err); ok {
-		if fi, lerr := os.Lstat(path); lerr == nil && os.SameFile(fi, dse.file) {
-			os.Remove(path)
+		fi, lerr := os.Lstat(path)
+		switch {
+		case errors.Is(lerr, fs.ErrNotExist):
+			return fmt.Errorf("%w; %s is gone", err, path)
+		case lerr == nil && !os.SameFile(fi, dse.file):
+			return fmt.Errorf("%w; %s is another file now, and was left as it is", err, path)
 		}
+		if lerr == nil {
+			lerr = os.Remove(path)
+		}
+		if lerr != nil {
+			return fmt.Errorf("%w; %s, written but not made durable, could not be removed (%v): delete it", err, path, lerr)
+		}
+		return fmt.Errorf("%w; %s, written but not made durable, was removed", err, path)
 	}
 	return err
 }

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -428,4 +430,74 @@ func TestWriteErrorsNamePath(t *testing.T) {
 			t.Errorf("%q: want it to name %s, not the temporary file", err, path)
 		}
 	})
+}
+
+// TestRecoverAdminKeyNotStored: recover-admin writes the key file, then
+// stores its key; a store that fails then (here its context is canceled
+// as the file is put in place) leaves no key file of a key that opens
+// nothing, and the error says what became of the file: removed, or, if
+// it holds something else by then, left as it is. It was removed
+// silently, whatever it held.
+func TestRecoverAdminKeyNotStored(t *testing.T) {
+	m := startServer(t)
+	for _, tt := range []struct {
+		name    string
+		replace bool
+		says    string
+	}{
+		{"removed", false, "the key was not stored, and its key file %s was removed again"},
+		{"replaced meanwhile", true, "the key was not stored; %s holds another file now, and was left as it is"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "admin.json")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			defer func(f func(string) error) { syncDir = f }(syncDir)
+			sync := syncDir
+			syncDir = func(dir string) error {
+				err := sync(dir)
+				if dir == filepath.Dir(out) {
+					if tt.replace {
+						if err := os.WriteFile(out, []byte("theirs\n"), 0o600); err != nil {
+							t.Error(err)
+						}
+					}
+					cancel() // the key is not stored
+				}
+				return err
+			}
+			err := runCLIErrContext(ctx, "recover-admin", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--key-file", out)
+			want := fmt.Sprintf(tt.says, out)
+			if err == nil || !strings.HasSuffix(err.Error(), want) || !errors.Is(err, context.Canceled) {
+				t.Fatalf("%v, want the store's error, then %q", err, want)
+			}
+			b, rerr := os.ReadFile(out)
+			if tt.replace {
+				if string(b) != "theirs\n" {
+					t.Errorf("%s holds %q (%v), want the file made meanwhile", out, b, rerr)
+				}
+			} else if !errors.Is(rerr, fs.ErrNotExist) {
+				t.Errorf("the key file of a key not stored is left: %v", rerr)
+			}
+		})
+	}
+}
+
+// TestWriteNewFileUnsyncedRemoved: writeNewFile removes the file it put
+// in place if its directory cannot be synced, and its error says so.
+func TestWriteNewFileUnsyncedRemoved(t *testing.T) {
+	defer func(f func(string) error) { syncDir = f }(syncDir)
+	syncDir = func(string) error { return errors.New("input/output error") }
+	path := filepath.Join(t.TempDir(), "new.pem")
+	err := writeNewFile(path, writeBytes([]byte("new\n")))
+	want := "sync the directory of " + path + ": input/output error; " + path + ", written but not made durable, was removed"
+	if err == nil || err.Error() != want {
+		t.Fatalf("%v, want %q", err, want)
+	}
+	if _, ok := errors.AsType[*dirSyncError](err); !ok {
+		t.Errorf("%v is no *dirSyncError", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the unsynced file is left: %v", err)
+	}
 }
