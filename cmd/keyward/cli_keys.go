@@ -51,9 +51,10 @@ copy of the private key. Google's client libraries read the file unchanged.
 If the file cannot be written, no key is left behind: an unwritable --out is
 refused before the key is created, and a key whose file could not be
 written after all is deleted again, with the file if it was written but
-could not be made durable (its directory not synced). Without --force an
---out that exists is refused, one made while the key was created too: it
-is left as it is, and the key deleted again.`,
+could not be made durable (its directory not synced); a file it replaced
+with --force is then gone too. Without --force an --out that exists is
+refused, one made while the key was created too: it is left as it is, and
+the key deleted again.`,
 		Example: `  keyward keys create nightly-report@billing.iam.keyward.internal --out key.json`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -95,7 +96,10 @@ is left as it is, and the key deleted again.`,
 				Email string `json:"client_email"`
 			}
 			json.Unmarshal(kf, &meta)
+			replacing := false // a file is there for --force to replace
 			write := func() error {
+				_, lerr := os.Lstat(out)
+				replacing = force && lerr == nil
 				err := writeKeyOut(out, pretty.Bytes(), force)
 				if errors.Is(err, fs.ErrExist) {
 					// Made since it was checked for, and left as it is.
@@ -117,7 +121,7 @@ is left as it is, and the key deleted again.`,
 				// and the file, if it was written but not made durable.
 				file := ""
 				if out != "-" {
-					file = "; " + removeKeyOut(out, pretty.Bytes())
+					file = "; " + removeKeyOut(out, pretty.Bytes(), replacing)
 				}
 				if derr := c.do(context.WithoutCancel(cmd.Context()), http.MethodDelete, accountPath(args[0], "keys", meta.ID), nil, nil); derr != nil {
 					return fmt.Errorf("writing the key file failed: %w%s; key %s exists on the server without its private key, and deleting it failed (%v); to delete it, run: %s",
@@ -217,13 +221,18 @@ var writeKeyOut = writeOutFile
 // when writing it failed only once it was in place (its directory could
 // not be synced), and says what became of it: it held the private key of
 // a key that is being deleted, or is of no use without the command's
-// success. It is left if it holds something else.
-func removeKeyOut(path string, data []byte) string {
+// success. It is left if it holds something else. replaced tells that
+// the write was to replace a file at path (--force): removed, the new
+// file takes that one with it.
+func removeKeyOut(path string, data []byte, replaced bool) string {
 	switch left, err := removeWritten(path, data); {
 	case err != nil:
 		return fmt.Sprintf("%s may hold its private key and could not be removed (%v): delete it", path, err)
 	case left != writtenRemoved:
 		return "no key file of it was left at " + path
+	}
+	if replaced {
+		return path + ", written but not made durable, was removed, and the file it had replaced there is gone too"
 	}
 	return path + ", written but not made durable, was removed"
 }

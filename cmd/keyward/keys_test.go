@@ -84,6 +84,24 @@ func TestKeysCreateOut(t *testing.T) {
 			t.Fatalf("the key file of a deleted key is left: %v", err)
 		}
 	})
+	// With --force over a file, that file went with the new one, which
+	// replaced it: the error says so.
+	t.Run("directory cannot be synced, --force", func(t *testing.T) {
+		defer func(f func(string) error) { syncDir = f }(syncDir)
+		syncDir = func(string) error { return errors.New("input/output error") }
+		out := filepath.Join(dir, "replaced.json")
+		if err := os.WriteFile(out, []byte("old key file\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := runCLIErr(t, append([]string{"keys", "create", email, "--out", out, "--force"}, admin...)...)
+		want := out + ", written but not made durable, was removed, and the file it had replaced there is gone too"
+		if err == nil || !strings.HasSuffix(err.Error(), want) {
+			t.Fatalf("error %v, want it to end %q", err, want)
+		}
+		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the key file of a deleted key is left: %v", err)
+		}
+	})
 	// --out -: standard output closed (a pipe whose reader is gone) or
 	// full. The key stayed, and a closed pipe killed the command
 	// (SIGPIPE) before it could say so.
