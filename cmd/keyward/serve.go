@@ -369,17 +369,31 @@ func (m *Main) Open(ctx context.Context) error {
 
 	path := filepath.Join(c.DataDir, "admin-key.json")
 	var saved []byte
+	var aside string // the file that was at path, moved aside for this one's
 	first, created, err := m.Server.Admin.Bootstrap(ctx, func(kf sakey.KeyFile) error {
 		b, err := keyFileJSON(kf)
 		if err != nil {
 			return err
 		}
 		saved = b
-		return writeFileAtomic(path, b, 0o600)
+		aside, err = saveAdminKeyFile(path, b, m.Logger)
+		return err
 	})
-	if errors.Is(err, admin.ErrBootstrappedElsewhere) {
+	switch {
+	case created && aside != "":
+		// It held no account's key: left by a first start that stopped
+		// before storing it, or by a server that lost to this one.
+		os.Remove(aside)
+	case errors.Is(err, admin.ErrBootstrappedElsewhere):
 		discardKeyFile(path, saved, m.Logger)
+		restoreAside(path, aside, m.Logger)
 		err = nil
+	case err != nil && aside != "":
+		// This one's key was not stored: what was there may be the key of
+		// another server starting at the same moment.
+		if left, rerr := removeWritten(path, saved); rerr == nil && left != writtenReplaced {
+			restoreAside(path, aside, m.Logger)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
@@ -1389,6 +1403,58 @@ func (e *dirSyncError) Error() string {
 }
 
 func (e *dirSyncError) Unwrap() error { return e.err }
+
+// saveAdminKeyFile writes the administrator key file of a first start,
+// data, at path. A file there is left by a first start that stopped
+// before storing its key, or is being written by another server sharing
+// the data directory and starting at the same moment, whose key may be
+// the one stored: it is not replaced but renamed aside, to the name
+// returned, for the caller to remove once this one's key is stored, or
+// to put back if it is not. Replaced, the other server's key file was
+// lost, and with it the only key of the administrator account. On a
+// file system without hard links nor a rename that does not replace, the
+// file is renamed over path as before.
+func saveAdminKeyFile(path string, data []byte, log *slog.Logger) (aside string, err error) {
+	err = writeNewFileAtomic(path, data, 0o600)
+	if _, ok := errors.AsType[*noLinkError](err); ok {
+		return "", writeFileAtomic(path, data, 0o600)
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return "", err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".prev.*")
+	if err != nil {
+		return "", fmt.Errorf("cannot move %s aside: %w", path, err)
+	}
+	f.Close()
+	if err := os.Rename(path, f.Name()); err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("cannot move %s aside: %w", path, err)
+	}
+	if err := writeNewFileAtomic(path, data, 0o600); err != nil {
+		if _, ok := errors.AsType[*dirSyncError](err); ok {
+			return f.Name(), err // in place, for the caller to remove
+		}
+		restoreAside(path, f.Name(), log)
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// restoreAside puts the file saveAdminKeyFile moved aside back at path,
+// unless there is a file at path again; it logs where it is then.
+func restoreAside(path, aside string, log *slog.Logger) {
+	if aside == "" {
+		return
+	}
+	if err := publishNew(aside, path); err != nil {
+		log.Warn("the administrator key file that was in the data directory before this server started could not be put back: it may be the key of the server that created the administrator account; rename it to admin-key.json if so",
+			"key_file", aside, "err", err)
+	} else if err := syncDir(filepath.Dir(path)); err != nil {
+		log.Warn("the administrator key file that was in the data directory before this server started was put back, but its directory could not be synced: check it is there after a crash",
+			"key_file", path, "err", err)
+	}
+}
 
 // discardKeyFile removes the administrator key file path that a first
 // start saved, holding data, for an account another replica beat it to

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -48,5 +52,79 @@ func TestDiscardKeyFile(t *testing.T) {
 				t.Errorf("logged %q, want the warning with %s, saying %q", log.String(), want, tt.says)
 			}
 		})
+	}
+}
+
+// Two servers sharing a data directory start at the same moment on an
+// empty store: the other one saves its admin-key.json (here, from the
+// publishing hook) and creates the administrator account just before
+// this one puts its own key file in place. This one's does not replace
+// it: the other server's key, the account's only one, stays in
+// admin-key.json. It was renamed over, then removed as this server's,
+// which had lost.
+func TestFirstStartAdminKeyMadeMeanwhile(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	path := filepath.Join(cfg.DataDir, "admin-key.json")
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	defer m.Close()
+	var theirs []byte
+	defer func(f func(string)) { publishing = f }(publishing)
+	publishing = func(p string) {
+		if p != path || theirs != nil {
+			return
+		}
+		_, _, err := m.Server.Admin.Bootstrap(context.Background(), func(kf sakey.KeyFile) error {
+			b, err := keyFileJSON(kf)
+			theirs = b
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(p, b, 0o600)
+		})
+		if err != nil {
+			t.Errorf("the other server's first start: %v", err)
+		}
+	}
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if theirs == nil {
+		t.Fatal("the other server did not start")
+	}
+	if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, theirs) {
+		t.Fatalf("%s holds %.60q (%v), want the other server's key file", path, b, err)
+	}
+	if m.AdminKeyFile != "" {
+		t.Errorf("AdminKeyFile %q, want none: this server created no account", m.AdminKeyFile)
+	}
+	if names := dirNames(t, cfg.DataDir); slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, ".admin-key.json") }) {
+		t.Errorf("a hidden file is left: %v", names)
+	}
+}
+
+// A first start that stopped before storing its key left admin-key.json:
+// the next start replaces it with a key file that works, and leaves no
+// other.
+func TestFirstStartStaleAdminKey(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	path := filepath.Join(cfg.DataDir, "admin-key.json")
+	if err := os.WriteFile(path, []byte("stale\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	defer m.Close()
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if m.AdminKeyFile != path {
+		t.Fatalf("AdminKeyFile %q, want %s", m.AdminKeyFile, path)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) == "stale\n" {
+		t.Fatalf("%s holds %q (%v), want the new key file", path, b, err)
+	}
+	if names := dirNames(t, cfg.DataDir); slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, ".admin-key.json") }) {
+		t.Errorf("a hidden file is left: %v", names)
 	}
 }
