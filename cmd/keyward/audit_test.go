@@ -1342,3 +1342,33 @@ func TestAuditPruneExportCutMicroseconds(t *testing.T) {
 		t.Fatalf("prune --before %s: exported %d events, said %q; want the one event before %s exported and pruned", cut, n, out, t0.Add(time.Second))
 	}
 }
+
+// TestAuditPruneExportNothing: prune --export with nothing to prune (a
+// new log, or no event older than --before) writes no file, and says what
+// the prune without --export says, and that the file was not written.
+func TestAuditPruneExportNothing(t *testing.T) {
+	fresh := t.TempDir()
+	runCLI(t, "migrate", "--data-dir", fresh)
+	m := startServer(t)
+	setupAccount(t, m, "kept")
+	const before = "2020-01-01T00:00:00Z" // not a duration: the same cut-off in both runs
+	for name, args := range map[string][]string{
+		"new log":     {"audit", "prune", "--data-dir", fresh, "--before", before},
+		"none before": {"audit", "prune", "--data-dir", m.Config.DataDir, "--before", before},
+	} {
+		t.Run(name, func(t *testing.T) {
+			want := runCLI(t, args...)
+			if !strings.Contains(want, "no audit event older than") {
+				t.Fatalf("%v said %q", args, want)
+			}
+			export := filepath.Join(t.TempDir(), "old.jsonl")
+			got := runCLI(t, append(args, "--export", export)...)
+			if !strings.HasPrefix(got, want) || !strings.Contains(got, export+" not written") {
+				t.Errorf("with --export %v said %q, want %q and that the file was not written", args, got, want)
+			}
+			if _, err := os.Lstat(export); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("with nothing to export, --export made the file: %v", err)
+			}
+		})
+	}
+}

@@ -688,20 +688,23 @@ whole log, up to now: it is refused unless --yes confirms it.
 				return fmt.Errorf("read the newest audit event (nothing was pruned): %w", err)
 			}
 			var limits storage.PruneLimits
-			bound, ok := pruneBound(head) // 0 when nothing may go: an empty export
+			bound, ok := pruneBound(head) // 0 when nothing may go: nothing to export
 			if export != "" {
 				n, last, err := exportAudit(cmd.Context(), st, cut, bound, export)
-				if errors.Is(err, fs.ErrExist) {
+				if errors.Is(err, errNothingToExport) {
+					// No empty file: a nightly prune would pile them up.
+					if err := nothingToPrune(); err != nil {
+						return err
+					}
+					_, err := fmt.Fprintf(cmd.OutOrStdout(), "--export %s not written: no event to export\n", export)
+					return err
+				} else if errors.Is(err, fs.ErrExist) {
 					// Made since it was checked for, and left as it is.
 					return fmt.Errorf("--export %s already exists; name a new file (nothing was pruned)", export)
 				} else if err != nil {
 					return fmt.Errorf("--export: %w (nothing was pruned)", err)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "exported %s older than %s to %s\n", counted(n, "event"), cut.Format(time.RFC3339), export)
-				if n == 0 {
-					fmt.Fprintf(cmd.OutOrStdout(), "nothing to prune (%s)\n", storeName(cfg))
-					return nil
-				}
 				bound = last // nothing that was not exported goes
 			} else if !ok {
 				return nothingToPrune()
@@ -733,7 +736,7 @@ whole log, up to now: it is refused unless --yes confirms it.
 	}
 	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database whose audit log to prune")
 	cmd.Flags().StringVar(&before, "before", "", "delete events older than this: a duration ago (90d, 2160h) or an RFC 3339 time (required)")
-	cmd.Flags().StringVar(&export, "export", "", "first write the events the prune deletes to this new file, as JSON lines; without it no copy is kept")
+	cmd.Flags().StringVar(&export, "export", "", "first write the events the prune deletes to this new file, as JSON lines (no file when none goes); without it no copy is kept")
 	cmd.Flags().BoolVar(&yes, "yes", false, "confirm a --before less than 24 hours ago, which deletes nearly the whole log")
 	return cmd
 }
@@ -769,7 +772,8 @@ var pruneBatch int64 = 20_000
 // from the oldest up to the first at or after cut or after through, the
 // last event the prune may delete (none when through is 0). It returns
 // how many it wrote and the last one's seq, the bound of what may then be
-// pruned.
+// pruned. With no such event it writes no file and returns
+// errNothingToExport.
 //
 // It checks the chain of what it writes as 'audit verify' does (the first
 // event's link to a pruned one aside), and fails at the first event that
@@ -781,11 +785,17 @@ func exportAudit(ctx context.Context, st storage.Storage, cut time.Time, through
 		var prev []byte
 		for {
 			page, err := st.ListAuditEvents(ctx, storage.AuditFilter{AfterSeq: last, Limit: 1000})
+			if err == nil && len(page) == 0 && n == 0 {
+				return errNothingToExport // the file is not made
+			}
 			if err != nil || len(page) == 0 {
 				return err
 			}
 			for _, e := range page {
 				if !e.Time.Before(cut) || e.Seq > through {
+					if n == 0 {
+						return errNothingToExport
+					}
 					return nil
 				}
 				if n == 0 {
@@ -806,3 +816,7 @@ func exportAudit(ctx context.Context, st storage.Storage, cut time.Time, through
 	}
 	return n, last, nil
 }
+
+// errNothingToExport is exportAudit's error when no event is to be
+// exported, and no file was written.
+var errNothingToExport = errors.New("no audit event to export")
