@@ -120,13 +120,13 @@ still need the old key.
 					if _, ok := errors.AsType[*dirSyncError](err); ok {
 						held = "holds the new one, but may hold the old one again after a crash"
 					}
-					return fmt.Errorf("the store now needs the new key, and %s %s: keep %s and start with --master-key-file %s: %w",
-						source, held, newKeyFile, newKeyFile, err)
+					return fmt.Errorf("the store now needs the new key, and %s %s (%w): keep %s and start with: %s",
+						source, held, err, newKeyFile, shellCommand("--master-key-file", newKeyFile))
 				}
 				fmt.Fprintf(out, "replaced %s with the new key\n", source)
 				return nil
 			}
-			fmt.Fprintf(out, "start every server with the new key: --master-key-file %s (or its content in KEYWARD_MASTER_KEY)\n", newKeyFile)
+			fmt.Fprintf(out, "start every server with the new key (or its content in KEYWARD_MASTER_KEY): %s\n", shellCommand("--master-key-file", newKeyFile))
 			return nil
 		},
 	}

@@ -220,10 +220,10 @@ func TestMasterKeyRotateFileNotReplaced(t *testing.T) {
 	}{
 		{"directory not synced", func() {
 			syncDir = func(string) error { return errors.New("input/output error") }
-		}, " holds the new one, but may hold the old one again after a crash: keep ", true},
+		}, " holds the new one, but may hold the old one again after a crash (", true},
 		{"rename fails", func() {
 			renameFile = func(string, string) error { return errors.New("rename: input/output error") }
-		}, " still holds the old one, which could not be replaced: keep ", false},
+		}, " still holds the old one, which could not be replaced (", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -234,15 +234,17 @@ func TestMasterKeyRotateFileNotReplaced(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			newKeyFile := filepath.Join(t.TempDir(), "new.key")
+			newKeyFile := filepath.Join(t.TempDir(), "new key") // to be quoted
 			newKey := strings.Repeat("a5", 32) + "\n"
 			os.WriteFile(newKeyFile, []byte(newKey), 0o600)
 			defer func(s func(string) error, r func(string, string) error) { syncDir, renameFile = s, r }(syncDir, renameFile)
 			tt.fail()
 			err = runCLIErr(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", newKeyFile)
-			want := path + tt.says + newKeyFile + " and start with --master-key-file " + newKeyFile
-			if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), oldSaid) {
-				t.Fatalf("rotate: %v, want an error saying %q", err, want)
+			want := path + tt.says
+			// The flag to paste ends the message, quoted for the shell.
+			hint := ": keep " + newKeyFile + " and start with: --master-key-file '" + newKeyFile + "'"
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.HasSuffix(err.Error(), hint) || strings.Contains(err.Error(), oldSaid) {
+				t.Fatalf("rotate: %v, want an error saying %q and ending %q", err, want, hint)
 			}
 			wantHeld := map[bool]string{true: newKey, false: string(old)}[tt.holdNew]
 			if b, err := os.ReadFile(path); err != nil || string(b) != wantHeld {
@@ -347,5 +349,24 @@ func TestFirstStartWithoutLinks(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "master.key")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A rotation of a master key given in --master-key-file ends its output
+// with the flag that starts a server with the new key, quoted for the
+// shell.
+func TestMasterKeyRotateStartHint(t *testing.T) {
+	dir := t.TempDir()
+	_, stop := launchServer(t, func(m *Main) { m.Config.DataDir = dir })
+	stop()
+	cur := filepath.Join(t.TempDir(), "current.key")
+	if b, err := os.ReadFile(filepath.Join(dir, "master.key")); err != nil || os.WriteFile(cur, b, 0o600) != nil {
+		t.Fatalf("copy the master key: %v", err)
+	}
+	newKeyFile := filepath.Join(t.TempDir(), "new key")
+	os.WriteFile(newKeyFile, []byte(strings.Repeat("a5", 32)+"\n"), 0o600)
+	out := runCLI(t, "master-key", "rotate", "--data-dir", dir, "--master-key-file", cur, "--new-master-key-file", newKeyFile)
+	if want := ": --master-key-file '" + newKeyFile + "'\n"; !strings.HasSuffix(out, want) {
+		t.Errorf("rotate said %q, want it to end %q", out, want)
 	}
 }
