@@ -628,7 +628,12 @@ func benchSecret(i int) string { return fmt.Sprintf("kw_bench_fill_secret_%06d",
 
 // setup creates the fixtures through the admin API.
 func (b *bench) setup(ctx context.Context) error {
-	caCert := firstNonEmpty(b.f.caCert, os.Getenv("KEYWARD_CA_CERT"))
+	// KEYWARD_CA_CERT is for --target alone: the server bench starts
+	// needs no CA, and a bad path there would fail the run.
+	caCert := b.f.caCert
+	if b.f.target != "" {
+		caCert = firstNonEmpty(caCert, os.Getenv("KEYWARD_CA_CERT"))
+	}
 	rt, err := httpTransport(caCert)
 	if err != nil {
 		return err
@@ -642,7 +647,7 @@ func (b *bench) setup(ctx context.Context) error {
 		return fmt.Errorf("server URL %q: %w", b.base, err)
 	}
 	b.host = u.Host
-	fl := clientFlags{credentials: b.adminKey, server: b.base, caCert: caCert, output: "json"}
+	fl := clientFlags{credentials: b.adminKey, server: b.base, caCert: caCert, noEnvCA: true, output: "json"}
 	cmd := &cobra.Command{}
 	cmd.SetContext(ctx)
 	cmd.SetOut(io.Discard)

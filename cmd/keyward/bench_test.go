@@ -89,8 +89,10 @@ func TestBenchSmoke(t *testing.T) {
 	// --signing-alg and --introspection-audit-interval reach the started
 	// server (which would refuse to start on a flag it does not know); the
 	// settings of another server in the environment do not (with them it
-	// would not start: the file is missing, the issuer is not its own).
+	// would not start: the file is missing, the issuer is not its own),
+	// nor does the CA of a --target (bench would fail to read it).
 	t.Setenv("KEYWARD_CONFIG", filepath.Join(t.TempDir(), "missing.yaml"))
+	t.Setenv("KEYWARD_CA_CERT", filepath.Join(t.TempDir(), "missing-ca.pem"))
 	t.Setenv("KEYWARD_ISSUER", "https://keyward.elsewhere.example")
 	t.Setenv("KEYWARD_SIGNING_ALG", "RS256")
 	out = runCLI(t, "bench", "--duration", "200ms", "--warmup", "0s", "--concurrency", "2", "--scenarios", "client_credentials_secret,introspect_opaque",
@@ -214,6 +216,13 @@ func TestBenchTargetCredentialsDefault(t *testing.T) {
 	err := runCLIErr(t, "bench", "--target", "http://127.0.0.1:1", "--scenarios", "healthz", "--duration", "100ms", "--warmup", "0")
 	if err == nil || !strings.Contains(err.Error(), creds) {
 		t.Errorf("bench --target with KEYWARD_CREDENTIALS=%s: %v, want it read", creds, err)
+	}
+	// KEYWARD_CA_CERT is read with --target (only).
+	ca := filepath.Join(t.TempDir(), "missing-ca.pem")
+	t.Setenv("KEYWARD_CA_CERT", ca)
+	err = runCLIErr(t, "bench", "--target", "http://127.0.0.1:1", "--scenarios", "healthz", "--duration", "100ms", "--warmup", "0")
+	if err == nil || !strings.Contains(err.Error(), ca) {
+		t.Errorf("bench --target with KEYWARD_CA_CERT=%s: %v, want it read", ca, err)
 	}
 }
 

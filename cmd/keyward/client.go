@@ -34,6 +34,9 @@ type clientFlags struct {
 	// ifMatch is --if-match of the command that runs, if it has the flag
 	// (see ifMatchFlag).
 	ifMatch string
+	// noEnvCA keeps an empty caCert from defaulting to KEYWARD_CA_CERT:
+	// for bench's own server, which the environment is not about.
+	noEnvCA bool
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
@@ -115,7 +118,11 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 		}
 		base, from = strings.TrimSuffix(kf.TokenURI, kwoauth2.TokenPath), creds+": token_uri"
 	}
-	transport, err := httpTransport(firstNonEmpty(f.caCert, os.Getenv("KEYWARD_CA_CERT")))
+	caCert := f.caCert
+	if !f.noEnvCA {
+		caCert = firstNonEmpty(caCert, os.Getenv("KEYWARD_CA_CERT"))
+	}
+	transport, err := httpTransport(caCert)
 	if err != nil {
 		return nil, err
 	}
