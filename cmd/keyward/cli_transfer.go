@@ -80,9 +80,13 @@ made while the store is read is refused too, and left as it is.
 				_, err = cmd.OutOrStdout().Write(b)
 				return err
 			}
-			if err := writeOutFile(out, b, force); errors.Is(err, fs.ErrExist) {
+			if err := writeOutFile(out, b, force); errors.Is(err, fs.ErrExist) && !force {
 				// Made since it was checked for, and left as it is.
 				return fmt.Errorf("--out %s already exists (made while the store was read); name a new file, or pass --force to replace it", out)
+			} else if errors.Is(err, fs.ErrExist) {
+				// --force renames over a file, but not over a directory
+				// with something in it.
+				return fmt.Errorf("--out %s is a directory (made while the store was read), which --force does not replace; name a new file", out)
 			} else if err != nil {
 				return err
 			}

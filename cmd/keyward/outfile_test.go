@@ -93,6 +93,40 @@ func TestOutFileMadeMeanwhile(t *testing.T) {
 	}
 }
 
+// TestOutFileDirectoryMadeMeanwhile: a directory with something in it,
+// made at --out once it was checked for, is not replaced by --force
+// either. The error says so, not to pass the --force that was given.
+func TestOutFileDirectoryMadeMeanwhile(t *testing.T) {
+	m := startServer(t)
+	_, email := setupAccount(t, m, "dir-racer")
+	for _, tt := range []struct {
+		name string
+		args func(out string) []string
+		want string
+	}{
+		{"keys create", func(out string) []string {
+			return []string{"keys", "create", email, "--out", out, "--force", "--credentials", m.AdminKeyFile}
+		}, " is a directory (made while the key was created), which --force does not replace; name a new file"},
+		{"export", func(out string) []string {
+			return []string{"export", "--data-dir", m.Config.DataDir, "--out", out, "--force"}
+		}, " is a directory (made while the store was read), which --force does not replace; name a new file"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out.json")
+			defer func(f func(string)) { publishing = f }(publishing)
+			publishing = func(path string) {
+				if err := os.MkdirAll(filepath.Join(path, "inside"), 0o700); err != nil {
+					t.Error(err)
+				}
+			}
+			err := runCLIErr(t, tt.args(out)...)
+			if err == nil || !strings.Contains(err.Error(), out+tt.want) || strings.Contains(err.Error(), "pass --force") {
+				t.Fatalf("error %v, want one saying %q and not to pass --force", err, out+tt.want)
+			}
+		})
+	}
+}
+
 // TestKeysCreateOutDanglingLink: a symbolic link at --out whose target
 // does not exist is in the way, as the link cannot be made there: it is
 // refused before a key is created. It passed the check (os.Stat), and the
