@@ -33,7 +33,7 @@ func TestConsoleSecretAfterLeaving(t *testing.T) {
 	eval[string](p, `location.hash = "#/apis"`)
 	p.step("go to the APIs", chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//h1[text()="APIs"]`)))
 	p.release(id)
-	p.waitAlert("secret not shown", "error", "Created the client secret "+secrets[0].ID+" of "+acct.ID+", but its page was left or shown again")
+	p.waitAlert("secret not shown", "error", "Created the client secret "+secrets[0].ID+" of "+acct.ID+", but its page was left, shown again or signed out of")
 	if h := eval[string](p, `location.hash`); h != "#/apis" {
 		t.Errorf("after the answer the page is %q, want #/apis, where the user went", h)
 	}

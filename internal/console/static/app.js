@@ -502,7 +502,7 @@ function secretsSection(path, secrets) {
       // The page was left, shown again or signed out of before the answer
       // came: the secret has nowhere to be shown, and the server keeps
       // only a hash of it.
-      throw new Error(`Created the client secret ${s.secret_id} of ${s.client_id}, but its page was left or shown again before the server answered: `
+      throw new Error(`Created the client secret ${s.secret_id} of ${s.client_id}, but its page was left, shown again or signed out of before the server answered: `
         + "the secret was not shown and cannot be shown again. Delete it on the account's page, and create another there.");
     }
     // Shown this once: the server keeps only a hash of it.
