@@ -294,6 +294,10 @@ func parseSettings(data []byte) (map[string]any, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("line %d: the file holds %s, not settings: write one setting a line as name: value, such as signing-alg: ES256", root.Line, yamlKind(root))
 	}
+	// A name given twice is refused here, as yaml would refuse it, but
+	// also when once through an alias (&x a: 1, then *x : 2), which yaml
+	// let through: the last won in silence.
+	seen := map[string]int{} // name → line
 	for i := 0; i < len(root.Content); i += 2 {
 		k := root.Content[i]
 		if k.Kind == yaml.AliasNode && k.Alias != nil {
@@ -302,6 +306,11 @@ func parseSettings(data []byte) (map[string]any, error) {
 		if k.Kind != yaml.ScalarNode {
 			return nil, fmt.Errorf("line %d: a setting's name is %s; write one setting a line as name: value, such as signing-alg: ES256", root.Content[i].Line, yamlKind(k))
 		}
+		line := root.Content[i].Line
+		if first, ok := seen[k.Value]; ok {
+			return nil, fmt.Errorf("line %d: %q is set twice, first on line %d; keep one", line, k.Value, first)
+		}
+		seen[k.Value] = line
 	}
 	if err := root.Decode(&values); err != nil {
 		return nil, fmt.Errorf("not valid YAML: %w", err)

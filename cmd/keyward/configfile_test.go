@@ -98,6 +98,10 @@ func TestConfigFileNotSettings(t *testing.T) {
 		{"list", "# settings\n- listen: :8443\n- log-level: debug\n", "line 2: the file holds a list, not settings"},
 		{"list as a name", "[listen]: :8443\n", "line 1: a setting's name is a list; write one setting a line as name: value"},
 		{"mapping as a name", "log-level: info\n? {a: 1}\n: x\n", "line 2: a setting's name is a mapping"},
+		// A name given twice is refused, also when through an alias
+		// (the last won).
+		{"name twice", "log-level: info\nlog-level: debug\n", `line 2: "log-level" is set twice, first on line 1; keep one`},
+		{"name twice through an alias", "&x log-level: info\n*x : debug\n", `line 2: "log-level" is set twice, first on line 1; keep one`},
 		// Only the first document was read: the second's settings were
 		// left out in silence.
 		{"second document", "---\nlog-level: info\n---\nsigning-alg: EdDSA\n", "line 4: a second YAML document (after ---): put every setting in one, as only the first would be read"},
