@@ -167,7 +167,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// throttle is the exception: one a minute per throttle key is written.
 	method := ev.Data["auth_method"]
 	if !unrecorded && (err != nil || ev.Data["active"] != "true" || !h.summaries.Add(ev)) {
-		if werr := h.journal.Write(context.WithoutCancel(r.Context()), storage.Write{Events: []storage.AuditEvent{ev}}); werr != nil {
+		rctx, cancel := oauth2.RecordContext(r.Context())
+		defer cancel()
+		if werr := h.journal.Write(rctx, storage.Write{Events: []storage.AuditEvent{ev}}); werr != nil {
 			h.log.Error("introspection not answered: its audit event could not be written", "err", werr)
 			err = oauth2.Unrecorded()
 		}

@@ -157,6 +157,21 @@ func Unrecorded() *Error {
 	return Unavailable("The server cannot record requests right now; try again later.")
 }
 
+// RecordContext is the context to write a request's audit event with once
+// its answer is known: one its client hanging up does not end (a request
+// is recorded whether or not its client waits for the answer), but that
+// keeps the request's deadline, if it has one (server.RequestTimeout):
+// with a store that does not answer, the write is given up with the
+// request, and Unrecorded reaches the client before the server's write
+// timeout, rather than after another wait of its own for the store.
+func RecordContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	detached := context.WithoutCancel(ctx)
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(detached, d)
+	}
+	return detached, func() {}
+}
+
 // Unavailable is temporarily_unavailable (503) with description and
 // Retry-After: 5 (RFC 9110 §10.2.3), the answer to a failure of the
 // server's own that is likely brief, such as its store failing.

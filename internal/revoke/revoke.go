@@ -77,7 +77,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = oe
 	}
 	if !written {
-		if werr := h.journal.Write(context.WithoutCancel(r.Context()), storage.Write{Events: []storage.AuditEvent{ev}}); werr != nil {
+		rctx, cancel := oauth2.RecordContext(r.Context())
+		defer cancel()
+		if werr := h.journal.Write(rctx, storage.Write{Events: []storage.AuditEvent{ev}}); werr != nil {
 			h.log.Error("revocation request not answered: its audit event could not be written", "err", werr)
 			err = oauth2.Unrecorded()
 		}

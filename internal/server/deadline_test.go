@@ -19,10 +19,19 @@ import (
 )
 
 // hangingStore is a store whose account reads, once hang is set, wait
-// until their context ends: a database whose connection went silent.
+// until their context ends: a database whose connection went silent; and
+// whose commits too, once hangCommits is set.
 type hangingStore struct {
 	storage.Storage
-	hang atomic.Bool
+	hang, hangCommits atomic.Bool
+}
+
+func (s *hangingStore) Commit(ctx context.Context, writes []storage.Write) ([]error, error) {
+	if s.hangCommits.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.Storage.Commit(ctx, writes)
 }
 
 func (s *hangingStore) GetAccount(ctx context.Context, id string) (storage.Account, error) {
@@ -64,4 +73,44 @@ func TestTokenRequestDeadline(t *testing.T) {
 		}
 		time.Sleep(time.Minute) // the cache's shared load gives up too
 	})
+}
+
+// With a store that answers neither reads nor commits (a database gone
+// without a word), the 503 of a request to /token, /introspect or
+// /revoke comes within server.RequestTimeout as well: the audit event
+// of the refusal, which cannot be written, is given up with the request,
+// not waited for another group commit, past the server's write timeout.
+func TestRequestDeadlineStoreDown(t *testing.T) {
+	for _, path := range []string{"/token", "/introspect", "/revoke"} {
+		t.Run(path[1:], func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				sq, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "keyward.db"), sqlite.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				st := &hangingStore{Storage: sq}
+				f := newFixtureOn(t, st)
+				st.hang.Store(true)
+				st.hangCommits.Store(true)
+				form := url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}, "token": {"x"}}
+				start := time.Now()
+				r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(form.Encode()))
+				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				r.SetBasicAuth(f.clientID, f.secret)
+				w := httptest.NewRecorder()
+				f.handler.ServeHTTP(w, r)
+				took := time.Since(start)
+				var body map[string]any
+				json.Unmarshal(w.Body.Bytes(), &body)
+				if w.Code != 503 || body["error"] != "temporarily_unavailable" {
+					t.Errorf("%s with a store that does not answer = %d %v, want 503 temporarily_unavailable", path, w.Code, body)
+				}
+				if took > server.RequestTimeout {
+					t.Errorf("%s answered after %v, want within %v", path, took, server.RequestTimeout)
+				}
+				st.hangCommits.Store(false)
+				time.Sleep(time.Minute) // the cache's shared load and the group commit give up too
+			})
+		})
+	}
 }

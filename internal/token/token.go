@@ -307,7 +307,9 @@ func (h *Handler) recordRefusal(ctx context.Context, req *Request, oe *oauth2.Er
 	if req.Audit.AccountID == "" {
 		addNonEmpty(data, "client_id", req.Audit.ClientID)
 	}
-	return h.journal.Write(context.WithoutCancel(ctx), storage.Write{Events: []storage.AuditEvent{{
+	ctx, cancel := oauth2.RecordContext(ctx)
+	defer cancel()
+	return h.journal.Write(ctx, storage.Write{Events: []storage.AuditEvent{{
 		Time: req.Now, Action: "token.refused", Outcome: storage.OutcomeFailure,
 		AccountID: req.Audit.AccountID, Actor: req.Audit.Actor, Source: req.Source, Data: data,
 	}}})
