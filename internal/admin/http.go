@@ -199,9 +199,10 @@ func refuseIfMatch(pattern string) error {
 }
 
 // changeTimeout bounds an admin change (any method but GET and HEAD),
-// which no client's deadline reaches the server: one that waits on a lock
-// (a psql session holding an account's row, a replica's transaction stuck
-// on a dead connection) is given up and answered 503, within the server's
+// its authentication included, which no client's deadline reaches the
+// server: one that waits on a lock (a psql session holding an account's
+// row, a replica's transaction stuck on a dead connection) or on a store
+// that does not answer is given up and answered 503, within the server's
 // 30-second write timeout, instead of holding its locks, and the locks of
 // the changes queued behind it, for as long as the other holds its.
 var changeTimeout = 20 * time.Second
@@ -216,7 +217,15 @@ func (h *Handler) endpoint(fn func(*http.Request, Actor) (int, any, error)) http
 // token.
 func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := h.authenticate(r)
+		// A change is bounded from the start: the reads that authenticate
+		// it wait on the store as its own do.
+		fr := r
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			ctx, cancel := context.WithTimeout(r.Context(), changeTimeout)
+			defer cancel()
+			fr = r.WithContext(ctx)
+		}
+		c, err := h.authenticate(fr)
 		if err == nil {
 			err = checkText(r)
 		}
@@ -239,12 +248,6 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 				status int
 				body   any
 			)
-			fr := r
-			if r.Method != http.MethodGet && r.Method != http.MethodHead {
-				ctx, cancel := context.WithTimeout(r.Context(), changeTimeout)
-				defer cancel()
-				fr = r.WithContext(ctx)
-			}
 			status, body, err = fn(fr, c)
 			if err == nil {
 				if t, ok := body.(tagged); ok {

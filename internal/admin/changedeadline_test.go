@@ -1,0 +1,53 @@
+package admin_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// silentStore is a store whose account reads, once silent is set, wait
+// until their context ends: a database whose connection went silent.
+type silentStore struct {
+	storage.Storage
+	silent atomic.Bool
+}
+
+func (s *silentStore) GetAccount(ctx context.Context, id string) (storage.Account, error) {
+	if s.silent.Load() {
+		<-ctx.Done()
+		return storage.Account{}, ctx.Err()
+	}
+	return s.Storage.GetAccount(ctx, id)
+}
+
+// An admin change sent while the store does not answer is answered 503
+// within the change's bound, its authentication included: the reads that
+// check the administrator's token and account waited for the cache's own
+// bound (30 s), so the answer came no sooner than the server's write
+// timeout, which dropped it.
+func TestChangeDeadlineCoversAuthentication(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &silentStore{Storage: openSQLite(t)}
+		f := newFixtureOn(t, st)
+		auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+		time.Sleep(time.Minute) // nothing fresh in the cache
+		st.silent.Store(true)
+		start := time.Now()
+		code, out, _ := f.call(t, "POST", "/v1/service-accounts", auth, map[string]any{"name": "job", "project": "shop"})
+		took := time.Since(start)
+		if code != 503 || out["error"] != "temporarily_unavailable" {
+			t.Errorf("change with a store that does not answer = %d %v, want 503 temporarily_unavailable", code, out)
+		}
+		if took > 20*time.Second {
+			t.Errorf("answered after %v, want within the change's 20 s", took)
+		}
+		st.silent.Store(false)
+		time.Sleep(time.Minute) // the cache's shared load gives up too
+	})
+}
