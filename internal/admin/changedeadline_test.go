@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -49,5 +50,58 @@ func TestChangeDeadlineCoversAuthentication(t *testing.T) {
 		}
 		st.silent.Store(false)
 		time.Sleep(time.Minute) // the cache's shared load gives up too
+	})
+}
+
+// An admin read (a GET, but a long poll of the audit log) sent while the
+// store does not answer is answered 503 within the same bound: it waited
+// for the cache's 30 s, and then on its own read for as long as the
+// connection took to fail (minutes, with a peer gone without a word),
+// holding one of the store's connections meanwhile.
+func TestReadDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &silentStore{Storage: openSQLite(t)}
+		f := newFixtureOn(t, st)
+		auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+		time.Sleep(time.Minute) // nothing fresh in the cache
+		st.silent.Store(true)
+		start := time.Now()
+		code, out, _ := f.call(t, "GET", "/v1/service-accounts", auth, nil)
+		took := time.Since(start)
+		if code != 503 || out["error"] != "temporarily_unavailable" {
+			t.Errorf("read with a store that does not answer = %d %v, want 503 temporarily_unavailable", code, out)
+		}
+		if took > 20*time.Second {
+			t.Errorf("answered after %v, want within 20 s", took)
+		}
+		st.silent.Store(false)
+		time.Sleep(time.Minute) // the cache's shared load gives up too
+	})
+}
+
+// A long poll of the audit log waits as long as it asked, past the bound
+// of other requests.
+func TestLongPollOutlastsDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t)
+		auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+		code, out, _ := f.call(t, "GET", "/v1/audit?order=desc&limit=1", auth, nil)
+		if code != 200 {
+			t.Fatalf("audit list = %d %v", code, out)
+		}
+		evs, _ := out["events"].([]any)
+		if len(evs) != 1 {
+			t.Fatalf("audit list has %d events, want 1", len(evs))
+		}
+		seq := evs[0].(map[string]any)["seq"]
+		start := time.Now()
+		code, out, _ = f.call(t, "GET", fmt.Sprintf("/v1/audit?after=%v&wait=50s", seq), auth, nil)
+		took := time.Since(start)
+		if code != 200 {
+			t.Errorf("long poll = %d %v, want 200", code, out)
+		}
+		if took < 50*time.Second {
+			t.Errorf("long poll answered after %v, want the 50 s it asked for", took)
+		}
 	})
 }

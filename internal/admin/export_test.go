@@ -14,9 +14,9 @@ func RoutePatterns() []string {
 	return slices.Sorted(maps.Keys(h.routes()))
 }
 
-// SetChangeTimeout sets the bound of admin changes until the test ends.
-func SetChangeTimeout(t testing.TB, d time.Duration) {
-	old := changeTimeout
-	changeTimeout = d
-	t.Cleanup(func() { changeTimeout = old })
+// SetRequestTimeout sets the bound of admin requests until the test ends.
+func SetRequestTimeout(t testing.TB, d time.Duration) {
+	old := requestTimeout
+	requestTimeout = d
+	t.Cleanup(func() { requestTimeout = old })
 }

@@ -198,14 +198,17 @@ func refuseIfMatch(pattern string) error {
 	return invalid("Only PATCH of a service account, an API or an organization; DELETE of a service account, an API, a key or a secret; disabling or enabling a service account, a key or a secret; and placing, moving or removing an organization's project take If-Match; send this request without it.")
 }
 
-// changeTimeout bounds an admin change (any method but GET and HEAD),
-// its authentication included, which no client's deadline reaches the
-// server: one that waits on a lock (a psql session holding an account's
-// row, a replica's transaction stuck on a dead connection) or on a store
-// that does not answer is given up and answered 503, within the server's
-// 30-second write timeout, instead of holding its locks, and the locks of
-// the changes queued behind it, for as long as the other holds its.
-var changeTimeout = 20 * time.Second
+// requestTimeout bounds an admin request, its authentication included,
+// which no client's deadline reaches the server: a change that waits on
+// a lock (a psql session holding an account's row, a replica's
+// transaction stuck on a dead connection), or any request on a store
+// that does not answer, is given up and answered 503 (a change rolled
+// back), within the server's 30-second write timeout, instead of holding
+// its locks, and the locks of the changes queued behind it, or a
+// connection of the store's pool, for as long as the other holds its or
+// the connection takes to fail. A long poll of the audit log (GET
+// /v1/audit with wait) is the exception: it moves its own deadlines.
+var requestTimeout = 20 * time.Second
 
 // endpoint wraps an admin operation with authentication and JSON encoding.
 func (h *Handler) endpoint(fn func(*http.Request, Actor) (int, any, error)) http.Handler {
@@ -217,11 +220,11 @@ func (h *Handler) endpoint(fn func(*http.Request, Actor) (int, any, error)) http
 // token.
 func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// A change is bounded from the start: the reads that authenticate
-		// it wait on the store as its own do.
+		// Bounded from the start: the reads that authenticate a request
+		// wait on the store as its own do.
 		fr := r
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			ctx, cancel := context.WithTimeout(r.Context(), changeTimeout)
+		if r.Pattern != "GET /v1/audit" || r.URL.Query().Get("wait") == "" {
+			ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 			defer cancel()
 			fr = r.WithContext(ctx)
 		}

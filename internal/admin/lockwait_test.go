@@ -17,7 +17,7 @@ import (
 // reaches the server, and the server's write timeout does not end the
 // request, only its answer.
 func TestChangeLockWaitIsBounded(t *testing.T) {
-	admin.SetChangeTimeout(t, 200*time.Millisecond)
+	admin.SetRequestTimeout(t, 200*time.Millisecond)
 	dsn := pgtest.SchemaDSN(t)
 	ctx := context.Background()
 	st, err := postgres.Open(ctx, dsn, postgres.Options{})
