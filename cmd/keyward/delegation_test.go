@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -311,14 +312,9 @@ func TestDelegationHelpExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	clientID := ""
-	for line := range strings.Lines(c.Example) {
-		line = strings.TrimSpace(line)
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		args := strings.Fields(line)
+	for _, args := range exampleCommands(c.Example) {
 		if args[0] != "keyward" {
-			t.Fatalf("%q is not a keyward command", line)
+			t.Fatalf("%q is not a keyward command", strings.Join(args, " "))
 		}
 		for i, a := range args {
 			if a == "CLIENT_ID" {
@@ -332,5 +328,52 @@ func TestDelegationHelpExample(t *testing.T) {
 	}
 	if clientID == "" {
 		t.Fatal("no sa create in the example printed a client ID")
+	}
+}
+
+// exampleCommands is the commands of a --help example, each as its words:
+// a line ending in a backslash goes on in the next, as in a shell; blank
+// lines and comments are skipped.
+func exampleCommands(example string) [][]string {
+	var cmds [][]string
+	var words []string
+	for line := range strings.Lines(example) {
+		line = strings.TrimSpace(line)
+		if len(words) == 0 && (line == "" || strings.HasPrefix(line, "#")) {
+			continue
+		}
+		more := strings.HasSuffix(line, `\`)
+		words = append(words, strings.Fields(strings.TrimSuffix(line, `\`))...)
+		if !more && len(words) > 0 {
+			cmds = append(cmds, words)
+			words = nil
+		}
+	}
+	if len(words) > 0 {
+		cmds = append(cmds, words)
+	}
+	return cmds
+}
+
+// TestExampleCommands: the runner of TestDelegationHelpExample took a
+// blank line for a command (and failed on its first word, which it has
+// not) and a line continued with a backslash for two commands.
+func TestExampleCommands(t *testing.T) {
+	got := exampleCommands(`  # a comment
+
+  keyward org create example.com
+  keyward delegation grant --org example.com \
+    --client-id 1 \
+    --scopes a.b
+
+  keyward users add a@example.com
+`)
+	want := [][]string{
+		{"keyward", "org", "create", "example.com"},
+		{"keyward", "delegation", "grant", "--org", "example.com", "--client-id", "1", "--scopes", "a.b"},
+		{"keyward", "users", "add", "a@example.com"},
+	}
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("exampleCommands: %q, want %q", got, want)
 	}
 }
