@@ -78,7 +78,7 @@ func newBenchCommand() *cobra.Command {
 	var f benchFlags
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure the token endpoint, introspection and token verification under load",
+		Short: "Time token issuance, introspection and verification under load",
 		Long: `Start a Keyward server (a child process on a temporary SQLite store, or
 PostgreSQL with --db) or use --target, create fixture accounts, keys and
 secrets, then drive each scenario for --duration at --concurrency, after an
@@ -158,7 +158,8 @@ names another server.`,
   keyward bench --scenarios client_credentials_secret --rate 5000
   keyward bench --accounts 1000000 --scenarios client_credentials_secret
   keyward bench --target https://keyward.staging --credentials admin-key.json
-  keyward bench --target http://10.0.0.5:8080 --credentials admin-key.json --target-metrics http://10.0.0.5:9090/metrics`,
+  keyward bench --target http://10.0.0.5:8080 --credentials admin-key.json \
+    --target-metrics http://10.0.0.5:9090/metrics`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBench(cmd, f) },
 	}

@@ -25,10 +25,11 @@ belongs to exactly one API, so a token's aud follows from its scopes.`,
 
 	var in admin.APIInput
 	create := &cobra.Command{
-		Use:     "create NAME --identifier URI --scopes s1,s2",
-		Short:   "Register an API and its scopes",
-		Example: `  keyward api create orders --identifier https://orders.internal --scopes orders.read,orders.write`,
-		Args:    cobra.ExactArgs(1),
+		Use:   "create NAME --identifier URI --scopes s1,s2",
+		Short: "Register an API and its scopes",
+		Example: `  keyward api create orders --identifier https://orders.internal \
+    --scopes orders.read,orders.write`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.client(cmd)
 			if err != nil {
@@ -99,7 +100,8 @@ them first), and a scope another API has is not added: each scope belongs
 to one API. A new scope can be granted, and requested, at once. The scopes
 of the built-in API (keyward) do not change.`,
 		Example: `  keyward api update orders --scopes orders.read,orders.write,orders.refund
-  keyward api update orders --token-format opaque --introspectors orders-api@shop.iam.keyward.internal`,
+  keyward api update orders --token-format opaque \
+    --introspectors orders-api@shop.iam.keyward.internal`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.client(cmd)

@@ -93,7 +93,7 @@ func newAuditListCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List audit events, oldest first; --newest lists newest first, --follow streams new ones",
+		Short: "List audit events (oldest first; --newest; --follow streams)",
 		Long: `List audit events through the admin API, oldest first (--newest: newest
 first), fetched --limit at a time, all that match or the first --max; with
 --follow, then also each new one as it is written. -o json prints one JSON
@@ -104,7 +104,8 @@ be read line by line, and the lines concatenated are what 'audit prune
   keyward audit list --newest --outcome failure --since 24h
   keyward audit list --newest --max 20
   keyward audit list --since 24h --action admin.refused
-  keyward audit list --account nightly-report@billing.iam.keyward.internal --follow -o json`,
+  keyward audit list --account nightly-report@billing.iam.keyward.internal \
+    --follow -o json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if newest && follow {
@@ -426,7 +427,8 @@ each should be one you ran.
 ` + storeSettingsHelp,
 		Example: `  keyward audit verify --data-dir keyward-data
   keyward audit verify --db postgres://keyward@db/keyward -o json
-  keyward audit verify --data-dir keyward-data --head 1234:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08`,
+  keyward audit verify --data-dir keyward-data \
+    --head 1234:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
@@ -629,8 +631,10 @@ whole log, up to now: it is refused unless --yes confirms it.
 ` + storeSettingsHelp + `
 
 --before, --export and --yes are taken from the command line alone.`,
-		Example: `  keyward audit prune --data-dir keyward-data --before 90d --export audit-until-90d.jsonl
-  keyward audit prune --db postgres://keyward@db/keyward --before 2026-01-01T00:00:00Z`,
+		Example: `  keyward audit prune --data-dir keyward-data --before 90d \
+    --export audit-until-90d.jsonl
+  keyward audit prune --db postgres://keyward@db/keyward \
+    --before 2026-01-01T00:00:00Z`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			now := time.Now()

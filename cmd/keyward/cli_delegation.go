@@ -104,7 +104,7 @@ func newOrgCommand() *cobra.Command {
 	}
 	policy := &cobra.Command{
 		Use:   "policy DOMAIN --block-scopes s1,s2",
-		Short: "Set the scopes the organization never allows for delegated access",
+		Short: "Set the scopes the organization never allows to be delegated",
 		Long: `Set the scopes the organization blocks for all delegated access: an assertion
 asking for one is refused with admin_policy_enforced, whatever the grants say.
 --block-scopes "" clears the list.`,
@@ -300,7 +300,8 @@ known. A user that exists is replaced, its status with it (a row without one
 is active), so a file made before some users were suspended unsuspends them;
 the audit event of each batch (user.import; user.put for a batch of one
 user) names the users whose status it changed.`,
-		Example: `  printf 'email,status\nalice@example.com,active\nbob@example.com,suspended\n' > users.csv
+		Example: `  printf 'email,status\nalice@example.com,active\n' > users.csv
+  printf 'bob@example.com,suspended\n' >> users.csv
   keyward users import users.csv`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -405,12 +406,14 @@ func newDelegationCommand() *cobra.Command {
 		Short: "Grant service accounts domain-wide delegation",
 		Long:  delegationIntro,
 		Example: `  # An account that adds events to the calendars of every user of example.com:
-  keyward api create calendar --identifier https://calendar.internal --scopes calendar.events
+  keyward api create calendar --identifier https://calendar.internal \
+    --scopes calendar.events
   keyward sa create calendar-sync --project ops --scopes calendar.events
   keyward org create example.com
   keyward users add alice@example.com bob@example.com
   # CLIENT_ID: the account's numeric Client ID, which sa create printed
-  keyward delegation grant --org example.com --client-id CLIENT_ID --scopes calendar.events`,
+  keyward delegation grant --org example.com --client-id CLIENT_ID \
+    --scopes calendar.events`,
 	}
 	f.register(cmd)
 	need := func(what ...string) error {
@@ -423,7 +426,7 @@ func newDelegationCommand() *cobra.Command {
 	}
 	grant := &cobra.Command{
 		Use:   "grant --org DOMAIN --client-id ID --scopes s1,s2",
-		Short: "Let a service account act for the organization's users with these scopes",
+		Short: "Let a service account act for the organization's users, in scopes",
 		Long: `Grant the service account with the numeric client ID (not its email: a grant
 to the email would never match, and is refused) the scopes for acting on
 behalf of the organization's users. Granting again replaces the scopes.`,

@@ -27,17 +27,20 @@ import (
 func newDPoPCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dpop",
-		Short: "Make DPoP keys and proofs, to call APIs with DPoP-bound tokens (RFC 9449)",
+		Short: "Make DPoP keys and proofs, for DPoP-bound tokens (RFC 9449)",
 		Long: `A DPoP-bound token is useless without the private key it is bound to: each
 request carries, besides the token, a fresh proof signed with that key for
 the request's method and URL. These commands make the key and the proofs,
 for trying a DPoP-protected API with curl; 'keyward token --dpop-key' gets
 the token.`,
 		Example: `  keyward dpop keygen --out dpop.pem
-  T=$(keyward token --key-file key.json --scopes orders.read --dpop-key dpop.pem)
+  T=$(keyward token --key-file key.json --scopes orders.read \
+    --dpop-key dpop.pem)
+  U=https://orders.internal/v1/orders
   curl -H "Authorization: DPoP $T" \
-    -H "DPoP: $(keyward dpop proof --dpop-key dpop.pem --url https://orders.internal/v1/orders --token "$T")" \
-    https://orders.internal/v1/orders`,
+    -H "DPoP: $(keyward dpop proof --dpop-key dpop.pem --url "$U" \
+      --token "$T")" \
+    "$U"`,
 	}
 	cmd.AddCommand(newDPoPKeygenCommand(), newDPoPProofCommand())
 	return cmd
@@ -143,7 +146,7 @@ func errKeygenExists(out string) error {
 func newDPoPProofCommand() *cobra.Command {
 	var keyPath, method, rawURL, token, tokenFile, nonce string
 	cmd := &cobra.Command{
-		Use:   "proof --dpop-key dpop.pem --url URL [--method GET] [--token TOKEN]",
+		Use:   "proof --dpop-key dpop.pem --url URL",
 		Short: "Print a fresh DPoP proof for one request, for its DPoP header",
 		Long: `Print a DPoP proof (RFC 9449 §4): a JWT signed with the key of --dpop-key for
 one request, by its method and URL (the query and fragment are left out of
@@ -157,13 +160,17 @@ only for about a minute after it is made. The URL must be the one the API
 is called by; behind a proxy, the one clients use. A server that requires
 nonces (RFC 9449 §8, §9) answers use_dpop_nonce with a DPoP-Nonce header:
 make a new proof with that value in --nonce.`,
-		Example: `  T=$(keyward token --key-file key.json --scopes orders.read --dpop-key dpop.pem)
+		Example: `  T=$(keyward token --key-file key.json --scopes orders.read \
+    --dpop-key dpop.pem)
+  U=https://orders.internal/v1/orders
   curl -H "Authorization: DPoP $T" \
-    -H "DPoP: $(keyward dpop proof --dpop-key dpop.pem --url https://orders.internal/v1/orders --token "$T")" \
-    https://orders.internal/v1/orders
+    -H "DPoP: $(keyward dpop proof --dpop-key dpop.pem --url "$U" \
+      --token "$T")" \
+    "$U"
   curl -X POST -H "Authorization: DPoP $T" \
-    -H "DPoP: $(keyward dpop proof --dpop-key dpop.pem --method POST --url https://orders.internal/v1/orders --token "$T")" \
-    -d @order.json https://orders.internal/v1/orders`,
+    -H "DPoP: $(keyward dpop proof --dpop-key dpop.pem --method POST \
+      --url "$U" --token "$T")" \
+    -d @order.json "$U"`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if keyPath == "" {

@@ -208,7 +208,7 @@ public keys, or a public key and a certificate, is refused.`,
 			},
 			func(w *tabwriter.Writer, k admin.KeyView) { keyTable(w, []admin.KeyView{k}) })
 	}
-	disable := keyOp("disable", "Disable a key: assertions it signs are refused with disabled_client", http.MethodPost, "disable")
+	disable := keyOp("disable", "Disable a key: assertions it signs are refused (disabled_client)", http.MethodPost, "disable")
 	enable := keyOp("enable", "Enable a disabled key", http.MethodPost, "enable")
 	del := simpleDelete(&f, "delete SA KEY_ID", "Delete a key for good", 2, func(args []string) string { return accountPath(args[0], "keys", args[1]) })
 	for _, c := range []*cobra.Command{disable, enable, del} {

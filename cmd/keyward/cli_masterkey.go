@@ -30,7 +30,7 @@ func newMasterKeyRotateCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "rotate --new-master-key-file FILE",
-		Short: "Re-encrypt the signing keys and the secret pepper under a new master key",
+		Short: "Re-encrypt signing keys and secret pepper under a new master key",
 		Long: `Re-encrypt everything the master key protects in the database — the
 token-signing keys and the pepper that keys client-secret hashes — under a
 new master key, in one transaction: afterwards only the new key opens the
@@ -55,8 +55,10 @@ still need the old key.
 
 --new-master-key-file is taken from the command line alone.`,
 		Example: `  openssl rand -hex 32 > /etc/keyward/master.key.new
-  keyward master-key rotate --config /etc/keyward/keyward.yaml --new-master-key-file /etc/keyward/master.key.new
-  keyward master-key rotate --data-dir keyward-data --new-master-key-file new.key`,
+  keyward master-key rotate --config /etc/keyward/keyward.yaml \
+    --new-master-key-file /etc/keyward/master.key.new
+  keyward master-key rotate --data-dir keyward-data \
+    --new-master-key-file new.key`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyConfig(); err != nil {

@@ -23,7 +23,7 @@ func newRecoverAdminCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "recover-admin --key-file FILE",
-		Short: "Give the administrator account a new key, directly in the database",
+		Short: "Give the administrator a new key, directly in the database",
 		Long: `The way back in when every administrator key file is lost, or the
 administrator account was disabled or lost its admin scope: working straight
 on the database (--data-dir or --db, or the server's --config; no server and
@@ -46,7 +46,8 @@ on SQLite, at once on PostgreSQL.
 
 --key-file and --enable are taken from the command line alone.`,
 		Example: `  keyward recover-admin --data-dir keyward-data --key-file admin-key-new.json
-  keyward recover-admin --config /etc/keyward/keyward.yaml --key-file /root/admin-key.json --enable`,
+  keyward recover-admin --config /etc/keyward/keyward.yaml \
+    --key-file /root/admin-key.json --enable`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyConfig(); err != nil {

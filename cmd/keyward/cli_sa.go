@@ -110,7 +110,7 @@ its tokens. Accounts are named by email or client ID in every command.`,
 		return itemCommand(&f, use+" SA", short, 1, method, func(args []string) string { return accountPath(args[0], action...) }, accountTable)
 	}
 	get := one("get", "Show a service account", http.MethodGet)
-	disable := one("disable", "Disable a service account: no new tokens, and introspection reports its tokens inactive", http.MethodPost, "disable")
+	disable := one("disable", "Disable an account: no new tokens, introspection says inactive", http.MethodPost, "disable")
 	revokeTokens := one("revoke-tokens", "Revoke every token issued to the account until now", http.MethodPost, "revoke-tokens")
 	enable := one("enable", "Enable a disabled service account", http.MethodPost, "enable")
 
@@ -123,10 +123,11 @@ its tokens. Accounts are named by email or client ID in every command.`,
 		upFormat                 string
 	)
 	update := &cobra.Command{
-		Use:     "update SA",
-		Short:   "Change a service account's scopes, names, token lifetime or format, or authentication",
-		Example: `  keyward sa update nightly-report@billing.iam.keyward.internal --scopes orders.read,orders.write`,
-		Args:    cobra.ExactArgs(1),
+		Use:   "update SA",
+		Short: "Change an account's scopes, names, token settings, auth methods",
+		Example: `  keyward sa update nightly-report@billing.iam.keyward.internal \
+    --scopes orders.read,orders.write`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.client(cmd)
 			if err != nil {

@@ -38,7 +38,8 @@ has at most 10 secrets in all, disabled and expired ones included:
 		Use:   "create SA",
 		Short: "Generate a client secret; it is shown only once",
 		Example: `  keyward secrets create nightly-report@billing.iam.keyward.internal
-  curl -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials http://127.0.0.1:8080/token`,
+  curl -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials \
+    http://127.0.0.1:8080/token`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			secs, err := expirySeconds(expiresIn)

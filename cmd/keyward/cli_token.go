@@ -34,13 +34,17 @@ private key, and the token is bound to the key (token_type DPoP): send it as
 'Authorization: DPoP <token>' with a fresh proof from 'keyward dpop proof'
 for each request. The key file must exist: make one with
 'keyward dpop keygen'; the command never creates a key itself.`,
-		Example: `  curl -H "Authorization: Bearer $(keyward token --key-file key.json --scopes orders.read)" https://orders.internal/v1/orders
+		Example: `  curl -H "Authorization: Bearer $(keyward token --key-file key.json \
+    --scopes orders.read)" https://orders.internal/v1/orders
 
   keyward dpop keygen --out dpop.pem
-  T=$(keyward token --key-file key.json --scopes orders.read --dpop-key dpop.pem)
+  T=$(keyward token --key-file key.json --scopes orders.read \
+    --dpop-key dpop.pem)
+  U=https://orders.internal/v1/orders
   curl -H "Authorization: DPoP $T" \
-    -H "DPoP: $(keyward dpop proof --dpop-key dpop.pem --url https://orders.internal/v1/orders --token "$T")" \
-    https://orders.internal/v1/orders`,
+    -H "DPoP: $(keyward dpop proof --dpop-key dpop.pem --url "$U" \
+      --token "$T")" \
+    "$U"`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {

@@ -26,7 +26,7 @@ func newExportCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "export",
-		Short: "Write the store's APIs, accounts, public keys, signing keys and organizations as JSON",
+		Short: "Write the store's APIs, accounts, keys and organizations as JSON",
 		Long: `Read the store directly (no server needed) and write its configuration as
 JSON: APIs, service accounts, the public halves of their keys, the keyed
 hashes of their secrets, the sealed signing keys and secret pepper, and the

@@ -72,6 +72,7 @@ its admin API, authenticated with an administrator key file
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(usage)
+	root.SetUsageTemplate(usageTemplate)
 	root.AddCommand(
 		newServeCommand(),
 		newMigrateCommand(),

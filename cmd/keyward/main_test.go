@@ -229,13 +229,27 @@ func TestSALifetimeHelp(t *testing.T) {
 	for _, sub := range []string{"create", "update"} {
 		out := runCLI(t, "sa", sub, "--help")
 		for _, want := range []string{"0", "--default-token-lifetime", "--max-token-lifetime"} {
-			_, line, _ := strings.Cut(out, "--token-lifetime duration")
-			line, _, _ = strings.Cut(line, "\n")
+			line := flagHelp(out, "--token-lifetime duration")
 			if !strings.Contains(line, want) {
 				t.Errorf("sa %s --token-lifetime: %q does not name %s", sub, line, want)
 			}
 		}
 	}
+}
+
+// flagHelp is the usage of the flag named so in the --help text help, its
+// lines wrapped to fit 80 columns joined into one.
+func flagHelp(help, name string) string {
+	_, text, _ := strings.Cut(help, name)
+	var words []string
+	for i, line := range strings.Split(text, "\n") {
+		// a flag's name is indented 2 or 6 columns, its usage further
+		if i > 0 && (strings.TrimSpace(line) == "" || !strings.HasPrefix(line, "        ")) {
+			break // the next flag, or the end of the list
+		}
+		words = append(words, strings.Fields(line)...)
+	}
+	return strings.Join(words, " ")
 }
 
 // TestExpiresInHelp: the --expires-in of keys create, keys upload and
@@ -245,8 +259,7 @@ func TestSALifetimeHelp(t *testing.T) {
 func TestExpiresInHelp(t *testing.T) {
 	for _, cmd := range [][]string{{"keys", "create"}, {"keys", "upload"}, {"secrets", "create"}} {
 		out := runCLI(t, append(cmd, "--help")...)
-		_, line, _ := strings.Cut(out, "--expires-in duration")
-		line, _, _ = strings.Cut(line, "\n")
+		line := flagHelp(out, "--expires-in duration")
 		for _, want := range []string{"from 1s", "to 100 years, 876000h"} {
 			if !strings.Contains(line, want) {
 				t.Errorf("%s --expires-in: %q does not say %q", strings.Join(cmd, " "), line, want)
@@ -261,9 +274,10 @@ func TestExpiresInHelp(t *testing.T) {
 	}
 }
 
-// TestHelpLineWidth: the text of every command's --help wraps at 80
-// columns, as a terminal shows it; lines of a paragraph edited over time
-// ran to 130. (cobra's completion commands have cobra's text.)
+// TestHelpLineWidth: all of every command's --help, its flags and
+// examples as well as its text, fits 80 columns, as a terminal shows it:
+// lines of a paragraph edited over time ran to 130, flag usages to 200 and
+// serve's example to 103. (cobra's completion commands have cobra's text.)
 func TestHelpLineWidth(t *testing.T) {
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
@@ -273,9 +287,10 @@ func TestHelpLineWidth(t *testing.T) {
 		for _, sc := range c.Commands() {
 			walk(sc)
 		}
-		for i, line := range strings.Split(c.Long, "\n") {
+		args := append(strings.Fields(c.CommandPath())[1:], "--help")
+		for i, line := range strings.Split(runCLI(t, args...), "\n") {
 			if n := utf8.RuneCountInString(line); n > 80 {
-				t.Errorf("%s --help, line %d of its text, is %d columns: %q", c.CommandPath(), i+1, n, line)
+				t.Errorf("%s --help, line %d, is %d columns: %q", c.CommandPath(), i+1, n, line)
 			}
 		}
 	}

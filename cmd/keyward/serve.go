@@ -71,8 +71,9 @@ KEYWARD_CONFIG (an empty --config= means no file). Flags win over the
 environment, which wins over the file.
 All problems in the configuration are reported at once.`,
 		Example: `  keyward serve
-  keyward serve --db postgres://keyward@db.internal/keyward --master-key-file /etc/keyward/master.key \
-      --listen :8443 --issuer https://keyward.internal --tls-cert cert.pem --tls-key key.pem`,
+  keyward serve --db postgres://keyward@db.internal/keyward \
+    --master-key-file /etc/keyward/master.key --listen :8443 \
+    --issuer https://keyward.internal --tls-cert cert.pem --tls-key key.pem`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyConfig(); err != nil {

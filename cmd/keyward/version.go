@@ -102,7 +102,7 @@ func newVersionCommand() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the version of this keyward binary and the Go that built it",
+		Short: "Print the version of keyward and of the Go that built it",
 		Long: `Print which keyward this binary is: its module version, the commit it was
 built from (its revision and time, and whether the work tree had changes
 not committed), and the Go version, operating system and architecture it
