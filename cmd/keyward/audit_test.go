@@ -600,7 +600,7 @@ func TestAuditPrune(t *testing.T) {
 	if !strings.Contains(out, "pruned ") || !strings.Contains(out, "exported ") {
 		t.Fatalf("prune said %q", out)
 	}
-	lines, _ := os.ReadFile(export)
+	lines := mustReadFile(t, export)
 	var first struct {
 		Seq  int64  `json:"seq"`
 		Hash string `json:"hash"`
@@ -645,7 +645,7 @@ func TestAuditPrune(t *testing.T) {
 	pruneBatch = 20_000
 	export2 := filepath.Join(t.TempDir(), "old2.jsonl")
 	runCLI(t, "audit", "prune", "--data-dir", dir, "--before", "0s", "--export", export2, "--yes")
-	lines2, _ := os.ReadFile(export2)
+	lines2 := mustReadFile(t, export2)
 	type view struct {
 		Seq       int64             `json:"seq"`
 		Time      time.Time         `json:"time"`
@@ -1337,7 +1337,7 @@ func TestAuditPruneExportCutMicroseconds(t *testing.T) {
 	export := filepath.Join(t.TempDir(), "old.jsonl")
 	cut := t0.Add(time.Second + 500*time.Nanosecond).Format(time.RFC3339Nano)
 	out := runCLI(t, "audit", "prune", "--data-dir", dir, "--before", cut, "--export", export)
-	lines, _ := os.ReadFile(export)
+	lines := mustReadFile(t, export)
 	if n := strings.Count(string(lines), "\n"); n != 1 || !strings.Contains(out, "exported 1 event ") || !strings.Contains(out, "pruned 1 audit event ") {
 		t.Fatalf("prune --before %s: exported %d events, said %q; want the one event before %s exported and pruned", cut, n, out, t0.Add(time.Second))
 	}

@@ -15,14 +15,14 @@ import (
 
 func TestApplySources(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "keyward.yaml")
-	os.WriteFile(file, []byte(`
+	mustWriteFile(t, file, []byte(`
 listen: 0.0.0.0:8443
 issuer: https://keyward.internal
 signing_alg: EdDSA
 clock-skew: 30s
 trusted-proxies: [10.0.0.0/8, 192.168.1.1]
 log-level: debug
-`), 0o600)
+`))
 	cfg := DefaultConfig()
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	cfg.addServeFlags(fs)
@@ -51,7 +51,7 @@ log-level: debug
 
 func TestApplySourcesReportsEveryProblem(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "keyward.yaml")
-	os.WriteFile(file, []byte("listn: x\nclock-skew: soon\nsigning-alg: {a: 1}\nbogus: 1\n"), 0o600)
+	mustWriteFile(t, file, []byte("listn: x\nclock-skew: soon\nsigning-alg: {a: 1}\nbogus: 1\n"))
 	cfg := DefaultConfig()
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	cfg.addServeFlags(fs)
@@ -70,7 +70,7 @@ func TestApplySourcesReportsEveryProblem(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"::not yaml", ""} {
-		os.WriteFile(file, []byte(bad), 0o600)
+		mustWriteFile(t, file, []byte(bad))
 		if bad == "" {
 			if err := applySources(fs, nil, file, func(string) string { return "" }); err != nil {
 				t.Errorf("an empty config file is refused: %v", err)
@@ -109,7 +109,7 @@ func TestConfigFileNotSettings(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "keyward.yaml")
-			os.WriteFile(file, []byte(tt.yaml), 0o600)
+			mustWriteFile(t, file, []byte(tt.yaml))
 			cfg := DefaultConfig()
 			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 			cfg.addServeFlags(fs)
@@ -126,7 +126,7 @@ func TestConfigFileNotSettings(t *testing.T) {
 	}
 	for _, empty := range []string{"", "# nothing yet\n", "~\n", "null\n", "---\n", "log-level: debug\n---\n", "log-level: debug\n...\n", "log-level: debug\n--- ~\n"} {
 		file := filepath.Join(t.TempDir(), "keyward.yaml")
-		os.WriteFile(file, []byte(empty), 0o600)
+		mustWriteFile(t, file, []byte(empty))
 		cfg := DefaultConfig()
 		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 		cfg.addServeFlags(fs)
@@ -156,7 +156,7 @@ func TestConfigKeySpellings(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			for range 20 { // the duplicate came and went with map order
 				file := filepath.Join(t.TempDir(), "keyward.yaml")
-				os.WriteFile(file, []byte(tt.yaml), 0o600)
+				mustWriteFile(t, file, []byte(tt.yaml))
 				cfg := DefaultConfig()
 				fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 				cfg.addServeFlags(fs)
@@ -182,7 +182,7 @@ func TestConfigKeySpellings(t *testing.T) {
 func TestValueErrorsNameAllowedValues(t *testing.T) {
 	file := func(content string) string {
 		f := filepath.Join(t.TempDir(), "keyward.yaml")
-		os.WriteFile(f, []byte(content), 0o600)
+		mustWriteFile(t, f, []byte(content))
 		return f
 	}
 	tests := []struct {

@@ -200,3 +200,23 @@ func getJSON(t *testing.T, url string, v any) {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 }
+
+// mustWriteFile writes data to name, private to its owner, failing t if it
+// cannot: a test going on without the file fails later, for what looks
+// like another reason.
+func mustWriteFile(t *testing.T, name string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(name, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mustReadFile is name's contents, failing t if it cannot be read.
+func mustReadFile(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -69,22 +69,22 @@ func TestMasterKeyRotate(t *testing.T) {
 	kidsBefore := kids(m)
 	stop()
 
-	oldKey, _ := os.ReadFile(filepath.Join(dir, "master.key"))
+	oldKey := mustReadFile(t, filepath.Join(dir, "master.key"))
 	newKeyFile := filepath.Join(t.TempDir(), "new.key")
 	newKey := bytes.Repeat([]byte{0xa5}, 32)
-	os.WriteFile(newKeyFile, []byte(hex.EncodeToString(newKey)+"\n"), 0o600)
+	mustWriteFile(t, newKeyFile, []byte(hex.EncodeToString(newKey)+"\n"))
 
 	// Refusals: no new key, the same key, a wrong current key.
 	if err := runCLIErr(t, "master-key", "rotate", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "--new-master-key-file is required") {
 		t.Errorf("no new key: %v", err)
 	}
 	same := filepath.Join(t.TempDir(), "same.key")
-	os.WriteFile(same, oldKey, 0o600)
+	mustWriteFile(t, same, oldKey)
 	if err := runCLIErr(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", same); err == nil || !strings.Contains(err.Error(), "is the current one") {
 		t.Errorf("same key: %v", err)
 	}
 	wrong := filepath.Join(t.TempDir(), "wrong.key")
-	os.WriteFile(wrong, []byte(strings.Repeat("ab", 32)), 0o600)
+	mustWriteFile(t, wrong, []byte(strings.Repeat("ab", 32)))
 	if err := runCLIErr(t, "master-key", "rotate", "--data-dir", dir, "--master-key-file", wrong, "--new-master-key-file", newKeyFile); err == nil ||
 		!strings.Contains(err.Error(), "nothing was changed") {
 		t.Errorf("wrong current key: %v", err)
@@ -94,7 +94,7 @@ func TestMasterKeyRotate(t *testing.T) {
 	if !strings.Contains(out, "replaced "+filepath.Join(dir, "master.key")) {
 		t.Fatalf("output %q", out)
 	}
-	if got, _ := os.ReadFile(filepath.Join(dir, "master.key")); string(got) != hex.EncodeToString(newKey)+"\n" {
+	if got := mustReadFile(t, filepath.Join(dir, "master.key")); string(got) != hex.EncodeToString(newKey)+"\n" {
 		t.Fatalf("master.key = %q, want the new key", got)
 	}
 
@@ -236,7 +236,7 @@ func TestMasterKeyRotateFileNotReplaced(t *testing.T) {
 			}
 			newKeyFile := filepath.Join(t.TempDir(), "new key") // to be quoted
 			newKey := strings.Repeat("a5", 32) + "\n"
-			os.WriteFile(newKeyFile, []byte(newKey), 0o600)
+			mustWriteFile(t, newKeyFile, []byte(newKey))
 			defer func(s func(string) error, r func(string, string) error) { syncDir, renameFile = s, r }(syncDir, renameFile)
 			tt.fail()
 			err = runCLIErr(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", newKeyFile)
@@ -328,7 +328,7 @@ func TestFirstStartMasterKeyMadeMeanwhile(t *testing.T) {
 	if err := m.Open(context.Background()); err != nil {
 		t.Fatalf("start again: %v", err)
 	}
-	if b, _ := os.ReadFile(path); string(b) != theirs {
+	if b := mustReadFile(t, path); string(b) != theirs {
 		t.Fatalf("%s holds %q, want the other server's key", path, b)
 	}
 }
@@ -364,7 +364,7 @@ func TestMasterKeyRotateStartHint(t *testing.T) {
 		t.Fatalf("copy the master key: %v", err)
 	}
 	newKeyFile := filepath.Join(t.TempDir(), "new key")
-	os.WriteFile(newKeyFile, []byte(strings.Repeat("a5", 32)+"\n"), 0o600)
+	mustWriteFile(t, newKeyFile, []byte(strings.Repeat("a5", 32)+"\n"))
 	out := runCLI(t, "master-key", "rotate", "--data-dir", dir, "--master-key-file", cur, "--new-master-key-file", newKeyFile)
 	if want := ": --master-key-file '" + newKeyFile + "'\n"; !strings.HasSuffix(out, want) {
 		t.Errorf("rotate said %q, want it to end %q", out, want)
