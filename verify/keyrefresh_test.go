@@ -1199,3 +1199,51 @@ func TestReusedAccountJWTNeverWaits(t *testing.T) {
 		}
 	})
 }
+
+// Once a fetch of an account's stale keys has failed, the issuer not
+// answering at all, its next JWTs are verified at once with the stale
+// keys (for up to 15 minutes), the next fetch made in the background. Each
+// JWT after the 10 s pause between tries started a fetch and waited for it,
+// up to its 10 s timeout, and every JWT that came meanwhile waited too:
+// while the issuer was unreachable the account's every request waited.
+func TestAccountJWTNotHeldWhileIssuerDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var down atomic.Bool
+		s := newStubIssuer(t, true, func(r *http.Request, _ int32) error {
+			if down.Load() {
+				<-r.Context().Done() // no answer at all
+				return r.Context().Err()
+			}
+			return nil
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v := s.verifier(t, ctx)
+		start := time.Now()
+		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(start.Add(5*time.Minute + time.Second).Sub(time.Now()))
+		down.Store(true)
+		// The keys are stale: this one waits for the fetch, which fails.
+		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
+			t.Fatalf("with the issuer unreachable, the account's stale keys are used: %v", err)
+		}
+		for range 3 {
+			time.Sleep(11 * time.Second) // past the pause between tries
+			began := time.Now()
+			if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
+				t.Fatalf("with the issuer unreachable, the account's stale keys are used: %v", err)
+			}
+			if d := time.Since(began); d > 0 {
+				t.Fatalf("a JWT waited %s for a fetch of its account's keys, though the last one had found the issuer unreachable", d)
+			}
+		}
+		if n := s.fetches.Load(); n < 4 {
+			t.Fatalf("%d fetches, want the keys fetched again in the background (at least 4)", n)
+		}
+		time.Sleep(11 * time.Second) // the fetch in the background times out
+		cancel()
+		synctest.Wait()
+	})
+}

@@ -143,7 +143,9 @@ func WithIntrospectionConcurrency(n int) Option {
 // carry no scopes: authorize them by Claims.ClientEmail. An account's
 // keys are trusted for 5 minutes from their fetch (up to 15 while the
 // issuer cannot be reached): its next JWT after that waits for them to
-// be fetched again, and one in the last 30 s before (a new one, or one
+// be fetched again (once a fetch since has found the issuer unreachable,
+// the next are not waited for, but made in the background), and one in
+// the last 30 s before (a new one, or one
 // reused and answered from the cache) has them fetched again in the
 // background, so the JWTs of an account in steady use seldom wait, nor
 // does a JWT reused for its whole life. A verified JWT is answered from the cache only until the

@@ -25,10 +25,12 @@ import (
 // they are refetched on the next token, which waits for them (at most
 // once per accountKeysRetry per account, counting only tries since they
 // went stale); if the issuer cannot be reached they stay in use until
-// accountKeysMaxStale, then the account's JWTs are refused. A token that
-// comes within accountKeysAhead before they go stale refetches them in
-// the background and is verified with them meanwhile, so that the JWTs
-// of an account in steady use seldom wait: a key is still trusted only
+// accountKeysMaxStale, then the account's JWTs are refused, and once a
+// try has failed the next are made in the background, not waited for.
+// A token that comes within accountKeysAhead before they go stale
+// refetches them in the background and is verified with them
+// meanwhile, so that the JWTs of an account in steady use seldom wait:
+// a key is still trusted only
 // within accountKeysFresh of a fetch that brought it, and a JWT verified
 // with it is cached no longer (Verifier.verifyBound). An account the
 // issuer no longer serves keys for (disabled or deleted: 404) is
@@ -77,7 +79,11 @@ type accountSet struct {
 	unusable map[string]error
 	fetched  time.Time // the last successful fetch
 	tried    time.Time // the last attempt
-	failed   bool      // the last attempt failed
+	failed   bool      // the last attempt failed (or is in flight)
+	// failedAt is when the last attempt that ended in failure was made
+	// (its tried): one since the keys went stale says the issuer cannot
+	// be reached, and the next tries are not waited for.
+	failedAt time.Time
 }
 
 func newAccountKeys(issuer string, o options) *accountKeys {
@@ -132,6 +138,11 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 	// not keep them in use past accountKeysFresh: only a failure since
 	// does, the issuer not being reachable once they are stale.
 	retried := now.Sub(set.tried) < accountKeysRetry && (!stale || set.tried.Sub(set.fetched) > accountKeysFresh)
+	// A try since they went stale ended in failure: the stale keys are in
+	// use until accountKeysMaxStale, and meanwhile the next try, made in
+	// the background, is not waited for, as each would be for up to
+	// fetchTimeout while the issuer does not answer at all.
+	down := stale && now.Sub(set.fetched) <= accountKeysMaxStale && set.failedAt.Sub(set.fetched) > accountKeysFresh
 	var (
 		refresh bool
 		paused  refetchPaused // why not, if the kid is unknown
@@ -147,6 +158,8 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 		refresh, budget = true, a.limiter
 	case retried:
 		paused.wait = accountKeysRetry - now.Sub(set.tried)
+	case down && hasKid:
+		a.start(ctx, email, now, nil)
 	case stale:
 		refresh = true
 	case !hasKid:
@@ -164,7 +177,7 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 	)
 	if refresh {
 		f, began = a.start(ctx, email, now, budget)
-	} else if !hasKid || stale {
+	} else if !hasKid || stale && !down {
 		// A fetch in flight (for another JWT) may bring the key: wait
 		// for it, as for one started here, rather than
 		// answer as if the keys could not be fetched. Nor are stale
@@ -317,6 +330,10 @@ func (a *accountKeys) fetch(ctx context.Context, email string, now time.Time) (f
 	case gone:
 		delete(a.sets, email)
 	default:
+		if s, ok := a.sets[email]; ok {
+			s.failedAt = now
+			a.sets[email] = s
+		}
 		return true
 	}
 	return false
