@@ -243,7 +243,7 @@ const (
 
 // newStubIssuer starts a stubIssuer publishing k1: its JWKS's keys, or
 // with account its service account's. hold may be nil.
-func newStubIssuer(t *testing.T, account bool, hold func(r *http.Request, n int32) error) *stubIssuer {
+func newStubIssuer(t testing.TB, account bool, hold func(r *http.Request, n int32) error) *stubIssuer {
 	t.Helper()
 	s := &stubIssuer{keys: map[string]jose.JSONWebKey{}, account: account}
 	for _, kid := range []string{"k1", "k2"} {
@@ -292,7 +292,7 @@ func (s *stubIssuer) publish(kids ...string) {
 
 // verifier is a Verifier of the issuer's tokens for stubAudience (and,
 // for an account's keys, of the account's JWTs), with opts.
-func (s *stubIssuer) verifier(t *testing.T, ctx context.Context, opts ...verify.Option) *verify.Verifier {
+func (s *stubIssuer) verifier(t testing.TB, ctx context.Context, opts ...verify.Option) *verify.Verifier {
 	t.Helper()
 	opts = append([]verify.Option{verify.WithHTTPClient(s.client)}, opts...)
 	if s.account {
@@ -307,7 +307,7 @@ func (s *stubIssuer) verifier(t *testing.T, ctx context.Context, opts ...verify.
 
 // token is a token signed with the key kid, living an hour from now: an
 // access token of the issuer's, or a JWT of its service account.
-func (s *stubIssuer) token(t *testing.T, kid string) string {
+func (s *stubIssuer) token(t testing.TB, kid string) string {
 	t.Helper()
 	now := time.Now()
 	claims := map[string]any{"iss": stubIssuerURL, "sub": "1", "client_id": "1", "aud": stubAudience,
@@ -321,7 +321,7 @@ func (s *stubIssuer) token(t *testing.T, kid string) string {
 // accountJWT is a JWT of the service account email, signed with the key
 // kid, living an hour from now; each one new (jti), so none is answered
 // from the Verifier's cache.
-func (s *stubIssuer) accountJWT(t *testing.T, email, kid string) string {
+func (s *stubIssuer) accountJWT(t testing.TB, email, kid string) string {
 	t.Helper()
 	now := time.Now()
 	return s.sign(t, "JWT", kid, map[string]any{"iss": email, "sub": email, "aud": stubAudience,
@@ -329,7 +329,7 @@ func (s *stubIssuer) accountJWT(t *testing.T, email, kid string) string {
 }
 
 // sign signs claims with the key kid, its header's typ typ.
-func (s *stubIssuer) sign(t *testing.T, typ jose.ContentType, kid string, claims map[string]any) string {
+func (s *stubIssuer) sign(t testing.TB, typ jose.ContentType, kid string, claims map[string]any) string {
 	t.Helper()
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: s.keys[kid].Key}, (&jose.SignerOptions{}).WithType(typ).WithHeader("kid", kid))
 	if err != nil {
