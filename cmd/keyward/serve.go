@@ -875,7 +875,7 @@ func (m *Main) waitKeyReloads(ctx context.Context) {
 // write every interval rather than one per request.
 func (m *Main) flushSecretUsage(ctx context.Context) {
 	if err := m.Server.Auth.FlushUsage(ctx, m.Server.Cache); err != nil {
-		m.Logger.Warn("recording the last use of client secrets failed", "err", err)
+		m.Logger.Warn("recording the last use of client secrets failed: the next flush tries again", "err", err)
 	}
 }
 

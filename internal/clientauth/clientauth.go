@@ -634,12 +634,24 @@ type UsageStore interface {
 }
 
 // FlushUsage writes the last-use times collected since the last flush.
+// If the write fails, they are kept for the next flush (with the later
+// time of a secret used again meanwhile).
 func (a *Authenticator) FlushUsage(ctx context.Context, st UsageStore) error {
 	a.usage.mu.Lock()
 	m := a.usage.m
 	a.usage.m = map[string]time.Time{}
 	a.usage.mu.Unlock()
-	return st.TouchSecrets(ctx, m)
+	err := st.TouchSecrets(ctx, m)
+	if err != nil {
+		a.usage.mu.Lock()
+		for id, t := range m {
+			if cur, ok := a.usage.m[id]; !ok || t.After(cur) {
+				a.usage.m[id] = t
+			}
+		}
+		a.usage.mu.Unlock()
+	}
+	return err
 }
 
 // Journal makes a write durable: the group committer, which the token

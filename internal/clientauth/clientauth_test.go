@@ -1129,3 +1129,38 @@ func TestThrottledCauseHoldsNoCredential(t *testing.T) {
 		}
 	}
 }
+
+// failingUsageStore fails its first fails flushes and records the rest.
+type failingUsageStore struct {
+	fails int
+	got   []map[string]time.Time
+}
+
+func (s *failingUsageStore) TouchSecrets(_ context.Context, m map[string]time.Time) error {
+	if s.fails > 0 {
+		s.fails--
+		return errors.New("store unavailable")
+	}
+	s.got = append(s.got, m)
+	return nil
+}
+
+func TestFlushUsageKeepsTimesOfAFailedFlush(t *testing.T) {
+	a := New(Config{}, nil)
+	t0 := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	a.usage.record("s1", t0)
+	a.usage.record("s2", t0)
+	st := &failingUsageStore{fails: 1}
+	if err := a.FlushUsage(context.Background(), st); err == nil {
+		t.Fatal("FlushUsage: want the store's error")
+	}
+	// s2 is used again between the failed flush and the next.
+	a.usage.record("s2", t0.Add(time.Minute))
+	if err := a.FlushUsage(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Time{"s1": t0, "s2": t0.Add(time.Minute)}
+	if len(st.got) != 1 || fmt.Sprint(st.got[0]) != fmt.Sprint(want) {
+		t.Fatalf("flushed %v, want [%v]", st.got, want)
+	}
+}
