@@ -222,3 +222,29 @@ func TestCloseGivesUpOnHungClose(t *testing.T) {
 		})
 	}
 }
+
+// slowGCStore deletes a batch of expired rows, then does not answer until
+// the run's deadline: a backlog larger than one run deletes.
+type slowGCStore struct{ storage.Storage }
+
+func (slowGCStore) DeleteExpired(ctx context.Context, _ time.Time) (int64, error) {
+	<-ctx.Done()
+	return 1000, fmt.Errorf("delete expired: %w", ctx.Err())
+}
+
+// TestCollectGarbageStoppedByItsDeadline: a run that its interval ends
+// says how many rows it deleted and that the next run goes on, not just
+// that it failed.
+func TestCollectGarbageStoppedByItsDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs strings.Builder
+		m := &Main{Logger: slog.New(slog.NewTextHandler(&logs, nil)), store: slowGCStore{}, Now: time.Now}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		m.collectGarbage(ctx)
+		got := logs.String()
+		if !strings.Contains(got, "did not finish within its interval: the next run goes on") || !strings.Contains(got, "deleted=1000") {
+			t.Errorf("log = %q, want the rows deleted and that the next run goes on", got)
+		}
+	})
+}

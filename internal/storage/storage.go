@@ -686,7 +686,9 @@ type Storage interface {
 	// IsRevoked reports whether a token ID was revoked.
 	IsRevoked(ctx context.Context, jti string) (bool, error)
 	// DeleteExpired removes used JTIs, revocations and opaque tokens that
-	// expired before now, so the store does not grow without bound.
+	// expired before now, so the store does not grow without bound. It
+	// commits in batches: on error, the count is of the rows deleted
+	// before it, which stay deleted.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 
 	// ListAuditEvents returns the events f selects, in sequence order, or
