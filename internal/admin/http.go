@@ -278,8 +278,9 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 			oe = oauth2.Unavailable("The server cannot complete the request right now; try again later.")
 		}
 		if st := oe.HTTPStatus(); st >= 400 && st < 500 {
-			// Every refused request is recorded before it is answered.
-			oe = h.refused(r, c, oe)
+			// Every refused request is recorded before it is answered,
+			// within the request's bound.
+			oe = h.refused(fr, c, oe)
 		}
 		oauth2.WriteErrorVerbatim(w, oe)
 	})

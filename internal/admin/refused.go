@@ -131,9 +131,13 @@ func (h *Handler) refusalData(r *http.Request, oe *oauth2.Error, failed *authFai
 }
 
 // writeRefusal writes the event and returns oe, or the 503 to send
-// instead when it could not be written, as the token endpoint does.
+// instead when it could not be written, as the token endpoint does: by
+// the request's deadline (oauth2.RecordContext), if the store does not
+// answer.
 func (h *Handler) writeRefusal(r *http.Request, c caller, source string, oe *oauth2.Error, data map[string]string) *oauth2.Error {
-	err := h.journal.Write(context.WithoutCancel(r.Context()), storage.Write{Events: []storage.AuditEvent{{
+	ctx, cancel := oauth2.RecordContext(r.Context())
+	defer cancel()
+	err := h.journal.Write(ctx, storage.Write{Events: []storage.AuditEvent{{
 		Time: h.svc.cfg.Now(), Action: ActionRefused, Outcome: storage.OutcomeFailure,
 		Actor: c.ID, Source: source, Data: data,
 	}}})

@@ -391,3 +391,49 @@ func TestAdminRefusalFloodBehindProxy(t *testing.T) {
 		}
 	}
 }
+
+// hangingJournal does not answer a write until its context ends: a store
+// that does not answer. A write without a deadline, which would wait for
+// ever, is refused at once and noted.
+type hangingJournal struct {
+	mu         sync.Mutex
+	noDeadline bool
+}
+
+func (j *hangingJournal) Write(ctx context.Context, _ storage.Write) error {
+	if _, ok := ctx.Deadline(); !ok {
+		j.mu.Lock()
+		j.noDeadline = true
+		j.mu.Unlock()
+		return errors.New("a write without a deadline")
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// The audit event of a refusal is given up at the request's bound when
+// the store does not answer, and the refusal answered 503, as at the
+// token endpoint: it does not wait for the store without end.
+func TestAdminRefusalWriteBounded(t *testing.T) {
+	admin.SetRequestTimeout(t, 100*time.Millisecond)
+	j := &hangingJournal{}
+	f := serveFixture(t, openSQLite(t), func(d *server.Deps) { d.Journal = j })
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	for _, tt := range []struct{ name, method, path, auth string }{
+		{"unauthenticated", "GET", "/v1/apis", ""},
+		{"authenticated", "DELETE", "/v1/apis/nosuch", auth},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			status, out, _ := f.call(t, tt.method, tt.path, tt.auth, nil)
+			if status != 503 || out["error"] != oauth2.ErrTemporarilyUnavailable {
+				t.Errorf("%d %v, want 503 temporarily_unavailable", status, out)
+			}
+		})
+	}
+	if j.noDeadline {
+		t.Error("a refusal's audit event was written without the request's deadline")
+	}
+	if !strings.Contains(f.logs.String(), "deadline exceeded") {
+		t.Errorf("the log does not tell why: %s", f.logs.String())
+	}
+}
