@@ -66,7 +66,7 @@ func TestOpenGivesUpOnMuteServer(t *testing.T) {
 		if err == nil {
 			t.Fatal("Open succeeded against a server that says nothing")
 		}
-		if !strings.Contains(err.Error(), "did not answer within 100ms (the DSN's connect_timeout sets this)") {
+		if !strings.Contains(err.Error(), "did not answer within 100ms (the default when neither the DSN's connect_timeout nor PGCONNECT_TIMEOUT sets one)") {
 			t.Errorf("Open = %v, want it to say the database did not answer within the connect timeout", err)
 		}
 	case <-time.After(hangGuard):
@@ -96,5 +96,28 @@ func TestWatchRetriesMuteServer(t *testing.T) {
 	case <-got: // a failed attempt ends in a flush
 	case <-time.After(hangGuard):
 		t.Fatalf("Watch still connecting after %v to a server that says nothing", hangGuard)
+	}
+}
+
+// The error names PGCONNECT_TIMEOUT when it, not the DSN, set the connect
+// timeout.
+func TestOpenGivesUpOnMuteServerPGCONNECT_TIMEOUT(t *testing.T) {
+	t.Setenv("PGCONNECT_TIMEOUT", "1")
+	dsn := mute(t)
+	errc := make(chan error, 1)
+	go func() {
+		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+		if err == nil {
+			s.Close()
+		}
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if err == nil || !strings.Contains(err.Error(), "did not answer within 1s (PGCONNECT_TIMEOUT sets this)") {
+			t.Errorf("Open = %v, want it to say the database did not answer within the 1s PGCONNECT_TIMEOUT set", err)
+		}
+	case <-time.After(hangGuard):
+		t.Fatalf("Open still waiting after %v for a server that says nothing", hangGuard)
 	}
 }

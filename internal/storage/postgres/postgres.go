@@ -10,6 +10,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,7 +56,7 @@ type Options struct {
 // string) and brings its schema up to date. Replicas starting at once take
 // turns: migrations run under a session advisory lock.
 func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error) {
-	cfg, err := connConfig(dsn)
+	cfg, source, err := connConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
@@ -66,7 +70,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("postgres: connect: the database did not answer within %v (the DSN's connect_timeout sets this): %w", cfg.ConnectTimeout, err)
+			return nil, fmt.Errorf("postgres: connect: %w: %w", noAnswer(cfg.ConnectTimeout, source), err)
 		}
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
@@ -75,8 +79,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 		return nil, err
 	}
 	if opts.Logger != nil {
-		warnUndurable(ctx, db, opts.Logger)
-		warnClockOffset(ctx, db, opts.Logger, time.Now)
+		check(ctx, db, opts.Logger, cfg.ConnectTimeout, source)
 	}
 	return sqlstore.New(db, db, dialect()), nil
 }
@@ -90,16 +93,70 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 var defaultConnectTimeout = 10 * time.Second
 
 // connConfig parses dsn, giving it defaultConnectTimeout when it sets no
-// connect_timeout (or 0).
-func connConfig(dsn string) (*pgx.ConnConfig, error) {
-	cfg, err := pgx.ParseConfig(dsn)
+// connect_timeout (or 0). source says what set the connect timeout, for
+// the errors that name it.
+func connConfig(dsn string) (cfg *pgx.ConnConfig, source string, err error) {
+	cfg, err = pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	if cfg.ConnectTimeout <= 0 {
+	switch {
+	case cfg.ConnectTimeout <= 0:
 		cfg.ConnectTimeout = defaultConnectTimeout
+		source = "the default when neither the DSN's connect_timeout nor PGCONNECT_TIMEOUT sets one"
+	case dsnSetsConnectTimeout(dsn):
+		source = "the DSN's connect_timeout sets this"
+	case os.Getenv("PGCONNECT_TIMEOUT") != "":
+		source = "PGCONNECT_TIMEOUT sets this"
+	default:
+		source = "the connect_timeout of the DSN's PostgreSQL service sets this"
 	}
-	return cfg, nil
+	return cfg, source, nil
+}
+
+// dsnSetsConnectTimeout reports whether dsn, a postgres:// URL or a
+// key=value string, names connect_timeout (which takes precedence over
+// PGCONNECT_TIMEOUT).
+func dsnSetsConnectTimeout(dsn string) bool {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		return err == nil && u.Query().Has("connect_timeout")
+	}
+	return keyValueConnectTimeout.MatchString(dsn)
+}
+
+// keyValueConnectTimeout finds connect_timeout as a key of a key=value
+// DSN.
+var keyValueConnectTimeout = regexp.MustCompile(`(^|\s)connect_timeout\s*=`)
+
+// noAnswer is the error of a database that did not answer within d, the
+// connect timeout that source set.
+func noAnswer(d time.Duration, source string) error {
+	return fmt.Errorf("the database did not answer within %v (%s)", d, source)
+}
+
+// checkErr is the error of a check of Open's: err, or the cause of ctx
+// ending (noAnswer), which says more than "context deadline exceeded".
+func checkErr(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil {
+		return cause
+	}
+	return err
+}
+
+// check runs Open's checks of the database (warnUndurable,
+// warnClockOffset), each given up, and its warning saying so, after d, the
+// connect timeout source set: a database that stops answering once
+// migrated does not hold the start for ever.
+func check(ctx context.Context, db *sql.DB, log *slog.Logger, d time.Duration, source string) {
+	for _, fn := range []func(context.Context){
+		func(ctx context.Context) { warnUndurable(ctx, db, log) },
+		func(ctx context.Context) { warnClockOffset(ctx, db, log, time.Now) },
+	} {
+		cctx, cancel := context.WithTimeoutCause(ctx, d, noAnswer(d, source))
+		fn(cctx)
+		cancel()
+	}
 }
 
 // warnUndurable logs a warning when the database answers commits before
@@ -113,7 +170,7 @@ func connConfig(dsn string) (*pgx.ConnConfig, error) {
 func warnUndurable(ctx context.Context, db *sql.DB, log *slog.Logger) {
 	var v string
 	if err := db.QueryRowContext(ctx, "SHOW synchronous_commit").Scan(&v); err != nil {
-		log.Warn("could not read PostgreSQL's synchronous_commit to check that commits are durable", "err", err)
+		log.Warn("could not read PostgreSQL's synchronous_commit to check that commits are durable", "err", checkErr(ctx, err))
 		return
 	}
 	if v == "off" {
@@ -139,7 +196,7 @@ func warnClockOffset(ctx context.Context, db *sql.DB, log *slog.Logger, now func
 	var theirs time.Time
 	sent := now()
 	if err := db.QueryRowContext(ctx, "SELECT clock_timestamp()").Scan(&theirs); err != nil {
-		log.Warn("could not read PostgreSQL's clock to check that this server's agrees with it", "err", err)
+		log.Warn("could not read PostgreSQL's clock to check that this server's agrees with it", "err", checkErr(ctx, err))
 		return
 	}
 	took := now().Sub(sent)

@@ -81,7 +81,7 @@ func watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload st
 }
 
 func listen(ctx context.Context, dsn string, ping time.Duration, fn func(string), listening func()) error {
-	cfg, err := connConfig(dsn)
+	cfg, _, err := connConfig(dsn)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,95 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/testkeyward"
+)
+
+// The connect timeout's errors name what set it: the DSN's
+// connect_timeout (URL or key=value), which wins over PGCONNECT_TIMEOUT,
+// PGCONNECT_TIMEOUT, or Keyward's default.
+func TestConnectTimeoutSource(t *testing.T) {
+	for _, tt := range []struct {
+		name, dsn, env string
+		want           time.Duration
+		source         string
+	}{
+		{"default", "postgres://u@h/db", "", defaultConnectTimeout, "the default when neither"},
+		{"default for 0", "postgres://u@h/db?connect_timeout=0", "", defaultConnectTimeout, "the default when neither"},
+		{"URL", "postgres://u@h/db?connect_timeout=3", "", 3 * time.Second, "the DSN's connect_timeout"},
+		{"key=value", "host=h user=u connect_timeout = 4", "", 4 * time.Second, "the DSN's connect_timeout"},
+		{"PGCONNECT_TIMEOUT", "postgres://u@h/db", "5", 5 * time.Second, "PGCONNECT_TIMEOUT sets this"},
+		{"key=value with PGCONNECT_TIMEOUT", "host=h user=u", "5", 5 * time.Second, "PGCONNECT_TIMEOUT sets this"},
+		{"the DSN's over PGCONNECT_TIMEOUT", "postgres://u@h/db?connect_timeout=3", "5", 3 * time.Second, "the DSN's connect_timeout"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("PGCONNECT_TIMEOUT", tt.env)
+			cfg, source, err := connConfig(tt.dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.ConnectTimeout != tt.want || !strings.HasPrefix(source, tt.source) {
+				t.Errorf("connect timeout %v from %q, want %v from %q…", cfg.ConnectTimeout, source, tt.want, tt.source)
+			}
+		})
+	}
+}
+
+// Open's checks of a database that stops answering once connected are
+// each given up after the connect timeout, and their warnings say so and
+// what set it, instead of holding the start for ever.
+func TestChecksBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	// No connect_timeout of pgx's own: only the checks' bound ends the
+	// connection attempts that go nowhere.
+	db, err := sql.Open("pgx", "postgres://postgres@"+ln.Addr().String()+"/test?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var out testkeyward.SyncBuffer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		check(context.Background(), db, slog.New(slog.NewTextHandler(&out, nil)), 100*time.Millisecond, "PGCONNECT_TIMEOUT sets this")
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the checks still wait after a minute for a database that does not answer")
+	}
+	for _, what := range []string{"synchronous_commit", "clock"} {
+		if !strings.Contains(out.String(), "could not read PostgreSQL's "+what) {
+			t.Errorf("no warning that the %s check could not be made; the log: %s", what, out.String())
+		}
+	}
+	if n := strings.Count(out.String(), "the database did not answer within 100ms (PGCONNECT_TIMEOUT sets this)"); n != 2 {
+		t.Errorf("%d warnings say the database did not answer within the connect timeout, want 2; the log: %s", n, out.String())
+	}
+}
