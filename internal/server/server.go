@@ -176,17 +176,7 @@ func New(cfg Config, d Deps) *Server {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := d.Store.Ping(ctx); err != nil {
-			d.Logger.Warn("not ready: store unreachable", "err", err)
-			http.Error(w, "store unreachable", http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain")
-		w.Write([]byte("ok\n"))
-	})
+	mux.Handle("GET /readyz", &readiness{store: d.Store, now: d.Now, log: d.Logger})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if err := oauth2.MethodNotAllowed(mux, r, "/"); err != nil {
 			oauth2.WriteError(w, err)

@@ -1,0 +1,88 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// readyTimeout bounds a /readyz probe's ping of the store.
+const readyTimeout = 2 * time.Second
+
+// notReadyEvery is how often at most /readyz warns that the store is
+// still unreachable: during an outage every replica is probed every few
+// seconds, and a warning per probe would flood the log.
+const notReadyEvery = time.Minute
+
+// errNoAnswer is the reason a probe gives when the store did not answer
+// in time, rather than "context deadline exceeded".
+var errNoAnswer = errors.New("the store did not answer within 2s")
+
+// errProberGaveUp is the reason a probe gives when its prober hung up
+// before the store answered, rather than "context canceled".
+var errProberGaveUp = errors.New("the store did not answer before the prober gave up")
+
+// readiness answers /readyz, and logs its transitions: the first failed
+// probe (with the reason), at most one warning every notReadyEvery while
+// the store stays unreachable (with how long, and how many probes failed
+// since the last), and the first probe that succeeds again.
+type readiness struct {
+	store storage.Storage
+	now   func() time.Time
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	down     bool
+	since    time.Time // when the first failed probe of the outage was
+	logged   time.Time // when its last warning was
+	unlogged int       // failed probes since logged
+}
+
+func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeoutCause(r.Context(), readyTimeout, errNoAnswer)
+	defer cancel()
+	err := rd.store.Ping(ctx)
+	switch {
+	case err == nil:
+	case errors.Is(context.Cause(ctx), errNoAnswer):
+		err = errNoAnswer
+	case r.Context().Err() != nil:
+		// A kubelet gives up after its probe's timeoutSeconds, 1 s
+		// unless set, and hangs up.
+		err = errProberGaveUp
+	}
+	rd.note(err)
+	if err != nil {
+		http.Error(w, "store unreachable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.Write([]byte("ok\n"))
+}
+
+// note logs what a probe's result err changes.
+func (rd *readiness) note(err error) {
+	now := rd.now()
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	switch {
+	case err == nil && rd.down:
+		rd.down = false
+		rd.log.Info("ready again: the store answers", "down_for", now.Sub(rd.since).Round(time.Second).String())
+	case err == nil:
+	case !rd.down:
+		rd.down, rd.since, rd.logged, rd.unlogged = true, now, now, 0
+		rd.log.Warn("not ready: store unreachable (while it stays so, this is logged at most once a minute)", "err", err)
+	case now.Sub(rd.logged) >= notReadyEvery || now.Before(rd.logged):
+		rd.log.Warn("still not ready: store unreachable", "err", err,
+			"down_for", now.Sub(rd.since).Round(time.Second).String(), "failed_probes", rd.unlogged+1)
+		rd.logged, rd.unlogged = now, 0
+	default:
+		rd.unlogged++
+	}
+}

@@ -1,0 +1,112 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/keyward/keyward/internal/server"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/sqlite"
+	"github.com/keyward/keyward/internal/testkeyward"
+)
+
+// downStore is a store whose pings, once down is set, fail, or, once
+// silent is set, wait until their context ends.
+type downStore struct {
+	storage.Storage
+	down, silent atomic.Bool
+}
+
+func (s *downStore) Ping(ctx context.Context) error {
+	switch {
+	case s.silent.Load():
+		<-ctx.Done()
+		return ctx.Err()
+	case s.down.Load():
+		return errors.New("dial tcp 10.0.0.5:5432: connect: connection refused")
+	}
+	return s.Storage.Ping(ctx)
+}
+
+// /readyz logs when the store becomes unreachable, with why, at most once
+// a minute while it stays so, and when it answers again, not a warning
+// per probe: probed every few seconds by every replica's kubelet, it
+// flooded the log during an outage.
+func TestReadyzLogsTransitions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sq, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "keyward.db"), sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := &downStore{Storage: sq}
+		var logs testkeyward.SyncBuffer
+		f := newFixtureOn(t, st, func(_ *server.Config, d *server.Deps) {
+			d.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		})
+		// probe probes /readyz as a kubelet does, giving up after 1 s if
+		// hangUp is set, every 5 s.
+		probe := func(hangUp bool) int {
+			ctx, cancel := context.Background(), context.CancelFunc(func() {})
+			if hangUp {
+				ctx, cancel = context.WithTimeout(ctx, time.Second)
+			}
+			defer cancel()
+			start := time.Now()
+			w := httptest.NewRecorder()
+			f.handler.ServeHTTP(w, httptest.NewRequestWithContext(ctx, http.MethodGet, "/readyz", nil))
+			time.Sleep(5*time.Second - time.Since(start))
+			return w.Code
+		}
+		lines := func() []string {
+			var out []string
+			for _, l := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(l, "ready") && !strings.Contains(l, "msg=request") {
+					out = append(out, l)
+				}
+			}
+			return out
+		}
+		if c := probe(false); c != 200 {
+			t.Fatalf("/readyz = %d, want 200", c)
+		}
+		st.down.Store(true)
+		for range 12 { // a minute of probes, from 5 s
+			if c := probe(false); c != 503 {
+				t.Fatalf("/readyz with the store down = %d, want 503", c)
+			}
+		}
+		st.silent.Store(true)
+		probe(false)   // at 65 s, given up at 67 s
+		for range 13 { // from 70 s, each given up by the prober at 1 s
+			probe(true)
+		}
+		st.silent.Store(false)
+		st.down.Store(false)
+		probe(false) // at 135 s
+		probe(false)
+		got := lines()
+		want := []string{
+			`level=WARN msg="not ready: store unreachable (while it stays so, this is logged at most once a minute)" err="dial tcp 10.0.0.5:5432: connect: connection refused"`,
+			`level=WARN msg="still not ready: store unreachable" err="the store did not answer within 2s" down_for=1m2s failed_probes=12`,
+			`level=WARN msg="still not ready: store unreachable" err="the store did not answer before the prober gave up" down_for=2m6s failed_probes=13`,
+			`level=INFO msg="ready again: the store answers" down_for=2m10s`,
+		}
+		if len(got) != len(want) {
+			t.Fatalf("logged %d lines, want %d: %q", len(got), len(want), got)
+		}
+		for i := range want {
+			if !strings.HasSuffix(got[i], want[i]) {
+				t.Errorf("line %d = %q, want it to end %q", i, got[i], want[i])
+			}
+		}
+	})
+}
