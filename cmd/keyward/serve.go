@@ -1422,21 +1422,30 @@ func (e *dirSyncError) Unwrap() error { return e.err }
 // file system without hard links nor a rename that does not replace, the
 // file is renamed over path as before.
 func saveAdminKeyFile(path string, data []byte, log *slog.Logger) (aside string, err error) {
-	err = writeNewFileAtomic(path, data, 0o600)
-	if _, ok := errors.AsType[*noLinkError](err); ok {
-		return "", writeFileAtomic(path, data, 0o600)
-	}
-	if !errors.Is(err, fs.ErrExist) {
-		return "", err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".prev.*")
-	if err != nil {
-		return "", fmt.Errorf("cannot move %s aside: %w", path, err)
-	}
-	f.Close()
-	if err := os.Rename(path, f.Name()); err != nil {
+	var f *os.File
+	for try := 0; ; try++ {
+		err = writeNewFileAtomic(path, data, 0o600)
+		if _, ok := errors.AsType[*noLinkError](err); ok {
+			return "", writeFileAtomic(path, data, 0o600)
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+		if f, err = os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".prev.*"); err != nil {
+			return "", fmt.Errorf("cannot move %s aside: %w", path, err)
+		}
+		f.Close()
+		err = renameFile(path, f.Name())
+		if err == nil {
+			break
+		}
 		os.Remove(f.Name())
-		return "", fmt.Errorf("cannot move %s aside: %w", path, err)
+		// Gone meanwhile: another server starting at the same moment
+		// moved it aside, or removed its own on losing. Nothing is left
+		// to move aside; try again as a new file.
+		if !errors.Is(err, fs.ErrNotExist) || try == 2 {
+			return "", fmt.Errorf("cannot move %s aside: %w", path, err)
+		}
 	}
 	if err := writeNewFileAtomic(path, data, 0o600); err != nil {
 		if _, ok := errors.AsType[*dirSyncError](err); ok {

@@ -128,3 +128,37 @@ func TestFirstStartStaleAdminKey(t *testing.T) {
 		t.Errorf("a hidden file is left: %v", names)
 	}
 }
+
+// An admin-key.json that a first start finds there but that is gone by
+// the time it would move it aside (another server starting at the same
+// moment moved it aside first, or removed its own on losing) does not
+// stop the start: its key file is written as a new file.
+func TestFirstStartAdminKeyGoneMeanwhile(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	path := filepath.Join(cfg.DataDir, "admin-key.json")
+	if err := os.WriteFile(path, []byte("stale\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer func(r func(string, string) error) { renameFile = r }(renameFile)
+	renameFile = func(from, to string) error {
+		if from == path && strings.Contains(to, ".prev.") {
+			os.Remove(from) // the other server's doing
+		}
+		return os.Rename(from, to)
+	}
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	defer m.Close()
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if m.AdminKeyFile != path {
+		t.Fatalf("AdminKeyFile %q, want %s", m.AdminKeyFile, path)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) == "stale\n" {
+		t.Fatalf("%s holds %q (%v), want the new key file", path, b, err)
+	}
+	if names := dirNames(t, cfg.DataDir); slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, ".admin-key.json") }) {
+		t.Errorf("a hidden file is left: %v", names)
+	}
+}
