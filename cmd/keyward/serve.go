@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -387,7 +388,7 @@ func (m *Main) Open(ctx context.Context) error {
 		os.Remove(aside)
 	case errors.Is(err, admin.ErrBootstrappedElsewhere):
 		discardKeyFile(path, saved, m.Logger)
-		restoreAside(path, aside, m.Logger)
+		m.restoreWinnersKeyFile(ctx, path, aside)
 		err = nil
 	case err != nil && aside != "":
 		// This one's key was not stored: what was there may be the key of
@@ -1470,6 +1471,68 @@ func restoreAside(path, aside string, log *slog.Logger) {
 		log.Warn("the administrator key file that was in the data directory before this server started was put back, but its directory could not be synced: check it is there after a crash",
 			"key_file", path, "err", err)
 	}
+}
+
+// restoreWinnersKeyFile puts back at path the file aside that a first
+// start which lost to another server (admin.ErrBootstrappedElsewhere)
+// had moved aside, if it is the winner's key file: its client_id is the
+// administrator account's, and its key is the account's (or the account
+// has none yet, the winner being about to store it). It replaces a file
+// at path that is not the winner's: with three servers or more on one
+// data directory, another loser's file may be there by now, and left in
+// place the winner's key file stayed hidden. An aside file that is not
+// the winner's (one left by an interrupted first start, or another
+// loser's) is removed. When the store cannot tell, it is put back only
+// where no file is, as restoreAside does.
+func (m *Main) restoreWinnersKeyFile(ctx context.Context, path, aside string) {
+	if aside == "" {
+		return
+	}
+	b, err := os.ReadFile(aside)
+	if err != nil {
+		restoreAside(path, aside, m.Logger)
+		return
+	}
+	winners, known := m.isAdminKeyFile(ctx, b)
+	switch {
+	case !known:
+		restoreAside(path, aside, m.Logger)
+	case !winners:
+		os.Remove(aside)
+	default:
+		if cur, err := os.ReadFile(path); err == nil {
+			if w, ok := m.isAdminKeyFile(ctx, cur); ok && !w {
+				if err := renameFile(aside, path); err == nil {
+					syncDir(filepath.Dir(path))
+					return
+				}
+			}
+		}
+		restoreAside(path, aside, m.Logger)
+	}
+}
+
+// isAdminKeyFile tells whether the key file b holds a key of the stored
+// administrator account, or would once the server that created it
+// stores its key; known is false when the store or the file cannot
+// tell.
+func (m *Main) isAdminKeyFile(ctx context.Context, b []byte) (yes, known bool) {
+	var kf sakey.KeyFile
+	if json.Unmarshal(b, &kf) != nil || kf.ClientID == "" || kf.PrivateKeyID == "" {
+		return false, false
+	}
+	a, err := m.store.GetAccountByEmail(ctx, m.Server.Admin.Email(admin.AdminAccountName, admin.AdminProject))
+	if err != nil {
+		return false, false
+	}
+	if kf.ClientID != a.ID {
+		return false, true
+	}
+	keys, err := m.store.ListKeys(ctx, a.ID)
+	if err != nil {
+		return false, false
+	}
+	return len(keys) == 0 || slices.ContainsFunc(keys, func(k storage.Key) bool { return k.ID == kf.PrivateKeyID }), true
 }
 
 // discardKeyFile removes the administrator key file path that a first

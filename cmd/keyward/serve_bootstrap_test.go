@@ -162,3 +162,72 @@ func TestFirstStartAdminKeyGoneMeanwhile(t *testing.T) {
 		t.Errorf("a hidden file is left: %v", names)
 	}
 }
+
+// Three servers share a data directory and start at the same moment on
+// an empty store. The winner saves admin-key.json and creates the
+// administrator account; this one moves the winner's file aside and saves
+// its own; a third one moves this one's aside and saves its own (here,
+// from the syncDir hook); this one and the third one lose. The winner's
+// key file ends up in admin-key.json, whatever order the losers clean
+// up in: this one put it back only where no file was, found the third
+// one's there, and left the winner's hidden; the third one then put this
+// one's back, a key no account has.
+func TestFirstStartThreeServersAdminKey(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	path := filepath.Join(cfg.DataDir, "admin-key.json")
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	defer m.Close()
+	var winners, thirds []byte
+	thirdsAside := filepath.Join(cfg.DataDir, ".admin-key.json.prev.third")
+	defer func(f func(string)) { publishing = f }(publishing)
+	publishing = func(p string) {
+		if p != path || winners != nil {
+			return
+		}
+		_, _, err := m.Server.Admin.Bootstrap(context.Background(), func(kf sakey.KeyFile) error {
+			b, err := keyFileJSON(kf)
+			winners = b
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(p, b, 0o600)
+		})
+		if err != nil {
+			t.Errorf("the winner's first start: %v", err)
+		}
+	}
+	defer func(f func(string) error) { syncDir = f }(syncDir)
+	sync := syncDir
+	syncDir = func(d string) error {
+		if b, err := os.ReadFile(path); winners != nil && thirds == nil && err == nil && !bytes.Equal(b, winners) {
+			// This one's file is in place: the third server moves it aside
+			// and saves its own.
+			if err := os.Rename(path, thirdsAside); err != nil {
+				t.Fatal(err)
+			}
+			if thirds, err = keyFileJSON(sakey.KeyFile{ClientID: "third", PrivateKeyID: "third"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, thirds, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return sync(d)
+	}
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if thirds == nil {
+		t.Fatal("the third server did not start")
+	}
+	// The third server loses too, and cleans up.
+	discardKeyFile(path, thirds, m.Logger)
+	m.restoreWinnersKeyFile(context.Background(), path, thirdsAside)
+	if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, winners) {
+		t.Fatalf("%s holds %.80q (%v), want the winner's key file", path, b, err)
+	}
+	if names := dirNames(t, cfg.DataDir); slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, ".admin-key.json") }) {
+		t.Errorf("a hidden file is left: %v", names)
+	}
+}
