@@ -1482,8 +1482,8 @@ func restoreAside(path, aside string, log *slog.Logger) {
 // data directory, another loser's file may be there by now, and left in
 // place the winner's key file stayed hidden. An aside file that is not
 // the winner's (one left by an interrupted first start, or another
-// loser's) is removed. When the store cannot tell, it is put back only
-// where no file is, as restoreAside does.
+// loser's, or what is not a key file) is removed. When the store cannot
+// tell, it is put back only where no file is, as restoreAside does.
 func (m *Main) restoreWinnersKeyFile(ctx context.Context, path, aside string) {
 	if aside == "" {
 		return
@@ -1514,12 +1514,12 @@ func (m *Main) restoreWinnersKeyFile(ctx context.Context, path, aside string) {
 
 // isAdminKeyFile tells whether the key file b holds a key of the stored
 // administrator account, or would once the server that created it
-// stores its key; known is false when the store or the file cannot
-// tell.
+// stores its key (what is not a key file holds no account's key);
+// known is false when the store cannot tell.
 func (m *Main) isAdminKeyFile(ctx context.Context, b []byte) (yes, known bool) {
 	var kf sakey.KeyFile
 	if json.Unmarshal(b, &kf) != nil || kf.ClientID == "" || kf.PrivateKeyID == "" {
-		return false, false
+		return false, true // no key file: no account's key
 	}
 	a, err := m.store.GetAccountByEmail(ctx, m.Server.Admin.Email(admin.AdminAccountName, admin.AdminProject))
 	if err != nil {

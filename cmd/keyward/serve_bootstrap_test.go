@@ -231,3 +231,32 @@ func TestFirstStartThreeServersAdminKey(t *testing.T) {
 		t.Errorf("a hidden file is left: %v", names)
 	}
 }
+
+// A first start that lost had moved aside a file that is no key file
+// (left by an interrupted start, say): it is removed, not left hidden
+// beside the winner's admin-key.json.
+func TestFirstStartLostAsideNotAKeyFile(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	path := filepath.Join(cfg.DataDir, "admin-key.json")
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	defer m.Close()
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	winners, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aside := filepath.Join(cfg.DataDir, ".admin-key.json.prev.1")
+	if err := os.WriteFile(aside, []byte("stale\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.restoreWinnersKeyFile(context.Background(), path, aside)
+	if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, winners) {
+		t.Fatalf("%s holds %.80q (%v), want the winner's key file", path, b, err)
+	}
+	if names := dirNames(t, cfg.DataDir); slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, ".admin-key.json") }) {
+		t.Errorf("a hidden file is left: %v", names)
+	}
+}
