@@ -170,7 +170,7 @@ func BenchmarkVerifyWarm(b *testing.B) {
 // BenchmarkVerifyWarmSelfSigned is the hot path for service accounts'
 // own JWTs (WithSelfSignedJWTs), reused: early in their keys' 5 minutes,
 // and in the last 30 s, where each hit also checks (under the account
-// keys' lock) whether the keys are due to be fetched ahead.
+// keys' read lock) whether the keys are due to be fetched ahead.
 func BenchmarkVerifyWarmSelfSigned(b *testing.B) {
 	for _, tt := range []struct {
 		name string

@@ -55,7 +55,10 @@ type accountKeys struct {
 	issuer string
 	o      options
 
-	mu   sync.Mutex
+	// mu guards sets and fetching. It is read-locked on the hot path (a
+	// cached JWT in its keys' last accountKeysAhead, see ahead), and
+	// write-locked only to change them.
+	mu   sync.RWMutex
 	sets map[string]accountSet
 	// fetching are the fetches of accounts' keys in flight, by email.
 	fetching map[string]*keyFetch
@@ -129,9 +132,9 @@ var errKeysUnavailable = errors.New("keys unavailable")
 // would otherwise be among them are not (nil if none is left out).
 func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (keys []jose.JSONWebKey, fetched time.Time, skipped, err error) {
 	now := a.o.now()
-	a.mu.Lock()
+	a.mu.RLock()
 	set, known := a.sets[email]
-	a.mu.Unlock()
+	a.mu.RUnlock()
 	hasKid := kid == "" || len(set.keys.Key(kid)) > 0 || set.unusable[kid] != nil
 	stale := now.Sub(set.fetched) > accountKeysFresh
 	// A try before the keys went stale (one ahead, say) that failed does
@@ -183,9 +186,9 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 		// answer as if the keys could not be fetched. Nor are stale
 		// keys used while one is: only once it has failed, the issuer
 		// not being reachable.
-		a.mu.Lock()
+		a.mu.RLock()
 		f = a.fetching[email]
-		a.mu.Unlock()
+		a.mu.RUnlock()
 	}
 	if f == nil && known && !hasKid && !set.failed {
 		// The kid may be a key added since the keys were fetched: not
@@ -205,9 +208,9 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 			return nil, time.Time{}, nil, fmt.Errorf("%w: the request ended while they were being fetched: %w", errKeysUnavailable, ctx.Err())
 		}
 		failed = f.err != nil
-		a.mu.Lock()
+		a.mu.RLock()
 		set, known = a.sets[email]
-		a.mu.Unlock()
+		a.mu.RUnlock()
 		f = nil
 		if refresh && !began && !failed && (!known || kid != "" && len(set.keys.Key(kid)) == 0 && set.unusable[kid] == nil) {
 			// The fetch joined (for another JWT) began before this one
@@ -262,11 +265,14 @@ func aheadDue(set accountSet, now time.Time) bool {
 
 // ahead fetches email's keys again in the background, not waited for,
 // when they are due to be fetched ahead (aheadDue): for a JWT answered
-// from the cache, which key does not see.
+// from the cache, which key does not see. It is called on every such hit
+// and takes only the read lock unless a fetch is due: once one has
+// started (tried is then now) or brought the keys (fetched), none is, so
+// the account's JWTs do not queue on one lock, nor on one another.
 func (a *accountKeys) ahead(ctx context.Context, email string, now time.Time) {
-	a.mu.Lock()
+	a.mu.RLock()
 	set, known := a.sets[email]
-	a.mu.Unlock()
+	a.mu.RUnlock()
 	if known && aheadDue(set, now) {
 		a.start(ctx, email, now, nil)
 	}
