@@ -451,24 +451,39 @@ const keysRetry = 10 * time.Second
 // Cache-Control max-age less their Age, the time a cache in front of the
 // issuer (a CDN, a proxy) had already held them (RFC 9111 §4.2.3), at
 // least 10 s (as refreshWait's floor) and at most maxKeysAge; 0 without
-// a max-age.
+// a max-age. max-age=0, no-store and no-cache (unqualified: no-cache="…"
+// names header fields only, §5.2.2.4) say not to reuse them unchecked:
+// the 10 s floor, whatever a max-age beside them says. All the
+// Cache-Control lines are read, as one list (RFC 9110 §5.3); of two
+// max-ages the first counts (RFC 9111 §4.2.1).
 func maxAge(h http.Header) time.Duration {
-	for _, part := range strings.Split(h.Get("Cache-Control"), ",") {
+	const floor = 10 * time.Second
+	age, found := time.Duration(0), false
+	for _, part := range strings.Split(strings.Join(h.Values("Cache-Control"), ","), ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if ok && strings.EqualFold(k, "max-age") {
-			if n, err := strconv.Atoi(v); err == nil && n > 0 {
-				left := int64(n) - ageOf(h)
-				switch {
-				case left >= int64(maxKeysAge/time.Second):
-					return maxKeysAge
-				case left < 10:
-					return 10 * time.Second
-				}
-				return time.Duration(left) * time.Second
+		k = strings.TrimSpace(k)
+		switch {
+		case !ok && (strings.EqualFold(k, "no-store") || strings.EqualFold(k, "no-cache")):
+			return floor
+		case ok && !found && strings.EqualFold(k, "max-age"):
+			// §5.2: the token form is sent, the quoted one accepted.
+			n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(v), `"`))
+			if err != nil || n < 0 {
+				continue
+			}
+			found = true
+			left := int64(n) - ageOf(h)
+			switch {
+			case left >= int64(maxKeysAge/time.Second):
+				age = maxKeysAge
+			case left < 10:
+				age = floor
+			default:
+				age = time.Duration(left) * time.Second
 			}
 		}
 	}
-	return 0
+	return age
 }
 
 // ageOf reads the Age header in seconds (RFC 9111 §5.1: delta-seconds,

@@ -176,7 +176,8 @@ func WithSelfSignedJWTs() Option { return func(o *options) { o.selfSigned = true
 // from the cache only until the keys it was verified with are due to be
 // refetched (their fetch plus this interval, or their Cache-Control
 // max-age less their Age, the time a CDN or proxy had already held them
-// (RFC 9111 §4.2.3), at least 10 s), whatever
+// (RFC 9111 §4.2.3), at least 10 s; 10 s with max-age=0, no-store or
+// no-cache), whatever
 // its exp; then it is verified again with the keys fetched since, and
 // refused if its key is gone. The background refresh starts 5 s (a tenth
 // of the interval, if less) before then, so those keys are in place when
