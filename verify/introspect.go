@@ -121,15 +121,24 @@ type introspection struct {
 // the requests that joined it ask again.
 var errLeaderLeft = errors.New("the request asking about the token ended")
 
-// introspect returns the claims of an active token meant for audience.
+// answer is an introspection's claims and when it was asked.
+type answer struct {
+	c     *Claims
+	asked time.Time
+}
+
+// introspect returns the claims of an active token meant for audience,
+// and when the question they answer was asked: by the request that asked
+// it, which may have come before this one (which then joined it), and
+// the answer is reused from then, not from when this one came (reuse).
 // A signed JWT (signed: its signature verified) is not held to the rate.
-func (in *introspector) introspect(ctx context.Context, raw, audience string, now time.Time, signed bool) (*Claims, error) {
+func (in *introspector) introspect(ctx context.Context, raw, audience string, now time.Time, signed bool) (c *Claims, asked time.Time, err error) {
 	key := tokenKey(raw)
 	if e, ok := in.refused.get(key, now); ok {
-		return nil, e
+		return nil, time.Time{}, e
 	}
 	if e := in.paused(now); e != nil {
-		return nil, e
+		return nil, time.Time{}, e
 	}
 	for {
 		// The question outlives a cancelled request: others may wait on it.
@@ -152,15 +161,15 @@ func (in *introspector) introspect(ctx context.Context, raw, audience string, no
 			case errors.As(err, &e) && e.Code == "invalid_token":
 				in.refused.put(key, e, now.Add(in.o.introspectionTTL), now)
 			}
-			return c, err
+			return answer{c, now}, err
 		})
 		select {
 		case <-ctx.Done():
-			return nil, unavailable("the issuer could not be asked about the token", ctx.Err())
+			return nil, time.Time{}, unavailable("the issuer could not be asked about the token", ctx.Err())
 		case r := <-ch:
 			if errors.Is(r.Err, errLeaderLeft) {
 				if ctx.Err() != nil {
-					return nil, unavailable("the issuer could not be asked about the token", ctx.Err())
+					return nil, time.Time{}, unavailable("the issuer could not be asked about the token", ctx.Err())
 				}
 				// Ask anew, as of now: held to the rate at the time
 				// this request came, seconds before, it would turn the
@@ -170,9 +179,10 @@ func (in *introspector) introspect(ctx context.Context, raw, audience string, no
 				continue
 			}
 			if r.Err != nil {
-				return nil, r.Err
+				return nil, time.Time{}, r.Err
 			}
-			return r.Val.(*Claims), nil
+			a := r.Val.(answer)
+			return a.c, a.asked, nil
 		}
 	}
 }

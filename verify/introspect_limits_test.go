@@ -524,3 +524,71 @@ func TestIntrospectionRateAfterLeaderLeft(t *testing.T) {
 		}
 	})
 }
+
+// A request that joins a question about a token already in flight reuses
+// the answer for the introspection cache TTL from when the question was
+// asked, as the request that asked it would: it reused it from when it
+// came itself, up to the 10 s a question may take later, and so a
+// revocation could go unfelt that much past the TTL.
+func TestIntrospectionJoinedCachedFromAsked(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tok, release := "kwat_"+strings.Repeat("B", 43), make(chan struct{})
+		var asked atomic.Int32
+		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			switch r.URL.Path {
+			case "/.well-known/oauth-authorization-server":
+				return jsonResponse(r, map[string]string{"issuer": stubIssuerURL, "jwks_uri": stubIssuerURL + "/jwks",
+					"introspection_endpoint": stubIssuerURL + "/introspect"})
+			case "/jwks":
+				return jsonResponse(r, map[string]any{"keys": []any{}})
+			}
+			if asked.Add(1) == 1 {
+				<-release // the issuer is slow about the first question
+			}
+			return jsonResponse(r, map[string]any{"active": true, "aud": stubAudience, "client_id": "c",
+				"exp": time.Now().Add(time.Hour).Unix()})
+		})}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v, err := verify.New(ctx, stubIssuerURL, stubAudience, verify.WithHTTPClient(client),
+			verify.WithIntrospection("api", "secret"), verify.WithIntrospectionCacheTTL(30*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// At 0 s a request asks about the token; it ends at 8 s, the
+		// question still in flight, as a request joins it; the issuer
+		// answers at 9 s.
+		start := time.Now()
+		firstCtx, leave := context.WithCancel(ctx)
+		go v.Verify(firstCtx, tok)
+		synctest.Wait()
+		time.Sleep(8 * time.Second)
+		leave()
+		joined := make(chan error, 1)
+		go func() {
+			_, err := v.Verify(ctx, tok)
+			joined <- err
+		}()
+		synctest.Wait()
+		time.Sleep(time.Second)
+		close(release)
+		if err := <-joined; err != nil {
+			t.Fatalf("the request that joined: %v", err)
+		}
+		for _, step := range []struct {
+			at    time.Duration // since the question was asked
+			asked int32
+		}{
+			{29 * time.Second, 1}, // within the TTL: from the cache
+			{31 * time.Second, 2}, // past it: asked again, though 23 s after the request that joined came
+		} {
+			time.Sleep(time.Until(start.Add(step.at)))
+			if _, err := v.Verify(ctx, tok); err != nil {
+				t.Fatalf("at %s: %v", step.at, err)
+			}
+			if got := asked.Load(); got != step.asked {
+				t.Errorf("at %s: the issuer was asked %d times, want %d", step.at, got, step.asked)
+			}
+		}
+	})
+}

@@ -108,7 +108,9 @@ func WithIntrospectionKeyFile(keyFileJSON []byte) Option {
 func WithRevocationCheck() Option { return func(o *options) { o.introspectJWTs = true } }
 
 // WithIntrospectionCacheTTL bounds how long an introspection answer, active
-// or not, is reused (default 30 s); never past the token's expiry.
+// or not, is reused (default 30 s), from when the issuer was asked: also
+// for a request that came while the question was in flight and shared
+// its answer. Never past the token's expiry.
 func WithIntrospectionCacheTTL(d time.Duration) Option {
 	return func(o *options) { o.introspectionTTL = d }
 }

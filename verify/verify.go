@@ -315,33 +315,28 @@ func (v *Verifier) verifyBound(ctx context.Context, raw string, cert *x509.Certi
 	}
 	if !ok {
 		var (
-			keysTrusted time.Time
-			err         error
+			reuse time.Time
+			err   error
 		)
-		if c, keysTrusted, err = v.verify(ctx, raw, now); err != nil {
+		if c, reuse, err = v.verify(ctx, raw, now); err != nil {
 			return nil, err
 		}
-		until := c.Expiry
-		if v.o.introspectJWTs || !isJWT(raw) {
-			// Introspection answers are reused for a short time only, so a
-			// revocation is felt quickly.
-			until = minTime(until, now.Add(v.o.introspectionTTL))
-		}
-		if isJWT(raw) {
-			// A JWT is cached only while the keys it was verified with
-			// are trusted: until the issuer's keys are due to be fetched
-			// again (their fetch plus the refresh interval, at most an
-			// hour), or a service account's are accountKeysFresh old;
-			// from the fetch that brought them, not from the
-			// verification, which may come just before then. Then it is
-			// verified again with the keys fetched since, so a key the
-			// issuer dropped (a leaked one, a disabled account's) stops
-			// verifying it, whatever its exp. A JWT verified with keys
-			// already stale (in use while the issuer cannot be reached)
-			// is not cached: each time it comes it is verified as a new
-			// JWT would be.
-			until = minTime(until, keysTrusted)
-		}
+		// reuse (see verify) bounds the entry by what vouched for the
+		// token. Introspection answers are reused for a short time only,
+		// so a revocation is felt quickly: the introspection cache TTL
+		// from when the question was asked. A JWT is cached only while
+		// the keys it was verified with are trusted: until the issuer's
+		// keys are due to be fetched again (their fetch plus the refresh
+		// interval, at most an hour), or a service account's are
+		// accountKeysFresh old; from the fetch that brought them, not
+		// from the verification, which may come just before then. Then
+		// it is verified again with the keys fetched since, so a key the
+		// issuer dropped (a leaked one, a disabled account's) stops
+		// verifying it, whatever its exp. A JWT verified with keys
+		// already stale (in use while the issuer cannot be reached) is
+		// not cached: each time it comes it is verified as a new JWT
+		// would be.
+		until := minTime(c.Expiry, reuse)
 		if now.Before(until) {
 			v.cache.put(key, c, until, now)
 		}
@@ -352,11 +347,15 @@ func (v *Verifier) verifyBound(ctx context.Context, raw string, cert *x509.Certi
 	return c, nil
 }
 
-// verify checks a token not in the cache. For a JWT, keysTrusted is when
-// the keys it was verified with stop being trusted: the issuer's
-// (keySet.trusted) or, for a service account's JWT, the account's (see
-// accountKeys.key); it is zero for an opaque token.
-func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (c *Claims, keysTrusted time.Time, err error) {
+// verify checks a token not in the cache, and says until when its answer
+// may be reused (reuse). For a JWT, that is no later than when the keys it
+// was verified with stop being trusted: the issuer's (keySet.trusted) or,
+// for a service account's JWT, the account's (see accountKeys.key). For a
+// token introspected (an opaque one, or any access token with
+// WithRevocationCheck), it is no later than the introspection cache TTL
+// after the question was asked: by the request that asked it, when this
+// one joined it in flight (up to fetchTimeout later), not from now.
+func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (c *Claims, reuse time.Time, err error) {
 	if !isJWT(raw) {
 		if !isOpaque(raw) {
 			// Refused here, so junk never reaches the issuer's
@@ -366,8 +365,8 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (c *Cl
 		if v.intro == nil {
 			return nil, time.Time{}, invalid("the token is not a JWT, and this API does not introspect opaque tokens", nil)
 		}
-		c, err := v.intro.introspect(ctx, raw, v.audience, now, false)
-		return c, time.Time{}, err
+		c, asked, err := v.intro.introspect(ctx, raw, v.audience, now, false)
+		return c, asked.Add(v.o.introspectionTTL), err
 	}
 	if v.accounts != nil && looksSelfSigned(raw) {
 		return v.verifySelfSigned(ctx, raw, now)
@@ -404,9 +403,11 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (c *Cl
 		return nil, time.Time{}, err
 	}
 	if v.o.introspectJWTs { // New made sure v.intro is set
-		if _, err := v.intro.introspect(ctx, raw, v.audience, now, true); err != nil {
+		_, asked, err := v.intro.introspect(ctx, raw, v.audience, now, true)
+		if err != nil {
 			return nil, time.Time{}, err
 		}
+		keysTrusted = minTime(keysTrusted, asked.Add(v.o.introspectionTTL))
 	}
 	return c, keysTrusted, nil
 }
