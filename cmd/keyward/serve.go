@@ -638,7 +638,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.http.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	m.flushSecretUsage(sctx)
+	m.flushLastSecretUsage(sctx)
 	return nil
 }
 
@@ -883,6 +883,15 @@ func (m *Main) waitKeyReloads(ctx context.Context) {
 func (m *Main) flushSecretUsage(ctx context.Context) {
 	if err := m.Server.Auth.FlushUsage(ctx, m.Server.Cache); err != nil {
 		m.Logger.Warn("recording the last use of client secrets failed: the next flush tries again", "err", err)
+	}
+}
+
+// flushLastSecretUsage is the flush at shutdown: none follows to try
+// again, so its failure loses the last-use times collected since the
+// flush before.
+func (m *Main) flushLastSecretUsage(ctx context.Context) {
+	if err := m.Server.Auth.FlushUsage(ctx, m.Server.Cache); err != nil {
+		m.Logger.Warn("recording the last use of client secrets failed at shutdown: the uses since the last flush are not recorded", "err", err)
 	}
 }
 

@@ -16,10 +16,13 @@ import (
 	"testing/synctest"
 	"time"
 
+	"golang.org/x/oauth2/clientcredentials"
+
 	"github.com/keyward/keyward/internal/groupcommit"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/sqlite"
 	"github.com/keyward/keyward/internal/tally"
+	"github.com/keyward/keyward/internal/testkeyward"
 )
 
 // TestGracefulShutdown: a request in flight when shutdown begins completes,
@@ -247,4 +250,30 @@ func TestCollectGarbageStoppedByItsDeadline(t *testing.T) {
 			t.Errorf("log = %q, want the rows deleted and that the next run goes on", got)
 		}
 	})
+}
+
+// TestLastSecretUsageFlushFailed: the flush at shutdown that fails says
+// the last uses are lost, not that a next flush tries again, for none
+// follows.
+func TestLastSecretUsageFlushFailed(t *testing.T) {
+	var logs testkeyward.SyncBuffer
+	m := startServer(t, func(m *Main) { m.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	clientID, email := setupAccount(t, m, "ingest")
+	var sec struct {
+		Secret string `json:"client_secret"`
+	}
+	if err := json.Unmarshal([]byte(runCLI(t, "secrets", "create", email, "-o", "json", "--credentials", m.AdminKeyFile)), &sec); err != nil {
+		t.Fatal(err)
+	}
+	cc := clientcredentials.Config{ClientID: clientID, ClientSecret: sec.Secret, TokenURL: m.Issuer + "/token", Scopes: []string{"orders.read"}}
+	if _, err := cc.Token(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the store's write fails at once
+	m.flushLastSecretUsage(ctx)
+	got := logs.String()
+	if !strings.Contains(got, "failed at shutdown: the uses since the last flush are not recorded") || strings.Contains(got, "next flush") {
+		t.Errorf("log = %q, want the last uses said to be lost, not retried", got)
+	}
 }
