@@ -22,7 +22,9 @@ func TestConnectTimeoutSource(t *testing.T) {
 		source         string
 	}{
 		{"default", "postgres://u@h/db", "", defaultConnectTimeout, "the default when neither"},
-		{"default for 0", "postgres://u@h/db?connect_timeout=0", "", defaultConnectTimeout, "the default when neither"},
+		{"default for 0", "postgres://u@h/db?connect_timeout=0", "", defaultConnectTimeout, "the default, in place of a connect_timeout of 0"},
+		{"default for PGCONNECT_TIMEOUT 0", "host=h user=u", "0", defaultConnectTimeout, "the default, in place of a connect_timeout of 0"},
+		{"default for 0 over PGCONNECT_TIMEOUT", "host=h user=u connect_timeout=0", "5", defaultConnectTimeout, "the default, in place of a connect_timeout of 0"},
 		{"URL", "postgres://u@h/db?connect_timeout=3", "", 3 * time.Second, "the DSN's connect_timeout"},
 		{"key=value", "host=h user=u connect_timeout = 4", "", 4 * time.Second, "the DSN's connect_timeout"},
 		{"PGCONNECT_TIMEOUT", "postgres://u@h/db", "5", 5 * time.Second, "PGCONNECT_TIMEOUT sets this"},

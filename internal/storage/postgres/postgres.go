@@ -93,14 +93,18 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 var defaultConnectTimeout = 10 * time.Second
 
 // connConfig parses dsn, giving it defaultConnectTimeout when it sets no
-// connect_timeout (or 0). source says what set the connect timeout, for
-// the errors that name it.
+// connect_timeout, or 0 (libpq's "wait for ever", which would hold a
+// start as the unbounded connect did). source says what set the connect
+// timeout, for the errors that name it.
 func connConfig(dsn string) (cfg *pgx.ConnConfig, source string, err error) {
 	cfg, err = pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, "", err
 	}
 	switch {
+	case cfg.ConnectTimeout <= 0 && (dsnSetsConnectTimeout(dsn) || os.Getenv("PGCONNECT_TIMEOUT") != ""):
+		cfg.ConnectTimeout = defaultConnectTimeout
+		source = "the default, in place of a connect_timeout of 0, which would wait for ever"
 	case cfg.ConnectTimeout <= 0:
 		cfg.ConnectTimeout = defaultConnectTimeout
 		source = "the default when neither the DSN's connect_timeout nor PGCONNECT_TIMEOUT sets one"
