@@ -1512,7 +1512,10 @@ func (m *Main) restoreWinnersKeyFile(ctx context.Context, path, aside string) {
 		if cur, err := os.ReadFile(path); err == nil {
 			if w, ok := m.isAdminKeyFile(ctx, cur); ok && !w {
 				if err := renameFile(aside, path); err == nil {
-					syncDir(filepath.Dir(path))
+					if err := syncDir(filepath.Dir(path)); err != nil {
+						m.Logger.Warn("the administrator key file that was in the data directory before this server started was put back, but its directory could not be synced: check it is there after a crash",
+							"key_file", path, "err", err)
+					}
 					return
 				}
 			}

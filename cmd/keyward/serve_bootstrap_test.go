@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -258,5 +259,42 @@ func TestFirstStartLostAsideNotAKeyFile(t *testing.T) {
 	}
 	if names := dirNames(t, cfg.DataDir); slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, ".admin-key.json") }) {
 		t.Errorf("a hidden file is left: %v", names)
+	}
+}
+
+// A first start that lost puts the winner's key file back over another
+// loser's; a directory that cannot be synced then is logged, as
+// restoreAside logs it: a crash may yet take the file's name.
+func TestFirstStartLostRestoreUnsyncedLogged(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	path := filepath.Join(cfg.DataDir, "admin-key.json")
+	var logs testkeyward.SyncBuffer
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	defer m.Close()
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	winners, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The winner's file moved aside, another loser's in its place.
+	aside := filepath.Join(cfg.DataDir, ".admin-key.json.prev.1")
+	if err := os.Rename(path, aside); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeKeyFile(path, sakey.KeyFile{ClientID: "other", PrivateKeyID: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	defer func(f func(string) error) { syncDir = f }(syncDir)
+	syncDir = func(string) error { return errors.New("sync failed") }
+	before := len(logs.String())
+	m.restoreWinnersKeyFile(context.Background(), path, aside)
+	if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, winners) {
+		t.Fatalf("%s holds %.80q (%v), want the winner's key file", path, b, err)
+	}
+	if got := logs.String()[before:]; !strings.Contains(got, "could not be synced") || !strings.Contains(got, "sync failed") || !strings.Contains(got, "key_file="+path) {
+		t.Errorf("logged %q, want the failed sync of %s", got, path)
 	}
 }
