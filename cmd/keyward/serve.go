@@ -372,6 +372,7 @@ func (m *Main) Open(ctx context.Context) error {
 	path := filepath.Join(c.DataDir, "admin-key.json")
 	var saved []byte
 	var aside string // the file that was at path, moved aside for this one's
+	var lost bool    // another server created the administrator account
 	first, created, err := m.Server.Admin.Bootstrap(ctx, func(kf sakey.KeyFile) error {
 		b, err := keyFileJSON(kf)
 		if err != nil {
@@ -389,7 +390,7 @@ func (m *Main) Open(ctx context.Context) error {
 	case errors.Is(err, admin.ErrBootstrappedElsewhere):
 		discardKeyFile(path, saved, m.Logger)
 		m.restoreWinnersKeyFile(ctx, path, aside)
-		err = nil
+		err, lost = nil, true
 	case err != nil && aside != "":
 		// This one's key was not stored: what was there may be the key of
 		// another server starting at the same moment.
@@ -425,7 +426,12 @@ func (m *Main) Open(ctx context.Context) error {
 		// certificates registered for the account.
 		m.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: m.certs.GetCertificate, ClientAuth: tls.RequestClientCert}
 	}
-	m.refreshAdminExpiry(ctx)
+	if !lost {
+		// The winner of a first start may not have stored its key yet:
+		// read now, no administrator could get tokens, a false alarm.
+		// Run reads it a minute later.
+		m.refreshAdminExpiry(ctx)
+	}
 	return nil
 }
 

@@ -11,8 +11,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/sakey"
+	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/testkeyward"
 )
 
@@ -296,5 +299,51 @@ func TestFirstStartLostRestoreUnsyncedLogged(t *testing.T) {
 	}
 	if got := logs.String()[before:]; !strings.Contains(got, "could not be synced") || !strings.Contains(got, "sync failed") || !strings.Contains(got, "key_file="+path) {
 		t.Errorf("logged %q, want the failed sync of %s", got, path)
+	}
+}
+
+// Two servers start at the same moment on an empty store: the other one
+// has created the administrator account (here, from the publishing hook)
+// but not yet stored its key when this one loses. This one does not log
+// that no administrator can get tokens from it: the winner's key is about
+// to be stored.
+func TestFirstStartLostNoFalseAlarm(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	path := filepath.Join(cfg.DataDir, "admin-key.json")
+	var logs testkeyward.SyncBuffer
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	defer m.Close()
+	created := false
+	defer func(f func(string)) { publishing = f }(publishing)
+	publishing = func(p string) {
+		if p != path || created {
+			return
+		}
+		created = true
+		now := time.Now()
+		a := storage.Account{ID: admin.NewClientID(), Email: m.Server.Admin.Email(admin.AdminAccountName, admin.AdminProject), Name: admin.AdminAccountName,
+			Project: admin.AdminProject, Scopes: []string{admin.AdminScope}, TokenLifetime: time.Hour, AuthMethods: storage.DefaultAuthMethods,
+			CreatedAt: now, UpdatedAt: now}
+		if _, err := m.Server.Admin.CreateAPI(context.Background(), admin.Actor{ID: "system"}, admin.APIInput{
+			Name: admin.BuiltinAPIName, Identifier: admin.BuiltinAPIIdentifier, Scopes: []string{admin.AdminScope, admin.IntrospectScope},
+		}); err != nil {
+			t.Errorf("the other server's built-in API: %v", err)
+		}
+		if err := m.store.CreateAccount(context.Background(), a, storage.AuditEvent{Time: now, Action: "account.create", Outcome: storage.OutcomeSuccess, Actor: "system"}); err != nil {
+			t.Errorf("the other server's account: %v", err)
+		}
+	}
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if !created || m.AdminKeyFile != "" {
+		t.Fatalf("the other server created the account: %v; AdminKeyFile %q, want none", created, m.AdminKeyFile)
+	}
+	if !strings.Contains(logs.String(), "at the same time") {
+		t.Fatalf("this server did not lose:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "no administrator can get tokens") {
+		t.Errorf("warned that no administrator can get tokens:\n%s", logs.String())
 	}
 }
