@@ -393,9 +393,15 @@ func (m *Main) Open(ctx context.Context) error {
 		err, lost = nil, true
 	case err != nil && aside != "":
 		// This one's key was not stored: what was there may be the key of
-		// another server starting at the same moment.
+		// another server starting at the same moment. A file at path
+		// that is not this one's, or that cannot be read, may be another
+		// server's: what was there is put back over it only if it is the
+		// stored administrator's key, removed if it is no account's,
+		// and otherwise left aside, logged.
 		if left, rerr := removeWritten(path, saved); rerr == nil && left != writtenReplaced {
 			restoreAside(path, aside, m.Logger)
+		} else {
+			m.restoreWinnersKeyFile(ctx, path, aside)
 		}
 	}
 	if err != nil {

@@ -347,3 +347,79 @@ func TestFirstStartLostNoFalseAlarm(t *testing.T) {
 		t.Errorf("warned that no administrator can get tokens:\n%s", logs.String())
 	}
 }
+
+// A first start whose key was not stored (here, its directory could not
+// be synced) had moved aside the admin-key.json it found, and finds
+// another server's file in its place: what it moved aside is removed if
+// it is no key file, and otherwise, the store not knowing whose it is,
+// left aside with a warning that says where and what to do, not hidden
+// without a word.
+func TestFirstStartNotStoredAsideLogged(t *testing.T) {
+	others, err := keyFileJSON(sakey.KeyFile{ClientID: "other", PrivateKeyID: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile, err := keyFileJSON(sakey.KeyFile{ClientID: "before", PrivateKeyID: "before"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name   string
+		before []byte
+		kept   bool
+	}{
+		{"a key file", keyFile, true},
+		{"no key file", []byte("stale\n"), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+			path := filepath.Join(cfg.DataDir, "admin-key.json")
+			if err := os.WriteFile(path, tt.before, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			defer func(f func(string) error) { syncDir = f }(syncDir)
+			sync := syncDir
+			syncDir = func(d string) error {
+				if b, err := os.ReadFile(path); err == nil && !bytes.Equal(b, tt.before) && !bytes.Equal(b, others) {
+					// This one's file is in place: another server's replaces it.
+					if err := os.WriteFile(path, others, 0o600); err != nil {
+						t.Fatal(err)
+					}
+					return errors.New("sync failed")
+				}
+				return sync(d)
+			}
+			var logs testkeyward.SyncBuffer
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+			defer m.Close()
+			if err := m.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "sync failed") {
+				t.Fatalf("start: %v, want the failed sync", err)
+			}
+			if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, others) {
+				t.Fatalf("%s holds %.80q (%v), want the other server's key file", path, b, err)
+			}
+			var aside []string
+			for _, n := range dirNames(t, cfg.DataDir) {
+				if strings.HasPrefix(n, ".admin-key.json") {
+					aside = append(aside, filepath.Join(cfg.DataDir, n))
+				}
+			}
+			if !tt.kept {
+				if len(aside) > 0 {
+					t.Errorf("a hidden file is left: %v", aside)
+				}
+				return
+			}
+			if len(aside) != 1 {
+				t.Fatalf("hidden files %v, want the one moved aside", aside)
+			}
+			if b, err := os.ReadFile(aside[0]); err != nil || !bytes.Equal(b, tt.before) {
+				t.Fatalf("%s holds %.80q (%v), want the file moved aside", aside[0], b, err)
+			}
+			if got := logs.String(); !strings.Contains(got, "key_file="+aside[0]) || !strings.Contains(got, "rename it to admin-key.json") {
+				t.Errorf("logged %q, want where the file moved aside is and what to do", got)
+			}
+		})
+	}
+}
