@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -21,7 +22,7 @@ const notReadyEvery = time.Minute
 
 // errNoAnswer is the reason a probe gives when the store did not answer
 // in time, rather than "context deadline exceeded".
-var errNoAnswer = errors.New("the store did not answer within 2s")
+var errNoAnswer = fmt.Errorf("the store did not answer within %s", readyTimeout)
 
 // errProberGaveUp is the reason a probe gives when its prober hung up
 // before the store answered, rather than "context canceled".
