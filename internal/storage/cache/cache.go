@@ -128,8 +128,13 @@ func fresh[T any](s *Store, m map[string]entry[T], k string) (T, uint64, bool) {
 	return e.v, s.version, ok && now.Before(e.expires)
 }
 
-// maxLoad bounds a shared load, which no one request's context ends.
-const maxLoad = 30 * time.Second
+// maxLoad bounds a shared load, which no one request's context ends. It
+// is no longer than the shortest wait of a request that joins it (the
+// admin API's 20 s, the commit timeout's 20 s; /token gives up at 25 s):
+// a load on a store that does not answer would otherwise hold a
+// connection of the pool after every request waiting on it had given up,
+// and a request coming later would join it rather than fail on its own.
+const maxLoad = 20 * time.Second
 
 // shared runs load once for all the callers that miss key while the cache
 // is at version v, and gives each its result; a caller whose ctx ends

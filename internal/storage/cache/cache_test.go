@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/keyward/keyward/internal/storage"
@@ -555,6 +556,33 @@ func BenchmarkHit(b *testing.B) {
 			if _, err := s.ListAPIs(ctx); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+}
+
+// hangingStore is a store whose GetAccount does not answer until its
+// context ends, as a dead database's connection.
+type hangingStore struct{ storage.Storage }
+
+func (hangingStore) GetAccount(ctx context.Context, _ string) (storage.Account, error) {
+	<-ctx.Done()
+	return storage.Account{}, ctx.Err()
+}
+
+// TestSharedLoadGivesUp: a shared load on a store that does not answer is
+// given up within 20 s, the admin API's request bound and the commit
+// timeout, the shortest wait of a request that joins it: it must not hold
+// a connection of the pool after all its waiters have gone.
+func TestSharedLoadGivesUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := cache.New(hangingStore{}, cache.Options{TTL: time.Minute})
+		start := time.Now()
+		_, err := s.GetAccount(context.Background(), "1")
+		if err != context.DeadlineExceeded {
+			t.Fatalf("GetAccount on a store that does not answer = %v, want the load's deadline", err)
+		}
+		if took := time.Since(start); took > 20*time.Second {
+			t.Fatalf("the shared load was given up after %s, want at most 20s", took)
 		}
 	})
 }
