@@ -203,7 +203,9 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 	}
 	evs, err := h.svc.store.ListAuditEvents(r.Context(), f)
 	if err == nil && len(evs) == 0 && wait > 0 {
-		evs, err = h.waitForAudit(r.Context(), f, wait)
+		// Only the wait outlasts requestTimeout: its own deadline is
+		// wait, at most maxAuditWait.
+		evs, err = h.waitForAudit(unbounded(r), f, wait)
 	}
 	if err != nil {
 		return 0, nil, err

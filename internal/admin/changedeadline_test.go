@@ -12,11 +12,20 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 )
 
-// silentStore is a store whose account reads, once silent is set, wait
-// until their context ends: a database whose connection went silent.
+// silentStore is a store whose account reads, once silent is set, and
+// audit reads, once silentAudit is set, wait until their context ends: a
+// database whose connection went silent.
 type silentStore struct {
 	storage.Storage
-	silent atomic.Bool
+	silent, silentAudit atomic.Bool
+}
+
+func (s *silentStore) ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error) {
+	if s.silentAudit.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.Storage.ListAuditEvents(ctx, f)
 }
 
 func (s *silentStore) GetAccount(ctx context.Context, id string) (storage.Account, error) {
@@ -77,6 +86,54 @@ func TestReadDeadline(t *testing.T) {
 		st.silent.Store(false)
 		time.Sleep(time.Minute) // the cache's shared load gives up too
 	})
+}
+
+// A request for the audit log, with wait or not, sent while the store
+// does not answer is answered 503 within the bound of other requests: its
+// authentication and its first read are bounded so, only a long poll's
+// wait is not. Any wait, even 0 or one refused, left the request
+// unbounded, waiting on the store for as long as it did not answer.
+func TestAuditReadDeadline(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		query string
+		audit bool // the audit read is silent, not the authentication's
+	}{
+		{"authentication, wait", "?wait=50s", false},
+		{"authentication, wait=0", "?wait=0s", false},
+		{"authentication, invalid wait", "?wait=soon", false},
+		{"first read, wait", "?wait=50s", true},
+		{"first read, wait=0", "?wait=0s", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				// Shorter than the cache's own bound on a load (20 s),
+				// which would end the authentication's reads anyway.
+				admin.SetRequestTimeout(t, 5*time.Second)
+				st := &silentStore{Storage: openSQLite(t)}
+				f := newFixtureOn(t, st)
+				auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+				time.Sleep(time.Minute) // nothing fresh in the cache
+				if tt.audit {
+					st.silentAudit.Store(true)
+				} else {
+					st.silent.Store(true)
+				}
+				start := time.Now()
+				code, out, _ := f.call(t, "GET", "/v1/audit"+tt.query, auth, nil)
+				took := time.Since(start)
+				if code != 503 || out["error"] != "temporarily_unavailable" {
+					t.Errorf("audit read with a store that does not answer = %d %v, want 503 temporarily_unavailable", code, out)
+				}
+				if took > 5*time.Second {
+					t.Errorf("answered after %v, want within the request bound, 5 s", took)
+				}
+				st.silent.Store(false)
+				st.silentAudit.Store(false)
+				time.Sleep(time.Minute) // the cache's shared load gives up too
+			})
+		})
+	}
 }
 
 // A long poll of the audit log waits as long as it asked, past the bound

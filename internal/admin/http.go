@@ -207,8 +207,23 @@ func refuseIfMatch(pattern string) error {
 // its locks, and the locks of the changes queued behind it, or a
 // connection of the store's pool, for as long as the other holds its or
 // the connection takes to fail. A long poll of the audit log (GET
-// /v1/audit with wait) is the exception: it moves its own deadlines.
+// /v1/audit with wait) is bounded so until it starts to wait: the wait,
+// up to the minutes it asked for, has its own deadline (see unbounded).
 var requestTimeout = 20 * time.Second
+
+// unboundedKey keys, in a request's bounded context, the request's own
+// context, without requestTimeout.
+type unboundedKey struct{}
+
+// unbounded returns the context of r without requestTimeout, for a long
+// poll's wait, which sets its own deadline. It still ends when the
+// client hangs up or the server shuts down.
+func unbounded(r *http.Request) context.Context {
+	if ctx, ok := r.Context().Value(unboundedKey{}).(context.Context); ok {
+		return ctx
+	}
+	return r.Context()
+}
 
 // endpoint wraps an admin operation with authentication and JSON encoding.
 func (h *Handler) endpoint(fn func(*http.Request, Actor) (int, any, error)) http.Handler {
@@ -222,12 +237,9 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Bounded from the start: the reads that authenticate a request
 		// wait on the store as its own do.
-		fr := r
-		if r.Pattern != "GET /v1/audit" || r.URL.Query().Get("wait") == "" {
-			ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-			defer cancel()
-			fr = r.WithContext(ctx)
-		}
+		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), unboundedKey{}, r.Context()), requestTimeout)
+		defer cancel()
+		fr := r.WithContext(ctx)
 		c, err := h.authenticate(fr)
 		if err == nil {
 			err = checkText(r)
