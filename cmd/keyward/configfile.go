@@ -296,7 +296,9 @@ func parseSettings(data []byte) (map[string]any, error) {
 	}
 	// A name given twice is refused here, as yaml would refuse it, but
 	// also when once through an alias (&x a: 1, then *x : 2), which yaml
-	// let through: the last won in silence.
+	// let through: the last won in silence. A merge key (<<) is refused
+	// rather than looked into: it brings in names from another mapping,
+	// which settings never need.
 	seen := map[string]int{} // name → line
 	for i := 0; i < len(root.Content); i += 2 {
 		k := root.Content[i]
@@ -307,6 +309,12 @@ func parseSettings(data []byte) (map[string]any, error) {
 			return nil, fmt.Errorf("line %d: a setting's name is %s; write one setting a line as name: value, such as signing-alg: ES256", root.Content[i].Line, yamlKind(k))
 		}
 		line := root.Content[i].Line
+		if k.Tag == "!!merge" {
+			// <<: *x or <<: {a: 1} sets the names of another mapping,
+			// which may set a name again or be overridden by one, in
+			// silence; settings have no use for it.
+			return nil, fmt.Errorf("line %d: a YAML merge key (<<) is not accepted: write each setting by its name, once", line)
+		}
 		if first, ok := seen[k.Value]; ok {
 			return nil, fmt.Errorf("line %d: %q is set twice, first on line %d; keep one", line, k.Value, first)
 		}

@@ -102,6 +102,11 @@ func TestConfigFileNotSettings(t *testing.T) {
 		// (the last won).
 		{"name twice", "log-level: info\nlog-level: debug\n", `line 2: "log-level" is set twice, first on line 1; keep one`},
 		{"name twice through an alias", "&x log-level: info\n*x : debug\n", `line 2: "log-level" is set twice, first on line 1; keep one`},
+		// A merge key brought in names that overrode or were overridden
+		// by the file's own, in silence.
+		{"merge key", "log-level: info\n<<: {log-level: debug}\n", "line 2: a YAML merge key (<<) is not accepted: write each setting by its name, once"},
+		{"merge key of an alias", "log-level: info\nx: &m {signing-alg: EdDSA}\n<<: *m\n", "line 3: a YAML merge key (<<) is not accepted"},
+		{"merge key through an alias", "&k <<: {log-level: debug}\n", "line 1: a YAML merge key (<<) is not accepted"},
 		// Only the first document was read: the second's settings were
 		// left out in silence.
 		{"second document", "---\nlog-level: info\n---\nsigning-alg: EdDSA\n", "line 4: a second YAML document (after ---): put every setting in one, as only the first would be read"},
