@@ -2,9 +2,15 @@ package main
 
 import (
 	"context"
+	"log/slog"
+	"maps"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/keyward/keyward/internal/testkeyward"
 )
 
 // A periodic job stuck on a store that does not answer (garbage
@@ -30,5 +36,94 @@ func TestEveryBoundsEachRun(t *testing.T) {
 		}
 		cancel()
 		<-done
+	})
+}
+
+// heldUsage flushes last-use times as clientauth's FlushUsage does (a
+// failed write keeps them for the next flush); its first write does not
+// answer until its context ends, then fails.
+type heldUsage struct {
+	mu               sync.Mutex
+	pending, written map[string]time.Time
+	writes           int
+}
+
+func (u *heldUsage) flush(ctx context.Context) error {
+	u.mu.Lock()
+	m := u.pending
+	u.pending = map[string]time.Time{}
+	u.writes++
+	first := u.writes == 1
+	u.mu.Unlock()
+	if first {
+		<-ctx.Done()
+		u.mu.Lock()
+		maps.Copy(u.pending, m)
+		u.mu.Unlock()
+		return ctx.Err()
+	}
+	u.mu.Lock()
+	maps.Copy(u.written, m)
+	u.mu.Unlock()
+	return nil
+}
+
+// A periodic last-use flush still running at shutdown, that then fails,
+// puts its times back before the flush at shutdown takes them: they were
+// put back after it, where nothing flushed them any more, and lost
+// silently.
+func TestShutdownWaitsForPeriodicUsageFlush(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs testkeyward.SyncBuffer
+		used := time.Now()
+		u := &heldUsage{pending: map[string]time.Time{"sec-1": used}, written: map[string]time.Time{}}
+		m := &Main{Logger: slog.New(slog.NewTextHandler(&logs, nil)), flushUsage: u.flush}
+		bg, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		stop := startJobs(bg, job{30 * time.Second, m.flushSecretUsage})
+		time.Sleep(30 * time.Second)
+		synctest.Wait() // the periodic flush is in progress, held
+
+		sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer scancel()
+		start := time.Now()
+		m.stopJobsAndFlush(sctx, stop)
+		if d := time.Since(start); d != 0 {
+			t.Errorf("shutdown waited %v for the canceled flush, want 0", d)
+		}
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		if got, ok := u.written["sec-1"]; !ok || !got.Equal(used) {
+			t.Errorf("written = %v, want sec-1's last use %v written by the flush at shutdown", u.written, used)
+		}
+		if got := logs.String(); strings.Contains(got, "failed") || strings.Contains(got, "did not end in time") {
+			t.Errorf("log = %q, want no failure: the flush stopped by shutdown left its times to the flush at shutdown", got)
+		}
+	})
+}
+
+// A job that ignores its cancellation holds shutdown only until the
+// shutdown's deadline, which then says so.
+func TestShutdownBoundedByStuckJob(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs testkeyward.SyncBuffer
+		release := make(chan struct{})
+		m := &Main{Logger: slog.New(slog.NewTextHandler(&logs, nil)), flushUsage: func(ctx context.Context) error { return ctx.Err() }}
+		bg, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		stop := startJobs(bg, job{time.Minute, func(context.Context) { <-release }})
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer scancel()
+		start := time.Now()
+		m.stopJobsAndFlush(sctx, stop)
+		if d := time.Since(start); d != shutdownGrace {
+			t.Errorf("shutdown took %v, want the grace period %v", d, shutdownGrace)
+		}
+		if got := logs.String(); !strings.Contains(got, "did not end in time at shutdown") {
+			t.Errorf("log = %q, want the jobs said not to have ended", got)
+		}
+		close(release)
 	})
 }

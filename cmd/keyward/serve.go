@@ -210,6 +210,9 @@ type Main struct {
 	unlock func()
 	// keyReloads are applyChange's reloads of the signing keys.
 	keyReloads keyReloads
+	// flushUsage, if set, replaces the Authenticator's FlushUsage to the
+	// store (tests).
+	flushUsage func(context.Context) error
 	// listening: postgres.Watch listens for the other replicas' changes.
 	listening atomic.Bool
 
@@ -587,9 +590,10 @@ func (m *Main) Run(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	go m.signer.Run(bg, time.Minute)
-	go every(bg, 10*time.Minute, m.collectGarbage)
-	go every(bg, 30*time.Second, m.flushSecretUsage)
-	go every(bg, time.Minute, m.refreshAdminExpiry)
+	stopJobs := startJobs(bg,
+		job{10 * time.Minute, m.collectGarbage},
+		job{30 * time.Second, m.flushSecretUsage},
+		job{time.Minute, m.refreshAdminExpiry})
 	hup, stopHUP := notifyHUP()
 	defer stopHUP()
 	if m.certs != nil {
@@ -650,16 +654,57 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.http.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	m.flushLastSecretUsage(sctx)
+	m.stopJobsAndFlush(sctx, stopJobs)
 	return nil
 }
 
-// shutdownGrace is how long a shutdown waits for the requests in flight.
+// stopJobsAndFlush stops the periodic jobs, waiting for them until ctx
+// ends, then flushes the secrets' last use a last time: a periodic flush
+// still running would otherwise find its times taken by nothing, and if
+// it failed put them back where no flush looks any more.
+func (m *Main) stopJobsAndFlush(ctx context.Context, stopJobs func(context.Context) bool) {
+	if !stopJobs(ctx) {
+		m.Logger.Warn("periodic jobs did not end in time at shutdown: the last use of client secrets may not be recorded")
+	}
+	m.flushLastSecretUsage(ctx)
+}
+
+// shutdownGrace is how long a shutdown waits for the requests in flight,
+// then the periodic jobs and the last flush of the secrets' last use.
 // Close then waits up to tally.CloseTimeout more for the introspection
 // summaries, the journal's last writes and closing the store together
 // (storeCloseTimeout more when the writes took all of it):
 // deploy/keyward.service's TimeoutStopSec covers all of it.
 const shutdownGrace = 25 * time.Second
+
+// job is one of Run's periodic jobs: run every interval, each run for at
+// most interval.
+type job struct {
+	interval time.Duration
+	run      func(context.Context)
+}
+
+// startJobs runs each job with every until stop is called. stop cancels
+// them, which ends a run in progress, and waits for them to return until
+// its ctx ends; it reports whether they did.
+func startJobs(ctx context.Context, jobs ...job) (stop func(context.Context) bool) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Go(func() { every(ctx, j.interval, j.run) })
+	}
+	return func(wctx context.Context) bool {
+		cancel()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+			return true
+		case <-wctx.Done():
+			return false
+		}
+	}
+}
 
 // every runs fn every interval until ctx ends, each run for at most
 // interval: a run stuck on a store that does not answer (a connection
@@ -687,6 +732,8 @@ func every(ctx context.Context, interval time.Duration, fn func(context.Context)
 func (m *Main) collectGarbage(ctx context.Context) {
 	n, err := m.store.DeleteExpired(ctx, m.Now())
 	switch {
+	case err != nil && errors.Is(ctx.Err(), context.Canceled):
+		m.Logger.Debug("deleting expired records stopped at shutdown", "deleted", n)
 	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		m.Logger.Warn("deleting expired assertion IDs, revocations and opaque tokens did not finish within its interval: the next run goes on", "deleted", n, "err", err)
 	case err != nil:
@@ -731,7 +778,10 @@ const adminExpiryWarning = 14 * 24 * time.Hour
 func (m *Main) refreshAdminExpiry(ctx context.Context) {
 	now := m.Now()
 	until, ok, err := m.store.SignInExpiry(ctx, oauth2.AdminScope, m.caCertificates, now)
-	if err != nil {
+	switch {
+	case err != nil && errors.Is(ctx.Err(), context.Canceled):
+		return // shutdown stopped it: nothing is wrong
+	case err != nil:
 		m.Logger.Warn("reading until when administrators can get tokens failed", "err", err)
 		return
 	}
@@ -893,16 +943,29 @@ func (m *Main) waitKeyReloads(ctx context.Context) {
 // flushSecretUsage records when client secrets were last used, in one
 // write every interval rather than one per request.
 func (m *Main) flushSecretUsage(ctx context.Context) {
-	if err := m.Server.Auth.FlushUsage(ctx, m.Server.Cache); err != nil {
+	err := m.writeUsage(ctx)
+	switch {
+	case err != nil && errors.Is(ctx.Err(), context.Canceled):
+		m.Logger.Debug("recording the last use of client secrets stopped at shutdown: the flush at shutdown records it", "err", err)
+	case err != nil:
 		m.Logger.Warn("recording the last use of client secrets failed: the next flush tries again", "err", err)
 	}
+}
+
+// writeUsage writes the secrets' last-use times collected since the last
+// flush; a failed write keeps them for the next.
+func (m *Main) writeUsage(ctx context.Context) error {
+	if m.flushUsage != nil {
+		return m.flushUsage(ctx)
+	}
+	return m.Server.Auth.FlushUsage(ctx, m.Server.Cache)
 }
 
 // flushLastSecretUsage is the flush at shutdown: none follows to try
 // again, so its failure loses the last-use times collected since the
 // flush before.
 func (m *Main) flushLastSecretUsage(ctx context.Context) {
-	if err := m.Server.Auth.FlushUsage(ctx, m.Server.Cache); err != nil {
+	if err := m.writeUsage(ctx); err != nil {
 		m.Logger.Warn("recording the last use of client secrets failed at shutdown: the uses since the last flush are not recorded", "err", err)
 	}
 }

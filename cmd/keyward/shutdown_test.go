@@ -277,3 +277,30 @@ func TestLastSecretUsageFlushFailed(t *testing.T) {
 		t.Errorf("log = %q, want the last uses said to be lost, not retried", got)
 	}
 }
+
+// stoppedStore answers as a store does once its context is canceled.
+type stoppedStore struct{ storage.Storage }
+
+func (stoppedStore) DeleteExpired(ctx context.Context, _ time.Time) (int64, error) {
+	return 0, fmt.Errorf("delete expired: %w", ctx.Err())
+}
+
+func (stoppedStore) SignInExpiry(ctx context.Context, _ string, _ bool, _ time.Time) (time.Time, bool, error) {
+	return time.Time{}, false, fmt.Errorf("sign-in expiry: %w", ctx.Err())
+}
+
+// TestJobsStoppedByShutdownDoNotWarn: shutdown cancels the periodic jobs
+// in progress; that is no failure to warn of.
+func TestJobsStoppedByShutdownDoNotWarn(t *testing.T) {
+	var logs testkeyward.SyncBuffer
+	m := &Main{Logger: slog.New(slog.NewTextHandler(&logs, nil)), store: stoppedStore{}, Now: time.Now,
+		flushUsage: func(ctx context.Context) error { return ctx.Err() }}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m.collectGarbage(ctx)
+	m.refreshAdminExpiry(ctx)
+	m.flushSecretUsage(ctx)
+	if got := logs.String(); strings.Contains(got, "level=WARN") {
+		t.Errorf("log = %q, want no warning for jobs stopped by shutdown", got)
+	}
+}
