@@ -49,11 +49,17 @@ type fixtureOption func(*server.Config, *server.Deps)
 
 func newFixture(tb testing.TB, mods ...fixtureOption) *fixture {
 	tb.Helper()
+	return newFixtureOn(tb, openSQLite(tb), mods...)
+}
+
+// openSQLite opens a fresh SQLite store in a temporary directory.
+func openSQLite(tb testing.TB) storage.Storage {
+	tb.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "keyward.db"), sqlite.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return newFixtureOn(tb, st, mods...)
+	return st
 }
 
 // newFixtureOn serves from st, which it closes at the end; mods change the

@@ -2,12 +2,9 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -15,7 +12,6 @@ import (
 
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/storage"
-	"github.com/keyward/keyward/internal/storage/sqlite"
 )
 
 // hangingStore is a store whose account reads, once hang is set, wait
@@ -49,24 +45,12 @@ func (s *hangingStore) GetAccount(ctx context.Context, id string) (storage.Accou
 // more.
 func TestTokenRequestDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		sq, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "keyward.db"), sqlite.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := &hangingStore{Storage: sq}
+		st := &hangingStore{Storage: openSQLite(t)}
 		f := newFixtureOn(t, st)
 		st.hang.Store(true)
-		start := time.Now()
-		r := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}}.Encode()))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		r.SetBasicAuth(f.clientID, f.secret)
-		w := httptest.NewRecorder()
-		f.handler.ServeHTTP(w, r)
-		took := time.Since(start)
-		var body map[string]any
-		json.Unmarshal(w.Body.Bytes(), &body)
-		if w.Code != 503 || body["error"] != "temporarily_unavailable" {
-			t.Errorf("token with a store that does not answer = %d %v, want 503 temporarily_unavailable", w.Code, body)
+		code, body, took := f.postTimed("/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}})
+		if code != 503 || body["error"] != "temporarily_unavailable" {
+			t.Errorf("token with a store that does not answer = %d %v, want 503 temporarily_unavailable", code, body)
 		}
 		if took > server.RequestTimeout {
 			t.Errorf("answered after %v, want within %v", took, server.RequestTimeout)
@@ -84,26 +68,14 @@ func TestRequestDeadlineStoreDown(t *testing.T) {
 	for _, path := range []string{"/token", "/introspect", "/revoke"} {
 		t.Run(path[1:], func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				sq, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "keyward.db"), sqlite.Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				st := &hangingStore{Storage: sq}
+				st := &hangingStore{Storage: openSQLite(t)}
 				f := newFixtureOn(t, st)
 				st.hang.Store(true)
 				st.hangCommits.Store(true)
 				form := url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}, "token": {"x"}}
-				start := time.Now()
-				r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(form.Encode()))
-				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				r.SetBasicAuth(f.clientID, f.secret)
-				w := httptest.NewRecorder()
-				f.handler.ServeHTTP(w, r)
-				took := time.Since(start)
-				var body map[string]any
-				json.Unmarshal(w.Body.Bytes(), &body)
-				if w.Code != 503 || body["error"] != "temporarily_unavailable" {
-					t.Errorf("%s with a store that does not answer = %d %v, want 503 temporarily_unavailable", path, w.Code, body)
+				code, body, took := f.postTimed(path, form)
+				if code != 503 || body["error"] != "temporarily_unavailable" {
+					t.Errorf("%s with a store that does not answer = %d %v, want 503 temporarily_unavailable", path, code, body)
 				}
 				if took > server.RequestTimeout {
 					t.Errorf("%s answered after %v, want within %v", path, took, server.RequestTimeout)
@@ -113,4 +85,15 @@ func TestRequestDeadlineStoreDown(t *testing.T) {
 			})
 		})
 	}
+}
+
+// postTimed posts form to path with the client's Basic credentials and
+// returns the status, the JSON body and how long the answer took.
+func (f *fixture) postTimed(path string, form url.Values) (int, map[string]any, time.Duration) {
+	start := time.Now()
+	w := f.doPath(path, form.Encode(), "Basic "+base64.StdEncoding.EncodeToString([]byte(f.clientID+":"+f.secret)))
+	took := time.Since(start)
+	var body map[string]any
+	json.Unmarshal(w.Body.Bytes(), &body)
+	return w.Code, body, took
 }

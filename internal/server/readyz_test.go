@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/storage"
-	"github.com/keyward/keyward/internal/storage/sqlite"
 	"github.com/keyward/keyward/internal/testkeyward"
 )
 
@@ -43,11 +41,7 @@ func (s *downStore) Ping(ctx context.Context) error {
 // flooded the log during an outage.
 func TestReadyzLogsTransitions(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		sq, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "keyward.db"), sqlite.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := &downStore{Storage: sq}
+		st := &downStore{Storage: openSQLite(t)}
 		var logs testkeyward.SyncBuffer
 		f := newFixtureOn(t, st, func(_ *server.Config, d *server.Deps) {
 			d.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
