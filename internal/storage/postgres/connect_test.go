@@ -52,7 +52,19 @@ const hangGuard = time.Minute
 // connection and says nothing: keyward serve neither started nor exited.
 func TestOpenGivesUpOnMuteServer(t *testing.T) {
 	postgres.SetDefaultConnectTimeout(t, 100*time.Millisecond)
-	dsn := mute(t)
+	err := openMute(t, mute(t))
+	if err == nil {
+		t.Fatal("Open succeeded against a server that says nothing")
+	}
+	if !strings.Contains(err.Error(), "did not answer within 100ms (the default when neither the DSN's connect_timeout nor PGCONNECT_TIMEOUT sets one)") {
+		t.Errorf("Open = %v, want it to say the database did not answer within the connect timeout", err)
+	}
+}
+
+// openMute opens dsn, a server that says nothing, and returns Open's
+// error; it fails the test if Open is still waiting after hangGuard.
+func openMute(t *testing.T, dsn string) error {
+	t.Helper()
 	errc := make(chan error, 1)
 	go func() {
 		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
@@ -63,14 +75,10 @@ func TestOpenGivesUpOnMuteServer(t *testing.T) {
 	}()
 	select {
 	case err := <-errc:
-		if err == nil {
-			t.Fatal("Open succeeded against a server that says nothing")
-		}
-		if !strings.Contains(err.Error(), "did not answer within 100ms (the default when neither the DSN's connect_timeout nor PGCONNECT_TIMEOUT sets one)") {
-			t.Errorf("Open = %v, want it to say the database did not answer within the connect timeout", err)
-		}
+		return err
 	case <-time.After(hangGuard):
 		t.Fatalf("Open still waiting after %v for a server that says nothing", hangGuard)
+		return nil
 	}
 }
 
@@ -103,21 +111,8 @@ func TestWatchRetriesMuteServer(t *testing.T) {
 // timeout.
 func TestOpenGivesUpOnMuteServerPGCONNECT_TIMEOUT(t *testing.T) {
 	t.Setenv("PGCONNECT_TIMEOUT", "1")
-	dsn := mute(t)
-	errc := make(chan error, 1)
-	go func() {
-		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
-		if err == nil {
-			s.Close()
-		}
-		errc <- err
-	}()
-	select {
-	case err := <-errc:
-		if err == nil || !strings.Contains(err.Error(), "did not answer within 1s (PGCONNECT_TIMEOUT sets this)") {
-			t.Errorf("Open = %v, want it to say the database did not answer within the 1s PGCONNECT_TIMEOUT set", err)
-		}
-	case <-time.After(hangGuard):
-		t.Fatalf("Open still waiting after %v for a server that says nothing", hangGuard)
+	err := openMute(t, mute(t))
+	if err == nil || !strings.Contains(err.Error(), "did not answer within 1s (PGCONNECT_TIMEOUT sets this)") {
+		t.Errorf("Open = %v, want it to say the database did not answer within the 1s PGCONNECT_TIMEOUT set", err)
 	}
 }
