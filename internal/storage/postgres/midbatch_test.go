@@ -8,7 +8,6 @@ import (
 
 	"github.com/keyward/keyward/internal/groupcommit"
 	"github.com/keyward/keyward/internal/storage"
-	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 )
 
@@ -19,11 +18,7 @@ import (
 func TestCommitConnectionEndedMidBatch(t *testing.T) {
 	dsn := pgtest.SchemaDSN(t)
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, dsn, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, dsn)
 	c := groupcommit.New(s, groupcommit.Options{})
 	defer c.Close()
 	db, err := sql.Open("pgx", dsn)

@@ -10,7 +10,20 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
+	"github.com/keyward/keyward/internal/storage/sqlstore"
 )
+
+// openStore opens dsn, migrating it, and closes the store when the test
+// ends.
+func openStore(t *testing.T, dsn string) *sqlstore.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
 
 // A commit on a connection that went silent (its peer gone without a
 // word) fails at the committer's CommitTimeout, and later writes commit
@@ -19,11 +32,7 @@ func TestCommitOnSilentConnection(t *testing.T) {
 	dsn := pgtest.SchemaDSN(t)
 	ctx := context.Background()
 	p := newSilencer(t, dsn)
-	s, err := postgres.Open(ctx, p.dsn, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, p.dsn)
 	c := groupcommit.New(s, groupcommit.Options{CommitTimeout: 300 * time.Millisecond})
 	defer func() {
 		// Bounded, so that a commit stuck on the silent connection fails
