@@ -458,6 +458,21 @@ func TestIntrospectionCachedUntilExpiry(t *testing.T) {
 	}
 }
 
+// introspectingIssuer is a client for an issuer at stubIssuerURL with no
+// signing keys, whose introspection endpoint answers with introspect.
+func introspectingIssuer(introspect func(r *http.Request) (*http.Response, error)) *http.Client {
+	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		switch r.URL.Path {
+		case "/.well-known/oauth-authorization-server":
+			return jsonResponse(r, map[string]string{"issuer": stubIssuerURL, "jwks_uri": stubIssuerURL + "/jwks",
+				"introspection_endpoint": stubIssuerURL + "/introspect"})
+		case "/jwks":
+			return jsonResponse(r, map[string]any{"keys": []any{}})
+		}
+		return introspect(r)
+	})}
+}
+
 // A token whose question was to be asked by a request that ended while
 // waiting for a slot is asked about anew, and held to the rate, at the
 // time it is asked anew: it was held to it at the time the token came,
@@ -466,20 +481,13 @@ func TestIntrospectionCachedUntilExpiry(t *testing.T) {
 func TestIntrospectionRateAfterLeaderLeft(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		held, release := "kwat_"+strings.Repeat("A", 43), make(chan struct{})
-		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			switch r.URL.Path {
-			case "/.well-known/oauth-authorization-server":
-				return jsonResponse(r, map[string]string{"issuer": stubIssuerURL, "jwks_uri": stubIssuerURL + "/jwks",
-					"introspection_endpoint": stubIssuerURL + "/introspect"})
-			case "/jwks":
-				return jsonResponse(r, map[string]any{"keys": []any{}})
-			}
+		client := introspectingIssuer(func(r *http.Request) (*http.Response, error) {
 			r.ParseForm()
 			if r.PostForm.Get("token") == held {
 				<-release // the issuer is slow about this one, holding the only slot
 			}
 			return jsonResponse(r, map[string]any{"active": false})
-		})}
+		})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		defer time.Sleep(time.Minute) // every request ends
@@ -534,20 +542,13 @@ func TestIntrospectionJoinedCachedFromAsked(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tok, release := "kwat_"+strings.Repeat("B", 43), make(chan struct{})
 		var asked atomic.Int32
-		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			switch r.URL.Path {
-			case "/.well-known/oauth-authorization-server":
-				return jsonResponse(r, map[string]string{"issuer": stubIssuerURL, "jwks_uri": stubIssuerURL + "/jwks",
-					"introspection_endpoint": stubIssuerURL + "/introspect"})
-			case "/jwks":
-				return jsonResponse(r, map[string]any{"keys": []any{}})
-			}
+		client := introspectingIssuer(func(r *http.Request) (*http.Response, error) {
 			if asked.Add(1) == 1 {
 				<-release // the issuer is slow about the first question
 			}
 			return jsonResponse(r, map[string]any{"active": true, "aud": stubAudience, "client_id": "c",
 				"exp": time.Now().Add(time.Hour).Unix()})
-		})}
+		})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		v, err := verify.New(ctx, stubIssuerURL, stubAudience, verify.WithHTTPClient(client),
