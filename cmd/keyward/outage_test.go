@@ -92,16 +92,23 @@ func (p *cutProxy) mend() {
 	p.down = false
 }
 
+// startBehindCutProxy starts a server, changed by mods, that reaches the
+// PostgreSQL store through a cutProxy, and returns both.
+func startBehindCutProxy(t *testing.T, mods ...func(*Main)) (*Main, *cutProxy) {
+	t.Helper()
+	var p *cutProxy
+	m := startServer(t, append([]func(*Main){onOneStore(t), func(m *Main) {
+		p = newCutProxy(t, m.Config.DB)
+		m.Config.DB = p.dsn
+	}}, mods...)...)
+	return m, p
+}
+
 // While the database cannot be reached, /readyz answers 503 and token
 // requests 503 temporarily_unavailable, with no token; once it is back,
 // both recover without a restart.
 func TestDatabaseOutage(t *testing.T) {
-	base := onOneStore(t)
-	var p *cutProxy
-	a := startServer(t, base, func(m *Main) {
-		p = newCutProxy(t, m.Config.DB)
-		m.Config.DB = p.dsn
-	})
+	a, p := startBehindCutProxy(t)
 	ctx := context.Background()
 	svc := a.Server.Admin
 	if _, err := svc.CreateAPI(ctx, changeActor, kwadmin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}}); err != nil {
@@ -154,13 +161,7 @@ func TestDatabaseOutage(t *testing.T) {
 // for the others' changes, 0 while it cannot, and 1 again once it
 // reconnects.
 func TestChangeNotificationsGauge(t *testing.T) {
-	base := onOneStore(t)
-	var p *cutProxy
-	m := startServer(t, base, func(m *Main) {
-		p = newCutProxy(t, m.Config.DB)
-		m.Config.DB = p.dsn
-		m.Config.MetricsListen = "127.0.0.1:0"
-	})
+	m, p := startBehindCutProxy(t, func(m *Main) { m.Config.MetricsListen = "127.0.0.1:0" })
 	gauge := func() string {
 		t.Helper()
 		resp, err := http.Get("http://" + m.metricsListener.Addr().String() + "/metrics")
