@@ -59,6 +59,48 @@ func TestDiscardKeyFile(t *testing.T) {
 	}
 }
 
+// firstStartConfig is the configuration of a first start on an empty
+// SQLite store in a new data directory, and the path of its admin-key.json.
+func firstStartConfig(t *testing.T) (Config, string) {
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	return cfg, filepath.Join(cfg.DataDir, "admin-key.json")
+}
+
+// writeStale leaves at path a file that is no key file.
+func writeStale(t *testing.T, path string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte("stale\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkNoHiddenKeyFile fails the test if a file moved aside
+// (.admin-key.json...) is left in dir.
+func checkNoHiddenKeyFile(t *testing.T, dir string) {
+	t.Helper()
+	if names := dirNames(t, dir); slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, ".admin-key.json") }) {
+		t.Errorf("a hidden file is left: %v", names)
+	}
+}
+
+// startReplacingStale starts m, which finds a stale admin-key.json at
+// path, and checks that it replaced it with its key file and left no
+// other.
+func startReplacingStale(t *testing.T, m *Main, path string) {
+	t.Helper()
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if m.AdminKeyFile != path {
+		t.Fatalf("AdminKeyFile %q, want %s", m.AdminKeyFile, path)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) == "stale\n" {
+		t.Fatalf("%s holds %q (%v), want the new key file", path, b, err)
+	}
+	checkNoHiddenKeyFile(t, m.Config.DataDir)
+}
+
 // Two servers sharing a data directory start at the same moment on an
 // empty store: the other one saves its admin-key.json (here, from the
 // publishing hook) and creates the administrator account just before
@@ -67,9 +109,7 @@ func TestDiscardKeyFile(t *testing.T) {
 // admin-key.json. It was renamed over, then removed as this server's,
 // which had lost.
 func TestFirstStartAdminKeyMadeMeanwhile(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
-	path := filepath.Join(cfg.DataDir, "admin-key.json")
+	cfg, path := firstStartConfig(t)
 	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	defer m.Close()
 	var theirs []byte
@@ -102,35 +142,18 @@ func TestFirstStartAdminKeyMadeMeanwhile(t *testing.T) {
 	if m.AdminKeyFile != "" {
 		t.Errorf("AdminKeyFile %q, want none: this server created no account", m.AdminKeyFile)
 	}
-	if names := dirNames(t, cfg.DataDir); slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, ".admin-key.json") }) {
-		t.Errorf("a hidden file is left: %v", names)
-	}
+	checkNoHiddenKeyFile(t, cfg.DataDir)
 }
 
 // A first start that stopped before storing its key left admin-key.json:
 // the next start replaces it with a key file that works, and leaves no
 // other.
 func TestFirstStartStaleAdminKey(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
-	path := filepath.Join(cfg.DataDir, "admin-key.json")
-	if err := os.WriteFile(path, []byte("stale\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg, path := firstStartConfig(t)
+	writeStale(t, path)
 	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	defer m.Close()
-	if err := m.Open(context.Background()); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	if m.AdminKeyFile != path {
-		t.Fatalf("AdminKeyFile %q, want %s", m.AdminKeyFile, path)
-	}
-	if b, err := os.ReadFile(path); err != nil || string(b) == "stale\n" {
-		t.Fatalf("%s holds %q (%v), want the new key file", path, b, err)
-	}
-	if names := dirNames(t, cfg.DataDir); slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, ".admin-key.json") }) {
-		t.Errorf("a hidden file is left: %v", names)
-	}
+	startReplacingStale(t, m, path)
 }
 
 // An admin-key.json that a first start finds there but that is gone by
@@ -138,12 +161,8 @@ func TestFirstStartStaleAdminKey(t *testing.T) {
 // moment moved it aside first, or removed its own on losing) does not
 // stop the start: its key file is written as a new file.
 func TestFirstStartAdminKeyGoneMeanwhile(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
-	path := filepath.Join(cfg.DataDir, "admin-key.json")
-	if err := os.WriteFile(path, []byte("stale\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg, path := firstStartConfig(t)
+	writeStale(t, path)
 	defer func(r func(string, string) error) { renameFile = r }(renameFile)
 	renameFile = func(from, to string) error {
 		if from == path && strings.Contains(to, ".prev.") {
@@ -153,18 +172,7 @@ func TestFirstStartAdminKeyGoneMeanwhile(t *testing.T) {
 	}
 	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	defer m.Close()
-	if err := m.Open(context.Background()); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	if m.AdminKeyFile != path {
-		t.Fatalf("AdminKeyFile %q, want %s", m.AdminKeyFile, path)
-	}
-	if b, err := os.ReadFile(path); err != nil || string(b) == "stale\n" {
-		t.Fatalf("%s holds %q (%v), want the new key file", path, b, err)
-	}
-	if names := dirNames(t, cfg.DataDir); slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, ".admin-key.json") }) {
-		t.Errorf("a hidden file is left: %v", names)
-	}
+	startReplacingStale(t, m, path)
 }
 
 // Three servers share a data directory and start at the same moment on
@@ -177,9 +185,7 @@ func TestFirstStartAdminKeyGoneMeanwhile(t *testing.T) {
 // one's there, and left the winner's hidden; the third one then put this
 // one's back, a key no account has.
 func TestFirstStartThreeServersAdminKey(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
-	path := filepath.Join(cfg.DataDir, "admin-key.json")
+	cfg, path := firstStartConfig(t)
 	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	defer m.Close()
 	var winners, thirds []byte
@@ -231,18 +237,14 @@ func TestFirstStartThreeServersAdminKey(t *testing.T) {
 	if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, winners) {
 		t.Fatalf("%s holds %.80q (%v), want the winner's key file", path, b, err)
 	}
-	if names := dirNames(t, cfg.DataDir); slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, ".admin-key.json") }) {
-		t.Errorf("a hidden file is left: %v", names)
-	}
+	checkNoHiddenKeyFile(t, cfg.DataDir)
 }
 
 // A first start that lost had moved aside a file that is no key file
 // (left by an interrupted start, say): it is removed, not left hidden
 // beside the winner's admin-key.json.
 func TestFirstStartLostAsideNotAKeyFile(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
-	path := filepath.Join(cfg.DataDir, "admin-key.json")
+	cfg, path := firstStartConfig(t)
 	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	defer m.Close()
 	if err := m.Open(context.Background()); err != nil {
@@ -260,18 +262,14 @@ func TestFirstStartLostAsideNotAKeyFile(t *testing.T) {
 	if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, winners) {
 		t.Fatalf("%s holds %.80q (%v), want the winner's key file", path, b, err)
 	}
-	if names := dirNames(t, cfg.DataDir); slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, ".admin-key.json") }) {
-		t.Errorf("a hidden file is left: %v", names)
-	}
+	checkNoHiddenKeyFile(t, cfg.DataDir)
 }
 
 // A first start that lost puts the winner's key file back over another
 // loser's; a directory that cannot be synced then is logged, as
 // restoreAside logs it: a crash may yet take the file's name.
 func TestFirstStartLostRestoreUnsyncedLogged(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
-	path := filepath.Join(cfg.DataDir, "admin-key.json")
+	cfg, path := firstStartConfig(t)
 	var logs testkeyward.SyncBuffer
 	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	defer m.Close()
@@ -308,9 +306,7 @@ func TestFirstStartLostRestoreUnsyncedLogged(t *testing.T) {
 // that no administrator can get tokens from it: the winner's key is about
 // to be stored.
 func TestFirstStartLostNoFalseAlarm(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
-	path := filepath.Join(cfg.DataDir, "admin-key.json")
+	cfg, path := firstStartConfig(t)
 	var logs testkeyward.SyncBuffer
 	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	defer m.Close()
@@ -372,9 +368,7 @@ func TestFirstStartNotStoredAsideLogged(t *testing.T) {
 		{"no key file", []byte("stale\n"), false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := DefaultConfig()
-			cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
-			path := filepath.Join(cfg.DataDir, "admin-key.json")
+			cfg, path := firstStartConfig(t)
 			if err := os.WriteFile(path, tt.before, 0o600); err != nil {
 				t.Fatal(err)
 			}
