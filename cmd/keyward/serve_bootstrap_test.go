@@ -84,6 +84,29 @@ func checkNoHiddenKeyFile(t *testing.T, dir string) {
 	}
 }
 
+// bootstrapOnPublish sets the publishing hook to do, the first time m is
+// about to publish a key file at path, what another server starting at
+// the same moment does: bootstrap the administrator account and save its
+// key file at path, keeping it in *saved. The caller restores publishing.
+func bootstrapOnPublish(t *testing.T, m *Main, path, who string, saved *[]byte) {
+	publishing = func(p string) {
+		if p != path || *saved != nil {
+			return
+		}
+		_, _, err := m.Server.Admin.Bootstrap(context.Background(), func(kf sakey.KeyFile) error {
+			b, err := keyFileJSON(kf)
+			*saved = b
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(p, b, 0o600)
+		})
+		if err != nil {
+			t.Errorf("%s first start: %v", who, err)
+		}
+	}
+}
+
 // startReplacingStale starts m, which finds a stale admin-key.json at
 // path, and checks that it replaced it with its key file and left no
 // other.
@@ -114,22 +137,7 @@ func TestFirstStartAdminKeyMadeMeanwhile(t *testing.T) {
 	defer m.Close()
 	var theirs []byte
 	defer func(f func(string)) { publishing = f }(publishing)
-	publishing = func(p string) {
-		if p != path || theirs != nil {
-			return
-		}
-		_, _, err := m.Server.Admin.Bootstrap(context.Background(), func(kf sakey.KeyFile) error {
-			b, err := keyFileJSON(kf)
-			theirs = b
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(p, b, 0o600)
-		})
-		if err != nil {
-			t.Errorf("the other server's first start: %v", err)
-		}
-	}
+	bootstrapOnPublish(t, m, path, "the other server's", &theirs)
 	if err := m.Open(context.Background()); err != nil {
 		t.Fatalf("start: %v", err)
 	}
@@ -191,22 +199,7 @@ func TestFirstStartThreeServersAdminKey(t *testing.T) {
 	var winners, thirds []byte
 	thirdsAside := filepath.Join(cfg.DataDir, ".admin-key.json.prev.third")
 	defer func(f func(string)) { publishing = f }(publishing)
-	publishing = func(p string) {
-		if p != path || winners != nil {
-			return
-		}
-		_, _, err := m.Server.Admin.Bootstrap(context.Background(), func(kf sakey.KeyFile) error {
-			b, err := keyFileJSON(kf)
-			winners = b
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(p, b, 0o600)
-		})
-		if err != nil {
-			t.Errorf("the winner's first start: %v", err)
-		}
-	}
+	bootstrapOnPublish(t, m, path, "the winner's", &winners)
 	defer func(f func(string) error) { syncDir = f }(syncDir)
 	sync := syncDir
 	syncDir = func(d string) error {
