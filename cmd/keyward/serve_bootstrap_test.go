@@ -107,6 +107,30 @@ func bootstrapOnPublish(t *testing.T, m *Main, path, who string, saved *[]byte) 
 	}
 }
 
+// startWinner starts m, which wins its first start, and returns the key
+// file it saved at path.
+func startWinner(t *testing.T, m *Main, path string) []byte {
+	t.Helper()
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	winners, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return winners
+}
+
+// restoreWinners has m, a first start that lost, put the winner's key
+// file back from aside, and checks that path then holds winners.
+func restoreWinners(t *testing.T, m *Main, path, aside string, winners []byte) {
+	t.Helper()
+	m.restoreWinnersKeyFile(context.Background(), path, aside)
+	if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, winners) {
+		t.Fatalf("%s holds %.80q (%v), want the winner's key file", path, b, err)
+	}
+}
+
 // startReplacingStale starts m, which finds a stale admin-key.json at
 // path, and checks that it replaced it with its key file and left no
 // other.
@@ -226,10 +250,7 @@ func TestFirstStartThreeServersAdminKey(t *testing.T) {
 	}
 	// The third server loses too, and cleans up.
 	discardKeyFile(path, thirds, m.Logger)
-	m.restoreWinnersKeyFile(context.Background(), path, thirdsAside)
-	if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, winners) {
-		t.Fatalf("%s holds %.80q (%v), want the winner's key file", path, b, err)
-	}
+	restoreWinners(t, m, path, thirdsAside, winners)
 	checkNoHiddenKeyFile(t, cfg.DataDir)
 }
 
@@ -240,21 +261,10 @@ func TestFirstStartLostAsideNotAKeyFile(t *testing.T) {
 	cfg, path := firstStartConfig(t)
 	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	defer m.Close()
-	if err := m.Open(context.Background()); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	winners, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	winners := startWinner(t, m, path)
 	aside := filepath.Join(cfg.DataDir, ".admin-key.json.prev.1")
-	if err := os.WriteFile(aside, []byte("stale\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m.restoreWinnersKeyFile(context.Background(), path, aside)
-	if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, winners) {
-		t.Fatalf("%s holds %.80q (%v), want the winner's key file", path, b, err)
-	}
+	writeStale(t, aside)
+	restoreWinners(t, m, path, aside, winners)
 	checkNoHiddenKeyFile(t, cfg.DataDir)
 }
 
@@ -266,13 +276,7 @@ func TestFirstStartLostRestoreUnsyncedLogged(t *testing.T) {
 	var logs testkeyward.SyncBuffer
 	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	defer m.Close()
-	if err := m.Open(context.Background()); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	winners, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	winners := startWinner(t, m, path)
 	// The winner's file moved aside, another loser's in its place.
 	aside := filepath.Join(cfg.DataDir, ".admin-key.json.prev.1")
 	if err := os.Rename(path, aside); err != nil {
@@ -284,10 +288,7 @@ func TestFirstStartLostRestoreUnsyncedLogged(t *testing.T) {
 	defer func(f func(string) error) { syncDir = f }(syncDir)
 	syncDir = func(string) error { return errors.New("sync failed") }
 	before := len(logs.String())
-	m.restoreWinnersKeyFile(context.Background(), path, aside)
-	if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, winners) {
-		t.Fatalf("%s holds %.80q (%v), want the winner's key file", path, b, err)
-	}
+	restoreWinners(t, m, path, aside, winners)
 	if got := logs.String()[before:]; !strings.Contains(got, "could not be synced") || !strings.Contains(got, "sync failed") || !strings.Contains(got, "key_file="+path) {
 		t.Errorf("logged %q, want the failed sync of %s", got, path)
 	}
