@@ -545,7 +545,7 @@ func TestUnreachableMessage(t *testing.T) {
 	doc["token_uri"] = closed + "/token"
 	b, _ := json.Marshal(doc)
 	keyFile := filepath.Join(t.TempDir(), "key.json")
-	os.WriteFile(keyFile, b, 0o600)
+	mustWriteFile(t, keyFile, b)
 	err = runCLIErrWithin(t, 20*time.Second, "token", "--key-file", keyFile, "--scopes", "keyward.admin")
 	if want := "cannot get a token from " + closed + "/token: dial tcp " + strings.TrimPrefix(closed, "http://") + ": connect: connection refused"; err == nil || err.Error() != want {
 		t.Errorf("token: %v, want %q", err, want)

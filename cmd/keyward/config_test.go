@@ -137,8 +137,8 @@ func TestBootstrap(t *testing.T) {
 			t.Fatalf("%s: %v, mode %v; want 0600", f, err, fi.Mode().Perm())
 		}
 	}
-	first, _ := os.ReadFile(filepath.Join(dir, "admin-key.json"))
-	master, _ := os.ReadFile(filepath.Join(dir, "master.key"))
+	first := mustReadFile(t, filepath.Join(dir, "admin-key.json"))
+	master := mustReadFile(t, filepath.Join(dir, "master.key"))
 	m.Close()
 
 	m = open()
@@ -146,8 +146,8 @@ func TestBootstrap(t *testing.T) {
 	if m.AdminKeyFile != "" {
 		t.Fatal("the second start bootstrapped again")
 	}
-	again, _ := os.ReadFile(filepath.Join(dir, "admin-key.json"))
-	master2, _ := os.ReadFile(filepath.Join(dir, "master.key"))
+	again := mustReadFile(t, filepath.Join(dir, "admin-key.json"))
+	master2 := mustReadFile(t, filepath.Join(dir, "master.key"))
 	if string(first) != string(again) || string(master) != string(master2) {
 		t.Fatal("the second start rewrote the admin key or the master key")
 	}
@@ -253,7 +253,7 @@ func TestRecoverAdmin(t *testing.T) {
 // half-opened server closes without a panic.
 func TestOpenStoreFails(t *testing.T) {
 	notADir := filepath.Join(t.TempDir(), "file")
-	os.WriteFile(notADir, nil, 0o600)
+	mustWriteFile(t, notADir, nil)
 	tests := []struct {
 		name string
 		cfg  func(*Config)

@@ -35,12 +35,12 @@ func TestDelegation(t *testing.T) {
 	cli("org", "create", "example.com")
 	cli("org", "create", "other.org")
 	users := filepath.Join(t.TempDir(), "users.csv")
-	os.WriteFile(users, []byte("email,status\nalice@example.com,active\nbob@example.com,suspended\ncarol@other.org\n"), 0o600)
+	mustWriteFile(t, users, []byte("email,status\nalice@example.com,active\nbob@example.com,suspended\ncarol@other.org\n"))
 	cli("users", "import", users)
 	cli("delegation", "grant", "--org", "example.com", "--client-id", acct.ID, "--scopes", "calendar.events,calendar.admin")
 	cli("org", "policy", "example.com", "--block-scopes", "calendar.admin")
 
-	data, _ := os.ReadFile(keyFile)
+	data := mustReadFile(t, keyFile)
 	tokenFor := func(subject string, scopes ...string) (*oauth2.Token, error) {
 		conf, err := google.JWTConfigFromJSON(data, scopes...)
 		if err != nil {
@@ -209,7 +209,7 @@ func TestUsersImportReportsEveryBadRow(t *testing.T) {
 	cli := func(args ...string) string { return runCLI(t, append(args, admin...)...) }
 	cli("org", "create", "example.com")
 	users := filepath.Join(t.TempDir(), "users.csv")
-	os.WriteFile(users, []byte("email,status\nalice@example.com\nbob@nowhere.org\nnot-an-email\ncarol@example.com,gone\ndave@example.com\n"), 0o600)
+	mustWriteFile(t, users, []byte("email,status\nalice@example.com\nbob@nowhere.org\nnot-an-email\ncarol@example.com,gone\ndave@example.com\n"))
 	err := runCLIErr(t, append([]string{"users", "import", users}, admin...)...)
 	if err == nil {
 		t.Fatal("an import with bad rows succeeded")

@@ -469,7 +469,9 @@ func TestDeployFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		copyPath := filepath.Join(t.TempDir(), "keyward.service")
-		os.WriteFile(copyPath, []byte(strings.ReplaceAll(string(data), "/usr/local/bin/keyward", self)), 0o644)
+		if err := os.WriteFile(copyPath, []byte(strings.ReplaceAll(string(data), "/usr/local/bin/keyward", self)), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		out, err := exec.Command("systemd-analyze", "verify", "--man=no", copyPath).CombinedOutput()
 		if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 			// It warns, and exits 0, on unknown or misspelt directives.

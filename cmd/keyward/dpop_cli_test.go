@@ -310,7 +310,7 @@ func TestDPoPCLIErrors(t *testing.T) {
 	if !sawProof {
 		t.Error("the token request to a server without DPoP carried no DPoP proof")
 	}
-	if b, _ := os.ReadFile(existing); string(b) != "keep me" {
+	if b := mustReadFile(t, existing); string(b) != "keep me" {
 		t.Errorf("keygen changed an existing file: %q", b)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "new.pem")); !errors.Is(err, os.ErrNotExist) {

@@ -30,7 +30,7 @@ func TestKeyFileWithoutTokenURI(t *testing.T) {
 	delete(kf, "token_uri")
 	stripped, _ := json.Marshal(kf)
 	path := filepath.Join(t.TempDir(), "key.json")
-	os.WriteFile(path, stripped, 0o600)
+	mustWriteFile(t, path, stripped)
 	for _, args := range [][]string{
 		{"token", "--key-file", path, "--scopes", "keyward.admin"},
 		{"sa", "list", "--credentials", path},
@@ -59,7 +59,7 @@ func TestECKeyFile(t *testing.T) {
 	spki, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	dir := t.TempDir()
 	pub := filepath.Join(dir, "ec.pub")
-	os.WriteFile(pub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}), 0o600)
+	mustWriteFile(t, pub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}))
 	var uploaded struct {
 		ID string `json:"key_id"`
 	}
@@ -70,7 +70,7 @@ func TestECKeyFile(t *testing.T) {
 	kf["private_key_id"], kf["private_key"] = uploaded.ID, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 	ec, _ := json.Marshal(kf)
 	path := filepath.Join(dir, "ec.json")
-	os.WriteFile(path, ec, 0o600)
+	mustWriteFile(t, path, ec)
 
 	if tok := strings.TrimSpace(runCLI(t, "token", "--key-file", path, "--scopes", "keyward.admin")); tok == "" {
 		t.Fatal("keyward token printed no token")

@@ -162,7 +162,7 @@ func TestExpiresIn(t *testing.T) {
 	_, email := setupAccount(t, m, "expiring")
 	admin := []string{"--credentials", m.AdminKeyFile}
 	pub := filepath.Join(t.TempDir(), "k.pub")
-	os.WriteFile(pub, []byte("not used"), 0o600)
+	mustWriteFile(t, pub, []byte("not used"))
 	out := filepath.Join(t.TempDir(), "k.json")
 	for _, cmd := range []struct {
 		args []string

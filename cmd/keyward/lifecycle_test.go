@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -238,7 +237,7 @@ func TestTokenLifecycle(t *testing.T) {
 		t.Run("disable the key", func(t *testing.T) {
 			keyFile := filepath.Join(t.TempDir(), "key.json")
 			runCLI(t, append([]string{"keys", "create", jobEmail, "--out", keyFile}, l.admin...)...)
-			data, _ := os.ReadFile(keyFile)
+			data := mustReadFile(t, keyFile)
 			conf, _ := google.JWTConfigFromJSON(data, "billing.read")
 			tok, err := conf.TokenSource(context.Background()).Token()
 			if err != nil {

@@ -175,7 +175,7 @@ func TestWriteNewFileAtomicWithoutLinks(t *testing.T) {
 		if !errors.Is(err, fs.ErrExist) {
 			t.Fatalf("over an existing file: %v, want fs.ErrExist", err)
 		}
-		if b, _ := os.ReadFile(path); string(b) != "new\n" {
+		if b := mustReadFile(t, path); string(b) != "new\n" {
 			t.Fatalf("the existing file was replaced: %q", b)
 		}
 		if names := dirNames(t, dir); len(names) != 1 {
@@ -347,7 +347,7 @@ func TestNewFileNeverPartial(t *testing.T) {
 				var first struct {
 					Seq int64 `json:"seq"`
 				}
-				b, _ := os.ReadFile(out)
+				b := mustReadFile(t, out)
 				line, _, _ := strings.Cut(string(b), "\n")
 				if err := json.Unmarshal([]byte(line), &first); err != nil || first.Seq != want {
 					t.Fatalf("the next export starts with %q (%v), want event %d", line, err, want)

@@ -310,7 +310,7 @@ func TestReplicas(t *testing.T) {
 				}
 				key := filepath.Join(t.TempDir(), "key.json")
 				data, _ := json.Marshal(kf)
-				os.WriteFile(key, data, 0o600)
+				mustWriteFile(t, key, data)
 				viaSecret := func() (int, string) {
 					status, body := postAs(t, b, acct.ID, sec.Value, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}})
 					tok, _ := body["access_token"].(string)
@@ -628,8 +628,8 @@ func TestReplicasMasterKeyRotate(t *testing.T) {
 	dsn := pgtest.SchemaDSN(t)
 	dir := t.TempDir()
 	oldKey, newKey := filepath.Join(dir, "old.key"), filepath.Join(dir, "new.key")
-	os.WriteFile(oldKey, []byte(strings.Repeat("ab", 32)), 0o600)
-	os.WriteFile(newKey, []byte(strings.Repeat("cd", 32)), 0o600)
+	mustWriteFile(t, oldKey, []byte(strings.Repeat("ab", 32)))
+	mustWriteFile(t, newKey, []byte(strings.Repeat("cd", 32)))
 	replica := func(key string) func(*Main) {
 		return func(m *Main) { m.Config.Issuer, m.Config.DB, m.Config.MasterKeyFile = "http://keyward.test", dsn, key }
 	}

@@ -24,7 +24,7 @@ import (
 // and checks that the key file still gets tokens there.
 func TestExportImport(t *testing.T) {
 	master := filepath.Join(t.TempDir(), "master.key")
-	os.WriteFile(master, []byte(strings.Repeat("cd", 32)), 0o600)
+	mustWriteFile(t, master, []byte(strings.Repeat("cd", 32)))
 	src := startServer(t, func(m *Main) { m.Config.MasterKeyFile = master })
 	_, email := setupAccount(t, src, "mover")
 	keyFile := filepath.Join(t.TempDir(), "key.json")
@@ -53,7 +53,7 @@ func TestExportImport(t *testing.T) {
 		t.Fatal("the signing keys did not move")
 	}
 	// The old key file gets a token from the new server (same issuer).
-	data, _ := os.ReadFile(keyFile)
+	data := mustReadFile(t, keyFile)
 	conf, err := google.JWTConfigFromJSON(data, "orders.read")
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +120,7 @@ func TestExportOutExists(t *testing.T) {
 // nothing there) and says which key to give; with it, serve starts.
 func TestServeImportedWithoutMasterKey(t *testing.T) {
 	master := filepath.Join(t.TempDir(), "master.key")
-	os.WriteFile(master, []byte(strings.Repeat("ab", 32)), 0o600)
+	mustWriteFile(t, master, []byte(strings.Repeat("ab", 32)))
 	src := startServer(t, func(m *Main) { m.Config.MasterKeyFile = master })
 	dump := filepath.Join(t.TempDir(), "export.json")
 	runCLI(t, "export", "--data-dir", src.Config.DataDir, "--out", dump)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -124,7 +123,7 @@ func TestUsersPutInOneTransaction(t *testing.T) {
 	for i := range 6000 {
 		fmt.Fprintf(&csv, "u%04d@%s\n", i, []string{"example.com", "other.org"}[i%2])
 	}
-	os.WriteFile(many, []byte(csv.String()), 0o600)
+	mustWriteFile(t, many, []byte(csv.String()))
 	// A command line of users whose request would be over the 1 MiB the
 	// admin API reads (a 413), were it sent at once: about 4,700 of them
 	// fit in the 512 KiB a request is kept under.
