@@ -196,7 +196,7 @@ func TestOutputFileErrors(t *testing.T) {
 		{"recover-admin in a missing directory", []string{"recover-admin", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--key-file", missing}, "cannot create " + missing + ": no such file or directory"},
 		{"audit prune --export in a missing directory", []string{"audit", "prune", "--data-dir", m.Config.DataDir, "--before", "0s", "--yes", "--export", missing}, "--export: cannot create " + missing + ": no such file or directory (nothing was pruned)"},
 		{"dpop keygen in a missing directory", []string{"dpop", "keygen", "--out", missing}, "cannot create " + missing + ": no such file or directory"},
-		{"dpop keygen to a directory", []string{"dpop", "keygen", "--out", dir}, dir + " exists: keygen never overwrites a key"},
+		{"dpop keygen to a directory", []string{"dpop", "keygen", "--out", dir}, dir + " is a directory; name a file for the new key with --out"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -138,8 +138,12 @@ the proofs. Any PKCS #8 key of these types works as well, such as one from
 	return cmd
 }
 
-// errKeygenExists is dpop keygen's refusal of an --out that exists.
+// errKeygenExists is dpop keygen's refusal of an --out that exists. A
+// directory is not a key to keep: it is a name for a file that was missed.
 func errKeygenExists(out string) error {
+	if fi, err := os.Lstat(out); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a directory; name a file for the new key with --out", out)
+	}
 	return fmt.Errorf("%s exists: keygen never overwrites a key, since tokens may be bound to it; remove the file first, or choose another --out", out)
 }
 
