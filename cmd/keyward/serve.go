@@ -213,6 +213,8 @@ type Main struct {
 	// flushUsage, if set, replaces the Authenticator's FlushUsage to the
 	// store (tests).
 	flushUsage func(context.Context) error
+	// jobs, if set, replaces Run's periodic jobs (tests).
+	jobs []job
 	// listening: postgres.Watch listens for the other replicas' changes.
 	listening atomic.Bool
 
@@ -585,15 +587,22 @@ func listenError(flag, addr string, err error) error {
 const writeTimeout = 30 * time.Second
 
 // Run serves until ctx ends, then shuts down gracefully: it stops accepting,
-// lets requests in flight finish and flushes the journal.
+// lets requests in flight finish and flushes the journal. If the listener
+// fails first, Run stops the periodic jobs as a shutdown does and returns
+// the listener's error.
 func (m *Main) Run(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	go m.signer.Run(bg, time.Minute)
-	stopJobs := startJobs(bg,
-		job{10 * time.Minute, m.collectGarbage},
-		job{30 * time.Second, m.flushSecretUsage},
-		job{time.Minute, m.refreshAdminExpiry})
+	jobs := m.jobs
+	if jobs == nil {
+		jobs = []job{
+			{10 * time.Minute, m.collectGarbage},
+			{30 * time.Second, m.flushSecretUsage},
+			{time.Minute, m.refreshAdminExpiry},
+		}
+	}
+	stopJobs := startJobs(bg, jobs...)
 	hup, stopHUP := notifyHUP()
 	defer stopHUP()
 	if m.certs != nil {
@@ -643,14 +652,20 @@ func (m *Main) Run(ctx context.Context) error {
 			errc <- m.http.Serve(m.listener)
 		}
 	}()
+	var serveErr error
 	select {
-	case err := <-errc:
-		return err
+	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
-	m.Logger.Info("shutting down: finishing requests in flight")
 	sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer scancel()
+	if serveErr != nil {
+		// The listener failed: no request is served any more, but the
+		// periodic jobs still use the store that Close closes next.
+		m.stopJobsAndFlush(sctx, stopJobs)
+		return serveErr
+	}
+	m.Logger.Info("shutting down: finishing requests in flight")
 	if err := m.http.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

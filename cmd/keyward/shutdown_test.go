@@ -11,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -302,5 +304,70 @@ func TestJobsStoppedByShutdownDoNotWarn(t *testing.T) {
 	m.flushSecretUsage(ctx)
 	if got := logs.String(); strings.Contains(got, "level=WARN") {
 		t.Errorf("log = %q, want no warning for jobs stopped by shutdown", got)
+	}
+}
+
+// failingListener's Accept fails once fail is closed, as a listener whose
+// socket breaks does.
+type failingListener struct {
+	net.Listener
+	fail chan struct{}
+}
+
+var errListenerBroke = errors.New("the listener broke")
+
+func (l failingListener) Accept() (net.Conn, error) {
+	<-l.fail
+	return nil, errListenerBroke
+}
+
+// TestRunListenerFailureStopsJobs: a listener that fails ends Run as a
+// shutdown does: the periodic jobs are stopped and waited for, then the
+// secrets' last use is flushed, before Run returns the listener's error.
+// It returned at once, leaving a job to run on while Close closed the
+// store.
+func TestRunListenerFailureStopsJobs(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var (
+		mu     sync.Mutex
+		events []string
+	)
+	record := func(e string) {
+		mu.Lock()
+		events = append(events, e)
+		mu.Unlock()
+	}
+	started := make(chan struct{})
+	var once sync.Once
+	m.jobs = []job{{time.Millisecond, func(ctx context.Context) {
+		once.Do(func() { close(started) })
+		<-ctx.Done() // its deadline, or the jobs stopped
+		record("job ended")
+	}}}
+	m.flushUsage = func(context.Context) error {
+		record("last usage flush")
+		return nil
+	}
+	fail := make(chan struct{})
+	m.listener = failingListener{m.listener, fail}
+	done := make(chan error, 1)
+	go func() { done <- m.Run(context.Background()) }()
+	<-started
+	close(fail)
+	if err := <-done; !errors.Is(err, errListenerBroke) {
+		t.Errorf("Run = %v, want the listener's error", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// The job's runs all ended before the flush, and none ran after it.
+	if n := len(events); n < 2 || events[n-1] != "last usage flush" || slices.Index(events, "last usage flush") != n-1 {
+		t.Errorf("when Run returned: %q, want the job's runs ended, then the last usage flush", events)
 	}
 }
