@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keyward/keyward/internal/oauth2"
@@ -240,22 +241,49 @@ func (h *Handler) listAuditNewest(ctx context.Context, f storage.AuditFilter) (i
 // auditViews returns the views of evs, and logs each event whose data or
 // time is unreadable: a page shows it with the others (data_unreadable,
 // time_unreadable), but the database was changed, which an operator must
-// hear of.
+// hear of. Each such event is logged once, not again on every page or
+// console refresh that lists it.
 func (h *Handler) auditViews(ctx context.Context, evs []storage.AuditEvent) []AuditEventView {
 	out := make([]AuditEventView, 0, len(evs))
 	for _, e := range evs {
 		v := AuditView(e)
-		if v.DataUnreadable {
-			h.log.ErrorContext(ctx, "audit event data is not a JSON object: the database was changed; run keyward audit verify",
-				"seq", e.Seq, "data", quoteClip(v.DataRaw))
-		}
-		if v.TimeUnreadable {
-			h.log.ErrorContext(ctx, "audit event time is not an integer: the database was changed; run keyward audit verify",
-				"seq", e.Seq, "time", quoteClip(v.TimeRaw))
+		if (v.DataUnreadable || v.TimeUnreadable) && h.unreadable.first(e.Seq) {
+			if v.DataUnreadable {
+				h.log.ErrorContext(ctx, "audit event data is not a JSON object: the database was changed; run keyward audit verify",
+					"seq", e.Seq, "data", quoteClip(v.DataRaw))
+			}
+			if v.TimeUnreadable {
+				h.log.ErrorContext(ctx, "audit event time is not an integer: the database was changed; run keyward audit verify",
+					"seq", e.Seq, "time", quoteClip(v.TimeRaw))
+			}
 		}
 		out = append(out, v)
 	}
 	return out
+}
+
+// maxSeqsLogged bounds seqsLogged: past it, the set starts again, and the
+// events in it may each be logged once more.
+const maxSeqsLogged = 1024
+
+// seqsLogged is a bounded set of the audit events already logged.
+type seqsLogged struct {
+	mu   sync.Mutex
+	seqs map[int64]struct{}
+}
+
+// first adds seq, reporting whether it was not there yet.
+func (s *seqsLogged) first(seq int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.seqs[seq]; ok {
+		return false
+	}
+	if s.seqs == nil || len(s.seqs) >= maxSeqsLogged {
+		s.seqs = make(map[int64]struct{})
+	}
+	s.seqs[seq] = struct{}{}
+	return true
 }
 
 func (h *Handler) waitForAudit(ctx context.Context, f storage.AuditFilter, wait time.Duration) ([]storage.AuditEvent, error) {

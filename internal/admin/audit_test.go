@@ -245,7 +245,8 @@ func TestAuditOfDeletedAccount(t *testing.T) {
 // object, or whose stored time is not an integer (a changed database), is
 // listed with the others, oldest or newest first, marked unreadable with
 // what is stored shown, and is logged: it failed the whole page, so one
-// altered row made the log unreadable through the admin API.
+// altered row made the log unreadable through the admin API. It is logged
+// once, not again by each listing.
 func TestAuditListUnreadableData(t *testing.T) {
 	tests := []struct {
 		name, set, log string
@@ -315,8 +316,10 @@ func TestAuditListUnreadableData(t *testing.T) {
 					}
 				}
 			}
-			if logs := f.logs.String(); !strings.Contains(logs, tt.log) || !strings.Contains(logs, fmt.Sprintf("seq=%d", bad)) {
-				t.Errorf("the unreadable %s was not logged: %s", tt.name, logs)
+			// Listed twice, logged once: every page or console refresh
+			// logged it again.
+			if logs := f.logs.String(); strings.Count(logs, tt.log) != 1 || !strings.Contains(logs, fmt.Sprintf("seq=%d", bad)) {
+				t.Errorf("the unreadable %s was not logged once: %s", tt.name, logs)
 			}
 		})
 	}

@@ -80,6 +80,9 @@ type Handler struct {
 	// stopping is closed when the server shuts down, ending long polls.
 	stopping chan struct{}
 	stopOnce sync.Once
+	// unreadable holds the seqs of the audit events whose unreadable data
+	// or time auditViews logged: each is logged once, not on every page.
+	unreadable seqsLogged
 }
 
 // NewHandler returns the admin API handler. Its refusals are recorded
