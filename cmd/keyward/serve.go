@@ -1566,7 +1566,15 @@ func restoreAside(path, aside string, log *slog.Logger) {
 	if err := publishNew(aside, path); err != nil {
 		log.Warn("the administrator key file that was in the data directory before this server started could not be put back: it may be the key of the server that created the administrator account; rename it to admin-key.json if so",
 			"key_file", aside, "err", err)
-	} else if err := syncDir(filepath.Dir(path)); err != nil {
+		return
+	}
+	syncRestored(path, log)
+}
+
+// syncRestored syncs the directory of path, where a key file moved aside
+// was just put back, and logs it if that fails.
+func syncRestored(path string, log *slog.Logger) {
+	if err := syncDir(filepath.Dir(path)); err != nil {
 		log.Warn("the administrator key file that was in the data directory before this server started was put back, but its directory could not be synced: check it is there after a crash",
 			"key_file", path, "err", err)
 	}
@@ -1600,14 +1608,9 @@ func (m *Main) restoreWinnersKeyFile(ctx context.Context, path, aside string) {
 		os.Remove(aside)
 	default:
 		if cur, err := os.ReadFile(path); err == nil {
-			if w, ok := m.isAdminKeyFile(ctx, cur); ok && !w {
-				if err := renameFile(aside, path); err == nil {
-					if err := syncDir(filepath.Dir(path)); err != nil {
-						m.Logger.Warn("the administrator key file that was in the data directory before this server started was put back, but its directory could not be synced: check it is there after a crash",
-							"key_file", path, "err", err)
-					}
-					return
-				}
+			if w, ok := m.isAdminKeyFile(ctx, cur); ok && !w && renameFile(aside, path) == nil {
+				syncRestored(path, m.Logger)
+				return
 			}
 		}
 		restoreAside(path, aside, m.Logger)
