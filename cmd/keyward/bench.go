@@ -115,7 +115,7 @@ reports what it measured and fails; one killed outright stops its server
 with it, and the next run removes the temporary store it left (directory
 or PostgreSQL schema).
 
-` + wrapWords("Scenarios: "+strings.Join(allScenarios, ", ")+".", 76) + `
+` + strings.Join(wrapText("Scenarios: "+strings.Join(allScenarios, ", ")+".", 76), "\n") + `
 
 The started server audits active introspections as summaries, as
 'keyward serve' does by default; --introspection-audit-interval 0 makes it
@@ -853,26 +853,4 @@ func childEnviron(env []string) []string {
 		}
 		return serve[name]
 	})
-}
-
-// wrapWords breaks s into lines of at most width bytes, at spaces, for
-// --help text built from a list (a word longer than width has a line of
-// its own).
-func wrapWords(s string, width int) string {
-	var b strings.Builder
-	n := 0
-	for _, w := range strings.Fields(s) {
-		switch {
-		case n == 0:
-		case n+1+len(w) > width:
-			b.WriteByte('\n')
-			n = 0
-		default:
-			b.WriteByte(' ')
-			n++
-		}
-		b.WriteString(w)
-		n += len(w)
-	}
-	return b.String()
 }
