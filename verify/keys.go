@@ -75,8 +75,8 @@ type keyFetch struct {
 func (ks *keySet) start(ctx context.Context) (f *keyFetch, began bool) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	if ks.fetching != nil {
-		return ks.fetching, false
+	if f = ks.fetching; f != nil {
+		return f, false
 	}
 	f = &keyFetch{done: make(chan struct{})}
 	ks.fetching = f

@@ -289,8 +289,8 @@ func (a *accountKeys) ahead(ctx context.Context, email string, now time.Time) {
 func (a *accountKeys) start(ctx context.Context, email string, now time.Time, budget *rate.Limiter) (f *keyFetch, began bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.fetching[email] != nil {
-		return a.fetching[email], false
+	if f = a.fetching[email]; f != nil {
+		return f, false
 	}
 	if budget != nil && !budget.AllowN(a.o.now(), 1) {
 		return nil, false
