@@ -138,31 +138,29 @@ func WithIntrospectionConcurrency(n int) Option {
 }
 
 // WithSelfSignedJWTs accepts a service account's own JWT as a bearer token
-// ("authorization without OAuth"): iss = sub = the account email, aud = this
-// API, exp - iat at most an hour, not before its nbf if it has one, signed
-// with one of the account's keys as published at the issuer's
-// /service_accounts/v1/jwk/{email}. Such tokens
-// carry no scopes: authorize them by Claims.ClientEmail. An account's
-// keys are trusted for 5 minutes from their fetch (up to 15 while the
-// issuer cannot be reached): its next JWT after that waits for them to
-// be fetched again (once a fetch since has found the issuer unreachable,
-// the next are not waited for, but made in the background), and one in
-// the last 30 s before (a new one, or one
+// ("authorization without OAuth"): iss = sub = the account email, aud =
+// this API, exp - iat at most an hour, not before its nbf if it has one,
+// signed with one of the account's keys as published at the issuer's
+// /service_accounts/v1/jwk/{email}. Such tokens carry no scopes: authorize
+// them by Claims.ClientEmail. An account's keys are trusted for 5 minutes
+// from their fetch (up to 15 while the issuer cannot be reached): its next
+// JWT after that waits for them to be fetched again (once a fetch since has
+// found the issuer unreachable, the next are not waited for, but made in
+// the background), and one in the last 30 s before (a new one, or one
 // reused and answered from the cache) has them fetched again in the
-// background, so the JWTs of an account in steady use seldom wait, nor
-// does a JWT reused for its whole life. A verified JWT is answered from the cache only until the
-// keys it was verified with are 5 minutes old; one verified with older
-// keys (the issuer unreachable) is not cached, but checked each time as
-// a new JWT is. The keys of
-// accounts new to the Verifier are fetched at most 10 at once and one a
-// second after that, the JWTs of one such account that come together
-// sharing one fetch. A known account's keys are fetched again for a kid
-// not among them at most once every 10 s, and, across accounts, at most
-// 10 at once and 5 a second after that, so made-up kids with the emails of
-// many real accounts cannot hammer the issuer; a JWT that arrives while
-// its account's keys are being fetched waits for that fetch, as long as
-// its context allows. Beyond, such a JWT is
-// answered like an unavailable issuer (ErrUnavailable, 503 with
+// background, so the JWTs of an account in steady use seldom wait, nor does
+// a JWT reused for its whole life. A verified JWT is answered from the
+// cache only until the keys it was verified with are 5 minutes old; one
+// verified with older keys (the issuer unreachable) is not cached, but
+// checked each time as a new JWT is. The keys of accounts new to the
+// Verifier are fetched at most 10 at once and one a second after that, the
+// JWTs of one such account that come together sharing one fetch. A known
+// account's keys are fetched again for a kid not among them at most once
+// every 10 s, and, across accounts, at most 10 at once and 5 a second after
+// that, so made-up kids with the emails of many real accounts cannot hammer
+// the issuer; a JWT that arrives while its account's keys are being fetched
+// waits for that fetch, as long as its context allows. Beyond, such a JWT
+// is answered like an unavailable issuer (ErrUnavailable, 503 with
 // Retry-After), not as invalid, since the account or key may exist. New
 // refuses this option with an audience that is the issuer or its token
 // endpoint URL: the JWTs service accounts exchange for access tokens carry
@@ -170,21 +168,19 @@ func WithIntrospectionConcurrency(n int) Option {
 func WithSelfSignedJWTs() Option { return func(o *options) { o.selfSigned = true } }
 
 // WithKeyRefresh sets how often the issuer's keys are refetched when the
-// response says nothing about caching (default 5 minutes), between 10 s
-// and an hour: a longer one is an hour, as a longer Cache-Control max-age
-// is, so that a key the issuer stops publishing is no longer trusted
-// within the hour. A refresh that fails is tried again 10 s later, the
-// keys fetched before kept in use meanwhile. A verified JWT is answered
-// from the cache only until the keys it was verified with are due to be
-// refetched (their fetch plus this interval, or their Cache-Control
-// max-age less their Age, the time a CDN or proxy had already held them
-// (RFC 9111 §4.2.3), at least 10 s; 10 s with max-age=0, no-store or
-// no-cache), whatever
-// its exp; then it is verified again with the keys fetched since, and
-// refused if its key is gone. The background refresh starts 5 s (a tenth
-// of the interval, if less) before then, so those keys are in place when
-// the cached tokens are verified again. One
-// verified with keys that could not be refetched (the issuer unreachable,
-// the old keys kept in use) is not cached, but checked each time as a new
-// token is.
+// response says nothing about caching (default 5 minutes), between 10 s and
+// an hour: a longer one is an hour, as a longer Cache-Control max-age is,
+// so that a key the issuer stops publishing is no longer trusted within the
+// hour. A refresh that fails is tried again 10 s later, the keys fetched
+// before kept in use meanwhile. A verified JWT is answered from the cache
+// only until the keys it was verified with are due to be refetched (their
+// fetch plus this interval, or their Cache-Control max-age less their Age,
+// the time a CDN or proxy had already held them (RFC 9111 §4.2.3), at least
+// 10 s; 10 s with max-age=0, no-store or no-cache), whatever its exp; then
+// it is verified again with the keys fetched since, and refused if its key
+// is gone. The background refresh starts 5 s (a tenth of the interval, if
+// less) before then, so those keys are in place when the cached tokens are
+// verified again. One verified with keys that could not be refetched (the
+// issuer unreachable, the old keys kept in use) is not cached, but checked
+// each time as a new token is.
 func WithKeyRefresh(d time.Duration) Option { return func(o *options) { o.refreshInterval = d } }
