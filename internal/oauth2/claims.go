@@ -215,10 +215,10 @@ func scopeHint(s string) string {
 }
 
 // QuoteShort quotes a value a client sent, for an error message that is
-// no OAuth error description (the CLI's, an import's, the admin API's;
-// those use QuoteForDescription): cut to 64 bytes, so that a refusal does
-// not echo a value of up to 64 KiB into the response, the log and the
-// audit event.
+// no OAuth error description (the CLI's, an import's, the admin API's; an
+// OAuth error description quotes with QuoteForDescription): cut to 64
+// bytes, so that a refusal does not echo a value of up to 64 KiB into the
+// response, the log and the audit event.
 func QuoteShort(s string) string {
 	b, _ := json.Marshal(Truncate(s, 64))
 	return string(b)
