@@ -346,12 +346,9 @@ type uncheckedError struct{ error }
 func (e uncheckedError) Unwrap() []error { return []error{e.error, ErrUnchecked} }
 
 // readError is the error of a listing that failed while the log was
-// checked: one wrapping ErrUnchecked, unless it was data a store could not
-// decode (ErrCorruptData), which was altered.
+// checked: it wraps ErrUnchecked. (A store lists an event it cannot decode,
+// its data or time unreadable, and VerifyChain finds it altered.)
 func readError(err error) error {
-	if errors.Is(err, ErrCorruptData) {
-		return err
-	}
 	return Unchecked(fmt.Errorf("reading the audit log: %w", err))
 }
 
