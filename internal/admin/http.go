@@ -211,7 +211,8 @@ func refuseIfMatch(pattern string) error {
 // connection of the store's pool, for as long as the other holds its or
 // the connection takes to fail. A long poll of the audit log (GET
 // /v1/audit with wait) is bounded so until it starts to wait: the wait,
-// up to the minutes it asked for, has its own deadline (see unbounded).
+// up to the maxAuditWait it asked for, has its own deadline (see
+// unbounded).
 var requestTimeout = 20 * time.Second
 
 // unboundedKey keys, in a request's bounded context, the request's own
