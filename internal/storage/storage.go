@@ -692,7 +692,9 @@ type Storage interface {
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 
 	// ListAuditEvents returns the events f selects, in sequence order, or
-	// in reverse sequence order (newest first) with f.Newest.
+	// in reverse sequence order (newest first) with f.Newest. An event
+	// whose stored data or time it cannot read is listed with the others,
+	// marked so (AuditEvent.UnreadableData, UnreadableTime), not an error.
 	ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 	// PruneAudit deletes the oldest audit events — those before the first
 	// event at or after before, within limits, and never the newest event —

@@ -137,7 +137,6 @@ func AuditTamper(t *testing.T, fresh func(t *testing.T) TamperDB) {
 		{"data not a JSON object", func(TamperDB, []storage.AuditEvent) []string {
 			return []string{`UPDATE audit_events SET data = 'not json' WHERE seq = 3`}
 		}, "event 3 was altered: its stored data is not a JSON object"},
-
 		{"data spaced out", func(TamperDB, []storage.AuditEvent) []string {
 			return []string{`UPDATE audit_events SET data = '{"grant": "client_credentials", "scope": "a b"}' WHERE seq = 3`}
 		}, "event 3 was altered"},
