@@ -101,16 +101,17 @@ func connConfig(dsn string) (cfg *pgx.ConnConfig, source string, err error) {
 	if err != nil {
 		return nil, "", err
 	}
+	inDSN, inEnv := dsnSetsConnectTimeout(dsn), os.Getenv("PGCONNECT_TIMEOUT") != ""
 	switch {
-	case cfg.ConnectTimeout <= 0 && (dsnSetsConnectTimeout(dsn) || os.Getenv("PGCONNECT_TIMEOUT") != ""):
+	case cfg.ConnectTimeout <= 0 && (inDSN || inEnv):
 		cfg.ConnectTimeout = defaultConnectTimeout
 		source = "the default, in place of a connect_timeout of 0, which would wait for ever"
 	case cfg.ConnectTimeout <= 0:
 		cfg.ConnectTimeout = defaultConnectTimeout
 		source = "the default when neither the DSN's connect_timeout nor PGCONNECT_TIMEOUT sets one"
-	case dsnSetsConnectTimeout(dsn):
+	case inDSN:
 		source = "the DSN's connect_timeout sets this"
-	case os.Getenv("PGCONNECT_TIMEOUT") != "":
+	case inEnv:
 		source = "PGCONNECT_TIMEOUT sets this"
 	default:
 		source = "the connect_timeout of the DSN's PostgreSQL service sets this"
