@@ -688,17 +688,17 @@ type Requirer interface {
 
 // RequireForToken is how introspection (RFC 7662 §2.1) and revocation
 // (RFC 7009 §2.1) begin: it reads the form, authenticates the client with
-// auth (from source), makes the IDs of its assertion used (UseJTIs), and
-// returns the client and the token parameter, which both require. ev, the
-// request's audit event, gets the authentication method; then the
+// auth (from ev.Source), makes the IDs of its assertion used (UseJTIs),
+// and returns the client and the token parameter, which both require. ev,
+// the request's audit event, gets the authentication method; then the
 // client_id of a refused client, or the client as its actor.
-func RequireForToken(w http.ResponseWriter, r *http.Request, auth Requirer, j Journal, source string, ev *storage.AuditEvent) (*Client, string, error) {
+func RequireForToken(w http.ResponseWriter, r *http.Request, auth Requirer, j Journal, ev *storage.AuditEvent) (*Client, string, error) {
 	form, err := oauth2.ParseForm(w, r)
 	if err != nil {
 		return nil, "", err
 	}
 	var att Attempt
-	caller, err := auth.Require(r.Context(), r, form, source, &att)
+	caller, err := auth.Require(r.Context(), r, form, ev.Source, &att)
 	ev.Data["auth_method"] = att.Method
 	if err != nil {
 		ev.Data["client_id"] = att.ClientID

@@ -143,7 +143,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	now, source := h.now(), oauth2.RemoteIP(r)
 	ev := storage.AuditEvent{Time: now, Action: "token.introspect", Outcome: storage.OutcomeSuccess, Source: source, Data: map[string]string{}}
-	resp, err := h.serve(w, r, source, &ev)
+	resp, err := h.serve(w, r, &ev)
 	unrecorded := false
 	if err != nil {
 		oe := oauth2.AsError(err)
@@ -183,8 +183,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.observer.ObserveRequest("introspect", "", method, storage.OutcomeSuccess, "", time.Since(start))
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, source string, ev *storage.AuditEvent) (*Response, error) {
-	caller, raw, err := clientauth.RequireForToken(w, r, h.auth, h.journal, source, ev)
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *storage.AuditEvent) (*Response, error) {
+	caller, raw, err := clientauth.RequireForToken(w, r, h.auth, h.journal, ev)
 	if err != nil {
 		return nil, err
 	}

@@ -97,7 +97,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve revokes; written reports that the audit event was already written
 // with the revocation.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *storage.AuditEvent) (written bool, err error) {
-	caller, raw, err := clientauth.RequireForToken(w, r, h.auth, h.journal, ev.Source, ev)
+	caller, raw, err := clientauth.RequireForToken(w, r, h.auth, h.journal, ev)
 	if err != nil {
 		return false, err
 	}
