@@ -578,10 +578,10 @@ func checkHead(ctx context.Context, st storage.AuditLister, c storage.LogCheck, 
 			seq, c.FirstSeq, storage.ActionAuditPrune))
 	}
 	evs, err := st.ListAuditEvents(ctx, storage.AuditFilter{AfterSeq: seq - 1, Limit: 1})
-	if err != nil && !errors.Is(err, storage.ErrCorruptData) {
+	if err != nil {
+		// A listing lists an unreadable event rather than failing
+		// (storage.Storage.ListAuditEvents): an error is a read that failed.
 		return storage.Unchecked(fmt.Errorf("reading the recorded head, event %d: %w", seq, err))
-	} else if err != nil {
-		return err
 	}
 	if len(evs) == 0 || evs[0].Seq != seq {
 		return errHeadGone
