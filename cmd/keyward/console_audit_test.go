@@ -21,26 +21,13 @@ import (
 // raw would pass for more key=value pairs of the event.
 func TestConsoleAuditDetailsQuoted(t *testing.T) {
 	p, m, _ := consoleTest(t)
-	l := &lifecycle{t: t, m: m, issuer: m.Issuer}
 	const spoof = "nobody error=none outcome=success\u202e\"x\\\t\n\x01"
-	if status, _ := l.post("/token", spoof, "wrong", url.Values{"grant_type": {"client_credentials"}}); status != http.StatusUnauthorized {
-		t.Fatalf("a token request of an unknown client got %d, want 401", status)
+	ev := refuseToken(t, m, spoof)
+	if ev.Data["client_id"] != spoof {
+		t.Fatalf("the refusal's audit event: %+v, want one with the client_id sent", ev)
 	}
-	evs, err := m.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "token.refused", Newest: true, Limit: 1})
-	if err != nil || len(evs) != 1 || evs[0].Data["client_id"] != spoof {
-		t.Fatalf("the refusal's audit event: %+v (%v), want one with the client_id sent", evs, err)
-	}
-	want := details(evs[0].Data)
-
-	p.signIn(m)
-	eval[string](p, `location.hash = "#/audit?action=token.refused"`)
-	const cell = `(document.querySelector("#view #audit-filter ~ div tbody tr td:last-child")?.textContent ?? "")`
-	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
-	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`%s === %q`, cell, want))); err != nil {
-		t.Fatalf("the event's details show %q, want %q as keyward audit list shows them (%v)\nalert: %q", eval[string](p, cell), want, err, p.alert())
-	}
-	p.checkLogs()
+	want := details(ev.Data)
+	p.waitAuditCell(m, "td:last-child", want, "details show")
 }
 
 // TestConsoleAuditUnreadableData: an event whose stored data is not a JSON
@@ -49,27 +36,11 @@ func TestConsoleAuditDetailsQuoted(t *testing.T) {
 // failed the whole page, so the console showed no events.
 func TestConsoleAuditUnreadableData(t *testing.T) {
 	p, m, _ := consoleTest(t)
-	l := &lifecycle{t: t, m: m, issuer: m.Issuer}
-	if status, _ := l.post("/token", "nobody", "wrong", url.Values{"grant_type": {"client_credentials"}}); status != http.StatusUnauthorized {
-		t.Fatalf("a token request of an unknown client got %d, want 401", status)
-	}
-	evs, err := m.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "token.refused", Newest: true, Limit: 1})
-	if err != nil || len(evs) != 1 {
-		t.Fatalf("the refusal's audit event: %+v (%v)", evs, err)
-	}
+	ev := refuseToken(t, m, "nobody")
 	const raw = `{"client_id":`
-	tamper(t, m.Config.DataDir, "DROP TRIGGER audit_events_no_update", fmt.Sprintf(`UPDATE audit_events SET data = '%s' WHERE seq = %d`, raw, evs[0].Seq))
+	tamper(t, m.Config.DataDir, "DROP TRIGGER audit_events_no_update", fmt.Sprintf(`UPDATE audit_events SET data = '%s' WHERE seq = %d`, raw, ev.Seq))
 	want := auditCells(admin.AuditEventView{DataUnreadable: true, DataRaw: raw})[7]
-
-	p.signIn(m)
-	eval[string](p, `location.hash = "#/audit?action=token.refused"`)
-	const cell = `(document.querySelector("#view #audit-filter ~ div tbody tr td:last-child")?.textContent ?? "")`
-	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
-	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`%s === %q`, cell, want))); err != nil {
-		t.Fatalf("the event's details show %q, want %q as keyward audit list shows them (%v)\nalert: %q", eval[string](p, cell), want, err, p.alert())
-	}
-	p.checkLogs()
+	p.waitAuditCell(m, "td:last-child", want, "details show")
 }
 
 // TestConsoleAuditUnreadableTime: an event whose stored time is not an
@@ -78,24 +49,40 @@ func TestConsoleAuditUnreadableData(t *testing.T) {
 // the admin API failed the whole page, so the console showed no events.
 func TestConsoleAuditUnreadableTime(t *testing.T) {
 	p, m, _ := consoleTest(t)
+	ev := refuseToken(t, m, "nobody")
+	tamper(t, m.Config.DataDir, "DROP TRIGGER audit_events_no_update", fmt.Sprintf(`UPDATE audit_events SET time = 'yesterday' WHERE seq = %d`, ev.Seq))
+	want := auditCells(admin.AuditEventView{TimeUnreadable: true, TimeRaw: "yesterday"})[1]
+	p.waitAuditCell(m, "td:nth-child(2)", want, "time shows")
+}
+
+// refuseToken sends m a token request of clientID, an unknown client,
+// and returns the token.refused event it wrote.
+func refuseToken(t *testing.T, m *Main, clientID string) storage.AuditEvent {
+	t.Helper()
 	l := &lifecycle{t: t, m: m, issuer: m.Issuer}
-	if status, _ := l.post("/token", "nobody", "wrong", url.Values{"grant_type": {"client_credentials"}}); status != http.StatusUnauthorized {
+	if status, _ := l.post("/token", clientID, "wrong", url.Values{"grant_type": {"client_credentials"}}); status != http.StatusUnauthorized {
 		t.Fatalf("a token request of an unknown client got %d, want 401", status)
 	}
 	evs, err := m.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "token.refused", Newest: true, Limit: 1})
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("the refusal's audit event: %+v (%v)", evs, err)
 	}
-	tamper(t, m.Config.DataDir, "DROP TRIGGER audit_events_no_update", fmt.Sprintf(`UPDATE audit_events SET time = 'yesterday' WHERE seq = %d`, evs[0].Seq))
-	want := auditCells(admin.AuditEventView{TimeUnreadable: true, TimeRaw: "yesterday"})[1]
+	return evs[0]
+}
 
+// waitAuditCell signs in to the console, opens the audit log's
+// token.refused events and waits for the first row's cell (a selector
+// within the row, as "td:last-child") to read want; what names the cell
+// in the failure ("details show").
+func (p *consolePage) waitAuditCell(m *Main, cell, want, what string) {
+	p.t.Helper()
 	p.signIn(m)
 	eval[string](p, `location.hash = "#/audit?action=token.refused"`)
-	const cell = `(document.querySelector("#view #audit-filter ~ div tbody tr td:nth-child(2)")?.textContent ?? "")`
+	text := fmt.Sprintf(`(document.querySelector("#view #audit-filter ~ div tbody tr %s")?.textContent ?? "")`, cell)
 	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
 	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`%s === %q`, cell, want))); err != nil {
-		t.Fatalf("the event's time shows %q, want %q as keyward audit list shows it (%v)\nalert: %q", eval[string](p, cell), want, err, p.alert())
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`%s === %q`, text, want))); err != nil {
+		p.t.Fatalf("the event's %s %q, want %q as keyward audit list shows it (%v)\nalert: %q", what, eval[string](p, text), want, err, p.alert())
 	}
 	p.checkLogs()
 }
