@@ -26,13 +26,6 @@ func TestKeysCreateOut(t *testing.T) {
 	m := startServer(t)
 	_, email := setupAccount(t, m, "keyed")
 	admin := []string{"--credentials", m.AdminKeyFile}
-	keyCount := func() int {
-		var resp struct {
-			Keys []json.RawMessage `json:"keys"`
-		}
-		json.Unmarshal([]byte(runCLI(t, append([]string{"keys", "list", email, "-o", "json"}, admin...)...)), &resp)
-		return len(resp.Keys)
-	}
 	dir := t.TempDir()
 	tests := []struct {
 		name string
@@ -44,12 +37,12 @@ func TestKeysCreateOut(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := keyCount()
+			before := keyCount(t, m, email)
 			err := runCLIErr(t, append([]string{"keys", "create", email, "--out", tt.out, "--force"}, admin...)...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want %q", err, tt.want)
 			}
-			if n := keyCount(); n != before {
+			if n := keyCount(t, m, email); n != before {
 				t.Fatalf("%d keys after the failure, want %d", n, before)
 			}
 		})
@@ -57,12 +50,12 @@ func TestKeysCreateOut(t *testing.T) {
 	t.Run("write fails after the key is created", func(t *testing.T) {
 		defer func(w func(string, []byte, bool) error) { writeKeyOut = w }(writeKeyOut)
 		writeKeyOut = func(string, []byte, bool) error { return errors.New("disk full") }
-		before := keyCount()
+		before := keyCount(t, m, email)
 		err := runCLIErr(t, append([]string{"keys", "create", email, "--out", filepath.Join(dir, "k.json")}, admin...)...)
 		if err == nil || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), "was deleted again") {
 			t.Fatalf("error %v, want the cause and that the key was deleted", err)
 		}
-		if n := keyCount(); n != before {
+		if n := keyCount(t, m, email); n != before {
 			t.Fatalf("%d keys after the failure, want %d: the orphaned key stayed", n, before)
 		}
 	})
@@ -71,13 +64,13 @@ func TestKeysCreateOut(t *testing.T) {
 	t.Run("directory cannot be synced", func(t *testing.T) {
 		defer func(f func(string) error) { syncDir = f }(syncDir)
 		syncDir = func(string) error { return errors.New("input/output error") }
-		before := keyCount()
+		before := keyCount(t, m, email)
 		out := filepath.Join(dir, "unsynced.json")
 		err := runCLIErr(t, append([]string{"keys", "create", email, "--out", out}, admin...)...)
 		if err == nil || !strings.Contains(err.Error(), "was deleted again") || !strings.Contains(err.Error(), out+", written but not made durable, was removed") {
 			t.Fatalf("error %v, want that the key was deleted and its file removed", err)
 		}
-		if n := keyCount(); n != before {
+		if n := keyCount(t, m, email); n != before {
 			t.Fatalf("%d keys after the failure, want %d: the orphaned key stayed", n, before)
 		}
 		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
@@ -106,7 +99,7 @@ func TestKeysCreateOut(t *testing.T) {
 	// full. The key stayed, and a closed pipe killed the command
 	// (SIGPIPE) before it could say so.
 	t.Run("standard output fails", func(t *testing.T) {
-		before := keyCount()
+		before := keyCount(t, m, email)
 		cmd := newRootCommand()
 		cmd.SetArgs(append([]string{"keys", "create", email, "--out", "-"}, admin...))
 		cmd.SetOut(failingWriter{errors.New("broken pipe")})
@@ -115,7 +108,7 @@ func TestKeysCreateOut(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "broken pipe") || !strings.Contains(err.Error(), "was deleted again") {
 			t.Fatalf("error %v, want the cause and that the key was deleted", err)
 		}
-		if n := keyCount(); n != before {
+		if n := keyCount(t, m, email); n != before {
 			t.Fatalf("%d keys after the failure, want %d: the orphaned key stayed", n, before)
 		}
 	})
@@ -285,4 +278,17 @@ func TestSecretsAtTheCaps(t *testing.T) {
 			}
 		}
 	}
+}
+
+// keyCount returns how many keys keys list shows email's account has.
+func keyCount(t *testing.T, m *Main, email string) int {
+	t.Helper()
+	var resp struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	out := runCLI(t, "keys", "list", email, "--credentials", m.AdminKeyFile, "-o", "json")
+	if err := json.Unmarshal([]byte(out), &resp); err != nil {
+		t.Fatalf("keys list: %v: %q", err, out)
+	}
+	return len(resp.Keys)
 }

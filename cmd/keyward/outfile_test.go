@@ -26,13 +26,6 @@ func TestOutFileMadeMeanwhile(t *testing.T) {
 	m := startServer(t)
 	_, email := setupAccount(t, m, "racer")
 	admin := []string{"--credentials", m.AdminKeyFile}
-	keyCount := func() int {
-		var resp struct {
-			Keys []json.RawMessage `json:"keys"`
-		}
-		json.Unmarshal([]byte(runCLI(t, append([]string{"keys", "list", email, "-o", "json"}, admin...)...)), &resp)
-		return len(resp.Keys)
-	}
 	const theirs = "made meanwhile\n"
 	for _, tt := range []struct {
 		name string
@@ -60,7 +53,7 @@ func TestOutFileMadeMeanwhile(t *testing.T) {
 						t.Error(err)
 					}
 				}
-				before := keyCount()
+				before := keyCount(t, m, email)
 				args := tt.args(out)
 				if force {
 					args = append(args, "--force")
@@ -82,7 +75,7 @@ func TestOutFileMadeMeanwhile(t *testing.T) {
 				if string(b) != theirs {
 					t.Errorf("the file made meanwhile was replaced: it holds %.40q…", b)
 				}
-				if n := keyCount(); n != before {
+				if n := keyCount(t, m, email); n != before {
 					t.Errorf("%d keys, want %d: the key of the file not written stayed", n, before)
 				}
 				if names := dirNames(t, dir); len(names) != 1 {
@@ -254,17 +247,6 @@ func TestNewFileNeverPartial(t *testing.T) {
 	dir := m.Config.DataDir
 	setupAccount(t, m, "partial") // audit events to prune
 	adminEmail := "admin@keyward." + m.Config.AccountDomain
-	keyCount := func(t *testing.T) int {
-		t.Helper()
-		var resp struct {
-			Keys []json.RawMessage `json:"keys"`
-		}
-		out := runCLI(t, "keys", "list", adminEmail, "--credentials", m.AdminKeyFile, "-o", "json")
-		if err := json.Unmarshal([]byte(out), &resp); err != nil {
-			t.Fatalf("keys list: %v: %q", err, out)
-		}
-		return len(resp.Keys)
-	}
 	firstSeq := func(t *testing.T) int64 {
 		t.Helper()
 		var c struct {
@@ -287,9 +269,9 @@ func TestNewFileNeverPartial(t *testing.T) {
 		{"recover-admin --key-file", func(out string) []string {
 			return []string{"recover-admin", "--data-dir", dir, "--issuer", m.Issuer, "--key-file", out}
 		}, "already exists; name a new file", func(t *testing.T) func(*testing.T, string) {
-			before := keyCount(t)
+			before := keyCount(t, m, adminEmail)
 			return func(t *testing.T, _ string) {
-				if n := keyCount(t); n != before {
+				if n := keyCount(t, m, adminEmail); n != before {
 					t.Errorf("the administrator account has %d keys, want %d: the key of the file not written was stored", n, before)
 				}
 			}
