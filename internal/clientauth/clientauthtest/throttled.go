@@ -1,6 +1,6 @@
 // Package clientauthtest holds what the tests of the endpoints that
-// authenticate their clients with clientauth (introspection, revocation)
-// share: a directory of one account and the throttle's recording rules.
+// authenticate their clients with clientauth (token, introspection,
+// revocation) share: a directory of one account and the throttle's recording rules.
 package clientauthtest
 
 import (
@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -72,29 +73,67 @@ func (d *Directory) Write(_ context.Context, w storage.Write) error {
 }
 
 // ThrottledRefusalsRecordedOnceAMinute checks an endpoint that
-// authenticates its clients: a source the client-authentication throttle
-// refuses is answered 429 at the rate it sends, and that is recorded once
-// a minute per throttle key (an address, or a client at an address), the
-// event saying so: a flood of failed requests writes its budget's
-// refusals and one 429, not one event per request. Every other refusal is
-// recorded as before, as a failed action. newHandler builds the endpoint,
-// served at path, on auth, d and clock; the steps run in order on one
-// handler and clock.
+// authenticates its clients with its token in the form: see
+// CheckThrottledRefusals. newHandler builds the endpoint, served at path,
+// on auth, d and clock; action is its audit events'.
 func ThrottledRefusalsRecordedOnceAMinute(t *testing.T, path, action string, newHandler func(auth *clientauth.Authenticator, d *Directory, clock func() time.Time) http.Handler) {
 	d := &Directory{}
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	auth := clientauth.New(clientauth.Config{Issuer: "https://kw", MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, Pepper: Pepper, Now: clock}, d)
-	h := newHandler(auth, d, clock)
+	CheckThrottledRefusals(t, Endpoint{
+		Handler: newHandler(auth, d, clock), Path: path, Action: action,
+		Garbage:       "token=kwat_x&client_assertion_type=" + oauth2.ClientAssertionJWT + "&client_assertion=not-a-jwt",
+		GarbageStatus: http.StatusUnauthorized,
+		Form:          "token=kwat_x",
+		ClientID:      ClientID,
+		Events: func(*testing.T) []storage.AuditEvent {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return slices.Clone(d.events)
+		},
+		Advance: func(by time.Duration) { now = now.Add(by) },
+	})
+}
 
+// Endpoint is what CheckThrottledRefusals floods.
+type Endpoint struct {
+	// Handler serves the endpoint at Path; it records its refusals as
+	// failed Action events.
+	Handler      http.Handler
+	Path, Action string
+	// Garbage is a form body refused per address, with GarbageStatus.
+	Garbage       string
+	GarbageStatus int
+	// Form is a form body the endpoint authenticates its client for: sent
+	// with a wrong secret in HTTP Basic, it is refused 401 per client at
+	// an address. ClientID is an account's.
+	Form, ClientID string
+	// Events returns every event recorded so far, oldest first.
+	Events func(t *testing.T) []storage.AuditEvent
+	// Advance moves the endpoint's clock on.
+	Advance func(time.Duration)
+}
+
+// CheckThrottledRefusals checks an endpoint that authenticates its
+// clients: a source the client-authentication throttle refuses is
+// answered 429 at the rate it sends, and that is recorded once a minute
+// per throttle key (an address, or a client at an address), the event
+// saying so: a flood of failed requests writes its budget's refusals and
+// one 429, not one event per request. Every other refusal is recorded as
+// before, as a failed action. The steps run in order on one handler and
+// clock.
+func CheckThrottledRefusals(t *testing.T, e Endpoint) {
 	type request struct {
 		body   string
 		header http.Header
+		status int // of a refusal not throttled
 	}
 	// garbage fails per address, wrongSecret per client at an address.
-	garbage := request{body: "token=kwat_x&client_assertion_type=" + oauth2.ClientAssertionJWT + "&client_assertion=not-a-jwt"}
+	garbage := request{body: e.Garbage, status: e.GarbageStatus}
 	wrongSecret := func(id string) request {
-		return request{body: "token=kwat_x", header: http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(id+":kw_wrong"))}}}
+		return request{body: e.Form, header: http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(id+":kw_wrong"))}},
+			status: http.StatusUnauthorized}
 	}
 	const addrBurst, clientBurst = 50, 10 // clientauth's allowances
 	steps := []struct {
@@ -117,7 +156,7 @@ func ThrottledRefusalsRecordedOnceAMinute(t *testing.T, path, action string, new
 			refused: 5, throttled: 0},
 		{name: "a minute on: one more 429 recorded", advance: time.Minute - time.Second, req: garbage, remote: "198.51.100.1", n: 80,
 			refused: addrBurst, throttled: 1, note: throttle.NoteAddress},
-		{name: "flood of one client at an address", req: wrongSecret(ClientID), remote: "198.51.100.3", n: 40,
+		{name: "flood of one client at an address", req: wrongSecret(e.ClientID), remote: "198.51.100.3", n: 40,
 			refused: clientBurst, throttled: 1, note: throttle.NoteClient},
 		// An ID no account has: refused as a wrong secret is, and
 		// throttled on a budget of its own.
@@ -127,25 +166,25 @@ func ThrottledRefusalsRecordedOnceAMinute(t *testing.T, path, action string, new
 	seen := 0
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
-			now = now.Add(s.advance)
+			e.Advance(s.advance)
 			tooMany := 0
 			for range s.n {
-				r := httptest.NewRequest("POST", path, strings.NewReader(s.req.body))
+				r := httptest.NewRequest("POST", e.Path, strings.NewReader(s.req.body))
 				r.RemoteAddr = s.remote + ":4711"
 				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				for k, v := range s.req.header {
 					r.Header[k] = v
 				}
 				w := httptest.NewRecorder()
-				h.ServeHTTP(w, r)
+				e.Handler.ServeHTTP(w, r)
 				switch {
 				case w.Code == http.StatusTooManyRequests:
 					tooMany++
 					if w.Header().Get("Retry-After") == "" {
 						t.Fatal("429 without Retry-After")
 					}
-				case w.Code != http.StatusUnauthorized:
-					t.Fatalf("answered %d %s, want 401 or 429", w.Code, w.Body)
+				case w.Code != s.req.status:
+					t.Fatalf("answered %d %s, want %d or 429", w.Code, w.Body, s.req.status)
 				case tooMany > 0:
 					t.Fatalf("answered %d %s after a 429", w.Code, w.Body)
 				}
@@ -153,13 +192,13 @@ func ThrottledRefusalsRecordedOnceAMinute(t *testing.T, path, action string, new
 			if want := s.n - s.refused; tooMany != want {
 				t.Errorf("%d × 429, want %d", tooMany, want)
 			}
-			evs := d.events[seen:]
-			seen = len(d.events)
+			evs := e.Events(t)
+			evs, seen = evs[seen:], len(evs)
 			var refused, throttled, unnoted int
 			for _, ev := range evs {
 				switch {
-				case ev.Action != action || ev.Outcome != storage.OutcomeFailure:
-					t.Fatalf("event %s %s, want a failed %s", ev.Action, ev.Outcome, action)
+				case ev.Action != e.Action || ev.Outcome != storage.OutcomeFailure:
+					t.Fatalf("event %s %s, want a failed %s", ev.Action, ev.Outcome, e.Action)
 				case ev.Source != s.remote:
 					t.Fatalf("event from %q, want %q", ev.Source, s.remote)
 				case ev.Data["error"] != oauth2.ErrTemporarilyUnavailable:
