@@ -9,6 +9,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -230,14 +231,33 @@ func (c *Committer) commit(writes []storage.Write) ([]error, error) {
 }
 
 // commitEach commits each of writes in a transaction of its own, in
-// order, and returns the outcome of each.
+// order, and returns the outcome of each. All of them share one deadline,
+// c.timeout from the start, not one each: on a store that hangs, a batch
+// of 512 would otherwise hold every write behind it for 512 timeouts. Once
+// a commit fails as lostStore says a store lost or busy does, or the
+// deadline passes, the writes not yet tried fail at once with that error:
+// each would only wait on the store again.
 func (c *Committer) commitEach(writes []storage.Write) []error {
+	ctx, cancel := context.WithTimeoutCause(c.ctx, c.timeout,
+		fmt.Errorf("the writes of a failed batch, committed one at a time, took longer than %v: %w", c.timeout, context.DeadlineExceeded))
+	defer cancel()
 	out := make([]error, len(writes))
+	var lost error
 	for i, w := range writes {
+		if lost == nil && ctx.Err() != nil {
+			lost = context.Cause(ctx)
+		}
+		if lost != nil {
+			out[i] = lost
+			continue
+		}
 		start := time.Now()
-		res, err := c.commit([]storage.Write{w})
+		res, err := c.store.Commit(ctx, []storage.Write{w})
 		if err != nil {
 			out[i] = err
+			if lostStore(err) {
+				lost = err
+			}
 			continue
 		}
 		out[i] = res[0]

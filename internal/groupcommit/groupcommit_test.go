@@ -323,3 +323,83 @@ func TestCommitTimeout(t *testing.T) {
 		}
 	})
 }
+
+// fallbackStore fails every batch of more than one write as a store
+// refusing one of them does, and takes each write alone after perWrite, or
+// never (perWrite 0: the store hangs), unless its context ends first.
+type fallbackStore struct {
+	perWrite time.Duration
+	mu       sync.Mutex
+	singles  int // calls of Commit with one write
+}
+
+func (f *fallbackStore) Commit(ctx context.Context, ws []storage.Write) ([]error, error) {
+	if len(ws) > 1 {
+		return nil, errPoison
+	}
+	f.mu.Lock()
+	f.singles++
+	f.mu.Unlock()
+	var done <-chan time.Time
+	if f.perWrite > 0 {
+		done = time.After(f.perWrite)
+	}
+	select {
+	case <-done:
+		return make([]error, len(ws)), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// A failed batch committed again one write at a time is bounded as a
+// whole by CommitTimeout, not each write by it: on a store that hangs, or
+// one too slow to take them all in time, the writes not yet tried fail at
+// once, instead of holding every write behind them for a timeout each
+// (512 of them, at 20 s each, held the server for nearly 3 hours).
+func TestCommitEachBounded(t *testing.T) {
+	const timeout = time.Second
+	tests := []struct {
+		name      string
+		perWrite  time.Duration // 0: the store hangs
+		committed int           // writes of the batch made durable
+		singles   int           // of them, tried alone
+	}{
+		{"store hangs", 0, 0, 1},
+		{"store slow", 2 * timeout / 5, 2, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				st := &fallbackStore{perWrite: tt.perWrite}
+				c := New(st, Options{CommitTimeout: timeout})
+				defer c.Close()
+				const n = 8
+				writes := make([]storage.Write, n)
+				for i := range writes {
+					writes[i] = storage.Write{JTIs: []storage.UsedJTI{{JTI: fmt.Sprint("j", i)}}}
+				}
+				start := time.Now()
+				res := c.commitEach(writes)
+				if d := time.Since(start); d > timeout {
+					t.Errorf("commitEach took %v, want at most the CommitTimeout, %v", d, timeout)
+				}
+				committed := 0
+				for i, err := range res {
+					switch {
+					case err == nil:
+						committed++
+					case !errors.Is(err, context.DeadlineExceeded):
+						t.Errorf("write %d: %v, want %v", i, err, context.DeadlineExceeded)
+					}
+				}
+				if committed != tt.committed {
+					t.Errorf("%d writes committed, want %d", committed, tt.committed)
+				}
+				if st.singles != tt.singles {
+					t.Errorf("%d writes tried alone, want %d (the others failed at once)", st.singles, tt.singles)
+				}
+			})
+		})
+	}
+}
