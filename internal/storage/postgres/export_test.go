@@ -24,3 +24,6 @@ func SetDefaultConnectTimeout(t interface{ Cleanup(func()) }, d time.Duration) {
 	defaultConnectTimeout = d
 	t.Cleanup(func() { defaultConnectTimeout = old })
 }
+
+// Dialect is the store's PostgreSQL dialect.
+var Dialect = dialect

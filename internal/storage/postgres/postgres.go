@@ -28,12 +28,37 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Advisory lock keys. Each serializes one kind of write across replicas.
+// Advisory lock keys. Each serializes one kind of write, or migrations,
+// across the replicas serving one schema. A lock is two keys: the first
+// is one of these, the second the hash of the schema's name (schemaKey),
+// so that deployments in different schemas of one database do not take
+// turns with each other (hashes that collide only make them take turns).
+// Two-key advisory locks never collide with one-key ones, nor with a
+// temporary schema's mark (tempSchemaLock).
 const (
 	lockAudit       = 0x6b770001 // the audit chain head
 	lockSigningKeys = 0x6b770002 // signing-key rotation
 	lockScopes      = 0x6b770003 // guarded account, key, secret and grant changes, API creations and deletions
+	lockMigrations  = 0x6b770004 // schema migrations
 )
+
+// schemaKey is the SQL expression of a lock's second key: the hash of the
+// schema the store is in, the first of the search_path that exists.
+const schemaKey = "hashtext(coalesce(current_schema(), ''))"
+
+// xactLock returns the statement that takes the transaction lock key for
+// the current schema.
+//
+// It also takes, shared, the one-key lock of the same number that
+// releases up to 2026-12-06 take, for the whole database, exclusively:
+// a replica of such a release, still serving during a rolling upgrade,
+// takes turns with this one (a release that took only the per-schema
+// lock would write the audit chain head at once with it), while replicas
+// of this release, in any schema, share it and so never wait on each
+// other for it. It can go once no such release can run.
+func xactLock(key int) string {
+	return fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, %s), pg_advisory_xact_lock_shared(%d)", key, schemaKey, key)
+}
 
 // Options configure Open.
 type Options struct {
@@ -219,9 +244,9 @@ func dialect() sqlstore.Dialect {
 		Numbered:          true,
 		IsUniqueViolation: isUniqueViolation,
 		IsBusy:            isBusy,
-		LockAudit:         fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockAudit),
-		LockSigningKeys:   fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockSigningKeys),
-		LockScopes:        fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockScopes),
+		LockAudit:         xactLock(lockAudit),
+		LockSigningKeys:   xactLock(lockSigningKeys),
+		LockScopes:        xactLock(lockScopes),
 		// EXCLUSIVE conflicts with the locks every INSERT, UPDATE, DELETE
 		// and SELECT … FOR UPDATE of accounts takes, and with itself, but lets
 		// readers (token requests) through.
@@ -252,12 +277,17 @@ const migrationLockWait = 5 * time.Minute
 // migrationLockWait, not the caller's own deadline, ended the wait.
 var errMigrationLockWait = fmt.Errorf("another replica held the migration lock for %v", migrationLockWait)
 
-// migrationLocker is the session advisory lock migrations run under,
-// goose's key (lock.DefaultLockID), so a replica of an older build, which
-// polls it with goose's locker, takes turns with this one. It waits in
-// pg_advisory_lock instead of polling: a replica starts migrating (or
-// finds the schema current) as soon as the one before it unlocks, not at
-// its next try up to 5 s later, and shows in pg_locks as waiting.
+// migrationLocker is the session advisory lock migrations run under:
+// lockMigrations for the current schema, so that deployments in
+// different schemas of one database migrate without waiting on each
+// other. It also takes goose's key (lock.DefaultLockID), which releases
+// up to 2026-12-06 take for the whole database, exclusively (polling it
+// with goose's locker or waiting for it): shared, so a replica of such a
+// release, migrating during a rolling upgrade, takes turns with this one,
+// and replicas of this release share it. It can go once no such release
+// can run. It waits in pg_advisory_lock instead of polling: a replica
+// starts migrating as soon as the one before it unlocks, not at its next
+// try up to 5 s later, and shows in pg_locks as waiting.
 type migrationLocker struct{}
 
 // SessionLock waits for the lock in a transaction of its own with
@@ -276,24 +306,32 @@ func (migrationLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
 	if _, err := tx.ExecContext(ctx, "SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', '0', true)"); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_lock($1)", lock.DefaultLockID); err != nil {
-		if context.Cause(ctx) == errMigrationLockWait {
-			return errMigrationLockWait
+	// The schema's lock first: a replica waiting for it holds nothing an
+	// older release's replica, in any schema, would wait for.
+	for _, q := range []string{
+		fmt.Sprintf("SELECT pg_advisory_lock(%d, %s)", lockMigrations, schemaKey),
+		fmt.Sprintf("SELECT pg_advisory_lock_shared(%d)", lock.DefaultLockID),
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			if context.Cause(ctx) == errMigrationLockWait {
+				return errMigrationLockWait
+			}
+			return err
 		}
-		return err
 	}
 	return tx.Commit()
 }
 
-// SessionUnlock releases the lock SessionLock took on the same session
+// SessionUnlock releases the locks SessionLock took on the same session
 // conn, so the next replica waiting in pg_advisory_lock goes on; it fails
-// if the session did not hold it (pg_advisory_unlock answers false).
+// if the session did not hold them (pg_advisory_unlock answers false).
 func (migrationLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
-	var unlocked bool
-	if err := conn.QueryRowContext(ctx, "SELECT pg_advisory_unlock($1)", lock.DefaultLockID).Scan(&unlocked); err != nil {
+	var schema, legacy bool
+	q := fmt.Sprintf("SELECT pg_advisory_unlock(%d, %s), pg_advisory_unlock_shared(%d)", lockMigrations, schemaKey, lock.DefaultLockID)
+	if err := conn.QueryRowContext(ctx, q).Scan(&schema, &legacy); err != nil {
 		return err
 	}
-	if !unlocked {
+	if !schema || !legacy {
 		return errors.New("the migration lock was not held")
 	}
 	return nil

@@ -1,0 +1,118 @@
+package postgres_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/keyward/keyward/internal/storage/postgres"
+	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
+)
+
+// TestLocksPerSchema: the store's advisory locks are its schema's. A
+// deployment in another schema of the same database holding one does not
+// hold up this one; one in the same schema does, and so does a replica of
+// a release up to 2026-12-06, which takes the lock for the whole database
+// (a one-key lock of the same number), still serving during a rolling
+// upgrade.
+func TestLocksPerSchema(t *testing.T) {
+	ctx := context.Background()
+	here, there := pgtest.SchemaDSN(t), pgtest.SchemaDSN(t)
+	open := func(dsn string) *sql.DB {
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	dbHere, dbThere := open(here), open(there)
+	d := postgres.Dialect()
+	locks := []struct {
+		name, query string
+		old         int // the key releases up to 2026-12-06 take
+	}{
+		{"audit", d.LockAudit, 0x6b770001},
+		{"signing keys", d.LockSigningKeys, 0x6b770002},
+		{"scopes", d.LockScopes, 0x6b770003},
+	}
+	for _, l := range locks {
+		holders := []struct {
+			name    string
+			db      *sql.DB
+			query   string
+			blocked bool
+		}{
+			{"same schema", dbHere, l.query, true},
+			{"another schema", dbThere, l.query, false},
+			{"older release", dbThere, fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", l.old), true},
+		}
+		for _, h := range holders {
+			t.Run(l.name+"/"+h.name, func(t *testing.T) {
+				holder, err := h.db.BeginTx(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer holder.Rollback()
+				if _, err := holder.ExecContext(ctx, h.query); err != nil {
+					t.Fatal(err)
+				}
+				// The holder keeps the lock until the end: lock_timeout
+				// only says whether the waiter would wait, not how long.
+				tx, err := dbHere.BeginTx(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer tx.Rollback()
+				if _, err := tx.ExecContext(ctx, "SET LOCAL lock_timeout = '50ms'"); err != nil {
+					t.Fatal(err)
+				}
+				_, err = tx.ExecContext(ctx, l.query)
+				var pe *pgconn.PgError
+				blocked := errors.As(err, &pe) && pe.Code == "55P03"
+				if err != nil && !blocked {
+					t.Fatal(err)
+				}
+				if blocked != h.blocked {
+					t.Errorf("the %s lock taken by a holder (%s): the store waits %v, want %v", l.name, h.name, blocked, h.blocked)
+				}
+			})
+		}
+	}
+}
+
+// TestMigrationLockPerSchema: a replica migrating its schema does not
+// hold up one of a deployment in another schema of the same database
+// (each waited for the other's migrations, up to 5 minutes).
+func TestMigrationLockPerSchema(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("pgx", pgtest.SchemaDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var l postgres.MigrationLocker
+	if err := l.SessionLock(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	defer l.SessionUnlock(ctx, conn)
+	// Not a measure: a bound, in place of the 5 minutes, on a wait that
+	// must not happen at all.
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err := postgres.Open(ctx, pgtest.SchemaDSN(t), postgres.Options{})
+	if err != nil {
+		t.Fatalf("Open in another schema while a replica holds its own schema's migration lock: %v", err)
+	}
+	s.Close()
+}
