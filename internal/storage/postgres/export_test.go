@@ -27,3 +27,11 @@ func SetDefaultConnectTimeout(t interface{ Cleanup(func()) }, d time.Duration) {
 
 // Dialect is the store's PostgreSQL dialect.
 var Dialect = dialect
+
+// SetMigrationStatementLockWait sets how long a migration's statement
+// waits for a table lock until the test ends.
+func SetMigrationStatementLockWait(t interface{ Cleanup(func()) }, d time.Duration) {
+	old := migrationStatementLockWait
+	migrationStatementLockWait = d
+	t.Cleanup(func() { migrationStatementLockWait = old })
+}

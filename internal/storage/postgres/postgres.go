@@ -266,8 +266,24 @@ func migrate(ctx context.Context, db *sql.DB, mode sqlstore.MigrateMode) error {
 	if err != nil {
 		return fmt.Errorf("postgres: migrations: %w", err)
 	}
-	return sqlstore.Migrate(ctx, p, "postgres", mode)
+	err = sqlstore.Migrate(ctx, p, "postgres", mode)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "55P03" {
+		return fmt.Errorf("postgres: a migration waited %v (its lock_timeout) for a table another session holds locked, and gave up rather than hold up every query of that table behind it; find that session in pg_stat_activity (a long transaction, or one idle in transaction), end it, and start again: %w", migrationStatementLockWait, err)
+	}
+	return err
 }
+
+// migrationStatementLockWait bounds how long a migration's statement waits
+// for a lock on a table another session holds (lock_timeout): an ALTER
+// TABLE waiting for a long or idle-in-transaction session would wait for
+// ever, and every query of that table, the replicas' still serving among
+// them, waits in line behind it. Set on the migrations' session, it
+// replaces the role's or DSN's lock_timeout, meant for queries. The
+// migrations' statement_timeout stays the role's or DSN's: a migration
+// rewriting a large table does work, not wait, and one cut short would
+// never complete.
+var migrationStatementLockWait = 10 * time.Second
 
 // migrationLockWait bounds how long a replica waits for another's
 // migrations, as goose's own locker did (60 tries 5 s apart).
@@ -294,7 +310,9 @@ type migrationLocker struct{}
 // statement_timeout and lock_timeout off (SET LOCAL), so a role's or
 // DSN's timeouts, meant for queries, do not end the wait for a slow
 // migration: migrationLockWait bounds it. The lock is a session lock: it
-// stays held after the transaction commits, until SessionUnlock.
+// stays held after the transaction commits, until SessionUnlock. Once it
+// has it, it sets the session's lock_timeout to
+// migrationStatementLockWait, for the migrations.
 func (migrationLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, migrationLockWait, errMigrationLockWait)
 	defer cancel()
@@ -319,13 +337,25 @@ func (migrationLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
 			return err
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	// For the migrations goose runs next on this session; SessionUnlock
+	// resets it before the connection goes back to the pool.
+	if _, err := conn.ExecContext(ctx, "SELECT set_config('lock_timeout', $1, false)", fmt.Sprint(max(migrationStatementLockWait.Milliseconds(), 1))); err != nil {
+		migrationLocker{}.SessionUnlock(context.WithoutCancel(ctx), conn) // goose unlocks only a lock taken
+		return err
+	}
+	return nil
 }
 
 // SessionUnlock releases the locks SessionLock took on the same session
 // conn, so the next replica waiting in pg_advisory_lock goes on; it fails
 // if the session did not hold them (pg_advisory_unlock answers false).
 func (migrationLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, "RESET lock_timeout"); err != nil {
+		return err
+	}
 	var schema, legacy bool
 	q := fmt.Sprintf("SELECT pg_advisory_unlock(%d, %s), pg_advisory_unlock_shared(%d)", lockMigrations, schemaKey, lock.DefaultLockID)
 	if err := conn.QueryRowContext(ctx, q).Scan(&schema, &legacy); err != nil {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
+	"github.com/keyward/keyward/internal/storage/storagetest"
 )
 
 // TestLocksPerSchema: the store's advisory locks are its schema's. A
@@ -115,4 +117,53 @@ func TestMigrationLockPerSchema(t *testing.T) {
 		t.Fatalf("Open in another schema while a replica holds its own schema's migration lock: %v", err)
 	}
 	s.Close()
+}
+
+// TestMigrationTableLockWait: a migration whose table another session
+// holds locked (a transaction left open) gives up after its lock_timeout,
+// whatever the DSN sets, with an error that says what it waited for,
+// instead of waiting for ever with every query of that table in line
+// behind it; it migrates once the session is gone.
+func TestMigrationTableLockWait(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.SchemaDSN(t)
+	s, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Back to the schema before 00010, which alters accounts.
+	execOn(dsn)(t, append(storagetest.DownStatements(t, "migrations/00010_cert_tokens_revoked.sql"),
+		fmt.Sprintf("DELETE FROM goose_db_version WHERE version_id >= %d", storagetest.CertRevocationSince))...)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	holder, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	if _, err := holder.ExecContext(ctx, "SELECT count(*) FROM accounts"); err != nil {
+		t.Fatal(err)
+	}
+	postgres.SetMigrationStatementLockWait(t, 100*time.Millisecond)
+	// Not a measure: a bound on a wait that must end by itself.
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	// A lock_timeout of 0 in the DSN, PostgreSQL's "wait for ever".
+	waiter := dsn + "&options=-c%20lock_timeout%3D0"
+	if s, err := postgres.Open(octx, waiter, postgres.Options{}); err == nil {
+		s.Close()
+		t.Fatal("Open migrated a table another session holds locked")
+	} else if !strings.Contains(err.Error(), "lock_timeout") || !strings.Contains(err.Error(), "pg_stat_activity") {
+		t.Fatalf("Open while another session holds a table locked: got %q, want it to say it waited for a table another session holds (lock_timeout) and where to look", err)
+	}
+	holder.Rollback()
+	s, err = postgres.Open(ctx, waiter, postgres.Options{})
+	if err != nil {
+		t.Fatalf("Open once the session is gone: %v", err)
+	}
+	defer s.Close()
 }
