@@ -1247,3 +1247,60 @@ func TestAccountJWTNotHeldWhileIssuerDown(t *testing.T) {
 		synctest.Wait()
 	})
 }
+
+// Once the ctx given to New has ended, the issuer's keys are fetched on
+// demand, within the bounds the background refresh kept: a token that
+// comes once they are due to be fetched again waits for that fetch, and
+// the tokens verified with what it brings are cached until they are due
+// again. The keys fetched last were used for good, so a key the issuer
+// dropped (a leaked one) stayed trusted, and, no longer trusted, they
+// cached no token: every request verified its token again.
+func TestKeysFetchedOnDemandAfterContextEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStubIssuer(t, false, nil)
+		s.publish("k1", "k2")
+		ctx, cancel := context.WithCancel(context.Background())
+		v := s.verifier(t, ctx)
+		leaked, kept := s.farToken(t, "k1"), s.farToken(t, "k2")
+		for _, raw := range []string{leaked, kept} {
+			if _, err := v.Verify(ctx, raw); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cancel() // the background refresh stops
+		synctest.Wait()
+		s.publish("k2") // the issuer drops the leaked key
+		time.Sleep(time.Hour)
+		rctx := context.Background()
+		_, err := v.Verify(rctx, leaked)
+		var ve *verify.Error
+		if !errors.As(err, &ve) || ve.Code != "invalid_token" {
+			t.Fatalf("an hour after New's ctx ended, a token of the key the issuer dropped since: %v, want invalid_token", err)
+		}
+		n := s.fetches.Load()
+		prev, err := v.Verify(rctx, kept)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A request every 10 s for 30 minutes: how many times the token
+		// was verified again.
+		again := 0
+		for i := range 30 * 6 {
+			time.Sleep(10 * time.Second)
+			c, err := v.Verify(rctx, kept)
+			if err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			if c != prev { // the cache answers the Claims it holds
+				again++
+			}
+			prev = c
+		}
+		if again < 5 || again > 7 {
+			t.Fatalf("the token was verified again %d times in 30 minutes of requests every 10 s, want 5 to 7: cached while its keys are trusted (5 minutes)", again)
+		}
+		if got := s.fetches.Load() - n; got < 5 || got > 7 {
+			t.Fatalf("%d JWKS fetches in 30 minutes of requests every 10 s, want 5 to 7 (every 5 minutes)", got)
+		}
+	})
+}

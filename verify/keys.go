@@ -56,6 +56,11 @@ type keySet struct {
 	// longer (Verifier.verifyBound).
 	trusted time.Time
 	failed  error // of the last fetch; nil if it succeeded
+	// failedAt is when the last fetch that failed began (by o.now).
+	failedAt time.Time
+	// stopped is closed when the background refresh (run) stops, as the
+	// ctx given to New ends: the keys are then fetched on demand.
+	stopped <-chan struct{}
 }
 
 func newKeySet(uri string, o options) *keySet {
@@ -110,7 +115,7 @@ func (ks *keySet) fetch(ctx context.Context) error {
 	if err := getJSON(ctx, ks.o.client, ks.uri, &set, &hdr); err != nil {
 		err = fmt.Errorf("fetch keys: %w", err)
 		ks.mu.Lock()
-		ks.failed = err
+		ks.failed, ks.failedAt = err, began
 		ks.mu.Unlock()
 		return err
 	}
@@ -199,6 +204,40 @@ func (ks *keySet) run(ctx context.Context) {
 	}
 }
 
+// onDemand fetches the keys when they are due to be fetched and run,
+// which would have, has stopped (the ctx given to New has ended): as run
+// would, keysAhead before they stop being trusted, and after a fetch
+// that failed again keysRetry later. Keys no longer trusted are not used
+// while that fetch is in flight, which it then waits for (as long as ctx
+// allows), unless the last fetch failed: the issuer cannot be reached,
+// and they stay in use meanwhile, as when run fetches them.
+func (ks *keySet) onDemand(ctx context.Context) error {
+	select {
+	case <-ks.stopped:
+	default:
+		return nil // run keeps them fresh
+	}
+	now := ks.o.now()
+	ks.mu.RLock()
+	f, trusted, age, failed, failedAt := ks.fetching, ks.trusted, ks.maxAge, ks.failed, ks.failedAt
+	ks.mu.RUnlock()
+	due := !now.Before(trusted.Add(-keysAhead(ks.refreshWait(age))))
+	if f == nil && due && (failed == nil || now.Sub(failedAt) >= keysRetry) {
+		// The fetch outlives a cancelled request, as one for an unknown
+		// kid does.
+		f, _ = ks.start(context.WithoutCancel(ctx))
+	}
+	if f == nil || failed != nil || now.Before(trusted) {
+		return nil
+	}
+	select {
+	case <-f.done:
+		return nil
+	case <-ctx.Done():
+		return unavailable("the issuer's keys known here are no longer trusted, and the request ended while they were being fetched again", ctx.Err())
+	}
+}
+
 // nextRefresh is how long run waits before it fetches the keys again:
 // until keysAhead before they stop being trusted, or keysRetry after a
 // fetch that failed. Never less than keysAhead, so a fetch that took
@@ -255,6 +294,9 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 		// new, can verify it, so it is neither a reason to fetch the
 		// keys nor one to ask the sender to retry.
 		return nil, time.Time{}, invalid("the token names no key (kid header)", nil)
+	}
+	if err := ks.onDemand(ctx); err != nil {
+		return nil, time.Time{}, err
 	}
 	ks.mu.RLock()
 	k, ok := ks.keys[h.KeyID]

@@ -13,6 +13,9 @@
 // them are due to be fetched again, or, for a token introspected, the
 // introspection answer is to be asked again (WithIntrospectionCacheTTL),
 // whichever is first, so the hot path of a busy API is a map lookup.
+//
+// The issuer's keys are fetched again in the background while the
+// context given to New lasts, and on demand once it has ended (see New).
 package verify
 
 import (
@@ -186,7 +189,12 @@ type Verifier struct {
 }
 
 // New discovers the issuer's metadata (RFC 8414) and keys, and keeps the
-// keys fresh in the background until ctx ends. A New that fails leaves
+// keys fresh in the background until ctx ends. After that they are
+// fetched on demand, within the same bounds: by the first token that
+// comes once they are due to be fetched again, which waits for them if
+// they are no longer trusted (verified with the stale keys only while
+// the issuer cannot be reached), so a key the issuer dropped still stops
+// verifying tokens, and tokens are still cached. A New that fails leaves
 // nothing running. Each of its fetches gives up after 10 s, whatever the
 // HTTP client. It fails when the issuer's keys cannot be fetched or
 // parsed, or when none of them can be used and some were left out (an
@@ -269,6 +277,7 @@ func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Veri
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	// Last: a New that fails leaves nothing running.
+	v.keys.stopped = ctx.Done()
 	go v.keys.run(ctx)
 	return v, nil
 }
