@@ -1304,3 +1304,57 @@ func TestKeysFetchedOnDemandAfterContextEnds(t *testing.T) {
 		}
 	})
 }
+
+// Once a fetch of the keys has failed, the issuer not answering at all, a
+// token of an unknown kid is answered ErrUnavailable at once, with a
+// RetryAfter, while a fetch it did not start is in flight: each such
+// token joined that fetch (another token's, or a retry) and waited for
+// it, up to its 10 s timeout, for the same answer, so while the issuer
+// was unreachable every request with a new kid waited. The issuer's keys
+// and a service account's alike.
+func TestUnknownKidNotHeldWhileIssuerDown(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		account bool
+	}{{"issuer's keys", false}, {"account's keys", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := newStubIssuer(t, tt.account, func(r *http.Request, n int32) error {
+					if n == 1 {
+						return nil
+					}
+					<-r.Context().Done() // no answer at all
+					return r.Context().Err()
+				})
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				v := s.verifier(t, ctx)
+				if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
+					t.Fatal(err)
+				}
+				s.publish("k1", "k2")
+				time.Sleep(11 * time.Second) // the keys may be fetched again
+				// The first token of k2 waits for the fetch it starts, which
+				// fails.
+				if _, err := v.Verify(ctx, s.token(t, "k2")); !errors.Is(err, verify.ErrUnavailable) {
+					t.Fatalf("a token of a new kid, the issuer not answering: %v, want ErrUnavailable", err)
+				}
+				// The keys may be fetched again: one starts a fetch ...
+				time.Sleep(time.Second)
+				go v.Verify(ctx, s.token(t, "k2"))
+				synctest.Wait()
+				// ... and one that comes while it is in flight is not held.
+				began := time.Now()
+				_, err := v.Verify(ctx, s.token(t, "k2"))
+				if d := time.Since(began); d > 0 {
+					t.Fatalf("a token of a new kid waited %s for a fetch it did not start, though the last one had found the issuer unreachable", d)
+				}
+				var ve *verify.Error
+				if !errors.As(err, &ve) || !errors.Is(err, verify.ErrUnavailable) || ve.RetryAfter <= 0 {
+					t.Fatalf("a token of a new kid while the issuer is unreachable: %v, want ErrUnavailable with a RetryAfter", err)
+				}
+				time.Sleep(time.Minute) // the fetches give up
+			})
+		})
+	}
+}

@@ -278,7 +278,8 @@ func (ks *keySet) refreshWait(age time.Duration) time.Duration {
 // verify checks jws against the key its kid names, refreshing the keys
 // once when the kid is unknown (after the fetch in flight, if one began
 // before the token came; or waiting for that fetch alone, when they may
-// not be fetched again yet), and requires the key's algorithm
+// not be fetched again yet, unless the last fetch failed: then only a
+// fetch it started is waited for), and requires the key's algorithm
 // to be the token's: the key decides, never the token. An unknown kid while the
 // issuer's keys cannot be fetched, or may not be fetched again yet, is
 // ErrUnavailable: the key may be new. A kid that names a key the issuer
@@ -302,6 +303,7 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 	k, ok := ks.keys[h.KeyID]
 	skipped := ks.unusable[h.KeyID]
 	trusted = ks.trusted
+	lastFailed := ks.failed != nil
 	ks.mu.RUnlock()
 	if !ok && skipped == nil {
 		allowed, wait := take(ks.limiter, time.Now())
@@ -313,7 +315,7 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 			// The fetch outlives a cancelled request, so the limiter's
 			// slot is not spent on nothing.
 			f, began = ks.start(context.WithoutCancel(ctx))
-		} else {
+		} else if !lastFailed {
 			// A fetch in flight (for another token's kid, or the
 			// background refresh) may bring the key: wait for it, as
 			// for one started here, rather than answer as if the keys
@@ -321,6 +323,13 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 			ks.mu.RLock()
 			f = ks.fetching
 			ks.mu.RUnlock()
+		}
+		if lastFailed && !began {
+			// The last fetch failed: the issuer may not answer at all.
+			// A fetch in flight (the background retry, another token's)
+			// is not waited for, up to fetchTimeout, by every token of
+			// an unknown kid: only by the one that started it.
+			f = nil
 		}
 		for f != nil {
 			// As long as the request's context allows. A failure is
@@ -354,7 +363,11 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 		case !ok && skipped != nil:
 			// Refused below.
 		case !ok && failed != nil:
-			return nil, time.Time{}, unavailable("the token's key is not among the issuer's keys known here, and they could not be refreshed", failed)
+			e := unavailable("the token's key is not among the issuer's keys known here, and they could not be refreshed", failed)
+			if !allowed {
+				e.RetryAfter = boundRetryAfter(wait)
+			}
+			return nil, time.Time{}, e
 		case !ok && !allowed:
 			// Not known to be invalid: the key may have been published
 			// since the last fetch (RFC 6750 §3.1's invalid_token is for

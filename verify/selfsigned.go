@@ -111,9 +111,15 @@ var errAccountsThrottled = errors.New("too many service accounts new to this API
 type refetchPaused struct {
 	wait   time.Duration
 	capped bool
+	// failed: a fetch since the last successful one failed, and the fetch
+	// in flight, if any, was not started for this JWT.
+	failed bool
 }
 
 func (e *refetchPaused) Error() string {
+	if e.failed {
+		return fmt.Sprintf("kid unknown, and the last fetch of the account's keys failed; again in %s", e.wait)
+	}
 	if e.capped {
 		return fmt.Sprintf("kid unknown, and too many accounts' keys were fetched for unknown kids just now; again in %s", e.wait)
 	}
@@ -146,6 +152,11 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 	// the background, is not waited for, as each would be for up to
 	// fetchTimeout while the issuer does not answer at all.
 	down := stale && now.Sub(set.fetched) <= accountKeysMaxStale && set.failedAt.Sub(set.fetched) > accountKeysFresh
+	// A fetch since the last successful one failed (fetch clears failedAt
+	// on success): the issuer may not answer at all, and a JWT of an
+	// unknown kid waits only for a fetch it started, not for one in
+	// flight (up to fetchTimeout), as each would.
+	lastFailed := !set.failedAt.IsZero()
 	var (
 		refresh bool
 		paused  refetchPaused // why not, if the kid is unknown
@@ -189,6 +200,10 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 		a.mu.RLock()
 		f = a.fetching[email]
 		a.mu.RUnlock()
+	}
+	if !hasKid && lastFailed && !began {
+		paused.failed, paused.wait = true, max(paused.wait, accountKeysRetry-now.Sub(set.tried))
+		return nil, time.Time{}, nil, &paused
 	}
 	if f == nil && known && !hasKid && !set.failed {
 		// The kid may be a key added since the keys were fetched: not
@@ -414,6 +429,10 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	keys, fetched, skipped, err := v.accounts.key(ctx, c.Iss, h.KeyID, h.Algorithm)
 	var paused *refetchPaused
 	switch {
+	case errors.As(err, &paused) && paused.failed:
+		e := unavailable("the JWT's key is not among the keys known here of the service account its iss names, and they could not be refreshed from the issuer", fmt.Errorf("%w: %w", iss, err))
+		e.RetryAfter = boundRetryAfter(paused.wait)
+		return nil, time.Time{}, e
 	case errors.As(err, &paused):
 		e := unavailable("the JWT's key is not among the keys known here of the service account its iss names, and they may not be fetched again yet", fmt.Errorf("%w: %w", iss, err))
 		e.RetryAfter = boundRetryAfter(paused.wait)

@@ -112,8 +112,10 @@ const codeUnavailable = "temporarily_unavailable"
 // fetched (an unknown kid, a service account's keys too old to trust). So
 // does a token whose kid is unknown while the keys may not be fetched again
 // yet (the issuer's at most once every 10 s for unknown kids, a service
-// account's at most once every 10 s): its key may be new, and
-// Error.RetryAfter says when they may be; one that would be refused
+// account's at most once every 10 s), or, once a fetch of them has
+// failed, while one it did not start is in flight (not waited for): its
+// key may be new, and Error.RetryAfter says when they may be fetched
+// again, when known; one that would be refused
 // whatever its key (expired, another issuer's, for another API) is
 // invalid_token at once instead. The token may well be valid: try again
 // later. Middleware answers 503 with Retry-After.
