@@ -7,3 +7,10 @@ import "time"
 func WithUnknownKidEvery(d time.Duration) Option {
 	return func(o *options) { o.unknownKidEvery = d }
 }
+
+// SetKeySnapshotHook makes f called each time a service account's keys
+// are read to verify a JWT, until the test ends.
+func SetKeySnapshotHook(t interface{ Cleanup(func()) }, f func()) {
+	testHookKeySnapshot = f
+	t.Cleanup(func() { testHookKeySnapshot = nil })
+}

@@ -1358,3 +1358,49 @@ func TestUnknownKidNotHeldWhileIssuerDown(t *testing.T) {
 		})
 	}
 }
+
+// A service account's JWT that comes while the account's stale keys are
+// being fetched again, that fetch ending just as the JWT's keys are read,
+// is verified with the keys it brought: the keys and the fetch in flight
+// were read under two locks, so the JWT found the fetch gone, did not
+// wait, and was verified with the stale keys read before, a key the
+// issuer had dropped among them.
+func TestAccountJWTKeysReadWithFetchInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		s := newStubIssuer(t, true, func(_ *http.Request, n int32) error {
+			if n == 2 {
+				<-release // the issuer is slow to answer
+			}
+			return nil
+		})
+		var hooked atomic.Bool
+		verify.SetKeySnapshotHook(t, func() {
+			if hooked.CompareAndSwap(true, false) {
+				close(release) // the fetch in flight ends ...
+				synctest.Wait()
+			}
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v := s.verifier(t, ctx)
+		start := time.Now()
+		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
+			t.Fatal(err)
+		}
+		s.publish("k2") // the issuer drops k1
+		time.Sleep(start.Add(5*time.Minute + time.Second).Sub(time.Now()))
+		go v.Verify(ctx, s.token(t, "k1")) // the keys are stale: it fetches them again
+		synctest.Wait()
+		time.Sleep(time.Second)
+		hooked.Store(true) // ... just as the next JWT has read its keys
+		done := make(chan error, 1)
+		go func() {
+			_, err := v.Verify(ctx, s.token(t, "k1"))
+			done <- err
+		}()
+		if err := <-done; err == nil {
+			t.Fatal("a JWT of a key the issuer dropped, whose keys were read as their fetch ended, was accepted with the stale keys")
+		}
+	})
+}

@@ -138,9 +138,16 @@ var errKeysUnavailable = errors.New("keys unavailable")
 // would otherwise be among them are not (nil if none is left out).
 func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (keys []jose.JSONWebKey, fetched time.Time, skipped, err error) {
 	now := a.o.now()
+	// The keys and the fetch in flight are read at once: a fetch that
+	// ends in between would leave the keys it replaced in use, not
+	// waited for.
 	a.mu.RLock()
 	set, known := a.sets[email]
+	inFlight := a.fetching[email]
 	a.mu.RUnlock()
+	if testHookKeySnapshot != nil {
+		testHookKeySnapshot()
+	}
 	hasKid := kid == "" || len(set.keys.Key(kid)) > 0 || set.unusable[kid] != nil
 	stale := now.Sub(set.fetched) > accountKeysFresh
 	// A try before the keys went stale (one ahead, say) that failed does
@@ -197,9 +204,7 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 		// answer as if the keys could not be fetched. Nor are stale
 		// keys used while one is: only once it has failed, the issuer
 		// not being reachable.
-		a.mu.RLock()
-		f = a.fetching[email]
-		a.mu.RUnlock()
+		f = inFlight
 	}
 	if !hasKid && lastFailed && !began {
 		paused.failed, paused.wait = true, max(paused.wait, accountKeysRetry-now.Sub(set.tried))
@@ -269,6 +274,10 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 	}
 	return keys, set.fetched, errors.Join(why...), nil
 }
+
+// testHookKeySnapshot, if set (tests), is called by accountKeys.key once
+// it has read the account's keys.
+var testHookKeySnapshot func()
 
 // aheadDue reports whether keys are due to be fetched ahead at now: in
 // the last accountKeysAhead before they go stale, and not tried within
