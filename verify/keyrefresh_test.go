@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -1401,6 +1403,79 @@ func TestAccountJWTKeysReadWithFetchInFlight(t *testing.T) {
 		}()
 		if err := <-done; err == nil {
 			t.Fatal("a JWT of a key the issuer dropped, whose keys were read as their fetch ended, was accepted with the stale keys")
+		}
+	})
+}
+
+// Service accounts whose keys were fetched together, and so are due to be
+// fetched ahead together, do not have them all fetched at once: at most 4
+// fetches in the background are in flight, and an account left out has
+// its keys fetched ahead by its next JWT. Each of their JWTs fired its
+// own fetch, however many accounts.
+func TestAccountKeysAheadCapped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStubIssuer(t, true, nil)
+		var (
+			held              atomic.Bool // the issuer is slow to answer
+			inFlight, maxSeen atomic.Int32
+			fetched           atomic.Int32
+			release           = make(chan struct{})
+		)
+		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if !strings.HasPrefix(r.URL.Path, "/service_accounts/v1/jwk/") {
+				return s.client.Transport.RoundTrip(r)
+			}
+			fetched.Add(1)
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for m := maxSeen.Load(); n > m && !maxSeen.CompareAndSwap(m, n); m = maxSeen.Load() {
+			}
+			if held.Load() {
+				<-release
+			}
+			return jsonResponse(r, s.published.Load())
+		})}
+		releaseAll := sync.OnceFunc(func() { close(release) })
+		defer releaseAll()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v := s.verifier(t, ctx, verify.WithHTTPClient(client))
+		const accounts = 8
+		email := func(i int) string { return fmt.Sprintf("job-%d@shop.iam.test", i) }
+		start := time.Now()
+		for i := range accounts {
+			if _, err := v.Verify(ctx, s.accountJWT(t, email(i), "k1")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		held.Store(true)
+		time.Sleep(start.Add(4*time.Minute + 40*time.Second).Sub(time.Now()))
+		for i := range accounts {
+			began := time.Now()
+			if _, err := v.Verify(ctx, s.accountJWT(t, email(i), "k1")); err != nil {
+				t.Fatal(err)
+			}
+			if d := time.Since(began); d > 0 {
+				t.Fatalf("a JWT in its keys' last 30 s waited %s", d)
+			}
+		}
+		synctest.Wait()
+		if got := maxSeen.Load(); got != 4 {
+			t.Fatalf("%d fetches ahead in flight at once for %d accounts, want 4", got, accounts)
+		}
+		releaseAll()
+		synctest.Wait()
+		held.Store(false)
+		before := fetched.Load()
+		time.Sleep(time.Second)
+		for i := range accounts {
+			if _, err := v.Verify(ctx, s.accountJWT(t, email(i), "k1")); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+		}
+		if got := fetched.Load() - before; got != accounts-4 {
+			t.Fatalf("%d fetches ahead by the accounts' next JWTs, want %d: those left out", got, accounts-4)
 		}
 	})
 }

@@ -42,6 +42,13 @@ const (
 	accountKeysMaxStale = 15 * time.Minute
 )
 
+// accountKeysBackground bounds the fetches of accounts' keys made in the
+// background, not waited for (ahead, and retries while the issuer cannot
+// be reached), in flight at once: accounts first seen together go stale
+// together, and their JWTs would otherwise fetch all their keys at once.
+// One not made for the cap is made by the account's next JWT.
+const accountKeysBackground = 4
+
 // Fetches for kids unknown among known accounts' keys, across accounts:
 // so many a second, and so many at once.
 const (
@@ -62,6 +69,9 @@ type accountKeys struct {
 	sets map[string]accountSet
 	// fetching are the fetches of accounts' keys in flight, by email.
 	fetching map[string]*keyFetch
+	// background is how many of them are made in the background (see
+	// accountKeysBackground).
+	background int
 	// limiter bounds fetches for accounts not in the cache, so a flood of
 	// made-up emails cannot hammer the issuer. Accounts already known are
 	// refreshed outside it, each at most once per accountKeysRetry, so the
@@ -180,7 +190,7 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 	case retried:
 		paused.wait = accountKeysRetry - now.Sub(set.tried)
 	case down && hasKid:
-		a.start(ctx, email, now, nil)
+		a.start(ctx, email, now, nil, true)
 	case stale:
 		refresh = true
 	case !hasKid:
@@ -190,14 +200,14 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 		// Refetched ahead, in the background, and not waited for: the
 		// keys are still fresh, and the account's next JWTs, once they
 		// would not be, find them fetched again.
-		a.start(ctx, email, now, nil)
+		a.start(ctx, email, now, nil, true)
 	}
 	var (
 		f     *keyFetch
 		began bool
 	)
 	if refresh {
-		f, began = a.start(ctx, email, now, budget)
+		f, began = a.start(ctx, email, now, budget, false)
 	} else if !hasKid || stale && !down {
 		// A fetch in flight (for another JWT) may bring the key: wait
 		// for it, as for one started here, rather than
@@ -239,7 +249,7 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 			// invalid. For an account that was new, this fetch is the
 			// one paid for from the budget (unless another JWT's, begun
 			// since, is joined), and none left is as for any new one.
-			if f, _ = a.start(ctx, email, now, budget); f == nil {
+			if f, _ = a.start(ctx, email, now, budget, false); f == nil {
 				return nil, time.Time{}, nil, errAccountsThrottled
 			}
 			began = true
@@ -298,29 +308,36 @@ func (a *accountKeys) ahead(ctx context.Context, email string, now time.Time) {
 	set, known := a.sets[email]
 	a.mu.RUnlock()
 	if known && aheadDue(set, now) {
-		a.start(ctx, email, now, nil)
+		a.start(ctx, email, now, nil, true)
 	}
 }
 
 // start returns the fetch of email's keys in flight, starting one when
-// none is (began) and budget, if not nil, allows one (nil when it does
-// not): bounded by fetchTimeout, and run apart from ctx, so that the
+// none is (began) and budget, if not nil, allows one, and, for one made in
+// the background (not waited for), accountKeysBackground does (nil when
+// they do not): bounded by fetchTimeout, and run apart from ctx, so that the
 // caller may stop waiting for it. Its err is errKeysUnavailable when
 // fetch reports a failure. The budget is spent at the clock's time, not
 // at now, which is seconds behind for a JWT that waited on another fetch:
 // a rate.Limiter told an earlier time than its last moves back to it, and
 // counts the time between again.
-func (a *accountKeys) start(ctx context.Context, email string, now time.Time, budget *rate.Limiter) (f *keyFetch, began bool) {
+func (a *accountKeys) start(ctx context.Context, email string, now time.Time, budget *rate.Limiter, background bool) (f *keyFetch, began bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if f = a.fetching[email]; f != nil {
 		return f, false
+	}
+	if background && a.background >= accountKeysBackground {
+		return nil, false
 	}
 	if budget != nil && !budget.AllowN(a.o.now(), 1) {
 		return nil, false
 	}
 	f = &keyFetch{done: make(chan struct{})}
 	a.fetching[email] = f
+	if background {
+		a.background++
+	}
 	go func() {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
 		if a.fetch(fctx, email, now) {
@@ -329,6 +346,9 @@ func (a *accountKeys) start(ctx context.Context, email string, now time.Time, bu
 		cancel()
 		a.mu.Lock()
 		delete(a.fetching, email)
+		if background {
+			a.background--
+		}
 		a.mu.Unlock()
 		close(f.done)
 	}()
