@@ -207,3 +207,41 @@ func TestMiddlewareQueryTokenResponseIsPrivate(t *testing.T) {
 		})
 	}
 }
+
+// With AllowQueryToken, a POST with an access_token in both its query and
+// its form body is refused (400 invalid_request), as one with a token in
+// its header and its query is: RFC 6750 §2 allows one method per request.
+// The form was not read once the query had a token, and the query's was
+// used. A form without a token leaves the query's in use.
+func TestMiddlewareQueryAndFormToken(t *testing.T) {
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	v := newVerifier(t, k)
+	good := k.Sign(t, nil)
+	h := verify.Middleware(v, verify.AllowQueryToken())(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	tests := []struct {
+		name       string
+		body       string
+		wantStatus int
+	}{
+		{"a token in the form too", "access_token=" + good, 400},
+		{"another token in the form", "access_token=" + k.Sign(t, nil), 400},
+		{"no token in the form", "note=hi", 200},
+		{"an empty token in the form", "access_token=", 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/?access_token="+good, strings.NewReader(tt.body))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != tt.wantStatus {
+				t.Fatalf("status %d (%.200s), want %d", w.Code, w.Body, tt.wantStatus)
+			}
+			var out map[string]string
+			if json.Unmarshal(w.Body.Bytes(), &out); tt.wantStatus == 400 && out["error"] != "invalid_request" {
+				t.Fatalf("body %.200s, want error invalid_request", w.Body)
+			}
+		})
+	}
+}

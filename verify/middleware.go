@@ -50,8 +50,9 @@ type mwOptions struct {
 
 // AllowQueryToken also accepts the token in an access_token form or query
 // parameter (RFC 6750 §2.2, §2.3), given once: several are refused (400
-// invalid_request), as several Authorization headers are. Off by default:
-// query strings end up in logs. The form body of a POST without an
+// invalid_request), as several Authorization headers are, and so is a
+// token sent in more than one way (header, query, form body: §2). Off by
+// default: query strings end up in logs. The form body of a POST without an
 // Authorization header (application/x-www-form-urlencoded, in any case and
 // with any parameters, as ParseForm reads it) is read for it, up to 64
 // KiB: a larger one is refused (400 invalid_request) before the token is
@@ -135,8 +136,8 @@ var errNoToken = &Error{Code: "", Description: "an access token is required"}
 const maxFormBytes = 64 << 10
 
 // bearerToken extracts the token, from the Authorization header, or from
-// the access_token parameter when allowed (inURI: the query's, not the
-// form body's); using both is an error. An
+// the access_token parameter of the query or the form body when allowed
+// (inURI: the query's); using more than one of them is an error. An
 // Authorization header of another scheme (Basic …) is no token. The form
 // body is read only for a POST without a bearer token in the header: with
 // one, the body is left to the handler, and only the query is checked for
@@ -158,29 +159,31 @@ func bearerToken(w http.ResponseWriter, r *http.Request, allowQuery bool) (token
 	default:
 		return "", false, &Error{Code: "invalid_request", Description: "more than one Authorization header"}
 	}
-	fromParam := ""
+	var fromQuery, fromForm string
 	if allowQuery {
-		if fromParam, err = oneToken(r.URL.Query()); err != nil {
+		if fromQuery, err = oneToken(r.URL.Query()); err != nil {
 			return "", false, err
 		}
-		inURI = fromParam != ""
-		if fromHeader == "" && fromParam == "" && r.Method == http.MethodPost && isForm(r.Header.Get("Content-Type")) {
+		if fromHeader == "" && r.Method == http.MethodPost && isForm(r.Header.Get("Content-Type")) {
 			form, err := readForm(w, r)
 			if err != nil {
 				return "", false, err
 			}
-			if fromParam, err = oneToken(form); err != nil {
+			if fromForm, err = oneToken(form); err != nil {
 				return "", false, err
 			}
 		}
 	}
 	switch {
-	case fromHeader != "" && fromParam != "":
+	case fromHeader != "" && fromQuery != "", fromQuery != "" && fromForm != "":
+		// RFC 6750 §2: clients must not use more than one method.
 		return "", false, &Error{Code: "invalid_request", Description: "the token was sent in more than one way (RFC 6750 §2)"}
 	case fromHeader != "":
 		return fromHeader, false, nil
-	case fromParam != "":
-		return fromParam, inURI, nil
+	case fromQuery != "":
+		return fromQuery, true, nil
+	case fromForm != "":
+		return fromForm, false, nil
 	}
 	return "", false, errNoToken
 }
