@@ -14,3 +14,6 @@ func SetKeySnapshotHook(t interface{ Cleanup(func()) }, f func()) {
 	testHookKeySnapshot = f
 	t.Cleanup(func() { testHookKeySnapshot = nil })
 }
+
+// Quote is quote, the escaping of a challenge's quoted-strings.
+var Quote = quote

@@ -204,3 +204,27 @@ func BenchmarkVerifyWarmSelfSigned(b *testing.B) {
 		})
 	}
 }
+
+// Quoting a challenge's realm or scope allocates nothing when there is
+// nothing to escape: a strings.Replacer was built (and its tables with
+// it) for every refusal, twice with a scope.
+func TestQuoteAllocs(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"https://orders.internal", "https://orders.internal"},
+		{`a"b\c`, `a\"b\\c`},
+	} {
+		if got := verify.Quote(tt.in); got != tt.want {
+			t.Fatalf("quote(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { verify.Quote("https://orders.internal") }); n != 0 {
+		t.Fatalf("quote of a realm with nothing to escape: %v allocations, want 0", n)
+	}
+}
+
+func BenchmarkQuote(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		verify.Quote("https://orders.internal")
+	}
+}
