@@ -58,8 +58,8 @@ type keySet struct {
 	failed  error // of the last fetch; nil if it succeeded
 	// failedAt is when the last fetch that failed began (by o.now).
 	failedAt time.Time
-	// stopped is closed when the background refresh (run) stops, as the
-	// ctx given to New ends: the keys are then fetched on demand.
+	// stopped is the Done channel of the ctx given to New: once it is
+	// closed, run stops, and the keys are fetched on demand (onDemand).
 	stopped <-chan struct{}
 }
 
@@ -204,13 +204,13 @@ func (ks *keySet) run(ctx context.Context) {
 	}
 }
 
-// onDemand fetches the keys when they are due to be fetched and run,
-// which would have, has stopped (the ctx given to New has ended): as run
-// would, keysAhead before they stop being trusted, and after a fetch
-// that failed again keysRetry later. Keys no longer trusted are not used
-// while that fetch is in flight, which it then waits for (as long as ctx
-// allows), unless the last fetch failed: the issuer cannot be reached,
-// and they stay in use meanwhile, as when run fetches them.
+// onDemand fetches the keys once run has stopped (the ctx given to New
+// has ended) and they are due, as run would have: keysAhead before they
+// stop being trusted, and keysRetry after a fetch that failed. Keys no
+// longer trusted are not used while that fetch is in flight, which it
+// then waits for (as long as ctx allows), unless the last fetch failed:
+// the issuer cannot be reached, and they stay in use meanwhile, as when
+// run fetches them.
 func (ks *keySet) onDemand(ctx context.Context) error {
 	select {
 	case <-ks.stopped:
