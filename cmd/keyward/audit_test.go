@@ -1315,9 +1315,10 @@ func TestOperatorNameUTF8(t *testing.T) {
 
 // TestAuditPruneExportCutMicroseconds: a --before with a fraction of a
 // microsecond (a duration ago always has one) exports and prunes the same
-// events. The stores keep microseconds and the prune deleted only events
-// before the cut's microsecond, but the export also wrote the one at it,
-// which stayed and the next export wrote again.
+// events, every one before the cut: the one at the cut's microsecond too,
+// a fraction of a microsecond before it. The export once wrote that event
+// and the prune kept it, which the next export wrote again; then the cut
+// was truncated to its microsecond, and both kept it.
 func TestAuditPruneExportCutMicroseconds(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -1338,8 +1339,8 @@ func TestAuditPruneExportCutMicroseconds(t *testing.T) {
 	cut := t0.Add(time.Second + 500*time.Nanosecond).Format(time.RFC3339Nano)
 	out := runCLI(t, "audit", "prune", "--data-dir", dir, "--before", cut, "--export", export)
 	lines := mustReadFile(t, export)
-	if n := strings.Count(string(lines), "\n"); n != 1 || !strings.Contains(out, "exported 1 event ") || !strings.Contains(out, "pruned 1 audit event ") {
-		t.Fatalf("prune --before %s: exported %d events, said %q; want the one event before %s exported and pruned", cut, n, out, t0.Add(time.Second))
+	if n := strings.Count(string(lines), "\n"); n != 2 || !strings.Contains(out, "exported 2 events ") || !strings.Contains(out, "pruned 2 audit events ") {
+		t.Fatalf("prune --before %s: exported %d events, said %q; want the two events before it, at %s and %s, exported and pruned", cut, n, out, t0, t0.Add(time.Second))
 	}
 }
 

@@ -654,11 +654,6 @@ whole log, up to now: it is refused unless --yes confirms it.
 				return usageError{fmt.Errorf("--before %s is less than 24 hours ago: it would delete the audit log up to %s, nearly all of it; give --yes to do that, or an older cut-off such as 90d",
 					before, cut.Format(time.RFC3339))}
 			}
-			// To the microsecond, as the stores keep times: the prune
-			// deletes the events before the cut's microsecond, and the
-			// export must stop at the same one, not write the event at it
-			// too, which the prune keeps and the next export writes again.
-			cut = cut.Truncate(time.Microsecond)
 			if export != "" {
 				if _, err := os.Lstat(export); err == nil {
 					// Not a usage error: the command line may be right,

@@ -219,8 +219,11 @@ type AuditFilter struct {
 	AccountID string
 	Action    string
 	Outcome   string
-	Since     time.Time
-	Until     time.Time
+	// Since and Until bound the events' times to the nanosecond, whatever
+	// the precision times are stored with: Since inclusive, Until
+	// exclusive; the zero time means no bound.
+	Since time.Time
+	Until time.Time
 }
 
 // NormalizeAuditTime is the precision audit times are stored and hashed

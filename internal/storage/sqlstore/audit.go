@@ -164,9 +164,7 @@ func (s *Store) PruneAudit(ctx context.Context, before time.Time, limits storage
 			through int64
 			hash    []byte
 		)
-		// The cut as times are stored (appendAudit), exactly: micros
-		// would take the zero time for 0, Unix time 0.
-		if err := tx.QueryRowContext(ctx, s.q["auditPruneThrough"], before.UnixMicro()).Scan(&through); err != nil {
+		if err := tx.QueryRowContext(ctx, s.q["auditPruneThrough"], auditBound(before)).Scan(&through); err != nil {
 			return s.wrap("prune audit log", err)
 		}
 		if limits.ThroughSeq > 0 {
@@ -231,10 +229,10 @@ func (s *Store) ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]s
 		add("outcome = ?", f.Outcome)
 	}
 	if !f.Since.IsZero() {
-		add("time >= ?", micros(f.Since))
+		add("time >= ?", auditBound(f.Since))
 	}
 	if !f.Until.IsZero() {
-		add("time < ?", micros(f.Until))
+		add("time < ?", auditBound(f.Until))
 	}
 	limit := f.Limit
 	if limit <= 0 {
@@ -280,6 +278,22 @@ func (s *Store) ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]s
 		out = append(out, e)
 	}
 	return out, s.wrap("list audit events", rows.Err())
+}
+
+// auditBound is the stored time (microseconds since the Unix epoch, as
+// appendAudit writes them) that a time bound t compares with exactly: t
+// rounded up to the microsecond. Stored times are whole microseconds, so
+// an event's time is at or after t (a since, or a prune's cut) exactly
+// when it is at or after this, and before t (an until) exactly when it is
+// before this; t rounded down would take an event a fraction of a
+// microsecond before t for one at or after it. Unlike micros, it takes
+// the zero time for itself, not for 0, Unix time 0.
+func auditBound(t time.Time) int64 {
+	us := t.UnixMicro()
+	if t.Nanosecond()%1000 != 0 {
+		us++
+	}
+	return us
 }
 
 // storedValue is what a SQLite column holds that is not of its type, as

@@ -92,6 +92,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"AuditPrune", testAuditPrune},
 		{"AuditPruneBeforeEpoch", testAuditPruneBeforeEpoch},
 		{"AuditFilter", testAuditFilter},
+		{"AuditTimeBounds", testAuditTimeBounds},
 		{"AuditNewestPaging", testAuditNewestPaging},
 	}
 	for _, tt := range tests {
@@ -1433,6 +1434,57 @@ func testAuditChainConcurrent(t *testing.T, s storage.Storage) {
 	evs := verifyAll(t, s)
 	if want := 8 * (4 + 6*2); len(evs) != want {
 		t.Fatalf("%d events, want %d", len(evs), want)
+	}
+}
+
+// testAuditTimeBounds: since (inclusive), until (exclusive) and a prune's
+// cut compare with the events' times to the nanosecond, though the stores
+// keep microseconds. A bound a fraction of a microsecond after an event's
+// time was rounded down to it: since took that event in, until and the
+// prune's cut left it out.
+func testAuditTimeBounds(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	evs := []storage.AuditEvent{ev("first"), ev("second"), ev("third")}
+	evs[1].Time, evs[2].Time = t0.Add(time.Minute), t0.Add(2*time.Minute)
+	_, err := s.Commit(ctx, []storage.Write{{Events: evs}})
+	mustNil(t, err)
+	at := t0.Add(time.Minute) // the second event's time
+	tests := []struct {
+		name string
+		f    storage.AuditFilter
+		want []int64
+	}{
+		{"since at an event", storage.AuditFilter{Since: at}, []int64{2, 3}},
+		{"since a nanosecond before an event", storage.AuditFilter{Since: at.Add(-time.Nanosecond)}, []int64{2, 3}},
+		{"since a nanosecond after an event", storage.AuditFilter{Since: at.Add(time.Nanosecond)}, []int64{3}},
+		{"since 999 ns after an event", storage.AuditFilter{Since: at.Add(999 * time.Nanosecond)}, []int64{3}},
+		{"until at an event", storage.AuditFilter{Until: at}, []int64{1}},
+		{"until a nanosecond before an event", storage.AuditFilter{Until: at.Add(-time.Nanosecond)}, []int64{1}},
+		{"until a nanosecond after an event", storage.AuditFilter{Until: at.Add(time.Nanosecond)}, []int64{1, 2}},
+		{"newest until a nanosecond after an event", storage.AuditFilter{Newest: true, Until: at.Add(time.Nanosecond)}, []int64{2, 1}},
+		{"since and until around an event", storage.AuditFilter{Since: at.Add(-time.Nanosecond), Until: at.Add(time.Nanosecond)}, []int64{2}},
+		{"since and until within a microsecond", storage.AuditFilter{Since: at.Add(time.Nanosecond), Until: at.Add(2 * time.Nanosecond)}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := s.ListAuditEvents(ctx, tt.f)
+			mustNil(t, err)
+			var got []int64
+			for _, e := range evs {
+				got = append(got, e.Seq)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("seqs = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	// A prune deletes the events before its cut, the one a nanosecond
+	// before it too.
+	prune := storage.AuditEvent{Time: t0.Add(time.Hour), Outcome: storage.OutcomeSuccess, Actor: "operator"}
+	n, err := s.PruneAudit(ctx, at.Add(time.Nanosecond), storage.PruneLimits{}, prune)
+	mustNil(t, err)
+	if n != 2 {
+		t.Fatalf("a prune before %v deleted %d events, want 2 (those at %v and %v)", at.Add(time.Nanosecond), n, t0, at)
 	}
 }
 
