@@ -164,11 +164,15 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 	if f.Limit, err = parseLimit(q.Get("limit")); err != nil {
 		return 0, nil, err
 	}
-	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+	// A bound at the zero time (0001-01-01T00:00:00Z) is one too: an
+	// until there selects nothing, not everything.
+	for name, dst := range map[string]**time.Time{"since": &f.Since, "until": &f.Until} {
 		if v := q.Get(name); v != "" {
-			if *dst, err = ParseTime(v, now); err != nil {
+			t, err := ParseTime(v, now)
+			if err != nil {
 				return 0, nil, invalid("%s must be an RFC 3339 time or a duration ago such as 1h.", name)
 			}
+			*dst = &t
 		}
 	}
 	f.Action, f.Outcome = q.Get("action"), q.Get("outcome")

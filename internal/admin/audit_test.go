@@ -169,6 +169,60 @@ func TestAuditOrder(t *testing.T) {
 	}
 }
 
+// TestAuditTimeBounds: GET /v1/audit's since (inclusive) and until
+// (exclusive) bound the events' times to the nanosecond, and an until at
+// the zero time, however written, selects nothing: it was taken for no
+// bound, and listed every event.
+func TestAuditTimeBounds(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	head, err := f.store.ListAuditEvents(ctx, storage.AuditFilter{Newest: true, Limit: 1})
+	if err != nil || len(head) != 1 {
+		t.Fatalf("the bootstrap's events: %v %v", head, err)
+	}
+	n := head[0].Seq
+	at := time.Date(2020, 1, 1, 0, 0, 0, 1000, time.UTC) // n+1; n+2 a microsecond later
+	evs := []storage.AuditEvent{
+		{Time: at, Action: "test.a", Outcome: storage.OutcomeSuccess, Actor: "test"},
+		{Time: at.Add(time.Microsecond), Action: "test.b", Outcome: storage.OutcomeSuccess, Actor: "test"},
+	}
+	if _, err := f.store.Commit(ctx, []storage.Write{{Events: evs}}); err != nil {
+		t.Fatal(err)
+	}
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	after := "after=" + strconv.FormatInt(n, 10) + "&"
+	tests := []struct {
+		query string
+		want  []int64 // seqs less n
+	}{
+		{"until=0001-01-01T00:00:00Z", nil},
+		{"until=0001-01-01T01:00:00%2B01:00", nil},
+		{"order=desc&until=0001-01-01T00:00:00Z", nil},
+		{"until=1970-01-01T00:00:00Z", nil},
+		{after + "since=0001-01-01T00:00:00Z", []int64{1, 2}},
+		{after + "since=2020-01-01T00:00:00.000001Z", []int64{1, 2}},
+		{after + "since=2020-01-01T00:00:00.000001001Z", []int64{2}},
+		{after + "until=2020-01-01T00:00:00.000001Z", nil},
+		{after + "until=2020-01-01T00:00:00.000001001Z", []int64{1}},
+		{after + "since=2020-01-01T00:00:00.000000999Z&until=2020-01-01T00:00:00.000001001Z", []int64{1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			code, out, _ := f.call(t, "GET", "/v1/audit?"+tt.query, auth, nil)
+			if code != 200 {
+				t.Fatalf("status %d: %v", code, out)
+			}
+			var got []int64
+			for _, e := range out["events"].([]any) {
+				got = append(got, int64(e.(map[string]any)["seq"].(float64))-n)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("seqs less %d = %v, want %v", n, got, tt.want)
+			}
+		})
+	}
+}
+
 // TestParseTime: since, until and prune's --before take an RFC 3339 time or
 // a duration ago; a negative duration, which would be a time to come, is
 // refused.

@@ -221,9 +221,11 @@ type AuditFilter struct {
 	Outcome   string
 	// Since and Until bound the events' times to the nanosecond, whatever
 	// the precision times are stored with: Since inclusive, Until
-	// exclusive; the zero time means no bound.
-	Since time.Time
-	Until time.Time
+	// exclusive; nil means no bound. The zero time is a bound like any
+	// other: Until at it selects only events before it (none Keyward
+	// writes), as a prune's cut at it deletes nothing.
+	Since *time.Time
+	Until *time.Time
 }
 
 // NormalizeAuditTime is the precision audit times are stored and hashed

@@ -228,11 +228,11 @@ func (s *Store) ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]s
 	if f.Outcome != "" {
 		add("outcome = ?", f.Outcome)
 	}
-	if !f.Since.IsZero() {
-		add("time >= ?", auditBound(f.Since))
+	if f.Since != nil {
+		add("time >= ?", auditBound(*f.Since))
 	}
-	if !f.Until.IsZero() {
-		add("time < ?", auditBound(f.Until))
+	if f.Until != nil {
+		add("time < ?", auditBound(*f.Until))
 	}
 	limit := f.Limit
 	if limit <= 0 {

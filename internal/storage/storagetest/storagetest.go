@@ -93,6 +93,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"AuditPruneBeforeEpoch", testAuditPruneBeforeEpoch},
 		{"AuditFilter", testAuditFilter},
 		{"AuditTimeBounds", testAuditTimeBounds},
+		{"AuditTimeBoundsZero", testAuditTimeBoundsZero},
 		{"AuditNewestPaging", testAuditNewestPaging},
 	}
 	for _, tt := range tests {
@@ -1454,16 +1455,16 @@ func testAuditTimeBounds(t *testing.T, s storage.Storage) {
 		f    storage.AuditFilter
 		want []int64
 	}{
-		{"since at an event", storage.AuditFilter{Since: at}, []int64{2, 3}},
-		{"since a nanosecond before an event", storage.AuditFilter{Since: at.Add(-time.Nanosecond)}, []int64{2, 3}},
-		{"since a nanosecond after an event", storage.AuditFilter{Since: at.Add(time.Nanosecond)}, []int64{3}},
-		{"since 999 ns after an event", storage.AuditFilter{Since: at.Add(999 * time.Nanosecond)}, []int64{3}},
-		{"until at an event", storage.AuditFilter{Until: at}, []int64{1}},
-		{"until a nanosecond before an event", storage.AuditFilter{Until: at.Add(-time.Nanosecond)}, []int64{1}},
-		{"until a nanosecond after an event", storage.AuditFilter{Until: at.Add(time.Nanosecond)}, []int64{1, 2}},
-		{"newest until a nanosecond after an event", storage.AuditFilter{Newest: true, Until: at.Add(time.Nanosecond)}, []int64{2, 1}},
-		{"since and until around an event", storage.AuditFilter{Since: at.Add(-time.Nanosecond), Until: at.Add(time.Nanosecond)}, []int64{2}},
-		{"since and until within a microsecond", storage.AuditFilter{Since: at.Add(time.Nanosecond), Until: at.Add(2 * time.Nanosecond)}, nil},
+		{"since at an event", storage.AuditFilter{Since: new(at)}, []int64{2, 3}},
+		{"since a nanosecond before an event", storage.AuditFilter{Since: new(at.Add(-time.Nanosecond))}, []int64{2, 3}},
+		{"since a nanosecond after an event", storage.AuditFilter{Since: new(at.Add(time.Nanosecond))}, []int64{3}},
+		{"since 999 ns after an event", storage.AuditFilter{Since: new(at.Add(999 * time.Nanosecond))}, []int64{3}},
+		{"until at an event", storage.AuditFilter{Until: new(at)}, []int64{1}},
+		{"until a nanosecond before an event", storage.AuditFilter{Until: new(at.Add(-time.Nanosecond))}, []int64{1}},
+		{"until a nanosecond after an event", storage.AuditFilter{Until: new(at.Add(time.Nanosecond))}, []int64{1, 2}},
+		{"newest until a nanosecond after an event", storage.AuditFilter{Newest: true, Until: new(at.Add(time.Nanosecond))}, []int64{2, 1}},
+		{"since and until around an event", storage.AuditFilter{Since: new(at.Add(-time.Nanosecond)), Until: new(at.Add(time.Nanosecond))}, []int64{2}},
+		{"since and until within a microsecond", storage.AuditFilter{Since: new(at.Add(time.Nanosecond)), Until: new(at.Add(2 * time.Nanosecond))}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1488,6 +1489,45 @@ func testAuditTimeBounds(t *testing.T, s storage.Storage) {
 	}
 }
 
+// testAuditTimeBoundsZero: the zero time is a bound like any other, as it
+// is a prune's cut (testAuditPruneBeforeEpoch): until the zero time
+// selects only the events before it, not every event, and since the zero
+// time leaves those out. It was taken for no bound.
+func testAuditTimeBoundsZero(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	zero := time.Time{}
+	evs := []storage.AuditEvent{ev("before the zero time"), ev("zero time"), ev("before 1970"), ev("now")}
+	evs[0].Time, evs[1].Time, evs[2].Time = zero.Add(-time.Second), zero, time.Unix(-1, 0)
+	_, err := s.Commit(ctx, []storage.Write{{Events: evs}})
+	mustNil(t, err)
+	tests := []struct {
+		name string
+		f    storage.AuditFilter
+		want []int64
+	}{
+		{"no bound", storage.AuditFilter{}, []int64{1, 2, 3, 4}},
+		{"until the zero time", storage.AuditFilter{Until: new(zero)}, []int64{1}},
+		{"since the zero time", storage.AuditFilter{Since: new(zero)}, []int64{2, 3, 4}},
+		{"since and until the zero time", storage.AuditFilter{Since: new(zero), Until: new(zero)}, nil},
+		{"newest until the zero time", storage.AuditFilter{Newest: true, Until: new(zero)}, []int64{1}},
+		{"until Unix time 0", storage.AuditFilter{Until: new(time.Unix(0, 0))}, []int64{1, 2, 3}},
+		{"since Unix time 0", storage.AuditFilter{Since: new(time.Unix(0, 0))}, []int64{4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := s.ListAuditEvents(ctx, tt.f)
+			mustNil(t, err)
+			var got []int64
+			for _, e := range evs {
+				got = append(got, e.Seq)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("seqs = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func testAuditFilter(t *testing.T, s storage.Storage) {
 	ctx := context.Background()
 	mk := func(action, outcome, acct string, at time.Time) storage.AuditEvent {
@@ -1508,8 +1548,8 @@ func testAuditFilter(t *testing.T, s storage.Storage) {
 		{"account", storage.AuditFilter{AccountID: "a"}, []int64{1, 2}},
 		{"action", storage.AuditFilter{Action: "token.issued"}, []int64{1, 3}},
 		{"outcome", storage.AuditFilter{Outcome: storage.OutcomeFailure}, []int64{2}},
-		{"since", storage.AuditFilter{Since: t0.Add(time.Minute)}, []int64{2, 3}},
-		{"until", storage.AuditFilter{Until: t0.Add(time.Minute)}, []int64{1}},
+		{"since", storage.AuditFilter{Since: new(t0.Add(time.Minute))}, []int64{2, 3}},
+		{"until", storage.AuditFilter{Until: new(t0.Add(time.Minute))}, []int64{1}},
 		{"after", storage.AuditFilter{AfterSeq: 1, Limit: 1}, []int64{2}},
 		{"before", storage.AuditFilter{BeforeSeq: 3}, []int64{1, 2}},
 		{"after and before", storage.AuditFilter{AfterSeq: 1, BeforeSeq: 3}, []int64{2}},
@@ -1519,8 +1559,8 @@ func testAuditFilter(t *testing.T, s storage.Storage) {
 		{"newest account", storage.AuditFilter{Newest: true, AccountID: "a"}, []int64{2, 1}},
 		{"newest action limit", storage.AuditFilter{Newest: true, Action: "token.issued", Limit: 1}, []int64{3}},
 		{"newest outcome", storage.AuditFilter{Newest: true, Outcome: storage.OutcomeSuccess}, []int64{3, 1}},
-		{"newest since", storage.AuditFilter{Newest: true, Since: t0.Add(time.Minute)}, []int64{3, 2}},
-		{"newest until", storage.AuditFilter{Newest: true, Until: t0.Add(2 * time.Minute)}, []int64{2, 1}},
+		{"newest since", storage.AuditFilter{Newest: true, Since: new(t0.Add(time.Minute))}, []int64{3, 2}},
+		{"newest until", storage.AuditFilter{Newest: true, Until: new(t0.Add(2 * time.Minute))}, []int64{2, 1}},
 		{"newest before", storage.AuditFilter{Newest: true, BeforeSeq: 3, Limit: 1}, []int64{2}},
 		{"newest before the first", storage.AuditFilter{Newest: true, BeforeSeq: 1}, nil},
 		{"newest after", storage.AuditFilter{Newest: true, AfterSeq: 1}, []int64{3, 2}},
