@@ -3,6 +3,7 @@
 
 let session = null; // { token, me, expiresAt (ms), revokeID, timer }
 const listeners = [];
+let leaves = 0; // how often the page was left (leavePage)
 
 // ApiError is a refused request, with the server's description.
 export class ApiError extends Error {
@@ -47,6 +48,24 @@ export async function endSession() {
   } catch (e) {
     signOut(`Signed out, but the access token could not be revoked (${e.message}); it stays valid until it expires.`);
   }
+}
+
+// leavePage signs out as the page is left, or shown again, from the
+// browser's back/forward cache, with reason as a notice; a sign-in begun
+// before then does not complete (beginSignIn).
+export function leavePage(reason) {
+  leaves++;
+  signOut(reason, false, true);
+}
+
+// beginSignIn is called as a sign-in begins. The function it returns
+// tells whether the page has been left since (leavePage): the sign-in
+// then must not complete, though its answers come in, as they may on a
+// page shown again from the back/forward cache, which would otherwise be
+// signed in again by a sign-in begun before it was left.
+export function beginSignIn() {
+  const at = leaves;
+  return () => leaves !== at;
 }
 
 // signOut forgets the token. reason, if any, is shown on the sign-in page,

@@ -3,7 +3,7 @@
 // revocation, the signing keys and the organizations, all read and
 // changed through the admin REST API.
 
-import { admin, seg, onSessionChange, currentSession, endSession, signOut } from "./api.js";
+import { admin, seg, onSessionChange, currentSession, endSession, signOut, leavePage, beginSignIn } from "./api.js";
 import { withKeyFile, withToken } from "./signin.js";
 import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, download, act, button, pager, pageLeft, list, words, unchangedItem, formInput } from "./dom.js";
 import { auditView, auditHash } from "./audit.js";
@@ -677,7 +677,8 @@ function setUp() {
     const file = $("keyfile").files[0];
     if (!file) throw new Error("Choose a key file first.");
     if (file.size > MAX_KEY_FILE) throw new Error("That file is too large to be a key file.");
-    await withKeyFile(await file.text());
+    const left = beginSignIn(); // before the file is read
+    await withKeyFile(await file.text(), left);
   }));
   const tokSubmit = $("token-form").querySelector("button");
   $("token-form").addEventListener("submit", act(tokSubmit, () => withToken($("token").value)));
@@ -694,9 +695,10 @@ function setUp() {
   // and the view are let go of before the page is kept, and a page shown
   // again from that cache is signed out all the same. The token is not
   // revoked: there is no waiting for an answer while the page is left.
+  // A sign-in still under way as the page is left does not complete.
   const leftPage = "Signed out: the page was left. Sign in again.";
-  window.addEventListener("pagehide", (e) => { if (e.persisted) signOut(leftPage, false, true); });
-  window.addEventListener("pageshow", (e) => { if (e.persisted) signOut(leftPage, false, true); });
+  window.addEventListener("pagehide", (e) => { if (e.persisted) leavePage(leftPage); });
+  window.addEventListener("pageshow", (e) => { if (e.persisted) leavePage(leftPage); });
   window.addEventListener("error", (e) => showError("The console failed: " + e.message));
   window.addEventListener("unhandledrejection", (e) => showError("The console failed: " + (e.reason?.message ?? e.reason)));
   $("signin").hidden = false;

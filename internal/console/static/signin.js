@@ -2,7 +2,7 @@
 // JWT-bearer assertion (RFC 7523 §2.1) here in the browser with WebCrypto,
 // or with an access token pasted as it is.
 
-import { ApiError, request, admin, signIn } from "./api.js";
+import { ApiError, request, admin, signIn, beginSignIn } from "./api.js";
 import { goFields, objectMembers } from "./userimport.js";
 
 // The admin API's scope (internal/admin.AdminScope).
@@ -11,6 +11,9 @@ const JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const CLIENT_ASSERTION_JWT = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 const fail = (msg) => { throw new ApiError(0, "console", msg); };
+
+// LEFT is the error of a sign-in begun before the page was left.
+const LEFT = "The sign-in begun before the page was left was not completed: sign in again.";
 
 const b64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)))
   .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
@@ -103,8 +106,10 @@ async function importKey({ der, type }) {
   fail("The key file's private key is neither an RSA key nor an ECDSA P-256 key, the kinds Keyward accepts (RS256, ES256).");
 }
 
-// withKeyFile signs in with the text of a key file.
-export async function withKeyFile(text) {
+// withKeyFile signs in with the text of a key file. left, from
+// beginSignIn, tells whether the page was left since the sign-in began:
+// then it fails, and revokes the token it obtained.
+export async function withKeyFile(text, left = beginSignIn()) {
   if (!globalThis.crypto?.subtle) {
     fail("This browser offers no WebCrypto here: the page must be opened over HTTPS (or on localhost). Sign in with an access token instead.");
   }
@@ -149,6 +154,10 @@ export async function withKeyFile(text) {
     revokeUnused(tok.access_token, (claims) => sign(claims, issuer), kf.client_email);
     throw e;
   }
+  if (left()) {
+    revokeUnused(tok.access_token, (claims) => sign(claims, issuer), kf.client_email);
+    fail(LEFT);
+  }
   // The token's jti, JWT or opaque, lets sign-out revoke it.
   signIn(tok.access_token, who.me, who.expiresAt, who.me.token.jti);
 }
@@ -170,12 +179,16 @@ function revokeUnused(token, sign, client) {
 }
 
 // withToken signs in with a pasted access token, after checking that the
-// admin API accepts it (an expired or revoked token is refused there).
+// admin API accepts it (an expired or revoked token is refused there). It
+// fails if the page was left meanwhile (beginSignIn); the token, which
+// may be in use elsewhere too, is not revoked.
 export async function withToken(raw) {
+  const left = beginSignIn();
   const token = raw.trim().replace(/^Bearer\s+/i, "");
   if (token === "") fail("Paste an access token first.");
   if (!/^[\x21-\x7e]+$/.test(token)) fail("An access token is one word of plain ASCII, without spaces or line breaks; paste just the token.");
   const { me, expiresAt } = await whoAmI(token);
+  if (left()) fail(LEFT);
   signIn(token, me, expiresAt);
 }
 
