@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // dataDirLock names the file in an SQLite data directory whose lock a
@@ -69,4 +72,47 @@ func lockWith(dir, holder string, lock func(*os.File) (busy bool, err error)) (r
 		f.WriteAt([]byte(fmt.Sprintf("%s (process %d)\n", holder, os.Getpid())), 0)
 	}
 	return func() { f.Close() }, nil
+}
+
+// lockRetry is how long lockFirstStart waits before it tries again a lock
+// another process holds.
+const lockRetry = 50 * time.Millisecond
+
+// lockWaiting is called when lockFirstStart first finds the lock of dir
+// held by another process, before it waits; tests count the servers
+// waiting.
+var lockWaiting = func(dir string) {}
+
+// lockFirstStart takes the lock of the data directory dir (keyward.lock,
+// as an SQLite server holds it) for the start of a server on PostgreSQL,
+// which writes master.key and admin-key.json there on a first start: on a
+// data directory shared by servers starting at the same moment, one at a
+// time generates the master key and bootstraps the store, and the next
+// ones find both made. It waits while another process holds the lock,
+// saying so once, until ctx is done. A lock the system refuses (a file
+// system without locks, a read-only directory) is logged, and the start
+// goes on without it, as it did before.
+func lockFirstStart(ctx context.Context, dir string, log *slog.Logger) (release func(), err error) {
+	for waited := false; ; waited = true {
+		release, err := lockDataDir(dir, "keyward serve, starting")
+		busy, ok := errors.AsType[*dataDirBusyError](err)
+		if !ok && err != nil {
+			log.Warn("could not lock the data directory for this start; servers starting at the same moment on it may race for master.key and admin-key.json", "err", err)
+			return func() {}, nil
+		}
+		if !ok {
+			return release, nil
+		}
+		if !waited {
+			log.Warn("waiting for the data directory: another keyward process holds its lock", "dir", dir, "holder", busy.Holder)
+			lockWaiting(dir)
+		}
+		t := time.NewTimer(lockRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w; gave up waiting for it: %w", busy, context.Cause(ctx))
+		case <-t.C:
+		}
+	}
 }

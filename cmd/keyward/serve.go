@@ -60,7 +60,9 @@ service account and writes its key file to <data-dir>/admin-key.json
 
 With SQLite, one server at a time: it locks <data-dir>/keyward.lock, and a
 second 'keyward serve' on the same directory refuses to start (each server
-caches what it reads, so two would drift apart). Replicas need PostgreSQL.
+caches what it reads, so two would drift apart). Replicas need PostgreSQL;
+replicas sharing a data directory take that lock in turn while they start,
+so that one generates the master key and admin-key.json.
 
 Plain HTTP is allowed only on loopback addresses. On any other address give
 --tls-cert and --tls-key, or --insecure-http when a TLS proxy is in front.
@@ -284,6 +286,14 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	if err := checkAccountDomain(ctx, m.store, c.flag("account-domain"), c.AccountDomain, m.Logger); err != nil {
 		return err
+	}
+	if c.DB != "" {
+		// An SQLite server holds the lock already, until it stops.
+		release, err := lockFirstStart(ctx, c.DataDir, m.Logger)
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
 	master, generated, err := m.loadMasterKey(ctx)
 	if err != nil {

@@ -1,0 +1,196 @@
+//go:build unix || windows
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/sakey"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
+	"github.com/keyward/keyward/internal/testkeyward"
+)
+
+// Servers on one new PostgreSQL store, sharing one new data directory,
+// start at the same moment: each one about to put its master.key (or, the
+// master key given, its admin-key.json) in place waits there until every
+// other one is there too or waits for the data directory's lock. All come
+// up, and the directory holds one master key and one admin-key.json, the
+// stored administrator's, and no file moved aside or left half-written.
+// Unlocked, they all generated a master key and all but one stopped
+// ("created meanwhile"), or raced to move each other's admin-key.json
+// aside.
+func TestFirstStartSharedDataDir(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		masterKey bool   // given, not generated
+		at        string // the file the servers meet at
+	}{
+		{"generated master key", false, "master.key"},
+		{"given master key", true, "admin-key.json"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dsn := pgtest.SchemaDSN(t)
+			dir := t.TempDir()
+			var keyFlag string
+			if tt.masterKey {
+				keyFlag = writeMasterKey(t, "a7")
+			}
+			const n = 3
+			var (
+				mu       sync.Mutex
+				met      = sync.NewCond(&mu)
+				arrived  int
+				released bool
+			)
+			arrive := func() {
+				mu.Lock()
+				arrived++
+				met.Broadcast()
+				mu.Unlock()
+			}
+			defer func(f func(string)) { publishing = f }(publishing)
+			publishing = func(p string) {
+				if filepath.Base(p) != tt.at {
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if released {
+					return
+				}
+				arrived++
+				met.Broadcast()
+				for arrived < n {
+					met.Wait()
+				}
+				released = true
+			}
+			defer func(f func(string)) { lockWaiting = f }(lockWaiting)
+			lockWaiting = func(string) { arrive() }
+
+			ms := make([]*Main, n)
+			errs := make(chan error, n)
+			for i := range ms {
+				cfg := DefaultConfig()
+				cfg.Listen, cfg.DataDir, cfg.DB, cfg.Issuer, cfg.MasterKeyFile = "127.0.0.1:0", dir, dsn, "http://keyward.test", keyFlag
+				ms[i] = &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+				t.Cleanup(func() { ms[i].Close() })
+				go func() {
+					err := ms[i].Open(context.Background())
+					if err != nil {
+						arrive() // stopped before meeting the others: none waits for it
+					}
+					errs <- err
+				}()
+			}
+			for range ms {
+				if err := <-errs; err != nil {
+					t.Errorf("a server failed to start: %v", err)
+				}
+			}
+			if t.Failed() {
+				return
+			}
+			var keyFiles []string
+			for _, m := range ms {
+				if m.AdminKeyFile != "" {
+					keyFiles = append(keyFiles, m.AdminKeyFile)
+				}
+			}
+			if len(keyFiles) != 1 {
+				t.Errorf("servers that kept an administrator key file: %v, want one", keyFiles)
+			}
+			want := []string{"admin-key.json", dataDirLock}
+			if !tt.masterKey {
+				want = append(want, "master.key")
+			}
+			slices.Sort(want)
+			if got := dirNames(t, dir); !slices.Equal(got, want) {
+				t.Errorf("the data directory holds %v, want %v", got, want)
+			}
+			checkStoredAdminKey(t, ms[0], filepath.Join(dir, "admin-key.json"))
+		})
+	}
+}
+
+// checkStoredAdminKey fails the test unless path is a key file of the
+// administrator account m's store holds, with a key the store holds.
+func checkStoredAdminKey(t *testing.T, m *Main, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kf sakey.KeyFile
+	if err := json.Unmarshal(b, &kf); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	ctx := context.Background()
+	a, err := m.store.GetAccountByEmail(ctx, m.Server.Admin.Email(admin.AdminAccountName, admin.AdminProject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := m.store.ListKeys(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kf.ClientID != a.ID || !slices.ContainsFunc(keys, func(k storage.Key) bool { return k.ID == kf.PrivateKeyID }) {
+		t.Errorf("%s holds key %s of %s; the administrator is %s with keys %v", path, kf.PrivateKeyID, kf.ClientID, a.ID, keys)
+	}
+}
+
+// lockFirstStart waits for a lock another process holds until its context
+// is done, then gives up naming the holder; a lock the system refuses (no
+// such directory, here) is logged, and the start goes on without it.
+func TestLockFirstStart(t *testing.T) {
+	held := t.TempDir()
+	unlock, err := lockDataDir(held, "keyward import")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	for _, tt := range []struct {
+		name    string
+		dir     string
+		wantErr []string // none: it goes on
+		wantLog string
+	}{
+		{"held", held, []string{held, "keyward import", "gave up waiting", context.Canceled.Error()}, "waiting for the data directory"},
+		{"refused", filepath.Join(held, "missing"), nil, "could not lock the data directory"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer func(f func(string)) { lockWaiting = f }(lockWaiting)
+			lockWaiting = func(string) { cancel() }
+			var logs testkeyward.SyncBuffer
+			release, err := lockFirstStart(ctx, tt.dir, slog.New(slog.NewTextHandler(&logs, nil)))
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				release()
+			} else if err == nil {
+				t.Fatal("it took the lock another process holds")
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if !strings.Contains(logs.String(), tt.wantLog) {
+				t.Errorf("logged %q, want %q", logs.String(), tt.wantLog)
+			}
+		})
+	}
+}
