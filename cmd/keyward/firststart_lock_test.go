@@ -176,10 +176,9 @@ func TestLockFirstStart(t *testing.T) {
 			var logs testkeyward.SyncBuffer
 			release, err := lockFirstStart(ctx, tt.dir, slog.New(slog.NewTextHandler(&logs, nil)))
 			if tt.wantErr == nil {
-				if err != nil {
-					t.Fatal(err)
+				if err != nil || release != nil {
+					t.Fatalf("release %v, err %v; want neither: no lock", release != nil, err)
 				}
-				release()
 			} else if err == nil {
 				t.Fatal("it took the lock another process holds")
 			}
@@ -190,6 +189,52 @@ func TestLockFirstStart(t *testing.T) {
 			}
 			if !strings.Contains(logs.String(), tt.wantLog) {
 				t.Errorf("logged %q, want %q", logs.String(), tt.wantLog)
+			}
+		})
+	}
+}
+
+// A start removes the temporary copies of master.key and admin-key.json
+// that a process killed while writing them left in the data directory,
+// logging each, and no other file: not a key file moved aside, nor a name
+// that only looks like one of them.
+func TestStartRemovesTempLeftovers(t *testing.T) {
+	leftovers := []string{".master.key.123456789", ".admin-key.json.42"}
+	kept := []string{".admin-key.json.prev.7", ".master.key.12a", ".master.key.", "master.key.1", ".master.keys.1", ".other.json.1"}
+	for _, tt := range []struct {
+		name string
+		db   func(t *testing.T) string
+	}{
+		{"sqlite", func(*testing.T) string { return "" }},
+		{"postgres", func(t *testing.T) string { return pgtest.SchemaDSN(t) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Listen, cfg.DataDir, cfg.DB = "127.0.0.1:0", t.TempDir(), tt.db(t)
+			for _, n := range append(slices.Clone(leftovers), kept...) {
+				if err := os.WriteFile(filepath.Join(cfg.DataDir, n), []byte("left\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var logs testkeyward.SyncBuffer
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+			defer m.Close()
+			if err := m.Open(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range leftovers {
+				p := filepath.Join(cfg.DataDir, n)
+				if _, err := os.Stat(p); !os.IsNotExist(err) {
+					t.Errorf("%s is still there (%v)", n, err)
+				}
+				if !strings.Contains(logs.String(), `msg="removed a temporary file left in the data directory by a keyward process that was stopped while writing it" file=`+p) {
+					t.Errorf("the removal of %s was not logged:\n%s", n, logs.String())
+				}
+			}
+			for _, n := range kept {
+				if _, err := os.Stat(filepath.Join(cfg.DataDir, n)); err != nil {
+					t.Errorf("%s: %v, want it kept", n, err)
+				}
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -91,14 +92,14 @@ var lockWaiting = func(dir string) {}
 // ones find both made. It waits while another process holds the lock,
 // saying so once, until ctx is done. A lock the system refuses (a file
 // system without locks, a read-only directory) is logged, and the start
-// goes on without it, as it did before.
+// goes on without it, as it did before: release is nil then.
 func lockFirstStart(ctx context.Context, dir string, log *slog.Logger) (release func(), err error) {
 	for waited := false; ; waited = true {
 		release, err := lockDataDir(dir, "keyward serve, starting")
 		busy, ok := errors.AsType[*dataDirBusyError](err)
 		if !ok && err != nil {
 			log.Warn("could not lock the data directory for this start; servers starting at the same moment on it may race for master.key and admin-key.json", "err", err)
-			return func() {}, nil
+			return nil, nil
 		}
 		if !ok {
 			return release, nil
@@ -115,4 +116,46 @@ func lockFirstStart(ctx context.Context, dir string, log *slog.Logger) (release 
 		case <-t.C:
 		}
 	}
+}
+
+// tempLeftovers are the files whose temporary copies, named by
+// createTempFor, removeTempLeftovers removes.
+var tempLeftovers = []string{"master.key", "admin-key.json"}
+
+// removeTempLeftovers removes from the data directory dir the temporary
+// files a keyward process killed while it wrote master.key or
+// admin-key.json left there (.master.key.123456, mode 0600): a key
+// nothing was sealed with or stored yet, or a second name of the file
+// written. Only names of exactly that pattern are removed, each logged.
+// The caller holds the data directory's lock, so no other server is
+// writing them.
+func removeTempLeftovers(dir string, log *slog.Logger) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		log.Warn("could not look for temporary files left in the data directory", "dir", dir, "err", err)
+		return
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !isTempLeftover(e.Name()) {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			log.Warn("could not remove a temporary file left in the data directory by a keyward process that was stopped while writing it", "file", path, "err", err)
+			continue
+		}
+		log.Warn("removed a temporary file left in the data directory by a keyward process that was stopped while writing it", "file", path)
+	}
+}
+
+// isTempLeftover tells whether name is one of createTempFor's temporary
+// files for a file of tempLeftovers: "." + the file's name + "." + the
+// decimal digits of os.CreateTemp's random part.
+func isTempLeftover(name string) bool {
+	for _, f := range tempLeftovers {
+		if r, ok := strings.CutPrefix(name, "."+f+"."); ok && r != "" && len(r) <= 10 && strings.Trim(r, "0123456789") == "" {
+			return true
+		}
+	}
+	return false
 }

@@ -287,13 +287,19 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := checkAccountDomain(ctx, m.store, c.flag("account-domain"), c.AccountDomain, m.Logger); err != nil {
 		return err
 	}
-	if c.DB != "" {
-		// An SQLite server holds the lock already, until it stops.
+	locked := c.DB == "" // an SQLite server holds the lock already, until it stops
+	if !locked {
 		release, err := lockFirstStart(ctx, c.DataDir, m.Logger)
 		if err != nil {
 			return err
 		}
-		defer release()
+		if release != nil {
+			defer release()
+			locked = true
+		}
+	}
+	if locked {
+		removeTempLeftovers(c.DataDir, m.Logger)
 	}
 	master, generated, err := m.loadMasterKey(ctx)
 	if err != nil {
