@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -14,9 +13,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/keyward/keyward/internal/admin"
-	"github.com/keyward/keyward/internal/sakey"
-	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 	"github.com/keyward/keyward/internal/testkeyward"
 )
@@ -121,32 +117,6 @@ func TestFirstStartSharedDataDir(t *testing.T) {
 			}
 			checkStoredAdminKey(t, ms[0], filepath.Join(dir, "admin-key.json"))
 		})
-	}
-}
-
-// checkStoredAdminKey fails the test unless path is a key file of the
-// administrator account m's store holds, with a key the store holds.
-func checkStoredAdminKey(t *testing.T, m *Main, path string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var kf sakey.KeyFile
-	if err := json.Unmarshal(b, &kf); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	ctx := context.Background()
-	a, err := m.store.GetAccountByEmail(ctx, m.Server.Admin.Email(admin.AdminAccountName, admin.AdminProject))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := m.store.ListKeys(ctx, a.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if kf.ClientID != a.ID || !slices.ContainsFunc(keys, func(k storage.Key) bool { return k.ID == kf.PrivateKeyID }) {
-		t.Errorf("%s holds key %s of %s; the administrator is %s with keys %v", path, kf.PrivateKeyID, kf.ClientID, a.ID, keys)
 	}
 }
 

@@ -217,6 +217,8 @@ type Main struct {
 	flushUsage func(context.Context) error
 	// jobs, if set, replaces Run's periodic jobs (tests).
 	jobs []job
+	// wrapStore, if set, wraps the store Open opened (tests).
+	wrapStore func(storage.Storage) storage.Storage
 	// listening: postgres.Watch listens for the other replicas' changes.
 	listening atomic.Bool
 
@@ -283,6 +285,9 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	if m.store, err = openStore(ctx, c, m.Logger); err != nil {
 		return err
+	}
+	if m.wrapStore != nil {
+		m.store = m.wrapStore(m.store)
 	}
 	if err := checkAccountDomain(ctx, m.store, c.flag("account-domain"), c.AccountDomain, m.Logger); err != nil {
 		return err
@@ -413,6 +418,9 @@ func (m *Main) Open(ctx context.Context) error {
 		m.restoreWinnersKeyFile(ctx, path, aside)
 		err, lost = nil, true
 	case err != nil && aside != "":
+		if m.keptStoredKey(ctx, path, saved, aside) {
+			break
+		}
 		// This one's key was not stored: what was there may be the key of
 		// another server starting at the same moment. A file at path
 		// that is not this one's, or that cannot be read, may be another
@@ -1631,6 +1639,41 @@ func (m *Main) restoreWinnersKeyFile(ctx context.Context, path, aside string) {
 		}
 		restoreAside(path, aside, m.Logger)
 	}
+}
+
+// keptStoredKey keeps the administrator key file path that a first start
+// saved, holding data, whose bootstrap failed, unless the store tells
+// that its key was not stored: a failure reported once the key was
+// stored (a commit that took place, its answer lost with the
+// connection) leaves it the account's only key, and a next start makes
+// no other. aside is the file that was at path, which the caller, told
+// false, puts back or removes; kept, this one's file is there instead,
+// and aside is removed (no account has its key) or, the store not
+// telling, left, logged.
+func (m *Main) keptStoredKey(ctx context.Context, path string, data []byte, aside string) bool {
+	var kf sakey.KeyFile
+	if json.Unmarshal(data, &kf) != nil {
+		return false
+	}
+	a, err := m.store.GetAccountByEmail(ctx, m.Server.Admin.Email(admin.AdminAccountName, admin.AdminProject))
+	if errors.Is(err, storage.ErrNotFound) || err == nil && a.ID != kf.ClientID {
+		return false
+	}
+	var keys []storage.Key
+	if err == nil {
+		keys, err = m.store.ListKeys(ctx, a.ID)
+	}
+	if err != nil {
+		m.Logger.Warn("the first start failed, and the store cannot tell whether the administrator key was stored: its key file stays, since it may be the only way in; the file that was there before is left aside: delete it if admin-key.json works",
+			"key_file", path, "aside", aside, "err", err)
+		return true
+	}
+	if !slices.ContainsFunc(keys, func(k storage.Key) bool { return k.ID == kf.PrivateKeyID }) {
+		return false
+	}
+	os.Remove(aside)
+	m.Logger.Warn("the first start failed after the administrator key was stored: its key file stays, and works", "key_file", path)
+	return true
 }
 
 // isAdminKeyFile tells whether the key file b holds a key of the stored

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -409,5 +410,116 @@ func TestFirstStartNotStoredAsideLogged(t *testing.T) {
 				t.Errorf("logged %q, want where the file moved aside is and what to do", got)
 			}
 		})
+	}
+}
+
+// keyStoredThenLost is a store whose CreateKey stores the key and then
+// fails, as a commit that took place but whose answer was lost with the
+// connection; with down, the store answers no read after that.
+type keyStoredThenLost struct {
+	storage.Storage
+	down, lost bool // Open's goroutine alone reads and writes them
+}
+
+func (s *keyStoredThenLost) CreateKey(ctx context.Context, k storage.Key, check func([]storage.Key) error, ev storage.AuditEvent) error {
+	if err := s.Storage.CreateKey(ctx, k, check, ev); err != nil {
+		return err
+	}
+	s.lost = true
+	return errors.New("connection lost")
+}
+
+func (s *keyStoredThenLost) GetAccountByEmail(ctx context.Context, email string) (storage.Account, error) {
+	if s.down && s.lost {
+		return storage.Account{}, errors.New("connection refused")
+	}
+	return s.Storage.GetAccountByEmail(ctx, email)
+}
+
+// A first start that moved aside a stale admin-key.json fails after its
+// administrator key was stored (a commit that took place, its answer
+// lost): its key file, the account's only key, stays in admin-key.json,
+// whether the store says the key is stored (the stale file is removed)
+// or cannot tell (the stale file is left aside, logged). It was removed
+// and the stale file put back: the next start, finding the key stored,
+// made none, and no administrator could sign in.
+func TestFirstStartFailedAfterKeyStored(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		down      bool
+		logged    string
+		asideLeft bool
+	}{
+		{"stored", false, "failed after the administrator key was stored", false},
+		{"store cannot tell", true, "cannot tell whether the administrator key was stored", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, path := firstStartConfig(t)
+			writeStale(t, path)
+			var logs testkeyward.SyncBuffer
+			var st *keyStoredThenLost
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil)), wrapStore: func(s storage.Storage) storage.Storage {
+				st = &keyStoredThenLost{Storage: s, down: tt.down}
+				return st
+			}}
+			closed := false
+			defer func() {
+				if !closed {
+					m.Close()
+				}
+			}()
+			if err := m.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "connection lost") {
+				t.Fatalf("start: %v, want the lost connection", err)
+			}
+			st.down = false
+			checkStoredAdminKey(t, m, path)
+			if !strings.Contains(logs.String(), tt.logged) {
+				t.Errorf("logged %q, want %q", logs.String(), tt.logged)
+			}
+			var aside []string
+			for _, n := range dirNames(t, cfg.DataDir) {
+				if strings.HasPrefix(n, ".admin-key.json") {
+					aside = append(aside, n)
+				}
+			}
+			if tt.asideLeft != (len(aside) == 1) || len(aside) > 1 {
+				t.Errorf("hidden files %v, want the stale one: %v", aside, tt.asideLeft)
+			}
+			m.Close()
+			closed = true
+
+			again := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			defer again.Close()
+			if err := again.Open(context.Background()); err != nil {
+				t.Fatalf("start again: %v", err)
+			}
+			checkStoredAdminKey(t, again, path)
+		})
+	}
+}
+
+// checkStoredAdminKey fails the test unless path is a key file of the
+// administrator account m's store holds, with a key the store holds.
+func checkStoredAdminKey(t *testing.T, m *Main, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kf sakey.KeyFile
+	if err := json.Unmarshal(b, &kf); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	ctx := context.Background()
+	a, err := m.store.GetAccountByEmail(ctx, m.Server.Admin.Email(admin.AdminAccountName, admin.AdminProject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := m.store.ListKeys(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kf.ClientID != a.ID || !slices.ContainsFunc(keys, func(k storage.Key) bool { return k.ID == kf.PrivateKeyID }) {
+		t.Errorf("%s holds key %s of %s; the administrator is %s with keys %v", path, kf.PrivateKeyID, kf.ClientID, a.ID, keys)
 	}
 }
