@@ -95,3 +95,31 @@ func TestChecksBounded(t *testing.T) {
 		t.Errorf("%d warnings say the database did not answer within the connect timeout, want 2; the log: %s", n, out.String())
 	}
 }
+
+// A connect timeout that is not a whole number of seconds is refused
+// naming the setting that gave it, not with pgx's "strconv.ParseInt:
+// parsing ..." alone, and without the DSN's password.
+func TestConnectTimeoutInvalid(t *testing.T) {
+	for _, tt := range []struct {
+		name, dsn, env, want string
+	}{
+		{"URL", "postgres://u:secret@h/db?connect_timeout=x", "", `the DSN's connect_timeout "x" is not a whole number of seconds: give whole seconds, such as 10, or 0 for the default (10s)`},
+		{"key=value", "host=h user=u password=secret connect_timeout=1.5", "", `the DSN's connect_timeout "1.5" is not a whole number of seconds`},
+		{"negative", "postgres://u:secret@h/db?connect_timeout=-5", "", `the DSN's connect_timeout is negative: give whole seconds`},
+		{"too large", "postgres://u:secret@h/db?connect_timeout=99999999999999999999", "", `the DSN's connect_timeout "99999999999999999999" is too large`},
+		{"PGCONNECT_TIMEOUT", "postgres://u:secret@h/db", "10s", `PGCONNECT_TIMEOUT "10s" is not a whole number of seconds`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("PGCONNECT_TIMEOUT", tt.env)
+			_, _, err := connConfig(tt.dsn)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("%v, want an error starting %q", err, tt.want)
+			}
+			for _, bad := range []string{"secret", "strconv"} {
+				if strings.Contains(err.Error(), bad) {
+					t.Errorf("%v holds %q", err, bad)
+				}
+			}
+		})
+	}
+}

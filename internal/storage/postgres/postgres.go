@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -122,11 +123,11 @@ var defaultConnectTimeout = 10 * time.Second
 // start as the unbounded connect did). source says what set the connect
 // timeout, for the errors that name it.
 func connConfig(dsn string) (cfg *pgx.ConnConfig, source string, err error) {
+	inDSN, inEnv := dsnSetsConnectTimeout(dsn), os.Getenv("PGCONNECT_TIMEOUT") != ""
 	cfg, err = pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, "", err
+		return nil, "", badConnectTimeout(err, inDSN, inEnv)
 	}
-	inDSN, inEnv := dsnSetsConnectTimeout(dsn), os.Getenv("PGCONNECT_TIMEOUT") != ""
 	switch {
 	case cfg.ConnectTimeout <= 0 && (inDSN || inEnv):
 		cfg.ConnectTimeout = defaultConnectTimeout
@@ -142,6 +143,32 @@ func connConfig(dsn string) (cfg *pgx.ConnConfig, source string, err error) {
 		source = "the connect_timeout of the DSN's PostgreSQL service sets this"
 	}
 	return cfg, source, nil
+}
+
+// badConnectTimeout rewords pgx's error of a connect timeout that is not
+// a whole number of seconds, which says only "strconv.ParseInt: parsing
+// ...", naming the setting that gave it: the DSN's connect_timeout (which
+// wins), PGCONNECT_TIMEOUT, or the DSN's PostgreSQL service. The DSN,
+// which may hold a password, is not repeated. Other errors are returned
+// as they are.
+func badConnectTimeout(err error, inDSN, inEnv bool) error {
+	if !strings.Contains(err.Error(), ": invalid connect_timeout (") {
+		return err
+	}
+	setting := "the connect_timeout of the DSN's PostgreSQL service"
+	switch {
+	case inDSN:
+		setting = "the DSN's connect_timeout"
+	case inEnv:
+		setting = "PGCONNECT_TIMEOUT"
+	}
+	what := setting + " is negative"
+	if ne, ok := errors.AsType[*strconv.NumError](err); ok && errors.Is(ne.Err, strconv.ErrRange) {
+		what = fmt.Sprintf("%s %q is too large", setting, ne.Num)
+	} else if ok {
+		what = fmt.Sprintf("%s %q is not a whole number of seconds", setting, ne.Num)
+	}
+	return fmt.Errorf("%s: give whole seconds, such as 10, or 0 for the default (%v)", what, defaultConnectTimeout)
 }
 
 // dsnSetsConnectTimeout reports whether dsn, a postgres:// URL or a
