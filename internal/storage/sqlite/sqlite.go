@@ -49,6 +49,9 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 	// would create all three 0644.) An existing one that others can read
 	// is made so too, on Unix.
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if pe, ok := errors.AsType[*fs.PathError](err); ok && pe.Path == path {
+		err = pe.Err // named below, once
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}

@@ -411,3 +411,19 @@ func TestOpenRefusesFileThatIsNoDatabase(t *testing.T) {
 		})
 	}
 }
+
+// A database path that cannot be opened (a directory, here) is named
+// once in the error, not twice ("open PATH: open PATH: is a directory").
+func TestOpenErrorNamesPathOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keyward.db")
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err == nil || strings.Count(err.Error(), path) != 1 {
+		t.Fatalf("Open: %v, want an error naming %s once", err, path)
+	}
+	if want := "sqlite: open " + path + ": is a directory"; runtime.GOOS != "windows" && err.Error() != want {
+		t.Errorf("Open: %v, want %q", err, want)
+	}
+}
