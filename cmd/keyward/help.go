@@ -153,3 +153,27 @@ func splitWord(word string, width int) []string {
 	}
 	return append(parts, part)
 }
+
+// fitCompletionHelp makes the --help of cobra's completion commands, in
+// cobra's words, fit helpColumns as all others do: their examples are
+// indented with a tab, which a terminal shows 8 columns wide (zsh's ran
+// to 83), and a line of bash's ran to 81.
+func fitCompletionHelp(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		for _, sc := range append([]*cobra.Command{c}, c.Commands()...) {
+			var lines []string
+			for _, line := range strings.Split(sc.Long, "\n") {
+				line = strings.ReplaceAll(line, "\t", "  ")
+				if utf8.RuneCountInString(line) > helpColumns {
+					lines = append(lines, wrapText(line, helpColumns)...)
+					continue
+				}
+				lines = append(lines, line)
+			}
+			sc.Long = strings.Join(lines, "\n")
+		}
+	}
+}

@@ -113,6 +113,7 @@ its admin API, authenticated with an administrator key file
 	// cobra adds 'completion' as it executes, after usageErrors would have
 	// seen it: added now, its mistakes are usage errors too.
 	root.InitDefaultCompletionCmd()
+	fitCompletionHelp(root)
 	usageErrors(root)
 	addVersionFlag(root)
 	refuseStrayHelp(root)
