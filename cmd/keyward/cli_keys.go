@@ -69,7 +69,7 @@ the key deleted again.`,
 				// The key is created before the file is written: find out now
 				// that the file cannot be (a directory, say, which --force
 				// would not overwrite either).
-				if err := checkWritable(out); err != nil {
+				if err := checkWritable(out, force); err != nil {
 					return fmt.Errorf("cannot write the key file, no key was created: %w", err)
 				}
 				// Lstat: a symbolic link is in the way too, dangling or not.
@@ -242,15 +242,33 @@ func removeKeyOut(path string, data []byte, replaced bool) string {
 }
 
 // checkWritable checks that a file can be written at path as
-// writeOutFile writes it: a temporary file next to it, renamed over it or
-// linked to it.
-func checkWritable(path string) error {
+// writeOutFile writes it: a temporary file next to it, renamed over it
+// (replace), or else given the name path without replacing a file there,
+// by a hard link or a rename that does not replace. A file system may
+// support neither (writeOutFile then fails with a *noLinkError): the
+// temporary file is given a second name that way too, so that the
+// command fails before it creates anything (a key) that it would then
+// have to delete again.
+func checkWritable(path string, replace bool) error {
 	f, err := createTempFor(path)
 	if err != nil {
 		return err
 	}
 	f.Close()
-	return os.Remove(f.Name())
+	defer os.Remove(f.Name())
+	if replace {
+		return nil
+	}
+	probe := f.Name() + ".new"
+	err = publishNew(f.Name(), probe)
+	os.Remove(probe)
+	if nle, ok := errors.AsType[*noLinkError](err); ok {
+		return fmt.Errorf("%w, or pass --force to replace any file there", &noLinkError{path, nle.link, nle.rename})
+	}
+	if pe, ok := errors.AsType[*fs.PathError](err); ok && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("cannot create %s: %w", path, pe.Err)
+	}
+	return nil
 }
 
 // expirySeconds turns an --expires-in duration into the whole seconds the

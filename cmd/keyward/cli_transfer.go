@@ -53,7 +53,7 @@ made while the store is read is refused too, and left as it is.
 				// Before the store is read: a path that cannot be written
 				// (a directory, which --force would not replace either),
 				// then one that exists.
-				if err := checkWritable(out); err != nil {
+				if err := checkWritable(out, force); err != nil {
 					return err
 				}
 				if _, err := os.Lstat(out); err == nil && !force {
