@@ -125,7 +125,7 @@ the key deleted again.`,
 				// and the file, if it was written but not made durable.
 				file := ""
 				if out != "-" {
-					file = "; " + removeKeyOut(out, pretty.Bytes(), replacing)
+					file = "; " + removeKeyOut(out, err, replacing)
 				}
 				if derr := c.do(context.WithoutCancel(cmd.Context()), http.MethodDelete, accountPath(args[0], "keys", meta.ID), nil, nil); derr != nil {
 					return fmt.Errorf("writing the key file failed: %w%s; key %s exists on the server without its private key, and deleting it failed (%v); to delete it, run: %s",
@@ -221,15 +221,15 @@ public keys, or a public key and a certificate, is refused.`,
 // writeKeyOut writes a key file (a variable for tests).
 var writeKeyOut = writeOutFile
 
-// removeKeyOut removes the key file path if it holds data, as it does
-// when writing it failed only once it was in place (its directory could
-// not be synced), and says what became of it: it held the private key of
-// a key that is being deleted, or is of no use without the command's
-// success. It is left if it holds something else. replaced tells that
-// the write was to replace a file at path (--force): removed, the new
-// file takes that one with it.
-func removeKeyOut(path string, data []byte, replaced bool) string {
-	switch left, err := removeWritten(path, data); {
+// removeKeyOut removes the key file path if writing it failed with
+// writeErr only once it was in place (its directory could not be
+// synced), and says what became of it: it held the private key of a key
+// that is being deleted, or is of no use without the command's success.
+// Another file there now is left. replaced tells that the write was to
+// replace a file at path (--force): removed, the new file takes that one
+// with it.
+func removeKeyOut(path string, writeErr error, replaced bool) string {
+	switch left, err := removeWrittenFile(path, writtenBy(writeErr)); {
 	case err != nil:
 		return fmt.Sprintf("%s may hold its private key and could not be removed (%v): delete it", path, err)
 	case left != writtenRemoved:

@@ -74,19 +74,20 @@ on SQLite, at once on PostgreSQL.
 			defer st.Close()
 			svc := admin.NewService(st, admin.Config{Issuer: cfg.issuer(cfg.Listen), AccountDomain: cfg.AccountDomain,
 				DefaultTokenLifetime: cfg.DefaultTokenTTL, MaxTokenLifetime: cfg.MaxTokenTTL})
-			var written []byte // the key file, once written
+			var written os.FileInfo // the key file, once written
 			r, err := svc.RecoverAdmin(cmd.Context(), admin.Actor{ID: localOperator("keyward recover-admin")}, enable, func(kf sakey.KeyFile) error {
 				b, err := keyFileJSON(kf)
 				if err != nil {
 					return err
 				}
-				if err := writeNewFile(keyFile, writeBytes(b)); errors.Is(err, fs.ErrExist) {
+				fi, err := writeNewFileAs(keyFile, writeBytes(b))
+				if errors.Is(err, fs.ErrExist) {
 					// Made since it was checked for, and left as it is.
 					return fmt.Errorf("--key-file %s already exists; name a new file", keyFile)
 				} else if err != nil {
 					return err
 				}
-				written = b
+				written = fi
 				return nil
 			})
 			if err != nil {
@@ -145,10 +146,10 @@ func operatorName(user, host, command string) string {
 }
 
 // removeUnstoredKeyFile removes the key file path that recover-admin
-// wrote, holding data, for a key that was then not stored, and says what
-// became of it. It is left if it holds something else now.
-func removeUnstoredKeyFile(path string, data []byte) string {
-	switch left, err := removeWritten(path, data); {
+// wrote, written (writeNewFileAs's), for a key that was then not stored,
+// and says what became of it. It is left if it is another file now.
+func removeUnstoredKeyFile(path string, written os.FileInfo) string {
+	switch left, err := removeWrittenFile(path, written); {
 	case err != nil:
 		return fmt.Sprintf("the key was not stored, and its key file %s could not be removed (%v): delete it, it opens nothing", path, err)
 	case left == writtenGone:
@@ -171,24 +172,37 @@ func removeUnstoredKeyFile(path string, data []byte) string {
 // synced is a failure, and the file just put at path is removed again;
 // the error says so.
 func writeNewFile(path string, write func(io.Writer) error) error {
-	err := writeTempThen(path, 0o600, write, publishNew)
-	if dse, ok := errors.AsType[*dirSyncError](err); ok {
-		fi, lerr := os.Lstat(path)
-		switch {
-		case errors.Is(lerr, fs.ErrNotExist):
-			return fmt.Errorf("%w; %s is gone", err, path)
-		case lerr == nil && !os.SameFile(fi, dse.file):
-			return fmt.Errorf("%w; %s is another file now, and was left as it is", err, path)
-		}
-		if lerr == nil {
-			lerr = os.Remove(path)
-		}
-		if lerr != nil {
-			return fmt.Errorf("%w; %s, written but not made durable, could not be removed (%v): delete it", err, path, lerr)
-		}
-		return fmt.Errorf("%w; %s, written but not made durable, was removed", err, path)
-	}
+	_, err := writeNewFileAs(path, write)
 	return err
+}
+
+// writeNewFileAs is writeNewFile, and returns the file written too, as it
+// was before it was given the name path, for removeWrittenFile.
+func writeNewFileAs(path string, write func(io.Writer) error) (os.FileInfo, error) {
+	var written os.FileInfo
+	err := writeTempThen(path, 0o600, write, func(tmp, path string) error {
+		fi, err := os.Lstat(tmp)
+		if err != nil {
+			return err
+		}
+		if err := publishNew(tmp, path); err != nil {
+			return err
+		}
+		written = fi
+		return nil
+	})
+	if dse, ok := errors.AsType[*dirSyncError](err); ok {
+		switch left, rerr := removeWrittenFile(path, dse.file); {
+		case rerr != nil:
+			return nil, fmt.Errorf("%w; %s, written but not made durable, could not be removed (%v): delete it", err, path, rerr)
+		case left == writtenGone:
+			return nil, fmt.Errorf("%w; %s is gone", err, path)
+		case left == writtenReplaced:
+			return nil, fmt.Errorf("%w; %s is another file now, and was left as it is", err, path)
+		}
+		return nil, fmt.Errorf("%w; %s, written but not made durable, was removed", err, path)
+	}
+	return written, err
 }
 
 // syncDir makes the entries of the directory dir durable (a variable for

@@ -104,6 +104,27 @@ func TestKeysCreateOut(t *testing.T) {
 			t.Fatalf("the key file of a deleted key is left: %v", err)
 		}
 	})
+	// Another file put at --out meanwhile, even a copy of the key file,
+	// is left: the key file's content was compared, not the file.
+	t.Run("directory cannot be synced, file replaced meanwhile", func(t *testing.T) {
+		out := filepath.Join(dir, "copied.json")
+		defer func(f func(string) error) { syncDir = f }(syncDir)
+		sync := syncDir
+		syncDir = func(d string) error {
+			if d != dir {
+				return sync(d)
+			}
+			replaceWithCopy(t, out)
+			return errors.New("input/output error")
+		}
+		err := runCLIErr(t, append([]string{"keys", "create", email, "--out", out}, admin...)...)
+		if want := "no key file of it was left at " + out; err == nil || !strings.Contains(err.Error(), "was deleted again") || !strings.HasSuffix(err.Error(), want) {
+			t.Fatalf("error %v, want that the key was deleted and %q", err, want)
+		}
+		if _, err := os.Stat(out); err != nil {
+			t.Fatalf("the file put there meanwhile was removed: %v", err)
+		}
+	})
 	// With --force over a file, that file went with the new one, which
 	// replaced it: the error says so.
 	t.Run("directory cannot be synced, --force", func(t *testing.T) {

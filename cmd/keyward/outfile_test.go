@@ -452,17 +452,19 @@ func TestWriteErrorsNamePath(t *testing.T) {
 // stores its key; a store that fails then (here its context is canceled
 // as the file is put in place) leaves no key file of a key that opens
 // nothing, and the error says what became of the file: removed, or, if
-// it holds something else by then, left as it is. It was removed
-// silently, whatever it held.
+// it is another file by then (even a copy of it), left as it is. It was
+// removed silently, whatever it held, and then whenever it held the
+// same.
 func TestRecoverAdminKeyNotStored(t *testing.T) {
 	m := startServer(t)
 	for _, tt := range []struct {
-		name    string
-		replace bool
-		says    string
+		name          string
+		replace, copy bool
+		says          string
 	}{
-		{"removed", false, "the key was not stored, and its key file %s was removed again"},
-		{"replaced meanwhile", true, "the key was not stored; %s holds another file now, and was left as it is"},
+		{"removed", false, false, "the key was not stored, and its key file %s was removed again"},
+		{"replaced meanwhile", true, false, "the key was not stored; %s holds another file now, and was left as it is"},
+		{"replaced by a copy meanwhile", false, true, "the key was not stored; %s holds another file now, and was left as it is"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "admin.json")
@@ -474,9 +476,13 @@ func TestRecoverAdminKeyNotStored(t *testing.T) {
 				err := sync(dir)
 				if dir == filepath.Dir(out) {
 					if tt.replace {
-						if err := os.WriteFile(out, []byte("theirs\n"), 0o600); err != nil {
+						mustWriteFile(t, out+".theirs", []byte("theirs\n"))
+						if err := os.Rename(out+".theirs", out); err != nil {
 							t.Error(err)
 						}
+					}
+					if tt.copy {
+						replaceWithCopy(t, out)
 					}
 					cancel() // the key is not stored
 				}
@@ -488,14 +494,29 @@ func TestRecoverAdminKeyNotStored(t *testing.T) {
 				t.Fatalf("%v, want the store's error, then %q", err, want)
 			}
 			b, rerr := os.ReadFile(out)
-			if tt.replace {
+			switch {
+			case tt.replace:
 				if string(b) != "theirs\n" {
 					t.Errorf("%s holds %q (%v), want the file made meanwhile", out, b, rerr)
 				}
-			} else if !errors.Is(rerr, fs.ErrNotExist) {
+			case tt.copy:
+				if rerr != nil {
+					t.Errorf("the copy made meanwhile was removed: %v", rerr)
+				}
+			case !errors.Is(rerr, fs.ErrNotExist):
 				t.Errorf("the key file of a key not stored is left: %v", rerr)
 			}
 		})
+	}
+}
+
+// replaceWithCopy puts a copy of the file path in its place, as another
+// file: what another writer putting the same there would leave.
+func replaceWithCopy(t *testing.T, path string) {
+	t.Helper()
+	mustWriteFile(t, path+".copy", mustReadFile(t, path))
+	if err := os.Rename(path+".copy", path); err != nil {
+		t.Fatal(err)
 	}
 }
 
