@@ -15,5 +15,12 @@ func SetKeySnapshotHook(t interface{ Cleanup(func()) }, f func()) {
 	t.Cleanup(func() { testHookKeySnapshot = nil })
 }
 
+// SetKidFetchHook makes f called each time a token of a kid unknown among
+// the issuer's keys has chosen the fetch it waits for, until the test ends.
+func SetKidFetchHook(t interface{ Cleanup(func()) }, f func()) {
+	testHookKidFetch = f
+	t.Cleanup(func() { testHookKidFetch = nil })
+}
+
 // Quote is quote, the escaping of a challenge's quoted-strings.
 var Quote = quote

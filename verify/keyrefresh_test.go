@@ -1479,3 +1479,55 @@ func TestAccountKeysAheadCapped(t *testing.T) {
 		}
 	})
 }
+
+// Once a fetch of the issuer's keys has failed, a token of an unknown kid
+// that finds another fetch in flight does not wait for it; if that fetch
+// then ends without the token's key, the token is not called invalid
+// (ErrUnavailable, with a RetryAfter): the fetch began before the token
+// came, and its answer may predate the key. It was invalid_token, the
+// key not being waited for, nor fetched again, as a token that joined
+// such a fetch has its keys fetched again.
+func TestUnknownKidNotInvalidAfterFetchNotWaitedFor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		s := newStubIssuer(t, false, func(_ *http.Request, n int32) error {
+			switch n {
+			case 2:
+				return errors.New("connection refused")
+			case 3:
+				<-release // the issuer is slow to answer
+			}
+			return nil
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v := s.verifier(t, ctx, verify.WithUnknownKidEvery(time.Second))
+		time.Sleep(2 * time.Second)
+		if _, err := v.Verify(ctx, s.token(t, "k2")); !errors.Is(err, verify.ErrUnavailable) {
+			t.Fatalf("a token of an unknown kid, the fetch failing: %v, want ErrUnavailable", err)
+		}
+		time.Sleep(2 * time.Second)
+		go v.Verify(ctx, s.token(t, "k2")) // a fetch that finds only k1
+		synctest.Wait()
+		s.publish("k1", "k2") // the issuer publishes k2 as that fetch is in flight
+		time.Sleep(2 * time.Second)
+		var hooked atomic.Bool
+		hooked.Store(true)
+		verify.SetKidFetchHook(t, func() {
+			if hooked.CompareAndSwap(true, false) {
+				close(release) // the fetch in flight ends ...
+				synctest.Wait()
+			}
+		})
+		// ... just as a token of k2 has chosen not to wait for it.
+		_, err := v.Verify(ctx, s.token(t, "k2"))
+		var ve *verify.Error
+		if !errors.As(err, &ve) || !errors.Is(err, verify.ErrUnavailable) || ve.RetryAfter <= 0 {
+			t.Fatalf("a token of a key published as the fetch in flight, not waited for, ended: %v, want ErrUnavailable with a RetryAfter", err)
+		}
+		time.Sleep(ve.RetryAfter)
+		if _, err := v.Verify(ctx, s.token(t, "k2")); err != nil {
+			t.Fatalf("a token of k2 once the keys may be fetched again: %v", err)
+		}
+	})
+}

@@ -331,6 +331,9 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 			// an unknown kid: only by the one that started it.
 			f = nil
 		}
+		if testHookKidFetch != nil {
+			testHookKidFetch()
+		}
 		for f != nil {
 			// As long as the request's context allows. A failure is
 			// noted in ks.failed.
@@ -368,6 +371,15 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 				e.RetryAfter = boundRetryAfter(wait)
 			}
 			return nil, time.Time{}, e
+		case !ok && allowed && !began:
+			// The fetch in flight when the token came, not waited for
+			// as the last one had failed, has ended since without its
+			// key: it began before the token came, and its answer may
+			// predate the key. Not known to be invalid; the limiter's
+			// slot is spent.
+			e := unavailable("the token's key is not among the issuer's keys known here, and they were being fetched again when it came", errKidPaused)
+			e.RetryAfter = boundRetryAfter(ks.o.unknownKidEvery)
+			return nil, time.Time{}, e
 		case !ok && !allowed:
 			// Not known to be invalid: the key may have been published
 			// since the last fetch (RFC 6750 §3.1's invalid_token is for
@@ -392,6 +404,10 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, h jose
 	}
 	return payload, trusted, nil
 }
+
+// testHookKidFetch, if set (tests), is called by keySet.verify for a
+// token of an unknown kid once it has chosen the fetch to wait for.
+var testHookKidFetch func()
 
 // publishedKeys is a JWK set as an issuer publishes it (RFC 7517 §5), read
 // one key at a time: an RSA key over keyfile.MaxRSABits bits, whose cost
