@@ -148,8 +148,10 @@ func WithIntrospectionConcurrency(n int) Option {
 // found the issuer unreachable, the next are not waited for, but made in
 // the background), and one in the last 30 s before (a new one, or one
 // reused and answered from the cache) has them fetched again in the
-// background, so the JWTs of an account in steady use seldom wait, nor does
-// a JWT reused for its whole life. A verified JWT is answered from the
+// background (at most 4 such fetches in flight at once, across accounts;
+// one left out is made by the account's next JWT), so the JWTs of an
+// account in steady use seldom wait, nor does a JWT reused for its whole
+// life. A verified JWT is answered from the
 // cache only until the keys it was verified with are 5 minutes old; one
 // verified with older keys (the issuer unreachable) is not cached, but
 // checked each time as a new JWT is. The keys of accounts new to the
@@ -159,7 +161,9 @@ func WithIntrospectionConcurrency(n int) Option {
 // every 10 s, and, across accounts, at most 10 at once and 5 a second after
 // that, so made-up kids with the emails of many real accounts cannot hammer
 // the issuer; a JWT that arrives while its account's keys are being fetched
-// waits for that fetch, as long as its context allows. Beyond, such a JWT
+// waits for that fetch, as long as its context allows, unless its kid is
+// unknown and a fetch of them since the last successful one has failed:
+// then only a fetch it started is waited for. Beyond, such a JWT
 // is answered like an unavailable issuer (ErrUnavailable, 503 with
 // Retry-After), not as invalid, since the account or key may exist. New
 // refuses this option with an audience that is the issuer or its token
