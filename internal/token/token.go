@@ -226,8 +226,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if oe.ServerFault() {
 		level = slog.LevelError
 	}
-	h.log.Log(r.Context(), level, "token request refused", "error", oe.Code, "description", oe.Description,
-		"cause", errString(oe.Err), "grant", req.Audit.Grant, "account", req.Audit.AccountID, "source", req.Source)
+	attrs := []any{"error", oe.Code, "description", oe.Description,
+		"cause", errString(oe.Err), "grant", req.Audit.Grant, "account", req.Audit.AccountID}
+	if req.Audit.AccountID == "" && req.Audit.ClientID != "" {
+		// Which client failed to authenticate, as its audit event says:
+		// the client ID as presented, cut, or a note for one shaped like
+		// a credential (clientauth.Attempt).
+		attrs = append(attrs, "client_id", req.Audit.ClientID)
+	}
+	h.log.Log(r.Context(), level, "token request refused", append(attrs, "source", req.Source)...)
 	oauth2.WriteError(w, oe)
 	h.cfg.Observer.ObserveRequest("token", knownGrant(req.Audit.Grant), req.Audit.AuthMethod, storage.OutcomeFailure, oe.Code, time.Since(start))
 }
