@@ -1068,7 +1068,7 @@ func (h *Handler) rotateSigningKeys(r *http.Request, a Actor) (int, any, error) 
 		// The master key was rotated while this server kept running with
 		// the old one (see DEPLOYMENT.md, The master key): no retry
 		// mends that, only a restart with the new key.
-		h.log.Error("signing-key rotation refused: the stored signing keys are sealed under another master key than this server's; restart it with the store's master key", "err", err)
+		h.log.ErrorContext(r.Context(), "signing-key rotation refused: the stored signing keys are sealed under another master key than this server's; restart it with the store's master key", "err", err)
 		return 0, nil, conflict("The signing keys in the store are sealed under another master key than this server's: the master key was rotated (keyward master-key rotate) while this server kept running with the old one, or the stored keys were altered. Nothing was changed. Restart this server, and every other replica, with the new master key, then rotate the signing keys again.")
 	} else if err != nil {
 		return 0, nil, err

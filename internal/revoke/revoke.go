@@ -72,7 +72,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ev.Data["throttled"] = note
 		}
 		if oe.ServerFault() {
-			h.log.Error("revocation refused", "error", oe.Code, "cause", oe.Err.Error(), "source", source)
+			h.log.ErrorContext(r.Context(), "revocation refused", "error", oe.Code, "cause", oe.Err.Error(), "source", source)
 		}
 		err = oe
 	}
@@ -80,7 +80,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rctx, cancel := oauth2.RecordContext(r.Context())
 		defer cancel()
 		if werr := h.journal.Write(rctx, storage.Write{Events: []storage.AuditEvent{ev}}); werr != nil {
-			h.log.Error("revocation request not answered: its audit event could not be written", "err", werr)
+			h.log.ErrorContext(r.Context(), "revocation request not answered: its audit event could not be written", "err", werr)
 			err = oauth2.Unrecorded()
 		}
 	}

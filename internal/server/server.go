@@ -108,6 +108,8 @@ func New(cfg Config, d Deps) *Server {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	// What handlers log about a request carries its ID (logRequests).
+	reqLog := logWithRequestIDs(d.Logger)
 	var (
 		observer     oauth2.Observer = oauth2.NopObserver{}
 		onThrottle   func()
@@ -128,7 +130,7 @@ func New(cfg Config, d Deps) *Server {
 		Issuer: cfg.Issuer, StrictAudience: cfg.StrictClientAssertionAudience,
 		MaxAssertionLifetime: cfg.MaxAssertionLifetime, ClockSkew: cfg.ClockSkew, Pepper: d.Pepper,
 		ClientCAs: cfg.ClientCAs, CertHeader: cfg.ClientCertHeader, TrustedProxies: cfg.TrustedProxies,
-		Now: d.Now, Logger: d.Logger, OnThrottle: onThrottle, OnUnreadableCertificate: onUnreadable,
+		Now: d.Now, Logger: reqLog, OnThrottle: onThrottle, OnUnreadableCertificate: onUnreadable,
 	}, cached)
 	tcfg := token.Config{
 		Issuer: cfg.Issuer, MaxAssertionLifetime: cfg.MaxAssertionLifetime,
@@ -138,7 +140,7 @@ func New(cfg Config, d Deps) *Server {
 	if cfg.DPoPNonces {
 		tcfg.DPoPNonces = dpop.NewNonces(nonceKey(d.Pepper))
 	}
-	tok := token.NewHandler(tcfg, cached, d.Journal, d.Signer, auth, d.Now, d.Logger)
+	tok := token.NewHandler(tcfg, cached, d.Journal, d.Signer, auth, d.Now, reqLog)
 	// The private_key_jwt assertions of every endpoint are checked alike
 	// (clientauth), so each endpoint lists the same algorithms.
 	assertionAlgs := []string{"RS256", "ES256"}
@@ -159,15 +161,15 @@ func New(cfg Config, d Deps) *Server {
 		AccessTokenSigningAlgValuesSupported:   signer.Algorithms,
 		TokenEndpointAuthSigningAlgsSupported:  assertionAlgs,
 		DPoPSigningAlgValuesSupported:          dpop.AlgorithmNames(),
-	}, d.Signer, cached, d.Now, d.Logger)
+	}, d.Signer, cached, d.Now, reqLog)
 
 	resolver := tokenstate.New(cached, d.Signer, cfg.Issuer, d.Now)
 	mux := http.NewServeMux()
 	mux.Handle("/token", withDeadline(tok))
-	mux.Handle("/introspect", withDeadline(introspect.NewHandler(auth, resolver, cached, d.Journal, d.Introspections, d.Now, d.Logger, observer)))
-	mux.Handle("/revoke", withDeadline(revoke.NewHandler(auth, resolver, cached, d.Journal, d.Now, d.Logger, observer)))
+	mux.Handle("/introspect", withDeadline(introspect.NewHandler(auth, resolver, cached, d.Journal, d.Introspections, d.Now, reqLog, observer)))
+	mux.Handle("/revoke", withDeadline(revoke.NewHandler(auth, resolver, cached, d.Journal, d.Now, reqLog, observer)))
 	disc.Register(mux)
-	adminHTTP := admin.NewHandler(adminSvc, resolver, auth, signingKeys{d.Signer, d.Store}, d.Journal, cfg.Issuer, d.Logger)
+	adminHTTP := admin.NewHandler(adminSvc, resolver, auth, signingKeys{d.Signer, d.Store}, d.Journal, cfg.Issuer, reqLog)
 	adminHTTP.Register(mux)
 	if cfg.Console {
 		console.New().Register(mux)
@@ -184,7 +186,7 @@ func New(cfg Config, d Deps) *Server {
 		}
 		oauth2.WriteError(w, &oauth2.Error{Code: "not_found", Description: "There is nothing at " + oauth2.Truncate(r.URL.Path, 200) + ".", Status: http.StatusNotFound})
 	})
-	return &Server{handler: oauth2.TrustForwardedFor(cfg.TrustedProxies, logRequests(d.Logger, recoverPanics(d.Logger, refuseDotSegments(mux)))), Admin: adminSvc, Cache: cached, Auth: auth, admin: adminHTTP}
+	return &Server{handler: oauth2.TrustForwardedFor(cfg.TrustedProxies, logRequests(d.Logger, recoverPanics(reqLog, refuseDotSegments(mux)))), Admin: adminSvc, Cache: cached, Auth: auth, admin: adminHTTP}
 }
 
 // StopLongPolls answers the long polls in progress (audit list --follow)
@@ -273,7 +275,7 @@ func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.Error("panic serving request", "method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownPath(r.URL.Path, maxLoggedPath), "panic", v, "stack", string(debug.Stack()))
+				log.ErrorContext(r.Context(), "panic serving request", "method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownPath(r.URL.Path, maxLoggedPath), "panic", v, "stack", string(debug.Stack()))
 				oauth2.WriteError(w, oauth2.Errorf(oauth2.ErrServerError, "The server could not complete the request."))
 			}
 		}()
@@ -325,7 +327,7 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
+		next.ServeHTTP(sw, r.WithContext(withRequestID(r.Context(), id)))
 		if !log.Enabled(r.Context(), slog.LevelDebug) && r.URL.Path == "/healthz" {
 			return
 		}

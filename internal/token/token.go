@@ -219,7 +219,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	oe := oauth2.AsError(err)
 	if werr := h.recordRefusal(r.Context(), req, oe); werr != nil {
-		h.log.Error("token request refused, and its audit event could not be written", "err", werr, "refusal", oe.Error())
+		h.log.ErrorContext(r.Context(), "token request refused, and its audit event could not be written", "err", werr, "refusal", oe.Error())
 		oe = oauth2.Unrecorded()
 	}
 	level := slog.LevelInfo

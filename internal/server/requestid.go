@@ -1,0 +1,44 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+)
+
+// requestIDKey is the context key of the ID logRequests gives a request.
+type requestIDKey struct{}
+
+// withRequestID returns ctx carrying the request ID id.
+func withRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// requestIDHandler adds to each record logged with a request's context
+// the request's ID, as id, the key of the request's own line: the line a
+// handler logs about a request (a refusal's cause, a failed write) is then
+// found by the ID the client got in X-Request-Id.
+type requestIDHandler struct{ slog.Handler }
+
+// logWithRequestIDs returns log, adding the request ID to what is logged
+// with a request's context.
+func logWithRequestIDs(log *slog.Logger) *slog.Logger {
+	return slog.New(requestIDHandler{log.Handler()})
+}
+
+// Handle implements slog.Handler.
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
+		r.AddAttrs(slog.String("id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+// WithAttrs implements slog.Handler.
+func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+}
+
+// WithGroup implements slog.Handler.
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
+}
