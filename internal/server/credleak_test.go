@@ -90,6 +90,19 @@ func TestNoCredentialInLogsOrAudit(t *testing.T) {
 			}
 		}
 	}
+	// A credential sent as the request ID, which every line about the
+	// request would carry and the answer would echo.
+	for _, c := range []string{f.secret, opaque} {
+		req := httptest.NewRequest("POST", "/token", strings.NewReader(cc))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", basic(f.clientID, "kw_wrong"))
+		req.Header.Set("X-Request-Id", c)
+		w := httptest.NewRecorder()
+		f.handler.ServeHTTP(w, req)
+		if got := w.Header().Get("X-Request-Id"); got == "" || got == c {
+			t.Errorf("credential as X-Request-Id: answered with X-Request-Id %q, want an ID of the server's", got)
+		}
+	}
 	// Enough failures to be throttled, whose 429 names its throttle key.
 	for range 30 {
 		req := httptest.NewRequest("POST", "/token", strings.NewReader(cc))

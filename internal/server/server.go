@@ -338,9 +338,11 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 }
 
 // validRequestID accepts a caller's request ID only if it is short and
-// plain, so it cannot forge log lines or headers.
+// plain, so it cannot forge log lines or headers, and not shaped like a
+// secret or opaque token (which fit in 64 plain bytes), which every line
+// about the request would carry.
 func validRequestID(id string) bool {
-	if id == "" || len(id) > 64 {
+	if id == "" || len(id) > 64 || oauth2.IsCredential(id) {
 		return false
 	}
 	for _, c := range id {
