@@ -24,7 +24,9 @@ func main() {
 			fmt.Fprintln(os.Stderr, "keyward:", err)
 			os.Exit(2)
 		}
-		fmt.Fprintln(os.Stderr, "keyward:", err)
+		if !errors.As(err, new(loggedError)) {
+			fmt.Fprintln(os.Stderr, "keyward:", err)
+		}
 		os.Exit(1)
 	}
 }

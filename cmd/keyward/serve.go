@@ -86,7 +86,7 @@ All problems in the configuration are reported at once.`,
 			if err := cfg.Validate(); err != nil {
 				return usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
 			}
-			logger, err := newLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+			logger, err := newLogger(cmd.ErrOrStderr(), cfg.LogFormat, cfg.LogLevel)
 			if err != nil {
 				return err
 			}
@@ -98,10 +98,10 @@ All problems in the configuration are reported at once.`,
 			m := &Main{Config: cfg, Logger: logger}
 			if err := m.Open(cmd.Context()); err != nil {
 				m.Close()
-				return err
+				return logFailure(logger, cfg.LogFormat, "keyward serve could not start", err)
 			}
 			defer m.Close()
-			return m.Run(cmd.Context())
+			return logFailure(logger, cfg.LogFormat, "keyward serve stopped", m.Run(cmd.Context()))
 		},
 	}
 	cfg.addServeFlags(cmd.Flags())
@@ -152,6 +152,26 @@ the database they use, even when they run with no-migrate.
 	}
 	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database to create or migrate")
 	return cmd
+}
+
+// loggedError is an error of serve's that its log already holds: main
+// exits with it but does not print it again.
+type loggedError struct{ error }
+
+func (e loggedError) Unwrap() error { return e.error }
+
+// logFailure logs err, which ends serve, at error as msg when the log is
+// JSON, and returns it as a loggedError: a collector that reads the log
+// line by line as JSON would not parse main's plain "keyward: ..." line,
+// the one that says why the server is gone, nor see its level. A usage
+// error, or any error in a text log, is left for main to print, as every
+// command's is.
+func logFailure(log *slog.Logger, format, msg string, err error) error {
+	if err == nil || format != "json" || errors.As(err, new(usageError)) {
+		return err
+	}
+	log.Error(msg, "err", err)
+	return loggedError{err}
 }
 
 func indent(err error) error {
