@@ -94,3 +94,37 @@ func TestRequestLogCut(t *testing.T) {
 		})
 	}
 }
+
+// A request line is logged at the level that lets it through: /healthz's,
+// which probes send every few seconds, at debug, so a debug log filtered
+// to info and above leaves them out; every other at info.
+func TestRequestLineLevel(t *testing.T) {
+	tests := []struct {
+		name, method, path string
+		level              slog.Level
+		want               string // the line's level=, or "" for none
+	}{
+		{"healthz at debug", "GET", "/healthz", slog.LevelDebug, "level=DEBUG"},
+		{"healthz at info", "GET", "/healthz", slog.LevelInfo, ""},
+		{"token at debug", "POST", "/token", slog.LevelDebug, "level=INFO"},
+		{"token at info", "POST", "/token", slog.LevelInfo, "level=INFO"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			f := newFixture(t, func(_ *server.Config, d *server.Deps) {
+				d.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: tt.level}))
+			})
+			f.handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(tt.method, tt.path, nil))
+			var line string
+			for l := range strings.Lines(logs.String()) {
+				if strings.Contains(l, "msg=request ") {
+					line = l
+				}
+			}
+			if got := strings.Contains(line, tt.want+" msg=request "); tt.want != "" && !got || tt.want == "" && line != "" {
+				t.Errorf("request line %q, want %q", line, tt.want)
+			}
+		})
+	}
+}

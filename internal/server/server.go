@@ -328,10 +328,15 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r.WithContext(withRequestID(r.Context(), id)))
-		if !log.Enabled(r.Context(), slog.LevelDebug) && r.URL.Path == "/healthz" {
+		// A probe's /healthz, every few seconds, is logged at debug.
+		level := slog.LevelInfo
+		if r.URL.Path == "/healthz" {
+			level = slog.LevelDebug
+		}
+		if !log.Enabled(r.Context(), level) {
 			return
 		}
-		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		log.LogAttrs(r.Context(), level, "request",
 			slog.String("id", id), slog.String("method", oauth2.Truncate(r.Method, 16)), slog.String("path", oauth2.ShownPath(r.URL.Path, maxLoggedPath)),
 			slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)), slog.String("remote", oauth2.RemoteIP(r)))
 	})
