@@ -467,3 +467,77 @@ func BenchmarkAdd(b *testing.B) {
 		}
 	})
 }
+
+// flakyJournal fails its first failFirst writes.
+type flakyJournal struct {
+	mu        sync.Mutex
+	writes    int
+	failFirst int
+}
+
+func (j *flakyJournal) Write(context.Context, storage.Write) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.writes++
+	if j.writes <= j.failFirst {
+		return errors.New("store unreachable")
+	}
+	return nil
+}
+
+// TestFailuresLoggedOnceAMinute: writes of the summaries that go on
+// failing, one each interval, are logged at the first, then at most once
+// a minute, with how many failed since; the write that succeeds after
+// them says so.
+func TestFailuresLoggedOnceAMinute(t *testing.T) {
+	tests := []struct {
+		name       string
+		step       time.Duration // the clock's move at each write
+		wantErrors int
+	}{
+		{"within a minute", 0, 1},
+		{"a write each 40 s", 40 * time.Second, 3}, // at 40 s, then 120 s and 200 s of 40 … 240
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var (
+				mu    sync.Mutex
+				clock = t0
+				logs  testkeyward.SyncBuffer
+				wrote = make(chan error, 100)
+			)
+			j := &flakyJournal{failFirst: 6}
+			tl := New(j, Options{Interval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+				Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return clock },
+				OnWrite: func(err error) {
+					mu.Lock()
+					clock = clock.Add(tt.step)
+					mu.Unlock()
+					wrote <- err
+				}})
+			tl.Add(event(0))
+			for i := 0; ; i++ {
+				select {
+				case err := <-wrote:
+					if err != nil {
+						continue
+					}
+				case <-time.After(30 * time.Second):
+					t.Fatalf("no successful write after %d", i)
+				}
+				break
+			}
+			tl.Close()
+			out := logs.String()
+			if n := strings.Count(out, "level=ERROR"); n != tt.wantErrors {
+				t.Errorf("%d errors logged for 6 failed writes, want %d:\n%s", n, tt.wantErrors, out)
+			}
+			if tt.wantErrors > 1 && !strings.Contains(out, "failed_writes=2") {
+				t.Errorf("log does not count the failures not logged:\n%s", out)
+			}
+			if !strings.Contains(out, `level=INFO msg="audit summaries written again"`) {
+				t.Errorf("log does not say the summaries were written again:\n%s", out)
+			}
+		})
+	}
+}
