@@ -17,6 +17,10 @@ type MigrationLocker = migrationLocker
 // WatchPinging is Watch, pinging a connection quiet for ping.
 var WatchPinging = watch
 
+// WatchAt is Watch, pinging a connection quiet for ping, its log's time
+// read from now.
+var WatchAt = watchAt
+
 // SetDefaultConnectTimeout sets the connect timeout of DSNs that set none
 // until the test ends.
 func SetDefaultConnectTimeout(t interface{ Cleanup(func()) }, d time.Duration) {

@@ -27,7 +27,8 @@ const channel = `CASE WHEN octet_length(current_schema()) <= 63 - octet_length('
 // Watch listens for the store's change notifications until ctx ends and calls fn with each payload.
 // When the connection is lost, notifications may have been missed, so it
 // calls fn(storage.ChangeAll) and reconnects, backing off up to 5 seconds,
-// logging each failure as a warning and the reconnection as information;
+// logging the loss as a warning, the failed reconnections after it as one
+// warning a minute at most, and the reconnection as information;
 // a connection that has been quiet for 30 seconds is pinged, and lost if
 // it does not answer within 30 more.
 // ready, if not nil, is closed once the first LISTEN is in place.
@@ -39,12 +40,26 @@ func Watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload st
 
 // watch is Watch, pinging a connection quiet for ping.
 func watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload string), ready chan<- struct{}, listening func(bool), ping time.Duration) {
+	watchAt(ctx, dsn, log, fn, ready, listening, ping, time.Now)
+}
+
+// lostLogEvery is how often watch logs the reconnections that go on
+// failing: at each, every 5 seconds, a store that is down would have a
+// warning that the notifications are lost, as if again, 12 times a minute.
+const lostLogEvery = time.Minute
+
+// watchAt is watch, reading the time of the log's lines from now.
+func watchAt(ctx context.Context, dsn string, log *slog.Logger, fn func(payload string), ready chan<- struct{}, listening func(bool), ping time.Duration, now func() time.Time) {
 	if listening == nil {
 		listening = func(bool) {}
 	}
 	backoff := 100 * time.Millisecond
 	first := true
-	var lost time.Time // when the last connection was lost
+	var (
+		lost     time.Time // when the last connection was lost
+		logged   time.Time // when its loss was last logged
+		unlogged int       // failed reconnections since then
+	)
 	for ctx.Err() == nil {
 		listened := false
 		err := listen(ctx, dsn, ping, fn, func() {
@@ -53,7 +68,7 @@ func watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload st
 			backoff = 100 * time.Millisecond
 			if !first {
 				fn(storage.ChangeAll) // what happened while we were away is unknown
-				log.Info("listening again for the PostgreSQL change notifications; caches flushed", "lost_for", time.Since(lost).Round(time.Millisecond))
+				log.Info("listening again for the PostgreSQL change notifications; caches flushed", "lost_for", now().Sub(lost).Round(time.Millisecond))
 			}
 			if first && ready != nil {
 				close(ready)
@@ -66,10 +81,17 @@ func watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload st
 		if ctx.Err() != nil {
 			return
 		}
-		if listened || lost.IsZero() {
-			lost = time.Now()
+		switch t := now(); {
+		case listened || lost.IsZero():
+			lost, logged, unlogged = t, t, 0
+			log.Warn("lost the PostgreSQL change notifications; caches fall back to their TTL until reconnected (while they stay lost, this is logged at most once a minute)", "err", err, "retry_in", backoff)
+		case t.Sub(logged) >= lostLogEvery || t.Before(logged):
+			log.Warn("still without the PostgreSQL change notifications; caches fall back to their TTL until reconnected", "err", err,
+				"lost_for", t.Sub(lost).Round(time.Second).String(), "failed_reconnections", unlogged+1)
+			logged, unlogged = t, 0
+		default:
+			unlogged++
 		}
-		log.Warn("lost the PostgreSQL change notifications; caches fall back to their TTL until reconnected", "err", err, "retry_in", backoff)
 		fn(storage.ChangeAll)
 		select {
 		case <-ctx.Done():

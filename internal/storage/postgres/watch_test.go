@@ -287,3 +287,62 @@ func TestWatchLogsReconnection(t *testing.T) {
 		t.Errorf("log = %q, want the loss as a warning, then the reconnection", out)
 	}
 }
+
+// Reconnections that go on failing (the database is down) are logged as
+// the loss at the first, then at most once a minute, with how many failed
+// since: a warning at each, every 5 seconds, read as the notifications
+// lost again and again. No PostgreSQL is needed: nothing listens at the
+// address.
+func TestWatchLogsFailedReconnectionsOnceAMinute(t *testing.T) {
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn := "postgres://keyward@" + closed.Addr().String() + "/keyward?sslmode=disable&connect_timeout=5"
+	closed.Close()
+	tests := []struct {
+		name       string
+		step       time.Duration // the clock's move at each failed attempt
+		wantWarns  int
+		wantCounts string
+	}{
+		{"within a minute", time.Second, 1, ""},
+		{"an attempt each 40 s", 40 * time.Second, 3, "failed_reconnections=2"}, // at 0, 80 and 160 s of 0 … 200
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var (
+				logs  testkeyward.SyncBuffer
+				mu    sync.Mutex
+				clock = time.Date(2026, 12, 7, 4, 0, 0, 0, time.UTC)
+				calls int
+			)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				postgres.WatchAt(ctx, dsn, slog.New(slog.NewTextHandler(&logs, nil)), func(string) {
+					mu.Lock()
+					defer mu.Unlock()
+					clock = clock.Add(tt.step)
+					if calls++; calls == 6 {
+						cancel()
+					}
+				}, nil, nil, time.Minute, func() time.Time { mu.Lock(); defer mu.Unlock(); return clock })
+			}()
+			select {
+			case <-done:
+			case <-time.After(60 * time.Second):
+				cancel()
+				t.Fatal("6 failed connections took over a minute")
+			}
+			out := logs.String()
+			if n := strings.Count(out, "level=WARN"); n != tt.wantWarns {
+				t.Errorf("%d warnings for 6 failed connections, want %d:\n%s", n, tt.wantWarns, out)
+			}
+			if !strings.Contains(out, `msg="lost the PostgreSQL change notifications`) || !strings.Contains(out, tt.wantCounts) {
+				t.Errorf("log does not say the notifications were lost, or %q:\n%s", tt.wantCounts, out)
+			}
+		})
+	}
+}
