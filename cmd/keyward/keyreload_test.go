@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/testkeyward"
 )
 
 // gatedKeys is a signer.Store whose ListSigningKeys, once gated, waits
@@ -149,5 +153,80 @@ func testReloadsOneAtATime(t *testing.T, change string) {
 	time.Sleep(50 * time.Millisecond)
 	if calls, _, _, _ := g.counts(); calls != 3 {
 		t.Fatalf("%d reloads after shutdown began, want none", calls-3)
+	}
+}
+
+// failingKeys is a signer.Store whose ListSigningKeys fails while fail is
+// set.
+type failingKeys struct {
+	signer.Store
+	fail atomic.Bool
+}
+
+func (f *failingKeys) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
+	if f.fail.Load() {
+		return nil, errors.New("store unreachable")
+	}
+	return f.Store.ListSigningKeys(ctx)
+}
+
+// Reloads of the signing keys that go on failing — one at each failed
+// reconnection of postgres.Watch, every 5 s while the store is down — are
+// logged at the first, then at most once a minute with how many failed
+// since; the first that succeeds after them says so.
+func TestKeyReloadFailuresLoggedOnceAMinute(t *testing.T) {
+	srv := startServer(t)
+	key, _, err := findMasterKey(srv.Config)
+	if err != nil || key == nil {
+		t.Fatalf("master key: %v", err)
+	}
+	sealer, err := signer.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		step      time.Duration // the clock's move after each reload
+		wantWarns int
+		wantCount string
+	}{
+		{"within a minute", time.Second, 1, ""},
+		{"a reload each 40 s", 40 * time.Second, 3, "failed_reloads=2"}, // at 0, 80 and 160 s of 0 … 200
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &failingKeys{Store: srv.store}
+			s, err := signer.New(context.Background(), f, sealer, signer.Config{Policy: signingPolicy(srv.Config)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var (
+				logs  testkeyward.SyncBuffer
+				mu    sync.Mutex
+				clock = time.Date(2026, 12, 7, 4, 0, 0, 0, time.UTC)
+			)
+			m := &Main{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Server: srv.Server, signer: s,
+				Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }}
+			reload := func() {
+				m.applyChange(storage.ChangeSigningKeys)
+				waitFor(t, "the reload to end", func() bool { m.keyReloads.Lock(); defer m.keyReloads.Unlock(); return !m.keyReloads.running })
+				mu.Lock()
+				clock = clock.Add(tt.step)
+				mu.Unlock()
+			}
+			f.fail.Store(true)
+			for range 6 {
+				reload()
+			}
+			f.fail.Store(false)
+			reload()
+			out := logs.String()
+			if n := strings.Count(out, "level=WARN"); n != tt.wantWarns {
+				t.Errorf("%d warnings for 6 failed reloads, want %d:\n%s", n, tt.wantWarns, out)
+			}
+			if !strings.Contains(out, tt.wantCount) || !strings.Contains(out, `level=INFO msg="signing keys reloaded again"`) {
+				t.Errorf("log does not hold %q and the recovery:\n%s", tt.wantCount, out)
+			}
+		})
 	}
 }

@@ -928,6 +928,43 @@ type keyReloads struct {
 	ctx                     context.Context
 	cancel                  context.CancelFunc
 	done                    chan struct{} // closed when the reloads running end
+	// failing is since when reloads fail (zero while they succeed),
+	// logged when that was last logged, unlogged how many failed since.
+	failing, logged time.Time
+	unlogged        int
+}
+
+// keyReloadLogEvery is how often reloads of the signing keys that go on
+// failing are logged: Watch asks for one at every failed reconnection,
+// every 5 s while the store is down.
+const keyReloadLogEvery = time.Minute
+
+// noteKeyReload logs the outcome err of a reload: its failure, at most
+// once each keyReloadLogEvery while they go on, and the first success
+// after them.
+func (m *Main) noteKeyReload(err error) {
+	r := &m.keyReloads
+	r.Lock()
+	defer r.Unlock()
+	now := time.Now()
+	if m.Now != nil {
+		now = m.Now()
+	}
+	switch {
+	case err == nil && !r.failing.IsZero():
+		m.Logger.Info("signing keys reloaded again", "failed_for", now.Sub(r.failing).Round(time.Second).String())
+		r.failing = time.Time{}
+	case err == nil:
+	case r.failing.IsZero():
+		r.failing, r.logged, r.unlogged = now, now, 0
+		m.Logger.Warn("reloading the signing keys after a change failed (while reloads fail, this is logged at most once a minute)", "err", err)
+	case now.Sub(r.logged) >= keyReloadLogEvery || now.Before(r.logged):
+		m.Logger.Warn("reloading the signing keys still fails", "err", err,
+			"failing_for", now.Sub(r.failing).Round(time.Second).String(), "failed_reloads", r.unlogged+1)
+		r.logged, r.unlogged = now, 0
+	default:
+		r.unlogged++
+	}
 }
 
 // reloadKeys reloads the signing keys in the background, for at most
@@ -955,8 +992,8 @@ func (m *Main) reloadKeys() {
 			ctx, cancel := context.WithTimeout(r.ctx, keyReloadTimeout)
 			err := m.signer.Refresh(ctx)
 			cancel()
-			if err != nil && r.ctx.Err() == nil {
-				m.Logger.Warn("reloading the signing keys after a change failed", "err", err)
+			if r.ctx.Err() == nil {
+				m.noteKeyReload(err)
 			}
 			r.Lock()
 			if !r.again || r.stopped {
