@@ -351,6 +351,16 @@ func (migrationLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
 	if _, err := tx.ExecContext(ctx, "SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', '0', true)"); err != nil {
 		return err
 	}
+	// A session lock outlives the transaction that took it, and goose
+	// unlocks only a lock SessionLock took: one that fails once it asked
+	// for the first releases what the session may hold (a lock it does
+	// not hold only draws a warning), or the connection would go back to
+	// the pool holding the schema's lock.
+	fail := func(err error) error {
+		tx.Rollback()
+		conn.ExecContext(context.WithoutCancel(ctx), migrationUnlock)
+		return err
+	}
 	// The schema's lock first: a replica waiting for it holds nothing an
 	// older release's replica, in any schema, would wait for.
 	for _, q := range []string{
@@ -359,13 +369,13 @@ func (migrationLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
 	} {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			if context.Cause(ctx) == errMigrationLockWait {
-				return errMigrationLockWait
+				return fail(errMigrationLockWait)
 			}
-			return err
+			return fail(err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return err
+		return fail(err)
 	}
 	// For the migrations goose runs next on this session; SessionUnlock
 	// resets it before the connection goes back to the pool.
@@ -384,8 +394,7 @@ func (migrationLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error 
 		return err
 	}
 	var schema, legacy bool
-	q := fmt.Sprintf("SELECT pg_advisory_unlock(%d, %s), pg_advisory_unlock_shared(%d)", lockMigrations, schemaKey, lock.DefaultLockID)
-	if err := conn.QueryRowContext(ctx, q).Scan(&schema, &legacy); err != nil {
+	if err := conn.QueryRowContext(ctx, migrationUnlock).Scan(&schema, &legacy); err != nil {
 		return err
 	}
 	if !schema || !legacy {
@@ -393,6 +402,10 @@ func (migrationLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error 
 	}
 	return nil
 }
+
+// migrationUnlock releases the locks migrationLocker takes; each answers
+// whether the session held it.
+var migrationUnlock = fmt.Sprintf("SELECT pg_advisory_unlock(%d, %s), pg_advisory_unlock_shared(%d)", lockMigrations, schemaKey, lock.DefaultLockID)
 
 // isBusy reports whether err is a wait given up: lock_not_available
 // (lock_timeout) or query_canceled (statement_timeout).

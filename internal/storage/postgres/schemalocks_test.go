@@ -167,3 +167,40 @@ func TestMigrationTableLockWait(t *testing.T) {
 	}
 	defer s.Close()
 }
+
+// TestMigrationLockReleasedOnFailure: a SessionLock that fails after it
+// took the schema's lock (its wait for the older releases' key, held by
+// one migrating, cancelled by an administrator) leaves its session, still
+// open, holding nothing. goose unlocks only a lock SessionLock says it
+// took, and a session lock outlives the transaction that took it: the
+// connection went back to the pool holding the schema's migration lock.
+// (A cancelled context closes the connection, and the lock with it.)
+func TestMigrationLockReleasedOnFailure(t *testing.T) {
+	h := holdMigrationLock(t, pgtest.SchemaDSN(t), nil)
+	conn, err := h.db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var pid int
+	if err := conn.QueryRowContext(context.Background(), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	locked := make(chan error, 1)
+	go func() { locked <- postgres.MigrationLocker{}.SessionLock(context.Background(), conn) }()
+	// Waiting for the older releases' key, once it has the schema's.
+	h.awaitWaiter(locked)
+	if _, err := h.db.ExecContext(context.Background(), "SELECT pg_cancel_backend($1)", pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-locked; err == nil {
+		t.Fatal("SessionLock succeeded while another session held the older releases' migration lock")
+	}
+	var held int
+	if err := h.db.QueryRowContext(context.Background(), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $1", pid).Scan(&held); err != nil {
+		t.Fatal(err)
+	}
+	if held != 0 {
+		t.Errorf("the session of a failed SessionLock holds %d advisory locks, want none", held)
+	}
+}
