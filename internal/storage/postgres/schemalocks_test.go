@@ -204,3 +204,41 @@ func TestMigrationLockReleasedOnFailure(t *testing.T) {
 		t.Errorf("the session of a failed SessionLock holds %d advisory locks, want none", held)
 	}
 }
+
+// TestMigrationLockTimeoutReset: SessionUnlock gives the session back
+// the lock_timeout its DSN sets, before the connection goes back to the
+// pool: the queries it serves next are not held to the migrations' 10 s.
+func TestMigrationLockTimeoutReset(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("pgx", pgtest.SchemaDSN(t)+"&options=-c%20lock_timeout%3D1234")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	show := func() string {
+		t.Helper()
+		var v string
+		if err := conn.QueryRowContext(ctx, "SHOW lock_timeout").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	var l postgres.MigrationLocker
+	if err := l.SessionLock(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if got := show(); got != "10s" {
+		t.Errorf("lock_timeout while migrating: %s, want 10s", got)
+	}
+	if err := l.SessionUnlock(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if got := show(); got != "1234ms" {
+		t.Errorf("lock_timeout after SessionUnlock: %s, want the DSN's 1234ms", got)
+	}
+}
