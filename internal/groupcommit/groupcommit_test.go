@@ -326,9 +326,11 @@ func TestCommitTimeout(t *testing.T) {
 
 // fallbackStore fails every batch of more than one write as a store
 // refusing one of them does, and takes each write alone after perWrite, or
-// never (perWrite 0: the store hangs), unless its context ends first.
+// never (perWrite 0: the store hangs), unless its context ends first, or
+// fails it at once with lost when set.
 type fallbackStore struct {
 	perWrite time.Duration
+	lost     error
 	mu       sync.Mutex
 	singles  int // calls of Commit with one write
 }
@@ -340,6 +342,9 @@ func (f *fallbackStore) Commit(ctx context.Context, ws []storage.Write) ([]error
 	f.mu.Lock()
 	f.singles++
 	f.mu.Unlock()
+	if f.lost != nil {
+		return nil, f.lost
+	}
 	var done <-chan time.Time
 	if f.perWrite > 0 {
 		done = time.After(f.perWrite)
@@ -356,22 +361,26 @@ func (f *fallbackStore) Commit(ctx context.Context, ws []storage.Write) ([]error
 // whole by CommitTimeout, not each write by it: on a store that hangs, or
 // one too slow to take them all in time, the writes not yet tried fail at
 // once, instead of holding every write behind them for a timeout each
-// (512 of them, at 20 s each, held the server for nearly 3 hours).
+// (512 of them, at 20 s each, held the server for nearly 3 hours). One
+// write finding the store lost or busy fails the rest as well, at once.
 func TestCommitEachBounded(t *testing.T) {
 	const timeout = time.Second
 	tests := []struct {
 		name      string
 		perWrite  time.Duration // 0: the store hangs
+		lost      error         // if set, each write tried alone fails with it at once
 		committed int           // writes of the batch made durable
 		singles   int           // of them, tried alone
+		want      error         // the error of the others
 	}{
-		{"store hangs", 0, 0, 1},
-		{"store slow", 2 * timeout / 5, 2, 3},
+		{"store hangs", 0, nil, 0, 1, context.DeadlineExceeded},
+		{"store slow", 2 * timeout / 5, nil, 2, 3, context.DeadlineExceeded},
+		{"store busy", 0, storage.ErrBusy, 0, 1, storage.ErrBusy},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				st := &fallbackStore{perWrite: tt.perWrite}
+				st := &fallbackStore{perWrite: tt.perWrite, lost: tt.lost}
 				c := New(st, Options{CommitTimeout: timeout})
 				defer c.Close()
 				const n = 8
@@ -389,8 +398,8 @@ func TestCommitEachBounded(t *testing.T) {
 					switch {
 					case err == nil:
 						committed++
-					case !errors.Is(err, context.DeadlineExceeded):
-						t.Errorf("write %d: %v, want %v", i, err, context.DeadlineExceeded)
+					case !errors.Is(err, tt.want):
+						t.Errorf("write %d: %v, want %v", i, err, tt.want)
 					}
 				}
 				if committed != tt.committed {
