@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 	"github.com/keyward/keyward/internal/testkeyward"
@@ -167,10 +168,13 @@ func TestLockFirstStart(t *testing.T) {
 // A start removes the temporary copies of master.key and admin-key.json
 // that a process killed while writing them left in the data directory,
 // logging each, and no other file: not a key file moved aside, nor a name
-// that only looks like one of them.
+// that only looks like one of them, nor a recent one, which another
+// process may be writing.
 func TestStartRemovesTempLeftovers(t *testing.T) {
 	leftovers := []string{".master.key.123456789", ".admin-key.json.42"}
 	kept := []string{".admin-key.json.prev.7", ".master.key.12a", ".master.key.", "master.key.1", ".master.keys.1", ".other.json.1"}
+	recent := []string{".master.key.77", ".admin-key.json.78"}
+	old := time.Now().Add(-2 * tempLeftoverAge)
 	for _, tt := range []struct {
 		name string
 		db   func(t *testing.T) string
@@ -181,9 +185,15 @@ func TestStartRemovesTempLeftovers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.Listen, cfg.DataDir, cfg.DB = "127.0.0.1:0", t.TempDir(), tt.db(t)
-			for _, n := range append(slices.Clone(leftovers), kept...) {
-				if err := os.WriteFile(filepath.Join(cfg.DataDir, n), []byte("left\n"), 0o600); err != nil {
+			for _, n := range slices.Concat(leftovers, kept, recent) {
+				p := filepath.Join(cfg.DataDir, n)
+				if err := os.WriteFile(p, []byte("left\n"), 0o600); err != nil {
 					t.Fatal(err)
+				}
+				if !slices.Contains(recent, n) {
+					if err := os.Chtimes(p, old, old); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 			var logs testkeyward.SyncBuffer
@@ -201,10 +211,72 @@ func TestStartRemovesTempLeftovers(t *testing.T) {
 					t.Errorf("the removal of %s was not logged:\n%s", n, logs.String())
 				}
 			}
-			for _, n := range kept {
+			for _, n := range slices.Concat(kept, recent) {
 				if _, err := os.Stat(filepath.Join(cfg.DataDir, n)); err != nil {
 					t.Errorf("%s: %v, want it kept", n, err)
 				}
+			}
+		})
+	}
+}
+
+// A server on PostgreSQL that starts while master-key rotate or
+// recover-admin --key-file <data-dir>/admin-key.json writes that file
+// (neither holds the data directory's lock on PostgreSQL) leaves their
+// temporary file alone: it is recent. It removed it, and the command
+// failed; rotate after re-encrypting the store, leaving the old key in
+// master.key.
+func TestStartBesideTempFileWrite(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	dir := t.TempDir()
+	m, stop := launchServer(t, func(m *Main) { m.Config.DataDir, m.Config.DB = dir, dsn })
+	issuer := m.Issuer
+	stop()
+	adminKey := filepath.Join(dir, "admin-key.json")
+	if err := os.Remove(adminKey); err != nil {
+		t.Fatal(err)
+	}
+	newKey := strings.Repeat("a5", 32) + "\n"
+	newKeyFile := filepath.Join(t.TempDir(), "new.key")
+	mustWriteFile(t, newKeyFile, []byte(newKey))
+	for _, tt := range []struct {
+		name string
+		file string // the file the command writes, in dir
+		args []string
+	}{
+		{"recover-admin", "admin-key.json", []string{"recover-admin", "--db", dsn, "--data-dir", dir, "--issuer", issuer, "--key-file", adminKey}},
+		{"master-key rotate", "master.key", []string{"master-key", "rotate", "--db", dsn, "--data-dir", dir, "--new-master-key-file", newKeyFile}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			started := false
+			defer func(f func(string)) { publishing = f }(publishing)
+			publishing = func(p string) {
+				if p != filepath.Join(dir, tt.file) || started {
+					return
+				}
+				started = true
+				// The command's temporary file is in place: a server starts.
+				cfg := DefaultConfig()
+				cfg.Listen, cfg.DataDir, cfg.DB, cfg.Issuer = "127.0.0.1:0", dir, dsn, issuer
+				s := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+				s.Open(context.Background()) // after a rotation, with the old key: it fails
+				s.Close()
+			}
+			if err := runCLIErr(t, tt.args...); err != nil {
+				t.Fatalf("%s while a server started: %v", tt.name, err)
+			}
+			if !started {
+				t.Fatal("no server started while the command wrote its file")
+			}
+			if tt.file == "master.key" {
+				if got := mustReadFile(t, filepath.Join(dir, tt.file)); string(got) != newKey {
+					t.Errorf("master.key holds %q, want the new key", got)
+				}
+			} else if _, err := os.Stat(adminKey); err != nil {
+				t.Error(err)
+			}
+			if got, want := dirNames(t, dir), []string{"admin-key.json", dataDirLock, "master.key"}; !slices.Equal(got, want) {
+				t.Errorf("the data directory holds %v, want %v", got, want)
 			}
 		})
 	}

@@ -122,14 +122,24 @@ func lockFirstStart(ctx context.Context, dir string, log *slog.Logger) (release 
 // createTempFor, removeTempLeftovers removes.
 var tempLeftovers = []string{"master.key", "admin-key.json"}
 
+// tempLeftoverAge is how old a temporary copy must be for
+// removeTempLeftovers to remove it. A younger one may be the file of a
+// process writing it now, which the data directory's lock does not keep
+// out: master-key rotate replacing master.key and recover-admin writing
+// --key-file <data-dir>/admin-key.json take no lock on PostgreSQL, and
+// recover-admin none beside an SQLite server. Removed, their write failed:
+// rotate's after the store was re-encrypted under the new key.
+const tempLeftoverAge = 10 * time.Minute
+
 // removeTempLeftovers removes from the data directory dir the temporary
 // files a keyward process killed while it wrote master.key or
 // admin-key.json left there (.master.key.123456, mode 0600): a key
 // nothing was sealed with or stored yet, or a second name of the file
-// written. Only names of exactly that pattern are removed, each logged.
-// The caller holds the data directory's lock, so no other server is
-// writing them.
-func removeTempLeftovers(dir string, log *slog.Logger) {
+// written. Only names of exactly that pattern, last modified
+// tempLeftoverAge or more before now, are removed, each logged; younger
+// ones are logged and left. The caller holds the data directory's lock,
+// so no other server is writing them.
+func removeTempLeftovers(dir string, now time.Time, log *slog.Logger) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		log.Warn("could not look for temporary files left in the data directory", "dir", dir, "err", err)
@@ -140,6 +150,15 @@ func removeTempLeftovers(dir string, log *slog.Logger) {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
+		fi, err := e.Info()
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if age := now.Sub(fi.ModTime()); age < tempLeftoverAge {
+			log.Info("left a temporary file in the data directory: it is recent, and another keyward process may be writing it; a start once it is older removes it",
+				"file", path, "modified", fi.ModTime(), "min_age", tempLeftoverAge)
+			continue
+		}
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			log.Warn("could not remove a temporary file left in the data directory by a keyward process that was stopped while writing it", "file", path, "err", err)
 			continue

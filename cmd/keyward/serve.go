@@ -324,7 +324,7 @@ func (m *Main) Open(ctx context.Context) error {
 		}
 	}
 	if locked {
-		removeTempLeftovers(c.DataDir, m.Logger)
+		removeTempLeftovers(c.DataDir, time.Now(), m.Logger) // the files' clock, not m.Now
 	}
 	master, generated, err := m.loadMasterKey(ctx)
 	if err != nil {
