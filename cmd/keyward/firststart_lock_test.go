@@ -123,14 +123,17 @@ func TestFirstStartSharedDataDir(t *testing.T) {
 
 // lockFirstStart waits for a lock another process holds until its context
 // is done, then gives up naming the holder; a lock the system refuses (no
-// such directory, here) is logged, and the start goes on without it.
+// such directory, here), or an SQLite server holds (until it stops: the
+// wait never ended), is logged, and the start goes on without it.
 func TestLockFirstStart(t *testing.T) {
-	held := t.TempDir()
-	unlock, err := lockDataDir(held, "keyward import")
-	if err != nil {
-		t.Fatal(err)
+	held, sqlite := t.TempDir(), t.TempDir()
+	for dir, holder := range map[string]string{held: "keyward import", sqlite: sqliteServerHolder} {
+		unlock, err := lockDataDir(dir, holder)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unlock()
 	}
-	defer unlock()
 	for _, tt := range []struct {
 		name    string
 		dir     string
@@ -139,6 +142,7 @@ func TestLockFirstStart(t *testing.T) {
 	}{
 		{"held", held, []string{held, "keyward import", "gave up waiting", context.Canceled.Error()}, "waiting for the data directory"},
 		{"refused", filepath.Join(held, "missing"), nil, "could not lock the data directory"},
+		{"an SQLite server", sqlite, nil, "an SQLite server holds the data directory's lock for as long as it runs: this start goes on without it"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())

@@ -75,6 +75,16 @@ func lockWith(dir, holder string, lock func(*os.File) (busy bool, err error)) (r
 	return func() { f.Close() }, nil
 }
 
+// sqliteServerHolder is the holder an SQLite server names in the data
+// directory's lock file, which it holds until it stops.
+const sqliteServerHolder = "keyward serve"
+
+// isSQLiteServer tells whether holder, read from the lock file, is an
+// SQLite server (see lockWith for the form).
+func isSQLiteServer(holder string) bool {
+	return strings.HasPrefix(holder, sqliteServerHolder+" (process ")
+}
+
 // lockRetry is how long lockFirstStart waits before it tries again a lock
 // another process holds.
 const lockRetry = 50 * time.Millisecond
@@ -92,7 +102,9 @@ var lockWaiting = func(dir string) {}
 // ones find both made. It waits while another process holds the lock,
 // saying so once, until ctx is done. A lock the system refuses (a file
 // system without locks, a read-only directory) is logged, and the start
-// goes on without it, as it did before: release is nil then.
+// goes on without it, as it did before: release is nil then. So does it
+// when a server on an SQLite database holds the lock, which it does until
+// it stops: waiting would be waiting for ever.
 func lockFirstStart(ctx context.Context, dir string, log *slog.Logger) (release func(), err error) {
 	for waited := false; ; waited = true {
 		release, err := lockDataDir(dir, "keyward serve, starting")
@@ -103,6 +115,10 @@ func lockFirstStart(ctx context.Context, dir string, log *slog.Logger) (release 
 		}
 		if !ok {
 			return release, nil
+		}
+		if isSQLiteServer(busy.Holder) {
+			log.Warn("an SQLite server holds the data directory's lock for as long as it runs: this start goes on without it; servers starting at the same moment on it may race for master.key and admin-key.json: give this one its own --data-dir", "dir", dir, "holder", busy.Holder)
+			return nil, nil
 		}
 		if !waited {
 			log.Warn("waiting for the data directory: another keyward process holds its lock", "dir", dir, "holder", busy.Holder)
