@@ -1531,3 +1531,51 @@ func TestUnknownKidNotInvalidAfterFetchNotWaitedFor(t *testing.T) {
 		}
 	})
 }
+
+// Once the ctx given to New has ended, a fetch of the issuer's keys that
+// failed by hanging until its 10 s timeout is tried again 10 s after it
+// ended, as the background refresh does, not at once: the pause counted
+// from when it began, so the next token, coming as it timed out, started
+// another fetch, and while the issuer did not answer one connection hung
+// after another.
+func TestKeysOnDemandRetryPausedAfterFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var down atomic.Bool
+		s := newStubIssuer(t, false, func(r *http.Request, _ int32) error {
+			if down.Load() {
+				<-r.Context().Done() // no answer at all
+				return r.Context().Err()
+			}
+			return nil
+		})
+		defer time.Sleep(time.Minute) // the fetches in flight give up
+		ctx, cancel := context.WithCancel(context.Background())
+		v := s.verifier(t, ctx)
+		cancel() // the background refresh stops
+		synctest.Wait()
+		time.Sleep(time.Hour) // the keys are no longer trusted
+		down.Store(true)
+		rctx := context.Background()
+		// It waits for the fetch it starts, which times out: the stale
+		// keys are then used.
+		if _, err := v.Verify(rctx, s.farToken(t, "k1")); err != nil {
+			t.Fatalf("with the issuer unreachable, the stale keys are used: %v", err)
+		}
+		n := s.fetches.Load()
+		if _, err := v.Verify(rctx, s.farToken(t, "k1")); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if got := s.fetches.Load() - n; got != 0 {
+			t.Fatalf("a token as the fetch that hung timed out started %d fetches, want none until 10 s after it ended", got)
+		}
+		time.Sleep(10 * time.Second)
+		if _, err := v.Verify(rctx, s.farToken(t, "k1")); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if got := s.fetches.Load() - n; got != 1 {
+			t.Fatalf("a token 10 s after the fetch failed started %d fetches, want 1", got)
+		}
+	})
+}

@@ -56,7 +56,9 @@ type keySet struct {
 	// longer (Verifier.verifyBound).
 	trusted time.Time
 	failed  error // of the last fetch; nil if it succeeded
-	// failedAt is when the last fetch that failed began (by o.now).
+	// failedAt is when the last fetch that failed ended (by o.now):
+	// onDemand waits keysRetry from then, as run does, so a fetch that
+	// hangs until fetchTimeout is not followed at once by the next.
 	failedAt time.Time
 	// stopped is the Done channel of the ctx given to New: once it is
 	// closed, run stops, and the keys are fetched on demand (onDemand).
@@ -115,7 +117,7 @@ func (ks *keySet) fetch(ctx context.Context) error {
 	if err := getJSON(ctx, ks.o.client, ks.uri, &set, &hdr); err != nil {
 		err = fmt.Errorf("fetch keys: %w", err)
 		ks.mu.Lock()
-		ks.failed, ks.failedAt = err, began
+		ks.failed, ks.failedAt = err, ks.o.now()
 		ks.mu.Unlock()
 		return err
 	}
