@@ -1579,3 +1579,39 @@ func TestKeysOnDemandRetryPausedAfterFailure(t *testing.T) {
 		}
 	})
 }
+
+// Once the ctx given to New has ended, a token answered from the cache
+// has the issuer's keys fetched ahead when they are due, as the
+// background refresh did: so when they stop being trusted, and its entry
+// ends, it is verified again at once with the keys fetched since. Only a
+// token verified anew had them fetched, so a busy API's cached tokens
+// never did, and every 5 minutes the first request waited for the fetch.
+func TestCachedTokenFetchesKeysAheadAfterContextEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStubIssuer(t, false, func(*http.Request, int32) error {
+			time.Sleep(2 * time.Second) // each fetch takes 2 s
+			return nil
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		v := s.verifier(t, ctx)
+		cancel() // the background refresh stops
+		synctest.Wait()
+		rctx := context.Background()
+		raw, start := s.farToken(t, "k1"), time.Now()
+		n := s.fetches.Load()
+		for range 20 * 60 { // a request a second for 20 minutes
+			time.Sleep(time.Second)
+			synctest.Wait()
+			now := time.Now()
+			if _, err := v.Verify(rctx, raw); err != nil {
+				t.Fatalf("%s on: %v", now.Sub(start), err)
+			}
+			if d := time.Since(now); d > 0 {
+				t.Fatalf("%s on, a request waited %s for the issuer's keys, though a token cached until then was verified every second", now.Sub(start), d)
+			}
+		}
+		if got := s.fetches.Load() - n; got < 4 {
+			t.Fatalf("%d JWKS fetches in 20 minutes, want at least 4 (every 5 minutes)", got)
+		}
+	})
+}

@@ -214,10 +214,36 @@ func (ks *keySet) run(ctx context.Context) {
 // the issuer cannot be reached, and they stay in use meanwhile, as when
 // run fetches them.
 func (ks *keySet) onDemand(ctx context.Context) error {
+	f, stale := ks.fetchDue(ctx)
+	if f == nil || !stale {
+		return nil
+	}
+	select {
+	case <-f.done:
+		return nil
+	case <-ctx.Done():
+		return unavailable("the issuer's keys known here are no longer trusted, and the request ended while they were being fetched again", ctx.Err())
+	}
+}
+
+// ahead is onDemand without the wait, for a token answered from the
+// cache, which verify does not see: so that, as with run, the keys are
+// fetched keysAhead before they stop being trusted, and the tokens
+// cached until then are verified again with the new ones at once, none
+// waiting for them. It takes only the read lock unless a fetch is due.
+func (ks *keySet) ahead(ctx context.Context) {
+	ks.fetchDue(ctx)
+}
+
+// fetchDue starts the fetch of the keys once run has stopped and they are
+// due (see onDemand), and returns the fetch in flight, if any, and
+// whether the keys are no longer trusted while the last fetch did not
+// fail (stale): then they are not used until it ends.
+func (ks *keySet) fetchDue(ctx context.Context) (f *keyFetch, stale bool) {
 	select {
 	case <-ks.stopped:
 	default:
-		return nil // run keeps them fresh
+		return nil, false // run keeps them fresh
 	}
 	now := ks.o.now()
 	ks.mu.RLock()
@@ -229,15 +255,7 @@ func (ks *keySet) onDemand(ctx context.Context) error {
 		// kid does.
 		f, _ = ks.start(context.WithoutCancel(ctx))
 	}
-	if f == nil || failed != nil || now.Before(trusted) {
-		return nil
-	}
-	select {
-	case <-f.done:
-		return nil
-	case <-ctx.Done():
-		return unavailable("the issuer's keys known here are no longer trusted, and the request ended while they were being fetched again", ctx.Err())
-	}
+	return f, failed == nil && !now.Before(trusted)
 }
 
 // nextRefresh is how long run waits before it fetches the keys again:

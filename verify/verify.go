@@ -324,6 +324,14 @@ func (v *Verifier) verifyBound(ctx context.Context, raw string, cert *x509.Certi
 		// it is verified again at once when its entry ends.
 		v.accounts.ahead(ctx, c.ClientEmail, now)
 	}
+	if ok {
+		// Once New's ctx has ended, the issuer's keys are fetched ahead
+		// by the tokens answered from the cache too, as by the
+		// background refresh before: only a token verified anew had
+		// them fetched, so the first ones verified once they stopped
+		// being trusted waited for the fetch.
+		v.keys.ahead(ctx)
+	}
 	if !ok {
 		var (
 			reuse time.Time
