@@ -22,5 +22,13 @@ func SetKidFetchHook(t interface{ Cleanup(func()) }, f func()) {
 	t.Cleanup(func() { testHookKidFetch = nil })
 }
 
+// SetAccountStartHook makes f called each time the write lock is to be
+// taken to start or join a fetch of a service account's keys, until the
+// test ends.
+func SetAccountStartHook(t interface{ Cleanup(func()) }, f func()) {
+	testHookAccountStart = f
+	t.Cleanup(func() { testHookAccountStart = nil })
+}
+
 // Quote is quote, the escaping of a challenge's quoted-strings.
 var Quote = quote

@@ -1615,3 +1615,124 @@ func TestCachedTokenFetchesKeysAheadAfterContextEnds(t *testing.T) {
 		}
 	})
 }
+
+// While the fetches of accounts' keys in the background are at their cap
+// (4 in flight), a cached JWT of an account left out, in its keys' last
+// 30 s, does not take the write lock to find that out: each such hit
+// called start, which took it only to find no slot free, and, its try not
+// noted, so did the account's every hit after, queueing a busy account's
+// requests on one lock.
+func TestAccountAheadCappedTakesNoWriteLock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStubIssuer(t, true, nil)
+		var held atomic.Bool // the issuer is slow to answer
+		release := make(chan struct{})
+		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if strings.HasPrefix(r.URL.Path, "/service_accounts/v1/jwk/") && held.Load() {
+				<-release
+			}
+			if strings.HasPrefix(r.URL.Path, "/service_accounts/v1/jwk/") {
+				return jsonResponse(r, s.published.Load())
+			}
+			return s.client.Transport.RoundTrip(r)
+		})}
+		releaseAll := sync.OnceFunc(func() { close(release) })
+		defer releaseAll()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v := s.verifier(t, ctx, verify.WithHTTPClient(client))
+		const accounts = 5
+		raws := make([]string, accounts) // each reused, so answered from the cache
+		start := time.Now()
+		for i := range raws {
+			raws[i] = s.accountJWT(t, fmt.Sprintf("job-%d@shop.iam.test", i), "k1")
+			if _, err := v.Verify(ctx, raws[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		held.Store(true)
+		time.Sleep(start.Add(4*time.Minute + 40*time.Second).Sub(time.Now()))
+		for _, raw := range raws[:4] { // their fetches ahead fill the slots
+			if _, err := v.Verify(ctx, raw); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		var starts atomic.Int32
+		verify.SetAccountStartHook(t, func() { starts.Add(1) })
+		for range 10 {
+			if _, err := v.Verify(ctx, raws[4]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := starts.Load(); got != 0 {
+			t.Fatalf("10 cached JWTs of an account left out of the full fetch slots took the write lock %d times, want 0", got)
+		}
+		releaseAll()
+		synctest.Wait()
+		if _, err := v.Verify(ctx, raws[4]); err != nil {
+			t.Fatal(err)
+		}
+		if got := starts.Load(); got != 1 {
+			t.Fatalf("a cached JWT of the account left out, the slots free again, started %d fetches, want 1", got)
+		}
+		synctest.Wait()
+	})
+}
+
+// Nor does a JWT verified anew with an account's stale keys while the
+// issuer cannot be reached, whose next try is made in the background:
+// while those fetches were at their cap, each such JWT of an account
+// left out took the write lock only to find no slot free.
+func TestAccountDownCappedTakesNoWriteLock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var down atomic.Bool
+		s := newStubIssuer(t, true, nil)
+		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if !strings.HasPrefix(r.URL.Path, "/service_accounts/v1/jwk/") {
+				return s.client.Transport.RoundTrip(r)
+			}
+			if down.Load() {
+				<-r.Context().Done() // no answer at all
+				return nil, r.Context().Err()
+			}
+			return jsonResponse(r, s.published.Load())
+		})}
+		defer time.Sleep(time.Minute) // the fetches in flight give up
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v := s.verifier(t, ctx, verify.WithHTTPClient(client))
+		const accounts = 5
+		email := func(i int) string { return fmt.Sprintf("job-%d@shop.iam.test", i) }
+		verifyAll := func(n int) {
+			t.Helper()
+			var wg sync.WaitGroup
+			errs := make([]error, n)
+			for i := range n {
+				wg.Go(func() { _, errs[i] = v.Verify(ctx, s.accountJWT(t, email(i), "k1")) })
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start := time.Now()
+		verifyAll(accounts)
+		down.Store(true)
+		time.Sleep(start.Add(5*time.Minute + time.Second).Sub(time.Now()))
+		verifyAll(accounts) // stale: each waits for a fetch, which fails
+		time.Sleep(11 * time.Second)
+		verifyAll(4) // the next tries, in the background, fill the slots
+		synctest.Wait()
+		var starts atomic.Int32
+		verify.SetAccountStartHook(t, func() { starts.Add(1) })
+		for range 10 {
+			if _, err := v.Verify(ctx, s.accountJWT(t, email(4), "k1")); err != nil {
+				t.Fatalf("with the issuer unreachable, the account's stale keys are used: %v", err)
+			}
+		}
+		if got := starts.Load(); got != 0 {
+			t.Fatalf("10 JWTs of an account left out of the full fetch slots took the write lock %d times, want 0", got)
+		}
+	})
+}

@@ -154,6 +154,7 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 	a.mu.RLock()
 	set, known := a.sets[email]
 	inFlight := a.fetching[email]
+	free := a.backgroundFree(email)
 	a.mu.RUnlock()
 	if testHookKeySnapshot != nil {
 		testHookKeySnapshot()
@@ -190,7 +191,9 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 	case retried:
 		paused.wait = accountKeysRetry - now.Sub(set.tried)
 	case down && hasKid:
-		a.start(ctx, email, now, nil, true)
+		if free { // start would not start one: no need for its lock
+			a.start(ctx, email, now, nil, true)
+		}
 	case stale:
 		refresh = true
 	case !hasKid:
@@ -200,7 +203,9 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 		// Refetched ahead, in the background, and not waited for: the
 		// keys are still fresh, and the account's next JWTs, once they
 		// would not be, find them fetched again.
-		a.start(ctx, email, now, nil, true)
+		if free {
+			a.start(ctx, email, now, nil, true)
+		}
 	}
 	var (
 		f     *keyFetch
@@ -300,16 +305,27 @@ func aheadDue(set accountSet, now time.Time) bool {
 // ahead fetches email's keys again in the background, not waited for,
 // when they are due to be fetched ahead (aheadDue): for a JWT answered
 // from the cache, which key does not see. It is called on every such hit
-// and takes only the read lock unless a fetch is due: once one has
-// started (tried is then now) or brought the keys (fetched), none is, so
+// and takes only the read lock unless a fetch is due and start would
+// make it (backgroundFree): once one has started (tried is then now) or
+// brought the keys (fetched), none is due, and while the fetches in the
+// background are at their cap the account's is left for a later hit, so
 // the account's JWTs do not queue on one lock, nor on one another.
 func (a *accountKeys) ahead(ctx context.Context, email string, now time.Time) {
 	a.mu.RLock()
 	set, known := a.sets[email]
+	free := a.backgroundFree(email)
 	a.mu.RUnlock()
-	if known && aheadDue(set, now) {
+	if known && free && aheadDue(set, now) {
 		a.start(ctx, email, now, nil, true)
 	}
+}
+
+// backgroundFree reports whether start would start a fetch of email's
+// keys in the background: none is in flight, and fewer than
+// accountKeysBackground are. Called with a.mu held, read-locked at
+// least; start checks again under the write lock.
+func (a *accountKeys) backgroundFree(email string) bool {
+	return a.fetching[email] == nil && a.background < accountKeysBackground
 }
 
 // start returns the fetch of email's keys in flight, starting one when
@@ -322,6 +338,9 @@ func (a *accountKeys) ahead(ctx context.Context, email string, now time.Time) {
 // a rate.Limiter told an earlier time than its last moves back to it, and
 // counts the time between again.
 func (a *accountKeys) start(ctx context.Context, email string, now time.Time, budget *rate.Limiter, background bool) (f *keyFetch, began bool) {
+	if testHookAccountStart != nil {
+		testHookAccountStart()
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if f = a.fetching[email]; f != nil {
@@ -354,6 +373,10 @@ func (a *accountKeys) start(ctx context.Context, email string, now time.Time, bu
 	}()
 	return f, true
 }
+
+// testHookAccountStart, if set (tests), is called by accountKeys.start
+// before it takes the write lock.
+var testHookAccountStart func()
 
 // fetch refreshes the cached keys of email: replaced on success, dropped
 // when the issuer says the account is gone, kept (with the attempt noted)
