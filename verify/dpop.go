@@ -347,9 +347,19 @@ func (o mwOptions) serveDPoP(v *Verifier, next http.Handler, w http.ResponseWrit
 		o.refuse(w, r, dpopError("invalid_request", "the Authorization header must be: DPoP <token>", nil))
 		return
 	}
-	if o.queryToken && r.URL.Query().Has("access_token") {
-		o.refuse(w, r, dpopError("invalid_request", "the token was sent in more than one way (RFC 6750 §2)", nil))
-		return
+	if o.queryToken {
+		// As bearerToken reads the query: several access_token
+		// parameters are malformed, and an empty one is no token.
+		q, err := oneToken(r.URL.Query())
+		if err != nil {
+			e := err.(*Error) // oneToken's own
+			o.refuse(w, r, dpopError(e.Code, e.Description, nil))
+			return
+		}
+		if q != "" {
+			o.refuse(w, r, dpopError("invalid_request", "the token was sent in more than one way (RFC 6750 §2)", nil))
+			return
+		}
 	}
 	var cert *x509.Certificate
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {

@@ -636,3 +636,65 @@ func (s *expiringStore) Seen(_ context.Context, key string, until time.Time) (bo
 	s.keys[key] = until
 	return false, nil
 }
+
+// With AllowQueryToken, a DPoP request with an access_token in its query
+// too is 400 invalid_request (RFC 6750 §2: one method per request), with
+// a DPoP challenge, as a Bearer one is; an empty access_token is no
+// token, for DPoP as for Bearer (it was refused with DPoP and ignored
+// with Bearer), and several are malformed. Without AllowQueryToken the
+// query is not read.
+func TestDPoPMiddlewareQueryToken(t *testing.T) {
+	k := testkeyward.Start(t)
+	id, secret, _, _ := k.Setup(t, "jwt")
+	v := newVerifier(t, k)
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	query := verify.Middleware(v, verify.AllowQueryToken())(ok)
+	plain := verify.Middleware(v)(ok)
+	p := dpoptest.NewProver(t)
+	tok := dpopToken(t, k, p, id, secret, "orders.read")
+	bearer := tokenFor(t, k, id, secret, "orders.read")
+	tests := []struct {
+		name       string
+		h          http.Handler
+		auth       string
+		query      string
+		wantStatus int
+		wantError  string // of the body and the challenge
+	}{
+		{"DPoP, the token in the query too", query, "DPoP " + tok, "access_token=" + tok, 400, "invalid_request"},
+		{"DPoP, another token in the query", query, "DPoP " + tok, "access_token=" + bearer, 400, "invalid_request"},
+		{"DPoP, two empty access_tokens", query, "DPoP " + tok, "access_token=&access_token=", 400, "invalid_request"},
+		{"DPoP, an empty access_token", query, "DPoP " + tok, "access_token=", 200, ""},
+		{"Bearer, an empty access_token", query, "Bearer " + bearer, "access_token=", 200, ""},
+		{"Bearer, two empty access_tokens", query, "Bearer " + bearer, "access_token=&access_token=", 400, "invalid_request"},
+		{"DPoP, the query not read", plain, "DPoP " + tok, "access_token=" + tok, 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/orders?"+tt.query, nil)
+			r.Header.Set("Authorization", tt.auth)
+			scheme, raw, _ := strings.Cut(tt.auth, " ")
+			if scheme == "DPoP" {
+				proof, err := p.Proof("GET", "http://example.com/orders", raw, k.Clock.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				r.Header.Set("DPoP", proof)
+			}
+			w := httptest.NewRecorder()
+			tt.h.ServeHTTP(w, r)
+			if w.Code != tt.wantStatus {
+				t.Fatalf("status %d (%.200s), want %d", w.Code, w.Body, tt.wantStatus)
+			}
+			if tt.wantStatus == 200 {
+				return
+			}
+			var body map[string]string
+			json.Unmarshal(w.Body.Bytes(), &body)
+			ch := w.Header().Values("WWW-Authenticate")
+			if body["error"] != tt.wantError || len(ch) != 1 || !strings.HasPrefix(ch[0], scheme+" ") || !strings.Contains(ch[0], `error="`+tt.wantError+`"`) {
+				t.Fatalf("body %v, WWW-Authenticate %q; want %s in a %s challenge", body, ch, tt.wantError, scheme)
+			}
+		})
+	}
+}

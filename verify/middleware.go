@@ -51,7 +51,8 @@ type mwOptions struct {
 // AllowQueryToken also accepts the token in an access_token form or query
 // parameter (RFC 6750 §2.2, §2.3), given once: several are refused (400
 // invalid_request), as several Authorization headers are, and so is a
-// token sent in more than one way (header, query, form body: §2). Off by
+// token sent in more than one way (header, query, form body: §2); an
+// empty one is no token, with a Bearer or a DPoP header alike. Off by
 // default: query strings end up in logs. The form body of a POST without an
 // Authorization header (application/x-www-form-urlencoded, in any case and
 // with any parameters, as ParseForm reads it) is read for it, up to 64
