@@ -956,6 +956,30 @@ func startCLI(t *testing.T, args ...string) (stdout, stderr *testkeyward.SyncBuf
 	return stdout, stderr, errc, cancel
 }
 
+// TestAuditFollowEnds: a follower stops once no event to come can match:
+// --until is past, or the listing reached --before. The server answers
+// such a poll at once, and the follower asked again without end (before,
+// it waited and asked again without end).
+func TestAuditFollowEnds(t *testing.T) {
+	m := startServer(t)
+	admin := []string{"--credentials", m.AdminKeyFile, "-o", "json"}
+	for _, args := range [][]string{
+		{"--until", "1h"},
+		{"--until", "0001-01-01T00:00:00Z"},
+		{"--since", "1h", "--until", "0s"},
+		{"--before", "3"},
+		{"--before", "3", "--limit", "1"},
+		{"--after", "5", "--before", "3"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			args = append(append([]string{"audit", "list", "--follow"}, args...), admin...)
+			if err := runCLIErrWithin(t, 30*time.Second, args...); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 // TestAuditFollow: a follower asks for less than the server's write
 // timeout, and rides out a broken connection; a server with a follower
 // shuts down at once.

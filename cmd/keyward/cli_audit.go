@@ -120,6 +120,12 @@ be read line by line, and the lines concatenated are what 'audit prune
 			if err := checkAuditFilters(since, until, outcome, after, before); err != nil {
 				return usageError{err}
 			}
+			// A follower stops once --until is past; it is read once, here.
+			var untilAt *time.Time
+			if until != "" {
+				t, _ := admin.ParseTime(until, time.Now()) // checked above
+				untilAt = &t
+			}
 			c, err := f.client(cmd)
 			if err != nil {
 				return err
@@ -192,7 +198,7 @@ be read line by line, and the lines concatenated are what 'audit prune
 				if page.Next != "" {
 					q.Set("after", page.Next)
 				}
-				if !follow && len(page.Events) < pageLimit {
+				if len(page.Events) < pageLimit && (!follow || followOver(q.Get("after"), before, untilAt, time.Now())) {
 					return nil
 				}
 				if cmd.Context().Err() != nil {
@@ -213,8 +219,22 @@ be read line by line, and the lines concatenated are what 'audit prune
 	fl.IntVar(&limit, "limit", 100, "events per page (1-1000)")
 	fl.IntVar(&maxEvents, "max", 0, "stop after `N` events, oldest or newest first (0: no limit)")
 	fl.BoolVar(&newest, "newest", false, "list newest first, paging back to the oldest (not with --follow)")
-	fl.BoolVar(&follow, "follow", false, "keep streaming new events until interrupted, reconnecting when the server restarts")
+	fl.BoolVar(&follow, "follow", false, "keep streaming new events until interrupted (or --until is past, or --before reached), reconnecting when the server restarts")
 	return cmd
+}
+
+// followOver reports whether a follower whose last page was short has
+// every event it can get, and stops: the listing reached --before (after,
+// where the next page starts, is before-1 or more), or --until (until,
+// read as the follow began) is past. The server answers such a poll at
+// once instead of waiting: following on would ask again without end.
+func followOver(after, before string, until *time.Time, now time.Time) bool {
+	if until != nil && !until.After(now) {
+		return true
+	}
+	a, aerr := strconv.ParseInt(after, 10, 64)
+	b, berr := strconv.ParseInt(before, 10, 64)
+	return aerr == nil && berr == nil && b-1 <= a
 }
 
 // A follower asks the server to wait this long for new events: well within

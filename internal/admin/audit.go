@@ -123,7 +123,8 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 // wait=DURATION, oldest first only, and no matching event after `after`,
 // it waits up to that long for one (long polling), checking the store, so
 // it works whichever replica wrote the event. A server that is shutting
-// down answers at once, with what it has.
+// down answers at once, with what it has, and so does a poll that no
+// event written from now on can match (an until already past: canCome).
 func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 	q := r.URL.Query()
 	now := h.svc.cfg.Now()
@@ -207,7 +208,7 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 		return h.listAuditNewest(r.Context(), f)
 	}
 	evs, err := h.svc.store.ListAuditEvents(r.Context(), f)
-	if err == nil && len(evs) == 0 && wait > 0 {
+	if err == nil && len(evs) == 0 && wait > 0 && canCome(f, now) {
 		// Only the wait outlasts requestTimeout: its own deadline is
 		// wait, at most maxAuditWait.
 		evs, err = h.waitForAudit(unbounded(r), f, wait)
@@ -222,6 +223,23 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 		resp["next_page_token"] = strconv.FormatInt(f.AfterSeq, 10)
 	}
 	return 200, resp, nil
+}
+
+// canCome reports whether an event written from now on can match f, for
+// a long poll to wait for: not with an until at or before now (the zero
+// time among them), as events are written at the time they happen, nor
+// with a range of times or sequence numbers that is empty. A poll that
+// cannot be answered otherwise is answered at once, with what matches.
+func canCome(f storage.AuditFilter, now time.Time) bool {
+	switch {
+	case f.Until != nil && !f.Until.After(now):
+		return false
+	case f.Until != nil && f.Since != nil && !f.Since.Before(*f.Until):
+		return false
+	case f.BeforeSeq > 0 && f.BeforeSeq-1 <= f.AfterSeq:
+		return false
+	}
+	return true
 }
 
 // listAuditNewest answers a newest-first page. It reads one event more

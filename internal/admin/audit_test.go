@@ -85,6 +85,56 @@ func TestAuditLongPoll(t *testing.T) {
 	})
 }
 
+// TestAuditLongPollCannotMatch: a long poll that no event written from
+// now on can match (an until already past, the zero time among them, or
+// an empty range) is answered at once; it waited the whole wait for
+// nothing. Every long poll's place is taken, so that one that waits is
+// refused 503 instead.
+func TestAuditLongPollCannotMatch(t *testing.T) {
+	f := newFixture(t)
+	head, err := f.store.ListAuditEvents(context.Background(), storage.AuditFilter{Newest: true, Limit: 1})
+	if err != nil || len(head) != 1 {
+		t.Fatalf("the bootstrap's events: %v %v", head, err)
+	}
+	seq := func(k int64) string { return strconv.FormatInt(head[0].Seq+k, 10) }
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	admin.TakeAuditWaiters(t)
+	tests := []struct {
+		query string
+		waits bool // refused 503, as a poll that waits is when no place is left
+	}{
+		{"until=0001-01-01T00:00:00Z", false},
+		{"until=2020-01-01T00:00:00Z", false},
+		{"until=1h", false},
+		{"until=0s", false},
+		{"since=2999-01-01T00:00:00Z&until=2999-01-01T00:00:00Z", false},
+		{"before=" + seq(1), false},
+		{"after=" + seq(5) + "&before=" + seq(3), false},
+		{"", true},
+		{"until=2999-01-01T00:00:00Z", true},
+		{"since=1h&until=2999-01-01T00:00:00Z", true},
+		{"before=" + seq(2), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			q := "/v1/audit?wait=50s&" + tt.query
+			if !strings.Contains(tt.query, "after=") {
+				q += "&after=" + seq(0)
+			}
+			code, out, _ := f.call(t, "GET", q, auth, nil)
+			if tt.waits {
+				if code != 503 {
+					t.Fatalf("got %d %v, want 503: the poll would wait", code, out)
+				}
+				return
+			}
+			if code != 200 || len(out["events"].([]any)) != 0 {
+				t.Fatalf("got %d %v, want 200 and no events at once", code, out)
+			}
+		})
+	}
+}
+
 // TestAuditOrder: GET /v1/audit lists oldest first, or newest first with
 // order=desc, each page's next_page_token continuing in its direction.
 func TestAuditOrder(t *testing.T) {

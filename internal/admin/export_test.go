@@ -20,3 +20,17 @@ func SetRequestTimeout(t testing.TB, d time.Duration) {
 	requestTimeout = d
 	t.Cleanup(func() { requestTimeout = old })
 }
+
+// TakeAuditWaiters takes every long poll's place until the test ends: a
+// request that would wait is then refused 503, one that does not wait is
+// answered.
+func TakeAuditWaiters(t testing.TB) {
+	for range maxWaiters {
+		auditWaiters <- struct{}{}
+	}
+	t.Cleanup(func() {
+		for range maxWaiters {
+			<-auditWaiters
+		}
+	})
+}
