@@ -826,6 +826,56 @@ func TestAuditPruneRecent(t *testing.T) {
 	}
 }
 
+// TestAuditPruneExactCut: audit prune records its cut in the audit.prune
+// event, and prints it, as exactly as it compares it, to the nanosecond:
+// to whole seconds, an event in the cut's second could be pruned while
+// the record said it was before it. audit verify reads the record.
+func TestAuditPruneExactCut(t *testing.T) {
+	m := startServer(t)
+	dir := m.Config.DataDir
+	setupAccount(t, m, "kept")
+	for _, tt := range []struct {
+		name   string
+		layout string
+	}{
+		{"fractional", time.RFC3339Nano},
+		{"whole seconds", time.RFC3339}, // as before, and still as they were
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			runCLI(t, "sa", "create", "more-"+strings.ReplaceAll(tt.name, " ", "-"), "--project", "billing", "--credentials", m.AdminKeyFile)
+			written := time.Now()
+			// After the events just written: with whole seconds, once the
+			// next second has begun.
+			for time.Now().Truncate(time.Second).Before(written) && tt.layout == time.RFC3339 {
+				time.Sleep(10 * time.Millisecond)
+			}
+			cut := time.Now().UTC().Format(tt.layout)
+			out := runCLI(t, "audit", "prune", "--data-dir", dir, "--before", cut, "--yes")
+			if !strings.Contains(out, "older than "+cut+" ") {
+				t.Errorf("prune said %q, want the cut %s", out, cut)
+			}
+			var prunes []admin.AuditEventView
+			for _, line := range strings.Split(strings.TrimSpace(runCLI(t, "audit", "list", "--action", "audit.prune", "--newest", "--max", "1", "-o", "json", "--credentials", m.AdminKeyFile)), "\n") {
+				var e admin.AuditEventView
+				if err := json.Unmarshal([]byte(line), &e); err != nil {
+					t.Fatal(err)
+				}
+				prunes = append(prunes, e)
+			}
+			if len(prunes) != 1 || prunes[0].Data["before"] != cut {
+				t.Fatalf("the audit.prune events: %+v, want one with before %s", prunes, cut)
+			}
+			var c struct {
+				OK     bool             `json:"ok"`
+				Prunes []map[string]any `json:"prunes"`
+			}
+			if v := runCLI(t, "audit", "verify", "--data-dir", dir, "-o", "json"); json.Unmarshal([]byte(v), &c) != nil || !c.OK || len(c.Prunes) == 0 {
+				t.Fatalf("verify after the prune: %s", v)
+			}
+		})
+	}
+}
+
 // TestMaintenanceMissingDatabase: a maintenance command given a data
 // directory without a database (a typo) says so and creates nothing.
 func TestMaintenanceMissingDatabase(t *testing.T) {

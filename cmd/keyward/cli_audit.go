@@ -668,11 +668,11 @@ whole log, up to now: it is refused unless --yes confirms it.
 				return usageError{fmt.Errorf("--before %q is neither a duration (90d, 2160h) nor an RFC 3339 time", before)}
 			}
 			if cut.After(now) {
-				return usageError{fmt.Errorf("--before %s is in the future", cut.Format(time.RFC3339))}
+				return usageError{fmt.Errorf("--before %s is in the future", cut.Format(time.RFC3339Nano))}
 			}
 			if now.Sub(cut) < recentPrune && !yes {
 				return usageError{fmt.Errorf("--before %s is less than 24 hours ago: it would delete the audit log up to %s, nearly all of it; give --yes to do that, or an older cut-off such as 90d",
-					before, cut.Format(time.RFC3339))}
+					before, cut.Format(time.RFC3339Nano))}
 			}
 			if export != "" {
 				if _, err := os.Lstat(export); err == nil {
@@ -690,7 +690,7 @@ whole log, up to now: it is refused unless --yes confirms it.
 			}
 			defer st.Close()
 			nothingToPrune := func() error {
-				_, err := fmt.Fprintf(cmd.OutOrStdout(), "no audit event older than %s to prune (%s)\n", cut.Format(time.RFC3339), storeName(cfg))
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "no audit event older than %s to prune (%s)\n", cut.Format(time.RFC3339Nano), storeName(cfg))
 				return err
 			}
 			// Never the newest event as the prune starts: each batch keeps
@@ -723,14 +723,14 @@ whole log, up to now: it is refused unless --yes confirms it.
 				} else if err != nil {
 					return fmt.Errorf("--export: %w (nothing was pruned)", err)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "exported %s older than %s to %s\n", counted(n, "event"), cut.Format(time.RFC3339), export)
+				fmt.Fprintf(cmd.OutOrStdout(), "exported %s older than %s to %s\n", counted(n, "event"), cut.Format(time.RFC3339Nano), export)
 				bound = last // nothing that was not exported goes
 			} else if !ok {
 				return nothingToPrune()
 			}
 			limits.ThroughSeq = bound
 			ev := storage.AuditEvent{Time: now, Outcome: storage.OutcomeSuccess, Actor: localOperator("keyward audit prune"),
-				Data: map[string]string{"before": cut.UTC().Format(time.RFC3339)}}
+				Data: map[string]string{"before": cut.UTC().Format(time.RFC3339Nano)}}
 			// In batches, so that writers wait for one short transaction at
 			// a time, not for the whole prune.
 			limits.MaxEvents = pruneBatch
@@ -749,7 +749,7 @@ whole log, up to now: it is refused unless --yes confirms it.
 			if total == 0 {
 				return nothingToPrune()
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pruned %s older than %s (%s); %s events record it\n", counted(total, "audit event"), cut.Format(time.RFC3339), storeName(cfg), storage.ActionAuditPrune)
+			fmt.Fprintf(cmd.OutOrStdout(), "pruned %s older than %s (%s); %s events record it\n", counted(total, "audit event"), cut.Format(time.RFC3339Nano), storeName(cfg), storage.ActionAuditPrune)
 			return nil
 		},
 	}
