@@ -56,15 +56,21 @@ reads the log through the admin API; 'audit verify' checks the chain and
 // the admin API would refuse them too, naming its query parameter.
 func checkAuditFilters(since, until, outcome, after, before string) error {
 	now := time.Now()
-	for _, f := range []struct{ name, value string }{{"--since", since}, {"--until", until}} {
+	var bounds [2]*time.Time
+	for i, f := range []struct{ name, value string }{{"--since", since}, {"--until", until}} {
 		if f.value == "" {
 			continue
 		}
-		if _, err := admin.ParseTime(f.value, now); errors.Is(err, admin.ErrTooLongAgo) {
+		t, err := admin.ParseTime(f.value, now)
+		if errors.Is(err, admin.ErrTooLongAgo) {
 			return fmt.Errorf("%s %w", f.name, err)
 		} else if err != nil {
 			return fmt.Errorf("%s %q is neither a duration ago (24h, 7d) nor an RFC 3339 time (2026-12-01T00:00:00Z)", f.name, f.value)
 		}
+		bounds[i] = &t
+	}
+	if bounds[0] != nil && bounds[1] != nil && bounds[0].After(*bounds[1]) {
+		return fmt.Errorf("--since %s is after --until %s: no event is at or after the one and before the other", since, until)
 	}
 	if outcome != "" && outcome != storage.OutcomeSuccess && outcome != storage.OutcomeFailure {
 		return fmt.Errorf("--outcome %q must be success or failure", outcome)

@@ -176,6 +176,9 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 			*dst = &t
 		}
 	}
+	if f.Since != nil && f.Until != nil && f.Since.After(*f.Until) {
+		return 0, nil, invalid("since must not be after until: events at or after since and before until are listed.")
+	}
 	f.Action, f.Outcome = q.Get("action"), q.Get("outcome")
 	if f.Outcome != "" && f.Outcome != storage.OutcomeSuccess && f.Outcome != storage.OutcomeFailure {
 		return 0, nil, invalid("outcome must be success or failure.")

@@ -208,6 +208,9 @@ func TestAuditOrder(t *testing.T) {
 		{"page_token=x", "page_token must be the next_page_token of the previous page (a sequence number)."},
 		{"page_token=-1", "page_token must be the next_page_token of the previous page (a sequence number)."},
 		{"order=desc&page_token=0", "page_token must be the next_page_token of the previous page (a sequence number)."},
+		{"since=1h&until=2h", "since must not be after until: events at or after since and before until are listed."},
+		{"since=2020-01-01T00:00:00.000000001Z&until=2020-01-01T00:00:00Z", "since must not be after until: events at or after since and before until are listed."},
+		{"since=2020-01-01T00:00:00Z&until=0001-01-01T00:00:00Z&wait=50s", "since must not be after until: events at or after since and before until are listed."},
 	}
 	for _, tt := range refusals {
 		t.Run(tt.query, func(t *testing.T) {
