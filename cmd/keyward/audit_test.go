@@ -1030,6 +1030,62 @@ func TestAuditFollowEnds(t *testing.T) {
 	}
 }
 
+// TestAuditListBoundsOnce: audit list reads a duration ago once, and
+// sends every page the time it is: sent as given, the server read it again
+// for each page, and the bound moved on between pages (on a busy log,
+// --since left out the events in between). A time RFC 3339 cannot write
+// is sent as given.
+func TestAuditListBoundsOnce(t *testing.T) {
+	m := startServer(t)
+	setupAccount(t, m, "listed")
+	var mu sync.Mutex
+	var sent []url.Values
+	proxy := frontOf(t, m, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/v1/audit" {
+			mu.Lock()
+			sent = append(sent, r.URL.Query())
+			mu.Unlock()
+		}
+		return false
+	})
+	for _, tt := range []struct {
+		since, until string
+		asGiven      bool
+	}{
+		{"1h", "0s", false},
+		{"2d", "2999-01-01T00:00:00+01:00", false},
+		{"3652425d", "", true},
+	} {
+		t.Run(tt.since+" "+tt.until, func(t *testing.T) {
+			args := []string{"audit", "list", "--limit", "2", "-o", "json", "--server", proxy.URL, "--credentials", m.AdminKeyFile, "--since", tt.since}
+			if tt.until != "" {
+				args = append(args, "--until", tt.until)
+			}
+			runCLI(t, args...)
+			mu.Lock()
+			pages := sent
+			sent = nil
+			mu.Unlock()
+			if len(pages) < 2 {
+				t.Fatalf("%d pages asked for, want several", len(pages))
+			}
+			for _, q := range pages {
+				for name, given := range map[string]string{"since": tt.since, "until": tt.until} {
+					if tt.asGiven || given == "" {
+						if q.Get(name) != given {
+							t.Fatalf("%s=%q sent, want %q as given", name, q.Get(name), given)
+						}
+						continue
+					}
+					if _, err := time.Parse(time.RFC3339Nano, q.Get(name)); err != nil || q.Get(name) != pages[0].Get(name) {
+						t.Fatalf("%s=%q sent, after %q on the first page: want the same RFC 3339 time on every page", name, q.Get(name), pages[0].Get(name))
+					}
+				}
+			}
+		})
+	}
+}
+
 // TestAuditFollow: a follower asks for less than the server's write
 // timeout, and rides out a broken connection; a server with a follower
 // shuts down at once.

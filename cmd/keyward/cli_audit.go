@@ -126,11 +126,25 @@ be read line by line, and the lines concatenated are what 'audit prune
 			if err := checkAuditFilters(since, until, outcome, after, before); err != nil {
 				return usageError{err}
 			}
-			// A follower stops once --until is past; it is read once, here.
+			// A duration ago is read once, here, and sent as the time it
+			// is: sent as given, the server read it again for each page,
+			// and the bound moved on between pages (a busy log's events
+			// in between were left out by --since); a time RFC 3339
+			// cannot write in UTC (9000d ago, before year 0) is sent as
+			// given. A follower stops once --until is past.
+			now := time.Now()
 			var untilAt *time.Time
-			if until != "" {
-				t, _ := admin.ParseTime(until, time.Now()) // checked above
-				untilAt = &t
+			for _, v := range []*string{&since, &until} {
+				if *v == "" {
+					continue
+				}
+				t, _ := admin.ParseTime(*v, now) // checked above
+				if y := t.UTC().Year(); y >= 0 && y <= 9999 {
+					*v = t.UTC().Format(time.RFC3339Nano)
+				}
+				if v == &until {
+					untilAt = &t
+				}
 			}
 			c, err := f.client(cmd)
 			if err != nil {
