@@ -1020,6 +1020,7 @@ func TestAuditFollowEnds(t *testing.T) {
 		{"--before", "3"},
 		{"--before", "3", "--limit", "1"},
 		{"--after", "5", "--before", "3"},
+		{"--after", "9223372036854775807"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			args = append(append([]string{"audit", "list", "--follow"}, args...), admin...)

@@ -245,14 +245,18 @@ be read line by line, and the lines concatenated are what 'audit prune
 
 // followOver reports whether a follower whose last page was short has
 // every event it can get, and stops: the listing reached --before (after,
-// where the next page starts, is before-1 or more), or --until (until,
-// read as the follow began) is past. The server answers such a poll at
-// once instead of waiting: following on would ask again without end.
+// where the next page starts, is before-1 or more) or the largest
+// sequence number there can be, or --until (until, read as the follow
+// began) is past. The server answers such a poll at once instead of
+// waiting: following on would ask again without end.
 func followOver(after, before string, until *time.Time, now time.Time) bool {
 	if until != nil && !until.After(now) {
 		return true
 	}
 	a, aerr := strconv.ParseInt(after, 10, 64)
+	if aerr == nil && a == math.MaxInt64 {
+		return true // no sequence number follows
+	}
 	b, berr := strconv.ParseInt(before, 10, 64)
 	return aerr == nil && berr == nil && b-1 <= a
 }

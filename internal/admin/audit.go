@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -231,7 +232,8 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 // canCome reports whether an event written from now on can match f, for
 // a long poll to wait for: not with an until at or before now (the zero
 // time among them), as events are written at the time they happen, nor
-// with a range of times or sequence numbers that is empty. A poll that
+// with a range of times or sequence numbers that is empty (after the
+// largest sequence number there can be, say). A poll that
 // cannot be answered otherwise is answered at once, with what matches.
 func canCome(f storage.AuditFilter, now time.Time) bool {
 	switch {
@@ -239,7 +241,7 @@ func canCome(f storage.AuditFilter, now time.Time) bool {
 		return false
 	case f.Until != nil && f.Since != nil && !f.Since.Before(*f.Until):
 		return false
-	case f.BeforeSeq > 0 && f.BeforeSeq-1 <= f.AfterSeq:
+	case f.BeforeSeq > 0 && f.BeforeSeq-1 <= f.AfterSeq, f.AfterSeq == math.MaxInt64:
 		return false
 	}
 	return true

@@ -110,6 +110,7 @@ func TestAuditLongPollCannotMatch(t *testing.T) {
 		{"since=2999-01-01T00:00:00Z&until=2999-01-01T00:00:00Z", false},
 		{"before=" + seq(1), false},
 		{"after=" + seq(5) + "&before=" + seq(3), false},
+		{"after=9223372036854775807", false},
 		{"", true},
 		{"until=2999-01-01T00:00:00Z", true},
 		{"since=1h&until=2999-01-01T00:00:00Z", true},
