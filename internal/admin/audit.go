@@ -322,6 +322,16 @@ func (h *Handler) waitForAudit(ctx context.Context, f storage.AuditFilter, wait 
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
+	// A shutdown ends the read in progress too, not only the wait between
+	// reads: on a store slow to answer, the graceful shutdown would
+	// otherwise sit out the rest of the wait.
+	go func() {
+		select {
+		case <-h.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -334,8 +344,8 @@ func (h *Handler) waitForAudit(ctx context.Context, f storage.AuditFilter, wait 
 		}
 		evs, err := h.svc.store.ListAuditEvents(ctx, f)
 		if err != nil || len(evs) > 0 {
-			if ctx.Err() != nil {
-				return nil, nil
+			if err != nil && ctx.Err() != nil {
+				return nil, nil // the read ended with the wait: an empty page
 			}
 			return evs, err
 		}

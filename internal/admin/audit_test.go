@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,6 +135,52 @@ func TestAuditLongPollCannotMatch(t *testing.T) {
 				t.Fatalf("got %d %v, want 200 and no events at once", code, out)
 			}
 		})
+	}
+}
+
+// slowAuditStore answers the long poll's reads of the audit log, after its
+// first, only once they are canceled: a store slow to answer.
+type slowAuditStore struct {
+	storage.Storage
+	reads   atomic.Int32
+	reading chan struct{} // closed when a slow read began
+	ended   chan error    // what ended it
+}
+
+func (s *slowAuditStore) ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error) {
+	if s.reads.Add(1) == 1 {
+		return s.Storage.ListAuditEvents(ctx, f)
+	}
+	close(s.reading)
+	<-ctx.Done()
+	s.ended <- ctx.Err()
+	return nil, ctx.Err()
+}
+
+// TestAuditLongPollShutdownEndsRead: a shutdown ends a long poll's read of
+// the store in progress, not only its wait between reads, and the poll
+// answers an empty page. The read was bounded by the poll's wait only, so
+// a graceful shutdown sat out the rest of it on a store slow to answer.
+func TestAuditLongPollShutdownEndsRead(t *testing.T) {
+	st := &slowAuditStore{Storage: openSQLite(t), reading: make(chan struct{}), ended: make(chan error, 1)}
+	f := newFixtureOn(t, st)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	type answer struct {
+		code int
+		out  map[string]any
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		code, out, _ := f.call(t, "GET", "/v1/audit?after=1000000&wait=30s", auth, nil)
+		answered <- answer{code, out}
+	}()
+	<-st.reading
+	f.srv.StopLongPolls()
+	if err := <-st.ended; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the read in progress ended with %v, want context.Canceled by the shutdown (not the wait's deadline)", err)
+	}
+	if a := <-answered; a.code != 200 || len(a.out["events"].([]any)) != 0 {
+		t.Errorf("the poll answered %d %v, want 200 and no events", a.code, a.out)
 	}
 }
 
