@@ -239,6 +239,9 @@ type Main struct {
 	jobs []job
 	// wrapStore, if set, wraps the store Open opened (tests).
 	wrapStore func(storage.Storage) storage.Storage
+	// refreshKeys, if set, replaces Run's periodic refresh of the signing
+	// keys (tests).
+	refreshKeys func(context.Context)
 	// listening: postgres.Watch listens for the other replicas' changes.
 	listening atomic.Bool
 
@@ -637,7 +640,15 @@ const writeTimeout = 30 * time.Second
 func (m *Main) Run(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	go m.signer.Run(bg, time.Minute)
+	refreshKeys := m.refreshKeys
+	if refreshKeys == nil {
+		refreshKeys = func(ctx context.Context) { m.signer.Run(ctx, time.Minute) }
+	}
+	keysRefreshed := make(chan struct{}) // closed when refreshKeys returns
+	go func() {
+		defer close(keysRefreshed)
+		refreshKeys(bg)
+	}()
 	jobs := m.jobs
 	if jobs == nil {
 		jobs = []job{
@@ -707,6 +718,7 @@ func (m *Main) Run(ctx context.Context) error {
 		// The listener failed: no request is served any more, but the
 		// periodic jobs still use the store that Close closes next.
 		m.stopJobsAndFlush(sctx, stopJobs)
+		m.stopKeyRefresh(sctx, cancel, keysRefreshed)
 		return serveErr
 	}
 	m.Logger.Info("shutting down: finishing requests in flight")
@@ -714,7 +726,21 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	m.stopJobsAndFlush(sctx, stopJobs)
+	m.stopKeyRefresh(sctx, cancel, keysRefreshed)
 	return nil
+}
+
+// stopKeyRefresh ends Run's background work (cancel) and waits until ctx
+// ends for the periodic refresh of the signing keys among it to return
+// (refreshed is closed): a refresh in progress still uses the store that
+// Close closes next.
+func (m *Main) stopKeyRefresh(ctx context.Context, cancel context.CancelFunc, refreshed <-chan struct{}) {
+	cancel()
+	select {
+	case <-refreshed:
+	case <-ctx.Done():
+		m.Logger.Warn("the refresh of the signing keys did not end in time at shutdown")
+	}
 }
 
 // stopJobsAndFlush stops the periodic jobs, waiting for them until ctx

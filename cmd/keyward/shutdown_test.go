@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -369,5 +370,61 @@ func TestRunListenerFailureStopsJobs(t *testing.T) {
 	// The job's runs all ended before the flush, and none ran after it.
 	if n := len(events); n < 2 || events[n-1] != "last usage flush" || slices.Index(events, "last usage flush") != n-1 {
 		t.Errorf("when Run returned: %q, want the job's runs ended, then the last usage flush", events)
+	}
+}
+
+// TestRunWaitsForKeyRefresh: Run returns only once the periodic refresh
+// of the signing keys has, at a shutdown and when the listener fails. It
+// canceled the refresh without waiting for it, which went on reading the
+// store that Close closes next.
+func TestRunWaitsForKeyRefresh(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		listenerFails bool
+	}{
+		{"shutdown", false},
+		{"listener failure", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Listen = "127.0.0.1:0"
+			cfg.DataDir = t.TempDir()
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			if err := m.Open(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			started, checked := make(chan struct{}), make(chan struct{})
+			var ended atomic.Bool
+			m.refreshKeys = func(ctx context.Context) {
+				close(started)
+				<-ctx.Done()
+				// Still reading the store a while after it was canceled.
+				select {
+				case <-checked:
+				case <-time.After(time.Second):
+				}
+				ended.Store(true)
+			}
+			fail := make(chan struct{})
+			if tc.listenerFails {
+				m.listener = failingListener{m.listener, fail}
+			}
+			ctx, stop := context.WithCancel(context.Background())
+			defer stop()
+			done := make(chan error, 1)
+			go func() { done <- m.Run(ctx) }()
+			<-started
+			if tc.listenerFails {
+				close(fail)
+			} else {
+				stop()
+			}
+			<-done
+			if !ended.Load() {
+				t.Error("Run returned while the refresh of the signing keys was still running")
+			}
+			close(checked)
+		})
 	}
 }
