@@ -76,8 +76,8 @@ func TestDeployFiles(t *testing.T) {
 		if err != nil {
 			t.Fatalf("TimeoutStopSec=%s: %v", stop[0], err)
 		}
-		if need := shutdownGrace + tally.CloseTimeout + storeCloseTimeout; d < need {
-			t.Errorf("TimeoutStopSec=%s: a shutdown may take %s (requests in flight, then introspection summaries, the last audit writes and closing the store)", stop[0], need)
+		if need := shutdownGrace + shutdownCutoff + tally.CloseTimeout + storeCloseTimeout; d < need {
+			t.Errorf("TimeoutStopSec=%s: a shutdown may take %s (requests in flight, those cut off and the last usage flush, then introspection summaries, the last audit writes and closing the store)", stop[0], need)
 		}
 	})
 	t.Run("docker run gives shutdown its time", func(t *testing.T) {
@@ -87,7 +87,7 @@ func TestDeployFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		need := shutdownGrace + tally.CloseTimeout + storeCloseTimeout
+		need := shutdownGrace + shutdownCutoff + tally.CloseTimeout + storeCloseTimeout
 		runs := 0
 		for line := range strings.Lines(string(data)) {
 			args := strings.Fields(line)

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -242,6 +243,11 @@ type Main struct {
 	// refreshKeys, if set, replaces Run's periodic refresh of the signing
 	// keys (tests).
 	refreshKeys func(context.Context)
+	// grace, if set, replaces shutdownGrace (tests).
+	grace time.Duration
+	// handling counts the requests being handled, for a shutdown to wait
+	// for those it cut off.
+	handling inFlight
 	// listening: postgres.Watch listens for the other replicas' changes.
 	listening atomic.Bool
 
@@ -699,6 +705,7 @@ func (m *Main) Run(ctx context.Context) error {
 	build := readBuildInfo()
 	m.Logger.Info("keyward is serving", "issuer", m.Issuer, "listen", m.listener.Addr().String(), "store", storeName(m.Config),
 		"version", build.Version, "revision", build.revisionLabel())
+	m.http.Handler = m.handling.wrap(m.http.Handler)
 	errc := make(chan error, 1)
 	go func() {
 		if m.Config.TLSCert != "" {
@@ -712,7 +719,9 @@ func (m *Main) Run(ctx context.Context) error {
 	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
-	sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
+	grace := cmp.Or(m.grace, shutdownGrace)
+	start := time.Now()
+	sctx, scancel := context.WithTimeout(context.Background(), grace)
 	defer scancel()
 	if serveErr != nil {
 		// The listener failed: no request is served any more, but the
@@ -722,12 +731,83 @@ func (m *Main) Run(ctx context.Context) error {
 		return serveErr
 	}
 	m.Logger.Info("shutting down: finishing requests in flight")
-	if err := m.http.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	err := m.http.Shutdown(sctx)
+	// What is left of the grace, and at least shutdownCutoff: requests
+	// that took all of it still need the periodic jobs stopped and the
+	// last flush, and whatever they were doing to end first.
+	rctx, rcancel := context.WithTimeout(context.Background(), max(time.Until(start.Add(grace)), shutdownCutoff))
+	defer rcancel()
+	if err != nil {
+		n := m.cutOff(rctx)
+		err = fmt.Errorf("shutdown: %d requests in flight did not finish within %s: cut off", n, grace)
 	}
-	m.stopJobsAndFlush(sctx, stopJobs)
-	m.stopKeyRefresh(sctx, cancel, keysRefreshed)
-	return nil
+	m.stopJobsAndFlush(rctx, stopJobs)
+	m.stopKeyRefresh(rctx, cancel, keysRefreshed)
+	return err
+}
+
+// cutOff closes the connections of the requests in flight that a
+// shutdown's grace did not see to the end, and waits until ctx ends for
+// their handlers to return: http.Server.Close does not, and they would go
+// on with the store that Close closes next. Closing their connections
+// cancels their contexts, so they end soon. It returns how many requests
+// it cut off.
+func (m *Main) cutOff(ctx context.Context) int {
+	n, idle := m.handling.close()
+	m.http.Close()
+	m.Logger.Warn("requests in flight did not finish within the grace period at shutdown: cut off", "requests", n)
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		m.Logger.Error("requests cut off at shutdown did not end in time: they may fail on the store closed under them")
+	}
+	return n
+}
+
+// inFlight counts the requests being handled. Once closed, it aborts
+// later ones: their connections are closing.
+type inFlight struct {
+	mu     sync.Mutex
+	n      int
+	closed bool
+	idle   chan struct{} // made by close; closed once n is 0
+}
+
+// wrap counts h's requests.
+func (f *inFlight) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		if f.closed {
+			f.mu.Unlock()
+			panic(http.ErrAbortHandler)
+		}
+		f.n++
+		f.mu.Unlock()
+		defer f.done()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (f *inFlight) done() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n--; f.closed && f.n == 0 {
+		close(f.idle)
+	}
+}
+
+// close aborts the requests after it, and returns how many are being
+// handled and a channel closed once none is.
+func (f *inFlight) close() (int, <-chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.closed {
+		f.closed, f.idle = true, make(chan struct{})
+		if f.n == 0 {
+			close(f.idle)
+		}
+	}
+	return f.n, f.idle
 }
 
 // stopKeyRefresh ends Run's background work (cancel) and waits until ctx
@@ -755,12 +835,18 @@ func (m *Main) stopJobsAndFlush(ctx context.Context, stopJobs func(context.Conte
 }
 
 // shutdownGrace is how long a shutdown waits for the requests in flight,
-// then the periodic jobs and the last flush of the secrets' last use.
-// Close then waits up to tally.CloseTimeout more for the introspection
-// summaries, the journal's last writes and closing the store together
+// then the periodic jobs and the last flush of the secrets' last use
+// (shutdownCutoff more when the requests took all of it). Close then
+// waits up to tally.CloseTimeout more for the introspection summaries,
+// the journal's last writes and closing the store together
 // (storeCloseTimeout more when the writes took all of it):
 // deploy/keyward.service's TimeoutStopSec covers all of it.
 const shutdownGrace = 25 * time.Second
+
+// shutdownCutoff is the least time a shutdown gives, after the grace, to
+// the requests it cut off to end, the periodic jobs, the refresh of the
+// signing keys and the last flush of the secrets' last use.
+const shutdownCutoff = 5 * time.Second
 
 // job is one of Run's periodic jobs: run every interval, each run for at
 // most interval.
