@@ -639,10 +639,11 @@ func listenError(flag, addr string, err error) error {
 // list --follow) move their own deadline.
 const writeTimeout = 30 * time.Second
 
-// Run serves until ctx ends, then shuts down gracefully: it stops accepting,
-// lets requests in flight finish and flushes the journal. If the listener
-// fails first, Run stops the periodic jobs as a shutdown does and returns
-// the listener's error.
+// Run serves until ctx ends, then shuts down gracefully: it stops
+// accepting, lets requests in flight finish (cutting off those left when
+// the grace is over), stops the periodic jobs and flushes the secrets'
+// last use. If the listener fails first, Run shuts down so, with a
+// shorter grace, and returns the listener's error.
 func (m *Main) Run(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
@@ -720,17 +721,19 @@ func (m *Main) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	grace := cmp.Or(m.grace, shutdownGrace)
+	if serveErr != nil {
+		// The listener failed: no connection comes any more, but the
+		// requests in flight, and the next ones on the keep-alive
+		// connections already accepted, would go on with the store that
+		// Close closes next. This shutdown, which nobody asked for, gives
+		// them shutdownCutoff, not the whole grace.
+		grace = min(grace, shutdownCutoff)
+	} else {
+		m.Logger.Info("shutting down: finishing requests in flight")
+	}
 	start := time.Now()
 	sctx, scancel := context.WithTimeout(context.Background(), grace)
 	defer scancel()
-	if serveErr != nil {
-		// The listener failed: no request is served any more, but the
-		// periodic jobs still use the store that Close closes next.
-		m.stopJobsAndFlush(sctx, stopJobs)
-		m.stopKeyRefresh(sctx, cancel, keysRefreshed)
-		return serveErr
-	}
-	m.Logger.Info("shutting down: finishing requests in flight")
 	err := m.http.Shutdown(sctx)
 	// What is left of the grace, and at least shutdownCutoff: requests
 	// that took all of it still need the periodic jobs stopped and the
@@ -743,6 +746,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.stopJobsAndFlush(rctx, stopJobs)
 	m.stopKeyRefresh(rctx, cancel, keysRefreshed)
+	if serveErr != nil {
+		return serveErr
+	}
 	return err
 }
 

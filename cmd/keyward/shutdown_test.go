@@ -429,75 +429,114 @@ func TestRunWaitsForKeyRefresh(t *testing.T) {
 	}
 }
 
-// TestShutdownPastGraceStillFlushes: requests still in flight when the
-// grace period is over are cut off, and waited for; the periodic jobs are
-// still stopped and the secrets' last use flushed, and the logs say how
-// many requests were cut off. Run returned at once, losing the last uses
-// since the last flush and leaving the requests and jobs running while
-// Close closed the store.
-func TestShutdownPastGraceStillFlushes(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	var logs testkeyward.SyncBuffer
-	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil)), grace: 300 * time.Millisecond}
-	if err := m.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	var (
-		mu     sync.Mutex
-		events []string
-	)
-	record := func(e string) {
-		mu.Lock()
-		events = append(events, e)
-		mu.Unlock()
-	}
-	m.jobs = []job{{time.Millisecond, func(ctx context.Context) {
-		<-ctx.Done() // its deadline, or the jobs stopped
-		record("job ended")
-	}}}
-	m.flushUsage = func(context.Context) error {
-		record("last usage flush")
-		return nil
-	}
-	// A request that goes on until it is cut off.
-	holding := make(chan struct{})
-	served := m.http.Handler
-	m.http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/test/hold" {
-			served.ServeHTTP(w, r)
-			return
-		}
-		close(holding)
-		<-r.Context().Done()
-		record("request ended")
-	})
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	conn, err := net.Dial("tcp", m.listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	io.WriteString(conn, "GET /test/hold HTTP/1.1\r\nHost: x\r\n\r\n")
-	<-holding
-	stop() // SIGTERM
-	if err := <-done; err == nil || !strings.Contains(err.Error(), "cut off") {
-		t.Errorf("Run = %v, want the requests in flight said to be cut off", err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	// The request ended, then the job's last run, then the flush.
-	n := len(events)
-	ended := slices.Index(events, "request ended")
-	if ended < 0 || n < 2 || events[n-2] != "job ended" || events[n-1] != "last usage flush" || slices.Index(events, "last usage flush") != n-1 {
-		t.Errorf("when Run returned: %q, want the request ended, then the job's last run, then the last usage flush", events)
-	}
-	if got := logs.String(); !strings.Contains(got, "did not finish within the grace period at shutdown: cut off") || !strings.Contains(got, "requests=1") {
-		t.Errorf("log = %q, want 1 request said to be cut off", got)
+// TestShutdownCutsOffRequests: requests still in flight when the grace
+// period is over are cut off, and waited for; the periodic jobs are still
+// stopped and the secrets' last use flushed, and the logs say how many
+// requests were cut off. Past its grace, Run returned at once, losing the
+// last uses since the last flush and leaving the requests and jobs
+// running while Close closed the store. When the listener failed, the
+// requests in flight and the keep-alive connections already accepted
+// went on being served on the store Close closed.
+func TestShutdownCutsOffRequests(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		listenerFails bool
+	}{
+		{"grace over", false},
+		{"listener failure", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Listen = "127.0.0.1:0"
+			cfg.DataDir = t.TempDir()
+			var logs testkeyward.SyncBuffer
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil)), grace: 300 * time.Millisecond}
+			if err := m.Open(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			var (
+				mu     sync.Mutex
+				events []string
+			)
+			record := func(e string) {
+				mu.Lock()
+				events = append(events, e)
+				mu.Unlock()
+			}
+			m.jobs = []job{{time.Millisecond, func(ctx context.Context) {
+				<-ctx.Done() // its deadline, or the jobs stopped
+				record("job ended")
+			}}}
+			m.flushUsage = func(context.Context) error {
+				record("last usage flush")
+				return nil
+			}
+			// A request that goes on until it is cut off.
+			holding := make(chan struct{})
+			served := m.http.Handler
+			m.http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/test/hold" {
+					served.ServeHTTP(w, r)
+					return
+				}
+				close(holding)
+				<-r.Context().Done()
+				record("request ended")
+			})
+			ctx, stop := context.WithCancel(context.Background())
+			defer stop()
+			done := make(chan error, 1)
+			go func() { done <- m.Run(ctx) }()
+			dial := func() net.Conn {
+				conn, err := net.Dial("tcp", m.listener.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { conn.Close() })
+				return conn
+			}
+			// A keep-alive connection, idle after its first request.
+			idle := dial()
+			idleReader := bufio.NewReader(idle)
+			healthz := "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+			io.WriteString(idle, healthz)
+			if resp, err := http.ReadResponse(idleReader, nil); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("healthz: %v %v", resp, err)
+			} else {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			io.WriteString(dial(), "GET /test/hold HTTP/1.1\r\nHost: x\r\n\r\n")
+			<-holding
+			if tc.listenerFails {
+				m.listener.Close()
+			} else {
+				stop() // SIGTERM
+			}
+			err := <-done
+			switch {
+			case tc.listenerFails && !errors.Is(err, net.ErrClosed):
+				t.Errorf("Run = %v, want the listener's error", err)
+			case !tc.listenerFails && (err == nil || !strings.Contains(err.Error(), "cut off")):
+				t.Errorf("Run = %v, want the requests in flight said to be cut off", err)
+			}
+			mu.Lock()
+			// The request ended, then the job's last run, then the flush.
+			n := len(events)
+			if slices.Index(events, "request ended") < 0 || n < 2 || events[n-2] != "job ended" || events[n-1] != "last usage flush" || slices.Index(events, "last usage flush") != n-1 {
+				t.Errorf("when Run returned: %q, want the request ended, then the job's last run, then the last usage flush", events)
+			}
+			mu.Unlock()
+			if got := logs.String(); !strings.Contains(got, "did not finish within the grace period at shutdown: cut off") || !strings.Contains(got, "requests=1") {
+				t.Errorf("log = %q, want 1 request said to be cut off", got)
+			}
+			// The keep-alive connection serves no more.
+			io.WriteString(idle, healthz)
+			if resp, err := http.ReadResponse(idleReader, nil); err == nil {
+				resp.Body.Close()
+				t.Errorf("a keep-alive connection was still served after Run returned: %s", resp.Status)
+			}
+		})
 	}
 }
