@@ -741,7 +741,7 @@ func (m *Main) Run(ctx context.Context) error {
 	rctx, rcancel := context.WithTimeout(context.Background(), max(time.Until(start.Add(grace)), shutdownCutoff))
 	defer rcancel()
 	if err != nil {
-		n := m.cutOff(rctx)
+		n := m.cutOff(rctx, grace)
 		err = fmt.Errorf("shutdown: %d requests in flight did not finish within %s: cut off", n, grace)
 	}
 	m.stopJobsAndFlush(rctx, stopJobs)
@@ -758,10 +758,10 @@ func (m *Main) Run(ctx context.Context) error {
 // on with the store that Close closes next. Closing their connections
 // cancels their contexts, so they end soon. It returns how many requests
 // it cut off.
-func (m *Main) cutOff(ctx context.Context) int {
+func (m *Main) cutOff(ctx context.Context, grace time.Duration) int {
 	n, idle := m.handling.close()
 	m.http.Close()
-	m.Logger.Warn("requests in flight did not finish within the grace period at shutdown: cut off", "requests", n)
+	m.Logger.Warn("requests in flight did not finish within the grace period at shutdown: cut off", "requests", n, "grace", grace)
 	select {
 	case <-idle:
 	case <-ctx.Done():
@@ -794,6 +794,7 @@ func (f *inFlight) wrap(h http.Handler) http.Handler {
 	})
 }
 
+// done counts a request's end.
 func (f *inFlight) done() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
