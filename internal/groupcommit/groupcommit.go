@@ -107,6 +107,7 @@ func (c *Committer) Write(ctx context.Context, w storage.Write) error {
 		w.Events[i].Prepare()
 	}
 	r := &request{w: w, res: make(chan error, 1)}
+	done, expired := waitChannels(ctx)
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()
@@ -115,7 +116,11 @@ func (c *Committer) Write(ctx context.Context, w storage.Write) error {
 	c.waiting.Add(1)
 	select {
 	case c.reqs <- r:
-	case <-ctx.Done():
+	case <-done:
+		c.waiting.Add(-1)
+		c.mu.RUnlock()
+		return ctx.Err()
+	case <-expired:
 		c.waiting.Add(-1)
 		c.mu.RUnlock()
 		return ctx.Err()
@@ -124,9 +129,23 @@ func (c *Committer) Write(ctx context.Context, w storage.Write) error {
 	select {
 	case err := <-r.res:
 		return err
-	case <-ctx.Done():
+	case <-done:
+		return ctx.Err()
+	case <-expired:
 		return ctx.Err()
 	}
+}
+
+// waitChannels returns channels, one of which is closed when ctx ends:
+// those of a request's context (package deadline), whose own Done
+// channel would cost it a timer, else ctx.Done() and nil.
+func waitChannels(ctx context.Context) (done, expired <-chan struct{}) {
+	if wc, ok := ctx.(interface {
+		WaitChannels() (done, expired <-chan struct{})
+	}); ok {
+		return wc.WaitChannels()
+	}
+	return ctx.Done(), nil
 }
 
 // Close stops accepting writes, commits the ones already accepted and waits

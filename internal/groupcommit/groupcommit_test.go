@@ -232,6 +232,76 @@ func TestCanceledContext(t *testing.T) {
 	c.Close()
 }
 
+// splitContext is a request's context as package deadline makes it: its
+// end comes on either of WaitChannels' channels, and asking for its Done
+// channel would arm a timer of its own.
+type splitContext struct {
+	context.Context
+	t                 *testing.T
+	canceled, expired chan struct{}
+}
+
+func (c *splitContext) Done() <-chan struct{} {
+	c.t.Error("Write asked for Done, which arms a timer, instead of WaitChannels")
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}
+
+func (c *splitContext) Err() error {
+	switch {
+	case closedChan(c.canceled):
+		return context.Canceled
+	case closedChan(c.expired):
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+func (c *splitContext) WaitChannels() (done, expired <-chan struct{}) { return c.canceled, c.expired }
+
+func closedChan(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// A write whose context gives WaitChannels waits on them, not on Done,
+// and ends with either: its client gone, or its deadline past.
+func TestWaitChannels(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		end  func(*splitContext)
+		want error
+	}{
+		{"committed", nil, nil},
+		{"canceled", func(c *splitContext) { close(c.canceled) }, context.Canceled},
+		{"expired", func(c *splitContext) { close(c.expired) }, context.DeadlineExceeded},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &fakeStore{used: map[string]bool{}}
+			if tt.end != nil {
+				st.gate = make(chan struct{})
+			}
+			c := New(st, Options{})
+			ctx := &splitContext{Context: context.Background(), t: t, canceled: make(chan struct{}), expired: make(chan struct{})}
+			if tt.end != nil {
+				tt.end(ctx)
+			}
+			if err := c.Write(ctx, storage.Write{}); !errors.Is(err, tt.want) {
+				t.Errorf("Write = %v, want %v", err, tt.want)
+			}
+			if st.gate != nil {
+				close(st.gate)
+			}
+			c.Close()
+		})
+	}
+}
+
 // TestShutdownGivesUp: a store that does not answer (a hung PostgreSQL, a
 // SQLite file on a stalled NFS mount) holds Shutdown only until its
 // context ends; it then reports the writes left unconfirmed and cancels

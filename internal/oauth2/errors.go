@@ -164,7 +164,15 @@ func Unrecorded() *Error {
 // with a store that does not answer, the write is given up with the
 // request, and Unrecorded reaches the client before the server's write
 // timeout, rather than after another wait of its own for the store.
+//
+// A request's context from package deadline has one ready, which ends at
+// the deadline it shares with other requests: no timer of its own.
 func RecordContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if dc, ok := ctx.(interface{ Detached() context.Context }); ok {
+		if d := dc.Detached(); d != nil {
+			return d, func() {}
+		}
+	}
 	detached := context.WithoutCancel(ctx)
 	if d, ok := ctx.Deadline(); ok {
 		return context.WithDeadline(detached, d)

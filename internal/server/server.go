@@ -19,6 +19,7 @@ import (
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/console"
+	"github.com/keyward/keyward/internal/deadline"
 	"github.com/keyward/keyward/internal/discovery"
 	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/introspect"
@@ -165,9 +166,10 @@ func New(cfg Config, d Deps) *Server {
 
 	resolver := tokenstate.New(cached, d.Signer, cfg.Issuer, d.Now)
 	mux := http.NewServeMux()
-	mux.Handle("/token", withDeadline(tok))
-	mux.Handle("/introspect", withDeadline(introspect.NewHandler(auth, resolver, cached, d.Journal, d.Introspections, d.Now, reqLog, observer)))
-	mux.Handle("/revoke", withDeadline(revoke.NewHandler(auth, resolver, cached, d.Journal, d.Now, reqLog, observer)))
+	clock := deadline.NewClock(RequestTimeout)
+	mux.Handle("/token", withDeadline(clock, tok))
+	mux.Handle("/introspect", withDeadline(clock, introspect.NewHandler(auth, resolver, cached, d.Journal, d.Introspections, d.Now, reqLog, observer)))
+	mux.Handle("/revoke", withDeadline(clock, revoke.NewHandler(auth, resolver, cached, d.Journal, d.Now, reqLog, observer)))
 	disc.Register(mux)
 	adminHTTP := admin.NewHandler(adminSvc, resolver, auth, signingKeys{d.Signer, d.Store}, d.Journal, cfg.Issuer, reqLog)
 	adminHTTP.Register(mux)
@@ -257,11 +259,14 @@ func refuseDotSegments(next http.Handler) http.Handler {
 // of their own, but one after the other they could outlast it.
 const RequestTimeout = 25 * time.Second
 
-// withDeadline runs next with RequestTimeout as its request's deadline.
-func withDeadline(next http.Handler) http.Handler {
+// withDeadline runs next with clock's bound (RequestTimeout) as its
+// request's deadline: one shared with the requests that started about
+// when it did, which costs a request no timer of its own unless it asks
+// for its context's Done channel (see package deadline).
+func withDeadline(clock *deadline.Clock, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
-		defer cancel()
+		ctx := clock.New(r.Context())
+		defer ctx.Close()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

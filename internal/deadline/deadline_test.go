@@ -1,0 +1,174 @@
+package deadline_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/keyward/keyward/internal/deadline"
+)
+
+type key struct{}
+
+// closed reports whether ch is closed (a nil channel never is).
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// A Context ends within its bound, less than Granularity before it, and
+// through each of the ways to wait on it alike; its parent ending ends it
+// too, but not its Detached context, which ends at the same deadline.
+func TestContext(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		cancelAt    time.Duration // the parent's end; 0 for never
+		wantErr     error         // at the bound
+		detachedErr error         // at the bound
+	}{
+		{"deadline", 0, context.DeadlineExceeded, context.DeadlineExceeded},
+		{"parent canceled", time.Second, context.Canceled, context.DeadlineExceeded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const bound = 25 * time.Second
+				clock := deadline.NewClock(bound)
+				time.Sleep(1234 * time.Millisecond) // not on a Granularity
+				parent, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
+				defer cancel()
+				start := time.Now()
+				c := clock.New(parent)
+				defer c.Close()
+				viaDone := clock.New(parent) // asked for Done before it ends
+				defer viaDone.Close()
+				done := viaDone.Done()
+				det := c.Detached()
+				if d, ok := c.Deadline(); !ok || d.After(start.Add(bound)) || !d.After(start.Add(bound-deadline.Granularity)) {
+					t.Errorf("Deadline() = %v, %v, want within (bound-%v, bound] of %v", d, ok, deadline.Granularity, start)
+				}
+				if d, _ := det.Deadline(); d != mustDeadline(c) {
+					t.Errorf("Detached().Deadline() = %v, want %v", d, mustDeadline(c))
+				}
+				if c.Value(key{}) != "v" || det.Value(key{}) != "v" {
+					t.Errorf("Value = %v, detached %v, want the parent's v", c.Value(key{}), det.Value(key{}))
+				}
+				if tc.cancelAt > 0 {
+					time.Sleep(tc.cancelAt)
+					cancel()
+				}
+				wd, we := c.WaitChannels()
+				select {
+				case <-wd:
+				case <-we:
+				}
+				if took := time.Since(start); took > bound {
+					t.Errorf("WaitChannels ended after %v, want within %v", took, bound)
+				}
+				synctest.Wait()
+				if !closed(done) {
+					t.Errorf("Done not closed when WaitChannels ended")
+				}
+				if err := c.Err(); !errors.Is(err, tc.wantErr) || !errors.Is(viaDone.Err(), tc.wantErr) {
+					t.Errorf("Err() = %v, via Done %v, want %v", err, viaDone.Err(), tc.wantErr)
+				}
+				if err := context.Cause(c); !errors.Is(err, tc.wantErr) {
+					t.Errorf("Cause = %v, want %v", err, tc.wantErr)
+				}
+				if tc.cancelAt > 0 && (closed(det.Done()) || det.Err() != nil) {
+					t.Errorf("Detached ended with its parent: %v", det.Err())
+				}
+				time.Sleep(time.Until(mustDeadline(c)))
+				synctest.Wait()
+				if !closed(det.Done()) || !errors.Is(det.Err(), tc.detachedErr) || !errors.Is(context.Cause(det), tc.detachedErr) {
+					t.Errorf("Detached at the deadline: closed %v, Err %v, Cause %v, want %v", closed(det.Done()), det.Err(), context.Cause(det), tc.detachedErr)
+				}
+			})
+		})
+	}
+}
+
+func mustDeadline(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
+}
+
+// A parent's earlier deadline is the Context's, and leaves it no
+// Detached context of the shared deadline.
+func TestParentDeadlineEarlier(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		parent, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		c := deadline.NewClock(25 * time.Second).New(parent)
+		defer c.Close()
+		if d, _ := c.Deadline(); d != mustDeadline(parent) {
+			t.Errorf("Deadline() = %v, want the parent's %v", d, mustDeadline(parent))
+		}
+		if c.Detached() != nil {
+			t.Errorf("Detached() is not nil")
+		}
+	})
+}
+
+// Waiting on a Context through WaitChannels, and on its Detached
+// context, arms no timer: the request allocates only the Context.
+func TestWaitingAllocatesNoTimer(t *testing.T) {
+	clock := deadline.NewClock(time.Minute)
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	clock.New(parent).Close() // the shared deadline
+	allocs := testing.AllocsPerRun(100, func() {
+		c := clock.New(parent)
+		done, expired := c.WaitChannels()
+		select {
+		case <-done:
+		case <-expired:
+		default:
+		}
+		if det := c.Detached(); closed(det.Done()) || det.Err() != nil {
+			t.Fatal("ended")
+		}
+		c.Close()
+	})
+	if allocs > 1 {
+		t.Errorf("a Context waited on allocates %v times, want 1", allocs)
+	}
+}
+
+// BenchmarkRequestContext compares a request's deadline and the context
+// of its audit event made with the context package, with a timer each,
+// with this package's, under a parent that can be canceled, as net/http's
+// is.
+func BenchmarkRequestContext(b *testing.B) {
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.Run("context", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			ctx, cancel := context.WithTimeout(parent, 25*time.Second)
+			closed(ctx.Done())
+			d, _ := ctx.Deadline()
+			rctx, rcancel := context.WithDeadline(context.WithoutCancel(ctx), d)
+			closed(rctx.Done())
+			rcancel()
+			cancel()
+		}
+	})
+	b.Run("deadline", func(b *testing.B) {
+		clock := deadline.NewClock(25 * time.Second)
+		b.ReportAllocs()
+		for b.Loop() {
+			c := clock.New(parent)
+			done, expired := c.WaitChannels()
+			closed(done)
+			closed(expired)
+			closed(c.Detached().Done())
+			c.Close()
+		}
+	})
+}
