@@ -7,7 +7,6 @@
 package jsonappend
 
 import (
-	"maps"
 	"slices"
 	"strconv"
 	"unicode/utf8"
@@ -107,8 +106,20 @@ func StringMap(dst []byte, m map[string]string) []byte {
 	if m == nil {
 		return append(dst, "null"...)
 	}
+	// The keys of an audit event's data, a dozen or so, are sorted on the
+	// stack: slices.Sorted(maps.Keys(m)) grew a slice for them on the
+	// heap, several times.
+	var small [16]string
+	keys := small[:0]
+	if len(m) > len(small) {
+		keys = make([]string, 0, len(m))
+	}
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
 	o := NewObject(dst)
-	for _, k := range slices.Sorted(maps.Keys(m)) {
+	for _, k := range keys {
 		o.String(k, m[k])
 	}
 	return o.End()

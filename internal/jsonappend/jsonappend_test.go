@@ -2,6 +2,7 @@ package jsonappend_test
 
 import (
 	"encoding/json"
+	"strconv"
 	"testing"
 
 	"github.com/keyward/keyward/internal/jsonappend"
@@ -75,6 +76,27 @@ func TestStringsAndMaps(t *testing.T) {
 	}
 }
 
+// StringMap sorts the keys of a map as large as an audit event's data
+// without allocating, and those of a larger one in order too.
+func TestStringMapAllocs(t *testing.T) {
+	for _, n := range []int{12, 40} {
+		m := map[string]string{}
+		for i := range n {
+			m[strconv.Itoa(i)] = "v"
+		}
+		if got, want := string(jsonappend.StringMap(nil, m)), marshal(t, m); got != want {
+			t.Errorf("StringMap of %d keys = %s, json.Marshal = %s", n, got, want)
+		}
+		if n > 16 {
+			continue
+		}
+		dst := make([]byte, 0, 1024)
+		if allocs := testing.AllocsPerRun(100, func() { jsonappend.StringMap(dst, m) }); allocs != 0 {
+			t.Errorf("StringMap of %d keys allocates %v times, want 0", n, allocs)
+		}
+	}
+}
+
 func FuzzStringMap(f *testing.F) {
 	f.Add("a", "1", "b", "2")
 	f.Add("same", "x", "same", "y")
@@ -135,5 +157,18 @@ func BenchmarkString(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = jsonappend.String(buf[:0], s)
+	}
+}
+
+// BenchmarkStringMap measures an audit event's data: a dozen keys.
+func BenchmarkStringMap(b *testing.B) {
+	m := map[string]string{}
+	for _, k := range []string{"auth_method", "client_id", "grant", "scope", "active", "token_id", "account_id", "api", "caller", "error", "description", "secret_id"} {
+		m[k] = "value-of-" + k
+	}
+	dst := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		dst = jsonappend.StringMap(dst[:0], m)
 	}
 }
