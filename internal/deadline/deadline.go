@@ -80,6 +80,7 @@ type Context struct {
 	mu     sync.Mutex
 	std    context.Context // made on the first call of Done or Err
 	cancel context.CancelFunc
+	closed bool
 }
 
 // New returns parent bounded by k's bound from now.
@@ -96,6 +97,9 @@ func (c *Context) merged() context.Context {
 	defer c.mu.Unlock()
 	if c.std == nil {
 		c.std, c.cancel = context.WithDeadline(c.parent, c.b.at)
+		if c.closed {
+			c.cancel()
+		}
 	}
 	return c.std
 }
@@ -128,14 +132,14 @@ func (c *Context) Value(key any) any {
 
 // WaitChannels returns two channels, one of which is closed when c ends:
 // the parent's Done channel, and the shared deadline's; or c's Done
-// channel and nil, once it has one. A wait that ends on either reads
-// c.Err as its cause, as it would after Done.
+// channel and nil, once it has one or is closed. A wait that ends on
+// either reads c.Err as its cause, as it would after Done.
 func (c *Context) WaitChannels() (done, expired <-chan struct{}) {
 	c.mu.Lock()
-	std := c.std
+	std, closed := c.std, c.closed
 	c.mu.Unlock()
-	if std != nil {
-		return std.Done(), nil
+	if std != nil || closed {
+		return c.Done(), nil
 	}
 	return c.parent.Done(), c.b.done
 }
@@ -150,9 +154,11 @@ func (c *Context) Detached() context.Context {
 	return &c.det
 }
 
-// Close releases the timer c armed, if any, ending c.
+// Close ends c, as a context.CancelFunc does, and releases the timer c
+// armed, if any. Its Detached context still ends at the shared deadline.
 func (c *Context) Close() {
 	c.mu.Lock()
+	c.closed = true
 	cancel := c.cancel
 	c.mu.Unlock()
 	if cancel != nil {

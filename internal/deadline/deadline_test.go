@@ -98,6 +98,26 @@ func mustDeadline(ctx context.Context) time.Time {
 	return d
 }
 
+// Close ends a Context, as a CancelFunc does, whether or not it has
+// armed a timer of its own, but not its Detached context.
+func TestClose(t *testing.T) {
+	for _, armed := range []bool{false, true} {
+		clock := deadline.NewClock(time.Hour)
+		c := clock.New(context.Background())
+		if armed {
+			c.Done()
+		}
+		c.Close()
+		done, expired := c.WaitChannels()
+		if !closed(done) && !closed(expired) || !closed(c.Done()) || !errors.Is(c.Err(), context.Canceled) {
+			t.Errorf("armed %v: after Close, WaitChannels closed %v %v, Done closed %v, Err %v, want closed and Canceled", armed, closed(done), closed(expired), closed(c.Done()), c.Err())
+		}
+		if det := c.Detached(); closed(det.Done()) || det.Err() != nil {
+			t.Errorf("armed %v: Detached ended with Close: %v", armed, det.Err())
+		}
+	}
+}
+
 // A parent's earlier deadline is the Context's, and leaves it no
 // Detached context of the shared deadline.
 func TestParentDeadlineEarlier(t *testing.T) {
