@@ -439,9 +439,11 @@ func (m *Main) Open(ctx context.Context) error {
 	})
 	switch {
 	case created && aside != "":
-		// It held no account's key: left by a first start that stopped
-		// before storing it, or by a server that lost to this one.
-		os.Remove(aside)
+		// It holds no key of this store's administrator: left by a first
+		// start that stopped before storing it, by a server that lost to
+		// this one, or by another store (an SQLite database this
+		// directory served before).
+		keepAside(path, aside, m.Logger)
 	case errors.Is(err, admin.ErrBootstrappedElsewhere):
 		discardKeyFile(path, saved, m.Logger)
 		m.restoreWinnersKeyFile(ctx, path, aside)
@@ -1789,8 +1791,9 @@ func syncRestored(path string, log *slog.Logger) {
 // data directory, another loser's file may be there by now, and left in
 // place the winner's key file stayed hidden. An aside file that is not
 // the winner's (one left by an interrupted first start, or another
-// loser's, or what is not a key file) is removed. When the store cannot
-// tell, it is put back only where no file is, as restoreAside does.
+// loser's, or another store's, or what is not a key file) goes to
+// keepAside. When the store cannot tell, it is put back only where no
+// file is, as restoreAside does.
 func (m *Main) restoreWinnersKeyFile(ctx context.Context, path, aside string) {
 	if aside == "" {
 		return
@@ -1805,7 +1808,7 @@ func (m *Main) restoreWinnersKeyFile(ctx context.Context, path, aside string) {
 	case !known:
 		restoreAside(path, aside, m.Logger)
 	case !winners:
-		os.Remove(aside)
+		keepAside(path, aside, m.Logger)
 	default:
 		if cur, err := os.ReadFile(path); err == nil {
 			if w, ok := m.isAdminKeyFile(ctx, cur); ok && !w && renameFile(aside, path) == nil {
@@ -1817,6 +1820,37 @@ func (m *Main) restoreWinnersKeyFile(ctx context.Context, path, aside string) {
 	}
 }
 
+// keepAside deals with aside, the file that saveAdminKeyFile moved aside
+// from path, which holds no key of this store's administrator and is not
+// put back. What is no key file holds no key, and is removed. A key file
+// is never removed: it may be the only administrator key of another
+// store (an SQLite database this data directory served before a first
+// start on PostgreSQL, say). It is given a name beside path that says
+// what it is, path.<UTC time>.old (or, if that fails, left where it is),
+// and a warning names it.
+func keepAside(path, aside string, log *slog.Logger) {
+	if aside == "" {
+		return
+	}
+	if b, err := os.ReadFile(aside); err == nil && !isKeyFile(b) {
+		os.Remove(aside)
+		return
+	}
+	kept := path + "." + time.Now().UTC().Format("20060102T150405Z") + ".old"
+	if err := publishNew(aside, kept); err != nil {
+		kept = aside
+	}
+	log.Warn("the administrator key file that was in the data directory before this first start holds no key of this store's administrator, and was kept under another name: it may be the administrator key of another store (an SQLite database this directory served before, say); delete it if not",
+		"key_file", kept)
+}
+
+// isKeyFile tells whether b is a key file: JSON with a client_id and a
+// private_key_id.
+func isKeyFile(b []byte) bool {
+	var kf sakey.KeyFile
+	return json.Unmarshal(b, &kf) == nil && kf.ClientID != "" && kf.PrivateKeyID != ""
+}
+
 // keptStoredKey keeps the administrator key file path that a first start
 // saved, holding data, whose bootstrap failed, unless the store tells
 // that its key was not stored: a failure reported once the key was
@@ -1824,8 +1858,8 @@ func (m *Main) restoreWinnersKeyFile(ctx context.Context, path, aside string) {
 // connection) leaves it the account's only key, and a next start makes
 // no other. aside is the file that was at path, which the caller, told
 // false, puts back or removes; kept, this one's file is there instead,
-// and aside is removed (no account has its key) or, the store not
-// telling, left, logged.
+// and aside goes to keepAside (no key of this store's administrator) or,
+// the store not telling, is left, logged.
 func (m *Main) keptStoredKey(ctx context.Context, path string, data []byte, aside string) bool {
 	var kf sakey.KeyFile
 	if json.Unmarshal(data, &kf) != nil {
@@ -1847,7 +1881,7 @@ func (m *Main) keptStoredKey(ctx context.Context, path string, data []byte, asid
 	if !slices.ContainsFunc(keys, func(k storage.Key) bool { return k.ID == kf.PrivateKeyID }) {
 		return false
 	}
-	os.Remove(aside)
+	keepAside(path, aside, m.Logger)
 	m.Logger.Warn("the first start failed after the administrator key was stored: its key file stays, and works", "key_file", path)
 	return true
 }

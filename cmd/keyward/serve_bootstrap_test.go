@@ -17,6 +17,7 @@ import (
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/sakey"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 	"github.com/keyward/keyward/internal/testkeyward"
 )
 
@@ -521,5 +522,87 @@ func checkStoredAdminKey(t *testing.T, m *Main, path string) {
 	}
 	if kf.ClientID != a.ID || !slices.ContainsFunc(keys, func(k storage.Key) bool { return k.ID == kf.PrivateKeyID }) {
 		t.Errorf("%s holds key %s of %s; the administrator is %s with keys %v", path, kf.PrivateKeyID, kf.ClientID, a.ID, keys)
+	}
+}
+
+// keptAsOld returns the files path.<time>.old in dir, each checked to
+// hold want, and fails the test unless logs names each one.
+func keptAsOld(t *testing.T, dir, logs string, want []byte) []string {
+	t.Helper()
+	var kept []string
+	for _, n := range dirNames(t, dir) {
+		if strings.HasPrefix(n, "admin-key.json.") && strings.HasSuffix(n, ".old") {
+			p := filepath.Join(dir, n)
+			kept = append(kept, p)
+			if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, want) {
+				t.Errorf("%s holds %.80q (%v), want the other store's key file", p, b, err)
+			}
+			if !strings.Contains(logs, "key_file="+p) {
+				t.Errorf("logged %q, want the warning naming %s", logs, p)
+			}
+		}
+	}
+	return kept
+}
+
+// A first start finds in its data directory the admin-key.json of another
+// store: that of the SQLite database the directory served before a first
+// start on PostgreSQL, or one a start that lost had moved aside. It holds
+// no key of this store's administrator, but may be the other store's
+// only one: it is kept beside the new admin-key.json, as
+// admin-key.json.<time>.old, and a warning names it. It was deleted.
+func TestFirstStartKeepsOtherStoresKeyFile(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		run  func(t *testing.T, cfg Config, path string, others []byte, logs *testkeyward.SyncBuffer)
+	}{
+		{"PostgreSQL after SQLite", func(t *testing.T, cfg Config, path string, _ []byte, logs *testkeyward.SyncBuffer) {
+			cfg.DB = pgtest.SchemaDSN(t)
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, nil))}
+			defer m.Close()
+			if err := m.Open(context.Background()); err != nil {
+				t.Fatalf("start on PostgreSQL: %v", err)
+			}
+			if m.AdminKeyFile != path {
+				t.Fatalf("AdminKeyFile %q, want %s", m.AdminKeyFile, path)
+			}
+			checkStoredAdminKey(t, m, path)
+		}},
+		{"lost", func(t *testing.T, cfg Config, path string, others []byte, logs *testkeyward.SyncBuffer) {
+			aside := filepath.Join(cfg.DataDir, ".admin-key.json.prev.1")
+			if err := os.Rename(path, aside); err != nil {
+				t.Fatal(err)
+			}
+			cfg.DataDir = t.TempDir() // a new SQLite store, which wins
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, nil))}
+			defer m.Close()
+			winners := startWinner(t, m, filepath.Join(cfg.DataDir, "admin-key.json"))
+			if err := os.WriteFile(path, winners, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			restoreWinners(t, m, path, aside, winners)
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, path := firstStartConfig(t)
+			sqlite := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			if err := sqlite.Open(context.Background()); err != nil {
+				t.Fatalf("start on SQLite: %v", err)
+			}
+			sqlite.Close()
+			others, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logs testkeyward.SyncBuffer
+			tt.run(t, cfg, path, others, &logs)
+			if b, err := os.ReadFile(path); err != nil || bytes.Equal(b, others) {
+				t.Errorf("%s holds %.80q (%v), want this store's key file", path, b, err)
+			}
+			if kept := keptAsOld(t, cfg.DataDir, logs.String(), others); len(kept) != 1 {
+				t.Errorf("kept %v, want the other store's key file", kept)
+			}
+			checkNoHiddenKeyFile(t, cfg.DataDir)
+		})
 	}
 }
