@@ -34,6 +34,17 @@ func (e *dataDirBusyError) Error() string {
 	return fmt.Sprintf("the data directory %s is in use by %s", e.Dir, who)
 }
 
+// startingWhy says why the lock is held when its holder is a server on
+// PostgreSQL starting (lockFirstStart), which holds it only for a moment:
+// for the one refused to try again then, not to stop it.
+const startingWhy = "a server on PostgreSQL is starting on this directory, and holds its lock only while it starts; try again in a moment"
+
+// starting tells whether the holder is a server on PostgreSQL starting
+// (lockFirstStart; see lockWith for the form).
+func (e *dataDirBusyError) starting() bool {
+	return strings.HasPrefix(e.Holder, startingHolder+" (process ")
+}
+
 // lockForMaintenance takes the lock of an SQLite data directory for a
 // command that must not run beside a server on it; with PostgreSQL it
 // does nothing. The directory must exist.
@@ -42,7 +53,10 @@ func lockForMaintenance(c Config, command string) (release func(), err error) {
 		return func() {}, nil
 	}
 	release, err = lockDataDir(c.DataDir, command)
-	if _, ok := errors.AsType[*dataDirBusyError](err); ok {
+	if busy, ok := errors.AsType[*dataDirBusyError](err); ok {
+		if busy.starting() {
+			return nil, fmt.Errorf("%w: %s", err, startingWhy)
+		}
 		return nil, fmt.Errorf("%w: stop it before running %s", err, command)
 	}
 	return release, err
@@ -85,6 +99,10 @@ func isSQLiteServer(holder string) bool {
 	return strings.HasPrefix(holder, sqliteServerHolder+" (process ")
 }
 
+// startingHolder is the holder a server on PostgreSQL names in the data
+// directory's lock file while it starts (lockFirstStart).
+const startingHolder = "keyward serve, starting"
+
 // lockRetry is how long lockFirstStart waits before it tries again a lock
 // another process holds.
 const lockRetry = 50 * time.Millisecond
@@ -107,7 +125,7 @@ var lockWaiting = func(dir string) {}
 // it stops: waiting would be waiting for ever.
 func lockFirstStart(ctx context.Context, dir string, log *slog.Logger) (release func(), err error) {
 	for waited := false; ; waited = true {
-		release, err := lockDataDir(dir, "keyward serve, starting")
+		release, err := lockDataDir(dir, startingHolder)
 		busy, ok := errors.AsType[*dataDirBusyError](err)
 		if !ok && err != nil {
 			log.Warn("could not lock the data directory for this start; servers starting at the same moment on it may race for master.key and admin-key.json", "err", err)

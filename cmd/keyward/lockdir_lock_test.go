@@ -63,3 +63,51 @@ func TestDataDirLock(t *testing.T) {
 		t.Fatalf("a server after the first stopped: %v", err)
 	}
 }
+
+// A server on PostgreSQL starting on a data directory holds its lock for
+// a moment: an SQLite server, or a master-key rotation, refused meanwhile
+// is told so and to try again, not that only one server may use the
+// SQLite database and to stop that one.
+func TestDataDirLockStartingServer(t *testing.T) {
+	first, stop := launchServer(t)
+	dir := first.Config.DataDir
+	stop()
+	release, err := lockDataDir(dir, startingHolder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	for _, tt := range []struct {
+		name string
+		run  func() error
+	}{
+		{"SQLite server", func() error {
+			cfg := DefaultConfig()
+			cfg.Listen, cfg.DataDir = "127.0.0.1:0", dir
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			defer m.Close()
+			return m.Open(context.Background())
+		}},
+		{"master-key rotate", func() error {
+			return runCLIErr(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", writeMasterKey(t, "d3"))
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.run()
+			if err == nil {
+				t.Fatal("it ran beside the starting server")
+			}
+			holder := fmt.Sprintf("in use by keyward serve, starting (process %d)", os.Getpid())
+			for _, w := range []string{dir, holder, "a server on PostgreSQL is starting on this directory", "try again in a moment"} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			for _, w := range []string{"only one server", "stop"} {
+				if strings.Contains(err.Error(), w) {
+					t.Errorf("error %q says %q", err, w)
+				}
+			}
+		})
+	}
+}

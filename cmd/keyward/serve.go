@@ -276,7 +276,10 @@ func (m *Main) Open(ctx context.Context) error {
 	var err error
 	if c.DB == "" {
 		if m.unlock, err = lockDataDir(c.DataDir, sqliteServerHolder); err != nil {
-			if _, ok := errors.AsType[*dataDirBusyError](err); ok {
+			if busy, ok := errors.AsType[*dataDirBusyError](err); ok {
+				if busy.starting() {
+					return fmt.Errorf("%w: %s", err, startingWhy)
+				}
 				return fmt.Errorf("%w: only one server may use an SQLite database (each caches what it reads, and two drift apart); stop that one, or give this one its own --data-dir", err)
 			}
 			return err
