@@ -440,6 +440,11 @@ func (m *Main) Open(ctx context.Context) error {
 		aside, err = saveAdminKeyFile(path, b, m.Logger)
 		return err
 	})
+	// Whose the key files are is asked of the store even when the start
+	// was cancelled during the bootstrap (SIGTERM): with ctx, its answer
+	// was the cancellation, and a key file stayed for want of a real one.
+	lookup, cancelLookup := context.WithTimeout(context.WithoutCancel(ctx), keyFileLookupTimeout)
+	defer cancelLookup()
 	switch {
 	case created && aside != "":
 		// It holds no key of this store's administrator: left by a first
@@ -449,10 +454,10 @@ func (m *Main) Open(ctx context.Context) error {
 		keepAside(path, aside, m.Logger)
 	case errors.Is(err, admin.ErrBootstrappedElsewhere):
 		discardKeyFile(path, saved, m.Logger)
-		m.restoreWinnersKeyFile(ctx, path, aside)
+		m.restoreWinnersKeyFile(lookup, path, aside)
 		err, lost = nil, true
 	case err != nil && aside != "":
-		if m.keptStoredKey(ctx, path, saved, aside) {
+		if m.keptStoredKey(lookup, path, saved, aside) {
 			break
 		}
 		// This one's key was not stored: what was there may be the key of
@@ -464,7 +469,7 @@ func (m *Main) Open(ctx context.Context) error {
 		if left, rerr := removeWritten(path, saved); rerr == nil && left != writtenReplaced {
 			restoreAside(path, aside, m.Logger)
 		} else {
-			m.restoreWinnersKeyFile(ctx, path, aside)
+			m.restoreWinnersKeyFile(lookup, path, aside)
 		}
 	}
 	if err != nil {
@@ -503,6 +508,12 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	return nil
 }
+
+// keyFileLookupTimeout bounds the store lookups by which a first start
+// whose bootstrap failed or lost tells whose the administrator key files
+// in its data directory are; they are not cut short by the start's
+// cancellation.
+const keyFileLookupTimeout = 10 * time.Second
 
 // maxProfileSeconds bounds the seconds a profile or trace on the metrics
 // listener may be asked to run for.

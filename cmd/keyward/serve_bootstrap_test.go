@@ -416,10 +416,12 @@ func TestFirstStartNotStoredAsideLogged(t *testing.T) {
 
 // keyStoredThenLost is a store whose CreateKey stores the key and then
 // fails, as a commit that took place but whose answer was lost with the
-// connection; with down, the store answers no read after that.
+// connection; with down, the store answers no read after that; with
+// cancel, the start is cancelled (SIGTERM) as it fails.
 type keyStoredThenLost struct {
 	storage.Storage
 	down, lost bool // Open's goroutine alone reads and writes them
+	cancel     context.CancelFunc
 }
 
 func (s *keyStoredThenLost) CreateKey(ctx context.Context, k storage.Key, check func([]storage.Key) error, ev storage.AuditEvent) error {
@@ -427,6 +429,9 @@ func (s *keyStoredThenLost) CreateKey(ctx context.Context, k storage.Key, check 
 		return err
 	}
 	s.lost = true
+	if s.cancel != nil {
+		s.cancel()
+	}
 	return errors.New("connection lost")
 }
 
@@ -443,24 +448,33 @@ func (s *keyStoredThenLost) GetAccountByEmail(ctx context.Context, email string)
 // whether the store says the key is stored (the stale file is removed)
 // or cannot tell (the stale file is left aside, logged). It was removed
 // and the stale file put back: the next start, finding the key stored,
-// made none, and no administrator could sign in.
+// made none, and no administrator could sign in. A start cancelled
+// meanwhile still gets the store's answer: its lookups ran on the
+// cancelled context, and the store could not tell.
 func TestFirstStartFailedAfterKeyStored(t *testing.T) {
 	for _, tt := range []struct {
 		name      string
 		down      bool
+		cancelled bool
 		logged    string
 		asideLeft bool
 	}{
-		{"stored", false, "failed after the administrator key was stored", false},
-		{"store cannot tell", true, "cannot tell whether the administrator key was stored", true},
+		{"stored", false, false, "failed after the administrator key was stored", false},
+		{"store cannot tell", true, false, "cannot tell whether the administrator key was stored", true},
+		{"start cancelled", false, true, "failed after the administrator key was stored", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, path := firstStartConfig(t)
 			writeStale(t, path)
 			var logs testkeyward.SyncBuffer
 			var st *keyStoredThenLost
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
 			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil)), wrapStore: func(s storage.Storage) storage.Storage {
 				st = &keyStoredThenLost{Storage: s, down: tt.down}
+				if tt.cancelled {
+					st.cancel = cancel
+				}
 				return st
 			}}
 			closed := false
@@ -469,7 +483,7 @@ func TestFirstStartFailedAfterKeyStored(t *testing.T) {
 					m.Close()
 				}
 			}()
-			if err := m.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "connection lost") {
+			if err := m.Open(ctx); err == nil || !strings.Contains(err.Error(), "connection lost") {
 				t.Fatalf("start: %v, want the lost connection", err)
 			}
 			st.down = false
