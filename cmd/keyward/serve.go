@@ -343,13 +343,13 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	pepper, err := signer.LoadPepper(ctx, m.store, master, m.Now())
-	if err != nil && generated != "" && errors.Is(err, signer.ErrWrongMasterKey) {
+	if err != nil && generated != nil && errors.Is(err, signer.ErrWrongMasterKey) {
 		// Another server sharing the store, started at the same moment
 		// without a master key either, sealed it first under the key it
 		// generated. Left in place, this one's key would fail every
 		// start the same way.
 		return fmt.Errorf("another server sharing this store sealed it at the same time under the master key it generated; every server on one store needs the same master key: give this one that server's (--master-key-file or KEYWARD_MASTER_KEY); as for the key generated here, %s",
-			removeUnsealedKey(generated, []byte(fmt.Sprintf("%x\n", master))))
+			removeUnsealedKey(generatedMasterKeyPath(c), generated))
 	}
 	if err != nil {
 		return err
@@ -429,15 +429,16 @@ func (m *Main) Open(ctx context.Context) error {
 
 	path := filepath.Join(c.DataDir, "admin-key.json")
 	var saved []byte
-	var aside string // the file that was at path, moved aside for this one's
-	var lost bool    // another server created the administrator account
+	var written os.FileInfo // the file saved at path
+	var aside string        // the file that was at path, moved aside for this one's
+	var lost bool           // another server created the administrator account
 	first, created, err := m.Server.Admin.Bootstrap(ctx, func(kf sakey.KeyFile) error {
 		b, err := keyFileJSON(kf)
 		if err != nil {
 			return err
 		}
 		saved = b
-		aside, err = saveAdminKeyFile(path, b, m.Logger)
+		aside, written, err = saveAdminKeyFile(path, b, m.Logger)
 		return err
 	})
 	// Whose the key files are is asked of the store even when the start
@@ -453,7 +454,7 @@ func (m *Main) Open(ctx context.Context) error {
 		// directory served before).
 		keepAside(path, aside, m.Logger)
 	case errors.Is(err, admin.ErrBootstrappedElsewhere):
-		discardKeyFile(path, saved, m.Logger)
+		discardKeyFile(path, written, m.Logger)
 		m.restoreWinnersKeyFile(lookup, path, aside)
 		err, lost = nil, true
 	case err != nil && aside != "":
@@ -466,7 +467,7 @@ func (m *Main) Open(ctx context.Context) error {
 		// server's: what was there is put back over it only if it is the
 		// stored administrator's key, removed if it is no account's,
 		// and otherwise left aside, logged.
-		if left, rerr := removeWritten(path, saved); rerr == nil && left != writtenReplaced {
+		if left, rerr := removeWrittenFile(path, written); rerr == nil && left != writtenReplaced {
 			restoreAside(path, aside, m.Logger)
 		} else {
 			m.restoreWinnersKeyFile(lookup, path, aside)
@@ -1332,8 +1333,9 @@ func sqlitePath(c Config) string { return filepath.Join(c.DataDir, "keyward.db")
 // KEYWARD_MASTER_KEY, or else from <data-dir>/master.key, creating it only
 // when the store holds nothing sealed yet: a store with sealed values (an
 // imported one, say) can only be opened with the key it was sealed with.
-// generated is the file it created, if it did.
-func (m *Main) loadMasterKey(ctx context.Context) (key []byte, generated string, err error) {
+// generated is the file it created at generatedMasterKeyPath, if it did,
+// as it was written.
+func (m *Main) loadMasterKey(ctx context.Context) (key []byte, generated os.FileInfo, err error) {
 	k, path, err := findMasterKey(m.Config)
 	if err != nil || k != nil {
 		if err == nil && path == generatedMasterKeyPath(m.Config) {
@@ -1343,10 +1345,10 @@ func (m *Main) loadMasterKey(ctx context.Context) (key []byte, generated string,
 			m.Logger.Warn("the master key is 32 printable characters, taken as 32 raw bytes: a passphrase, or 16 bytes in hex, holds far fewer than the 256 bits a master key should; move to a random one with keyward master-key rotate --new-master-key-file FILE (make FILE with openssl rand -hex 32)",
 				"source", path)
 		}
-		return k, "", err
+		return k, nil, err
 	}
 	if err := refuseSealedStore(ctx, m.store, path); err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	k = make([]byte, signer.MasterKeySize)
 	rand.Read(k)
@@ -1355,14 +1357,15 @@ func (m *Main) loadMasterKey(ctx context.Context) (key []byte, generated string,
 	// at the same moment, may have generated its own there meanwhile and
 	// be sealing the store under it. Renamed over it, that key would be
 	// lost, and with it all the store holds sealed.
-	err = writeNewFileAtomic(path, data, 0o600)
+	err = writeTempThen(path, 0o600, writeBytes(data), recordWritten(&generated, publishNew))
 	if _, ok := errors.AsType[*noLinkError](err); ok {
-		err = writeFileAtomic(path, data, 0o600) // no way to refuse one there
+		// No way to refuse one there.
+		err = writeTempThen(path, 0o600, writeBytes(data), recordWritten(&generated, renameFile))
 	}
 	if errors.Is(err, fs.ErrExist) {
-		return nil, "", fmt.Errorf("master key: %s was created meanwhile, by another server starting at the same moment, and was left as it is; nothing was sealed with the key generated here: start again, and this server will use that key", path)
+		return nil, nil, fmt.Errorf("master key: %s was created meanwhile, by another server starting at the same moment, and was left as it is; nothing was sealed with the key generated here: start again, and this server will use that key", path)
 	} else if err != nil {
-		return nil, "", fmt.Errorf("master key: %w; %s", err, removeUnsealedKey(path, data))
+		return nil, nil, fmt.Errorf("master key: %w; %s", err, removeUnsealedKey(path, writtenBy(err)))
 	}
 	masterKeyGenerated(ctx, m.store)
 	m.Logger.Warn("generated a master key next to the data; back it up, and for production keep it apart (--master-key-file or KEYWARD_MASTER_KEY)",
@@ -1370,19 +1373,21 @@ func (m *Main) loadMasterKey(ctx context.Context) (key []byte, generated string,
 	if m.Config.DB != "" {
 		m.Logger.Warn("with PostgreSQL every replica needs the same master key: give each one --master-key-file or KEYWARD_MASTER_KEY")
 	}
-	return k, path, nil
+	return k, generated, nil
 }
 
 // removeUnsealedKey removes the master key file path that a first start
-// wrote, holding data, but could not make durable (its directory was not
-// synced), and says what became of it. Nothing was sealed with that key
+// wrote, written (as removeWrittenFile takes it), but could not make
+// durable (its directory was not synced), or with which it sealed
+// nothing, and says what became of it. Nothing was sealed with that key
 // yet; left in place, the next start would have read it and sealed the
 // store under it without syncing the directory, so that a crash could
 // take the only copy. Removed, the next start generates a new key and
-// tries again. It is removed only if it still holds data: on a data
-// directory shared with another server, it may be that server's now.
-func removeUnsealedKey(path string, data []byte) string {
-	switch left, err := removeWritten(path, data); {
+// tries again. It is removed only if it is still the file written: on a
+// data directory shared with another server, it may be that server's
+// now.
+func removeUnsealedKey(path string, written os.FileInfo) string {
+	switch left, err := removeWrittenFile(path, written); {
 	case err != nil:
 		return fmt.Sprintf("nothing was sealed with it, and %s could not be removed (%v): remove it before starting again", path, err)
 	case left == writtenGone:
@@ -1393,31 +1398,15 @@ func removeUnsealedKey(path string, data []byte) string {
 	return "nothing was sealed with it, and " + path + " was removed again"
 }
 
-// writtenFile is what removeWritten found at the path of a file a
+// writtenFile is what removeWrittenFile found at the path of a file a
 // command wrote.
 type writtenFile int
 
 const (
 	writtenRemoved  writtenFile = iota // it held what was written, and was removed
 	writtenGone                        // there is no file
-	writtenReplaced                    // it holds something else, left in place
+	writtenReplaced                    // it is another file, left in place
 )
-
-// removeWritten removes path if it still holds data, which the caller
-// wrote there: a file that holds something else now (another server's or
-// command's) is left in place. err is a failure to read or remove it.
-func removeWritten(path string, data []byte) (writtenFile, error) {
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return writtenGone, nil
-	case err != nil:
-		return writtenRemoved, err
-	case !bytes.Equal(b, data):
-		return writtenReplaced, nil
-	}
-	return writtenRemoved, os.Remove(path)
-}
 
 // refuseSealedStore reports an error when st already holds values sealed
 // under a master key (the client-secret pepper, signing keys), as an
@@ -1732,23 +1721,25 @@ func (e *dirSyncError) Unwrap() error { return e.err }
 // before storing its key, or is being written by another server sharing
 // the data directory and starting at the same moment, whose key may be
 // the one stored: it is not replaced but renamed aside, to the name
-// returned, for the caller to remove once this one's key is stored, or
-// to put back if it is not. Replaced, the other server's key file was
-// lost, and with it the only key of the administrator account. On a
-// file system without hard links nor a rename that does not replace, the
-// file is renamed over path as before.
-func saveAdminKeyFile(path string, data []byte, log *slog.Logger) (aside string, err error) {
+// returned, for the caller to deal with once it knows whether this
+// one's key is stored. Replaced, the other server's key file was lost,
+// and with it the only key of the administrator account. On a file
+// system without hard links nor a rename that does not replace, the file
+// is renamed over path as before. written is the file written, as
+// removeWrittenFile takes it, once it is at path (with a *dirSyncError
+// too).
+func saveAdminKeyFile(path string, data []byte, log *slog.Logger) (aside string, written os.FileInfo, err error) {
 	var f *os.File
 	for try := 0; ; try++ {
-		err = writeNewFileAtomic(path, data, 0o600)
+		err = writeTempThen(path, 0o600, writeBytes(data), recordWritten(&written, publishNew))
 		if _, ok := errors.AsType[*noLinkError](err); ok {
-			return "", writeFileAtomic(path, data, 0o600)
+			return "", written, writeTempThen(path, 0o600, writeBytes(data), recordWritten(&written, renameFile))
 		}
 		if !errors.Is(err, fs.ErrExist) {
-			return "", err
+			return "", written, err
 		}
 		if f, err = os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".prev.*"); err != nil {
-			return "", fmt.Errorf("cannot move %s aside: %w", path, err)
+			return "", nil, fmt.Errorf("cannot move %s aside: %w", path, err)
 		}
 		f.Close()
 		err = renameFile(path, f.Name())
@@ -1760,17 +1751,34 @@ func saveAdminKeyFile(path string, data []byte, log *slog.Logger) (aside string,
 		// moved it aside, or removed its own on losing. Nothing is left
 		// to move aside; try again as a new file.
 		if !errors.Is(err, fs.ErrNotExist) || try == 2 {
-			return "", fmt.Errorf("cannot move %s aside: %w", path, err)
+			return "", nil, fmt.Errorf("cannot move %s aside: %w", path, err)
 		}
 	}
-	if err := writeNewFileAtomic(path, data, 0o600); err != nil {
+	if err := writeTempThen(path, 0o600, writeBytes(data), recordWritten(&written, publishNew)); err != nil {
 		if _, ok := errors.AsType[*dirSyncError](err); ok {
-			return f.Name(), err // in place, for the caller to remove
+			return f.Name(), written, err // in place, for the caller to remove
 		}
 		restoreAside(path, f.Name(), log)
-		return "", err
+		return "", nil, err
 	}
-	return f.Name(), nil
+	return f.Name(), written, nil
+}
+
+// recordWritten is publish, a writeTempThen publish function, that also
+// sets *written to the file it puts at path, as it was before, for
+// removeWrittenFile; *written is left as it is if publish fails.
+func recordWritten(written *os.FileInfo, publish func(tmp, path string) error) func(tmp, path string) error {
+	return func(tmp, path string) error {
+		fi, err := os.Lstat(tmp)
+		if err != nil {
+			return err
+		}
+		if err := publish(tmp, path); err != nil {
+			return err
+		}
+		*written = fi
+		return nil
+	}
 }
 
 // restoreAside puts the file saveAdminKeyFile moved aside back at path,
@@ -1924,12 +1932,13 @@ func (m *Main) isAdminKeyFile(ctx context.Context, b []byte) (yes, known bool) {
 }
 
 // discardKeyFile removes the administrator key file path that a first
-// start saved, holding data, for an account another replica beat it to
-// creating (admin.ErrBootstrappedElsewhere): no account has its key. It
-// is removed only if it still holds data: on a data directory shared
-// with the other replica, it may be that replica's file now.
-func discardKeyFile(path string, data []byte, log *slog.Logger) {
-	left, err := removeWritten(path, data)
+// start saved, written (as removeWrittenFile takes it), for an account
+// another replica beat it to creating (admin.ErrBootstrappedElsewhere):
+// no account has its key. It is removed only if it is still the file
+// saved: on a data directory shared with the other replica, it may be
+// that replica's file now.
+func discardKeyFile(path string, written os.FileInfo, log *slog.Logger) {
+	left, err := removeWrittenFile(path, written)
 	outcome := "was removed"
 	switch {
 	case err != nil:
@@ -1937,7 +1946,7 @@ func discardKeyFile(path string, data []byte, log *slog.Logger) {
 	case left == writtenGone:
 		outcome = "is gone"
 	case left == writtenReplaced:
-		outcome = "holds another key now, and was left"
+		outcome = "is another file now (another server's), and was left"
 	}
 	log.Warn("another server sharing the store created the administrator account at the same time: its key file, in that server's data directory, is the one that works; this server's "+outcome,
 		"key_file", path, "removed", err == nil && left == writtenRemoved)

@@ -22,34 +22,45 @@ import (
 )
 
 // A key file saved for an administrator account another replica created
-// first is removed, unless the file now holds another key (a data
-// directory shared with that replica, which wrote its own since); the
-// warning says which.
+// first is removed, unless it is another file now (a data directory
+// shared with that replica, which wrote its own since), even one that
+// holds the same; the warning says which.
 func TestDiscardKeyFile(t *testing.T) {
 	ours := sakey.KeyFile{PrivateKeyID: "ours"}
 	for _, tt := range []struct {
-		name    string
-		onDisk  *sakey.KeyFile
-		removed bool
-		says    string
+		name     string
+		onDisk   *sakey.KeyFile
+		replaced bool // by another file, after this one's was saved
+		removed  bool
+		says     string
 	}{
-		{"ours", &ours, true, "this server's was removed"},
-		{"the other replica's", &sakey.KeyFile{PrivateKeyID: "theirs"}, false, "this server's holds another key now, and was left"},
-		{"gone", nil, false, "this server's is gone"},
+		{"ours", &ours, false, true, "this server's was removed"},
+		{"the other replica's", &sakey.KeyFile{PrivateKeyID: "theirs"}, true, false, "this server's is another file now (another server's), and was left"},
+		{"another file, the same content", &ours, true, false, "this server's is another file now (another server's), and was left"},
+		{"gone", nil, false, false, "this server's is gone"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "admin-key.json")
-			if tt.onDisk != nil {
+			if err := writeKeyFile(path, ours); err != nil {
+				t.Fatal(err)
+			}
+			written, err := os.Lstat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tt.onDisk == nil:
+				if err := os.Remove(path); err != nil {
+					t.Fatal(err)
+				}
+			case tt.replaced:
+				// Renamed over it, as a server writes it.
 				if err := writeKeyFile(path, *tt.onDisk); err != nil {
 					t.Fatal(err)
 				}
 			}
 			var log testkeyward.SyncBuffer
-			data, err := keyFileJSON(ours)
-			if err != nil {
-				t.Fatal(err)
-			}
-			discardKeyFile(path, data, slog.New(slog.NewTextHandler(&log, nil)))
+			discardKeyFile(path, written, slog.New(slog.NewTextHandler(&log, nil)))
 			_, err = os.Stat(path)
 			if gone := os.IsNotExist(err); gone != (tt.removed || tt.onDisk == nil) {
 				t.Fatalf("file gone %v, want %v", gone, tt.removed || tt.onDisk == nil)
@@ -223,6 +234,7 @@ func TestFirstStartThreeServersAdminKey(t *testing.T) {
 	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	defer m.Close()
 	var winners, thirds []byte
+	var thirdsFile os.FileInfo
 	thirdsAside := filepath.Join(cfg.DataDir, ".admin-key.json.prev.third")
 	defer func(f func(string)) { publishing = f }(publishing)
 	bootstrapOnPublish(t, m, path, "the winner's", &winners)
@@ -241,6 +253,9 @@ func TestFirstStartThreeServersAdminKey(t *testing.T) {
 			if err := os.WriteFile(path, thirds, 0o600); err != nil {
 				t.Fatal(err)
 			}
+			if thirdsFile, err = os.Lstat(path); err != nil {
+				t.Fatal(err)
+			}
 		}
 		return sync(d)
 	}
@@ -251,7 +266,7 @@ func TestFirstStartThreeServersAdminKey(t *testing.T) {
 		t.Fatal("the third server did not start")
 	}
 	// The third server loses too, and cleans up.
-	discardKeyFile(path, thirds, m.Logger)
+	discardKeyFile(path, thirdsFile, m.Logger)
 	restoreWinners(t, m, path, thirdsAside, winners)
 	checkNoHiddenKeyFile(t, cfg.DataDir)
 }
@@ -372,8 +387,12 @@ func TestFirstStartNotStoredAsideLogged(t *testing.T) {
 			sync := syncDir
 			syncDir = func(d string) error {
 				if b, err := os.ReadFile(path); err == nil && !bytes.Equal(b, tt.before) && !bytes.Equal(b, others) {
-					// This one's file is in place: another server's replaces it.
-					if err := os.WriteFile(path, others, 0o600); err != nil {
+					// This one's file is in place: another server's replaces it,
+					// renamed over it.
+					if err := os.WriteFile(path+".other", others, 0o600); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.Rename(path+".other", path); err != nil {
 						t.Fatal(err)
 					}
 					return errors.New("sync failed")
