@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 	"github.com/keyward/keyward/internal/testkeyward"
 )
@@ -283,5 +284,43 @@ func TestStartBesideTempFileWrite(t *testing.T) {
 				t.Errorf("the data directory holds %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// lockProbe is a store whose SignInExpiry, which Open reads last, records
+// whether the data directory's lock was free then.
+type lockProbe struct {
+	storage.Storage
+	dir  string
+	free *bool
+}
+
+func (s lockProbe) SignInExpiry(ctx context.Context, scope string, caCertificates bool, now time.Time) (time.Time, bool, error) {
+	if release, err := lockDataDir(s.dir, "keyward test"); err == nil {
+		*s.free = true
+		release()
+	}
+	return s.Storage.SignInExpiry(ctx, scope, caCertificates, now)
+}
+
+// A server on PostgreSQL releases the data directory's lock once it has
+// written master.key and admin-key.json, not at the end of its start: the
+// next server starting on the directory waits no longer than that.
+func TestFirstStartLockReleasedAfterBootstrap(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.DataDir, cfg.DB, cfg.Issuer = "127.0.0.1:0", t.TempDir(), pgtest.SchemaDSN(t), "http://keyward.test"
+	var free bool
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), wrapStore: func(s storage.Storage) storage.Storage {
+		return lockProbe{Storage: s, dir: cfg.DataDir, free: &free}
+	}}
+	defer m.Close()
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if m.AdminKeyFile == "" {
+		t.Fatal("no first start")
+	}
+	if !free {
+		t.Error("the data directory's lock was held after the bootstrap")
 	}
 }

@@ -325,13 +325,21 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	locked := c.DB == "" // an SQLite server holds the lock already, until it stops
+	// unlockStart releases the lock a server on PostgreSQL holds while it
+	// writes master.key and admin-key.json, once they are written.
+	var unlockStart func()
+	defer func() {
+		if unlockStart != nil {
+			unlockStart()
+		}
+	}()
 	if !locked {
 		release, err := lockFirstStart(ctx, c.DataDir, m.Logger)
 		if err != nil {
 			return err
 		}
 		if release != nil {
-			defer release()
+			unlockStart = release
 			locked = true
 		}
 	}
@@ -472,6 +480,12 @@ func (m *Main) Open(ctx context.Context) error {
 		} else {
 			m.restoreWinnersKeyFile(lookup, path, aside)
 		}
+	}
+	if unlockStart != nil {
+		// master.key and admin-key.json are written: the next server
+		// starting on this data directory may go on.
+		unlockStart()
+		unlockStart = nil
 	}
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
