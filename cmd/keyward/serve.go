@@ -1738,18 +1738,21 @@ func (e *dirSyncError) Unwrap() error { return e.err }
 // returned, for the caller to deal with once it knows whether this
 // one's key is stored. Replaced, the other server's key file was lost,
 // and with it the only key of the administrator account. On a file
-// system without hard links nor a rename that does not replace, the file
-// is renamed over path as before. written is the file written, as
+// system without hard links nor a rename that does not replace, a file
+// at path is moved aside all the same, and this one renamed to path (a
+// file made there in between is replaced). written is the file written, as
 // removeWrittenFile takes it, once it is at path (with a *dirSyncError
 // too).
 func saveAdminKeyFile(path string, data []byte, log *slog.Logger) (aside string, written os.FileInfo, err error) {
 	var f *os.File
+	publish := publishNew
 	for try := 0; ; try++ {
-		err = writeTempThen(path, 0o600, writeBytes(data), recordWritten(&written, publishNew))
+		err = writeTempThen(path, 0o600, writeBytes(data), recordWritten(&written, publish))
 		if _, ok := errors.AsType[*noLinkError](err); ok {
-			return "", written, writeTempThen(path, 0o600, writeBytes(data), recordWritten(&written, renameFile))
-		}
-		if !errors.Is(err, fs.ErrExist) {
+			// No way to refuse a file there: what is there is moved aside
+			// first, and this one renamed to path.
+			publish = renameFile
+		} else if !errors.Is(err, fs.ErrExist) {
 			return "", written, err
 		}
 		if f, err = os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".prev.*"); err != nil {
@@ -1768,7 +1771,7 @@ func saveAdminKeyFile(path string, data []byte, log *slog.Logger) (aside string,
 			return "", nil, fmt.Errorf("cannot move %s aside: %w", path, err)
 		}
 	}
-	if err := writeTempThen(path, 0o600, writeBytes(data), recordWritten(&written, publishNew)); err != nil {
+	if err := writeTempThen(path, 0o600, writeBytes(data), recordWritten(&written, publish)); err != nil {
 		if _, ok := errors.AsType[*dirSyncError](err); ok {
 			return f.Name(), written, err // in place, for the caller to remove
 		}
@@ -1873,7 +1876,13 @@ func keepAside(path, aside string, log *slog.Logger) {
 		return
 	}
 	kept := path + "." + time.Now().UTC().Format("20060102T150405Z") + ".old"
-	if err := publishNew(aside, kept); err != nil {
+	err := publishNew(aside, kept)
+	if _, ok := errors.AsType[*noLinkError](err); ok {
+		if _, serr := os.Lstat(kept); errors.Is(serr, fs.ErrNotExist) {
+			err = renameFile(aside, kept) // no way to refuse one there
+		}
+	}
+	if err != nil {
 		kept = aside
 	}
 	log.Warn("the administrator key file that was in the data directory before this first start holds no key of this store's administrator, and was kept under another name: it may be the administrator key of another store (an SQLite database this directory served before, say); delete it if not",

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -598,6 +599,20 @@ func TestFirstStartKeepsOtherStoresKeyFile(t *testing.T) {
 			}
 			if m.AdminKeyFile != path {
 				t.Fatalf("AdminKeyFile %q, want %s", m.AdminKeyFile, path)
+			}
+			checkStoredAdminKey(t, m, path)
+		}},
+		{"PostgreSQL after SQLite, without links", func(t *testing.T, cfg Config, path string, _ []byte, logs *testkeyward.SyncBuffer) {
+			// A file system that refuses both a hard link and a rename
+			// that does not replace: the key file was renamed over.
+			defer func(l func(string, string) error, r func(string, string) error) { linkFile, renameNew = l, r }(linkFile, renameNew)
+			linkFile = func(o, n string) error { return &os.LinkError{Op: "link", Old: o, New: n, Err: syscall.EPERM} }
+			renameNew = func(string, string) error { return errors.ErrUnsupported }
+			cfg.DB = pgtest.SchemaDSN(t)
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, nil))}
+			defer m.Close()
+			if err := m.Open(context.Background()); err != nil {
+				t.Fatalf("start on PostgreSQL: %v", err)
 			}
 			checkStoredAdminKey(t, m, path)
 		}},
