@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"syscall"
 )
 
 // removeWrittenFile removes path if it is still the file a command wrote
@@ -36,4 +41,243 @@ func writtenBy(err error) os.FileInfo {
 		return dse.file
 	}
 	return nil
+}
+
+// createTempFor creates the temporary file, next to path, that
+// writeTempThen puts at path: renamed over it (writeFileAtomic) or linked
+// to it (writeNewFileAtomic, writeNewFile). Its errors name path, not the
+// temporary file, and a path that is a directory is refused.
+func createTempFor(path string) (*os.File, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("%s is a directory; name a file", path)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("cannot create %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// writeFileAtomic writes data to a temporary file, fsyncs it and renames it
+// over path, so a crash leaves the old file or the new one, never half,
+// and then syncs the directory, so that once it returns nil the new one
+// survives a crash (fsync(2): syncing a file does not make its name
+// durable). Its callers rely on that (a generated master key, which
+// the store is then sealed under, is in that file alone), so a directory
+// that cannot be synced is an error, as for writeNewFile: a
+// *dirSyncError, and only that error comes once the new file is in place,
+// left for the caller to keep or remove; after any other, path is as it
+// was. Its errors name path, not the temporary file.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return writeTempThen(path, mode, writeBytes(data), renameFile)
+}
+
+// writeNewFileAtomic writes data to path as writeFileAtomic does, but
+// never over a file: one there, even created since the caller checked,
+// is left as it is, and the error is a *fs.PathError of fs.ErrExist
+// naming path. The synced temporary file is hard-linked to path, which
+// link(2) refuses with EEXIST, and its own name then removed; path never
+// holds part of the data, even after a crash.
+func writeNewFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return writeTempThen(path, mode, writeBytes(data), publishNew)
+}
+
+// writeOutFile writes an output file, such as --out of keys create and
+// export: with replace over the file path if there is one, else as a new
+// file.
+func writeOutFile(path string, data []byte, replace bool) error {
+	if replace {
+		return writeFileAtomic(path, data, 0o600)
+	}
+	err := writeNewFileAtomic(path, data, 0o600)
+	if _, ok := errors.AsType[*noLinkError](err); ok {
+		return fmt.Errorf("%w, or pass --force to replace any file there", err)
+	}
+	return err
+}
+
+// writeBytes is a writeTempThen write function that writes data.
+func writeBytes(data []byte) func(io.Writer) error {
+	return func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}
+}
+
+// writeTempThen creates a temporary file next to path with mode, has
+// write fill it (buffered), syncs it, has publish put it at path, then
+// syncs the directory. The temporary file is removed on any failure, and
+// path is not touched before publish. Its errors name path, not the
+// temporary file, which is gone by the time the user reads them.
+func writeTempThen(path string, mode os.FileMode, write func(io.Writer) error, publish func(tmp, path string) error) (err error) {
+	f, err := createTempFor(path)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	defer func() { err = namePath(err, f.Name(), path) }()
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	bw := bufio.NewWriter(f)
+	if err := write(writingFile(path, bw)); err != nil {
+		f.Close()
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	publishing(path)
+	if err := publish(f.Name(), path); err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return &dirSyncError{path, fi, err}
+	}
+	return nil
+}
+
+// namePath rewords err, of writing path through the temporary file tmp,
+// to name path where the system named tmp: the file's own errors (write,
+// sync, close: *fs.PathError) and the rename's (*os.LinkError, naming
+// both).
+func namePath(err error, tmp, path string) error {
+	if le, ok := err.(*os.LinkError); ok && le.Old == tmp {
+		return fmt.Errorf("cannot write %s: %w", path, le.Err)
+	}
+	if pe, ok := errors.AsType[*fs.PathError](err); ok && pe.Path == tmp {
+		pe.Path = path // made for this file alone
+	}
+	return err
+}
+
+// writingFile wraps the writer of the file being written for path by
+// writeTempThen; tests make it fail part way, or look at the directory
+// meanwhile.
+var writingFile = func(path string, w io.Writer) io.Writer { return w }
+
+// publishing is called by writeTempThen (writeFileAtomic,
+// writeNewFileAtomic, writeNewFile) just before the file is put in place;
+// tests create a file there meanwhile.
+var publishing = func(path string) {}
+
+// renameFile is os.Rename (a variable for tests).
+var renameFile = os.Rename
+
+// linkFile is os.Link, and renameNew renameNoReplace (variables for
+// tests).
+var (
+	linkFile  = os.Link
+	renameNew = renameNoReplace
+)
+
+// publishNew gives the file tmp the name path, which must not exist, and
+// removes the name tmp. A file system without hard links (FAT, some
+// network and FUSE ones) refuses link(2) with another error than EEXIST:
+// there, a rename that does not replace is tried instead (Linux's
+// renameat2 RENAME_NOREPLACE, macOS's renamex_np RENAME_EXCL, Windows'
+// MoveFileEx), which some of them support; one that
+// supports neither is an error, since a plain rename would replace a file
+// created at path meanwhile.
+func publishNew(tmp, path string) error {
+	lerr := linkFile(tmp, path)
+	if lerr == nil {
+		os.Remove(tmp)
+		return nil
+	}
+	if errors.Is(lerr, fs.ErrExist) {
+		return &fs.PathError{Op: "create", Path: path, Err: fs.ErrExist}
+	}
+	rerr := renameNew(tmp, path)
+	if rerr == nil {
+		return nil
+	}
+	if errors.Is(rerr, fs.ErrExist) {
+		return &fs.PathError{Op: "create", Path: path, Err: fs.ErrExist}
+	}
+	if !renameUnsupported(rerr) {
+		// The rename is supported and failed (a full disk, an I/O error),
+		// as the link likely did for the same reason: that is the error.
+		return &fs.PathError{Op: "create", Path: path, Err: linkCause(rerr)}
+	}
+	return &noLinkError{path, linkCause(lerr), linkCause(rerr)}
+}
+
+// renameUnsupported tells whether err, renameNew's, means a rename that
+// does not replace is not available: not on this system (ENOSYS, or
+// not Linux, macOS or Windows), or not on this file system (EINVAL,
+// EOPNOTSUPP, ENOTSUP, ERROR_NOT_SUPPORTED).
+func renameUnsupported(err error) bool {
+	return errors.Is(err, errors.ErrUnsupported) || errors.Is(err, syscall.EINVAL)
+}
+
+// noLinkError is publishNew's error where the file system supports
+// neither a hard link nor a rename that does not replace.
+type noLinkError struct {
+	path         string
+	link, rename error
+}
+
+func (e *noLinkError) Error() string {
+	return fmt.Sprintf("cannot create %s without the risk of replacing a file made there meanwhile: its file system refuses both a hard link (%v) and a rename that does not replace (%v); write it elsewhere",
+		e.path, e.link, e.rename)
+}
+
+// linkCause is the cause of an *os.LinkError, without the temporary
+// file's name.
+func linkCause(err error) error {
+	if le, ok := errors.AsType[*os.LinkError](err); ok {
+		return le.Err
+	}
+	return err
+}
+
+// dirSyncError is the error of a file written in place whose directory
+// could not be synced: the file is there now, but a crash may still take
+// its name (and bring back the file it replaced, if any).
+type dirSyncError struct {
+	path string
+	file os.FileInfo // the file written, as it was before it was put in place
+	err  error
+}
+
+func (e *dirSyncError) Error() string {
+	return "sync the directory of " + e.path + ": " + e.err.Error()
+}
+
+func (e *dirSyncError) Unwrap() error { return e.err }
+
+// recordWritten is publish, a writeTempThen publish function, that also
+// sets *written to the file it puts at path, as it was before, for
+// removeWrittenFile; *written is left as it is if publish fails.
+func recordWritten(written *os.FileInfo, publish func(tmp, path string) error) func(tmp, path string) error {
+	return func(tmp, path string) error {
+		fi, err := os.Lstat(tmp)
+		if err != nil {
+			return err
+		}
+		if err := publish(tmp, path); err != nil {
+			return err
+		}
+		*written = fi
+		return nil
+	}
 }
