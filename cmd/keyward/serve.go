@@ -1416,7 +1416,7 @@ func removeUnsealedKey(path string, written os.FileInfo) string {
 type writtenFile int
 
 const (
-	writtenRemoved  writtenFile = iota // it held what was written, and was removed
+	writtenRemoved  writtenFile = iota // it was the file written, and was removed
 	writtenGone                        // there is no file
 	writtenReplaced                    // it is another file, left in place
 )
