@@ -434,6 +434,12 @@ type Bulk struct {
 	Projects     []ProjectOrg
 	Grants       []Grant
 	SealedValues []SealedValue
+	// ReplaceSealedValues are sealed values the store has already, by
+	// name (the client-secret pepper a first start seals under its master
+	// key, before it makes an account), that Load rewrites to these:
+	// sealed bytes and creation time. Load fails with ErrNotFound when one
+	// is missing.
+	ReplaceSealedValues []SealedValue
 	// SigningKeys, if any, replace the store's signing keys.
 	SigningKeys []SigningKey
 }
@@ -659,10 +665,11 @@ type Storage interface {
 	// was. It fails with a *NotEmptyError (ErrNotEmpty) when the store has
 	// an account, an organization or an API other than b.ReplaceAPIs (the
 	// sealed values and signing keys a first start makes may be there),
-	// with ErrAlreadyExists when an API, a sealed value or any
-	// other unique name in b is taken, and with a *ScopesHeldError as
-	// CreateAPI does; an item it fails to write is named by a *LoadError
-	// in the chain. Users, project placements and grants are put as
+	// with ErrNotFound when an API of b.ReplaceAPIs or a sealed value of
+	// b.ReplaceSealedValues is not, with ErrAlreadyExists when an API, a
+	// sealed value or any other unique name in b is taken, and with a
+	// *ScopesHeldError as CreateAPI does; an item it fails to write is
+	// named by a *LoadError in the chain. Users, project placements and grants are put as
 	// PutUsers, PutProjectOrg and PutGrant put them. It is serialized
 	// against guarded changes (see Guard), signing-key updates and every
 	// change that adds an account, so the store is still empty when it

@@ -159,7 +159,8 @@ var ErrNotEmpty = errors.New("the target store is not empty: import only into a 
 // such item. Values the admin API's rules refuse now but the store holds
 // are imported as they are: Warnings names them. An API the store has already with the file's
 // name and identifier (the built-in one, left by an interrupted first
-// start) becomes the file's version, in the same transaction.
+// start) becomes the file's version, in the same transaction, and so do
+// the sealed values (the pepper) and signing keys such a start left.
 func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error {
 	if d.Format != Format && d.Format != FormatV1 {
 		return fmt.Errorf("unknown dump format %q, want %q", d.Format, Format)
@@ -181,7 +182,8 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 	var evs []storage.AuditEvent
 	// A first 'keyward serve' interrupted before it made the
 	// administrator leaves the built-in API as it creates it, bare, and
-	// may leave the pepper. The same API stays as it is, without an event;
+	// the pepper and signing keys, sealed under its master key, which the
+	// file's replace. The same API stays as it is, without an event;
 	// one that differs from the file's (the exported store's built-in API
 	// has its introspectors, maybe another description or token format)
 	// becomes the file's, audited with what it was: a store without
@@ -240,7 +242,15 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 		case err != nil:
 			return fmt.Errorf("sealed value %s: %w", v.Name, err)
 		case !bytes.Equal(have.Sealed, v.Sealed):
-			return fmt.Errorf("nothing was imported: sealed value %s: the target store already has a different one", v.Name)
+			// The pepper an interrupted first start sealed under its
+			// master key: the store has no account, so no secret hashed
+			// with it, and the file's signing keys replace the first
+			// start's too, all to be opened with the file's master key.
+			b.ReplaceSealedValues = append(b.ReplaceSealedValues, v)
+			e := ev("sealed_value.import", "")
+			e.Data["name"] = v.Name
+			e.Data["replaced"] = "one created at " + have.CreatedAt.Format(time.RFC3339)
+			evs = append(evs, e)
 		}
 	}
 	if len(d.SigningKeys) > 0 {

@@ -104,17 +104,8 @@ func TestSQLiteToPostgres(t *testing.T) {
 	if err := transfer.Import(ctx, nil, transfer.Dump{Format: "other"}, t0); err == nil {
 		t.Fatal("accepted an unknown format")
 	}
-
-	// A target that already holds a different pepper would lose the
-	// secrets: the import stops.
-	dst := openSQLite(t)
-	other := storage.SealedValue{Name: "client-secret-pepper", Sealed: []byte{1}, CreatedAt: t0}
-	if err := dst.CreateSealedValue(ctx, other, storage.AuditEvent{Time: t0, Action: "x", Outcome: storage.OutcomeSuccess}); err != nil {
-		t.Fatal(err)
-	}
-	if err := transfer.Import(ctx, dst, back, t0); err == nil || !strings.Contains(err.Error(), "different") {
-		t.Fatalf("import over another pepper: %v", err)
-	}
+	// A target that already holds a different pepper (a first start's):
+	// TestImportOverFirstStart.
 }
 
 // A dump with a delegation of Keyward's own scopes, which the admin API
@@ -508,6 +499,44 @@ func TestImportOverBuiltinAPI(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestImportOverFirstStart: a first 'keyward serve' stopped before it
+// made the administrator leaves the client-secret pepper and signing
+// keys, sealed under its own master key (and the built-in API, which
+// TestImportOverBuiltinAPI covers). The import makes them the file's, so
+// that the server opens them with the master key of the exported store,
+// and the sealed_value.import event says the pepper replaced one.
+func TestImportOverFirstStart(t *testing.T) {
+	ctx := context.Background()
+	ev := storage.AuditEvent{Time: t0, Action: "x", Outcome: storage.OutcomeSuccess}
+	dump := exported(t)
+	dst := openSQLite(t)
+	if err := dst.CreateSealedValue(ctx, storage.SealedValue{Name: "client-secret-pepper", Sealed: []byte{1}, CreatedAt: t0.Add(time.Hour)}, ev); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.UpdateSigningKeys(ctx, func([]storage.SigningKey) ([]storage.SigningKey, error) {
+		return []storage.SigningKey{{ID: "first", Algorithm: "ES256", Sealed: []byte{2}, CreatedAt: t0.Add(time.Hour), ActivatedAt: t0.Add(time.Hour)}}, nil
+	}, ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := transfer.Import(ctx, dst, dump, t0); err != nil {
+		t.Fatal(err)
+	}
+	again, err := transfer.Export(ctx, dst, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(again, dump) {
+		t.Fatalf("the import did not make the store the file's:\n got %+v, %+v\nwant %+v, %+v", again.SealedValues, again.SigningKeys, dump.SealedValues, dump.SigningKeys)
+	}
+	events, err := dst.ListAuditEvents(ctx, storage.AuditFilter{Action: "sealed_value.import"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 1 || events[0].Data["name"] != "client-secret-pepper" || !strings.Contains(events[0].Data["replaced"], "2026-03-01T13:00:00Z") {
+		t.Fatalf("sealed_value.import events %+v, want one naming the pepper and saying it replaced one created at 2026-03-01T13:00:00Z", events)
 	}
 }
 

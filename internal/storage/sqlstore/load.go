@@ -77,6 +77,11 @@ func (s *Store) Load(ctx context.Context, b storage.Bulk, evs []storage.AuditEve
 				return &storage.LoadError{Kind: "sealed value", ID: v.Name, Err: err}
 			}
 		}
+		for _, v := range b.ReplaceSealedValues {
+			if err := s.replaceSealedValue(ctx, tx, v); err != nil {
+				return &storage.LoadError{Kind: "sealed value", ID: v.Name, Err: err}
+			}
+		}
 		if len(b.SigningKeys) > 0 {
 			if err := s.replaceSigningKeys(ctx, tx, b.SigningKeys); err != nil {
 				return &storage.LoadError{Kind: "signing keys", Err: err}
@@ -164,4 +169,18 @@ func (s *Store) replaceAPI(ctx context.Context, tx *sql.Tx, a storage.API) error
 		return nil
 	}
 	return s.replaceAPIScopes(ctx, tx, a.Name, old, a.Scopes)
+}
+
+// replaceSealedValue rewrites the sealed value of v's name to v.
+func (s *Store) replaceSealedValue(ctx context.Context, tx *sql.Tx, v storage.SealedValue) error {
+	res, err := tx.ExecContext(ctx, s.q["replaceValue"], v.Sealed, micros(v.CreatedAt), v.Name)
+	if err != nil {
+		return s.wrap("replace sealed value", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return s.wrap("replace sealed value", err)
+	} else if n != 1 {
+		return fmt.Errorf("replace sealed value: no sealed value %s: %w", v.Name, storage.ErrNotFound)
+	}
+	return nil
 }

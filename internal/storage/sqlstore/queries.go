@@ -61,6 +61,7 @@ var queries = map[string]string{
 	"listSealedValues":  `SELECT name, sealed, created_at FROM sealed_values ORDER BY name`,
 	"insertSealedValue": `INSERT INTO sealed_values (name, sealed, created_at) VALUES (?, ?, ?)`,
 	"resealValue":       `UPDATE sealed_values SET sealed = ? WHERE name = ?`,
+	"replaceValue":      `UPDATE sealed_values SET sealed = ?, created_at = ? WHERE name = ?`,
 
 	"deleteJTI": `DELETE FROM used_jtis WHERE issuer = ? AND jti = ?`,
 	// The deletes of what expired before a time (the first, second and

@@ -199,6 +199,42 @@ func testLoadReplaceAPIs(t *testing.T, s storage.Storage) {
 	wantErr(t, s.DeleteAPI(ctx, "orders", nil, ev("api.delete")), storage.ErrScopesHeld)
 }
 
+// testLoadReplaceSealedValues: a sealed value the store has already (the
+// pepper a first start interrupted before it made an account seals under
+// its master key) is rewritten to what ReplaceSealedValues says of it,
+// while the store's signing keys are replaced; one it does not have fails
+// the Load, which then leaves the store as it was.
+func testLoadReplaceSealedValues(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	first := storage.SealedValue{Name: "pepper", Sealed: []byte{1}, CreatedAt: t0.Add(time.Hour)}
+	mustNil(t, s.CreateSealedValue(ctx, first, ev("sealed_value.create")))
+	events := len(verifyAll(t, s))
+
+	b := bulk()
+	b.ReplaceSealedValues, b.SealedValues = b.SealedValues, nil
+	b.ReplaceSealedValues = append(b.ReplaceSealedValues, storage.SealedValue{Name: "other", Sealed: []byte{8}, CreatedAt: t0})
+	wantErr(t, s.Load(ctx, b, []storage.AuditEvent{ev("sealed_value.import")}), storage.ErrNotFound)
+	if n, err := s.CountAccounts(ctx); err != nil || n != 0 {
+		t.Fatalf("the failed Load left %d accounts (%v)", n, err)
+	}
+	if got, err := s.GetSealedValue(ctx, "pepper"); err != nil || !slices.Equal(got.Sealed, first.Sealed) || !got.CreatedAt.Equal(first.CreatedAt) {
+		t.Fatalf("the failed Load changed the sealed value: %+v, %v", got, err)
+	}
+	if n := len(verifyAll(t, s)); n != events {
+		t.Fatalf("the failed Load left audit events: %d, want %d", n, events)
+	}
+
+	b = bulk()
+	b.ReplaceSealedValues, b.SealedValues = b.SealedValues, nil
+	mustNil(t, s.Load(ctx, b, []storage.AuditEvent{ev("sealed_value.import")}))
+	want := b.ReplaceSealedValues[0]
+	got, err := s.GetSealedValue(ctx, "pepper")
+	mustNil(t, err)
+	if !slices.Equal(got.Sealed, want.Sealed) || !got.CreatedAt.Equal(want.CreatedAt) {
+		t.Fatalf("GetSealedValue after Load = %+v, want %+v", got, want)
+	}
+}
+
 // testLoadNotEmpty: a store without accounts but with an organization (its
 // users, projects and grants need one) or an API Load is not told to
 // replace is not empty either: Load refuses it, saying what it holds,

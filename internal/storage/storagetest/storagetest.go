@@ -79,6 +79,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"SealedValues", testSealedValues},
 		{"Load", testLoad},
 		{"LoadReplaceAPIs", testLoadReplaceAPIs},
+		{"LoadReplaceSealedValues", testLoadReplaceSealedValues},
 		{"LoadNotEmpty", testLoadNotEmpty},
 		{"Reseal", testReseal},
 		{"CommitJTI", testCommitJTI},
