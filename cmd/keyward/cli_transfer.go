@@ -129,6 +129,8 @@ of the exported store (--master-key-file or KEYWARD_MASTER_KEY): the signing
 keys and the secret pepper are sealed under it, and 'keyward serve' refuses
 to generate a new one for a store that holds them.
 
+A FILE of - reads the export from standard input.
+
 ` + storeSettingsHelp + `
 
 It creates the schema of a database that has none. One whose schema is
@@ -138,7 +140,9 @@ store is the one meant. With no-migrate set (--no-migrate,
 KEYWARD_NO_MIGRATE or the --config file), the schema must be up to date
 already.`,
 		Example: `  keyward import --data-dir keyward-data keyward.json
-  keyward import --config /etc/keyward/keyward.yaml keyward.json`,
+  keyward import --config /etc/keyward/keyward.yaml keyward.json
+  keyward export --data-dir keyward-data |
+    keyward import --db postgres://keyward@db/keyward -`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := applyConfig(); err != nil {
@@ -147,15 +151,26 @@ already.`,
 			if err := checkDB(cfg.flag("db"), cfg.DB); err != nil {
 				return usageError{err}
 			}
-			b, err := readExportFile(args[0])
+			name := args[0]
+			var (
+				b   []byte
+				err error
+			)
+			if name == "-" {
+				// keyward export | keyward import --db … -
+				name = "standard input"
+				b, err = io.ReadAll(cmd.InOrStdin())
+			} else {
+				b, err = readExportFile(name)
+			}
 			if err != nil {
 				return err
 			}
 			d, err := parseExport(b)
 			if _, ok := errors.AsType[*exportValueError](err); ok {
-				return fmt.Errorf("%s: %w", args[0], err)
+				return fmt.Errorf("%s: %w", name, err)
 			} else if err != nil {
-				return fmt.Errorf("%s is not a file 'keyward export' writes: %w", args[0], err)
+				return fmt.Errorf("%s is not a file 'keyward export' writes: %w", name, err)
 			}
 			cfg.migrateNewOnly = true
 			st, err := openStore(cmd.Context(), cfg, commandLogger(cmd))

@@ -252,6 +252,36 @@ func TestImportWarns(t *testing.T) {
 	}
 }
 
+// TestImportStdin: import - reads the export from standard input, as
+// export writes it to standard output, so that one pipes into the other;
+// it said "open -: no such file or directory".
+func TestImportStdin(t *testing.T) {
+	for _, tt := range []struct {
+		name, in, want string
+		fails          bool
+	}{
+		{"an export", `{"format":"keyward-export/2","orgs":[{"domain":"example.com","created_at":"2026-01-01T00:00:00Z"}]}`, "imported 0 APIs, 0 accounts, 0 keys, 0 secrets, 0 signing keys, 1 organization", false},
+		{"no export", `{"type":"service_account"}`, "standard input is not a file 'keyward export' writes: it is a service-account key file", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			cmd := newRootCommand()
+			cmd.SetArgs([]string{"import", "--data-dir", t.TempDir(), "-"})
+			cmd.SetIn(strings.NewReader(tt.in))
+			cmd.SetOut(&out)
+			cmd.SetErr(io.Discard)
+			err := cmd.ExecuteContext(context.Background())
+			got := out.String()
+			if err != nil {
+				got = err.Error()
+			}
+			if (err != nil) != tt.fails || !strings.Contains(got, tt.want) {
+				t.Fatalf("import - said %q (error: %v), want %q", got, err != nil, tt.want)
+			}
+		})
+	}
+}
+
 // TestPrintWarnings: import prints at most 20 warnings, then how many more
 // there are, as its refusals name at most 20 items.
 func TestPrintWarnings(t *testing.T) {
