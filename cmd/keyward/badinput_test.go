@@ -598,6 +598,8 @@ func TestImportNotAnExport(t *testing.T) {
 		{"several JSON values", `{"format":"keyward-export/2"}` + "\n" + `{"format":"keyward-export/2"}` + "\n",
 			"several JSON values, one after another (the first ends at byte 29), not the one object of an export"},
 		{"JSON and then no JSON", `{"format":"keyward-export/2"} x`, "not JSON: invalid character 'x' after top-level value (at byte 31)"},
+		// An export cut short said "not JSON: unexpected end of JSON input".
+		{"cut short", `{"format":"keyward-export/2","apis":[{"name":"or`, "its JSON stops part way, at byte 48, the end of the file: the file was cut short; copy it again, or export the store again"},
 		{"null", `null`, "a JSON null, not the object of an export"},
 		{"no format", `{}`, `it has no "format" field, which every export has ("keyward-export/2", or "keyward-export/1" from earlier releases)`},
 		{"null format", `{"format":null}`, `it has no "format" field, which every export has ("keyward-export/2", or "keyward-export/1" from earlier releases)`},

@@ -213,6 +213,11 @@ func parseExport(b []byte) (transfer.Dump, error) {
 		if err := severalValues(b); err != nil {
 			return d, err
 		}
+		if syntax.Error() == "unexpected end of JSON input" {
+			// Of an export, a copy that did not finish, or a disk that
+			// filled up under 'keyward export > FILE'.
+			return d, fmt.Errorf("its JSON stops part way, at byte %d, the end of the file: the file was cut short; copy it again, or export the store again", syntax.Offset)
+		}
 		return d, fmt.Errorf("not JSON: %s (at byte %d)", syntax, syntax.Offset)
 	case errors.As(err, &typ) && typ.Field == "":
 		return d, fmt.Errorf("a JSON %s, not the object of an export", typ.Value)
