@@ -200,9 +200,14 @@ already.`,
 // parseExport reads the file of an import, and says what is wrong with
 // one that is no export, or an export with a value it cannot take (an
 // *exportValueError), in words about the file: before the store is
-// opened, so a wrong file creates no data directory.
+// opened, so a wrong file creates no data directory. A byte order mark
+// at its start (an editor's, saving an edited export) is read as spaces,
+// so that the byte offsets it names are the file's.
 func parseExport(b []byte) (transfer.Dump, error) {
 	var d transfer.Dump
+	if rest, ok := bytes.CutPrefix(b, []byte("\ufeff")); ok {
+		b = append([]byte("   "), rest...)
+	}
 	if len(bytes.TrimSpace(b)) == 0 {
 		return d, errors.New("the file is empty")
 	}

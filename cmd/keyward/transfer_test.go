@@ -282,6 +282,29 @@ func TestImportStdin(t *testing.T) {
 	}
 }
 
+// TestImportByteOrderMark: an export an editor saved with a byte order
+// mark (U+FEFF) imports, and a fault in it is named at its byte in the
+// file. It was "not JSON: invalid character 'ï' looking for beginning of
+// value".
+func TestImportByteOrderMark(t *testing.T) {
+	for _, tt := range []struct {
+		name, in, want string
+	}{
+		{"an export", "\ufeff" + `{"format":"keyward-export/2","orgs":[{"domain":"example.com"}]}`, ""},
+		{"cut short", "\ufeff" + `{"format":"keyward-export/2","orgs":[`, "at byte 40"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := parseExport([]byte(tt.in))
+			if tt.want == "" && (err != nil || len(d.Orgs) != 1) {
+				t.Fatalf("parseExport = %d organizations, %v; want 1", len(d.Orgs), err)
+			}
+			if tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("parseExport: %v, want an error saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
 // TestPrintWarnings: import prints at most 20 warnings, then how many more
 // there are, as its refusals name at most 20 items.
 func TestPrintWarnings(t *testing.T) {
