@@ -159,7 +159,11 @@ already.`,
 			if name == "-" {
 				// keyward export | keyward import --db … -
 				name = "standard input"
-				b, err = io.ReadAll(cmd.InOrStdin())
+				if f, ok := cmd.InOrStdin().(*os.File); ok {
+					b, err = readExport(f, name)
+				} else {
+					b, err = io.ReadAll(cmd.InOrStdin())
+				}
 			} else {
 				b, err = readExportFile(name)
 			}
@@ -352,12 +356,18 @@ func readExportFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return readExport(f, path)
+}
+
+// readExport reads f, the file of an import that name names: standard
+// input too, which may be a terminal or /dev/zero as well as a pipe.
+func readExport(f *os.File, name string) ([]byte, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
 	if m := fi.Mode(); m&(os.ModeDevice|os.ModeCharDevice|os.ModeSocket) != 0 || m.IsDir() {
-		return nil, fmt.Errorf("%s is not a file 'keyward export' writes: it is a %s; give the export's file (or a pipe)", path, fileKind(m))
+		return nil, fmt.Errorf("%s is not a file 'keyward export' writes: it is a %s; give the export's file (or a pipe)", name, fileKind(m))
 	}
 	return io.ReadAll(f)
 }

@@ -282,6 +282,29 @@ func TestImportStdin(t *testing.T) {
 	}
 }
 
+// TestImportStdinDevice: import - refuses a device for its standard
+// input, as it refuses one named for its file: a terminal would be waited
+// on, /dev/zero read until memory ran out.
+func TestImportStdinDevice(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no /dev/null")
+	}
+	f, err := os.Open("/dev/null")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := newRootCommand()
+	cmd.SetArgs([]string{"import", "--data-dir", t.TempDir(), "-"})
+	cmd.SetIn(f)
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	want := "standard input is not a file 'keyward export' writes: it is a character device"
+	if err := cmd.ExecuteContext(context.Background()); err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("import - from /dev/null: %v, want %q", err, want)
+	}
+}
+
 // TestImportByteOrderMark: an export an editor saved with a byte order
 // mark (U+FEFF) imports, and a fault in it is named at its byte in the
 // file. It was "not JSON: invalid character 'ï' looking for beginning of
