@@ -1232,7 +1232,9 @@ func TestAccountJWTNotHeldWhileIssuerDown(t *testing.T) {
 			t.Fatalf("with the issuer unreachable, the account's stale keys are used: %v", err)
 		}
 		for range 3 {
-			time.Sleep(11 * time.Second) // past the pause between tries
+			// Past the pause between tries: 10 s after the last ended,
+			// which hung 10 s.
+			time.Sleep(21 * time.Second)
 			began := time.Now()
 			if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
 				t.Fatalf("with the issuer unreachable, the account's stale keys are used: %v", err)
@@ -1241,6 +1243,7 @@ func TestAccountJWTNotHeldWhileIssuerDown(t *testing.T) {
 				t.Fatalf("a JWT waited %s for a fetch of its account's keys, though the last one had found the issuer unreachable", d)
 			}
 		}
+		synctest.Wait() // the last fetch in the background has begun
 		if n := s.fetches.Load(); n < 4 {
 			t.Fatalf("%d fetches, want the keys fetched again in the background (at least 4)", n)
 		}
@@ -1734,5 +1737,57 @@ func TestAccountDownCappedTakesNoWriteLock(t *testing.T) {
 		if got := starts.Load(); got != 0 {
 			t.Fatalf("10 JWTs of an account left out of the full fetch slots took the write lock %d times, want 0", got)
 		}
+	})
+}
+
+// While the issuer does not answer, a fetch of a service account's stale
+// keys that hung until its 10 s timeout is tried again 10 s after it
+// ended, not at once: the pause counted from when it began, so the
+// account's next JWT, coming as it timed out, started another fetch in
+// the background, and one connection hung after another per account.
+func TestAccountKeysRetryPausedAfterFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var down atomic.Bool
+		s := newStubIssuer(t, true, func(r *http.Request, _ int32) error {
+			if down.Load() {
+				<-r.Context().Done() // no answer at all
+				return r.Context().Err()
+			}
+			return nil
+		})
+		defer time.Sleep(time.Minute) // the fetch in flight gives up
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v := s.verifier(t, ctx)
+		start := time.Now()
+		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(start.Add(5*time.Minute + time.Second).Sub(time.Now()))
+		down.Store(true)
+		// The keys are stale: this one waits for the fetch, which times
+		// out, and the stale keys are then used.
+		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
+			t.Fatalf("with the issuer unreachable, the account's stale keys are used: %v", err)
+		}
+		verifyCounting := func(when string, want int32) {
+			t.Helper()
+			n := s.fetches.Load()
+			if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
+				t.Fatalf("a JWT %s: %v", when, err)
+			}
+			synctest.Wait()
+			if got := s.fetches.Load() - n; got != want {
+				t.Fatalf("a JWT %s started %d fetches of its account's keys, want %d", when, got, want)
+			}
+		}
+		verifyCounting("as the fetch waited for timed out", 0)
+		time.Sleep(10 * time.Second)
+		verifyCounting("10 s after the fetch waited for failed", 1) // in the background
+		time.Sleep(10 * time.Second)
+		synctest.Wait() // the fetch in the background times out
+		verifyCounting("as the fetch in the background timed out", 0)
+		time.Sleep(10 * time.Second)
+		verifyCounting("10 s after the fetch in the background failed", 1)
 	})
 }

@@ -23,10 +23,11 @@ import (
 
 // How long a service account's keys are trusted. After accountKeysFresh
 // they are refetched on the next token, which waits for them (at most
-// once per accountKeysRetry per account, counting only tries since they
-// went stale); if the issuer cannot be reached they stay in use until
-// accountKeysMaxStale, then the account's JWTs are refused, and once a
-// try has failed the next are made in the background, not waited for.
+// once per accountKeysRetry per account, from when the last try began,
+// or ended if it failed, counting only tries since they went stale); if
+// the issuer cannot be reached they stay in use until accountKeysMaxStale,
+// then the account's JWTs are refused, and once a try has failed the next
+// are made in the background, not waited for.
 // A token that comes within accountKeysAhead before they go stale
 // refetches them in the background and is verified with them
 // meanwhile, so that the JWTs of an account in steady use seldom wait:
@@ -91,11 +92,14 @@ type accountSet struct {
 	// fetched for again, but never tried.
 	unusable map[string]error
 	fetched  time.Time // the last successful fetch
-	tried    time.Time // the last attempt
-	failed   bool      // the last attempt failed (or is in flight)
-	// failedAt is when the last attempt that ended in failure was made
-	// (its tried): one since the keys went stale says the issuer cannot
-	// be reached, and the next tries are not waited for.
+	// tried is when the last attempt began, or, once it has failed, when
+	// it ended: the next waits accountKeysRetry from then, so one that
+	// hangs until fetchTimeout is not followed at once by the next.
+	tried  time.Time
+	failed bool // the last attempt failed (or is in flight)
+	// failedAt is when the last attempt that failed ended (its tried):
+	// one since the keys went stale says the issuer cannot be reached,
+	// and the next tries are not waited for.
 	failedAt time.Time
 }
 
@@ -161,7 +165,7 @@ func (a *accountKeys) key(ctx context.Context, email, kid string, alg string) (k
 	}
 	hasKid := kid == "" || len(set.keys.Key(kid)) > 0 || set.unusable[kid] != nil
 	stale := now.Sub(set.fetched) > accountKeysFresh
-	// A try before the keys went stale (one ahead, say) that failed does
+	// A try that failed before the keys went stale (one ahead, say) does
 	// not keep them in use past accountKeysFresh: only a failure since
 	// does, the issuer not being reachable once they are stale.
 	retried := now.Sub(set.tried) < accountKeysRetry && (!stale || set.tried.Sub(set.fetched) > accountKeysFresh)
@@ -379,8 +383,8 @@ func (a *accountKeys) start(ctx context.Context, email string, now time.Time, bu
 var testHookAccountStart func()
 
 // fetch refreshes the cached keys of email: replaced on success, dropped
-// when the issuer says the account is gone, kept (with the attempt noted)
-// on any other failure, which it reports.
+// when the issuer says the account is gone, kept (with the attempt noted,
+// as of when it ended) on any other failure, which it reports.
 func (a *accountKeys) fetch(ctx context.Context, email string, now time.Time) (failed bool) {
 	a.mu.Lock()
 	if s, ok := a.sets[email]; ok {
@@ -404,7 +408,8 @@ func (a *accountKeys) fetch(ctx context.Context, email string, now time.Time) (f
 		delete(a.sets, email)
 	default:
 		if s, ok := a.sets[email]; ok {
-			s.failedAt = now
+			s.tried = a.o.now()
+			s.failedAt = s.tried
 			a.sets[email] = s
 		}
 		return true
