@@ -344,6 +344,154 @@ func (s *stubIssuer) sign(t testing.TB, typ jose.ContentType, kid string, claims
 	return raw
 }
 
+// running is a Verifier of s (see verifier) under a ctx that ends with
+// the test, and that ctx.
+func (s *stubIssuer) running(t *testing.T, opts ...verify.Option) (context.Context, *verify.Verifier) {
+	t.Helper()
+	ctx := t.Context()
+	return ctx, s.verifier(t, ctx, opts...)
+}
+
+// stopped is a Verifier of s whose New's ctx has ended: its background
+// refresh has stopped, and the keys are fetched on demand.
+func (s *stubIssuer) stopped(t *testing.T) *verify.Verifier {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	v := s.verifier(t, ctx)
+	cancel() // the background refresh stops
+	synctest.Wait()
+	return v
+}
+
+// goVerify verifies a new token of the key kid (see token) in a
+// goroutine, and returns, once every goroutine in the bubble is blocked,
+// where its error will be sent: whether it has been says whether Verify
+// waits.
+func (s *stubIssuer) goVerify(t *testing.T, ctx context.Context, v *verify.Verifier, kid string) chan error {
+	t.Helper()
+	raw := s.token(t, kid)
+	done := make(chan error, 1)
+	go func() {
+		_, err := v.Verify(ctx, raw)
+		done <- err
+	}()
+	synctest.Wait()
+	return done
+}
+
+// mustVerify verifies raw with v, and fails the test if it is refused.
+func mustVerify(t *testing.T, ctx context.Context, v *verify.Verifier, raw string) {
+	t.Helper()
+	if _, err := v.Verify(ctx, raw); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sleepUntilStale sleeps until 1 s after keys fetched at fetched are
+// stale: an account's are trusted 5 minutes.
+func sleepUntilStale(fetched time.Time) {
+	time.Sleep(time.Until(fetched.Add(5*time.Minute + time.Second)))
+}
+
+// The holds below are newStubIssuer's: how the issuer answers a fetch of
+// its keys.
+
+// holdFetch keeps the fetch numbered n unanswered until release is closed
+// (or sent on): the issuer is slow to answer it.
+func holdFetch(n int32, release <-chan struct{}) func(*http.Request, int32) error {
+	return func(_ *http.Request, m int32) error {
+		if m == n {
+			<-release
+		}
+		return nil
+	}
+}
+
+// holdAfterFirst keeps each fetch after the first unanswered until
+// release is closed or sent on.
+func holdAfterFirst(release <-chan struct{}) func(*http.Request, int32) error {
+	return func(_ *http.Request, n int32) error {
+		if n > 1 {
+			<-release
+		}
+		return nil
+	}
+}
+
+// noAnswer is an issuer that does not answer at all: the fetch ends only
+// when its request does (at its 10 s timeout).
+func noAnswer(r *http.Request) error {
+	<-r.Context().Done()
+	return r.Context().Err()
+}
+
+// noAnswerAfterFirst answers the first fetch, and no other (noAnswer).
+func noAnswerAfterFirst(r *http.Request, n int32) error {
+	if n == 1 {
+		return nil
+	}
+	return noAnswer(r)
+}
+
+// noAnswerWhile answers no fetch (noAnswer) while down is true.
+func noAnswerWhile(down *atomic.Bool) func(*http.Request, int32) error {
+	return func(r *http.Request, _ int32) error {
+		if down.Load() {
+			return noAnswer(r)
+		}
+		return nil
+	}
+}
+
+// failWhile fails each fetch at once while down is true.
+func failWhile(down *atomic.Bool) func(*http.Request, int32) error {
+	return func(*http.Request, int32) error {
+		if down.Load() {
+			return errors.New("the issuer is down")
+		}
+		return nil
+	}
+}
+
+// fetchTakes answers each fetch after d.
+func fetchTakes(d time.Duration) func(*http.Request, int32) error {
+	return func(*http.Request, int32) error {
+		time.Sleep(d)
+		return nil
+	}
+}
+
+// jobEmail is the email of the service account numbered i, of those that
+// anyAccountClient serves keys for.
+func jobEmail(i int) string { return fmt.Sprintf("job-%d@shop.iam.test", i) }
+
+// anyAccountClient is a client of s that serves s's account keys for
+// every account, each fetch first held by hold, which fails it with an
+// error; other requests are s.client's.
+func (s *stubIssuer) anyAccountClient(hold func(r *http.Request) error) *http.Client {
+	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if !strings.HasPrefix(r.URL.Path, "/service_accounts/v1/jwk/") {
+			return s.client.Transport.RoundTrip(r)
+		}
+		if err := hold(r); err != nil {
+			return nil, err
+		}
+		return jsonResponse(r, s.published.Load())
+	})}
+}
+
+// releaseWhenArmed is a test hook that, the first time it is called with
+// armed set, closes release (the fetch in flight ends) and waits for the
+// goroutines that unblocks.
+func releaseWhenArmed(armed *atomic.Bool, release chan struct{}) func() {
+	return func() {
+		if armed.CompareAndSwap(true, false) {
+			close(release)
+			synctest.Wait()
+		}
+	}
+}
+
 // Tokens of a new kid that arrive while the keys are being fetched for
 // one wait for that fetch, and are verified with what it brings: they
 // were answered at once ErrUnavailable, with a Retry-After of up to 10 s,
@@ -352,15 +500,8 @@ func (s *stubIssuer) sign(t testing.TB, typ jose.ContentType, kid string, claims
 func TestUnknownKidJoinsFetchInFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		s := newStubIssuer(t, false, func(_ *http.Request, n int32) error {
-			if n > 1 {
-				<-release // the issuer is slow to answer
-			}
-			return nil
-		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx)
+		s := newStubIssuer(t, false, holdAfterFirst(release)) // the issuer is slow to answer
+		ctx, v := s.running(t)
 		s.publish("k1", "k2")
 		raw := s.token(t, "k2")
 		for _, err := range verifyDuringFetch(release, func() error { _, err := v.Verify(ctx, raw); return err }) {
@@ -401,16 +542,8 @@ func verifyDuringFetch(release chan struct{}, verifyOne func() error) []error {
 // up to 10 s on an issuer that does not answer, whatever its context.
 func TestUnknownKidFetchHonoursContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := newStubIssuer(t, false, func(r *http.Request, n int32) error {
-			if n == 1 {
-				return nil
-			}
-			<-r.Context().Done() // the issuer never answers
-			return r.Context().Err()
-		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx)
+		s := newStubIssuer(t, false, noAnswerAfterFirst)
+		ctx, v := s.running(t)
 		s.publish("k1", "k2")
 		raw := s.token(t, "k2")
 		for _, name := range []string{"starting the fetch", "while it is in flight"} {
@@ -435,19 +568,9 @@ func TestUnknownKidFetchHonoursContext(t *testing.T) {
 // whatever its context.
 func TestAccountKidFetchHonoursContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := newStubIssuer(t, true, func(r *http.Request, n int32) error {
-			if n == 1 {
-				return nil
-			}
-			<-r.Context().Done() // the issuer never answers
-			return r.Context().Err()
-		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx)
-		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
-			t.Fatal(err)
-		}
+		s := newStubIssuer(t, true, noAnswerAfterFirst)
+		ctx, v := s.running(t)
+		mustVerify(t, ctx, v, s.token(t, "k1"))
 		s.publish("k1", "k2")
 		time.Sleep(11 * time.Second) // the account's keys may be fetched again
 		rctx, rcancel := context.WithTimeout(ctx, time.Second)
@@ -471,18 +594,9 @@ func TestAccountKidFetchHonoursContext(t *testing.T) {
 func TestAccountKidJoinsFetchInFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		s := newStubIssuer(t, true, func(_ *http.Request, n int32) error {
-			if n > 1 {
-				<-release // the issuer is slow to answer
-			}
-			return nil
-		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx)
-		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
-			t.Fatal(err)
-		}
+		s := newStubIssuer(t, true, holdAfterFirst(release)) // the issuer is slow to answer
+		ctx, v := s.running(t)
+		mustVerify(t, ctx, v, s.token(t, "k1"))
 		s.publish("k1", "k2")
 		time.Sleep(11 * time.Second) // the account's keys may be fetched again
 		verifyNew := func() error {
@@ -509,15 +623,8 @@ func TestAccountKidJoinsFetchInFlight(t *testing.T) {
 func TestUnknownKidJoinsEarlierFetchThenFetches(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		s := newStubIssuer(t, false, func(_ *http.Request, n int32) error {
-			if n == 2 { // the background refresh: answered late
-				<-release
-			}
-			return nil
-		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx)
+		s := newStubIssuer(t, false, holdFetch(2, release)) // the background refresh: answered late
+		ctx, v := s.running(t)
 		time.Sleep(5*time.Minute + time.Second) // the background refresh starts
 		synctest.Wait()
 		s.publish("k1", "k2")
@@ -546,15 +653,8 @@ func TestUnknownKidJoinsEarlierFetchThenFetches(t *testing.T) {
 func TestAccountKidJoinsEarlierFetchThenFetches(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		s := newStubIssuer(t, true, func(_ *http.Request, n int32) error {
-			if n == 1 { // answered late
-				<-release
-			}
-			return nil
-		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx)
+		s := newStubIssuer(t, true, holdFetch(1, release)) // answered late
+		ctx, v := s.running(t)
 		errs := make(chan error, 2)
 		verifyOne := func(kid string) {
 			_, err := v.Verify(ctx, s.token(t, kid))
@@ -586,15 +686,8 @@ func TestAccountKidJoinsEarlierFetchThenFetches(t *testing.T) {
 func TestNewAccountJWTsShareOneFetch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		s := newStubIssuer(t, true, func(_ *http.Request, n int32) error {
-			if n == 1 {
-				<-release // the issuer is slow to answer
-			}
-			return nil
-		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx)
+		s := newStubIssuer(t, true, holdFetch(1, release)) // the issuer is slow to answer
+		ctx, v := s.running(t)
 		verifyOne := func() error {
 			_, err := v.Verify(ctx, s.token(t, "k1"))
 			return err
@@ -632,30 +725,13 @@ func TestNewAccountJWTsShareOneFetch(t *testing.T) {
 func TestAccountKeysRefreshedAhead(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		answer := make(chan struct{})
-		s := newStubIssuer(t, true, func(_ *http.Request, n int32) error {
-			if n > 1 {
-				<-answer // the issuer answers when the test says
-			}
-			return nil
-		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx)
+		s := newStubIssuer(t, true, holdAfterFirst(answer)) // the issuer answers when the test says
+		ctx, v := s.running(t)
 		start := time.Now()
-		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
-			t.Fatal(err)
-		}
+		mustVerify(t, ctx, v, s.token(t, "k1"))
 		// verifyNow runs Verify of a new JWT of k1, and says whether it
 		// has returned once every goroutine is blocked, and with what.
-		verifyNow := func() (done chan error) {
-			done = make(chan error, 1)
-			go func() {
-				_, err := v.Verify(ctx, s.token(t, "k1"))
-				done <- err
-			}()
-			synctest.Wait()
-			return done
-		}
+		verifyNow := func() chan error { return s.goVerify(t, ctx, v, "k1") }
 
 		time.Sleep(start.Add(4*time.Minute + 40*time.Second).Sub(time.Now()))
 		select {
@@ -708,19 +784,10 @@ func TestAccountKeysRefreshedAhead(t *testing.T) {
 func TestAccountKeysFailedAheadNotTrustedLonger(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var down atomic.Bool
-		s := newStubIssuer(t, true, func(*http.Request, int32) error {
-			if down.Load() {
-				return errors.New("the issuer is down")
-			}
-			return nil
-		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx)
+		s := newStubIssuer(t, true, failWhile(&down))
+		ctx, v := s.running(t)
 		start := time.Now()
-		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
-			t.Fatal(err)
-		}
+		mustVerify(t, ctx, v, s.token(t, "k1"))
 		time.Sleep(start.Add(4*time.Minute + 55*time.Second).Sub(time.Now()))
 		down.Store(true)
 		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
@@ -732,7 +799,7 @@ func TestAccountKeysFailedAheadNotTrustedLonger(t *testing.T) {
 		}
 		down.Store(false)
 		s.publish("k2") // the issuer drops k1
-		time.Sleep(start.Add(5*time.Minute + time.Second).Sub(time.Now()))
+		sleepUntilStale(start)
 		_, err := v.Verify(ctx, s.token(t, "k1"))
 		var ve *verify.Error
 		if !errors.As(err, &ve) || ve.Code != "invalid_token" {
@@ -766,13 +833,9 @@ func TestAccountJWTCachedWhileKeysTrusted(t *testing.T) {
 					}
 					return s.client.Transport.RoundTrip(r)
 				})}
-				ctx, cancel := context.WithCancel(context.Background())
-				defer cancel()
-				v := s.verifier(t, ctx, verify.WithHTTPClient(client))
+				ctx, v := s.running(t, verify.WithHTTPClient(client))
 				start := time.Now() // the keys' fetch
-				if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
-					t.Fatal(err)
-				}
+				mustVerify(t, ctx, v, s.token(t, "k1"))
 				time.Sleep(4*time.Minute + 50*time.Second)
 				tt.disable(s, &gone)
 				time.Sleep(8 * time.Second)
@@ -817,19 +880,10 @@ func TestAccountJWTCachedWhileKeysTrusted(t *testing.T) {
 func TestAccountJWTCachedWhileIssuerDown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var down atomic.Bool
-		s := newStubIssuer(t, true, func(*http.Request, int32) error {
-			if down.Load() {
-				return errors.New("the issuer is down")
-			}
-			return nil
-		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx)
+		s := newStubIssuer(t, true, failWhile(&down))
+		ctx, v := s.running(t)
 		start := time.Now() // the keys' fetch
-		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
-			t.Fatal(err)
-		}
+		mustVerify(t, ctx, v, s.token(t, "k1"))
 		time.Sleep(4*time.Minute + 58*time.Second)
 		down.Store(true)
 		raw := s.token(t, "k1")
@@ -882,18 +936,14 @@ func TestJWTCachedWhileKeysTrusted(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				s := newStubIssuer(t, false, nil)
 				s.publish("k1", "k2")
-				ctx, cancel := context.WithCancel(context.Background())
-				defer cancel()
-				v := s.verifier(t, ctx, tt.opts...)
+				ctx, v := s.running(t, tt.opts...)
 				start := time.Now() // the keys' fetch
 				// Verified halfway to the refresh: the entries end with the
 				// keys' trust, not a refresh interval after the verification.
 				time.Sleep(tt.interval / 2)
 				leaked, kept := s.farToken(t, "k1"), s.farToken(t, "k2")
 				for _, raw := range []string{leaked, kept} {
-					if _, err := v.Verify(ctx, raw); err != nil {
-						t.Fatal(err)
-					}
+					mustVerify(t, ctx, v, raw)
 				}
 				s.publish("k2") // the issuer drops the leaked key
 				for i := 1; i <= 3; i++ {
@@ -928,20 +978,11 @@ func TestJWTCachedWhileKeysTrusted(t *testing.T) {
 func TestJWTCachedWhileIssuerDown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var down atomic.Bool
-		s := newStubIssuer(t, false, func(*http.Request, int32) error {
-			if down.Load() {
-				return errors.New("the issuer is down")
-			}
-			return nil
-		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx)
+		s := newStubIssuer(t, false, failWhile(&down))
+		ctx, v := s.running(t)
 		start := time.Now() // the keys' fetch
 		raw := s.farToken(t, "k1")
-		if _, err := v.Verify(ctx, raw); err != nil {
-			t.Fatal(err)
-		}
+		mustVerify(t, ctx, v, raw)
 		time.Sleep(4 * time.Minute)
 		down.Store(true)
 		for _, at := range []time.Duration{5*time.Minute + time.Second, 9 * time.Minute, 30 * time.Minute} {
@@ -983,14 +1024,10 @@ func TestKeyRefreshRetriedAfterFailure(t *testing.T) {
 			return nil
 		})
 		s.publish("k1", "k2")
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx, verify.WithKeyRefresh(time.Hour))
+		ctx, v := s.running(t, verify.WithKeyRefresh(time.Hour))
 		start := time.Now()
 		leaked := s.farToken(t, "k1")
-		if _, err := v.Verify(ctx, leaked); err != nil {
-			t.Fatal(err)
-		}
+		mustVerify(t, ctx, v, leaked)
 		s.publish("k2") // the issuer drops the leaked key
 		time.Sleep(start.Add(time.Hour + time.Second).Sub(time.Now()))
 		synctest.Wait() // the background refresh fails
@@ -1070,33 +1107,15 @@ func TestNewAccountBudgetSpentNow(t *testing.T) {
 func TestAccountJWTWaitsForStaleKeysFetch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		answer := make(chan struct{})
-		s := newStubIssuer(t, true, func(_ *http.Request, n int32) error {
-			if n == 2 {
-				<-answer // the issuer is slow to answer
-			}
-			return nil
-		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx)
+		s := newStubIssuer(t, true, holdFetch(2, answer)) // the issuer is slow to answer
+		ctx, v := s.running(t)
 		start := time.Now()
-		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
-			t.Fatal(err)
-		}
+		mustVerify(t, ctx, v, s.token(t, "k1"))
 		s.publish("k2") // the issuer drops k1
-		time.Sleep(start.Add(5*time.Minute + time.Second).Sub(time.Now()))
-		verifyLater := func() chan error {
-			done := make(chan error, 1)
-			go func() {
-				_, err := v.Verify(ctx, s.token(t, "k1"))
-				done <- err
-			}()
-			synctest.Wait()
-			return done
-		}
-		first := verifyLater() // the keys are stale: it fetches them again
+		sleepUntilStale(start)
+		first := s.goVerify(t, ctx, v, "k1") // the keys are stale: it fetches them again
 		time.Sleep(time.Second)
-		second := verifyLater()
+		second := s.goVerify(t, ctx, v, "k1")
 		select {
 		case err := <-second:
 			if err == nil {
@@ -1123,13 +1142,8 @@ func TestAccountJWTWaitsForStaleKeysFetch(t *testing.T) {
 // verified its token again, none cached. No request waits for a fetch.
 func TestKeyRefreshBeforeTrustEnds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := newStubIssuer(t, false, func(*http.Request, int32) error {
-			time.Sleep(2 * time.Second) // each fetch takes 2 s
-			return nil
-		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx)
+		s := newStubIssuer(t, false, fetchTakes(2*time.Second))
+		ctx, v := s.running(t)
 		raw, start := s.farToken(t, "k1"), time.Now()
 		var (
 			prev       *verify.Claims
@@ -1173,18 +1187,11 @@ func TestKeyRefreshBeforeTrustEnds(t *testing.T) {
 // its requests waited for a fetch of the stale keys.
 func TestReusedAccountJWTNeverWaits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := newStubIssuer(t, true, func(*http.Request, int32) error {
-			time.Sleep(2 * time.Second) // each fetch takes 2 s
-			return nil
-		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx)
+		s := newStubIssuer(t, true, fetchTakes(2*time.Second))
+		ctx, v := s.running(t)
 		start := time.Now()
 		raw := s.token(t, "k1")
-		if _, err := v.Verify(ctx, raw); err != nil {
-			t.Fatal(err)
-		}
+		mustVerify(t, ctx, v, raw)
 		for time.Since(start) < 20*time.Minute { // a request every 7 s
 			time.Sleep(7 * time.Second)
 			synctest.Wait()
@@ -1211,21 +1218,11 @@ func TestReusedAccountJWTNeverWaits(t *testing.T) {
 func TestAccountJWTNotHeldWhileIssuerDown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var down atomic.Bool
-		s := newStubIssuer(t, true, func(r *http.Request, _ int32) error {
-			if down.Load() {
-				<-r.Context().Done() // no answer at all
-				return r.Context().Err()
-			}
-			return nil
-		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx)
+		s := newStubIssuer(t, true, noAnswerWhile(&down))
+		ctx, v := s.running(t)
 		start := time.Now()
-		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(start.Add(5*time.Minute + time.Second).Sub(time.Now()))
+		mustVerify(t, ctx, v, s.token(t, "k1"))
+		sleepUntilStale(start)
 		down.Store(true)
 		// The keys are stale: this one waits for the fetch, which fails.
 		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
@@ -1248,8 +1245,6 @@ func TestAccountJWTNotHeldWhileIssuerDown(t *testing.T) {
 			t.Fatalf("%d fetches, want the keys fetched again in the background (at least 4)", n)
 		}
 		time.Sleep(11 * time.Second) // the fetch in the background times out
-		cancel()
-		synctest.Wait()
 	})
 }
 
@@ -1268,9 +1263,7 @@ func TestKeysFetchedOnDemandAfterContextEnds(t *testing.T) {
 		v := s.verifier(t, ctx)
 		leaked, kept := s.farToken(t, "k1"), s.farToken(t, "k2")
 		for _, raw := range []string{leaked, kept} {
-			if _, err := v.Verify(ctx, raw); err != nil {
-				t.Fatal(err)
-			}
+			mustVerify(t, ctx, v, raw)
 		}
 		cancel() // the background refresh stops
 		synctest.Wait()
@@ -1324,19 +1317,9 @@ func TestUnknownKidNotHeldWhileIssuerDown(t *testing.T) {
 	}{{"issuer's keys", false}, {"account's keys", true}} {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				s := newStubIssuer(t, tt.account, func(r *http.Request, n int32) error {
-					if n == 1 {
-						return nil
-					}
-					<-r.Context().Done() // no answer at all
-					return r.Context().Err()
-				})
-				ctx, cancel := context.WithCancel(context.Background())
-				defer cancel()
-				v := s.verifier(t, ctx)
-				if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
-					t.Fatal(err)
-				}
+				s := newStubIssuer(t, tt.account, noAnswerAfterFirst)
+				ctx, v := s.running(t)
+				mustVerify(t, ctx, v, s.token(t, "k1"))
 				s.publish("k1", "k2")
 				time.Sleep(11 * time.Second) // the keys may be fetched again
 				// The first token of k2 waits for the fetch it starts, which
@@ -1373,28 +1356,15 @@ func TestUnknownKidNotHeldWhileIssuerDown(t *testing.T) {
 func TestAccountJWTKeysReadWithFetchInFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		s := newStubIssuer(t, true, func(_ *http.Request, n int32) error {
-			if n == 2 {
-				<-release // the issuer is slow to answer
-			}
-			return nil
-		})
+		s := newStubIssuer(t, true, holdFetch(2, release)) // the issuer is slow to answer
 		var hooked atomic.Bool
-		verify.SetKeySnapshotHook(t, func() {
-			if hooked.CompareAndSwap(true, false) {
-				close(release) // the fetch in flight ends ...
-				synctest.Wait()
-			}
-		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx)
+		// The fetch in flight ends ...
+		verify.SetKeySnapshotHook(t, releaseWhenArmed(&hooked, release))
+		ctx, v := s.running(t)
 		start := time.Now()
-		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
-			t.Fatal(err)
-		}
+		mustVerify(t, ctx, v, s.token(t, "k1"))
 		s.publish("k2") // the issuer drops k1
-		time.Sleep(start.Add(5*time.Minute + time.Second).Sub(time.Now()))
+		sleepUntilStale(start)
 		go v.Verify(ctx, s.token(t, "k1")) // the keys are stale: it fetches them again
 		synctest.Wait()
 		time.Sleep(time.Second)
@@ -1424,10 +1394,7 @@ func TestAccountKeysAheadCapped(t *testing.T) {
 			fetched           atomic.Int32
 			release           = make(chan struct{})
 		)
-		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			if !strings.HasPrefix(r.URL.Path, "/service_accounts/v1/jwk/") {
-				return s.client.Transport.RoundTrip(r)
-			}
+		client := s.anyAccountClient(func(*http.Request) error {
 			fetched.Add(1)
 			n := inFlight.Add(1)
 			defer inFlight.Add(-1)
@@ -1436,28 +1403,21 @@ func TestAccountKeysAheadCapped(t *testing.T) {
 			if held.Load() {
 				<-release
 			}
-			return jsonResponse(r, s.published.Load())
-		})}
+			return nil
+		})
 		releaseAll := sync.OnceFunc(func() { close(release) })
 		defer releaseAll()
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx, verify.WithHTTPClient(client))
+		ctx, v := s.running(t, verify.WithHTTPClient(client))
 		const accounts = 8
-		email := func(i int) string { return fmt.Sprintf("job-%d@shop.iam.test", i) }
 		start := time.Now()
 		for i := range accounts {
-			if _, err := v.Verify(ctx, s.accountJWT(t, email(i), "k1")); err != nil {
-				t.Fatal(err)
-			}
+			mustVerify(t, ctx, v, s.accountJWT(t, jobEmail(i), "k1"))
 		}
 		held.Store(true)
 		time.Sleep(start.Add(4*time.Minute + 40*time.Second).Sub(time.Now()))
 		for i := range accounts {
 			began := time.Now()
-			if _, err := v.Verify(ctx, s.accountJWT(t, email(i), "k1")); err != nil {
-				t.Fatal(err)
-			}
+			mustVerify(t, ctx, v, s.accountJWT(t, jobEmail(i), "k1"))
 			if d := time.Since(began); d > 0 {
 				t.Fatalf("a JWT in its keys' last 30 s waited %s", d)
 			}
@@ -1472,9 +1432,7 @@ func TestAccountKeysAheadCapped(t *testing.T) {
 		before := fetched.Load()
 		time.Sleep(time.Second)
 		for i := range accounts {
-			if _, err := v.Verify(ctx, s.accountJWT(t, email(i), "k1")); err != nil {
-				t.Fatal(err)
-			}
+			mustVerify(t, ctx, v, s.accountJWT(t, jobEmail(i), "k1"))
 			synctest.Wait()
 		}
 		if got := fetched.Load() - before; got != accounts-4 {
@@ -1502,9 +1460,7 @@ func TestUnknownKidNotInvalidAfterFetchNotWaitedFor(t *testing.T) {
 			}
 			return nil
 		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx, verify.WithUnknownKidEvery(time.Second))
+		ctx, v := s.running(t, verify.WithUnknownKidEvery(time.Second))
 		time.Sleep(2 * time.Second)
 		if _, err := v.Verify(ctx, s.token(t, "k2")); !errors.Is(err, verify.ErrUnavailable) {
 			t.Fatalf("a token of an unknown kid, the fetch failing: %v, want ErrUnavailable", err)
@@ -1516,12 +1472,8 @@ func TestUnknownKidNotInvalidAfterFetchNotWaitedFor(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		var hooked atomic.Bool
 		hooked.Store(true)
-		verify.SetKidFetchHook(t, func() {
-			if hooked.CompareAndSwap(true, false) {
-				close(release) // the fetch in flight ends ...
-				synctest.Wait()
-			}
-		})
+		// The fetch in flight ends ...
+		verify.SetKidFetchHook(t, releaseWhenArmed(&hooked, release))
 		// ... just as a token of k2 has chosen not to wait for it.
 		_, err := v.Verify(ctx, s.token(t, "k2"))
 		var ve *verify.Error
@@ -1544,18 +1496,9 @@ func TestUnknownKidNotInvalidAfterFetchNotWaitedFor(t *testing.T) {
 func TestKeysOnDemandRetryPausedAfterFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var down atomic.Bool
-		s := newStubIssuer(t, false, func(r *http.Request, _ int32) error {
-			if down.Load() {
-				<-r.Context().Done() // no answer at all
-				return r.Context().Err()
-			}
-			return nil
-		})
+		s := newStubIssuer(t, false, noAnswerWhile(&down))
 		defer time.Sleep(time.Minute) // the fetches in flight give up
-		ctx, cancel := context.WithCancel(context.Background())
-		v := s.verifier(t, ctx)
-		cancel() // the background refresh stops
-		synctest.Wait()
+		v := s.stopped(t)
 		time.Sleep(time.Hour) // the keys are no longer trusted
 		down.Store(true)
 		rctx := context.Background()
@@ -1565,17 +1508,13 @@ func TestKeysOnDemandRetryPausedAfterFailure(t *testing.T) {
 			t.Fatalf("with the issuer unreachable, the stale keys are used: %v", err)
 		}
 		n := s.fetches.Load()
-		if _, err := v.Verify(rctx, s.farToken(t, "k1")); err != nil {
-			t.Fatal(err)
-		}
+		mustVerify(t, rctx, v, s.farToken(t, "k1"))
 		synctest.Wait()
 		if got := s.fetches.Load() - n; got != 0 {
 			t.Fatalf("a token as the fetch that hung timed out started %d fetches, want none until 10 s after it ended", got)
 		}
 		time.Sleep(10 * time.Second)
-		if _, err := v.Verify(rctx, s.farToken(t, "k1")); err != nil {
-			t.Fatal(err)
-		}
+		mustVerify(t, rctx, v, s.farToken(t, "k1"))
 		synctest.Wait()
 		if got := s.fetches.Load() - n; got != 1 {
 			t.Fatalf("a token 10 s after the fetch failed started %d fetches, want 1", got)
@@ -1591,14 +1530,8 @@ func TestKeysOnDemandRetryPausedAfterFailure(t *testing.T) {
 // never did, and every 5 minutes the first request waited for the fetch.
 func TestCachedTokenFetchesKeysAheadAfterContextEnds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := newStubIssuer(t, false, func(*http.Request, int32) error {
-			time.Sleep(2 * time.Second) // each fetch takes 2 s
-			return nil
-		})
-		ctx, cancel := context.WithCancel(context.Background())
-		v := s.verifier(t, ctx)
-		cancel() // the background refresh stops
-		synctest.Wait()
+		s := newStubIssuer(t, false, fetchTakes(2*time.Second))
+		v := s.stopped(t)
 		rctx := context.Background()
 		raw, start := s.farToken(t, "k1"), time.Now()
 		n := s.fetches.Load()
@@ -1630,52 +1563,39 @@ func TestAccountAheadCappedTakesNoWriteLock(t *testing.T) {
 		s := newStubIssuer(t, true, nil)
 		var held atomic.Bool // the issuer is slow to answer
 		release := make(chan struct{})
-		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			if strings.HasPrefix(r.URL.Path, "/service_accounts/v1/jwk/") && held.Load() {
+		client := s.anyAccountClient(func(*http.Request) error {
+			if held.Load() {
 				<-release
 			}
-			if strings.HasPrefix(r.URL.Path, "/service_accounts/v1/jwk/") {
-				return jsonResponse(r, s.published.Load())
-			}
-			return s.client.Transport.RoundTrip(r)
-		})}
+			return nil
+		})
 		releaseAll := sync.OnceFunc(func() { close(release) })
 		defer releaseAll()
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx, verify.WithHTTPClient(client))
+		ctx, v := s.running(t, verify.WithHTTPClient(client))
 		const accounts = 5
 		raws := make([]string, accounts) // each reused, so answered from the cache
 		start := time.Now()
 		for i := range raws {
-			raws[i] = s.accountJWT(t, fmt.Sprintf("job-%d@shop.iam.test", i), "k1")
-			if _, err := v.Verify(ctx, raws[i]); err != nil {
-				t.Fatal(err)
-			}
+			raws[i] = s.accountJWT(t, jobEmail(i), "k1")
+			mustVerify(t, ctx, v, raws[i])
 		}
 		held.Store(true)
 		time.Sleep(start.Add(4*time.Minute + 40*time.Second).Sub(time.Now()))
 		for _, raw := range raws[:4] { // their fetches ahead fill the slots
-			if _, err := v.Verify(ctx, raw); err != nil {
-				t.Fatal(err)
-			}
+			mustVerify(t, ctx, v, raw)
 		}
 		synctest.Wait()
 		var starts atomic.Int32
 		verify.SetAccountStartHook(t, func() { starts.Add(1) })
 		for range 10 {
-			if _, err := v.Verify(ctx, raws[4]); err != nil {
-				t.Fatal(err)
-			}
+			mustVerify(t, ctx, v, raws[4])
 		}
 		if got := starts.Load(); got != 0 {
 			t.Fatalf("10 cached JWTs of an account left out of the full fetch slots took the write lock %d times, want 0", got)
 		}
 		releaseAll()
 		synctest.Wait()
-		if _, err := v.Verify(ctx, raws[4]); err != nil {
-			t.Fatal(err)
-		}
+		mustVerify(t, ctx, v, raws[4])
 		if got := starts.Load(); got != 1 {
 			t.Fatalf("a cached JWT of the account left out, the slots free again, started %d fetches, want 1", got)
 		}
@@ -1691,28 +1611,21 @@ func TestAccountDownCappedTakesNoWriteLock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var down atomic.Bool
 		s := newStubIssuer(t, true, nil)
-		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			if !strings.HasPrefix(r.URL.Path, "/service_accounts/v1/jwk/") {
-				return s.client.Transport.RoundTrip(r)
-			}
+		client := s.anyAccountClient(func(r *http.Request) error {
 			if down.Load() {
-				<-r.Context().Done() // no answer at all
-				return nil, r.Context().Err()
+				return noAnswer(r)
 			}
-			return jsonResponse(r, s.published.Load())
-		})}
+			return nil
+		})
 		defer time.Sleep(time.Minute) // the fetches in flight give up
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx, verify.WithHTTPClient(client))
+		ctx, v := s.running(t, verify.WithHTTPClient(client))
 		const accounts = 5
-		email := func(i int) string { return fmt.Sprintf("job-%d@shop.iam.test", i) }
 		verifyAll := func(n int) {
 			t.Helper()
 			var wg sync.WaitGroup
 			errs := make([]error, n)
 			for i := range n {
-				wg.Go(func() { _, errs[i] = v.Verify(ctx, s.accountJWT(t, email(i), "k1")) })
+				wg.Go(func() { _, errs[i] = v.Verify(ctx, s.accountJWT(t, jobEmail(i), "k1")) })
 			}
 			wg.Wait()
 			if err := errors.Join(errs...); err != nil {
@@ -1722,7 +1635,7 @@ func TestAccountDownCappedTakesNoWriteLock(t *testing.T) {
 		start := time.Now()
 		verifyAll(accounts)
 		down.Store(true)
-		time.Sleep(start.Add(5*time.Minute + time.Second).Sub(time.Now()))
+		sleepUntilStale(start)
 		verifyAll(accounts) // stale: each waits for a fetch, which fails
 		time.Sleep(11 * time.Second)
 		verifyAll(4) // the next tries, in the background, fill the slots
@@ -1730,7 +1643,7 @@ func TestAccountDownCappedTakesNoWriteLock(t *testing.T) {
 		var starts atomic.Int32
 		verify.SetAccountStartHook(t, func() { starts.Add(1) })
 		for range 10 {
-			if _, err := v.Verify(ctx, s.accountJWT(t, email(4), "k1")); err != nil {
+			if _, err := v.Verify(ctx, s.accountJWT(t, jobEmail(4), "k1")); err != nil {
 				t.Fatalf("with the issuer unreachable, the account's stale keys are used: %v", err)
 			}
 		}
@@ -1748,22 +1661,12 @@ func TestAccountDownCappedTakesNoWriteLock(t *testing.T) {
 func TestAccountKeysRetryPausedAfterFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var down atomic.Bool
-		s := newStubIssuer(t, true, func(r *http.Request, _ int32) error {
-			if down.Load() {
-				<-r.Context().Done() // no answer at all
-				return r.Context().Err()
-			}
-			return nil
-		})
+		s := newStubIssuer(t, true, noAnswerWhile(&down))
 		defer time.Sleep(time.Minute) // the fetch in flight gives up
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		v := s.verifier(t, ctx)
+		ctx, v := s.running(t)
 		start := time.Now()
-		if _, err := v.Verify(ctx, s.token(t, "k1")); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(start.Add(5*time.Minute + time.Second).Sub(time.Now()))
+		mustVerify(t, ctx, v, s.token(t, "k1"))
+		sleepUntilStale(start)
 		down.Store(true)
 		// The keys are stale: this one waits for the fetch, which times
 		// out, and the stale keys are then used.
