@@ -76,3 +76,62 @@ func TestStoreFailureLogged(t *testing.T) {
 		})
 	}
 }
+
+// journal is the directory's audit log, or its failure.
+type journal struct {
+	*clientauthtest.Directory
+	err error
+}
+
+func (j journal) Write(ctx context.Context, w storage.Write) error {
+	if j.err != nil {
+		return j.err
+	}
+	return j.Directory.Write(ctx, w)
+}
+
+// A store that is down fails both the introspection and the write of its
+// audit event: the request logs one error, which carries the refusal and
+// its cause as well as the write's error, not one line for each.
+func TestUnrecordedRefusalLoggedOnce(t *testing.T) {
+	basic := func(secret string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(clientauthtest.ClientID+":"+secret))
+	}
+	tests := []struct {
+		name       string
+		auth       string
+		catalogErr error
+		want       []string
+	}{
+		{name: "store down", auth: basic("kw_right"), catalogErr: errors.New("connection reset"),
+			want: []string{`level=ERROR msg="introspection not answered: its audit event could not be written" err="disk full"`, `refusal="temporarily_unavailable: `, `(connection reset)"`}},
+		{name: "wrong secret", auth: basic("kw_wrong"),
+			want: []string{`level=ERROR msg="introspection not answered: its audit event could not be written" err="disk full"`, `refusal="invalid_client: `}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var log strings.Builder
+			d := &clientauthtest.Directory{}
+			clock := func() time.Time { return time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC) }
+			auth := clientauth.New(clientauth.Config{Issuer: "https://kw", MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, Pepper: clientauthtest.Pepper, Now: clock,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, d)
+			h := introspect.NewHandler(auth, nil, catalog{d, tt.catalogErr}, journal{d, errors.New("disk full")}, nil, clock, slog.New(slog.NewTextHandler(&log, nil)), oauth2.NopObserver{})
+			r := httptest.NewRequest("POST", "/introspect", strings.NewReader("token=kwat_x"))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			r.Header.Set("Authorization", tt.auth)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != 503 {
+				t.Fatalf("status %d (%s), want 503", w.Code, w.Body)
+			}
+			if n := strings.Count(log.String(), "\n"); n != 1 {
+				t.Fatalf("logged %d lines, want 1:\n%s", n, log.String())
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(log.String(), want) {
+					t.Errorf("logged %q, want it to have %q", log.String(), want)
+				}
+			}
+		})
+	}
+}

@@ -71,18 +71,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if note, written = h.recorded.Skip(oe.Err); note != "" {
 			ev.Data["throttled"] = note
 		}
-		if oe.ServerFault() {
-			h.log.ErrorContext(r.Context(), "revocation refused", "error", oe.Code, "cause", oe.Err.Error(), "source", source)
-		}
 		err = oe
 	}
 	if !written {
 		rctx, cancel := oauth2.RecordContext(r.Context())
 		defer cancel()
 		if werr := h.journal.Write(rctx, storage.Write{Events: []storage.AuditEvent{ev}}); werr != nil {
-			h.log.ErrorContext(r.Context(), "revocation request not answered: its audit event could not be written", "err", werr)
+			// One line, with the refusal's cause if any: a store that is
+			// down fails both, and each request logged two errors.
+			attrs := []any{"err", werr}
+			if err != nil {
+				attrs = append(attrs, "refusal", err.Error())
+			}
+			h.log.ErrorContext(r.Context(), "revocation request not answered: its audit event could not be written", attrs...)
 			err = oauth2.Unrecorded()
 		}
+	}
+	if oe := oauth2.AsError(err); oe != nil && oe.ServerFault() {
+		h.log.ErrorContext(r.Context(), "revocation refused", "error", oe.Code, "cause", oe.Err.Error(), "source", source)
 	}
 	if err != nil {
 		oauth2.WriteError(w, err)

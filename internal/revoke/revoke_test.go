@@ -180,6 +180,46 @@ func TestStoreFailureLogged(t *testing.T) {
 	}
 }
 
+// A store that is down fails both the revocation and the write of its
+// audit event: the request logs one error, which carries the refusal and
+// its cause as well as the write's error, not one line for each.
+func TestUnrecordedRefusalLoggedOnce(t *testing.T) {
+	tests := []struct {
+		name      string
+		body      string
+		revokeErr error
+		want      []string
+	}{
+		{name: "store down", body: "token=kwat_mine", revokeErr: errors.New("connection reset"),
+			want: []string{`level=ERROR msg="revocation request not answered: its audit event could not be written" err="disk full"`, `refusal="temporarily_unavailable: `, `(connection reset)"`}},
+		{name: "someone else's", body: "token=kwat_theirs",
+			want: []string{`level=ERROR msg="revocation request not answered: its audit event could not be written" err="disk full"`, `refusal="unauthorized_client: `}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var log strings.Builder
+			f := &fakes{revokeErr: tt.revokeErr, journalErr: errors.New("disk full")}
+			h := NewHandler(f, tokenstate.New(f, noJWT{}, "https://kw", func() time.Time { return now }), f, f,
+				func() time.Time { return now }, slog.New(slog.NewTextHandler(&log, nil)), oauth2.NopObserver{})
+			r := httptest.NewRequest("POST", "/revoke", strings.NewReader(tt.body))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != 503 {
+				t.Fatalf("status %d (%s), want 503", w.Code, w.Body)
+			}
+			if n := strings.Count(log.String(), "\n"); n != 1 {
+				t.Fatalf("logged %d lines, want 1:\n%s", n, log.String())
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(log.String(), want) {
+					t.Errorf("logged %q, want it to have %q", log.String(), want)
+				}
+			}
+		})
+	}
+}
+
 // A revocation the store could not record is answered 503 and recorded
 // as a failure that says the token was not revoked, not "revoked".
 func TestStoreFailureEvent(t *testing.T) {
