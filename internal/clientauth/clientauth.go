@@ -720,6 +720,29 @@ func RequireForToken(w http.ResponseWriter, r *http.Request, auth Requirer, j Jo
 	return caller, raw, nil
 }
 
+// LogRefusal logs, as msg, why an introspection or revocation whose audit
+// event is ev was refused with oe, as the token endpoint logs its
+// refusals: at error when the server is at fault (oe.ServerFault), at info
+// when the client is, with the error code, description and cause, and the
+// authenticated account or, when authentication failed, the client ID as
+// presented (RequireForToken's client_id: cut, or a note for one shaped
+// like a credential).
+func LogRefusal(ctx context.Context, log *slog.Logger, msg string, oe *oauth2.Error, ev *storage.AuditEvent) {
+	level := slog.LevelInfo
+	if oe.ServerFault() {
+		level = slog.LevelError
+	}
+	cause := ""
+	if oe.Err != nil {
+		cause = oe.Err.Error()
+	}
+	attrs := []any{"error", oe.Code, "description", oe.Description, "cause", cause, "account", ev.Actor}
+	if id := ev.Data["client_id"]; ev.Actor == "" && id != "" {
+		attrs = append(attrs, "client_id", id)
+	}
+	log.Log(ctx, level, msg, append(attrs, "source", ev.Source)...)
+}
+
 // Require authenticates the client of r like Authenticate, and refuses a
 // request without client credentials with 401 invalid_client: the
 // introspection and revocation endpoints serve authenticated clients only.

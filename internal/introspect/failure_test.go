@@ -26,23 +26,32 @@ type catalog struct {
 
 func (c catalog) ListAPIs(context.Context) ([]storage.API, error) { return nil, c.err }
 
-// A refusal that is not the caller's doing — the store failed — has its
-// cause logged, which neither the answer nor the event carries; the
-// caller's own mistakes are not.
-func TestStoreFailureLogged(t *testing.T) {
-	basic := func(secret string) string {
-		return "Basic " + base64.StdEncoding.EncodeToString([]byte(clientauthtest.ClientID+":"+secret))
+// Every refusal is logged, as /token logs its refusals: one that is not
+// the caller's doing — the store failed — at error, with its cause, which
+// neither the answer nor the event carries; the caller's own mistakes at
+// info, naming the account, or the client ID presented when
+// authentication failed (never one shaped like a secret).
+func TestRefusalLogged(t *testing.T) {
+	const pasted = "kw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	basic := func(id, secret string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))
 	}
 	tests := []struct {
 		name       string
 		auth       string
 		catalogErr error
 		wantStatus int
-		wantLog    string
+		want       []string
+		wantNot    []string
 	}{
-		{name: "store down", auth: basic("kw_right"), catalogErr: errors.New("connection reset"), wantStatus: 503, wantLog: "cause=\"connection reset\""},
-		{name: "no permission", auth: basic("kw_right"), wantStatus: 403},
-		{name: "wrong secret", auth: basic("kw_wrong"), wantStatus: 401},
+		{name: "store down", auth: basic(clientauthtest.ClientID, "kw_right"), catalogErr: errors.New("connection reset"), wantStatus: 503,
+			want: []string{`level=ERROR msg="introspection refused" error=temporarily_unavailable `, `cause="connection reset" account=` + clientauthtest.ClientID + ` source=`}},
+		{name: "no permission", auth: basic(clientauthtest.ClientID, "kw_right"), wantStatus: 403,
+			want: []string{`level=INFO msg="introspection refused" error=access_denied `, ` account=` + clientauthtest.ClientID + ` source=`}, wantNot: []string{"client_id="}},
+		{name: "wrong secret", auth: basic(clientauthtest.ClientID, "kw_wrong"), wantStatus: 401,
+			want: []string{`level=INFO msg="introspection refused" error=invalid_client `, `cause="no enabled, unexpired secret matches" account="" client_id=` + clientauthtest.ClientID + ` source=`}},
+		{name: "secret as client ID", auth: basic(pasted, "kw_wrong"), wantStatus: 401,
+			want: []string{`level=INFO msg="introspection refused" error=invalid_client `, `client_id="(not recorded: shaped like a secret or token)"`}, wantNot: []string{pasted}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,11 +76,18 @@ func TestStoreFailureLogged(t *testing.T) {
 			if w.Code == 503 && w.Header().Get("Retry-After") == "" {
 				t.Fatal("503 without Retry-After")
 			}
-			if tt.wantLog == "" && log.Len() != 0 {
-				t.Errorf("logged %q, want nothing", log.String())
+			if n := strings.Count(log.String(), "\n"); n != 1 {
+				t.Fatalf("logged %d lines, want 1:\n%s", n, log.String())
 			}
-			if tt.wantLog != "" && !strings.Contains(log.String(), tt.wantLog) {
-				t.Errorf("logged %q, want it to have %q", log.String(), tt.wantLog)
+			for _, want := range tt.want {
+				if !strings.Contains(log.String(), want) {
+					t.Errorf("logged %q, want it to have %q", log.String(), want)
+				}
+			}
+			for _, not := range tt.wantNot {
+				if strings.Contains(log.String(), not) {
+					t.Errorf("logged %q, which holds %q", log.String(), not)
+				}
 			}
 		})
 	}

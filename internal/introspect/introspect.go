@@ -162,7 +162,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// RFC 7662 §2.2 has the answer hide), revoked, expired or unknown, which
 	// can be a stolen token in use or a search for one. A 429 of the
 	// throttle is the exception: one a minute per throttle key is written.
-	method := ev.Data["auth_method"]
+	method, writeFailed := ev.Data["auth_method"], false
 	if !unrecorded && (err != nil || ev.Data["active"] != "true" || !h.summaries.Add(ev)) {
 		rctx, cancel := oauth2.RecordContext(r.Context())
 		defer cancel()
@@ -174,13 +174,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				attrs = append(attrs, "refusal", err.Error())
 			}
 			h.log.ErrorContext(r.Context(), "introspection not answered: its audit event could not be written", attrs...)
-			err = oauth2.Unrecorded()
+			err, writeFailed = oauth2.Unrecorded(), true
 		}
 	}
-	if oe := oauth2.AsError(err); oe != nil && oe.ServerFault() {
-		h.log.ErrorContext(r.Context(), "introspection refused", "error", oe.Code, "cause", oe.Err.Error(), "source", source)
-	}
 	if err != nil {
+		if !writeFailed {
+			// Refused, as /token logs its refusals: the client's own
+			// mistakes at info, the server's failures at error.
+			clientauth.LogRefusal(r.Context(), h.log, "introspection refused", oauth2.AsError(err), &ev)
+		}
 		oauth2.WriteError(w, err)
 		h.observer.ObserveRequest("introspect", "", method, storage.OutcomeFailure, oauth2.AsError(err).Code, time.Since(start))
 		return

@@ -73,6 +73,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		err = oe
 	}
+	writeFailed := false
 	if !written {
 		rctx, cancel := oauth2.RecordContext(r.Context())
 		defer cancel()
@@ -84,13 +85,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				attrs = append(attrs, "refusal", err.Error())
 			}
 			h.log.ErrorContext(r.Context(), "revocation request not answered: its audit event could not be written", attrs...)
-			err = oauth2.Unrecorded()
+			err, writeFailed = oauth2.Unrecorded(), true
 		}
 	}
-	if oe := oauth2.AsError(err); oe != nil && oe.ServerFault() {
-		h.log.ErrorContext(r.Context(), "revocation refused", "error", oe.Code, "cause", oe.Err.Error(), "source", source)
-	}
 	if err != nil {
+		if !writeFailed {
+			// Refused, as /token logs its refusals: the client's own
+			// mistakes at info, the server's failures at error.
+			clientauth.LogRefusal(r.Context(), h.log, "revocation refused", oauth2.AsError(err), &ev)
+		}
 		oauth2.WriteError(w, err)
 		h.observer.ObserveRequest("revoke", "", ev.Data["auth_method"], storage.OutcomeFailure, oauth2.AsError(err).Code, time.Since(start))
 		return

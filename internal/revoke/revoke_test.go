@@ -146,20 +146,25 @@ func TestJournalDownRefuses(t *testing.T) {
 	}
 }
 
-// A refusal that is not the client's doing — the store failed — has its
-// cause logged, which neither the answer nor the event carries; the
-// client's own mistakes and the answers that revoke nothing are not.
-func TestStoreFailureLogged(t *testing.T) {
+// Every refusal is logged, as /token logs its refusals: one that is not
+// the client's doing — the store failed — at error, with its cause, which
+// neither the answer nor the event carries; the client's own mistakes at
+// info, naming its account. The answers that refuse nothing are not.
+func TestRefusalLogged(t *testing.T) {
 	tests := []struct {
 		name      string
 		body      string
 		revokeErr error
 		wantLog   string
 	}{
-		{name: "store down", body: "token=kwat_mine", revokeErr: errors.New("connection reset"), wantLog: "cause=\"connection reset\""},
+		{name: "store down", body: "token=kwat_mine", revokeErr: errors.New("connection reset"),
+			wantLog: `level=ERROR msg="revocation refused" error=temporarily_unavailable description="The server cannot record the revocation right now; the token is still valid. Try again." cause="connection reset" account=111 source=192.0.2.1` + "\n"},
 		{name: "revoked", body: "token=kwat_mine"},
 		{name: "unknown token", body: "token=kwat_nope"},
-		{name: "someone else's", body: "token=kwat_theirs"},
+		{name: "someone else's", body: "token=kwat_theirs",
+			wantLog: `level=INFO msg="revocation refused" error=unauthorized_client description="The token was not issued to this client; a client may revoke only its own tokens." cause="" account=111 source=192.0.2.1` + "\n"},
+		{name: "missing token", body: "",
+			wantLog: `level=INFO msg="revocation refused" error=invalid_request description="The token parameter is required." cause="" account=111 source=192.0.2.1` + "\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -173,8 +178,8 @@ func TestStoreFailureLogged(t *testing.T) {
 			if tt.wantLog == "" && log.Len() != 0 {
 				t.Errorf("logged %q, want nothing", log.String())
 			}
-			if tt.wantLog != "" && !strings.Contains(log.String(), tt.wantLog) {
-				t.Errorf("logged %q, want it to have %q", log.String(), tt.wantLog)
+			if tt.wantLog != "" && (strings.Count(log.String(), "\n") != 1 || !strings.HasSuffix(log.String(), tt.wantLog)) {
+				t.Errorf("logged %q, want one line ending %q", log.String(), tt.wantLog)
 			}
 		})
 	}
