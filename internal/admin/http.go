@@ -77,6 +77,8 @@ type Handler struct {
 	// throttle bounds the refusals of requests that did not
 	// authenticate, and so their audit events, per source address.
 	throttle refusalThrottle
+	// onThrottle is called for each request the throttle answers 429.
+	onThrottle func()
 	// stopping is closed when the server shuts down, ending long polls.
 	stopping chan struct{}
 	stopOnce sync.Once
@@ -86,10 +88,14 @@ type Handler struct {
 }
 
 // NewHandler returns the admin API handler. Its refusals are recorded
-// through journal (see refused).
-func NewHandler(svc *Service, tokens TokenResolver, certs PeerCertificates, signing SigningKeys, journal Journal, issuer string, log *slog.Logger) *Handler {
+// through journal (see refused); onThrottle, if not nil, is called for
+// each request answered 429 because its source was refused too often.
+func NewHandler(svc *Service, tokens TokenResolver, certs PeerCertificates, signing SigningKeys, journal Journal, issuer string, log *slog.Logger, onThrottle func()) *Handler {
+	if onThrottle == nil {
+		onThrottle = func() {}
+	}
 	return &Handler{svc: svc, tokens: tokens, certs: certs, signing: signing, journal: journal, issuer: issuer, log: log,
-		throttle: newRefusalThrottle(svc.cfg.Now), stopping: make(chan struct{})}
+		throttle: newRefusalThrottle(svc.cfg.Now), onThrottle: onThrottle, stopping: make(chan struct{})}
 }
 
 // StopWaiting ends the long polls in progress and makes later ones answer

@@ -96,6 +96,7 @@ func (h *Handler) refused(r *http.Request, c caller, oe *oauth2.Error) *oauth2.E
 		failed, _ = oe.Err.(*authFailure)
 		key := throttle.AddressKey(source)
 		if ok, wait := h.throttle.failures.Take(key); !ok {
+			h.onThrottle()
 			tm := tooManyRefusals(wait)
 			if !h.throttle.recorded.Record(key) {
 				return tm

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/storage"
@@ -292,6 +293,39 @@ func TestAdminRefusalFloodBounded(t *testing.T) {
 	if evs := c.refusalsSince(t, n); len(evs) != 21 {
 		t.Fatalf("a minute later: %d events, want the refilled budget's 20 and one 429", len(evs))
 	}
+}
+
+// The admin API's 429s count in keyward_auth_throttled_total, as the
+// client authentications' do: an operator watching it sees a flood of
+// requests without a valid admin token too.
+func TestAdminThrottleCounted(t *testing.T) {
+	c := &clockFixture{at: time.Now()}
+	m := metrics.New(func() float64 { return 0 })
+	c.fixture = serveFixture(t, openSQLite(t), func(d *server.Deps) { d.Now, d.Metrics = c.now, m })
+	statuses := map[int]int{}
+	for range 30 {
+		status, _, _ := c.call(t, "GET", "/v1/apis", "Bearer nonsense", nil)
+		statuses[status]++
+	}
+	if statuses[401] != 20 || statuses[429] != 10 {
+		t.Fatalf("statuses %v, want 20 × 401 and then 10 × 429", statuses)
+	}
+	w := httptest.NewRecorder()
+	m.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(w.Body.String(), "\nkeyward_auth_throttled_total 10\n") {
+		t.Errorf("metrics have %q, want keyward_auth_throttled_total 10", grepLines(w.Body.String(), "keyward_auth_throttled_total"))
+	}
+}
+
+// grepLines returns the lines of s that hold sub.
+func grepLines(s, sub string) []string {
+	var out []string
+	for l := range strings.Lines(s) {
+		if strings.Contains(l, sub) {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return out
 }
 
 // Unauthenticated requests refused at once from one address get the

@@ -54,7 +54,7 @@ func New(signingKeyAge func() float64) *Metrics {
 		}),
 		throttled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "keyward_auth_throttled_total",
-			Help: "Client authentications refused with 429 after repeated failures.",
+			Help: "Client authentications, and admin API requests without a valid admin token, refused with 429 after repeated failures.",
 		}),
 		badCerts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "keyward_forwarded_cert_unreadable_total",
@@ -95,7 +95,8 @@ func (m *Metrics) ObserveBatch(size int, d time.Duration) {
 	m.batchTime.Observe(d.Seconds())
 }
 
-// Throttled records a throttled authentication.
+// Throttled records a throttled client authentication or admin API
+// request.
 func (m *Metrics) Throttled() { m.throttled.Inc() }
 
 // UnreadableCertificate records a client-certificate header from a

@@ -171,7 +171,7 @@ func New(cfg Config, d Deps) *Server {
 	mux.Handle("/introspect", withDeadline(clock, introspect.NewHandler(auth, resolver, cached, d.Journal, d.Introspections, d.Now, reqLog, observer)))
 	mux.Handle("/revoke", withDeadline(clock, revoke.NewHandler(auth, resolver, cached, d.Journal, d.Now, reqLog, observer)))
 	disc.Register(mux)
-	adminHTTP := admin.NewHandler(adminSvc, resolver, auth, signingKeys{d.Signer, d.Store}, d.Journal, cfg.Issuer, reqLog)
+	adminHTTP := admin.NewHandler(adminSvc, resolver, auth, signingKeys{d.Signer, d.Store}, d.Journal, cfg.Issuer, reqLog, onThrottle)
 	adminHTTP.Register(mux)
 	if cfg.Console {
 		console.New().Register(mux)
