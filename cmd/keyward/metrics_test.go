@@ -57,6 +57,7 @@ func TestMetrics(t *testing.T) {
 		`keyward_request_duration_seconds_bucket{endpoint="token",le="0.015"}`,
 		`keyward_audit_batch_size_count`,
 		`keyward_store_commit_duration_seconds_count`,
+		`keyward_store_commit_failures_total 0`,
 		`keyward_signing_key_age_seconds`,
 		`keyward_auth_throttled_total 0`,
 		`keyward_forwarded_cert_unreadable_total 0`,

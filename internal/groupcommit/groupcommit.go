@@ -32,7 +32,7 @@ var ErrClosed = errors.New("the server is shutting down")
 type Committer struct {
 	store    Store
 	maxBatch int
-	onBatch  func(size int, d time.Duration)
+	onBatch  func(size int, d time.Duration, err error)
 	timeout  time.Duration
 
 	mu     sync.RWMutex
@@ -57,9 +57,10 @@ type request struct {
 type Options struct {
 	// MaxBatch caps the writes per transaction; 0 means 512.
 	MaxBatch int
-	// OnBatch, if set, is called with each committed batch's size and the
-	// time its transaction took.
-	OnBatch func(size int, d time.Duration)
+	// OnBatch, if set, is called for each transaction with its number of
+	// writes, the time it took, and the error it failed with (a timeout
+	// too), or nil when it committed.
+	OnBatch func(size int, d time.Duration, err error)
 	// CommitTimeout bounds each transaction; 0 means DefaultCommitTimeout.
 	CommitTimeout time.Duration
 }
@@ -208,8 +209,8 @@ func (c *Committer) loop() {
 		// Shutdown out of time, cancels it.
 		start := time.Now()
 		res, err := c.commit(writes)
-		if err == nil && c.onBatch != nil {
-			c.onBatch(len(batch), time.Since(start))
+		if c.onBatch != nil {
+			c.onBatch(len(batch), time.Since(start), err)
 		}
 		if err != nil && len(batch) > 1 && !lostStore(err) {
 			// One write the store cannot take (PostgreSQL refuses a NUL
@@ -272,6 +273,9 @@ func (c *Committer) commitEach(writes []storage.Write) []error {
 		}
 		start := time.Now()
 		res, err := c.store.Commit(ctx, []storage.Write{w})
+		if c.onBatch != nil {
+			c.onBatch(1, time.Since(start), err)
+		}
 		if err != nil {
 			out[i] = err
 			if lostStore(err) {
@@ -280,9 +284,6 @@ func (c *Committer) commitEach(writes []storage.Write) []error {
 			continue
 		}
 		out[i] = res[0]
-		if c.onBatch != nil {
-			c.onBatch(1, time.Since(start))
-		}
 	}
 	return out
 }

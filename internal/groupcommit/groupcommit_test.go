@@ -74,7 +74,7 @@ var errPoison = errors.New("invalid byte sequence")
 func TestBatchesConcurrentWrites(t *testing.T) {
 	st := &fakeStore{used: map[string]bool{}, gate: make(chan struct{}), entered: make(chan int, 100)}
 	var sizes []int
-	c := New(st, Options{OnBatch: func(n int, _ time.Duration) { sizes = append(sizes, n) }})
+	c := New(st, Options{OnBatch: func(n int, _ time.Duration, _ error) { sizes = append(sizes, n) }})
 	const n = 100
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -477,6 +477,52 @@ func TestCommitEachBounded(t *testing.T) {
 				}
 				if st.singles != tt.singles {
 					t.Errorf("%d writes tried alone, want %d (the others failed at once)", st.singles, tt.singles)
+				}
+			})
+		})
+	}
+}
+
+// OnBatch sees every transaction, the ones that fail or time out too,
+// with their error: a commit metric that observed only the transactions
+// that committed went quiet while the store was down.
+func TestOnBatchSeesFailures(t *testing.T) {
+	boom := errors.New("disk full")
+	tests := []struct {
+		name string
+		err  error // the store's
+		hang bool  // the store does not answer
+		want error
+	}{
+		{"committed", nil, false, nil},
+		{"failed", boom, false, boom},
+		{"timed out", nil, true, context.DeadlineExceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				st := &fakeStore{used: map[string]bool{}, err: tt.err}
+				if tt.hang {
+					st.gate, st.gateCtx = make(chan struct{}), true // made in the bubble
+				}
+				var mu sync.Mutex
+				var seen []error
+				c := New(st, Options{OnBatch: func(n int, _ time.Duration, err error) {
+					mu.Lock()
+					defer mu.Unlock()
+					if n != 1 {
+						t.Errorf("OnBatch size %d, want 1", n)
+					}
+					seen = append(seen, err)
+				}})
+				defer c.Close()
+				if err := c.Write(context.Background(), storage.Write{}); !errors.Is(err, tt.want) {
+					t.Fatalf("Write = %v, want %v", err, tt.want)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if len(seen) != 1 || !errors.Is(seen[0], tt.want) {
+					t.Fatalf("OnBatch saw %v, want one transaction with %v", seen, tt.want)
 				}
 			})
 		})

@@ -20,6 +20,7 @@ type Metrics struct {
 	latency   *prometheus.HistogramVec
 	batchSize prometheus.Histogram
 	batchTime prometheus.Histogram
+	failures  prometheus.Counter
 	throttled prometheus.Counter
 	badCerts  prometheus.Counter
 	summaries *prometheus.CounterVec
@@ -52,6 +53,10 @@ func New(signingKeyAge func() float64) *Metrics {
 			Help:    "Duration of a group-commit transaction, fsync included.",
 			Buckets: []float64{.0002, .0005, .001, .002, .005, .01, .02, .05, .1, .5, 1},
 		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyward_store_commit_failures_total",
+			Help: "Group-commit transactions that failed or timed out (the histograms observe only those that commit).",
+		}),
 		throttled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "keyward_auth_throttled_total",
 			Help: "Client authentications, and admin API requests without a valid admin token, refused with 429 after repeated failures.",
@@ -67,7 +72,7 @@ func New(signingKeyAge func() float64) *Metrics {
 	}
 	m.summaries.WithLabelValues("success")
 	m.summaries.WithLabelValues("failure")
-	m.reg.MustRegister(m.requests, m.latency, m.batchSize, m.batchTime, m.throttled, m.badCerts, m.summaries,
+	m.reg.MustRegister(m.requests, m.latency, m.batchSize, m.batchTime, m.failures, m.throttled, m.badCerts, m.summaries,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "keyward_signing_key_age_seconds",
 			Help: "How long the current token-signing key has been signing.",
@@ -89,8 +94,13 @@ func (m *Metrics) ObserveRequest(endpoint, grant, authMethod, outcome, errorCode
 	m.latency.WithLabelValues(endpoint).Observe(d.Seconds())
 }
 
-// ObserveBatch records one group-commit transaction.
-func (m *Metrics) ObserveBatch(size int, d time.Duration) {
+// ObserveBatch records one group-commit transaction: its size and
+// duration when it committed, a failure when err is not nil.
+func (m *Metrics) ObserveBatch(size int, d time.Duration, err error) {
+	if err != nil {
+		m.failures.Inc()
+		return
+	}
 	m.batchSize.Observe(float64(size))
 	m.batchTime.Observe(d.Seconds())
 }
