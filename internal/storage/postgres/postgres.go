@@ -288,6 +288,9 @@ func dialect() sqlstore.Dialect {
 }
 
 func migrate(ctx context.Context, db *sql.DB, mode sqlstore.MigrateMode) error {
+	if err := checkSchema(ctx, db); err != nil {
+		return err
+	}
 	sub, _ := fs.Sub(migrations, "migrations")
 	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, goose.WithSessionLocker(migrationLocker{}))
 	if err != nil {
@@ -299,6 +302,23 @@ func migrate(ctx context.Context, db *sql.DB, mode sqlstore.MigrateMode) error {
 		return fmt.Errorf("postgres: a migration waited %v (its lock_timeout) for a table another session holds locked, and gave up rather than hold up every query of that table behind it; find that session in pg_stat_activity (a long transaction, or one idle in transaction), end it, and start again: %w", migrationStatementLockWait, err)
 	}
 	return err
+}
+
+// checkSchema refuses, before goose looks at it, a search_path none of
+// whose schemas exists in the database, naming them: goose would answer
+// `relation "goose_db_version" does not exist` (another schema has one)
+// or "no schema has been selected to create in", which name neither.
+func checkSchema(ctx context.Context, db *sql.DB) error {
+	var schema sql.NullString
+	var database, path string
+	err := db.QueryRowContext(ctx, `SELECT current_schema(), current_database(), current_setting('search_path')`).Scan(&schema, &database, &path)
+	if err != nil {
+		return fmt.Errorf("postgres: migrations: %w", err)
+	}
+	if !schema.Valid {
+		return fmt.Errorf("postgres: database %q has no schema of the search_path (%s): correct the search_path of --db, or create the schema (CREATE SCHEMA)", database, path)
+	}
+	return nil
 }
 
 // migrationStatementLockWait bounds how long a migration's statement waits
