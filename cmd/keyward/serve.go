@@ -1313,7 +1313,8 @@ func openStore(ctx context.Context, c Config, log *slog.Logger) (storage.Storage
 // openMaintenanceStore opens the store for a maintenance command (audit
 // verify and prune, export, master-key rotate, recover-admin). It creates
 // nothing and never migrates: a mistyped --data-dir is refused rather
-// than given an empty database, and an older release may be serving from
+// than given an empty database (a --db without Keyward's schema, by
+// postgres.Open), and an older release may be serving from
 // the same database, so a schema that is not current is refused with a
 // request to run keyward migrate.
 func openMaintenanceStore(ctx context.Context, c Config, log *slog.Logger) (storage.Storage, error) {

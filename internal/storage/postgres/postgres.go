@@ -288,7 +288,7 @@ func dialect() sqlstore.Dialect {
 }
 
 func migrate(ctx context.Context, db *sql.DB, mode sqlstore.MigrateMode) error {
-	if err := checkSchema(ctx, db); err != nil {
+	if err := checkSchema(ctx, db, mode); err != nil {
 		return err
 	}
 	sub, _ := fs.Sub(migrations, "migrations")
@@ -308,15 +308,38 @@ func migrate(ctx context.Context, db *sql.DB, mode sqlstore.MigrateMode) error {
 // whose schemas exists in the database, naming them: goose would answer
 // `relation "goose_db_version" does not exist` (another schema has one)
 // or "no schema has been selected to create in", which name neither.
-func checkSchema(ctx context.Context, db *sql.DB) error {
+// Not migrating (mode MigrateCheck: export and the other maintenance
+// commands, serve with no-migrate), it refuses as well a schema in which
+// no migration ran, saying there is no Keyward schema there (a mistyped
+// database name or search_path), instead of letting goose create its
+// version table in it, a write to a database such a command must only
+// read, and then ask for `keyward migrate`, which would make a store in
+// the wrong database.
+func checkSchema(ctx context.Context, db *sql.DB, mode sqlstore.MigrateMode) error {
 	var schema sql.NullString
 	var database, path string
-	err := db.QueryRowContext(ctx, `SELECT current_schema(), current_database(), current_setting('search_path')`).Scan(&schema, &database, &path)
+	var versioned bool
+	err := db.QueryRowContext(ctx, `SELECT current_schema(), current_database(), current_setting('search_path'),
+		EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'goose_db_version')`).Scan(&schema, &database, &path, &versioned)
 	if err != nil {
 		return fmt.Errorf("postgres: migrations: %w", err)
 	}
 	if !schema.Valid {
 		return fmt.Errorf("postgres: database %q has no schema of the search_path (%s): correct the search_path of --db, or create the schema (CREATE SCHEMA)", database, path)
+	}
+	if mode != sqlstore.MigrateCheck {
+		return nil
+	}
+	if versioned {
+		// Goose's table alone, with the version 0 it writes first (as
+		// earlier releases' export left it): no migration ran.
+		q := "SELECT EXISTS (SELECT 1 FROM " + pgx.Identifier{schema.String, "goose_db_version"}.Sanitize() + " WHERE version_id > 0)"
+		if err := db.QueryRowContext(ctx, q).Scan(&versioned); err != nil {
+			return fmt.Errorf("postgres: migrations: %w", err)
+		}
+	}
+	if !versioned {
+		return fmt.Errorf("postgres: database %q has no Keyward schema (nothing of Keyward's in its schema %q): check the database name and search_path of --db", database, schema.String)
 	}
 	return nil
 }

@@ -37,6 +37,49 @@ func TestOpenMissingSchema(t *testing.T) {
 	}
 }
 
+// TestOpenNoMigrateWithoutSchema: opened without migrating (export and
+// the other maintenance commands, serve --no-migrate), a database with
+// no Keyward schema (a mistyped name or search_path) is refused as
+// such, not as a schema to migrate, and left as it was: goose's version
+// table is not created in it. One goose gave only its version table (as
+// those releases' export did) is refused the same way.
+func TestOpenNoMigrateWithoutSchema(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		setup []string
+	}{
+		{"empty", nil},
+		{"goose's version table only", []string{
+			`CREATE TABLE goose_db_version (id serial PRIMARY KEY, version_id bigint NOT NULL, is_applied boolean NOT NULL, tstamp timestamp DEFAULT now())`,
+			`INSERT INTO goose_db_version (version_id, is_applied) VALUES (0, true)`,
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dsn := pgtest.SchemaDSN(t)
+			execOn(dsn)(t, tt.setup...)
+			st, err := postgres.Open(context.Background(), dsn, postgres.Options{NoMigrate: true})
+			if err == nil {
+				st.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), "no Keyward schema") || strings.Contains(err.Error(), "keyward migrate") {
+				t.Fatalf("Open = %v, want a refusal saying the database has no Keyward schema", err)
+			}
+			db, err := sql.Open("pgx", dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			var tables int
+			if err := db.QueryRow(`SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()`).Scan(&tables); err != nil {
+				t.Fatal(err)
+			}
+			if want := len(tt.setup) / 2; tables != want {
+				t.Fatalf("the schema has %d tables after Open, want %d: it was written to", tables, want)
+			}
+		})
+	}
+}
+
 // schemaOf is the schema of dsn's search_path.
 func schemaOf(t *testing.T, dsn string) string {
 	db, err := sql.Open("pgx", dsn)
