@@ -170,8 +170,11 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 	}
 	if n, err := s.CountAccounts(ctx); err != nil {
 		return err
+	} else if n == 1 {
+		// As Load's refusal (storage.NotEmptyError) says it.
+		return fmt.Errorf("%w; it holds 1 service account", ErrNotEmpty)
 	} else if n > 0 {
-		return fmt.Errorf("%w; it holds service accounts: %d", ErrNotEmpty, n)
+		return fmt.Errorf("%w; it holds %d service accounts", ErrNotEmpty, n)
 	}
 	ev := func(action, account string) storage.AuditEvent {
 		return storage.AuditEvent{Time: now, Action: action, Outcome: storage.OutcomeSuccess, AccountID: account, Actor: "import",

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -971,6 +972,37 @@ func TestExportSnapshot(t *testing.T) {
 			dst := openSQLite(t)
 			if err := transfer.Import(ctx, dst, d, t0); err != nil {
 				t.Errorf("import of the export: %v", err)
+			}
+		})
+	}
+}
+
+// A store with service accounts is refused in the words Load's refusal
+// uses ("it holds 2 service accounts"), the count before the noun, singular
+// for one; the check before the transaction said "it holds service
+// accounts: 2".
+func TestImportNotEmptyWithAccounts(t *testing.T) {
+	ctx := context.Background()
+	ev := storage.AuditEvent{Time: t0, Action: "x", Outcome: storage.OutcomeSuccess}
+	for _, tc := range []struct {
+		accounts int
+		want     string
+	}{
+		{1, "; it holds 1 service account"},
+		{2, "; it holds 2 service accounts"},
+	} {
+		t.Run(strconv.Itoa(tc.accounts), func(t *testing.T) {
+			s := openSQLite(t)
+			for i := range tc.accounts {
+				id := strconv.Itoa(i + 1)
+				if err := s.CreateAccount(ctx, storage.Account{ID: id, Email: "svc" + id + "@pay.example", Name: "svc" + id, Project: "pay",
+					TokenLifetime: time.Hour, AuthMethods: storage.DefaultAuthMethods, CreatedAt: t0, UpdatedAt: t0}, ev); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := transfer.Import(ctx, s, exported(t), t0)
+			if !errors.Is(err, transfer.ErrNotEmpty) || !strings.HasSuffix(err.Error(), tc.want) {
+				t.Fatalf("import: %v, want ErrNotEmpty ending %q", err, tc.want)
 			}
 		})
 	}
