@@ -2,7 +2,10 @@ package postgres_test
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"net/url"
+	"os"
 	"strings"
 	"testing"
 
@@ -77,6 +80,52 @@ func TestOpenNoMigrateWithoutSchema(t *testing.T) {
 				t.Fatalf("the schema has %d tables after Open, want %d: it was written to", tables, want)
 			}
 		})
+	}
+}
+
+// TestOpenNoMigrateMistypedDatabase: export --db naming a database that
+// exists but holds no store (a mistyped name) says so, naming the
+// database, and writes nothing to it.
+func TestOpenNoMigrateMistypedDatabase(t *testing.T) {
+	pgtest.SchemaDSN(t) // skips without the environment's DSN
+	u, err := url.Parse(os.Getenv(pgtest.DSNEnv))
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		t.Skipf("%s is not a postgres:// URL", pgtest.DSNEnv)
+	}
+	admin, err := sql.Open("pgx", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "kwtest_db_" + strings.ToLower(rand.Text()[:12])
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		admin.Close()
+		t.Skipf("cannot create a database: %v", err)
+	}
+	t.Cleanup(func() {
+		defer admin.Close()
+		if _, err := admin.Exec("DROP DATABASE " + name + " WITH (FORCE)"); err != nil {
+			t.Logf("dropping the test's database %s: %v", name, err)
+		}
+	})
+	u.Path = "/" + name
+	st, err := postgres.Open(context.Background(), u.String(), postgres.Options{NoMigrate: true})
+	if err == nil {
+		st.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "no Keyward schema") || !strings.Contains(err.Error(), name) {
+		t.Fatalf("Open = %v, want a refusal saying database %s has no Keyward schema", err, name)
+	}
+	db, err := sql.Open("pgx", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var tables int
+	if err := db.QueryRow(`SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')`).Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	if tables != 0 {
+		t.Fatalf("the database has %d tables after Open, want none: it was written to", tables)
 	}
 }
 
