@@ -116,8 +116,28 @@ func (c *Context) Deadline() (time.Time, bool) {
 // that can select on two channels should use WaitChannels.
 func (c *Context) Done() <-chan struct{} { return c.merged().Done() }
 
-// Err implements context.Context.
-func (c *Context) Err() error { return c.merged().Err() }
+// Err implements context.Context. After a wait on WaitChannels, it is
+// not nil: a Done channel asked for during the wait may close a moment
+// after them (its own timer for the same deadline, or the parent's end
+// reaching it), and Err waits for it.
+func (c *Context) Err() error {
+	std := c.merged()
+	if err := std.Err(); err != nil || !closed(c.b.done) && !closed(c.parent.Done()) {
+		return err
+	}
+	<-std.Done()
+	return std.Err()
+}
+
+// closed reports whether ch is closed (a nil channel never is).
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
 
 // Value implements context.Context.
 func (c *Context) Value(key any) any {

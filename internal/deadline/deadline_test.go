@@ -192,3 +192,57 @@ func BenchmarkRequestContext(b *testing.B) {
 		}
 	})
 }
+
+// slowParent is a parent context of a type the context package does not
+// know, so that a context made from it hears of its end on a goroutine
+// of the context package's: one that, once the parent is canceled,
+// waits in Err until gate is closed.
+type slowParent struct {
+	context.Context // for Value and Deadline
+	done, gate      chan struct{}
+}
+
+func (p *slowParent) Done() <-chan struct{} { return p.done }
+
+func (p *slowParent) Err() error {
+	if !closed(p.done) {
+		return nil
+	}
+	<-p.gate
+	return context.Canceled
+}
+
+// A wait on WaitChannels that ends reads Err as its cause, as the group
+// commit does: Err is not nil then, even when something else asked for
+// the Context's Done channel during the wait, whose own end follows the
+// channels' (here the parent's end reaches it late).
+func TestErrAfterWaitChannels(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		parent := &slowParent{Context: context.Background(), done: make(chan struct{}), gate: make(chan struct{})}
+		c := deadline.NewClock(time.Hour).New(parent)
+		defer c.Close()
+		done, expired := c.WaitChannels()
+		c.Done() // another goroutine's, during the wait: a timer of its own
+		close(parent.done)
+		select {
+		case <-done:
+		case <-expired:
+		}
+		synctest.Wait() // the context package's goroutine waits in parent.Err
+		errc := make(chan error, 1)
+		go func() { errc <- c.Err() }()
+		synctest.Wait()
+		select {
+		case err := <-errc:
+			if err == nil {
+				t.Errorf("Err() = nil after WaitChannels' channel was closed")
+			}
+		default: // Err waits for Done, which is about to be closed
+		}
+		close(parent.gate)
+		synctest.Wait()
+		if !closed(c.Done()) || !errors.Is(c.Err(), context.Canceled) {
+			t.Errorf("Done closed %v, Err %v, want closed and %v", closed(c.Done()), c.Err(), context.Canceled)
+		}
+	})
+}
