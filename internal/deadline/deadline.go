@@ -176,6 +176,9 @@ func (c *Context) Detached() context.Context {
 
 // Close ends c, as a context.CancelFunc does, and releases the timer c
 // armed, if any. Its Detached context still ends at the shared deadline.
+// A wait already on WaitChannels' channels is not woken by Close (no
+// channel of c's own was made for it): it ends with the parent, which
+// net/http cancels once the handler returns, or at the shared deadline.
 func (c *Context) Close() {
 	c.mu.Lock()
 	c.closed = true
