@@ -41,6 +41,7 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/sqlite"
+	"github.com/keyward/keyward/internal/storage/sqlstore"
 	"github.com/keyward/keyward/internal/tally"
 	"github.com/keyward/keyward/internal/validate"
 )
@@ -1296,7 +1297,7 @@ func openStore(ctx context.Context, c Config, log *slog.Logger) (storage.Storage
 	if c.DB != "" {
 		st, err := postgres.Open(ctx, c.DB, postgres.Options{NoMigrate: c.NoMigrate, MigrateNewOnly: c.migrateNewOnly, Logger: log})
 		if err != nil {
-			return nil, err
+			return nil, withMigrateHint(c, err)
 		}
 		return st, nil
 	}
@@ -1305,9 +1306,27 @@ func openStore(ctx context.Context, c Config, log *slog.Logger) (storage.Storage
 	}
 	st, err := sqlite.Open(ctx, sqlitePath(c), sqlite.Options{NoMigrate: c.NoMigrate, MigrateNewOnly: c.migrateNewOnly, Logger: log})
 	if err != nil {
-		return nil, err
+		return nil, withMigrateHint(c, err)
 	}
 	return st, nil
+}
+
+// withMigrateHint adds to a refusal of a schema that is not current the
+// migrate command that brings this store up to date. It names the store:
+// a bare 'keyward migrate' would migrate (or create) ./keyward-data
+// whatever store the refused command was given.
+func withMigrateHint(c Config, err error) error {
+	if !errors.Is(err, sqlstore.ErrSchemaNotCurrent) {
+		return err
+	}
+	if c.DB == "" {
+		return fmt.Errorf("%w; run %s first", err, shellCommand("keyward", "migrate", "--data-dir", c.DataDir))
+	}
+	shown, note := redactDSN(c.DB), ""
+	if strings.Contains(shown, redacted) && !strings.Contains(c.DB, redacted) {
+		note = " (with the password where the URL shows " + redacted + ")"
+	}
+	return fmt.Errorf("%w; run %s first%s", err, shellCommand("keyward", "migrate", "--db", shown), note)
 }
 
 // openMaintenanceStore opens the store for a maintenance command (audit

@@ -401,6 +401,10 @@ func ModeOf(noMigrate, newOnly bool) MigrateMode {
 	return MigrateUp
 }
 
+// ErrSchemaNotCurrent is Migrate's error for a schema it was to check,
+// not migrate, that has migrations still to apply.
+var ErrSchemaNotCurrent = errors.New("the database schema is not up to date")
+
 // Migrate brings a schema up to date with p's migrations, or checks that
 // it is, as mode says. A schema written by a newer release (a version
 // this binary does not know) is refused either way: running an older
@@ -423,7 +427,7 @@ func Migrate(ctx context.Context, p *goose.Provider, name string, mode MigrateMo
 			return fmt.Errorf("%s: migrations: %w", name, err)
 		}
 		if pending {
-			return fmt.Errorf("%s: the database schema is not up to date; run `keyward migrate`", name)
+			return fmt.Errorf("%s: %w", name, ErrSchemaNotCurrent)
 		}
 		return nil
 	}
