@@ -180,17 +180,7 @@ func writeNewFile(path string, write func(io.Writer) error) error {
 // was before it was given the name path, for removeWrittenFile.
 func writeNewFileAs(path string, write func(io.Writer) error) (os.FileInfo, error) {
 	var written os.FileInfo
-	err := writeTempThen(path, 0o600, write, func(tmp, path string) error {
-		fi, err := os.Lstat(tmp)
-		if err != nil {
-			return err
-		}
-		if err := publishNew(tmp, path); err != nil {
-			return err
-		}
-		written = fi
-		return nil
-	})
+	err := writeTempThen(path, 0o600, write, recordWritten(&written, publishNew))
 	if dse, ok := errors.AsType[*dirSyncError](err); ok {
 		switch left, rerr := removeWrittenFile(path, dse.file); {
 		case rerr != nil:

@@ -270,7 +270,7 @@ func (e *dirSyncError) Unwrap() error { return e.err }
 // removeWrittenFile; *written is left as it is if publish fails.
 func recordWritten(written *os.FileInfo, publish func(tmp, path string) error) func(tmp, path string) error {
 	return func(tmp, path string) error {
-		fi, err := os.Lstat(tmp)
+		fi, err := statOpen(tmp)
 		if err != nil {
 			return err
 		}
@@ -280,4 +280,19 @@ func recordWritten(written *os.FileInfo, publish func(tmp, path string) error) f
 		*written = fi
 		return nil
 	}
+}
+
+// statOpen is the FileInfo of the file at path, read from the open file,
+// not by its name: on Windows, a FileInfo of os.Stat or os.Lstat holds
+// only the name until os.SameFile asks for the file's identity, and
+// reads it then, by that name; once the temporary file it named was put
+// in place, the name is gone, and os.SameFile reported every file at
+// path as another, so removeWrittenFile never removed its own.
+func statOpen(path string) (os.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Stat()
 }

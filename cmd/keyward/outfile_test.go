@@ -538,3 +538,64 @@ func TestWriteNewFileUnsyncedRemoved(t *testing.T) {
 		t.Errorf("the unsynced file is left: %v", err)
 	}
 }
+
+// TestWrittenFileKnownOnceInPlace: the file that recordWritten (master.key
+// and admin-key.json of a first start) and writeNewFileAs (recover-admin's
+// key file) report as written is still that file for removeWrittenFile
+// once it is at path, its temporary name gone or given to another file,
+// and is removed. On Windows the FileInfo was taken by the temporary
+// name, which os.SameFile reads the file's identity by only when asked:
+// that name named no file then, or another, and the file written was
+// always left as another's.
+func TestWrittenFileKnownOnceInPlace(t *testing.T) {
+	writers := []struct {
+		name  string
+		write func(path string) (os.FileInfo, error)
+	}{
+		{"new file", func(path string) (fi os.FileInfo, err error) {
+			return fi, writeTempThen(path, 0o600, writeBytes([]byte("k\n")), recordWritten(&fi, publishNew))
+		}},
+		{"renamed", func(path string) (fi os.FileInfo, err error) {
+			return fi, writeTempThen(path, 0o600, writeBytes([]byte("k\n")), recordWritten(&fi, renameFile))
+		}},
+		{"writeNewFileAs", func(path string) (os.FileInfo, error) {
+			return writeNewFileAs(path, writeBytes([]byte("k\n")))
+		}},
+	}
+	for _, w := range writers {
+		for _, reuse := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/temporary name reused=%v", w.name, reuse), func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "admin-key.json")
+				var tmp string
+				defer func(f func(string)) { publishing = f }(publishing)
+				publishing = func(string) {
+					ents, _ := os.ReadDir(filepath.Dir(path))
+					for _, e := range ents {
+						tmp = filepath.Join(filepath.Dir(path), e.Name())
+					}
+				}
+				defer func(f func(string) error) { syncDir = f }(syncDir)
+				syncDir = func(string) error {
+					// The file is in place: its temporary name is gone, or
+					// another file has it.
+					if _, err := os.Lstat(tmp); !errors.Is(err, fs.ErrNotExist) {
+						t.Fatalf("the temporary file %s: %v, want it gone", tmp, err)
+					}
+					if reuse {
+						if err := os.WriteFile(tmp, []byte("other\n"), 0o600); err != nil {
+							t.Fatal(err)
+						}
+					}
+					return nil
+				}
+				written, err := w.write(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if left, err := removeWrittenFile(path, written); err != nil || left != writtenRemoved {
+					t.Errorf("removeWrittenFile = %v, %v; want the file written removed (%v)", left, err, writtenRemoved)
+				}
+			})
+		}
+	}
+}
