@@ -459,8 +459,9 @@ func (m *Main) Open(ctx context.Context) error {
 		// It holds no key of this store's administrator: left by a first
 		// start that stopped before storing it, by a server that lost to
 		// this one, or by another store (an SQLite database this
-		// directory served before).
-		keepAside(path, aside, m.Logger)
+		// directory served before). One of this administrator account's
+		// holds no stored key of it: this one's is its first.
+		keepAside(path, aside, first.ID, m.Logger)
 	case errors.Is(err, admin.ErrBootstrappedElsewhere):
 		discardKeyFile(path, written, m.Logger)
 		m.restoreWinnersKeyFile(lookup, path, aside)
@@ -1627,7 +1628,7 @@ func (m *Main) restoreWinnersKeyFile(ctx context.Context, path, aside string) {
 	case !known:
 		restoreAside(path, aside, m.Logger)
 	case !winners:
-		keepAside(path, aside, m.Logger)
+		keepAside(path, aside, "", m.Logger)
 	default:
 		if cur, err := os.ReadFile(path); err == nil {
 			if w, ok := m.isAdminKeyFile(ctx, cur); ok && !w && renameFile(aside, path) == nil {
@@ -1641,17 +1642,20 @@ func (m *Main) restoreWinnersKeyFile(ctx context.Context, path, aside string) {
 
 // keepAside deals with aside, the file that saveAdminKeyFile moved aside
 // from path, which holds no key of this store's administrator and is not
-// put back. What is no key file holds no key, and is removed. A key file
-// is never removed: it may be the only administrator key of another
-// store (an SQLite database this data directory served before a first
-// start on PostgreSQL, say). It is given a name beside path that says
-// what it is, path.<UTC time>.old (or, if that fails, left where it is),
-// and a warning names it.
-func keepAside(path, aside string, log *slog.Logger) {
+// put back. What is no key file holds no key, and is removed; so is a key
+// file of the administrator account admin (unless empty), whose stored
+// key the caller knows is another: left by a first start that stopped
+// before storing its key, it opens nothing, and no other store has that
+// account. Any other key file is never removed: it may be the only
+// administrator key of another store (an SQLite database this data
+// directory served before a first start on PostgreSQL, say). It is given
+// a name beside path that says what it is, path.<UTC time>.old (or, if
+// that fails, left where it is), and a warning names it.
+func keepAside(path, aside, admin string, log *slog.Logger) {
 	if aside == "" {
 		return
 	}
-	if b, err := os.ReadFile(aside); err == nil && !isKeyFile(b) {
+	if b, err := os.ReadFile(aside); err == nil && (!isKeyFile(b) || admin != "" && keyFileOf(b) == admin) {
 		os.Remove(aside)
 		return
 	}
@@ -1674,6 +1678,15 @@ func keepAside(path, aside string, log *slog.Logger) {
 func isKeyFile(b []byte) bool {
 	var kf sakey.KeyFile
 	return json.Unmarshal(b, &kf) == nil && kf.ClientID != "" && kf.PrivateKeyID != ""
+}
+
+// keyFileOf is the client_id of the key file b ("" if b is none).
+func keyFileOf(b []byte) string {
+	var kf sakey.KeyFile
+	if json.Unmarshal(b, &kf) != nil {
+		return ""
+	}
+	return kf.ClientID
 }
 
 // keptStoredKey keeps the administrator key file path that a first start
@@ -1706,7 +1719,7 @@ func (m *Main) keptStoredKey(ctx context.Context, path string, data []byte, asid
 	if !slices.ContainsFunc(keys, func(k storage.Key) bool { return k.ID == kf.PrivateKeyID }) {
 		return false
 	}
-	keepAside(path, aside, m.Logger)
+	keepAside(path, aside, a.ID, m.Logger) // this one's key is the account's first
 	m.Logger.Warn("the first start failed after the administrator key was stored: its key file stays, and works", "key_file", path)
 	return true
 }

@@ -654,3 +654,47 @@ func TestFirstStartKeepsOtherStoresKeyFile(t *testing.T) {
 		})
 	}
 }
+
+// keyNotStored is a store whose CreateKey fails without storing the key:
+// a first start stopped between creating the administrator account and
+// storing its key.
+type keyNotStored struct{ storage.Storage }
+
+func (keyNotStored) CreateKey(context.Context, storage.Key, func([]storage.Key) error, storage.AuditEvent) error {
+	return errors.New("disk full")
+}
+
+// A first start stopped between creating the administrator account and
+// storing its key left its admin-key.json, a key of that account no one
+// has: the next start, which gives the account its key, removes it, as
+// it did before files moved aside were kept. It was kept as
+// admin-key.json.<time>.old, with a warning that it may be another
+// store's administrator key, which a key of this store's administrator
+// account cannot be.
+func TestFirstStartInterruptedKeyFileRemoved(t *testing.T) {
+	cfg, path := firstStartConfig(t)
+	first := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), wrapStore: func(s storage.Storage) storage.Storage {
+		return keyNotStored{s}
+	}}
+	if err := first.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("first start: %v, want its key not stored", err)
+	}
+	first.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the interrupted first start left no key file: %v", err)
+	}
+	var logs testkeyward.SyncBuffer
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	defer m.Close()
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatalf("start again: %v", err)
+	}
+	if m.AdminKeyFile != path {
+		t.Fatalf("AdminKeyFile %q, want %s", m.AdminKeyFile, path)
+	}
+	checkStoredAdminKey(t, m, path)
+	if kept := keptAsOld(t, cfg.DataDir, logs.String(), nil); len(kept) > 0 || strings.Contains(logs.String(), "kept under another name") {
+		t.Errorf("kept %v, logged %q; want the interrupted start's key file removed", kept, logs.String())
+	}
+	checkNoHiddenKeyFile(t, cfg.DataDir)
+}
