@@ -491,6 +491,9 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
+	if err := m.checkNotReplaced(ctx, master, pepper); err != nil {
+		return err
+	}
 	if created {
 		m.AdminKeyFile = path
 		m.Logger.Warn("created the administrator service account; its key file is the only way in: keep it safe",
@@ -521,6 +524,34 @@ func (m *Main) Open(ctx context.Context) error {
 		// read now, no administrator could get tokens, a false alarm.
 		// Run reads it a minute later.
 		m.refreshAdminExpiry(ctx)
+	}
+	return nil
+}
+
+// checkNotReplaced refuses the start when the store's pepper or current
+// signing key is no longer the one this start loaded before its
+// bootstrap: a 'keyward import' (which takes no lock against a server on
+// PostgreSQL) committed meanwhile, over a store without accounts. This
+// server would go on with the old pepper and signing keys in memory:
+// the imported secrets failing on it, the secrets it made hashed with a
+// pepper no longer stored, the tokens it signed failing elsewhere.
+func (m *Main) checkNotReplaced(ctx context.Context, master, pepper []byte) error {
+	const replaced = "an import replaced the store while this server started: start it again"
+	now, err := signer.LoadPepper(ctx, m.store, master, m.Now())
+	if errors.Is(err, signer.ErrWrongMasterKey) {
+		return fmt.Errorf("%s, with the master key of the server the export came from: %w", replaced, err)
+	} else if err != nil {
+		return err
+	}
+	if !bytes.Equal(now, pepper) {
+		return errors.New(replaced + " (its client-secret pepper changed)")
+	}
+	keys, err := m.store.ListSigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	if id := m.signer.CurrentKeyID(); !slices.ContainsFunc(keys, func(k storage.SigningKey) bool { return k.ID == id }) {
+		return errors.New(replaced + " (its signing keys changed)")
 	}
 	return nil
 }

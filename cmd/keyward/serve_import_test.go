@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/transfer"
+)
+
+// importBeforeBootstrap is a store into which an export is imported once
+// the starting server has loaded its pepper and signing keys, just before
+// its bootstrap counts the accounts: 'keyward import --db' takes no lock
+// against a server on PostgreSQL.
+type importBeforeBootstrap struct {
+	storage.Storage
+	t    *testing.T
+	dump transfer.Dump
+	done bool // Open's goroutine alone reads and writes it
+}
+
+func (s *importBeforeBootstrap) CountAccounts(ctx context.Context) (int, error) {
+	// The account-domain check counts them too, before anything is
+	// sealed: the signing keys say the bootstrap has come.
+	if keys, err := s.ListSigningKeys(ctx); err == nil && len(keys) > 0 && !s.done {
+		s.done = true
+		if err := transfer.Import(ctx, s.Storage, s.dump, time.Now()); err != nil {
+			s.t.Errorf("import: %v", err)
+		}
+	}
+	return s.Storage.CountAccounts(ctx)
+}
+
+// TestServeImportedWhileStarting: an import that commits while a first
+// start runs, after it loaded the pepper and signing keys and before its
+// bootstrap, fails the start, which would find the imported accounts,
+// make no administrator and serve with the pepper and signing keys the
+// import replaced: the imported secrets failing on it, the tokens it
+// signed on every other server. With its own master key, the stored
+// pepper no longer opens; with the exported store's, the pepper is the
+// same (derived from the key) but the signing keys are not.
+func TestServeImportedWhileStarting(t *testing.T) {
+	src := startServer(t)
+	dump, err := transfer.Export(context.Background(), src.store, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name      string
+		srcMaster bool
+		want      string
+	}{
+		{"own master key", false, "with the master key of the server the export came from"},
+		{"exported store's master key", true, "its signing keys changed"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, _ := firstStartConfig(t)
+			if tt.srcMaster {
+				cfg.MasterKeyFile = generatedMasterKeyPath(src.Config)
+			}
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), wrapStore: func(s storage.Storage) storage.Storage {
+				return &importBeforeBootstrap{Storage: s, t: t, dump: dump}
+			}}
+			defer m.Close()
+			err := m.Open(context.Background())
+			if err == nil || !strings.Contains(err.Error(), "an import replaced the store while this server started: start it again") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("start: %v, want a refusal saying an import replaced the store, %q", err, tt.want)
+			}
+		})
+	}
+}
