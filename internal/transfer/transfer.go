@@ -20,6 +20,7 @@ import (
 
 	"github.com/keyward/keyward/internal/keyfile"
 	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/validate"
 )
@@ -160,7 +161,8 @@ var ErrNotEmpty = errors.New("the target store is not empty: import only into a 
 // are imported as they are: Warnings names them. An API the store has already with the file's
 // name and identifier (the built-in one, left by an interrupted first
 // start) becomes the file's version, in the same transaction, and so do
-// the sealed values (the pepper) and signing keys such a start left.
+// the client-secret pepper and signing keys such a start left (any other
+// sealed value the store has differently refuses the import).
 func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error {
 	if d.Format != Format && d.Format != FormatV1 {
 		return fmt.Errorf("unknown dump format %q, want %q", d.Format, Format)
@@ -244,6 +246,11 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 			evs = append(evs, ev("sealed_value.import", ""))
 		case err != nil:
 			return fmt.Errorf("sealed value %s: %w", v.Name, err)
+		case !bytes.Equal(have.Sealed, v.Sealed) && v.Name != signer.PepperName:
+			// Only the pepper is known to be a first start's: another
+			// sealed value, added by a later release, may be what
+			// the store must keep.
+			return fmt.Errorf("nothing was imported: sealed value %s: the target store already has a different one", v.Name)
 		case !bytes.Equal(have.Sealed, v.Sealed):
 			// The pepper an interrupted first start sealed under its
 			// master key: the store has no account, so no secret hashed

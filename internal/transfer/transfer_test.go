@@ -541,6 +541,33 @@ func TestImportOverFirstStart(t *testing.T) {
 	}
 }
 
+// TestImportOverOtherSealedValue: of the sealed values a store without
+// accounts has, only the client-secret pepper (a first start's) is
+// replaced by the file's; another one the file has differently, which a
+// later release may add and need kept, refuses the import, as every
+// sealed value did before.
+func TestImportOverOtherSealedValue(t *testing.T) {
+	ctx := context.Background()
+	ev := storage.AuditEvent{Time: t0, Action: "x", Outcome: storage.OutcomeSuccess}
+	dump := exported(t)
+	dump.SealedValues = append(dump.SealedValues, storage.SealedValue{Name: "other", Sealed: []byte{2}, CreatedAt: t0})
+	dst := openSQLite(t)
+	have := storage.SealedValue{Name: "other", Sealed: []byte{1}, CreatedAt: t0.Add(time.Hour)}
+	if err := dst.CreateSealedValue(ctx, have, ev); err != nil {
+		t.Fatal(err)
+	}
+	err := transfer.Import(ctx, dst, dump, t0)
+	if err == nil || !strings.Contains(err.Error(), "nothing was imported: sealed value other: the target store already has a different one") {
+		t.Fatalf("import over another sealed value: %v, want it refused", err)
+	}
+	if got, err := dst.GetSealedValue(ctx, "other"); err != nil || !bytes.Equal(got.Sealed, have.Sealed) {
+		t.Fatalf("the refused import left the sealed value %+v, %v; want %+v", got, err, have)
+	}
+	if n, err := dst.CountAccounts(ctx); err != nil || n != 0 {
+		t.Fatalf("the refused import left %d accounts (%v)", n, err)
+	}
+}
+
 // TestImportWithoutCertRevocation: a dump written before accounts had
 // CertTokensRevokedBefore imports, the accounts without one, the rest as
 // written.
