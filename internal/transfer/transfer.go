@@ -162,7 +162,8 @@ var ErrNotEmpty = errors.New("the target store is not empty: import only into a 
 // name and identifier (the built-in one, left by an interrupted first
 // start) becomes the file's version, in the same transaction, and so do
 // the client-secret pepper and signing keys such a start left (any other
-// sealed value the store has differently refuses the import).
+// sealed value the store has differently refuses the import, and so
+// does a file that has only one of the two: see checkOneMasterKey).
 func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error {
 	if d.Format != Format && d.Format != FormatV1 {
 		return fmt.Errorf("unknown dump format %q, want %q", d.Format, Format)
@@ -263,6 +264,9 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 			evs = append(evs, e)
 		}
 	}
+	if err := checkOneMasterKey(ctx, s, d, b); err != nil {
+		return err
+	}
 	if len(d.SigningKeys) > 0 {
 		e := ev("signing_key.import", "")
 		e.Data["count"] = strconv.Itoa(len(d.SigningKeys))
@@ -275,6 +279,34 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 		return &WriteError{Kind: le.Kind, ID: le.ID, Err: err}
 	} else if err != nil {
 		return fmt.Errorf("nothing was imported: %w", err)
+	}
+	return nil
+}
+
+// checkOneMasterKey refuses an import that would leave the store with
+// values sealed under two master keys, which no one key opens: the file's
+// pepper beside the signing keys a first start sealed, for a file without
+// signing keys, or the file's signing keys beside the pepper such a start
+// sealed, for a file without a pepper (from a release that exported
+// none). b is what Import loads.
+func checkOneMasterKey(ctx context.Context, s storage.Storage, d Dump, b storage.Bulk) error {
+	const why = "sealed under its master key, and no one master key would open the store: import into a store no server has started on"
+	if len(d.SigningKeys) == 0 && len(b.SealedValues)+len(b.ReplaceSealedValues) > 0 {
+		keys, err := s.ListSigningKeys(ctx)
+		if err != nil {
+			return fmt.Errorf("signing keys: %w", err)
+		}
+		if len(keys) > 0 {
+			return fmt.Errorf("nothing was imported: the file has a client-secret pepper but no signing keys, and the target store has the signing keys a server started on it %s", why)
+		}
+	}
+	if len(d.SigningKeys) > 0 && !slices.ContainsFunc(d.SealedValues, func(v storage.SealedValue) bool { return v.Name == signer.PepperName }) {
+		switch _, err := s.GetSealedValue(ctx, signer.PepperName); {
+		case err == nil:
+			return fmt.Errorf("nothing was imported: the file has signing keys but no client-secret pepper, and the target store has the pepper a server started on it %s", why)
+		case !errors.Is(err, storage.ErrNotFound):
+			return fmt.Errorf("sealed value %s: %w", signer.PepperName, err)
+		}
 	}
 	return nil
 }

@@ -541,6 +541,64 @@ func TestImportOverFirstStart(t *testing.T) {
 	}
 }
 
+// TestImportOneMasterKey: over the pepper and signing keys a first start
+// sealed under its master key, a file that would replace only one of
+// them (a pepper without signing keys, or signing keys without a pepper,
+// as releases that exported no pepper wrote) is refused, and the store
+// left as it was: its values would be sealed under two master keys,
+// which no one key opens.
+func TestImportOneMasterKey(t *testing.T) {
+	pepper := storage.SealedValue{Name: "client-secret-pepper", Sealed: []byte{1}, CreatedAt: t0.Add(time.Hour)}
+	key := storage.SigningKey{ID: "first", Algorithm: "ES256", Sealed: []byte{2}, CreatedAt: t0.Add(time.Hour), ActivatedAt: t0.Add(time.Hour)}
+	for _, tt := range []struct {
+		name        string
+		storePepper bool
+		fileKeys    bool
+		filePepper  bool
+		want        string
+	}{
+		{"pepper without signing keys", true, false, true, "the file has a client-secret pepper but no signing keys, and the target store has the signing keys a server started on it sealed"},
+		{"pepper without signing keys over signing keys alone", false, false, true, "the file has a client-secret pepper but no signing keys"},
+		{"signing keys without pepper", true, true, false, "the file has signing keys but no client-secret pepper, and the target store has the pepper a server started on it sealed"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			ev := storage.AuditEvent{Time: t0, Action: "x", Outcome: storage.OutcomeSuccess}
+			dump := exported(t)
+			if !tt.fileKeys {
+				dump.SigningKeys = nil
+			}
+			if !tt.filePepper {
+				dump.SealedValues = nil
+			}
+			dst := openSQLite(t)
+			if tt.storePepper {
+				if err := dst.CreateSealedValue(ctx, pepper, ev); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := dst.UpdateSigningKeys(ctx, func([]storage.SigningKey) ([]storage.SigningKey, error) {
+				return []storage.SigningKey{key}, nil
+			}, ev); err != nil {
+				t.Fatal(err)
+			}
+			err := transfer.Import(ctx, dst, dump, t0)
+			if err == nil || !strings.Contains(err.Error(), "nothing was imported: "+tt.want) || !strings.Contains(err.Error(), "import into a store no server has started on") {
+				t.Fatalf("import: %v, want an error saying %q", err, tt.want)
+			}
+			if n, err := dst.CountAccounts(ctx); err != nil || n != 0 {
+				t.Fatalf("the refused import left %d accounts (%v)", n, err)
+			}
+			if got, err := dst.GetSealedValue(ctx, pepper.Name); tt.storePepper && (err != nil || !bytes.Equal(got.Sealed, pepper.Sealed)) || !tt.storePepper && !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("the refused import left the pepper %+v, %v", got, err)
+			}
+			if keys, err := dst.ListSigningKeys(ctx); err != nil || len(keys) != 1 || keys[0].ID != key.ID {
+				t.Fatalf("the refused import left the signing keys %+v, %v", keys, err)
+			}
+		})
+	}
+}
+
 // TestImportOverOtherSealedValue: of the sealed values a store without
 // accounts has, only the client-secret pepper (a first start's) is
 // replaced by the file's; another one the file has differently, which a
