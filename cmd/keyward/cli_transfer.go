@@ -360,13 +360,15 @@ func readExportFile(path string) ([]byte, error) {
 }
 
 // readExport reads f, the file of an import that name names: standard
-// input too, which may be a terminal or /dev/zero as well as a pipe.
+// input too, which may be a terminal or /dev/zero as well as a pipe, or a
+// socket, read as a pipe: Node.js (libuv) gives a child process UNIX
+// sockets for the stdio it pipes.
 func readExport(f *os.File, name string) ([]byte, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
-	if m := fi.Mode(); m&(os.ModeDevice|os.ModeCharDevice|os.ModeSocket) != 0 || m.IsDir() {
+	if m := fi.Mode(); m&(os.ModeDevice|os.ModeCharDevice) != 0 || m.IsDir() {
 		return nil, fmt.Errorf("%s is not a file 'keyward export' writes: it is a %s; give the export's file (or a pipe)", name, fileKind(m))
 	}
 	return io.ReadAll(f)
@@ -381,8 +383,6 @@ func fileKind(m os.FileMode) string {
 		return "character device"
 	case m&os.ModeDevice != 0:
 		return "device"
-	case m&os.ModeSocket != 0:
-		return "socket"
 	}
 	return "special file"
 }
