@@ -32,6 +32,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/failurelog"
 	"github.com/keyward/keyward/internal/groupcommit"
 	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/oauth2"
@@ -1110,19 +1111,13 @@ type keyReloads struct {
 	ctx                     context.Context
 	cancel                  context.CancelFunc
 	done                    chan struct{} // closed when the reloads running end
-	// failing is since when reloads fail (zero while they succeed),
-	// logged when that was last logged, unlogged how many failed since.
-	failing, logged time.Time
-	unlogged        int
+	// failures are the reloads failing: Watch asks for one at every
+	// failed reconnection, every 5 s while the store is down.
+	failures failurelog.Spell
 }
 
-// keyReloadLogEvery is how often reloads of the signing keys that go on
-// failing are logged: Watch asks for one at every failed reconnection,
-// every 5 s while the store is down.
-const keyReloadLogEvery = time.Minute
-
 // noteKeyReload logs the outcome err of a reload: its failure, at most
-// once each keyReloadLogEvery while they go on, and the first success
+// once each failurelog.Every while they go on, and the first success
 // after them.
 func (m *Main) noteKeyReload(err error) {
 	r := &m.keyReloads
@@ -1132,20 +1127,18 @@ func (m *Main) noteKeyReload(err error) {
 	if m.Now != nil {
 		now = m.Now()
 	}
-	switch {
-	case err == nil && !r.failing.IsZero():
-		m.Logger.Info("signing keys reloaded again", "failed_for", now.Sub(r.failing).Round(time.Second).String())
-		r.failing = time.Time{}
-	case err == nil:
-	case r.failing.IsZero():
-		r.failing, r.logged, r.unlogged = now, now, 0
+	if err == nil {
+		if d, ok := r.failures.Succeeded(now); ok {
+			m.Logger.Info("signing keys reloaded again", "failed_for", d.Round(time.Second).String())
+		}
+		return
+	}
+	switch n := r.failures.Failed(now); {
+	case n.First:
 		m.Logger.Warn("reloading the signing keys after a change failed (while reloads fail, this is logged at most once a minute)", "err", err)
-	case now.Sub(r.logged) >= keyReloadLogEvery || now.Before(r.logged):
+	case n.Again:
 		m.Logger.Warn("reloading the signing keys still fails", "err", err,
-			"failing_for", now.Sub(r.failing).Round(time.Second).String(), "failed_reloads", r.unlogged+1)
-		r.logged, r.unlogged = now, 0
-	default:
-		r.unlogged++
+			"failing_for", n.For.Round(time.Second).String(), "failed_reloads", n.Failures)
 	}
 }
 

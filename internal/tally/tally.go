@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyward/keyward/internal/failurelog"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -228,7 +229,10 @@ func (t *Tally) run(interval time.Duration) {
 	defer close(t.done)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	var failures failureLog
+	// Failed writes are logged at the first, then at most once each
+	// failurelog.Every, then at the first success: a line each interval
+	// (a second by default) would bury the log while the store is down.
+	var failures failurelog.Spell
 	for {
 		select {
 		case <-tick.C:
@@ -240,50 +244,21 @@ func (t *Tally) run(interval time.Duration) {
 			if t.ctx.Err() != nil {
 				return // Close gave up on this write, and says so itself
 			}
-			failures.failed(t.log, t.now(), t.Held(), err)
+			switch n := failures.Failed(t.now()); {
+			case n.First:
+				t.log.Error("audit summaries not written; trying again at the next interval, and until then each event is written before its answer (while writes fail, this is logged at most once a minute)", "kept", t.Held(), "err", err)
+			case n.Again:
+				t.log.Error("audit summaries still not written; until they are, each event is written before its answer", "kept", t.Held(), "err", err,
+					"failing_for", n.For.Round(time.Second).String(), "failed_writes", n.Failures)
+			}
 			select { // a kick from before the failure must not retry at once
 			case <-t.kick:
 			default:
 			}
-		} else {
-			failures.succeeded(t.log, t.now())
+		} else if d, ok := failures.Succeeded(t.now()); ok {
+			t.log.Info("audit summaries written again", "failed_for", d.Round(time.Second).String())
 		}
 	}
-}
-
-// failureLogEvery is how often run logs writes of the summaries that go
-// on failing: once each interval (a second by default) would bury the
-// log under one line a second for as long as the store is down.
-const failureLogEvery = time.Minute
-
-// failureLog is what run logs of failed writes: the first failure, then
-// at most one line each failureLogEvery while they go on, and the first
-// write that succeeds after them.
-type failureLog struct {
-	since, logged time.Time // zero while writes succeed
-	unlogged      int       // failed writes since the last line
-}
-
-func (f *failureLog) failed(log *slog.Logger, now time.Time, kept int, err error) {
-	switch {
-	case f.since.IsZero():
-		f.since, f.logged, f.unlogged = now, now, 0
-		log.Error("audit summaries not written; trying again at the next interval, and until then each event is written before its answer (while writes fail, this is logged at most once a minute)", "kept", kept, "err", err)
-	case now.Sub(f.logged) >= failureLogEvery || now.Before(f.logged):
-		log.Error("audit summaries still not written; until they are, each event is written before its answer", "kept", kept, "err", err,
-			"failing_for", now.Sub(f.since).Round(time.Second).String(), "failed_writes", f.unlogged+1)
-		f.logged, f.unlogged = now, 0
-	default:
-		f.unlogged++
-	}
-}
-
-func (f *failureLog) succeeded(log *slog.Logger, now time.Time) {
-	if f.since.IsZero() {
-		return
-	}
-	log.Info("audit summaries written again", "failed_for", now.Sub(f.since).Round(time.Second).String())
-	*f = failureLog{}
 }
 
 // Flush writes the summaries held now, in chunks, and returns how many it

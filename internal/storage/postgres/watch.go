@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keyward/keyward/internal/failurelog"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -43,11 +44,6 @@ func watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload st
 	watchAt(ctx, dsn, log, fn, ready, listening, ping, time.Now)
 }
 
-// lostLogEvery is how often watch logs the reconnections that go on
-// failing: at each, every 5 seconds, a store that is down would have a
-// warning that the notifications are lost, as if again, 12 times a minute.
-const lostLogEvery = time.Minute
-
 // watchAt is watch, reading the time of the log's lines from now.
 func watchAt(ctx context.Context, dsn string, log *slog.Logger, fn func(payload string), ready chan<- struct{}, listening func(bool), ping time.Duration, now func() time.Time) {
 	if listening == nil {
@@ -55,20 +51,20 @@ func watchAt(ctx context.Context, dsn string, log *slog.Logger, fn func(payload 
 	}
 	backoff := 100 * time.Millisecond
 	first := true
-	var (
-		lost     time.Time // when the last connection was lost
-		logged   time.Time // when its loss was last logged
-		unlogged int       // failed reconnections since then
-	)
+	// The loss and the failed reconnections after it are logged as a
+	// failurelog.Spell: a warning at each, every 5 seconds while the store
+	// is down, would read as the notifications lost again, 12 times a minute.
+	var lost failurelog.Spell
 	for ctx.Err() == nil {
 		listened := false
 		err := listen(ctx, dsn, ping, fn, func() {
 			listened = true
 			listening(true)
 			backoff = 100 * time.Millisecond
+			lostFor, _ := lost.Succeeded(now())
 			if !first {
 				fn(storage.ChangeAll) // what happened while we were away is unknown
-				log.Info("listening again for the PostgreSQL change notifications; caches flushed", "lost_for", now().Sub(lost).Round(time.Millisecond))
+				log.Info("listening again for the PostgreSQL change notifications; caches flushed", "lost_for", lostFor.Round(time.Millisecond))
 			}
 			if first && ready != nil {
 				close(ready)
@@ -81,16 +77,12 @@ func watchAt(ctx context.Context, dsn string, log *slog.Logger, fn func(payload 
 		if ctx.Err() != nil {
 			return
 		}
-		switch t := now(); {
-		case listened || lost.IsZero():
-			lost, logged, unlogged = t, t, 0
+		switch n := lost.Failed(now()); {
+		case n.First:
 			log.Warn("lost the PostgreSQL change notifications; caches fall back to their TTL until reconnected (while they stay lost, this is logged at most once a minute)", "err", err, "retry_in", backoff)
-		case t.Sub(logged) >= lostLogEvery || t.Before(logged):
+		case n.Again:
 			log.Warn("still without the PostgreSQL change notifications; caches fall back to their TTL until reconnected", "err", err,
-				"lost_for", t.Sub(lost).Round(time.Second).String(), "failed_reconnections", unlogged+1)
-			logged, unlogged = t, 0
-		default:
-			unlogged++
+				"lost_for", n.For.Round(time.Second).String(), "failed_reconnections", n.Failures)
 		}
 		fn(storage.ChangeAll)
 		select {
