@@ -31,13 +31,7 @@ import (
 // TestGracefulShutdown: a request in flight when shutdown begins completes,
 // and its audit event is durable once Close returns.
 func TestGracefulShutdown(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if err := m.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	m := openMain(t, io.Discard)
 	active := make(chan struct{}, 1)
 	m.http.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateActive {
@@ -110,7 +104,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 
 	// The token's audit event is on disk.
-	st, err := sqlite.Open(context.Background(), cfg.DataDir+"/keyward.db", sqlite.Options{})
+	st, err := sqlite.Open(context.Background(), m.Config.DataDir+"/keyward.db", sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,40 +316,69 @@ func (l failingListener) Accept() (net.Conn, error) {
 	return nil, errListenerBroke
 }
 
+// openMain opens a Main on a new data directory, listening on a free
+// port and logging to log, for a test that runs it; closing it is the
+// test's.
+func openMain(t *testing.T, log io.Writer) *Main {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(log, nil))}
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// shutdownEvents is what happened at a shutdown, in order.
+type shutdownEvents struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (e *shutdownEvents) record(ev string) {
+	e.mu.Lock()
+	e.events = append(e.events, ev)
+	e.mu.Unlock()
+}
+
+// list returns the events recorded so far.
+func (e *shutdownEvents) list() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.events)
+}
+
+// recordShutdown gives m one periodic job, each run of which calls
+// started (if not nil), then waits for its context to end and records
+// "job ended", and a last usage flush that records "last usage flush".
+func recordShutdown(m *Main, started func()) *shutdownEvents {
+	e := &shutdownEvents{}
+	m.jobs = []job{{time.Millisecond, func(ctx context.Context) {
+		if started != nil {
+			started()
+		}
+		<-ctx.Done() // its deadline, or the jobs stopped
+		e.record("job ended")
+	}}}
+	m.flushUsage = func(context.Context) error {
+		e.record("last usage flush")
+		return nil
+	}
+	return e
+}
+
 // TestRunListenerFailureStopsJobs: a listener that fails ends Run as a
 // shutdown does: the periodic jobs are stopped and waited for, then the
 // secrets' last use is flushed, before Run returns the listener's error.
 // It returned at once, leaving a job to run on while Close closed the
 // store.
 func TestRunListenerFailureStopsJobs(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if err := m.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	m := openMain(t, io.Discard)
 	defer m.Close()
-	var (
-		mu     sync.Mutex
-		events []string
-	)
-	record := func(e string) {
-		mu.Lock()
-		events = append(events, e)
-		mu.Unlock()
-	}
 	started := make(chan struct{})
-	var once sync.Once
-	m.jobs = []job{{time.Millisecond, func(ctx context.Context) {
-		once.Do(func() { close(started) })
-		<-ctx.Done() // its deadline, or the jobs stopped
-		record("job ended")
-	}}}
-	m.flushUsage = func(context.Context) error {
-		record("last usage flush")
-		return nil
-	}
+	rec := recordShutdown(m, sync.OnceFunc(func() { close(started) }))
 	fail := make(chan struct{})
 	m.listener = failingListener{m.listener, fail}
 	done := make(chan error, 1)
@@ -365,9 +388,8 @@ func TestRunListenerFailureStopsJobs(t *testing.T) {
 	if err := <-done; !errors.Is(err, errListenerBroke) {
 		t.Errorf("Run = %v, want the listener's error", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	// The job's runs all ended before the flush, and none ran after it.
+	events := rec.list()
 	if n := len(events); n < 2 || events[n-1] != "last usage flush" || slices.Index(events, "last usage flush") != n-1 {
 		t.Errorf("when Run returned: %q, want the job's runs ended, then the last usage flush", events)
 	}
@@ -386,13 +408,7 @@ func TestRunWaitsForKeyRefresh(t *testing.T) {
 		{"listener failure", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := DefaultConfig()
-			cfg.Listen = "127.0.0.1:0"
-			cfg.DataDir = t.TempDir()
-			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-			if err := m.Open(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			m := openMain(t, io.Discard)
 			defer m.Close()
 			started, checked := make(chan struct{}), make(chan struct{})
 			var ended atomic.Bool
@@ -446,32 +462,11 @@ func TestShutdownCutsOffRequests(t *testing.T) {
 		{"listener failure", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := DefaultConfig()
-			cfg.Listen = "127.0.0.1:0"
-			cfg.DataDir = t.TempDir()
 			var logs testkeyward.SyncBuffer
-			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil)), grace: 300 * time.Millisecond}
-			if err := m.Open(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			m := openMain(t, &logs)
 			defer m.Close()
-			var (
-				mu     sync.Mutex
-				events []string
-			)
-			record := func(e string) {
-				mu.Lock()
-				events = append(events, e)
-				mu.Unlock()
-			}
-			m.jobs = []job{{time.Millisecond, func(ctx context.Context) {
-				<-ctx.Done() // its deadline, or the jobs stopped
-				record("job ended")
-			}}}
-			m.flushUsage = func(context.Context) error {
-				record("last usage flush")
-				return nil
-			}
+			m.grace = 300 * time.Millisecond
+			rec := recordShutdown(m, nil)
 			// A request that goes on until it is cut off.
 			holding := make(chan struct{})
 			served := m.http.Handler
@@ -482,7 +477,7 @@ func TestShutdownCutsOffRequests(t *testing.T) {
 				}
 				close(holding)
 				<-r.Context().Done()
-				record("request ended")
+				rec.record("request ended")
 			})
 			ctx, stop := context.WithCancel(context.Background())
 			defer stop()
@@ -521,13 +516,12 @@ func TestShutdownCutsOffRequests(t *testing.T) {
 			case !tc.listenerFails && (err == nil || !strings.Contains(err.Error(), "cut off")):
 				t.Errorf("Run = %v, want the requests in flight said to be cut off", err)
 			}
-			mu.Lock()
 			// The request and the job's runs all ended before the flush, and
 			// none ran after it.
+			events := rec.list()
 			if n := len(events); slices.Index(events, "request ended") < 0 || events[n-1] != "last usage flush" || slices.Index(events, "last usage flush") != n-1 {
 				t.Errorf("when Run returned: %q, want the request ended and the job's runs, then the last usage flush", events)
 			}
-			mu.Unlock()
 			if got := logs.String(); !strings.Contains(got, "did not finish within the grace period at shutdown: cut off") || !strings.Contains(got, "requests=1") {
 				t.Errorf("log = %q, want 1 request said to be cut off", got)
 			}
