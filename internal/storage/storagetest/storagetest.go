@@ -1439,6 +1439,38 @@ func testAuditChainConcurrent(t *testing.T, s storage.Storage) {
 	}
 }
 
+// auditFilterCase is a filter of the audit log and the sequence numbers
+// of the events it selects, in the order listed.
+type auditFilterCase struct {
+	name string
+	f    storage.AuditFilter
+	want []int64
+}
+
+// checkAuditFilters lists the audit events of each case's filter, in a
+// subtest, and compares their sequence numbers with the case's.
+func checkAuditFilters(t *testing.T, s storage.Storage, tests []auditFilterCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := s.ListAuditEvents(context.Background(), tt.f)
+			mustNil(t, err)
+			if got := seqs(evs); !slices.Equal(got, tt.want) {
+				t.Fatalf("seqs = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// seqs returns the sequence numbers of evs, nil for none.
+func seqs(evs []storage.AuditEvent) []int64 {
+	var s []int64
+	for _, e := range evs {
+		s = append(s, e.Seq)
+	}
+	return s
+}
+
 // testAuditTimeBounds: since (inclusive), until (exclusive) and a prune's
 // cut compare with the events' times to the nanosecond, though the stores
 // keep microseconds. A bound a fraction of a microsecond after an event's
@@ -1451,11 +1483,7 @@ func testAuditTimeBounds(t *testing.T, s storage.Storage) {
 	_, err := s.Commit(ctx, []storage.Write{{Events: evs}})
 	mustNil(t, err)
 	at := t0.Add(time.Minute) // the second event's time
-	tests := []struct {
-		name string
-		f    storage.AuditFilter
-		want []int64
-	}{
+	tests := []auditFilterCase{
 		{"since at an event", storage.AuditFilter{Since: new(at)}, []int64{2, 3}},
 		{"since a nanosecond before an event", storage.AuditFilter{Since: new(at.Add(-time.Nanosecond))}, []int64{2, 3}},
 		{"since a nanosecond after an event", storage.AuditFilter{Since: new(at.Add(time.Nanosecond))}, []int64{3}},
@@ -1467,19 +1495,7 @@ func testAuditTimeBounds(t *testing.T, s storage.Storage) {
 		{"since and until around an event", storage.AuditFilter{Since: new(at.Add(-time.Nanosecond)), Until: new(at.Add(time.Nanosecond))}, []int64{2}},
 		{"since and until within a microsecond", storage.AuditFilter{Since: new(at.Add(time.Nanosecond)), Until: new(at.Add(2 * time.Nanosecond))}, nil},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			evs, err := s.ListAuditEvents(ctx, tt.f)
-			mustNil(t, err)
-			var got []int64
-			for _, e := range evs {
-				got = append(got, e.Seq)
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Fatalf("seqs = %v, want %v", got, tt.want)
-			}
-		})
-	}
+	checkAuditFilters(t, s, tests)
 	// A prune deletes the events before its cut, the one a nanosecond
 	// before it too.
 	prune := storage.AuditEvent{Time: t0.Add(time.Hour), Outcome: storage.OutcomeSuccess, Actor: "operator"}
@@ -1501,11 +1517,7 @@ func testAuditTimeBoundsZero(t *testing.T, s storage.Storage) {
 	evs[0].Time, evs[1].Time, evs[2].Time = zero.Add(-time.Second), zero, time.Unix(-1, 0)
 	_, err := s.Commit(ctx, []storage.Write{{Events: evs}})
 	mustNil(t, err)
-	tests := []struct {
-		name string
-		f    storage.AuditFilter
-		want []int64
-	}{
+	tests := []auditFilterCase{
 		{"no bound", storage.AuditFilter{}, []int64{1, 2, 3, 4}},
 		{"until the zero time", storage.AuditFilter{Until: new(zero)}, []int64{1}},
 		{"since the zero time", storage.AuditFilter{Since: new(zero)}, []int64{2, 3, 4}},
@@ -1514,19 +1526,7 @@ func testAuditTimeBoundsZero(t *testing.T, s storage.Storage) {
 		{"until Unix time 0", storage.AuditFilter{Until: new(time.Unix(0, 0))}, []int64{1, 2, 3}},
 		{"since Unix time 0", storage.AuditFilter{Since: new(time.Unix(0, 0))}, []int64{4}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			evs, err := s.ListAuditEvents(ctx, tt.f)
-			mustNil(t, err)
-			var got []int64
-			for _, e := range evs {
-				got = append(got, e.Seq)
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Fatalf("seqs = %v, want %v", got, tt.want)
-			}
-		})
-	}
+	checkAuditFilters(t, s, tests)
 }
 
 func testAuditFilter(t *testing.T, s storage.Storage) {
@@ -1540,11 +1540,7 @@ func testAuditFilter(t *testing.T, s storage.Storage) {
 		mk("token.issued", storage.OutcomeSuccess, "b", t0.Add(2*time.Minute)),
 	}}})
 	mustNil(t, err)
-	tests := []struct {
-		name string
-		f    storage.AuditFilter
-		want []int64
-	}{
+	tests := []auditFilterCase{
 		{"all", storage.AuditFilter{}, []int64{1, 2, 3}},
 		{"account", storage.AuditFilter{AccountID: "a"}, []int64{1, 2}},
 		{"action", storage.AuditFilter{Action: "token.issued"}, []int64{1, 3}},
@@ -1568,19 +1564,7 @@ func testAuditFilter(t *testing.T, s storage.Storage) {
 		{"newest after and before", storage.AuditFilter{Newest: true, AfterSeq: 1, BeforeSeq: 3}, []int64{2}},
 		{"newest after and before account", storage.AuditFilter{Newest: true, AfterSeq: 1, BeforeSeq: 4, AccountID: "b"}, []int64{3}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			evs, err := s.ListAuditEvents(ctx, tt.f)
-			mustNil(t, err)
-			var got []int64
-			for _, e := range evs {
-				got = append(got, e.Seq)
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Fatalf("seqs = %v, want %v", got, tt.want)
-			}
-		})
-	}
+	checkAuditFilters(t, s, tests)
 }
 
 // testAuditNewestPaging pages the log backwards, newest first, each page
@@ -1614,11 +1598,7 @@ func testAuditNewestPaging(t *testing.T, s storage.Storage) {
 			for {
 				page, err := s.ListAuditEvents(ctx, f)
 				mustNil(t, err)
-				var seqs []int64
-				for _, e := range page {
-					seqs = append(seqs, e.Seq)
-				}
-				got = append(got, seqs)
+				got = append(got, seqs(page))
 				if len(page) < f.Limit || len(got) > len(tt.pages) {
 					break
 				}
