@@ -87,6 +87,34 @@ func TestAuditLongPoll(t *testing.T) {
 	})
 }
 
+// newestSeq returns the sequence number of the newest event in f's audit
+// log (the bootstrap's, in a new fixture): the events a test writes
+// follow it.
+func newestSeq(t *testing.T, f *fixture) int64 {
+	t.Helper()
+	head, err := f.store.ListAuditEvents(context.Background(), storage.AuditFilter{Newest: true, Limit: 1})
+	if err != nil || len(head) != 1 {
+		t.Fatalf("the bootstrap's events: %v %v", head, err)
+	}
+	return head[0].Seq
+}
+
+// listSeqs GETs /v1/audit?query and returns the sequence numbers of the
+// events listed, less n, and the page; an answer other than 200 fails
+// the test.
+func listSeqs(t *testing.T, f *fixture, auth, query string, n int64) ([]int64, map[string]any) {
+	t.Helper()
+	code, out, _ := f.call(t, "GET", "/v1/audit?"+query, auth, nil)
+	if code != 200 {
+		t.Fatalf("status %d: %v", code, out)
+	}
+	var seqs []int64
+	for _, e := range out["events"].([]any) {
+		seqs = append(seqs, int64(e.(map[string]any)["seq"].(float64))-n)
+	}
+	return seqs, out
+}
+
 // TestAuditLongPollCannotMatch: a long poll that no event written from
 // now on can match (an until already past, the zero time among them, or
 // an empty range) is answered at once; it waited the whole wait for
@@ -94,11 +122,8 @@ func TestAuditLongPoll(t *testing.T) {
 // refused 503 instead.
 func TestAuditLongPollCannotMatch(t *testing.T) {
 	f := newFixture(t)
-	head, err := f.store.ListAuditEvents(context.Background(), storage.AuditFilter{Newest: true, Limit: 1})
-	if err != nil || len(head) != 1 {
-		t.Fatalf("the bootstrap's events: %v %v", head, err)
-	}
-	seq := func(k int64) string { return strconv.FormatInt(head[0].Seq+k, 10) }
+	n := newestSeq(t, f)
+	seq := func(k int64) string { return strconv.FormatInt(n+k, 10) }
 	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
 	admin.TakeAuditWaiters(t)
 	tests := []struct {
@@ -189,11 +214,7 @@ func TestAuditLongPollShutdownEndsRead(t *testing.T) {
 func TestAuditOrder(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	head, err := f.store.ListAuditEvents(ctx, storage.AuditFilter{Newest: true, Limit: 1})
-	if err != nil || len(head) != 1 {
-		t.Fatalf("the bootstrap's events: %v %v", head, err)
-	}
-	n := head[0].Seq
+	n := newestSeq(t, f)
 	// Six events after n: n+1, n+3, n+5 are test.a; n+2, n+4, n+6 test.b.
 	var evs []storage.AuditEvent
 	for i := range 6 {
@@ -224,14 +245,7 @@ func TestAuditOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
-			code, out, _ := f.call(t, "GET", "/v1/audit?"+tt.query, auth, nil)
-			if code != 200 {
-				t.Fatalf("status %d: %v", code, out)
-			}
-			var got []int64
-			for _, e := range out["events"].([]any) {
-				got = append(got, int64(e.(map[string]any)["seq"].(float64))-n)
-			}
+			got, out := listSeqs(t, f, auth, tt.query, n)
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("seqs less %d = %v, want %v", n, got, tt.want)
 			}
@@ -278,11 +292,7 @@ func TestAuditOrder(t *testing.T) {
 func TestAuditTimeBounds(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	head, err := f.store.ListAuditEvents(ctx, storage.AuditFilter{Newest: true, Limit: 1})
-	if err != nil || len(head) != 1 {
-		t.Fatalf("the bootstrap's events: %v %v", head, err)
-	}
-	n := head[0].Seq
+	n := newestSeq(t, f)
 	at := time.Date(2020, 1, 1, 0, 0, 0, 1000, time.UTC) // n+1; n+2 a microsecond later
 	evs := []storage.AuditEvent{
 		{Time: at, Action: "test.a", Outcome: storage.OutcomeSuccess, Actor: "test"},
@@ -310,14 +320,7 @@ func TestAuditTimeBounds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
-			code, out, _ := f.call(t, "GET", "/v1/audit?"+tt.query, auth, nil)
-			if code != 200 {
-				t.Fatalf("status %d: %v", code, out)
-			}
-			var got []int64
-			for _, e := range out["events"].([]any) {
-				got = append(got, int64(e.(map[string]any)["seq"].(float64))-n)
-			}
+			got, _ := listSeqs(t, f, auth, tt.query, n)
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("seqs less %d = %v, want %v", n, got, tt.want)
 			}
