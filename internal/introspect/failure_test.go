@@ -6,7 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net/http/httptest"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -62,11 +62,7 @@ func TestRefusalLogged(t *testing.T) {
 				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, d)
 			// No resolver: none of these requests reaches it.
 			h := introspect.NewHandler(auth, nil, catalog{d, tt.catalogErr}, d, nil, clock, slog.New(slog.NewTextHandler(&log, nil)), oauth2.NopObserver{})
-			r := httptest.NewRequest("POST", "/introspect", strings.NewReader("token=kwat_x"))
-			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			r.Header.Set("Authorization", tt.auth)
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, r)
+			w := clientauthtest.PostForm(h, "/introspect", "token=kwat_x", http.Header{"Authorization": {tt.auth}})
 			if w.Code != tt.wantStatus {
 				t.Fatalf("status %d (%s), want %d", w.Code, w.Body, tt.wantStatus)
 			}
@@ -76,14 +72,7 @@ func TestRefusalLogged(t *testing.T) {
 			if w.Code == 503 && w.Header().Get("Retry-After") == "" {
 				t.Fatal("503 without Retry-After")
 			}
-			if n := strings.Count(log.String(), "\n"); n != 1 {
-				t.Fatalf("logged %d lines, want 1:\n%s", n, log.String())
-			}
-			for _, want := range tt.want {
-				if !strings.Contains(log.String(), want) {
-					t.Errorf("logged %q, want it to have %q", log.String(), want)
-				}
-			}
+			clientauthtest.CheckLoggedOnce(t, log.String(), tt.want...)
 			for _, not := range tt.wantNot {
 				if strings.Contains(log.String(), not) {
 					t.Errorf("logged %q, which holds %q", log.String(), not)
@@ -132,22 +121,11 @@ func TestUnrecordedRefusalLoggedOnce(t *testing.T) {
 			auth := clientauth.New(clientauth.Config{Issuer: "https://kw", MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, Pepper: clientauthtest.Pepper, Now: clock,
 				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, d)
 			h := introspect.NewHandler(auth, nil, catalog{d, tt.catalogErr}, journal{d, errors.New("disk full")}, nil, clock, slog.New(slog.NewTextHandler(&log, nil)), oauth2.NopObserver{})
-			r := httptest.NewRequest("POST", "/introspect", strings.NewReader("token=kwat_x"))
-			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			r.Header.Set("Authorization", tt.auth)
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, r)
+			w := clientauthtest.PostForm(h, "/introspect", "token=kwat_x", http.Header{"Authorization": {tt.auth}})
 			if w.Code != 503 {
 				t.Fatalf("status %d (%s), want 503", w.Code, w.Body)
 			}
-			if n := strings.Count(log.String(), "\n"); n != 1 {
-				t.Fatalf("logged %d lines, want 1:\n%s", n, log.String())
-			}
-			for _, want := range tt.want {
-				if !strings.Contains(log.String(), want) {
-					t.Errorf("logged %q, want it to have %q", log.String(), want)
-				}
-			}
+			clientauthtest.CheckLoggedOnce(t, log.String(), tt.want...)
 		})
 	}
 }

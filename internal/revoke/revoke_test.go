@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/clientauth"
+	"github.com/keyward/keyward/internal/clientauth/clientauthtest"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/tokenstate"
@@ -206,21 +207,11 @@ func TestUnrecordedRefusalLoggedOnce(t *testing.T) {
 			f := &fakes{revokeErr: tt.revokeErr, journalErr: errors.New("disk full")}
 			h := NewHandler(f, tokenstate.New(f, noJWT{}, "https://kw", func() time.Time { return now }), f, f,
 				func() time.Time { return now }, slog.New(slog.NewTextHandler(&log, nil)), oauth2.NopObserver{})
-			r := httptest.NewRequest("POST", "/revoke", strings.NewReader(tt.body))
-			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, r)
+			w := clientauthtest.PostForm(h, "/revoke", tt.body, nil)
 			if w.Code != 503 {
 				t.Fatalf("status %d (%s), want 503", w.Code, w.Body)
 			}
-			if n := strings.Count(log.String(), "\n"); n != 1 {
-				t.Fatalf("logged %d lines, want 1:\n%s", n, log.String())
-			}
-			for _, want := range tt.want {
-				if !strings.Contains(log.String(), want) {
-					t.Errorf("logged %q, want it to have %q", log.String(), want)
-				}
-			}
+			clientauthtest.CheckLoggedOnce(t, log.String(), tt.want...)
 		})
 	}
 }

@@ -1,6 +1,7 @@
 // Package clientauthtest holds what the tests of the endpoints that
 // authenticate their clients with clientauth (token, introspection,
-// revocation) share: a directory of one account and the throttle's recording rules.
+// revocation) share: a directory of one account, the throttle's recording
+// rules, and a form POST and a check of the one line it logs.
 package clientauthtest
 
 import (
