@@ -16,6 +16,29 @@ import (
 	"github.com/keyward/keyward/internal/storage/storagetest"
 )
 
+// openDB opens a pool on dsn, closed when the test ends.
+func openDB(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// session opens one session (connection) on dsn, closed, and its pool,
+// when the test ends.
+func session(t *testing.T, dsn string) *sql.Conn {
+	t.Helper()
+	conn, err := openDB(t, dsn).Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
 // TestLocksPerSchema: the store's advisory locks are its schema's. A
 // deployment in another schema of the same database holding one does not
 // hold up this one; one in the same schema does, and so does a replica of
@@ -25,15 +48,7 @@ import (
 func TestLocksPerSchema(t *testing.T) {
 	ctx := context.Background()
 	here, there := pgtest.SchemaDSN(t), pgtest.SchemaDSN(t)
-	open := func(dsn string) *sql.DB {
-		db, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
-	dbHere, dbThere := open(here), open(there)
+	dbHere, dbThere := openDB(t, here), openDB(t, there)
 	d := postgres.Dialect()
 	locks := []struct {
 		name, query string
@@ -93,16 +108,7 @@ func TestLocksPerSchema(t *testing.T) {
 // (each waited for the other's migrations, up to 5 minutes).
 func TestMigrationLockPerSchema(t *testing.T) {
 	ctx := context.Background()
-	db, err := sql.Open("pgx", pgtest.SchemaDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := session(t, pgtest.SchemaDSN(t))
 	var l postgres.MigrationLocker
 	if err := l.SessionLock(ctx, conn); err != nil {
 		t.Fatal(err)
@@ -210,16 +216,7 @@ func TestMigrationLockReleasedOnFailure(t *testing.T) {
 // pool: the queries it serves next are not held to the migrations' 10 s.
 func TestMigrationLockTimeoutReset(t *testing.T) {
 	ctx := context.Background()
-	db, err := sql.Open("pgx", pgtest.SchemaDSN(t)+"&options=-c%20lock_timeout%3D1234")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := session(t, pgtest.SchemaDSN(t)+"&options=-c%20lock_timeout%3D1234")
 	show := func() string {
 		t.Helper()
 		var v string
