@@ -71,6 +71,25 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// signerOn returns a signer of srv's signing keys, sealed with its master
+// key, that reads them from store: srv's store, wrapped.
+func signerOn(t *testing.T, srv *Main, store signer.Store) *signer.Signer {
+	t.Helper()
+	key, _, err := findMasterKey(srv.Config)
+	if err != nil || key == nil {
+		t.Fatalf("master key: %v", err)
+	}
+	sealer, err := signer.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := signer.New(context.Background(), store, sealer, signer.Config{Policy: signingPolicy(srv.Config)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // TestChangeAllReloadsKeysOneAtATime: postgres.Watch sends ChangeAll when
 // its connection is lost, at every failed reconnection and once it listens
 // again, while a reload may wait up to keyReloadTimeout for a store that
@@ -89,19 +108,8 @@ func TestChangeAllReloadsKeysOneAtATime(t *testing.T) {
 
 func testReloadsOneAtATime(t *testing.T, change string) {
 	srv := startServer(t)
-	key, _, err := findMasterKey(srv.Config)
-	if err != nil || key == nil {
-		t.Fatalf("master key: %v", err)
-	}
-	sealer, err := signer.NewSealer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	g := &gatedKeys{Store: srv.store}
-	s, err := signer.New(context.Background(), g, sealer, signer.Config{Policy: signingPolicy(srv.Config)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := signerOn(t, srv, g)
 	m := &Main{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Server: srv.Server, signer: s}
 	gate := make(chan struct{})
 	g.mu.Lock()
@@ -176,14 +184,6 @@ func (f *failingKeys) ListSigningKeys(ctx context.Context) ([]storage.SigningKey
 // since; the first that succeeds after them says so.
 func TestKeyReloadFailuresLoggedOnceAMinute(t *testing.T) {
 	srv := startServer(t)
-	key, _, err := findMasterKey(srv.Config)
-	if err != nil || key == nil {
-		t.Fatalf("master key: %v", err)
-	}
-	sealer, err := signer.NewSealer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tests := []struct {
 		name      string
 		step      time.Duration // the clock's move after each reload
@@ -196,10 +196,7 @@ func TestKeyReloadFailuresLoggedOnceAMinute(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &failingKeys{Store: srv.store}
-			s, err := signer.New(context.Background(), f, sealer, signer.Config{Policy: signingPolicy(srv.Config)})
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := signerOn(t, srv, f)
 			var (
 				logs  testkeyward.SyncBuffer
 				mu    sync.Mutex
