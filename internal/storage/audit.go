@@ -239,22 +239,30 @@ func NormalizeAuditTime(t time.Time) time.Time {
 // the content as the JSON object {"seq", "time_us", "action", "outcome",
 // "account_id", "actor", "source", "data"}, in that order.
 func ChainHash(prev []byte, e AuditEvent) []byte {
+	return appendChainHash(nil, prev, &e)
+}
+
+// appendChainHash appends e's ChainHash to dst.
+func appendChainHash(dst, prev []byte, e *AuditEvent) []byte {
 	enc := e.enc
 	if enc == nil {
-		enc = encodeEvent(&e)
+		enc = encodeEvent(e)
 	}
 	var seq [32]byte
 	h := sha256.New()
 	h.Write(prev)
 	h.Write(append(strconv.AppendInt(append(seq[:0], `{"seq":`...), e.Seq, 10), ','))
 	h.Write(enc.tail)
-	return h.Sum(nil)
+	return h.Sum(dst)
 }
 
 // ChainEvents assigns sequence numbers, normalized times and hashes to
 // events appended after the event with sequence number seq and hash prev.
 // It returns the new head.
 func ChainEvents(seq int64, prev []byte, events []AuditEvent) (int64, []byte) {
+	// One array holds the hashes of all the events: stores chain every
+	// event in the one loop that commits them.
+	hashes := make([]byte, 0, sha256.Size*len(events))
 	for i := range events {
 		seq++
 		events[i].Seq = seq
@@ -262,7 +270,9 @@ func ChainEvents(seq int64, prev []byte, events []AuditEvent) (int64, []byte) {
 			events[i].Prepare()
 		}
 		events[i].PrevHash = prev
-		events[i].Hash = ChainHash(prev, events[i])
+		n := len(hashes)
+		hashes = appendChainHash(hashes, prev, &events[i])
+		events[i].Hash = hashes[n:len(hashes):len(hashes)]
 		prev = events[i].Hash
 	}
 	return seq, prev

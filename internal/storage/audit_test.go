@@ -72,6 +72,9 @@ func TestChainHashFormat(t *testing.T) {
 			if want, _ := json.Marshal(e.Data); !bytes.Equal(e.DataJSON(), want) {
 				t.Errorf("event %d DataJSON %s, want %s", i, e.DataJSON(), want)
 			}
+			if cap(e.Hash) != sha256.Size {
+				t.Errorf("event %d hash has capacity %d: appending to it would change the next one's", i, cap(e.Hash))
+			}
 			prev = e.Hash
 		}
 		// Events read back from a store carry no encoding: they verify.
@@ -91,6 +94,19 @@ func TestChainHashFormat(t *testing.T) {
 	ChainEvents(0, nil, evs)
 	if got := hex.EncodeToString(evs[0].Hash); got != "750ec97cb0bc84169750d0845850b74002e216e5b94df9c26c3067121101c710" {
 		t.Errorf("hash of the fixed event = %s", got)
+	}
+}
+
+// Chaining prepared events, which stores do in the one loop that commits
+// every event, allocates once for all their hashes.
+func TestChainEventsAllocs(t *testing.T) {
+	evs := slices.Repeat(testEvents(), 13)
+	for i := range evs {
+		evs[i].Prepare()
+	}
+	prev := []byte("previous head")
+	if n := testing.AllocsPerRun(10, func() { ChainEvents(41, prev, evs) }); n > 1 {
+		t.Errorf("chaining %d events allocates %v times, want 1", len(evs), n)
 	}
 }
 
