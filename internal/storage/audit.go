@@ -63,6 +63,7 @@ type AuditEvent struct {
 type eventEncoding struct {
 	tail []byte // the hashed JSON object after its "seq" member: `"time_us":…}`
 	data []byte // Data as a JSON object
+	text string // data as a string, for DataText
 }
 
 func encodeEvent(e *AuditEvent) *eventEncoding {
@@ -82,7 +83,8 @@ func encodeEvent(e *AuditEvent) *eventEncoding {
 	// Data is the last member, and the first `,"data":` is its name: in the
 	// members before it, a quote inside a string is escaped.
 	i := bytes.Index(content, []byte(`,"data":`)) + len(`,"data":`)
-	return &eventEncoding{tail: content[1:], data: content[i : len(content)-1 : len(content)-1]}
+	data := content[i : len(content)-1 : len(content)-1]
+	return &eventEncoding{tail: content[1:], data: data, text: string(data)}
 }
 
 // textColumn is a text column of an event that the chain hashes.
@@ -145,6 +147,16 @@ func (e *AuditEvent) DataJSON() []byte {
 	}
 	data, _ := json.Marshal(validData(e.Data))
 	return data
+}
+
+// DataText returns DataJSON as a string, which a prepared event holds
+// already: stores write it to a text column, in the one loop that commits
+// every event, where a conversion would copy it again.
+func (e *AuditEvent) DataText() string {
+	if e.enc != nil {
+		return e.enc.text
+	}
+	return string(e.DataJSON())
 }
 
 // ErrCorruptData is wrapped by the error of SetStoredData for stored data

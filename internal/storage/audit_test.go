@@ -69,8 +69,8 @@ func TestChainHashFormat(t *testing.T) {
 			if !e.Time.Equal(NormalizeAuditTime(e.Time)) {
 				t.Errorf("event %d time %v not normalized", i, e.Time)
 			}
-			if want, _ := json.Marshal(e.Data); !bytes.Equal(e.DataJSON(), want) {
-				t.Errorf("event %d DataJSON %s, want %s", i, e.DataJSON(), want)
+			if want, _ := json.Marshal(e.Data); !bytes.Equal(e.DataJSON(), want) || e.DataText() != string(want) {
+				t.Errorf("event %d DataJSON %s, DataText %s, want %s", i, e.DataJSON(), e.DataText(), want)
 			}
 			if cap(e.Hash) != sha256.Size {
 				t.Errorf("event %d hash has capacity %d: appending to it would change the next one's", i, cap(e.Hash))

@@ -427,3 +427,36 @@ func TestOpenErrorNamesPathOnce(t *testing.T) {
 		t.Errorf("Open: %v, want %q", err, want)
 	}
 }
+
+// The loop that commits every issued token's audit event allocates little
+// per event: a batch reuses what its rows repeat, and each event's data
+// and hash are stored as they were prepared, not copied. The stored values
+// are checked by storagetest.AuditTamper.
+func TestCommitAllocsPerEvent(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keyward.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	commit := func(n int) float64 {
+		writes := make([]storage.Write, n)
+		for i := range writes {
+			e := storage.AuditEvent{Time: time.Now(), Action: "token.issued", Outcome: storage.OutcomeSuccess,
+				AccountID: "100000000000000000001", Actor: "100000000000000000001", Source: fmt.Sprintf("127.0.0.1:%d", 50000+i),
+				Data: map[string]string{"grant": "client_credentials", "jti": fmt.Sprint(i)}}
+			e.Prepare()
+			writes[i] = storage.Write{Events: []storage.AuditEvent{e}}
+		}
+		return testing.AllocsPerRun(5, func() {
+			if _, err := s.Commit(ctx, writes); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	one, many := commit(1), commit(65)
+	t.Logf("allocations: %v for 1 event, %v for 65: %.2f per event", one, many, (many-one)/64)
+	if perEvent := (many - one) / 64; perEvent > 6 {
+		t.Errorf("committing an event allocates %.2f times, want at most 6", perEvent)
+	}
+}

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
@@ -31,16 +32,36 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, evs []storage.Audit
 		prev = []byte{}
 	}
 	storage.ChainEvents(seq, prev, evs)
+	// Putting a value in an interface allocates, for every column of every
+	// event in the one loop that commits them all: a row reuses the boxes
+	// of the previous row's values it repeats (its prev_hash is that row's
+	// hash, and a batch's events mostly share an action and outcome).
+	var last struct{ action, outcome, account, actor, hash any }
 	return inChunks(rowChunks, evs, auditColumns, func(args []any, e storage.AuditEvent) []any {
+		prevHash := last.hash
+		if h, ok := prevHash.([]byte); !ok || !bytes.Equal(h, e.PrevHash) {
+			prevHash = e.PrevHash
+		}
+		last.hash = e.Hash
 		// The time as the chain hashes it, exactly: micros would store the
 		// zero time and Unix time 0 alike, as 0, which reads back as one
 		// of them only.
-		return append(args, e.Seq, e.Time.UnixMicro(), e.Action, e.Outcome, e.AccountID, e.Actor, e.Source,
-			string(e.DataJSON()), e.PrevHash, e.Hash)
+		return append(args, e.Seq, e.Time.UnixMicro(), reuseBox(&last.action, e.Action), reuseBox(&last.outcome, e.Outcome),
+			reuseBox(&last.account, e.AccountID), reuseBox(&last.actor, e.Actor), e.Source,
+			e.DataText(), prevHash, last.hash)
 	}, func(n int, args []any) error {
 		_, err := s.stmt(ctx, tx, multiRowName("insertAudit", n)).ExecContext(ctx, args...)
 		return s.wrap("append audit events", err)
 	})
+}
+
+// reuseBox returns v in an interface: *last when that holds v already,
+// else a new one, kept in *last for the next call.
+func reuseBox(last *any, v string) any {
+	if s, ok := (*last).(string); !ok || s != v {
+		*last = v
+	}
+	return *last
 }
 
 // Commit implements storage.Storage.
