@@ -442,8 +442,11 @@ func TestCommitAllocsPerEvent(t *testing.T) {
 	commit := func(n int) float64 {
 		writes := make([]storage.Write, n)
 		for i := range writes {
+			// Tokens issued to clients in turn: each event's account and
+			// actor is another than the previous event's.
+			client := fmt.Sprintf("10000000000000000000%d", i%3)
 			e := storage.AuditEvent{Time: time.Now(), Action: "token.issued", Outcome: storage.OutcomeSuccess,
-				AccountID: "100000000000000000001", Actor: "100000000000000000001", Source: fmt.Sprintf("127.0.0.1:%d", 50000+i),
+				AccountID: client, Actor: client, Source: fmt.Sprintf("127.0.0.1:%d", 50000+i),
 				Data: map[string]string{"grant": "client_credentials", "jti": fmt.Sprint(i)}}
 			e.Prepare()
 			writes[i] = storage.Write{Events: []storage.AuditEvent{e}}
@@ -456,7 +459,7 @@ func TestCommitAllocsPerEvent(t *testing.T) {
 	}
 	one, many := commit(1), commit(65)
 	t.Logf("allocations: %v for 1 event, %v for 65: %.2f per event", one, many, (many-one)/64)
-	if perEvent := (many - one) / 64; perEvent > 6 {
-		t.Errorf("committing an event allocates %.2f times, want at most 6", perEvent)
+	if perEvent := (many - one) / 64; perEvent > 7 {
+		t.Errorf("committing an event allocates %.2f times, want at most 7", perEvent)
 	}
 }

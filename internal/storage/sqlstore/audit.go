@@ -35,7 +35,9 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, evs []storage.Audit
 	// Putting a value in an interface allocates, for every column of every
 	// event in the one loop that commits them all: a row reuses the boxes
 	// of the previous row's values it repeats (its prev_hash is that row's
-	// hash, and a batch's events mostly share an action and outcome).
+	// hash, and a batch's events mostly share an action and outcome), and
+	// its actor that of its account when they are the same, as they are
+	// for a token issued.
 	var last struct{ action, outcome, account, actor, hash any }
 	return inChunks(rowChunks, evs, auditColumns, func(args []any, e storage.AuditEvent) []any {
 		prevHash := last.hash
@@ -43,12 +45,15 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, evs []storage.Audit
 			prevHash = e.PrevHash
 		}
 		last.hash = e.Hash
+		account, actor := reuseBox(&last.account, e.AccountID), last.account
+		if e.Actor != e.AccountID {
+			actor = reuseBox(&last.actor, e.Actor)
+		}
 		// The time as the chain hashes it, exactly: micros would store the
 		// zero time and Unix time 0 alike, as 0, which reads back as one
 		// of them only.
 		return append(args, e.Seq, e.Time.UnixMicro(), reuseBox(&last.action, e.Action), reuseBox(&last.outcome, e.Outcome),
-			reuseBox(&last.account, e.AccountID), reuseBox(&last.actor, e.Actor), e.Source,
-			e.DataText(), prevHash, last.hash)
+			account, actor, e.Source, e.DataText(), prevHash, last.hash)
 	}, func(n int, args []any) error {
 		_, err := s.stmt(ctx, tx, multiRowName("insertAudit", n)).ExecContext(ctx, args...)
 		return s.wrap("append audit events", err)

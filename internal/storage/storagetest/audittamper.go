@@ -203,7 +203,7 @@ func AuditTamper(t *testing.T, fresh func(t *testing.T) TamperDB) {
 				Outcome: map[string]string{"a": storage.OutcomeSuccess, "b": storage.OutcomeFailure}[v], AccountID: "acct-" + v,
 				Actor: "actor-" + v, Source: "src-" + v, Data: map[string]string{"k": v}})
 		}
-		evs[4].AccountID, evs[5].Actor = "", "actor-a"
+		evs[2].Actor, evs[4].AccountID, evs[5].Actor = "acct-b", "", "actor-a"
 		if _, err := db.Store.Commit(ctx, []storage.Write{{Events: evs[:2]}, {Events: evs[2:]}}); err != nil {
 			t.Fatal(err)
 		}
