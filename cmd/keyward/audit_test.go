@@ -1031,6 +1031,41 @@ func TestAuditFollowEnds(t *testing.T) {
 	}
 }
 
+// TestAuditFollowEndsByServerClock: a follower tells whether --until is
+// past by the server's clock (its answers' Date), as the server does when
+// it answers a poll at once: by this machine's clock, behind the server's,
+// --until was still to come, and the follower asked again, answered at
+// once each time, without a wait and without end. The proxy answers the
+// long polls as a server an hour ahead does, and refuses them after 20.
+func TestAuditFollowEndsByServerClock(t *testing.T) {
+	m := startServer(t)
+	var polls atomic.Int64
+	proxy := frontOf(t, m, func(w http.ResponseWriter, r *http.Request) bool {
+		q := r.URL.Query()
+		if r.URL.Path != "/v1/audit" || q.Get("wait") == "" {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if polls.Add(1) > 20 {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"error":"invalid_request","error_description":"asked again without end"}`)
+			return true
+		}
+		w.Header().Set("Date", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat))
+		fmt.Fprintf(w, `{"events":[],"next_page_token":%q}`, q.Get("after"))
+		return true
+	})
+	until := time.Now().Add(30 * time.Minute).UTC().Format(time.RFC3339)
+	err := runCLIErrWithin(t, 30*time.Second, "audit", "list", "--follow", "--until", until, "-o", "json",
+		"--server", proxy.URL, "--credentials", m.AdminKeyFile)
+	if err != nil {
+		t.Fatalf("audit list --follow --until %s, %s past for the server: %v after %d polls", until, until, err, polls.Load())
+	}
+	if n := polls.Load(); n != 1 {
+		t.Fatalf("%d polls, want 1: the server's answer says --until is past", n)
+	}
+}
+
 // TestAuditListBoundsOnce: audit list reads a duration ago once, and
 // sends every page the time it is: sent as given, the server read it again
 // for each page, and the bound moved on between pages (on a busy log,

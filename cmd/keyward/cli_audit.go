@@ -218,7 +218,15 @@ be read line by line, and the lines concatenated are what 'audit prune
 				if page.Next != "" {
 					q.Set("after", page.Next)
 				}
-				if len(page.Events) < pageLimit && (!follow || followOver(q.Get("after"), before, untilAt, time.Now())) {
+				// --until is past when it is for the server, which answers
+				// at once by its own clock (canCome): by this machine's, a
+				// clock ahead would stop before the server's events are all
+				// in, and one behind would ask again without a wait.
+				serverNow := c.date
+				if serverNow.IsZero() {
+					serverNow = time.Now()
+				}
+				if len(page.Events) < pageLimit && (!follow || followOver(q.Get("after"), before, untilAt, serverNow)) {
 					return nil
 				}
 				if cmd.Context().Err() != nil {
@@ -247,8 +255,9 @@ be read line by line, and the lines concatenated are what 'audit prune
 // every event it can get, and stops: the listing reached --before (after,
 // where the next page starts, is before-1 or more) or the largest
 // sequence number there can be, or --until (until, read as the follow
-// began) is past. The server answers such a poll at once instead of
-// waiting: following on would ask again without end.
+// began) is past at now, the server's time as it answered. The server
+// answers such a poll at once instead of waiting: following on would ask
+// again without end.
 func followOver(after, before string, until *time.Time, now time.Time) bool {
 	if until != nil && !until.After(now) {
 		return true

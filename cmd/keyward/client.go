@@ -77,6 +77,10 @@ type adminClient struct {
 	// etag is the ETag of the last response, if it had one: show prints
 	// it with the resource.
 	etag string
+	// date is the Date of the last response, the server's clock when it
+	// answered (to the second), if it had a valid one: audit list
+	// --follow tells by it whether --until is past for the server.
+	date time.Time
 }
 
 func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
@@ -401,7 +405,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 	if c.ifMatch != "" && method != http.MethodGet {
 		req.Header.Set("If-Match", c.ifMatch)
 	}
-	c.etag = ""
+	c.etag, c.date = "", time.Time{}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		var re *oauth2.RetrieveError
@@ -464,6 +468,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 		return foreign()
 	}
 	c.etag = resp.Header.Get("ETag")
+	c.date, _ = http.ParseTime(resp.Header.Get("Date"))
 	if out == nil || len(b) == 0 {
 		return nil
 	}
