@@ -1016,7 +1016,7 @@ func TestAuditFollowEnds(t *testing.T) {
 	for _, args := range [][]string{
 		{"--until", "1h"},
 		{"--until", "0001-01-01T00:00:00Z"},
-		{"--since", "1h", "--until", "0s"},
+		{"--since", "1h", "--until", "2m"},
 		{"--before", "3"},
 		{"--before", "3", "--limit", "1"},
 		{"--after", "5", "--before", "3"},
@@ -1026,6 +1026,39 @@ func TestAuditFollowEnds(t *testing.T) {
 			args = append(append([]string{"audit", "list", "--follow"}, args...), admin...)
 			if err := runCLIErrWithin(t, 30*time.Second, args...); err != nil {
 				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestFollowOver: a follower stops once the listing reached --before or
+// the largest sequence number, or a minute after --until: an event before
+// --until may be written that much later (it has the time its request
+// began, or another replica's clock is behind), and the follower that
+// stopped at --until left it out.
+func TestFollowOver(t *testing.T) {
+	now := time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *time.Time { return new(now.Add(d)) }
+	tests := []struct {
+		name          string
+		after, before string
+		until         *time.Time
+		want          bool
+	}{
+		{"no bound", "5", "", nil, false},
+		{"until to come", "5", "", at(time.Hour), false},
+		{"until now", "5", "", at(0), false},
+		{"until 30s ago", "5", "", at(-30 * time.Second), false},
+		{"until a minute ago", "5", "", at(-time.Minute), true},
+		{"until an hour ago", "5", "", at(-time.Hour), true},
+		{"before reached", "2", "3", nil, true},
+		{"before to come", "1", "3", nil, false},
+		{"largest sequence number", "9223372036854775807", "", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := followOver(tt.after, tt.before, tt.until, now); got != tt.want {
+				t.Fatalf("followOver(%q, %q, %v, %v) = %v, want %v", tt.after, tt.before, tt.until, now, got, tt.want)
 			}
 		})
 	}

@@ -131,7 +131,8 @@ be read line by line, and the lines concatenated are what 'audit prune
 			// and the bound moved on between pages (a busy log's events
 			// in between were left out by --since); a time RFC 3339
 			// cannot write in UTC (9000d ago, before year 0) is sent as
-			// given. A follower stops once --until is past.
+			// given. A follower stops once --until is past (by a minute,
+			// followOver).
 			now := time.Now()
 			var untilAt *time.Time
 			for _, v := range []*string{&since, &until} {
@@ -247,7 +248,7 @@ be read line by line, and the lines concatenated are what 'audit prune
 	fl.IntVar(&limit, "limit", 100, "events per page (1-1000)")
 	fl.IntVar(&maxEvents, "max", 0, "stop after `N` events, oldest or newest first (0: no limit)")
 	fl.BoolVar(&newest, "newest", false, "list newest first, paging back to the oldest (not with --follow)")
-	fl.BoolVar(&follow, "follow", false, "keep streaming new events until interrupted (or --until is past, or --before reached), reconnecting when the server restarts")
+	fl.BoolVar(&follow, "follow", false, "keep streaming new events until interrupted (or a minute after --until, or --before reached), reconnecting when the server restarts")
 	return cmd
 }
 
@@ -255,11 +256,12 @@ be read line by line, and the lines concatenated are what 'audit prune
 // every event it can get, and stops: the listing reached --before (after,
 // where the next page starts, is before-1 or more) or the largest
 // sequence number there can be, or --until (until, read as the follow
-// began) is past at now, the server's time as it answered. The server
-// answers such a poll at once instead of waiting: following on would ask
-// again without end.
+// began) is past at now, the server's time as it answered, by
+// admin.AuditLateness: an event before --until may be written that much
+// later. The server answers such a poll at once instead of waiting:
+// following on would ask again without end.
 func followOver(after, before string, until *time.Time, now time.Time) bool {
-	if until != nil && !until.After(now) {
+	if until != nil && !until.Add(admin.AuditLateness).After(now) {
 		return true
 	}
 	a, aerr := strconv.ParseInt(after, 10, 64)

@@ -125,7 +125,7 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 // it waits up to that long for one (long polling), checking the store, so
 // it works whichever replica wrote the event. A server that is shutting
 // down answers at once, with what it has, and so does a poll that no
-// event written from now on can match (an until already past: canCome).
+// event written from now on can match (an until long past: canCome).
 func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 	q := r.URL.Query()
 	now := h.svc.cfg.Now()
@@ -229,15 +229,24 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 	return 200, resp, nil
 }
 
+// AuditLateness is how long after its time an audit event may still be
+// written: an event has the time its request began (a token request is
+// bounded 25 s, an admin request 20 s), and another replica, or the
+// machine of an audit prune, stamps it by its own clock, which may be
+// behind this one. An until is past, for a long poll (canCome) and for
+// audit list --follow, only this long after it.
+const AuditLateness = time.Minute
+
 // canCome reports whether an event written from now on can match f, for
-// a long poll to wait for: not with an until at or before now (the zero
-// time among them), as events are written at the time they happen, nor
-// with a range of times or sequence numbers that is empty (after the
-// largest sequence number there can be, say). A poll that
-// cannot be answered otherwise is answered at once, with what matches.
+// a long poll to wait for: not with an until past by AuditLateness (the
+// zero time among them), as events are written no later than that after
+// the time they have, nor with a range of times or sequence numbers that
+// is empty (after the largest sequence number there can be, say). A poll
+// that cannot be answered otherwise is answered at once, with what
+// matches.
 func canCome(f storage.AuditFilter, now time.Time) bool {
 	switch {
-	case f.Until != nil && !f.Until.After(now):
+	case f.Until != nil && !f.Until.Add(AuditLateness).After(now):
 		return false
 	case f.Until != nil && f.Since != nil && !f.Since.Before(*f.Until):
 		return false
