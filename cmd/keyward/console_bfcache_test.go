@@ -95,6 +95,11 @@ func TestConsoleSignInBeforeLeaving(t *testing.T) {
 			t.Fatalf("%s: a sign-in begun before the page was left signed the page shown again in", tc.name)
 		}
 		p.waitAlert(tc.name, "error", "The sign-in begun before the page was left was not completed: sign in again.")
+		// Nor is the key file or the token kept in the sign-in form of
+		// the page left.
+		if eval[bool](p, `document.getElementById("keyfile").files.length > 0 || document.getElementById("token").value !== ""`) {
+			t.Fatalf("%s: the page shown again keeps the key file or the pasted token in its sign-in form", tc.name)
+		}
 	}
 
 	// The key file's token is revoked; the page does not wait for that,

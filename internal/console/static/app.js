@@ -695,10 +695,17 @@ function setUp() {
   // and the view are let go of before the page is kept, and a page shown
   // again from that cache is signed out all the same. The token is not
   // revoked: there is no waiting for an answer while the page is left.
-  // A sign-in still under way as the page is left does not complete.
+  // A sign-in still under way as the page is left does not complete, and
+  // the sign-in form lets go of the key file and the pasted token too: a
+  // signed-out page keeps them there (a sign-in clears them as it ends).
   const leftPage = "Signed out: the page was left. Sign in again.";
-  window.addEventListener("pagehide", (e) => { if (e.persisted) leavePage(leftPage); });
-  window.addEventListener("pageshow", (e) => { if (e.persisted) leavePage(leftPage); });
+  const leave = () => {
+    $("keyfile").value = "";
+    $("token").value = "";
+    leavePage(leftPage);
+  };
+  window.addEventListener("pagehide", (e) => { if (e.persisted) leave(); });
+  window.addEventListener("pageshow", (e) => { if (e.persisted) leave(); });
   window.addEventListener("error", (e) => showError("The console failed: " + e.message));
   window.addEventListener("unhandledrejection", (e) => showError("The console failed: " + (e.reason?.message ?? e.reason)));
   $("signin").hidden = false;
