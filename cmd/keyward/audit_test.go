@@ -1021,6 +1021,8 @@ func TestAuditFollowEnds(t *testing.T) {
 		{"--before", "3", "--limit", "1"},
 		{"--after", "5", "--before", "3"},
 		{"--after", "9223372036854775807"},
+		{"--before", "3", "--action", "no.such"},
+		{"--before", "3", "--action", "account.create", "--limit", "1"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			args = append(append([]string{"audit", "list", "--follow"}, args...), admin...)

@@ -125,7 +125,8 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 // it waits up to that long for one (long polling), checking the store, so
 // it works whichever replica wrote the event. A server that is shutting
 // down answers at once, with what it has, and so does a poll that no
-// event written from now on can match (an until long past: canCome).
+// event written from now on can match (an until long past: canCome; a
+// before the log has reached, whose next_page_token is then before-1).
 func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 	q := r.URL.Query()
 	now := h.svc.cfg.Now()
@@ -211,8 +212,20 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 	if f.Newest {
 		return h.listAuditNewest(r.Context(), f)
 	}
+	// With before, the log may already reach before-1: then no event to
+	// come is before it, whatever the other filters leave out of the
+	// events there are. The newest is read first, so that an event
+	// written before it is in the read of the page that follows.
+	reached := false
+	if f.BeforeSeq > 0 {
+		head, err := h.svc.store.ListAuditEvents(r.Context(), storage.AuditFilter{Newest: true, Limit: 1})
+		if err != nil {
+			return 0, nil, err
+		}
+		reached = len(head) > 0 && head[0].Seq >= f.BeforeSeq-1
+	}
 	evs, err := h.svc.store.ListAuditEvents(r.Context(), f)
-	if err == nil && len(evs) == 0 && wait > 0 && canCome(f, now) {
+	if err == nil && len(evs) == 0 && wait > 0 && !reached && canCome(f, now) {
 		// Only the wait outlasts requestTimeout: its own deadline is
 		// wait, at most maxAuditWait.
 		evs, err = h.waitForAudit(unbounded(r), f, wait)
@@ -221,11 +234,16 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 		return 0, nil, err
 	}
 	resp := map[string]any{"events": h.auditViews(r.Context(), evs)}
+	next := f.AfterSeq
 	if len(evs) > 0 {
-		resp["next_page_token"] = strconv.FormatInt(evs[len(evs)-1].Seq, 10)
-	} else {
-		resp["next_page_token"] = strconv.FormatInt(f.AfterSeq, 10)
+		next = evs[len(evs)-1].Seq
 	}
+	if reached && len(evs) < cmp.Or(f.Limit, storage.DefaultListLimit) {
+		// Every event before before that matches is listed: the next
+		// page starts at before-1, where a follower sees the listing end.
+		next = max(next, f.BeforeSeq-1)
+	}
+	resp["next_page_token"] = strconv.FormatInt(next, 10)
 	return 200, resp, nil
 }
 

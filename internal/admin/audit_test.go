@@ -146,6 +146,10 @@ func TestAuditLongPollCannotMatch(t *testing.T) {
 		{"until=30s", true},
 		{"since=1h&until=2999-01-01T00:00:00Z", true},
 		{"before=" + seq(2), true},
+		// Every event before before is there, none of them a match.
+		{"after=0&action=no.such&before=" + seq(0), false},
+		{"after=0&action=no.such&before=" + seq(1), false},
+		{"after=0&action=no.such&before=" + seq(2), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
