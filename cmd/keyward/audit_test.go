@@ -1070,11 +1070,14 @@ func TestFollowOver(t *testing.T) {
 // past by the server's clock (its answers' Date), as the server does when
 // it answers a poll at once: by this machine's clock, behind the server's,
 // --until was still to come, and the follower asked again, answered at
-// once each time, without a wait and without end. The proxy answers the
-// long polls as a server an hour ahead does, and refuses them after 20.
+// once each time, without a wait and without end; and the Date, to the
+// second, is taken for the latest time the server's clock may be. The
+// proxy answers the long polls as a server an hour ahead does, and
+// refuses them after 20.
 func TestAuditFollowEndsByServerClock(t *testing.T) {
 	m := startServer(t)
 	var polls atomic.Int64
+	date := time.Now().Add(time.Hour).UTC().Truncate(time.Second) // the server's clock
 	proxy := frontOf(t, m, func(w http.ResponseWriter, r *http.Request) bool {
 		q := r.URL.Query()
 		if r.URL.Path != "/v1/audit" || q.Get("wait") == "" {
@@ -1086,18 +1089,24 @@ func TestAuditFollowEndsByServerClock(t *testing.T) {
 			fmt.Fprint(w, `{"error":"invalid_request","error_description":"asked again without end"}`)
 			return true
 		}
-		w.Header().Set("Date", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat))
+		w.Header().Set("Date", date.Format(http.TimeFormat))
 		fmt.Fprintf(w, `{"events":[],"next_page_token":%q}`, q.Get("after"))
 		return true
 	})
-	until := time.Now().Add(30 * time.Minute).UTC().Format(time.RFC3339)
-	err := runCLIErrWithin(t, 30*time.Second, "audit", "list", "--follow", "--until", until, "-o", "json",
-		"--server", proxy.URL, "--credentials", m.AdminKeyFile)
-	if err != nil {
-		t.Fatalf("audit list --follow --until %s, %s past for the server: %v after %d polls", until, until, err, polls.Load())
-	}
-	if n := polls.Load(); n != 1 {
-		t.Fatalf("%d polls, want 1: the server's answer says --until is past", n)
+	for _, until := range []string{
+		time.Now().Add(30 * time.Minute).UTC().Format(time.RFC3339),
+		// Past by AuditLateness within the second the Date rounds off.
+		date.Add(-admin.AuditLateness + 500*time.Millisecond).UTC().Format(time.RFC3339Nano),
+	} {
+		polls.Store(0)
+		err := runCLIErrWithin(t, 30*time.Second, "audit", "list", "--follow", "--until", until, "-o", "json",
+			"--server", proxy.URL, "--credentials", m.AdminKeyFile)
+		if err != nil {
+			t.Fatalf("audit list --follow --until %s, past for the server: %v after %d polls", until, err, polls.Load())
+		}
+		if n := polls.Load(); n != 1 {
+			t.Fatalf("--until %s: %d polls, want 1: the server's answer says --until is past", until, n)
+		}
 	}
 }
 

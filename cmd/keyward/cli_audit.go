@@ -222,9 +222,13 @@ be read line by line, and the lines concatenated are what 'audit prune
 				// --until is past when it is for the server, which answers
 				// at once by its own clock (canCome): by this machine's, a
 				// clock ahead would stop before the server's events are all
-				// in, and one behind would ask again without a wait.
-				serverNow := c.date
-				if serverNow.IsZero() {
+				// in, and one behind would ask again without a wait. Date
+				// is to the second, rounded down: the server's clock may
+				// be up to a second on, and a server that answered at once
+				// (its until a second past by AuditLateness) was asked
+				// again without a wait for that second.
+				serverNow := c.date.Add(time.Second)
+				if c.date.IsZero() {
 					serverNow = time.Now()
 				}
 				if len(page.Events) < pageLimit && (!follow || followOver(q.Get("after"), before, untilAt, serverNow)) {
