@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,5 +85,48 @@ func (p *consolePage) waitAuditCell(m *Main, cell, want, what string) {
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`%s === %q`, text, want))); err != nil {
 		p.t.Fatalf("the event's %s %q, want %q as keyward audit list shows it (%v)\nalert: %q", what, eval[string](p, text), want, err, p.alert())
 	}
+	p.checkLogs()
+}
+
+// TestConsoleAuditOlderPagesPinned: the audit log's older pages of a
+// listing filtered by a duration ago (since=1h) are sent the time the
+// server read it as for the newest page, not the duration again: the
+// server read it anew at each page, the bound moved on, and an older page
+// shown later left out events the listing had ("No older events"). The
+// server's clock moves on 15 minutes between the pages.
+func TestConsoleAuditOlderPagesPinned(t *testing.T) {
+	chromium(t)            // without Chromium, skip before starting a server
+	var ahead atomic.Int64 // the server's clock, ahead of the real one
+	m := startServer(t, func(m *Main) { m.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) } })
+	ctx, consoleLog := browserSession(t)
+	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
+	now := time.Now()
+	var evs []storage.AuditEvent
+	for i := range 60 {
+		at := now.Add(-30 * time.Minute) // the newest page's
+		if i < 10 {
+			at = now.Add(-50 * time.Minute) // the older page's
+		}
+		evs = append(evs, storage.AuditEvent{Time: at, Action: "test.pinned", Outcome: storage.OutcomeSuccess, Actor: "test"})
+	}
+	if _, err := m.store.Commit(context.Background(), []storage.Write{{Events: evs}}); err != nil {
+		t.Fatal(err)
+	}
+	rows := `document.querySelectorAll("#view #audit-filter ~ div tbody tr").length`
+	waitRows := func(what string, n int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+		defer cancel()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`%s === %d`, rows, n))); err != nil {
+			t.Fatalf("%s: %d rows, want %d (%v)\nview: %q\nalert: %q", what, eval[int](p, rows), n, err,
+				eval[string](p, `document.getElementById("view").textContent.slice(0, 300)`), p.alert())
+		}
+	}
+	p.signIn(m)
+	eval[string](p, `location.hash = "#/audit?action=test.pinned&since=1h"`)
+	waitRows("the newest page", 50)
+	ahead.Store(int64(15 * time.Minute))
+	eval[bool](p, `[...document.querySelectorAll("#view .pager button")].find((b) => b.textContent === "Older").click(), true`)
+	waitRows("the older page, 15 minutes on", 10)
 	p.checkLogs()
 }

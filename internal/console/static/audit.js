@@ -4,7 +4,7 @@
 // (#/audit?action=…&outcome=…), so that Back goes to the one before and a
 // link may name one; the pages shown so far are kept by the view.
 
-import { admin, seg } from "./api.js";
+import { request, seg } from "./api.js";
 import { h, table, fmtTime, button, act } from "./dom.js";
 import { printable, quote } from "./goquote.js";
 
@@ -47,6 +47,46 @@ function filterOf(hash) {
   return new URLSearchParams(i < 0 ? "" : hash.slice(i + 1));
 }
 
+// UNITS are the units of a Go duration (time.ParseDuration), in ms.
+const UNITS = { ns: 1e-6, us: 1e-3, "µs": 1e-3, "μs": 1e-3, ms: 1, s: 1e3, m: 6e4, h: 36e5 };
+
+// agoMs is the milliseconds of a duration ago as the admin API reads one
+// (admin.ParseTime: 90d, or a Go duration such as 1h30m), or null for
+// anything else (an RFC 3339 time). Days are 24 hours here, and calendar
+// days in the server's time zone there, an hour more or less across a
+// change of summer time: hourMore is then true.
+function agoMs(v) {
+  const days = /^(\d+)d$/.exec(v);
+  if (days) return { ms: Number(days[1]) * 864e5, hourMore: true };
+  if (v === "0") return { ms: 0 };
+  const part = /(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)/g;
+  if (!new RegExp(`^\\+?(?:${part.source})+$`).test(v)) return null;
+  let ms = 0;
+  for (const [, n, unit] of v.matchAll(part)) ms += Number(n) * UNITS[unit];
+  return { ms };
+}
+
+// pinned is filter f with its durations ago (since=1h) read as the server
+// read them for the newest page, which it answered at date (its Date, to
+// the second, rounded down): the older pages are sent those times, not
+// the durations, which the server read again at each page, the bound
+// moving on, so that an older page left out events the newest page's
+// listing had. since is taken at the earliest the server may have read it
+// and until at the latest, to leave none out.
+function pinned(f, date) {
+  const at = Date.parse(date ?? "");
+  const out = new URLSearchParams(f);
+  if (Number.isNaN(at)) return out;
+  for (const [name, sign] of [["since", -1], ["until", 1]]) {
+    const ago = out.has(name) ? agoMs(out.get(name)) : null;
+    if (ago === null) continue;
+    const t = new Date(at - ago.ms + (sign > 0 ? 1000 : 0) + (ago.hourMore ? sign * 36e5 : 0));
+    // A time RFC 3339 cannot write (before year 0) is sent as given.
+    if (t.getUTCFullYear() >= 0) out.set(name, t.toISOString());
+  }
+  return out;
+}
+
 // field keeps a label with its control when the filter form wraps.
 const field = (label, control) => h("span", { class: "field" }, h("label", { for: control.id }, label), control);
 
@@ -64,16 +104,19 @@ export async function auditView() {
   // for the newest) filtered by f; only once the server answered does the
   // view take them as its own, and only the latest request's answer. It
   // reports whether it was the latest.
-  let filter = shown, pages = [""], latestRequest = 0;
+  // sent is the filter the older pages of the listing shown are sent
+  // (pinned).
+  let filter = shown, pages = [""], latestRequest = 0, sent = shown;
   const show = async (f, p) => {
-    const q = new URLSearchParams(f);
+    const q = new URLSearchParams(p.length > 1 ? sent : f);
     q.set("order", "desc");
     q.set("limit", String(PAGE));
     const before = p[p.length - 1];
     if (before) q.set("before", before);
     const n = ++latestRequest;
-    const res = await admin.get("/audit?" + q);
+    const { data: res, date } = await request("GET", "/v1/audit?" + q);
     if (n !== latestRequest) return false;
+    if (p.length === 1) sent = pinned(f, date);
     filter = f;
     pages = p;
     const newer = button("Newer", () => show(filter, pages.slice(0, -1)));
