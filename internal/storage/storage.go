@@ -442,6 +442,13 @@ type Bulk struct {
 	ReplaceSealedValues []SealedValue
 	// SigningKeys, if any, replace the store's signing keys.
 	SigningKeys []SigningKey
+	// Check, if set, is called by Load inside its transaction, once it
+	// holds its locks and before it writes anything, with the store's
+	// signing keys and sealed values as they are then (what was read
+	// before Load may have changed since: a first start may have sealed
+	// its own meanwhile). An error it returns fails Load as it is, with
+	// nothing written.
+	Check func(keys []SigningKey, values []SealedValue) error
 }
 
 // Change notifications. A backend shared by several processes tells them
@@ -649,7 +656,8 @@ type Storage interface {
 	// GetSealedValue returns the named sealed value, or ErrNotFound.
 	GetSealedValue(ctx context.Context, name string) (SealedValue, error)
 	// CreateSealedValue stores v, or fails with ErrAlreadyExists when a
-	// value of that name exists.
+	// value of that name exists. It is serialized against Load and
+	// UpdateSigningKeys, as Reseal is.
 	CreateSealedValue(ctx context.Context, v SealedValue, ev AuditEvent) error
 	// ListSealedValues returns every sealed value, by name.
 	ListSealedValues(ctx context.Context) ([]SealedValue, error)

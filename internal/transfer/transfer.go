@@ -264,8 +264,8 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 			evs = append(evs, e)
 		}
 	}
-	if err := checkOneMasterKey(ctx, s, d, b); err != nil {
-		return err
+	b.Check = func(keys []storage.SigningKey, values []storage.SealedValue) error {
+		return checkOneMasterKey(d, b, keys, values)
 	}
 	if len(d.SigningKeys) > 0 {
 		e := ev("signing_key.import", "")
@@ -288,25 +288,17 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 // pepper beside the signing keys a first start sealed, for a file without
 // signing keys, or the file's signing keys beside the pepper such a start
 // sealed, for a file without a pepper (from a release that exported
-// none). b is what Import loads.
-func checkOneMasterKey(ctx context.Context, s storage.Storage, d Dump, b storage.Bulk) error {
+// none). b is what Import loads; Load calls it (as b.Check) with the
+// store's signing keys and sealed values read in its transaction, so
+// that a first start sealing them while the import runs is seen.
+func checkOneMasterKey(d Dump, b storage.Bulk, keys []storage.SigningKey, values []storage.SealedValue) error {
 	const why = "sealed under its master key, and no one master key would open the store: import into a store no server has started on"
-	if len(d.SigningKeys) == 0 && len(b.SealedValues)+len(b.ReplaceSealedValues) > 0 {
-		keys, err := s.ListSigningKeys(ctx)
-		if err != nil {
-			return fmt.Errorf("signing keys: %w", err)
-		}
-		if len(keys) > 0 {
-			return fmt.Errorf("nothing was imported: the file has a client-secret pepper but no signing keys, and the target store has the signing keys a server started on it %s", why)
-		}
+	if len(d.SigningKeys) == 0 && len(b.SealedValues)+len(b.ReplaceSealedValues) > 0 && len(keys) > 0 {
+		return fmt.Errorf("the file has a client-secret pepper but no signing keys, and the target store has the signing keys a server started on it %s", why)
 	}
-	if len(d.SigningKeys) > 0 && !slices.ContainsFunc(d.SealedValues, func(v storage.SealedValue) bool { return v.Name == signer.PepperName }) {
-		switch _, err := s.GetSealedValue(ctx, signer.PepperName); {
-		case err == nil:
-			return fmt.Errorf("nothing was imported: the file has signing keys but no client-secret pepper, and the target store has the pepper a server started on it %s", why)
-		case !errors.Is(err, storage.ErrNotFound):
-			return fmt.Errorf("sealed value %s: %w", signer.PepperName, err)
-		}
+	isPepper := func(v storage.SealedValue) bool { return v.Name == signer.PepperName }
+	if len(d.SigningKeys) > 0 && !slices.ContainsFunc(d.SealedValues, isPepper) && slices.ContainsFunc(values, isPepper) {
+		return fmt.Errorf("the file has signing keys but no client-secret pepper, and the target store has the pepper a server started on it %s", why)
 	}
 	return nil
 }

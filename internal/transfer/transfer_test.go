@@ -599,6 +599,85 @@ func TestImportOneMasterKey(t *testing.T) {
 	}
 }
 
+// sealedMeanwhile is a store on which a first start seals, once the
+// import has read the store and before its Load, what seal seals: the
+// import's reads of the pepper and signing keys are not Load's.
+type sealedMeanwhile struct {
+	storage.Storage
+	seal func(context.Context, storage.Storage) error
+}
+
+func (s sealedMeanwhile) Load(ctx context.Context, b storage.Bulk, evs []storage.AuditEvent) error {
+	if err := s.seal(ctx, s.Storage); err != nil {
+		return err
+	}
+	return s.Storage.Load(ctx, b, evs)
+}
+
+// TestImportOneMasterKeySealedMeanwhile: a first start that seals its
+// pepper or signing keys while an import runs, after the import read
+// the store and before it loads, refuses the import as
+// TestImportOneMasterKey's store does: the check is made in Load's
+// transaction, and the store is left with the first start's values alone.
+func TestImportOneMasterKeySealedMeanwhile(t *testing.T) {
+	ev := storage.AuditEvent{Time: t0, Action: "x", Outcome: storage.OutcomeSuccess}
+	pepper := storage.SealedValue{Name: "client-secret-pepper", Sealed: []byte{1}, CreatedAt: t0.Add(time.Hour)}
+	key := storage.SigningKey{ID: "first", Algorithm: "ES256", Sealed: []byte{2}, CreatedAt: t0.Add(time.Hour), ActivatedAt: t0.Add(time.Hour)}
+	sealPepper := func(ctx context.Context, s storage.Storage) error { return s.CreateSealedValue(ctx, pepper, ev) }
+	sealKey := func(ctx context.Context, s storage.Storage) error {
+		_, err := s.UpdateSigningKeys(ctx, func([]storage.SigningKey) ([]storage.SigningKey, error) { return []storage.SigningKey{key}, nil }, ev)
+		return err
+	}
+	for _, target := range targets {
+		for _, tt := range []struct {
+			name        string
+			storePepper bool // sealed before the import reads the store
+			fileKeys    bool
+			filePepper  bool
+			meanwhile   []func(context.Context, storage.Storage) error
+			want        string
+		}{
+			{"signing keys without pepper", false, true, false, []func(context.Context, storage.Storage) error{sealPepper, sealKey}, "the file has signing keys but no client-secret pepper"},
+			{"pepper without signing keys", true, false, true, []func(context.Context, storage.Storage) error{sealKey}, "the file has a client-secret pepper but no signing keys"},
+		} {
+			t.Run(target.name+"/"+tt.name, func(t *testing.T) {
+				ctx := context.Background()
+				dump := exported(t)
+				if !tt.fileKeys {
+					dump.SigningKeys = nil
+				}
+				if !tt.filePepper {
+					dump.SealedValues = nil
+				}
+				dst := target.open(t)
+				if tt.storePepper {
+					if err := sealPepper(ctx, dst); err != nil {
+						t.Fatal(err)
+					}
+				}
+				s := sealedMeanwhile{Storage: dst, seal: func(ctx context.Context, s storage.Storage) error {
+					for _, f := range tt.meanwhile {
+						if err := f(ctx, s); err != nil {
+							return err
+						}
+					}
+					return nil
+				}}
+				err := transfer.Import(ctx, s, dump, t0)
+				if err == nil || !strings.Contains(err.Error(), "nothing was imported: "+tt.want) {
+					t.Fatalf("import: %v, want an error saying %q", err, tt.want)
+				}
+				if got, err := dst.GetSealedValue(ctx, pepper.Name); err != nil || !bytes.Equal(got.Sealed, pepper.Sealed) {
+					t.Fatalf("the refused import left the pepper %+v, %v", got, err)
+				}
+				if keys, err := dst.ListSigningKeys(ctx); err != nil || len(keys) != 1 || keys[0].ID != key.ID {
+					t.Fatalf("the refused import left the signing keys %+v, %v", keys, err)
+				}
+			})
+		}
+	}
+}
+
 // TestImportOverOtherSealedValue: of the sealed values a store without
 // accounts has, only the client-secret pepper (a first start's) is
 // replaced by the file's; another one the file has differently, which a

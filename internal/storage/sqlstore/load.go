@@ -29,6 +29,9 @@ func (s *Store) Load(ctx context.Context, b storage.Bulk, evs []storage.AuditEve
 		if err := s.loadEmpty(ctx, tx, b); err != nil {
 			return err
 		}
+		if err := s.loadCheck(ctx, tx, b); err != nil {
+			return err
+		}
 		for _, a := range b.APIs {
 			if err := s.insertAPI(ctx, tx, a); err != nil {
 				return &storage.LoadError{Kind: "API", ID: a.Name, Err: err}
@@ -138,6 +141,23 @@ func (s *Store) loadEmpty(ctx context.Context, tx *sql.Tx, b storage.Bulk) error
 		return &storage.NotEmptyError{Holds: strings.Join(holds, ", ")}
 	}
 	return nil
+}
+
+// loadCheck calls b.Check, if set, with the store's signing keys and
+// sealed values, read in tx under Load's signing-keys lock.
+func (s *Store) loadCheck(ctx context.Context, tx *sql.Tx, b storage.Bulk) error {
+	if b.Check == nil {
+		return nil
+	}
+	keys, err := s.listSigningKeys(ctx, tx)
+	if err != nil {
+		return err
+	}
+	values, err := s.listSealedValues(ctx, tx)
+	if err != nil {
+		return err
+	}
+	return b.Check(keys, values)
 }
 
 // count is n followed by noun, made plural unless n is 1.

@@ -109,7 +109,15 @@ func (s *Store) listSealedValues(ctx context.Context, q queryer) ([]storage.Seal
 
 // CreateSealedValue implements storage.Storage.
 func (s *Store) CreateSealedValue(ctx context.Context, v storage.SealedValue, ev storage.AuditEvent) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return s.insertSealedValue(ctx, tx, v) }, ev)
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		// What is sealed under the master key changes under one lock:
+		// Load's check of what the store has sealed holds until it
+		// commits (a first start sealing its pepper waits for it).
+		if err := s.lock(ctx, tx, s.d.LockSigningKeys, "lock signing keys"); err != nil {
+			return err
+		}
+		return s.insertSealedValue(ctx, tx, v)
+	}, ev)
 }
 
 func (s *Store) insertSealedValue(ctx context.Context, tx *sql.Tx, v storage.SealedValue) error {

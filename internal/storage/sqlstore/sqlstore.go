@@ -32,8 +32,9 @@ type Dialect struct {
 	IsBusy func(err error) bool
 	// LockAudit and LockSigningKeys, if set, run at the start of a
 	// transaction that appends to the audit chain or rewrites the signing
-	// keys, to serialize it against other processes. SQLite needs none: its
-	// write transactions are already exclusive.
+	// keys (or creates a sealed value), to serialize it against other
+	// processes. SQLite needs none: its write transactions are already
+	// exclusive.
 	LockAudit, LockSigningKeys string
 	// LockScopes, if set, runs at the start of a guarded change of an
 	// account, a key, a secret or a grant and of CreateAPI, UpdateAPI and
