@@ -347,6 +347,16 @@ func (m *Main) Open(ctx context.Context) error {
 	if locked {
 		removeTempLeftovers(c.DataDir, time.Now(), m.Logger) // the files' clock, not m.Now
 	}
+	// An import waits for this start to seal the store and make its
+	// administrator, or this start for the import to commit: on
+	// PostgreSQL, where no data-directory lock keeps them apart, an
+	// import committing in between left this server's administrator, and
+	// its key file, in the imported store.
+	unlockStore, err := m.store.LockFirstStart(ctx)
+	if err != nil {
+		return fmt.Errorf("wait for an import to end: %w", err)
+	}
+	defer unlockStore()
 	master, generated, err := m.loadMasterKey(ctx)
 	if err != nil {
 		return err
@@ -483,6 +493,7 @@ func (m *Main) Open(ctx context.Context) error {
 			m.restoreWinnersKeyFile(lookup, path, aside)
 		}
 	}
+	unlockStore()
 	if unlockStart != nil {
 		// master.key and admin-key.json are written: the next server
 		// starting on this data directory may go on.
@@ -531,8 +542,9 @@ func (m *Main) Open(ctx context.Context) error {
 
 // checkNotReplaced refuses the start when the store's pepper or current
 // signing key is no longer the one this start loaded before its
-// bootstrap: a 'keyward import' (which takes no lock against a server on
-// PostgreSQL) committed meanwhile, over a store without accounts. This
+// bootstrap: a 'keyward import' of a release up to 2026-12-06 (which
+// takes no lock against a server on PostgreSQL; this one's waits for
+// LockFirstStart) committed meanwhile, over a store without accounts. This
 // server would go on with the old pepper and signing keys in memory:
 // the imported secrets failing on it, the secrets it made hashed with a
 // pepper no longer stored, the tokens it signed failing elsewhere.

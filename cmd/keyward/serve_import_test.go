@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 	"github.com/keyward/keyward/internal/transfer"
 )
 
@@ -71,5 +74,78 @@ func TestServeImportedWhileStarting(t *testing.T) {
 				t.Fatalf("start: %v, want a refusal saying an import replaced the store, %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// importDuringBootstrap is a PostgreSQL store into which an export is
+// imported, by another goroutine, as the starting server's bootstrap
+// counts the accounts; the bootstrap goes on once the import has ended
+// or waits for the server's start (an advisory lock of this schema's
+// awaited).
+type importDuringBootstrap struct {
+	storage.Storage
+	t        *testing.T
+	db       *sql.DB
+	dump     transfer.Dump
+	imported chan error
+}
+
+func (s *importDuringBootstrap) CountAccounts(ctx context.Context) (int, error) {
+	if keys, err := s.ListSigningKeys(ctx); err == nil && len(keys) > 0 && s.imported == nil {
+		s.imported = make(chan error, 1)
+		go func() { s.imported <- transfer.Import(context.Background(), s.Storage, s.dump, time.Now()) }()
+		for {
+			var waiting int
+			if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+				AND objsubid = 2 AND objid::bigint = (hashtext(current_schema())::bigint & 4294967295)`).Scan(&waiting); err != nil {
+				s.t.Fatal(err)
+			}
+			if waiting > 0 || len(s.imported) > 0 {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return s.Storage.CountAccounts(ctx)
+}
+
+// TestServeImportDuringBootstrap: on PostgreSQL, an import started while
+// a first start's bootstrap counts the accounts waits for the start to
+// have made its administrator, and is then refused (the store has an
+// account). It committed in between: the server made its administrator,
+// and wrote its key file, in the imported store, and then stopped.
+func TestServeImportDuringBootstrap(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	src := startServer(t)
+	dump, err := transfer.Export(context.Background(), src.store, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cfg, _ := firstStartConfig(t)
+	cfg.DB = dsn
+	var hook *importDuringBootstrap
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), wrapStore: func(s storage.Storage) storage.Storage {
+		hook = &importDuringBootstrap{Storage: s, t: t, db: db, dump: dump}
+		return hook
+	}}
+	defer m.Close()
+	openErr := m.Open(context.Background())
+	if hook.imported == nil {
+		t.Fatalf("start: %v; no import was started during the bootstrap", openErr)
+	}
+	importErr := <-hook.imported
+	if openErr != nil {
+		t.Fatalf("start: %v (import: %v), want the start to end before the import", openErr, importErr)
+	}
+	if !errors.Is(importErr, transfer.ErrNotEmpty) {
+		t.Fatalf("import: %v, want it refused, the store holding the administrator", importErr)
+	}
+	if n, err := m.store.CountAccounts(context.Background()); err != nil || n != 1 {
+		t.Fatalf("the store holds %d accounts (%v), want the administrator alone", n, err)
 	}
 }

@@ -668,6 +668,14 @@ type Storage interface {
 	// SealedValueAAD of a value's name) and its sealed bytes.
 	Reseal(ctx context.Context, fn func(aad string, sealed []byte) ([]byte, error), ev AuditEvent) error
 
+	// LockFirstStart holds, until unlock is called, a lock that Load
+	// waits for and holds until it commits, across the processes sharing
+	// the store: a server holds it from before it seals its pepper and
+	// signing keys until its bootstrap has made the administrator, so that
+	// an import commits wholly before or after that. It is a no-op where
+	// another lock serializes them (SQLite's data directory's).
+	LockFirstStart(ctx context.Context) (unlock func(), err error)
+
 	// Load writes b into an empty store, with evs, in one transaction: all
 	// or nothing, so a failure or a crash part way leaves the store as it
 	// was. It fails with a *NotEmptyError (ErrNotEmpty) when the store has
@@ -679,8 +687,9 @@ type Storage interface {
 	// *ScopesHeldError as CreateAPI does; an item it fails to write is
 	// named by a *LoadError in the chain. Users, project placements and grants are put as
 	// PutUsers, PutProjectOrg and PutGrant put them. It is serialized
-	// against guarded changes (see Guard), signing-key updates and every
-	// change that adds an account, so the store is still empty when it
+	// against guarded changes (see Guard), signing-key updates, sealed
+	// values' creations, every change that adds an account and a server's
+	// start (LockFirstStart), so the store is still empty when it
 	// commits, whatever other processes on the same database do.
 	Load(ctx context.Context, b Bulk, evs []AuditEvent) error
 

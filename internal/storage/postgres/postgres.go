@@ -41,6 +41,7 @@ const (
 	lockSigningKeys = 0x6b770002 // signing-key rotation
 	lockScopes      = 0x6b770003 // guarded account, key, secret and grant changes, API creations and deletions
 	lockMigrations  = 0x6b770004 // schema migrations
+	lockFirstStart  = 0x6b770005 // a server's start up to its bootstrap, against Load (import)
 )
 
 // schemaKey is the SQL expression of a lock's second key: the hash of the
@@ -274,6 +275,14 @@ func dialect() sqlstore.Dialect {
 		LockAudit:         xactLock(lockAudit),
 		LockSigningKeys:   xactLock(lockSigningKeys),
 		LockScopes:        xactLock(lockScopes),
+		// Per schema only: releases up to 2026-12-06 take no such lock.
+		// Without it, such a release's import or first start may still
+		// interleave with this one's, as it did before: only over a store
+		// without accounts, where a rolling upgrade does not run (its
+		// replicas served the store, which has its administrator).
+		LockFirstStart:   fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, %s)", lockFirstStart, schemaKey),
+		FirstStartLock:   fmt.Sprintf("SELECT pg_advisory_lock(%d, %s)", lockFirstStart, schemaKey),
+		FirstStartUnlock: fmt.Sprintf("SELECT pg_advisory_unlock(%d, %s)", lockFirstStart, schemaKey),
 		// EXCLUSIVE conflicts with the locks every INSERT, UPDATE, DELETE
 		// and SELECT … FOR UPDATE of accounts takes, and with itself, but lets
 		// readers (token requests) through.

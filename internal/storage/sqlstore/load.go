@@ -14,6 +14,11 @@ import (
 // Load implements storage.Storage.
 func (s *Store) Load(ctx context.Context, b storage.Bulk, evs []storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		// First, holding nothing else: a server starting holds it while
+		// it seals and bootstraps, taking the locks below meanwhile.
+		if err := s.lock(ctx, tx, s.d.LockFirstStart, "wait for a server's first start"); err != nil {
+			return err
+		}
 		// The order every other change takes these locks in, scopes then
 		// signing keys then (appending evs) the audit log: no deadlock.
 		if err := s.lock(ctx, tx, s.d.LockScopes, "lock scopes"); err != nil {

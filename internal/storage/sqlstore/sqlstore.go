@@ -6,6 +6,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +42,13 @@ type Dialect struct {
 	// DeleteAPI (see storage.Guard), to serialize them against each other
 	// across processes. SQLite needs none.
 	LockScopes string
+	// LockFirstStart, if set, runs first in Load: it waits for, and then
+	// keeps out until Load commits, a server's start holding the same lock
+	// for its session, taken by FirstStartLock and released by
+	// FirstStartUnlock (which answers whether the session held it; see
+	// Store.LockFirstStart). SQLite needs none: a server and an import hold
+	// the data directory's lock.
+	LockFirstStart, FirstStartLock, FirstStartUnlock string
 	// LockAccounts, if set, runs in Load after LockScopes and
 	// LockSigningKeys and before it counts the accounts: it must keep any
 	// other transaction from adding an account until Load commits, and
@@ -297,6 +305,38 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error, evs ...storage.A
 		return fmt.Errorf("%s: commit: %w", s.d.Name, err)
 	}
 	return nil
+}
+
+// LockFirstStart implements storage.Storage: it takes the dialect's
+// FirstStartLock on a connection of its own, which unlock releases and
+// gives back to the pool, or closes if it could not (a session lock goes
+// with its session).
+func (s *Store) LockFirstStart(ctx context.Context) (unlock func(), err error) {
+	if s.d.FirstStartLock == "" {
+		return func() {}, nil
+	}
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return nil, s.wrap("lock first start", err)
+	}
+	discard := func() {
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+		conn.Close()
+	}
+	if _, err := conn.ExecContext(ctx, s.d.FirstStartLock); err != nil {
+		discard() // it may hold the lock, the wait cancelled as it was granted
+		return nil, s.wrap("lock first start", err)
+	}
+	return sync.OnceFunc(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var held bool
+		if err := conn.QueryRowContext(ctx, s.d.FirstStartUnlock).Scan(&held); err != nil || !held {
+			discard()
+			return
+		}
+		conn.Close()
+	}), nil
 }
 
 // lock runs a dialect's lock statement, if it has one, inside tx.
