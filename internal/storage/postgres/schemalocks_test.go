@@ -239,3 +239,104 @@ func TestMigrationLockTimeoutReset(t *testing.T) {
 		t.Errorf("lock_timeout after SessionUnlock: %s, want the DSN's 1234ms", got)
 	}
 }
+
+// TestLockFirstStart: the lock a server holds while it starts keeps
+// Load's of the same schema waiting, not another schema's, and is gone,
+// its session back in the pool, once unlocked or once a wait for it is
+// cancelled.
+func TestLockFirstStart(t *testing.T) {
+	ctx := context.Background()
+	here, there := pgtest.SchemaDSN(t), pgtest.SchemaDSN(t)
+	s, err := postgres.Open(ctx, here, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	open := func(dsn string) *sql.DB {
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	dbHere, dbThere := open(here), open(there)
+	// held and waiting count the sessions holding this schema's lock and
+	// waiting for it.
+	locks := func() (held, waiting int) {
+		t.Helper()
+		if err := dbHere.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE granted), count(*) FILTER (WHERE NOT granted) FROM pg_locks
+			WHERE locktype = 'advisory' AND classid = $1 AND objsubid = 2 AND objid::bigint = (hashtext(current_schema())::bigint & 4294967295)`,
+			0x6b770005).Scan(&held, &waiting); err != nil {
+			t.Fatal(err)
+		}
+		return held, waiting
+	}
+	// waits says whether Load's lock statement, on db, would wait.
+	waits := func(db *sql.DB) bool {
+		t.Helper()
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, "SET LOCAL lock_timeout = '50ms'"); err != nil {
+			t.Fatal(err)
+		}
+		_, err = tx.ExecContext(ctx, postgres.Dialect().LockFirstStart)
+		var pe *pgconn.PgError
+		if err != nil && !(errors.As(err, &pe) && pe.Code == "55P03") {
+			t.Fatal(err)
+		}
+		return err != nil
+	}
+	unlock, err := s.LockFirstStart(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !waits(dbHere) {
+		t.Error("Load's lock was granted while a server of the same schema held the first start's")
+	}
+	if waits(dbThere) {
+		t.Error("Load's lock waited for a server's first start in another schema")
+	}
+
+	// A wait for it cancelled leaves no lock behind.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	failed := make(chan error, 1)
+	go func() {
+		u, err := s.LockFirstStart(wctx)
+		if err == nil {
+			u()
+		}
+		failed <- err
+	}()
+	for {
+		if _, waiting := locks(); waiting > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-failed; err == nil {
+		t.Error("LockFirstStart succeeded, its wait cancelled while the lock was held")
+	}
+	// The server ends the cancelled wait on its own time. Not a measure:
+	// a bound on a wait that must end.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, waiting := locks(); waiting == 0 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatal("the cancelled wait for the first start's lock still waits")
+		}
+	}
+	unlock()
+	unlock() // once only
+	if held, waiting := locks(); held != 0 || waiting != 0 {
+		t.Errorf("after the unlock, %d sessions hold the first start's lock and %d wait for it, want none", held, waiting)
+	}
+	if waits(dbHere) {
+		t.Error("Load's lock waited after the unlock")
+	}
+}
