@@ -17,8 +17,9 @@ import (
 
 // importBeforeBootstrap is a store into which an export is imported once
 // the starting server has loaded its pepper and signing keys, just before
-// its bootstrap counts the accounts: 'keyward import --db' takes no lock
-// against a server on PostgreSQL.
+// its bootstrap counts the accounts, as an import of a release up to
+// 2026-12-06, which takes no lock against a server on PostgreSQL, can
+// (this one's waits: TestServeImportDuringBootstrap).
 type importBeforeBootstrap struct {
 	storage.Storage
 	t    *testing.T
