@@ -218,23 +218,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	oe := oauth2.AsError(err)
-	if werr := h.recordRefusal(r.Context(), req, oe); werr != nil {
-		h.log.ErrorContext(r.Context(), "token request refused, and its audit event could not be written", "err", werr, "refusal", oe.Error())
-		oe = oauth2.Unrecorded()
-	}
-	level := slog.LevelInfo
+	msg, level := "token request refused", slog.LevelInfo
 	if oe.ServerFault() {
 		level = slog.LevelError
 	}
-	attrs := []any{"error", oe.Code, "description", oe.Description,
-		"cause", errString(oe.Err), "grant", req.Audit.Grant, "account", req.Audit.AccountID}
+	var attrs []any
+	if werr := h.recordRefusal(r.Context(), req, oe); werr != nil {
+		// One line, with the refusal and the client, as /introspect and
+		// /revoke log it: a store that is down fails both, and each
+		// request logged an error, then the 503 with no cause.
+		msg, level = "token request refused, and its audit event could not be written", slog.LevelError
+		refusal := oe.Error()
+		oe = oauth2.Unrecorded()
+		attrs = []any{"error", oe.Code, "description", oe.Description, "err", werr, "refusal", refusal}
+	} else {
+		attrs = []any{"error", oe.Code, "description", oe.Description, "cause", errString(oe.Err)}
+	}
+	attrs = append(attrs, "grant", req.Audit.Grant, "account", req.Audit.AccountID)
 	if req.Audit.AccountID == "" && req.Audit.ClientID != "" {
 		// Which client failed to authenticate, as its audit event says:
 		// the client ID as presented, cut, or a note for one shaped like
 		// a credential (clientauth.Attempt).
 		attrs = append(attrs, "client_id", req.Audit.ClientID)
 	}
-	h.log.Log(r.Context(), level, "token request refused", append(attrs, "source", req.Source)...)
+	h.log.Log(r.Context(), level, msg, append(attrs, "source", req.Source)...)
 	oauth2.WriteError(w, oe)
 	h.cfg.Observer.ObserveRequest("token", knownGrant(req.Audit.Grant), req.Audit.AuthMethod, storage.OutcomeFailure, oe.Code, time.Since(start))
 }
