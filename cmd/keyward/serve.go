@@ -920,8 +920,9 @@ func (m *Main) stopJobsAndFlush(ctx context.Context, stopJobs func(context.Conte
 // shutdownGrace is how long a shutdown waits for the requests in flight,
 // then the periodic jobs and the last flush of the secrets' last use
 // (shutdownCutoff more when the requests took all of it). Close then
-// waits up to tally.CloseTimeout more for the introspection summaries,
-// the journal's last writes and closing the store together
+// waits up to tally.CloseTimeout more for a reload of the signing keys,
+// the introspection summaries, the journal's last writes and closing the
+// store together
 // (storeCloseTimeout more when the writes took all of it):
 // deploy/keyward.service's TimeoutStopSec covers all of it.
 const shutdownGrace = 25 * time.Second
@@ -1264,14 +1265,15 @@ func (m *Main) Close() error {
 	if m.metricsListener != nil {
 		m.metricsListener.Close()
 	}
-	// The summaries and then the journal's last writes share one bound: a
-	// store that does not answer (a hung PostgreSQL, a SQLite file on a
-	// stalled NFS mount) must not hold the shutdown until systemd kills it.
+	// The reload of the signing keys, the summaries and then the
+	// journal's last writes share one bound: a store that does not answer
+	// (a hung PostgreSQL, a SQLite file on a stalled NFS mount) must not
+	// hold the shutdown until systemd kills it.
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), tally.CloseTimeout)
 	defer cancel()
-	m.waitKeyReloads(ctx)    // canceled above; still using the store until it ends
-	m.introspections.Close() // into the journal, so first
+	m.waitKeyReloads(ctx)          // canceled above; still using the store until it ends
+	m.introspections.Shutdown(ctx) // into the journal, so first
 	if m.journal != nil {
 		if n := m.journal.Shutdown(ctx); n > 0 {
 			m.Logger.Error("audit writes may not have been recorded at shutdown: the store did not answer in time", "writes", n, "waited", time.Since(start))

@@ -534,3 +534,35 @@ func TestShutdownCutsOffRequests(t *testing.T) {
 		})
 	}
 }
+
+// hungJournal does not answer a write until it is canceled: the journal
+// of a store that does not answer.
+type hungJournal struct{}
+
+func (hungJournal) Write(ctx context.Context, _ storage.Write) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestCloseSharesOneBound: a reload of the signing keys that ignores its
+// cancellation and introspection summaries the store does not take share
+// Close's one bound, tally.CloseTimeout, which deploy/keyward.service's
+// TimeoutStopSec counts once. The summaries waited 30 s of their own
+// after the reload had taken the bound: Close took a minute.
+func TestCloseSharesOneBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs strings.Builder
+		m := &Main{Logger: slog.New(slog.NewTextHandler(&logs, nil)), store: &stuckStore{}}
+		m.keyReloads.done = make(chan struct{}) // a reload that never ends
+		m.introspections = tally.New(hungJournal{}, tally.Options{Interval: time.Hour})
+		m.introspections.Add(storage.AuditEvent{Action: "token.introspected"})
+		start := time.Now()
+		m.Close()
+		if d := time.Since(start); d != tally.CloseTimeout {
+			t.Errorf("Close took %v, want %v", d, tally.CloseTimeout)
+		}
+		if got := logs.String(); !strings.Contains(got, "reload of the signing keys did not end in time") {
+			t.Errorf("log = %q, want the reload said not to have ended", got)
+		}
+	})
+}

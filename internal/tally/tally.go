@@ -313,6 +313,15 @@ func (t *Tally) Flush(ctx context.Context) (int, error) {
 // the journal at most 30 seconds in all, then gives up; a later Close
 // waits for the first.
 func (t *Tally) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	t.Shutdown(ctx)
+}
+
+// Shutdown is Close, waiting for the journal only until ctx ends: a
+// caller with more to close before its own deadline shares that bound
+// with it. A later Close or Shutdown waits for the first.
+func (t *Tally) Shutdown(ctx context.Context) {
 	if t == nil {
 		return
 	}
@@ -326,11 +335,10 @@ func (t *Tally) Close() {
 	t.mu.Unlock()
 	defer close(t.finished)
 	defer t.abandon()
-	deadline := time.Now().Add(closeTimeout)
 	close(t.stop)
 	select {
 	case <-t.done:
-	case <-time.After(closeTimeout):
+	case <-ctx.Done():
 		// The loop's write, stuck on the journal, may still be written
 		// (a group commit's is): writing its summaries again could count
 		// them twice, and there is no time left for the others.
@@ -339,8 +347,6 @@ func (t *Tally) Close() {
 		t.log.Error("audit summaries may not have been written at shutdown: the audit log did not answer in time", "summaries", t.Held())
 		return
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
 	if _, err := t.Flush(ctx); errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		t.log.Error("audit summaries may not have been written at shutdown: the audit log did not answer in time", "summaries", t.Held(), "err", err)
 	} else if err != nil {
