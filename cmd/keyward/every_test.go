@@ -127,3 +127,22 @@ func TestShutdownBoundedByStuckJob(t *testing.T) {
 		close(release)
 	})
 }
+
+// Jobs that have ended are not said to be late when the wait for them
+// has ended too: select picked either, and stop reported jobs that had
+// returned as not ended in time, half the time.
+func TestStopJobsEndedWithWaitOver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		over, cancelWait := context.WithCancel(context.Background())
+		cancelWait()
+		for i := range 50 {
+			bg, cancel := context.WithCancel(context.Background())
+			stop := startJobs(bg, job{time.Minute, func(context.Context) {}})
+			cancel()
+			synctest.Wait() // the jobs have returned
+			if !stop(over) {
+				t.Fatalf("stop %d = false for jobs that had returned", i)
+			}
+		}
+	})
+}

@@ -948,15 +948,22 @@ func startJobs(ctx context.Context, jobs ...job) (stop func(context.Context) boo
 	for _, j := range jobs {
 		wg.Go(func() { every(ctx, j.interval, j.run) })
 	}
+	done := make(chan struct{}) // closed once the jobs have returned
+	go func() { wg.Wait(); close(done) }()
 	return func(wctx context.Context) bool {
 		cancel()
-		done := make(chan struct{})
-		go func() { wg.Wait(); close(done) }()
 		select {
 		case <-done:
 			return true
 		case <-wctx.Done():
-			return false
+			// Both may be ready, and select picks either: jobs that
+			// ended are not late.
+			select {
+			case <-done:
+				return true
+			default:
+				return false
+			}
 		}
 	}
 }
