@@ -118,8 +118,9 @@ func TestShutdownBoundedByStuckJob(t *testing.T) {
 		defer scancel()
 		start := time.Now()
 		m.stopJobsAndFlush(sctx, stop)
-		if d := time.Since(start); d != shutdownGrace {
-			t.Errorf("shutdown took %v, want the grace period %v", d, shutdownGrace)
+		// The jobs get all but the last flush's time, which it does not use.
+		if d := time.Since(start); d != shutdownGrace-lastFlushTime {
+			t.Errorf("shutdown took %v, want the grace period %v less the last flush's %v", d, shutdownGrace, lastFlushTime)
 		}
 		if got := logs.String(); !strings.Contains(got, "did not end in time at shutdown") {
 			t.Errorf("log = %q, want the jobs said not to have ended", got)
@@ -144,5 +145,40 @@ func TestStopJobsEndedWithWaitOver(t *testing.T) {
 				t.Fatalf("stop %d = false for jobs that had returned", i)
 			}
 		}
+	})
+}
+
+// A job that ignores its cancellation leaves the flush at shutdown
+// lastFlushTime of the shutdown's bound: it took all of it, and the flush
+// ran on a context already ended, losing the last uses since the flush
+// before.
+func TestStuckJobLeavesLastFlushItsTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs testkeyward.SyncBuffer
+		release := make(chan struct{})
+		var (
+			flushErr error
+			left     time.Duration
+		)
+		m := &Main{Logger: slog.New(slog.NewTextHandler(&logs, nil)), flushUsage: func(ctx context.Context) error {
+			d, _ := ctx.Deadline()
+			flushErr, left = ctx.Err(), time.Until(d)
+			return flushErr
+		}}
+		bg, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		stop := startJobs(bg, job{time.Minute, func(context.Context) { <-release }})
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		sctx, scancel := context.WithTimeout(context.Background(), shutdownCutoff)
+		defer scancel()
+		m.stopJobsAndFlush(sctx, stop)
+		if flushErr != nil || left != lastFlushTime {
+			t.Errorf("the flush at shutdown ran with %v left (%v), want %v", left, flushErr, lastFlushTime)
+		}
+		if got := logs.String(); strings.Contains(got, "failed at shutdown") {
+			t.Errorf("log = %q, want the last flush done", got)
+		}
+		close(release)
 	})
 }

@@ -813,11 +813,14 @@ func (m *Main) Run(ctx context.Context) error {
 	err := m.http.Shutdown(sctx)
 	// What is left of the grace, and at least shutdownCutoff: requests
 	// that took all of it still need the periodic jobs stopped and the
-	// last flush, and whatever they were doing to end first.
+	// last flush, and whatever they were doing to end first. Those they
+	// cut off wait for no more than leaves the flush lastFlushTime.
 	rctx, rcancel := context.WithTimeout(context.Background(), max(time.Until(start.Add(grace)), shutdownCutoff))
 	defer rcancel()
 	if err != nil {
-		n := m.cutOff(rctx, grace)
+		cctx, ccancel := beforeLastFlush(rctx)
+		n := m.cutOff(cctx, grace)
+		ccancel()
 		err = fmt.Errorf("shutdown: %d requests in flight did not finish within %s: cut off", n, grace)
 	}
 	m.stopJobsAndFlush(rctx, stopJobs)
@@ -906,15 +909,33 @@ func (m *Main) stopKeyRefresh(ctx context.Context, cancel context.CancelFunc, re
 	}
 }
 
-// stopJobsAndFlush stops the periodic jobs, waiting for them until ctx
-// ends, then flushes the secrets' last use a last time: a periodic flush
-// still running would otherwise find its times taken by nothing, and if
-// it failed put them back where no flush looks any more.
+// stopJobsAndFlush stops the periodic jobs, waiting for them until
+// lastFlushTime before ctx ends, then flushes the secrets' last use a
+// last time, until ctx ends: a periodic flush still running would
+// otherwise find its times taken by nothing, and if it failed put them
+// back where no flush looks any more.
 func (m *Main) stopJobsAndFlush(ctx context.Context, stopJobs func(context.Context) bool) {
-	if !stopJobs(ctx) {
+	jctx, cancel := beforeLastFlush(ctx)
+	defer cancel()
+	if !stopJobs(jctx) {
 		m.Logger.Warn("periodic jobs did not end in time at shutdown: the last use of client secrets may not be recorded")
 	}
 	m.flushLastSecretUsage(ctx)
+}
+
+// lastFlushTime is the part of a shutdown's bound kept for the last
+// flush of the secrets' last use: requests cut off and jobs that take
+// all the rest do not leave it a context already ended, which lost the
+// last uses since the flush before.
+const lastFlushTime = 2 * time.Second
+
+// beforeLastFlush returns ctx, ending lastFlushTime before it if it has a
+// deadline.
+func beforeLastFlush(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, d.Add(-lastFlushTime))
+	}
+	return context.WithCancel(ctx)
 }
 
 // shutdownGrace is how long a shutdown waits for the requests in flight,
@@ -929,7 +950,8 @@ const shutdownGrace = 25 * time.Second
 
 // shutdownCutoff is the least time a shutdown gives, after the grace, to
 // the requests it cut off to end, the periodic jobs, the refresh of the
-// signing keys and the last flush of the secrets' last use.
+// signing keys and the last flush of the secrets' last use, of which the
+// flush keeps lastFlushTime.
 const shutdownCutoff = 5 * time.Second
 
 // job is one of Run's periodic jobs: run every interval, each run for at

@@ -566,3 +566,50 @@ func TestCloseSharesOneBound(t *testing.T) {
 		}
 	})
 }
+
+// TestCutOffLeavesLastFlushItsTime: requests cut off that ignore their
+// cancellation are waited for only until lastFlushTime before the
+// shutdown's bound, so the flush of the secrets' last use still gets that
+// time: they took all of it, and the flush ran on a context already
+// ended, losing the last uses since the flush before.
+func TestCutOffLeavesLastFlushItsTime(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	var logs testkeyward.SyncBuffer
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil)), grace: 100 * time.Millisecond}
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.jobs = []job{}
+	flushed := make(chan error, 1)
+	m.flushUsage = func(ctx context.Context) error {
+		flushed <- ctx.Err()
+		return ctx.Err()
+	}
+	holding, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	m.http.Handler = http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		close(holding)
+		<-release // deaf to its cancellation
+	})
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	conn, err := net.Dial("tcp", m.listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /test/hold HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-holding
+	stop()
+	<-done
+	if err := <-flushed; err != nil {
+		t.Errorf("the flush at shutdown ran on an ended context (%v), want it given lastFlushTime", err)
+	}
+	if got := logs.String(); !strings.Contains(got, "requests cut off at shutdown did not end in time") {
+		t.Errorf("log = %q, want the request cut off said not to have ended", got)
+	}
+}
