@@ -817,11 +817,20 @@ func (m *Main) Run(ctx context.Context) error {
 	// cut off wait for no more than leaves the flush lastFlushTime.
 	rctx, rcancel := context.WithTimeout(context.Background(), max(time.Until(start.Add(grace)), shutdownCutoff))
 	defer rcancel()
-	if err != nil {
+	switch {
+	case err == nil:
+	case !errors.Is(err, context.DeadlineExceeded):
+		// Shutdown saw every connection end: a listener did not close.
+		err = fmt.Errorf("shutdown: closing the listener: %w", err)
+	default:
 		cctx, ccancel := beforeLastFlush(rctx)
 		n := m.cutOff(cctx, grace)
 		ccancel()
-		err = fmt.Errorf("shutdown: %d requests in flight did not finish within %s: cut off", n, grace)
+		if n > 0 {
+			err = fmt.Errorf("shutdown: %d requests in flight did not finish within %s: cut off", n, grace)
+		} else {
+			err = fmt.Errorf("shutdown: connections still receiving a request after %s (none being handled): closed", grace)
+		}
 	}
 	m.stopJobsAndFlush(rctx, stopJobs)
 	m.stopKeyRefresh(rctx, cancel, keysRefreshed)
@@ -836,11 +845,16 @@ func (m *Main) Run(ctx context.Context) error {
 // their handlers to return: http.Server.Close does not, and they would go
 // on with the store that Close closes next. Closing their connections
 // cancels their contexts, so they end soon. It returns how many requests
-// it cut off.
+// it cut off: none when the connections left were still receiving their
+// requests' headers (a client that stalled, a connection yet to send).
 func (m *Main) cutOff(ctx context.Context, grace time.Duration) int {
 	n, idle := m.handling.close()
 	m.http.Close()
-	m.Logger.Warn("requests in flight did not finish within the grace period at shutdown: cut off", "requests", n, "grace", grace)
+	if n > 0 {
+		m.Logger.Warn("requests in flight did not finish within the grace period at shutdown: cut off", "requests", n, "grace", grace)
+	} else {
+		m.Logger.Warn("connections still receiving a request when the grace period ended at shutdown (none being handled): closed", "grace", grace)
+	}
 	select {
 	case <-idle:
 	case <-ctx.Done():

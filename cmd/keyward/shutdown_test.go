@@ -613,3 +613,80 @@ func TestCutOffLeavesLastFlushItsTime(t *testing.T) {
 		t.Errorf("log = %q, want the request cut off said not to have ended", got)
 	}
 }
+
+// closeFailingListener's Close fails, as closing a listener's socket can.
+type closeFailingListener struct{ net.Listener }
+
+var errCloseFailed = errors.New("closing the socket failed")
+
+func (l closeFailingListener) Close() error {
+	l.Listener.Close()
+	return errCloseFailed
+}
+
+// TestShutdownErrorSaysWhatHappened: a shutdown whose listener does not
+// close, or whose grace ends on connections still receiving a request
+// (none being handled), says so, not that 0 requests were cut off.
+func TestShutdownErrorSaysWhatHappened(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		closeFails  bool
+		want, wantL string
+	}{
+		{"listener close fails", true, "closing the listener: " + errCloseFailed.Error(), ""},
+		{"a request being received", false, "connections still receiving a request", "connections still receiving a request when the grace period ended"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Listen = "127.0.0.1:0"
+			cfg.DataDir = t.TempDir()
+			var logs testkeyward.SyncBuffer
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil)), grace: 100 * time.Millisecond}
+			if err := m.Open(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			m.jobs = []job{}
+			if tc.closeFails {
+				m.listener = closeFailingListener{m.listener}
+			}
+			accepted := make(chan struct{}, 1)
+			m.http.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					accepted <- struct{}{}
+				}
+			}
+			ctx, stop := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- m.Run(ctx) }()
+			conn, err := net.Dial("tcp", m.listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			<-accepted // served on
+			if tc.closeFails {
+				io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+				if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil {
+					t.Fatal(err)
+				} else {
+					resp.Body.Close() // and the connection idle
+				}
+			} else {
+				io.WriteString(conn, "GET /healthz HTTP/1.1\r\n") // and no more
+			}
+			stop()
+			err = <-done
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "cut off") {
+				t.Errorf("Run = %v, want %q and no request said cut off", err, tc.want)
+			}
+			if tc.closeFails && !errors.Is(err, errCloseFailed) {
+				t.Errorf("Run = %v, want it to wrap the listener's error", err)
+			}
+			got := logs.String()
+			if strings.Contains(got, "requests=0") || strings.Contains(got, ": cut off") || !strings.Contains(got, tc.wantL) {
+				t.Errorf("log = %q, want %q and no request said cut off", got, tc.wantL)
+			}
+		})
+	}
+}
