@@ -26,7 +26,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -682,7 +681,7 @@ func tryListen(listen, metrics string, flag func(name string) string) error {
 	}
 	ml, err := net.Listen("tcp", metrics)
 	if err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) {
+		if isAddrInUse(err) {
 			l.Close()
 			if alone, err := net.Listen("tcp", metrics); err == nil {
 				alone.Close()
@@ -699,9 +698,9 @@ func tryListen(listen, metrics string, flag func(name string) string) error {
 // are given without the "listen tcp ADDR" that flag and addr already say.
 func listenError(flag, addr string, err error) error {
 	switch {
-	case errors.Is(err, syscall.EADDRINUSE):
+	case isAddrInUse(err):
 		return fmt.Errorf("%s %s: the address is in use: another process (another keyward serve?) listens there; stop it, or give another %s", flag, addr, flag)
-	case errors.Is(err, syscall.EADDRNOTAVAIL):
+	case isAddrNotAvail(err):
 		return fmt.Errorf("%s %s: no interface of this machine has that address; give one it has, 127.0.0.1 or 0.0.0.0", flag, addr)
 	}
 	var oe *net.OpError
