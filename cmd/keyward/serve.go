@@ -101,8 +101,7 @@ All problems in the configuration are reported at once.`,
 				m.Close()
 				return logFailure(logger, cfg.LogFormat, "keyward serve could not start", err)
 			}
-			defer m.Close()
-			return logFailure(logger, cfg.LogFormat, "keyward serve stopped", m.Run(cmd.Context()))
+			return logFailure(logger, cfg.LogFormat, "keyward serve stopped", m.runAndClose(cmd.Context()))
 		},
 	}
 	cfg.addServeFlags(cmd.Flags())
@@ -248,6 +247,8 @@ type Main struct {
 	// handling counts the requests being handled, for a shutdown to wait
 	// for those it cut off.
 	handling inFlight
+	// stopping is when Run began to shut down.
+	stopping time.Time
 	// listening: postgres.Watch listens for the other replicas' changes.
 	listening atomic.Bool
 
@@ -807,6 +808,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Logger.Info("shutting down: finishing requests in flight")
 	}
 	start := time.Now()
+	m.stopping = start
 	sctx, scancel := context.WithTimeout(context.Background(), grace)
 	defer scancel()
 	err := m.http.Shutdown(sctx)
@@ -835,6 +837,20 @@ func (m *Main) Run(ctx context.Context) error {
 	m.stopKeyRefresh(rctx, cancel, keysRefreshed)
 	if serveErr != nil {
 		return serveErr
+	}
+	return err
+}
+
+// runAndClose runs m until ctx ends, then closes it. A clean stop then
+// logs "keyward serve stopped" at info, with how long the shutdown took,
+// so that a log tells a server that stopped from one that hangs; Run's
+// failure is its caller's to report (logFailure's "keyward serve
+// stopped" at error, in JSON).
+func (m *Main) runAndClose(ctx context.Context) error {
+	err := m.Run(ctx)
+	m.Close() // logs its own failures; what it did not close, the exit does
+	if err == nil {
+		m.Logger.Info("keyward serve stopped", "took", time.Since(m.stopping).Round(time.Millisecond))
 	}
 	return err
 }

@@ -690,3 +690,30 @@ func TestShutdownErrorSaysWhatHappened(t *testing.T) {
 		})
 	}
 }
+
+// TestCleanStopLogsItsEnd: a clean stop's last line, once everything is
+// closed, is "keyward serve stopped" at info with how long the shutdown
+// took: the log of a clean stop ended on the last shutdown step, as that
+// of a server hung after it would.
+func TestCleanStopLogsItsEnd(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	var logs testkeyward.SyncBuffer
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	stop() // SIGTERM
+	if err := m.runAndClose(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, `level=INFO msg="keyward serve stopped" took=`) {
+		t.Errorf("last log line %q, want keyward serve stopped at info with the time the shutdown took", last)
+	}
+	if m.store == nil || m.store.Ping(context.Background()) == nil {
+		t.Error("the store is still open after runAndClose")
+	}
+}
