@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -1110,31 +1111,44 @@ func TestAuditFollowEndsByServerClock(t *testing.T) {
 	}
 }
 
-// TestAuditListBoundsOnce: audit list reads a duration ago once, and
-// sends every page the time it is: sent as given, the server read it again
-// for each page, and the bound moved on between pages (on a busy log,
-// --since left out the events in between). A time RFC 3339 cannot write
-// is sent as given.
+// TestAuditListBoundsOnce: audit list sends a duration ago as given for
+// the first page, which the server reads by its clock, and every later
+// page the time it was by that answer's Date (a second wider, an hour
+// more for days), the same on each: sent as given, the server read it
+// again for each page, and the bound moved on between pages (on a busy
+// log, --since left out the events in between); read by this machine's
+// clock, an hour behind the server's here, the bound was an hour off. A
+// time, and one RFC 3339 cannot write, is sent as given.
 func TestAuditListBoundsOnce(t *testing.T) {
 	m := startServer(t)
 	setupAccount(t, m, "listed")
+	date := time.Now().Add(time.Hour).UTC().Truncate(time.Second) // the server's clock
+	target, _ := url.Parse(m.URL())
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		resp.Header.Set("Date", date.Format(http.TimeFormat))
+		return nil
+	}
 	var mu sync.Mutex
 	var sent []url.Values
 	proxy := frontOf(t, m, func(w http.ResponseWriter, r *http.Request) bool {
-		if r.URL.Path == "/v1/audit" {
-			mu.Lock()
-			sent = append(sent, r.URL.Query())
-			mu.Unlock()
+		if r.URL.Path != "/v1/audit" {
+			return false
 		}
-		return false
+		mu.Lock()
+		sent = append(sent, r.URL.Query())
+		mu.Unlock()
+		rp.ServeHTTP(w, r)
+		return true
 	})
+	at := func(d time.Duration) string { return date.Add(d).Format(time.RFC3339Nano) }
 	for _, tt := range []struct {
 		since, until string
-		asGiven      bool
+		later        map[string]string // sent on the pages after the first
 	}{
-		{"1h", "0s", false},
-		{"2d", "2999-01-01T00:00:00+01:00", false},
-		{"3652425d", "", true},
+		{"1h", "0s", map[string]string{"since": at(-time.Hour), "until": at(time.Second)}},
+		{"2d", "2999-01-01T00:00:00+01:00", map[string]string{"since": at(-49 * time.Hour), "until": "2999-01-01T00:00:00+01:00"}},
+		{"3652425d", "", map[string]string{"since": "3652425d", "until": ""}},
 	} {
 		t.Run(tt.since+" "+tt.until, func(t *testing.T) {
 			args := []string{"audit", "list", "--limit", "2", "-o", "json", "--server", proxy.URL, "--credentials", m.AdminKeyFile, "--since", tt.since}
@@ -1149,16 +1163,14 @@ func TestAuditListBoundsOnce(t *testing.T) {
 			if len(pages) < 2 {
 				t.Fatalf("%d pages asked for, want several", len(pages))
 			}
-			for _, q := range pages {
+			for i, q := range pages {
 				for name, given := range map[string]string{"since": tt.since, "until": tt.until} {
-					if tt.asGiven || given == "" {
-						if q.Get(name) != given {
-							t.Fatalf("%s=%q sent, want %q as given", name, q.Get(name), given)
-						}
-						continue
+					want := given
+					if i > 0 {
+						want = tt.later[name]
 					}
-					if _, err := time.Parse(time.RFC3339Nano, q.Get(name)); err != nil || q.Get(name) != pages[0].Get(name) {
-						t.Fatalf("%s=%q sent, after %q on the first page: want the same RFC 3339 time on every page", name, q.Get(name), pages[0].Get(name))
+					if q.Get(name) != want {
+						t.Fatalf("page %d: %s=%q sent, want %q (given %q, the server's Date %s)", i+1, name, q.Get(name), want, given, date.Format(time.RFC3339))
 					}
 				}
 			}

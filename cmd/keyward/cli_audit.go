@@ -126,27 +126,19 @@ be read line by line, and the lines concatenated are what 'audit prune
 			if err := checkAuditFilters(since, until, outcome, after, before); err != nil {
 				return usageError{err}
 			}
-			// A duration ago is read once, here, and sent as the time it
-			// is: sent as given, the server read it again for each page,
-			// and the bound moved on between pages (a busy log's events
-			// in between were left out by --since); a time RFC 3339
-			// cannot write in UTC (9000d ago, before year 0) is sent as
-			// given. A follower stops once --until is past (by a minute,
-			// followOver).
-			now := time.Now()
+			// A duration ago (--since 1h) is sent as given for the first
+			// page, and the server reads it by its clock; the later pages
+			// are sent the time it was then (pinAgo), by the first
+			// answer's Date, so that the bound does not move on between
+			// pages (a busy log's events in between were left out by
+			// --since), nor by this machine's clock, which may be off
+			// the server's. A follower stops once --until is past (by a
+			// minute, followOver), by that time too.
 			var untilAt *time.Time
-			for _, v := range []*string{&since, &until} {
-				if *v == "" {
-					continue
-				}
-				t, _ := admin.ParseTime(*v, now) // checked above
-				if y := t.UTC().Year(); y >= 0 && y <= 9999 {
-					*v = t.UTC().Format(time.RFC3339Nano)
-				}
-				if v == &until {
-					untilAt = &t
-				}
+			if t, err := time.Parse(time.RFC3339, until); err == nil {
+				untilAt = &t
 			}
+			pinned := false
 			c, err := f.client(cmd)
 			if err != nil {
 				return err
@@ -187,6 +179,27 @@ be read line by line, and the lines concatenated are what 'audit prune
 					continue
 				}
 				rc.succeeded()
+				if !pinned {
+					pinned = true
+					date := c.date
+					if date.IsZero() {
+						date = time.Now() // no Date: this machine's clock
+					}
+					for name, v := range map[string]string{"since": since, "until": until} {
+						if _, err := time.Parse(time.RFC3339, v); v == "" || err == nil {
+							continue
+						}
+						t := pinAgo(v, date, name == "until")
+						if name == "until" {
+							untilAt = &t
+						}
+						// A time RFC 3339 cannot write in UTC (9000d
+						// ago, before year 0) is sent as given.
+						if y := t.UTC().Year(); y >= 0 && y <= 9999 {
+							q.Set(name, t.UTC().Format(time.RFC3339Nano))
+						}
+					}
+				}
 				if maxEvents > 0 && len(page.Events) > maxEvents-shown {
 					page.Events = page.Events[:maxEvents-shown]
 				}
@@ -256,13 +269,33 @@ be read line by line, and the lines concatenated are what 'audit prune
 	return cmd
 }
 
+// pinAgo is the time a duration ago v (1h, 2d; checked) was for a server
+// that answered at date, its Date: to the second, rounded down, the
+// server read it up to a second later. It is the earliest time the
+// server may have read for a since, and the latest for an until (latest),
+// so that a page sent it leaves out none of the events the first page's
+// listing had, as the console's older pages do. Days are calendar days
+// in the server's time zone, an hour more or less across a change of
+// summer time: an hour wider.
+func pinAgo(v string, date time.Time, latest bool) time.Time {
+	t, _ := admin.ParseTime(v, date.UTC())
+	var wider time.Duration
+	if strings.HasSuffix(v, "d") {
+		wider = time.Hour
+	}
+	if latest {
+		return t.Add(time.Second + wider)
+	}
+	return t.Add(-wider)
+}
+
 // followOver reports whether a follower whose last page was short has
 // every event it can get, and stops: the listing reached --before (after,
 // where the next page starts, is before-1 or more) or the largest
-// sequence number there can be, or --until (until, read as the follow
-// began) is past at now, the server's time as it answered, by
-// admin.AuditLateness: an event before --until may be written that much
-// later. The server answers such a poll at once instead of waiting:
+// sequence number there can be, or --until (until, as the server read
+// it for the first page: pinAgo) is past at now, the server's time as it
+// answered, by admin.AuditLateness: an event before --until may be
+// written that much later. The server answers such a poll at once instead of waiting:
 // following on would ask again without end.
 func followOver(after, before string, until *time.Time, now time.Time) bool {
 	if until != nil && !until.Add(admin.AuditLateness).After(now) {

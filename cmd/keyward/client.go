@@ -78,8 +78,9 @@ type adminClient struct {
 	// it with the resource.
 	etag string
 	// date is the Date of the last response, the server's clock when it
-	// answered (to the second), if it had a valid one: audit list
-	// --follow tells by it whether --until is past for the server.
+	// answered (to the second), if it had a valid one: audit list pins
+	// a duration ago by it for its later pages, and --follow tells by it
+	// whether --until is past for the server.
 	date time.Time
 }
 
