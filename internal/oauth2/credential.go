@@ -7,30 +7,67 @@ import "strings"
 // unpadded base64url.
 const SecretPrefix = "kw_"
 
-// IsCredential reports whether s is shaped like a credential: a client
-// secret or an opaque access token (its prefix, then at least 256 bits in
-// base64url), or a compact JWS with a JSON header (eyJ…), such as a JWT
-// access token or an assertion. No name or ID Keyward gives, nor the
-// token IDs (jti) of its tokens, is so shaped: one in their place is a
-// credential pasted there by mistake, which no log line or audit event
-// may hold. Whitespace around s (a secret read from a file with its
-// line break, pasted with a space) does not hide it.
+// IsCredential reports whether s holds something shaped like a
+// credential: a client secret or an opaque access token (its prefix, in
+// any case, then at least 256 bits in base64url), a compact JWS with a
+// JSON header (eyJ…, or ew… when the header starts with a line break),
+// such as a JWT access token, an assertion or a DPoP proof, or a PEM
+// private key. No name or ID Keyward gives, nor the token IDs (jti) of
+// its tokens, holds one: one in their place is a credential pasted there
+// by mistake, which no log line or audit event may hold. What is around
+// it (a line break, quotes, a label such as "Bearer " or
+// "client_secret=") does not hide it.
 func IsCredential(s string) bool {
-	s = strings.TrimSpace(s)
-	for _, prefix := range []string{OpaqueTokenPrefix, SecretPrefix} {
-		if rest, ok := strings.CutPrefix(s, prefix); ok && len(rest) >= 43 && IsBase64URL(rest) {
-			return true
+	if strings.Contains(s, "PRIVATE KEY") {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case 'k', 'K':
+			for _, prefix := range []string{OpaqueTokenPrefix, SecretPrefix} {
+				if len(s)-i >= len(prefix) && strings.EqualFold(s[i:i+len(prefix)], prefix) &&
+					startsBase64URL(s[i+len(prefix):], 43) {
+					return true
+				}
+			}
+		case 'e':
+			// A JWS starts a run of its characters: not inside one.
+			if (i == 0 || !isJWSByte(s[i-1])) && i+1 < len(s) && (s[i+1] == 'y' || s[i+1] == 'w') {
+				n := i
+				for n < len(s) && isJWSByte(s[n]) {
+					n++
+				}
+				if IsCompactJWS(s[i:n]) {
+					return true
+				}
+			}
 		}
 	}
-	return strings.HasPrefix(s, "eyJ") && IsCompactJWS(s)
+	return false
 }
+
+// startsBase64URL reports whether s starts with n bytes of the base64url
+// alphabet. It reads no more of s than those.
+func startsBase64URL(s string, n int) bool {
+	if len(s) < n {
+		return false
+	}
+	for i := 0; i < n; i++ {
+		if !isBase64URLByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isJWSByte(c byte) bool { return c == '.' || isBase64URLByte(c) }
 
 // ShownPath is a request path for a log line, an audit event or an error
 // description: each segment shaped like a credential (IsCredential) — a
 // client secret given where its ID goes, say — replaced by
 // "(credential)", then cut to n bytes as Truncate cuts it.
 func ShownPath(p string, n int) string {
-	if !strings.Contains(p, "kw") && !strings.Contains(p, "eyJ") {
+	if !IsCredential(p) {
 		return Truncate(p, n)
 	}
 	segs := strings.Split(p, "/")

@@ -49,3 +49,40 @@ func TestShownPath(t *testing.T) {
 		})
 	}
 }
+
+// A credential inside a longer string, or with its prefix in another
+// case, is still one; names that merely start like one are not.
+func TestIsCredentialInside(t *testing.T) {
+	secret := SecretPrefix + strings.Repeat("Zs9", 14) + "x"
+	token := OpaqueTokenPrefix + strings.Repeat("Tk4", 14) + "y"
+	jwt := "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIxMTEifQ.c2lnbmF0dXJl"
+	pretty := "ewogICJhbGciOiAiRVMyNTYiCn0.eyJzdWIiOiIxMTEifQ.c2lnbmF0dXJl"
+	tests := []struct {
+		s    string
+		want bool
+	}{
+		{`"` + secret + `"`, true},
+		{"client_secret=" + secret, true},
+		{"100000000000000000001:" + secret, true},
+		{"req-" + secret, true},
+		{"KW_" + secret[3:], true},
+		{"Kwat_" + token[5:], true},
+		{"Bearer " + token, true},
+		{"Bearer " + jwt, true},
+		{"DPoP " + jwt + ",", true},
+		{pretty, true},
+		{"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE", true},
+		{"kw_billing", false},
+		{"req-" + secret[:40], false},
+		{"100000000000000000001", false},
+		{"job@shop.iam.test", false},
+		{"orders.prod.job", false},
+		{"keyed.every.thing", false},
+		{"x" + jwt[1:], false},
+	}
+	for _, tt := range tests {
+		if got := IsCredential(tt.s); got != tt.want {
+			t.Errorf("IsCredential(%q) = %v, want %v", tt.s, got, tt.want)
+		}
+	}
+}

@@ -92,7 +92,8 @@ func TestNoCredentialInLogsOrAudit(t *testing.T) {
 	}
 	// A credential sent as the request ID, which every line about the
 	// request would carry and the answer would echo.
-	for _, c := range []string{f.secret, opaque} {
+	// Its prefix upper-cased, or a label before it, leaves its 256 bits.
+	for _, c := range []string{f.secret, opaque, "req-" + f.secret, "KW_" + f.secret[3:], "KWAT_" + opaque[5:]} {
 		req := httptest.NewRequest("POST", "/token", strings.NewReader(cc))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Authorization", basic(f.clientID, "kw_wrong"))

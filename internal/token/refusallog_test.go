@@ -14,6 +14,11 @@ import (
 // named as account alone.
 func TestRefusalLogNamesTheClient(t *testing.T) {
 	const pasted = "kw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	const jwtShaped = "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiIxMDAwMDAwMDAwMDAwMDAwMDAwMDEifQ.c2lnbmF0dXJlc2lnbmF0dXJl"
+	// base64url of "{\n  \"alg\": \"ES256\"\n}": ew…, not eyJ….
+	const prettyJWT = "ewogICJhbGciOiAiRVMyNTYiCn0.eyJpc3MiOiIxMDAwMDAwMDAwMDAwMDAwMDAwMDEifQ.c2lnbmF0dXJlc2lnbmF0dXJl"
+	// The first 128 bytes of a P-256 key's PEM hold its private scalar.
+	const pemKey = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSecretScalarSecretScalarSecretScalarAAAAhRANCAAT\n-----END PRIVATE KEY-----\n"
 	tests := []struct {
 		name     string
 		id, sec  string
@@ -25,6 +30,16 @@ func TestRefusalLogNamesTheClient(t *testing.T) {
 		{"wrong secret", "100000000000000000001", "kw_wrong", "", []string{`account="" client_id=100000000000000000001 `}, nil, 401},
 		{"unknown client", "999", "kw_wrong", "", []string{`account="" client_id=999 `}, nil, 401},
 		{"secret as client ID", pasted, "kw_wrong", "", []string{`client_id="(not recorded: shaped like a secret or token)"`}, []string{pasted}, 401},
+		// A credential that is not the whole client ID, or not in the
+		// exact form Keyward gives it, is no less one (the 43 characters
+		// after its prefix are its 256 bits).
+		{"secret in quotes", `"` + pasted + `"`, "kw_wrong", "", []string{`client_id="(not recorded: shaped like a secret or token)"`}, []string{pasted[3:]}, 401},
+		{"secret after a label", "client_secret=" + pasted, "kw_wrong", "", []string{`client_id="(not recorded: shaped like a secret or token)"`}, []string{pasted[3:]}, 401},
+		{"secret with its prefix upper-cased", "KW_" + pasted[3:], "kw_wrong", "", []string{`client_id="(not recorded: shaped like a secret or token)"`}, []string{pasted[3:]}, 401},
+		{"token after Bearer", "Bearer kwat_" + pasted[3:], "kw_wrong", "", []string{`client_id="(not recorded: shaped like a secret or token)"`}, []string{pasted[3:]}, 401},
+		{"JWT after Bearer", "Bearer " + jwtShaped, "kw_wrong", "", []string{`client_id="(not recorded: shaped like a secret or token)"`}, []string{jwtShaped[:60]}, 401},
+		{"JWT with a pretty-printed header", prettyJWT, "kw_wrong", "", []string{`client_id="(not recorded: shaped like a secret or token)"`}, []string{prettyJWT[:60]}, 401},
+		{"PEM private key", pemKey, "kw_wrong", "", []string{`client_id="(not recorded: shaped like a secret or token)"`}, []string{"MIGHAgEAMBMGByqGSM49"}, 401},
 		{"authenticated, scope refused", "100000000000000000001", jobSecret, "nope.read", []string{"account=100000000000000000001 source="}, []string{"client_id="}, 400},
 	}
 	for _, tt := range tests {
