@@ -1,6 +1,9 @@
 package oauth2
 
-import "strings"
+import (
+	"encoding/base64"
+	"strings"
+)
 
 // SecretPrefix starts every client secret Keyward generates, so that
 // secret scanners can spot a leaked one; the rest is 256 random bits in
@@ -37,7 +40,7 @@ func IsCredential(s string) bool {
 				for n < len(s) && isJWSByte(s[n]) {
 					n++
 				}
-				if IsCompactJWS(s[i:n]) {
+				if IsCompactJWS(s[i:n]) && jsonHeader(s[i:n]) {
 					return true
 				}
 			}
@@ -58,6 +61,18 @@ func startsBase64URL(s string, n int) bool {
 		}
 	}
 	return true
+}
+
+// jsonHeader reports whether the first segment of the compact JWS jws
+// decodes to a JSON object with a member, as a JWS header is ({"…), and
+// not a name with two dots that happens to start with ey (eyes.on.me).
+func jsonHeader(jws string) bool {
+	seg, _, _ := strings.Cut(jws, ".")
+	if len(seg) > 64 {
+		seg = seg[:64] // enough to start it: 48 bytes
+	}
+	b, _ := base64.RawURLEncoding.DecodeString(seg[:len(seg)/4*4])
+	return strings.HasPrefix(strings.TrimLeft(string(b), "{ \t\r\n"), `"`) && strings.HasPrefix(string(b), "{")
 }
 
 func isJWSByte(c byte) bool { return c == '.' || isBase64URLByte(c) }

@@ -79,6 +79,8 @@ func TestIsCredentialInside(t *testing.T) {
 		{"orders.prod.job", false},
 		{"keyed.every.thing", false},
 		{"x" + jwt[1:], false},
+		{"eyes.on.me@shop.iam.test", false},
+		{"/v1/service-accounts/ewan.x.y", false},
 	}
 	for _, tt := range tests {
 		if got := IsCredential(tt.s); got != tt.want {
