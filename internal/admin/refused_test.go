@@ -179,6 +179,9 @@ func TestAdminRefusalPathBounded(t *testing.T) {
 		{"not UTF-8", "/v1/\xff", "/v1/%FF"},
 		{"NUL and line break", "/v1/a%00b%0Ac", "/v1/a%00b%0Ac"},
 		{"long", "/v1/" + strings.Repeat("a", 5000), "/v1/" + strings.Repeat("a", 196) + "…"},
+		// The event keeps the path as sent, escaped: a client secret
+		// with its _ escaped is still one.
+		{"escaped secret", "/v1/service-accounts/x/secrets/kw%5F" + strings.Repeat("Zs9", 14) + "x", "/v1/service-accounts/x/secrets/(credential)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			n := f.auditCount(t)

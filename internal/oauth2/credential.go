@@ -2,6 +2,7 @@ package oauth2
 
 import (
 	"encoding/base64"
+	"net/url"
 	"strings"
 )
 
@@ -80,16 +81,31 @@ func isJWSByte(c byte) bool { return c == '.' || isBase64URLByte(c) }
 // ShownPath is a request path for a log line, an audit event or an error
 // description: each segment shaped like a credential (IsCredential) — a
 // client secret given where its ID goes, say — replaced by
-// "(credential)", then cut to n bytes as Truncate cuts it.
+// "(credential)", then cut to n bytes as Truncate cuts it. An escaped
+// path (URL.EscapedPath) is judged as the server reads it: kw%5F… is a
+// client secret as kw_… is.
 func ShownPath(p string, n int) string {
-	if !IsCredential(p) {
+	if !credentialIn(p) {
 		return Truncate(p, n)
 	}
 	segs := strings.Split(p, "/")
 	for i, seg := range segs {
-		if IsCredential(seg) {
+		if credentialIn(seg) {
 			segs[i] = "(credential)"
 		}
 	}
 	return Truncate(strings.Join(segs, "/"), n)
+}
+
+// credentialIn reports whether the path or segment p, escaped or not,
+// holds a credential.
+func credentialIn(p string) bool {
+	if IsCredential(p) {
+		return true
+	}
+	if !strings.Contains(p, "%") {
+		return false
+	}
+	u, err := url.PathUnescape(p)
+	return err == nil && IsCredential(u)
 }

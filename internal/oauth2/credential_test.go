@@ -40,6 +40,9 @@ func TestShownPath(t *testing.T) {
 		{"token IDs that start like one", "/x/kw_Zq3bH0aXwLm9Pt2cRs/kwat_Zq3bH0aXwLm9Pt2cR/eyJ", 1024, "/x/kw_Zq3bH0aXwLm9Pt2cRs/kwat_Zq3bH0aXwLm9Pt2cR/eyJ"},
 		{"a secret cut short", "/x/" + secret[:40], 1024, "/x/" + secret[:40]},
 		{"a name", "/v1/apis/kw_billing", 1024, "/v1/apis/kw_billing"},
+		{"escaped secret", "/v1/service-accounts/x/secrets/kw%5F" + secret[3:] + "/disable", 1024, "/v1/service-accounts/x/secrets/(credential)/disable"},
+		{"escaped token", "/v1/tokens/%6Bwat_" + token[5:], 1024, "/v1/tokens/(credential)"},
+		{"escaped name", "/v1/apis/kw%5Fbilling", 1024, "/v1/apis/kw%5Fbilling"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
