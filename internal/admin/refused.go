@@ -143,7 +143,7 @@ func (h *Handler) writeRefusal(r *http.Request, c caller, source string, oe *oau
 		Actor: c.ID, Source: source, Data: data,
 	}}})
 	if err != nil {
-		h.log.ErrorContext(r.Context(), "admin request refused, and its audit event could not be written", "method", r.Method, "path", oauth2.ShownPath(r.URL.Path, maxAuditPath), "err", err, "refusal", oe.Error())
+		h.log.ErrorContext(r.Context(), "admin request refused, and its audit event could not be written", "method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownPath(r.URL.Path, maxAuditPath), "err", err, "refusal", oe.Error())
 		return oauth2.Unrecorded()
 	}
 	return oe

@@ -386,6 +386,15 @@ func TestAdminRefusalUnrecorded(t *testing.T) {
 	if !strings.Contains(c.logs.String(), "disk full") {
 		t.Errorf("the log does not tell why: %s", c.logs.String())
 	}
+	// The line logged about it holds the method cut, as the event does:
+	// the caller picks it, up to the 64 KiB of headers.
+	long := strings.Repeat("X", 20000)
+	if status, out, _ := c.call(t, long, "/v1/apis", "", nil); status != 503 {
+		t.Fatalf("%d %v, want 503", status, out)
+	}
+	if strings.Contains(c.logs.String(), long[:1000]) {
+		t.Errorf("the log holds the method whole")
+	}
 }
 
 // Behind a trusted proxy the refusals are bounded per client, as the
