@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 // connect_timeout (URL or key=value), which wins over PGCONNECT_TIMEOUT,
 // PGCONNECT_TIMEOUT, or Keyward's default.
 func TestConnectTimeoutSource(t *testing.T) {
+	serviceFile := writeServiceFile(t, "[seven]\nhost=h\nconnect_timeout=7\n[none]\nhost=h\n")
 	for _, tt := range []struct {
 		name, dsn, env string
 		want           time.Duration
@@ -30,9 +33,14 @@ func TestConnectTimeoutSource(t *testing.T) {
 		{"PGCONNECT_TIMEOUT", "postgres://u@h/db", "5", 5 * time.Second, "PGCONNECT_TIMEOUT sets this"},
 		{"key=value with PGCONNECT_TIMEOUT", "host=h user=u", "5", 5 * time.Second, "PGCONNECT_TIMEOUT sets this"},
 		{"the DSN's over PGCONNECT_TIMEOUT", "postgres://u@h/db?connect_timeout=3", "5", 3 * time.Second, "the DSN's connect_timeout"},
+		{"service", "postgres://u@h/db?service=seven", "", 7 * time.Second, "the connect_timeout of the DSN's PostgreSQL service"},
+		// A service's connect_timeout wins over PGCONNECT_TIMEOUT.
+		{"service over PGCONNECT_TIMEOUT", "postgres://u@h/db?service=seven", "5", 7 * time.Second, "the connect_timeout of the DSN's PostgreSQL service"},
+		{"PGCONNECT_TIMEOUT with a service without one", "postgres://u@h/db?service=none", "5", 5 * time.Second, "PGCONNECT_TIMEOUT sets this"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("PGCONNECT_TIMEOUT", tt.env)
+			t.Setenv("PGSERVICEFILE", serviceFile)
 			cfg, source, err := connConfig(tt.dsn)
 			if err != nil {
 				t.Fatal(err)
@@ -100,6 +108,7 @@ func TestChecksBounded(t *testing.T) {
 // naming the setting that gave it, not with pgx's "strconv.ParseInt:
 // parsing ..." alone, and without the DSN's password.
 func TestConnectTimeoutInvalid(t *testing.T) {
+	serviceFile := writeServiceFile(t, "[bad]\nhost=h\nconnect_timeout=1m\n[negative]\nhost=h\nconnect_timeout=-3\n")
 	for _, tt := range []struct {
 		name, dsn, env, want string
 	}{
@@ -108,9 +117,16 @@ func TestConnectTimeoutInvalid(t *testing.T) {
 		{"negative", "postgres://u:secret@h/db?connect_timeout=-5", "", `the DSN's connect_timeout is negative: give whole seconds`},
 		{"too large", "postgres://u:secret@h/db?connect_timeout=99999999999999999999", "", `the DSN's connect_timeout "99999999999999999999" is too large`},
 		{"PGCONNECT_TIMEOUT", "postgres://u:secret@h/db", "10s", `PGCONNECT_TIMEOUT "10s" is not a whole number of seconds`},
+		{"PGCONNECT_TIMEOUT negative", "postgres://u:secret@h/db", "-1", `PGCONNECT_TIMEOUT is negative`},
+		{"service", "postgres://u:secret@h/db?service=bad", "", `the connect_timeout of the DSN's PostgreSQL service "1m" is not a whole number of seconds`},
+		// A service's connect_timeout wins over PGCONNECT_TIMEOUT: the
+		// value refused is the service's.
+		{"service over PGCONNECT_TIMEOUT", "postgres://u:secret@h/db?service=bad", "5", `the connect_timeout of the DSN's PostgreSQL service "1m" is not a whole number of seconds`},
+		{"negative service over PGCONNECT_TIMEOUT", "postgres://u:secret@h/db?service=negative", "5", `the connect_timeout of the DSN's PostgreSQL service is negative`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("PGCONNECT_TIMEOUT", tt.env)
+			t.Setenv("PGSERVICEFILE", serviceFile)
 			_, _, err := connConfig(tt.dsn)
 			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Fatalf("%v, want an error starting %q", err, tt.want)
@@ -122,4 +138,15 @@ func TestConnectTimeoutInvalid(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeServiceFile writes a PostgreSQL service file (PGSERVICEFILE) that
+// holds content, and returns its path.
+func writeServiceFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pg_service.conf")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -124,10 +124,11 @@ var defaultConnectTimeout = 10 * time.Second
 // start as the unbounded connect did). source says what set the connect
 // timeout, for the errors that name it.
 func connConfig(dsn string) (cfg *pgx.ConnConfig, source string, err error) {
-	inDSN, inEnv := dsnSetsConnectTimeout(dsn), os.Getenv("PGCONNECT_TIMEOUT") != ""
+	inDSN, env := dsnSetsConnectTimeout(dsn), os.Getenv("PGCONNECT_TIMEOUT")
+	inEnv := env != ""
 	cfg, err = pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, "", badConnectTimeout(err, inDSN, inEnv)
+		return nil, "", badConnectTimeout(err, inDSN, env)
 	}
 	switch {
 	case cfg.ConnectTimeout <= 0 && (inDSN || inEnv):
@@ -138,9 +139,11 @@ func connConfig(dsn string) (cfg *pgx.ConnConfig, source string, err error) {
 		source = "the default when neither the DSN's connect_timeout nor PGCONNECT_TIMEOUT sets one"
 	case inDSN:
 		source = "the DSN's connect_timeout sets this"
-	case inEnv:
+	case inEnv && envTimeout(env) == cfg.ConnectTimeout:
 		source = "PGCONNECT_TIMEOUT sets this"
 	default:
+		// A PostgreSQL service's connect_timeout wins over
+		// PGCONNECT_TIMEOUT, in pgx as in libpq.
 		source = "the connect_timeout of the DSN's PostgreSQL service sets this"
 	}
 	return cfg, source, nil
@@ -149,27 +152,40 @@ func connConfig(dsn string) (cfg *pgx.ConnConfig, source string, err error) {
 // badConnectTimeout rewords pgx's error of a connect timeout that is not
 // a whole number of seconds, which says only "strconv.ParseInt: parsing
 // ...", naming the setting that gave it: the DSN's connect_timeout (which
-// wins), PGCONNECT_TIMEOUT, or the DSN's PostgreSQL service. The DSN,
-// which may hold a password, is not repeated. Other errors are returned
-// as they are.
-func badConnectTimeout(err error, inDSN, inEnv bool) error {
+// wins), the DSN's PostgreSQL service (which wins over the environment),
+// or PGCONNECT_TIMEOUT (env, "" if unset) when the value refused is its.
+// The DSN, which may hold a password, is not repeated. Other errors are
+// returned as they are.
+func badConnectTimeout(err error, inDSN bool, env string) error {
 	if !strings.Contains(err.Error(), ": invalid connect_timeout (") {
 		return err
 	}
+	ne, ok := errors.AsType[*strconv.NumError](err)
 	setting := "the connect_timeout of the DSN's PostgreSQL service"
 	switch {
 	case inDSN:
 		setting = "the DSN's connect_timeout"
-	case inEnv:
+	case env != "" && (ok && ne.Num == env || !ok && envTimeout(env) < 0):
 		setting = "PGCONNECT_TIMEOUT"
 	}
 	what := setting + " is negative"
-	if ne, ok := errors.AsType[*strconv.NumError](err); ok && errors.Is(ne.Err, strconv.ErrRange) {
+	if ok && errors.Is(ne.Err, strconv.ErrRange) {
 		what = fmt.Sprintf("%s %q is too large", setting, ne.Num)
 	} else if ok {
 		what = fmt.Sprintf("%s %q is not a whole number of seconds", setting, ne.Num)
 	}
 	return fmt.Errorf("%s: give whole seconds, such as 10, or 0 for the default (%v)", what, defaultConnectTimeout)
+}
+
+// envTimeout is the connect timeout that env, PGCONNECT_TIMEOUT, gives
+// as pgx reads it, or -1 if it gives none (it is not a whole number of
+// seconds, or is negative).
+func envTimeout(env string) time.Duration {
+	n, err := strconv.ParseInt(env, 10, 64)
+	if err != nil || n < 0 {
+		return -1
+	}
+	return time.Duration(n) * time.Second
 }
 
 // dsnSetsConnectTimeout reports whether dsn, a postgres:// URL or a
