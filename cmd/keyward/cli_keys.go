@@ -259,9 +259,26 @@ func checkWritable(path string, replace bool) error {
 	if replace {
 		return nil
 	}
-	probe := f.Name() + ".new"
-	err = publishNew(f.Name(), probe)
-	os.Remove(probe)
+	// The second name is another temporary file's, freed: no longer than
+	// the one writeOutFile gives its own (a name made longer, such as the
+	// first's with .new, could exceed the file system's limit for an
+	// --out that can be written), and none a file holds. One made there
+	// meanwhile refuses it (fs.ErrExist), and is left as it is.
+	g, err := createTempFor(path)
+	if err != nil {
+		return err
+	}
+	g.Close()
+	probe := g.Name()
+	if err := os.Remove(probe); err != nil {
+		if pe, ok := errors.AsType[*fs.PathError](err); ok {
+			err = pe.Err
+		}
+		return fmt.Errorf("cannot create %s: %w", path, err)
+	}
+	if err = publishNew(f.Name(), probe); err == nil {
+		os.Remove(probe)
+	}
 	if nle, ok := errors.AsType[*noLinkError](err); ok {
 		return fmt.Errorf("%w, or pass --force to replace any file there", &noLinkError{path, nle.link, nle.rename})
 	}

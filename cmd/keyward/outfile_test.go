@@ -599,3 +599,55 @@ func TestWrittenFileKnownOnceInPlace(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckWritableProbe: checkWritable's second name for its temporary
+// file, which tries the hard link (or rename that does not replace) that
+// writeOutFile will use, refuses no --out that writeOutFile writes, and
+// removes no file but its own. It was the temporary file's name with
+// .new: over the 255-byte limit for an --out of some 240 bytes that
+// could be written ("file name too long"), and a file at that name,
+// made meanwhile, was removed.
+func TestCheckWritableProbe(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		base string // --out's name in its directory
+		made bool   // a file is made at the probe's name as it is linked
+	}{
+		// "." + 243 bytes + "." + 10 digits is 255; the probe's ".new"
+		// made it 259 (with 7 or more random digits, nearly always).
+		{"long name", strings.Repeat("k", 238) + ".json", false},
+		{"file made at the probe's name", "key.json", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, tt.base)
+			var theirs string
+			link := linkFile
+			defer func() { linkFile = link }()
+			if tt.made {
+				linkFile = func(o, n string) error {
+					theirs = n
+					mustWriteFile(t, n, []byte("theirs\n"))
+					return link(o, n)
+				}
+			}
+			err := checkWritable(out, false)
+			linkFile = link
+			if err != nil {
+				t.Fatalf("checkWritable(%s): %v", tt.base, err)
+			}
+			if tt.made {
+				if b, err := os.ReadFile(theirs); string(b) != "theirs\n" {
+					t.Errorf("the file made at %s holds %q (%v), want it left", theirs, b, err)
+				}
+				os.Remove(theirs)
+			}
+			if names := dirNames(t, dir); len(names) != 0 {
+				t.Errorf("the directory holds %v, want nothing", names)
+			}
+			if err := writeOutFile(out, []byte("k\n"), false); err != nil {
+				t.Fatalf("writeOutFile(%s): %v", tt.base, err)
+			}
+		})
+	}
+}
