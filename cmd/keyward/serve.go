@@ -1411,13 +1411,23 @@ func openStore(ctx context.Context, c Config, log *slog.Logger) (storage.Storage
 // withMigrateHint adds to a refusal of a schema that is not current the
 // migrate command that brings this store up to date. It names the store:
 // a bare 'keyward migrate' would migrate (or create) ./keyward-data
-// whatever store the refused command was given.
+// whatever store the refused command was given. A --db from the
+// environment or the --config file is named by that source.
 func withMigrateHint(c Config, err error) error {
 	if !errors.Is(err, sqlstore.ErrSchemaNotCurrent) {
 		return err
 	}
 	if c.DB == "" {
 		return fmt.Errorf("%w; run %s first", err, shellCommand("keyward", "migrate", "--data-dir", c.DataDir))
+	}
+	// A URL from the environment or the --config file is not spelt out,
+	// its password as xxxxx for the operator to type on a command line
+	// (where ps shows it): migrate reads it where this command did.
+	switch from := c.from["db"]; {
+	case from == envName("db"):
+		return fmt.Errorf("%w; run keyward migrate first (it reads %s too)", err, from)
+	case strings.HasPrefix(from, "db in "):
+		return fmt.Errorf("%w; run %s first", err, shellCommand("keyward", "migrate", "--config", strings.TrimPrefix(from, "db in ")))
 	}
 	shown, note := redactDSN(c.DB), ""
 	if strings.Contains(shown, redacted) && !strings.Contains(c.DB, redacted) {
