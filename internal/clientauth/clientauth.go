@@ -736,11 +736,21 @@ func LogRefusal(ctx context.Context, log *slog.Logger, msg string, oe *oauth2.Er
 	if oe.Err != nil {
 		cause = oe.Err.Error()
 	}
-	attrs := []any{"error", oe.Code, "description", oe.Description, "cause", cause, "account", ev.Actor}
+	attrs := []any{"error", oe.Code, "description", oe.Description, "cause", cause}
+	log.Log(ctx, level, msg, append(attrs, LogClient(ev)...)...)
+}
+
+// LogClient is the client fields of a log line about the introspection or
+// revocation whose audit event is ev, as LogRefusal logs them: the
+// authenticated account or, when authentication failed, the client ID as
+// presented (RequireForToken's client_id: cut, or a note for one shaped
+// like a credential), and the source address.
+func LogClient(ev *storage.AuditEvent) []any {
+	attrs := []any{"account", ev.Actor}
 	if id := ev.Data["client_id"]; ev.Actor == "" && id != "" {
 		attrs = append(attrs, "client_id", id)
 	}
-	log.Log(ctx, level, msg, append(attrs, "source", ev.Source)...)
+	return append(attrs, "source", ev.Source)
 }
 
 // Require authenticates the client of r like Authenticate, and refuses a

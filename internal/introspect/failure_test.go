@@ -97,21 +97,29 @@ func (j journal) Write(ctx context.Context, w storage.Write) error {
 
 // A store that is down fails both the introspection and the write of its
 // audit event: the request logs one error, which carries the refusal and
-// its cause as well as the write's error, not one line for each.
+// its cause as well as the write's error, and the client as /token's line
+// does, not one line for each.
 func TestUnrecordedRefusalLoggedOnce(t *testing.T) {
-	basic := func(secret string) string {
-		return "Basic " + base64.StdEncoding.EncodeToString([]byte(clientauthtest.ClientID+":"+secret))
+	basic := func(id, secret string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))
 	}
 	tests := []struct {
 		name       string
 		auth       string
 		catalogErr error
 		want       []string
+		notWant    string
 	}{
-		{name: "store down", auth: basic("kw_right"), catalogErr: errors.New("connection reset"),
-			want: []string{`level=ERROR msg="introspection not answered: its audit event could not be written" err="disk full"`, `refusal="temporarily_unavailable: `, `(connection reset)"`}},
-		{name: "wrong secret", auth: basic("kw_wrong"),
-			want: []string{`level=ERROR msg="introspection not answered: its audit event could not be written" err="disk full"`, `refusal="invalid_client: `}},
+		{name: "store down", auth: basic(clientauthtest.ClientID, "kw_right"), catalogErr: errors.New("connection reset"),
+			want: []string{`level=ERROR msg="introspection not answered: its audit event could not be written" err="disk full"`, `refusal="temporarily_unavailable: `, `(connection reset)"`,
+				`account=` + clientauthtest.ClientID + ` source=192.0.2.1`}},
+		{name: "wrong secret", auth: basic(clientauthtest.ClientID, "kw_wrong"),
+			want: []string{`level=ERROR msg="introspection not answered: its audit event could not be written" err="disk full"`, `refusal="invalid_client: `,
+				`account="" client_id=` + clientauthtest.ClientID + ` source=192.0.2.1`}},
+		{name: "secret as client ID", auth: basic("kw_0123456789abcdef0123456789abcdef0123456789abcdef", "kw_wrong"),
+			want: []string{`level=ERROR msg="introspection not answered: its audit event could not be written" err="disk full"`,
+				`account="" client_id="(not recorded: shaped like a secret or token)" source=192.0.2.1`},
+			notWant: "kw_0123456789abcdef0123456789abcdef0123456789abcdef"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,6 +134,9 @@ func TestUnrecordedRefusalLoggedOnce(t *testing.T) {
 				t.Fatalf("status %d (%s), want 503", w.Code, w.Body)
 			}
 			clientauthtest.CheckLoggedOnce(t, log.String(), tt.want...)
+			if tt.notWant != "" && strings.Contains(log.String(), tt.notWant) {
+				t.Errorf("logged %q, which has the credential %q", log.String(), tt.notWant)
+			}
 		})
 	}
 }

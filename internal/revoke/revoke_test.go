@@ -22,13 +22,20 @@ var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
 // fakes stands in for the store, the journal and client authentication.
 type fakes struct {
+	// authErr, when set, refuses the client, presented as authID.
+	authErr    error
+	authID     string
 	revokeErr  error
 	journalErr error
 	revoked    []storage.Revocation
 	events     []storage.AuditEvent
 }
 
-func (f *fakes) Require(context.Context, *http.Request, oauth2.Form, string, *clientauth.Attempt) (*clientauth.Client, error) {
+func (f *fakes) Require(_ context.Context, _ *http.Request, _ oauth2.Form, _ string, att *clientauth.Attempt) (*clientauth.Client, error) {
+	if f.authErr != nil {
+		att.ClientID = f.authID
+		return nil, f.authErr
+	}
 	return &clientauth.Client{Account: storage.Account{ID: "111"}}, nil
 }
 
@@ -188,23 +195,30 @@ func TestRefusalLogged(t *testing.T) {
 
 // A store that is down fails both the revocation and the write of its
 // audit event: the request logs one error, which carries the refusal and
-// its cause as well as the write's error, not one line for each.
+// its cause as well as the write's error, and the client as /token's line
+// does, not one line for each.
 func TestUnrecordedRefusalLoggedOnce(t *testing.T) {
 	tests := []struct {
 		name      string
 		body      string
 		revokeErr error
+		authErr   error
 		want      []string
 	}{
 		{name: "store down", body: "token=kwat_mine", revokeErr: errors.New("connection reset"),
-			want: []string{`level=ERROR msg="revocation request not answered: its audit event could not be written" err="disk full"`, `refusal="temporarily_unavailable: `, `(connection reset)"`}},
+			want: []string{`level=ERROR msg="revocation request not answered: its audit event could not be written" err="disk full"`, `refusal="temporarily_unavailable: `, `(connection reset)"`,
+				`account=111 source=192.0.2.1`}},
 		{name: "someone else's", body: "token=kwat_theirs",
-			want: []string{`level=ERROR msg="revocation request not answered: its audit event could not be written" err="disk full"`, `refusal="unauthorized_client: `}},
+			want: []string{`level=ERROR msg="revocation request not answered: its audit event could not be written" err="disk full"`, `refusal="unauthorized_client: `,
+				`account=111 source=192.0.2.1`}},
+		{name: "client refused", body: "token=kwat_mine", authErr: clientauth.ErrFailed(errors.New("wrong secret")),
+			want: []string{`level=ERROR msg="revocation request not answered: its audit event could not be written" err="disk full"`, `refusal="invalid_client: `,
+				`account="" client_id=333 source=192.0.2.1`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var log strings.Builder
-			f := &fakes{revokeErr: tt.revokeErr, journalErr: errors.New("disk full")}
+			f := &fakes{revokeErr: tt.revokeErr, authErr: tt.authErr, authID: "333", journalErr: errors.New("disk full")}
 			h := NewHandler(f, tokenstate.New(f, noJWT{}, "https://kw", func() time.Time { return now }), f, f,
 				func() time.Time { return now }, slog.New(slog.NewTextHandler(&log, nil)), oauth2.NopObserver{})
 			w := clientauthtest.PostForm(h, "/revoke", tt.body, nil)
