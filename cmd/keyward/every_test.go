@@ -87,7 +87,7 @@ func TestShutdownWaitsForPeriodicUsageFlush(t *testing.T) {
 		sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer scancel()
 		start := time.Now()
-		m.stopJobsAndFlush(sctx, stop)
+		m.stopJobsAndFlush(sctx, stop, nil)
 		if d := time.Since(start); d != 0 {
 			t.Errorf("shutdown waited %v for the canceled flush, want 0", d)
 		}
@@ -117,7 +117,7 @@ func TestShutdownBoundedByStuckJob(t *testing.T) {
 		sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer scancel()
 		start := time.Now()
-		m.stopJobsAndFlush(sctx, stop)
+		m.stopJobsAndFlush(sctx, stop, nil)
 		// The jobs get all but the last flush's time, which it does not use.
 		if d := time.Since(start); d != shutdownGrace-lastFlushTime {
 			t.Errorf("shutdown took %v, want the grace period %v less the last flush's %v", d, shutdownGrace, lastFlushTime)
@@ -172,7 +172,7 @@ func TestStuckJobLeavesLastFlushItsTime(t *testing.T) {
 		synctest.Wait()
 		sctx, scancel := context.WithTimeout(context.Background(), shutdownCutoff)
 		defer scancel()
-		m.stopJobsAndFlush(sctx, stop)
+		m.stopJobsAndFlush(sctx, stop, nil)
 		if flushErr != nil || left != lastFlushTime {
 			t.Errorf("the flush at shutdown ran with %v left (%v), want %v", left, flushErr, lastFlushTime)
 		}

@@ -833,8 +833,11 @@ func (m *Main) Run(ctx context.Context) error {
 			err = fmt.Errorf("shutdown: connections still receiving a request after %s (none being handled): closed", grace)
 		}
 	}
-	m.stopJobsAndFlush(rctx, stopJobs)
-	m.stopKeyRefresh(rctx, cancel, keysRefreshed)
+	// The refresh of the signing keys is stopped with the jobs (cancel
+	// ends both at once), before the last flush: after it, a flush that
+	// took its whole time left it none.
+	cancel()
+	m.stopJobsAndFlush(rctx, stopJobs, func(ctx context.Context) { m.stopKeyRefresh(ctx, cancel, keysRefreshed) })
 	if serveErr != nil {
 		return serveErr
 	}
@@ -938,16 +941,20 @@ func (m *Main) stopKeyRefresh(ctx context.Context, cancel context.CancelFunc, re
 	}
 }
 
-// stopJobsAndFlush stops the periodic jobs, waiting for them until
+// stopJobsAndFlush stops the periodic jobs, then the refresh of the
+// signing keys (stopKeyRefresh, if not nil), waiting for them until
 // lastFlushTime before ctx ends, then flushes the secrets' last use a
 // last time, until ctx ends: a periodic flush still running would
 // otherwise find its times taken by nothing, and if it failed put them
 // back where no flush looks any more.
-func (m *Main) stopJobsAndFlush(ctx context.Context, stopJobs func(context.Context) bool) {
+func (m *Main) stopJobsAndFlush(ctx context.Context, stopJobs func(context.Context) bool, stopKeyRefresh func(context.Context)) {
 	jctx, cancel := beforeLastFlush(ctx)
 	defer cancel()
 	if !stopJobs(jctx) {
 		m.Logger.Warn("periodic jobs did not end in time at shutdown: the last use of client secrets may not be recorded")
+	}
+	if stopKeyRefresh != nil {
+		stopKeyRefresh(jctx)
 	}
 	m.flushLastSecretUsage(ctx)
 }

@@ -445,6 +445,35 @@ func TestRunWaitsForKeyRefresh(t *testing.T) {
 	}
 }
 
+// TestRunStopsKeyRefreshBeforeLastFlush: the refresh of the signing keys
+// is stopped and waited for before the last flush of the secrets' last
+// use, within the time the flush leaves the stops. It was waited for
+// after the flush, and a flush that took all its time left it none: it
+// was said not to have ended in time.
+func TestRunStopsKeyRefreshBeforeLastFlush(t *testing.T) {
+	m := openMain(t, io.Discard)
+	defer m.Close()
+	rec := recordShutdown(m, nil)
+	started := make(chan struct{})
+	m.refreshKeys = func(ctx context.Context) {
+		close(started)
+		<-ctx.Done()
+		rec.record("key refresh ended")
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	<-started
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	events := rec.list()
+	if i, j := slices.Index(events, "key refresh ended"), slices.Index(events, "last usage flush"); i < 0 || j < i {
+		t.Errorf("shutdown: %q, want the key refresh ended before the last usage flush", events)
+	}
+}
+
 // TestShutdownCutsOffRequests: requests still in flight when the grace
 // period is over are cut off, and waited for; the periodic jobs are still
 // stopped and the secrets' last use flushed, and the logs say how many
