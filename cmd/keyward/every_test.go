@@ -182,3 +182,32 @@ func TestStuckJobLeavesLastFlushItsTime(t *testing.T) {
 		close(release)
 	})
 }
+
+// Jobs canceled once requests cut off took the stops' share of the
+// shutdown (lastFlushTime left) get stopFloor to return: canceled with no
+// time left, jobs that returned a moment later were said not to have
+// ended in time.
+func TestStopJobsGivenFloorAfterCutOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs testkeyward.SyncBuffer
+		var flushErr error
+		m := &Main{Logger: slog.New(slog.NewTextHandler(&logs, nil)), flushUsage: func(ctx context.Context) error {
+			flushErr = ctx.Err()
+			return flushErr
+		}}
+		bg, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		stop := startJobs(bg, job{time.Minute, func(ctx context.Context) { <-ctx.Done() }})
+		time.Sleep(time.Minute)
+		synctest.Wait() // the job is running, until canceled
+		sctx, scancel := context.WithTimeout(context.Background(), lastFlushTime)
+		defer scancel()
+		m.stopJobsAndFlush(sctx, stop, nil)
+		if got := logs.String(); strings.Contains(got, "did not end in time") {
+			t.Errorf("log = %q, want the job that returned once canceled not said late", got)
+		}
+		if flushErr != nil {
+			t.Errorf("the flush at shutdown ran on an ended context: %v", flushErr)
+		}
+	})
+}

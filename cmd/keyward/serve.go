@@ -815,7 +815,8 @@ func (m *Main) Run(ctx context.Context) error {
 	// What is left of the grace, and at least shutdownCutoff: requests
 	// that took all of it still need the periodic jobs stopped and the
 	// last flush, and whatever they were doing to end first. Those they
-	// cut off wait for no more than leaves the flush lastFlushTime.
+	// cut off wait for no more than leaves the jobs stopFloor and the
+	// flush lastFlushTime.
 	rctx, rcancel := context.WithTimeout(context.Background(), max(time.Until(start.Add(grace)), shutdownCutoff))
 	defer rcancel()
 	switch {
@@ -824,7 +825,7 @@ func (m *Main) Run(ctx context.Context) error {
 		// Shutdown saw every connection end: a listener did not close.
 		err = fmt.Errorf("shutdown: closing the listener: %w", err)
 	default:
-		cctx, ccancel := beforeLastFlush(rctx)
+		cctx, ccancel := beforeStops(rctx)
 		n := m.cutOff(cctx, grace)
 		ccancel()
 		if n > 0 {
@@ -943,13 +944,21 @@ func (m *Main) stopKeyRefresh(ctx context.Context, cancel context.CancelFunc, re
 
 // stopJobsAndFlush stops the periodic jobs, then the refresh of the
 // signing keys (stopKeyRefresh, if not nil), waiting for them until
-// lastFlushTime before ctx ends, then flushes the secrets' last use a
-// last time, until ctx ends: a periodic flush still running would
-// otherwise find its times taken by nothing, and if it failed put them
-// back where no flush looks any more.
+// lastFlushTime before ctx ends, and at least stopFloor (within ctx),
+// then flushes the secrets' last use a last time, until ctx ends: a
+// periodic flush still running would otherwise find its times taken by
+// nothing, and if it failed put them back where no flush looks any more.
 func (m *Main) stopJobsAndFlush(ctx context.Context, stopJobs func(context.Context) bool, stopKeyRefresh func(context.Context)) {
 	jctx, cancel := beforeLastFlush(ctx)
 	defer cancel()
+	if d, ok := jctx.Deadline(); ok && time.Until(d) < stopFloor {
+		// Requests cut off took the stops' share: jobs canceled with no
+		// time left were said not to have ended even when they returned
+		// a moment later.
+		cancel()
+		jctx, cancel = context.WithTimeout(ctx, stopFloor)
+		defer cancel()
+	}
 	if !stopJobs(jctx) {
 		m.Logger.Warn("periodic jobs did not end in time at shutdown: the last use of client secrets may not be recorded")
 	}
@@ -965,11 +974,25 @@ func (m *Main) stopJobsAndFlush(ctx context.Context, stopJobs func(context.Conte
 // last uses since the flush before.
 const lastFlushTime = 2 * time.Second
 
+// stopFloor is the least time the periodic jobs and the refresh of the
+// signing keys are given to return once canceled at shutdown: requests
+// cut off leave it them, before the last flush's lastFlushTime.
+const stopFloor = 250 * time.Millisecond
+
 // beforeLastFlush returns ctx, ending lastFlushTime before it if it has a
 // deadline.
 func beforeLastFlush(ctx context.Context) (context.Context, context.CancelFunc) {
 	if d, ok := ctx.Deadline(); ok {
 		return context.WithDeadline(ctx, d.Add(-lastFlushTime))
+	}
+	return context.WithCancel(ctx)
+}
+
+// beforeStops returns ctx, ending stopFloor and lastFlushTime before it if
+// it has a deadline: the wait for requests cut off.
+func beforeStops(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, d.Add(-lastFlushTime-stopFloor))
 	}
 	return context.WithCancel(ctx)
 }
@@ -987,7 +1010,7 @@ const shutdownGrace = 25 * time.Second
 // shutdownCutoff is the least time a shutdown gives, after the grace, to
 // the requests it cut off to end, the periodic jobs, the refresh of the
 // signing keys and the last flush of the secrets' last use, of which the
-// flush keeps lastFlushTime.
+// flush keeps lastFlushTime, and the jobs and the refresh stopFloor.
 const shutdownCutoff = 5 * time.Second
 
 // job is one of Run's periodic jobs: run every interval, each run for at
