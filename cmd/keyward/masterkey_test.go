@@ -370,3 +370,45 @@ func TestMasterKeyRotateStartHint(t *testing.T) {
 		t.Errorf("rotate said %q, want it to end %q", out, want)
 	}
 }
+
+// A --master-key-file that is missing stops the start before the store is
+// made (a first start created and migrated keyward.db, and left it), with
+// a hint right for a new store and for one that exists: it said only
+// "open F: no such file or directory".
+func TestStartMissingMasterKeyFile(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		existing bool
+	}{
+		{"new store", false},
+		{"existing store", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := DefaultConfig()
+			cfg.Listen, cfg.DataDir = "127.0.0.1:0", dir
+			if tc.existing {
+				m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+				if err := m.Open(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				m.Close()
+			}
+			cfg.MasterKeyFile = filepath.Join(t.TempDir(), "master.key")
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			err := m.Open(context.Background())
+			m.Close()
+			if err == nil {
+				t.Fatal("start with a missing --master-key-file succeeded")
+			}
+			for _, want := range []string{"no such file or directory", "--master-key-file", "openssl rand -hex 32 > " + cfg.MasterKeyFile, "needs the key it was sealed with"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q, want it to have %q", err, want)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(dir, "keyward.db")); !tc.existing && !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("keyward.db after the refused first start: %v, want none", err)
+			}
+		})
+	}
+}

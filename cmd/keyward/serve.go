@@ -309,6 +309,13 @@ func (m *Main) Open(ctx context.Context) error {
 			return err
 		}
 	}
+	if c.MasterKeyFile != "" {
+		// Read as the files above are: missing, it stopped the start
+		// only once the store was created and migrated, and left it.
+		if _, _, err := findMasterKey(c); err != nil {
+			return masterKeyFileError(c, err)
+		}
+	}
 	if bad := validate.AccountDomain(c.AccountDomain); bad != nil && c.DB == "" {
 		// No database yet: refused before one is made, as it would be
 		// once made, empty.
@@ -1609,6 +1616,18 @@ var masterKeyGenerated = func(context.Context, storage.Storage) {}
 // generatedMasterKeyPath is where a master key is generated when none is
 // given: next to the data.
 func generatedMasterKeyPath(c Config) string { return filepath.Join(c.DataDir, "master.key") }
+
+// masterKeyFileError is err, reading c.MasterKeyFile, with a hint when
+// the file is missing, right for a store still to be made and for one
+// that exists: the first needs a key made once, as docs/DEPLOYMENT.md's
+// one node does; the second the key it was sealed with.
+func masterKeyFileError(c Config, err error) error {
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return fmt.Errorf("%w (%s): for a new store, make the key once before its first start: (umask 077; openssl rand -hex 32 > %s); a store that exists needs the key it was sealed with, which no new one replaces",
+		err, c.flag("master-key-file"), shellArg(c.MasterKeyFile))
+}
 
 // findMasterKey reads the master key from --master-key-file, else
 // KEYWARD_MASTER_KEY, else the generated file next to the data.
