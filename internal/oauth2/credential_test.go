@@ -91,3 +91,29 @@ func TestIsCredentialInside(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkIsCredential measures IsCredential on what it is asked about
+// on every request: a client ID (21 digits), a client secret given
+// where the ID goes, and a client ID as long as one can be (64 KiB)
+// that holds no credential.
+func BenchmarkIsCredential(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		s    string
+		want bool
+	}{
+		{"client_id_21", "123456789012345678901", false},
+		{"secret_43", SecretPrefix + strings.Repeat("A", 43), true},
+		{"long_64KiB", strings.Repeat("client-id.", 64<<10/10), false},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			if got := IsCredential(bc.s); got != bc.want {
+				b.Fatalf("IsCredential(%.20q…) = %v, want %v", bc.s, got, bc.want)
+			}
+			b.SetBytes(int64(len(bc.s)))
+			for i := 0; i < b.N; i++ {
+				IsCredential(bc.s)
+			}
+		})
+	}
+}
