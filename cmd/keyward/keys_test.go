@@ -49,31 +49,34 @@ func TestKeysCreateOut(t *testing.T) {
 		})
 	}
 	// A file system with neither hard links nor a rename that does not
-	// replace: without --force the file cannot be written, found before
-	// the key is created (it was created, and then deleted again).
-	t.Run("no hard links", func(t *testing.T) {
-		defer func(l, r func(string, string) error) { linkFile, renameNew = l, r }(linkFile, renameNew)
-		linkFile = func(o, n string) error { return &os.LinkError{Op: "link", Old: o, New: n, Err: syscall.EPERM} }
-		renameNew = func(o, n string) error { return &os.LinkError{Op: "rename", Old: o, New: n, Err: syscall.EINVAL} }
-		var created bool
-		defer func(f func(string)) { publishing = f }(publishing)
-		publishing = func(string) { created = true }
-		dir := t.TempDir()
-		out := filepath.Join(dir, "key.json")
-		err := runCLIErr(t, append([]string{"keys", "create", email, "--out", out}, admin...)...)
-		want := "cannot write the key file, no key was created: cannot create " + out + " without the risk of replacing a file made there meanwhile"
-		if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.HasSuffix(err.Error(), "; write it elsewhere, or pass --force to replace any file there") || created {
-			t.Fatalf("error %v (a key created: %v), want %q… before a key is created", err, created, want)
-		}
-		if names := dirNames(t, dir); len(names) != 0 {
-			t.Errorf("the directory holds %v, want nothing", names)
-		}
-		// --force renames over the file: no link is needed.
-		runCLI(t, append([]string{"keys", "create", email, "--out", out, "--force"}, admin...)...)
-		if names := dirNames(t, dir); len(names) != 1 {
-			t.Errorf("the directory holds %v, want only key.json", names)
-		}
-	})
+	// replace, refused with EINVAL or (some FUSE and SMB ones) EPERM:
+	// without --force the file cannot be written, found before the key
+	// is created (it was created, and then deleted again).
+	for _, renameErr := range []syscall.Errno{syscall.EINVAL, syscall.EPERM} {
+		t.Run("no hard links, rename "+renameErr.Error(), func(t *testing.T) {
+			defer func(l, r func(string, string) error) { linkFile, renameNew = l, r }(linkFile, renameNew)
+			linkFile = func(o, n string) error { return &os.LinkError{Op: "link", Old: o, New: n, Err: syscall.EPERM} }
+			renameNew = func(o, n string) error { return &os.LinkError{Op: "rename", Old: o, New: n, Err: renameErr} }
+			var created bool
+			defer func(f func(string)) { publishing = f }(publishing)
+			publishing = func(string) { created = true }
+			dir := t.TempDir()
+			out := filepath.Join(dir, "key.json")
+			err := runCLIErr(t, append([]string{"keys", "create", email, "--out", out}, admin...)...)
+			want := "cannot write the key file, no key was created: cannot create " + out + " without the risk of replacing a file made there meanwhile"
+			if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.HasSuffix(err.Error(), "; write it elsewhere, or pass --force to replace any file there") || created {
+				t.Fatalf("error %v (a key created: %v), want %q… before a key is created", err, created, want)
+			}
+			if names := dirNames(t, dir); len(names) != 0 {
+				t.Errorf("the directory holds %v, want nothing", names)
+			}
+			// --force renames over the file: no link is needed.
+			runCLI(t, append([]string{"keys", "create", email, "--out", out, "--force"}, admin...)...)
+			if names := dirNames(t, dir); len(names) != 1 {
+				t.Errorf("the directory holds %v, want only key.json", names)
+			}
+		})
+	}
 	t.Run("write fails after the key is created", func(t *testing.T) {
 		defer func(w func(string, []byte, bool) error) { writeKeyOut = w }(writeKeyOut)
 		writeKeyOut = func(string, []byte, bool) error { return errors.New("disk full") }

@@ -224,9 +224,11 @@ func publishNew(tmp, path string) error {
 // renameUnsupported tells whether err, renameNew's, means a rename that
 // does not replace is not available: not on this system (ENOSYS, or
 // not Linux, macOS or Windows), or not on this file system (EINVAL,
-// EOPNOTSUPP, ENOTSUP, ERROR_NOT_SUPPORTED).
+// EOPNOTSUPP, ENOTSUP, ERROR_NOT_SUPPORTED, and the EPERM of some FUSE
+// and SMB file systems: the temporary file it renames was just created
+// in the same directory, so that no permission is missing).
 func renameUnsupported(err error) bool {
-	return errors.Is(err, errors.ErrUnsupported) || errors.Is(err, syscall.EINVAL)
+	return errors.Is(err, errors.ErrUnsupported) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EPERM)
 }
 
 // noLinkError is publishNew's error where the file system supports
