@@ -124,11 +124,12 @@ var defaultConnectTimeout = 10 * time.Second
 // start as the unbounded connect did). source says what set the connect
 // timeout, for the errors that name it.
 func connConfig(dsn string) (cfg *pgx.ConnConfig, source string, err error) {
-	inDSN, env := dsnSetsConnectTimeout(dsn), os.Getenv("PGCONNECT_TIMEOUT")
+	inDSN, env := dsnSets(dsn, "connect_timeout"), os.Getenv("PGCONNECT_TIMEOUT")
 	inEnv := env != ""
+	service := serviceTimeout(dsn)
 	cfg, err = pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, "", badConnectTimeout(err, inDSN, env)
+		return nil, "", badConnectTimeout(err, inDSN, env, service)
 	}
 	switch {
 	case cfg.ConnectTimeout <= 0 && (inDSN || inEnv):
@@ -144,24 +145,34 @@ func connConfig(dsn string) (cfg *pgx.ConnConfig, source string, err error) {
 	default:
 		// A PostgreSQL service's connect_timeout wins over
 		// PGCONNECT_TIMEOUT, in pgx as in libpq.
-		source = "the connect_timeout of the DSN's PostgreSQL service sets this"
+		source = service + " sets this"
 	}
 	return cfg, source, nil
+}
+
+// serviceTimeout names the connect_timeout of the PostgreSQL service of
+// dsn: the one its service parameter names, which wins, or else the one
+// PGSERVICE names.
+func serviceTimeout(dsn string) string {
+	if dsnSets(dsn, "service") || os.Getenv("PGSERVICE") == "" {
+		return "the connect_timeout of the DSN's PostgreSQL service"
+	}
+	return "the connect_timeout of the PostgreSQL service PGSERVICE names"
 }
 
 // badConnectTimeout rewords pgx's error of a connect timeout that is not
 // a whole number of seconds, which says only "strconv.ParseInt: parsing
 // ...", naming the setting that gave it: the DSN's connect_timeout (which
-// wins), the DSN's PostgreSQL service (which wins over the environment),
-// or PGCONNECT_TIMEOUT (env, "" if unset) when the value refused is its.
-// The DSN, which may hold a password, is not repeated. Other errors are
-// returned as they are.
-func badConnectTimeout(err error, inDSN bool, env string) error {
+// wins), the PostgreSQL service's (service, as serviceTimeout names it,
+// which wins over the environment), or PGCONNECT_TIMEOUT (env, "" if
+// unset) when the value refused is its. The DSN, which may hold a
+// password, is not repeated. Other errors are returned as they are.
+func badConnectTimeout(err error, inDSN bool, env, service string) error {
 	if !strings.Contains(err.Error(), ": invalid connect_timeout (") {
 		return err
 	}
 	ne, ok := errors.AsType[*strconv.NumError](err)
-	setting := "the connect_timeout of the DSN's PostgreSQL service"
+	setting := service
 	switch {
 	case inDSN:
 		setting = "the DSN's connect_timeout"
@@ -188,20 +199,23 @@ func envTimeout(env string) time.Duration {
 	return time.Duration(n) * time.Second
 }
 
-// dsnSetsConnectTimeout reports whether dsn, a postgres:// URL or a
-// key=value string, names connect_timeout (which takes precedence over
-// PGCONNECT_TIMEOUT).
-func dsnSetsConnectTimeout(dsn string) bool {
+// dsnSets reports whether dsn, a postgres:// URL or a key=value string,
+// names key, connect_timeout or service (which take precedence over
+// PGCONNECT_TIMEOUT and PGSERVICE).
+func dsnSets(dsn, key string) bool {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
-		return err == nil && u.Query().Has("connect_timeout")
+		return err == nil && u.Query().Has(key)
 	}
-	return keyValueConnectTimeout.MatchString(dsn)
+	return keyValueKey[key].MatchString(dsn)
 }
 
-// keyValueConnectTimeout finds connect_timeout as a key of a key=value
+// keyValueKey finds connect_timeout or service as a key of a key=value
 // DSN.
-var keyValueConnectTimeout = regexp.MustCompile(`(^|\s)connect_timeout\s*=`)
+var keyValueKey = map[string]*regexp.Regexp{
+	"connect_timeout": regexp.MustCompile(`(^|\s)connect_timeout\s*=`),
+	"service":         regexp.MustCompile(`(^|\s)service\s*=`),
+}
 
 // noAnswer is the error of a database that did not answer within d, the
 // connect timeout that source set.
