@@ -299,10 +299,10 @@ func redactDSN(dsn string) string {
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
 		// A pair that does not parse ('password=a;b', a bad escape) is
-		// not looked at below but would be printed as written: hide the
-		// whole query. A fragment, which no driver reads, likewise.
-		u.RawQuery = redacted
+		// not looked at below but would be printed as written.
+		u.RawQuery = redactQuery(u.RawQuery)
 	}
+	// A fragment, which no driver reads, is hidden whole.
 	if u.Fragment != "" {
 		u.Fragment, u.RawFragment = redacted, ""
 	}
@@ -317,6 +317,28 @@ func redactDSN(dsn string) string {
 		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
+}
+
+// redactQuery hides the passwords in raw, a URL query of which a pair
+// does not parse: each pair that does not (a semicolon or a bad escape,
+// which url.ParseQuery refuses, and pgx ignores) is replaced by xxxxx as
+// a whole, and one that does keeps its key, with its value as xxxxx if
+// the key names a password. The others (sslmode, say) stay as written,
+// so that a command shown with the URL still has them.
+func redactQuery(raw string) string {
+	pairs := strings.Split(raw, "&")
+	for i, pair := range pairs {
+		k, v, _ := strings.Cut(pair, "=")
+		key, kerr := url.QueryUnescape(k)
+		_, verr := url.QueryUnescape(v)
+		switch {
+		case strings.Contains(pair, ";") || kerr != nil || verr != nil:
+			pairs[i] = redacted
+		case strings.Contains(strings.ToLower(key), "password"):
+			pairs[i] = k + "=" + redacted
+		}
+	}
+	return strings.Join(pairs, "&")
 }
 
 // parseMasterKey reads a 32-byte key given raw, as hex or as base64.

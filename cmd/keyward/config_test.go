@@ -285,8 +285,13 @@ func TestRedactDSN(t *testing.T) {
 		{"host=db user=keyward password=s3cret dbname=k", "host=db user=keyward password=xxxxx dbname=k"},
 		{"host=db password = 's3 cret' dbname=k", "host=db password = xxxxx dbname=k"},
 		{"postgres://u:s3cret@db:bad port/k", "(a database URL that does not parse)"},
-		{"postgres://db/k?sslmode=disable&password=s3;cret", "postgres://db/k?xxxxx"},
-		{"postgres://db/k?password=%zzs3cret", "postgres://db/k?xxxxx"},
+		// A query with a pair that does not parse: that pair is hidden
+		// whole, the others are kept, their passwords hidden.
+		{"postgres://db/k?sslmode=disable&password=s3;cret", "postgres://db/k?sslmode=disable&xxxxx"},
+		{"postgres://db/k?password=%zzs3cret&sslmode=require", "postgres://db/k?xxxxx&sslmode=require"},
+		{"postgres://db/k?a=1;password=s3cret&sslpassword=s3cret&sslmode=verify-full", "postgres://db/k?xxxxx&sslpassword=xxxxx&sslmode=verify-full"},
+		{"postgres://db/k?p%61ssword=s3cret&x=%zz", "postgres://db/k?p%61ssword=xxxxx&xxxxx"},
+		{"postgres://db/k?%zzpassword=s3cret", "postgres://db/k?xxxxx"},
 		{"postgres://db/k#password=s3cret", "postgres://db/k#xxxxx"},
 	}
 	for _, tt := range tests {
