@@ -13,9 +13,10 @@ import (
 	"time"
 )
 
-// dataDirLock names the file in an SQLite data directory whose lock a
-// server holds, so that a second one refuses to start on the same
+// dataDirLock names the file in a data directory whose lock a server on
+// SQLite holds, so that a second one refuses to start on the same
 // database: each server caches what it reads, and two would drift apart.
+// A server on PostgreSQL holds it only while it starts (lockFirstStart).
 const dataDirLock = "keyward.lock"
 
 // dataDirBusyError is a data directory locked by another process.
@@ -62,8 +63,8 @@ func lockForMaintenance(c Config, command string) (release func(), err error) {
 	return release, err
 }
 
-// lockWith takes the lock of the SQLite data directory dir for this
-// process, as holder (a command name), with lock: the system's exclusive,
+// lockWith takes the lock of the data directory dir for this process, as
+// holder (a command name), with lock: the system's exclusive,
 // non-blocking lock of the open lock file, saying whether another process
 // holds it. The lock lasts until release is called or the process ends,
 // however it ends: the system drops a dead process's locks. If another

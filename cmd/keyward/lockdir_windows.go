@@ -14,8 +14,8 @@ import (
 // locks would otherwise make unreadable to the next process that tries.
 const lockOffset = 1 << 40
 
-// lockDataDir takes the lock of the SQLite data directory dir for this
-// process, as holder: LockFileEx on a byte of its lock file (see
+// lockDataDir takes the lock of the data directory dir (dataDirLock) for
+// this process, as holder: LockFileEx on a byte of its lock file (see
 // lockWith).
 func lockDataDir(dir, holder string) (release func(), err error) {
 	return lockWith(dir, holder, func(f *os.File) (bool, error) {
