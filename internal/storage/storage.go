@@ -673,8 +673,10 @@ type Storage interface {
 	// the store: a server holds it from before it seals its pepper and
 	// signing keys until its bootstrap has made the administrator, so that
 	// an import commits wholly before or after that. It is a no-op where
-	// another lock serializes them (SQLite's data directory's).
-	LockFirstStart(ctx context.Context) (unlock func(), err error)
+	// another lock serializes them (SQLite's data directory's). If another
+	// process holds it, waiting, if set, is called once before the wait,
+	// which lasts until that process lets go of it or ctx is done.
+	LockFirstStart(ctx context.Context, waiting func()) (unlock func(), err error)
 
 	// Load writes b into an empty store, with evs, in one transaction: all
 	// or nothing, so a failure or a crash part way leaves the store as it

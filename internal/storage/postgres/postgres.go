@@ -310,9 +310,10 @@ func dialect() sqlstore.Dialect {
 		// interleave with this one's, as it did before: only over a store
 		// without accounts, where a rolling upgrade does not run (its
 		// replicas served the store, which has its administrator).
-		LockFirstStart:   fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, %s)", lockFirstStart, schemaKey),
-		FirstStartLock:   fmt.Sprintf("SELECT pg_advisory_lock(%d, %s)", lockFirstStart, schemaKey),
-		FirstStartUnlock: fmt.Sprintf("SELECT pg_advisory_unlock(%d, %s)", lockFirstStart, schemaKey),
+		LockFirstStart:    fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, %s)", lockFirstStart, schemaKey),
+		FirstStartLock:    fmt.Sprintf("SELECT pg_advisory_lock(%d, %s)", lockFirstStart, schemaKey),
+		FirstStartTryLock: fmt.Sprintf("SELECT pg_try_advisory_lock(%d, %s)", lockFirstStart, schemaKey),
+		FirstStartUnlock:  fmt.Sprintf("SELECT pg_advisory_unlock(%d, %s)", lockFirstStart, schemaKey),
 		// EXCLUSIVE conflicts with the locks every INSERT, UPDATE, DELETE
 		// and SELECT … FOR UPDATE of accounts takes, and with itself, but lets
 		// readers (token requests) through.

@@ -243,7 +243,7 @@ func TestMigrationLockTimeoutReset(t *testing.T) {
 // TestLockFirstStart: the lock a server holds while it starts keeps
 // Load's of the same schema waiting, not another schema's, and is gone,
 // its session back in the pool, once unlocked or once a wait for it is
-// cancelled.
+// cancelled; a wait, and only a wait, is told before it begins.
 func TestLockFirstStart(t *testing.T) {
 	ctx := context.Background()
 	here, there := pgtest.SchemaDSN(t), pgtest.SchemaDSN(t)
@@ -290,9 +290,15 @@ func TestLockFirstStart(t *testing.T) {
 		}
 		return err != nil
 	}
-	unlock, err := s.LockFirstStart(ctx)
+	// told counts the calls of LockFirstStart's waiting: one per wait,
+	// none for a lock no other session holds.
+	told := make(chan struct{}, 2)
+	unlock, err := s.LockFirstStart(ctx, func() { told <- struct{}{} })
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(told) != 0 {
+		t.Error("LockFirstStart called waiting for a lock no other session held")
 	}
 	if !waits(dbHere) {
 		t.Error("Load's lock was granted while a server of the same schema held the first start's")
@@ -306,7 +312,7 @@ func TestLockFirstStart(t *testing.T) {
 	defer cancel()
 	failed := make(chan error, 1)
 	go func() {
-		u, err := s.LockFirstStart(wctx)
+		u, err := s.LockFirstStart(wctx, func() { told <- struct{}{} })
 		if err == nil {
 			u()
 		}
@@ -317,6 +323,10 @@ func TestLockFirstStart(t *testing.T) {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	// Called before the wait began, which the server now shows.
+	if n := len(told); n != 1 {
+		t.Errorf("LockFirstStart called waiting %d times for a lock another session held, want once, before its wait", n)
 	}
 	cancel()
 	if err := <-failed; err == nil {

@@ -46,9 +46,10 @@ type Dialect struct {
 	// keeps out until Load commits, a server's start holding the same lock
 	// for its session, taken by FirstStartLock and released by
 	// FirstStartUnlock (which answers whether the session held it; see
-	// Store.LockFirstStart). SQLite needs none: a server and an import hold
-	// the data directory's lock.
-	LockFirstStart, FirstStartLock, FirstStartUnlock string
+	// Store.LockFirstStart). FirstStartTryLock takes it only if no other
+	// session holds it, answering whether it did. SQLite needs none: a
+	// server and an import hold the data directory's lock.
+	LockFirstStart, FirstStartLock, FirstStartTryLock, FirstStartUnlock string
 	// LockAccounts, if set, runs in Load after LockScopes and
 	// LockSigningKeys and before it counts the accounts: it must keep any
 	// other transaction from adding an account until Load commits, and
@@ -310,8 +311,9 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error, evs ...storage.A
 // LockFirstStart implements storage.Storage: it takes the dialect's
 // FirstStartLock on a connection of its own, which unlock releases and
 // gives back to the pool, or closes if it could not (a session lock goes
-// with its session).
-func (s *Store) LockFirstStart(ctx context.Context) (unlock func(), err error) {
+// with its session). It tries FirstStartTryLock first, so that a wait is
+// told to waiting before it begins.
+func (s *Store) LockFirstStart(ctx context.Context, waiting func()) (unlock func(), err error) {
 	if s.d.FirstStartLock == "" {
 		return func() {}, nil
 	}
@@ -323,9 +325,19 @@ func (s *Store) LockFirstStart(ctx context.Context) (unlock func(), err error) {
 		conn.Raw(func(any) error { return driver.ErrBadConn })
 		conn.Close()
 	}
-	if _, err := conn.ExecContext(ctx, s.d.FirstStartLock); err != nil {
-		discard() // it may hold the lock, the wait cancelled as it was granted
+	var got bool
+	if err := conn.QueryRowContext(ctx, s.d.FirstStartTryLock).Scan(&got); err != nil {
+		discard() // it may hold the lock, cancelled as it was granted
 		return nil, s.wrap("lock first start", err)
+	}
+	if !got {
+		if waiting != nil {
+			waiting()
+		}
+		if _, err := conn.ExecContext(ctx, s.d.FirstStartLock); err != nil {
+			discard() // it may hold the lock, the wait cancelled as it was granted
+			return nil, s.wrap("lock first start", err)
+		}
 	}
 	return sync.OnceFunc(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
