@@ -313,7 +313,9 @@ func dialect() sqlstore.Dialect {
 		LockFirstStart:    fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, %s)", lockFirstStart, schemaKey),
 		FirstStartLock:    fmt.Sprintf("SELECT pg_advisory_lock(%d, %s)", lockFirstStart, schemaKey),
 		FirstStartTryLock: fmt.Sprintf("SELECT pg_try_advisory_lock(%d, %s)", lockFirstStart, schemaKey),
-		FirstStartUnlock:  fmt.Sprintf("SELECT pg_advisory_unlock(%d, %s)", lockFirstStart, schemaKey),
+		// As the migration lock's wait (migrationLocker.SessionLock).
+		FirstStartNoTimeouts: "SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', '0', true)",
+		FirstStartUnlock:     fmt.Sprintf("SELECT pg_advisory_unlock(%d, %s)", lockFirstStart, schemaKey),
 		// EXCLUSIVE conflicts with the locks every INSERT, UPDATE, DELETE
 		// and SELECT … FOR UPDATE of accounts takes, and with itself, but lets
 		// readers (token requests) through.

@@ -350,3 +350,59 @@ func TestLockFirstStart(t *testing.T) {
 		t.Error("Load's lock waited after the unlock")
 	}
 }
+
+// TestLockFirstStartTimeouts: a server starting waits for the first
+// start's lock however short the lock_timeout its DSN (or role) sets, as
+// it waits for the migration lock: it is meant for queries, and made a
+// start beside an import fail instead.
+func TestLockFirstStartTimeouts(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.SchemaDSN(t)
+	holder, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	s, err := postgres.Open(ctx, dsn+"&lock_timeout=1", postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	unlockHolder, err := holder.LockFirstStart(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlockHolder()
+	told := make(chan struct{}, 1)
+	type result struct {
+		unlock func()
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		u, err := s.LockFirstStart(ctx, func() { told <- struct{}{} })
+		done <- result{u, err}
+	}()
+	db := openDB(t, dsn)
+	for waiting := 0; waiting == 0; {
+		select {
+		case r := <-done:
+			if r.err == nil {
+				r.unlock()
+			}
+			t.Fatalf("LockFirstStart returned while another session held the lock: %v", r.err)
+		case <-told:
+			if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = $1 AND objsubid = 2`, 0x6b770005).Scan(&waiting); err != nil {
+				t.Fatal(err)
+			}
+			told <- struct{}{}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	unlockHolder()
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("LockFirstStart, once the holder let go: %v", r.err)
+	}
+	r.unlock()
+}

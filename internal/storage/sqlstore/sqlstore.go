@@ -47,9 +47,11 @@ type Dialect struct {
 	// for its session, taken by FirstStartLock and released by
 	// FirstStartUnlock (which answers whether the session held it; see
 	// Store.LockFirstStart). FirstStartTryLock takes it only if no other
-	// session holds it, answering whether it did. SQLite needs none: a
+	// session holds it, answering whether it did. FirstStartNoTimeouts,
+	// run in the transaction FirstStartLock waits in, turns off for it
+	// the timeouts a role or DSN sets for queries. SQLite needs none: a
 	// server and an import hold the data directory's lock.
-	LockFirstStart, FirstStartLock, FirstStartTryLock, FirstStartUnlock string
+	LockFirstStart, FirstStartLock, FirstStartTryLock, FirstStartUnlock, FirstStartNoTimeouts string
 	// LockAccounts, if set, runs in Load after LockScopes and
 	// LockSigningKeys and before it counts the accounts: it must keep any
 	// other transaction from adding an account until Load commits, and
@@ -334,7 +336,7 @@ func (s *Store) LockFirstStart(ctx context.Context, waiting func()) (unlock func
 		if waiting != nil {
 			waiting()
 		}
-		if _, err := conn.ExecContext(ctx, s.d.FirstStartLock); err != nil {
+		if err := s.waitFirstStart(ctx, conn); err != nil {
 			discard() // it may hold the lock, the wait cancelled as it was granted
 			return nil, s.wrap("lock first start", err)
 		}
@@ -349,6 +351,29 @@ func (s *Store) LockFirstStart(ctx context.Context, waiting func()) (unlock func
 		}
 		conn.Close()
 	}), nil
+}
+
+// waitFirstStart waits for the dialect's FirstStartLock on conn, in a
+// transaction with FirstStartNoTimeouts: a role's or DSN's lock_timeout
+// or statement_timeout, meant for queries, made a server starting while
+// an import committed, or another server bootstrapped, fail instead of
+// waiting; ctx ends the wait. The lock, a session's, outlives the
+// transaction.
+func (s *Store) waitFirstStart(ctx context.Context, conn *sql.Conn) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if s.d.FirstStartNoTimeouts != "" {
+		if _, err := tx.ExecContext(ctx, s.d.FirstStartNoTimeouts); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, s.d.FirstStartLock); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // lock runs a dialect's lock statement, if it has one, inside tx.
