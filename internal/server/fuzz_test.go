@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
@@ -122,4 +124,54 @@ func FuzzOAuthEndpoints(f *testing.F) {
 // one or more of %x20-21 / %x23-5B / %x5D-7E.
 func validErrorCode(code string) bool {
 	return code != "" && !strings.ContainsFunc(code, func(r rune) bool { return r < 0x20 || r > 0x7e || r == '"' || r == '\\' })
+}
+
+// FuzzAccountKeys asks the public, unauthenticated key endpoints for an
+// arbitrary account email, on SQLite and, when KEYWARD_TEST_POSTGRES_DSN
+// is set, on PostgreSQL, and requires every answer below 500: the email is
+// the caller's, and a value PostgreSQL refuses must be refused before it
+// reaches the store. A 200 is a JSON object, served for the fixture's
+// account alone; a refusal is a JSON error.
+func FuzzAccountKeys(f *testing.F) {
+	f.Add(false, "bench@proj.iam.test")
+	f.Add(true, "bench@proj.iam.test")
+	f.Add(false, "BENCH@PROJ.IAM.TEST")
+	f.Add(true, "nobody@proj.iam.test")
+	f.Add(false, "a\x00b@proj.iam.test")
+	f.Add(true, "\xff@proj.iam.test")
+	f.Add(false, strings.Repeat("a", 5000)+"@proj.iam.test")
+	fixtures := []*fixture{newFixture(f)}
+	if os.Getenv(pgtest.DSNEnv) != "" {
+		st, err := postgres.Open(context.Background(), pgtest.SchemaDSN(f), postgres.Options{})
+		if err != nil {
+			f.Fatal(err)
+		}
+		fixtures = append(fixtures, newFixtureOn(f, st))
+	}
+	f.Fuzz(func(t *testing.T, x509 bool, email string) {
+		if email == "" || email == "." || email == ".." {
+			return // no path segment: ServeMux answers, with a redirect or the catch-all
+		}
+		path := "/service_accounts/v1/jwk/"
+		if x509 {
+			path = "/service_accounts/v1/metadata/x509/"
+		}
+		path += url.PathEscape(email)
+		for i, fx := range fixtures {
+			w := httptest.NewRecorder()
+			fx.handler.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+			t.Logf("store %d: GET %s → %d %.120s", i, path, w.Code, w.Body)
+			var doc map[string]any
+			switch err := json.Unmarshal(w.Body.Bytes(), &doc); {
+			case w.Code >= 500:
+				t.Fatalf("store %d: GET %q: %d %s", i, path, w.Code, w.Body)
+			case err != nil:
+				t.Fatalf("store %d: GET %q: %d %s, not a JSON object", i, path, w.Code, w.Body)
+			case w.Code == 200 && !strings.EqualFold(email, fx.email):
+				t.Fatalf("store %d: GET %q: keys served for an account that does not exist: %s", i, path, w.Body)
+			case w.Code != 200 && doc["error"] == nil:
+				t.Fatalf("store %d: GET %q: %d %s, no error code", i, path, w.Code, w.Body)
+			}
+		}
+	})
 }
