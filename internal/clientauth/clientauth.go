@@ -740,6 +740,20 @@ func LogRefusal(ctx context.Context, log *slog.Logger, msg string, oe *oauth2.Er
 	log.Log(ctx, level, msg, append(attrs, LogClient(ev)...)...)
 }
 
+// LogUnrecorded logs at error, as msg, that the introspection or
+// revocation whose audit event is ev went unanswered because werr kept
+// the event from being written: one line, with the refusal it was to
+// answer (refusal, nil if none) and the client as LogClient has it, as
+// /token logs it. A store that is down fails both, and each request
+// logged two errors.
+func LogUnrecorded(ctx context.Context, log *slog.Logger, msg string, werr, refusal error, ev *storage.AuditEvent) {
+	attrs := []any{"err", werr}
+	if refusal != nil {
+		attrs = append(attrs, "refusal", refusal.Error())
+	}
+	log.ErrorContext(ctx, msg, append(attrs, LogClient(ev)...)...)
+}
+
 // LogClient is the client fields of a log line about the introspection or
 // revocation whose audit event is ev, as LogRefusal logs them: the
 // authenticated account or, when authentication failed, the client ID as

@@ -167,15 +167,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rctx, cancel := oauth2.RecordContext(r.Context())
 		defer cancel()
 		if werr := h.journal.Write(rctx, storage.Write{Events: []storage.AuditEvent{ev}}); werr != nil {
-			// One line, with the refusal's cause if any and the client,
-			// as /token logs it: a store that is down fails both, and
-			// each request logged two errors.
-			attrs := []any{"err", werr}
-			if err != nil {
-				attrs = append(attrs, "refusal", err.Error())
-			}
-			attrs = append(attrs, clientauth.LogClient(&ev)...)
-			h.log.ErrorContext(r.Context(), "introspection not answered: its audit event could not be written", attrs...)
+			clientauth.LogUnrecorded(r.Context(), h.log, "introspection not answered: its audit event could not be written", werr, err, &ev)
 			err, writeFailed = oauth2.Unrecorded(), true
 		}
 	}
