@@ -352,8 +352,14 @@ func (o mwOptions) serveDPoP(v *Verifier, next http.Handler, w http.ResponseWrit
 		// parameters are malformed, and an empty one is no token.
 		q, err := oneToken(r.URL.Query())
 		if err != nil {
-			e := err.(*Error) // oneToken's own
-			o.refuse(w, r, dpopError(e.Code, e.Description, nil))
+			// oneToken returns an *Error; anything else is a
+			// malformed request too.
+			code, desc := "invalid_request", "the access_token query parameter is malformed"
+			var e *Error
+			if errors.As(err, &e) {
+				code, desc = e.Code, e.Description
+			}
+			o.refuse(w, r, dpopError(code, desc, nil))
 			return
 		}
 		if q != "" {
