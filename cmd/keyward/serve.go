@@ -359,12 +359,16 @@ func (m *Main) Open(ctx context.Context) error {
 	// PostgreSQL, where no data-directory lock keeps them apart, an
 	// import committing in between left this server's administrator, and
 	// its key file, in the imported store.
-	unlockStore, err := m.store.LockFirstStart(ctx, func() {
+	unlock, err := m.store.LockFirstStart(ctx, func() {
 		m.Logger.Warn("waiting for an import into this store, or another server's start on it, to end: it holds the store's first-start lock", "store", storeName(c))
 	})
 	if err != nil {
 		return fmt.Errorf("wait for an import or another server's start to end: %w", err)
 	}
+	// Released once the bootstrap is done, and by the defer on the paths
+	// that return before: LockFirstStart does not promise that its unlock
+	// may be called twice.
+	unlockStore := sync.OnceFunc(unlock)
 	defer unlockStore()
 	master, generated, err := m.loadMasterKey(ctx)
 	if err != nil {
