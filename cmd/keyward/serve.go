@@ -561,11 +561,18 @@ func (m *Main) Open(ctx context.Context) error {
 // server would go on with the old pepper and signing keys in memory:
 // the imported secrets failing on it, the secrets it made hashed with a
 // pepper no longer stored, the tokens it signed failing elsewhere.
+//
+// A 'keyward master-key rotate' committing meanwhile (it takes no lock
+// against a server on PostgreSQL) leaves the pepper and signing keys but
+// seals them under another master key: the refusal for a master key that
+// no longer opens the store names both causes.
 func (m *Main) checkNotReplaced(ctx context.Context, master, pepper []byte) error {
 	const replaced = "an import replaced the store while this server started: start it again"
 	now, err := signer.LoadPepper(ctx, m.store, master, m.Now())
 	if errors.Is(err, signer.ErrWrongMasterKey) {
-		return fmt.Errorf("%s, with the master key of the server the export came from: %w", replaced, err)
+		return fmt.Errorf("an import or a 'keyward master-key rotate' changed the store while this server started: "+
+			"start it again with the master key the store is now sealed under (after an import, that of the server the export came from; "+
+			"after a rotate, the new one): %w", err)
 	} else if err != nil {
 		return err
 	}
