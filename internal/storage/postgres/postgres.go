@@ -443,7 +443,9 @@ func (migrationLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
 	// the pool holding the schema's lock.
 	fail := func(err error) error {
 		tx.Rollback()
-		conn.ExecContext(context.WithoutCancel(ctx), migrationUnlock)
+		uctx, cancel := migrationUnlockContext(ctx)
+		defer cancel()
+		conn.ExecContext(uctx, migrationUnlock)
 		return err
 	}
 	// The schema's lock first: a replica waiting for it holds nothing an
@@ -465,10 +467,24 @@ func (migrationLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
 	// For the migrations goose runs next on this session; SessionUnlock
 	// resets it before the connection goes back to the pool.
 	if _, err := conn.ExecContext(ctx, "SELECT set_config('lock_timeout', $1, false)", fmt.Sprint(max(migrationStatementLockWait.Milliseconds(), 1))); err != nil {
-		migrationLocker{}.SessionUnlock(context.WithoutCancel(ctx), conn) // goose unlocks only a lock taken
+		uctx, cancel := migrationUnlockContext(ctx)
+		defer cancel()
+		migrationLocker{}.SessionUnlock(uctx, conn) // goose unlocks only a lock taken
 		return err
 	}
 	return nil
+}
+
+// migrationUnlockWait bounds how long SessionLock, failing, waits to
+// release what it may hold: past ctx's end, but not without end on a
+// server that does not answer.
+const migrationUnlockWait = 10 * time.Second
+
+// migrationUnlockContext is the context of SessionLock's release on
+// failure: ctx's values, not its cancellation, bounded by
+// migrationUnlockWait.
+func migrationUnlockContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), migrationUnlockWait)
 }
 
 // SessionUnlock releases the locks SessionLock took on the same session
