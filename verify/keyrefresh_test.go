@@ -166,10 +166,7 @@ func testKeyRefreshCapped(t *testing.T, cacheControl string, opts []verify.Optio
 		time.Sleep(time.Hour + 15*time.Second)
 		synctest.Wait()
 		_, err = v.Verify(ctx, token())
-		var ve *verify.Error
-		if !errors.As(err, &ve) || ve.Code != "invalid_token" {
-			t.Fatalf("an hour after the issuer dropped its key, a token it signs: %v, want invalid_token", err)
-		}
+		wantInvalid(t, err, "")
 	})
 }
 
@@ -801,10 +798,7 @@ func TestAccountKeysFailedAheadNotTrustedLonger(t *testing.T) {
 		s.publish("k2") // the issuer drops k1
 		sleepUntilStale(start)
 		_, err := v.Verify(ctx, s.token(t, "k1"))
-		var ve *verify.Error
-		if !errors.As(err, &ve) || ve.Code != "invalid_token" {
-			t.Fatalf("a JWT of a key the issuer dropped, once its keys are stale, 6 s after a failed fetch ahead: %v, want invalid_token", err)
-		}
+		wantInvalid(t, err, "")
 	})
 }
 
@@ -1003,10 +997,7 @@ func TestJWTCachedWhileIssuerDown(t *testing.T) {
 		time.Sleep(start.Add(35*time.Minute + time.Second).Sub(time.Now()))
 		synctest.Wait() // the background refresh succeeds
 		_, err := v.Verify(ctx, raw)
-		var ve *verify.Error
-		if !errors.As(err, &ve) || ve.Code != "invalid_token" {
-			t.Fatalf("the issuer back without the token's key: %v, want invalid_token", err)
-		}
+		wantInvalid(t, err, "")
 	})
 }
 
@@ -1037,10 +1028,7 @@ func TestKeyRefreshRetriedAfterFailure(t *testing.T) {
 		time.Sleep(time.Minute)
 		synctest.Wait()
 		_, err := v.Verify(ctx, leaked)
-		var ve *verify.Error
-		if !errors.As(err, &ve) || ve.Code != "invalid_token" {
-			t.Fatalf("a token of the key the issuer dropped, a minute after a failed refresh, the issuer reachable since: %v, want invalid_token", err)
-		}
+		wantInvalid(t, err, "")
 	})
 }
 
@@ -1271,10 +1259,7 @@ func TestKeysFetchedOnDemandAfterContextEnds(t *testing.T) {
 		time.Sleep(time.Hour)
 		rctx := context.Background()
 		_, err := v.Verify(rctx, leaked)
-		var ve *verify.Error
-		if !errors.As(err, &ve) || ve.Code != "invalid_token" {
-			t.Fatalf("an hour after New's ctx ended, a token of the key the issuer dropped since: %v, want invalid_token", err)
-		}
+		wantInvalid(t, err, "")
 		n := s.fetches.Load()
 		prev, err := v.Verify(rctx, kept)
 		if err != nil {
