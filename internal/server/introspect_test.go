@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/url"
@@ -19,6 +20,7 @@ import (
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/tally"
+	"github.com/keyward/keyward/internal/testkeyward"
 	"github.com/keyward/keyward/internal/token"
 )
 
@@ -34,6 +36,19 @@ func (j *failingJournal) Write(ctx context.Context, w storage.Write) error {
 		return errors.New("disk I/O error")
 	}
 	return j.Journal.Write(ctx, w)
+}
+
+// newLoggedFailingFixture is a fixture whose journal is a failingJournal
+// and whose log is kept in the returned buffer.
+func newLoggedFailingFixture(t *testing.T) (*fixture, *testkeyward.SyncBuffer, *failingJournal) {
+	logs := &testkeyward.SyncBuffer{}
+	var j *failingJournal
+	f := newFixture(t, func(_ *server.Config, d *server.Deps) {
+		d.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		j = &failingJournal{Journal: d.Journal}
+		d.Journal = j
+	})
+	return f, logs, j
 }
 
 // TestIntrospectionWhenTheAuditLogFails: introspections whose events go to

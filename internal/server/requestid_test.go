@@ -1,14 +1,10 @@
 package server_test
 
 import (
-	"log/slog"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
-
-	"github.com/keyward/keyward/internal/server"
-	"github.com/keyward/keyward/internal/testkeyward"
 )
 
 // What a handler logs about a request carries the request's ID, the one
@@ -16,13 +12,7 @@ import (
 // given that ID finds why the request was refused, or why it could not
 // be recorded. The request line keeps one id.
 func TestHandlerLogLinesCarryTheRequestID(t *testing.T) {
-	logs := &testkeyward.SyncBuffer{}
-	var j *failingJournal
-	f := newFixture(t, func(_ *server.Config, d *server.Deps) {
-		d.Logger = slog.New(slog.NewTextHandler(logs, nil))
-		j = &failingJournal{Journal: d.Journal}
-		d.Journal = j
-	})
+	f, logs, j := newLoggedFailingFixture(t)
 	tests := []struct {
 		name, path, header string
 		auditFails         bool

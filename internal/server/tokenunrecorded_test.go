@@ -1,14 +1,10 @@
 package server_test
 
 import (
-	"log/slog"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
-
-	"github.com/keyward/keyward/internal/server"
-	"github.com/keyward/keyward/internal/testkeyward"
 )
 
 // TestTokenRefusalUnrecordedLogsOneLine: a refused token request whose
@@ -17,13 +13,7 @@ import (
 // logged that error, then an info "token request refused" for the 503
 // with an empty cause.
 func TestTokenRefusalUnrecordedLogsOneLine(t *testing.T) {
-	logs := &testkeyward.SyncBuffer{}
-	var j *failingJournal
-	f := newFixture(t, func(_ *server.Config, d *server.Deps) {
-		d.Logger = slog.New(slog.NewTextHandler(logs, nil))
-		j = &failingJournal{Journal: d.Journal}
-		d.Journal = j
-	})
+	f, logs, j := newLoggedFailingFixture(t)
 	j.fail.Store(true)
 	r := httptest.NewRequest("POST", "/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
