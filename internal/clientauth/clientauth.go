@@ -737,13 +737,13 @@ func LogRefusal(ctx context.Context, log *slog.Logger, msg string, oe *oauth2.Er
 		cause = oe.Err.Error()
 	}
 	attrs := []any{"error", oe.Code, "description", oe.Description, "cause", cause}
-	log.Log(ctx, level, msg, append(attrs, LogClient(ev)...)...)
+	log.Log(ctx, level, msg, append(attrs, logClient(ev)...)...)
 }
 
 // LogUnrecorded logs at error, as msg, that the introspection or
 // revocation whose audit event is ev went unanswered because werr kept
 // the event from being written: one line, with the refusal it was to
-// answer (refusal, nil if none) and the client as LogClient has it, as
+// answer (refusal, nil if none) and the client as logClient has it, as
 // /token logs it. A store that is down fails both, and each request
 // logged two errors.
 func LogUnrecorded(ctx context.Context, log *slog.Logger, msg string, werr, refusal error, ev *storage.AuditEvent) {
@@ -751,15 +751,15 @@ func LogUnrecorded(ctx context.Context, log *slog.Logger, msg string, werr, refu
 	if refusal != nil {
 		attrs = append(attrs, "refusal", refusal.Error())
 	}
-	log.ErrorContext(ctx, msg, append(attrs, LogClient(ev)...)...)
+	log.ErrorContext(ctx, msg, append(attrs, logClient(ev)...)...)
 }
 
-// LogClient is the client fields of a log line about the introspection or
+// logClient is the client fields of a log line about the introspection or
 // revocation whose audit event is ev, as LogRefusal logs them: the
 // authenticated account or, when authentication failed, the client ID as
 // presented (RequireForToken's client_id: cut, or a note for one shaped
 // like a credential), and the source address.
-func LogClient(ev *storage.AuditEvent) []any {
+func logClient(ev *storage.AuditEvent) []any {
 	attrs := []any{"account", ev.Actor}
 	if id := ev.Data["client_id"]; ev.Actor == "" && id != "" {
 		attrs = append(attrs, "client_id", id)
