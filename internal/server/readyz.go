@@ -9,16 +9,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyward/keyward/internal/failurelog"
 	"github.com/keyward/keyward/internal/storage"
 )
 
 // readyTimeout bounds a /readyz probe's ping of the store.
 const readyTimeout = 2 * time.Second
-
-// notReadyEvery is how often at most /readyz warns that the store is
-// still unreachable: during an outage every replica is probed every few
-// seconds, and a warning per probe would flood the log.
-const notReadyEvery = time.Minute
 
 // errNoAnswer is the reason a probe gives when the store did not answer
 // in time, rather than "context deadline exceeded".
@@ -29,7 +25,7 @@ var errNoAnswer = fmt.Errorf("the store did not answer within %s", readyTimeout)
 var errProberGaveUp = errors.New("the store did not answer before the prober gave up")
 
 // readiness answers /readyz, and logs its transitions: the first failed
-// probe (with the reason), at most one warning every notReadyEvery while
+// probe (with the reason), at most one warning every failurelog.Every while
 // the store stays unreachable (with how long, and how many probes failed
 // since the last), and the first probe that succeeds again.
 type readiness struct {
@@ -37,11 +33,11 @@ type readiness struct {
 	now   func() time.Time
 	log   *slog.Logger
 
-	mu       sync.Mutex
-	down     bool
-	since    time.Time // when the first failed probe of the outage was
-	logged   time.Time // when its last warning was
-	unlogged int       // failed probes since logged
+	// mu guards outage, the spell of failed probes: during an outage
+	// every replica is probed every few seconds, and a warning per probe
+	// would flood the log.
+	mu     sync.Mutex
+	outage failurelog.Spell
 }
 
 func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -71,19 +67,17 @@ func (rd *readiness) note(err error) {
 	now := rd.now()
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
-	switch {
-	case err == nil && rd.down:
-		rd.down = false
-		rd.log.Info("ready again: the store answers", "down_for", now.Sub(rd.since).Round(time.Second).String())
-	case err == nil:
-	case !rd.down:
-		rd.down, rd.since, rd.logged, rd.unlogged = true, now, now, 0
+	if err == nil {
+		if d, ok := rd.outage.Succeeded(now); ok {
+			rd.log.Info("ready again: the store answers", "down_for", d.Round(time.Second).String())
+		}
+		return
+	}
+	switch n := rd.outage.Failed(now); {
+	case n.First:
 		rd.log.Warn("not ready: store unreachable (while it stays so, this is logged at most once a minute)", "err", err)
-	case now.Sub(rd.logged) >= notReadyEvery || now.Before(rd.logged):
+	case n.Again:
 		rd.log.Warn("still not ready: store unreachable", "err", err,
-			"down_for", now.Sub(rd.since).Round(time.Second).String(), "failed_probes", rd.unlogged+1)
-		rd.logged, rd.unlogged = now, 0
-	default:
-		rd.unlogged++
+			"down_for", n.For.Round(time.Second).String(), "failed_probes", n.Failures)
 	}
 }
