@@ -164,6 +164,25 @@ func TestProfileSecondsBounded(t *testing.T) {
 	}
 }
 
+// metricValue scrapes m's metrics listener for the value of the metric
+// name, which has no labels, failing t if it is not there.
+func metricValue(t *testing.T, m *Main, name string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + m.metricsListener.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatal("no " + name)
+	return ""
+}
+
 // When the administrators' last keys expire on their own, the gauge says
 // when, and the server warns within 14 days of it, once a day, saying what
 // to do; after they expired the gauge is 0.
@@ -177,19 +196,7 @@ func TestAdminSignInExpiry(t *testing.T) {
 	})
 	scrape := func() string {
 		t.Helper()
-		resp, err := http.Get("http://" + m.metricsListener.Addr().String() + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		for line := range strings.Lines(string(body)) {
-			if strings.HasPrefix(line, "keyward_admin_signin_expiry_timestamp_seconds ") {
-				return strings.TrimSpace(strings.TrimPrefix(line, "keyward_admin_signin_expiry_timestamp_seconds "))
-			}
-		}
-		t.Fatal("no keyward_admin_signin_expiry_timestamp_seconds")
-		return ""
+		return metricValue(t, m, "keyward_admin_signin_expiry_timestamp_seconds")
 	}
 	warnings := func() int { return strings.Count(logs.String(), "administrators can get tokens only until") }
 

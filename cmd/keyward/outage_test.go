@@ -164,19 +164,7 @@ func TestChangeNotificationsGauge(t *testing.T) {
 	m, p := startBehindCutProxy(t, func(m *Main) { m.Config.MetricsListen = "127.0.0.1:0" })
 	gauge := func() string {
 		t.Helper()
-		resp, err := http.Get("http://" + m.metricsListener.Addr().String() + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		for line := range strings.Lines(string(body)) {
-			if v, ok := strings.CutPrefix(line, "keyward_change_notifications_listening "); ok {
-				return strings.TrimSpace(v)
-			}
-		}
-		t.Fatal("no keyward_change_notifications_listening")
-		return ""
+		return metricValue(t, m, "keyward_change_notifications_listening")
 	}
 	waitFor := func(want string) {
 		t.Helper()
