@@ -20,9 +20,9 @@ func init() {
 	cobra.AddTemplateFunc("flagUsages", flagUsages)
 }
 
-// usageTemplate is cobra's, but for its last line, shortened, and the flags, which flagUsages lays out
-// to fit helpColumns (cobra's run on to the end of the usage, past 300
-// columns for some).
+// usageTemplate is cobra's, but for its last line, shortened, and the
+// flags, which flagUsages lays out to fit helpColumns (cobra's run on to
+// the end of the usage, past 300 columns for some).
 const usageTemplate = `Usage:{{if .Runnable}}
   {{.UseLine}}{{end}}{{if .HasAvailableSubCommands}}
   {{.CommandPath}} [command]{{end}}{{if gt (len .Aliases) 0}}

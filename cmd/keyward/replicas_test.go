@@ -622,8 +622,8 @@ func TestReplicaReloadsSigningKeysAfterLostNotifications(t *testing.T) {
 // replicas serve on the old key. They go on issuing, verifying and
 // introspecting each other's tokens with the keys and pepper they hold;
 // a signing-key rotation asked of one of them is refused, as a conflict
-// that says to restart it with the new key, and changes nothing; a replica started on the new key serves the same keys and
-// secrets.
+// that says to restart it with the new key, and changes nothing; a
+// replica started on the new key serves the same keys and secrets.
 func TestReplicasMasterKeyRotate(t *testing.T) {
 	dsn := pgtest.SchemaDSN(t)
 	dir := t.TempDir()
