@@ -295,8 +295,8 @@ func pinAgo(v string, date time.Time, latest bool) time.Time {
 // sequence number there can be, or --until (until, as the server read
 // it for the first page: pinAgo) is past at now, the server's time as it
 // answered, by admin.AuditLateness: an event before --until may be
-// written that much later. The server answers such a poll at once instead of waiting:
-// following on would ask again without end.
+// written that much later. The server answers such a poll at once
+// instead of waiting: following on would ask again without end.
 func followOver(after, before string, until *time.Time, now time.Time) bool {
 	if until != nil && !until.Add(admin.AuditLateness).After(now) {
 		return true

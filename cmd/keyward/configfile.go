@@ -174,8 +174,8 @@ const masterKeyEnv = "KEYWARD_MASTER_KEY"
 // nil) that the command line left alone from the environment and then
 // from the YAML config file, whose keys are the flag names: file, else
 // the one KEYWARD_CONFIG names unless --config is on the command line.
-// Command-line flags win over the environment, which wins over the file. The master
-// key too: --master-key-file, else KEYWARD_MASTER_KEY or
+// Command-line flags win over the environment, which wins over the
+// file. The master key too: --master-key-file, else KEYWARD_MASTER_KEY or
 // KEYWARD_MASTER_KEY_FILE (both set is an error), else the file's
 // master-key-file; with KEYWARD_MASTER_KEY in force, --master-key-file is
 // left empty for findMasterKey to read the environment. It reports every
