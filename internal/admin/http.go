@@ -79,6 +79,8 @@ type Handler struct {
 	throttle refusalThrottle
 	// onThrottle is called for each request the throttle answers 429.
 	onThrottle func()
+	// observer records each request, for metrics.
+	observer Observer
 	// stopping is closed when the server shuts down, ending long polls.
 	stopping chan struct{}
 	stopOnce sync.Once
@@ -87,15 +89,38 @@ type Handler struct {
 	unreadable seqsLogged
 }
 
+// Observer records admin API requests, for metrics. Its label values
+// come from closed sets: route patterns, not paths.
+type Observer interface {
+	// ObserveAdminRequest records one request: route is the path of the
+	// route pattern that served it ("/v1/service-accounts/{sa}"), or
+	// UnmatchedRoute; status is the HTTP status answered.
+	ObserveAdminRequest(route, method string, status int, d time.Duration)
+}
+
+// UnmatchedRoute is the route an Observer is given for the requests no
+// admin route matches (the catch-all's 404 or 405), whatever their path:
+// paths are the caller's to choose, and each would be a series of its
+// own.
+const UnmatchedRoute = "unmatched"
+
+type nopObserver struct{}
+
+func (nopObserver) ObserveAdminRequest(string, string, int, time.Duration) {}
+
 // NewHandler returns the admin API handler. Its refusals are recorded
 // through journal (see refused); onThrottle, if not nil, is called for
-// each request answered 429 because its source was refused too often.
-func NewHandler(svc *Service, tokens TokenResolver, certs PeerCertificates, signing SigningKeys, journal Journal, issuer string, log *slog.Logger, onThrottle func()) *Handler {
+// each request answered 429 because its source was refused too often;
+// observer, if not nil, records every request.
+func NewHandler(svc *Service, tokens TokenResolver, certs PeerCertificates, signing SigningKeys, journal Journal, issuer string, log *slog.Logger, onThrottle func(), observer Observer) *Handler {
 	if onThrottle == nil {
 		onThrottle = func() {}
 	}
+	if observer == nil {
+		observer = nopObserver{}
+	}
 	return &Handler{svc: svc, tokens: tokens, certs: certs, signing: signing, journal: journal, issuer: issuer, log: log,
-		throttle: newRefusalThrottle(svc.cfg.Now), onThrottle: onThrottle, stopping: make(chan struct{})}
+		throttle: newRefusalThrottle(svc.cfg.Now), onThrottle: onThrottle, observer: observer, stopping: make(chan struct{})}
 }
 
 // StopWaiting ends the long polls in progress and makes later ones answer
@@ -108,15 +133,63 @@ func (h *Handler) StopWaiting() { h.stopOnce.Do(func() { close(h.stopping) }) }
 // TestAdminAPIDocumented holds docs/ADMIN-API.md to it, not here.
 func (h *Handler) Register(mux *http.ServeMux) {
 	for pattern, handler := range h.routes() {
-		mux.Handle(pattern, handler)
+		_, route, _ := strings.Cut(pattern, " ")
+		mux.Handle(pattern, h.observed(route, handler))
 	}
-	mux.Handle("/v1/", h.endpoint(func(r *http.Request, _ Actor) (int, any, error) {
+	mux.Handle("/v1/", h.observed(UnmatchedRoute, h.endpoint(func(r *http.Request, _ Actor) (int, any, error) {
 		if err := oauth2.MethodNotAllowed(mux, r, "/v1/"); err != nil {
 			return 0, nil, err
 		}
 		return 0, nil, notFound("There is no admin endpoint %s %s.", oauth2.Truncate(r.Method, 16), oauth2.ShownPath(r.URL.Path, 200))
-	}))
+	})))
 }
+
+// observed reports each request next serves to h.observer under route,
+// with the status it answered: 500 if it panicked before answering (the
+// server's recoverPanics answers that).
+func (h *Handler) observed(route string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		returned := false
+		defer func() {
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK
+				if !returned {
+					status = http.StatusInternalServerError
+				}
+			}
+			h.observer.ObserveAdminRequest(route, r.Method, status, time.Since(start))
+		}()
+		next.ServeHTTP(sw, r)
+		returned = true
+	})
+}
+
+// statusWriter remembers the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap gives http.ResponseController the writer underneath, for the
+// long poll's write deadline.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // routes returns the admin routes, pattern to handler: every one that
 // Register mounts but the catch-all. docs/ADMIN-API.md documents each.

@@ -6,6 +6,7 @@ package metrics
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +25,16 @@ type Metrics struct {
 	throttled prometheus.Counter
 	badCerts  prometheus.Counter
 	summaries *prometheus.CounterVec
+	// adminRequests and adminLatency are the admin API's, by route
+	// pattern, never by path.
+	adminRequests *prometheus.CounterVec
+	adminLatency  *prometheus.HistogramVec
 }
+
+// latencyBuckets are the request histograms' bounds: finer around 10 ms,
+// the latency target of docs/PERFORMANCE.md, so that a p99 read from the
+// buckets says which side of it a server is on, and by how much.
+var latencyBuckets = []float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .02, .03, .05, .1, .25, .5, 1, 2.5}
 
 // New registers the collectors. signingKeyAge reports the age of the
 // current signing key in seconds.
@@ -36,12 +46,9 @@ func New(signingKeyAge func() float64) *Metrics {
 			Help: "OAuth endpoint requests by endpoint, grant type, client authentication method, outcome and error code.",
 		}, []string{"endpoint", "grant", "auth_method", "outcome", "error"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "keyward_request_duration_seconds",
-			Help: "OAuth endpoint latency, including the durable audit write.",
-			// Finer around 10 ms, the latency target of docs/PERFORMANCE.md,
-			// so that a p99 read from the buckets says which side of it a
-			// server is on, and by how much.
-			Buckets: []float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .02, .03, .05, .1, .25, .5, 1, 2.5},
+			Name:    "keyward_request_duration_seconds",
+			Help:    "OAuth endpoint latency, including the durable audit write.",
+			Buckets: latencyBuckets,
 		}, []string{"endpoint"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "keyward_audit_batch_size",
@@ -69,10 +76,20 @@ func New(signingKeyAge func() float64) *Metrics {
 			Name: "keyward_audit_summary_writes_total",
 			Help: "Writes of audit summaries (of introspections that found their token active) by outcome.",
 		}, []string{"outcome"}),
+		adminRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyward_admin_requests_total",
+			Help: "Admin API requests by route pattern (unmatched for a path no route matches), method and HTTP status code.",
+		}, []string{"route", "method", "code"}),
+		adminLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "keyward_admin_request_duration_seconds",
+			Help:    "Admin API latency by route pattern and method, authentication and the durable audit write included (a long poll of GET /v1/audit, its wait too).",
+			Buckets: latencyBuckets,
+		}, []string{"route", "method"}),
 	}
 	m.summaries.WithLabelValues("success")
 	m.summaries.WithLabelValues("failure")
 	m.reg.MustRegister(m.requests, m.latency, m.batchSize, m.batchTime, m.failures, m.throttled, m.badCerts, m.summaries,
+		m.adminRequests, m.adminLatency,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "keyward_signing_key_age_seconds",
 			Help: "How long the current token-signing key has been signing.",
@@ -103,6 +120,27 @@ func (m *Metrics) ObserveBatch(size int, d time.Duration, err error) {
 	}
 	m.batchSize.Observe(float64(size))
 	m.batchTime.Observe(d.Seconds())
+}
+
+// ObserveAdminRequest records one admin API request: route is the path
+// of the route pattern that served it, or "unmatched" for the requests
+// no route matches, whatever their path; a method not one of net/http's
+// is counted as "other".
+func (m *Metrics) ObserveAdminRequest(route, method string, status int, d time.Duration) {
+	method = knownMethod(method)
+	m.adminRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.adminLatency.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// knownMethod keeps the method label to a closed set: a request no route
+// matches may have any method.
+func knownMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
 
 // Throttled records a throttled client authentication or admin API
@@ -166,3 +204,6 @@ type Nop struct{}
 
 // ObserveRequest implements the request observer.
 func (Nop) ObserveRequest(string, string, string, string, string, time.Duration) {}
+
+// ObserveAdminRequest implements the admin API's observer.
+func (Nop) ObserveAdminRequest(string, string, int, time.Duration) {}

@@ -112,12 +112,13 @@ func New(cfg Config, d Deps) *Server {
 	// What handlers log about a request carries its ID (logRequests).
 	reqLog := logWithRequestIDs(d.Logger)
 	var (
-		observer     oauth2.Observer = oauth2.NopObserver{}
-		onThrottle   func()
-		onUnreadable func()
+		observer      oauth2.Observer = oauth2.NopObserver{}
+		adminObserver admin.Observer
+		onThrottle    func()
+		onUnreadable  func()
 	)
 	if d.Metrics != nil {
-		observer, onThrottle, onUnreadable = d.Metrics, d.Metrics.Throttled, d.Metrics.UnreadableCertificate
+		observer, adminObserver, onThrottle, onUnreadable = d.Metrics, d.Metrics, d.Metrics.Throttled, d.Metrics.UnreadableCertificate
 	}
 	// Reads of the token endpoint come from memory; changes made through
 	// this server invalidate them at once.
@@ -171,7 +172,7 @@ func New(cfg Config, d Deps) *Server {
 	mux.Handle("/introspect", withDeadline(clock, introspect.NewHandler(auth, resolver, cached, d.Journal, d.Introspections, d.Now, reqLog, observer)))
 	mux.Handle("/revoke", withDeadline(clock, revoke.NewHandler(auth, resolver, cached, d.Journal, d.Now, reqLog, observer)))
 	disc.Register(mux)
-	adminHTTP := admin.NewHandler(adminSvc, resolver, auth, signingKeys{d.Signer, d.Store}, d.Journal, cfg.Issuer, reqLog, onThrottle)
+	adminHTTP := admin.NewHandler(adminSvc, resolver, auth, signingKeys{d.Signer, d.Store}, d.Journal, cfg.Issuer, reqLog, onThrottle, adminObserver)
 	adminHTTP.Register(mux)
 	if cfg.Console {
 		console.New().Register(mux)
