@@ -299,8 +299,8 @@ func TestAdminRefusalFloodBounded(t *testing.T) {
 }
 
 // The admin API's 429s count in keyward_auth_throttled_total, as the
-// client authentications' do: an operator watching it sees a flood of
-// requests without a valid admin token too.
+// client authentications' do, under endpoint="admin": an operator
+// watching it sees a flood of requests without a valid admin token too.
 func TestAdminThrottleCounted(t *testing.T) {
 	c := &clockFixture{at: time.Now()}
 	m := metrics.New(func() float64 { return 0 })
@@ -315,8 +315,8 @@ func TestAdminThrottleCounted(t *testing.T) {
 	}
 	w := httptest.NewRecorder()
 	m.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
-	if !strings.Contains(w.Body.String(), "\nkeyward_auth_throttled_total 10\n") {
-		t.Errorf("metrics have %q, want keyward_auth_throttled_total 10", grepLines(w.Body.String(), "keyward_auth_throttled_total"))
+	if !strings.Contains(w.Body.String(), "\n"+`keyward_auth_throttled_total{endpoint="admin"} 10`+"\n") {
+		t.Errorf(`metrics have %q, want keyward_auth_throttled_total{endpoint="admin"} 10`, grepLines(w.Body.String(), "keyward_auth_throttled_total"))
 	}
 }
 

@@ -63,8 +63,6 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	Now            func() time.Time
 	Logger         *slog.Logger
-	// OnThrottle, if set, is called for each request refused with 429.
-	OnThrottle func()
 	// OnUnreadableCertificate, if set, is called for each request whose
 	// client-certificate header from a trusted proxy does not parse (the
 	// log warns of it at most once a minute).
@@ -106,9 +104,6 @@ func New(cfg Config, dir Directory) *Authenticator {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.OnThrottle == nil {
-		cfg.OnThrottle = func() {}
 	}
 	if cfg.OnUnreadableCertificate == nil {
 		cfg.OnUnreadableCertificate = func() {}
@@ -317,13 +312,11 @@ func presentedID(id string) string {
 func (a *Authenticator) Throttled(source, client string) *oauth2.Error {
 	source = sourceKey(source)
 	if ok, wait := a.perAddr.Check(source); !ok {
-		a.cfg.OnThrottle()
 		return tooMany(wait, &throttle.Refused{Key: source, Note: throttle.NoteAddress})
 	}
 	if client != "" {
 		client = keyedName(client)
 		if ok, wait := a.perClient.Check(clientKey(source, client)); !ok {
-			a.cfg.OnThrottle()
 			// The key again: the one checked is built on the stack, and
 			// keeping it in the answer would move it to the heap for
 			// every request.

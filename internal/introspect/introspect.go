@@ -147,6 +147,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	unrecorded := false
 	if err != nil {
 		oe := oauth2.AsError(err)
+		if _, ok := oe.Err.(*throttle.Refused); ok {
+			h.observer.Throttled("introspect")
+		}
 		ev.Outcome = storage.OutcomeFailure
 		ev.Data["error"], ev.Data["description"] = oe.Code, oe.Description
 		var note string

@@ -22,7 +22,7 @@ type Metrics struct {
 	batchSize prometheus.Histogram
 	batchTime prometheus.Histogram
 	failures  prometheus.Counter
-	throttled prometheus.Counter
+	throttled *prometheus.CounterVec
 	badCerts  prometheus.Counter
 	summaries *prometheus.CounterVec
 	// adminRequests and adminLatency are the admin API's, by route
@@ -64,10 +64,10 @@ func New(signingKeyAge func() float64) *Metrics {
 			Name: "keyward_store_commit_failures_total",
 			Help: "Group-commit transactions that failed or timed out (the histograms observe only those that commit).",
 		}),
-		throttled: prometheus.NewCounter(prometheus.CounterOpts{
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyward_auth_throttled_total",
-			Help: "Client authentications, and admin API requests without a valid admin token, refused with 429 after repeated failures.",
-		}),
+			Help: "Client authentications, and admin API requests without a valid admin token, refused with 429 after repeated failures, by endpoint: token, introspect, revoke or admin.",
+		}, []string{"endpoint"}),
 		badCerts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "keyward_forwarded_cert_unreadable_total",
 			Help: "Requests whose client-certificate header, from a trusted proxy, does not parse (the log warns of them at most once a minute).",
@@ -88,6 +88,9 @@ func New(signingKeyAge func() float64) *Metrics {
 	}
 	m.summaries.WithLabelValues("success")
 	m.summaries.WithLabelValues("failure")
+	for _, e := range throttledEndpoints {
+		m.throttled.WithLabelValues(e)
+	}
 	m.reg.MustRegister(m.requests, m.latency, m.batchSize, m.batchTime, m.failures, m.throttled, m.badCerts, m.summaries,
 		m.adminRequests, m.adminLatency,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -143,9 +146,14 @@ func knownMethod(m string) string {
 	return "other"
 }
 
+// throttledEndpoints are the values of keyward_auth_throttled_total's
+// endpoint label, each exported from the start at 0: the endpoints whose
+// throttle answers 429.
+var throttledEndpoints = []string{"token", "introspect", "revoke", "admin"}
+
 // Throttled records a throttled client authentication or admin API
-// request.
-func (m *Metrics) Throttled() { m.throttled.Inc() }
+// request at endpoint: token, introspect, revoke or admin.
+func (m *Metrics) Throttled(endpoint string) { m.throttled.WithLabelValues(endpoint).Inc() }
 
 // UnreadableCertificate records a client-certificate header from a
 // trusted proxy that does not parse.
@@ -204,6 +212,9 @@ type Nop struct{}
 
 // ObserveRequest implements the request observer.
 func (Nop) ObserveRequest(string, string, string, string, string, time.Duration) {}
+
+// Throttled implements the request observer.
+func (Nop) Throttled(string) {}
 
 // ObserveAdminRequest implements the admin API's observer.
 func (Nop) ObserveAdminRequest(string, string, int, time.Duration) {}

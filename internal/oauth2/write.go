@@ -94,6 +94,10 @@ var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return
 // come from closed sets: grant types, authentication methods, error codes.
 type Observer interface {
 	ObserveRequest(endpoint, grant, authMethod, outcome, errorCode string, d time.Duration)
+	// Throttled records a request to endpoint answered 429 by the
+	// throttle of failed client authentications (its error's cause a
+	// *throttle.Refused).
+	Throttled(endpoint string)
 }
 
 // NopObserver records nothing.
@@ -101,3 +105,6 @@ type NopObserver struct{}
 
 // ObserveRequest implements Observer.
 func (NopObserver) ObserveRequest(string, string, string, string, string, time.Duration) {}
+
+// Throttled implements Observer.
+func (NopObserver) Throttled(string) {}

@@ -64,6 +64,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	written, err := h.serve(w, r, &ev)
 	if err != nil {
 		oe := oauth2.AsError(err)
+		if _, ok := oe.Err.(*throttle.Refused); ok {
+			h.observer.Throttled("revoke")
+		}
 		ev.Outcome = storage.OutcomeFailure
 		ev.Data["error"], ev.Data["description"] = oe.Code, oe.Description
 		// A 429 of the throttle not to be recorded counts as written.

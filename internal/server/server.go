@@ -118,7 +118,8 @@ func New(cfg Config, d Deps) *Server {
 		onUnreadable  func()
 	)
 	if d.Metrics != nil {
-		observer, adminObserver, onThrottle, onUnreadable = d.Metrics, d.Metrics, d.Metrics.Throttled, d.Metrics.UnreadableCertificate
+		observer, adminObserver, onUnreadable = d.Metrics, d.Metrics, d.Metrics.UnreadableCertificate
+		onThrottle = func() { d.Metrics.Throttled("admin") }
 	}
 	// Reads of the token endpoint come from memory; changes made through
 	// this server invalidate them at once.
@@ -132,7 +133,7 @@ func New(cfg Config, d Deps) *Server {
 		Issuer: cfg.Issuer, StrictAudience: cfg.StrictClientAssertionAudience,
 		MaxAssertionLifetime: cfg.MaxAssertionLifetime, ClockSkew: cfg.ClockSkew, Pepper: d.Pepper,
 		ClientCAs: cfg.ClientCAs, CertHeader: cfg.ClientCertHeader, TrustedProxies: cfg.TrustedProxies,
-		Now: d.Now, Logger: reqLog, OnThrottle: onThrottle, OnUnreadableCertificate: onUnreadable,
+		Now: d.Now, Logger: reqLog, OnUnreadableCertificate: onUnreadable,
 	}, cached)
 	tcfg := token.Config{
 		Issuer: cfg.Issuer, MaxAssertionLifetime: cfg.MaxAssertionLifetime,

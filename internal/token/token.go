@@ -218,6 +218,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	oe := oauth2.AsError(err)
+	if _, ok := oe.Err.(*throttle.Refused); ok {
+		h.cfg.Observer.Throttled("token")
+	}
 	msg, level := "token request refused", slog.LevelInfo
 	if oe.ServerFault() {
 		level = slog.LevelError
