@@ -3,9 +3,14 @@ package metrics
 import (
 	"errors"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // A group-commit transaction that fails or times out counts in
@@ -27,4 +32,98 @@ func TestObserveBatch(t *testing.T) {
 			t.Errorf("metrics lack %q", strings.TrimSpace(want))
 		}
 	}
+}
+
+// Every keyward_ metric the server can register is named in the metrics
+// reference, docs/DEPLOYMENT.md's "Metrics and logs", and every keyward_
+// metric any document names is one the server registers: a metric added
+// without a word for operators, or one renamed while its old name stays
+// in an alert rule of the docs, fails here.
+func TestMetricsDocumented(t *testing.T) {
+	m := New(func() float64 { return 0 })
+	m.HeldSummaries(func() float64 { return 0 })
+	m.ChangeNotifications(func() float64 { return 1 })
+	m.AdminSignInExpiry(func() float64 { return 0 })
+	m.BuildInfo("v0", "", "go")
+	families, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	registered := map[string]bool{}
+	for _, f := range families {
+		if name := f.GetName(); strings.HasPrefix(name, "keyward_") {
+			registered[name] = true
+		}
+	}
+	// Vectors without a series yet are not gathered: name them from
+	// their descriptions.
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.adminRequests, m.adminLatency} {
+		ch := make(chan *prometheus.Desc, 1)
+		c.Describe(ch)
+		registered[descName(t, <-ch)] = true
+	}
+
+	deployment, err := os.ReadFile(filepath.Join("..", "..", "docs", "DEPLOYMENT.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(deployment), "\n## Metrics and logs\n")
+	if !ok {
+		t.Fatal(`docs/DEPLOYMENT.md has no "## Metrics and logs" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	inReference := map[string]bool{}
+	for _, name := range metricNames(section) {
+		inReference[name] = true
+	}
+	for name := range registered {
+		if !inReference[name] {
+			t.Errorf("%s is registered but docs/DEPLOYMENT.md's \"Metrics and logs\" does not name it", name)
+		}
+	}
+
+	docs, err := filepath.Glob(filepath.Join("..", "..", "docs", "*.md"))
+	if err != nil || len(docs) == 0 {
+		t.Fatalf("no docs/*.md: %v", err)
+	}
+	for _, doc := range append(docs, filepath.Join("..", "..", "README.md")) {
+		text, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range metricNames(string(text)) {
+			base := name
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if b, ok := strings.CutSuffix(name, suffix); ok && registered[b] {
+					base = b
+				}
+			}
+			if !registered[base] {
+				t.Errorf("%s names %s, which the server does not register", filepath.Base(doc), name)
+			}
+		}
+	}
+}
+
+// metricNames returns the keyward_ names text gives in backquotes, as in
+// `keyward_requests_total` or `keyward_build_info{version="…"}`; a prefix
+// (a name ending in _, such as a channel's) is not a metric.
+func metricNames(text string) []string {
+	var out []string
+	for _, m := range regexp.MustCompile("`(keyward_[a-z0-9_]+)").FindAllStringSubmatch(text, -1) {
+		if !strings.HasSuffix(m[1], "_") {
+			out = append(out, m[1])
+		}
+	}
+	return out
+}
+
+// descName is the fully-qualified name in d's description.
+func descName(t *testing.T, d *prometheus.Desc) string {
+	_, rest, ok := strings.Cut(d.String(), `fqName: "`)
+	name, _, ok2 := strings.Cut(rest, `"`)
+	if !ok || !ok2 {
+		t.Fatalf("no name in %s", d)
+	}
+	return name
 }
