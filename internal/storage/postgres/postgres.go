@@ -5,6 +5,7 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -440,12 +441,15 @@ func (migrationLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
 	// unlocks only a lock SessionLock took: one that fails once it asked
 	// for the first releases what the session may hold (a lock it does
 	// not hold only draws a warning), or the connection would go back to
-	// the pool holding the schema's lock.
+	// the pool holding the schema's lock; a release that fails ends the
+	// session.
 	fail := func(err error) error {
 		tx.Rollback()
 		uctx, cancel := migrationUnlockContext(ctx)
 		defer cancel()
-		conn.ExecContext(uctx, migrationUnlock)
+		if _, uerr := conn.ExecContext(uctx, migrationUnlock); uerr != nil {
+			endSession(conn) // it may still hold the lock
+		}
 		return err
 	}
 	// The schema's lock first: a replica waiting for it holds nothing an
@@ -485,6 +489,15 @@ const migrationUnlockWait = 10 * time.Second
 // migrationUnlockWait.
 func migrationUnlockContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), migrationUnlockWait)
+}
+
+// endSession closes conn's session, and with it the session locks it may
+// still hold after a release that failed or whose answer was lost. A
+// connection closed under database/sql is not used again: pgx's
+// ResetSession refuses it (driver.ErrBadConn) when the pool would next
+// hand it out, and the pool discards it.
+func endSession(conn *sql.Conn) {
+	conn.Raw(func(dc any) error { return dc.(driver.Conn).Close() })
 }
 
 // SessionUnlock releases the locks SessionLock took on the same session

@@ -5,10 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keyward/keyward/internal/storage/postgres"
@@ -208,6 +210,96 @@ func TestMigrationLockReleasedOnFailure(t *testing.T) {
 	}
 	if held != 0 {
 		t.Errorf("the session of a failed SessionLock holds %d advisory locks, want none", held)
+	}
+}
+
+// TestMigrationLockFailedRelease: a SessionLock that fails after it took
+// the schema's lock, and whose release of it fails too, ends its session:
+// the connection went back to the pool holding the schema's migration
+// lock, and every replica's migrations waited for it.
+func TestMigrationLockFailedRelease(t *testing.T) {
+	ctx := context.Background()
+	h := holdMigrationLock(t, pgtest.SchemaDSN(t), nil)
+	db := openDB(t, refuseRelease(t, h.dsn))
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := backendPID(t, conn)
+	locked := make(chan error, 1)
+	go func() { locked <- postgres.MigrationLocker{}.SessionLock(ctx, conn) }()
+	// Waiting for the older releases' key, once it has the schema's.
+	h.awaitWaiter(locked)
+	if _, err := h.db.ExecContext(ctx, "SELECT pg_cancel_backend($1)", pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-locked; err == nil {
+		t.Fatal("SessionLock succeeded while another session held the older releases' migration lock")
+	}
+	conn.Close() // as goose does
+	awaitSessionEnd(t, db, h.db, pid)
+}
+
+// refuseRelease creates, in the schema dsn's search_path names, a
+// pg_advisory_unlock(integer, integer) that fails, and returns dsn with
+// that schema searched before pg_catalog: a session on it takes the
+// migration lock as any other, but its release of it fails, the lock
+// still held.
+func refuseRelease(t *testing.T, dsn string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	schema := q.Get("search_path")
+	execOn(dsn)(t, "CREATE FUNCTION "+pgx.Identifier{schema, "pg_advisory_unlock"}.Sanitize()+
+		"(integer, integer) RETURNS boolean LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'the test refuses the release'; END$$")
+	q.Set("search_path", schema+",pg_catalog")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// backendPID is the process ID of conn's session.
+func backendPID(t *testing.T, conn *sql.Conn) int {
+	t.Helper()
+	var pid int
+	if err := conn.QueryRowContext(context.Background(), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// awaitSessionEnd fails the test if db's pool hands out again the
+// session pid, closed by its user, and returns once watcher no longer
+// sees it in pg_stat_activity: ended, with the locks it held.
+func awaitSessionEnd(t *testing.T, db, watcher *sql.DB, pid int) {
+	t.Helper()
+	ctx := context.Background()
+	again, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := backendPID(t, again)
+	again.Close()
+	if got == pid {
+		t.Fatal("the pool handed out again the session whose release of the migration lock failed; it may hold the lock")
+	}
+	// Not a measure: a bound on a wait that must end by itself.
+	giveUp := time.After(30 * time.Second)
+	for {
+		var n int
+		if err := watcher.QueryRowContext(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		select {
+		case <-giveUp:
+			t.Fatal("the session whose release of the migration lock failed is still open")
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 
