@@ -501,14 +501,19 @@ func endSession(conn *sql.Conn) {
 }
 
 // SessionUnlock releases the locks SessionLock took on the same session
-// conn, so the next replica waiting in pg_advisory_lock goes on; it fails
-// if the session did not hold them (pg_advisory_unlock answers false).
+// conn, so the next replica waiting in pg_advisory_lock goes on, then
+// gives the session back its own lock_timeout; it fails if the session
+// did not hold them (pg_advisory_unlock answers false). If either
+// statement fails, it ends the session: the connection would go back to
+// the pool maybe holding the lock, or with the migrations' lock_timeout.
 func (migrationLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
-	if _, err := conn.ExecContext(ctx, "RESET lock_timeout"); err != nil {
-		return err
-	}
 	var schema, legacy bool
-	if err := conn.QueryRowContext(ctx, migrationUnlock).Scan(&schema, &legacy); err != nil {
+	err := conn.QueryRowContext(ctx, migrationUnlock).Scan(&schema, &legacy)
+	if err == nil {
+		_, err = conn.ExecContext(ctx, "RESET lock_timeout")
+	}
+	if err != nil {
+		endSession(conn)
 		return err
 	}
 	if !schema || !legacy {

@@ -213,31 +213,55 @@ func TestMigrationLockReleasedOnFailure(t *testing.T) {
 	}
 }
 
-// TestMigrationLockFailedRelease: a SessionLock that fails after it took
-// the schema's lock, and whose release of it fails too, ends its session:
-// the connection went back to the pool holding the schema's migration
-// lock, and every replica's migrations waited for it.
+// TestMigrationLockFailedRelease: a release of the migration lock that
+// fails, by a SessionLock failing once it took the schema's lock or by
+// SessionUnlock, ends its session: the connection went back to the pool
+// holding the schema's migration lock, and every replica's migrations
+// waited for it.
 func TestMigrationLockFailedRelease(t *testing.T) {
 	ctx := context.Background()
-	h := holdMigrationLock(t, pgtest.SchemaDSN(t), nil)
-	db := openDB(t, refuseRelease(t, h.dsn))
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
+	var l postgres.MigrationLocker
+	for _, tc := range []struct {
+		name string
+		// release takes the lock on conn, of session pid, and fails to
+		// release it.
+		release func(t *testing.T, h *lockHolder, conn *sql.Conn, pid int)
+	}{
+		{"SessionLock failing", func(t *testing.T, h *lockHolder, conn *sql.Conn, pid int) {
+			locked := make(chan error, 1)
+			go func() { locked <- l.SessionLock(ctx, conn) }()
+			// Waiting for the older releases' key, once it has the schema's.
+			h.awaitWaiter(locked)
+			if _, err := h.db.ExecContext(ctx, "SELECT pg_cancel_backend($1)", pid); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-locked; err == nil {
+				t.Fatal("SessionLock succeeded while another session held the older releases' migration lock")
+			}
+		}},
+		{"SessionUnlock", func(t *testing.T, h *lockHolder, conn *sql.Conn, pid int) {
+			h.unlock()
+			if err := l.SessionLock(ctx, conn); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.SessionUnlock(ctx, conn); err == nil {
+				t.Fatal("SessionUnlock succeeded, its release refused")
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := holdMigrationLock(t, pgtest.SchemaDSN(t), nil)
+			db := openDB(t, refuseRelease(t, h.dsn))
+			conn, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pid := backendPID(t, conn)
+			tc.release(t, h, conn, pid)
+			conn.Close() // as goose does
+			awaitSessionEnd(t, db, h.db, pid)
+		})
 	}
-	pid := backendPID(t, conn)
-	locked := make(chan error, 1)
-	go func() { locked <- postgres.MigrationLocker{}.SessionLock(ctx, conn) }()
-	// Waiting for the older releases' key, once it has the schema's.
-	h.awaitWaiter(locked)
-	if _, err := h.db.ExecContext(ctx, "SELECT pg_cancel_backend($1)", pid); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-locked; err == nil {
-		t.Fatal("SessionLock succeeded while another session held the older releases' migration lock")
-	}
-	conn.Close() // as goose does
-	awaitSessionEnd(t, db, h.db, pid)
 }
 
 // refuseRelease creates, in the schema dsn's search_path names, a
