@@ -341,10 +341,18 @@ func migrate(ctx context.Context, db *sql.DB, mode sqlstore.MigrateMode) error {
 	}
 	err = sqlstore.Migrate(ctx, p, "postgres", mode)
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == "55P03" {
-		return fmt.Errorf("postgres: a migration waited %v (its lock_timeout) for a table another session holds locked, and gave up rather than hold up every query of that table behind it; find that session in pg_stat_activity (a long transaction, or one idle in transaction), end it, and start again: %w", migrationStatementLockWait, err)
+	if !errors.As(err, &pe) || pe.Code != "55P03" {
+		return err
 	}
-	return err
+	// lock_not_available: a statement's lock_timeout ran out, on the
+	// migration lock's session migrationStatementLockWait (SessionLock),
+	// elsewhere the DSN's or role's. Goose's own statements, on its
+	// version table, run on either.
+	var partial *goose.PartialError
+	if errors.As(err, &partial) {
+		return fmt.Errorf("postgres: migration %s waited %v (its lock_timeout) for a lock another session holds on a table it needs (or rows of it), and gave up rather than hold up every query of that table behind it; find that session in pg_locks and pg_stat_activity (a long transaction, or one idle in transaction), end it, and start again: %w", partial.Failed.Source.Path, migrationStatementLockWait, err)
+	}
+	return fmt.Errorf("postgres: migrations: a statement on goose's version table (goose_db_version), not a migration, gave up waiting for a lock another session holds (its lock_timeout); find that session in pg_locks and pg_stat_activity (a long transaction, or one idle in transaction), end it, and start again: %w", err)
 }
 
 // checkSchema refuses, before goose looks at it, a search_path none of

@@ -165,8 +165,8 @@ func TestMigrationTableLockWait(t *testing.T) {
 	if s, err := postgres.Open(octx, waiter, postgres.Options{}); err == nil {
 		s.Close()
 		t.Fatal("Open migrated a table another session holds locked")
-	} else if !strings.Contains(err.Error(), "lock_timeout") || !strings.Contains(err.Error(), "pg_stat_activity") {
-		t.Fatalf("Open while another session holds a table locked: got %q, want it to say it waited for a table another session holds (lock_timeout) and where to look", err)
+	} else if !strings.Contains(err.Error(), "00010_cert_tokens_revoked.sql waited 100ms (its lock_timeout)") || !strings.Contains(err.Error(), "pg_stat_activity") {
+		t.Fatalf("Open while another session holds a table locked: got %q, want it to say which migration waited for a table another session holds, how long (lock_timeout) and where to look", err)
 	}
 	holder.Rollback()
 	s, err = postgres.Open(ctx, waiter, postgres.Options{})
@@ -210,6 +210,40 @@ func TestMigrationLockReleasedOnFailure(t *testing.T) {
 	}
 	if held != 0 {
 		t.Errorf("the session of a failed SessionLock holds %d advisory locks, want none", held)
+	}
+}
+
+// TestMigrationVersionTableLockWait: a statement of goose's on its
+// version table that gives up waiting for a lock another session holds
+// fails the start saying so: the error said a migration had waited for
+// a table it needed.
+func TestMigrationVersionTableLockWait(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.SchemaDSN(t)
+	s, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	holder, err := openDB(t, dsn).BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	if _, err := holder.ExecContext(ctx, "LOCK TABLE goose_db_version IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	postgres.SetMigrationStatementLockWait(t, 100*time.Millisecond)
+	// Not a measure: a bound on a wait that must end by itself.
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err = postgres.Open(octx, dsn, postgres.Options{})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open read goose's version table while another session holds it locked")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "goose_db_version") || !strings.Contains(msg, "pg_stat_activity") {
+		t.Fatalf("Open while another session holds goose's version table locked: got %q, want it to name that table and where to look", err)
 	}
 }
 
