@@ -489,8 +489,9 @@ func (migrationLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
 
 // migrationUnlockWait bounds how long SessionLock, failing, waits to
 // release what it may hold: past ctx's end, but not without end on a
-// server that does not answer.
-const migrationUnlockWait = 10 * time.Second
+// server that does not answer (sqlstore.UnlockWait, as for the
+// first-start lock).
+const migrationUnlockWait = sqlstore.UnlockWait
 
 // migrationUnlockContext is the context of SessionLock's release on
 // failure: ctx's values, not its cancellation, bounded by

@@ -342,7 +342,7 @@ func (s *Store) LockFirstStart(ctx context.Context, waiting func()) (unlock func
 		}
 	}
 	return sync.OnceFunc(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), UnlockWait)
 		defer cancel()
 		var held bool
 		if err := conn.QueryRowContext(ctx, s.d.FirstStartUnlock).Scan(&held); err != nil || !held {
@@ -352,6 +352,12 @@ func (s *Store) LockFirstStart(ctx context.Context, waiting func()) (unlock func
 		conn.Close()
 	}), nil
 }
+
+// UnlockWait bounds how long the release of a session lock waits for the
+// database to answer: a server that does not answer would hold it up
+// without end. A release that fails or runs out of time ends its session
+// instead, and the lock with it.
+const UnlockWait = 10 * time.Second
 
 // waitFirstStart waits for the dialect's FirstStartLock on conn, in a
 // transaction with FirstStartNoTimeouts: a role's or DSN's lock_timeout
