@@ -9,12 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 	"github.com/keyward/keyward/internal/testkeyward"
 )
@@ -322,5 +324,51 @@ func TestFirstStartLockReleasedAfterBootstrap(t *testing.T) {
 	}
 	if !free {
 		t.Error("the data directory's lock was held after the bootstrap")
+	}
+}
+
+// A server starting on PostgreSQL while another session holds the
+// store's first-start lock logs, before it waits, a query that lists
+// the sessions holding it: a holder whose host vanished keeps the lock
+// until PostgreSQL's TCP keepalives notice, and the operator had nothing
+// to find it by.
+func TestFirstStartWaitNamesHolderQuery(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	holder, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	unlock, err := holder.LockFirstStart(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.DataDir, cfg.DB = "127.0.0.1:0", t.TempDir(), dsn
+	var logs testkeyward.SyncBuffer
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	defer m.Close()
+	opened := make(chan error, 1)
+	go func() { opened <- m.Open(ctx) }()
+	// Not a measure: a bound on a wait that must end by itself.
+	giveUp := time.After(30 * time.Second)
+	for !strings.Contains(logs.String(), "waiting for an import into this store") {
+		select {
+		case err := <-opened:
+			t.Fatalf("Open returned while another session held the first-start lock: %v", err)
+		case <-giveUp:
+			t.Fatalf("no wait for the first-start lock was logged:\n%s", logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-opened; err == nil {
+		t.Error("Open succeeded, its wait for the first-start lock cancelled")
+	}
+	if want := "find_holder=" + strconv.Quote(postgres.FirstStartHolders); !strings.Contains(logs.String(), want) {
+		t.Errorf("logged %q, want it to give the query that finds the holder: %s", logs.String(), want)
 	}
 }

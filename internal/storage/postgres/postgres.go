@@ -296,6 +296,14 @@ func warnClockOffset(ctx context.Context, db *sql.DB, log *slog.Logger, now func
 	}
 }
 
+// FirstStartHolders lists the sessions that hold a first-start lock
+// (Store.LockFirstStart) in the database's every schema, for an operator
+// to run when a server starting waits for one: client_addr is the
+// holder's host. (A two-key advisory lock shows in pg_locks with the
+// first key as classid, objsubid 2.)
+var FirstStartHolders = fmt.Sprintf("SELECT pid, datname, client_addr, application_name, backend_start, state_change FROM pg_stat_activity"+
+	" WHERE pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = %d AND objsubid = 2 AND granted)", lockFirstStart)
+
 // dialect is PostgreSQL's sqlstore.Dialect.
 func dialect() sqlstore.Dialect {
 	return sqlstore.Dialect{

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -555,4 +558,60 @@ func TestLockFirstStartTimeouts(t *testing.T) {
 		t.Fatalf("LockFirstStart, once the holder let go: %v", r.err)
 	}
 	r.unlock()
+}
+
+// TestFirstStartHolders: the query a server waiting for the first-start
+// lock logs, run by an operator on a session of their own, lists the
+// session that holds it, and no longer once it let go.
+func TestFirstStartHolders(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.SchemaDSN(t)
+	app := "keyward-holder-test-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	s, err := postgres.Open(ctx, dsn+"&application_name="+app, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	operator := openDB(t, os.Getenv(pgtest.DSNEnv))
+	holders := func() int {
+		t.Helper()
+		rows, err := operator.QueryContext(ctx, postgres.FirstStartHolders)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		cols, err := rows.Columns()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for rows.Next() {
+			v := make([]any, len(cols))
+			vals := make([]sql.NullString, len(cols))
+			for i := range v {
+				v[i] = &vals[i]
+			}
+			if err := rows.Scan(v...); err != nil {
+				t.Fatal(err)
+			}
+			if i := slices.Index(cols, "application_name"); vals[i].String == app {
+				n++
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	unlock, err := s.LockFirstStart(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := holders(); n != 1 {
+		t.Errorf("FirstStartHolders lists %d sessions of the holder's, want 1", n)
+	}
+	unlock()
+	if n := holders(); n != 0 {
+		t.Errorf("FirstStartHolders lists %d sessions of the holder's once it let go, want none", n)
+	}
 }
