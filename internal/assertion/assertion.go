@@ -102,6 +102,12 @@ type Token struct {
 // (Debian 12's python3-google-auth is 1.5.1) sends; the signature of such
 // an assertion is checked over the segments as received (package jwspad).
 func Parse(raw string) (*Token, error) {
+	// A compact JWS has no line breaks (RFC 7515 §7.1), and the
+	// service-account flow refuses an assertion with them. Go's base64
+	// decoding skips CR and LF, so go-jose would accept them.
+	if strings.ContainsAny(raw, "\r\n") {
+		return nil, fail(Malformed, notCompact, errors.New("a line break in the assertion"))
+	}
 	compact, padded, err := jwspad.Unpad(raw)
 	switch {
 	case errors.Is(err, jwspad.ErrHeader):
@@ -113,7 +119,7 @@ func Parse(raw string) (*Token, error) {
 	}
 	tok, err := jwt.ParseSigned(compact, Algorithms)
 	if err != nil {
-		return nil, fail(Malformed, "Invalid JWT: the assertion must be a compact JWS signed with RS256 or ES256 (three base64url segments, no newlines).", err)
+		return nil, fail(Malformed, notCompact, err)
 	}
 	t := &Token{jwt: tok, padded: padded, Header: tok.Headers[0]}
 	if err := checkCritical(t.Header); err != nil {
@@ -137,6 +143,9 @@ func Parse(raw string) (*Token, error) {
 	}
 	return t, nil
 }
+
+// notCompact describes an assertion that is not a compact JWS.
+const notCompact = "Invalid JWT: the assertion must be a compact JWS signed with RS256 or ES256 (three base64url segments, no newlines)."
 
 // supportedCritical are the extensions go-jose verifies when a header
 // marks them critical (RFC 7515 §4.1.11): b64 (RFC 7797), accepted only

@@ -200,6 +200,29 @@ func TestParseRefusesUnstorableClaims(t *testing.T) {
 	}
 }
 
+// An assertion with a line break anywhere is not a compact JWS (RFC 7515
+// §7.1; the seed: "without newlines"), though Go's base64 decoder would
+// skip it; the same assertion without one parses.
+func TestParseRefusesLineBreaks(t *testing.T) {
+	k, _ := fixture(t)
+	raw := signed(t, k, map[string]any{"iss": "a@p"})
+	dot := strings.Index(raw, ".")
+	for name, bad := range map[string]string{
+		"LF in the header":    raw[:4] + "\n" + raw[4:],
+		"CRLF in the payload": raw[:dot+5] + "\r\n" + raw[dot+5:],
+		"CR in the signature": raw[:len(raw)-6] + "\r" + raw[len(raw)-6:],
+		"trailing LF":         raw + "\n",
+		"padded, then LF":     raw + "==\n",
+	} {
+		if _, err := Parse(bad); !IsReason(err, Malformed) || !strings.Contains(err.Error(), "no newlines") {
+			t.Errorf("%s: err = %v, want Malformed saying no newlines", name, err)
+		}
+	}
+	if _, err := Parse(raw); err != nil {
+		t.Errorf("without a line break: %v", err)
+	}
+}
+
 // An assertion whose segments carry base64 padding, as google-auth for
 // Python before 1.6.3 signs them, verifies over the segments as sent; the
 // same assertion with its padding taken off, or its payload changed, does

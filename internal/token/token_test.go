@@ -268,6 +268,9 @@ func hmacConfusion(t *testing.T, pub *rsa.PublicKey, c map[string]any) string {
 	return in + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
+// lineBreakAt inserts br into s at i.
+func lineBreakAt(s string, i int, br string) string { return s[:i] + br + s[i:] }
+
 func unsigned(c map[string]any) string {
 	h, _ := json.Marshal(map[string]string{"alg": "none", "typ": "JWT"})
 	p, _ := json.Marshal(c)
@@ -370,6 +373,11 @@ func TestJWTBearer(t *testing.T) {
 			wantStatus: 400, wantError: "invalid_grant", wantDesc: "b64"},
 		{name: "not a JWT", req: request{body: form("hello")}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "padding added after signing", req: request{body: form(strings.Replace(rs(nil), ".", "=.", 1))}, wantStatus: 400, wantError: "invalid_grant"},
+		// The seed: the assertion "must be Base64-encoded, without newlines"
+		// (Go's base64 decoder would skip them).
+		{name: "line break in the signature", req: request{body: form(lineBreakAt(rs(nil), len(rs(nil))-20, "\n"))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: "no newlines"},
+		{name: "CRLF in the claim set", req: request{body: form(lineBreakAt(rs(nil), strings.Index(rs(nil), ".")+9, "\r\n"))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: "no newlines"},
+		{name: "trailing line break", req: request{body: form(rs(nil) + "\n")}, wantStatus: 400, wantError: "invalid_grant", wantDesc: "no newlines"},
 		{name: "scope claim of the wrong type", req: request{body: form(rs(func(c map[string]any) { c["scope"] = []string{"orders.read"} }))}, wantStatus: 400, wantError: "invalid_grant"},
 		{name: "sub and prn disagree", req: request{body: form(rs(func(c map[string]any) { c["sub"], c["prn"] = "job@proj.iam.test", "x@y" }))}, wantStatus: 400, wantError: "invalid_grant"},
 
