@@ -196,7 +196,8 @@ func claims(mod func(map[string]any)) map[string]any {
 	return c
 }
 
-// sign signs claims with key under alg, with the given kid and extra headers.
+// sign signs claims with key under alg, with the given kid and extra headers
+// (typ is JWT unless extra says otherwise; a nil value leaves a header out).
 func sign(t *testing.T, key any, alg jose.SignatureAlgorithm, kid string, c map[string]any, extra map[jose.HeaderKey]any) string {
 	t.Helper()
 	opts := (&jose.SignerOptions{}).WithType("JWT")
@@ -205,6 +206,9 @@ func sign(t *testing.T, key any, alg jose.SignatureAlgorithm, kid string, c map[
 	}
 	for k, v := range extra {
 		opts = opts.WithHeader(k, v)
+		if v == nil {
+			delete(opts.ExtraHeaders, k)
+		}
 	}
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
 	if err != nil {
@@ -306,6 +310,9 @@ func TestJWTBearer(t *testing.T) {
 		// The seed's flow, as Google's libraries send it.
 		{name: "ok", req: request{body: form(rs(nil))}, wantStatus: 200, wantScope: "orders.read", wantAud: "https://orders.internal"},
 		{name: "ok without kid, every key tried", req: request{body: form(sign(t, e.rsKey, jose.RS256, "", claims(nil), nil))}, wantStatus: 200, wantScope: "orders.read"},
+		// The seed's header has typ JWT; RFC 7523 does not require it, and
+		// an assertion without it is accepted.
+		{name: "no typ header", req: request{body: form(sign(t, e.rsKey, jose.RS256, "rs", claims(nil), map[jose.HeaderKey]any{jose.HeaderType: nil}))}, wantStatus: 200, wantScope: "orders.read"},
 		{name: "ok with an unknown kid", req: request{body: form(sign(t, e.rsKey, jose.RS256, "nope", claims(nil), nil))}, wantStatus: 200, wantScope: "orders.read"},
 		{name: "ES256 key", req: request{body: form(sign(t, e.esKey, jose.ES256, "es", claims(nil), nil))}, wantStatus: 200, wantScope: "orders.read"},
 		{name: "aud is the issuer", req: request{body: form(rs(func(c map[string]any) { c["aud"] = issuer }))}, wantStatus: 200},
@@ -341,6 +348,9 @@ func TestJWTBearer(t *testing.T) {
 		{name: "expired key", req: request{body: form(sign(t, e.oldKey, jose.RS256, "old", claims(nil), nil))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: "Invalid JWT Signature."},
 		{name: "expired assertion", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Add(-2*time.Hour).Unix(), t0.Add(-time.Hour).Unix() }))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: shortLived},
 		{name: "lives longer than 65 minutes", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix(), t0.Unix()+65*60+1 }))}, wantStatus: 400, wantError: "invalid_grant", wantDesc: shortLived},
+		{name: "iat and exp with fractions, as the seed's PyJWT example (time.time()) sends them", req: request{body: form(rs(func(c map[string]any) {
+			c["iat"], c["exp"] = float64(t0.Unix())-0.25, float64(t0.Unix())+3599.75
+		}))}, wantStatus: 200},
 		{name: "iat backdated a minute, as Google's PHP client sends it", req: request{body: form(rs(func(c map[string]any) { c["iat"], c["exp"] = t0.Unix()-60, t0.Unix()+3600 }))}, wantStatus: 200},
 		// The seed's "clock with skew": a signer's clock off by up to the
 		// skew (a minute) either way is tolerated, and no more.
@@ -404,6 +414,11 @@ func TestJWTBearer(t *testing.T) {
 		{name: "unknown resource", req: request{body: form(rs(nil), "resource", "https://nowhere")}, wantStatus: 400, wantError: "invalid_target"},
 		{name: "one unknown resource of two", req: request{body: form(rs(nil), "resource", "https://orders.internal", "resource", "https://nowhere")}, wantStatus: 400, wantError: "invalid_target"},
 		{name: "delegation", req: request{body: form(rs(func(c map[string]any) { c["sub"] = "alice@example.com" }))}, wantStatus: 400, wantError: "unauthorized_client", wantDesc: "Unauthorized client or scope in request."},
+		// The seed's invalid_client row: the JWT must be "issued for the
+		// client ID in the request", and a client that authenticates must
+		// do so.
+		{name: "client_id of another account beside the assertion", req: request{body: form(rs(nil), "client_id", "100000000000000000002")}, wantStatus: 401, wantError: "invalid_client"},
+		{name: "wrong client secret beside the assertion", req: request{body: form(rs(nil)), header: http.Header{"Authorization": {basicAuth(e.job.ID, "kw_wrong")}}}, wantStatus: 401, wantError: "invalid_client"},
 		{name: "unsupported grant", req: request{body: "grant_type=password&username=a&password=b"}, wantStatus: 400, wantError: "unsupported_grant_type"},
 		{name: "no grant_type", req: request{body: "assertion=x"}, wantStatus: 400, wantError: "invalid_request"},
 		{name: "missing assertion", req: request{body: "grant_type=" + url.QueryEscape(oauth2.GrantJWTBearer)}, wantStatus: 400, wantError: "invalid_request"},
@@ -459,7 +474,12 @@ func TestJWTBearer(t *testing.T) {
 				return
 			}
 			// The seed's response: access_token, scope, token_type and
-			// expires_in, an integer (Java's clients read it as a long).
+			// expires_in, an integer (Java's clients read it as a long),
+			// and nothing else: no refresh_token, as a new JWT gets the
+			// next token.
+			if got := slices.Sorted(maps.Keys(body)); !slices.Equal(got, []string{"access_token", "expires_in", "scope", "token_type"}) {
+				t.Fatalf("response members %v, want the seed's access_token, expires_in, scope, token_type", got)
+			}
 			var seed struct {
 				Scope     *string     `json:"scope"`
 				ExpiresIn json.Number `json:"expires_in"`
@@ -629,6 +649,35 @@ func TestOversizedKeyNeverVerifies(t *testing.T) {
 	}
 	if n := strings.Count(logs, "key="+kid); n != 1 {
 		t.Errorf("the key was warned of %d times, want once: %q", n, logs)
+	}
+}
+
+// TestJWTBearerDeletedKey: the seed's invalid_grant "Invalid JWT
+// Signature." for an assertion signed with a key that "has been deleted":
+// the key that got a token gets none once deleted, whether the assertion
+// names it by kid or not.
+func TestJWTBearerDeletedKey(t *testing.T) {
+	e := newEnv(t)
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	spki, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	ev := storage.AuditEvent{Time: t0, Action: "fixture", Outcome: storage.OutcomeSuccess}
+	if err := e.store.CreateKey(context.Background(), storage.Key{ID: "gone", AccountID: e.job.ID, Algorithm: "RS256", PublicKey: spki,
+		Origin: storage.KeyOriginUploaded, CreatedAt: t0}, nil, ev); err != nil {
+		t.Fatal(err)
+	}
+	if w := e.do(request{body: form(sign(t, key, jose.RS256, "gone", claims(nil), nil))}); w.Code != 200 {
+		t.Fatalf("before the deletion: %d %s", w.Code, w.Body)
+	}
+	if err := e.store.DeleteKey(context.Background(), "gone", nil, ev); err != nil {
+		t.Fatal(err)
+	}
+	for _, kid := range []string{"gone", ""} {
+		w := e.do(request{body: form(sign(t, key, jose.RS256, kid, claims(nil), nil))})
+		var body map[string]any
+		json.Unmarshal(w.Body.Bytes(), &body)
+		if w.Code != 400 || body["error"] != oauth2.ErrInvalidGrant || body["error_description"] != "Invalid JWT Signature." {
+			t.Errorf("kid %q after the deletion: %d %s, want 400 invalid_grant Invalid JWT Signature.", kid, w.Code, w.Body)
+		}
 	}
 }
 
