@@ -713,6 +713,31 @@ func RequireForToken(w http.ResponseWriter, r *http.Request, auth Requirer, j Jo
 	return caller, raw, nil
 }
 
+// Record finishes an introspection or revocation that is to be answered
+// with err (nil for success) and whose audit event is ev: it writes ev to
+// j first when write (with oauth2.RecordContext, so the client hanging up
+// does not end the write), and logs the request's one line. An event that
+// could not be written is logged by LogUnrecorded as unrecorded, and the
+// answer becomes oauth2.Unrecorded; otherwise a refusal is logged by
+// LogRefusal as refused. It returns the error to answer with.
+func Record(ctx context.Context, log *slog.Logger, j Journal, ev *storage.AuditEvent, write bool, err error, unrecorded, refused string) error {
+	if write {
+		rctx, cancel := oauth2.RecordContext(ctx)
+		werr := j.Write(rctx, storage.Write{Events: []storage.AuditEvent{*ev}})
+		cancel()
+		if werr != nil {
+			LogUnrecorded(ctx, log, unrecorded, werr, err, ev)
+			return oauth2.Unrecorded()
+		}
+	}
+	if err != nil {
+		// Refused, as /token logs its refusals: the client's own
+		// mistakes at info, the server's failures at error.
+		LogRefusal(ctx, log, refused, oauth2.AsError(err), ev)
+	}
+	return err
+}
+
 // LogRefusal logs, as msg, why an introspection or revocation whose audit
 // event is ev was refused with oe, as the token endpoint logs its
 // refusals: at error when the server is at fault (oe.ServerFault), at info

@@ -165,21 +165,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// RFC 7662 §2.2 has the answer hide), revoked, expired or unknown, which
 	// can be a stolen token in use or a search for one. A 429 of the
 	// throttle is the exception: one a minute per throttle key is written.
-	method, writeFailed := ev.Data["auth_method"], false
-	if !unrecorded && (err != nil || ev.Data["active"] != "true" || !h.summaries.Add(ev)) {
-		rctx, cancel := oauth2.RecordContext(r.Context())
-		defer cancel()
-		if werr := h.journal.Write(rctx, storage.Write{Events: []storage.AuditEvent{ev}}); werr != nil {
-			clientauth.LogUnrecorded(r.Context(), h.log, "introspection not answered: its audit event could not be written", werr, err, &ev)
-			err, writeFailed = oauth2.Unrecorded(), true
-		}
-	}
+	method := ev.Data["auth_method"]
+	write := !unrecorded && (err != nil || ev.Data["active"] != "true" || !h.summaries.Add(ev))
+	err = clientauth.Record(r.Context(), h.log, h.journal, &ev, write, err,
+		"introspection not answered: its audit event could not be written", "introspection refused")
 	if err != nil {
-		if !writeFailed {
-			// Refused, as /token logs its refusals: the client's own
-			// mistakes at info, the server's failures at error.
-			clientauth.LogRefusal(r.Context(), h.log, "introspection refused", oauth2.AsError(err), &ev)
-		}
 		oauth2.WriteError(w, err)
 		h.observer.ObserveRequest("introspect", "", method, storage.OutcomeFailure, oauth2.AsError(err).Code, time.Since(start))
 		return

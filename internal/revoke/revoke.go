@@ -76,21 +76,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		err = oe
 	}
-	writeFailed := false
-	if !written {
-		rctx, cancel := oauth2.RecordContext(r.Context())
-		defer cancel()
-		if werr := h.journal.Write(rctx, storage.Write{Events: []storage.AuditEvent{ev}}); werr != nil {
-			clientauth.LogUnrecorded(r.Context(), h.log, "revocation request not answered: its audit event could not be written", werr, err, &ev)
-			err, writeFailed = oauth2.Unrecorded(), true
-		}
-	}
+	err = clientauth.Record(r.Context(), h.log, h.journal, &ev, !written, err,
+		"revocation request not answered: its audit event could not be written", "revocation refused")
 	if err != nil {
-		if !writeFailed {
-			// Refused, as /token logs its refusals: the client's own
-			// mistakes at info, the server's failures at error.
-			clientauth.LogRefusal(r.Context(), h.log, "revocation refused", oauth2.AsError(err), &ev)
-		}
 		oauth2.WriteError(w, err)
 		h.observer.ObserveRequest("revoke", "", ev.Data["auth_method"], storage.OutcomeFailure, oauth2.AsError(err).Code, time.Since(start))
 		return
