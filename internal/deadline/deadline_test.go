@@ -98,6 +98,49 @@ func mustDeadline(ctx context.Context) time.Time {
 	return d
 }
 
+// context.Cause reads a Context's end however it ended, also when asked
+// before Done or Err, under a parent that can be canceled, as net/http's
+// is: Value finds the parent's cancelCtx until Done or Err makes the
+// Context's own, and the Cause of the Go go.mod requires calls Err first.
+func TestCauseFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		end  func(c *deadline.Context, cancel context.CancelFunc) // nil for not ended
+		want error
+	}{
+		{"not ended", nil, nil},
+		{"deadline", func(c *deadline.Context, _ context.CancelFunc) { time.Sleep(time.Until(mustDeadline(c))) }, context.DeadlineExceeded},
+		{"deadline, waited on", func(c *deadline.Context, _ context.CancelFunc) {
+			done, expired := c.WaitChannels()
+			select {
+			case <-done:
+			case <-expired:
+			}
+		}, context.DeadlineExceeded},
+		{"closed", func(c *deadline.Context, _ context.CancelFunc) { c.Close() }, context.Canceled},
+		{"parent canceled", func(_ *deadline.Context, cancel context.CancelFunc) { cancel() }, context.Canceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				parent, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				c := deadline.NewClock(25 * time.Second).New(parent)
+				defer c.Close()
+				if tc.end != nil {
+					tc.end(c, cancel)
+					synctest.Wait()
+				}
+				if err := context.Cause(c); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+					t.Errorf("Cause before Done and Err = %v, want %v", err, tc.want)
+				}
+				if err := c.Err(); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+					t.Errorf("Err() = %v, want %v", err, tc.want)
+				}
+			})
+		})
+	}
+}
+
 // Close ends a Context, as a CancelFunc does, whether or not it has
 // armed a timer of its own, but not its Detached context.
 func TestClose(t *testing.T) {
