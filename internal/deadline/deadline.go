@@ -204,6 +204,38 @@ func (d *detached) Err() error {
 	}
 }
 
-// Value is the parent's, as context.WithoutCancel has it (the parent's
-// cancellation, which context.Cause finds as a value, not included).
-func (d *detached) Value(key any) any { return context.WithoutCancel(d.c.parent).Value(key) }
+// Value is the parent's, as context.WithoutCancel has it: the parent's
+// cancellation, which context.Cause finds as a value, not included. It
+// asks the parent itself, rather than a WithoutCancel context, whose Value
+// allocates a call.
+func (d *detached) Value(key any) any {
+	switch {
+	case cancelKey == nil:
+		return context.WithoutCancel(d.c.parent).Value(key)
+	case key == cancelKey:
+		return nil
+	}
+	return d.c.parent.Value(key)
+}
+
+// cancelKey is the key context.Cause asks a context's Value for, to find
+// its cancellation (the one key WithoutCancel hides), learned once from a
+// probe; nil if Cause asked none.
+var cancelKey = func() any {
+	p := keyProbe{Context: context.Background()}
+	context.Cause(&p)
+	return p.key
+}()
+
+// keyProbe is an ended context that keeps the key its Value was asked.
+type keyProbe struct {
+	context.Context
+	key any
+}
+
+func (p *keyProbe) Err() error { return context.Canceled }
+
+func (p *keyProbe) Value(key any) any {
+	p.key = key
+	return nil
+}

@@ -203,6 +203,26 @@ func TestWaitingAllocatesNoTimer(t *testing.T) {
 	}
 }
 
+// A Detached context's Value allocates nothing: it has its parent's
+// values (and hides the parent's cancellation from context.Cause, as
+// TestContext's "parent canceled" checks) without a WithoutCancel
+// context, whose Value allocates a call.
+func TestDetachedValueAllocates(t *testing.T) {
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
+	defer cancel()
+	c := deadline.NewClock(time.Minute).New(parent)
+	defer c.Close()
+	det := c.Detached()
+	allocs := testing.AllocsPerRun(100, func() {
+		if det.Value(key{}) != "v" {
+			t.Fatal("Detached lost the parent's value")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Detached().Value allocates %v times a call, want 0", allocs)
+	}
+}
+
 // BenchmarkRequestContext compares a request's deadline and the context
 // of its audit event made with the context package, with a timer each,
 // with this package's, under a parent that can be canceled, as net/http's
