@@ -94,26 +94,11 @@ func newIntrospector(endpoint, issuer string, o options) *introspector {
 	return in
 }
 
+// introspection is an introspection answer (RFC 7662 §2.2): active, and
+// the token's claims under the names its JWT has them.
 type introspection struct {
-	Active   bool            `json:"active"`
-	Scope    string          `json:"scope"`
-	ClientID string          `json:"client_id"`
-	Sub      string          `json:"sub"`
-	Aud      json.RawMessage `json:"aud"`
-	Iss      string          `json:"iss"`
-	Exp      json.Number     `json:"exp"`
-	Iat      json.Number     `json:"iat"`
-	Nbf      json.Number     `json:"nbf"`
-	Jti      string          `json:"jti"`
-	Email    string          `json:"client_email"`
-	Act      *struct {
-		Sub   string `json:"sub"`
-		Email string `json:"client_email"`
-	} `json:"act"`
-	Cnf *struct {
-		X5T string `json:"x5t#S256"`
-		JKT string `json:"jkt"`
-	} `json:"cnf"`
+	Active bool `json:"active"`
+	wireClaims
 }
 
 // errLeaderLeft is the answer of a question abandoned before it was asked,
@@ -314,16 +299,11 @@ func (in *introspector) ask(ctx context.Context, raw, audience string, now time.
 	if r.Iss != "" && r.Iss != in.issuer {
 		return nil, invalid("the token was issued by another issuer", nil)
 	}
-	c := &Claims{Issuer: in.issuer, Subject: r.Sub, ClientID: r.ClientID, ClientEmail: r.Email, Audience: aud, Scopes: strings.Fields(r.Scope), ID: r.Jti}
-	var terr error
-	if c.Expiry, terr = numericDate(r.Exp); terr == nil {
-		if c.IssuedAt, terr = numericDate(r.Iat); terr == nil {
-			c.NotBefore, terr = numericDate(r.Nbf)
-		}
+	c, err := r.claims(aud)
+	if err != nil {
+		return nil, invalid("the introspection answer's times are malformed", err)
 	}
-	if terr != nil {
-		return nil, invalid("the introspection answer's times are malformed", terr)
-	}
+	c.Issuer = in.issuer
 	if c.Expiry.IsZero() {
 		return nil, invalid("the introspection answer has no exp", errors.New("missing exp"))
 	}
@@ -333,12 +313,6 @@ func (in *introspector) ask(ctx context.Context, raw, audience string, now time.
 	// remembered like an inactive one, and never marks the token active.
 	if err := checkTimes(c, now, in.o.leeway); err != nil {
 		return nil, err
-	}
-	if r.Act != nil {
-		c.Actor = &Actor{Subject: r.Act.Sub, ClientEmail: r.Act.Email}
-	}
-	if r.Cnf != nil {
-		c.CertificateThumbprint, c.KeyThumbprint = r.Cnf.X5T, r.Cnf.JKT
 	}
 	return c, nil
 }

@@ -470,7 +470,8 @@ func checkTimes(c *Claims, now time.Time, leeway time.Duration) error {
 	return nil
 }
 
-// wireClaims are the claims of a Keyward access token on the wire.
+// wireClaims are the claims of a Keyward access token on the wire, as a
+// JWT carries them and an introspection answer repeats them.
 type wireClaims struct {
 	Iss      string          `json:"iss"`
 	Sub      string          `json:"sub"`
@@ -517,17 +518,28 @@ func parseAccessClaims(payload []byte) (*Claims, error) {
 	if err != nil {
 		return nil, invalid("the token's aud is malformed", err)
 	}
+	c, err := w.claims(aud)
+	if err != nil {
+		return nil, invalid("the token's times are malformed", err)
+	}
+	return c, nil
+}
+
+// claims is w as Claims, of audience aud (which each caller parses and
+// reports on itself); the error is that of a malformed time.
+func (w *wireClaims) claims(aud []string) (*Claims, error) {
 	c := &Claims{
 		Issuer: w.Iss, Subject: w.Sub, ClientID: w.ClientID, ClientEmail: w.Email, Audience: aud,
 		Scopes: strings.Fields(w.Scope), ID: w.Jti,
 	}
+	var err error
 	if c.IssuedAt, err = numericDate(w.Iat); err == nil {
 		if c.NotBefore, err = numericDate(w.Nbf); err == nil {
 			c.Expiry, err = numericDate(w.Exp)
 		}
 	}
 	if err != nil {
-		return nil, invalid("the token's times are malformed", err)
+		return nil, err
 	}
 	if w.Act != nil {
 		c.Actor = &Actor{Subject: w.Act.Sub, ClientEmail: w.Act.Email}
