@@ -713,6 +713,23 @@ func RequireForToken(w http.ResponseWriter, r *http.Request, auth Requirer, j Jo
 	return caller, raw, nil
 }
 
+// Refused marks ev, the audit event of an introspection or revocation
+// refused with err, as a failure with the error's code and description,
+// and returns err as an *oauth2.Error. skip says the refusal is a 429 of
+// the client-authentication throttle that rec does not record (the event
+// is not to be written); the one it records carries rec's note under
+// "throttled".
+func Refused(ev *storage.AuditEvent, err error, rec *throttle.Recorder) (oe *oauth2.Error, skip bool) {
+	oe = oauth2.AsError(err)
+	ev.Outcome = storage.OutcomeFailure
+	ev.Data["error"], ev.Data["description"] = oe.Code, oe.Description
+	note, skip := rec.Skip(oe.Err)
+	if note != "" {
+		ev.Data["throttled"] = note
+	}
+	return oe, skip
+}
+
 // Record finishes an introspection or revocation that is to be answered
 // with err (nil for success) and whose audit event is ev: it writes ev to
 // j first when write (with oauth2.RecordContext, so the client hanging up

@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/throttle"
 )
 
 // recordJournal keeps the events written to it, and fails each write with
@@ -89,6 +92,41 @@ func TestRecord(t *testing.T) {
 				if _, ok := line[k]; !ok {
 					t.Errorf("logged %q without %q", lines[0], k)
 				}
+			}
+		})
+	}
+}
+
+// Refused marks the event a failure with the refusal's code and
+// description; of the throttle's 429s of one key, the first is recorded
+// with its note and the next, within throttle.RecordEvery, is skipped.
+func TestRefused(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	rec := throttle.NewRecorder(10, func() time.Time { return now })
+	throttled := oauth2.Errorf(oauth2.ErrInvalidClient, "Too many failed attempts.").
+		WithStatus(http.StatusTooManyRequests).WithCause(&throttle.Refused{Key: "192.0.2.1", Note: throttle.NoteAddress})
+	for _, tc := range []struct {
+		name     string
+		err      error
+		wantSkip bool
+		wantNote string
+	}{
+		{"refusal", errors.New("not an oauth2.Error"), false, ""},
+		{"throttled, first", throttled, false, throttle.NoteAddress},
+		{"throttled, again", throttled, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := storage.AuditEvent{Outcome: storage.OutcomeSuccess, Data: map[string]string{}}
+			oe, skip := Refused(&ev, tc.err, rec)
+			want := oauth2.AsError(tc.err)
+			if oe == nil || oe.Code != want.Code || oe.Description != want.Description {
+				t.Errorf("Refused = %v, want %v", oe, want)
+			}
+			if skip != tc.wantSkip || ev.Data["throttled"] != tc.wantNote {
+				t.Errorf("skip %v, throttled %q; want %v, %q", skip, ev.Data["throttled"], tc.wantSkip, tc.wantNote)
+			}
+			if ev.Outcome != storage.OutcomeFailure || ev.Data["error"] != want.Code || ev.Data["description"] != want.Description {
+				t.Errorf("event %+v, want a failure with %s: %s", ev, want.Code, want.Description)
 			}
 		})
 	}

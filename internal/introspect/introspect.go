@@ -146,17 +146,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, err := h.serve(w, r, &ev)
 	unrecorded := false
 	if err != nil {
-		oe := oauth2.AsError(err)
-		if _, ok := oe.Err.(*throttle.Refused); ok {
+		if _, ok := oauth2.AsError(err).Err.(*throttle.Refused); ok {
 			h.observer.Throttled("introspect")
 		}
-		ev.Outcome = storage.OutcomeFailure
-		ev.Data["error"], ev.Data["description"] = oe.Code, oe.Description
-		var note string
-		if note, unrecorded = h.recorded.Skip(oe.Err); note != "" {
-			ev.Data["throttled"] = note
-		}
-		err = oe
+		err, unrecorded = clientauth.Refused(&ev, err, h.recorded)
 	}
 	// An introspection that finds its token active is a read: its event may
 	// follow the answer, in a summary. Every other is written before the

@@ -63,18 +63,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ev := storage.AuditEvent{Time: now, Action: "token.revoke", Outcome: storage.OutcomeSuccess, Source: source, Data: map[string]string{}}
 	written, err := h.serve(w, r, &ev)
 	if err != nil {
-		oe := oauth2.AsError(err)
-		if _, ok := oe.Err.(*throttle.Refused); ok {
+		if _, ok := oauth2.AsError(err).Err.(*throttle.Refused); ok {
 			h.observer.Throttled("revoke")
 		}
-		ev.Outcome = storage.OutcomeFailure
-		ev.Data["error"], ev.Data["description"] = oe.Code, oe.Description
 		// A 429 of the throttle not to be recorded counts as written.
-		var note string
-		if note, written = h.recorded.Skip(oe.Err); note != "" {
-			ev.Data["throttled"] = note
-		}
-		err = oe
+		err, written = clientauth.Refused(&ev, err, h.recorded)
 	}
 	err = clientauth.Record(r.Context(), h.log, h.journal, &ev, !written, err,
 		"revocation request not answered: its audit event could not be written", "revocation refused")
