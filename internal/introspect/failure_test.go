@@ -26,6 +26,12 @@ type catalog struct {
 
 func (c catalog) ListAPIs(context.Context) ([]storage.API, error) { return nil, c.err }
 
+// basic is the Authorization header of client_secret_basic for id and
+// secret (not form-encoded first: these tests' IDs and secrets need none).
+func basic(id, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))
+}
+
 // Every refusal is logged, as /token logs its refusals: one that is not
 // the caller's doing — the store failed — at error, with its cause, which
 // neither the answer nor the event carries; the caller's own mistakes at
@@ -33,9 +39,6 @@ func (c catalog) ListAPIs(context.Context) ([]storage.API, error) { return nil, 
 // authentication failed (never one shaped like a secret).
 func TestRefusalLogged(t *testing.T) {
 	const pasted = "kw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-	basic := func(id, secret string) string {
-		return "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))
-	}
 	tests := []struct {
 		name       string
 		auth       string
@@ -100,9 +103,6 @@ func (j journal) Write(ctx context.Context, w storage.Write) error {
 // its cause as well as the write's error, and the client as /token's line
 // does, not one line for each.
 func TestUnrecordedRefusalLoggedOnce(t *testing.T) {
-	basic := func(id, secret string) string {
-		return "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))
-	}
 	tests := []struct {
 		name       string
 		auth       string
