@@ -446,20 +446,7 @@ func TestExpiredInBatches(t *testing.T) {
 }
 
 // execOn runs statements on the schema of dsn directly.
-func execOn(dsn string) func(t *testing.T, queries ...string) {
-	return func(t *testing.T, queries ...string) {
-		db, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		for _, q := range queries {
-			if _, err := db.Exec(q); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
-	}
-}
+func execOn(dsn string) func(t *testing.T, queries ...string) { return storagetest.Exec("pgx", dsn) }
 
 // MigrateNewOnly migrates a schema that has no tables yet and opens a
 // current one, but leaves an older schema as it is and refuses it: a

@@ -160,18 +160,7 @@ func TestExpiredInBatches(t *testing.T) {
 
 // execOn runs statements on the database file at path directly.
 func execOn(path string) func(t *testing.T, queries ...string) {
-	return func(t *testing.T, queries ...string) {
-		db, err := sql.Open("sqlite", "file:"+path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		for _, q := range queries {
-			if _, err := db.Exec(q); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
-	}
+	return storagetest.Exec("sqlite", "file:"+path)
 }
 
 // A new database, its WAL and its shared-memory file are for their owner

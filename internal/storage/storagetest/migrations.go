@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +16,24 @@ import (
 
 // Migration tests take open, which opens the store (migrating it), and
 // exec, which runs statements on the closed store's database directly.
+
+// Exec is the exec of a backend's migration tests: it runs statements
+// directly on the database that driver opens at dsn, failing t with the
+// statement that fails.
+func Exec(driver, dsn string) func(t *testing.T, queries ...string) {
+	return func(t *testing.T, queries ...string) {
+		db, err := sql.Open(driver, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for _, q := range queries {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+}
 
 // ScopeIndexSince is the schema version that indexes the scopes of
 // accounts and grants (account_scopes, delegation_grant_scopes).
