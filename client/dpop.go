@@ -294,13 +294,16 @@ func asksForNonce(resp *http.Response) bool {
 // quoted string, and "=" may have spaces around it; a quoted string's
 // content is never taken for a parameter.
 func hasAuthParam(challenges, name, value string) bool {
-	var items []string // tokens, "=", and quoted strings with their opening quote
+	// Tokens, "=", "," and quoted strings with their opening quote: the
+	// comma is kept, so that a name with no value before it ("error=,"
+	// ending a token68) is not given the next challenge's scheme as one.
+	var items []string
 	for s := challenges; s != ""; {
 		switch s[0] {
-		case ' ', '\t', ',':
+		case ' ', '\t':
 			s = s[1:]
-		case '=':
-			items, s = append(items, "="), s[1:]
+		case '=', ',':
+			items, s = append(items, s[:1]), s[1:]
 		case '"':
 			var b strings.Builder
 			b.WriteByte('"')

@@ -585,7 +585,7 @@ func TestDPoPMethod(t *testing.T) {
 // A resource server's use_dpop_nonce challenge (RFC 9449 §9) is followed
 // in every form RFC 9110 §11.2 allows its auth-param: the value quoted or
 // a bare token, the name in any case, spaces around "="; another error
-// is not.
+// is not, nor a token68 ending in "=" before a scheme named like the value.
 func TestDPoPNonceChallengeForms(t *testing.T) {
 	tests := []struct {
 		challenge string
@@ -599,6 +599,7 @@ func TestDPoPNonceChallengeForms(t *testing.T) {
 		{`DPoP error="invalid_token"`, 1},
 		{`DPoP error=use_dpop_nonce_x`, 1},
 		{`DPoP error_description="not error=use_dpop_nonce"`, 1},
+		{`Basic error=, use_dpop_nonce`, 1}, // a token68 ending in "=", then a scheme
 	}
 	for _, tt := range tests {
 		t.Run(tt.challenge, func(t *testing.T) {
