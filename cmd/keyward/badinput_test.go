@@ -111,6 +111,7 @@ func TestServerURLRefused(t *testing.T) {
 		{name: "password", args: append([]string{"sa", "list", "--server", "http://admin:hunter2@keyward.internal"}, creds...), usage: true, wantInErr: `--server "http://admin:xxxxx@keyward.internal" must be a base URL without a user name, password, query or fragment`},
 		{name: "query", args: append([]string{"sa", "list", "--server", "http://keyward.internal?x=1"}, creds...), usage: true, wantInErr: `--server "http://keyward.internal?x=1" must be a base URL without`},
 		{name: "fragment", env: "http://keyward.internal/#top", args: append([]string{"sa", "list"}, creds...), usage: true, wantInErr: `KEYWARD_SERVER "http://keyward.internal/#top" must be a base URL without`},
+		{name: "empty fragment", args: append([]string{"sa", "list", "--server", "http://keyward.internal#"}, creds...), usage: true, wantInErr: `--server "http://keyward.internal#" must be a base URL without`},
 		{name: "bench target with a query", args: []string{"bench", "--target", "http://keyward.internal?", "--credentials", m.AdminKeyFile}, usage: true, wantInErr: `--target "http://keyward.internal?" must be a base URL without`},
 		{name: "environment", env: "http://", args: append([]string{"sa", "list"}, creds...), usage: true, wantInErr: `KEYWARD_SERVER "http://"`},
 		{name: "key file token_uri", args: []string{"sa", "list", "--credentials", badURI}, wantInErr: `token_uri "ftp://keyward.internal/token" must be an http:// or https:// URL with a host, such as https://keyward.internal/token`},

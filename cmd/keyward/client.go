@@ -157,8 +157,9 @@ func checkTokenURI(name, raw string) error {
 		return err
 	}
 	// The base URL is what comes before /token: of any other path, the
-	// admin API's paths would be appended to the token endpoint's.
-	if u, _ := url.Parse(raw); !strings.HasSuffix(u.Path, kwoauth2.TokenPath) {
+	// admin API's paths would be appended to the token endpoint's. raw
+	// itself must end so (not /%74oken), as it is what is cut off.
+	if u, _ := url.Parse(raw); !strings.HasSuffix(u.Path, kwoauth2.TokenPath) || !strings.HasSuffix(raw, kwoauth2.TokenPath) {
 		return fmt.Errorf("%s %q must be Keyward's token endpoint, whose path ends in /token, such as %s", name, raw, example)
 	}
 	return nil
@@ -174,8 +175,13 @@ func checkURL(name, raw, what, example string) error {
 	// Paths are appended to it: a query or fragment would end up in the
 	// middle of them, and a user name and password would go to the token
 	// endpoint as client credentials (and into its error, to the screen).
-	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
-		return fmt.Errorf("%s %q must be %s without a user name, password, query or fragment, such as %s", name, u.Redacted(), what, example)
+	// An empty fragment ("…/token#") leaves u.Fragment empty too.
+	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#") {
+		shown := raw // u.String() drops an empty fragment's "#"
+		if u.User != nil {
+			shown = u.Redacted()
+		}
+		return fmt.Errorf("%s %q must be %s without a user name, password, query or fragment, such as %s", name, shown, what, example)
 	}
 	return nil
 }
