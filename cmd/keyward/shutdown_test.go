@@ -398,7 +398,8 @@ func TestRunListenerFailureStopsJobs(t *testing.T) {
 // TestRunWaitsForKeyRefresh: Run returns only once the periodic refresh
 // of the signing keys has, at a shutdown and when the listener fails. It
 // canceled the refresh without waiting for it, which went on reading the
-// store that Close closes next.
+// store that Close closes next. In a synctest bubble, Run is seen still
+// waiting once everything else is blocked, with no real time to outlast.
 func TestRunWaitsForKeyRefresh(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
@@ -410,40 +411,78 @@ func TestRunWaitsForKeyRefresh(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := openMain(t, io.Discard)
 			defer m.Close()
-			started, checked := make(chan struct{}), make(chan struct{})
-			var ended atomic.Bool
-			m.refreshKeys = func(ctx context.Context) {
-				close(started)
-				<-ctx.Done()
-				// Still reading the store a while after it was canceled.
-				select {
-				case <-checked:
-				case <-time.After(time.Second):
+			defer m.listener.Close() // replaced by one that blocks in the bubble
+			// The runtime's signal thread starts at the first
+			// signal.Notify, which Run's must not be: begun in the
+			// bubble, it fails on the channels it makes there.
+			_, stopHUP := notifyHUP()
+			stopHUP()
+			synctest.Test(t, func(t *testing.T) {
+				started, release := make(chan struct{}), make(chan struct{})
+				var ended atomic.Bool
+				m.refreshKeys = func(ctx context.Context) {
+					close(started)
+					<-ctx.Done()
+					<-release // still reading the store after it was canceled
+					ended.Store(true)
 				}
-				ended.Store(true)
-			}
-			fail := make(chan struct{})
-			if tc.listenerFails {
-				m.listener = failingListener{m.listener, fail}
-			}
-			ctx, stop := context.WithCancel(context.Background())
-			defer stop()
-			done := make(chan error, 1)
-			go func() { done <- m.Run(ctx) }()
-			<-started
-			if tc.listenerFails {
-				close(fail)
-			} else {
-				stop()
-			}
-			<-done
-			if !ended.Load() {
-				t.Error("Run returned while the refresh of the signing keys was still running")
-			}
-			close(checked)
+				l := newIdleListener()
+				m.listener = l
+				ctx, stop := context.WithCancel(context.Background())
+				defer stop()
+				done := make(chan error, 1)
+				go func() { done <- m.Run(ctx) }()
+				<-started
+				if tc.listenerFails {
+					close(l.fail)
+				} else {
+					stop()
+				}
+				synctest.Wait() // Run has returned, or waits for what it cannot do without the refresh
+				select {
+				case <-done:
+					t.Error("Run returned while the refresh of the signing keys was still running")
+					close(release)
+					return
+				default:
+				}
+				close(release)
+				<-done
+				if !ended.Load() {
+					t.Error("Run returned before the refresh of the signing keys ended")
+				}
+			})
 		})
 	}
 }
+
+// idleListener is a listener for a synctest bubble that accepts no
+// connection: Accept waits until it is closed, or fails once fail is
+// closed. Make it in the bubble.
+type idleListener struct {
+	fail, closed chan struct{}
+	once         sync.Once
+}
+
+func newIdleListener() *idleListener {
+	return &idleListener{fail: make(chan struct{}), closed: make(chan struct{})}
+}
+
+func (l *idleListener) Accept() (net.Conn, error) {
+	select {
+	case <-l.fail:
+		return nil, errListenerBroke
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *idleListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *idleListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
 
 // TestRunStopsKeyRefreshBeforeLastFlush: the refresh of the signing keys
 // is stopped and waited for before the last flush of the secrets' last
