@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -14,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	kwadmin "github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/testkeyward"
 )
 
 // cutProxy forwards TCP connections to a PostgreSQL server until it is
@@ -109,21 +108,9 @@ func startBehindCutProxy(t *testing.T, mods ...func(*Main)) (*Main, *cutProxy) {
 // both recover without a restart.
 func TestDatabaseOutage(t *testing.T) {
 	a, p := startBehindCutProxy(t)
-	ctx := context.Background()
-	svc := a.Server.Admin
-	if _, err := svc.CreateAPI(ctx, changeActor, kwadmin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}}); err != nil {
-		t.Fatal(err)
-	}
-	acct, err := svc.CreateAccount(ctx, changeActor, kwadmin.AccountInput{Name: "job", Project: "shop", Scopes: []string{"orders.read"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec, err := svc.CreateSecret(ctx, changeActor, acct.ID, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	acct, secret := testkeyward.OrdersJob(t, a.Server.Admin, changeActor)
 	token := func() (int, map[string]any) {
-		return postAs(t, a, acct.ID, sec.Value, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}})
+		return postAs(t, a, acct.ID, secret, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}})
 	}
 	ready := func() int {
 		resp, err := http.Get(a.URL() + "/readyz")

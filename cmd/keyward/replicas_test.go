@@ -30,6 +30,7 @@ import (
 	"github.com/keyward/keyward/internal/dpop/dpoptest"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
+	"github.com/keyward/keyward/internal/testkeyward"
 )
 
 // TestReplicas runs two servers on one PostgreSQL database and checks that
@@ -853,19 +854,9 @@ func TestReplicaNotificationConnectionCut(t *testing.T) {
 	b := startServer(t, replica)
 	ctx := context.Background()
 	svc := a.Server.Admin
-	if _, err := svc.CreateAPI(ctx, changeActor, kwadmin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}}); err != nil {
-		t.Fatal(err)
-	}
-	acct, err := svc.CreateAccount(ctx, changeActor, kwadmin.AccountInput{Name: "job", Project: "shop", Scopes: []string{"orders.read"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec, err := svc.CreateSecret(ctx, changeActor, acct.ID, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	acct, secret := testkeyward.OrdersJob(t, svc, changeActor)
 	token := func() int {
-		status, _ := postAs(t, b, acct.ID, sec.Value, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}})
+		status, _ := postAs(t, b, acct.ID, secret, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}})
 		return status
 	}
 	waitFor := func(what string, cond func() bool) {

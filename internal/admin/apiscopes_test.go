@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/testkeyward"
 )
 
 // PATCH /v1/apis/{name} changes the API's scopes, a whole list kept in
@@ -22,19 +23,9 @@ func TestUpdateAPIScopes(t *testing.T) {
 	svc := f.srv.Admin
 	op := admin.Actor{ID: "op"}
 	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
-	if _, err := svc.CreateAPI(ctx, op, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}}); err != nil {
-		t.Fatal(err)
-	}
-	job, err := svc.CreateAccount(ctx, op, admin.AccountInput{Name: "job", Project: "shop", Scopes: []string{"orders.read"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret, err := svc.CreateSecret(ctx, op, job.Email, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	job, secret := testkeyward.OrdersJob(t, svc, op)
 	// tokenFor asks /token for scope as job.
-	tokenFor := func(scope string) (int, map[string]any) { return f.clientToken(job.ID, secret.Value, scope) }
+	tokenFor := func(scope string) (int, map[string]any) { return f.clientToken(job.ID, secret, scope) }
 	// The token endpoint has read the catalog before the change.
 	if code, out := tokenFor("orders.read"); code != 200 {
 		t.Fatalf("token for orders.read: %d %v", code, out)

@@ -136,6 +136,26 @@ func (k *Server) Setup(t testing.TB, format string) (client, clientSecret, intro
 	return job.ID, s1.Value, api.ID, s2.Value
 }
 
+// OrdersJob registers, through a as actor, the API orders with the one
+// scope orders.read, and the account job@shop allowed it, with a secret:
+// the account and its secret.
+func OrdersJob(t testing.TB, a *admin.Service, actor admin.Actor) (storage.Account, string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := a.CreateAPI(ctx, actor, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}}); err != nil {
+		t.Fatal(err)
+	}
+	job, err := a.CreateAccount(ctx, actor, admin.AccountInput{Name: "job", Project: "shop", Scopes: []string{"orders.read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := a.CreateSecret(ctx, actor, job.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return job, sec.Value
+}
+
 // Sign mints an access token directly with the server's signer.
 func (k *Server) Sign(t testing.TB, mod func(*oauth2.AccessClaims)) string {
 	now := k.Clock.Now()
