@@ -97,12 +97,7 @@ func (s *importDuringBootstrap) CountAccounts(ctx context.Context) (int, error) 
 		s.imported = make(chan error, 1)
 		go func() { s.imported <- transfer.Import(context.Background(), s.Storage, s.dump, time.Now()) }()
 		for {
-			var waiting int
-			if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-				AND objsubid = 2 AND objid::bigint = (hashtext(current_schema())::bigint & 4294967295)`).Scan(&waiting); err != nil {
-				s.t.Fatal(err)
-			}
-			if waiting > 0 || len(s.imported) > 0 {
+			if _, waiting := pgtest.FirstStartLocks(s.t, s.db); waiting > 0 || len(s.imported) > 0 {
 				break
 			}
 			time.Sleep(10 * time.Millisecond)

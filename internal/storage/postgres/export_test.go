@@ -11,6 +11,10 @@ import (
 // that watch the statements the store runs.
 func NewOn(db *sql.DB) *sqlstore.Store { return sqlstore.New(db, db, dialect()) }
 
+// LockFirstStartKey is the key of the first-start lock, which
+// pgtest.FirstStartLockKey must be.
+const LockFirstStartKey = lockFirstStart
+
 // MigrationLocker is the session locker migrations run under.
 type MigrationLocker = migrationLocker
 

@@ -393,6 +393,14 @@ func TestMigrationLockTimeoutReset(t *testing.T) {
 	}
 }
 
+// TestFirstStartLockKey: the tests' pgtest.FirstStartLocks counts the
+// lock the store takes.
+func TestFirstStartLockKey(t *testing.T) {
+	if pgtest.FirstStartLockKey != postgres.LockFirstStartKey {
+		t.Fatalf("pgtest.FirstStartLockKey = %#x, want the store's %#x", pgtest.FirstStartLockKey, postgres.LockFirstStartKey)
+	}
+}
+
 // TestLockFirstStart: the lock a server holds while it starts keeps
 // Load's of the same schema waiting, not another schema's, and is gone,
 // its session back in the pool, once unlocked or once a wait for it is
@@ -414,17 +422,6 @@ func TestLockFirstStart(t *testing.T) {
 		return db
 	}
 	dbHere, dbThere := open(here), open(there)
-	// held and waiting count the sessions holding this schema's lock and
-	// waiting for it.
-	locks := func() (held, waiting int) {
-		t.Helper()
-		if err := dbHere.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE granted), count(*) FILTER (WHERE NOT granted) FROM pg_locks
-			WHERE locktype = 'advisory' AND classid = $1 AND objsubid = 2 AND objid::bigint = (hashtext(current_schema())::bigint & 4294967295)`,
-			0x6b770005).Scan(&held, &waiting); err != nil {
-			t.Fatal(err)
-		}
-		return held, waiting
-	}
 	// waits says whether Load's lock statement, on db, would wait.
 	waits := func(db *sql.DB) bool {
 		t.Helper()
@@ -472,7 +469,7 @@ func TestLockFirstStart(t *testing.T) {
 		failed <- err
 	}()
 	for {
-		if _, waiting := locks(); waiting > 0 {
+		if _, waiting := pgtest.FirstStartLocks(t, dbHere); waiting > 0 {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -488,7 +485,7 @@ func TestLockFirstStart(t *testing.T) {
 	// The server ends the cancelled wait on its own time. Not a measure:
 	// a bound on a wait that must end.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, waiting := locks(); waiting == 0 {
+		if _, waiting := pgtest.FirstStartLocks(t, dbHere); waiting == 0 {
 			break
 		} else if time.Now().After(deadline) {
 			t.Fatal("the cancelled wait for the first start's lock still waits")
@@ -496,7 +493,7 @@ func TestLockFirstStart(t *testing.T) {
 	}
 	unlock()
 	unlock() // once only
-	if held, waiting := locks(); held != 0 || waiting != 0 {
+	if held, waiting := pgtest.FirstStartLocks(t, dbHere); held != 0 || waiting != 0 {
 		t.Errorf("after the unlock, %d sessions hold the first start's lock and %d wait for it, want none", held, waiting)
 	}
 	if waits(dbHere) {
@@ -545,9 +542,7 @@ func TestLockFirstStartTimeouts(t *testing.T) {
 			}
 			t.Fatalf("LockFirstStart returned while another session held the lock: %v", r.err)
 		case <-told:
-			if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = $1 AND objsubid = 2`, 0x6b770005).Scan(&waiting); err != nil {
-				t.Fatal(err)
-			}
+			_, waiting = pgtest.FirstStartLocks(t, db)
 			told <- struct{}{}
 			time.Sleep(10 * time.Millisecond)
 		}

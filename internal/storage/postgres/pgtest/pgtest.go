@@ -3,6 +3,7 @@ package pgtest
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"testing"
 	"time"
@@ -35,4 +36,21 @@ func SchemaDSN(t testing.TB) string {
 		}
 	})
 	return schema
+}
+
+// FirstStartLockKey is the key (classid) of the advisory lock a server
+// holds while it starts (postgres.Store.LockFirstStart); its objid is
+// the schema's.
+const FirstStartLockKey = 0x6b770005
+
+// FirstStartLocks counts the sessions that hold, and that wait for, the
+// first-start lock of the schema db's search_path names.
+func FirstStartLocks(t testing.TB, db *sql.DB) (held, waiting int) {
+	t.Helper()
+	if err := db.QueryRowContext(context.Background(), `SELECT count(*) FILTER (WHERE granted), count(*) FILTER (WHERE NOT granted) FROM pg_locks
+		WHERE locktype = 'advisory' AND classid = $1 AND objsubid = 2 AND objid::bigint = (hashtext(current_schema())::bigint & 4294967295)`,
+		FirstStartLockKey).Scan(&held, &waiting); err != nil {
+		t.Fatal(err)
+	}
+	return held, waiting
 }
