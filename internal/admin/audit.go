@@ -259,14 +259,15 @@ const AuditLateness = time.Minute
 // a long poll to wait for: not with an until past by AuditLateness (the
 // zero time among them), as events are written no later than that after
 // the time they have, nor with a range of times or sequence numbers that
-// is empty (after the largest sequence number there can be, say). A poll
+// is empty (after the largest sequence number there can be, say; times
+// inside one microsecond, the precision they are stored with). A poll
 // that cannot be answered otherwise is answered at once, with what
 // matches.
 func canCome(f storage.AuditFilter, now time.Time) bool {
 	switch {
 	case f.Until != nil && !f.Until.Add(AuditLateness).After(now):
 		return false
-	case f.Until != nil && f.Since != nil && !f.Since.Before(*f.Until):
+	case f.Until != nil && f.Since != nil && !storage.AuditTimesBetween(*f.Since, *f.Until):
 		return false
 	case f.BeforeSeq > 0 && f.BeforeSeq-1 <= f.AfterSeq, f.AfterSeq == math.MaxInt64:
 		return false

@@ -117,11 +117,15 @@ func listSeqs(t *testing.T, f *fixture, auth, query string, n int64) ([]int64, m
 
 // TestAuditLongPollCannotMatch: a long poll that no event written from
 // now on can match (an until already past, the zero time among them, or
-// an empty range) is answered at once; it waited the whole wait for
-// nothing. Every long poll's place is taken, so that one that waits is
-// refused 503 instead.
+// an empty range, one inside a microsecond among them) is answered at
+// once; it waited the whole wait for nothing. Every long poll's place is
+// taken, so that one that waits is refused 503 instead. On SQLite and,
+// when KEYWARD_TEST_POSTGRES_DSN is set, on PostgreSQL.
 func TestAuditLongPollCannotMatch(t *testing.T) {
-	f := newFixture(t)
+	onBackends(t, testAuditLongPollCannotMatch)
+}
+
+func testAuditLongPollCannotMatch(t *testing.T, f *fixture) {
 	n := newestSeq(t, f)
 	seq := func(k int64) string { return strconv.FormatInt(n+k, 10) }
 	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
@@ -135,6 +139,11 @@ func TestAuditLongPollCannotMatch(t *testing.T) {
 		{"until=1h", false},
 		{"until=2m", false},
 		{"since=2999-01-01T00:00:00Z&until=2999-01-01T00:00:00Z", false},
+		// Times are stored to the microsecond: none is inside one.
+		{"since=2999-01-01T00:00:00.0000001Z&until=2999-01-01T00:00:00.0000009Z", false},
+		{"since=2999-01-01T00:00:00.0000001Z&until=2999-01-01T00:00:00.000001Z", false},
+		{"since=2999-01-01T00:00:00.0000001Z&until=2999-01-01T00:00:00.000001001Z", true},
+		{"since=2999-01-01T00:00:00.000001Z&until=2999-01-01T00:00:00.000001001Z", true},
 		{"before=" + seq(1), false},
 		{"after=" + seq(5) + "&before=" + seq(3), false},
 		{"after=9223372036854775807", false},

@@ -240,6 +240,18 @@ type AuditFilter struct {
 	Until *time.Time
 }
 
+// AuditTimesBetween reports whether a time as stored (NormalizeAuditTime:
+// a whole microsecond) can be at or after since and before until. A range
+// inside one microsecond holds none, though since is before until: no
+// event can match it.
+func AuditTimesBetween(since, until time.Time) bool {
+	first := NormalizeAuditTime(since)
+	if first.Before(since) {
+		first = first.Add(time.Microsecond)
+	}
+	return first.Before(until)
+}
+
 // NormalizeAuditTime is the precision audit times are stored and hashed
 // with, so every backend reproduces the same hash.
 func NormalizeAuditTime(t time.Time) time.Time {

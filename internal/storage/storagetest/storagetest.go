@@ -1494,8 +1494,23 @@ func testAuditTimeBounds(t *testing.T, s storage.Storage) {
 		{"newest until a nanosecond after an event", storage.AuditFilter{Newest: true, Until: new(at.Add(time.Nanosecond))}, []int64{2, 1}},
 		{"since and until around an event", storage.AuditFilter{Since: new(at.Add(-time.Nanosecond)), Until: new(at.Add(time.Nanosecond))}, []int64{2}},
 		{"since and until within a microsecond", storage.AuditFilter{Since: new(at.Add(time.Nanosecond)), Until: new(at.Add(2 * time.Nanosecond))}, nil},
+		{"since and until within the microsecond after an event", storage.AuditFilter{Since: new(at.Add(time.Nanosecond)), Until: new(at.Add(time.Microsecond))}, nil},
+		{"since and until within the microsecond before an event", storage.AuditFilter{Since: new(at.Add(-999 * time.Nanosecond)), Until: new(at)}, nil},
+		{"since and until a nanosecond either side of an event", storage.AuditFilter{Since: new(at.Add(-time.Nanosecond)), Until: new(at.Add(time.Nanosecond))}, []int64{2}},
 	}
 	checkAuditFilters(t, s, tests)
+	// storage.AuditTimesBetween, by which a long poll tells a range that
+	// no event can match, agrees with the store: each range with a stored
+	// time in it (an event's, a microsecond after or before one's) holds
+	// one by it, and each without none.
+	for _, tt := range tests {
+		if tt.f.Since == nil || tt.f.Until == nil || !tt.f.Since.Before(*tt.f.Until) {
+			continue
+		}
+		if got, want := storage.AuditTimesBetween(*tt.f.Since, *tt.f.Until), tt.want != nil; got != want {
+			t.Errorf("%s: AuditTimesBetween = %v, want %v", tt.name, got, want)
+		}
+	}
 	// A prune deletes the events before its cut, the one a nanosecond
 	// before it too.
 	prune := storage.AuditEvent{Time: t0.Add(time.Hour), Outcome: storage.OutcomeSuccess, Actor: "operator"}
