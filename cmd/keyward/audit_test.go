@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/hex"
@@ -1068,17 +1069,21 @@ func TestFollowOver(t *testing.T) {
 }
 
 // TestAuditFollowEndsByServerClock: a follower tells whether --until is
-// past by the server's clock (its answers' Date), as the server does when
-// it answers a poll at once: by this machine's clock, behind the server's,
-// --until was still to come, and the follower asked again, answered at
-// once each time, without a wait and without end; and the Date, to the
-// second, is taken for the latest time the server's clock may be. The
-// proxy answers the long polls as a server an hour ahead does, and
-// refuses them after 20.
+// past by the server's clock (its answers' now, or from a server that
+// does not say it, their Date), as the server does when it answers a poll
+// at once: by this machine's clock, behind the server's, --until was still
+// to come, and the follower asked again, answered at once each time,
+// without a wait and without end; and the Date, to the second, is taken
+// for the latest time the server's clock may be. An answer with neither
+// is refused with a message, not taken by this machine's clock. The proxy
+// answers the long polls as a server an hour ahead does, and refuses them
+// after 20.
 func TestAuditFollowEndsByServerClock(t *testing.T) {
 	m := startServer(t)
 	var polls atomic.Int64
 	date := time.Now().Add(time.Hour).UTC().Truncate(time.Second) // the server's clock
+	now := date.Add(900 * time.Millisecond)
+	var sayNow, sayDate atomic.Bool
 	proxy := frontOf(t, m, func(w http.ResponseWriter, r *http.Request) bool {
 		q := r.URL.Query()
 		if r.URL.Path != "/v1/audit" || q.Get("wait") == "" {
@@ -1090,47 +1095,97 @@ func TestAuditFollowEndsByServerClock(t *testing.T) {
 			fmt.Fprint(w, `{"error":"invalid_request","error_description":"asked again without end"}`)
 			return true
 		}
-		w.Header().Set("Date", date.Format(http.TimeFormat))
-		fmt.Fprintf(w, `{"events":[],"next_page_token":%q}`, q.Get("after"))
+		w.Header()["Date"] = nil // the server adds none
+		if sayDate.Load() {
+			w.Header().Set("Date", date.Format(http.TimeFormat))
+		}
+		said := ""
+		if sayNow.Load() {
+			said = fmt.Sprintf(`,"now":%q`, now.Format(time.RFC3339Nano))
+		}
+		fmt.Fprintf(w, `{"events":[],"next_page_token":%q%s}`, q.Get("after"), said)
 		return true
 	})
-	for _, until := range []string{
-		time.Now().Add(30 * time.Minute).UTC().Format(time.RFC3339),
+	for _, tt := range []struct {
+		now, date bool
+		until     string
+		err       string
+	}{
+		{false, true, time.Now().Add(30 * time.Minute).UTC().Format(time.RFC3339), ""},
 		// Past by AuditLateness within the second the Date rounds off.
-		date.Add(-admin.AuditLateness + 500*time.Millisecond).UTC().Format(time.RFC3339Nano),
+		{false, true, date.Add(-admin.AuditLateness + 500*time.Millisecond).UTC().Format(time.RFC3339Nano), ""},
+		{true, false, time.Now().Add(30 * time.Minute).UTC().Format(time.RFC3339), ""},
+		{true, false, now.Add(-admin.AuditLateness).UTC().Format(time.RFC3339Nano), ""},
+		{true, true, now.Add(-admin.AuditLateness).UTC().Format(time.RFC3339Nano), ""},
+		{false, false, time.Now().Add(30 * time.Minute).UTC().Format(time.RFC3339), "cannot tell when --until is past for the server"},
 	} {
-		polls.Store(0)
-		err := runCLIErrWithin(t, 30*time.Second, "audit", "list", "--follow", "--until", until, "-o", "json",
-			"--server", proxy.URL, "--credentials", m.AdminKeyFile)
-		if err != nil {
-			t.Fatalf("audit list --follow --until %s, past for the server: %v after %d polls", until, err, polls.Load())
-		}
-		if n := polls.Load(); n != 1 {
-			t.Fatalf("--until %s: %d polls, want 1: the server's answer says --until is past", until, n)
-		}
+		t.Run(fmt.Sprintf("now=%v date=%v %s", tt.now, tt.date, tt.until), func(t *testing.T) {
+			polls.Store(0)
+			sayNow.Store(tt.now)
+			sayDate.Store(tt.date)
+			err := runCLIErrWithin(t, 30*time.Second, "audit", "list", "--follow", "--until", tt.until, "-o", "json",
+				"--server", proxy.URL, "--credentials", m.AdminKeyFile)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("got %v after %d polls, want an error with %q", err, polls.Load(), tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("audit list --follow --until %s, past for the server: %v after %d polls", tt.until, err, polls.Load())
+			}
+			if n := polls.Load(); n != 1 {
+				t.Fatalf("--until %s: %d polls, want 1: the server's answer says --until is past", tt.until, n)
+			}
+		})
 	}
 }
 
 // TestAuditListBoundsOnce: audit list sends a duration ago as given for
 // the first page, which the server reads by its clock, and every later
-// page the time it was by that answer's Date (a second wider, an hour
-// more for days), the same on each: sent as given, the server read it
-// again for each page, and the bound moved on between pages (on a busy
-// log, --since left out the events in between); read by this machine's
-// clock, an hour behind the server's here, the bound was an hour off. A
-// time, and one RFC 3339 cannot write, is sent as given.
+// page exactly the time the server read, which its answer says (since,
+// until): sent as given, the server read it again for each page, and the
+// bound moved on between pages (on a busy log, --since left out the
+// events in between); pinned by the answer's Date, to the second, the
+// bound was up to a second off the first page's. A server that does not
+// say (from before 2026-12-07) has its Date taken (a second wider, an
+// hour more for days), not this machine's clock, an hour behind the
+// server's here; without a Date either, a later page is refused with a
+// message. A time, and one RFC 3339 cannot write, is sent as given.
 func TestAuditListBoundsOnce(t *testing.T) {
 	m := startServer(t)
 	setupAccount(t, m, "listed")
-	date := time.Now().Add(time.Hour).UTC().Truncate(time.Second) // the server's clock
+	date := time.Now().Add(time.Hour).UTC().Truncate(time.Second) // the server's clock, by its Date
 	target, _ := url.Parse(m.URL())
 	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.ModifyResponse = func(resp *http.Response) error {
-		resp.Header.Set("Date", date.Format(http.TimeFormat))
-		return nil
-	}
 	var mu sync.Mutex
 	var sent []url.Values
+	var read []map[string]any   // the bounds each answer said
+	var old, noDate atomic.Bool // answer as a server from before 2026-12-07; without a Date
+	rp.ModifyResponse = func(resp *http.Response) error {
+		resp.Header.Set("Date", date.Format(http.TimeFormat))
+		if noDate.Load() {
+			resp.Header.Del("Date")
+		}
+		var page map[string]any
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || json.Unmarshal(b, &page) != nil {
+			return fmt.Errorf("the answer: %v %s", err, b)
+		}
+		mu.Lock()
+		read = append(read, map[string]any{"since": page["since"], "until": page["until"]})
+		mu.Unlock()
+		if old.Load() {
+			delete(page, "now")
+			delete(page, "since")
+			delete(page, "until")
+		}
+		b, _ = json.Marshal(page)
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		resp.ContentLength = int64(len(b))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+		return nil
+	}
 	proxy := frontOf(t, m, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Path != "/v1/audit" {
 			return false
@@ -1138,28 +1193,50 @@ func TestAuditListBoundsOnce(t *testing.T) {
 		mu.Lock()
 		sent = append(sent, r.URL.Query())
 		mu.Unlock()
+		if noDate.Load() {
+			w.Header()["Date"] = nil // the server adds none
+		}
 		rp.ServeHTTP(w, r)
 		return true
 	})
 	at := func(d time.Duration) string { return date.Add(d).Format(time.RFC3339Nano) }
+	const asRead = "as read" // the bound the first answer said
 	for _, tt := range []struct {
+		old, noDate  bool
 		since, until string
 		later        map[string]string // sent on the pages after the first
+		err          string
 	}{
-		{"1h", "0s", map[string]string{"since": at(-time.Hour), "until": at(time.Second)}},
-		{"2d", "2999-01-01T00:00:00+01:00", map[string]string{"since": at(-49 * time.Hour), "until": "2999-01-01T00:00:00+01:00"}},
-		{"3652425d", "", map[string]string{"since": "3652425d", "until": ""}},
+		{false, false, "1h", "0s", map[string]string{"since": asRead, "until": asRead}, ""},
+		{false, false, "2d", "2999-01-01T00:00:00+01:00", map[string]string{"since": asRead, "until": "2999-01-01T00:00:00+01:00"}, ""},
+		{false, false, "3652425d", "", map[string]string{"since": "3652425d", "until": ""}, ""},
+		{false, true, "1h", "0s", map[string]string{"since": asRead, "until": asRead}, ""},
+		{true, false, "1h", "0s", map[string]string{"since": at(-time.Hour), "until": at(time.Second)}, ""},
+		{true, false, "2d", "2999-01-01T00:00:00+01:00", map[string]string{"since": at(-49 * time.Hour), "until": "2999-01-01T00:00:00+01:00"}, ""},
+		{true, false, "3652425d", "", map[string]string{"since": "3652425d", "until": ""}, ""},
+		{true, true, "1h", "", nil, "cannot tell which time --since 1h was for the server"},
 	} {
-		t.Run(tt.since+" "+tt.until, func(t *testing.T) {
+		t.Run(fmt.Sprintf("old=%v noDate=%v %s %s", tt.old, tt.noDate, tt.since, tt.until), func(t *testing.T) {
+			old.Store(tt.old)
+			noDate.Store(tt.noDate)
 			args := []string{"audit", "list", "--limit", "2", "-o", "json", "--server", proxy.URL, "--credentials", m.AdminKeyFile, "--since", tt.since}
 			if tt.until != "" {
 				args = append(args, "--until", tt.until)
 			}
-			runCLI(t, args...)
+			err := runCLIErr(t, args...)
 			mu.Lock()
-			pages := sent
-			sent = nil
+			pages, bounds := sent, read
+			sent, read = nil, nil
 			mu.Unlock()
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) || len(pages) != 1 {
+					t.Fatalf("got %v after %d pages, want an error with %q after the first", err, len(pages), tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
 			if len(pages) < 2 {
 				t.Fatalf("%d pages asked for, want several", len(pages))
 			}
@@ -1168,6 +1245,9 @@ func TestAuditListBoundsOnce(t *testing.T) {
 					want := given
 					if i > 0 {
 						want = tt.later[name]
+					}
+					if want == asRead {
+						want, _ = bounds[0][name].(string)
 					}
 					if q.Get(name) != want {
 						t.Fatalf("page %d: %s=%q sent, want %q (given %q, the server's Date %s)", i+1, name, q.Get(name), want, given, date.Format(time.RFC3339))

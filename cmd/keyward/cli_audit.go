@@ -128,12 +128,14 @@ be read line by line, and the lines concatenated are what 'audit prune
 			}
 			// A duration ago (--since 1h) is sent as given for the first
 			// page, and the server reads it by its clock; the later pages
-			// are sent the time it was then (pinAgo), by the first
-			// answer's Date, so that the bound does not move on between
-			// pages (a busy log's events in between were left out by
-			// --since), nor by this machine's clock, which may be off
-			// the server's. A follower stops once --until is past (by a
-			// minute, followOver), by that time too.
+			// are sent the time it read, which its answer says (since,
+			// until), so that the bound does not move on between pages
+			// (a busy log's events in between were left out by --since),
+			// nor by this machine's clock, which may be off the
+			// server's. A follower stops once --until is past (by a
+			// minute, followOver) by the server's clock too (now). A
+			// server from before 2026-12-07 says neither: its Date is
+			// taken (pinAgo); without one, no clock is (serverTime).
 			var untilAt *time.Time
 			if t, err := time.Parse(time.RFC3339, until); err == nil {
 				untilAt = &t
@@ -155,17 +157,18 @@ be read line by line, and the lines concatenated are what 'audit prune
 			shown := 0
 			table := auditTable{w: c.out}
 			rc := reconnect{errOut: cmd.ErrOrStderr(), server: c.base}
+			var pinErr error
 			for {
+				if pinErr != nil {
+					return pinErr
+				}
 				// Never ask for more events than --max leaves to show.
 				pageLimit := limit
 				if maxEvents > 0 {
 					pageLimit = min(limit, maxEvents-shown)
 				}
 				q.Set("limit", strconv.Itoa(pageLimit))
-				var page struct {
-					Events []admin.AuditEventView `json:"events"`
-					Next   string                 `json:"next_page_token"`
-				}
+				var page auditListPage
 				if err := c.do(cmd.Context(), http.MethodGet, "/v1/audit?"+q.Encode(), nil, &page); err != nil {
 					if cmd.Context().Err() != nil {
 						return nil // interrupted while following
@@ -179,23 +182,24 @@ be read line by line, and the lines concatenated are what 'audit prune
 					continue
 				}
 				rc.succeeded()
+				serverNow, timeErr := page.serverTime(c.date)
 				if !pinned {
 					pinned = true
-					date := c.date
-					if date.IsZero() {
-						date = time.Now() // no Date: this machine's clock
-					}
 					for name, v := range map[string]string{"since": since, "until": until} {
 						if _, err := time.Parse(time.RFC3339, v); v == "" || err == nil {
 							continue
 						}
-						t := pinAgo(v, date, name == "until")
+						t, send, err := page.pin(name, v, c.date)
+						if err != nil {
+							pinErr = err // once another page is asked for
+							continue
+						}
 						if name == "until" {
 							untilAt = &t
 						}
 						// A time RFC 3339 cannot write in UTC (9000d
 						// ago, before year 0) is sent as given.
-						if y := t.UTC().Year(); y >= 0 && y <= 9999 {
+						if send {
 							q.Set(name, t.UTC().Format(time.RFC3339Nano))
 						}
 					}
@@ -235,14 +239,9 @@ be read line by line, and the lines concatenated are what 'audit prune
 				// --until is past when it is for the server, which answers
 				// at once by its own clock (canCome): by this machine's, a
 				// clock ahead would stop before the server's events are all
-				// in, and one behind would ask again without a wait. Date
-				// is to the second, rounded down: the server's clock may
-				// be up to a second on, and a server that answered at once
-				// (its until a second past by AuditLateness) was asked
-				// again without a wait for that second.
-				serverNow := c.date.Add(time.Second)
-				if c.date.IsZero() {
-					serverNow = time.Now()
+				// in, and one behind would ask again without a wait.
+				if len(page.Events) < pageLimit && follow && untilAt != nil && timeErr != nil {
+					return fmt.Errorf("cannot tell when --until is past for the server: %w", timeErr)
 				}
 				if len(page.Events) < pageLimit && (!follow || followOver(q.Get("after"), before, untilAt, serverNow)) {
 					return nil
@@ -269,6 +268,60 @@ be read line by line, and the lines concatenated are what 'audit prune
 	return cmd
 }
 
+// auditListPage is a page of GET /v1/audit. Now, Since and Until are the
+// server's time as it answered and the bounds as it read them; a server
+// from before 2026-12-07 sends none of them.
+type auditListPage struct {
+	Events []admin.AuditEventView `json:"events"`
+	Next   string                 `json:"next_page_token"`
+	Now    *time.Time             `json:"now"`
+	Since  *time.Time             `json:"since"`
+	Until  *time.Time             `json:"until"`
+}
+
+// errNoServerTime is serverTime's error for an answer that says no time.
+var errNoServerTime = errors.New("the admin API's answer has neither its time (now) nor a Date header (did a proxy drop it?), and this machine's clock may be off the server's: give an RFC 3339 time instead of a duration ago, or follow without --until")
+
+// serverTime is the server's time as it answered: its now, or, from a
+// server that does not say it, the latest it may have been by its Date
+// (to the second, rounded down: a second on; a server that answered at
+// once, its until a second past by AuditLateness, was otherwise asked
+// again without a wait for that second). date is zero without a Date.
+func (p auditListPage) serverTime(date time.Time) (time.Time, error) {
+	switch {
+	case p.Now != nil:
+		return *p.Now, nil
+	case !date.IsZero():
+		return date.Add(time.Second), nil
+	}
+	return time.Time{}, errNoServerTime
+}
+
+// pin is the time the server read the duration ago v (checked) given as
+// name (since or until) as: the one its answer says, exactly, or, from a
+// server that says no bound, by its Date (pinAgo). send is false for a
+// time RFC 3339 cannot write (before year 0), which the server leaves
+// out and the later pages are sent as given; it is then the latest the
+// server may have read, by its now.
+func (p auditListPage) pin(name, v string, date time.Time) (t time.Time, send bool, err error) {
+	read := p.Since
+	if name == "until" {
+		read = p.Until
+	}
+	switch {
+	case read != nil:
+		return *read, true, nil
+	case p.Now != nil:
+		t, _ = admin.ParseTime(v, *p.Now)
+		return t, false, nil
+	case date.IsZero():
+		return time.Time{}, false, fmt.Errorf("cannot tell which time --%s %s was for the server: %w", name, v, errNoServerTime)
+	}
+	t = pinAgo(v, date, name == "until")
+	y := t.UTC().Year()
+	return t, y >= 0 && y <= 9999, nil
+}
+
 // pinAgo is the time a duration ago v (1h, 2d; checked) was for a server
 // that answered at date, its Date: to the second, rounded down, the
 // server read it up to a second later. It is the earliest time the
@@ -293,9 +346,9 @@ func pinAgo(v string, date time.Time, latest bool) time.Time {
 // every event it can get, and stops: the listing reached --before (after,
 // where the next page starts, is before-1 or more) or the largest
 // sequence number there can be, or --until (until, as the server read
-// it for the first page: pinAgo) is past at now, the server's time as it
-// answered, by admin.AuditLateness: an event before --until may be
-// written that much later. The server answers such a poll at once
+// it for the first page: pin) is past at now, the server's time as it
+// answered (serverTime), by admin.AuditLateness: an event before --until
+// may be written that much later. The server answers such a poll at once
 // instead of waiting: following on would ask again without end.
 func followOver(after, before string, until *time.Time, now time.Time) bool {
 	if until != nil && !until.Add(admin.AuditLateness).After(now) {

@@ -89,11 +89,15 @@ func (p *consolePage) waitAuditCell(m *Main, cell, want, what string) {
 }
 
 // TestConsoleAuditOlderPagesPinned: the audit log's older pages of a
-// listing filtered by a duration ago (since=1h) are sent the time the
-// server read it as for the newest page, not the duration again: the
-// server read it anew at each page, the bound moved on, and an older page
-// shown later left out events the listing had ("No older events"). The
-// server's clock moves on 15 minutes between the pages.
+// listing filtered by a duration ago (since=1h) are sent exactly the time
+// the server read it as for the newest page, which its answer says: not
+// the duration again (the server read it anew at each page, the bound
+// moved on, and an older page shown later left out events the listing
+// had: "No older events"), nor a time by the answer's Date, which is the
+// real clock's, to the second, and not the clock the server reads since
+// by (the older page had events the listing did not). The server's clock
+// is 10 minutes ahead of the real one once signed in, and moves on 15
+// minutes between the pages.
 func TestConsoleAuditOlderPagesPinned(t *testing.T) {
 	chromium(t)            // without Chromium, skip before starting a server
 	var ahead atomic.Int64 // the server's clock, ahead of the real one
@@ -102,10 +106,14 @@ func TestConsoleAuditOlderPagesPinned(t *testing.T) {
 	p := &consolePage{t: t, ctx: ctx, logs: consoleLog}
 	now := time.Now()
 	var evs []storage.AuditEvent
-	for i := range 60 {
+	for i := range 65 {
 		at := now.Add(-30 * time.Minute) // the newest page's
-		if i < 10 {
-			at = now.Add(-50 * time.Minute) // the older page's
+		switch {
+		case i < 5:
+			// Within the hour by the real clock, not by the server's.
+			at = now.Add(-55 * time.Minute)
+		case i < 15:
+			at = now.Add(-45 * time.Minute) // the older page's
 		}
 		evs = append(evs, storage.AuditEvent{Time: at, Action: "test.pinned", Outcome: storage.OutcomeSuccess, Actor: "test"})
 	}
@@ -123,9 +131,10 @@ func TestConsoleAuditOlderPagesPinned(t *testing.T) {
 		}
 	}
 	p.signIn(m)
+	ahead.Store(int64(10 * time.Minute))
 	eval[string](p, `location.hash = "#/audit?action=test.pinned&since=1h"`)
 	waitRows("the newest page", 50)
-	ahead.Store(int64(15 * time.Minute))
+	ahead.Store(int64(25 * time.Minute))
 	eval[bool](p, `[...document.querySelectorAll("#view .pager button")].find((b) => b.textContent === "Older").click(), true`)
 	waitRows("the older page, 15 minutes on", 10)
 	p.checkLogs()

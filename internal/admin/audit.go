@@ -244,7 +244,27 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 		next = max(next, f.BeforeSeq-1)
 	}
 	resp["next_page_token"] = strconv.FormatInt(next, 10)
+	h.readBounds(resp, f)
 	return 200, resp, nil
+}
+
+// readBounds adds to a page of the audit log now, the server's time as it
+// answers, and since and until as it read them: a duration ago (1h) is
+// read by the server's clock, and a client sends the next pages the time
+// it was for this one, exactly, so that the bound does not move on between
+// pages, and tells by now when until is past for the server (a follower
+// stops a minute after it). A bound RFC 3339 cannot write (a year before 0
+// or after 9999) is left out: the client sends it as given.
+func (h *Handler) readBounds(resp map[string]any, f storage.AuditFilter) {
+	resp["now"] = h.svc.cfg.Now().UTC().Format(time.RFC3339Nano)
+	for name, t := range map[string]*time.Time{"since": f.Since, "until": f.Until} {
+		if t == nil {
+			continue
+		}
+		if u := t.UTC(); u.Year() >= 0 && u.Year() <= 9999 {
+			resp[name] = u.Format(time.RFC3339Nano)
+		}
+	}
 }
 
 // AuditLateness is how long after its time an audit event may still be
@@ -290,6 +310,7 @@ func (h *Handler) listAuditNewest(ctx context.Context, f storage.AuditFilter) (i
 		resp["next_page_token"] = strconv.FormatInt(evs[limit-1].Seq, 10)
 	}
 	resp["events"] = h.auditViews(ctx, evs)
+	h.readBounds(resp, f)
 	return 200, resp, nil
 }
 

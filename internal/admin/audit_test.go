@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/sqlite"
 )
@@ -496,6 +497,48 @@ func TestAuditListUnreadableData(t *testing.T) {
 			// logged it again.
 			if logs := f.logs.String(); strings.Count(logs, tt.log) != 1 || !strings.Contains(logs, fmt.Sprintf("seq=%d", bad)) {
 				t.Errorf("the unreadable %s was not logged once: %s", tt.name, logs)
+			}
+		})
+	}
+}
+
+// TestAuditReadBounds: a page of the audit log says the server's time as
+// it answered (now) and since and until as it read them, a duration ago
+// by its clock, so that a client sends the next pages exactly the bounds
+// of the first and tells by the server's clock when until is past. A
+// bound RFC 3339 cannot write is left out, not a failed answer.
+func TestAuditReadBounds(t *testing.T) {
+	now := time.Date(2026, 12, 7, 5, 0, 0, 123456789, time.UTC)
+	f := serveFixture(t, openSQLite(t), func(d *server.Deps) { d.Now = func() time.Time { return now } })
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339Nano) }
+	tests := []struct {
+		query        string
+		since, until string // "" for none
+	}{
+		{"", "", ""},
+		{"since=1h", at(-time.Hour), ""},
+		{"since=1h&until=0s", at(-time.Hour), at(0)},
+		{"order=desc&since=90m&until=1s", at(-90 * time.Minute), at(-time.Second)},
+		{"since=2d", now.AddDate(0, 0, -2).Format(time.RFC3339Nano), ""},
+		{"until=2999-01-01T00:00:00%2B01:00", "", "2998-12-31T23:00:00Z"},
+		{"since=3652425d", "", ""},
+		{"since=0000-01-01T00:00:00%2B01:00", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			code, out, _ := f.call(t, "GET", "/v1/audit?"+tt.query, auth, nil)
+			if code != 200 {
+				t.Fatalf("status %d: %v", code, out)
+			}
+			if got := out["now"]; got != at(0) {
+				t.Errorf("now = %v, want %s", got, at(0))
+			}
+			for name, want := range map[string]string{"since": tt.since, "until": tt.until} {
+				got, ok := out[name]
+				if want == "" && ok || want != "" && got != want {
+					t.Errorf("%s = %v (there: %v), want %q", name, got, ok, want)
+				}
 			}
 		})
 	}

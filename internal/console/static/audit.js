@@ -47,43 +47,16 @@ function filterOf(hash) {
   return new URLSearchParams(i < 0 ? "" : hash.slice(i + 1));
 }
 
-// UNITS are the units of a Go duration (time.ParseDuration), in ms.
-const UNITS = { ns: 1e-6, us: 1e-3, "µs": 1e-3, "μs": 1e-3, ms: 1, s: 1e3, m: 6e4, h: 36e5 };
-
-// agoMs is the milliseconds of a duration ago as the admin API reads one
-// (admin.ParseTime: 90d, or a Go duration such as 1h30m), or null for
-// anything else (an RFC 3339 time). Days are 24 hours here, and calendar
-// days in the server's time zone there, an hour more or less across a
-// change of summer time: hourMore is then true.
-function agoMs(v) {
-  const days = /^(\d+)d$/.exec(v);
-  if (days) return { ms: Number(days[1]) * 864e5, hourMore: true };
-  if (v === "0") return { ms: 0 };
-  const part = /(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)/g;
-  if (!new RegExp(`^\\+?(?:${part.source})+$`).test(v)) return null;
-  let ms = 0;
-  for (const [, n, unit] of v.matchAll(part)) ms += Number(n) * UNITS[unit];
-  return { ms };
-}
-
-// pinned is filter f with its durations ago (since=1h) read as the server
-// read them for the newest page, which it answered at date (its Date, to
-// the second, rounded down): the older pages are sent those times, not
-// the durations, which the server read again at each page, the bound
-// moving on, so that an older page left out events the newest page's
-// listing had. since is taken at the earliest the server may have read it
-// and until at the latest, to leave none out.
-function pinned(f, date) {
-  const at = Date.parse(date ?? "");
+// pinned is filter f with since and until as the server read them for
+// the newest page (res.since, res.until: a duration ago such as 1h, by
+// its clock), exactly: the older pages are sent those times, not the
+// durations, which the server read again at each page, the bound moving
+// on, so that an older page left out events the newest page's listing
+// had. A bound the server does not say (one RFC 3339 cannot write, before
+// year 0) is sent as given.
+function pinned(f, res) {
   const out = new URLSearchParams(f);
-  if (Number.isNaN(at)) return out;
-  for (const [name, sign] of [["since", -1], ["until", 1]]) {
-    const ago = out.has(name) ? agoMs(out.get(name)) : null;
-    if (ago === null) continue;
-    const t = new Date(at - ago.ms + (sign > 0 ? 1000 : 0) + (ago.hourMore ? sign * 36e5 : 0));
-    // A time RFC 3339 cannot write (before year 0) is sent as given.
-    if (t.getUTCFullYear() >= 0) out.set(name, t.toISOString());
-  }
+  for (const name of ["since", "until"]) if (out.has(name) && typeof res?.[name] === "string") out.set(name, res[name]);
   return out;
 }
 
@@ -114,9 +87,9 @@ export async function auditView() {
     const before = p[p.length - 1];
     if (before) q.set("before", before);
     const n = ++latestRequest;
-    const { data: res, date } = await request("GET", "/v1/audit?" + q);
+    const { data: res } = await request("GET", "/v1/audit?" + q);
     if (n !== latestRequest) return false;
-    if (p.length === 1) sent = pinned(f, date);
+    if (p.length === 1) sent = pinned(f, res);
     filter = f;
     pages = p;
     const newer = button("Newer", () => show(filter, pages.slice(0, -1)));
