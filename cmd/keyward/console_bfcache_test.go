@@ -4,9 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net/http"
+	"regexp"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/keyward/keyward/internal/admin"
@@ -69,6 +73,7 @@ func TestConsoleSignInBeforeLeaving(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.step("open the console", chromedp.Navigate(m.Issuer+"/console/"), chromedp.WaitVisible(chromedp.ID("keyfile-form")))
+	revokes := p.trackRequests(regexp.MustCompile(`/(v1/tokens/)?revoke$`))
 	held := p.holdAnswers("*/v1/whoami", "")
 	for _, tc := range []struct {
 		name   string
@@ -102,26 +107,135 @@ func TestConsoleSignInBeforeLeaving(t *testing.T) {
 		}
 	}
 
-	// The key file's token is revoked; the page does not wait for that,
-	// the test does.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		evs, err := m.store.ListAuditEvents(bg, storage.AuditFilter{Action: "token.revoke"})
-		if err != nil {
-			t.Fatal(err)
+	// The key file's token is revoked, and it alone: not the pasted
+	// one, and nothing else is asked to be revoked. The page does not
+	// wait for that, the test does: for every revocation request the
+	// page made to be answered (its token.revoke written before), at
+	// least one; then it checks every token.revoke there is, and that the
+	// pasted token still works. It stopped at the first token.revoke, and
+	// a revocation of the pasted token that came after went unseen.
+	issued, err := m.store.ListAuditEvents(bg, storage.AuditFilter{Action: "token.issued", AccountID: adminKey.ClientID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(issued) != 1 || issued[0].Data["token_id"] == "" {
+		t.Fatalf("token.issued events of the administrator: %+v, want one: the key file's sign-in", issued)
+	}
+	keyToken := issued[0].Data["token_id"]
+	if n := revokes.wait(t, 20*time.Second); n == 0 {
+		t.Fatal("no revocation request: the console did not revoke the token of the sign-in it dropped")
+	}
+	evs, err := m.store.ListAuditEvents(bg, storage.AuditFilter{Action: "token.revoke"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.Data["token_id"] != keyToken || e.Outcome != storage.OutcomeSuccess || e.Actor != adminKey.ClientID || e.Data["result"] != "revoked" {
+			t.Errorf("token.revoke event %+v, want only the administrator revoking the key file's token %s", e, keyToken)
 		}
-		if len(evs) > 0 {
-			if len(evs) != 1 || evs[0].Outcome != storage.OutcomeSuccess || evs[0].Actor != adminKey.ClientID || evs[0].Data["result"] != "revoked" {
-				t.Errorf("token.revoke events: %+v, want one: the administrator revoking the key file's token", evs)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no token.revoke event: the console did not revoke the token of the sign-in it dropped")
-		}
-		time.Sleep(100 * time.Millisecond)
+	}
+	if len(evs) != 1 {
+		t.Errorf("%d token.revoke events, want one: the key file's token's", len(evs))
+	}
+	req, _ := http.NewRequest(http.MethodGet, m.URL()+"/v1/whoami", nil)
+	req.Header.Set("Authorization", "Bearer "+pasted)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the pasted token, GET /v1/whoami: %s, want 200: it was not the console's to revoke", resp.Status)
 	}
 	p.checkLogs()
+}
+
+// requestsTracked counts the requests of a page whose URL matches, sent
+// and ended (answered or failed).
+type requestsTracked struct {
+	mu      sync.Mutex
+	sent    map[network.RequestID]bool
+	ended   map[network.RequestID]bool // of any URL
+	changed chan struct{}
+}
+
+// trackRequests counts the requests the page sends from now on whose URL
+// matches re, until the test ends.
+func (p *consolePage) trackRequests(re *regexp.Regexp) *requestsTracked {
+	p.t.Helper()
+	r := &requestsTracked{sent: map[network.RequestID]bool{}, ended: map[network.RequestID]bool{}, changed: make(chan struct{}, 1)}
+	evctx, stop := context.WithCancel(p.ctx)
+	p.t.Cleanup(stop)
+	note := func(set map[network.RequestID]bool, id network.RequestID) {
+		r.mu.Lock()
+		set[id] = true
+		r.mu.Unlock()
+		select {
+		case r.changed <- struct{}{}:
+		default:
+		}
+	}
+	sent := chromedp.Events(evctx, network.RequestWillBeSent)
+	finished := chromedp.Events(evctx, network.LoadingFinished)
+	failed := chromedp.Events(evctx, network.LoadingFailed)
+	go func() {
+		for ev, err := range sent {
+			if err != nil {
+				return
+			}
+			if re.MatchString(ev.Request.URL) {
+				note(r.sent, ev.RequestID)
+			}
+		}
+	}()
+	go func() {
+		for ev, err := range finished {
+			if err != nil {
+				return
+			}
+			note(r.ended, ev.RequestID)
+		}
+	}()
+	go func() {
+		for ev, err := range failed {
+			if err != nil {
+				return
+			}
+			note(r.ended, ev.RequestID)
+		}
+	}()
+	if _, err := chromedp.Call(p.ctx, network.Enable, network.EnableParams{}); err != nil {
+		p.t.Fatalf("Network.enable: %v", err)
+	}
+	return r
+}
+
+// wait waits, up to d, until at least one request is sent and every one
+// has ended, and returns how many were sent.
+func (r *requestsTracked) wait(t *testing.T, d time.Duration) int {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		r.mu.Lock()
+		n, left := len(r.sent), 0
+		for id := range r.sent {
+			if !r.ended[id] {
+				left++
+			}
+		}
+		r.mu.Unlock()
+		if n > 0 && left == 0 {
+			return n
+		}
+		select {
+		case <-r.changed:
+		case <-deadline:
+			if left > 0 {
+				t.Fatalf("%d of %d requests still unanswered after %s", left, n, d)
+			}
+			return n
+		}
+	}
 }
 
 // pageTransition sends the page a PageTransitionEvent, pagehide or
