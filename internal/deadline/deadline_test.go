@@ -309,3 +309,68 @@ func TestErrAfterWaitChannels(t *testing.T) {
 		}
 	})
 }
+
+// A context made from a Detached one (WithCancel, WithTimeout, WithValue,
+// AfterFunc) ends only at the shared deadline, or its own: not with the
+// parent, though Value finds the parent's values above the detached
+// point. Its Cause is then the deadline's, not the parent's: Value hides
+// the parent's cancelCtx from context.Cause, which the context package
+// also asks when it cancels a child, as WithoutCancel does.
+func TestDetachedDerived(t *testing.T) {
+	gone := errors.New("client gone")
+	type otherKey struct{}
+	for _, tc := range []struct {
+		name   string
+		derive func(det context.Context) (ctx context.Context, ran func() bool, stop func())
+	}{
+		{"WithCancel", func(det context.Context) (context.Context, func() bool, func()) {
+			ctx, cancel := context.WithCancel(det)
+			return ctx, nil, cancel
+		}},
+		{"WithCancelCause", func(det context.Context) (context.Context, func() bool, func()) {
+			ctx, cancel := context.WithCancelCause(det)
+			return ctx, nil, func() { cancel(nil) }
+		}},
+		{"WithTimeout past the deadline", func(det context.Context) (context.Context, func() bool, func()) {
+			ctx, cancel := context.WithTimeout(det, time.Hour)
+			return ctx, nil, cancel
+		}},
+		{"WithValue, then WithCancel", func(det context.Context) (context.Context, func() bool, func()) {
+			ctx, cancel := context.WithCancel(context.WithValue(det, otherKey{}, 1))
+			return ctx, nil, cancel
+		}},
+		{"AfterFunc", func(det context.Context) (context.Context, func() bool, func()) {
+			ran := make(chan struct{})
+			stop := context.AfterFunc(det, func() { close(ran) })
+			return det, func() bool { return closed(ran) }, func() { stop() }
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				parent, cancel := context.WithCancelCause(context.WithValue(context.Background(), key{}, "v"))
+				defer cancel(nil)
+				c := deadline.NewClock(25 * time.Second).New(parent)
+				defer c.Close()
+				child, ran, stop := tc.derive(c.Detached())
+				defer stop()
+				if ran == nil {
+					ran = func() bool { return closed(child.Done()) }
+				}
+				cancel(gone)
+				c.Close()
+				synctest.Wait()
+				if ran() || child.Err() != nil {
+					t.Errorf("ended with the parent: Err %v, Cause %v", child.Err(), context.Cause(child))
+				}
+				if child.Value(key{}) != "v" {
+					t.Errorf("Value(key) = %v, want the parent's v", child.Value(key{}))
+				}
+				time.Sleep(time.Until(mustDeadline(c)))
+				synctest.Wait()
+				if !ran() || !errors.Is(child.Err(), context.DeadlineExceeded) || !errors.Is(context.Cause(child), context.DeadlineExceeded) {
+					t.Errorf("at the shared deadline: ended %v, Err %v, Cause %v, want %v", ran(), child.Err(), context.Cause(child), context.DeadlineExceeded)
+				}
+			})
+		})
+	}
+}
