@@ -286,6 +286,7 @@ func TestAuthenticate(t *testing.T) {
 	jwtForm := func(raw string) url.Values {
 		return url.Values{"client_assertion_type": {oauth2.ClientAssertionJWT}, "client_assertion": {raw}}
 	}
+	lineBreak := func(raw string) string { return raw[:len(raw)-10] + "\n" + raw[len(raw)-10:] }
 	forwarded := url.QueryEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: w.issued.Leaf.Raw})))
 	forward := func(certs ...*x509.Certificate) string {
 		var b []byte
@@ -361,6 +362,10 @@ func TestAuthenticate(t *testing.T) {
 		{name: "private_key_jwt wrong type", req: request{form: url.Values{"client_assertion_type": {"urn:other"}, "client_assertion": {assertionJWT(t, w.jobKey, claims("111", nil))}}}, wantCode: oauth2.ErrInvalidRequest, wantStatus: 400},
 		{name: "private_key_jwt with an unencoded payload (b64 false, RFC 7797)", req: request{form: jwtForm(unencodedJWT(t, w.jobKey, claims("111", nil)))}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "private_key_jwt garbage", req: request{form: jwtForm("not.a.jwt")}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		// A line break, which Go's base64 skips, is a failed authentication
+		// here, as at the JWT-bearer grant it is invalid_grant.
+		{name: "private_key_jwt with a line break", req: request{form: jwtForm(lineBreak(assertionJWT(t, w.jobKey, claims("111", nil))))}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
+		{name: "private_key_jwt with a trailing CRLF", req: request{form: jwtForm(assertionJWT(t, w.jobKey, claims("111", nil)) + "\r\n")}, wantCode: oauth2.ErrInvalidClient, wantStatus: 401},
 		{name: "self-signed certificate", req: request{form: url.Values{"client_id": {"111"}}, cert: w.selfCert.Leaf}, wantID: "111", wantMethod: storage.AuthSelfSignedTLS, wantCnf: true},
 		{name: "CA-issued certificate, subject DN", req: request{form: url.Values{"client_id": {"111"}}, cert: w.issued.Leaf}, wantID: "111", wantMethod: storage.AuthTLS, wantCnf: true},
 		{name: "CA-issued certificate, through the intermediate it sent", req: request{form: url.Values{"client_id": {"111"}}, cert: w.chained.Leaf, chain: []*x509.Certificate{w.inter}}, wantID: "111", wantMethod: storage.AuthTLS, wantCnf: true},
