@@ -573,8 +573,17 @@ func numericDate(n json.Number) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
+	// Converting a float beyond int64 to one is implementation-defined in
+	// Go (on amd64 it gives the far past, which would pass an nbf check).
+	if f < minNumericDate || f > maxNumericDate {
+		return time.Time{}, fmt.Errorf("numeric date %s is out of range", n)
+	}
 	return time.Unix(int64(f), 0), nil
 }
+
+// minNumericDate and maxNumericDate bound the NumericDates accepted:
+// years 0 to 9999, far wider than any token's.
+const minNumericDate, maxNumericDate = -62167219200, 253402300799
 
 // checkBinding enforces certificate binding (RFC 8705 §3).
 func checkBinding(c *Claims, cert *x509.Certificate) error {
