@@ -440,6 +440,11 @@ type Bulk struct {
 	// sealed bytes and creation time. Load fails with ErrNotFound when one
 	// is missing.
 	ReplaceSealedValues []SealedValue
+	// DropSealedValues names sealed values that Load deletes if the store
+	// has them (the client-secret pepper a first start sealed, under an
+	// import of a file from a release that exported none): a store
+	// without accounts has no secret hashed with it.
+	DropSealedValues []string
 	// SigningKeys, if any, replace the store's signing keys.
 	SigningKeys []SigningKey
 	// Check, if set, is called by Load inside its transaction, once it

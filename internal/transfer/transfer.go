@@ -163,7 +163,10 @@ var ErrNotEmpty = errors.New("the target store is not empty: import only into a 
 // start) becomes the file's version, in the same transaction, and so do
 // the client-secret pepper and signing keys such a start left (any other
 // sealed value the store has differently refuses the import, and so
-// does a file that has only one of the two: see checkOneMasterKey).
+// does a file with a pepper but no signing keys: see checkOneMasterKey).
+// Under a file with signing keys but no pepper, of a release that
+// exported none, such a start's pepper is removed instead, so that the
+// server derives the file's from its master key.
 func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error {
 	if d.Format != Format && d.Format != FormatV1 {
 		return fmt.Errorf("unknown dump format %q, want %q", d.Format, Format)
@@ -264,8 +267,25 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 			evs = append(evs, e)
 		}
 	}
-	b.Check = func(keys []storage.SigningKey, values []storage.SealedValue) error {
-		return checkOneMasterKey(d, b, keys, values)
+	if len(d.SigningKeys) > 0 && !slices.ContainsFunc(d.SealedValues, isPepper) {
+		// A file from a release that exported no pepper, whose server
+		// derived it from the master key: the pepper a first start
+		// sealed under its own master key goes, in Load's transaction
+		// (so one sealed meanwhile goes too), and the server started
+		// with the file's master key derives the file's as that release
+		// did. The store has no account, so no secret hashed with it.
+		b.DropSealedValues = []string{signer.PepperName}
+		if have, err := s.GetSealedValue(ctx, signer.PepperName); err == nil {
+			e := ev("sealed_value.import", "")
+			e.Data["name"] = signer.PepperName
+			e.Data["removed"] = "one created at " + have.CreatedAt.Format(time.RFC3339) + "; the file, of an earlier release, has none"
+			evs = append(evs, e)
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("sealed value %s: %w", signer.PepperName, err)
+		}
+	}
+	b.Check = func(keys []storage.SigningKey, _ []storage.SealedValue) error {
+		return checkOneMasterKey(d, b, keys)
 	}
 	if len(d.SigningKeys) > 0 {
 		e := ev("signing_key.import", "")
@@ -286,22 +306,21 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 // checkOneMasterKey refuses an import that would leave the store with
 // values sealed under two master keys, which no one key opens: the file's
 // pepper beside the signing keys a first start sealed, for a file without
-// signing keys, or the file's signing keys beside the pepper such a start
-// sealed, for a file without a pepper (from a release that exported
-// none). b is what Import loads; Load calls it (as b.Check) with the
+// signing keys. (The pepper such a start sealed, under a file with
+// signing keys but no pepper, from a release that exported none, is
+// dropped: b.DropSealedValues.) b is what Import loads; Load calls it (as b.Check) with the
 // store's signing keys and sealed values read in its transaction, so
 // that a first start sealing them while the import runs is seen.
-func checkOneMasterKey(d Dump, b storage.Bulk, keys []storage.SigningKey, values []storage.SealedValue) error {
+func checkOneMasterKey(d Dump, b storage.Bulk, keys []storage.SigningKey) error {
 	const why = "sealed under its master key, and no one master key would open the store: import into a store no server has started on"
 	if len(d.SigningKeys) == 0 && len(b.SealedValues)+len(b.ReplaceSealedValues) > 0 && len(keys) > 0 {
 		return fmt.Errorf("the file has a client-secret pepper but no signing keys, and the target store has the signing keys a server started on it %s", why)
 	}
-	isPepper := func(v storage.SealedValue) bool { return v.Name == signer.PepperName }
-	if len(d.SigningKeys) > 0 && !slices.ContainsFunc(d.SealedValues, isPepper) && slices.ContainsFunc(values, isPepper) {
-		return fmt.Errorf("the file has signing keys but no client-secret pepper, and the target store has the pepper a server started on it %s", why)
-	}
 	return nil
 }
+
+// isPepper tells whether v is the client-secret pepper.
+func isPepper(v storage.SealedValue) bool { return v.Name == signer.PepperName }
 
 // WriteError is Import's error when the store failed to write an item of
 // a file check passed. Its message names the item and says what is known

@@ -543,8 +543,7 @@ func TestImportOverFirstStart(t *testing.T) {
 
 // TestImportOneMasterKey: over the pepper and signing keys a first start
 // sealed under its master key, a file that would replace only one of
-// them (a pepper without signing keys, or signing keys without a pepper,
-// as releases that exported no pepper wrote) is refused, and the store
+// them (a pepper without signing keys) is refused, and the store
 // left as it was: its values would be sealed under two master keys,
 // which no one key opens.
 func TestImportOneMasterKey(t *testing.T) {
@@ -559,7 +558,6 @@ func TestImportOneMasterKey(t *testing.T) {
 	}{
 		{"pepper without signing keys", true, false, true, "the file has a client-secret pepper but no signing keys, and the target store has the signing keys a server started on it sealed"},
 		{"pepper without signing keys over signing keys alone", false, false, true, "the file has a client-secret pepper but no signing keys"},
-		{"signing keys without pepper", true, true, false, "the file has signing keys but no client-secret pepper, and the target store has the pepper a server started on it sealed"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -637,7 +635,6 @@ func TestImportOneMasterKeySealedMeanwhile(t *testing.T) {
 			meanwhile   []func(context.Context, storage.Storage) error
 			want        string
 		}{
-			{"signing keys without pepper", false, true, false, []func(context.Context, storage.Storage) error{sealPepper, sealKey}, "the file has signing keys but no client-secret pepper"},
 			{"pepper without signing keys", true, false, true, []func(context.Context, storage.Storage) error{sealKey}, "the file has a client-secret pepper but no signing keys"},
 		} {
 			t.Run(target.name+"/"+tt.name, func(t *testing.T) {
@@ -672,6 +669,62 @@ func TestImportOneMasterKeySealedMeanwhile(t *testing.T) {
 				}
 				if keys, err := dst.ListSigningKeys(ctx); err != nil || len(keys) != 1 || keys[0].ID != key.ID {
 					t.Fatalf("the refused import left the signing keys %+v, %v", keys, err)
+				}
+			})
+		}
+	}
+}
+
+// TestImportOldExportOverFirstStart: a file from a release that exported
+// no pepper (signing keys, secrets hashed with the pepper its server
+// derived from the master key) imports over a stopped first start, which
+// sealed a pepper and signing keys under its own master key, whether it
+// did so before the import read the store or meanwhile: the start's
+// pepper is removed in Load's transaction, so that the server started
+// with the file's master key derives the file's pepper, and the
+// signing keys become the file's. Before, the import was refused.
+func TestImportOldExportOverFirstStart(t *testing.T) {
+	ev := storage.AuditEvent{Time: t0, Action: "x", Outcome: storage.OutcomeSuccess}
+	pepper := storage.SealedValue{Name: "client-secret-pepper", Sealed: []byte{1}, CreatedAt: t0.Add(time.Hour)}
+	key := storage.SigningKey{ID: "first", Algorithm: "ES256", Sealed: []byte{2}, CreatedAt: t0.Add(time.Hour), ActivatedAt: t0.Add(time.Hour)}
+	firstStart := func(ctx context.Context, s storage.Storage) error {
+		if err := s.CreateSealedValue(ctx, pepper, ev); err != nil {
+			return err
+		}
+		_, err := s.UpdateSigningKeys(ctx, func([]storage.SigningKey) ([]storage.SigningKey, error) { return []storage.SigningKey{key}, nil }, ev)
+		return err
+	}
+	for _, target := range targets {
+		for _, meanwhile := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/meanwhile=%v", target.name, meanwhile), func(t *testing.T) {
+				ctx := context.Background()
+				dump := exported(t)
+				dump.SealedValues = nil
+				dst := target.open(t)
+				var s storage.Storage = dst
+				if meanwhile {
+					s = sealedMeanwhile{Storage: dst, seal: firstStart}
+				} else if err := firstStart(ctx, dst); err != nil {
+					t.Fatal(err)
+				}
+				if err := transfer.Import(ctx, s, dump, t0); err != nil {
+					t.Fatalf("import of a file without a pepper over a first start: %v", err)
+				}
+				if got, err := dst.GetSealedValue(ctx, pepper.Name); !errors.Is(err, storage.ErrNotFound) {
+					t.Fatalf("the import left the first start's pepper %+v (%v); want none, for the server to derive the file's", got, err)
+				}
+				if keys, err := dst.ListSigningKeys(ctx); err != nil || !reflect.DeepEqual(keys, dump.SigningKeys) {
+					t.Fatalf("signing keys after the import %+v (%v), want the file's %+v", keys, err, dump.SigningKeys)
+				}
+				if n, err := dst.CountAccounts(ctx); err != nil || n != len(dump.Accounts) {
+					t.Fatalf("the import left %d accounts (%v), want %d", n, err, len(dump.Accounts))
+				}
+				events, err := dst.ListAuditEvents(ctx, storage.AuditFilter{Action: "sealed_value.import"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !meanwhile && (len(events) != 1 || !strings.Contains(events[0].Data["removed"], "2026-03-01T13:00:00Z")) {
+					t.Fatalf("sealed_value.import events %+v, want one saying the pepper created at 2026-03-01T13:00:00Z was removed", events)
 				}
 			})
 		}

@@ -80,6 +80,11 @@ func (s *Store) Load(ctx context.Context, b storage.Bulk, evs []storage.AuditEve
 				return &storage.LoadError{Kind: "delegation", ID: g.ClientID + " in " + g.Org, Err: err}
 			}
 		}
+		for _, name := range b.DropSealedValues {
+			if _, err := tx.ExecContext(ctx, s.q["deleteValue"], name); err != nil {
+				return &storage.LoadError{Kind: "sealed value", ID: name, Err: s.wrap("delete sealed value", err)}
+			}
+		}
 		for _, v := range b.SealedValues {
 			if err := s.insertSealedValue(ctx, tx, v); err != nil {
 				return &storage.LoadError{Kind: "sealed value", ID: v.Name, Err: err}

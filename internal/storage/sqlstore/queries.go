@@ -62,6 +62,7 @@ var queries = map[string]string{
 	"insertSealedValue": `INSERT INTO sealed_values (name, sealed, created_at) VALUES (?, ?, ?)`,
 	"resealValue":       `UPDATE sealed_values SET sealed = ? WHERE name = ?`,
 	"replaceValue":      `UPDATE sealed_values SET sealed = ?, created_at = ? WHERE name = ?`,
+	"deleteValue":       `DELETE FROM sealed_values WHERE name = ?`,
 
 	"deleteJTI": `DELETE FROM used_jtis WHERE issuer = ? AND jti = ?`,
 	// The deletes of what expired before a time (the first, second and
