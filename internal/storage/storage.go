@@ -686,8 +686,9 @@ type Storage interface {
 	// Load writes b into an empty store, with evs, in one transaction: all
 	// or nothing, so a failure or a crash part way leaves the store as it
 	// was. It fails with a *NotEmptyError (ErrNotEmpty) when the store has
-	// an account, an organization or an API other than b.ReplaceAPIs (the
-	// sealed values and signing keys a first start makes may be there),
+	// an account, an organization or an API other than those of b.APIs
+	// and b.ReplaceAPIs (the sealed values and signing keys a first start
+	// makes may be there),
 	// with ErrNotFound when an API of b.ReplaceAPIs or a sealed value of
 	// b.ReplaceSealedValues is not, with ErrAlreadyExists when an API, a
 	// sealed value or any other unique name in b is taken, and with a

@@ -296,11 +296,50 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 	if ne, ok := errors.AsType[*storage.NotEmptyError](err); ok {
 		return fmt.Errorf("%w; it holds %s", ErrNotEmpty, ne.Holds)
 	} else if le, ok := errors.AsType[*storage.LoadError](err); ok {
+		if what := changed(b, le); what != "" {
+			return fmt.Errorf("nothing was imported: the target store changed while the import ran: %s since the import looked (a server starting on the store meanwhile, and stopped before it made its administrator, makes them): run the import again, which sees the store as it is now: %w", what, err)
+		}
 		return &WriteError{Kind: le.Kind, ID: le.ID, Err: err}
 	} else if err != nil {
 		return fmt.Errorf("nothing was imported: %w", err)
 	}
 	return nil
+}
+
+// changed says what le, Load's failure to write an item of b, shows to
+// have changed in the store since Import looked at it and chose to add or
+// replace the item (outside Load's transaction): an API or a sealed value
+// it added was created meanwhile, or one it replaced was removed or
+// changed. It is empty for any other failure.
+func changed(b storage.Bulk, le *storage.LoadError) string {
+	named := func(names []string) bool { return slices.Contains(names, le.ID) }
+	apis := func(as []storage.API) []string {
+		var names []string
+		for _, a := range as {
+			names = append(names, a.Name)
+		}
+		return names
+	}
+	values := func(vs []storage.SealedValue) []string {
+		var names []string
+		for _, v := range vs {
+			names = append(names, v.Name)
+		}
+		return names
+	}
+	exists, gone := errors.Is(le.Err, storage.ErrAlreadyExists), errors.Is(le.Err, storage.ErrNotFound)
+	q := validate.QuoteClip
+	switch {
+	case le.Kind == "API" && exists && named(apis(b.APIs)):
+		return fmt.Sprintf("the API %s, which it did not have, was created", q(le.ID))
+	case le.Kind == "API" && gone && named(apis(b.ReplaceAPIs)):
+		return fmt.Sprintf("the API %s, which it had, was removed or given another identifier", q(le.ID))
+	case le.Kind == "sealed value" && exists && named(values(b.SealedValues)):
+		return fmt.Sprintf("the sealed value %s, which it did not have, was created", q(le.ID))
+	case le.Kind == "sealed value" && gone && named(values(b.ReplaceSealedValues)):
+		return fmt.Sprintf("the sealed value %s, which it had, was removed", q(le.ID))
+	}
+	return ""
 }
 
 // checkOneMasterKey refuses an import that would leave the store with

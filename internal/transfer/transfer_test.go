@@ -731,6 +731,48 @@ func TestImportOldExportOverFirstStart(t *testing.T) {
 	}
 }
 
+// TestImportStoreChangedMeanwhile: an API or the pepper that a first
+// start makes after the import looked at the store, and before Load, so
+// that the import's choice to add it is stale, refuses the import saying
+// that the store changed and to run it again (before, it was a WriteError
+// saying an identifier was taken, as of a bad file), and the import run
+// again succeeds.
+func TestImportStoreChangedMeanwhile(t *testing.T) {
+	ev := storage.AuditEvent{Time: t0, Action: "x", Outcome: storage.OutcomeSuccess}
+	for _, target := range targets {
+		for _, tt := range []struct {
+			name string
+			make func(context.Context, storage.Storage) error
+			want string
+		}{
+			{"API", func(ctx context.Context, s storage.Storage) error {
+				return s.CreateAPI(ctx, storage.API{Name: "orders", Identifier: "https://orders", CreatedAt: t0.Add(time.Hour)}, ev)
+			}, "the API \"orders\", which it did not have, was created"},
+			{"pepper", func(ctx context.Context, s storage.Storage) error {
+				return s.CreateSealedValue(ctx, storage.SealedValue{Name: "client-secret-pepper", Sealed: []byte{1}, CreatedAt: t0.Add(time.Hour)}, ev)
+			}, "the sealed value \"client-secret-pepper\", which it did not have, was created"},
+		} {
+			t.Run(target.name+"/"+tt.name, func(t *testing.T) {
+				ctx := context.Background()
+				dump := exported(t)
+				dst := target.open(t)
+				err := transfer.Import(ctx, sealedMeanwhile{Storage: dst, seal: tt.make}, dump, t0)
+				for _, want := range []string{"nothing was imported: the target store changed while the import ran: " + tt.want, "run the import again"} {
+					if err == nil || !strings.Contains(err.Error(), want) {
+						t.Fatalf("import: %v, want an error saying %q", err, want)
+					}
+				}
+				if _, ok := errors.AsType[*transfer.WriteError](err); ok {
+					t.Fatalf("import: %v is a *WriteError, which speaks of the file's item, not of the store's change", err)
+				}
+				if err := transfer.Import(ctx, dst, dump, t0); err != nil {
+					t.Fatalf("the import run again: %v", err)
+				}
+			})
+		}
+	}
+}
+
 // TestImportOverOtherSealedValue: of the sealed values a store without
 // accounts has, only the client-secret pepper (a first start's) is
 // replaced by the file's; another one the file has differently, which a
@@ -1078,7 +1120,7 @@ type failingLoad struct {
 
 var (
 	errDriver = errors.New("sqlite: create key: NOT NULL constraint failed: keys.public_key (1299)")
-	errUnique = fmt.Errorf("sqlite: insert api: UNIQUE constraint failed: apis.identifier (2067): %w", storage.ErrAlreadyExists)
+	errUnique = fmt.Errorf("sqlite: insert org: UNIQUE constraint failed: orgs.domain (2067): %w", storage.ErrAlreadyExists)
 )
 
 func (f failingLoad) Load(context.Context, storage.Bulk, []storage.AuditEvent) error {
@@ -1105,9 +1147,10 @@ func TestImportStoreErrorNamesItem(t *testing.T) {
 			`nothing was imported: the import failed writing key "k1": the store refused it`,
 			[]string{"constraint", "1299", "sqlite", "public_key"}, errDriver},
 		{"identifier taken in the store", func(t *testing.T) storage.Storage {
-			// Another process wrote an API with the file's API identifier.
-			return failingLoad{targets[0].open(t), &storage.LoadError{Kind: "API", ID: "orders", Err: errUnique}}
-		}, `nothing was imported: the import failed writing API "orders": its identifier, or another value that must be unique, is taken`,
+			// (An API of the file taken is the store changed since the
+			// import looked: TestImportStoreChangedMeanwhile.)
+			return failingLoad{targets[0].open(t), &storage.LoadError{Kind: "organization", ID: "example.com", Err: errUnique}}
+		}, `nothing was imported: the import failed writing organization "example.com": its identifier, or another value that must be unique, is taken`,
 			[]string{"UNIQUE", "sqlite"}, storage.ErrAlreadyExists},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

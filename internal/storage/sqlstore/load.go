@@ -108,7 +108,8 @@ func (s *Store) Load(ctx context.Context, b storage.Bulk, evs []storage.AuditEve
 }
 
 // loadEmpty fails with a *storage.NotEmptyError unless the store holds
-// nothing of what Load writes but the APIs of b.ReplaceAPIs, and the
+// nothing of what Load writes but the APIs of b.ReplaceAPIs (and of
+// b.APIs, which Load then fails to insert), and the
 // sealed values and signing keys a first start makes: no account and no
 // organization (users, project placements and grants each need one),
 // nor another API. The accounts lock keeps another Load out until
@@ -130,7 +131,11 @@ func (s *Store) loadEmpty(ctx context.Context, tx *sql.Tx, b storage.Bulk) error
 		if err := rows.Scan(&name); err != nil {
 			return s.wrap("load", err)
 		}
-		if !slices.ContainsFunc(b.ReplaceAPIs, func(a storage.API) bool { return a.Name == name }) {
+		// One of b.APIs there is not counted: its insert fails, naming it
+		// (a *storage.LoadError of ErrAlreadyExists), so that Load's
+		// caller, which found none there, can tell that it was made since.
+		named := func(a storage.API) bool { return a.Name == name }
+		if !slices.ContainsFunc(b.ReplaceAPIs, named) && !slices.ContainsFunc(b.APIs, named) {
 			apis = append(apis, name)
 		}
 	}

@@ -184,6 +184,17 @@ func testLoadReplaceAPIs(t *testing.T, s storage.Storage) {
 		})
 	}
 
+	// The same API to add, not replace (its caller found none: one made
+	// since), fails as taken, naming it, not as a store that is not empty.
+	err := s.Load(ctx, bulk(), []storage.AuditEvent{ev("api.import")})
+	wantErr(t, err, storage.ErrAlreadyExists)
+	if le, ok := errors.AsType[*storage.LoadError](err); !ok || le.Kind != "API" || le.ID != "orders" {
+		t.Fatalf("Load of an API the store has = %v, want a *LoadError naming the API orders", err)
+	}
+	if n, err := s.CountAccounts(ctx); err != nil || n != 0 {
+		t.Fatalf("the failed Load left %d accounts (%v)", n, err)
+	}
+
 	b := bulk()
 	b.ReplaceAPIs, b.APIs = b.APIs, nil
 	b.ReplaceAPIs[0].Description = "from the file"
