@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/transfer"
 )
 
@@ -188,7 +190,11 @@ already.`,
 			}
 			defer unlock()
 			now := time.Now()
-			if err := transfer.Import(cmd.Context(), st, d, now); err != nil {
+			log := commandLogger(cmd)
+			waitLogged := loadWaiting{st, func() {
+				log.Warn("waiting for a server's start on this store to end: it holds the store's first-start lock (interrupt to stop the import)", "store", storeName(cfg))
+			}}
+			if err := transfer.Import(cmd.Context(), waitLogged, d, now); err != nil {
 				return err
 			}
 			printWarnings(cmd.ErrOrStderr(), transfer.Warnings(d, cfg.AccountDomain, now))
@@ -199,6 +205,19 @@ already.`,
 	}
 	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database to import into (created if missing)", "no-migrate", "account-domain")
 	return cmd
+}
+
+// loadWaiting is a store whose Load calls waiting before it waits for a
+// server's start on the store to end (storage.Bulk.Waiting), as serve
+// says when it waits for an import.
+type loadWaiting struct {
+	storage.Storage
+	waiting func()
+}
+
+func (s loadWaiting) Load(ctx context.Context, b storage.Bulk, evs []storage.AuditEvent) error {
+	b.Waiting = s.waiting
+	return s.Storage.Load(ctx, b, evs)
 }
 
 // parseExport reads the file of an import, and says what is wrong with

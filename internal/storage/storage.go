@@ -454,6 +454,10 @@ type Bulk struct {
 	// its own meanwhile). An error it returns fails Load as it is, with
 	// nothing written.
 	Check func(keys []SigningKey, values []SealedValue) error
+	// Waiting, if set, is called once by Load if it must wait for a
+	// server's start (LockFirstStart) to end, before the wait, which
+	// lasts until that start lets go of its lock or ctx is done.
+	Waiting func()
 }
 
 // Change notifications. A backend shared by several processes tells them

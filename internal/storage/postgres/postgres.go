@@ -322,6 +322,9 @@ func dialect() sqlstore.Dialect {
 		LockFirstStart:    fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, %s)", lockFirstStart, schemaKey),
 		FirstStartLock:    fmt.Sprintf("SELECT pg_advisory_lock(%d, %s)", lockFirstStart, schemaKey),
 		FirstStartTryLock: fmt.Sprintf("SELECT pg_try_advisory_lock(%d, %s)", lockFirstStart, schemaKey),
+		TryLockFirstStart: fmt.Sprintf("SELECT pg_try_advisory_xact_lock(%d, %s)", lockFirstStart, schemaKey),
+		Timeouts:          "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')",
+		SetTimeouts:       "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true)",
 		// As the migration lock's wait (migrationLocker.SessionLock).
 		FirstStartNoTimeouts: "SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', '0', true)",
 		FirstStartUnlock:     fmt.Sprintf("SELECT pg_advisory_unlock(%d, %s)", lockFirstStart, schemaKey),

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 	"github.com/keyward/keyward/internal/storage/storagetest"
@@ -608,5 +609,85 @@ func TestFirstStartHolders(t *testing.T) {
 	unlock()
 	if n := holders(); n != 0 {
 		t.Errorf("FirstStartHolders lists %d sessions of the holder's once it let go, want none", n)
+	}
+}
+
+// TestLoadFirstStartWait: Load, an import, waits for a server's start
+// (the first start's lock) as the server waits for an import: told once
+// before the wait, which a DSN's (or role's) lock_timeout or
+// statement_timeout, meant for queries, does not cut short, and which
+// ctx ends. Before, the wait was silent and failed after the
+// lock_timeout with PostgreSQL's error.
+func TestLoadFirstStartWait(t *testing.T) {
+	ev := storage.AuditEvent{Time: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), Action: "api.import", Outcome: storage.OutcomeSuccess}
+	bulk := func(told chan<- struct{}) storage.Bulk {
+		return storage.Bulk{APIs: []storage.API{{Name: "orders", Identifier: "https://orders", Scopes: []string{"orders.read"}, CreatedAt: ev.Time}},
+			Waiting: func() { told <- struct{}{} }}
+	}
+	// Not a measure: a bound on a wait that must end.
+	awaitTold := func(t *testing.T, told <-chan struct{}, loaded <-chan error) {
+		t.Helper()
+		select {
+		case <-told:
+		case err := <-loaded:
+			t.Fatalf("Load returned without calling Waiting while a server's start held the first-start lock: %v", err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("Load did not call Waiting while a server's start held the first-start lock")
+		}
+	}
+	for _, setting := range []string{"lock_timeout", "statement_timeout"} {
+		t.Run(setting, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := pgtest.SchemaDSN(t)
+			server, err := postgres.Open(ctx, dsn, postgres.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer server.Close()
+			importer, err := postgres.Open(ctx, withSetting(dsn, "options", "-c "+setting+"=100ms"), postgres.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer importer.Close()
+			unlock, err := server.LockFirstStart(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unlock()
+
+			// Cancelled while it waits: it fails, and writes nothing.
+			told := make(chan struct{}, 2)
+			cctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			loaded := make(chan error, 1)
+			go func() { loaded <- importer.Load(cctx, bulk(told), []storage.AuditEvent{ev}) }()
+			awaitTold(t, told, loaded)
+			cancel()
+			if err := <-loaded; !errors.Is(err, context.Canceled) {
+				t.Fatalf("Load cancelled while it waited for a server's start: %v, want context.Canceled", err)
+			}
+			if _, err := importer.GetAPI(ctx, "orders"); !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("the cancelled Load wrote the API: %v", err)
+			}
+
+			// Held well past the timeout: still waiting, then loaded.
+			go func() { loaded <- importer.Load(ctx, bulk(told), []storage.AuditEvent{ev}) }()
+			awaitTold(t, told, loaded)
+			select {
+			case err := <-loaded:
+				t.Fatalf("Load returned while a server's start held the first-start lock (%s=100ms): %v", setting, err)
+			case <-time.After(time.Second):
+			}
+			unlock()
+			if err := <-loaded; err != nil {
+				t.Fatalf("Load once the server's start ended (%s=100ms): %v", setting, err)
+			}
+			if len(told) != 0 {
+				t.Errorf("Load called Waiting %d more times", len(told))
+			}
+			if _, err := importer.GetAPI(ctx, "orders"); err != nil {
+				t.Fatalf("GetAPI after Load: %v", err)
+			}
+		})
 	}
 }

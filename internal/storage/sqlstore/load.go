@@ -16,8 +16,8 @@ func (s *Store) Load(ctx context.Context, b storage.Bulk, evs []storage.AuditEve
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		// First, holding nothing else: a server starting holds it while
 		// it seals and bootstraps, taking the locks below meanwhile.
-		if err := s.lock(ctx, tx, s.d.LockFirstStart, "wait for a server's first start"); err != nil {
-			return err
+		if err := s.loadFirstStart(ctx, tx, b.Waiting); err != nil {
+			return s.wrap("wait for a server's first start", err)
 		}
 		// The order every other change takes these locks in, scopes then
 		// signing keys then (appending evs) the audit log: no deadlock.
@@ -105,6 +105,41 @@ func (s *Store) Load(ctx context.Context, b storage.Bulk, evs []storage.AuditEve
 		}
 		return s.notify(ctx, tx, storage.ChangeAll)
 	}, evs...)
+}
+
+// loadFirstStart takes the dialect's LockFirstStart in tx, until it
+// ends. If another session holds it (a server starting), it calls
+// waiting, if set, and waits as Store.LockFirstStart does: for as long
+// as that session holds it, or until ctx is done, not cut short by a
+// role's or DSN's lock_timeout or statement_timeout, meant for queries,
+// which are then set back for the rest of tx.
+func (s *Store) loadFirstStart(ctx context.Context, tx *sql.Tx, waiting func()) error {
+	if s.d.LockFirstStart == "" {
+		return nil
+	}
+	if s.d.TryLockFirstStart == "" {
+		_, err := tx.ExecContext(ctx, s.d.LockFirstStart)
+		return err
+	}
+	var got bool
+	if err := tx.QueryRowContext(ctx, s.d.TryLockFirstStart).Scan(&got); err != nil || got {
+		return err
+	}
+	if waiting != nil {
+		waiting()
+	}
+	var statement, lock string
+	if err := tx.QueryRowContext(ctx, s.d.Timeouts).Scan(&statement, &lock); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, s.d.FirstStartNoTimeouts); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, s.d.LockFirstStart); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, s.d.SetTimeouts, statement, lock)
+	return err
 }
 
 // loadEmpty fails with a *storage.NotEmptyError unless the store holds

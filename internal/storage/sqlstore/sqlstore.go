@@ -52,6 +52,12 @@ type Dialect struct {
 	// the timeouts a role or DSN sets for queries. SQLite needs none: a
 	// server and an import hold the data directory's lock.
 	LockFirstStart, FirstStartLock, FirstStartTryLock, FirstStartUnlock, FirstStartNoTimeouts string
+	// TryLockFirstStart takes LockFirstStart's lock only if no other
+	// session holds it, answering whether it did; if it did not, Load
+	// waits for it as FirstStartLock's wait does, with the timeouts that
+	// Timeouts reads (two strings) off, and then set back by
+	// SetTimeouts (given them, for the rest of the transaction).
+	TryLockFirstStart, Timeouts, SetTimeouts string
 	// LockAccounts, if set, runs in Load after LockScopes and
 	// LockSigningKeys and before it counts the accounts: it must keep any
 	// other transaction from adding an account until Load commits, and
