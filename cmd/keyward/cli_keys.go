@@ -218,8 +218,12 @@ public keys, or a public key and a certificate, is refused.`,
 	return cmd
 }
 
-// writeKeyOut writes a key file (a variable for tests).
-var writeKeyOut = writeOutFile
+// writeKeyOut writes a key file (a variable for tests). An interrupt
+// does not stop it: the key is made already, and its private half is in
+// this file alone.
+var writeKeyOut = func(path string, data []byte, replace bool) error {
+	return writeOutFile(context.Background(), path, data, replace)
+}
 
 // removeKeyOut removes the key file path if writing it failed with
 // writeErr only once it was in place (its directory could not be

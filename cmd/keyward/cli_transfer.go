@@ -40,7 +40,12 @@ it along. 'keyward import' loads the file into a new store.
 
 --out names a new file: one that exists is refused, as other commands
 refuse to overwrite their output files, unless --force is given; one
-made while the store is read is refused too, and left as it is.
+made while the store is read is refused too, and left as it is. It is
+written to a temporary file next to it, .NAME.<digits>, then put in
+place: an export interrupted (Ctrl-C, SIGTERM) writes no --out and
+removes that file; one killed outright (SIGKILL, a crash) may leave it,
+with part of the export (mode 0600): remove it. It is in no later
+export's way.
 
 ` + storeSettingsHelp,
 		Example: `  keyward export --data-dir keyward-data --out keyward.json
@@ -82,13 +87,15 @@ made while the store is read is refused too, and left as it is.
 				_, err = cmd.OutOrStdout().Write(b)
 				return err
 			}
-			if err := writeOutFile(out, b, force); errors.Is(err, fs.ErrExist) && !force {
+			if err := writeOutFile(cmd.Context(), out, b, force); errors.Is(err, fs.ErrExist) && !force {
 				// Made since it was checked for, and left as it is.
 				return fmt.Errorf("--out %s already exists (made while the store was read); name a new file, or pass --force to replace it", out)
 			} else if errors.Is(err, fs.ErrExist) {
 				// --force renames over a file, but not over a directory
 				// with something in it.
 				return fmt.Errorf("--out %s is a directory (made while the store was read), which --force does not replace; name a new file", out)
+			} else if ctxErr := cmd.Context().Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+				return fmt.Errorf("export interrupted: --out %s was not written, nor is any part of it left", out)
 			} else if err != nil {
 				return err
 			}

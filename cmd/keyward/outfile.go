@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -86,18 +87,49 @@ func writeNewFileAtomic(path string, data []byte, mode os.FileMode) error {
 	return writeTempThen(path, mode, writeBytes(data), publishNew)
 }
 
-// writeOutFile writes an output file, such as --out of keys create and
-// export: with replace over the file path if there is one, else as a new
-// file.
-func writeOutFile(path string, data []byte, replace bool) error {
+// writeOutFile writes an output file, such as --out of export: with
+// replace over the file path if there is one, else as a new file. Once
+// ctx is done (SIGINT, SIGTERM) it stops, before the file is put at path,
+// and removes its temporary file: the error is then ctx's. A process
+// killed outright (SIGKILL) leaves that file, .NAME.<digits> next to path
+// (mode 0600), for the user to remove; the next write picks another name.
+func writeOutFile(ctx context.Context, path string, data []byte, replace bool) error {
+	publish := publishNew
 	if replace {
-		return writeFileAtomic(path, data, 0o600)
+		publish = renameFile
 	}
-	err := writeNewFileAtomic(path, data, 0o600)
+	err := writeTempThen(path, 0o600, writeBytesContext(ctx, data), func(tmp, path string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return publish(tmp, path)
+	})
 	if _, ok := errors.AsType[*noLinkError](err); ok {
 		return fmt.Errorf("%w, or pass --force to replace any file there", err)
 	}
 	return err
+}
+
+// outChunk is how much writeBytesContext writes between its looks at
+// its context.
+const outChunk = 1 << 20
+
+// writeBytesContext is a writeTempThen write function that writes data,
+// outChunk at a time, and stops with ctx's error once ctx is done.
+func writeBytesContext(ctx context.Context, data []byte) func(io.Writer) error {
+	return func(w io.Writer) error {
+		for len(data) > 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			n := min(len(data), outChunk)
+			if _, err := w.Write(data[:n]); err != nil {
+				return err
+			}
+			data = data[n:]
+		}
+		return nil
+	}
 }
 
 // writeBytes is a writeTempThen write function that writes data.

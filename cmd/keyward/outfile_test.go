@@ -188,7 +188,7 @@ func TestWriteNewFileAtomicWithoutLinks(t *testing.T) {
 			t.Errorf("the directory holds %v, want nothing", names)
 		}
 		// Only export and keys create have a --force to suggest.
-		if err := writeOutFile(path, []byte("new\n"), false); err == nil || !strings.HasSuffix(err.Error(), "; write it elsewhere, or pass --force to replace any file there") {
+		if err := writeOutFile(context.Background(), path, []byte("new\n"), false); err == nil || !strings.HasSuffix(err.Error(), "; write it elsewhere, or pass --force to replace any file there") {
 			t.Errorf("writeOutFile: %v, want it to suggest --force", err)
 		}
 		if err := writeNewFile(path, writeBytes([]byte("new\n"))); err == nil || !strings.HasSuffix(err.Error(), "; write it elsewhere") {
@@ -210,7 +210,7 @@ func TestWriteNewFileAtomicFullDisk(t *testing.T) {
 	renameNew = func(o, n string) error { return &os.LinkError{Op: "rename", Old: o, New: n, Err: syscall.ENOSPC} }
 	dir := t.TempDir()
 	path := filepath.Join(dir, "new.json")
-	err := writeOutFile(path, []byte("new\n"), false)
+	err := writeOutFile(context.Background(), path, []byte("new\n"), false)
 	if want := "create " + path + ": " + syscall.ENOSPC.Error(); err == nil || err.Error() != want || !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("%v, want %q", err, want)
 	}
@@ -645,7 +645,7 @@ func TestCheckWritableProbe(t *testing.T) {
 			if names := dirNames(t, dir); len(names) != 0 {
 				t.Errorf("the directory holds %v, want nothing", names)
 			}
-			if err := writeOutFile(out, []byte("k\n"), false); err != nil {
+			if err := writeOutFile(context.Background(), out, []byte("k\n"), false); err != nil {
 				t.Fatalf("writeOutFile(%s): %v", tt.base, err)
 			}
 		})

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -352,5 +353,53 @@ func TestPrintWarnings(t *testing.T) {
 		if got := strings.Count(out, "\n"); got != tt.lines || !strings.HasSuffix(out, tt.wantFinal) {
 			t.Errorf("%d warnings: %d lines ending %q, want %d ending %q", tt.n, got, out[max(0, len(out)-60):], tt.lines, tt.wantFinal)
 		}
+	}
+}
+
+// cancelOnWrite is the writer of an export's file that cancels the
+// command's context on its first write, as a SIGINT or SIGTERM would.
+type cancelOnWrite struct {
+	w      io.Writer
+	cancel context.CancelFunc
+}
+
+func (c cancelOnWrite) Write(p []byte) (int, error) {
+	c.cancel()
+	return c.w.Write(p)
+}
+
+// TestExportInterrupted: an export --out interrupted (its context
+// cancelled, as SIGINT and SIGTERM do) while it writes the file stops,
+// says so, and leaves nothing: neither --out nor its temporary file.
+// Before, it wrote and put the file in place regardless. A temporary
+// file a killed export left (SIGKILL) is not in the way of the next,
+// which leaves it, since another export may be writing it.
+func TestExportInterrupted(t *testing.T) {
+	src := startServer(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "export.json")
+	unhooked := writingFile
+	defer func() { writingFile = unhooked }()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	writingFile = func(_ string, w io.Writer) io.Writer { return cancelOnWrite{w, cancel} }
+	err := runCLIErrContext(ctx, "export", "--data-dir", src.Config.DataDir, "--out", out)
+	want := "export interrupted: --out " + out + " was not written"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("export interrupted while it wrote: %v, want an error saying %q", err, want)
+	}
+	if names := dirNames(t, dir); len(names) != 0 {
+		t.Fatalf("the interrupted export left %v, want nothing", names)
+	}
+
+	writingFile = unhooked
+	stale := filepath.Join(dir, ".export.json.123456")
+	mustWriteFile(t, stale, []byte(`{"format": "keyw`))
+	runCLI(t, "export", "--data-dir", src.Config.DataDir, "--out", out)
+	if b, err := os.ReadFile(out); err != nil || !bytes.Contains(b, []byte(`"format": "keyward-export/2"`)) {
+		t.Fatalf("--out beside a stale temporary file holds %.40q (%v), want the export", b, err)
+	}
+	if names := dirNames(t, dir); !slices.Equal(names, []string{".export.json.123456", "export.json"}) {
+		t.Fatalf("after the export the directory holds %v, want the stale temporary file and the export", names)
 	}
 }
