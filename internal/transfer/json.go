@@ -170,9 +170,14 @@ func (d *Dump) UnmarshalJSON(b []byte) error {
 		if at := repeated(b); at != "" {
 			return fmt.Errorf("%s is in the file twice (names match in any case): the import would keep the last and drop the other without a word; merge them into one, and import again", oauth2.QuoteShort(at))
 		}
+		if v, err := decodeItems(b); err == nil {
+			*d = v
+			return nil
+		}
 		// Strict, unlike FormatV1 (kept as lenient as earlier releases
 		// read it): a field this release does not know, misspelt in an
 		// edited file or added by a later release, would be dropped.
+		// Decoded whole, after decodeItems failed, for the error.
 		var v dumpJSON
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.DisallowUnknownFields()
@@ -204,6 +209,86 @@ func (d *Dump) UnmarshalJSON(b []byte) error {
 		*d = Dump{Format: head.Format}
 	}
 	return nil
+}
+
+// decodeItems decodes b, a dump in Format whose names are each given
+// once (repeated), as UnmarshalJSON's strict decoder does, but an item
+// at a time, straight into the storage type: that decoder holds a copy
+// of the whole file, and the dumpJSON it fills a second copy of every
+// slice of items. Any error it returns means that UnmarshalJSON's decoder
+// says what is wrong.
+func decodeItems(b []byte) (Dump, error) {
+	var d Dump
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return d, errors.New("not an object")
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return d, err
+		}
+		name, _ := tok.(string)
+		switch {
+		case strings.EqualFold(name, "format"):
+			err = dec.Decode(&d.Format)
+		case strings.EqualFold(name, "exported_at"):
+			err = dec.Decode(&d.ExportedAt)
+		case strings.EqualFold(name, "apis"):
+			d.APIs, err = decodeArray(dec, func(v apiJSON) storage.API { return storage.API(v) })
+		case strings.EqualFold(name, "accounts"):
+			d.Accounts, err = decodeArray(dec, func(v accountJSON) storage.Account { return storage.Account(v) })
+		case strings.EqualFold(name, "keys"):
+			d.Keys, err = decodeArray(dec, func(v keyJSON) storage.Key { return storage.Key(v) })
+		case strings.EqualFold(name, "secrets"):
+			d.Secrets, err = decodeArray(dec, func(v secretJSON) storage.Secret { return storage.Secret(v) })
+		case strings.EqualFold(name, "signing_keys"):
+			d.SigningKeys, err = decodeArray(dec, func(v signingKeyJSON) storage.SigningKey { return storage.SigningKey(v) })
+		case strings.EqualFold(name, "sealed_values"):
+			d.SealedValues, err = decodeArray(dec, func(v sealedValueJSON) storage.SealedValue { return storage.SealedValue(v) })
+		case strings.EqualFold(name, "orgs"):
+			d.Orgs, err = decodeArray(dec, func(v orgJSON) storage.Org { return storage.Org(v) })
+		case strings.EqualFold(name, "users"):
+			d.Users, err = decodeArray(dec, func(v userJSON) storage.User { return storage.User(v) })
+		case strings.EqualFold(name, "projects"):
+			d.Projects, err = decodeArray(dec, func(v projectJSON) storage.ProjectOrg { return storage.ProjectOrg(v) })
+		case strings.EqualFold(name, "grants"):
+			d.Grants, err = decodeArray(dec, func(v grantJSON) storage.Grant { return storage.Grant(v) })
+		default:
+			err = errors.New("unknown field")
+		}
+		if err != nil {
+			return d, err
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return d, err
+	}
+	return d, nil
+}
+
+// decodeArray decodes the JSON array dec reads next, an item at a time,
+// into what conv makes of each: nil for null, as encoding/json decodes a
+// slice.
+func decodeArray[J, T any](dec *json.Decoder, conv func(J) T) ([]T, error) {
+	tok, err := dec.Token()
+	if err != nil || tok == nil {
+		return nil, err
+	}
+	if tok != json.Delim('[') {
+		return nil, errors.New("not an array")
+	}
+	out := []T{}
+	for dec.More() {
+		var v J
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, conv(v))
+	}
+	_, err = dec.Token()
+	return out, err
 }
 
 // repeated returns the first name that an object in b, JSON, gives

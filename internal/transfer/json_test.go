@@ -291,3 +291,34 @@ func TestBadValues(t *testing.T) {
 		})
 	}
 }
+
+// TestUnmarshalItemByItem: a dump in Format, read an item at a time, is
+// what encoding/json makes of it whole: null and missing lists nil, an
+// empty list empty, names matched in any case, and a file with a field
+// Format lacks, deep in an item, refused as the whole decoder refuses it.
+func TestUnmarshalItemByItem(t *testing.T) {
+	for _, tt := range []struct {
+		name, in string
+		want     transfer.Dump
+	}{
+		{"null, empty and missing lists", `{"format": "keyward-export/2", "accounts": null, "keys": []}`,
+			transfer.Dump{Format: transfer.Format, Keys: []storage.Key{}}},
+		{"names in another case", `{"FORMAT": "keyward-export/2", "Accounts": [{"CLIENT_ID": "1", "email": "a@p.example"}], "exported_AT": "2026-03-01T12:00:00Z"}`,
+			transfer.Dump{Format: transfer.Format, ExportedAt: t0, Accounts: []storage.Account{{ID: "1", Email: "a@p.example"}}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var got transfer.Dump
+			if err := json.Unmarshal([]byte(tt.in), &got); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %#v\nwant %#v", got, tt.want)
+			}
+		})
+	}
+	var d transfer.Dump
+	err := json.Unmarshal([]byte(`{"format": "keyward-export/2", "accounts": [{"client_id": "1"}, {"client_id": "2", "colour": "red"}]}`), &d)
+	if want := `keyward-export/2 has no field "colour"`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("an item with a field Format lacks: %v, want %q", err, want)
+	}
+}
