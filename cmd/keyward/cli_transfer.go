@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -396,6 +397,14 @@ func readExport(f *os.File, name string) ([]byte, error) {
 	}
 	if m := fi.Mode(); m&(os.ModeDevice|os.ModeCharDevice) != 0 || m.IsDir() {
 		return nil, fmt.Errorf("%s is not a file 'keyward export' writes: it is a %s; give the export's file (or a pipe)", name, fileKind(m))
+	}
+	if n := int(fi.Size()); fi.Mode().IsRegular() && n > 0 && int64(n) == fi.Size() && n <= math.MaxInt-bytes.MinRead {
+		// Read into a buffer of its size, as os.ReadFile does, not one
+		// that io.ReadAll grows (up to twice the file) as it reads.
+		var buf bytes.Buffer
+		buf.Grow(n + bytes.MinRead)
+		_, err := buf.ReadFrom(f)
+		return buf.Bytes(), err
 	}
 	return io.ReadAll(f)
 }
