@@ -363,7 +363,7 @@ func (m *Main) Open(ctx context.Context) error {
 		// Only PostgreSQL has the lock, and waits for it. A holder whose
 		// host vanished keeps it until PostgreSQL's TCP keepalives find
 		// its connection dead (DEPLOYMENT.md).
-		m.Logger.Warn("waiting for an import into this store, or another server's start on it, to end: it holds the store's first-start lock; the query find_holder lists the sessions holding it (client_addr: the holder's host), and one whose host is gone keeps it until PostgreSQL's TCP keepalives notice, or until pg_terminate_backend(pid) ends it",
+		m.Logger.Warn("waiting for an import into this store, or another server's start on it, to end: it holds the store's first-start lock; the query find_holder lists the sessions holding it (client_addr: the holder's host; run it in the store's database, whose schema a holder's must be: other deployments' holders are listed too), and one whose host is gone keeps it until PostgreSQL's TCP keepalives notice, or until pg_terminate_backend(pid) ends it",
 			"store", storeName(c), "find_holder", postgres.FirstStartHolders)
 	})
 	if err != nil {

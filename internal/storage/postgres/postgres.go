@@ -297,12 +297,17 @@ func warnClockOffset(ctx context.Context, db *sql.DB, log *slog.Logger, now func
 }
 
 // FirstStartHolders lists the sessions that hold a first-start lock
-// (Store.LockFirstStart) in the database's every schema, for an operator
-// to run when a server starting waits for one: client_addr is the
-// holder's host. (A two-key advisory lock shows in pg_locks with the
-// first key as classid, objsubid 2.)
-var FirstStartHolders = fmt.Sprintf("SELECT pid, datname, client_addr, application_name, backend_start, state_change FROM pg_stat_activity"+
-	" WHERE pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = %d AND objsubid = 2 AND granted)", lockFirstStart)
+// (Store.LockFirstStart), for an operator to run when a server starting
+// waits for one: client_addr is the holder's host. It lists the holders
+// of every schema's lock, in every database, so it names each one's
+// database and, run in that database, schema: the operator must not end
+// another deployment's start or import. (A two-key advisory lock shows
+// in pg_locks with the first key as classid, the second, the schema's
+// hash, as objid, objsubid 2.)
+var FirstStartHolders = fmt.Sprintf("SELECT a.pid, a.datname, n.nspname AS schema, a.client_addr, a.application_name, a.backend_start, a.state_change"+
+	" FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"+
+	" LEFT JOIN pg_namespace n ON l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND l.objid = hashtext(n.nspname)::oid"+
+	" WHERE l.locktype = 'advisory' AND l.classid = %d AND l.objsubid = 2 AND l.granted", lockFirstStart)
 
 // dialect is PostgreSQL's sqlstore.Dialect.
 func dialect() sqlstore.Dialect {

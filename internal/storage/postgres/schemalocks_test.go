@@ -691,3 +691,69 @@ func TestLoadFirstStartWait(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstStartHoldersSchema: FirstStartHolders names the schema whose
+// first-start lock each session holds. Deployments in other schemas of
+// the database (or in other databases) that hold theirs at the same time
+// are listed too, and without the schema an operator following the
+// warning could end another deployment's start or import instead.
+func TestFirstStartHoldersSchema(t *testing.T) {
+	ctx := context.Background()
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	want := map[string]string{} // application_name: schema
+	for i := range 2 {
+		dsn := pgtest.SchemaDSN(t)
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		app := fmt.Sprintf("keyward-holders-schema-%s-%d", run, i)
+		want[app] = u.Query().Get("search_path")
+		s, err := postgres.Open(ctx, dsn+"&application_name="+app, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		unlock, err := s.LockFirstStart(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unlock()
+	}
+	operator := openDB(t, os.Getenv(pgtest.DSNEnv))
+	rows, err := operator.QueryContext(ctx, postgres.FirstStartHolders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	appCol, schemaCol := slices.Index(cols, "application_name"), slices.Index(cols, "schema")
+	if schemaCol < 0 {
+		t.Fatalf("FirstStartHolders has the columns %q, no schema", cols)
+	}
+	got := map[string]string{}
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		v := make([]any, len(cols))
+		for i := range v {
+			v[i] = &vals[i]
+		}
+		if err := rows.Scan(v...); err != nil {
+			t.Fatal(err)
+		}
+		if app := vals[appCol].String; want[app] != "" {
+			got[app] = vals[schemaCol].String
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for app, schema := range want {
+		if got[app] != schema {
+			t.Errorf("FirstStartHolders gives the holder %s the schema %q, want %q", app, got[app], schema)
+		}
+	}
+}
