@@ -43,3 +43,11 @@ func SetMigrationStatementLockWait(t interface{ Cleanup(func()) }, d time.Durati
 	migrationStatementLockWait = d
 	t.Cleanup(func() { migrationStatementLockWait = old })
 }
+
+// SetMigrationUnlockWait sets how long a release of the migration lock
+// waits for the database to answer until the test ends.
+func SetMigrationUnlockWait(t interface{ Cleanup(func()) }, d time.Duration) {
+	old := migrationUnlockWait
+	migrationUnlockWait = d
+	t.Cleanup(func() { migrationUnlockWait = old })
+}

@@ -495,22 +495,21 @@ func (migrationLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
 	// For the migrations goose runs next on this session; SessionUnlock
 	// resets it before the connection goes back to the pool.
 	if _, err := conn.ExecContext(ctx, "SELECT set_config('lock_timeout', $1, false)", fmt.Sprint(max(migrationStatementLockWait.Milliseconds(), 1))); err != nil {
-		uctx, cancel := migrationUnlockContext(ctx)
-		defer cancel()
-		migrationLocker{}.SessionUnlock(uctx, conn) // goose unlocks only a lock taken
+		migrationLocker{}.SessionUnlock(ctx, conn) // goose unlocks only a lock taken; bounded past ctx's end
 		return err
 	}
 	return nil
 }
 
-// migrationUnlockWait bounds how long SessionLock, failing, waits to
-// release what it may hold: past ctx's end, but not without end on a
-// server that does not answer (sqlstore.UnlockWait, as for the
-// first-start lock).
-const migrationUnlockWait = sqlstore.UnlockWait
+// migrationUnlockWait bounds how long SessionUnlock, or SessionLock
+// failing, waits to release what the session may hold: past ctx's end
+// (goose's to SessionUnlock never ends), but not without end on a server
+// that does not answer (sqlstore.UnlockWait, as for the first-start
+// lock).
+var migrationUnlockWait = sqlstore.UnlockWait
 
-// migrationUnlockContext is the context of SessionLock's release on
-// failure: ctx's values, not its cancellation, bounded by
+// migrationUnlockContext is the context of a release of the migration
+// lock: ctx's values, not its cancellation, bounded by
 // migrationUnlockWait.
 func migrationUnlockContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), migrationUnlockWait)
@@ -531,7 +530,10 @@ func endSession(conn *sql.Conn) {
 // did not hold them (pg_advisory_unlock answers false). If either
 // statement fails, it ends the session: the connection would go back to
 // the pool maybe holding the lock, or with the migrations' lock_timeout.
+// Both are bounded by migrationUnlockWait.
 func (migrationLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
+	ctx, cancel := migrationUnlockContext(ctx)
+	defer cancel()
 	var schema, legacy bool
 	err := conn.QueryRowContext(ctx, migrationUnlock).Scan(&schema, &legacy)
 	if err == nil {

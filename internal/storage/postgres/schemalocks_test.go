@@ -757,3 +757,36 @@ func TestFirstStartHoldersSchema(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrationUnlockBounded: SessionUnlock on a session whose server no
+// longer answers gives up within migrationUnlockWait, and ends the
+// session, as SessionLock's release does: goose calls it with a context
+// that never ends, and the start waited for as long as the operating
+// system took to find the connection dead.
+func TestMigrationUnlockBounded(t *testing.T) {
+	ctx := context.Background()
+	p := newSilencer(t, pgtest.SchemaDSN(t))
+	db := openDB(t, p.dsn)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l postgres.MigrationLocker
+	if err := l.SessionLock(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	postgres.SetMigrationUnlockWait(t, 300*time.Millisecond)
+	p.silence()
+	unlocked := make(chan error, 1)
+	go func() { unlocked <- l.SessionUnlock(context.WithoutCancel(ctx), conn) }()
+	// Not a measure: a bound on a wait that must end by itself.
+	select {
+	case err := <-unlocked:
+		if err == nil {
+			t.Error("SessionUnlock succeeded on a server that does not answer")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("SessionUnlock on a server that does not answer has not returned")
+	}
+	conn.Close()
+}
