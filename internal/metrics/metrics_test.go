@@ -105,12 +105,17 @@ func TestMetricsDocumented(t *testing.T) {
 	}
 }
 
-// metricNames returns the keyward_ names text gives in backquotes, as in
-// `keyward_requests_total` or `keyward_build_info{version="…"}`; a prefix
-// (a name ending in _, such as a channel's) is not a metric.
+// metricNamesRE matches a keyward_ name wherever text gives it: in
+// backquotes, as in `keyward_requests_total` or
+// `keyward_build_info{version="…"}`, and in code blocks, such as an alert
+// rule's expr, which an operator copies as it is.
+var metricNamesRE = regexp.MustCompile(`\b(keyward_[a-z0-9_]+)`)
+
+// metricNames returns the keyward_ names text gives; a prefix (a name
+// ending in _, such as a channel's) is not a metric.
 func metricNames(text string) []string {
 	var out []string
-	for _, m := range regexp.MustCompile("`(keyward_[a-z0-9_]+)").FindAllStringSubmatch(text, -1) {
+	for _, m := range metricNamesRE.FindAllStringSubmatch(text, -1) {
 		if !strings.HasSuffix(m[1], "_") {
 			out = append(out, m[1])
 		}
