@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -16,14 +15,12 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 	"unicode"
@@ -435,38 +432,22 @@ func runCLIErrContext(ctx context.Context, args ...string) error {
 
 // TestCrashSafety kills a real keyward process with SIGKILL in the middle
 // of a load and checks that the audit chain verifies and that every token a
-// client received has its token.issued event.
+// client received has its token.issued event, on SQLite and, when
+// KEYWARD_TEST_POSTGRES_DSN is set, on PostgreSQL.
 func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a child process")
 	}
+	for _, b := range crashBackends {
+		t.Run(b.name, func(t *testing.T) { testCrashSafety(t, b.db(t)) })
+	}
+}
+
+func testCrashSafety(t *testing.T, db string) {
 	dir := t.TempDir()
 	addr := reservePort(t) // the child binds it; no other process can meanwhile
-	child := exec.Command(os.Args[0], "serve", "--data-dir", dir, "--listen", addr, "--log-level", "warn")
-	child.Env = append(os.Environ(), "KEYWARD_TEST_RUN_MAIN=1")
-	stderr, _ := child.StderrPipe()
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer child.Process.Kill()
-	go func() { // keep the pipe drained
-		s := bufio.NewScanner(stderr)
-		for s.Scan() {
-		}
-	}()
-	base := "http://" + addr
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the child server did not come up")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	srv := startCrashServer(t, dir, db, addr)
+	base := srv.base()
 	adminKey := filepath.Join(dir, "admin-key.json")
 	admin := []string{"--credentials", adminKey}
 	runCLI(t, append([]string{"api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read"}, admin...)...)
@@ -537,21 +518,14 @@ func TestCrashSafety(t *testing.T) {
 			break
 		}
 	}
-	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	child.Wait()
+	srv.kill()
 	close(stop)
 	wg.Wait()
 	if len(issued) == 0 {
 		t.Fatal("no token was issued before the kill")
 	}
 
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "keyward.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := srv.store()
 	check, err := storage.VerifyLog(context.Background(), st)
 	if err != nil {
 		t.Fatalf("after SIGKILL the audit chain does not verify: %v", err)

@@ -1,0 +1,412 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2/google"
+
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
+)
+
+// crashBackends are the stores the crash tests run on: SQLite in the data
+// directory, and PostgreSQL in a schema of the test's own when
+// KEYWARD_TEST_POSTGRES_DSN is set (the subtest skips, saying so, when
+// it is not).
+var crashBackends = []struct {
+	name string
+	db   func(t *testing.T) string // the --db of the server, "" for SQLite
+}{
+	{"sqlite", func(*testing.T) string { return "" }},
+	{"postgres", func(t *testing.T) string { return pgtest.SchemaDSN(t) }},
+}
+
+// crashServer is a keyward server in a child process (the test binary run
+// as keyward), on a data directory and store that outlive it: killed with
+// SIGKILL, another starts on them.
+type crashServer struct {
+	t    *testing.T
+	dir  string // --data-dir
+	db   string // --db, "" for SQLite
+	addr string // --listen
+	cmd  *exec.Cmd
+}
+
+// startCrashServer starts a child keyward server on dir and db and waits
+// until it answers.
+func startCrashServer(t *testing.T, dir, db, addr string) *crashServer {
+	t.Helper()
+	args := []string{"serve", "--data-dir", dir, "--listen", addr, "--log-level", "warn"}
+	if db != "" {
+		args = append(args, "--db", db)
+	}
+	child := exec.Command(os.Args[0], args...)
+	child.Env = append(os.Environ(), "KEYWARD_TEST_RUN_MAIN=1")
+	var logs lockedBuffer
+	stderr, _ := child.StderrPipe()
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &crashServer{t: t, dir: dir, db: db, addr: addr, cmd: child}
+	t.Cleanup(func() { s.kill() })
+	exited := make(chan struct{})
+	go func() { // keep the pipe drained, the last lines kept for a failure
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logs.WriteLine(sc.Text())
+		}
+		close(exited)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(s.base() + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		select {
+		case <-exited:
+			t.Fatalf("the child server exited before it came up:\n%s", logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the child server did not come up:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *crashServer) base() string { return "http://" + s.addr }
+
+// kill kills the server with SIGKILL and waits for it to be gone.
+func (s *crashServer) kill() {
+	if s.cmd.ProcessState != nil {
+		return
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		s.t.Error(err)
+	}
+	s.cmd.Wait()
+}
+
+// store opens the store of a server that is no longer running, as the
+// maintenance commands do.
+func (s *crashServer) store() storage.Storage {
+	s.t.Helper()
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.DB = s.dir, s.db
+	st, err := openMaintenanceStore(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// lockedBuffer keeps the last lines written to it.
+type lockedBuffer struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (b *lockedBuffer) WriteLine(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.lines = append(b.lines, s)
+	if len(b.lines) > 50 {
+		b.lines = b.lines[1:]
+	}
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Join(b.lines, "\n")
+}
+
+// auditedIDs returns, of every event of action in st, the value of the
+// event's data field (or, for field "", its account).
+func auditedIDs(t *testing.T, st storage.Storage, action, field string) map[string]bool {
+	t.Helper()
+	seen := map[string]bool{}
+	for after := int64(0); ; {
+		evs, err := st.ListAuditEvents(context.Background(), storage.AuditFilter{AfterSeq: after, Action: action, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			return seen
+		}
+		for _, e := range evs {
+			if field == "" {
+				seen[e.AccountID] = true
+			} else {
+				seen[e.Data[field]] = true
+			}
+		}
+		after = evs[len(evs)-1].Seq
+	}
+}
+
+// cliResult runs a keyward command in-process, as runCLI does, but returns
+// its error: under a crash a command fails, and only one that succeeded,
+// that is had its 2xx answer, says anything of the store.
+func cliResult(args ...string) (string, error) {
+	var out bytes.Buffer
+	cmd := newRootCommand()
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(io.Discard)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := cmd.ExecuteContext(ctx)
+	return out.String(), err
+}
+
+// TestCrashSafetyAdmin kills a real keyward process with SIGKILL under a
+// load of administrators creating accounts, secrets and keys, disabling
+// accounts and granting delegation, on SQLite and PostgreSQL: every write
+// an administrator was answered is in the store after the crash, with its
+// audit event, the chain verifies, and on a new server every secret and
+// key file handed out authenticates.
+func TestCrashSafetyAdmin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	for _, b := range crashBackends {
+		t.Run(b.name, func(t *testing.T) {
+			db := b.db(t)
+			dir := t.TempDir()
+			addr := reservePort(t) // the children bind it; no other process can meanwhile
+			srv := startCrashServer(t, dir, db, addr)
+			creds := filepath.Join(dir, "admin-key.json")
+			admin := []string{"--credentials", creds}
+			for _, args := range [][]string{
+				{"api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read"},
+				{"org", "create", "example.com"},
+			} {
+				runCLI(t, append(args, admin...)...)
+			}
+
+			type account struct{ ID, Email string }
+			type secret struct{ ClientID, ID, Secret string }
+			type keyFile struct{ ClientID, ID, Path string }
+			var (
+				mu       sync.Mutex
+				accounts []account // created
+				disabled []account // created, then disabled
+				secrets  []secret
+				keys     []keyFile
+				grants   []string // client IDs granted at example.com
+				answered int
+				wg       sync.WaitGroup
+			)
+			stop := make(chan struct{})
+			keyDir := t.TempDir()
+			for w := range 6 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						var a account
+						out, err := cliResult(append([]string{"sa", "create", fmt.Sprintf("w%d-%d", w, i), "--project", "crash", "--scopes", "orders.read", "-o", "json"}, admin...)...)
+						if err != nil {
+							time.Sleep(10 * time.Millisecond)
+							continue
+						}
+						var v struct {
+							ClientID string `json:"client_id"`
+							Email    string `json:"email"`
+						}
+						if err := json.Unmarshal([]byte(out), &v); err != nil {
+							t.Errorf("sa create said %q: %v", out, err)
+							return
+						}
+						a = account{v.ClientID, v.Email}
+						mu.Lock()
+						answered++
+						mu.Unlock()
+						switch i % 4 {
+						case 0, 1: // a secret, or a key file, for it
+							if i%4 == 0 {
+								out, err := cliResult(append([]string{"secrets", "create", a.Email, "-o", "json"}, admin...)...)
+								if err != nil {
+									break
+								}
+								var s struct {
+									ID     string `json:"secret_id"`
+									Secret string `json:"client_secret"`
+								}
+								if err := json.Unmarshal([]byte(out), &s); err != nil || s.Secret == "" {
+									t.Errorf("secrets create said %q: %v", out, err)
+									return
+								}
+								mu.Lock()
+								secrets = append(secrets, secret{a.ID, s.ID, s.Secret})
+								answered++
+								mu.Unlock()
+							} else {
+								path := filepath.Join(keyDir, a.ID+".json")
+								if _, err := cliResult(append([]string{"keys", "create", a.Email, "--out", path}, admin...)...); err != nil {
+									break
+								}
+								var k struct {
+									ID string `json:"private_key_id"`
+								}
+								if err := json.Unmarshal(mustReadFile(t, path), &k); err != nil || k.ID == "" {
+									t.Errorf("the key file of keys create holds no key ID: %v", err)
+									return
+								}
+								mu.Lock()
+								keys = append(keys, keyFile{a.ID, k.ID, path})
+								answered++
+								mu.Unlock()
+							}
+						case 2:
+							if _, err := cliResult(append([]string{"sa", "disable", a.Email}, admin...)...); err != nil {
+								break
+							}
+							mu.Lock()
+							disabled = append(disabled, a)
+							answered++
+							mu.Unlock()
+						case 3:
+							if _, err := cliResult(append([]string{"delegation", "grant", "--org", "example.com", "--client-id", a.ID, "--scopes", "orders.read"}, admin...)...); err != nil {
+								break
+							}
+							mu.Lock()
+							grants = append(grants, a.ID)
+							answered++
+							mu.Unlock()
+						}
+						mu.Lock()
+						accounts = append(accounts, a)
+						mu.Unlock()
+					}
+				}()
+			}
+			// Kill it under load: once every kind of write has been
+			// answered a few times, or after 4 s on a machine too busy.
+			for deadline := time.Now().Add(4 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				mu.Lock()
+				n := min(len(secrets), len(keys), len(disabled), len(grants))
+				mu.Unlock()
+				if n >= 5 {
+					break
+				}
+			}
+			srv.kill()
+			close(stop)
+			wg.Wait()
+			if answered == 0 {
+				t.Fatal("no admin write was answered before the kill")
+			}
+
+			ctx := context.Background()
+			st := srv.store()
+			if _, err := storage.VerifyLog(ctx, st); err != nil {
+				t.Fatalf("after SIGKILL the audit chain does not verify: %v", err)
+			}
+			for _, c := range []struct {
+				action, field string
+				want          []string
+			}{
+				{"account.create", "", ids(accounts, func(a account) string { return a.ID })},
+				{"secret.create", "secret_id", ids(secrets, func(s secret) string { return s.ID })},
+				{"key.create", "key_id", ids(keys, func(k keyFile) string { return k.ID })},
+				{"account.disable", "", ids(disabled, func(a account) string { return a.ID })},
+				{"delegation.grant", "", grants},
+			} {
+				seen := auditedIDs(t, st, c.action, c.field)
+				for _, id := range c.want {
+					if !seen[id] {
+						t.Errorf("an administrator was answered, but the %s event of %s was lost in the crash", c.action, id)
+					}
+				}
+			}
+			for _, a := range accounts {
+				if _, err := st.GetAccount(ctx, a.ID); err != nil {
+					t.Errorf("account %s was created, but after the crash: %v", a.ID, err)
+				}
+			}
+			for _, a := range disabled {
+				if got, err := st.GetAccount(ctx, a.ID); err != nil || !got.Disabled {
+					t.Errorf("account %s was disabled, but after the crash disabled=%v (%v)", a.ID, got.Disabled, err)
+				}
+			}
+			for _, id := range grants {
+				if _, err := st.GetGrant(ctx, "example.com", id); err != nil {
+					t.Errorf("%s was granted delegation at example.com, but after the crash: %v", id, err)
+				}
+			}
+			for _, k := range keys {
+				if _, err := st.GetKey(ctx, k.ID); err != nil {
+					t.Errorf("key %s was created, but after the crash: %v", k.ID, err)
+				}
+			}
+			st.Close()
+
+			// Every credential handed out authenticates on a new server.
+			srv = startCrashServer(t, dir, db, addr)
+			for _, s := range secrets {
+				form := url.Values{"grant_type": {"client_credentials"}}
+				req, _ := http.NewRequest("POST", srv.base()+"/token", strings.NewReader(form.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth(s.ClientID, s.Secret)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("secret %s was handed out, but after the crash /token says %d %s", s.ID, resp.StatusCode, body)
+				}
+			}
+			for _, k := range keys {
+				conf, err := google.JWTConfigFromJSON(mustReadFile(t, k.Path), "orders.read")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := conf.TokenSource(ctx).Token(); err != nil {
+					t.Errorf("key %s was handed out, but after the crash it gets no token: %v", k.ID, err)
+				}
+			}
+			t.Logf("%d admin writes answered before SIGKILL (%d accounts, %d secrets, %d keys, %d disabled, %d grants), all kept",
+				answered, len(accounts), len(secrets), len(keys), len(disabled), len(grants))
+		})
+	}
+}
+
+// ids maps xs to their IDs.
+func ids[T any](xs []T, id func(T) string) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = id(x)
+	}
+	return out
+}
