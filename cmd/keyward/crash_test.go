@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 
 	"golang.org/x/oauth2/google"
 
+	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 )
@@ -148,23 +150,14 @@ func (b *lockedBuffer) String() string {
 func auditedIDs(t *testing.T, st storage.Storage, action, field string) map[string]bool {
 	t.Helper()
 	seen := map[string]bool{}
-	for after := int64(0); ; {
-		evs, err := st.ListAuditEvents(context.Background(), storage.AuditFilter{AfterSeq: after, Action: action, Limit: 1000})
-		if err != nil {
-			t.Fatal(err)
+	for _, e := range auditedEvents(t, st, action) {
+		if field == "" {
+			seen[e.AccountID] = true
+		} else {
+			seen[e.Data[field]] = true
 		}
-		if len(evs) == 0 {
-			return seen
-		}
-		for _, e := range evs {
-			if field == "" {
-				seen[e.AccountID] = true
-			} else {
-				seen[e.Data[field]] = true
-			}
-		}
-		after = evs[len(evs)-1].Seq
 	}
+	return seen
 }
 
 // cliResult runs a keyward command in-process, as runCLI does, but returns
@@ -184,7 +177,7 @@ func cliResult(args ...string) (string, error) {
 
 // TestCrashSafetyAdmin kills a real keyward process with SIGKILL under a
 // load of administrators creating accounts, secrets and keys, disabling
-// accounts and granting delegation, on SQLite and PostgreSQL: every write
+// accounts, granting delegation and rotating the signing keys, on SQLite and PostgreSQL: every write
 // an administrator was answered is in the store after the crash, with its
 // audit event, the chain verifies, and on a new server every secret and
 // key file handed out authenticates.
@@ -217,6 +210,7 @@ func TestCrashSafetyAdmin(t *testing.T) {
 				secrets  []secret
 				keys     []keyFile
 				grants   []string // client IDs granted at example.com
+				current  []string // the current signing key after each rotation answered
 				answered int
 				wg       sync.WaitGroup
 			)
@@ -309,11 +303,35 @@ func TestCrashSafetyAdmin(t *testing.T) {
 					}
 				}()
 			}
+			wg.Add(1)
+			go func() { // signing-key rotations
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(50 * time.Millisecond):
+					}
+					out, err := cliResult(append([]string{"signing-keys", "rotate", "-o", "json"}, admin...)...)
+					if err != nil {
+						continue
+					}
+					kid, err := currentSigningKey(out)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					current = append(current, kid)
+					answered++
+					mu.Unlock()
+				}
+			}()
 			// Kill it under load: once every kind of write has been
 			// answered a few times, or after 4 s on a machine too busy.
 			for deadline := time.Now().Add(4 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 				mu.Lock()
-				n := min(len(secrets), len(keys), len(disabled), len(grants))
+				n := min(len(secrets), len(keys), len(disabled), len(grants), len(current))
 				mu.Unlock()
 				if n >= 5 {
 					break
@@ -348,6 +366,9 @@ func TestCrashSafetyAdmin(t *testing.T) {
 					}
 				}
 			}
+			if n := len(auditedEvents(t, st, "signing_key.rotate")); n < len(current) {
+				t.Errorf("%d signing-key rotations were answered, but after the crash the log holds %d", len(current), n)
+			}
 			for _, a := range accounts {
 				if _, err := st.GetAccount(ctx, a.ID); err != nil {
 					t.Errorf("account %s was created, but after the crash: %v", a.ID, err)
@@ -372,6 +393,17 @@ func TestCrashSafetyAdmin(t *testing.T) {
 
 			// Every credential handed out authenticates on a new server.
 			srv = startCrashServer(t, dir, db, addr)
+			// The current signing key is the last rotation's answered, or
+			// one that came after, never one a rotation answered replaced.
+			if len(current) > 0 {
+				kid, err := currentSigningKey(runCLI(t, append([]string{"signing-keys", "list", "-o", "json"}, admin...)...))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i := slices.Index(current, kid); i >= 0 && i < len(current)-1 {
+					t.Errorf("after the crash the current signing key is %s, which an answered rotation replaced (rotations answered: %v)", kid, current)
+				}
+			}
 			for _, s := range secrets {
 				form := url.Values{"grant_type": {"client_credentials"}}
 				req, _ := http.NewRequest("POST", srv.base()+"/token", strings.NewReader(form.Encode()))
@@ -396,9 +428,43 @@ func TestCrashSafetyAdmin(t *testing.T) {
 					t.Errorf("key %s was handed out, but after the crash it gets no token: %v", k.ID, err)
 				}
 			}
-			t.Logf("%d admin writes answered before SIGKILL (%d accounts, %d secrets, %d keys, %d disabled, %d grants), all kept",
-				answered, len(accounts), len(secrets), len(keys), len(disabled), len(grants))
+			t.Logf("%d admin writes answered before SIGKILL (%d accounts, %d secrets, %d keys, %d disabled, %d grants, %d signing-key rotations), all kept",
+				answered, len(accounts), len(secrets), len(keys), len(disabled), len(grants), len(current))
 		})
+	}
+}
+
+// currentSigningKey returns the current key of the JSON list of signing
+// keys out, of signing-keys list or rotate.
+func currentSigningKey(out string) (string, error) {
+	var v struct {
+		Keys []admin.SigningKeyView `json:"signing_keys"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		return "", fmt.Errorf("signing-keys said %q: %v", out, err)
+	}
+	for _, k := range v.Keys {
+		if k.State == "current" {
+			return k.KeyID, nil
+		}
+	}
+	return "", fmt.Errorf("signing-keys said %q: no current key", out)
+}
+
+// auditedEvents returns every event of action in st.
+func auditedEvents(t *testing.T, st storage.Storage, action string) []storage.AuditEvent {
+	t.Helper()
+	var all []storage.AuditEvent
+	for after := int64(0); ; {
+		evs, err := st.ListAuditEvents(context.Background(), storage.AuditFilter{AfterSeq: after, Action: action, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			return all
+		}
+		all = append(all, evs...)
+		after = evs[len(evs)-1].Seq
 	}
 }
 
