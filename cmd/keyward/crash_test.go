@@ -51,11 +51,22 @@ type crashServer struct {
 	cmd  *exec.Cmd
 }
 
-// startCrashServer starts a child keyward server on dir and db and waits
-// until it answers.
-func startCrashServer(t *testing.T, dir, db, addr string) *crashServer {
+// startCrashServer starts a child keyward server on dir and db, with the
+// flags extra, and waits until it answers.
+func startCrashServer(t *testing.T, dir, db, addr string, extra ...string) *crashServer {
 	t.Helper()
-	args := []string{"serve", "--data-dir", dir, "--listen", addr, "--log-level", "warn"}
+	s, err := tryCrashServer(t, dir, db, addr, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// tryCrashServer is startCrashServer, returning the error, with the
+// server's last log lines, of a server that exits before it answers.
+func tryCrashServer(t *testing.T, dir, db, addr string, extra ...string) (*crashServer, error) {
+	t.Helper()
+	args := append([]string{"serve", "--data-dir", dir, "--listen", addr, "--log-level", "warn"}, extra...)
 	if db != "" {
 		args = append(args, "--db", db)
 	}
@@ -82,12 +93,13 @@ func startCrashServer(t *testing.T, dir, db, addr string) *crashServer {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return s
+				return s, nil
 			}
 		}
 		select {
 		case <-exited:
-			t.Fatalf("the child server exited before it came up:\n%s", logs.String())
+			s.kill()
+			return nil, fmt.Errorf("the child server exited before it came up:\n%s", logs.String())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -475,4 +487,155 @@ func ids[T any](xs []T, id func(T) string) []string {
 		out[i] = id(x)
 	}
 	return out
+}
+
+// killAtEnv names the step of a file's writing at which a child keyward
+// of a test kills itself with SIGKILL: "publish:NAME", once the file to
+// be NAME is written and synced, just before it is put in place, or
+// "renamed:NAME", once it is, before its directory is synced.
+const killAtEnv = "KEYWARD_TEST_KILL_AT"
+
+// killAt installs the kill of killAtEnv's value at in this process.
+func killAt(at string) {
+	step, name, ok := strings.Cut(at, ":")
+	if !ok {
+		return
+	}
+	die := func() {
+		if p, err := os.FindProcess(os.Getpid()); err == nil {
+			p.Kill()
+		}
+		select {}
+	}
+	switch step {
+	case "publish":
+		publishing = func(path string) {
+			if filepath.Base(path) == name {
+				die()
+			}
+		}
+	case "renamed":
+		rename := renameFile
+		renameFile = func(from, to string) error {
+			err := rename(from, to)
+			if err == nil && filepath.Base(to) == name {
+				die()
+			}
+			return err
+		}
+	}
+}
+
+// TestCrashMasterKeyRotate kills `keyward master-key rotate` with SIGKILL
+// at each step of replacing <data-dir>/master.key, after the store was
+// re-encrypted in its one transaction, on SQLite and PostgreSQL: a server
+// starts afterwards with the key in master.key or, where the kill left
+// the old one there, with the new key, which the refusal of the old one
+// names; either way no signing key and no client secret is lost.
+func TestCrashMasterKeyRotate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	for _, b := range crashBackends {
+		t.Run(b.name, func(t *testing.T) {
+			for _, tt := range []struct {
+				name   string
+				killAt string
+				opens  string // the key that opens the store afterwards: "old" or "new"
+				file   string // the key in master.key afterwards
+			}{
+				{"killed before master.key is replaced", "publish:master.key", "new", "old"},
+				{"killed after master.key is replaced, before its directory is synced", "renamed:master.key", "new", "new"},
+				{"not killed", "", "new", "new"},
+			} {
+				t.Run(tt.name, func(t *testing.T) {
+					db := b.db(t)
+					dir := t.TempDir()
+					addr := reservePort(t)
+					srv := startCrashServer(t, dir, db, addr)
+					creds := []string{"--credentials", filepath.Join(dir, "admin-key.json")}
+					runCLI(t, append([]string{"api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read"}, creds...)...)
+					var acct struct {
+						ClientID string `json:"client_id"`
+						Email    string `json:"email"`
+					}
+					json.Unmarshal([]byte(runCLI(t, append([]string{"sa", "create", "load", "--project", "crash", "--scopes", "orders.read", "-o", "json"}, creds...)...)), &acct)
+					var sec struct {
+						Secret string `json:"client_secret"`
+					}
+					json.Unmarshal([]byte(runCLI(t, append([]string{"secrets", "create", acct.Email, "-o", "json"}, creds...)...)), &sec)
+					signingKeys := func() []string {
+						var v struct {
+							Keys []admin.SigningKeyView `json:"signing_keys"`
+						}
+						json.Unmarshal([]byte(runCLI(t, append([]string{"signing-keys", "list", "-o", "json"}, creds...)...)), &v)
+						return ids(v.Keys, func(k admin.SigningKeyView) string { return k.KeyID })
+					}
+					before := signingKeys()
+					srv.kill()
+
+					oldKey := strings.TrimSpace(string(mustReadFile(t, filepath.Join(dir, "master.key"))))
+					newKey := strings.Repeat("5a", 16) + strings.Repeat("c3", 16)
+					newKeyFile := filepath.Join(t.TempDir(), "new.key")
+					mustWriteFile(t, newKeyFile, []byte(newKey+"\n"))
+					args := []string{"master-key", "rotate", "--data-dir", dir, "--new-master-key-file", newKeyFile}
+					if db != "" {
+						args = append(args, "--db", db)
+					}
+					rotate := exec.Command(os.Args[0], args...)
+					rotate.Env = append(os.Environ(), "KEYWARD_TEST_RUN_MAIN=1", killAtEnv+"="+tt.killAt)
+					out, err := rotate.CombinedOutput()
+					if tt.killAt == "" && err != nil {
+						t.Fatalf("master-key rotate: %v\n%s", err, out)
+					}
+					if tt.killAt != "" && err == nil {
+						t.Fatalf("master-key rotate was to be killed at %s, but it ended with %v:\n%s", tt.killAt, err, out)
+					}
+
+					want := map[string]string{"old": oldKey, "new": newKey}
+					if got := strings.TrimSpace(string(mustReadFile(t, filepath.Join(dir, "master.key")))); got != want[tt.file] {
+						t.Errorf("master.key holds %s, want the %s key", got, tt.file)
+					}
+					srv, err = tryCrashServer(t, dir, db, addr)
+					if tt.file != tt.opens {
+						// master.key does not open the store: the server
+						// says so, naming the rotation, and starts with
+						// the new key.
+						if err == nil {
+							t.Fatalf("the server started with the %s key in master.key, on a store sealed under the %s one", tt.file, tt.opens)
+						}
+						if !strings.Contains(err.Error(), "master-key rotate`, the new key") {
+							t.Errorf("the refusal of master.key does not point to the new key of the rotation:\n%v", err)
+						}
+						srv = startCrashServer(t, dir, db, addr, "--master-key-file", newKeyFile)
+					} else if err != nil {
+						t.Fatal(err)
+					}
+					if after := signingKeys(); !slices.Equal(after, before) {
+						t.Errorf("signing keys before the rotation %v, after %v", before, after)
+					}
+					req, _ := http.NewRequest("POST", srv.base()+"/token", strings.NewReader("grant_type=client_credentials"))
+					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+					req.SetBasicAuth(acct.ClientID, sec.Secret)
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						t.Errorf("after the rotation the client secret gets %d %s", resp.StatusCode, body)
+					}
+					srv.kill()
+					st := srv.store()
+					if _, err := storage.VerifyLog(context.Background(), st); err != nil {
+						t.Errorf("after the rotation the audit chain does not verify: %v", err)
+					}
+					if n := len(auditedEvents(t, st, "master_key.rotate")); n != 1 {
+						t.Errorf("the log holds %d master_key.rotate events, want 1", n)
+					}
+				})
+			}
+		})
+	}
 }
