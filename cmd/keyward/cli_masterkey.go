@@ -42,7 +42,8 @@ master-key-file, or <data-dir>/master.key); the new one is read from
 --new-master-key-file (32 bytes: raw, hex or base64; e.g. made with
 'openssl rand -hex 32'). A new key of 32 printable characters is refused:
 it would be taken as 32 raw bytes (a passphrase, say), far fewer than 256
-bits of randomness. When the current key is <data-dir>/master.key, that
+bits of randomness. The new key's file is synced to disk before the
+database changes. When the current key is <data-dir>/master.key, that
 file is replaced by the new key once the database is re-encrypted.
 
 Stop every server first (with SQLite the command refuses to run while a
@@ -97,6 +98,14 @@ still need the old key.
 			}
 			if bytes.Equal(oldKey, newKey) {
 				return usageError{errors.New("the new master key is the current one")}
+			}
+			// Once the store commits, only the new key opens it, and it
+			// may be in --new-master-key-file alone, just written and
+			// not yet on disk: a power failure then would leave a store
+			// no key opens (master.key is replaced only after the
+			// commit).
+			if err := syncExistingFile(newKeyFile); err != nil {
+				return fmt.Errorf("new master key %s: cannot make it durable before the store is sealed under it, nothing was changed: %w", newKeyFile, err)
 			}
 			now := time.Now()
 			ev := storage.AuditEvent{Time: now, Action: "master_key.rotate", Outcome: storage.OutcomeSuccess,

@@ -214,14 +214,21 @@ func TestMasterKeyRotateFileNotReplaced(t *testing.T) {
 	const oldSaid = "may still hold the old one"
 	for _, tt := range []struct {
 		name    string
-		fail    func()
+		fail    func(dir string)
 		says    string
 		holdNew bool
 	}{
-		{"directory not synced", func() {
-			syncDir = func(string) error { return errors.New("input/output error") }
+		{"directory not synced", func(dir string) {
+			// The data directory's: the new key's is synced before the
+			// store changes, and a failure there changes nothing.
+			syncDir = func(d string) error {
+				if d == dir {
+					return errors.New("input/output error")
+				}
+				return nil
+			}
 		}, " holds the new one, but may hold the old one again after a crash (", true},
-		{"rename fails", func() {
+		{"rename fails", func(string) {
 			renameFile = func(string, string) error { return errors.New("rename: input/output error") }
 		}, " still holds the old one, which could not be replaced (", false},
 	} {
@@ -238,7 +245,7 @@ func TestMasterKeyRotateFileNotReplaced(t *testing.T) {
 			newKey := strings.Repeat("a5", 32) + "\n"
 			mustWriteFile(t, newKeyFile, []byte(newKey))
 			defer func(s func(string) error, r func(string, string) error) { syncDir, renameFile = s, r }(syncDir, renameFile)
-			tt.fail()
+			tt.fail(dir)
 			err = runCLIErr(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", newKeyFile)
 			want := path + tt.says
 			// The flag to paste ends the message, quoted for the shell.

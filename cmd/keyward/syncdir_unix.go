@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -28,3 +29,26 @@ func syncDirectory(dir string) error {
 
 // syncFile syncs f (a variable for tests).
 var syncFile = (*os.File).Sync
+
+// syncExistingFile makes the file at path, and its name, durable: a file
+// another program just wrote (`openssl rand -hex 32 > FILE`) may sit in
+// the page cache for seconds, and a crash then take it. Something other
+// than a regular file (a pipe, /dev/stdin) has nothing on disk to sync.
+func syncExistingFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil
+	}
+	if err := syncFile(f); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}

@@ -3,12 +3,17 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/sqlite"
 )
 
 // TestSyncDirectoryUnsupported: a file system that cannot sync a
@@ -44,5 +49,63 @@ func TestSyncDirectoryUnsupported(t *testing.T) {
 				t.Errorf("syncDirectory = %v", err)
 			}
 		})
+	}
+}
+
+// TestMasterKeyRotateNewKeyDurable: master-key rotate makes the new key's
+// file, and its name, durable before the store is sealed under it. The
+// file is often just written (`openssl rand -hex 32 > FILE`, as
+// docs/DEPLOYMENT.md says) and still in the page cache: a power failure
+// after the commit, before master.key was replaced (or, with
+// --master-key-file, at all), left a store that no key on disk opens. A
+// new key that cannot be synced is refused, nothing changed.
+func TestMasterKeyRotateNewKeyDurable(t *testing.T) {
+	dir := t.TempDir()
+	_, stop := launchServer(t, func(m *Main) { m.Config.DataDir = dir })
+	stop()
+	newKeyFile := filepath.Join(t.TempDir(), "new.key")
+	mustWriteFile(t, newKeyFile, []byte(strings.Repeat("a5", 32)+"\n"))
+	ctx := context.Background()
+	rotated := func() bool {
+		st, err := sqlite.Open(ctx, filepath.Join(dir, "keyward.db"), sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		evs, err := st.ListAuditEvents(ctx, storage.AuditFilter{Action: "master_key.rotate"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(evs) > 0
+	}
+	var synced []string // what was synced while the store was sealed under the old key
+	defer func(f func(*os.File) error) { syncFile = f }(syncFile)
+	sync := syncFile
+	// A new key that cannot be made durable is refused, the store left
+	// as it is.
+	syncFile = func(f *os.File) error {
+		if f.Name() == newKeyFile {
+			return &os.PathError{Op: "sync", Path: f.Name(), Err: syscall.EIO}
+		}
+		return sync(f)
+	}
+	err := runCLIErr(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", newKeyFile)
+	if err == nil || !strings.Contains(err.Error(), "cannot make it durable before the store is sealed under it, nothing was changed") || rotated() {
+		t.Fatalf("rotate with a new key that cannot be synced: %v (store re-encrypted: %v)", err, rotated())
+	}
+	syncFile = func(f *os.File) error {
+		if !rotated() {
+			synced = append(synced, f.Name())
+		}
+		return sync(f)
+	}
+	runCLI(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", newKeyFile)
+	if !rotated() {
+		t.Fatal("the store was not re-encrypted")
+	}
+	for _, want := range []string{newKeyFile, filepath.Dir(newKeyFile)} {
+		if !slices.Contains(synced, want) {
+			t.Errorf("%s was not synced before the store was sealed under the new key (synced before: %q)", want, synced)
+		}
 	}
 }
