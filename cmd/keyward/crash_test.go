@@ -440,7 +440,7 @@ func TestCrashSafetyAdmin(t *testing.T) {
 					t.Errorf("key %s was handed out, but after the crash it gets no token: %v", k.ID, err)
 				}
 			}
-			t.Logf("%d admin writes answered before SIGKILL (%d accounts, %d secrets, %d keys, %d disabled, %d grants, %d signing-key rotations), all kept",
+			t.Logf("%d admin writes answered before SIGKILL (%d accounts, %d secrets, %d keys, %d disabled, %d grants, %d signing-key rotations)",
 				answered, len(accounts), len(secrets), len(keys), len(disabled), len(grants), len(current))
 		})
 	}
