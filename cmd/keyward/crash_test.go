@@ -283,7 +283,11 @@ func TestCrashSafetyAdmin(t *testing.T) {
 								var k struct {
 									ID string `json:"private_key_id"`
 								}
-								if err := json.Unmarshal(mustReadFile(t, path), &k); err != nil || k.ID == "" {
+								b, err := os.ReadFile(path)
+								if err == nil {
+									err = json.Unmarshal(b, &k)
+								}
+								if err != nil || k.ID == "" {
 									t.Errorf("the key file of keys create holds no key ID: %v", err)
 									return
 								}
