@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -91,10 +92,10 @@ still need the old key.
 			defer unlock()
 			oldKey, source, err := findMasterKey(cfg)
 			if err != nil {
-				return err
+				return currentMasterKeyError(cfg, source, err)
 			}
 			if oldKey == nil {
-				return fmt.Errorf("no current master key: give --master-key-file or KEYWARD_MASTER_KEY as for 'keyward serve' (%s does not exist)", source)
+				return currentMasterKeyError(cfg, source, nil)
 			}
 			if bytes.Equal(oldKey, newKey) {
 				return usageError{errors.New("the new master key is the current one")}
@@ -144,4 +145,22 @@ still need the old key.
 	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database, and of the generated master key if that is the current one", "master-key-file")
 	cmd.Flags().StringVar(&newKeyFile, "new-master-key-file", "", "file with the new 32-byte master key: raw, hex or base64 (required)")
 	return cmd
+}
+
+// currentMasterKeyError is rotate's error for a current master key it
+// cannot read, err (nil: none is given, and source, <data-dir>/master.key,
+// does not exist), with a hint when the key is missing, as serve gives
+// one for a missing --master-key-file: where the servers' key is to be
+// given, and that no new key stands in for it.
+func currentMasterKeyError(c Config, source string, err error) error {
+	const sealed = "no new key stands in for it: the store opens only with the key it was sealed with"
+	switch {
+	case err == nil:
+		return fmt.Errorf("no current master key: neither --master-key-file nor %s is set, and %s does not exist: "+
+			"give the key the store's servers start with, as they are given it (--master-key-file FILE, %[1]s, or their --config), "+
+			"or the --data-dir whose master.key it is; "+sealed, masterKeyEnv, source)
+	case errors.Is(err, fs.ErrNotExist) && c.MasterKeyFile != "":
+		return fmt.Errorf("%w (%s, the current master key): give the file of the key the store's servers start with; "+sealed, err, c.flag("master-key-file"))
+	}
+	return err
 }

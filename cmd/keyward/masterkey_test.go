@@ -419,3 +419,40 @@ func TestStartMissingMasterKeyFile(t *testing.T) {
 		})
 	}
 }
+
+// A rotation without the current master key says where to give it, as a
+// start with a missing --master-key-file does, and that a new key cannot
+// stand in for it: it said only "give --master-key-file or
+// KEYWARD_MASTER_KEY", and nothing of a missing --master-key-file.
+func TestMasterKeyRotateMissingCurrentKey(t *testing.T) {
+	t.Setenv(masterKeyEnv, "")
+	dir := t.TempDir()
+	_, stop := launchServer(t, func(m *Main) { m.Config.DataDir = dir })
+	stop()
+	if err := os.Rename(filepath.Join(dir, "master.key"), filepath.Join(t.TempDir(), "master.key")); err != nil {
+		t.Fatal(err)
+	}
+	newKeyFile := filepath.Join(t.TempDir(), "new.key")
+	mustWriteFile(t, newKeyFile, []byte(strings.Repeat("a5", 32)+"\n"))
+	missing := filepath.Join(t.TempDir(), "current.key")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"no key given", nil, []string{"no current master key", filepath.Join(dir, "master.key") + " does not exist", "--master-key-file FILE", masterKeyEnv, "--data-dir whose master.key", "the key it was sealed with"}},
+		{"missing file", []string{"--master-key-file", missing}, []string{"no such file or directory", "(--master-key-file, the current master key)", "the key it was sealed with"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := runCLIErr(t, append([]string{"master-key", "rotate", "--data-dir", dir, "--new-master-key-file", newKeyFile}, tc.args...)...)
+			if err == nil {
+				t.Fatal("rotate without the current key succeeded")
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q, want it to have %q", err, want)
+				}
+			}
+		})
+	}
+}
