@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -50,6 +52,9 @@ file is replaced by the new key once the database is re-encrypted.
 Stop every server first (with SQLite the command refuses to run while a
 server holds the data directory): one still running with the old key keeps
 serving with the keys it holds, but can no longer load or add signing keys.
+On PostgreSQL it waits for a server starting on the store (or an import
+into it) to end, and a server starting meanwhile waits for it, then loads
+the new <data-dir>/master.key or refuses the old key.
 Then start every server with the new key. Back-ups taken before the rotation
 still need the old key.
 
@@ -85,11 +90,12 @@ still need the old key.
 				return err
 			}
 			defer st.Close()
-			unlock, err := lockForMaintenance(cfg, "keyward master-key rotate")
+			unlock, err := lockForRotate(cmd.Context(), cfg, st, commandLogger(cmd))
 			if err != nil {
 				return err
 			}
 			defer unlock()
+			rotateLocked()
 			oldKey, source, err := findMasterKey(cfg)
 			if err != nil {
 				return currentMasterKeyError(cfg, source, err)
@@ -145,6 +151,49 @@ still need the old key.
 	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database, and of the generated master key if that is the current one", "master-key-file")
 	cmd.Flags().StringVar(&newKeyFile, "new-master-key-file", "", "file with the new 32-byte master key: raw, hex or base64 (required)")
 	return cmd
+}
+
+// rotateLocked is called once master-key rotate holds its locks; tests
+// start servers meanwhile.
+var rotateLocked = func() {}
+
+// lockForRotate takes the locks a master-key rotate holds until it ends.
+// With SQLite, the data directory's (lockForMaintenance): it refuses to
+// run beside a server. With PostgreSQL, the store's first-start lock,
+// which a server holds while it starts and an import while it loads, so
+// that a server starting meanwhile waits for the rotation instead of
+// loading the old pepper and signing keys and failing part way
+// (checkNotReplaced); and before it, when the current key is
+// <data-dir>/master.key, which the rotation replaces, the data
+// directory's lock, as a server starting takes it (lockFirstStart), so
+// that one starting on the same directory waits there, as for another
+// start, and removes no temporary file of the rotation's. A rotation waits
+// for a server holding either, saying so on stderr.
+func lockForRotate(ctx context.Context, c Config, st storage.Storage, log *slog.Logger) (release func(), err error) {
+	if c.DB == "" {
+		return lockForMaintenance(c, rotateHolder)
+	}
+	releaseDir := func() {}
+	if _, source, _ := findMasterKey(c); source == generatedMasterKeyPath(c) {
+		r, err := lockFirstStart(ctx, c.DataDir, rotateHolder, log)
+		if err != nil {
+			return nil, err
+		}
+		if r != nil {
+			releaseDir = r
+		}
+	}
+	unlock, err := st.LockFirstStart(ctx, func() {
+		log.Warn("waiting for a server's start on this store, or an import into it, to end: it holds the store's first-start lock", "store", storeName(c))
+	})
+	if err != nil {
+		releaseDir()
+		return nil, fmt.Errorf("wait for a server's start or an import to end: %w", err)
+	}
+	return func() {
+		unlock()
+		releaseDir()
+	}, nil
 }
 
 // currentMasterKeyError is rotate's error for a current master key it

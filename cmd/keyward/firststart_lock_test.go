@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
@@ -152,7 +153,7 @@ func TestLockFirstStart(t *testing.T) {
 			defer func(f func(string)) { lockWaiting = f }(lockWaiting)
 			lockWaiting = func(string) { cancel() }
 			var logs testkeyward.SyncBuffer
-			release, err := lockFirstStart(ctx, tt.dir, slog.New(slog.NewTextHandler(&logs, nil)))
+			release, err := lockFirstStart(ctx, tt.dir, startingHolder, slog.New(slog.NewTextHandler(&logs, nil)))
 			if tt.wantErr == nil {
 				if err != nil || release != nil {
 					t.Fatalf("release %v, err %v; want neither: no lock", release != nil, err)
@@ -227,12 +228,13 @@ func TestStartRemovesTempLeftovers(t *testing.T) {
 	}
 }
 
-// A server on PostgreSQL that starts while master-key rotate or
-// recover-admin --key-file <data-dir>/admin-key.json writes that file
-// (neither holds the data directory's lock on PostgreSQL) leaves their
-// temporary file alone: it is recent. It removed it, and the command
-// failed; rotate after re-encrypting the store, leaving the old key in
-// master.key.
+// A server on PostgreSQL that starts while recover-admin --key-file
+// <data-dir>/admin-key.json writes that file (it holds no data directory
+// lock) leaves its temporary file alone: it is recent. It removed it, and
+// the command failed. One that starts while master-key rotate replaces
+// master.key waits for the rotation, which holds the lock, and starts on
+// the new key: it removed the rotation's temporary file, which failed
+// after re-encrypting the store, leaving the old key in master.key.
 func TestStartBesideTempFileWrite(t *testing.T) {
 	dsn := pgtest.SchemaDSN(t)
 	dir := t.TempDir()
@@ -247,16 +249,19 @@ func TestStartBesideTempFileWrite(t *testing.T) {
 	newKeyFile := filepath.Join(t.TempDir(), "new.key")
 	mustWriteFile(t, newKeyFile, []byte(newKey))
 	for _, tt := range []struct {
-		name string
-		file string // the file the command writes, in dir
-		args []string
+		name  string
+		file  string // the file the command writes, in dir
+		args  []string
+		waits bool // the command holds the lock: the server waits for it
 	}{
-		{"recover-admin", "admin-key.json", []string{"recover-admin", "--db", dsn, "--data-dir", dir, "--issuer", issuer, "--key-file", adminKey}},
-		{"master-key rotate", "master.key", []string{"master-key", "rotate", "--db", dsn, "--data-dir", dir, "--new-master-key-file", newKeyFile}},
+		{"recover-admin", "admin-key.json", []string{"recover-admin", "--db", dsn, "--data-dir", dir, "--issuer", issuer, "--key-file", adminKey}, false},
+		{"master-key rotate", "master.key", []string{"master-key", "rotate", "--db", dsn, "--data-dir", dir, "--new-master-key-file", newKeyFile}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			started := false
+			var opened chan error // the server's start, when it waits
 			defer func(f func(string)) { publishing = f }(publishing)
+			defer func(f func(string)) { lockWaiting = f }(lockWaiting)
 			publishing = func(p string) {
 				if p != filepath.Join(dir, tt.file) || started {
 					return
@@ -265,15 +270,36 @@ func TestStartBesideTempFileWrite(t *testing.T) {
 				// The command's temporary file is in place: a server starts.
 				cfg := DefaultConfig()
 				cfg.Listen, cfg.DataDir, cfg.DB, cfg.Issuer = "127.0.0.1:0", dir, dsn, issuer
-				s := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-				s.Open(context.Background()) // after a rotation, with the old key: it fails
-				s.Close()
+				open := func() error {
+					s := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+					defer s.Close()
+					return s.Open(context.Background())
+				}
+				if !tt.waits {
+					open()
+					return
+				}
+				waiting := make(chan struct{})
+				lockWaiting = func(string) { close(waiting) }
+				opened = make(chan error, 1)
+				go func() { opened <- open() }()
+				select {
+				case <-waiting:
+				case err := <-opened:
+					opened <- err
+					t.Errorf("a server started while %s wrote %s, without waiting for it (%v)", tt.name, tt.file, err)
+				}
 			}
 			if err := runCLIErr(t, tt.args...); err != nil {
 				t.Fatalf("%s while a server started: %v", tt.name, err)
 			}
 			if !started {
 				t.Fatal("no server started while the command wrote its file")
+			}
+			if opened != nil {
+				if err := <-opened; err != nil {
+					t.Errorf("the server that waited for %s: %v", tt.name, err)
+				}
 			}
 			if tt.file == "master.key" {
 				if got := mustReadFile(t, filepath.Join(dir, tt.file)); string(got) != newKey {
@@ -371,4 +397,162 @@ func TestFirstStartWaitNamesHolderQuery(t *testing.T) {
 	if want := "find_holder=" + strconv.Quote(postgres.FirstStartHolders); !strings.Contains(logs.String(), want) {
 		t.Errorf("logged %q, want it to give the query that finds the holder: %s", logs.String(), want)
 	}
+}
+
+// signalHandler is a log handler that closes seen at the first record
+// whose message begins with prefix.
+type signalHandler struct {
+	slog.Handler
+	prefix string
+	once   *sync.Once
+	seen   chan struct{}
+}
+
+func (h signalHandler) Handle(ctx context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, h.prefix) {
+		h.once.Do(func() { close(h.seen) })
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+// A server starting on PostgreSQL while a master-key rotate re-encrypts
+// the store waits for it, where it waits for another start: for the data
+// directory's lock when it shares the directory whose master.key the
+// rotation replaces, for the store's first-start lock otherwise. Then it
+// starts on the new key. The rotation took no lock: the start loaded the
+// old key, pepper and signing keys meanwhile, and failed, or served on
+// what the rotation replaced.
+func TestStartWaitsForMasterKeyRotate(t *testing.T) {
+	t.Setenv(masterKeyEnv, "")
+	for _, tt := range []struct {
+		name     string
+		shareDir bool   // the start shares the data directory, and its generated master.key
+		waitLog  string // the start logs this as it waits
+	}{
+		{"shared data directory", true, "waiting for the data directory"},
+		{"own data directory", false, "waiting for an import into this store, a master-key rotate of it"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dsn, dir := pgtest.SchemaDSN(t), t.TempDir()
+			newKeyFile := filepath.Join(t.TempDir(), "new.key")
+			mustWriteFile(t, newKeyFile, []byte(strings.Repeat("a5", 32)+"\n"))
+			cfg := DefaultConfig()
+			cfg.Listen, cfg.DataDir, cfg.DB, cfg.Issuer = "127.0.0.1:0", dir, dsn, "http://keyward.test"
+			first := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			err := first.Open(context.Background()) // generates dir/master.key
+			first.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			scfg := cfg
+			if !tt.shareDir {
+				// Its own directory, and the new key already deployed.
+				scfg.DataDir, scfg.MasterKeyFile = t.TempDir(), newKeyFile
+			}
+			seen := make(chan struct{})
+			m := &Main{Config: scfg, Logger: slog.New(signalHandler{Handler: slog.NewTextHandler(io.Discard, nil), prefix: tt.waitLog, once: new(sync.Once), seen: seen})}
+			defer m.Close()
+			started := make(chan error, 1)
+			defer func(f func()) { rotateLocked = f }(rotateLocked)
+			rotateLocked = func() {
+				go func() { started <- m.Open(context.Background()) }()
+				select {
+				case <-seen:
+				case err := <-started:
+					started <- err
+					t.Errorf("a start beside the rotation did not wait for it: it ended (%v) while the rotation held its locks", err)
+				}
+			}
+			runCLI(t, "master-key", "rotate", "--db", dsn, "--data-dir", dir, "--new-master-key-file", newKeyFile)
+			if err := <-started; err != nil {
+				t.Fatalf("the start that waited for the rotation: %v", err)
+			}
+			if _, err := m.store.ListSigningKeys(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := mustReadFile(t, filepath.Join(dir, "master.key")); string(got) != strings.Repeat("a5", 32)+"\n" {
+				t.Errorf("master.key = %q after the rotation, want the new key", got)
+			}
+		})
+	}
+}
+
+// signalWriter closes seen at the first write that holds text.
+type signalWriter struct {
+	text string
+	once sync.Once
+	seen chan struct{}
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), w.text) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return len(p), nil
+}
+
+// A master-key rotate on PostgreSQL waits, saying so, for a server
+// starting on the store (which holds its first-start lock until its
+// bootstrap is done), and rotates once it has started. It re-encrypted
+// the store under the start, which then failed or served the old key.
+func TestMasterKeyRotateWaitsForStart(t *testing.T) {
+	t.Setenv(masterKeyEnv, "")
+	dsn := pgtest.SchemaDSN(t)
+	oldKey, newKey := filepath.Join(t.TempDir(), "old.key"), filepath.Join(t.TempDir(), "new.key")
+	mustWriteFile(t, oldKey, []byte(strings.Repeat("ab", 32)))
+	mustWriteFile(t, newKey, []byte(strings.Repeat("cd", 32)))
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.DataDir, cfg.DB, cfg.Issuer, cfg.MasterKeyFile = "127.0.0.1:0", t.TempDir(), dsn, "http://keyward.test", oldKey
+	first := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	err := first.Open(context.Background())
+	first.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A server starting: it holds the store's first-start lock.
+	st, err := openStore(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	unlock, err := st.LockFirstStart(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &signalWriter{text: "waiting for a server's start on this store", seen: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		cmd := newRootCommand()
+		cmd.SetArgs([]string{"master-key", "rotate", "--db", dsn, "--master-key-file", oldKey, "--new-master-key-file", newKey})
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(stderr)
+		done <- execute(context.Background(), cmd)
+	}()
+	select {
+	case <-stderr.seen:
+		if _, err := signer.LoadPepper(context.Background(), st, mustParseKey(t, oldKey), time.Now()); err != nil {
+			t.Errorf("the store, while the rotation waits: %v; want it still sealed under the old key", err)
+		}
+		unlock()
+		if err := <-done; err != nil {
+			t.Fatalf("the rotation, once the start let go: %v", err)
+		}
+	case err := <-done:
+		unlock()
+		t.Fatalf("the rotation did not wait for the server starting: it ended (%v) while the start held the store's first-start lock", err)
+	}
+	if _, err := signer.LoadPepper(context.Background(), st, mustParseKey(t, newKey), time.Now()); err != nil {
+		t.Errorf("the store after the rotation: %v; want it sealed under the new key", err)
+	}
+}
+
+// mustParseKey reads the master key in the file path.
+func mustParseKey(t *testing.T, path string) []byte {
+	t.Helper()
+	k, err := parseMasterKey(mustReadFile(t, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

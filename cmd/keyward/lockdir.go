@@ -104,6 +104,11 @@ func isSQLiteServer(holder string) bool {
 // directory's lock file while it starts (lockFirstStart).
 const startingHolder = "keyward serve, starting"
 
+// rotateHolder is the holder a master-key rotate names in the data
+// directory's lock file: on PostgreSQL it takes the lock as a server
+// starting does (lockFirstStart), and the servers starting wait for it.
+const rotateHolder = "keyward master-key rotate"
+
 // lockRetry is how long lockFirstStart waits before it tries again a lock
 // another process holds.
 const lockRetry = 50 * time.Millisecond
@@ -114,19 +119,20 @@ const lockRetry = 50 * time.Millisecond
 var lockWaiting = func(dir string) {}
 
 // lockFirstStart takes the lock of the data directory dir (keyward.lock,
-// as an SQLite server holds it) for the start of a server on PostgreSQL,
-// which writes master.key and admin-key.json there on a first start: on a
-// data directory shared by servers starting at the same moment, one at a
-// time generates the master key and bootstraps the store, and the next
-// ones find both made. It waits while another process holds the lock,
+// as an SQLite server holds it) for holder: startingHolder, the start of a
+// server on PostgreSQL, which writes master.key and admin-key.json there
+// on a first start; or rotateHolder, a master-key rotate on PostgreSQL,
+// which replaces master.key. On a data directory shared by servers
+// starting at the same moment, one at a time generates the master key and
+// bootstraps the store, and the next ones find both made. It waits while another process holds the lock,
 // saying so once, until ctx is done. A lock the system refuses (a file
 // system without locks, a read-only directory) is logged, and the start
 // goes on without it, as it did before: release is nil then. So does it
 // when a server on an SQLite database holds the lock, which it does until
 // it stops: waiting would be waiting for ever.
-func lockFirstStart(ctx context.Context, dir string, log *slog.Logger) (release func(), err error) {
+func lockFirstStart(ctx context.Context, dir, holder string, log *slog.Logger) (release func(), err error) {
 	for waited := false; ; waited = true {
-		release, err := lockDataDir(dir, startingHolder)
+		release, err := lockDataDir(dir, holder)
 		busy, ok := errors.AsType[*dataDirBusyError](err)
 		if !ok && err != nil {
 			log.Warn("could not lock the data directory for this start; servers starting at the same moment on it may race for master.key and admin-key.json", "err", err)
@@ -160,9 +166,10 @@ var tempLeftovers = []string{"master.key", "admin-key.json"}
 // tempLeftoverAge is how old a temporary copy must be for
 // removeTempLeftovers to remove it. A younger one may be the file of a
 // process writing it now, which the data directory's lock does not keep
-// out: master-key rotate replacing master.key and recover-admin writing
-// --key-file <data-dir>/admin-key.json take no lock on PostgreSQL, and
-// recover-admin none beside an SQLite server. Removed, their write failed:
+// out: recover-admin writing --key-file <data-dir>/admin-key.json takes
+// no lock, and master-key rotate on PostgreSQL replaces master.key
+// without it where the system refuses it (lockFirstStart); so does a
+// process of a release up to 2026-12-06. Removed, their write failed:
 // rotate's after the store was re-encrypted under the new key.
 const tempLeftoverAge = 10 * time.Minute
 

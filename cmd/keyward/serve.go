@@ -342,7 +342,7 @@ func (m *Main) Open(ctx context.Context) error {
 		}
 	}()
 	if !locked {
-		release, err := lockFirstStart(ctx, c.DataDir, m.Logger)
+		release, err := lockFirstStart(ctx, c.DataDir, startingHolder, m.Logger)
 		if err != nil {
 			return err
 		}
@@ -363,11 +363,11 @@ func (m *Main) Open(ctx context.Context) error {
 		// Only PostgreSQL has the lock, and waits for it. A holder whose
 		// host vanished keeps it until PostgreSQL's TCP keepalives find
 		// its connection dead (DEPLOYMENT.md).
-		m.Logger.Warn("waiting for an import into this store, or another server's start on it, to end: it holds the store's first-start lock; the query find_holder lists the sessions holding it (client_addr: the holder's host; run it in the store's database, whose schema a holder's must be: other deployments' holders are listed too), and one whose host is gone keeps it until PostgreSQL's TCP keepalives notice, or until pg_terminate_backend(pid) ends it",
+		m.Logger.Warn("waiting for an import into this store, a master-key rotate of it, or another server's start on it, to end: it holds the store's first-start lock; the query find_holder lists the sessions holding it (client_addr: the holder's host; run it in the store's database, whose schema a holder's must be: other deployments' holders are listed too), and one whose host is gone keeps it until PostgreSQL's TCP keepalives notice, or until pg_terminate_backend(pid) ends it",
 			"store", storeName(c), "find_holder", postgres.FirstStartHolders)
 	})
 	if err != nil {
-		return fmt.Errorf("wait for an import or another server's start to end: %w", err)
+		return fmt.Errorf("wait for an import, a master-key rotate or another server's start to end: %w", err)
 	}
 	// Released once the bootstrap is done, and by the defer on the paths
 	// that return before: LockFirstStart does not promise that its unlock
@@ -566,10 +566,11 @@ func (m *Main) Open(ctx context.Context) error {
 // the imported secrets failing on it, the secrets it made hashed with a
 // pepper no longer stored, the tokens it signed failing elsewhere.
 //
-// A 'keyward master-key rotate' committing meanwhile (it takes no lock
-// against a server on PostgreSQL) leaves the pepper and signing keys but
-// seals them under another master key: the refusal for a master key that
-// no longer opens the store names both causes.
+// A 'keyward master-key rotate' of a release up to 2026-12-06 committing
+// meanwhile (it took no lock against a server on PostgreSQL; this one's
+// holds LockFirstStart) leaves the pepper and signing keys but seals them
+// under another master key: the refusal for a master key that no longer
+// opens the store names both causes.
 func (m *Main) checkNotReplaced(ctx context.Context, master, pepper []byte) error {
 	const replaced = "an import replaced the store while this server started: start it again"
 	now, err := signer.LoadPepper(ctx, m.store, master, m.Now())
