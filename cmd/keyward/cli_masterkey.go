@@ -176,6 +176,12 @@ func lockForRotate(ctx context.Context, c Config, st storage.Storage, log *slog.
 	releaseDir := func() {}
 	if _, source, _ := findMasterKey(c); source == generatedMasterKeyPath(c) {
 		r, err := lockFirstStart(ctx, c.DataDir, rotateHolder, log)
+		if _, ok := errors.AsType[*lockRefusedError](err); ok {
+			// A server starting waits for the store's lock below before
+			// it reads master.key; and a data directory that cannot be
+			// written fails the replacement of master.key, which says so.
+			r, err = nil, nil
+		}
 		if err != nil {
 			return nil, err
 		}

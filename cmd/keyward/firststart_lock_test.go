@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -126,9 +127,11 @@ func TestFirstStartSharedDataDir(t *testing.T) {
 }
 
 // lockFirstStart waits for a lock another process holds until its context
-// is done, then gives up naming the holder; a lock the system refuses (no
-// such directory, here), or an SQLite server holds (until it stops: the
-// wait never ended), is logged, and the start goes on without it.
+// is done, then gives up naming the holder; a lock an SQLite server holds
+// (until it stops: the wait never ended) is logged, and the start goes on
+// without it; so does it without one the system refuses (no such
+// directory, here), told by a *lockRefusedError, which the caller warns
+// of only if it writes there.
 func TestLockFirstStart(t *testing.T) {
 	held, sqlite := t.TempDir(), t.TempDir()
 	for dir, holder := range map[string]string{held: "keyward import", sqlite: sqliteServerHolder} {
@@ -145,7 +148,7 @@ func TestLockFirstStart(t *testing.T) {
 		wantLog string
 	}{
 		{"held", held, []string{held, "keyward import", "gave up waiting", context.Canceled.Error()}, "waiting for the data directory"},
-		{"refused", filepath.Join(held, "missing"), nil, "could not lock the data directory"},
+		{"refused", filepath.Join(held, "missing"), []string{"could not lock the data directory", filepath.Join(held, "missing")}, ""},
 		{"an SQLite server", sqlite, nil, "an SQLite server holds the data directory's lock for as long as it runs: this start goes on without it"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -154,9 +157,10 @@ func TestLockFirstStart(t *testing.T) {
 			lockWaiting = func(string) { cancel() }
 			var logs testkeyward.SyncBuffer
 			release, err := lockFirstStart(ctx, tt.dir, startingHolder, slog.New(slog.NewTextHandler(&logs, nil)))
-			if tt.wantErr == nil {
-				if err != nil || release != nil {
-					t.Fatalf("release %v, err %v; want neither: no lock", release != nil, err)
+			_, refused := errors.AsType[*lockRefusedError](err)
+			if tt.wantErr == nil || refused {
+				if refused != (tt.wantLog == "") || release != nil {
+					t.Fatalf("release %v, err %v; want no lock, and a *lockRefusedError only for a lock refused", release != nil, err)
 				}
 			} else if err == nil {
 				t.Fatal("it took the lock another process holds")
@@ -165,6 +169,9 @@ func TestLockFirstStart(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not say %q", err, w)
 				}
+			}
+			if tt.wantLog == "" && logs.String() != "" {
+				t.Errorf("logged %q, want nothing: the caller warns if it writes there", logs.String())
 			}
 			if !strings.Contains(logs.String(), tt.wantLog) {
 				t.Errorf("logged %q, want %q", logs.String(), tt.wantLog)
@@ -555,4 +562,58 @@ func mustParseKey(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// A server on PostgreSQL whose data directory the system refuses to lock
+// (keyward.lock a directory here, as a read-only directory refuses it)
+// starts without the lock, and warns of it only when it writes there: a
+// start that finds the store bootstrapped and its master key given writes
+// nothing, and warned at every start.
+func TestStartUnlockedDataDir(t *testing.T) {
+	t.Setenv(masterKeyEnv, "")
+	masterKey := filepath.Join(t.TempDir(), "master.key")
+	mustWriteFile(t, masterKey, []byte(strings.Repeat("ab", 32)))
+	bootstrapped := pgtest.SchemaDSN(t)
+	for _, tt := range []struct {
+		name      string
+		dsn       string
+		masterKey string
+		wantWarn  string // "": no warning of the lock
+	}{
+		{"nothing written", bootstrapped, masterKey, ""},
+		{"master.key written", pgtest.SchemaDSN(t), "", "writes master.key there unlocked"},
+		{"admin-key.json written", pgtest.SchemaDSN(t), masterKey, "writes admin-key.json there unlocked"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Listen, cfg.DB, cfg.Issuer, cfg.MasterKeyFile = "127.0.0.1:0", tt.dsn, "http://keyward.test", tt.masterKey
+			if tt.dsn == bootstrapped {
+				cfg.DataDir = t.TempDir()
+				first := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+				err := first.Open(context.Background())
+				first.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg.DataDir = t.TempDir()
+			if err := os.Mkdir(filepath.Join(cfg.DataDir, dataDirLock), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			var logs testkeyward.SyncBuffer
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+			err := m.Open(context.Background())
+			m.Close()
+			if err != nil {
+				t.Fatalf("start: %v", err)
+			}
+			got := logs.String()
+			if n := strings.Count(got, "could not lock"); tt.wantWarn == "" && n != 0 || tt.wantWarn != "" && n != 1 {
+				t.Errorf("%d warnings of the lock, want %d; logged:\n%s", n, min(len(tt.wantWarn), 1), got)
+			}
+			if !strings.Contains(got, tt.wantWarn) {
+				t.Errorf("logged:\n%s\nwant %q", got, tt.wantWarn)
+			}
+		})
+	}
 }

@@ -124,19 +124,23 @@ var lockWaiting = func(dir string) {}
 // on a first start; or rotateHolder, a master-key rotate on PostgreSQL,
 // which replaces master.key. On a data directory shared by servers
 // starting at the same moment, one at a time generates the master key and
-// bootstraps the store, and the next ones find both made. It waits while another process holds the lock,
-// saying so once, until ctx is done. A lock the system refuses (a file
-// system without locks, a read-only directory) is logged, and the start
-// goes on without it, as it did before: release is nil then. So does it
-// when a server on an SQLite database holds the lock, which it does until
-// it stops: waiting would be waiting for ever.
+// bootstraps the store, and the next ones find both made. It waits while
+// another process holds the lock, saying so once, until ctx is done. A
+// lock the system refuses (a file system without locks, a read-only or
+// missing directory) is a *lockRefusedError, logged at debug level only:
+// the caller goes on without the lock, as it did before, and warns if it
+// writes there unlocked (warnUnlocked); a start that finds what it needs
+// there already (a read-only directory, say) writes nothing, and needs
+// no lock. So does it go on, with a warning, when a server on an SQLite
+// database holds the lock, which it does until it stops: waiting would
+// be waiting for ever. release is nil when it goes on without the lock.
 func lockFirstStart(ctx context.Context, dir, holder string, log *slog.Logger) (release func(), err error) {
 	for waited := false; ; waited = true {
 		release, err := lockDataDir(dir, holder)
 		busy, ok := errors.AsType[*dataDirBusyError](err)
 		if !ok && err != nil {
-			log.Warn("could not lock the data directory for this start; servers starting at the same moment on it may race for master.key and admin-key.json", "err", err)
-			return nil, nil
+			log.Debug("no lock of the data directory: what is written there is not kept from other keyward processes starting on it", "dir", dir, "err", err)
+			return nil, &lockRefusedError{Dir: dir, Err: err}
 		}
 		if !ok {
 			return release, nil
@@ -156,6 +160,30 @@ func lockFirstStart(ctx context.Context, dir, holder string, log *slog.Logger) (
 			return nil, fmt.Errorf("%w; gave up waiting for it: %w", busy, context.Cause(ctx))
 		case <-t.C:
 		}
+	}
+}
+
+// lockRefusedError is a lock of the data directory Dir that the system
+// refused (Err): lockFirstStart's caller goes on without it.
+type lockRefusedError struct {
+	Dir string
+	Err error
+}
+
+func (e *lockRefusedError) Error() string {
+	return fmt.Sprintf("could not lock the data directory %s: %v", e.Dir, e.Err)
+}
+
+func (e *lockRefusedError) Unwrap() error { return e.Err }
+
+// warnUnlocked warns, when the system refused the data directory's lock
+// for this start (m.dirUnlocked), that file is about to be written there
+// without it: once a start, which may write master.key and then
+// admin-key.json.
+func (m *Main) warnUnlocked(file string) {
+	if r := m.dirUnlocked; r != nil {
+		m.dirUnlocked = nil
+		m.Logger.Warn("could not lock the data directory, and writes "+file+" there unlocked: servers starting at the same moment on it may race for master.key and admin-key.json", "dir", r.Dir, "err", r.Err)
 	}
 }
 

@@ -252,6 +252,11 @@ type Main struct {
 	// listening: postgres.Watch listens for the other replicas' changes.
 	listening atomic.Bool
 
+	// dirUnlocked is the data directory's lock the system refused a
+	// server on PostgreSQL for its start (lockFirstStart), if it did:
+	// warned of only when the start writes there (warnUnlocked).
+	dirUnlocked *lockRefusedError
+
 	// caCertificates: this server takes CA-issued client certificates,
 	// so a certificate binding is an administrator's way in.
 	caCertificates bool
@@ -343,6 +348,9 @@ func (m *Main) Open(ctx context.Context) error {
 	}()
 	if !locked {
 		release, err := lockFirstStart(ctx, c.DataDir, startingHolder, m.Logger)
+		if refused, ok := errors.AsType[*lockRefusedError](err); ok {
+			m.dirUnlocked, err = refused, nil // warned of once something is written there
+		}
 		if err != nil {
 			return err
 		}
@@ -474,6 +482,7 @@ func (m *Main) Open(ctx context.Context) error {
 			return err
 		}
 		saved = b
+		m.warnUnlocked("admin-key.json")
 		aside, written, err = saveAdminKeyFile(path, b, m.Logger)
 		return err
 	})
@@ -1545,6 +1554,7 @@ func (m *Main) loadMasterKey(ctx context.Context) (key []byte, generated os.File
 	if err := refuseSealedStore(ctx, m.store, path); err != nil {
 		return nil, nil, err
 	}
+	m.warnUnlocked("master.key")
 	k = make([]byte, signer.MasterKeySize)
 	rand.Read(k)
 	data := []byte(fmt.Sprintf("%x\n", k))
