@@ -16,7 +16,8 @@ import (
 // dataDirLock names the file in a data directory whose lock a server on
 // SQLite holds, so that a second one refuses to start on the same
 // database: each server caches what it reads, and two would drift apart.
-// A server on PostgreSQL holds it only while it starts (lockFirstStart).
+// A server on PostgreSQL holds it only while it starts, and a master-key
+// rotate on PostgreSQL while it replaces master.key (lockFirstStart).
 const dataDirLock = "keyward.lock"
 
 // dataDirBusyError is a data directory locked by another process.
@@ -208,7 +209,9 @@ const tempLeftoverAge = 10 * time.Minute
 // written. Only names of exactly that pattern, last modified
 // tempLeftoverAge or more before now, are removed, each logged; younger
 // ones are logged and left. The caller holds the data directory's lock,
-// so no other server is writing them.
+// so no other server starting is writing them; where the system has no
+// file lock (lockdir_other.go), that lock is nothing, and the age alone
+// keeps a file another process is writing.
 func removeTempLeftovers(dir string, now time.Time, log *slog.Logger) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
