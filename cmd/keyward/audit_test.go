@@ -984,7 +984,8 @@ func startCLI(t *testing.T, args ...string) (stdout, stderr *testkeyward.SyncBuf
 }
 
 // TestAuditFollowEnds: a follower stops once no event to come can match:
-// --until is past, or the listing reached --before. The server answers
+// --until is past, the listing reached --before, or --since and --until
+// have no stored time between them. The server answers
 // such a poll at once, and the follower asked again without end (before,
 // it waited and asked again without end).
 func TestAuditFollowEnds(t *testing.T) {
@@ -994,6 +995,8 @@ func TestAuditFollowEnds(t *testing.T) {
 		{"--until", "1h"},
 		{"--until", "0001-01-01T00:00:00Z"},
 		{"--since", "1h", "--until", "2m"},
+		{"--since", "2999-01-01T00:00:00Z", "--until", "2999-01-01T00:00:00Z"},
+		{"--since", "2999-01-01T00:00:00.0000001Z", "--until", "2999-01-01T00:00:00.0000009Z"},
 		{"--before", "3"},
 		{"--before", "3", "--limit", "1"},
 		{"--after", "5", "--before", "3"},
@@ -1014,30 +1017,36 @@ func TestAuditFollowEnds(t *testing.T) {
 // the largest sequence number, or a minute after --until: an event before
 // --until may be written that much later (it has the time its request
 // began, or another replica's clock is behind), and the follower that
-// stopped at --until left it out.
+// stopped at --until left it out. It stops at once with --since and
+// --until that no stored time (a whole microsecond) lies between, which
+// the server answers at once.
 func TestFollowOver(t *testing.T) {
 	now := time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) *time.Time { return new(now.Add(d)) }
 	tests := []struct {
 		name          string
 		after, before string
-		until         *time.Time
+		since, until  *time.Time
 		want          bool
 	}{
-		{"no bound", "5", "", nil, false},
-		{"until to come", "5", "", at(time.Hour), false},
-		{"until now", "5", "", at(0), false},
-		{"until 30s ago", "5", "", at(-30 * time.Second), false},
-		{"until a minute ago", "5", "", at(-time.Minute), true},
-		{"until an hour ago", "5", "", at(-time.Hour), true},
-		{"before reached", "2", "3", nil, true},
-		{"before to come", "1", "3", nil, false},
-		{"largest sequence number", "9223372036854775807", "", nil, true},
+		{"no bound", "5", "", nil, nil, false},
+		{"until to come", "5", "", nil, at(time.Hour), false},
+		{"until now", "5", "", nil, at(0), false},
+		{"until 30s ago", "5", "", nil, at(-30 * time.Second), false},
+		{"until a minute ago", "5", "", nil, at(-time.Minute), true},
+		{"until an hour ago", "5", "", nil, at(-time.Hour), true},
+		{"before reached", "2", "3", nil, nil, true},
+		{"before to come", "1", "3", nil, nil, false},
+		{"largest sequence number", "9223372036854775807", "", nil, nil, true},
+		{"since before until to come", "5", "", at(time.Hour), at(time.Hour + time.Microsecond), false},
+		{"since to come", "5", "", at(time.Hour), nil, false},
+		{"since at until to come", "5", "", at(time.Hour), at(time.Hour), true},
+		{"since and until to come inside a microsecond", "5", "", at(time.Hour + time.Nanosecond), at(time.Hour + time.Microsecond), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := followOver(tt.after, tt.before, tt.until, now); got != tt.want {
-				t.Fatalf("followOver(%q, %q, %v, %v) = %v, want %v", tt.after, tt.before, tt.until, now, got, tt.want)
+			if got := followOver(tt.after, tt.before, tt.since, tt.until, now); got != tt.want {
+				t.Fatalf("followOver(%q, %q, %v, %v, %v) = %v, want %v", tt.after, tt.before, tt.since, tt.until, now, got, tt.want)
 			}
 		})
 	}

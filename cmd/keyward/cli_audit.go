@@ -136,7 +136,10 @@ be read line by line, and the lines concatenated are what 'audit prune
 			// minute, followOver) by the server's clock too (now). A
 			// server from before 2026-12-07 says neither: its Date is
 			// taken (pinAgo); without one, no clock is (serverTime).
-			var untilAt *time.Time
+			var sinceAt, untilAt *time.Time
+			if t, err := time.Parse(time.RFC3339, since); err == nil {
+				sinceAt = &t
+			}
 			if t, err := time.Parse(time.RFC3339, until); err == nil {
 				untilAt = &t
 			}
@@ -196,6 +199,8 @@ be read line by line, and the lines concatenated are what 'audit prune
 						}
 						if name == "until" {
 							untilAt = &t
+						} else {
+							sinceAt = &t
 						}
 						// A time RFC 3339 cannot write in UTC (9000d
 						// ago, before year 0) is sent as given.
@@ -243,7 +248,7 @@ be read line by line, and the lines concatenated are what 'audit prune
 				if len(page.Events) < pageLimit && follow && untilAt != nil && timeErr != nil {
 					return fmt.Errorf("cannot tell when --until is past for the server: %w", timeErr)
 				}
-				if len(page.Events) < pageLimit && (!follow || followOver(q.Get("after"), before, untilAt, serverNow)) {
+				if len(page.Events) < pageLimit && (!follow || followOver(q.Get("after"), before, sinceAt, untilAt, serverNow)) {
 					return nil
 				}
 				if cmd.Context().Err() != nil {
@@ -349,9 +354,14 @@ func pinAgo(v string, date time.Time, latest bool) time.Time {
 // it for the first page: pin) is past at now, the server's time as it
 // answered (serverTime), by admin.AuditLateness: an event before --until
 // may be written that much later. The server answers such a poll at once
-// instead of waiting: following on would ask again without end.
-func followOver(after, before string, until *time.Time, now time.Time) bool {
+// instead of waiting: following on would ask again without end. So it
+// does for --since and --until that no stored time lies between (the
+// same time, or two inside one microsecond): the follower stops at once.
+func followOver(after, before string, since, until *time.Time, now time.Time) bool {
 	if until != nil && !until.Add(admin.AuditLateness).After(now) {
+		return true
+	}
+	if since != nil && until != nil && !storage.AuditTimesBetween(*since, *until) {
 		return true
 	}
 	a, aerr := strconv.ParseInt(after, 10, 64)
