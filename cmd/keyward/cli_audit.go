@@ -274,7 +274,8 @@ be read line by line, and the lines concatenated are what 'audit prune
 }
 
 // auditListPage is a page of GET /v1/audit. Now, Since and Until are the
-// server's time as it answered and the bounds as it read them; a server
+// server's time as it began to read the log and the bounds as it read
+// them; a server
 // from before 2026-12-07 sends none of them.
 type auditListPage struct {
 	Events []admin.AuditEventView `json:"events"`
@@ -287,7 +288,7 @@ type auditListPage struct {
 // errNoServerTime is serverTime's error for an answer that says no time.
 var errNoServerTime = errors.New("the admin API's answer has neither its time (now) nor a Date header (did a proxy drop it?), and this machine's clock may be off the server's: give an RFC 3339 time instead of a duration ago, or follow without --until")
 
-// serverTime is the server's time as it answered: its now, or, from a
+// serverTime is the server's time as it read the page: its now, or, from a
 // server that does not say it, the latest it may have been by its Date
 // (to the second, rounded down: a second on; a server that answered at
 // once, its until a second past by AuditLateness, was otherwise asked
@@ -352,8 +353,8 @@ func pinAgo(v string, date time.Time, latest bool) time.Time {
 // where the next page starts, is before-1 or more) or the largest
 // sequence number there can be, or --until (until, as the server read
 // it for the first page: pin) is past at now, the server's time as it
-// answered (serverTime), by admin.AuditLateness: an event before --until
-// may be written that much later. The server answers such a poll at once
+// read the page (serverTime), by admin.AuditLateness: an event before
+// --until may be written that much later. The server answers such a poll at once
 // instead of waiting: following on would ask again without end. So it
 // does for --since and --until that no stored time lies between (the
 // same time, or two inside one microsecond): the follower stops at once.

@@ -210,7 +210,7 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 		}
 	}
 	if f.Newest {
-		return h.listAuditNewest(r.Context(), f)
+		return h.listAuditNewest(r.Context(), f, now)
 	}
 	// With before, the log may already reach before-1: then no event to
 	// come is before it, whatever the other filters leave out of the
@@ -244,19 +244,25 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 		next = max(next, f.BeforeSeq-1)
 	}
 	resp["next_page_token"] = strconv.FormatInt(next, 10)
-	h.readBounds(resp, f)
+	h.readBounds(resp, f, now)
 	return 200, resp, nil
 }
 
 // readBounds adds to a page of the audit log now, the server's time as it
-// answers, and since and until as it read them: a duration ago (1h) is
-// read by the server's clock, and a client sends the next pages the time
-// it was for this one, exactly, so that the bound does not move on between
-// pages, and tells by now when until is past for the server (a follower
-// stops a minute after it). A bound RFC 3339 cannot write (a year before 0
-// or after 9999) is left out: the client sends it as given.
-func (h *Handler) readBounds(resp map[string]any, f storage.AuditFilter) {
-	resp["now"] = h.svc.cfg.Now().UTC().Format(time.RFC3339Nano)
+// began to read the log, and since and until as it read them: a duration
+// ago (1h) is read by the server's clock, at now, and a client sends the
+// next pages the time it was for this one, exactly, so that the bound
+// does not move on between pages, and tells by now when until is past
+// for the server (a follower stops a minute after it). now is the time
+// the request began, not the answer's: every event written before it is
+// in the reads of the page, as it is not for a later time (an event
+// written after the last read of a long poll, or while the page was
+// read, but before the answer), by which a follower could stop before
+// it; and it is the time canCome tells an until past by. A bound RFC
+// 3339 cannot write (a year before 0 or after 9999) is left out: the
+// client sends it as given.
+func (h *Handler) readBounds(resp map[string]any, f storage.AuditFilter, now time.Time) {
+	resp["now"] = now.UTC().Format(time.RFC3339Nano)
 	for name, t := range map[string]*time.Time{"since": f.Since, "until": f.Until} {
 		if t == nil {
 			continue
@@ -297,7 +303,7 @@ func canCome(f storage.AuditFilter, now time.Time) bool {
 
 // listAuditNewest answers a newest-first page. It reads one event more
 // than it shows, to tell whether an older page follows.
-func (h *Handler) listAuditNewest(ctx context.Context, f storage.AuditFilter) (int, any, error) {
+func (h *Handler) listAuditNewest(ctx context.Context, f storage.AuditFilter, now time.Time) (int, any, error) {
 	limit := cmp.Or(f.Limit, storage.DefaultListLimit)
 	f.Limit = limit + 1
 	evs, err := h.svc.store.ListAuditEvents(ctx, f)
@@ -310,7 +316,7 @@ func (h *Handler) listAuditNewest(ctx context.Context, f storage.AuditFilter) (i
 		resp["next_page_token"] = strconv.FormatInt(evs[limit-1].Seq, 10)
 	}
 	resp["events"] = h.auditViews(ctx, evs)
-	h.readBounds(resp, f)
+	h.readBounds(resp, f, now)
 	return 200, resp, nil
 }
 

@@ -543,3 +543,41 @@ func TestAuditReadBounds(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditNowIsReadTime: a page's now is the time the server read its
+// durations ago by, and began to read the log at, not a later reading of
+// its clock: a follower that stops by now once until is a minute past
+// must have had every event written before it (one written after the
+// last read of a long poll but before the answer was left out), and a
+// poll canCome answered at once must say an until past by it. The
+// server's clock moves on a microsecond at each reading here.
+func TestAuditNowIsReadTime(t *testing.T) {
+	base := time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC)
+	var ticks atomic.Int64
+	clock := func() time.Time { return base.Add(time.Duration(ticks.Add(1)) * time.Microsecond) }
+	f := serveFixture(t, openSQLite(t), func(d *server.Deps) { d.Now = clock })
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	for _, query := range []string{"since=1h&until=0s", "order=desc&since=1h&until=0s", "since=1h&until=0s&action=no.such&wait=1s"} {
+		t.Run(query, func(t *testing.T) {
+			code, out, _ := f.call(t, "GET", "/v1/audit?"+query, auth, nil)
+			if code != 200 {
+				t.Fatalf("status %d: %v", code, out)
+			}
+			at := map[string]time.Time{}
+			for _, name := range []string{"now", "since", "until"} {
+				s, _ := out[name].(string)
+				v, err := time.Parse(time.RFC3339Nano, s)
+				if err != nil {
+					t.Fatalf("%s = %v: %v", name, out[name], err)
+				}
+				at[name] = v
+			}
+			if d := at["now"].Sub(at["since"]); d != time.Hour {
+				t.Errorf("now %s is %s after since %s (1h ago), want 1h: not the time since was read by", at["now"], d, at["since"])
+			}
+			if d := at["now"].Sub(at["until"]); d != 0 {
+				t.Errorf("now %s is %s after until %s, not the time until was read by", at["now"], d, at["until"])
+			}
+		})
+	}
+}
