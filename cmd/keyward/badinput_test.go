@@ -109,6 +109,11 @@ func TestServerURLRefused(t *testing.T) {
 		{name: "scheme that starts with http", args: append([]string{"sa", "list", "--server", "httpfoo://x"}, creds...), usage: true, wantInErr: `--server "httpfoo://x"`},
 		{name: "not a URL", args: append([]string{"sa", "list", "--server", "junk"}, creds...), usage: true, wantInErr: `--server "junk"`},
 		{name: "password", args: append([]string{"sa", "list", "--server", "http://admin:hunter2@keyward.internal"}, creds...), usage: true, wantInErr: `--server "http://admin:xxxxx@keyward.internal" must be a base URL without a user name, password, query or fragment`},
+		// Not an http(s) URL with a host, the password is not shown either.
+		{name: "password, another scheme", args: append([]string{"sa", "list", "--server", "ftp://admin:hunter2@keyward.internal"}, creds...), usage: true, wantInErr: `--server "ftp://admin:xxxxx@keyward.internal" must be an http:// or https:// URL with a host`},
+		{name: "password, no host", args: append([]string{"sa", "list", "--server", "https://admin:hunter2@"}, creds...), usage: true, wantInErr: `--server "https://admin:xxxxx@" must be an http:// or https:// URL with a host`},
+		{name: "password, not a URL", args: append([]string{"sa", "list", "--server", "https://admin:hunter2@keyward internal"}, creds...), usage: true, wantInErr: `--server "https://xxxxx@keyward internal" must be an http:// or https:// URL with a host`},
+		{name: "password, no scheme", args: append([]string{"sa", "list", "--server", "admin:hunter2@keyward.internal"}, creds...), usage: true, wantInErr: `--server "xxxxx@keyward.internal" must be an http:// or https:// URL with a host`},
 		{name: "query", args: append([]string{"sa", "list", "--server", "http://keyward.internal?x=1"}, creds...), usage: true, wantInErr: `--server "http://keyward.internal?x=1" must be a base URL without`},
 		{name: "fragment", env: "http://keyward.internal/#top", args: append([]string{"sa", "list"}, creds...), usage: true, wantInErr: `KEYWARD_SERVER "http://keyward.internal/#top" must be a base URL without`},
 		{name: "empty fragment", args: append([]string{"sa", "list", "--server", "http://keyward.internal#"}, creds...), usage: true, wantInErr: `--server "http://keyward.internal#" must be a base URL without`},
