@@ -34,8 +34,10 @@ var syncFile = (*os.File).Sync
 // another program just wrote (`openssl rand -hex 32 > FILE`) may sit in
 // the page cache for seconds, and a crash then take it. Something other
 // than a regular file (a pipe, /dev/stdin) has nothing on disk to sync.
+// It is opened without blocking: opened again once read, a named pipe
+// (mkfifo) has no writer left, and a blocking open waited for ever.
 func syncExistingFile(path string) error {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}

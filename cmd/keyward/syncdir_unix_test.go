@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/sqlite"
@@ -107,5 +108,47 @@ func TestMasterKeyRotateNewKeyDurable(t *testing.T) {
 		if !slices.Contains(synced, want) {
 			t.Errorf("%s was not synced before the store was sealed under the new key (synced before: %q)", want, synced)
 		}
+	}
+}
+
+// TestMasterKeyRotateNewKeyFromNamedPipe: a --new-master-key-file that is
+// a named pipe (mkfifo) is read once, as a regular file is, and has
+// nothing on disk to sync. The sync opened it a second time, blocking
+// until a writer came, which none did: the rotation hung before it took
+// any lock.
+func TestMasterKeyRotateNewKeyFromNamedPipe(t *testing.T) {
+	dir := t.TempDir()
+	_, stop := launchServer(t, func(m *Main) { m.Config.DataDir = dir })
+	stop()
+	fifo := filepath.Join(t.TempDir(), "new.key")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no named pipe here: %v", err)
+	}
+	newKey := strings.Repeat("a5", 32) + "\n"
+	go func() { // the writer: gone once the key is read
+		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			f.WriteString(newKey)
+			f.Close()
+		}
+	}()
+	done := make(chan error, 1)
+	go func() {
+		done <- runCLIErr(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", fifo)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("rotate with the new key in a named pipe: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		// Let it go: a writer that opens the pipe ends the wait.
+		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			f.Close()
+		}
+		<-done
+		t.Fatal("rotate with the new key in a named pipe did not finish: it waited for a writer of the pipe, after reading it")
+	}
+	if got := mustReadFile(t, filepath.Join(dir, "master.key")); string(got) != newKey {
+		t.Errorf("master.key = %q after the rotation, want the new key", got)
 	}
 }
