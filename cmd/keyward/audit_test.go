@@ -39,6 +39,7 @@ import (
 // re-executed with KEYWARD_TEST_RUN_MAIN=1, is keyward.
 func TestMain(m *testing.M) {
 	if os.Getenv("KEYWARD_TEST_RUN_MAIN") == "1" {
+		endWithTest()
 		killAt(os.Getenv(killAtEnv))
 		main()
 		os.Exit(0)

@@ -72,6 +72,7 @@ func tryCrashServer(t *testing.T, dir, db, addr string, extra ...string) (*crash
 	}
 	child := exec.Command(os.Args[0], args...)
 	child.Env = append(os.Environ(), "KEYWARD_TEST_RUN_MAIN=1")
+	tieToTest(child)
 	var logs lockedBuffer
 	stderr, _ := child.StderrPipe()
 	if err := child.Start(); err != nil {
@@ -505,17 +506,11 @@ func killAt(at string) {
 	if !ok {
 		return
 	}
-	die := func() {
-		if p, err := os.FindProcess(os.Getpid()); err == nil {
-			p.Kill()
-		}
-		select {}
-	}
 	switch step {
 	case "publish":
 		publishing = func(path string) {
 			if filepath.Base(path) == name {
-				die()
+				killSelf()
 			}
 		}
 	case "renamed":
@@ -523,11 +518,49 @@ func killAt(at string) {
 		renameFile = func(from, to string) error {
 			err := rename(from, to)
 			if err == nil && filepath.Base(to) == name {
-				die()
+				killSelf()
 			}
 			return err
 		}
 	}
+}
+
+// killSelf kills this process with SIGKILL.
+func killSelf() {
+	if p, err := os.FindProcess(os.Getpid()); err == nil {
+		p.Kill()
+	}
+	select {}
+}
+
+// testPipeEnv tells a child keyward of a test that its standard input is
+// a pipe the test process holds open (tieToTest) and that it is to kill
+// itself once the pipe ends: once the test process is gone, however it
+// ended. go test's -timeout, or a signal, ends it without its cleanup,
+// which kills the children; a server was left running, on its port and
+// its PostgreSQL connections, for good.
+const testPipeEnv = "KEYWARD_TEST_PIPE"
+
+// tieToTest makes child, a keyward of this test process, end with it
+// (testPipeEnv). child.Env is set already.
+func tieToTest(child *exec.Cmd) {
+	// The write end stays open, held by child, until child is waited for.
+	if _, err := child.StdinPipe(); err != nil {
+		panic(err) // only once started
+	}
+	child.Env = append(child.Env, testPipeEnv+"=1")
+}
+
+// endWithTest, in a child keyward of a test, kills it once the test
+// process that started it is gone (testPipeEnv).
+func endWithTest() {
+	if os.Getenv(testPipeEnv) != "1" {
+		return
+	}
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		killSelf()
+	}()
 }
 
 // TestCrashMasterKeyRotate kills `keyward master-key rotate` with SIGKILL
@@ -586,9 +619,15 @@ func TestCrashMasterKeyRotate(t *testing.T) {
 					if db != "" {
 						args = append(args, "--db", db)
 					}
-					rotate := exec.Command(os.Args[0], args...)
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+					defer cancel()
+					rotate := exec.CommandContext(ctx, os.Args[0], args...)
 					rotate.Env = append(os.Environ(), "KEYWARD_TEST_RUN_MAIN=1", killAtEnv+"="+tt.killAt)
+					tieToTest(rotate)
 					out, err := rotate.CombinedOutput()
+					if ctx.Err() != nil {
+						t.Fatalf("master-key rotate did not end within 2 minutes, and was killed:\n%s", out)
+					}
 					if tt.killAt == "" && err != nil {
 						t.Fatalf("master-key rotate: %v\n%s", err, out)
 					}
@@ -641,5 +680,50 @@ func TestCrashMasterKeyRotate(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// orphanDirEnv is, for TestCrashServerEndsWithTest run in a child test
+// process, the data directory of the server that child starts.
+const orphanDirEnv = "KEYWARD_TEST_ORPHAN_DIR"
+
+// TestCrashServerEndsWithTest: a crash test's child server ends when the
+// test process that started it ends without its cleanup (go test's
+// -timeout, a signal). It kept running, on its port and data directory,
+// after the test was gone.
+func TestCrashServerEndsWithTest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	if dir := os.Getenv(orphanDirEnv); dir != "" {
+		// The test process that goes: it starts a server, says where
+		// and which, and ends as a -timeout ends it, cleaning up nothing.
+		s := startCrashServer(t, dir, "", reservePort(t))
+		fmt.Printf("%s %d\n", s.addr, s.cmd.Process.Pid)
+		os.Exit(0)
+	}
+	mid := exec.Command(os.Args[0], "-test.run=^TestCrashServerEndsWithTest$", "-test.count=1")
+	mid.Env = append(os.Environ(), orphanDirEnv+"="+t.TempDir())
+	out, err := mid.Output()
+	var addr string
+	var pid int
+	if _, serr := fmt.Sscan(string(out), &addr, &pid); serr != nil {
+		t.Fatalf("the test process that started a server said %q (%v)", out, err)
+	}
+	answers := func() bool {
+		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	}
+	for deadline := time.Now().Add(30 * time.Second); answers(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			if p, err := os.FindProcess(pid); err == nil {
+				p.Kill() // it answers still: the server, not another process since
+			}
+			t.Fatalf("the server %s (process %d) still answered 30 s after the test process that started it ended", addr, pid)
+		}
 	}
 }
