@@ -46,8 +46,8 @@ master-key-file, or <data-dir>/master.key); the new one is read from
 'openssl rand -hex 32'). A new key of 32 printable characters is refused:
 it would be taken as 32 raw bytes (a passphrase, say), far fewer than 256
 bits of randomness. The new key's file is synced to disk before the
-database changes. When the current key is <data-dir>/master.key, that
-file is replaced by the new key once the database is re-encrypted.
+database changes (on Unix). When the current key is <data-dir>/master.key,
+that file is replaced by the new key once the database is re-encrypted.
 
 Stop every server first (with SQLite the command refuses to run while a
 server holds the data directory): one still running with the old key keeps
