@@ -434,10 +434,12 @@ func TestStartWaitsForMasterKeyRotate(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
 		shareDir bool   // the start shares the data directory, and its generated master.key
+		oldKey   bool   // in its own, the start is given the old key's file, which no rotation replaces
 		waitLog  string // the start logs this as it waits
 	}{
-		{"shared data directory", true, "waiting for the data directory"},
-		{"own data directory", false, "waiting for an import into this store, a master-key rotate of it"},
+		{"shared data directory", true, false, "waiting for the data directory"},
+		{"own data directory", false, false, "waiting for an import into this store, a master-key rotate of it"},
+		{"own data directory, old key file", false, true, "waiting for an import into this store, a master-key rotate of it"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dsn, dir := pgtest.SchemaDSN(t), t.TempDir()
@@ -456,6 +458,10 @@ func TestStartWaitsForMasterKeyRotate(t *testing.T) {
 			if !tt.shareDir {
 				// Its own directory, and the new key already deployed.
 				scfg.DataDir, scfg.MasterKeyFile = t.TempDir(), newKeyFile
+				if tt.oldKey {
+					scfg.MasterKeyFile = filepath.Join(t.TempDir(), "old.key")
+					mustWriteFile(t, scfg.MasterKeyFile, mustReadFile(t, filepath.Join(dir, "master.key")))
+				}
 			}
 			seen := make(chan struct{})
 			m := &Main{Config: scfg, Logger: slog.New(signalHandler{Handler: slog.NewTextHandler(io.Discard, nil), prefix: tt.waitLog, once: new(sync.Once), seen: seen})}
@@ -472,6 +478,15 @@ func TestStartWaitsForMasterKeyRotate(t *testing.T) {
 				}
 			}
 			runCLI(t, "master-key", "rotate", "--db", dsn, "--data-dir", dir, "--new-master-key-file", newKeyFile)
+			if tt.oldKey {
+				// Read after the rotation, the old key opens nothing:
+				// the refusal says so, and names the rotation.
+				err := <-started
+				if err == nil || !errors.Is(err, signer.ErrWrongMasterKey) || !strings.Contains(err.Error(), "after `keyward master-key rotate`, the new key") {
+					t.Fatalf("the start with the old key that waited for the rotation: %v; want the refusal of the old key, naming the rotation", err)
+				}
+				return
+			}
 			if err := <-started; err != nil {
 				t.Fatalf("the start that waited for the rotation: %v", err)
 			}
