@@ -34,8 +34,10 @@ var syncFile = (*os.File).Sync
 // another program just wrote (`openssl rand -hex 32 > FILE`) may sit in
 // the page cache for seconds, and a crash then take it. Something other
 // than a regular file (a pipe, /dev/stdin) has nothing on disk to sync.
-// It is opened without blocking: opened again once read, a named pipe
-// (mkfifo) has no writer left, and a blocking open waited for ever.
+// Where path is a symbolic link, the directory of the file it leads to is
+// synced as well as its own. It is opened without blocking: opened again
+// once read, a named pipe (mkfifo) has no writer left, and a blocking
+// open waited for ever.
 func syncExistingFile(path string) error {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -52,5 +54,18 @@ func syncExistingFile(path string) error {
 	if err := syncFile(f); err != nil && !errors.Is(err, syscall.EINVAL) {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	// A symbolic link (to a secrets directory, say) names the file in
+	// another directory, whose entry is the one to make durable too: the
+	// link's own kept, a crash could leave it naming nothing.
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	if dir := filepath.Dir(real); dir != filepath.Dir(path) {
+		return syncDir(dir)
+	}
+	return nil
 }

@@ -152,3 +152,43 @@ func TestMasterKeyRotateNewKeyFromNamedPipe(t *testing.T) {
 		t.Errorf("master.key = %q after the rotation, want the new key", got)
 	}
 }
+
+// TestSyncExistingFileSymlink: syncExistingFile makes durable the name of
+// the file itself, in its own directory, when path is a symbolic link to
+// it (a --new-master-key-file linked into a secrets directory, say), as
+// well as the link's. It synced the link's directory alone: a crash
+// could keep the link and lose the name of the file it leads to.
+func TestSyncExistingFileSymlink(t *testing.T) {
+	linkDir, fileDir := t.TempDir(), t.TempDir()
+	file := filepath.Join(fileDir, "new.key")
+	mustWriteFile(t, file, []byte(strings.Repeat("a5", 32)+"\n"))
+	link := filepath.Join(linkDir, "new.key")
+	if err := os.Symlink(file, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		path string
+		want []string // synced, each
+	}{
+		{"file", file, []string{file, fileDir}},
+		{"symbolic link", link, []string{link, linkDir, fileDir}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var synced []string
+			defer func(f func(*os.File) error) { syncFile = f }(syncFile)
+			syncFile = func(f *os.File) error {
+				synced = append(synced, f.Name())
+				return nil
+			}
+			if err := syncExistingFile(tt.path); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !slices.Contains(synced, w) {
+					t.Errorf("%s was not synced (synced: %q)", w, synced)
+				}
+			}
+		})
+	}
+}
