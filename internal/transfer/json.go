@@ -174,41 +174,51 @@ func (d *Dump) UnmarshalJSON(b []byte) error {
 			*d = v
 			return nil
 		}
-		// Strict, unlike FormatV1 (kept as lenient as earlier releases
-		// read it): a field this release does not know, misspelt in an
-		// edited file or added by a later release, would be dropped.
-		// Decoded whole, after decodeItems failed, for the error.
-		var v dumpJSON
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&v); err != nil {
-			if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-				// Go quotes the name whole; a file may hold one of any length.
-				if u, err := strconv.Unquote(name); err == nil {
-					name = u
-				}
-				return fmt.Errorf("%s has no field %s: misspelt, or added by a later release, whose data this one would drop", Format, oauth2.QuoteShort(name))
-			}
-			return valueProblem(b, reflect.TypeFor[dumpJSON](), err)
+		v, err := decodeWhole(b)
+		if err != nil {
+			return err
 		}
-		*d = Dump{
-			Format:       v.Format,
-			ExportedAt:   v.ExportedAt,
-			APIs:         convert(v.APIs, func(v apiJSON) storage.API { return storage.API(v) }),
-			Accounts:     convert(v.Accounts, func(v accountJSON) storage.Account { return storage.Account(v) }),
-			Keys:         convert(v.Keys, func(v keyJSON) storage.Key { return storage.Key(v) }),
-			Secrets:      convert(v.Secrets, func(v secretJSON) storage.Secret { return storage.Secret(v) }),
-			SigningKeys:  convert(v.SigningKeys, func(v signingKeyJSON) storage.SigningKey { return storage.SigningKey(v) }),
-			SealedValues: convert(v.SealedValues, func(v sealedValueJSON) storage.SealedValue { return storage.SealedValue(v) }),
-			Orgs:         convert(v.Orgs, func(v orgJSON) storage.Org { return storage.Org(v) }),
-			Users:        convert(v.Users, func(v userJSON) storage.User { return storage.User(v) }),
-			Projects:     convert(v.Projects, func(v projectJSON) storage.ProjectOrg { return storage.ProjectOrg(v) }),
-			Grants:       convert(v.Grants, func(v grantJSON) storage.Grant { return storage.Grant(v) }),
-		}
+		*d = v
 	default:
 		*d = Dump{Format: head.Format}
 	}
 	return nil
+}
+
+// decodeWhole decodes b, a dump in Format, whole, strictly, unlike
+// FormatV1 (kept as lenient as earlier releases read it): a field this
+// release does not know, misspelt in an edited file or added by a later
+// release, would be dropped. UnmarshalJSON calls it once decodeItems
+// failed, for the error, which names what is wrong; the two make the
+// same Dump of a file both read (FuzzDecodeItems).
+func decodeWhole(b []byte) (Dump, error) {
+	var v dumpJSON
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			// Go quotes the name whole; a file may hold one of any length.
+			if u, err := strconv.Unquote(name); err == nil {
+				name = u
+			}
+			return Dump{}, fmt.Errorf("%s has no field %s: misspelt, or added by a later release, whose data this one would drop", Format, oauth2.QuoteShort(name))
+		}
+		return Dump{}, valueProblem(b, reflect.TypeFor[dumpJSON](), err)
+	}
+	return Dump{
+		Format:       v.Format,
+		ExportedAt:   v.ExportedAt,
+		APIs:         convert(v.APIs, func(v apiJSON) storage.API { return storage.API(v) }),
+		Accounts:     convert(v.Accounts, func(v accountJSON) storage.Account { return storage.Account(v) }),
+		Keys:         convert(v.Keys, func(v keyJSON) storage.Key { return storage.Key(v) }),
+		Secrets:      convert(v.Secrets, func(v secretJSON) storage.Secret { return storage.Secret(v) }),
+		SigningKeys:  convert(v.SigningKeys, func(v signingKeyJSON) storage.SigningKey { return storage.SigningKey(v) }),
+		SealedValues: convert(v.SealedValues, func(v sealedValueJSON) storage.SealedValue { return storage.SealedValue(v) }),
+		Orgs:         convert(v.Orgs, func(v orgJSON) storage.Org { return storage.Org(v) }),
+		Users:        convert(v.Users, func(v userJSON) storage.User { return storage.User(v) }),
+		Projects:     convert(v.Projects, func(v projectJSON) storage.ProjectOrg { return storage.ProjectOrg(v) }),
+		Grants:       convert(v.Grants, func(v grantJSON) storage.Grant { return storage.Grant(v) }),
+	}, nil
 }
 
 // decodeItems decodes b, a dump in Format whose names are each given
