@@ -790,3 +790,61 @@ func TestMigrationUnlockBounded(t *testing.T) {
 	}
 	conn.Close()
 }
+
+// TestLoadFirstStartWaitTimeoutsBack: the DSN's lock_timeout, turned off
+// for Load's wait for a server's start, is in force again for the rest
+// of Load's transaction: a lock of the accounts another session holds
+// afterwards ends Load after the timeout, with PostgreSQL's error, as it
+// does without a wait, instead of holding the import for as long as that
+// session keeps it.
+func TestLoadFirstStartWaitTimeoutsBack(t *testing.T) {
+	ctx := context.Background()
+	ev := storage.AuditEvent{Time: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), Action: "api.import", Outcome: storage.OutcomeSuccess}
+	dsn := pgtest.SchemaDSN(t)
+	server, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	importer, err := postgres.Open(ctx, withSetting(dsn, "options", "-c lock_timeout=200ms"), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer importer.Close()
+	unlock, err := server.LockFirstStart(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	holder, err := openDB(t, dsn).BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	if _, err := holder.ExecContext(ctx, "LOCK TABLE accounts IN SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+
+	told := make(chan struct{}, 1)
+	b := storage.Bulk{APIs: []storage.API{{Name: "orders", Identifier: "https://orders", Scopes: []string{"orders.read"}, CreatedAt: ev.Time}},
+		Waiting: func() { told <- struct{}{} }}
+	loaded := make(chan error, 1)
+	go func() { loaded <- importer.Load(ctx, b, []storage.AuditEvent{ev}) }()
+	// Not a measure: bounds on waits that must end.
+	select {
+	case <-told:
+	case err := <-loaded:
+		t.Fatalf("Load returned without waiting for the server's start: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Load did not call Waiting while a server's start held the first-start lock")
+	}
+	unlock()
+	select {
+	case err = <-loaded:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Load, past its wait for the server's start, waits for the accounts lock without the DSN's lock_timeout")
+	}
+	if pe, ok := errors.AsType[*pgconn.PgError](err); !ok || pe.Code != "55P03" {
+		t.Fatalf("Load while another session holds the accounts locked: %v, want lock_timeout's error (55P03)", err)
+	}
+}
