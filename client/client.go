@@ -86,6 +86,10 @@ func parseKeyFile(data []byte) (*KeyFile, jose.Signer, error) {
 // JWT-bearer grant (RFC 7523 §2.1) at the key file's token_uri, with the
 // assertion Google's libraries send (iss, scope, aud, iat, exp), signed
 // RS256 or ES256 by the key.
+//
+// The source keeps ctx for every token request it makes: its HTTP client
+// (oauth2.HTTPClient) and its end, after which every request fails. Give it
+// a context that lasts as long as the source is used, not a request's.
 func TokenSource(ctx context.Context, keyFileJSON []byte, scopes ...string) (oauth2.TokenSource, error) {
 	return JWTBearer(ctx, JWTBearerConfig{KeyFile: keyFileJSON, Scopes: scopes})
 }
@@ -107,7 +111,8 @@ type JWTBearerConfig struct {
 }
 
 // JWTBearer returns tokens for the key file's service account from the
-// JWT-bearer grant, as TokenSource does, configured by cfg.
+// JWT-bearer grant, as TokenSource does, configured by cfg. It keeps ctx
+// for every token request, as TokenSource does.
 func JWTBearer(ctx context.Context, cfg JWTBearerConfig) (oauth2.TokenSource, error) {
 	kf, js, err := parseKeyFile(cfg.KeyFile)
 	if err != nil {
@@ -135,6 +140,9 @@ type bearerSource struct {
 }
 
 func (s *bearerSource) Token() (*oauth2.Token, error) {
+	if err := ended(s.ctx); err != nil {
+		return nil, err
+	}
 	// Back-dated like Google's libraries, for clocks slightly ahead. Unlike
 	// theirs, with a jti: the server takes each assertion once, so one
 	// seen on its way cannot be replayed, and a server that requires a
@@ -186,6 +194,18 @@ func refuseTokenRedirect(req *http.Request, via []*http.Request) error {
 		via[0].URL.Redacted(), req.URL.Redacted())
 }
 
+// ended reports, once the context a token source was made with has ended,
+// that it has: the source sends every token request with it, so from then
+// on every request would fail, with an error naming neither the source nor
+// the cause (a request's context passed to TokenSource, say). It matches
+// (errors.Is) the context's error.
+func ended(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("client: the context the token source was made with has ended (%w), and it is used for every token request: make the source with a context that lasts as long as the source is used, such as context.Background(), not a request's", err)
+	}
+	return nil
+}
+
 // fetchFunc is a TokenSource that fetches a new token on every call.
 type fetchFunc func() (*oauth2.Token, error)
 
@@ -222,7 +242,8 @@ type ClientCredentialsConfig struct {
 }
 
 // ClientCredentials returns tokens from the client-credentials grant
-// (RFC 6749 §4.4).
+// (RFC 6749 §4.4). It keeps ctx for every token request, as TokenSource
+// does.
 func ClientCredentials(ctx context.Context, cfg ClientCredentialsConfig) (oauth2.TokenSource, error) {
 	if cfg.TokenURL == "" {
 		return nil, errors.New("client: TokenURL is required")
@@ -237,7 +258,12 @@ func ClientCredentials(ctx context.Context, cfg ClientCredentialsConfig) (oauth2
 			AuthStyle: oauth2.AuthStyleInHeader}
 		// cc.Token fetches every time; cc.TokenSource would cache the token
 		// itself and defeat Reuse's early refresh.
-		return Reuse(fetchFunc(func() (*oauth2.Token, error) { return cc.Token(ctx) })), nil
+		return Reuse(fetchFunc(func() (*oauth2.Token, error) {
+			if err := ended(ctx); err != nil {
+				return nil, err
+			}
+			return cc.Token(ctx)
+		})), nil
 	}
 	kf, js, err := parseKeyFile(cfg.KeyFile)
 	if err != nil {
@@ -284,6 +310,9 @@ type assertionSource struct {
 }
 
 func (s *assertionSource) Token() (*oauth2.Token, error) {
+	if err := ended(s.ctx); err != nil {
+		return nil, err
+	}
 	now := time.Now()
 	a, err := jwt.Signed(s.signer).Claims(map[string]any{
 		"iss": s.id, "sub": s.id, "aud": s.aud, "jti": rand.Text(), "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),

@@ -1,0 +1,81 @@
+package client_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/oauth2"
+
+	"github.com/keyward/keyward/client"
+)
+
+// testKeyFile returns a key file for an EC P-256 key whose token_uri is
+// tokenURI.
+func testKeyFile(t testing.TB, tokenURI string) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(client.KeyFile{Type: "service_account", PrivateKeyID: "k1", PrivateKey: pkcs8PEM(t, key),
+		ClientEmail: "job@shop.iam.test", ClientID: "123456789012345678901", TokenURI: tokenURI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestSourceContextEnded: a source made with a context that has since
+// ended (a request's, passed by mistake) sends no token request and says
+// what is wrong, instead of a bare "Post …: context canceled".
+func TestSourceContextEnded(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"access_token":"t","token_type":"Bearer","expires_in":3600}`))
+	}))
+	defer srv.Close()
+	kf := testKeyFile(t, srv.URL+"/token")
+	sources := map[string]func(context.Context) (oauth2.TokenSource, error){
+		"jwt-bearer": func(ctx context.Context) (oauth2.TokenSource, error) {
+			return client.TokenSource(ctx, kf, "orders.read")
+		},
+		"client_secret": func(ctx context.Context) (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: srv.URL + "/token", ClientID: "id", ClientSecret: "s3cret-value"})
+		},
+		"private_key_jwt": func(ctx context.Context) (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: srv.URL + "/token", KeyFile: kf})
+		},
+	}
+	for name, make := range sources {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			ts, err := make(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cancel()
+			before := requests.Load()
+			_, err = ts.Token()
+			if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "the context the token source was made with has ended") {
+				t.Fatalf("Token() = %v, want an error that matches context.Canceled and says the source's context has ended", err)
+			}
+			if strings.Contains(err.Error(), "s3cret-value") {
+				t.Fatalf("the error %q shows the secret", err)
+			}
+			if n := requests.Load() - before; n != 0 {
+				t.Fatalf("%d token requests sent with an ended context, want 0", n)
+			}
+		})
+	}
+}
