@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -205,6 +206,9 @@ type Verifier struct {
 // is the issuer or its token endpoint URL (compared as URLs: scheme and
 // host in any case, trailing slashes): Keyward refuses such API
 // identifiers, since it accepts JWTs with that aud at its token endpoint.
+// issuerURL is Keyward's --issuer, an http or https URL (a trailing slash
+// is ignored); New fails at once for one without a scheme or host, or
+// with a user, query or fragment.
 func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Verifier, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -212,6 +216,9 @@ func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Veri
 	}
 	o.client = fetchClient(o.client)
 	issuerURL = strings.TrimSuffix(issuerURL, "/")
+	if err := checkIssuerURL(issuerURL); err != nil {
+		return nil, err
+	}
 	if audience == "" {
 		return nil, errors.New("verify: the audience (the API's identifier) is required")
 	}
@@ -282,6 +289,22 @@ func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Veri
 	v.keys.stopped = ctx.Done()
 	go v.keys.run(ctx)
 	return v, nil
+}
+
+// checkIssuerURL refuses an issuer URL that is not one: without it, one
+// like "127.0.0.1:8080" fails discovery with url.Parse's own error ("first
+// path segment in URL cannot contain colon"), which names neither the
+// argument nor the fix.
+func checkIssuerURL(issuerURL string) error {
+	u, err := url.Parse(issuerURL)
+	if err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" {
+		return nil
+	}
+	shown := issuerURL
+	if err == nil && u.User != nil {
+		shown = u.Redacted()
+	}
+	return fmt.Errorf("verify: the issuer URL %q is not an http or https URL with a host and no user, query or fragment, such as https://keyward.internal: pass Keyward's --issuer, as its tokens' iss has it", shown)
 }
 
 // Verify checks a bearer token that arrived without a client certificate.
