@@ -480,18 +480,31 @@ func (v *Verifier) checkTimes(c *Claims, now time.Time) error {
 // checkTimes refuses a token whose exp is past or missing, or whose nbf or
 // iat is ahead, beyond leeway: JWTs, and introspection answers too, which
 // the issuer may call active by a clock of its own.
+//
+// The cause, for the API's logs (OnError), says by how much and by which
+// clock, so that a clock that is off (this API's or the issuer's) can be
+// told from a token kept too long; the caller sees the description only.
 func checkTimes(c *Claims, now time.Time, leeway time.Duration) error {
-	if c.Expiry.IsZero() || !now.Before(c.Expiry.Add(leeway)) {
-		return invalid("the token has expired", nil)
+	if c.Expiry.IsZero() {
+		return invalid("the token has expired", errors.New("it has no exp"))
+	}
+	if !now.Before(c.Expiry.Add(leeway)) {
+		return invalid("the token has expired", fmt.Errorf("exp %s is %s before this API's clock, %s (leeway %s): if the token is new, a clock is off",
+			stamp(c.Expiry), now.Sub(c.Expiry).Round(time.Second), stamp(now), leeway))
 	}
 	if !c.NotBefore.IsZero() && now.Add(leeway).Before(c.NotBefore) {
-		return invalid("the token is not valid yet (nbf)", nil)
+		return invalid("the token is not valid yet (nbf)", fmt.Errorf("nbf %s is %s after this API's clock, %s (leeway %s)",
+			stamp(c.NotBefore), c.NotBefore.Sub(now).Round(time.Second), stamp(now), leeway))
 	}
 	if !c.IssuedAt.IsZero() && now.Add(leeway).Before(c.IssuedAt) {
-		return invalid("the token was issued in the future (iat); check the clocks", nil)
+		return invalid("the token was issued in the future (iat); check the clocks", fmt.Errorf("iat %s is %s after this API's clock, %s (leeway %s): this API's clock or the issuer's is off",
+			stamp(c.IssuedAt), c.IssuedAt.Sub(now).Round(time.Second), stamp(now), leeway))
 	}
 	return nil
 }
+
+// stamp is t as logs show it: UTC, to the second.
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // wireClaims are the claims of a Keyward access token on the wire, as a
 // JWT carries them and an introspection answer repeats them.
