@@ -1,8 +1,22 @@
 // Package client gets access tokens from Keyward for the jobs and services
 // that call APIs, on golang.org/x/oauth2 types:
 //
-//	ts, err := client.TokenSource(ctx, keyFileJSON, "orders.read")
+//	keyFile, err := os.ReadFile("key.json") // as `keyward keys create` wrote it
+//	if err != nil {
+//		return err
+//	}
+//	ts, err := client.TokenSource(context.Background(), keyFile, "orders.read")
+//	if err != nil {
+//		return err // the key file is malformed or its key cannot sign
+//	}
 //	httpClient := &http.Client{Transport: &oauth2.Transport{Source: ts}}
+//	resp, err := httpClient.Get("https://orders.internal/v1/orders")
+//
+// A token source makes its token requests with the context it was made
+// with: give it one that lasts as long as the source, not a request's. A
+// token request Keyward refuses is an *oauth2.RetrieveError with the OAuth
+// error code and description (wrapped in a *url.Error when it comes
+// through oauth2.Transport).
 //
 // Tokens are reused until shortly before they expire, refreshed early with
 // jitter, and concurrent callers share one refresh: a thousand goroutines

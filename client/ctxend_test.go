@@ -2,10 +2,6 @@ package client_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -18,22 +14,6 @@ import (
 	"github.com/keyward/keyward/client"
 )
 
-// testKeyFile returns a key file for an EC P-256 key whose token_uri is
-// tokenURI.
-func testKeyFile(t testing.TB, tokenURI string) []byte {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(client.KeyFile{Type: "service_account", PrivateKeyID: "k1", PrivateKey: pkcs8PEM(t, key),
-		ClientEmail: "job@shop.iam.test", ClientID: "123456789012345678901", TokenURI: tokenURI})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // TestSourceContextEnded: a source made with a context that has since
 // ended (a request's, passed by mistake) sends no token request and says
 // what is wrong, instead of a bare "Post …: context canceled".
@@ -45,7 +25,7 @@ func TestSourceContextEnded(t *testing.T) {
 		w.Write([]byte(`{"access_token":"t","token_type":"Bearer","expires_in":3600}`))
 	}))
 	defer srv.Close()
-	kf := testKeyFile(t, srv.URL+"/token")
+	kf := exampleKeyFile(srv.URL + "/token")
 	sources := map[string]func(context.Context) (oauth2.TokenSource, error){
 		"jwt-bearer": func(ctx context.Context) (oauth2.TokenSource, error) {
 			return client.TokenSource(ctx, kf, "orders.read")

@@ -5,9 +5,22 @@
 //
 // It depends on neither Keyward's server nor its storage:
 //
+//	// Keyward's --issuer, and this API's identifier (keyward api create --identifier).
 //	v, err := verify.New(ctx, "https://keyward.internal", "https://orders.internal")
-//	...
-//	mux.Handle("GET /orders", verify.Middleware(v)(verify.RequireScopes("orders.read")(ordersHandler)))
+//	if err != nil {
+//		log.Fatal(err) // the issuer's metadata or keys could not be fetched
+//	}
+//	auth := verify.Middleware(v) // 401 without a valid token for this API
+//	mux := http.NewServeMux()
+//	mux.Handle("GET /orders", auth(verify.RequireScopes("orders.read")(http.HandlerFunc(
+//		func(w http.ResponseWriter, r *http.Request) {
+//			c, _ := verify.ClaimsFromContext(r.Context())
+//			fmt.Fprintln(w, "orders for", c.ClientEmail)
+//		}))))
+//
+// ctx keeps the keys fresh (see New): the server's, not a request's. Give
+// Middleware an OnError that logs, to see why requests are refused: the
+// error says more than the description the caller gets.
 //
 // Verified tokens are cached until they expire, the keys that verified
 // them are due to be fetched again, or, for a token introspected, the
