@@ -385,7 +385,7 @@ func (o mwOptions) serveDPoP(v *Verifier, next http.Handler, w http.ResponseWrit
 		o.refuse(w, r, err)
 		return
 	}
-	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, &verified{claims: c, realm: o.realm, dpop: true})))
+	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, &verified{claims: c, realm: o.realm, dpop: true, onError: o.onError})))
 }
 
 // requestURL is the URL a DPoP proof of r must be for.

@@ -65,7 +65,8 @@ func TestDPoPMiddleware(t *testing.T) {
 		w.Write([]byte(c.KeyThumbprint))
 	})
 	mux.Handle("/admin", verify.RequireScopes("orders.admin")(http.NotFoundHandler()))
-	api := httptest.NewServer(verify.Middleware(v)(mux))
+	var log errLog
+	api := httptest.NewServer(verify.Middleware(v, verify.OnError(log.onError))(mux))
 	t.Cleanup(api.Close)
 
 	p := dpoptest.NewProver(t)
@@ -152,7 +153,9 @@ func TestDPoPMiddleware(t *testing.T) {
 	if resp.StatusCode != 200 || len(got) == 0 {
 		t.Fatalf("the handler got %s %q, want the claims' key thumbprint", resp.Status, got)
 	}
-	// RequireScopes answers a DPoP request with a DPoP challenge.
+	// RequireScopes answers a DPoP request with a DPoP challenge, and
+	// tells OnError.
+	log.take()
 	req, _ = http.NewRequest("GET", api.URL+"/admin", nil)
 	req.Header.Set("Authorization", "DPoP "+tok)
 	req.Header.Set("DPoP", mk(p, "GET", api.URL+"/admin", tok))
@@ -170,6 +173,7 @@ func TestDPoPMiddleware(t *testing.T) {
 		resp.Header.Get("Cache-Control") != "no-store" {
 		t.Errorf("RequireScopes: body %v, Cache-Control %q; want insufficient_scope and its description, no-store", scopeBody, resp.Header.Get("Cache-Control"))
 	}
+	wantLogged(t, &log, "insufficient_scope")
 
 	// A request without a token learns of both schemes.
 	if resp, err = http.Get(target); err != nil {

@@ -99,5 +99,6 @@ func ExampleMiddleware() {
 	// 200 OK orders for nightly-report@billing.iam.keyward.internal
 	// refused: invalid_token: the token is not for this API (https://orders.internal) (aud ["https://billing.internal"])
 	// 401 Unauthorized {"error":"invalid_token","error_description":"the token is not for this API (https://orders.internal)"}
+	// refused: insufficient_scope: the token lacks the scope orders.read
 	// 403 Forbidden {"error":"insufficient_scope","error_description":"the token lacks the scope orders.read"}
 }

@@ -22,9 +22,10 @@ type ctxKey struct{}
 // claims, and the realm and scheme (DPoP or Bearer) of its challenges, for
 // RequireScopes.
 type verified struct {
-	claims *Claims
-	realm  string
-	dpop   bool
+	claims  *Claims
+	realm   string
+	dpop    bool
+	onError func(r *http.Request, err error) // Middleware's OnError, or nil
 }
 
 // ClaimsFromContext returns the claims Middleware put in the request's
@@ -69,7 +70,9 @@ func AllowQueryToken() MiddlewareOption { return func(o *mwOptions) { o.queryTok
 // the Verifier's audience); an empty realm is left out.
 func WithRealm(realm string) MiddlewareOption { return func(o *mwOptions) { o.realm = realm } }
 
-// OnError is called with each refused request's error, for logging.
+// OnError is called with each refused request's error, for logging: those
+// Middleware refuses, and those RequireScopes refuses (insufficient_scope)
+// behind it.
 func OnError(f func(r *http.Request, err error)) MiddlewareOption {
 	return func(o *mwOptions) { o.onError = f }
 }
@@ -121,7 +124,7 @@ func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.H
 				// its own, or add max-age.
 				w.Header().Set("Cache-Control", "private")
 			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, &verified{claims: c, realm: o.realm})))
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, &verified{claims: c, realm: o.realm, onError: o.onError})))
 		})
 	}
 }
@@ -346,7 +349,7 @@ func RequireScopes(scopes ...string) func(http.Handler) http.Handler {
 			}
 			for _, s := range scopes {
 				if !v.claims.HasScope(s) {
-					v.insufficientScope(w, "the token lacks the scope "+s, need)
+					v.insufficientScope(w, r, "the token lacks the scope "+s, need)
 					return
 				}
 			}
@@ -358,8 +361,11 @@ func RequireScopes(scopes ...string) func(http.Handler) http.Handler {
 // insufficientScope answers 403 insufficient_scope naming scope (RFC 6750
 // §3.1), in a challenge of the scheme the token came with: DPoP for a
 // DPoP-bound token (RFC 9449 §7.1), else Bearer.
-func (v *verified) insufficientScope(w http.ResponseWriter, desc, scope string) {
+func (v *verified) insufficientScope(w http.ResponseWriter, r *http.Request, desc, scope string) {
 	e := &Error{Code: "insufficient_scope", Description: desc}
+	if v.onError != nil {
+		v.onError(r, e)
+	}
 	if v.dpop {
 		// dpopChallenge knows a refusal that concerns DPoP by its mark;
 		// e, unmarked, stays on the stack for the Bearer answer.
