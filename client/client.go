@@ -112,7 +112,9 @@ func TokenSource(ctx context.Context, keyFileJSON []byte, scopes ...string) (oau
 type JWTBearerConfig struct {
 	// KeyFile is the service account's JSON key file.
 	KeyFile []byte
-	Scopes  []string
+	// Scopes are the scopes to ask for, at least one: Keyward answers a
+	// request without invalid_scope.
+	Scopes []string
 	// TokenURL is where token requests go; default: the key file's
 	// token_uri. The assertion's audience stays token_uri, the issuer's
 	// token endpoint, and so does the htu of a DPoP proof (NewDPoP's
@@ -249,7 +251,9 @@ type ClientCredentialsConfig struct {
 	// a server started with --strict-client-assertion-audience requires
 	// (a TokenEndpoint of another path is used as it is).
 	Audience string
-	Scopes   []string
+	// Scopes are the scopes to ask for, at least one: Keyward answers a
+	// request without invalid_scope.
+	Scopes []string
 	// HTTPClient is used for token requests; default: the one ctx carries
 	// (oauth2.HTTPClient), else one with a 30 s timeout.
 	HTTPClient *http.Client

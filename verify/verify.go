@@ -107,9 +107,17 @@ func (c *Claims) HasScope(scope string) bool { return slices.Contains(c.Scopes, 
 // "temporarily_unavailable", a token that was neither accepted nor refused
 // because the issuer could not be reached (see ErrUnavailable).
 type Error struct {
-	Code        string // invalid_token, invalid_request, insufficient_scope, invalid_dpop_proof, use_dpop_nonce or temporarily_unavailable
+	// Code is invalid_token, invalid_request, insufficient_scope,
+	// invalid_dpop_proof, use_dpop_nonce or temporarily_unavailable; empty
+	// for a request without a token (RFC 6750 §3.1).
+	Code string
+	// Description says what is wrong, for the caller: Middleware sends it
+	// as error_description. It never repeats what the token says before
+	// it is verified.
 	Description string
-	Err         error // the cause, for logs
+	// Err is the cause, for logs (Error includes it): never sent to the
+	// caller.
+	Err error
 	// RetryAfter is, for temporarily_unavailable, how long to wait before
 	// trying again when that is known: the issuer's own Retry-After, or
 	// when this Verifier's introspection budget refills; at most a minute.
@@ -159,6 +167,7 @@ var ErrIntrospectionThrottled = errors.New("verify: too many tokens to introspec
 // Is reports whether e is an ErrUnavailable.
 func (e *Error) Is(target error) bool { return target == ErrUnavailable && e.Code == codeUnavailable }
 
+// Error returns the code, the description and, in parentheses, the cause.
 func (e *Error) Error() string {
 	s := e.Description
 	if e.Code != "" { // a request without a token has none (RFC 6750 §3.1)
@@ -170,6 +179,7 @@ func (e *Error) Error() string {
 	return s
 }
 
+// Unwrap returns the cause, Err.
 func (e *Error) Unwrap() error { return e.Err }
 
 func invalid(desc string, cause error) *Error {
