@@ -4,6 +4,7 @@
 package examples_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/keyward/keyward/client"
+	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/testkeyward"
 )
 
@@ -30,6 +33,24 @@ func build(t *testing.T, pkg string) string {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return bin
+}
+
+// syncBuffer is a bytes.Buffer a process writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestExamples(t *testing.T) {
@@ -50,6 +71,8 @@ func TestExamples(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	api := exec.Command(build(t, "./orders-api"), "-issuer", k.URL, "-audience", "https://orders.internal", "-listen", addr)
+	var apiLog syncBuffer // what it logs: its refusals
+	api.Stdout, api.Stderr = &apiLog, &apiLog
 	if err := api.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +118,41 @@ func TestExamples(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "insufficient_scope") {
 		t.Fatalf("write with a read token: %s %s, want 403 insufficient_scope", resp.Status, resp.Header.Get("WWW-Authenticate"))
+	}
+	// The API logs why it refused, for its operators. (The line may reach
+	// apiLog after the answer: exec copies the API's stderr through a
+	// pipe.)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		got := apiLog.String()
+		if strings.Contains(got, "insufficient_scope: the token lacks the scope orders.write") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the API logged %q, want the refusal of the write and its reason", got)
+		}
+	}
+	// An account allowed orders.write creates an order.
+	if _, err := k.Srv.Admin.CreateAccount(context.Background(), testkeyward.Sys, admin.AccountInput{Name: "writer", Project: "shop", Scopes: []string{"orders.write"}}); err != nil {
+		t.Fatal(err)
+	}
+	wkf, err := k.Srv.Admin.CreateKey(context.Background(), testkeyward.Sys, "writer@shop.iam.test", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb, _ := json.Marshal(wkf)
+	wts, err := client.TokenSource(context.Background(), wb, "orders.write")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err = (&http.Client{Transport: &oauth2.Transport{Source: wts}}).Post("http://"+addr+"/v1/orders", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created map[string]string
+	json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || created["created_by"] != "writer@shop.iam.test" {
+		t.Fatalf("write with a write token: %s %v, want 201 created by writer@shop.iam.test", resp.Status, created)
 	}
 	// Stopped as a container runtime or systemd stops it, the API shuts
 	// down gracefully and exits 0, not killed by the signal.
