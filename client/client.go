@@ -134,9 +134,12 @@ func JWTBearer(ctx context.Context, cfg JWTBearerConfig) (oauth2.TokenSource, er
 	if err != nil {
 		return nil, err
 	}
-	tokenURL := kf.TokenURI
+	tokenURL, name := kf.TokenURI, "the key file's token_uri"
 	if cfg.TokenURL != "" {
-		tokenURL = cfg.TokenURL
+		tokenURL, name = cfg.TokenURL, "TokenURL"
+	}
+	if err := checkTokenURL(name, tokenURL); err != nil {
+		return nil, err
 	}
 	ctx = withHTTPClient(ctx, cfg.HTTPClient)
 	// A DPoP proof, if the HTTP client adds one, is for the token
@@ -222,6 +225,22 @@ func ended(ctx context.Context) error {
 	return nil
 }
 
+// checkTokenURL refuses a token endpoint URL that is not an http or https
+// URL with a host when the source is made, rather than at each token
+// request with url.Parse's or net/http's words ("first path segment in URL
+// cannot contain colon"). name says where u came from.
+func checkTokenURL(name, u string) error {
+	p, err := url.Parse(u)
+	if err == nil && (p.Scheme == "https" || p.Scheme == "http") && p.Host != "" {
+		return nil
+	}
+	shown := u
+	if err == nil && p.User != nil {
+		shown = p.Redacted()
+	}
+	return fmt.Errorf("client: %s %q is not an http or https URL with a host, such as https://keyward.internal/token", name, shown)
+}
+
 // fetchFunc is a TokenSource that fetches a new token on every call.
 type fetchFunc func() (*oauth2.Token, error)
 
@@ -265,6 +284,9 @@ type ClientCredentialsConfig struct {
 func ClientCredentials(ctx context.Context, cfg ClientCredentialsConfig) (oauth2.TokenSource, error) {
 	if cfg.TokenURL == "" {
 		return nil, errors.New("client: TokenURL is required")
+	}
+	if err := checkTokenURL("TokenURL", cfg.TokenURL); err != nil {
+		return nil, err
 	}
 	ctx = withHTTPClient(ctx, cfg.HTTPClient)
 	if cfg.KeyFile == nil {
