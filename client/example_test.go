@@ -137,3 +137,39 @@ func ExampleTokenSource_errors() {
 	// Output:
 	// 400 invalid_scope The service account is not allowed the scope 'orders.write'.
 }
+
+// A DPoP-bound token is useless without the key d holds: the token request
+// and every API request carry a proof made with it.
+func ExampleNewDPoP() {
+	keyward := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Println("Keyward got a DPoP proof:", r.Header.Get("DPoP") != "")
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"access_token":"at-1","token_type":"DPoP","expires_in":3600}`))
+	}))
+	defer keyward.Close()
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Println("the API got:", r.Header.Get("Authorization"), "and a proof:", r.Header.Get("DPoP") != "")
+	}))
+	defer api.Close()
+
+	d, err := client.NewDPoP(nil) // a new P-256 key, in memory
+	if err != nil {
+		log.Fatal(err)
+	}
+	ts, err := client.ClientCredentials(context.Background(), client.ClientCredentialsConfig{
+		TokenURL: keyward.URL + "/token", ClientID: "561503838024504424557", ClientSecret: "the secret",
+		Scopes:     []string{"orders.read"},
+		HTTPClient: d.HTTPClient(nil), // token requests carry a proof
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp, err := d.Client(ts, nil).Get(api.URL + "/v1/orders") // so do API requests
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	// Output:
+	// Keyward got a DPoP proof: true
+	// the API got: DPoP at-1 and a proof: true
+}
