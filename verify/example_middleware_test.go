@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -101,4 +102,34 @@ func ExampleMiddleware() {
 	// 401 Unauthorized {"error":"invalid_token","error_description":"the token is not for this API (https://orders.internal)"}
 	// refused: insufficient_scope: the token lacks the scope orders.read
 	// 403 Forbidden {"error":"insufficient_scope","error_description":"the token lacks the scope orders.read"}
+}
+
+// An API on another framework than net/http checks the token itself. A
+// refused token is an *Error: its Description is for the caller, the
+// whole error for the API's logs.
+func ExampleVerifier_Verify() {
+	keyward, sign := fakeKeyward()
+	defer keyward.Close()
+	ctx, stop := context.WithCancel(context.Background()) // the server's life
+	defer stop()
+	v, err := verify.New(ctx, keyward.URL, "https://orders.internal")
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	for _, raw := range []string{sign("https://orders.internal", "orders.read"), "not-a-token"} {
+		c, err := v.Verify(context.Background(), raw) // the request's context
+		var ve *verify.Error
+		switch {
+		case errors.Is(err, verify.ErrUnavailable):
+			fmt.Println("503: the issuer cannot be reached; try again")
+		case errors.As(err, &ve):
+			fmt.Println("401:", ve.Code, ve.Description)
+		default:
+			fmt.Println(c.ClientEmail, c.Scopes, c.HasScope("orders.read"))
+		}
+	}
+	// Output:
+	// nightly-report@billing.iam.keyward.internal [orders.read] true
+	// 401: invalid_token the token is neither a JWT nor a Keyward opaque token
 }
