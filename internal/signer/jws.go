@@ -6,12 +6,10 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/sha256"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 )
 
 // compactSigner writes JWS compact serializations (RFC 7515 §7.1) with one
@@ -84,23 +82,40 @@ func newCompactSigner(alg, kid, typ string, key crypto.Signer) (*compactSigner, 
 // es256FromDER turns an ASN.1 DER ECDSA signature (SEQUENCE of INTEGER r
 // and s) into the JWS form of RFC 7518 §3.4: r and s as 32-byte big-endian
 // integers. It refuses, rather than mangle, anything that is not exactly
-// two positive integers of at most 256 bits.
+// two positive integers of at most 256 bits, minimally encoded, and
+// nothing after them.
+//
+// It reads the DER by hand: such a pair is at most 72 bytes, so every
+// length is one byte (X.690 §8.1.3.4), and encoding/asn1's reflection and
+// big.Ints cost 5 allocations a token (BenchmarkCompactSigner/ES256).
 func es256FromDER(der []byte) ([]byte, error) {
-	var rs struct{ R, S *big.Int }
-	if _, err := asn1.Unmarshal(der, &rs); err != nil || rs.R.Sign() <= 0 || rs.S.Sign() <= 0 ||
-		rs.R.BitLen() > 256 || rs.S.BitLen() > 256 {
-		return nil, errors.New("ES256 signature: not a pair of positive 256-bit integers")
-	}
-	// encoding/asn1 skips what follows the pair, inside the SEQUENCE or
-	// after it. The pair alone is a 2-byte header and, per integer, a
-	// 2-byte header and BitLen/8 + 1 bytes (a leading zero when the top
-	// bit is set): anything longer carries more.
-	if len(der) != 2+(2+rs.R.BitLen()/8+1)+(2+rs.S.BitLen()/8+1) {
+	if len(der) < 2 || der[0] != 0x30 || der[1] >= 0x80 || int(der[1]) != len(der)-2 {
 		return nil, errors.New("ES256 signature: not exactly a DER pair of integers")
 	}
+	rest := der[2:]
 	sig := make([]byte, 64)
-	rs.R.FillBytes(sig[:32])
-	rs.S.FillBytes(sig[32:])
+	for i := range 2 {
+		if len(rest) < 2 || rest[0] != 0x02 || rest[1] >= 0x80 || int(rest[1]) > len(rest)-2 {
+			return nil, errors.New("ES256 signature: not exactly a DER pair of integers")
+		}
+		v := rest[2 : 2+rest[1]]
+		rest = rest[2+rest[1]:]
+		// DER's integers are minimal two's complement (X.690 §8.3.2): a
+		// leading zero byte only before a byte with its top bit set.
+		if len(v) == 0 || v[0]&0x80 != 0 || v[0] == 0 && (len(v) == 1 || v[1]&0x80 == 0) {
+			return nil, errors.New("ES256 signature: not a pair of positive 256-bit integers")
+		}
+		if v[0] == 0 {
+			v = v[1:]
+		}
+		if len(v) > 32 {
+			return nil, errors.New("ES256 signature: not a pair of positive 256-bit integers")
+		}
+		copy(sig[32*i+32-len(v):32*i+32], v)
+	}
+	if len(rest) != 0 {
+		return nil, errors.New("ES256 signature: not exactly a DER pair of integers")
+	}
 	return sig, nil
 }
 

@@ -151,6 +151,15 @@ func TestES256FromDER(t *testing.T) {
 		{"one integer", seq(one), nil},
 		{"trailing bytes", append(seq(one, one), 0), nil},
 		{"not DER", []byte("r and s"), nil},
+		{"r with a needless leading zero", []byte{0x30, 0x07, 0x02, 0x02, 0x00, 0x01, 0x02, 0x01, 0x01}, nil},
+		{"r with a needless leading 0xff", []byte{0x30, 0x07, 0x02, 0x02, 0xff, 0x80, 0x02, 0x01, 0x01}, nil},
+		{"empty r", []byte{0x30, 0x05, 0x02, 0x00, 0x02, 0x01, 0x01}, nil},
+		{"a long-form length", []byte{0x30, 0x81, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01}, nil},
+		{"a sequence length too long", []byte{0x30, 0x07, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01}, nil},
+		{"an integer length too long", []byte{0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x02, 0x01}, nil},
+		{"s tagged as an octet string", []byte{0x30, 0x06, 0x02, 0x01, 0x01, 0x04, 0x01, 0x01}, nil},
+		{"a set, not a sequence", []byte{0x31, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01}, nil},
+		{"empty", nil, nil},
 	}
 	for _, tt := range tests {
 		got, err := es256FromDER(tt.der)
@@ -163,5 +172,68 @@ func TestES256FromDER(t *testing.T) {
 		if err != nil || !bytes.Equal(got, tt.want) {
 			t.Errorf("%s: got %x, %v; want %x", tt.name, got, err, tt.want)
 		}
+	}
+}
+
+// es256FromDERByASN1 is es256FromDER as it was written with encoding/asn1,
+// the reference FuzzES256FromDER holds the hand-written reader to.
+func es256FromDERByASN1(der []byte) ([]byte, bool) {
+	var rs struct{ R, S *big.Int }
+	if _, err := asn1.Unmarshal(der, &rs); err != nil || rs.R.Sign() <= 0 || rs.S.Sign() <= 0 ||
+		rs.R.BitLen() > 256 || rs.S.BitLen() > 256 {
+		return nil, false
+	}
+	if len(der) != 2+(2+rs.R.BitLen()/8+1)+(2+rs.S.BitLen()/8+1) {
+		return nil, false
+	}
+	sig := make([]byte, 64)
+	rs.R.FillBytes(sig[:32])
+	rs.S.FillBytes(sig[32:])
+	return sig, true
+}
+
+// FuzzES256FromDER checks that es256FromDER accepts exactly what
+// encoding/asn1 reads as a pair of positive integers of at most 256 bits
+// with nothing after it, and converts it the same way.
+func FuzzES256FromDER(f *testing.F) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for range 4 {
+		der, err := ecdsa.SignASN1(rand.Reader, key, make([]byte, 32))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(der)
+	}
+	f.Add([]byte{0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01})
+	f.Add([]byte{0x30, 0x07, 0x02, 0x02, 0x00, 0x80, 0x02, 0x01, 0x01})
+	f.Fuzz(func(t *testing.T, der []byte) {
+		got, err := es256FromDER(der)
+		want, ok := es256FromDERByASN1(der)
+		if (err == nil) != ok || !bytes.Equal(got, want) {
+			t.Fatalf("es256FromDER(%x) = %x, %v; encoding/asn1 gives %x, %v", der, got, err, want, ok)
+		}
+	})
+}
+
+// TestES256FromDERAllocs pins es256FromDER to the one allocation of the
+// signature it returns: it runs for every ES256 token the server signs.
+func TestES256FromDERAllocs(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := ecdsa.SignASN1(rand.Reader, key, make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := es256FromDER(der); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 1 {
+		t.Errorf("es256FromDER: %v allocations, want at most 1", n)
 	}
 }
