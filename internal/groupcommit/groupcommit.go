@@ -49,8 +49,12 @@ type Committer struct {
 }
 
 type request struct {
-	w   storage.Write
-	res chan error
+	w storage.Write
+	// err is the write's outcome, set before done is closed. A channel
+	// of error would cost two allocations (its buffer holds pointers, so
+	// it is allocated apart), one of struct{} costs one.
+	err  error
+	done chan struct{}
 }
 
 // Options tune a Committer.
@@ -107,7 +111,7 @@ func (c *Committer) Write(ctx context.Context, w storage.Write) error {
 	for i := range w.Events {
 		w.Events[i].Prepare()
 	}
-	r := &request{w: w, res: make(chan error, 1)}
+	r := &request{w: w, done: make(chan struct{})}
 	done, expired := waitChannels(ctx)
 	c.mu.RLock()
 	if c.closed {
@@ -128,8 +132,8 @@ func (c *Committer) Write(ctx context.Context, w storage.Write) error {
 	}
 	c.mu.RUnlock()
 	select {
-	case err := <-r.res:
-		return err
+	case <-r.done:
+		return r.err
 	case <-done:
 		return ctx.Err()
 	case <-expired:
@@ -224,10 +228,11 @@ func (c *Committer) loop() {
 		}
 		for i, r := range batch {
 			if err != nil {
-				r.res <- err
+				r.err = err
 			} else {
-				r.res <- res[i]
+				r.err = res[i]
 			}
+			close(r.done)
 			c.waiting.Add(-1)
 		}
 	}

@@ -528,3 +528,29 @@ func TestOnBatchSeesFailures(t *testing.T) {
 		})
 	}
 }
+
+// nopStore commits every write at once, allocating nothing.
+type nopStore struct{}
+
+var nopResults = make([]error, 512)
+
+func (nopStore) Commit(_ context.Context, ws []storage.Write) ([]error, error) {
+	return nopResults[:len(ws)], nil
+}
+
+// TestWriteAllocs pins what a write costs the heap, here and in the
+// committing loop, one write per batch: the request and its channel (2),
+// and the batch's commit deadline (context.WithTimeout, 4). Every token
+// issued and every introspection writes one.
+func TestWriteAllocs(t *testing.T) {
+	c := New(nopStore{}, Options{})
+	defer c.Close()
+	ctx := context.Background()
+	if n := testing.AllocsPerRun(1000, func() {
+		if err := c.Write(ctx, storage.Write{}); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 6 {
+		t.Errorf("Write: %v allocations, want at most 6", n)
+	}
+}
