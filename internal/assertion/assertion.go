@@ -132,7 +132,12 @@ func Parse(raw string) (*Token, error) {
 		return nil, fail(Malformed, "Invalid JWT: the claim set is not a JSON object with the standard claim types.", err)
 	}
 	c := t.Claims
-	for _, v := range append([]string{c.Issuer, c.Subject, c.Prn, c.ID, c.Scope}, c.Audience...) {
+	for _, v := range [...]string{c.Issuer, c.Subject, c.Prn, c.ID, c.Scope} {
+		if !oauth2.IsText(v) {
+			return nil, fail(Malformed, "Invalid JWT: a claim contains a NUL character.", nil)
+		}
+	}
+	for _, v := range c.Audience {
 		if !oauth2.IsText(v) {
 			return nil, fail(Malformed, "Invalid JWT: a claim contains a NUL character.", nil)
 		}
@@ -321,31 +326,34 @@ func (t *Token) checkClaims(e Expect) error {
 		return fail(WrongAudience, "Invalid JWT: aud must be "+hint+".",
 			fmt.Errorf("aud %q", strings.Join(c.Audience, " ")))
 	}
-	// The service-account flow's one description of an assertion out of
-	// its time frame (a clock that is off, or a lifetime too long), then
-	// what is wrong.
-	timeframe := fmt.Sprintf("Invalid JWT: Token must be a short-lived token (%d minutes) and in a reasonable timeframe. Check your 'iat' and 'exp' values and use a clock with skew to account for clock differences between systems.",
-		int(e.MaxLifetime/time.Minute))
 	exp := c.Expiry.Time()
 	if !e.Now.Before(exp.Add(e.Skew)) {
-		return fail(Expired, fmt.Sprintf("%s The assertion expired at %s; check the clock of the system that signs it.", timeframe, exp.UTC().Format(time.RFC3339)), nil)
+		return fail(Expired, fmt.Sprintf("%s The assertion expired at %s; check the clock of the system that signs it.", e.timeframe(), exp.UTC().Format(time.RFC3339)), nil)
 	}
 	if c.NotBefore != nil && c.NotBefore.Time().After(e.Now.Add(e.Skew)) {
-		return fail(NotYetValid, timeframe+" nbf is in the future; check the clock of the system that signs it (clock skew).", nil)
+		return fail(NotYetValid, e.timeframe()+" nbf is in the future; check the clock of the system that signs it (clock skew).", nil)
 	}
 	if c.IssuedAt != nil {
 		iat := c.IssuedAt.Time()
 		if iat.After(e.Now.Add(e.Skew)) {
 			return fail(NotYetValid, fmt.Sprintf("%s iat is %s in the future; check the clock of the system that signs it (clock skew).",
-				timeframe, howFar(c.IssuedAt.Time().Unix()-e.Now.Unix())), nil)
+				e.timeframe(), howFar(c.IssuedAt.Time().Unix()-e.Now.Unix())), nil)
 		}
 		if life := exp.Sub(iat); life < 0 || (e.MaxLifetime > 0 && life > e.MaxLifetime+LifetimeGrace) {
-			return fail(TooLongLived, timeframe, fmt.Errorf("exp - iat = %s", life))
+			return fail(TooLongLived, e.timeframe(), fmt.Errorf("exp - iat = %s", life))
 		}
 	} else if e.MaxLifetime > 0 && exp.Sub(e.Now) > e.MaxLifetime+e.Skew {
-		return fail(TooLongLived, timeframe+" exp is too far in the future.", nil)
+		return fail(TooLongLived, e.timeframe()+" exp is too far in the future.", nil)
 	}
 	return nil
+}
+
+// timeframe is the service-account flow's one description of an
+// assertion out of its time frame (a clock that is off, or a lifetime too
+// long), which a refusal follows with what is wrong.
+func (e Expect) timeframe() string {
+	return fmt.Sprintf("Invalid JWT: Token must be a short-lived token (%d minutes) and in a reasonable timeframe. Check your 'iat' and 'exp' values and use a clock with skew to account for clock differences between systems.",
+		int(e.MaxLifetime/time.Minute))
 }
 
 // howFar describes a positive number of seconds for a message: exactly up

@@ -589,3 +589,32 @@ func TestUnusableKeyWarnedOnce(t *testing.T) {
 		t.Errorf("logged %q, want it to say it is logged once per process", got)
 	}
 }
+
+// TestAcceptedAssertionAllocs pins what Keyward's own checks add to the
+// heap on the way to accepting an assertion, which every JWT-bearer grant
+// and private_key_jwt authentication does: checkClaims writes the time
+// frame's description only for a refusal (none), and Parse's check for NUL
+// in the claims copies none of them. Parse's total is mostly go-jose's
+// parsing; it moves when go-jose changes.
+func TestAcceptedAssertionAllocs(t *testing.T) {
+	k, _ := fixture(t)
+	raw := signed(t, k, map[string]any{"iss": "a@p", "aud": "https://kw/token", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "j1", "scope": "s"})
+	tok, err := Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if err := tok.checkClaims(expect); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("checkClaims: %v allocations, want none", n)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := Parse(raw); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 61 {
+		t.Errorf("Parse: %v allocations, want at most 61 (go-jose's parsing, and the Token)", n)
+	}
+}
