@@ -64,6 +64,10 @@ type eventEncoding struct {
 	tail []byte // the hashed JSON object after its "seq" member: `"time_us":…}`
 	data []byte // Data as a JSON object
 	text string // data as a string, for DataText
+	// buf holds tail and data when they fit: one allocation for the
+	// encoding and its bytes, not two. A token.issued event, the most
+	// common, is 300-450 bytes (350 in TestPrepareAllocs).
+	buf [512]byte
 }
 
 func encodeEvent(e *AuditEvent) *eventEncoding {
@@ -71,7 +75,8 @@ func encodeEvent(e *AuditEvent) *eventEncoding {
 	for _, s := range e.hashedText() {
 		*s.v = validText(*s.v)
 	}
-	o := jsonappend.NewObject(make([]byte, 0, 320))
+	enc := new(eventEncoding)
+	o := jsonappend.NewObject(enc.buf[:0])
 	o.Int("time_us", e.Time.UnixMicro())
 	o.String("action", e.Action)
 	o.String("outcome", e.Outcome)
@@ -84,7 +89,8 @@ func encodeEvent(e *AuditEvent) *eventEncoding {
 	// members before it, a quote inside a string is escaped.
 	i := bytes.Index(content, []byte(`,"data":`)) + len(`,"data":`)
 	data := content[i : len(content)-1 : len(content)-1]
-	return &eventEncoding{tail: content[1:], data: data, text: string(data)}
+	enc.tail, enc.data, enc.text = content[1:], data, string(data)
+	return enc
 }
 
 // textColumn is a text column of an event that the chain hashes.
