@@ -940,6 +940,17 @@ func TestHashSecretPooled(t *testing.T) {
 	}
 }
 
+// The pooled HMAC hashes a secret without copying it: the one allocation
+// is the hash it returns. Every client_secret authentication hashes one.
+func TestHashSecretAllocs(t *testing.T) {
+	a := New(Config{Pepper: []byte("0123456789abcdef0123456789abcdef")}, nil)
+	secret := "kw_" + strings.Repeat("Z", 43)
+	a.hashSecret(secret) // the pool's HMAC exists
+	if n := testing.AllocsPerRun(100, func() { a.hashSecret(secret) }); n > 1 {
+		t.Errorf("hashSecret: %v allocations, want 1", n)
+	}
+}
+
 func BenchmarkHashSecret(b *testing.B) {
 	pepper := []byte("0123456789abcdef0123456789abcdef")
 	secret := "kw_" + strings.Repeat("Z", 43)
