@@ -237,3 +237,18 @@ func TestES256FromDERAllocs(t *testing.T) {
 		t.Errorf("es256FromDER: %v allocations, want at most 1", n)
 	}
 }
+
+// Serializing an EdDSA token, whose signature allocates only itself,
+// allocates the token's bytes and the signature: the token is a string of
+// its bytes, not a copy. Every token the server signs is serialized so.
+func TestSerializeAllocs(t *testing.T) {
+	cs, _ := testSigner(t, "EdDSA")
+	payload := []byte(`{"iss":"https://keyward.internal","sub":"919825402279580407165","scope":"orders.read"}`)
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := cs.serialize(payload); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 2 {
+		t.Errorf("serialize: %v allocations, want 2", n)
+	}
+}
