@@ -167,7 +167,9 @@ func (a Audience) Contains(v string) bool {
 // first malformed scope token.
 func ParseScope(s string) ([]string, error) {
 	fields := strings.Split(s, " ")
-	out := make([]string, 0, len(fields))
+	// Kept in place: the scopes out keeps are never more, nor later, than
+	// the fields read.
+	out := fields[:0]
 	seen := make(map[string]bool, len(fields))
 	for _, f := range fields {
 		if f == "" {

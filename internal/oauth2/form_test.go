@@ -269,6 +269,18 @@ func TestParseScope(t *testing.T) {
 	}
 }
 
+// ParseScope allocates only the list of scopes it returns: every token
+// request parses one.
+func TestParseScopeAllocs(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := ParseScope("orders.read orders.write orders.read"); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 1 {
+		t.Errorf("ParseScope: %v allocations, want 1", n)
+	}
+}
+
 func TestAudienceJSON(t *testing.T) {
 	var a Audience
 	if err := json.Unmarshal([]byte(`"x"`), &a); err != nil || len(a) != 1 || !a.Contains("x") {
