@@ -97,16 +97,22 @@ func (h *Handler) resolveScopes(ctx context.Context, acct storage.Account, allow
 		if !slices.Contains(allowed, s) {
 			return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "The service account is not allowed the scope %s.", oauth2.QuoteForDescription(s))
 		}
-		if len(targets) > 0 && !slices.Contains(targets, api) {
-			continue
+		if len(targets) > 0 {
+			if !slices.Contains(targets, api) {
+				continue
+			}
+			kept = append(kept, s)
 		}
-		kept = append(kept, s)
 		if !aud.Contains(api.Identifier) {
 			aud = append(aud, api.Identifier)
 			if api.TokenFormat == storage.TokenOpaque && acct.TokenFormat != storage.TokenJWT {
 				opaque = true
 			}
 		}
+	}
+	if len(targets) == 0 {
+		// Every scope passed, and each is kept: no resource narrows them.
+		kept = scopes
 	}
 	if len(kept) == 0 {
 		return nil, nil, false, oauth2.Errorf(oauth2.ErrInvalidScope, "None of the requested scopes belongs to the resource %s.", quoteAPIs(targets))
