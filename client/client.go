@@ -234,11 +234,7 @@ func checkTokenURL(name, u string) error {
 	if err == nil && (p.Scheme == "https" || p.Scheme == "http") && p.Host != "" {
 		return nil
 	}
-	shown := u
-	if err == nil && p.User != nil {
-		shown = p.Redacted()
-	}
-	return fmt.Errorf("client: %s %q is not an http or https URL with a host, such as https://keyward.internal/token", name, shown)
+	return fmt.Errorf("client: %s %q is not an http or https URL with a host, such as https://keyward.internal/token", name, kwoauth2.RedactURL(u))
 }
 
 // fetchFunc is a TokenSource that fetches a new token on every call.

@@ -45,6 +45,15 @@ func TestTokenURLChecked(t *testing.T) {
 		{"a password", "https://u:hunter2@/token", func(u string) (oauth2.TokenSource, error) {
 			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: u, ClientID: "id", ClientSecret: "s"})
 		}, "TokenURL"},
+		{"a password with a space", "https://u:hunter2 x@keyward.internal/token", func(u string) (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: u, ClientID: "id", ClientSecret: "s"})
+		}, "TokenURL"},
+		{"a password with a bare %", "https://u:hunter2%@keyward.internal/token", func(u string) (oauth2.TokenSource, error) {
+			return client.JWTBearer(ctx, client.JWTBearerConfig{KeyFile: good, TokenURL: u})
+		}, "TokenURL"},
+		{"a password, no scheme", "u:hunter2@keyward.internal/token", func(u string) (oauth2.TokenSource, error) {
+			return client.TokenSource(ctx, withTokenURI(u), "orders.read")
+		}, "the key file's token_uri"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := tt.make(tt.url)

@@ -26,6 +26,10 @@ func TestNewIssuerURL(t *testing.T) {
 		{"a query", k.URL + "?tenant=a"},
 		{"a fragment", k.URL + "#top"},
 		{"a password", "http://admin:hunter2@" + host},
+		{"a password with a space", "http://admin:hunter2 x@" + host},
+		{"a password with a bare %", "http://admin:hunter2%@" + host},
+		{"a password, no scheme", "admin:hunter2@" + host},
+		{"a password, a bad port", "http://admin:hunter2@keyward.internal:http"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := verify.New(ctx, tt.issuer, "https://orders.internal")

@@ -323,11 +323,7 @@ func checkIssuerURL(issuerURL string) error {
 	if err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" {
 		return nil
 	}
-	shown := issuerURL
-	if err == nil && u.User != nil {
-		shown = u.Redacted()
-	}
-	return fmt.Errorf("verify: the issuer URL %q is not an http or https URL with a host and no user, query or fragment, such as https://keyward.internal: pass Keyward's --issuer, as its tokens' iss has it", shown)
+	return fmt.Errorf("verify: the issuer URL %q is not an http or https URL with a host and no user, query or fragment, such as https://keyward.internal: pass Keyward's --issuer, as its tokens' iss has it", oauth2.RedactURL(issuerURL))
 }
 
 // Verify checks a bearer token that arrived without a client certificate.

@@ -170,7 +170,7 @@ func checkTokenURI(name, raw string) error {
 func checkURL(name, raw, what, example string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%s %q must be an http:// or https:// URL with a host, such as %s", name, redactURL(raw), example)
+		return fmt.Errorf("%s %q must be an http:// or https:// URL with a host, such as %s", name, kwoauth2.RedactURL(raw), example)
 	}
 	// Paths are appended to it: a query or fragment would end up in the
 	// middle of them, and a user name and password would go to the token
@@ -184,29 +184,6 @@ func checkURL(name, raw, what, example string) error {
 		return fmt.Errorf("%s %q must be %s without a user name, password, query or fragment, such as %s", name, shown, what, example)
 	}
 	return nil
-}
-
-// redactURL is raw with its password, if it has one, replaced by xxxxx,
-// for an error to show: as url.URL.Redacted writes it, or, from a URL it
-// does not read so (another scheme's opaque part, "admin:pw@host", or
-// one it cannot parse), with all before the last "@" of what would be
-// its host replaced.
-func redactURL(raw string) string {
-	if u, err := url.Parse(raw); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	start := 0
-	if i := strings.Index(raw, "://"); i >= 0 {
-		start = i + len("://")
-	}
-	end := len(raw)
-	if i := strings.IndexAny(raw[start:], "/?#"); i >= 0 {
-		end = start + i
-	}
-	if at := strings.LastIndex(raw[start:end], "@"); at >= 0 {
-		return raw[:start] + "xxxxx" + raw[start+at:]
-	}
-	return raw
 }
 
 // sameHostRedirects follows redirects within the server only: the
