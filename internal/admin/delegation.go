@@ -28,6 +28,14 @@ func (s *Service) CreateOrg(ctx context.Context, actor Actor, domain string, blo
 		return storage.Org{}, invalid("The organization %s is under the account domain %s, whose addresses are service accounts' emails: its users could have the email of a service account. Use the organization's own domain.",
 			showDomain(domain), s.cfg.AccountDomain)
 	}
+	// Nor at the domain of a service account's email: accounts made under
+	// an earlier account domain keep their emails under it.
+	if taken, err := s.store.AccountEmailAt(ctx, "", domain); err != nil {
+		return storage.Org{}, err
+	} else if taken {
+		return storage.Org{}, invalid("The organization %s is the domain of service accounts' emails (made under an earlier account domain): its users could have the email of a service account. Use the organization's own domain.",
+			showDomain(domain))
+	}
 	if err := checkBlockedScopes(blocked); err != nil {
 		return storage.Org{}, err
 	}

@@ -262,3 +262,41 @@ func TestOrgUnderAccountDomainRefused(t *testing.T) {
 		})
 	}
 }
+
+// Accounts made under an earlier account domain keep their emails under
+// it: an organization at the domain of one of those emails, whatever its
+// capitals, is refused as well; one above or beside it is not.
+func TestOrgAtOldAccountEmailDomainRefused(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for i, email := range []string{"old@shop.old.test", "Caps@Shop.CAPS.test"} {
+		local, _, _ := strings.Cut(email, "@")
+		a := storage.Account{ID: fmt.Sprintf("10000000000000000007%d", i), Email: email, Name: strings.ToLower(local), Project: "shop"}
+		if err := f.store.CreateAccount(ctx, a, storage.AuditEvent{Time: time.Now(), Action: "account.create", Actor: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	tests := []struct {
+		name, domain string
+		wantStatus   int
+	}{
+		{"an old account's email domain", "shop.old.test", 400},
+		{"upper case", "Shop.Old.Test", 400},
+		{"an email domain stored in capitals", "shop.caps.test", 400},
+		{"the old account domain", "old.test", 201},
+		{"another project under it", "web.old.test", 201},
+		{"below it", "a.shop.old.test", 201},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, _ := f.call(t, "POST", "/v1/orgs", auth, admin.OrgRequest{Domain: tt.domain})
+			if code != tt.wantStatus {
+				t.Fatalf("POST /v1/orgs %s: %d %v, want %d", tt.domain, code, out, tt.wantStatus)
+			}
+			if tt.wantStatus == 400 && !strings.Contains(fmt.Sprint(out["error_description"]), "is the domain of service accounts' emails") {
+				t.Errorf("description %q, want it to say the domain is that of service accounts' emails", out["error_description"])
+			}
+		})
+	}
+}

@@ -48,6 +48,7 @@ type Store interface {
 	CreateAccount(ctx context.Context, a storage.Account, ev storage.AuditEvent, guards ...storage.Guard) error
 	GetAccount(ctx context.Context, id string) (storage.Account, error)
 	GetAccountByEmail(ctx context.Context, email string) (storage.Account, error)
+	AccountEmailAt(ctx context.Context, local, domain string) (bool, error)
 	ListAccounts(ctx context.Context, opts storage.ListOptions) ([]storage.Account, error)
 	UpdateAccount(ctx context.Context, id string, fn func(storage.Account) (storage.Account, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Account, error)
 	DeleteAccount(ctx context.Context, id string, check func(storage.Account) error, ev storage.AuditEvent, guards ...storage.Guard) error

@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/keyward/keyward/internal/delegation"
@@ -31,13 +32,26 @@ const (
 //  4. the account's project, if internal to an organization, is internal to
 //     the user's (org_internal);
 //  5. the user exists, is active and is in the organization of its
-//     email's domain (invalid_grant).
+//     email's domain (invalid_grant);
+//  6. the user's email is no service account's (invalid_grant, as for a
+//     user that does not exist): an organization at the domain of emails
+//     made under an earlier account domain, which the admin API refuses
+//     now but a store may have from before, or an import, could have a
+//     user with one, and the token's sub would be the account's.
 func (h *Handler) delegate(ctx context.Context, acct storage.Account, subject string, scopes []string) ([]string, time.Time, error) {
 	granted, since, r, err := delegation.CheckNew(ctx, h.dir, acct, subject, scopes)
 	if err != nil {
 		return nil, time.Time{}, oauth2.StoreUnavailable(err)
 	}
 	if r == nil {
+		local, domain, _ := strings.Cut(strings.ToLower(subject), "@")
+		taken, err := h.dir.AccountEmailAt(ctx, local, domain)
+		if err != nil {
+			return nil, time.Time{}, oauth2.StoreUnavailable(err)
+		}
+		if taken {
+			return nil, time.Time{}, oauth2.Errorf(oauth2.ErrInvalidGrant, "%s", badUser)
+		}
 		return granted, since, nil
 	}
 	switch r.Kind {

@@ -24,6 +24,7 @@ import (
 type Directory interface {
 	GetAccount(ctx context.Context, id string) (storage.Account, error)
 	GetAccountByEmail(ctx context.Context, email string) (storage.Account, error)
+	AccountEmailAt(ctx context.Context, local, domain string) (bool, error)
 	ListKeys(ctx context.Context, accountID string) ([]storage.Key, error)
 	ListAPIs(ctx context.Context) ([]storage.API, error)
 	GetOrg(ctx context.Context, domain string) (storage.Org, error)

@@ -1360,6 +1360,63 @@ func TestDelegationUserInAnotherOrganization(t *testing.T) {
 	}
 }
 
+// An organization at the domain of service accounts' emails made under an
+// earlier account domain (the admin API refuses one now; an older store or
+// an import may have it) may hold a user whose email is an account's. A
+// delegated token for that user would carry the account's email as its
+// sub: it is refused as an unknown user is, whatever the capitals of the
+// sub or of the stored email, and only once the client is entitled to
+// learn about the organization's users.
+func TestDelegationSubjectIsAnAccountEmail(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	ev := storage.AuditEvent{Time: t0, Action: "fixture", Outcome: storage.OutcomeSuccess}
+	for i, email := range []string{"old@shop.old.test", "Caps@shop.OLD.test"} {
+		local, _, _ := strings.Cut(email, "@")
+		a := storage.Account{ID: fmt.Sprintf("10000000000000000008%d", i), Email: email, Name: strings.ToLower(local), Project: "shop",
+			TokenLifetime: 30 * time.Minute, AuthMethods: storage.DefaultAuthMethods, CreatedAt: t0, UpdatedAt: t0}
+		if err := e.store.CreateAccount(ctx, a, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.store.CreateOrg(ctx, storage.Org{Domain: "shop.old.test", BlockedScopes: []string{}, CreatedAt: t0}, ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.PutUsers(ctx, []storage.User{
+		{Email: "old@shop.old.test", Org: "shop.old.test", CreatedAt: t0},
+		{Email: "caps@shop.old.test", Org: "shop.old.test", CreatedAt: t0},
+		{Email: "alice@shop.old.test", Org: "shop.old.test", CreatedAt: t0},
+	}, func([]storage.User) storage.AuditEvent { return ev }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.PutGrant(ctx, storage.Grant{Org: "shop.old.test", ClientID: e.job.ID, Scopes: []string{"orders.read"}, CreatedAt: t0}, ev); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		sub        string
+		wantStatus int
+		wantError  string
+		wantDesc   string
+	}{
+		{"alice@shop.old.test", 200, "", ""},
+		{"old@shop.old.test", 400, oauth2.ErrInvalidGrant, "Not a valid email."},
+		{"Old@Shop.Old.Test", 400, oauth2.ErrInvalidGrant, "Not a valid email."},
+		{"caps@shop.old.test", 400, oauth2.ErrInvalidGrant, "Not a valid email."},
+	} {
+		t.Run(tt.sub, func(t *testing.T) {
+			w := e.do(request{body: form(sign(t, e.rsKey, jose.RS256, "rs", claims(func(c map[string]any) { c["sub"] = tt.sub }), nil))})
+			var body struct {
+				Error       string
+				Description string `json:"error_description"`
+			}
+			json.Unmarshal(w.Body.Bytes(), &body)
+			if w.Code != tt.wantStatus || body.Error != tt.wantError || body.Description != tt.wantDesc {
+				t.Fatalf("status %d %s, want %d %q %q", w.Code, w.Body, tt.wantStatus, tt.wantError, tt.wantDesc)
+			}
+		})
+	}
+}
+
 // A store made before the account domain had to be lower case may hold an
 // account whose email has capitals. An assertion whose sub is that email,
 // exactly or in other capitals, is the account's own, not a delegation:

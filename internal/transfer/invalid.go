@@ -124,6 +124,7 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 	}
 
 	ids, emails, folded := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	emailDomains := map[string]bool{} // lower case
 	for _, a := range d.Accounts {
 		if a.ID == "" || a.Email == "" {
 			continue // check names it
@@ -172,6 +173,7 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 		defined(what, a.Scopes)
 		twice(ids, a.ID, what)
 		twiceFolded(emails, folded, a.Email, "the service account email "+q(a.Email))
+		emailDomains[strings.ToLower(validate.EmailDomain(a.Email))] = true
 	}
 
 	seen := map[string]bool{}
@@ -260,6 +262,11 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 		if validate.UnderAccountDomain(o.Domain, accountDomain) {
 			warn("%s is under the account domain %s, whose addresses are service accounts' emails: its users could have the email of a service account, and the admin API would refuse it now",
 				what, q(accountDomain))
+		} else if emailDomains[strings.ToLower(o.Domain)] {
+			// Accounts made under an earlier account domain keep their
+			// emails under it; CreateOrg refuses their domains too.
+			warn("%s is the domain of service accounts' emails in the file: its users could have the email of a service account, and the admin API would refuse it now",
+				what)
 		}
 		rule(what, validate.BlockedScopes(o.BlockedScopes))
 		twice(seen, o.Domain, what)

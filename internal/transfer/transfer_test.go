@@ -1035,6 +1035,9 @@ func TestImportWarnsOfInvalidItems(t *testing.T) {
 		{"organization under the account domain", func(d *transfer.Dump) {
 			d.Orgs = append(d.Orgs, storage.Org{Domain: "Ops.IAM.example.com", CreatedAt: t0})
 		}, `the organization "Ops.IAM.example.com" is under the account domain "iam.example.com", whose addresses are service accounts' emails`},
+		{"organization at the domain of account emails", func(d *transfer.Dump) {
+			d.Orgs = append(d.Orgs, storage.Org{Domain: "Pay.Example", CreatedAt: t0})
+		}, `the organization "Pay.Example" is the domain of service accounts' emails in the file: its users could have the email of a service account`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := clone(base)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/keyward/keyward/internal/storage"
@@ -108,6 +110,27 @@ func (s *Store) GetAccountByEmail(ctx context.Context, email string) (storage.Ac
 	a, err := scanAccount(s.queryRow(ctx, "getAccountByEmail", email))
 	return a, s.wrap("get account", err)
 }
+
+// AccountEmailAt implements storage.Storage.
+func (s *Store) AccountEmailAt(ctx context.Context, local, domain string) (bool, error) {
+	project, _, _ := strings.Cut(domain, ".")
+	var row *sql.Row
+	if local != "" {
+		email := local + "@" + domain
+		row = s.queryRow(ctx, "accountEmailIs", project, email, email)
+	} else {
+		row = s.queryRow(ctx, "accountEmailAt", project, "%@"+likeEscaper.Replace(domain))
+	}
+	var one int
+	err := row.Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, s.wrap("look up account emails", err)
+}
+
+// likeEscaper escapes a LIKE pattern's wildcards, with ESCAPE '!'.
+var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
 
 // ListAccounts implements storage.Storage.
 func (s *Store) ListAccounts(ctx context.Context, opts storage.ListOptions) ([]storage.Account, error) {

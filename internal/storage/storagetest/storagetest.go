@@ -25,6 +25,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		fn   func(t *testing.T, s storage.Storage)
 	}{
 		{"Accounts", testAccounts},
+		{"AccountEmailAt", testAccountEmailAt},
 		{"AuditTextNotUTF8", testAuditTextNotUTF8},
 		{"AuditTimeEpoch", testAuditTimeEpoch},
 		{"AccountPaging", testAccountPaging},
@@ -189,6 +190,45 @@ func testAccountRevocations(t *testing.T, s storage.Storage) {
 	mustNil(t, err)
 	if len(page) != 3 || !page[1].CertTokensRevokedBefore.Equal(cert.Truncate(time.Microsecond)) {
 		t.Errorf("ListAccounts: %+v, want the second with CertTokensRevokedBefore %v", page, cert)
+	}
+}
+
+// testAccountEmailAt checks the indexed lookup by an email's domain that
+// keeps an organization, or a delegated token's subject, off the emails of
+// service accounts.
+func testAccountEmailAt(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	mustNil(t, s.CreateAccount(ctx, account("100000000000000000001", "job@proj.example"), ev("account.create")))
+	// An email in capitals, as a store made before the account domain had
+	// to be lower case may hold, and one an import kept that is not
+	// NAME@PROJECT.<domain>.
+	mustNil(t, s.CreateAccount(ctx, account("100000000000000000004", "Old@Proj.OLD.example"), ev("account.create")))
+	odd := account("100000000000000000005", "odd@elsewhere.example")
+	odd.Name = "odd"
+	mustNil(t, s.CreateAccount(ctx, odd, ev("account.create")))
+	for _, c := range []struct {
+		local, domain string
+		want          bool
+	}{
+		{"", "proj.example", true},
+		{"job", "proj.example", true},
+		{"old", "proj.old.example", true},
+		{"", "proj.old.example", true},
+		{"odd", "elsewhere.example", true},
+		{"", "example", false},
+		{"", "old.example", false},
+		{"", "roj.example", false},
+		{"", "proj.example.com", false},
+		{"nobody", "proj.example", false},
+		{"jo_", "proj.example", false},
+		{"", "proj.%", false},
+		{"", "proj._xample", false},
+	} {
+		got, err := s.AccountEmailAt(ctx, c.local, c.domain)
+		mustNil(t, err)
+		if got != c.want {
+			t.Errorf("AccountEmailAt(%q, %q) = %v, want %v", c.local, c.domain, got, c.want)
+		}
 	}
 }
 
