@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -144,19 +145,24 @@ func TestLockFirstStart(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
 		dir     string
+		holder  string   // startingHolder if empty
 		wantErr []string // none: it goes on
 		wantLog string
+		notLog  string
 	}{
-		{"held", held, []string{held, "keyward import", "gave up waiting", context.Canceled.Error()}, "waiting for the data directory"},
-		{"refused", filepath.Join(held, "missing"), []string{"could not lock the data directory", filepath.Join(held, "missing")}, ""},
-		{"an SQLite server", sqlite, nil, "an SQLite server holds the data directory's lock for as long as it runs: this start goes on without it"},
+		{"held", held, "", []string{held, "keyward import", "gave up waiting", context.Canceled.Error()}, "waiting for the data directory", ""},
+		{"refused", filepath.Join(held, "missing"), "", []string{"could not lock the data directory", filepath.Join(held, "missing")}, "", ""},
+		{"an SQLite server", sqlite, "", nil, "an SQLite server holds the data directory's lock for as long as it runs: this start goes on without it", "rotate"},
+		{"an SQLite server, to a rotation", sqlite, rotateHolder, nil,
+			"an SQLite server holds the data directory's lock for as long as it runs: this master-key rotate goes on without it, and replaces master.key there", "start"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer func(f func(string)) { lockWaiting = f }(lockWaiting)
 			lockWaiting = func(string) { cancel() }
 			var logs testkeyward.SyncBuffer
-			release, err := lockFirstStart(ctx, tt.dir, startingHolder, slog.New(slog.NewTextHandler(&logs, nil)))
+			holder := cmp.Or(tt.holder, startingHolder)
+			release, err := lockFirstStart(ctx, tt.dir, holder, slog.New(slog.NewTextHandler(&logs, nil)))
 			_, refused := errors.AsType[*lockRefusedError](err)
 			if tt.wantErr == nil || refused {
 				if refused != (tt.wantLog == "") || release != nil {
@@ -175,6 +181,9 @@ func TestLockFirstStart(t *testing.T) {
 			}
 			if !strings.Contains(logs.String(), tt.wantLog) {
 				t.Errorf("logged %q, want %q", logs.String(), tt.wantLog)
+			}
+			if tt.notLog != "" && strings.Contains(logs.String(), tt.notLog) {
+				t.Errorf("logged %q, which says %q", logs.String(), tt.notLog)
 			}
 		})
 	}

@@ -47,6 +47,30 @@ func (e *dataDirBusyError) starting() bool {
 	return strings.HasPrefix(e.Holder, startingHolder+" (process ")
 }
 
+// rotatingWhy says why the lock is held when its holder is a master-key
+// rotate (rotateHolder), which holds it until the rotation ends: for the
+// one refused to wait for it, not to stop it.
+const rotatingWhy = "a master-key rotation holds its lock until the rotation ends; wait for it to end, then try again"
+
+// rotating tells whether the holder is a master-key rotate (see lockWith
+// for the form).
+func (e *dataDirBusyError) rotating() bool {
+	return strings.HasPrefix(e.Holder, rotateHolder+" (process ")
+}
+
+// why says why the holder holds the lock, when it is a process that
+// holds it only for a while (a server starting, a master-key rotation),
+// and so what the one refused should do: "" for another.
+func (e *dataDirBusyError) why() string {
+	switch {
+	case e.starting():
+		return startingWhy
+	case e.rotating():
+		return rotatingWhy
+	}
+	return ""
+}
+
 // lockForMaintenance takes the lock of an SQLite data directory for a
 // command that must not run beside a server on it; with PostgreSQL it
 // does nothing. The directory must exist.
@@ -56,8 +80,8 @@ func lockForMaintenance(c Config, command string) (release func(), err error) {
 	}
 	release, err = lockDataDir(c.DataDir, command)
 	if busy, ok := errors.AsType[*dataDirBusyError](err); ok {
-		if busy.starting() {
-			return nil, fmt.Errorf("%w: %s", err, startingWhy)
+		if why := busy.why(); why != "" {
+			return nil, fmt.Errorf("%w: %s", err, why)
 		}
 		return nil, fmt.Errorf("%w: stop it before running %s", err, command)
 	}
@@ -147,7 +171,7 @@ func lockFirstStart(ctx context.Context, dir, holder string, log *slog.Logger) (
 			return release, nil
 		}
 		if isSQLiteServer(busy.Holder) {
-			log.Warn("an SQLite server holds the data directory's lock for as long as it runs: this start goes on without it; servers starting at the same moment on it may race for master.key and admin-key.json: give this one its own --data-dir", "dir", dir, "holder", busy.Holder)
+			log.Warn(sqliteHoldsWarning(holder), "dir", dir, "holder", busy.Holder)
 			return nil, nil
 		}
 		if !waited {
@@ -162,6 +186,16 @@ func lockFirstStart(ctx context.Context, dir, holder string, log *slog.Logger) (
 		case <-t.C:
 		}
 	}
+}
+
+// sqliteHoldsWarning is lockFirstStart's warning, for holder, that it goes
+// on without the lock an SQLite server holds.
+func sqliteHoldsWarning(holder string) string {
+	const held = "an SQLite server holds the data directory's lock for as long as it runs: "
+	if holder == rotateHolder {
+		return held + "this master-key rotate goes on without it, and replaces master.key there: if the SQLite server uses that master.key too, its database stays sealed with the old key; give the servers on PostgreSQL their own --data-dir"
+	}
+	return held + "this start goes on without it; servers starting at the same moment on it may race for master.key and admin-key.json: give this one its own --data-dir"
 }
 
 // lockRefusedError is a lock of the data directory Dir that the system

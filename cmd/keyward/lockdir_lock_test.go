@@ -111,3 +111,52 @@ func TestDataDirLockStartingServer(t *testing.T) {
 		})
 	}
 }
+
+// A master-key rotation holds the data directory's lock until it ends (on
+// PostgreSQL while it replaces master.key): an SQLite server, or an
+// import, refused meanwhile is told to wait for the rotation to end, not
+// that only one server may use the SQLite database and to stop that one.
+func TestDataDirLockRotation(t *testing.T) {
+	dir := t.TempDir()
+	release, err := lockDataDir(dir, rotateHolder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	for _, tt := range []struct {
+		name string
+		run  func() error
+	}{
+		{"SQLite server", func() error {
+			cfg := DefaultConfig()
+			cfg.Listen, cfg.DataDir = "127.0.0.1:0", dir
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			defer m.Close()
+			return m.Open(context.Background())
+		}},
+		{"import", func() error {
+			cfg := DefaultConfig()
+			cfg.DataDir = dir
+			_, err := lockForMaintenance(cfg, "keyward import")
+			return err
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.run()
+			if err == nil {
+				t.Fatal("it ran beside the rotation")
+			}
+			holder := fmt.Sprintf("in use by keyward master-key rotate (process %d)", os.Getpid())
+			for _, w := range []string{dir, holder, "a master-key rotation holds its lock until the rotation ends", "wait for it to end"} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			for _, w := range []string{"only one server", "stop"} {
+				if strings.Contains(err.Error(), w) {
+					t.Errorf("error %q says %q", err, w)
+				}
+			}
+		})
+	}
+}

@@ -283,8 +283,8 @@ func (m *Main) Open(ctx context.Context) error {
 	if c.DB == "" {
 		if m.unlock, err = lockDataDir(c.DataDir, sqliteServerHolder); err != nil {
 			if busy, ok := errors.AsType[*dataDirBusyError](err); ok {
-				if busy.starting() {
-					return fmt.Errorf("%w: %s", err, startingWhy)
+				if why := busy.why(); why != "" {
+					return fmt.Errorf("%w: %s", err, why)
 				}
 				return fmt.Errorf("%w: only one server may use an SQLite database (each caches what it reads, and two drift apart); stop that one, or give this one its own --data-dir", err)
 			}
