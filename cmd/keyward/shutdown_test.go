@@ -302,19 +302,9 @@ func TestJobsStoppedByShutdownDoNotWarn(t *testing.T) {
 	}
 }
 
-// failingListener's Accept fails once fail is closed, as a listener whose
-// socket breaks does.
-type failingListener struct {
-	net.Listener
-	fail chan struct{}
-}
-
+// errListenerBroke is what an idleListener's Accept fails with once its
+// fail is closed, as a listener whose socket breaks does.
 var errListenerBroke = errors.New("the listener broke")
-
-func (l failingListener) Accept() (net.Conn, error) {
-	<-l.fail
-	return nil, errListenerBroke
-}
 
 // openMain opens a Main on a new data directory, listening on a free
 // port and logging to log, for a test that runs it; closing it is the
@@ -377,14 +367,15 @@ func recordShutdown(m *Main, started func()) *shutdownEvents {
 func TestRunListenerFailureStopsJobs(t *testing.T) {
 	m := openMain(t, io.Discard)
 	defer m.Close()
+	defer m.listener.Close() // replaced by one that fails
 	started := make(chan struct{})
 	rec := recordShutdown(m, sync.OnceFunc(func() { close(started) }))
-	fail := make(chan struct{})
-	m.listener = failingListener{m.listener, fail}
+	l := newIdleListener()
+	m.listener = l
 	done := make(chan error, 1)
 	go func() { done <- m.Run(context.Background()) }()
 	<-started
-	close(fail)
+	close(l.fail)
 	if err := <-done; !errors.Is(err, errListenerBroke) {
 		t.Errorf("Run = %v, want the listener's error", err)
 	}
@@ -456,9 +447,9 @@ func TestRunWaitsForKeyRefresh(t *testing.T) {
 	}
 }
 
-// idleListener is a listener for a synctest bubble that accepts no
-// connection: Accept waits until it is closed, or fails once fail is
-// closed. Make it in the bubble.
+// idleListener is a listener that accepts no connection: Accept waits
+// until it is closed, or fails with errListenerBroke once fail is closed.
+// For a synctest bubble, make it in the bubble.
 type idleListener struct {
 	fail, closed chan struct{}
 	once         sync.Once
