@@ -32,3 +32,7 @@ func SetAccountStartHook(t interface{ Cleanup(func()) }, f func()) {
 
 // Quote is quote, the escaping of a challenge's quoted-strings.
 var Quote = quote
+
+// NamesAPI is namesAPI, the comparison of a self-signed JWT's aud with the
+// API's identifier.
+var NamesAPI = namesAPI

@@ -141,7 +141,12 @@ func WithIntrospectionConcurrency(n int) Option {
 // ("authorization without OAuth"): iss = sub = the account email, aud =
 // this API, exp - iat at most an hour, not before its nbf if it has one,
 // signed with one of the account's keys as published at the issuer's
-// /service_accounts/v1/jwk/{email}. Such tokens carry no scopes: authorize
+// /service_accounts/v1/jwk/{email}. aud is one string, the audience given
+// to New: as written, or, for an http(s) URL, with one trailing slash
+// added or left out and its scheme and host in any case, so the API
+// https://orders.internal takes the "https://orders.internal/" Google's
+// clients send; not a URL under it (https://orders.internal/orders), nor
+// another port. Such tokens carry no scopes: authorize
 // them by Claims.ClientEmail. An account's keys are trusted for 5 minutes
 // from their fetch (up to 15 while the issuer cannot be reached): its next
 // JWT after that waits for them to be fetched again (once a fetch since has

@@ -1,7 +1,13 @@
 // Package verify checks Keyward access tokens in the APIs that receive
 // them: JWT access tokens (RFC 9068) locally against Keyward's published
 // keys, opaque tokens through introspection (RFC 7662), and — when turned
-// on — a service account's self-signed JWT used directly as a bearer token.
+// on — a service account's self-signed JWT used directly as a bearer token
+// (WithSelfSignedJWTs). An access token's aud must hold the API's
+// identifier exactly as Keyward has it registered, which is what Keyward
+// writes; a self-signed JWT's aud is its signer's, so it may also carry
+// the identifier with one trailing slash added or left out
+// ("https://orders.internal/" for https://orders.internal, as Google's
+// clients send it), but not a path under it.
 //
 // It depends on neither Keyward's server nor its storage:
 //

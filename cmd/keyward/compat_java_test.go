@@ -18,10 +18,12 @@ const debianJava = "/usr/share/java"
 // TestJavaGoogleAuth runs Google's Java client libraries, unchanged,
 // against a real server: google-auth-library-java's
 // ServiceAccountCredentials and the seed's GoogleCredential, each for a
-// token and a delegated one (createDelegated), and a self-signed JWT
-// (ServiceAccountJwtAccessCredentials) an API accepts. The libraries are
-// Debian's (libgoogle-auth-java, libgoogle-api-client-java), which .ci/run
-// installs.
+// token and a delegated one (createDelegated), and self-signed JWTs
+// (ServiceAccountJwtAccessCredentials) an API accepts: one for the
+// audience given, and one an HTTP client makes for the API's root URL,
+// whose aud is that URL, https://orders.internal/ with its slash. The
+// libraries are Debian's (libgoogle-auth-java 0.18,
+// libgoogle-api-client-java), which .ci/run installs.
 func TestJavaGoogleAuth(t *testing.T) {
 	java, err := exec.LookPath("java")
 	missing := err != nil
@@ -73,5 +75,22 @@ func TestJavaGoogleAuth(t *testing.T) {
 	}
 	if c, err := v.Verify(ctx, got["self_signed"]); err != nil || !c.SelfSigned || c.ClientEmail != acct.Email {
 		t.Errorf("self-signed JWT: %+v, %v", c, err)
+	}
+	// Without an audience the library takes the URL called, as given
+	// (newer releases take https://{host}/ whatever the path).
+	if aud := selfSignedAud(t, got["self_signed_root"]); aud != "https://orders.internal/" {
+		t.Errorf("self-signed JWT for a call to the API's root: aud %v, want https://orders.internal/", aud)
+	}
+	if c, err := v.Verify(ctx, got["self_signed_root"]); err != nil || !c.SelfSigned || c.ClientEmail != acct.Email {
+		t.Errorf("self-signed JWT for a call to the API's root (aud https://orders.internal/): %+v, %v", c, err)
+	}
+	// One for a path under the API names that path: it is not taken for
+	// the API (no prefix matching); such a client must be given the
+	// API's identifier as its audience, as self_signed is.
+	if aud := selfSignedAud(t, got["self_signed_path"]); aud != "https://orders.internal/orders?id=1" {
+		t.Errorf("self-signed JWT for a call to a path: aud %v, want the URL called", aud)
+	}
+	if _, err := v.Verify(ctx, got["self_signed_path"]); err == nil {
+		t.Error("a self-signed JWT with aud https://orders.internal/orders?id=1 is accepted by the API https://orders.internal")
 	}
 }

@@ -63,8 +63,10 @@ func runPython(t *testing.T, python, script string, v any, args ...string) {
 // token from the key file's token_uri, a delegated one (with_subject), a
 // refused scope, a refused ID token, and self-signed JWTs (google-auth's
 // and the seed's PyJWT example) that an API accepts without a token
-// request. Debian 12's google-auth (1.5.1) pads the base64 of every JWT it
-// signs.
+// request: for the API's identifier, for it with a trailing slash (aud
+// "https://{host}/", as Google's documentation has it), and
+// OnDemandCredentials', whose aud is the URL called. Debian 12's
+// google-auth (1.5.1) pads the base64 of every JWT it signs.
 func TestPythonGoogleAuth(t *testing.T) {
 	python := pythonWith(t, "google.oauth2.service_account, google.auth.transport.requests, jwt", "python3-google-auth python3-requests python3-jwt")
 	m := startServer(t)
@@ -75,6 +77,9 @@ func TestPythonGoogleAuth(t *testing.T) {
 		IDTokenRefused                    string `json:"id_token_refused"`
 		SelfSigned                        string `json:"self_signed"`
 		PyJWT                             string `json:"pyjwt"`
+		SelfSignedSlash                   string `json:"self_signed_slash"`
+		OnDemandRoot                      string `json:"on_demand_root"`
+		OnDemandPath                      string `json:"on_demand_path"`
 	}
 	runPython(t, python, "google_auth.py", &got, keyFile, "https://orders.internal", "alice@example.com")
 
@@ -110,6 +115,26 @@ func TestPythonGoogleAuth(t *testing.T) {
 	}
 	if p, err := v.Verify(ctx, got.PyJWT); err != nil || !p.SelfSigned || p.ClientEmail != acct.Email {
 		t.Fatalf("the seed's PyJWT self-signed JWT: %+v, %v", p, err)
+	}
+	for _, tt := range []struct{ name, raw, aud string }{
+		{"jwt.Credentials with audience https://orders.internal/", got.SelfSignedSlash, "https://orders.internal/"},
+		{"OnDemandCredentials calling https://orders.internal/", got.OnDemandRoot, "https://orders.internal/"},
+	} {
+		if aud := selfSignedAud(t, tt.raw); aud != tt.aud {
+			t.Errorf("%s: aud %v, want %s", tt.name, aud, tt.aud)
+		}
+		if c, err := v.Verify(ctx, tt.raw); err != nil || !c.SelfSigned || c.ClientEmail != acct.Email {
+			t.Errorf("%s: %+v, %v", tt.name, c, err)
+		}
+	}
+	// OnDemandCredentials calling a path under the API name that path
+	// (without the query): not taken for the API, since aud is not
+	// matched as a prefix.
+	if aud := selfSignedAud(t, got.OnDemandPath); aud != "https://orders.internal/orders" {
+		t.Errorf("OnDemandCredentials calling https://orders.internal/orders?id=1: aud %v, want https://orders.internal/orders", aud)
+	}
+	if _, err := v.Verify(ctx, got.OnDemandPath); err == nil {
+		t.Error("a self-signed JWT with aud https://orders.internal/orders is accepted by the API https://orders.internal")
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -147,4 +148,23 @@ func (r oauthClientResults) check(t *testing.T, m *Main, clientID string, tokens
 	if r.Verified.ClientID != clientID || r.Verified.Scope != "orders.read" || r.Verified.Alg != "ES256" {
 		t.Errorf("the API's JWT library read %+v from the token", r.Verified)
 	}
+}
+
+// selfSignedAud is the aud of a service account's self-signed JWT, read
+// without verifying it (Debian's google-auth for Python pads the base64).
+func selfSignedAud(t *testing.T, raw string) any {
+	t.Helper()
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		t.Fatalf("%q is not a compact JWS", raw)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct{ Aud any }
+	if err := json.Unmarshal(payload, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.Aud
 }

@@ -53,6 +53,23 @@ self_signed.refresh(request)
 token = self_signed.token
 out["self_signed"] = token.decode() if isinstance(token, bytes) else token
 
+# Google's documentation has the API's endpoint as aud, with a trailing
+# slash ("https://{host}/").
+slash = google_jwt.Credentials.from_service_account_file(
+    key_file, audience=audience + "/")
+slash.refresh(request)
+token = slash.token
+out["self_signed_slash"] = token.decode() if isinstance(token, bytes) else token
+
+# OnDemandCredentials take aud from each URL called, before each request
+# (as AuthorizedSession calls before_request): the API's root, and a path.
+on_demand = google_jwt.OnDemandCredentials.from_service_account_file(key_file)
+for name, url in (("on_demand_root", audience + "/"),
+                  ("on_demand_path", audience + "/orders?id=1")):
+    headers = {}
+    on_demand.before_request(request, "GET", url, headers)
+    out[name] = headers["authorization"].split(" ", 1)[1]
+
 # The seed's PyJWT example (iat a float, as time.time() gives it).
 with open(key_file) as f:
     info = json.load(f)

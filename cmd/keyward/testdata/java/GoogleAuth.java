@@ -1,11 +1,18 @@
 // Google's Java client libraries against a Keyward key file, as Debian
 // packages them: google-auth-library-java's ServiceAccountCredentials and
 // the seed's GoogleCredential (google-api-client), each for a token and a
-// delegated one, and a self-signed JWT (ServiceAccountJwtAccessCredentials).
+// delegated one, and self-signed JWTs (ServiceAccountJwtAccessCredentials):
+// for the audience given, and, without one, as an HTTP client of
+// google-http-client makes them (HttpCredentialsAdapter), with aud the URL
+// it calls: the API's root (AUDIENCE/) and a path under it.
 // Prints name=value lines for the Go test (TestJavaGoogleAuth).
 //
 // Usage: java -cp '/usr/share/java/*' GoogleAuth.java KEY_FILE AUDIENCE SUBJECT
 import com.google.api.client.googleapis.auth.oauth2.GoogleCredential;
+import com.google.api.client.http.GenericUrl;
+import com.google.api.client.http.HttpRequestFactory;
+import com.google.api.client.http.javanet.NetHttpTransport;
+import com.google.auth.http.HttpCredentialsAdapter;
 import com.google.auth.oauth2.ServiceAccountCredentials;
 import com.google.auth.oauth2.ServiceAccountJwtAccessCredentials;
 import java.io.FileInputStream;
@@ -31,5 +38,12 @@ public class GoogleAuth {
     ServiceAccountJwtAccessCredentials s = ServiceAccountJwtAccessCredentials.fromStream(new FileInputStream(keyFile), URI.create(audience));
     String h = s.getRequestMetadata(URI.create(audience)).get("Authorization").get(0);
     System.out.println("self_signed=" + h.substring("Bearer ".length()));
+    // The requests are built, not sent: the adapter sets the header then.
+    HttpRequestFactory f = new NetHttpTransport().createRequestFactory(
+        new HttpCredentialsAdapter(ServiceAccountJwtAccessCredentials.fromStream(new FileInputStream(keyFile))));
+    for (String[] call : new String[][] {{"self_signed_root", "/"}, {"self_signed_path", "/orders?id=1"}}) {
+      String auth = f.buildGetRequest(new GenericUrl(audience + call[1])).getHeaders().getAuthorization();
+      System.out.println(call[0] + "=" + auth.substring("Bearer ".length()));
+    }
   }
 }

@@ -1,0 +1,100 @@
+package verify_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/testkeyward"
+	"github.com/keyward/keyward/verify"
+)
+
+// A self-signed JWT's aud names the API by its identifier, with or without
+// one trailing slash and with the scheme and host in any case: Google's
+// clients send "https://{host}/" for an API registered without the slash.
+// Nothing else is loosened.
+func TestNamesAPI(t *testing.T) {
+	for _, tt := range []struct {
+		id, aud string
+		want    bool
+	}{
+		{"https://orders.internal", "https://orders.internal", true},
+		{"https://orders.internal", "https://orders.internal/", true},
+		{"https://orders.internal/", "https://orders.internal", true},
+		{"https://orders.internal/", "https://orders.internal/", true},
+		{"https://orders.internal", "HTTPS://Orders.Internal/", true},
+		{"https://Orders.Internal", "https://orders.internal", true},
+		{"https://orders.internal/v1", "https://orders.internal/v1/", true},
+		{"https://orders.internal/v1/", "https://ORDERS.internal/v1", true},
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8080/", true},
+		{"http://[::1]:8080", "http://[::1]:8080/", true},
+		{"orders-api", "orders-api", true},
+
+		{"https://orders.internal", "https://orders.internal//", false},
+		{"https://orders.internal/", "https://orders.internal//", false},
+		{"https://orders.internal", "https://orders.internal/orders", false}, // no prefix
+		{"https://orders.internal/v1", "https://orders.internal/V1", false},  // paths are case-sensitive
+		{"https://orders.internal/v1", "https://orders.internal/v1/x", false},
+		{"https://orders.internal", "https://orders.internal:443/", false},
+		{"https://orders.internal", "https://orders.internal:8443/", false},
+		{"http://127.0.0.1:8080", "http://127.0.0.1/", false},
+		{"https://orders.internal", "http://orders.internal/", false},
+		{"https://orders.internal", "https://orders.internal.evil/", false},
+		{"https://orders.internal", "https://orders.internal/?", false},
+		{"https://orders.internal", "https://orders.internal/#", false},
+		{"https://orders.internal?x=1", "https://orders.internal/?x=1", false},
+		{"https://orders.internal/?x=1", "https://orders.internal?x=1", false},
+		{"https://orders.internal", "https://user@orders.internal/", false},
+		{"https://orders.internal", "orders.internal/", false},
+		{"https://orders.internal", "", false},
+		{"orders-api", "orders-api/", false}, // not a URL: exactly
+		{"orders-api", "ORDERS-API", false},
+		{"urn:orders", "urn:orders/", false},
+		{"urn:orders", "URN:orders", false},
+	} {
+		if got := verify.NamesAPI(tt.aud, tt.id); got != tt.want {
+			t.Errorf("namesAPI(aud %q, identifier %q) = %t, want %t", tt.aud, tt.id, got, tt.want)
+		}
+	}
+}
+
+// Through Verify: an API identified as https://orders.internal accepts the
+// self-signed JWTs Google's clients make for it, aud https://orders.internal/
+// among them, and still refuses one for a path under it or another port.
+func TestSelfSignedJWTAudienceSlash(t *testing.T) {
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	ctx := context.Background()
+	sign, _, _ := selfSignedKey(t, k)
+	v := newVerifier(t, k, verify.WithSelfSignedJWTs())
+	for _, tt := range []struct {
+		aud  string
+		want bool
+	}{
+		{"https://orders.internal", true},
+		{"https://orders.internal/", true},
+		{"https://ORDERS.internal/", true},
+		{"https://orders.internal//", false},
+		{"https://orders.internal/orders", false},
+		{"https://orders.internal:8443/", false},
+	} {
+		t.Run(tt.aud, func(t *testing.T) {
+			c, err := v.Verify(ctx, sign("job@shop.iam.test", time.Hour, tt.aud))
+			if !tt.want {
+				wantInvalid(t, err, "aud must be this API")
+				return
+			}
+			if err != nil || !c.SelfSigned || len(c.Audience) != 1 || c.Audience[0] != tt.aud {
+				t.Fatalf("claims = %+v, %v; want the JWT's own aud %q", c, err, tt.aud)
+			}
+		})
+	}
+	// Access tokens carry the identifier as Keyward has it registered: for
+	// them aud is not loosened.
+	if _, err := v.Verify(ctx, k.Sign(t, nil)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := v.Verify(ctx, k.Sign(t, func(c *oauth2.AccessClaims) { c.Audience = oauth2.Audience{"https://orders.internal/"} }))
+	wantInvalid(t, err, "not for this API")
+}
