@@ -2,6 +2,7 @@ package verify_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,4 +98,31 @@ func TestSelfSignedJWTAudienceSlash(t *testing.T) {
 	}
 	_, err := v.Verify(ctx, k.Sign(t, func(c *oauth2.AccessClaims) { c.Audience = oauth2.Audience{"https://orders.internal/"} }))
 	wantInvalid(t, err, "not for this API")
+}
+
+// namesAPI compares an aud the caller chose: whatever it is, the
+// comparison is symmetric, and it accepts only the identifier itself or
+// one differing in letter case and at most one trailing slash.
+func FuzzNamesAPI(f *testing.F) {
+	for _, s := range [][2]string{
+		{"https://orders.internal/", "https://orders.internal"},
+		{"HTTP://[::1]:80/a/", "http://[::1]:80/a"},
+		{"https://u@h/", "https://u@h"},
+		{"https://h/?", "https://h"},
+		{"urn:x/", "urn:x"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, aud, id string) {
+		got := verify.NamesAPI(aud, id)
+		if got != verify.NamesAPI(id, aud) {
+			t.Fatalf("namesAPI(%q, %q) = %t, not so the other way round", aud, id, got)
+		}
+		if got && aud != id && !strings.EqualFold(strings.TrimSuffix(aud, "/"), strings.TrimSuffix(id, "/")) {
+			t.Fatalf("namesAPI(%q, %q) = true: they differ beyond case and a trailing slash", aud, id)
+		}
+		if !verify.NamesAPI(id, id) {
+			t.Fatalf("namesAPI(%q, itself) = false", id)
+		}
+	})
 }
