@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -638,5 +640,40 @@ func TestRotationActionIsTheTransactions(t *testing.T) {
 	}
 	if want := []string{"signing_key.create", "signing_key.rotate"}; !slices.Equal(got, want) {
 		t.Fatalf("recorded %q, want %q", got, want)
+	}
+}
+
+// TestSignedTokensStay: serialize returns a string over the bytes it
+// wrote (unsafe.String), and Sign writes an Appender's claims into a
+// pooled buffer. A token must not change after it is returned: should that
+// buffer, or serialize's own, ever be pooled and written again, tokens
+// already handed out would change under their holders.
+func TestSignedTokensStay(t *testing.T) {
+	for _, alg := range Algorithms {
+		t.Run(alg, func(t *testing.T) {
+			s := newTestSigner(t, &memStore{}, master, alg, &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
+			var toks, copies []string
+			for i := range 40 {
+				var tok string
+				var err error
+				if i%2 == 0 {
+					tok, err = s.Sign(&oauth2.AccessClaims{Issuer: "https://keyward.internal", Audience: oauth2.Audience{"https://orders.internal"}, Subject: strings.Repeat("s", i), Scope: "a", ID: strconv.Itoa(i)})
+				} else {
+					tok, err = s.Sign(claims{Claims: jwt.Claims{Subject: strings.Repeat("s", i)}, Scope: "a"})
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				toks, copies = append(toks, tok), append(copies, strings.Clone(tok))
+			}
+			for i := range toks {
+				if toks[i] != copies[i] {
+					t.Fatalf("token %d changed after later ones were signed:\n%s\nwas\n%s", i, toks[i], copies[i])
+				}
+				if err := s.Verify(toks[i], &claims{}); err != nil {
+					t.Fatalf("token %d: %v", i, err)
+				}
+			}
+		})
 	}
 }
