@@ -1,11 +1,13 @@
 package oauth2
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -71,6 +73,9 @@ func TestParseForm(t *testing.T) {
 		{name: "longer than declared", method: "POST", target: "/token", ct: formCT, body: "a=" + strings.Repeat("x", 1000), length: 100, want: Form{"a": strings.Repeat("x", 1000)}},
 		{name: "shorter than declared", method: "POST", target: "/token", ct: formCT, body: "a=" + strings.Repeat("x", 1000), length: 3000, want: Form{"a": strings.Repeat("x", 1000)}},
 		{name: "no declared length", method: "POST", target: "/token", ct: formCT, body: "a=" + strings.Repeat("x", 1000), length: -1, want: Form{"a": strings.Repeat("x", 1000)}},
+		{name: "oversized, declared huge", method: "POST", target: "/token", ct: formCT, body: "a=" + strings.Repeat("x", MaxFormBytes), length: 1 << 62, wantStatus: 413},
+		{name: "declared huge", method: "POST", target: "/token", ct: formCT, body: "a=1", length: 1 << 62, want: Form{"a": "1"}},
+		{name: "declared negative", method: "POST", target: "/token", ct: formCT, body: "a=1", length: -7, want: Form{"a": "1"}},
 		{name: "longer than 4 KiB", method: "POST", target: "/token", ct: formCT, body: "a=" + strings.Repeat("x", 9000), want: Form{"a": strings.Repeat("x", 9000)}},
 	}
 	for _, tt := range tests {
@@ -132,6 +137,44 @@ func TestParseFormAllocs(t *testing.T) {
 		}
 	}); n > 5 {
 		t.Errorf("ParseForm: %v allocations, want at most 5", n)
+	}
+}
+
+// TestParseFormValuesStay: the Form's values are strings over the body
+// ParseForm read (unsafe.String), and handlers keep them past the request
+// (a jti in the replay cache, a client_id in the audit log). They must not
+// change when later requests are read, as they would should the body's
+// buffer ever be pooled, nor when the bytes the request's reader gave
+// change, as they would were the body taken from the reader without a
+// copy.
+func TestParseFormValuesStay(t *testing.T) {
+	parse := func(src []byte, declared int64) Form {
+		t.Helper()
+		r := httptest.NewRequest(http.MethodPost, "/token", nil)
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(src)), declared
+		f, err := ParseForm(httptest.NewRecorder(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	body := func(c byte, n int) []byte {
+		return []byte("client_id=" + strings.Repeat(string(c), n) + "&assertion=" + strings.Repeat(string(c+1), 2*n))
+	}
+	for _, declared := range []int64{-1, 60, 1 << 40} {
+		src := body('a', 20)
+		f := parse(src, declared)
+		want := Form{"client_id": strings.Repeat("a", 20), "assertion": strings.Repeat("b", 40)}
+		for i := range src {
+			src[i] = 'z'
+		}
+		for c := byte('c'); c < 'y'; c += 2 {
+			parse(body(c, 20), declared)
+		}
+		if !maps.Equal(f, want) {
+			t.Errorf("declared %d: the form read changed to %q, want %q", declared, f, want)
+		}
 	}
 }
 
