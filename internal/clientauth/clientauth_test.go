@@ -929,14 +929,29 @@ func TestParseForwardedCertForms(t *testing.T) {
 	}
 }
 
-// The pooled HMAC hashes as HashSecret does, however often it is reused.
+// The pooled HMAC hashes as HashSecret does, however often it is reused;
+// a hash it returned stays as it was when the HMAC hashes again (it must
+// not be summed into a buffer kept with the HMAC), and the secret, whose
+// bytes it is given in place (unsafe.Slice), stays as it was.
 func TestHashSecretPooled(t *testing.T) {
 	pepper := []byte("0123456789abcdef0123456789abcdef")
 	a := New(Config{Pepper: pepper}, nil)
-	for _, s := range []string{"kw_first", "", "kw_second", "kw_first", strings.Repeat("x", 1000)} {
-		if got, want := a.hashSecret(s), HashSecret(pepper, s); !bytes.Equal(got, want) {
+	secrets := []string{"kw_first", "", "kw_second", "kw_first", strings.Repeat("x", 1000)}
+	var sums [][]byte
+	for _, s := range secrets {
+		got, want := a.hashSecret(s), HashSecret(pepper, s)
+		if !bytes.Equal(got, want) {
 			t.Errorf("hashSecret(%q) = %x, HashSecret = %x", s, got, want)
 		}
+		sums = append(sums, got)
+	}
+	for i, s := range secrets {
+		if want := HashSecret(pepper, s); !bytes.Equal(sums[i], want) {
+			t.Errorf("hashSecret(%q) changed to %x after later hashes, want %x", s, sums[i], want)
+		}
+	}
+	if want := []string{"kw_first", "", "kw_second", "kw_first", strings.Repeat("x", 1000)}; !slices.Equal(secrets, want) {
+		t.Errorf("the secrets hashed changed to %q", secrets)
 	}
 }
 
