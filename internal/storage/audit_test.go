@@ -434,3 +434,37 @@ func TestPrepareAllocs(t *testing.T) {
 		t.Errorf("Prepare: %v allocations, want 2", n)
 	}
 }
+
+// TestPreparedEncodingStays: an event's encoding holds its bytes in a
+// buffer of its own, which DataJSON and DataText hand out (stores write
+// them, the chain hashes them). Preparing other events must not change
+// them, as it would should that buffer ever be pooled or shared, nor must
+// a copy of the event prepared again.
+func TestPreparedEncodingStays(t *testing.T) {
+	event := func(i int) AuditEvent {
+		return AuditEvent{Time: time.Unix(1764892800, 0), Action: "token.issued", Outcome: OutcomeSuccess,
+			AccountID: strings.Repeat("1", i), Actor: "system",
+			Data: map[string]string{"scope": strings.Repeat("s", 10*i), "token_id": strings.Repeat("t", i)}}
+	}
+	var events []AuditEvent
+	var jsons, texts []string
+	var hashes [][]byte
+	for i := range 80 { // to past the 512 bytes the encoding holds
+		e := event(i)
+		e.Prepare()
+		events = append(events, e)
+		jsons, texts = append(jsons, string(e.DataJSON())), append(texts, strings.Clone(e.DataText()))
+		hashes = append(hashes, ChainHash([]byte("prev"), e))
+		c := e
+		c.Prepare()
+	}
+	for i, e := range events {
+		want, _ := json.Marshal(event(i).Data)
+		if string(e.DataJSON()) != jsons[i] || jsons[i] != string(want) || e.DataText() != texts[i] {
+			t.Fatalf("event %d: data %s, text %s after later events were prepared; want %s", i, e.DataJSON(), e.DataText(), want)
+		}
+		if got := ChainHash([]byte("prev"), e); !bytes.Equal(got, hashes[i]) || !bytes.Equal(got, referenceHash([]byte("prev"), e)) {
+			t.Fatalf("event %d: hash changed after later events were prepared", i)
+		}
+	}
+}
