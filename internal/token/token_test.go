@@ -866,6 +866,41 @@ func TestClientCredentials(t *testing.T) {
 	}
 }
 
+// Without a scope parameter a token carries the account's scopes, which
+// resolveScopes returns as they are (no copy): the account's own slice,
+// which the cache shares with every request. Nothing after it may change
+// that slice: every token, one after another and at once, carries the
+// account's scopes in the account's order.
+func TestAccountScopesStay(t *testing.T) {
+	e := newEnvOn(t, true)
+	jobBasic := http.Header{"Authorization": {basicAuth(e.job.ID, jobSecret)}}
+	want := "orders.read orders.write billing.read" // not sorted
+	scope := func() string {
+		w := e.do(request{body: "grant_type=client_credentials", header: jobBasic})
+		var body struct{ Scope string }
+		if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || w.Code != 200 {
+			return fmt.Sprintf("status %d: %s", w.Code, w.Body)
+		}
+		return body.Scope
+	}
+	for range 3 {
+		if got := scope(); got != want {
+			t.Fatalf("scope %q, want %q", got, want)
+		}
+	}
+	var wg sync.WaitGroup
+	got := make([]string, 8)
+	for i := range got {
+		wg.Go(func() { got[i] = scope() })
+	}
+	wg.Wait()
+	for _, g := range got {
+		if g != want {
+			t.Errorf("scope %q at once with other requests, want %q", g, want)
+		}
+	}
+}
+
 // A value the client sent reads in an error_description as it was sent,
 // in single quotes, with ? for each character RFC 6749 §5.2 does not
 // allow there, not as JSON escapes that the description's own cleaning
