@@ -47,7 +47,9 @@ master-key-file, or <data-dir>/master.key); the new one is read from
 it would be taken as 32 raw bytes (a passphrase, say), far fewer than 256
 bits of randomness. The new key's file is synced to disk before the
 database changes (on Unix). When the current key is <data-dir>/master.key,
-that file is replaced by the new key once the database is re-encrypted.
+the new key is written and synced next to it first (a data directory that
+cannot take it is refused with nothing changed), and put in its place once
+the database is re-encrypted.
 
 Stop every server first (with SQLite the command refuses to run while a
 server holds the data directory): one still running with the old key keeps
@@ -117,34 +119,59 @@ still need the old key.
 			now := time.Now()
 			ev := storage.AuditEvent{Time: now, Action: "master_key.rotate", Outcome: storage.OutcomeSuccess,
 				Actor: localOperator("keyward master-key rotate")}
-			if err := signer.RotateMasterKey(cmd.Context(), st, oldKey, newKey, ev); err != nil {
-				if errors.Is(err, signer.ErrWrongMasterKey) {
-					return fmt.Errorf("the current master key does not open this store, nothing was changed: %w", err)
-				}
-				return fmt.Errorf("nothing was changed: %w", err)
-			}
-			if _, err := signer.LoadPepper(cmd.Context(), st, newKey, now); err != nil {
-				return fmt.Errorf("the store was re-encrypted but does not open with the new key: %w", err)
-			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintln(out, "re-encrypted the signing keys and the client-secret pepper under the new master key")
-			if source == generatedMasterKeyPath(cfg) {
-				if err := writeFileAtomic(source, []byte(fmt.Sprintf("%x\n", newKey)), 0o600); err != nil {
-					// Only the new key's own file is sure: after a rename
-					// left unsynced, the file holds the new key now, but
-					// maybe the old one after a crash; after any other
-					// failure, the old one.
-					held := "still holds the old one, which could not be replaced"
-					if _, ok := errors.AsType[*dirSyncError](err); ok {
-						held = "holds the new one, but may hold the old one again after a crash"
+			reencrypt := func() error {
+				if err := signer.RotateMasterKey(cmd.Context(), st, oldKey, newKey, ev); err != nil {
+					if errors.Is(err, signer.ErrWrongMasterKey) {
+						return fmt.Errorf("the current master key does not open this store, nothing was changed: %w", err)
 					}
-					return fmt.Errorf("the store now needs the new key, and %s %s (%w): keep %s and start with: %s",
-						source, held, err, newKeyFile, shellCommand("--master-key-file", newKeyFile))
+					return fmt.Errorf("nothing was changed: %w", err)
 				}
-				fmt.Fprintf(out, "replaced %s with the new key\n", source)
+				if _, err := signer.LoadPepper(cmd.Context(), st, newKey, now); err != nil {
+					return fmt.Errorf("the store was re-encrypted but does not open with the new key: %w", err)
+				}
 				return nil
 			}
-			fmt.Fprintf(out, "start every server with the new key (or its content in KEYWARD_MASTER_KEY): %s\n", shellCommand("--master-key-file", newKeyFile))
+			out := cmd.OutOrStdout()
+			if source != generatedMasterKeyPath(cfg) {
+				if err := reencrypt(); err != nil {
+					return err
+				}
+				fmt.Fprintln(out, "re-encrypted the signing keys and the client-secret pepper under the new master key")
+				fmt.Fprintf(out, "start every server with the new key (or its content in KEYWARD_MASTER_KEY): %s\n", shellCommand("--master-key-file", newKeyFile))
+				return nil
+			}
+			// The new master.key is written and synced next to it before
+			// the store changes, and put in its place after: a data
+			// directory that cannot take it (read-only, full) is found
+			// with nothing changed, not once the store needs the new key.
+			var reencryptErr error
+			reencrypted := false
+			err = writeTempThen(source, 0o600, writeBytes([]byte(fmt.Sprintf("%x\n", newKey))), func(tmp, path string) error {
+				if reencryptErr = reencrypt(); reencryptErr != nil {
+					return reencryptErr
+				}
+				reencrypted = true
+				fmt.Fprintln(out, "re-encrypted the signing keys and the client-secret pepper under the new master key")
+				return renameFile(tmp, path)
+			})
+			switch {
+			case reencryptErr != nil:
+				return reencryptErr
+			case !reencrypted:
+				return fmt.Errorf("the new key cannot be written in place of %s, nothing was changed: %w", source, err)
+			case err != nil:
+				// Only the new key's own file is sure: after a rename
+				// left unsynced, the file holds the new key now, but
+				// maybe the old one after a crash; after any other
+				// failure, the old one.
+				held := "still holds the old one, which could not be replaced"
+				if _, ok := errors.AsType[*dirSyncError](err); ok {
+					held = "holds the new one, but may hold the old one again after a crash"
+				}
+				return fmt.Errorf("the store now needs the new key, and %s %s (%w): keep %s and start with: %s",
+					source, held, err, newKeyFile, shellCommand("--master-key-file", newKeyFile))
+			}
+			fmt.Fprintf(out, "replaced %s with the new key\n", source)
 			return nil
 		},
 	}
@@ -179,7 +206,8 @@ func lockForRotate(ctx context.Context, c Config, st storage.Storage, log *slog.
 		if _, ok := errors.AsType[*lockRefusedError](err); ok {
 			// A server starting waits for the store's lock below before
 			// it reads master.key; and a data directory that cannot be
-			// written fails the replacement of master.key, which says so.
+			// written is refused before the store changes, when the new
+			// master.key is written next to the old.
 			r, err = nil, nil
 		}
 		if err != nil {

@@ -496,8 +496,10 @@ func ids[T any](xs []T, id func(T) string) []string {
 
 // killAtEnv names the step of a file's writing at which a child keyward
 // of a test kills itself with SIGKILL: "publish:NAME", once the file to
-// be NAME is written and synced, just before it is put in place, or
-// "renamed:NAME", once it is, before its directory is synced.
+// be NAME is written and synced, just before it is put in place (for
+// master-key rotate, before the store is re-encrypted), "rename:NAME",
+// just before it is renamed to NAME, or "renamed:NAME", once it is,
+// before its directory is synced.
 const killAtEnv = "KEYWARD_TEST_KILL_AT"
 
 // killAt installs the kill of killAtEnv's value at in this process.
@@ -512,6 +514,14 @@ func killAt(at string) {
 			if filepath.Base(path) == name {
 				killSelf()
 			}
+		}
+	case "rename":
+		rename := renameFile
+		renameFile = func(from, to string) error {
+			if filepath.Base(to) == name {
+				killSelf()
+			}
+			return rename(from, to)
 		}
 	case "renamed":
 		rename := renameFile
@@ -564,8 +574,9 @@ func endWithTest() {
 }
 
 // TestCrashMasterKeyRotate kills `keyward master-key rotate` with SIGKILL
-// at each step of replacing <data-dir>/master.key, after the store was
-// re-encrypted in its one transaction, on SQLite and PostgreSQL: a server
+// at each step of replacing <data-dir>/master.key, whose new key is
+// written beside it before the store is re-encrypted in its one
+// transaction and put in place after, on SQLite and PostgreSQL: a server
 // starts afterwards with the key in master.key or, where the kill left
 // the old one there, with the new key, which the refusal of the old one
 // names; either way no signing key and no client secret is lost.
@@ -581,7 +592,8 @@ func TestCrashMasterKeyRotate(t *testing.T) {
 				opens  string // the key that opens the store afterwards: "old" or "new"
 				file   string // the key in master.key afterwards
 			}{
-				{"killed before master.key is replaced", "publish:master.key", "new", "old"},
+				{"killed before the store is re-encrypted, its new master.key written", "publish:master.key", "old", "old"},
+				{"killed before master.key is replaced", "rename:master.key", "new", "old"},
 				{"killed after master.key is replaced, before its directory is synced", "renamed:master.key", "new", "new"},
 				{"not killed", "", "new", "new"},
 			} {
@@ -674,8 +686,8 @@ func TestCrashMasterKeyRotate(t *testing.T) {
 					if _, err := storage.VerifyLog(context.Background(), st); err != nil {
 						t.Errorf("after the rotation the audit chain does not verify: %v", err)
 					}
-					if n := len(auditedEvents(t, st, "master_key.rotate")); n != 1 {
-						t.Errorf("the log holds %d master_key.rotate events, want 1", n)
+					if n, want := len(auditedEvents(t, st, "master_key.rotate")), map[string]int{"old": 0, "new": 1}[tt.opens]; n != want {
+						t.Errorf("the log holds %d master_key.rotate events, want %d", n, want)
 					}
 				})
 			}

@@ -261,6 +261,42 @@ func TestMasterKeyRotateFileNotReplaced(t *testing.T) {
 	}
 }
 
+// A data directory that cannot take the new master.key (read-only, full:
+// here its temporary file's write fails) refuses the rotation before the
+// store changes: the store and master.key still go with the old key.
+// The file was written only after the commit, leaving a store that needed
+// the new key beside a master.key that held the old.
+func TestMasterKeyRotateFileNotWritable(t *testing.T) {
+	dir := t.TempDir()
+	_, stop := launchServer(t, func(m *Main) { m.Config.DataDir = dir })
+	stop()
+	path := filepath.Join(dir, "master.key")
+	old := mustReadFile(t, path)
+	newKeyFile := filepath.Join(t.TempDir(), "new.key")
+	mustWriteFile(t, newKeyFile, []byte(strings.Repeat("a5", 32)+"\n"))
+	defer func(w func(string, io.Writer) io.Writer) { writingFile = w }(writingFile)
+	writingFile = func(p string, w io.Writer) io.Writer {
+		if p == path {
+			return failingWriter{syscall.EROFS}
+		}
+		return w
+	}
+	err := runCLIErr(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", newKeyFile)
+	if err == nil || !strings.Contains(err.Error(), "cannot be written in place of "+path+", nothing was changed") {
+		t.Fatalf("rotate: %v, want a refusal with nothing changed", err)
+	}
+	if got := mustReadFile(t, path); !bytes.Equal(got, old) {
+		t.Errorf("master.key = %q, want the old key %q", got, old)
+	}
+	if entries, _ := os.ReadDir(dir); slices.ContainsFunc(entries, func(e os.DirEntry) bool { return strings.HasPrefix(e.Name(), ".master.key.") }) {
+		t.Errorf("temporary file left in %s: %v", dir, entries)
+	}
+	// The old key still opens the store.
+	m, stop := launchServer(t, func(m *Main) { m.Config.DataDir = dir })
+	defer stop()
+	getJSON(t, m.URL()+"/.well-known/jwks.json", new(any))
+}
+
 // Two servers sharing a store, started at the same moment without a
 // master key, each generate one; the second to seal finds the store
 // sealed under the other's. It says so, and removes the key it generated,
