@@ -1009,3 +1009,54 @@ func TestImportRefusesSpecialFiles(t *testing.T) {
 		})
 	}
 }
+
+// import refuses a large file that does not start as an export does
+// (zeros, white space, another character) once it has read its first
+// MiB, without reading the rest or creating the data directory. A sparse
+// file of 1 TiB (truncate -s 1T) crashed it: "fatal error: runtime: out
+// of memory", allocating a buffer of the file's size.
+func TestImportRefusesLargeNonExport(t *testing.T) {
+	const huge = 1 << 40
+	for _, tt := range []struct {
+		name  string
+		start string
+		size  int64
+		want  string
+	}{
+		{"sparse zeros", "", huge, "it starts with zero bytes (at byte 0)"},
+		{"zeros after a byte order mark and white space", "\ufeff \n", huge, "it starts with zero bytes (at byte 5)"},
+		{"white space", strings.Repeat(" ", 2<<20), 2 << 20, "its first 1048576 bytes are white space"},
+		{"another character", "[", huge, `it starts with "[" (at byte 0)`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "export.json")
+			mustWriteFile(t, file, []byte(tt.start))
+			if err := os.Truncate(file, tt.size); err != nil {
+				t.Skipf("no sparse file of %d bytes here: %v", tt.size, err)
+			}
+			dataDir := filepath.Join(t.TempDir(), "data")
+			err := runCLIErrWithin(t, 20*time.Second, "import", file, "--data-dir", dataDir)
+			want := file + " is not a file 'keyward export' writes: " + tt.want
+			if err == nil || !strings.HasPrefix(err.Error(), want) {
+				t.Fatalf("error %v, want it to start %q", err, want)
+			}
+			if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the data directory was created for a file import refuses: %v", err)
+			}
+		})
+	}
+	// An export larger than what is looked at first is read whole.
+	data := bigExport(t, 2000)
+	if len(data) <= exportPeek {
+		t.Fatalf("the export is %d bytes, want more than %d", len(data), exportPeek)
+	}
+	file := filepath.Join(t.TempDir(), "export.json")
+	mustWriteFile(t, file, append([]byte("\ufeff\n"), data...))
+	b, err := readExportFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := parseExport(b); err != nil || len(d.Accounts) != 2000 {
+		t.Fatalf("parseExport = %d accounts, %v; want 2000", len(d.Accounts), err)
+	}
+}

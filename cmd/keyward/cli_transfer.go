@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"os"
 	"strings"
 	"time"
@@ -398,15 +397,53 @@ func readExport(f *os.File, name string) ([]byte, error) {
 	if m := fi.Mode(); m&(os.ModeDevice|os.ModeCharDevice) != 0 || m.IsDir() {
 		return nil, fmt.Errorf("%s is not a file 'keyward export' writes: it is a %s; give the export's file (or a pipe)", name, fileKind(m))
 	}
-	if n := int(fi.Size()); fi.Mode().IsRegular() && n > 0 && int64(n) == fi.Size() && n <= math.MaxInt-bytes.MinRead {
+	var buf bytes.Buffer
+	if n := fi.Size(); fi.Mode().IsRegular() && n > 0 {
 		// Read into a buffer of its size, as os.ReadFile does, not one
-		// that io.ReadAll grows (up to twice the file) as it reads.
-		var buf bytes.Buffer
-		buf.Grow(n + bytes.MinRead)
-		_, err := buf.ReadFrom(f)
-		return buf.Bytes(), err
+		// that io.ReadAll grows (up to twice the file) as it reads; but
+		// at most exportPrealloc at first: a sparse file's size
+		// (truncate -s 1T) is no memory to ask for at once.
+		buf.Grow(int(min(n, exportPrealloc)) + bytes.MinRead)
 	}
-	return io.ReadAll(f)
+	// Its start first: a large file that does not start as an export
+	// does (zeros, say) is refused without reading the rest.
+	if _, err := buf.ReadFrom(io.LimitReader(f, exportPeek)); err != nil {
+		return nil, err
+	}
+	if buf.Len() == exportPeek {
+		if err := exportStart(buf.Bytes()); err != nil {
+			return nil, fmt.Errorf("%s is not a file 'keyward export' writes: %w", name, err)
+		}
+	}
+	_, err = buf.ReadFrom(f)
+	return buf.Bytes(), err
+}
+
+const (
+	// exportPeek is how much of its file import reads before it looks
+	// whether the file starts as an export does; parseExport says what
+	// is wrong with a smaller one.
+	exportPeek = 1 << 20
+	// exportPrealloc is the most memory import takes at once for a
+	// regular file, from its size, before reading it.
+	exportPrealloc = 64 << 20
+)
+
+// exportStart says what is wrong with b, the start of a file, if it does
+// not start as an export does: with the '{' of a JSON object, after any
+// byte order mark and white space.
+func exportStart(b []byte) error {
+	rest := bytes.TrimPrefix(b, []byte("\ufeff"))
+	rest = bytes.TrimLeft(rest, " \t\r\n")
+	switch {
+	case len(rest) == 0:
+		return fmt.Errorf("its first %d bytes are white space, not the JSON object of an export", len(b))
+	case rest[0] == '{':
+		return nil
+	case rest[0] == 0:
+		return fmt.Errorf("it starts with zero bytes (at byte %d), not the JSON object of an export: a file of zeros, such as a sparse file or a copy that was never written; copy it again, or export the store again", len(b)-len(rest))
+	}
+	return fmt.Errorf("it starts with %q (at byte %d), not the '{' of an export's JSON object", rest[:1], len(b)-len(rest))
 }
 
 // fileKind names what a file mode is, for an error.
