@@ -231,12 +231,14 @@ func (s loadWaiting) Load(ctx context.Context, b storage.Bulk, evs []storage.Aud
 // one that is no export, or an export with a value it cannot take (an
 // *exportValueError), in words about the file: before the store is
 // opened, so a wrong file creates no data directory. A byte order mark
-// at its start (an editor's, saving an edited export) is read as spaces,
-// so that the byte offsets it names are the file's.
+// at its start (an editor's, saving an edited export) is skipped, not
+// copied away with the whole file, and the byte offsets it names count
+// it, so that they are the file's.
 func parseExport(b []byte) (transfer.Dump, error) {
 	var d transfer.Dump
+	var bom int64
 	if rest, ok := bytes.CutPrefix(b, []byte("\ufeff")); ok {
-		b = append([]byte("   "), rest...)
+		b, bom = rest, int64(len(b)-len(rest))
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
 		return d, errors.New("the file is empty")
@@ -245,15 +247,15 @@ func parseExport(b []byte) (transfer.Dump, error) {
 	var typ *json.UnmarshalTypeError
 	switch err := json.Unmarshal(b, &d); {
 	case errors.As(err, &syntax):
-		if err := severalValues(b); err != nil {
+		if err := severalValues(b, bom); err != nil {
 			return d, err
 		}
 		if syntax.Error() == "unexpected end of JSON input" {
 			// Of an export, a copy that did not finish, or a disk that
 			// filled up under 'keyward export > FILE'.
-			return d, fmt.Errorf("its JSON stops part way, at byte %d, the end of the file: the file was cut short; copy it again, or export the store again", syntax.Offset)
+			return d, fmt.Errorf("its JSON stops part way, at byte %d, the end of the file: the file was cut short; copy it again, or export the store again", syntax.Offset+bom)
 		}
-		return d, fmt.Errorf("not JSON: %s (at byte %d)", syntax, syntax.Offset)
+		return d, fmt.Errorf("not JSON: %s (at byte %d)", syntax, syntax.Offset+bom)
 	case errors.As(err, &typ) && typ.Field == "":
 		return d, fmt.Errorf("a JSON %s, not the object of an export", typ.Value)
 	case errors.As(err, &typ) && strings.EqualFold(typ.Field, "format"):
@@ -325,7 +327,7 @@ var errAuditEvents = errors.New("it holds audit events, one JSON object a line, 
 // is enough to tell), or several JSON values where an export is one
 // object. It returns nil for anything else (trailing bytes that are not
 // JSON), which is said as a syntax error.
-func severalValues(b []byte) error {
+func severalValues(b []byte, skipped int64) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	var first, second json.RawMessage
 	if dec.Decode(&first) != nil {
@@ -339,7 +341,7 @@ func severalValues(b []byte) error {
 	if dec.Decode(&second) != nil {
 		return nil
 	}
-	return fmt.Errorf("several JSON values, one after another (the first ends at byte %d), not the one object of an export", end)
+	return fmt.Errorf("several JSON values, one after another (the first ends at byte %d), not the one object of an export", end+skipped)
 }
 
 // isAuditEvent reports whether the fields of a JSON object are those of

@@ -316,6 +316,8 @@ func TestImportByteOrderMark(t *testing.T) {
 	}{
 		{"an export", "\ufeff" + `{"format":"keyward-export/2","orgs":[{"domain":"example.com"}]}`, ""},
 		{"cut short", "\ufeff" + `{"format":"keyward-export/2","orgs":[`, "at byte 40"},
+		{"not JSON", "\ufeff" + `{"format":"keyward-export/2",}`, "(at byte 33)"},
+		{"two values", "\ufeff" + `{"format":"keyward-export/2"} {}`, "the first ends at byte 32"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			d, err := parseExport([]byte(tt.in))
@@ -326,6 +328,26 @@ func TestImportByteOrderMark(t *testing.T) {
 				t.Fatalf("parseExport: %v, want an error saying %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// An export with a byte order mark is parsed where it is, not copied
+// whole to replace the mark: parsing it allocates no more than parsing
+// the same export without the mark.
+func TestImportByteOrderMarkNoCopy(t *testing.T) {
+	data := bigExport(t, 50)
+	withBOM := append([]byte("\ufeff"), data...)
+	parse := func(b []byte) func() {
+		return func() {
+			if _, err := parseExport(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	without := testing.AllocsPerRun(5, parse(data))
+	with := testing.AllocsPerRun(5, parse(withBOM))
+	if with > without {
+		t.Fatalf("parsing with a byte order mark made %v allocations, %v without", with, without)
 	}
 }
 
