@@ -156,6 +156,9 @@ still need the old key.
 			})
 			switch {
 			case reencryptErr != nil:
+				if lt, ok := errors.AsType[*tempLeftError](err); ok {
+					return fmt.Errorf("%w; %s", reencryptErr, lt.Left())
+				}
 				return reencryptErr
 			case !reencrypted:
 				return fmt.Errorf("the new key cannot be written in place of %s, nothing was changed: %w", source, err)

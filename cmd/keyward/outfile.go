@@ -150,7 +150,16 @@ func writeTempThen(path string, mode os.FileMode, write func(io.Writer) error, p
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
+	defer func() {
+		// Gone once published; else a failure to remove it is said
+		// with the error, so that no message says nothing is left.
+		if rerr := removeFile(f.Name()); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err != nil {
+			if pe, ok := errors.AsType[*fs.PathError](rerr); ok {
+				rerr = pe.Err // it names the file
+			}
+			err = &tempLeftError{f.Name(), rerr, err}
+		}
+	}()
 	defer func() { err = namePath(err, f.Name(), path) }()
 	if err := f.Chmod(mode); err != nil {
 		f.Close()
@@ -205,6 +214,29 @@ func namePath(err error, tmp, path string) error {
 // writeTempThen; tests make it fail part way, or look at the directory
 // meanwhile.
 var writingFile = func(path string, w io.Writer) io.Writer { return w }
+
+// removeFile is os.Remove, which writeTempThen removes its temporary
+// file with (a variable for tests).
+var removeFile = os.Remove
+
+// tempLeftError is writeTempThen's error err when its temporary file,
+// tmp, could not be removed either.
+type tempLeftError struct {
+	tmp    string
+	remove error
+	err    error
+}
+
+func (e *tempLeftError) Error() string {
+	return e.err.Error() + "; " + e.Left()
+}
+
+// Left says that the temporary file is left, and why.
+func (e *tempLeftError) Left() string {
+	return fmt.Sprintf("its temporary file %s is left, which could not be removed (%v): remove it", e.tmp, e.remove)
+}
+
+func (e *tempLeftError) Unwrap() error { return e.err }
 
 // publishing is called by writeTempThen (writeFileAtomic,
 // writeNewFileAtomic, writeNewFile) just before the file is put in place;

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/oauth2/google"
@@ -423,5 +425,29 @@ func TestExportInterrupted(t *testing.T) {
 	}
 	if names := dirNames(t, dir); !slices.Equal(names, []string{".export.json.123456", "export.json"}) {
 		t.Fatalf("after the export the directory holds %v, want the stale temporary file and the export", names)
+	}
+}
+
+// An export --out interrupted whose temporary file could not be removed
+// names that file, to be removed, instead of saying nothing is left.
+func TestExportInterruptedTempLeft(t *testing.T) {
+	src := startServer(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "export.json")
+	defer func(w func(string, io.Writer) io.Writer, r func(string) error) { writingFile, removeFile = w, r }(writingFile, removeFile)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	writingFile = func(_ string, w io.Writer) io.Writer { return cancelOnWrite{w, cancel} }
+	removeFile = func(name string) error {
+		return &fs.PathError{Op: "remove", Path: name, Err: syscall.EIO}
+	}
+	err := runCLIErrContext(ctx, "export", "--data-dir", src.Config.DataDir, "--out", out)
+	names := dirNames(t, dir)
+	if len(names) != 1 || !strings.HasPrefix(names[0], ".export.json.") {
+		t.Fatalf("the directory holds %v, want the temporary file alone", names)
+	}
+	want := "export interrupted: --out " + out + " was not written; its temporary file " + filepath.Join(dir, names[0]) + " is left, which could not be removed (input/output error): remove it"
+	if err == nil || err.Error() != want {
+		t.Fatalf("export interrupted, its temporary file not removed: %v, want %q", err, want)
 	}
 }
