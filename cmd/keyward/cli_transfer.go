@@ -211,10 +211,11 @@ already.`,
 			waitLogged := loadWaiting{st, func() {
 				log.Warn("waiting for a server's start on this store to end: it holds the store's first-start lock (interrupt to stop the import)", "store", storeName(cfg))
 			}}
-			if err := transfer.Import(cmd.Context(), waitLogged, d, now); err != nil {
+			warnings, err := transfer.ImportWarnings(cmd.Context(), waitLogged, d, now)
+			if err != nil {
 				return err
 			}
-			printWarnings(cmd.ErrOrStderr(), transfer.Warnings(d, cfg.AccountDomain, now))
+			printWarnings(cmd.ErrOrStderr(), append(warnings, transfer.Warnings(d, cfg.AccountDomain, now)...))
 			fmt.Fprintf(cmd.OutOrStdout(), "imported %s into %s\n", dumpSummary(d), storeName(cfg))
 			fmt.Fprintln(cmd.OutOrStdout(), "start the server with the master key of the server the export came from: --master-key-file FILE or KEYWARD_MASTER_KEY")
 			return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,11 +16,13 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2/google"
 
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
+	"github.com/keyward/keyward/internal/storage/sqlite"
 	"github.com/keyward/keyward/internal/transfer"
 )
 
@@ -251,6 +254,54 @@ func TestImportWarns(t *testing.T) {
 	}
 	want := `its email "admin@keyward.iam.example.com." is not one the admin API would accept now; it is imported as it is`
 	if !strings.HasPrefix(errOut.String(), "warning: the service account ") || !strings.Contains(errOut.String(), want) {
+		t.Fatalf("import's stderr %q, want a warning saying %q", errOut.String(), want)
+	}
+}
+
+// TestImportWarnsPepperKept: the file of a release that exported no
+// pepper, with a client secret but no signing keys, imported over a
+// store where a first start sealed a pepper, which stays, is imported
+// with a warning that its secret needs that start's master key to be the
+// exported store's. It was imported silently.
+func TestImportWarnsPepperKept(t *testing.T) {
+	src := startServer(t)
+	_, email := setupAccount(t, src, "pepper")
+	runCLI(t, "secrets", "create", email, "--credentials", src.AdminKeyFile)
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(runCLI(t, "export", "--data-dir", src.Config.DataDir)), &fields); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := fields["secrets"]; !ok {
+		t.Fatalf("the export has no secrets: %s", fields)
+	}
+	delete(fields, "sealed_values")
+	delete(fields, "signing_keys")
+	b, _ := json.Marshal(fields)
+	file := filepath.Join(t.TempDir(), "export.json")
+	mustWriteFile(t, file, b)
+
+	dir := t.TempDir()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "keyward.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.CreateSealedValue(ctx, storage.SealedValue{Name: "client-secret-pepper", Sealed: []byte{1}, CreatedAt: time.Now()},
+		storage.AuditEvent{Time: time.Now(), Action: "sealed_value.create", Outcome: storage.OutcomeSuccess, Actor: "system"})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	cmd := newRootCommand()
+	cmd.SetArgs([]string{"import", "--data-dir", dir, file})
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	want := "warning: the file, of a release that exported no client-secret pepper, has client secrets but no signing keys"
+	if !strings.Contains(errOut.String(), want) {
 		t.Fatalf("import's stderr %q, want a warning saying %q", errOut.String(), want)
 	}
 }

@@ -166,8 +166,41 @@ var ErrNotEmpty = errors.New("the target store is not empty: import only into a 
 // does a file with a pepper but no signing keys: see checkOneMasterKey).
 // Under a file with signing keys but no pepper, of a release that
 // exported none, such a start's pepper is removed instead, so that the
-// server derives the file's from its master key.
+// server derives the file's from its master key, audited even when the
+// start sealed it while the import ran (the import then looks again).
+// Under such a file without signing keys, the pepper stays, and
+// ImportWarnings says that the file's secrets may not work.
 func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error {
+	_, err := ImportWarnings(ctx, s, d, now)
+	return err
+}
+
+// ImportWarnings is Import, and says what about the store it imported
+// into may not work as the file did (the items of the file itself that
+// may not are Warnings'): an empty list when nothing.
+func ImportWarnings(ctx context.Context, s storage.Storage, d Dump, now time.Time) ([]string, error) {
+	var keptPepper bool
+	err := importOnce(ctx, s, d, now, &keptPepper)
+	if errors.Is(err, errPepperSealedMeanwhile) {
+		// Looked at again, the store has the pepper, whose removal is
+		// then audited.
+		err = importOnce(ctx, s, d, now, &keptPepper)
+	}
+	if err != nil || !keptPepper {
+		return nil, err
+	}
+	return []string{pepperKept}, nil
+}
+
+// errPepperSealedMeanwhile is Load's failure, through b.Check, when the
+// pepper importOnce would remove (b.DropSealedValues) was sealed by a
+// first start after importOnce looked, and so has no audit event.
+var errPepperSealedMeanwhile = errors.New("nothing was imported: the target store changed while the import ran: the sealed value \"" + signer.PepperName + "\", which it did not have, was created since the import looked (a server starting on the store meanwhile, and stopped before it made its administrator, makes it): run the import again, which sees the store as it is now")
+
+// importOnce is ImportWarnings, with one look at the store.
+// It sets *keptPepper when the import keeps a first start's pepper that
+// may not be the one the file's secrets were hashed with (pepperKept).
+func importOnce(ctx context.Context, s storage.Storage, d Dump, now time.Time, keptPepper *bool) error {
 	if d.Format != Format && d.Format != FormatV1 {
 		return fmt.Errorf("unknown dump format %q, want %q", d.Format, Format)
 	}
@@ -267,6 +300,7 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 			evs = append(evs, e)
 		}
 	}
+	sawPepper := false
 	if len(d.SigningKeys) > 0 && !slices.ContainsFunc(d.SealedValues, isPepper) {
 		// A file from a release that exported no pepper, whose server
 		// derived it from the master key: the pepper a first start
@@ -276,6 +310,7 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 		// did. The store has no account, so no secret hashed with it.
 		b.DropSealedValues = []string{signer.PepperName}
 		if have, err := s.GetSealedValue(ctx, signer.PepperName); err == nil {
+			sawPepper = true
 			e := ev("sealed_value.import", "")
 			e.Data["name"] = signer.PepperName
 			e.Data["removed"] = "one created at " + have.CreatedAt.Format(time.RFC3339) + "; the file, of an earlier release, has none"
@@ -284,7 +319,12 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 			return fmt.Errorf("sealed value %s: %w", signer.PepperName, err)
 		}
 	}
-	b.Check = func(keys []storage.SigningKey, _ []storage.SealedValue) error {
+	b.Check = func(keys []storage.SigningKey, values []storage.SealedValue) error {
+		if len(b.DropSealedValues) > 0 && !sawPepper && slices.ContainsFunc(values, isPepper) {
+			// Its removal would go unaudited: Import looks again.
+			return errPepperSealedMeanwhile
+		}
+		*keptPepper = len(d.Secrets) > 0 && len(d.SigningKeys) == 0 && !slices.ContainsFunc(d.SealedValues, isPepper) && slices.ContainsFunc(values, isPepper)
 		return checkOneMasterKey(d, b, keys)
 	}
 	if len(d.SigningKeys) > 0 {
@@ -293,7 +333,9 @@ func Import(ctx context.Context, s storage.Storage, d Dump, now time.Time) error
 		evs = append(evs, e)
 	}
 	err := s.Load(ctx, b, evs)
-	if ne, ok := errors.AsType[*storage.NotEmptyError](err); ok {
+	if errors.Is(err, errPepperSealedMeanwhile) {
+		return errPepperSealedMeanwhile
+	} else if ne, ok := errors.AsType[*storage.NotEmptyError](err); ok {
 		return fmt.Errorf("%w; it holds %s", ErrNotEmpty, ne.Holds)
 	} else if le, ok := errors.AsType[*storage.LoadError](err); ok {
 		if what := changed(b, le); what != "" {
@@ -357,6 +399,13 @@ func checkOneMasterKey(d Dump, b storage.Bulk, keys []storage.SigningKey) error 
 	}
 	return nil
 }
+
+// pepperKept is ImportWarnings' warning for a file of a release that
+// exported no pepper, with client secrets but no signing keys, imported
+// over a first start that sealed a pepper, which stays: derived from
+// that start's master key, it is the one the file's secrets were hashed
+// with only if that key was the exported store's.
+const pepperKept = "the file, of a release that exported no client-secret pepper, has client secrets but no signing keys, and the target store keeps the pepper a server started on it sealed, derived from that server's master key: the imported secrets work only if that key is the exported store's; if it is not, import the file into a new store (a new data directory or database) instead, and start it with the exported store's master key"
 
 // isPepper tells whether v is the client-secret pepper.
 func isPepper(v storage.SealedValue) bool { return v.Name == signer.PepperName }

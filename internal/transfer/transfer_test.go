@@ -703,7 +703,16 @@ func TestImportOldExportOverFirstStart(t *testing.T) {
 				dst := target.open(t)
 				var s storage.Storage = dst
 				if meanwhile {
-					s = sealedMeanwhile{Storage: dst, seal: firstStart}
+					// Once: the import, which then finds a pepper it did
+					// not see, looks again and loads again.
+					sealed := false
+					s = sealedMeanwhile{Storage: dst, seal: func(ctx context.Context, s storage.Storage) error {
+						if sealed {
+							return nil
+						}
+						sealed = true
+						return firstStart(ctx, s)
+					}}
 				} else if err := firstStart(ctx, dst); err != nil {
 					t.Fatal(err)
 				}
@@ -723,8 +732,66 @@ func TestImportOldExportOverFirstStart(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !meanwhile && (len(events) != 1 || !strings.Contains(events[0].Data["removed"], "2026-03-01T13:00:00Z")) {
+				// Sealed meanwhile too: it was removed without an event.
+				if len(events) != 1 || !strings.Contains(events[0].Data["removed"], "2026-03-01T13:00:00Z") {
 					t.Fatalf("sealed_value.import events %+v, want one saying the pepper created at 2026-03-01T13:00:00Z was removed", events)
+				}
+			})
+		}
+	}
+}
+
+// TestImportOldExportNoKeysOverFirstStart: a file from a release that
+// exported no pepper, with secrets but no signing keys, imported over a
+// first start that sealed a pepper (before the import looked or
+// meanwhile), which stays, is imported with a warning that its secrets
+// work only if that start's master key was the exported store's (the
+// pepper is derived from it). It passed silently. Without secrets, or
+// into a store no server started on, there is no warning.
+func TestImportOldExportNoKeysOverFirstStart(t *testing.T) {
+	ev := storage.AuditEvent{Time: t0, Action: "x", Outcome: storage.OutcomeSuccess}
+	pepper := storage.SealedValue{Name: "client-secret-pepper", Sealed: []byte{1}, CreatedAt: t0.Add(time.Hour)}
+	sealPepper := func(ctx context.Context, s storage.Storage) error { return s.CreateSealedValue(ctx, pepper, ev) }
+	for _, target := range targets {
+		for _, tt := range []struct {
+			name      string
+			before    bool // the pepper sealed before the import looks
+			meanwhile bool // after it looked, before Load
+			secrets   bool
+			warn      bool
+		}{
+			{"sealed before", true, false, true, true},
+			{"sealed meanwhile", false, true, true, true},
+			{"no secrets", true, false, false, false},
+			{"new store", false, false, true, false},
+		} {
+			t.Run(target.name+"/"+tt.name, func(t *testing.T) {
+				ctx := context.Background()
+				dump := exported(t)
+				dump.SealedValues, dump.SigningKeys = nil, nil
+				if !tt.secrets {
+					dump.Secrets = nil
+				}
+				if len(dump.Secrets) == 0 && tt.secrets {
+					t.Fatal("the export has no secrets")
+				}
+				dst := target.open(t)
+				var s storage.Storage = dst
+				if tt.before {
+					if err := sealPepper(ctx, dst); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if tt.meanwhile {
+					s = sealedMeanwhile{Storage: dst, seal: sealPepper}
+				}
+				warnings, err := transfer.ImportWarnings(ctx, s, dump, t0)
+				if err != nil {
+					t.Fatalf("import: %v", err)
+				}
+				const want = "the imported secrets work only if that key is the exported store's"
+				if warned := len(warnings) == 1 && strings.Contains(warnings[0], want); warned != tt.warn || !tt.warn && len(warnings) > 0 {
+					t.Fatalf("warnings %q, want a warning saying %q: %v", warnings, want, tt.warn)
 				}
 			})
 		}
