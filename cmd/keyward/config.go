@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/signer"
 )
 
@@ -161,14 +162,19 @@ func (c *Config) Validate() error {
 		add("%s %s is not a loopback address: give --tls-cert and --tls-key, or --insecure-http if a TLS proxy is in front", c.flag("listen"), c.Listen)
 	}
 	if c.Issuer != "" {
+		// Shown redacted: a user:password in it is refused below.
+		issuer := oauth2.RedactURL(c.Issuer)
 		u, err := url.Parse(c.Issuer)
 		switch {
 		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-			add("%s %q must be an absolute http(s) URL", c.flag("issuer"), c.Issuer)
-		case u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(u.Path, "/"):
-			add("%s %q must have no query, fragment or trailing slash (RFC 8414 §2)", c.flag("issuer"), c.Issuer)
+			add("%s %q must be an absolute http(s) URL", c.flag("issuer"), issuer)
+		case u.User != nil:
+			// It would be every token's iss, and verify.New refuses it.
+			add("%s %q must have no user or password: it is the iss of every token", c.flag("issuer"), issuer)
+		case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.HasSuffix(u.Path, "/"):
+			add("%s %q must have no query, fragment or trailing slash (RFC 8414 §2)", c.flag("issuer"), issuer)
 		case u.Scheme == "http" && !isLoopback(u.Hostname()) && !c.InsecureHTTP:
-			add("%s %q uses http on a non-loopback host: use https, or --insecure-http", c.flag("issuer"), c.Issuer)
+			add("%s %q uses http on a non-loopback host: use https, or --insecure-http", c.flag("issuer"), issuer)
 		}
 	} else if err == nil && (host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified()) {
 		add("%s %s listens on all interfaces: set --issuer to the URL clients use", c.flag("listen"), c.Listen)

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/testkeyward"
 )
 
 func TestValidate(t *testing.T) {
@@ -39,6 +40,10 @@ func TestValidate(t *testing.T) {
 		{"issuer with slash", func(c *Config) { c.Issuer = "http://127.0.0.1:8080/" }, []string{"trailing slash"}},
 		{"issuer not a URL", func(c *Config) { c.Issuer = "keyward" }, []string{"absolute http(s) URL"}},
 		{"http issuer elsewhere", func(c *Config) { c.Issuer = "http://kw.example" }, []string{"uses http"}},
+		{"issuer with a password", func(c *Config) { c.Issuer = "https://op:hunter2@kw.example" }, []string{`"https://op:xxxxx@kw.example" must have no user or password`}},
+		{"issuer with a user", func(c *Config) { c.Issuer = "https://op@kw.example" }, []string{"must have no user or password"}},
+		{"issuer with a password url.Parse refuses", func(c *Config) { c.Issuer = "https://op:hunter2 x@kw.example" }, []string{"xxxxx", "absolute http(s) URL"}},
+		{"issuer with an empty query", func(c *Config) { c.Issuer = "https://kw.example?" }, []string{"no query"}},
 		{"db not postgres", func(c *Config) { c.DB = "mysql://x" }, []string{"postgres:// URL"}},
 		{"db password redacted", func(c *Config) { c.DB = "mysql://u:hunter2@x" }, []string{"xxxxx"}},
 		{"signing alg", func(c *Config) { c.SigningAlg = "HS256" }, []string{"--signing-alg"}},
@@ -86,9 +91,27 @@ func TestValidate(t *testing.T) {
 				}
 			}
 			if strings.Contains(err.Error(), "hunter2") {
-				t.Error("the error shows a database password")
+				t.Error("the error shows a password")
 			}
 		})
+	}
+}
+
+// TestServingLogRedactsIssuer: the startup line shows --issuer without its
+// password, should a Main be given one that Validate did not check.
+func TestServingLogRedactsIssuer(t *testing.T) {
+	var logs testkeyward.SyncBuffer
+	startServer(t, func(m *Main) {
+		m.Config.Issuer = "http://op:hunter2@127.0.0.1:1"
+		m.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "keyward is serving"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the log never said it is serving:\n%s", logs.String())
+		}
+	}
+	if got := logs.String(); strings.Contains(got, "hunter2") || !strings.Contains(got, "op:xxxxx@127.0.0.1:1") {
+		t.Errorf("the log does not show the issuer redacted:\n%s", got)
 	}
 }
 

@@ -814,7 +814,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Logger.Info("serving metrics", "url", url)
 	}
 	build := readBuildInfo()
-	m.Logger.Info("keyward is serving", "issuer", m.Issuer, "listen", m.listener.Addr().String(), "store", storeName(m.Config),
+	m.Logger.Info("keyward is serving", "issuer", oauth2.RedactURL(m.Issuer), "listen", m.listener.Addr().String(), "store", storeName(m.Config),
 		"version", build.Version, "revision", build.revisionLabel())
 	m.http.Handler = m.handling.wrap(m.http.Handler)
 	errc := make(chan error, 1)
@@ -1138,7 +1138,7 @@ func (m *Main) warnAssertionAudienceAPIs(ctx context.Context) {
 		if oauth2.IsAssertionAudience(a.Identifier, m.Issuer) {
 			m.Logger.Warn("an API's identifier is this server's issuer or token endpoint URL, which service accounts' JWTs for the token endpoint name as their audience: "+
 				"the API must not accept self-signed JWTs, or it could exchange its callers' JWTs for their tokens; register it anew under its own URL and retire this one",
-				"api", a.Name, "identifier", a.Identifier, "issuer", m.Issuer)
+				"api", a.Name, "identifier", a.Identifier, "issuer", oauth2.RedactURL(m.Issuer))
 		}
 	}
 }
