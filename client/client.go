@@ -217,12 +217,18 @@ func refuseTokenRedirect(req *http.Request, via []*http.Request) error {
 // that it has: the source sends every token request with it, so from then
 // on every request would fail, with an error naming neither the source nor
 // the cause (a request's context passed to TokenSource, say). It matches
-// (errors.Is) the context's error.
+// (errors.Is) the context's error, and the cause given to
+// context.WithCancelCause or the like, if one was.
 func ended(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("client: the context the token source was made with has ended (%w), and it is used for every token request: make the source with a context that lasts as long as the source is used, such as context.Background(), not a request's", err)
+	err := ctx.Err()
+	if err == nil {
+		return nil
 	}
-	return nil
+	why := err
+	if cause := context.Cause(ctx); cause != nil && cause != err {
+		why = fmt.Errorf("%w: %w", err, cause)
+	}
+	return fmt.Errorf("client: the context the token source was made with has ended (%w), and it is used for every token request: make the source with a context that lasts as long as the source is used, such as context.Background(), not a request's", why)
 }
 
 // checkTokenURL refuses a token endpoint URL that is not an http or https

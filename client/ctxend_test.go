@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -37,25 +38,32 @@ func TestSourceContextEnded(t *testing.T) {
 			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: srv.URL + "/token", KeyFile: kf})
 		},
 	}
+	shutdown := errors.New("shutting down")
 	for name, make := range sources {
-		t.Run(name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			ts, err := make(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cancel()
-			before := requests.Load()
-			_, err = ts.Token()
-			if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "the context the token source was made with has ended") {
-				t.Fatalf("Token() = %v, want an error that matches context.Canceled and says the source's context has ended", err)
-			}
-			if strings.Contains(err.Error(), "s3cret-value") {
-				t.Fatalf("the error %q shows the secret", err)
-			}
-			if n := requests.Load() - before; n != 0 {
-				t.Fatalf("%d token requests sent with an ended context, want 0", n)
-			}
-		})
+		for _, cause := range []error{nil, shutdown} {
+			t.Run(fmt.Sprintf("%s/cause %v", name, cause), func(t *testing.T) {
+				ctx, cancel := context.WithCancelCause(context.Background())
+				ts, err := make(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cancel(cause)
+				before := requests.Load()
+				_, err = ts.Token()
+				if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "the context the token source was made with has ended") {
+					t.Fatalf("Token() = %v, want an error that matches context.Canceled and says the source's context has ended", err)
+				}
+				// The caller's reason is kept, as context.Cause gives it.
+				if cause != nil && (!errors.Is(err, cause) || !strings.Contains(err.Error(), "(context canceled: shutting down)")) {
+					t.Fatalf("Token() = %v, want an error that matches and shows the cause %q", err, cause)
+				}
+				if strings.Contains(err.Error(), "s3cret-value") {
+					t.Fatalf("the error %q shows the secret", err)
+				}
+				if n := requests.Load() - before; n != 0 {
+					t.Fatalf("%d token requests sent with an ended context, want 0", n)
+				}
+			})
+		}
 	}
 }
