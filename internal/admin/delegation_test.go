@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -298,5 +299,40 @@ func TestOrgAtOldAccountEmailDomainRefused(t *testing.T) {
 				t.Errorf("description %q, want it to say the domain is that of service accounts' emails", out["error_description"])
 			}
 		})
+	}
+}
+
+// The reverse: an organization made while the account domain was another
+// may be at PROJECT.<account domain> now. A new account in that project,
+// whose email would be at the organization's domain, is refused, naming
+// it; one in another project is not.
+func TestAccountAtOrgDomainRefused(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if err := f.store.CreateOrg(ctx, storage.Org{Domain: "shop.iam.test", BlockedScopes: []string{}, CreatedAt: time.Now()},
+		storage.AuditEvent{Time: time.Now(), Action: "org.create", Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	tests := []struct {
+		name, project string
+		wantStatus    int
+	}{
+		{"the organization's project", "shop", 409},
+		{"another project", "web", 201},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, _ := f.call(t, "POST", "/v1/service-accounts", auth, admin.AccountInput{Name: "job", Project: tt.project})
+			if code != tt.wantStatus {
+				t.Fatalf("POST /v1/service-accounts in %s: %d %v, want %d", tt.project, code, out, tt.wantStatus)
+			}
+			if tt.wantStatus == 409 && !strings.Contains(fmt.Sprint(out["error_description"]), "The organization shop.iam.test is at the domain of project shop's service account emails") {
+				t.Errorf("description %q, want it to name the organization", out["error_description"])
+			}
+		})
+	}
+	if _, err := f.store.GetAccountByEmail(ctx, "job@shop.iam.test"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("GetAccountByEmail(job@shop.iam.test): %v, want ErrNotFound", err)
 	}
 }

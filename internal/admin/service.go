@@ -562,6 +562,9 @@ func (s *Service) CreateAccount(ctx context.Context, actor Actor, in AccountInpu
 	if err := checkFormat(in.TokenFormat, true); err != nil {
 		return storage.Account{}, err
 	}
+	if err := s.checkEmailDomainFree(ctx, in.Project); err != nil {
+		return storage.Account{}, err
+	}
 	now := s.cfg.Now()
 	a := storage.Account{
 		Email: s.Email(in.Name, in.Project), Name: in.Name, Project: in.Project,
@@ -580,6 +583,26 @@ func (s *Service) CreateAccount(ctx context.Context, actor Actor, in AccountInpu
 		// The random client ID collided; draw another.
 	}
 	return a, err
+}
+
+// checkEmailDomainFree refuses a new account in project when an
+// organization is at the domain of its email, PROJECT.<account domain>:
+// one made while the account domain was another, which CreateOrg refuses
+// now (and so cannot be made between this read and the account). A user
+// of it could have the account's email, and a delegated token for that
+// user the sub of the account's self-signed JWTs. One read by the
+// organizations' key.
+func (s *Service) checkEmailDomainFree(ctx context.Context, project string) error {
+	domain := strings.TrimSuffix(strings.ToLower(project+"."+s.cfg.AccountDomain), ".")
+	_, err := s.store.GetOrg(ctx, domain)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	}
+	return conflict("The organization %s is at the domain of project %s's service account emails (NAME@%s), made before the account domain was %s: its users could have the email of a service account. Put the account in another project.",
+		showDomain(domain), project, showDomain(domain), s.cfg.AccountDomain)
 }
 
 // NewClientID returns a random 21-digit numeric client ID.
