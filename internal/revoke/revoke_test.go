@@ -57,6 +57,7 @@ func (f *fakes) GetOrg(context.Context, string) (storage.Org, error) {
 func (f *fakes) GetProjectOrg(context.Context, string) (storage.ProjectOrg, error) {
 	return storage.ProjectOrg{}, storage.ErrNotFound
 }
+func (f *fakes) AccountEmailAt(context.Context, string, string) (bool, error) { return false, nil }
 
 func (f *fakes) GetToken(_ context.Context, hash []byte) (storage.TokenRecord, error) {
 	if string(hash) != string(tokenstate.HashOpaque("kwat_mine")) && string(hash) != string(tokenstate.HashOpaque("kwat_theirs")) {

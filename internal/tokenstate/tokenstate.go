@@ -35,6 +35,7 @@ type Store interface {
 	GetGrant(ctx context.Context, org, clientID string) (storage.Grant, error)
 	GetOrg(ctx context.Context, domain string) (storage.Org, error)
 	GetProjectOrg(ctx context.Context, project string) (storage.ProjectOrg, error)
+	AccountEmailAt(ctx context.Context, local, domain string) (bool, error)
 }
 
 // Verifier checks the signature of a JWT access token.
@@ -280,11 +281,21 @@ func (r *Resolver) check(ctx context.Context, c oauth2.AccessClaims) (reason str
 // active and in the organization of its email's domain. A user deleted or
 // a grant revoked is final for the token, even when added or made again.
 // Check's order decides which reason a token that breaks several rules is
-// given.
+// given. Last, as at the token endpoint, its user's email must be no
+// service account's: one issued before the endpoint refused that has a
+// sub an API could take for the account's. Only delegated tokens pay for
+// that read.
 func (r *Resolver) checkDelegation(ctx context.Context, c oauth2.AccessClaims, acct storage.Account) (string, error) {
 	_, refusal, err := delegation.Check(ctx, r.store, acct, c.Subject, strings.Fields(c.Scope), c.IssuedAt)
-	if err != nil || refusal == nil {
+	if err != nil {
 		return "", err
+	}
+	if refusal == nil {
+		local, domain, _ := strings.Cut(strings.ToLower(c.Subject), "@")
+		if taken, err := r.store.AccountEmailAt(ctx, local, domain); err != nil || !taken {
+			return "", err
+		}
+		return "delegated user has a service account's email", nil
 	}
 	switch refusal.Kind {
 	case delegation.NoOrg, delegation.NoGrant:

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +21,8 @@ type store struct {
 	acct   storage.Account
 	keys   []storage.Key
 	tokens map[string]storage.TokenRecord
+	// emails are other accounts' emails, in lower case.
+	emails []string
 }
 
 func (s *store) GetAccount(_ context.Context, id string) (storage.Account, error) {
@@ -48,6 +52,9 @@ func (s *store) GetOrg(_ context.Context, domain string) (storage.Org, error) {
 }
 func (s *store) GetProjectOrg(context.Context, string) (storage.ProjectOrg, error) {
 	return storage.ProjectOrg{}, storage.ErrNotFound
+}
+func (s *store) AccountEmailAt(_ context.Context, local, domain string) (bool, error) {
+	return slices.Contains(s.emails, local+"@"+domain), nil
 }
 
 type noJWT struct{}
@@ -296,6 +303,40 @@ func TestDelegatedTokenUserInAnotherOrganization(t *testing.T) {
 	}
 	if want := "delegated user in another organization"; info.Active || info.Reason != want {
 		t.Errorf("active %v, reason %q; want reason %q", info.Active, info.Reason, want)
+	}
+}
+
+// TestDelegatedTokenUserWithAccountEmail: a delegated token issued before
+// the token endpoint refused a user whose email is a service account's
+// (one under an earlier account domain, whatever its capitals) is
+// inactive, as the endpoint would not issue it now.
+func TestDelegatedTokenUserWithAccountEmail(t *testing.T) {
+	for _, tt := range []struct {
+		name, sub  string
+		wantReason string
+	}{
+		{"an account's email", "Job@Shop.Old.Test", "delegated user has a service account's email"},
+		{"another user", "alice@shop.old.test", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			const raw = tokenstate.OpaquePrefix + "delegated"
+			user := strings.ToLower(tt.sub)
+			d := &directory{
+				store: store{acct: storage.Account{ID: "1", Project: "ops"}, emails: []string{"job@shop.old.test"}, tokens: map[string]storage.TokenRecord{string(tokenstate.HashOpaque(raw)): {
+					ID: "jti", AccountID: "1", Subject: tt.sub, Scope: "calendar", Actor: "1", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour),
+				}}},
+				users:  map[string]storage.User{user: {Email: user, Org: "shop.old.test", CreatedAt: t0.Add(-time.Hour)}},
+				grants: map[string]storage.Grant{"shop.old.test": {Org: "shop.old.test", ClientID: "1", Scopes: []string{"calendar"}, CreatedAt: t0.Add(-time.Hour)}},
+				orgs:   map[string]storage.Org{"shop.old.test": {Domain: "shop.old.test"}},
+			}
+			info, err := tokenstate.New(d, noJWT{}, "https://kw", func() time.Time { return t0.Add(time.Minute) }).Resolve(context.Background(), raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Active != (tt.wantReason == "") || info.Reason != tt.wantReason {
+				t.Errorf("active %v, reason %q; want reason %q", info.Active, info.Reason, tt.wantReason)
+			}
+		})
 	}
 }
 
