@@ -143,11 +143,11 @@ func WithIntrospectionConcurrency(n int) Option {
 // signed with one of the account's keys as published at the issuer's
 // /service_accounts/v1/jwk/{email}. aud is one string, the audience given
 // to New: as written, or, for an http(s) URL, with one trailing slash
-// added or left out and its scheme and host in any case, so the API
-// https://orders.internal takes the "https://orders.internal/" Google's
-// clients send; not a URL under it (https://orders.internal/orders), nor
-// another port. Such tokens carry no scopes: authorize
-// them by Claims.ClientEmail. An account's keys are trusted for 5 minutes
+// added or left out and its scheme and host in any case of their ASCII
+// letters, so the API https://orders.internal takes the
+// "https://orders.internal/" Google's clients send; not a URL under it
+// (https://orders.internal/orders), nor another port. Such tokens carry
+// no scopes: authorize them by Claims.ClientEmail. An account's keys are trusted for 5 minutes
 // from their fetch (up to 15 while the issuer cannot be reached): its next
 // JWT after that waits for them to be fetched again (once a fetch since has
 // found the issuer unreachable, the next are not waited for, but made in

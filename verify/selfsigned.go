@@ -528,8 +528,8 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 // namesAPI reports whether aud, the aud of a service account's JWT, names
 // the API identified as id: exactly, or, for an http(s) URL, with one
 // trailing slash added to or left out of its path (when neither has a
-// query or fragment), and its scheme and host in any case (RFC 3986
-// §6.2.2.1). Google's documentation of "authorization without OAuth" has
+// query or fragment), and its scheme and host in any case of their ASCII
+// letters (RFC 3986 §6.2.2.1). Google's documentation of "authorization without OAuth" has
 // aud "https://{host}/", as newer releases of its clients send it
 // (google-auth-library-java's ServiceAccountCredentials without scopes,
 // google-auth for Python's AuthorizedSession with a default_host), and
@@ -565,7 +565,7 @@ func splitHTTPURL(s string) (origin, rest string, ok bool) {
 	if !found {
 		return "", "", false
 	}
-	scheme = strings.ToLower(scheme)
+	scheme = lowerASCII(scheme)
 	if scheme != "http" && scheme != "https" {
 		return "", "", false
 	}
@@ -580,5 +580,20 @@ func splitHTTPURL(s string) (origin, rest string, ok bool) {
 	if _, err := url.Parse(s); err != nil {
 		return "", "", false
 	}
-	return scheme + "://" + strings.ToLower(host), after[i:], true
+	return scheme + "://" + lowerASCII(host), after[i:], true
+}
+
+// lowerASCII lower-cases the ASCII letters of s and nothing else: RFC 3986
+// §6.2.2.1 makes only those case-insensitive in a host. strings.ToLower
+// would also map other letters, some onto ASCII ones (U+0130 "İ" onto
+// "i", U+212A the Kelvin sign onto "k"), so that an aud naming the host
+// İnventory.example (xn--nventory-…) would name inventory.example.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
