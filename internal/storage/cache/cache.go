@@ -58,6 +58,10 @@ type Store struct {
 	grants   map[string]entry[storage.Grant]
 	orgs     map[string]entry[storage.Org]
 	projects map[string]entry[storage.ProjectOrg]
+	// emailAt holds AccountEmailAt's answers, by domain + "\x00" + local:
+	// every delegated token request asks it, and it is nearly always
+	// false. Any change to an account drops them all.
+	emailAt map[string]entry[bool]
 }
 
 type entry[T any] struct {
@@ -84,6 +88,7 @@ func New(s storage.Storage, opts Options) *Store {
 		revoked: map[string]entry[bool]{},
 		users:   map[string]entry[storage.User]{}, grants: map[string]entry[storage.Grant]{},
 		orgs: map[string]entry[storage.Org]{}, projects: map[string]entry[storage.ProjectOrg]{},
+		emailAt: map[string]entry[bool]{},
 	}
 }
 
@@ -165,6 +170,23 @@ func shared[T any](ctx context.Context, s *Store, key string, v uint64, cached f
 	}
 }
 
+// AccountEmailAt implements storage.Storage. Unlike the other lookups it
+// caches a false answer too (for the TTL at most, and dropped by any change
+// to an account made through this cache): the token endpoint asks it for
+// every delegated token, of a user that is nearly never an account.
+func (s *Store) AccountEmailAt(ctx context.Context, local, domain string) (bool, error) {
+	return lookup(ctx, s, "emailAt", s.emailAt, domain+"\x00"+local, accountEmailAt)
+}
+
+// accountEmailAt loads the answer of key domain + "\x00" + local. A
+// domain holds no NUL (the token endpoint asks only of an organization's
+// domain, the admin API only of a valid one), so the first is the
+// separator.
+func accountEmailAt(st storage.Storage, ctx context.Context, key string) (bool, error) {
+	domain, local, _ := strings.Cut(key, "\x00")
+	return st.AccountEmailAt(ctx, local, domain)
+}
+
 // GetAccount implements storage.Storage.
 func (s *Store) GetAccount(ctx context.Context, id string) (storage.Account, error) {
 	return lookup(ctx, s, "byID", s.byID, id, storage.Storage.GetAccount)
@@ -240,11 +262,13 @@ func listAPIs(st storage.Storage, ctx context.Context, _ string) ([]storage.API,
 }
 
 // invalidate drops the entries of an account ("" for none) and, with all,
-// every key list and the catalog too.
+// every key list and the catalog too. It drops every AccountEmailAt
+// answer: a false one is not known to hold once an account is made.
 func (s *Store) invalidate(accountID string, all bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.version++
+	clear(s.emailAt)
 	if all {
 		clear(s.keys)
 		clear(s.secrets)
@@ -281,6 +305,7 @@ func (s *Store) Invalidate(accountID string) {
 		clear(s.revoked)
 		s.clearDelegation()
 		clear(s.apis)
+		clear(s.emailAt)
 		s.mu.Unlock()
 		return
 	}
@@ -289,12 +314,19 @@ func (s *Store) Invalidate(accountID string) {
 
 // The mutations below pass through and drop what they affect. A negative
 // lookup (ErrNotFound) is never cached, so creations need no invalidation
-// beyond the catalog.
+// beyond the catalog, but for AccountEmailAt's false answers, which every
+// account change drops.
 
 // CreateAccount implements storage.Storage.
 func (s *Store) CreateAccount(ctx context.Context, a storage.Account, ev storage.AuditEvent, guards ...storage.Guard) error {
 	defer s.invalidate(a.ID, false)
 	return s.Storage.CreateAccount(ctx, a, ev, guards...)
+}
+
+// CreateAccounts implements storage.Storage.
+func (s *Store) CreateAccounts(ctx context.Context, accounts []storage.Account, ev storage.AuditEvent) error {
+	defer s.invalidate("", false)
+	return s.Storage.CreateAccounts(ctx, accounts, ev)
 }
 
 // UpdateAccount implements storage.Storage.

@@ -586,3 +586,73 @@ func TestSharedLoadGivesUp(t *testing.T) {
 		}
 	})
 }
+
+// countingEmailAt counts the AccountEmailAt calls that reach the store.
+type countingEmailAt struct {
+	storage.Storage
+	n atomic.Int32
+}
+
+func (c *countingEmailAt) AccountEmailAt(ctx context.Context, local, domain string) (bool, error) {
+	c.n.Add(1)
+	return c.Storage.AccountEmailAt(ctx, local, domain)
+}
+
+// The token endpoint asks AccountEmailAt for every delegated token, whose
+// user is nearly never an account: the answer, false too, is cached like
+// the other delegation lookups, dropped at once by an account made through
+// the cache, and by the TTL for one made elsewhere (another replica).
+func TestAccountEmailAtCached(t *testing.T) {
+	ctx := context.Background()
+	base := openSQLite(t)
+	defer base.Close()
+	counted := &countingEmailAt{Storage: base}
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s := cache.New(counted, cache.Options{TTL: time.Minute, Now: c.now})
+	at := func(local, domain string, want bool, calls int32) {
+		t.Helper()
+		if got, err := s.AccountEmailAt(ctx, local, domain); err != nil || got != want {
+			t.Fatalf("AccountEmailAt(%q, %q) = %v, %v; want %v", local, domain, got, err, want)
+		}
+		if n := counted.n.Load(); n != calls {
+			t.Fatalf("AccountEmailAt(%q, %q): %d reads of the store so far, want %d", local, domain, n, calls)
+		}
+	}
+	at("a", "p.example", false, 1)
+	at("a", "p.example", false, 1) // cached
+	at("", "p.example", false, 2)  // another question
+	at("b", "p.example", false, 3)
+
+	// Made through the cache: seen at once.
+	if err := s.CreateAccount(ctx, storage.Account{ID: "1", Email: "a@p.example", Name: "a", Project: "p", CreatedAt: c.t, UpdatedAt: c.t}, ev); err != nil {
+		t.Fatal(err)
+	}
+	at("a", "p.example", true, 4)
+	at("", "p.example", true, 5)
+	at("b", "p.example", false, 6)
+
+	// Made elsewhere: seen after the TTL, or at once on Invalidate.
+	if err := base.CreateAccount(ctx, storage.Account{ID: "2", Email: "b@p.example", Name: "b", Project: "p", CreatedAt: c.t, UpdatedAt: c.t}, ev); err != nil {
+		t.Fatal(err)
+	}
+	at("b", "p.example", false, 6)
+	c.t = c.t.Add(2 * time.Minute)
+	at("b", "p.example", true, 7)
+	at("c", "p.example", false, 8)
+	if err := base.CreateAccount(ctx, storage.Account{ID: "3", Email: "c@p.example", Name: "c", Project: "p", CreatedAt: c.t, UpdatedAt: c.t}, ev); err != nil {
+		t.Fatal(err)
+	}
+	at("c", "p.example", false, 8)
+	s.Invalidate("3")
+	at("c", "p.example", true, 9)
+
+	// Deleted through the cache: gone at once.
+	if err := s.DeleteAccount(ctx, "1", nil, ev); err != nil {
+		t.Fatal(err)
+	}
+	at("a", "p.example", false, 10)
+	if err := s.CreateAccounts(ctx, []storage.Account{{ID: "4", Email: "a@p.example", Name: "a", Project: "p", CreatedAt: c.t, UpdatedAt: c.t}}, ev); err != nil {
+		t.Fatal(err)
+	}
+	at("a", "p.example", true, 11)
+}
