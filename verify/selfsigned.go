@@ -19,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/keyward/keyward/internal/jwspad"
+	"github.com/keyward/keyward/internal/oauth2"
 )
 
 // How long a service account's keys are trusted. After accountKeysFresh
@@ -469,7 +470,7 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	aud, err := parseAudience(json.RawMessage(c.Aud))
 	if err != nil || len(aud) != 1 || !namesAPI(aud[0], v.audience) {
 		want := v.audience
-		if _, _, ok := splitHTTPURL(want); ok {
+		if oauth2.IsHTTPURL(want) {
 			want += ", with or without a trailing slash"
 		}
 		return nil, time.Time{}, invalid("the JWT's aud must be this API, "+want, err)
@@ -525,75 +526,6 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	return cl, fetched.Add(accountKeysFresh), nil
 }
 
-// namesAPI reports whether aud, the aud of a service account's JWT, names
-// the API identified as id: exactly, or, for an http(s) URL, with one
-// trailing slash added to or left out of its path (when neither has a
-// query or fragment), and its scheme and host in any case of their ASCII
-// letters (RFC 3986 §6.2.2.1). Google's documentation of "authorization without OAuth" has
-// aud "https://{host}/", as newer releases of its clients send it
-// (google-auth-library-java's ServiceAccountCredentials without scopes,
-// google-auth for Python's AuthorizedSession with a default_host), and
-// older ones (Debian's) send the URL they call, https://{host}/ for the
-// API's root: an API registered as "https://orders.internal" must take
-// "https://orders.internal/". Nothing else is loosened: not the port, nor
-// the path's case or other slashes, nor a prefix (an aud of
-// https://orders.internal/v1 does not name https://orders.internal).
-func namesAPI(aud, id string) bool {
-	if aud == id {
-		return true
-	}
-	aOrigin, aRest, ok := splitHTTPURL(aud)
-	if !ok {
-		return false
-	}
-	iOrigin, iRest, ok := splitHTTPURL(id)
-	if !ok || aOrigin != iOrigin {
-		return false
-	}
-	if !strings.ContainsAny(aRest, "?#") && !strings.ContainsAny(iRest, "?#") {
-		aRest, iRest = strings.TrimSuffix(aRest, "/"), strings.TrimSuffix(iRest, "/")
-	}
-	return aRest == iRest
-}
-
-// splitHTTPURL splits an http or https URL into its scheme and authority,
-// in lower case, and the rest as written (path, query, fragment). ok is
-// false for anything else, and for a URL with a user: only the scheme and
-// host are case-insensitive (RFC 3986 §6.2.2.1).
-func splitHTTPURL(s string) (origin, rest string, ok bool) {
-	scheme, after, found := strings.Cut(s, "://")
-	if !found {
-		return "", "", false
-	}
-	scheme = lowerASCII(scheme)
-	if scheme != "http" && scheme != "https" {
-		return "", "", false
-	}
-	i := strings.IndexAny(after, "/?#")
-	if i < 0 {
-		i = len(after)
-	}
-	host := after[:i]
-	if host == "" || strings.Contains(host, "@") {
-		return "", "", false
-	}
-	if _, err := url.Parse(s); err != nil {
-		return "", "", false
-	}
-	return scheme + "://" + lowerASCII(host), after[i:], true
-}
-
-// lowerASCII lower-cases the ASCII letters of s and nothing else: RFC 3986
-// §6.2.2.1 makes only those case-insensitive in a host. strings.ToLower
-// would also map other letters, some onto ASCII ones (U+0130 "İ" onto
-// "i", U+212A the Kelvin sign onto "k"), so that an aud naming the host
-// İnventory.example (xn--nventory-…) would name inventory.example.
-func lowerASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
+// namesAPI reports whether aud, a self-signed JWT's aud, names the API
+// identified as id (oauth2.NamesAPI).
+var namesAPI = oauth2.NamesAPI

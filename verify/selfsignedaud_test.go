@@ -152,6 +152,9 @@ func FuzzNamesAPI(f *testing.F) {
 		if got && aud != id && !equalFoldASCII(strings.TrimSuffix(aud, "/"), strings.TrimSuffix(id, "/")) {
 			t.Fatalf("namesAPI(%q, %q) = true: they differ beyond case and a trailing slash", aud, id)
 		}
+		if (oauth2.APIKey(aud) == oauth2.APIKey(id)) != got {
+			t.Fatalf("namesAPI(%q, %q) = %t, but their keys %q and %q (by which the admin API refuses an API another names) say otherwise", aud, id, got, oauth2.APIKey(aud), oauth2.APIKey(id))
+		}
 		if !verify.NamesAPI(id, id) {
 			t.Fatalf("namesAPI(%q, itself) = false", id)
 		}

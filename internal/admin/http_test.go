@@ -243,6 +243,44 @@ func TestAPIIdentifierIsNotTheServer(t *testing.T) {
 	}
 }
 
+// verify takes a self-signed JWT whose aud is an API's identifier with
+// its scheme and host in other capitals or one trailing slash added or
+// left out: an API whose identifier is another's so changed is refused,
+// as the two would take each other's JWTs. Any other difference is not.
+func TestAPIIdentifierNamesNoOtherAPI(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	if status, body, _ := f.call(t, "POST", "/v1/apis", auth, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"o.read"}}); status != 201 {
+		t.Fatalf("%d %v, want 201", status, body)
+	}
+	if status, body, _ := f.call(t, "POST", "/v1/apis", auth, admin.APIInput{Name: "billing", Identifier: "https://billing.internal/v1/", Scopes: []string{"b.read"}}); status != 201 {
+		t.Fatalf("%d %v, want 201", status, body)
+	}
+	for i, tt := range []struct {
+		id         string
+		wantStatus int
+	}{
+		{"https://orders.internal/", 409},
+		{"HTTPS://Orders.Internal", 409},
+		{"https://ORDERS.internal/", 409},
+		{"https://billing.internal/v1", 409},
+		{"https://Billing.internal/v1/", 409},
+		{"https://orders.internal//", 201},
+		{"https://orders.internal:8443", 201},
+		{"https://orders.internal/v1", 201},
+		{"https://billing.internal/V1", 201},
+		{"urn:orders", 201},
+	} {
+		t.Run(tt.id, func(t *testing.T) {
+			status, body, _ := f.call(t, "POST", "/v1/apis", auth, admin.APIInput{Name: fmt.Sprintf("near%d", i), Identifier: tt.id, Scopes: []string{fmt.Sprintf("near%d.read", i)}})
+			desc, _ := body["error_description"].(string)
+			if status != tt.wantStatus || tt.wantStatus == 409 && !strings.Contains(desc, "self-signed JWTs") {
+				t.Fatalf("%d %v, want %d", status, body, tt.wantStatus)
+			}
+		})
+	}
+}
+
 // TestUploadCertificateValidity: a certificate outside its validity is
 // refused, not yet valid as expired: its key would be usable at once.
 func TestUploadCertificateValidity(t *testing.T) {

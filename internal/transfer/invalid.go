@@ -94,6 +94,7 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 
 	scopes := map[string]bool{}
 	names, identifiers := map[string]bool{}, map[string]bool{}
+	near := map[string]string{} // oauth2.APIKey → identifier
 	for _, a := range d.APIs {
 		what := "the API " + q(a.Name)
 		held(what, "created_at", a.CreatedAt)
@@ -104,6 +105,13 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 		rule(what, validate.TokenFormat(a.TokenFormat, true))
 		twice(names, a.Name, what)
 		twice(identifiers, a.Identifier, "the API identifier "+q(a.Identifier))
+		if other, ok := near[oauth2.APIKey(a.Identifier)]; ok && other != a.Identifier {
+			// As admin.Service.CreateAPI refuses it.
+			warn("%s: its identifier %s differs from the API identifier %s only in the case of its scheme or host or in a trailing slash: APIs that take service accounts' self-signed JWTs take those for either, and the admin API would refuse it now",
+				what, q(a.Identifier), q(other))
+		} else if !ok {
+			near[oauth2.APIKey(a.Identifier)] = a.Identifier
+		}
 		own := map[string]bool{}
 		for _, sc := range a.Scopes {
 			switch {

@@ -1102,6 +1102,9 @@ func TestImportWarnsOfInvalidItems(t *testing.T) {
 		{"organization under the account domain", func(d *transfer.Dump) {
 			d.Orgs = append(d.Orgs, storage.Org{Domain: "Ops.IAM.example.com", CreatedAt: t0})
 		}, `the organization "Ops.IAM.example.com" is under the account domain "iam.example.com", whose addresses are service accounts' emails`},
+		{"API identifier another's but for a trailing slash", func(d *transfer.Dump) {
+			d.APIs = append(d.APIs, storage.API{Name: "orders2", Identifier: "HTTPS://Orders/", Scopes: []string{"orders2.read"}, TokenFormat: "jwt", CreatedAt: t0})
+		}, `the API "orders2": its identifier "HTTPS://Orders/" differs from the API identifier "https://orders" only in the case of its scheme or host or in a trailing slash`},
 		{"organization at the domain of account emails", func(d *transfer.Dump) {
 			d.Orgs = append(d.Orgs, storage.Org{Domain: "Pay.Example", CreatedAt: t0})
 		}, `the organization "Pay.Example" is the domain of service accounts' emails in the file: its users could have the email of a service account`},
