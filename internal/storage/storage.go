@@ -504,7 +504,8 @@ type Storage interface {
 	GetAccountByEmail(ctx context.Context, email string) (Account, error)
 	// AccountEmailAt reports whether the email of an account, whatever its
 	// capitals, is local@domain, or, with local empty, is at domain (the
-	// part after its @). domain and local are lower case. It reads the
+	// part after its @), either with or without a final dot (the same
+	// domain). domain and local are lower case. It reads the
 	// accounts of project domain's first label, as every email the admin
 	// API makes is NAME@PROJECT.<account domain> (an import warns of one
 	// that is not): an indexed read, whatever the number of accounts.

@@ -1406,7 +1406,8 @@ func TestDelegationSubjectIsAnAccountEmail(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	ev := storage.AuditEvent{Time: t0, Action: "fixture", Outcome: storage.OutcomeSuccess}
-	for i, email := range []string{"old@shop.old.test", "Caps@shop.OLD.test"} {
+	// The last made under an account domain written with a final dot.
+	for i, email := range []string{"old@shop.old.test", "Caps@shop.OLD.test", "dot@shop.old.test."} {
 		local, _, _ := strings.Cut(email, "@")
 		a := storage.Account{ID: fmt.Sprintf("10000000000000000008%d", i), Email: email, Name: strings.ToLower(local), Project: "shop",
 			TokenLifetime: 30 * time.Minute, AuthMethods: storage.DefaultAuthMethods, CreatedAt: t0, UpdatedAt: t0}
@@ -1420,6 +1421,7 @@ func TestDelegationSubjectIsAnAccountEmail(t *testing.T) {
 	if err := e.store.PutUsers(ctx, []storage.User{
 		{Email: "old@shop.old.test", Org: "shop.old.test", CreatedAt: t0},
 		{Email: "caps@shop.old.test", Org: "shop.old.test", CreatedAt: t0},
+		{Email: "dot@shop.old.test", Org: "shop.old.test", CreatedAt: t0},
 		{Email: "alice@shop.old.test", Org: "shop.old.test", CreatedAt: t0},
 	}, func([]storage.User) storage.AuditEvent { return ev }); err != nil {
 		t.Fatal(err)
@@ -1437,6 +1439,7 @@ func TestDelegationSubjectIsAnAccountEmail(t *testing.T) {
 		{"old@shop.old.test", 400, oauth2.ErrInvalidGrant, "Not a valid email."},
 		{"Old@Shop.Old.Test", 400, oauth2.ErrInvalidGrant, "Not a valid email."},
 		{"caps@shop.old.test", 400, oauth2.ErrInvalidGrant, "Not a valid email."},
+		{"dot@shop.old.test", 400, oauth2.ErrInvalidGrant, "Not a valid email."},
 	} {
 		t.Run(tt.sub, func(t *testing.T) {
 			w := e.do(request{body: form(sign(t, e.rsKey, jose.RS256, "rs", claims(func(c map[string]any) { c["sub"] = tt.sub }), nil))})

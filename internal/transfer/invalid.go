@@ -181,7 +181,9 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 		defined(what, a.Scopes)
 		twice(ids, a.ID, what)
 		twiceFolded(emails, folded, a.Email, "the service account email "+q(a.Email))
-		emailDomains[strings.ToLower(validate.EmailDomain(a.Email))] = true
+		// Without a final dot: an account domain written with one names
+		// the same domain.
+		emailDomains[strings.TrimSuffix(strings.ToLower(validate.EmailDomain(a.Email)), ".")] = true
 	}
 
 	seen := map[string]bool{}
@@ -270,7 +272,7 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 		if validate.UnderAccountDomain(o.Domain, accountDomain) {
 			warn("%s is under the account domain %s, whose addresses are service accounts' emails: its users could have the email of a service account, and the admin API would refuse it now",
 				what, q(accountDomain))
-		} else if emailDomains[strings.ToLower(o.Domain)] {
+		} else if emailDomains[strings.TrimSuffix(strings.ToLower(o.Domain), ".")] {
 			// Accounts made under an earlier account domain keep their
 			// emails under it; CreateOrg refuses their domains too.
 			warn("%s is the domain of service accounts' emails in the file: its users could have the email of a service account, and the admin API would refuse it now",

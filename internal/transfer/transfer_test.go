@@ -1108,6 +1108,14 @@ func TestImportWarnsOfInvalidItems(t *testing.T) {
 		{"organization at the domain of account emails", func(d *transfer.Dump) {
 			d.Orgs = append(d.Orgs, storage.Org{Domain: "Pay.Example", CreatedAt: t0})
 		}, `the organization "Pay.Example" is the domain of service accounts' emails in the file: its users could have the email of a service account`},
+		{"organization at the domain of account emails, one with a final dot", func(d *transfer.Dump) {
+			for i := range d.Accounts {
+				if strings.HasSuffix(d.Accounts[i].Email, "@pay.example") {
+					d.Accounts[i].Email += "."
+				}
+			}
+			d.Orgs = append(d.Orgs, storage.Org{Domain: "pay.example", CreatedAt: t0})
+		}, `the organization "pay.example" is the domain of service accounts' emails in the file`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := clone(base)

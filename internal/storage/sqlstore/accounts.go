@@ -113,13 +113,18 @@ func (s *Store) GetAccountByEmail(ctx context.Context, email string) (storage.Ac
 
 // AccountEmailAt implements storage.Storage.
 func (s *Store) AccountEmailAt(ctx context.Context, local, domain string) (bool, error) {
+	// A final dot names the same domain: an account email made under an
+	// account domain written with one (which an import keeps) is
+	// example.com.'s, and a delegated sub may be written with one.
+	domain = strings.TrimSuffix(domain, ".")
 	project, _, _ := strings.Cut(domain, ".")
 	var row *sql.Row
 	if local != "" {
 		email := local + "@" + domain
-		row = s.queryRow(ctx, "accountEmailIs", project, email, email)
+		row = s.queryRow(ctx, "accountEmailIs", project, email, email+".", email, email+".")
 	} else {
-		row = s.queryRow(ctx, "accountEmailAt", project, "%@"+likeEscaper.Replace(domain))
+		at := "%@" + likeEscaper.Replace(domain)
+		row = s.queryRow(ctx, "accountEmailAt", project, at, at+".")
 	}
 	var one int
 	err := row.Scan(&one)

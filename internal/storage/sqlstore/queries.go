@@ -14,9 +14,10 @@ var queries = map[string]string{
 	"getAccount":        `SELECT ` + accountCols + ` FROM accounts WHERE id = ?`,
 	"getAccountByEmail": `SELECT ` + accountCols + ` FROM accounts WHERE email = ?`,
 	// By the project index; the email exactly as well, by its own, for
-	// one an import kept that is not NAME@PROJECT.<domain>.
-	"accountEmailIs":   `SELECT 1 FROM accounts WHERE (project = ? AND lower(email) = ?) OR email = ? LIMIT 1`,
-	"accountEmailAt":   `SELECT 1 FROM accounts WHERE project = ? AND lower(email) LIKE ? ESCAPE '!' LIMIT 1`,
+	// one an import kept that is not NAME@PROJECT.<domain>. Each without
+	// and with a final dot (AccountEmailAt).
+	"accountEmailIs":   `SELECT 1 FROM accounts WHERE (project = ? AND lower(email) IN (?, ?)) OR email IN (?, ?) LIMIT 1`,
+	"accountEmailAt":   `SELECT 1 FROM accounts WHERE project = ? AND (lower(email) LIKE ? ESCAPE '!' OR lower(email) LIKE ? ESCAPE '!') LIMIT 1`,
 	"listAccounts":     `SELECT ` + accountCols + ` FROM accounts WHERE id > ? ORDER BY id LIMIT ?`,
 	"listAccountsProj": `SELECT ` + accountCols + ` FROM accounts WHERE project = ? AND id > ? ORDER BY id LIMIT ?`,
 	"updateAccount": `UPDATE accounts SET name = ?, project = ?, display_name = ?, description = ?, scopes = ?, token_lifetime_s = ?, disabled = ?, updated_at = ?,

@@ -206,6 +206,8 @@ func testAccountEmailAt(t *testing.T, s storage.Storage) {
 	odd := account("100000000000000000005", "odd@elsewhere.example")
 	odd.Name = "odd"
 	mustNil(t, s.CreateAccount(ctx, odd, ev("account.create")))
+	// One made under an account domain written with a final dot.
+	mustNil(t, s.CreateAccount(ctx, account("100000000000000000006", "dot@proj.dot.example."), ev("account.create")))
 	for _, c := range []struct {
 		local, domain string
 		want          bool
@@ -223,6 +225,14 @@ func testAccountEmailAt(t *testing.T, s storage.Storage) {
 		{"jo_", "proj.example", false},
 		{"", "proj.%", false},
 		{"", "proj._xample", false},
+		{"job", "proj.example.", true},
+		{"", "proj.example.", true},
+		{"dot", "proj.dot.example", true},
+		{"dot", "proj.dot.example.", true},
+		{"", "proj.dot.example", true},
+		{"", "proj.dot.example.", true},
+		{"other", "proj.dot.example", false},
+		{"", "dot.example", false},
 	} {
 		got, err := s.AccountEmailAt(ctx, c.local, c.domain)
 		mustNil(t, err)
