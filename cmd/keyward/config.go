@@ -171,7 +171,9 @@ func (c *Config) Validate() error {
 		case u.User != nil:
 			// It would be every token's iss, and verify.New refuses it.
 			add("%s %q must have no user or password: it is the iss of every token", c.flag("issuer"), issuer)
-		case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.HasSuffix(u.Path, "/"):
+		case u.RawQuery != "" || u.ForceQuery || strings.Contains(c.Issuer, "#") || strings.HasSuffix(u.Path, "/"):
+			// Any "#" begins a fragment, an empty one ("…#") too, which
+			// url.Parse keeps no trace of: token_uri would be "…#/token".
 			add("%s %q must have no query, fragment or trailing slash (RFC 8414 §2)", c.flag("issuer"), issuer)
 		case u.Scheme == "http" && !isLoopback(u.Hostname()) && !c.InsecureHTTP:
 			add("%s %q uses http on a non-loopback host: use https, or --insecure-http", c.flag("issuer"), issuer)

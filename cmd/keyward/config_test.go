@@ -44,6 +44,8 @@ func TestValidate(t *testing.T) {
 		{"issuer with a user", func(c *Config) { c.Issuer = "https://op@kw.example" }, []string{"must have no user or password"}},
 		{"issuer with a password url.Parse refuses", func(c *Config) { c.Issuer = "https://op:hunter2 x@kw.example" }, []string{"xxxxx", "absolute http(s) URL"}},
 		{"issuer with an empty query", func(c *Config) { c.Issuer = "https://kw.example?" }, []string{"no query"}},
+		{"issuer with a fragment", func(c *Config) { c.Issuer = "https://kw.example#f" }, []string{"no query, fragment"}},
+		{"issuer with an empty fragment", func(c *Config) { c.Issuer = "https://kw.example#" }, []string{"no query, fragment"}},
 		{"db not postgres", func(c *Config) { c.DB = "mysql://x" }, []string{"postgres:// URL"}},
 		{"db password redacted", func(c *Config) { c.DB = "mysql://u:hunter2@x" }, []string{"xxxxx"}},
 		{"signing alg", func(c *Config) { c.SigningAlg = "HS256" }, []string{"--signing-alg"}},
