@@ -25,6 +25,7 @@ func TestNewIssuerURL(t *testing.T) {
 		{"no host", "https:///keyward"},
 		{"a query", k.URL + "?tenant=a"},
 		{"a fragment", k.URL + "#top"},
+		{"an empty fragment", k.URL + "#"},
 		{"a password", "http://admin:hunter2@" + host},
 		{"a password with a space", "http://admin:hunter2 x@" + host},
 		{"a password with a bare %", "http://admin:hunter2%@" + host},

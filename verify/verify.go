@@ -326,7 +326,7 @@ func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Veri
 // argument nor the fix.
 func checkIssuerURL(issuerURL string) error {
 	u, err := url.Parse(issuerURL)
-	if err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" {
+	if err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" && !strings.Contains(issuerURL, "#") {
 		return nil
 	}
 	return fmt.Errorf("verify: the issuer URL %q is not an http or https URL with a host and no user, query or fragment, such as https://keyward.internal: pass Keyward's --issuer, as its tokens' iss has it", oauth2.RedactURL(issuerURL))
