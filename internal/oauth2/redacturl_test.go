@@ -16,6 +16,13 @@ func TestRedactURL(t *testing.T) {
 		{"https://keyward.internal/a@b", "https://keyward.internal/a@b"},
 		{"https://keyward.internal?u=a@b", "https://keyward.internal?u=a@b"},
 		{"keyward.internal:8080", "keyward.internal:8080"},
+		// A "/", "?" or "#" in the password ends what url.Parse reads
+		// as the host (a bad port then), or the opaque part's first
+		// segment: the "@" after it still ends the password.
+		{"https://admin:ab/cd@keyward.internal/token", "https://xxxxx@keyward.internal/token"},
+		{"https://admin:ab?cd@keyward.internal", "https://xxxxx@keyward.internal"},
+		{"https://admin:ab#cd@keyward.internal", "https://xxxxx@keyward.internal"},
+		{"admin:ab/cd@keyward.internal/token", "xxxxx@keyward.internal/token"},
 	} {
 		if got := RedactURL(tt.in); got != tt.want {
 			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
