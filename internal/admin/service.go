@@ -269,26 +269,21 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in APIInput) (stor
 	if err := checkFormat(in.TokenFormat, true); err != nil {
 		return storage.API{}, err
 	}
-	// verify takes a self-signed JWT whose aud is the API's identifier in
-	// other capitals of its scheme and host or with one trailing slash
-	// added or left out (oauth2.NamesAPI): two APIs so identified would
-	// each take the other's.
-	apis, err := s.store.ListAPIs(ctx)
-	if err != nil {
-		return storage.API{}, err
-	}
-	for _, o := range apis {
-		if o.Identifier != in.Identifier && oauth2.NamesAPI(in.Identifier, o.Identifier) {
-			return storage.API{}, conflict("The API identifier %s differs from the API %q's, %s, only in the case of its scheme or host or in a trailing slash: APIs that take service accounts' self-signed JWTs take those for either. Use another identifier.",
-				quoteClip(in.Identifier), o.Name, quoteClip(o.Identifier))
-		}
-	}
 	format := in.TokenFormat
 	if format == "" {
 		format = storage.TokenJWT
 	}
 	a := storage.API{Name: in.Name, Identifier: in.Identifier, Description: in.Description, Scopes: in.Scopes, TokenFormat: format, CreatedAt: s.cfg.Now()}
-	err = s.store.CreateAPI(ctx, a, s.event(actor, "api.create", "", map[string]string{"api": a.Name, "identifier": a.Identifier, "scopes": strings.Join(a.Scopes, " ")}))
+	err := s.store.CreateAPI(ctx, a, s.event(actor, "api.create", "", map[string]string{"api": a.Name, "identifier": a.Identifier, "scopes": strings.Join(a.Scopes, " ")}))
+	// verify takes a self-signed JWT whose aud is the API's identifier in
+	// other capitals of its scheme and host or with one trailing slash
+	// added or left out (oauth2.NamesAPI): two APIs so identified would
+	// each take the other's. The store checks it in the insert's
+	// transaction, so two concurrent creations cannot both pass.
+	if taken, ok := errors.AsType[*storage.IdentifierTakenError](err); ok {
+		return a, conflict("The API identifier %s differs from the API %q's, %s, only in the case of its scheme or host or in a trailing slash: APIs that take service accounts' self-signed JWTs take those for either. Use another identifier.",
+			quoteClip(in.Identifier), taken.API, quoteClip(taken.Identifier))
+	}
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return a, conflict("An API with the name %q or the identifier %s exists already, or one of the scopes belongs to another API (each scope belongs to one API).", a.Name, quoteClip(a.Identifier))
 	}

@@ -110,6 +110,23 @@ type ScopesHeldError struct {
 	Total int
 }
 
+// IdentifierTakenError is CreateAPI's refusal of an identifier that is
+// another API's but for the case of its scheme or host or one trailing
+// slash (oauth2.NamesAPI): a self-signed JWT for either would be taken by
+// both. The store checks it inside the insert's transaction, serialized
+// against other API creations. It is ErrAlreadyExists.
+type IdentifierTakenError struct {
+	// API and Identifier are the other API's name and identifier.
+	API, Identifier string
+}
+
+func (e *IdentifierTakenError) Error() string {
+	return fmt.Sprintf("create api: the identifier is the API %q's, %s, but for case or a trailing slash", e.API, e.Identifier)
+}
+
+// Is reports whether target is ErrAlreadyExists.
+func (e *IdentifierTakenError) Is(target error) bool { return target == ErrAlreadyExists }
+
 // NotEmptyError is Load's error when the store holds what Load would
 // merge into: Holds says what ("2 service accounts, 1 organization").
 // It is ErrNotEmpty.
@@ -574,7 +591,9 @@ type Storage interface {
 	TouchSecrets(ctx context.Context, lastUsed map[string]time.Time) error
 
 	// CreateAPI fails with ErrAlreadyExists when the name, identifier or
-	// any scope is taken, and with a *ScopesHeldError when accounts or
+	// any scope is taken, with an *IdentifierTakenError when another API's
+	// identifier differs from its identifier only in the case of the
+	// scheme or host or in one trailing slash (oauth2.NamesAPI), and with a *ScopesHeldError when accounts or
 	// grants already hold some of its scopes (see ErrScopesHeld).
 	CreateAPI(ctx context.Context, a API, ev AuditEvent) error
 	GetAPI(ctx context.Context, name string) (API, error)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -30,11 +31,39 @@ func (s *Store) CreateAPI(ctx context.Context, a storage.API, ev storage.AuditEv
 		if err := s.lock(ctx, tx, s.d.LockScopes, "lock scopes"); err != nil {
 			return err
 		}
+		// Under the scopes lock, which every CreateAPI takes, so that two
+		// creations of https://orders.internal and https://orders.internal/
+		// cannot each pass before the other's insert.
+		if err := s.checkIdentifierFree(ctx, tx, a.Identifier); err != nil {
+			return err
+		}
 		if err := s.insertAPI(ctx, tx, a); err != nil {
 			return err
 		}
 		return s.notify(ctx, tx, storage.ChangeAll)
 	}, ev)
+}
+
+// checkIdentifierFree fails with an *IdentifierTakenError when another
+// API's identifier names id but for case or a trailing slash
+// (oauth2.NamesAPI). The same identifier is left to the insert's unique
+// constraint (ErrAlreadyExists).
+func (s *Store) checkIdentifierFree(ctx context.Context, tx *sql.Tx, id string) error {
+	rows, err := tx.QueryContext(ctx, s.q["listAPIIdentifiers"])
+	if err != nil {
+		return s.wrap("create api", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name, other string
+		if err := rows.Scan(&name, &other); err != nil {
+			return s.wrap("create api", err)
+		}
+		if other != id && oauth2.NamesAPI(id, other) {
+			return &storage.IdentifierTakenError{API: name, Identifier: other}
+		}
+	}
+	return s.wrap("create api", rows.Err())
 }
 
 // insertAPI inserts a and its scopes, in a transaction holding the scopes

@@ -51,6 +51,7 @@ var queries = map[string]string{
 	"insertAPIScope":      `INSERT INTO api_scopes (scope, api_name, position) VALUES (?, ?, ?)`,
 	"getAPI":              `SELECT ` + apiCols + ` FROM apis WHERE name = ?`,
 	"listAPIs":            `SELECT ` + apiCols + ` FROM apis ORDER BY name`,
+	"listAPIIdentifiers":  `SELECT name, identifier FROM apis ORDER BY name`,
 	"listAPIScopes":       `SELECT api_name, scope FROM api_scopes ORDER BY api_name, position`,
 	"getAPIScopes":        `SELECT scope FROM api_scopes WHERE api_name = ? ORDER BY position`,
 	"deleteAPIScope":      `DELETE FROM api_scopes WHERE api_name = ?`,

@@ -74,6 +74,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"UpdateConcurrent", testUpdateConcurrent},
 		{"DeleteAPIHeld", testDeleteAPIHeld},
 		{"CreateAPIHeld", testCreateAPIHeld},
+		{"CreateAPIIdentifierTaken", testCreateAPIIdentifierTaken},
+		{"CreateAPIIdentifierConcurrent", testCreateAPIIdentifierConcurrent},
 		{"UpdateAPIScopes", testUpdateAPIScopes},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeysConcurrent", testSigningKeysConcurrent},
