@@ -125,7 +125,11 @@ the key deleted again.`,
 				// and the file, if it was written but not made durable.
 				file := ""
 				if out != "-" {
-					file = "; " + removeKeyOut(out, err, replacing)
+					// Its temporary file, if left, is named with what
+					// became of the file, not in the cause.
+					var left string
+					err, left = splitTempLeft(err)
+					file = "; " + removeKeyOut(out, err, replacing, left)
 				}
 				if derr := c.do(context.WithoutCancel(cmd.Context()), http.MethodDelete, accountPath(args[0], "keys", meta.ID), nil, nil); derr != nil {
 					return fmt.Errorf("writing the key file failed: %w%s; key %s exists on the server without its private key, and deleting it failed (%v); to delete it, run: %s",
@@ -231,11 +235,14 @@ var writeKeyOut = func(path string, data []byte, replace bool) error {
 // that is being deleted, or is of no use without the command's success.
 // Another file there now is left. replaced tells that the write was to
 // replace a file at path (--force): removed, the new file takes that one
-// with it.
-func removeKeyOut(path string, writeErr error, replaced bool) string {
+// with it. tempLeft is splitTempLeft's note of the write's temporary
+// file, left with the private key in it, or "".
+func removeKeyOut(path string, writeErr error, replaced bool, tempLeft string) string {
 	switch left, err := removeWrittenFile(path, writtenBy(writeErr)); {
 	case err != nil:
 		return fmt.Sprintf("%s may hold its private key and could not be removed (%v): delete it", path, err)
+	case left != writtenRemoved && tempLeft != "":
+		return "no key file of it was left at " + path + ", but " + tempLeft
 	case left != writtenRemoved:
 		return "no key file of it was left at " + path
 	}

@@ -10,6 +10,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,6 +89,40 @@ func TestKeysCreateOut(t *testing.T) {
 		}
 		if n := keyCount(t, m, email); n != before {
 			t.Fatalf("%d keys after the failure, want %d: the orphaned key stayed", n, before)
+		}
+	})
+	// The write fails and its temporary file, holding the private key,
+	// cannot be removed: the message names it instead of saying no key
+	// file was left.
+	t.Run("write fails, temporary file left", func(t *testing.T) {
+		tdir := t.TempDir()
+		out := filepath.Join(tdir, "left.json")
+		defer func(w func(string, io.Writer) io.Writer, r func(string) error) { writingFile, removeFile = w, r }(writingFile, removeFile)
+		writingFile = func(p string, w io.Writer) io.Writer {
+			if p == out {
+				return failingWriter{syscall.ENOSPC}
+			}
+			return w
+		}
+		removeFile = func(name string) error {
+			if filepath.Dir(name) == tdir {
+				return &fs.PathError{Op: "remove", Path: name, Err: syscall.EIO}
+			}
+			return os.Remove(name)
+		}
+		before := keyCount(t, m, email)
+		err := runCLIErr(t, append([]string{"keys", "create", email, "--out", out}, admin...)...)
+		names := dirNames(t, tdir)
+		if len(names) != 1 {
+			t.Fatalf("the directory holds %v, want the temporary file alone", names)
+		}
+		tmp := filepath.Join(tdir, names[0])
+		want := "; no key file of it was left at " + out + ", but its temporary file " + tmp + " is left, which could not be removed (input/output error): remove it"
+		if err == nil || !strings.Contains(err.Error(), "was deleted again") || !strings.HasSuffix(err.Error(), want) || strings.Count(err.Error(), tmp) != 1 {
+			t.Fatalf("error %v, want that the key was deleted, ending %q and naming the temporary file once", err, want)
+		}
+		if n := keyCount(t, m, email); n != before {
+			t.Fatalf("%d keys after the failure, want %d", n, before)
 		}
 	})
 	// The file is in place, but its directory cannot be synced: the key

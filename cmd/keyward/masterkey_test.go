@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -490,5 +491,44 @@ func TestMasterKeyRotateMissingCurrentKey(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A first start whose master key cannot be written, nor its temporary
+// file (holding the generated key) removed, names that file instead of
+// saying no file was left.
+func TestFirstStartMasterKeyTempLeft(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "master.key")
+	defer func(w func(string, io.Writer) io.Writer, r func(string) error) { writingFile, removeFile = w, r }(writingFile, removeFile)
+	writingFile = func(p string, w io.Writer) io.Writer {
+		if p == path {
+			return failingWriter{syscall.ENOSPC}
+		}
+		return w
+	}
+	removeFile = func(name string) error {
+		if strings.HasPrefix(filepath.Base(name), ".master.key.") {
+			return &fs.PathError{Op: "remove", Path: name, Err: syscall.EIO}
+		}
+		return os.Remove(name)
+	}
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	err := m.Open(context.Background())
+	m.Close()
+	var tmp string
+	for _, n := range dirNames(t, dir) {
+		if strings.HasPrefix(n, ".master.key.") {
+			tmp = filepath.Join(dir, n)
+		}
+	}
+	if tmp == "" {
+		t.Fatalf("no temporary file left in %s (%v): the test's removeFile did not keep it", dir, dirNames(t, dir))
+	}
+	want := "; nothing was sealed with it, and no file was left at " + path + ", but its temporary file " + tmp + " is left, which could not be removed (input/output error): remove it"
+	if err == nil || !strings.HasSuffix(err.Error(), want) || strings.Count(err.Error(), tmp) != 1 {
+		t.Fatalf("start: %v, want it to end %q, naming the temporary file once", err, want)
 	}
 }

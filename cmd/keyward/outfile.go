@@ -238,6 +238,18 @@ func (e *tempLeftError) Left() string {
 
 func (e *tempLeftError) Unwrap() error { return e.err }
 
+// splitTempLeft is err, a writeTempThen error, without the note of a
+// temporary file left that a *tempLeftError adds, and that note ("" if
+// err is none): for a message that says what became of the file after
+// err, so that it names the leftover there, where it would otherwise
+// say that nothing is left.
+func splitTempLeft(err error) (cause error, left string) {
+	if lt, ok := err.(*tempLeftError); ok {
+		return lt.err, lt.Left()
+	}
+	return err, ""
+}
+
 // publishing is called by writeTempThen (writeFileAtomic,
 // writeNewFileAtomic, writeNewFile) just before the file is put in place;
 // tests create a file there meanwhile.

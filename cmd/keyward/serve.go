@@ -393,7 +393,7 @@ func (m *Main) Open(ctx context.Context) error {
 		// generated. Left in place, this one's key would fail every
 		// start the same way.
 		return fmt.Errorf("another server sharing this store sealed it at the same time under the master key it generated; every server on one store needs the same master key: give this one that server's (--master-key-file or KEYWARD_MASTER_KEY); as for the key generated here, %s",
-			removeUnsealedKey(generatedMasterKeyPath(c), generated))
+			removeUnsealedKey(generatedMasterKeyPath(c), generated, ""))
 	}
 	if err != nil {
 		return err
@@ -1570,7 +1570,10 @@ func (m *Main) loadMasterKey(ctx context.Context) (key []byte, generated os.File
 	if errors.Is(err, fs.ErrExist) {
 		return nil, nil, fmt.Errorf("master key: %s was created meanwhile, by another server starting at the same moment, and was left as it is; nothing was sealed with the key generated here: start again, and this server will use that key", path)
 	} else if err != nil {
-		return nil, nil, fmt.Errorf("master key: %w; %s", err, removeUnsealedKey(path, writtenBy(err)))
+		// Its temporary file, if left, is named with what became of the
+		// file, not in the cause.
+		cause, left := splitTempLeft(err)
+		return nil, nil, fmt.Errorf("master key: %w; %s", cause, removeUnsealedKey(path, writtenBy(err), left))
 	}
 	masterKeyGenerated(ctx, m.store)
 	m.Logger.Warn("generated a master key next to the data; back it up, and for production keep it apart (--master-key-file or KEYWARD_MASTER_KEY)",
@@ -1590,11 +1593,14 @@ func (m *Main) loadMasterKey(ctx context.Context) (key []byte, generated os.File
 // take the only copy. Removed, the next start generates a new key and
 // tries again. It is removed only if it is still the file written: on a
 // data directory shared with another server, it may be that server's
-// now.
-func removeUnsealedKey(path string, written os.FileInfo) string {
+// now. tempLeft is splitTempLeft's note of the write's temporary file,
+// left with the key in it, or "".
+func removeUnsealedKey(path string, written os.FileInfo, tempLeft string) string {
 	switch left, err := removeWrittenFile(path, written); {
 	case err != nil:
 		return fmt.Sprintf("nothing was sealed with it, and %s could not be removed (%v): remove it before starting again", path, err)
+	case left == writtenGone && tempLeft != "":
+		return "nothing was sealed with it, and no file was left at " + path + ", but " + tempLeft
 	case left == writtenGone:
 		return "nothing was sealed with it, and no file was left"
 	case left == writtenReplaced:
