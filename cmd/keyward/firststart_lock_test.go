@@ -509,20 +509,6 @@ func TestStartWaitsForMasterKeyRotate(t *testing.T) {
 	}
 }
 
-// signalWriter closes seen at the first write that holds text.
-type signalWriter struct {
-	text string
-	once sync.Once
-	seen chan struct{}
-}
-
-func (w *signalWriter) Write(p []byte) (int, error) {
-	if strings.Contains(string(p), w.text) {
-		w.once.Do(func() { close(w.seen) })
-	}
-	return len(p), nil
-}
-
 // A master-key rotate on PostgreSQL waits, saying so, for a server
 // starting on the store (which holds its first-start lock until its
 // bootstrap is done), and rotates once it has started. It re-encrypted
@@ -551,7 +537,7 @@ func TestMasterKeyRotateWaitsForStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &signalWriter{text: "waiting for a server's start on this store", seen: make(chan struct{})}
+	stderr := &sawWriter{want: "waiting for a server's start on this store", saw: make(chan struct{})}
 	done := make(chan error, 1)
 	go func() {
 		cmd := newRootCommand()
@@ -561,7 +547,7 @@ func TestMasterKeyRotateWaitsForStart(t *testing.T) {
 		done <- execute(context.Background(), cmd)
 	}()
 	select {
-	case <-stderr.seen:
+	case <-stderr.saw:
 		if _, err := signer.LoadPepper(context.Background(), st, mustParseKey(t, oldKey), time.Now()); err != nil {
 			t.Errorf("the store, while the rotation waits: %v; want it still sealed under the old key", err)
 		}
