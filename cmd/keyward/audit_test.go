@@ -1114,6 +1114,10 @@ func TestAuditFollowEndsByServerClock(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("got %v after %d polls, want an error with %q", err, polls.Load(), tt.err)
 				}
+				// --until is a time already: the hint is not to give one.
+				if strings.Contains(err.Error(), "instead of a duration ago") {
+					t.Fatalf("the error %q asks for an RFC 3339 time, which --until %s is", err, tt.until)
+				}
 				return
 			}
 			if err != nil {
@@ -1216,6 +1220,10 @@ func TestAuditListBoundsOnce(t *testing.T) {
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) || len(pages) != 1 {
 					t.Fatalf("got %v after %d pages, want an error with %q after the first", err, len(pages), tt.err)
+				}
+				// Neither --until nor --follow is given: no hint of them.
+				if strings.Contains(err.Error(), "--until") || strings.Contains(err.Error(), "follow") {
+					t.Fatalf("the error %q gives a hint of --until or --follow, given neither", err)
 				}
 				return
 			}

@@ -246,7 +246,7 @@ be read line by line, and the lines concatenated are what 'audit prune
 				// clock ahead would stop before the server's events are all
 				// in, and one behind would ask again without a wait.
 				if len(page.Events) < pageLimit && follow && untilAt != nil && timeErr != nil {
-					return fmt.Errorf("cannot tell when --until is past for the server: %w", timeErr)
+					return fmt.Errorf("cannot tell when --until is past for the server: %w: follow without --until, or list without --follow", timeErr)
 				}
 				if len(page.Events) < pageLimit && (!follow || followOver(q.Get("after"), before, sinceAt, untilAt, serverNow)) {
 					return nil
@@ -286,7 +286,7 @@ type auditListPage struct {
 }
 
 // errNoServerTime is serverTime's error for an answer that says no time.
-var errNoServerTime = errors.New("the admin API's answer has neither its time (now) nor a Date header (did a proxy drop it?), and this machine's clock may be off the server's: give an RFC 3339 time instead of a duration ago, or follow without --until")
+var errNoServerTime = errors.New("the admin API's answer has neither its time (now) nor a Date header (did a proxy drop it?), and this machine's clock may be off the server's")
 
 // serverTime is the server's time as it read the page: its now, or, from a
 // server that does not say it, the latest it may have been by its Date
@@ -321,7 +321,7 @@ func (p auditListPage) pin(name, v string, date time.Time) (t time.Time, send bo
 		t, _ = admin.ParseTime(v, *p.Now)
 		return t, false, nil
 	case date.IsZero():
-		return time.Time{}, false, fmt.Errorf("cannot tell which time --%s %s was for the server: %w", name, v, errNoServerTime)
+		return time.Time{}, false, fmt.Errorf("cannot tell which time --%s %s was for the server: %w: give --%[1]s an RFC 3339 time instead of a duration ago", name, v, errNoServerTime)
 	}
 	t = pinAgo(v, date, name == "until")
 	y := t.UTC().Year()
