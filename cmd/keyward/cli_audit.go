@@ -275,8 +275,7 @@ be read line by line, and the lines concatenated are what 'audit prune
 
 // auditListPage is a page of GET /v1/audit. Now, Since and Until are the
 // server's time as it began to read the log and the bounds as it read
-// them; a server
-// from before 2026-12-07 sends none of them.
+// them; a server from before 2026-12-07 sends none of them.
 type auditListPage struct {
 	Events []admin.AuditEventView `json:"events"`
 	Next   string                 `json:"next_page_token"`
@@ -354,10 +353,11 @@ func pinAgo(v string, date time.Time, latest bool) time.Time {
 // sequence number there can be, or --until (until, as the server read
 // it for the first page: pin) is past at now, the server's time as it
 // read the page (serverTime), by admin.AuditLateness: an event before
-// --until may be written that much later. The server answers such a poll at once
-// instead of waiting: following on would ask again without end. So it
-// does for --since and --until that no stored time lies between (the
-// same time, or two inside one microsecond): the follower stops at once.
+// --until may be written that much later. The server answers such a
+// poll at once instead of waiting: following on would ask again without
+// end. So it does for --since and --until that no stored time lies
+// between (the same time, or two inside one microsecond): the follower
+// stops at once.
 func followOver(after, before string, since, until *time.Time, now time.Time) bool {
 	if until != nil && !until.Add(admin.AuditLateness).After(now) {
 		return true
