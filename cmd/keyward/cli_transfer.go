@@ -209,7 +209,7 @@ already.`,
 			now := time.Now()
 			log := commandLogger(cmd)
 			waitLogged := loadWaiting{st, func() {
-				log.Warn("waiting for a server's start on this store to end: it holds the store's first-start lock (interrupt to stop the import)", "store", storeName(cfg))
+				log.Warn("waiting for a server's start on this store, a master-key rotate of it or another import into it, to end: it holds the store's first-start lock (interrupt to stop the import)", "store", storeName(cfg))
 			}}
 			warnings, err := transfer.ImportWarnings(cmd.Context(), waitLogged, d, now)
 			if err != nil {
