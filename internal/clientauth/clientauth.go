@@ -732,6 +732,19 @@ func Refused(ev *storage.AuditEvent, err error, rec *throttle.Recorder) (oe *oau
 	return oe, skip
 }
 
+// CountThrottled counts with obs's Throttled a request to endpoint
+// refused with err when err is a 429 of the client-authentication
+// throttle (its cause a *throttle.Refused); any other refusal, and a nil
+// err, it leaves uncounted.
+func CountThrottled(obs oauth2.Observer, endpoint string, err error) {
+	if err == nil {
+		return
+	}
+	if _, ok := oauth2.AsError(err).Err.(*throttle.Refused); ok {
+		obs.Throttled(endpoint)
+	}
+}
+
 // Record finishes an introspection or revocation that is to be answered
 // with err (nil for success) and whose audit event is ev: it writes ev to
 // j first when write (with oauth2.RecordContext, so the client hanging up

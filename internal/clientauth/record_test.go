@@ -131,3 +131,36 @@ func TestRefused(t *testing.T) {
 		})
 	}
 }
+
+// countingObserver counts Throttled by endpoint.
+type countingObserver struct {
+	oauth2.NopObserver
+	throttled map[string]int
+}
+
+func (o *countingObserver) Throttled(endpoint string) { o.throttled[endpoint]++ }
+
+// CountThrottled counts only the 429s of the client-authentication
+// throttle, under the endpoint it is given.
+func TestCountThrottled(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"nil", nil, 0},
+		{"throttled address", tooMany(time.Second, &throttle.Refused{Key: "192.0.2.1", Note: throttle.NoteAddress}), 1},
+		{"throttled client", tooMany(time.Second, &throttle.Refused{Key: "192.0.2.1 c", Note: throttle.NoteClient}), 1},
+		{"invalid_client", oauth2.Errorf(oauth2.ErrInvalidClient, "Client authentication failed."), 0},
+		{"store down", oauth2.StoreUnavailable(errors.New("store down")), 0},
+		{"plain error", errors.New("boom"), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obs := &countingObserver{throttled: map[string]int{}}
+			CountThrottled(obs, "revoke", tc.err)
+			if got := obs.throttled["revoke"]; got != tc.want || len(obs.throttled) > tc.want {
+				t.Errorf("Throttled counts = %v, want %d for revoke only", obs.throttled, tc.want)
+			}
+		})
+	}
+}

@@ -146,9 +146,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, err := h.serve(w, r, &ev)
 	unrecorded := false
 	if err != nil {
-		if _, ok := oauth2.AsError(err).Err.(*throttle.Refused); ok {
-			h.observer.Throttled("introspect")
-		}
+		clientauth.CountThrottled(h.observer, "introspect", err)
 		err, unrecorded = clientauth.Refused(&ev, err, h.recorded)
 	}
 	// An introspection that finds its token active is a read: its event may

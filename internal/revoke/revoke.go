@@ -63,9 +63,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ev := storage.AuditEvent{Time: now, Action: "token.revoke", Outcome: storage.OutcomeSuccess, Source: source, Data: map[string]string{}}
 	written, err := h.serve(w, r, &ev)
 	if err != nil {
-		if _, ok := oauth2.AsError(err).Err.(*throttle.Refused); ok {
-			h.observer.Throttled("revoke")
-		}
+		clientauth.CountThrottled(h.observer, "revoke", err)
 		// A 429 of the throttle not to be recorded counts as written.
 		err, written = clientauth.Refused(&ev, err, h.recorded)
 	}

@@ -219,9 +219,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	oe := oauth2.AsError(err)
-	if _, ok := oe.Err.(*throttle.Refused); ok {
-		h.cfg.Observer.Throttled("token")
-	}
+	clientauth.CountThrottled(h.cfg.Observer, "token", oe)
 	msg, level := "token request refused", slog.LevelInfo
 	if oe.ServerFault() {
 		level = slog.LevelError
