@@ -156,6 +156,7 @@ type requestsTracked struct {
 	mu      sync.Mutex
 	sent    map[network.RequestID]bool
 	ended   map[network.RequestID]bool // of any URL
+	last    time.Time                  // when a request that matches was last sent or ended
 	changed chan struct{}
 }
 
@@ -169,6 +170,9 @@ func (p *consolePage) trackRequests(re *regexp.Regexp) *requestsTracked {
 	note := func(set map[network.RequestID]bool, id network.RequestID) {
 		r.mu.Lock()
 		set[id] = true
+		if r.sent[id] {
+			r.last = time.Now()
+		}
 		r.mu.Unlock()
 		select {
 		case r.changed <- struct{}{}:
@@ -210,25 +214,39 @@ func (p *consolePage) trackRequests(re *regexp.Regexp) *requestsTracked {
 	return r
 }
 
-// wait waits, up to d, until at least one request is sent and every one
-// has ended, and returns how many were sent.
+// requestsQuiet is how long wait wants the page's requests quiet: none
+// sent, none ended, after the last one ended. The page does not say when
+// it is done sending (a revocation goes out once its client assertion is
+// signed, and nobody waits for it), so a request sent after every one
+// before it has ended is caught only by waiting on.
+const requestsQuiet = 2 * time.Second
+
+// wait waits, up to d, until at least one request is sent, every one has
+// ended, and none has been sent or ended for requestsQuiet; it returns
+// how many were sent. It returned the first time every request sent so
+// far had ended, and a request the page sent after went unseen.
 func (r *requestsTracked) wait(t *testing.T, d time.Duration) int {
 	t.Helper()
 	deadline := time.After(d)
 	for {
 		r.mu.Lock()
-		n, left := len(r.sent), 0
+		n, left, quiet := len(r.sent), 0, requestsQuiet-time.Since(r.last)
 		for id := range r.sent {
 			if !r.ended[id] {
 				left++
 			}
 		}
 		r.mu.Unlock()
+		var settled <-chan time.Time
 		if n > 0 && left == 0 {
-			return n
+			if quiet <= 0 {
+				return n
+			}
+			settled = time.After(quiet)
 		}
 		select {
 		case <-r.changed:
+		case <-settled:
 		case <-deadline:
 			if left > 0 {
 				t.Fatalf("%d of %d requests still unanswered after %s", left, n, d)
