@@ -347,7 +347,7 @@ func TestDeleteAccountLocksAPIsInByteOrder(t *testing.T) {
 	}
 	names := []string{"o-a", "o_a", "oa", "Ob", "ob"}
 	for i, n := range names {
-		api := storage.API{Name: n, Identifier: "https://" + n, Scopes: []string{fmt.Sprintf("s%d.read", i)},
+		api := storage.API{Name: n, Identifier: fmt.Sprintf("https://api%d.example", i), Scopes: []string{fmt.Sprintf("s%d.read", i)},
 			Introspectors: []string{a.ID}, CreatedAt: time.Now()}
 		if err := s.CreateAPI(ctx, api, ev); err != nil {
 			t.Fatal(err)
