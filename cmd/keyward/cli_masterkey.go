@@ -221,11 +221,11 @@ func lockForRotate(ctx context.Context, c Config, st storage.Storage, log *slog.
 		}
 	}
 	unlock, err := st.LockFirstStart(ctx, func() {
-		log.Warn("waiting for a server's start on this store, or an import into it, to end: it holds the store's first-start lock", "store", storeName(c))
+		log.Warn("waiting for a server's start on this store, an import into it or another master-key rotate of it, to end: it holds the store's first-start lock (interrupt to stop the rotation)", "store", storeName(c))
 	})
 	if err != nil {
 		releaseDir()
-		return nil, fmt.Errorf("wait for a server's start or an import to end: %w", err)
+		return nil, fmt.Errorf("wait for a server's start, an import or another master-key rotate to end: %w", err)
 	}
 	return func() {
 		unlock()
