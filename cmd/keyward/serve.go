@@ -1127,7 +1127,9 @@ func (m *Main) collectGarbage(ctx context.Context) {
 // aud, so such an API that accepts self-signed JWTs could exchange them
 // for its callers' tokens (verify.New refuses WithSelfSignedJWTs for that
 // audience). They are left in place: their access tokens are safe, and
-// deleting them would cut off their callers.
+// deleting them would cut off their callers. It warns too, once, of the
+// pairs of APIs whose identifiers differ only in the case of the scheme
+// or host or in a trailing slash, stored before CreateAPI refused them.
 func (m *Main) warnAssertionAudienceAPIs(ctx context.Context) {
 	apis, err := m.store.ListAPIs(ctx)
 	if err != nil {
@@ -1140,6 +1142,21 @@ func (m *Main) warnAssertionAudienceAPIs(ctx context.Context) {
 				"the API must not accept self-signed JWTs, or it could exchange its callers' JWTs for their tokens; register it anew under its own URL and retire this one",
 				"api", a.Name, "identifier", a.Identifier, "issuer", oauth2.RedactURL(m.Issuer))
 		}
+	}
+	// Two APIs whose identifiers differ only in the case of the scheme or
+	// host, or in one trailing slash (the admin API refuses the second
+	// now): each accepts the other's self-signed JWTs (oauth2.NamesAPI).
+	var pairs []string
+	for i, a := range apis {
+		for _, b := range apis[i+1:] {
+			if a.Identifier != b.Identifier && oauth2.NamesAPI(a.Identifier, b.Identifier) {
+				pairs = append(pairs, fmt.Sprintf("%s (%s) and %s (%s)", a.Name, a.Identifier, b.Name, b.Identifier))
+			}
+		}
+	}
+	if len(pairs) > 0 {
+		m.Logger.Warn("APIs whose identifiers differ only in the case of the scheme or host, or in a trailing slash, name the same audience: each accepts the other's self-signed JWTs; delete one of each pair (an identifier cannot be changed: register it anew under its own URL, then delete the old one)",
+			"apis", strings.Join(pairs, "; "))
 	}
 }
 
