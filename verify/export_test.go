@@ -1,6 +1,10 @@
 package verify
 
-import "time"
+import (
+	"time"
+
+	"github.com/keyward/keyward/internal/oauth2"
+)
 
 // WithUnknownKidEvery sets the least pause between two fetches of the
 // issuer's keys for unknown kids (10 s by default); 0 for none.
@@ -33,6 +37,6 @@ func SetAccountStartHook(t interface{ Cleanup(func()) }, f func()) {
 // Quote is quote, the escaping of a challenge's quoted-strings.
 var Quote = quote
 
-// NamesAPI is namesAPI, the comparison of a self-signed JWT's aud with the
-// API's identifier.
-var NamesAPI = namesAPI
+// NamesAPI is oauth2.NamesAPI, the comparison of a self-signed JWT's aud
+// with the API's identifier.
+var NamesAPI = oauth2.NamesAPI

@@ -468,7 +468,7 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	// while the keys may not be fetched, its sender would only be refused
 	// then.
 	aud, err := parseAudience(json.RawMessage(c.Aud))
-	if err != nil || len(aud) != 1 || !namesAPI(aud[0], v.audience) {
+	if err != nil || len(aud) != 1 || !oauth2.NamesAPI(aud[0], v.audience) {
 		want := v.audience
 		if oauth2.IsHTTPURL(want) {
 			want += ", with or without a trailing slash"
@@ -525,7 +525,3 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	}
 	return cl, fetched.Add(accountKeysFresh), nil
 }
-
-// namesAPI reports whether aud, a self-signed JWT's aud, names the API
-// identified as id (oauth2.NamesAPI).
-var namesAPI = oauth2.NamesAPI
