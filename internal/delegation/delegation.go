@@ -22,6 +22,7 @@ type Directory interface {
 	GetGrant(ctx context.Context, org, clientID string) (storage.Grant, error)
 	GetProjectOrg(ctx context.Context, project string) (storage.ProjectOrg, error)
 	GetUser(ctx context.Context, email string) (storage.User, error)
+	AccountEmailAt(ctx context.Context, local, domain string) (bool, error)
 }
 
 // Kind is the rule a delegation breaks.
@@ -54,6 +55,11 @@ const (
 	UserElsewhere
 	// UserSuspended: the user is suspended.
 	UserSuspended
+	// AccountEmail: the user's email is a service account's. The admin
+	// API refuses an organization at the domain of account emails, but a
+	// store may have one from before, or an import, with such a user,
+	// and the token's sub would be the account's.
+	AccountEmail
 )
 
 // Refusal says which rule a delegation breaks.
@@ -105,7 +111,7 @@ func CheckNew(ctx context.Context, dir Directory, acct storage.Account, subject 
 
 func check(ctx context.Context, dir Directory, acct storage.Account, subject string, scopes []string, issuedAt int64) ([]string, time.Time, *Refusal, error) {
 	subject = strings.ToLower(subject)
-	_, domain, ok := strings.Cut(subject, "@")
+	local, domain, ok := strings.Cut(subject, "@")
 	if !ok || domain == "" || strings.Contains(domain, "@") {
 		return nil, time.Time{}, &Refusal{Kind: BadSubject}, nil
 	}
@@ -157,6 +163,11 @@ func check(ctx context.Context, dir Directory, acct storage.Account, subject str
 		return refuse(UserElsewhere, "")
 	case user.Suspended:
 		return refuse(UserSuspended, "")
+	}
+	if taken, err := dir.AccountEmailAt(ctx, local, domain); err != nil {
+		return nil, time.Time{}, nil, err
+	} else if taken {
+		return refuse(AccountEmail, "")
 	}
 	since := grant.CreatedAt
 	if user.CreatedAt.After(since) {

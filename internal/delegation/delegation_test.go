@@ -14,13 +14,14 @@ import (
 var t0 = time.Date(2026, 12, 6, 7, 0, 0, 0, time.UTC)
 
 // directory holds organizations, users by email, account 1's grants by
-// organization and project placements; it counts the reads of each kind,
-// and fails those of fail.
+// organization and project placements, and service accounts' emails; it
+// counts the reads of each kind, and fails those of fail.
 type directory struct {
 	orgs     map[string]storage.Org
 	users    map[string]storage.User
 	grants   map[string]storage.Grant
 	projects map[string]storage.ProjectOrg
+	accounts map[string]bool
 	fail     string
 	reads    map[string]int
 }
@@ -45,6 +46,13 @@ func (d *directory) GetUser(_ context.Context, email string) (storage.User, erro
 }
 func (d *directory) GetProjectOrg(_ context.Context, project string) (storage.ProjectOrg, error) {
 	return get(d, "project", d.projects, project)
+}
+func (d *directory) AccountEmailAt(_ context.Context, local, domain string) (bool, error) {
+	taken, err := get(d, "account", d.accounts, local+"@"+domain)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	return taken, err
 }
 func (d *directory) GetGrant(_ context.Context, org, clientID string) (storage.Grant, error) {
 	if clientID != "1" {
@@ -114,6 +122,13 @@ func TestCheck(t *testing.T) {
 			want: &delegation.Refusal{Kind: delegation.UserElsewhere, Domain: "example.com"}},
 		{name: "user suspended", change: func(d *directory) {
 			d.users["alice@example.com"] = storage.User{Email: "alice@example.com", Org: "example.com", Suspended: true}
+		},
+			want: &delegation.Refusal{Kind: delegation.UserSuspended, Domain: "example.com"}},
+		{name: "user's email a service account's", change: func(d *directory) { d.accounts = map[string]bool{"alice@example.com": true} },
+			want: &delegation.Refusal{Kind: delegation.AccountEmail, Domain: "example.com"}},
+		{name: "user suspended, said before the email is an account's", change: func(d *directory) {
+			d.users["alice@example.com"] = storage.User{Email: "alice@example.com", Org: "example.com", Suspended: true}
+			d.accounts = map[string]bool{"alice@example.com": true}
 		},
 			want: &delegation.Refusal{Kind: delegation.UserSuspended, Domain: "example.com"}},
 
@@ -193,7 +208,7 @@ func setCreated(d *directory, what string, at time.Time) {
 
 // TestCheckStoreFailure: a failed read is an error, not a refusal.
 func TestCheckStoreFailure(t *testing.T) {
-	for _, what := range []string{"org", "grant", "project", "user"} {
+	for _, what := range []string{"org", "grant", "project", "user", "account"} {
 		t.Run(what, func(t *testing.T) {
 			d := &directory{
 				orgs:     map[string]storage.Org{"example.com": {Domain: "example.com"}},

@@ -2,7 +2,6 @@ package token
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/keyward/keyward/internal/delegation"
@@ -44,14 +43,6 @@ func (h *Handler) delegate(ctx context.Context, acct storage.Account, subject st
 		return nil, time.Time{}, oauth2.StoreUnavailable(err)
 	}
 	if r == nil {
-		local, domain, _ := strings.Cut(strings.ToLower(subject), "@")
-		taken, err := h.dir.AccountEmailAt(ctx, local, domain)
-		if err != nil {
-			return nil, time.Time{}, oauth2.StoreUnavailable(err)
-		}
-		if taken {
-			return nil, time.Time{}, oauth2.Errorf(oauth2.ErrInvalidGrant, "%s", badUser)
-		}
 		return granted, since, nil
 	}
 	switch r.Kind {
@@ -67,7 +58,7 @@ func (h *Handler) delegate(ctx context.Context, acct storage.Account, subject st
 		return nil, time.Time{}, oauth2.Errorf(oauth2.ErrAdminPolicyEnforced, "The administrator of %s does not allow the scope %s for delegated access.", r.Domain, oauth2.QuoteForDescription(r.Scope))
 	case delegation.OrgInternal:
 		return nil, time.Time{}, oauth2.Errorf(oauth2.ErrOrgInternal, "This client is restricted to users within its organization. Its project is internal to %s.", r.Org)
-	default: // NoUser, UserElsewhere, UserSuspended
+	default: // NoUser, UserElsewhere, UserSuspended, AccountEmail
 		return nil, time.Time{}, oauth2.Errorf(oauth2.ErrInvalidGrant, "%s", badUser)
 	}
 }

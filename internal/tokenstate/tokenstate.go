@@ -287,15 +287,8 @@ func (r *Resolver) check(ctx context.Context, c oauth2.AccessClaims) (reason str
 // that read.
 func (r *Resolver) checkDelegation(ctx context.Context, c oauth2.AccessClaims, acct storage.Account) (string, error) {
 	_, refusal, err := delegation.Check(ctx, r.store, acct, c.Subject, strings.Fields(c.Scope), c.IssuedAt)
-	if err != nil {
+	if err != nil || refusal == nil {
 		return "", err
-	}
-	if refusal == nil {
-		local, domain, _ := strings.Cut(strings.ToLower(c.Subject), "@")
-		if taken, err := r.store.AccountEmailAt(ctx, local, domain); err != nil || !taken {
-			return "", err
-		}
-		return "delegated user has a service account's email", nil
 	}
 	switch refusal.Kind {
 	case delegation.NoOrg, delegation.NoGrant:
@@ -310,6 +303,8 @@ func (r *Resolver) checkDelegation(ctx context.Context, c oauth2.AccessClaims, a
 		return "delegated user in another organization", nil
 	case delegation.UserSuspended:
 		return "delegated user suspended", nil
+	case delegation.AccountEmail:
+		return "delegated user has a service account's email", nil
 	default: // NoUser; BadSubject, which the token endpoint never issues
 		return "delegated user deleted", nil
 	}
