@@ -354,31 +354,22 @@ func importOnce(ctx context.Context, s storage.Storage, d Dump, now time.Time, k
 // it added was created meanwhile, or one it replaced was removed or
 // changed. It is empty for any other failure.
 func changed(b storage.Bulk, le *storage.LoadError) string {
-	named := func(names []string) bool { return slices.Contains(names, le.ID) }
-	apis := func(as []storage.API) []string {
-		var names []string
-		for _, a := range as {
-			names = append(names, a.Name)
-		}
-		return names
+	api := func(as []storage.API) bool {
+		return slices.ContainsFunc(as, func(a storage.API) bool { return a.Name == le.ID })
 	}
-	values := func(vs []storage.SealedValue) []string {
-		var names []string
-		for _, v := range vs {
-			names = append(names, v.Name)
-		}
-		return names
+	value := func(vs []storage.SealedValue) bool {
+		return slices.ContainsFunc(vs, func(v storage.SealedValue) bool { return v.Name == le.ID })
 	}
 	exists, gone := errors.Is(le.Err, storage.ErrAlreadyExists), errors.Is(le.Err, storage.ErrNotFound)
 	q := validate.QuoteClip
 	switch {
-	case le.Kind == "API" && exists && named(apis(b.APIs)):
+	case le.Kind == "API" && exists && api(b.APIs):
 		return fmt.Sprintf("the API %s, which it did not have, was created", q(le.ID))
-	case le.Kind == "API" && gone && named(apis(b.ReplaceAPIs)):
+	case le.Kind == "API" && gone && api(b.ReplaceAPIs):
 		return fmt.Sprintf("the API %s, which it had, was removed or given another identifier", q(le.ID))
-	case le.Kind == "sealed value" && exists && named(values(b.SealedValues)):
+	case le.Kind == "sealed value" && exists && value(b.SealedValues):
 		return fmt.Sprintf("the sealed value %s, which it did not have, was created", q(le.ID))
-	case le.Kind == "sealed value" && gone && named(values(b.ReplaceSealedValues)):
+	case le.Kind == "sealed value" && gone && value(b.ReplaceSealedValues):
 		return fmt.Sprintf("the sealed value %s, which it had, was removed", q(le.ID))
 	}
 	return ""
