@@ -55,8 +55,9 @@ Stop every server first (with SQLite the command refuses to run while a
 server holds the data directory): one still running with the old key keeps
 serving with the keys it holds, but can no longer load or add signing keys.
 On PostgreSQL it waits for a server starting on the store (or an import
-into it) to end, and a server starting meanwhile waits for it, then loads
-the new <data-dir>/master.key or refuses the old key.
+into it, or another rotate of it) to end, and a server starting meanwhile
+waits for it, then loads the new <data-dir>/master.key or refuses the old
+key.
 Then start every server with the new key. Back-ups taken before the rotation
 still need the old key.
 
