@@ -859,7 +859,7 @@ func (m *Main) Run(ctx context.Context) error {
 		// Shutdown saw every connection end: a listener did not close.
 		err = fmt.Errorf("shutdown: closing the listener: %w", err)
 	default:
-		cctx, ccancel := beforeStops(rctx)
+		cctx, ccancel := endingEarlier(rctx, lastFlushTime+stopFloor)
 		n := m.cutOff(cctx, grace)
 		ccancel()
 		if n > 0 {
@@ -983,7 +983,7 @@ func (m *Main) stopKeyRefresh(ctx context.Context, cancel context.CancelFunc, re
 // periodic flush still running would otherwise find its times taken by
 // nothing, and if it failed put them back where no flush looks any more.
 func (m *Main) stopJobsAndFlush(ctx context.Context, stopJobs func(context.Context) bool, stopKeyRefresh func(context.Context)) {
-	jctx, cancel := beforeLastFlush(ctx)
+	jctx, cancel := endingEarlier(ctx, lastFlushTime)
 	defer cancel()
 	if d, ok := jctx.Deadline(); ok && time.Until(d) < stopFloor {
 		// Requests cut off took the stops' share: jobs canceled with no
@@ -1013,20 +1013,12 @@ const lastFlushTime = 2 * time.Second
 // cut off leave it them, before the last flush's lastFlushTime.
 const stopFloor = 250 * time.Millisecond
 
-// beforeLastFlush returns ctx, ending lastFlushTime before it if it has a
-// deadline.
-func beforeLastFlush(ctx context.Context) (context.Context, context.CancelFunc) {
+// endingEarlier returns ctx, ending margin before it if it has a
+// deadline: the stops' context keeps lastFlushTime for the last flush,
+// and the wait for requests cut off stopFloor more for the stops.
+func endingEarlier(ctx context.Context, margin time.Duration) (context.Context, context.CancelFunc) {
 	if d, ok := ctx.Deadline(); ok {
-		return context.WithDeadline(ctx, d.Add(-lastFlushTime))
-	}
-	return context.WithCancel(ctx)
-}
-
-// beforeStops returns ctx, ending stopFloor and lastFlushTime before it if
-// it has a deadline: the wait for requests cut off.
-func beforeStops(ctx context.Context) (context.Context, context.CancelFunc) {
-	if d, ok := ctx.Deadline(); ok {
-		return context.WithDeadline(ctx, d.Add(-lastFlushTime-stopFloor))
+		return context.WithDeadline(ctx, d.Add(-margin))
 	}
 	return context.WithCancel(ctx)
 }
