@@ -1204,6 +1204,9 @@ func TestAuditListBoundsOnce(t *testing.T) {
 		{true, false, "2d", "2999-01-01T00:00:00+01:00", map[string]string{"since": at(-49 * time.Hour), "until": "2999-01-01T00:00:00+01:00"}, ""},
 		{true, false, "3652425d", "", map[string]string{"since": "3652425d", "until": ""}, ""},
 		{true, true, "1h", "", nil, "cannot tell which time --since 1h was for the server"},
+		// Both durations unpinned: the error is --since's, every time
+		// (not whichever a map's order of the two gave last).
+		{true, true, "1h", "0s", nil, "cannot tell which time --since 1h was for the server"},
 	} {
 		t.Run(fmt.Sprintf("old=%v noDate=%v %s %s", tt.old, tt.noDate, tt.since, tt.until), func(t *testing.T) {
 			old.Store(tt.old)
@@ -1221,7 +1224,8 @@ func TestAuditListBoundsOnce(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.err) || len(pages) != 1 {
 					t.Fatalf("got %v after %d pages, want an error with %q after the first", err, len(pages), tt.err)
 				}
-				// Neither --until nor --follow is given: no hint of them.
+				// The error is --since's, and no --follow is given: no
+				// hint of --until or --follow.
 				if strings.Contains(err.Error(), "--until") || strings.Contains(err.Error(), "follow") {
 					t.Fatalf("the error %q gives a hint of --until or --follow, given neither", err)
 				}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -188,13 +189,16 @@ be read line by line, and the lines concatenated are what 'audit prune
 				serverNow, timeErr := page.serverTime(c.date)
 				if !pinned {
 					pinned = true
-					for name, v := range map[string]string{"since": since, "until": until} {
+					// In this order: of two that cannot be pinned,
+					// --since's error is the one said, every time.
+					for _, b := range [...]struct{ name, v string }{{"since", since}, {"until", until}} {
+						name, v := b.name, b.v
 						if _, err := time.Parse(time.RFC3339, v); v == "" || err == nil {
 							continue
 						}
 						t, send, err := page.pin(name, v, c.date)
 						if err != nil {
-							pinErr = err // once another page is asked for
+							pinErr = cmp.Or(pinErr, err) // said once another page is asked for
 							continue
 						}
 						if name == "until" {
