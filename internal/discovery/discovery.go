@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -73,10 +74,13 @@ type Metadata struct {
 // Handler serves the discovery documents.
 type Handler struct {
 	metadata []byte
-	keys     KeySet
-	dir      Directory
-	now      func() time.Time
-	log      *slog.Logger
+	// issuerPath is the issuer's path, escaped, "" for an issuer without
+	// one: the metadata is also served at MetadataPath + issuerPath.
+	issuerPath string
+	keys       KeySet
+	dir        Directory
+	now        func() time.Time
+	log        *slog.Logger
 }
 
 // NewHandler returns a Handler serving md. It logs the store failures
@@ -86,12 +90,23 @@ func NewHandler(md Metadata, keys KeySet, dir Directory, now func() time.Time, l
 	if err != nil {
 		panic(err) // Metadata holds only strings and slices
 	}
-	return &Handler{metadata: append(b, '\n'), keys: keys, dir: dir, now: now, log: log}
+	h := &Handler{metadata: append(b, '\n'), keys: keys, dir: dir, now: now, log: log}
+	if u, err := url.Parse(md.Issuer); err == nil {
+		h.issuerPath = u.EscapedPath()
+	}
+	return h
 }
 
 // Register mounts the routes on mux.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+MetadataPath, h.serveMetadata)
+	if h.issuerPath != "" {
+		// RFC 8414 §3: the well-known suffix inserted between the
+		// issuer's host and its path. MetadataPath serves it too, for
+		// the issuer's path with the suffix after it, which is where a
+		// proxy that strips that path reaches it.
+		mux.HandleFunc("GET "+MetadataPath+"/{path...}", h.serveMetadataAtPath)
+	}
 	mux.HandleFunc("GET "+OpenIDPath, h.serveMetadata)
 	mux.HandleFunc("GET "+JWKSPath, h.serveJWKS)
 	mux.HandleFunc("GET "+AccountJWKPath+"{email}", h.serveAccountJWK)
@@ -110,6 +125,18 @@ func writeDoc(w http.ResponseWriter, body []byte, maxAge string) {
 
 func (h *Handler) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	writeDoc(w, h.metadata, "3600")
+}
+
+// serveMetadataAtPath serves the metadata at MetadataPath followed by the
+// issuer's path, exactly: any other path under MetadataPath is not found.
+// The path is compared as it came, escaped, not as a route pattern,
+// which would read a "{" in it as a wildcard.
+func (h *Handler) serveMetadataAtPath(w http.ResponseWriter, r *http.Request) {
+	if r.URL.EscapedPath() != MetadataPath+h.issuerPath {
+		oauth2.WriteError(w, &oauth2.Error{Code: "not_found", Description: "There is nothing at " + oauth2.Truncate(r.URL.Path, 200) + ".", Status: http.StatusNotFound})
+		return
+	}
+	h.serveMetadata(w, r)
 }
 
 // serveJWKS serves the signing keys. The next key is published before it

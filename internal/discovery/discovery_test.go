@@ -223,3 +223,50 @@ func TestAccountKeysStoreFailure(t *testing.T) {
 		})
 	}
 }
+
+// RFC 8414 §3: the metadata is at the issuer with /.well-known/
+// oauth-authorization-server inserted between its host and its path. An
+// issuer with a path has it there, at that path exactly, as well as at
+// MetadataPath (the issuer's own path with the well-known suffix after it,
+// as a proxy that strips the path reaches this server); no other path
+// under it answers.
+func TestMetadataAtIssuerPath(t *testing.T) {
+	tests := []struct {
+		issuer string
+		paths  map[string]int // path → status
+	}{
+		{"https://keyward.test/tenant/a", map[string]int{
+			MetadataPath + "/tenant/a":  200,
+			MetadataPath:                200,
+			MetadataPath + "/tenant":    404,
+			MetadataPath + "/tenant/a/": 404,
+			MetadataPath + "/tenant/ab": 404,
+			MetadataPath + "/other":     404,
+		}},
+		{"https://keyward.test/t%C3%A9", map[string]int{
+			MetadataPath + "/t%C3%A9": 200,
+			MetadataPath + "/t%C3%A8": 404,
+		}},
+		{"https://keyward.test", map[string]int{
+			MetadataPath:            200,
+			MetadataPath + "/":      404,
+			MetadataPath + "/other": 404,
+		}},
+	}
+	for _, tt := range tests {
+		mux := http.NewServeMux()
+		NewHandler(Metadata{Issuer: tt.issuer}, fakeKeys{}, fakeDir{}, func() time.Time { return now }, slog.New(slog.DiscardHandler)).Register(mux)
+		for path, status := range tt.paths {
+			t.Run(tt.issuer+" "+path, func(t *testing.T) {
+				w := get(mux, path)
+				if w.Code != status {
+					t.Fatalf("%d %s, want %d", w.Code, w.Body, status)
+				}
+				var md Metadata
+				if status == 200 && (json.Unmarshal(w.Body.Bytes(), &md) != nil || md.Issuer != tt.issuer) {
+					t.Fatalf("%s, want the metadata of issuer %s (RFC 8414 §3.3)", w.Body, tt.issuer)
+				}
+			})
+		}
+	}
+}
