@@ -32,6 +32,16 @@ import (
 // else are refused before any key is looked at.
 var Algorithms = []jose.SignatureAlgorithm{jose.RS256, jose.ES256}
 
+// AlgorithmNames are the names of Algorithms, as the server's metadata
+// lists them (RFC 8414 §2, *_auth_signing_alg_values_supported).
+func AlgorithmNames() []string {
+	names := make([]string, len(Algorithms))
+	for i, a := range Algorithms {
+		names[i] = string(a)
+	}
+	return names
+}
+
 // Claims are the claims Keyward reads from an assertion.
 type Claims struct {
 	Issuer    string           `json:"iss"`

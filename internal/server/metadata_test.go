@@ -21,6 +21,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/assertion"
 	"github.com/keyward/keyward/internal/oauth2"
 )
 
@@ -96,7 +97,7 @@ func TestMetadataAuthIsTruthful(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	assertion := func(s jose.Signer) string {
+	clientAssertion := func(s jose.Signer) string {
 		now := time.Now()
 		raw, err := jwt.Signed(s).Claims(map[string]any{"iss": f.clientID, "sub": f.clientID, "aud": issuer,
 			"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "jti": rand.Text()}).Serialize()
@@ -140,12 +141,16 @@ func TestMetadataAuthIsTruthful(t *testing.T) {
 				requests = map[string][2]string{method: {"&client_id=" + f.clientID + "&client_secret=" + url.QueryEscape(f.secret), ""}}
 			case "private_key_jwt":
 				requests = map[string][2]string{}
-				for _, alg := range list(endpoint + "_auth_signing_alg_values_supported") {
+				algs := list(endpoint + "_auth_signing_alg_values_supported")
+				if want := assertion.AlgorithmNames(); !slices.Equal(algs, want) {
+					t.Errorf("%s lists %q for its assertions; assertion.Parse takes %q", endpoint, algs, want)
+				}
+				for _, alg := range algs {
 					s, ok := signers[alg]
 					if !ok {
 						t.Fatalf("%s lists %s for its assertions, which this test cannot sign", endpoint, alg)
 					}
-					requests[method+" "+alg] = [2]string{assertion(s), ""}
+					requests[method+" "+alg] = [2]string{clientAssertion(s), ""}
 				}
 			default:
 				t.Fatalf("%s lists %s, which this test does not know", endpoint, method)
@@ -159,7 +164,7 @@ func TestMetadataAuthIsTruthful(t *testing.T) {
 			}
 		}
 		t.Run(endpoint+"/private_key_jwt PS256, not listed", func(t *testing.T) {
-			if w := f.doPath(path, body+assertion(ps), ""); w.Code != http.StatusUnauthorized {
+			if w := f.doPath(path, body+clientAssertion(ps), ""); w.Code != http.StatusUnauthorized {
 				t.Fatalf("%d %s, want 401", w.Code, w.Body)
 			}
 		})

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/assertion"
 	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/console"
 	"github.com/keyward/keyward/internal/deadline"
@@ -145,8 +146,9 @@ func New(cfg Config, d Deps) *Server {
 	}
 	tok := token.NewHandler(tcfg, cached, d.Journal, d.Signer, auth, d.Now, reqLog)
 	// The private_key_jwt assertions of every endpoint are checked alike
-	// (clientauth), so each endpoint lists the same algorithms.
-	assertionAlgs := []string{"RS256", "ES256"}
+	// (clientauth, by assertion.Parse), so each endpoint lists the same
+	// algorithms.
+	assertionAlgs := assertion.AlgorithmNames()
 	disc := discovery.NewHandler(discovery.Metadata{
 		Issuer:                                 cfg.Issuer,
 		TokenEndpoint:                          oauth2.TokenEndpoint(cfg.Issuer),
