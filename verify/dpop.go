@@ -388,16 +388,19 @@ func (o mwOptions) serveDPoP(v *Verifier, next http.Handler, w http.ResponseWrit
 	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, &verified{claims: c, realm: o.realm, dpop: true, onError: o.onError})))
 }
 
-// requestURL is the URL a DPoP proof of r must be for.
+// requestURL is the URL a DPoP proof of r must be for, with the path as
+// the request wrote it (dpop.WrittenPath): EscapedPath would decode a
+// %2F in a path that holds a '{', say, and take a proof for /a/b{ for
+// one for /a%2Fb{.
 func (o mwOptions) requestURL(r *http.Request) string {
 	if o.publicURL != "" {
-		return o.publicURL + r.URL.EscapedPath()
+		return o.publicURL + dpop.WrittenPath(r.URL)
 	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	return scheme + "://" + r.Host + r.URL.EscapedPath()
+	return scheme + "://" + r.Host + dpop.WrittenPath(r.URL)
 }
 
 // dpopChallenge sets the DPoP challenge (RFC 9449 §7.1) of a refusal that

@@ -255,6 +255,48 @@ func TestDPoPPublicURL(t *testing.T) {
 	}
 }
 
+// The proof is for the path as the request wrote it: a %2F is not a /
+// (RFC 3986 §6.2.2.2), even in a path with a byte such as '{' that makes
+// url.URL.EscapedPath write it from the decoded path.
+func TestDPoPWrittenPath(t *testing.T) {
+	k := testkeyward.Start(t)
+	id, secret, _, _ := k.Setup(t, "jwt")
+	v := newVerifier(t, k)
+	p := dpoptest.NewProver(t)
+	tok := dpopToken(t, k, p, id, secret, "orders.read")
+	for _, public := range []string{"", "https://orders.example"} {
+		var opts []verify.MiddlewareOption
+		base := "http://internal:8080"
+		if public != "" {
+			opts, base = append(opts, verify.WithPublicURL(public)), public
+		}
+		h := verify.Middleware(v, opts...)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+		for _, tc := range []struct {
+			path, htu string
+			want      int
+		}{
+			{"/orders/a%2Fb{", "/orders/a%2Fb{", 200},
+			{"/orders/a%2Fb{", "/orders/a%2fb%7B", 200},
+			{"/orders/a%2Fb{", "/orders/a/b{", 401},
+			{"/orders/a/b{", "/orders/a%2Fb{", 401},
+			{"/orders/a/b{", "/orders/a/b%7b", 200},
+		} {
+			proof, err := p.Proof("GET", base+tc.htu, tok, k.Clock.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := httptest.NewRequest("GET", "http://internal:8080"+tc.path, nil)
+			r.Header.Set("Authorization", "DPoP "+tok)
+			r.Header.Set("DPoP", proof)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != tc.want {
+				t.Errorf("public URL %q: proof for %s, request for %s: %d %s, want %d", public, tc.htu, tc.path, w.Code, w.Body, tc.want)
+			}
+		}
+	}
+}
+
 // Without a configured public URL the proof's URL comes from the Host
 // header, which the sender picks: a token for several APIs is refused, or
 // any of them could replay the proofs it receives to the others. A token

@@ -236,6 +236,7 @@ func TestCheckRefuses(t *testing.T) {
 		{"htu other port", []string{ok}, Request{URL: "https://keyward.example:8443/token"}, "htu"},
 		{"htu http", []string{ok}, Request{URL: "http://keyward.example/token"}, "htu"},
 		{"htu with userinfo", []string{build(hdr, with(cl, map[string]any{"htu": "https://a@keyward.example/token"}), sign)}, Request{}, "htu"},
+		{"htu with %2F decoded", []string{build(hdr, with(cl, map[string]any{"htu": "https://keyward.example/a/b{"}), sign)}, Request{URL: "https://keyward.example/a%2Fb{"}, "htu"},
 		{"htu dot segments", []string{build(hdr, with(cl, map[string]any{"htu": "https://keyward.example/x/../token"}), sign)}, Request{}, "htu"},
 		{"htu relative", []string{build(hdr, with(cl, map[string]any{"htu": "/token"}), sign)}, Request{}, "htu"},
 		{"htu not a string", []string{build(hdr, with(cl, map[string]any{"htu": 7}), sign)}, Request{}, "malformed"},
@@ -292,6 +293,16 @@ func TestNormalizeURL(t *testing.T) {
 		{"https://a.example/%7euser/%2f", "https://a.example/~user/%2F"},
 		{"https://a.example/Token", "https://a.example/Token"},
 		{"https://a.example/token/", "https://a.example/token/"},
+		// The path as written: a reserved character percent-encoded is not
+		// that character (RFC 3986 §6.2.2.2), though a byte a URI cannot
+		// hold ('{', non-ASCII) makes url.URL.EscapedPath decode it.
+		{"https://a.example/a%2Fb{", "https://a.example/a%2Fb%7B"},
+		{"https://a.example/a/b{", "https://a.example/a/b%7B"},
+		{"https://a.example/ü%2f%3By", "https://a.example/%C3%BC%2F%3By"},
+		{"https://a.example/%C3%BC/y", "https://a.example/%C3%BC/y"},
+		{"https://a.example/a b", "https://a.example/a%20b"},
+		{"https://a.example/a!$&'()*+,;=:@b", "https://a.example/a!$&'()*+,;=:@b"},
+		{"https://a.example/a%21b", "https://a.example/a%21b"},
 		{"ftp://a.example/", ""},
 		{"https:///token", ""},
 		{"https://u:p@a.example/", ""},

@@ -11,7 +11,11 @@ import (
 // compared in (RFC 9449 §4.3 check 9, RFC 3986 §6.2.2 and §6.2.3): scheme
 // and host in lower case (the host's ASCII letters only), no default
 // port, no query or fragment, an empty path as "/", percent-encodings of
-// unreserved characters decoded and the others in upper case. Dot segments
+// unreserved characters decoded and the others in upper case, and the
+// bytes a URI cannot hold (non-ASCII, space, {, …) percent-encoded. The
+// path is read as written: "/a%2Fb" (one segment) is never "/a/b", even
+// where the path holds a byte that makes Go's url.URL.EscapedPath
+// re-encode it from the decoded path. Dot segments
 // are not removed: a proof for /a/../b does not match /b, which is the
 // safe way to be wrong. A URL with userinfo, or an IPv6 zone in its host,
 // is refused; the target URI of a request has neither.
@@ -51,7 +55,7 @@ func NormalizeURL(s string) (string, error) {
 	} else if strings.Contains(host, ":") {
 		host = "[" + host + "]"
 	}
-	path, err := normalizePercent(u.EscapedPath())
+	path, err := normalizePercent(WrittenPath(u))
 	if err != nil {
 		return "", err
 	}
@@ -59,6 +63,19 @@ func NormalizeURL(s string) (string, error) {
 		path = "/"
 	}
 	return scheme + "://" + host + path, nil
+}
+
+// WrittenPath returns u's path as it was written, percent-encodings and
+// all. url.URL.EscapedPath returns it only when it is one Go would write:
+// else (a path that holds a byte such as '{' or a non-ASCII one) it
+// encodes the decoded path again, and "/a%2Fb{" becomes "/a/b%7B".
+// url.Parse keeps the path as written in RawPath whenever it differs from
+// that encoding.
+func WrittenPath(u *url.URL) string {
+	if u.RawPath != "" {
+		return u.RawPath
+	}
+	return u.EscapedPath()
 }
 
 // LowerASCII returns s with its ASCII letters in lower case, and every
@@ -99,15 +116,22 @@ func matchURL(htu, want string, normalized bool) error {
 }
 
 // normalizePercent decodes the percent-encodings of unreserved characters
-// and writes the others in upper case (RFC 3986 §6.2.2.1, §6.2.2.2).
+// and writes the others in upper case (RFC 3986 §6.2.2.1, §6.2.2.2), and
+// percent-encodes the bytes a path cannot hold (§3.3).
 func normalizePercent(p string) (string, error) {
-	if !strings.Contains(p, "%") {
+	if !strings.ContainsFunc(p, func(r rune) bool { return r > 0x7f || r == '%' || !isPathChar(byte(r)) }) {
 		return p, nil
 	}
 	var b strings.Builder
 	for i := 0; i < len(p); i++ {
 		if p[i] != '%' {
-			b.WriteByte(p[i])
+			if isPathChar(p[i]) {
+				b.WriteByte(p[i])
+			} else {
+				b.WriteByte('%')
+				b.WriteByte(upperhex[p[i]>>4])
+				b.WriteByte(upperhex[p[i]&15])
+			}
 			continue
 		}
 		if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
@@ -123,6 +147,14 @@ func normalizePercent(p string) (string, error) {
 		i += 2
 	}
 	return b.String(), nil
+}
+
+const upperhex = "0123456789ABCDEF"
+
+// isPathChar reports whether c may stand for itself in a path (RFC 3986
+// §3.3): a pchar but for a percent-encoding, or a '/'.
+func isPathChar(c byte) bool {
+	return isUnreserved(c) || strings.IndexByte("!$&'()*+,;=:@/", c) >= 0
 }
 
 func isHex(c byte) bool {
