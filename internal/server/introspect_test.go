@@ -8,15 +8,18 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/dpop/dpoptest"
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/tally"
@@ -224,5 +227,59 @@ func TestIntrospectionOfBothFormats(t *testing.T) {
 	jwtKeys, opaqueKeys := slices.Sorted(maps.Keys(got["jwt"])), slices.Sorted(maps.Keys(got["opaque"]))
 	if !slices.Equal(jwtKeys, opaqueKeys) {
 		t.Errorf("members of a JWT's introspection %v, of an opaque token's %v", jwtKeys, opaqueKeys)
+	}
+}
+
+// TestIntrospectionOfDPoPBoundTokens: a token got with a DPoP proof
+// introspects with token_type DPoP and the proof key's thumbprint as
+// cnf.jkt (RFC 9449 §6.2), JWT or opaque; one got without a proof is a
+// Bearer token with no cnf.
+func TestIntrospectionOfDPoPBoundTokens(t *testing.T) {
+	f := newFixture(t)
+	callerAuth := f.introspector(t)
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(f.clientID+":"+f.secret))
+	for _, format := range []string{"jwt", "opaque"} {
+		if _, err := f.admin.UpdateAPI(context.Background(), admin.Actor{ID: "test"}, "orders", admin.APIUpdate{TokenFormat: &format}); err != nil {
+			t.Fatal(err)
+		}
+		for _, bound := range []bool{true, false} {
+			r := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader("grant_type=client_credentials&scope=orders.read"))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			r.Header.Set("Authorization", basic)
+			p := dpoptest.NewProver(t)
+			if bound {
+				proof, err := p.Proof(http.MethodPost, issuer+"/token", "", time.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				r.Header.Set("DPoP", proof)
+			}
+			w := httptest.NewRecorder()
+			f.handler.ServeHTTP(w, r)
+			var tok struct {
+				AccessToken string `json:"access_token"`
+				TokenType   string `json:"token_type"`
+			}
+			if err := json.Unmarshal(w.Body.Bytes(), &tok); err != nil || w.Code != http.StatusOK {
+				t.Fatalf("%s token, bound %v: %d %s", format, bound, w.Code, w.Body)
+			}
+			w = f.doPath("/introspect", "token="+url.QueryEscape(tok.AccessToken), callerAuth)
+			var resp struct {
+				Active    bool              `json:"active"`
+				TokenType string            `json:"token_type"`
+				Cnf       map[string]string `json:"cnf"`
+			}
+			if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || w.Code != http.StatusOK || !resp.Active {
+				t.Fatalf("introspection of a %s token, bound %v: %d %s", format, bound, w.Code, w.Body)
+			}
+			wantType, wantCnf := "Bearer", map[string]string(nil)
+			if bound {
+				wantType, wantCnf = "DPoP", map[string]string{"jkt": p.JKT()}
+			}
+			if tok.TokenType != wantType || resp.TokenType != wantType || !maps.Equal(resp.Cnf, wantCnf) {
+				t.Errorf("%s token, bound %v: token_type %q, introspected token_type %q, cnf %v; want %s, cnf %v",
+					format, bound, tok.TokenType, resp.TokenType, resp.Cnf, wantType, wantCnf)
+			}
+		}
 	}
 }
