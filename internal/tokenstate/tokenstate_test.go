@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/tokenstate"
 )
@@ -372,6 +374,38 @@ func TestDelegatedTokenReasonOrder(t *testing.T) {
 			}
 			if info.Active || info.Reason != tt.wantReason {
 				t.Errorf("active %v, reason %q; want reason %q", info.Active, info.Reason, tt.wantReason)
+			}
+		})
+	}
+}
+
+// TestOpaqueConfirmation: an opaque token's record carries what the
+// token is bound to, which its claims give back as cnf, for introspection
+// (RFC 8705 §3.2, RFC 9449 §6.2): x5t#S256 and jkt, or no cnf at all.
+func TestOpaqueConfirmation(t *testing.T) {
+	x5t := thumbprint([]byte("the DER of a client certificate"))
+	for _, tt := range []struct {
+		name     string
+		x5t, jkt string
+		want     *oauth2.Confirmation
+	}{
+		{"certificate-bound", x5t, "", &oauth2.Confirmation{X5TS256: x5t}},
+		{"DPoP-bound", "", "jkt", &oauth2.Confirmation{JKT: "jkt"}},
+		{"bearer", "", "", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &store{acct: storage.Account{ID: "1"}, keys: []storage.Key{{ID: "k"}}}
+			raw := tokenstate.OpaquePrefix + tt.name
+			s.tokens = map[string]storage.TokenRecord{string(tokenstate.HashOpaque(raw)): {
+				ID: "jti", AccountID: "1", Subject: "1", Scope: "orders.read", Credential: "key:k", Thumbprint: tt.x5t, JKT: tt.jkt,
+				IssuedAt: t0, ExpiresAt: t0.Add(time.Hour),
+			}}
+			info, err := tokenstate.New(s, noJWT{}, "https://kw", func() time.Time { return t0.Add(time.Second) }).Resolve(context.Background(), raw)
+			if err != nil || !info.Active {
+				t.Fatalf("Resolve: %+v, %v; want active", info, err)
+			}
+			if got := info.Claims.Confirmation; !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("cnf %+v, want %+v", got, tt.want)
 			}
 		})
 	}
