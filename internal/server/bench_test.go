@@ -22,6 +22,7 @@ import (
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/groupcommit"
+	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/procstat"
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/signer"
@@ -148,8 +149,15 @@ func (f *fixture) doPath(path, body, basicAuth string) *httptest.ResponseRecorde
 // client_secret_basic: Basic parsing, the keyed hash of the secret, scope
 // checks, ES256 signing and the fsynced, group-committed audit event.
 // Run with: go test ./internal/server -run '^$' -bench ClientCredentials -benchtime 20000x
-func BenchmarkClientCredentials(b *testing.B) {
-	f := newFixture(b)
+func BenchmarkClientCredentials(b *testing.B) { benchClientCredentials(b, newFixture(b)) }
+
+// BenchmarkClientCredentialsMetrics is BenchmarkClientCredentials with
+// the Prometheus metrics keyward serve records (withMetrics).
+func BenchmarkClientCredentialsMetrics(b *testing.B) {
+	benchClientCredentials(b, newFixture(b, withMetrics(b)))
+}
+
+func benchClientCredentials(b *testing.B, f *fixture) {
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(f.clientID+":"+f.secret))
 	b.SetParallelism(32)
 	b.ReportAllocs()
@@ -170,8 +178,13 @@ func BenchmarkClientCredentials(b *testing.B) {
 // audit event. Assertions are signed before the timer starts, one per
 // request, each with its own jti, so the single-use check is measured too.
 // Run with: go test ./internal/server -run '^$' -bench JWTBearer -benchtime 20000x
-func BenchmarkJWTBearer(b *testing.B) {
-	f := newFixture(b)
+func BenchmarkJWTBearer(b *testing.B) { benchJWTBearer(b, newFixture(b)) }
+
+// BenchmarkJWTBearerMetrics is BenchmarkJWTBearer with the Prometheus
+// metrics keyward serve records (withMetrics).
+func BenchmarkJWTBearerMetrics(b *testing.B) { benchJWTBearer(b, newFixture(b, withMetrics(b))) }
+
+func benchJWTBearer(b *testing.B, f *fixture) {
 	assertions := make([]string, b.N)
 	for i := range assertions {
 		assertions[i] = f.assertion(b, "jti-"+strconv.Itoa(i))
@@ -194,6 +207,19 @@ func BenchmarkJWTBearer(b *testing.B) {
 	})
 }
 
+// withMetrics attaches Prometheus metrics as keyward serve does: the
+// requests' counters and latency histograms, and the group commit's batch
+// histograms, on a journal of its own.
+func withMetrics(tb testing.TB) fixtureOption {
+	return func(_ *server.Config, d *server.Deps) {
+		sg := d.Signer
+		m := metrics.New(func() float64 { return sg.CurrentKeyAge().Seconds() })
+		journal := groupcommit.New(d.Store, groupcommit.Options{OnBatch: m.ObserveBatch})
+		tb.Cleanup(journal.Close)
+		d.Metrics, d.Journal = m, journal
+	}
+}
+
 // BenchmarkIntrospect measures introspection of an opaque and a JWT access
 // token by an API authenticated with client_secret_basic, each with its
 // durable audit event — and, in opaque_summarized, with the events of
@@ -212,22 +238,34 @@ func BenchmarkIntrospect(b *testing.B) {
 		f                  *fixture
 	}{{"jwt", "jwt", eachAuth, each}, {"opaque", "opaque", eachAuth, each}, {"opaque_summarized", "opaque", summarizedAuth, summarized}} {
 		f, format, callerAuth := bb.f, bb.format, bb.auth
-		b.Run(bb.name, func(b *testing.B) {
-			body := "token=" + url.QueryEscape(f.accessToken(b, format))
-			b.SetParallelism(32)
-			b.ReportAllocs()
-			b.ResetTimer()
-			defer reportCPU(b)()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					w := f.doPath("/introspect", body, callerAuth)
-					if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"active":true`) {
-						b.Fatalf("status %d: %s", w.Code, w.Body)
-					}
-				}
-			})
-		})
+		b.Run(bb.name, func(b *testing.B) { benchIntrospect(b, f, format, callerAuth) })
 	}
+}
+
+// BenchmarkIntrospectMetrics is BenchmarkIntrospect/opaque with the
+// Prometheus metrics keyward serve records (withMetrics).
+func BenchmarkIntrospectMetrics(b *testing.B) {
+	f := newFixture(b, withMetrics(b))
+	auth := f.introspector(b)
+	b.Run("opaque", func(b *testing.B) { benchIntrospect(b, f, "opaque", auth) })
+}
+
+// benchIntrospect has callerAuth introspect an access token of f's client
+// in format (jwt, opaque).
+func benchIntrospect(b *testing.B, f *fixture, format, callerAuth string) {
+	body := "token=" + url.QueryEscape(f.accessToken(b, format))
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.ResetTimer()
+	defer reportCPU(b)()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			w := f.doPath("/introspect", body, callerAuth)
+			if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"active":true`) {
+				b.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+		}
+	})
 }
 
 // introspector makes a new account an introspector of the orders API and
