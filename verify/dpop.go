@@ -350,16 +350,9 @@ func (o mwOptions) serveDPoP(v *Verifier, next http.Handler, w http.ResponseWrit
 	if o.queryToken {
 		// As bearerToken reads the query: several access_token
 		// parameters are malformed, and an empty one is no token.
-		q, err := oneToken(r.URL.Query())
-		if err != nil {
-			// oneToken returns an *Error; anything else is a
-			// malformed request too.
-			code, desc := "invalid_request", "the access_token query parameter is malformed"
-			var e *Error
-			if errors.As(err, &e) {
-				code, desc = e.Code, e.Description
-			}
-			o.refuse(w, r, dpopError(code, desc, nil))
+		q, several := oneToken(r.URL.Query())
+		if several {
+			o.refuse(w, r, dpopError(errSeveralTokens.Code, errSeveralTokens.Description, nil))
 			return
 		}
 		if q != "" {

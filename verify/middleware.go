@@ -165,16 +165,17 @@ func bearerToken(w http.ResponseWriter, r *http.Request, allowQuery bool) (token
 	}
 	var fromQuery, fromForm string
 	if allowQuery {
-		if fromQuery, err = oneToken(r.URL.Query()); err != nil {
-			return "", false, err
+		var several bool
+		if fromQuery, several = oneToken(r.URL.Query()); several {
+			return "", false, errSeveralTokens
 		}
 		if fromHeader == "" && r.Method == http.MethodPost && isForm(r.Header.Get("Content-Type")) {
 			form, err := readForm(w, r)
 			if err != nil {
 				return "", false, err
 			}
-			if fromForm, err = oneToken(form); err != nil {
-				return "", false, err
+			if fromForm, several = oneToken(form); several {
+				return "", false, errSeveralTokens
 			}
 		}
 	}
@@ -193,17 +194,22 @@ func bearerToken(w http.ResponseWriter, r *http.Request, allowQuery bool) (token
 }
 
 // oneToken returns the access_token parameter of params, "" if there is
-// none; a request with several is malformed (RFC 6750 §3.1), as one with
-// several Authorization headers is.
-func oneToken(params url.Values) (string, error) {
+// none, and several true if there are several: such a request is
+// malformed (RFC 6750 §3.1), as one with several Authorization headers
+// is, and refused with errSeveralTokens.
+func oneToken(params url.Values) (tok string, several bool) {
 	switch v := params["access_token"]; len(v) {
 	case 0:
-		return "", nil
+		return "", false
 	case 1:
-		return v[0], nil
+		return v[0], false
 	}
-	return "", &Error{Code: "invalid_request", Description: "more than one access_token parameter"}
+	return "", true
 }
+
+// errSeveralTokens refuses a request with several access_token
+// parameters (oneToken).
+var errSeveralTokens = &Error{Code: "invalid_request", Description: "more than one access_token parameter"}
 
 // isForm reports whether the media type of ct is
 // application/x-www-form-urlencoded, in any case and with any parameters,
