@@ -1,10 +1,6 @@
 package verify
 
-import (
-	"time"
-
-	"github.com/keyward/keyward/internal/oauth2"
-)
+import "time"
 
 // WithUnknownKidEvery sets the least pause between two fetches of the
 // issuer's keys for unknown kids (10 s by default); 0 for none.
@@ -36,7 +32,3 @@ func SetAccountStartHook(t interface{ Cleanup(func()) }, f func()) {
 
 // Quote is quote, the escaping of a challenge's quoted-strings.
 var Quote = quote
-
-// NamesAPI is oauth2.NamesAPI, the comparison of a self-signed JWT's aud
-// with the API's identifier.
-var NamesAPI = oauth2.NamesAPI
