@@ -142,14 +142,11 @@ func Parse(raw string) (*Token, error) {
 		return nil, fail(Malformed, "Invalid JWT: the claim set is not a JSON object with the standard claim types.", err)
 	}
 	c := t.Claims
-	for _, v := range [...]string{c.Issuer, c.Subject, c.Prn, c.ID, c.Scope} {
-		if !oauth2.IsText(v) {
-			return nil, fail(Malformed, "Invalid JWT: a claim contains a NUL character.", nil)
-		}
-	}
-	for _, v := range c.Audience {
-		if !oauth2.IsText(v) {
-			return nil, fail(Malformed, "Invalid JWT: a claim contains a NUL character.", nil)
+	for _, vs := range [...][]string{{c.Issuer, c.Subject, c.Prn, c.ID, c.Scope}, c.Audience} {
+		for _, v := range vs {
+			if !oauth2.IsText(v) {
+				return nil, fail(Malformed, "Invalid JWT: a claim contains a NUL character.", nil)
+			}
 		}
 	}
 	// The jti is stored until the assertion expires: keep it an ID.
