@@ -324,15 +324,15 @@ func dialect() sqlstore.Dialect {
 		// interleave with this one's, as it did before: only over a store
 		// without accounts, where a rolling upgrade does not run (its
 		// replicas served the store, which has its administrator).
-		LockFirstStart:    fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, %s)", lockFirstStart, schemaKey),
-		FirstStartLock:    fmt.Sprintf("SELECT pg_advisory_lock(%d, %s)", lockFirstStart, schemaKey),
-		FirstStartTryLock: fmt.Sprintf("SELECT pg_try_advisory_lock(%d, %s)", lockFirstStart, schemaKey),
-		TryLockFirstStart: fmt.Sprintf("SELECT pg_try_advisory_xact_lock(%d, %s)", lockFirstStart, schemaKey),
-		Timeouts:          "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')",
-		SetTimeouts:       "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true)",
+		LockFirstStart:           fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, %s)", lockFirstStart, schemaKey),
+		SessionLockFirstStart:    fmt.Sprintf("SELECT pg_advisory_lock(%d, %s)", lockFirstStart, schemaKey),
+		SessionTryLockFirstStart: fmt.Sprintf("SELECT pg_try_advisory_lock(%d, %s)", lockFirstStart, schemaKey),
+		TryLockFirstStart:        fmt.Sprintf("SELECT pg_try_advisory_xact_lock(%d, %s)", lockFirstStart, schemaKey),
+		Timeouts:                 "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')",
+		SetTimeouts:              "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true)",
 		// As the migration lock's wait (migrationLocker.SessionLock).
-		FirstStartNoTimeouts: "SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', '0', true)",
-		FirstStartUnlock:     fmt.Sprintf("SELECT pg_advisory_unlock(%d, %s)", lockFirstStart, schemaKey),
+		NoTimeouts:              "SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', '0', true)",
+		SessionUnlockFirstStart: fmt.Sprintf("SELECT pg_advisory_unlock(%d, %s)", lockFirstStart, schemaKey),
 		// EXCLUSIVE conflicts with the locks every INSERT, UPDATE, DELETE
 		// and SELECT … FOR UPDATE of accounts takes, and with itself, but lets
 		// readers (token requests) through.

@@ -132,7 +132,7 @@ func (s *Store) loadFirstStart(ctx context.Context, tx *sql.Tx, waiting func()) 
 	if err := tx.QueryRowContext(ctx, s.d.Timeouts).Scan(&statement, &lock); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, s.d.FirstStartNoTimeouts); err != nil {
+	if _, err := tx.ExecContext(ctx, s.d.NoTimeouts); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, s.d.LockFirstStart); err != nil {

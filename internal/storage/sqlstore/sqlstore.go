@@ -42,21 +42,27 @@ type Dialect struct {
 	// DeleteAPI (see storage.Guard), to serialize them against each other
 	// across processes. SQLite needs none.
 	LockScopes string
+	// The first-start lock is named as the others are, verb first:
+	// LockFirstStart and TryLockFirstStart take it for a transaction,
+	// as LockAudit and the others do, and the Session ones for a
+	// session, until released.
+	//
 	// LockFirstStart, if set, runs first in Load: it waits for, and then
 	// keeps out until Load commits, a server's start holding the same lock
-	// for its session, taken by FirstStartLock and released by
-	// FirstStartUnlock (which answers whether the session held it; see
-	// Store.LockFirstStart). FirstStartTryLock takes it only if no other
-	// session holds it, answering whether it did. FirstStartNoTimeouts,
-	// run in the transaction FirstStartLock waits in, turns off for it
+	// for its session, taken by SessionLockFirstStart and released by
+	// SessionUnlockFirstStart (which answers whether the session held it;
+	// see Store.LockFirstStart). SessionTryLockFirstStart takes it only if
+	// no other session holds it, answering whether it did. NoTimeouts, run
+	// in the transaction SessionLockFirstStart waits in, turns off for it
 	// the timeouts a role or DSN sets for queries. SQLite needs none: a
 	// server and an import hold the data directory's lock.
-	LockFirstStart, FirstStartLock, FirstStartTryLock, FirstStartUnlock, FirstStartNoTimeouts string
+	LockFirstStart, SessionLockFirstStart, SessionTryLockFirstStart, SessionUnlockFirstStart, NoTimeouts string
 	// TryLockFirstStart takes LockFirstStart's lock only if no other
 	// session holds it, answering whether it did; if it did not, Load
-	// waits for it as FirstStartLock's wait does, with the timeouts that
-	// Timeouts reads (two strings) off, and then set back by
-	// SetTimeouts (given them, for the rest of the transaction).
+	// waits for it as SessionLockFirstStart's wait does, with the
+	// timeouts that Timeouts reads (two strings) off (NoTimeouts), and
+	// then set back by SetTimeouts (given them, for the rest of the
+	// transaction).
 	TryLockFirstStart, Timeouts, SetTimeouts string
 	// LockAccounts, if set, runs in Load after LockScopes and
 	// LockSigningKeys and before it counts the accounts: it must keep any
@@ -317,12 +323,12 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error, evs ...storage.A
 }
 
 // LockFirstStart implements storage.Storage: it takes the dialect's
-// FirstStartLock on a connection of its own, which unlock releases and
-// gives back to the pool, or closes if it could not (a session lock goes
-// with its session). It tries FirstStartTryLock first, so that a wait is
-// told to waiting before it begins.
+// SessionLockFirstStart on a connection of its own, which unlock releases
+// and gives back to the pool, or closes if it could not (a session lock
+// goes with its session). It tries SessionTryLockFirstStart first, so
+// that a wait is told to waiting before it begins.
 func (s *Store) LockFirstStart(ctx context.Context, waiting func()) (unlock func(), err error) {
-	if s.d.FirstStartLock == "" {
+	if s.d.SessionLockFirstStart == "" {
 		return func() {}, nil
 	}
 	conn, err := s.w.Conn(ctx)
@@ -334,7 +340,7 @@ func (s *Store) LockFirstStart(ctx context.Context, waiting func()) (unlock func
 		conn.Close()
 	}
 	var got bool
-	if err := conn.QueryRowContext(ctx, s.d.FirstStartTryLock).Scan(&got); err != nil {
+	if err := conn.QueryRowContext(ctx, s.d.SessionTryLockFirstStart).Scan(&got); err != nil {
 		discard() // it may hold the lock, cancelled as it was granted
 		return nil, s.wrap("lock first start", err)
 	}
@@ -351,7 +357,7 @@ func (s *Store) LockFirstStart(ctx context.Context, waiting func()) (unlock func
 		ctx, cancel := context.WithTimeout(context.Background(), UnlockWait)
 		defer cancel()
 		var held bool
-		if err := conn.QueryRowContext(ctx, s.d.FirstStartUnlock).Scan(&held); err != nil || !held {
+		if err := conn.QueryRowContext(ctx, s.d.SessionUnlockFirstStart).Scan(&held); err != nil || !held {
 			discard()
 			return
 		}
@@ -365,10 +371,10 @@ func (s *Store) LockFirstStart(ctx context.Context, waiting func()) (unlock func
 // instead, and the lock with it.
 const UnlockWait = 10 * time.Second
 
-// waitFirstStart waits for the dialect's FirstStartLock on conn, in a
-// transaction with FirstStartNoTimeouts: a role's or DSN's lock_timeout
-// or statement_timeout, meant for queries, made a server starting while
-// an import committed, or another server bootstrapped, fail instead of
+// waitFirstStart waits for the dialect's SessionLockFirstStart on conn,
+// in a transaction with NoTimeouts: a role's or DSN's lock_timeout or
+// statement_timeout, meant for queries, made a server starting while an
+// import committed, or another server bootstrapped, fail instead of
 // waiting; ctx ends the wait. The lock, a session's, outlives the
 // transaction.
 func (s *Store) waitFirstStart(ctx context.Context, conn *sql.Conn) error {
@@ -377,12 +383,12 @@ func (s *Store) waitFirstStart(ctx context.Context, conn *sql.Conn) error {
 		return err
 	}
 	defer tx.Rollback()
-	if s.d.FirstStartNoTimeouts != "" {
-		if _, err := tx.ExecContext(ctx, s.d.FirstStartNoTimeouts); err != nil {
+	if s.d.NoTimeouts != "" {
+		if _, err := tx.ExecContext(ctx, s.d.NoTimeouts); err != nil {
 			return err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, s.d.FirstStartLock); err != nil {
+	if _, err := tx.ExecContext(ctx, s.d.SessionLockFirstStart); err != nil {
 		return err
 	}
 	return tx.Commit()
