@@ -313,6 +313,9 @@ func (t *Tally) Flush(ctx context.Context) (int, error) {
 // the journal at most 30 seconds in all, then gives up; a later Close
 // waits for the first.
 func (t *Tally) Close() {
+	if t == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	t.Shutdown(ctx)
