@@ -26,14 +26,15 @@ type Note struct {
 	// the last line (or the clock went back): log that they still fail,
 	// with For and Failures.
 	Again bool
-	// For is how long the spell has lasted.
+	// For is how long the spell has lasted (0 but with Again).
 	For time.Duration
-	// Failures is how many failed since the last line, this one included.
+	// Failures is how many failed since the last line, this one included
+	// (0 but with First or Again).
 	Failures int
 }
 
 // Failed records a failure at now and returns what to log of it: nothing
-// (a zero First and Again) between the lines.
+// (a zero Note) between the lines.
 func (s *Spell) Failed(now time.Time) Note {
 	switch {
 	case s.since.IsZero():
@@ -45,7 +46,7 @@ func (s *Spell) Failed(now time.Time) Note {
 		return n
 	default:
 		s.unlogged++
-		return Note{For: now.Sub(s.since), Failures: s.unlogged}
+		return Note{}
 	}
 }
 

@@ -28,15 +28,15 @@ func TestSpell(t *testing.T) {
 		}},
 		{"failures within a minute are logged once", []step{
 			fail(0, Note{First: true, Failures: 1}),
-			fail(10*time.Second, Note{For: 10 * time.Second, Failures: 1}),
-			fail(59*time.Second, Note{For: 59 * time.Second, Failures: 2}),
+			fail(10*time.Second, Note{}),
+			fail(59*time.Second, Note{}),
 			succeed(70*time.Second, true, 70*time.Second),
 		}},
 		{"failures that go on are logged once a minute, counted", []step{
 			fail(0, Note{First: true, Failures: 1}),
-			fail(40*time.Second, Note{For: 40 * time.Second, Failures: 1}),
+			fail(40*time.Second, Note{}),
 			fail(80*time.Second, Note{Again: true, For: 80 * time.Second, Failures: 2}),
-			fail(120*time.Second, Note{For: 120 * time.Second, Failures: 1}),
+			fail(120*time.Second, Note{}),
 			fail(140*time.Second, Note{Again: true, For: 140 * time.Second, Failures: 2}),
 			succeed(150*time.Second, true, 150*time.Second),
 		}},
@@ -49,7 +49,7 @@ func TestSpell(t *testing.T) {
 			succeed(time.Second, true, time.Second),
 			succeed(2*time.Second, false, 0),
 			fail(3*time.Second, Note{First: true, Failures: 1}),
-			fail(4*time.Second, Note{For: time.Second, Failures: 1}),
+			fail(4*time.Second, Note{}),
 		}},
 	}
 	for _, tt := range tests {
