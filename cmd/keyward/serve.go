@@ -1853,9 +1853,11 @@ func keepAside(path, aside, admin string, log *slog.Logger) {
 	if aside == "" {
 		return
 	}
-	if b, err := os.ReadFile(aside); err == nil && (!isKeyFile(b) || admin != "" && keyFileOf(b) == admin) {
-		os.Remove(aside)
-		return
+	if b, err := os.ReadFile(aside); err == nil {
+		if id := keyFileOf(b); id == "" || id == admin {
+			os.Remove(aside)
+			return
+		}
 	}
 	kept := path + "." + time.Now().UTC().Format("20060102T150405Z") + ".old"
 	err := publishNew(aside, kept)
@@ -1871,17 +1873,11 @@ func keepAside(path, aside, admin string, log *slog.Logger) {
 		"key_file", kept)
 }
 
-// isKeyFile tells whether b is a key file: JSON with a client_id and a
-// private_key_id.
-func isKeyFile(b []byte) bool {
-	var kf sakey.KeyFile
-	return json.Unmarshal(b, &kf) == nil && kf.ClientID != "" && kf.PrivateKeyID != ""
-}
-
-// keyFileOf is the client_id of the key file b ("" if b is none).
+// keyFileOf is the client_id of the key file b, "" if b is none: a key
+// file is JSON with a client_id and a private_key_id.
 func keyFileOf(b []byte) string {
 	var kf sakey.KeyFile
-	if json.Unmarshal(b, &kf) != nil {
+	if json.Unmarshal(b, &kf) != nil || kf.PrivateKeyID == "" {
 		return ""
 	}
 	return kf.ClientID
