@@ -1137,11 +1137,20 @@ func (m *Main) warnAssertionAudienceAPIs(ctx context.Context) {
 	}
 	// Two APIs whose identifiers differ only in the case of the scheme or
 	// host, or in one trailing slash (the admin API refuses the second
-	// now): each accepts the other's self-signed JWTs (oauth2.NamesAPI).
+	// now): each accepts the other's self-signed JWTs (oauth2.NamesAPI),
+	// which is to say they have the same oauth2.APIKey. Grouped by it,
+	// not compared two by two: each API is paired with the later ones of
+	// its group, in the order of apis.
+	keys := make([]string, len(apis))
+	same := make(map[string][]int, len(apis)) // indices in apis, by key
+	for i, a := range apis {
+		keys[i] = oauth2.APIKey(a.Identifier)
+		same[keys[i]] = append(same[keys[i]], i)
+	}
 	var pairs []string
 	for i, a := range apis {
-		for _, b := range apis[i+1:] {
-			if a.Identifier != b.Identifier && oauth2.NamesAPI(a.Identifier, b.Identifier) {
+		for _, j := range same[keys[i]] {
+			if b := apis[j]; j > i && a.Identifier != b.Identifier {
 				pairs = append(pairs, fmt.Sprintf("%s (%s) and %s (%s)", a.Name, a.Identifier, b.Name, b.Identifier))
 			}
 		}
