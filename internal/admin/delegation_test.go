@@ -277,12 +277,20 @@ func TestOrgAtOldAccountEmailDomainRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// One an import kept whose email is not of its name and project
+	// (NAME@PROJECT.<account domain>).
+	imported := storage.Account{ID: "100000000000000000079", Email: "Odd@Imported.Test", Name: "job", Project: "shop"}
+	if err := f.store.CreateAccount(ctx, imported, storage.AuditEvent{Time: time.Now(), Action: "account.create", Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
 	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
 	tests := []struct {
 		name, domain string
 		wantStatus   int
 	}{
 		{"an old account's email domain", "shop.old.test", 400},
+		{"an imported account's email domain", "imported.test", 400},
+		{"beside it", "ported.test", 201},
 		{"upper case", "Shop.Old.Test", 400},
 		{"an email domain stored in capitals", "shop.caps.test", 400},
 		{"the old account domain", "old.test", 201},

@@ -520,12 +520,13 @@ type Storage interface {
 	GetAccount(ctx context.Context, id string) (Account, error)
 	GetAccountByEmail(ctx context.Context, email string) (Account, error)
 	// AccountEmailAt reports whether the email of an account, whatever its
-	// capitals, is local@domain, or, with local empty, is at domain (the
-	// part after its @), either with or without a final dot (the same
-	// domain). domain and local are lower case. It reads the
-	// accounts of project domain's first label, as every email the admin
-	// API makes is NAME@PROJECT.<account domain> (an import warns of one
-	// that is not): an indexed read, whatever the number of accounts.
+	// capitals (in the local part too), is local@domain, or, with local
+	// empty, is at domain (the part after its last @), either with or
+	// without a final dot (the same domain). domain and local are lower
+	// case. It reads every account, not only those whose email is
+	// NAME@PROJECT.<account domain> as the admin API makes it (an import
+	// keeps one that is not, with a warning): an indexed read, whatever
+	// the number of accounts.
 	AccountEmailAt(ctx context.Context, local, domain string) (bool, error)
 	ListAccounts(ctx context.Context, opts ListOptions) ([]Account, error)
 	// UpdateAccount applies fn to the stored account in one transaction,

@@ -1415,6 +1415,13 @@ func TestDelegationSubjectIsAnAccountEmail(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// One an import kept whose email, in capitals, is not of its name and
+	// project (NAME@PROJECT.<account domain>).
+	imported := storage.Account{ID: "100000000000000000089", Email: "Imported.Job@Shop.OLD.test", Name: "job", Project: "billing",
+		TokenLifetime: 30 * time.Minute, AuthMethods: storage.DefaultAuthMethods, CreatedAt: t0, UpdatedAt: t0}
+	if err := e.store.CreateAccount(ctx, imported, ev); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.store.CreateOrg(ctx, storage.Org{Domain: "shop.old.test", BlockedScopes: []string{}, CreatedAt: t0}, ev); err != nil {
 		t.Fatal(err)
 	}
@@ -1422,6 +1429,7 @@ func TestDelegationSubjectIsAnAccountEmail(t *testing.T) {
 		{Email: "old@shop.old.test", Org: "shop.old.test", CreatedAt: t0},
 		{Email: "caps@shop.old.test", Org: "shop.old.test", CreatedAt: t0},
 		{Email: "dot@shop.old.test", Org: "shop.old.test", CreatedAt: t0},
+		{Email: "imported.job@shop.old.test", Org: "shop.old.test", CreatedAt: t0},
 		{Email: "alice@shop.old.test", Org: "shop.old.test", CreatedAt: t0},
 	}, func([]storage.User) storage.AuditEvent { return ev }); err != nil {
 		t.Fatal(err)
@@ -1440,6 +1448,8 @@ func TestDelegationSubjectIsAnAccountEmail(t *testing.T) {
 		{"Old@Shop.Old.Test", 400, oauth2.ErrInvalidGrant, "Not a valid email."},
 		{"caps@shop.old.test", 400, oauth2.ErrInvalidGrant, "Not a valid email."},
 		{"dot@shop.old.test", 400, oauth2.ErrInvalidGrant, "Not a valid email."},
+		{"imported.job@shop.old.test", 400, oauth2.ErrInvalidGrant, "Not a valid email."},
+		{"Imported.Job@Shop.Old.Test", 400, oauth2.ErrInvalidGrant, "Not a valid email."},
 	} {
 		t.Run(tt.sub, func(t *testing.T) {
 			w := e.do(request{body: form(sign(t, e.rsKey, jose.RS256, "rs", claims(func(c map[string]any) { c["sub"] = tt.sub }), nil))})

@@ -431,6 +431,18 @@ func TestCertRevocationDown(t *testing.T) {
 	}, execOn(dsn), storagetest.DownStatements(t, "migrations/00010_cert_tokens_revoked.sql"))
 }
 
+// Taking migration 00011 back, as Upgrading says, takes it back whole.
+func TestEmailIndexDown(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	storagetest.EmailIndexDown(t, func(t *testing.T) storage.Storage {
+		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}, execOn(dsn), storagetest.DownStatements(t, "migrations/00011_account_email_lower.sql"))
+}
+
 // DeleteExpired commits each batch of a backlog on its own.
 func TestExpiredInBatches(t *testing.T) {
 	dsn := pgtest.SchemaDSN(t)

@@ -145,6 +145,7 @@ func TestMigrationTableLockWait(t *testing.T) {
 	}
 	s.Close()
 	// Back to the schema before 00010, which alters accounts.
+	storagetest.UndoAfter(t, execOn(dsn), storagetest.CertRevocationSince)
 	execOn(dsn)(t, append(storagetest.DownStatements(t, "migrations/00010_cert_tokens_revoked.sql"),
 		fmt.Sprintf("DELETE FROM goose_db_version WHERE version_id >= %d", storagetest.CertRevocationSince))...)
 	db, err := sql.Open("pgx", dsn)

@@ -145,6 +145,18 @@ func TestCertRevocationDown(t *testing.T) {
 	}, execOn(path), storagetest.DownStatements(t, "migrations/00010_cert_tokens_revoked.sql"))
 }
 
+// Taking migration 00011 back, as Upgrading says, takes it back whole.
+func TestEmailIndexDown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keyward.db")
+	storagetest.EmailIndexDown(t, func(t *testing.T) storage.Storage {
+		s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}, execOn(path), storagetest.DownStatements(t, "migrations/00011_account_email_lower.sql"))
+}
+
 // DeleteExpired commits each batch of a backlog on its own.
 func TestExpiredInBatches(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keyward.db")

@@ -117,14 +117,12 @@ func (s *Store) AccountEmailAt(ctx context.Context, local, domain string) (bool,
 	// account domain written with one (which an import keeps) is
 	// example.com.'s, and a delegated sub may be written with one.
 	domain = strings.TrimSuffix(domain, ".")
-	project, _, _ := strings.Cut(domain, ".")
 	var row *sql.Row
 	if local != "" {
 		email := local + "@" + domain
-		row = s.queryRow(ctx, "accountEmailIs", project, email, email+".", email, email+".")
+		row = s.queryRow(ctx, "accountEmailIs", email, email+".")
 	} else {
-		at := "%@" + likeEscaper.Replace(domain)
-		row = s.queryRow(ctx, "accountEmailAt", project, at, at+".")
+		row = s.queryRow(ctx, "accountEmailAt", domain, domain+".")
 	}
 	var one int
 	err := row.Scan(&one)
@@ -133,9 +131,6 @@ func (s *Store) AccountEmailAt(ctx context.Context, local, domain string) (bool,
 	}
 	return err == nil, s.wrap("look up account emails", err)
 }
-
-// likeEscaper escapes a LIKE pattern's wildcards, with ESCAPE '!'.
-var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
 
 // ListAccounts implements storage.Storage.
 func (s *Store) ListAccounts(ctx context.Context, opts storage.ListOptions) ([]storage.Account, error) {

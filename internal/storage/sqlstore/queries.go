@@ -13,11 +13,13 @@ var queries = map[string]string{
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	"getAccount":        `SELECT ` + accountCols + ` FROM accounts WHERE id = ?`,
 	"getAccountByEmail": `SELECT ` + accountCols + ` FROM accounts WHERE email = ?`,
-	// By the project index; the email exactly as well, by its own, for
-	// one an import kept that is not NAME@PROJECT.<domain>. Each without
-	// and with a final dot (AccountEmailAt).
-	"accountEmailIs":   `SELECT 1 FROM accounts WHERE (project = ? AND lower(email) IN (?, ?)) OR email IN (?, ?) LIMIT 1`,
-	"accountEmailAt":   `SELECT 1 FROM accounts WHERE project = ? AND (lower(email) LIKE ? ESCAPE '!' OR lower(email) LIKE ? ESCAPE '!') LIMIT 1`,
+	// Any account's email in lower case, by the indexes of migration
+	// 00011: the whole email, or its domain (the part after its last @, as
+	// validate.EmailDomain), each without and with a final dot
+	// (AccountEmailAt). The project index would find only the accounts
+	// whose email is NAME@PROJECT.<domain>, not all an import kept.
+	"accountEmailIs":   `SELECT 1 FROM accounts WHERE lower(email) IN (?, ?) LIMIT 1`,
+	"accountEmailAt":   `SELECT 1 FROM accounts WHERE ` + emailDomain + ` IN (?, ?) LIMIT 1`,
 	"listAccounts":     `SELECT ` + accountCols + ` FROM accounts WHERE id > ? ORDER BY id LIMIT ?`,
 	"listAccountsProj": `SELECT ` + accountCols + ` FROM accounts WHERE project = ? AND id > ? ORDER BY id LIMIT ?`,
 	"updateAccount": `UPDATE accounts SET name = ?, project = ?, display_name = ?, description = ?, scopes = ?, token_lifetime_s = ?, disabled = ?, updated_at = ?,
@@ -167,6 +169,14 @@ func init() {
 	addMultiRow(userChunks, "putUsers", `INSERT INTO org_users (email, org, suspended, created_at)`, 4,
 		` ON CONFLICT (email) DO UPDATE SET org = excluded.org, suspended = excluded.suspended`)
 }
+
+// emailDomain is the lower-case domain of an account's email, the part
+// after its last @ (all of it without one), as the index
+// accounts_email_domain (migration 00011) holds it; a query must name it
+// so for the index to serve it. The rtrim keeps the email up to its last @
+// (it trims the characters the email has but for @), in SQLite and
+// PostgreSQL alike.
+const emailDomain = `lower(substr(email, length(rtrim(email, replace(email, '@', ''))) + 1))`
 
 const (
 	accountCols = `id, email, name, project, display_name, description, scopes, token_lifetime_s, disabled, created_at, updated_at, auth_methods, tls_binding,

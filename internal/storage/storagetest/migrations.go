@@ -43,6 +43,10 @@ const ScopeIndexSince = 8
 // cert_tokens_revoked_before.
 const CertRevocationSince = 10
 
+// EmailIndexSince is the schema version that indexes the accounts'
+// emails in lower case, whole and by their domains (AccountEmailAt).
+const EmailIndexSince = 11
+
 // undoSchema undoes the schema migrations that came after the data
 // migrations the tests here take back, newest first: unmigrate forgets
 // them too, and they run again on the next open.
@@ -50,7 +54,21 @@ var undoSchema = []struct {
 	version int
 	query   string
 }{
+	{EmailIndexSince, "DROP INDEX accounts_email_domain"},
+	{EmailIndexSince, "DROP INDEX accounts_email_lower"},
 	{CertRevocationSince, "ALTER TABLE accounts DROP COLUMN cert_tokens_revoked_before"},
+}
+
+// UndoAfter undoes the schema migrations after version (see undoSchema),
+// newest first, for a test that takes version back with its own
+// statements and forgets it and every later one: they run again on the
+// next open.
+func UndoAfter(t *testing.T, exec func(t *testing.T, queries ...string), version int) {
+	for _, u := range undoSchema {
+		if u.version > version {
+			exec(t, u.query)
+		}
+	}
 }
 
 // unmigrate takes a store's schema back to the version before version,
@@ -218,6 +236,7 @@ func CertRevocationDown(t *testing.T, open func(t *testing.T) storage.Storage, e
 		mustNil(t, s.CreateAccount(ctx, a.a, ev("account.create")))
 	}
 	mustNil(t, s.Close())
+	UndoAfter(t, exec, CertRevocationSince)
 	exec(t, down...)
 	exec(t, fmt.Sprintf(`DELETE FROM goose_db_version WHERE version_id >= %d`, CertRevocationSince))
 
@@ -252,4 +271,27 @@ func DownStatements(t *testing.T, path string) []string {
 		}
 	}
 	return stmts
+}
+
+// EmailIndexDown checks that migration EmailIndexSince's Down statements,
+// down (what Upgrading tells an operator to run to go back to an earlier
+// build), take it back whole: the store migrates up again, and finds an
+// imported account's email in other capitals.
+func EmailIndexDown(t *testing.T, open func(t *testing.T) storage.Storage, exec func(t *testing.T, queries ...string), down []string) {
+	ctx := context.Background()
+	a := holder(1, false)
+	a.Email = "Imported@Elsewhere.Example"
+	s := open(t)
+	mustNil(t, s.CreateAccount(ctx, a, ev("account.create")))
+	mustNil(t, s.Close())
+	exec(t, down...)
+	exec(t, fmt.Sprintf(`DELETE FROM goose_db_version WHERE version_id >= %d`, EmailIndexSince))
+
+	s = open(t)
+	defer s.Close()
+	for _, local := range []string{"imported", ""} {
+		if got, err := s.AccountEmailAt(ctx, local, "elsewhere.example"); err != nil || !got {
+			t.Errorf("AccountEmailAt(%q, elsewhere.example) after the migration back and up = %v, %v; want true", local, got, err)
+		}
+	}
 }

@@ -210,6 +210,15 @@ func testAccountEmailAt(t *testing.T, s storage.Storage) {
 	mustNil(t, s.CreateAccount(ctx, odd, ev("account.create")))
 	// One made under an account domain written with a final dot.
 	mustNil(t, s.CreateAccount(ctx, account("100000000000000000006", "dot@proj.dot.example."), ev("account.create")))
+	// One an import kept that is not NAME@PROJECT.<domain>, in capitals:
+	// neither its project nor its email as written finds it. And one
+	// with two @s, whose domain is after the last (validate.EmailDomain).
+	caps := account("100000000000000000007", "Caps.Job@Imported.Example.")
+	caps.Name = "caps"
+	mustNil(t, s.CreateAccount(ctx, caps, ev("account.create")))
+	twoAt := account("100000000000000000008", "a@b@Two.example")
+	twoAt.Name = "twoat"
+	mustNil(t, s.CreateAccount(ctx, twoAt, ev("account.create")))
 	for _, c := range []struct {
 		local, domain string
 		want          bool
@@ -235,6 +244,18 @@ func testAccountEmailAt(t *testing.T, s storage.Storage) {
 		{"", "proj.dot.example.", true},
 		{"other", "proj.dot.example", false},
 		{"", "dot.example", false},
+		{"caps.job", "imported.example", true},
+		{"caps.job", "imported.example.", true},
+		{"", "imported.example", true},
+		{"", "imported.example.", true},
+		{"", "elsewhere.example", true},
+		{"caps", "imported.example", false},
+		{"caps.job", "example", false},
+		{"", "ported.example", false},
+		{"", "mported.example", false},
+		{"", "two.example", true},
+		{"a", "b@two.example", true},
+		{"", "b@two.example", false},
 	} {
 		got, err := s.AccountEmailAt(ctx, c.local, c.domain)
 		mustNil(t, err)
