@@ -850,6 +850,7 @@ whole log, up to now: it is refused unless --yes confirms it.
 			bound, ok := pruneBound(head) // 0 when nothing may go: nothing to export
 			if export != "" {
 				n, last, err := exportAudit(cmd.Context(), st, cut, bound, export)
+				err, tempLeft := writtenTempLeft(err)
 				if errors.Is(err, errNothingToExport) {
 					// No empty file: a nightly prune would pile them up.
 					if err := nothingToPrune(); err != nil {
@@ -864,6 +865,7 @@ whole log, up to now: it is refused unless --yes confirms it.
 					return fmt.Errorf("--export: %w (nothing was pruned)", err)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "exported %s older than %s to %s\n", counted(n, "event"), cut.Format(time.RFC3339Nano), export)
+				warnTempLeft(cmd.ErrOrStderr(), export, tempLeft)
 				bound = last // nothing that was not exported goes
 			} else if !ok {
 				return nothingToPrune()
@@ -932,7 +934,9 @@ var pruneBatch int64 = 20_000
 // last event the prune may delete (none when through is 0). It returns
 // how many it wrote and the last one's seq, the bound of what may then be
 // pruned. With no such event it writes no file and returns
-// errNothingToExport.
+// errNothingToExport. A file written whose temporary file is left
+// (writtenTempLeft) is no failure: n and last are returned with that
+// error.
 //
 // It checks the chain of what it writes as 'audit verify' does (the first
 // event's link to a pruned one aside), and fails at the first event that
@@ -970,10 +974,10 @@ func exportAudit(ctx context.Context, st storage.Storage, cut time.Time, through
 			}
 		}
 	})
-	if err != nil {
+	if failure, _ := writtenTempLeft(err); failure != nil {
 		return 0, 0, err
 	}
-	return n, last, nil
+	return n, last, err // written, even with its temporary file left
 }
 
 // errNothingToExport is exportAudit's error when no event is to be

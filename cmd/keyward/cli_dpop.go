@@ -116,15 +116,17 @@ the proofs. Any PKCS #8 key of these types works as well, such as one from
 			if err != nil {
 				return err
 			}
-			err = writeNewFile(out, func(w io.Writer) error {
+			err, tempLeft := writtenTempLeft(writeNewFile(out, func(w io.Writer) error {
 				return pem.Encode(w, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
-			})
+			}))
 			if errors.Is(err, fs.ErrExist) {
 				return errKeygenExists(out) // made meanwhile, and left as it is
 			}
 			if err != nil {
 				return err
 			}
+			// Its temporary file, a second name of it, is left.
+			warnTempLeft(cmd.ErrOrStderr(), out, tempLeft)
 			if output == "json" {
 				return printJSON(cmd.OutOrStdout(), map[string]string{"file": out, "alg": alg, "jkt": p.JKT()})
 			}

@@ -120,7 +120,11 @@ the key deleted again.`,
 					return err
 				}
 			}
-			if err := write(); err != nil {
+			// Written, but its temporary file, a second name of it
+			// with the private key, could not be removed: the key is
+			// kept, and that file named in a warning.
+			err, tempLeft := writtenTempLeft(write())
+			if err != nil {
 				// Without its file the key is of no use to anyone: delete it,
 				// and the file, if it was written but not made durable.
 				file := ""
@@ -140,6 +144,7 @@ the key deleted again.`,
 			if out == "-" {
 				return nil
 			}
+			warnTempLeft(cmd.ErrOrStderr(), out, tempLeft)
 			return c.show(map[string]string{"key_id": meta.ID, "file": out}, func(w *tabwriter.Writer) {
 				fmt.Fprintf(w, "wrote key %s of %s to %s\n", cell(meta.ID), cell(meta.Email), out)
 			})
@@ -287,7 +292,9 @@ func checkWritable(path string, replace bool) error {
 		}
 		return fmt.Errorf("cannot create %s: %w", path, err)
 	}
-	if err = publishNew(f.Name(), probe); err == nil {
+	// A name of the probe left (its temporary file's, which the
+	// deferred removal tries again) is no failure to write path.
+	if err, _ = writtenTempLeft(publishNew(f.Name(), probe)); err == nil {
 		os.Remove(probe)
 	}
 	if nle, ok := errors.AsType[*noLinkError](err); ok {

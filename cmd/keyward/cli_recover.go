@@ -75,12 +75,14 @@ on SQLite, at once on PostgreSQL.
 			svc := admin.NewService(st, admin.Config{Issuer: cfg.issuer(cfg.Listen), AccountDomain: cfg.AccountDomain,
 				DefaultTokenLifetime: cfg.DefaultTokenTTL, MaxTokenLifetime: cfg.MaxTokenTTL})
 			var written os.FileInfo // the key file, once written
+			var tempLeft string     // its temporary file's note, if left (writtenTempLeft)
 			r, err := svc.RecoverAdmin(cmd.Context(), admin.Actor{ID: localOperator("keyward recover-admin")}, enable, func(kf sakey.KeyFile) error {
 				b, err := keyFileJSON(kf)
 				if err != nil {
 					return err
 				}
 				fi, err := writeNewFileAs(keyFile, writeBytes(b))
+				err, tempLeft = writtenTempLeft(err)
 				if errors.Is(err, fs.ErrExist) {
 					// Made since it was checked for, and left as it is.
 					return fmt.Errorf("--key-file %s already exists; name a new file", keyFile)
@@ -94,6 +96,9 @@ on SQLite, at once on PostgreSQL.
 				if written != nil && !r.KeyStored {
 					err = fmt.Errorf("%w; %s", err, removeUnstoredKeyFile(keyFile, written))
 				}
+				if tempLeft != "" {
+					err = fmt.Errorf("%w; %s", err, tempLeft)
+				}
 				switch {
 				case errors.Is(err, admin.ErrAdminDisabled):
 					return fmt.Errorf("%w; run again with --enable to enable it", err)
@@ -106,6 +111,7 @@ on SQLite, at once on PostgreSQL.
 			// and quoted for the shell in the commands to paste.
 			out, email := cmd.OutOrStdout(), r.Account.Email
 			fmt.Fprintf(out, "wrote a new key for %s to %s\n", cell(email), keyFile)
+			warnTempLeft(cmd.ErrOrStderr(), keyFile, tempLeft)
 			if len(r.OtherKeys) > 0 {
 				others, which := fmt.Sprintf("%d other keys stay", len(r.OtherKeys)), "one"
 				if len(r.OtherKeys) == 1 {
@@ -170,7 +176,8 @@ func removeUnstoredKeyFile(path string, written os.FileInfo) string {
 // left: what the caller then does may rely on the file (audit prune
 // --export deletes the events it wrote), so a directory that cannot be
 // synced is a failure, and the file just put at path is removed again;
-// the error says so.
+// the error says so. Its temporary file left once the file is in place
+// is no failure (writtenTempLeft).
 func writeNewFile(path string, write func(io.Writer) error) error {
 	_, err := writeNewFileAs(path, write)
 	return err

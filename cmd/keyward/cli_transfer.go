@@ -87,7 +87,9 @@ export's way.
 				_, err = cmd.OutOrStdout().Write(b)
 				return err
 			}
-			err = writeOutFile(cmd.Context(), out, b, force)
+			// Written, but its temporary file, a second name of it,
+			// could not be removed: a warning names it.
+			err, tempLeft := writtenTempLeft(writeOutFile(cmd.Context(), out, b, force))
 			// Said after the messages below, which name --out alone: its
 			// temporary file, when it could not be removed.
 			left := ""
@@ -110,6 +112,7 @@ export's way.
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "exported %s from %s to %s\n", dumpSummary(d), storeName(cfg), out)
+			warnTempLeft(cmd.ErrOrStderr(), out, tempLeft)
 			return nil
 		},
 	}

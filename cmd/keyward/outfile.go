@@ -144,7 +144,12 @@ func writeBytes(data []byte) func(io.Writer) error {
 // write fill it (buffered), syncs it, has publish put it at path, then
 // syncs the directory. The temporary file is removed on any failure, and
 // path is not touched before publish. Its errors name path, not the
-// temporary file, which is gone by the time the user reads them.
+// temporary file, which is gone by the time the user reads them, or
+// named by a *tempLeftError if it could not be removed. Once published
+// by a link (publishNew), the temporary file is a second name of the
+// file at path; if that name cannot be removed, the write succeeded all
+// the same, and the error is a *tempLeftError of no error: every caller
+// takes it with writtenTempLeft, to warn of that file, not fail.
 func writeTempThen(path string, mode os.FileMode, write func(io.Writer) error, publish func(tmp, path string) error) (err error) {
 	f, err := createTempFor(path)
 	if err != nil {
@@ -152,12 +157,11 @@ func writeTempThen(path string, mode os.FileMode, write func(io.Writer) error, p
 	}
 	defer func() {
 		// Gone once published; else a failure to remove it is said
-		// with the error, so that no message says nothing is left.
-		if rerr := removeFile(f.Name()); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err != nil {
-			if pe, ok := errors.AsType[*fs.PathError](rerr); ok {
-				rerr = pe.Err // it names the file
-			}
-			err = &tempLeftError{f.Name(), rerr, err}
+		// with the error, so that no message says nothing is left, or,
+		// once the file is in place (linked to path, a second name of
+		// it), as a *tempLeftError of no error: the write succeeded.
+		if rerr := removeFile(f.Name()); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = &tempLeftError{f.Name(), pathCause(rerr), err}
 		}
 	}()
 	defer func() { err = namePath(err, f.Name(), path) }()
@@ -187,7 +191,7 @@ func writeTempThen(path string, mode os.FileMode, write func(io.Writer) error, p
 		return err
 	}
 	publishing(path)
-	if err := publish(f.Name(), path); err != nil {
+	if err := publish(f.Name(), path); err != nil && !tempLeftOnly(err) {
 		return err
 	}
 	if err := syncDir(filepath.Dir(path)); err != nil {
@@ -215,12 +219,15 @@ func namePath(err error, tmp, path string) error {
 // meanwhile.
 var writingFile = func(path string, w io.Writer) io.Writer { return w }
 
-// removeFile is os.Remove, which writeTempThen removes its temporary
-// file with (a variable for tests).
+// removeFile is os.Remove, which writeTempThen and publishNew remove
+// their temporary file with (a variable for tests).
 var removeFile = os.Remove
 
 // tempLeftError is writeTempThen's error err when its temporary file,
-// tmp, could not be removed either.
+// tmp, could not be removed either. With err nil (writeTempThen's, and
+// publishNew's) the write succeeded: the file is in place, and tmp is a
+// second name of it, holding what it holds (a private key, say), for
+// the caller to warn of (writtenTempLeft), not to fail with.
 type tempLeftError struct {
 	tmp    string
 	remove error
@@ -228,11 +235,17 @@ type tempLeftError struct {
 }
 
 func (e *tempLeftError) Error() string {
+	if e.err == nil {
+		return "the file was written, but " + e.Left()
+	}
 	return e.err.Error() + "; " + e.Left()
 }
 
 // Left says that the temporary file is left, and why.
 func (e *tempLeftError) Left() string {
+	if e.err == nil {
+		return fmt.Sprintf("its temporary file %s, a second name of it, is left, which could not be removed (%v): remove it", e.tmp, e.remove)
+	}
 	return fmt.Sprintf("its temporary file %s is left, which could not be removed (%v): remove it", e.tmp, e.remove)
 }
 
@@ -248,6 +261,35 @@ func splitTempLeft(err error) (cause error, left string) {
 		return lt.err, lt.Left()
 	}
 	return err, ""
+}
+
+// tempLeftOnly tells whether err is a *tempLeftError of no error: the
+// file was written, and only its temporary name is left.
+func tempLeftOnly(err error) bool {
+	lt, ok := err.(*tempLeftError)
+	return ok && lt.err == nil
+}
+
+// writtenTempLeft is err, of a write (writeTempThen and the functions
+// on it, publishNew), as a failure, and the note of a temporary file
+// left by a write that succeeded (splitTempLeft's, "" if none): nil for
+// a *tempLeftError of no error. The caller warns of that file, which
+// holds what the file written holds, naming it, and goes on as after
+// any write that succeeded.
+func writtenTempLeft(err error) (failure error, left string) {
+	if tempLeftOnly(err) {
+		return splitTempLeft(err)
+	}
+	return err, ""
+}
+
+// warnTempLeft writes to w, for a command, the warning of the
+// temporary file left by a write of path that succeeded (left,
+// writtenTempLeft's note), if any.
+func warnTempLeft(w io.Writer, path, left string) {
+	if left != "" {
+		fmt.Fprintf(w, "warning: %s was written, but %s\n", path, left)
+	}
 }
 
 // publishing is called by writeTempThen (writeFileAtomic,
@@ -266,7 +308,9 @@ var (
 )
 
 // publishNew gives the file tmp the name path, which must not exist, and
-// removes the name tmp. A file system without hard links (FAT, some
+// removes the name tmp. If that name cannot be removed (removeFile), the
+// file is in place all the same: the error is then a *tempLeftError of
+// no error (writtenTempLeft). A file system without hard links (FAT, some
 // network and FUSE ones) refuses link(2) with another error than EEXIST:
 // there, a rename that does not replace is tried instead (Linux's
 // renameat2 RENAME_NOREPLACE, macOS's renamex_np RENAME_EXCL, Windows'
@@ -276,7 +320,9 @@ var (
 func publishNew(tmp, path string) error {
 	lerr := linkFile(tmp, path)
 	if lerr == nil {
-		os.Remove(tmp)
+		if err := removeFile(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return &tempLeftError{tmp, pathCause(err), nil}
+		}
 		return nil
 	}
 	if errors.Is(lerr, fs.ErrExist) {
@@ -319,6 +365,15 @@ func (e *noLinkError) Error() string {
 		e.path, e.link, e.rename)
 }
 
+// pathCause is the cause of a *fs.PathError, without the file's name
+// (a temporary file's, named by the message it goes into).
+func pathCause(err error) error {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+		return pe.Err
+	}
+	return err
+}
+
 // linkCause is the cause of an *os.LinkError, without the temporary
 // file's name.
 func linkCause(err error) error {
@@ -345,18 +400,19 @@ func (e *dirSyncError) Unwrap() error { return e.err }
 
 // recordWritten is publish, a writeTempThen publish function, that also
 // sets *written to the file it puts at path, as it was before, for
-// removeWrittenFile; *written is left as it is if publish fails.
+// removeWrittenFile; *written is left as it is if publish fails (a
+// *tempLeftError of no error, the file in place, is no failure).
 func recordWritten(written *os.FileInfo, publish func(tmp, path string) error) func(tmp, path string) error {
 	return func(tmp, path string) error {
 		fi, err := statOpen(tmp)
 		if err != nil {
 			return err
 		}
-		if err := publish(tmp, path); err != nil {
+		if err := publish(tmp, path); err != nil && !tempLeftOnly(err) {
 			return err
 		}
 		*written = fi
-		return nil
+		return err
 	}
 }
 

@@ -1585,6 +1585,9 @@ func (m *Main) loadMasterKey(ctx context.Context) (key []byte, generated os.File
 		// No way to refuse one there.
 		err = writeTempThen(path, 0o600, writeBytes(data), recordWritten(&generated, renameFile))
 	}
+	// Written, but its temporary file, a second name of it with the
+	// key, could not be removed: logged, not a failure.
+	err = logTempLeft(err, path, m.Logger)
 	if errors.Is(err, fs.ErrExist) {
 		return nil, nil, fmt.Errorf("master key: %s was created meanwhile, by another server starting at the same moment, and was left as it is; nothing was sealed with the key generated here: start again, and this server will use that key", path)
 	} else if err != nil {
@@ -1752,7 +1755,7 @@ func saveAdminKeyFile(path string, data []byte, log *slog.Logger) (aside string,
 	var f *os.File
 	publish := publishNew
 	for try := 0; ; try++ {
-		err = writeTempThen(path, 0o600, writeBytes(data), recordWritten(&written, publish))
+		err = logTempLeft(writeTempThen(path, 0o600, writeBytes(data), recordWritten(&written, publish)), path, log)
 		if _, ok := errors.AsType[*noLinkError](err); ok {
 			// No way to refuse a file there: what is there is moved aside
 			// first, and this one renamed to path.
@@ -1776,7 +1779,7 @@ func saveAdminKeyFile(path string, data []byte, log *slog.Logger) (aside string,
 			return "", nil, fmt.Errorf("cannot move %s aside: %w", path, err)
 		}
 	}
-	if err := writeTempThen(path, 0o600, writeBytes(data), recordWritten(&written, publish)); err != nil {
+	if err := logTempLeft(writeTempThen(path, 0o600, writeBytes(data), recordWritten(&written, publish)), path, log); err != nil {
 		if _, ok := errors.AsType[*dirSyncError](err); ok {
 			return f.Name(), written, err // in place, for the caller to remove
 		}
@@ -1786,13 +1789,25 @@ func saveAdminKeyFile(path string, data []byte, log *slog.Logger) (aside string,
 	return f.Name(), written, nil
 }
 
+// logTempLeft is err, of a write of path (writeTempThen's,
+// publishNew's), as a failure (writtenTempLeft): a write that succeeded
+// but left its temporary file, a second name of path with what path
+// holds (a key), is no failure, and that file is logged, to be removed.
+func logTempLeft(err error, path string, log *slog.Logger) error {
+	err, left := writtenTempLeft(err)
+	if left != "" {
+		log.Warn(path+" was written, but "+left, "path", path)
+	}
+	return err
+}
+
 // restoreAside puts the file saveAdminKeyFile moved aside back at path,
 // unless there is a file at path again; it logs where it is then.
 func restoreAside(path, aside string, log *slog.Logger) {
 	if aside == "" {
 		return
 	}
-	if err := publishNew(aside, path); err != nil {
+	if err := logTempLeft(publishNew(aside, path), path, log); err != nil {
 		log.Warn("the administrator key file that was in the data directory before this server started could not be put back: it may be the key of the server that created the administrator account; rename it to admin-key.json if so",
 			"key_file", aside, "err", err)
 		return
@@ -1869,7 +1884,7 @@ func keepAside(path, aside, admin string, log *slog.Logger) {
 		}
 	}
 	kept := path + "." + time.Now().UTC().Format("20060102T150405Z") + ".old"
-	err := publishNew(aside, kept)
+	err := logTempLeft(publishNew(aside, kept), kept, log)
 	if _, ok := errors.AsType[*noLinkError](err); ok {
 		if _, serr := os.Lstat(kept); errors.Is(serr, fs.ErrNotExist) {
 			err = renameFile(aside, kept) // no way to refuse one there

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// failRemoveIn makes removeFile fail (EIO) for every name in dir that
+// begins with prefix, until the test ends.
+func failRemoveIn(t *testing.T, dir, prefix string) {
+	t.Helper()
+	r := removeFile
+	t.Cleanup(func() { removeFile = r })
+	removeFile = func(name string) error {
+		if filepath.Dir(name) == dir && strings.HasPrefix(filepath.Base(name), prefix) {
+			return &fs.PathError{Op: "remove", Path: name, Err: syscall.EIO}
+		}
+		return r(name)
+	}
+}
+
+// leftTemp is the one name in dir besides the files named, the
+// temporary file a write left there.
+func leftTemp(t *testing.T, dir string, files ...string) string {
+	t.Helper()
+	var left []string
+	for _, n := range dirNames(t, dir) {
+		if !slices.Contains(files, n) {
+			left = append(left, n)
+		}
+	}
+	if len(left) != 1 {
+		t.Fatalf("the directory holds %v, want %v and one temporary file", dirNames(t, dir), files)
+	}
+	return filepath.Join(dir, left[0])
+}
+
+// tempLeftNote is the note of the temporary file tmp left by a write
+// that succeeded.
+func tempLeftNote(tmp string) string {
+	return "its temporary file " + tmp + ", a second name of it, is left, which could not be removed (input/output error): remove it"
+}
+
+// TestWriteNewTempLeft: a new file linked into place whose temporary
+// name cannot be removed is written: the write reports no failure
+// (writtenTempLeft), the file holds the data, and the note names the
+// temporary file, a second name of it, to remove. publishNew ignored
+// that failure, and the second name, mode 0600, stayed unsaid.
+func TestWriteNewTempLeft(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		write func(path string, data []byte) error
+	}{
+		{"writeNewFileAtomic", func(path string, data []byte) error { return writeNewFileAtomic(path, data, 0o600) }},
+		{"writeNewFile", func(path string, data []byte) error { return writeNewFile(path, writeBytes(data)) }},
+		{"writeOutFile", func(path string, data []byte) error {
+			return writeOutFile(context.Background(), path, data, false)
+		}},
+		{"publishNew", func(path string, data []byte) error {
+			tmp := path + ".tmp"
+			if err := os.WriteFile(tmp, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return publishNew(tmp, path)
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "key.json")
+			failRemoveIn(t, dir, ".key.json.")
+			if tt.name == "publishNew" {
+				failRemoveIn(t, dir, "key.json.tmp")
+			}
+			err := tt.write(path, []byte("secret\n"))
+			failure, left := writtenTempLeft(err)
+			if failure != nil {
+				t.Fatalf("write: %v, want it written", err)
+			}
+			if b, err := os.ReadFile(path); err != nil || string(b) != "secret\n" {
+				t.Fatalf("%s holds %q (%v), want the data", path, b, err)
+			}
+			tmp := leftTemp(t, dir, "key.json")
+			if want := tempLeftNote(tmp); left != want {
+				t.Errorf("note %q, want %q", left, want)
+			}
+			if err == nil || !strings.Contains(err.Error(), tmp) {
+				t.Errorf("error %v, want it to name %s", err, tmp)
+			}
+		})
+	}
+}
+
+// TestCommandsTempLeft: a command's output file written whose temporary
+// file cannot be removed is no failure: the command succeeds, the file
+// holds what it wrote, and a warning on standard error names the
+// temporary file to remove. keys create --out keeps its key (it was
+// deleted when that was an error, while --out held its private key).
+func TestCommandsTempLeft(t *testing.T) {
+	m := startServer(t)
+	_, email := setupAccount(t, m, "leftover")
+	admin := []string{"--credentials", m.AdminKeyFile}
+	for _, tt := range []struct {
+		name string
+		args func(out string) []string
+		// check checks what the command did beside the file, called
+		// before it and what it returns after.
+		check func(t *testing.T) func(t *testing.T, out string)
+	}{
+		{"keys create --out", func(out string) []string {
+			return append([]string{"keys", "create", email, "--out", out}, admin...)
+		}, func(t *testing.T) func(*testing.T, string) {
+			before := keyCount(t, m, email)
+			return func(t *testing.T, _ string) {
+				if n := keyCount(t, m, email); n != before+1 {
+					t.Errorf("%d keys after keys create, want %d: the key written to --out was deleted", n, before+1)
+				}
+			}
+		}},
+		{"export --out", func(out string) []string {
+			return []string{"export", "--data-dir", m.Config.DataDir, "--out", out}
+		}, nil},
+		{"dpop keygen --out", func(out string) []string {
+			return []string{"dpop", "keygen", "--out", out}
+		}, nil},
+		{"recover-admin --key-file", func(out string) []string {
+			return []string{"recover-admin", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--key-file", out}
+		}, func(t *testing.T) func(*testing.T, string) {
+			return func(t *testing.T, out string) {
+				// Stored, since the command succeeded; and not removed.
+				if b, err := os.ReadFile(out); err != nil || !isKeyFile(b) {
+					t.Errorf("%s holds %q (%v), want a key file", out, b, err)
+				}
+			}
+		}},
+		{"audit prune --export", func(out string) []string {
+			return []string{"audit", "prune", "--data-dir", m.Config.DataDir, "--before", "0s", "--export", out, "--yes"}
+		}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "out")
+			after := func(*testing.T, string) {}
+			if tt.check != nil {
+				after = tt.check(t)
+			}
+			failRemoveIn(t, dir, ".out.")
+			cmd := newRootCommand()
+			cmd.SetArgs(tt.args(out))
+			var stderr bytes.Buffer
+			cmd.SetOut(io.Discard)
+			cmd.SetErr(&stderr)
+			if err := execute(context.Background(), cmd); err != nil {
+				t.Fatalf("%v (stderr %q), want the file written", err, stderr.String())
+			}
+			if fi, err := os.Stat(out); err != nil || fi.Size() == 0 {
+				t.Fatalf("%s: %v, want the file written", out, err)
+			}
+			tmp := leftTemp(t, dir, "out")
+			if want := "warning: " + out + " was written, but " + tempLeftNote(tmp) + "\n"; !strings.Contains(stderr.String(), want) {
+				t.Errorf("stderr %q, want %q", stderr.String(), want)
+			}
+			after(t, out)
+		})
+	}
+}
+
+// TestFirstStartTempLeft: a first start whose master.key and
+// admin-key.json are written, but whose temporary files cannot be
+// removed, starts, and logs a warning naming each to remove.
+func TestFirstStartTempLeft(t *testing.T) {
+	dir := t.TempDir()
+	failRemoveIn(t, dir, ".master.key.")
+	failRemoveIn(t, dir, ".admin-key.json.")
+	var logs bytes.Buffer
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	err := m.Open(context.Background())
+	m.Close()
+	if err != nil {
+		t.Fatalf("start: %v, want it started", err)
+	}
+	for _, f := range []string{"master.key", "admin-key.json"} {
+		path := filepath.Join(dir, f)
+		if _, err := os.Stat(path); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		var tmp string
+		for _, n := range dirNames(t, dir) {
+			if strings.HasPrefix(n, "."+f+".") {
+				tmp = filepath.Join(dir, n)
+			}
+		}
+		if tmp == "" {
+			t.Fatalf("no temporary file of %s left in %v: the test's removeFile did not keep it", f, dirNames(t, dir))
+		}
+		if want := path + " was written, but " + tempLeftNote(tmp); !strings.Contains(logs.String(), want) {
+			t.Errorf("logs %s\nwant a warning %q", logs.String(), want)
+		}
+	}
+}
+
+// TestKeepAsideTempLeft: an administrator key file kept under another
+// name (keepAside) whose name aside cannot be removed is kept all the
+// same, and the warning names both.
+func TestKeepAsideTempLeft(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "admin-key.json")
+	aside := filepath.Join(dir, ".admin-key.json.prev.1")
+	kf := `{"client_id":"other@keyward.example","private_key_id":"k1"}` + "\n"
+	if err := os.WriteFile(aside, []byte(kf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	failRemoveIn(t, dir, ".admin-key.json.prev.")
+	var logs bytes.Buffer
+	keepAside(path, aside, "", slog.New(slog.NewTextHandler(&logs, nil)))
+	var kept string
+	for _, n := range dirNames(t, dir) {
+		if strings.HasSuffix(n, ".old") {
+			kept = filepath.Join(dir, n)
+		}
+	}
+	if b, err := os.ReadFile(kept); kept == "" || err != nil || string(b) != kf {
+		t.Fatalf("the directory holds %v, want the key file kept as admin-key.json.<time>.old", dirNames(t, dir))
+	}
+	if want := kept + " was written, but " + tempLeftNote(aside); !strings.Contains(logs.String(), want) {
+		t.Errorf("logs %s\nwant a warning %q", logs.String(), want)
+	}
+	if !strings.Contains(logs.String(), "key_file="+kept) {
+		t.Errorf("logs %s\nwant the key file named kept under %s", logs.String(), kept)
+	}
+}
