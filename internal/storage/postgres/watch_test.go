@@ -169,6 +169,59 @@ func TestWatchReplacesSilentConnection(t *testing.T) {
 	}
 }
 
+// A LISTEN connection that is only quiet, alive and answering its
+// pings, is kept: a wait that timed out leaves it usable. Were it
+// replaced at every ping (a wait's timeout taken for a loss, as pgx's
+// handling of a context ending may make it), each replica would drop its
+// caches every 30 s, log the notifications lost, and miss, between the
+// connections, what only its TTL would then bound.
+func TestWatchKeepsQuietConnection(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := make(chan string, 64)
+	var mu sync.Mutex
+	var listening []bool
+	ready, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		postgres.WatchPinging(ctx, dsn, slog.New(slog.NewTextHandler(io.Discard, nil)), func(p string) { got <- p }, ready, func(on bool) {
+			mu.Lock()
+			listening = append(listening, on)
+			mu.Unlock()
+		}, 20*time.Millisecond)
+	}()
+	defer func() { cancel(); <-done }()
+	<-ready
+	time.Sleep(500 * time.Millisecond) // 25 pings, and nothing else
+
+	ev := storage.AuditEvent{Time: time.Now(), Action: "t", Outcome: storage.OutcomeSuccess}
+	a := storage.Account{ID: "100000000000000000001", Email: "a@p.example", Name: "a", Project: "p", CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	if err := s.CreateAccount(ctx, a, ev); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateAccount(ctx, a.ID, func(a storage.Account) (storage.Account, error) { a.Disabled = true; return a, nil }, ev); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-got:
+		if p != a.ID {
+			t.Fatalf("first notification %q, want %q: the quiet connection was replaced", p, a.ID)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification after the pings")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(listening) != 1 {
+		t.Fatalf("listening called with %v; want [true], one connection", listening)
+	}
+}
+
 // silencer forwards TCP connections to the server of a DSN until it is
 // silenced: the connections it has then stay open but pass nothing either
 // way; new ones pass.
