@@ -3,9 +3,11 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -59,6 +61,15 @@ func TestReplicaCacheFeelsEveryChange(t *testing.T) {
 	ev := storage.AuditEvent{Time: t0, Action: "t", Outcome: storage.OutcomeSuccess}
 	acct := storage.Account{ID: "100000000000000000001", Email: "job@shop.example", Name: "job", Project: "shop",
 		Scopes: []string{"orders.read"}, CreatedAt: t0, UpdatedAt: t0}
+	// Bulk changes, an import and a user import, of more accounts and
+	// users than 8000 bytes (the most a NOTIFY payload may hold) could
+	// name one by one: each is announced once, as ChangeAll.
+	accounts, users := []storage.Account{acct}, []storage.User{{Email: "u@example.com", Org: "example.com", CreatedAt: t0}}
+	for i := range 500 {
+		n := strconv.Itoa(i)
+		accounts = append(accounts, storage.Account{ID: fmt.Sprintf("2%020d", i), Email: "job" + n + "@shop.example", Name: "job" + n, Project: "shop", CreatedAt: t0, UpdatedAt: t0})
+		users = append(users, storage.User{Email: "user" + n + "@example.com", Org: "example.com", CreatedAt: t0})
+	}
 	api := func() storage.API {
 		apis, err := b.ListAPIs(ctx)
 		if err != nil || len(apis) != 1 {
@@ -89,7 +100,7 @@ func TestReplicaCacheFeelsEveryChange(t *testing.T) {
 		{"import (Load)", func() error {
 			return a.Load(ctx, storage.Bulk{
 				APIs:     []storage.API{{Name: "orders", Identifier: "https://orders", Scopes: []string{"orders.read"}, CreatedAt: t0}},
-				Accounts: []storage.Account{acct},
+				Accounts: accounts,
 				Keys:     []storage.Key{{ID: "k1", AccountID: acct.ID, Algorithm: "RS256", PublicKey: []byte("spki-k1"), Origin: storage.KeyOriginGenerated, CreatedAt: t0}},
 				Secrets:  []storage.Secret{{ID: "s1", AccountID: acct.ID, Hash: []byte("hash-s1"), Hint: "…s1", CreatedAt: t0}},
 				Orgs:     []storage.Org{{Domain: "example.com", CreatedAt: t0}},
@@ -138,7 +149,7 @@ func TestReplicaCacheFeelsEveryChange(t *testing.T) {
 			return err
 		}, func() bool { u, err := user(); return err == nil && u.Suspended }},
 		{"users put", func() error {
-			return a.PutUsers(ctx, []storage.User{{Email: "u@example.com", Org: "example.com", CreatedAt: t0}}, storage.SameEvent(ev))
+			return a.PutUsers(ctx, users, storage.SameEvent(ev))
 		}, func() bool { u, err := user(); return err == nil && !u.Suspended }},
 		{"organization changed", func() error {
 			_, _, err := a.UpdateOrg(ctx, "example.com", func(o storage.Org, _ []storage.ProjectOrg) (storage.Org, error) {
