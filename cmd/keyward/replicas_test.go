@@ -843,6 +843,80 @@ func TestReplicaAppliesChangesMadeWhileStarting(t *testing.T) {
 	}
 }
 
+// A read a starting replica began before its LISTEN was in place, which
+// found the account still enabled and ends only after the catch-up that
+// follows the LISTEN (its cache dropped), is not cached over that
+// catch-up: the account another replica disabled meanwhile is seen
+// disabled at once, not after the TTL (an hour here). The catch-up must
+// drop the cache as a notification does, so that a fill begun before it
+// is refused.
+func TestReplicaStartingCachesNoReadBeganBeforeItListened(t *testing.T) {
+	stall := &stallAfterRead{read: make(chan struct{}), release: make(chan struct{})}
+	replica := withOptions(onOneStore(t), func(m *Main) { m.Config.CacheTTL = time.Hour })
+	a := startServer(t, replica)
+	ctx := context.Background()
+	acct, err := a.Server.Admin.CreateAccount(ctx, changeActor, kwadmin.AccountInput{Name: "job", Project: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := openReplica(t, withOptions(replica, func(m *Main) {
+		m.wrapStore = func(s storage.Storage) storage.Storage { stall.Storage = s; return stall }
+	}))
+	stall.armed.Store(true)
+	stale := make(chan storage.Account, 1)
+	go func() {
+		got, _ := b.Server.Cache.GetAccount(ctx, acct.ID)
+		stale <- got
+	}()
+	<-stall.read // B read the account enabled, and has yet to cache it
+	if _, err := a.Server.Admin.SetAccountDisabled(ctx, changeActor, acct.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	// A rotation too, unheard by B: once B signs with A's current key,
+	// its catch-up, which drops the cache before it reloads the keys,
+	// is done.
+	if err := a.signer.Rotate(ctx, "test", ""); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- b.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	for start := time.Now(); b.signer.CurrentKeyID() != a.signer.CurrentKeyID(); time.Sleep(5 * time.Millisecond) {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("B did not catch up with A's rotation 5 s after starting")
+		}
+	}
+	close(stall.release)
+	if got := <-stale; got.Disabled {
+		t.Fatal("the read that began before the change saw it: the test did not stall it")
+	}
+	got, err := b.Server.Cache.GetAccount(ctx, acct.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Disabled {
+		t.Fatal("B serves the account enabled: a read begun before its LISTEN was cached over its catch-up")
+	}
+}
+
+// stallAfterRead is a store whose next GetAccount, once armed, reads and
+// then signals read and waits for release before it returns.
+type stallAfterRead struct {
+	storage.Storage
+	armed         atomic.Bool
+	read, release chan struct{}
+}
+
+func (s *stallAfterRead) GetAccount(ctx context.Context, id string) (storage.Account, error) {
+	a, err := s.Storage.GetAccount(ctx, id)
+	if s.armed.CompareAndSwap(true, false) {
+		close(s.read)
+		<-s.release
+	}
+	return a, err
+}
+
 // A replica whose notification connection is cut (here by the database,
 // pg_terminate_backend) reconnects; what changed while it was away is
 // felt at once (its cache is dropped once it listens again), and so are
