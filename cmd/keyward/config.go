@@ -115,7 +115,7 @@ func (c *Config) addServeFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.MaxTokenTTL, "max-token-lifetime", c.MaxTokenTTL, "longest access-token lifetime any account may have, from 1m to 24h")
 	fs.DurationVar(&c.MaxAssertionTTL, "max-assertion-lifetime", c.MaxAssertionTTL, "longest exp - iat of a JWT-bearer assertion, from 1m to 24h")
 	fs.DurationVar(&c.ClockSkew, "clock-skew", c.ClockSkew, "tolerated clock difference for assertion iat/exp and DPoP proof iat, at most 10m (0: 10s for DPoP proofs)")
-	fs.DurationVar(&c.CacheTTL, "cache-ttl", c.CacheTTL, "longest use of a cached account, key or API without news of a change, at most 1h (replicas on PostgreSQL hear of changes at once; this bounds a lost notification)")
+	fs.DurationVar(&c.CacheTTL, "cache-ttl", c.CacheTTL, "longest use of a cached account, key or API without news of a change, at most 1h; 0 reads the store at every lookup (replicas on PostgreSQL hear of changes at once; this bounds a lost notification)")
 	fs.DurationVar(&c.IntrospectionAudit, "introspection-audit-interval", c.IntrospectionAudit, "write introspections that find their token active to the audit log this often, at most 10m, as one event per API, token, authentication method and source address with a count; 0 writes each one durably before its answer, as all others always are")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "address for Prometheus metrics at /metrics and Go profiles at /debug/pprof/, on a listener of its own (e.g. 127.0.0.1:9090; off when empty)")
 	fs.BoolVar(&c.Console, "console", c.Console, "serve the web console at /console/ (static files only: it signs in and works through the admin API; --console=false on servers that workloads alone reach)")

@@ -900,6 +900,28 @@ func TestReplicaStartingCachesNoReadBeganBeforeItListened(t *testing.T) {
 	}
 }
 
+// With --cache-ttl 0 a replica keeps nothing: a change another replica
+// makes is felt at the next lookup, even unheard (B here never listens).
+// The 0 reached the cache, whose 0 is its default: 2 s.
+func TestCacheTTLZeroKeepsNothing(t *testing.T) {
+	replica := withOptions(onOneStore(t), func(m *Main) { m.Config.CacheTTL = 0 })
+	a, b := openReplica(t, replica), openReplica(t, replica)
+	ctx := context.Background()
+	acct, err := a.Server.Admin.CreateAccount(ctx, changeActor, kwadmin.AccountInput{Name: "job", Project: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Server.Cache.GetAccount(ctx, acct.ID); err != nil || got.Disabled {
+		t.Fatalf("B reads %+v, %v; want the account enabled", got, err)
+	}
+	if _, err := a.Server.Admin.SetAccountDisabled(ctx, changeActor, acct.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Server.Cache.GetAccount(ctx, acct.ID); err != nil || !got.Disabled {
+		t.Fatalf("B reads %+v, %v after A disabled the account; want it disabled at once", got, err)
+	}
+}
+
 // stallAfterRead is a store whose next GetAccount, once armed, reads and
 // then signals read and waits for release before it returns.
 type stallAfterRead struct {

@@ -444,6 +444,10 @@ func (m *Main) Open(ctx context.Context) error {
 		Console: c.Console, DPoPNonces: c.DPoPNonce, ClientCAs: clientCAs,
 		RequireAssertionJTI: c.RequireAssertionJTI, StrictClientAssertionAudience: c.StrictClientAssertionAudience,
 	}
+	if c.CacheTTL == 0 {
+		// --cache-ttl 0 keeps nothing; the server's 0 is its default.
+		scfg.CacheTTL = -1
+	}
 	for _, p := range c.TrustedProxies {
 		prefix, _ := parsePrefix(p) // checked by Validate
 		scfg.TrustedProxies = append(scfg.TrustedProxies, prefix)

@@ -56,7 +56,8 @@ type Config struct {
 	// with TLS, or a trusted proxy forwards them.
 	MutualTLS bool
 	// CacheTTL bounds how long a cached account, key list or catalog is
-	// used without hearing of changes; 0 means 2 seconds.
+	// used without hearing of changes; 0 means 2 seconds, and a negative
+	// one keeps none.
 	CacheTTL time.Duration
 	// Console serves the web console at /console/.
 	Console bool

@@ -20,7 +20,9 @@ import (
 
 // Options configure the cache.
 type Options struct {
-	// TTL bounds the age of an entry; 0 means 2 seconds.
+	// TTL bounds the age of an entry; 0 means 2 seconds. A negative TTL
+	// keeps nothing: every lookup reads the store (those that miss at
+	// once share one read).
 	TTL time.Duration
 	// MaxEntries bounds the number of cached accounts and key lists; 0
 	// means 100,000.
@@ -71,7 +73,7 @@ type entry[T any] struct {
 
 // New wraps s.
 func New(s storage.Storage, opts Options) *Store {
-	if opts.TTL <= 0 {
+	if opts.TTL == 0 {
 		opts.TTL = 2 * time.Second
 	}
 	if opts.MaxEntries <= 0 {
@@ -109,7 +111,7 @@ func lookup[T any](ctx context.Context, s *Store, kind string, m map[string]entr
 			return val, err
 		}
 		s.mu.Lock()
-		if s.version == v {
+		if s.version == v && s.ttl > 0 {
 			if len(m) >= s.max {
 				for victim := range m { // map order is random: evict one at random
 					delete(m, victim)
