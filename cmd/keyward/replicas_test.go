@@ -589,6 +589,14 @@ func clientAssertion(t *testing.T, keyFile, clientID, issuer, jti string) string
 // publish, or verify the tokens of, the key the others signed with, until
 // its next refresh a minute later.
 func TestReplicaReloadsSigningKeysAfterLostNotifications(t *testing.T) {
+	// What Watch sends on reconnecting; and a payload this release does
+	// not know, which a later one, upgraded first, may send.
+	for _, change := range []string{storage.ChangeAll, "a_later_kind"} {
+		t.Run(change, func(t *testing.T) { testReloadsSigningKeysOn(t, change) })
+	}
+}
+
+func testReloadsSigningKeysOn(t *testing.T, change string) {
 	replica := onOneStore(t)
 	a := startServer(t, replica)
 	// B is opened but not run: it hears no notifications, as a replica
@@ -608,14 +616,14 @@ func TestReplicaReloadsSigningKeysAfterLostNotifications(t *testing.T) {
 	if err := b.signer.Verify(tok, &claims); err == nil {
 		t.Fatal("B verifies a key it cannot have loaded: the test proves nothing")
 	}
-	b.applyChange(storage.ChangeAll) // what Watch sends on reconnecting
+	b.applyChange(change)
 	for start := time.Now(); b.signer.CurrentKeyID() != a.signer.CurrentKeyID() || !bytes.Equal(b.signer.JWKS(), a.signer.JWKS()); time.Sleep(5 * time.Millisecond) {
 		if time.Since(start) > 5*time.Second {
-			t.Fatalf("5 s after ChangeAll B signs with %s, A with %s; JWKS equal: %v", b.signer.CurrentKeyID(), a.signer.CurrentKeyID(), bytes.Equal(b.signer.JWKS(), a.signer.JWKS()))
+			t.Fatalf("5 s after %q B signs with %s, A with %s; JWKS equal: %v", change, b.signer.CurrentKeyID(), a.signer.CurrentKeyID(), bytes.Equal(b.signer.JWKS(), a.signer.JWKS()))
 		}
 	}
 	if err := b.signer.Verify(tok, &claims); err != nil {
-		t.Fatalf("B does not verify A's token after ChangeAll: %v", err)
+		t.Fatalf("B does not verify A's token after %q: %v", change, err)
 	}
 }
 

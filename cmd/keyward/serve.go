@@ -1228,7 +1228,8 @@ func (m *Main) adminExpiryGauge() float64 {
 }
 
 // applyChange applies a change another replica made: it drops what the
-// cache holds about it, or reloads the signing keys. ChangeAll, which
+// cache holds about it, or reloads the signing keys. ChangeAll (and any
+// payload it does not know, as one of a later release), which
 // postgres.Watch also sends when it lost its connection and with it the
 // changes made meanwhile, does both; it reloads the keys in the
 // background (reloadKeys: one reload at a time), for at most
@@ -1240,11 +1241,15 @@ func (m *Main) applyChange(payload string) {
 		m.reloadKeys()
 	case storage.ChangeRevocations:
 		m.Server.Cache.InvalidateRevocations()
-	case storage.ChangeAll:
+	default:
+		if payload != "" && strings.Trim(payload, "0123456789") == "" {
+			m.Server.Cache.Invalidate(payload) // an account's ID
+			return
+		}
+		// ChangeAll, or a payload of a later release's that this one
+		// does not know, from a replica upgraded first: all is dropped.
 		m.Server.Cache.Invalidate("")
 		m.reloadKeys()
-	default:
-		m.Server.Cache.Invalidate(payload)
 	}
 }
 
