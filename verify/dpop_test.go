@@ -280,6 +280,13 @@ func TestDPoPWrittenPath(t *testing.T) {
 			{"/orders/a%2Fb{", "/orders/a/b{", 401},
 			{"/orders/a/b{", "/orders/a%2Fb{", 401},
 			{"/orders/a/b{", "/orders/a/b%7b", 200},
+			// A request-target's path may hold a raw '#', which is not a
+			// fragment there (url.ParseRequestURI): it is not the end of
+			// the path the proof is for.
+			{"/orders/a#b", "/orders/a", 401},
+			{"/orders/a#b", "/orders/a%23b", 200},
+			{"/orders/a%2Fb{#/x", "/orders/a%2Fb{", 401},
+			{"/orders/a%2Fb{#/x", "/orders/a%2Fb%7B%23/x", 200},
 		} {
 			proof, err := p.Proof("GET", base+tc.htu, tok, k.Clock.Now())
 			if err != nil {

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -322,6 +323,27 @@ func TestNormalizeURL(t *testing.T) {
 		}
 		if err != nil || got != tc.want {
 			t.Errorf("NormalizeURL(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// WrittenPath gives a request-target's path as written, but for a '#',
+// which is no fragment there and would end the path of a URL made of it.
+func TestWrittenPath(t *testing.T) {
+	for _, tc := range []struct{ target, want string }{
+		{"/a/b", "/a/b"},
+		{"/a%2Fb{", "/a%2Fb{"},
+		{"/a#b", "/a%23b"},
+		{"/a%2Fb{#/../x", "/a%2Fb{%23/../x"},
+		{"http://h.example/p#q", "/p%23q"},
+		{"http://h.example", ""},
+	} {
+		u, err := url.ParseRequestURI(tc.target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := WrittenPath(u); got != tc.want {
+			t.Errorf("WrittenPath(%q) = %q, want %q", tc.target, got, tc.want)
 		}
 	}
 }

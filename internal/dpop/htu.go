@@ -70,13 +70,21 @@ func NormalizeURL(s string) (string, error) {
 // else (a path that holds a byte such as '{' or a non-ASCII one) it
 // encodes the decoded path again, and "/a%2Fb{" becomes "/a/b%7B".
 // url.Parse keeps the path as written in RawPath whenever it differs from
-// that encoding.
+// that encoding. A '#' or '?' in it is percent-encoded: the path of a
+// request-target may hold a raw '#' (url.ParseRequestURI cuts no
+// fragment), and a URL made of the path would end there, taking a proof
+// for /a to be one for /a#b.
 func WrittenPath(u *url.URL) string {
-	if u.RawPath != "" {
+	if u.RawPath == "" {
+		return u.EscapedPath()
+	}
+	if !strings.ContainsAny(u.RawPath, "#?") {
 		return u.RawPath
 	}
-	return u.EscapedPath()
+	return pathDelims.Replace(u.RawPath)
 }
+
+var pathDelims = strings.NewReplacer("#", "%23", "?", "%3F")
 
 // LowerASCII returns s with its ASCII letters in lower case, and every
 // other byte as it is; s itself, without copying, when it has no upper
