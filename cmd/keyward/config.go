@@ -105,7 +105,7 @@ func (c *Config) addServeFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate file (PEM)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key file (PEM)")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM bundle of CAs that issue client certificates, directly or through intermediates the client sends (enables tls_client_auth)")
-	fs.StringVar(&c.ClientCertHeader, "client-cert-header", c.ClientCertHeader, "header in which a TLS-terminating proxy forwards the client certificate: URL-encoded PEM (nginx), PEM with spaces for line breaks (Apache) or base64 DER (HAProxy); PEM may add the intermediates, at most 8 certificates in all. E.g. X-Client-Cert")
+	fs.StringVar(&c.ClientCertHeader, "client-cert-header", c.ClientCertHeader, "header in which a TLS-terminating proxy forwards the client certificate: URL-encoded PEM (nginx), PEM with spaces for line breaks (Apache) or base64 DER (HAProxy); PEM may add the intermediates, at most 8 certificates in all. From --trusted-proxies it alone names the client's certificate (a proxy's own mTLS certificate is ignored); from other addresses the connection's own counts. E.g. X-Client-Cert")
 	fs.StringSliceVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "addresses or CIDR ranges of proxies whose X-Forwarded-For and --client-cert-header are trusted")
 	fs.BoolVar(&c.InsecureHTTP, "insecure-http", c.InsecureHTTP, "allow plain HTTP on a non-loopback address (e.g. behind a TLS-terminating proxy)")
 	fs.StringVar(&c.SigningAlg, "signing-alg", c.SigningAlg, "access-token signing algorithm: "+strings.Join(signer.Algorithms, ", "))

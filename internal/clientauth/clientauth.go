@@ -58,7 +58,9 @@ type Config struct {
 	// CertHeader, if set, names a header in which a TLS-terminating proxy
 	// passes the client certificate (as parseForwardedCert reads it:
 	// URL-encoded PEM, PEM, or base64 DER; PEM with its intermediates
-	// after it). It is read only from TrustedProxies.
+	// after it). It is read only from TrustedProxies, and from them alone
+	// names the client's certificate: a proxy's own, on a connection over
+	// mTLS, is not its client's (see peerChain).
 	CertHeader     string
 	TrustedProxies []netip.Prefix
 	Now            func() time.Time
@@ -501,25 +503,35 @@ func (a *Authenticator) PeerCertificate(r *http.Request) (*x509.Certificate, err
 // to a CA of ClientCAs, which tls_client_auth needs when its certificate
 // was not issued by one of them directly. The connection's chain is
 // unverified, since the TLS layer only requests a certificate.
+//
+// With CertHeader set, a request from a trusted proxy has the certificate
+// its header names, or none without one: a proxy that connects over mTLS
+// itself (a service mesh, an ingress with upstream TLS) presents its own
+// certificate, which is not its client's, or every client would hold it.
+// A connection from anywhere else is the client's own.
 func (a *Authenticator) peerChain(r *http.Request) (*x509.Certificate, []*x509.Certificate, error) {
-	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		return r.TLS.PeerCertificates[0], r.TLS.PeerCertificates[1:], nil
+	var conn []*x509.Certificate
+	if r.TLS != nil {
+		conn = r.TLS.PeerCertificates
 	}
 	if a.cfg.CertHeader == "" {
-		return nil, nil, nil
+		return leafOf(conn)
 	}
 	values := r.Header.Values(a.cfg.CertHeader)
-	if len(values) == 0 || len(values) == 1 && noForwardedCert(values[0]) {
-		return nil, nil, nil
-	}
+	none := len(values) == 0 || len(values) == 1 && noForwardedCert(values[0])
 	// The proxy itself, not the client it forwarded for, must be trusted.
 	peer := oauth2.PeerIP(r)
 	addr, err := netip.ParseAddr(peer)
 	if err != nil || !slices.ContainsFunc(a.cfg.TrustedProxies, func(p netip.Prefix) bool { return p.Contains(addr.Unmap()) }) {
-		if unlogged, ok := a.untrustedWarn.allow(a.cfg.Now()); ok {
-			a.cfg.Logger.Warn("ignoring a client-certificate header from an untrusted address (this is logged at most once a minute; unlogged counts the headers since the last time)",
-				"header", a.cfg.CertHeader, "source", peer, "unlogged", unlogged)
+		if len(conn) == 0 && !none {
+			if unlogged, ok := a.untrustedWarn.allow(a.cfg.Now()); ok {
+				a.cfg.Logger.Warn("ignoring a client-certificate header from an untrusted address (this is logged at most once a minute; unlogged counts the headers since the last time)",
+					"header", a.cfg.CertHeader, "source", peer, "unlogged", unlogged)
+			}
 		}
+		return leafOf(conn)
+	}
+	if none {
 		return nil, nil, nil
 	}
 	if len(values) > 1 {
@@ -536,6 +548,15 @@ func (a *Authenticator) peerChain(r *http.Request) (*x509.Certificate, []*x509.C
 		// The proxy's doing, not the client's: see ErrUnreadableCertificate.
 		a.unreadableCertificate(peer, oauth2.RemoteIP(r), err)
 		return nil, nil, err
+	}
+	return chain[0], chain[1:], nil
+}
+
+// leafOf splits a chain into its leaf and the certificates after it, or
+// returns none for an empty one.
+func leafOf(chain []*x509.Certificate) (*x509.Certificate, []*x509.Certificate, error) {
+	if len(chain) == 0 {
+		return nil, nil, nil
 	}
 	return chain[0], chain[1:], nil
 }

@@ -465,6 +465,60 @@ func TestAuthenticate(t *testing.T) {
 	}
 }
 
+// TestPeerCertificateFromProxy: with a certificate header configured, a
+// trusted proxy's header alone names the client's certificate, and its
+// absence none: a proxy that connects over mTLS itself (a mesh, an
+// ingress with upstream TLS) presents its own certificate, which is not
+// the client's, or every client it forwards would hold it. A connection
+// from anywhere else is a client's own, and its certificate counts.
+func TestPeerCertificateFromProxy(t *testing.T) {
+	w := newWorld(t)
+	a := w.authenticator()
+	proxy, client := w.strayCert.Leaf, w.issued.Leaf
+	forwarded := url.QueryEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: client.Raw})))
+	tests := []struct {
+		name   string
+		req    request
+		want   *x509.Certificate
+		wantID string // Authenticate with client_id 111; "" refuses
+	}{
+		{"trusted proxy over mTLS, forwarding the client's", request{cert: proxy, header: http.Header{"X-Client-Cert": {forwarded}}, remote: "10.1.2.3"}, client, "111"},
+		{"trusted proxy over mTLS, no header", request{cert: w.selfCert.Leaf, remote: "10.1.2.3"}, nil, ""},
+		{"trusted proxy over mTLS, header says none", request{cert: w.selfCert.Leaf, header: http.Header{"X-Client-Cert": {"(null)"}}, remote: "10.1.2.3"}, nil, ""},
+		{"trusted proxy without TLS, forwarding the client's", request{header: http.Header{"X-Client-Cert": {forwarded}}, remote: "10.1.2.3"}, client, "111"},
+		{"direct client over mTLS", request{cert: client}, client, "111"},
+		{"direct client over mTLS, naming another in the header", request{cert: client, header: http.Header{"X-Client-Cert": {url.QueryEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: proxy.Raw})))}}}, client, "111"},
+		{"direct client without a certificate, naming one in the header", request{header: http.Header{"X-Client-Cert": {forwarded}}}, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, _, _ := tt.req.build("/token")
+			got, err := a.PeerCertificate(r)
+			if err != nil || got != tt.want && (got == nil || tt.want == nil || !got.Equal(tt.want)) {
+				t.Fatalf("PeerCertificate = %v, %v; want %v", subject(got), err, subject(tt.want))
+			}
+			tt.req.form = url.Values{"client_id": {"111"}}
+			c, err := tt.req.run(a)
+			if tt.wantID == "" {
+				if err == nil {
+					t.Fatalf("Authenticate = %+v; want a refusal", c)
+				}
+				return
+			}
+			if err != nil || c == nil || c.Account.ID != tt.wantID || c.Thumbprint() != oauth2.Thumbprint(tt.want) {
+				t.Fatalf("Authenticate = %+v, %v; want %s bound to %s", c, err, tt.wantID, subject(tt.want))
+			}
+		})
+	}
+}
+
+func subject(c *x509.Certificate) string {
+	if c == nil {
+		return "no certificate"
+	}
+	return c.Subject.String()
+}
+
 // warningStep is a step of a test of a warning logged at most once a
 // minute.
 type warningStep struct {

@@ -47,7 +47,8 @@ type Config struct {
 	// nil disables that method.
 	ClientCAs *x509.CertPool
 	// ClientCertHeader names the header a TLS-terminating proxy passes the
-	// client certificate in; it is trusted only from TrustedProxies.
+	// client certificate in; it is trusted only from TrustedProxies, and
+	// from them replaces the connection's own (the proxy's) certificate.
 	ClientCertHeader string
 	// TrustedProxies are the proxies whose ClientCertHeader and
 	// X-Forwarded-For are believed.
