@@ -28,6 +28,12 @@
 // Middleware an OnError that logs, to see why requests are refused: the
 // error says more than the description the caller gets.
 //
+// A token bound to a client certificate (RFC 8705 §3) must come with it.
+// Middleware takes the certificate from the request's own TLS connection
+// only: behind a proxy that terminates TLS it has none and refuses such
+// tokens. There, take the certificate the proxy forwards (from the
+// proxy's address alone) and call VerifyWithCertificate.
+//
 // Verified tokens are cached until they expire, the keys that verified
 // them are due to be fetched again, or, for a token introspected, the
 // introspection answer is to be asked again (WithIntrospectionCacheTTL),
@@ -342,7 +348,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 
 // VerifyWithCertificate checks a bearer token that arrived over a TLS
 // connection with the given client certificate (nil for none). A token bound
-// to a certificate (RFC 8705 §3) must arrive with that certificate.
+// to a certificate (RFC 8705 §3) must arrive with that certificate. Behind
+// a proxy that terminates TLS, cert is the one the proxy forwards: read
+// it only from a request that came from the proxy, since any client can
+// send the header (Middleware, which reads r.TLS alone, refuses such
+// tokens there).
 //
 // A token bound to a DPoP key (RFC 9449) is refused: use VerifyDPoP.
 //

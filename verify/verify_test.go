@@ -719,6 +719,40 @@ func TestCertificateBinding(t *testing.T) {
 	wantInvalid(t, err, "another client certificate")
 }
 
+// Middleware takes a certificate-bound token's certificate from the
+// connection alone, as its documentation says: behind a proxy that
+// terminates TLS the token is refused, whatever header names the
+// certificate, and over mTLS with it the token passes.
+func TestMiddlewareCertificateFromConnection(t *testing.T) {
+	k := testkeyward.Start(t)
+	v := newVerifier(t, k)
+	cert := testCert(t)
+	sum := sha256.Sum256(cert.Raw)
+	bound := k.Sign(t, func(c *oauth2.AccessClaims) {
+		c.Confirmation = &oauth2.Confirmation{X5TS256: base64.RawURLEncoding.EncodeToString(sum[:])}
+	})
+	h := verify.Middleware(v)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	forwarded := url.QueryEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})))
+	for _, tc := range []struct {
+		name string
+		tls  bool
+		want int
+	}{{"behind a TLS-terminating proxy", false, 401}, {"over mTLS", true, 200}} {
+		r := httptest.NewRequest("GET", "/orders", nil)
+		r.Header.Set("Authorization", "Bearer "+bound)
+		r.Header.Set("X-Client-Cert", forwarded)
+		r.Header.Set("X-SSL-Client-Cert", forwarded)
+		if tc.tls {
+			r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}}
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, w.Code, w.Body, tc.want)
+		}
+	}
+}
+
 func testCert(t *testing.T) *x509.Certificate {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "c"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
