@@ -5,7 +5,9 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -314,8 +316,29 @@ func isDPoPError(err error) bool {
 // could replay the proofs it receives here). Set it behind a proxy that
 // terminates TLS or rewrites paths, and to accept DPoP-bound tokens for
 // several APIs.
+//
+// base must be an absolute http or https URL with a host, and without a
+// user, a query or a fragment (a "?" or "#", even empty): the request's
+// path is appended to it, and anything after a "?" or "#" would drop that
+// path, so a proof would pass at every path. Middleware panics on any
+// other base.
 func WithPublicURL(base string) MiddlewareOption {
 	return func(o *mwOptions) { o.publicURL = strings.TrimSuffix(base, "/") }
+}
+
+// checkPublicURL tells what is wrong with WithPublicURL's base, if
+// anything.
+func checkPublicURL(base string) error {
+	u, err := url.Parse(base)
+	switch {
+	case err != nil:
+		return fmt.Errorf("base %q is not a URL: %w", base, err)
+	case u.Scheme != "http" && u.Scheme != "https", u.Host == "":
+		return fmt.Errorf("base %q is not an absolute http or https URL with a host", base)
+	case u.User != nil, strings.ContainsAny(base, "?#"):
+		return fmt.Errorf("base %q has a user, a query or a fragment: the request's path is appended to it", base)
+	}
+	return nil
 }
 
 // errDPoPAudiences refuses, when the API's public URL is not configured

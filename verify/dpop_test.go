@@ -255,6 +255,41 @@ func TestDPoPPublicURL(t *testing.T) {
 	}
 }
 
+// A public URL the request's path cannot be appended to is refused when
+// the middleware is made: after a "?" or "#" the path would be dropped
+// from the URL proofs are checked against, and a proof would pass at
+// every path.
+func TestDPoPPublicURLRefused(t *testing.T) {
+	v := newVerifier(t, testkeyward.Start(t))
+	for _, tc := range []struct {
+		base   string
+		panics bool
+	}{
+		{"https://orders.example", false},
+		{"https://orders.example/api/", false},
+		{"HTTP://orders.example:8080/api", false},
+		{"https://orders.example/api#", true},
+		{"https://orders.example/api#x", true},
+		{"https://orders.example/api?", true},
+		{"https://orders.example/?v=1", true},
+		{"https://user:pw@orders.example", true},
+		{"orders.example/api", true},
+		{"/api", true},
+		{"ftp://orders.example", true},
+		{"https://", true},
+		{"https://orders.example/%zz", true},
+	} {
+		t.Run(tc.base, func(t *testing.T) {
+			defer func() {
+				if r := recover(); (r != nil) != tc.panics {
+					t.Errorf("Middleware with WithPublicURL(%q) panicked: %v, want a panic: %v", tc.base, r, tc.panics)
+				}
+			}()
+			verify.Middleware(v, verify.WithPublicURL(tc.base))
+		})
+	}
+}
+
 // The proof is for the path as the request wrote it: a %2F is not a /
 // (RFC 3986 §6.2.2.2), even in a path with a byte such as '{' that makes
 // url.URL.EscapedPath write it from the decoded path.

@@ -104,6 +104,14 @@ func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.H
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.publicURL != "" {
+		if err := checkPublicURL(o.publicURL); err != nil {
+			// A mistake in the program, not in a request, as a bad
+			// ServeMux pattern is: every DPoP proof would be checked
+			// against the wrong URL, so no handler is made.
+			panic("verify.WithPublicURL: " + err.Error())
+		}
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if usesDPoP(r) {
