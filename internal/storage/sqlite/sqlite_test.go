@@ -157,6 +157,23 @@ func TestEmailIndexDown(t *testing.T) {
 	}, execOn(path), storagetest.DownStatements(t, "migrations/00011_account_email_lower.sql"))
 }
 
+// Upgrading gives an operator going back from migration 00011 its Down
+// statements, of either backend, and the DELETE that forgets it, as
+// TestEmailIndexDown runs them.
+func TestEmailIndexDownDocumented(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "DEPLOYMENT.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := strings.Join(strings.Fields(string(b)), " ")
+	for _, path := range []string{"migrations/00011_account_email_lower.sql", "../postgres/migrations/00011_account_email_lower.sql"} {
+		stmts := append(storagetest.DownStatements(t, path), fmt.Sprintf("DELETE FROM goose_db_version WHERE version_id = %d;", storagetest.EmailIndexSince))
+		if want := "`" + strings.Join(stmts, " ") + "`"; !strings.Contains(docs, want) {
+			t.Errorf("docs/DEPLOYMENT.md does not give %s, the statements that take back %s", want, path)
+		}
+	}
+}
+
 // DeleteExpired commits each batch of a backlog on its own.
 func TestExpiredInBatches(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keyward.db")
