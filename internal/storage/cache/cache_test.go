@@ -656,3 +656,111 @@ func TestAccountEmailAtCached(t *testing.T) {
 	}
 	at("a", "p.example", true, 11)
 }
+
+// readsCounted is a store whose every lookup the cache wraps answers at
+// once, with nothing found missing, and counts its reads by lookup.
+type readsCounted struct {
+	storage.Storage // nil: the cache must not reach anything else
+	mu              sync.Mutex
+	n               map[string]int
+}
+
+func (r *readsCounted) read(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n[name]++
+}
+
+func (r *readsCounted) GetAccount(context.Context, string) (storage.Account, error) {
+	r.read("GetAccount")
+	return storage.Account{ID: "1"}, nil
+}
+func (r *readsCounted) GetAccountByEmail(context.Context, string) (storage.Account, error) {
+	r.read("GetAccountByEmail")
+	return storage.Account{ID: "1"}, nil
+}
+func (r *readsCounted) ListKeys(context.Context, string) ([]storage.Key, error) {
+	r.read("ListKeys")
+	return nil, nil
+}
+func (r *readsCounted) ListSecrets(context.Context, string) ([]storage.Secret, error) {
+	r.read("ListSecrets")
+	return nil, nil
+}
+func (r *readsCounted) GetToken(context.Context, []byte) (storage.TokenRecord, error) {
+	r.read("GetToken")
+	return storage.TokenRecord{}, nil
+}
+func (r *readsCounted) IsRevoked(context.Context, string) (bool, error) {
+	r.read("IsRevoked")
+	return false, nil
+}
+func (r *readsCounted) ListAPIs(context.Context) ([]storage.API, error) {
+	r.read("ListAPIs")
+	return nil, nil
+}
+func (r *readsCounted) GetUser(context.Context, string) (storage.User, error) {
+	r.read("GetUser")
+	return storage.User{}, nil
+}
+func (r *readsCounted) GetGrant(context.Context, string, string) (storage.Grant, error) {
+	r.read("GetGrant")
+	return storage.Grant{}, nil
+}
+func (r *readsCounted) GetOrg(context.Context, string) (storage.Org, error) {
+	r.read("GetOrg")
+	return storage.Org{}, nil
+}
+func (r *readsCounted) GetProjectOrg(context.Context, string) (storage.ProjectOrg, error) {
+	r.read("GetProjectOrg")
+	return storage.ProjectOrg{}, nil
+}
+func (r *readsCounted) AccountEmailAt(context.Context, string, string) (bool, error) {
+	r.read("AccountEmailAt")
+	return false, nil
+}
+
+// A negative TTL (--cache-ttl 0) keeps nothing: every lookup the cache
+// serves reads the store each time, the delegation lookups, key lists,
+// catalog, tokens, revocations and AccountEmailAt's answers as well as the
+// accounts, and CachedAccount finds nothing. A zero TTL is the 2 s
+// default, which keeps each.
+func TestNegativeTTLKeepsNothing(t *testing.T) {
+	ctx := context.Background()
+	lookups := map[string]func(*cache.Store) error{
+		"GetAccount":        func(s *cache.Store) error { _, err := s.GetAccount(ctx, "1"); return err },
+		"GetAccountByEmail": func(s *cache.Store) error { _, err := s.GetAccountByEmail(ctx, "a@p.example"); return err },
+		"ListKeys":          func(s *cache.Store) error { _, err := s.ListKeys(ctx, "1"); return err },
+		"ListSecrets":       func(s *cache.Store) error { _, err := s.ListSecrets(ctx, "1"); return err },
+		"GetToken":          func(s *cache.Store) error { _, err := s.GetToken(ctx, []byte("h")); return err },
+		"IsRevoked":         func(s *cache.Store) error { _, err := s.IsRevoked(ctx, "jti"); return err },
+		"ListAPIs":          func(s *cache.Store) error { _, err := s.ListAPIs(ctx); return err },
+		"GetUser":           func(s *cache.Store) error { _, err := s.GetUser(ctx, "u@o.example"); return err },
+		"GetGrant":          func(s *cache.Store) error { _, err := s.GetGrant(ctx, "o.example", "1"); return err },
+		"GetOrg":            func(s *cache.Store) error { _, err := s.GetOrg(ctx, "o.example"); return err },
+		"GetProjectOrg":     func(s *cache.Store) error { _, err := s.GetProjectOrg(ctx, "p"); return err },
+		"AccountEmailAt":    func(s *cache.Store) error { _, err := s.AccountEmailAt(ctx, "u", "o.example"); return err },
+	}
+	for _, c := range []struct {
+		ttl   time.Duration
+		reads int
+	}{{-1, 3}, {0, 1}} {
+		store := &readsCounted{n: map[string]int{}}
+		s := cache.New(store, cache.Options{TTL: c.ttl})
+		for name, lookup := range lookups {
+			for range 3 {
+				if err := lookup(s); err != nil {
+					t.Fatalf("TTL %v: %s: %v", c.ttl, name, err)
+				}
+			}
+			if got := store.n[name]; got != c.reads {
+				t.Errorf("TTL %v: %s read the store %d times for 3 lookups, want %d", c.ttl, name, got, c.reads)
+			}
+		}
+		for _, name := range []string{"1", "a@p.example"} {
+			if _, ok := s.CachedAccount(name); ok != (c.ttl == 0) {
+				t.Errorf("TTL %v: CachedAccount(%q) found = %v, want %v", c.ttl, name, ok, c.ttl == 0)
+			}
+		}
+	}
+}
