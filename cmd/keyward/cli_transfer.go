@@ -447,14 +447,13 @@ const (
 
 // exportStart says what is wrong with b, the start of a file, if it does
 // not start as an export does: with the '{' of a JSON object, after any
-// byte order mark and white space.
+// byte order mark and white space, of any length, as JSON allows (it is
+// read on).
 func exportStart(b []byte) error {
 	rest := bytes.TrimPrefix(b, []byte("\ufeff"))
 	rest = bytes.TrimLeft(rest, " \t\r\n")
 	switch {
-	case len(rest) == 0:
-		return fmt.Errorf("its first %d bytes are white space, not the JSON object of an export", len(b))
-	case rest[0] == '{':
+	case len(rest) == 0 || rest[0] == '{':
 		return nil
 	case rest[0] == 0:
 		return fmt.Errorf("it starts with zero bytes (at byte %d), not the JSON object of an export: a file of zeros, such as a sparse file or a copy that was never written; copy it again, or export the store again", len(b)-len(rest))
