@@ -1010,9 +1010,71 @@ func TestImportRefusesSpecialFiles(t *testing.T) {
 	}
 }
 
+// readExport stops reading a file at the first byte that no JSON has (a
+// few KiB on, or at the end of its first MiB), and parseExport says what
+// that byte is: a sparse file (truncate -s 1T) after an export's '{' was
+// read until memory ran out.
+func TestReadExportStopsAtNonJSON(t *testing.T) {
+	const readAhead = 64 << 10 // what reading may go past the byte
+	spaces := strings.Repeat(" ", 3<<20)
+	for _, tt := range []struct {
+		name, start string
+		size        int64 // made sparse to this size, if not 0
+		at          int   // the first byte that cannot be JSON
+		want        string
+	}{
+		{"zeros after an object's start", "{", 1 << 40, 1, "it has a zero byte at byte 1"},
+		{"zeros in a string", "\ufeff{\"format\":\"keyward", 1 << 40, 21, "it has a zero byte at byte 21"},
+		{"zeros after white space", "{\n" + spaces, 1 << 40, 2 + len(spaces), fmt.Sprintf("it has a zero byte at byte %d", 2+len(spaces))},
+		{"zeros after a value", `{"format":"keyward/v2"}`, 1 << 40, 23, "it has a zero byte at byte 23"},
+		{"a control character", "{\"format\":\"\x01" + strings.Repeat("x", 8<<20), 0, 11, `not JSON: invalid character '\x01' in string literal (at byte 12)`},
+		{"a control character past the first MiB", "{\"format\":\"" + spaces + "\x1f" + strings.Repeat("x", 8<<20), 0, 11 + len(spaces),
+			fmt.Sprintf(`not JSON: invalid character '\x1f' in string literal (at byte %d)`, 12+len(spaces))},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "export.json")
+			mustWriteFile(t, file, []byte(tt.start))
+			if tt.size > 0 {
+				if err := os.Truncate(file, tt.size); err != nil {
+					t.Skipf("no sparse file of %d bytes here: %v", tt.size, err)
+				}
+			}
+			f, err := os.Open(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			done := make(chan struct{})
+			var b []byte
+			go func() {
+				defer close(done)
+				b, err = readExport(f, file)
+			}()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("readExport still reading after 20 s")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			read, err := f.Seek(0, io.SeekCurrent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if limit := int64(max(tt.at, exportPeek) + readAhead); read > limit || int64(len(b)) > limit {
+				t.Errorf("read %d bytes (kept %d), want at most %d", read, len(b), limit)
+			}
+			if _, err := parseExport(b); err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("parseExport: %v, want it to start %q", err, tt.want)
+			}
+		})
+	}
+}
+
 // import refuses a large file that does not start as an export does
-// (zeros, another character) once it has read its first MiB, without
-// reading the rest or creating the data directory. A sparse file of 1
+// (zeros, another character), or does but is no JSON after its start
+// (zeros), without reading the rest or creating the data directory. A sparse file of 1
 // TiB (truncate -s 1T) crashed it: "fatal error: runtime: out of
 // memory", allocating a buffer of the file's size. White space, which
 // JSON allows before a value, is read on: an export after more than a
@@ -1029,6 +1091,8 @@ func TestImportRefusesLargeNonExport(t *testing.T) {
 		{"zeros after a byte order mark and white space", "\ufeff \n", huge, "it starts with zero bytes (at byte 5)"},
 		{"white space", strings.Repeat(" ", 2<<20), 2 << 20, "the file is empty"},
 		{"another character", "[", huge, `it starts with "[" (at byte 0)`},
+		{"zeros after an export's start", "\ufeff{\n  \"format\": \"keyward", huge, "it has a zero byte at byte 25"},
+		{"zeros after white space", "{" + strings.Repeat("\n ", 1<<20), huge, "it has a zero byte at byte 2097153"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "export.json")
@@ -1049,11 +1113,11 @@ func TestImportRefusesLargeNonExport(t *testing.T) {
 	}
 	// An export larger than what is looked at first is read whole.
 	data := bigExport(t, 2000)
-	if len(data) <= exportPeek {
-		t.Fatalf("the export is %d bytes, want more than %d", len(data), exportPeek)
+	if len(data) <= 1<<20 {
+		t.Fatalf("the export is %d bytes, want more than 1 MiB", len(data))
 	}
 	file := filepath.Join(t.TempDir(), "export.json")
-	for _, start := range []string{"\ufeff\n", "\ufeff" + strings.Repeat(" \n", exportPeek)} {
+	for _, start := range []string{"\ufeff\n", "\ufeff" + strings.Repeat(" \n", 1<<20)} {
 		mustWriteFile(t, file, append([]byte(start), data...))
 		b, err := readExportFile(file)
 		if err != nil {

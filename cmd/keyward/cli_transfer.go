@@ -264,6 +264,11 @@ func parseExport(b []byte) (transfer.Dump, error) {
 		if err := severalValues(b, bom); err != nil {
 			return d, err
 		}
+		if at := syntax.Offset - 1; at >= 0 && at < int64(len(b)) && b[at] == 0 {
+			// Of an export, the rest of a file that was never written:
+			// a sparse file's holes, read only so far (jsonBytes).
+			return d, fmt.Errorf("it has a zero byte at byte %d, which no JSON has: the rest of the file may be zeros, as of a sparse file or a copy that was never finished; copy it again, or export the store again", at+bom)
+		}
 		if syntax.Error() == "unexpected end of JSON input" {
 			// Of an export, a copy that did not finish, or a disk that
 			// filled up under 'keyward export > FILE'.
@@ -404,7 +409,9 @@ func readExportFile(path string) ([]byte, error) {
 // readExport reads f, the file of an import that name names: standard
 // input too, which may be a terminal or /dev/zero as well as a pipe, or a
 // socket, read as a pipe: Node.js (libuv) gives a child process UNIX
-// sockets for the stdio it pipes.
+// sockets for the stdio it pipes. Past its first MiB it reads only up
+// to a byte that no JSON has (jsonBytes), for parseExport to say what is
+// wrong.
 func readExport(f *os.File, name string) ([]byte, error) {
 	fi, err := f.Stat()
 	if err != nil {
@@ -431,7 +438,10 @@ func readExport(f *os.File, name string) ([]byte, error) {
 			return nil, fmt.Errorf("%s is not a file 'keyward export' writes: %w", name, err)
 		}
 	}
-	_, err = buf.ReadFrom(f)
+	if notJSON(buf.Bytes()) {
+		return buf.Bytes(), nil
+	}
+	_, err = buf.ReadFrom(&jsonBytes{r: f})
 	return buf.Bytes(), err
 }
 
@@ -444,6 +454,40 @@ const (
 	// regular file, from its size, before reading it.
 	exportPrealloc = 64 << 20
 )
+
+// jsonBytes reads r up to a byte that no JSON has (notJSON), and no more
+// than 32 KiB past it: then it says io.EOF. A sparse file's holes
+// (truncate -s 1T) read as zero bytes, and the file of an export, whose
+// size is not bounded, was read whole, until memory ran out, when they
+// came after its first '{'.
+type jsonBytes struct {
+	r   io.Reader
+	bad bool
+}
+
+func (j *jsonBytes) Read(p []byte) (int, error) {
+	if j.bad {
+		return 0, io.EOF
+	}
+	n, err := j.r.Read(p[:min(len(p), 32<<10)])
+	if notJSON(p[:n]) {
+		j.bad = true
+		return n, io.EOF
+	}
+	return n, err
+}
+
+// notJSON reports whether b has a byte that no JSON has anywhere: a
+// control character other than white space (tab, LF, CR), which a string
+// holds only escaped. Anything else may be in a string.
+func notJSON(b []byte) bool {
+	for _, c := range b {
+		if c < ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return true
+		}
+	}
+	return false
+}
 
 // exportStart says what is wrong with b, the start of a file, if it does
 // not start as an export does: with the '{' of a JSON object, after any
