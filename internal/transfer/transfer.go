@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -215,13 +216,28 @@ func importOnce(ctx context.Context, s storage.Storage, d Dump, now time.Time, k
 	} else if n > 0 {
 		return fmt.Errorf("%w; it holds %d service accounts", ErrNotEmpty, n)
 	}
+	// Every event that says no more than the file's time shares one
+	// Data, which stores only read: a map of its own for each item was
+	// most of what its event held until commit. evData gives an event
+	// that says more a copy.
+	data := map[string]string{"exported_at": d.ExportedAt.Format(time.RFC3339)}
 	ev := func(action, account string) storage.AuditEvent {
-		return storage.AuditEvent{Time: now, Action: action, Outcome: storage.OutcomeSuccess, AccountID: account, Actor: "import",
-			Data: map[string]string{"exported_at": d.ExportedAt.Format(time.RFC3339)}}
+		return storage.AuditEvent{Time: now, Action: action, Outcome: storage.OutcomeSuccess, AccountID: account, Actor: "import", Data: data}
+	}
+	evData := func(action string, more ...string) storage.AuditEvent {
+		e := ev(action, "")
+		e.Data = maps.Clone(data)
+		for i := 0; i+1 < len(more); i += 2 {
+			e.Data[more[i]] = more[i+1]
+		}
+		return e
 	}
 	b := storage.Bulk{Accounts: d.Accounts, Keys: d.Keys, Secrets: d.Secrets, Orgs: d.Orgs, Users: d.Users,
 		Projects: d.Projects, Grants: d.Grants, SigningKeys: d.SigningKeys}
-	var evs []storage.AuditEvent
+	// At most one event an item, and one for the users, one for the
+	// signing keys and one for a pepper removed.
+	evs := make([]storage.AuditEvent, 0, len(d.APIs)+len(d.Accounts)+len(d.Keys)+len(d.Secrets)+len(d.Orgs)+len(d.Projects)+
+		len(d.Grants)+len(d.SealedValues)+3)
 	// A first 'keyward serve' interrupted before it made the
 	// administrator leaves the built-in API as it creates it, bare, and
 	// the pepper and signing keys, sealed under its master key, which the
@@ -245,10 +261,7 @@ func importOnce(ctx context.Context, s storage.Storage, d Dump, now time.Time, k
 			// a store with any other API.
 			b.ReplaceAPIs = append(b.ReplaceAPIs, a)
 			if diff := apiDiff(existing, a); len(diff) > 0 {
-				e := ev("api.import", "")
-				e.Data["api"] = a.Name
-				e.Data["replaced"] = strings.Join(diff, "; ")
-				evs = append(evs, e)
+				evs = append(evs, evData("api.import", "api", a.Name, "replaced", strings.Join(diff, "; ")))
 			}
 		}
 	}
@@ -265,9 +278,7 @@ func importOnce(ctx context.Context, s storage.Storage, d Dump, now time.Time, k
 		evs = append(evs, ev("org.import", ""))
 	}
 	if len(d.Users) > 0 {
-		e := ev("user.import", "")
-		e.Data["count"] = strconv.Itoa(len(d.Users))
-		evs = append(evs, e)
+		evs = append(evs, evData("user.import", "count", strconv.Itoa(len(d.Users))))
 	}
 	for range d.Projects {
 		evs = append(evs, ev("org.project_import", ""))
@@ -294,10 +305,7 @@ func importOnce(ctx context.Context, s storage.Storage, d Dump, now time.Time, k
 			// with it, and the file's signing keys replace the first
 			// start's too, all to be opened with the file's master key.
 			b.ReplaceSealedValues = append(b.ReplaceSealedValues, v)
-			e := ev("sealed_value.import", "")
-			e.Data["name"] = v.Name
-			e.Data["replaced"] = "one created at " + have.CreatedAt.Format(time.RFC3339)
-			evs = append(evs, e)
+			evs = append(evs, evData("sealed_value.import", "name", v.Name, "replaced", "one created at "+have.CreatedAt.Format(time.RFC3339)))
 		}
 	}
 	sawPepper := false
@@ -311,10 +319,8 @@ func importOnce(ctx context.Context, s storage.Storage, d Dump, now time.Time, k
 		b.DropSealedValues = []string{signer.PepperName}
 		if have, err := s.GetSealedValue(ctx, signer.PepperName); err == nil {
 			sawPepper = true
-			e := ev("sealed_value.import", "")
-			e.Data["name"] = signer.PepperName
-			e.Data["removed"] = "one created at " + have.CreatedAt.Format(time.RFC3339) + "; the file, of an earlier release, has none"
-			evs = append(evs, e)
+			evs = append(evs, evData("sealed_value.import", "name", signer.PepperName,
+				"removed", "one created at "+have.CreatedAt.Format(time.RFC3339)+"; the file, of an earlier release, has none"))
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("sealed value %s: %w", signer.PepperName, err)
 		}
@@ -328,9 +334,7 @@ func importOnce(ctx context.Context, s storage.Storage, d Dump, now time.Time, k
 		return checkOneMasterKey(d, b, keys)
 	}
 	if len(d.SigningKeys) > 0 {
-		e := ev("signing_key.import", "")
-		e.Data["count"] = strconv.Itoa(len(d.SigningKeys))
-		evs = append(evs, e)
+		evs = append(evs, evData("signing_key.import", "count", strconv.Itoa(len(d.SigningKeys))))
 	}
 	err := s.Load(ctx, b, evs)
 	if errors.Is(err, errPepperSealedMeanwhile) {
