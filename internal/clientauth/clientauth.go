@@ -149,7 +149,7 @@ func (c *Client) Thumbprint() string {
 // or not it succeeded.
 type Attempt struct {
 	Method   string
-	ClientID string // as presented, cut or replaced by a note (presentedID)
+	ClientID string // as presented, cut or replaced by a note (PresentedID)
 	// UnusedCertificate reports a request that authenticated no client
 	// while it presented a TLS client certificate: without client_id,
 	// which RFC 8705 §2 requires, the certificate names no account.
@@ -236,7 +236,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	case len(methods) == 1:
 		method = methods[0]
 	case certErr != nil && clientID != "":
-		att.Method, att.ClientID = storage.AuthTLS, presentedID(clientID)
+		att.Method, att.ClientID = storage.AuthTLS, PresentedID(clientID)
 		return nil, ErrUnreadableCertificate(certErr)
 	case cert != nil && clientID != "":
 		method = storage.AuthTLS // or self-signed; decided by the account
@@ -250,7 +250,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 		return nil, nil
 	}
 	att.Method = method
-	att.ClientID = presentedID(clientID)
+	att.ClientID = PresentedID(clientID)
 
 	// Throttle before any hashing or signature work, under the
 	// Principal's Key: the account's ID if memory holds it, else the name
@@ -274,6 +274,11 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 		c, err = a.certificate(ctx, source, &p, cert, intermediates)
 	}
 	if err != nil {
+		if att.ClientID == "" {
+			// private_key_jwt without client_id: the client is the
+			// assertion's iss, if it got that far.
+			att.ClientID = PresentedID(p.Name)
+		}
 		var oe *oauth2.Error
 		if errors.As(err, &oe) && (oe.Code == oauth2.ErrTemporarilyUnavailable || oe.Code == oauth2.ErrInvalidRequest || oe.Code == oauth2.ErrDisabledClient) {
 			return nil, err
@@ -291,14 +296,14 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	return c, nil
 }
 
-// presentedID is a client ID as sent, for the audit log: cut to 128
+// PresentedID is a client ID as sent, for the audit log: cut to 128
 // bytes, or a note in its place when it is shaped like a credential — a
 // client secret, an opaque access token or a JWT that a client sent where
 // its ID goes (as the Basic user name, or the two swapped) — which the
 // audit log must not keep. Shaped is oauth2.IsCredential's, as for the
 // request log's path: no account's ID (digits) or email (with an @) is
 // so shaped.
-func presentedID(id string) string {
+func PresentedID(id string) string {
 	if oauth2.IsCredential(id) {
 		return "(not recorded: shaped like a secret or token)"
 	}

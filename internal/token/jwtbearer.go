@@ -54,6 +54,12 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	if c.Issuer == "" {
 		return nil, fail(oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid JWT: the iss claim must be the service account's email address."))
 	}
+	if req.Client == nil {
+		// Who is failing while no account is known (the log and the
+		// audit event name it): the iss as sent, as a client ID sent
+		// with a secret is named.
+		req.Audit.ClientID = clientauth.PresentedID(c.Issuer)
+	}
 	if err := p.Resolve(ctx, req.Source, h.lookupAccount, h.auth.Throttled); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil, fail(oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid grant: account not found."))

@@ -1,10 +1,16 @@
 package token_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/keyward/keyward/internal/oauth2"
 )
 
 // TestRefusalLogNamesTheClient: the log line of a refused token request
@@ -68,6 +74,58 @@ func TestRefusalLogNamesTheClient(t *testing.T) {
 				if strings.Contains(line, not) {
 					t.Errorf("refusal log line %q holds %q", line, not)
 				}
+			}
+		})
+	}
+}
+
+// TestRefusalLogNamesTheAssertionIssuer: a refused request whose client is
+// named only by an assertion's iss — private_key_jwt without client_id, or
+// a JWT-bearer assertion of an unknown account — logs that iss as
+// client_id, as a client_id sent with a secret is, so that an operator
+// sees which client is failing; an iss shaped like a secret is not logged.
+func TestRefusalLogNamesTheAssertionIssuer(t *testing.T) {
+	const pasted = "kw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	e := newEnv(t)
+	clientAssertion := func(iss, aud string) string {
+		return url.Values{
+			"grant_type": {"client_credentials"}, "scope": {"orders.read"},
+			"client_assertion_type": {oauth2.ClientAssertionJWT},
+			"client_assertion": {sign(t, e.rsKey, jose.RS256, "rs", map[string]any{
+				"iss": iss, "sub": iss, "aud": aud, "jti": "j-" + iss + aud,
+				"iat": t0.Add(-10 * time.Second).Unix(), "exp": t0.Add(time.Minute).Unix()}, nil)},
+		}.Encode()
+	}
+	bearer := func(iss string) string {
+		return form(sign(t, e.rsKey, jose.RS256, "rs", claims(func(c map[string]any) { c["iss"] = iss }), nil))
+	}
+	tests := []struct {
+		name, body string
+		want       string
+		wantNot    string
+	}{
+		{"client assertion, wrong aud", clientAssertion(e.job.ID, "https://elsewhere.example"), `account="" client_id=100000000000000000001 `, ""},
+		{"client assertion, unknown client", clientAssertion("999", endpoint), `account="" client_id=999 `, ""},
+		{"client assertion, secret as iss", clientAssertion(pasted, endpoint), `client_id="(not recorded: shaped like a secret or token)"`, pasted[3:]},
+		{"JWT-bearer, unknown account", bearer("nobody@proj.iam.test"), `account="" client_id=nobody@proj.iam.test `, ""},
+		{"JWT-bearer, secret as iss", bearer(pasted), `client_id="(not recorded: shaped like a secret or token)"`, pasted[3:]},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if w := e.do(request{body: tt.body, remote: fmt.Sprintf("192.0.2.%d", i+1)}); w.Code < 400 {
+				t.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+			var line string
+			for _, l := range strings.Split(e.logs.String(), "\n") {
+				if strings.Contains(l, `msg="token request refused"`) {
+					line = l
+				}
+			}
+			if !strings.Contains(line, tt.want) {
+				t.Errorf("refusal log line %q, want it to hold %q", line, tt.want)
+			}
+			if tt.wantNot != "" && strings.Contains(line, tt.wantNot) {
+				t.Errorf("refusal log line %q holds %q", line, tt.wantNot)
 			}
 		})
 	}
