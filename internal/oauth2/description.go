@@ -53,8 +53,13 @@ const maxQuoted = 64
 // that is plain ASCII, as scopes, parameter names and most URLs are,
 // reads as it was sent; the value itself is in the client's own request.
 // QuoteShort, whose JSON escapes §5.2 does not allow, is for messages
-// that are no OAuth error description.
+// that are no OAuth error description. A value shaped like a credential
+// (IsCredential), a client secret sent as a scope say, is not repeated:
+// descriptions are logged and written to the audit log.
 func QuoteForDescription(s string) string {
+	if IsCredential(s) {
+		return "'(not repeated: shaped like a secret or token)'"
+	}
 	cut := len(s) > maxQuoted
 	b := make([]byte, 0, min(len(s), maxQuoted)+len("'...'"))
 	b = append(b, '\'')

@@ -60,6 +60,11 @@ func TestQuoteForDescription(t *testing.T) {
 		{strings.Repeat("a", 63) + "\u00e9", "'" + strings.Repeat("a", 63) + "...'"},
 		{strings.Repeat("\u00e9", 40), "'" + strings.Repeat("?", 32) + "...'"},
 		{strings.Repeat("\xff", 100), "'" + strings.Repeat("?", 64) + "...'"},
+		// A credential sent where a scope, resource or other name goes is
+		// not repeated: descriptions are logged and audited.
+		{"kw_" + strings.Repeat("A", 43), "'(not repeated: shaped like a secret or token)'"},
+		{"scope=kwat_" + strings.Repeat("A", 43), "'(not repeated: shaped like a secret or token)'"},
+		{"Bearer eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJ4In0.c2ln", "'(not repeated: shaped like a secret or token)'"},
 	} {
 		got := QuoteForDescription(tt.in)
 		if got != tt.want {

@@ -130,3 +130,26 @@ func TestRefusalLogNamesTheAssertionIssuer(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusalLogOmitsCredentialAsScope: a client secret sent as the
+// scope or resource is refused without being repeated in the refusal's
+// description, which is logged and audited.
+func TestRefusalLogOmitsCredentialAsScope(t *testing.T) {
+	const pasted = "kw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	e := newEnv(t)
+	for _, param := range []string{"scope", "resource"} {
+		t.Run(param, func(t *testing.T) {
+			body := url.Values{"grant_type": {"client_credentials"}, param: {pasted}}
+			w := e.do(request{body: body.Encode(), header: http.Header{"Authorization": {basicAuth(e.job.ID, jobSecret)}}})
+			if w.Code != http.StatusBadRequest {
+				t.Fatalf("%d %s, want 400", w.Code, w.Body)
+			}
+			if strings.Contains(e.logs.String(), pasted[3:]) {
+				t.Errorf("the log holds the secret sent as %s:\n%s", param, e.logs)
+			}
+			if strings.Contains(w.Body.String(), pasted[3:]) {
+				t.Errorf("the answer repeats the secret sent as %s: %s", param, w.Body)
+			}
+		})
+	}
+}
