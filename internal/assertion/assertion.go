@@ -330,8 +330,10 @@ func (t *Token) checkClaims(e Expect) error {
 		matched = matched || c.Audience.Contains(a)
 	}
 	if !matched {
+		// The aud sent, for the log: cut short, and not repeated when
+		// shaped like a credential.
 		return fail(WrongAudience, "Invalid JWT: aud must be "+hint+".",
-			fmt.Errorf("aud %q", strings.Join(c.Audience, " ")))
+			errors.New("aud "+oauth2.QuoteForDescription(strings.Join(c.Audience, " "))))
 	}
 	exp := c.Expiry.Time()
 	if !e.Now.Before(exp.Add(e.Skew)) {

@@ -136,6 +136,46 @@ func TestAudienceMessages(t *testing.T) {
 	}
 }
 
+// TestWrongAudienceCause: the cause of a wrong aud, which the endpoints
+// log, shows the aud sent cut short, and not at all when it is shaped like
+// a credential: a 40 KB aud made a 40 KB log line, and a secret there was
+// logged.
+func TestWrongAudienceCause(t *testing.T) {
+	k, keys := fixture(t)
+	secret := "kw_" + strings.Repeat("S", 43)
+	tests := []struct {
+		name, aud, want string
+		wantMax         int
+	}{
+		{"plain", "https://elsewhere/token", "aud 'https://elsewhere/token'", 0},
+		{"long", "https://x/" + strings.Repeat("a", 40000), "aud 'https://x/aaaa", 200},
+		{"secret", secret, "aud '(not repeated: shaped like a secret or token)'", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok, err := Parse(signed(t, k, map[string]any{"iss": "a@p", "aud": tt.aud, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = tok.Verify(keys, expect)
+			var ae *Error
+			if !errors.As(err, &ae) || ae.Err == nil {
+				t.Fatalf("Verify = %v, want a wrong audience with a cause", err)
+			}
+			cause := ae.Err.Error()
+			if !strings.HasPrefix(cause, tt.want) {
+				t.Errorf("cause %.100q, want it to start %q", cause, tt.want)
+			}
+			if tt.wantMax > 0 && len(cause) > tt.wantMax {
+				t.Errorf("cause of %d bytes, want at most %d", len(cause), tt.wantMax)
+			}
+			if strings.Contains(cause, secret[3:]) {
+				t.Errorf("cause %q holds the secret", cause)
+			}
+		})
+	}
+}
+
 // TestVerifyRequireID: jti is optional unless RequireID, which refuses an
 // assertion without one as a missing claim, after its signature is checked.
 func TestVerifyRequireID(t *testing.T) {
