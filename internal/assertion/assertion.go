@@ -129,7 +129,7 @@ func Parse(raw string) (*Token, error) {
 	}
 	tok, err := jwt.ParseSigned(compact, Algorithms)
 	if err != nil {
-		return nil, fail(Malformed, notCompact, err)
+		return nil, fail(Malformed, notCompact, loggedCause(err))
 	}
 	t := &Token{jwt: tok, padded: padded, Header: tok.Headers[0]}
 	if err := checkCritical(t.Header); err != nil {
@@ -154,6 +154,24 @@ func Parse(raw string) (*Token, error) {
 		return nil, fail(Malformed, fmt.Sprintf("Invalid JWT: jti is longer than %d bytes.", MaxJTILength), nil)
 	}
 	return t, nil
+}
+
+// maxCause bounds the message of a go-jose refusal kept as the cause.
+const maxCause = 256
+
+// loggedCause is err, a go-jose refusal, as the cause the endpoints log:
+// its message repeats what the header holds (the alg as sent), so it is
+// cut at maxCause bytes, and not repeated at all when it holds a value
+// shaped like a credential (oauth2.IsCredential).
+func loggedCause(err error) error {
+	msg := err.Error()
+	switch {
+	case oauth2.IsCredential(msg):
+		return errors.New("go-jose refused the header; its message is not repeated: it holds a value shaped like a secret or token")
+	case len(msg) > maxCause:
+		return errors.New(oauth2.Truncate(msg, maxCause))
+	}
+	return err
 }
 
 // notCompact describes an assertion that is not a compact JWS.

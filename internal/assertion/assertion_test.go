@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -422,6 +423,37 @@ func TestParseRefusesAlgorithms(t *testing.T) {
 		if _, err := Parse(raw); !IsReason(err, Malformed) {
 			t.Errorf("Parse(%.30q) = %v, want Malformed", raw, err)
 		}
+	}
+}
+
+// TestParseCauseOfAlgorithm: the cause of an assertion refused for its
+// alg, which the endpoints log, names the alg sent cut short, and not at
+// all when it is shaped like a credential: go-jose's message repeats it
+// whole, so a 30 KB alg made a 30 KB log line, and a secret was logged.
+func TestParseCauseOfAlgorithm(t *testing.T) {
+	secret := "kw_" + strings.Repeat("S", 43)
+	enc := func(alg string) string {
+		h, _ := json.Marshal(map[string]string{"alg": alg})
+		return base64.RawURLEncoding.EncodeToString(h) + ".eyJpc3MiOiJhIn0.c2ln"
+	}
+	for _, tt := range []struct {
+		name, alg, want string
+	}{
+		{"none", "none", `unexpected signature algorithm "none"`},
+		{"long", strings.Repeat("A", 30000), "unexpected signature algorithm"},
+		{"secret", secret, "go-jose"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(enc(tt.alg))
+			var ae *Error
+			if !errors.As(err, &ae) || ae.Reason != Malformed || ae.Err == nil {
+				t.Fatalf("Parse = %v, want Malformed with a cause", err)
+			}
+			cause := ae.Err.Error()
+			if !strings.Contains(cause, tt.want) || len(cause) > 300 || strings.Contains(cause, secret[3:]) {
+				t.Errorf("cause %.120q (%d bytes), want at most 300 bytes with %q, without a secret", cause, len(cause), tt.want)
+			}
+		})
 	}
 }
 
