@@ -155,12 +155,15 @@ func writeTempThen(path string, mode os.FileMode, write func(io.Writer) error, p
 	if err != nil {
 		return err
 	}
+	linked := false // published, its name left: publish's *tempLeftError of no error
 	defer func() {
 		// Gone once published; else a failure to remove it is said
 		// with the error, so that no message says nothing is left, or,
-		// once the file is in place (linked to path, a second name of
-		// it), as a *tempLeftError of no error: the write succeeded.
-		if rerr := removeFile(f.Name()); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		// once the file is in place and its name left (linked to path,
+		// a second name of it), as a *tempLeftError of no error: the
+		// write succeeded. Once renamed, the name is gone, whatever a
+		// removal says (EROFS on a file system remounted read-only).
+		if rerr := removeFile(f.Name()); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && (err != nil || linked) {
 			err = &tempLeftError{f.Name(), pathCause(rerr), err}
 		}
 	}()
@@ -191,7 +194,9 @@ func writeTempThen(path string, mode os.FileMode, write func(io.Writer) error, p
 		return err
 	}
 	publishing(path)
-	if err := publish(f.Name(), path); err != nil && !tempLeftOnly(err) {
+	if err := publish(f.Name(), path); tempLeftOnly(err) {
+		linked = true
+	} else if err != nil {
 		return err
 	}
 	if err := syncDir(filepath.Dir(path)); err != nil {
@@ -408,11 +413,11 @@ func recordWritten(written *os.FileInfo, publish func(tmp, path string) error) f
 		if err != nil {
 			return err
 		}
-		if err := publish(tmp, path); err != nil && !tempLeftOnly(err) {
+		if err = publish(tmp, path); err != nil && !tempLeftOnly(err) {
 			return err
 		}
 		*written = fi
-		return err
+		return err // nil, or a *tempLeftError of no error
 	}
 }
 

@@ -239,3 +239,56 @@ func TestKeepAsideTempLeft(t *testing.T) {
 		t.Errorf("logs %s\nwant the key file named kept under %s", logs.String(), kept)
 	}
 }
+
+// TestRenamedTempNotLeft: a file renamed into place leaves no temporary
+// name, whatever a removal of that name, gone, says (unlink(2) on a file
+// system remounted read-only says EROFS before it looks for the name):
+// the write succeeded, with no note of a second name, and master-key
+// rotate says it replaced master.key. The removal's error made a
+// *tempLeftError of no error of it: writeFileAtomic failed, export
+// --force warned of a file that was not there, and rotate said
+// master.key still held the old key, which it had replaced.
+func TestRenamedTempNotLeft(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		write func(path string) error
+	}{
+		{"writeFileAtomic", func(path string) error { return writeFileAtomic(path, []byte("new\n"), 0o600) }},
+		{"writeOutFile --force", func(path string) error {
+			return writeOutFile(context.Background(), path, []byte("new\n"), true)
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "key.json")
+			mustWriteFile(t, path, []byte("old\n"))
+			failRemoveIn(t, dir, ".key.json.")
+			if err := tt.write(path); err != nil {
+				t.Fatalf("write: %v, want it written", err)
+			}
+			if b := mustReadFile(t, path); string(b) != "new\n" {
+				t.Errorf("%s holds %q, want %q", path, b, "new\n")
+			}
+			if names := dirNames(t, dir); len(names) != 1 {
+				t.Errorf("the directory holds %v, want key.json alone", names)
+			}
+		})
+	}
+	t.Run("master-key rotate", func(t *testing.T) {
+		dir := t.TempDir()
+		_, stop := launchServer(t, func(m *Main) { m.Config.DataDir = dir })
+		stop()
+		newKeyFile := filepath.Join(t.TempDir(), "new.key")
+		newKey := strings.Repeat("a5", 32) + "\n"
+		mustWriteFile(t, newKeyFile, []byte(newKey))
+		failRemoveIn(t, dir, ".master.key.")
+		path := filepath.Join(dir, "master.key")
+		out := runCLI(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", newKeyFile)
+		if want := "replaced " + path + " with the new key\n"; !strings.HasSuffix(out, want) {
+			t.Errorf("rotate said %q, want it to end %q", out, want)
+		}
+		if b := mustReadFile(t, path); string(b) != newKey {
+			t.Errorf("%s holds %q, want the new key", path, b)
+		}
+	})
+}
