@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -291,4 +293,86 @@ func TestRenamedTempNotLeft(t *testing.T) {
 			t.Errorf("%s holds %q, want the new key", path, b)
 		}
 	})
+}
+
+// TestWriteNewTempLeftSynced: a new file whose temporary name is left
+// has its directory synced after the link all the same, so that its
+// name survives a crash; and a directory that cannot be synced is a
+// failure there too (the file removed again), never a success with a
+// warning.
+func TestWriteNewTempLeftSynced(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "key.json")
+	failRemoveIn(t, dir, ".key.json.")
+	defer func(s func(string) error) { syncDir = s }(syncDir)
+	var synced []string
+	syncDir = func(d string) error {
+		if _, err := os.Stat(path); err == nil {
+			synced = append(synced, d)
+		}
+		return nil
+	}
+	if err, _ := writtenTempLeft(writeNewFile(path, writeBytes([]byte("secret\n")))); err != nil {
+		t.Fatalf("write: %v, want it written", err)
+	}
+	if !slices.Contains(synced, dir) {
+		t.Errorf("directories synced once the file was in place: %v, want %s", synced, dir)
+	}
+
+	dir = t.TempDir()
+	path = filepath.Join(dir, "key.json")
+	failRemoveIn(t, dir, ".key.json.")
+	syncDir = func(string) error { return syscall.EIO }
+	err := writeNewFile(path, writeBytes([]byte("secret\n")))
+	if failure, _ := writtenTempLeft(err); failure == nil {
+		t.Fatalf("write with its directory not synced: %v, want a failure", err)
+	}
+	if _, ok := errors.AsType[*dirSyncError](err); !ok {
+		t.Errorf("error %v, want a *dirSyncError", err)
+	}
+	if _, serr := os.Lstat(path); !errors.Is(serr, fs.ErrNotExist) {
+		t.Errorf("%s: %v, want it removed again", path, serr)
+	}
+	tmp := leftTemp(t, dir)
+	if !strings.Contains(err.Error(), tmp) {
+		t.Errorf("error %v, want it to name %s", err, tmp)
+	}
+}
+
+// TestTempLeftJSONOutput: with -o json, a command whose --out file left
+// its temporary name prints its JSON alone on standard output, and the
+// warning on standard error.
+func TestTempLeftJSONOutput(t *testing.T) {
+	m := startServer(t)
+	_, email := setupAccount(t, m, "leftjson")
+	for _, tt := range []struct {
+		name string
+		args func(out string) []string
+	}{
+		{"keys create", func(out string) []string {
+			return []string{"keys", "create", email, "--out", out, "-o", "json", "--credentials", m.AdminKeyFile}
+		}},
+		{"dpop keygen", func(out string) []string { return []string{"dpop", "keygen", "--out", out, "-o", "json"} }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "out")
+			failRemoveIn(t, dir, ".out.")
+			cmd := newRootCommand()
+			cmd.SetArgs(tt.args(out))
+			var stdout, stderr bytes.Buffer
+			cmd.SetOut(&stdout)
+			cmd.SetErr(&stderr)
+			if err := execute(context.Background(), cmd); err != nil {
+				t.Fatalf("%v (stderr %q)", err, stderr.String())
+			}
+			var v map[string]any
+			if err := json.Unmarshal(stdout.Bytes(), &v); err != nil || v["file"] != out {
+				t.Errorf("stdout %q (%v), want a JSON object naming %s alone", stdout.String(), err, out)
+			}
+			if !strings.HasPrefix(stderr.String(), "warning: "+out+" was written, but its temporary file ") {
+				t.Errorf("stderr %q, want the warning", stderr.String())
+			}
+		})
+	}
 }
