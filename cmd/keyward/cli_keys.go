@@ -243,18 +243,21 @@ var writeKeyOut = func(path string, data []byte, replace bool) error {
 // with it. tempLeft is splitTempLeft's note of the write's temporary
 // file, left with the private key in it, or "".
 func removeKeyOut(path string, writeErr error, replaced bool, tempLeft string) string {
+	var said string
 	switch left, err := removeWrittenFile(path, writtenBy(writeErr)); {
 	case err != nil:
-		return fmt.Sprintf("%s may hold its private key and could not be removed (%v): delete it", path, err)
-	case left != writtenRemoved && tempLeft != "":
-		return "no key file of it was left at " + path + ", but " + tempLeft
+		said = fmt.Sprintf("%s may hold its private key and could not be removed (%v): delete it", path, err)
 	case left != writtenRemoved:
-		return "no key file of it was left at " + path
+		said = "no key file of it was left at " + path
+	case replaced:
+		said = path + ", written but not made durable, was removed, and the file it had replaced there is gone too"
+	default:
+		said = path + ", written but not made durable, was removed"
 	}
-	if replaced {
-		return path + ", written but not made durable, was removed, and the file it had replaced there is gone too"
+	if tempLeft != "" {
+		said += ", but " + tempLeft // with the private key in it
 	}
-	return path + ", written but not made durable, was removed"
+	return said
 }
 
 // checkWritable checks that a file can be written at path as

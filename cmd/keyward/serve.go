@@ -1626,17 +1626,23 @@ func (m *Main) loadMasterKey(ctx context.Context) (key []byte, generated os.File
 // now. tempLeft is splitTempLeft's note of the write's temporary file,
 // left with the key in it, or "".
 func removeUnsealedKey(path string, written os.FileInfo, tempLeft string) string {
+	var said string
 	switch left, err := removeWrittenFile(path, written); {
 	case err != nil:
-		return fmt.Sprintf("nothing was sealed with it, and %s could not be removed (%v): remove it before starting again", path, err)
+		said = fmt.Sprintf("nothing was sealed with it, and %s could not be removed (%v): remove it before starting again", path, err)
 	case left == writtenGone && tempLeft != "":
-		return "nothing was sealed with it, and no file was left at " + path + ", but " + tempLeft
+		said = "nothing was sealed with it, and no file was left at " + path
 	case left == writtenGone:
-		return "nothing was sealed with it, and no file was left"
+		said = "nothing was sealed with it, and no file was left"
 	case left == writtenReplaced:
-		return "nothing was sealed with it; " + path + " now holds another key, written by another server"
+		said = "nothing was sealed with it; " + path + " now holds another key, written by another server"
+	default:
+		said = "nothing was sealed with it, and " + path + " was removed again"
 	}
-	return "nothing was sealed with it, and " + path + " was removed again"
+	if tempLeft != "" {
+		said += ", but " + tempLeft
+	}
+	return said
 }
 
 // writtenFile is what removeWrittenFile found at the path of a file a

@@ -376,3 +376,61 @@ func TestTempLeftJSONOutput(t *testing.T) {
 		})
 	}
 }
+
+// TestTempLeftUnsyncedNamed: a key written whose directory could not be
+// synced is removed again, and the failure says so; its temporary name,
+// if it could not be removed, still holds the key, and the error names
+// it too (keys create --out: a private key; a first start's master.key).
+// Both said the file was removed, and left that second name unsaid.
+func TestTempLeftUnsyncedNamed(t *testing.T) {
+	failSyncOf := func(t *testing.T, dir string) {
+		s := syncDir
+		t.Cleanup(func() { syncDir = s })
+		syncDir = func(d string) error {
+			if d == dir {
+				return syscall.EIO
+			}
+			return s(d)
+		}
+	}
+	t.Run("keys create --out", func(t *testing.T) {
+		m := startServer(t)
+		_, email := setupAccount(t, m, "unsynced")
+		before := keyCount(t, m, email)
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out")
+		failRemoveIn(t, dir, ".out.")
+		failSyncOf(t, dir)
+		err := runCLIErr(t, "keys", "create", email, "--out", out, "--credentials", m.AdminKeyFile)
+		tmp := leftTemp(t, dir)
+		if err == nil || !strings.Contains(err.Error(), out+", written but not made durable, was removed, but its temporary file "+tmp+" is left") {
+			t.Errorf("keys create: %v, want it to name %s, left", err, tmp)
+		}
+		if n := keyCount(t, m, email); n != before {
+			t.Errorf("%d keys, want %d: the key deleted again", n, before)
+		}
+	})
+	t.Run("first start", func(t *testing.T) {
+		dir := t.TempDir()
+		failRemoveIn(t, dir, ".master.key.")
+		failSyncOf(t, dir)
+		cfg := DefaultConfig()
+		cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
+		m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		err := m.Open(context.Background())
+		m.Close()
+		var tmp string
+		for _, n := range dirNames(t, dir) {
+			if strings.HasPrefix(n, ".master.key.") {
+				tmp = filepath.Join(dir, n)
+			}
+		}
+		if tmp == "" {
+			t.Fatalf("no temporary file of master.key left in %v", dirNames(t, dir))
+		}
+		path := filepath.Join(dir, "master.key")
+		if err == nil || !strings.Contains(err.Error(), path+" was removed again, but its temporary file "+tmp+" is left") {
+			t.Errorf("start: %v, want it to name %s, left", err, tmp)
+		}
+	})
+}
