@@ -155,15 +155,18 @@ func writeTempThen(path string, mode os.FileMode, write func(io.Writer) error, p
 	if err != nil {
 		return err
 	}
-	linked := false // published, its name left: publish's *tempLeftError of no error
+	left := true // its name is there: not published, or linked and left (publish's *tempLeftError of no error)
 	defer func() {
-		// Gone once published; else a failure to remove it is said
-		// with the error, so that no message says nothing is left, or,
-		// once the file is in place and its name left (linked to path,
-		// a second name of it), as a *tempLeftError of no error: the
-		// write succeeded. Once renamed, the name is gone, whatever a
-		// removal says (EROFS on a file system remounted read-only).
-		if rerr := removeFile(f.Name()); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && (err != nil || linked) {
+		// Once published, its name is gone, whatever a removal would
+		// say (EROFS on a file system remounted read-only). Else a
+		// failure to remove it is said with the error, so that no
+		// message says nothing is left, or, once the file is in place
+		// and its name left (linked to path, a second name of it), as a
+		// *tempLeftError of no error: the write succeeded.
+		if !left {
+			return
+		}
+		if rerr := removeFile(f.Name()); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 			err = &tempLeftError{f.Name(), pathCause(rerr), err}
 		}
 	}()
@@ -194,11 +197,11 @@ func writeTempThen(path string, mode os.FileMode, write func(io.Writer) error, p
 		return err
 	}
 	publishing(path)
-	if err := publish(f.Name(), path); tempLeftOnly(err) {
-		linked = true
-	} else if err != nil {
-		return err
+	perr := publish(f.Name(), path)
+	if perr != nil && !tempLeftOnly(perr) {
+		return perr
 	}
+	left = perr != nil
 	if err := syncDir(filepath.Dir(path)); err != nil {
 		return &dirSyncError{path, fi, err}
 	}

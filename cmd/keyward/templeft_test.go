@@ -434,3 +434,30 @@ func TestTempLeftUnsyncedNamed(t *testing.T) {
 		}
 	})
 }
+
+// TestRenamedUnsyncedTempNotLeft: a file renamed into place whose
+// directory could not be synced fails, and the error names no
+// temporary file left, whatever a removal of that name, gone, says:
+// master-key rotate named one, which was master.key now.
+func TestRenamedUnsyncedTempNotLeft(t *testing.T) {
+	dir := t.TempDir()
+	_, stop := launchServer(t, func(m *Main) { m.Config.DataDir = dir })
+	stop()
+	newKeyFile := filepath.Join(t.TempDir(), "new.key")
+	mustWriteFile(t, newKeyFile, []byte(strings.Repeat("a5", 32)+"\n"))
+	failRemoveIn(t, dir, ".master.key.")
+	defer func(s func(string) error) { syncDir = s }(syncDir)
+	syncDir = func(d string) error {
+		if d == dir {
+			return syscall.EIO
+		}
+		return nil
+	}
+	err := runCLIErr(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", newKeyFile)
+	if err == nil || !strings.Contains(err.Error(), " holds the new one, but may hold the old one again after a crash (") || strings.Contains(err.Error(), "temporary file") {
+		t.Errorf("rotate: %v, want it to say master.key holds the new key, and name no temporary file", err)
+	}
+	if names := dirNames(t, dir); slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, ".master.key.") }) {
+		t.Errorf("the directory holds %v, want no temporary file", names)
+	}
+}
