@@ -149,7 +149,8 @@ func writeBytes(data []byte) func(io.Writer) error {
 // by a link (publishNew), the temporary file is a second name of the
 // file at path; if that name cannot be removed, the write succeeded all
 // the same, and the error is a *tempLeftError of no error: every caller
-// takes it with writtenTempLeft, to warn of that file, not fail.
+// whose publish links (publishNew) takes it with writtenTempLeft, to warn
+// of that file, not fail. A publish by rename never leaves the name.
 func writeTempThen(path string, mode os.FileMode, write func(io.Writer) error, publish func(tmp, path string) error) (err error) {
 	f, err := createTempFor(path)
 	if err != nil {
