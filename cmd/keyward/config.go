@@ -106,7 +106,7 @@ func (c *Config) addServeFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key file (PEM)")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM bundle of CAs that issue client certificates, directly or through intermediates the client sends (enables tls_client_auth)")
 	fs.StringVar(&c.ClientCertHeader, "client-cert-header", c.ClientCertHeader, "header in which a TLS-terminating proxy forwards the client certificate: URL-encoded PEM (nginx), PEM with spaces for line breaks (Apache) or base64 DER (HAProxy); PEM may add the intermediates, at most 8 certificates in all. From --trusted-proxies it alone names the client's certificate (a proxy's own mTLS certificate is ignored); from other addresses the connection's own counts. E.g. X-Client-Cert")
-	fs.StringSliceVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "addresses or CIDR ranges of proxies whose X-Forwarded-For and --client-cert-header are trusted")
+	fs.StringSliceVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "addresses or CIDR ranges of proxies whose X-Forwarded-For and --client-cert-header are trusted: with the header, whatever connects from them can name any client's certificate, so list the proxies' own addresses (a start warns of a range of more than 256)")
 	fs.BoolVar(&c.InsecureHTTP, "insecure-http", c.InsecureHTTP, "allow plain HTTP on a non-loopback address (e.g. behind a TLS-terminating proxy)")
 	fs.StringVar(&c.SigningAlg, "signing-alg", c.SigningAlg, "access-token signing algorithm: "+strings.Join(signer.Algorithms, ", "))
 	fs.DurationVar(&c.SigningKeyRotation, "signing-key-rotation", c.SigningKeyRotation, "rotate the token-signing key this often, at least 1h (0 disables scheduled rotation)")

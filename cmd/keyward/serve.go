@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -452,6 +453,9 @@ func (m *Main) Open(ctx context.Context) error {
 		prefix, _ := parsePrefix(p) // checked by Validate
 		scfg.TrustedProxies = append(scfg.TrustedProxies, prefix)
 	}
+	if c.ClientCertHeader != "" {
+		warnBroadProxies(m.Logger, c.flag("trusted-proxies"), c.flag("client-cert-header"), scfg.TrustedProxies)
+	}
 	m.caCertificates = server.TakesCACertificates(scfg)
 	m.Server = server.New(scfg, server.Deps{Store: m.store, Signer: m.signer, Journal: m.journal, Introspections: m.introspections, Pepper: pepper, Metrics: m.metrics, Logger: m.Logger, Now: m.Now})
 	if c.MetricsListen != "" {
@@ -665,6 +669,28 @@ func caPool(flag, path string, data []byte) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("%s %s holds no PEM certificate", flag, path)
 	}
 	return pool, nil
+}
+
+// warnBroadProxies warns of the ranges of --trusted-proxies (flag, as
+// Config.flag names it) that hold more than 256 addresses, when
+// --client-cert-header (header) is set: from any of their addresses the
+// header alone names the client's certificate, and certificates are
+// public, so whatever connects from there, not only a proxy, can
+// authenticate as any client that uses tls_client_auth or
+// self_signed_tls_client_auth. It warns, not refuses: the proxies of a
+// cluster may have no fixed addresses, and a network policy can keep
+// everything else in their range away from the listener.
+func warnBroadProxies(log *slog.Logger, flag, header string, proxies []netip.Prefix) {
+	var broad []string
+	for _, p := range proxies {
+		if p.Addr().BitLen()-p.Bits() > 8 {
+			broad = append(broad, p.String())
+		}
+	}
+	if len(broad) > 0 {
+		log.Warn(flag+" has ranges of more than 256 addresses, and with "+header+" whatever connects from any of them, not only a proxy, can name any client's certificate (certificates are public) and authenticate as that client: list the proxies' own addresses, or let nothing else in those ranges reach this server",
+			"ranges", strings.Join(broad, ","))
+	}
 }
 
 // checkAccountDomain holds --account-domain to validate.AccountDomain
