@@ -94,9 +94,10 @@ func OnError(f func(r *http.Request, err error)) MiddlewareOption {
 //
 // The client certificate a certificate-bound token (cnf x5t#S256, RFC
 // 8705 §3) must come with is read from the connection, r.TLS, alone.
-// Behind a proxy that terminates TLS there is none, and every
-// certificate-bound token is refused (invalid_token): Middleware fails
-// closed, and trusts no header a client could send. An API there reads
+// Behind a proxy that terminates TLS there is none (or, if the proxy
+// connects over mTLS, the proxy's own, which a client's token is not bound
+// to), and every certificate-bound token is refused (invalid_token):
+// Middleware fails closed, and trusts no header a client could send. An API there reads
 // the certificate its proxy forwards, from that proxy alone, and calls
 // Verifier.VerifyWithCertificate itself.
 func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.Handler {
