@@ -594,7 +594,9 @@ func TestAuthenticationRevocation(t *testing.T) {
 
 // A certificate-bound admin token (RFC 8705 §3) is accepted only with its
 // certificate, over TLS or forwarded by a trusted proxy; when the one the
-// proxy forwarded does not parse, the answer says so.
+// proxy forwarded does not parse, the answer says so. From a trusted
+// proxy the header alone names the certificate, as at the token
+// endpoint: the proxy's own, over mTLS, is not its client's.
 func TestAuthenticationCertificateBound(t *testing.T) {
 	f := newFixture(t, func(c *server.Config) {
 		c.ClientCertHeader = "X-Client-Cert"
@@ -625,16 +627,20 @@ func TestAuthenticationCertificateBound(t *testing.T) {
 		forwarded []string // X-Client-Cert headers from a trusted proxy
 		want      int
 		wantDesc  string // part of the error description
+		remote    string // the peer's address, if not 10.0.0.2 (trusted) when forwarded
 	}{
-		{"no certificate", nil, nil, 401, present},
-		{"another certificate", other, nil, 401, present},
-		{"its certificate", bound, nil, 200, ""},
-		{"another certificate, forwarded", nil, []string{forward(other)}, 401, present},
-		{"its certificate, forwarded", nil, []string{forward(bound)}, 200, ""},
-		{"a forwarded certificate that does not parse", nil, []string{"garbage"}, 401, "the certificate the proxy in front of this server forwarded could not be read"},
+		{"no certificate", nil, nil, 401, present, ""},
+		{"another certificate", other, nil, 401, present, ""},
+		{"its certificate", bound, nil, 200, "", ""},
+		{"another certificate, forwarded", nil, []string{forward(other)}, 401, present, ""},
+		{"its certificate, forwarded", nil, []string{forward(bound)}, 200, "", ""},
+		{"a forwarded certificate that does not parse", nil, []string{"garbage"}, 401, "the certificate the proxy in front of this server forwarded could not be read", ""},
 		// The token's thief names its (public) certificate in a header of
 		// its own, which a proxy that adds its header passes on first.
-		{"its certificate in a header before the proxy's", nil, []string{forward(bound), forward(other)}, 401, "the certificate the proxy in front of this server forwarded could not be read"},
+		{"its certificate in a header before the proxy's", nil, []string{forward(bound), forward(other)}, 401, "the certificate the proxy in front of this server forwarded could not be read", ""},
+		{"its certificate as a trusted proxy's own, over mTLS, without the header", bound, nil, 401, present, "10.0.0.2"},
+		{"its certificate, forwarded by a trusted proxy over mTLS with its own", other, []string{forward(bound)}, 200, "", ""},
+		{"its certificate over TLS from elsewhere, another named in a header", bound, []string{forward(other)}, 200, "", "192.0.2.1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -646,6 +652,9 @@ func TestAuthenticationCertificateBound(t *testing.T) {
 			if tt.forwarded != nil {
 				req.Header["X-Client-Cert"] = tt.forwarded
 				req.RemoteAddr = "10.0.0.2:443"
+			}
+			if tt.remote != "" {
+				req.RemoteAddr = tt.remote + ":443"
 			}
 			w := httptest.NewRecorder()
 			f.srv.ServeHTTP(w, req)
