@@ -522,8 +522,12 @@ type Storage interface {
 	// AccountEmailAt reports whether the email of an account, whatever its
 	// capitals (in the local part too), is local@domain, or, with local
 	// empty, is at domain (the part after its last @), either with or
-	// without a final dot (the same domain). domain and local are lower
-	// case. It reads every account, not only those whose email is
+	// without a final dot (the same domain). It compares in ASCII lower
+	// case, whatever the database's locale: local and domain as written
+	// find an email written the same, or differing only in the case of
+	// ASCII letters, but not one that differs in the case of other letters
+	// (É is not é); so pass them as written, or lowered in ASCII only. It
+	// reads every account, not only those whose email is
 	// NAME@PROJECT.<account domain> as the admin API makes it (an import
 	// keeps one that is not, with a warning): an indexed read, whatever
 	// the number of accounts.

@@ -342,6 +342,7 @@ func dialect() sqlstore.Dialect {
 		SnapshotIsolation: sql.LevelRepeatableRead,
 		ForKeyShare:       " FOR KEY SHARE",
 		ByteOrder:         ` COLLATE "C"`,
+		ASCIICase:         ` COLLATE "C"`,
 		Notify:            "SELECT pg_notify(" + channel + ", $1)",
 	}
 }

@@ -117,6 +117,11 @@ func (s *Store) AccountEmailAt(ctx context.Context, local, domain string) (bool,
 	// account domain written with one (which an import keeps) is
 	// example.com.'s, and a delegated sub may be written with one.
 	domain = strings.TrimSuffix(domain, ".")
+	// In ASCII lower case, as the queries' lower() (Dialect.ASCIICase):
+	// an email written as an account's is found, whatever its letters,
+	// and so is one that differs from it only in the case of ASCII
+	// letters, but not one that differs in the case of other letters.
+	local, domain = lowerASCII(local), lowerASCII(domain)
 	var row *sql.Row
 	if local != "" {
 		email := local + "@" + domain

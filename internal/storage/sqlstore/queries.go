@@ -18,7 +18,7 @@ var queries = map[string]string{
 	// validate.EmailDomain), each without and with a final dot
 	// (AccountEmailAt). The project index would find only the accounts
 	// whose email is NAME@PROJECT.<domain>, not all an import kept.
-	"accountEmailIs":   `SELECT 1 FROM accounts WHERE lower(email) IN (?, ?) LIMIT 1`,
+	"accountEmailIs":   `SELECT 1 FROM accounts WHERE ` + emailLower + ` IN (?, ?) LIMIT 1`,
 	"accountEmailAt":   `SELECT 1 FROM accounts WHERE ` + emailDomain + ` IN (?, ?) LIMIT 1`,
 	"listAccounts":     `SELECT ` + accountCols + ` FROM accounts WHERE id > ? ORDER BY id LIMIT ?`,
 	"listAccountsProj": `SELECT ` + accountCols + ` FROM accounts WHERE project = ? AND id > ? ORDER BY id LIMIT ?`,
@@ -170,13 +170,39 @@ func init() {
 		` ON CONFLICT (email) DO UPDATE SET org = excluded.org, suspended = excluded.suspended`)
 }
 
-// emailDomain is the lower-case domain of an account's email, the part
-// after its last @ (all of it without one), as the index
+// emailLower is an account's email with its ASCII letters lowered, as the
+// index accounts_email_lower (migration 00011) holds it; a query must name
+// it so for the index to serve it.
+const emailLower = `lower(email` + asciiCase + `)`
+
+// emailDomain is the domain of an account's email with its ASCII letters
+// lowered, the part after its last @ (all of it without one), as the index
 // accounts_email_domain (migration 00011) holds it; a query must name it
 // so for the index to serve it. The rtrim keeps the email up to its last @
 // (it trims the characters the email has but for @), in SQLite and
 // PostgreSQL alike.
-const emailDomain = `lower(substr(email, length(rtrim(email, replace(email, '@', ''))) + 1))`
+const emailDomain = `lower(substr(email, length(rtrim(email, replace(email, '@', ''))) + 1)` + asciiCase + `)`
+
+// asciiCase marks the text that lower() lowers in emailLower and
+// emailDomain: New replaces it with the dialect's ASCIICase.
+const asciiCase = `/*ascii*/`
+
+// lowerASCII lowers the ASCII letters of s and leaves any other byte as
+// it is, as the lower() of emailLower and emailDomain does on every
+// dialect (Dialect.ASCIICase).
+func lowerASCII(s string) string {
+	i := strings.IndexFunc(s, func(r rune) bool { return 'A' <= r && r <= 'Z' })
+	if i < 0 {
+		return s
+	}
+	b := []byte(s)
+	for ; i < len(b); i++ {
+		if c := b[i]; 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
 
 const (
 	accountCols = `id, email, name, project, display_name, description, scopes, token_lifetime_s, disabled, created_at, updated_at, auth_methods, tls_binding,

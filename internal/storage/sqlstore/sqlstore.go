@@ -87,6 +87,13 @@ type Dialect struct {
 	// lock them in), whatever the column's collation. SQLite needs none:
 	// its default collation compares bytes.
 	ByteOrder string
+	// ASCIICase follows the text that lower() lowers where emails are
+	// compared without case (AccountEmailAt, in the queries and in the
+	// indexes of migration 00011: " COLLATE \"C\""), so that it lowers
+	// ASCII letters only, as lowerASCII does, whatever the database's
+	// locale (a Turkish one lowers I to dotless ı). SQLite needs none: its
+	// lower() lowers ASCII letters only.
+	ASCIICase string
 	// Notify, if set, is run with a change payload inside every transaction
 	// that changes what replicas cache.
 	Notify string
@@ -124,7 +131,7 @@ var hotQueries = []string{"deleteJTI", "auditHead"}
 func New(w, r *sql.DB, d Dialect) *Store {
 	s := &Store{w: w, r: r, d: d, q: make(map[string]string, len(queries))}
 	for name, q := range queries {
-		s.q[name] = s.rebind(q)
+		s.q[name] = s.rebind(strings.ReplaceAll(q, asciiCase, d.ASCIICase))
 	}
 	for _, name := range []string{"getAccount", "getAPI", "getKey", "getSecret", "getOrg", "getUser", "getProjectOrg"} {
 		s.q[name+"ForUpdate"] = s.q[name] + d.ForUpdate

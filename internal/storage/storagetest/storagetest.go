@@ -195,6 +195,11 @@ func testAccountRevocations(t *testing.T, s storage.Storage) {
 	}
 }
 
+// AccountEmailAt runs the conformance test of AccountEmailAt on s, a new
+// store: for a backend's tests that set up the database itself (as one
+// with a Turkish locale).
+func AccountEmailAt(t *testing.T, s storage.Storage) { testAccountEmailAt(t, s) }
+
 // testAccountEmailAt checks the indexed lookup by an email's domain that
 // keeps an organization, or a delegated token's subject, off the emails of
 // service accounts.
@@ -219,6 +224,20 @@ func testAccountEmailAt(t *testing.T, s storage.Storage) {
 	twoAt := account("100000000000000000008", "a@b@Two.example")
 	twoAt.Name = "twoat"
 	mustNil(t, s.CreateAccount(ctx, twoAt, ev("account.create")))
+	// Emails are compared in ASCII lower case on every backend and in
+	// every database locale: a capital I is i (not a Turkish dotless ı),
+	// an email written as an account's is found whatever its letters, and
+	// one that differs from it only in the case of letters beyond ASCII
+	// is not (É is not é).
+	ivan := account("100000000000000000009", "IVAN@IST.example")
+	ivan.Name = "ivan"
+	mustNil(t, s.CreateAccount(ctx, ivan, ev("account.create")))
+	elise := account("100000000000000000010", "ÉLISE@ÜNÏ.example")
+	elise.Name = "elise"
+	mustNil(t, s.CreateAccount(ctx, elise, ev("account.create")))
+	zoe := account("100000000000000000011", "zoë@lower.example")
+	zoe.Name = "zoe"
+	mustNil(t, s.CreateAccount(ctx, zoe, ev("account.create")))
 	for _, c := range []struct {
 		local, domain string
 		want          bool
@@ -256,6 +275,22 @@ func testAccountEmailAt(t *testing.T, s storage.Storage) {
 		{"", "two.example", true},
 		{"a", "b@two.example", true},
 		{"", "b@two.example", false},
+		{"ivan", "ist.example", true},
+		{"IVAN", "IST.example", true},
+		{"Ivan", "Ist.Example", true},
+		{"", "ist.example", true},
+		{"", "IST.EXAMPLE.", true},
+		{"ÉLISE", "ÜNÏ.example", true},
+		{"ÉLISE", "ÜNÏ.example.", true},
+		{"Élise", "ÜNÏ.EXAMPLE", true},
+		{"", "ÜNÏ.example", true},
+		{"", "ÜNÏ.Example", true},
+		{"élise", "ÜNÏ.example", false},
+		{"ÉLISE", "ünï.example", false},
+		{"", "ünï.example", false},
+		{"zoë", "lower.example", true},
+		{"ZOë", "LOWER.example", true},
+		{"ZOË", "lower.example", false},
 	} {
 		got, err := s.AccountEmailAt(ctx, c.local, c.domain)
 		mustNil(t, err)

@@ -4,8 +4,11 @@
 -- lower case: by the whole email, and by its domain, the part after its
 -- last @ (as validate.EmailDomain). The project index finds only the
 -- accounts whose email is NAME@PROJECT.<domain>, not all an import kept.
-CREATE INDEX accounts_email_lower ON accounts (lower(email));
-CREATE INDEX accounts_email_domain ON accounts (lower(substr(email, length(rtrim(email, replace(email, '@', ''))) + 1)));
+-- COLLATE "C" lowers ASCII letters only, as SQLite's lower() and the store
+-- (sqlstore.lowerASCII) do, whatever the database's locale: a Turkish one
+-- would lower I to dotless ı, and most lower letters beyond ASCII too.
+CREATE INDEX accounts_email_lower ON accounts (lower(email COLLATE "C"));
+CREATE INDEX accounts_email_domain ON accounts (lower(substr(email, length(rtrim(email, replace(email, '@', ''))) + 1) COLLATE "C"));
 
 -- +goose Down
 -- An earlier release reads by the project index and the email as written.

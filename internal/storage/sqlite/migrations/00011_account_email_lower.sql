@@ -4,6 +4,8 @@
 -- lower case: by the whole email, and by its domain, the part after its
 -- last @ (as validate.EmailDomain). The project index finds only the
 -- accounts whose email is NAME@PROJECT.<domain>, not all an import kept.
+-- SQLite's lower() lowers ASCII letters only, as PostgreSQL's lower() of
+-- COLLATE "C" text and the store (sqlstore.lowerASCII) do.
 CREATE INDEX accounts_email_lower ON accounts (lower(email));
 CREATE INDEX accounts_email_domain ON accounts (lower(substr(email, length(rtrim(email, replace(email, '@', ''))) + 1)));
 
