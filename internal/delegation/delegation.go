@@ -12,11 +12,13 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keyward/keyward/internal/storage"
 )
 
-// Directory is what the rules read: at most one call of each method.
+// Directory is what the rules read: at most one call of each method, but
+// two of AccountEmailAt for a subject with characters beyond ASCII.
 type Directory interface {
 	GetOrg(ctx context.Context, domain string) (storage.Org, error)
 	GetGrant(ctx context.Context, org, clientID string) (storage.Grant, error)
@@ -110,8 +112,9 @@ func CheckNew(ctx context.Context, dir Directory, acct storage.Account, subject 
 }
 
 func check(ctx context.Context, dir Directory, acct storage.Account, subject string, scopes []string, issuedAt int64) ([]string, time.Time, *Refusal, error) {
+	written := subject
 	subject = strings.ToLower(subject)
-	local, domain, ok := strings.Cut(subject, "@")
+	_, domain, ok := strings.Cut(subject, "@")
 	if !ok || domain == "" || strings.Contains(domain, "@") {
 		return nil, time.Time{}, &Refusal{Kind: BadSubject}, nil
 	}
@@ -164,7 +167,7 @@ func check(ctx context.Context, dir Directory, acct storage.Account, subject str
 	case user.Suspended:
 		return refuse(UserSuspended, "")
 	}
-	if taken, err := dir.AccountEmailAt(ctx, local, domain); err != nil {
+	if taken, err := accountEmail(ctx, dir, written, subject); err != nil {
 		return nil, time.Time{}, nil, err
 	} else if taken {
 		return refuse(AccountEmail, "")
@@ -174,4 +177,21 @@ func check(ctx context.Context, dir Directory, acct storage.Account, subject str
 		since = user.CreatedAt
 	}
 	return grant.Scopes, since, nil, nil
+}
+
+// accountEmail reports whether the subject, as written or as lowered
+// (the user's email), is an account's email. AccountEmailAt compares in
+// ASCII lower case only: the sub as written finds an account email
+// written the same, whatever its letters (ÉLISE@…, which lowered would
+// be élise@… and no longer match), and the lowered sub finds one written
+// as the user's email is stored (élise@… for a sub ÉLISE@…), asked only
+// for a subject with characters beyond ASCII.
+func accountEmail(ctx context.Context, dir Directory, written, lowered string) (bool, error) {
+	local, domain, _ := strings.Cut(written, "@")
+	taken, err := dir.AccountEmailAt(ctx, local, domain)
+	if err != nil || taken || strings.IndexFunc(written, func(r rune) bool { return r >= utf8.RuneSelf }) < 0 {
+		return taken, err
+	}
+	local, domain, _ = strings.Cut(lowered, "@")
+	return dir.AccountEmailAt(ctx, local, domain)
 }

@@ -1422,6 +1422,16 @@ func TestDelegationSubjectIsAnAccountEmail(t *testing.T) {
 	if err := e.store.CreateAccount(ctx, imported, ev); err != nil {
 		t.Fatal(err)
 	}
+	// Imported ones with letters beyond ASCII, one in capitals: a sub
+	// written as its email, or lowered as its user's is stored, is
+	// refused; the store compares ASCII case only (storage.Storage).
+	for i, email := range []string{"ÉLISE@shop.old.test", "zoë@shop.old.test"} {
+		a := storage.Account{ID: fmt.Sprintf("10000000000000000009%d", i), Email: email, Name: fmt.Sprintf("intl%d", i), Project: "intl",
+			TokenLifetime: 30 * time.Minute, AuthMethods: storage.DefaultAuthMethods, CreatedAt: t0, UpdatedAt: t0}
+		if err := e.store.CreateAccount(ctx, a, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := e.store.CreateOrg(ctx, storage.Org{Domain: "shop.old.test", BlockedScopes: []string{}, CreatedAt: t0}, ev); err != nil {
 		t.Fatal(err)
 	}
@@ -1431,6 +1441,8 @@ func TestDelegationSubjectIsAnAccountEmail(t *testing.T) {
 		{Email: "dot@shop.old.test", Org: "shop.old.test", CreatedAt: t0},
 		{Email: "imported.job@shop.old.test", Org: "shop.old.test", CreatedAt: t0},
 		{Email: "alice@shop.old.test", Org: "shop.old.test", CreatedAt: t0},
+		{Email: "élise@shop.old.test", Org: "shop.old.test", CreatedAt: t0},
+		{Email: "zoë@shop.old.test", Org: "shop.old.test", CreatedAt: t0},
 	}, func([]storage.User) storage.AuditEvent { return ev }); err != nil {
 		t.Fatal(err)
 	}
@@ -1450,6 +1462,10 @@ func TestDelegationSubjectIsAnAccountEmail(t *testing.T) {
 		{"dot@shop.old.test", 400, oauth2.ErrInvalidGrant, "Not a valid email."},
 		{"imported.job@shop.old.test", 400, oauth2.ErrInvalidGrant, "Not a valid email."},
 		{"Imported.Job@Shop.Old.Test", 400, oauth2.ErrInvalidGrant, "Not a valid email."},
+		{"ÉLISE@shop.old.test", 400, oauth2.ErrInvalidGrant, "Not a valid email."},
+		{"ÉLISE@Shop.Old.Test", 400, oauth2.ErrInvalidGrant, "Not a valid email."},
+		{"zoë@shop.old.test", 400, oauth2.ErrInvalidGrant, "Not a valid email."},
+		{"ZOË@shop.old.test", 400, oauth2.ErrInvalidGrant, "Not a valid email."},
 	} {
 		t.Run(tt.sub, func(t *testing.T) {
 			w := e.do(request{body: form(sign(t, e.rsKey, jose.RS256, "rs", claims(func(c map[string]any) { c["sub"] = tt.sub }), nil))})

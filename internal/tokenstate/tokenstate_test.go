@@ -56,7 +56,13 @@ func (s *store) GetProjectOrg(context.Context, string) (storage.ProjectOrg, erro
 	return storage.ProjectOrg{}, storage.ErrNotFound
 }
 func (s *store) AccountEmailAt(_ context.Context, local, domain string) (bool, error) {
-	return slices.Contains(s.emails, local+"@"+domain), nil
+	// In ASCII lower case, as storage.Storage's.
+	return slices.Contains(s.emails, strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, local+"@"+domain)), nil
 }
 
 type noJWT struct{}
