@@ -182,8 +182,10 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 		twice(ids, a.ID, what)
 		twiceFolded(emails, folded, a.Email, "the service account email "+q(a.Email))
 		// Without a final dot: an account domain written with one names
-		// the same domain.
-		emailDomains[strings.TrimSuffix(strings.ToLower(validate.EmailDomain(a.Email)), ".")] = true
+		// the same domain. In ASCII lower case, as AccountEmailAt, by
+		// which the admin API refuses such an organization, compares
+		// (İ.example is not i.example).
+		emailDomains[strings.TrimSuffix(lowerASCII(validate.EmailDomain(a.Email)), ".")] = true
 	}
 
 	seen := map[string]bool{}
@@ -272,7 +274,7 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 		if validate.UnderAccountDomain(o.Domain, accountDomain) {
 			warn("%s is under the account domain %s, whose addresses are service accounts' emails: its users could have the email of a service account, and the admin API would refuse it now",
 				what, q(accountDomain))
-		} else if emailDomains[strings.TrimSuffix(strings.ToLower(o.Domain), ".")] {
+		} else if emailDomains[strings.TrimSuffix(strings.ToLower(o.Domain), ".")] { // lowered as CreateOrg lowers it
 			// Accounts made under an earlier account domain keep their
 			// emails under it; CreateOrg refuses their domains too.
 			warn("%s is the domain of service accounts' emails in the file: its users could have the email of a service account, and the admin API would refuse it now",
@@ -362,4 +364,15 @@ func keyProblem(k storage.Key, now time.Time) error {
 			cert.NotBefore.UTC().Format(time.RFC3339))
 	}
 	return nil
+}
+
+// lowerASCII lowers the ASCII letters of s only, as storage.Storage's
+// AccountEmailAt compares emails.
+func lowerASCII(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, s)
 }

@@ -1145,6 +1145,38 @@ func TestImportWarnsOfInvalidItems(t *testing.T) {
 	}
 }
 
+// TestImportWarnsOfOrgAtAccountEmailDomainInASCIICase: the warning of an
+// organization at the domain of account emails compares the domains as
+// AccountEmailAt, by which the admin API refuses one, does: in ASCII
+// lower case. An account's PAY.EXAMPLE is pay.example's, but İ is not i
+// (which strings.ToLower would make it), nor K the Kelvin sign k.
+func TestImportWarnsOfOrgAtAccountEmailDomainInASCIICase(t *testing.T) {
+	base := exported(t)
+	for _, tc := range []struct {
+		email, org string
+		want       bool
+	}{
+		{"svc9@PAY.EXAMPLE", "pay.example", true},
+		{"svc9@İNTL.example", "intl.example", false},
+		{"svc9@\u212aey.example", "key.example", false},
+	} {
+		t.Run(tc.email, func(t *testing.T) {
+			d := clone(base)
+			a := d.Accounts[0]
+			a.ID, a.Email = "900000000000000000009", tc.email
+			d.Accounts = append(d.Accounts, a)
+			d.Orgs = append(d.Orgs, storage.Org{Domain: tc.org, CreatedAt: t0})
+			found := false
+			for _, w := range transfer.Warnings(d, accountDomain, t0) {
+				found = found || strings.Contains(w, "the organization "+strconv.Quote(tc.org)+" is the domain of service accounts' emails")
+			}
+			if found != tc.want {
+				t.Errorf("organization %s with an account %s: warned %v, want %v", tc.org, tc.email, found, tc.want)
+			}
+		})
+	}
+}
+
 // ec384 is a key the admin API refuses, and ec384Cert a certificate of it.
 var (
 	ec384, _     = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
