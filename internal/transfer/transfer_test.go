@@ -1437,6 +1437,9 @@ func (h *heldEvents) Load(_ context.Context, _ storage.Bulk, evs []storage.Audit
 // time share one Data, where each took a map (≈ 300 bytes), and their
 // slice is made to size, not grown.
 func TestImportEventsMemory(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own")
+	}
 	const n = 2000
 	d := transfer.Dump{Format: transfer.Format, ExportedAt: t0}
 	for i := range n {
