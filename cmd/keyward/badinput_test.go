@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -1069,6 +1070,85 @@ func TestReadExportStopsAtNonJSON(t *testing.T) {
 				t.Errorf("parseExport: %v, want it to start %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// readExport reads a valid export whole, from a file or a pipe, whatever
+// its size around the first MiB it looks at and the 32 KiB it then reads
+// at a time; and a byte no JSON has at any place around them is named at
+// its offset, with nothing before it lost and less than 32 KiB after it
+// kept.
+func TestReadExportBoundaries(t *testing.T) {
+	const chunk = 32 << 10
+	export := bigExport(t, 1)
+	var places []int
+	for _, at := range []int{exportPeek, exportPeek + chunk, exportPeek + 2*chunk, exportPeek + 2*chunk + 512} {
+		places = append(places, at-1, at, at+1)
+	}
+	read := func(t *testing.T, file []byte, pipe bool) []byte {
+		t.Helper()
+		var f *os.File
+		if pipe {
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				// Short writes: the pipe's reads end anywhere.
+				for b := file; len(b) > 0; b = b[min(len(b), 1000):] {
+					if _, err := w.Write(b[:min(len(b), 1000)]); err != nil {
+						break
+					}
+				}
+				w.Close()
+			}()
+			f = r
+		} else {
+			name := filepath.Join(t.TempDir(), "export.json")
+			mustWriteFile(t, name, file)
+			var err error
+			if f, err = os.Open(name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		defer f.Close()
+		b, err := readExport(f, "export")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, pipe := range []bool{false, true} {
+		for _, at := range places {
+			t.Run(fmt.Sprintf("pipe %v, %d bytes", pipe, at), func(t *testing.T) {
+				// A byte order mark, and white space of every kind JSON
+				// has on both sides of the object, the file at bytes.
+				ws := strings.Repeat(" \t\r\n", at/4+1)
+				before := ws[:(at-3-len(export))/2]
+				file := []byte("\ufeff" + before + string(export) + ws[:at-3-len(before)-len(export)])
+				if len(file) != at {
+					t.Fatalf("made %d bytes, want %d", len(file), at)
+				}
+				b := read(t, file, pipe)
+				if !bytes.Equal(b, file) {
+					t.Fatalf("read %d bytes, not the %d of the file", len(b), len(file))
+				}
+				if d, err := parseExport(b); err != nil || len(d.Accounts) != 1 {
+					t.Fatalf("parseExport = %d accounts, %v; want 1", len(d.Accounts), err)
+				}
+			})
+			t.Run(fmt.Sprintf("pipe %v, a zero byte at %d", pipe, at), func(t *testing.T) {
+				file := []byte("\ufeff{" + strings.Repeat("\n", at-4) + "\x00" + strings.Repeat("x", 3*chunk))
+				b := read(t, file, pipe)
+				if len(b) <= at || !bytes.Equal(b, file[:len(b)]) || len(b) > max(exportPeek, at+chunk) {
+					t.Fatalf("read %d bytes, want a start of the file through byte %d and less than %d after it", len(b), at, chunk)
+				}
+				want := fmt.Sprintf("it has a zero byte at byte %d,", at)
+				if _, err := parseExport(b); err == nil || !strings.HasPrefix(err.Error(), want) {
+					t.Fatalf("parseExport: %v, want it to start %q", err, want)
+				}
+			})
+		}
 	}
 }
 
