@@ -430,6 +430,16 @@ func TestImportAllOrNothing(t *testing.T) {
 						t.Errorf("event %s by %q, want import", e.Action, e.Actor)
 					}
 					actions = append(actions, e.Action)
+					// Most events share one Data until written: a key
+					// added to one event's would be in all of theirs.
+					keys := slices.Sorted(maps.Keys(e.Data))
+					want := []string{"exported_at"}
+					if e.Action == "user.import" || e.Action == "signing_key.import" {
+						want = []string{"count", "exported_at"}
+					}
+					if !slices.Equal(keys, want) || e.Data["exported_at"] != events[0].Data["exported_at"] {
+						t.Errorf("event %s: data %v, want keys %v and the exported_at of the others", e.Action, e.Data, want)
+					}
 				}
 				want := []string{"api.import", "account.import", "account.import", "key.import", "key.import", "secret.import", "secret.import",
 					"org.import", "user.import", "org.project_import", "delegation.import", "sealed_value.import", "signing_key.import"}
