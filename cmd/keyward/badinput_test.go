@@ -1024,10 +1024,10 @@ func TestReadExportStopsAtNonJSON(t *testing.T) {
 		at          int   // the first byte that cannot be JSON
 		want        string
 	}{
-		{"zeros after an object's start", "{", 1 << 40, 1, "it has a zero byte at byte 1"},
-		{"zeros in a string", "\ufeff{\"format\":\"keyward", 1 << 40, 21, "it has a zero byte at byte 21"},
-		{"zeros after white space", "{\n" + spaces, 1 << 40, 2 + len(spaces), fmt.Sprintf("it has a zero byte at byte %d", 2+len(spaces))},
-		{"zeros after a value", `{"format":"keyward/v2"}`, 1 << 40, 23, "it has a zero byte at byte 23"},
+		{"zeros after an object's start", "{", 1 << 40, 1, "it has a zero byte at byte 2"},
+		{"zeros in a string", "\ufeff{\"format\":\"keyward", 1 << 40, 21, "it has a zero byte at byte 22"},
+		{"zeros after white space", "{\n" + spaces, 1 << 40, 2 + len(spaces), fmt.Sprintf("it has a zero byte at byte %d", 3+len(spaces))},
+		{"zeros after a value", `{"format":"keyward/v2"}`, 1 << 40, 23, "it has a zero byte at byte 24"},
 		{"a control character", "{\"format\":\"\x01" + strings.Repeat("x", 8<<20), 0, 11, `not JSON: invalid character '\x01' in string literal (at byte 12)`},
 		{"a control character past the first MiB", "{\"format\":\"" + spaces + "\x1f" + strings.Repeat("x", 8<<20), 0, 11 + len(spaces),
 			fmt.Sprintf(`not JSON: invalid character '\x1f' in string literal (at byte %d)`, 12+len(spaces))},
@@ -1143,7 +1143,7 @@ func TestReadExportBoundaries(t *testing.T) {
 				if len(b) <= at || !bytes.Equal(b, file[:len(b)]) || len(b) > max(exportPeek, at+chunk) {
 					t.Fatalf("read %d bytes, want a start of the file through byte %d and less than %d after it", len(b), at, chunk)
 				}
-				want := fmt.Sprintf("it has a zero byte at byte %d,", at)
+				want := fmt.Sprintf("it has a zero byte at byte %d,", at+1)
 				if _, err := parseExport(b); err == nil || !strings.HasPrefix(err.Error(), want) {
 					t.Fatalf("parseExport: %v, want it to start %q", err, want)
 				}
@@ -1167,12 +1167,12 @@ func TestImportRefusesLargeNonExport(t *testing.T) {
 		size  int64
 		want  string
 	}{
-		{"sparse zeros", "", huge, "it starts with zero bytes (at byte 0)"},
-		{"zeros after a byte order mark and white space", "\ufeff \n", huge, "it starts with zero bytes (at byte 5)"},
+		{"sparse zeros", "", huge, "it starts with zero bytes (at byte 1)"},
+		{"zeros after a byte order mark and white space", "\ufeff \n", huge, "it starts with zero bytes (at byte 6)"},
 		{"white space", strings.Repeat(" ", 2<<20), 2 << 20, "the file is empty"},
-		{"another character", "[", huge, `it starts with "[" (at byte 0)`},
-		{"zeros after an export's start", "\ufeff{\n  \"format\": \"keyward", huge, "it has a zero byte at byte 25"},
-		{"zeros after white space", "{" + strings.Repeat("\n ", 1<<20), huge, "it has a zero byte at byte 2097153"},
+		{"another character", "[", huge, `it starts with "[" (at byte 1)`},
+		{"zeros after an export's start", "\ufeff{\n  \"format\": \"keyward", huge, "it has a zero byte at byte 26"},
+		{"zeros after white space", "{" + strings.Repeat("\n ", 1<<20), huge, "it has a zero byte at byte 2097154"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "export.json")

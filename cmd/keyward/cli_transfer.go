@@ -267,7 +267,7 @@ func parseExport(b []byte) (transfer.Dump, error) {
 		if at := syntax.Offset - 1; at >= 0 && at < int64(len(b)) && b[at] == 0 {
 			// Of an export, the rest of a file that was never written:
 			// a sparse file's holes, read only so far (jsonBytes).
-			return d, fmt.Errorf("it has a zero byte at byte %d, which no JSON has: the rest of the file may be zeros, as of a sparse file or a copy that was never finished; copy it again, or export the store again", at+bom)
+			return d, fmt.Errorf("it has a zero byte at byte %d, which no JSON has: the rest of the file may be zeros, as of a sparse file or a copy that was never finished; copy it again, or export the store again", at+1+bom)
 		}
 		if syntax.Error() == "unexpected end of JSON input" {
 			// Of an export, a copy that did not finish, or a disk that
@@ -500,9 +500,9 @@ func exportStart(b []byte) error {
 	case len(rest) == 0 || rest[0] == '{':
 		return nil
 	case rest[0] == 0:
-		return fmt.Errorf("it starts with zero bytes (at byte %d), not the JSON object of an export: a file of zeros, such as a sparse file or a copy that was never written; copy it again, or export the store again", len(b)-len(rest))
+		return fmt.Errorf("it starts with zero bytes (at byte %d), not the JSON object of an export: a file of zeros, such as a sparse file or a copy that was never written; copy it again, or export the store again", len(b)-len(rest)+1)
 	}
-	return fmt.Errorf("it starts with %q (at byte %d), not the '{' of an export's JSON object", rest[:1], len(b)-len(rest))
+	return fmt.Errorf("it starts with %q (at byte %d), not the '{' of an export's JSON object", rest[:1], len(b)-len(rest)+1)
 }
 
 // fileKind names what a file mode is, for an error.
