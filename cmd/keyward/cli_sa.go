@@ -165,6 +165,12 @@ its tokens. Accounts are named by email or client ID in every command.`,
 				}
 				up.AuthMethods = &m
 			}
+			for _, name := range []string{"tls-subject-dn", "tls-san-dns", "tls-san-uri", "tls-san-ip", "tls-san-email"} {
+				if v, _ := fl.GetString(name); fl.Changed(name) && v == "" {
+					// Empty, it would be dropped unsaid, the binding kept.
+					return usageError{fmt.Errorf("--%s is empty: give the value to bind to, or --tls-clear to remove the account's TLS binding", name)}
+				}
+			}
 			if upTLSClear || !upTLS.IsZero() {
 				if upTLSClear && !upTLS.IsZero() {
 					return usageError{fmt.Errorf("--tls-clear and a --tls-* binding exclude each other")}

@@ -203,6 +203,27 @@ func TestSAUpdateNothing(t *testing.T) {
 	}
 }
 
+// TestSAUpdateEmptyTLS: an empty --tls-* value is refused, naming
+// --tls-clear, even beside another change: it was dropped unsaid, and
+// the binding kept.
+func TestSAUpdateEmptyTLS(t *testing.T) {
+	m := startServer(t)
+	_, email := setupAccount(t, m, "emptytls")
+	for _, args := range [][]string{
+		{"--tls-subject-dn", ""},
+		{"--tls-san-dns", "", "--display-name", "x"},
+		{"--tls-san-uri=", "--scopes", "orders.read"},
+		{"--tls-san-ip", ""},
+		{"--tls-san-email", ""},
+	} {
+		err := runCLIErr(t, append([]string{"sa", "update", email, "--credentials", m.AdminKeyFile}, args...)...)
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--tls-clear") || !strings.Contains(err.Error(), " is empty") {
+			t.Errorf("sa update %q: %v, want a usage error that says the flag is empty and names --tls-clear", args, err)
+		}
+	}
+}
+
 // TestCounted: one of a thing is in the singular, any other count in the
 // plural.
 func TestCounted(t *testing.T) {
