@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,10 @@ import (
 
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/postgres"
+	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
+	"github.com/keyward/keyward/internal/storage/sqlite"
+	"github.com/keyward/keyward/internal/storage/storagetest"
 	"github.com/keyward/keyward/internal/testkeyward"
 )
 
@@ -103,4 +108,58 @@ func TestReadyzLogsTransitions(t *testing.T) {
 			}
 		}
 	})
+}
+
+// /readyz is 503 while the store answers but cannot serve token requests
+// (here a table they need is gone), not only while it does not answer:
+// it said 200 while every token request got 503.
+func TestReadyzStoreCannotServe(t *testing.T) {
+	for _, tc := range []struct {
+		name, missing string
+		open          func(t *testing.T) (storage.Storage, func(t *testing.T, queries ...string))
+	}{
+		{"sqlite", "no such table: accounts", func(t *testing.T) (storage.Storage, func(t *testing.T, queries ...string)) {
+			path := filepath.Join(t.TempDir(), "keyward.db")
+			st, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st, storagetest.Exec("sqlite", "file:"+path)
+		}},
+		{"postgres", `relation \"accounts\" does not exist`, func(t *testing.T) (storage.Storage, func(t *testing.T, queries ...string)) {
+			dsn := pgtest.SchemaDSN(t)
+			st, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st, storagetest.Exec("pgx", dsn)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, exec := tc.open(t)
+			var logs testkeyward.SyncBuffer
+			f := newFixtureOn(t, st, func(_ *server.Config, d *server.Deps) {
+				d.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			})
+			probe := func() int {
+				w := httptest.NewRecorder()
+				f.handler.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+				return w.Code
+			}
+			if c := probe(); c != 200 {
+				t.Fatalf("/readyz = %d, want 200", c)
+			}
+			exec(t, `ALTER TABLE accounts RENAME TO gone_accounts`)
+			if c := probe(); c != 503 {
+				t.Errorf("/readyz with the accounts table gone = %d, want 503", c)
+			}
+			if !strings.Contains(logs.String(), tc.missing) {
+				t.Errorf("log does not say why /readyz failed (%s):\n%s", tc.missing, logs.String())
+			}
+			exec(t, `ALTER TABLE gone_accounts RENAME TO accounts`)
+			if c := probe(); c != 200 {
+				t.Errorf("/readyz with the accounts table back = %d, want 200", c)
+			}
+		})
+	}
 }

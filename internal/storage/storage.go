@@ -782,7 +782,8 @@ type Storage interface {
 	// none is usable at now.
 	SignInExpiry(ctx context.Context, scope string, certificates bool, now time.Time) (until time.Time, ok bool, err error)
 
-	// Ping checks that the store is reachable.
+	// Ping checks that the store is reachable and can serve: that it can
+	// read the tables token requests need (cheaply: no table scans).
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -399,6 +399,17 @@ func TestAuditAppendOnly(t *testing.T) {
 	}
 }
 
+// Ping fails while a table token requests need is gone.
+func TestPingCannotServe(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storagetest.PingCannotServe(t, s, execOn(dsn))
+}
+
 // Migrations 00008 (the scope index) and 00009 (left-over grants and
 // introspectors) rewrite what older versions stored.
 func TestDataMigrations(t *testing.T) {

@@ -133,6 +133,17 @@ func TestDataMigrations(t *testing.T) {
 	}
 }
 
+// Ping fails while a table token requests need is gone.
+func TestPingCannotServe(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keyward.db")
+	s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storagetest.PingCannotServe(t, s, execOn(path))
+}
+
 // Taking migration 00010 back keeps the certificate tokens revoked.
 func TestCertRevocationDown(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keyward.db")

@@ -171,12 +171,31 @@ func (s *Store) rebind(q string) string {
 	return b.String()
 }
 
+// readyQuery looks up, by primary key, a row that is in none of the tables
+// a token request reads or writes: one index lookup each, whatever their
+// size. It fails when the database answers but cannot serve them: tables
+// dropped, their role's privileges on them revoked, or (SQLite) the file
+// replaced by an empty one.
+const readyQuery = `SELECT count(*) FROM (
+	SELECT 1 AS x FROM accounts WHERE id = ''
+	UNION ALL SELECT 1 FROM keys WHERE id = ''
+	UNION ALL SELECT 1 FROM secrets WHERE id = ''
+	UNION ALL SELECT 1 FROM apis WHERE name = ''
+	UNION ALL SELECT 1 FROM signing_keys WHERE id = ''
+	UNION ALL SELECT 1 FROM used_jtis WHERE issuer = '' AND jti = ''
+	UNION ALL SELECT 1 FROM audit_events WHERE seq = -1
+) t`
+
 // Ping implements storage.Storage.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.w.PingContext(ctx); err != nil {
 		return err
 	}
-	return s.r.PingContext(ctx)
+	var n int
+	if err := s.r.QueryRowContext(ctx, readyQuery).Scan(&n); err != nil {
+		return fmt.Errorf("%s: the database answers but cannot read the tables token requests need: %w", s.d.Name, err)
+	}
+	return nil
 }
 
 // prepareHot prepares the hot statements, once. It must run outside any

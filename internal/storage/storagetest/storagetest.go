@@ -99,6 +99,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"AuditTimeBounds", testAuditTimeBounds},
 		{"AuditTimeBoundsZero", testAuditTimeBoundsZero},
 		{"AuditNewestPaging", testAuditNewestPaging},
+		{"Ping", testPing},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
