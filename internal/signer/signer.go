@@ -105,7 +105,9 @@ func (s *Signer) Rotate(ctx context.Context, actor, source string) error {
 // picking up rotations made by other replicas.
 func (s *Signer) Refresh(ctx context.Context) error { return s.update(ctx, false, "system", "") }
 
-// Run refreshes the keys every interval until ctx ends.
+// Run refreshes the keys every interval until ctx ends. A refresh that
+// fails changes nothing: the keys loaded before stay in use, and the log
+// line says so.
 func (s *Signer) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -115,7 +117,9 @@ func (s *Signer) Run(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
-				s.cfg.Logger.Error("refreshing signing keys failed", "err", err)
+				s.cfg.Logger.Error("refreshing signing keys failed: this replica keeps signing with the keys it has and publishing the same JWKS; "+
+					"until a refresh succeeds it makes no scheduled rotation and does not see one made on another replica",
+					"err", err, "current_key", s.CurrentKeyID(), "retry_every", interval.String())
 			}
 		}
 	}

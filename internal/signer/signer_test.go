@@ -7,12 +7,14 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -676,4 +678,50 @@ func TestSignedTokensStay(t *testing.T) {
 			}
 		})
 	}
+}
+
+// failingStore fails to list the keys once fail is set.
+type failingStore struct {
+	*memStore
+	fail atomic.Bool
+}
+
+func (f *failingStore) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
+	if f.fail.Load() {
+		return nil, errors.New("dial tcp 10.0.0.5:5432: connect: connection refused")
+	}
+	return f.memStore.ListSigningKeys(ctx)
+}
+
+// A failed refresh's error line says what it means for the replica (it
+// keeps its keys, rotations wait) and names the key it keeps signing
+// with: "refreshing signing keys failed" alone, at ERROR every minute,
+// left operators guessing whether tokens were still issued.
+func TestRunLogsWhatAFailedRefreshMeans(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &failingStore{memStore: &memStore{}}
+		c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		s := newTestSigner(t, st, master, "ES256", c)
+		var logs bytes.Buffer
+		s.cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		st.fail.Store(true)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); s.Run(ctx, time.Minute) }()
+		time.Sleep(time.Minute + time.Second)
+		synctest.Wait()
+		cancel()
+		<-done
+		got := logs.String()
+		for _, want := range []string{
+			`level=ERROR msg="refreshing signing keys failed: this replica keeps signing with the keys it has and publishing the same JWKS; until a refresh succeeds it makes no scheduled rotation and does not see one made on another replica"`,
+			`err="load signing keys: dial tcp 10.0.0.5:5432: connect: connection refused"`,
+			"current_key=" + s.CurrentKeyID(),
+			"retry_every=1m0s",
+		} {
+			if !strings.Contains(got, want) {
+				t.Errorf("log\n%s\ndoes not contain %s", got, want)
+			}
+		}
+	})
 }
