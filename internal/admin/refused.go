@@ -85,6 +85,10 @@ const maxAuditPath = 200
 // A GET or HEAD by an administrator answered 404 is not recorded: it is
 // the answer to a read (there is no such account, key, …), not a refusal
 // of anything, and administrators can list everything anyway.
+//
+// A request refused for its token (none, malformed, unknown, inactive,
+// without the admin scope, not an administrator's, …) is also logged at
+// INFO with the reason, unless answered 429 or 503, which log their own.
 func (h *Handler) refused(r *http.Request, c caller, oe *oauth2.Error) *oauth2.Error {
 	status := oe.HTTPStatus()
 	if c.ID != "" && status == http.StatusNotFound && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
@@ -106,7 +110,19 @@ func (h *Handler) refused(r *http.Request, c caller, oe *oauth2.Error) *oauth2.E
 			return h.writeRefusal(r, c, source, tm, data)
 		}
 	}
-	return h.writeRefusal(r, c, source, oe, h.refusalData(r, oe, failed))
+	sent := h.writeRefusal(r, c, source, oe, h.refusalData(r, oe, failed))
+	if failed != nil && sent == oe {
+		// Why the token was refused, for the server's log too, as the
+		// token endpoint logs its refusals: the request line alone (a
+		// 401 or 403) does not say. Never the token.
+		attrs := []any{"method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownPath(r.URL.Path, maxAuditPath),
+			"error", oe.Code, "description", oe.Description, "reason", failed.reason}
+		if failed.clientID != "" {
+			attrs = append(attrs, "token_client_id", failed.clientID)
+		}
+		h.log.InfoContext(r.Context(), "admin request refused", append(attrs, "source", source)...)
+	}
+	return sent
 }
 
 // refusalData is the data of the admin.refused event of r, refused with

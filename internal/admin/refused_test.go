@@ -483,3 +483,68 @@ func TestAdminRefusalWriteBounded(t *testing.T) {
 		t.Errorf("the log does not tell why: %s", f.logs.String())
 	}
 }
+
+// A request refused for its token logs why at INFO, under the request's
+// ID, as the token endpoint logs its refusals: the server's log had only
+// the request line's 401 or 403, the reason only in the audit log. The
+// token itself is never logged.
+func TestAdminAuthRefusalsLogged(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	plain, err := f.srv.Admin.CreateAccount(ctx, admin.Actor{ID: "test"}, admin.AccountInput{Name: "plain", Project: "proj-one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := f.token(t, f.admin, admin.AdminScope, func(c *oauth2.AccessClaims) { c.Expiry = time.Now().Add(-time.Minute).Unix() })
+	notAdmin := f.token(t, plain, admin.AdminScope, nil)
+	noScope := f.token(t, f.admin, "other", nil)
+	for _, tt := range []struct {
+		name, token string
+		status      int
+		want        string
+	}{
+		{"no token", "", 401, `error=invalid_token description="The admin API needs an access token with the keyward.admin scope: Authorization: Bearer <token>." reason=no_token source=192.0.2.1`},
+		{"unknown token", "nonsense-token", 401, `error=invalid_token description="The access token is not valid." reason=unknown_token source=192.0.2.1`},
+		{"expired", expired, 401, `error=invalid_token description="The access token is no longer active (expired)." reason=inactive_token token_client_id=` + f.admin.ID + ` source=192.0.2.1`},
+		{"not an administrator", notAdmin, 401, `error=invalid_token description="The account of the access token is disabled, deleted or no longer an administrator." reason=not_admin token_client_id=` + plain.ID + ` source=192.0.2.1`},
+		{"without the scope", noScope, 403, `error=insufficient_scope description="The access token lacks the keyward.admin scope." reason=insufficient_scope token_client_id=` + f.admin.ID + ` source=192.0.2.1`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			auth := ""
+			if tt.token != "" {
+				auth = "Bearer " + tt.token
+			}
+			before := len(f.logs.String())
+			status, out, h := f.call(t, "GET", "/v1/service-accounts", auth, nil)
+			if status != tt.status {
+				t.Fatalf("%d %v, want %d", status, out, tt.status)
+			}
+			var lines []string
+			for _, l := range strings.Split(f.logs.String()[before:], "\n") {
+				if strings.Contains(l, `msg="admin request refused"`) {
+					lines = append(lines, l)
+				}
+			}
+			if len(lines) != 1 {
+				t.Fatalf("logged %q, want one admin request refused line", lines)
+			}
+			l := lines[0]
+			want := `level=INFO msg="admin request refused" method=GET path=/v1/service-accounts ` + tt.want + ` id=` + h.Get("X-Request-Id")
+			if !strings.HasSuffix(l, want) {
+				t.Errorf("logged %q, want it to end %q", l, want)
+			}
+			if tt.token != "" && strings.Contains(f.logs.String(), tt.token) {
+				t.Errorf("the log holds the token")
+			}
+		})
+	}
+	// Requests that authenticated are not logged so: their refusals are
+	// not the token's.
+	before := len(f.logs.String())
+	if status, _, _ := f.call(t, "GET", "/v1/service-accounts?limit=0", "Bearer "+f.token(t, f.admin, admin.AdminScope, nil), nil); status != 400 {
+		t.Fatalf("bad limit: %d, want 400", status)
+	}
+	if strings.Contains(f.logs.String()[before:], "admin request refused") {
+		t.Errorf("an administrator's 400 logged an admin request refused line")
+	}
+}
