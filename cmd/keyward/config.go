@@ -379,9 +379,14 @@ func textMasterKey(k []byte) bool {
 	return len(k) > 0
 }
 
-// parsePrefix reads an address or CIDR range.
+// parsePrefix reads an address or CIDR range. An IPv4-mapped IPv6 one
+// (::ffff:10.0.0.0/104) is the IPv4 range it maps, as a mapped address
+// is that IPv4 address: the peers it is matched against are unmapped.
 func parsePrefix(s string) (netip.Prefix, error) {
 	if p, err := netip.ParsePrefix(s); err == nil {
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			return netip.PrefixFrom(a.Unmap(), p.Bits()-96).Masked(), nil
+		}
 		return p.Masked(), nil
 	}
 	a, err := netip.ParseAddr(s)

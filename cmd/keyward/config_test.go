@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -643,5 +644,30 @@ func TestServeFlagBoundsHelp(t *testing.T) {
 				check(tt.max+time.Second, false)
 			}
 		})
+	}
+}
+
+// TestParsePrefix: what --trusted-proxies takes, as the peers' addresses
+// are compared with it (unmapped): an IPv4-mapped range or address is
+// the IPv4 one, which it never matched before.
+func TestParsePrefix(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"10.0.0.0/8", "10.0.0.0/8"},
+		{"10.1.2.3/8", "10.0.0.0/8"},
+		{"10.0.0.1", "10.0.0.1/32"},
+		{"::ffff:10.0.0.1", "10.0.0.1/32"},
+		{"::ffff:10.0.0.0/104", "10.0.0.0/8"},
+		{"::ffff:10.0.0.7/128", "10.0.0.7/32"},
+		{"::ffff:0.0.0.0/96", "0.0.0.0/0"},
+		{"fd00::/8", "fd00::/8"},
+		{"::1", "::1/128"},
+	} {
+		p, err := parsePrefix(tt.in)
+		if err != nil || p.String() != tt.want {
+			t.Errorf("parsePrefix(%q) = %v, %v; want %s", tt.in, p, err, tt.want)
+		}
+		if peer := netip.MustParseAddr("10.0.0.7"); strings.HasPrefix(tt.want, "10.0.0.0/") && !p.Contains(peer) {
+			t.Errorf("parsePrefix(%q) = %v does not hold %v", tt.in, p, peer)
+		}
 	}
 }
