@@ -261,19 +261,21 @@ func (in *introspector) ask(ctx context.Context, raw, audience string, now time.
 	if resp.StatusCode != http.StatusOK {
 		// Not the token's fault: the issuer failed, or refused this API's
 		// own credentials.
+		refused := resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden ||
+			resp.StatusCode == http.StatusBadRequest && clientRefused(body)
 		if len(body) > 512 { // for logs: an error page can be large
 			body = append(body[:512:512], "…"...)
 		}
 		cause := fmt.Errorf("introspection: %s: %s", resp.Status, body)
-		switch resp.StatusCode {
-		case http.StatusUnauthorized, http.StatusForbidden:
+		switch {
+		case refused:
 			// The caller learns only that its token could not be checked;
 			// the cause is for the operator.
 			e := unavailable("the issuer could not be asked about the token", fmt.Errorf("%w: %w", ErrIntrospectionUnauthorized, cause))
 			e.RetryAfter = retryAfter
 			in.pause(e, now)
 			return nil, e
-		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
 			e := unavailable("the issuer could not be asked about the token", cause)
 			if e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now); e.RetryAfter > 0 {
 				in.pause(e, now) // as the issuer asks
@@ -331,4 +333,23 @@ func parseRetryAfter(h string, now time.Time) time.Duration {
 		return boundRetryAfter(t.Sub(now))
 	}
 	return 0
+}
+
+// clientRefused reports whether body, a 400 answer of the introspection
+// endpoint, refuses this API's own credentials, not the request: the
+// error codes of RFC 6749 §5.2 for a client (a 400 invalid_client comes
+// from an issuer that answers 401 only to Basic authentication), and
+// disabled_client, which Keyward, as Google, gives a disabled account.
+func clientRefused(body []byte) bool {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil {
+		return false
+	}
+	switch e.Error {
+	case "invalid_client", "unauthorized_client", "disabled_client":
+		return true
+	}
+	return false
 }

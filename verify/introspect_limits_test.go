@@ -30,6 +30,7 @@ type introspectIssuer struct {
 	mu            sync.Mutex
 	status        int
 	retry         string
+	body          string // the answer's, while status is set; {"error":"x"} if ""
 	inFlight, max int
 	hold          chan struct{} // when set, requests wait for it to close
 }
@@ -47,7 +48,7 @@ func (f *introspectIssuer) client() *http.Client {
 		}
 		f.asked.Add(1)
 		f.mu.Lock()
-		status, retry, hold := f.status, f.retry, f.hold
+		status, retry, hold, body := f.status, f.retry, f.hold, f.body
 		f.inFlight++
 		f.max = max(f.max, f.inFlight)
 		f.mu.Unlock()
@@ -64,8 +65,11 @@ func (f *introspectIssuer) client() *http.Client {
 			if retry != "" {
 				h.Set("Retry-After", retry)
 			}
+			if body == "" {
+				body = `{"error":"x"}`
+			}
 			return &http.Response{StatusCode: status, Status: http.StatusText(status), Header: h,
-				Body: io.NopCloser(strings.NewReader(`{"error":"x"}`)), Request: r}, nil
+				Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
 		}
 		return http.DefaultTransport.RoundTrip(r)
 	})}
@@ -145,22 +149,29 @@ func TestIntrospectionRetryAfter(t *testing.T) {
 	}
 }
 
-// A 401 or 403 from the introspection endpoint refuses this API's own
-// credentials: 503 for the caller, whose token is not at fault, but an
-// error the operator can tell apart; and the issuer, which audits every
-// refusal, is asked again only after 10 s.
+// A 401 or 403 from the introspection endpoint, or a 400 whose error is
+// about the client (disabled_client, as Keyward answers for a disabled
+// account), refuses this API's own credentials: 503 for the caller, whose
+// token is not at fault, but an error the operator can tell apart; and
+// the issuer, which audits every refusal, is asked again only after 10 s.
 func TestIntrospectionCredentialsRefused(t *testing.T) {
 	k := testkeyward.Start(t)
 	_, _, apiID, apiSecret := k.Setup(t, "opaque")
 	ctx := context.Background()
 	for _, tt := range []struct {
 		status       int
+		body         string
 		unauthorized bool
 	}{
-		{401, true}, {403, true}, {500, false}, {502, false},
+		{401, "", true}, {403, "", true}, {500, "", false}, {502, "", false},
+		{400, `{"error":"disabled_client","error_description":"The OAuth client was disabled."}`, true},
+		{400, `{"error":"invalid_client"}`, true},
+		{400, `{"error":"unauthorized_client"}`, true},
+		{400, `{"error":"invalid_request"}`, false},
+		{400, `not JSON`, false},
 	} {
-		t.Run(http.StatusText(tt.status), func(t *testing.T) {
-			f := &introspectIssuer{}
+		t.Run(http.StatusText(tt.status)+" "+tt.body, func(t *testing.T) {
+			f := &introspectIssuer{body: tt.body}
 			f.set(tt.status, "")
 			v := newVerifier(t, k, verify.WithHTTPClient(f.client()), verify.WithIntrospection(apiID, apiSecret))
 			_, err := v.Verify(ctx, randomOpaque())

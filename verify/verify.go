@@ -161,9 +161,10 @@ var ErrUnavailable = errors.New("verify: the issuer is unavailable")
 
 // ErrIntrospectionUnauthorized matches (errors.Is) the Error of a token
 // that could not be checked because the issuer refused this API's own
-// introspection credentials (401 or 403 from its introspection endpoint):
-// a wrong client ID, secret or key file, or an account that is disabled
-// or not an introspector of this API. The operator must act; the Verifier
+// introspection credentials (401 or 403 from its introspection endpoint,
+// or a 400 invalid_client, unauthorized_client or disabled_client): a
+// wrong client ID, secret or key file, or an account that is disabled or
+// not an introspector of this API. The operator must act; the Verifier
 // then asks the issuer again at most every 10 seconds, so the refusals
 // do not fill the issuer's audit log.
 var ErrIntrospectionUnauthorized = errors.New("verify: the issuer refused this API's introspection credentials")
