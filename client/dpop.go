@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/keyward/keyward/internal/ascii"
 	"github.com/keyward/keyward/internal/dpop"
 	kwoauth2 "github.com/keyward/keyward/internal/oauth2"
 )
@@ -177,7 +178,7 @@ func (t *proofTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// By ASCII case alone, as sameHost: Unicode case mapping would give
 	// one server's nonce to another that lowers alike (STRAẞE, straße).
-	origin := r.URL.Scheme + "://" + dpop.LowerASCII(r.URL.Host)
+	origin := r.URL.Scheme + "://" + ascii.Lower(r.URL.Host)
 	nonce := t.d.nonce(origin)
 	resp, err := t.send(r, token, nonce)
 	if err != nil {
@@ -358,7 +359,7 @@ func redirectedAway(req *http.Request) bool {
 // Names that differ otherwise are taken for different hosts, the safe way
 // to be wrong.
 func sameHost(a, b string) bool {
-	return len(a) == len(b) && dpop.LowerASCII(a) == dpop.LowerASCII(b)
+	return len(a) == len(b) && ascii.Lower(a) == ascii.Lower(b)
 }
 
 func (t *proofTransport) next() http.RoundTripper {

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/keyward/keyward/internal/ascii"
 	"github.com/keyward/keyward/internal/keyfile"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
@@ -147,15 +148,7 @@ func matchesBinding(cert *x509.Certificate, b storage.TLSBinding) bool {
 // ASCII letters. Unlike strings.EqualFold it folds nothing else, so no
 // look-alike (the Kelvin sign for K, say) matches a letter.
 func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		if lowerASCII(a[i]) != lowerASCII(b[i]) {
-			return false
-		}
-	}
-	return true
+	return len(a) == len(b) && ascii.Lower(a) == ascii.Lower(b)
 }
 
 // emailsMatch compares email addresses as RFC 5280 §7.5 does: the local

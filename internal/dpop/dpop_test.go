@@ -637,20 +637,3 @@ func TestHeaderValues(t *testing.T) {
 		t.Fatalf("HeaderValues allocates %v times, want 0", n)
 	}
 }
-
-var lowerSink string
-
-// LowerASCII lowers ASCII letters alone, and copies nothing when there is
-// none to lower: NormalizeURL runs on every proof.
-func TestLowerASCII(t *testing.T) {
-	for in, want := range map[string]string{"keyward.example": "keyward.example", "KeyWard.EXAMPLE": "keyward.example",
-		"ÄPI.Example": "Äpi.example", "STRAẞE": "straẞe", "": ""} {
-		if got := LowerASCII(in); got != want {
-			t.Errorf("LowerASCII(%q) = %q, want %q", in, got, want)
-		}
-	}
-	host := strings.Repeat("keyward.example", 4) // longer than a stack buffer
-	if n := testing.AllocsPerRun(100, func() { lowerSink = LowerASCII(host) }); n != 0 {
-		t.Errorf("LowerASCII of a lower-case name allocates %v times, want 0", n)
-	}
-}

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/url"
 	"strings"
+
+	"github.com/keyward/keyward/internal/ascii"
 )
 
 // NormalizeURL returns the form of an http or https URL that proofs are
@@ -37,7 +39,7 @@ func NormalizeURL(s string) (string, error) {
 	// ASCII letters alone: Unicode case mapping would make one name of
 	// two that resolve apart ("STRAẞE" and "straße" lower alike, but
 	// IDNA maps them to strasse and xn--strae-oqa).
-	host, port := LowerASCII(u.Hostname()), u.Port()
+	host, port := ascii.Lower(u.Hostname()), u.Port()
 	if host == "" {
 		return "", errors.New("no host")
 	}
@@ -85,24 +87,6 @@ func WrittenPath(u *url.URL) string {
 }
 
 var pathDelims = strings.NewReplacer("#", "%23", "?", "%3F")
-
-// LowerASCII returns s with its ASCII letters in lower case, and every
-// other byte as it is; s itself, without copying, when it has no upper
-// case letter, as host names mostly have not.
-func LowerASCII(s string) string {
-	for i := range len(s) {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if c := b[j]; 'A' <= c && c <= 'Z' {
-					b[j] = c + 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
-}
 
 // matchURL checks that a proof's htu is the request's URL, want, which
 // is normalized first unless normalized says it is already.

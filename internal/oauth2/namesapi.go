@@ -3,6 +3,8 @@ package oauth2
 import (
 	"net/url"
 	"strings"
+
+	"github.com/keyward/keyward/internal/ascii"
 )
 
 // NamesAPI reports whether aud, the aud of a service account's JWT, names
@@ -45,7 +47,7 @@ func splitHTTPURL(s string) (origin, rest string, ok bool) {
 	if !found {
 		return "", "", false
 	}
-	scheme = lowerASCII(scheme)
+	scheme = ascii.Lower(scheme)
 	if scheme != "http" && scheme != "https" {
 		return "", "", false
 	}
@@ -60,22 +62,7 @@ func splitHTTPURL(s string) (origin, rest string, ok bool) {
 	if _, err := url.Parse(s); err != nil {
 		return "", "", false
 	}
-	return scheme + "://" + lowerASCII(host), after[i:], true
-}
-
-// lowerASCII lower-cases the ASCII letters of s and nothing else: RFC 3986
-// §6.2.2.1 makes only those case-insensitive in a host. strings.ToLower
-// would also map other letters, some onto ASCII ones (U+0130 "İ" onto
-// "i", U+212A the Kelvin sign onto "k"), so that an aud naming the host
-// İnventory.example (xn--nventory-…) would name inventory.example.
-func lowerASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
+	return scheme + "://" + ascii.Lower(host), after[i:], true
 }
 
 // IsHTTPURL reports whether s is an http or https URL with a host and no

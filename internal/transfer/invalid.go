@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/ascii"
 	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/keyfile"
 	"github.com/keyward/keyward/internal/oauth2"
@@ -185,7 +186,7 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 		// the same domain. In ASCII lower case, as AccountEmailAt, by
 		// which the admin API refuses such an organization, compares
 		// (İ.example is not i.example).
-		emailDomains[strings.TrimSuffix(lowerASCII(validate.EmailDomain(a.Email)), ".")] = true
+		emailDomains[strings.TrimSuffix(ascii.Lower(validate.EmailDomain(a.Email)), ".")] = true
 	}
 
 	seen := map[string]bool{}
@@ -364,15 +365,4 @@ func keyProblem(k storage.Key, now time.Time) error {
 			cert.NotBefore.UTC().Format(time.RFC3339))
 	}
 	return nil
-}
-
-// lowerASCII lowers the ASCII letters of s only, as storage.Storage's
-// AccountEmailAt compares emails.
-func lowerASCII(s string) string {
-	return strings.Map(func(r rune) rune {
-		if 'A' <= r && r <= 'Z' {
-			return r + 'a' - 'A'
-		}
-		return r
-	}, s)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/internal/ascii"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -121,7 +122,7 @@ func (s *Store) AccountEmailAt(ctx context.Context, local, domain string) (bool,
 	// an email written as an account's is found, whatever its letters,
 	// and so is one that differs from it only in the case of ASCII
 	// letters, but not one that differs in the case of other letters.
-	local, domain = lowerASCII(local), lowerASCII(domain)
+	local, domain = ascii.Lower(local), ascii.Lower(domain)
 	var row *sql.Row
 	if local != "" {
 		email := local + "@" + domain

@@ -187,23 +187,6 @@ const emailDomain = `lower(substr(email, length(rtrim(email, replace(email, '@',
 // emailDomain: New replaces it with the dialect's ASCIICase.
 const asciiCase = `/*ascii*/`
 
-// lowerASCII lowers the ASCII letters of s and leaves any other byte as
-// it is, as the lower() of emailLower and emailDomain does on every
-// dialect (Dialect.ASCIICase).
-func lowerASCII(s string) string {
-	i := strings.IndexFunc(s, func(r rune) bool { return 'A' <= r && r <= 'Z' })
-	if i < 0 {
-		return s
-	}
-	b := []byte(s)
-	for ; i < len(b); i++ {
-		if c := b[i]; 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
-
 const (
 	accountCols = `id, email, name, project, display_name, description, scopes, token_lifetime_s, disabled, created_at, updated_at, auth_methods, tls_binding,
 		token_format, tokens_revoked_before, cert_tokens_revoked_before`

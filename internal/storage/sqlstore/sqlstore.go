@@ -90,7 +90,7 @@ type Dialect struct {
 	// ASCIICase follows the text that lower() lowers where emails are
 	// compared without case (AccountEmailAt, in the queries and in the
 	// indexes of migration 00011: " COLLATE \"C\""), so that it lowers
-	// ASCII letters only, as lowerASCII does, whatever the database's
+	// ASCII letters only, as ascii.Lower does, whatever the database's
 	// locale (a Turkish one lowers I to dotless ı). SQLite needs none: its
 	// lower() lowers ASCII letters only.
 	ASCIICase string
