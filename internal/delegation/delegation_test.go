@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/ascii"
 	"github.com/keyward/keyward/internal/delegation"
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -47,12 +49,22 @@ func (d *directory) GetUser(_ context.Context, email string) (storage.User, erro
 func (d *directory) GetProjectOrg(_ context.Context, project string) (storage.ProjectOrg, error) {
 	return get(d, "project", d.projects, project)
 }
+
+// AccountEmailAt compares as storage.Storage's: in ASCII lower case, the
+// domain with or without a final dot, any local part when local is empty.
 func (d *directory) AccountEmailAt(_ context.Context, local, domain string) (bool, error) {
-	taken, err := get(d, "account", d.accounts, local+"@"+domain)
-	if errors.Is(err, storage.ErrNotFound) {
-		return false, nil
+	d.reads["account"]++
+	if d.fail == "account" {
+		return false, errors.New("database is locked")
 	}
-	return taken, err
+	for email := range d.accounts {
+		i := strings.LastIndexByte(email, '@')
+		if (local == "" || ascii.Lower(email[:i]) == ascii.Lower(local)) &&
+			strings.TrimSuffix(ascii.Lower(email[i+1:]), ".") == strings.TrimSuffix(ascii.Lower(domain), ".") {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 func (d *directory) GetGrant(_ context.Context, org, clientID string) (storage.Grant, error) {
 	if clientID != "1" {
@@ -125,6 +137,8 @@ func TestCheck(t *testing.T) {
 		},
 			want: &delegation.Refusal{Kind: delegation.UserSuspended, Domain: "example.com"}},
 		{name: "user's email a service account's", change: func(d *directory) { d.accounts = map[string]bool{"alice@example.com": true} },
+			want: &delegation.Refusal{Kind: delegation.AccountEmail, Domain: "example.com"}},
+		{name: "user's email a service account's in other ASCII capitals", change: func(d *directory) { d.accounts = map[string]bool{"Alice@EXAMPLE.com.": true} },
 			want: &delegation.Refusal{Kind: delegation.AccountEmail, Domain: "example.com"}},
 		{name: "user suspended, said before the email is an account's", change: func(d *directory) {
 			d.users["alice@example.com"] = storage.User{Email: "alice@example.com", Org: "example.com", Suspended: true}
