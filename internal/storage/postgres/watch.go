@@ -78,6 +78,9 @@ func watchAt(ctx context.Context, dsn string, log *slog.Logger, fn func(payload 
 			return
 		}
 		switch n := lost.Failed(now()); {
+		case n.First && first:
+			// Never had them: the first connection failed.
+			log.Warn("could not listen for the PostgreSQL change notifications; caches fall back to their TTL until connected (while this lasts, it is logged at most once a minute)", "err", err, "retry_in", backoff)
 		case n.First:
 			log.Warn("lost the PostgreSQL change notifications; caches fall back to their TTL until reconnected (while they stay lost, this is logged at most once a minute)", "err", err, "retry_in", backoff)
 		case n.Again:

@@ -341,11 +341,12 @@ func TestWatchLogsReconnection(t *testing.T) {
 	}
 }
 
-// Reconnections that go on failing (the database is down) are logged as
-// the loss at the first, then at most once a minute, with how many failed
-// since: a warning at each, every 5 seconds, read as the notifications
-// lost again and again. No PostgreSQL is needed: nothing listens at the
-// address.
+// Connections that go on failing (the database is down) are logged at
+// the first, then at most once a minute, with how many failed since: a
+// warning at each, every 5 seconds, read as the notifications lost again
+// and again. The first, at startup, says the notifications could not be
+// had, not that they were lost: Watch never had them. No PostgreSQL is
+// needed: nothing listens at the address.
 func TestWatchLogsFailedReconnectionsOnceAMinute(t *testing.T) {
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -393,8 +394,11 @@ func TestWatchLogsFailedReconnectionsOnceAMinute(t *testing.T) {
 			if n := strings.Count(out, "level=WARN"); n != tt.wantWarns {
 				t.Errorf("%d warnings for 6 failed connections, want %d:\n%s", n, tt.wantWarns, out)
 			}
-			if !strings.Contains(out, `msg="lost the PostgreSQL change notifications`) || !strings.Contains(out, tt.wantCounts) {
-				t.Errorf("log does not say the notifications were lost, or %q:\n%s", tt.wantCounts, out)
+			if !strings.Contains(out, `level=WARN msg="could not listen for the PostgreSQL change notifications`) || !strings.Contains(out, tt.wantCounts) {
+				t.Errorf("log does not say the notifications could not be had, or %q:\n%s", tt.wantCounts, out)
+			}
+			if strings.Contains(out, "lost the PostgreSQL") {
+				t.Errorf("log says the notifications were lost, which Watch never had:\n%s", out)
 			}
 		})
 	}
