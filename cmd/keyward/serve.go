@@ -1913,7 +1913,8 @@ func (m *Main) restoreWinnersKeyFile(ctx context.Context, path, aside string) {
 // administrator key of another store (an SQLite database this data
 // directory served before a first start on PostgreSQL, say). It is given
 // a name beside path that says what it is, path.<UTC time>.old (or, if
-// that fails, left where it is), and a warning names it.
+// that fails, left where it is), its directory synced so that a crash
+// does not take that name, and a warning names it.
 func keepAside(path, aside, admin string, log *slog.Logger) {
 	if aside == "" {
 		return
@@ -1936,6 +1937,13 @@ func keepAside(path, aside, admin string, log *slog.Logger) {
 	}
 	log.Warn("the administrator key file that was in the data directory before this first start holds no key of this store's administrator, and was kept under another name: it may be the administrator key of another store (an SQLite database this directory served before, say); delete it if not",
 		"key_file", kept)
+	if err == nil {
+		// The new name is durable only once the directory is synced.
+		if err := syncDir(filepath.Dir(kept)); err != nil {
+			log.Warn("the administrator key file kept under another name is there, but its directory could not be synced: check it is there after a crash, under either name",
+				"key_file", kept, "aside", aside, "err", err)
+		}
+	}
 }
 
 // keyFileOf is the client_id of the key file b, "" if b is none: a key

@@ -242,6 +242,33 @@ func TestKeepAsideTempLeft(t *testing.T) {
 	}
 }
 
+// TestKeepAsideSyncsDir: an administrator key file kept under another
+// name (keepAside) has its directory synced, so that a crash does not
+// lose the new name, and a sync that fails is logged. keepAside synced
+// nothing.
+func TestKeepAsideSyncsDir(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "admin-key.json")
+	aside := filepath.Join(dir, ".admin-key.json.prev.1")
+	if err := os.WriteFile(aside, []byte(`{"client_id":"other@keyward.example","private_key_id":"k1"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var synced []string
+	defer func(f func(string) error) { syncDir = f }(syncDir)
+	syncDir = func(d string) error {
+		synced = append(synced, d)
+		return errors.New("input/output error")
+	}
+	var logs bytes.Buffer
+	keepAside(path, aside, "", slog.New(slog.NewTextHandler(&logs, nil)))
+	if !slices.Equal(synced, []string{dir}) {
+		t.Errorf("synced %q, want %q", synced, dir)
+	}
+	if got := logs.String(); !strings.Contains(got, "could not be synced") || !strings.Contains(got, "input/output error") {
+		t.Errorf("logs %s\nwant the failed sync", got)
+	}
+}
+
 // TestRenamedTempNotLeft: a file renamed into place leaves no temporary
 // name, whatever a removal of that name, gone, says (unlink(2) on a file
 // system remounted read-only says EROFS before it looks for the name):
