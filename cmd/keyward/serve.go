@@ -1848,7 +1848,14 @@ func restoreAside(path, aside string, log *slog.Logger) {
 	if aside == "" {
 		return
 	}
-	if err := logTempLeft(publishNew(aside, path), path, log); err != nil {
+	err := publishNew(aside, path)
+	if lt, ok := err.(*tempLeftError); ok && lt.err == nil {
+		// Put back, but its name aside stays, a second name of it.
+		log.Warn("the administrator key file that was in the data directory before this server started was put back, but the name it was moved aside to, a second name of it, could not be removed: remove it",
+			"key_file", path, "aside", aside, "err", lt.remove)
+		err = nil
+	}
+	if err != nil {
 		log.Warn("the administrator key file that was in the data directory before this server started could not be put back: it may be the key of the server that created the administrator account; rename it to admin-key.json if so",
 			"key_file", aside, "err", err)
 		return

@@ -242,6 +242,35 @@ func TestKeepAsideTempLeft(t *testing.T) {
 	}
 }
 
+// TestRestoreAsideTempLeft: an administrator key file put back
+// (restoreAside) whose name aside cannot be removed is put back all the
+// same, and the warning says so and names the file aside to remove. It
+// said that admin-key.json "was written, but its temporary file" was
+// left, as of a file written anew.
+func TestRestoreAsideTempLeft(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "admin-key.json")
+	aside := filepath.Join(dir, ".admin-key.json.prev.1")
+	kf := `{"client_id":"other@keyward.example","private_key_id":"k1"}` + "\n"
+	if err := os.WriteFile(aside, []byte(kf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	failRemoveIn(t, dir, ".admin-key.json.prev.")
+	var logs bytes.Buffer
+	restoreAside(path, aside, slog.New(slog.NewTextHandler(&logs, nil)))
+	if b, err := os.ReadFile(path); err != nil || string(b) != kf {
+		t.Fatalf("%s holds %q (%v), want the file put back", path, b, err)
+	}
+	got := logs.String()
+	if !strings.Contains(got, "was put back, but the name it was moved aside to") || !strings.Contains(got, "aside="+aside) ||
+		!strings.Contains(got, "input/output error") {
+		t.Errorf("logs %s\nwant a warning that the file was put back, naming %s to remove", got, aside)
+	}
+	if strings.Contains(got, "was written") || strings.Contains(got, "could not be put back") {
+		t.Errorf("logs %s\nwant no word of a file written, or not put back", got)
+	}
+}
+
 // TestKeepAsideSyncsDir: an administrator key file kept under another
 // name (keepAside) has its directory synced, so that a crash does not
 // lose the new name, and a sync that fails is logged. keepAside synced
