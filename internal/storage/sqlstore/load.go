@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -17,6 +18,12 @@ func (s *Store) Load(ctx context.Context, b storage.Bulk, evs []storage.AuditEve
 		// First, holding nothing else: a server starting holds it while
 		// it seals and bootstraps, taking the locks below meanwhile.
 		if err := s.loadFirstStart(ctx, tx, b.Waiting); err != nil {
+			if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+				// Ended while it waited: database/sql may have closed the
+				// connection under the statement first, which then says
+				// only "driver: bad connection".
+				err = fmt.Errorf("%w (%w)", cerr, err)
+			}
 			return s.wrap("wait for a server's first start", err)
 		}
 		// The order every other change takes these locks in, scopes then
