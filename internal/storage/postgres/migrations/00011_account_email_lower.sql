@@ -5,7 +5,7 @@
 -- last @ (as validate.EmailDomain). The project index finds only the
 -- accounts whose email is NAME@PROJECT.<domain>, not all an import kept.
 -- COLLATE "C" lowers ASCII letters only, as SQLite's lower() and the store
--- (sqlstore.lowerASCII) do, whatever the database's locale: a Turkish one
+-- (ascii.Lower) do, whatever the database's locale: a Turkish one
 -- would lower I to dotless ı, and most lower letters beyond ASCII too.
 CREATE INDEX accounts_email_lower ON accounts (lower(email COLLATE "C"));
 CREATE INDEX accounts_email_domain ON accounts (lower(substr(email, length(rtrim(email, replace(email, '@', ''))) + 1) COLLATE "C"));

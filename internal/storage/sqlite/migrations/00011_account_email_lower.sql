@@ -5,7 +5,7 @@
 -- last @ (as validate.EmailDomain). The project index finds only the
 -- accounts whose email is NAME@PROJECT.<domain>, not all an import kept.
 -- SQLite's lower() lowers ASCII letters only, as PostgreSQL's lower() of
--- COLLATE "C" text and the store (sqlstore.lowerASCII) do.
+-- COLLATE "C" text and the store (ascii.Lower) do.
 CREATE INDEX accounts_email_lower ON accounts (lower(email));
 CREATE INDEX accounts_email_domain ON accounts (lower(substr(email, length(rtrim(email, replace(email, '@', ''))) + 1)));
 
