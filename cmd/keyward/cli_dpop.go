@@ -120,7 +120,7 @@ the proofs. Any PKCS #8 key of these types works as well, such as one from
 				return pem.Encode(w, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
 			}))
 			if errors.Is(err, fs.ErrExist) {
-				return errKeygenExists(out) // made meanwhile, and left as it is
+				return sayInstead(errKeygenExists(out), err) // made meanwhile, and left as it is
 			}
 			if err != nil {
 				return err

@@ -103,11 +103,11 @@ the key deleted again.`,
 				err := writeKeyOut(out, pretty.Bytes(), force)
 				if errors.Is(err, fs.ErrExist) && !force {
 					// Made since it was checked for, and left as it is.
-					err = fmt.Errorf("%s already exists (made while the key was created); name a new file, or pass --force to overwrite it", out)
+					err = sayInstead(fmt.Errorf("%s already exists (made while the key was created); name a new file, or pass --force to overwrite it", out), err)
 				} else if errors.Is(err, fs.ErrExist) {
 					// --force renames over a file, but not over a
 					// directory with something in it.
-					err = fmt.Errorf("%s is a directory (made while the key was created), which --force does not replace; name a new file", out)
+					err = sayInstead(fmt.Errorf("%s is a directory (made while the key was created), which --force does not replace; name a new file", out), err)
 				}
 				return err
 			}

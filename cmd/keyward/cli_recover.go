@@ -85,7 +85,7 @@ on SQLite, at once on PostgreSQL.
 				err, tempLeft = writtenTempLeft(err)
 				if errors.Is(err, fs.ErrExist) {
 					// Made since it was checked for, and left as it is.
-					return fmt.Errorf("--key-file %s already exists; name a new file", keyFile)
+					return sayInstead(fmt.Errorf("--key-file %s already exists; name a new file", keyFile), err)
 				} else if err != nil {
 					return err
 				}

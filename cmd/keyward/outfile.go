@@ -272,6 +272,18 @@ func splitTempLeft(err error) (cause error, left string) {
 	return err, ""
 }
 
+// sayInstead is msg, a failure said in place of err, a write's, with
+// err's note of its temporary file left, if any (a *tempLeftError): a
+// message of the caller's own about the file, such as that one was made
+// at path meanwhile, must not drop the name of that leftover, which
+// holds what was to be written (a key).
+func sayInstead(msg, err error) error {
+	if lt, ok := err.(*tempLeftError); ok && lt.err != nil {
+		return &tempLeftError{lt.tmp, lt.remove, msg}
+	}
+	return msg
+}
+
 // tempLeftOnly tells whether err is a *tempLeftError of no error: the
 // file was written, and only its temporary name is left.
 func tempLeftOnly(err error) bool {

@@ -1624,7 +1624,7 @@ func (m *Main) loadMasterKey(ctx context.Context) (key []byte, generated os.File
 	// key, could not be removed: logged, not a failure.
 	err = logTempLeft(err, path, m.Logger)
 	if errors.Is(err, fs.ErrExist) {
-		return nil, nil, fmt.Errorf("master key: %s was created meanwhile, by another server starting at the same moment, and was left as it is; nothing was sealed with the key generated here: start again, and this server will use that key", path)
+		return nil, nil, sayInstead(fmt.Errorf("master key: %s was created meanwhile, by another server starting at the same moment, and was left as it is; nothing was sealed with the key generated here: start again, and this server will use that key", path), err)
 	} else if err != nil {
 		// Its temporary file, if left, is named with what became of the
 		// file, not in the cause.

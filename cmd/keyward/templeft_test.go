@@ -517,3 +517,73 @@ func TestRenamedUnsyncedTempNotLeft(t *testing.T) {
 		t.Errorf("the directory holds %v, want no temporary file", names)
 	}
 }
+
+// TestTempLeftExistsNamed: a new file refused because one was made at
+// its path meanwhile, whose temporary file (holding the key) could not
+// be removed either, names that file in the refusal: keys create --out,
+// dpop keygen, recover-admin and a first start's master.key said only
+// that the file exists, and keys create that no key file was left.
+func TestTempLeftExistsNamed(t *testing.T) {
+	madeMeanwhile := func(t *testing.T, path string) {
+		p := publishing
+		t.Cleanup(func() { publishing = p })
+		publishing = func(at string) {
+			if at == path {
+				mustWriteFile(t, path, []byte("another\n"))
+			}
+			p(at)
+		}
+	}
+	m := startServer(t)
+	_, email := setupAccount(t, m, "exists")
+	for _, tt := range []struct {
+		name string
+		args func(out string) []string
+	}{
+		{"keys create --out", func(out string) []string {
+			return []string{"keys", "create", email, "--out", out, "--credentials", m.AdminKeyFile}
+		}},
+		{"dpop keygen --out", func(out string) []string { return []string{"dpop", "keygen", "--out", out} }},
+		{"recover-admin --key-file", func(out string) []string {
+			return []string{"recover-admin", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--key-file", out}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "out")
+			failRemoveIn(t, dir, ".out.")
+			madeMeanwhile(t, out)
+			err := runCLIErr(t, tt.args(out)...)
+			tmp := leftTemp(t, dir, "out")
+			if err == nil || !strings.Contains(err.Error(), "its temporary file "+tmp+" is left") {
+				t.Errorf("%v, want it to name %s, left", err, tmp)
+			}
+			if b := mustReadFile(t, out); string(b) != "another\n" {
+				t.Errorf("%s holds %q, want the file made meanwhile", out, b)
+			}
+		})
+	}
+	t.Run("first start", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "master.key")
+		failRemoveIn(t, dir, ".master.key.")
+		madeMeanwhile(t, path)
+		cfg := DefaultConfig()
+		cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
+		m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		err := m.Open(context.Background())
+		m.Close()
+		var tmp string
+		for _, n := range dirNames(t, dir) {
+			if strings.HasPrefix(n, ".master.key.") {
+				tmp = filepath.Join(dir, n)
+			}
+		}
+		if tmp == "" {
+			t.Fatalf("no temporary file of master.key left in %v", dirNames(t, dir))
+		}
+		if err == nil || !strings.Contains(err.Error(), "was created meanwhile") || !strings.Contains(err.Error(), "its temporary file "+tmp+" is left") {
+			t.Errorf("start: %v, want it to name %s, left", err, tmp)
+		}
+	})
+}
