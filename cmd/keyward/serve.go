@@ -1933,7 +1933,11 @@ func keepAside(path, aside, admin string, log *slog.Logger) {
 		}
 	}
 	kept := path + "." + time.Now().UTC().Format("20060102T150405Z") + ".old"
-	err := logTempLeft(publishNew(aside, kept), kept, log)
+	err := publishNew(aside, kept)
+	var asideLeft error // why its name aside, a second name of it, could not be removed
+	if lt, ok := err.(*tempLeftError); ok && lt.err == nil {
+		asideLeft, err = lt.remove, nil
+	}
 	if _, ok := errors.AsType[*noLinkError](err); ok {
 		if _, serr := os.Lstat(kept); errors.Is(serr, fs.ErrNotExist) {
 			err = renameFile(aside, kept) // no way to refuse one there
@@ -1944,6 +1948,10 @@ func keepAside(path, aside, admin string, log *slog.Logger) {
 	}
 	log.Warn("the administrator key file that was in the data directory before this first start holds no key of this store's administrator, and was kept under another name: it may be the administrator key of another store (an SQLite database this directory served before, say); delete it if not",
 		"key_file", kept)
+	if asideLeft != nil {
+		log.Warn("the administrator key file kept under another name is there, but the name it was moved aside to, a second name of it, could not be removed: remove it",
+			"key_file", kept, "aside", aside, "err", asideLeft)
+	}
 	if err == nil {
 		// The new name is durable only once the directory is synced.
 		if err := syncDir(filepath.Dir(kept)); err != nil {
