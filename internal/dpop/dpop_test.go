@@ -348,6 +348,25 @@ func TestWrittenPath(t *testing.T) {
 	}
 }
 
+// A RawPath that no longer decodes to Path, as a handler that sets Path
+// alone leaves it, is not the path: WrittenPath is EscapedPath's then.
+func TestWrittenPathStale(t *testing.T) {
+	for _, tc := range []struct{ target, path, want string }{
+		{"/api/a%2Fb{", "/a/b{", "/a/b%7B"},
+		{"/api/a#b", "/a#b", "/a%23b"},
+		{"/api/x%2Fy", "/x/y", "/x/y"},
+	} {
+		u, err := url.ParseRequestURI(tc.target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Path = tc.path // RawPath left as it was
+		if got := WrittenPath(u); got != tc.want {
+			t.Errorf("WrittenPath of %q with Path set to %q = %q, want %q", tc.target, tc.path, got, tc.want)
+		}
+	}
+}
+
 // FuzzNormalizeURL: NormalizeURL, which reads a proof's htu and, in
 // verify, a URL built from the request's Host header, never panics, and
 // what it returns is an http(s) URL without query or fragment that it

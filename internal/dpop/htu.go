@@ -75,9 +75,11 @@ func NormalizeURL(s string) (string, error) {
 // that encoding. A '#' or '?' in it is percent-encoded: the path of a
 // request-target may hold a raw '#' (url.ParseRequestURI cuts no
 // fragment), and a URL made of the path would end there, taking a proof
-// for /a to be one for /a#b.
+// for /a to be one for /a#b. A RawPath that no longer decodes to Path (a
+// handler set Path alone, to strip a prefix say) is stale, and ignored as
+// EscapedPath ignores it.
 func WrittenPath(u *url.URL) string {
-	if u.RawPath == "" {
+	if p, err := url.PathUnescape(u.RawPath); u.RawPath == "" || err != nil || p != u.Path {
 		return u.EscapedPath()
 	}
 	if !strings.ContainsAny(u.RawPath, "#?") {
