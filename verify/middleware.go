@@ -97,9 +97,9 @@ func OnError(f func(r *http.Request, err error)) MiddlewareOption {
 // Behind a proxy that terminates TLS there is none (or, if the proxy
 // connects over mTLS, the proxy's own, which a client's token is not bound
 // to), and every certificate-bound token is refused (invalid_token):
-// Middleware fails closed, and trusts no header a client could send. An API there reads
-// the certificate its proxy forwards, from that proxy alone, and calls
-// Verifier.VerifyWithCertificate itself.
+// Middleware fails closed, and trusts no header a client could send. An
+// API there reads the certificate its proxy forwards, from that proxy
+// alone, and calls Verifier.VerifyWithCertificate itself.
 func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.Handler {
 	o := mwOptions{realm: v.audience}
 	for _, opt := range opts {
