@@ -496,8 +496,9 @@ func (a *Authenticator) secret(ctx context.Context, source string, p *Principal,
 	return &Client{Account: acct, Method: method, CredentialID: match}, nil
 }
 
-// PeerCertificate returns the client certificate of the connection, or
-// the one a trusted proxy forwarded, or nil.
+// PeerCertificate returns the client certificate of the connection or,
+// from a trusted proxy while CertHeader is set, the one it forwarded and
+// never the proxy's own (peerChain); nil for none.
 func (a *Authenticator) PeerCertificate(r *http.Request) (*x509.Certificate, error) {
 	leaf, _, err := a.peerChain(r)
 	return leaf, err
