@@ -61,10 +61,14 @@ func watchAt(ctx context.Context, dsn string, log *slog.Logger, fn func(payload 
 			listened = true
 			listening(true)
 			backoff = 100 * time.Millisecond
-			lostFor, _ := lost.Succeeded(now())
+			lostFor, failed := lost.Succeeded(now())
 			if !first {
 				fn(storage.ChangeAll) // what happened while we were away is unknown
 				log.Info("listening again for the PostgreSQL change notifications; caches flushed", "lost_for", lostFor.Round(time.Millisecond))
+			} else if failed {
+				// The first connection failed, which was logged: say
+				// that it is over, as a reconnection is.
+				log.Info("listening for the PostgreSQL change notifications", "waited_for", lostFor.Round(time.Millisecond))
 			}
 			if first && ready != nil {
 				close(ready)

@@ -403,3 +403,71 @@ func TestWatchLogsFailedReconnectionsOnceAMinute(t *testing.T) {
 		})
 	}
 }
+
+// A first connection that failed, which is logged as a warning, is
+// logged once more when Watch listens at last, as a reconnection is: an
+// operator who saw the warning can tell that it is over.
+func TestWatchLogsFirstConnectionAfterFailures(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasPrefix(cfg.Host, "/") {
+		t.Skip("the server is reached by a Unix socket")
+	}
+	upstream := net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
+	// A gate that hangs up on every connection until it is opened, then
+	// forwards them to the server.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var open atomic.Bool
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if !open.Load() {
+				c.Close()
+				continue
+			}
+			u, err := net.Dial("tcp", upstream)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go forward(c, u, new(atomic.Bool))
+			go forward(u, c, new(atomic.Bool))
+		}
+	}()
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	gated := withSetting(withSetting(dsn, "host", host), "port", port)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs testkeyward.SyncBuffer
+	ready, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		postgres.Watch(ctx, gated, slog.New(slog.NewTextHandler(&logs, nil)), func(string) {}, ready, nil)
+	}()
+	defer func() { cancel(); <-done }()
+	for start := time.Now(); !strings.Contains(logs.String(), "could not listen"); time.Sleep(5 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("no failed connection logged; log:\n%s", logs.String())
+		}
+	}
+	open.Store(true)
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("not listening 10 s after the gate opened; log:\n%s", logs.String())
+	}
+	out := logs.String()
+	if !strings.Contains(out, `level=INFO msg="listening for the PostgreSQL change notifications" waited_for=`) {
+		t.Errorf("log does not say Watch listens at last:\n%s", out)
+	}
+}
