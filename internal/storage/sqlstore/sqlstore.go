@@ -172,7 +172,7 @@ func (s *Store) rebind(q string) string {
 }
 
 // readyQuery looks up, by primary key, a row that is in none of the tables
-// a token request reads or writes: one index lookup each, whatever their
+// a token request, an introspection or a revocation reads or writes: one index lookup each, whatever their
 // size. It fails when the database answers but cannot serve them: tables
 // dropped, their role's privileges on them revoked, or (SQLite) the file
 // replaced by an empty one.
@@ -184,6 +184,8 @@ const readyQuery = `SELECT count(*) FROM (
 	UNION ALL SELECT 1 FROM signing_keys WHERE id = ''
 	UNION ALL SELECT 1 FROM used_jtis WHERE issuer = '' AND jti = ''
 	UNION ALL SELECT 1 FROM audit_events WHERE seq = -1
+	UNION ALL SELECT 1 FROM tokens WHERE hash = ''
+	UNION ALL SELECT 1 FROM revocations WHERE jti = ''
 ) t`
 
 // Ping implements storage.Storage.

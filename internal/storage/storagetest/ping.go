@@ -22,7 +22,7 @@ func testPing(t *testing.T, s storage.Storage) {
 func PingCannotServe(t *testing.T, s storage.Storage, exec func(t *testing.T, queries ...string)) {
 	ctx := context.Background()
 	mustNil(t, s.CreateAccount(ctx, holder(1, false), ev("account.create")))
-	for _, table := range []string{"accounts", "keys", "secrets", "apis", "signing_keys", "used_jtis", "audit_events"} {
+	for _, table := range []string{"accounts", "keys", "secrets", "apis", "signing_keys", "used_jtis", "audit_events", "tokens", "revocations"} {
 		exec(t, `ALTER TABLE `+table+` RENAME TO gone_`+table)
 		if err := s.Ping(ctx); err == nil {
 			t.Errorf("Ping with %s gone: nil, want an error", table)
