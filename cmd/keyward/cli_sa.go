@@ -129,10 +129,6 @@ its tokens. Accounts are named by email or client ID in every command.`,
     --scopes orders.read,orders.write`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
 			var up admin.AccountUpdate
 			fl := cmd.Flags()
 			if fl.Changed("scopes") {
@@ -179,6 +175,12 @@ its tokens. Accounts are named by email or client ID in every command.`,
 			}
 			if up == (admin.AccountUpdate{}) {
 				return usageError{fmt.Errorf("nothing to update: give --scopes, --auth-methods, --tls-* (or --tls-clear), --display-name, --description, --token-lifetime or --token-format")}
+			}
+			// The flags first: a usage mistake is said as one (exit 2)
+			// whatever the credentials.
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
 			}
 			var a admin.AccountView
 			if err := c.do(cmd.Context(), http.MethodPatch, "/v1/service-accounts/"+url.PathEscape(args[0]), up, &a); err != nil {

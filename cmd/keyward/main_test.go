@@ -216,10 +216,14 @@ func TestSAUpdateEmptyTLS(t *testing.T) {
 		{"--tls-san-ip", ""},
 		{"--tls-san-email", ""},
 	} {
-		err := runCLIErr(t, append([]string{"sa", "update", email, "--credentials", m.AdminKeyFile}, args...)...)
-		var ue usageError
-		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--tls-clear") || !strings.Contains(err.Error(), " is empty") {
-			t.Errorf("sa update %q: %v, want a usage error that says the flag is empty and names --tls-clear", args, err)
+		// With credentials that do not load too: the flags are checked
+		// first, so the mistake is said as one (exit 2).
+		for _, creds := range []string{m.AdminKeyFile, filepath.Join(t.TempDir(), "none.json")} {
+			err := runCLIErr(t, append([]string{"sa", "update", email, "--credentials", creds}, args...)...)
+			var ue usageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--tls-clear") || !strings.Contains(err.Error(), " is empty") {
+				t.Errorf("sa update %q --credentials %s: %v, want a usage error that says the flag is empty and names --tls-clear", args, creds, err)
+			}
 		}
 	}
 }
