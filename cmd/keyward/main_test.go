@@ -79,7 +79,9 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"audit", "list", "--since", "2026-12-01T00:00:00.5Z", "--until", "2026-12-01T00:00:00Z"}, true, "--since 2026-12-01T00:00:00.5Z is after --until"},
 		{[]string{"audit", "list", "--since", "24h", "--until", "2999-12-01T00:00:00Z", "--outcome", "failure", "--after", "0"}, false, "no credentials"},
 		{[]string{"audit", "list", "--since", "1h", "--until", "1h"}, false, "no credentials"},
-		{[]string{"sa", "update", "x", "--credentials", missing}, false, "credentials"},
+		{[]string{"sa", "update", "x", "--description", "d", "--credentials", missing}, false, "credentials"},
+		// The flags are checked before the credentials are loaded.
+		{[]string{"sa", "update", "x", "--credentials", missing}, true, "nothing to update"},
 		{[]string{"sa", "list"}, false, "no credentials"},
 		{[]string{"whoami"}, false, "no credentials"},
 		{[]string{"audit", "verify", "--data-dir", missing}, false, "no Keyward database"},
