@@ -598,8 +598,9 @@ type Storage interface {
 	// CreateAPI fails with ErrAlreadyExists when the name, identifier or
 	// any scope is taken, with an *IdentifierTakenError when another API's
 	// identifier differs from its identifier only in the case of the
-	// scheme or host or in one trailing slash (oauth2.NamesAPI), and with a *ScopesHeldError when accounts or
-	// grants already hold some of its scopes (see ErrScopesHeld).
+	// scheme or host or in one trailing slash (oauth2.NamesAPI), and with
+	// a *ScopesHeldError when accounts or grants already hold some of its
+	// scopes (see ErrScopesHeld).
 	CreateAPI(ctx context.Context, a API, ev AuditEvent) error
 	GetAPI(ctx context.Context, name string) (API, error)
 	ListAPIs(ctx context.Context) ([]API, error)
