@@ -478,8 +478,9 @@ type Bulk struct {
 }
 
 // Change notifications. A backend shared by several processes tells them
-// what changed, so caches drop it at once: an account ID, ChangeAll, or
-// ChangeSigningKeys.
+// what changed, so caches drop it at once: an account ID (its digits),
+// ChangeAll, ChangeSigningKeys or ChangeRevocations. A listener takes a
+// payload it does not know as ChangeAll: a later release may send one.
 const (
 	ChangeAll         = "*"
 	ChangeSigningKeys = "signing_keys"
