@@ -24,18 +24,12 @@ func NamesAPI(aud, id string) bool {
 	if aud == id {
 		return true
 	}
-	aOrigin, aRest, ok := splitHTTPURL(aud)
+	aKey, ok := apiKey(aud)
 	if !ok {
 		return false
 	}
-	iOrigin, iRest, ok := splitHTTPURL(id)
-	if !ok || aOrigin != iOrigin {
-		return false
-	}
-	if !strings.ContainsAny(aRest, "?#") && !strings.ContainsAny(iRest, "?#") {
-		aRest, iRest = strings.TrimSuffix(aRest, "/"), strings.TrimSuffix(iRest, "/")
-	}
-	return aRest == iRest
+	iKey, ok := apiKey(id)
+	return ok && aKey == iKey
 }
 
 // splitHTTPURL splits an http or https URL into its scheme and authority,
@@ -75,12 +69,20 @@ func IsHTTPURL(s string) bool {
 // APIKey is id in the form NamesAPI compares: two API identifiers have the
 // same key when a self-signed JWT for either would be taken by the other.
 func APIKey(id string) string {
+	key, _ := apiKey(id)
+	return key
+}
+
+// apiKey is APIKey's, and ok whether id is an http(s) URL (splitHTTPURL),
+// whose key is then its origin in lower case and the rest without one
+// trailing slash when it has no query or fragment.
+func apiKey(id string) (key string, ok bool) {
 	origin, rest, ok := splitHTTPURL(id)
 	if !ok {
-		return id
+		return id, false
 	}
 	if !strings.ContainsAny(rest, "?#") {
 		rest = strings.TrimSuffix(rest, "/")
 	}
-	return origin + rest
+	return origin + rest, true
 }
