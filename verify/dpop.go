@@ -329,14 +329,18 @@ func WithPublicURL(base string) MiddlewareOption {
 // checkPublicURL tells what is wrong with WithPublicURL's base, if
 // anything.
 func checkPublicURL(base string) error {
+	shown := oauth2.RedactURL(base) // a user's password is not repeated
 	u, err := url.Parse(base)
 	switch {
 	case err != nil:
-		return fmt.Errorf("base %q is not a URL: %w", base, err)
+		if ue, ok := err.(*url.Error); ok {
+			err = ue.Err // without the URL, which may hold a password
+		}
+		return fmt.Errorf("base %q is not a URL: %w", shown, err)
 	case u.Scheme != "http" && u.Scheme != "https", u.Host == "":
-		return fmt.Errorf("base %q is not an absolute http or https URL with a host", base)
+		return fmt.Errorf("base %q is not an absolute http or https URL with a host", shown)
 	case u.User != nil, strings.ContainsAny(base, "?#"):
-		return fmt.Errorf("base %q has a user, a query or a fragment: the request's path is appended to it", base)
+		return fmt.Errorf("base %q has a user, a query or a fragment: the request's path is appended to it", shown)
 	}
 	return nil
 }

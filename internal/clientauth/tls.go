@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/keyward/keyward/internal/ascii"
 	"github.com/keyward/keyward/internal/keyfile"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
@@ -148,7 +147,15 @@ func matchesBinding(cert *x509.Certificate, b storage.TLSBinding) bool {
 // ASCII letters. Unlike strings.EqualFold it folds nothing else, so no
 // look-alike (the Kelvin sign for K, say) matches a letter.
 func equalFoldASCII(a, b string) bool {
-	return len(a) == len(b) && ascii.Lower(a) == ascii.Lower(b)
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		if lowerASCII(a[i]) != lowerASCII(b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // emailsMatch compares email addresses as RFC 5280 §7.5 does: the local
