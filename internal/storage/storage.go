@@ -40,6 +40,12 @@ var (
 	// statement_timeout); the cause is wrapped with it. Trying again at
 	// once would wait as long.
 	ErrBusy = errors.New("the store is busy")
+	// ErrCannotServe: Ping reached the database, which answered that it
+	// cannot read the tables token requests need (a table gone, the
+	// role's privileges on it revoked, an empty SQLite file); the
+	// database's error is wrapped with it. A Ping that could not reach
+	// the database, or lost its connection, does not wrap it.
+	ErrCannotServe = errors.New("the database answers but cannot read the tables token requests need")
 )
 
 // Guard is a precondition of a change to an account, a key, a secret or a
@@ -785,7 +791,8 @@ type Storage interface {
 	SignInExpiry(ctx context.Context, scope string, certificates bool, now time.Time) (until time.Time, ok bool, err error)
 
 	// Ping checks that the store is reachable and can serve: that it can
-	// read the tables token requests need (cheaply: no table scans).
+	// read the tables token requests need (cheaply: no table scans). An
+	// error the database answered to that read wraps ErrCannotServe.
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -316,6 +316,7 @@ func dialect() sqlstore.Dialect {
 		Numbered:          true,
 		IsUniqueViolation: isUniqueViolation,
 		IsBusy:            isBusy,
+		IsConnLost:        isConnLost,
 		LockAudit:         xactLock(lockAudit),
 		LockSigningKeys:   xactLock(lockSigningKeys),
 		LockScopes:        xactLock(lockScopes),
@@ -559,6 +560,20 @@ var migrationUnlock = fmt.Sprintf("SELECT pg_advisory_unlock(%d, %s), pg_advisor
 func isBusy(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "55P03" || pe.Code == "57014")
+}
+
+// isConnLost reports whether err is the connection lost rather than the
+// database's answer: any error that is not PostgreSQL's (a network error,
+// the connection closed, no connection made), or one that ends the
+// session: connection_exception (class 08), admin_shutdown (57P01,
+// pg_terminate_backend or a server shutting down), crash_shutdown
+// (57P02), cannot_connect_now (57P03).
+func isConnLost(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return true
+	}
+	return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
 }
 
 func isUniqueViolation(err error) bool {

@@ -11,10 +11,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3/lock"
 
 	"github.com/keyward/keyward/internal/storage"
@@ -409,6 +411,74 @@ func TestPingCannotServe(t *testing.T) {
 	defer s.Close()
 	storagetest.PingCannotServe(t, s, execOn(dsn))
 }
+
+// A connection lost after Ping's ping, before its read of the tables
+// (here its session ended as the read starts, as a server going down, or
+// an operator's pg_terminate_backend, would end it), is reported as
+// lost, not as a database that answers but cannot read its tables,
+// which sent an operator to look for missing tables or privileges.
+func TestPingConnectionLost(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := &readCutter{admin: admin}
+	cfg.Tracer = cut
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	st := postgres.NewOn(db)
+	if err := st.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	cut.on.Store(true)
+	err = st.Ping(context.Background())
+	cut.on.Store(false)
+	if err == nil {
+		t.Fatal("Ping with its read's connection ended: nil, want an error")
+	}
+	if errors.Is(err, storage.ErrCannotServe) || strings.Contains(err.Error(), "cannot read the tables") {
+		t.Errorf("Ping with its read's connection ended: %v; want it said lost, not ErrCannotServe", err)
+	}
+	if !strings.Contains(err.Error(), "the connection to it was lost") {
+		t.Errorf("Ping with its read's connection ended: %v; want it to say the connection was lost", err)
+	}
+}
+
+// readCutter, while on, ends the session of each query of Ping's read of
+// the tables as the query starts, after the ping.
+type readCutter struct {
+	admin *sql.DB
+	on    atomic.Bool
+}
+
+func (c *readCutter) TraceQueryStart(ctx context.Context, conn *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	if !c.on.Load() || !strings.Contains(data.SQL, "FROM accounts WHERE id = ''") {
+		return ctx
+	}
+	pid := conn.PgConn().PID()
+	c.admin.ExecContext(ctx, "SELECT pg_terminate_backend($1)", pid)
+	for range 500 { // until the session is gone, up to 5 s
+		var n int
+		if c.admin.QueryRowContext(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&n); n == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return ctx
+}
+
+func (c *readCutter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 // Migrations 00008 (the scope index) and 00009 (left-over grants and
 // introspectors) rewrite what older versions stored.

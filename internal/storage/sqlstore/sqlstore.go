@@ -28,6 +28,11 @@ type Dialect struct {
 	Numbered bool
 	// IsUniqueViolation reports whether err is a unique-constraint error.
 	IsUniqueViolation func(err error) bool
+	// IsConnLost, if set, reports whether err, a statement's, is the
+	// connection to the database lost or not made (a network error, the
+	// server ending the session), not the database's answer to the
+	// statement. SQLite needs none: it has no connection to lose.
+	IsConnLost func(err error) bool
 	// IsBusy, if set, reports whether err is a wait for a lock given up
 	// (storage.ErrBusy), which Commit returns wrapped with ErrBusy.
 	IsBusy func(err error) bool
@@ -194,10 +199,20 @@ func (s *Store) Ping(ctx context.Context) error {
 		return err
 	}
 	var n int
-	if err := s.r.QueryRowContext(ctx, readyQuery).Scan(&n); err != nil {
-		return fmt.Errorf("%s: the database answers but cannot read the tables token requests need: %w", s.d.Name, err)
+	err := s.r.QueryRowContext(ctx, readyQuery).Scan(&n)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return err
+	case s.d.IsConnLost != nil && s.d.IsConnLost(err):
+		// The database answered the ping, but the connection was lost
+		// before it answered the read: it may be going down, or a
+		// network between may have cut the connection; that says
+		// nothing of its tables.
+		return fmt.Errorf("%s: the database answered a ping, then the connection to it was lost: %w", s.d.Name, err)
 	}
-	return nil
+	return fmt.Errorf("%s: %w: %w", s.d.Name, storage.ErrCannotServe, err)
 }
 
 // prepareHot prepares the hot statements, once. It must run outside any
