@@ -26,8 +26,9 @@ var errProberGaveUp = errors.New("the store did not answer before the prober gav
 
 // readiness answers /readyz, and logs its transitions: the first failed
 // probe (with the reason), at most one warning every failurelog.Every while
-// the store stays unreachable (with how long, and how many probes failed
-// since the last), and the first probe that succeeds again.
+// the store stays unreachable or unable to serve (with how long, and how
+// many probes failed since the last), and the first probe that succeeds
+// again.
 type readiness struct {
 	store storage.Storage
 	now   func() time.Time
@@ -55,7 +56,7 @@ func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rd.note(err)
 	if err != nil {
-		http.Error(w, "store unreachable", http.StatusServiceUnavailable)
+		http.Error(w, notReady(err), http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain")
@@ -75,9 +76,19 @@ func (rd *readiness) note(err error) {
 	}
 	switch n := rd.outage.Failed(now); {
 	case n.First:
-		rd.log.Warn("not ready: store unreachable (while it stays so, this is logged at most once a minute)", "err", err)
+		rd.log.Warn("not ready: "+notReady(err)+" (while it stays so, this is logged at most once a minute)", "err", err)
 	case n.Again:
-		rd.log.Warn("still not ready: store unreachable", "err", err,
+		rd.log.Warn("still not ready: "+notReady(err), "err", err,
 			"down_for", n.For.Round(time.Second).String(), "failed_probes", n.Failures)
 	}
+}
+
+// notReady says why a probe failed with err, in /readyz's answer and its
+// log lines: a store that answers but cannot read the tables token
+// requests need (storage.ErrCannotServe) is not unreachable.
+func notReady(err error) string {
+	if errors.Is(err, storage.ErrCannotServe) {
+		return "store cannot serve"
+	}
+	return "store unreachable"
 }

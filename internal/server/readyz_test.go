@@ -112,7 +112,8 @@ func TestReadyzLogsTransitions(t *testing.T) {
 
 // /readyz is 503 while the store answers but cannot serve token requests
 // (here a table they need is gone), not only while it does not answer:
-// it said 200 while every token request got 503.
+// it said 200 while every token request got 503. It says so, in its
+// answer and its log, rather than that the store is unreachable.
 func TestReadyzStoreCannotServe(t *testing.T) {
 	for _, tc := range []struct {
 		name, missing string
@@ -141,20 +142,25 @@ func TestReadyzStoreCannotServe(t *testing.T) {
 			f := newFixtureOn(t, st, func(_ *server.Config, d *server.Deps) {
 				d.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 			})
+			var body string
 			probe := func() int {
 				w := httptest.NewRecorder()
 				f.handler.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+				body = w.Body.String()
 				return w.Code
 			}
 			if c := probe(); c != 200 {
 				t.Fatalf("/readyz = %d, want 200", c)
 			}
 			exec(t, `ALTER TABLE accounts RENAME TO gone_accounts`)
-			if c := probe(); c != 503 {
-				t.Errorf("/readyz with the accounts table gone = %d, want 503", c)
+			if c := probe(); c != 503 || body != "store cannot serve\n" {
+				t.Errorf("/readyz with the accounts table gone = %d %q, want 503 %q", c, body, "store cannot serve\n")
 			}
 			if !strings.Contains(logs.String(), tc.missing) {
 				t.Errorf("log does not say why /readyz failed (%s):\n%s", tc.missing, logs.String())
+			}
+			if out := logs.String(); !strings.Contains(out, `msg="not ready: store cannot serve (`) || strings.Contains(out, "unreachable") {
+				t.Errorf("log does not say the store cannot serve, or says it is unreachable:\n%s", out)
 			}
 			exec(t, `ALTER TABLE gone_accounts RENAME TO accounts`)
 			if c := probe(); c != 200 {
