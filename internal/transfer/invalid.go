@@ -33,7 +33,9 @@ var (
 // key's or sealed value's ID; an organization; a user's email; a project;
 // a delegation), a time the store would give back as none (the first
 // microsecond of 1970), a token lifetime not of whole seconds (the store
-// keeps seconds). It names as warnings the items whose values the admin
+// keeps seconds), an account's or a user's email with a NUL character
+// (PostgreSQL holds no NUL in text; SQLite's lookups of an email's
+// domain, by migration 00011's index, stop at it). It names as warnings the items whose values the admin
 // API would refuse on create now, by the rules it applies (package
 // validate), but which the store holds and the server uses as they are: a
 // store made before a rule, or with a setting the rules do not allow (an
@@ -143,7 +145,13 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 		held(what, "cert_tokens_revoked_before", a.CertTokensRevokedBefore)
 		held(what, "created_at", a.CreatedAt)
 		held(what, "updated_at", a.UpdatedAt)
-		if _, err := validate.Email(a.Email); err != nil || strings.TrimSpace(a.Email) != a.Email {
+		if strings.Contains(a.Email, "\x00") {
+			// PostgreSQL refuses it; SQLite holds it, but its domain
+			// index takes the email's domain from the NUL on (length()
+			// stops at it: "\x00@nul.example"), so that an organization
+			// at its domain is not refused.
+			add("%s: its email %s holds a NUL character", what, q(a.Email))
+		} else if _, err := validate.Email(a.Email); err != nil || strings.TrimSpace(a.Email) != a.Email {
 			warn("%s: its email %s is not one the admin API would accept now", what, q(a.Email))
 		}
 		if a.Name == "" || a.Project == "" {
@@ -293,6 +301,8 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 		held(what, "created_at", u.CreatedAt)
 		email, err := validate.Email(u.Email)
 		switch {
+		case strings.Contains(u.Email, "\x00"):
+			add("%s: its email holds a NUL character", what) // as an account's
 		case err != nil || strings.TrimSpace(u.Email) != u.Email:
 			warn("%s: it is not an email address the admin API would accept now", what)
 		case validate.EmailDomain(email) != u.Org:

@@ -112,6 +112,37 @@ func TestSQLiteToPostgres(t *testing.T) {
 	// TestImportOverFirstStart.
 }
 
+// A dump with an account's or a user's email holding a NUL is refused as
+// a whole, on either backend, naming the item, before anything is
+// written. PostgreSQL refused it with "the store refused it, though the
+// file passed import's checks", asking for a bug report; SQLite imported
+// it, with a warning, and its lookups of the email's domain (migration
+// 00011's index) stopped at the NUL: an organization at that domain was
+// not refused.
+func TestImportRefusesNULInEmails(t *testing.T) {
+	ctx := context.Background()
+	base := exported(t)
+	for _, tc := range []struct {
+		name string
+		edit func(d *transfer.Dump)
+		want string
+	}{
+		{"account email", func(d *transfer.Dump) { d.Accounts[0].Email = "svc1\x00@nul.example" },
+			`the service account "1": its email "svc1\x00@nul.example" holds a NUL character`},
+		{"user email", func(d *transfer.Dump) { d.Users[0].Email = "a\x00@example.com" },
+			`the user "a\x00@example.com": its email holds a NUL character`},
+	} {
+		for _, target := range targets {
+			t.Run(tc.name+"/"+target.name, func(t *testing.T) {
+				d := clone(base)
+				tc.edit(&d)
+				dst := target.open(t)
+				wantRefused(t, dst, transfer.Import(ctx, dst, d, t0), tc.want, "the store could not hold it")
+			})
+		}
+	}
+}
+
 // A dump with a delegation of Keyward's own scopes, which the admin API
 // refuses to grant, is refused as a whole, naming each such grant, before
 // anything is written.
@@ -1010,8 +1041,6 @@ func TestImportWarnsOfInvalidItems(t *testing.T) {
 	}{
 		{"account email ending in a dot", func(d *transfer.Dump) { d.Accounts[0].Email = "admin@keyward.iam.example.com." },
 			`the service account "1": its email "admin@keyward.iam.example.com." is not one the admin API would accept now`},
-		{"account email with NUL", func(d *transfer.Dump) { d.Accounts[0].Email = "svc1\x00@pay.example" },
-			`the service account "1": its email "svc1\x00@pay.example" is not one`},
 		{"account email twice in another case", func(d *transfer.Dump) { d.Accounts[1].Email = "svc1@PAY.example" },
 			`the service account email "svc1@PAY.example" is in the file twice in different cases`},
 		{"account scope no API defines", func(d *transfer.Dump) { d.Accounts[0].Scopes = []string{"orders.write"} },
@@ -1063,8 +1092,6 @@ func TestImportWarnsOfInvalidItems(t *testing.T) {
 		}, `the organization "Example.com": "Example.com" is not a domain name`},
 		{"organization blocked scope", func(d *transfer.Dump) { d.Orgs[0].BlockedScopes = []string{"a b"} },
 			`the organization "example.com": the blocked scope "a b" is not a valid scope name`},
-		{"user email with NUL", func(d *transfer.Dump) { d.Users[0].Email = "a\x00@example.com" },
-			`the user "a\x00@example.com": it is not an email address the admin API would accept now`},
 		{"user twice in another case", func(d *transfer.Dump) { d.Users[1].Email = "A@example.com" },
 			`the user "A@example.com" is in the file twice in different cases`},
 		{"user of another domain", func(d *transfer.Dump) { d.Users[0].Email = "a@example.org" },
