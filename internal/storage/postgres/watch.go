@@ -29,7 +29,9 @@ const channel = `CASE WHEN octet_length(current_schema()) <= 63 - octet_length('
 // When the connection is lost, notifications may have been missed, so it
 // calls fn(storage.ChangeAll) and reconnects, backing off up to 5 seconds,
 // logging the loss as a warning, the failed reconnections after it as one
-// warning a minute at most, and the reconnection as information;
+// warning a minute at most, and the reconnection as information (and a
+// first connection that fails, and the tries after it, likewise, as
+// never had rather than lost);
 // a connection that has been quiet for 30 seconds is pinged, and lost if
 // it does not answer within 30 more.
 // ready, if not nil, is closed once the first LISTEN is in place.
@@ -87,6 +89,11 @@ func watchAt(ctx context.Context, dsn string, log *slog.Logger, fn func(payload 
 			log.Warn("could not listen for the PostgreSQL change notifications; caches fall back to their TTL until connected (while this lasts, it is logged at most once a minute)", "err", err, "retry_in", backoff)
 		case n.First:
 			log.Warn("lost the PostgreSQL change notifications; caches fall back to their TTL until reconnected (while they stay lost, this is logged at most once a minute)", "err", err, "retry_in", backoff)
+		case n.Again && first:
+			// Never had them: none was lost, nor is a try to have them a
+			// reconnection.
+			log.Warn("still without the PostgreSQL change notifications; caches fall back to their TTL until connected", "err", err,
+				"waited_for", n.For.Round(time.Second).String(), "failed_connections", n.Failures)
 		case n.Again:
 			log.Warn("still without the PostgreSQL change notifications; caches fall back to their TTL until reconnected", "err", err,
 				"lost_for", n.For.Round(time.Second).String(), "failed_reconnections", n.Failures)
