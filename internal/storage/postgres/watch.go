@@ -32,14 +32,27 @@ const channel = `CASE WHEN octet_length(current_schema()) <= 63 - octet_length('
 // warning a minute at most, and the reconnection as information (and a
 // first connection that fails, and the tries after it, likewise, as
 // never had rather than lost);
-// a connection that has been quiet for 30 seconds is pinged, and lost if
-// it does not answer within 30 more.
+// a connection that has been quiet for pingQuiet is pinged, and lost if
+// it does not answer within pingQuiet more.
 // ready, if not nil, is closed once the first LISTEN is in place.
 // listening, if not nil, is called with true each time a LISTEN is in
 // place and with false each time the connection is lost.
 func Watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload string), ready chan<- struct{}, listening func(bool)) {
-	watch(ctx, dsn, log, fn, ready, listening, 30*time.Second)
+	watch(ctx, dsn, log, fn, ready, listening, pingQuiet)
 }
+
+// pingQuiet is how long a LISTEN connection may be quiet before Watch
+// pings it, and how long the ping may go unanswered before Watch takes
+// the connection as lost. A connection whose peer went away without a
+// word (a NAT or firewall that forgot it, a proxy whose server went away:
+// no RST) is so noticed within twice pingQuiet, 20 s, and replaced, the
+// caches flushed; until then the changes made on other replicas go
+// unheard, and only --cache-ttl bounds how long they are unseen. TCP
+// keepalives, minutes apart, would take far longer, or never end it
+// when a proxy answers them. The ping, an empty query, is cheap enough
+// to send every 10 s, and keeps the connection alive in the eyes of
+// NATs and firewalls that would otherwise forget it.
+const pingQuiet = 10 * time.Second
 
 // watch is Watch, pinging a connection quiet for ping.
 func watch(ctx context.Context, dsn string, log *slog.Logger, fn func(payload string), ready chan<- struct{}, listening func(bool), ping time.Duration) {

@@ -169,6 +169,46 @@ func TestWatchReplacesSilentConnection(t *testing.T) {
 	}
 }
 
+// Watch, as the server runs it, notices a LISTEN connection that went
+// dead without a word within about 20 s (pinged after 10 s of quiet,
+// given 10 s to answer), as the operations guide says, and flushes the
+// caches:
+// it took up to a minute (30 s and 30 s), during which changes made on
+// other replicas went unheard, bounded only by --cache-ttl (up to 1h).
+func TestWatchNoticesSilentConnectionWithin20s(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits up to 20 s")
+	}
+	dsn := pgtest.SchemaDSN(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	p := newSilencer(t, dsn)
+	got := make(chan string, 64)
+	ready, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		postgres.Watch(ctx, p.dsn, slog.New(slog.NewTextHandler(io.Discard, nil)), func(p string) {
+			select {
+			case got <- p:
+			default:
+			}
+		}, ready, nil)
+	}()
+	defer func() { cancel(); <-done }()
+	<-ready
+	p.silence()
+	deadline := time.After(25 * time.Second) // 20 s, and room for a loaded machine
+	for {
+		select {
+		case pl := <-got:
+			if pl == storage.ChangeAll {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the silent connection was not noticed within 25 s")
+		}
+	}
+}
+
 // A LISTEN connection that is only quiet, alive and answering its
 // pings, is kept: a wait that timed out leaves it usable. Were it
 // replaced at every ping (a wait's timeout taken for a loss, as pgx's
