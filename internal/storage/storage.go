@@ -599,7 +599,12 @@ type Storage interface {
 	// secret as stored, as DeleteAccount's.
 	DeleteSecret(ctx context.Context, id string, check func(Secret) error, ev AuditEvent, guards ...Guard) error
 	// TouchSecrets records when secrets were last used. It is not audited:
-	// use is recorded by the token events.
+	// use is recorded by the token events. Nor does it announce a change
+	// to the other replicas: they show the time it records once their
+	// cached secrets expire (their TTL). Each replica touches the secrets
+	// it saw used every half minute; an announcement would drop, on every
+	// replica, everything cached of each account whose secret was used,
+	// the busiest ones first, for a time no request depends on.
 	TouchSecrets(ctx context.Context, lastUsed map[string]time.Time) error
 
 	// CreateAPI fails with ErrAlreadyExists when the name, identifier or
