@@ -233,11 +233,11 @@ func TestWatchKeepsQuietConnection(t *testing.T) {
 			mu.Lock()
 			listening = append(listening, on)
 			mu.Unlock()
-		}, 20*time.Millisecond)
+		}, 250*time.Millisecond) // an answer may take a while on a loaded machine
 	}()
 	defer func() { cancel(); <-done }()
 	<-ready
-	time.Sleep(500 * time.Millisecond) // 25 pings, and nothing else
+	time.Sleep(1300 * time.Millisecond) // 5 pings, and nothing else
 
 	ev := storage.AuditEvent{Time: time.Now(), Action: "t", Outcome: storage.OutcomeSuccess}
 	a := storage.Account{ID: "100000000000000000001", Email: "a@p.example", Name: "a", Project: "p", CreatedAt: time.Now(), UpdatedAt: time.Now()}
