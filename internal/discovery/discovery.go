@@ -133,7 +133,7 @@ func (h *Handler) serveMetadata(w http.ResponseWriter, r *http.Request) {
 // which would read a "{" in it as a wildcard.
 func (h *Handler) serveMetadataAtPath(w http.ResponseWriter, r *http.Request) {
 	if r.URL.EscapedPath() != MetadataPath+h.issuerPath {
-		oauth2.WriteError(w, &oauth2.Error{Code: "not_found", Description: "There is nothing at " + oauth2.Truncate(r.URL.Path, 200) + ".", Status: http.StatusNotFound})
+		oauth2.WriteError(w, oauth2.NotFound(r))
 		return
 	}
 	h.serveMetadata(w, r)

@@ -30,3 +30,9 @@ func MethodNotAllowed(mux *http.ServeMux, r *http.Request, catchAll string) erro
 		Header:      http.Header{"Allow": {methods}},
 	}
 }
+
+// NotFound is the 404 answer to a request for a path nothing serves. Its
+// description names the path, cut short as MethodNotAllowed's is.
+func NotFound(r *http.Request) *Error {
+	return &Error{Code: "not_found", Description: "There is nothing at " + Truncate(r.URL.Path, 200) + ".", Status: http.StatusNotFound}
+}

@@ -192,7 +192,7 @@ func New(cfg Config, d Deps) *Server {
 			oauth2.WriteError(w, err)
 			return
 		}
-		oauth2.WriteError(w, &oauth2.Error{Code: "not_found", Description: "There is nothing at " + oauth2.Truncate(r.URL.Path, 200) + ".", Status: http.StatusNotFound})
+		oauth2.WriteError(w, oauth2.NotFound(r))
 	})
 	return &Server{handler: oauth2.TrustForwardedFor(cfg.TrustedProxies, logRequests(d.Logger, recoverPanics(reqLog, refuseDotSegments(mux)))), Admin: adminSvc, Cache: cached, Auth: auth, admin: adminHTTP}
 }
