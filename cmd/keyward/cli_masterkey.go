@@ -157,10 +157,8 @@ still need the old key.
 			})
 			switch {
 			case reencryptErr != nil:
-				if lt, ok := errors.AsType[*tempLeftError](err); ok {
-					return fmt.Errorf("%w; %s", reencryptErr, lt.Left())
-				}
-				return reencryptErr
+				// With the new key's temporary file, if left.
+				return sayInstead(reencryptErr, err)
 			case !reencrypted:
 				return fmt.Errorf("the new key cannot be written in place of %s, nothing was changed: %w", source, err)
 			case err != nil:

@@ -90,22 +90,18 @@ export's way.
 			// Written, but its temporary file, a second name of it,
 			// could not be removed: a warning names it.
 			err, tempLeft := writtenTempLeft(writeOutFile(cmd.Context(), out, b, force))
-			// Said after the messages below, which name --out alone: its
+			// The messages below name --out alone; sayInstead adds its
 			// temporary file, when it could not be removed.
-			left := ""
-			if lt, ok := errors.AsType[*tempLeftError](err); ok {
-				left = "; " + lt.Left()
-			}
 			if errors.Is(err, fs.ErrExist) && !force {
 				// Made since it was checked for, and left as it is.
-				return fmt.Errorf("--out %s already exists (made while the store was read); name a new file, or pass --force to replace it%s", out, left)
+				return sayInstead(fmt.Errorf("--out %s already exists (made while the store was read); name a new file, or pass --force to replace it", out), err)
 			} else if errors.Is(err, fs.ErrExist) {
 				// --force renames over a file, but not over a directory
 				// with something in it.
-				return fmt.Errorf("--out %s is a directory (made while the store was read), which --force does not replace; name a new file%s", out, left)
+				return sayInstead(fmt.Errorf("--out %s is a directory (made while the store was read), which --force does not replace; name a new file", out), err)
 			} else if ctxErr := cmd.Context().Err(); ctxErr != nil && errors.Is(err, ctxErr) {
-				if left != "" {
-					return fmt.Errorf("export interrupted: --out %s was not written%s", out, left)
+				if _, left := splitTempLeft(err); left != "" {
+					return sayInstead(fmt.Errorf("export interrupted: --out %s was not written", out), err)
 				}
 				return fmt.Errorf("export interrupted: --out %s was not written, nor is any part of it left", out)
 			} else if err != nil {

@@ -530,6 +530,7 @@ func TestRenamedUnsyncedTempNotLeft(t *testing.T) {
 // be removed either, names that file in the refusal: keys create --out,
 // dpop keygen, recover-admin and a first start's master.key said only
 // that the file exists, and keys create that no key file was left.
+// export --out, which named it, still does.
 func TestTempLeftExistsNamed(t *testing.T) {
 	madeMeanwhile := func(t *testing.T, path string) {
 		p := publishing
@@ -551,6 +552,7 @@ func TestTempLeftExistsNamed(t *testing.T) {
 			return []string{"keys", "create", email, "--out", out, "--credentials", m.AdminKeyFile}
 		}},
 		{"dpop keygen --out", func(out string) []string { return []string{"dpop", "keygen", "--out", out} }},
+		{"export --out", func(out string) []string { return []string{"export", "--data-dir", m.Config.DataDir, "--out", out} }},
 		{"recover-admin --key-file", func(out string) []string {
 			return []string{"recover-admin", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--key-file", out}
 		}},
@@ -593,4 +595,35 @@ func TestTempLeftExistsNamed(t *testing.T) {
 			t.Errorf("start: %v, want it to name %s, left", err, tmp)
 		}
 	})
+}
+
+// TestRotateRefusedTempLeft: a master-key rotate whose re-encryption
+// fails (here the current key does not open the store) changes nothing,
+// and its error names the new master.key's temporary file, written
+// before the store changes, if that could not be removed: it holds the
+// new key.
+func TestRotateRefusedTempLeft(t *testing.T) {
+	dir := t.TempDir()
+	_, stop := launchServer(t, func(m *Main) { m.Config.DataDir = dir })
+	stop()
+	path := filepath.Join(dir, "master.key")
+	mustWriteFile(t, path, []byte(strings.Repeat("c3", 32)+"\n")) // not the store's
+	newKeyFile := filepath.Join(t.TempDir(), "new.key")
+	mustWriteFile(t, newKeyFile, []byte(strings.Repeat("a5", 32)+"\n"))
+	failRemoveIn(t, dir, ".master.key.")
+	err := runCLIErr(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", newKeyFile)
+	tmp := ""
+	for _, n := range dirNames(t, dir) {
+		if strings.HasPrefix(n, ".master.key.") {
+			tmp = filepath.Join(dir, n)
+		}
+	}
+	if tmp == "" {
+		t.Fatalf("no temporary file of master.key left in %v", dirNames(t, dir))
+	}
+	const prefix = "the current master key does not open this store, nothing was changed: "
+	suffix := "; its temporary file " + tmp + " is left, which could not be removed (input/output error): remove it"
+	if err == nil || !strings.HasPrefix(err.Error(), prefix) || !strings.HasSuffix(err.Error(), suffix) {
+		t.Fatalf("rotate: %v, want %q … %q", err, prefix, suffix)
+	}
 }
