@@ -291,6 +291,17 @@ func tempLeftOnly(err error) bool {
 	return ok && lt.err == nil
 }
 
+// tempLeftCause is err, of publishNew, as a failure, and, for a
+// *tempLeftError of no error (the file in place, its temporary name
+// left), why that name could not be removed, nil if none: writtenTempLeft
+// for a caller that logs the cause apart.
+func tempLeftCause(err error) (failure, remove error) {
+	if lt, ok := err.(*tempLeftError); ok && lt.err == nil {
+		return nil, lt.remove
+	}
+	return err, nil
+}
+
 // writtenTempLeft is err, of a write (writeTempThen and the functions
 // on it, publishNew), as a failure, and the note of a temporary file
 // left by a write that succeeded (splitTempLeft's, "" if none): nil for

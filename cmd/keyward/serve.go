@@ -1848,12 +1848,11 @@ func restoreAside(path, aside string, log *slog.Logger) {
 	if aside == "" {
 		return
 	}
-	err := publishNew(aside, path)
-	if lt, ok := err.(*tempLeftError); ok && lt.err == nil {
+	err, asideLeft := tempLeftCause(publishNew(aside, path))
+	if asideLeft != nil {
 		// Put back, but its name aside stays, a second name of it.
 		log.Warn("the administrator key file that was in the data directory before this server started was put back, but the name it was moved aside to, a second name of it, could not be removed: remove it",
-			"key_file", path, "aside", aside, "err", lt.remove)
-		err = nil
+			"key_file", path, "aside", aside, "err", asideLeft)
 	}
 	if err != nil {
 		log.Warn("the administrator key file that was in the data directory before this server started could not be put back: it may be the key of the server that created the administrator account; rename it to admin-key.json if so",
@@ -1933,11 +1932,9 @@ func keepAside(path, aside, admin string, log *slog.Logger) {
 		}
 	}
 	kept := path + "." + time.Now().UTC().Format("20060102T150405Z") + ".old"
-	err := publishNew(aside, kept)
-	var asideLeft error // why its name aside, a second name of it, could not be removed
-	if lt, ok := err.(*tempLeftError); ok && lt.err == nil {
-		asideLeft, err = lt.remove, nil
-	}
+	// asideLeft: why its name aside, a second name of it, could not be
+	// removed.
+	err, asideLeft := tempLeftCause(publishNew(aside, kept))
 	if _, ok := errors.AsType[*noLinkError](err); ok {
 		if _, serr := os.Lstat(kept); errors.Is(serr, fs.ErrNotExist) {
 			err = renameFile(aside, kept) // no way to refuse one there
