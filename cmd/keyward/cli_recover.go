@@ -189,15 +189,24 @@ func writeNewFileAs(path string, write func(io.Writer) error) (os.FileInfo, erro
 	var written os.FileInfo
 	err := writeTempThen(path, 0o600, write, recordWritten(&written, publishNew))
 	if dse, ok := errors.AsType[*dirSyncError](err); ok {
+		// Its temporary file, if left, is named after what became of
+		// the file, not in the cause.
+		cause, tempLeft := splitTempLeft(err)
+		var said string
 		switch left, rerr := removeWrittenFile(path, dse.file); {
 		case rerr != nil:
-			return nil, fmt.Errorf("%w; %s, written but not made durable, could not be removed (%v): delete it", err, path, rerr)
+			said = fmt.Sprintf("%s, written but not made durable, could not be removed (%v): delete it", path, rerr)
 		case left == writtenGone:
-			return nil, fmt.Errorf("%w; %s is gone", err, path)
+			said = path + " is gone"
 		case left == writtenReplaced:
-			return nil, fmt.Errorf("%w; %s is another file now, and was left as it is", err, path)
+			said = path + " is another file now, and was left as it is"
+		default:
+			said = path + ", written but not made durable, was removed"
 		}
-		return nil, fmt.Errorf("%w; %s, written but not made durable, was removed", err, path)
+		if tempLeft != "" {
+			said += ", but " + tempLeft
+		}
+		return nil, fmt.Errorf("%w; %s", cause, said)
 	}
 	return written, err
 }

@@ -445,6 +445,8 @@ func TestTempLeftJSONOutput(t *testing.T) {
 // if it could not be removed, still holds the key, and the error names
 // it too (keys create --out: a private key; a first start's master.key).
 // Both said the file was removed, and left that second name unsaid.
+// writeNewFile's callers (dpop keygen, recover-admin) named it, but
+// before what became of the file, not after it.
 func TestTempLeftUnsyncedNamed(t *testing.T) {
 	failSyncOf := func(t *testing.T, dir string) {
 		s := syncDir
@@ -473,6 +475,32 @@ func TestTempLeftUnsyncedNamed(t *testing.T) {
 			t.Errorf("%d keys, want %d: the key deleted again", n, before)
 		}
 	})
+	// writeNewFile's: the note ends the message, after what became of
+	// the file, as above. It came between the cause and that.
+	for _, tt := range []struct {
+		name string
+		args func(out string) []string
+	}{
+		{"dpop keygen --out", func(out string) []string { return []string{"dpop", "keygen", "--out", out} }},
+		{"recover-admin --key-file", func(out string) []string {
+			m := startServer(t)
+			return []string{"recover-admin", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--key-file", out}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "out")
+			args := tt.args(out)
+			failRemoveIn(t, dir, ".out.")
+			failSyncOf(t, dir)
+			err := runCLIErr(t, args...)
+			tmp := leftTemp(t, dir)
+			want := "sync the directory of " + out + ": input/output error; " + out + ", written but not made durable, was removed, but its temporary file " + tmp + " is left, which could not be removed (input/output error): remove it"
+			if err == nil || !strings.HasSuffix(err.Error(), want) {
+				t.Errorf("%v, want it to end %q", err, want)
+			}
+		})
+	}
 	t.Run("first start", func(t *testing.T) {
 		dir := t.TempDir()
 		failRemoveIn(t, dir, ".master.key.")
