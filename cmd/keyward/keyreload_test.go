@@ -227,3 +227,30 @@ func TestKeyReloadFailuresLoggedOnceAMinute(t *testing.T) {
 		})
 	}
 }
+
+// isAccountChange: only an account's ID, all ASCII digits, names one
+// account; applyChange takes anything else it does not know as
+// ChangeAll.
+func TestIsAccountChange(t *testing.T) {
+	tests := []struct {
+		payload string
+		want    bool
+	}{
+		{"103574398239472345678", true},
+		{"7", true},
+		{"", false},
+		{storage.ChangeAll, false},
+		{storage.ChangeSigningKeys, false},
+		{storage.ChangeRevocations, false},
+		{"a_later_kind", false},
+		{"12a", false},
+		{"-12", false},
+		{" 12", false},
+		{"١٢", false}, // Arabic-Indic digits
+	}
+	for _, tc := range tests {
+		if got := isAccountChange(tc.payload); got != tc.want {
+			t.Errorf("isAccountChange(%q) = %v, want %v", tc.payload, got, tc.want)
+		}
+	}
+}

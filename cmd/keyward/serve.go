@@ -1268,8 +1268,8 @@ func (m *Main) applyChange(payload string) {
 	case storage.ChangeRevocations:
 		m.Server.Cache.InvalidateRevocations()
 	default:
-		if payload != "" && strings.Trim(payload, "0123456789") == "" {
-			m.Server.Cache.Invalidate(payload) // an account's ID
+		if isAccountChange(payload) {
+			m.Server.Cache.Invalidate(payload)
 			return
 		}
 		// ChangeAll, or a payload of a later release's that this one
@@ -1277,6 +1277,13 @@ func (m *Main) applyChange(payload string) {
 		m.Server.Cache.Invalidate("")
 		m.reloadKeys()
 	}
+}
+
+// isAccountChange tells whether payload, a change notification's, names
+// one account: its ID, all ASCII digits (storage.Account.ID), which no
+// other payload is.
+func isAccountChange(payload string) bool {
+	return payload != "" && strings.Trim(payload, "0123456789") == ""
 }
 
 // keyReloadTimeout bounds applyChange's reload of the signing keys.
