@@ -860,7 +860,7 @@ whole log, up to now: it is refused unless --yes confirms it.
 					return err
 				} else if errors.Is(err, fs.ErrExist) {
 					// Made since it was checked for, and left as it is.
-					return fmt.Errorf("--export %s already exists; name a new file (nothing was pruned)", export)
+					return sayInstead(fmt.Errorf("--export %s already exists; name a new file (nothing was pruned)", export), err)
 				} else if err != nil {
 					return fmt.Errorf("--export: %w (nothing was pruned)", err)
 				}

@@ -557,8 +557,9 @@ func TestRenamedUnsyncedTempNotLeft(t *testing.T) {
 // its path meanwhile, whose temporary file (holding the key) could not
 // be removed either, names that file in the refusal: keys create --out,
 // dpop keygen, recover-admin and a first start's master.key said only
-// that the file exists, and keys create that no key file was left.
-// export --out, which named it, still does.
+// that the file exists, and keys create that no key file was left;
+// audit prune --export, holding the events exported, too. export --out,
+// which named it, still does.
 func TestTempLeftExistsNamed(t *testing.T) {
 	madeMeanwhile := func(t *testing.T, path string) {
 		p := publishing
@@ -581,6 +582,9 @@ func TestTempLeftExistsNamed(t *testing.T) {
 		}},
 		{"dpop keygen --out", func(out string) []string { return []string{"dpop", "keygen", "--out", out} }},
 		{"export --out", func(out string) []string { return []string{"export", "--data-dir", m.Config.DataDir, "--out", out} }},
+		{"audit prune --export", func(out string) []string {
+			return []string{"audit", "prune", "--data-dir", m.Config.DataDir, "--before", "0s", "--export", out, "--yes"}
+		}},
 		{"recover-admin --key-file", func(out string) []string {
 			return []string{"recover-admin", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--key-file", out}
 		}},
