@@ -194,7 +194,23 @@ func New(cfg Config, d Deps) *Server {
 		}
 		oauth2.WriteError(w, oauth2.NotFound(r))
 	})
-	return &Server{handler: oauth2.TrustForwardedFor(cfg.TrustedProxies, logRequests(d.Logger, recoverPanics(reqLog, refuseDotSegments(mux)))), Admin: adminSvc, Cache: cached, Auth: auth, admin: adminHTTP}
+	return &Server{handler: oauth2.TrustForwardedFor(cfg.TrustedProxies, logRequests(d.Logger, recoverPanics(reqLog, securityHeaders(refuseDotSegments(mux))))), Admin: adminSvc, Cache: cached, Auth: auth, admin: adminHTTP}
+}
+
+// noSniff is the value of X-Content-Type-Options every response gets,
+// shared so that setting it allocates nothing; its len == cap, so that an
+// Add to a response's header appends to a copy.
+var noSniff = []string{"nosniff"}
+
+// securityHeaders gives every response X-Content-Type-Options: nosniff,
+// so that no browser takes a plain text answer (/healthz, /readyz) or
+// any other for a kind of content it is not. The JSON answers and the
+// console set it too; this covers the rest.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["X-Content-Type-Options"] = noSniff
+		next.ServeHTTP(w, r)
+	})
 }
 
 // StopLongPolls answers the long polls in progress (audit list --follow)
