@@ -37,7 +37,10 @@ type Config struct {
 	ClientCertHeader string
 	TrustedProxies   []string
 	InsecureHTTP     bool
-	NoMigrate        bool
+	// HSTSMaxAge is the max-age of the Strict-Transport-Security header
+	// sent over TLS (RFC 6797); 0 sends max-age=0.
+	HSTSMaxAge time.Duration
+	NoMigrate  bool
 	// migrateNewOnly migrates a database without a schema and refuses
 	// one with an older schema, a release still running may serve from
 	// (keyward import: a new store only). Not a setting.
@@ -89,6 +92,7 @@ func DefaultConfig() Config {
 		CacheTTL:           2 * time.Second,
 		IntrospectionAudit: time.Second,
 		Console:            true,
+		HSTSMaxAge:         365 * 24 * time.Hour,
 		LogFormat:          "text",
 		LogLevel:           "info",
 	}
@@ -108,6 +112,7 @@ func (c *Config) addServeFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.ClientCertHeader, "client-cert-header", c.ClientCertHeader, "header in which a TLS-terminating proxy forwards the client certificate: URL-encoded PEM (nginx), PEM with spaces for line breaks (Apache) or base64 DER (HAProxy); PEM may add the intermediates, at most 8 certificates in all. From --trusted-proxies it alone names the client's certificate (a proxy's own mTLS certificate is ignored); from other addresses the connection's own counts. E.g. X-Client-Cert")
 	fs.StringSliceVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "addresses or CIDR ranges of proxies whose X-Forwarded-For and --client-cert-header are trusted: with the header, whatever connects from them can name any client's certificate, so list the proxies' own addresses (a start warns of a range of more than 256)")
 	fs.BoolVar(&c.InsecureHTTP, "insecure-http", c.InsecureHTTP, "allow plain HTTP on a non-loopback address (e.g. behind a TLS-terminating proxy)")
+	fs.DurationVar(&c.HSTSMaxAge, "hsts-max-age", c.HSTSMaxAge, "max-age of the Strict-Transport-Security header of every answer over TLS (--tls-cert; never over plain HTTP, where a proxy in front sends its own): browsers then reach this host name, on any port, over HTTPS only for that long; whole seconds, 0 sends max-age=0, which makes browsers drop what they kept")
 	fs.StringVar(&c.SigningAlg, "signing-alg", c.SigningAlg, "access-token signing algorithm: "+strings.Join(signer.Algorithms, ", "))
 	fs.DurationVar(&c.SigningKeyRotation, "signing-key-rotation", c.SigningKeyRotation, "rotate the token-signing key this often, at least 1h (0 disables scheduled rotation)")
 	fs.StringVar(&c.AccountDomain, "account-domain", c.AccountDomain, "domain of service-account emails: NAME@PROJECT.<domain>; a lower-case domain name of at most 192 bytes, such as iam.example.com (a server starting a new store refuses another; one whose store holds accounts made with it warns)")
@@ -228,6 +233,9 @@ func (c *Config) Validate() error {
 	}
 	if err := checkIntrospectionAudit(c.flag("introspection-audit-interval"), c.IntrospectionAudit); err != nil {
 		add("%v", err)
+	}
+	if c.HSTSMaxAge < 0 || c.HSTSMaxAge%time.Second != 0 {
+		add("%s %s must be whole seconds, 0 or more", c.flag("hsts-max-age"), c.HSTSMaxAge)
 	}
 	if c.ClockSkew < 0 || c.ClockSkew > 10*time.Minute {
 		add("%s %s must be between 0 and 10m", c.flag("clock-skew"), c.ClockSkew)

@@ -56,6 +56,9 @@ func TestValidate(t *testing.T) {
 		{"introspections audited one by one", func(c *Config) { c.IntrospectionAudit = 0 }, nil},
 		{"introspection audit interval negative", func(c *Config) { c.IntrospectionAudit = -time.Second }, []string{"--introspection-audit-interval"}},
 		{"introspection audit interval too long", func(c *Config) { c.IntrospectionAudit = time.Hour }, []string{"--introspection-audit-interval"}},
+		{"HSTS dropped", func(c *Config) { c.HSTSMaxAge = 0 }, nil},
+		{"HSTS negative", func(c *Config) { c.HSTSMaxAge = -time.Second }, []string{"--hsts-max-age -1s must be whole seconds"}},
+		{"HSTS part of a second", func(c *Config) { c.HSTSMaxAge = 1500 * time.Millisecond }, []string{"--hsts-max-age 1.5s must be whole seconds"}},
 		{"log format", func(c *Config) { c.LogFormat = "xml" }, []string{"--log-format"}},
 		{"log level", func(c *Config) { c.LogLevel = "loud" }, []string{"--log-level"}},
 		{"domain", func(c *Config) { c.AccountDomain = "nodots" }, []string{"--account-domain"}},
@@ -613,6 +616,7 @@ func TestServeFlagBoundsHelp(t *testing.T) {
 		{"clock-skew", []string{"at most 10m"}, 0, 10 * time.Minute, nil},
 		{"cache-ttl", []string{"at most 1h"}, 0, time.Hour, nil},
 		{"introspection-audit-interval", []string{"at most 10m", "0 writes"}, 0, 10 * time.Minute, nil},
+		{"hsts-max-age", []string{"whole seconds", "0 sends max-age=0"}, 0, 0, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.flag, func(t *testing.T) {

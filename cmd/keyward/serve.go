@@ -444,6 +444,7 @@ func (m *Main) Open(ctx context.Context) error {
 		ClientCertHeader: c.ClientCertHeader, MutualTLS: c.TLSCert != "" || c.ClientCertHeader != "", CacheTTL: c.CacheTTL,
 		Console: c.Console, DPoPNonces: c.DPoPNonce, ClientCAs: clientCAs,
 		RequireAssertionJTI: c.RequireAssertionJTI, StrictClientAssertionAudience: c.StrictClientAssertionAudience,
+		StrictTransportSecurity: "max-age=" + strconv.FormatInt(int64(c.HSTSMaxAge/time.Second), 10),
 	}
 	if c.CacheTTL == 0 {
 		// --cache-ttl 0 keeps nothing; the server's 0 is its default.

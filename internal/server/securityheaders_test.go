@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"crypto/tls"
 	"net/http/httptest"
 	"testing"
 
@@ -38,5 +39,43 @@ func TestSecurityHeaders(t *testing.T) {
 				t.Errorf("%s %s: X-Content-Type-Options %q, want [nosniff]", tc.method, tc.target, got)
 			}
 		})
+	}
+}
+
+// TestStrictTransportSecurity: an answer over TLS says
+// Strict-Transport-Security as configured (RFC 6797 §7.1), on every path,
+// errors too; one over plain HTTP never does (§7.2), and a server
+// configured with none sends none.
+func TestStrictTransportSecurity(t *testing.T) {
+	const sts = "max-age=31536000"
+	with := newFixture(t, func(c *server.Config, _ *server.Deps) { c.Console = true; c.StrictTransportSecurity = sts })
+	without := newFixture(t, func(c *server.Config, _ *server.Deps) { c.Console = true })
+	tests := []struct {
+		name string
+		f    *fixture
+		tls  bool
+		want string
+	}{
+		{"TLS", with, true, sts},
+		{"plain HTTP", with, false, ""},
+		{"TLS, none configured", without, true, ""},
+	}
+	for _, tc := range tests {
+		for _, target := range []string{"/healthz", "/console/", "/nothing", "/.well-known/jwks.json"} {
+			t.Run(tc.name+target, func(t *testing.T) {
+				r := httptest.NewRequest("GET", target, nil)
+				if tc.tls {
+					r.TLS = &tls.ConnectionState{HandshakeComplete: true}
+				} else {
+					r.TLS = nil
+				}
+				w := httptest.NewRecorder()
+				tc.f.handler.ServeHTTP(w, r)
+				got := w.Header().Values("Strict-Transport-Security")
+				if tc.want == "" && len(got) != 0 || tc.want != "" && (len(got) != 1 || got[0] != tc.want) {
+					t.Errorf("GET %s: Strict-Transport-Security %q, want %q", target, got, tc.want)
+				}
+			})
+		}
 	}
 }

@@ -73,6 +73,12 @@ type Config struct {
 	// private_key_jwt client assertions, not the token endpoint URL too
 	// (draft-ietf-oauth-rfc7523bis).
 	StrictClientAssertionAudience bool
+	// StrictTransportSecurity is the Strict-Transport-Security header
+	// sent with every answer over TLS (RFC 6797 §7.1), such as
+	// "max-age=31536000"; never with one over plain HTTP, where a browser
+	// must ignore it (§7.2; a TLS-terminating proxy in front sends its
+	// own). Empty sends none.
+	StrictTransportSecurity string
 }
 
 // Deps are the built dependencies.
@@ -194,7 +200,7 @@ func New(cfg Config, d Deps) *Server {
 		}
 		oauth2.WriteError(w, oauth2.NotFound(r))
 	})
-	return &Server{handler: oauth2.TrustForwardedFor(cfg.TrustedProxies, logRequests(d.Logger, recoverPanics(reqLog, securityHeaders(refuseDotSegments(mux))))), Admin: adminSvc, Cache: cached, Auth: auth, admin: adminHTTP}
+	return &Server{handler: oauth2.TrustForwardedFor(cfg.TrustedProxies, logRequests(d.Logger, recoverPanics(reqLog, securityHeaders(cfg.StrictTransportSecurity, refuseDotSegments(mux))))), Admin: adminSvc, Cache: cached, Auth: auth, admin: adminHTTP}
 }
 
 // noSniff is the value of X-Content-Type-Options every response gets,
@@ -205,10 +211,19 @@ var noSniff = []string{"nosniff"}
 // securityHeaders gives every response X-Content-Type-Options: nosniff,
 // so that no browser takes a plain text answer (/healthz, /readyz) or
 // any other for a kind of content it is not. The JSON answers and the
-// console set it too; this covers the rest.
-func securityHeaders(next http.Handler) http.Handler {
+// console set it too; this covers the rest. An answer over TLS also gets
+// Strict-Transport-Security: sts, unless sts is empty.
+func securityHeaders(sts string, next http.Handler) http.Handler {
+	var stsValue []string // shared as noSniff is
+	if sts != "" {
+		stsValue = []string{sts}
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header()["X-Content-Type-Options"] = noSniff
+		h := w.Header()
+		h["X-Content-Type-Options"] = noSniff
+		if stsValue != nil && r.TLS != nil {
+			h["Strict-Transport-Security"] = stsValue
+		}
 		next.ServeHTTP(w, r)
 	})
 }
