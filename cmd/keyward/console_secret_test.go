@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -37,5 +38,34 @@ func TestConsoleSecretAfterLeaving(t *testing.T) {
 	if h := eval[string](p, `location.hash`); h != "#/apis" {
 		t.Errorf("after the answer the page is %q, want #/apis, where the user went", h)
 	}
+	p.checkLogs()
+}
+
+// TestConsoleSecretNotInMarkup: a new client secret is shown in its box
+// as the input's value alone, not its value attribute: it is not in the
+// page's markup (what a serialization of the DOM or a page source
+// saves), and autocomplete="off" keeps the browser from saving it to
+// restore the form. "I have copied it" takes it away.
+func TestConsoleSecretNotInMarkup(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	acct := consoleAccount(t, m, "nightly-report", "billing")
+	p.signIn(m)
+	p.openAccount(acct)
+	p.step("create a secret", chromedp.Click(viewButton("Create secret")), chromedp.WaitVisible(chromedp.ID("new-secret")))
+	got := eval[map[string]any](p, `(() => {
+		const el = document.getElementById("new-secret");
+		return {value: el.value, attribute: el.getAttribute("value"), autocomplete: el.getAttribute("autocomplete"),
+			inMarkup: el.value !== "" && document.documentElement.outerHTML.includes(el.value)};
+	})()`)
+	if v, _ := got["value"].(string); !strings.HasPrefix(v, "kw_") {
+		t.Fatalf("the secret shown is %q, want a client secret", v)
+	}
+	if got["attribute"] != nil || got["inMarkup"] != false {
+		t.Errorf("the secret is in the page's markup: value attribute %v, in the markup %v", got["attribute"], got["inMarkup"])
+	}
+	if got["autocomplete"] != "off" {
+		t.Errorf("the secret's input has autocomplete %v, want off", got["autocomplete"])
+	}
+	p.step("dismiss it", chromedp.Click(viewButton("I have copied it")), chromedp.WaitNotPresent(chromedp.ID("new-secret")))
 	p.checkLogs()
 }

@@ -505,8 +505,12 @@ function secretsSection(path, secrets) {
       throw new Error(`Created the client secret ${s.secret_id} of ${s.client_id}, but its page was left, shown again or signed out of before the server answered: `
         + "the secret was not shown and cannot be shown again. Delete it on the account's page, and create another there.");
     }
-    // Shown this once: the server keeps only a hash of it.
-    const value = h("input", { readonly: true, value: s.client_secret, id: "new-secret", class: "secret", "aria-label": "New client secret" });
+    // Shown this once: the server keeps only a hash of it. It is the
+    // input's value, not its value attribute, so it is not in the page's
+    // markup (a saved page, a serialized DOM), and autocomplete off keeps
+    // the browser from saving it to restore the form.
+    const value = h("input", { readonly: true, id: "new-secret", class: "secret", autocomplete: "off", spellcheck: false, "aria-label": "New client secret" });
+    value.value = s.client_secret;
     shown.replaceChildren(h("div", { class: "box once" },
       h("p", {}, `The new client secret of client ${s.client_id}. It is shown this once; copy it now.`),
       value,
