@@ -85,3 +85,43 @@ func TestConsoleKeyAfterLeaving(t *testing.T) {
 		})
 	}
 }
+
+// TestConsoleKeyFileURLRevokedOnPageHide: the object URL of a key file
+// downloaded (which holds its private key) is revoked as the page is
+// hidden, not only 10 s later: timers do not run while the browser keeps
+// the page in its back/forward cache, where the URL would otherwise
+// stay good for as long as the page is kept.
+func TestConsoleKeyFileURLRevokedOnPageHide(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	acct := consoleAccount(t, m, "nightly-report", "billing")
+	p.signIn(m)
+	downloads := t.TempDir()
+	p.step("allow downloads", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+			Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads, BrowserContextID: chromedp.FromContext(ctx).BrowserContextID})
+		return err
+	}))
+	// The page notes the object URLs it makes and revokes.
+	eval[any](p, `(() => {
+		window.made = []; window.revoked = [];
+		const make = URL.createObjectURL, revoke = URL.revokeObjectURL;
+		URL.createObjectURL = (b) => { const u = make(b); window.made.push(u); return u; };
+		URL.revokeObjectURL = (u) => { window.revoked.push(u); revoke(u); };
+	})()`)
+	p.openAccount(acct)
+	p.step("create a key", chromedp.Click(viewButton("Create key")))
+	p.waitAlert("key created", "notice", "Its key file was downloaded")
+	state := func() (made, revoked []string) {
+		t.Helper()
+		got := eval[map[string][]string](p, `({made: window.made, revoked: window.revoked})`)
+		return got["made"], got["revoked"]
+	}
+	if made, revoked := state(); len(made) != 1 || len(revoked) != 0 {
+		t.Fatalf("after the download the page made object URLs %q and revoked %q, want one made and none revoked yet", made, revoked)
+	}
+	p.pageTransition("pagehide", true)
+	if made, revoked := state(); len(revoked) != 1 || revoked[0] != made[0] {
+		t.Errorf("after pagehide the page revoked %q, want the key file's %q", revoked, made)
+	}
+	p.checkLogs()
+}

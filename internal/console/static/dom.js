@@ -106,15 +106,31 @@ export function confirmAction(question, action = "Confirm") {
   });
 }
 
-// download saves text as a file the browser offers to the user.
+// downloadURLs are the object URLs of the files download offered and
+// has not revoked yet.
+const downloadURLs = new Set();
+
+// revokeDownload revokes an object URL download made.
+function revokeDownload(url) {
+  if (downloadURLs.delete(url)) URL.revokeObjectURL(url);
+}
+
+// download saves text as a file the browser offers to the user. The
+// object URL that holds the text (a key file: its private key) is revoked
+// 10 s later, when the browser has read it, or as the page is hidden,
+// whichever comes first: timers do not run while the browser keeps the
+// page in its back/forward cache.
 export function download(filename, text) {
   const url = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+  downloadURLs.add(url);
   const a = h("a", { href: url, download: filename, hidden: true });
   document.body.append(a);
   a.click();
   a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  setTimeout(() => revokeDownload(url), 10000);
 }
+
+window.addEventListener("pagehide", () => downloadURLs.forEach(revokeDownload));
 
 // running holds the actions act is running, each with the address of the
 // page it began on.
