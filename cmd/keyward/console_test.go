@@ -1093,7 +1093,7 @@ func TestConsoleRevokeToken(t *testing.T) {
 		t.Fatalf("after Cancel: %d token.revoke events, want none and the token active", n)
 	}
 	p.step("revoke the opaque token", chromedp.Click(chromedp.CSS("#revoke-form button[type=submit]")), confirm())
-	p.waitAlert("revoked opaque", "notice", opaqueID+": The opaque token with this ID is revoked.")
+	p.waitAlert("revoked opaque", "notice", "Token ID "+strconv.Quote(opaqueID)+": The opaque token with this ID is revoked.")
 	p.shot("revoke")
 	if l.active(inspector.ID, inspectorSecret, opaque) || !l.active(inspector.ID, inspectorSecret, kept) {
 		t.Error("after the revocation the revoked token is active or the other one is not")
@@ -1114,7 +1114,7 @@ func TestConsoleRevokeToken(t *testing.T) {
 			return err
 		}))
 	p.step("revoke the JWT", chromedp.SendKeys(chromedp.ID("revoke-jti"), jwtID), chromedp.Click(chromedp.CSS("#revoke-form button[type=submit]")), confirm())
-	p.waitAlert("revoked JWT", "notice", jwtID+": No token with this ID is on record (JWT access tokens are not stored")
+	p.waitAlert("revoked JWT", "notice", "Token ID "+strconv.Quote(jwtID)+": No token with this ID is on record (JWT access tokens are not stored")
 	if l.active(inspector.ID, inspectorSecret, jwt) || !l.active(inspector.ID, inspectorSecret, kept) {
 		t.Error("after the revocation the JWT is active or the other token is not")
 	}
