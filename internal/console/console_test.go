@@ -2,13 +2,17 @@ package console
 
 import (
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -227,5 +231,56 @@ func TestConsoleAuthMethods(t *testing.T) {
 	}
 	if !slices.Equal(got, storage.AuthMethods) {
 		t.Errorf("app.js AUTH_METHODS = %q, want storage.AuthMethods %q", got, storage.AuthMethods)
+	}
+}
+
+// The users import's tables of characters (userimport.js) are Go's, as
+// keyward users import reads a file with the standard library: SPACE is
+// every rune unicode.IsSpace takes, and foldName folds to an ASCII letter
+// every other rune encoding/json's name matching folds to one (the
+// smallest rune of its unicode.SimpleFold orbit).
+func TestConsoleUnicodeTables(t *testing.T) {
+	js := string(New().assets["userimport.js"].body)
+	m := regexp.MustCompile(`const SPACE = new Set\(("[^"]*")\);`).FindStringSubmatch(js)
+	if m == nil {
+		t.Fatal("userimport.js declares no SPACE")
+	}
+	// The JS string's escapes (\t … \r, \uXXXX) are Go's too.
+	space, err := strconv.Unquote(m[1])
+	if err != nil {
+		t.Fatalf("SPACE %s: %v", m[1], err)
+	}
+	var want []rune
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if unicode.IsSpace(r) {
+			want = append(want, r)
+		}
+	}
+	if got := []rune(space); !slices.Equal(got, want) {
+		t.Errorf("userimport.js SPACE = %U, want unicode.IsSpace's %U", got, want)
+	}
+
+	m = regexp.MustCompile(`const foldName = \(k\) => k\.replace\(/\[a-z\]/g, \(c\) => c\.toUpperCase\(\)\)((?:\.replace\(/\\u[0-9a-f]{4}/g, "[A-Z]"\))*);`).FindStringSubmatch(js)
+	if m == nil {
+		t.Fatal("userimport.js declares no foldName of the form this test reads")
+	}
+	folds := map[rune]rune{}
+	for _, f := range regexp.MustCompile(`/\\u([0-9a-f]{4})/g, "([A-Z])"`).FindAllStringSubmatch(m[1], -1) {
+		r, _ := strconv.ParseUint(f[1], 16, 32)
+		folds[rune(r)] = rune(f[2][0])
+	}
+	wantFolds := map[rune]rune{}
+	for r := rune(utf8.RuneSelf); r <= unicode.MaxRune; r++ {
+		// encoding/json's foldRune: the smallest rune of r's orbit.
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		if least < utf8.RuneSelf {
+			wantFolds[r] = unicode.ToUpper(least)
+		}
+	}
+	if !maps.Equal(folds, wantFolds) {
+		t.Errorf("userimport.js foldName folds %q to ASCII, want encoding/json's %q", folds, wantFolds)
 	}
 }

@@ -102,7 +102,7 @@ const BOM_PROBLEM = "a byte order mark (U+FEFF, invisible), which only the start
 // SPACE is the white space Go's unicode.IsSpace takes, which keyward
 // users import trims (strings.TrimSpace, and encoding/csv's
 // TrimLeadingSpace): String.prototype.trim drops U+FEFF too, but not
-// U+0085 (NEL).
+// U+0085 (NEL). TestConsoleUnicodeTables checks it against Go's.
 const SPACE = new Set("\t\n\v\f\r \u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000");
 
 // trimSpace is s without white space at either end (strings.TrimSpace).
@@ -368,7 +368,8 @@ function jsonKind(v) {
 // foldName folds a JSON name as Go's encoding/json does to match it to a
 // field without regard to case: ASCII letters upper-cased, and the two
 // other letters that fold to ASCII ones, ſ (U+017F) to S and the Kelvin
-// sign (U+212A) to K.
+// sign (U+212A) to K (TestConsoleUnicodeTables checks that no other
+// does).
 const foldName = (k) => k.replace(/[a-z]/g, (c) => c.toUpperCase()).replace(/\u017f/g, "S").replace(/\u212a/g, "K");
 
 // userFields reads the fields of a user object, its members in the
