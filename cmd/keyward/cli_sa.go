@@ -202,7 +202,7 @@ its tokens. Accounts are named by email or client ID in every command.`,
 	update.Flags().BoolVar(&upTLSClear, "tls-clear", false, "remove the account's TLS certificate binding")
 	update.Flags().StringVar(&upFormat, "token-format", "", "override the APIs' token format: jwt, opaque, or \"\" to follow the APIs")
 
-	del := simpleDelete(&f, "delete SA", "Delete a service account with its keys and secrets", 1, func(args []string) string { return "/v1/service-accounts/" + url.PathEscape(args[0]) })
+	del := simpleDelete(&f, "delete SA", "Delete a service account with its keys, secrets and delegations", 1, func(args []string) string { return "/v1/service-accounts/" + url.PathEscape(args[0]) })
 	reread := func(args []string) []string { return []string{"sa", "get", args[0]} }
 	for _, c := range []*cobra.Command{update, disable, enable, del} {
 		ifMatchFlag(&f, c, "service account", reread)
