@@ -123,7 +123,18 @@ on SQLite, at once on PostgreSQL.
 			return nil
 		},
 	}
-	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database", "issuer", "listen", "tls-cert", "account-domain")
+	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database", "issuer", "listen", "tls-cert", "tls-key", "insecure-http", "account-domain")
+	// Nothing listens here: these are the server's settings, which name
+	// the key file's token_uri, and are checked as serve checks them.
+	for name, usage := range map[string]string{
+		"issuer":        "the server's --issuer: the key file's token_uri is it and /token (default: derived from --listen)",
+		"listen":        "the server's --listen, from which the issuer is derived without --issuer; checked as serve checks it (not loopback: give --tls-cert and --tls-key, or --insecure-http)",
+		"tls-cert":      "the server's --tls-cert: without --issuer, the issuer derived from --listen is then https (give --tls-key with it)",
+		"tls-key":       "the server's --tls-key, which goes with --tls-cert",
+		"insecure-http": "the server's --insecure-http, for a --listen that is not loopback without --tls-cert",
+	} {
+		cmd.Flags().Lookup(name).Usage = usage
+	}
 	cmd.Flags().StringVar(&keyFile, "key-file", "", "where to write the new key file (mode 0600; must not exist) (required)")
 	cmd.Flags().BoolVar(&enable, "enable", false, "also enable the administrator account if it is disabled")
 	return cmd

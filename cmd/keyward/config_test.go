@@ -403,6 +403,43 @@ func TestStoreFlagsHelp(t *testing.T) {
 	}
 }
 
+// TestRecoverAdminIssuerFlagsHelp: recover-admin checks the settings the
+// key file's token_uri comes from as serve does, so every one of them that
+// its refusals name (--tls-cert and --tls-key must be given together; a
+// --listen that is not loopback needs TLS or --insecure-http) is in its
+// --help, described as what it is there: the server's setting, from which
+// the issuer is derived, not an address recover-admin listens on.
+func TestRecoverAdminIssuerFlagsHelp(t *testing.T) {
+	c, _, err := newRootCommand().Find([]string{"recover-admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		flag string
+		want string // in its usage
+	}{
+		{"issuer", "token_uri"},
+		{"listen", "--issuer"},
+		{"tls-cert", "--issuer"},
+		{"tls-key", "--tls-cert"},
+		{"insecure-http", "--listen"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.flag, func(t *testing.T) {
+			fl := c.Flags().Lookup(tt.flag)
+			if fl == nil || fl.Hidden {
+				t.Fatalf("--%s: %+v, want it shown", tt.flag, fl)
+			}
+			if !strings.Contains(fl.Usage, tt.want) {
+				t.Errorf("--%s help %q does not mention %s", tt.flag, fl.Usage, tt.want)
+			}
+			if strings.Contains(fl.Usage, "to listen on") {
+				t.Errorf("--%s help %q: recover-admin listens on nothing", tt.flag, fl.Usage)
+			}
+		})
+	}
+}
+
 // TestOptInSettingSources: each opt-in boolean setting of serve is off by
 // default and is turned on, like every setting of serve, by its flag, its
 // KEYWARD_ variable or its --config file key (with - or _), in that order
