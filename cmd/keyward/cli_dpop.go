@@ -192,6 +192,12 @@ make a new proof with that value in --nonce.`,
 				return err
 			}
 			source := "--token"
+			if token == "" && cmd.Flags().Changed("token") {
+				// --token "$T" where the command that set T failed: a
+				// proof without ath, which an API refuses for a DPoP-bound
+				// token, would hide that.
+				return usageError{errors.New("--token is empty: give the access token (did the command that got it fail?), or leave --token out for a proof without ath")}
+			}
 			if tokenFile != "" {
 				if token != "" {
 					return usageError{errors.New("give the token with --token or --token-file, not both")}

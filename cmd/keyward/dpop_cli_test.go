@@ -276,6 +276,7 @@ func TestDPoPCLIErrors(t *testing.T) {
 		{"proof: empty method", proof("--dpop-key", good, "--url", url, "--method", ""), true, "--method is empty"},
 		{"proof: lower-case method", proof("--dpop-key", good, "--url", url, "--method", "post"), true, "HTTP methods are case-sensitive; did you mean POST?"},
 		{"proof: not a method", proof("--dpop-key", good, "--url", url, "--method", "GET /"), true, `--method "GET /" is not an HTTP method`},
+		{"proof: empty token", proof("--dpop-key", good, "--url", url, "--token", ""), true, "--token is empty"},
 		{"proof: token with scheme", proof("--dpop-key", good, "--url", url, "--token", "DPoP abc"), true, "--token must be the access token alone"},
 		{"proof: nonce with a space", proof("--dpop-key", good, "--url", url, "--nonce", "a b"), true, "--nonce must be the value of the server's DPoP-Nonce header"},
 		{"proof: nonce with a quote", proof("--dpop-key", good, "--url", url, "--nonce", `a"b`), true, "--nonce must be"},
