@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -423,6 +424,53 @@ func TestUploadPrivateKey(t *testing.T) {
 			err := runCLIErr(t, "keys", "upload", "a@b", "--public-key", file, "--credentials", m.AdminKeyFile, "--server", srv.URL)
 			if want := "--public-key " + file + " holds a private key, which was not sent"; err == nil || !strings.Contains(err.Error(), want) {
 				t.Fatalf("keys upload --public-key %s: %v; want an error saying %q", file, err, want)
+			}
+		})
+	}
+}
+
+// TestUploadDERPublicKey: a --public-key file in DER, which holds NUL
+// bytes, is refused before anything is sent, saying how to make the PEM
+// file keys upload takes; the server refused its request body as one
+// holding a NUL character, which named no file and no way out.
+func TestUploadDERPublicKey(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("request sent: %s %s", r.Method, r.URL)
+		http.Error(w, "no", http.StatusTeapot)
+	}))
+	defer srv.Close()
+	m := startServer(t)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	cert, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		der  []byte
+		want string
+	}{
+		{"public key", spki, "openssl pkey -pubin -inform DER"},
+		{"certificate", cert, "openssl x509 -inform DER"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".der")
+			if err := os.WriteFile(file, tt.der, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err := runCLIErr(t, "keys", "upload", "a@b", "--public-key", file, "--credentials", m.AdminKeyFile, "--server", srv.URL)
+			if err == nil || !strings.Contains(err.Error(), "--public-key "+file+" is binary, not PEM") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("keys upload --public-key %s: %v; want it refused as binary, naming %q", file, err, tt.want)
 			}
 		})
 	}

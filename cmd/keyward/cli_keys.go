@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -182,6 +184,15 @@ public keys, or a public key and a certificate, is refused.`,
 			// been sent to it: a PEM block, or a JSON key file's.
 			if bytes.Contains(pem, []byte("PRIVATE KEY-----")) {
 				return fmt.Errorf("--public-key %s holds a private key, which was not sent: upload only the public key or certificate (openssl pkey -in KEY -pubout writes the public key of a PEM private key), and keep the private key to yourself", pubFile)
+			}
+			// DER, which the server would refuse only as a request body
+			// holding a NUL character, naming neither file nor remedy.
+			if !bytes.Contains(pem, []byte("-----BEGIN")) && (bytes.IndexByte(pem, 0) >= 0 || !utf8.Valid(pem)) {
+				convert := shellCommand("openssl", "pkey", "-pubin", "-inform", "DER", "-in", pubFile, "-out", pubFile+".pem")
+				if _, err := x509.ParseCertificate(pem); err == nil {
+					convert = shellCommand("openssl", "x509", "-inform", "DER", "-in", pubFile, "-out", pubFile+".pem")
+				}
+				return fmt.Errorf("--public-key %s is binary, not PEM: keys upload takes a PEM PUBLIC KEY or CERTIFICATE; write this one as PEM with: %s", pubFile, convert)
 			}
 			c, err := f.client(cmd)
 			if err != nil {
