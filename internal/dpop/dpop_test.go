@@ -282,6 +282,45 @@ func TestCheckRefuses(t *testing.T) {
 	}
 }
 
+// TestCheckTyp: a proof's typ is the media type application/dpop+jwt
+// (RFC 9449 §4.2), which a typ may write without "application/" (RFC
+// 7515 §4.1.9) and in any case (RFC 6838 §4.2); any other typ is refused.
+func TestCheckTyp(t *testing.T) {
+	sign := es256(p256)
+	for _, tc := range []struct {
+		name string
+		typ  any
+		ok   bool
+	}{
+		{"dpop+jwt", "dpop+jwt", true},
+		{"upper case", "DPoP+JWT", true},
+		{"application/dpop+jwt", "application/dpop+jwt", true},
+		{"mixed-case media type", "Application/DPoP+jwt", true},
+		{"another top-level type", "text/dpop+jwt", false},
+		{"application/ alone", "application/", false},
+		{"application/jwt", "application/jwt", false},
+		{"a parameter", "application/dpop+jwt; charset=utf-8", false},
+		{"a space", "dpop+jwt ", false},
+		{"two prefixes", "application/application/dpop+jwt", false},
+		{"typ not a string", 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := build(with(header(), map[string]any{"typ": tc.typ}), claimSet(), sign)
+			_, err := checker().Check([]string{raw}, Request{Method: "POST", URL: target})
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("typ %v refused: %v", tc.typ, err)
+				}
+				return
+			}
+			var de *Error
+			if !errors.As(err, &de) || !strings.Contains(de.Description, "typ") {
+				t.Fatalf("typ %v: Check = %v, want a refusal of the typ", tc.typ, err)
+			}
+		})
+	}
+}
+
 func TestNormalizeURL(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"https://a.example/token", "https://a.example/token"},
