@@ -458,6 +458,36 @@ func TestDPoPNonceByHost(t *testing.T) {
 	}
 }
 
+// A proof for a host name in Unicode names it as net/http sends it in the
+// Host header, in Punycode, which is what a server that builds its URL
+// from that header compares htu with.
+func TestDPoPUnicodeHost(t *testing.T) {
+	var htu, host string
+	f := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		htu = proofClaim(t, r.Header.Get("DPoP"), "htu")
+		var b strings.Builder
+		if err := r.Write(&b); err != nil {
+			t.Fatal(err)
+		}
+		_, host, _ = strings.Cut(b.String(), "\r\nHost: ")
+		host, _, _ = strings.Cut(host, "\r\n")
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+	})
+	d, err := client.NewDPoP(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := d.Client(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok", TokenType: "DPoP"}), &http.Client{Transport: f})
+	resp, err := hc.Get("https://bücher.example/orders?id=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if want := "https://" + host + "/orders"; htu != want || host != "xn--bcher-kva.example" {
+		t.Errorf("htu %q, Host %q; want htu %q", htu, host, "https://xn--bcher-kva.example/orders")
+	}
+}
+
 // End to end with verify: an API that requires its own DPoP nonces
 // (verify.WithDPoPNonce, RFC 9449 §9): the client follows the first refusal with the nonce it names,
 // once, and later requests carry the nonce from the start.

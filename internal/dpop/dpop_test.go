@@ -16,12 +16,16 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/keyward/keyward/internal/ascii"
 )
 
 var (
@@ -352,6 +356,14 @@ func TestNormalizeURL(t *testing.T) {
 		{"https://a.example:bad/", ""},
 		{"https://[fe80::1%25eth0]/token", ""}, // an IPv6 zone names an interface of the sender's
 		{"https://a%25b.example/", ""},
+		// A host name that is not ASCII is written as net/http sends it in
+		// the Host header: each such label as "xn--" and its Punycode.
+		{"https://bücher.example/token", "https://xn--bcher-kva.example/token"},
+		{"https://b%C3%BCcher.example/token", "https://xn--bcher-kva.example/token"},
+		{"https://Bücher.Example:443/token", "https://xn--bcher-kva.example/token"},
+		{"https://XN--BCHER-KVA.example/token", "https://xn--bcher-kva.example/token"},
+		{"https://münchen.bücher.example:8443/", "https://xn--mnchen-3ya.xn--bcher-kva.example:8443/"},
+		{"https://%FF.example/", ""},
 	} {
 		got, err := NormalizeURL(tc.in)
 		if tc.want == "" {
@@ -442,8 +454,70 @@ func TestNormalizeURLUnicodeHost(t *testing.T) {
 	if err := matchURL("https://STRAẞE.example/orders", "https://straße.example/orders", false); err == nil {
 		t.Error("a proof for STRAẞE.example (strasse.example) matched straße.example (xn--strae-oqa.example)")
 	}
-	if got, err := NormalizeURL("https://ÄPI.Example/x"); err != nil || got != "https://Äpi.example/x" {
-		t.Errorf("NormalizeURL = %q, %v; want its ASCII letters lowered alone", got, err)
+	if got, err := NormalizeURL("https://ÄPI.Example/x"); err != nil || got != "https://xn--pi-3fa.example/x" {
+		t.Errorf("NormalizeURL = %q, %v; want its ASCII letters lowered alone (Äpi), in Punycode", got, err)
+	}
+}
+
+// A host name that is not ASCII is normalized to the name net/http puts
+// in the Host header of a request to it (request.Write, and HTTP/2's
+// :authority, both Punycode with no mapping): what a server that builds
+// its URL from the Host header compares a proof's htu with. The names
+// include RFC 3492 §7.1's samples, in mixed case among them.
+func TestNormalizeURLHostAsSent(t *testing.T) {
+	for _, host := range []string{
+		"bücher.example", "Bücher.Example:8443", "münchen.bücher.example", "STRAẞE.example", "straße.example",
+		"他们为什么不说中文.example", "ليهمابتكلموشعربي؟.example", "Pročprostěnemluvíčesky.example",
+		"3年B組金八先生.example", "MajiでKoiする5秒前.example", "דפוס.example", "a.béééé.example",
+		"😀.example", "ÄPI.Example", "Äpi.example",
+	} {
+		r, err := http.NewRequest("GET", "https://"+host+"/x", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		if err := r.Write(&b); err != nil {
+			t.Fatalf("%s: %v", host, err)
+		}
+		_, sent, _ := strings.Cut(b.String(), "\r\nHost: ")
+		sent, _, _ = strings.Cut(sent, "\r\n")
+		want, err := NormalizeURL("https://" + sent + "/x")
+		if err != nil {
+			t.Fatalf("%s: the Host header %q: %v", host, sent, err)
+		}
+		if got, err := NormalizeURL("https://" + host + "/x"); err != nil || got != want {
+			t.Errorf("NormalizeURL of %s = %q, %v; want %q (net/http sends Host: %s)", host, got, err, want, sent)
+		}
+	}
+}
+
+// A proof signed for a host name in Unicode matches a request that came
+// to its Punycode form, as net/http sends it, and the other way round.
+func TestCheckUnicodeHost(t *testing.T) {
+	p, err := NewProver(p256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ signed, received string }{
+		{"https://bücher.example/token", "https://xn--bcher-kva.example/token"},
+		{"https://xn--bcher-kva.example/token", "https://bücher.example/token"},
+		{"https://bücher.example/token", "https://bücher.example/token"},
+	} {
+		raw, err := p.Proof("POST", tc.signed, "", t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := checker().Check([]string{raw}, Request{Method: "POST", URL: tc.received}); err != nil {
+			t.Errorf("a proof for %s, received at %s: %v", tc.signed, tc.received, err)
+		}
+		// A checker given the request's URL already normalized.
+		want, err := NormalizeURL(tc.received)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := checker().Check([]string{raw}, Request{Method: "POST", URL: want, URLNormalized: true}); err != nil {
+			t.Errorf("a proof for %s, received at %s (normalized): %v", tc.signed, want, err)
+		}
 	}
 }
 
@@ -694,4 +768,43 @@ func TestHeaderValues(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _ = HeaderValues(h) }); n != 0 {
 		t.Fatalf("HeaderValues allocates %v times, want 0", n)
 	}
+}
+
+// FuzzASCIIHost: asciiHost writes a host name as net/http sends it in
+// the Host header of a request to it, its ASCII letters lowered; but it
+// refuses one that is not UTF-8, which net/http sends as U+FFFD, and a
+// label "xn--", which it sends as "" when the name is not ASCII.
+func FuzzASCIIHost(f *testing.F) {
+	for _, s := range []string{"bücher.example", "Bücher.Example", "STRAẞE.example", "他们为什么不说中文", "a.b.c", "😀", "xn--bcher-kva.ü"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, host string) {
+		if u, err := url.Parse("https://" + host + "/"); err != nil || u.Host != host || strings.ContainsAny(host, ":%") {
+			return // not a host name alone, as a URL holds it
+		}
+		nonASCII := strings.ContainsFunc(host, func(r rune) bool { return r >= utf8.RuneSelf })
+		if nonASCII && (!utf8.ValidString(host) || slices.Contains(strings.Split(ascii.Lower(host), "."), "xn--")) {
+			if _, err := asciiHost(host); err == nil {
+				t.Fatalf("asciiHost(%q) took a host that is not UTF-8 or has a label xn--", host)
+			}
+			return
+		}
+		r := &http.Request{Method: "GET", URL: &url.URL{Scheme: "https", Host: host, Path: "/"}, Header: http.Header{}}
+		var b strings.Builder
+		if err := r.Write(&b); err != nil {
+			return // net/http sends nothing
+		}
+		_, sent, _ := strings.Cut(b.String(), "\r\nHost: ")
+		sent, _, _ = strings.Cut(sent, "\r\n")
+		if sent == "" {
+			return // not a valid Host header: net/http sends an empty one
+		}
+		got, err := asciiHost(ascii.Lower(host))
+		if err != nil {
+			t.Fatalf("asciiHost(%q): %v; net/http sends Host: %s", host, err, sent)
+		}
+		if want := ascii.Lower(sent); got != want {
+			t.Fatalf("asciiHost(%q) = %q; net/http sends Host: %s", host, got, sent)
+		}
+	})
 }

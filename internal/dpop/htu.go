@@ -11,8 +11,9 @@ import (
 
 // NormalizeURL returns the form of an http or https URL that proofs are
 // compared in (RFC 9449 §4.3 check 9, RFC 3986 §6.2.2 and §6.2.3): scheme
-// and host in lower case (the host's ASCII letters only), no default
-// port, no query or fragment, an empty path as "/", percent-encodings of
+// and host in lower case (the host's ASCII letters only), each label of
+// the host that is not ASCII in Punycode ("xn--…", as net/http sends it
+// in the Host header; see asciiHost), no default port, no query or fragment, an empty path as "/", percent-encodings of
 // unreserved characters decoded and the others in upper case, and the
 // bytes a URI cannot hold (non-ASCII, space, {, …) percent-encoded. The
 // path is read as written: "/a%2Fb" (one segment) is never "/a/b", even
@@ -48,6 +49,11 @@ func NormalizeURL(s string) (string, error) {
 		// machine, and url.Parse decodes "%25" in a host to a '%' that
 		// it does not read back: the normal form would not be one.
 		return "", errors.New("a zone or '%' in the host")
+	}
+	// The name net/http sends (the Host header) of a name that is not
+	// ASCII: a client may sign either form of it.
+	if host, err = asciiHost(host); err != nil {
+		return "", err
 	}
 	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
 		port = ""
