@@ -244,7 +244,16 @@ func sameURL(u string) string {
 
 // send sends r with a fresh proof for it, token and nonce.
 func (t *proofTransport) send(r *http.Request, token, nonce string) (*http.Response, error) {
-	htu := r.URL.String()
+	u := r.URL
+	if u.User != nil {
+		// The proof is for the target URI (RFC 9449 §4.2), which never
+		// holds userinfo (RFC 9110 §4.2.4, §7.1): net/http sends it as
+		// Basic credentials, if at all, and the Host header without it.
+		c := *u
+		c.User = nil
+		u = &c
+	}
+	htu := u.String()
 	if p, ok := r.Context().Value(proofURLKey{}).(proofURL); ok && p.at == sameURL(htu) {
 		htu = p.htu
 	}

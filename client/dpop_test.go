@@ -458,33 +458,43 @@ func TestDPoPNonceByHost(t *testing.T) {
 	}
 }
 
-// A proof for a host name in Unicode names it as net/http sends it in the
-// Host header, in Punycode, which is what a server that builds its URL
-// from that header compares htu with.
-func TestDPoPUnicodeHost(t *testing.T) {
-	var htu, host string
-	f := roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		htu = proofClaim(t, r.Header.Get("DPoP"), "htu")
-		var b strings.Builder
-		if err := r.Write(&b); err != nil {
-			t.Fatal(err)
-		}
-		_, host, _ = strings.Cut(b.String(), "\r\nHost: ")
-		host, _, _ = strings.Cut(host, "\r\n")
-		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
-	})
-	d, err := client.NewDPoP(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc := d.Client(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok", TokenType: "DPoP"}), &http.Client{Transport: f})
-	resp, err := hc.Get("https://bücher.example/orders?id=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if want := "https://" + host + "/orders"; htu != want || host != "xn--bcher-kva.example" {
-		t.Errorf("htu %q, Host %q; want htu %q", htu, host, "https://xn--bcher-kva.example/orders")
+// A proof's htu is the target URI of the request as net/http sends it
+// (RFC 9449 §4.2, RFC 9110 §7.1), which is what a server that builds its
+// URL from the Host header compares htu with: a host name in Unicode in
+// Punycode, and no userinfo (net/http sends that as Basic credentials,
+// if at all, and RFC 9110 §4.2.4 has a target URI never carry it).
+func TestDPoPProofHTU(t *testing.T) {
+	for _, tc := range []struct{ name, url, htu, host string }{
+		{"unicode host", "https://bücher.example/orders?id=1", "https://xn--bcher-kva.example/orders", "xn--bcher-kva.example"},
+		{"userinfo", "https://u:p@api.example/orders", "https://api.example/orders", "api.example"},
+		{"user alone", "https://u@api.example:8443/orders#f", "https://api.example:8443/orders", "api.example:8443"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var htu, host string
+			f := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				htu = proofClaim(t, r.Header.Get("DPoP"), "htu")
+				var b strings.Builder
+				if err := r.Write(&b); err != nil {
+					t.Fatal(err)
+				}
+				_, host, _ = strings.Cut(b.String(), "\r\nHost: ")
+				host, _, _ = strings.Cut(host, "\r\n")
+				return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+			})
+			d, err := client.NewDPoP(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hc := d.Client(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok", TokenType: "DPoP"}), &http.Client{Transport: f})
+			resp, err := hc.Get(tc.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if htu != tc.htu || host != tc.host {
+				t.Errorf("htu %q, Host %q; want %q, %q", htu, host, tc.htu, tc.host)
+			}
+		})
 	}
 }
 

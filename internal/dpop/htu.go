@@ -12,16 +12,19 @@ import (
 // NormalizeURL returns the form of an http or https URL that proofs are
 // compared in (RFC 9449 §4.3 check 9, RFC 3986 §6.2.2 and §6.2.3): scheme
 // and host in lower case (the host's ASCII letters only), each label of
-// the host that is not ASCII in Punycode ("xn--…", as net/http sends it
-// in the Host header; see asciiHost), no default port, no query or fragment, an empty path as "/", percent-encodings of
-// unreserved characters decoded and the others in upper case, and the
-// bytes a URI cannot hold (non-ASCII, space, {, …) percent-encoded. The
-// path is read as written: "/a%2Fb" (one segment) is never "/a/b", even
-// where the path holds a byte that makes Go's url.URL.EscapedPath
-// re-encode it from the decoded path. Dot segments
-// are not removed: a proof for /a/../b does not match /b, which is the
-// safe way to be wrong. A URL with userinfo, or an IPv6 zone in its host,
-// is refused; the target URI of a request has neither.
+// the host that is not ASCII in Punycode ("xn--…", as net/http sends it in
+// the Host header; see asciiHost), no default port, no query or fragment,
+// an empty path as "/", percent-encodings of unreserved characters decoded
+// and the others in upper case, and the bytes a URI cannot hold
+// (non-ASCII, space, {, …) percent-encoded. The path is read as written:
+// "/a%2Fb" (one segment) is never "/a/b", even where the path holds a byte
+// that makes Go's url.URL.EscapedPath re-encode it from the decoded path.
+// Dot segments are not removed: a proof for /a/../b does not match /b,
+// which is the safe way to be wrong. A URL with userinfo, or an IPv6 zone
+// in its host, is refused; the target URI of a request has neither (RFC
+// 9110 §4.2.4: a sender must not put userinfo in one, and a recipient
+// should take it for an error), so a proof's htu that has one is no proof
+// of it.
 func NormalizeURL(s string) (string, error) {
 	u, err := url.Parse(s)
 	if err != nil {
