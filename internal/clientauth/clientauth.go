@@ -528,7 +528,7 @@ func (a *Authenticator) peerChain(r *http.Request) (*x509.Certificate, []*x509.C
 	// The proxy itself, not the client it forwarded for, must be trusted.
 	peer := oauth2.PeerIP(r)
 	addr, err := netip.ParseAddr(peer)
-	if err != nil || !slices.ContainsFunc(a.cfg.TrustedProxies, func(p netip.Prefix) bool { return p.Contains(addr.Unmap()) }) {
+	if err != nil || !oauth2.Trusted(a.cfg.TrustedProxies, addr) {
 		if len(conn) == 0 && !none {
 			if unlogged, ok := a.untrustedWarn.allow(a.cfg.Now()); ok {
 				a.cfg.Logger.Warn("ignoring a client-certificate header from an untrusted address (this is logged at most once a minute; unlogged counts the headers since the last time)",

@@ -614,6 +614,36 @@ func TestForwardedNoCertificate(t *testing.T) {
 	}
 }
 
+// TestTrustedProxyZone: a proxy at a link-local address connects with
+// its interface as the address's zone (fe80::1%eth0), which a trusted
+// range cannot hold; it is trusted as that address is, on any interface.
+func TestTrustedProxyZone(t *testing.T) {
+	w := newWorld(t)
+	pool := x509.NewCertPool()
+	pool.AddCert(w.caCert)
+	a := New(Config{
+		Issuer: issuer, MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute,
+		Pepper: pepper, ClientCAs: pool, CertHeader: "X-Client-Cert",
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("fe80::1/128")}, Now: func() time.Time { return now },
+		Logger: slog.New(slog.DiscardHandler),
+	}, w.dir)
+	forwarded := url.QueryEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: w.issued.Leaf.Raw})))
+	for _, tc := range []struct {
+		remote  string
+		trusted bool
+	}{
+		{"fe80::1%eth0", true},
+		{"fe80::1%2", true},
+		{"fe80::1", true},
+		{"fe80::2%eth0", false},
+	} {
+		c, err := (request{form: url.Values{"client_id": {"111"}}, header: http.Header{"X-Client-Cert": {forwarded}}, remote: tc.remote}).run(a)
+		if got := err == nil && c.Method == storage.AuthTLS; got != tc.trusted {
+			t.Errorf("from %s: %+v, %v; want the forwarded certificate taken %v", tc.remote, c, err, tc.trusted)
+		}
+	}
+}
+
 // TestUntrustedCertificateHeaderWarning: any client can send the
 // certificate header from an address that is not a trusted proxy, with
 // every request; the log warns of it at most once a minute, saying how

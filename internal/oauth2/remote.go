@@ -41,9 +41,7 @@ func TrustForwardedFor(trusted []netip.Prefix, next http.Handler) http.Handler {
 	if len(trusted) == 0 {
 		return next
 	}
-	isTrusted := func(a netip.Addr) bool {
-		return slices.ContainsFunc(trusted, func(p netip.Prefix) bool { return p.Contains(a.Unmap()) })
-	}
+	isTrusted := func(a netip.Addr) bool { return Trusted(trusted, a) }
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		peer, err := netip.ParseAddr(PeerIP(r))
 		xff := r.Header.Values("X-Forwarded-For")
@@ -54,6 +52,16 @@ func TrustForwardedFor(trusted []netip.Prefix, next http.Handler) http.Handler {
 		client := forwardedClient(peer, xff, isTrusted)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientAddrKey{}, client.Unmap().String())))
 	})
+}
+
+// Trusted reports whether a is in one of the trusted prefixes: as its
+// IPv4 address if it is IPv4-mapped, and without its IPv6 zone (a
+// link-local peer's interface, fe80::1%eth0), which a prefix cannot hold
+// and netip.Prefix.Contains would never match. A trusted link-local
+// address is so trusted on every interface.
+func Trusted(trusted []netip.Prefix, a netip.Addr) bool {
+	a = a.Unmap().WithZone("")
+	return slices.ContainsFunc(trusted, func(p netip.Prefix) bool { return p.Contains(a) })
 }
 
 // forwardedClient walks the X-Forwarded-For hops from the right while the
