@@ -67,6 +67,8 @@ func TestValidate(t *testing.T) {
 		{"cert header with a space", func(c *Config) { c.ClientCertHeader, c.TrustedProxies = "X Client Cert", []string{"10.0.0.1"} }, []string{`--client-cert-header "X Client Cert" is not a header name`}},
 		{"cert header with a colon", func(c *Config) { c.ClientCertHeader, c.TrustedProxies = "X-Client-Cert:", []string{"10.0.0.1"} }, []string{"is not a header name"}},
 		{"bad proxy", func(c *Config) { c.ClientCertHeader, c.TrustedProxies = "X", []string{"10.0.0.0/33"} }, []string{"10.0.0.0/33"}},
+		{"proxy with a zone", func(c *Config) { c.TrustedProxies = []string{"fe80::1%eth0"} }, []string{`--trusted-proxies: "fe80::1%eth0" has a zone`, "every interface"}},
+		{"mapped proxy range shorter than /96", func(c *Config) { c.TrustedProxies = []string{"::ffff:10.0.0.0/95"} }, []string{`--trusted-proxies: "::ffff:10.0.0.0/95" is an IPv4-mapped range shorter than /96`}},
 		{"metrics address", func(c *Config) { c.MetricsListen = "9090" }, []string{"--metrics-listen"}},
 		{"listen port out of range", func(c *Config) { c.Listen = "127.0.0.1:99999" }, []string{"--listen", "0 to 65535 or a service name"}},
 		{"listen port negative", func(c *Config) { c.Listen = "127.0.0.1:-1" }, []string{"--listen", "0 to 65535"}},
@@ -702,8 +704,21 @@ func TestParsePrefix(t *testing.T) {
 		{"::ffff:0.0.0.0/96", "0.0.0.0/0"},
 		{"fd00::/8", "fd00::/8"},
 		{"::1", "::1/128"},
+		{"fe80::1", "fe80::1/128"},
+		// Refused: a zone, which a range cannot hold (a zoned peer is
+		// matched without its own), and a mapped range shorter than /96,
+		// which is no IPv4 range and matches IPv6 addresses only.
+		{"fe80::1%eth0", ""},
+		{"::ffff:10.0.0.0/95", ""},
+		{"::ffff:0.0.0.0/0", ""},
 	} {
 		p, err := parsePrefix(tt.in)
+		if tt.want == "" {
+			if err == nil {
+				t.Errorf("parsePrefix(%q) = %v, want an error", tt.in, p)
+			}
+			continue
+		}
 		if err != nil || p.String() != tt.want {
 			t.Errorf("parsePrefix(%q) = %v, %v; want %s", tt.in, p, err, tt.want)
 		}
