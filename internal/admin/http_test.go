@@ -174,6 +174,13 @@ func TestAuthentication(t *testing.T) {
 		wantError  string
 	}{
 		{"admin", "Bearer " + f.token(t, f.admin, admin.AdminScope, nil), 200, ""},
+		// Between scheme and token, and around the header value, HTTP has
+		// spaces and tabs alone (RFC 7235 §2.1, RFC 9110 §5.6.3): other
+		// white space (a no-break space, U+3000) is no separator.
+		{"spaces and a tab around the token", "bearer  \t" + f.token(t, f.admin, admin.AdminScope, nil) + " \t", 200, ""},
+		{"no-break space before the token", "Bearer \u00a0" + f.token(t, f.admin, admin.AdminScope, nil), 400, "invalid_request"},
+		{"ideographic space after the token", "Bearer " + f.token(t, f.admin, admin.AdminScope, nil) + "\u3000", 400, "invalid_request"},
+		{"next line after the token", "Bearer " + f.token(t, f.admin, admin.AdminScope, nil) + "\u0085", 400, "invalid_request"},
 		{"no token", "", 401, "invalid_token"},
 		{"basic", "Basic YTpi", 401, "invalid_token"}, // no bearer token: a bare challenge
 		{"empty bearer", "Bearer ", 400, "invalid_request"},
