@@ -63,6 +63,12 @@ func TestMiddleware(t *testing.T) {
 		{"another scheme", read, "/", []string{"Basic YTpi"}, 401, realm, true, ""},
 		{"another scheme, query token", query, "/?access_token=" + good, []string{"Basic YTpi"}, 200, "", false, ""},
 		{"bearer without a token", read, "/", []string{"Bearer "}, 400, `error="invalid_request"`, false, "invalid_request"},
+		// Spaces and tabs alone separate the token (RFC 7235 §2.1, RFC 9110
+		// §5.6.3), not other white space (a no-break space, U+3000).
+		{"spaces and a tab around the token", read, "/", []string{"bearer  \t" + good + " \t"}, 200, "", false, ""},
+		{"no-break space before the token", read, "/", []string{"Bearer \u00a0" + good}, 400, `error="invalid_request"`, false, "invalid_request"},
+		{"ideographic space after the token", read, "/", []string{"Bearer " + good + "\u3000"}, 400, `error="invalid_request"`, false, "invalid_request"},
+		{"no-break space before a DPoP token", read, "/", []string{"DPoP \u00a0" + good}, 400, `error="invalid_request"`, false, "invalid_request"},
 		{"two headers", read, "/", []string{"Bearer " + good, "Bearer " + good}, 400, `error="invalid_request"`, false, "invalid_request"},
 		{"bad token", read, "/", []string{"Bearer abc"}, 401, `error="invalid_token"`, false, "invalid_token"},
 		{"unverified typ", read, "/", []string{"Bearer " + evilTyp}, 401, `error="invalid_token"`, false, "invalid_token"},
