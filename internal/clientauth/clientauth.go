@@ -392,10 +392,12 @@ func tooMany(wait time.Duration, cause *throttle.Refused) *oauth2.Error {
 // parseBasic decodes the Basic credentials of RFC 6749 §2.3.1: split at the
 // first colon, then form-url-decode both halves. Clients that do not encode
 // send the raw values, which decode to themselves unless they contain % or +;
-// a half that does not decode is taken as it is. Its errors complete "its
-// Basic credentials …" and may be shown to the client.
+// a half that does not decode is taken as it is. Spaces and tabs alone
+// may surround b64 (RFC 7235 §2.1, RFC 9110 §5.6.3), not other white
+// space. Its errors complete "its Basic credentials …" and may be shown
+// to the client.
 func parseBasic(b64 string) (id, secret string, err error) {
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
+	raw, err := base64.StdEncoding.DecodeString(strings.Trim(b64, " \t"))
 	if err != nil {
 		return "", "", errors.New("are not base64")
 	}

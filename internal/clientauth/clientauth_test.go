@@ -936,6 +936,22 @@ func TestParseBasic(t *testing.T) {
 			t.Errorf("parseBasic accepted %q", bad)
 		}
 	}
+	// Spaces and tabs alone separate the credentials (RFC 7235 §2.1, RFC
+	// 9110 §5.6.3), not other white space.
+	enc := base64.StdEncoding.EncodeToString([]byte("a:b"))
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"  \t" + enc + " \t", true},
+		{"\u00a0" + enc, false},
+		{enc + "\u3000", false},
+		{"\u0085" + enc, false},
+	} {
+		if id, _, err := parseBasic(tc.in); (err == nil && id == "a") != tc.ok {
+			t.Errorf("parseBasic(%q) = %q, %v; want it taken %v", tc.in, id, err, tc.ok)
+		}
+	}
 }
 
 // FuzzParseBasic: whatever a client sends as Basic credentials,
