@@ -364,6 +364,10 @@ func TestNormalizeURL(t *testing.T) {
 		{"https://XN--BCHER-KVA.example/token", "https://xn--bcher-kva.example/token"},
 		{"https://münchen.bücher.example:8443/", "https://xn--mnchen-3ya.xn--bcher-kva.example:8443/"},
 		{"https://%FF.example/", ""},
+		{"https://" + strings.Repeat("ü", 59) + ".example/", ""},
+		{"https://" + strings.Repeat("ü", 58) + ".example/", ""}, // xn--tdaaaa…, 64 characters
+		{"https://" + strings.Repeat("a", 60) + "ü.example/", ""},
+		{"https://" + strings.Repeat("a", 55) + "ü.example/", "https://xn--" + strings.Repeat("a", 55) + "-8yf.example/"}, // 63 characters
 	} {
 		got, err := NormalizeURL(tc.in)
 		if tc.want == "" {
@@ -772,8 +776,9 @@ func TestHeaderValues(t *testing.T) {
 
 // FuzzASCIIHost: asciiHost writes a host name as net/http sends it in
 // the Host header of a request to it, its ASCII letters lowered; but it
-// refuses one that is not UTF-8, which net/http sends as U+FFFD, and a
-// label "xn--", which it sends as "" when the name is not ASCII.
+// refuses one that is not UTF-8, which net/http sends as U+FFFD, a label
+// "xn--", which it sends as "" when the name is not ASCII, and a label
+// longer than DNS allows (63 characters) in Punycode.
 func FuzzASCIIHost(f *testing.F) {
 	for _, s := range []string{"bücher.example", "Bücher.Example", "STRAẞE.example", "他们为什么不说中文", "a.b.c", "😀", "xn--bcher-kva.ü"} {
 		f.Add(s)
@@ -800,6 +805,16 @@ func FuzzASCIIHost(f *testing.F) {
 			return // not a valid Host header: net/http sends an empty one
 		}
 		got, err := asciiHost(ascii.Lower(host))
+		long := false
+		for i, l := range strings.Split(sent, ".") {
+			long = long || len(l) > 63 && strings.HasPrefix(l, "xn--") && l != strings.Split(host, ".")[i]
+		}
+		if long {
+			if err == nil {
+				t.Fatalf("asciiHost(%q) = %q, a label longer than 63 characters", host, got)
+			}
+			return
+		}
 		if err != nil {
 			t.Fatalf("asciiHost(%q): %v; net/http sends Host: %s", host, err, sent)
 		}

@@ -13,7 +13,8 @@ import (
 // Punycode profile). As there, a label is encoded as written, not mapped
 // first (UTS #46): "BÜCHER" is not "bücher". A host that is not UTF-8,
 // which net/http sends as U+FFFD, is refused, and so is an A-label of
-// nothing ("xn--"), which it sends as an empty label.
+// nothing ("xn--"), which it sends as an empty label, and one longer
+// than DNS allows.
 func asciiHost(host string) (string, error) {
 	if !strings.ContainsFunc(host, func(r rune) bool { return r >= utf8.RuneSelf }) {
 		return host, nil
@@ -30,14 +31,28 @@ func asciiHost(host string) (string, error) {
 		if !strings.ContainsFunc(l, func(r rune) bool { return r >= utf8.RuneSelf }) {
 			continue
 		}
+		// A label of DNS is 63 octets at most (RFC 1035 §2.3.4), and its
+		// A-label "xn--" and a character at least for each of its: a
+		// longer one names no host, and encoding it would cost time
+		// growing with the square of its length.
+		if utf8.RuneCountInString(l) > maxLabel-len("xn--") {
+			return "", errors.New("a host name label longer than 63 characters in Punycode")
+		}
 		p, err := punycode(l)
 		if err != nil {
 			return "", err
+		}
+		if len("xn--")+len(p) > maxLabel {
+			return "", errors.New("a host name label longer than 63 characters in Punycode")
 		}
 		labels[i] = "xn--" + p
 	}
 	return strings.Join(labels, "."), nil
 }
+
+// maxLabel is the length of the longest label of a DNS name (RFC 1035
+// §2.3.4).
+const maxLabel = 63
 
 // The parameters of Punycode (RFC 3492 §5).
 const (
