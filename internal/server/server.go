@@ -380,7 +380,7 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 		}
 		log.LogAttrs(r.Context(), level, "request",
 			slog.String("id", id), slog.String("method", oauth2.Truncate(r.Method, 16)), slog.String("path", oauth2.ShownPath(r.URL.Path, maxLoggedPath)),
-			slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)), slog.String("remote", oauth2.RemoteIP(r)))
+			slog.Int("status", sw.status), slog.Duration("took", time.Since(start)), slog.String("source", oauth2.RemoteIP(r)))
 	})
 }
 
