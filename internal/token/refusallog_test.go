@@ -81,9 +81,11 @@ func TestRefusalLogNamesTheClient(t *testing.T) {
 
 // TestRefusalLogNamesTheAssertionIssuer: a refused request whose client is
 // named only by an assertion's iss — private_key_jwt without client_id, or
-// a JWT-bearer assertion of an unknown account — logs that iss as
-// client_id, as a client_id sent with a secret is, so that an operator
-// sees which client is failing; an iss shaped like a secret is not logged.
+// a JWT-bearer assertion of an unknown account, or one whose signature or
+// another check failed — logs that iss as client_id, as a client_id sent
+// with a secret is, so that an operator sees which client is failing; an
+// iss shaped like a secret is not logged. Only an account that
+// authenticated is logged as account.
 func TestRefusalLogNamesTheAssertionIssuer(t *testing.T) {
 	const pasted = "kw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 	e := newEnv(t)
@@ -99,6 +101,15 @@ func TestRefusalLogNamesTheAssertionIssuer(t *testing.T) {
 	bearer := func(iss string) string {
 		return form(sign(t, e.rsKey, jose.RS256, "rs", claims(func(c map[string]any) { c["iss"] = iss }), nil))
 	}
+	// An assertion of job's (iss job@proj.iam.test) signed with key,
+	// its claims changed by mod.
+	jobBearer := func(key any, mod func(map[string]any)) string {
+		return form(sign(t, key, jose.RS256, "rs", claims(mod), nil))
+	}
+	replayed := jobBearer(e.rsKey, func(c map[string]any) { c["jti"] = "used-once" })
+	if w := e.do(request{body: replayed, remote: "198.51.100.1"}); w.Code != 200 {
+		t.Fatalf("first use: %d %s", w.Code, w.Body)
+	}
 	tests := []struct {
 		name, body string
 		want       string
@@ -109,6 +120,12 @@ func TestRefusalLogNamesTheAssertionIssuer(t *testing.T) {
 		{"client assertion, secret as iss", clientAssertion(pasted, endpoint), `client_id="(not recorded: shaped like a secret or token)"`, pasted[3:]},
 		{"JWT-bearer, unknown account", bearer("nobody@proj.iam.test"), `account="" client_id=nobody@proj.iam.test `, ""},
 		{"JWT-bearer, secret as iss", bearer(pasted), `client_id="(not recorded: shaped like a secret or token)"`, pasted[3:]},
+		// An account named by an assertion that fails a check is only
+		// claimed: anyone may write its email in an iss.
+		{"JWT-bearer, bad signature", jobBearer(e.other, nil), `account="" client_id=job@proj.iam.test `, "account=" + e.job.ID},
+		{"JWT-bearer, expired", jobBearer(e.rsKey, func(c map[string]any) { c["exp"] = t0.Add(-time.Hour).Unix() }), `account="" client_id=job@proj.iam.test `, "account=" + e.job.ID},
+		{"JWT-bearer, replayed", replayed, `account="" client_id=job@proj.iam.test `, "account=" + e.job.ID},
+		{"JWT-bearer, verified, scope refused", jobBearer(e.rsKey, func(c map[string]any) { c["scope"] = "nope.read" }), "account=" + e.job.ID + " source=", "client_id="},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

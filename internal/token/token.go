@@ -236,11 +236,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		attrs = []any{"error", oe.Code, "description", oe.Description, "cause", errString(oe.Err)}
 	}
-	attrs = append(attrs, "grant", req.Audit.Grant, "account", req.Audit.AccountID)
-	if req.Audit.AccountID == "" && req.Audit.ClientID != "" {
+	// account is the account that authenticated, the event's actor. An
+	// account an assertion only names (its signature or another check
+	// failed, or it was replayed) is claimed, not authenticated: anyone
+	// can write its email in an iss.
+	attrs = append(attrs, "grant", req.Audit.Grant, "account", req.Audit.Actor)
+	if req.Audit.Actor == "" && req.Audit.ClientID != "" {
 		// Which client failed to authenticate, as its audit event says:
 		// the client ID as presented, cut, or a note for one shaped like
-		// a credential (clientauth.Attempt).
+		// a credential (clientauth.Attempt), or an assertion's iss.
 		attrs = append(attrs, "client_id", req.Audit.ClientID)
 	}
 	h.log.Log(r.Context(), level, msg, append(attrs, "source", req.Source)...)
