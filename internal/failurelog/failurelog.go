@@ -12,8 +12,14 @@ import "time"
 const Every = time.Minute
 
 // Spell tracks a spell of failures. Its zero value is one with no
-// failure. It is not safe for concurrent use.
+// failure, logged at most once each Every. It is not safe for concurrent
+// use.
 type Spell struct {
+	// Every, if not zero, is how often this spell's failures that go on
+	// are logged instead of the package's Every: a failure retried only
+	// once each Every would otherwise be logged at every try.
+	Every time.Duration
+
 	since, logged time.Time // zero while nothing fails
 	unlogged      int       // failures since the last line
 }
@@ -22,8 +28,8 @@ type Spell struct {
 type Note struct {
 	// First is true at the first failure of the spell: log it.
 	First bool
-	// Again is true when the failures go on and Every has passed since
-	// the last line (or the clock went back): log that they still fail,
+	// Again is true when the failures go on and the spell's Every has
+	// passed since the last line (or the clock went back): log that they still fail,
 	// with For and Failures.
 	Again bool
 	// For is how long the spell has lasted (0 but with Again).
@@ -40,7 +46,7 @@ func (s *Spell) Failed(now time.Time) Note {
 	case s.since.IsZero():
 		s.since, s.logged, s.unlogged = now, now, 0
 		return Note{First: true, Failures: 1}
-	case now.Sub(s.logged) >= Every || now.Before(s.logged):
+	case now.Sub(s.logged) >= s.every() || now.Before(s.logged):
 		n := Note{Again: true, For: now.Sub(s.since), Failures: s.unlogged + 1}
 		s.logged, s.unlogged = now, 0
 		return n
@@ -58,6 +64,14 @@ func (s *Spell) Succeeded(now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	d := now.Sub(s.since)
-	*s = Spell{}
+	s.since, s.logged, s.unlogged = time.Time{}, time.Time{}, 0
 	return d, true
+}
+
+// every is how often the spell's failures that go on are logged.
+func (s *Spell) every() time.Duration {
+	if s.Every > 0 {
+		return s.Every
+	}
+	return Every
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/keyward/keyward/internal/failurelog"
 	"github.com/keyward/keyward/internal/jsonappend"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
@@ -105,23 +106,54 @@ func (s *Signer) Rotate(ctx context.Context, actor, source string) error {
 // picking up rotations made by other replicas.
 func (s *Signer) Refresh(ctx context.Context) error { return s.update(ctx, false, "system", "") }
 
+// refreshLogIntervals is how many refresh intervals pass, at least, between
+// the lines that say the refreshes still fail: an error at every minutely
+// refresh buried the log under the same line for as long as the store
+// was down.
+const refreshLogIntervals = 10
+
 // Run refreshes the keys every interval until ctx ends. A refresh that
 // fails changes nothing: the keys loaded before stay in use, and the log
-// line says so.
+// line says so. Failures that go on are logged as failurelog has it: at
+// the first, then at most once each refreshLogIntervals intervals with a
+// count, and once more at the first refresh that succeeds.
 func (s *Signer) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	failures := failurelog.Spell{Every: max(failurelog.Every, refreshLogIntervals*interval)}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
-				s.cfg.Logger.Error("refreshing signing keys failed: this replica keeps signing with the keys it has and publishing the same JWKS; "+
-					"until a refresh succeeds it makes no scheduled rotation and does not see one made on another replica",
-					"err", err, "current_key", s.CurrentKeyID(), "retry_every", interval.String())
+			err := s.Refresh(ctx)
+			if ctx.Err() != nil {
+				return
 			}
+			s.noteRefresh(&failures, err, interval)
 		}
+	}
+}
+
+// noteRefresh logs the outcome err of a scheduled refresh, in the spell
+// of failures it belongs to.
+func (s *Signer) noteRefresh(failures *failurelog.Spell, err error, interval time.Duration) {
+	now := s.cfg.Now()
+	if err == nil {
+		if d, ok := failures.Succeeded(now); ok {
+			s.cfg.Logger.Info("signing keys refreshed again", "failed_for", d.Round(time.Second).String(), "current_key", s.CurrentKeyID())
+		}
+		return
+	}
+	switch n := failures.Failed(now); {
+	case n.First:
+		s.cfg.Logger.Error("refreshing signing keys failed: this replica keeps signing with the keys it has and publishing the same JWKS; "+
+			"until a refresh succeeds it makes no scheduled rotation and does not see one made on another replica "+
+			"(while refreshes fail, this is logged at most once every "+failures.Every.String()+")",
+			"err", err, "current_key", s.CurrentKeyID(), "retry_every", interval.String())
+	case n.Again:
+		s.cfg.Logger.Error("refreshing signing keys still fails: this replica keeps signing with the keys it has, and makes and sees no rotation",
+			"err", err, "current_key", s.CurrentKeyID(), "failing_for", n.For.Round(time.Second).String(), "failed_refreshes", n.Failures)
 	}
 }
 

@@ -714,13 +714,57 @@ func TestRunLogsWhatAFailedRefreshMeans(t *testing.T) {
 		<-done
 		got := logs.String()
 		for _, want := range []string{
-			`level=ERROR msg="refreshing signing keys failed: this replica keeps signing with the keys it has and publishing the same JWKS; until a refresh succeeds it makes no scheduled rotation and does not see one made on another replica"`,
+			`level=ERROR msg="refreshing signing keys failed: this replica keeps signing with the keys it has and publishing the same JWKS; until a refresh succeeds it makes no scheduled rotation and does not see one made on another replica (while refreshes fail, this is logged at most once every 10m0s)"`,
 			`err="load signing keys: dial tcp 10.0.0.5:5432: connect: connection refused"`,
 			"current_key=" + s.CurrentKeyID(),
 			"retry_every=1m0s",
 		} {
 			if !strings.Contains(got, want) {
 				t.Errorf("log\n%s\ndoes not contain %s", got, want)
+			}
+		}
+	})
+}
+
+// Refreshes that keep failing are logged as failurelog has it: the first,
+// then a count every ten refresh intervals, then the first success. An
+// error at every minutely refresh, the same line 60 times an hour, buried
+// the log while the store was down, and nothing said when it was over.
+func TestRunSummarisesFailedRefreshes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &failingStore{memStore: &memStore{}}
+		c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		s := newTestSigner(t, st, master, "ES256", c)
+		start := time.Now()
+		s.cfg.Now = func() time.Time { return c.t.Add(time.Since(start)) } // the bubble's clock
+		var logs bytes.Buffer
+		s.cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		st.fail.Store(true)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); s.Run(ctx, time.Minute) }()
+		time.Sleep(25*time.Minute + time.Second) // 25 failed refreshes
+		synctest.Wait()
+		st.fail.Store(false)
+		time.Sleep(time.Minute) // one that succeeds
+		synctest.Wait()
+		cancel()
+		<-done
+
+		key := "current_key=" + s.CurrentKeyID()
+		want := []struct{ level, msg, attrs string }{
+			{"ERROR", `"refreshing signing keys failed: `, key + " retry_every=1m0s"},
+			{"ERROR", `"refreshing signing keys still fails: `, key + " failing_for=10m0s failed_refreshes=10"},
+			{"ERROR", `"refreshing signing keys still fails: `, key + " failing_for=20m0s failed_refreshes=10"},
+			{"INFO", `"signing keys refreshed again"`, "failed_for=25m0s " + key},
+		}
+		lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+		if len(lines) != len(want) {
+			t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), logs.String())
+		}
+		for i, w := range want {
+			if !strings.Contains(lines[i], "level="+w.level+" msg="+w.msg) || !strings.Contains(lines[i], w.attrs) {
+				t.Errorf("line %d:\n%s\nwant level=%s msg=%s… with %s", i, lines[i], w.level, w.msg, w.attrs)
 			}
 		}
 	})
