@@ -700,13 +700,11 @@ func verifyFailure(c storage.LogCheck, err error) error {
 	return fmt.Errorf("the audit log is NOT intact after %s: %w", counted(c.Events, "good event"), err)
 }
 
-// parseHead parses the SEQ:HASH of audit verify --head.
+// parseHead parses the SEQ:HASH of audit verify --head (storage.ParseHead).
 func parseHead(s string) (int64, []byte, error) {
-	seqText, hashHex, _ := strings.Cut(s, ":")
-	seq, err := strconv.ParseInt(seqText, 10, 64)
-	hash, herr := hex.DecodeString(hashHex)
-	if err != nil || seq < 1 || herr != nil || len(hash) != 32 {
-		return 0, nil, fmt.Errorf("--head %q must be SEQ:HASH, an event's sequence number and its 64 hex digit hash, joined by a colon (audit verify prints the head as head SEQ with hash HASH)", s)
+	seq, hash, err := storage.ParseHead(s)
+	if err != nil {
+		return 0, nil, fmt.Errorf("--head %w (audit verify prints the head as head SEQ with hash HASH)", err)
 	}
 	return seq, hash, nil
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/masterkey"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/signer"
 )
@@ -357,22 +356,9 @@ func redactQuery(raw string) string {
 	return strings.Join(pairs, "&")
 }
 
-// parseMasterKey reads a 32-byte key given raw, as hex or as base64.
-func parseMasterKey(b []byte) ([]byte, error) {
-	if len(b) == signer.MasterKeySize {
-		return b, nil
-	}
-	s := strings.TrimSpace(string(b))
-	if k, err := hex.DecodeString(s); err == nil && len(k) == signer.MasterKeySize {
-		return k, nil
-	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
-		if k, err := enc.DecodeString(s); err == nil && len(k) == signer.MasterKeySize {
-			return k, nil
-		}
-	}
-	return nil, fmt.Errorf("the master key must be %d bytes, raw or as hex or base64", signer.MasterKeySize)
-}
+// parseMasterKey reads a 32-byte key given raw, as hex or as base64
+// (masterkey.Parse).
+func parseMasterKey(b []byte) ([]byte, error) { return masterkey.Parse(b) }
 
 // textMasterKey reports whether k, a master key, is all printable ASCII:
 // text taken as raw bytes by parseMasterKey (a passphrase, or 16 bytes in

@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +31,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/capool"
 	"github.com/keyward/keyward/internal/failurelog"
 	"github.com/keyward/keyward/internal/groupcommit"
 	"github.com/keyward/keyward/internal/metrics"
@@ -640,36 +640,10 @@ func profileSeconds(h http.HandlerFunc) http.HandlerFunc {
 }
 
 // caPool reads the CA bundle at path that flag (--tls-client-ca,
-// --ca-cert) named. Every certificate in it must read:
-// x509.CertPool.AppendCertsFromPEM leaves out one that does not (damaged
-// in copying, a line or its END line missing) without a word, and the
-// clients of that CA were then refused as strangers, or the server that
-// CA signed as unknown.
+// --ca-cert) named, refusing one with a certificate that does not read
+// (capool.Parse).
 func caPool(flag, path string, data []byte) (*x509.CertPool, error) {
-	pool := x509.NewCertPool()
-	n := 0
-	for rest := data; ; {
-		var block *pem.Block
-		if block, rest = pem.Decode(rest); block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		n++
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s %s: its certificate %d does not parse: %w", flag, path, n, err)
-		}
-		pool.AddCert(cert)
-	}
-	if begun := bytes.Count(data, []byte("-----BEGIN CERTIFICATE-----")); begun != n {
-		return nil, fmt.Errorf("%s %s: of the %d certificates it begins, %d read as PEM: one is damaged (a line of it or its END line missing?)", flag, path, begun, n)
-	}
-	if n == 0 {
-		return nil, fmt.Errorf("%s %s holds no PEM certificate", flag, path)
-	}
-	return pool, nil
+	return capool.Parse(flag, path, data)
 }
 
 // warnBroadProxies warns of the ranges of --trusted-proxies (flag, as

@@ -5,10 +5,12 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"fmt"
+
+	"github.com/keyward/keyward/internal/masterkey"
 )
 
 // MasterKeySize is the size of the master key: AES-256.
-const MasterKeySize = 32
+const MasterKeySize = masterkey.Size
 
 // Sealer encrypts signing keys and other server secrets at rest with
 // AES-256-GCM under the master key. A key's ID (or a value's name) is

@@ -264,6 +264,19 @@ func NormalizeAuditTime(t time.Time) time.Time {
 	return t.UTC().Truncate(time.Microsecond)
 }
 
+// ParseHead parses a head of the audit log, an event's sequence number
+// and its hash, as SEQ:HASH: the sequence number in decimal, at least 1,
+// and the 32-byte hash in hex. The error quotes s.
+func ParseHead(s string) (int64, []byte, error) {
+	seqText, hashHex, _ := strings.Cut(s, ":")
+	seq, err := strconv.ParseInt(seqText, 10, 64)
+	hash, herr := hex.DecodeString(hashHex)
+	if err != nil || seq < 1 || herr != nil || len(hash) != sha256.Size {
+		return 0, nil, fmt.Errorf("%q must be SEQ:HASH, an event's sequence number and its 64 hex digit hash, joined by a colon", s)
+	}
+	return seq, hash, nil
+}
+
 // ChainHash computes an event's hash from the previous event's hash and the
 // event's content (everything but the hashes): SHA-256 of prev followed by
 // the content as the JSON object {"seq", "time_us", "action", "outcome",

@@ -1,4 +1,4 @@
-package main
+package masterkey
 
 import (
 	"bytes"
@@ -8,17 +8,15 @@ import (
 	"encoding/hex"
 	"strings"
 	"testing"
-
-	"github.com/keyward/keyward/internal/signer"
 )
 
-// FuzzParseMasterKey: whatever the master key file holds, parseMasterKey
-// never panics and accepts only a key of exactly 32 bytes, refusing the
-// rest in words that name the size; and a key written in each of the
+// FuzzParse: whatever the master key file holds, Parse never panics
+// and accepts only a key of exactly 32 bytes, refusing the rest in words
+// that name the size; and a key written in each of the
 // documented encodings (raw, hex, base64, as 'openssl rand -hex 32' or
 // '-base64 32' writes it, with a line break) reads as the same key.
-func FuzzParseMasterKey(f *testing.F) {
-	key := make([]byte, signer.MasterKeySize)
+func FuzzParse(f *testing.F) {
+	key := make([]byte, Size)
 	rand.Read(key)
 	for _, enc := range masterKeyEncodings(key) {
 		f.Add(enc)
@@ -34,9 +32,9 @@ func FuzzParseMasterKey(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := bytes.Clone(data)
-		k, err := parseMasterKey(data)
+		k, err := Parse(data)
 		if !bytes.Equal(data, in) {
-			t.Fatalf("parseMasterKey changed its input")
+			t.Fatalf("Parse changed its input")
 		}
 		if err != nil {
 			if k != nil {
@@ -45,7 +43,7 @@ func FuzzParseMasterKey(f *testing.F) {
 			if !strings.Contains(err.Error(), "32 bytes") {
 				t.Fatalf("the refusal does not say the size: %v", err)
 			}
-		} else if len(k) != signer.MasterKeySize {
+		} else if len(k) != Size {
 			t.Fatalf("accepted a key of %d bytes", len(k))
 		}
 
@@ -56,7 +54,7 @@ func FuzzParseMasterKey(f *testing.F) {
 			k = s[:]
 		}
 		for _, enc := range masterKeyEncodings(k) {
-			got, err := parseMasterKey(enc)
+			got, err := Parse(enc)
 			if err != nil || !bytes.Equal(got, k) {
 				t.Fatalf("%q read as %x, %v; want %x", enc, got, err, k)
 			}
