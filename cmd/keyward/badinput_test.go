@@ -644,6 +644,11 @@ func TestImportNotAnExport(t *testing.T) {
 		name, content, want string
 	}{
 		{"empty", "\n", "the file is empty"},
+		// White space to Go (bytes.TrimSpace) but not to JSON, which has
+		// only space, tab, LF and CR: they said "the file is empty".
+		{"form feeds", "\f\f\f", `not JSON: invalid character '\f' looking for beginning of value (at byte 1)`},
+		{"vertical tab after white space", " \n\v", `not JSON: invalid character '\v' looking for beginning of value (at byte 3)`},
+		{"no-break space", "\u00a0\n", "not JSON: invalid character 'Â' looking for beginning of value (at byte 1)"},
 		{"not JSON", "email,status\n", "not JSON: invalid character 'e' looking for beginning of value (at byte 1)"},
 		{"array", `[{"email":"a@x.com"}]`, "a JSON array, not the object of an export"},
 		{"audit events", events(3), auditEvents},

@@ -250,7 +250,9 @@ func parseExport(b []byte) (transfer.Dump, error) {
 	if rest, ok := bytes.CutPrefix(b, []byte("\ufeff")); ok {
 		b, bom = rest, int64(len(b)-len(rest))
 	}
-	if len(bytes.TrimSpace(b)) == 0 {
+	// JSON's white space only: a form feed, a vertical tab or a no-break
+	// space, which bytes.TrimSpace trims too, is no JSON, said below.
+	if len(bytes.Trim(b, " \t\r\n")) == 0 {
 		return d, errors.New("the file is empty")
 	}
 	var syntax *json.SyntaxError
