@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
@@ -305,52 +306,245 @@ func decodeArray[J, T any](dec *json.Decoder, conv func(J) T) ([]T, error) {
 // twice, where it is (accounts[3].email), or "" if none is: encoding/json
 // matches names in any case (accounts, Accounts), and of a name given
 // twice keeps the last value, dropping the other (a list of accounts
-// pasted under a second "accounts") without a word.
+// pasted under a second "accounts") without a word. b must be valid
+// JSON, as UnmarshalJSON has found it to be; of anything else it returns
+// what it has found so far, or "". It reads b a byte at a time, not a
+// json.Decoder's token at a time, which allocated every value and took
+// most of an import's reading of its file.
 func repeated(b []byte) string {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	at, _ := repeatedIn(dec, "")
-	return at
+	s := nameScan{b: b}
+	if !s.value() {
+		return ""
+	}
+	return s.where()
 }
 
-// repeatedIn is repeated for the value dec reads next, at path.
-func repeatedIn(dec *json.Decoder, path string) (string, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return "", err
-	}
-	switch tok {
-	case json.Delim('{'):
-		seen := map[string]bool{}
-		for dec.More() {
-			name, err := dec.Token()
-			if err != nil {
-				return "", err
-			}
-			at := name.(string)
-			if path != "" {
-				at = path + "." + at
-			}
-			if f := foldName(name.(string)); seen[f] {
-				return at, nil
-			} else {
-				seen[f] = true
-			}
-			if p, err := repeatedIn(dec, at); p != "" || err != nil {
-				return p, err
-			}
+// nameScan is repeated's reading of its JSON.
+type nameScan struct {
+	b    []byte
+	i    int       // the next byte to read
+	bad  bool      // b was found not to be JSON
+	path []step    // where the value being read is
+	sets []nameSet // the names of each object being read, by len(path)
+	fold []byte    // a name, folded
+}
+
+// step is a member of an object, by its name as b has it (quoted), or
+// an item of an array, by its index.
+type step struct {
+	name  []byte
+	index int
+}
+
+// value reads the value at s.i, and reports whether it gives a name
+// twice: then s.path is where.
+func (s *nameScan) value() bool {
+	s.space()
+	switch {
+	case s.i >= len(s.b):
+		s.bad = true
+	case s.b[s.i] == '{':
+		return s.object()
+	case s.b[s.i] == '[':
+		return s.array()
+	case s.b[s.i] == '"':
+		s.str()
+	default: // a number, true, false or null
+		for s.i < len(s.b) && !isDelim(s.b[s.i]) {
+			s.i++
 		}
-	case json.Delim('['):
-		for i := 0; dec.More(); i++ {
-			if p, err := repeatedIn(dec, fmt.Sprintf("%s[%d]", path, i)); p != "" || err != nil {
-				return p, err
-			}
-		}
-	default:
-		return "", nil
 	}
-	_, err = dec.Token() // the closing delimiter
-	return "", err
+	return false
+}
+
+func (s *nameScan) object() bool {
+	s.i++
+	depth := len(s.path)
+	for len(s.sets) <= depth {
+		s.sets = append(s.sets, nameSet{})
+	}
+	s.sets[depth].reset()
+	if s.space(); s.next('}') {
+		return false
+	}
+	for !s.bad {
+		s.space()
+		start := s.i
+		if !s.next('"') {
+			s.bad = true
+			break
+		}
+		s.i--
+		if s.str(); s.bad {
+			break
+		}
+		name := s.b[start:s.i]
+		s.path = append(s.path, step{name: name})
+		if s.sets[depth].add(s.folded(name)) {
+			return true
+		}
+		if s.space(); !s.next(':') {
+			s.bad = true
+			break
+		}
+		if s.value() {
+			return true
+		}
+		s.path = s.path[:depth]
+		if s.space(); s.next('}') {
+			return false
+		}
+		if !s.next(',') {
+			s.bad = true
+		}
+	}
+	return false
+}
+
+func (s *nameScan) array() bool {
+	s.i++
+	depth := len(s.path)
+	if s.space(); s.next(']') {
+		return false
+	}
+	for i := 0; !s.bad; i++ {
+		s.path = append(s.path, step{index: i})
+		if s.value() {
+			return true
+		}
+		s.path = s.path[:depth]
+		if s.space(); s.next(']') {
+			return false
+		}
+		if !s.next(',') {
+			s.bad = true
+		}
+	}
+	return false
+}
+
+// str reads the string at s.i, quotes and all.
+func (s *nameScan) str() {
+	for s.i++; s.i < len(s.b); s.i++ {
+		switch s.b[s.i] {
+		case '\\':
+			s.i++
+		case '"':
+			s.i++
+			return
+		}
+	}
+	s.bad = true
+}
+
+// space reads JSON's white space.
+func (s *nameScan) space() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+// next reads c if it is the next byte.
+func (s *nameScan) next(c byte) bool {
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// isDelim reports whether c ends a number or a literal in JSON.
+func isDelim(c byte) bool {
+	return c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\n' || c == '\r'
+}
+
+// unquote is the name a quoted JSON string stands for, as encoding/json
+// reads it (escapes, and invalid UTF-8 as U+FFFD).
+func unquote(quoted []byte) string {
+	var name string
+	if json.Unmarshal(quoted, &name) != nil {
+		return string(quoted[1 : len(quoted)-1])
+	}
+	return name
+}
+
+// folded is what encoding/json matches name (quoted) by, foldName's, in
+// s.fold: of a name in ASCII, which folds to its upper case, without a
+// string.
+func (s *nameScan) folded(quoted []byte) []byte {
+	raw := quoted[1 : len(quoted)-1]
+	s.fold = s.fold[:0]
+	for _, c := range raw {
+		if c >= utf8.RuneSelf || c == '\\' {
+			s.fold = append(s.fold[:0], foldName(unquote(quoted))...)
+			return s.fold
+		}
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		s.fold = append(s.fold, c)
+	}
+	return s.fold
+}
+
+// where is s.path as repeated names it: accounts[3].email.
+func (s *nameScan) where() string {
+	var at strings.Builder
+	for _, p := range s.path {
+		if p.name == nil {
+			fmt.Fprintf(&at, "[%d]", p.index)
+			continue
+		}
+		if at.Len() > 0 {
+			at.WriteByte('.')
+		}
+		at.WriteString(unquote(p.name))
+	}
+	return at.String()
+}
+
+// nameSet is the folded names of an object: a list, since most objects
+// have a few, and a map once there are many.
+type nameSet struct {
+	names []byte // one after another
+	ends  []int  // where each ends in names
+	many  map[string]bool
+}
+
+// manyNames is how many names a nameSet lists before it maps them.
+const manyNames = 32
+
+func (n *nameSet) reset() {
+	n.names, n.ends, n.many = n.names[:0], n.ends[:0], nil
+}
+
+// add adds name, and reports whether n had it already.
+func (n *nameSet) add(name []byte) bool {
+	if n.many != nil {
+		if n.many[string(name)] {
+			return true
+		}
+		n.many[string(name)] = true
+		return false
+	}
+	start := 0
+	for _, end := range n.ends {
+		if bytes.Equal(n.names[start:end], name) {
+			return true
+		}
+		start = end
+	}
+	n.names = append(n.names, name...)
+	n.ends = append(n.ends, len(n.names))
+	if len(n.ends) > manyNames {
+		n.many = make(map[string]bool, 2*manyNames)
+		start := 0
+		for _, end := range n.ends {
+			n.many[string(n.names[start:end])] = true
+			start = end
+		}
+	}
+	return false
 }
 
 // foldName maps a name to what encoding/json matches it by: each rune to
