@@ -118,11 +118,18 @@ func StringMap(dst []byte, m map[string]string) []byte {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	o := NewObject(dst)
-	for _, k := range keys {
-		o.String(k, m[k])
+	// Appended to dst itself, not through an Object, which stores it
+	// through a pointer and so puts a caller's buffer on the stack on
+	// the heap (storage's encoding of an audit event).
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(String(dst, k), ':')
+		dst = String(dst, m[k])
 	}
-	return o.End()
+	return append(dst, '}')
 }
 
 // Object appends a JSON object member by member. Members appear in the order

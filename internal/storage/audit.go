@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/keyward/keyward/internal/jsonappend"
 )
@@ -63,34 +64,42 @@ type AuditEvent struct {
 type eventEncoding struct {
 	tail []byte // the hashed JSON object after its "seq" member: `"time_us":…}`
 	data []byte // Data as a JSON object
-	text string // data as a string, for DataText
-	// buf holds tail and data when they fit: one allocation for the
-	// encoding and its bytes, not two. A token.issued event, the most
-	// common, is 300-450 bytes (350 in TestPrepareAllocs).
-	buf [512]byte
+	// text is data as a string, for DataText: the same bytes, which
+	// nothing changes once they are encoded, not a copy.
+	text string
 }
+
+// encodeScratch is how many bytes of an event encodeEvent encodes on its
+// stack before it copies them, to their size: a token.issued event, the
+// most common, is 300-450 bytes (358 in TestPrepareAllocs), an import's
+// for each item about 200. (The encoding held a buffer of this size: an
+// event held 576 bytes, and its data's text again, until its batch
+// committed, which for an import is when all its events do.)
+const encodeScratch = 512
 
 func encodeEvent(e *AuditEvent) *eventEncoding {
 	e.Data = validData(e.Data)
 	for _, s := range e.hashedText() {
 		*s.v = validText(*s.v)
 	}
-	enc := new(eventEncoding)
-	o := jsonappend.NewObject(enc.buf[:0])
-	o.Int("time_us", e.Time.UnixMicro())
-	o.String("action", e.Action)
-	o.String("outcome", e.Outcome)
-	o.String("account_id", e.AccountID)
-	o.String("actor", e.Actor)
-	o.String("source", e.Source)
-	o.StringMap("data", e.Data)
-	content := o.End()
-	// Data is the last member, and the first `,"data":` is its name: in the
-	// members before it, a quote inside a string is escaped.
-	i := bytes.Index(content, []byte(`,"data":`)) + len(`,"data":`)
+	// Appended as jsonappend.Object would, member by member, which would
+	// put scratch on the heap: it stores the buffer through a pointer.
+	var scratch [encodeScratch]byte
+	b := strconv.AppendInt(append(scratch[:0], `{"time_us":`...), e.Time.UnixMicro(), 10)
+	b = jsonappend.String(append(b, `,"action":`...), e.Action)
+	b = jsonappend.String(append(b, `,"outcome":`...), e.Outcome)
+	b = jsonappend.String(append(b, `,"account_id":`...), e.AccountID)
+	b = jsonappend.String(append(b, `,"actor":`...), e.Actor)
+	b = jsonappend.String(append(b, `,"source":`...), e.Source)
+	b = append(b, `,"data":`...)
+	i := len(b)
+	b = append(jsonappend.StringMap(b, e.Data), '}')
+	// Copied even when it grew out of scratch (an event of more than
+	// encodeScratch bytes, seldom written): else scratch would be on the
+	// heap too.
+	content := bytes.Clone(b)
 	data := content[i : len(content)-1 : len(content)-1]
-	enc.tail, enc.data, enc.text = content[1:], data, string(data)
-	return enc
+	return &eventEncoding{tail: content[1:], data: data, text: unsafe.String(unsafe.SliceData(data), len(data))}
 }
 
 // textColumn is a text column of an event that the chain hashes.
