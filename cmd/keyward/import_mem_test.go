@@ -112,3 +112,16 @@ func BenchmarkImportMemory(b *testing.B) {
 	})
 	b.ReportMetric(float64(whole)/float64(len(data)), "import-peak/file")
 }
+
+// BenchmarkParseExport: import's reading of an export of 2,000 accounts,
+// once the file is read (parseExport).
+func BenchmarkParseExport(b *testing.B) {
+	data := bigExport(b, 2000)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if d, err := parseExport(data); err != nil || len(d.Accounts) != 2000 {
+			b.Fatalf("%d accounts, %v", len(d.Accounts), err)
+		}
+	}
+}

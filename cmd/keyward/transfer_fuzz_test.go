@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -43,10 +46,21 @@ func FuzzParseExport(f *testing.F) {
 		"{\"format\":\"keyward-export/2\",\"users\":[{\"email\":\"\xff\"}]}",
 		`{"seq":1,"time":"2026-01-02T03:04:05Z","action":"a","outcome":"success","prev_hash":"","hash":"01"}` + "\n{}",
 		`{} {}`, `{"Format":"keyward-export/2"}`,
+		" \n{\"format\":\"keyward-export/2\",\"accounts\":[{\"scopes\":\"x\"}]}\t", " [1] ", "\r\nnull ", ` {"format":"keyward-export/2","apis":[1]`,
+		`{"format":"keyward-export/2","orgs":[{"domain":"a","domain":"b"}]}`, `{"format":1,"format":"keyward-export/2"}`,
 	} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// decodeExport reads it as json.Unmarshal does.
+		var got, want transfer.Dump
+		gotErr, wantErr := decodeExport(b, &got), json.Unmarshal(b, &want)
+		if g, w := fmt.Sprintf("%T %v", gotErr, gotErr), fmt.Sprintf("%T %v", wantErr, wantErr); g != w || !reflect.DeepEqual(got, want) {
+			t.Fatalf("decodeExport: %s, %+v; json.Unmarshal: %s, %+v", g, got, w, want)
+		}
+		if gs, ok := errors.AsType[*json.SyntaxError](gotErr); ok && gs.Offset != wantErr.(*json.SyntaxError).Offset {
+			t.Fatalf("decodeExport: %v at %d; json.Unmarshal at %d", gs, gs.Offset, wantErr.(*json.SyntaxError).Offset)
+		}
 		d, err := parseExport(b)
 		if err != nil {
 			for _, goSpeak := range []string{"json: ", "Go struct", "Go value", "transfer.", "storage."} {
