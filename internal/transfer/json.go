@@ -154,13 +154,11 @@ func (d Dump) MarshalJSON() ([]byte, error) {
 // field that Format does not have is refused; FormatV1's are ignored, as
 // earlier releases ignored them.
 func (d *Dump) UnmarshalJSON(b []byte) error {
-	var head struct {
-		Format string `json:"format"`
-	}
-	if err := json.Unmarshal(b, &head); err != nil {
+	format, err := readFormat(b)
+	if err != nil {
 		return err
 	}
-	switch head.Format {
+	switch format {
 	case FormatV1:
 		var v dumpV1
 		if err := json.Unmarshal(b, &v); err != nil {
@@ -181,9 +179,94 @@ func (d *Dump) UnmarshalJSON(b []byte) error {
 		}
 		*d = v
 	default:
-		*d = Dump{Format: head.Format}
+		*d = Dump{Format: format}
 	}
 	return nil
+}
+
+// readFormat is the "format" of b, and the error, that json.Unmarshal
+// makes of it into a struct of that one field: the syntax error of a
+// file that is not JSON, the type error of a value that is no object or
+// a format that is no string. Of a file that is JSON, an object, and
+// whose formats (any case, the last that is not null) are strings, it
+// reads the format from the object's members, skipping their values a
+// byte at a time, not with json.Unmarshal's decoder, which took as long
+// as its check that the file is JSON (FuzzReadFormat holds the two to
+// the same results).
+func readFormat(b []byte) (string, error) {
+	if json.Valid(b) {
+		if format, ok := topFormat(b); ok {
+			return format, nil
+		}
+	}
+	var head struct {
+		Format string `json:"format"`
+	}
+	err := json.Unmarshal(b, &head)
+	return head.Format, err
+}
+
+// topFormat is the format of b, valid JSON, and true, when b is an
+// object whose "format" members (any case, as encoding/json matches
+// names) are strings or null: the last string; else false.
+func topFormat(b []byte) (string, bool) {
+	s := nameScan{b: b}
+	if s.space(); !s.next('{') {
+		return "", false
+	}
+	format := ""
+	if s.space(); s.next('}') {
+		return format, true
+	}
+	for !s.bad {
+		s.space()
+		start := s.i
+		if s.str(); s.bad {
+			break
+		}
+		name := b[start:s.i]
+		if s.space(); !s.next(':') {
+			break
+		}
+		s.space()
+		at := s.i
+		s.skip()
+		if v := b[at:s.i]; isFormat(name) {
+			switch {
+			case len(v) > 0 && v[0] == '"':
+				format = unquote(v)
+			case string(v) != "null":
+				return "", false // a type error, json.Unmarshal's to say
+			}
+		}
+		if s.space(); s.next('}') {
+			return format, !s.bad
+		}
+		if !s.next(',') {
+			break
+		}
+	}
+	return "", false
+}
+
+// isFormat reports whether a name, quoted, is the format's, as
+// encoding/json matches it: "format" in any case. None of its letters
+// folds with a letter outside ASCII.
+func isFormat(quoted []byte) bool {
+	raw := quoted[1 : len(quoted)-1]
+	if bytes.IndexByte(raw, '\\') >= 0 || !isASCII(raw) {
+		return strings.EqualFold(unquote(quoted), "format")
+	}
+	return bytes.EqualFold(raw, []byte("format"))
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeWhole decodes b, a dump in Format, whole, strictly, unlike
@@ -319,7 +402,7 @@ func repeated(b []byte) string {
 	return s.where()
 }
 
-// nameScan is repeated's reading of its JSON.
+// nameScan reads JSON a byte at a time, for repeated and topFormat.
 type nameScan struct {
 	b    []byte
 	i    int       // the next byte to read
@@ -435,6 +518,34 @@ func (s *nameScan) str() {
 		}
 	}
 	s.bad = true
+}
+
+// skip reads the value at s.i, a number, literal, string, object or
+// array, which must be valid JSON.
+func (s *nameScan) skip() {
+	depth := 0
+	for s.i < len(s.b) && !s.bad {
+		switch c := s.b[s.i]; {
+		case c == '"':
+			if s.str(); depth == 0 {
+				return
+			}
+			continue
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			if depth == 0 {
+				return // after a number or a literal, its object's end
+			}
+			if depth--; depth == 0 {
+				s.i++
+				return
+			}
+		case depth == 0 && isDelim(c):
+			return
+		}
+		s.i++
+	}
 }
 
 // space reads JSON's white space.

@@ -95,3 +95,39 @@ func repeatedTokensIn(dec *json.Decoder, path string) (string, error) {
 	_, err = dec.Token()
 	return "", err
 }
+
+// FuzzReadFormat: readFormat, which reads the format of a valid export
+// a byte at a time, gives the format and the error json.Unmarshal gives
+// (type, text and, of a syntax error, offset) of any input.
+func FuzzReadFormat(f *testing.F) {
+	for _, name := range []string{"export-v1.json", "export-v2.json"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, s := range []string{
+		``, ` `, `{}`, ` { } `, `[]`, `null`, ` null `, `1`, `"a"`, `true`, `{"format":"x"}`, `{"FORMAT":"x"}`, `{"Format":"x","format":"y"}`,
+		`{"format":"x","format":null}`, `{"format":null}`, `{"format":1}`, `{"format":1,"format":"x"}`, `{"format":"x","format":[]}`,
+		`{"format":{"a":"b"}}`, `{"\u0066ormat":"x"}`, `{"form\u0061t":"x\ty"}`, `{"ﬀormat":"x"}`, "{\"format\":\"\xff\"}", "{\"format\xff\":\"x\"}",
+		`{"a":[1,{"format":"x"}],"b":"}","c":-1.5e3,"format":"y","d":true}`, `{"a":{"b":[[]]},"format" : "x" , "e":null}`,
+		`{"format":"x"`, `{"format":"x"} {}`, `{"format":"x",}`, `{"format" "x"}`, `{"format":"x"}]`, `{"a":1e}`, `{"format":"\ud800"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var head struct {
+			Format string `json:"format"`
+		}
+		wantErr := json.Unmarshal(b, &head)
+		got, gotErr := readFormat(b)
+		g, w := fmt.Sprintf("%T %v", gotErr, gotErr), fmt.Sprintf("%T %v", wantErr, wantErr)
+		if got != head.Format || g != w {
+			t.Fatalf("readFormat(%q) = %q, %s; json.Unmarshal: %q, %s", b, got, g, head.Format, w)
+		}
+		if gs, ok := gotErr.(*json.SyntaxError); ok && gs.Offset != wantErr.(*json.SyntaxError).Offset {
+			t.Fatalf("readFormat(%q): %v at %d; json.Unmarshal at %d", b, gs, gs.Offset, wantErr.(*json.SyntaxError).Offset)
+		}
+	})
+}
