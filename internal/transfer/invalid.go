@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keyward/keyward/internal/ascii"
 	"github.com/keyward/keyward/internal/clientauth"
@@ -33,9 +34,11 @@ var (
 // key's or sealed value's ID; an organization; a user's email; a project;
 // a delegation), a time the store would give back as none (the first
 // microsecond of 1970), a token lifetime not of whole seconds (the store
-// keeps seconds), an account's or a user's email with a NUL character
-// (PostgreSQL holds no NUL in text; SQLite's lookups of an email's
-// domain, by migration 00011's index, stop at it). It names as warnings the items whose values the admin
+// keeps seconds), text with a NUL character or bytes that are not UTF-8
+// in any of an item's fields (unheld: PostgreSQL's text holds neither, and
+// SQLite's lookups of an email's domain, by migration 00011's index, stop
+// at a NUL; refused on either backend, so that a file imports into both or
+// neither). It names as warnings the items whose values the admin
 // API would refuse on create now, by the rules it applies (package
 // validate), but which the store holds and the server uses as they are: a
 // store made before a rule, or with a setting the rules do not allow (an
@@ -94,6 +97,15 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 		}
 	}
 	q := validate.QuoteClip
+	// text refuses each of values, field's, that the store could not
+	// hold (unheld).
+	text := func(what, field string, values ...string) {
+		for _, v := range values {
+			if p := unheld(v); p != "" {
+				add("%s: its %s %s %s", what, field, q(v), p)
+			}
+		}
+	}
 
 	scopes := map[string]bool{}
 	names, identifiers := map[string]bool{}, map[string]bool{}
@@ -101,6 +113,12 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 	for _, a := range d.APIs {
 		what := "the API " + q(a.Name)
 		held(what, "created_at", a.CreatedAt)
+		text(what, "name", a.Name)
+		text(what, "identifier", a.Identifier)
+		text(what, "description", a.Description)
+		text(what, "scope", a.Scopes...)
+		text(what, "token_format", a.TokenFormat)
+		text(what, "introspector", a.Introspectors...)
 		rule(what, validate.APIName(a.Name))
 		rule(what, validate.APIIdentifier(a.Identifier))
 		rule(what, validate.APIScopes(a.Scopes))
@@ -145,12 +163,25 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 		held(what, "cert_tokens_revoked_before", a.CertTokensRevokedBefore)
 		held(what, "created_at", a.CreatedAt)
 		held(what, "updated_at", a.UpdatedAt)
-		if strings.Contains(a.Email, "\x00") {
+		text(what, "client_id", a.ID)
+		text(what, "name", a.Name)
+		text(what, "project", a.Project)
+		text(what, "display_name", a.DisplayName)
+		text(what, "description", a.Description)
+		text(what, "scope", a.Scopes...)
+		text(what, "auth method", a.AuthMethods...)
+		text(what, "tls_client_auth_subject_dn", a.TLS.SubjectDN)
+		text(what, "tls_client_auth_san_dns", a.TLS.SANDNS)
+		text(what, "tls_client_auth_san_uri", a.TLS.SANURI)
+		text(what, "tls_client_auth_san_ip", a.TLS.SANIP)
+		text(what, "tls_client_auth_san_email", a.TLS.SANEmail)
+		text(what, "token_format", a.TokenFormat)
+		if unheld(a.Email) != "" {
 			// PostgreSQL refuses it; SQLite holds it, but its domain
-			// index takes the email's domain from the NUL on (length()
+			// index takes the email's domain from a NUL on (length()
 			// stops at it: "\x00@nul.example"), so that an organization
 			// at its domain is not refused.
-			add("%s: its email %s holds a NUL character", what, q(a.Email))
+			text(what, "email", a.Email)
 		} else if _, err := validate.Email(a.Email); err != nil || strings.TrimSpace(a.Email) != a.Email {
 			warn("%s: its email %s is not one the admin API would accept now", what, q(a.Email))
 		}
@@ -203,6 +234,10 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 			continue
 		}
 		what := "the key " + q(k.ID)
+		text(what, "key_id", k.ID)
+		text(what, "account_id", k.AccountID)
+		text(what, "algorithm", k.Algorithm)
+		text(what, "origin", k.Origin)
 		held(what, "expires_at", k.ExpiresAt)
 		held(what, "created_at", k.CreatedAt)
 		if !slices.Contains(keyAlgorithms, k.Algorithm) {
@@ -226,6 +261,9 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 			continue
 		}
 		what := "the secret " + q(sec.ID)
+		text(what, "secret_id", sec.ID)
+		text(what, "account_id", sec.AccountID)
+		text(what, "hint", sec.Hint)
 		held(what, "expires_at", sec.ExpiresAt)
 		held(what, "created_at", sec.CreatedAt)
 		held(what, "last_used_at", sec.LastUsedAt)
@@ -243,6 +281,8 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 			what = "a signing key"
 			add("%s has no id", what)
 		}
+		text(what, "kid", k.ID)
+		text(what, "algorithm", k.Algorithm)
 		held(what, "created_at", k.CreatedAt)
 		held(what, "activated_at", k.ActivatedAt)
 		held(what, "retired_at", k.RetiredAt)
@@ -259,6 +299,7 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 	seen = map[string]bool{}
 	for _, v := range d.SealedValues {
 		what := "the sealed value " + q(v.Name)
+		text(what, "name", v.Name)
 		held(what, "created_at", v.CreatedAt)
 		if v.Name == "" {
 			add("a sealed value has no name")
@@ -277,6 +318,8 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 			continue
 		}
 		what := "the organization " + q(o.Domain)
+		text(what, "domain", o.Domain)
+		text(what, "blocked scope", o.BlockedScopes...)
 		held(what, "created_at", o.CreatedAt)
 		rule(what, validate.Domain(o.Domain))
 		// As admin.Service.CreateOrg refuses it (RFC 9700 §4.15).
@@ -299,10 +342,11 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 		}
 		what := "the user " + q(u.Email)
 		held(what, "created_at", u.CreatedAt)
+		text(what, "organization", u.Org)
 		email, err := validate.Email(u.Email)
 		switch {
-		case strings.Contains(u.Email, "\x00"):
-			add("%s: its email holds a NUL character", what) // as an account's
+		case unheld(u.Email) != "":
+			add("%s: its email %s", what, unheld(u.Email)) // as an account's
 		case err != nil || strings.TrimSpace(u.Email) != u.Email:
 			warn("%s: it is not an email address the admin API would accept now", what)
 		case validate.EmailDomain(email) != u.Org:
@@ -317,6 +361,8 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 			add("a project placement in %s has no project", q(p.Org))
 			continue
 		}
+		text(what, "name", p.Project)
+		text(what, "organization", p.Org)
 		if !validate.Name(p.Project) { // as admin.Service.PlaceProjectIf refuses it
 			warn("%s must be %s, by the admin API's rules now", what, validate.NameRule)
 		}
@@ -325,6 +371,9 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 	seen = map[string]bool{}
 	for _, g := range d.Grants {
 		what := fmt.Sprintf("the delegation of %s in %s", q(g.ClientID), q(g.Org))
+		text(what, "client_id", g.ClientID)
+		text(what, "organization", g.Org)
+		text(what, "scope", g.Scopes...)
 		held(what, "created_at", g.CreatedAt)
 		if len(g.Scopes) == 0 {
 			warn("%s has no scope", what)
@@ -339,6 +388,21 @@ func invalid(d Dump, accountDomain string, now time.Time) (bad, warnings []strin
 		twice(seen, g.Org+" "+g.ClientID, what)
 	}
 	return bad, warnings
+}
+
+// unheld says what of s a store could not hold as text, "holds a NUL
+// character" or "is not UTF-8 text", or "" when it holds s: PostgreSQL's
+// text holds neither, and refuses to write it. SQLite holds both, but
+// import refuses them on either backend, before writing anything, so that
+// a file imports into both or into neither.
+func unheld(s string) string {
+	switch {
+	case strings.IndexByte(s, 0) >= 0:
+		return "holds a NUL character"
+	case !utf8.ValidString(s):
+		return "is not UTF-8 text"
+	}
+	return ""
 }
 
 // keyProblem says why the admin API would not register k's public key

@@ -143,6 +143,80 @@ func TestImportRefusesNULInEmails(t *testing.T) {
 	}
 }
 
+// A dump with a NUL character or bytes that are not UTF-8 in any text of
+// an item (beyond emails: TestImportRefusesNULInEmails) is refused as a
+// whole, on either backend, naming the item and its field, before
+// anything is written. PostgreSQL's text holds neither: it failed
+// mid-import with "the store refused it, though the file passed import's
+// checks … report it"; SQLite imported it, at most with a warning.
+func TestImportRefusesTextTheStoreCannotHold(t *testing.T) {
+	ctx := context.Background()
+	base := exported(t)
+	for _, tc := range []struct {
+		name string
+		edit func(d *transfer.Dump)
+		want string
+	}{
+		{"API description", func(d *transfer.Dump) { d.APIs[0].Description = "a\x00b" },
+			`the API "orders": its description "a\x00b" holds a NUL character`},
+		{"API name", func(d *transfer.Dump) { d.APIs[0].Name = "ord\x00ers" },
+			`the API "ord\x00ers": its name "ord\x00ers" holds a NUL character`},
+		{"API identifier", func(d *transfer.Dump) { d.APIs[0].Identifier = "https://orders\x00" },
+			`its identifier "https://orders\x00" holds a NUL character`},
+		{"API scope", func(d *transfer.Dump) { d.APIs[0].Scopes = []string{"orders.read", "orders\x00.write"} },
+			`the API "orders": its scope "orders\x00.write" holds a NUL character`},
+		{"API token format", func(d *transfer.Dump) { d.APIs[0].TokenFormat = "opaque\x00" },
+			`the API "orders": its token_format "opaque\x00" holds a NUL character`},
+		{"API introspector", func(d *transfer.Dump) { d.APIs[0].Introspectors = []string{"2\x00"} },
+			`the API "orders": its introspector "2\x00" holds a NUL character`},
+		{"API description not UTF-8", func(d *transfer.Dump) { d.APIs[0].Description = "caf\xe9" },
+			`the API "orders": its description "caf\xe9" is not UTF-8 text`},
+		{"account display name", func(d *transfer.Dump) { d.Accounts[0].DisplayName = "Pay\x00" },
+			`the service account "1": its display_name "Pay\x00" holds a NUL character`},
+		{"account description", func(d *transfer.Dump) { d.Accounts[0].Description = "\xff" },
+			`the service account "1": its description "\xff" is not UTF-8 text`},
+		{"account name", func(d *transfer.Dump) { d.Accounts[0].Name = "svc\x001" },
+			`the service account "1": its name "svc\x001" holds a NUL character`},
+		{"account project", func(d *transfer.Dump) { d.Accounts[0].Project = "pay\x00" },
+			`the service account "1": its project "pay\x00" holds a NUL character`},
+		{"account scope", func(d *transfer.Dump) { d.Accounts[0].Scopes = []string{"orders.read\x00"} },
+			`the service account "1": its scope "orders.read\x00" holds a NUL character`},
+		{"account auth method", func(d *transfer.Dump) { d.Accounts[0].AuthMethods = []string{"client_secret_basic\x00"} },
+			`the service account "1": its auth method "client_secret_basic\x00" holds a NUL character`},
+		{"account TLS binding", func(d *transfer.Dump) { d.Accounts[0].TLS.SANDNS = "1.example\x00" },
+			`the service account "1": its tls_client_auth_san_dns "1.example\x00" holds a NUL character`},
+		{"account client ID", func(d *transfer.Dump) { d.Accounts[0].ID = "1\x00" },
+			`the service account "1\x00": its client_id "1\x00" holds a NUL character`},
+		{"account email not UTF-8", func(d *transfer.Dump) { d.Accounts[0].Email = "svc1@pay.example\xff" },
+			`the service account "1": its email "svc1@pay.example\xff" is not UTF-8 text`},
+		{"key ID", func(d *transfer.Dump) { d.Keys[0].ID = "k\x001" },
+			`the key "k\x001": its key_id "k\x001" holds a NUL character`},
+		{"secret hint", func(d *transfer.Dump) { d.Secrets[0].Hint = "kw_\x00" },
+			`the secret "s1": its hint "kw_\x00" holds a NUL character`},
+		{"signing key ID", func(d *transfer.Dump) { d.SigningKeys[0].ID = "s\x00k" },
+			`the signing key "s\x00k": its kid "s\x00k" holds a NUL character`},
+		{"organization domain", func(d *transfer.Dump) { d.Orgs[0].Domain = "example.com\x00" },
+			`the organization "example.com\x00": its domain "example.com\x00" holds a NUL character`},
+		{"organization blocked scope", func(d *transfer.Dump) { d.Orgs[0].BlockedScopes = []string{"x\x00"} },
+			`the organization "example.com": its blocked scope "x\x00" holds a NUL character`},
+		{"user email not UTF-8", func(d *transfer.Dump) { d.Users[0].Email = "a@example.com\xff" },
+			`the user "a@example.com\xff": its email is not UTF-8 text`},
+		{"project", func(d *transfer.Dump) { d.Projects[0].Project = "pay\x00" },
+			`the project "pay\x00": its name "pay\x00" holds a NUL character`},
+		{"grant scope", func(d *transfer.Dump) { d.Grants[0].Scopes = []string{"orders.read\x00"} },
+			`the delegation of "1" in "example.com": its scope "orders.read\x00" holds a NUL character`},
+	} {
+		for _, target := range targets {
+			t.Run(tc.name+"/"+target.name, func(t *testing.T) {
+				d := clone(base)
+				tc.edit(&d)
+				dst := target.open(t)
+				wantRefused(t, dst, transfer.Import(ctx, dst, d, t0), tc.want, "the store could not hold it")
+			})
+		}
+	}
+}
+
 // A dump with a delegation of Keyward's own scopes, which the admin API
 // refuses to grant, is refused as a whole, naming each such grant, before
 // anything is written.
