@@ -573,6 +573,9 @@ func decodeBody(r *http.Request, v any, optional bool) error {
 			Description: fmt.Sprintf("The request body is larger than %d bytes (1 MiB), the most the admin API reads in one request; send a smaller body (a long list of users in several requests).", MaxBodyBytes)}
 	}
 	if hasNUL(body) {
+		if field := nulField(body); field != "" {
+			return invalid("The field %s of the request body contains a NUL character, which Keyward does not store; remove it.", quoteClip(field))
+		}
 		return invalid("The request body contains a NUL character.")
 	}
 	if len(bytes.Trim(body, jsonSpace)) == 0 {
@@ -695,6 +698,54 @@ func hasNUL(data []byte) bool {
 			return true
 		}
 		i++
+	}
+}
+
+// nulField names the field of the JSON object body whose string value
+// holds a NUL character (a \u0000 escape): the innermost member's name,
+// an array's elements being its member's. It returns "" when it cannot
+// name one: a raw NUL, which is no JSON, a NUL in a member's name, or
+// body not JSON.
+func nulField(body []byte) string {
+	type frame struct {
+		object, wantName bool
+		name             string
+	}
+	var stack []frame
+	dec := json.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			stack = append(stack, frame{object: tok == json.Delim('{'), wantName: tok == json.Delim('{')})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		default:
+			s, _ := tok.(string)
+			if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantName {
+				if strings.IndexByte(s, 0) >= 0 {
+					return ""
+				}
+				stack[n-1].name, stack[n-1].wantName = s, false
+				continue
+			}
+			if strings.IndexByte(s, 0) >= 0 {
+				for i := len(stack) - 1; i >= 0; i-- {
+					if stack[i].object {
+						return stack[i].name
+					}
+				}
+				return ""
+			}
+		}
+		// A value ended: the object it is in wants its next member's name.
+		if n := len(stack); n > 0 && stack[n-1].object {
+			stack[n-1].wantName = true
+		}
 	}
 }
 
