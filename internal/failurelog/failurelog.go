@@ -29,8 +29,8 @@ type Note struct {
 	// First is true at the first failure of the spell: log it.
 	First bool
 	// Again is true when the failures go on and the spell's Every has
-	// passed since the last line (or the clock went back): log that they still fail,
-	// with For and Failures.
+	// passed since the last line (or the clock went back): log that they
+	// still fail, with For and Failures.
 	Again bool
 	// For is how long the spell has lasted (0 but with Again).
 	For time.Duration

@@ -35,11 +35,11 @@ var (
 // a delegation), a time the store would give back as none (the first
 // microsecond of 1970), a token lifetime not of whole seconds (the store
 // keeps seconds), text with a NUL character or bytes that are not UTF-8
-// in any of an item's fields (unheld: PostgreSQL's text holds neither, and
-// SQLite's lookups of an email's domain, by migration 00011's index, stop
-// at a NUL; refused on either backend, so that a file imports into both or
-// neither). It names as warnings the items whose values the admin
-// API would refuse on create now, by the rules it applies (package
+// in any of an item's fields (unheld: PostgreSQL's text holds neither,
+// and SQLite's lookups of an email's domain, by migration 00011's index,
+// stop at a NUL; refused on either backend, so that a file imports into
+// both or neither). It names as warnings the items whose values the
+// admin API would refuse on create now, by the rules it applies (package
 // validate), but which the store holds and the server uses as they are: a
 // store made before a rule, or with a setting the rules do not allow (an
 // administrator's email under --account-domain "iam.example.com."), holds
