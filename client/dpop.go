@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -225,6 +226,11 @@ type proofURLKey struct{}
 
 // withProofURL returns ctx with requests to at proved for htu.
 func withProofURL(ctx context.Context, at, htu string) context.Context {
+	if u, err := url.Parse(at); err == nil && u.User != nil {
+		// send compares a request's URL without its userinfo.
+		u.User = nil
+		at = u.String()
+	}
 	return context.WithValue(ctx, proofURLKey{}, proofURL{sameURL(at), htu})
 }
 

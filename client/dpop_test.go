@@ -498,6 +498,37 @@ func TestDPoPProofHTU(t *testing.T) {
 	}
 }
 
+// A TokenURL with userinfo keeps TokenEndpoint's override: the request's
+// proof, whose URL drops the userinfo as net/http's target URI does, is
+// for the token endpoint as the server names it, not for the replica.
+func TestDPoPTokenURLUserinfo(t *testing.T) {
+	for _, tokenURL := range []string{"https://replica.test/token", "https://u:p@replica.test/token", "https://u@REPLICA.test:443/token"} {
+		t.Run(tokenURL, func(t *testing.T) {
+			var htu string
+			f := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				htu = proofClaim(t, r.Header.Get("DPoP"), "htu")
+				return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}}, Request: r,
+					Body: io.NopCloser(strings.NewReader(`{"access_token":"tok","token_type":"DPoP","expires_in":3600}`))}, nil
+			})
+			d, err := client.NewDPoP(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts, err := client.ClientCredentials(context.Background(), client.ClientCredentialsConfig{TokenURL: tokenURL, TokenEndpoint: "https://keyward.test/token",
+				ClientID: "123", ClientSecret: "s", HTTPClient: d.HTTPClient(&http.Client{Transport: f})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ts.Token(); err != nil {
+				t.Fatal(err)
+			}
+			if htu != "https://keyward.test/token" {
+				t.Errorf("htu %q, want https://keyward.test/token", htu)
+			}
+		})
+	}
+}
+
 // End to end with verify: an API that requires its own DPoP nonces
 // (verify.WithDPoPNonce, RFC 9449 §9): the client follows the first refusal with the nonce it names,
 // once, and later requests carry the nonce from the start.
