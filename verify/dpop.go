@@ -370,7 +370,7 @@ func usesDPoP(r *http.Request) bool {
 // serveDPoP is Middleware for a request that uses the DPoP scheme.
 func (o mwOptions) serveDPoP(v *Verifier, next http.Handler, w http.ResponseWriter, r *http.Request) {
 	_, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	tok, ok := credentialToken(tok)
+	tok, ok := oauth2.AuthToken(tok)
 	if !ok {
 		o.refuse(w, r, dpopError("invalid_request", "the Authorization header must be: DPoP <token>", nil))
 		return

@@ -173,7 +173,7 @@ func bearerToken(w http.ResponseWriter, r *http.Request, allowQuery bool) (token
 		if !strings.EqualFold(scheme, "Bearer") {
 			break
 		}
-		tok, ok := credentialToken(tok)
+		tok, ok := oauth2.AuthToken(tok)
 		if !ok {
 			return "", false, &Error{Code: "invalid_request", Description: "the Authorization header must be: Bearer <token>"}
 		}
@@ -209,16 +209,6 @@ func bearerToken(w http.ResponseWriter, r *http.Request, allowQuery bool) (token
 		return fromForm, false, nil
 	}
 	return "", false, errNoToken
-}
-
-// credentialToken reads the token that follows an Authorization
-// header's scheme and its space: spaces and tabs alone separate it (RFC
-// 7235 §2.1, RFC 9110 §5.6.3), not strings.TrimSpace's Unicode white
-// space, and it is one word of printable ASCII (RFC 6750 §2.1's b64token
-// is narrower). ok is false for an empty or malformed token.
-func credentialToken(s string) (tok string, ok bool) {
-	tok = strings.Trim(s, " \t")
-	return tok, tok != "" && !strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r >= 0x7f })
 }
 
 // oneToken returns the access_token parameter of params, "" if there is

@@ -452,11 +452,8 @@ func (h *Handler) authenticate(r *http.Request) (caller, error) {
 			Description: "The admin API needs an access token with the keyward.admin scope: Authorization: Bearer <token>.",
 			Header:      http.Header{"Www-Authenticate": {`Bearer realm="keyward"`}}})
 	}
-	// Spaces and tabs alone separate the token (RFC 7235 §2.1, RFC 9110
-	// §5.6.3), not strings.TrimSpace's Unicode white space; the token
-	// itself is printable ASCII (RFC 6750 §2.1's b64token is narrower).
-	raw = strings.Trim(raw, " \t")
-	if raw == "" || strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+	raw, ok := oauth2.AuthToken(raw)
+	if !ok {
 		return fail(reasonMalformed, challenge(oauth2.ErrInvalidRequest, "The Authorization header must be: Bearer <token>."))
 	}
 	// Revoking the token, the account's tokens, or the key or secret it
