@@ -379,7 +379,7 @@ func textMasterKey(k []byte) bool {
 // mapped range shorter than /96 is refused: it is no IPv4 range, and
 // holds IPv6 addresses alone (::ffff:10.0.0.0/95 is ::fffe:0:0/95). So is
 // an address with a zone (fe80::1%eth0): a range holds none, and a peer
-// is matched without its own (oauth2.Trusted), on every interface.
+// with a zone is never trusted (oauth2.Trusted).
 func parsePrefix(s string) (netip.Prefix, error) {
 	if p, err := netip.ParsePrefix(s); err == nil {
 		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
@@ -394,7 +394,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, errNotPrefix
 	}
 	if a.Zone() != "" {
-		return netip.Prefix{}, errors.New("has a zone, which a range cannot hold: write the address without it, which is trusted on every interface")
+		return netip.Prefix{}, errors.New("has a zone, which a range cannot hold: a proxy that connects from a link-local address is never trusted, as the address names a host on one link alone; give the proxy an address that is not link-local")
 	}
 	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }

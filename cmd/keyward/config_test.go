@@ -67,7 +67,7 @@ func TestValidate(t *testing.T) {
 		{"cert header with a space", func(c *Config) { c.ClientCertHeader, c.TrustedProxies = "X Client Cert", []string{"10.0.0.1"} }, []string{`--client-cert-header "X Client Cert" is not a header name`}},
 		{"cert header with a colon", func(c *Config) { c.ClientCertHeader, c.TrustedProxies = "X-Client-Cert:", []string{"10.0.0.1"} }, []string{"is not a header name"}},
 		{"bad proxy", func(c *Config) { c.ClientCertHeader, c.TrustedProxies = "X", []string{"10.0.0.0/33"} }, []string{"10.0.0.0/33"}},
-		{"proxy with a zone", func(c *Config) { c.TrustedProxies = []string{"fe80::1%eth0"} }, []string{`--trusted-proxies: "fe80::1%eth0" has a zone`, "every interface"}},
+		{"proxy with a zone", func(c *Config) { c.TrustedProxies = []string{"fe80::1%eth0"} }, []string{`--trusted-proxies: "fe80::1%eth0" has a zone`, "never trusted"}},
 		{"mapped proxy range shorter than /96", func(c *Config) { c.TrustedProxies = []string{"::ffff:10.0.0.0/95"} }, []string{`--trusted-proxies: "::ffff:10.0.0.0/95" is an IPv4-mapped range shorter than /96`}},
 		{"metrics address", func(c *Config) { c.MetricsListen = "9090" }, []string{"--metrics-listen"}},
 		{"listen port out of range", func(c *Config) { c.Listen = "127.0.0.1:99999" }, []string{"--listen", "0 to 65535 or a service name"}},
@@ -706,7 +706,7 @@ func TestParsePrefix(t *testing.T) {
 		{"::1", "::1/128"},
 		{"fe80::1", "fe80::1/128"},
 		// Refused: a zone, which a range cannot hold (a zoned peer is
-		// matched without its own), and a mapped range shorter than /96,
+		// never trusted), and a mapped range shorter than /96,
 		// which is no IPv4 range and matches IPv6 addresses only.
 		{"fe80::1%eth0", ""},
 		{"::ffff:10.0.0.0/95", ""},

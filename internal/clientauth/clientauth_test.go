@@ -615,8 +615,9 @@ func TestForwardedNoCertificate(t *testing.T) {
 }
 
 // TestTrustedProxyZone: a proxy at a link-local address connects with
-// its interface as the address's zone (fe80::1%eth0), which a trusted
-// range cannot hold; it is trusted as that address is, on any interface.
+// its interface as the address's zone (fe80::1%eth0): it is never
+// trusted, though fe80::1 is listed, as another link's host may have
+// that address; the address without a zone still is.
 func TestTrustedProxyZone(t *testing.T) {
 	w := newWorld(t)
 	pool := x509.NewCertPool()
@@ -632,8 +633,8 @@ func TestTrustedProxyZone(t *testing.T) {
 		remote  string
 		trusted bool
 	}{
-		{"fe80::1%eth0", true},
-		{"fe80::1%2", true},
+		{"fe80::1%eth0", false},
+		{"fe80::1%2", false},
 		{"fe80::1", true},
 		{"fe80::2%eth0", false},
 	} {

@@ -54,13 +54,15 @@ func TrustForwardedFor(trusted []netip.Prefix, next http.Handler) http.Handler {
 	})
 }
 
-// Trusted reports whether a is in one of the trusted prefixes: as its
-// IPv4 address if it is IPv4-mapped, and without its IPv6 zone (a
-// link-local peer's interface, fe80::1%eth0), which a prefix cannot hold
-// and netip.Prefix.Contains would never match. A trusted link-local
-// address is so trusted on every interface.
+// Trusted reports whether a is in one of the trusted prefixes, as its
+// IPv4 address if it is IPv4-mapped. An address with an IPv6 zone (a
+// link-local peer's interface, fe80::1%eth0) is in none: a link-local
+// address names a host on one link alone, and matched without its zone
+// it would trust whichever host took that address on any other link
+// (fe80::1 is many a router's), so a proxy is trusted only at an
+// address without a zone.
 func Trusted(trusted []netip.Prefix, a netip.Addr) bool {
-	a = a.Unmap().WithZone("")
+	a = a.Unmap()
 	return slices.ContainsFunc(trusted, func(p netip.Prefix) bool { return p.Contains(a) })
 }
 

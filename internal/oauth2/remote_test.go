@@ -28,10 +28,11 @@ func TestTrustForwardedFor(t *testing.T) {
 		{"garbage stops at the proxy", "10.0.0.5:443", []string{"203.0.113.7, unknown"}, "10.0.0.5"},
 		{"only proxies", "10.0.0.5:443", []string{"10.9.9.9"}, "10.9.9.9"},
 		{"empty header", "192.0.2.1:443", []string{""}, "192.0.2.1"},
-		// A link-local peer has its interface as a zone, which a prefix
-		// cannot hold: it is matched without it.
-		{"link-local proxy with a zone", "[fe80::1%eth0]:443", []string{"203.0.113.7"}, "203.0.113.7"},
-		{"link-local proxy hop with a zone", "10.0.0.5:443", []string{"203.0.113.7, fe80::1%eth1"}, "203.0.113.7"},
+		// A link-local peer has its interface as a zone: it is never
+		// trusted, though fe80::1 is listed (another link's host may
+		// have that address).
+		{"link-local proxy with a zone", "[fe80::1%eth0]:443", []string{"203.0.113.7"}, "fe80::1%eth0"},
+		{"link-local proxy hop with a zone", "10.0.0.5:443", []string{"203.0.113.7, fe80::1%eth1"}, "fe80::1%eth1"},
 		{"another link-local peer", "[fe80::2%eth0]:443", []string{"203.0.113.7"}, "fe80::2%eth0"},
 	}
 	for _, tt := range tests {
