@@ -561,6 +561,21 @@ func TestUnreachableMessage(t *testing.T) {
 			c.Close()
 		}
 	}()
+	// silent reads each request and never answers.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			go io.Copy(io.Discard, c)
+		}
+	}()
 	tests := []struct {
 		name, server string
 		want         []string
@@ -570,7 +585,14 @@ func TestUnreachableMessage(t *testing.T) {
 		{"https to plain HTTP", strings.Replace(m.Issuer, "http:", "https:", 1), []string{"server gave HTTP response to HTTPS client; the server speaks plain HTTP: use an http:// URL"}},
 		// Go's words were a bare "EOF".
 		{"closed without an answer", "http://" + hangUp.Addr().String(), []string{"cannot reach Keyward at http://" + hangUp.Addr().String() + ": the connection was closed without an answer"}},
+		// It read only "read tcp ...: connection reset by peer".
+		{"http to TLS", "http://" + tlsSrv.Listener.Addr().String(), []string{"cannot reach Keyward at http://" + tlsSrv.Listener.Addr().String() + ": ", "; the server speaks TLS: use an https:// URL"}},
+		// It read "context deadline exceeded (Client.Timeout exceeded
+		// while awaiting headers)".
+		{"no answer", "http://" + silent.Addr().String(), []string{"cannot reach Keyward at http://" + silent.Addr().String() + ": no answer within 500ms"}},
 	}
+	defer func(d time.Duration) { tokenTimeout = d }(tokenTimeout)
+	tokenTimeout = 500 * time.Millisecond
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := runCLIErrWithin(t, 20*time.Second, "sa", "list", "--credentials", m.AdminKeyFile, "--server", tt.server)

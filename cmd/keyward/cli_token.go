@@ -72,7 +72,7 @@ for each request. The key file must exist: make one with
 			if err != nil {
 				return err
 			}
-			hc := &http.Client{Timeout: 30 * time.Second, Transport: transport}
+			hc := &http.Client{Timeout: tokenTimeout, Transport: transport}
 			if dpopKey != "" {
 				key, _, err := readDPoPKey(dpopKey)
 				if err != nil {
@@ -92,7 +92,7 @@ for each request. The key file must exist: make one with
 			}
 			tok, err := ts.Token()
 			if err != nil {
-				return retrieveError(kf.TokenURI, err)
+				return retrieveError(kf.TokenURI, plainToTLS(kf.TokenURI, err))
 			}
 			// A server that does not know DPoP ignores the proof and
 			// issues a bearer token: not what was asked for.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -133,11 +134,11 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 	}
 	ctx := cmd.Context()
 	ts, err := client.JWTBearer(ctx, client.JWTBearerConfig{KeyFile: data, Scopes: []string{"keyward.admin"}, TokenURL: tokenURL,
-		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: transport}})
+		HTTPClient: &http.Client{Timeout: tokenTimeout, Transport: transport}})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", creds, err)
 	}
-	hc := &http.Client{Timeout: 60 * time.Second, Transport: &oauth2.Transport{Source: ts, Base: transport},
+	hc := &http.Client{Timeout: adminTimeout, Transport: &oauth2.Transport{Source: ts, Base: transport},
 		CheckRedirect: sameHostRedirects}
 	return &adminClient{base: base, from: from, http: hc, output: f.output, out: cmd.OutOrStdout(), ifMatch: f.ifMatch}, nil
 }
@@ -332,6 +333,13 @@ func bodyStart(b []byte) string {
 	return cell(s)
 }
 
+// tokenTimeout and adminTimeout bound a token request and an admin API
+// request (with the token request it may make); connProblem names them.
+var (
+	tokenTimeout = 30 * time.Second
+	adminTimeout = 60 * time.Second
+)
+
 // unreachableError is a request that got no complete answer: the server is
 // down or restarting, or the connection broke.
 type unreachableError struct {
@@ -348,12 +356,26 @@ func (e *unreachableError) Error() string {
 // dial tcp ...' is the same URL twice over), with what to do where the
 // cause says it.
 func connProblem(err error) string {
+	var tlsErr speaksTLSError
+	if errors.As(err, &tlsErr) {
+		return connProblem(tlsErr.err) + "; the server speaks TLS: use an https:// URL"
+	}
+	reqURL := ""
 	for {
 		ue, ok := err.(*url.Error)
 		if !ok {
 			break
 		}
-		err = ue.Err
+		err, reqURL = ue.Err, ue.URL
+	}
+	if reqURL != "" && timedOut(err) {
+		// Go's words are "context deadline exceeded (Client.Timeout
+		// exceeded while awaiting headers)".
+		d := adminTimeout
+		if u, perr := url.Parse(reqURL); perr == nil && strings.HasSuffix(u.Path, kwoauth2.TokenPath) {
+			d = tokenTimeout
+		}
+		return fmt.Sprintf("no answer within %v: the server is overloaded or stuck, or a firewall or proxy on the way holds the request", d)
 	}
 	// errors.As finds it inside a *tls.CertificateVerificationError too.
 	var unknownCA x509.UnknownAuthorityError
@@ -371,6 +393,68 @@ func connProblem(err error) string {
 }
 
 func (e *unreachableError) Unwrap() error { return e.err }
+
+// timedOut says whether err is a request's time running out (an
+// http.Client's Timeout), not the command's context ended.
+func timedOut(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) && ne.Timeout() && !errors.Is(err, context.Canceled)
+}
+
+// speaksTLSError is err, of a plain-HTTP request to a server found to
+// speak TLS on that port.
+type speaksTLSError struct{ err error }
+
+func (e speaksTLSError) Error() string { return e.err.Error() }
+func (e speaksTLSError) Unwrap() error { return e.err }
+
+// tlsProbeTimeout bounds probeTLS.
+const tlsProbeTimeout = 3 * time.Second
+
+// plainToTLS returns err as a speaksTLSError if it is the failure of a
+// request to base, an http:// URL, whose host answers a TLS handshake:
+// a TLS server answers plain HTTP with a reset, a TLS alert net/http
+// calls a "malformed HTTP response", or Go's "Client sent an HTTP request
+// to an HTTPS server", which of them depending on the server and timing,
+// so the port is asked rather than the error read.
+func plainToTLS(base string, err error) error {
+	u, perr := url.Parse(base)
+	var re *oauth2.RetrieveError
+	if perr != nil || u.Scheme != "http" || timedOut(err) || errors.Is(err, context.Canceled) ||
+		(errors.As(err, &re) && re.ErrorCode != "") { // an OAuth answer
+		return err
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return err // nothing listens there, or the host is unknown
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "80")
+	}
+	if probeTLS(host, u.Hostname()) {
+		return speaksTLSError{err}
+	}
+	return err
+}
+
+// probeTLS says whether hostport completes a TLS handshake, or answers
+// one with a TLS alert (it wants a client certificate, say).
+func probeTLS(hostport, serverName string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), tlsProbeTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", hostport)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	// Only whether it speaks TLS is asked; nothing is sent over it.
+	tc := tls.Client(conn, &tls.Config{ServerName: serverName, InsecureSkipVerify: true}) //nolint:gosec // a probe, no data sent
+	err = tc.HandshakeContext(ctx)
+	var alert tls.AlertError
+	return err == nil || errors.As(err, &alert)
+}
 
 // transient says whether err may go away by itself: the server could not
 // be reached, or answered that it is overloaded or restarting.
@@ -416,6 +500,9 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 	resp, err := c.http.Do(req)
 	if err != nil {
 		var re *oauth2.RetrieveError
+		if err2 := plainToTLS(c.base, err); err2 != err {
+			return &unreachableError{base: c.base, err: err2}
+		}
 		if errors.As(err, &re) {
 			if st := retrieveStatus(re); st >= 500 || st == http.StatusTooManyRequests {
 				// The server failed or is overloaded, not the credentials:
