@@ -323,6 +323,24 @@ func TestEmptyArgument(t *testing.T) {
 	}
 }
 
+// TestRevokeInvalidUTF8: a token ID that is not UTF-8 is refused as such,
+// and nothing is sent; JSON carried it as U+FFFD, and the server said it
+// "holds a control character".
+func TestRevokeInvalidUTF8(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("request sent: %s %s", r.Method, r.URL)
+		http.Error(w, "no", http.StatusTeapot)
+	}))
+	defer srv.Close()
+	err := runCLIErr(t, "tokens", "revoke", "\xff", "--server", srv.URL)
+	if want := `the token ID $'\xff' is not valid UTF-8`; !strings.Contains(fmt.Sprint(err), want) {
+		t.Fatalf("keyward tokens revoke $'\\xff': %v; want %q", err, want)
+	}
+	if _, ok := errors.AsType[usageError](err); !ok {
+		t.Errorf("%v: not a usage error", err)
+	}
+}
+
 // TestDotArgument: an argument that is "." or ".." names a resource of
 // that name, which does not exist, not the path's parent: the server
 // redirects an unclean path to its clean form, and 'keys delete SA ..'

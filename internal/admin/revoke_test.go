@@ -84,10 +84,18 @@ func TestRevokeTokenIDOutlivesTheLongestToken(t *testing.T) {
 func TestRevokeTokenIDRefusesControlCharacters(t *testing.T) {
 	f := newFixture(t)
 	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
-	for _, jti := range []string{"a\nb", "x\x1b]0;t\a", "tab\there", "del\x7f", "bad\xffutf8"} {
+	for _, tt := range []struct{ jti, says string }{
+		{"a\nb", "holds a control character"},
+		{"x\x1b]0;t\a", "holds a control character"},
+		{"tab\there", "holds a control character"},
+		{"del\x7f", "holds a control character"},
+		// It said "holds a control character".
+		{"bad\xffutf8", "is not valid UTF-8"},
+	} {
+		jti := tt.jti
 		code, out, _ := f.call(t, "POST", "/v1/tokens/revoke", auth, admin.RevokeRequest{JTI: jti})
-		if code != 400 || out["error"] != "invalid_request" {
-			t.Errorf("revoke %q: %d %v, want 400 invalid_request", jti, code, out)
+		if d, _ := out["error_description"].(string); code != 400 || out["error"] != "invalid_request" || !strings.Contains(d, tt.says) {
+			t.Errorf("revoke %q: %d %v, want 400 invalid_request saying %q", jti, code, out, tt.says)
 		}
 		if revoked, err := f.store.IsRevoked(context.Background(), jti); err != nil || revoked {
 			t.Errorf("IsRevoked(%q) = %v, %v; want it not on the list", jti, revoked, err)

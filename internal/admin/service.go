@@ -874,8 +874,13 @@ func (s *Service) RevokeTokenID(ctx context.Context, actor Actor, jti string) (R
 		return Revoked{}, invalid("The token ID (jti) is an access token or a client secret itself, not a token's ID (Keyward's are 22 characters): " +
 			"give the token's jti, which introspection reports and its token.issued event in the audit log names token_id. A client secret is ended by disabling or deleting it.")
 	}
-	if strings.ContainsFunc(jti, func(r rune) bool { return r < 0x20 || r == 0x7f || r == utf8.RuneError }) {
+	if strings.ContainsFunc(jti, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return Revoked{}, invalid("The token ID (jti) %s holds a control character; Keyward's are 22 characters of base64url.", quoteClip(jti))
+	}
+	// JSON carries invalid UTF-8 as U+FFFD, which the decoder puts in its
+	// place: a byte that is no character, given as the ID.
+	if !utf8.ValidString(jti) || strings.ContainsRune(jti, utf8.RuneError) {
+		return Revoked{}, invalid("The token ID (jti) %s is not valid UTF-8 (U+FFFD stands where a byte was that is no character); Keyward's are 22 characters of base64url.", quoteClip(jti))
 	}
 	var r Revoked
 	var err error
