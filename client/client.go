@@ -83,6 +83,9 @@ func parseKeyFile(data []byte) (*KeyFile, jose.Signer, error) {
 	if err := keyfile.DecodeJSON(data, &kf); err != nil {
 		return nil, nil, fmt.Errorf("client: the key file %w", err)
 	}
+	if kf.Type == "" {
+		return nil, nil, notKeyFile(data)
+	}
 	if kf.Type != "service_account" {
 		return nil, nil, fmt.Errorf("client: key file type %q, want service_account", kf.Type)
 	}
@@ -94,6 +97,18 @@ func parseKeyFile(data []byte) (*KeyFile, jose.Signer, error) {
 		return nil, nil, fmt.Errorf("client: key file: %w", err)
 	}
 	return &kf, s, nil
+}
+
+// notKeyFile words the refusal of data, a JSON object without "type": a
+// Keyward export ("format": "keyward-export/…") is named as one.
+func notKeyFile(data []byte) error {
+	var doc struct {
+		Format string `json:"format"`
+	}
+	if keyfile.DecodeJSON(data, &doc) == nil && strings.HasPrefix(doc.Format, "keyward-export/") {
+		return errors.New("client: the file is not a service-account key file but a Keyward export ('keyward export' wrote it): give the JSON file 'keyward keys create' wrote")
+	}
+	return errors.New(`client: the file is not a service-account key file: it has no "type" (a key file's is "service_account"): give the JSON file 'keyward keys create' wrote`)
 }
 
 // TokenSource returns tokens for the key file's service account from the

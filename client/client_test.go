@@ -401,6 +401,9 @@ func TestParseKeyFile(t *testing.T) {
 		{"array", `[{"type":"service_account"}]`, "client: the key file is not a JSON key file: a JSON array, not an object"},
 		{"field of another type", `{"type":"service_account","client_email":7}`, "client: the key file is not a JSON key file: client_email is a JSON number, not a string"},
 		{"wrong type", `{"type":"authorized_user"}`, `client: key file type "authorized_user", want service_account`},
+		// These said 'key file type "", want service_account'.
+		{"export", `{"format":"keyward-export/2","accounts":[]}`, "client: the file is not a service-account key file but a Keyward export"},
+		{"no type", `{"client_email":"a@b"}`, `client: the file is not a service-account key file: it has no "type"`},
 		{"no key", `{"type":"service_account","client_email":"a@b","token_uri":"http://x"}`, "lacks client_email, token_uri or private_key"},
 		{"bad PEM", `{"type":"service_account","client_email":"a@b","token_uri":"http://x","private_key":"nope"}`, "client: key file: "},
 	}
