@@ -727,3 +727,15 @@ func TestParsePrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestTrustedProxiesHelp: --trusted-proxies' help says when a start warns
+// of a broad range, which it does only with --client-cert-header; it said
+// a start warns of any range of more than 256 addresses.
+func TestTrustedProxiesHelp(t *testing.T) {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	c := DefaultConfig()
+	c.addServeFlags(fs)
+	if u := fs.Lookup("trusted-proxies").Usage; !strings.Contains(u, "with --client-cert-header a start warns of a range of more than 256") {
+		t.Errorf("--trusted-proxies help %q does not say the warning needs --client-cert-header", u)
+	}
+}
