@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -220,12 +219,11 @@ func accountTable(w *tabwriter.Writer, a admin.AccountView) {
 	if a.Description != "" {
 		fmt.Fprintf(w, "Description:\t%s\n", shown(a.Description))
 	}
-	fmt.Fprintf(w, "Scopes:\t%s\n", cell(strings.Join(a.Scopes, ", ")))
+	fmt.Fprintf(w, "Scopes:\t%s\n", cell(dash(strings.Join(a.Scopes, ", "))))
 	fmt.Fprintf(w, "Token lifetime:\t%s\n", time.Duration(a.TokenLifetimeSeconds)*time.Second)
-	fmt.Fprintf(w, "Auth methods:\t%s\n", cell(strings.Join(a.AuthMethods, ", ")))
-	if a.TLS != nil {
-		b, _ := json.Marshal(a.TLS)
-		fmt.Fprintf(w, "TLS binding:\t%s\n", cell(string(b)))
+	fmt.Fprintf(w, "Auth methods:\t%s\n", cell(dash(strings.Join(a.AuthMethods, ", "))))
+	if a.TLS != nil && !a.TLS.IsZero() {
+		fmt.Fprintf(w, "TLS binding:\t%s\n", cell(tlsBindingText(*a.TLS)))
 	}
 	if a.TokenFormat != "" {
 		fmt.Fprintf(w, "Token format:\t%s\n", cell(a.TokenFormat))
@@ -238,6 +236,20 @@ func accountTable(w *tabwriter.Writer, a admin.AccountView) {
 	}
 	fmt.Fprintf(w, "Disabled:\t%s\n", yesNo(a.Disabled))
 	fmt.Fprintf(w, "Created:\t%s\n", fmtTime(a.CreatedAt))
+}
+
+// tlsBindingText words b as 'subject DN CN=job,O=Example; SAN DNS
+// job.internal', each part as sa update's --tls-… flag names it.
+func tlsBindingText(b storage.TLSBinding) string {
+	var parts []string
+	for _, p := range []struct{ name, value string }{
+		{"subject DN", b.SubjectDN}, {"SAN DNS", b.SANDNS}, {"SAN URI", b.SANURI}, {"SAN IP", b.SANIP}, {"SAN email", b.SANEmail},
+	} {
+		if p.value != "" {
+			parts = append(parts, p.name+" "+p.value)
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // lifetimeSeconds turns --token-lifetime into the whole seconds the admin

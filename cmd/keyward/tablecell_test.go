@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -261,5 +262,37 @@ func TestRecoverAdminQuotesEmail(t *testing.T) {
 				t.Errorf("bash read %q as %q (%v), want %q", cmds[j], got, err, wantOut)
 			}
 		}
+	}
+}
+
+// TestAccountTableEmptyAndTLS: 'sa get' shows an account without scopes
+// as "-", as other tables show an empty list, and its TLS binding in
+// words; it showed an empty Scopes: and the binding as raw JSON.
+func TestAccountTableEmptyAndTLS(t *testing.T) {
+	tests := []struct {
+		name string
+		a    admin.AccountView
+		want []string
+	}{
+		{"no scopes", admin.AccountView{Email: "a@p", ClientID: "1"}, []string{`\nScopes: +-\n`}},
+		{"TLS binding", admin.AccountView{Email: "a@p", ClientID: "1", Scopes: []string{"x"},
+			TLS: &storage.TLSBinding{SubjectDN: "CN=job,O=Example", SANDNS: "job.internal"}},
+			[]string{`\nTLS binding: +subject DN CN=job,O=Example; SAN DNS job\.internal\n`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			w := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+			accountTable(w, tt.a)
+			w.Flush()
+			for _, want := range tt.want {
+				if !regexp.MustCompile(want).MatchString(buf.String()) {
+					t.Errorf("table\n%s\ndoes not hold %q", buf.String(), want)
+				}
+			}
+			if strings.Contains(buf.String(), "{") {
+				t.Errorf("table\n%s\nholds JSON", buf.String())
+			}
+		})
 	}
 }
