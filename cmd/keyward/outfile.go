@@ -58,6 +58,12 @@ func createTempFor(path string) (*os.File, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
+		// A file system that takes no new files (/proc, /sys) says
+		// ENOENT, as if the directory were missing.
+		dir := filepath.Dir(path)
+		if fi, serr := os.Stat(dir); errors.Is(err, fs.ErrNotExist) && serr == nil && fi.IsDir() {
+			return nil, fmt.Errorf("cannot create %s: the directory %s exists but takes no new files (it answered %q, as virtual file systems such as /proc and /sys do), and the file is written as a new one renamed into place: name a file on another file system", path, dir, err.Error())
+		}
 		return nil, fmt.Errorf("cannot create %s: %w", path, err)
 	}
 	return f, nil

@@ -142,6 +142,23 @@ func TestKeysCreateOutDanglingLink(t *testing.T) {
 	}
 }
 
+// TestKeysCreateOutNoNewFiles: an --out in a directory that exists but
+// takes no new files (/proc) is refused saying so, before a key is
+// created; it said "no such file or directory", of a file and directory
+// that both exist: the temporary file written beside it could not be
+// created.
+func TestKeysCreateOutNoNewFiles(t *testing.T) {
+	if _, err := os.Stat("/proc/version"); err != nil {
+		t.Skip(err)
+	}
+	for _, force := range []bool{true, false} {
+		err := checkWritable("/proc/version", force)
+		if want := "cannot create /proc/version: the directory /proc exists but takes no new files"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("force %v: %v, want %q", force, err, want)
+		}
+	}
+}
+
 // TestWriteNewFileAtomicWithoutLinks: on a file system that refuses hard
 // links (FAT, some network and FUSE ones), writeNewFileAtomic renames
 // without replacing where the system can (Linux, macOS, Windows), and
