@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -1299,5 +1301,17 @@ func TestImportRefusesLargeNonExport(t *testing.T) {
 		if d, err := parseExport(b); err != nil || len(d.Accounts) != 2000 {
 			t.Fatalf("after %d bytes of white space: parseExport = %d accounts, %v; want 2000", len(start)-3, len(d.Accounts), err)
 		}
+	}
+}
+
+// TestConnProblemTLSAnswer: a plain-HTTP request that a TLS server
+// answered in full (Go's 400 "Client sent an HTTP request to an HTTPS
+// server", before the connection was reset) is told by its status, not
+// the server's words with their line break.
+func TestConnProblemTLSAnswer(t *testing.T) {
+	re := &oauth2.RetrieveError{Response: &http.Response{StatusCode: 400, Status: "400 Bad Request"}, Body: []byte("Client sent an HTTP request to an HTTPS server.\n")}
+	got := connProblem(speaksTLSError{re})
+	if want := "it answered HTTP 400; the server speaks TLS: use an https:// URL"; got != want {
+		t.Errorf("connProblem = %q, want %q", got, want)
 	}
 }

@@ -358,6 +358,12 @@ func (e *unreachableError) Error() string {
 func connProblem(err error) string {
 	var tlsErr speaksTLSError
 	if errors.As(err, &tlsErr) {
+		var re *oauth2.RetrieveError
+		if errors.As(tlsErr.err, &re) {
+			// Its words are the server's, Go's "Client sent an HTTP
+			// request to an HTTPS server", say.
+			return fmt.Sprintf("it answered HTTP %d; the server speaks TLS: use an https:// URL", retrieveStatus(re))
+		}
 		return connProblem(tlsErr.err) + "; the server speaks TLS: use an https:// URL"
 	}
 	reqURL := ""
