@@ -358,3 +358,42 @@ func TestMetricsListenerFailureLogged(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestMetricsListenerNoSniff: every answer of the metrics listener (the
+// metrics, the profiles, a refusal, a path it does not serve) says
+// X-Content-Type-Options: nosniff, as the main listener's do.
+func TestMetricsListenerNoSniff(t *testing.T) {
+	m := startServer(t, func(m *Main) { m.Config.MetricsListen = "127.0.0.1:0" })
+	base := "http://" + m.metricsListener.Addr().String()
+	c := &http.Client{Timeout: 10 * time.Second}
+	for _, tt := range []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodGet, "/metrics", http.StatusOK},
+		{http.MethodGet, "/debug/pprof/", http.StatusOK},
+		{http.MethodGet, "/debug/pprof/heap", http.StatusOK},
+		{http.MethodGet, "/debug/pprof/profile?seconds=3600", http.StatusBadRequest},
+		{http.MethodPost, "/metrics", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/nothing", http.StatusNotFound},
+	} {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			req, err := http.NewRequest(tt.method, base+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("%s %s: %s, want %d", tt.method, tt.path, resp.Status, tt.want)
+			}
+			if got := resp.Header.Values("X-Content-Type-Options"); len(got) != 1 || got[0] != "nosniff" {
+				t.Errorf("%s %s: X-Content-Type-Options %q, want [nosniff]", tt.method, tt.path, got)
+			}
+		})
+	}
+}

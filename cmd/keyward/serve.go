@@ -471,7 +471,7 @@ func (m *Main) Open(ctx context.Context) error {
 		// profile or trace answers after the seconds it was asked for,
 		// which net/http/pprof refuses beyond a WriteTimeout.
 		m.metricsHTTP = &http.Server{
-			Handler:           mux,
+			Handler:           noSniff(mux),
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       30 * time.Second,
 			IdleTimeout:       2 * time.Minute,
@@ -637,6 +637,16 @@ func profileSeconds(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+// noSniff gives every answer of next X-Content-Type-Options: nosniff, as
+// the main listener's answers have (the server's securityHeaders), so that
+// no browser takes the metrics or a profile for another kind of content.
+func noSniff(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(w, r)
+	})
 }
 
 // caPool reads the CA bundle at path that flag (--tls-client-ca,
