@@ -57,7 +57,7 @@ func ParseUsers(data []byte) ([]UserInput, error) {
 func ParseUserRows(data []byte, check func(UserRow) error) ([]UserRow, error) {
 	data = bytes.TrimPrefix(data, bom) // as Excel writes
 	if hasNUL(data) || !utf8.Valid(data) {
-		return nil, invalid("The user list must be UTF-8 text without NUL characters.")
+		return nil, notTextRows(data)
 	}
 	if bytes.Contains(data, bom) {
 		return nil, bomRows(data)
@@ -87,6 +87,25 @@ func bomRows(data []byte) error {
 	for i, l := range bytes.Split(data, []byte{'\n'}) {
 		if bytes.Contains(l, bom) {
 			bad = append(bad, fmt.Sprintf("line %d: a byte order mark (U+FEFF, invisible), which only the start of the file may have (files joined together each bring theirs): remove it", i+1))
+		}
+	}
+	return BadRows(bad)
+}
+
+// notTextRows reports each line of data with a NUL character (raw or as
+// a JSON \u0000 escape) or bytes that are not UTF-8, as the other bad
+// rows are reported. A line break is ASCII, so no UTF-8 character spans
+// two lines.
+func notTextRows(data []byte) error {
+	var bad []string
+	for i, l := range bytes.Split(data, []byte{'\n'}) {
+		switch {
+		case bytes.IndexByte(l, 0) >= 0:
+			bad = append(bad, fmt.Sprintf("line %d: a NUL character (U+0000), which Keyward does not store: remove it", i+1))
+		case hasNUL(l):
+			bad = append(bad, fmt.Sprintf("line %d: a NUL character (the escape \\u0000), which Keyward does not store: remove it", i+1))
+		case !utf8.Valid(l):
+			bad = append(bad, fmt.Sprintf("line %d: bytes that are not UTF-8 (Latin-1, say): save the file as UTF-8", i+1))
 		}
 	}
 	return BadRows(bad)
