@@ -205,6 +205,11 @@ func writeNewFileAs(path string, write func(io.Writer) error) (os.FileInfo, erro
 		cause, tempLeft := splitTempLeft(err)
 		var said string
 		switch left, rerr := removeWrittenFile(path, dse.file); {
+		case rerr != nil && tempLeft != "":
+			// Both files hold what was written: one instruction names both.
+			lt := err.(*tempLeftError)
+			said = fmt.Sprintf("%s, written but not made durable, could not be removed (%v), nor could its temporary file %s, a second name of it (%v): delete both", path, rerr, lt.tmp, lt.remove)
+			tempLeft = ""
 		case rerr != nil:
 			said = fmt.Sprintf("%s, written but not made durable, could not be removed (%v): delete it", path, rerr)
 		case left == writtenGone:

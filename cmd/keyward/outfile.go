@@ -20,7 +20,7 @@ import (
 // content, which it would have to read first; between its look at path
 // and the removal, a file renamed over path would still be removed, a
 // window no system call closes. err is a failure to look at or remove
-// path.
+// path (removed with removeFile, which tests make fail).
 func removeWrittenFile(path string, written os.FileInfo) (writtenFile, error) {
 	fi, err := os.Lstat(path)
 	switch {
@@ -31,7 +31,7 @@ func removeWrittenFile(path string, written os.FileInfo) (writtenFile, error) {
 	case written == nil || !os.SameFile(fi, written):
 		return writtenReplaced, nil
 	}
-	return writtenRemoved, os.Remove(path)
+	return writtenRemoved, removeFile(path)
 }
 
 // writtenBy is the file that err, a writeTempThen error, left in place

@@ -526,6 +526,46 @@ func TestTempLeftUnsyncedNamed(t *testing.T) {
 	})
 }
 
+// TestUnsyncedNotRemovedWithTempLeft: a file written whose directory
+// could not be synced, which could not be removed, and whose temporary
+// file could not be removed either, is named with that file in one
+// sentence with one instruction (dpop keygen, recover-admin). It said to
+// delete the one, "but" the other was left: remove it.
+func TestUnsyncedNotRemovedWithTempLeft(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args func(out string) []string
+	}{
+		{"dpop keygen --out", func(out string) []string { return []string{"dpop", "keygen", "--out", out} }},
+		{"recover-admin --key-file", func(out string) []string {
+			m := startServer(t)
+			return []string{"recover-admin", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--key-file", out}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "out")
+			args := tt.args(out)
+			failRemoveIn(t, dir, ".out.")
+			failRemoveIn(t, dir, "out")
+			s := syncDir
+			t.Cleanup(func() { syncDir = s })
+			syncDir = func(d string) error {
+				if d == dir {
+					return syscall.EIO
+				}
+				return s(d)
+			}
+			err := runCLIErr(t, args...)
+			tmp := leftTemp(t, dir, "out")
+			want := "sync the directory of " + out + ": input/output error; " + out + ", written but not made durable, could not be removed (remove " + out + ": input/output error), nor could its temporary file " + tmp + ", a second name of it (input/output error): delete both"
+			if err == nil || !strings.HasSuffix(err.Error(), want) {
+				t.Errorf("%v, want it to end %q", err, want)
+			}
+		})
+	}
+}
+
 // TestRenamedUnsyncedTempNotLeft: a file renamed into place whose
 // directory could not be synced fails, and the error names no
 // temporary file left, whatever a removal of that name, gone, says:
