@@ -85,10 +85,15 @@ func (rd *readiness) note(err error) {
 
 // notReady says why a probe failed with err, in /readyz's answer and its
 // log lines: a store that answers but cannot read the tables token
-// requests need (storage.ErrCannotServe) is not unreachable.
+// requests need (storage.ErrCannotServe) is not unreachable, nor is one
+// whose read of them gave up waiting for a lock another transaction
+// holds (storage.ErrBusy), which says nothing of the tables.
 func notReady(err error) string {
-	if errors.Is(err, storage.ErrCannotServe) {
+	switch {
+	case errors.Is(err, storage.ErrCannotServe):
 		return "store cannot serve"
+	case errors.Is(err, storage.ErrBusy):
+		return "store busy"
 	}
 	return "store unreachable"
 }

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -167,5 +168,69 @@ func TestReadyzStoreCannotServe(t *testing.T) {
 				t.Errorf("/readyz with the accounts table back = %d, want 200", c)
 			}
 		})
+	}
+}
+
+// /readyz is 503 while the store's read of the tables gives up waiting
+// for a lock another transaction holds (here PostgreSQL's lock_timeout,
+// as another replica's migration may hold one), and says the store is
+// busy, in its answer and its log: it said the store cannot serve, and
+// the log that the database cannot read the tables.
+func TestReadyzStoreBusy(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.SchemaDSN(t)
+	migrated, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	migrated.Close()
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	st, err := postgres.Open(ctx, dsn+sep+"lock_timeout=200ms", postgres.Options{NoMigrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs testkeyward.SyncBuffer
+	f := newFixtureOn(t, st, func(_ *server.Config, d *server.Deps) {
+		d.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	var body string
+	probe := func() int {
+		w := httptest.NewRecorder()
+		f.handler.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		body = w.Body.String()
+		return w.Code
+	}
+	if c := probe(); c != 200 {
+		t.Fatalf("/readyz = %d, want 200", c)
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	if c := probe(); c != 503 || body != "store busy\n" {
+		t.Errorf("/readyz while another transaction locks accounts = %d %q, want 503 %q", c, body, "store busy\n")
+	}
+	out := logs.String()
+	if !strings.Contains(out, `msg="not ready: store busy (`) || !strings.Contains(out, "the database did not answer the read of the tables in time") {
+		t.Errorf("log does not say the store is busy:\n%s", out)
+	}
+	if strings.Contains(out, "cannot serve") || strings.Contains(out, "cannot read the tables") {
+		t.Errorf("log says the store cannot serve:\n%s", out)
+	}
+	tx.Rollback()
+	if c := probe(); c != 200 {
+		t.Errorf("/readyz with the lock released = %d, want 200", c)
 	}
 }

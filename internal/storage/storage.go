@@ -35,10 +35,10 @@ var (
 	ErrScopesHeld = errors.New("the API's scopes are held")
 	// ErrNotEmpty: Load found the store not empty (see NotEmptyError).
 	ErrNotEmpty = errors.New("the store is not empty")
-	// ErrBusy: Commit gave up waiting for a lock another transaction or
-	// process held (SQLite's busy_timeout, PostgreSQL's lock_timeout or
-	// statement_timeout); the cause is wrapped with it. Trying again at
-	// once would wait as long.
+	// ErrBusy: Commit, or Ping's read of the tables, gave up waiting for
+	// a lock another transaction or process held (SQLite's busy_timeout,
+	// PostgreSQL's lock_timeout or statement_timeout); the cause is
+	// wrapped with it. Trying again at once would wait as long.
 	ErrBusy = errors.New("the store is busy")
 	// ErrCannotServe: Ping reached the database, which answered that it
 	// cannot read the tables token requests need (a table gone, the
@@ -797,7 +797,9 @@ type Storage interface {
 
 	// Ping checks that the store is reachable and can serve: that it can
 	// read the tables token requests need (cheaply: no table scans). An
-	// error the database answered to that read wraps ErrCannotServe.
+	// error the database answered to that read wraps ErrCannotServe,
+	// unless it gave up waiting for a lock (a lock or statement timeout,
+	// SQLite's busy), which wraps ErrBusy.
 	Ping(ctx context.Context) error
 	Close() error
 }

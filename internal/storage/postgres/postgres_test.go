@@ -983,3 +983,54 @@ func TestAuditConcurrent(t *testing.T) {
 	}
 	storagetest.AuditConcurrent(t, stores[0], stores[1])
 }
+
+// A Ping whose read of the tables gives up waiting for a lock another
+// transaction holds (lock_timeout, 55P03; statement_timeout, 57014), as
+// another replica's migration may hold one, says the database did not
+// answer that read in time and wraps storage.ErrBusy, not ErrCannotServe:
+// it said the database cannot read the tables.
+func TestPingBusy(t *testing.T) {
+	for _, tc := range []struct{ setting, value string }{
+		{"lock_timeout", "200ms"},
+		{"statement_timeout", "500ms"},
+	} {
+		t.Run(tc.setting, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := pgtest.SchemaDSN(t)
+			migrated, err := postgres.Open(ctx, dsn, postgres.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			migrated.Close()
+			s, err := postgres.Open(ctx, withSetting(dsn, tc.setting, tc.value), postgres.Options{NoMigrate: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			db, err := sql.Open("pgx", dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback()
+			if _, err := tx.ExecContext(ctx, "LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE"); err != nil {
+				t.Fatal(err)
+			}
+			err = s.Ping(ctx)
+			if !errors.Is(err, storage.ErrBusy) || errors.Is(err, storage.ErrCannotServe) {
+				t.Errorf("Ping while another transaction locks accounts: %v; want ErrBusy, not ErrCannotServe", err)
+			}
+			if err == nil || !strings.Contains(err.Error(), "the database did not answer the read of the tables in time") {
+				t.Errorf("Ping while another transaction locks accounts: %v; want it to say the read was not answered in time", err)
+			}
+			tx.Rollback()
+			if err := s.Ping(ctx); err != nil {
+				t.Errorf("Ping with the lock released: %v", err)
+			}
+		})
+	}
+}

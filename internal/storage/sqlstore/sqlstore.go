@@ -211,6 +211,11 @@ func (s *Store) Ping(ctx context.Context) error {
 		// network between may have cut the connection; that says
 		// nothing of its tables.
 		return fmt.Errorf("%s: the database answered a ping, then the connection to it was lost: %w", s.d.Name, err)
+	case s.d.IsBusy != nil && s.d.IsBusy(err):
+		// A lock another transaction holds (another replica's
+		// migration, say) outlasted the lock or statement timeout:
+		// that says nothing of the tables either.
+		return fmt.Errorf("%s: %w: the database did not answer the read of the tables in time (a lock held by another transaction, or a statement timeout): %w", s.d.Name, storage.ErrBusy, err)
 	}
 	return fmt.Errorf("%s: %w: %w", s.d.Name, storage.ErrCannotServe, err)
 }
