@@ -133,9 +133,9 @@ the key deleted again.`,
 				if out != "-" {
 					// Its temporary file, if left, is named with what
 					// became of the file, not in the cause.
-					var left string
-					err, left = splitTempLeft(err)
-					file = "; " + removeKeyOut(out, err, replacing, left)
+					lt, _ := err.(*tempLeftError)
+					err, _ = splitTempLeft(err)
+					file = "; " + removeKeyOut(out, err, replacing, lt)
 				}
 				if derr := c.do(context.WithoutCancel(cmd.Context()), http.MethodDelete, accountPath(args[0], "keys", meta.ID), nil, nil); derr != nil {
 					return fmt.Errorf("writing the key file failed: %w%s; key %s exists on the server without its private key, and deleting it failed (%v); to delete it, run: %s",
@@ -251,11 +251,19 @@ var writeKeyOut = func(path string, data []byte, replace bool) error {
 // that is being deleted, or is of no use without the command's success.
 // Another file there now is left. replaced tells that the write was to
 // replace a file at path (--force): removed, the new file takes that one
-// with it. tempLeft is splitTempLeft's note of the write's temporary
-// file, left with the private key in it, or "".
-func removeKeyOut(path string, writeErr error, replaced bool, tempLeft string) string {
+// with it. lt, if not nil, is the write's temporary file, left with the
+// private key in it; one that could not be removed either is named with
+// path, in one instruction.
+func removeKeyOut(path string, writeErr error, replaced bool, lt *tempLeftError) string {
 	var said string
+	tempLeft := ""
+	if lt != nil {
+		tempLeft = lt.Left()
+	}
 	switch left, err := removeWrittenFile(path, writtenBy(writeErr)); {
+	case err != nil && lt != nil:
+		said = fmt.Sprintf("%s may hold its private key and could not be removed (%v), nor could its temporary file %s, which holds it too (%v): delete both", path, err, lt.tmp, lt.remove)
+		tempLeft = ""
 	case err != nil:
 		said = fmt.Sprintf("%s may hold its private key and could not be removed (%v): delete it", path, err)
 	case left != writtenRemoved:

@@ -529,9 +529,35 @@ func TestTempLeftUnsyncedNamed(t *testing.T) {
 // TestUnsyncedNotRemovedWithTempLeft: a file written whose directory
 // could not be synced, which could not be removed, and whose temporary
 // file could not be removed either, is named with that file in one
-// sentence with one instruction (dpop keygen, recover-admin). It said to
-// delete the one, "but" the other was left: remove it.
+// sentence with one instruction (keys create --out, dpop keygen,
+// recover-admin). It said to delete the one, "but" the other was left:
+// remove it.
 func TestUnsyncedNotRemovedWithTempLeft(t *testing.T) {
+	failSyncOf := func(t *testing.T, dir string) {
+		s := syncDir
+		t.Cleanup(func() { syncDir = s })
+		syncDir = func(d string) error {
+			if d == dir {
+				return syscall.EIO
+			}
+			return s(d)
+		}
+	}
+	t.Run("keys create --out", func(t *testing.T) {
+		m := startServer(t)
+		_, email := setupAccount(t, m, "unsynced")
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out")
+		failRemoveIn(t, dir, ".out.")
+		failRemoveIn(t, dir, "out")
+		failSyncOf(t, dir)
+		err := runCLIErr(t, "keys", "create", email, "--out", out, "--credentials", m.AdminKeyFile)
+		tmp := leftTemp(t, dir, "out")
+		want := "; " + out + " may hold its private key and could not be removed (remove " + out + ": input/output error), nor could its temporary file " + tmp + ", which holds it too (input/output error): delete both"
+		if err == nil || !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("keys create: %v, want it to end %q", err, want)
+		}
+	})
 	for _, tt := range []struct {
 		name string
 		args func(out string) []string
@@ -548,14 +574,7 @@ func TestUnsyncedNotRemovedWithTempLeft(t *testing.T) {
 			args := tt.args(out)
 			failRemoveIn(t, dir, ".out.")
 			failRemoveIn(t, dir, "out")
-			s := syncDir
-			t.Cleanup(func() { syncDir = s })
-			syncDir = func(d string) error {
-				if d == dir {
-					return syscall.EIO
-				}
-				return s(d)
-			}
+			failSyncOf(t, dir)
 			err := runCLIErr(t, args...)
 			tmp := leftTemp(t, dir, "out")
 			want := "sync the directory of " + out + ": input/output error; " + out + ", written but not made durable, could not be removed (remove " + out + ": input/output error), nor could its temporary file " + tmp + ", a second name of it (input/output error): delete both"
