@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -1313,5 +1314,26 @@ func TestConnProblemTLSAnswer(t *testing.T) {
 	got := connProblem(speaksTLSError{re})
 	if want := "it answered HTTP 400; the server speaks TLS: use an https:// URL"; got != want {
 		t.Errorf("connProblem = %q, want %q", got, want)
+	}
+}
+
+// TestPlainToTLSProxied: a request a proxy carries (HTTP_PROXY) is not
+// followed by a TLS probe of its host: the CLI would dial, past the
+// proxy, a host it may only reach through it, and the failure is the
+// proxy's to tell. Without a proxy the same port is found to speak TLS.
+func TestPlainToTLSProxied(t *testing.T) {
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer tlsSrv.Close()
+	base := "http://" + tlsSrv.Listener.Addr().String()
+	failed := &url.Error{Op: "Post", URL: base + "/oauth2/token", Err: io.ErrUnexpectedEOF}
+	var st speaksTLSError
+	if err := plainToTLS(base, failed); !errors.As(err, &st) {
+		t.Fatalf("without a proxy plainToTLS = %v, want the server found to speak TLS", err)
+	}
+	old := proxyFor
+	t.Cleanup(func() { proxyFor = old })
+	proxyFor = func(*http.Request) (*url.URL, error) { return url.Parse("http://proxy.example:3128") }
+	if err := plainToTLS(base, failed); err != error(failed) {
+		t.Errorf("through a proxy plainToTLS = %v, want the request's error as it was, with no probe", err)
 	}
 }

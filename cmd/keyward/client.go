@@ -414,6 +414,10 @@ type speaksTLSError struct{ err error }
 func (e speaksTLSError) Error() string { return e.err.Error() }
 func (e speaksTLSError) Unwrap() error { return e.err }
 
+// proxyFor is the proxy that carries a request, as httpTransport's
+// (http.DefaultTransport's) Proxy picks it: nil for none.
+var proxyFor = http.ProxyFromEnvironment
+
 // tlsProbeTimeout bounds probeTLS.
 const tlsProbeTimeout = 3 * time.Second
 
@@ -433,6 +437,11 @@ func plainToTLS(base string, err error) error {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
 		return err // nothing listens there, or the host is unknown
+	}
+	if p, perr := proxyFor(&http.Request{URL: u}); perr != nil || p != nil {
+		// A proxy carries the request: the host may be reachable only
+		// through it, and a probe would dial it past the proxy.
+		return err
 	}
 	host := u.Host
 	if u.Port() == "" {
