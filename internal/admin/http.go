@@ -702,8 +702,13 @@ func hasNUL(data []byte) bool {
 // holds a NUL character (a \u0000 escape): the innermost member's name,
 // an array's elements being its member's. It returns "" when it cannot
 // name one: a raw NUL, which is no JSON, a NUL in a member's name, or
-// body not JSON.
+// body not JSON. json.Valid looks first, as it takes no body nested
+// deeper than JSON decoding does (10000 levels), of which the frames
+// below took some 170 MB for a 1 MiB body of '['.
 func nulField(body []byte) string {
+	if !json.Valid(body) {
+		return ""
+	}
 	type frame struct {
 		object, wantName bool
 		name             string
