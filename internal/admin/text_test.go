@@ -6,9 +6,6 @@ import (
 	"testing"
 
 	"github.com/keyward/keyward/internal/admin"
-	"github.com/keyward/keyward/internal/storage"
-	"github.com/keyward/keyward/internal/storage/postgres"
-	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 )
 
 // Text a store could not hold (a NUL character; bytes that are not UTF-8,
@@ -51,49 +48,36 @@ func TestTextTheStoreCannotHold(t *testing.T) {
 		{"PUT", "/v1/orgs/example.com/projects/shop", `{"project":"V"}`, "project"},
 		{"PUT", "/v1/orgs/example.com/delegations/job@shop.iam.test", `{"scopes":["V"]}`, "scopes"},
 	}
-	open := map[string]func(*testing.T) storage.Storage{
-		"sqlite": func(t *testing.T) storage.Storage { return openSQLite(t) },
-		"postgres": func(t *testing.T) storage.Storage {
-			st, err := postgres.Open(context.Background(), pgtest.SchemaDSN(t), postgres.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return st
-		},
-	}
-	for _, backend := range []string{"sqlite", "postgres"} {
-		t.Run(backend, func(t *testing.T) {
-			fx := newFixtureOn(t, open[backend](t))
-			populate(t, fx)
-			if _, err := fx.srv.Admin.CreateOrg(context.Background(), admin.Actor{ID: "t"}, "example.com"); err != nil {
-				t.Fatal(err)
-			}
-			auth := "Bearer " + fx.token(t, fx.admin, admin.AdminScope, nil)
-			for _, tt := range tests {
-				for _, bad := range []struct{ name, value string }{
-					{"NUL", `a\u0000b`}, {"raw NUL", "a\x00b"}, {"not UTF-8", "a\xffb"}, {"lone surrogate", `a\ud800b`},
-				} {
-					body := strings.Replace(tt.body, "V", bad.value, 1)
-					status, out, _ := fx.call(t, tt.method, tt.path, auth, body)
-					desc, _ := out["error_description"].(string)
-					t.Logf("%s %s %s %s: %d %v", tt.method, tt.path, tt.field, bad.name, status, out)
-					if status >= 500 || strings.Contains(desc, "report") {
-						t.Errorf("%s %s, %s in %s: %d %v", tt.method, tt.path, bad.name, tt.field, status, out)
+	onBackends(t, func(t *testing.T, fx *fixture) {
+		populate(t, fx)
+		if _, err := fx.srv.Admin.CreateOrg(context.Background(), admin.Actor{ID: "t"}, "example.com"); err != nil {
+			t.Fatal(err)
+		}
+		auth := "Bearer " + fx.token(t, fx.admin, admin.AdminScope, nil)
+		for _, tt := range tests {
+			for _, bad := range []struct{ name, value string }{
+				{"NUL", `a\u0000b`}, {"raw NUL", "a\x00b"}, {"not UTF-8", "a\xffb"}, {"lone surrogate", `a\ud800b`},
+			} {
+				body := strings.Replace(tt.body, "V", bad.value, 1)
+				status, out, _ := fx.call(t, tt.method, tt.path, auth, body)
+				desc, _ := out["error_description"].(string)
+				t.Logf("%s %s %s %s: %d %v", tt.method, tt.path, tt.field, bad.name, status, out)
+				if status >= 500 || strings.Contains(desc, "report") {
+					t.Errorf("%s %s, %s in %s: %d %v", tt.method, tt.path, bad.name, tt.field, status, out)
+				}
+				switch bad.name {
+				case "NUL":
+					if status != 400 || out["error"] != "invalid_request" || !strings.Contains(desc, `The field "`+tt.field+`" of the request body contains a NUL character`) {
+						t.Errorf("%s %s, %s in %s: %d %v, want 400 invalid_request naming %q", tt.method, tt.path, bad.name, tt.field, status, out, tt.field)
 					}
-					switch bad.name {
-					case "NUL":
-						if status != 400 || out["error"] != "invalid_request" || !strings.Contains(desc, `The field "`+tt.field+`" of the request body contains a NUL character`) {
-							t.Errorf("%s %s, %s in %s: %d %v, want 400 invalid_request naming %q", tt.method, tt.path, bad.name, tt.field, status, out, tt.field)
-						}
-					case "raw NUL": // no JSON
-						if status != 400 || out["error"] != "invalid_request" || !strings.Contains(desc, "NUL character") {
-							t.Errorf("%s %s, %s in %s: %d %v, want 400 invalid_request for the NUL", tt.method, tt.path, bad.name, tt.field, status, out)
-						}
+				case "raw NUL": // no JSON
+					if status != 400 || out["error"] != "invalid_request" || !strings.Contains(desc, "NUL character") {
+						t.Errorf("%s %s, %s in %s: %d %v, want 400 invalid_request for the NUL", tt.method, tt.path, bad.name, tt.field, status, out)
 					}
 				}
 			}
-		})
-	}
+		}
+	})
 }
 
 // A NUL the admin API cannot place in one field is refused without
