@@ -87,7 +87,7 @@ func parseKeyFile(data []byte) (*KeyFile, jose.Signer, error) {
 		return nil, nil, notKeyFile(data)
 	}
 	if kf.Type != "service_account" {
-		return nil, nil, fmt.Errorf("client: key file type %q, want service_account", kf.Type)
+		return nil, nil, otherCredential(kf.Type)
 	}
 	if kf.ClientEmail == "" || kf.TokenURI == "" || kf.PrivateKey == "" {
 		return nil, nil, errors.New("client: the key file lacks client_email, token_uri or private_key")
@@ -109,6 +109,22 @@ func notKeyFile(data []byte) error {
 		return errors.New("client: the file is not a service-account key file but a Keyward export ('keyward export' wrote it): give the JSON file 'keyward keys create' wrote")
 	}
 	return errors.New(`client: the file is not a service-account key file: it has no "type" (a key file's is "service_account"): give the JSON file 'keyward keys create' wrote`)
+}
+
+// otherCredential says what a JSON file with a "type" other than
+// service_account is, as far as Google's credential types tell, and that a
+// service-account key file is wanted.
+func otherCredential(typ string) error {
+	what := ""
+	switch typ {
+	case "authorized_user":
+		what = " (a gcloud user credential, as 'gcloud auth application-default login' writes)"
+	case "external_account":
+		what = " (a workload identity federation configuration)"
+	case "impersonated_service_account":
+		what = " (a configuration to impersonate a service account)"
+	}
+	return fmt.Errorf("client: the file is a Google credential of type %q%s, not a service-account key file (type service_account): give the JSON file 'keyward keys create' wrote", typ, what)
 }
 
 // TokenSource returns tokens for the key file's service account from the

@@ -400,7 +400,11 @@ func TestParseKeyFile(t *testing.T) {
 		{"PEM", "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", "client: the key file is a PEM file, not a JSON key file: give the JSON file 'keyward keys create' wrote"},
 		{"array", `[{"type":"service_account"}]`, "client: the key file is not a JSON key file: a JSON array, not an object"},
 		{"field of another type", `{"type":"service_account","client_email":7}`, "client: the key file is not a JSON key file: client_email is a JSON number, not a string"},
-		{"wrong type", `{"type":"authorized_user"}`, `client: key file type "authorized_user", want service_account`},
+		// These said 'key file type "authorized_user", want service_account'.
+		{"gcloud user credential", `{"type":"authorized_user"}`, `client: the file is a Google credential of type "authorized_user" (a gcloud user credential, as 'gcloud auth application-default login' writes), not a service-account key file (type service_account)`},
+		{"workload identity federation", `{"type":"external_account"}`, `client: the file is a Google credential of type "external_account" (a workload identity federation configuration), not a service-account key file (type service_account)`},
+		{"impersonation", `{"type":"impersonated_service_account"}`, `client: the file is a Google credential of type "impersonated_service_account" (a configuration to impersonate a service account), not a service-account key file (type service_account)`},
+		{"other type", `{"type":"gdch_service_account"}`, `client: the file is a Google credential of type "gdch_service_account", not a service-account key file (type service_account): give the JSON file 'keyward keys create' wrote`},
 		// These said 'key file type "", want service_account'.
 		{"export", `{"format":"keyward-export/2","accounts":[]}`, "client: the file is not a service-account key file but a Keyward export"},
 		{"no type", `{"client_email":"a@b"}`, `client: the file is not a service-account key file: it has no "type"`},
