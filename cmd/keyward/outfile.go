@@ -111,7 +111,9 @@ func writeOutFile(ctx context.Context, path string, data []byte, replace bool) e
 		return publish(tmp, path)
 	})
 	if _, ok := errors.AsType[*noLinkError](err); ok {
-		return fmt.Errorf("%w, or pass --force to replace any file there", err)
+		// After the failure, before the note of a temporary file left.
+		cause, _ := splitTempLeft(err)
+		return sayInstead(fmt.Errorf("%w, or pass --force to replace any file there", cause), err)
 	}
 	return err
 }

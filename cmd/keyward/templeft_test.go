@@ -718,3 +718,30 @@ func TestRotateRefusedTempLeft(t *testing.T) {
 		t.Fatalf("rotate: %v, want %q … %q", err, prefix, suffix)
 	}
 }
+
+// TestNoLinkTempLeft: writeOutFile on a file system that supports
+// neither a hard link nor a rename that does not replace, whose temporary
+// file cannot be removed either, suggests --force and then names that
+// file, last, as the other failures do. The note came before the
+// suggestion, which then read as a way to remove the leftover.
+func TestNoLinkTempLeft(t *testing.T) {
+	defer func(l, r func(string, string) error) { linkFile, renameNew = l, r }(linkFile, renameNew)
+	linkFile = func(o, n string) error { return &os.LinkError{Op: "link", Old: o, New: n, Err: syscall.EPERM} }
+	renameNew = func(o, n string) error { return &os.LinkError{Op: "rename", Old: o, New: n, Err: syscall.EINVAL} }
+	dir := t.TempDir()
+	path := filepath.Join(dir, "key.json")
+	failRemoveIn(t, dir, ".key.json.")
+	err := writeOutFile(context.Background(), path, []byte("secret\n"), false)
+	tmp := leftTemp(t, dir)
+	want := "cannot create " + path + " without the risk of replacing a file made there meanwhile: its file system refuses both a hard link (operation not permitted) and a rename that does not replace (invalid argument); write it elsewhere, or pass --force to replace any file there; its temporary file " + tmp + " is left, which could not be removed (input/output error): remove it"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+	if _, ok := errors.AsType[*noLinkError](err); !ok {
+		t.Errorf("error %v, want a *noLinkError in it", err)
+	}
+	// A caller's own message in its place keeps the note (sayInstead).
+	if _, left := splitTempLeft(err); !strings.Contains(left, tmp) {
+		t.Errorf("splitTempLeft's note %q, want it to name %s", left, tmp)
+	}
+}
