@@ -745,3 +745,39 @@ func TestNoLinkTempLeft(t *testing.T) {
 		t.Errorf("splitTempLeft's note %q, want it to name %s", left, tmp)
 	}
 }
+
+// TestKeysCreateNoLinkTempLeft: keys create --out whose file system,
+// once checked, refuses both a hard link and a rename that does not
+// replace, and whose temporary file cannot be removed, deletes the key
+// and names that file with what became of the key file, after the
+// --force suggestion. The note was inside the cause, before it, and the
+// message then said no key file was left, without a "but".
+func TestKeysCreateNoLinkTempLeft(t *testing.T) {
+	m := startServer(t)
+	_, email := setupAccount(t, m, "nolink")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	failRemoveIn(t, dir, ".out.")
+	defer func(w func(string, []byte, bool) error) { writeKeyOut = w }(writeKeyOut)
+	writeKeyOut = func(path string, data []byte, replace bool) error {
+		// After checkWritable, which would refuse at once.
+		defer func(l, r func(string, string) error) { linkFile, renameNew = l, r }(linkFile, renameNew)
+		linkFile = func(o, n string) error { return &os.LinkError{Op: "link", Old: o, New: n, Err: syscall.EPERM} }
+		renameNew = func(o, n string) error { return &os.LinkError{Op: "rename", Old: o, New: n, Err: syscall.EINVAL} }
+		return writeOutFile(context.Background(), path, data, replace)
+	}
+	before := keyCount(t, m, email)
+	cmd := newRootCommand()
+	cmd.SetArgs([]string{"keys", "create", email, "--out", out, "--credentials", m.AdminKeyFile})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	err := execute(context.Background(), cmd)
+	tmp := leftTemp(t, dir)
+	want := "; write it elsewhere, or pass --force to replace any file there; no key file of it was left at " + out + ", but its temporary file " + tmp + " is left, which could not be removed (input/output error): remove it"
+	if err == nil || !strings.HasSuffix(err.Error(), want) || strings.Count(err.Error(), tmp) != 1 {
+		t.Fatalf("keys create: %v, want an error ending %q", err, want)
+	}
+	if n := keyCount(t, m, email); n != before {
+		t.Errorf("%d keys after keys create, want %d: the key was not deleted", n, before)
+	}
+}
