@@ -1327,13 +1327,42 @@ func TestPlainToTLSProxied(t *testing.T) {
 	base := "http://" + tlsSrv.Listener.Addr().String()
 	failed := &url.Error{Op: "Post", URL: base + "/oauth2/token", Err: io.ErrUnexpectedEOF}
 	var st speaksTLSError
-	if err := plainToTLS(base, failed); !errors.As(err, &st) {
+	if err := plainToTLS(context.Background(), base, failed); !errors.As(err, &st) {
 		t.Fatalf("without a proxy plainToTLS = %v, want the server found to speak TLS", err)
 	}
 	old := proxyFor
 	t.Cleanup(func() { proxyFor = old })
 	proxyFor = func(*http.Request) (*url.URL, error) { return url.Parse("http://proxy.example:3128") }
-	if err := plainToTLS(base, failed); err != error(failed) {
+	if err := plainToTLS(context.Background(), base, failed); err != error(failed) {
 		t.Errorf("through a proxy plainToTLS = %v, want the request's error as it was, with no probe", err)
+	}
+}
+
+// TestProbeTLSCanceled: the TLS probe ends with the command's context
+// (Ctrl-C), not only after tlsProbeTimeout, against a port that accepts
+// a connection and never answers the handshake.
+func TestProbeTLSCanceled(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if probeTLS(ctx, ln.Addr().String(), "127.0.0.1") {
+		t.Error("probeTLS = true for a port that never answers, want false")
+	}
+	if d := time.Since(start); d > tlsProbeTimeout/2 {
+		t.Errorf("probeTLS took %v after the context ended at 100ms, want it to stop then", d)
 	}
 }

@@ -427,7 +427,7 @@ const tlsProbeTimeout = 3 * time.Second
 // calls a "malformed HTTP response", or Go's "Client sent an HTTP request
 // to an HTTPS server", which of them depending on the server and timing,
 // so the port is asked rather than the error read.
-func plainToTLS(base string, err error) error {
+func plainToTLS(ctx context.Context, base string, err error) error {
 	u, perr := url.Parse(base)
 	var re *oauth2.RetrieveError
 	if perr != nil || u.Scheme != "http" || timedOut(err) || errors.Is(err, context.Canceled) ||
@@ -447,16 +447,17 @@ func plainToTLS(base string, err error) error {
 	if u.Port() == "" {
 		host = net.JoinHostPort(u.Hostname(), "80")
 	}
-	if probeTLS(host, u.Hostname()) {
+	if probeTLS(ctx, host, u.Hostname()) {
 		return speaksTLSError{err}
 	}
 	return err
 }
 
 // probeTLS says whether hostport completes a TLS handshake, or answers
-// one with a TLS alert (it wants a client certificate, say).
-func probeTLS(hostport, serverName string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), tlsProbeTimeout)
+// one with a TLS alert (it wants a client certificate, say). It gives up
+// when ctx, the command's, ends (Ctrl-C).
+func probeTLS(ctx context.Context, hostport, serverName string) bool {
+	ctx, cancel := context.WithTimeout(ctx, tlsProbeTimeout)
 	defer cancel()
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", hostport)
@@ -515,7 +516,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 	resp, err := c.http.Do(req)
 	if err != nil {
 		var re *oauth2.RetrieveError
-		if err2 := plainToTLS(c.base, err); err2 != err {
+		if err2 := plainToTLS(ctx, c.base, err); err2 != err {
 			return &unreachableError{base: c.base, err: err2}
 		}
 		if errors.As(err, &re) {
