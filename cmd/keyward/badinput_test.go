@@ -1327,13 +1327,13 @@ func TestPlainToTLSProxied(t *testing.T) {
 	base := "http://" + tlsSrv.Listener.Addr().String()
 	failed := &url.Error{Op: "Post", URL: base + "/oauth2/token", Err: io.ErrUnexpectedEOF}
 	var st speaksTLSError
-	if err := plainToTLS(context.Background(), base, failed); !errors.As(err, &st) {
+	if err := (*tlsProbes)(nil).plainToTLS(context.Background(), base, failed); !errors.As(err, &st) {
 		t.Fatalf("without a proxy plainToTLS = %v, want the server found to speak TLS", err)
 	}
 	old := proxyFor
 	t.Cleanup(func() { proxyFor = old })
 	proxyFor = func(*http.Request) (*url.URL, error) { return url.Parse("http://proxy.example:3128") }
-	if err := plainToTLS(context.Background(), base, failed); err != error(failed) {
+	if err := (*tlsProbes)(nil).plainToTLS(context.Background(), base, failed); err != error(failed) {
 		t.Errorf("through a proxy plainToTLS = %v, want the request's error as it was, with no probe", err)
 	}
 }
@@ -1364,5 +1364,45 @@ func TestProbeTLSCanceled(t *testing.T) {
 	}
 	if d := time.Since(start); d > tlsProbeTimeout/2 {
 		t.Errorf("probeTLS took %v after the context ended at 100ms, want it to stop then", d)
+	}
+}
+
+// TestPlainToTLSOnce: the TLS probe runs only when it can tell something:
+// not after a complete HTTP answer other than Go's 400 of a TLS port (a
+// plain-HTTP proxy's HTML 502, say), and once per command: a second
+// failure (audit list --follow's retry) answers what the first found.
+func TestPlainToTLSOnce(t *testing.T) {
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer tlsSrv.Close()
+	base := "http://" + tlsSrv.Listener.Addr().String()
+	answered := func(status int, body string) error {
+		return &url.Error{Op: "Post", URL: base + "/oauth2/token", Err: &oauth2.RetrieveError{
+			Response: &http.Response{StatusCode: status, Status: http.StatusText(status)}, Body: []byte(body)}}
+	}
+	reset := &url.Error{Op: "Post", URL: base + "/oauth2/token", Err: io.ErrUnexpectedEOF}
+	var st speaksTLSError
+	for _, tc := range []struct {
+		name  string
+		err   error
+		probe bool
+	}{
+		{"an HTML 502", answered(http.StatusBadGateway, "<html><body>Bad Gateway</body></html>"), false},
+		{"a 404", answered(http.StatusNotFound, "not found"), false},
+		{"Go's 400 of a TLS port", answered(http.StatusBadRequest, "Client sent an HTTP request to an HTTPS server.\n"), true},
+		{"a reset", reset, true},
+	} {
+		got := (*tlsProbes)(nil).plainToTLS(context.Background(), base, tc.err)
+		if errors.As(got, &st) != tc.probe {
+			t.Errorf("after %s plainToTLS = %v, want probed %v", tc.name, got, tc.probe)
+		}
+	}
+
+	var p tlsProbes
+	if err := p.plainToTLS(context.Background(), base, reset); !errors.As(err, &st) {
+		t.Fatalf("first plainToTLS = %v, want the server found to speak TLS", err)
+	}
+	tlsSrv.Close() // a second probe would find nothing listening
+	if err := p.plainToTLS(context.Background(), base, reset); !errors.As(err, &st) {
+		t.Errorf("second plainToTLS = %v, want the first probe's finding, with no second probe", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 	"unicode"
@@ -83,6 +84,9 @@ type adminClient struct {
 	// a duration ago by it for its later pages, and --follow tells by it
 	// whether --until is past for the server.
 	date time.Time
+	// probes keeps what the TLS probe found of a host, asked once per
+	// command (audit list --follow retries); nil keeps nothing.
+	probes *tlsProbes
 }
 
 func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
@@ -140,7 +144,7 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 	}
 	hc := &http.Client{Timeout: adminTimeout, Transport: &oauth2.Transport{Source: ts, Base: transport},
 		CheckRedirect: sameHostRedirects}
-	return &adminClient{base: base, from: from, http: hc, output: f.output, out: cmd.OutOrStdout(), ifMatch: f.ifMatch}, nil
+	return &adminClient{base: base, from: from, http: hc, output: f.output, out: cmd.OutOrStdout(), ifMatch: f.ifMatch, probes: &tlsProbes{}}, nil
 }
 
 // checkServerURL says what is wrong with raw, named by name, as the URL of
@@ -421,17 +425,27 @@ var proxyFor = http.ProxyFromEnvironment
 // tlsProbeTimeout bounds probeTLS.
 const tlsProbeTimeout = 3 * time.Second
 
+// tlsProbes keeps what probeTLS found of each host:port, so that a
+// command asks a host once. A nil *tlsProbes keeps nothing.
+type tlsProbes struct {
+	mu    sync.Mutex
+	found map[string]bool
+}
+
 // plainToTLS returns err as a speaksTLSError if it is the failure of a
 // request to base, an http:// URL, whose host answers a TLS handshake:
 // a TLS server answers plain HTTP with a reset, a TLS alert net/http
 // calls a "malformed HTTP response", or Go's "Client sent an HTTP request
 // to an HTTPS server", which of them depending on the server and timing,
-// so the port is asked rather than the error read.
-func plainToTLS(ctx context.Context, base string, err error) error {
+// so the port is asked rather than the error read. A complete HTTP
+// answer other than Go's 400 is of a server that speaks plain HTTP, and
+// is not followed by a probe: against such a server, which waits for a
+// request line, the probe would wait out tlsProbeTimeout.
+func (p *tlsProbes) plainToTLS(ctx context.Context, base string, err error) error {
 	u, perr := url.Parse(base)
 	var re *oauth2.RetrieveError
 	if perr != nil || u.Scheme != "http" || timedOut(err) || errors.Is(err, context.Canceled) ||
-		(errors.As(err, &re) && re.ErrorCode != "") { // an OAuth answer
+		(errors.As(err, &re) && (re.ErrorCode != "" || re.Response != nil && !tlsPortAnswer(re))) || notTokenAnswer(err) {
 		return err
 	}
 	var op *net.OpError
@@ -447,10 +461,40 @@ func plainToTLS(ctx context.Context, base string, err error) error {
 	if u.Port() == "" {
 		host = net.JoinHostPort(u.Hostname(), "80")
 	}
-	if probeTLS(ctx, host, u.Hostname()) {
+	if p.probe(ctx, host, u.Hostname()) {
 		return speaksTLSError{err}
 	}
 	return err
+}
+
+// probe is probeTLS of hostport, asked once: a later call answers what
+// the first found.
+func (p *tlsProbes) probe(ctx context.Context, hostport, serverName string) bool {
+	if p == nil {
+		return probeTLS(ctx, hostport, serverName)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if speaks, ok := p.found[hostport]; ok {
+		return speaks
+	}
+	speaks := probeTLS(ctx, hostport, serverName)
+	if ctx.Err() != nil {
+		return speaks // cut short: not an answer to keep
+	}
+	if p.found == nil {
+		p.found = make(map[string]bool)
+	}
+	p.found[hostport] = speaks
+	return speaks
+}
+
+// tlsPortAnswer says whether re is Go's answer, on a TLS port, to a
+// plain-HTTP request: 400 "Client sent an HTTP request to an HTTPS
+// server."
+func tlsPortAnswer(re *oauth2.RetrieveError) bool {
+	return retrieveStatus(re) == http.StatusBadRequest &&
+		strings.Contains(strings.ToLower(string(re.Body)), "client sent an http request to an https server")
 }
 
 // probeTLS says whether hostport completes a TLS handshake, or answers
@@ -516,7 +560,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 	resp, err := c.http.Do(req)
 	if err != nil {
 		var re *oauth2.RetrieveError
-		if err2 := plainToTLS(ctx, c.base, err); err2 != err {
+		if err2 := c.probes.plainToTLS(ctx, c.base, err); err2 != err {
 			return &unreachableError{base: c.base, err: err2}
 		}
 		if errors.As(err, &re) {
