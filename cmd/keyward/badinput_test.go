@@ -1406,3 +1406,22 @@ func TestPlainToTLSOnce(t *testing.T) {
 		t.Errorf("second plainToTLS = %v, want the first probe's finding, with no second probe", err)
 	}
 }
+
+// TestConnProblemDialTimeout: a connection not made in time (a host that
+// drops the SYN) is told as such, with the dial limit; it read "no answer
+// within 60s", as if a server had taken the request and not answered.
+func TestConnProblemDialTimeout(t *testing.T) {
+	dialErr := &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 443}, Err: os.ErrDeadlineExceeded}
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"admin request", &url.Error{Op: "Get", URL: "https://10.0.0.1/v1/apis", Err: dialErr}},
+		{"token request", &url.Error{Op: "Get", URL: "https://10.0.0.1/v1/apis", Err: &url.Error{Op: "Post", URL: "https://10.0.0.1/oauth2/token", Err: dialErr}}},
+	} {
+		got := connProblem(tc.err)
+		if want := fmt.Sprintf("could not connect within %v", dialTimeout); !strings.HasPrefix(got, want) {
+			t.Errorf("%s: connProblem = %q, want it to begin %q", tc.name, got, want)
+		}
+	}
+}

@@ -207,6 +207,7 @@ func sameHostRedirects(req *http.Request, via []*http.Request) error {
 // httpTransport trusts caFile, if given, for the server's certificate.
 func httpTransport(caFile string) (http.RoundTripper, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
 	if caFile == "" {
 		return t, nil
 	}
@@ -342,6 +343,8 @@ func bodyStart(b []byte) string {
 var (
 	tokenTimeout = 30 * time.Second
 	adminTimeout = 60 * time.Second
+	// dialTimeout bounds the making of a connection (http.DefaultTransport's).
+	dialTimeout = 30 * time.Second
 )
 
 // unreachableError is a request that got no complete answer: the server is
@@ -377,6 +380,11 @@ func connProblem(err error) string {
 			break
 		}
 		err, reqURL = ue.Err, ue.URL
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" && op.Timeout() {
+		// Go's words are "dial tcp ...: i/o timeout".
+		return fmt.Sprintf("could not connect within %v: the host is down, or a firewall on the way drops the connection", dialTimeout)
 	}
 	if reqURL != "" && timedOut(err) {
 		// Go's words are "context deadline exceeded (Client.Timeout
