@@ -61,7 +61,6 @@ func TestTextTheStoreCannotHold(t *testing.T) {
 				body := strings.Replace(tt.body, "V", bad.value, 1)
 				status, out, _ := fx.call(t, tt.method, tt.path, auth, body)
 				desc, _ := out["error_description"].(string)
-				t.Logf("%s %s %s %s: %d %v", tt.method, tt.path, tt.field, bad.name, status, out)
 				if status >= 500 || strings.Contains(desc, "report") {
 					t.Errorf("%s %s, %s in %s: %d %v", tt.method, tt.path, bad.name, tt.field, status, out)
 				}
