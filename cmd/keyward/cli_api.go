@@ -154,7 +154,7 @@ of the built-in API (keyward) do not change.`,
 func apiTable(w *tabwriter.Writer, a admin.APIView) {
 	fmt.Fprintf(w, "Name:\t%s\n", cell(a.Name))
 	fmt.Fprintf(w, "Identifier:\t%s\n", cell(a.Identifier))
-	fmt.Fprintf(w, "Scopes:\t%s\n", cell(strings.Join(a.Scopes, ", ")))
+	fmt.Fprintf(w, "Scopes:\t%s\n", cell(dash(strings.Join(a.Scopes, ", "))))
 	fmt.Fprintf(w, "Token format:\t%s\n", cell(a.TokenFormat))
 	if len(a.Introspectors) > 0 {
 		fmt.Fprintf(w, "Introspectors:\t%s\n", cell(strings.Join(a.Introspectors, ", ")))

@@ -296,3 +296,28 @@ func TestAccountTableEmptyAndTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestAPITableNoScopes: 'api get' shows an API without scopes (an import
+// only warns of one) as "-", as 'sa get' shows an account without; it
+// showed an empty Scopes: line.
+func TestAPITableNoScopes(t *testing.T) {
+	tests := []struct {
+		name string
+		a    admin.APIView
+		want string
+	}{
+		{"no scopes", admin.APIView{Name: "orders", Identifier: "https://orders.internal"}, `\nScopes: +-\n`},
+		{"scopes", admin.APIView{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read", "orders.write"}}, `\nScopes: +orders\.read, orders\.write\n`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			w := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+			apiTable(w, tt.a)
+			w.Flush()
+			if !regexp.MustCompile(tt.want).MatchString(buf.String()) {
+				t.Errorf("table\n%s\ndoes not hold %q", buf.String(), tt.want)
+			}
+		})
+	}
+}
