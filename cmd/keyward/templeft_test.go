@@ -440,6 +440,36 @@ func TestTempLeftJSONOutput(t *testing.T) {
 	}
 }
 
+// failSyncOf makes syncDir fail (EIO) for dir, until the test ends.
+func failSyncOf(t *testing.T, dir string) {
+	s := syncDir
+	t.Cleanup(func() { syncDir = s })
+	syncDir = func(d string) error {
+		if d == dir {
+			return syscall.EIO
+		}
+		return s(d)
+	}
+}
+
+// writeNewFileCommands are writeNewFile's callers: each names the
+// command and gives its arguments to write the file out.
+func writeNewFileCommands(t *testing.T) []struct {
+	name string
+	args func(out string) []string
+} {
+	return []struct {
+		name string
+		args func(out string) []string
+	}{
+		{"dpop keygen --out", func(out string) []string { return []string{"dpop", "keygen", "--out", out} }},
+		{"recover-admin --key-file", func(out string) []string {
+			m := startServer(t)
+			return []string{"recover-admin", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--key-file", out}
+		}},
+	}
+}
+
 // TestTempLeftUnsyncedNamed: a key written whose directory could not be
 // synced is removed again, and the failure says so; its temporary name,
 // if it could not be removed, still holds the key, and the error names
@@ -448,16 +478,6 @@ func TestTempLeftJSONOutput(t *testing.T) {
 // writeNewFile's callers (dpop keygen, recover-admin) named it, but
 // before what became of the file, not after it.
 func TestTempLeftUnsyncedNamed(t *testing.T) {
-	failSyncOf := func(t *testing.T, dir string) {
-		s := syncDir
-		t.Cleanup(func() { syncDir = s })
-		syncDir = func(d string) error {
-			if d == dir {
-				return syscall.EIO
-			}
-			return s(d)
-		}
-	}
 	t.Run("keys create --out", func(t *testing.T) {
 		m := startServer(t)
 		_, email := setupAccount(t, m, "unsynced")
@@ -477,16 +497,7 @@ func TestTempLeftUnsyncedNamed(t *testing.T) {
 	})
 	// writeNewFile's: the note ends the message, after what became of
 	// the file, as above. It came between the cause and that.
-	for _, tt := range []struct {
-		name string
-		args func(out string) []string
-	}{
-		{"dpop keygen --out", func(out string) []string { return []string{"dpop", "keygen", "--out", out} }},
-		{"recover-admin --key-file", func(out string) []string {
-			m := startServer(t)
-			return []string{"recover-admin", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--key-file", out}
-		}},
-	} {
+	for _, tt := range writeNewFileCommands(t) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			out := filepath.Join(dir, "out")
@@ -533,16 +544,6 @@ func TestTempLeftUnsyncedNamed(t *testing.T) {
 // recover-admin). It said to delete the one, "but" the other was left:
 // remove it.
 func TestUnsyncedNotRemovedWithTempLeft(t *testing.T) {
-	failSyncOf := func(t *testing.T, dir string) {
-		s := syncDir
-		t.Cleanup(func() { syncDir = s })
-		syncDir = func(d string) error {
-			if d == dir {
-				return syscall.EIO
-			}
-			return s(d)
-		}
-	}
 	t.Run("keys create --out", func(t *testing.T) {
 		m := startServer(t)
 		_, email := setupAccount(t, m, "unsynced")
@@ -558,16 +559,7 @@ func TestUnsyncedNotRemovedWithTempLeft(t *testing.T) {
 			t.Errorf("keys create: %v, want it to end %q", err, want)
 		}
 	})
-	for _, tt := range []struct {
-		name string
-		args func(out string) []string
-	}{
-		{"dpop keygen --out", func(out string) []string { return []string{"dpop", "keygen", "--out", out} }},
-		{"recover-admin --key-file", func(out string) []string {
-			m := startServer(t)
-			return []string{"recover-admin", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--key-file", out}
-		}},
-	} {
+	for _, tt := range writeNewFileCommands(t) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			out := filepath.Join(dir, "out")
