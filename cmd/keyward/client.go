@@ -24,6 +24,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/keyward/keyward/client"
+	"github.com/keyward/keyward/internal/capool"
 	kwoauth2 "github.com/keyward/keyward/internal/oauth2"
 )
 
@@ -215,7 +216,7 @@ func httpTransport(caFile string) (http.RoundTripper, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--ca-cert: %w", err)
 	}
-	pool, err := caPool("--ca-cert", caFile, pem)
+	pool, err := capool.Parse("--ca-cert", caFile, pem)
 	if err != nil {
 		return nil, err
 	}

@@ -306,7 +306,7 @@ func (m *Main) Open(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.flag("tls-client-ca"), err)
 		}
-		if clientCAs, err = caPool(c.flag("tls-client-ca"), c.TLSClientCA, data); err != nil {
+		if clientCAs, err = capool.Parse(c.flag("tls-client-ca"), c.TLSClientCA, data); err != nil {
 			return err
 		}
 	}
@@ -647,13 +647,6 @@ func noSniff(next http.Handler) http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		next.ServeHTTP(w, r)
 	})
-}
-
-// caPool reads the CA bundle at path that flag (--tls-client-ca,
-// --ca-cert) named, refusing one with a certificate that does not read
-// (capool.Parse).
-func caPool(flag, path string, data []byte) (*x509.CertPool, error) {
-	return capool.Parse(flag, path, data)
 }
 
 // warnBroadProxies warns of the ranges of --trusted-proxies (flag, as
