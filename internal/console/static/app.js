@@ -507,8 +507,9 @@ function secretsSection(path, secrets) {
     }
     // Shown this once: the server keeps only a hash of it. It is the
     // input's value, not its value attribute, so it is not in the page's
-    // markup (a saved page, a serialized DOM), and autocomplete off keeps
-    // the browser from saving it to restore the form.
+    // markup (a serialized DOM; Firefox's Save Page still writes fields'
+    // values), and autocomplete off keeps the browser from saving it to
+    // restore the form.
     const value = h("input", { readonly: true, id: "new-secret", class: "secret", autocomplete: "off", spellcheck: false, "aria-label": "New client secret" });
     value.value = s.client_secret;
     shown.replaceChildren(h("div", { class: "box once" },
