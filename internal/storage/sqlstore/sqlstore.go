@@ -176,11 +176,12 @@ func (s *Store) rebind(q string) string {
 	return b.String()
 }
 
-// readyQuery looks up, by primary key, a row that is in none of the tables
-// a token request, an introspection or a revocation reads or writes: one
-// index lookup each, whatever their size. It fails when the database answers but cannot serve them: tables
-// dropped, their role's privileges on them revoked, or (SQLite) the file
-// replaced by an empty one.
+// readyQuery looks up, by primary key, a row that none has in each of the
+// tables a token request, an introspection or a revocation reads or
+// writes: one index lookup each, whatever their size. It fails when the
+// database answers but cannot serve them: tables dropped, their role's
+// privileges on them revoked, or (SQLite) the file replaced by an empty
+// one.
 const readyQuery = `SELECT count(*) FROM (
 	SELECT 1 AS x FROM accounts WHERE id = ''
 	UNION ALL SELECT 1 FROM keys WHERE id = ''
