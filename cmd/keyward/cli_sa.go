@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -239,15 +240,23 @@ func accountTable(w *tabwriter.Writer, a admin.AccountView) {
 }
 
 // tlsBindingText words b as 'subject DN CN=job,O=Example; SAN DNS
-// job.internal', each part as sa update's --tls-… flag names it.
+// job.internal', each part as sa update's --tls-… flag names it. A value
+// that holds a ';' or a '"' (a DN's escaped "\;", or what an import only
+// warned of) is quoted, as cell quotes one that is not printable, so that
+// "CN=job\; SAN DNS evil.example" does not read as two parts.
 func tlsBindingText(b storage.TLSBinding) string {
 	var parts []string
 	for _, p := range []struct{ name, value string }{
 		{"subject DN", b.SubjectDN}, {"SAN DNS", b.SANDNS}, {"SAN URI", b.SANURI}, {"SAN IP", b.SANIP}, {"SAN email", b.SANEmail},
 	} {
-		if p.value != "" {
-			parts = append(parts, p.name+" "+p.value)
+		if p.value == "" {
+			continue
 		}
+		v := p.value
+		if !printable(v) || strings.ContainsAny(v, `;"`) {
+			v = strconv.Quote(v)
+		}
+		parts = append(parts, p.name+" "+v)
 	}
 	return strings.Join(parts, "; ")
 }

@@ -278,6 +278,17 @@ func TestAccountTableEmptyAndTLS(t *testing.T) {
 		{"TLS binding", admin.AccountView{Email: "a@p", ClientID: "1", Scopes: []string{"x"},
 			TLS: &storage.TLSBinding{SubjectDN: "CN=job,O=Example", SANDNS: "job.internal"}},
 			[]string{`\nTLS binding: +subject DN CN=job,O=Example; SAN DNS job\.internal\n`}},
+		// A value holding "; " (a DN's escaped ';', or what an import
+		// only warned of) is quoted, so that it reads as one part.
+		{"TLS binding with ;", admin.AccountView{Email: "a@p", ClientID: "1", Scopes: []string{"x"},
+			TLS: &storage.TLSBinding{SubjectDN: `CN=job\; SAN DNS evil.example`}},
+			[]string{`\nTLS binding: +subject DN "CN=job\\\\; SAN DNS evil\.example"\n`}},
+		{"TLS binding with ; imported", admin.AccountView{Email: "a@p", ClientID: "1", Scopes: []string{"x"},
+			TLS: &storage.TLSBinding{SANURI: "spiffe://a/b; SAN DNS evil.example", SANDNS: "job.internal"}},
+			[]string{`\nTLS binding: +SAN DNS job\.internal; SAN URI "spiffe://a/b; SAN DNS evil\.example"\n`}},
+		{"TLS binding unprintable", admin.AccountView{Email: "a@p", ClientID: "1", Scopes: []string{"x"},
+			TLS: &storage.TLSBinding{SubjectDN: "CN=job\x00", SANDNS: "job.internal"}},
+			[]string{`\nTLS binding: +subject DN "CN=job\\x00"; SAN DNS job\.internal\n`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
