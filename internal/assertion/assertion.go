@@ -138,6 +138,9 @@ func Parse(raw string) (*Token, error) {
 	if oauth2.Unencoded(t.Header) {
 		return nil, fail(Malformed, "Invalid JWT: the header's b64 must be true or absent: a JWT's claims are base64url-encoded (RFC 7519 section 3), never an unencoded payload (RFC 7797); sign the assertion without b64.", nil)
 	}
+	if err := checkType(t.Header); err != nil {
+		return nil, err
+	}
 	if err := tok.UnsafeClaimsWithoutVerification(&t.Claims); err != nil {
 		return nil, fail(Malformed, "Invalid JWT: the claim set is not a JSON object with the standard claim types.", err)
 	}
@@ -208,6 +211,28 @@ func checkCritical(h jose.Header) error {
 	if len(unsupported) > 0 {
 		return fail(Malformed, fmt.Sprintf("Invalid JWT: the header marks critical (crit) the extension %s, which this server does not support; sign the assertion without it.",
 			strings.Join(unsupported[:min(len(unsupported), 3)], ", ")), nil)
+	}
+	return nil
+}
+
+// checkType refuses an assertion whose typ names another kind of JWT
+// Keyward knows, so that none is ever taken for an assertion (RFC 8725
+// §3.11): an access token, at+jwt (RFC 9068 §4), or a DPoP proof,
+// dpop+jwt (RFC 9449 §4.2). A typ without a '/' stands for itself after
+// "application/" (RFC 7515 §4.1.9), and media type names are
+// case-insensitive (RFC 6838 §4.2). RFC 7523 names no typ for an
+// assertion: clients send JWT or none, and any other is accepted.
+func checkType(h jose.Header) error {
+	typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
+	const app = "application/"
+	if len(typ) > len(app) && strings.EqualFold(typ[:len(app)], app) {
+		typ = typ[len(app):]
+	}
+	switch {
+	case strings.EqualFold(typ, "at+jwt"):
+		return fail(Malformed, "Invalid JWT: the typ header names an access token (at+jwt), not an assertion; sign the assertion with typ JWT, or none.", nil)
+	case strings.EqualFold(typ, "dpop+jwt"):
+		return fail(Malformed, "Invalid JWT: the typ header names a DPoP proof (dpop+jwt), not an assertion; sign the assertion with typ JWT, or none.", nil)
 	}
 	return nil
 }

@@ -412,6 +412,56 @@ func TestParseRefusesUnencodedPayload(t *testing.T) {
 
 var unencodedSink bool
 
+// An assertion whose typ names another kind of JWT Keyward knows, an
+// access token (RFC 9068 §4) or a DPoP proof (RFC 9449 §4.2), in either
+// form and any case, is refused saying so, with padded segments too: one
+// is never taken for the other (RFC 8725 §3.11). Any other typ, JWT as
+// clients send it or none, parses and verifies as before.
+func TestParseRefusesOtherJWTTypes(t *testing.T) {
+	k, keys := fixture(t)
+	typed := func(typ any) string {
+		return signWithOptions(t, k, (&jose.SignerOptions{}).WithHeader(jose.HeaderType, typ))
+	}
+	enc := base64.URLEncoding.EncodeToString
+	padded := enc([]byte(`{"alg": "ES256", "typ": "at+jwt"}`)) + "." + enc([]byte(`{"iss": "a@p"}`)) + ".c2ln"
+	if !strings.Contains(padded, "=") {
+		t.Fatalf("no padding in %s", padded)
+	}
+	for _, tt := range []struct{ name, raw, want string }{
+		{"at+jwt", typed("at+jwt"), "an access token"},
+		{"application/at+jwt", typed("application/at+jwt"), "an access token"},
+		{"AT+JWT", typed("AT+JWT"), "an access token"},
+		{"Application/At+Jwt", typed("Application/At+Jwt"), "an access token"},
+		{"at+jwt, padded segments", padded, "an access token"},
+		{"dpop+jwt", typed("dpop+jwt"), "a DPoP proof"},
+		{"application/dpop+jwt", typed("application/dpop+jwt"), "a DPoP proof"},
+		{"DPoP+JWT", typed("DPoP+JWT"), "a DPoP proof"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(tt.raw)
+			var ae *Error
+			if !errors.As(err, &ae) || ae.Reason != Malformed || !strings.Contains(ae.Description, "typ") || !strings.Contains(ae.Description, tt.want) {
+				t.Fatalf("Parse = %v, want Malformed saying typ names %s", err, tt.want)
+			}
+		})
+	}
+	for _, typ := range []any{nil, "JWT", "jwt", "application/jwt", "JOSE", "", "at+jwt ", "application/at+jwt; x=y", "jwt+at", "secevent+jwt", 1} {
+		t.Run(fmt.Sprintf("accepted %#v", typ), func(t *testing.T) {
+			opts := &jose.SignerOptions{}
+			if typ != nil {
+				opts = opts.WithHeader(jose.HeaderType, typ)
+			}
+			tok, err := Parse(signWithOptions(t, k, opts))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if _, err := tok.Verify(keys, expect); err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+		})
+	}
+}
+
 func TestParseRefusesAlgorithms(t *testing.T) {
 	for _, raw := range []string{
 		"eyJhbGciOiJub25lIn0.eyJpc3MiOiJhIn0.",                                                // none
