@@ -600,17 +600,19 @@ func TestUnreachableMessage(t *testing.T) {
 	tests := []struct {
 		name, server string
 		want         []string
+		transient    bool // audit list --follow retries it
 	}{
-		{"nothing listens", closed, []string{"cannot reach Keyward at " + closed + ": dial tcp " + strings.TrimPrefix(closed, "http://") + ": connect: connection refused"}},
-		{"certificate of an unknown CA", tlsSrv.URL, []string{"cannot reach Keyward at " + tlsSrv.URL + ": tls: failed to verify certificate", "pass it with --ca-cert (or KEYWARD_CA_CERT)"}},
-		{"https to plain HTTP", strings.Replace(m.Issuer, "http:", "https:", 1), []string{"server gave HTTP response to HTTPS client; the server speaks plain HTTP: use an http:// URL"}},
+		{"nothing listens", closed, []string{"cannot reach Keyward at " + closed + ": dial tcp " + strings.TrimPrefix(closed, "http://") + ": connect: connection refused"}, true},
+		{"certificate of an unknown CA", tlsSrv.URL, []string{"cannot reach Keyward at " + tlsSrv.URL + ": tls: failed to verify certificate", "pass it with --ca-cert (or KEYWARD_CA_CERT)"}, true},
+		{"https to plain HTTP", strings.Replace(m.Issuer, "http:", "https:", 1), []string{"server gave HTTP response to HTTPS client; the server speaks plain HTTP: use an http:// URL"}, true},
 		// Go's words were a bare "EOF".
-		{"closed without an answer", "http://" + hangUp.Addr().String(), []string{"cannot reach Keyward at http://" + hangUp.Addr().String() + ": the connection was closed without an answer"}},
-		// It read only "read tcp ...: connection reset by peer".
-		{"http to TLS", "http://" + tlsSrv.Listener.Addr().String(), []string{"cannot reach Keyward at http://" + tlsSrv.Listener.Addr().String() + ": ", "; the server speaks TLS: use an https:// URL"}},
+		{"closed without an answer", "http://" + hangUp.Addr().String(), []string{"cannot reach Keyward at http://" + hangUp.Addr().String() + ": the connection was closed without an answer"}, true},
+		// It read only "read tcp ...: connection reset by peer". A wrong
+		// URL does not go away by itself: --follow ends with it.
+		{"http to TLS", "http://" + tlsSrv.Listener.Addr().String(), []string{"cannot reach Keyward at http://" + tlsSrv.Listener.Addr().String() + ": ", "; the server speaks TLS: use an https:// URL"}, false},
 		// It read "context deadline exceeded (Client.Timeout exceeded
 		// while awaiting headers)".
-		{"no answer", "http://" + silent.Addr().String(), []string{"cannot reach Keyward at http://" + silent.Addr().String() + ": no answer within 500ms"}},
+		{"no answer", "http://" + silent.Addr().String(), []string{"cannot reach Keyward at http://" + silent.Addr().String() + ": no answer within 500ms"}, true},
 	}
 	defer func(d time.Duration) { tokenTimeout = d }(tokenTimeout)
 	tokenTimeout = 500 * time.Millisecond
@@ -628,8 +630,25 @@ func TestUnreachableMessage(t *testing.T) {
 			if strings.Contains(err.Error(), `Post "`) || strings.Contains(err.Error(), `Get "`) {
 				t.Errorf("%q names the requests, not just the cause", err)
 			}
-			if !transient(err) {
-				t.Errorf("%v: not transient", err)
+			if transient(err) != tt.transient {
+				t.Errorf("%v: transient = %v, want %v", err, transient(err), tt.transient)
+			}
+			if tt.transient {
+				return
+			}
+			// A follower ends at once with it; it used to retry it for
+			// followGiveUp, saying it was reconnecting.
+			_, errOut, done, _ := startCLI(t, "audit", "list", "--follow", "--credentials", m.AdminKeyFile, "--server", tt.server)
+			select {
+			case err := <-done:
+				if w := tt.want[len(tt.want)-1]; err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("audit list --follow: %v, want it to say %q", err, w)
+				}
+				if strings.Contains(errOut.String(), "reconnecting") {
+					t.Errorf("audit list --follow said %q", errOut)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("audit list --follow still running after 10s; stderr: %s", errOut)
 			}
 		})
 	}

@@ -526,11 +526,15 @@ func probeTLS(ctx context.Context, hostport, serverName string) bool {
 }
 
 // transient says whether err may go away by itself: the server could not
-// be reached, or answered that it is overloaded or restarting.
+// be reached, or answered that it is overloaded or restarting. A server
+// that speaks TLS to an http:// URL is a wrong URL, not an outage.
 func transient(err error) bool {
 	var ue *unreachableError
 	var ae *apiError
+	var st speaksTLSError
 	switch {
+	case errors.As(err, &st):
+		return false
 	case errors.As(err, &ue):
 		return true
 	case errors.As(err, &ae):
