@@ -159,7 +159,9 @@ one request, by its method and URL (the query and fragment are left out of
 the proof, as the RFC says). With --token, the access token sent with the
 request (or --token-file, a file of at most 64 KiB holding it, - for
 standard input), the proof carries the token's hash (ath), as APIs
-require for a DPoP-bound token.
+require for a DPoP-bound token. An empty --token (--token "$T" after the
+command that set T failed) or --token-file is refused, not taken for a
+proof without ath.
 
 Make a new proof for every request: an API accepts each proof once, and
 only for about a minute after it is made. The URL must be the one the API

@@ -729,13 +729,22 @@ func TestParsePrefix(t *testing.T) {
 }
 
 // TestTrustedProxiesHelp: --trusted-proxies' help says when a start warns
-// of a broad range, which it does only with --client-cert-header; it said
-// a start warns of any range of more than 256 addresses.
+// of a broad range, which it does only with --client-cert-header (it said
+// a start warns of any range of more than 256 addresses), and what it
+// refuses and never trusts, which it did not say.
 func TestTrustedProxiesHelp(t *testing.T) {
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	c := DefaultConfig()
 	c.addServeFlags(fs)
-	if u := fs.Lookup("trusted-proxies").Usage; !strings.Contains(u, "with --client-cert-header a start warns of a range of more than 256") {
-		t.Errorf("--trusted-proxies help %q does not say the warning needs --client-cert-header", u)
+	u := fs.Lookup("trusted-proxies").Usage
+	for _, want := range []string{
+		"with --client-cert-header a start warns of a range of more than 256",
+		"an address with a zone (fe80::1%eth0)",
+		"an IPv4-mapped range shorter than /96",
+		"a proxy that connects from a link-local IPv6 address is never trusted",
+	} {
+		if !strings.Contains(u, want) {
+			t.Errorf("--trusted-proxies help %q does not say %q", u, want)
+		}
 	}
 }

@@ -371,3 +371,16 @@ func TestDPoPProofTokenFile(t *testing.T) {
 		}
 	}
 }
+
+// TestDPoPProofHelp: dpop proof --help says that an empty --token is
+// refused, as it is; it did not say so.
+func TestDPoPProofHelp(t *testing.T) {
+	cmd, _, err := newRootCommand().Find([]string{"dpop", "proof"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `An empty --token (--token "$T" after the
+command that set T failed) or --token-file is refused`; !strings.Contains(cmd.Long, want) {
+		t.Errorf("dpop proof --help %q does not say %q", cmd.Long, want)
+	}
+}
