@@ -1603,6 +1603,7 @@ func (m *Main) loadMasterKey(ctx context.Context) (key []byte, generated os.File
 	err = writeTempThen(path, 0o600, writeBytes(data), recordWritten(&generated, publishNew))
 	if _, ok := errors.AsType[*noLinkError](err); ok {
 		// No way to refuse one there.
+		logFirstTryLeft(err, path, m.Logger)
 		err = writeTempThen(path, 0o600, writeBytes(data), recordWritten(&generated, renameFile))
 	}
 	// Written, but its temporary file, a second name of it with the
@@ -1789,6 +1790,7 @@ func saveAdminKeyFile(path string, data []byte, log *slog.Logger) (aside string,
 		} else if !errors.Is(err, fs.ErrExist) {
 			return "", written, err
 		}
+		logFirstTryLeft(err, path, log)
 		if f, err = os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".prev.*"); err != nil {
 			return "", nil, fmt.Errorf("cannot move %s aside: %w", path, err)
 		}
@@ -1825,6 +1827,16 @@ func logTempLeft(err error, path string, log *slog.Logger) error {
 		log.Warn(path+" was written, but "+left, "path", path)
 	}
 	return err
+}
+
+// logFirstTryLeft logs the note of the temporary file that err, the
+// failure of a write of path that is tried again (a *noLinkError, or a
+// file there), left with what was to be written in it (a key): the
+// second try's outcome, all that is said of the write, does not name it.
+func logFirstTryLeft(err error, path string, log *slog.Logger) {
+	if _, left := splitTempLeft(err); left != "" {
+		log.Warn("a first try at writing "+path+" without replacing a file there failed, and "+left, "path", path)
+	}
 }
 
 // restoreAside puts the file saveAdminKeyFile moved aside back at path,

@@ -773,3 +773,65 @@ func TestKeysCreateNoLinkTempLeft(t *testing.T) {
 		t.Errorf("%d keys after keys create, want %d: the key was not deleted", n, before)
 	}
 }
+
+// TestFirstStartRetryTempLeft: a first start whose write of the master
+// key or the administrator key file is tried again (on a file system
+// without hard links nor a rename that does not replace, or past a stale
+// key file), and whose temporary files cannot be removed, logs each
+// temporary file left with a key in it. The second try's outcome was all
+// that was said, and the first try's file was left unsaid.
+func TestFirstStartRetryTempLeft(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		noLinks bool
+		stale   bool // an admin-key.json there already
+		files   []string
+	}{
+		{"without links", true, false, []string{"master.key", "admin-key.json"}},
+		{"stale key file", false, true, []string{"admin-key.json"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.noLinks {
+				defer func(l func(string, string) error, r func(string, string) error) { linkFile, renameNew = l, r }(linkFile, renameNew)
+				linkFile = func(o, n string) error { return &os.LinkError{Op: "link", Old: o, New: n, Err: syscall.EPERM} }
+				renameNew = func(string, string) error { return errors.ErrUnsupported }
+			}
+			cfg, path := firstStartConfig(t)
+			if tt.stale {
+				writeStale(t, path)
+			}
+			// The temporary files of the writes, not the stale file
+			// moved aside (.admin-key.json.prev.*).
+			defer func(r func(string) error) { removeFile = r }(removeFile)
+			r := removeFile
+			removeFile = func(name string) error {
+				if filepath.Dir(name) == cfg.DataDir && strings.HasPrefix(filepath.Base(name), ".") && !strings.Contains(name, ".prev.") {
+					return &fs.PathError{Op: "remove", Path: name, Err: syscall.EIO}
+				}
+				return r(name)
+			}
+			var logs bytes.Buffer
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+			defer m.Close()
+			if err := m.Open(context.Background()); err != nil {
+				t.Fatalf("start: %v", err)
+			}
+			for _, f := range tt.files {
+				var left []string
+				for _, n := range dirNames(t, cfg.DataDir) {
+					if strings.HasPrefix(n, "."+f+".") && !strings.Contains(n, ".prev.") {
+						left = append(left, filepath.Join(cfg.DataDir, n))
+					}
+				}
+				if len(left) == 0 {
+					t.Fatalf("no temporary file of %s left: %v", f, dirNames(t, cfg.DataDir))
+				}
+				for _, l := range left {
+					if !strings.Contains(logs.String(), "its temporary file "+l) {
+						t.Errorf("the log does not name %s, left with the key in it: %s", l, logs.String())
+					}
+				}
+			}
+		})
+	}
+}
