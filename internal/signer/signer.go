@@ -147,9 +147,8 @@ func (s *Signer) noteRefresh(failures *failurelog.Spell, err error, interval tim
 	}
 	switch n := failures.Failed(now); {
 	case n.First:
-		s.cfg.Logger.Error("refreshing signing keys failed: this replica keeps signing with the keys it has and publishing the same JWKS; "+
-			"until a refresh succeeds it makes no scheduled rotation and does not see one made on another replica "+
-			"(while refreshes fail, this is logged at most once every "+failures.Every.String()+")",
+		s.cfg.Logger.Error("refreshing signing keys failed: until a refresh succeeds, this replica keeps signing with the keys it has and publishing the same JWKS, "+
+			"and makes and sees no rotation (while refreshes fail, this is logged at most once every "+failures.Every.String()+")",
 			"err", err, "current_key", s.CurrentKeyID(), "retry_every", interval.String())
 	case n.Again:
 		s.cfg.Logger.Error("refreshing signing keys still fails: this replica keeps signing with the keys it has, and makes and sees no rotation",

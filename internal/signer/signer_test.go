@@ -696,7 +696,9 @@ func (f *failingStore) ListSigningKeys(ctx context.Context) ([]storage.SigningKe
 // A failed refresh's error line says what it means for the replica (it
 // keeps its keys, rotations wait) and names the key it keeps signing
 // with: "refreshing signing keys failed" alone, at ERROR every minute,
-// left operators guessing whether tokens were still issued.
+// left operators guessing whether tokens were still issued. It says so in
+// one sentence; it took two, about a rotation made here and one made on
+// another replica apart.
 func TestRunLogsWhatAFailedRefreshMeans(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := &failingStore{memStore: &memStore{}}
@@ -714,7 +716,7 @@ func TestRunLogsWhatAFailedRefreshMeans(t *testing.T) {
 		<-done
 		got := logs.String()
 		for _, want := range []string{
-			`level=ERROR msg="refreshing signing keys failed: this replica keeps signing with the keys it has and publishing the same JWKS; until a refresh succeeds it makes no scheduled rotation and does not see one made on another replica (while refreshes fail, this is logged at most once every 10m0s)"`,
+			`level=ERROR msg="refreshing signing keys failed: until a refresh succeeds, this replica keeps signing with the keys it has and publishing the same JWKS, and makes and sees no rotation (while refreshes fail, this is logged at most once every 10m0s)"`,
 			`err="load signing keys: dial tcp 10.0.0.5:5432: connect: connection refused"`,
 			"current_key=" + s.CurrentKeyID(),
 			"retry_every=1m0s",
