@@ -1436,7 +1436,7 @@ func (m *Main) Close() error {
 	m.introspections.Shutdown(ctx) // into the journal, so first
 	if m.journal != nil {
 		if n := m.journal.Shutdown(ctx); n > 0 {
-			m.Logger.Error("audit writes may not have been recorded at shutdown: the store did not answer in time", "writes", n, "waited", time.Since(start))
+			m.Logger.Error("audit writes may not have been recorded at shutdown: the store did not answer in time", "writes", n, "took", time.Since(start).Round(time.Millisecond))
 		}
 	}
 	var err error
@@ -1455,7 +1455,7 @@ func (m *Main) Close() error {
 		select {
 		case err = <-closed:
 		case <-t.C:
-			m.Logger.Error("the store did not close in time: shutting down without waiting for it", "waited", time.Since(start))
+			m.Logger.Error("the store did not close in time: shutting down without waiting for it", "took", time.Since(start).Round(time.Millisecond))
 			// The data directory stays locked until the process exits: the
 			// store may still be using its files.
 			return errors.New("closing the store: it did not answer in time")
