@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyward/keyward/internal/masterkey"
 	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -81,7 +82,7 @@ still need the old key.
 			if err != nil {
 				return fmt.Errorf("new master key: %w", err)
 			}
-			newKey, err := parseMasterKey(b)
+			newKey, err := masterkey.Parse(b)
 			if err != nil {
 				return fmt.Errorf("new master key %s: %w", newKeyFile, err)
 			}

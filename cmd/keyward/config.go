@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/keyward/keyward/internal/admin"
-	"github.com/keyward/keyward/internal/masterkey"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/signer"
 )
@@ -356,12 +355,8 @@ func redactQuery(raw string) string {
 	return strings.Join(pairs, "&")
 }
 
-// parseMasterKey reads a 32-byte key given raw, as hex or as base64
-// (masterkey.Parse).
-func parseMasterKey(b []byte) ([]byte, error) { return masterkey.Parse(b) }
-
 // textMasterKey reports whether k, a master key, is all printable ASCII:
-// text taken as raw bytes by parseMasterKey (a passphrase, or 16 bytes in
+// text taken as raw bytes by masterkey.Parse (a passphrase, or 16 bytes in
 // hex), which holds far fewer than 256 bits. Random bytes are all
 // printable once in about 10^13 keys.
 func textMasterKey(k []byte) bool {

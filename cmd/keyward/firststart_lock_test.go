@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/masterkey"
 	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres"
@@ -573,7 +574,7 @@ func TestMasterKeyRotateWaitsForStart(t *testing.T) {
 // mustParseKey reads the master key in the file path.
 func mustParseKey(t *testing.T, path string) []byte {
 	t.Helper()
-	k, err := parseMasterKey(mustReadFile(t, path))
+	k, err := masterkey.Parse(mustReadFile(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/keyward/keyward/internal/capool"
 	"github.com/keyward/keyward/internal/failurelog"
 	"github.com/keyward/keyward/internal/groupcommit"
+	"github.com/keyward/keyward/internal/masterkey"
 	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/sakey"
@@ -1723,14 +1724,14 @@ func findMasterKey(c Config) (key []byte, source string, err error) {
 		if err != nil {
 			return nil, f, fmt.Errorf("master key: %w", err)
 		}
-		k, err := parseMasterKey(b)
+		k, err := masterkey.Parse(b)
 		if err != nil {
 			return nil, f, fmt.Errorf("master key %s: %w", f, err)
 		}
 		return k, f, nil
 	}
 	if v := os.Getenv(masterKeyEnv); v != "" {
-		k, err := parseMasterKey([]byte(v))
+		k, err := masterkey.Parse([]byte(v))
 		if err != nil {
 			return nil, "", fmt.Errorf("%s: %w", masterKeyEnv, err)
 		}
@@ -1743,7 +1744,7 @@ func findMasterKey(c Config) (key []byte, source string, err error) {
 	} else if err != nil {
 		return nil, path, fmt.Errorf("master key: %w", err)
 	}
-	k, err := parseMasterKey(b)
+	k, err := masterkey.Parse(b)
 	if err != nil {
 		return nil, path, fmt.Errorf("master key %s: %w", path, err)
 	}
