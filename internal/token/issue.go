@@ -188,6 +188,8 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 	if c := is.delegatedSince; is.delegated && near(c) {
 		issueIn = max(issueIn, c.Unix())
 	}
+	// sent is when the answer goes: now, or the second waited for.
+	sent := req.Now
 	if issueIn > now.Unix() {
 		// The account's tokens were revoked in this second (sa
 		// revoke-tokens), or its certificate tokens (a change of its
@@ -206,7 +208,7 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 			t.Stop()
 			return nil, oauth2.StoreUnavailable(ctx.Err())
 		}
-		now = next
+		now, sent = next, next
 	}
 	claims := oauth2.AccessClaims{
 		Issuer:      h.cfg.Issuer,
@@ -305,5 +307,10 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 	if jkt != "" {
 		tokenType = oauth2.TokenTypeDPoP // RFC 9449 §5
 	}
-	return &Response{AccessToken: raw, TokenType: tokenType, ExpiresIn: int64(lifetime / time.Second), Scope: scope}, nil
+	// expires_in is the whole seconds from sent to exp, rounded down: a
+	// client reuses the token for that long (RFC 6749 §5.1, and the
+	// service-account flow's "duration window"), and exp, in whole
+	// seconds, leaves a token issued within a second less than lifetime.
+	expiresIn := int64(time.Unix(claims.Expiry, 0).Sub(sent) / time.Second)
+	return &Response{AccessToken: raw, TokenType: tokenType, ExpiresIn: expiresIn, Scope: scope}, nil
 }

@@ -709,6 +709,61 @@ func TestEveryTokenHasItsOwnJTI(t *testing.T) {
 	}
 }
 
+// TestExpiresInCountsToExp: the seed's client reuses a token "during the
+// duration window specified by the expires_in value", so that window,
+// counted from when the answer is sent, ends by the token's exp. exp is in
+// whole seconds: a token issued within a second lives less than the
+// account's lifetime, and expires_in says so (Google's endpoint answers
+// 3599 for an hour). One that waited for the second after a revocation is
+// sent then, and lives the whole lifetime from it.
+func TestExpiresInCountsToExp(t *testing.T) {
+	for _, tt := range []struct {
+		name          string
+		now           time.Time
+		revokedBefore time.Time // the account's tokens, as sa revoke-tokens sets it
+		wantExpiresIn int64
+		wantExp       int64
+		sent          time.Time // when the answer goes
+	}{
+		{name: "on a whole second", now: t0, wantExpiresIn: 1800, wantExp: t0.Unix() + 1800, sent: t0},
+		{name: "within a second", now: t0.Add(400 * time.Millisecond), wantExpiresIn: 1799, wantExp: t0.Unix() + 1800, sent: t0.Add(400 * time.Millisecond)},
+		{name: "after waiting for a revocation by a replica ahead", now: t0.Add(400 * time.Millisecond), revokedBefore: t0.Add(1900 * time.Millisecond),
+			wantExpiresIn: 1800, wantExp: t0.Unix() + 2 + 1800, sent: t0.Add(2 * time.Second)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.now = tt.now
+			if !tt.revokedBefore.IsZero() {
+				if _, err := e.store.UpdateAccount(context.Background(), e.job.ID, func(a storage.Account) (storage.Account, error) {
+					a.TokensRevokedBefore = tt.revokedBefore
+					return a, nil
+				}, storage.AuditEvent{Time: t0, Action: "fixture", Outcome: storage.OutcomeSuccess}, storage.Guard{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w := e.do(request{body: form(sign(t, e.rsKey, jose.RS256, "rs", claims(nil), nil))})
+			if w.Code != 200 {
+				t.Fatalf("%d %s", w.Code, w.Body)
+			}
+			var body struct {
+				AccessToken string `json:"access_token"`
+				ExpiresIn   int64  `json:"expires_in"`
+			}
+			json.Unmarshal(w.Body.Bytes(), &body)
+			var c oauth2.AccessClaims
+			if err := e.signer.Verify(body.AccessToken, &c); err != nil {
+				t.Fatal(err)
+			}
+			if body.ExpiresIn != tt.wantExpiresIn || c.Expiry != tt.wantExp {
+				t.Fatalf("expires_in %d, exp %d; want %d, %d", body.ExpiresIn, c.Expiry, tt.wantExpiresIn, tt.wantExp)
+			}
+			if end := tt.sent.Add(time.Duration(body.ExpiresIn) * time.Second); end.After(time.Unix(c.Expiry, 0)) {
+				t.Fatalf("expires_in %d from %s ends at %s, after exp %s", body.ExpiresIn, tt.sent, end, time.Unix(c.Expiry, 0).UTC())
+			}
+		})
+	}
+}
+
 func TestClockSkewTolerated(t *testing.T) {
 	e := newEnv(t)
 	// The signer's clock is 30 s ahead of the server's: within the skew.
