@@ -6,23 +6,74 @@ import (
 	"crypto/hkdf"
 	"crypto/sha256"
 	"errors"
-	"path/filepath"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/keyward/keyward/internal/storage"
-	"github.com/keyward/keyward/internal/storage/sqlite"
 )
 
-func openStore(t *testing.T) storage.Storage {
-	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
+// sealedStore is a memStore that also holds sealed values, as the store
+// does: a fake, not SQLite, so that this package's test binary, which its
+// fuzz targets run in, does not link a database.
+type sealedStore struct {
+	memStore
+	values map[string]storage.SealedValue
+}
+
+func openStore(*testing.T) *sealedStore {
+	return &sealedStore{values: map[string]storage.SealedValue{}}
+}
+
+func (m *sealedStore) GetSealedValue(_ context.Context, name string) (storage.SealedValue, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.values[name]
+	if !ok {
+		return storage.SealedValue{}, storage.ErrNotFound
 	}
-	t.Cleanup(func() { st.Close() })
-	return st
+	v.Sealed = bytes.Clone(v.Sealed)
+	return v, nil
+}
+
+func (m *sealedStore) CreateSealedValue(_ context.Context, v storage.SealedValue, ev storage.AuditEvent) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.values[v.Name]; ok {
+		return storage.ErrAlreadyExists
+	}
+	v.Sealed = bytes.Clone(v.Sealed)
+	m.values[v.Name] = v
+	m.evs = append(m.evs, ev)
+	return nil
+}
+
+// Reseal reseals every signing key (by its ID) and sealed value (by
+// storage.SealedValueAAD of its name), all or none, as the store does.
+func (m *sealedStore) Reseal(_ context.Context, fn func(aad string, sealed []byte) ([]byte, error), ev storage.AuditEvent) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	keys := slices.Clone(m.keys)
+	for i, k := range keys {
+		sealed, err := fn(k.ID, k.Sealed)
+		if err != nil {
+			return fmt.Errorf("signing key %s: %w", k.ID, err)
+		}
+		keys[i].Sealed = sealed
+	}
+	values := make(map[string]storage.SealedValue, len(m.values))
+	for name, v := range m.values {
+		sealed, err := fn(storage.SealedValueAAD(name), v.Sealed)
+		if err != nil {
+			return fmt.Errorf("sealed value %s: %w", name, err)
+		}
+		v.Sealed = sealed
+		values[name] = v
+	}
+	m.keys, m.values = keys, values
+	m.evs = append(m.evs, ev)
+	return nil
 }
 
 func TestLoadPepper(t *testing.T) {
@@ -72,13 +123,13 @@ func TestLoadPepperWrongKeyStoresNothing(t *testing.T) {
 // raceStore is a store in which another replica stores the pepper between
 // this one's look-up and its create.
 type raceStore struct {
-	storage.Storage
+	*sealedStore
 	other func()
 }
 
 func (s raceStore) CreateSealedValue(ctx context.Context, v storage.SealedValue, ev storage.AuditEvent) error {
 	s.other()
-	return s.Storage.CreateSealedValue(ctx, v, ev)
+	return s.sealedStore.CreateSealedValue(ctx, v, ev)
 }
 
 // Two replicas starting on an empty store: the one whose create finds the
@@ -88,7 +139,7 @@ func TestLoadPepperAnotherReplicaFirst(t *testing.T) {
 	st := openStore(t)
 	now := time.Now()
 	var theirs []byte
-	race := raceStore{Storage: st, other: func() {
+	race := raceStore{sealedStore: st, other: func() {
 		var err error
 		if theirs, err = LoadPepper(ctx, st, master, now); err != nil {
 			t.Fatalf("the other replica: %v", err)
