@@ -29,6 +29,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/exportfile"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -1127,7 +1128,7 @@ func TestImportRefusesSpecialFiles(t *testing.T) {
 }
 
 // readExport stops reading a file at the first byte that no JSON has (a
-// few KiB on, or at the end of its first MiB), and parseExport says what
+// few KiB on, or at the end of its first MiB), and exportfile.Parse says what
 // that byte is: a sparse file (truncate -s 1T) after an export's '{' was
 // read until memory ran out.
 func TestReadExportStopsAtNonJSON(t *testing.T) {
@@ -1181,8 +1182,8 @@ func TestReadExportStopsAtNonJSON(t *testing.T) {
 			if limit := int64(max(tt.at, exportPeek) + readAhead); read > limit || int64(len(b)) > limit {
 				t.Errorf("read %d bytes (kept %d), want at most %d", read, len(b), limit)
 			}
-			if _, err := parseExport(b); err == nil || !strings.HasPrefix(err.Error(), tt.want) {
-				t.Errorf("parseExport: %v, want it to start %q", err, tt.want)
+			if _, err := exportfile.Parse(b); err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("exportfile.Parse: %v, want it to start %q", err, tt.want)
 			}
 		})
 	}
@@ -1248,8 +1249,8 @@ func TestReadExportBoundaries(t *testing.T) {
 				if !bytes.Equal(b, file) {
 					t.Fatalf("read %d bytes, not the %d of the file", len(b), len(file))
 				}
-				if d, err := parseExport(b); err != nil || len(d.Accounts) != 1 {
-					t.Fatalf("parseExport = %d accounts, %v; want 1", len(d.Accounts), err)
+				if d, err := exportfile.Parse(b); err != nil || len(d.Accounts) != 1 {
+					t.Fatalf("exportfile.Parse = %d accounts, %v; want 1", len(d.Accounts), err)
 				}
 			})
 			t.Run(fmt.Sprintf("pipe %v, a zero byte at %d", pipe, at), func(t *testing.T) {
@@ -1259,8 +1260,8 @@ func TestReadExportBoundaries(t *testing.T) {
 					t.Fatalf("read %d bytes, want a start of the file through byte %d and less than %d after it", len(b), at, chunk)
 				}
 				want := fmt.Sprintf("it has a zero byte at byte %d,", at+1)
-				if _, err := parseExport(b); err == nil || !strings.HasPrefix(err.Error(), want) {
-					t.Fatalf("parseExport: %v, want it to start %q", err, want)
+				if _, err := exportfile.Parse(b); err == nil || !strings.HasPrefix(err.Error(), want) {
+					t.Fatalf("exportfile.Parse: %v, want it to start %q", err, want)
 				}
 			})
 		}
@@ -1318,8 +1319,8 @@ func TestImportRefusesLargeNonExport(t *testing.T) {
 		if err != nil {
 			t.Fatalf("after %d bytes of white space: %v", len(start)-3, err)
 		}
-		if d, err := parseExport(b); err != nil || len(d.Accounts) != 2000 {
-			t.Fatalf("after %d bytes of white space: parseExport = %d accounts, %v; want 2000", len(start)-3, len(d.Accounts), err)
+		if d, err := exportfile.Parse(b); err != nil || len(d.Accounts) != 2000 {
+			t.Fatalf("after %d bytes of white space: exportfile.Parse = %d accounts, %v; want 2000", len(start)-3, len(d.Accounts), err)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/exportfile"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/testkeys"
 	"github.com/keyward/keyward/internal/transfer"
@@ -94,7 +95,7 @@ func BenchmarkImportMemory(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := parseExport(raw); err != nil {
+			if _, err := exportfile.Parse(raw); err != nil {
 				b.Fatal(err)
 			}
 		}))
@@ -114,13 +115,13 @@ func BenchmarkImportMemory(b *testing.B) {
 }
 
 // BenchmarkParseExport: import's reading of an export of 2,000 accounts,
-// once the file is read (parseExport).
+// once the file is read (exportfile.Parse).
 func BenchmarkParseExport(b *testing.B) {
 	data := bigExport(b, 2000)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if d, err := parseExport(data); err != nil || len(d.Accounts) != 2000 {
+		if d, err := exportfile.Parse(data); err != nil || len(d.Accounts) != 2000 {
 			b.Fatalf("%d accounts, %v", len(d.Accounts), err)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/oauth2/google"
 
+	"github.com/keyward/keyward/internal/exportfile"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 	"github.com/keyward/keyward/internal/storage/sqlite"
@@ -359,31 +360,6 @@ func TestImportStdinDevice(t *testing.T) {
 	}
 }
 
-// TestImportByteOrderMark: an export an editor saved with a byte order
-// mark (U+FEFF) imports, and a fault in it is named at its byte in the
-// file. It was "not JSON: invalid character 'ï' looking for beginning of
-// value".
-func TestImportByteOrderMark(t *testing.T) {
-	for _, tt := range []struct {
-		name, in, want string
-	}{
-		{"an export", "\ufeff" + `{"format":"keyward-export/2","orgs":[{"domain":"example.com"}]}`, ""},
-		{"cut short", "\ufeff" + `{"format":"keyward-export/2","orgs":[`, "at byte 40"},
-		{"not JSON", "\ufeff" + `{"format":"keyward-export/2",}`, "(at byte 33)"},
-		{"two values", "\ufeff" + `{"format":"keyward-export/2"} {}`, "the first ends at byte 32"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			d, err := parseExport([]byte(tt.in))
-			if tt.want == "" && (err != nil || len(d.Orgs) != 1) {
-				t.Fatalf("parseExport = %d organizations, %v; want 1", len(d.Orgs), err)
-			}
-			if tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
-				t.Fatalf("parseExport: %v, want an error saying %q", err, tt.want)
-			}
-		})
-	}
-}
-
 // An export with a byte order mark is parsed where it is, not copied
 // whole to replace the mark: parsing it allocates no more bytes than
 // parsing the same export without the mark, give or take far less than
@@ -397,7 +373,7 @@ func TestImportByteOrderMarkNoCopy(t *testing.T) {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 		const runs = 5
 		parse := func() {
-			if _, err := parseExport(b); err != nil {
+			if _, err := exportfile.Parse(b); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -1,4 +1,4 @@
-package main
+package exportfile
 
 import (
 	"bytes"
@@ -13,18 +13,18 @@ import (
 	"github.com/keyward/keyward/internal/transfer"
 )
 
-// FuzzParseExport: whatever file is given to 'keyward import', parseExport
-// never panics; it accepts only an export of a known format, which
+// FuzzParse: whatever file is given to 'keyward import', Parse never
+// panics; it accepts only an export of a known format, which
 // 'keyward export' writes back as a file it accepts again and writes
 // alike (the round trip is stable); and it refuses in words about the
 // file, never the JSON package's Go ones.
-func FuzzParseExport(f *testing.F) {
-	v1, err := os.ReadFile("../../internal/transfer/testdata/export-v1.json")
+func FuzzParse(f *testing.F) {
+	v1, err := os.ReadFile("../transfer/testdata/export-v1.json")
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(v1)
-	d, err := parseExport(v1)
+	d, err := Parse(v1)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -52,16 +52,16 @@ func FuzzParseExport(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		// decodeExport reads it as json.Unmarshal does.
+		// decode reads it as json.Unmarshal does.
 		var got, want transfer.Dump
-		gotErr, wantErr := decodeExport(b, &got), json.Unmarshal(b, &want)
+		gotErr, wantErr := decode(b, &got), json.Unmarshal(b, &want)
 		if g, w := fmt.Sprintf("%T %v", gotErr, gotErr), fmt.Sprintf("%T %v", wantErr, wantErr); g != w || !reflect.DeepEqual(got, want) {
-			t.Fatalf("decodeExport: %s, %+v; json.Unmarshal: %s, %+v", g, got, w, want)
+			t.Fatalf("decode: %s, %+v; json.Unmarshal: %s, %+v", g, got, w, want)
 		}
 		if gs, ok := errors.AsType[*json.SyntaxError](gotErr); ok && gs.Offset != wantErr.(*json.SyntaxError).Offset {
-			t.Fatalf("decodeExport: %v at %d; json.Unmarshal at %d", gs, gs.Offset, wantErr.(*json.SyntaxError).Offset)
+			t.Fatalf("decode: %v at %d; json.Unmarshal at %d", gs, gs.Offset, wantErr.(*json.SyntaxError).Offset)
 		}
-		d, err := parseExport(b)
+		d, err := Parse(b)
 		if err != nil {
 			for _, goSpeak := range []string{"json: ", "Go struct", "Go value", "transfer.", "storage."} {
 				if strings.Contains(err.Error(), goSpeak) {
@@ -77,7 +77,7 @@ func FuzzParseExport(f *testing.F) {
 		if err != nil {
 			t.Fatalf("an accepted file cannot be written back: %v", err)
 		}
-		again, err := parseExport(out)
+		again, err := Parse(out)
 		if err != nil {
 			t.Fatalf("the export of an accepted file is refused: %v\n%s", err, out)
 		}
