@@ -404,8 +404,16 @@ func (t *Token) checkClaims(e Expect) error {
 // assertion out of its time frame (a clock that is off, or a lifetime too
 // long), which a refusal follows with what is wrong.
 func (e Expect) timeframe() string {
-	return fmt.Sprintf("Invalid JWT: Token must be a short-lived token (%d minutes) and in a reasonable timeframe. Check your 'iat' and 'exp' values and use a clock with skew to account for clock differences between systems.",
-		int(e.MaxLifetime/time.Minute))
+	// "60 minutes" as Google's message, with the server's own longest
+	// lifetime: a part of a minute is not cut off, nor one minute plural.
+	span := strconv.FormatInt(int64(e.MaxLifetime/time.Minute), 10) + " minutes"
+	switch {
+	case e.MaxLifetime%time.Minute != 0:
+		span = e.MaxLifetime.String()
+	case e.MaxLifetime == time.Minute:
+		span = "1 minute"
+	}
+	return "Invalid JWT: Token must be a short-lived token (" + span + ") and in a reasonable timeframe. Check your 'iat' and 'exp' values and use a clock with skew to account for clock differences between systems."
 }
 
 // howFar describes a positive number of seconds for a message: exactly up

@@ -618,6 +618,38 @@ func TestFutureIssuedAtDescription(t *testing.T) {
 	}
 }
 
+// TestLifetimeInDescription: the too-long-lived refusal names the
+// server's longest lifetime as set, in the words of Google's message
+// ("60 minutes"), and neither cuts a part of a minute off nor calls one
+// minute "1 minutes".
+func TestLifetimeInDescription(t *testing.T) {
+	k, keys := fixture(t)
+	for _, tt := range []struct {
+		max  time.Duration
+		want string
+	}{
+		{time.Hour, "(60 minutes)"},
+		{time.Minute, "(1 minute)"},
+		{90 * time.Second, "(1m30s)"},
+		{24 * time.Hour, "(1440 minutes)"},
+	} {
+		t.Run(tt.max.String(), func(t *testing.T) {
+			iat := now.Unix()
+			tok, err := Parse(signed(t, k, map[string]any{"iss": "a@p", "aud": "https://kw/token", "iat": iat, "exp": iat + int64(tt.max/time.Second) + 3600}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := expect
+			e.MaxLifetime = tt.max
+			_, err = tok.Verify(keys, e)
+			var ae *Error
+			if !errors.As(err, &ae) || ae.Reason != TooLongLived || !strings.Contains(ae.Description, "short-lived token "+tt.want+" and") {
+				t.Fatalf("Verify = %v, want TooLongLived saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
 // TestUnusableKeySkipped: a stored key that cannot be used — an RSA key
 // over keyfile.MaxRSABits bits, stored before uploads were bounded, or a
 // DER that does not parse — is never verified with, even when the kid
