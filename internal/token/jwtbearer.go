@@ -130,9 +130,10 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	}
 
 	is := issuance{account: acct, subject: acct.ID, scopes: scopes, resources: req.Form.Values("resource"), credential: "key:" + key.ID}
-	// An email is the account's whatever its capitals, as its iss is, and
-	// whatever those of the email stored (a store made before the account
-	// domain had to be lower case may hold capitals).
+	// A sub that is the account's email names the account itself whatever
+	// its capitals, and whatever those of the email stored (a store made
+	// before the account domain had to be lower case may hold capitals);
+	// iss, by contrast, is looked up as sent.
 	if subject != "" && !strings.EqualFold(subject, acct.Email) && subject != acct.ID {
 		// Domain-wide delegation: only through a key-signed assertion. A
 		// refusal names the user, as the issued token's event does.
