@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/testkeyward"
+)
+
+// A token request whose read or write of the PostgreSQL store runs out of
+// its statement_timeout (another transaction holds the table it needs),
+// or whose connection the database ends in the middle of it (an
+// operator's pg_terminate_backend, or the server shutting down:
+// admin_shutdown, 57P01), is answered 503 temporarily_unavailable with
+// Retry-After, and no token: never a server_error, nor a wait beyond the
+// timeout. Once the table is free, the next request gets its token on a
+// new connection.
+func TestTokenRequestStatementTimeoutAndConnectionEnded(t *testing.T) {
+	setup := onOneStore(t)
+	a := startServer(t, setup)
+	acct, secret := testkeyward.OrdersJob(t, a.Server.Admin, changeActor)
+	b := startServer(t, setup, func(m *Main) {
+		// A timeout of this server's every statement, not of the test's:
+		// long enough for its start on a loaded machine.
+		u, err := url.Parse(m.Config.DB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		q.Set("statement_timeout", "2000")
+		u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
+		m.Config.DB = u.String()
+		m.Config.CacheTTL = 0 // every request reads the store
+	})
+	db, err := sql.Open("pgx", a.Config.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	token := func() (int, http.Header, map[string]any) {
+		form := url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}}
+		req, _ := http.NewRequest("POST", b.URL()+"/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(acct.ID, secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, resp.Header, body
+	}
+	if s, _, body := token(); s != 200 {
+		t.Fatalf("token before: %d %v", s, body)
+	}
+	for _, tc := range []struct {
+		name  string
+		table string // locked by another transaction for the request
+		end   bool   // the request's connection, waiting on the lock, is ended
+	}{
+		{"account read times out", "accounts", false},
+		{"audit write times out", "audit_events", false},
+		{"connection ended while reading", "accounts", true},
+		{"connection ended while writing", "audit_events", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			locker, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer locker.Rollback()
+			var pid int
+			if err := locker.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := locker.ExecContext(ctx, "LOCK TABLE "+tc.table+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+				t.Fatal(err)
+			}
+			ended := make(chan int, 1)
+			if tc.end {
+				// End the session that waits on the locker: this test's
+				// server's, as no other waits on this schema's tables.
+				go func() {
+					for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(5 * time.Millisecond) {
+						var n int
+						db.QueryRowContext(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", pid).Scan(&n)
+						if n > 0 {
+							ended <- n
+							return
+						}
+					}
+					ended <- 0
+				}()
+			}
+			start := time.Now()
+			s, h, body := token()
+			took := time.Since(start)
+			if tc.end {
+				if n := <-ended; n == 0 {
+					t.Fatal("no session of the server waited on the locked table")
+				}
+			}
+			if s != 503 || body["error"] != "temporarily_unavailable" || body["access_token"] != nil || h.Get("Retry-After") == "" {
+				t.Errorf("token: %d %v (Retry-After %q), want 503 temporarily_unavailable with Retry-After", s, body, h.Get("Retry-After"))
+			}
+			if took > 15*time.Second {
+				t.Errorf("token answered after %v, want within the 2 s statement_timeout and some", took)
+			}
+			locker.Rollback()
+			if s, _, body := token(); s != 200 {
+				t.Errorf("token once the table is free: %d %v", s, body)
+			}
+		})
+	}
+}
