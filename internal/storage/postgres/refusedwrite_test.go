@@ -119,9 +119,17 @@ func TestGroupCommitRefusedWriteFailsAlone(t *testing.T) {
 					t.Errorf("write %d, batched with a refused one: Write = %v, want nil", i, err)
 				}
 			}
+			// A failed batch of more than one write: the refused one was
+			// batched with others (all n, unless a goroutine was slower to
+			// reach Write than the second above on a loaded machine).
 			mu.Lock()
-			if !slices.Contains(batches, fmt.Sprintf("%d:true", n)) {
-				t.Errorf("batches (size:failed) %v: no failed batch of the %d writes; the test did not batch them", batches, n)
+			if !slices.ContainsFunc(batches, func(b string) bool {
+				var size int
+				var failed bool
+				_, err := fmt.Sscanf(b, "%d:%t", &size, &failed)
+				return err == nil && failed && size > 1
+			}) {
+				t.Errorf("batches (size:failed) %v: no failed batch of more than one write; the test did not batch them", batches)
 			}
 			mu.Unlock()
 
