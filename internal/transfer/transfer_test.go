@@ -225,6 +225,43 @@ func TestImportRefusesTextTheStoreCannotHold(t *testing.T) {
 	}
 }
 
+// A key's or signing key's algorithm or origin with a NUL character or
+// bytes that are not UTF-8 is one problem, said once: that the store
+// could not hold it, not also that it is none of the algorithms or
+// origins, which the same value's quoted text says again.
+func TestImportTextTheStoreCannotHoldSaidOnce(t *testing.T) {
+	ctx := context.Background()
+	base := exported(t)
+	for _, tc := range []struct {
+		name  string
+		edit  func(d *transfer.Dump)
+		want  string
+		field string
+	}{
+		{"key algorithm NUL", func(d *transfer.Dump) { d.Keys[0].Algorithm = "RS256\x00" },
+			`the key "k1": its algorithm "RS256\x00" holds a NUL character`, "its algorithm"},
+		{"key algorithm not UTF-8", func(d *transfer.Dump) { d.Keys[0].Algorithm = "RS256\xff" },
+			`the key "k1": its algorithm "RS256\xff" is not UTF-8 text`, "its algorithm"},
+		{"key origin NUL", func(d *transfer.Dump) { d.Keys[0].Origin = "uploaded\x00" },
+			`the key "k1": its origin "uploaded\x00" holds a NUL character`, "its origin"},
+		{"key origin not UTF-8", func(d *transfer.Dump) { d.Keys[0].Origin = "uploaded\xff" },
+			`the key "k1": its origin "uploaded\xff" is not UTF-8 text`, "its origin"},
+		{"signing key algorithm NUL", func(d *transfer.Dump) { d.SigningKeys[0].Algorithm = "ES256\x00" },
+			`the signing key "sk": its algorithm "ES256\x00" holds a NUL character`, "its algorithm"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := clone(base)
+			tc.edit(&d)
+			dst := openSQLite(t)
+			err := transfer.Import(ctx, dst, d, t0)
+			wantRefused(t, dst, err, tc.want)
+			if n := strings.Count(err.Error(), tc.field); n != 1 {
+				t.Errorf("import: %v\nsays %q %d times, want once", err, tc.field, n)
+			}
+		})
+	}
+}
+
 // A dump with a delegation of Keyward's own scopes, which the admin API
 // refuses to grant, is refused as a whole, naming each such grant, before
 // anything is written.
