@@ -166,8 +166,8 @@ func (d *Dump) UnmarshalJSON(b []byte) error {
 		}
 		*d = Dump(v)
 	case Format:
-		if at := repeated(b); at != "" {
-			return fmt.Errorf("%s is in the file twice (names match in any case): the import would keep the last and drop the other without a word; merge them into one, and import again", oauth2.QuoteShort(at))
+		if s := (nameScan{b: b}); s.value() {
+			return s.repeatedError()
 		}
 		if v, err := decodeItems(b); err == nil {
 			*d = v
@@ -386,7 +386,8 @@ func decodeArray[J, T any](dec *json.Decoder, conv func(J) T) ([]T, error) {
 }
 
 // repeated returns the first name that an object in b, JSON, gives
-// twice, where it is (accounts[3].email), or "" if none is: encoding/json
+// twice, where it is (accounts[3].email; the empty name written ""), or
+// "" if none is: encoding/json
 // matches names in any case (accounts, Accounts), and of a name given
 // twice keeps the last value, dropping the other (a list of accounts
 // pasted under a second "accounts") without a word. b must be valid
@@ -400,6 +401,22 @@ func repeated(b []byte) string {
 		return ""
 	}
 	return s.where()
+}
+
+// repeatedError says which name s found given twice, and where (s.value
+// returned true). The empty name is said to be one, in the object that
+// has it: a path ending in it ("accounts[0].\"\"") reads as a typo.
+func (s *nameScan) repeatedError() error {
+	const why = "(names match in any case): the import would keep the last and drop the other without a word; merge them into one, and import again"
+	last := len(s.path) - 1
+	if string(s.path[last].name) != `""` {
+		return fmt.Errorf("%s is in the file twice %s", oauth2.QuoteShort(s.where()), why)
+	}
+	in := "the file's top-level object"
+	if s.path = s.path[:last]; len(s.path) > 0 {
+		in = oauth2.QuoteShort(s.where())
+	}
+	return fmt.Errorf(`the empty name "" is in %s twice %s`, in, why)
 }
 
 // nameScan reads JSON a byte at a time, for repeated and topFormat.
@@ -598,7 +615,9 @@ func (s *nameScan) folded(quoted []byte) []byte {
 	return s.fold
 }
 
-// where is s.path as repeated names it: accounts[3].email.
+// where is s.path as repeated names it: accounts[3].email. The empty
+// name is written as JSON writes it, "" (accounts[3]."".x), not as
+// nothing.
 func (s *nameScan) where() string {
 	var at strings.Builder
 	for _, p := range s.path {
@@ -608,6 +627,10 @@ func (s *nameScan) where() string {
 		}
 		if at.Len() > 0 {
 			at.WriteByte('.')
+		}
+		if string(p.name) == `""` {
+			at.WriteString(`""`)
+			continue
 		}
 		at.WriteString(unquote(p.name))
 	}

@@ -207,6 +207,14 @@ func TestRepeatedNames(t *testing.T) {
 		{"three spellings", `{"format":"keyward-export/2","accounts":[{"client_id":"1","created_at":"x","CREATED_AT":"y","Created_At":"z"}]}`,
 			`"accounts[0].CREATED_AT" is in the file twice`},
 		{"in a TLS binding", `{"format":"keyward-export/2","accounts":[{"tls_binding":{"tls_client_auth_san_dns":"a","tls_client_auth_san_dns":"b"}}]}`, `"accounts[0].tls_binding.tls_client_auth_san_dns" is in the file twice`},
+		// The empty name is named as JSON writes it, "": a path ending in
+		// it read as the object's own ("accounts[0]."), and at the top as
+		// no name at all, which was taken for none given twice.
+		{"the empty name", `{"format":"keyward-export/2","accounts":[{"client_id":"1","":"a","":"b"}]}`,
+			`the empty name "" is in "accounts[0]" twice`},
+		{"the empty name at the top", `{"format":"keyward-export/2","":1,"":2}`, `the empty name "" is in the file's top-level object twice`},
+		{"under the empty name", `{"format":"keyward-export/2","accounts":[{"client_id":"1","":{"a":1,"A":2}}]}`, `"accounts[0].\"\".A" is in the file twice`},
+		{"the empty name under it", `{"format":"keyward-export/2","accounts":[{"client_id":"1","":{"":1,"":2}}]}`, `the empty name "" is in "accounts[0].\"\"" twice`},
 		{"of format 1", `{"format":"keyward-export/1","orgs":[{"Domain":"a.example"}],"orgs":[{"Domain":"example.com"}]}`, ""},
 		{"once each", `{"format":"keyward-export/2","orgs":[{"domain":"example.com","blocked_scopes":["a"]}],"users":[{"email":"a@example.com","org":"example.com"}]}`, ""},
 	}

@@ -71,6 +71,9 @@ func repeatedTokensIn(dec *json.Decoder, path string) (string, error) {
 				return "", err
 			}
 			at := name.(string)
+			if at == "" {
+				at = `""` // as repeated writes the empty name
+			}
 			if path != "" {
 				at = path + "." + at
 			}
