@@ -130,8 +130,9 @@ func TokenFormat(f string, allowEmpty bool) error {
 	return fmt.Errorf("The token format %s must be jwt or opaque.", QuoteClip(f))
 }
 
-// Label refuses a display name or description that is too long or holds
-// a control character (C0, DEL or C1, line breaks and tabs too) or a line
+// Label refuses a display name or description that is too long, is not
+// UTF-8 text (a byte of no character, which a JSON encoder would send as
+// U+FFFD), or holds a control character (C0, DEL or C1, line breaks and tabs too) or a line
 // or paragraph separator (U+2028, U+2029): they are shown on one line in
 // terminals and the console, where control characters could rewrite what
 // an administrator sees. It refuses too the invisible format characters
@@ -156,6 +157,8 @@ func Label(field, v string, max int) error {
 		}
 		r, n := utf8.DecodeRuneInString(v[i:])
 		switch {
+		case r == utf8.RuneError && n == 1:
+			return fmt.Errorf("The %s is not UTF-8 text: the byte 0x%02X at byte %d is not part of a character; use UTF-8 text.", field, v[i], i)
 		case unicode.IsControl(r):
 			return fmt.Errorf("The %s contains the control character %U at byte %d; use printable text on one line.", field, r, i)
 		case r == '\u2028' || r == '\u2029':

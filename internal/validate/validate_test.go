@@ -258,6 +258,10 @@ func TestLabel(t *testing.T) {
 		{"a cancel tag after a flag emoji", "\U0001F3F4\U000E0067\U000E0062\U000E0065\U000E006E\U000E0067\U000E007F\U000E007F", "format character U+E007F at byte 28"},
 		{"Arabic number sign, visible", "\u0600\u0661\u0662", ""},
 		{"no-break space", "a\u00a0b", ""},
+		{"not UTF-8", "caf\xe9", "The description is not UTF-8 text: the byte 0xE9 at byte 3 is not part of a character; use UTF-8 text."},
+		{"cut short", "ab\xe2\x82", "the byte 0xE2 at byte 2"},
+		{"a surrogate", "\xed\xa0\x80", "the byte 0xED at byte 0"},
+		{"the replacement character, UTF-8", "a\ufffdb", ""},
 	} {
 		check(t, tt.name, Label("description", tt.in, 20), tt.want)
 	}
