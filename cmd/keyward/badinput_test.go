@@ -328,8 +328,9 @@ func TestEmptyArgument(t *testing.T) {
 }
 
 // TestRevokeInvalidUTF8: a token ID that is not UTF-8 is refused as such,
-// and nothing is sent; JSON carried it as U+FFFD, and the server said it
-// "holds a control character".
+// as every argument but a file's is (emptyArg), and nothing is sent; JSON
+// carried it as U+FFFD, and the server said it "holds a control
+// character".
 func TestRevokeInvalidUTF8(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("request sent: %s %s", r.Method, r.URL)
@@ -337,7 +338,7 @@ func TestRevokeInvalidUTF8(t *testing.T) {
 	}))
 	defer srv.Close()
 	err := runCLIErr(t, "tokens", "revoke", "\xff", "--server", srv.URL)
-	if want := `the token ID $'\xff' is not valid UTF-8`; !strings.Contains(fmt.Sprint(err), want) {
+	if want := `argument 1 (JTI), $'\xff', is not UTF-8 text`; !strings.Contains(fmt.Sprint(err), want) {
 		t.Fatalf("keyward tokens revoke $'\\xff': %v; want %q", err, want)
 	}
 	if _, ok := errors.AsType[usageError](err); !ok {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"text/tabwriter"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -36,11 +35,6 @@ one issued by an older version may: put it after --, as in
 'keyward tokens revoke -- -Xb3…'.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			// Sent as JSON, it would reach the server with U+FFFD in
-			// place of each byte that is no character.
-			if !utf8.ValidString(args[0]) {
-				return usageError{fmt.Errorf("the token ID %s is not valid UTF-8; Keyward's are 22 characters of base64url", shellArg(args[0]))}
-			}
 			c, err := f.client(cmd)
 			if err != nil {
 				return err

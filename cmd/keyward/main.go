@@ -10,9 +10,12 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/keyward/keyward/internal/validate"
 )
 
 func main() {
@@ -110,6 +113,9 @@ its admin API, authenticated with an administrator key file
 		if err := flagAsValue(c); err != nil {
 			return usage(c, err)
 		}
+		if err := notUTF8Flag(c); err != nil {
+			return usage(c, err)
+		}
 		return nil
 	}
 	// cobra adds 'completion' as it executes, after usageErrors would have
@@ -158,13 +164,13 @@ func flagValues(f *pflag.Flag) []string {
 	return []string{f.Value.String()}
 }
 
-// emptyArg reports the first empty (or blank) argument, named as the
-// command's Use line names it ("get SA KEY_ID": SA, then KEY_ID).
+// emptyArg reports the first empty (or blank) argument, or the first
+// that is not UTF-8 text (Latin-1, say: sent on, it would reach the
+// server with U+FFFD for its bytes), named as the command's Use line
+// names it ("get SA KEY_ID": SA, then KEY_ID). A FILE may be any bytes,
+// as a file's name may.
 func emptyArg(use string, args []string) error {
 	for i, a := range args {
-		if strings.TrimSpace(a) != "" {
-			continue
-		}
 		names := argNames(use)
 		name := fmt.Sprintf("argument %d", i+1)
 		switch {
@@ -173,9 +179,60 @@ func emptyArg(use string, args []string) error {
 		case len(names) > 0 && strings.HasSuffix(use, "..."):
 			name = names[len(names)-1]
 		}
-		return fmt.Errorf("argument %d (%s) is empty: %q", i+1, name, a)
+		if strings.TrimSpace(a) == "" {
+			return fmt.Errorf("argument %d (%s) is empty: %q", i+1, name, a)
+		}
+		if !utf8.ValidString(a) && name != "FILE" {
+			return fmt.Errorf("argument %d (%s), %s, is not UTF-8 text: give it in UTF-8", i+1, name, validate.Clip(a, shellArg))
+		}
 	}
 	return nil
+}
+
+// notUTF8 is the offset of the first byte of s that is not part of a
+// UTF-8 character, or -1 when s is UTF-8 text.
+func notUTF8(s string) int {
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// pathFlags are the flags whose value names a file or a directory, which
+// may be any bytes, as a file's name may: notUTF8Flag lets them be.
+var pathFlags = map[string]bool{
+	"ca-cert": true, "config": true, "credentials": true, "data-dir": true, "dpop-key": true, "export": true,
+	"key-file": true, "master-key-file": true, "new-master-key-file": true, "out": true, "public-key": true,
+	"tls-cert": true, "tls-client-ca": true, "tls-key": true, "token-file": true,
+}
+
+// notUTF8Flag reports the first flag given on c's command line whose
+// value is not UTF-8 text (a name, a scope, a description in Latin-1),
+// but a file's or a directory's (pathFlags): sent on, it would reach the
+// server with U+FFFD for its bytes. The value is not shown: it may be a
+// secret.
+func notUTF8Flag(c *cobra.Command) error {
+	var err error
+	c.Flags().Visit(func(f *pflag.Flag) {
+		if err != nil || pathFlags[f.Name] || len(f.Annotations[sourceAnnotation]) > 0 {
+			return
+		}
+		of := ""
+		if _, list := f.Value.(pflag.SliceValue); list {
+			of = " of one of its values"
+		}
+		for _, v := range flagValues(f) {
+			if at := notUTF8(v); at >= 0 {
+				err = fmt.Errorf("--%s is not UTF-8 text: the byte 0x%02X at byte %d%s is not part of a character; give it in UTF-8", f.Name, v[at], at, of)
+				return
+			}
+		}
+	})
+	return err
 }
 
 // argCountError words err, cobra's refusal of the number of arguments a

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -65,6 +66,17 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"sa", "list", "-o", "-h"}, true, `--output was given no value: the word after it, "-h", is one of the command's flags`},
 		{[]string{"sa", "update", "a@b.c", "--scopes", "a,--description=x"}, true, `--scopes was given no value: the word after it, "--description=x", is one of the command's flags`},
 		{[]string{"sa", "update", "a@b.c", "--display-name", "--not-a-flag"}, false, "no credentials"},
+		// A value that is not UTF-8 (Latin-1, say) is refused, naming its
+		// flag or argument, not sent on with U+FFFD for its bytes; a
+		// file's name is bytes, and may be any.
+		{[]string{"sa", "get", "caf\xe9"}, true, `argument 1 (SA), $'caf\xe9', is not UTF-8 text: give it in UTF-8`},
+		{[]string{"keys", "get", "a@b.c", "k\xff"}, true, `argument 2 (KEY_ID), $'k\xff', is not UTF-8 text`},
+		{[]string{"users", "add", "a@b.c", "b\xe9@b.c"}, true, `argument 2 (EMAIL), $'b\xe9@b.c', is not UTF-8 text`},
+		{[]string{"sa", "update", "a@b.c", "--display-name", "Caf\xe9"}, true, "--display-name is not UTF-8 text: the byte 0xE9 at byte 3 is not part of a character; give it in UTF-8"},
+		{[]string{"sa", "update", "a@b.c", "--scopes", "a,b\xff"}, true, "--scopes is not UTF-8 text: the byte 0xFF at byte 1 of one of its values"},
+		{[]string{"sa", "update", "a@b.c", "--display-name", "Caf\xc3\xa9"}, false, "no credentials"},
+		{[]string{"users", "import", missing + "\xff"}, false, "no such file"},
+		{[]string{"audit", "verify", "--data-dir", missing + "\xff"}, false, "no Keyward database"},
 		{[]string{"sa", "list", "-o", "yaml"}, true, "must be table or json"},
 		{[]string{"keys", "create", "x@p.iam.example"}, true, "--out is required"},
 		{[]string{"audit", "list", "--newest", "--follow"}, true, "--newest and --follow go opposite ways"},
@@ -424,4 +436,43 @@ func TestUseNamesRequiredFlags(t *testing.T) {
 		})
 	}
 	walk(newRootCommand())
+}
+
+// TestPathFlags: pathFlags, the flags whose values notUTF8Flag lets be
+// any bytes, are the flags whose value names a file or a directory, by
+// the help of some command that has them: a file flag added without it
+// would refuse a file name that is not UTF-8, and a text flag in it would
+// send such text on.
+func TestPathFlags(t *testing.T) {
+	// Flags whose help names a file, a directory or PEM for another
+	// reason: --server's default is the credentials file's server,
+	// --issuer (of recover-admin) is written to the key file, and
+	// --client-cert-header carries PEM.
+	notPaths := map[string]bool{"server": true, "issuer": true, "client-cert-header": true}
+	names := map[string]bool{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, fs := range []*pflag.FlagSet{c.Flags(), c.InheritedFlags()} {
+			fs.VisitAll(func(f *pflag.Flag) {
+				if f.Value.Type() == "bool" {
+					return
+				}
+				names[f.Name] = names[f.Name] || regexp.MustCompile(`\b(file|directory|PEM)\b`).MatchString(f.Usage) && !notPaths[f.Name]
+			})
+		}
+		for _, sc := range c.Commands() {
+			walk(sc)
+		}
+	}
+	walk(newRootCommand())
+	for name, path := range names {
+		if path != pathFlags[name] {
+			t.Errorf("--%s: its help names a file or directory: %v; in pathFlags: %v", name, path, pathFlags[name])
+		}
+	}
+	for name := range pathFlags {
+		if _, ok := names[name]; !ok {
+			t.Errorf("pathFlags has --%s, which no command has", name)
+		}
+	}
 }
