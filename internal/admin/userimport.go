@@ -94,14 +94,16 @@ func bomRows(data []byte) error {
 
 // notTextRows reports each line of data with a NUL character (raw or as
 // a JSON \u0000 escape) or bytes that are not UTF-8, as the other bad
-// rows are reported. A line break is ASCII, so no UTF-8 character spans
-// two lines.
+// rows are reported; a raw NUL in a CSV field with the field's column
+// (nulColumns). A line break is ASCII, so no UTF-8 character spans two
+// lines.
 func notTextRows(data []byte) error {
 	var bad []string
+	cols := nulColumns(data)
 	for i, l := range bytes.Split(data, []byte{'\n'}) {
 		switch {
 		case bytes.IndexByte(l, 0) >= 0:
-			bad = append(bad, fmt.Sprintf("line %d: a NUL character (U+0000), which Keyward does not store: remove it", i+1))
+			bad = append(bad, fmt.Sprintf("line %d: a NUL character (U+0000)%s, which Keyward does not store: remove it", i+1, cols[i+1]))
 		case hasNUL(l):
 			bad = append(bad, fmt.Sprintf("line %d: a NUL character (the escape \\u0000), which Keyward does not store: remove it", i+1))
 		case !utf8.Valid(l):
@@ -109,6 +111,45 @@ func notTextRows(data []byte) error {
 		}
 	}
 	return BadRows(bad)
+}
+
+// nulColumns maps each line of data, CSV, with a NUL character in a
+// field to the field's column, " in the email column", as parseUsersCSV
+// reads the fields (the first NUL of a line names it). It reads up to the
+// first row that is not valid CSV; the lines after it, and lines of a
+// JSON file, are not in it, and are reported without a column.
+func nulColumns(data []byte) map[int]string {
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) > 0 && (t[0] == '[' || t[0] == '{') {
+		return nil
+	}
+	cols := map[int]string{}
+	r := csv.NewReader(bytes.NewReader(data))
+	r.FieldsPerRecord = -1
+	r.TrimLeadingSpace = true
+	r.Comment = '#'
+	for {
+		rec, err := r.Read()
+		if err != nil {
+			return cols
+		}
+		for j, f := range rec {
+			k := strings.IndexByte(f, 0)
+			if k < 0 {
+				continue
+			}
+			line, _ := r.FieldPos(j)
+			line += strings.Count(f[:k], "\n") // a quoted field may span lines
+			if _, ok := cols[line]; ok {
+				continue
+			}
+			switch names := strings.Split(UsersHeader, ","); {
+			case j < len(names):
+				cols[line] = " in the " + names[j] + " column"
+			default:
+				cols[line] = fmt.Sprintf(" in column %d", j+1)
+			}
+		}
+	}
 }
 
 type jsonUser struct {

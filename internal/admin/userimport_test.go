@@ -43,7 +43,13 @@ func TestParseUsers(t *testing.T) {
 		{"csv files joined", "\ufeffemail\nalice@example.com\n\ufeffemail\nbob@example.com\n", nil, "1 bad row, nothing was imported; fix and retry:\n  line 3: a byte order mark"},
 		{"csv byte order mark in a status and a header", "email\ufeff,status\nalice@example.com,suspended\ufeff\n", nil, "2 bad rows, nothing was imported; fix and retry:\n  line 1: a byte order mark (U+FEFF, invisible)"},
 		{"csv NUL in an email", "alice@example.com\nb\x00b@example.com\n", nil,
-			"1 bad row, nothing was imported; fix and retry:\n  line 2: a NUL character (U+0000), which Keyward does not store: remove it"},
+			"1 bad row, nothing was imported; fix and retry:\n  line 2: a NUL character (U+0000) in the email column, which Keyward does not store: remove it"},
+		{"csv NUL in a status and in a third column", "email,status\nalice@example.com,active\x00\nbob@example.com,active,x\x00\n", nil,
+			"2 bad rows, nothing was imported; fix and retry:\n  line 2: a NUL character (U+0000) in the status column, which Keyward does not store: remove it\n  line 3: a NUL character (U+0000) in column 3,"},
+		{"csv NUL in a quoted email on its second line", "\"alice\n\x00@example.com\"\n", nil, "line 2: a NUL character (U+0000) in the email column,"},
+		{"csv NUL in a header", "email,sta\x00tus\nalice@example.com\n", nil, "line 1: a NUL character (U+0000) in the status column,"},
+		{"csv NUL in a comment", "# \x00\nalice@example.com\n", nil, "line 1: a NUL character (U+0000), which Keyward does not store"},
+		{"csv NUL after a bare quote", "a\"b@example.com\nc\x00@example.com\n", nil, "line 2: a NUL character (U+0000), which Keyward does not store"},
 		{"csv not UTF-8 in a status and an email", "email,status\nalice@example.com,suspend\xe9\nren\xe9@example.com\n", nil,
 			"2 bad rows, nothing was imported; fix and retry:\n  line 2: bytes that are not UTF-8 (Latin-1, say): save the file as UTF-8\n  line 3: bytes that are not UTF-8"},
 		{"json NUL escape in an email", "[\n{\"email\": \"a@x.com\"},\n{\"email\": \"b\\u0000@x.com\"}]", nil, "line 3: a NUL character (the escape \\u0000), which Keyward does not store: remove it"},
@@ -172,7 +178,7 @@ func TestHasNUL(t *testing.T) {
 }
 
 func FuzzParseUsers(f *testing.F) {
-	for _, s := range []string{"a@x.com\n", "email,status\nb@y.org,suspended", "user,state\nb@y.org", "\ufeffEmail\nb@y.org", `[{"email":"a@x.com"}]`, `{"users":[]}`, "\"unterminated"} {
+	for _, s := range []string{"a@x.com\n", "email,status\nb@y.org,suspended", "user,state\nb@y.org", "\ufeffEmail\nb@y.org", `[{"email":"a@x.com"}]`, `{"users":[]}`, "\"unterminated", "a@x.com,\"b\n\x00\"\n", "x\x00,y,z\x00\n"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
