@@ -117,7 +117,7 @@ func TestConsoleImportUsers(t *testing.T) {
 	// Not UTF-8 (Latin-1, as a spreadsheet may write it): refused, as
 	// keyward users import refuses it, not read with U+FFFD for the byte.
 	importFile("Latin-1", file("latin1.csv", "alice@example.com\nren\xe9@example.com\n"))
-	wantAlert("Latin-1", "The file must be UTF-8 text without NUL characters.")
+	wantAlert("Latin-1", "1 bad row, nothing was imported; fix and retry:", "line 2: bytes that are not UTF-8 (Latin-1, say): save the file as UTF-8")
 	onlyCarol("the Latin-1 file")
 
 	var many strings.Builder
@@ -354,7 +354,8 @@ func TestConsoleUserImportParity(t *testing.T) {
 // keyward users import does: invalid UTF-8 is refused, not read with
 // U+FFFD in its place, and a byte order mark begins the file or is a bad
 // row (two at the start are not one the browser drops and one the file
-// may have).
+// may have). A file of invalid UTF-8 or with a NUL character is refused
+// in keyward users import's words: each such line, and a NUL's column.
 func TestConsoleUserImportBytesParity(t *testing.T) {
 	p, m, _ := consoleTest(t)
 	p.step("open the console", chromedp.Navigate(m.Issuer+"/console/"), chromedp.WaitVisible(chromedp.ID("keyfile-form")))
@@ -368,10 +369,18 @@ func TestConsoleUserImportBytesParity(t *testing.T) {
 		"\xef\xbb\xbfa@x.com\n",
 		"\xef\xbb\xbf\xef\xbb\xbfa@x.com\n",
 		"ren\xc3\xa9@x.com\n",
+		"a@x.com\nb\x00b@x.com\n",                                   // a NUL in an email
+		"email,status\na@x.com,active\x00\nb@x.com,active,x\x00\n",  // in a status, in a third column
+		"\"a\n\x00@x.com\"\n",                                       // on the second line of a quoted email
+		"# \x00\na@x.com\n",                                         // in a comment
+		"a\"b@x.com\nc\x00@x.com\n",                                 // after a row that is not CSV
+		"a@x.com\nren\xe9\x00@x.com\nb\xff@x.com\n",                 // a NUL and Latin-1 on a line, Latin-1 on the next
+		"\xef\xbb\xbfa@x.com,\x00\n",                                // after a byte order mark
+		"[{\"email\": \"a@x.com\"},\n{\"email\": \"b\x00@x.com\"}]", // in JSON
 	}
 	for i, f := range files {
-		_, err := admin.ParseUserRows([]byte(f), nil)
-		want := err == nil
+		_, parseErr := admin.ParseUserRows([]byte(f), nil)
+		want := parseErr == nil
 		js := fmt.Sprintf(`import("./userimport.js").then((m) => {
 			try { m.parseUsers(m.decodeUsers(Uint8Array.from(atob(%q), (c) => c.charCodeAt(0))), "x.com"); return ""; } catch (e) { return e.message; }
 		})`, base64.StdEncoding.EncodeToString([]byte(f)))
@@ -384,8 +393,8 @@ func TestConsoleUserImportBytesParity(t *testing.T) {
 		if got := msg == ""; got != want {
 			t.Errorf("file %d %q: the console takes it: %v (%s); keyward users import: %v", i, f, got, msg, want)
 		}
-		if !utf8.ValidString(f) && msg != "The file must be UTF-8 text without NUL characters." {
-			t.Errorf("file %d %q: the console says %q, want it refused as not UTF-8", i, f, msg)
+		if (!utf8.ValidString(f) || strings.Contains(f, "\x00")) && (parseErr == nil || msg != parseErr.Error()) {
+			t.Errorf("file %d %q: the console says %q, want keyward users import's %q", i, f, msg, parseErr)
 		}
 	}
 }

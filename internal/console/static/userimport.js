@@ -58,18 +58,71 @@ export class ImportError extends Error {}
 // take (Blob.text() drops one, and a second would pass).
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
-// TEXT_PROBLEM is what is wrong with a file of invalid UTF-8 or with a NUL.
-const TEXT_PROBLEM = "The file must be UTF-8 text without NUL characters.";
-
 // decodeUsers returns the text of a file's bytes (an ArrayBuffer or a
 // typed array) for parseUsers. It throws ImportError for invalid UTF-8,
-// refused as keyward users import refuses it.
+// refused as keyward users import refuses it: each line with such bytes
+// (or with a NUL character) is a bad row (textRows).
 export function decodeUsers(bytes) {
   try {
     return decoder.decode(bytes);
   } catch {
-    throw new ImportError(TEXT_PROBLEM);
+    const b = new Uint8Array(bytes.buffer ?? bytes, bytes.byteOffset ?? 0, bytes.byteLength);
+    const notUTF8 = new Set();
+    for (let start = 0, line = 1; start <= b.length; line++) { // a line break is ASCII: no character spans two lines
+      let end = b.indexOf(0x0a, start);
+      if (end < 0) end = b.length;
+      try {
+        decoder.decode(b.subarray(start, end));
+      } catch {
+        notUTF8.add(line);
+      }
+      start = end + 1;
+    }
+    let text = new TextDecoder("utf-8", { ignoreBOM: true }).decode(b); // U+FFFD for the bytes, to find NULs' columns by
+    if (text.startsWith("\ufeff")) text = text.slice(1);
+    textRows(text, notUTF8);
+    throw new ImportError("The file must be UTF-8 text."); // not reached: a line has bytes that are not UTF-8
   }
+}
+
+// textRows throws ImportError naming each line of text with a NUL
+// character (with the column of its CSV field, nulColumns) or whose line
+// number is in notUTF8, as keyward users import names them
+// (admin.notTextRows).
+function textRows(text, notUTF8) {
+  const rows = new Rows("");
+  const cols = nulColumns(text);
+  text.split("\n").forEach((l, k) => {
+    if (l.includes("\u0000")) {
+      rows.bad.push(`line ${k + 1}: a NUL character (U+0000)${cols.get(k + 1) ?? ""}, which Keyward does not store: remove it`);
+    } else if (notUTF8.has(k + 1)) {
+      rows.bad.push(`line ${k + 1}: bytes that are not UTF-8 (Latin-1, say): save the file as UTF-8`);
+    }
+  });
+  rows.result();
+}
+
+// nulColumns maps each line of text, CSV, with a NUL character in a
+// field to the field's column, " in the email column", as readCSV reads
+// the fields (the first NUL of a line names it), up to the first row
+// that is not valid CSV; a JSON file's lines are not in it
+// (admin.nulColumns).
+function nulColumns(text) {
+  const cols = new Map();
+  const t = text.replace(/^[ \t\r\n]+/, "");
+  if (t[0] === "[" || t[0] === "{") return cols;
+  const names = HEADER.split(",");
+  try {
+    readCSV(text, { add() {} }, (field, j, line) => {
+      const k = field.indexOf("\u0000");
+      if (k < 0) return;
+      const at = line + field.slice(0, k).split("\n").length - 1; // a quoted field may span lines
+      if (!cols.has(at)) cols.set(at, j < names.length ? ` in the ${names[j]} column` : ` in column ${j + 1}`);
+    });
+  } catch (e) {
+    if (!(e instanceof ImportError)) throw e;
+  }
+  return cols;
 }
 
 // parseUsers reads text and returns its users ({email, suspended, line}),
@@ -78,7 +131,7 @@ export function decodeUsers(bytes) {
 // the admin API's to say. It throws ImportError.
 export function parseUsers(text, domain) {
   if (text.startsWith("\ufeff")) text = text.slice(1); // a UTF-8 byte order mark, as Excel writes
-  if (text.includes("\u0000")) throw new ImportError(TEXT_PROBLEM);
+  if (text.includes("\u0000")) textRows(text, new Set());
   if (text.includes("\ufeff")) { // one anywhere else (admin.bomRows)
     const rows = new Rows(domain);
     text.split("\n").forEach((l, k) => {
@@ -224,8 +277,9 @@ function isHeader(rec) {
 
 // readCSV reads CSV as Go's encoding/csv does with TrimLeadingSpace and
 // Comment '#': quoted fields (with "" for a quote) may span lines, empty
-// lines are skipped.
-function readCSV(text, rows) {
+// lines are skipped. onField, if given, is called with each field, its
+// index in its row and the line it starts on.
+function readCSV(text, rows, onField) {
   let i = 0, line = 1, first = true;
   const n = text.length;
   const fail = (l, why) => { throw new ImportError(`Not valid CSV at line ${l}: ${why}.`); };
@@ -249,6 +303,7 @@ function readCSV(text, rows) {
     for (;;) { // one field
       while (i < n && text[i] !== "\n" && SPACE.has(text[i])) i++; // TrimLeadingSpace: to the line's end at most
       if (rec.length === 0 && text[i] === "#") hashed = true;
+      const fieldLine = line;
       let field = "";
       if (text[i] === '"') {
         i++;
@@ -275,6 +330,7 @@ function readCSV(text, rows) {
         if (text[i] === "\n" && field.endsWith("\r")) field = field.slice(0, -1);
       }
       rec.push(field);
+      onField?.(field, rec.length - 1, fieldLine);
       if (text[i] === ",") { i++; continue; }
       if (text[i] === "\r") i++;
       if (text[i] === "\n") { i++; line++; }
