@@ -674,7 +674,7 @@ func jsonKind(t reflect.Type) string {
 	return "another kind of JSON value"
 }
 
-// hasNUL reports whether JSON or CSV data holds a NUL character, raw or as
+// hasNUL reports whether JSON data holds a NUL character, raw or as
 // a JSON \u0000 escape: nothing Keyward stores has a use for one, and
 // PostgreSQL cannot store it.
 func hasNUL(data []byte) bool {

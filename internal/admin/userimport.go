@@ -56,8 +56,9 @@ func ParseUsers(data []byte) ([]UserInput, error) {
 // exists, say), reported like the others.
 func ParseUserRows(data []byte, check func(UserRow) error) ([]UserRow, error) {
 	data = bytes.TrimPrefix(data, bom) // as Excel writes
-	if hasNUL(data) || !utf8.Valid(data) {
-		return nil, notTextRows(data)
+	isJSON := usersJSON(data)
+	if bytes.IndexByte(data, 0) >= 0 || isJSON && hasNUL(data) || !utf8.Valid(data) {
+		return nil, notTextRows(data, isJSON)
 	}
 	if bytes.Contains(data, bom) {
 		return nil, bomRows(data)
@@ -92,19 +93,27 @@ func bomRows(data []byte) error {
 	return BadRows(bad)
 }
 
-// notTextRows reports each line of data with a NUL character (raw or as
-// a JSON \u0000 escape) or bytes that are not UTF-8, as the other bad
-// rows are reported; a raw NUL in a CSV field with the field's column
+// usersJSON reports whether data, a users file, is JSON (its first
+// character after white space is [ or {), not CSV.
+func usersJSON(data []byte) bool {
+	t := bytes.TrimLeft(data, " \t\r\n")
+	return len(t) > 0 && (t[0] == '[' || t[0] == '{')
+}
+
+// notTextRows reports each line of data with a NUL character (raw or, in
+// JSON, as a \u0000 escape: CSV has no escapes, and the text \u0000 in
+// it is that text) or bytes that are not UTF-8, as the other bad rows are
+// reported; a raw NUL in a CSV field with the field's column
 // (nulColumns). A line break is ASCII, so no UTF-8 character spans two
 // lines.
-func notTextRows(data []byte) error {
+func notTextRows(data []byte, isJSON bool) error {
 	var bad []string
 	cols := nulColumns(data)
 	for i, l := range bytes.Split(data, []byte{'\n'}) {
 		switch {
 		case bytes.IndexByte(l, 0) >= 0:
 			bad = append(bad, fmt.Sprintf("line %d: a NUL character (U+0000)%s, which Keyward does not store: remove it", i+1, cols[i+1]))
-		case hasNUL(l):
+		case isJSON && hasNUL(l):
 			bad = append(bad, fmt.Sprintf("line %d: a NUL character (the escape \\u0000), which Keyward does not store: remove it", i+1))
 		case !utf8.Valid(l):
 			bad = append(bad, fmt.Sprintf("line %d: bytes that are not UTF-8 (Latin-1, say): save the file as UTF-8", i+1))
@@ -119,7 +128,7 @@ func notTextRows(data []byte) error {
 // first row that is not valid CSV; the lines after it, and lines of a
 // JSON file, are not in it, and are reported without a column.
 func nulColumns(data []byte) map[int]string {
-	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) > 0 && (t[0] == '[' || t[0] == '{') {
+	if usersJSON(data) {
 		return nil
 	}
 	cols := map[int]string{}
