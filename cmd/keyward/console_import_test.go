@@ -354,8 +354,9 @@ func TestConsoleUserImportParity(t *testing.T) {
 // keyward users import does: invalid UTF-8 is refused, not read with
 // U+FFFD in its place, and a byte order mark begins the file or is a bad
 // row (two at the start are not one the browser drops and one the file
-// may have). A file of invalid UTF-8 or with a NUL character is refused
-// in keyward users import's words: each such line, and a NUL's column.
+// may have). A file of invalid UTF-8 or with a NUL character (in JSON, a
+// \u0000 escape too) is refused in keyward users import's words: each
+// such line, and a NUL's column.
 func TestConsoleUserImportBytesParity(t *testing.T) {
 	p, m, _ := consoleTest(t)
 	p.step("open the console", chromedp.Navigate(m.Issuer+"/console/"), chromedp.WaitVisible(chromedp.ID("keyfile-form")))
@@ -377,6 +378,15 @@ func TestConsoleUserImportBytesParity(t *testing.T) {
 		"a@x.com\nren\xe9\x00@x.com\nb\xff@x.com\n",                 // a NUL and Latin-1 on a line, Latin-1 on the next
 		"\xef\xbb\xbfa@x.com,\x00\n",                                // after a byte order mark
 		"[{\"email\": \"a@x.com\"},\n{\"email\": \"b\x00@x.com\"}]", // in JSON
+
+		// A \u0000 escape in JSON is a NUL; the text \u0000 in CSV, which
+		// has no escapes, is that text.
+		"[{\"email\": \"a@x.com\"},\n{\"email\": \"b\\u0000@x.com\"}]",
+		"{\"users\": [\n{\"email\": \"a@x.com\", \"status\": \"active\\u0000\"}\n]}",
+		"[{\"email\": \"a\xe9@x.com\"},\n{\"email\": \"b\\u0000@x.com\"}]", // Latin-1 on a line, the escape on the next
+		"[{\"email\": \"a@x.com\", \"status\": \"\\\\u0000\"}]",            // an escaped backslash, then u0000: no NUL
+		"a@x.com\n# \\u0000 is a NUL in JSON\n",
+		"# \\u0000\nb\x00@x.com\n",
 	}
 	for i, f := range files {
 		_, parseErr := admin.ParseUserRows([]byte(f), nil)
@@ -393,7 +403,7 @@ func TestConsoleUserImportBytesParity(t *testing.T) {
 		if got := msg == ""; got != want {
 			t.Errorf("file %d %q: the console takes it: %v (%s); keyward users import: %v", i, f, got, msg, want)
 		}
-		if (!utf8.ValidString(f) || strings.Contains(f, "\x00")) && (parseErr == nil || msg != parseErr.Error()) {
+		if (!utf8.ValidString(f) || strings.Contains(f, "\x00") || strings.Contains(f, `\u0000`)) && parseErr != nil && msg != parseErr.Error() {
 			t.Errorf("file %d %q: the console says %q, want keyward users import's %q", i, f, msg, parseErr)
 		}
 	}

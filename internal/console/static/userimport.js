@@ -86,15 +86,18 @@ export function decodeUsers(bytes) {
 }
 
 // textRows throws ImportError naming each line of text with a NUL
-// character (with the column of its CSV field, nulColumns) or whose line
-// number is in notUTF8, as keyward users import names them
-// (admin.notTextRows).
+// character (with the column of its CSV field, nulColumns; in JSON, a
+// \u0000 escape too, nulEscape) or whose line number is in notUTF8, as
+// keyward users import names them (admin.notTextRows).
 function textRows(text, notUTF8) {
   const rows = new Rows("");
   const cols = nulColumns(text);
+  const json = isJSON(text);
   text.split("\n").forEach((l, k) => {
     if (l.includes("\u0000")) {
       rows.bad.push(`line ${k + 1}: a NUL character (U+0000)${cols.get(k + 1) ?? ""}, which Keyward does not store: remove it`);
+    } else if (json && nulEscape(l)) {
+      rows.bad.push(`line ${k + 1}: a NUL character (the escape \\u0000), which Keyward does not store: remove it`);
     } else if (notUTF8.has(k + 1)) {
       rows.bad.push(`line ${k + 1}: bytes that are not UTF-8 (Latin-1, say): save the file as UTF-8`);
     }
@@ -109,8 +112,7 @@ function textRows(text, notUTF8) {
 // (admin.nulColumns).
 function nulColumns(text) {
   const cols = new Map();
-  const t = text.replace(/^[ \t\r\n]+/, "");
-  if (t[0] === "[" || t[0] === "{") return cols;
+  if (isJSON(text)) return cols;
   const names = HEADER.split(",");
   try {
     readCSV(text, { add() {} }, (field, j, line) => {
@@ -125,13 +127,32 @@ function nulColumns(text) {
   return cols;
 }
 
+// isJSON reports whether text, a users file, is JSON (its first
+// character after white space is [ or {), not CSV (admin.usersJSON).
+function isJSON(text) {
+  const t = text.replace(/^[ \t\r\n]+/, "");
+  return t[0] === "[" || t[0] === "{";
+}
+
+// nulEscape reports whether text, JSON, holds a \u0000 escape: a
+// "u0000" after an odd number of backslashes, not an escaped backslash
+// and the text "u0000" (admin.hasNUL). CSV has no escapes.
+function nulEscape(text) {
+  for (let i = text.indexOf("u0000"); i >= 0; i = text.indexOf("u0000", i + 1)) {
+    let slashes = 0;
+    for (let k = i - 1; k >= 0 && text[k] === "\\"; k--) slashes++;
+    if (slashes % 2 === 1) return true;
+  }
+  return false;
+}
+
 // parseUsers reads text and returns its users ({email, suspended, line}),
 // emails trimmed and lower-cased, each of domain: a user belongs to the
 // organization of its email's domain. Whether an email is well formed is
 // the admin API's to say. It throws ImportError.
 export function parseUsers(text, domain) {
   if (text.startsWith("\ufeff")) text = text.slice(1); // a UTF-8 byte order mark, as Excel writes
-  if (text.includes("\u0000")) textRows(text, new Set());
+  if (text.includes("\u0000") || isJSON(text) && nulEscape(text)) textRows(text, new Set());
   if (text.includes("\ufeff")) { // one anywhere else (admin.bomRows)
     const rows = new Rows(domain);
     text.split("\n").forEach((l, k) => {
