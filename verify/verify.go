@@ -149,10 +149,10 @@ const codeUnavailable = "temporarily_unavailable"
 // account's at most once every 10 s), or, once a fetch of them has
 // failed, while one it did not start is in flight (not waited for): its
 // key may be new, and Error.RetryAfter says when they may be fetched
-// again, when known; one that would be refused
-// whatever its key (expired, another issuer's, for another API) is
-// invalid_token at once instead. The token may well be valid: try again
-// later. Middleware answers 503 with Retry-After.
+// again, when known. A JWT that would be refused whatever its key
+// (expired, another issuer's, for another API) is invalid_token at once
+// instead, whether its key is unknown or the keys could not be fetched.
+// The token may well be valid: try again later. Middleware answers 503 with Retry-After.
 //
 // Two causes are worth telling apart in logs; both match ErrUnavailable
 // too, and are answered 503 like it, since the caller's token is not at
@@ -466,10 +466,12 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (c *Cl
 		return nil, time.Time{}, invalid("the token's typ is not at+jwt (RFC 9068 §4)", fmt.Errorf("typ %q", typ))
 	}
 	payload, keysTrusted, err := v.keys.verify(ctx, jws, h)
-	if errors.Is(err, errKidPaused) {
-		// Its key may be new, but a token that would be refused whatever
-		// its key (expired, another issuer's, for another API) is refused
-		// now: asked to retry, its sender would only be refused then.
+	if errors.Is(err, ErrUnavailable) {
+		// Its key may be new (the keys may not be fetched again yet, or
+		// could not be), but a token that would be refused whatever its
+		// key (expired, another issuer's, for another API) is refused
+		// now, as a service account's JWT is: asked to retry, its sender
+		// would only be refused then.
 		if _, cerr := v.accessClaims(jws.UnsafePayloadWithoutVerification(), now); cerr != nil {
 			return nil, time.Time{}, cerr
 		}

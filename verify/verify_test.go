@@ -395,6 +395,40 @@ func TestUnknownKidRefetchPausedHopeless(t *testing.T) {
 	wantUnavailable(t, err)
 }
 
+// The same holds while the issuer's keys cannot be fetched: a token whose
+// kid is unknown and which would be refused whatever its key is refused
+// at once (invalid_token), not answered 503, as a service account's JWT
+// is; one that may be valid is still ErrUnavailable.
+func TestUnknownKidIssuerDownHopeless(t *testing.T) {
+	k := testkeyward.Start(t)
+	ctx := context.Background()
+	client, mode := flakyIssuer("/jwks.json")
+	v := newVerifier(t, k, verify.WithHTTPClient(client), verify.WithUnknownKidEvery(0))
+	k.Signer.Rotate(ctx, "test", "")
+	k.Signer.Rotate(ctx, "test", "") // signs with a key the verifier has not fetched
+	now := k.Clock.Now()
+	for _, m := range []string{"down", "503"} {
+		mode.Store(m)
+		for _, tt := range []struct{ name, raw, fragment string }{
+			{"expired", k.Sign(t, func(c *oauth2.AccessClaims) {
+				c.IssuedAt, c.Expiry = now.Add(-2*time.Hour).Unix(), now.Add(-time.Hour).Unix()
+			}), "expired"},
+			{"another issuer", k.Sign(t, func(c *oauth2.AccessClaims) { c.Issuer = "https://other.example" }), "another issuer"},
+			{"another API", k.Sign(t, func(c *oauth2.AccessClaims) { c.Audience = oauth2.Audience{"https://billing.internal"} }), "not for this API"},
+		} {
+			t.Run(m+" "+tt.name, func(t *testing.T) {
+				_, err := v.Verify(ctx, tt.raw)
+				wantInvalid(t, err, tt.fragment)
+				if w := serve(v, tt.raw); w.Code != 401 {
+					t.Fatalf("middleware: %d, want 401", w.Code)
+				}
+			})
+		}
+		_, err := v.Verify(ctx, k.Sign(t, nil))
+		wantUnavailable(t, err)
+	}
+}
+
 func TestIntrospection(t *testing.T) {
 	k := testkeyward.Start(t)
 	id, secret, apiID, apiSecret := k.Setup(t, "opaque")
