@@ -245,3 +245,27 @@ func TestMiddlewareQueryAndFormToken(t *testing.T) {
 		})
 	}
 }
+
+// Without AllowQueryToken, an access_token in a POST's form body is no
+// token, as one in the query is: the request gets the bare challenge of
+// RFC 6750 §3.1 (here with WithRealm's realm) and an empty body, and the
+// middleware reads none of the body.
+func TestMiddlewareFormTokenIgnoredByDefault(t *testing.T) {
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	v := newVerifier(t, k)
+	h := verify.Middleware(v, verify.WithRealm("orders"))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("the handler was reached without a token")
+	}))
+	body := &countingBody{r: strings.NewReader("access_token=" + k.Sign(t, nil))}
+	r := httptest.NewRequest("POST", "/?note=hi", body)
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if ch := w.Header().Values("WWW-Authenticate"); w.Code != 401 || len(ch) == 0 || ch[0] != `Bearer realm="orders"` || strings.TrimSpace(w.Body.String()) != "{}" {
+		t.Fatalf("%d, WWW-Authenticate %q, body %s; want 401 with a bare Bearer challenge with the realm, and {}", w.Code, ch, w.Body)
+	}
+	if body.read != 0 {
+		t.Fatalf("the middleware read %d bytes of the body, want none", body.read)
+	}
+}
