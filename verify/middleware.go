@@ -87,8 +87,9 @@ func OnError(f func(r *http.Request, err error)) MiddlewareOption {
 // unknown while the keys may not be fetched again yet (ErrUnavailable),
 // the request gets 503 with Retry-After instead, so the caller retries
 // rather than discarding a token that may be valid: Error.RetryAfter in
-// whole seconds (the issuer's own Retry-After, or when the introspection
-// budget refills or the keys may be fetched again), else 10. The same goes for ErrIntrospectionUnauthorized
+// whole seconds (the Retry-After of the issuer's introspection answer,
+// or when the introspection budget refills or the keys may be fetched
+// again), else 10. The same goes for ErrIntrospectionUnauthorized
 // and ErrIntrospectionThrottled: the caller's token is not at fault; tell
 // them apart in OnError.
 //

@@ -131,8 +131,10 @@ type Error struct {
 	// caller.
 	Err error
 	// RetryAfter is, for temporarily_unavailable, how long to wait before
-	// trying again when that is known: the issuer's own Retry-After, or
-	// when this Verifier's introspection budget refills; at most a minute.
+	// trying again when that is known: the issuer's own Retry-After on
+	// an introspection answered 429 or 503 (not on a failed fetch of its
+	// keys), when this Verifier's introspection budget refills, or when
+	// the keys may be fetched again for an unknown kid; at most a minute.
 	// Zero when unknown (Middleware then answers Retry-After: 10).
 	RetryAfter time.Duration
 }

@@ -152,6 +152,32 @@ func TestIssuerUnavailable(t *testing.T) {
 	wantInvalid(t, err, "does not publish")
 }
 
+// A failed fetch of the issuer's keys for an unknown kid is answered
+// Retry-After: 10, when the keys are tried again, whatever Retry-After
+// the issuer's answer had: only introspection's is passed on.
+func TestUnknownKidKeysRetryAfterNotPassedOn(t *testing.T) {
+	k := testkeyward.Start(t)
+	var down atomic.Bool
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if down.Load() && strings.HasSuffix(r.URL.Path, "/jwks.json") {
+			return &http.Response{StatusCode: 503, Status: "503 Service Unavailable", Header: http.Header{"Retry-After": {"30"}},
+				Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	v := newVerifier(t, k, verify.WithHTTPClient(client), verify.WithUnknownKidEvery(0))
+	ctx := context.Background()
+	k.Signer.Rotate(ctx, "test", "")
+	k.Signer.Rotate(ctx, "test", "")
+	down.Store(true)
+	raw := k.Sign(t, nil) // signed by a key the verifier has not fetched
+	_, err := v.Verify(ctx, raw)
+	wantUnavailable(t, err)
+	if w := serve(v, raw); w.Code != 503 || w.Header().Get("Retry-After") != "10" {
+		t.Fatalf("middleware: %d, Retry-After %q; want 503 with Retry-After 10", w.Code, w.Header().Get("Retry-After"))
+	}
+}
+
 // tokenFor gets a real token through the token endpoint.
 func tokenFor(t *testing.T, k *testkeyward.Server, id, secret, scope string) string {
 	t.Helper()
