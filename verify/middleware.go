@@ -81,7 +81,8 @@ func OnError(f func(r *http.Request, err error)) MiddlewareOption {
 // its claims in the request context. Refused requests get 401 (or 400 for
 // a malformed request) with a WWW-Authenticate challenge; a request without
 // a bearer token (none, or credentials of another scheme such as Basic)
-// gets a bare challenge with no error code (RFC 6750 §3.1). Descriptions
+// gets a bare challenge with no error code (RFC 6750 §3.1), and a DPoP
+// one beside it naming the algorithms of proofs (RFC 9449 §7.1). Descriptions
 // never repeat what the token says before it is verified. When the token
 // cannot be checked because the issuer cannot be reached, or its kid is
 // unknown while the keys may not be fetched again yet (ErrUnavailable),
