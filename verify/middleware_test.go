@@ -36,6 +36,9 @@ func TestMiddleware(t *testing.T) {
 	writeRealm := verify.Middleware(v, verify.WithRealm("orders"))(verify.RequireScopes("orders.read", "orders.write")(ok))
 	writeNoRealm := verify.Middleware(v, verify.WithRealm(""))(verify.RequireScopes("orders.read", "orders.write")(ok))
 	good := k.Sign(t, nil)
+	expired := k.Sign(t, func(c *oauth2.AccessClaims) {
+		c.IssuedAt, c.Expiry = k.Clock.Now().Add(-2*time.Hour).Unix(), k.Clock.Now().Add(-time.Hour).Unix()
+	})
 	sign, _, _ := selfSignedKey(t, k)
 	// Sender-chosen text that must not come back in the challenge.
 	const evil = `evil"\, error="x` + "\u00e9"
@@ -71,6 +74,7 @@ func TestMiddleware(t *testing.T) {
 		{"no-break space before a DPoP token", read, "/", []string{"DPoP \u00a0" + good}, 400, `error="invalid_request"`, false, "invalid_request"},
 		{"two headers", read, "/", []string{"Bearer " + good, "Bearer " + good}, 400, `error="invalid_request"`, false, "invalid_request"},
 		{"bad token", read, "/", []string{"Bearer abc"}, 401, `error="invalid_token"`, false, "invalid_token"},
+		{"expired token", read, "/", []string{"Bearer " + expired}, 401, `error="invalid_token", error_description="the token has expired"`, false, "invalid_token"},
 		{"unverified typ", read, "/", []string{"Bearer " + evilTyp}, 401, `error="invalid_token"`, false, "invalid_token"},
 		{"unverified iss", read, "/", []string{"Bearer " + evilIss}, 401, `error="invalid_token"`, false, "invalid_token"},
 		{"insufficient scope", write, "/", []string{"Bearer " + good}, 403,
