@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/testkeyward"
 )
@@ -72,6 +74,15 @@ func TestMetrics(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+	// What the server exports, Go and process metrics too, passes
+	// promlint (internal/metrics's TestMetricsLint checks every family).
+	problems, err := promlint.New(strings.NewReader(text)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 	}
 	for _, secret := range []string{clientID, sec.Secret, email, "kw_wrong"} {
 		if strings.Contains(text, secret) {
