@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -148,6 +149,72 @@ func TestMetricsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// docs/DEPLOYMENT.md's table of metrics gives every keyward_ family the
+// server exports, with its type and label names, and no other: an
+// operator writes a query from it (keyward_requests_total{error="…"}),
+// so a label renamed, added or dropped, or a metric whose type changes,
+// fails here until the table says so.
+func TestMetricsTable(t *testing.T) {
+	families, err := everyMetric(t).reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ typ, labels string }
+	exported := map[string]row{}
+	for _, f := range families {
+		if !strings.HasPrefix(f.GetName(), "keyward_") {
+			continue
+		}
+		var labels []string
+		for _, l := range f.GetMetric()[0].GetLabel() {
+			labels = append(labels, l.GetName())
+		}
+		slices.Sort(labels)
+		exported[f.GetName()] = row{strings.ToLower(f.GetType().String()), strings.Join(labels, ",")}
+	}
+
+	deployment, err := os.ReadFile(filepath.Join("..", "..", "docs", "DEPLOYMENT.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(deployment), "\n## Metrics and logs\n")
+	section, _, _ = strings.Cut(section, "\n## ")
+	documented := map[string]row{}
+	for _, line := range strings.Split(section, "\n") {
+		if !strings.HasPrefix(line, "| `keyward_") {
+			continue
+		}
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 {
+			t.Errorf("table row %q has fewer than 3 cells", line)
+			continue
+		}
+		var labels []string
+		for _, m := range backquotedRE.FindAllStringSubmatch(cells[3], -1) {
+			labels = append(labels, m[1])
+		}
+		slices.Sort(labels)
+		documented[strings.Trim(strings.TrimSpace(cells[1]), "`")] = row{strings.TrimSpace(cells[2]), strings.Join(labels, ",")}
+	}
+	for name, got := range exported {
+		want, ok := documented[name]
+		switch {
+		case !ok:
+			t.Errorf("%s (%s, labels %q) is not in docs/DEPLOYMENT.md's table of metrics", name, got.typ, got.labels)
+		case want != got:
+			t.Errorf("%s is a %s with labels %q; docs/DEPLOYMENT.md's table says a %s with labels %q", name, got.typ, got.labels, want.typ, want.labels)
+		}
+	}
+	for name := range documented {
+		if _, ok := exported[name]; !ok {
+			t.Errorf("docs/DEPLOYMENT.md's table of metrics has %s, which the server does not export", name)
+		}
+	}
+}
+
+// backquotedRE matches a word in backquotes.
+var backquotedRE = regexp.MustCompile("`([^`]+)`")
 
 // metricNamesRE matches a keyward_ name wherever text gives it: in
 // backquotes, as in `keyward_requests_total` or
