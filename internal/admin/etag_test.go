@@ -658,3 +658,29 @@ func TestIfNoneMatchChangeRefused(t *testing.T) {
 		t.Fatalf("the account was changed: %+v, %v", got, err)
 	}
 }
+
+// revoke-tokens changes the account's ETag, and its answer, the account
+// as it is now, carries the new one, as disable's and enable's do: a
+// script that revokes and then changes the account with If-Match need
+// not GET it in between, leaving a gap another change could slip into.
+func TestRevokeTokensAnswersETag(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	other, err := f.srv.Admin.CreateAccount(context.Background(), admin.Actor{ID: "t"}, admin.AccountInput{Name: "other", Project: "proj"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/v1/service-accounts/" + other.Email
+	before, _ := f.etagOf(t, path, auth)
+	code, out, hdr := f.call(t, "POST", path+"/revoke-tokens", auth, nil)
+	if code != 200 {
+		t.Fatalf("revoke-tokens: %d %v", code, out)
+	}
+	tag := hdr.Get("ETag")
+	if now, _ := f.etagOf(t, path, auth); tag != now || tag == before {
+		t.Fatalf("revoke-tokens answered ETag %q; GET now gives %q (before it, %q)", tag, now, before)
+	}
+	if code, out, _ := f.callIf(t, "PATCH", path, auth, tag, map[string]any{"description": "after"}); code != 200 {
+		t.Fatalf("PATCH with the ETag revoke-tokens answered: %d %v", code, out)
+	}
+}

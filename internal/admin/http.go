@@ -930,7 +930,7 @@ func (h *Handler) updateAPI(r *http.Request, actor Actor) (int, any, error) {
 
 func (h *Handler) revokeAccountTokens(r *http.Request, actor Actor) (int, any, error) {
 	a, err := h.svc.RevokeAccountTokens(r.Context(), actor, r.PathValue("sa"))
-	return 200, accountView(a), err
+	return 200, accountBody(a), err
 }
 
 // RevokeRequest names a token to revoke by its ID.
