@@ -589,7 +589,90 @@ func decodeBody(r *http.Request, v any, optional bool) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return invalid("The request body has more after the JSON value; send exactly one JSON object.")
 	}
+	if p := memberProblem(body, v); p != "" {
+		return invalid("%s", p)
+	}
 	return nil
+}
+
+// memberProblem describes a member of the JSON body, which decoded into
+// v, that encoding/json took though the API does not: a field's name in
+// another case (it matches names case-insensitively), or a field given
+// twice in one object (it keeps the last). Either way a proxy or policy
+// in front of the server that read the body as written would have
+// checked something else than is applied. It returns "" if there is none.
+func memberProblem(body []byte, v any) string {
+	names := map[string]bool{}
+	jsonFieldNames(reflect.TypeOf(v), names, map[reflect.Type]bool{})
+	type frame struct {
+		object, wantName bool
+		seen             map[string]bool
+	}
+	var stack []frame
+	dec := json.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			stack = append(stack, frame{object: tok == json.Delim('{'), wantName: tok == json.Delim('{')})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		default:
+			if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantName {
+				f := &stack[n-1]
+				name, _ := tok.(string)
+				if !names[name] {
+					for known := range names {
+						if strings.EqualFold(known, name) {
+							return fmt.Sprintf("The request body has a field this endpoint does not take: %s (field names are case-sensitive: %q).", quoteClip(name), known)
+						}
+					}
+				} else if f.seen[name] {
+					return fmt.Sprintf("The request body has the field %q more than once in one object; give it once.", name)
+				}
+				if f.seen == nil {
+					f.seen = map[string]bool{}
+				}
+				f.seen[name], f.wantName = true, false
+				continue
+			}
+		}
+		// A value ended: the object it is in wants its next member's name.
+		if n := len(stack); n > 0 && stack[n-1].object {
+			stack[n-1].wantName = true
+		}
+	}
+}
+
+// jsonFieldNames adds to names the JSON names of the struct fields that
+// values of t, and of the types in it, decode from.
+func jsonFieldNames(t reflect.Type, names map[string]bool, seen map[reflect.Type]bool) {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || seen[t] || reflect.PointerTo(t).Implements(reflect.TypeFor[json.Unmarshaler]()) ||
+		reflect.PointerTo(t).Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) {
+		return
+	}
+	seen[t] = true
+	for _, sf := range reflect.VisibleFields(t) {
+		if !sf.IsExported() || sf.Anonymous && sf.Tag.Get("json") == "" {
+			continue
+		}
+		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = sf.Name
+		}
+		names[name] = true
+		jsonFieldNames(sf.Type, names, seen)
+	}
 }
 
 // jsonProblem describes err, from decoding a request body, by the JSON

@@ -43,6 +43,16 @@ func TestRefusesLooseInput(t *testing.T) {
 		{"whole number out of range", "POST", "/v1/service-accounts", `{"name":"job","project":"shop","token_lifetime_seconds":99999999999999999999}`, 400, `The field "token_lifetime_seconds" of the request body must be a whole number from -9223372036854775808 to 9223372036854775807, not 99999999999999999999.`},
 		{"object for a string", "POST", "/v1/orgs", `{"domain":{}}`, 400, `The field "domain" of the request body must be a string, not an object.`},
 		{"unknown field", "POST", "/v1/service-accounts", `{"name":"job","project":"shop","scope":"x"}`, 400, `The request body has a field this endpoint does not take: "scope".`},
+		// encoding/json would take a field's name in any case, and keep the
+		// last of a field given twice: what a proxy or policy in front of
+		// the server checked could then differ from what is applied.
+		{"field in other case", "POST", "/v1/service-accounts", `{"name":"job","project":"shop","Scopes":["keyward.admin"]}`, 400, `The request body has a field this endpoint does not take: "Scopes" (field names are case-sensitive: "scopes").`},
+		{"field in a Unicode case fold", "POST", "/v1/service-accounts", `{"name":"job","project":"shop","\u017fcopes":["keyward.admin"]}`, 400, `this endpoint does not take: "ſcopes" (field names are case-sensitive: "scopes").`},
+		{"nested field in other case", "PATCH", "/v1/service-accounts/" + f.admin.Email, `{"tls_binding":{"TLS_client_auth_san_dns":"a.example"}}`, 400, `(field names are case-sensitive: "tls_client_auth_san_dns")`},
+		{"field in an array's object in other case", "POST", "/v1/orgs/example.com/users", `{"users":[{"Email":"ann@example.com"}]}`, 400, `(field names are case-sensitive: "email")`},
+		{"field twice", "POST", "/v1/service-accounts", `{"name":"job","project":"shop","scopes":[],"scopes":["keyward.admin"]}`, 400, `The request body has the field "scopes" more than once in one object; give it once.`},
+		{"field twice case aside", "PATCH", "/v1/apis/keyward", `{"description":"a","DESCRIPTION":"b"}`, 400, `case-sensitive: "description"`},
+		{"nested field twice", "POST", "/v1/orgs/example.com/users", `{"users":[{"email":"ann@example.com","email":"bob@example.com"}]}`, 400, `the field "email" more than once`},
 		{"body over 1 MiB", "POST", "/v1/service-accounts", sa("description", strings.Repeat("a", 1<<20)), 413, "larger than 1048576 bytes"},
 		{"account page token", "GET", "/v1/service-accounts?page_token=zz", "", 400, "page_token"},
 		{"user page token", "GET", "/v1/orgs/example.com/users?page_token=zz", "", 400, "page_token"},
