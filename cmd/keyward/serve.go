@@ -1669,9 +1669,10 @@ const (
 )
 
 // refuseSealedStore reports an error when st already holds values sealed
-// under a master key (the client-secret pepper, signing keys), as an
-// imported or restored store does: a master key generated now would open
-// none of them. path is where the key would have been generated.
+// under a master key (the client-secret pepper, signing keys), as a store
+// a server started on with its key (a replica's, or this one's before a
+// restart), an imported or a restored one does: a master key generated
+// now would open none of them. path is where the key would have been generated.
 func refuseSealedStore(ctx context.Context, st signer.PepperStore, path string) error {
 	sealed := true
 	if _, err := st.GetSealedValue(ctx, signer.PepperName); errors.Is(err, storage.ErrNotFound) {
@@ -1686,8 +1687,8 @@ func refuseSealedStore(ctx context.Context, st signer.PepperStore, path string) 
 	if !sealed {
 		return nil
 	}
-	return fmt.Errorf("this store was sealed with another master key (it holds signing keys or the client-secret pepper, imported or restored from elsewhere), and none was given: "+
-		"start with the master key of the server it came from (for an import, the one the export was taken from) in --master-key-file FILE or KEYWARD_MASTER_KEY; "+
+	return fmt.Errorf("this store was sealed with another master key (it holds signing keys or the client-secret pepper: a server started on it, or it was imported or restored), and none was given: "+
+		"start with that key in --master-key-file FILE or KEYWARD_MASTER_KEY (the one every server on this store uses; for an import, the one the export was taken from); "+
 		"%s was not created, since a new key would open nothing in it", path)
 }
 

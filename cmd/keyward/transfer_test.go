@@ -170,6 +170,43 @@ func TestServeImportedWithoutMasterKey(t *testing.T) {
 	}
 }
 
+// TestServeWithoutMasterKeyAfterOthers: a server started without the
+// master key on a store another server sealed (a replica on PostgreSQL, or
+// a restart that forgot --master-key-file) is told to give the key the
+// store's servers use, not only that of an import or a back-up, which would
+// send its operator looking for an export that never was.
+func TestServeWithoutMasterKeyAfterOthers(t *testing.T) {
+	master := filepath.Join(t.TempDir(), "master.key")
+	mustWriteFile(t, master, []byte(strings.Repeat("cd", 32)))
+	for _, tc := range []struct {
+		name string
+		db   func(t testing.TB) string
+	}{
+		{"sqlite restart", func(testing.TB) string { return "" }},
+		{"postgres replica", pgtest.SchemaDSN},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, dsn := t.TempDir(), tc.db(t)
+			_, stop := launchServer(t, func(m *Main) { m.Config.DataDir, m.Config.DB, m.Config.MasterKeyFile = dir, dsn, master })
+			if dsn == "" {
+				stop() // one SQLite server per data directory
+			} else {
+				defer stop()
+				dir = t.TempDir() // the replica's own
+			}
+			t.Setenv("KEYWARD_MASTER_KEY", "")
+			cfg := DefaultConfig()
+			cfg.Listen, cfg.DataDir, cfg.DB = "127.0.0.1:0", dir, dsn
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			err := m.Open(context.Background())
+			m.Close()
+			if err == nil || !strings.Contains(err.Error(), "the one every server on this store uses") {
+				t.Fatalf("serve without the master key: %v; want it to ask for the key the store's servers use", err)
+			}
+		})
+	}
+}
+
 // TestTransferSummary: export and import say how many organizations,
 // users, project placements and delegations they moved, as well as APIs,
 // accounts and keys; a summary without them reads as if the delegation
