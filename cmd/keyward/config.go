@@ -145,6 +145,16 @@ func (c Config) issuer(addr string) string {
 	return c.baseURL(addr)
 }
 
+// notHostPort says why an address setting is not host:port. A bare port
+// number, whose SplitHostPort error says "missing port", gets the two
+// addresses it may have meant instead.
+func notHostPort(addr string, err error) string {
+	if addr != "" && strings.Trim(addr, "0123456789") == "" {
+		return fmt.Sprintf("give 127.0.0.1:%s for loopback alone, or :%s for every interface", addr, addr)
+	}
+	return err.Error()
+}
+
 // Validate reports every problem of c at once. Each names the setting
 // by where its value came from (see flag).
 func (c *Config) Validate() error {
@@ -153,7 +163,7 @@ func (c *Config) Validate() error {
 
 	host, port, err := net.SplitHostPort(c.Listen)
 	if err != nil {
-		add("%s %q is not host:port: %v", c.flag("listen"), c.Listen, err)
+		add("%s %q is not host:port: %s", c.flag("listen"), c.Listen, notHostPort(c.Listen, err))
 	} else if !validPort(port) {
 		add("%s %q: the port must be a number from 0 to 65535 or a service name such as https", c.flag("listen"), c.Listen)
 	}
@@ -186,7 +196,7 @@ func (c *Config) Validate() error {
 	}
 	if c.MetricsListen != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil {
-			add("%s %q is not host:port", c.flag("metrics-listen"), c.MetricsListen)
+			add("%s %q is not host:port: %s", c.flag("metrics-listen"), c.MetricsListen, notHostPort(c.MetricsListen, err))
 		} else if !validPort(port) {
 			add("%s %q: the port must be a number from 0 to 65535 or a service name such as https", c.flag("metrics-listen"), c.MetricsListen)
 		}
