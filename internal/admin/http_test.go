@@ -1055,7 +1055,7 @@ func TestAPIAndAccountRoutesClipLongValues(t *testing.T) {
 		{"GET", "/v1/apis/" + long, nil, `The API ` + clipped + ` does not exist.`},
 		{"PATCH", "/v1/apis/" + long, map[string]any{}, `The API ` + clipped + ` does not exist.`},
 		{"DELETE", "/v1/apis/" + long, nil, `The API ` + clipped + ` does not exist.`},
-		{"GET", "/v1/service-accounts/nosuch", nil, `The service account "nosuch" does not exist.`},
+		{"GET", "/v1/service-accounts/nosuch", nil, `The service account "nosuch" does not exist. Name an account by its email, NAME@PROJECT.iam.test, or its client ID.`},
 		{"GET", "/v1/service-accounts/" + long, nil, `The service account ` + clipped + ` does not exist.`},
 		{"GET", "/v1/service-accounts/" + long + "@x.com", nil, `The service account "` + long[:48] + `"… (5006 bytes) does not exist.`},
 		{"PATCH", "/v1/service-accounts/" + long, map[string]any{}, `The service account ` + clipped + ` does not exist.`},
@@ -1075,6 +1075,31 @@ func TestAPIAndAccountRoutesClipLongValues(t *testing.T) {
 			desc, _ := body["error_description"].(string)
 			if status != http.StatusNotFound || desc != tt.want {
 				t.Errorf("%d %q (%d bytes), want 404 %q", status, desc[:min(len(desc), 300)], len(desc), tt.want)
+			}
+		})
+	}
+}
+
+// An account named by its bare name, as 'keyward sa create NAME' took it,
+// is not found (accounts are named by email or client ID), and the 404
+// says how to name one; an email or a client ID that is not found gets no
+// such hint, being named the right way.
+func TestAccountByBareNameSaysHowToName(t *testing.T) {
+	f, auth, _ := orgFixture(t)
+	const hint = "Name an account by its email, NAME@PROJECT.iam.test, or its client ID."
+	for _, tt := range []struct {
+		ref      string
+		wantHint bool
+	}{
+		{"nightly-report", true},
+		{"nightly-report@billing.iam.test", false},
+		{"123456789012345678901", false},
+	} {
+		t.Run(tt.ref, func(t *testing.T) {
+			status, body, _ := f.call(t, "GET", "/v1/service-accounts/"+tt.ref+"/keys", auth, nil)
+			desc, _ := body["error_description"].(string)
+			if status != http.StatusNotFound || strings.Contains(desc, hint) != tt.wantHint {
+				t.Errorf("%d %q, want 404 with the hint %v", status, desc, tt.wantHint)
 			}
 		})
 	}

@@ -644,6 +644,10 @@ func (s *Service) GetAccount(ctx context.Context, ref string) (storage.Account, 
 	} else {
 		a, err = s.store.GetAccount(ctx, ref)
 	}
+	if errors.Is(err, storage.ErrNotFound) && validate.Name(ref) {
+		// An account's bare name, as 'keyward sa create NAME' took it.
+		return a, notFound("The service account %s does not exist. Name an account by its email, NAME@PROJECT.%s, or its client ID.", quoteRef(ref), s.cfg.AccountDomain)
+	}
 	return a, storeErr(err, "The service account "+quoteRef(ref))
 }
 
