@@ -112,6 +112,11 @@ its tokens. Accounts are named by email or client ID in every command.`,
 	get := one("get", "Show a service account", http.MethodGet)
 	disable := one("disable", "Disable an account: no new tokens, introspection says inactive", http.MethodPost, "disable")
 	revokeTokens := one("revoke-tokens", "Revoke every token issued to the account until now", http.MethodPost, "revoke-tokens")
+	revokeTokens.Long = `Revoke every token issued to the account until now; the tokens it gets
+from now on are valid ('keyward sa disable' stops those too). Introspection
+reports the revoked tokens inactive at once; APIs that verify JWTs locally
+do not see revocations: use introspection for them, or keep token
+lifetimes short.`
 	enable := one("enable", "Enable a disabled service account", http.MethodPost, "enable")
 
 	var (

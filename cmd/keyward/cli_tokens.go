@@ -30,7 +30,12 @@ To revoke every token of a service account, use 'keyward sa revoke-tokens'.`,
 	cmd.AddCommand(&cobra.Command{
 		Use:   "revoke JTI",
 		Short: "Revoke one token by its ID",
-		Long: `Revoke one token by its ID. IDs Keyward issues now never start with '-';
+		Long: `Revoke one token by its ID: the jti claim of a JWT, the jti introspection
+reports, or the Token ID 'keyward whoami' shows. Introspection reports it
+inactive at once; APIs that verify JWTs locally do not see revocations:
+use introspection for them, or keep token lifetimes short.
+
+IDs Keyward issues now never start with '-';
 one issued by an older version may: put it after --, as in
 'keyward tokens revoke -- -Xb3…'.`,
 		Args: cobra.ExactArgs(1),

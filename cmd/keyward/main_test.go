@@ -200,6 +200,37 @@ func TestHelpNamesCommand(t *testing.T) {
 	}
 }
 
+// TestRevokeHelp: the help of the two revoking commands says where a
+// token's ID is found and that APIs verifying JWTs locally do not see a
+// revocation, as 'keyward tokens --help' does; the help an operator
+// reaches first is the subcommand's.
+func TestRevokeHelp(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"tokens", "revoke", "--help"}, []string{"the jti claim of a JWT", "APIs that verify JWTs locally do not see"}},
+		{[]string{"sa", "revoke-tokens", "--help"}, []string{"Introspection reports", "APIs that verify JWTs locally do not see"}},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var out strings.Builder
+			cmd := newRootCommand()
+			cmd.SetArgs(tt.args)
+			cmd.SetOut(&out)
+			cmd.SetErr(&out)
+			if err := execute(t.Context(), cmd); err != nil {
+				t.Fatalf("error %v", err)
+			}
+			help := strings.Join(strings.Fields(out.String()), " ")
+			for _, w := range tt.want {
+				if !strings.Contains(help, w) {
+					t.Errorf("help %q does not say %q", out.String(), w)
+				}
+			}
+		})
+	}
+}
+
 // TestSAUpdateNothing: sa update without a change names every flag that
 // makes one.
 func TestSAUpdateNothing(t *testing.T) {
