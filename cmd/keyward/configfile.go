@@ -379,6 +379,12 @@ func flagValueError(err error, withName bool) error {
 		want = "true or false"
 	case "duration":
 		want = "a duration such as 30s, 10m or 2h"
+		if n, ok := strings.CutSuffix(strings.TrimSpace(v), "d"); ok {
+			// Days, as audit prune --before and audit list --since take.
+			if days, err := strconv.Atoi(n); err == nil && days > 0 && days <= 100000 {
+				want += fmt.Sprintf(" (days are written in hours: %dd is %dh)", days, days*24)
+			}
+		}
 		if durationShape.MatchString(strings.TrimSpace(v)) {
 			// Well formed, so refused for its size (time.ParseDuration
 			// says "invalid duration" for both).

@@ -205,6 +205,9 @@ func TestValueErrorsNameAllowedValues(t *testing.T) {
 		{"bool flag of another command", []string{"audit", "list", "--newest=maybe"}, [2]string{}, `--newest: "maybe" is not true or false`},
 		{"duration file", []string{"serve", "--config", file("clock-skew: 30\n")}, [2]string{}, `clock-skew: "30" is not a duration such as 30s`},
 		{"duration flag", []string{"serve", "--clock-skew", "soon"}, [2]string{}, `--clock-skew: "soon" is not a duration such as 30s`},
+		// Days, as audit prune --before takes them: said how to write them.
+		{"duration in days", []string{"secrets", "create", "x", "--expires-in", "90d"}, [2]string{}, `--expires-in: "90d" is not a duration such as 30s, 10m or 2h (days are written in hours: 90d is 2160h)`},
+		{"duration in days, env", []string{"serve"}, [2]string{"KEYWARD_MAX_TOKEN_LIFETIME", "1d"}, `"1d" is not a duration such as 30s, 10m or 2h (days are written in hours: 1d is 24h)`},
 		// Well formed, but past what a duration holds: not "not a duration".
 		{"duration too long", []string{"keys", "create", "x", "--expires-in", "9999999h"}, [2]string{}, `--expires-in: "9999999h" is too long a duration`},
 		{"duration too long, env", []string{"serve"}, [2]string{"KEYWARD_CLOCK_SKEW", "1h1000000000000000m"}, `"1h1000000000000000m" is too long a duration`},
