@@ -240,7 +240,12 @@ type Verifier struct {
 // HTTP client. It fails when the issuer's keys cannot be fetched or
 // parsed, or when none of them can be used and some were left out (an
 // RSA key over 8192 bits, a key go-jose does not parse, one without alg
-// or with use enc), since every token would then be refused; an empty set is accepted. With WithSelfSignedJWTs it fails for an audience that
+// or with use enc), since every token would then be refused; an empty set is accepted.
+// It fails when the metadata's issuer is not issuerURL exactly (RFC 8414
+// §3.3), and, for an https issuer, when the metadata's jwks_uri, or with
+// introspection its introspection_endpoint, is not an https URL: the keys,
+// or the API's credentials and its tokens, would travel over plain HTTP.
+// With WithSelfSignedJWTs it fails for an audience that
 // is the issuer or its token endpoint URL (compared as URLs: scheme and
 // host in any case, trailing slashes): Keyward refuses such API
 // identifiers, since it accepts JWTs with that aud at its token endpoint.
@@ -300,11 +305,17 @@ func New(ctx context.Context, issuerURL, audience string, opts ...Option) (*Veri
 	if md.JWKSURI == "" {
 		return nil, errors.New("verify: the metadata has no jwks_uri")
 	}
+	if err := checkEndpointScheme(issuerURL, "jwks_uri", md.JWKSURI); err != nil {
+		return nil, err
+	}
 	v := &Verifier{issuer: issuerURL, audience: audience, o: o, cache: newTokenCache[*Claims](o.cacheSize)}
 	v.dpop = newDPoPState(o)
 	if o.introspect != nil {
 		if md.IntrospectionEndpoint == "" {
 			return nil, errors.New("verify: introspection is configured but the issuer has no introspection_endpoint")
+		}
+		if err := checkEndpointScheme(issuerURL, "introspection_endpoint", md.IntrospectionEndpoint); err != nil {
+			return nil, err
 		}
 		v.intro = newIntrospector(md.IntrospectionEndpoint, issuerURL, o)
 	}
@@ -340,6 +351,22 @@ func checkIssuerURL(issuerURL string) error {
 		return nil
 	}
 	return fmt.Errorf("verify: the issuer URL %q is not an http or https URL with a host and no user, query or fragment, such as https://keyward.internal: pass Keyward's --issuer, as its tokens' iss has it", oauth2.RedactURL(issuerURL))
+}
+
+// checkEndpointScheme refuses an endpoint the metadata of an https issuer
+// names (field is its metadata name) that is not an https URL: the keys
+// fetched from it, or the API's credentials and the tokens sent to it for
+// introspection, would travel over plain HTTP, where anyone on the path
+// reads and changes them, though the issuer was asked for over HTTPS. An
+// http issuer (local development) may name http endpoints.
+func checkEndpointScheme(issuerURL, field, endpoint string) error {
+	if iu, err := url.Parse(issuerURL); err != nil || iu.Scheme != "https" {
+		return nil
+	}
+	if u, err := url.Parse(endpoint); err == nil && u.Scheme == "https" && u.Host != "" {
+		return nil
+	}
+	return fmt.Errorf("verify: the issuer's metadata names %s %q, not an https URL, though the issuer %q is https: refusing to reach it over plain HTTP, where anyone on the path could read or change what is sent and received; the issuer must name https endpoints", field, oauth2.RedactURL(endpoint), issuerURL)
 }
 
 // Verify checks a bearer token that arrived without a client certificate.
