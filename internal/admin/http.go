@@ -140,7 +140,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		if err := oauth2.MethodNotAllowed(mux, r, "/v1/"); err != nil {
 			return 0, nil, err
 		}
-		return 0, nil, notFound("There is no admin endpoint %s %s.", oauth2.Truncate(r.Method, 16), oauth2.ShownPath(r.URL.Path, 200))
+		// The path as sent: decoded, /v1/x/%2F/y would read /v1/x///y.
+		return 0, nil, notFound("There is no admin endpoint %s %s.", oauth2.Truncate(r.Method, 16), oauth2.ShownPath(r.URL.EscapedPath(), 200))
 	})))
 }
 
