@@ -388,6 +388,11 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if generated == nil {
+		if err := syncUnsealedMasterKey(ctx, m.store, m.Config); err != nil {
+			return err
+		}
+	}
 	pepper, err := signer.LoadPepper(ctx, m.store, master, m.Now())
 	if err != nil && generated != nil && errors.Is(err, signer.ErrWrongMasterKey) {
 		// Another server sharing the store, started at the same moment
@@ -1674,22 +1679,53 @@ const (
 // restart), an imported or a restored one does: a master key generated
 // now would open none of them. path is where the key would have been generated.
 func refuseSealedStore(ctx context.Context, st signer.PepperStore, path string) error {
-	sealed := true
-	if _, err := st.GetSealedValue(ctx, signer.PepperName); errors.Is(err, storage.ErrNotFound) {
-		keys, err := st.ListSigningKeys(ctx)
-		if err != nil {
-			return fmt.Errorf("master key: %w", err)
-		}
-		sealed = len(keys) > 0
-	} else if err != nil {
-		return fmt.Errorf("master key: %w", err)
-	}
-	if !sealed {
-		return nil
+	if sealed, err := storeSealed(ctx, st); err != nil || !sealed {
+		return err
 	}
 	return fmt.Errorf("this store was sealed with another master key (it holds signing keys or the client-secret pepper: a server started on it, or it was imported or restored), and none was given: "+
 		"start with that key in --master-key-file FILE or KEYWARD_MASTER_KEY (the one every server on this store uses; for an import, the one the export was taken from); "+
 		"%s was not created, since a new key would open nothing in it", path)
+}
+
+// storeSealed tells whether st holds values sealed under a master key
+// (the client-secret pepper, signing keys).
+func storeSealed(ctx context.Context, st signer.PepperStore) (bool, error) {
+	if _, err := st.GetSealedValue(ctx, signer.PepperName); !errors.Is(err, storage.ErrNotFound) {
+		if err != nil {
+			return false, fmt.Errorf("master key: %w", err)
+		}
+		return true, nil
+	}
+	keys, err := st.ListSigningKeys(ctx)
+	if err != nil {
+		return false, fmt.Errorf("master key: %w", err)
+	}
+	return len(keys) > 0, nil
+}
+
+// syncUnsealedMasterKey makes the file the master key of c was read from
+// (--master-key-file, or a master.key put next to the data by hand)
+// durable, with its directory, when st holds nothing sealed yet: this
+// start is about to seal the store under that key, and the file is often
+// just written (openssl rand -hex 32 > FILE, as the docs do) and in the
+// page cache alone, so that a power failure after the commit left a store
+// that no key on disk opens. A key of KEYWARD_MASTER_KEY has no file.
+// A store sealed already gets nothing new sealed: no sync.
+func syncUnsealedMasterKey(ctx context.Context, st signer.PepperStore, c Config) error {
+	path := c.MasterKeyFile // findMasterKey's order
+	if path == "" && os.Getenv(masterKeyEnv) != "" {
+		return nil
+	}
+	if path == "" {
+		path = generatedMasterKeyPath(c)
+	}
+	if sealed, err := storeSealed(ctx, st); err != nil || sealed {
+		return err
+	}
+	if err := syncExistingFile(path); err != nil {
+		return fmt.Errorf("master key %s: cannot make it durable before the store is sealed under it, nothing was sealed: %w", path, err)
+	}
+	return nil
 }
 
 // masterKeyGenerated is called once a first start has generated its

@@ -5,6 +5,8 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -190,5 +192,73 @@ func TestSyncExistingFileSymlink(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFirstStartMasterKeyFileDurable: a first start seals the new store
+// (its client-secret pepper, its signing keys) under the key of
+// --master-key-file, a file often just written (openssl rand -hex 32 >
+// FILE, as the docs do) and in the page cache alone; it was not synced,
+// so a power failure then left a store that no key on disk opens. The
+// file and its directory are synced before anything is sealed, and a
+// first start whose key file cannot be synced fails, nothing sealed. A
+// start on a store sealed already seals nothing new, and needs no sync.
+func TestFirstStartMasterKeyFileDurable(t *testing.T) {
+	t.Setenv(masterKeyEnv, "")
+	dir := t.TempDir()
+	keyFile := writeMasterKey(t, "3c")
+	ctx := context.Background()
+	sealed := func() bool {
+		st, err := sqlite.Open(ctx, filepath.Join(dir, "keyward.db"), sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		keys, err := st.ListSigningKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = st.GetSealedValue(ctx, "client-secret-pepper")
+		return len(keys) > 0 || err == nil
+	}
+	defer func(f func(*os.File) error) { syncFile = f }(syncFile)
+	sync := syncFile
+	var synced []string
+	start := func(keyFails bool) error {
+		synced = nil
+		syncFile = func(f *os.File) error {
+			synced = append(synced, f.Name())
+			if keyFails && f.Name() == keyFile {
+				return &os.PathError{Op: "sync", Path: f.Name(), Err: syscall.EIO}
+			}
+			return sync(f)
+		}
+		cfg := DefaultConfig()
+		cfg.DataDir, cfg.Listen, cfg.MasterKeyFile = dir, "127.0.0.1:0", keyFile
+		m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		defer m.Close()
+		return m.Open(ctx)
+	}
+
+	err := start(true)
+	if want := "cannot make it durable before the store is sealed under it, nothing was sealed"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("first start with a key file that cannot be synced: %v, want an error saying %q", err, want)
+	}
+	if sealed() {
+		t.Fatal("the first start failed to sync its master key file, but sealed the store under it")
+	}
+	if err := start(false); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{keyFile, filepath.Dir(keyFile)} {
+		if !slices.Contains(synced, want) {
+			t.Errorf("the first start sealed the store without syncing %s (synced: %q)", want, synced)
+		}
+	}
+	if !sealed() {
+		t.Fatal("the first start sealed nothing")
+	}
+	if err := start(true); err != nil {
+		t.Errorf("a start on a sealed store failed for a key file it need not sync: %v", err)
 	}
 }
