@@ -278,8 +278,8 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Now == nil {
 		m.Now = time.Now
 	}
-	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create the data directory: %w", err)
+	if err := makeDataDir(c.DataDir); err != nil {
+		return err
 	}
 	var err error
 	if c.DB == "" {
@@ -1506,14 +1506,50 @@ func openStore(ctx context.Context, c Config, log *slog.Logger) (storage.Storage
 		}
 		return st, nil
 	}
-	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create the data directory: %w", err)
+	if err := makeDataDir(c.DataDir); err != nil {
+		return nil, err
 	}
 	st, err := sqlite.Open(ctx, sqlitePath(c), sqlite.Options{NoMigrate: c.NoMigrate, MigrateNewOnly: c.migrateNewOnly, Logger: log})
 	if err != nil {
 		return nil, withMigrateHint(c, err)
 	}
 	return st, nil
+}
+
+// makeDataDir creates the data directory dir, mode 0700, and the parents
+// it lacks, as os.MkdirAll does, and syncs the directory each was created
+// in: a name is durable only once its directory is synced (fsync(2)), and
+// the files a first start or an import makes durable in dir (master.key,
+// admin-key.json, the database) went with dir's name when a crash took
+// it, after a store on PostgreSQL was sealed under that master.key, or
+// after an import said it was done. If a parent cannot be synced, the
+// directories it made, empty, are removed again, so that the next start
+// makes, and syncs, them again instead of using them unsynced.
+func makeDataDir(dir string) error {
+	var made []string // the directories missing, dir first
+	for d := filepath.Clean(dir); ; {
+		if _, err := os.Stat(d); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		made = append(made, d)
+		parent := filepath.Dir(d)
+		if parent == d {
+			break
+		}
+		d = parent
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create the data directory: %w", err)
+	}
+	for i := len(made) - 1; i >= 0; i-- {
+		if err := syncDir(filepath.Dir(made[i])); err != nil {
+			for _, d := range made {
+				os.Remove(d) // empty; one another process filled meanwhile stays
+			}
+			return fmt.Errorf("create the data directory %s: cannot make it durable (sync %s: %w); the directories made for it were removed again, those still empty", dir, filepath.Dir(made[i]), err)
+		}
+	}
+	return nil
 }
 
 // withMigrateHint adds to a refusal of a schema that is not current the

@@ -262,3 +262,87 @@ func TestFirstStartMasterKeyFileDurable(t *testing.T) {
 		t.Errorf("a start on a sealed store failed for a key file it need not sync: %v", err)
 	}
 }
+
+// TestDataDirDurable: the data directory a first start or an import
+// creates is made durable in its parent, and so is every parent it
+// creates: fsync(2) makes a name durable only once its directory is
+// synced. The files written and synced in it (master.key,
+// admin-key.json, the database) were synced through the data
+// directory's own entries alone, and a power failure could take the
+// new directory's name, and them with it, after the store (on
+// PostgreSQL) was sealed under that master.key, or after an import said
+// it was done. A parent that cannot be synced fails the start, and the
+// directories it made are removed, for the next to make, and sync,
+// again.
+func TestDataDirDurable(t *testing.T) {
+	t.Setenv(masterKeyEnv, "")
+	ctx := context.Background()
+	defer func(f func(string) error) { syncDir = f }(syncDir)
+	sync := syncDir
+	var synced []string
+	record := func(fail string) {
+		synced = nil
+		syncDir = func(d string) error {
+			synced = append(synced, d)
+			if d == fail {
+				return &os.PathError{Op: "sync", Path: d, Err: syscall.EIO}
+			}
+			return sync(d)
+		}
+	}
+	open := func(dir string) error {
+		cfg := DefaultConfig()
+		cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
+		m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		defer m.Close()
+		return m.Open(ctx)
+	}
+	for _, tt := range []struct {
+		name string
+		open func(dir string) error
+	}{
+		{"first start", open},
+		{"import", func(dir string) error { // it opens the store so
+			cfg := DefaultConfig()
+			cfg.DataDir, cfg.migrateNewOnly = dir, true
+			st, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler))
+			if err == nil {
+				st.Close()
+			}
+			return err
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			base := t.TempDir()
+			dir := filepath.Join(base, "a", "data")
+			record("")
+			if err := tt.open(dir); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{base, filepath.Dir(dir)} {
+				if !slices.Contains(synced, want) {
+					t.Errorf("%s was created in %s, which was not synced (synced: %q)", dir, want, synced)
+				}
+			}
+		})
+	}
+	t.Run("parent not synced", func(t *testing.T) {
+		base := t.TempDir()
+		dir := filepath.Join(base, "a", "data")
+		record(base)
+		err := open(dir)
+		if err == nil || !strings.Contains(err.Error(), "input/output error") {
+			t.Fatalf("a start whose new data directory could not be made durable: %v, want the sync's error", err)
+		}
+		if _, err := os.Stat(filepath.Join(base, "a")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the directories of the failed start are left, for the next start to use unsynced: %v", err)
+		}
+		record("")
+		if err := open(dir); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(synced, base) {
+			t.Errorf("the next start did not sync %s (synced: %q)", base, synced)
+		}
+	})
+}
