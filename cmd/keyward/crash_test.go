@@ -498,8 +498,10 @@ func ids[T any](xs []T, id func(T) string) []string {
 // of a test kills itself with SIGKILL: "publish:NAME", once the file to
 // be NAME is written and synced, just before it is put in place (for
 // master-key rotate, before the store is re-encrypted), "rename:NAME",
-// just before it is renamed to NAME, or "renamed:NAME", once it is,
-// before its directory is synced.
+// just before it is renamed to NAME, "renamed:NAME", once it is,
+// before its directory is synced, or "linked:NAME", once it is linked to
+// NAME as a new file, before its temporary name is removed and its
+// directory synced.
 const killAtEnv = "KEYWARD_TEST_KILL_AT"
 
 // killAt installs the kill of killAtEnv's value at in this process.
@@ -522,6 +524,15 @@ func killAt(at string) {
 				killSelf()
 			}
 			return rename(from, to)
+		}
+	case "linked":
+		link := linkFile
+		linkFile = func(from, to string) error {
+			err := link(from, to)
+			if err == nil && filepath.Base(to) == name {
+				killSelf()
+			}
+			return err
 		}
 	case "renamed":
 		rename := renameFile
@@ -688,6 +699,58 @@ func TestCrashMasterKeyRotate(t *testing.T) {
 					}
 					if n, want := len(auditedEvents(t, st, "master_key.rotate")), map[string]int{"old": 0, "new": 1}[tt.opens]; n != want {
 						t.Errorf("the log holds %d master_key.rotate events, want %d", n, want)
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestCrashFirstStart kills a first start with SIGKILL at each step of
+// writing master.key and admin-key.json, on SQLite and PostgreSQL: the
+// master key's file written but not in place (nothing sealed yet), the
+// administrator key file written but not in place (the store sealed, no
+// administrator yet), and in place but its key not stored. The next
+// start comes up on what the killed one left, its admin-key.json
+// administers the server, and the audit chain verifies.
+func TestCrashFirstStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	for _, b := range crashBackends {
+		t.Run(b.name, func(t *testing.T) {
+			for _, killAt := range []string{"publish:master.key", "publish:admin-key.json", "linked:admin-key.json"} {
+				t.Run(killAt, func(t *testing.T) {
+					db := b.db(t)
+					dir := t.TempDir()
+					addr := reservePort(t)
+					args := []string{"serve", "--data-dir", dir, "--listen", addr, "--log-level", "warn"}
+					if db != "" {
+						args = append(args, "--db", db)
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+					defer cancel()
+					first := exec.CommandContext(ctx, os.Args[0], args...)
+					first.Env = append(os.Environ(), "KEYWARD_TEST_RUN_MAIN=1", killAtEnv+"="+killAt)
+					tieToTest(first)
+					out, err := first.CombinedOutput()
+					if ctx.Err() != nil {
+						t.Fatalf("the first start was not killed at %s within 2 minutes:\n%s", killAt, out)
+					}
+					if ws, ok := first.ProcessState.Sys().(syscall.WaitStatus); err == nil || !ok || ws.Signal() != syscall.SIGKILL {
+						t.Fatalf("the first start was to be killed at %s, but it ended with %v:\n%s", killAt, err, out)
+					}
+					srv, err := tryCrashServer(t, dir, db, addr)
+					if err != nil {
+						t.Fatalf("after a first start killed at %s: %v", killAt, err)
+					}
+					creds := []string{"--credentials", filepath.Join(dir, "admin-key.json")}
+					if err := runCLIErr(t, append([]string{"api", "create", "orders", "--identifier", "https://orders.internal", "--scopes", "orders.read"}, creds...)...); err != nil {
+						t.Errorf("after a first start killed at %s, admin-key.json does not administer the server: %v", killAt, err)
+					}
+					srv.kill()
+					if _, err := storage.VerifyLog(context.Background(), srv.store()); err != nil {
+						t.Errorf("after a first start killed at %s the audit chain does not verify: %v", killAt, err)
 					}
 				})
 			}
