@@ -365,12 +365,13 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 		if oe.Code == oauth2.ErrServerError {
 			// What the service does not name is the store failing, or a
 			// bug: retryable as far as the caller can tell, as at /token.
-			// A caller that hung up is no failure of the server's.
-			level := slog.LevelError
+			// A caller that hung up is no failure of the server's, and
+			// is said as what it is: its cause is "context canceled".
+			level, msg := slog.LevelError, "admin request failed"
 			if r.Context().Err() != nil {
-				level = slog.LevelInfo
+				level, msg = slog.LevelInfo, "admin request canceled: the client hung up before the answer"
 			}
-			h.log.Log(r.Context(), level, "admin request failed", "method", r.Method, "path", oauth2.ShownPath(r.URL.Path, maxAuditPath), "err", err)
+			h.log.Log(r.Context(), level, msg, "method", r.Method, "path", oauth2.ShownPath(r.URL.Path, maxAuditPath), "err", err)
 			oe = oauth2.Unavailable("The server cannot complete the request right now; try again later.")
 		}
 		if st := oe.HTTPStatus(); st >= 400 && st < 500 {

@@ -1007,8 +1007,14 @@ func TestStoreDownLogLevel(t *testing.T) {
 	}
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
-	if got := send(gone); strings.Contains(got, "level=ERROR") {
+	got := send(gone)
+	if strings.Contains(got, "level=ERROR") {
 		t.Errorf("a request whose caller hung up logged %q, want no error", got)
+	}
+	// Said as what happened: the store did not fail, and "context
+	// canceled" alone does not tell an operator that the client left.
+	if want := `msg="admin request canceled: the client hung up before the answer"`; !strings.Contains(got, want) || strings.Contains(got, "admin request failed") {
+		t.Errorf("a request whose caller hung up logged %q, want %s", got, want)
 	}
 }
 
