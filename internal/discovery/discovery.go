@@ -186,11 +186,11 @@ func (h *Handler) accountKeys(w http.ResponseWriter, r *http.Request) ([]storage
 // token endpoint and the admin API answer a store failure, the cause in
 // the log alone. A caller that hung up is no failure of the server's.
 func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, err error) {
-	level := slog.LevelError
+	level, msg := slog.LevelError, "account keys not served: the store failed"
 	if r.Context().Err() != nil {
-		level = slog.LevelInfo
+		level, msg = slog.LevelInfo, "account keys not served: the client hung up before the answer"
 	}
-	h.log.Log(r.Context(), level, "account keys not served: the store failed", "path", oauth2.ShownPath(r.URL.Path, maxLoggedPath), "err", err)
+	h.log.Log(r.Context(), level, msg, "path", oauth2.ShownPath(r.URL.Path, maxLoggedPath), "err", err)
 	oauth2.WriteError(w, oauth2.StoreUnavailable(err))
 }
 

@@ -224,6 +224,22 @@ func TestAccountKeysStoreFailure(t *testing.T) {
 	}
 }
 
+// A client that hangs up while its account's keys are read is no failure
+// of the store's: logged at info, saying the client went, not "the store
+// failed" with a bare "context canceled".
+func TestAccountKeysClientGone(t *testing.T) {
+	var logs strings.Builder
+	mux := http.NewServeMux()
+	NewHandler(Metadata{}, fakeKeys{}, fakeDir{accountErr: context.Canceled}, func() time.Time { return now }, slog.New(slog.NewTextHandler(&logs, nil))).Register(mux)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequestWithContext(ctx, "GET", AccountJWKPath+"job@p.iam.test", nil))
+	got := logs.String()
+	if want := `level=INFO msg="account keys not served: the client hung up before the answer"`; !strings.Contains(got, want) || strings.Contains(got, "the store failed") {
+		t.Errorf("logged %q, want %s", got, want)
+	}
+}
+
 // RFC 8414 §3: the metadata is at the issuer with /.well-known/
 // oauth-authorization-server inserted between its host and its path. An
 // issuer with a path has it there, at that path exactly, as well as at
