@@ -169,6 +169,40 @@ func TestTextMasterKey(t *testing.T) {
 	}
 }
 
+// The warning of a text master key says where the key came from, under
+// the key the other master-key lines use, path, or env for
+// KEYWARD_MASTER_KEY: it said source=, the key of every request line's
+// client address, and source="" for the environment variable.
+func TestTextMasterKeyWhere(t *testing.T) {
+	const text = "correct horse battery staple!!!!"
+	file := filepath.Join(t.TempDir(), "master.key")
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, file, env, want string
+	}{
+		{"file", file, "", "path=" + file},
+		{"environment", "", text, "env=KEYWARD_MASTER_KEY"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("KEYWARD_MASTER_KEY", tt.env)
+			t.Setenv("KEYWARD_MASTER_KEY_FILE", "")
+			cfg := DefaultConfig()
+			cfg.DataDir, cfg.MasterKeyFile = t.TempDir(), tt.file
+			var log bytes.Buffer
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&log, nil))}
+			if _, _, err := m.loadMasterKey(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			got := log.String()
+			if !strings.Contains(got, "the master key is 32 printable characters") || !strings.Contains(got, tt.want) || strings.Contains(got, "source=") {
+				t.Errorf("log:\n%s\nwant the warning with %s, and no source=", got, tt.want)
+			}
+		})
+	}
+}
+
 // TestFirstStartUnsyncedMasterKey: a first start whose generated master
 // key file cannot be made durable (its directory is not synced) fails and
 // removes the file, saying so. It was left in place, and the next start

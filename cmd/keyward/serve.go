@@ -1626,8 +1626,14 @@ func (m *Main) loadMasterKey(ctx context.Context) (key []byte, generated os.File
 			m.Logger.Warn("using the master key stored next to the data; for production keep it apart (--master-key-file or KEYWARD_MASTER_KEY)", "path", path)
 		}
 		if err == nil && textMasterKey(k) {
+			// Where the key is: path, as the other master-key lines
+			// name its file, or the environment variable (path "").
+			where := []any{"path", path}
+			if path == "" {
+				where = []any{"env", masterKeyEnv}
+			}
 			m.Logger.Warn("the master key is 32 printable characters, taken as 32 raw bytes: a passphrase, or 16 bytes in hex, holds far fewer than the 256 bits a master key should; move to a random one with keyward master-key rotate --new-master-key-file FILE (make FILE with openssl rand -hex 32)",
-				"source", path)
+				where...)
 		}
 		return k, nil, err
 	}
