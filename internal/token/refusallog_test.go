@@ -170,3 +170,39 @@ func TestRefusalLogOmitsCredentialAsScope(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusalLogNamesUnsupportedGrant: the log line of a request for a
+// grant type the server does not serve says which one was asked for, as
+// its cause (grant is "unsupported", a closed set for metrics), quoted as
+// descriptions quote a client's value, and never a credential sent as one.
+func TestRefusalLogNamesUnsupportedGrant(t *testing.T) {
+	const pasted = "kw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	tests := []struct {
+		name, grant, want, wantNot string
+	}{
+		{"password", "password", `cause="grant_type 'password'" grant=unsupported `, ""},
+		{"refresh_token", "refresh_token", `cause="grant_type 'refresh_token'"`, ""},
+		{"secret as grant_type", pasted, `cause="grant_type '(not repeated: shaped like a secret or token)'"`, pasted[3:]},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			w := e.do(request{body: url.Values{"grant_type": {tt.grant}}.Encode(), remote: fmt.Sprintf("192.0.2.%d", i+1)})
+			if w.Code != http.StatusBadRequest || strings.Contains(w.Body.String(), "grant_type '") {
+				t.Fatalf("%d %s, want 400 unsupported_grant_type, its description unchanged", w.Code, w.Body)
+			}
+			var line string
+			for _, l := range strings.Split(e.logs.String(), "\n") {
+				if strings.Contains(l, `msg="token request refused"`) {
+					line = l
+				}
+			}
+			if !strings.Contains(line, tt.want) {
+				t.Errorf("refusal log line %q, want it to hold %q", line, tt.want)
+			}
+			if tt.wantNot != "" && strings.Contains(e.logs.String(), tt.wantNot) {
+				t.Errorf("the log holds %q:\n%s", tt.wantNot, e.logs)
+			}
+		})
+	}
+}

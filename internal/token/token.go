@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -275,8 +276,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request) (*
 	g, ok := h.grants[gt]
 	if !ok {
 		req.Audit.Grant = "unsupported"
+		// Which one, for the log alone (grant is a closed set): quoted
+		// as a description quotes a client's value, never a credential.
 		return nil, oauth2.Errorf(oauth2.ErrUnsupportedGrantType, "The grant type is not supported; use %s or %s.",
-			oauth2.GrantClientCredentials, oauth2.GrantJWTBearer)
+			oauth2.GrantClientCredentials, oauth2.GrantJWTBearer).WithCause(errors.New("grant_type " + oauth2.QuoteForDescription(gt)))
 	}
 	// Named from here on, so that a refusal before the grant's own
 	// checks (client authentication, the DPoP proof) is recorded under
