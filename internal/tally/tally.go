@@ -246,9 +246,9 @@ func (t *Tally) run(interval time.Duration) {
 			}
 			switch n := failures.Failed(t.now()); {
 			case n.First:
-				t.log.Error("audit summaries not written; trying again at the next interval, and until then each event is written before its answer (while writes fail, this is logged at most once a minute)", "kept", t.Held(), "err", err)
+				t.log.Error("audit summaries not written; trying again at the next interval, and until then each event is written before its answer (while writes fail, this is logged at most once a minute)", "summaries", t.Held(), "err", err)
 			case n.Again:
-				t.log.Error("audit summaries still not written; until they are, each event is written before its answer", "kept", t.Held(), "err", err,
+				t.log.Error("audit summaries still not written; until they are, each event is written before its answer", "summaries", t.Held(), "err", err,
 					"failing_for", n.For.Round(time.Second).String(), "failed_writes", n.Failures)
 			}
 			select { // a kick from before the failure must not retry at once

@@ -538,6 +538,13 @@ func TestFailuresLoggedOnceAMinute(t *testing.T) {
 			if !strings.Contains(out, `level=INFO msg="audit summaries written again"`) {
 				t.Errorf("log does not say the summaries were written again:\n%s", out)
 			}
+			// The summaries held are summaries=, as the lines at
+			// shutdown count them.
+			for _, l := range strings.Split(out, "\n") {
+				if strings.Contains(l, "level=ERROR") && (!strings.Contains(l, " summaries=") || strings.Contains(l, " kept=")) {
+					t.Errorf("failure line %q, want the summaries held as summaries=", l)
+				}
+			}
 		})
 	}
 }
