@@ -616,7 +616,7 @@ func (a *Authenticator) unreadableCertificate(peer, client string, err error) {
 		return
 	}
 	a.cfg.Logger.Warn("a trusted proxy's client-certificate header does not parse: check what the proxy forwards in it; requests that would authenticate with the certificate, or use a token bound to one, are refused, others go on as if no certificate was presented (this is logged at most once a minute; unlogged counts the headers since the last time)",
-		"header", a.cfg.CertHeader, "source", peer, "client", client, "err", err, "unlogged", unlogged)
+		"header", a.cfg.CertHeader, "proxy", peer, "source", client, "err", err, "unlogged", unlogged)
 }
 
 // ErrUnreadableCertificate is the answer to a request that would
