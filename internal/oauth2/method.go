@@ -24,15 +24,21 @@ func MethodNotAllowed(mux *http.ServeMux, r *http.Request, catchAll string) erro
 	methods := strings.Join(allow, ", ")
 	return &Error{
 		Code: ErrInvalidRequest, Status: http.StatusMethodNotAllowed,
-		// Cut short, as a 404 names the path: the description does not
-		// grow with the request line.
-		Description: "The endpoint " + Truncate(r.URL.Path, 200) + " takes " + methods + ", not " + Truncate(r.Method, 16) + ".",
+		Description: "The endpoint " + shownRequestPath(r) + " takes " + methods + ", not " + Truncate(r.Method, 16) + ".",
 		Header:      http.Header{"Allow": {methods}},
 	}
 }
 
 // NotFound is the 404 answer to a request for a path nothing serves. Its
-// description names the path, cut short as MethodNotAllowed's is.
+// description names the path as MethodNotAllowed's does.
 func NotFound(r *http.Request) *Error {
-	return &Error{Code: "not_found", Description: "There is nothing at " + Truncate(r.URL.Path, 200) + ".", Status: http.StatusNotFound}
+	return &Error{Code: "not_found", Description: "There is nothing at " + shownRequestPath(r) + ".", Status: http.StatusNotFound}
+}
+
+// shownRequestPath is r's path as a 404 or 405 names it: as it was sent,
+// escapes kept (decoded, /a%2Fb would read /a/b, a path nobody sent),
+// without a credential given in it (ShownPath), and cut to 200 bytes, so
+// that the description does not grow with the request line.
+func shownRequestPath(r *http.Request) string {
+	return ShownPath(r.URL.EscapedPath(), 200)
 }

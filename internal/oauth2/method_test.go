@@ -55,3 +55,37 @@ func TestNotFound(t *testing.T) {
 		}
 	}
 }
+
+// The 404 and the 405 name the path as it was sent, escapes kept — the
+// decoded /things/a%2Fb read /things/a/b, a path nobody sent — with a
+// credential in it left out and cut short, as the admin API's 404 does.
+func TestPathShownAsSent(t *testing.T) {
+	mux := http.NewServeMux()
+	nop := func(http.ResponseWriter, *http.Request) {}
+	mux.HandleFunc("DELETE /things/{id}", nop)
+	mux.HandleFunc("/", nop)
+	secret := SecretPrefix + strings.Repeat("Zs9", 14) + "x"
+	long := strings.Repeat("x", 300)
+	tests := []struct {
+		name, path, want string
+	}{
+		{"escaped slash", "/things/a%2Fb", "/things/a%2Fb"},
+		{"escaped space", "/things/no%20such%3Fthing", "/things/no%20such%3Fthing"},
+		{"escaped quote", "/things/%22x%22", "/things/%22x%22"},
+		{"long", "/things/" + long, ("/things/" + long)[:200] + "…"},
+		{"secret", "/things/" + secret, "/things/(credential)"},
+		{"escaped secret", "/things/kw%5F" + secret[3:], "/things/(credential)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			nf := NotFound(httptest.NewRequest("GET", tt.path, nil))
+			if want := "There is nothing at " + tt.want + "."; nf.Description != want {
+				t.Errorf("404: %q, want %q", nf.Description, want)
+			}
+			oe := AsError(MethodNotAllowed(mux, httptest.NewRequest("GET", tt.path, nil), "/"))
+			if want := "The endpoint " + tt.want + " takes DELETE, not GET."; oe.HTTPStatus() != http.StatusMethodNotAllowed || oe.Description != want {
+				t.Errorf("405: %d %q, want 405 %q", oe.HTTPStatus(), oe.Description, want)
+			}
+		})
+	}
+}
