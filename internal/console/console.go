@@ -159,10 +159,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 const maxShownPath = 200
 
 // shownPath is r's path as a 404 names it: escaped, so printable ASCII
-// (no control character reaches a terminal that shows the answer), and
-// cut at maxShownPath bytes.
+// (no control character reaches a terminal that shows the answer),
+// without a credential given in it (oauth2.ShownPath), and cut at
+// maxShownPath bytes.
 func shownPath(r *http.Request) string {
-	return oauth2.Truncate(r.URL.EscapedPath(), maxShownPath)
+	return oauth2.ShownPath(r.URL.EscapedPath(), maxShownPath)
 }
 
 // plain writes a short text answer.

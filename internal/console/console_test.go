@@ -53,6 +53,7 @@ func TestConsoleResponses(t *testing.T) {
 		{"unknown file", "GET", "/console/nope.js", 404, "text/plain; charset=utf-8", "no-store", "", "", "There is no console page /console/nope.js."},
 		{"unknown file, escaped", "GET", "/console/a%1b%5D0;x%07.js", 404, "text/plain; charset=utf-8", "no-store", "", "", "There is no console page /console/a%1b%5D0;x%07.js."},
 		{"unknown file, long", "GET", "/console/" + strings.Repeat("x", 5000), 404, "text/plain; charset=utf-8", "no-store", "", "", "There is no console page /console/" + strings.Repeat("x", 200-len("/console/")) + "…."},
+		{"unknown file, a secret", "GET", "/console/kw%5F" + strings.Repeat("Zs9", 14) + "x", 404, "text/plain; charset=utf-8", "no-store", "", "", "There is no console page /console/(credential)."},
 		{"no directory listing", "GET", "/console/static/", 404, "text/plain; charset=utf-8", "no-store", "", "", ""},
 		{"embedded path is not a URL", "GET", "/console/static/app.js", 404, "text/plain; charset=utf-8", "no-store", "", "", ""},
 		{"subdirectory", "GET", "/console/a/b", 404, "text/plain; charset=utf-8", "no-store", "", "", ""},
