@@ -81,12 +81,13 @@ func isJWSByte(c byte) bool { return c == '.' || isBase64URLByte(c) }
 // ShownPath is a request path for a log line, an audit event or an error
 // description: each segment shaped like a credential (IsCredential) — a
 // client secret given where its ID goes, say — replaced by
-// "(credential)", then cut to n bytes as Truncate cuts it. An escaped
-// path (URL.EscapedPath) is judged as the server reads it: kw%5F… is a
-// client secret as kw_… is.
+// "(credential)", then cut to n bytes as Truncate cuts it, but before a
+// percent escape the cut would split (/a/%2… is /a/…). An escaped path
+// (URL.EscapedPath) is judged as the server reads it: kw%5F… is a client
+// secret as kw_… is.
 func ShownPath(p string, n int) string {
 	if !credentialIn(p) {
-		return Truncate(p, n)
+		return truncatePath(p, n)
 	}
 	segs := strings.Split(p, "/")
 	for i, seg := range segs {
@@ -94,7 +95,20 @@ func ShownPath(p string, n int) string {
 			segs[i] = "(credential)"
 		}
 	}
-	return Truncate(strings.Join(segs, "/"), n)
+	return truncatePath(strings.Join(segs, "/"), n)
+}
+
+// truncatePath is Truncate(p, n), cut before a "%" in the last two bytes
+// kept, which would start an escape cut short.
+func truncatePath(p string, n int) string {
+	if len(p) <= n {
+		return p
+	}
+	from := max(n-2, 0)
+	if i := strings.IndexByte(p[from:n], '%'); i >= 0 {
+		n = from + i
+	}
+	return cut(p, n)
 }
 
 // credentialIn reports whether the path or segment p, escaped or not,

@@ -43,6 +43,12 @@ func TestShownPath(t *testing.T) {
 		{"escaped secret", "/v1/service-accounts/x/secrets/kw%5F" + secret[3:] + "/disable", 1024, "/v1/service-accounts/x/secrets/(credential)/disable"},
 		{"escaped token", "/v1/tokens/%6Bwat_" + token[5:], 1024, "/v1/tokens/(credential)"},
 		{"escaped name", "/v1/apis/kw%5Fbilling", 1024, "/v1/apis/kw%5Fbilling"},
+		{"cut in an escape, after %", "/a/%2F%2F", 7, "/a/%2F…"},
+		{"cut in an escape, after %2", "/a/%2F%2F", 8, "/a/%2F…"},
+		{"cut after an escape", "/a/%2F%2F", 6, "/a/%2F…"},
+		{"cut in the first escape", "/a/%2F", 4, "/a/…"},
+		{"cut in escapes", "/v1/" + strings.Repeat("%2F", 100), 200, "/v1/" + strings.Repeat("%2F", 65) + "…"},
+		{"cut in %%", "/a/%%2F", 5, "/a/…"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
