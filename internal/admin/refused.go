@@ -115,7 +115,7 @@ func (h *Handler) refused(r *http.Request, c caller, oe *oauth2.Error) *oauth2.E
 		// Why the token was refused, for the server's log too, as the
 		// token endpoint logs its refusals: the request line alone (a
 		// 401 or 403) does not say. Never the token.
-		attrs := []any{"method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownPath(r.URL.Path, maxAuditPath),
+		attrs := []any{"method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownPath(r.URL.EscapedPath(), maxAuditPath),
 			"error", oe.Code, "description", oe.Description, "reason", failed.reason}
 		if failed.clientID != "" {
 			attrs = append(attrs, "token_client_id", failed.clientID)
@@ -159,7 +159,7 @@ func (h *Handler) writeRefusal(r *http.Request, c caller, source string, oe *oau
 		Actor: c.ID, Source: source, Data: data,
 	}}})
 	if err != nil {
-		h.log.ErrorContext(r.Context(), "admin request refused, and its audit event could not be written", "method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownPath(r.URL.Path, maxAuditPath), "err", err, "refusal", oe.Error())
+		h.log.ErrorContext(r.Context(), "admin request refused, and its audit event could not be written", "method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownPath(r.URL.EscapedPath(), maxAuditPath), "err", err, "refusal", oe.Error())
 		return oauth2.Unrecorded()
 	}
 	return oe
