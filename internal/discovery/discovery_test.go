@@ -202,6 +202,7 @@ func TestAccountKeysStoreFailure(t *testing.T) {
 		{"account, x509", fakeDir{accountErr: cause}, AccountX509Path + "job@p.iam.test"},
 		{"keys, jwk", fakeDir{accounts: account, keysErr: cause}, AccountJWKPath + "job@p.iam.test"},
 		{"keys, x509", fakeDir{accounts: account, keysErr: cause}, AccountX509Path + "job@p.iam.test"},
+		{"escaped email", fakeDir{accountErr: cause}, AccountJWKPath + "job%2Bx%20y@p.iam.test"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -219,6 +220,10 @@ func TestAccountKeysStoreFailure(t *testing.T) {
 			}
 			if !strings.Contains(logs.String(), "10.0.0.7") || !strings.Contains(logs.String(), "level=ERROR") {
 				t.Errorf("the cause is not logged as an error: %q", logs.String())
+			}
+			// The path as it was sent, as the request line gives it.
+			if !strings.Contains(logs.String(), " path="+tt.path+" ") {
+				t.Errorf("the log does not name the path %s: %q", tt.path, logs.String())
 			}
 		})
 	}
