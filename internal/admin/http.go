@@ -371,7 +371,7 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 			if r.Context().Err() != nil {
 				level, msg = slog.LevelInfo, "admin request canceled: the client hung up before the answer"
 			}
-			h.log.Log(r.Context(), level, msg, "method", r.Method, "path", oauth2.ShownPath(r.URL.EscapedPath(), maxAuditPath), "err", err)
+			h.log.Log(r.Context(), level, msg, "method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownPath(r.URL.EscapedPath(), maxAuditPath), "err", err)
 			oe = oauth2.Unavailable("The server cannot complete the request right now; try again later.")
 		}
 		if st := oe.HTTPStatus(); st >= 400 && st < 500 {
