@@ -307,13 +307,19 @@ func isLoopback(host string) bool {
 // dsnPassword finds password settings in a key=value connection string.
 var dsnPassword = regexp.MustCompile(`(?i)(\w*password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
 
+// urlScheme matches a URL scheme (RFC 3986 §3.1).
+var urlScheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*$`)
+
 // redacted stands for a hidden password, as it does in url.URL.Redacted.
 const redacted = "xxxxx"
 
 // redactDSN hides the passwords in a database URL (user info and query
-// parameters such as password= or sslpassword=) or key=value string.
+// parameters such as password= or sslpassword=) or key=value string. A
+// URL is a string that starts with a scheme and "://", as the driver
+// reads one: a key=value string with a "://" further on
+// (application_name=https://…) is one still, and its password as hidden.
 func redactDSN(dsn string) string {
-	if !strings.Contains(dsn, "://") {
+	if scheme, _, ok := strings.Cut(dsn, "://"); !ok || !urlScheme.MatchString(scheme) {
 		return dsnPassword.ReplaceAllString(dsn, "${1}"+redacted)
 	}
 	u, err := url.Parse(dsn)
