@@ -298,6 +298,9 @@ func TestRedactDSN(t *testing.T) {
 		// A "://" in a key=value string makes it no URL: pgx reads it as
 		// key=value, its password there.
 		{"host=/var/run/postgresql password=s3cret application_name=https://ci/job", "host=/var/run/postgresql password=xxxxx application_name=https://ci/job"},
+		// A backslash escapes a space or a line break, quoted or not.
+		{`host=db password=s3\ cret dbname=k`, "host=db password=xxxxx dbname=k"},
+		{"host=db password='s3\\\ncret' dbname=k", "host=db password=xxxxx dbname=k"},
 		{"postgres://u:s3cret@db:bad port/k", "(a database URL that does not parse)"},
 		// A query with a pair that does not parse: that pair is hidden
 		// whole, the others are kept, their passwords hidden.
