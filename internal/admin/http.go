@@ -324,6 +324,9 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), unboundedKey{}, r.Context()), requestTimeout)
 		defer cancel()
 		fr := r.WithContext(ctx)
+		// A body the client stalls sending is given up in time for its
+		// refusal to be recorded within the bound.
+		oauth2.BoundBodyRead(w, fr)
 		c, err := h.authenticate(fr)
 		if err == nil {
 			err = checkText(r)

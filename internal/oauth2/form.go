@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -90,6 +91,7 @@ func ParseForm(w http.ResponseWriter, r *http.Request) (Form, error) {
 	if asciiOnly && !asciiCompatible[strings.ToLower(cs)] {
 		return nil, Errorf(ErrInvalidRequest, "The request body must be UTF-8 encoded (RFC 6749 Appendix B), not %s.", QuoteForDescription(cs))
 	}
+	BoundBodyRead(w, r)
 	body, err := readBody(http.MaxBytesReader(w, r.Body, MaxFormBytes), r.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -105,6 +107,52 @@ func ParseForm(w http.ResponseWriter, r *http.Request) (Form, error) {
 		return nil, Errorf(ErrInvalidRequest, "The request body declares charset %s and holds characters beyond ASCII, which Keyward reads only as UTF-8 (RFC 6749 Appendix B): send it as UTF-8, with charset=UTF-8 or none.", QuoteForDescription(cs))
 	}
 	return f, err
+}
+
+// RecordMargin is how much of a request's bound (its context's deadline:
+// server.RequestTimeout, the admin API's 20 s) BoundBodyRead keeps for
+// what follows the reading of its body: a client that sends part of a
+// body and stalls has its read given up this long before the deadline,
+// and its refusal is recorded (oauth2.RecordContext keeps the deadline)
+// and answered in that time. Without it the read ended only at keyward
+// serve's 30-second ReadTimeout, past the deadline, and the refusal went
+// unrecorded, with an error logged: a slow client's way to fill the log.
+// An audit write takes milliseconds; 5 s leaves room for a busy store.
+const RecordMargin = 5 * time.Second
+
+// BoundBodyRead sets the read deadline of r's connection to RecordMargin
+// before the deadline of r's context, if it has one, so that a body the
+// client stalls sending fails to read, and is refused, in time to be
+// recorded. Call it before reading the body. It does nothing to a request
+// without a body (http.NoBody), whose connection net/http already reads
+// on its own, to see the client hang up: a read deadline would end that
+// read, and with it the request's context. Once the body is read to its
+// end, net/http clears the deadline for that read. The deadline replaces
+// the server's ReadTimeout one, which keyward serve sets (30 s) past the
+// request's bound.
+//
+// The writer is unwrapped as http.ResponseController does, but without
+// its error for a writer that has no deadlines (httptest's recorder), so
+// that it costs no allocation there either.
+func BoundBodyRead(w http.ResponseWriter, r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	d, ok := r.Context().Deadline()
+	if !ok {
+		return
+	}
+	for {
+		switch t := w.(type) {
+		case interface{ SetReadDeadline(time.Time) error }:
+			t.SetReadDeadline(d.Add(-RecordMargin))
+			return
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return
+		}
+	}
 }
 
 // formType is the media type of a form-encoded body.
