@@ -310,8 +310,14 @@ func summarize(parts []kept) (p50, p90, p99, largest time.Duration) {
 
 // drain is how long Run waits, after a run of duration, for the requests
 // in flight at its end (and, with a rate, those due before it): as long as
-// the run, at most 10 seconds.
-func drain(duration time.Duration) time.Duration { return min(duration, 10*time.Second) }
+// the run, at least 2 seconds and at most 10. Without the floor, a short
+// run on a busy machine (a 200 ms smoke run, its first requests still
+// being answered) had them all cut off, and bench said the server had
+// stopped answering. Answered requests end the wait: only a server that
+// does not answer makes a run wait for it.
+func drain(duration time.Duration) time.Duration {
+	return min(max(duration, 2*time.Second), 10*time.Second)
+}
 
 // pacer holds a worker to its schedule when the load has a rate.
 type pacer struct {

@@ -264,6 +264,26 @@ func TestRunCutOff(t *testing.T) {
 	}
 }
 
+// A short run still waits a while for the requests in flight at its end:
+// a request sent at once that takes 500 ms, in a run of 100 ms, is
+// answered, not cut off, as a first request on a busy machine may take
+// longer than a smoke run lasts.
+func TestRunShortRunDrains(t *testing.T) {
+	var sent atomic.Int64
+	r := Run(context.Background(), Load{Concurrency: 1, Duration: 100 * time.Millisecond}, func(ctx context.Context, w, i int) (int, bool) {
+		sent.Add(1)
+		select {
+		case <-time.After(500 * time.Millisecond):
+			return 200, true
+		case <-ctx.Done():
+			return 0, false
+		}
+	}, nil)
+	if r.Requests != 1 || r.CutOff != 0 || sent.Load() != 1 {
+		t.Fatalf("%d sent, %d requests, %d cut off; want the one request answered", sent.Load(), r.Requests, r.CutOff)
+	}
+}
+
 // With a rate, a stall at the end cuts off the request stalled and every
 // request due before the deadline still waiting behind it at the cutoff:
 // one request every 10 ms for 300 ms is 30; the 6th stalls past the 300 ms
