@@ -552,6 +552,7 @@ func (m *Main) Open(ctx context.Context) error {
 		m.Logger.Warn("created the administrator service account; its key file is the only way in: keep it safe",
 			"account", first.Email, "key_file", path)
 	}
+	m.warnIssuerChanged(ctx, sealer)
 	m.warnAssertionAudienceAPIs(ctx)
 	m.http = &http.Server{
 		Handler:           m.Server,
@@ -616,6 +617,25 @@ func (m *Main) checkNotReplaced(ctx context.Context, master, pepper []byte) erro
 		return errors.New(replaced + " (its signing keys changed)")
 	}
 	return nil
+}
+
+// warnIssuerChanged records --issuer in the store at the first start
+// that gives one, and warns at every start whose issuer is not the one
+// recorded: servers sharing a store with different issuers issue tokens
+// that APIs verifying with the other issuer refuse, depending on which
+// server answered, and a restart with another --issuer changed the iss of
+// every new token. It only warns: a deliberate change goes on.
+func (m *Main) warnIssuerChanged(ctx context.Context, sealer *signer.Sealer) {
+	recorded, err := signer.RecordIssuer(ctx, m.store, sealer, m.Config.Issuer, m.Now())
+	if err != nil {
+		m.Logger.Warn("could not compare this server's issuer with the one recorded in the store", "err", err)
+		return
+	}
+	if recorded == "" || recorded == m.Issuer {
+		return
+	}
+	m.Logger.Warn("this server's issuer is not the one recorded in the store: the tokens it issues name another iss, which APIs verifying with the recorded issuer refuse, and it expects assertions and serves metadata for its own; give every server on this store the same --issuer. If the change is deliberate, start every server with the new issuer and delete the recorded one (DELETE FROM sealed_values WHERE name = 'issuer'), which the next start records anew; until then this warning repeats at every start",
+		"issuer", oauth2.RedactURL(m.Issuer), "recorded_issuer", oauth2.RedactURL(recorded))
 }
 
 // keyFileLookupTimeout bounds the store lookups by which a first start

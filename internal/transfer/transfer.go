@@ -118,6 +118,9 @@ func export(ctx context.Context, s storage.Storage, now time.Time) (Dump, error)
 	if d.SealedValues, err = s.ListSealedValues(ctx); err != nil {
 		return d, err
 	}
+	// The recorded issuer is the deployment's, not the store's: the
+	// store an import makes records the issuer it is started with.
+	d.SealedValues = slices.DeleteFunc(d.SealedValues, func(v storage.SealedValue) bool { return v.Name == signer.IssuerName })
 	if d.Orgs, err = s.ListOrgs(ctx); err != nil {
 		return d, err
 	}
