@@ -490,7 +490,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (c *Cl
 	if err := checkEncoded(h); err != nil {
 		return nil, time.Time{}, err
 	}
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !oauth2.TypeIs(typ, "at+jwt") {
 		// The header is not verified yet: its typ is for logs only.
 		return nil, time.Time{}, invalid("the token's typ is not at+jwt (RFC 9068 §4)", fmt.Errorf("typ %q", typ))
 	}

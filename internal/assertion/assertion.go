@@ -218,20 +218,15 @@ func checkCritical(h jose.Header) error {
 // checkType refuses an assertion whose typ names another kind of JWT
 // Keyward knows, so that none is ever taken for an assertion (RFC 8725
 // §3.11): an access token, at+jwt (RFC 9068 §4), or a DPoP proof,
-// dpop+jwt (RFC 9449 §4.2). A typ without a '/' stands for itself after
-// "application/" (RFC 7515 §4.1.9), and media type names are
-// case-insensitive (RFC 6838 §4.2). RFC 7523 names no typ for an
-// assertion: clients send JWT or none, and any other is accepted.
+// dpop+jwt (RFC 9449 §4.2), in any case, with application/ or without.
+// RFC 7523 names no typ for an assertion: clients send JWT or none, and
+// any other is accepted.
 func checkType(h jose.Header) error {
 	typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
-	const app = "application/"
-	if len(typ) > len(app) && strings.EqualFold(typ[:len(app)], app) {
-		typ = typ[len(app):]
-	}
 	switch {
-	case strings.EqualFold(typ, "at+jwt"):
+	case oauth2.TypeIs(typ, "at+jwt"):
 		return fail(Malformed, "Invalid JWT: the typ header names an access token (at+jwt), not an assertion; sign the assertion with typ JWT, or none.", nil)
-	case strings.EqualFold(typ, "dpop+jwt"):
+	case oauth2.TypeIs(typ, "dpop+jwt"):
 		return fail(Malformed, "Invalid JWT: the typ header names a DPoP proof (dpop+jwt), not an assertion; sign the assertion with typ JWT, or none.", nil)
 	}
 	return nil

@@ -178,15 +178,6 @@ func (e *Error) Error() string {
 	return s
 }
 
-// isProofType reports whether typ names the media type of a DPoP proof,
-// application/dpop+jwt (RFC 9449 §4.2). A typ without a '/' stands for
-// itself after "application/" (RFC 7515 §4.1.9), and media type names
-// are case-insensitive (RFC 6838 §4.2); no character outside ASCII folds
-// to a letter of these names.
-func isProofType(typ string) bool {
-	return strings.EqualFold(typ, "dpop+jwt") || strings.EqualFold(typ, "application/dpop+jwt")
-}
-
 func (e *Error) Unwrap() error { return e.Err }
 
 func refuse(desc string, cause error) *Error { return &Error{Description: desc, Err: cause} }
@@ -238,7 +229,7 @@ func (c *Checker) Check(values []string, req Request) (*Proof, error) {
 	if oauth2.Unencoded(h) {
 		return nil, refuse("the DPoP proof's b64 header must be true or absent: a proof's claims are base64url-encoded, never an unencoded payload (RFC 7797)", nil)
 	}
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !isProofType(typ) {
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !oauth2.TypeIs(typ, "dpop+jwt") {
 		return nil, refuse("the DPoP proof's typ is not dpop+jwt", nil)
 	}
 	jwk := h.JSONWebKey
