@@ -151,10 +151,11 @@ const codeUnavailable = "temporarily_unavailable"
 // account's at most once every 10 s), or, once a fetch of them has
 // failed, while one it did not start is in flight (not waited for): its
 // key may be new, and Error.RetryAfter says when they may be fetched
-// again, when known. A JWT that would be refused whatever its key
-// (expired, another issuer's, for another API) is invalid_token at once
-// instead, whether its key is unknown or the keys could not be fetched.
-// The token may well be valid: try again later. Middleware answers 503 with Retry-After.
+// again, when known. The token may well be valid: try again later.
+// Middleware answers 503 with Retry-After. A JWT that would be refused
+// whatever its key (expired, another issuer's, for another API) is
+// invalid_token at once instead, whether its key is unknown or the keys
+// could not be fetched.
 //
 // Two causes are worth telling apart in logs; both match ErrUnavailable
 // too, and are answered 503 like it, since the caller's token is not at
@@ -240,15 +241,16 @@ type Verifier struct {
 // HTTP client. It fails when the issuer's keys cannot be fetched or
 // parsed, or when none of them can be used and some were left out (an
 // RSA key over 8192 bits, a key go-jose does not parse, one without alg
-// or with use enc), since every token would then be refused; an empty set is accepted.
-// It fails when the metadata's issuer is not issuerURL exactly (RFC 8414
-// §3.3), and, for an https issuer, when the metadata's jwks_uri, or with
-// introspection its introspection_endpoint, is not an https URL: the keys,
-// or the API's credentials and its tokens, would travel over plain HTTP.
-// With WithSelfSignedJWTs it fails for an audience that
-// is the issuer or its token endpoint URL (compared as URLs: scheme and
-// host in any case, trailing slashes): Keyward refuses such API
-// identifiers, since it accepts JWTs with that aud at its token endpoint.
+// or with use enc), since every token would then be refused; an empty
+// set is accepted. It fails when the metadata's issuer is not issuerURL
+// exactly (RFC 8414 §3.3), and, for an https issuer, when the metadata's
+// jwks_uri, or with introspection its introspection_endpoint, is not an
+// https URL: the keys, or the API's credentials and its tokens, would
+// travel over plain HTTP. With WithSelfSignedJWTs it fails for an
+// audience that is the issuer or its token endpoint URL (compared as
+// URLs: scheme and host in any case, trailing slashes): Keyward refuses
+// such API identifiers, since it accepts JWTs with that aud at its token
+// endpoint.
 // issuerURL is Keyward's --issuer, an http or https URL (a trailing slash
 // is ignored); New fails at once for one without a scheme or host, or
 // with a user, query or fragment.
