@@ -306,8 +306,9 @@ func isLoopback(host string) bool {
 
 // dsnPassword finds password settings in a key=value connection string:
 // a value quoted or not, in which a backslash escapes any character, a
-// space or a line break too, as pgx and libpq read it.
-var dsnPassword = regexp.MustCompile(`(?i)(\w*password\s*=\s*)('(?:[^'\\]|\\[\s\S])*'|(?:[^\s\\]|\\[\s\S])+)`)
+// space or a line break too, as pgx and libpq read it. A quote never
+// closed runs to the end of the string.
+var dsnPassword = regexp.MustCompile(`(?i)(\w*password\s*=\s*)('(?:[^'\\]|\\[\s\S])*(?:'|$)|(?:[^\s\\]|\\[\s\S])+)`)
 
 // urlScheme matches a URL scheme (RFC 3986 §3.1).
 var urlScheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*$`)

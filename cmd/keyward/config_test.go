@@ -301,6 +301,9 @@ func TestRedactDSN(t *testing.T) {
 		// A backslash escapes a space or a line break, quoted or not.
 		{`host=db password=s3\ cret dbname=k`, "host=db password=xxxxx dbname=k"},
 		{"host=db password='s3\\\ncret' dbname=k", "host=db password=xxxxx dbname=k"},
+		// A quote not closed (a typo pgx refuses) runs to the end: the
+		// rest of the string may be the password.
+		{"host=db password='s3 cret dbname=k", "host=db password=xxxxx"},
 		{"postgres://u:s3cret@db:bad port/k", "(a database URL that does not parse)"},
 		// A query with a pair that does not parse: that pair is hidden
 		// whole, the others are kept, their passwords hidden.
