@@ -108,7 +108,10 @@ func usersJSON(data []byte) bool {
 // lines.
 func notTextRows(data []byte, isJSON bool) error {
 	var bad []string
-	cols := nulColumns(data)
+	var cols map[int]string
+	if !isJSON {
+		cols = nulColumns(data)
+	}
 	for i, l := range bytes.Split(data, []byte{'\n'}) {
 		switch {
 		case bytes.IndexByte(l, 0) >= 0:
@@ -125,12 +128,9 @@ func notTextRows(data []byte, isJSON bool) error {
 // nulColumns maps each line of data, CSV, with a NUL character in a
 // field to the field's column, " in the email column", as parseUsersCSV
 // reads the fields (the first NUL of a line names it). It reads up to the
-// first row that is not valid CSV; the lines after it, and lines of a
-// JSON file, are not in it, and are reported without a column.
+// first row that is not valid CSV; the lines after it are not in it, and
+// are reported without a column, as are the lines of a JSON file.
 func nulColumns(data []byte) map[int]string {
-	if usersJSON(data) {
-		return nil
-	}
 	cols := map[int]string{}
 	r := csv.NewReader(bytes.NewReader(data))
 	r.FieldsPerRecord = -1

@@ -91,8 +91,8 @@ export function decodeUsers(bytes) {
 // keyward users import names them (admin.notTextRows).
 function textRows(text, notUTF8) {
   const rows = new Rows("");
-  const cols = nulColumns(text);
   const json = isJSON(text);
+  const cols = json ? new Map() : nulColumns(text);
   text.split("\n").forEach((l, k) => {
     if (l.includes("\u0000")) {
       rows.bad.push(`line ${k + 1}: a NUL character (U+0000)${cols.get(k + 1) ?? ""}, which Keyward does not store: remove it`);
@@ -108,11 +108,9 @@ function textRows(text, notUTF8) {
 // nulColumns maps each line of text, CSV, with a NUL character in a
 // field to the field's column, " in the email column", as readCSV reads
 // the fields (the first NUL of a line names it), up to the first row
-// that is not valid CSV; a JSON file's lines are not in it
-// (admin.nulColumns).
+// that is not valid CSV (admin.nulColumns).
 function nulColumns(text) {
   const cols = new Map();
-  if (isJSON(text)) return cols;
   const names = HEADER.split(",");
   try {
     readCSV(text, { add() {} }, (field, j, line) => {
