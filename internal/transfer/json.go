@@ -306,7 +306,7 @@ func decodeWhole(b []byte) (Dump, error) {
 }
 
 // decodeItems decodes b, a dump in Format whose names are each given
-// once (repeated), as UnmarshalJSON's strict decoder does, but an item
+// once (nameScan), as UnmarshalJSON's strict decoder does, but an item
 // at a time, straight into the storage type: that decoder holds a copy
 // of the whole file, and the dumpJSON it fills a second copy of every
 // slice of items. Any error it returns means that UnmarshalJSON's decoder
@@ -385,24 +385,6 @@ func decodeArray[J, T any](dec *json.Decoder, conv func(J) T) ([]T, error) {
 	return out, err
 }
 
-// repeated returns the first name that an object in b, JSON, gives
-// twice, where it is (accounts[3].email; the empty name written ""), or
-// "" if none is: encoding/json
-// matches names in any case (accounts, Accounts), and of a name given
-// twice keeps the last value, dropping the other (a list of accounts
-// pasted under a second "accounts") without a word. b must be valid
-// JSON, as UnmarshalJSON has found it to be; of anything else it returns
-// what it has found so far, or "". It reads b a byte at a time, not a
-// json.Decoder's token at a time, which allocated every value and took
-// most of an import's reading of its file.
-func repeated(b []byte) string {
-	s := nameScan{b: b}
-	if !s.value() {
-		return ""
-	}
-	return s.where()
-}
-
 // repeatedError says which name s found given twice, and where (s.value
 // returned true). The empty name is said to be one, in the object that
 // has it: a path ending in it ("accounts[0].\"\"") reads as a typo.
@@ -419,7 +401,13 @@ func (s *nameScan) repeatedError() error {
 	return fmt.Errorf(`the empty name "" is in %s twice %s`, in, why)
 }
 
-// nameScan reads JSON a byte at a time, for repeated and topFormat.
+// nameScan reads JSON a byte at a time, for UnmarshalJSON's refusal of a
+// name an object gives twice (value, repeatedError) and for topFormat:
+// encoding/json matches names in any case (accounts, Accounts), and of a
+// name given twice keeps the last value, dropping the other (a list of
+// accounts pasted under a second "accounts") without a word. A byte at
+// a time, not a json.Decoder's token at a time, which allocated every
+// value and took most of an import's reading of its file.
 type nameScan struct {
 	b    []byte
 	i    int       // the next byte to read
@@ -615,7 +603,7 @@ func (s *nameScan) folded(quoted []byte) []byte {
 	return s.fold
 }
 
-// where is s.path as repeated names it: accounts[3].email. The empty
+// where is s.path as repeatedError names it: accounts[3].email. The empty
 // name is written as JSON writes it, "" (accounts[3]."".x), not as
 // nothing.
 func (s *nameScan) where() string {
