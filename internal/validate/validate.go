@@ -132,20 +132,20 @@ func TokenFormat(f string, allowEmpty bool) error {
 
 // Label refuses a display name or description that is too long, is not
 // UTF-8 text (a byte of no character, which a JSON encoder would send as
-// U+FFFD), or holds a control character (C0, DEL or C1, line breaks and tabs too) or a line
-// or paragraph separator (U+2028, U+2029): they are shown on one line in
-// terminals and the console, where control characters could rewrite what
-// an administrator sees. It refuses too the invisible format characters
-// (Unicode category Cf) that make a label read as another
-// (hiddenInLabel): the bidi marks, embeddings, overrides and isolates
-// (U+200E, U+200F, U+061C, U+202A to U+202E, U+2066 to U+2069; U+202E
-// shows the text after it reversed), the zero-width space U+200B, the
-// word joiner U+2060, the soft hyphen U+00AD, U+FEFF and the others. It
-// keeps the zero-width non-joiner and joiner (U+200C, U+200D), which
-// emoji sequences and Persian and Indic text need, the visible prepended
-// concatenation marks (the Arabic number sign U+0600, …), and the tag
-// characters of the three flag emoji made of them (England, Scotland,
-// Wales), whose tags are hidden text anywhere else.
+// U+FFFD), or holds a control character (C0, DEL or C1, line breaks and
+// tabs too) or a line or paragraph separator (U+2028, U+2029): they are
+// shown on one line in terminals and the console, where control
+// characters could rewrite what an administrator sees. It refuses too the
+// invisible format characters (Unicode category Cf) that make a label
+// read as another (hiddenInLabel): the bidi marks, embeddings, overrides
+// and isolates (U+200E, U+200F, U+061C, U+202A to U+202E, U+2066 to
+// U+2069; U+202E shows the text after it reversed), the zero-width space
+// U+200B, the word joiner U+2060, the soft hyphen U+00AD, U+FEFF and the
+// others. It keeps the zero-width non-joiner and joiner (U+200C, U+200D),
+// which emoji sequences and Persian and Indic text need, the visible
+// prepended concatenation marks (the Arabic number sign U+0600, …), and
+// the tag characters of the three flag emoji made of them (England,
+// Scotland, Wales), whose tags are hidden text anywhere else.
 func Label(field, v string, max int) error {
 	if n := utf8.RuneCountInString(v); n > max {
 		return fmt.Errorf("The %s is %d characters long; at most %d are allowed.", field, n, max)
