@@ -609,41 +609,79 @@ func decodeBody(r *http.Request, v any, optional bool) error {
 func memberProblem(body []byte, v any) string {
 	names := map[string]bool{}
 	jsonFieldNames(reflect.TypeOf(v), names, map[reflect.Type]bool{})
+	var seen []map[string]bool // by depth: the names of the object open there
+	var problem string
+	walkJSON(body, func(depth int, first bool, name string) bool {
+		for len(seen) <= depth {
+			seen = append(seen, nil)
+		}
+		if first {
+			seen[depth] = map[string]bool{}
+		}
+		if !names[name] {
+			for known := range names {
+				if strings.EqualFold(known, name) {
+					problem = fmt.Sprintf("The request body has a field this endpoint does not take: %s (field names are case-sensitive: %q).", quoteClip(name), known)
+					return true
+				}
+			}
+		} else if seen[depth][name] {
+			problem = fmt.Sprintf("The request body has the field %q more than once in one object; give it once.", name)
+			return true
+		}
+		seen[depth][name] = true
+		return false
+	}, nil)
+	return problem
+}
+
+// walkJSON reads the JSON document body token by token, to its end or
+// to the first token it cannot read, and stops early when a call
+// returns true. It calls member, if not nil, with each name of an
+// object's member, the object's depth (how many arrays and objects
+// enclose it) and whether the name is the object's first; and value,
+// if not nil, with each other token that is not a delimiter, and the
+// name of the member of the innermost object it is in (an array's
+// elements being its member's), "" when none.
+func walkJSON(body []byte, member func(depth int, first bool, name string) (stop bool), value func(tok json.Token, name string) (stop bool)) {
 	type frame struct {
-		object, wantName bool
-		seen             map[string]bool
+		object, wantName, named bool
+		name                    string // the innermost object's member being read
 	}
 	var stack []frame
 	dec := json.NewDecoder(bytes.NewReader(body))
 	for {
 		tok, err := dec.Token()
 		if err != nil {
-			return ""
+			return
 		}
+		n := len(stack)
 		switch tok {
 		case json.Delim('{'), json.Delim('['):
-			stack = append(stack, frame{object: tok == json.Delim('{'), wantName: tok == json.Delim('{')})
+			f := frame{object: tok == json.Delim('{'), wantName: tok == json.Delim('{')}
+			if !f.object && n > 0 {
+				f.name = stack[n-1].name
+			}
+			stack = append(stack, f)
 			continue
 		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
+			stack = stack[:n-1]
 		default:
-			if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantName {
+			if n > 0 && stack[n-1].object && stack[n-1].wantName {
 				f := &stack[n-1]
 				name, _ := tok.(string)
-				if !names[name] {
-					for known := range names {
-						if strings.EqualFold(known, name) {
-							return fmt.Sprintf("The request body has a field this endpoint does not take: %s (field names are case-sensitive: %q).", quoteClip(name), known)
-						}
-					}
-				} else if f.seen[name] {
-					return fmt.Sprintf("The request body has the field %q more than once in one object; give it once.", name)
+				if member != nil && member(n-1, !f.named, name) {
+					return
 				}
-				if f.seen == nil {
-					f.seen = map[string]bool{}
-				}
-				f.seen[name], f.wantName = true, false
+				f.name, f.named, f.wantName = name, true, false
 				continue
+			}
+			name := ""
+			if n > 0 {
+				name = stack[n-1].name
+			}
+			if value != nil && value(tok, name) {
+				return
 			}
 		}
 		// A value ended: the object it is in wants its next member's name.
@@ -797,46 +835,17 @@ func nulField(body []byte) string {
 	if !json.Valid(body) {
 		return ""
 	}
-	type frame struct {
-		object, wantName bool
-		name             string
-	}
-	var stack []frame
-	dec := json.NewDecoder(bytes.NewReader(body))
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return ""
+	var field string
+	walkJSON(body, func(_ int, _ bool, name string) bool {
+		return strings.IndexByte(name, 0) >= 0
+	}, func(tok json.Token, name string) bool {
+		if s, _ := tok.(string); strings.IndexByte(s, 0) >= 0 {
+			field = name
+			return true
 		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			stack = append(stack, frame{object: tok == json.Delim('{'), wantName: tok == json.Delim('{')})
-			continue
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-		default:
-			s, _ := tok.(string)
-			if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantName {
-				if strings.IndexByte(s, 0) >= 0 {
-					return ""
-				}
-				stack[n-1].name, stack[n-1].wantName = s, false
-				continue
-			}
-			if strings.IndexByte(s, 0) >= 0 {
-				for i := len(stack) - 1; i >= 0; i-- {
-					if stack[i].object {
-						return stack[i].name
-					}
-				}
-				return ""
-			}
-		}
-		// A value ended: the object it is in wants its next member's name.
-		if n := len(stack); n > 0 && stack[n-1].object {
-			stack[n-1].wantName = true
-		}
-	}
+		return false
+	})
+	return field
 }
 
 // clientIDRE matches a client ID, as a page token of the account listing.
