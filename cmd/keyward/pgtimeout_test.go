@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,9 @@ func TestTokenRequestStatementTimeoutAndConnectionEnded(t *testing.T) {
 	setup := onOneStore(t)
 	a := startServer(t, setup)
 	acct, secret := testkeyward.OrdersJob(t, a.Server.Admin, changeActor)
+	// Server b's connections have an application_name of their own, so
+	// that the test ends b's session, and no other (a's, for one).
+	bApp := "keyward-pgtimeout-b-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	b := startServer(t, setup, func(m *Main) {
 		// A timeout of this server's every statement, not of the test's:
 		// long enough for its start on a loaded machine.
@@ -34,6 +38,7 @@ func TestTokenRequestStatementTimeoutAndConnectionEnded(t *testing.T) {
 		}
 		q := u.Query()
 		q.Set("statement_timeout", "2000")
+		q.Set("application_name", bApp)
 		u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
 		m.Config.DB = u.String()
 		m.Config.CacheTTL = 0 // every request reads the store
@@ -84,28 +89,30 @@ func TestTokenRequestStatementTimeoutAndConnectionEnded(t *testing.T) {
 			if _, err := locker.ExecContext(ctx, "LOCK TABLE "+tc.table+" IN ACCESS EXCLUSIVE MODE"); err != nil {
 				t.Fatal(err)
 			}
-			ended := make(chan int, 1)
+			ended := make(chan string, 1) // the application_name of the session ended
 			if tc.end {
-				// End the session that waits on the locker: this test's
-				// server's, as no other waits on this schema's tables.
+				// End server b's session that waits on the locker, and no
+				// other: the pid and application_name of the one ended
+				// are read from the same row as pg_terminate_backend's.
 				go func() {
 					for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(5 * time.Millisecond) {
-						var n int
-						db.QueryRowContext(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", pid).Scan(&n)
-						if n > 0 {
-							ended <- n
+						var app string
+						var ok bool
+						err := db.QueryRowContext(ctx, "SELECT application_name, pg_terminate_backend(pid) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)) AND application_name = $2 LIMIT 1", pid, bApp).Scan(&app, &ok)
+						if err == nil && ok {
+							ended <- app
 							return
 						}
 					}
-					ended <- 0
+					ended <- ""
 				}()
 			}
 			start := time.Now()
 			s, h, body := token()
 			took := time.Since(start)
 			if tc.end {
-				if n := <-ended; n == 0 {
-					t.Fatal("no session of the server waited on the locked table")
+				if app := <-ended; app != bApp {
+					t.Fatalf("session ended: application_name %q, want server b's %q waiting on the locked table", app, bApp)
 				}
 			}
 			if s != 503 || body["error"] != "temporarily_unavailable" || body["access_token"] != nil || h.Get("Retry-After") == "" {
