@@ -48,7 +48,8 @@ func TestTokenRequestStatementTimeoutAndConnectionEnded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	token := func() (int, http.Header, map[string]any) {
+	token := func(t *testing.T) (int, http.Header, map[string]any) {
+		t.Helper()
 		form := url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}}
 		req, _ := http.NewRequest("POST", b.URL()+"/token", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -62,7 +63,7 @@ func TestTokenRequestStatementTimeoutAndConnectionEnded(t *testing.T) {
 		json.NewDecoder(resp.Body).Decode(&body)
 		return resp.StatusCode, resp.Header, body
 	}
-	if s, _, body := token(); s != 200 {
+	if s, _, body := token(t); s != 200 {
 		t.Fatalf("token before: %d %v", s, body)
 	}
 	for _, tc := range []struct {
@@ -94,11 +95,14 @@ func TestTokenRequestStatementTimeoutAndConnectionEnded(t *testing.T) {
 				// End server b's session that waits on the locker, and no
 				// other: the pid and application_name of the one ended
 				// are read from the same row as pg_terminate_backend's.
+				// The poll stops with the subtest, should it fail first.
+				pollCtx, cancel := context.WithCancel(ctx)
+				t.Cleanup(cancel)
 				go func() {
-					for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(5 * time.Millisecond) {
+					for start := time.Now(); time.Since(start) < 10*time.Second && pollCtx.Err() == nil; time.Sleep(5 * time.Millisecond) {
 						var app string
 						var ok bool
-						err := db.QueryRowContext(ctx, "SELECT application_name, pg_terminate_backend(pid) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)) AND application_name = $2 LIMIT 1", pid, bApp).Scan(&app, &ok)
+						err := db.QueryRowContext(pollCtx, "SELECT application_name, pg_terminate_backend(pid) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)) AND application_name = $2 LIMIT 1", pid, bApp).Scan(&app, &ok)
 						if err == nil && ok {
 							ended <- app
 							return
@@ -108,7 +112,7 @@ func TestTokenRequestStatementTimeoutAndConnectionEnded(t *testing.T) {
 				}()
 			}
 			start := time.Now()
-			s, h, body := token()
+			s, h, body := token(t)
 			took := time.Since(start)
 			if tc.end {
 				if app := <-ended; app != bApp {
@@ -122,7 +126,7 @@ func TestTokenRequestStatementTimeoutAndConnectionEnded(t *testing.T) {
 				t.Errorf("token answered after %v, want within the 2 s statement_timeout and some", took)
 			}
 			locker.Rollback()
-			if s, _, body := token(); s != 200 {
+			if s, _, body := token(t); s != 200 {
 				t.Errorf("token once the table is free: %d %v", s, body)
 			}
 		})
