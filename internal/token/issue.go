@@ -188,8 +188,9 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 	if c := is.delegatedSince; is.delegated && near(c) {
 		issueIn = max(issueIn, c.Unix())
 	}
-	// sent is when the answer goes: now, or the second waited for.
-	sent := req.Now
+	// notBefore is the earliest the answer can go: the request's time,
+	// or the second waited for.
+	notBefore := req.Now
 	if issueIn > now.Unix() {
 		// The account's tokens were revoked in this second (sa
 		// revoke-tokens), or its certificate tokens (a change of its
@@ -208,7 +209,7 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 			t.Stop()
 			return nil, oauth2.StoreUnavailable(ctx.Err())
 		}
-		now, sent = next, next
+		now, notBefore = next, next
 	}
 	claims := oauth2.AccessClaims{
 		Issuer:      h.cfg.Issuer,
@@ -307,10 +308,16 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 	if jkt != "" {
 		tokenType = oauth2.TokenTypeDPoP // RFC 9449 §5
 	}
-	// expires_in is the whole seconds from sent to exp, rounded down: a
-	// client reuses the token for that long (RFC 6749 §5.1, and the
-	// service-account flow's "duration window"), and exp, in whole
-	// seconds, leaves a token issued within a second less than lifetime.
-	expiresIn := int64(time.Unix(claims.Expiry, 0).Sub(sent) / time.Second)
+	// expires_in is the whole seconds from when the answer goes (now,
+	// after the store's write; not before notBefore, whatever the clock
+	// says) to exp, rounded down, and never below 0: a client reuses the
+	// token for that long (RFC 6749 §5.1, and the service-account flow's
+	// "duration window"), and exp, in whole seconds, leaves a token issued
+	// within a second less than lifetime.
+	sent := h.now()
+	if sent.Before(notBefore) {
+		sent = notBefore
+	}
+	expiresIn := max(int64(time.Unix(claims.Expiry, 0).Sub(sent)/time.Second), 0)
 	return &Response{AccessToken: raw, TokenType: tokenType, ExpiresIn: expiresIn, Scope: scope}, nil
 }

@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -55,10 +56,12 @@ var (
 // env is the token endpoint on a real SQLite store, with the fixtures
 // every case shares.
 type env struct {
-	h       http.Handler
-	store   storage.Storage
-	signer  *signer.Signer
-	now     time.Time
+	h      http.Handler
+	store  storage.Storage
+	signer *signer.Signer
+	now    time.Time
+	// clock, if set, is every clock's time instead of now.
+	clock   func() time.Time
 	job     storage.Account
 	rsKey   *rsa.PrivateKey   // job's RS256 key "rs"
 	esKey   *ecdsa.PrivateKey // job's uploaded ES256 key "es"
@@ -98,7 +101,12 @@ func newEnvOn(t *testing.T, cached bool) *env {
 	if cached {
 		dir = cache.New(st, cache.Options{TTL: time.Hour, Now: func() time.Time { return e.now }})
 	}
-	now := func() time.Time { return e.now }
+	now := func() time.Time {
+		if e.clock != nil {
+			return e.clock()
+		}
+		return e.now
+	}
 	sealer, _ := signer.NewSealer(make([]byte, 32))
 	e.signer, err = signer.New(ctx, st, sealer, signer.Config{Policy: signer.Policy{Algorithm: "ES256", RetainFor: time.Hour}, Now: now})
 	if err != nil {
@@ -715,7 +723,8 @@ func TestEveryTokenHasItsOwnJTI(t *testing.T) {
 // whole seconds: a token issued within a second lives less than the
 // account's lifetime, and expires_in says so (Google's endpoint answers
 // 3599 for an hour). One that waited for the second after a revocation is
-// sent then, and lives the whole lifetime from it.
+// sent then, and lives the whole lifetime from it. The answer goes after
+// the store has recorded the token: a slow write shortens expires_in.
 func TestExpiresInCountsToExp(t *testing.T) {
 	for _, tt := range []struct {
 		name          string
@@ -724,11 +733,16 @@ func TestExpiresInCountsToExp(t *testing.T) {
 		wantExpiresIn int64
 		wantExp       int64
 		sent          time.Time // when the answer goes
+		// later, if set, is the clock's time after its first read (the
+		// request's time): the store's write takes that long.
+		later time.Time
 	}{
 		{name: "on a whole second", now: t0, wantExpiresIn: 1800, wantExp: t0.Unix() + 1800, sent: t0},
 		{name: "within a second", now: t0.Add(400 * time.Millisecond), wantExpiresIn: 1799, wantExp: t0.Unix() + 1800, sent: t0.Add(400 * time.Millisecond)},
 		{name: "after waiting for a revocation by a replica ahead", now: t0.Add(400 * time.Millisecond), revokedBefore: t0.Add(1900 * time.Millisecond),
 			wantExpiresIn: 1800, wantExp: t0.Unix() + 2 + 1800, sent: t0.Add(2 * time.Second)},
+		{name: "after a slow write", now: t0.Add(400 * time.Millisecond), later: t0.Add(1500 * time.Millisecond),
+			wantExpiresIn: 1798, wantExp: t0.Unix() + 1800, sent: t0.Add(1500 * time.Millisecond)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -741,24 +755,34 @@ func TestExpiresInCountsToExp(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			w := e.do(request{body: form(sign(t, e.rsKey, jose.RS256, "rs", claims(nil), nil))})
+			body := form(sign(t, e.rsKey, jose.RS256, "rs", claims(nil), nil))
+			if !tt.later.IsZero() {
+				var reads atomic.Int32
+				e.clock = func() time.Time {
+					if reads.Add(1) == 1 {
+						return tt.now
+					}
+					return tt.later
+				}
+			}
+			w := e.do(request{body: body})
 			if w.Code != 200 {
 				t.Fatalf("%d %s", w.Code, w.Body)
 			}
-			var body struct {
+			var answer struct {
 				AccessToken string `json:"access_token"`
 				ExpiresIn   int64  `json:"expires_in"`
 			}
-			json.Unmarshal(w.Body.Bytes(), &body)
+			json.Unmarshal(w.Body.Bytes(), &answer)
 			var c oauth2.AccessClaims
-			if err := e.signer.Verify(body.AccessToken, &c); err != nil {
+			if err := e.signer.Verify(answer.AccessToken, &c); err != nil {
 				t.Fatal(err)
 			}
-			if body.ExpiresIn != tt.wantExpiresIn || c.Expiry != tt.wantExp {
-				t.Fatalf("expires_in %d, exp %d; want %d, %d", body.ExpiresIn, c.Expiry, tt.wantExpiresIn, tt.wantExp)
+			if answer.ExpiresIn != tt.wantExpiresIn || c.Expiry != tt.wantExp {
+				t.Fatalf("expires_in %d, exp %d; want %d, %d", answer.ExpiresIn, c.Expiry, tt.wantExpiresIn, tt.wantExp)
 			}
-			if end := tt.sent.Add(time.Duration(body.ExpiresIn) * time.Second); end.After(time.Unix(c.Expiry, 0)) {
-				t.Fatalf("expires_in %d from %s ends at %s, after exp %s", body.ExpiresIn, tt.sent, end, time.Unix(c.Expiry, 0).UTC())
+			if end := tt.sent.Add(time.Duration(answer.ExpiresIn) * time.Second); end.After(time.Unix(c.Expiry, 0)) {
+				t.Fatalf("expires_in %d from %s ends at %s, after exp %s", answer.ExpiresIn, tt.sent, end, time.Unix(c.Expiry, 0).UTC())
 			}
 		})
 	}
