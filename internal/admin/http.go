@@ -141,7 +141,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 			return 0, nil, err
 		}
 		// The path as sent: decoded, /v1/x/%2F/y would read /v1/x///y.
-		return 0, nil, notFound("There is no admin endpoint %s %s.", oauth2.Truncate(r.Method, 16), oauth2.ShownPath(r.URL.EscapedPath(), 200))
+		return 0, nil, notFound("There is no admin endpoint %s %s.", oauth2.Truncate(r.Method, 16), oauth2.ShownRequestPath(r, 200))
 	})))
 }
 
@@ -374,7 +374,7 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 			if r.Context().Err() != nil {
 				level, msg = slog.LevelInfo, "admin request canceled: the client hung up before the answer"
 			}
-			h.log.Log(r.Context(), level, msg, "method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownPath(r.URL.EscapedPath(), maxAuditPath), "err", err)
+			h.log.Log(r.Context(), level, msg, "method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownRequestPath(r, maxAuditPath), "err", err)
 			oe = oauth2.Unavailable("The server cannot complete the request right now; try again later.")
 		}
 		if st := oe.HTTPStatus(); st >= 400 && st < 500 {

@@ -115,7 +115,7 @@ func (h *Handler) refused(r *http.Request, c caller, oe *oauth2.Error) *oauth2.E
 		// Why the token was refused, for the server's log too, as the
 		// token endpoint logs its refusals: the request line alone (a
 		// 401 or 403) does not say. Never the token.
-		attrs := []any{"method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownPath(r.URL.EscapedPath(), maxAuditPath),
+		attrs := []any{"method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownRequestPath(r, maxAuditPath),
 			"error", oe.Code, "description", oe.Description, "reason", failed.reason}
 		if failed.clientID != "" {
 			attrs = append(attrs, "token_client_id", failed.clientID)
@@ -133,7 +133,7 @@ func (h *Handler) refusalData(r *http.Request, oe *oauth2.Error, failed *authFai
 		// Escaped, the path is printable ASCII: no control character or
 		// NUL the caller put in it reaches the log or a terminal; nor a
 		// credential given in it (a client secret for its ID, say).
-		"path":        oauth2.ShownPath(r.URL.EscapedPath(), maxAuditPath),
+		"path":        oauth2.ShownRequestPath(r, maxAuditPath),
 		"status":      strconv.Itoa(oe.HTTPStatus()),
 		"error":       oe.Code,
 		"description": oe.Description,
@@ -159,7 +159,7 @@ func (h *Handler) writeRefusal(r *http.Request, c caller, source string, oe *oau
 		Actor: c.ID, Source: source, Data: data,
 	}}})
 	if err != nil {
-		h.log.ErrorContext(r.Context(), "admin request refused, and its audit event could not be written", "method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownPath(r.URL.EscapedPath(), maxAuditPath), "err", err, "refusal", oe.Error())
+		h.log.ErrorContext(r.Context(), "admin request refused, and its audit event could not be written", "method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownRequestPath(r, maxAuditPath), "err", err, "refusal", oe.Error())
 		return oauth2.Unrecorded()
 	}
 	return oe

@@ -163,7 +163,7 @@ const maxShownPath = 200
 // without a credential given in it (oauth2.ShownPath), and cut at
 // maxShownPath bytes.
 func shownPath(r *http.Request) string {
-	return oauth2.ShownPath(r.URL.EscapedPath(), maxShownPath)
+	return oauth2.ShownRequestPath(r, maxShownPath)
 }
 
 // plain writes a short text answer.

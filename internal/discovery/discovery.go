@@ -190,7 +190,7 @@ func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, err error)
 	if r.Context().Err() != nil {
 		level, msg = slog.LevelInfo, "account keys not served: the client hung up before the answer"
 	}
-	h.log.Log(r.Context(), level, msg, "path", oauth2.ShownPath(r.URL.EscapedPath(), maxLoggedPath), "err", err)
+	h.log.Log(r.Context(), level, msg, "path", oauth2.ShownRequestPath(r, maxLoggedPath), "err", err)
 	oauth2.WriteError(w, oauth2.StoreUnavailable(err))
 }
 

@@ -2,6 +2,7 @@ package oauth2
 
 import (
 	"encoding/base64"
+	"net/http"
 	"net/url"
 	"strings"
 )
@@ -96,6 +97,14 @@ func ShownPath(p string, n int) string {
 		}
 	}
 	return truncatePath(strings.Join(segs, "/"), n)
+}
+
+// ShownRequestPath is ShownPath of r's path as it came, escaped
+// (URL.EscapedPath): the form every log line, audit event and error
+// description shows, so none shows a decoded path ("/a%2Fb" as "/a/b") or
+// misses an escaped credential.
+func ShownRequestPath(r *http.Request, n int) string {
+	return ShownPath(r.URL.EscapedPath(), n)
 }
 
 // truncatePath is Truncate(p, n), cut before a "%" in the last two bytes

@@ -1,6 +1,7 @@
 package oauth2
 
 import (
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -56,6 +57,22 @@ func TestShownPath(t *testing.T) {
 				t.Errorf("ShownPath(%q, %d) = %q, want %q", tt.path, tt.n, got, tt.want)
 			}
 		})
+	}
+}
+
+// ShownRequestPath shows a request's path as it came, escapes and all:
+// an escaped slash stays one, and an escaped credential is still hidden.
+func TestShownRequestPath(t *testing.T) {
+	secret := SecretPrefix + strings.Repeat("Zs9", 14) + "x"
+	for _, tt := range []struct{ target, want string }{
+		{"/v1/apis/a%2Fb", "/v1/apis/a%2Fb"},
+		{"/v1/service-accounts/x/secrets/kw%5F" + secret[3:] + "/disable", "/v1/service-accounts/x/secrets/(credential)/disable"},
+		{"/v1/" + strings.Repeat("%2F", 100), "/v1/" + strings.Repeat("%2F", 65) + "…"},
+	} {
+		r := httptest.NewRequest("GET", tt.target, nil)
+		if got := ShownRequestPath(r, 200); got != tt.want {
+			t.Errorf("ShownRequestPath(%q, 200) = %q, want %q", tt.target, got, tt.want)
+		}
 	}
 }
 

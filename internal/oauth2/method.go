@@ -40,5 +40,5 @@ func NotFound(r *http.Request) *Error {
 // without a credential given in it (ShownPath), and cut to 200 bytes, so
 // that the description does not grow with the request line.
 func shownRequestPath(r *http.Request) string {
-	return ShownPath(r.URL.EscapedPath(), 200)
+	return ShownRequestPath(r, 200)
 }

@@ -317,7 +317,7 @@ func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.ErrorContext(r.Context(), "panic serving request", "method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownPath(r.URL.EscapedPath(), maxLoggedPath), "panic", v, "stack", string(debug.Stack()))
+				log.ErrorContext(r.Context(), "panic serving request", "method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownRequestPath(r, maxLoggedPath), "panic", v, "stack", string(debug.Stack()))
 				oauth2.WriteError(w, oauth2.Errorf(oauth2.ErrServerError, "The server could not complete the request."))
 			}
 		}()
@@ -380,7 +380,7 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 			return
 		}
 		log.LogAttrs(r.Context(), level, "request",
-			slog.String("id", id), slog.String("method", oauth2.Truncate(r.Method, 16)), slog.String("path", oauth2.ShownPath(r.URL.EscapedPath(), maxLoggedPath)),
+			slog.String("id", id), slog.String("method", oauth2.Truncate(r.Method, 16)), slog.String("path", oauth2.ShownRequestPath(r, maxLoggedPath)),
 			slog.Int("status", sw.status), slog.Duration("took", time.Since(start)), slog.String("source", oauth2.RemoteIP(r)))
 	})
 }
