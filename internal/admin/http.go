@@ -568,7 +568,9 @@ const jsonSpace = " \t\r\n"
 func decodeBody(r *http.Request, v any, optional bool) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 	if err != nil {
-		return invalid("The request body could not be read.")
+		// The read's error (a stalled body's i/o timeout, say) is for the
+		// log, as the token endpoint's: the client is told only this.
+		return oauth2.Errorf(oauth2.ErrInvalidRequest, "The request body could not be read.").WithCause(err)
 	}
 	if len(body) > MaxBodyBytes {
 		return &oauth2.Error{Code: oauth2.ErrInvalidRequest, Status: http.StatusRequestEntityTooLarge,

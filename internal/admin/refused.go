@@ -88,7 +88,8 @@ const maxAuditPath = 200
 //
 // A request refused for its token (none, malformed, unknown, inactive,
 // without the admin scope, not an administrator's, …) is also logged at
-// INFO with the reason, unless answered 429 or 503, which log their own.
+// INFO with the reason, and one with a cause (a body that could not be
+// read) with the cause, unless answered 429 or 503, which log their own.
 func (h *Handler) refused(r *http.Request, c caller, oe *oauth2.Error) *oauth2.Error {
 	status := oe.HTTPStatus()
 	if c.ID != "" && status == http.StatusNotFound && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
@@ -111,14 +112,20 @@ func (h *Handler) refused(r *http.Request, c caller, oe *oauth2.Error) *oauth2.E
 		}
 	}
 	sent := h.writeRefusal(r, c, source, oe, h.refusalData(r, oe, failed))
-	if failed != nil && sent == oe {
-		// Why the token was refused, for the server's log too, as the
+	if (failed != nil || oe.Err != nil) && sent == oe {
+		// Why the token was refused, or the cause of a refusal that has
+		// one (the body's read error), for the server's log too, as the
 		// token endpoint logs its refusals: the request line alone (a
-		// 401 or 403) does not say. Never the token.
+		// 401 or 400) does not say. Never the token.
 		attrs := []any{"method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownRequestPath(r, maxAuditPath),
-			"error", oe.Code, "description", oe.Description, "reason", failed.reason}
-		if failed.clientID != "" {
-			attrs = append(attrs, "token_client_id", failed.clientID)
+			"error", oe.Code, "description", oe.Description}
+		if failed != nil {
+			attrs = append(attrs, "reason", failed.reason)
+			if failed.clientID != "" {
+				attrs = append(attrs, "token_client_id", failed.clientID)
+			}
+		} else {
+			attrs = append(attrs, "cause", oe.Err.Error())
 		}
 		h.log.InfoContext(r.Context(), "admin request refused", append(attrs, "source", source)...)
 	}

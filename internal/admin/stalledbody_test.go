@@ -35,6 +35,12 @@ func TestStalledBodyRefusalRecorded(t *testing.T) {
 	if took > bound {
 		t.Errorf("answered and closed after %v, past the bound %v", took, bound)
 	}
+	// The read's error reaches the log, as the token endpoint's refusal
+	// logs it: the 400 alone does not say why.
+	if !strings.Contains(f.logs.String(), `level=INFO msg="admin request refused" method=POST path=/v1/apis error=invalid_request description="The request body could not be read." cause=`) ||
+		!strings.Contains(f.logs.String(), "i/o timeout") {
+		t.Errorf("no admin request refused line with the read's error:\n%s", f.logs.String())
+	}
 	if strings.Contains(f.logs.String(), "level=ERROR") {
 		t.Errorf("an error logged:\n%s", f.logs.String())
 	}
