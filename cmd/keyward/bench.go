@@ -107,13 +107,13 @@ fleet of independent callers does, and a request that falls due while its
 client still waits on a slow answer counts its latency from when it was
 due, so that wait is measured, not omitted. Use it for the latency at a
 given load. No request is sent after --duration, but those unanswered
-then are waited for (as long again, at least 2s, at most 10s) and counted, and with
---rate so are those that fell due before it; those still unanswered (or
-due and unsent) after that are cut off, and the scenario's note (and
-cut_off in -o json) says how many. An interrupted run (Ctrl-C)
-reports what it measured and fails; one killed outright stops its server
-with it, and the next run removes the temporary store it left (directory
-or PostgreSQL schema).
+then are waited for (as long again, at least 2s, at most 10s) and
+counted, and with --rate so are those that fell due before it; those
+still unanswered (or due and unsent) after that are cut off, and the
+scenario's note (and cut_off in -o json) says how many. An interrupted
+run (Ctrl-C) reports what it measured and fails; one killed outright
+stops its server with it, and the next run removes the temporary store
+it left (directory or PostgreSQL schema).
 
 ` + strings.Join(wrapText("Scenarios: "+strings.Join(allScenarios, ", ")+".", 76), "\n") + `
 
