@@ -299,10 +299,6 @@ func checkAPIScopes(scopes []string) error {
 	return invalidErr(validate.APIScopes(scopes))
 }
 
-// validScopeName reports whether sc can name a scope: a scope token (RFC
-// 6749 §3.3) of at most 200 bytes.
-func validScopeName(sc string) bool { return validate.ScopeName(sc) }
-
 // holderList names the holders of a ScopesHeldError, and how many more
 // there are.
 func holderList(held *storage.ScopesHeldError) string {
