@@ -62,7 +62,11 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	}
 	if err := p.Resolve(ctx, req.Source, h.lookupAccount, h.auth.Throttled); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
-			return nil, fail(oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid grant: account not found."))
+			// Answered as a signature no key of a known account verifies:
+			// one signing with a key of its own must not learn which iss
+			// names an account (client authentication hides an unknown
+			// client alike). The log and the audit event say why.
+			return nil, fail(oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid JWT Signature.").WithCause(errors.New("no account has the iss")))
 		}
 		return nil, err
 	}
