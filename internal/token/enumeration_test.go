@@ -2,6 +2,8 @@ package token_test
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
@@ -29,5 +31,37 @@ func TestJWTBearerUnknownAccountAnswersAsBadSignature(t *testing.T) {
 			}
 			e.lastEvent(t, "token.refused", "invalid_grant")
 		})
+	}
+}
+
+// TestJWTBearerAuthenticatedClientCannotProbeAccounts: a client that
+// authenticates (here with job's secret, a low-privilege credential) and
+// sends an assertion whose iss names another account is refused the same
+// way whether that account exists or not: the answer must not be an
+// oracle for which emails and IDs are accounts.
+func TestJWTBearerAuthenticatedClientCannotProbeAccounts(t *testing.T) {
+	e := newEnv(t)
+	auth := http.Header{"Authorization": {basicAuth(e.job.ID, jobSecret)}}
+	var first *httptest.ResponseRecorder
+	for i, name := range []string{"other@proj.iam.test", "100000000000000000002", "ghost@proj.iam.test", "100000000000000000099"} {
+		a := sign(t, e.esKey, jose.ES256, "es", claims(func(c map[string]any) { c["iss"] = name }), nil)
+		w := e.do(request{body: form(a), header: auth, remote: fmt.Sprintf("192.0.2.%d", 210+i)})
+		if w.Code != 400 {
+			t.Fatalf("iss %s: %d %s, want 400", name, w.Code, w.Body)
+		}
+		if first == nil {
+			first = w
+			continue
+		}
+		if w.Body.String() != first.Body.String() {
+			t.Fatalf("iss %s: %s; iss other@proj.iam.test: %s: the difference tells which accounts exist", name, w.Body, first.Body)
+		}
+	}
+	// The client's own account, by email or ID, still works.
+	for _, name := range []string{e.job.Email, e.job.ID} {
+		a := sign(t, e.esKey, jose.ES256, "es", claims(func(c map[string]any) { c["iss"] = name }), nil)
+		if w := e.do(request{body: form(a), header: auth, remote: "192.0.2.220"}); w.Code != 200 {
+			t.Fatalf("iss %s, the client's own account: %d %s", name, w.Code, w.Body)
+		}
 	}
 }

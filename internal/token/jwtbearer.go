@@ -59,6 +59,12 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 		// audit event name it): the iss as sent, as a client ID sent
 		// with a secret is named.
 		req.Audit.ClientID = clientauth.PresentedID(c.Issuer)
+	} else if a := req.Client.Account; c.Issuer != a.ID && c.Issuer != a.Email {
+		// Refused before any lookup (iss is looked up as sent, so no
+		// other name is the client's account): the same answer whether
+		// iss names another account or none, or an authenticated client
+		// could learn which emails and IDs are accounts.
+		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "The assertion was issued by another service account than the authenticated client.")
 	}
 	if err := p.Resolve(ctx, req.Source, h.lookupAccount, h.auth.Throttled); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
@@ -72,6 +78,8 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	}
 	acct := p.Account
 	if req.Client != nil && req.Client.Account.ID != acct.ID {
+		// Named as the client's account is, yet another (a store that
+		// changed under the cache): refused all the same.
 		return nil, oauth2.Errorf(oauth2.ErrInvalidGrant, "The assertion was issued by another service account than the authenticated client.")
 	}
 	req.Audit.AccountID = acct.ID
