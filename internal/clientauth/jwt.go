@@ -77,7 +77,7 @@ func (a *Authenticator) privateKeyJWT(ctx context.Context, source string, p *Pri
 	}
 	return &Client{
 		Account: acct, Method: storage.AuthPrivateKeyJWT, CredentialID: key.ID,
-		JTIs: []storage.UsedJTI{{Issuer: acct.ID, JTI: c.ID, ExpiresAt: c.Expiry.Time().Add(a.cfg.ClockSkew)}},
+		JTIs: []storage.UsedJTI{{Issuer: acct.ID, JTI: c.ID, ExpiresAt: c.UsedUntil(a.cfg.ClockSkew)}},
 	}, nil
 }
 

@@ -160,7 +160,7 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 		is.thumbprint = req.Client.Thumbprint()
 	}
 	if c.ID != "" {
-		is.jtis = append(slices.Clip(is.jtis), storage.UsedJTI{Issuer: acct.ID, JTI: c.ID, ExpiresAt: c.Expiry.Time().Add(h.cfg.ClockSkew)})
+		is.jtis = append(slices.Clip(is.jtis), storage.UsedJTI{Issuer: acct.ID, JTI: c.ID, ExpiresAt: c.UsedUntil(h.cfg.ClockSkew)})
 		is.grantJTI = true
 	}
 	return h.issue(ctx, req, is)
