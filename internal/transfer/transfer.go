@@ -616,9 +616,15 @@ func check(d Dump, now time.Time) error {
 // export must import. accountDomain is the --account-domain of the
 // server that will use the store: an organization under it is named. now
 // is the time of the import: a key whose certificate is not valid yet then
-// is named. Nothing when there are none.
+// is named. Nothing when there are none, and nothing for a file with an
+// item Import refuses as bad (invalid), which imports nothing: a value
+// refused was also named as imported as it is (a name with a NUL is one
+// the admin API's rules refuse too).
 func Warnings(d Dump, accountDomain string, now time.Time) []string {
-	_, warnings := invalid(d, accountDomain, now)
+	bad, warnings := invalid(d, accountDomain, now)
+	if len(bad) > 0 {
+		return nil
+	}
 	return warnings
 }
 

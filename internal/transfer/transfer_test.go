@@ -1301,6 +1301,37 @@ func TestImportWarnsOfInvalidItems(t *testing.T) {
 	}
 }
 
+// TestWarningsOfARefusedFile: Warnings names nothing of a file Import
+// refuses: it named, as imported as they are, values the refusal names
+// as bad (a name with a NUL, which the store cannot hold, was also one
+// the admin API's rules refuse), so that a reader saw the same field
+// refused and imported.
+func TestWarningsOfARefusedFile(t *testing.T) {
+	base := exported(t)
+	for _, tc := range []struct {
+		name string
+		edit func(d *transfer.Dump)
+	}{
+		{"account name with a NUL", func(d *transfer.Dump) { d.Accounts[0].Name += "\x00" }},
+		{"account project not UTF-8", func(d *transfer.Dump) { d.Accounts[0].Project += "\xff" }},
+		{"organization domain with a NUL", func(d *transfer.Dump) {
+			d.Orgs = append(d.Orgs, storage.Org{Domain: "nul\x00.example", CreatedAt: t0})
+		}},
+		{"API name not UTF-8", func(d *transfer.Dump) { d.APIs[0].Name += "\xff" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := clone(base)
+			tc.edit(&d)
+			if err := transfer.Import(context.Background(), targets[0].open(t), d, t0); err == nil || !strings.Contains(err.Error(), "nothing was imported") {
+				t.Fatalf("import: %v, want it refused", err)
+			}
+			if w := transfer.Warnings(d, accountDomain, t0); len(w) > 0 {
+				t.Errorf("warnings of a file import refuses: %q, want none", w)
+			}
+		})
+	}
+}
+
 // TestImportWarnsOfOrgAtAccountEmailDomainInASCIICase: the warning of an
 // organization at the domain of account emails compares the domains as
 // AccountEmailAt, by which the admin API refuses one, does: in ASCII
