@@ -1002,13 +1002,31 @@ func TestAuditFollowEnds(t *testing.T) {
 		{"--before", "3", "--limit", "1"},
 		{"--after", "5", "--before", "3"},
 		{"--after", "9223372036854775807"},
-		{"--before", "3", "--action", "no.such"},
+		{"--before", "3", "--action", "org.delete"},
 		{"--before", "3", "--action", "account.create", "--limit", "1"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			args = append(append([]string{"audit", "list", "--follow"}, args...), admin...)
 			if err := runCLIErrWithin(t, 30*time.Second, args...); err != nil {
 				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestAuditListUnknownAction: audit list --action with an action no event
+// has (a typo) fails with the server's message, which names it and lists
+// the actions there are; it listed nothing, and --follow waited for an
+// event that could never come.
+func TestAuditListUnknownAction(t *testing.T) {
+	m := startServer(t)
+	for _, args := range [][]string{{}, {"--newest"}, {"--follow"}} {
+		t.Run(strings.Join(append([]string{"--action", "token.isued"}, args...), " "), func(t *testing.T) {
+			args = append(append([]string{"audit", "list", "--action", "token.isued"}, args...), "--credentials", m.AdminKeyFile)
+			err := runCLIErrWithin(t, 30*time.Second, args...)
+			if err == nil || !strings.Contains(err.Error(), `action "token.isued" is no audit action; the actions are account.bulk_create,`) ||
+				!strings.Contains(err.Error(), " token.issued,") {
+				t.Fatalf("got %v, want the server's message naming token.isued and listing the actions", err)
 			}
 		})
 	}

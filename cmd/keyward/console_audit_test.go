@@ -115,7 +115,7 @@ func TestConsoleAuditOlderPagesPinned(t *testing.T) {
 		case i < 15:
 			at = now.Add(-45 * time.Minute) // the older page's
 		}
-		evs = append(evs, storage.AuditEvent{Time: at, Action: "test.pinned", Outcome: storage.OutcomeSuccess, Actor: "test"})
+		evs = append(evs, storage.AuditEvent{Time: at, Action: "org.policy", Outcome: storage.OutcomeSuccess, Actor: "test"})
 	}
 	if _, err := m.store.Commit(context.Background(), []storage.Write{{Events: evs}}); err != nil {
 		t.Fatal(err)
@@ -132,7 +132,7 @@ func TestConsoleAuditOlderPagesPinned(t *testing.T) {
 	}
 	p.signIn(m)
 	ahead.Store(int64(10 * time.Minute))
-	eval[string](p, `location.hash = "#/audit?action=test.pinned&since=1h"`)
+	eval[string](p, `location.hash = "#/audit?action=org.policy&since=1h"`)
 	waitRows("the newest page", 50)
 	ahead.Store(int64(25 * time.Minute))
 	eval[bool](p, `[...document.querySelectorAll("#view .pager button")].find((b) => b.textContent === "Older").click(), true`)

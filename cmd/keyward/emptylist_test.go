@@ -65,8 +65,8 @@ func TestListTableEmpty(t *testing.T) {
 	}{
 		{[]string{"sa", "list", "--project", "none"}, "EMAIL  CLIENT ID  DISABLED  SCOPES"},
 		{[]string{"org", "list"}, "DOMAIN  BLOCKED SCOPES"},
-		{[]string{"audit", "list", "--action", "no.such"}, auditListHeader},
-		{[]string{"audit", "list", "--newest", "--action", "no.such"}, auditListHeader},
+		{[]string{"audit", "list", "--action", "org.delete"}, auditListHeader},
+		{[]string{"audit", "list", "--newest", "--action", "org.delete"}, auditListHeader},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -82,7 +82,7 @@ func TestListTableEmpty(t *testing.T) {
 	// 10ms here; the follower is stopped once the server has answered two
 	// of them (the third is asked for), which a proxy in front of it
 	// counts, noting what the follower had printed when the first came.
-	t.Run("audit list --follow --action no.such", func(t *testing.T) {
+	t.Run("audit list --follow --action org.delete", func(t *testing.T) {
 		defer func(d time.Duration) { followWait = d }(followWait)
 		followWait = 10 * time.Millisecond
 		var (
@@ -104,7 +104,7 @@ func TestListTableEmpty(t *testing.T) {
 			}
 			return false
 		})
-		out, errOut, done, stop := startCLI(t, append([]string{"audit", "list", "--follow", "--action", "no.such", "--server", proxy.URL}, flags...)...)
+		out, errOut, done, stop := startCLI(t, append([]string{"audit", "list", "--follow", "--action", "org.delete", "--server", proxy.URL}, flags...)...)
 		close(started)
 		select {
 		case <-third:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +59,31 @@ func AuditView(e storage.AuditEvent) AuditEventView {
 	}
 	return v
 }
+
+// auditActions are the actions of the audit events Keyward writes,
+// sorted: GET /v1/audit refuses any other action as a filter, which no
+// event can match. TestAuditActionsAreWritten keeps it in step with the
+// code that writes them.
+var auditActions = []string{
+	"account.bulk_create", "account.create", "account.delete", "account.disable", "account.enable",
+	"account.import", "account.revoke_tokens", "account.update",
+	ActionRefused,
+	"api.create", "api.delete", "api.import", "api.update",
+	storage.ActionAuditPrune,
+	"delegation.grant", "delegation.import", "delegation.revoke",
+	"key.create", "key.delete", "key.disable", "key.enable", "key.import", "key.upload",
+	"master_key.rotate",
+	"org.create", "org.delete", "org.import", "org.policy", "org.project", "org.project_import", "org.project_remove",
+	"sealed_value.create", "sealed_value.import",
+	"secret.create", "secret.delete", "secret.disable", "secret.enable", "secret.import",
+	"signing_key.create", "signing_key.import", "signing_key.rotate",
+	"token.introspect", "token.issued", "token.refused", "token.revoke",
+	"user.delete", "user.import", "user.put", "user.suspend", "user.unsuspend",
+}
+
+// AuditActions returns the actions of the audit events Keyward writes,
+// sorted.
+func AuditActions() []string { return slices.Clone(auditActions) }
 
 // maxAuditWait bounds a long poll; maxWaiters bounds concurrent ones.
 // longPollSlack is how long a long poll may take to write its answer
@@ -182,6 +208,10 @@ func (h *Handler) listAudit(r *http.Request, _ Actor) (int, any, error) {
 		return 0, nil, invalid("since must not be after until: events at or after since and before until are listed.")
 	}
 	f.Action, f.Outcome = q.Get("action"), q.Get("outcome")
+	if f.Action != "" && !slices.Contains(auditActions, f.Action) {
+		// A typo would match nothing, and look like a quiet log.
+		return 0, nil, invalid("action %s is no audit action; the actions are %s.", quoteClip(f.Action), strings.Join(auditActions, ", "))
+	}
 	if f.Outcome != "" && f.Outcome != storage.OutcomeSuccess && f.Outcome != storage.OutcomeFailure {
 		return 0, nil, invalid("outcome must be success or failure.")
 	}

@@ -157,9 +157,9 @@ func testAuditLongPollCannotMatch(t *testing.T, f *fixture) {
 		{"since=1h&until=2999-01-01T00:00:00Z", true},
 		{"before=" + seq(2), true},
 		// Every event before before is there, none of them a match.
-		{"after=0&action=no.such&before=" + seq(0), false},
-		{"after=0&action=no.such&before=" + seq(1), false},
-		{"after=0&action=no.such&before=" + seq(2), true},
+		{"after=0&action=org.delete&before=" + seq(0), false},
+		{"after=0&action=org.delete&before=" + seq(1), false},
+		{"after=0&action=org.delete&before=" + seq(2), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -233,10 +233,10 @@ func TestAuditOrder(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	n := newestSeq(t, f)
-	// Six events after n: n+1, n+3, n+5 are test.a; n+2, n+4, n+6 test.b.
+	// Six events after n: n+1, n+3, n+5 are org.policy; n+2, n+4, n+6 org.delete.
 	var evs []storage.AuditEvent
 	for i := range 6 {
-		evs = append(evs, storage.AuditEvent{Time: time.Now(), Action: []string{"test.a", "test.b"}[i%2], Outcome: storage.OutcomeSuccess, Actor: "test"})
+		evs = append(evs, storage.AuditEvent{Time: time.Now(), Action: []string{"org.policy", "org.delete"}[i%2], Outcome: storage.OutcomeSuccess, Actor: "test"})
 	}
 	if _, err := f.store.Commit(ctx, []storage.Write{{Events: evs}}); err != nil {
 		t.Fatal(err)
@@ -249,13 +249,13 @@ func TestAuditOrder(t *testing.T) {
 		wantNext int64   // less n; -1: no next_page_token
 	}{
 		{"limit=2&after=" + seq(0), []int64{1, 2}, 2},
-		{"order=asc&action=test.a&after=" + seq(0), []int64{1, 3, 5}, 5},
+		{"order=asc&action=org.policy&after=" + seq(0), []int64{1, 3, 5}, 5},
 		{"after=" + seq(0) + "&before=" + seq(3), []int64{1, 2}, 2},
 		{"order=desc&limit=2", []int64{6, 5}, 5},
 		{"order=desc&limit=2&before=" + seq(5), []int64{4, 3}, 3},
 		{"order=desc&limit=2&after=" + seq(0) + "&before=" + seq(3), []int64{2, 1}, -1},
-		{"order=desc&action=test.b&limit=3", []int64{6, 4, 2}, -1},
-		{"order=desc&action=test.a&limit=2", []int64{5, 3}, 3},
+		{"order=desc&action=org.delete&limit=3", []int64{6, 4, 2}, -1},
+		{"order=desc&action=org.policy&limit=2", []int64{5, 3}, 3},
 		{"order=desc&after=" + seq(0) + "&before=" + seq(1), nil, -1},
 		// page_token is next_page_token handed back, in either direction.
 		{"limit=2&page_token=" + seq(2), []int64{3, 4}, 4},
@@ -557,7 +557,7 @@ func TestAuditNowIsReadTime(t *testing.T) {
 	clock := func() time.Time { return base.Add(time.Duration(ticks.Add(1)) * time.Microsecond) }
 	f := serveFixture(t, openSQLite(t), func(d *server.Deps) { d.Now = clock })
 	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
-	for _, query := range []string{"since=1h&until=0s", "order=desc&since=1h&until=0s", "since=1h&until=0s&action=no.such&wait=1s"} {
+	for _, query := range []string{"since=1h&until=0s", "order=desc&since=1h&until=0s", "since=1h&until=0s&action=org.delete&wait=1s"} {
 		t.Run(query, func(t *testing.T) {
 			code, out, _ := f.call(t, "GET", "/v1/audit?"+query, auth, nil)
 			if code != 200 {
