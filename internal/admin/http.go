@@ -1076,7 +1076,14 @@ func (h *Handler) listAccounts(r *http.Request, _ Actor) (int, any, error) {
 	}
 	after := q.Get("page_token")
 	if after != "" && !clientIDRE.MatchString(after) {
-		return 0, nil, invalid("page_token must be the next_page_token of the previous page (a client ID).")
+		// A client ID that is not digits, which the admin API never
+		// makes but an import keeps, still ends a page: the list goes
+		// on from it.
+		if _, err := h.svc.store.GetAccount(r.Context(), after); errors.Is(err, storage.ErrNotFound) {
+			return 0, nil, invalid("page_token must be the next_page_token of the previous page (a client ID).")
+		} else if err != nil {
+			return 0, nil, err
+		}
 	}
 	opts := storage.ListOptions{After: after, Limit: limit, Project: q.Get("project")}
 	accts, err := h.svc.ListAccounts(r.Context(), opts)

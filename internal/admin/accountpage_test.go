@@ -1,0 +1,49 @@
+package admin_test
+
+import (
+	"context"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// TestAccountsPageAfterImportedID: a client ID the admin API never makes
+// (not digits: an import brings what the file has) still continues the
+// service-account list from the page it ends; its next_page_token was
+// refused, so the list could not go past it. A page_token that is no
+// account's ID and not of the shape of one stays refused.
+func TestAccountsPageAfterImportedID(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, id := range []string{"legacy-job", "legacy-kob"} {
+		a := storage.Account{ID: id, Email: "job@" + id + ".iam.test", Name: "job", Project: id}
+		if err := f.store.CreateAccount(ctx, a, storage.AuditEvent{Time: time.Now(), Action: "account.create", Actor: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	var ids []string
+	for q := "limit=1"; ; {
+		code, out, _ := f.call(t, "GET", "/v1/service-accounts?"+q, auth, nil)
+		if code != 200 {
+			t.Fatalf("GET /v1/service-accounts?%s: %d %v, after %v", q, code, out, ids)
+		}
+		for _, a := range out["service_accounts"].([]any) {
+			ids = append(ids, a.(map[string]any)["client_id"].(string))
+		}
+		next, ok := out["next_page_token"].(string)
+		if !ok {
+			break
+		}
+		q = "limit=1&page_token=" + url.QueryEscape(next)
+	}
+	if n := len(ids); n < 3 || ids[n-2] != "legacy-job" || ids[n-1] != "legacy-kob" {
+		t.Errorf("listed %v, want every account, legacy-job and legacy-kob last", ids)
+	}
+	if code, out, _ := f.call(t, "GET", "/v1/service-accounts?page_token=legacy-jo", auth, nil); code != 400 || out["error"] != "invalid_request" {
+		t.Errorf("page_token=legacy-jo: %d %v, want 400 invalid_request", code, out)
+	}
+}
