@@ -1332,7 +1332,7 @@ func TestImportRefusesLargeNonExport(t *testing.T) {
 // the server's words with their line break.
 func TestConnProblemTLSAnswer(t *testing.T) {
 	re := &oauth2.RetrieveError{Response: &http.Response{StatusCode: 400, Status: "400 Bad Request"}, Body: []byte("Client sent an HTTP request to an HTTPS server.\n")}
-	got := connProblem(speaksTLSError{re})
+	got := connProblem(speaksTLSError{err: re})
 	if want := "it answered HTTP 400; the server speaks TLS: use an https:// URL"; got != want {
 		t.Errorf("connProblem = %q, want %q", got, want)
 	}

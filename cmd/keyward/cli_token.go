@@ -92,7 +92,7 @@ for each request. The key file must exist: make one with
 			}
 			tok, err := ts.Token()
 			if err != nil {
-				return retrieveError(kf.TokenURI, (*tlsProbes)(nil).plainToTLS(cmd.Context(), kf.TokenURI, err))
+				return retrieveError(kf.TokenURI, ofKeyFile((*tlsProbes)(nil).plainToTLS(cmd.Context(), kf.TokenURI, err), path, false))
 			}
 			// A server that does not know DPoP ignores the proof and
 			// issues a bearer token: not what was asked for.

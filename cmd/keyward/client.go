@@ -370,9 +370,9 @@ func connProblem(err error) string {
 		if errors.As(tlsErr.err, &re) {
 			// Its words are the server's, Go's "Client sent an HTTP
 			// request to an HTTPS server", say.
-			return fmt.Sprintf("it answered HTTP %d; the server speaks TLS: use an https:// URL", retrieveStatus(re))
+			return fmt.Sprintf("it answered HTTP %d; %s", retrieveStatus(re), tlsErr.hint())
 		}
-		return connProblem(tlsErr.err) + "; the server speaks TLS: use an https:// URL"
+		return connProblem(tlsErr.err) + "; " + tlsErr.hint()
 	}
 	reqURL := ""
 	for {
@@ -422,9 +422,41 @@ func timedOut(err error) bool {
 
 // speaksTLSError is err, of a plain-HTTP request to a server found to
 // speak TLS on that port.
-type speaksTLSError struct{ err error }
+type speaksTLSError struct {
+	err error
+	// keyFile, if set, is the key file whose token_uri is the URL: the
+	// operator gave none. serverFlag says the command takes --server.
+	keyFile    string
+	serverFlag bool
+}
 
 func (e speaksTLSError) Error() string { return e.err.Error() }
+
+// hint says what to do about the URL: of a key file's token_uri, which
+// is also the aud of the assertion the key file signs (the issuer's token
+// endpoint, checked by the server), a new key file; --server with the
+// https:// URL is heard only while the server's issuer is the old one.
+func (e speaksTLSError) hint() string {
+	if e.keyFile == "" {
+		return "the server speaks TLS: use an https:// URL"
+	}
+	h := fmt.Sprintf("the server speaks TLS, but the token_uri of the key file %s is an http:// URL, which is also the aud of the assertions it signs: "+
+		"get a new key file, whose token_uri is the server's https:// one ('keyward keys create', or 'keyward recover-admin' for the administrator's)", e.keyFile)
+	if e.serverFlag {
+		h += "; while the server's --issuer is still the http:// one, --server with its https:// URL works too"
+	}
+	return h
+}
+
+// ofKeyFile returns err, if a speaksTLSError, as one of the token_uri of
+// keyFile; serverFlag says the command takes --server.
+func ofKeyFile(err error, keyFile string, serverFlag bool) error {
+	if st, ok := err.(speaksTLSError); ok {
+		st.keyFile, st.serverFlag = keyFile, serverFlag
+		return st
+	}
+	return err
+}
 func (e speaksTLSError) Unwrap() error { return e.err }
 
 // proxyFor is the proxy that carries a request, as httpTransport's
@@ -471,7 +503,7 @@ func (p *tlsProbes) plainToTLS(ctx context.Context, base string, err error) erro
 		host = net.JoinHostPort(u.Hostname(), "80")
 	}
 	if p.probe(ctx, host, u.Hostname()) {
-		return speaksTLSError{err}
+		return speaksTLSError{err: err}
 	}
 	return err
 }
@@ -574,6 +606,9 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if err2 := c.probes.plainToTLS(ctx, c.base, err); err2 != err {
+			if keyFile, ok := strings.CutSuffix(c.from, ": token_uri"); ok {
+				err2 = ofKeyFile(err2, keyFile, true)
+			}
 			return &unreachableError{base: c.base, err: err2}
 		}
 		if errors.As(err, &re) {
