@@ -66,7 +66,7 @@ for each request. The key file must exist: make one with
 			}
 			kf, err := client.ParseKeyFile(data)
 			if err != nil {
-				return fmt.Errorf("%s: %w", path, err)
+				return fmt.Errorf("%s: %w", path, unprefixed(err))
 			}
 			transport, err := httpTransport(firstNonEmpty(caCert, os.Getenv("KEYWARD_CA_CERT")))
 			if err != nil {
@@ -80,7 +80,7 @@ for each request. The key file must exist: make one with
 				}
 				d, err := client.NewDPoP(key)
 				if err != nil {
-					return fmt.Errorf("--dpop-key %s: %w", dpopKey, err)
+					return fmt.Errorf("--dpop-key %s: %w", dpopKey, unprefixed(err))
 				}
 				// The proof's htu is the request's URL, the key file's
 				// token_uri: the token endpoint the server's metadata names.
@@ -88,7 +88,7 @@ for each request. The key file must exist: make one with
 			}
 			ts, err := client.JWTBearer(cmd.Context(), client.JWTBearerConfig{KeyFile: data, Scopes: s, HTTPClient: hc})
 			if err != nil {
-				return fmt.Errorf("%s: %w", path, err)
+				return fmt.Errorf("%s: %w", path, unprefixed(err))
 			}
 			tok, err := ts.Token()
 			if err != nil {
@@ -126,6 +126,16 @@ type reworded struct {
 
 func (e reworded) Error() string { return e.msg }
 func (e reworded) Unwrap() error { return e.err }
+
+// unprefixed is err, of the client package, without the package's
+// "client: " prefix, which means nothing to an operator; errors.Is and
+// errors.As still see err. The package's errors keep it for its users.
+func unprefixed(err error) error {
+	if msg, ok := strings.CutPrefix(err.Error(), "client: "); ok {
+		return reworded{msg, err}
+	}
+	return err
+}
 
 // retrieveError describes a failed token request with the server's OAuth
 // error code and description, or, without an answer, the cause alone.

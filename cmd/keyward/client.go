@@ -108,7 +108,7 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 	}
 	kf, err := client.ParseKeyFile(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", creds, err)
+		return nil, fmt.Errorf("%s: %w", creds, unprefixed(err))
 	}
 	server, from := f.server, "--server"
 	if server == "" {
@@ -141,7 +141,7 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 	ts, err := client.JWTBearer(ctx, client.JWTBearerConfig{KeyFile: data, Scopes: []string{"keyward.admin"}, TokenURL: tokenURL,
 		HTTPClient: &http.Client{Timeout: tokenTimeout, Transport: transport}})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", creds, err)
+		return nil, fmt.Errorf("%s: %w", creds, unprefixed(err))
 	}
 	hc := &http.Client{Timeout: adminTimeout, Transport: &oauth2.Transport{Source: ts, Base: transport},
 		CheckRedirect: sameHostRedirects}
@@ -408,7 +408,8 @@ func connProblem(err error) string {
 		// Go's words are a bare "EOF".
 		return "the connection was closed without an answer: the server stopped or restarted meanwhile, or what listens there is not Keyward (or is a proxy that dropped the request)"
 	}
-	return err.Error() + hint
+	// The client package's refusal of a redirect, say.
+	return unprefixed(err).Error() + hint
 }
 
 func (e *unreachableError) Unwrap() error { return e.err }

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestKeyFileErrorsWithoutPackage: the CLI's refusal of a key file is
+// told without the client package's "client: " prefix, which means
+// nothing to an operator ("key.json: client: the key file is empty").
+// The client package's own errors keep it (client_test.go).
+func TestKeyFileErrorsWithoutPackage(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		f := filepath.Join(dir, name)
+		mustWriteFile(t, f, []byte(content))
+		return f
+	}
+	files := []struct {
+		path, want string
+	}{
+		{file("notjson.json", "x"), ": the key file is not a JSON key file: "},
+		{file("empty.json", " \n"), ": the key file is empty"},
+		{file("user.json", `{"type":"authorized_user"}`), `: the file is a Google credential of type "authorized_user"`},
+		{file("notype.json", `{"client_email":"a@b"}`), `: the file is not a service-account key file: it has no "type"`},
+		{file("lacks.json", `{"type":"service_account"}`), ": the key file lacks client_email, token_uri or private_key"},
+		{file("badpem.json", `{"type":"service_account","client_email":"a@b","token_uri":"http://127.0.0.1:1/token","private_key":"nope"}`), ": key file: "},
+	}
+	for _, f := range files {
+		for _, args := range [][]string{
+			{"token", "--key-file", f.path, "--scopes", "a"},
+			{"sa", "list", "--credentials", f.path},
+		} {
+			t.Run(args[0]+" "+filepath.Base(f.path), func(t *testing.T) {
+				err := runCLIErrWithin(t, 20*time.Second, args...)
+				if want := f.path + f.want; err == nil || !strings.HasPrefix(err.Error(), want) {
+					t.Errorf("%v, want it to start %q", err, want)
+				}
+				if err != nil && strings.Contains(err.Error(), "client: ") {
+					t.Errorf("%q names the client package", err)
+				}
+			})
+		}
+	}
+}
+
+// TestTokenRedirectWithoutPackage: a token endpoint's redirect, which the
+// client package refuses, is told without its "client: " prefix.
+func TestTokenRedirectWithoutPackage(t *testing.T) {
+	srv := httptest.NewServer(http.RedirectHandler("http://elsewhere.invalid/token", http.StatusTemporaryRedirect))
+	defer srv.Close()
+	keyFile := writeECKeyFile(t, srv.URL+"/token")
+	err := runCLIErrWithin(t, 20*time.Second, "token", "--key-file", keyFile, "--scopes", "a")
+	want := "cannot get a token from " + srv.URL + "/token: the token endpoint " + srv.URL + "/token redirected to http://elsewhere.invalid/token;"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("%v, want it to start %q", err, want)
+	}
+}
