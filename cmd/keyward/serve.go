@@ -897,7 +897,7 @@ func (m *Main) Run(ctx context.Context) error {
 		n := m.cutOff(cctx, grace)
 		ccancel()
 		if n > 0 {
-			err = fmt.Errorf("shutdown: %d requests in flight did not finish within %s: cut off", n, grace)
+			err = fmt.Errorf("shutdown: %s in flight did not finish within %s: cut off", counted(n, "request"), grace)
 		} else {
 			err = fmt.Errorf("shutdown: connections still receiving a request after %s (none being handled): closed", grace)
 		}

@@ -576,6 +576,9 @@ func TestShutdownCutsOffRequests(t *testing.T) {
 				t.Errorf("Run = %v, want the listener's error", err)
 			case !tc.listenerFails && (err == nil || !strings.Contains(err.Error(), "cut off")):
 				t.Errorf("Run = %v, want the requests in flight said to be cut off", err)
+			case !tc.listenerFails && !strings.Contains(err.Error(), "shutdown: 1 request in flight did not finish"):
+				// It said "1 requests".
+				t.Errorf("Run = %v, want the one request counted in the singular", err)
 			}
 			// The request and the job's runs all ended before the flush, and
 			// none ran after it.
