@@ -379,10 +379,15 @@ func flagValueError(err error, withName bool) error {
 		want = "true or false"
 	case "duration":
 		want = "a duration such as 30s, 10m or 2h"
-		if n, ok := strings.CutSuffix(strings.TrimSpace(v), "d"); ok {
-			// Days, as audit prune --before and audit list --since take.
-			if days, err := strconv.Atoi(n); err == nil && days > 0 && days <= 100000 {
-				want += fmt.Sprintf(" (days are written in hours: %dd is %dh)", days, days*24)
+		// Days, as audit prune --before and audit list --since take
+		// them (7d), or weeks, written as people write them.
+		if m := daysOrWeeks.FindStringSubmatch(strings.TrimSpace(v)); m != nil {
+			unit, hours := "days", 24
+			if strings.HasPrefix(strings.ToLower(m[2]), "w") {
+				unit, hours = "weeks", 7*24
+			}
+			if n, err := strconv.Atoi(m[1]); err == nil && n > 0 && n*hours <= 100000*24 {
+				want += fmt.Sprintf(" (%s are written in hours: %s is %dh)", unit, strings.TrimSpace(v), n*hours)
 			}
 		}
 		if durationShape.MatchString(strings.TrimSpace(v)) {
@@ -439,6 +444,10 @@ func settingString(v any) (string, error) {
 		return fmt.Sprint(x), nil
 	}
 }
+
+// daysOrWeeks matches a count of days or weeks, which a duration flag
+// does not take: 7d, +7d, 7 days, 1w, 2 weeks.
+var daysOrWeeks = regexp.MustCompile(`^\+?([0-9]{1,7}) ?(?i)(d|days?|w|weeks?)$`)
 
 // durationShape matches what time.ParseDuration reads, whatever its size:
 // a number and a unit, repeated.

@@ -208,6 +208,12 @@ func TestValueErrorsNameAllowedValues(t *testing.T) {
 		// Days, as audit prune --before takes them: said how to write them.
 		{"duration in days", []string{"secrets", "create", "x", "--expires-in", "90d"}, [2]string{}, `--expires-in: "90d" is not a duration such as 30s, 10m or 2h (days are written in hours: 90d is 2160h)`},
 		{"duration in days, env", []string{"serve"}, [2]string{"KEYWARD_MAX_TOKEN_LIFETIME", "1d"}, `"1d" is not a duration such as 30s, 10m or 2h (days are written in hours: 1d is 24h)`},
+		{"duration in days with a sign", []string{"keys", "create", "x", "--expires-in", "+7d"}, [2]string{}, `--expires-in: "+7d" is not a duration such as 30s, 10m or 2h (days are written in hours: +7d is 168h)`},
+		{"duration in days as a word", []string{"keys", "create", "x", "--expires-in", "7 days"}, [2]string{}, `--expires-in: "7 days" is not a duration such as 30s, 10m or 2h (days are written in hours: 7 days is 168h)`},
+		{"duration in a day as a word", []string{"keys", "create", "x", "--expires-in", "1day"}, [2]string{}, `--expires-in: "1day" is not a duration such as 30s, 10m or 2h (days are written in hours: 1day is 24h)`},
+		{"duration in weeks", []string{"secrets", "create", "x", "--expires-in", "1w"}, [2]string{}, `--expires-in: "1w" is not a duration such as 30s, 10m or 2h (weeks are written in hours: 1w is 168h)`},
+		{"duration in weeks as a word", []string{"secrets", "create", "x", "--expires-in", "2 weeks"}, [2]string{}, `--expires-in: "2 weeks" is not a duration such as 30s, 10m or 2h (weeks are written in hours: 2 weeks is 336h)`},
+		{"duration in weeks, env", []string{"serve"}, [2]string{"KEYWARD_SIGNING_KEY_ROTATION", "4W"}, `"4W" is not a duration such as 30s, 10m or 2h (weeks are written in hours: 4W is 672h)`},
 		// Well formed, but past what a duration holds: not "not a duration".
 		{"duration too long", []string{"keys", "create", "x", "--expires-in", "9999999h"}, [2]string{}, `--expires-in: "9999999h" is too long a duration`},
 		{"duration too long, env", []string{"serve"}, [2]string{"KEYWARD_CLOCK_SKEW", "1h1000000000000000m"}, `"1h1000000000000000m" is too long a duration`},
