@@ -227,7 +227,7 @@ func notUTF8Flag(c *cobra.Command) error {
 		}
 		for _, v := range flagValues(f) {
 			if at := notUTF8(v); at >= 0 {
-				err = fmt.Errorf("--%s is not UTF-8 text: the byte 0x%02X at byte %d%s is not part of a character; give it in UTF-8", f.Name, v[at], at, of)
+				err = fmt.Errorf("--%s is not UTF-8 text: the byte 0x%02X at byte %d (counting from 0)%s is not part of a character; give it in UTF-8", f.Name, v[at], at, of)
 				return
 			}
 		}

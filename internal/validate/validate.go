@@ -158,13 +158,13 @@ func Label(field, v string, max int) error {
 		r, n := utf8.DecodeRuneInString(v[i:])
 		switch {
 		case r == utf8.RuneError && n == 1:
-			return fmt.Errorf("The %s is not UTF-8 text: the byte 0x%02X at byte %d is not part of a character; use UTF-8 text.", field, v[i], i)
+			return fmt.Errorf("The %s is not UTF-8 text: the byte 0x%02X at byte %d (counting from 0) is not part of a character; use UTF-8 text.", field, v[i], i)
 		case unicode.IsControl(r):
-			return fmt.Errorf("The %s contains the control character %U at byte %d; use printable text on one line.", field, r, i)
+			return fmt.Errorf("The %s contains the control character %U at byte %d (counting from 0); use printable text on one line.", field, r, i)
 		case r == '\u2028' || r == '\u2029':
-			return fmt.Errorf("The %s contains the line or paragraph separator %U at byte %d; use printable text on one line.", field, r, i)
+			return fmt.Errorf("The %s contains the line or paragraph separator %U at byte %d (counting from 0); use printable text on one line.", field, r, i)
 		case hiddenInLabel(r):
-			return fmt.Errorf("The %s contains the invisible format character %U at byte %d; use text without bidi marks, embeddings, overrides or isolates, zero-width spaces, word joiners, soft hyphens or U+FEFF (the zero-width joiner and non-joiner, U+200D and U+200C, are allowed).", field, r, i)
+			return fmt.Errorf("The %s contains the invisible format character %U at byte %d (counting from 0); use text without bidi marks, embeddings, overrides or isolates, zero-width spaces, word joiners, soft hyphens or U+FEFF (the zero-width joiner and non-joiner, U+200D and U+200C, are allowed).", field, r, i)
 		}
 		i += n
 	}
