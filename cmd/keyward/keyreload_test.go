@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -199,10 +200,12 @@ func TestKeyReloadFailuresLoggedOnceAMinute(t *testing.T) {
 			s := signerOn(t, srv, f)
 			var (
 				logs  testkeyward.SyncBuffer
+				jlogs testkeyward.SyncBuffer
 				mu    sync.Mutex
 				clock = time.Date(2026, 12, 7, 4, 0, 0, 0, time.UTC)
 			)
-			m := &Main{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Server: srv.Server, signer: s,
+			log := slog.New(slog.NewMultiHandler(slog.NewTextHandler(&logs, nil), slog.NewJSONHandler(&jlogs, nil)))
+			m := &Main{Logger: log, Server: srv.Server, signer: s,
 				Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }}
 			reload := func() {
 				m.applyChange(storage.ChangeSigningKeys)
@@ -223,6 +226,11 @@ func TestKeyReloadFailuresLoggedOnceAMinute(t *testing.T) {
 			}
 			if !strings.Contains(out, tt.wantCount) || !strings.Contains(out, `level=INFO msg="signing keys reloaded again"`) {
 				t.Errorf("log does not hold %q and the recovery:\n%s", tt.wantCount, out)
+			}
+			// In JSON, failed_for is an integer of nanoseconds, as slog
+			// writes every duration (took, grace), not a string.
+			if w := fmt.Sprintf(`"msg":"signing keys reloaded again","failed_for":%d}`, 6*tt.step); !strings.Contains(jlogs.String(), w) {
+				t.Errorf("JSON log lacks %s:\n%s", w, jlogs.String())
 			}
 		})
 	}

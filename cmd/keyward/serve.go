@@ -1328,7 +1328,7 @@ func (m *Main) noteKeyReload(err error) {
 	}
 	if err == nil {
 		if d, ok := r.failures.Succeeded(now); ok {
-			m.Logger.Info("signing keys reloaded again", "failed_for", d.Round(time.Second).String())
+			m.Logger.Info("signing keys reloaded again", "failed_for", d.Round(time.Second))
 		}
 		return
 	}
@@ -1337,7 +1337,7 @@ func (m *Main) noteKeyReload(err error) {
 		m.Logger.Warn("reloading the signing keys after a change failed (while reloads fail, this is logged at most once a minute)", "err", err)
 	case n.Again:
 		m.Logger.Warn("reloading the signing keys still fails", "err", err,
-			"failing_for", n.For.Round(time.Second).String(), "failed_reloads", n.Failures)
+			"failing_for", n.For.Round(time.Second), "failed_reloads", n.Failures)
 	}
 }
 

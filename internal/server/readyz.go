@@ -70,7 +70,7 @@ func (rd *readiness) note(err error) {
 	defer rd.mu.Unlock()
 	if err == nil {
 		if d, ok := rd.outage.Succeeded(now); ok {
-			rd.log.Info("ready again: the store answers", "down_for", d.Round(time.Second).String())
+			rd.log.Info("ready again: the store answers", "down_for", d.Round(time.Second))
 		}
 		return
 	}
@@ -79,7 +79,7 @@ func (rd *readiness) note(err error) {
 		rd.log.Warn("not ready: "+notReady(err)+" (while it stays so, this is logged at most once a minute)", "err", err)
 	case n.Again:
 		rd.log.Warn("still not ready: "+notReady(err), "err", err,
-			"down_for", n.For.Round(time.Second).String(), "failed_probes", n.Failures)
+			"down_for", n.For.Round(time.Second), "failed_probes", n.Failures)
 	}
 }
 

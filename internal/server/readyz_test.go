@@ -48,9 +48,10 @@ func (s *downStore) Ping(ctx context.Context) error {
 func TestReadyzLogsTransitions(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := &downStore{Storage: openSQLite(t)}
-		var logs testkeyward.SyncBuffer
+		var logs, jsonLogs testkeyward.SyncBuffer
 		f := newFixtureOn(t, st, func(_ *server.Config, d *server.Deps) {
-			d.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+			d.Logger = slog.New(slog.NewMultiHandler(slog.NewTextHandler(&logs, opts), slog.NewJSONHandler(&jsonLogs, opts)))
 		})
 		// probe probes /readyz as a kubelet does, giving up after 1 s if
 		// hangUp is set, every 5 s.
@@ -107,6 +108,11 @@ func TestReadyzLogsTransitions(t *testing.T) {
 			if !strings.HasSuffix(got[i], want[i]) {
 				t.Errorf("line %d = %q, want it to end %q", i, got[i], want[i])
 			}
+		}
+		// In JSON, down_for is an integer of nanoseconds, as slog writes
+		// every duration (took, grace), not the string "2m10s".
+		if w := `"msg":"ready again: the store answers","down_for":130000000000}`; !strings.Contains(jsonLogs.String(), w) {
+			t.Errorf("JSON log lacks %s:\n%s", w, jsonLogs.String())
 		}
 	})
 }

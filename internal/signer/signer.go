@@ -141,7 +141,7 @@ func (s *Signer) noteRefresh(failures *failurelog.Spell, err error, interval tim
 	now := s.cfg.Now()
 	if err == nil {
 		if d, ok := failures.Succeeded(now); ok {
-			s.cfg.Logger.Info("signing keys refreshed again", "failed_for", d.Round(time.Second).String(), "current_key", s.CurrentKeyID())
+			s.cfg.Logger.Info("signing keys refreshed again", "failed_for", d.Round(time.Second), "current_key", s.CurrentKeyID())
 		}
 		return
 	}
@@ -149,10 +149,10 @@ func (s *Signer) noteRefresh(failures *failurelog.Spell, err error, interval tim
 	case n.First:
 		s.cfg.Logger.Error("refreshing signing keys failed: until a refresh succeeds, this replica keeps signing with the keys it has and publishing the same JWKS, "+
 			"and makes and sees no rotation (while refreshes fail, this is logged at most once every "+failures.Every.String()+")",
-			"err", err, "current_key", s.CurrentKeyID(), "retry_every", interval.String())
+			"err", err, "current_key", s.CurrentKeyID(), "retry_every", interval)
 	case n.Again:
 		s.cfg.Logger.Error("refreshing signing keys still fails: this replica keeps signing with the keys it has, and makes and sees no rotation",
-			"err", err, "current_key", s.CurrentKeyID(), "failing_for", n.For.Round(time.Second).String(), "failed_refreshes", n.Failures)
+			"err", err, "current_key", s.CurrentKeyID(), "failing_for", n.For.Round(time.Second), "failed_refreshes", n.Failures)
 	}
 }
 

@@ -739,8 +739,8 @@ func TestRunSummarisesFailedRefreshes(t *testing.T) {
 		s := newTestSigner(t, st, master, "ES256", c)
 		start := time.Now()
 		s.cfg.Now = func() time.Time { return c.t.Add(time.Since(start)) } // the bubble's clock
-		var logs bytes.Buffer
-		s.cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		var logs, jsonLogs bytes.Buffer
+		s.cfg.Logger = slog.New(slog.NewMultiHandler(slog.NewTextHandler(&logs, nil), slog.NewJSONHandler(&jsonLogs, nil)))
 		st.fail.Store(true)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
@@ -767,6 +767,13 @@ func TestRunSummarisesFailedRefreshes(t *testing.T) {
 		for i, w := range want {
 			if !strings.Contains(lines[i], "level="+w.level+" msg="+w.msg) || !strings.Contains(lines[i], w.attrs) {
 				t.Errorf("line %d:\n%s\nwant level=%s msg=%s… with %s", i, lines[i], w.level, w.msg, w.attrs)
+			}
+		}
+		// In JSON, durations are integers of nanoseconds, as slog writes
+		// took and grace: failed_for was the string "25m0s".
+		for _, w := range []string{`"retry_every":60000000000`, `"failing_for":600000000000`, `"failing_for":1200000000000`, `"failed_for":1500000000000`} {
+			if !strings.Contains(jsonLogs.String(), w) {
+				t.Errorf("JSON log lacks %s:\n%s", w, jsonLogs.String())
 			}
 		}
 	})

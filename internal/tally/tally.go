@@ -249,14 +249,14 @@ func (t *Tally) run(interval time.Duration) {
 				t.log.Error("audit summaries not written; trying again at the next interval, and until then each event is written before its answer (while writes fail, this is logged at most once a minute)", "summaries", t.Held(), "err", err)
 			case n.Again:
 				t.log.Error("audit summaries still not written; until they are, each event is written before its answer", "summaries", t.Held(), "err", err,
-					"failing_for", n.For.Round(time.Second).String(), "failed_writes", n.Failures)
+					"failing_for", n.For.Round(time.Second), "failed_writes", n.Failures)
 			}
 			select { // a kick from before the failure must not retry at once
 			case <-t.kick:
 			default:
 			}
 		} else if d, ok := failures.Succeeded(t.now()); ok {
-			t.log.Info("audit summaries written again", "failed_for", d.Round(time.Second).String())
+			t.log.Info("audit summaries written again", "failed_for", d.Round(time.Second))
 		}
 	}
 }

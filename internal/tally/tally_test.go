@@ -504,10 +504,12 @@ func TestFailuresLoggedOnceAMinute(t *testing.T) {
 				mu    sync.Mutex
 				clock = t0
 				logs  testkeyward.SyncBuffer
+				jlogs testkeyward.SyncBuffer
 				wrote = make(chan error, 100)
 			)
 			j := &flakyJournal{failFirst: 6}
-			tl := New(j, Options{Interval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+			log := slog.New(slog.NewMultiHandler(slog.NewTextHandler(&logs, nil), slog.NewJSONHandler(&jlogs, nil)))
+			tl := New(j, Options{Interval: 10 * time.Millisecond, Logger: log,
 				Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return clock },
 				OnWrite: func(err error) {
 					mu.Lock()
@@ -537,6 +539,18 @@ func TestFailuresLoggedOnceAMinute(t *testing.T) {
 			}
 			if !strings.Contains(out, `level=INFO msg="audit summaries written again"`) {
 				t.Errorf("log does not say the summaries were written again:\n%s", out)
+			}
+			// In JSON, how long the writes failed is an integer of
+			// nanoseconds, as slog writes every duration, not a string.
+			for _, l := range strings.Split(jlogs.String(), "\n") {
+				for _, k := range []string{`"failed_for":`, `"failing_for":`} {
+					if i := strings.Index(l, k); i >= 0 && (len(l) == i+len(k) || l[i+len(k)] < '0' || l[i+len(k)] > '9') {
+						t.Errorf("JSON line %s: %s is not a number", l, k)
+					}
+				}
+			}
+			if !strings.Contains(jlogs.String(), `"failed_for":`) {
+				t.Errorf("JSON log lacks failed_for:\n%s", jlogs.String())
 			}
 			// The summaries held are summaries=, as the lines at
 			// shutdown count them.

@@ -292,7 +292,7 @@ func warnClockOffset(ctx context.Context, db *sql.DB, log *slog.Logger, now func
 	offset := theirs.Sub(sent.Add(took / 2)) // the database's clock minus ours, at the moment it read it
 	if offset.Abs() > maxClockOffset+took/2 {
 		log.Warn("this server's clock differs from PostgreSQL's: replicas whose clocks differ by more than 2 s can let tokens issued on one just before a revoke-tokens on another survive it, and issue tokens born revoked; keep every replica's clock in sync (NTP)",
-			"database_minus_server", offset.Round(time.Millisecond).String(), "query_took", took.Round(time.Millisecond).String())
+			"database_minus_server", offset.Round(time.Millisecond), "query_took", took.Round(time.Millisecond))
 	}
 }
 

@@ -106,10 +106,10 @@ func watchAt(ctx context.Context, dsn string, log *slog.Logger, fn func(payload 
 			// Never had them: none was lost, nor is a try to have them a
 			// reconnection.
 			log.Warn("still without the PostgreSQL change notifications; caches fall back to their TTL until connected", "err", err,
-				"waited_for", n.For.Round(time.Second).String(), "failed_connections", n.Failures)
+				"waited_for", n.For.Round(time.Second), "failed_connections", n.Failures)
 		case n.Again:
 			log.Warn("still without the PostgreSQL change notifications; caches fall back to their TTL until reconnected", "err", err,
-				"lost_for", n.For.Round(time.Second).String(), "failed_reconnections", n.Failures)
+				"lost_for", n.For.Round(time.Second), "failed_reconnections", n.Failures)
 		}
 		fn(storage.ChangeAll)
 		select {

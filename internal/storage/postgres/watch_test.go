@@ -399,23 +399,26 @@ func TestWatchLogsFailedReconnectionsOnceAMinute(t *testing.T) {
 		step       time.Duration // the clock's move at each failed attempt
 		wantWarns  int
 		wantCounts string
+		wantJSON   string // in JSON, durations are integers of nanoseconds
 	}{
-		{"within a minute", time.Second, 1, ""},
-		{"an attempt each 40 s", 40 * time.Second, 3, "waited_for=1m20s failed_connections=2"}, // at 0, 80 and 160 s of 0 … 200
+		{"within a minute", time.Second, 1, "", `"retry_in":`},
+		{"an attempt each 40 s", 40 * time.Second, 3, "waited_for=1m20s failed_connections=2", `"waited_for":80000000000,"failed_connections":2`}, // at 0, 80 and 160 s of 0 … 200
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var (
 				logs  testkeyward.SyncBuffer
+				jlogs testkeyward.SyncBuffer
 				mu    sync.Mutex
 				clock = time.Date(2026, 12, 7, 4, 0, 0, 0, time.UTC)
 				calls int
 			)
+			log := slog.New(slog.NewMultiHandler(slog.NewTextHandler(&logs, nil), slog.NewJSONHandler(&jlogs, nil)))
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				postgres.WatchAt(ctx, dsn, slog.New(slog.NewTextHandler(&logs, nil)), func(string) {
+				postgres.WatchAt(ctx, dsn, log, func(string) {
 					mu.Lock()
 					defer mu.Unlock()
 					clock = clock.Add(tt.step)
@@ -439,6 +442,9 @@ func TestWatchLogsFailedReconnectionsOnceAMinute(t *testing.T) {
 			}
 			if strings.Contains(out, "lost the PostgreSQL") || strings.Contains(out, "reconnect") || strings.Contains(out, "lost_for") {
 				t.Errorf("log says the notifications were lost, or are to be had again, which Watch never had:\n%s", out)
+			}
+			if !strings.Contains(jlogs.String(), tt.wantJSON) {
+				t.Errorf("JSON log lacks %s:\n%s", tt.wantJSON, jlogs.String())
 			}
 		})
 	}
