@@ -89,7 +89,8 @@ const maxAuditPath = 200
 // A request refused for its token (none, malformed, unknown, inactive,
 // without the admin scope, not an administrator's, …) is also logged at
 // INFO with the reason, and one with a cause (a body that could not be
-// read) with the cause, unless answered 429 or 503, which log their own.
+// read) with the cause, unless answered 503, which logs its own; a 429
+// of the throttle, recorded or not, with the throttle's key as cause.
 func (h *Handler) refused(r *http.Request, c caller, oe *oauth2.Error) *oauth2.Error {
 	status := oe.HTTPStatus()
 	if c.ID != "" && status == http.StatusNotFound && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
@@ -102,13 +103,20 @@ func (h *Handler) refused(r *http.Request, c caller, oe *oauth2.Error) *oauth2.E
 		key := throttle.AddressKey(source)
 		if ok, wait := h.throttle.failures.Take(key); !ok {
 			h.onThrottle()
-			tm := tooManyRefusals(wait)
-			if !h.throttle.recorded.Record(key) {
-				return tm
+			tm := tooManyRefusals(wait, key)
+			sent := tm
+			if h.throttle.recorded.Record(key) {
+				data := h.refusalData(r, tm, failed)
+				data["throttled"] = throttle.NoteAddress
+				sent = h.writeRefusal(r, c, source, tm, data)
 			}
-			data := h.refusalData(r, tm, failed)
-			data["throttled"] = throttle.NoteAddress
-			return h.writeRefusal(r, c, source, tm, data)
+			if sent == tm {
+				// Every 429 logs a line, recorded or not, as the token
+				// endpoint's do: the request line alone does not say
+				// which limit it met.
+				h.logRefusal(r, tm, failed, source)
+			}
+			return sent
 		}
 	}
 	sent := h.writeRefusal(r, c, source, oe, h.refusalData(r, oe, failed))
@@ -117,19 +125,27 @@ func (h *Handler) refused(r *http.Request, c caller, oe *oauth2.Error) *oauth2.E
 		// one (the body's read error), for the server's log too, as the
 		// token endpoint logs its refusals: the request line alone (a
 		// 401 or 400) does not say. Never the token.
-		attrs := []any{"method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownRequestPath(r, maxAuditPath),
-			"error", oe.Code, "description", oe.Description}
-		if failed != nil {
-			attrs = append(attrs, "reason", failed.reason)
-			if failed.clientID != "" {
-				attrs = append(attrs, "token_client_id", failed.clientID)
-			}
-		} else {
-			attrs = append(attrs, "cause", oe.Err.Error())
-		}
-		h.log.InfoContext(r.Context(), "admin request refused", append(attrs, "source", source)...)
+		h.logRefusal(r, oe, failed, source)
 	}
 	return sent
+}
+
+// logRefusal logs at INFO that r was refused with oe: why its token was
+// refused (failed, if not nil) and oe's cause when it is another (a
+// body's read error, the throttle's key).
+func (h *Handler) logRefusal(r *http.Request, oe *oauth2.Error, failed *authFailure, source string) {
+	attrs := []any{"method", oauth2.Truncate(r.Method, 16), "path", oauth2.ShownRequestPath(r, maxAuditPath),
+		"error", oe.Code, "description", oe.Description}
+	if failed != nil {
+		attrs = append(attrs, "reason", failed.reason)
+		if failed.clientID != "" {
+			attrs = append(attrs, "token_client_id", failed.clientID)
+		}
+	}
+	if oe.Err != nil && oe.Err != error(failed) {
+		attrs = append(attrs, "cause", oe.Err.Error())
+	}
+	h.log.InfoContext(r.Context(), "admin request refused", append(attrs, "source", source)...)
 }
 
 // refusalData is the data of the admin.refused event of r, refused with
@@ -173,11 +189,13 @@ func (h *Handler) writeRefusal(r *http.Request, c caller, source string, oe *oau
 }
 
 // tooManyRefusals is the 429 of a source whose unauthenticated admin
-// requests were refused more than its budget allows.
-func tooManyRefusals(wait time.Duration) *oauth2.Error {
+// requests were refused more than its budget allows; its cause names
+// the throttle key, as the token endpoint's 429 does.
+func tooManyRefusals(wait time.Duration, key string) *oauth2.Error {
 	return &oauth2.Error{
 		Code: oauth2.ErrTemporarilyUnavailable, Status: http.StatusTooManyRequests,
 		Description: "Too many admin requests without a valid admin token from this address; retry later.",
 		Header:      http.Header{"Retry-After": {strconv.Itoa(int(wait / time.Second))}},
+		Err:         &throttle.Refused{Key: key, Note: throttle.NoteAddress},
 	}
 }

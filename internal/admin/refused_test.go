@@ -548,3 +548,33 @@ func TestAdminAuthRefusalsLogged(t *testing.T) {
 		t.Errorf("an administrator's 400 logged an admin request refused line")
 	}
 }
+
+// Every 429 of the throttle logs a line, recorded or not, as the token
+// endpoint's do: with the reason of the request's token and the limit it
+// met (the throttle's key) as cause. The admin API's logged only the
+// request line.
+func TestAdminThrottledLogged(t *testing.T) {
+	f := newFixture(t)
+	throttled := 0
+	var ids []string
+	for range 25 {
+		status, _, h := f.call(t, "GET", "/v1/apis", "Bearer nonsense", nil)
+		if status == 429 {
+			throttled++
+			ids = append(ids, h.Get("X-Request-Id"))
+		}
+	}
+	if throttled < 2 {
+		t.Fatalf("%d requests answered 429, want at least 2 (the recorded one and one not)", throttled)
+	}
+	for _, id := range ids {
+		want := `level=INFO msg="admin request refused" method=GET path=/v1/apis error=temporarily_unavailable description="Too many admin requests without a valid admin token from this address; retry later." reason=unknown_token cause="throttled: too many failures of 192.0.2.1" source=192.0.2.1 id=` + id
+		found := false
+		for _, l := range strings.Split(f.logs.String(), "\n") {
+			found = found || strings.HasSuffix(l, want)
+		}
+		if !found {
+			t.Errorf("no line ending %q in the log:\n%s", want, f.logs.String())
+		}
+	}
+}
