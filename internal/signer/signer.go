@@ -305,7 +305,7 @@ func (f *freshKeys) generated() (storage.SigningKey, error) {
 // logChange logs what changed from the keys in use, old, to set.
 func (s *Signer) logChange(old, set *keySet) {
 	if old == nil || old.currentID != set.currentID {
-		s.cfg.Logger.Info("signing key in use", "kid", set.currentID, "alg", set.currentAlg, "published_keys", len(set.public))
+		s.cfg.Logger.Info("signing key in use", "current_key", set.currentID, "alg", set.currentAlg, "published_keys", len(set.public))
 	}
 	if set.currentAlg != s.cfg.Algorithm && (old == nil || old.currentAlg != set.currentAlg) {
 		s.cfg.Logger.Info("the signing algorithm changes once the new key has been published", "from", set.currentAlg, "to", s.cfg.Algorithm, "publish_for", s.cfg.publishFor())

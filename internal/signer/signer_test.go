@@ -778,3 +778,25 @@ func TestRunSummarisesFailedRefreshes(t *testing.T) {
 		}
 	})
 }
+
+// The line that names the key signing calls it current_key, as the lines
+// about failed refreshes do: it was kid there.
+func TestKeyInUseLogged(t *testing.T) {
+	var logs bytes.Buffer
+	sealer, err := NewSealer(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s, err := New(context.Background(), &memStore{}, sealer, Config{
+		Policy: Policy{Algorithm: "ES256", RotateEvery: 30 * 24 * time.Hour, RetainFor: 2 * time.Hour},
+		Now:    c.now, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `msg="signing key in use" current_key=` + s.CurrentKeyID() + " alg=ES256 "
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("log\n%s\nlacks %s", logs.String(), want)
+	}
+}
