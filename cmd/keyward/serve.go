@@ -849,7 +849,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	build := readBuildInfo()
 	m.Logger.Info("keyward is serving", "issuer", oauth2.RedactURL(m.Issuer), "listen", m.listener.Addr().String(), "store", storeName(m.Config),
-		"version", build.Version, "revision", build.revisionLabel())
+		"version", build.Version, "revision", cmp.Or(build.revisionLabel(), "unknown"))
 	m.http.Handler = m.handling.wrap(m.http.Handler)
 	errc := make(chan error, 1)
 	go func() {
