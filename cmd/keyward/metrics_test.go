@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -100,6 +101,11 @@ func TestMetrics(t *testing.T) {
 	}
 	if !serving {
 		t.Errorf("the log has no 'keyward is serving' line with the version and revision=unknown:\n%s", logs.String())
+	}
+	// The first start names the administrator as every line does an
+	// account, by client ID, and its email apart: account was the email.
+	if !regexp.MustCompile(`msg="created the administrator service account; [^"]*" account=[0-9]+ email=admin@\S+ key_file=`).MatchString(logs.String()) {
+		t.Errorf("the log has no first-start line with account=<client ID> email=…:\n%s", logs.String())
 	}
 }
 

@@ -550,7 +550,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if created {
 		m.AdminKeyFile = path
 		m.Logger.Warn("created the administrator service account; its key file is the only way in: keep it safe",
-			"account", first.Email, "key_file", path)
+			"account", first.ID, "email", first.Email, "key_file", path)
 	}
 	m.warnIssuerChanged(ctx, sealer)
 	m.warnAssertionAudienceAPIs(ctx)
