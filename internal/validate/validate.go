@@ -65,10 +65,16 @@ func APIName(name string) error {
 // which make one look like another in a list; they are refused too, and
 // so are the spaces above ASCII url.Parse takes (the no-break space
 // U+00A0, the ideographic space U+3000, the line separator U+2028, …).
+// Nor does it refuse bytes that are not UTF-8, which Label refuses and an
+// API identifier is refused for too: a JSON encoder would send each as
+// U+FFFD, an identifier no token's aud or resource would match as sent.
 func APIIdentifier(id string) error {
 	u, err := url.Parse(id)
 	if err != nil || u.Scheme == "" || strings.ContainsAny(id, "# \t\n") || strings.ContainsFunc(id, unicode.IsControl) {
 		return fmt.Errorf("The API identifier %s must be an absolute URI without a fragment, such as https://orders.internal.", QuoteClip(id))
+	}
+	if i := NotUTF8(id); i >= 0 {
+		return fmt.Errorf("The API identifier %s is not UTF-8 text: the byte 0x%02X at byte %d is not part of a character; use UTF-8 text.", QuoteClip(id), id[i], i)
 	}
 	if i := strings.IndexFunc(id, unicode.IsSpace); i >= 0 {
 		r, _ := utf8.DecodeRuneInString(id[i:])
@@ -169,6 +175,19 @@ func Label(field, v string, max int) error {
 		i += n
 	}
 	return nil
+}
+
+// NotUTF8 is the offset of the first byte of s that is not part of a
+// UTF-8 character, or -1 when s is UTF-8 text.
+func NotUTF8(s string) int {
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
 }
 
 // hiddenInLabel reports whether Label refuses r, an invisible format
