@@ -189,19 +189,6 @@ func emptyArg(use string, args []string) error {
 	return nil
 }
 
-// notUTF8 is the offset of the first byte of s that is not part of a
-// UTF-8 character, or -1 when s is UTF-8 text.
-func notUTF8(s string) int {
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && n == 1 {
-			return i
-		}
-		i += n
-	}
-	return -1
-}
-
 // pathFlags are the flags whose value names a file or a directory, which
 // may be any bytes, as a file's name may: notUTF8Flag lets them be.
 var pathFlags = map[string]bool{
@@ -226,7 +213,7 @@ func notUTF8Flag(c *cobra.Command) error {
 			of = " of one of its values"
 		}
 		for _, v := range flagValues(f) {
-			if at := notUTF8(v); at >= 0 {
+			if at := validate.NotUTF8(v); at >= 0 {
 				err = fmt.Errorf("--%s is not UTF-8 text: the byte 0x%02X at byte %d (counting from 0)%s is not part of a character; give it in UTF-8", f.Name, v[at], at, of)
 				return
 			}

@@ -475,3 +475,23 @@ func TestClip(t *testing.T) {
 		}
 	}
 }
+
+func TestNotUTF8(t *testing.T) {
+	for _, tt := range []struct {
+		name, in string
+		want     int
+	}{
+		{"empty", "", -1},
+		{"ASCII", "orders", -1},
+		{"multi-byte", "grüße €", -1},
+		{"U+FFFD as text", "a\ufffdb", -1},
+		{"Latin-1", "caf\xe9", 3},
+		{"first of two", "a\xffb\xfe", 1},
+		{"cut character", "x\xe2\x82", 1},
+		{"surrogate", "\xed\xa0\x80", 0},
+	} {
+		if got := NotUTF8(tt.in); got != tt.want {
+			t.Errorf("%s: NotUTF8(%q) = %d, want %d", tt.name, tt.in, got, tt.want)
+		}
+	}
+}
