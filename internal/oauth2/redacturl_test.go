@@ -23,6 +23,16 @@ func TestRedactURL(t *testing.T) {
 		{"https://admin:ab?cd@keyward.internal", "https://xxxxx@keyward.internal"},
 		{"https://admin:ab#cd@keyward.internal", "https://xxxxx@keyward.internal"},
 		{"admin:ab/cd@keyward.internal/token", "xxxxx@keyward.internal/token"},
+		// A password of digits before the "/", "?" or "#" is read as a
+		// port, and the rest as a path, query or fragment, without
+		// error: all before the "@" is still hidden, an "@" after a
+		// port too.
+		{"https://admin:1234/5678@keyward.internal", "https://xxxxx@keyward.internal"},
+		{"https://admin:1234?5678@keyward.internal/token", "https://xxxxx@keyward.internal/token"},
+		{"https://admin:1234#5678@keyward.internal", "https://xxxxx@keyward.internal"},
+		{"https://admin:/5678@keyward.internal", "https://xxxxx@keyward.internal"},
+		{"https://keyward.internal:8443/a@b", "https://xxxxx@b"},
+		{"https://keyward.internal:8443/token", "https://keyward.internal:8443/token"},
 	} {
 		if got := RedactURL(tt.in); got != tt.want {
 			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
