@@ -63,12 +63,14 @@ func ParseUserRows(data []byte, check func(UserRow) error) ([]UserRow, error) {
 	if bytes.Contains(data, bom) {
 		return nil, bomRows(data)
 	}
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 {
+	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, errors.New("the file is empty")
 	}
 	lead := len(data) - len(bytes.TrimLeft(data, " \t\r\n"))
-	if trimmed[0] == '[' || trimmed[0] == '{' {
+	// JSON by JSON's white space alone (usersJSON): one that
+	// bytes.TrimSpace takes too, such as U+00A0 before "{ops}@example.com",
+	// starts a CSV field, which the CSV reader trims.
+	if isJSON {
 		return parseUsersJSON(data[lead:], bytes.Count(data[:lead], []byte{'\n'}), check)
 	}
 	return parseUsersCSV(data, check)
