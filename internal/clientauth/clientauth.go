@@ -805,8 +805,11 @@ func Record(ctx context.Context, log *slog.Logger, j Journal, ev *storage.AuditE
 // when the client is, with the error code, description and cause, and the
 // authenticated account or, when authentication failed, the client ID as
 // presented (RequireForToken's client_id: cut, or a note for one shaped
-// like a credential).
-func LogRefusal(ctx context.Context, log *slog.Logger, msg string, oe *oauth2.Error, ev *storage.AuditEvent) {
+// like a credential). The token endpoint logs its refusals here too, so
+// that every refusal line has the same keys in the same order; extra,
+// key-value pairs as slog takes them, go between the cause and the client
+// (the token endpoint's grant: "grant", its name).
+func LogRefusal(ctx context.Context, log *slog.Logger, msg string, oe *oauth2.Error, ev *storage.AuditEvent, extra ...any) {
 	level := slog.LevelInfo
 	if oe.ServerFault() {
 		level = slog.LevelError
@@ -816,6 +819,7 @@ func LogRefusal(ctx context.Context, log *slog.Logger, msg string, oe *oauth2.Er
 		cause = oe.Err.Error()
 	}
 	attrs := []any{"error", oe.Code, "description", oe.Description, "cause", cause}
+	attrs = append(attrs, extra...)
 	log.Log(ctx, level, msg, append(attrs, logClient(ev)...)...)
 }
 

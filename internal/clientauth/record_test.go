@@ -164,3 +164,55 @@ func TestCountThrottled(t *testing.T) {
 		})
 	}
 }
+
+// logKeys is the keys of the JSON log line l, in their order.
+func logKeys(t *testing.T, l string) []string {
+	t.Helper()
+	d := json.NewDecoder(strings.NewReader(l))
+	if _, err := d.Token(); err != nil {
+		t.Fatalf("log line %q: %v", l, err)
+	}
+	var keys []string
+	for d.More() {
+		k, err := d.Token()
+		if err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		keys = append(keys, k.(string))
+		var v json.RawMessage
+		if err := d.Decode(&v); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+	}
+	return keys
+}
+
+// LogRefusal's line has the same keys in the same order for every
+// endpoint: the token endpoint's grant, given as an extra pair, goes
+// between the cause and the client; the client_id only while no account
+// authenticated.
+func TestLogRefusalKeys(t *testing.T) {
+	refusal := oauth2.Errorf(oauth2.ErrInvalidClient, "Client authentication failed.")
+	failed := &storage.AuditEvent{Source: "192.0.2.1", Data: map[string]string{"client_id": "svc"}}
+	authenticated := &storage.AuditEvent{Actor: "100000000000000000001", Source: "192.0.2.1", Data: map[string]string{}}
+	for _, tc := range []struct {
+		name  string
+		ev    *storage.AuditEvent
+		extra []any
+		want  string
+	}{
+		{"introspection, client failed", failed, nil, "time level msg error description cause account client_id source"},
+		{"introspection, authenticated", authenticated, nil, "time level msg error description cause account source"},
+		{"token, client failed", failed, []any{"grant", "client_credentials"}, "time level msg error description cause grant account client_id source"},
+		{"token, authenticated", authenticated, []any{"grant", "jwt-bearer"}, "time level msg error description cause grant account source"},
+		{"token, no grant_type", failed, []any{"grant", ""}, "time level msg error description cause grant account client_id source"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			LogRefusal(context.Background(), slog.New(slog.NewJSONHandler(&logs, nil)), "refused", refusal, tc.ev, tc.extra...)
+			if got := strings.Join(logKeys(t, logs.String()), " "); got != tc.want {
+				t.Errorf("keys %q, want %q (line %s)", got, tc.want, logs.String())
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -202,6 +203,41 @@ func TestRefusalLogNamesUnsupportedGrant(t *testing.T) {
 			}
 			if tt.wantNot != "" && strings.Contains(e.logs.String(), tt.wantNot) {
 				t.Errorf("the log holds %q:\n%s", tt.wantNot, e.logs)
+			}
+		})
+	}
+}
+
+// TestRefusalLogKeys: the token endpoint's refusal line is
+// clientauth.LogRefusal's, with the grant before the client: the keys
+// operators query, in the order /introspect and /revoke log them, and
+// grant even when the request named none.
+func TestRefusalLogKeys(t *testing.T) {
+	keyRE := regexp.MustCompile(`(?:^| )([a-z_]+)=`)
+	tests := []struct {
+		name, body, id, sec string
+		want                string
+	}{
+		{"wrong secret", "grant_type=client_credentials", "100000000000000000001", "kw_wrong", "time level msg error description cause grant account client_id source"},
+		{"scope refused", "grant_type=client_credentials&scope=nope.read", "100000000000000000001", jobSecret, "time level msg error description cause grant account source"},
+		{"no grant_type", "scope=x", "100000000000000000001", jobSecret, "time level msg error description cause grant account source"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.do(request{body: tt.body, header: http.Header{"Authorization": {basicAuth(tt.id, tt.sec)}}})
+			var line string
+			for _, l := range strings.Split(e.logs.String(), "\n") {
+				if strings.Contains(l, `msg="token request refused"`) {
+					line = l
+				}
+			}
+			var keys []string
+			for _, m := range keyRE.FindAllStringSubmatch(line, -1) {
+				keys = append(keys, m[1])
+			}
+			if got := strings.Join(keys, " "); got != tt.want {
+				t.Errorf("keys %q, want %q (line %q)", got, tt.want, line)
 			}
 		})
 	}

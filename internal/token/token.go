@@ -221,34 +221,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	oe := oauth2.AsError(err)
 	clientauth.CountThrottled(h.cfg.Observer, "token", oe)
-	msg, level := "token request refused", slog.LevelInfo
-	if oe.ServerFault() {
-		level = slog.LevelError
-	}
-	var attrs []any
+	// account is the account that authenticated, the event's actor. An
+	// account an assertion only names (its signature or another check
+	// failed, or it was replayed) is claimed, not authenticated: anyone
+	// can write its email in an iss. client_id is which client failed to
+	// authenticate, as its audit event says: the client ID as presented,
+	// cut, or a note for one shaped like a credential
+	// (clientauth.Attempt), or an assertion's iss.
 	if werr := h.recordRefusal(r.Context(), req, oe); werr != nil {
 		// One line, with the refusal and the client, as /introspect and
 		// /revoke log it: a store that is down fails both, and each
 		// request logged an error, then the 503 with no cause.
-		msg, level = "token request refused, and its audit event could not be written", slog.LevelError
 		refusal := oe.Error()
 		oe = oauth2.Unrecorded()
-		attrs = []any{"error", oe.Code, "description", oe.Description, "err", werr, "refusal", refusal}
+		attrs := []any{"error", oe.Code, "description", oe.Description, "err", werr, "refusal", refusal, "grant", req.Audit.Grant, "account", req.Audit.Actor}
+		if req.Audit.Actor == "" && req.Audit.ClientID != "" {
+			attrs = append(attrs, "client_id", req.Audit.ClientID)
+		}
+		h.log.ErrorContext(r.Context(), "token request refused, and its audit event could not be written", append(attrs, "source", req.Source)...)
 	} else {
-		attrs = []any{"error", oe.Code, "description", oe.Description, "cause", errString(oe.Err)}
+		// As /introspect and /revoke log their refusals (at info, or
+		// at error when the server is at fault), with the grant.
+		ev := &storage.AuditEvent{Actor: req.Audit.Actor, Source: req.Source, Data: map[string]string{"client_id": req.Audit.ClientID}}
+		clientauth.LogRefusal(r.Context(), h.log, "token request refused", oe, ev, "grant", req.Audit.Grant)
 	}
-	// account is the account that authenticated, the event's actor. An
-	// account an assertion only names (its signature or another check
-	// failed, or it was replayed) is claimed, not authenticated: anyone
-	// can write its email in an iss.
-	attrs = append(attrs, "grant", req.Audit.Grant, "account", req.Audit.Actor)
-	if req.Audit.Actor == "" && req.Audit.ClientID != "" {
-		// Which client failed to authenticate, as its audit event says:
-		// the client ID as presented, cut, or a note for one shaped like
-		// a credential (clientauth.Attempt), or an assertion's iss.
-		attrs = append(attrs, "client_id", req.Audit.ClientID)
-	}
-	h.log.Log(r.Context(), level, msg, append(attrs, "source", req.Source)...)
 	oauth2.WriteError(w, oe)
 	h.cfg.Observer.ObserveRequest("token", knownGrant(req.Audit.Grant), req.Audit.AuthMethod, storage.OutcomeFailure, oe.Code, time.Since(start))
 }
@@ -342,13 +338,6 @@ func addNonEmpty(m map[string]string, k, v string) {
 	if v != "" {
 		m[k] = v
 	}
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }
 
 // newTokenID returns a random 128-bit token identifier that does not start
