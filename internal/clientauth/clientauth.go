@@ -159,6 +159,16 @@ type Attempt struct {
 	// client: a request that needs one is refused with
 	// ErrUnreadableCertificate, not told it presented no credentials.
 	UnreadableCertificate error
+	// IdentifyOnly, set by the caller, lets a client_id without client
+	// credentials (nor a TLS client certificate) identify the client
+	// instead of failing its authentication: the JWT-bearer grant's
+	// assertion authenticates its account, and a client may name itself
+	// beside it (RFC 6749 §3.2.1, RFC 7521 §4.1), as generic OAuth
+	// libraries do. Authenticate then returns no client and sets
+	// Identified to the client_id; the grant must check that it names
+	// the account the assertion authenticates.
+	IdentifyOnly bool
+	Identified   string
 }
 
 // ErrCertificateWithoutClientID is the answer to a request that needs a
@@ -240,6 +250,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 		return nil, ErrUnreadableCertificate(certErr)
 	case cert != nil && clientID != "":
 		method = storage.AuthTLS // or self-signed; decided by the account
+	case clientID != "" && att.IdentifyOnly:
+		att.ClientID, att.Identified = PresentedID(clientID), clientID
+		return nil, nil
 	case clientID != "":
 		return nil, ErrFailed(errors.New("client_id without credentials"))
 	default:

@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -114,6 +115,16 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 			return nil, assertionError(err)
 		}
 		return nil, fail(assertionError(err))
+	}
+	if id := req.attempt.Identified; id != "" && id != acct.ID && id != acct.Email {
+		// A client_id without credentials (RFC 7521 §4.1) that names
+		// another client than the one the assertion authenticates: the
+		// seed's invalid_client, a JWT not "issued for the client ID in
+		// the request". Checked after the signature, so that only the
+		// key holder learns whether an ID and an email name one account.
+		e := clientauth.ErrFailed(fmt.Errorf("client_id %q is not the assertion's account", clientauth.PresentedID(id)))
+		e.Description = "The assertion was not issued for the client ID in the request: client_id names another client than its issuer (iss); send the service account's own client ID or email, or no client_id."
+		return nil, e
 	}
 	if acct.Disabled {
 		return nil, oauth2.Errorf(oauth2.ErrDisabledClient, "The OAuth client was disabled. The service account is disabled.")

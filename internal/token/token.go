@@ -281,7 +281,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request) (*
 	// checks (client authentication, the DPoP proof) is recorded under
 	// the same name as the grant's.
 	req.Audit.Grant = g.name()
-	var att clientauth.Attempt
+	// A client_id alone identifies the client of a JWT-bearer grant,
+	// whose assertion authenticates it (jwtBearer checks they agree).
+	att := clientauth.Attempt{IdentifyOnly: g.name() == "jwt-bearer"}
 	client, err := h.auth.Authenticate(r.Context(), r, form, req.Source, &att)
 	req.Audit.AuthMethod, req.Audit.ClientID = att.Method, att.ClientID
 	if err != nil {

@@ -332,6 +332,16 @@ func TestJWTBearer(t *testing.T) {
 		{name: "grant_type not percent-encoded", req: request{body: "grant_type=" + oauth2.GrantJWTBearer + "&assertion=" + rs(nil)}, wantStatus: 200, wantScope: "orders.read"},
 		{name: "form with a charset, as Java's client sends it", req: request{contentType: "application/x-www-form-urlencoded; charset=UTF-8", body: form(rs(nil))}, wantStatus: 200, wantScope: "orders.read"},
 		{name: "sub is the account itself", req: request{body: form(rs(func(c map[string]any) { c["sub"] = "job@proj.iam.test" }))}, wantStatus: 200},
+		// A client_id without credentials identifies the client (RFC
+		// 6749 §3.2.1, RFC 7521 §4.1), as generic OAuth libraries send
+		// it: the assertion's account, by email or numeric ID; another
+		// is refused, once the signature is good.
+		{name: "client_id is the account's email", req: request{body: form(rs(nil), "client_id", e.job.Email)}, wantStatus: 200, wantScope: "orders.read"},
+		{name: "client_id is the account's numeric ID", req: request{body: form(rs(nil), "client_id", e.job.ID)}, wantStatus: 200, wantScope: "orders.read"},
+		{name: "client_id of another account", req: request{body: form(rs(nil), "client_id", "other@proj.iam.test")}, wantStatus: 401, wantError: "invalid_client", wantDesc: "The assertion was not issued for the client ID in the request: client_id names another client than its issuer (iss)"},
+		{name: "client_id of no account", req: request{body: form(rs(nil), "client_id", "nobody@proj.iam.test")}, wantStatus: 401, wantError: "invalid_client", wantDesc: "names another client"},
+		{name: "client_id in other capitals", req: request{body: form(rs(nil), "client_id", "Job@proj.iam.test")}, wantStatus: 401, wantError: "invalid_client", wantDesc: "names another client"},
+		{name: "client_id of another account, bad signature", req: request{body: form(sign(t, attacker, jose.ES256, "rs", claims(nil), nil), "client_id", "other@proj.iam.test")}, wantStatus: 400, wantError: "invalid_grant", wantDesc: "Invalid JWT Signature"},
 		{name: "sub is the account itself, in capitals", req: request{body: form(rs(func(c map[string]any) { c["sub"] = "Job@Proj.IAM.test" }))}, wantStatus: 200},
 		{name: "prn tolerated", req: request{body: form(rs(func(c map[string]any) { c["sub"], c["prn"] = "job@proj.iam.test", "job@proj.iam.test" }))}, wantStatus: 200},
 		{name: "scope in the form", req: request{body: form(rs(func(c map[string]any) { delete(c, "scope") }), "scope", "orders.write")}, wantStatus: 200, wantScope: "orders.write"},
@@ -425,7 +435,7 @@ func TestJWTBearer(t *testing.T) {
 		// The seed's invalid_client row: the JWT must be "issued for the
 		// client ID in the request", and a client that authenticates must
 		// do so.
-		{name: "client_id of another account beside the assertion", req: request{body: form(rs(nil), "client_id", "100000000000000000002")}, wantStatus: 401, wantError: "invalid_client"},
+		{name: "client_id of another account beside the assertion", req: request{body: form(rs(nil), "client_id", "100000000000000000002")}, wantStatus: 401, wantError: "invalid_client", wantDesc: "names another client"},
 		{name: "wrong client secret beside the assertion", req: request{body: form(rs(nil)), header: http.Header{"Authorization": {basicAuth(e.job.ID, "kw_wrong")}}}, wantStatus: 401, wantError: "invalid_client"},
 		{name: "unsupported grant", req: request{body: "grant_type=password&username=a&password=b"}, wantStatus: 400, wantError: "unsupported_grant_type"},
 		{name: "no grant_type", req: request{body: "assertion=x"}, wantStatus: 400, wantError: "invalid_request"},
@@ -907,6 +917,8 @@ func TestClientCredentials(t *testing.T) {
 		{name: "malformed Basic header", req: request{body: "grant_type=client_credentials", header: http.Header{"Authorization": {"Basic not-base64!"}}},
 			wantStatus: 400, wantError: "invalid_request", wantDesc: "Authorization header is malformed"},
 
+		{name: "client_id without credentials", req: request{body: "grant_type=client_credentials&client_id=" + e.job.ID},
+			wantStatus: 401, wantError: "invalid_client", wantDesc: "Client authentication failed."},
 		{name: "no credentials", req: request{body: "grant_type=client_credentials"},
 			wantStatus: 401, wantError: "invalid_client", wantDesc: "The client_credentials grant needs client authentication: a client secret, a client assertion or a TLS client certificate."},
 		{name: "certificate without client_id", req: request{body: "grant_type=client_credentials", tls: clientCert(t)},
