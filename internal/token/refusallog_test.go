@@ -242,3 +242,27 @@ func TestRefusalLogKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestJWTBearerClientIDRefusalLog: a JWT-bearer request refused because
+// its client_id is not the assertion's account logs the client_id as
+// presented (clientauth.PresentedID) in its cause, never one shaped like
+// a secret.
+func TestJWTBearerClientIDRefusalLog(t *testing.T) {
+	const pasted = "kw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	for _, tt := range []struct{ name, id, want string }{
+		{"another account", "other@proj.iam.test", `client_id \"other@proj.iam.test\" is not the assertion's account`},
+		{"a secret", pasted, `client_id \"(not recorded: shaped like a secret or token)\"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			w := e.do(request{body: form(sign(t, e.rsKey, jose.RS256, "rs", claims(nil), nil), "client_id", tt.id)})
+			if w.Code != http.StatusUnauthorized {
+				t.Fatalf("%d %s, want 401", w.Code, w.Body)
+			}
+			logs := e.logs.String()
+			if !strings.Contains(logs, tt.want) || strings.Contains(logs, pasted) {
+				t.Errorf("logs %s\nwant %s in them, and no secret", logs, tt.want)
+			}
+		})
+	}
+}
