@@ -141,6 +141,12 @@ func (c *Committer) Write(ctx context.Context, w storage.Write) error {
 	}
 }
 
+// Queued returns how many writes have been handed over and wait for a
+// batch: those the batch being committed has not taken. Write does no
+// work for it; tests read it to know that writes are queued behind a
+// commit that waits.
+func (c *Committer) Queued() int { return len(c.reqs) }
+
 // waitChannels returns channels, one of which is closed when ctx ends:
 // those of a request's context (package deadline), whose own Done
 // channel would cost it a timer, else ctx.Done() and nil.

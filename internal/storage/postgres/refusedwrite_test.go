@@ -103,7 +103,13 @@ func TestGroupCommitRefusedWriteFailsAlone(t *testing.T) {
 				}
 				go func() { errs[i] <- c.Write(ctx, w) }()
 			}
-			time.Sleep(time.Second) // all of them queued behind the first: they only have to reach Write
+			// All of them queued behind the first, which the committer is
+			// committing: the next batch takes them all.
+			for start := time.Now(); c.Queued() < n; time.Sleep(5 * time.Millisecond) {
+				if time.Since(start) > 10*time.Second {
+					t.Fatalf("%d of %d writes queued behind the first after 10 s", c.Queued(), n)
+				}
+			}
 			blocker.Rollback()
 			if err := <-firstErr; err != nil {
 				t.Fatalf("the first write: %v", err)
@@ -119,17 +125,11 @@ func TestGroupCommitRefusedWriteFailsAlone(t *testing.T) {
 					t.Errorf("write %d, batched with a refused one: Write = %v, want nil", i, err)
 				}
 			}
-			// A failed batch of more than one write: the refused one was
-			// batched with others (all n, unless a goroutine was slower to
-			// reach Write than the second above on a loaded machine).
+			// A failed batch of all n writes: the refused one was batched
+			// with the others.
 			mu.Lock()
-			if !slices.ContainsFunc(batches, func(b string) bool {
-				var size int
-				var failed bool
-				_, err := fmt.Sscanf(b, "%d:%t", &size, &failed)
-				return err == nil && failed && size > 1
-			}) {
-				t.Errorf("batches (size:failed) %v: no failed batch of more than one write; the test did not batch them", batches)
+			if !slices.Contains(batches, fmt.Sprintf("%d:true", n)) {
+				t.Errorf("batches (size:failed) %v: no failed batch of %d writes; the test did not batch them", batches, n)
 			}
 			mu.Unlock()
 
