@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -29,7 +30,9 @@ func TestTokenRequestStatementTimeoutAndConnectionEnded(t *testing.T) {
 	// Server b's connections have an application_name of their own, so
 	// that the test ends b's session, and no other (a's, for one).
 	bApp := "keyward-pgtimeout-b-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	var bLog testkeyward.SyncBuffer // server b's log, whose refusals name their cause
 	b := startServer(t, setup, func(m *Main) {
+		m.Logger = slog.New(slog.NewJSONHandler(&bLog, nil))
 		// A timeout of this server's every statement, not of the test's:
 		// long enough for its start on a loaded machine.
 		u, err := url.Parse(m.Config.DB)
@@ -70,11 +73,16 @@ func TestTokenRequestStatementTimeoutAndConnectionEnded(t *testing.T) {
 		name  string
 		table string // locked by another transaction for the request
 		end   bool   // the request's connection, waiting on the lock, is ended
+		// cause is the SQLSTATE of the error the request was refused
+		// for, as b logs it: the path the case names, not another that
+		// answers 503 too (a statement timeout where the connection was
+		// to be ended first, the ended session the refusal's own write).
+		cause string
 	}{
-		{"account read times out", "accounts", false},
-		{"audit write times out", "audit_events", false},
-		{"connection ended while reading", "accounts", true},
-		{"connection ended while writing", "audit_events", true},
+		{"account read times out", "accounts", false, "57014"},
+		{"audit write times out", "audit_events", false, "57014"},
+		{"connection ended while reading", "accounts", true, "57P01"},
+		{"connection ended while writing", "audit_events", true, "57P01"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -111,6 +119,7 @@ func TestTokenRequestStatementTimeoutAndConnectionEnded(t *testing.T) {
 					ended <- ""
 				}()
 			}
+			logStart := len(bLog.String())
 			start := time.Now()
 			s, h, body := token(t)
 			took := time.Since(start)
@@ -125,10 +134,39 @@ func TestTokenRequestStatementTimeoutAndConnectionEnded(t *testing.T) {
 			if took > 15*time.Second {
 				t.Errorf("token answered after %v, want within the 2 s statement_timeout and some", took)
 			}
+			if got := refusalCause(t, bLog.String()[logStart:]); !strings.Contains(got, "(SQLSTATE "+tc.cause+")") {
+				t.Errorf("the request was refused for %q, want SQLSTATE %s", got, tc.cause)
+			}
 			locker.Rollback()
 			if s, _, body := token(t); s != 200 {
 				t.Errorf("token once the table is free: %d %v", s, body)
 			}
 		})
 	}
+}
+
+// refusalCause returns what the one token refusal in log, a JSON log,
+// was refused for: its cause, or, when its audit event could not be
+// written either, the refusal that event was to record.
+func refusalCause(t *testing.T, log string) string {
+	t.Helper()
+	var causes []string
+	for line := range strings.Lines(log) {
+		var rec struct{ Msg, Cause, Refusal string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if !strings.HasPrefix(rec.Msg, "token request refused") {
+			continue
+		}
+		if rec.Refusal != "" {
+			causes = append(causes, rec.Refusal)
+		} else {
+			causes = append(causes, rec.Cause)
+		}
+	}
+	if len(causes) != 1 {
+		t.Fatalf("%d token refusals logged, want 1: %q", len(causes), causes)
+	}
+	return causes[0]
 }
