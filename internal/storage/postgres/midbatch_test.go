@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"database/sql"
 	"testing"
 	"time"
 
@@ -21,26 +20,11 @@ func TestCommitConnectionEndedMidBatch(t *testing.T) {
 	s := openStore(t, dsn)
 	c := groupcommit.New(s, groupcommit.Options{})
 	defer c.Close()
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	// Another session inserts the batch's JTI and holds it uncommitted:
 	// the batch waits on it, inside its transaction.
-	blocker, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer blocker.Rollback()
-	var blockerPID int
-	if err := blocker.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&blockerPID); err != nil {
-		t.Fatal(err)
-	}
 	exp := time.Now().Add(time.Hour)
-	if _, err := blocker.ExecContext(ctx, "INSERT INTO used_jtis (issuer, jti, expires_at) VALUES ('i', 'j', $1)", exp.UnixMicro()); err != nil {
-		t.Fatal(err)
-	}
+	db, blocker, blockerPID := holdJTI(t, dsn, "j", exp)
+	defer blocker.Rollback() // before c.Close, which would wait on it
 	w := func(jti string) storage.Write {
 		return storage.Write{JTIs: []storage.UsedJTI{{Issuer: "i", JTI: jti, ExpiresAt: exp}},
 			Events: []storage.AuditEvent{{Time: time.Now(), Action: "token.issued", Outcome: storage.OutcomeSuccess, Data: map[string]string{"jti": jti}}}}

@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -62,23 +61,8 @@ func TestGroupCommitRefusedWriteFailsAlone(t *testing.T) {
 			// Another session holds the first write's JTI uncommitted: the
 			// committer waits on it, and the writes after it gather into one
 			// batch.
-			db, err := sql.Open("pgx", dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			blocker, err := db.BeginTx(ctx, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer blocker.Rollback()
-			var blockerPID int
-			if err := blocker.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&blockerPID); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := blocker.ExecContext(ctx, "INSERT INTO used_jtis (issuer, jti, expires_at) VALUES ('i', 'held', $1)", exp.UnixMicro()); err != nil {
-				t.Fatal(err)
-			}
+			db, blocker, blockerPID := holdJTI(t, dsn, "held", exp)
+			defer blocker.Rollback() // before c.Close, which would wait on it
 			firstErr := make(chan error, 1)
 			go func() { firstErr <- c.Write(ctx, write("held")) }()
 			for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
