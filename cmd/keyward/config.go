@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -17,6 +16,7 @@ import (
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/signer"
+	"github.com/keyward/keyward/internal/trustedproxy"
 )
 
 // Config is everything 'keyward serve' is told. Validate checks it in one
@@ -211,7 +211,7 @@ func (c *Config) Validate() error {
 		add("%s needs --trusted-proxies: the header is trusted only from the proxies' addresses", c.flag("client-cert-header"))
 	}
 	for _, p := range c.TrustedProxies {
-		if _, err := parsePrefix(p); err != nil {
+		if _, err := trustedproxy.ParsePrefix(p); err != nil {
 			add("%s: %q %v", c.flag("trusted-proxies"), p, err)
 		}
 	}
@@ -386,36 +386,6 @@ func textMasterKey(k []byte) bool {
 	}
 	return len(k) > 0
 }
-
-// parsePrefix reads an address or CIDR range. An IPv4-mapped IPv6 one
-// (::ffff:10.0.0.0/104) is the IPv4 range it maps, as a mapped address
-// is that IPv4 address: the peers it is matched against are unmapped. A
-// mapped range shorter than /96 is refused: it is no IPv4 range, and
-// holds IPv6 addresses alone (::ffff:10.0.0.0/95 is ::fffe:0:0/95). So is
-// an address with a zone (fe80::1%eth0): a range holds none, and a peer
-// with a zone is never trusted (oauth2.Trusted).
-func parsePrefix(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-			return netip.PrefixFrom(a.Unmap(), p.Bits()-96).Masked(), nil
-		} else if a.Is4In6() {
-			return netip.Prefix{}, errors.New("is an IPv4-mapped range shorter than /96, which holds no IPv4 address but IPv6 ones: write the IPv4 range (0.0.0.0/0 for all of IPv4)")
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, errNotPrefix
-	}
-	if a.Zone() != "" {
-		return netip.Prefix{}, errors.New("has a zone, which a range cannot hold: a proxy that connects from a link-local address is never trusted, as the address names a host on one link alone; give the proxy an address that is not link-local")
-	}
-	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
-}
-
-// errNotPrefix refuses a --trusted-proxies entry that parses as neither
-// an address nor a CIDR range.
-var errNotPrefix = errors.New("is not an IP address or CIDR range")
 
 // fileExists reports whether path exists.
 func fileExists(path string) bool {

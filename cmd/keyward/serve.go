@@ -45,6 +45,7 @@ import (
 	"github.com/keyward/keyward/internal/storage/sqlite"
 	"github.com/keyward/keyward/internal/storage/sqlstore"
 	"github.com/keyward/keyward/internal/tally"
+	"github.com/keyward/keyward/internal/trustedproxy"
 	"github.com/keyward/keyward/internal/validate"
 )
 
@@ -457,7 +458,7 @@ func (m *Main) Open(ctx context.Context) error {
 		scfg.CacheTTL = -1
 	}
 	for _, p := range c.TrustedProxies {
-		prefix, _ := parsePrefix(p) // checked by Validate
+		prefix, _ := trustedproxy.ParsePrefix(p) // checked by Validate
 		scfg.TrustedProxies = append(scfg.TrustedProxies, prefix)
 	}
 	if c.ClientCertHeader != "" {

@@ -1,4 +1,4 @@
-package main
+package trustedproxy
 
 import (
 	"net/netip"
@@ -9,7 +9,7 @@ import (
 
 // FuzzParsePrefix: a --trusted-proxies entry (flag, environment or
 // config file) decides whose X-Forwarded-For is believed. Whatever the
-// entry, a range parsePrefix takes is masked, unzoned and never
+// entry, a range ParsePrefix takes is masked, unzoned and never
 // IPv4-mapped, and it trusts exactly the peers netip says the entry holds,
 // an IPv4-mapped entry holding the IPv4 addresses it maps.
 func FuzzParsePrefix(f *testing.F) {
@@ -24,13 +24,13 @@ func FuzzParsePrefix(f *testing.F) {
 	f.Add("fd00::/8", []byte{0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1})
 	f.Add("::ffff:10.0.0.0/104", []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 7})
 	f.Fuzz(func(t *testing.T, s string, peerBytes []byte) {
-		p, err := parsePrefix(s)
+		p, err := ParsePrefix(s)
 		q, qerr := netip.ParsePrefix(s)
 		if qerr != nil {
 			a, aerr := netip.ParseAddr(s)
 			if aerr != nil || a.Zone() != "" {
 				if err == nil {
-					t.Fatalf("parsePrefix(%q) = %v, which netip reads as no unzoned address or range", s, p)
+					t.Fatalf("ParsePrefix(%q) = %v, which netip reads as no unzoned address or range", s, p)
 				}
 				return
 			}
@@ -38,15 +38,15 @@ func FuzzParsePrefix(f *testing.F) {
 		}
 		if q.Addr().Is4In6() && q.Bits() < 96 {
 			if err == nil {
-				t.Fatalf("parsePrefix(%q) = %v, want the mapped range shorter than /96 refused", s, p)
+				t.Fatalf("ParsePrefix(%q) = %v, want the mapped range shorter than /96 refused", s, p)
 			}
 			return
 		}
 		if err != nil {
-			t.Fatalf("parsePrefix(%q): %v", s, err)
+			t.Fatalf("ParsePrefix(%q): %v", s, err)
 		}
 		if !p.IsValid() || p != p.Masked() || p.Addr().Is4In6() || p.Addr().Zone() != "" {
-			t.Fatalf("parsePrefix(%q) = %v: not a masked, unzoned, unmapped range", s, p)
+			t.Fatalf("ParsePrefix(%q) = %v: not a masked, unzoned, unmapped range", s, p)
 		}
 		peer, ok := netip.AddrFromSlice(peerBytes)
 		if !ok {
@@ -58,7 +58,7 @@ func FuzzParsePrefix(f *testing.F) {
 			want = q.Contains(netip.AddrFrom16(peer.As16()))
 		}
 		if got := oauth2.Trusted([]netip.Prefix{p}, peer); got != want {
-			t.Fatalf("parsePrefix(%q) = %v trusts %v: %v, want %v", s, p, peer, got, want)
+			t.Fatalf("ParsePrefix(%q) = %v trusts %v: %v, want %v", s, p, peer, got, want)
 		}
 	})
 }
