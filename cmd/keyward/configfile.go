@@ -14,6 +14,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/keyward/keyward/internal/redact"
 )
 
 // envName is the environment variable that sets a flag: KEYWARD_ and the
@@ -123,7 +125,7 @@ func (c *Config) checkStoreSources(fs *pflag.FlagSet, onCommandLine map[string]b
 		unset = "remove db from " + file
 	}
 	return usageError{fmt.Errorf("two stores are named: --data-dir %s (from %s) and --db %s (from %s), which would be opened instead; to use PostgreSQL with that data directory, %s (or %s); to use the SQLite database, %s",
-		c.DataDir, dirFrom, redactDSN(c.DB), dbFrom, dbBeside, dirBeside, unset)}
+		c.DataDir, dirFrom, redact.DSN(c.DB), dbFrom, dbBeside, dirBeside, unset)}
 }
 
 // storeSettingsHelp is the paragraph of --help of the commands that work

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyward/keyward/internal/redact"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 )
 
@@ -88,7 +89,7 @@ func TestOlderSchemaMigrateHintPostgres(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"--db", "", []string{"--db", dsn}, "run keyward migrate --db '" + redactDSN(dsn) + "' first (with the password where the URL shows xxxxx)"},
+		{"--db", "", []string{"--db", dsn}, "run keyward migrate --db '" + redact.DSN(dsn) + "' first (with the password where the URL shows xxxxx)"},
 		{"KEYWARD_DB", dsn, nil, "run keyward migrate first (it reads KEYWARD_DB too)"},
 		{"--config", "", []string{"--config", conf}, "run " + shellCommand("keyward", "migrate", "--config", conf) + " first"},
 	} {

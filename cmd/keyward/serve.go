@@ -37,6 +37,7 @@ import (
 	"github.com/keyward/keyward/internal/masterkey"
 	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/redact"
 	"github.com/keyward/keyward/internal/sakey"
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/signer"
@@ -1508,7 +1509,7 @@ func (m *Main) URL() string { return m.Config.baseURL(m.listener.Addr().String()
 
 func storeName(c Config) string {
 	if c.DB != "" {
-		return "postgres " + redactDSN(c.DB)
+		return "postgres " + redact.DSN(c.DB)
 	}
 	return "sqlite " + sqlitePath(c)
 }
@@ -1594,9 +1595,9 @@ func withMigrateHint(c Config, err error) error {
 	case strings.HasPrefix(from, "db in "):
 		return fmt.Errorf("%w; run %s first", err, shellCommand("keyward", "migrate", "--config", strings.TrimPrefix(from, "db in ")))
 	}
-	shown, note := redactDSN(c.DB), ""
-	if strings.Contains(shown, redacted) && !strings.Contains(c.DB, redacted) {
-		note = " (with the password where the URL shows " + redacted + ")"
+	shown, note := redact.DSN(c.DB), ""
+	if strings.Contains(shown, redact.Placeholder) && !strings.Contains(c.DB, redact.Placeholder) {
+		note = " (with the password where the URL shows " + redact.Placeholder + ")"
 	}
 	return fmt.Errorf("%w; run %s first%s", err, shellCommand("keyward", "migrate", "--db", shown), note)
 }

@@ -1,4 +1,4 @@
-package main
+package redact
 
 import (
 	"net/url"
@@ -9,12 +9,12 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// FuzzRedactDSN: the --db connection string is shown in logs, in the
+// FuzzDSN: the --db connection string is shown in logs, in the
 // hints of the CLI and in the refusal of a string that is no postgres://
 // URL. Whatever it is, the password PostgreSQL's own driver reads from it
-// (pgconn.ParseConfig, the reference) is not in what redactDSN shows, as
+// (pgconn.ParseConfig, the reference) is not in what DSN shows, as
 // written or escaped.
-func FuzzRedactDSN(f *testing.F) {
+func FuzzDSN(f *testing.F) {
 	for _, s := range []string{
 		"postgres://keyward:s3cret@db:5432/k?sslmode=verify-full",
 		"postgres://keyward@db/k?password=s3cret&sslmode=require",
@@ -37,7 +37,7 @@ func FuzzRedactDSN(f *testing.F) {
 	f.Setenv("PGPASSFILE", os.DevNull)
 	f.Setenv("PGSERVICEFILE", os.DevNull)
 	f.Fuzz(func(t *testing.T, dsn string) {
-		shown := redactDSN(dsn)
+		shown := DSN(dsn)
 		cfg, err := pgconn.ParseConfig(dsn)
 		if err != nil {
 			return
@@ -46,19 +46,19 @@ func FuzzRedactDSN(f *testing.F) {
 		// A password short enough to be anywhere by chance, or one that
 		// is in the string elsewhere too (host=s3cret password=s3cret),
 		// proves nothing.
-		if len(pw) < 4 || strings.Count(dsn, pw) > 1 || strings.Contains(redacted+"(a database URL that does not parse)", pw) {
+		if len(pw) < 4 || strings.Count(dsn, pw) > 1 || strings.Contains(Placeholder+"(a database URL that does not parse)", pw) {
 			return
 		}
 		for _, form := range []string{pw, url.QueryEscape(pw), url.PathEscape(pw)} {
 			if strings.Contains(shown, form) {
-				t.Fatalf("redactDSN(%q) = %q, which shows the password %q", dsn, shown, pw)
+				t.Fatalf("DSN(%q) = %q, which shows the password %q", dsn, shown, pw)
 			}
 		}
 		// Nor any word of it: a password with spaces is not hidden by
 		// hiding its first word.
 		for _, word := range strings.Fields(pw) {
-			if len(word) >= 4 && strings.Count(dsn, word) <= 1 && !strings.Contains(redacted, word) && strings.Contains(shown, word) {
-				t.Fatalf("redactDSN(%q) = %q, which shows %q of the password %q", dsn, shown, word, pw)
+			if len(word) >= 4 && strings.Count(dsn, word) <= 1 && !strings.Contains(Placeholder, word) && strings.Contains(shown, word) {
+				t.Fatalf("DSN(%q) = %q, which shows %q of the password %q", dsn, shown, word, pw)
 			}
 		}
 	})
