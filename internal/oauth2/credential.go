@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -121,7 +122,10 @@ func truncatePath(p string, n int) string {
 }
 
 // credentialIn reports whether the path or segment p, escaped or not,
-// holds a credential.
+// holds a credential. A path with a bad escape, which fails unescaping
+// whole, is judged a segment at a time: an escaped credential in one is
+// not hidden by a bad escape in another. (A request's EscapedPath has
+// none; ShownPath is for any path.)
 func credentialIn(p string) bool {
 	if IsCredential(p) {
 		return true
@@ -130,5 +134,8 @@ func credentialIn(p string) bool {
 		return false
 	}
 	u, err := url.PathUnescape(p)
-	return err == nil && IsCredential(u)
+	if err != nil {
+		return strings.Contains(p, "/") && slices.ContainsFunc(strings.Split(p, "/"), credentialIn)
+	}
+	return IsCredential(u)
 }

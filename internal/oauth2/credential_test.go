@@ -44,6 +44,9 @@ func TestShownPath(t *testing.T) {
 		{"escaped secret", "/v1/service-accounts/x/secrets/kw%5F" + secret[3:] + "/disable", 1024, "/v1/service-accounts/x/secrets/(credential)/disable"},
 		{"escaped token", "/v1/tokens/%6Bwat_" + token[5:], 1024, "/v1/tokens/(credential)"},
 		{"escaped name", "/v1/apis/kw%5Fbilling", 1024, "/v1/apis/kw%5Fbilling"},
+		// A bad escape in one segment, which fails the whole path's
+		// unescaping, does not hide an escaped credential in another.
+		{"escaped secret beside a bad escape", "/%zz/kw%5F" + secret[3:], 1024, "/%zz/(credential)"},
 		{"cut in an escape, after %", "/a/%2F%2F", 7, "/a/%2F…"},
 		{"cut in an escape, after %2", "/a/%2F%2F", 8, "/a/%2F…"},
 		{"cut after an escape", "/a/%2F%2F", 6, "/a/%2F…"},
