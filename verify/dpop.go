@@ -244,6 +244,14 @@ type DPoPRequest struct {
 //
 // The returned Claims are shared with the cache: do not modify them.
 func (v *Verifier) VerifyDPoP(ctx context.Context, raw string, req DPoPRequest) (*Claims, error) {
+	c, err := v.verifyDPoP(ctx, raw, req)
+	if err != nil {
+		return nil, own(err)
+	}
+	return c, nil
+}
+
+func (v *Verifier) verifyDPoP(ctx context.Context, raw string, req DPoPRequest) (*Claims, error) {
 	c, err := v.verifyBound(ctx, raw, req.Certificate)
 	if err != nil {
 		// "" too: verifyBound's invalid_request, with the DPoP challenge.
@@ -282,7 +290,9 @@ func (v *Verifier) VerifyDPoP(ctx context.Context, raw string, req DPoPRequest) 
 }
 
 // errBearerDPoP refuses a DPoP-bound token presented as a bearer token
-// (RFC 9449 §7.2): whoever holds only the token may not use it.
+// (RFC 9449 §7.2): whoever holds only the token may not use it. Shared,
+// as errUseNonce, errReplayed and errDPoPAudiences are: VerifyWithCertificate
+// and VerifyDPoP hand out a copy (own).
 var errBearerDPoP = dpopError("invalid_token", "the token is bound to a DPoP key: present it as Authorization: DPoP <token>, with a DPoP proof", nil)
 
 // dpopScheme marks the cause of an Error answered with a DPoP challenge.

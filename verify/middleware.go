@@ -72,7 +72,8 @@ func WithRealm(realm string) MiddlewareOption { return func(o *mwOptions) { o.re
 
 // OnError is called with each refused request's error, for logging: those
 // Middleware refuses, and those RequireScopes refuses (insufficient_scope)
-// behind it.
+// behind it. Each call gets a *Error of its own, shared with no other
+// request.
 func OnError(f func(r *http.Request, err error)) MiddlewareOption {
 	return func(o *mwOptions) { o.onError = f }
 }
@@ -150,7 +151,7 @@ func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.H
 
 // errNoToken is a request without a bearer token, or with credentials of
 // another scheme: neither the challenge nor the body carries an error code
-// (RFC 6750 §3.1).
+// (RFC 6750 §3.1). Shared: refuse hands out a copy (own).
 var errNoToken = &Error{Code: "", Description: "an access token is required"}
 
 // maxFormBytes bounds the form body bearerToken reads for an access_token
@@ -228,7 +229,7 @@ func oneToken(params url.Values) (tok string, several bool) {
 }
 
 // errSeveralTokens refuses a request with several access_token
-// parameters (oneToken).
+// parameters (oneToken). Shared: refuse hands out a copy (own).
 var errSeveralTokens = &Error{Code: "invalid_request", Description: "more than one access_token parameter"}
 
 // isForm reports whether the media type of ct is
@@ -269,6 +270,7 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 }
 
 func (o mwOptions) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	err = own(err) // errNoToken and errSeveralTokens are shared
 	if o.onError != nil {
 		o.onError(r, err)
 	}

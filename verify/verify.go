@@ -393,9 +393,25 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 func (v *Verifier) VerifyWithCertificate(ctx context.Context, raw string, cert *x509.Certificate) (*Claims, error) {
 	c, err := v.verifyBound(ctx, raw, cert)
 	if err == nil && c.KeyThumbprint != "" {
-		return nil, errBearerDPoP
+		return nil, own(errBearerDPoP)
 	}
-	return c, err
+	if err != nil {
+		return nil, own(err)
+	}
+	return c, nil
+}
+
+// own returns err with an *Error of its own at its top: a copy of the
+// one err is, which may be shared (a package-level refusal, one the
+// introspection cache remembers, or one answered to every request that
+// joined a question in flight). A caller, or an OnError, that changes
+// the Error it is given changes it for no other request.
+func own(err error) error {
+	if e, ok := err.(*Error); ok && e != nil {
+		c := *e
+		return &c
+	}
+	return err
 }
 
 // verifyBound is VerifyWithCertificate without the refusal of DPoP-bound
