@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -22,6 +23,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/keyward/keyward/internal/dpop"
+	"github.com/keyward/keyward/internal/dpop/dpoptest"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/verify"
 )
@@ -65,6 +68,9 @@ func memoryClient(docs map[string][]byte, status int, intro []byte) *http.Client
 type fuzzTokens struct {
 	access, selfSigned []string
 	forged             []string
+	// bound is an access token bound to prover's key (cnf.jkt).
+	bound  string
+	prover *dpop.Prover
 	// seeds: metadata, JWKS and the account's JWKS, as a Keyward issuer
 	// serves them.
 	metadata, jwks, accountJWKS, hmacJWKS []byte
@@ -127,6 +133,10 @@ func newFuzzTokens(f *testing.F) *fuzzTokens {
 		"iat": fuzzNow.Unix(), "exp": fuzzNow.Add(time.Hour).Unix(), "scope": "orders.read"}
 	ss := map[string]any{"iss": fuzzAccount, "sub": fuzzAccount, "aud": fuzzAud, "iat": fuzzNow.Unix(), "exp": fuzzNow.Add(time.Hour).Unix()}
 	tk.access = []string{sign(ec, jose.ES256, map[jose.HeaderKey]any{"kid": "k1", "typ": "at+jwt"}, at)}
+	tk.prover = dpoptest.NewProver(f)
+	bound := maps.Clone(at)
+	bound["cnf"] = map[string]string{"jkt": tk.prover.JKT()}
+	tk.bound = sign(ec, jose.ES256, map[jose.HeaderKey]any{"kid": "k1", "typ": "at+jwt"}, bound)
 	tk.selfSigned = []string{sign(rk, jose.RS256, map[jose.HeaderKey]any{"kid": "a1", "typ": "JWT"}, ss)}
 	// HMAC-signed with the published symmetric key, under its own alg and
 	// under an asymmetric alg the verifier allows (alg confusion).
