@@ -731,8 +731,8 @@ func isJWT(raw string) bool { return strings.Count(raw, ".") == 2 }
 
 // parseCompact parses raw as a compact JWS signed with one of algs. Go's
 // base64 skips CR and LF, which a compact JWS never holds: they are
-// refused (oauth2.IsCompactJWS), so one token has one form (and one cache
-// entry).
+// refused (oauth2.IsCompactJWS), and so are unused bits set
+// (canonicalSegments), so one token has one form (and one cache entry).
 func parseCompact(raw string, algs []jose.SignatureAlgorithm) (*jose.JSONWebSignature, error) {
 	jws, err := jose.ParseSignedCompact(raw, algs)
 	if err != nil {
@@ -741,7 +741,27 @@ func parseCompact(raw string, algs []jose.SignatureAlgorithm) (*jose.JSONWebSign
 	if !oauth2.IsCompactJWS(raw) {
 		return nil, errors.New("a character outside base64url")
 	}
+	if !canonicalSegments(raw) {
+		return nil, errors.New("a segment's last character sets bits that encode nothing: not the base64url encoding of its bytes (RFC 4648 §3.5)")
+	}
 	return jws, nil
+}
+
+// canonicalSegments reports whether the unused low bits of the last
+// character of each of raw's segments are zero, as base64url encoding
+// leaves them (RFC 4648 §3.5): Go's decoder ignores them, so up to 16
+// strings decoded to one segment's bytes.
+func canonicalSegments(raw string) bool {
+	strict := base64.RawURLEncoding.Strict()
+	for seg := range strings.SplitSeq(raw, ".") {
+		if tail := seg[len(seg)-len(seg)%4:]; tail != "" {
+			var b [3]byte
+			if _, err := strict.Decode(b[:], []byte(tail)); err != nil {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // checkEncoded refuses a JWT whose b64 header (RFC 7797) is anything but
