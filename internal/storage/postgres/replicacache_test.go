@@ -182,6 +182,13 @@ func TestReplicaCacheFeelsEveryChange(t *testing.T) {
 			func() bool { _, err := b.GetAccount(ctx, acct.ID); return errors.Is(err, storage.ErrNotFound) }},
 		{"API deleted", func() error { return a.DeleteAPI(ctx, "orders", nil, ev) },
 			func() bool { return api().Name == "" }},
+		// An account made on A ends B's cached answer that no account has
+		// its email, which refuses a delegated sub that is an account's.
+		{"account created", func() error { return a.CreateAccount(ctx, acct, ev) },
+			func() bool { x, err := b.AccountEmailAt(ctx, "job", "shop.example"); return err == nil && x }},
+		{"accounts created", func() error {
+			return a.CreateAccounts(ctx, []storage.Account{{ID: "300000000000000000001", Email: "bulk@bulk.example", Name: "bulk", Project: "bulk", CreatedAt: t0, UpdatedAt: t0}}, ev)
+		}, func() bool { x, err := b.AccountEmailAt(ctx, "bulk", "bulk.example"); return err == nil && x }},
 	} {
 		signing = nil
 		if tc.seen() {

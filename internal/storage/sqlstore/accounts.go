@@ -55,7 +55,13 @@ func (s *Store) CreateAccount(ctx context.Context, a storage.Account, ev storage
 		if err := s.insertAccount(ctx, tx, a); err != nil {
 			return s.wrap("create account", err)
 		}
-		return s.checkGuards(ctx, tx, "create account", storage.Account{}, a, nil, guards)
+		if err := s.checkGuards(ctx, tx, "create account", storage.Account{}, a, nil, guards); err != nil {
+			return err
+		}
+		// Other processes cache that no account has an email
+		// (AccountEmailAt, which refuses a delegated sub that is an
+		// account's): they must drop that answer now, not after the TTL.
+		return s.notify(ctx, tx, a.ID)
 	}, ev)
 }
 
@@ -96,7 +102,9 @@ func (s *Store) CreateAccounts(ctx context.Context, accounts []storage.Account, 
 				}
 			}
 		}
-		return nil
+		// As CreateAccount, once for them all: more IDs than a NOTIFY
+		// payload holds may be made, as Load announces its accounts.
+		return s.notify(ctx, tx, storage.ChangeAll)
 	}, ev)
 }
 
