@@ -139,3 +139,23 @@ func TestConsoleAuditOlderPagesPinned(t *testing.T) {
 	waitRows("the older page, 15 minutes on", 10)
 	p.checkLogs()
 }
+
+// TestConsoleAuditCellsQuoted: an event's action, account, actor and
+// source show in the audit log as keyward audit list shows them (cell),
+// quoted when unprintable: values a changed database holds, with a
+// bidirectional override that turned the rest of the row around and a
+// line break, were shown raw while the CLI showed them quoted.
+func TestConsoleAuditCellsQuoted(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	ev := refuseToken(t, m, "nobody")
+	const odd = "203.0.113.7\u202e\nx"
+	tamper(t, m.Config.DataDir, "DROP TRIGGER audit_events_no_update",
+		fmt.Sprintf(`UPDATE audit_events SET account_id = '%[1]s', actor = '%[1]s', source = '%[1]s' WHERE seq = %[2]d`, odd, ev.Seq))
+	cells := auditCells(admin.AuditEventView{AccountID: odd, Actor: odd, Source: odd})
+	for i, what := range map[int]string{4: "account", 5: "actor", 6: "source"} {
+		if cells[i] == odd {
+			t.Fatalf("keyward audit list shows the %s raw: %q", what, cells[i])
+		}
+		p.waitAuditCell(m, fmt.Sprintf("td:nth-child(%d)", i+1), cells[i], what+" shows")
+	}
+}

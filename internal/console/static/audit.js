@@ -30,7 +30,11 @@ const details = (data) => Object.keys(data ?? {}).sort().map((k) => {
 // stored, quoted, as keyward audit list shows it.
 const eventDetails = (e) => (e.data_unreadable ? "data unreadable: " + quote(e.data_raw ?? "") : details(e.data));
 
-// cell is s itself when it is printable, else quoted.
+// cell is s itself when it is printable, else quoted, as keyward audit
+// list shows every cell of an event's row (auditCells): an action,
+// account, actor or source that a changed database or an imported dump
+// gave a bidirectional override or a line break is seen, and turns
+// nothing around.
 const cell = (s) => (printable(s) ? s : quote(s));
 
 // auditHash is the address of the audit log filtered by filter (an
@@ -101,11 +105,11 @@ export async function auditView() {
       table([
         ["Seq", (e) => String(e.seq)],
         ["Time", (e) => (e.time_unreadable ? "time unreadable: " + quote(e.time_raw ?? "") : fmtTime(e.time))],
-        ["Action", (e) => e.action],
-        ["Outcome", (e) => h("span", { class: e.outcome === "success" ? "state on" : "state off" }, e.outcome)],
-        ["Account", (e) => (e.account_id ? h("a", { href: "#/accounts/" + seg(e.account_id) }, e.account_id) : "—")],
-        ["Actor", (e) => e.actor || "—"],
-        ["Source", (e) => e.source || "—"],
+        ["Action", (e) => cell(e.action)],
+        ["Outcome", (e) => h("span", { class: e.outcome === "success" ? "state on" : "state off" }, cell(e.outcome))],
+        ["Account", (e) => (e.account_id ? h("a", { href: "#/accounts/" + seg(e.account_id) }, cell(e.account_id)) : "—")],
+        ["Actor", (e) => (e.actor ? cell(e.actor) : "—")],
+        ["Source", (e) => (e.source ? cell(e.source) : "—")],
         ["Details", (e) => (e.action === "token.issued" && e.data?.token_id
           ? [details(e.data), " ", h("a", { href: "#/tokens/" + seg(e.data.token_id) }, "Revoke…")] : eventDetails(e))],
       ], res.events, empty),
