@@ -810,3 +810,49 @@ func TestConsoleImportLaterBatchFails(t *testing.T) {
 	}
 	p.checkLogs("400")
 }
+
+// TestConsoleImportStopsWithItsSession: an import of more than one batch
+// sends its batches in the session it began in only. The browser holds
+// the answer to the first batch while the user signs out and in again;
+// once it is let through, the second batch is not sent (with the new
+// session's token, audited as its administrator, who did not ask for
+// it), the directory holds the first batch's users alone, and the error
+// says the rest was not sent.
+func TestConsoleImportStopsWithItsSession(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	const org = "session.example"
+	if _, err := m.Server.Admin.CreateOrg(context.Background(), admin.Actor{ID: "test"}, org); err != nil {
+		t.Fatal(err)
+	}
+	var csv strings.Builder
+	for i := range 5001 {
+		fmt.Fprintf(&csv, "u%05d@%s\n", i, org)
+	}
+	f := filepath.Join(t.TempDir(), "session.csv")
+	if err := os.WriteFile(f, []byte(csv.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.signIn(m)
+	held := p.holdAnswers("*/v1/orgs/"+org+"/users", "POST")
+	p.openImport(org)
+	p.importFile("import session.csv", f)
+	id := p.awaitHeld(held, "the first batch's answer was not held")
+
+	p.step("sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("keyfile-form")))
+	eval[string](p, `location.hash = "#/accounts"`)
+	p.step("sign in again", chromedp.SetUploadFiles(chromedp.ID("keyfile"), []string{m.AdminKeyFile}),
+		chromedp.Click(chromedp.CSS("#keyfile-form button")), chromedp.WaitVisible(chromedp.CSS("#view table")))
+	p.release(id)
+
+	select {
+	case next := <-held:
+		p.release(next)
+		t.Fatal("the import sent its second batch in the session signed in after it began")
+	case <-time.After(3 * time.Second):
+	}
+	if got := allUsers(t, m, org); len(got) != 5000 {
+		t.Errorf("the directory holds %d users, want the first batch's 5,000", len(got))
+	}
+	p.waitAlert("import", "error", `Imported 5,000 of the 5,001 users of "session.csv"; batch 2 of 2 (user 5,001) failed.
+Batch 2 was not sent: The console signed out after the import began, so it sent no more of it.`)
+}

@@ -2,7 +2,7 @@
 // delegation do: an organization's blocked scopes, its projects, its user
 // directory and the grants that let service accounts act for its users.
 
-import { admin, seg, ApiError } from "./api.js";
+import { admin, seg, ApiError, currentSession } from "./api.js";
 import { h, table, fields, fmtTime, button, act, confirmAction, showNotice, pager, list, words, unchangedItem, formInput } from "./dom.js";
 import { quote } from "./goquote.js";
 import { decodeUsers, parseUsers, importBatches, toLower, IMPORT_BATCH, MAX_IMPORT_USERS, MAX_IMPORT_BYTES } from "./userimport.js";
@@ -296,6 +296,10 @@ function importUsersForm(o, path, show) {
     progress.hidden = false;
   };
   form.addEventListener("submit", act(submit, async () => {
+    // The batches go in the session the import began in only: one that
+    // signed out (or in again, maybe as another administrator) meanwhile
+    // would otherwise send the rest with its own token, audited as its.
+    const began = currentSession();
     const f = file.files[0];
     if (!f) throw new Error("Choose a file first.");
     // The file's name as strconv.Quote would show it: an invisible or
@@ -312,6 +316,7 @@ function importUsersForm(o, path, show) {
         if (batches.length > 1) report(imported, users.length);
         let res;
         try {
+          if (currentSession() !== began) throw new ApiError(0, NOT_SENT, "The console signed out after the import began, so it sent no more of it.");
           res = await admin.post(path + "/users", { users: users.slice(from, to).map(({ email, suspended }) => ({ email, suspended })) });
         } catch (e) {
           if (imported > 0) await show().catch(() => {}); // the users imported so far; the error is the import's
@@ -344,6 +349,9 @@ const count = (n) => n.toLocaleString("en-US");
 // 23,000 users (keyward users import's counted).
 const nUsers = (n) => `${count(n)} ${n === 1 ? "user" : "users"}`;
 
+// NOT_SENT is the code of the error of a batch the import did not send.
+const NOT_SENT = "not_sent";
+
 // importFailed is the error of an import of the users of the file name
 // (quoted) whose batch k (of batches, [from, to) ranges of users) failed with e,
 // after the batches before it imported imported users. Unless the admin
@@ -353,7 +361,8 @@ const nUsers = (n) => `${count(n)} ${n === 1 ? "user" : "users"}`;
 // one named is shown with its line in the file.
 function importFailed(e, name, users, batches, k, imported) {
   const [from, to] = batches[k];
-  const unknown = !(e instanceof ApiError) || e.status === 0 || e.status >= 500;
+  const unsent = e instanceof ApiError && e.code === NOT_SENT;
+  const unknown = !unsent && (!(e instanceof ApiError) || e.status === 0 || e.status >= 500);
   const one = batches.length === 1;
   let msg;
   if (one) {
@@ -364,7 +373,7 @@ function importFailed(e, name, users, batches, k, imported) {
     msg = (from > 0 ? `Imported ${count(imported)} of the ${count(users.length)} users of ${name}; batch` : "Batch")
       + ` ${k + 1} of ${batches.length} (${to - from === 1 ? "user " + count(to) : `users ${count(from + 1)} to ${count(to)}`}) failed`
       + (rest > 0 ? ` and the ${rest === 1 ? "user after it was" : count(rest) + " users after it were"} not sent.\n` : ".\n")
-      + (unknown ? `Whether batch ${k + 1} was imported is not known (no answer, or a server error): `
+      + (unsent ? `Batch ${k + 1} was not sent: ` : unknown ? `Whether batch ${k + 1} was imported is not known (no answer, or a server error): `
         : `Batch ${k + 1} was refused, and ${to - from === 1 ? "its user was not" : "none of its users were"} imported: `)
       + e.message;
   }
