@@ -22,8 +22,11 @@
 // jitter, and concurrent callers share one refresh: a thousand goroutines
 // asking at once cause one token request. (oauth2.NewClient would put
 // x/oauth2's own cache in front of ts, which keeps a token until 10 s
-// before it expires: no early refresh.) A token request made without an
-// HTTP client of the caller's gives up after 30 s.
+// before it expires: no early refresh.) A token request refused with 429
+// or 503 and a Retry-After is not sent again before then (5 minutes at
+// most): meanwhile callers get that refusal, or the still-valid token. A
+// token request made without an HTTP client of the caller's gives up after
+// 30 s.
 package client
 
 import (
@@ -38,6 +41,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -493,7 +497,10 @@ func readCredentials(path string) ([]byte, error) {
 // with jitter so a fleet does not refresh in step — and concurrent callers
 // share one refresh. If a refresh fails while the current token is still
 // valid, the current token is returned. A new token that has already
-// expired (a negative expires_in) is an error.
+// expired (a negative expires_in) is an error. A token request refused
+// with 429 or 503 and a Retry-After (of at most 5 minutes; a longer one
+// counts as 5) is not sent again before then: meanwhile every call gets
+// that refusal, or the still-valid token.
 func Reuse(ts oauth2.TokenSource) oauth2.TokenSource {
 	if r, ok := ts.(*reuseSource); ok {
 		return r
@@ -512,6 +519,10 @@ type reuseSource struct {
 	mu        sync.Mutex
 	tok       *oauth2.Token
 	refreshAt time.Time
+	// retryErr, a refusal with a Retry-After, is every refresh's error
+	// until retryAt.
+	retryErr error
+	retryAt  time.Time
 }
 
 // cached returns the stored token, and whether it is not yet due for a
@@ -537,8 +548,19 @@ func (r *reuseSource) Token() (*oauth2.Token, error) {
 		if cur, current := r.cached(); current {
 			return cur, nil
 		}
+		r.mu.Lock()
+		retryErr, retryAt := r.retryErr, r.retryAt
+		r.mu.Unlock()
+		if retryErr != nil && r.now().Before(retryAt) {
+			return nil, retryErr // the server asked not to be asked before retryAt
+		}
 		fresh, err := r.base.Token()
 		if err != nil {
+			if d := retryAfter(err, r.now()); d > 0 {
+				r.mu.Lock()
+				r.retryErr, r.retryAt = err, r.now().Add(d)
+				r.mu.Unlock()
+			}
 			return nil, err
 		}
 		if !fresh.Expiry.IsZero() && !r.now().Before(fresh.Expiry) {
@@ -559,6 +581,32 @@ func (r *reuseSource) Token() (*oauth2.Token, error) {
 		return nil, err
 	}
 	return v.(*oauth2.Token), nil
+}
+
+// maxRetryAfter bounds how long a token source waits, as a refusal's
+// Retry-After asks, before it sends another token request: a proxy's
+// "Retry-After: 86400" must not stop a service's tokens for a day.
+const maxRetryAfter = 5 * time.Minute
+
+// retryAfter returns how long after now the Retry-After of err, a token
+// request refused with 429 or 503, asks to wait (RFC 9110 §10.2.3:
+// seconds or an HTTP date), at most maxRetryAfter; else 0.
+func retryAfter(err error, now time.Time) time.Duration {
+	re, ok := errors.AsType[*oauth2.RetrieveError](err)
+	if !ok || re.Response == nil {
+		return 0
+	}
+	if c := re.Response.StatusCode; c != http.StatusTooManyRequests && c != http.StatusServiceUnavailable {
+		return 0
+	}
+	v := strings.TrimSpace(re.Response.Header.Get("Retry-After"))
+	var d time.Duration
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		d = time.Duration(min(n, uint64(maxRetryAfter/time.Second))) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
 }
 
 // refreshTime is when a token should be replaced: a tenth of its remaining

@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -145,5 +146,87 @@ func TestExpiredOnArrival(t *testing.T) {
 				t.Fatalf("got %+v, %v; want the still-valid token", tok, err)
 			}
 		})
+	}
+}
+
+// TestRetryAfter: a token request refused with 429 or 503 and a
+// Retry-After is not sent again before then; every call meanwhile gets
+// that refusal (or the still-valid token). Other refusals, and a
+// Retry-After beyond 5 minutes, are not waited out that long.
+func TestRetryAfter(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name       string
+		status     int
+		retryAfter string
+		wait       time.Duration // no token request within this
+	}{
+		{"429 seconds", http.StatusTooManyRequests, "30", 30 * time.Second},
+		{"503 seconds", http.StatusServiceUnavailable, "5", 5 * time.Second},
+		{"429 HTTP-date", http.StatusTooManyRequests, start.Add(20 * time.Second).Format(http.TimeFormat), 20 * time.Second},
+		{"429 capped", http.StatusTooManyRequests, "86400", maxRetryAfter},
+		{"429 without", http.StatusTooManyRequests, "", 0},
+		{"429 garbage", http.StatusTooManyRequests, "soon", 0},
+		{"429 past date", http.StatusTooManyRequests, start.Add(-time.Minute).Format(http.TimeFormat), 0},
+		{"400", http.StatusBadRequest, "30", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			now := start
+			requests := 0
+			refusal := &oauth2.RetrieveError{Response: &http.Response{StatusCode: tt.status, Header: http.Header{}}, ErrorCode: "temporarily_unavailable"}
+			if tt.retryAfter != "" {
+				refusal.Response.Header.Set("Retry-After", tt.retryAfter)
+			}
+			r := &reuseSource{now: func() time.Time { return now }, base: fetchFunc(func() (*oauth2.Token, error) {
+				requests++
+				return nil, refusal
+			})}
+			for _, at := range []time.Duration{0, tt.wait / 2, tt.wait - time.Second} {
+				now = start.Add(at)
+				if _, err := r.Token(); !errors.Is(err, refusal) {
+					t.Fatalf("at +%v: got %v; want the refusal", at, err)
+				}
+			}
+			want := 1
+			if tt.wait == 0 {
+				want = 3
+			}
+			if requests != want {
+				t.Fatalf("%d token requests within %v; want %d", requests, tt.wait, want)
+			}
+			now = start.Add(tt.wait)
+			r.Token()
+			if requests != want+1 {
+				t.Fatalf("no token request once Retry-After (%v) has passed", tt.wait)
+			}
+		})
+	}
+}
+
+// TestRetryAfterKeepsValidToken: while a refusal's Retry-After runs, the
+// current token, still valid, is served.
+func TestRetryAfterKeepsValidToken(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	base := &countingSource{life: time.Hour, now: clock}
+	r := &reuseSource{base: base, now: clock}
+	valid, err := r.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	requests := 0
+	r.base = fetchFunc(func() (*oauth2.Token, error) {
+		requests++
+		return nil, &oauth2.RetrieveError{Response: &http.Response{StatusCode: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"60"}}}}
+	})
+	now = now.Add(55 * time.Minute) // inside the refresh window
+	for range 3 {
+		if tok, err := r.Token(); err != nil || tok != valid {
+			t.Fatalf("got %+v, %v; want the still-valid token", tok, err)
+		}
+	}
+	if requests != 1 {
+		t.Fatalf("%d token requests; want 1", requests)
 	}
 }
