@@ -16,7 +16,8 @@
 // with: give it one that lasts as long as the source, not a request's. A
 // token request Keyward refuses is an *oauth2.RetrieveError with the OAuth
 // error code and description (wrapped in a *url.Error when it comes
-// through oauth2.Transport).
+// through oauth2.Transport); a success that is no token response (a
+// proxy's HTML page) matches ErrNotTokenResponse.
 //
 // Tokens are reused until shortly before they expire, refreshed early with
 // jitter, and concurrent callers share one refresh: a thousand goroutines
@@ -30,6 +31,7 @@
 package client
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -37,6 +39,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"mime"
 	"net/http"
 	"net/url"
 	"os"
@@ -240,8 +243,61 @@ func withHTTPClient(ctx context.Context, c *http.Client) context.Context {
 	}
 	nc := *c
 	nc.CheckRedirect = refuseTokenRedirect
+	nc.Transport = tokenResponseCheck{base: c.Transport}
 	return context.WithValue(ctx, oauth2.HTTPClient, &nc)
 }
+
+// tokenResponseCheck refuses a 2xx answer to a token request that is no
+// token response: one whose content type x/oauth2 reads as JSON (any but
+// a form's or text/plain) and whose body is no JSON object, such as a
+// proxy's or sign-in portal's HTML page. x/oauth2 would report only
+// encoding/json's "invalid character '<' looking for beginning of value".
+type tokenResponseCheck struct{ base http.RoundTripper }
+
+func (t tokenResponseCheck) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := t.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	resp, err := base.RoundTrip(req)
+	if err != nil || resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp, err
+	}
+	ctype, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if ctype == "application/x-www-form-urlencoded" || ctype == "text/plain" {
+		return resp, nil // x/oauth2 reads these as a form
+	}
+	// As much as x/oauth2 reads of it.
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	if trimmed := bytes.TrimLeft(b, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '{' {
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(b), resp.Body), resp.Body}
+		return resp, nil
+	}
+	resp.Body.Close()
+	what := "no content type"
+	if ctype != "" {
+		what = ctype
+	}
+	return nil, notTokenResponse(fmt.Sprintf("client: the token endpoint answered %s with %s, not a token response (a JSON object): is the token URL Keyward's token endpoint, with no proxy or sign-in page answering for it?", resp.Status, what))
+}
+
+// ErrNotTokenResponse is matched (errors.Is) by the error of a token
+// request answered with success (2xx) but no token response, such as a
+// proxy's or sign-in page's HTML: the token URL is not Keyward's token
+// endpoint, or something else answers for it.
+var ErrNotTokenResponse = errors.New("client: not a token response")
+
+type notTokenResponse string
+
+func (e notTokenResponse) Error() string        { return string(e) }
+func (e notTokenResponse) Is(target error) bool { return target == ErrNotTokenResponse }
 
 func refuseTokenRedirect(req *http.Request, via []*http.Request) error {
 	return fmt.Errorf("client: the token endpoint %s redirected to %s; token requests carry the client's credentials and follow no redirect: use the token endpoint's own URL (the key file's token_uri)",

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -180,5 +181,50 @@ func TestTokenRequestFollowsNoRedirect(t *testing.T) {
 	}
 	if own.CheckRedirect != nil {
 		t.Error("the caller's client was changed")
+	}
+}
+
+// TestTokenResponseNotJSON: a 2xx answer to a token request that is no
+// token response (a proxy's or portal's HTML page) is an error naming the
+// status and content type, not encoding/json's "invalid character '<'";
+// a JSON token response under another content type is still taken.
+func TestTokenResponseNotJSON(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tests := []struct {
+		name, ctype, body string
+		want              string // in the error; "" for a token
+	}{
+		{"html page", "text/html; charset=utf-8", "<!DOCTYPE html><html><body>Sign in</body></html>", "200 OK with text/html"},
+		{"empty html", "text/html", "", "200 OK with text/html"},
+		{"json as text/html", "text/html", `{"access_token":"at","token_type":"Bearer","expires_in":3600}`, ""},
+		{"json", "application/json", ` {"access_token":"at","token_type":"Bearer","expires_in":3600}`, ""},
+		{"form", "application/x-www-form-urlencoded", "access_token=at&token_type=bearer&expires_in=3600", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", tt.ctype)
+				w.Write([]byte(tt.body))
+			}))
+			defer srv.Close()
+			kf, _ := json.Marshal(map[string]string{
+				"type": "service_account", "private_key_id": "k1", "private_key": pkcs8PEM(t, key),
+				"client_email": "job@shop.iam.test", "client_id": "123", "token_uri": srv.URL + "/token",
+			})
+			ts, err := client.TokenSource(context.Background(), kf, "orders.read")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := ts.Token()
+			if tt.want == "" {
+				if err != nil || tok.AccessToken != "at" {
+					t.Fatalf("got %+v, %v; want the token", tok, err)
+				}
+				return
+			}
+			if !errors.Is(err, client.ErrNotTokenResponse) || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "invalid character") {
+				t.Fatalf("got %v; want an error saying %q, not a JSON syntax error", err, tt.want)
+			}
+		})
 	}
 }

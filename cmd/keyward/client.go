@@ -719,7 +719,8 @@ func notTokenEndpoint(re *oauth2.RetrieveError) bool {
 
 // notTokenAnswer says whether err, of a token request, is an answer of
 // success that is not a token response (a web server's HTML page, say):
-// golang.org/x/oauth2 reports it in words alone.
+// golang.org/x/oauth2 reports it in words alone, the client package as
+// client.ErrNotTokenResponse (an answer that is no JSON object).
 func notTokenAnswer(err error) bool {
 	for {
 		ue, ok := err.(*url.Error)
@@ -729,7 +730,8 @@ func notTokenAnswer(err error) bool {
 		err = ue.Err
 	}
 	msg := err.Error()
-	return strings.HasPrefix(msg, "oauth2: cannot parse ") || msg == "oauth2: server response missing access_token"
+	return strings.HasPrefix(msg, "oauth2: cannot parse ") || msg == "oauth2: server response missing access_token" ||
+		errors.Is(err, client.ErrNotTokenResponse)
 }
 
 // notKeyward is the error for a token request that no token endpoint
