@@ -619,6 +619,9 @@ func (r *reuseSource) Token() (*oauth2.Token, error) {
 			}
 			return nil, err
 		}
+		if fresh == nil {
+			return nil, errors.New("client: the wrapped token source returned no token and no error")
+		}
 		if !fresh.Expiry.IsZero() && !r.now().Before(fresh.Expiry) {
 			// Handed out, it would be refused; kept, fetched again on
 			// every call.

@@ -230,3 +230,12 @@ func TestRetryAfterKeepsValidToken(t *testing.T) {
 		t.Fatalf("%d token requests; want 1", requests)
 	}
 }
+
+// TestNilToken: a wrapped source that returns neither a token nor an
+// error is an error saying so, not a panic.
+func TestNilToken(t *testing.T) {
+	r := Reuse(fetchFunc(func() (*oauth2.Token, error) { return nil, nil }))
+	if tok, err := r.Token(); err == nil || !strings.Contains(err.Error(), "no token") {
+		t.Fatalf("got %+v, %v; want an error saying the source returned no token", tok, err)
+	}
+}
