@@ -410,7 +410,10 @@ func tooMany(wait time.Duration, cause *throttle.Refused) *oauth2.Error {
 // space. Its errors complete "its Basic credentials …" and may be shown
 // to the client.
 func parseBasic(b64 string) (id, secret string, err error) {
-	raw, err := base64.StdEncoding.DecodeString(strings.Trim(b64, " \t"))
+	// Decoded on the stack when it fits, as most credentials do: the
+	// string made of it below is then the only allocation.
+	var buf [256]byte
+	raw, err := base64.StdEncoding.AppendDecode(buf[:0], []byte(strings.Trim(b64, " \t")))
 	if err != nil {
 		return "", "", errors.New("are not base64")
 	}

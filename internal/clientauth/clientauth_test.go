@@ -1299,3 +1299,18 @@ func TestFlushUsageKeepsTimesOfAFailedFlush(t *testing.T) {
 		t.Fatalf("flushed %v, want [%v]", st.got, want)
 	}
 }
+
+// TestParseBasicAllocs: Basic credentials of a usual size are decoded on
+// the stack; the string the ID and secret are cut from is the one
+// allocation. Longer ones are still read whole.
+func TestParseBasicAllocs(t *testing.T) {
+	id, secret := "sa-0123456789@project.keyward.example", "kw_"+strings.Repeat("Z", 43)
+	enc := base64.StdEncoding.EncodeToString([]byte(id + ":" + secret))
+	if n := testing.AllocsPerRun(100, func() { parseBasic(enc) }); n > 1 {
+		t.Errorf("parseBasic: %v allocations, want 1", n)
+	}
+	long := strings.Repeat("s", 1000)
+	if gotID, gotSecret, err := parseBasic(base64.StdEncoding.EncodeToString([]byte(id + ":" + long))); err != nil || gotID != id || gotSecret != long {
+		t.Errorf("parseBasic of a %d-byte secret = %q, %d bytes, %v; want %q and the secret", len(long), gotID, len(gotSecret), err, id)
+	}
+}
