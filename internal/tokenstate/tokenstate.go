@@ -114,7 +114,15 @@ var ErrUnknown = errors.New("unknown token")
 // HashOpaque returns the stored hash of an opaque token. The token has 256
 // random bits, so a plain SHA-256 cannot be reversed.
 func HashOpaque(token string) []byte {
-	sum := sha256.Sum256([]byte(token))
+	// Copied to the stack when it fits, as Keyward's tokens do:
+	// converting the string would allocate a copy of its own.
+	var buf [64]byte
+	var sum [sha256.Size]byte
+	if len(token) <= len(buf) {
+		sum = sha256.Sum256(buf[:copy(buf[:], token)])
+	} else {
+		sum = sha256.Sum256([]byte(token))
+	}
 	return sum[:]
 }
 
