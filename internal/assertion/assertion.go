@@ -320,7 +320,7 @@ func (t *Token) verifySignature(keys []storage.Key, now time.Time, log *slog.Log
 		disabled *storage.Key
 		unusable error // why the last key skipped could not be used
 	)
-	for _, k := range candidates {
+	for i, k := range candidates {
 		if k.Algorithm != alg || k.Expired(now) {
 			continue
 		}
@@ -339,7 +339,7 @@ func (t *Token) verifySignature(keys []storage.Key, now time.Time, log *slog.Log
 			continue
 		}
 		if k.Disabled {
-			disabled = &k
+			disabled = &candidates[i] // not &k, which would move every k to the heap
 			continue
 		}
 		return k, nil

@@ -777,3 +777,33 @@ func TestAcceptedAssertionAllocs(t *testing.T) {
 		t.Errorf("Parse: %v allocations, want at most 61 (go-jose's parsing, and the Token)", n)
 	}
 }
+
+// TestVerifySignatureAllocs: trying an account's keys, the one the
+// assertion's kid names first, costs no allocation beyond the
+// verification of the signature with the one that fits. (A kid naming
+// another than the first costs the reordered copy.)
+func TestVerifySignatureAllocs(t *testing.T) {
+	k, keys := fixture(t)
+	keys = append(keys, storage.Key{ID: "k2", AccountID: "a", Algorithm: "ES256", PublicKey: keys[0].PublicKey})
+	tok, err := Parse(signed(t, k, map[string]any{"iss": "a@p", "aud": "https://kw/token", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := publicKey(keys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	alone := testing.AllocsPerRun(100, func() {
+		if err := tok.verifyWith(pub, jose.ES256); err != nil {
+			t.Fatal(err)
+		}
+	})
+	tried := testing.AllocsPerRun(100, func() {
+		if got, err := tok.verifySignature(keys, now, nil); err != nil || got.ID != "k1" {
+			t.Fatalf("verifySignature = %q, %v; want k1", got.ID, err)
+		}
+	})
+	if tried > alone {
+		t.Errorf("verifySignature: %v allocations, want those of the signature's verification alone, %v", tried, alone)
+	}
+}
