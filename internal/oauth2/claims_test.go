@@ -3,6 +3,7 @@ package oauth2_test
 import (
 	"crypto/x509"
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/keyward/keyward/internal/oauth2"
@@ -142,4 +143,56 @@ func TestThumbprint(t *testing.T) {
 	if got, want := oauth2.Thumbprint(&x509.Certificate{Raw: []byte("abc")}), "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"; got != want {
 		t.Fatalf("Thumbprint = %q, want %q", got, want)
 	}
+}
+
+// referenceUnmarshalAudience is what Audience.UnmarshalJSON makes of b,
+// through json.Unmarshal alone.
+func referenceUnmarshalAudience(b []byte) (oauth2.Audience, error) {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		return oauth2.Audience{s}, nil
+	}
+	var l []string
+	if err := json.Unmarshal(b, &l); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// checkUnmarshalAudience checks Audience.UnmarshalJSON of b against
+// json.Unmarshal's reading.
+func checkUnmarshalAudience(t *testing.T, b []byte) {
+	t.Helper()
+	var got oauth2.Audience
+	err := got.UnmarshalJSON(b)
+	want, wantErr := referenceUnmarshalAudience(b)
+	if (err != nil) != (wantErr != nil) || !slices.Equal(got, want) {
+		t.Errorf("UnmarshalJSON(%q) = %q, %v; want %q, %v", b, got, err, want, wantErr)
+	}
+}
+
+var audienceJSON = []string{
+	`"https://kw.example/token"`, `""`, `"a b"`, `"é€𝄞"`, `"\u00e9"`, `"a\"b"`, `"a\\b"`, `"a\/b"`, `"a\nb"`,
+	"\"a\tb\"", "\"a\x00b\"", "\"\xff\"", "\"\xed\xa0\x80\"", `"`, `"a`, `a"`, `null`, `1`, `["a","b"]`, `[]`,
+	` "a"`, `"a" `, `"a""b"`, `"a"b"`,
+}
+
+func TestAudienceUnmarshalJSON(t *testing.T) {
+	for _, b := range audienceJSON {
+		checkUnmarshalAudience(t, []byte(b))
+	}
+	// A plain string, as an aud mostly is, costs the string and the
+	// Audience holding it.
+	b := []byte(`"https://keyward.example/token"`)
+	var a oauth2.Audience
+	if n := testing.AllocsPerRun(100, func() { a.UnmarshalJSON(b) }); n > 2 {
+		t.Errorf("UnmarshalJSON of a plain string: %v allocations, want 2", n)
+	}
+}
+
+func FuzzAudienceUnmarshalJSON(f *testing.F) {
+	for _, b := range audienceJSON {
+		f.Add([]byte(b))
+	}
+	f.Fuzz(checkUnmarshalAudience)
 }
