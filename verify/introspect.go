@@ -144,7 +144,11 @@ func (in *introspector) introspect(ctx context.Context, raw, audience string, no
 			case err == nil && !signed: // a JWT is never held to the rate
 				in.active.put(key, struct{}{}, c.Expiry, now)
 			case errors.As(err, &e) && e.Code == "invalid_token":
-				in.refused.put(key, e, now.Add(in.o.introspectionTTL), now)
+				until := now.Add(in.o.introspectionTTL)
+				if c != nil && c.NotBefore.After(now.Add(in.o.leeway)) { // refused for its nbf: until it comes
+					until = minTime(until, c.NotBefore.Add(-in.o.leeway))
+				}
+				in.refused.put(key, e, until, now)
 			}
 			return answer{c, now}, err
 		})
@@ -228,7 +232,8 @@ func (in *introspector) pause(e *Error, now time.Time) {
 	}
 }
 
-// ask asks the issuer about raw.
+// ask asks the issuer about raw. A token the answer calls active but
+// this API's clock refuses is returned with the refusal.
 func (in *introspector) ask(ctx context.Context, raw, audience string, now time.Time) (*Claims, error) {
 	form := url.Values{"token": {raw}, "token_type_hint": {"access_token"}}
 	cred := in.o.introspect
@@ -312,9 +317,10 @@ func (in *introspector) ask(ctx context.Context, raw, audience string, now time.
 	// RFC 7662 §2.2 makes active the issuer's word, but its clock or a
 	// cache of its answers may be off: the token is held to this API's
 	// clock and leeway, as a JWT is. Refused here, the answer is
-	// remembered like an inactive one, and never marks the token active.
+	// remembered like an inactive one (for an nbf ahead, only until the
+	// leeway reaches it), and never marks the token active.
 	if err := checkTimes(c, now, in.o.leeway); err != nil {
-		return nil, err
+		return c, err // c too: a refusal for an nbf ahead lasts until it comes
 	}
 	return c, nil
 }

@@ -469,6 +469,27 @@ func TestIntrospectionCachedUntilExpiry(t *testing.T) {
 	}
 }
 
+// A token refused because its nbf is ahead (beyond the leeway) is
+// accepted once nbf comes, not only after the introspection cache
+// lifetime: the refusal is remembered at most until then.
+func TestIntrospectionNotYetValidCachedUntilNbf(t *testing.T) {
+	k := testkeyward.Start(t)
+	nbf := k.Clock.Now().Add(40 * time.Second) // 10 s beyond the 30 s leeway
+	client := answeringIssuer(k, func(time.Time) map[string]any {
+		return map[string]any{"active": true, "iss": k.URL, "aud": "https://orders.internal", "client_id": "1", "sub": "1",
+			"nbf": nbf.Unix(), "exp": nbf.Add(time.Hour).Unix()}
+	})
+	v := newVerifier(t, k, verify.WithHTTPClient(client), verify.WithIntrospection("api", "secret"), verify.WithIntrospectionCacheTTL(time.Minute))
+	ctx := context.Background()
+	tok := randomOpaque()
+	_, err := v.Verify(ctx, tok)
+	wantInvalid(t, err, "not valid yet")
+	k.Clock.Add(10 * time.Second) // nbf within the leeway now
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Fatalf("at nbf-30s, within the leeway, still refused: %v", err)
+	}
+}
+
 // introspectingIssuer is a client for an issuer at stubIssuerURL with no
 // signing keys, whose introspection endpoint answers with introspect.
 func introspectingIssuer(introspect func(r *http.Request) (*http.Response, error)) *http.Client {

@@ -110,7 +110,8 @@ func WithRevocationCheck() Option { return func(o *options) { o.introspectJWTs =
 // WithIntrospectionCacheTTL bounds how long an introspection answer, active
 // or not, is reused (default 30 s), from when the issuer was asked: also
 // for a request that came while the question was in flight and shared
-// its answer. Never past the token's expiry.
+// its answer. Never past the token's expiry, nor, for a token refused
+// because its nbf is ahead, past when the leeway reaches its nbf.
 func WithIntrospectionCacheTTL(d time.Duration) Option {
 	return func(o *options) { o.introspectionTTL = d }
 }
