@@ -451,6 +451,11 @@ func (v *Verifier) verifySelfSigned(ctx context.Context, raw string, now time.Ti
 	if err := checkEncoded(h); err != nil {
 		return nil, time.Time{}, err
 	}
+	// As the token endpoint refuses such an assertion (RFC 8725 §3.11):
+	// another kind of JWT is never taken for a service account's own.
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); oauth2.TypeIs(typ, "at+jwt") || oauth2.TypeIs(typ, "dpop+jwt") {
+		return nil, time.Time{}, invalid("the JWT's typ names an access token (at+jwt) or a DPoP proof (dpop+jwt), not a service account's JWT; sign it with typ JWT, or none", nil)
+	}
 	if err := josejson.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c); err != nil {
 		return nil, time.Time{}, invalid("the JWT's claims are malformed: names are case-sensitive and each appears once, and times are numbers (RFC 7519)", err)
 	}

@@ -720,6 +720,55 @@ func TestSelfSignedJWT(t *testing.T) {
 	}
 }
 
+// A self-signed JWT whose typ names another kind of JWT, an access token
+// (at+jwt) or a DPoP proof (dpop+jwt), in any case, with application/
+// or without, is refused, as the token endpoint refuses such an
+// assertion (RFC 8725 §3.11); JWT, none, or any other is accepted.
+func TestSelfSignedJWTTyp(t *testing.T) {
+	k := testkeyward.Start(t)
+	k.Setup(t, "jwt")
+	ctx := context.Background()
+	_, privatePEM, kid := selfSignedKey(t, k)
+	v := newVerifier(t, k, verify.WithSelfSignedJWTs())
+	now := k.Clock.Now()
+	for _, tc := range []struct {
+		name string
+		typ  string // "": no typ
+		ok   bool
+	}{
+		{"JWT", "JWT", true},
+		{"absent", "", true},
+		{"another", "secevent+jwt", true},
+		{"at+jwt", "at+jwt", false},
+		{"application/dpop+jwt", "application/dpop+jwt", false},
+		{"AT+JWT", "AT+JWT", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := (&jose.SignerOptions{}).WithHeader("kid", kid)
+			if tc.typ != "" {
+				opts = opts.WithType(jose.ContentType(tc.typ))
+			}
+			s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: testkeyward.ParsePKCS8(t, privatePEM)}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := jwt.Signed(s).Claims(map[string]any{"iss": "job@shop.iam.test", "sub": "job@shop.iam.test", "aud": "https://orders.internal",
+				"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}).Serialize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = v.Verify(ctx, raw)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				return
+			}
+			wantInvalid(t, err, "typ")
+		})
+	}
+}
+
 // A self-signed JWT's nbf, when it has one, is honoured (RFC 7519
 // §4.1.5): a JWT made for later is not accepted before its time.
 func TestSelfSignedJWTNotBefore(t *testing.T) {
