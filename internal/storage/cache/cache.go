@@ -226,7 +226,22 @@ func (s *Store) ListSecrets(ctx context.Context, accountID string) ([]storage.Se
 // GetToken implements storage.Storage. Opaque tokens never change (a
 // revocation is IsRevoked's, and drops this cache too).
 func (s *Store) GetToken(ctx context.Context, hash []byte) (storage.TokenRecord, error) {
+	// A hit, as most introspections are, looks the hash up as it is: a
+	// string of it, an allocation, is made only to load and keep it.
+	if rec, ok := freshToken(s, hash); ok {
+		return rec, nil
+	}
 	return lookup(ctx, s, "tokens", s.tokens, string(hash), getToken)
+}
+
+// freshToken is fresh for s.tokens, looked up by hash's bytes: Go makes
+// no string of them for a map index, so a hit allocates nothing.
+func freshToken(s *Store, hash []byte) (storage.TokenRecord, bool) {
+	now := s.now()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.tokens[string(hash)]
+	return e.v, ok && now.Before(e.expires)
 }
 
 func getToken(st storage.Storage, ctx context.Context, hash string) (storage.TokenRecord, error) {

@@ -2,6 +2,7 @@ package cache_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -508,11 +509,17 @@ func TestHitAllocatesNothing(t *testing.T) {
 	}
 	ctx := context.Background()
 	base, c := withAccount(t)
+	hash := sha256.Sum256([]byte("kwat_token"))
+	tok := &storage.TokenRecord{Hash: hash[:], ID: "t1", AccountID: "1", IssuedAt: c.t, ExpiresAt: c.t.Add(time.Hour)}
+	if _, err := base.Commit(ctx, []storage.Write{{Token: tok}}); err != nil {
+		t.Fatal(err)
+	}
 	s := cache.New(base, cache.Options{TTL: time.Minute, Now: c.now})
 	for _, tt := range []struct {
 		name string
 		hit  func() error
 	}{
+		{"GetToken", func() error { _, err := s.GetToken(ctx, hash[:]); return err }},
 		{"GetAccount", func() error { _, err := s.GetAccount(ctx, "1"); return err }},
 		{"GetAccountByEmail", func() error { _, err := s.GetAccountByEmail(ctx, "a@p.example"); return err }},
 		{"ListKeys", func() error { _, err := s.ListKeys(ctx, "1"); return err }},
