@@ -644,12 +644,41 @@ func selfSignedKey(t *testing.T, k *testkeyward.Server) (sign func(email string,
 func selfSignedSigner(t *testing.T, k *testkeyward.Server) jose.Signer {
 	t.Helper()
 	_, privatePEM, kid := selfSignedKey(t, k)
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: testkeyward.ParsePKCS8(t, privatePEM)},
-		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
+	return typSigner(t, privatePEM, kid, "JWT")
+}
+
+// typSigner signs with privatePEM under kid, with typ in the header
+// (none when typ is "").
+func typSigner(t *testing.T, privatePEM, kid, typ string) jose.Signer {
+	t.Helper()
+	opts := (&jose.SignerOptions{}).WithHeader("kid", kid)
+	if typ != "" {
+		opts = opts.WithType(jose.ContentType(typ))
+	}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: testkeyward.ParsePKCS8(t, privatePEM)}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// verifySigned signs claims with s and verifies the JWT with v: it must
+// be accepted when refusal is "", else refused invalid_token with a
+// description holding refusal.
+func verifySigned(t *testing.T, v *verify.Verifier, s jose.Signer, claims map[string]any, refusal string) {
+	t.Helper()
+	raw, err := jwt.Signed(s).Claims(claims).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = v.Verify(context.Background(), raw)
+	if refusal == "" {
+		if err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+		return
+	}
+	wantInvalid(t, err, refusal)
 }
 
 func TestSelfSignedJWT(t *testing.T) {
@@ -727,7 +756,6 @@ func TestSelfSignedJWT(t *testing.T) {
 func TestSelfSignedJWTTyp(t *testing.T) {
 	k := testkeyward.Start(t)
 	k.Setup(t, "jwt")
-	ctx := context.Background()
 	_, privatePEM, kid := selfSignedKey(t, k)
 	v := newVerifier(t, k, verify.WithSelfSignedJWTs())
 	now := k.Clock.Now()
@@ -744,27 +772,12 @@ func TestSelfSignedJWTTyp(t *testing.T) {
 		{"AT+JWT", "AT+JWT", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := (&jose.SignerOptions{}).WithHeader("kid", kid)
-			if tc.typ != "" {
-				opts = opts.WithType(jose.ContentType(tc.typ))
+			refusal := ""
+			if !tc.ok {
+				refusal = "typ"
 			}
-			s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: testkeyward.ParsePKCS8(t, privatePEM)}, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, err := jwt.Signed(s).Claims(map[string]any{"iss": "job@shop.iam.test", "sub": "job@shop.iam.test", "aud": "https://orders.internal",
-				"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}).Serialize()
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = v.Verify(ctx, raw)
-			if tc.ok {
-				if err != nil {
-					t.Fatalf("Verify: %v", err)
-				}
-				return
-			}
-			wantInvalid(t, err, "typ")
+			verifySigned(t, v, typSigner(t, privatePEM, kid, tc.typ), map[string]any{"iss": "job@shop.iam.test", "sub": "job@shop.iam.test",
+				"aud": "https://orders.internal", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}, refusal)
 		})
 	}
 }
@@ -774,7 +787,6 @@ func TestSelfSignedJWTTyp(t *testing.T) {
 func TestSelfSignedJWTNotBefore(t *testing.T) {
 	k := testkeyward.Start(t)
 	k.Setup(t, "jwt")
-	ctx := context.Background()
 	s := selfSignedSigner(t, k)
 	v := newVerifier(t, k, verify.WithSelfSignedJWTs())
 	now := k.Clock.Now()
@@ -794,18 +806,11 @@ func TestSelfSignedJWTNotBefore(t *testing.T) {
 			if tc.nbf != nil {
 				c["nbf"] = tc.nbf
 			}
-			raw, err := jwt.Signed(s).Claims(c).Serialize()
-			if err != nil {
-				t.Fatal(err)
+			refusal := ""
+			if !tc.ok {
+				refusal = "not valid yet"
 			}
-			_, err = v.Verify(ctx, raw)
-			if tc.ok {
-				if err != nil {
-					t.Fatalf("Verify: %v", err)
-				}
-				return
-			}
-			wantInvalid(t, err, "not valid yet")
+			verifySigned(t, v, s, c, refusal)
 		})
 	}
 }
