@@ -7,7 +7,7 @@ import { admin, seg, onSessionChange, currentSession, endSession, signOut, leave
 import { withKeyFile, withToken } from "./signin.js";
 import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, download, act, button, pager, pageLeft, list, words, unchangedItem, formInput } from "./dom.js";
 import { auditView, auditHash } from "./audit.js";
-import { quote } from "./goquote.js";
+import { quote, cell } from "./goquote.js";
 import { tokensView } from "./tokens.js";
 import { signingKeysView } from "./signingkeys.js";
 import { orgsView, orgView } from "./orgs.js";
@@ -179,14 +179,14 @@ async function accountView(id) {
       await go(location.hash, `Disabled ${a.email}; its tokens stop working at once.`);
     });
   const del = button("Delete", async () => {
-    if (!await confirmAction(`Delete the service account ${a.email} with its keys and secrets? This cannot be undone.`, "Delete")) return;
+    if (!await confirmAction(`Delete the service account ${cell(a.email)} with its keys and secrets? This cannot be undone.`, "Delete")) return;
     await unchanged(() => admin.del(path, etag));
     await go("#/accounts", `Deleted the service account ${a.email}.`);
   }, "danger");
   // Every token issued until now; new ones can still be obtained. APIs that
   // verify JWTs themselves do not hear of it (ADMIN-API.md).
   const revoke = button("Revoke its tokens", async () => {
-    if (!await confirmAction(`Revoke every token issued to ${a.email} until now? Opaque tokens and introspection refuse them at once; ` +
+    if (!await confirmAction(`Revoke every token issued to ${cell(a.email)} until now? Opaque tokens and introspection refuse them at once; ` +
       `APIs that verify JWTs themselves accept them until they expire (at most ${a.token_lifetime_seconds} s). The account can get new tokens.`, "Revoke")) return;
     await admin.post(path + "/revoke-tokens");
     if (currentSession()?.me.client_id === a.client_id) {
@@ -407,7 +407,7 @@ function keysSection(a, path, keys) {
             await go(location.hash, `Disabled the key ${k.key_id}.`);
           }),
         button("Delete", async () => {
-          if (!await confirmAction(`Delete the key ${k.key_id}? Programs using its key file stop getting tokens.`, "Delete")) return;
+          if (!await confirmAction(`Delete the key ${cell(k.key_id)}? Programs using its key file stop getting tokens.`, "Delete")) return;
           await unchanged(k, () => admin.del(kpath(k), k.etag));
           await go(location.hash, `Deleted the key ${k.key_id}.`);
         }, "danger"))],
@@ -490,7 +490,7 @@ function secretsSection(path, secrets) {
           await refresh(`Disabled the secret ${s.secret_id}.`);
         }),
       button("Delete", async () => {
-        if (!await confirmAction(`Delete the secret ${s.secret_id}? Programs using it stop getting tokens.`, "Delete")) return;
+        if (!await confirmAction(`Delete the secret ${cell(s.secret_id)}? Programs using it stop getting tokens.`, "Delete")) return;
         await unchanged(s, () => admin.del(spath(s), s.etag));
         await refresh(`Deleted the secret ${s.secret_id}.`);
       }, "danger"))],
@@ -574,7 +574,7 @@ async function apiView(name) {
   // the API as the page shows it: If-Match: etag, as the edit form sends,
   // and a 412 shows the page again with the API as it is now.
   const del = button("Delete", async () => {
-    if (!await confirmAction(`Delete the API ${a.name}? Its scopes can no longer be requested.`, "Delete")) return;
+    if (!await confirmAction(`Delete the API ${cell(a.name)}? Its scopes can no longer be requested.`, "Delete")) return;
     await unchangedItem(`the API ${a.name}`, () => go(location.hash), () => admin.del(path, etag), "The page");
     await go("#/apis", `Deleted the API ${a.name}.`);
   }, "danger");

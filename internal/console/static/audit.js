@@ -6,7 +6,7 @@
 
 import { request, seg } from "./api.js";
 import { h, table, fmtTime, button, act } from "./dom.js";
-import { printable, quote } from "./goquote.js";
+import { printable, quote, cell } from "./goquote.js";
 
 const PAGE = 50;
 
@@ -29,13 +29,6 @@ const details = (data) => Object.keys(data ?? {}).sort().map((k) => {
 // could not read (data_unreadable: the database was changed), what is
 // stored, quoted, as keyward audit list shows it.
 const eventDetails = (e) => (e.data_unreadable ? "data unreadable: " + quote(e.data_raw ?? "") : details(e.data));
-
-// cell is s itself when it is printable, else quoted, as keyward audit
-// list shows every cell of an event's row (auditCells): an action,
-// account, actor or source that a changed database or an imported dump
-// gave a bidirectional override or a line break is seen, and turns
-// nothing around.
-const cell = (s) => (printable(s) ? s : quote(s));
 
 // auditHash is the address of the audit log filtered by filter (an
 // object, FormData or URLSearchParams): its FILTERS that are not empty.

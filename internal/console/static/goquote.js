@@ -35,3 +35,11 @@ export function quote(s) {
   }
   return out + '"';
 }
+
+// cell is s itself when it is printable, else quoted, as keyward audit
+// list shows every cell of an event's row (auditCells): a value a changed
+// database or an imported dump gave a bidirectional override or a line
+// break is seen, and turns nothing around. The audit log shows an event's
+// action, account, actor and source so; the confirmations name what they
+// act on so.
+export const cell = (s) => (printable(s) ? s : quote(s));

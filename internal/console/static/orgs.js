@@ -4,7 +4,7 @@
 
 import { admin, seg, ApiError, currentSession } from "./api.js";
 import { h, table, fields, fmtTime, button, act, confirmAction, showNotice, pager, list, words, unchangedItem, formInput } from "./dom.js";
-import { quote } from "./goquote.js";
+import { quote, cell } from "./goquote.js";
 import { decodeUsers, parseUsers, importBatches, toLower, IMPORT_BATCH, MAX_IMPORT_USERS, MAX_IMPORT_BYTES } from "./userimport.js";
 
 const PAGE = 50;
@@ -50,7 +50,7 @@ export async function orgView(domain, go) {
   const [[o, etag], grants, all] = await Promise.all([admin.getTagged(path), admin.get(path + "/delegations"), admin.get("/orgs")]);
   const users = await usersSection(o, path);
   const del = button("Delete", async () => {
-    if (!await confirmAction(`Delete the organization ${o.domain} with its users, project placements and delegation grants? `
+    if (!await confirmAction(`Delete the organization ${cell(o.domain)} with its users, project placements and delegation grants? `
       + "Tokens that act for its users stop working at once. This cannot be undone.", "Delete")) return;
     await admin.del(path);
     await go("#/orgs", `Deleted the organization ${o.domain}.`);
@@ -154,8 +154,8 @@ function projectsSection(o, etag, path, others, go) {
     const f = h("form", { class: "inline" }, to, move);
     f.addEventListener("submit", act(move, async () => {
       const dest = to.value;
-      if (!await confirmAction(`Move the project ${p.project} from ${o.domain} to ${dest}?`
-        + (p.internal ? ` It stays internal: its accounts may then act only for the users of ${dest}, no longer for those of ${o.domain}.` : ""), "Move")) return;
+      if (!await confirmAction(`Move the project ${cell(p.project)} from ${cell(o.domain)} to ${cell(dest)}?`
+        + (p.internal ? ` It stays internal: its accounts may then act only for the users of ${cell(dest)}, no longer for those of ${cell(o.domain)}.` : ""), "Move")) return;
       await place(dest, p.project, p.internal, `Moved the project ${p.project} from ${o.domain} to ${dest}.`);
     }));
     return f;
@@ -175,7 +175,7 @@ function projectsSection(o, etag, path, others, go) {
             `The project ${p.project} is internal: its accounts may act only for the users of ${o.domain}.`)),
         others.length ? moveForm(p) : null,
         button("Remove", async () => {
-          if (!await confirmAction(`Take the project ${p.project} out of ${o.domain}?`
+          if (!await confirmAction(`Take the project ${cell(p.project)} out of ${cell(o.domain)}?`
             + (p.internal ? " Its accounts are then no longer restricted to this organization's users." : ""), "Remove")) return;
           await unchanged(() => admin.del(ppath(o.domain, p.project), etag));
           await go(location.hash, `Took the project ${p.project} out of ${o.domain}.`);
@@ -205,7 +205,7 @@ function delegationsSection(o, path, grants, go) {
       ["Scopes", (g) => list(g.scopes)],
       ["Granted", (g) => fmtTime(g.created_at)],
       ["", (g) => button("Revoke", async () => {
-        if (!await confirmAction(`Revoke the delegation of ${g.client_id} in ${o.domain}? It gets no more tokens for the `
+        if (!await confirmAction(`Revoke the delegation of ${cell(g.client_id)} in ${cell(o.domain)}? It gets no more tokens for the `
           + "organization's users, and those it has stop working at once.", "Revoke")) return;
         await admin.del(gpath(g.client_id));
         await go(location.hash, `Revoked the delegation of ${g.client_id} in ${o.domain}.`);
@@ -243,7 +243,7 @@ async function usersSection(o, path) {
           await show(`Suspended ${u.email}; tokens that act for the user stop working at once.`);
         }),
       button("Delete", async () => {
-        if (!await confirmAction(`Delete the user ${u.email} from the directory? Tokens that act for the user stop working.`, "Delete")) return;
+        if (!await confirmAction(`Delete the user ${cell(u.email)} from the directory? Tokens that act for the user stop working.`, "Delete")) return;
         await admin.del(upath(u));
         await show(`Deleted the user ${u.email}.`);
       }, "danger"))],

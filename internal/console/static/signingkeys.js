@@ -5,6 +5,7 @@
 import { admin } from "./api.js";
 import { h, table, fmtTime, button, confirmAction } from "./dom.js";
 import { auditHash } from "./audit.js";
+import { cell } from "./goquote.js";
 
 // STATES orders the keys: the one signing first, then the one to sign
 // next, then the retired ones, newest first.
@@ -17,9 +18,9 @@ export async function signingKeysView(go) {
   keys.sort((a, b) => STATES[a.state] - STATES[b.state] || String(b.created_at).localeCompare(String(a.created_at)));
   const current = keys.find((k) => k.state === "current"), next = keys.find((k) => k.state === "next");
   const rotate = button("Rotate now", async () => {
-    const what = next ? `The next key ${next.key_id} signs every token from now on` : "A new key signs every token from now on";
+    const what = next ? `The next key ${cell(next.key_id)} signs every token from now on` : "A new key signs every token from now on";
     if (!await confirmAction(`Rotate the signing keys now? ${what}, and a new next key is created. `
-      + (current ? `The current key ${current.key_id} is retired: it stays in the JWKS until the tokens it signed have expired, so they still verify. ` : "")
+      + (current ? `The current key ${cell(current.key_id)} is retired: it stays in the JWKS until the tokens it signed have expired, so they still verify. ` : "")
       + "APIs that verify JWTs themselves fetch the JWKS again when they meet the new key's kid.", "Rotate")) return;
     const res = await admin.post("/signing-keys/rotate");
     const now = res.signing_keys.find((k) => k.state === "current");

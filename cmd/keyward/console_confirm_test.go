@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/keyward/keyward/internal/admin"
+)
+
+// TestConsoleConfirmQuotesNames: a confirmation names what it acts on as
+// the audit log shows a value (cell): quoted, as strconv.Quote quotes it,
+// when it holds anything unprintable. An account's email and a user's
+// that a changed database gave a bidirectional override and a line break
+// were shown raw in "Delete …?", where they could turn the question around
+// or pass for more of it.
+func TestConsoleConfirmQuotesNames(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	bg, sys := context.Background(), admin.Actor{ID: "test"}
+	acct := consoleAccount(t, m, "nightly-report", "billing")
+	if _, err := m.Server.Admin.CreateOrg(bg, sys, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Server.Admin.PutUsers(bg, sys, "example.com", []admin.UserInput{{Email: "alice@example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	const oddEmail, oddUser = "x\u202emoc.elpmaxe@report\nnightly", "alice@example.com\u202e\nbob"
+	tamper(t, m.Config.DataDir,
+		fmt.Sprintf(`UPDATE accounts SET email = '%s' WHERE id = '%s'`, oddEmail, acct.ID),
+		fmt.Sprintf(`UPDATE org_users SET email = '%s' WHERE email = 'alice@example.com'`, oddUser))
+	p.signIn(m)
+
+	// asks clicks a button of the view and checks that the confirmation
+	// begins with want, then cancels it.
+	asks := func(what string, click chromedp.Action[chromedp.Void], want string) {
+		t.Helper()
+		p.step(what, click, chromedp.WaitVisible(chromedp.ID("confirm")))
+		if msg := eval[string](p, `document.getElementById("confirm-text").textContent`); !strings.HasPrefix(msg, want) {
+			t.Errorf("%s: the confirmation says %q, want it to begin %q", what, msg, want)
+		}
+		p.step("cancel", chromedp.Click(chromedp.ID("confirm-cancel")), chromedp.WaitNotVisible(chromedp.ID("confirm")))
+	}
+	eval[string](p, fmt.Sprintf(`location.hash = "#/accounts/%s"`, acct.ID))
+	p.step("open the account", chromedp.WaitVisible(viewButton("Delete")))
+	asks("delete the account", chromedp.Click(viewButton("Delete")), "Delete the service account "+strconv.Quote(oddEmail)+" with its keys")
+	asks("revoke its tokens", chromedp.Click(viewButton("Revoke its tokens")), "Revoke every token issued to "+strconv.Quote(oddEmail)+" until now?")
+
+	eval[string](p, `location.hash = "#/orgs/example.com"`)
+	userDelete := chromedp.Search(`//main[@id="view"]//section[h2="Users"]//tbody//button[normalize-space()="Delete"]`)
+	p.step("open the organization", chromedp.WaitVisible(userDelete))
+	asks("delete the user", chromedp.Click(userDelete), "Delete the user "+strconv.Quote(oddUser)+" from the directory?")
+	p.checkLogs()
+}
