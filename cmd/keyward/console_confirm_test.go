@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 
 	"github.com/keyward/keyward/internal/admin"
@@ -54,4 +55,35 @@ func TestConsoleConfirmQuotesNames(t *testing.T) {
 	p.step("open the organization", chromedp.WaitVisible(userDelete))
 	asks("delete the user", chromedp.Click(userDelete), "Delete the user "+strconv.Quote(oddUser)+" from the directory?")
 	p.checkLogs()
+}
+
+// TestConsoleSignOutClosesConfirm: a confirmation open as the console
+// signs out (here a 401 to another request: a revoked token) closes, as
+// declined; it stayed open over the sign-in form, asking to delete an
+// account of a session that had ended.
+func TestConsoleSignOutClosesConfirm(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	acct := consoleAccount(t, m, "nightly-report", "billing")
+	p.signIn(m)
+	// The browser holds the Disable before it is sent; the Delete's
+	// confirmation is opened meanwhile.
+	held := p.hold("*/disable", "", fetch.RequestStageRequest)
+	p.openAccount(acct, chromedp.Click(viewButton("Disable")))
+	id := p.awaitHeld(held, "the Disable request was not held")
+	p.step("ask to delete", chromedp.Click(viewButton("Delete")), chromedp.WaitVisible(chromedp.ID("confirm")))
+
+	body := []byte(`{"error":"invalid_token","error_description":"The access token was revoked."}`)
+	if _, err := chromedp.Call(p.ctx, fetch.FulfillRequest, fetch.FulfillRequestParams{RequestID: id, ResponseCode: 401,
+		ResponseHeaders: []*fetch.HeaderEntry{{Name: "Content-Type", Value: "application/json"}}, Body: body}); err != nil {
+		t.Fatalf("Fetch.fulfillRequest: %v", err)
+	}
+	p.step("signed out", chromedp.WaitVisible(chromedp.ID("keyfile-form")))
+	p.waitAlert("signed out", "error", "The access token was revoked.")
+	if eval[bool](p, `document.getElementById("confirm").open`) {
+		t.Error("the confirmation is still open after the console signed out")
+	}
+	if a := storedAccount(t, m, acct.ID); a.Disabled {
+		t.Errorf("the account is disabled: %+v", a)
+	}
+	p.checkLogs("401")
 }

@@ -5,7 +5,7 @@
 
 import { admin, seg, onSessionChange, currentSession, endSession, signOut, leavePage, beginSignIn } from "./api.js";
 import { withKeyFile, withToken } from "./signin.js";
-import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, download, act, button, pager, pageLeft, list, words, unchangedItem, formInput } from "./dom.js";
+import { h, table, fields, state, fmtTime, showError, showNotice, clearAlert, confirmAction, closeConfirm, download, act, button, pager, pageLeft, list, words, unchangedItem, formInput } from "./dom.js";
 import { auditView, auditHash } from "./audit.js";
 import { quote, cell } from "./goquote.js";
 import { tokensView } from "./tokens.js";
@@ -671,6 +671,7 @@ onSessionChange((s, reason, notice) => {
     return;
   }
   clearInterval(clock);
+  closeConfirm(); // declined: it would act with no session, or another's
   $("view").replaceChildren(); // leave nothing readable behind
   $("who").replaceChildren();
   if (reason && !notice) showError(reason); else showNotice(reason ?? "Signed out.");

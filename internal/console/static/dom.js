@@ -91,19 +91,29 @@ export function clearAlert() {
   alertBox().textContent = "";
 }
 
-// confirmAction asks in a modal dialog; it resolves to true on Confirm.
+// confirmAction asks in a modal dialog; it resolves to true on Confirm,
+// and to false on Cancel, Escape or closeConfirm.
 export function confirmAction(question, action = "Confirm") {
   const dlg = document.getElementById("confirm");
   document.getElementById("confirm-text").textContent = question;
   const ok = document.getElementById("confirm-ok");
   ok.textContent = action;
   return new Promise((resolve) => {
-    const done = (answer) => () => { dlg.close(); resolve(answer); };
+    const done = (answer) => () => { resolve(answer); dlg.close(); };
     ok.onclick = done(true);
     document.getElementById("confirm-cancel").onclick = done(false);
     dlg.oncancel = () => resolve(false); // Escape
+    dlg.onclose = () => resolve(false); // closeConfirm; after a button's answer, which stands
     dlg.showModal();
   });
+}
+
+// closeConfirm closes the confirmation dialog, if open, as declined: the
+// console signed out, and what it asked about is of a session that has
+// ended.
+export function closeConfirm() {
+  const dlg = document.getElementById("confirm");
+  if (dlg.open) dlg.close();
 }
 
 // downloadURLs are the object URLs of the files download offered and
