@@ -116,22 +116,42 @@ export async function request(method, path, { body, form, auth = true, ifMatch }
     throw new ApiError(0, "network", `Could not reach the server (${e.message}).`);
   }
   const text = await resp.text();
+  const wait = retryAfter(resp);
   let data = null;
   if (text !== "") {
     try {
       data = JSON.parse(text);
     } catch {
-      throw new ApiError(resp.status, "bad_response", `The server answered HTTP ${resp.status} ${resp.statusText} with a body that is not JSON.`);
+      throw new ApiError(resp.status, "bad_response", `The server answered HTTP ${resp.status} ${resp.statusText} with a body that is not JSON.${wait}`);
     }
   }
   if (!resp.ok) {
     const err = new ApiError(resp.status, data?.error, data?.error_description);
+    err.message += wait;
     // Only the session whose token was refused ends: an answer that comes
     // after its user signed out and in again is not the new session's.
     if (sent !== null && resp.status === 401 && session === sent) signOut(err.message);
     throw err;
   }
   return { data, date: resp.headers.get("Date"), etag: resp.headers.get("ETag") };
+}
+
+// retryAfter is the sentence that says how long the Retry-After of a 429
+// or 503 answer (RFC 9110 §10.2.3: seconds, or an HTTP date) asks to wait
+// before trying again, after a space, or "" for none. The console does
+// not try again itself: the operator does.
+function retryAfter(resp) {
+  if (resp.status !== 429 && resp.status !== 503) return "";
+  const v = resp.headers.get("Retry-After")?.trim() ?? "";
+  let secs;
+  if (/^\d+$/.test(v)) {
+    secs = Number(v);
+  } else {
+    const at = Date.parse(v), now = Date.parse(resp.headers.get("Date") ?? "");
+    secs = Math.ceil((at - (isNaN(now) ? Date.now() : now)) / 1000);
+  }
+  if (!(secs > 0)) return "";
+  return " Try again in " + (secs <= 90 ? `${secs} ${secs === 1 ? "second" : "seconds"}.` : `${Math.ceil(secs / 60)} minutes.`);
 }
 
 // The admin API: path is below /v1. getTagged returns [data, its ETag];
