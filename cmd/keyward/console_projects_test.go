@@ -190,6 +190,31 @@ func TestConsoleOrgProjectsConflict(t *testing.T) {
 	p.checkLogs("412")
 }
 
+// TestConsoleOrgProjectPlaceConflict: placing a project refused because
+// someone changed the organization since the page showed it (If-Match,
+// 412) shows the organization as it is now, whose form is empty again:
+// the error names the project entered, and whether as internal, to place
+// again, as a refused change of the blocked scopes names the scopes. The
+// name typed was lost.
+func TestConsoleOrgProjectPlaceConflict(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	bg, sys := projectsFixture(t, m)
+	p.signIn(m)
+	eval[string](p, `location.hash = "#/orgs/a.example"`)
+	p.step("open the form", chromedp.WaitVisible(chromedp.CSS("#place summary")), chromedp.Click(chromedp.CSS("#place summary")))
+	if _, err := m.Server.Admin.SetBlockedScopes(bg, sys, "a.example", []string{"mail.send"}); err != nil {
+		t.Fatal(err)
+	}
+	p.step("place billing after the other change", setInput("f-project-name", "billing"), chromedp.Click(chromedp.ID("f-project-internal")),
+		chromedp.Click(chromedp.CSS("#place-project button[type=submit]")))
+	p.waitAlert("placement refused", "error", "The page now shows a.example as it is. The project entered was billing, as internal: place it again from there.")
+	p.step("the page shows a.example as it is now", chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//dd[text()="mail.send"]`)))
+	if _, err := m.store.GetProjectOrg(bg, "billing"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("after the refused placement billing is placed (%v)", err)
+	}
+	p.checkLogs("412")
+}
+
 // projectsFixture makes the organizations a.example and b.example, with
 // the projects shop and ops placed in a.example, and returns the context
 // and actor to change them with through the admin API.

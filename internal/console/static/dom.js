@@ -213,13 +213,13 @@ export function pager(holder, load, draw) {
 // only to what as the page shows it. If someone changed it since (the
 // server refuses with 412), reload shows where (the list, or the page)
 // again as it is now, and the server's description says what was not
-// done.
+// done, in an error of status 412.
 export async function unchangedItem(what, reload, send, where = "The list") {
   try {
     await send();
   } catch (e) {
     if (e.status !== 412) throw e;
     await reload();
-    throw new Error(`${e.message} ${where} now shows ${what} as it is.`);
+    throw Object.assign(new Error(`${e.message} ${where} now shows ${what} as it is.`), { status: 412 });
   }
 }

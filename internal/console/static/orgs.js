@@ -141,10 +141,17 @@ function projectsSection(o, etag, path, others, go) {
     h("label", { for: internal.id }, "Internal"), h("span", { class: "checks" }, h("label", { for: internal.id }, internal,
       " its accounts may act only for this organization's users")),
     h("span"), submit);
+  // A 412 shows the page again, its form empty: the error names the
+  // project entered, to place again, as blockedForm names the scopes.
   form.addEventListener("submit", act(submit, async () => {
-    const project = name.value.trim();
-    await place(o.domain, project, internal.checked, `Placed the project ${project} in ${o.domain}`
-      + (internal.checked ? ", internal: its accounts may act only for its users." : "."));
+    const project = name.value.trim(), asInternal = internal.checked;
+    try {
+      await place(o.domain, project, asInternal, `Placed the project ${project} in ${o.domain}`
+        + (asInternal ? ", internal: its accounts may act only for its users." : "."));
+    } catch (e) {
+      if (e.status === 412) e.message += ` The project entered was ${cell(project)}${asInternal ? ", as internal" : ""}: place it again from there.`;
+      throw e;
+    }
   }));
 
   const moveForm = (p) => {
