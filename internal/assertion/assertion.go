@@ -402,8 +402,12 @@ func (t *Token) checkClaims(e Expect) error {
 			return fail(NotYetValid, fmt.Sprintf("%s iat is %s in the future; check the clock of the system that signs it (clock skew).",
 				e.timeframe(), howFar(c.IssuedAt.Time().Unix()-e.Now.Unix())), nil)
 		}
-		if life := exp.Sub(iat); life < 0 || (e.MaxLifetime > 0 && life > e.MaxLifetime+LifetimeGrace) {
-			return fail(TooLongLived, e.timeframe(), fmt.Errorf("exp - iat = %s", life))
+		switch life := exp.Sub(iat); {
+		case life < 0:
+			return fail(TooLongLived, e.timeframe()+" exp is before iat.", fmt.Errorf("exp - iat = %s", life))
+		case e.MaxLifetime > 0 && life > e.MaxLifetime+LifetimeGrace:
+			return fail(TooLongLived, fmt.Sprintf("%s exp is %s after iat; this server allows at most %s.",
+				e.timeframe(), howFar(int64(life/time.Second)), e.MaxLifetime+LifetimeGrace), fmt.Errorf("exp - iat = %s", life))
 		}
 	} else if e.MaxLifetime > 0 && exp.Sub(e.Now) > e.MaxLifetime+e.Skew {
 		return fail(TooLongLived, e.timeframe()+" exp is too far in the future.", nil)

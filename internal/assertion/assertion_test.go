@@ -618,6 +618,35 @@ func TestFutureIssuedAtDescription(t *testing.T) {
 	}
 }
 
+// TestTooLongLivedDescription: an assertion that lives too long, or whose
+// exp is before its iat, is refused with the seed's description followed by
+// what is wrong, as an expired one or one issued in the future is.
+func TestTooLongLivedDescription(t *testing.T) {
+	k, keys := fixture(t)
+	iat := now.Unix()
+	for _, tt := range []struct {
+		name string
+		exp  int64
+		want string
+	}{
+		{"two hours", iat + 7200, " exp is 2h0m0s after iat; this server allows at most 1h5m0s."},
+		{"past a year", iat + 400*24*3600, " exp is more than a year after iat; this server allows at most 1h5m0s."},
+		{"exp before iat", iat - 10, " exp is before iat."},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tok, err := Parse(signed(t, k, map[string]any{"iss": "a@p", "aud": "https://kw/token", "iat": iat, "exp": tt.exp}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = tok.Verify(keys, expect)
+			var ae *Error
+			if !errors.As(err, &ae) || ae.Reason != TooLongLived || ae.Description != expect.timeframe()+tt.want {
+				t.Fatalf("Verify = %v, want TooLongLived %q", err, expect.timeframe()+tt.want)
+			}
+		})
+	}
+}
+
 // TestLifetimeInDescription: the too-long-lived refusal names the
 // server's longest lifetime as set, in the words of Google's message
 // ("60 minutes"), and neither cuts a part of a minute off nor calls one
