@@ -98,7 +98,7 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 	if creds == "" {
 		def := filepath.Join(DefaultConfig().DataDir, "admin-key.json")
 		if !fileExists(def) {
-			return nil, errors.New("no credentials: pass --credentials FILE or set KEYWARD_CREDENTIALS to an administrator key file (keyward serve writes one to <data-dir>/admin-key.json on first start)")
+			return nil, fmt.Errorf("no credentials: %s (the default) does not exist; pass --credentials FILE or set KEYWARD_CREDENTIALS to an administrator key file (keyward serve writes one to <data-dir>/admin-key.json on first start)", def)
 		}
 		creds = def
 	}

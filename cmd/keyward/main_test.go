@@ -95,7 +95,7 @@ func TestExitStatus(t *testing.T) {
 		// The flags are checked before the credentials are loaded.
 		{[]string{"sa", "update", "x", "--credentials", missing}, true, "nothing to update"},
 		{[]string{"sa", "list"}, false, "no credentials"},
-		{[]string{"whoami"}, false, "no credentials"},
+		{[]string{"whoami"}, false, "no credentials: keyward-data/admin-key.json (the default) does not exist; pass --credentials FILE"},
 		{[]string{"audit", "verify", "--data-dir", missing}, false, "no Keyward database"},
 		// As serve refuses it; it was the working directory, or mkdir "".
 		{[]string{"migrate", "--data-dir", ""}, true, "--data-dir must not be empty"},
