@@ -347,6 +347,13 @@ func (t *Token) verifySignature(keys []storage.Key, now time.Time, log *slog.Log
 	if disabled != nil {
 		return *disabled, fail(DisabledKey, "The OAuth client was disabled. The key used to sign the JWT assertion is disabled.", nil)
 	}
+	if unusable == nil {
+		// Expired keys are never tried; the log says so when the kid
+		// names one, the likeliest reason a working job stops.
+		if i := slices.IndexFunc(keys, func(k storage.Key) bool { return k.ID == t.Header.KeyID && k.Expired(now) }); i >= 0 {
+			unusable = fmt.Errorf("key %s, which the assertion's kid names, expired at %s", keys[i].ID, keys[i].ExpiresAt.UTC().Format(time.RFC3339))
+		}
+	}
 	return storage.Key{}, fail(BadSignature, "Invalid JWT Signature.", unusable)
 }
 

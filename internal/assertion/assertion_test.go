@@ -97,6 +97,28 @@ func TestVerifyReasons(t *testing.T) {
 	}
 }
 
+// TestExpiredKeyCause: an assertion whose kid names an expired key is
+// refused "Invalid JWT Signature." as the service-account flow has it, and
+// the cause, for the server's log, says that key expired and when: the
+// operator otherwise saw no reason at all.
+func TestExpiredKeyCause(t *testing.T) {
+	k, keys := fixture(t)
+	expired := []storage.Key{{ID: "k1", AccountID: "a", Algorithm: "ES256", PublicKey: keys[0].PublicKey, ExpiresAt: now.Add(-time.Hour)}}
+	tok, err := Parse(signed(t, k, map[string]any{"iss": "a@p", "aud": "https://kw/token", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tok.Verify(expired, expect)
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Reason != BadSignature || ae.Description != "Invalid JWT Signature." {
+		t.Fatalf("Verify = %v, want BadSignature", err)
+	}
+	want := "key k1, which the assertion's kid names, expired at " + now.Add(-time.Hour).UTC().Format(time.RFC3339)
+	if ae.Err == nil || ae.Err.Error() != want {
+		t.Fatalf("cause %v, want %q", ae.Err, want)
+	}
+}
+
 // TestAudienceMessages: the messages that refuse aud name what it must be
 // as AudienceHint says, or else every one of Audiences, never the first
 // alone under a name that may not be its own.
