@@ -553,7 +553,7 @@ func readCredentials(path string) ([]byte, error) {
 // with jitter so a fleet does not refresh in step — and concurrent callers
 // share one refresh. If a refresh fails while the current token is still
 // valid, the current token is returned. A new token that has already
-// expired (a negative expires_in) is an error. A token request refused
+// expired (an expires_in of 0 or less) is an error. A token request refused
 // with 429 or 503 and a Retry-After (of at most 5 minutes; a longer one
 // counts as 5) is not sent again before then: meanwhile every call gets
 // that refusal, or the still-valid token.
@@ -622,7 +622,7 @@ func (r *reuseSource) Token() (*oauth2.Token, error) {
 		if fresh == nil {
 			return nil, errors.New("client: the wrapped token source returned no token and no error")
 		}
-		if !fresh.Expiry.IsZero() && !r.now().Before(fresh.Expiry) {
+		if fresh.Expiry.IsZero() && zeroExpiresIn(fresh) || !fresh.Expiry.IsZero() && !r.now().Before(fresh.Expiry) {
 			// Handed out, it would be refused; kept, fetched again on
 			// every call.
 			return nil, fmt.Errorf("client: the new token has already expired (expires_in %d)", fresh.ExpiresIn)
@@ -640,6 +640,22 @@ func (r *reuseSource) Token() (*oauth2.Token, error) {
 		return nil, err
 	}
 	return v.(*oauth2.Token), nil
+}
+
+// zeroExpiresIn reports whether t came with an expires_in of 0: a token
+// that expires as it arrives, which x/oauth2 leaves without an Expiry, as
+// one that came with no expires_in, and so never expiring.
+func zeroExpiresIn(t *oauth2.Token) bool {
+	switch v := t.Extra("expires_in").(type) {
+	case float64: // JSON
+		return v == 0
+	case int64: // a form
+		return v == 0
+	case string: // a JSON string, which x/oauth2 reads as a number too
+		n, err := strconv.ParseFloat(v, 64)
+		return err == nil && n == 0
+	}
+	return false
 }
 
 // maxRetryAfter bounds how long a token source waits, as a refusal's
