@@ -556,7 +556,9 @@ func readCredentials(path string) ([]byte, error) {
 // expired (an expires_in of 0 or less) is an error. A token request refused
 // with 429 or 503 and a Retry-After (of at most 5 minutes; a longer one
 // counts as 5) is not sent again before then: meanwhile every call gets
-// that refusal, or the still-valid token.
+// that refusal, or the still-valid token. A token is due once the wall
+// clock or the monotonic clock says so: after the machine slept (which
+// Linux's monotonic clock does not count), or the wall clock was set back.
 func Reuse(ts oauth2.TokenSource) oauth2.TokenSource {
 	if r, ok := ts.(*reuseSource); ok {
 		return r
@@ -587,7 +589,7 @@ func (r *reuseSource) cached() (tok *oauth2.Token, current bool) {
 	r.mu.Lock()
 	tok, refreshAt := r.tok, r.refreshAt
 	r.mu.Unlock()
-	return tok, tok != nil && r.now().Before(refreshAt)
+	return tok, tok != nil && before(r.now(), refreshAt)
 }
 
 func (r *reuseSource) Token() (*oauth2.Token, error) {
@@ -607,7 +609,7 @@ func (r *reuseSource) Token() (*oauth2.Token, error) {
 		r.mu.Lock()
 		retryErr, retryAt := r.retryErr, r.retryAt
 		r.mu.Unlock()
-		if retryErr != nil && r.now().Before(retryAt) {
+		if retryErr != nil && before(r.now(), retryAt) {
 			return nil, retryErr // the server asked not to be asked before retryAt
 		}
 		fresh, err := r.base.Token()
@@ -622,7 +624,7 @@ func (r *reuseSource) Token() (*oauth2.Token, error) {
 		if fresh == nil {
 			return nil, errors.New("client: the wrapped token source returned no token and no error")
 		}
-		if fresh.Expiry.IsZero() && zeroExpiresIn(fresh) || !fresh.Expiry.IsZero() && !r.now().Before(fresh.Expiry) {
+		if fresh.Expiry.IsZero() && zeroExpiresIn(fresh) || !fresh.Expiry.IsZero() && !before(r.now(), fresh.Expiry) {
 			// Handed out, it would be refused; kept, fetched again on
 			// every call.
 			return nil, fmt.Errorf("client: the new token has already expired (expires_in %d)", fresh.ExpiresIn)
@@ -634,13 +636,20 @@ func (r *reuseSource) Token() (*oauth2.Token, error) {
 	})
 	if err != nil {
 		// Valid now, after the refresh, not when it began.
-		if tok != nil && (tok.Expiry.IsZero() || r.now().Before(tok.Expiry)) {
+		if tok != nil && (tok.Expiry.IsZero() || before(r.now(), tok.Expiry)) {
 			return tok, nil // keep serving the valid token; try again next call
 		}
 		return nil, err
 	}
 	return v.(*oauth2.Token), nil
 }
+
+// before reports whether t is before u by the monotonic clock, which a
+// step of the wall clock does not move, and by the wall clock, which runs
+// on while the machine sleeps and Linux's monotonic clock does not (the
+// wall clock alone is what x/oauth2's expiry check reads): a token's
+// lifetime, and a Retry-After, run on both.
+func before(t, u time.Time) bool { return t.Before(u) && t.Round(0).Before(u.Round(0)) }
 
 // zeroExpiresIn reports whether t came with an expires_in of 0: a token
 // that expires as it arrives, which x/oauth2 leaves without an Expiry, as
