@@ -192,8 +192,12 @@ func convertHint(blockType string) string {
 // is instead when it is none: empty, a PEM file (a key alone, not the key
 // file), not JSON, JSON of another shape. Its errors name no Go type,
 // and each is a predicate ("is empty"): callers put the file, as it is to
-// them, in front ("the introspection key file is empty").
+// them, in front ("the introspection key file is empty"). A UTF-8 byte
+// order mark before the JSON is ignored.
 func DecodeJSON(data []byte, v any) error {
+	// Some editors write one; RFC 8259 §8.1 lets a parser ignore it, and
+	// encoding/json refuses it as "invalid character 'ï'".
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	trimmed := bytes.TrimSpace(data)
 	switch {
 	case len(trimmed) == 0:

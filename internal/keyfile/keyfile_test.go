@@ -213,6 +213,11 @@ func TestDecodeJSON(t *testing.T) {
 		{"array", `[1]`, "is not a JSON key file: a JSON array, not an object"},
 		{"string", `"x"`, "is not a JSON key file: a JSON string, not an object"},
 		{"field of another type", `{"client_id":true}`, "is not a JSON key file: client_id is a JSON bool, not a string"},
+		// An editor's UTF-8 byte order mark, which RFC 8259 §8.1 lets a
+		// parser ignore: it was refused as "invalid character 'ï'".
+		{"a key file after a byte order mark", "\ufeff" + `{"client_id":"a","private_key":"k"}`, ""},
+		{"PEM after a byte order mark", "\ufeff-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", "is a PEM file, not a JSON key file"},
+		{"a byte order mark alone", "\ufeff\n", "is empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
