@@ -163,6 +163,9 @@ func ParsePrivateKey(data []byte) (crypto.Signer, error) {
 			var syntax asn1.SyntaxError
 			if errors.As(err, &structural) || errors.As(err, &syntax) {
 				// asn1's words name tags and Go types, not the file's problem.
+				if hint := convertHint(block.Type); hint != "" {
+					return nil, fmt.Errorf("the PEM block (%s) is neither a PKCS #8 nor a PKCS #1 key%s", block.Type, hint)
+				}
 				return nil, fmt.Errorf("the PEM block (%s) is neither a PKCS #8 nor a PKCS #1 key%s: its content is not a key's DER encoding (is the file cut short or altered?)", block.Type, convertHint(block.Type))
 			}
 			return nil, fmt.Errorf("the PEM block (%s) is neither a PKCS #8 nor a PKCS #1 key%s: %w", block.Type, convertHint(block.Type), err)
@@ -184,6 +187,8 @@ func convertHint(blockType string) string {
 		return " (a SEC 1 EC key: write it as PKCS #8 with 'openssl pkey -in FILE -out NEW')"
 	case "ENCRYPTED PRIVATE KEY":
 		return " (an encrypted key: write it unencrypted with 'openssl pkey -in FILE -out NEW')"
+	case "OPENSSH PRIVATE KEY":
+		return " (an OpenSSH key: write it as PKCS #8 with 'ssh-keygen -p -m PKCS8 -f FILE', which rewrites FILE)"
 	}
 	return ""
 }

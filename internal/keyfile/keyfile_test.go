@@ -9,6 +9,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"slices"
 	"strings"
@@ -134,6 +136,28 @@ func TestParsePrivateKey(t *testing.T) {
 			}
 			if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(tt.want) {
 				t.Fatalf("public key %v, want %v", key.Public(), tt.want)
+			}
+		})
+	}
+}
+
+// TestParsePrivateKeyConvertHint: a private key in a format that needs
+// converting is refused with the command that converts it, not also as
+// "cut short or altered", which it is not.
+func TestParsePrivateKeyConvertHint(t *testing.T) {
+	encrypted := must(asn1.Marshal(struct {
+		Algorithm pkix.AlgorithmIdentifier
+		Data      []byte
+	}{pkix.AlgorithmIdentifier{Algorithm: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 13}}, []byte("ciphertext")}))
+	tests := []struct{ name, pem, want string }{
+		{"encrypted PKCS #8", pemOf("ENCRYPTED PRIVATE KEY", encrypted), "(an encrypted key: write it unencrypted with 'openssl pkey -in FILE -out NEW')"},
+		{"OpenSSH", pemOf("OPENSSH PRIVATE KEY", []byte("openssh-key-v1\x00\x00\x00\x00\x04none")), "(an OpenSSH key: write it as PKCS #8 with 'ssh-keygen -p -m PKCS8 -f FILE', which rewrites FILE)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := keyfile.ParsePrivateKey([]byte(tt.pem))
+			if err == nil || !strings.HasSuffix(err.Error(), tt.want) {
+				t.Fatalf("ParsePrivateKey: %v, want an error ending %q", err, tt.want)
 			}
 		})
 	}
