@@ -283,13 +283,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request) (*
 	req.Audit.Grant = g.name()
 	// A client_id alone identifies the client of a JWT-bearer grant,
 	// whose assertion authenticates it (jwtBearer checks they agree).
-	att := clientauth.Attempt{IdentifyOnly: g.name() == "jwt-bearer"}
-	client, err := h.auth.Authenticate(r.Context(), r, form, req.Source, &att)
-	req.Audit.AuthMethod, req.Audit.ClientID = att.Method, att.ClientID
+	// The attempt is req's, on the heap already: an Attempt of its own
+	// would be moved there too, given to an interface's method.
+	req.attempt = clientauth.Attempt{IdentifyOnly: g.name() == "jwt-bearer"}
+	client, err := h.auth.Authenticate(r.Context(), r, form, req.Source, &req.attempt)
+	req.Audit.AuthMethod, req.Audit.ClientID = req.attempt.Method, req.attempt.ClientID
 	if err != nil {
 		return nil, err
 	}
-	req.attempt = att
 	if client != nil {
 		req.Client = client
 		req.Audit.AuthMethod = client.Method
