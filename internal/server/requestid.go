@@ -8,9 +8,19 @@ import (
 // requestIDKey is the context key of the ID logRequests gives a request.
 type requestIDKey struct{}
 
-// withRequestID returns ctx carrying the request ID id.
-func withRequestID(ctx context.Context, id string) context.Context {
+// withRequestID returns ctx carrying the request ID *id, which must not
+// change: a pointer, which an interface holds as it is, where a string
+// would be copied to the heap, once more for each request.
+func withRequestID(ctx context.Context, id *string) context.Context {
 	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// requestID returns the request ID ctx carries, or "".
+func requestID(ctx context.Context) string {
+	if id, ok := ctx.Value(requestIDKey{}).(*string); ok {
+		return *id
+	}
+	return ""
 }
 
 // requestIDHandler adds to each record logged with a request's context
@@ -27,7 +37,7 @@ func logWithRequestIDs(log *slog.Logger) *slog.Logger {
 
 // Handle implements slog.Handler.
 func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
-	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
+	if id := requestID(ctx); id != "" {
 		r.AddAttrs(slog.String("id", id))
 	}
 	return h.Handler.Handle(ctx, r)

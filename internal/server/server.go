@@ -328,6 +328,9 @@ func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	// id is the request's ID, which the request's context points to
+	// (withRequestID): one allocation for both.
+	id string
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -369,8 +372,8 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 			id = hex.EncodeToString(b)
 		}
 		w.Header().Set("X-Request-Id", id)
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(withRequestID(r.Context(), id)))
+		sw := &statusWriter{ResponseWriter: w, id: id}
+		next.ServeHTTP(sw, r.WithContext(withRequestID(r.Context(), &sw.id)))
 		// A probe's /healthz, every few seconds, is logged at debug.
 		level := slog.LevelInfo
 		if r.URL.Path == "/healthz" {
