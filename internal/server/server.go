@@ -329,8 +329,12 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	// id is the request's ID, which the request's context points to
-	// (withRequestID): one allocation for both.
-	id string
+	// (withRequestID), and idHeader the X-Request-Id header's value: one
+	// allocation for all three. A handler that sets the header again
+	// replaces idHeader, and one that adds to it appends to a full slice,
+	// a copy: neither changes id.
+	id       string
+	idHeader [1]string
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -371,8 +375,8 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 			rand.Read(b)
 			id = hex.EncodeToString(b)
 		}
-		w.Header().Set("X-Request-Id", id)
-		sw := &statusWriter{ResponseWriter: w, id: id}
+		sw := &statusWriter{ResponseWriter: w, id: id, idHeader: [1]string{id}}
+		w.Header()["X-Request-Id"] = sw.idHeader[:]
 		next.ServeHTTP(sw, r.WithContext(withRequestID(r.Context(), &sw.id)))
 		// A probe's /healthz, every few seconds, is logged at debug.
 		level := slog.LevelInfo
