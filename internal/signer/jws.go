@@ -22,7 +22,8 @@ import (
 // Verify.)
 type compactSigner struct {
 	prefix []byte // base64url(header) "."
-	sign   func(input []byte) ([]byte, error)
+	// sign appends the base64url of input's signature to out.
+	sign func(out, input []byte) ([]byte, error)
 }
 
 var b64 = base64.RawURLEncoding
@@ -42,7 +43,7 @@ func newCompactSigner(alg, kid, typ string, key crypto.Signer) (*compactSigner, 
 		if alg != "ES256" || k.Curve.Params().BitSize != 256 {
 			return nil, fmt.Errorf("it is an EC key on %s, which cannot sign %s", k.Curve.Params().Name, alg)
 		}
-		cs.sign = func(input []byte) ([]byte, error) {
+		cs.sign = func(out, input []byte) ([]byte, error) {
 			d := sha256.Sum256(input)
 			// A nil random source makes the signature deterministic (RFC
 			// 6979): the nonce is an HMAC-DRBG over SHA-256 of the key and
@@ -59,21 +60,29 @@ func newCompactSigner(alg, kid, typ string, key crypto.Signer) (*compactSigner, 
 			if err != nil {
 				return nil, err
 			}
-			return es256FromDER(der)
+			sig, err := es256FromDER(der)
+			if err != nil {
+				return nil, err
+			}
+			return b64.AppendEncode(out, sig[:]), nil
 		}
 	case *rsa.PrivateKey:
 		if alg != "RS256" {
 			return nil, fmt.Errorf("it is an RSA key, which cannot sign %s", alg)
 		}
-		cs.sign = func(input []byte) ([]byte, error) {
+		cs.sign = func(out, input []byte) ([]byte, error) {
 			d := sha256.Sum256(input)
-			return rsa.SignPKCS1v15(nil, k, crypto.SHA256, d[:])
+			sig, err := rsa.SignPKCS1v15(nil, k, crypto.SHA256, d[:])
+			if err != nil {
+				return nil, err
+			}
+			return b64.AppendEncode(out, sig), nil
 		}
 	case ed25519.PrivateKey:
 		if alg != "EdDSA" {
 			return nil, fmt.Errorf("it is an Ed25519 key, which cannot sign %s", alg)
 		}
-		cs.sign = func(input []byte) ([]byte, error) { return ed25519.Sign(k, input), nil }
+		cs.sign = func(out, input []byte) ([]byte, error) { return b64.AppendEncode(out, ed25519.Sign(k, input)), nil }
 	default:
 		return nil, fmt.Errorf("unsupported key type %T", key)
 	}
@@ -88,34 +97,36 @@ func newCompactSigner(alg, kid, typ string, key crypto.Signer) (*compactSigner, 
 //
 // It reads the DER by hand: such a pair is at most 72 bytes, so every
 // length is one byte (X.690 §8.1.3.4), and encoding/asn1's reflection and
-// big.Ints cost 5 allocations a token (BenchmarkCompactSigner/ES256).
-func es256FromDER(der []byte) ([]byte, error) {
+// big.Ints cost 5 allocations a token (BenchmarkCompactSigner/ES256). The
+// signature is an array, which the caller keeps on its stack while it
+// encodes it.
+func es256FromDER(der []byte) ([64]byte, error) {
 	if len(der) < 2 || der[0] != 0x30 || der[1] >= 0x80 || int(der[1]) != len(der)-2 {
-		return nil, errors.New("ES256 signature: not exactly a DER pair of integers")
+		return [64]byte{}, errors.New("ES256 signature: not exactly a DER pair of integers")
 	}
 	rest := der[2:]
-	sig := make([]byte, 64)
+	var sig [64]byte
 	for i := range 2 {
 		if len(rest) < 2 || rest[0] != 0x02 || rest[1] >= 0x80 || int(rest[1]) > len(rest)-2 {
-			return nil, errors.New("ES256 signature: not exactly a DER pair of integers")
+			return [64]byte{}, errors.New("ES256 signature: not exactly a DER pair of integers")
 		}
 		v := rest[2 : 2+rest[1]]
 		rest = rest[2+rest[1]:]
 		// DER's integers are minimal two's complement (X.690 §8.3.2): a
 		// leading zero byte only before a byte with its top bit set.
 		if len(v) == 0 || v[0]&0x80 != 0 || v[0] == 0 && (len(v) == 1 || v[1]&0x80 == 0) {
-			return nil, errors.New("ES256 signature: not a pair of positive 256-bit integers")
+			return [64]byte{}, errors.New("ES256 signature: not a pair of positive 256-bit integers")
 		}
 		if v[0] == 0 {
 			v = v[1:]
 		}
 		if len(v) > 32 {
-			return nil, errors.New("ES256 signature: not a pair of positive 256-bit integers")
+			return [64]byte{}, errors.New("ES256 signature: not a pair of positive 256-bit integers")
 		}
 		copy(sig[32*i+32-len(v):32*i+32], v)
 	}
 	if len(rest) != 0 {
-		return nil, errors.New("ES256 signature: not exactly a DER pair of integers")
+		return [64]byte{}, errors.New("ES256 signature: not exactly a DER pair of integers")
 	}
 	return sig, nil
 }
@@ -126,12 +137,12 @@ func (cs *compactSigner) serialize(payload []byte) (string, error) {
 	buf := make([]byte, 0, len(cs.prefix)+b64.EncodedLen(len(payload))+1+maxSig)
 	buf = append(buf, cs.prefix...)
 	buf = b64.AppendEncode(buf, payload)
-	sig, err := cs.sign(buf)
+	// The signature's encoding goes after the '.', past the input's
+	// end: the input signed is not written.
+	buf, err := cs.sign(append(buf, '.'), buf)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
-	buf = append(buf, '.')
-	buf = b64.AppendEncode(buf, sig)
 	// buf is this call's own and is not written again: the token is made
 	// of it, not of a copy.
 	return unsafe.String(unsafe.SliceData(buf), len(buf)), nil

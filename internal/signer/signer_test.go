@@ -369,11 +369,11 @@ func TestVerifyRefusesUnencodedPayload(t *testing.T) {
 			} else {
 				input = append(input, b64.EncodeToString(payload)...)
 			}
-			sig, err := set.current.sign(input)
+			sig, err := set.current.sign(nil, input)
 			if err != nil {
 				t.Fatal(err)
 			}
-			raw := h + "." + b64.EncodeToString(payload) + "." + b64.EncodeToString(sig)
+			raw := h + "." + b64.EncodeToString(payload) + "." + string(sig)
 			var got claims
 			if err := s.Verify(raw, &got); err == nil {
 				t.Fatalf("Verify accepted a token with %s", hdr)
@@ -383,12 +383,12 @@ func TestVerifyRefusesUnencodedPayload(t *testing.T) {
 	// b64 true, the default, stays accepted, with or without crit.
 	h := b64.EncodeToString([]byte(`{"alg":"ES256","kid":"` + set.currentID + `","typ":"at+jwt","b64":true,"crit":["b64"]}`))
 	input := h + "." + b64.EncodeToString(payload)
-	sig, err := set.current.sign([]byte(input))
+	sig, err := set.current.sign(nil, []byte(input))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got claims
-	if err := s.Verify(input+"."+b64.EncodeToString(sig), &got); err != nil || got.Scope != "a" {
+	if err := s.Verify(input+"."+string(sig), &got); err != nil || got.Scope != "a" {
 		t.Fatalf("b64 true: Verify = %v, scope %q", err, got.Scope)
 	}
 }
