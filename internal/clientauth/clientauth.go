@@ -470,17 +470,29 @@ func HashSecret(pepper []byte, secret string) []byte {
 	return m.Sum(nil)
 }
 
-// hashSecret is HashSecret with a pooled HMAC.
-func (a *Authenticator) hashSecret(secret string) []byte {
-	m, _ := a.hashers.Get().(hash.Hash)
+// pooledHMAC is an HMAC of hashers and the buffer it sums into: a
+// buffer of hashSecret's own, given to the HMAC's Sum (a method of an
+// interface), would be moved to the heap for every secret.
+type pooledHMAC struct {
+	hash.Hash
+	sum [sha256.Size]byte
+}
+
+// hashSecret is HashSecret with a pooled HMAC. The hash it returns is the
+// caller's own copy; the pooled buffer is cleared, so that no secret's
+// hash stays in the pool.
+func (a *Authenticator) hashSecret(secret string) [sha256.Size]byte {
+	m, _ := a.hashers.Get().(*pooledHMAC)
 	if m == nil {
-		m = hmac.New(sha256.New, a.cfg.Pepper)
+		m = &pooledHMAC{Hash: hmac.New(sha256.New, a.cfg.Pepper)}
 	}
 	m.Reset()
 	// An HMAC has no WriteString, and io.WriteString would copy the
 	// secret; Write neither keeps nor changes what it is given (io.Writer).
 	m.Write(unsafe.Slice(unsafe.StringData(secret), len(secret)))
-	sum := m.Sum(make([]byte, 0, sha256.Size))
+	m.Sum(m.sum[:0])
+	sum := m.sum
+	clear(m.sum[:])
 	a.hashers.Put(m)
 	return sum
 }
@@ -500,7 +512,7 @@ func (a *Authenticator) secret(ctx context.Context, source string, p *Principal,
 	now := a.cfg.Now()
 	match := ""
 	for _, s := range secrets {
-		if hmac.Equal(sum, s.Hash) && !s.Disabled && !s.Expired(now) {
+		if hmac.Equal(sum[:], s.Hash) && !s.Disabled && !s.Expired(now) {
 			match = s.ID
 		}
 	}
