@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -112,9 +113,17 @@ on SQLite, at once on PostgreSQL.
 			out, email := cmd.OutOrStdout(), r.Account.Email
 			fmt.Fprintf(out, "wrote a new key for %s to %s\n", cell(email), keyFile)
 			warnTempLeft(cmd.ErrOrStderr(), keyFile, tempLeft)
-			if len(r.OtherKeys) > 0 {
-				others, which := fmt.Sprintf("%d other keys stay", len(r.OtherKeys)), "one"
-				if len(r.OtherKeys) == 1 {
+			// Only the keys that still work stay valid: a disabled or
+			// expired one, often the reason for the recovery, opens nothing.
+			valid := 0
+			for _, k := range r.OtherKeys {
+				if !k.Disabled && !k.Expired(time.Now()) {
+					valid++
+				}
+			}
+			if valid > 0 {
+				others, which := fmt.Sprintf("%d other keys stay", valid), "one"
+				if valid == 1 {
 					others, which = "other key stays", "it"
 				}
 				fmt.Fprintf(out, "its %s valid; if %s was lost or leaked, find its KEY_ID and disable it:\n  %s\n  %s\n",

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/testkeyward"
 )
 
@@ -256,6 +257,36 @@ func TestRecoverAdmin(t *testing.T) {
 	after := runCLI(t, "keys", "list", "admin@keyward."+m.Config.AccountDomain, "--credentials", newKey, "-o", "json")
 	if err := json.Unmarshal([]byte(after), &keys); err != nil || len(keys.Keys) != 2 {
 		t.Fatalf("keys after the refused runs: %q %v", after, err)
+	}
+}
+
+// TestRecoverAdminOtherKeysDisabled: recover-admin says only of the
+// administrator's keys that still work that they stay valid: run after
+// its only key was disabled (or had expired), the way back in it is for,
+// it said "its other key stays valid" of a key that opens nothing.
+func TestRecoverAdminOtherKeysDisabled(t *testing.T) {
+	m := startServer(t)
+	ctx := context.Background()
+	a, err := m.store.GetAccountByEmail(ctx, "admin@keyward."+m.Config.AccountDomain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := m.store.ListKeys(ctx, a.ID)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("the administrator's keys: %v %v, want one", keys, err)
+	}
+	ev := storage.AuditEvent{Time: time.Now(), Action: "key.disable", Outcome: storage.OutcomeSuccess, Actor: "test"}
+	if _, err := m.store.UpdateKey(ctx, keys[0].ID, func(k storage.Key) (storage.Key, error) { k.Disabled = true; return k, nil }, ev); err != nil {
+		t.Fatal(err)
+	}
+	out := runCLI(t, "recover-admin", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--key-file", filepath.Join(t.TempDir(), "admin.json"))
+	if strings.Contains(out, "valid") || strings.Count(out, "\n") != 1 {
+		t.Errorf("recover-admin with the only other key disabled printed:\n%s\nwant only the key file written", out)
+	}
+	// Run again, the new key now enabled: it is the other key that stays.
+	out = runCLI(t, "recover-admin", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--key-file", filepath.Join(t.TempDir(), "admin.json"))
+	if !strings.Contains(out, "its other key stays valid") {
+		t.Errorf("recover-admin with one other key enabled printed:\n%s\nwant it named as staying valid", out)
 	}
 }
 

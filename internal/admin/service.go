@@ -1565,7 +1565,8 @@ type Recovery struct {
 	// KeyStored: the new key is in the store (and its key file was saved),
 	// even if a later step failed.
 	KeyStored bool
-	// OtherKeys are the account's keys before the new one; they stay valid.
+	// OtherKeys are the account's keys before the new one, left as they
+	// were: those enabled and unexpired stay valid.
 	OtherKeys []storage.Key
 }
 
