@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/sakey"
+	"github.com/keyward/keyward/internal/storage"
 )
 
 func newRecoverAdminCommand() *cobra.Command {
@@ -63,18 +66,23 @@ on SQLite, at once on PostgreSQL.
 			if keyFile == "" {
 				return usageError{errors.New("--key-file is required: where to write the new key file")}
 			}
-			if _, err := os.Lstat(keyFile); err == nil {
-				// Not a usage error: the command line may be right, the
-				// file in the way (as writeNewFile would find it).
-				return fmt.Errorf("--key-file %s already exists; name a new file", keyFile)
-			}
+			_, err := os.Lstat(keyFile)
+			inTheWay := err == nil
 			st, err := openMaintenanceStore(cmd.Context(), cfg, commandLogger(cmd))
 			if err != nil {
+				if inTheWay {
+					return fmt.Errorf("--key-file %s already exists; name a new file", keyFile)
+				}
 				return err
 			}
 			defer st.Close()
 			svc := admin.NewService(st, admin.Config{Issuer: cfg.issuer(cfg.Listen), AccountDomain: cfg.AccountDomain,
 				DefaultTokenLifetime: cfg.DefaultTokenTTL, MaxTokenLifetime: cfg.MaxTokenTTL})
+			if inTheWay {
+				// Not a usage error: the command line may be right, the
+				// file in the way (as writeNewFile would find it).
+				return keyFileInTheWay(cmd.Context(), st, svc.Email(admin.AdminAccountName, admin.AdminProject), keyFile)
+			}
 			var written os.FileInfo // the key file, once written
 			var tempLeft string     // its temporary file's note, if left (writtenTempLeft)
 			r, err := svc.RecoverAdmin(cmd.Context(), admin.Actor{ID: localOperator("keyward recover-admin")}, enable, func(kf sakey.KeyFile) error {
@@ -147,6 +155,29 @@ on SQLite, at once on PostgreSQL.
 	cmd.Flags().StringVar(&keyFile, "key-file", "", "where to write the new key file (mode 0600; must not exist) (required)")
 	cmd.Flags().BoolVar(&enable, "enable", false, "also enable the administrator account if it is disabled")
 	return cmd
+}
+
+// keyFileInTheWay is recover-admin's error for a --key-file, path, that
+// exists. When it is a key file of the administrator account, email,
+// whose key the store does not hold, it says so: that is what a
+// recover-admin killed between writing the file and storing its key
+// leaves (one that fails otherwise removes it), and it opens nothing
+// ("Invalid JWT Signature."), though it looks like the key file asked for.
+func keyFileInTheWay(ctx context.Context, st storage.Storage, email, path string) error {
+	inTheWay := fmt.Errorf("--key-file %s already exists; name a new file", path)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return inTheWay
+	}
+	var kf sakey.KeyFile
+	if json.Unmarshal(b, &kf) != nil || kf.PrivateKeyID == "" || kf.ClientEmail != email {
+		return inTheWay
+	}
+	if _, err := st.GetKey(ctx, kf.PrivateKeyID); !errors.Is(err, storage.ErrNotFound) {
+		return inTheWay
+	}
+	return fmt.Errorf("--key-file %s already exists, and holds a key of %s that the store does not have (a recover-admin stopped before it stored the key leaves one): it opens nothing; delete it, or name a new file",
+		path, cell(email))
 }
 
 // localOperator names who ran command on this machine, for the audit log.

@@ -290,6 +290,47 @@ func TestRecoverAdminOtherKeysDisabled(t *testing.T) {
 	}
 }
 
+// TestRecoverAdminKeyFileNotStored: a --key-file in the way that is a
+// key file of the administrator with a key the store does not have, as a
+// recover-admin killed before it stored the key leaves, is named as one
+// that opens nothing, to delete; it was refused as any file in the way,
+// and looked like the key file asked for. Any other file is refused as
+// before.
+func TestRecoverAdminKeyFileNotStored(t *testing.T) {
+	m := startServer(t)
+	var kf map[string]any
+	if err := json.Unmarshal(mustReadFile(t, m.AdminKeyFile), &kf); err != nil {
+		t.Fatal(err)
+	}
+	kf["private_key_id"] = strings.Repeat("ab", 20) // no key of the store's
+	orphan, err := json.Marshal(kf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const notStored = "holds a key of admin@keyward.iam.keyward.internal that the store does not have"
+	for _, tt := range []struct {
+		name string
+		file []byte
+		hint bool
+	}{
+		{"key not stored", orphan, true},
+		{"the administrator's key file", mustReadFile(t, m.AdminKeyFile), false},
+		{"another file", []byte("notes\n"), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "admin.json")
+			mustWriteFile(t, path, tt.file)
+			err := runCLIErr(t, "recover-admin", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--key-file", path)
+			if err == nil || !strings.Contains(err.Error(), "--key-file "+path+" already exists") || strings.Contains(err.Error(), notStored) != tt.hint {
+				t.Errorf("%v, want %q refused as in the way (saying it %s: %v)", err, path, notStored, tt.hint)
+			}
+			if got := mustReadFile(t, path); string(got) != string(tt.file) {
+				t.Errorf("%s was changed", path)
+			}
+		})
+	}
+}
+
 // TestOpenStoreFails: a store that cannot be opened is reported, and the
 // half-opened server closes without a panic.
 func TestOpenStoreFails(t *testing.T) {
