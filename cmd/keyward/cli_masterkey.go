@@ -65,7 +65,7 @@ still need the old key.
 ` + storeSettingsHelp + `
 
 --new-master-key-file is taken from the command line alone.`,
-		Example: `  openssl rand -hex 32 > /etc/keyward/master.key.new
+		Example: `  (umask 077; openssl rand -hex 32 > /etc/keyward/master.key.new)
   keyward master-key rotate --config /etc/keyward/keyward.yaml \
     --new-master-key-file /etc/keyward/master.key.new
   keyward master-key rotate --data-dir keyward-data \

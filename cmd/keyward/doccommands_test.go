@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 // The sh examples of the README and docs/ are what a new operator types
@@ -138,5 +140,38 @@ func TestDocKeywardCommands(t *testing.T) {
 				t.Errorf("%q: got %q, want %q", tt.line, got[i], tt.want[i])
 			}
 		}
+	}
+}
+
+// TestMasterKeyCommandsUmask: every command the docs and the commands'
+// examples give to write a master key (openssl rand … > FILE) makes it
+// mode 0600, under umask 077: master-key rotate's, written as the others
+// without it, made the new key readable by every local user (0644 under
+// the usual umask), and nothing warns of that.
+func TestMasterKeyCommandsUmask(t *testing.T) {
+	var lines []string
+	for _, doc := range []string{"README.md", "docs/DEPLOYMENT.md", "docs/ADMIN-API.md", "docs/CONSOLE.md", "docs/PERFORMANCE.md"} {
+		lines = append(lines, docShellBlocks(t, filepath.Join("..", "..", doc))...)
+	}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		lines = append(lines, strings.Split(c.Example, "\n")...)
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCommand())
+	found := 0
+	for _, line := range lines {
+		if !regexp.MustCompile(`openssl rand [^|]*>`).MatchString(line) {
+			continue
+		}
+		found++
+		if !strings.Contains(line, "umask 077") {
+			t.Errorf("%q writes a key file readable by others: write it under (umask 077; …)", strings.TrimSpace(line))
+		}
+	}
+	if found < 2 {
+		t.Errorf("found %d commands writing a master key, want the docs' and master-key rotate's", found)
 	}
 }
