@@ -670,7 +670,7 @@ func TestCrashMasterKeyRotate(t *testing.T) {
 						if err == nil {
 							t.Fatalf("the server started with the %s key in master.key, on a store sealed under the %s one", tt.file, tt.opens)
 						}
-						if !strings.Contains(err.Error(), "master-key rotate`, the new key") {
+						if !strings.Contains(err.Error(), "after a rotate, the new key") {
 							t.Errorf("the refusal of master.key does not point to the new key of the rotation:\n%v", err)
 						}
 						srv = startCrashServer(t, dir, db, addr, "--master-key-file", newKeyFile)

@@ -492,7 +492,7 @@ func TestStartWaitsForMasterKeyRotate(t *testing.T) {
 				// Read after the rotation, the old key opens nothing:
 				// the refusal says so, and names the rotation.
 				err := <-started
-				if err == nil || !errors.Is(err, signer.ErrWrongMasterKey) || !strings.Contains(err.Error(), "after `keyward master-key rotate`, the new key") {
+				if err == nil || !errors.Is(err, signer.ErrWrongMasterKey) || !strings.Contains(err.Error(), "after a rotate, the new key") {
 					t.Fatalf("the start with the old key that waited for the rotation: %v; want the refusal of the old key, naming the rotation", err)
 				}
 				return

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,5 +206,26 @@ func TestRotateMasterKey(t *testing.T) {
 		if _, err := resealed.Open(k.ID, k.Sealed); err != nil {
 			t.Fatalf("signing key %s is not sealed under the new master key", k.ID)
 		}
+	}
+}
+
+// TestLoadPepperWrongKeyRestored: the refusal of a master key that does
+// not open the pepper names the key a store restored from a back-up
+// needs, the one it was sealed with when backed up (the old one, for a
+// back-up from before a master-key rotate): it said only "after keyward
+// master-key rotate, the new key", the wrong one for such a back-up.
+func TestLoadPepperWrongKeyRestored(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	now := time.Now()
+	if _, err := LoadPepper(ctx, st, master, now); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadPepper(ctx, st, bytes.Repeat([]byte{8}, 32), now)
+	if !errors.Is(err, ErrWrongMasterKey) {
+		t.Fatalf("wrong key: %v", err)
+	}
+	if want := "for one restored from a back-up, the key it was sealed with when backed up (the old one, for a back-up from before a `keyward master-key rotate`)"; !strings.Contains(err.Error(), want) {
+		t.Errorf("wrong key: %v\nwant it to say %q", err, want)
 	}
 }
