@@ -68,14 +68,26 @@ export's way.
 					return fmt.Errorf("--out %s already exists; name a new file, or pass --force to replace it", out)
 				}
 			}
+			// Interrupted while it opens or reads the store, it has
+			// written nothing: it says so, not the store's "context
+			// canceled".
+			readErr := func(err error) error {
+				if ctxErr := cmd.Context().Err(); ctxErr == nil || !errors.Is(err, ctxErr) {
+					return err
+				}
+				if toFile {
+					return fmt.Errorf("export interrupted: --out %s was not written", out)
+				}
+				return errors.New("export interrupted: nothing was written")
+			}
 			st, err := openMaintenanceStore(cmd.Context(), cfg, commandLogger(cmd))
 			if err != nil {
-				return err
+				return readErr(err)
 			}
 			defer st.Close()
 			d, err := transfer.Export(cmd.Context(), st, time.Now())
 			if err != nil {
-				return err
+				return readErr(err)
 			}
 			b, err := json.MarshalIndent(d, "", "  ")
 			if err != nil {
@@ -193,10 +205,18 @@ already.`,
 			} else if err != nil {
 				return fmt.Errorf("%s is not a file 'keyward export' writes: %w", name, err)
 			}
+			// Interrupted before it commits, it has imported nothing: it
+			// says so, not the store's "context canceled".
+			interrupted := func(err error) error {
+				if ctxErr := cmd.Context().Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+					return errors.New("import interrupted: nothing was imported")
+				}
+				return err
+			}
 			cfg.migrateNewOnly = true
 			st, err := openStore(cmd.Context(), cfg, commandLogger(cmd))
 			if err != nil {
-				return err
+				return interrupted(err)
 			}
 			defer st.Close()
 			unlock, err := lockForMaintenance(cfg, "keyward import")
@@ -211,7 +231,7 @@ already.`,
 			}}
 			warnings, err := transfer.ImportWarnings(cmd.Context(), waitLogged, d, now)
 			if err != nil {
-				return err
+				return interrupted(err)
 			}
 			printWarnings(cmd.ErrOrStderr(), append(warnings, transfer.Warnings(d, cfg.AccountDomain, now)...))
 			fmt.Fprintf(cmd.OutOrStdout(), "imported %s into %s\n", dumpSummary(d), storeName(cfg))

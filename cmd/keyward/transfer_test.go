@@ -527,3 +527,48 @@ func TestExportInterruptedTempLeft(t *testing.T) {
 		t.Fatalf("export interrupted, its temporary file not removed: %v, want %q", err, want)
 	}
 }
+
+// TestExportInterruptedReading: an export interrupted (its context
+// cancelled, as SIGINT and SIGTERM do) while it opens or reads the store
+// says so, and that nothing was written, to --out or to standard output;
+// it showed the store's error, "postgres: list accounts: context
+// canceled".
+func TestExportInterruptedReading(t *testing.T) {
+	src := startServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "export.json")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--out", out}, "export interrupted: --out " + out + " was not written"},
+		{nil, "export interrupted: nothing was written"},
+	} {
+		err := runCLIErrContext(ctx, append([]string{"export", "--data-dir", src.Config.DataDir}, tt.args...)...)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("export %v interrupted before the store was read: %v, want %q", tt.args, err, tt.want)
+		}
+	}
+	if names := dirNames(t, dir); len(names) != 0 {
+		t.Fatalf("the interrupted export left %v, want nothing", names)
+	}
+}
+
+// TestImportInterrupted: an import interrupted (its context cancelled,
+// as SIGINT and SIGTERM do) before it committed says so, and that nothing
+// was imported; it showed the store's error, "nothing was imported:
+// postgres: prepare auditHead: context canceled".
+func TestImportInterrupted(t *testing.T) {
+	src := startServer(t)
+	dump := filepath.Join(t.TempDir(), "export.json")
+	runCLI(t, "export", "--data-dir", src.Config.DataDir, "--out", dump)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	target := t.TempDir()
+	err := runCLIErrContext(ctx, "import", "--data-dir", target, dump)
+	if want := "import interrupted: nothing was imported"; err == nil || err.Error() != want {
+		t.Errorf("import interrupted: %v, want %q", err, want)
+	}
+}
