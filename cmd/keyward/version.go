@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -22,7 +23,8 @@ type buildInfo struct {
 	// Revision, RevisionTime and Modified come from the version control
 	// system the binary was built in, when the go command recorded it:
 	// the commit, its time (RFC 3339), and whether the work tree had
-	// changes not committed.
+	// changes not committed. 'keyward version -o json' says "unknown"
+	// for a Revision the go command did not record.
 	Revision     string `json:"revision,omitempty"`
 	RevisionTime string `json:"revision_time,omitempty"`
 	Modified     *bool  `json:"modified,omitempty"`
@@ -127,6 +129,9 @@ metrics carry them as the labels of keyward_build_info.`,
 			}
 			b := readBuildInfo()
 			if output == "json" {
+				// "unknown", as the text and serve's startup line say,
+				// rather than no revision at all.
+				b.Revision = cmp.Or(b.Revision, "unknown")
 				return printJSON(cmd.OutOrStdout(), b)
 			}
 			_, err := fmt.Fprint(cmd.OutOrStdout(), b.text())

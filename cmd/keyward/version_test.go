@@ -12,7 +12,7 @@ import (
 
 // TestVersionCommand: 'keyward version' and 'keyward --version' print the
 // version, revision and Go of the binary and succeed (exit 0); -o json
-// parses; the help lists both. A test binary has no VCS information and
+// parses, its revision "unknown" when the text's is; the help lists both. A test binary has no VCS information and
 // its module version is "(devel)" or empty, which the command reports as
 // such instead of failing. An argument to either is a usage error.
 func TestVersionCommand(t *testing.T) {
@@ -39,6 +39,11 @@ func TestVersionCommand(t *testing.T) {
 	}
 	if s, _ := v["version"].(string); s == "" {
 		t.Errorf("JSON version = %v, want a version", v["version"])
+	}
+	// A test binary has no VCS revision: the JSON says "unknown", as the
+	// text and the startup log line do, rather than leaving it out.
+	if v["revision"] != "unknown" {
+		t.Errorf("JSON revision = %v, want \"unknown\" (the text says %q)", v["revision"], text)
 	}
 
 	help := runCLI(t, "--help")
