@@ -414,9 +414,10 @@ func (s *Service) ListUsers(ctx context.Context, domain string, opts storage.Lis
 	return s.store.ListUsers(ctx, strings.ToLower(domain), opts)
 }
 
-// ErrClientEmail is the service-account flow's explanation for a grant made
-// to a client email instead of the numeric client ID.
-const ErrClientEmail = "Domain-wide delegation is granted to the service account's numeric client ID, not its email: a grant made to the client email address is refused by the token endpoint with unauthorized_client. Use the 21-digit client ID (keyward sa get %s shows it)."
+// ErrClientEmail is the refusal of a request to grant or revoke delegation
+// that names the service account by its email instead of its numeric
+// client ID, and what to send instead.
+const ErrClientEmail = "Domain-wide delegation is granted to the service account's numeric client ID, not its email, so this request is refused: send it again with the account's 21-digit client ID in place of the email (keyward sa get %s shows it)."
 
 // GrantDelegation lets the account with the numeric clientID act for the
 // users of the organization, with scopes.

@@ -68,6 +68,36 @@ func TestRegrantAnswersTheStoredGrant(t *testing.T) {
 	}
 }
 
+// A grant or revocation naming the account by its email is refused, and
+// the description says that this request is refused and what to send
+// instead, not as if a grant to the email had been made.
+func TestDelegationToEmailRefused(t *testing.T) {
+	f, auth, id := orgFixture(t)
+	path := "/v1/orgs/example.com/delegations/job@shop.iam.test"
+	for _, tc := range []struct {
+		method string
+		body   any
+	}{{"PUT", admin.GrantRequest{Scopes: []string{"orders.read"}}}, {"DELETE", nil}} {
+		status, body, _ := f.call(t, tc.method, path, auth, tc.body)
+		desc, _ := body["error_description"].(string)
+		if status != 400 || body["error"] != "invalid_request" {
+			t.Errorf("%s %s: %d %v, want 400 invalid_request", tc.method, path, status, body)
+		}
+		for _, want := range []string{"this request is refused", "send it again with", `keyward sa get "job@shop.iam.test" shows it`} {
+			if !strings.Contains(desc, want) {
+				t.Errorf("%s %s: %q, want it to contain %q", tc.method, path, desc, want)
+			}
+		}
+		if strings.Contains(desc, "grant made to") {
+			t.Errorf("%s %s: %q reads as if a grant had been made", tc.method, path, desc)
+		}
+	}
+	status, body, _ := f.call(t, "GET", "/v1/orgs/example.com/delegations", auth, nil)
+	if ds, _ := body["delegations"].([]any); status != 200 || len(ds) != 0 {
+		t.Errorf("GET delegations after the refused grant to %s's email: %d %v, want none", id, status, body)
+	}
+}
+
 // A PATCH of an organization answers it as GET does, projects included.
 func TestUpdateOrgAnswersAsGet(t *testing.T) {
 	f, auth, _ := orgFixture(t)
