@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"strings"
@@ -50,8 +51,9 @@ for each request. The key file must exist: make one with
 			if err := checkOutput(output); err != nil {
 				return err
 			}
+			from := "--key-file" // what named path, for errors
 			if path == "" {
-				path = os.Getenv("KEYWARD_CREDENTIALS")
+				path, from = os.Getenv("KEYWARD_CREDENTIALS"), "KEYWARD_CREDENTIALS"
 			}
 			if path == "" {
 				return usageError{errors.New("--key-file is required (or set KEYWARD_CREDENTIALS)")}
@@ -61,6 +63,9 @@ for each request. The key file must exist: make one with
 				return usageError{errors.New("--scopes is required: the scopes the token should carry")}
 			}
 			data, err := readKeyFile(path)
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%s %s does not exist; to make a key file there, run: %s", from, path, shellCommand("keyward", "keys", "create", "SA_EMAIL", "--out", path))
+			}
 			if err != nil {
 				return fmt.Errorf("key file: %w", err)
 			}

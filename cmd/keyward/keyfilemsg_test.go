@@ -60,3 +60,18 @@ func TestTokenRedirectWithoutPackage(t *testing.T) {
 		t.Errorf("%v, want it to start %q", err, want)
 	}
 }
+
+// TestTokenMissingKeyFile: a key file that does not exist is named with
+// what named it, --key-file or KEYWARD_CREDENTIALS, and with the command
+// that makes one there, not as open(2)'s bare error.
+func TestTokenMissingKeyFile(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nope.json")
+	hint := "; to make a key file there, run: keyward keys create SA_EMAIL --out " + shellArg(missing)
+	if err := runCLIErrWithin(t, 20*time.Second, "token", "--key-file", missing, "--scopes", "a"); err == nil || err.Error() != "--key-file "+missing+" does not exist"+hint {
+		t.Errorf("token --key-file %s: %v, want it to say --key-file names no file and how to make one", missing, err)
+	}
+	t.Setenv("KEYWARD_CREDENTIALS", missing)
+	if err := runCLIErrWithin(t, 20*time.Second, "token", "--scopes", "a"); err == nil || err.Error() != "KEYWARD_CREDENTIALS "+missing+" does not exist"+hint {
+		t.Errorf("token with KEYWARD_CREDENTIALS=%s: %v, want it to say KEYWARD_CREDENTIALS names no file and how to make one", missing, err)
+	}
+}
