@@ -295,6 +295,8 @@ type Expect struct {
 // of the account. A signature that only a
 // disabled key verifies is reported as DisabledKey; one that only an expired
 // or deleted key would verify is a BadSignature.
+// The BadSignature's cause, for the log, names an expired key or a kid
+// that names no key of the account, when the kid does.
 func (t *Token) Verify(keys []storage.Key, e Expect) (storage.Key, error) {
 	k, err := t.verifySignature(keys, e.Now, e.Logger)
 	if err != nil {
@@ -349,9 +351,15 @@ func (t *Token) verifySignature(keys []storage.Key, now time.Time, log *slog.Log
 	}
 	if unusable == nil {
 		// Expired keys are never tried; the log says so when the kid
-		// names one, the likeliest reason a working job stops.
-		if i := slices.IndexFunc(keys, func(k storage.Key) bool { return k.ID == t.Header.KeyID && k.Expired(now) }); i >= 0 {
+		// names one, the likeliest reason a working job stops. A kid
+		// naming no key at all is the next likeliest: a key deleted
+		// (the store keeps none to tell it from one never made).
+		i := slices.IndexFunc(keys, func(k storage.Key) bool { return k.ID == t.Header.KeyID })
+		switch {
+		case i >= 0 && keys[i].Expired(now):
 			unusable = fmt.Errorf("key %s, which the assertion's kid names, expired at %s", keys[i].ID, keys[i].ExpiresAt.UTC().Format(time.RFC3339))
+		case i < 0 && t.Header.KeyID != "":
+			unusable = fmt.Errorf("the account has no key %s, which the assertion's kid names (deleted, or never made)", oauth2.QuoteShort(t.Header.KeyID))
 		}
 	}
 	return storage.Key{}, fail(BadSignature, "Invalid JWT Signature.", unusable)

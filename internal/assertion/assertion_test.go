@@ -119,6 +119,49 @@ func TestExpiredKeyCause(t *testing.T) {
 	}
 }
 
+// TestUnknownKidCause: an assertion whose kid names no key of the account
+// (one deleted, the store keeps none, or one never made) is refused
+// "Invalid JWT Signature." as a bad signature is, and the cause, for the
+// server's log, says no key has that kid, so the operator can tell it from
+// a signature that does not verify. With no kid, no such cause.
+func TestUnknownKidCause(t *testing.T) {
+	k, keys := fixture(t)
+	other, otherKeys := fixture(t)
+	tok, err := Parse(signed(t, k, map[string]any{"iss": "a@p", "aud": "https://kw/token", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `the account has no key "k1", which the assertion's kid names (deleted, or never made)`
+	for _, tc := range []struct {
+		name string
+		keys []storage.Key
+	}{
+		{"no keys left", nil},
+		{"another key", []storage.Key{{ID: "k2", AccountID: "a", Algorithm: "ES256", PublicKey: otherKeys[0].PublicKey}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tok.Verify(tc.keys, expect)
+			var ae *Error
+			if !errors.As(err, &ae) || ae.Reason != BadSignature || ae.Description != "Invalid JWT Signature." {
+				t.Fatalf("Verify = %v, want BadSignature", err)
+			}
+			if ae.Err == nil || ae.Err.Error() != want {
+				t.Fatalf("cause %v, want %q", ae.Err, want)
+			}
+		})
+	}
+	// The kid names a key that does not verify the signature: a bad
+	// signature, no cause about the kid.
+	bad, err := Parse(signed(t, other, map[string]any{"iss": "a@p", "aud": "https://kw/token", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ae *Error
+	if _, err := bad.Verify(keys, expect); !errors.As(err, &ae) || ae.Reason != BadSignature || ae.Err != nil {
+		t.Fatalf("Verify with the key the kid names not verifying = %v (cause %v), want BadSignature without a cause", err, ae)
+	}
+}
+
 // TestAudienceMessages: the messages that refuse aud name what it must be
 // as AudienceHint says, or else every one of Audiences, never the first
 // alone under a name that may not be its own.
