@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/sakey"
+	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -42,7 +44,11 @@ has the most keys the admin API allows (10). The audit log records the
 change with the local user and host that ran this command.
 
 Use the same --config, --issuer and --account-domain as the server, so the
-key file names the server's token endpoint and the right account. A running
+key file names the server's token endpoint and the right account. Without
+--issuer or --listen, the key file is for the issuer the store recorded
+from the servers' --issuer (read with the master key, found as serve finds
+it), else for the one derived from --listen's default, 127.0.0.1:8080; the
+output says which issuer the key file is for. A running
 server picks up the new key at once; an enabled account within --cache-ttl
 on SQLite, at once on PostgreSQL.
 
@@ -76,7 +82,8 @@ on SQLite, at once on PostgreSQL.
 				return err
 			}
 			defer st.Close()
-			svc := admin.NewService(st, admin.Config{Issuer: cfg.issuer(cfg.Listen), AccountDomain: cfg.AccountDomain,
+			issuer, source, hint := recoverIssuer(cmd.Context(), cmd.Flags(), cfg, st, cmd.ErrOrStderr())
+			svc := admin.NewService(st, admin.Config{Issuer: issuer, AccountDomain: cfg.AccountDomain,
 				DefaultTokenLifetime: cfg.DefaultTokenTTL, MaxTokenLifetime: cfg.MaxTokenTTL})
 			if inTheWay {
 				// Not a usage error: the command line may be right, the
@@ -120,6 +127,7 @@ on SQLite, at once on PostgreSQL.
 			// and quoted for the shell in the commands to paste.
 			out, email := cmd.OutOrStdout(), r.Account.Email
 			fmt.Fprintf(out, "wrote a new key for %s to %s\n", cell(email), keyFile)
+			fmt.Fprintf(out, "the key file is for the issuer %s, %s; for a server with another issuer, give recover-admin its %s\n", issuer, source, hint)
 			warnTempLeft(cmd.ErrOrStderr(), keyFile, tempLeft)
 			// Only the keys that still work stay valid: a disabled or
 			// expired one, often the reason for the recovery, opens nothing.
@@ -144,8 +152,8 @@ on SQLite, at once on PostgreSQL.
 	// Nothing listens here: these are the server's settings, which name
 	// the key file's token_uri, and are checked as serve checks them.
 	for name, usage := range map[string]string{
-		"issuer":        "the server's --issuer: the key file's token_uri is it and /token (default: derived from --listen)",
-		"listen":        "the server's --listen, from which the issuer is derived without --issuer; checked as serve checks it (not loopback: give --tls-cert and --tls-key, or --insecure-http)",
+		"issuer":        "the server's --issuer: the key file's token_uri is it and /token (default: without --listen, the issuer the store recorded from the servers' --issuer; else derived from --listen)",
+		"listen":        "the server's --listen, from which the issuer is derived without --issuer (and, not given, without one recorded in the store); checked as serve checks it (not loopback: give --tls-cert and --tls-key, or --insecure-http)",
 		"tls-cert":      "the server's --tls-cert: without --issuer, the issuer derived from --listen is then https (give --tls-key with it)",
 		"tls-key":       "the server's --tls-key, which goes with --tls-cert",
 		"insecure-http": "the server's --insecure-http, for a --listen that is not loopback without --tls-cert",
@@ -178,6 +186,48 @@ func keyFileInTheWay(ctx context.Context, st storage.Storage, email, path string
 	}
 	return fmt.Errorf("--key-file %s already exists, and holds a key of %s that the store does not have (a recover-admin stopped before it stored the key leaves one): it opens nothing; delete it, or name a new file",
 		path, cell(email))
+}
+
+// recoverIssuer is the issuer recover-admin's key file is for, where it
+// came from, for its output, and the settings that give another: the
+// --issuer given; without --issuer or --listen, the one the store recorded
+// from the servers' --issuer; else the one derived from --listen (its
+// default unless given). A recorded issuer that cannot be read is warned
+// of on stderr.
+func recoverIssuer(ctx context.Context, flags *pflag.FlagSet, c Config, st storage.Storage, stderr io.Writer) (issuer, source, hint string) {
+	if c.Issuer != "" {
+		return c.Issuer, "from " + c.flag("issuer"), "--issuer"
+	}
+	if !flags.Changed("listen") {
+		recorded, err := recordedIssuer(ctx, c, st)
+		if err != nil {
+			fmt.Fprintf(stderr, "warning: could not read the issuer recorded in the store (%v); the key file is for the one derived from --listen\n", err)
+		}
+		if recorded != "" {
+			return recorded, "recorded in the store by the server's --issuer", "--issuer"
+		}
+	}
+	source = fmt.Sprintf("derived from %s %s", c.flag("listen"), c.Listen)
+	if !flags.Changed("listen") {
+		source += " (the default)"
+	}
+	return c.issuer(c.Listen), source, "--issuer or --listen"
+}
+
+// recordedIssuer is the issuer the store recorded from the servers'
+// --issuer (signer.RecordIssuer), "" when it has none or the master key,
+// which seals it, is not to be found here (kept apart and not given).
+func recordedIssuer(ctx context.Context, c Config, st storage.Storage) (string, error) {
+	key, _, err := findMasterKey(c)
+	if err != nil || key == nil {
+		return "", err
+	}
+	sealer, err := signer.NewSealer(key)
+	if err != nil {
+		return "", err
+	}
+	// Given no issuer of its own, RecordIssuer records nothing: it reads.
+	return signer.RecordIssuer(ctx, st, sealer, "", time.Now())
 }
 
 // localOperator names who ran command on this machine, for the audit log.

@@ -280,8 +280,8 @@ func TestRecoverAdminOtherKeysDisabled(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := runCLI(t, "recover-admin", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--key-file", filepath.Join(t.TempDir(), "admin.json"))
-	if strings.Contains(out, "valid") || strings.Count(out, "\n") != 1 {
-		t.Errorf("recover-admin with the only other key disabled printed:\n%s\nwant only the key file written", out)
+	if strings.Contains(out, "valid") || strings.Count(out, "\n") != 2 || !strings.Contains(out, "the key file is for the issuer") {
+		t.Errorf("recover-admin with the only other key disabled printed:\n%s\nwant only the key file written and its issuer", out)
 	}
 	// Run again, the new key now enabled: it is the other key that stays.
 	out = runCLI(t, "recover-admin", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--key-file", filepath.Join(t.TempDir(), "admin.json"))
