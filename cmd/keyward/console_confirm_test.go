@@ -87,3 +87,31 @@ func TestConsoleSignOutClosesConfirm(t *testing.T) {
 	}
 	p.checkLogs("401")
 }
+
+// TestConsoleNoticesQuoteNames: the notice shown after an action names
+// what it acted on as its confirmation does (cell): quoted when
+// unprintable. An account's email that a changed database gave a
+// bidirectional override and a line break was shown raw in "Disabled …",
+// "Revoked the tokens issued to …" and "Deleted the service account …".
+func TestConsoleNoticesQuoteNames(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	acct := consoleAccount(t, m, "nightly-report", "billing")
+	const oddEmail = "x\u202emoc.elpmaxe@report\nnightly"
+	tamper(t, m.Config.DataDir, fmt.Sprintf(`UPDATE accounts SET email = '%s' WHERE id = '%s'`, oddEmail, acct.ID))
+	p.signIn(m)
+	quoted := strconv.Quote(oddEmail)
+
+	eval[string](p, fmt.Sprintf(`location.hash = "#/accounts/%s"`, acct.ID))
+	p.step("open the account", chromedp.WaitVisible(viewButton("Disable")))
+	p.step("disable", chromedp.Click(viewButton("Disable")))
+	p.waitAlert("disabled", "notice", "Disabled "+quoted+"; its tokens stop working at once.")
+	p.step("enable", chromedp.WaitVisible(viewButton("Enable")), chromedp.Click(viewButton("Enable")))
+	p.waitAlert("enabled", "notice", "Enabled "+quoted+".")
+	p.step("revoke its tokens", chromedp.WaitVisible(viewButton("Disable")), chromedp.Click(viewButton("Revoke its tokens")),
+		chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm-ok")))
+	p.waitAlert("revoked", "notice", "Revoked the tokens issued to "+quoted+" until now.")
+	p.step("delete", chromedp.Click(viewButton("Delete")),
+		chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm-ok")))
+	p.waitAlert("deleted", "notice", "Deleted the service account "+quoted+".")
+	p.checkLogs()
+}

@@ -172,16 +172,16 @@ async function accountView(id) {
   const toggle = a.disabled
     ? button("Enable", async () => {
       await unchanged(() => admin.post(path + "/enable", undefined, etag));
-      await go(location.hash, `Enabled ${a.email}.`);
+      await go(location.hash, `Enabled ${cell(a.email)}.`);
     })
     : button("Disable", async () => {
       await unchanged(() => admin.post(path + "/disable", undefined, etag));
-      await go(location.hash, `Disabled ${a.email}; its tokens stop working at once.`);
+      await go(location.hash, `Disabled ${cell(a.email)}; its tokens stop working at once.`);
     });
   const del = button("Delete", async () => {
     if (!await confirmAction(`Delete the service account ${cell(a.email)} with its keys and secrets? This cannot be undone.`, "Delete")) return;
     await unchanged(() => admin.del(path, etag));
-    await go("#/accounts", `Deleted the service account ${a.email}.`);
+    await go("#/accounts", `Deleted the service account ${cell(a.email)}.`);
   }, "danger");
   // Every token issued until now; new ones can still be obtained. APIs that
   // verify JWTs themselves do not hear of it (ADMIN-API.md).
@@ -191,10 +191,10 @@ async function accountView(id) {
     await admin.post(path + "/revoke-tokens");
     if (currentSession()?.me.client_id === a.client_id) {
       // The console's token was one of them.
-      signOut(`Revoked the tokens issued to ${a.email} until now, the console's too: sign in again.`, false, true);
+      signOut(`Revoked the tokens issued to ${cell(a.email)} until now, the console's too: sign in again.`, false, true);
       return;
     }
-    await go(location.hash, `Revoked the tokens issued to ${a.email} until now.`);
+    await go(location.hash, `Revoked the tokens issued to ${cell(a.email)} until now.`);
   }, "danger");
   return h("section", {},
     h("p", {}, h("a", { href: "#/accounts" }, "← Service accounts")),
@@ -384,7 +384,7 @@ function keysSection(a, path, keys) {
         + "its key file was not downloaded, and its private key cannot be had again. Delete the key on the account's page, and create another there.");
     }
     download(`${a.name}-${a.project}-${kf.private_key_id.slice(0, 8)}.json`, JSON.stringify(kf, null, 2) + "\n");
-    await go(location.hash, `Created the key ${kf.private_key_id}. Its key file was downloaded; the private key is in that file only, so keep it safe.`);
+    await go(location.hash, `Created the key ${cell(kf.private_key_id)}. Its key file was downloaded; the private key is in that file only, so keep it safe.`);
   }));
   const kpath = (k) => path + "/keys/" + seg(k.key_id);
   const unchanged = (k, send) => unchangedItem(`the key ${k.key_id}`, () => go(location.hash), send);
@@ -400,16 +400,16 @@ function keysSection(a, path, keys) {
         k.disabled
           ? button("Enable", async () => {
             await unchanged(k, () => admin.post(kpath(k) + "/enable", undefined, k.etag));
-            await go(location.hash, `Enabled the key ${k.key_id}.`);
+            await go(location.hash, `Enabled the key ${cell(k.key_id)}.`);
           })
           : button("Disable", async () => {
             await unchanged(k, () => admin.post(kpath(k) + "/disable", undefined, k.etag));
-            await go(location.hash, `Disabled the key ${k.key_id}.`);
+            await go(location.hash, `Disabled the key ${cell(k.key_id)}.`);
           }),
         button("Delete", async () => {
           if (!await confirmAction(`Delete the key ${cell(k.key_id)}? Programs using its key file stop getting tokens.`, "Delete")) return;
           await unchanged(k, () => admin.del(kpath(k), k.etag));
-          await go(location.hash, `Deleted the key ${k.key_id}.`);
+          await go(location.hash, `Deleted the key ${cell(k.key_id)}.`);
         }, "danger"))],
     ], keys, "No keys."),
     form,
@@ -451,7 +451,7 @@ function uploadKeyForm(path) {
     const body = { public_key_pem: pem.value };
     if (days.value !== "") body.expires_in_seconds = wholeNumber(days.value, "The days until the key expires") * 86400;
     const k = await admin.post(path + "/keys/upload", body);
-    await go(location.hash, `Uploaded the ${k.algorithm} key ${k.key_id}` + (k.expires_at ? `, which expires ${fmtTime(k.expires_at)}.` : "."));
+    await go(location.hash, `Uploaded the ${k.algorithm} key ${cell(k.key_id)}` + (k.expires_at ? `, which expires ${fmtTime(k.expires_at)}.` : "."));
   }));
   return h("details", { class: "box", id: "upload-key" }, h("summary", {}, "Upload a public key"),
     h("p", {}, "Register a public key or X.509 certificate whose private key you hold: RSA of 2048 to 8192 bits (RS256) "
@@ -576,7 +576,7 @@ async function apiView(name) {
   const del = button("Delete", async () => {
     if (!await confirmAction(`Delete the API ${cell(a.name)}? Its scopes can no longer be requested.`, "Delete")) return;
     await unchangedItem(`the API ${a.name}`, () => go(location.hash), () => admin.del(path, etag), "The page");
-    await go("#/apis", `Deleted the API ${a.name}.`);
+    await go("#/apis", `Deleted the API ${cell(a.name)}.`);
   }, "danger");
   const introspectors = a.introspectors.length
     ? a.introspectors.flatMap((id, i) => [i ? " " : null, h("a", { href: "#/accounts/" + seg(id) }, id)]) : "—";
@@ -631,7 +631,7 @@ function editAPIForm(a, path, etag) {
       return;
     }
     await patch(path, up, etag);
-    await go(location.hash, `Updated the ${andList(changed.map((k) => what[k]))} of the API ${a.name}.`);
+    await go(location.hash, `Updated the ${andList(changed.map((k) => what[k]))} of the API ${cell(a.name)}.`);
   }));
   return h("details", { class: "box", id: "edit-api" }, h("summary", {}, "Edit the API"), form);
 }

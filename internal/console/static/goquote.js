@@ -41,5 +41,5 @@ export function quote(s) {
 // database or an imported dump gave a bidirectional override or a line
 // break is seen, and turns nothing around. The audit log shows an event's
 // action, account, actor and source so; the confirmations name what they
-// act on so.
+// act on so, and so do the notices that follow the action.
 export const cell = (s) => (printable(s) ? s : quote(s));

@@ -53,7 +53,7 @@ export async function orgView(domain, go) {
     if (!await confirmAction(`Delete the organization ${cell(o.domain)} with its users, project placements and delegation grants? `
       + "Tokens that act for its users stop working at once. This cannot be undone.", "Delete")) return;
     await admin.del(path);
-    await go("#/orgs", `Deleted the organization ${o.domain}.`);
+    await go("#/orgs", `Deleted the organization ${cell(o.domain)}.`);
   }, "danger");
   return h("section", {},
     h("p", {}, h("a", { href: "#/orgs" }, "← Organizations")),
@@ -90,7 +90,7 @@ function blockedForm(o, etag, path, go) {
       throw new Error(`${e.message} The page now shows ${o.domain} as it is; the blocked scopes entered were: `
         + (bs.length ? bs.join(" ") : "none") + ".");
     }
-    await go(location.hash, bs.length ? `${o.domain} now blocks ${bs.join(" ")} for delegated access.` : `${o.domain} now blocks no scopes.`);
+    await go(location.hash, bs.length ? `${cell(o.domain)} now blocks ${bs.join(" ")} for delegated access.` : `${cell(o.domain)} now blocks no scopes.`);
   }));
   return h("details", { class: "box", id: "org-blocked" }, h("summary", {}, "Change the blocked scopes"), form);
 }
@@ -185,7 +185,7 @@ function projectsSection(o, etag, path, others, go) {
           if (!await confirmAction(`Take the project ${cell(p.project)} out of ${cell(o.domain)}?`
             + (p.internal ? " Its accounts are then no longer restricted to this organization's users." : ""), "Remove")) return;
           await unchanged(() => admin.del(ppath(o.domain, p.project), etag));
-          await go(location.hash, `Took the project ${p.project} out of ${o.domain}.`);
+          await go(location.hash, `Took the project ${cell(p.project)} out of ${cell(o.domain)}.`);
         }, "danger"))],
     ], projects, "No projects are placed in this organization."),
     h("details", { class: "box", id: "place" }, h("summary", {}, "Place a project"), form));
@@ -204,7 +204,7 @@ function delegationsSection(o, path, grants, go) {
   form.addEventListener("submit", act(submit, async () => {
     const id = client.value.trim();
     const g = await admin.put(gpath(id), { scopes: words(scopes.value) });
-    await go(location.hash, `Granted ${g.client_id} delegated access to ${g.scopes.join(" ")} for the users of ${o.domain}.`);
+    await go(location.hash, `Granted ${cell(g.client_id)} delegated access to ${g.scopes.join(" ")} for the users of ${cell(o.domain)}.`);
   }));
   return h("section", {}, h("h2", {}, "Delegation grants"),
     table([
@@ -215,7 +215,7 @@ function delegationsSection(o, path, grants, go) {
         if (!await confirmAction(`Revoke the delegation of ${cell(g.client_id)} in ${cell(o.domain)}? It gets no more tokens for the `
           + "organization's users, and those it has stop working at once.", "Revoke")) return;
         await admin.del(gpath(g.client_id));
-        await go(location.hash, `Revoked the delegation of ${g.client_id} in ${o.domain}.`);
+        await go(location.hash, `Revoked the delegation of ${cell(g.client_id)} in ${cell(o.domain)}.`);
       }, "danger")],
     ], grants, "No service account may act for this organization's users."),
     h("details", { class: "box", id: "grant" }, h("summary", {}, "Grant delegated access"),

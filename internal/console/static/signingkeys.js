@@ -24,7 +24,7 @@ export async function signingKeysView(go) {
       + "APIs that verify JWTs themselves fetch the JWKS again when they meet the new key's kid.", "Rotate")) return;
     const res = await admin.post("/signing-keys/rotate");
     const now = res.signing_keys.find((k) => k.state === "current");
-    await go(location.hash, `Rotated the signing keys: ${now ? now.key_id : "a new key"} signs from now on.`);
+    await go(location.hash, `Rotated the signing keys: ${now ? cell(now.key_id) : "a new key"} signs from now on.`);
   }, "danger");
   return h("section", {}, h("h1", {}, "Signing keys"),
     h("p", {}, "The server signs JWT access tokens with its current key. The JWKS publishes the next key before it signs and keeps "
