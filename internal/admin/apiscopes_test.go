@@ -132,3 +132,28 @@ func TestAPIScopesBound(t *testing.T) {
 		t.Errorf("change to %d scopes: %d %v, want 400", len(many), status, body)
 	}
 }
+
+// POST /v1/apis refused 409 for what another API has says which: the
+// name, the identifier or a scope, naming the API that has it. It said
+// only that one of the three was taken.
+func TestCreateAPIConflictNamesWhat(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	if code, out, _ := f.call(t, "POST", "/v1/apis", auth, admin.APIInput{Name: "billing", Identifier: "https://billing.internal", Scopes: []string{"billing.read"}}); code != 201 {
+		t.Fatalf("creating billing: %d %v", code, out)
+	}
+	for _, c := range []struct {
+		in   admin.APIInput
+		want string
+	}{
+		{admin.APIInput{Name: "billing", Identifier: "https://other.internal", Scopes: []string{"other.read"}}, `The API "billing" exists already.`},
+		{admin.APIInput{Name: "other", Identifier: "https://billing.internal", Scopes: []string{"other.read"}}, `The API identifier "https://billing.internal" is the API "billing"'s already`},
+		{admin.APIInput{Name: "other", Identifier: "https://other.internal", Scopes: []string{"other.read", "billing.read"}}, `The scope "billing.read" belongs to the API "billing"`},
+		{admin.APIInput{Name: "other", Identifier: "https://other.internal", Scopes: []string{admin.AdminScope}}, `The scope "keyward.admin" belongs to the API "keyward"`},
+	} {
+		code, out, _ := f.call(t, "POST", "/v1/apis", auth, c.in)
+		if desc, _ := out["error_description"].(string); code != 409 || !strings.Contains(desc, c.want) {
+			t.Errorf("POST /v1/apis %+v: %d %v, want 409 saying %q", c.in, code, out, c.want)
+		}
+	}
+}

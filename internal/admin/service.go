@@ -285,12 +285,37 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in APIInput) (stor
 			quoteClip(in.Identifier), taken.API, quoteClip(taken.Identifier))
 	}
 	if errors.Is(err, storage.ErrAlreadyExists) {
-		return a, conflict("An API with the name %q or the identifier %s exists already, or one of the scopes belongs to another API (each scope belongs to one API).", a.Name, quoteClip(a.Identifier))
+		return a, s.apiTaken(ctx, a)
 	}
 	if held, ok := errors.AsType[*storage.ScopesHeldError](err); ok {
 		return a, conflict("The API %q cannot be created while its scopes are granted already, left from a deleted API that had them: %s. They would get this API's access unnoticed: remove the scopes from these accounts (keyward sa update --scopes) and delegations (keyward delegation grant with fewer scopes, or revoke) first.", a.Name, holderList(held))
 	}
 	return a, err
+}
+
+// apiTaken describes CreateAPI's refusal of a, whose name, identifier or
+// a scope another API has, naming what and that API if it can still be
+// found.
+func (s *Service) apiTaken(ctx context.Context, a storage.API) error {
+	apis, err := s.store.ListAPIs(ctx)
+	if err == nil {
+		for _, o := range apis {
+			switch {
+			case o.Name == a.Name:
+				return conflict("The API %q exists already.", a.Name)
+			case o.Identifier == a.Identifier:
+				return conflict("The API identifier %s is the API %q's already: each API has its own. Use another identifier.", quoteClip(a.Identifier), o.Name)
+			}
+		}
+		for _, o := range apis {
+			for _, sc := range o.Scopes {
+				if slices.Contains(a.Scopes, sc) {
+					return conflict("The scope %s belongs to the API %q: each scope belongs to one API. Remove it there first, or choose another name.", quoteClip(sc), o.Name)
+				}
+			}
+		}
+	}
+	return conflict("An API with the name %q or the identifier %s exists already, or one of the scopes belongs to another API (each scope belongs to one API).", a.Name, quoteClip(a.Identifier))
 }
 
 // checkAPIScopes checks the scopes of an API: at least one, each a valid
