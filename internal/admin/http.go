@@ -136,14 +136,24 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		_, route, _ := strings.Cut(pattern, " ")
 		mux.Handle(pattern, h.observed(route, handler))
 	}
-	mux.Handle("/v1/", h.observed(UnmatchedRoute, h.endpoint(func(r *http.Request, _ Actor) (int, any, error) {
-		if err := oauth2.MethodNotAllowed(mux, r, "/v1/"); err != nil {
-			return 0, nil, err
+	unmatched := h.observed(UnmatchedRoute, h.endpoint(func(r *http.Request, _ Actor) (int, any, error) {
+		if r.Pattern == "/v1/" {
+			if err := oauth2.MethodNotAllowed(mux, r, "/v1/"); err != nil {
+				return 0, nil, err
+			}
 		}
 		// The path as sent: decoded, /v1/x/%2F/y would read /v1/x///y.
 		return 0, nil, notFound("There is no admin endpoint %s %s.", oauth2.Truncate(r.Method, 16), oauth2.ShownRequestPath(r, 200))
-	})))
+	}))
+	mux.Handle("/v1/", unmatched)
+	// /v1 itself too, which the ServeMux would redirect to /v1/ before any
+	// token was asked for.
+	mux.Handle("/v1", unmatched)
 }
+
+// isUnmatched reports whether r came to the catch-all: no admin route
+// has its path.
+func isUnmatched(r *http.Request) bool { return r.Pattern == "/v1/" || r.Pattern == "/v1" }
 
 // observed reports each request next serves to h.observer under route,
 // with the status it answered: 500 if it panicked before answering (the
@@ -331,14 +341,14 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 		if err == nil {
 			err = checkText(r)
 		}
-		if err == nil && len(r.Header.Values("If-Match")) > 0 && !conditional[r.Pattern] && r.Pattern != "/v1/" {
+		if err == nil && len(r.Header.Values("If-Match")) > 0 && !conditional[r.Pattern] && !isUnmatched(r) {
 			// RFC 9110 §13.1.1: a server must evaluate If-Match or not
 			// act; these routes do not, so they do not act. The
 			// catch-all acts on nothing: its 404 or 405 says what is
 			// wrong with the request.
 			err = refuseIfMatch(r.Pattern)
 		}
-		if err == nil && len(r.Header.Values("If-None-Match")) > 0 && r.Method != http.MethodGet && r.Method != http.MethodHead && r.Pattern != "/v1/" {
+		if err == nil && len(r.Header.Values("If-None-Match")) > 0 && r.Method != http.MethodGet && r.Method != http.MethodHead && !isUnmatched(r) {
 			// RFC 9110 §13.1.2: a change sent with If-None-Match is made
 			// only if no current version matches it, or 412. No route
 			// evaluates it, so none acts. (A GET or HEAD is answered in

@@ -1,7 +1,9 @@
 package admin_test
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -30,5 +32,42 @@ func TestNotFoundShowsPathAsSent(t *testing.T) {
 				t.Fatalf("%d %q, want 404 naming %q", status, desc[:min(len(desc), 300)], tt.want)
 			}
 		})
+	}
+}
+
+// /v1 itself, no route of the admin API, is answered as any other path
+// under it: 401 without a token, a JSON 404 with one, whatever the
+// method or conditions. The ServeMux redirected it to /v1/ (a 307 with an
+// HTML body), before any token was asked for and with no admin.refused
+// event.
+func TestV1WithoutSlash(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	for _, tt := range []struct {
+		method, auth, ifMatch string
+		status                int
+		code                  string
+	}{
+		{"GET", "", "", 401, "invalid_token"},
+		{"GET", auth, "", 404, "not_found"},
+		{"POST", auth, "", 404, "not_found"},
+		{"DELETE", auth, `"x"`, 404, "not_found"},
+	} {
+		req := httptest.NewRequest(tt.method, "/v1", nil)
+		if tt.auth != "" {
+			req.Header.Set("Authorization", tt.auth)
+		}
+		if tt.ifMatch != "" {
+			req.Header.Set("If-Match", tt.ifMatch)
+		}
+		w := httptest.NewRecorder()
+		f.srv.ServeHTTP(w, req)
+		var out map[string]any
+		json.Unmarshal(w.Body.Bytes(), &out)
+		if w.Code != tt.status || out["error"] != tt.code {
+			t.Errorf("%s /v1 (auth %t, If-Match %q): %d %v %s, want %d %s", tt.method, tt.auth != "", tt.ifMatch, w.Code, w.Header(), w.Body, tt.status, tt.code)
+		} else if desc, _ := out["error_description"].(string); tt.status == 404 && desc != "There is no admin endpoint "+tt.method+" /v1." {
+			t.Errorf("%s /v1: %q, want it to name the path", tt.method, desc)
+		}
 	}
 }
