@@ -1,6 +1,10 @@
 package admin_test
 
 import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -38,5 +42,39 @@ func TestBodyLimitWording(t *testing.T) {
 				t.Errorf("error_description %q speaks of imports on every route", desc)
 			}
 		})
+	}
+}
+
+// TestCompressedBodyRefused: a body sent compressed (Content-Encoding
+// gzip, …) is refused 415 saying so, as the token endpoint refuses one; it
+// was read as JSON and refused for what it looked like then ("The request
+// body contains a NUL character."). identity is no compression.
+func TestCompressedBodyRefused(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(`{"name":"zipped","identifier":"https://zipped.internal","scopes":["zipped.read"]}`))
+	zw.Close()
+	for _, tt := range []struct {
+		encoding, body string
+		status         int
+		says           string
+	}{
+		{"gzip", gz.String(), 415, `The request body must not be compressed (Content-Encoding "gzip"): send the JSON uncompressed.`},
+		{"br", `{"name":"br"}`, 415, `(Content-Encoding "br")`},
+		{"IDENTITY", `{"name":"plain","identifier":"https://plain.internal","scopes":["plain.read"]}`, 201, ""},
+	} {
+		req := httptest.NewRequest("POST", "/v1/apis", strings.NewReader(tt.body))
+		req.Header.Set("Authorization", auth)
+		req.Header.Set("Content-Encoding", tt.encoding)
+		w := httptest.NewRecorder()
+		f.srv.ServeHTTP(w, req)
+		var out map[string]any
+		json.Unmarshal(w.Body.Bytes(), &out)
+		desc, _ := out["error_description"].(string)
+		if w.Code != tt.status || (tt.says != "" && (out["error"] != "invalid_request" || !strings.Contains(desc, tt.says))) {
+			t.Errorf("Content-Encoding %s: %d %v, want %d saying %q", tt.encoding, w.Code, out, tt.status, tt.says)
+		}
 	}
 }

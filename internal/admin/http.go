@@ -576,6 +576,13 @@ func decodeOptional(r *http.Request, v any) error {
 const jsonSpace = " \t\r\n"
 
 func decodeBody(r *http.Request, v any, optional bool) error {
+	// A compressed body would be read as JSON and refused for what it
+	// looks like then (a NUL character, say): say what is wrong instead,
+	// as the token endpoint does (RFC 9110 §15.5.16).
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return &oauth2.Error{Code: oauth2.ErrInvalidRequest, Status: http.StatusUnsupportedMediaType,
+			Description: fmt.Sprintf("The request body must not be compressed (Content-Encoding %s): send the JSON uncompressed.", quoteClip(ce))}
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 	if err != nil {
 		// The read's error (a stalled body's i/o timeout, say) is for the
