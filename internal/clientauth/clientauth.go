@@ -479,8 +479,8 @@ type pooledHMAC struct {
 }
 
 // hashSecret is HashSecret with a pooled HMAC. The hash it returns is the
-// caller's own copy; the pooled buffer is cleared, so that no secret's
-// hash stays in the pool.
+// caller's own copy; the pooled buffer is cleared, and the HMAC reset, so
+// that neither a secret's hash nor the secret stays in the pool.
 func (a *Authenticator) hashSecret(secret string) [sha256.Size]byte {
 	m, _ := a.hashers.Get().(*pooledHMAC)
 	if m == nil {
@@ -493,6 +493,9 @@ func (a *Authenticator) hashSecret(secret string) [sha256.Size]byte {
 	m.Sum(m.sum[:0])
 	sum := m.sum
 	clear(m.sum[:])
+	// The inner SHA-256 keeps the bytes of an unfinished block, a whole
+	// Keyward secret, until a reset overwrites them.
+	m.Reset()
 	a.hashers.Put(m)
 	return sum
 }

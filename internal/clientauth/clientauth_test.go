@@ -21,6 +21,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -1058,6 +1059,58 @@ func TestHashSecretPooled(t *testing.T) {
 	if m, _ := a.hashers.Get().(*pooledHMAC); m != nil && m.sum != [len(m.sum)]byte{} {
 		t.Errorf("the pooled HMAC's buffer holds %x, want it cleared", m.sum)
 	}
+}
+
+// TestHashSecretPoolHoldsNoSecret: the HMAC put back in the pool holds
+// no byte of the secret it hashed. Its inner SHA-256 keeps the bytes of
+// an unfinished block, a Keyward secret whole, until it is reset.
+func TestHashSecretPoolHoldsNoSecret(t *testing.T) {
+	a := New(Config{Pepper: []byte("0123456789abcdef0123456789abcdef")}, nil)
+	secret := "kw_" + "a-secret-that-must-not-stay-in-the-pool-0123"
+	a.hashSecret(secret)
+	m, _ := a.hashers.Get().(*pooledHMAC)
+	if m == nil {
+		t.Skip("the pool dropped the HMAC (as under the race detector)")
+	}
+	if holdsBytes(reflect.ValueOf(m), []byte(secret), map[uintptr]bool{}) {
+		t.Error("the pooled HMAC holds the secret it hashed")
+	}
+}
+
+// holdsBytes reports whether b is in a byte array or slice that v holds,
+// through pointers, interfaces, structs, arrays and slices, exported or
+// not.
+func holdsBytes(v reflect.Value, b []byte, seen map[uintptr]bool) bool {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() || seen[v.Pointer()] {
+			return false
+		}
+		seen[v.Pointer()] = true
+		return holdsBytes(v.Elem(), b, seen)
+	case reflect.Interface:
+		return !v.IsNil() && holdsBytes(v.Elem(), b, seen)
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if holdsBytes(v.Field(i), b, seen) {
+				return true
+			}
+		}
+	case reflect.Array, reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			data := make([]byte, v.Len())
+			for i := range data {
+				data[i] = byte(v.Index(i).Uint())
+			}
+			return bytes.Contains(data, b)
+		}
+		for i := range v.Len() {
+			if holdsBytes(v.Index(i), b, seen) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // The pooled HMAC hashes a secret without copying it, and returns the
