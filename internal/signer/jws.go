@@ -133,7 +133,7 @@ func es256FromDER(der []byte) ([64]byte, error) {
 
 // serialize signs payload and returns header.payload.signature.
 func (cs *compactSigner) serialize(payload []byte) (string, error) {
-	const maxSig = 512 // an RSA-4096 signature, base64url-encoded, with room
+	const maxSig = 683 // an RSA-4096 signature (512 bytes), base64url-encoded
 	buf := make([]byte, 0, len(cs.prefix)+b64.EncodedLen(len(payload))+1+maxSig)
 	buf = append(buf, cs.prefix...)
 	buf = b64.AppendEncode(buf, payload)
