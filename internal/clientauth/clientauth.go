@@ -168,7 +168,9 @@ type Attempt struct {
 	// Identified to the client_id; the grant must check that it names
 	// the account the assertion authenticates.
 	IdentifyOnly bool
-	Identified   string
+	// Identified is the client_id such a request named, as sent; "" when
+	// the client authenticated, or named none.
+	Identified string
 }
 
 // ErrCertificateWithoutClientID is the answer to a request that needs a
