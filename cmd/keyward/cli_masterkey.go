@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -48,9 +49,10 @@ master-key-file, or <data-dir>/master.key); the new one is read from
 it would be taken as 32 raw bytes (a passphrase, say), far fewer than 256
 bits of randomness. The new key's file is synced to disk before the
 database changes (on Unix). When the current key is <data-dir>/master.key,
-the new key is written and synced next to it first (a data directory that
-cannot take it is refused with nothing changed), and put in its place once
-the database is re-encrypted.
+the old key is kept beside it as master.key.old-<UTC time> and the new key
+is written and synced next to it first (a data directory that cannot take
+them is refused with nothing changed), and put in its place once the
+database is re-encrypted.
 
 Stop every server first (with SQLite the command refuses to run while a
 server holds the data directory): one still running with the old key keeps
@@ -142,6 +144,17 @@ still need the old key.
 				fmt.Fprintf(out, "start every server with the new key (or its content in KEYWARD_MASTER_KEY): %s\n", shellCommand("--master-key-file", newKeyFile))
 				return nil
 			}
+			// The old key, which master.key held alone, is kept beside it
+			// (written and synced before the store changes): back-ups
+			// taken before the rotation need it.
+			kept := source + ".old-" + now.UTC().Format("20060102T150405Z")
+			oldFile, err := os.ReadFile(source)
+			if err == nil {
+				err = writeTempThen(kept, 0o600, writeBytes(oldFile), renameFile)
+			}
+			if err != nil {
+				return fmt.Errorf("the current key %s cannot be kept as %s, for the back-ups taken before, nothing was changed: %w", source, kept, err)
+			}
 			// The new master.key is written and synced next to it before
 			// the store changes, and put in its place after: a data
 			// directory that cannot take it (read-only, full) is found
@@ -175,6 +188,7 @@ still need the old key.
 					source, held, err, newKeyFile, shellCommand("--master-key-file", newKeyFile))
 			}
 			fmt.Fprintf(out, "replaced %s with the new key\n", source)
+			fmt.Fprintf(out, "kept the old key as %s: back-ups taken before this rotation need it; move it where such keys are kept, or delete it once none does\n", kept)
 			return nil
 		},
 	}

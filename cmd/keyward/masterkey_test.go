@@ -98,6 +98,15 @@ func TestMasterKeyRotate(t *testing.T) {
 	if got := mustReadFile(t, filepath.Join(dir, "master.key")); string(got) != hex.EncodeToString(newKey)+"\n" {
 		t.Fatalf("master.key = %q, want the new key", got)
 	}
+	// The old key, which master.key held alone, is kept beside it, named
+	// in the output, for the back-ups taken before.
+	kept, _ := filepath.Glob(filepath.Join(dir, "master.key.old-*"))
+	if len(kept) != 1 || !strings.Contains(out, "kept the old key as "+kept[0]) {
+		t.Fatalf("old keys kept %v, output %q: want one, named", kept, out)
+	}
+	if fi, err := os.Stat(kept[0]); err != nil || fi.Mode().Perm() != 0o600 || !bytes.Equal(mustReadFile(t, kept[0]), oldKey) {
+		t.Fatalf("%s: %v %v, want the old key, mode 0600", kept[0], fi, err)
+	}
 
 	// The new key serves everything as before.
 	m = start(t)
@@ -255,16 +264,27 @@ func TestMasterKeyRotateFileNotReplaced(t *testing.T) {
 	}{
 		{"directory not synced", func(dir string) {
 			// The data directory's: the new key's is synced before the
-			// store changes, and a failure there changes nothing.
+			// store changes, and a failure there changes nothing. Its
+			// first sync, of the old key kept beside it, goes well.
+			synced := 0
 			syncDir = func(d string) error {
-				if d == dir {
+				if d != dir {
+					return nil
+				}
+				if synced++; synced > 1 {
 					return errors.New("input/output error")
 				}
 				return nil
 			}
 		}, " holds the new one, but may hold the old one again after a crash (", true},
 		{"rename fails", func(string) {
-			renameFile = func(string, string) error { return errors.New("rename: input/output error") }
+			// Of the new key to master.key; the old key is kept.
+			renameFile = func(from, to string) error {
+				if filepath.Base(to) == "master.key" {
+					return errors.New("rename: input/output error")
+				}
+				return os.Rename(from, to)
+			}
 		}, " still holds the old one, which could not be replaced (", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
