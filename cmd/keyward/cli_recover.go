@@ -171,9 +171,14 @@ on SQLite, at once on PostgreSQL.
 // recover-admin killed between writing the file and storing its key
 // leaves (one that fails otherwise removes it), and it opens nothing
 // ("Invalid JWT Signature."), though it looks like the key file asked for.
+// Only a regular file is read, as such a run leaves one: a named pipe or
+// a device (/dev/stdout) would wait for a writer or for typing.
 func keyFileInTheWay(ctx context.Context, st storage.Storage, email, path string) error {
 	inTheWay := fmt.Errorf("--key-file %s already exists; name a new file", path)
-	b, err := os.ReadFile(path)
+	if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() {
+		return inTheWay
+	}
+	b, err := readKeyFile(path)
 	if err != nil {
 		return inTheWay
 	}
