@@ -220,12 +220,20 @@ func recoverIssuer(ctx context.Context, flags *pflag.FlagSet, c Config, st stora
 }
 
 // recordedIssuer is the issuer the store recorded from the servers'
-// --issuer (signer.RecordIssuer), "" when it has none or the master key,
-// which seals it, is not to be found here (kept apart and not given).
+// --issuer (signer.RecordIssuer), "" when it has none. One recorded while
+// the master key, which seals it, is not to be found here (kept apart and
+// not given) is an error saying so: the key file would be for the issuer
+// derived from --listen, which the servers' is not.
 func recordedIssuer(ctx context.Context, c Config, st storage.Storage) (string, error) {
 	key, _, err := findMasterKey(c)
-	if err != nil || key == nil {
+	if err != nil {
 		return "", err
+	}
+	if key == nil {
+		if _, err := st.GetSealedValue(ctx, signer.IssuerName); err == nil {
+			return "", errors.New("the store records one, sealed with the master key, which is not found here: give recover-admin the server's --master-key-file or KEYWARD_MASTER_KEY, or its --issuer")
+		}
+		return "", nil
 	}
 	sealer, err := signer.NewSealer(key)
 	if err != nil {

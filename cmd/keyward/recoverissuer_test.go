@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -57,5 +58,33 @@ func TestRecoverAdminIssuer(t *testing.T) {
 				t.Errorf("output %q, want it to contain %q", out, tc.wantLine)
 			}
 		})
+	}
+}
+
+// TestRecoverAdminIssuerMasterKeyApart: a store whose recorded issuer is
+// sealed with a master key kept apart from the data directory, and not
+// given to recover-admin, gets a key file for the issuer derived from
+// --listen, as before, with a warning that the store records one it
+// could not read and what to give; it said nothing of it, and the output
+// read as if the servers had no --issuer.
+func TestRecoverAdminIssuerMasterKeyApart(t *testing.T) {
+	t.Setenv("KEYWARD_MASTER_KEY", "")
+	t.Setenv("KEYWARD_MASTER_KEY_FILE", "")
+	masterKey := filepath.Join(t.TempDir(), "master.key")
+	mustWriteFile(t, masterKey, []byte(strings.Repeat("a5", 32)+"\n"))
+	m := startServer(t, func(m *Main) { m.Config.Issuer, m.Config.MasterKeyFile = "https://keyward.test", masterKey })
+	var out, stderr strings.Builder
+	cmd := newRootCommand()
+	cmd.SetArgs([]string{"recover-admin", "--config=", "--data-dir", m.Config.DataDir, "--key-file", filepath.Join(t.TempDir(), "admin-key.json")})
+	cmd.SetOut(&out)
+	cmd.SetErr(&stderr)
+	if err := execute(context.Background(), cmd); err != nil {
+		t.Fatal(err)
+	}
+	if want := "the key file is for the issuer http://127.0.0.1:8080, derived from --listen"; !strings.Contains(out.String(), want) {
+		t.Errorf("output %q, want it to contain %q", out.String(), want)
+	}
+	if want := "the store records one, sealed with the master key, which is not found here: give recover-admin the server's --master-key-file or KEYWARD_MASTER_KEY, or its --issuer"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q, want it to contain %q", stderr.String(), want)
 	}
 }
