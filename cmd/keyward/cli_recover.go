@@ -148,15 +148,16 @@ on SQLite, at once on PostgreSQL.
 			return nil
 		},
 	}
-	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database", "issuer", "listen", "tls-cert", "tls-key", "insecure-http", "account-domain")
+	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database", "issuer", "listen", "tls-cert", "tls-key", "insecure-http", "account-domain", "master-key-file")
 	// Nothing listens here: these are the server's settings, which name
 	// the key file's token_uri, and are checked as serve checks them.
 	for name, usage := range map[string]string{
-		"issuer":        "the server's --issuer: the key file's token_uri is it and /token (default: without --listen, the issuer the store recorded from the servers' --issuer; else derived from --listen)",
-		"listen":        "the server's --listen, from which the issuer is derived without --issuer (and, not given, without one recorded in the store); checked as serve checks it (not loopback: give --tls-cert and --tls-key, or --insecure-http)",
-		"tls-cert":      "the server's --tls-cert: without --issuer, the issuer derived from --listen is then https (give --tls-key with it)",
-		"tls-key":       "the server's --tls-key, which goes with --tls-cert",
-		"insecure-http": "the server's --insecure-http, for a --listen that is not loopback without --tls-cert",
+		"issuer":          "the server's --issuer: the key file's token_uri is it and /token (default: without --listen, the issuer the store recorded from the servers' --issuer; else derived from --listen)",
+		"listen":          "the server's --listen, from which the issuer is derived without --issuer (and, not given, without one recorded in the store); checked as serve checks it (not loopback: give --tls-cert and --tls-key, or --insecure-http)",
+		"tls-cert":        "the server's --tls-cert: without --issuer, the issuer derived from --listen is then https (give --tls-key with it)",
+		"tls-key":         "the server's --tls-key, which goes with --tls-cert",
+		"insecure-http":   "the server's --insecure-http, for a --listen that is not loopback without --tls-cert",
+		"master-key-file": "the server's --master-key-file (or KEYWARD_MASTER_KEY; default: <data-dir>/master.key), read only for the issuer the store recorded, without --issuer or --listen",
 	} {
 		cmd.Flags().Lookup(name).Usage = usage
 	}

@@ -87,4 +87,8 @@ func TestRecoverAdminIssuerMasterKeyApart(t *testing.T) {
 	if want := "the store records one, sealed with the master key, which is not found here: give recover-admin the server's --master-key-file or KEYWARD_MASTER_KEY, or its --issuer"; !strings.Contains(stderr.String(), want) {
 		t.Errorf("stderr %q, want it to contain %q", stderr.String(), want)
 	}
+	// The flag the warning names is in --help, not hidden.
+	if help := runCLI(t, "recover-admin", "--help"); !strings.Contains(help, "--master-key-file") {
+		t.Errorf("recover-admin --help does not show --master-key-file:\n%s", help)
+	}
 }
