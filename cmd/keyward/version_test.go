@@ -12,9 +12,10 @@ import (
 
 // TestVersionCommand: 'keyward version' and 'keyward --version' print the
 // version, revision and Go of the binary and succeed (exit 0); -o json
-// parses, its revision "unknown" when the text's is; the help lists both. A test binary has no VCS information and
-// its module version is "(devel)" or empty, which the command reports as
-// such instead of failing. An argument to either is a usage error.
+// parses, its revision "unknown" when the text's is; the help lists both.
+// A test binary has no VCS information and its module version is
+// "(devel)" or empty, which the command reports as such instead of
+// failing. An argument to either is a usage error.
 func TestVersionCommand(t *testing.T) {
 	platform := runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH
 	text := runCLI(t, "version")
