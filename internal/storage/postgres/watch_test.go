@@ -49,7 +49,9 @@ func TestWatchSeesCommittedChanges(t *testing.T) {
 	if err := s.CreateAPI(ctx, storage.API{Name: "x", Identifier: "https://x", Scopes: []string{"x.read"}, CreatedAt: time.Now()}, ev); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{a.ID, storage.ChangeAll}
+	// The account's creation (which ends another replica's cached "no
+	// account has this email"), its update, the API's creation.
+	want := []string{a.ID, a.ID, storage.ChangeAll}
 	for _, w := range want {
 		select {
 		case p := <-got:
