@@ -74,7 +74,7 @@ func APIIdentifier(id string) error {
 		return fmt.Errorf("The API identifier %s must be an absolute URI without a fragment, such as https://orders.internal.", QuoteClip(id))
 	}
 	if i := NotUTF8(id); i >= 0 {
-		return fmt.Errorf("The API identifier %s is not UTF-8 text: the byte 0x%02X at byte %d is not part of a character; use UTF-8 text.", QuoteClip(id), id[i], i)
+		return fmt.Errorf("The API identifier %s is not UTF-8 text: the byte 0x%02X at byte %d (counting from 0) is not part of a character; use UTF-8 text.", QuoteClip(id), id[i], i)
 	}
 	if i := strings.IndexFunc(id, unicode.IsSpace); i >= 0 {
 		r, _ := utf8.DecodeRuneInString(id[i:])

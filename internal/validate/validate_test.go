@@ -128,7 +128,7 @@ func TestAPIIdentifier(t *testing.T) {
 		{"thin space in a urn", "urn:a\u2009b", "space character U+2009"},
 		{"line separator", "https://orders.internal/\u2028x", "space character U+2028"},
 		{"paragraph separator", "urn:example:\u2029", "space character U+2029"},
-		{"Latin-1 byte in the path", "https://orders.internal/gr\xfc\xdfe", `The API identifier "https://orders.internal/gr\xfc\xdfe" is not UTF-8 text: the byte 0xFC at byte 26 is not part of a character; use UTF-8 text.`},
+		{"Latin-1 byte in the path", "https://orders.internal/gr\xfc\xdfe", `The API identifier "https://orders.internal/gr\xfc\xdfe" is not UTF-8 text: the byte 0xFC at byte 26 (counting from 0) is not part of a character; use UTF-8 text.`},
 		{"cut character in a urn", "urn:example:\xe2\x82", "the byte 0xE2 at byte 12"},
 		{"long and bad is clipped", "orders " + strings.Repeat("a", 600), "… (607 bytes)"},
 	} {
