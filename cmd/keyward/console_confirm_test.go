@@ -115,3 +115,56 @@ func TestConsoleNoticesQuoteNames(t *testing.T) {
 	p.waitAlert("deleted", "notice", "Deleted the service account "+quoted+".")
 	p.checkLogs()
 }
+
+// TestConsoleUserAndSecretNoticesQuoteNames: the notices after a user's
+// suspend, unsuspend and delete and a client secret's disable, enable and
+// delete name the user or secret as their confirmation does (cell):
+// quoted when unprintable. A user's email and a secret's ID that a changed
+// database gave a bidirectional override and a line break were shown raw.
+func TestConsoleUserAndSecretNoticesQuoteNames(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	bg, sys := context.Background(), admin.Actor{ID: "test"}
+	acct := consoleAccount(t, m, "nightly-report", "billing")
+	cs, err := m.Server.Admin.CreateSecret(bg, sys, acct.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Server.Admin.CreateOrg(bg, sys, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Server.Admin.PutUsers(bg, sys, "example.com", []admin.UserInput{{Email: "alice@example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	const oddUser, oddSecret = "alice@example.com\u202e\nbob", "s\u202e\nx"
+	tamper(t, m.Config.DataDir,
+		fmt.Sprintf(`UPDATE org_users SET email = '%s' WHERE email = 'alice@example.com'`, oddUser),
+		fmt.Sprintf(`UPDATE secrets SET id = '%s' WHERE id = '%s'`, oddSecret, cs.ID))
+	p.signIn(m)
+
+	userButton := func(label string) chromedp.Search {
+		return chromedp.Search(fmt.Sprintf(`//main[@id="view"]//section[h2="Users"]//tbody//button[normalize-space()=%q]`, label))
+	}
+	eval[string](p, `location.hash = "#/orgs/example.com"`)
+	user := strconv.Quote(oddUser)
+	p.step("suspend the user", chromedp.WaitVisible(userButton("Suspend")), chromedp.Click(userButton("Suspend")))
+	p.waitAlert("suspended", "notice", "Suspended "+user+"; tokens that act for the user stop working at once.")
+	p.step("unsuspend the user", chromedp.WaitVisible(userButton("Unsuspend")), chromedp.Click(userButton("Unsuspend")))
+	p.waitAlert("unsuspended", "notice", "Unsuspended "+user+".")
+	p.step("delete the user", chromedp.WaitVisible(userButton("Suspend")), chromedp.Click(userButton("Delete")),
+		chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm-ok")))
+	p.waitAlert("user deleted", "notice", "Deleted the user "+user+".")
+
+	secretButton := func(label string) chromedp.Search {
+		return chromedp.Search(fmt.Sprintf(`//main[@id="view"]//section[h2="Client secrets"]//tbody//button[normalize-space()=%q]`, label))
+	}
+	eval[string](p, fmt.Sprintf(`location.hash = "#/accounts/%s"`, acct.ID))
+	secret := strconv.Quote(oddSecret)
+	p.step("disable the secret", chromedp.WaitVisible(secretButton("Disable")), chromedp.Click(secretButton("Disable")))
+	p.waitAlert("secret disabled", "notice", "Disabled the secret "+secret+".")
+	p.step("enable the secret", chromedp.WaitVisible(secretButton("Enable")), chromedp.Click(secretButton("Enable")))
+	p.waitAlert("secret enabled", "notice", "Enabled the secret "+secret+".")
+	p.step("delete the secret", chromedp.WaitVisible(secretButton("Disable")), chromedp.Click(secretButton("Delete")),
+		chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm-ok")))
+	p.waitAlert("secret deleted", "notice", "Deleted the secret "+secret+".")
+	p.checkLogs()
+}

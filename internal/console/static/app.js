@@ -483,16 +483,16 @@ function secretsSection(path, secrets) {
       s.disabled
         ? button("Enable", async () => {
           await unchanged(s, () => admin.post(spath(s) + "/enable", undefined, s.etag));
-          await refresh(`Enabled the secret ${s.secret_id}.`);
+          await refresh(`Enabled the secret ${cell(s.secret_id)}.`);
         })
         : button("Disable", async () => {
           await unchanged(s, () => admin.post(spath(s) + "/disable", undefined, s.etag));
-          await refresh(`Disabled the secret ${s.secret_id}.`);
+          await refresh(`Disabled the secret ${cell(s.secret_id)}.`);
         }),
       button("Delete", async () => {
         if (!await confirmAction(`Delete the secret ${cell(s.secret_id)}? Programs using it stop getting tokens.`, "Delete")) return;
         await unchanged(s, () => admin.del(spath(s), s.etag));
-        await refresh(`Deleted the secret ${s.secret_id}.`);
+        await refresh(`Deleted the secret ${cell(s.secret_id)}.`);
       }, "danger"))],
   ], list, "No client secrets."));
   render(secrets);

@@ -163,7 +163,7 @@ function projectsSection(o, etag, path, others, go) {
       const dest = to.value;
       if (!await confirmAction(`Move the project ${cell(p.project)} from ${cell(o.domain)} to ${cell(dest)}?`
         + (p.internal ? ` It stays internal: its accounts may then act only for the users of ${cell(dest)}, no longer for those of ${cell(o.domain)}.` : ""), "Move")) return;
-      await place(dest, p.project, p.internal, `Moved the project ${p.project} from ${o.domain} to ${dest}.`);
+      await place(dest, p.project, p.internal, `Moved the project ${cell(p.project)} from ${cell(o.domain)} to ${cell(dest)}.`);
     }));
     return f;
   };
@@ -244,15 +244,15 @@ async function usersSection(o, path) {
     ["Added", (u) => fmtTime(u.created_at)],
     ["", (u) => h("span", { class: "actions" },
       u.suspended
-        ? button("Unsuspend", async () => { await admin.post(upath(u) + "/unsuspend"); await show(`Unsuspended ${u.email}.`); })
+        ? button("Unsuspend", async () => { await admin.post(upath(u) + "/unsuspend"); await show(`Unsuspended ${cell(u.email)}.`); })
         : button("Suspend", async () => {
           await admin.post(upath(u) + "/suspend");
-          await show(`Suspended ${u.email}; tokens that act for the user stop working at once.`);
+          await show(`Suspended ${cell(u.email)}; tokens that act for the user stop working at once.`);
         }),
       button("Delete", async () => {
         if (!await confirmAction(`Delete the user ${cell(u.email)} from the directory? Tokens that act for the user stop working.`, "Delete")) return;
         await admin.del(upath(u));
-        await show(`Deleted the user ${u.email}.`);
+        await show(`Deleted the user ${cell(u.email)}.`);
       }, "danger"))],
   ], res.users, tok ? "No more users." : "No users in the directory."));
   await users.show(null);
