@@ -266,6 +266,11 @@ func TestConsoleUserImportParity(t *testing.T) {
 		"a@x.com\u0085\nb@x.com, suspended\u0085\n",
 		"email\u0085\n\u00a0a@x.com\u00a0\n",
 		"a@x.com\u200b\n",
+		// JSON only after JSON's white space (admin.usersJSON): a
+		// Unicode space before { or [ starts a CSV field.
+		"\u00a0{ops}@x.com\n",
+		"\u0085{ops}@x.com\n\u3000{ops2}@x.com\n",
+		" \t\r\n[{\"email\": \"a@x.com\"}]",
 		// A comment after a value is a bad row.
 		"email\na@x.com # Alice\nb@x.com,suspended\t# left\nc@x.com # C, D, E\nd@x.com#x\n",
 	}

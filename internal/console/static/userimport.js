@@ -161,7 +161,9 @@ export function parseUsers(text, domain) {
   const trimmed = trimSpace(text);
   if (trimmed === "") throw new ImportError("The file is empty.");
   const rows = new Rows(domain);
-  if (trimmed[0] === "[" || trimmed[0] === "{") readJSON(text, rows);
+  // JSON by JSON's white space alone (isJSON): a Unicode space before
+  // { or [ starts a CSV field, as keyward users import reads it.
+  if (isJSON(text)) readJSON(text, rows);
   else readCSV(text, rows);
   return rows.result();
 }
