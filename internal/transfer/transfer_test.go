@@ -1318,6 +1318,7 @@ func TestWarningsOfARefusedFile(t *testing.T) {
 			d.Orgs = append(d.Orgs, storage.Org{Domain: "nul\x00.example", CreatedAt: t0})
 		}},
 		{"API name not UTF-8", func(d *transfer.Dump) { d.APIs[0].Name += "\xff" }},
+		{"API identifier not UTF-8", func(d *transfer.Dump) { d.APIs[0].Identifier += "/gr\xfc\xdfe" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := clone(base)
