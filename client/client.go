@@ -25,7 +25,9 @@
 // x/oauth2's own cache in front of ts, which keeps a token until 10 s
 // before it expires: no early refresh.) A token request refused with 429
 // or 503 and a Retry-After is not sent again before then (5 minutes at
-// most): meanwhile callers get that refusal, or the still-valid token. A
+// most): meanwhile callers get that refusal, or the still-valid token;
+// another failed refresh, while the token is valid, is not tried again
+// for a few seconds (see Reuse). A
 // token request made without an HTTP client of the caller's gives up after
 // 30 s.
 package client
@@ -552,8 +554,12 @@ func readCredentials(path string) ([]byte, error) {
 // — refreshed when about a tenth of its lifetime (at least 10 s) is left,
 // with jitter so a fleet does not refresh in step — and concurrent callers
 // share one refresh. If a refresh fails while the current token is still
-// valid, the current token is returned. A new token that has already
-// expired (an expires_in of 0 or less) is an error. A token request refused
+// valid, the current token is returned, and no refresh is tried for 2 s,
+// then 4, 8, … after each next failure in a row (at most a minute, and at
+// most a quarter of the token's remaining life): a server that refuses
+// for good (a disabled key) or is down is not asked on every call. A new
+// token that has already expired (an expires_in of 0 or less) is an
+// error, and such a failure. A token request refused
 // with 429 or 503 and a Retry-After (of at most 5 minutes; a longer one
 // counts as 5) is not sent again before then: meanwhile every call gets
 // that refusal, or the still-valid token. A token is due once the wall
@@ -581,6 +587,11 @@ type reuseSource struct {
 	// until retryAt.
 	retryErr error
 	retryAt  time.Time
+	// failures counts the refreshes that failed in a row; till holdUntil,
+	// after one that failed while the token was still valid, no refresh
+	// is tried and the token is served.
+	failures  int
+	holdUntil time.Time
 }
 
 // cached returns the stored token, and whether it is not yet due for a
@@ -612,14 +623,12 @@ func (r *reuseSource) Token() (*oauth2.Token, error) {
 		if retryErr != nil && before(r.now(), retryAt) {
 			return nil, retryErr // the server asked not to be asked before retryAt
 		}
+		if cur, held := r.held(); held {
+			return cur, nil
+		}
 		fresh, err := r.base.Token()
 		if err != nil {
-			if d := retryAfter(err, r.now()); d > 0 {
-				r.mu.Lock()
-				r.retryErr, r.retryAt = err, r.now().Add(d)
-				r.mu.Unlock()
-			}
-			return nil, err
+			return nil, r.failed(err)
 		}
 		if fresh == nil {
 			return nil, errors.New("client: the wrapped token source returned no token and no error")
@@ -627,10 +636,11 @@ func (r *reuseSource) Token() (*oauth2.Token, error) {
 		if fresh.Expiry.IsZero() && zeroExpiresIn(fresh) || !fresh.Expiry.IsZero() && !before(r.now(), fresh.Expiry) {
 			// Handed out, it would be refused; kept, fetched again on
 			// every call.
-			return nil, fmt.Errorf("client: the new token has already expired (expires_in %d)", fresh.ExpiresIn)
+			return nil, r.failed(fmt.Errorf("client: the new token has already expired (expires_in %d)", fresh.ExpiresIn))
 		}
 		r.mu.Lock()
 		r.tok, r.refreshAt = fresh, refreshTime(fresh, r.now())
+		r.failures, r.holdUntil = 0, time.Time{}
 		r.mu.Unlock()
 		return fresh, nil
 	})
@@ -643,6 +653,49 @@ func (r *reuseSource) Token() (*oauth2.Token, error) {
 	}
 	return v.(*oauth2.Token), nil
 }
+
+// failed records err, a failed refresh, and returns it: a refusal with a
+// Retry-After is every refresh's error till then; another failure, while
+// the stored token is valid, holds the next refresh off (holdOff).
+func (r *reuseSource) failed(err error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	r.failures++
+	if d := retryAfter(err, now); d > 0 {
+		r.retryErr, r.retryAt = err, now.Add(d)
+	} else if r.tok != nil && !r.tok.Expiry.IsZero() {
+		r.holdUntil = now.Add(holdOff(r.failures, r.tok.Expiry.Sub(now)))
+	}
+	return err
+}
+
+// held returns the stored token, and whether a refresh that failed while
+// it was valid holds the next one off, and it is still valid.
+func (r *reuseSource) held() (tok *oauth2.Token, held bool) {
+	r.mu.Lock()
+	tok, holdUntil := r.tok, r.holdUntil
+	r.mu.Unlock()
+	now := r.now()
+	return tok, tok != nil && before(now, holdUntil) && before(now, tok.Expiry)
+}
+
+// holdOff is how long after the failures-th failed refresh in a row, with
+// left of the current token's life, no refresh is tried: 2 s, doubled
+// with each failure, at most a minute and a quarter of left, so it ends
+// well before the token does and several tries fit in between. A server
+// that refuses for good (a disabled key) or is down gets a request every
+// few seconds, each an audit event there, not one per call.
+func holdOff(failures int, left time.Duration) time.Duration {
+	d := maxHoldOff
+	if failures <= 6 {
+		d = min(2*time.Second<<(failures-1), maxHoldOff)
+	}
+	return max(min(d, left/4), 0)
+}
+
+// maxHoldOff bounds holdOff.
+const maxHoldOff = time.Minute
 
 // before reports whether t is before u by the monotonic clock, which a
 // step of the wall clock does not move, and by the wall clock, which runs

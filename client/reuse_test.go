@@ -239,3 +239,73 @@ func TestNilToken(t *testing.T) {
 		t.Fatalf("got %+v, %v; want an error saying the source returned no token", tok, err)
 	}
 }
+
+// TestFailedRefreshHoldsOff: a refresh that fails, without a Retry-After,
+// while the current token stays valid is not tried again on every call:
+// for 2 s after the first failure, twice as long after each next one, at
+// most a minute and a quarter of the token's remaining life, and never
+// past its expiry. A success ends the hold-off.
+func TestFailedRefreshHoldsOff(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := start
+	clock := func() time.Time { return now }
+	base := &countingSource{life: time.Hour, now: clock}
+	r := &reuseSource{base: base, now: clock}
+	valid, err := r.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	requests := 0
+	failing := fetchFunc(func() (*oauth2.Token, error) {
+		requests++
+		return nil, errors.New("invalid_client")
+	})
+	r.base = failing
+	at := func(d time.Duration, wantRequests int) {
+		t.Helper()
+		now = start.Add(d)
+		if tok, err := r.Token(); err != nil || tok != valid {
+			t.Fatalf("at +%v: got %+v, %v; want the still-valid token", d, tok, err)
+		}
+		if requests != wantRequests {
+			t.Fatalf("at +%v: %d token requests; want %d", d, requests, wantRequests)
+		}
+	}
+	// 55 minutes: inside the refresh window, 5 minutes left.
+	m55 := 55 * time.Minute
+	at(m55, 1)
+	at(m55, 1)                               // held off: no request
+	at(m55+2*time.Second-time.Nanosecond, 1) // still within 2 s
+	at(m55+2*time.Second, 2)                 // then 4 s
+	at(m55+6*time.Second-time.Nanosecond, 2)
+	at(m55+6*time.Second, 3) // then 8 s
+	at(m55+14*time.Second, 4)
+	at(m55+30*time.Second, 5)
+	at(m55+62*time.Second, 6) // then 64 s, but a quarter of the 238 s left is 59.5 s
+	at(m55+121500*time.Millisecond-time.Nanosecond, 6)
+	at(m55+121500*time.Millisecond, 7) // a quarter of the 178.5 s left: 44.625 s
+	at(m55+166125*time.Millisecond-time.Nanosecond, 7)
+	at(m55+166125*time.Millisecond, 8)
+
+	// A success ends the hold-off: the next failure holds for 2 s again.
+	r.base = base
+	now = start.Add(m55 + 200*time.Second) // past the last hold
+	fresh, err := r.Token()
+	if err != nil || fresh == valid {
+		t.Fatalf("got %+v, %v; want a new token", fresh, err)
+	}
+	valid, start, requests = fresh, now, 0
+	r.base = failing
+	at(m55, 1)
+	at(m55+2*time.Second-time.Nanosecond, 1)
+	at(m55+2*time.Second, 2)
+
+	// Never past the token's expiry: once it has expired, every call asks.
+	now = valid.Expiry
+	if _, err := r.Token(); err == nil {
+		t.Fatal("an expired token was served")
+	}
+	if requests != 3 {
+		t.Fatalf("%d token requests; want one once the token expired", requests)
+	}
+}
