@@ -490,7 +490,7 @@ func (s selfSigned) Token() (*oauth2.Token, error) {
 	exp := now.Add(time.Hour)
 	raw, err := jwt.Signed(s.signer).Claims(map[string]any{"iss": s.email, "sub": s.email, "aud": s.aud, "iat": now.Unix(), "exp": exp.Unix()}).Serialize()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("client: sign the self-signed JWT: %w", err)
 	}
 	return &oauth2.Token{AccessToken: raw, TokenType: "Bearer", Expiry: exp}, nil
 }
