@@ -636,7 +636,7 @@ func (r *reuseSource) Token() (*oauth2.Token, error) {
 		if fresh.Expiry.IsZero() && zeroExpiresIn(fresh) || !fresh.Expiry.IsZero() && !before(r.now(), fresh.Expiry) {
 			// Handed out, it would be refused; kept, fetched again on
 			// every call.
-			return nil, r.failed(fmt.Errorf("client: the new token has already expired (expires_in %d)", fresh.ExpiresIn))
+			return nil, r.failed(fmt.Errorf("client: the new token has already expired (%s)", expiresIn(fresh)))
 		}
 		r.mu.Lock()
 		r.tok, r.refreshAt = fresh, refreshTime(fresh, r.now())
@@ -718,6 +718,19 @@ func zeroExpiresIn(t *oauth2.Token) bool {
 		return err == nil && n == 0
 	}
 	return false
+}
+
+// expiresIn words how long the server said t lasts: the expires_in it
+// sent, as it sent it (t.ExpiresIn is 0 after a form answer, and after a
+// JSON one through x/oauth2's clientcredentials), else t's expiry.
+func expiresIn(t *oauth2.Token) string {
+	if v := t.Extra("expires_in"); v != nil && v != "" {
+		return fmt.Sprintf("expires_in %v", v)
+	}
+	if t.ExpiresIn != 0 {
+		return fmt.Sprintf("expires_in %d", t.ExpiresIn)
+	}
+	return "expiry " + t.Expiry.UTC().Format(time.RFC3339)
 }
 
 // maxRetryAfter bounds how long a token source waits, as a refusal's

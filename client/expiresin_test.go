@@ -48,3 +48,33 @@ func TestZeroExpiresIn(t *testing.T) {
 		})
 	}
 }
+
+// TestExpiredMessageNamesExpiresIn: the error for a token that has
+// already expired names the expires_in the server sent, in a form answer
+// too (x/oauth2 fills the token's ExpiresIn only from JSON, so it said
+// "expires_in 0" of a form's -5).
+func TestExpiredMessageNamesExpiresIn(t *testing.T) {
+	tests := []struct{ name, ctype, body string }{
+		{"json", "application/json", `{"access_token":"at","token_type":"Bearer","expires_in":-5}`},
+		{"json string", "application/json", `{"access_token":"at","token_type":"Bearer","expires_in":"-5"}`},
+		{"form", "application/x-www-form-urlencoded", "access_token=at&token_type=bearer&expires_in=-5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", tt.ctype)
+				w.Write([]byte(tt.body))
+			}))
+			defer srv.Close()
+			ts, err := client.ClientCredentials(context.Background(), client.ClientCredentialsConfig{
+				TokenURL: srv.URL + "/token", ClientID: "123", ClientSecret: "s", Scopes: []string{"orders.read"},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok, err := ts.Token(); err == nil || !strings.Contains(err.Error(), "already expired (expires_in -5)") {
+				t.Fatalf("got %+v, %v; want an error saying the token has already expired (expires_in -5)", tok, err)
+			}
+		})
+	}
+}
