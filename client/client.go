@@ -344,6 +344,8 @@ func (f fetchFunc) Token() (*oauth2.Token, error) { return f() }
 // ClientCredentialsConfig configures the client-credentials grant.
 type ClientCredentialsConfig struct {
 	// TokenURL is where token requests go: Keyward's token endpoint.
+	// Required with a ClientSecret; default with a KeyFile: the file's
+	// token_uri.
 	TokenURL string
 	// TokenEndpoint is the token endpoint as the server names it (its
 	// metadata's token_endpoint), when TokenURL reaches it under another
@@ -377,14 +379,14 @@ type ClientCredentialsConfig struct {
 // (RFC 6749 §4.4). It keeps ctx for every token request, as TokenSource
 // does.
 func ClientCredentials(ctx context.Context, cfg ClientCredentialsConfig) (oauth2.TokenSource, error) {
-	if cfg.TokenURL == "" {
-		return nil, errors.New("client: TokenURL is required")
-	}
-	if err := checkTokenURL("TokenURL", cfg.TokenURL); err != nil {
-		return nil, err
-	}
 	ctx = withHTTPClient(ctx, cfg.HTTPClient)
 	if cfg.KeyFile == nil {
+		if cfg.TokenURL == "" {
+			return nil, errors.New("client: TokenURL is required")
+		}
+		if err := checkTokenURL("TokenURL", cfg.TokenURL); err != nil {
+			return nil, err
+		}
 		if cfg.ClientID == "" || cfg.ClientSecret == "" {
 			return nil, errors.New("client: ClientID and ClientSecret (or a KeyFile) are required")
 		}
@@ -402,6 +404,13 @@ func ClientCredentials(ctx context.Context, cfg ClientCredentialsConfig) (oauth2
 	}
 	kf, js, err := parseKeyFile(cfg.KeyFile)
 	if err != nil {
+		return nil, err
+	}
+	name := "TokenURL"
+	if cfg.TokenURL == "" {
+		cfg.TokenURL, name = kf.TokenURI, "the key file's token_uri"
+	}
+	if err := checkTokenURL(name, cfg.TokenURL); err != nil {
 		return nil, err
 	}
 	id := cmp.Or(cfg.ClientID, kf.ClientID, kf.ClientEmail)

@@ -280,6 +280,10 @@ func grantSources(ctx context.Context, k *testkeyward.Server, id, secret string,
 		"private_key_jwt": func() (oauth2.TokenSource, error) {
 			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: k.URL + "/token", KeyFile: kf, Scopes: []string{"orders.read"}})
 		},
+		// TokenURL's default with a KeyFile: its token_uri.
+		"private_key_jwt to token_uri": func() (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{KeyFile: kf, Scopes: []string{"orders.read"}})
+		},
 		"self-signed": func() (oauth2.TokenSource, error) { return client.SelfSignedJWT(kf, "https://orders.internal") },
 	}
 }

@@ -36,6 +36,9 @@ func TestTokenURLChecked(t *testing.T) {
 		{"private_key_jwt", "keyward.internal/token", func(u string) (oauth2.TokenSource, error) {
 			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{TokenURL: u, KeyFile: good})
 		}, "TokenURL"},
+		{"private_key_jwt token_uri", "keyward.internal/token", func(u string) (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{KeyFile: withTokenURI(u)})
+		}, "the key file's token_uri"},
 		{"JWT-bearer TokenURL", "ftp://keyward.internal/token", func(u string) (oauth2.TokenSource, error) {
 			return client.JWTBearer(ctx, client.JWTBearerConfig{KeyFile: good, TokenURL: u})
 		}, "TokenURL"},
