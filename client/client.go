@@ -360,6 +360,7 @@ type ClientCredentialsConfig struct {
 	ClientSecret string
 	// KeyFile, instead of a secret, authenticates with private_key_jwt:
 	// each request carries a fresh assertion signed with the file's key.
+	// An empty one is none, as an empty ClientSecret is.
 	KeyFile []byte
 	// Audience is the aud of those assertions; default: the issuer,
 	// TokenEndpoint without its /token path, which
@@ -380,7 +381,10 @@ type ClientCredentialsConfig struct {
 // does.
 func ClientCredentials(ctx context.Context, cfg ClientCredentialsConfig) (oauth2.TokenSource, error) {
 	ctx = withHTTPClient(ctx, cfg.HTTPClient)
-	if cfg.KeyFile == nil {
+	if len(cfg.KeyFile) == 0 {
+		if cfg.KeyFile != nil && cfg.ClientSecret == "" {
+			return nil, errors.New("client: the KeyFile is empty, and no ClientSecret was given")
+		}
 		if cfg.TokenURL == "" {
 			return nil, errors.New("client: TokenURL is required")
 		}
