@@ -303,7 +303,9 @@ func TestErrorsCarryTheOAuthCode(t *testing.T) {
 }
 
 // TestSingleFlight: a thousand goroutines asking at once cause one token
-// request.
+// request. The server answers only once every caller has found no token
+// and is on its way to the refresh, so all of them ask while that one
+// request is in flight.
 func TestSingleFlight(t *testing.T) {
 	var requests atomic.Int32
 	release := make(chan struct{})
@@ -319,6 +321,9 @@ func TestSingleFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 1000
+	var asking sync.WaitGroup
+	asking.Add(n)
+	client.SetBeforeFlight(ts, asking.Done)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for range n {
@@ -332,10 +337,7 @@ func TestSingleFlight(t *testing.T) {
 			errs <- err
 		}()
 	}
-	for requests.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond) // let the others pile up behind it
+	asking.Wait() // every caller found no token: none is answered before release
 	close(release)
 	wg.Wait()
 	close(errs)
