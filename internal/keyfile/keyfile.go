@@ -201,8 +201,12 @@ func convertHint(blockType string) string {
 // order mark before the JSON is ignored.
 func DecodeJSON(data []byte, v any) error {
 	// Some editors write one; RFC 8259 §8.1 lets a parser ignore it, and
-	// encoding/json refuses it as "invalid character 'ï'".
-	data = bytes.TrimPrefix(data, []byte("\ufeff"))
+	// encoding/json refuses it as "invalid character 'ï'". Its bytes are
+	// added back to a byte offset, which counts in the file as it is.
+	var bom int64
+	if rest, ok := bytes.CutPrefix(data, []byte("\ufeff")); ok {
+		data, bom = rest, int64(len(data)-len(rest))
+	}
 	trimmed := bytes.TrimSpace(data)
 	switch {
 	case len(trimmed) == 0:
@@ -221,7 +225,7 @@ func DecodeJSON(data []byte, v any) error {
 		return fmt.Errorf("is not a JSON key file: %s is a JSON %s, not a %s", typ.Field, typ.Value, typ.Type)
 	}
 	if syntax, ok := errors.AsType[*json.SyntaxError](err); ok {
-		return fmt.Errorf("is not a JSON key file: %s (at byte %d)", syntax, syntax.Offset)
+		return fmt.Errorf("is not a JSON key file: %s (at byte %d)", syntax, syntax.Offset+bom)
 	}
 	return fmt.Errorf("is not a JSON key file: %w", err)
 }

@@ -242,6 +242,8 @@ func TestDecodeJSON(t *testing.T) {
 		{"a key file after a byte order mark", "\ufeff" + `{"client_id":"a","private_key":"k"}`, ""},
 		{"PEM after a byte order mark", "\ufeff-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", "is a PEM file, not a JSON key file"},
 		{"a byte order mark alone", "\ufeff\n", "is empty"},
+		// The byte is counted in the file, the mark's 3 bytes too.
+		{"not JSON after a byte order mark", "\ufeffx", "is not a JSON key file: invalid character 'x' looking for beginning of value (at byte 4)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
