@@ -1141,7 +1141,7 @@ func TestRefusalsClipLongBodyValues(t *testing.T) {
 		{"API scope twice", "POST", "/v1/apis", api("xapi", "https://x.internal", []string{scope100, scope100}, ""), 400,
 			`The scope "` + scope100[:48] + `"… (100 bytes) is listed twice.`},
 		{"API token format", "POST", "/v1/apis", api("xapi", "https://x.internal", []string{"x.read"}, long), 400,
-			`The token format ` + clipped + ` must be jwt or opaque.`},
+			`The token format ` + clipped + ` must be jwt or opaque, or empty (the default).`},
 		{"API token format, changed", "PATCH", "/v1/apis/orders", map[string]any{"token_format": long}, 400,
 			`The token format ` + clipped + ` must be jwt or opaque.`},
 		{"account name", "POST", "/v1/service-accounts", map[string]any{"name": long, "project": "shop"}, 400,
@@ -1150,6 +1150,9 @@ func TestRefusalsClipLongBodyValues(t *testing.T) {
 			`The project ` + clipped + ` must be 3-30 lowercase letters, digits and hyphens, starting with a letter.`},
 		{"account scope", "PATCH", "/v1/service-accounts/" + id, map[string]any{"scopes": []string{long}}, 400,
 			`The scope ` + clipped + ` is not defined by any API; create the API first (keyward api create).`},
+		// Empty is an account's default (the APIs decide): it says so.
+		{"account token format", "PATCH", "/v1/service-accounts/" + id, map[string]any{"token_format": long}, 400,
+			`The token format ` + clipped + ` must be jwt or opaque, or empty (the default).`},
 		{"account auth method", "PATCH", "/v1/service-accounts/" + id, map[string]any{"auth_methods": []string{long}}, 400,
 			`Unknown client authentication method ` + clipped + `; the methods are ` + strings.Join(storage.AuthMethods, ", ") + `.`},
 		{"key with a public key", "POST", "/v1/service-accounts/" + long + "/keys", map[string]any{"public_key_pem": "x"}, 400,

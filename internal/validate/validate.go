@@ -133,6 +133,12 @@ func TokenFormat(f string, allowEmpty bool) error {
 	if f == storage.TokenJWT || f == storage.TokenOpaque || (allowEmpty && f == "") {
 		return nil
 	}
+	if allowEmpty {
+		// Empty is the default (jwt for an API, the APIs' format for an
+		// account); a refusal that left it out sent the reader to one of
+		// the two.
+		return fmt.Errorf("The token format %s must be jwt or opaque, or empty (the default).", QuoteClip(f))
+	}
 	return fmt.Errorf("The token format %s must be jwt or opaque.", QuoteClip(f))
 }
 

@@ -211,7 +211,7 @@ func TestTokenFormat(t *testing.T) {
 		{"opaque", true, ""},
 		{"", true, ""},
 		{"", false, `The token format "" must be jwt or opaque.`},
-		{"JWT", true, `The token format "JWT" must be jwt or opaque.`},
+		{"JWT", true, `The token format "JWT" must be jwt or opaque, or empty (the default).`},
 		{"jwt ", true, `"jwt "`},
 	} {
 		check(t, fmt.Sprintf("TokenFormat(%q, %v)", tt.in, tt.allowEmpty), TokenFormat(tt.in, tt.allowEmpty), tt.want)
