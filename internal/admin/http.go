@@ -367,6 +367,9 @@ func (h *Handler) callerEndpoint(fn func(*http.Request, caller) (int, any, error
 					body = t.body
 				}
 				if body == nil {
+					// A DELETE's 204: no JSON, but no cache keeps
+					// it either (RFC 9111 §4.2.2 would by heuristics).
+					w.Header().Set("Cache-Control", "no-store")
 					w.WriteHeader(status)
 					return
 				}

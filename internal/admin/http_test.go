@@ -1231,3 +1231,24 @@ func TestDotSegmentsRefused(t *testing.T) {
 		t.Fatalf("the account after the requests: %+v, %v; want it there, enabled", a, err)
 	}
 }
+
+// A DELETE's 204, which has no body, carries Cache-Control: no-store as
+// every other answer does (RFC 9111 §4.2.2 lets a cache keep a 204 by
+// heuristics), and nosniff.
+func TestDeleteNoContentNoStore(t *testing.T) {
+	f := newFixture(t)
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	if status, body, _ := f.call(t, "POST", "/v1/apis", auth, map[string]any{"name": "gone", "identifier": "https://gone.internal", "scopes": []string{"gone.read"}}); status != 201 {
+		t.Fatalf("POST /v1/apis: %d %v", status, body)
+	}
+	status, _, hdr := f.call(t, "DELETE", "/v1/apis/gone", auth, nil)
+	if status != 204 {
+		t.Fatalf("DELETE /v1/apis/gone: %d, want 204", status)
+	}
+	if got := hdr.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("Cache-Control %q, want no-store", got)
+	}
+	if got := hdr.Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("X-Content-Type-Options %q, want nosniff", got)
+	}
+}
