@@ -58,23 +58,31 @@ func TestCompressedBodyRefused(t *testing.T) {
 	zw.Close()
 	for _, tt := range []struct {
 		encoding, body string
+		more           string // a second Content-Encoding header
 		status         int
 		says           string
 	}{
-		{"gzip", gz.String(), 415, `The request body must not be compressed (Content-Encoding "gzip"): send the JSON uncompressed.`},
-		{"br", `{"name":"br"}`, 415, `(Content-Encoding "br")`},
-		{"IDENTITY", `{"name":"plain","identifier":"https://plain.internal","scopes":["plain.read"]}`, 201, ""},
+		{"gzip", gz.String(), "", 415, `The request body must not be compressed (Content-Encoding "gzip"): send the JSON uncompressed.`},
+		{"br", `{"name":"br"}`, "", 415, `(Content-Encoding "br")`},
+		{"IDENTITY", `{"name":"plain","identifier":"https://plain.internal","scopes":["plain.read"]}`, "", 201, ""},
+		// Every header counts, every member of each, not the first alone.
+		{"identity", gz.String(), "gzip", 415, `(Content-Encoding "gzip")`},
+		{"identity, gzip", gz.String(), "", 415, `(Content-Encoding "gzip")`},
+		{"identity", `{"name":"plain2","identifier":"https://plain2.internal","scopes":["plain2.read"]}`, "identity", 201, ""},
 	} {
 		req := httptest.NewRequest("POST", "/v1/apis", strings.NewReader(tt.body))
 		req.Header.Set("Authorization", auth)
 		req.Header.Set("Content-Encoding", tt.encoding)
+		if tt.more != "" {
+			req.Header.Add("Content-Encoding", tt.more)
+		}
 		w := httptest.NewRecorder()
 		f.srv.ServeHTTP(w, req)
 		var out map[string]any
 		json.Unmarshal(w.Body.Bytes(), &out)
 		desc, _ := out["error_description"].(string)
 		if w.Code != tt.status || (tt.says != "" && (out["error"] != "invalid_request" || !strings.Contains(desc, tt.says))) {
-			t.Errorf("Content-Encoding %s: %d %v, want %d saying %q", tt.encoding, w.Code, out, tt.status, tt.says)
+			t.Errorf("Content-Encoding %s, %s: %d %v, want %d saying %q", tt.encoding, tt.more, w.Code, out, tt.status, tt.says)
 		}
 	}
 }

@@ -582,7 +582,7 @@ func decodeBody(r *http.Request, v any, optional bool) error {
 	// A compressed body would be read as JSON and refused for what it
 	// looks like then (a NUL character, say): say what is wrong instead,
 	// as the token endpoint does (RFC 9110 §15.5.16).
-	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+	if ce := oauth2.Compression(r.Header); ce != "" {
 		return &oauth2.Error{Code: oauth2.ErrInvalidRequest, Status: http.StatusUnsupportedMediaType,
 			Description: fmt.Sprintf("The request body must not be compressed (Content-Encoding %s): send the JSON uncompressed.", quoteClip(ce))}
 	}

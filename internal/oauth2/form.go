@@ -82,7 +82,7 @@ func ParseForm(w http.ResponseWriter, r *http.Request) (Form, error) {
 	}
 	// A compressed body would be read as form encoding and refused for
 	// what it looks like then: say what is wrong instead.
-	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+	if ce := Compression(r.Header); ce != "" {
 		return nil, &Error{Code: ErrInvalidRequest, Status: http.StatusUnsupportedMediaType,
 			Description: fmt.Sprintf("The request body must not be compressed (Content-Encoding %s): send it as plain form encoding.", QuoteForDescription(ce))}
 	}
@@ -307,4 +307,20 @@ func IsCompactJWS(s string) bool {
 
 func isBase64URLByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
+}
+
+// Compression returns the content codings other than identity that h's
+// Content-Encoding headers name (RFC 9110 §8.4), joined by ", ": every
+// header and every comma-separated member of each, so that an identity
+// first hides no gzip after it. It is "" for a body sent as it is.
+func Compression(h http.Header) string {
+	var codings []string
+	for _, v := range h.Values("Content-Encoding") {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.Trim(c, " \t"); c != "" && !strings.EqualFold(c, "identity") {
+				codings = append(codings, c)
+			}
+		}
+	}
+	return strings.Join(codings, ", ")
 }

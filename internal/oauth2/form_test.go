@@ -25,6 +25,7 @@ func TestParseForm(t *testing.T) {
 		target     string
 		ct         string
 		ce         string // Content-Encoding
+		ce2        string // a second Content-Encoding
 		ct2        string // a second Content-Type
 		body       string
 		length     int64 // the declared Content-Length, when not 0 (-1: none); else the body's
@@ -56,6 +57,11 @@ func TestParseForm(t *testing.T) {
 		{name: "gzip", method: "POST", target: "/token", ct: formCT, ce: "gzip", body: "\x1f\x8b", wantStatus: 415},
 		{name: "two Content-Types", method: "POST", target: "/token", ct: formCT, ct2: "application/json", body: "a=1", wantStatus: 400},
 		{name: "identity", method: "POST", target: "/token", ct: formCT, ce: "identity", body: "a=1", want: Form{"a": "1"}},
+		// Every Content-Encoding header counts, every member of each, not
+		// the first alone (RFC 9110 §5.3).
+		{name: "identity, then gzip", method: "POST", target: "/token", ct: formCT, ce: "identity", ce2: "gzip", body: "\x1f\x8b", wantStatus: 415},
+		{name: "identity, gzip in one", method: "POST", target: "/token", ct: formCT, ce: "identity, gzip", body: "\x1f\x8b", wantStatus: 415},
+		{name: "identity twice", method: "POST", target: "/token", ct: formCT, ce: "identity", ce2: " Identity ,", body: "a=1", want: Form{"a": "1"}},
 		{name: "UTF-16", method: "POST", target: "/token", ct: formCT + "; charset=UTF-16", body: "a=1", wantStatus: 400},
 		{name: "duplicate", method: "POST", target: "/token", ct: formCT, body: "scope=a&scope=b", wantStatus: 400},
 		{name: "resource repeats", method: "POST", target: "/token", ct: formCT, body: "resource=https%3A%2F%2Fa&scope=x&resource=https%3A%2F%2Fb",
@@ -86,6 +92,9 @@ func TestParseForm(t *testing.T) {
 			}
 			if tt.ce != "" {
 				r.Header.Set("Content-Encoding", tt.ce)
+			}
+			if tt.ce2 != "" {
+				r.Header.Add("Content-Encoding", tt.ce2)
 			}
 			if tt.ct2 != "" {
 				r.Header.Add("Content-Type", tt.ct2)
