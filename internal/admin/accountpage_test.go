@@ -13,8 +13,9 @@ import (
 // TestAccountsPageAfterImportedID: a client ID the admin API never makes
 // (not digits: an import brings what the file has) still continues the
 // service-account list from the page it ends; its next_page_token was
-// refused, so the list could not go past it. A page_token that is no
-// account's ID and not of the shape of one stays refused.
+// refused, so the list could not go past it; deleted since, it still
+// does. A page_token that is no account's ID, nor was one, and not of the
+// shape of one stays refused.
 func TestAccountsPageAfterImportedID(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -45,5 +46,14 @@ func TestAccountsPageAfterImportedID(t *testing.T) {
 	}
 	if code, out, _ := f.call(t, "GET", "/v1/service-accounts?page_token=legacy-jo", auth, nil); code != 400 || out["error"] != "invalid_request" {
 		t.Errorf("page_token=legacy-jo: %d %v, want 400 invalid_request", code, out)
+	}
+	// Deleted between two pages, such an ID still continues the list, as
+	// a deleted client ID of digits does: the audit log knows it was one.
+	if code, out, _ := f.call(t, "DELETE", "/v1/service-accounts/legacy-job", auth, nil); code != 204 {
+		t.Fatalf("DELETE legacy-job: %d %v", code, out)
+	}
+	code, out, _ := f.call(t, "GET", "/v1/service-accounts?limit=1&page_token=legacy-job", auth, nil)
+	if page, _ := out["service_accounts"].([]any); code != 200 || len(page) != 1 || page[0].(map[string]any)["client_id"] != "legacy-kob" {
+		t.Errorf("page_token=legacy-job, deleted: %d %v, want 200 listing legacy-kob", code, out)
 	}
 }

@@ -1098,11 +1098,15 @@ func (h *Handler) listAccounts(r *http.Request, _ Actor) (int, any, error) {
 	if after != "" && !clientIDRE.MatchString(after) {
 		// A client ID that is not digits, which the admin API never
 		// makes but an import keeps, still ends a page: the list goes
-		// on from it.
-		if _, err := h.svc.store.GetAccount(r.Context(), after); errors.Is(err, storage.ErrNotFound) {
-			return 0, nil, invalid("page_token must be the next_page_token of the previous page (a client ID).")
-		} else if err != nil {
+		// on from it, and from an account deleted since the page was
+		// listed, as from a deleted client ID of digits: its deletion
+		// is in the audit log.
+		known, err := h.accountWas(r.Context(), after)
+		if err != nil {
 			return 0, nil, err
+		}
+		if !known {
+			return 0, nil, invalid("page_token must be the next_page_token of the previous page (a client ID).")
 		}
 	}
 	opts := storage.ListOptions{After: after, Limit: limit, Project: q.Get("project")}
@@ -1116,6 +1120,17 @@ func (h *Handler) listAccounts(r *http.Request, _ Actor) (int, any, error) {
 		resp["next_page_token"] = accts[len(accts)-1].ID
 	}
 	return 200, resp, err
+}
+
+// accountWas reports whether id is a service account's client ID, or was
+// one: the audit log has its deletion.
+func (h *Handler) accountWas(ctx context.Context, id string) (bool, error) {
+	_, err := h.svc.store.GetAccount(ctx, id)
+	if !errors.Is(err, storage.ErrNotFound) {
+		return err == nil, err
+	}
+	evs, err := h.svc.store.ListAuditEvents(ctx, storage.AuditFilter{AccountID: id, Action: "account.delete", Limit: 1})
+	return len(evs) > 0, err
 }
 
 func (h *Handler) createAccount(r *http.Request, actor Actor) (int, any, error) {
