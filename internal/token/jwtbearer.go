@@ -122,7 +122,8 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 		// seed's invalid_client, a JWT not "issued for the client ID in
 		// the request". Checked after the signature, so that only the
 		// key holder learns whether an ID and an email name one account.
-		e := clientauth.ErrFailed(fmt.Errorf("client_id %q is not the assertion's account", clientauth.PresentedID(id)))
+		req.Audit.RequestClientID = clientauth.PresentedID(id)
+		e := clientauth.ErrFailed(fmt.Errorf("client_id %q is not the assertion's account", req.Audit.RequestClientID))
 		e.Description = "The assertion was not issued for the client ID in the request: client_id names another client than its issuer (iss); send the service account's own client ID or email, or no client_id."
 		return nil, e
 	}

@@ -1,6 +1,7 @@
 package token_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
 )
 
 // TestRefusalLogNamesTheClient: the log line of a refused token request
@@ -246,12 +248,13 @@ func TestRefusalLogKeys(t *testing.T) {
 // TestJWTBearerClientIDRefusalLog: a JWT-bearer request refused because
 // its client_id is not the assertion's account logs the client_id as
 // presented (clientauth.PresentedID) in its cause, never one shaped like
-// a secret.
+// a secret, and its token.refused audit event records it so too, as
+// request_client_id: the event named only the assertion's account.
 func TestJWTBearerClientIDRefusalLog(t *testing.T) {
 	const pasted = "kw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-	for _, tt := range []struct{ name, id, want string }{
-		{"another account", "other@proj.iam.test", `client_id \"other@proj.iam.test\" is not the assertion's account`},
-		{"a secret", pasted, `client_id \"(not recorded: shaped like a secret or token)\"`},
+	for _, tt := range []struct{ name, id, want, event string }{
+		{"another account", "other@proj.iam.test", `client_id \"other@proj.iam.test\" is not the assertion's account`, "other@proj.iam.test"},
+		{"a secret", pasted, `client_id \"(not recorded: shaped like a secret or token)\"`, "(not recorded: shaped like a secret or token)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -263,6 +266,26 @@ func TestJWTBearerClientIDRefusalLog(t *testing.T) {
 			if !strings.Contains(logs, tt.want) || strings.Contains(logs, pasted) {
 				t.Errorf("logs %s\nwant %s in them, and no secret", logs, tt.want)
 			}
+			e.lastEvent(t, "token.refused", "invalid_client")
+			evs, _ := e.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "token.refused"})
+			if last := evs[len(evs)-1]; last.Data["request_client_id"] != tt.event || strings.Contains(fmt.Sprint(last.Data), pasted) {
+				t.Errorf("token.refused data %v, want request_client_id %q, and no secret", last.Data, tt.event)
+			}
 		})
+	}
+	// Other refusals have no request_client_id: a bad signature's, with
+	// no client_id sent.
+	e := newEnv(t)
+	bad := sign(t, e.rsKey, jose.RS256, "rs", claims(nil), nil)
+	bad = bad[:len(bad)-4] + "AAAA"
+	if w := e.do(request{body: form(bad)}); w.Code == http.StatusOK {
+		t.Fatalf("a forged signature: %d %s", w.Code, w.Body)
+	}
+	evs, _ := e.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "token.refused"})
+	if len(evs) == 0 {
+		t.Fatal("a forged signature wrote no token.refused event")
+	}
+	if v, ok := evs[len(evs)-1].Data["request_client_id"]; ok {
+		t.Errorf("a forged signature's event has request_client_id %q", v)
 	}
 }

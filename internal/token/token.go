@@ -155,6 +155,11 @@ type AuditInfo struct {
 	// (domain-wide delegation), lower-cased and cut at maxAuditSubject
 	// bytes: a refusal names whom the account tried to act for.
 	Subject string
+	// RequestClientID is the client_id a JWT-bearer request sent without
+	// credentials that names another account than its assertion's, as
+	// presented (clientauth.PresentedID): its refusal's event names the
+	// assertion's account, and records this as request_client_id.
+	RequestClientID string
 }
 
 // maxAuditSubject bounds the user a refused delegation's audit event
@@ -326,6 +331,7 @@ func (h *Handler) recordRefusal(ctx context.Context, req *Request, oe *oauth2.Er
 	addNonEmpty(data, "secret_id", req.Audit.SecretID)
 	addNonEmpty(data, "scope", req.Audit.Scope)
 	addNonEmpty(data, "subject", req.Audit.Subject)
+	addNonEmpty(data, "request_client_id", req.Audit.RequestClientID)
 	if req.Audit.AccountID == "" {
 		addNonEmpty(data, "client_id", req.Audit.ClientID)
 	}
