@@ -235,20 +235,13 @@ func checkType(h jose.Header) error {
 // MaxJTILength bounds the jti of an assertion.
 const MaxJTILength = 256
 
-// jtiMargin is how long past the last instant an assertion is accepted
-// its used jti is kept (UsedUntil): a replica whose clock is behind the
-// one that deletes expired jtis still accepts the assertion for that
-// much longer. Replicas keep their clocks in step, as NTP does, well
-// within it; DPoP's replay retention (dpop.Checker.Retention) allows the
-// same second.
-const jtiMargin = time.Second
-
 // UsedUntil is how long a store must remember the jti of an assertion
 // accepted with skew: until no replica would accept it again, exp + skew
-// by its clock, and jtiMargin more. c.Expiry must be set (Verify
+// by its clock, and oauth2.ReplayMargin (a second) more, as DPoP's replay
+// retention (dpop.Checker.Retention) allows. c.Expiry must be set (Verify
 // refuses an assertion without it).
 func (c Claims) UsedUntil(skew time.Duration) time.Time {
-	return c.Expiry.Time().Add(skew + jtiMargin)
+	return c.Expiry.Time().Add(skew + oauth2.ReplayMargin)
 }
 
 // LifetimeGrace is how far exp - iat may exceed MaxLifetime. Google

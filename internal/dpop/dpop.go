@@ -97,19 +97,15 @@ type Checker struct {
 
 // Retention is how long after a proof was first accepted a replay cache
 // must remember its jti: until this clock would not accept the proof
-// again, and a second more. (A replica whose clock is behind this one's
-// accepts it for as much longer: replicas sharing a cache must keep their
-// clocks in step, as NTP does, well within the second.) A proof dated
-// Skew ahead is accepted up to MaxAge+2*Skew after that, that last
-// instant included, when a cache that forgets at its until (Redis PXAT,
-// or ReplayCache) already forgot it; the second also covers a store that
-// rounds until to milliseconds, and the moments between checking a proof
-// and recording it, which read the clock apart.
-func (c *Checker) Retention() time.Duration { return c.maxAge() + 2*c.skew() + retentionMargin }
-
-// retentionMargin is how long past the last instant a proof is accepted
-// Retention keeps it.
-const retentionMargin = time.Second
+// again, and oauth2.ReplayMargin (a second) more. (A replica whose clock
+// is behind this one's accepts it for as much longer: replicas sharing a
+// cache must keep their clocks in step, as NTP does, well within the
+// second.) A proof dated Skew ahead is accepted up to MaxAge+2*Skew after
+// that, that last instant included, when a cache that forgets at its
+// until (Redis PXAT, or ReplayCache) already forgot it; the second also
+// covers a store that rounds until to milliseconds, and the moments
+// between checking a proof and recording it, which read the clock apart.
+func (c *Checker) Retention() time.Duration { return c.maxAge() + 2*c.skew() + oauth2.ReplayMargin }
 
 func (c *Checker) maxAge() time.Duration {
 	if c.MaxAge > 0 {
