@@ -63,7 +63,7 @@ func LoadPepper(ctx context.Context, st PepperStore, master []byte, now time.Tim
 	}
 	pepper, err := sealer.Open(aad, v.Sealed)
 	if err != nil {
-		return nil, fmt.Errorf("the master key does not open the stored client-secret pepper: it is not the key this store was sealed with (for an imported store, give the key of the server the export came from; for one restored from a back-up, the key it was sealed with when backed up (the old one, for a back-up from before a `keyward master-key rotate`); else, after a rotate, the new key): %w", ErrWrongMasterKey)
+		return nil, fmt.Errorf("the master key does not open the stored client-secret pepper: it is not the key this store was sealed with (for an imported store, give the key of the server the export came from; for one restored from a back-up, the key it was sealed with when backed up (the old one, for a back-up from before a 'keyward master-key rotate'); else, after a rotate, the new key): %w", ErrWrongMasterKey)
 	}
 	return pepper, nil
 }

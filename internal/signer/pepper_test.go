@@ -225,7 +225,12 @@ func TestLoadPepperWrongKeyRestored(t *testing.T) {
 	if !errors.Is(err, ErrWrongMasterKey) {
 		t.Fatalf("wrong key: %v", err)
 	}
-	if want := "for one restored from a back-up, the key it was sealed with when backed up (the old one, for a back-up from before a `keyward master-key rotate`)"; !strings.Contains(err.Error(), want) {
+	if want := "for one restored from a back-up, the key it was sealed with when backed up (the old one, for a back-up from before a 'keyward master-key rotate')"; !strings.Contains(err.Error(), want) {
 		t.Errorf("wrong key: %v\nwant it to say %q", err, want)
+	}
+	// Commands are quoted '…', as every other message quotes them, not
+	// in Markdown's backticks.
+	if strings.Contains(err.Error(), "`") {
+		t.Errorf("wrong key: %v\nholds a backtick", err)
 	}
 }
