@@ -124,11 +124,29 @@ still need the old key.
 			ev := storage.AuditEvent{Time: now, Action: "master_key.rotate", Outcome: storage.OutcomeSuccess,
 				Actor: localOperator("keyward master-key rotate")}
 			reencrypt := func() error {
-				if err := signer.RotateMasterKey(cmd.Context(), st, oldKey, newKey, ev); err != nil {
+				if err := rotateStore(cmd.Context(), st, oldKey, newKey, ev); err != nil {
 					if errors.Is(err, signer.ErrWrongMasterKey) {
 						return fmt.Errorf("the current master key does not open this store, nothing was changed: %w", err)
 					}
-					return fmt.Errorf("nothing was changed: %w", err)
+					// The error may be the commit's lost answer (a cancel
+					// or a dropped connection during COMMIT), the store
+					// re-encrypted or not: it is read again to tell.
+					interrupted := cmd.Context().Err() != nil && errors.Is(err, cmd.Context().Err())
+					switch resealedUnder(st, oldKey, newKey) {
+					case sealedOld:
+						if interrupted {
+							return errors.New("master-key rotate interrupted: nothing was changed")
+						}
+						return fmt.Errorf("nothing was changed: %w", err)
+					case sealedUnknown:
+						what := fmt.Sprintf("master-key rotate failed (%v)", err)
+						if interrupted {
+							what = "master-key rotate interrupted"
+						}
+						return fmt.Errorf("%s, maybe as the store committed: whether the store was re-encrypted under the new master key is not known; keep both keys (the current one, from %s, and %s), start with the new one: %s, and if it is refused, with the current one",
+							what, masterKeySourceName(source), newKeyFile, shellCommand("--master-key-file", newKeyFile))
+					}
+					// sealedNew: committed, its answer lost.
 				}
 				if _, err := signer.LoadPepper(cmd.Context(), st, newKey, now); err != nil {
 					return fmt.Errorf("the store was re-encrypted but does not open with the new key: %w", err)
@@ -200,6 +218,54 @@ still need the old key.
 // rotateLocked is called once master-key rotate holds its locks; tests
 // start servers meanwhile.
 var rotateLocked = func() {}
+
+// What a store holds sealed after a rotation's error: resealedUnder.
+const (
+	sealedUnknown = iota
+	sealedOld
+	sealedNew
+)
+
+// resealedUnder tells which of the two master keys opens the
+// client-secret pepper st holds now, which a rotation re-encrypts with
+// everything else in one transaction; sealedUnknown when it cannot be read
+// (on a context of its own: the command's may be cancelled) or neither
+// opens it.
+func resealedUnder(st signer.PepperStore, oldKey, newKey []byte) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := st.GetSealedValue(ctx, signer.PepperName)
+	if errors.Is(err, storage.ErrNotFound) {
+		// The rotation stores the pepper before it re-encrypts.
+		return sealedOld
+	} else if err != nil {
+		return sealedUnknown
+	}
+	for _, k := range []struct {
+		key  []byte
+		says int
+	}{{newKey, sealedNew}, {oldKey, sealedOld}} {
+		if sealer, err := signer.NewSealer(k.key); err == nil {
+			if _, err := sealer.Open(storage.SealedValueAAD(signer.PepperName), v.Sealed); err == nil {
+				return k.says
+			}
+		}
+	}
+	return sealedUnknown
+}
+
+// masterKeySourceName names where findMasterKey found the key: source,
+// or the environment variable when source is "".
+func masterKeySourceName(source string) string {
+	if source == "" {
+		return masterKeyEnv
+	}
+	return source
+}
+
+// rotateStore re-encrypts the store under the new master key; tests
+// replace it to lose a commit's answer.
+var rotateStore = signer.RotateMasterKey
 
 // lockForRotate takes the locks a master-key rotate holds until it ends.
 // With SQLite, the data directory's (lockForMaintenance): it refuses to
