@@ -74,10 +74,19 @@ on SQLite, at once on PostgreSQL.
 			}
 			_, err := os.Lstat(keyFile)
 			inTheWay := err == nil
+			// Interrupted, it says so and what became of the key, not
+			// the store's "context canceled".
+			isInterrupt := func(err error) bool {
+				ctxErr := cmd.Context().Err()
+				return ctxErr != nil && errors.Is(err, ctxErr)
+			}
 			st, err := openMaintenanceStore(cmd.Context(), cfg, commandLogger(cmd))
 			if err != nil {
 				if inTheWay {
 					return fmt.Errorf("--key-file %s already exists; name a new file", keyFile)
+				}
+				if isInterrupt(err) {
+					return errors.New("recover-admin interrupted: nothing was changed")
 				}
 				return err
 			}
@@ -108,6 +117,20 @@ on SQLite, at once on PostgreSQL.
 				written = fi
 				return nil
 			})
+			if err != nil && isInterrupt(err) {
+				switch {
+				case r.KeyStored:
+					err = fmt.Errorf("recover-admin interrupted: the new key is stored and its key file written to %s, but the administrator account may not be enabled or hold the %s scope yet", keyFile, admin.AdminScope)
+				case written != nil:
+					err = errors.New("recover-admin interrupted: " + removeUnstoredKeyFile(keyFile, written))
+				default:
+					err = errors.New("recover-admin interrupted: nothing was changed")
+				}
+				if tempLeft != "" {
+					err = fmt.Errorf("%w; %s", err, tempLeft)
+				}
+				return err
+			}
 			if err != nil {
 				if written != nil && !r.KeyStored {
 					err = fmt.Errorf("%w; %s", err, removeUnstoredKeyFile(keyFile, written))
