@@ -112,6 +112,10 @@ still need the old key.
 			if bytes.Equal(oldKey, newKey) {
 				return usageError{errors.New("the new master key is the current one")}
 			}
+			if source != "" {
+				checkMasterKeyMode(source, cfg.MasterKeyFile == "", commandLogger(cmd))
+			}
+			checkMasterKeyMode(newKeyFile, false, commandLogger(cmd))
 			// Once the store commits, only the new key opens it, and it
 			// may be in --new-master-key-file alone, just written and
 			// not yet on disk: a power failure then would leave a store

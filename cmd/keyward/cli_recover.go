@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/user"
 	"time"
@@ -91,7 +92,7 @@ on SQLite, at once on PostgreSQL.
 				return err
 			}
 			defer st.Close()
-			issuer, source, hint := recoverIssuer(cmd.Context(), cmd.Flags(), cfg, st, cmd.ErrOrStderr())
+			issuer, source, hint := recoverIssuer(cmd.Context(), cmd.Flags(), cfg, st, cmd.ErrOrStderr(), commandLogger(cmd))
 			svc := admin.NewService(st, admin.Config{Issuer: issuer, AccountDomain: cfg.AccountDomain,
 				DefaultTokenLifetime: cfg.DefaultTokenTTL, MaxTokenLifetime: cfg.MaxTokenTTL})
 			if inTheWay {
@@ -222,13 +223,13 @@ func keyFileInTheWay(ctx context.Context, st storage.Storage, email, path string
 // --issuer given; without --issuer or --listen, the one the store recorded
 // from the servers' --issuer; else the one derived from --listen (its
 // default unless given). A recorded issuer that cannot be read is warned
-// of on stderr.
-func recoverIssuer(ctx context.Context, flags *pflag.FlagSet, c Config, st storage.Storage, stderr io.Writer) (issuer, source, hint string) {
+// of on stderr; a master key file others may read, on log.
+func recoverIssuer(ctx context.Context, flags *pflag.FlagSet, c Config, st storage.Storage, stderr io.Writer, log *slog.Logger) (issuer, source, hint string) {
 	if c.Issuer != "" {
 		return c.Issuer, "from " + c.flag("issuer"), "--issuer"
 	}
 	if !flags.Changed("listen") {
-		recorded, err := recordedIssuer(ctx, c, st)
+		recorded, err := recordedIssuer(ctx, c, st, log)
 		if err != nil {
 			fmt.Fprintf(stderr, "warning: could not read the issuer recorded in the store (%v); the key file is for the one derived from --listen\n", err)
 		}
@@ -248,10 +249,13 @@ func recoverIssuer(ctx context.Context, flags *pflag.FlagSet, c Config, st stora
 // the master key, which seals it, is not to be found here (kept apart and
 // not given) is an error saying so: the key file would be for the issuer
 // derived from --listen, which the servers' is not.
-func recordedIssuer(ctx context.Context, c Config, st storage.Storage) (string, error) {
-	key, _, err := findMasterKey(c)
+func recordedIssuer(ctx context.Context, c Config, st storage.Storage, log *slog.Logger) (string, error) {
+	key, source, err := findMasterKey(c)
 	if err != nil {
 		return "", err
+	}
+	if key != nil && source != "" {
+		checkMasterKeyMode(source, c.MasterKeyFile == "", log)
 	}
 	if key == nil {
 		if _, err := st.GetSealedValue(ctx, signer.IssuerName); err == nil {

@@ -1643,6 +1643,9 @@ func sqlitePath(c Config) string { return filepath.Join(c.DataDir, "keyward.db")
 // as it was written.
 func (m *Main) loadMasterKey(ctx context.Context) (key []byte, generated os.FileInfo, err error) {
 	k, path, err := findMasterKey(m.Config)
+	if err == nil && k != nil && path != "" {
+		checkMasterKeyMode(path, m.Config.MasterKeyFile == "", m.Logger)
+	}
 	if err != nil || k != nil {
 		if err == nil && path == generatedMasterKeyPath(m.Config) {
 			m.Logger.Warn("using the master key stored next to the data; for production keep it apart (--master-key-file or KEYWARD_MASTER_KEY)", "path", path)

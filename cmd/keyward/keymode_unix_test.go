@@ -1,0 +1,117 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestMasterKeyFileMode: a master key file group or others may read is
+// warned of, naming the file and the chmod 600 to run, at a server's start
+// and by the commands that read the master key (master-key rotate,
+// recover-admin); nothing warned of it, though the key opens all the
+// store holds sealed. An operator's file (--master-key-file) is left as it
+// is; the generated <data-dir>/master.key, Keyward's own, is tightened, as
+// keyward.db is.
+func TestMasterKeyFileMode(t *testing.T) {
+	t.Setenv("KEYWARD_MASTER_KEY", "")
+	t.Setenv("KEYWARD_MASTER_KEY_FILE", "")
+	keyFile := func(t *testing.T) string {
+		t.Helper()
+		f := filepath.Join(t.TempDir(), "master.key")
+		mustWriteFile(t, f, []byte(strings.Repeat("5a", 32)+"\n"))
+		if err := os.Chmod(f, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	mode := func(t *testing.T, f string) os.FileMode {
+		t.Helper()
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode().Perm()
+	}
+	warned := func(t *testing.T, what, log, file string) {
+		t.Helper()
+		if !strings.Contains(log, "other local users can read the master key file") || !strings.Contains(log, "chmod 600 "+file) {
+			t.Errorf("%s logged:\n%s\nwant a warning naming chmod 600 %s", what, log, file)
+		}
+	}
+	t.Run("serve, --master-key-file", func(t *testing.T) {
+		f := keyFile(t)
+		cfg := DefaultConfig()
+		cfg.DataDir, cfg.MasterKeyFile = t.TempDir(), f
+		var log bytes.Buffer
+		m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&log, nil))}
+		if _, _, err := m.loadMasterKey(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		warned(t, "serve", log.String(), f)
+		if got := mode(t, f); got != 0o644 {
+			t.Errorf("the operator's key file is mode %#o now, want it left 0644", got)
+		}
+	})
+	t.Run("serve, generated master.key", func(t *testing.T) {
+		dir := t.TempDir()
+		_, stop := launchServer(t, func(m *Main) { m.Config.DataDir = dir })
+		stop()
+		f := filepath.Join(dir, "master.key")
+		if err := os.Chmod(f, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg := DefaultConfig()
+		cfg.DataDir = dir
+		var log bytes.Buffer
+		m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&log, nil))}
+		if _, _, err := m.loadMasterKey(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(log.String(), "its mode was tightened") || !strings.Contains(log.String(), f) {
+			t.Errorf("serve logged:\n%s\nwant a warning that the mode of %s was tightened", log.String(), f)
+		}
+		if got := mode(t, f); got != 0o600 {
+			t.Errorf("the generated master.key is mode %#o, want 0600", got)
+		}
+	})
+	run := func(t *testing.T, args ...string) string {
+		t.Helper()
+		var stderr strings.Builder
+		cmd := newRootCommand()
+		cmd.SetArgs(args)
+		cmd.SetOut(new(strings.Builder))
+		cmd.SetErr(&stderr)
+		if err := execute(context.Background(), cmd); err != nil {
+			t.Fatalf("keyward %s: %v", strings.Join(args, " "), err)
+		}
+		return stderr.String()
+	}
+	t.Run("master-key rotate", func(t *testing.T) {
+		f := keyFile(t)
+		dir := t.TempDir()
+		_, stop := launchServer(t, func(m *Main) { m.Config.DataDir, m.Config.MasterKeyFile = dir, f })
+		stop()
+		newKey := keyFile(t)
+		mustWriteFile(t, newKey, []byte(strings.Repeat("a5", 32)+"\n"))
+		stderr := run(t, "master-key", "rotate", "--config=", "--data-dir", dir, "--master-key-file", f, "--new-master-key-file", newKey)
+		warned(t, "master-key rotate", stderr, f)
+		warned(t, "master-key rotate", stderr, newKey)
+	})
+	t.Run("recover-admin", func(t *testing.T) {
+		f := keyFile(t)
+		dir := t.TempDir()
+		_, stop := launchServer(t, func(m *Main) {
+			m.Config.DataDir, m.Config.MasterKeyFile, m.Config.Issuer = dir, f, "https://keyward.test"
+		})
+		stop()
+		stderr := run(t, "recover-admin", "--config=", "--data-dir", dir, "--master-key-file", f, "--key-file", filepath.Join(t.TempDir(), "admin.json"))
+		warned(t, "recover-admin", stderr, f)
+	})
+}
