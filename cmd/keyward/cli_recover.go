@@ -49,9 +49,10 @@ key file names the server's token endpoint and the right account. Without
 --issuer or --listen, the key file is for the issuer the store recorded
 from the servers' --issuer (read with the master key, found as serve finds
 it), else for the one derived from --listen's default, 127.0.0.1:8080; the
-output says which issuer the key file is for. A running
-server picks up the new key at once; an enabled account within --cache-ttl
-on SQLite, at once on PostgreSQL.
+output says which issuer the key file is for. With --listen and without
+--issuer, a recorded issuer that differs from the derived one is warned
+of. A running server picks up the new key at once; an enabled account
+within --cache-ttl on SQLite, at once on PostgreSQL.
 
 ` + storeSettingsHelp + `
 
@@ -92,14 +93,16 @@ on SQLite, at once on PostgreSQL.
 				return err
 			}
 			defer st.Close()
+			if inTheWay {
+				// Not a usage error: the command line may be right, the
+				// file in the way (as writeNewFile would find it). Before
+				// the issuer is looked up: its warnings would not apply.
+				email := admin.NewService(st, admin.Config{AccountDomain: cfg.AccountDomain}).Email(admin.AdminAccountName, admin.AdminProject)
+				return keyFileInTheWay(cmd.Context(), st, email, keyFile)
+			}
 			issuer, source, hint := recoverIssuer(cmd.Context(), cmd.Flags(), cfg, st, cmd.ErrOrStderr(), commandLogger(cmd))
 			svc := admin.NewService(st, admin.Config{Issuer: issuer, AccountDomain: cfg.AccountDomain,
 				DefaultTokenLifetime: cfg.DefaultTokenTTL, MaxTokenLifetime: cfg.MaxTokenTTL})
-			if inTheWay {
-				// Not a usage error: the command line may be right, the
-				// file in the way (as writeNewFile would find it).
-				return keyFileInTheWay(cmd.Context(), st, svc.Email(admin.AdminAccountName, admin.AdminProject), keyFile)
-			}
 			var written os.FileInfo // the key file, once written
 			var tempLeft string     // its temporary file's note, if left (writtenTempLeft)
 			r, err := svc.RecoverAdmin(cmd.Context(), admin.Actor{ID: localOperator("keyward recover-admin")}, enable, func(kf sakey.KeyFile) error {
@@ -178,10 +181,10 @@ on SQLite, at once on PostgreSQL.
 	for name, usage := range map[string]string{
 		"issuer":          "the server's --issuer: the key file's token_uri is it and /token (default: without --listen, the issuer the store recorded from the servers' --issuer; else derived from --listen)",
 		"listen":          "the server's --listen, from which the issuer is derived without --issuer (and, not given, without one recorded in the store); checked as serve checks it (not loopback: give --tls-cert and --tls-key, or --insecure-http)",
-		"tls-cert":        "the server's --tls-cert: without --issuer, the issuer derived from --listen is then https (give --tls-key with it)",
+		"tls-cert":        "the server's --tls-cert (give --tls-key with it): an issuer derived from --listen is then https; with --issuer, or without --listen an issuer the store recorded, that one is used as it is",
 		"tls-key":         "the server's --tls-key, which goes with --tls-cert",
 		"insecure-http":   "the server's --insecure-http, for a --listen that is not loopback without --tls-cert",
-		"master-key-file": "the server's --master-key-file (or KEYWARD_MASTER_KEY; default: <data-dir>/master.key), read only for the issuer the store recorded, without --issuer or --listen",
+		"master-key-file": "the server's --master-key-file (or KEYWARD_MASTER_KEY; default: <data-dir>/master.key), read only for the issuer the store recorded: used without --issuer or --listen, warned of when it differs from the one --listen gives",
 	} {
 		cmd.Flags().Lookup(name).Usage = usage
 	}
@@ -237,11 +240,19 @@ func recoverIssuer(ctx context.Context, flags *pflag.FlagSet, c Config, st stora
 			return recorded, "recorded in the store by the server's --issuer", "--issuer"
 		}
 	}
+	issuer = c.issuer(c.Listen)
 	source = fmt.Sprintf("derived from %s %s", c.flag("listen"), c.Listen)
 	if !flags.Changed("listen") {
 		source += " (the default)"
+	} else if recorded, err := recordedIssuer(ctx, c, st, log); err == nil && recorded != "" && recorded != issuer {
+		// --listen given wins, but the servers' --issuer may be
+		// another: the key file would then name a token endpoint they
+		// refuse. One that cannot be read goes unsaid: --listen was
+		// given.
+		fmt.Fprintf(stderr, "warning: the store records the issuer %s from the servers' --issuer, and the key file is for %s, %s: if the servers run with --issuer %s, give recover-admin %s\n",
+			recorded, issuer, source, recorded, shellCommand("--issuer", recorded))
 	}
-	return c.issuer(c.Listen), source, "--issuer or --listen"
+	return issuer, source, "--issuer or --listen"
 }
 
 // recordedIssuer is the issuer the store recorded from the servers'

@@ -92,3 +92,65 @@ func TestRecoverAdminIssuerMasterKeyApart(t *testing.T) {
 		t.Errorf("recover-admin --help does not show --master-key-file:\n%s", help)
 	}
 }
+
+// TestRecoverAdminIssuerListenDiffers: recover-admin with --listen (on the
+// command line, in the environment or the config file) and no --issuer,
+// on a store that recorded another issuer from the servers' --issuer,
+// writes its key file for the issuer derived from --listen, as before,
+// and warns, naming both and --issuer; it used the derived one with no
+// word of the recorded one. A --key-file in the way is refused before the
+// store's issuer is looked up, so no warning of it comes first.
+func TestRecoverAdminIssuerListenDiffers(t *testing.T) {
+	t.Setenv("KEYWARD_MASTER_KEY", "")
+	t.Setenv("KEYWARD_MASTER_KEY_FILE", "")
+	const recorded = "https://keyward.test"
+	m := startServer(t, func(m *Main) { m.Config.Issuer = recorded })
+	run := func(t *testing.T, key string, args ...string) (stderr string, err error) {
+		t.Helper()
+		var out, errs strings.Builder
+		cmd := newRootCommand()
+		cmd.SetArgs(append([]string{"recover-admin", "--config=", "--data-dir", m.Config.DataDir, "--key-file", key}, args...))
+		cmd.SetOut(&out)
+		cmd.SetErr(&errs)
+		err = execute(context.Background(), cmd)
+		return errs.String(), err
+	}
+	for _, tc := range []struct {
+		name string
+		env  string
+		args []string
+	}{
+		{"flag", "", []string{"--listen", "127.0.0.1:9090"}},
+		{"environment", "127.0.0.1:9090", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("KEYWARD_LISTEN", tc.env)
+			stderr, err := run(t, filepath.Join(t.TempDir(), "admin-key.json"), tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{recorded, "http://127.0.0.1:9090", "--issuer " + recorded} {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr %q, want a warning naming %q", stderr, want)
+				}
+			}
+		})
+	}
+	t.Run("--key-file in the way", func(t *testing.T) {
+		// Its master key not found here, the recorded issuer is warned of
+		// as unreadable when looked up.
+		t.Setenv("KEYWARD_LISTEN", "")
+		if err := os.Rename(filepath.Join(m.Config.DataDir, "master.key"), filepath.Join(t.TempDir(), "master.key")); err != nil {
+			t.Fatal(err)
+		}
+		key := filepath.Join(t.TempDir(), "admin-key.json")
+		mustWriteFile(t, key, []byte("{}\n"))
+		stderr, err := run(t, key)
+		if want := "--key-file " + key + " already exists; name a new file"; err == nil || err.Error() != want {
+			t.Fatalf("recover-admin: %v, want %q", err, want)
+		}
+		if stderr != "" {
+			t.Errorf("stderr %q before the refusal, want nothing", stderr)
+		}
+	})
+}
