@@ -325,7 +325,16 @@ func TestStartBesideTempFileWrite(t *testing.T) {
 			} else if _, err := os.Stat(adminKey); err != nil {
 				t.Error(err)
 			}
-			if got, want := dirNames(t, dir), []string{"admin-key.json", dataDirLock, "master.key"}; !slices.Equal(got, want) {
+			want := []string{"admin-key.json", dataDirLock, "master.key"}
+			if tt.file == "master.key" {
+				// The old key, which rotate keeps beside the new one.
+				kept, _ := filepath.Glob(filepath.Join(dir, "master.key.old-*"))
+				if len(kept) != 1 {
+					t.Fatalf("old keys kept %v, want one", kept)
+				}
+				want = append(want, filepath.Base(kept[0]))
+			}
+			if got := dirNames(t, dir); !slices.Equal(got, want) {
 				t.Errorf("the data directory holds %v, want %v", got, want)
 			}
 		})
