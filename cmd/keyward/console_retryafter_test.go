@@ -35,6 +35,12 @@ func TestConsoleRetryAfter(t *testing.T) {
 		{"503", 503, "5", "application/json",
 			`{"error":"temporarily_unavailable","error_description":"The service is temporarily unavailable."}`,
 			"The service is temporarily unavailable. Try again in 5 seconds."},
+		{"429 for hours", 429, "7200", "application/json",
+			`{"error":"temporarily_unavailable","error_description":"Too many requests."}`,
+			"Too many requests. Try again in 2 hours."},
+		{"429 for an absurd time", 429, "99999999999999999999", "application/json",
+			`{"error":"temporarily_unavailable","error_description":"Too many requests."}`,
+			"Too many requests. Try again in more than 2 days."},
 	} {
 		p.step(tc.name+": paste a token", setInput("token", "a-token"), chromedp.Click(chromedp.CSS("#token-form button")))
 		id := p.awaitHeld(held, tc.name+": whoami was not held")

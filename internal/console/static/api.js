@@ -138,8 +138,11 @@ export async function request(method, path, { body, form, auth = true, ifMatch }
 
 // retryAfter is the sentence that says how long the Retry-After of a 429
 // or 503 answer (RFC 9110 §10.2.3: seconds, or an HTTP date) asks to wait
-// before trying again, after a space, or "" for none. The console does
-// not try again itself: the operator does.
+// before trying again, after a space, or "" for none: in seconds up to
+// 90 s, minutes up to 90 minutes, hours up to 48 hours, and beyond that
+// only "more than 2 days", so an absurd value (a proxy's, a misset clock's
+// date) is not read out to the minute. The console does not try again
+// itself: the operator does.
 function retryAfter(resp) {
   if (resp.status !== 429 && resp.status !== 503) return "";
   const v = resp.headers.get("Retry-After")?.trim() ?? "";
@@ -151,7 +154,11 @@ function retryAfter(resp) {
     secs = Math.ceil((at - (isNaN(now) ? Date.now() : now)) / 1000);
   }
   if (!(secs > 0)) return "";
-  return " Try again in " + (secs <= 90 ? `${secs} ${secs === 1 ? "second" : "seconds"}.` : `${Math.ceil(secs / 60)} minutes.`);
+  const count = (n, unit) => `${n} ${unit}${n === 1 ? "" : "s"}.`;
+  if (secs <= 90) return " Try again in " + count(secs, "second");
+  if (secs <= 90 * 60) return " Try again in " + count(Math.ceil(secs / 60), "minute");
+  if (secs <= 48 * 3600) return " Try again in " + count(Math.ceil(secs / 3600), "hour");
+  return " Try again in more than 2 days.";
 }
 
 // The admin API: path is below /v1. getTagged returns [data, its ETag];
