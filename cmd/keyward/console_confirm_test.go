@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
@@ -86,6 +88,64 @@ func TestConsoleSignOutClosesConfirm(t *testing.T) {
 		t.Errorf("the account is disabled: %+v", a)
 	}
 	p.checkLogs("401")
+}
+
+// TestConsoleConfirmAnswersOnce: a confirmation opened right after
+// another was answered (by a button, or by closeConfirm as the console
+// signs out) resolves with its own answer, and the first with its own.
+// The dialog's close event of the first comes in a later task, when the
+// second is open, and was taken as the second's Cancel: its Confirm then
+// did nothing, and a first closed by closeConfirm was never answered.
+func TestConsoleConfirmAnswersOnce(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	p.signIn(m)
+	// Each case answers the first confirmation, opens the second at once,
+	// waits for the first's close event (not a time), confirms the second,
+	// and waits for its close event, so that the next case begins with
+	// none to come.
+	const js = `import("./dom.js").then(async (m) => {
+  const dlg = document.getElementById("confirm");
+  const closeEvent = () => new Promise((r) => dlg.addEventListener("close", r, { once: true }));
+  const twice = async (answerFirst) => {
+    // Seen before any listener of the dialog's own (capture).
+    let closed = false;
+    document.addEventListener("close", () => { closed = true; }, { capture: true, once: true });
+    const first = m.confirmAction("First?");
+    answerFirst();
+    const second = m.confirmAction("Second?");
+    // A listener added now runs after the dialog's onclose, which the
+    // second has set.
+    if (!closed) await closeEvent();
+    const a1 = await Promise.race([first, "unanswered"]);
+    const open = dlg.open;
+    const closedToo = closeEvent();
+    document.getElementById("confirm-ok").click();
+    const a2 = await second;
+    await closedToo;
+    return [a1, open, a2, dlg.open];
+  };
+  return [await twice(() => document.getElementById("confirm-ok").click()),
+    await twice(() => document.getElementById("confirm-cancel").click()),
+    await twice(() => m.closeConfirm())];
+})`
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[[][]any](js, chromedp.EvalAwaitPromise))
+	cancel()
+	if err != nil {
+		t.Fatalf("evaluate: %v", err)
+	}
+	for i, first := range []struct {
+		how    string
+		answer bool
+	}{{"Confirm", true}, {"Cancel", false}, {"closeConfirm", false}} {
+		// the first's answer, the second open after the first's close
+		// event, the second's answer to Confirm, the dialog open after it
+		want := []any{first.answer, true, true, false}
+		if !slices.Equal(got[i], want) {
+			t.Errorf("after %s: [first's answer, open, second's answer, open] = %v, want %v", first.how, got[i], want)
+		}
+	}
+	p.checkLogs()
 }
 
 // TestConsoleNoticesQuoteNames: the notice shown after an action names

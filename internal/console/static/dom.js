@@ -91,29 +91,47 @@ export function clearAlert() {
   alertBox().textContent = "";
 }
 
+// declineOpen declines the confirmation open, if any (null when none is).
+let declineOpen = null;
+
 // confirmAction asks in a modal dialog; it resolves to true on Confirm,
-// and to false on Cancel, Escape or closeConfirm.
+// and to false on Cancel, Escape or closeConfirm, once, with its own
+// answer. The dialog's close event comes in a later task than the close:
+// one that comes when another confirmation has opened since is not that
+// one's, and it is not taken as its answer.
 export function confirmAction(question, action = "Confirm") {
+  declineOpen?.(); // one asked before and not answered: declined
   const dlg = document.getElementById("confirm");
   document.getElementById("confirm-text").textContent = question;
   const ok = document.getElementById("confirm-ok");
   ok.textContent = action;
   return new Promise((resolve) => {
-    const done = (answer) => () => { resolve(answer); dlg.close(); };
-    ok.onclick = done(true);
-    document.getElementById("confirm-cancel").onclick = done(false);
-    dlg.oncancel = () => resolve(false); // Escape
-    dlg.onclose = () => resolve(false); // closeConfirm; after a button's answer, which stands
+    let answered = false;
+    const answer = (yes) => {
+      if (answered) return;
+      answered = true;
+      if (declineOpen === decline) declineOpen = null;
+      resolve(yes);
+      if (dlg.open) dlg.close();
+    };
+    const decline = () => answer(false);
+    declineOpen = decline;
+    ok.onclick = () => answer(true);
+    document.getElementById("confirm-cancel").onclick = decline;
+    dlg.oncancel = decline; // Escape
+    // Closed otherwise (Escape the browser does not announce by a cancel
+    // event): a close event while the dialog is open again is another
+    // confirmation's.
+    dlg.onclose = () => { if (!dlg.open) decline(); };
     dlg.showModal();
   });
 }
 
-// closeConfirm closes the confirmation dialog, if open, as declined: the
+// closeConfirm declines the confirmation open, if any, and closes it: the
 // console signed out, and what it asked about is of a session that has
 // ended.
 export function closeConfirm() {
-  const dlg = document.getElementById("confirm");
-  if (dlg.open) dlg.close();
+  declineOpen?.();
 }
 
 // downloadURLs are the object URLs of the files download offered and
