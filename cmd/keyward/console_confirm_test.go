@@ -228,3 +228,84 @@ func TestConsoleUserAndSecretNoticesQuoteNames(t *testing.T) {
 	p.waitAlert("secret deleted", "notice", "Deleted the secret "+secret+".")
 	p.checkLogs()
 }
+
+// TestConsoleErrorsQuoteNames: the errors that name a stored account,
+// secret or organization, and the users list's Email column, show it as
+// the confirmations do (cell): quoted when unprintable. An email, secret
+// ID, domain and user's email that a changed database gave a
+// bidirectional override and a line break were shown raw in "The page
+// now shows … as it is", "The list now shows the secret … as it is",
+// "Created the key … of …" and the list.
+func TestConsoleErrorsQuoteNames(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	bg, sys := context.Background(), admin.Actor{ID: "test"}
+	acct := consoleAccount(t, m, "nightly-report", "billing")
+	cs, err := m.Server.Admin.CreateSecret(bg, sys, acct.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Server.Admin.CreateOrg(bg, sys, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Server.Admin.PutUsers(bg, sys, "example.com", []admin.UserInput{{Email: "alice@example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	const oddEmail, oddSecret, oddDomain, oddUser = "x\u202emoc.elpmaxe@report\nnightly", "s\u202e\nx",
+		"ex\u202eample.com\nb", "alice@example.com\u202e\nbob"
+	tamper(t, m.Config.DataDir,
+		fmt.Sprintf(`UPDATE accounts SET email = '%s' WHERE id = '%s'`, oddEmail, acct.ID),
+		fmt.Sprintf(`UPDATE secrets SET id = '%s' WHERE id = '%s'`, oddSecret, cs.ID),
+		fmt.Sprintf(`UPDATE orgs SET domain = '%s' WHERE domain = 'example.com'`, oddDomain),
+		fmt.Sprintf(`UPDATE org_users SET org = '%s', email = '%s' WHERE email = 'alice@example.com'`, oddDomain, oddUser))
+	p.signIn(m)
+
+	eval[string](p, fmt.Sprintf(`location.hash = "#/orgs/" + encodeURIComponent(%s)`, strconv.Quote(oddDomain)))
+	p.step("open the organization", chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//section[h2="Users"]//tbody//button[normalize-space()="Suspend"]`)))
+	email := eval[string](p, `[...document.querySelectorAll("#view section")].find((s) => s.querySelector("h2")?.textContent === "Users").querySelector("tbody td").textContent`)
+	if want := strconv.Quote(oddUser); email != want {
+		t.Errorf("the users list's Email column shows %q, want %q", email, want)
+	}
+	if _, err := m.Server.Admin.SetBlockedScopes(bg, sys, oddDomain, []string{"orders.write"}); err != nil {
+		t.Fatal(err)
+	}
+	p.step("change the blocked scopes after another change", chromedp.Click(chromedp.CSS("#org-blocked summary")),
+		setInput("f-org-edit-blocked", "billing.refund"), chromedp.Click(chromedp.CSS("#org-blocked button[type=submit]")))
+	p.waitAlert("blocked refused", "error", "The page now shows "+strconv.Quote(oddDomain)+" as it is; the blocked scopes entered were: billing.refund.")
+
+	// A key created as its page is left.
+	held := p.holdAnswers("*/keys", "POST")
+	openAccount := func(then chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		eval[string](p, fmt.Sprintf(`location.hash = "#/accounts/%s"`, acct.ID))
+		p.step("open the account", then)
+	}
+	openAccount(chromedp.WaitVisible(viewButton("Create key")))
+	p.step("create a key", chromedp.Click(viewButton("Create key")))
+	id := p.awaitHeld(held, "the key's creation was not held")
+	keys, err := m.Server.Admin.ListKeys(bg, acct.ID)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("the server has %d keys (%v) before the answer was let through, want 1", len(keys), err)
+	}
+	eval[string](p, `location.hash = "#/apis"`)
+	p.step("go to the APIs", chromedp.WaitVisible(chromedp.Search(`//main[@id="view"]//h1[text()="APIs"]`)))
+	p.release(id)
+	p.waitAlert("key not downloaded", "error", "Created the key "+keys[0].ID+" of "+strconv.Quote(oddEmail)+", but its page was left")
+
+	secretButton := func(label string) chromedp.Search {
+		return chromedp.Search(fmt.Sprintf(`//main[@id="view"]//section[h2="Client secrets"]//tbody//button[normalize-space()=%q]`, label))
+	}
+	openAccount(chromedp.WaitVisible(secretButton("Disable")))
+	if _, err := m.Server.Admin.SetSecretDisabled(bg, sys, acct.ID, oddSecret, true); err != nil {
+		t.Fatal(err)
+	}
+	p.step("disable the secret after another change", chromedp.Click(secretButton("Disable")))
+	p.waitAlert("secret refused", "error", "The list now shows the secret "+strconv.Quote(oddSecret)+" as it is.")
+	p.step("the list shows the secret disabled", chromedp.WaitVisible(secretButton("Enable")))
+	if _, err := m.Server.Admin.SetAccountDisabled(bg, sys, acct.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	p.step("disable the account after another change", chromedp.Click(viewButton("Disable")))
+	p.waitAlert("account refused", "error", "The page now shows "+strconv.Quote(oddEmail)+" as it is.")
+	// The refused changes' 412s are logged by the browser as failed requests.
+	p.checkLogs("412")
+}

@@ -168,7 +168,7 @@ async function accountView(id) {
   // Disable, enable and delete are made only to the account as the page
   // shows it: they send If-Match: etag, a's ETag, and a 412 shows the page
   // again with the account as it is now (unchangedItem).
-  const unchanged = (send) => unchangedItem(a.email, () => go(location.hash), send, "The page");
+  const unchanged = (send) => unchangedItem(cell(a.email), () => go(location.hash), send, "The page");
   const toggle = a.disabled
     ? button("Enable", async () => {
       await unchanged(() => admin.post(path + "/enable", undefined, etag));
@@ -380,14 +380,14 @@ function keysSection(a, path, keys) {
       // came: the key file is not downloaded into a session, or for a
       // user, that may no longer be the one that asked. The key is kept;
       // its private key was in this answer only.
-      throw new Error(`Created the key ${kf.private_key_id} of ${a.email}, but its page was left, shown again or signed out of before the server answered: `
+      throw new Error(`Created the key ${cell(kf.private_key_id)} of ${cell(a.email)}, but its page was left, shown again or signed out of before the server answered: `
         + "its key file was not downloaded, and its private key cannot be had again. Delete the key on the account's page, and create another there.");
     }
     download(`${a.name}-${a.project}-${kf.private_key_id.slice(0, 8)}.json`, JSON.stringify(kf, null, 2) + "\n");
     await go(location.hash, `Created the key ${cell(kf.private_key_id)}. Its key file was downloaded; the private key is in that file only, so keep it safe.`);
   }));
   const kpath = (k) => path + "/keys/" + seg(k.key_id);
-  const unchanged = (k, send) => unchangedItem(`the key ${k.key_id}`, () => go(location.hash), send);
+  const unchanged = (k, send) => unchangedItem(`the key ${cell(k.key_id)}`, () => go(location.hash), send);
   return h("section", {}, h("h2", {}, "Keys"),
     table([
       ["Key ID", (k) => h("code", {}, k.key_id)],
@@ -466,7 +466,7 @@ function secretsSection(path, secrets) {
   const shown = h("div");
   const holder = h("div");
   const spath = (s) => path + "/secrets/" + seg(s.secret_id);
-  const unchanged = (s, send) => unchangedItem(`the secret ${s.secret_id}`, () => refresh(), send);
+  const unchanged = (s, send) => unchangedItem(`the secret ${cell(s.secret_id)}`, () => refresh(), send);
   // refresh redraws just the list, so a new secret shown above stays.
   const refresh = async (notice) => {
     render((await admin.get(path + "/secrets")).secrets);
@@ -502,7 +502,7 @@ function secretsSection(path, secrets) {
       // The page was left, shown again or signed out of before the answer
       // came: the secret has nowhere to be shown, and the server keeps
       // only a hash of it.
-      throw new Error(`Created the client secret ${s.secret_id} of ${s.client_id}, but its page was left, shown again or signed out of before the server answered: `
+      throw new Error(`Created the client secret ${cell(s.secret_id)} of ${cell(s.client_id)}, but its page was left, shown again or signed out of before the server answered: `
         + "the secret was not shown and cannot be shown again. Delete it on the account's page, and create another there.");
     }
     // Shown this once: the server keeps only a hash of it. It is the
@@ -575,7 +575,7 @@ async function apiView(name) {
   // and a 412 shows the page again with the API as it is now.
   const del = button("Delete", async () => {
     if (!await confirmAction(`Delete the API ${cell(a.name)}? Its scopes can no longer be requested.`, "Delete")) return;
-    await unchangedItem(`the API ${a.name}`, () => go(location.hash), () => admin.del(path, etag), "The page");
+    await unchangedItem(`the API ${cell(a.name)}`, () => go(location.hash), () => admin.del(path, etag), "The page");
     await go("#/apis", `Deleted the API ${cell(a.name)}.`);
   }, "danger");
   const introspectors = a.introspectors.length

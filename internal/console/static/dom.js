@@ -225,7 +225,8 @@ export function pager(holder, load, draw) {
   return { show: (q) => show(q, [""]), again: () => show(query, pages) };
 }
 
-// unchangedItem runs send, a change of a key or secret (named what) that
+// unchangedItem runs send, a change of a key or secret (named what, its
+// name quoted with cell when unprintable, as the caller gives it) that
 // carries If-Match: the "etag" its list gave it, or of an account or
 // organization with the ETag the page got with it, so the change is made
 // only to what as the page shows it. If someone changed it since (the

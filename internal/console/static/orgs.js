@@ -87,7 +87,7 @@ function blockedForm(o, etag, path, go) {
     } catch (e) {
       if (e.status !== 412) throw e;
       await go(location.hash);
-      throw new Error(`${e.message} The page now shows ${o.domain} as it is; the blocked scopes entered were: `
+      throw new Error(`${e.message} The page now shows ${cell(o.domain)} as it is; the blocked scopes entered were: `
         + (bs.length ? bs.join(" ") : "none") + ".");
     }
     await go(location.hash, bs.length ? `${cell(o.domain)} now blocks ${bs.join(" ")} for delegated access.` : `${cell(o.domain)} now blocks no scopes.`);
@@ -119,15 +119,15 @@ function projectsSection(o, etag, path, others, go) {
   const projects = o.projects ?? [];
   // unchanged runs send; a 412 shows the page again, as it is now, and
   // the description.
-  const unchanged = (send) => unchangedItem(o.domain, () => go(location.hash), send, "The page");
+  const unchanged = (send) => unchangedItem(cell(o.domain), () => go(location.hash), send, "The page");
   const place = (domain, project, internal, notice) => unchanged(async () => {
     if (domain === o.domain) {
       await admin.put(ppath(domain, project), { internal }, etag);
     } else {
       const [, now] = await admin.getTagged(path);
       if (now !== etag) {
-        throw new ApiError(412, "precondition_failed", `The organization ${o.domain} has changed since this page showed it: `
-          + `someone else changed it meanwhile, so the project ${project} was not moved.`);
+        throw new ApiError(412, "precondition_failed", `The organization ${cell(o.domain)} has changed since this page showed it: `
+          + `someone else changed it meanwhile, so the project ${cell(project)} was not moved.`);
       }
       await admin.put(ppath(domain, project), { internal });
     }
@@ -239,7 +239,7 @@ async function usersSection(o, path) {
     if (tok) q.set("page_token", tok);
     return admin.get(path + "/users?" + q);
   }, (res, _, tok) => table([
-    ["Email", (u) => u.email],
+    ["Email", (u) => cell(u.email)],
     ["State", (u) => h("span", { class: u.suspended ? "state off" : "state on" }, u.suspended ? "suspended" : "active")],
     ["Added", (u) => fmtTime(u.created_at)],
     ["", (u) => h("span", { class: "actions" },
