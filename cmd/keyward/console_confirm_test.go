@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/keyward/keyward/internal/admin"
@@ -61,12 +62,36 @@ func TestConsoleConfirmQuotesNames(t *testing.T) {
 
 // TestConsoleSignOutClosesConfirm: a confirmation open as the console
 // signs out (here a 401 to another request: a revoked token) closes, as
-// declined; it stayed open over the sign-in form, asking to delete an
-// account of a session that had ended.
+// declined, and what it asked is not done; it stayed open over the
+// sign-in form, asking to delete an account of a session that had ended.
 func TestConsoleSignOutClosesConfirm(t *testing.T) {
 	p, m, _ := consoleTest(t)
 	acct := consoleAccount(t, m, "nightly-report", "billing")
 	p.signIn(m)
+	// The method and URL of each admin API request the page sends, in
+	// order.
+	evctx, stopEvents := context.WithCancel(p.ctx)
+	defer stopEvents()
+	sent := make(chan string, 64)
+	events := chromedp.Events(evctx, network.RequestWillBeSent)
+	go func() {
+		for ev, err := range events {
+			if err != nil {
+				return
+			}
+			if !strings.Contains(ev.Request.URL, "/v1/") {
+				continue
+			}
+			select {
+			case sent <- ev.Request.Method + " " + ev.Request.URL:
+			case <-evctx.Done():
+				return
+			}
+		}
+	}()
+	if _, err := chromedp.Call(p.ctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatalf("Network.enable: %v", err)
+	}
 	// The browser holds the Disable before it is sent; the Delete's
 	// confirmation is opened meanwhile.
 	held := p.hold("*/disable", "", fetch.RequestStageRequest)
@@ -87,6 +112,26 @@ func TestConsoleSignOutClosesConfirm(t *testing.T) {
 	if a := storedAccount(t, m, acct.ID); a.Disabled {
 		t.Errorf("the account is disabled: %+v", a)
 	}
+	// Signed in again on the same page, the new session's first admin
+	// API request (its whoami) comes after any the declined confirmation
+	// would have sent: none is a DELETE.
+	p.step("sign in again", chromedp.SetUploadFiles(chromedp.ID("keyfile"), []string{m.AdminKeyFile}),
+		chromedp.Click(chromedp.CSS("#keyfile-form button")), chromedp.WaitVisible(viewButton("Delete")))
+	for {
+		var req string
+		select {
+		case req = <-sent:
+		case <-time.After(20 * time.Second):
+			t.Fatal("no whoami was seen sent after signing in again")
+		}
+		if strings.HasPrefix(req, "DELETE ") {
+			t.Errorf("after the console signed out, the confirmation's DELETE was sent: %s", req)
+		}
+		if strings.HasSuffix(req, "/v1/whoami") {
+			break
+		}
+	}
+	storedAccount(t, m, acct.ID) // not deleted
 	p.checkLogs("401")
 }
 
