@@ -158,4 +158,5 @@ func TestConsoleAuditCellsQuoted(t *testing.T) {
 		}
 		p.waitAuditCell(m, fmt.Sprintf("td:nth-child(%d)", i+1), cells[i], what+" shows")
 	}
+	p.checkLogs()
 }
