@@ -152,7 +152,12 @@ still need the old key.
 					}
 					// sealedNew: committed, its answer lost.
 				}
-				if _, err := signer.LoadPepper(cmd.Context(), st, newKey, now); err != nil {
+				// Its own short context, as resealedUnder's: a cancel
+				// after the commit is no sign the new key does not open
+				// the store, which needs it now.
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if _, err := signer.LoadPepper(ctx, st, newKey, now); err != nil {
 					return fmt.Errorf("the store was re-encrypted but does not open with the new key: %w", err)
 				}
 				return nil

@@ -638,6 +638,29 @@ func TestMasterKeyRotateInterrupted(t *testing.T) {
 			t.Errorf("master.key = %q, want the new key %q", got, newKey)
 		}
 	})
+	t.Run("interrupted after the commit", func(t *testing.T) {
+		// A cancel during the check with the new key is no sign the new
+		// key does not open the store: it said so ("does not open with
+		// the new key: ... context canceled") and left master.key holding
+		// the old key the store no longer opens with.
+		dir, path, _, newKeyFile := setup(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		defer func(f func(context.Context, signer.ResealStore, []byte, []byte, storage.AuditEvent) error) {
+			rotateStore = f
+		}(rotateStore)
+		rotateStore = func(ctx context.Context, st signer.ResealStore, oldKey, newKey []byte, ev storage.AuditEvent) error {
+			err := signer.RotateMasterKey(ctx, st, oldKey, newKey, ev)
+			cancel()
+			return err
+		}
+		if err := runCLIErrContext(ctx, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", newKeyFile); err != nil {
+			t.Fatalf("rotate interrupted after its commit: %v, want it done", err)
+		}
+		if got := string(mustReadFile(t, path)); got != newKey {
+			t.Errorf("master.key = %q, want the new key %q the store needs", got, newKey)
+		}
+	})
 	t.Run("not known", func(t *testing.T) {
 		dir, path, old, newKeyFile := setup(t)
 		defer func(f func(context.Context, signer.ResealStore, []byte, []byte, storage.AuditEvent) error) {
