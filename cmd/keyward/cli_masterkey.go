@@ -174,7 +174,18 @@ still need the old key.
 			// The old key, which master.key held alone, is kept beside it
 			// (written and synced before the store changes): back-ups
 			// taken before the rotation need it.
-			kept := source + ".old-" + now.UTC().Format("20060102T150405Z")
+			// Never over another kept key (two rotations in one second, a
+			// clock set back): a taken name gets a suffix. Rotations hold
+			// the locks of lockForRotate, so none takes it meanwhile.
+			stamp := source + ".old-" + now.UTC().Format("20060102T150405Z")
+			kept := stamp
+			for i := 2; ; i++ {
+				if _, err := os.Lstat(kept); err == nil && i <= 1000 { // taken; another error, the write says
+					kept = fmt.Sprintf("%s-%d", stamp, i)
+					continue
+				}
+				break
+			}
 			oldFile, err := os.ReadFile(source)
 			if err == nil {
 				err = writeTempThen(kept, 0o600, writeBytes(oldFile), renameFile)

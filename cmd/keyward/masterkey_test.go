@@ -91,6 +91,12 @@ func TestMasterKeyRotate(t *testing.T) {
 		t.Errorf("wrong current key: %v", err)
 	}
 
+	// A key kept by an earlier rotation, under each name this one could
+	// take in the next minute, is never written over.
+	earlier := []byte("an earlier rotation's old key\n")
+	for d := range 60 {
+		mustWriteFile(t, filepath.Join(dir, "master.key.old-"+time.Now().Add(time.Duration(d)*time.Second).UTC().Format("20060102T150405Z")), earlier)
+	}
 	out := runCLI(t, "master-key", "rotate", "--data-dir", dir, "--new-master-key-file", newKeyFile)
 	if !strings.Contains(out, "replaced "+filepath.Join(dir, "master.key")) {
 		t.Fatalf("output %q", out)
@@ -100,9 +106,15 @@ func TestMasterKeyRotate(t *testing.T) {
 	}
 	// The old key, which master.key held alone, is kept beside it, named
 	// in the output, for the back-ups taken before.
-	kept, _ := filepath.Glob(filepath.Join(dir, "master.key.old-*"))
-	if len(kept) != 1 || !strings.Contains(out, "kept the old key as "+kept[0]) {
-		t.Fatalf("old keys kept %v, output %q: want one, named", kept, out)
+	var kept []string
+	all, _ := filepath.Glob(filepath.Join(dir, "master.key.old-*"))
+	for _, k := range all {
+		if !bytes.Equal(mustReadFile(t, k), earlier) {
+			kept = append(kept, k)
+		}
+	}
+	if len(kept) != 1 || len(all) != 61 || !strings.Contains(out, "kept the old key as "+kept[0]+":") {
+		t.Fatalf("old keys kept %v of %d, output %q: want one, named, beside the earlier 60", kept, len(all), out)
 	}
 	if fi, err := os.Stat(kept[0]); err != nil || fi.Mode().Perm() != 0o600 || !bytes.Equal(mustReadFile(t, kept[0]), oldKey) {
 		t.Fatalf("%s: %v %v, want the old key, mode 0600", kept[0], fi, err)
