@@ -99,7 +99,7 @@ func (s *Service) SetBlockedScopesIf(ctx context.Context, actor Actor, domain st
 		return storage.Org{}, nil, err
 	}
 	o, projects, err := s.store.UpdateOrg(ctx, domain, func(o storage.Org, projects []storage.ProjectOrg) (storage.Org, error) {
-		if err := match.check(orgETag(o, projects), "The organization "+o.Domain); err != nil {
+		if err := match.check(orgETag(o, projects), "The organization "+showDomain(o.Domain)); err != nil {
 			return o, err
 		}
 		o.BlockedScopes = dedupe(scopes)
@@ -171,7 +171,7 @@ func orgCheck(match Match, done string) func(storage.Org, []storage.ProjectOrg) 
 		return nil
 	}
 	return func(o storage.Org, projects []storage.ProjectOrg) error {
-		return match.precondition(orgETag(o, projects), "The organization "+o.Domain, "the project was not "+done,
+		return match.precondition(orgETag(o, projects), "The organization "+showDomain(o.Domain), "the project was not "+done,
 			"Read the organization again and, if you still mean to, send the request with its new ETag.")
 	}
 }
@@ -218,7 +218,7 @@ func (s *Service) PutUsers(ctx context.Context, actor Actor, domain string, in [
 			continue
 		}
 		if emailDomain(email) != domain {
-			errs = append(errs, fmt.Sprintf("user %d: %s is not in %s: a user belongs to the organization of its email's domain", i+1, showEmail(email), showDomain(domain)))
+			errs = append(errs, fmt.Sprintf("user %d: %s is not in %s: a user belongs to the organization of its email's domain", i+1, showName(email), showDomain(domain)))
 			continue
 		}
 		users = append(users, storage.User{Email: email, Org: domain, Suspended: u.Suspended, CreatedAt: now})
@@ -269,7 +269,7 @@ func (s *Service) PutUsersOfOrgs(ctx context.Context, actor Actor, in []UserInpu
 			continue
 		}
 		if first, dup := seen[email]; dup {
-			errs[i] = fmt.Sprintf("user %d: %s is also user %d", i+1, showEmail(email), first)
+			errs[i] = fmt.Sprintf("user %d: %s is also user %d", i+1, showName(email), first)
 			continue
 		}
 		seen[email] = i + 1

@@ -1214,7 +1214,7 @@ func (h *Handler) createKey(r *http.Request, actor Actor) (int, any, error) {
 	}
 	if in.PublicKeyPEM != "" {
 		// Not a new key pair for a caller who meant to register its own.
-		return 0, nil, invalid("This endpoint generates a new key pair and takes no public key; register a public key you hold with POST /v1/service-accounts/%s/keys/upload.", showEmail(r.PathValue("sa")))
+		return 0, nil, invalid("This endpoint generates a new key pair and takes no public key; register a public key you hold with POST /v1/service-accounts/%s/keys/upload.", showName(r.PathValue("sa")))
 	}
 	k, kf, err := h.svc.createKey(r.Context(), actor, r.PathValue("sa"), in.ExpiresInSeconds)
 	return 201, tagged{keyETag(k), kf}, err
@@ -1281,7 +1281,7 @@ func (h *Handler) createSecret(r *http.Request, actor Actor) (int, any, error) {
 		return 0, nil, err
 	}
 	if in.PublicKeyPEM != "" {
-		return 0, nil, invalid("A client secret takes no public key: the body has only expires_in_seconds. To register a public key, POST it to /v1/service-accounts/%s/keys/upload.", showEmail(r.PathValue("sa")))
+		return 0, nil, invalid("A client secret takes no public key: the body has only expires_in_seconds. To register a public key, POST it to /v1/service-accounts/%s/keys/upload.", showName(r.PathValue("sa")))
 	}
 	cs, err := h.svc.CreateSecret(r.Context(), actor, r.PathValue("sa"), in.ExpiresInSeconds)
 	v := secretView(cs.Secret)

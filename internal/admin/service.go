@@ -330,9 +330,9 @@ func holderList(held *storage.ScopesHeldError) string {
 	list := make([]string, len(held.Holders))
 	for i, h := range held.Holders {
 		if h.Email != "" {
-			list[i] = fmt.Sprintf("account %s (%s)", h.Email, strings.Join(h.Scopes, " "))
+			list[i] = fmt.Sprintf("account %s (%s)", showName(h.Email), strings.Join(h.Scopes, " "))
 		} else {
-			list[i] = fmt.Sprintf("delegation of client %s in %s (%s)", h.ClientID, h.Org, strings.Join(h.Scopes, " "))
+			list[i] = fmt.Sprintf("delegation of client %s in %s (%s)", showName(h.ClientID), showDomain(h.Org), strings.Join(h.Scopes, " "))
 		}
 	}
 	more := ""
@@ -404,7 +404,7 @@ func (s *Service) UpdateAPIIf(ctx context.Context, actor Actor, name string, up 
 	}
 	var oldScopes []string // as the update found them
 	a, err := s.store.UpdateAPI(ctx, name, func(a storage.API) (storage.API, error) {
-		if err := match.check(apiETag(a), fmt.Sprintf("The API %q", a.Name)); err != nil {
+		if err := match.check(apiETag(a), "The API "+quoteClip(a.Name)); err != nil {
 			return a, err
 		}
 		if up.Description != nil {
@@ -499,7 +499,7 @@ func (s *Service) DeleteAPIIf(ctx context.Context, actor Actor, name string, mat
 	}
 	var check func(storage.API) error
 	if match.Tags != nil {
-		check = func(a storage.API) error { return match.checkDelete(apiETag(a), fmt.Sprintf("The API %q", a.Name)) }
+		check = func(a storage.API) error { return match.checkDelete(apiETag(a), "The API "+quoteClip(a.Name)) }
 	}
 	err := s.store.DeleteAPI(ctx, name, check, s.event(actor, "api.delete", "", map[string]string{"api": name}))
 	if held, ok := errors.AsType[*storage.ScopesHeldError](err); ok {
@@ -743,7 +743,7 @@ func (s *Service) UpdateAccountIf(ctx context.Context, actor Actor, ref string, 
 		data["tls_binding"] = string(b)
 	}
 	updated, err := s.store.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
-		if err := match.check(accountETag(old), "The service account "+old.Email); err != nil {
+		if err := match.check(accountETag(old), "The service account "+showName(old.Email)); err != nil {
 			return old, err
 		}
 		if up.DisplayName != nil {
@@ -819,7 +819,7 @@ func (s *Service) SetAccountDisabledIf(ctx context.Context, actor Actor, ref str
 		action = "account.disable"
 	}
 	updated, err := s.store.UpdateAccount(ctx, a.ID, func(old storage.Account) (storage.Account, error) {
-		if err := match.check(accountETag(old), "The service account "+old.Email); err != nil {
+		if err := match.check(accountETag(old), "The service account "+showName(old.Email)); err != nil {
 			return old, err
 		}
 		old.Disabled = disabled
@@ -950,7 +950,7 @@ func (s *Service) DeleteAccountIf(ctx context.Context, actor Actor, ref string, 
 	var check func(storage.Account) error
 	if match.Tags != nil {
 		check = func(old storage.Account) error {
-			return match.checkDelete(accountETag(old), "The service account "+old.Email)
+			return match.checkDelete(accountETag(old), "The service account "+showName(old.Email))
 		}
 	}
 	err = s.store.DeleteAccount(ctx, a.ID, check, s.event(actor, "account.delete", a.ID, map[string]string{"email": a.Email}), s.guard())
@@ -998,10 +998,10 @@ func (s *Service) guardErr(err error, a storage.Account, change string) error {
 	switch {
 	case errors.Is(err, storage.ErrLastHolder):
 		return conflict("%s is the last enabled account with the %s scope: %s would leave no administrator. Give another account the scope first.",
-			a.Email, AdminScope, change)
+			showName(a.Email), AdminScope, change)
 	case errors.Is(err, storage.ErrLastCredential):
 		return conflict("%s is the last enabled administrator that can get tokens (%s): %s would leave no one able to use the admin API. %s",
-			a.Email, s.waysIn(), change, s.lastWayInTodo("a key for another administrator"))
+			showName(a.Email), s.waysIn(), change, s.lastWayInTodo("a key for another administrator"))
 	case errors.Is(err, storage.ErrUnknownScope):
 		return conflict("An API whose scopes this change grants was deleted meanwhile; check the scopes (keyward api list) and try again.")
 	}
@@ -1093,7 +1093,7 @@ func checkNewSecret(a storage.Account, now time.Time) func([]storage.Secret) err
 	return func(secs []storage.Secret) error {
 		if len(secs) >= MaxSecrets {
 			return conflict("%s already has %d secrets, and an account may have at most %d, disabled and expired ones included. Delete a secret it no longer uses first (see keyward secrets list; a disabled or expired one, say: keyward secrets delete %s SECRET_ID), then try again.",
-				a.Email, len(secs), MaxSecrets, a.Email)
+				showName(a.Email), len(secs), MaxSecrets, showName(a.Email))
 		}
 		if n := activeSecrets(secs, now); n >= MaxActiveSecrets {
 			return activeSecretsErr(a, n, "try again (to rotate: create the new secret, deploy it, then delete the old)")
@@ -1106,7 +1106,7 @@ func checkNewSecret(a storage.Account, now time.Time) func([]storage.Secret) err
 // has n active secrets, one more; then says what to do after making room.
 func activeSecretsErr(a storage.Account, n int, then string) error {
 	return conflict("%s already has %d active (enabled, unexpired) secrets, and an account may have at most %d at once. Disable or delete one of them first, then %s.",
-		a.Email, n, MaxActiveSecrets, then)
+		showName(a.Email), n, MaxActiveSecrets, then)
 }
 
 // ListSecrets returns an account's secrets (their hashes stay inside).
@@ -1141,9 +1141,9 @@ func (s *Service) accountSecret(ctx context.Context, ref, id string) (storage.Ac
 	if oauth2.IsCredential(id) {
 		// Not echoed: the refusal's audit event would keep it.
 		return a, storage.Secret{}, notFound("There is no secret with that ID: it is a client secret or token itself, not a secret's ID. "+
-			"Find the ID of the secret with keyward secrets list %s (its hint shows the last characters of its value).", a.Email)
+			"Find the ID of the secret with keyward secrets list %s (its hint shows the last characters of its value).", showName(a.Email))
 	}
-	return a, storage.Secret{}, notFound("The secret %s of %s does not exist.", quoteClip(id), a.Email)
+	return a, storage.Secret{}, notFound("The secret %s of %s does not exist.", quoteClip(id), showName(a.Email))
 }
 
 // SetSecretDisabled disables or enables a secret.
@@ -1175,7 +1175,7 @@ func (s *Service) SetSecretDisabledIf(ctx context.Context, actor Actor, ref, id 
 	if !disabled {
 		check = func(secs []storage.Secret) error {
 			if n := activeSecrets(secs, now); made && n > MaxActiveSecrets {
-				return activeSecretsErr(a, n-1, "enable the secret "+sec.ID+" again")
+				return activeSecretsErr(a, n-1, "enable the secret "+showName(sec.ID)+" again")
 			}
 			return nil
 		}
@@ -1214,7 +1214,7 @@ func (s *Service) DeleteSecretIf(ctx context.Context, actor Actor, ref, id strin
 
 // secretWhat names the secret sec of a in a 412.
 func secretWhat(sec storage.Secret, a storage.Account) string {
-	return fmt.Sprintf("The secret %s of %s", sec.ID, a.Email)
+	return fmt.Sprintf("The secret %s of %s", showName(sec.ID), showName(a.Email))
 }
 
 // --- keys ---
@@ -1295,13 +1295,13 @@ func checkNewKey(a storage.Account, spki []byte) func([]storage.Key) error {
 		if spki != nil {
 			for _, k := range keys {
 				if bytes.Equal(k.PublicKey, spki) {
-					return conflict("This public key is already the key %s of %s; to replace its certificate or expiry, delete that key first.", k.ID, a.Email)
+					return conflict("This public key is already the key %s of %s; to replace its certificate or expiry, delete that key first.", showName(k.ID), showName(a.Email))
 				}
 			}
 		}
 		if len(keys) >= MaxKeys {
 			return conflict("%s already has %d keys, and an account may have at most %d, disabled and expired ones included. Delete a key it no longer uses first (see keyward keys list; a disabled or expired key, say: keyward keys delete %s KEY_ID), then try again.",
-				a.Email, len(keys), MaxKeys, a.Email)
+				showName(a.Email), len(keys), MaxKeys, showName(a.Email))
 		}
 		return nil
 	}
@@ -1363,7 +1363,7 @@ func (s *Service) accountKey(ctx context.Context, ref, kid string) (storage.Acco
 	}
 	k, err := s.store.GetKey(ctx, kid)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && k.AccountID != a.ID) {
-		return a, k, notFound("The key %s of %s does not exist.", quoteRef(kid), a.Email)
+		return a, k, notFound("The key %s of %s does not exist.", quoteRef(kid), showName(a.Email))
 	}
 	return a, k, err
 }
@@ -1425,7 +1425,7 @@ func (s *Service) DeleteKeyIf(ctx context.Context, actor Actor, ref, kid string,
 
 // keyWhat names the key k of a in a 412.
 func keyWhat(k storage.Key, a storage.Account) string {
-	return fmt.Sprintf("The key %s of %s", k.ID, a.Email)
+	return fmt.Sprintf("The key %s of %s", showName(k.ID), showName(a.Email))
 }
 
 // credentialErr turns a change of the key or secret id of a that guard
@@ -1434,7 +1434,7 @@ func keyWhat(k storage.Key, a storage.Account) string {
 func (s *Service) credentialErr(err error, kind, id string, a storage.Account, change string) error {
 	if errors.Is(err, storage.ErrLastCredential) {
 		return conflict("The %s %s of %s is the last credential with which any administrator (an enabled account with the %s scope) can get tokens: %s would leave no one able to use the admin API. %s",
-			kind, id, a.Email, AdminScope, change, s.lastWayInTodo("another key for an administrator"))
+			kind, showName(id), showName(a.Email), AdminScope, change, s.lastWayInTodo("another key for an administrator"))
 	}
 	return err
 }

@@ -343,21 +343,24 @@ func quoteClip(s string) string { return validate.QuoteClip(s) }
 // line is not echoed back whole.
 func clip(s string, show func(string) string) string { return validate.Clip(s, show) }
 
-// showEmail shows an email from an import file or a request body for an
-// error message: as it is, or, longer than 64 bytes or with a character
-// that is not printable, as quoteClip shows it. net/mail accepts any
-// character above ASCII, the C1 controls among them (U+009B is a terminal's
-// CSI), which must not reach the CLI's terminal raw.
-func showEmail(e string) string {
-	if len(e) <= 64 && !strings.ContainsFunc(e, func(r rune) bool { return !strconv.IsPrint(r) }) {
-		return e
+// showName shows a name for an error message: an email from an import
+// file or a request body, or a stored email, client ID, key or secret ID
+// (an import stores any the store can hold). It is shown as it is, or,
+// longer than 64 bytes or with a character that is not printable, as
+// quoteClip shows it. net/mail accepts any character above ASCII, the C1
+// controls among them (U+009B is a terminal's CSI), which must not reach
+// the CLI's terminal raw.
+func showName(s string) string {
+	if len(s) <= 64 && !strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) {
+		return s
 	}
-	return quoteClip(e)
+	return quoteClip(s)
 }
 
-// showDomain shows a domain from a request for an error message: as it
-// is when it is a domain name (validate.Domain) of 64 bytes or fewer, which has
-// only letters, digits, hyphens and dots, else as quoteClip shows it.
+// showDomain shows a domain from a request, or a stored one, for an error
+// message: as it is when it is a domain name (validate.Domain) of 64 bytes
+// or fewer, which has only letters, digits, hyphens and dots, else as
+// quoteClip shows it.
 func showDomain(d string) string {
 	if len(d) <= 64 && validate.Domain(d) == nil {
 		return d
@@ -424,7 +427,7 @@ func (b *importBatch) add(line int, email string, suspended bool, err error) {
 	}
 	if err == nil {
 		if first, dup := b.seen[email]; dup {
-			err = fmt.Errorf("%s is also on line %d", showEmail(email), first)
+			err = fmt.Errorf("%s is also on line %d", showName(email), first)
 		}
 	}
 	row := UserRow{UserInput{Email: email, Suspended: suspended}, line}
