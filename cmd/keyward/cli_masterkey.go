@@ -136,7 +136,13 @@ still need the old key.
 					// or a dropped connection during COMMIT), the store
 					// re-encrypted or not: it is read again to tell.
 					interrupted := cmd.Context().Err() != nil && errors.Is(err, cmd.Context().Err())
-					switch resealedUnder(st, oldKey, newKey) {
+					sealed := resealedUnder(st, oldKey, newKey)
+					if sealed == sealedOld && errors.Is(err, storage.ErrCommitUnknown) {
+						// A COMMIT sent, its answer lost (PostgreSQL):
+						// the server may carry it out after the read.
+						sealed = sealedUnknown
+					}
+					switch sealed {
 					case sealedOld:
 						if interrupted {
 							return errors.New("master-key rotate interrupted: nothing was changed")

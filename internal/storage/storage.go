@@ -46,6 +46,12 @@ var (
 	// database's error is wrapped with it. A Ping that could not reach
 	// the database, or lost its connection, does not wrap it.
 	ErrCannotServe = errors.New("the database answers but cannot read the tables token requests need")
+	// ErrCommitUnknown: a transaction's commit failed with the connection
+	// lost (or its context done) once its COMMIT may have been sent: the
+	// database may have carried it out, or may yet, after a read that
+	// finds it not done. The cause is wrapped with it, its text unchanged.
+	// SQLite's commits never fail so: it has no connection to lose.
+	ErrCommitUnknown = errors.New("the commit's outcome is not known")
 )
 
 // Guard is a precondition of a change to an account, a key, a secret or a

@@ -366,10 +366,21 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error, evs ...storage.A
 		}
 	}
 	if err := tx.Commit(); err != nil {
+		if s.d.IsConnLost != nil && s.d.IsConnLost(err) {
+			err = commitUnknownError{err}
+		}
 		return fmt.Errorf("%s: commit: %w", s.d.Name, err)
 	}
 	return nil
 }
+
+// commitUnknownError is a commit's error that is storage.ErrCommitUnknown:
+// the connection was lost, or its context done, with COMMIT maybe sent.
+type commitUnknownError struct{ error }
+
+func (e commitUnknownError) Unwrap() error { return e.error }
+
+func (e commitUnknownError) Is(target error) bool { return target == storage.ErrCommitUnknown }
 
 // LockFirstStart implements storage.Storage: it takes the dialect's
 // SessionLockFirstStart on a connection of its own, which unlock releases
