@@ -158,13 +158,21 @@ still need the old key.
 					}
 					// sealedNew: committed, its answer lost.
 				}
+				return nil
+			}
+			// checkNewKey checks, once the store committed, that it opens
+			// with the new key. A failure is no sign the store does not
+			// need it (the store may have become unreachable): it is said
+			// to need it, naming holders, the files that hold it.
+			checkNewKey := func(holders string) error {
 				// Its own short context, as resealedUnder's: a cancel
 				// after the commit is no sign the new key does not open
 				// the store, which needs it now.
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
 				if _, err := signer.LoadPepper(ctx, st, newKey, now); err != nil {
-					return fmt.Errorf("the store was re-encrypted but does not open with the new key: %w", err)
+					return fmt.Errorf("the store was re-encrypted and is sealed under the new master key, which %s, but reading it back with that key failed (%w): keep %s and start with: %s",
+						holders, err, newKeyFile, shellCommand("--master-key-file", newKeyFile))
 				}
 				return nil
 			}
@@ -174,6 +182,9 @@ still need the old key.
 					return err
 				}
 				fmt.Fprintln(out, "re-encrypted the signing keys and the client-secret pepper under the new master key")
+				if err := checkNewKey(newKeyFile + " holds"); err != nil {
+					return err
+				}
 				fmt.Fprintf(out, "start every server with the new key (or its content in KEYWARD_MASTER_KEY): %s\n", shellCommand("--master-key-file", newKeyFile))
 				return nil
 			}
@@ -233,7 +244,9 @@ still need the old key.
 			}
 			fmt.Fprintf(out, "replaced %s with the new key\n", source)
 			fmt.Fprintf(out, "kept the old key as %s: back-ups taken before this rotation need it; move it where such keys are kept, or delete it once none does\n", kept)
-			return nil
+			// After master.key is replaced: the store needs the new key
+			// whatever the check finds.
+			return checkNewKey(newKeyFile + " and " + source + " hold")
 		},
 	}
 	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database, and of the generated master key if that is the current one", "master-key-file")

@@ -692,3 +692,59 @@ func TestMasterKeyRotateInterrupted(t *testing.T) {
 		}
 	})
 }
+
+// TestMasterKeyRotateCheckFails: once the store committed, a failure of
+// the check that it opens with the new key (here the store closed, as a
+// connection lost after the commit) is no sign the store does not need
+// the new key. The error says the store is sealed under it, names its
+// file and ends with the flag to start with, and a generated master.key
+// is replaced with the new key all the same. It said "the store was
+// re-encrypted but does not open with the new key" without the flag,
+// and left master.key holding the old key, which opens nothing now.
+func TestMasterKeyRotateCheckFails(t *testing.T) {
+	newKey := strings.Repeat("a5", 32) + "\n"
+	for _, tt := range []struct {
+		name      string
+		generated bool // the current key is <data-dir>/master.key; else --master-key-file
+	}{
+		{"generated master.key", true},
+		{"--master-key-file", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(masterKeyEnv, "")
+			dir := t.TempDir()
+			_, stop := launchServer(t, func(m *Main) { m.Config.DataDir = dir })
+			stop()
+			path := filepath.Join(dir, "master.key")
+			old := mustReadFile(t, path)
+			args := []string{"master-key", "rotate", "--data-dir", dir}
+			if !tt.generated {
+				oldKeyFile := filepath.Join(t.TempDir(), "old.key")
+				mustWriteFile(t, oldKeyFile, old)
+				args = append(args, "--master-key-file", oldKeyFile)
+			}
+			newKeyFile := filepath.Join(t.TempDir(), "new key") // to be quoted
+			mustWriteFile(t, newKeyFile, []byte(newKey))
+			defer func(f func(context.Context, signer.ResealStore, []byte, []byte, storage.AuditEvent) error) {
+				rotateStore = f
+			}(rotateStore)
+			rotateStore = func(ctx context.Context, st signer.ResealStore, oldKey, newKey []byte, ev storage.AuditEvent) error {
+				if err := signer.RotateMasterKey(ctx, st, oldKey, newKey, ev); err != nil {
+					return err
+				}
+				st.(io.Closer).Close() // the store cannot be read again
+				return nil
+			}
+			err := runCLIErr(t, append(args, "--new-master-key-file", newKeyFile)...)
+			want := "sealed under the new master key, which " + newKeyFile
+			hint := ": keep " + newKeyFile + " and start with: --master-key-file '" + newKeyFile + "'"
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.HasSuffix(err.Error(), hint) || strings.Contains(err.Error(), "does not open with the new key") {
+				t.Fatalf("rotate whose check of the new key failed after the commit: %v, want an error saying %q and ending %q", err, want, hint)
+			}
+			wantHeld := map[bool]string{true: newKey, false: string(old)}[tt.generated]
+			if got := string(mustReadFile(t, path)); got != wantHeld {
+				t.Errorf("master.key = %q, want %q", got, wantHeld)
+			}
+		})
+	}
+}
