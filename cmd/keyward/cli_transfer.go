@@ -206,12 +206,16 @@ already.`,
 				return fmt.Errorf("%s is not a file 'keyward export' writes: %w", name, err)
 			}
 			// Interrupted before it commits, it has imported nothing: it
-			// says so, not the store's "context canceled".
+			// says so, not the store's "context canceled". Interrupted as
+			// the store committed, the import reads the store again: done,
+			// it is reported as any other; unread, it is not known.
 			interrupted := func(err error) error {
-				if ctxErr := cmd.Context().Err(); ctxErr != nil && errors.Is(err, ctxErr) {
-					return errors.New("import interrupted: nothing was imported")
+				if ctxErr := cmd.Context().Err(); ctxErr == nil || !errors.Is(err, ctxErr) {
+					return err
+				} else if errors.Is(err, transfer.ErrOutcomeUnknown) {
+					return errors.New("import interrupted, maybe as the store committed: whether the file was imported is not known; run the import again to see: it imports the file if it was not, and refuses it, naming what the store holds, if it was")
 				}
-				return err
+				return errors.New("import interrupted: nothing was imported")
 			}
 			cfg.migrateNewOnly = true
 			st, err := openStore(cmd.Context(), cfg, commandLogger(cmd))
@@ -229,7 +233,7 @@ already.`,
 			waitLogged := loadWaiting{st, func() {
 				log.Warn("waiting for a server's start on this store, a master-key rotate of it or another import into it, to end: it holds the store's first-start lock (interrupt to stop the import)", "store", storeName(cfg))
 			}}
-			warnings, err := transfer.ImportWarnings(cmd.Context(), waitLogged, d, now)
+			warnings, err := importInto(cmd.Context(), waitLogged, d, now)
 			if err != nil {
 				return interrupted(err)
 			}
@@ -242,6 +246,10 @@ already.`,
 	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database to import into (created if missing)", "no-migrate", "account-domain")
 	return cmd
 }
+
+// importInto imports a dump into the store; tests replace it to cancel
+// an import as its store commits.
+var importInto = transfer.ImportWarnings
 
 // loadWaiting is a store whose Load calls waiting before it waits for a
 // server's start on the store to end (storage.Bulk.Waiting), as serve

@@ -572,3 +572,78 @@ func TestImportInterrupted(t *testing.T) {
 		t.Errorf("import interrupted: %v, want %q", err, want)
 	}
 }
+
+// cancelAtCommit is a store whose Load is cancelled as it ends: with
+// commit set, after it committed (the cancel landing during COMMIT, whose
+// answer is lost); lose also closes the store then, so that it cannot be
+// read again.
+type cancelAtCommit struct {
+	storage.Storage
+	cancel       context.CancelFunc
+	commit, lose bool
+}
+
+func (s cancelAtCommit) Load(ctx context.Context, b storage.Bulk, evs []storage.AuditEvent) error {
+	if !s.commit {
+		s.cancel()
+		return s.Storage.Load(ctx, b, evs)
+	}
+	if err := s.Storage.Load(ctx, b, evs); err != nil {
+		return err
+	}
+	s.cancel()
+	if s.lose {
+		s.Storage.Close()
+	}
+	return fmt.Errorf("sqlite: commit: %w", ctx.Err())
+}
+
+// TestImportInterruptedAtCommit: an import interrupted (its context
+// cancelled, as SIGINT and SIGTERM do) as its store commits reads the
+// store again to say what became of it: imported (reported as any
+// import), nothing imported, or, the store unread, not known. It said
+// "import interrupted: nothing was imported" though the store held the
+// file.
+func TestImportInterruptedAtCommit(t *testing.T) {
+	src := startServer(t)
+	dump := filepath.Join(t.TempDir(), "export.json")
+	runCLI(t, "export", "--data-dir", src.Config.DataDir, "--out", dump)
+	empty := filepath.Join(t.TempDir(), "empty.json")
+	mustWriteFile(t, empty, []byte(`{"format": "`+transfer.Format+`"}`))
+	for _, tt := range []struct {
+		name         string
+		file         string
+		commit, lose bool
+		want         string // the error, or "" for an import done
+		imported     bool   // whether the store holds the file's accounts
+	}{
+		{"before the commit", dump, false, false, "import interrupted: nothing was imported", false},
+		{"after the commit", dump, true, false, "", true},
+		{"after the commit, store lost", dump, true, true, "import interrupted, maybe as the store committed: whether the file was imported is not known; run the import again to see: it imports the file if it was not, and refuses it, naming what the store holds, if it was", true},
+		{"empty file, before the commit", empty, false, false, "import interrupted: nothing was imported", false},
+		{"empty file, after the commit", empty, true, false, "import interrupted: nothing was imported", false},
+		{"empty file, store lost", empty, true, true, "import interrupted: nothing was imported", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			defer func(f func(context.Context, storage.Storage, transfer.Dump, time.Time) ([]string, error)) {
+				importInto = f
+			}(importInto)
+			importInto = func(ctx context.Context, s storage.Storage, d transfer.Dump, now time.Time) ([]string, error) {
+				return transfer.ImportWarnings(ctx, cancelAtCommit{s, cancel, tt.commit, tt.lose}, d, now)
+			}
+			target := t.TempDir()
+			err := runCLIErrContext(ctx, "import", "--data-dir", target, tt.file)
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || err.Error() != tt.want) {
+				t.Fatalf("import interrupted: %v, want %q", err, tt.want)
+			}
+			// Run again, it imports what is not there yet.
+			importInto = transfer.ImportWarnings
+			err = runCLIErr(t, "import", "--data-dir", target, dump)
+			if held := errors.Is(err, transfer.ErrNotEmpty); held != tt.imported || !held && err != nil {
+				t.Errorf("import run again: %v; want it refused as the store holds the file: %v", err, tt.imported)
+			}
+		})
+	}
+}

@@ -349,10 +349,80 @@ func importOnce(ctx context.Context, s storage.Storage, d Dump, now time.Time, k
 			return fmt.Errorf("nothing was imported: the target store changed while the import ran: %s since the import looked (a server starting on the store meanwhile, and stopped before it made its administrator, makes them): run the import again, which sees the store as it is now: %w", what, err)
 		}
 		return &WriteError{Kind: le.Kind, ID: le.ID, Err: err}
+	} else if ctxErr := ctx.Err(); err != nil && ctxErr != nil && errors.Is(err, ctxErr) {
+		// Ended (a cancel) maybe as the store committed: the store,
+		// read again, tells.
+		switch loaded(s, b, evs) {
+		case loadedYes:
+			return nil
+		case loadedUnknown:
+			return fmt.Errorf("%w (%w)", ErrOutcomeUnknown, err)
+		}
+		return fmt.Errorf("nothing was imported: %w", err)
 	} else if err != nil {
 		return fmt.Errorf("nothing was imported: %w", err)
 	}
 	return nil
+}
+
+// ErrOutcomeUnknown is Import's error when its context ended while the
+// store wrote the file (a cancel that may have landed during the commit)
+// and the store could not be read again to tell whether it committed.
+var ErrOutcomeUnknown = errors.New("whether the file was imported is not known")
+
+// What the store holds after Load ended with its context: loaded.
+const (
+	loadedUnknown = iota
+	loadedNo
+	loadedYes
+)
+
+// loaded tells whether Load committed b and evs, which it writes in one
+// transaction, from one item of b that was not in the store before (an
+// account, an organization, a signing key or an added API) read again on
+// a context of its own: Import's may be cancelled. Without evs, b changes
+// nothing (an empty file, or one with only the API the store has): then
+// loadedNo is true either way. loadedUnknown when the store cannot be
+// read, or b has only items the store may have had before (a replaced
+// API, a sealed value).
+func loaded(s storage.Storage, b storage.Bulk, evs []storage.AuditEvent) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	found := func(err error) int {
+		switch {
+		case err == nil:
+			return loadedYes
+		case errors.Is(err, storage.ErrNotFound):
+			return loadedNo
+		}
+		return loadedUnknown
+	}
+	switch {
+	case len(b.Accounts) > 0:
+		_, err := s.GetAccount(ctx, b.Accounts[0].ID)
+		return found(err)
+	case len(b.Orgs) > 0:
+		_, err := s.GetOrg(ctx, b.Orgs[0].Domain)
+		return found(err)
+	case len(b.SigningKeys) > 0:
+		// They replace the store's, which have other IDs.
+		keys, err := s.ListSigningKeys(ctx)
+		if err != nil {
+			return loadedUnknown
+		}
+		if slices.ContainsFunc(keys, func(k storage.SigningKey) bool { return k.ID == b.SigningKeys[0].ID }) {
+			return loadedYes
+		}
+		return loadedNo
+	case len(b.APIs) > 0:
+		// Last: a first start on the store meanwhile creates the
+		// built-in API too.
+		_, err := s.GetAPI(ctx, b.APIs[0].Name)
+		return found(err)
+	case len(evs) == 0:
+		return loadedNo
+	}
+	return loadedUnknown
 }
 
 // changed says what le, Load's failure to write an item of b, shows to
