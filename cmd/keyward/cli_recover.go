@@ -101,7 +101,7 @@ within --cache-ttl on SQLite, at once on PostgreSQL.
 				return keyFileInTheWay(cmd.Context(), st, email, keyFile)
 			}
 			issuer, source, hint := recoverIssuer(cmd.Context(), cmd.Flags(), cfg, st, cmd.ErrOrStderr(), commandLogger(cmd))
-			svc := admin.NewService(st, admin.Config{Issuer: issuer, AccountDomain: cfg.AccountDomain,
+			svc := admin.NewService(recoverStore(st), admin.Config{Issuer: issuer, AccountDomain: cfg.AccountDomain,
 				DefaultTokenLifetime: cfg.DefaultTokenTTL, MaxTokenLifetime: cfg.MaxTokenTTL})
 			var written os.FileInfo // the key file, once written
 			var tempLeft string     // its temporary file's note, if left (writtenTempLeft)
@@ -121,10 +121,14 @@ within --cache-ttl on SQLite, at once on PostgreSQL.
 				written = fi
 				return nil
 			})
+			// A key that may be stored keeps its key file, its one copy.
+			kept := fmt.Sprintf("its key file %s is kept: run recover-admin again with the same --key-file to see (it says whether the store has the key)", keyFile)
 			if err != nil && isInterrupt(err) {
 				switch {
 				case r.KeyStored:
 					err = fmt.Errorf("recover-admin interrupted: the new key is stored and its key file written to %s, but the administrator account may not be enabled or hold the %s scope yet", keyFile, admin.AdminScope)
+				case errors.Is(err, admin.ErrKeyStoredUnknown):
+					err = errors.New("recover-admin interrupted, maybe as the store committed: whether the new key was stored is not known, so " + kept)
 				case written != nil:
 					err = errors.New("recover-admin interrupted: " + removeUnstoredKeyFile(keyFile, written))
 				default:
@@ -136,7 +140,9 @@ within --cache-ttl on SQLite, at once on PostgreSQL.
 				return err
 			}
 			if err != nil {
-				if written != nil && !r.KeyStored {
+				if errors.Is(err, admin.ErrKeyStoredUnknown) {
+					err = fmt.Errorf("%w; the store may have committed it, so %s", err, kept)
+				} else if written != nil && !r.KeyStored {
 					err = fmt.Errorf("%w; %s", err, removeUnstoredKeyFile(keyFile, written))
 				}
 				if tempLeft != "" {
@@ -214,7 +220,11 @@ func keyFileInTheWay(ctx context.Context, st storage.Storage, email, path string
 	if json.Unmarshal(b, &kf) != nil || kf.PrivateKeyID == "" || kf.ClientEmail != email {
 		return inTheWay
 	}
-	if _, err := st.GetKey(ctx, kf.PrivateKeyID); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := st.GetKey(ctx, kf.PrivateKeyID); err == nil {
+		// What a recover-admin whose commit's answer was lost keeps.
+		return fmt.Errorf("--key-file %s already exists, and holds a key of %s that the store has: keep it, it is the one copy of that key's private key; name a new file",
+			path, cell(email))
+	} else if !errors.Is(err, storage.ErrNotFound) {
 		return inTheWay
 	}
 	return fmt.Errorf("--key-file %s already exists, and holds a key of %s that the store does not have (a recover-admin stopped before it stored the key leaves one): it opens nothing; delete it, or name a new file",
@@ -303,6 +313,10 @@ func localOperator(command string) string {
 func operatorName(user, host, command string) string {
 	return fmt.Sprintf("local operator %s@%s (%s)", user, host, command)
 }
+
+// recoverStore is the store recover-admin changes; tests replace it to
+// lose a commit's answer.
+var recoverStore = func(st storage.Storage) storage.Storage { return st }
 
 // removeUnstoredKeyFile removes the key file path that recover-admin
 // wrote, written (writeNewFileAs's), for a key that was then not stored,

@@ -2,9 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/keyward/keyward/internal/storage"
 )
 
 // TestRecoverAdminInterrupted: recover-admin interrupted (its context
@@ -42,4 +48,85 @@ func TestRecoverAdminInterrupted(t *testing.T) {
 			t.Errorf("the interrupted recover-admin left %v, want nothing", names)
 		}
 	})
+}
+
+// keyCommitLost is a store whose CreateKey stores the key and then fails
+// as a commit whose answer was lost: with cancel, cancelled (an interrupt
+// during COMMIT), else a lost connection; lose also closes the store, so
+// that the key cannot be looked up.
+type keyCommitLost struct {
+	storage.Storage
+	cancel context.CancelFunc
+	lose   bool
+}
+
+func (s keyCommitLost) CreateKey(ctx context.Context, k storage.Key, check func([]storage.Key) error, ev storage.AuditEvent) error {
+	if err := s.Storage.CreateKey(ctx, k, check, ev); err != nil {
+		return err
+	}
+	if s.lose {
+		s.Storage.Close()
+	}
+	if s.cancel == nil {
+		return errors.New("sqlite: commit: connection reset")
+	}
+	s.cancel()
+	return fmt.Errorf("sqlite: commit: %w", ctx.Err())
+}
+
+// TestRecoverAdminKeyCommitLost: recover-admin whose key's commit lost its
+// answer (interrupted during COMMIT, or the connection lost) looks the key
+// up before it removes the key file: a key stored keeps its file, the one
+// copy of its private key, and the run goes on; one that cannot be looked
+// up keeps it too, saying it is not known whether the key was stored, and
+// a run again with that --key-file says the store has it. It said "the key
+// was not stored" and removed the key file of a stored key.
+func TestRecoverAdminKeyCommitLost(t *testing.T) {
+	m := startServer(t)
+	kept := "its key file %s is kept: run recover-admin again with the same --key-file to see (it says whether the store has the key)"
+	for _, tt := range []struct {
+		name            string
+		interrupt, lose bool
+		says            []string // what the error says, in order, %s the key file; none for a run done
+	}{
+		{"interrupted, key stored", true, false, nil},
+		{"interrupted, store lost", true, true, []string{"recover-admin interrupted, maybe as the store committed: whether the new key was stored is not known, so " + kept}},
+		{"connection lost, key stored", false, false, nil},
+		{"connection lost, store lost", false, true, []string{"whether the new key was stored is not known: create the administrator key: sqlite: commit: connection reset; looking the key up: ",
+			"; the store may have committed it, so " + kept}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			lost := keyCommitLost{lose: tt.lose}
+			if tt.interrupt {
+				lost.cancel = cancel
+			}
+			defer func(f func(storage.Storage) storage.Storage) { recoverStore = f }(recoverStore)
+			recoverStore = func(st storage.Storage) storage.Storage {
+				lost.Storage = st
+				return lost
+			}
+			key := filepath.Join(t.TempDir(), "admin-key.json")
+			err := runCLIErrContext(ctx, "recover-admin", "--config=", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--key-file", key)
+			if len(tt.says) == 0 && err != nil {
+				t.Fatalf("recover-admin: %v, want it done", err)
+			}
+			var want []string
+			for _, s := range tt.says {
+				want = append(want, strings.ReplaceAll(s, "%s", key))
+			}
+			if len(want) > 0 && (err == nil || !strings.HasPrefix(err.Error(), want[0]) || !strings.HasSuffix(err.Error(), want[len(want)-1])) {
+				t.Fatalf("recover-admin: %v, want it to start %q and end %q", err, want[0], want[len(want)-1])
+			}
+			if _, err := os.Stat(key); err != nil {
+				t.Fatalf("the key file of a key stored: %v, want it kept", err)
+			}
+			recoverStore = func(st storage.Storage) storage.Storage { return st }
+			err = runCLIErr(t, "recover-admin", "--config=", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--key-file", key)
+			if want := "that the store has: keep it"; err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("recover-admin again with that --key-file: %v, want it to say %q", err, want)
+			}
+		})
+	}
 }

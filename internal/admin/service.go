@@ -1554,7 +1554,7 @@ func (s *Service) finishBootstrap(ctx context.Context, save func(sakey.KeyFile) 
 	if err != nil || len(secrets) > 0 {
 		return a, false, err
 	}
-	if err := s.newAdminKey(ctx, Actor{ID: "system"}, a, save, firstAdminKey); err != nil {
+	if _, err := s.newAdminKey(ctx, Actor{ID: "system"}, a, save, firstAdminKey); err != nil {
 		return a, false, err
 	}
 	return a, true, nil
@@ -1563,21 +1563,43 @@ func (s *Service) finishBootstrap(ctx context.Context, save func(sakey.KeyFile) 
 // newAdminKey generates a key for the administrator account a, hands its
 // key file to save and only then stores the key, so the key never exists
 // without the one copy of its private key. check, if not nil, is called
-// with the account's keys in the transaction that stores it.
-func (s *Service) newAdminKey(ctx context.Context, actor Actor, a storage.Account, save func(sakey.KeyFile) error, check func([]storage.Key) error) error {
+// with the account's keys in the transaction that stores it. The key is
+// returned once the store was asked to store it: with an error then, it
+// may be stored all the same (the commit's answer lost).
+func (s *Service) newAdminKey(ctx context.Context, actor Actor, a storage.Account, save func(sakey.KeyFile) error, check func([]storage.Key) error) (storage.Key, error) {
 	k, kf, err := sakey.Generate(a, s.Endpoints(), s.cfg.Now(), time.Time{})
 	if err != nil {
-		return err
+		return storage.Key{}, err
 	}
 	if err := save(kf); err != nil {
-		return err
+		return storage.Key{}, err
 	}
 	// Not capped (MaxKeys): an administrator account with the most keys,
 	// all lost, must still get one.
 	if err := s.store.CreateKey(ctx, k, check, s.keyEvent(actor, "key.create", k)); err != nil {
-		return fmt.Errorf("create the administrator key: %w", err)
+		return k, fmt.Errorf("create the administrator key: %w", err)
 	}
-	return nil
+	return k, nil
+}
+
+// ErrKeyStoredUnknown is RecoverAdmin's error when storing the new key
+// failed in a way the commit may have outlived (a cancel or a lost
+// connection during COMMIT) and the key could not be looked up to tell:
+// the key may be stored, and its key file is then its one copy.
+var ErrKeyStoredUnknown = errors.New("whether the new key was stored is not known")
+
+// keyStored looks up the key k, which storing may have failed to report,
+// on a context of its own: the caller's may be cancelled.
+func (s *Service) keyStored(k storage.Key) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := s.store.GetKey(ctx, k.ID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	return got.AccountID == k.AccountID && bytes.Equal(got.PublicKey, k.PublicKey), nil
 }
 
 // ErrAdminDisabled is returned by RecoverAdmin when the administrator
@@ -1602,7 +1624,10 @@ type Recovery struct {
 // who ran it in the audit log. The key file is saved first and the key
 // stored next, before anything else changes: a failure up to then changes
 // nothing, so a disabled account is never re-enabled with only its old
-// (perhaps leaked) keys.
+// (perhaps leaked) keys. A failure to store the key that its commit may
+// have outlived (a cancel or a lost connection during COMMIT) is told by
+// looking the key up: stored, RecoverAdmin goes on; not to be looked up,
+// it fails with ErrKeyStoredUnknown.
 func (s *Service) RecoverAdmin(ctx context.Context, actor Actor, enable bool, save func(sakey.KeyFile) error) (Recovery, error) {
 	a, err := s.store.GetAccountByEmail(ctx, s.Email(AdminAccountName, AdminProject))
 	if errors.Is(err, storage.ErrNotFound) {
@@ -1618,8 +1643,18 @@ func (s *Service) RecoverAdmin(ctx context.Context, actor Actor, enable bool, sa
 	if r.OtherKeys, err = s.store.ListKeys(ctx, a.ID); err != nil {
 		return r, err
 	}
-	if err := s.newAdminKey(ctx, actor, a, save, nil); err != nil {
+	if k, err := s.newAdminKey(ctx, actor, a, save, nil); err != nil && k.ID == "" {
 		return r, err
+	} else if err != nil {
+		// The store's error may be the commit's lost answer (a cancel
+		// or a dropped connection during COMMIT), the key stored or
+		// not: it is looked up to tell.
+		switch stored, lerr := s.keyStored(k); {
+		case lerr != nil:
+			return r, fmt.Errorf("%w: %w; looking the key up: %w", ErrKeyStoredUnknown, err, lerr)
+		case !stored:
+			return r, err
+		}
 	}
 	r.KeyStored = true
 	if a.Disabled {
