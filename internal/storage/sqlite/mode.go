@@ -1,5 +1,3 @@
-//go:build unix
-
 package sqlite
 
 import (
@@ -9,7 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"syscall"
+
+	"github.com/keyward/keyward/internal/filemode"
 )
 
 // tightenModes takes group and other access away from the database file
@@ -26,7 +25,8 @@ import (
 // Each file is then opened without following links (SQLite does not
 // follow one to a -wal or -shm file either) and checked and changed
 // through that one descriptor, so a file swapped in between is never
-// changed.
+// changed. It does nothing on Windows, which has no Unix file modes: its
+// files inherit the access control list of their directory.
 func tightenModes(path string, log *slog.Logger) {
 	path = linkTarget(path)
 	for _, name := range []string{path, path + "-wal", path + "-shm"} {
@@ -51,7 +51,7 @@ func linkTarget(path string) string {
 }
 
 func tightenMode(name string, log *slog.Logger) {
-	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	r, err := filemode.Tighten(name, filemode.Options{})
 	if errors.Is(err, fs.ErrNotExist) {
 		return
 	}
@@ -59,28 +59,19 @@ func tightenMode(name string, log *slog.Logger) {
 		log.Warn("cannot check whether other local users can read the database file", "file", name, "err", err)
 		return
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		log.Warn("cannot check whether other local users can read the database file", "file", name, "err", err)
+	if !r.Loose() {
 		return
 	}
-	mode := fi.Mode().Perm()
-	if mode&0o077 == 0 || !fi.Mode().IsRegular() {
-		return
-	}
-	tight := mode &^ 0o077
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if ok && st.Uid != uint32(os.Geteuid()) {
+	mode, tight := r.Mode, r.Tight()
+	switch {
+	case !r.Own:
 		log.Warn(fmt.Sprintf("other local users can read the database file, which holds secrets' hashes, sealed signing keys and the audit log, and another user owns it, so its mode was left as it is: have its owner run chmod %#o on it", tight),
-			"file", name, "mode", fmt.Sprintf("%#o", mode), "owner_uid", st.Uid)
-		return
-	}
-	if err := f.Chmod(tight); err != nil {
+			"file", name, "mode", fmt.Sprintf("%#o", mode), "owner_uid", r.Owner)
+	case r.ChmodErr != nil:
 		log.Warn(fmt.Sprintf("other local users can read the database file, which holds secrets' hashes, sealed signing keys and the audit log, and its mode could not be changed: run chmod %#o on it", tight),
-			"file", name, "mode", fmt.Sprintf("%#o", mode), "err", err)
-		return
+			"file", name, "mode", fmt.Sprintf("%#o", mode), "err", r.ChmodErr)
+	default:
+		log.Warn("the database file was readable by other local users (it holds secrets' hashes, sealed signing keys and the audit log): its mode was tightened, as a new database's is",
+			"file", name, "was", fmt.Sprintf("%#o", mode), "now", fmt.Sprintf("%#o", tight))
 	}
-	log.Warn("the database file was readable by other local users (it holds secrets' hashes, sealed signing keys and the audit log): its mode was tightened, as a new database's is",
-		"file", name, "was", fmt.Sprintf("%#o", mode), "now", fmt.Sprintf("%#o", tight))
 }

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/keyward/keyward/internal/filemode"
+)
+
+// checkMasterKeyMode warns on log when the master key file path allows
+// group or other access: the key opens every signing key and the
+// client-secret pepper the store holds sealed. generated says path is the
+// <data-dir>/master.key Keyward generates: that one, its own, loses group
+// and other access, as keyward.db does, when this process's user owns it
+// (checked and changed through one descriptor opened without following
+// links, so a file swapped in meanwhile is never changed). An operator's
+// file is never changed: the warning names the chmod 600 to run. It does
+// nothing on Windows, which has no Unix file modes.
+func checkMasterKeyMode(path string, generated bool, log *slog.Logger) {
+	r, err := filemode.Tighten(path, filemode.Options{FollowLinks: !generated, CheckOnly: !generated})
+	if err != nil || !r.Loose() {
+		return // findMasterKey has read it, or said why not
+	}
+	if r.Tightened {
+		log.Warn("the master key file was readable by other local users (the key opens the signing keys and the client-secret pepper the store holds sealed): its mode was tightened, as a generated one's is",
+			"path", path, "was", fmt.Sprintf("%#o", r.Mode), "now", fmt.Sprintf("%#o", r.Tight()))
+		return
+	}
+	log.Warn(fmt.Sprintf("other local users can read the master key file, which opens the signing keys and the client-secret pepper the store holds sealed: run chmod 600 %s", shellArg(path)),
+		"path", path, "mode", fmt.Sprintf("%#o", r.Mode))
+}
