@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 
 	"github.com/keyward/keyward/internal/filemode"
 )
@@ -14,10 +16,17 @@ import (
 // and other access, as keyward.db does, when this process's user owns it
 // (checked and changed through one descriptor opened without following
 // links, so a file swapped in meanwhile is never changed). An operator's
-// file is never changed: the warning names the chmod 600 to run. It does
-// nothing on Windows, which has no Unix file modes.
+// file is never changed: the warning names the chmod 600 to run. Nor is
+// a generated master.key that is a symbolic link: the file it names is
+// checked, and warned of, as an operator's is. It does nothing on
+// Windows, which has no Unix file modes.
 func checkMasterKeyMode(path string, generated bool, log *slog.Logger) {
 	r, err := filemode.Tighten(path, filemode.Options{FollowLinks: !generated, CheckOnly: !generated})
+	if err != nil && generated {
+		if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			r, err = filemode.Tighten(path, filemode.Options{FollowLinks: true, CheckOnly: true})
+		}
+	}
 	if err != nil || !r.Loose() {
 		return // findMasterKey has read it, or said why not
 	}

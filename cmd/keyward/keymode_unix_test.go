@@ -81,6 +81,39 @@ func TestMasterKeyFileMode(t *testing.T) {
 			t.Errorf("the generated master.key is mode %#o, want 0600", got)
 		}
 	})
+	t.Run("serve, generated master.key a link", func(t *testing.T) {
+		// A <data-dir>/master.key that is a symbolic link (to a volume, a
+		// secret mount) is checked as the file it names, and warned of;
+		// it is never changed through the link, which may name anything.
+		dir := t.TempDir()
+		_, stop := launchServer(t, func(m *Main) { m.Config.DataDir = dir })
+		stop()
+		f := filepath.Join(dir, "master.key")
+		target := filepath.Join(t.TempDir(), "master.key")
+		if err := os.Rename(f, target); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, f); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(target, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg := DefaultConfig()
+		cfg.DataDir = dir
+		var log bytes.Buffer
+		m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&log, nil))}
+		if _, _, err := m.loadMasterKey(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		warned(t, "serve", log.String(), f)
+		if !strings.Contains(log.String(), "mode=0644") {
+			t.Errorf("serve logged:\n%s\nwant the mode of the file the link names, mode=0644", log.String())
+		}
+		if got := mode(t, target); got != 0o644 {
+			t.Errorf("the file master.key links to is mode %#o now, want it left 0644", got)
+		}
+	})
 	run := func(t *testing.T, args ...string) string {
 		t.Helper()
 		var stderr strings.Builder
