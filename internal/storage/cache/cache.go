@@ -102,6 +102,13 @@ func lookup[T any](ctx context.Context, s *Store, kind string, m map[string]entr
 	if ok {
 		return val, nil
 	}
+	return loadMissed(ctx, s, kind, m, k, v, load)
+}
+
+// loadMissed is lookup's miss, of k in m while the cache was at version v:
+// it loads k, sharing the load, and caches it unless the cache has
+// changed meanwhile.
+func loadMissed[T any](ctx context.Context, s *Store, kind string, m map[string]entry[T], k string, v uint64, load func(storage.Storage, context.Context, string) (T, error)) (T, error) {
 	// The closures are made on a miss only: a hit allocates nothing.
 	cached := func() (T, bool) { val, _, ok := fresh(s, m, k); return val, ok }
 	return shared(ctx, s, kind+"\x00"+k, v, cached, func(ctx context.Context) (T, error) {
@@ -228,20 +235,21 @@ func (s *Store) ListSecrets(ctx context.Context, accountID string) ([]storage.Se
 func (s *Store) GetToken(ctx context.Context, hash []byte) (storage.TokenRecord, error) {
 	// A hit, as most introspections are, looks the hash up as it is: a
 	// string of it, an allocation, is made only to load and keep it.
-	if rec, ok := freshToken(s, hash); ok {
+	rec, v, ok := freshToken(s, hash)
+	if ok {
 		return rec, nil
 	}
-	return lookup(ctx, s, "tokens", s.tokens, string(hash), getToken)
+	return loadMissed(ctx, s, "tokens", s.tokens, string(hash), v, getToken)
 }
 
 // freshToken is fresh for s.tokens, looked up by hash's bytes: Go makes
 // no string of them for a map index, so a hit allocates nothing.
-func freshToken(s *Store, hash []byte) (storage.TokenRecord, bool) {
+func freshToken(s *Store, hash []byte) (storage.TokenRecord, uint64, bool) {
 	now := s.now()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e, ok := s.tokens[string(hash)]
-	return e.v, ok && now.Before(e.expires)
+	return e.v, s.version, ok && now.Before(e.expires)
 }
 
 func getToken(st storage.Storage, ctx context.Context, hash string) (storage.TokenRecord, error) {

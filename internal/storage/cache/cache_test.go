@@ -771,3 +771,45 @@ func TestNegativeTTLKeepsNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestMissLooksOnce: a miss looks its entry up once before it loads
+// (then once more in the shared load, for a load that ended meanwhile),
+// GetToken's as every other lookup's; GetToken's looked it up a second
+// time, by the string of the hash, before loading. Each lookup reads the
+// clock once, so the clock's reads count them.
+func TestMissLooksOnce(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name string
+		miss func(*cache.Store) error
+	}{
+		{"IsRevoked", func(s *cache.Store) error { _, err := s.IsRevoked(ctx, "jti"); return err }},
+		{"GetAccount", func(s *cache.Store) error { _, err := s.GetAccount(ctx, "1"); return err }},
+		{"ListKeys", func(s *cache.Store) error { _, err := s.ListKeys(ctx, "1"); return err }},
+		{"GetToken", func(s *cache.Store) error { _, err := s.GetToken(ctx, []byte("h")); return err }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			store := &readsCounted{n: map[string]int{}}
+			var reads atomic.Int64 // the shared load reads it on a goroutine of its own
+			now := func() time.Time { reads.Add(1); return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
+			s := cache.New(store, cache.Options{TTL: time.Minute, Now: now})
+			if err := tt.miss(s); err != nil {
+				t.Fatal(err)
+			}
+			if store.n[tt.name] != 1 {
+				t.Errorf("the store was read %d times, want 1", store.n[tt.name])
+			}
+			// Two lookups of the entry and the load's own reading.
+			if clockReads := reads.Load(); clockReads != 3 {
+				t.Errorf("a miss read the clock %d times, want 3: two lookups of the entry and the load's", clockReads)
+			}
+			reads.Store(0)
+			if err := tt.miss(s); err != nil {
+				t.Fatal(err)
+			}
+			if clockReads := reads.Load(); store.n[tt.name] != 1 || clockReads != 1 {
+				t.Errorf("a hit read the store %d times in all and the clock %d times, want 1 and 1", store.n[tt.name], clockReads)
+			}
+		})
+	}
+}
