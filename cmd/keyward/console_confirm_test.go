@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -197,7 +199,9 @@ func TestConsoleConfirmAnswersOnce(t *testing.T) {
 // what it acted on as its confirmation does (cell): quoted when
 // unprintable. An account's email that a changed database gave a
 // bidirectional override and a line break was shown raw in "Disabled …",
-// "Revoked the tokens issued to …" and "Deleted the service account …".
+// "Revoked the tokens issued to …", "Updated the display name of …", an
+// edit's "someone else changed …" and its "Reloaded …", and "Deleted the
+// service account …".
 func TestConsoleNoticesQuoteNames(t *testing.T) {
 	p, m, _ := consoleTest(t)
 	acct := consoleAccount(t, m, "nightly-report", "billing")
@@ -215,10 +219,24 @@ func TestConsoleNoticesQuoteNames(t *testing.T) {
 	p.step("revoke its tokens", chromedp.WaitVisible(viewButton("Disable")), chromedp.Click(viewButton("Revoke its tokens")),
 		chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm-ok")))
 	p.waitAlert("revoked", "notice", "Revoked the tokens issued to "+quoted+" until now.")
-	p.step("delete", chromedp.Click(viewButton("Delete")),
+	edit := func(what, name string) {
+		t.Helper()
+		p.step(what, chromedp.Click(chromedp.CSS("#edit-account summary")), setInput("f-edit-display_name", name),
+			chromedp.Click(chromedp.CSS("#edit-account button[type=submit]")))
+	}
+	edit("edit the display name", "Nightly")
+	p.waitAlert("updated", "notice", "Updated the display name of "+quoted+".")
+	if _, err := m.Server.Admin.SetAccountDisabled(context.Background(), admin.Actor{ID: "test"}, acct.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	edit("edit after another change", "Nightly report")
+	p.waitAlert("edit refused", "error", "Nothing was saved: someone else changed "+quoted+" after this page showed it.")
+	p.step("reload the account", chromedp.Click(viewButton("Reload the account")))
+	p.waitAlert("reloaded", "notice", "Reloaded "+quoted+" as it is now.")
+	p.step("delete", chromedp.WaitVisible(viewButton("Enable")), chromedp.Click(viewButton("Delete")),
 		chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm-ok")))
 	p.waitAlert("deleted", "notice", "Deleted the service account "+quoted+".")
-	p.checkLogs()
+	p.checkLogs("412")
 }
 
 // TestConsoleUserAndSecretNoticesQuoteNames: the notices after a user's
@@ -353,4 +371,53 @@ func TestConsoleErrorsQuoteNames(t *testing.T) {
 	p.waitAlert("account refused", "error", "The page now shows "+strconv.Quote(oddEmail)+" as it is.")
 	// The refused changes' 412s are logged by the browser as failed requests.
 	p.checkLogs("412")
+}
+
+// TestConsoleOrgNoticesQuoteNames: the notices after placing a project,
+// making it internal and not, adding a user and importing users, and an
+// import's refusal of an email of another domain, name the organization
+// and the user added as the confirmations do (cell): quoted when
+// unprintable. A domain that a changed database gave a private-use
+// character (U+E000, which strconv.IsPrint does not take and an email's
+// domain may have) was shown raw.
+func TestConsoleOrgNoticesQuoteNames(t *testing.T) {
+	// The store is read at every lookup: the page shows what the changed
+	// database holds, never a name cached before the change.
+	p, m, _ := consoleTest(t, func(m *Main) { m.Config.CacheTTL = 0 })
+	if _, err := m.Server.Admin.CreateOrg(context.Background(), admin.Actor{ID: "test"}, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	const oddDomain = "ex\ue000ample.com"
+	tamper(t, m.Config.DataDir, fmt.Sprintf(`UPDATE orgs SET domain = '%s' WHERE domain = 'example.com'`, oddDomain))
+	dir := t.TempDir()
+	file := func(name, text string) string {
+		t.Helper()
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	p.signIn(m)
+	domain := strconv.Quote(oddDomain)
+
+	eval[string](p, fmt.Sprintf(`location.hash = "#/orgs/" + encodeURIComponent(%s)`, strconv.Quote(oddDomain)))
+	p.step("open the organization", chromedp.WaitVisible(chromedp.CSS("#place summary")), chromedp.Click(chromedp.CSS("#place summary")),
+		setInput("f-project-name", "billing"), chromedp.Click(chromedp.CSS("#place-project button[type=submit]")))
+	p.waitAlert("placed", "notice", "Placed the project billing in "+domain+".")
+	p.step("make it internal", chromedp.WaitVisible(viewButton("Make internal")), chromedp.Click(viewButton("Make internal")))
+	p.waitAlert("internal", "notice", "The project billing is internal: its accounts may act only for the users of "+domain+".")
+	p.step("make it not internal", chromedp.WaitVisible(viewButton("Make not internal")), chromedp.Click(viewButton("Make not internal")))
+	p.waitAlert("not internal", "notice", "The project billing is no longer internal to "+domain+".")
+
+	p.step("add a user", chromedp.WaitVisible(viewButton("Make internal")), setInput("f-user-email", "alice@"+oddDomain),
+		chromedp.Click(chromedp.CSS("#add-user button[type=submit]")))
+	p.waitAlert("added", "notice", "Added "+strconv.Quote("alice@"+oddDomain)+" to the directory of "+domain+".")
+
+	p.step("open the import form", chromedp.Click(chromedp.CSS("#import summary")), chromedp.WaitVisible(chromedp.ID("f-import-file")))
+	p.importFile("import another domain's user", file("other.csv", "bob@example.org\n"))
+	p.waitAlert("refused", "error", "line 1: bob@example.org is not in "+domain+": a user belongs")
+	p.importFile("import a user", file("users.csv", "bob@"+oddDomain+"\n"))
+	p.waitAlert("imported", "notice", `Imported 1 user from "users.csv" into the directory of `+domain+".")
+	p.checkLogs()
 }

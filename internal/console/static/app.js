@@ -157,7 +157,7 @@ function createAccountForm() {
     };
     if (f.get("lifetime") !== "") body.token_lifetime_seconds = wholeNumber(f.get("lifetime"), "The token lifetime");
     const a = await admin.post("/service-accounts", body);
-    await go("#/accounts/" + seg(a.client_id), `Created the service account ${a.email}.`);
+    await go("#/accounts/" + seg(a.client_id), `Created the service account ${cell(a.email)}.`);
   }));
   return h("details", { class: "box", id: "create-account" }, h("summary", {}, "Create a service account"), form);
 }
@@ -303,7 +303,7 @@ function editAccountForm(a, path, etag) {
   const tlsValue = h("input", { id: "f-edit-tls-value", autocomplete: "off", spellcheck: false, value: tlsValueNow,
     "aria-label": "The TLS binding's value", placeholder: "CN=nightly-report,O=Example" });
   const submit = h("button", { type: "submit" }, "Save changes");
-  const { reload, patch } = ifUnchanged(a.email, "Reload the account", `Reloaded ${a.email} as it is now.`);
+  const { reload, patch } = ifUnchanged(cell(a.email), "Reload the account", `Reloaded ${cell(a.email)} as it is now.`);
   const form = h("form", { class: "grid" },
     displayLabel, display, descLabel, desc, scopesLabel, scopes, lifeLabel, life,
     h("label", { for: format.id }, "Token format"), format,
@@ -345,7 +345,7 @@ function editAccountForm(a, path, etag) {
       return;
     }
     const updated = await patch(path, up, etag);
-    const done = `Updated the ${andList(changed.map((k) => what[k]))} of ${a.email}.`;
+    const done = `Updated the ${andList(changed.map((k) => what[k]))} of ${cell(a.email)}.`;
     let note = up.scopes && scopesNow.some((x) => !sc.includes(x))
       ? " Tokens already issued keep the scopes they were issued with until they expire." : "";
     // Changing the certificate binding, or taking tls_client_auth away,
@@ -513,7 +513,7 @@ function secretsSection(path, secrets) {
     const value = h("input", { readonly: true, id: "new-secret", class: "secret", autocomplete: "off", spellcheck: false, "aria-label": "New client secret" });
     value.value = s.client_secret;
     shown.replaceChildren(h("div", { class: "box once" },
-      h("p", {}, `The new client secret of client ${s.client_id}. It is shown this once; copy it now.`),
+      h("p", {}, `The new client secret of client ${cell(s.client_id)}. It is shown this once; copy it now.`),
       value,
       h("button", { type: "button", onclick: () => shown.replaceChildren() }, "I have copied it")));
     value.select();
@@ -561,7 +561,7 @@ function createAPIForm() {
       name: f.get("api-name").trim(), identifier: f.get("api-identifier").trim(), scopes: words(f.get("api-scopes")),
       token_format: format.value, description: f.get("api-description"),
     });
-    await go("#/apis/" + seg(a.name), `Created the API ${a.name}.`);
+    await go("#/apis/" + seg(a.name), `Created the API ${cell(a.name)}.`);
   }));
   return h("details", { class: "box", id: "create-api" }, h("summary", {}, "Create an API"), form);
 }
@@ -612,7 +612,7 @@ function editAPIForm(a, path, etag) {
     { value: a.introspectors.join(" ") });
   const [scopesLabel, scopes] = formInput("Scopes (space-separated, in order)", "edit-api-scopes", { value: a.scopes.join(" ") });
   const submit = h("button", { type: "submit" }, "Save changes");
-  const { reload, patch } = ifUnchanged(`the API ${a.name}`, "Reload the API", `Reloaded the API ${a.name} as it is now.`);
+  const { reload, patch } = ifUnchanged(`the API ${cell(a.name)}`, "Reload the API", `Reloaded the API ${cell(a.name)} as it is now.`);
   const form = h("form", { class: "grid" },
     descLabel, desc, h("label", { for: format.id }, "Token format"), format, introLabel, intro, scopesLabel, scopes,
     h("span"), h("span", { class: "actions" }, submit, reload));

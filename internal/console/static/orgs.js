@@ -38,7 +38,7 @@ function createOrgForm(go) {
     const bs = words(blocked.value);
     if (bs.length) body.blocked_scopes = bs;
     const o = await admin.post("/orgs", body);
-    await go("#/orgs/" + seg(o.domain), `Created the organization ${o.domain}.`);
+    await go("#/orgs/" + seg(o.domain), `Created the organization ${cell(o.domain)}.`);
   }));
   return h("details", { class: "box", id: "create-org" }, h("summary", {}, "Create an organization"), form);
 }
@@ -146,7 +146,7 @@ function projectsSection(o, etag, path, others, go) {
   form.addEventListener("submit", act(submit, async () => {
     const project = name.value.trim(), asInternal = internal.checked;
     try {
-      await place(o.domain, project, asInternal, `Placed the project ${project} in ${o.domain}`
+      await place(o.domain, project, asInternal, `Placed the project ${cell(project)} in ${cell(o.domain)}`
         + (asInternal ? ", internal: its accounts may act only for its users." : "."));
     } catch (e) {
       if (e.status === 412) e.message += ` The project entered was ${cell(project)}${asInternal ? ", as internal" : ""}: place it again from there.`;
@@ -177,9 +177,9 @@ function projectsSection(o, etag, path, others, go) {
       ["", (p) => h("span", { class: "actions" },
         p.internal
           ? button("Make not internal", () => place(o.domain, p.project, false,
-            `The project ${p.project} is no longer internal to ${o.domain}.`))
+            `The project ${cell(p.project)} is no longer internal to ${cell(o.domain)}.`))
           : button("Make internal", () => place(o.domain, p.project, true,
-            `The project ${p.project} is internal: its accounts may act only for the users of ${o.domain}.`)),
+            `The project ${cell(p.project)} is internal: its accounts may act only for the users of ${cell(o.domain)}.`)),
         others.length ? moveForm(p) : null,
         button("Remove", async () => {
           if (!await confirmAction(`Take the project ${cell(p.project)} out of ${cell(o.domain)}?`
@@ -267,7 +267,7 @@ async function usersSection(o, path) {
     const e = email.value.trim();
     await admin.post(path + "/users", { users: [{ email: e }] });
     email.value = "";
-    await show(`Added ${toLower(e)} to the directory of ${o.domain}.`);
+    await show(`Added ${cell(toLower(e))} to the directory of ${cell(o.domain)}.`);
   }));
   return h("section", {}, h("h2", {}, "Users"),
     h("p", {}, "An email already in the directory is replaced, and reinstated if it was suspended."),
@@ -336,7 +336,7 @@ function importUsersForm(o, path, show) {
     }
     file.value = "";
     const suspended = users.filter((u) => u.suspended).length;
-    await show(`Imported ${nUsers(imported)} from ${name} into the directory of ${o.domain}`
+    await show(`Imported ${nUsers(imported)} from ${name} into the directory of ${cell(o.domain)}`
       + (suspended ? (imported === 1 ? ", suspended" : `, ${count(suspended)} of them suspended`) : "")
       + (batches.length > 1 ? `, in ${batches.length} batches of at most ${count(IMPORT_BATCH)}, each in one transaction.` : "."));
   }));

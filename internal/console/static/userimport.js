@@ -7,7 +7,7 @@
 // is imported while any row is bad. The users are then sent in batches
 // (importBatches), as keyward users import sends them.
 
-import { printable, quote } from "./goquote.js";
+import { printable, quote, cell } from "./goquote.js";
 
 // MAX_REPORTED is how many bad rows are reported one by one
 // (admin.MaxReportedRows).
@@ -210,7 +210,7 @@ class Rows {
     if (!problem) {
       e = toLower(e);
       if (!e.endsWith("@" + this.domain)) {
-        problem = `${showEmail(e)} is not in ${this.domain}: a user belongs to the organization of its email's domain`;
+        problem = `${showEmail(e)} is not in ${cell(this.domain)}: a user belongs to the organization of its email's domain`;
       } else if (this.seen.has(e)) {
         problem = `${showEmail(e)} is also on line ${this.seen.get(e)}`;
       }
