@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -419,5 +420,94 @@ func TestConsoleOrgNoticesQuoteNames(t *testing.T) {
 	p.waitAlert("refused", "error", "line 1: bob@example.org is not in "+domain+": a user belongs")
 	p.importFile("import a user", file("users.csv", "bob@"+oddDomain+"\n"))
 	p.waitAlert("imported", "notice", `Imported 1 user from "users.csv" into the directory of `+domain+".")
+	p.checkLogs()
+}
+
+// TestConsoleListsQuoteNames: the lists, headings and fields that show a
+// stored name show it as the audit log and the confirmations do (cell):
+// quoted when unprintable, and a printable one as it is. An account's
+// email and display name, a key's and a secret's ID, an API's name, an
+// organization's domain and a project's name that a changed database gave
+// a bidirectional override and a line break were shown raw in the lists
+// of accounts, keys, secrets, APIs, organizations and projects and in the
+// account's, API's and organization's heading.
+func TestConsoleListsQuoteNames(t *testing.T) {
+	// The store is read at every lookup: the page shows what the changed
+	// database holds, never a name cached before the change.
+	p, m, _ := consoleTest(t, func(m *Main) { m.Config.CacheTTL = 0 })
+	bg, sys := context.Background(), admin.Actor{ID: "test"}
+	acct := consoleAccount(t, m, "nightly-report", "billing")
+	plain := consoleAccount(t, m, "weekly-report", "billing")
+	kf, err := m.Server.Admin.CreateKey(bg, sys, acct.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := m.Server.Admin.CreateSecret(bg, sys, acct.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Server.Admin.CreateAPI(bg, sys, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Server.Admin.CreateOrg(bg, sys, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Server.Admin.PlaceProject(bg, sys, "example.com", "billing", false); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := m.Server.Admin.ListKeys(bg, acct.ID)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("the account has %d keys (%v), want 1", len(keys), err)
+	}
+	const oddEmail, oddDisplay, oddKey, oddSecret = "x\u202emoc.elpmaxe@report\nnightly", "Nightly\u202e\nreport", "k\u202e\nx", "s\u202e\nx"
+	const oddAPI, oddDomain, oddProject = "ord\u202eers\nx", "ex\u202eample.com\nb", "bil\u202eling\nx"
+	tamper(t, m.Config.DataDir,
+		fmt.Sprintf(`UPDATE accounts SET email = '%s', display_name = '%s' WHERE id = '%s'`, oddEmail, oddDisplay, acct.ID),
+		fmt.Sprintf(`UPDATE keys SET id = '%s' WHERE id = '%s'`, oddKey, kf.PrivateKeyID),
+		fmt.Sprintf(`UPDATE secrets SET id = '%s' WHERE id = '%s'`, oddSecret, cs.ID),
+		fmt.Sprintf(`UPDATE apis SET name = '%s' WHERE name = 'orders'`, oddAPI),
+		fmt.Sprintf(`UPDATE api_scopes SET api_name = '%s' WHERE api_name = 'orders'`, oddAPI),
+		fmt.Sprintf(`UPDATE orgs SET domain = '%s' WHERE domain = 'example.com'`, oddDomain),
+		fmt.Sprintf(`UPDATE project_orgs SET org = '%s', project = '%s' WHERE project = 'billing'`, oddDomain, oddProject))
+	p.signIn(m)
+
+	// shows opens the page at hash and waits for the JavaScript expression
+	// js to give want.
+	shows := func(what, hash, js, want string) {
+		t.Helper()
+		eval[string](p, "location.hash = "+strconv.Quote(hash))
+		ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+		defer cancel()
+		poll := fmt.Sprintf(`(() => { try { return (%s) === %q; } catch { return false; } })()`, js, want)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](poll)); err != nil {
+			got := eval[string](p, fmt.Sprintf(`(() => { try { return String(%s); } catch (e) { return "error: " + e.message; } })()`, js))
+			t.Errorf("%s shows %q, want %q", what, got, want)
+		}
+	}
+	const h1 = `document.querySelector("#view h1").textContent`
+	// row is the text of the cells of the row of the table under the
+	// heading h (h1 or h2) whose cell col is what test names.
+	row := func(h, col, test string) string {
+		return fmt.Sprintf(`(() => { const s = [...document.querySelectorAll("#view section")].find((s) => s.querySelector("h1, h2").textContent === %q);
+  const r = [...s.querySelectorAll("tbody tr")].find((r) => r.cells[%s].textContent %s);
+  return r ? [...r.cells].slice(0, 2).map((c) => c.textContent).join(" | ") : "no such row"; })()`, h, col, test)
+	}
+	q := strconv.Quote
+	shows("the list of accounts", "#/accounts", row("Service accounts", "2", "=== "+q(acct.ID)),
+		q(oddEmail)+" | "+q(oddDisplay))
+	shows("the list of accounts, a printable one", "#/accounts", row("Service accounts", "2", "=== "+q(plain.ID)),
+		plain.Email+" | —")
+	page := "#/accounts/" + acct.ID
+	shows("the account's heading", page, h1, q(oddEmail))
+	shows("the account's display name", page,
+		`[...document.querySelectorAll("#view dt")].find((d) => d.textContent === "Display name").nextElementSibling.textContent`, q(oddDisplay))
+	shows("the account's keys", page, row("Keys", "0", ".length > 0"), q(oddKey)+" | "+keys[0].Algorithm)
+	shows("the account's secrets", page, row("Client secrets", "0", ".length > 0"), q(oddSecret)+" | "+cs.Hint)
+	shows("the list of APIs", "#/apis", row("APIs", "1", `=== "https://orders.internal"`), q(oddAPI)+" | https://orders.internal")
+	shows("the API's heading", "#/apis/"+url.PathEscape(oddAPI), h1, q(oddAPI))
+	shows("the list of organizations", "#/orgs", row("Organizations", "0", ".length > 0"), q(oddDomain)+" | —")
+	orgPage := "#/orgs/" + url.PathEscape(oddDomain)
+	shows("the organization's heading", orgPage, h1, q(oddDomain))
+	shows("the organization's projects", orgPage, row("Projects", "0", ".length > 0"), q(oddProject)+" | no")
 	p.checkLogs()
 }

@@ -124,12 +124,12 @@ async function accountsView() {
     if (project) q.set("project", project);
     return admin.get("/service-accounts?" + q);
   }, (res, project) => table([
-    ["Email", (a) => h("a", { href: "#/accounts/" + seg(a.client_id) }, a.email)],
-    ["Display name", (a) => a.display_name || "—"],
-    ["Client ID", (a) => h("code", {}, a.client_id)],
+    ["Email", (a) => h("a", { href: "#/accounts/" + seg(a.client_id) }, cell(a.email))],
+    ["Display name", (a) => (a.display_name ? cell(a.display_name) : "—")],
+    ["Client ID", (a) => h("code", {}, cell(a.client_id))],
     ["Scopes", (a) => list(a.scopes)],
     ["State", (a) => state(a.disabled)],
-  ], res.service_accounts, project ? `No service accounts in the project ${project}.` : "No service accounts."));
+  ], res.service_accounts, project ? `No service accounts in the project ${cell(project)}.` : "No service accounts."));
   const filter = h("input", { id: "project-filter", type: "search", placeholder: "all projects", autocomplete: "off" });
   const apply = h("button", { type: "submit" }, "Filter");
   const filterForm = h("form", { class: "inline" }, h("label", { for: "project-filter" }, "Project"), filter, apply);
@@ -198,12 +198,12 @@ async function accountView(id) {
   }, "danger");
   return h("section", {},
     h("p", {}, h("a", { href: "#/accounts" }, "← Service accounts")),
-    h("h1", {}, a.email),
+    h("h1", {}, cell(a.email)),
     fields([
-      ["Client ID", h("code", {}, a.client_id)],
+      ["Client ID", h("code", {}, cell(a.client_id))],
       ["State", state(a.disabled)],
-      ["Display name", a.display_name || "—"],
-      ["Description", a.description || "—"],
+      ["Display name", a.display_name ? cell(a.display_name) : "—"],
+      ["Description", a.description ? cell(a.description) : "—"],
       ["Scopes", list(a.scopes)],
       ["Token lifetime", a.token_lifetime_seconds + " s"],
       ["Token format", a.token_format || "as the APIs say"],
@@ -246,7 +246,7 @@ function tlsKind(b) {
 // tlsText shows a TLS binding.
 function tlsText(b) {
   const found = TLS_BINDINGS.find(([k]) => b?.[k]);
-  return found ? [found[1] + " ", h("code", {}, b[found[0]])] : "—";
+  return found ? [found[1] + " ", h("code", {}, cell(b[found[0]]))] : "—";
 }
 
 // sameSet reports whether two lists hold the same strings.
@@ -390,7 +390,7 @@ function keysSection(a, path, keys) {
   const unchanged = (k, send) => unchangedItem(`the key ${cell(k.key_id)}`, () => go(location.hash), send);
   return h("section", {}, h("h2", {}, "Keys"),
     table([
-      ["Key ID", (k) => h("code", {}, k.key_id)],
+      ["Key ID", (k) => h("code", {}, cell(k.key_id))],
       ["Algorithm", (k) => k.algorithm],
       ["Origin", (k) => k.origin],
       ["State", (k) => state(k.disabled)],
@@ -473,8 +473,8 @@ function secretsSection(path, secrets) {
     if (notice) showNotice(notice);
   };
   const render = (list) => holder.replaceChildren(table([
-    ["Secret ID", (s) => h("code", {}, s.secret_id)],
-    ["Hint", (s) => s.hint],
+    ["Secret ID", (s) => h("code", {}, cell(s.secret_id))],
+    ["Hint", (s) => cell(s.hint)],
     ["State", (s) => state(s.disabled)],
     ["Created", (s) => fmtTime(s.created_at)],
     ["Expires", (s) => fmtTime(s.expires_at)],
@@ -529,8 +529,8 @@ async function apisView() {
   return h("section", {}, h("h1", {}, "APIs"),
     createAPIForm(),
     table([
-      ["Name", (a) => h("a", { href: "#/apis/" + seg(a.name) }, a.name)],
-      ["Identifier (audience)", (a) => h("code", {}, a.identifier)],
+      ["Name", (a) => h("a", { href: "#/apis/" + seg(a.name) }, cell(a.name))],
+      ["Identifier (audience)", (a) => h("code", {}, cell(a.identifier))],
       ["Scopes", (a) => list(a.scopes)],
       ["Token format", (a) => a.token_format],
     ], res.apis, "No APIs."));
@@ -579,13 +579,13 @@ async function apiView(name) {
     await go("#/apis", `Deleted the API ${cell(a.name)}.`);
   }, "danger");
   const introspectors = a.introspectors.length
-    ? a.introspectors.flatMap((id, i) => [i ? " " : null, h("a", { href: "#/accounts/" + seg(id) }, id)]) : "—";
+    ? a.introspectors.flatMap((id, i) => [i ? " " : null, h("a", { href: "#/accounts/" + seg(id) }, cell(id))]) : "—";
   return h("section", {},
     h("p", {}, h("a", { href: "#/apis" }, "← APIs")),
-    h("h1", {}, a.name),
+    h("h1", {}, cell(a.name)),
     fields([
-      ["Identifier (audience)", h("code", {}, a.identifier)],
-      ["Description", a.description || "—"],
+      ["Identifier (audience)", h("code", {}, cell(a.identifier))],
+      ["Description", a.description ? cell(a.description) : "—"],
       ["Scopes", list(a.scopes)],
       ["Token format", a.token_format],
       ["Introspectors", introspectors],
@@ -644,11 +644,11 @@ let clock = null;
 // GET /v1/whoami did, and when the token expires, kept up to date.
 function showSession(s) {
   const { me } = s;
-  const title = `${me.display_name || me.email}, client ID ${me.client_id}; the token's scopes: ${(me.token.scopes ?? []).join(" ")}`;
+  const title = `${cell(me.display_name || me.email)}, client ID ${cell(me.client_id)}; the token's scopes: ${(me.token.scopes ?? []).map(cell).join(" ")}`;
   const show = () => {
     const left = s.expiresAt - Date.now();
     const when = left < 60000 ? "in less than a minute" : `in ${Math.round(left / 60000)} min`;
-    $("who").replaceChildren("Signed in as ", h("a", { href: "#/accounts/" + seg(me.client_id), title }, me.email),
+    $("who").replaceChildren("Signed in as ", h("a", { href: "#/accounts/" + seg(me.client_id), title }, cell(me.email)),
       ` · token expires ${fmtTime(s.expiresAt)} (${when})`);
   };
   show();

@@ -1,6 +1,8 @@
 // Building the page: elements are made with createElement and text is
 // always set with textContent, never parsed as HTML.
 
+import { cell } from "./goquote.js";
+
 // h makes an element. attrs sets properties (class → className, on* →
 // event listeners); false leaves an attribute out, and turns off a boolean
 // property that is on by default (spellcheck). children are nodes or
@@ -33,8 +35,9 @@ export function formInput(label, name, attrs = {}) {
   return [h("label", { for: id }, label), h("input", { id, name, autocomplete: "off", ...attrs })];
 }
 
-// list shows a list of names on one line, or a dash for none.
-export const list = (xs) => (xs && xs.length ? xs.join(" ") : "—");
+// list shows a list of names on one line, each as cell shows it, or a
+// dash for none.
+export const list = (xs) => (xs && xs.length ? xs.map(cell).join(" ") : "—");
 
 // words splits a list typed with spaces or commas.
 export const words = (text) => text.split(/[\s,]+/).filter(Boolean);

@@ -41,5 +41,6 @@ export function quote(s) {
 // database or an imported dump gave a bidirectional override or a line
 // break is seen, and turns nothing around. The audit log shows an event's
 // action, account, actor and source so; the confirmations name what they
-// act on so, and so do the notices that follow the action.
+// act on so, and so do the notices that follow the action and the lists,
+// headings and fields that show a stored name.
 export const cell = (s) => (printable(s) ? s : quote(s));

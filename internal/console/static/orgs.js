@@ -22,7 +22,7 @@ export async function orgsView(go) {
       + "the users of its directory."),
     createOrgForm(go),
     table([
-      ["Domain", (o) => h("a", { href: "#/orgs/" + seg(o.domain) }, o.domain)],
+      ["Domain", (o) => h("a", { href: "#/orgs/" + seg(o.domain) }, cell(o.domain))],
       ["Blocked scopes", (o) => list(o.blocked_scopes)],
       ["Created", (o) => fmtTime(o.created_at)],
     ], res.orgs, "No organizations."));
@@ -57,7 +57,7 @@ export async function orgView(domain, go) {
   }, "danger");
   return h("section", {},
     h("p", {}, h("a", { href: "#/orgs" }, "← Organizations")),
-    h("h1", {}, o.domain),
+    h("h1", {}, cell(o.domain)),
     fields([
       ["Blocked scopes", list(o.blocked_scopes)],
       ["Created", fmtTime(o.created_at)],
@@ -155,8 +155,8 @@ function projectsSection(o, etag, path, others, go) {
   }));
 
   const moveForm = (p) => {
-    const to = h("select", { id: "f-move-" + p.project, "aria-label": `Organization to move ${p.project} to` },
-      others.map((d) => h("option", { value: d }, d)));
+    const to = h("select", { id: "f-move-" + p.project, "aria-label": `Organization to move ${cell(p.project)} to` },
+      others.map((d) => h("option", { value: d }, cell(d))));
     const move = h("button", { type: "submit" }, "Move");
     const f = h("form", { class: "inline" }, to, move);
     f.addEventListener("submit", act(move, async () => {
@@ -172,7 +172,7 @@ function projectsSection(o, etag, path, others, go) {
     h("p", {}, "The service accounts of an internal project may act only for this organization's users. "
       + "A project is in one organization at most: placing one that is in another moves it here."),
     table([
-      ["Project", (p) => p.project],
+      ["Project", (p) => cell(p.project)],
       ["Internal", (p) => (p.internal ? "yes" : "no")],
       ["", (p) => h("span", { class: "actions" },
         p.internal
@@ -208,7 +208,7 @@ function delegationsSection(o, path, grants, go) {
   }));
   return h("section", {}, h("h2", {}, "Delegation grants"),
     table([
-      ["Client ID", (g) => h("a", { href: "#/accounts/" + seg(g.client_id) }, g.client_id)],
+      ["Client ID", (g) => h("a", { href: "#/accounts/" + seg(g.client_id) }, cell(g.client_id))],
       ["Scopes", (g) => list(g.scopes)],
       ["Granted", (g) => fmtTime(g.created_at)],
       ["", (g) => button("Revoke", async () => {
@@ -260,7 +260,7 @@ async function usersSection(o, path) {
   // Not type=email: the browser's rule for an email is not the admin
   // API's (it refuses jöhn@…, which the admin API takes); the admin API
   // says what it refuses.
-  const [emailLabel, email] = input("Email", "user-email", { inputmode: "email", required: true, placeholder: "alice@" + o.domain });
+  const [emailLabel, email] = input("Email", "user-email", { inputmode: "email", required: true, placeholder: cell("alice@" + o.domain) });
   const submit = h("button", { type: "submit" }, "Add user");
   const form = h("form", { class: "inline", id: "add-user" }, emailLabel, email, submit);
   form.addEventListener("submit", act(submit, async () => {
@@ -342,7 +342,7 @@ function importUsersForm(o, path, show) {
   }));
   return h("details", { class: "box", id: "import" }, h("summary", {}, "Import users from a file"),
     h("p", {}, "CSV: one user a line, email[,status] with status active or suspended, an optional header line email,status, # for comments (quote an email that starts with #). "
-      + 'JSON: [{"email": …, "suspended": …}] or {"users": [...]}. Each email must be of ' + o.domain + "; one already in the "
+      + 'JSON: [{"email": …, "suspended": …}] or {"users": [...]}. Each email must be of ' + cell(o.domain) + "; one already in the "
       + "directory is replaced, suspended or reinstated as the file says. Nothing is imported while any row is bad. "
       + `The users are sent ${count(IMPORT_BATCH)} at a time (fewer if their emails are very long), each batch in one `
       + "transaction: should a batch fail, the batches before it stay imported and those after it are not sent."),

@@ -31,7 +31,7 @@ export async function signingKeysView(go) {
       + "retired keys until the tokens they signed have expired, so APIs never meet an unknown kid. Keys rotate on the server's "
       + "schedule (--signing-key-rotation) and on demand."),
     table([
-      ["Key ID (kid)", (k) => h("code", {}, k.key_id)],
+      ["Key ID (kid)", (k) => h("code", {}, cell(k.key_id))],
       ["Algorithm", (k) => k.algorithm],
       ["State", (k) => h("span", { class: k.state === "retired" ? "state" : "state on" }, k.state)],
       ["Created", (k) => fmtTime(k.created_at)],
