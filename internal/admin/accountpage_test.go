@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,5 +56,54 @@ func TestAccountsPageAfterImportedID(t *testing.T) {
 	code, out, _ := f.call(t, "GET", "/v1/service-accounts?limit=1&page_token=legacy-job", auth, nil)
 	if page, _ := out["service_accounts"].([]any); code != 200 || len(page) != 1 || page[0].(map[string]any)["client_id"] != "legacy-kob" {
 		t.Errorf("page_token=legacy-job, deleted: %d %v, want 200 listing legacy-kob", code, out)
+	}
+}
+
+// deleteLookupStore records the filters of the audit reads that look for
+// an account.delete event.
+type deleteLookupStore struct {
+	storage.Storage
+	mu      sync.Mutex
+	filters []storage.AuditFilter
+}
+
+func (s *deleteLookupStore) ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error) {
+	if f.Action == "account.delete" {
+		s.mu.Lock()
+		s.filters = append(s.filters, f)
+		s.mu.Unlock()
+	}
+	return s.Storage.ListAuditEvents(ctx, f)
+}
+
+// TestAccountsPageAfterDeletedImportedIDNewest: the page_token of an
+// imported client ID deleted since is looked up by its latest
+// account.delete event (newest first, one event), the one a prune of the
+// oldest events keeps longest; it asked for the oldest.
+func TestAccountsPageAfterDeletedImportedIDNewest(t *testing.T) {
+	st := &deleteLookupStore{Storage: openSQLite(t)}
+	f := newFixtureOn(t, st)
+	ctx := context.Background()
+	for _, id := range []string{"legacy-job", "legacy-kob"} {
+		a := storage.Account{ID: id, Email: "job@" + id + ".iam.test", Name: "job", Project: id}
+		if err := f.store.CreateAccount(ctx, a, storage.AuditEvent{Time: time.Now(), Action: "account.create", Actor: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	auth := "Bearer " + f.token(t, f.admin, admin.AdminScope, nil)
+	if code, out, _ := f.call(t, "DELETE", "/v1/service-accounts/legacy-job", auth, nil); code != 204 {
+		t.Fatalf("DELETE legacy-job: %d %v", code, out)
+	}
+	code, out, _ := f.call(t, "GET", "/v1/service-accounts?limit=1&page_token=legacy-job", auth, nil)
+	if page, _ := out["service_accounts"].([]any); code != 200 || len(page) != 1 || page[0].(map[string]any)["client_id"] != "legacy-kob" {
+		t.Errorf("page_token=legacy-job, deleted: %d %v, want 200 listing legacy-kob", code, out)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.filters) != 1 {
+		t.Fatalf("account.delete lookups: %+v, want one", st.filters)
+	}
+	if got := st.filters[0]; !got.Newest || got.Limit != 1 || got.AccountID != "legacy-job" {
+		t.Errorf("account.delete lookup: %+v, want Newest, Limit 1, AccountID legacy-job", got)
 	}
 }

@@ -1129,7 +1129,9 @@ func (h *Handler) accountWas(ctx context.Context, id string) (bool, error) {
 	if !errors.Is(err, storage.ErrNotFound) {
 		return err == nil, err
 	}
-	evs, err := h.svc.store.ListAuditEvents(ctx, storage.AuditFilter{AccountID: id, Action: "account.delete", Limit: 1})
+	// The latest deletion, newest first: the one a prune of the oldest
+	// events keeps longest.
+	evs, err := h.svc.store.ListAuditEvents(ctx, storage.AuditFilter{AccountID: id, Action: "account.delete", Newest: true, Limit: 1})
 	return len(evs) > 0, err
 }
 
