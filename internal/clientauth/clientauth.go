@@ -444,13 +444,31 @@ func (a *Authenticator) resolve(ctx context.Context, source string, p *Principal
 }
 
 // lookup finds the account a client ID names: its numeric ID or email.
+// None is an unknownClient, the client's mistake in the words of the
+// refusal's log line, not the store's error chain.
 func (a *Authenticator) lookup(ctx context.Context, clientID string) (storage.Account, error) {
 	acct, err := LookupAccount(ctx, a.dir, clientID)
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
+		return acct, unknownClient{email: strings.Contains(clientID, "@")}
+	}
+	if err != nil {
 		return acct, oauth2.StoreUnavailable(err)
 	}
-	return acct, err
+	return acct, nil
 }
+
+// unknownClient is the cause of a refusal of a client ID (or an email) no
+// service account has. It matches storage.ErrNotFound (errors.Is).
+type unknownClient struct{ email bool }
+
+func (e unknownClient) Error() string {
+	if e.email {
+		return "no service account has this email"
+	}
+	return "no service account has this client ID"
+}
+
+func (unknownClient) Is(target error) bool { return target == storage.ErrNotFound }
 
 // allowed checks, once the credentials are verified, that the account may
 // authenticate with method. Only the holder of valid credentials learns

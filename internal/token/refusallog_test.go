@@ -289,3 +289,49 @@ func TestJWTBearerClientIDRefusalLog(t *testing.T) {
 		t.Errorf("a forged signature's event has request_client_id %q", v)
 	}
 }
+
+// TestRefusalLogUnknownClientCause: a token request of a client no
+// service account is logged, at info as every client's mistake is, with
+// a cause an operator reads as it is, not the store's error chain ("get
+// account: not found"), whether the store or the cache was asked.
+func TestRefusalLogUnknownClientCause(t *testing.T) {
+	for _, cached := range []bool{false, true} {
+		e := newEnvOn(t, cached)
+		clientAssertion := url.Values{
+			"grant_type": {"client_credentials"}, "scope": {"orders.read"},
+			"client_assertion_type": {oauth2.ClientAssertionJWT},
+			"client_assertion": {sign(t, e.rsKey, jose.RS256, "rs", map[string]any{
+				"iss": "999", "sub": "999", "aud": endpoint, "jti": "j-999",
+				"iat": t0.Add(-10 * time.Second).Unix(), "exp": t0.Add(time.Minute).Unix()}, nil)},
+		}.Encode()
+		secret := func(id string) request {
+			return request{body: "grant_type=client_credentials", header: http.Header{"Authorization": {basicAuth(id, "kw_wrong")}}}
+		}
+		tests := []struct {
+			name string
+			req  request
+			want string
+		}{
+			{"secret, client ID", secret("999"), `cause="no service account has this client ID"`},
+			{"secret, email", secret("nobody@proj.iam.test"), `cause="no service account has this email"`},
+			{"client assertion", request{body: clientAssertion}, `cause="no service account has this client ID"`},
+		}
+		for i, tt := range tests {
+			t.Run(fmt.Sprintf("%s, cached %v", tt.name, cached), func(t *testing.T) {
+				tt.req.remote = fmt.Sprintf("192.0.2.%d", i+1)
+				if w := e.do(tt.req); w.Code != 401 {
+					t.Fatalf("%d %s, want 401", w.Code, w.Body)
+				}
+				var line string
+				for _, l := range strings.Split(e.logs.String(), "\n") {
+					if strings.Contains(l, `msg="token request refused"`) {
+						line = l
+					}
+				}
+				if !strings.Contains(line, "level=INFO") || !strings.Contains(line, tt.want) || strings.Contains(line, "not found") {
+					t.Errorf("refusal log line %q, want level=INFO and %s", line, tt.want)
+				}
+			})
+		}
+	}
+}
