@@ -42,6 +42,7 @@ import (
 	"io"
 	"math/big"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -156,10 +157,12 @@ type JWTBearerConfig struct {
 	// request without invalid_scope.
 	Scopes []string
 	// TokenURL is where token requests go; default: the key file's
-	// token_uri. The assertion's audience stays token_uri, the issuer's
-	// token endpoint, and so does the htu of a DPoP proof (NewDPoP's
-	// HTTPClient), so requests may go to one replica, or through a proxy,
-	// under another name.
+	// token_uri, unless that is plain http to a host that is not loopback
+	// (refused, as one with a user name or password always is). The
+	// assertion's audience stays token_uri, the issuer's token endpoint,
+	// and so does the htu of a DPoP proof (NewDPoP's HTTPClient), so
+	// requests may go to one replica, or through a proxy, under another
+	// name.
 	TokenURL string
 	// HTTPClient is used for token requests; default: the one ctx carries
 	// (oauth2.HTTPClient), else one with a 30 s timeout.
@@ -179,6 +182,9 @@ func JWTBearer(ctx context.Context, cfg JWTBearerConfig) (oauth2.TokenSource, er
 		tokenURL, name = cfg.TokenURL, "TokenURL"
 	}
 	if err := checkTokenURL(name, tokenURL); err != nil {
+		return nil, err
+	}
+	if err := checkKeyFileTokenURI(kf.TokenURI, cfg.TokenURL == ""); err != nil {
 		return nil, err
 	}
 	ctx = withHTTPClient(ctx, cfg.HTTPClient)
@@ -336,6 +342,39 @@ func checkTokenURL(name, u string) error {
 	return fmt.Errorf("client: %s %q is not an http or https URL with a host, such as https://keyward.internal/token", name, kwoauth2.RedactURL(u))
 }
 
+// checkKeyFileTokenURI refuses a key file's token_uri with a user name or
+// password, which Keyward never writes there (its issuer has none) and
+// which would go to the token endpoint, and, when token requests go to it
+// (sent: no TokenURL was given), one of plain http to a host that is not
+// loopback, as keyward serve refuses such an issuer without
+// --insecure-http: the signed assertion and the token it gets would cross
+// the network unencrypted. A TokenURL the caller gives is the caller's
+// choice, as --insecure-http is the operator's. checkTokenURL has already
+// refused a token_uri that requests go to and that is no http(s) URL.
+func checkKeyFileTokenURI(uri string, sent bool) error {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return nil
+	}
+	if u.User != nil {
+		return fmt.Errorf("client: the key file's token_uri %q has a user name or password, which Keyward never writes there and which would go to the token endpoint: get a new key file ('keyward keys create')", kwoauth2.RedactURL(uri))
+	}
+	if sent && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return fmt.Errorf("client: the key file's token_uri %q is plain http:// to a host that is not loopback, so the signed assertion and the token would cross the network unencrypted: get a key file of the server's https:// issuer, or give TokenURL to send token requests over plain HTTP all the same", kwoauth2.RedactURL(uri))
+	}
+	return nil
+}
+
+// isLoopback reports whether host is localhost or a loopback IP address,
+// to which keyward serve takes plain HTTP.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // fetchFunc is a TokenSource that fetches a new token on every call.
 type fetchFunc func() (*oauth2.Token, error)
 
@@ -345,7 +384,8 @@ func (f fetchFunc) Token() (*oauth2.Token, error) { return f() }
 type ClientCredentialsConfig struct {
 	// TokenURL is where token requests go: Keyward's token endpoint.
 	// Required with a ClientSecret; default with a KeyFile: the file's
-	// token_uri.
+	// token_uri, unless that is plain http to a host that is not loopback
+	// (refused, as one with a user name or password always is).
 	TokenURL string
 	// TokenEndpoint is the token endpoint as the server names it (its
 	// metadata's token_endpoint), when TokenURL reaches it under another
@@ -410,11 +450,14 @@ func ClientCredentials(ctx context.Context, cfg ClientCredentialsConfig) (oauth2
 	if err != nil {
 		return nil, err
 	}
-	name := "TokenURL"
-	if cfg.TokenURL == "" {
+	name, sent := "TokenURL", cfg.TokenURL == ""
+	if sent {
 		cfg.TokenURL, name = kf.TokenURI, "the key file's token_uri"
 	}
 	if err := checkTokenURL(name, cfg.TokenURL); err != nil {
+		return nil, err
+	}
+	if err := checkKeyFileTokenURI(kf.TokenURI, sent); err != nil {
 		return nil, err
 	}
 	id := cmp.Or(cfg.ClientID, kf.ClientID, kf.ClientEmail)

@@ -73,6 +73,9 @@ for each request. The key file must exist: make one with
 			if err != nil {
 				return fmt.Errorf("%s: %w", path, unprefixed(err))
 			}
+			if err := plainHTTPTokenURI(kf.TokenURI, "get a key file of the server's https:// issuer ('keyward keys create', or 'keyward recover-admin' for the administrator's)"); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
 			transport, err := httpTransport(firstNonEmpty(caCert, os.Getenv("KEYWARD_CA_CERT")))
 			if err != nil {
 				return err

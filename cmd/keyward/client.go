@@ -127,6 +127,9 @@ func (f *clientFlags) client(cmd *cobra.Command) (*adminClient, error) {
 		if err := checkTokenURI(creds+": token_uri", kf.TokenURI); err != nil {
 			return nil, fmt.Errorf("%w; pass --server with the server's URL", err)
 		}
+		if err := plainHTTPTokenURI(kf.TokenURI, "get a key file of the server's https:// issuer ('keyward keys create', or 'keyward recover-admin' for the administrator's), or pass --server with the server's URL to call it over plain HTTP all the same"); err != nil {
+			return nil, fmt.Errorf("%s: %w", creds, err)
+		}
 		base, from = strings.TrimSuffix(kf.TokenURI, kwoauth2.TokenPath), creds+": token_uri"
 	}
 	caCert := f.caCert
@@ -169,6 +172,17 @@ func checkTokenURI(name, raw string) error {
 		return fmt.Errorf("%s %q must be Keyward's token endpoint, whose path ends in /token, such as %s", name, raw, example)
 	}
 	return nil
+}
+
+// plainHTTPTokenURI refuses a key file's token_uri, where token requests
+// are to go, that is plain http:// to a host that is not loopback, as the
+// client package does, with remedy, what to do in the CLI's terms.
+func plainHTTPTokenURI(uri, remedy string) error {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "http" || isLoopback(u.Hostname()) {
+		return nil
+	}
+	return fmt.Errorf("the key file's token_uri %q is plain http:// to a host that is not loopback, so the signed assertion and the token would cross the network unencrypted: %s", kwoauth2.RedactURL(uri), remedy)
 }
 
 // checkURL checks raw as checkServerURL does; what and example word the

@@ -75,3 +75,48 @@ func TestTokenMissingKeyFile(t *testing.T) {
 		t.Errorf("token with KEYWARD_CREDENTIALS=%s: %v, want it to say KEYWARD_CREDENTIALS names no file and how to make one", missing, err)
 	}
 }
+
+// TestKeyFilePlainHTTPTokenURI: a key file whose token_uri is plain
+// http:// to a host that is not loopback is refused by 'keyward token'
+// and the admin commands before anything is sent, saying what to do in
+// the CLI's terms (--server, a new key file), not the client package's
+// (TokenURL); one whose token_uri has a password is refused without
+// showing it. The admin commands with --server send their requests there
+// and go on.
+func TestKeyFilePlainHTTPTokenURI(t *testing.T) {
+	plain := writeECKeyFile(t, "http://keyward.invalid/token")
+	withPassword := writeECKeyFile(t, "https://admin:hunter2@keyward.invalid/token")
+	refusal := `the key file's token_uri "http://keyward.invalid/token" is plain http:// to a host that is not loopback`
+	for _, tt := range []struct {
+		name    string
+		args    []string
+		want    []string
+		notWant []string
+	}{
+		{"token", []string{"token", "--key-file", plain, "--scopes", "a"},
+			[]string{plain + ": " + refusal, "get a key file of the server's https:// issuer"}, []string{"TokenURL", "client: "}},
+		{"admin command", []string{"sa", "list", "--credentials", plain},
+			[]string{plain + ": " + refusal, "--server"}, []string{"TokenURL", "client: "}},
+		{"admin command with --server", []string{"sa", "list", "--credentials", plain, "--server", "http://127.0.0.1:1"},
+			[]string{"127.0.0.1:1"}, []string{"plain http://"}},
+		{"token, a password", []string{"token", "--key-file", withPassword, "--scopes", "a"},
+			[]string{withPassword + `: the key file's token_uri "https://admin:xxxxx@keyward.invalid/token" has a user name or password`}, []string{"hunter2", "client: "}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := runCLIErrWithin(t, 20*time.Second, tt.args...)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q does not say %q", err, w)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(err.Error(), w) {
+					t.Errorf("%q says %q", err, w)
+				}
+			}
+		})
+	}
+}
