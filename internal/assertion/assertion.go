@@ -9,6 +9,7 @@ package assertion
 import (
 	"crypto"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -314,6 +316,7 @@ func (t *Token) verifySignature(keys []storage.Key, now time.Time, log *slog.Log
 	var (
 		disabled *storage.Key
 		unusable error // why the last key skipped could not be used
+		tried    bool
 	)
 	for i, k := range candidates {
 		if k.Algorithm != alg || k.Expired(now) {
@@ -330,6 +333,7 @@ func (t *Token) verifySignature(keys []storage.Key, now time.Time, log *slog.Log
 			}
 			continue
 		}
+		tried = true
 		if err := t.verifyWith(pub, jose.SignatureAlgorithm(alg)); err != nil {
 			continue
 		}
@@ -338,6 +342,13 @@ func (t *Token) verifySignature(keys []storage.Key, now time.Time, log *slog.Log
 			continue
 		}
 		return k, nil
+	}
+	if !tried {
+		// An account with no key to try (none of alg, or all expired or
+		// unusable, or none at all: one with secrets only) answers as late
+		// as one whose keys all refuse the signature, and as an unknown
+		// account does (VerifyDecoy).
+		t.VerifyDecoy()
 	}
 	if disabled != nil {
 		return *disabled, fail(DisabledKey, "The OAuth client was disabled. The key used to sign the JWT assertion is disabled.", nil)
@@ -358,8 +369,53 @@ func (t *Token) verifySignature(keys []storage.Key, now time.Time, log *slog.Log
 	return storage.Key{}, fail(BadSignature, "Invalid JWT Signature.", unusable)
 }
 
+// signatureChecks counts the signatures verifyWith has checked.
+var signatureChecks atomic.Uint64
+
+// SignatureChecks returns the number of signature checks made so far in
+// this process, decoys included: tests use it to show that a refusal
+// spent one.
+func SignatureChecks() uint64 { return signatureChecks.Load() }
+
+// decoyKeys are public keys, one for each of Algorithms, whose private keys
+// were thrown away when they were made: VerifyDecoy checks signatures with
+// them. An RSA key is 2048 bits, as the keys Google and keyward make are.
+var decoyKeys = sync.OnceValue(func() map[jose.SignatureAlgorithm]crypto.PublicKey {
+	keys := map[jose.SignatureAlgorithm]crypto.PublicKey{}
+	for alg, b64 := range map[jose.SignatureAlgorithm]string{
+		jose.RS256: "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAvHGHOn2wS4ewkIguG7kdmHmjzVcwkUj8AAXysh9sQYFG5zXEXBkkEUEeRCiJVAHi++eafpyeYRRbL9DfVGLthKT6Wn1gPaMIyqMpliKFTE4NYAe5wyiJTIW7VeiXLY4++SSrYEMyYA/Kv8fF6EyvjbsmUYa5HhbVMR6XlIvxi7BfN8xIUn7nkXeGusrh17ppRJYJr5HCxcDqus6pAeNrSl9T2aKidYxCwflnMOJd/j1wvOi2bMm1Xt/iSivtQtb3KCWj2iQ1iaJ1+xm5zCFq6TfQkcD5EJBmrD0q3GdK4XIKFQuHaljE01ugGe3pvjB6bApcjduW8G0JbbKscGg6kwIDAQAB",
+		jose.ES256: "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAElMaUP+4G1UOVBY+8tz0pZi+TJUhnsUu9OM01Glu3bFtWyq5bzoy95ePqBJbAqLD4qJiwtOXitGO+skvB3lY6og==",
+	} {
+		der, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			panic(err) // a constant above
+		}
+		pub, err := x509.ParsePKIXPublicKey(der)
+		if err != nil {
+			panic(err) // a constant above
+		}
+		keys[alg] = pub
+	}
+	return keys
+})
+
+// VerifyDecoy checks t's signature against a key no one holds, of the
+// algorithm t's header names, and ignores the answer. A caller refusing an
+// assertion whose iss names no account calls it, so that the refusal costs
+// what a signature that none of a known account's keys verifies does: its
+// answer is the same ("Invalid JWT Signature."), and must not come back
+// measurably sooner, or a guesser timing it could tell which emails and
+// client IDs are accounts.
+func (t *Token) VerifyDecoy() {
+	alg := jose.SignatureAlgorithm(t.Header.Algorithm)
+	if pub, ok := decoyKeys()[alg]; ok { // Parse accepts only Algorithms
+		_ = t.verifyWith(pub, alg)
+	}
+}
+
 // verifyWith checks the signature with pub, a key registered for alg.
 func (t *Token) verifyWith(pub crypto.PublicKey, alg jose.SignatureAlgorithm) error {
+	signatureChecks.Add(1)
 	if t.padded != nil {
 		return t.padded.Verify(pub, alg)
 	}

@@ -901,3 +901,75 @@ func TestVerifySignatureAllocs(t *testing.T) {
 		t.Errorf("verifySignature: %v allocations, want those of the signature's verification alone, %v", tried, alone)
 	}
 }
+
+// TestVerifyDecoy: each algorithm an assertion may use has a decoy key of
+// its family, which really checks the signature (the check fails, as a
+// foreign key's does, rather than stopping at a key of the wrong type) and
+// is counted.
+func TestVerifyDecoy(t *testing.T) {
+	rsKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	esKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	keys := map[jose.SignatureAlgorithm]any{jose.RS256: rsKey, jose.ES256: esKey}
+	for _, alg := range Algorithms {
+		t.Run(string(alg), func(t *testing.T) {
+			s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: keys[alg]}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := jwt.Signed(s).Claims(map[string]any{"iss": "a@p"}).Serialize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := Parse(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub, ok := decoyKeys()[alg]
+			if !ok {
+				t.Fatalf("no decoy key for %s", alg)
+			}
+			if err := tok.verifyWith(pub, alg); !errors.Is(err, jose.ErrCryptoFailure) {
+				t.Fatalf("verify with the decoy key: %v, want %v", err, jose.ErrCryptoFailure)
+			}
+			before := SignatureChecks()
+			tok.VerifyDecoy()
+			if n := SignatureChecks() - before; n != 1 {
+				t.Fatalf("VerifyDecoy made %d signature checks, want 1", n)
+			}
+		})
+	}
+}
+
+// BenchmarkBadSignature compares a refusal of a signature by an account's
+// key with one by the decoy key, which must cost about as much.
+func BenchmarkBadSignature(b *testing.B) {
+	rsKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	rsOther, _ := rsa.GenerateKey(rand.Reader, 2048)
+	esKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	esOther, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	// The signer's key, and the account's, which is another.
+	foreign := map[jose.SignatureAlgorithm][2]any{
+		jose.RS256: {rsKey, &rsOther.PublicKey},
+		jose.ES256: {esKey, &esOther.PublicKey},
+	}
+	for _, alg := range Algorithms {
+		s, _ := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: foreign[alg][0]}, nil)
+		raw, _ := jwt.Signed(s).Claims(map[string]any{"iss": "a@p"}).Serialize()
+		tok, err := Parse(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		spki, _ := x509.MarshalPKIXPublicKey(foreign[alg][1])
+		keys := []storage.Key{{ID: "bench-" + string(alg), AccountID: "a", Algorithm: string(alg), PublicKey: spki}}
+		b.Run(string(alg)+"/account key", func(b *testing.B) {
+			for b.Loop() {
+				_, _ = tok.verifySignature(keys, now, nil)
+			}
+		})
+		b.Run(string(alg)+"/decoy", func(b *testing.B) {
+			for b.Loop() {
+				tok.VerifyDecoy()
+			}
+		})
+	}
+}

@@ -779,6 +779,40 @@ func TestPrivateKeyJWTOversizedKey(t *testing.T) {
 	}
 }
 
+// TestPrivateKeyJWTRefusalChecksSignature: a client assertion whose iss
+// names no account is refused as a bad signature is, and must not be
+// refused sooner, or a guesser could tell which client IDs are accounts by
+// timing it: every such refusal checks one signature, a decoy's where no
+// key of the account could be tried. (Counted, not timed.)
+func TestPrivateKeyJWTRefusalChecksSignature(t *testing.T) {
+	w := newWorld(t)
+	a := w.authenticator()
+	tests := []struct {
+		name string
+		iss  string
+	}{
+		{"known account, a key not its own", "222"},
+		{"unknown ID", "999"},
+		{"unknown email", "ghost@p.iam.test"},
+		{"known account without keys", "333"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := assertionJWT(t, w.jobKey, claims(tt.iss, nil))
+			before := assertion.SignatureChecks()
+			_, err := request{form: url.Values{"client_assertion_type": {oauth2.ClientAssertionJWT}, "client_assertion": {raw}}, remote: fmt.Sprintf("192.0.2.%d", 40+i)}.run(a)
+			checks := assertion.SignatureChecks() - before
+			var oe *oauth2.Error
+			if !errors.As(err, &oe) || oe.Code != oauth2.ErrInvalidClient {
+				t.Fatalf("Authenticate: %v, want invalid_client", err)
+			}
+			if checks != 1 {
+				t.Fatalf("%d signature checks, want 1: a refusal that checks none answers sooner", checks)
+			}
+		})
+	}
+}
+
 // Require asks for client credentials, and tells a client that presented
 // only a certificate that client_id is what it is missing, and one whose
 // proxy forwarded a certificate that does not parse that it could not be

@@ -53,6 +53,12 @@ func (a *Authenticator) privateKeyJWT(ctx context.Context, source string, p *Pri
 		}
 	}
 	if err := a.resolve(ctx, source, p); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			// Refused as a bad signature is (Authenticate), and no
+			// sooner: the signature is checked with a decoy key, so that
+			// timing does not tell which client IDs are accounts.
+			tok.VerifyDecoy()
+		}
 		return nil, err
 	}
 	acct := p.Account

@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/keyward/keyward/internal/assertion"
 )
 
 // TestJWTBearerUnknownAccountAnswersAsBadSignature: an attacker who
@@ -30,6 +33,41 @@ func TestJWTBearerUnknownAccountAnswersAsBadSignature(t *testing.T) {
 					w.Code, w.Body, known.Code, known.Body)
 			}
 			e.lastEvent(t, "token.refused", "invalid_grant")
+		})
+	}
+}
+
+// TestJWTBearerRefusalChecksSignature: the same answer must not come
+// sooner for an iss that names no account, or a guesser could tell which
+// emails and IDs are accounts by timing it. Every refusal as a bad
+// signature checks one: an unknown account's with a decoy key, an account
+// with no key of the assertion's alg likewise. (Counted, not timed.)
+func TestJWTBearerRefusalChecksSignature(t *testing.T) {
+	e := newEnv(t)
+	iss := func(v string) func(map[string]any) { return func(c map[string]any) { c["iss"] = v } }
+	tests := []struct {
+		name string
+		key  any
+		alg  jose.SignatureAlgorithm
+		iss  string
+	}{
+		{"known account, a key not its own", e.rsKey, jose.RS256, "other@proj.iam.test"},
+		{"unknown email, RS256", e.other, jose.RS256, "ghost@proj.iam.test"},
+		{"unknown ID, ES256", e.esKey, jose.ES256, "100000000000000000099"},
+		{"known account without an ES256 key", e.esKey, jose.ES256, "other@proj.iam.test"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := sign(t, tt.key, tt.alg, "", claims(iss(tt.iss)), nil)
+			before := assertion.SignatureChecks()
+			w := e.do(request{body: form(a), remote: fmt.Sprintf("192.0.2.%d", 230+i)})
+			checks := assertion.SignatureChecks() - before
+			if w.Code != 400 || !strings.Contains(w.Body.String(), `"Invalid JWT Signature."`) {
+				t.Fatalf("%d %s, want 400 Invalid JWT Signature.", w.Code, w.Body)
+			}
+			if checks != 1 {
+				t.Fatalf("%d signature checks, want 1: a refusal that checks none answers sooner", checks)
+			}
 		})
 	}
 }

@@ -72,7 +72,10 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 			// Answered as a signature no key of a known account verifies:
 			// one signing with a key of its own must not learn which iss
 			// names an account (client authentication hides an unknown
-			// client alike). The log and the audit event say why.
+			// client alike). The log and the audit event say why. The
+			// signature is checked all the same, with a decoy key, so the
+			// answer comes no sooner than a known account's.
+			tok.VerifyDecoy()
 			return nil, fail(oauth2.Errorf(oauth2.ErrInvalidGrant, "Invalid JWT Signature.").WithCause(errors.New("no account has the iss")))
 		}
 		return nil, err
