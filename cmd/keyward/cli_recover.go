@@ -51,8 +51,10 @@ from the servers' --issuer (read with the master key, found as serve finds
 it), else for the one derived from --listen's default, 127.0.0.1:8080; the
 output says which issuer the key file is for. With --listen and without
 --issuer, a recorded issuer that differs from the derived one is warned
-of. A running server picks up the new key at once; an enabled account
-within --cache-ttl on SQLite, at once on PostgreSQL.
+of. Without --issuer, a master key found that does not open the store is
+refused before anything is written. A running server picks up the new key
+at once; an enabled account within --cache-ttl on SQLite, at once on
+PostgreSQL.
 
 ` + storeSettingsHelp + `
 
@@ -100,7 +102,12 @@ within --cache-ttl on SQLite, at once on PostgreSQL.
 				email := admin.NewService(st, admin.Config{AccountDomain: cfg.AccountDomain}).Email(admin.AdminAccountName, admin.AdminProject)
 				return keyFileInTheWay(cmd.Context(), st, email, keyFile)
 			}
-			issuer, source, hint := recoverIssuer(cmd.Context(), cmd.Flags(), cfg, st, cmd.ErrOrStderr(), commandLogger(cmd))
+			issuer, source, hint, err := recoverIssuer(cmd.Context(), cmd.Flags(), cfg, st, cmd.ErrOrStderr(), commandLogger(cmd))
+			if err != nil {
+				// A master key that does not open the store: refused
+				// before the key file is written, as a start with it is.
+				return fmt.Errorf("%w; nothing was changed", err)
+			}
 			svc := admin.NewService(recoverStore(st), admin.Config{Issuer: issuer, AccountDomain: cfg.AccountDomain,
 				DefaultTokenLifetime: cfg.DefaultTokenTTL, MaxTokenLifetime: cfg.MaxTokenTTL})
 			var written os.FileInfo // the key file, once written
@@ -190,7 +197,7 @@ within --cache-ttl on SQLite, at once on PostgreSQL.
 		"tls-cert":        "the server's --tls-cert (give --tls-key with it): an issuer derived from --listen is then https; with --issuer, or without --listen an issuer the store recorded, that one is used as it is",
 		"tls-key":         "the server's --tls-key, which goes with --tls-cert",
 		"insecure-http":   "the server's --insecure-http, for a --listen that is not loopback without --tls-cert",
-		"master-key-file": "the server's --master-key-file (or KEYWARD_MASTER_KEY; default: <data-dir>/master.key), read only for the issuer the store recorded: used without --issuer or --listen, warned of when it differs from the one --listen gives",
+		"master-key-file": "the server's --master-key-file (or KEYWARD_MASTER_KEY; default: <data-dir>/master.key), read only for the issuer the store recorded: used without --issuer or --listen, warned of when it differs from the one --listen gives; without --issuer, one that does not open the store is refused",
 	} {
 		cmd.Flags().Lookup(name).Usage = usage
 	}
@@ -236,25 +243,30 @@ func keyFileInTheWay(ctx context.Context, st storage.Storage, email, path string
 // --issuer given; without --issuer or --listen, the one the store recorded
 // from the servers' --issuer; else the one derived from --listen (its
 // default unless given). A recorded issuer that cannot be read is warned
-// of on stderr; a master key file others may read, on log.
-func recoverIssuer(ctx context.Context, flags *pflag.FlagSet, c Config, st storage.Storage, stderr io.Writer, log *slog.Logger) (issuer, source, hint string) {
+// of on stderr; a master key file others may read, on log. A master key
+// found that does not open the store is the error (signer.CheckMasterKey's,
+// signer.ErrWrongMasterKey), with or without --listen.
+func recoverIssuer(ctx context.Context, flags *pflag.FlagSet, c Config, st storage.Storage, stderr io.Writer, log *slog.Logger) (issuer, source, hint string, err error) {
 	if c.Issuer != "" {
-		return c.Issuer, "from " + c.flag("issuer"), "--issuer"
+		return c.Issuer, "from " + c.flag("issuer"), "--issuer", nil
+	}
+	recorded, rerr := recordedIssuer(ctx, c, st, log)
+	if errors.Is(rerr, signer.ErrWrongMasterKey) {
+		return "", "", "", rerr
 	}
 	if !flags.Changed("listen") {
-		recorded, err := recordedIssuer(ctx, c, st, log)
-		if err != nil {
-			fmt.Fprintf(stderr, "warning: could not read the issuer recorded in the store (%v); the key file is for the one derived from --listen\n", err)
+		if rerr != nil {
+			fmt.Fprintf(stderr, "warning: could not read the issuer recorded in the store (%v); the key file is for the one derived from --listen\n", rerr)
 		}
 		if recorded != "" {
-			return recorded, "recorded in the store by the server's --issuer", "--issuer"
+			return recorded, "recorded in the store by the server's --issuer", "--issuer", nil
 		}
 	}
 	issuer = c.issuer(c.Listen)
 	source = fmt.Sprintf("derived from %s %s", c.flag("listen"), c.Listen)
 	if !flags.Changed("listen") {
 		source += " (the default)"
-	} else if recorded, err := recordedIssuer(ctx, c, st, log); err == nil && recorded != "" && recorded != issuer {
+	} else if rerr == nil && recorded != "" && recorded != issuer {
 		// --listen given wins, but the servers' --issuer may be
 		// another: the key file would then name a token endpoint they
 		// refuse. One that cannot be read goes unsaid: --listen was
@@ -262,14 +274,16 @@ func recoverIssuer(ctx context.Context, flags *pflag.FlagSet, c Config, st stora
 		fmt.Fprintf(stderr, "warning: the store records the issuer %s from the servers' --issuer, and the key file is for %s, %s: if the servers run with --issuer %s, give recover-admin %s\n",
 			recorded, issuer, source, recorded, shellCommand("--issuer", recorded))
 	}
-	return issuer, source, "--issuer or --listen"
+	return issuer, source, "--issuer or --listen", nil
 }
 
 // recordedIssuer is the issuer the store recorded from the servers'
 // --issuer (signer.RecordIssuer), "" when it has none. One recorded while
 // the master key, which seals it, is not to be found here (kept apart and
 // not given) is an error saying so: the key file would be for the issuer
-// derived from --listen, which the servers' is not.
+// derived from --listen, which the servers' is not. A master key found
+// that does not open the store (signer.CheckMasterKey) is an error too,
+// signer.ErrWrongMasterKey.
 func recordedIssuer(ctx context.Context, c Config, st storage.Storage, log *slog.Logger) (string, error) {
 	key, source, err := findMasterKey(c)
 	if err != nil {
@@ -283,6 +297,12 @@ func recordedIssuer(ctx context.Context, c Config, st storage.Storage, log *slog
 			return "", errors.New("the store records one, sealed with the master key, which is not found here: give recover-admin the server's --master-key-file or KEYWARD_MASTER_KEY, or its --issuer")
 		}
 		return "", nil
+	}
+	if err := signer.CheckMasterKey(ctx, st, key); err != nil {
+		if source != "" {
+			return "", fmt.Errorf("master key %s: %w", source, err)
+		}
+		return "", fmt.Errorf("%s: %w", masterKeyEnv, err)
 	}
 	sealer, err := signer.NewSealer(key)
 	if err != nil {

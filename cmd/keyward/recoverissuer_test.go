@@ -3,10 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/signer"
 )
 
 // TestRecoverAdminIssuer: recover-admin run without --issuer or --listen
@@ -153,4 +158,60 @@ func TestRecoverAdminIssuerListenDiffers(t *testing.T) {
 			t.Errorf("stderr %q before the refusal, want nothing", stderr)
 		}
 	})
+}
+
+// TestRecoverAdminWrongMasterKey: recover-admin given a master key that
+// does not open the store (--master-key-file or KEYWARD_MASTER_KEY; read
+// for the issuer the store recorded) refuses with the message a start
+// with it gets, before it writes a key file or stores a key. It warned
+// that the recorded issuer could not be read (or, with --listen, said
+// nothing), then wrote a key file for the derived issuer and stored its
+// key.
+func TestRecoverAdminWrongMasterKey(t *testing.T) {
+	t.Setenv("KEYWARD_MASTER_KEY", "")
+	t.Setenv("KEYWARD_MASTER_KEY_FILE", "")
+	m := startServer(t, func(m *Main) { m.Config.Issuer = "https://keyward.test" })
+	wrong := strings.Repeat("5a", 32)
+	wrongFile := filepath.Join(t.TempDir(), "wrong.key")
+	mustWriteFile(t, wrongFile, []byte(wrong+"\n"))
+	ctx := context.Background()
+	acct, err := m.store.GetAccountByEmail(ctx, m.Server.Admin.Email(admin.AdminAccountName, admin.AdminProject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := m.store.ListKeys(ctx, acct.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		env  string
+		args []string
+	}{
+		{"--master-key-file", "", []string{"--master-key-file", wrongFile}},
+		{"--master-key-file and --listen", "", []string{"--master-key-file", wrongFile, "--listen", "127.0.0.1:9090"}},
+		{"KEYWARD_MASTER_KEY", wrong, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("KEYWARD_MASTER_KEY", tc.env)
+			key := filepath.Join(t.TempDir(), "admin-key.json")
+			err := runCLIErr(t, append([]string{"recover-admin", "--config=", "--data-dir", m.Config.DataDir, "--key-file", key}, tc.args...)...)
+			if want := "the master key does not open the stored client-secret pepper: it is not the key this store was sealed with"; err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("recover-admin: %v, want an error saying %q", err, want)
+			}
+			if !errors.Is(err, signer.ErrWrongMasterKey) {
+				t.Errorf("recover-admin: %v, want signer.ErrWrongMasterKey", err)
+			}
+			if _, err := os.Lstat(key); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the key file: %v, want none written", err)
+			}
+			after, err := m.store.ListKeys(ctx, acct.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(after) != len(before) {
+				t.Errorf("the administrator has %d keys, had %d: a key was stored", len(after), len(before))
+			}
+		})
+	}
 }

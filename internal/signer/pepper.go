@@ -36,14 +36,8 @@ func LoadPepper(ctx context.Context, st PepperStore, master []byte, now time.Tim
 	if errors.Is(err, storage.ErrNotFound) {
 		// Store nothing under a master key that is not the store's: a
 		// wrong key would seal a wrong pepper for good.
-		keys, lerr := st.ListSigningKeys(ctx)
-		if lerr != nil {
-			return nil, lerr
-		}
-		for _, k := range keys {
-			if _, err := sealer.Open(k.ID, k.Sealed); err != nil {
-				return nil, fmt.Errorf("the master key does not open the stored signing key %s: %w", k.ID, err)
-			}
+		if err := openSigningKeys(ctx, st, sealer); err != nil {
+			return nil, err
 		}
 		pepper, kerr := hkdf.Key(sha256.New, master, nil, "keyward client-secret pepper", 32)
 		if kerr != nil {
@@ -61,11 +55,49 @@ func LoadPepper(ctx context.Context, st PepperStore, master []byte, now time.Tim
 	if err != nil {
 		return nil, fmt.Errorf("load the client-secret pepper: %w", err)
 	}
-	pepper, err := sealer.Open(aad, v.Sealed)
+	return openPepper(sealer, v)
+}
+
+// CheckMasterKey checks that master opens st, as LoadPepper does, and
+// with its errors, but changes nothing: it opens the stored pepper, or,
+// with none stored yet, every signing key. A master key that does not
+// open them is ErrWrongMasterKey.
+func CheckMasterKey(ctx context.Context, st PepperStore, master []byte) error {
+	sealer, err := NewSealer(master)
+	if err != nil {
+		return err
+	}
+	v, err := st.GetSealedValue(ctx, PepperName)
+	if errors.Is(err, storage.ErrNotFound) {
+		return openSigningKeys(ctx, st, sealer)
+	} else if err != nil {
+		return fmt.Errorf("load the client-secret pepper: %w", err)
+	}
+	_, err = openPepper(sealer, v)
+	return err
+}
+
+// openPepper opens v, the stored pepper.
+func openPepper(sealer *Sealer, v storage.SealedValue) ([]byte, error) {
+	pepper, err := sealer.Open(storage.SealedValueAAD(PepperName), v.Sealed)
 	if err != nil {
 		return nil, fmt.Errorf("the master key does not open the stored client-secret pepper: it is not the key this store was sealed with (for an imported store, give the key of the server the export came from; for one restored from a back-up, the key it was sealed with when backed up (the old one, for a back-up from before a 'keyward master-key rotate'); else, after a rotate, the new key): %w", ErrWrongMasterKey)
 	}
 	return pepper, nil
+}
+
+// openSigningKeys checks that sealer opens every stored signing key.
+func openSigningKeys(ctx context.Context, st PepperStore, sealer *Sealer) error {
+	keys, err := st.ListSigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if _, err := sealer.Open(k.ID, k.Sealed); err != nil {
+			return fmt.Errorf("the master key does not open the stored signing key %s: %w", k.ID, err)
+		}
+	}
+	return nil
 }
 
 // ResealStore is the part of storage RotateMasterKey needs.

@@ -121,6 +121,54 @@ func TestLoadPepperWrongKeyStoresNothing(t *testing.T) {
 	}
 }
 
+// TestCheckMasterKey: CheckMasterKey refuses a master key that does not
+// open the stored pepper, or, with none stored yet, a signing key, as
+// LoadPepper does, and stores nothing either way.
+func TestCheckMasterKey(t *testing.T) {
+	ctx := context.Background()
+	wrong := bytes.Repeat([]byte{8}, 32)
+	c := &clock{t: time.Now()}
+	withKeys := openStore(t)
+	newTestSigner(t, withKeys, master, "ES256", c) // no pepper yet
+	withPepper := openStore(t)
+	if _, err := LoadPepper(ctx, withPepper, master, c.t); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		st        *sealedStore
+		key       []byte
+		wantWrong bool
+		wantMsg   string
+	}{
+		{"empty store", openStore(t), wrong, false, ""},
+		{"signing keys, right key", withKeys, master, false, ""},
+		{"signing keys, wrong key", withKeys, wrong, true, "the master key does not open the stored signing key"},
+		{"pepper, right key", withPepper, master, false, ""},
+		{"pepper, wrong key", withPepper, wrong, true, "the master key does not open the stored client-secret pepper: it is not the key this store was sealed with"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs := len(tt.st.evs)
+			err := CheckMasterKey(ctx, tt.st, tt.key)
+			if got := errors.Is(err, ErrWrongMasterKey); got != tt.wantWrong || !tt.wantWrong && err != nil {
+				t.Fatalf("CheckMasterKey: %v, want ErrWrongMasterKey %v", err, tt.wantWrong)
+			}
+			if tt.wantWrong && !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("CheckMasterKey: %v, want it to say %q", err, tt.wantMsg)
+			}
+			if len(tt.st.evs) != evs {
+				t.Errorf("CheckMasterKey wrote %d events, want none", len(tt.st.evs)-evs)
+			}
+			if tt.st != withPepper {
+				if _, err := tt.st.GetSealedValue(ctx, PepperName); !errors.Is(err, storage.ErrNotFound) {
+					t.Errorf("a pepper was stored: %v", err)
+				}
+			}
+		})
+	}
+}
+
 // raceStore is a store in which another replica stores the pepper between
 // this one's look-up and its create.
 type raceStore struct {
