@@ -160,3 +160,37 @@ func TestCertificateRefusalCause(t *testing.T) {
 		})
 	}
 }
+
+// TestCertificateRefusalVerifiesChain: a client certificate sent with a
+// client_id that names no account is refused as one an account refuses,
+// and must not be refused sooner, or a guesser could tell which client IDs
+// are accounts by timing it: with --tls-client-ca, every such request
+// verifies the certificate's chain once, whether client_id names an
+// account, one with a TLS binding, or none. (Counted, not timed.)
+func TestCertificateRefusalVerifiesChain(t *testing.T) {
+	w := newWorld(t)
+	a := w.authenticator()
+	tests := []struct {
+		name     string
+		clientID string
+	}{
+		{"account with a TLS binding", "111"},
+		{"account without a TLS binding", "222"},
+		{"unknown ID", "999"},
+		{"unknown email", "ghost@p.iam.test"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := chainChecks.Load()
+			_, err := request{form: url.Values{"client_id": {tt.clientID}}, cert: w.forged.Leaf, chain: []*x509.Certificate{w.rogue}, remote: fmt.Sprintf("192.0.2.%d", 60+i)}.run(a)
+			checks := chainChecks.Load() - before
+			var oe *oauth2.Error
+			if !errors.As(err, &oe) || oe.Code != oauth2.ErrInvalidClient {
+				t.Fatalf("Authenticate: %v, want invalid_client", err)
+			}
+			if checks != 1 {
+				t.Fatalf("%d chain verifications, want 1: a refusal that verifies none answers sooner", checks)
+			}
+		})
+	}
+}
