@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -52,7 +53,9 @@ database changes (on Unix). When the current key is <data-dir>/master.key,
 the old key is kept beside it as master.key.old-<UTC time> and the new key
 is written and synced next to it first (a data directory that cannot take
 them is refused with nothing changed), and put in its place once the
-database is re-encrypted.
+database is re-encrypted. A master.key that is a symbolic link is refused,
+nothing changed: rotate the file it names with --master-key-file, then
+point the link at the new key's file.
 
 Stop every server first (with SQLite the command refuses to run while a
 server holds the data directory): one still running with the old key keeps
@@ -111,6 +114,9 @@ still need the old key.
 			}
 			if bytes.Equal(oldKey, newKey) {
 				return usageError{errors.New("the new master key is the current one")}
+			}
+			if err := refuseLinkedMasterKey(cfg, source, newKeyFile); err != nil {
+				return err
 			}
 			if source != "" {
 				checkMasterKeyMode(source, cfg.MasterKeyFile == "", commandLogger(cmd))
@@ -252,6 +258,28 @@ still need the old key.
 	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database, and of the generated master key if that is the current one", "master-key-file")
 	cmd.Flags().StringVar(&newKeyFile, "new-master-key-file", "", "file with the new 32-byte master key: raw, hex or base64 (required)")
 	return cmd
+}
+
+// refuseLinkedMasterKey refuses a rotation of the generated
+// <data-dir>/master.key, source, when it is a symbolic link (to a secret
+// mount, say): the new key would be renamed over the link, leaving a file
+// of its own in the data directory and the old key where the link points,
+// which the operator keeps. It says to rotate that file with
+// --master-key-file, then point the link at the new key's file.
+func refuseLinkedMasterKey(c Config, source, newKeyFile string) error {
+	if source != generatedMasterKeyPath(c) {
+		return nil
+	}
+	fi, err := os.Lstat(source)
+	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return nil // findMasterKey has read it
+	}
+	target, err := filepath.EvalSymlinks(source)
+	if err != nil {
+		target, _ = os.Readlink(source)
+	}
+	return fmt.Errorf("%s is a symbolic link to %s, where the key is kept: a rotation would put a file of its own in place of the link and leave the old key in %s; nothing was changed: rotate that file with %s, then point the link at %s",
+		source, target, target, shellCommand("--master-key-file", target, "--new-master-key-file", newKeyFile), newKeyFile)
 }
 
 // rotateLocked is called once master-key rotate holds its locks; tests
