@@ -158,7 +158,8 @@ type JWTBearerConfig struct {
 	Scopes []string
 	// TokenURL is where token requests go; default: the key file's
 	// token_uri, unless that is plain http to a host that is not loopback
-	// (refused, as one with a user name or password always is). The
+	// (refused, as one with a user name or password always is). A TokenURL
+	// with a user name or password is refused too. The
 	// assertion's audience stays token_uri, the issuer's token endpoint,
 	// and so does the htu of a DPoP proof (NewDPoP's HTTPClient), so
 	// requests may go to one replica, or through a proxy, under another
@@ -177,11 +178,11 @@ func JWTBearer(ctx context.Context, cfg JWTBearerConfig) (oauth2.TokenSource, er
 	if err != nil {
 		return nil, err
 	}
-	tokenURL, name := kf.TokenURI, "the key file's token_uri"
+	tokenURL, check := kf.TokenURI, func(u string) error { return checkTokenURL("the key file's token_uri", u) }
 	if cfg.TokenURL != "" {
-		tokenURL, name = cfg.TokenURL, "TokenURL"
+		tokenURL, check = cfg.TokenURL, checkGivenTokenURL
 	}
-	if err := checkTokenURL(name, tokenURL); err != nil {
+	if err := check(tokenURL); err != nil {
 		return nil, err
 	}
 	if err := checkKeyFileTokenURI(kf.TokenURI, cfg.TokenURL == ""); err != nil {
@@ -342,6 +343,21 @@ func checkTokenURL(name, u string) error {
 	return fmt.Errorf("client: %s %q is not an http or https URL with a host, such as https://keyward.internal/token", name, kwoauth2.RedactURL(u))
 }
 
+// checkGivenTokenURL is checkTokenURL of a TokenURL the caller gives, which
+// may not have a user name or password either: net/http would send them as
+// Basic authentication with every token request without an Authorization
+// header of its own (the JWT-bearer grant, private_key_jwt), and Keyward
+// takes no client credentials from a URL.
+func checkGivenTokenURL(u string) error {
+	if err := checkTokenURL("TokenURL", u); err != nil {
+		return err
+	}
+	if p, _ := url.Parse(u); p.User != nil {
+		return fmt.Errorf("client: TokenURL %q has a user name or password, which the HTTP client would send as Basic authentication with every token request: give the URL without them (a client secret goes in ClientSecret)", kwoauth2.RedactURL(u))
+	}
+	return nil
+}
+
 // checkKeyFileTokenURI refuses a key file's token_uri with a user name or
 // password, which Keyward never writes there (its issuer has none) and
 // which would go to the token endpoint, and, when token requests go to it
@@ -385,7 +401,9 @@ type ClientCredentialsConfig struct {
 	// TokenURL is where token requests go: Keyward's token endpoint.
 	// Required with a ClientSecret; default with a KeyFile: the file's
 	// token_uri, unless that is plain http to a host that is not loopback
-	// (refused, as one with a user name or password always is).
+	// (refused, as one with a user name or password always is). A TokenURL
+	// with a user name or password is refused too: the secret goes in
+	// ClientSecret.
 	TokenURL string
 	// TokenEndpoint is the token endpoint as the server names it (its
 	// metadata's token_endpoint), when TokenURL reaches it under another
@@ -428,7 +446,7 @@ func ClientCredentials(ctx context.Context, cfg ClientCredentialsConfig) (oauth2
 		if cfg.TokenURL == "" {
 			return nil, errors.New("client: TokenURL is required")
 		}
-		if err := checkTokenURL("TokenURL", cfg.TokenURL); err != nil {
+		if err := checkGivenTokenURL(cfg.TokenURL); err != nil {
 			return nil, err
 		}
 		if cfg.ClientID == "" || cfg.ClientSecret == "" {
@@ -450,11 +468,14 @@ func ClientCredentials(ctx context.Context, cfg ClientCredentialsConfig) (oauth2
 	if err != nil {
 		return nil, err
 	}
-	name, sent := "TokenURL", cfg.TokenURL == ""
+	sent := cfg.TokenURL == ""
 	if sent {
-		cfg.TokenURL, name = kf.TokenURI, "the key file's token_uri"
+		cfg.TokenURL = kf.TokenURI
+		err = checkTokenURL("the key file's token_uri", cfg.TokenURL)
+	} else {
+		err = checkGivenTokenURL(cfg.TokenURL)
 	}
-	if err := checkTokenURL(name, cfg.TokenURL); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	if err := checkKeyFileTokenURI(kf.TokenURI, sent); err != nil {

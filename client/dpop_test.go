@@ -498,11 +498,12 @@ func TestDPoPProofHTU(t *testing.T) {
 	}
 }
 
-// A TokenURL with userinfo keeps TokenEndpoint's override: the request's
-// proof, whose URL drops the userinfo as net/http's target URI does, is
-// for the token endpoint as the server names it, not for the replica.
-func TestDPoPTokenURLUserinfo(t *testing.T) {
-	for _, tokenURL := range []string{"https://replica.test/token", "https://u:p@replica.test/token", "https://u@REPLICA.test:443/token"} {
+// A TokenURL of a replica, however spelled, keeps TokenEndpoint's
+// override: the request's proof is for the token endpoint as the server
+// names it, not for the replica. (One with userinfo is refused:
+// TestTokenURLUserinfoRefused.)
+func TestDPoPTokenURLOverride(t *testing.T) {
+	for _, tokenURL := range []string{"https://replica.test/token", "https://REPLICA.test:443/token"} {
 		t.Run(tokenURL, func(t *testing.T) {
 			var htu string
 			f := roundTripFunc(func(r *http.Request) (*http.Response, error) {

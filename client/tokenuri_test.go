@@ -76,3 +76,64 @@ func TestKeyFileTokenURIRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenURLUserinfoRefused: a TokenURL with a user name or password is
+// refused when the source is made, by JWTBearer and by ClientCredentials
+// with a KeyFile or a ClientSecret, naming TokenURL with its password
+// hidden, as a key file's token_uri with them is. It was accepted, and
+// net/http sent them as Basic authentication with every token request
+// without an Authorization header of its own (the JWT-bearer grant,
+// private_key_jwt).
+func TestTokenURLUserinfoRefused(t *testing.T) {
+	ctx := context.Background()
+	kf := exampleKeyFile("https://keyward.internal/token")
+	sources := []struct {
+		name string
+		make func(tokenURL string) (oauth2.TokenSource, error)
+	}{
+		{"JWT-bearer", func(u string) (oauth2.TokenSource, error) {
+			return client.JWTBearer(ctx, client.JWTBearerConfig{KeyFile: kf, TokenURL: u, Scopes: []string{"orders.read"}})
+		}},
+		{"private_key_jwt", func(u string) (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{KeyFile: kf, TokenURL: u, Scopes: []string{"orders.read"}})
+		}},
+		{"client secret", func(u string) (oauth2.TokenSource, error) {
+			return client.ClientCredentials(ctx, client.ClientCredentialsConfig{ClientID: "123", ClientSecret: "s", TokenURL: u, Scopes: []string{"orders.read"}})
+		}},
+	}
+	tests := []struct {
+		name, tokenURL string
+		want           []string // in the error; none: accepted
+	}{
+		{"none", "https://replica.internal/token", nil},
+		{"a password", "https://admin:hunter2@replica.internal/token",
+			[]string{`TokenURL "https://admin:xxxxx@replica.internal/token" has a user name or password`, "Basic"}},
+		{"a user name", "https://admin@replica.internal/token", []string{"TokenURL", "has a user name or password"}},
+		{"an empty user name", "https://:hunter2@REPLICA.internal:443/token", []string{"has a user name or password"}},
+		{"a password on loopback", "http://admin:hunter2@127.0.0.1:8080/token", []string{"has a user name or password"}},
+	}
+	for _, src := range sources {
+		for _, tt := range tests {
+			t.Run(src.name+", "+tt.name, func(t *testing.T) {
+				_, err := src.make(tt.tokenURL)
+				if len(tt.want) == 0 {
+					if err != nil {
+						t.Fatalf("refused: %v", err)
+					}
+					return
+				}
+				if err == nil {
+					t.Fatal("accepted")
+				}
+				for _, w := range tt.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("err = %q, want it to say %q", err, w)
+					}
+				}
+				if strings.Contains(err.Error(), "hunter2") {
+					t.Errorf("err = %q shows the password", err)
+				}
+			})
+		}
+	}
+}
