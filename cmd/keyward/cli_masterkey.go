@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -192,6 +193,7 @@ still need the old key.
 					return err
 				}
 				fmt.Fprintf(out, "start every server with the new key (or its content in KEYWARD_MASTER_KEY): %s\n", shellCommand("--master-key-file", newKeyFile))
+				stillRunning(out, cfg)
 				return nil
 			}
 			// The old key, which master.key held alone, is kept beside it
@@ -250,6 +252,7 @@ still need the old key.
 			}
 			fmt.Fprintf(out, "replaced %s with the new key\n", source)
 			fmt.Fprintf(out, "kept the old key as %s: back-ups taken before this rotation need it; move it where such keys are kept, or delete it once none does\n", kept)
+			stillRunning(out, cfg)
 			// After master.key is replaced: the store needs the new key
 			// whatever the check finds.
 			return checkNewKey(newKeyFile + " and " + source + " hold")
@@ -258,6 +261,18 @@ still need the old key.
 	applyConfig = cfg.addServerSettings(cmd.Flags(), "directory of the SQLite database, and of the generated master key if that is the current one", "master-key-file")
 	cmd.Flags().StringVar(&newKeyFile, "new-master-key-file", "", "file with the new 32-byte master key: raw, hex or base64 (required)")
 	return cmd
+}
+
+// stillRunning says, after a rotation on PostgreSQL, what becomes of
+// servers that run on the store meanwhile (replicas not stopped first):
+// they keep the old master key in memory, serving with what they hold but
+// unable to load or add signing keys, until each is restarted with the new
+// key. On SQLite the rotation refuses to run beside a server.
+func stillRunning(out io.Writer, c Config) {
+	if c.DB == "" {
+		return
+	}
+	fmt.Fprintln(out, "servers still running on this store keep the old master key in memory: they go on serving with the signing keys and pepper they hold, but can no longer load or add signing keys (a signing-keys rotate asked of one is refused with 409 conflict); restart each one with the new key")
 }
 
 // refuseLinkedMasterKey refuses a rotation of the generated

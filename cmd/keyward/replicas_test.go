@@ -628,7 +628,8 @@ func testReloadsSigningKeysOn(t *testing.T, change string) {
 }
 
 // TestReplicasMasterKeyRotate: `keyward master-key rotate` run while two
-// replicas serve on the old key. They go on issuing, verifying and
+// replicas serve on the old key says they keep it and are to be
+// restarted with the new one. They go on issuing, verifying and
 // introspecting each other's tokens with the keys and pepper they hold;
 // a signing-key rotation asked of one of them is refused, as a conflict
 // that says to restart it with the new key, and changes nothing; a
@@ -668,7 +669,12 @@ func TestReplicasMasterKeyRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCLI(t, "master-key", "rotate", "--db", dsn, "--master-key-file", oldKey, "--new-master-key-file", newKey)
+	out := runCLI(t, "master-key", "rotate", "--db", dsn, "--master-key-file", oldKey, "--new-master-key-file", newKey)
+	// It says so, and what to do: the output named only the key to start
+	// with, as if no server were running.
+	if want := "servers still running on this store keep the old master key in memory"; !strings.Contains(out, want) || !strings.Contains(out, "restart each one with the new key") {
+		t.Errorf("rotate's output %q does not say %q and to restart each one with the new key", out, want)
+	}
 	time.Sleep(100 * time.Millisecond) // the replicas hear of it (and fail to reload)
 	each("after the rotation", a, b)
 
