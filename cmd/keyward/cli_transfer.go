@@ -207,13 +207,18 @@ already.`,
 			}
 			// Interrupted before it commits, it has imported nothing: it
 			// says so, not the store's "context canceled". Interrupted as
-			// the store committed, the import reads the store again: done,
-			// it is reported as any other; unread, it is not known.
+			// the store committed, or its COMMIT's answer lost, the import
+			// reads the store again: done, it is reported as any other;
+			// else it may not be known.
+			const runAgain = "run the import again to see: it imports the file if it was not, and refuses it, naming what the store holds, if it was"
 			interrupted := func(err error) error {
 				if ctxErr := cmd.Context().Err(); ctxErr == nil || !errors.Is(err, ctxErr) {
+					if errors.Is(err, transfer.ErrOutcomeUnknown) {
+						return fmt.Errorf("%w; %s", err, runAgain)
+					}
 					return err
 				} else if errors.Is(err, transfer.ErrOutcomeUnknown) {
-					return errors.New("import interrupted, maybe as the store committed: whether the file was imported is not known; run the import again to see: it imports the file if it was not, and refuses it, naming what the store holds, if it was")
+					return errors.New("import interrupted, maybe as the store committed: whether the file was imported is not known; " + runAgain)
 				}
 				return errors.New("import interrupted: nothing was imported")
 			}

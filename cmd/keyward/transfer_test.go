@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -645,5 +646,122 @@ func TestImportInterruptedAtCommit(t *testing.T) {
 				t.Errorf("import run again: %v; want it refused as the store holds the file: %v", err, tt.imported)
 			}
 		})
+	}
+}
+
+// connReset is a commit's error with the connection lost once COMMIT may
+// have been sent: storage.ErrCommitUnknown, as PostgreSQL's store wraps
+// it.
+type connReset struct{}
+
+func (connReset) Error() string { return "connection reset" }
+
+func (connReset) Is(target error) bool { return target == storage.ErrCommitUnknown }
+
+// loadCommitLost is a store whose Load fails as a commit whose answer was
+// lost (storage.ErrCommitUnknown): with commit set, after it committed,
+// else with nothing written (a COMMIT the server may yet carry out); lose
+// also closes the store then, so that it cannot be read again.
+type loadCommitLost struct {
+	storage.Storage
+	commit, lose bool
+}
+
+func (s loadCommitLost) Load(ctx context.Context, b storage.Bulk, evs []storage.AuditEvent) error {
+	if s.commit {
+		if err := s.Storage.Load(ctx, b, evs); err != nil {
+			return err
+		}
+	}
+	if s.lose {
+		s.Storage.Close()
+	}
+	return fmt.Errorf("postgres: commit: %w", connReset{})
+}
+
+// TestImportCommitLost: an import whose commit's answer was lost (the
+// connection dropped during COMMIT, storage.ErrCommitUnknown), not
+// interrupted, reads the store again as an interrupted one does: imported
+// is reported as any import; found not imported, or the store unread, it
+// is not known, as the server may carry the COMMIT out after the read. It
+// said "nothing was imported" though the commit may have gone through. A
+// file with nothing to import says nothing was imported, true either way.
+func TestImportCommitLost(t *testing.T) {
+	src := startServer(t)
+	dump := filepath.Join(t.TempDir(), "export.json")
+	runCLI(t, "export", "--data-dir", src.Config.DataDir, "--out", dump)
+	empty := filepath.Join(t.TempDir(), "empty.json")
+	mustWriteFile(t, empty, []byte(`{"format": "`+transfer.Format+`"}`))
+	unknown := "whether the file was imported is not known (postgres: commit: connection reset); run the import again to see: it imports the file if it was not, and refuses it, naming what the store holds, if it was"
+	for _, tt := range []struct {
+		name         string
+		file         string
+		commit, lose bool
+		want         string // the error, or "" for an import done
+		imported     bool   // whether the store holds the file's accounts
+	}{
+		{"committed", dump, true, false, "", true},
+		{"not committed", dump, false, false, unknown, false},
+		{"committed, store lost", dump, true, true, unknown, true},
+		{"not committed, store lost", dump, false, true, unknown, false},
+		{"empty file", empty, true, false, "nothing was imported: postgres: commit: connection reset", false},
+		{"empty file, store lost", empty, true, true, "nothing was imported: postgres: commit: connection reset", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func(f func(context.Context, storage.Storage, transfer.Dump, time.Time) ([]string, error)) {
+				importInto = f
+			}(importInto)
+			importInto = func(ctx context.Context, s storage.Storage, d transfer.Dump, now time.Time) ([]string, error) {
+				return transfer.ImportWarnings(ctx, loadCommitLost{s, tt.commit, tt.lose}, d, now)
+			}
+			target := t.TempDir()
+			err := runCLIErr(t, "import", "--data-dir", target, tt.file)
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || err.Error() != tt.want) {
+				t.Fatalf("import whose commit's answer was lost: %v, want %q", err, tt.want)
+			}
+			importInto = transfer.ImportWarnings
+			err = runCLIErr(t, "import", "--data-dir", target, dump)
+			if held := errors.Is(err, transfer.ErrNotEmpty); held != tt.imported || !held && err != nil {
+				t.Errorf("import run again: %v; want it refused as the store holds the file: %v", err, tt.imported)
+			}
+		})
+	}
+}
+
+// TestImportLateCommit: on PostgreSQL, an import whose COMMIT was sent
+// and its connection then lost reads the store again and, finding the
+// file not imported yet, says whether it was imported is not known: the
+// server carries the COMMIT out after that read, as here. It said
+// "nothing was imported".
+func TestImportLateCommit(t *testing.T) {
+	src := startServer(t)
+	dump := filepath.Join(t.TempDir(), "export.json")
+	runCLI(t, "export", "--data-dir", src.Config.DataDir, "--out", dump)
+	dsn := pgtest.SchemaDSN(t)
+	p := newCommitHolder(t, dsn)
+	defer func(f func(context.Context, storage.Storage, transfer.Dump, time.Time) ([]string, error)) {
+		importInto = f
+	}(importInto)
+	importInto = func(ctx context.Context, s storage.Storage, d transfer.Dump, now time.Time) ([]string, error) {
+		p.arm(func(client net.Conn) { client.Close() })
+		return transfer.ImportWarnings(ctx, s, d, now)
+	}
+	err := runCLIErr(t, "import", "--db", p.dsn, "--data-dir", t.TempDir(), dump)
+	if !p.wasHeld() {
+		t.Fatalf("import: %v, and no COMMIT was held", err)
+	}
+	p.let() // the COMMIT reaches the server after the import read the store again
+	if want := "whether the file was imported is not known ("; err == nil || !strings.HasPrefix(err.Error(), want) || !strings.HasSuffix(err.Error(), "; run the import again to see: it imports the file if it was not, and refuses it, naming what the store holds, if it was") {
+		t.Fatalf("import whose COMMIT landed after it read the store: %v, want it to start %q and say to run it again", err, want)
+	}
+	importInto = transfer.ImportWarnings
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		err := runCLIErr(t, "import", "--db", dsn, "--data-dir", t.TempDir(), dump)
+		if errors.Is(err, transfer.ErrNotEmpty) {
+			break
+		}
+		if err == nil || time.Since(start) > 30*time.Second {
+			t.Fatalf("import run again: %v, want it refused as the late COMMIT stored the file", err)
+		}
 	}
 }

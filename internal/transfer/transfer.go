@@ -349,13 +349,14 @@ func importOnce(ctx context.Context, s storage.Storage, d Dump, now time.Time, k
 			return fmt.Errorf("nothing was imported: the target store changed while the import ran: %s since the import looked (a server starting on the store meanwhile, and stopped before it made its administrator, makes them): run the import again, which sees the store as it is now: %w", what, err)
 		}
 		return &WriteError{Kind: le.Kind, ID: le.ID, Err: err}
-	} else if ctxErr := ctx.Err(); err != nil && ctxErr != nil && errors.Is(err, ctxErr) {
-		// Ended (a cancel) maybe as the store committed: the store,
-		// read again, tells.
-		switch loaded(s, b, evs) {
-		case loadedYes:
+	} else if ctxErr := ctx.Err(); err != nil && (ctxErr != nil && errors.Is(err, ctxErr) || errors.Is(err, storage.ErrCommitUnknown)) {
+		// Ended maybe as the store committed (a cancel, or a COMMIT
+		// whose answer was lost): the store, read again, tells. A lost
+		// COMMIT may yet be carried out after a read that finds it not.
+		switch l := loaded(s, b, evs); {
+		case l == loadedYes:
 			return nil
-		case loadedUnknown:
+		case l == loadedUnknown || len(evs) > 0 && errors.Is(err, storage.ErrCommitUnknown):
 			return fmt.Errorf("%w (%w)", ErrOutcomeUnknown, err)
 		}
 		return fmt.Errorf("nothing was imported: %w", err)
@@ -367,7 +368,9 @@ func importOnce(ctx context.Context, s storage.Storage, d Dump, now time.Time, k
 
 // ErrOutcomeUnknown is Import's error when its context ended while the
 // store wrote the file (a cancel that may have landed during the commit)
-// and the store could not be read again to tell whether it committed.
+// and the store could not be read again to tell whether it committed; or
+// when the store's commit failed as storage.ErrCommitUnknown and the
+// store, read again, did not show the file imported.
 var ErrOutcomeUnknown = errors.New("whether the file was imported is not known")
 
 // What the store holds after Load ended with its context: loaded.
