@@ -520,8 +520,16 @@ func (m *Main) Open(ctx context.Context) error {
 		discardKeyFile(path, written, m.Logger)
 		m.restoreWinnersKeyFile(lookup, path, aside)
 		err, lost = nil, true
+	case err != nil && aside == "" && written != nil:
+		// This one's key file stays, its key stored or not (a next
+		// start replaces one whose key was not): the store tells what
+		// is known of it.
+		if kept, known := m.keptStoredKey(lookup, path, saved, "", err); kept {
+			err = fmt.Errorf("%w; %s", err, known)
+		}
 	case err != nil && aside != "":
-		if m.keptStoredKey(lookup, path, saved, aside) {
+		if kept, known := m.keptStoredKey(lookup, path, saved, aside, err); kept {
+			err = fmt.Errorf("%w; %s", err, known)
 			break
 		}
 		// This one's key was not stored: what was there may be the key of
@@ -2071,38 +2079,55 @@ func keyFileOf(b []byte) string {
 }
 
 // keptStoredKey keeps the administrator key file path that a first start
-// saved, holding data, whose bootstrap failed, unless the store tells
-// that its key was not stored: a failure reported once the key was
-// stored (a commit that took place, its answer lost with the
+// saved, holding data, whose bootstrap failed with failed, unless the
+// store tells that its key was not stored: a failure reported once the
+// key was stored (a commit that took place, its answer lost with the
 // connection) leaves it the account's only key, and a next start makes
-// no other. aside is the file that was at path, which the caller, told
-// false, puts back or removes; kept, this one's file is there instead,
-// and aside goes to keepAside (no key of this store's administrator) or,
-// the store not telling, is left, logged.
-func (m *Main) keptStoredKey(ctx context.Context, path string, data []byte, aside string) bool {
+// no other; a key not found after a COMMIT whose answer was lost
+// (storage.ErrCommitUnknown) may yet be stored by the database, and
+// keeps its file too. aside, if not "", is the file that was at path,
+// which the caller, told false, puts back or removes; kept, this one's
+// file is there instead, and aside goes to keepAside (no key of this
+// store's administrator) or, whether the key was stored not known, is
+// left, logged. Kept, it also says what is known, for the error.
+func (m *Main) keptStoredKey(ctx context.Context, path string, data []byte, aside string, failed error) (bool, string) {
 	var kf sakey.KeyFile
 	if json.Unmarshal(data, &kf) != nil {
-		return false
+		return false, ""
+	}
+	unknown := func(err error) (bool, string) {
+		if aside != "" {
+			m.Logger.Warn("the first start failed, and the store cannot tell whether the administrator key was stored: its key file stays, since it may be the only way in; the file that was there before is left aside: delete it if admin-key.json works",
+				"key_file", path, "aside", aside, "err", err)
+		} else {
+			m.Logger.Warn("the first start failed, and the store cannot tell whether the administrator key was stored: its key file stays, since it may be the only way in",
+				"key_file", path, "err", err)
+		}
+		return true, fmt.Sprintf("whether the administrator key was stored is not known: its key file %s stays, since it may be the only way in; start the server again: it keeps the file if the store has the key, and replaces it with a new key if not", path)
 	}
 	a, err := m.store.GetAccountByEmail(ctx, m.Server.Admin.Email(admin.AdminAccountName, admin.AdminProject))
 	if errors.Is(err, storage.ErrNotFound) || err == nil && a.ID != kf.ClientID {
-		return false
+		return false, ""
 	}
 	var keys []storage.Key
 	if err == nil {
 		keys, err = m.store.ListKeys(ctx, a.ID)
 	}
 	if err != nil {
-		m.Logger.Warn("the first start failed, and the store cannot tell whether the administrator key was stored: its key file stays, since it may be the only way in; the file that was there before is left aside: delete it if admin-key.json works",
-			"key_file", path, "aside", aside, "err", err)
-		return true
+		return unknown(err)
 	}
 	if !slices.ContainsFunc(keys, func(k storage.Key) bool { return k.ID == kf.PrivateKeyID }) {
-		return false
+		if errors.Is(failed, storage.ErrCommitUnknown) {
+			// The database may carry the COMMIT out after this read.
+			return unknown(failed)
+		}
+		return false, ""
 	}
-	keepAside(path, aside, a.ID, m.Logger) // this one's key is the account's first
+	if aside != "" {
+		keepAside(path, aside, a.ID, m.Logger) // this one's key is the account's first
+	}
 	m.Logger.Warn("the first start failed after the administrator key was stored: its key file stays, and works", "key_file", path)
-	return true
+	return true, fmt.Sprintf("the administrator key was stored all the same: its key file %s stays, and works", path)
 }
 
 // isAdminKeyFile tells whether the key file b holds a key of the stored

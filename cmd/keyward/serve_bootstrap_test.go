@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +20,7 @@ import (
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/sakey"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 	"github.com/keyward/keyward/internal/testkeyward"
 )
@@ -697,4 +700,161 @@ func TestFirstStartInterruptedKeyFileRemoved(t *testing.T) {
 		t.Errorf("kept %v, logged %q; want the interrupted start's key file removed", kept, logs.String())
 	}
 	checkNoHiddenKeyFile(t, cfg.DataDir)
+}
+
+// keyCommitUnknown is a store whose CreateKey fails as a COMMIT whose
+// answer was lost (storage.ErrCommitUnknown): with commit, once the key
+// is stored, else with nothing stored (a COMMIT the database may yet
+// carry out); with down, the store answers no read after that.
+type keyCommitUnknown struct {
+	storage.Storage
+	commit, down, lost bool // Open's goroutine alone reads and writes them
+}
+
+func (s *keyCommitUnknown) CreateKey(ctx context.Context, k storage.Key, check func([]storage.Key) error, ev storage.AuditEvent) error {
+	if s.commit {
+		if err := s.Storage.CreateKey(ctx, k, check, ev); err != nil {
+			return err
+		}
+	}
+	s.lost = true
+	return fmt.Errorf("postgres: commit: %w", connReset{})
+}
+
+func (s *keyCommitUnknown) GetAccountByEmail(ctx context.Context, email string) (storage.Account, error) {
+	if s.down && s.lost {
+		return storage.Account{}, errors.New("connection refused")
+	}
+	return s.Storage.GetAccountByEmail(ctx, email)
+}
+
+// A first start whose administrator key's COMMIT lost its answer
+// (storage.ErrCommitUnknown) keeps its key file, and says what is known:
+// the key stored, or whether it was not known (the store not answering,
+// or not holding the key, which the database may yet store). It kept the
+// file without a word when nothing was moved aside for it, and removed it
+// (putting the file that was there back) when the store did not hold the
+// key yet.
+func TestFirstStartKeyCommitLost(t *testing.T) {
+	stored := "the administrator key was stored all the same: its key file %s stays, and works"
+	unknown := "whether the administrator key was stored is not known: its key file %s stays, since it may be the only way in; start the server again: it keeps the file if the store has the key, and replaces it with a new key if not"
+	for _, tt := range []struct {
+		name                string
+		stale, commit, down bool
+		says                string // what the error ends with, %s the key file
+		asideLeft           bool   // the stale file is left aside
+	}{
+		{"stored", false, true, false, stored, false},
+		{"not stored yet", false, false, false, unknown, false},
+		{"store cannot tell", false, true, true, unknown, false},
+		{"stale file, stored", true, true, false, stored, false},
+		{"stale file, not stored yet", true, false, false, unknown, true},
+		{"stale file, store cannot tell", true, true, true, unknown, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, path := firstStartConfig(t)
+			if tt.stale {
+				writeStale(t, path)
+			}
+			var st *keyCommitUnknown
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), wrapStore: func(s storage.Storage) storage.Storage {
+				st = &keyCommitUnknown{Storage: s, commit: tt.commit, down: tt.down}
+				return st
+			}}
+			err := m.Open(context.Background())
+			if want := strings.ReplaceAll(tt.says, "%s", path); err == nil || !strings.HasPrefix(err.Error(), "bootstrap: create the administrator key: postgres: commit: connection reset") ||
+				!strings.HasSuffix(err.Error(), want) {
+				m.Close()
+				t.Fatalf("start: %v, want the lost commit and %q", err, want)
+			}
+			st.down = false
+			a, err := m.store.GetAccountByEmail(context.Background(), m.Server.Admin.Email(admin.AdminAccountName, admin.AdminProject))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, err := os.ReadFile(path); err != nil || keyFileOf(b) != a.ID {
+				t.Errorf("%s holds %.80q (%v), want the administrator's key file, kept", path, b, err)
+			}
+			var aside []string
+			for _, n := range dirNames(t, cfg.DataDir) {
+				if strings.HasPrefix(n, ".admin-key.json") {
+					aside = append(aside, n)
+				}
+			}
+			if tt.asideLeft != (len(aside) == 1) || len(aside) > 1 {
+				t.Errorf("hidden files %v, want the stale one: %v", aside, tt.asideLeft)
+			}
+			m.Close()
+
+			again := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			defer again.Close()
+			if err := again.Open(context.Background()); err != nil {
+				t.Fatalf("start again: %v", err)
+			}
+			checkStoredAdminKey(t, again, path)
+		})
+	}
+}
+
+// armedCreateKey is a store whose CreateKey arms a commitHolder first, so
+// that the COMMIT of the administrator key is the one held.
+type armedCreateKey struct {
+	storage.Storage
+	p *commitHolder
+}
+
+func (s armedCreateKey) CreateKey(ctx context.Context, k storage.Key, check func([]storage.Key) error, ev storage.AuditEvent) error {
+	s.p.arm(func(client net.Conn) { client.Close() })
+	return s.Storage.CreateKey(ctx, k, check, ev)
+}
+
+// TestFirstStartKeyLateCommit: on PostgreSQL, a first start whose
+// administrator key's COMMIT was sent and its connection then lost,
+// finding the key not stored yet, keeps admin-key.json, which the server
+// then stores the key of. It removed it, putting back the file it had
+// moved aside, and the next start, finding the key stored, made none: no
+// key file opened the administrator account.
+func TestFirstStartKeyLateCommit(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	p := newCommitHolder(t, dsn)
+	cfg, path := firstStartConfig(t)
+	cfg.DB = p.dsn
+	writeStale(t, path)
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), wrapStore: func(s storage.Storage) storage.Storage {
+		return armedCreateKey{s, p}
+	}}
+	err := m.Open(context.Background())
+	email := m.Server.Admin.Email(admin.AdminAccountName, admin.AdminProject)
+	m.Close()
+	if !p.wasHeld() {
+		t.Fatalf("start: %v, and no COMMIT was held", err)
+	}
+	p.let() // the COMMIT reaches the server after the start looked the key up
+	if want := "whether the administrator key was stored is not known"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("start whose key's COMMIT landed after it looked: %v, want it to say %q", err, want)
+	}
+	st, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		a, err := st.GetAccountByEmail(context.Background(), email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keys, err := st.ListKeys(context.Background(), a.ID); err == nil && len(keys) > 0 {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("the held COMMIT did not land within 30 s")
+		}
+	}
+	cfg.DB = dsn
+	again := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	defer again.Close()
+	if err := again.Open(context.Background()); err != nil {
+		t.Fatalf("start again: %v", err)
+	}
+	checkStoredAdminKey(t, again, path)
 }
