@@ -2,15 +2,21 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/keyward/keyward/internal/sakey"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/postgres"
+	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 )
 
 // TestRecoverAdminInterrupted: recover-admin interrupted (its context
@@ -128,5 +134,121 @@ func TestRecoverAdminKeyCommitLost(t *testing.T) {
 				t.Errorf("recover-admin again with that --key-file: %v, want it to say %q", err, want)
 			}
 		})
+	}
+}
+
+// keyNotCommittedYet is a store whose CreateKey stores nothing and fails
+// as a COMMIT whose answer was lost (storage.ErrCommitUnknown), which the
+// database may yet carry out after recover-admin looks the key up; with
+// cancel, cancelled (an interrupt during COMMIT).
+type keyNotCommittedYet struct {
+	storage.Storage
+	cancel context.CancelFunc
+}
+
+func (s keyNotCommittedYet) CreateKey(ctx context.Context, k storage.Key, check func([]storage.Key) error, ev storage.AuditEvent) error {
+	if s.cancel != nil {
+		s.cancel()
+		return fmt.Errorf("postgres: commit: %w: %w", connReset{}, ctx.Err())
+	}
+	return fmt.Errorf("postgres: commit: %w", connReset{})
+}
+
+// TestRecoverAdminKeyCommitUnknown: recover-admin whose key's COMMIT lost
+// its answer (storage.ErrCommitUnknown) and whose look-up then finds no
+// key keeps the key file, saying whether the key was stored is not known:
+// the database may carry the COMMIT out after the look-up. It said the key
+// was not stored and removed the key file of a key that may yet be live.
+func TestRecoverAdminKeyCommitUnknown(t *testing.T) {
+	m := startServer(t)
+	kept := "its key file %s is kept: run recover-admin again with the same --key-file to see (it says whether the store has the key)"
+	for _, tt := range []struct {
+		name      string
+		interrupt bool
+		says      []string // what the error starts and ends with, %s the key file
+	}{
+		{"interrupted", true, []string{"recover-admin interrupted, maybe as the store committed: whether the new key was stored is not known, so " + kept}},
+		{"connection lost", false, []string{"whether the new key was stored is not known: create the administrator key: postgres: commit: connection reset; the key was not found, but the database may yet commit it",
+			"; the store may have committed it, so " + kept}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var lost keyNotCommittedYet
+			if tt.interrupt {
+				lost.cancel = cancel
+			}
+			defer func(f func(storage.Storage) storage.Storage) { recoverStore = f }(recoverStore)
+			recoverStore = func(st storage.Storage) storage.Storage {
+				lost.Storage = st
+				return lost
+			}
+			key := filepath.Join(t.TempDir(), "admin-key.json")
+			err := runCLIErrContext(ctx, "recover-admin", "--config=", "--data-dir", m.Config.DataDir, "--issuer", m.Issuer, "--key-file", key)
+			want := []string{strings.ReplaceAll(tt.says[0], "%s", key), strings.ReplaceAll(tt.says[len(tt.says)-1], "%s", key)}
+			if err == nil || !strings.HasPrefix(err.Error(), want[0]) || !strings.HasSuffix(err.Error(), want[1]) {
+				t.Fatalf("recover-admin: %v, want it to start %q and end %q", err, want[0], want[1])
+			}
+			if _, err := os.Stat(key); err != nil {
+				t.Fatalf("the key file of a key the store may yet hold: %v, want it kept", err)
+			}
+		})
+	}
+}
+
+// armedKeyCommit is a store whose CreateKey arms a commitHolder first, so
+// that the COMMIT of recover-admin's key is the one held.
+type armedKeyCommit struct {
+	storage.Storage
+	p *commitHolder
+}
+
+func (s armedKeyCommit) CreateKey(ctx context.Context, k storage.Key, check func([]storage.Key) error, ev storage.AuditEvent) error {
+	s.p.arm(func(client net.Conn) { client.Close() })
+	return s.Storage.CreateKey(ctx, k, check, ev)
+}
+
+// TestRecoverAdminKeyLateCommit: on PostgreSQL, recover-admin whose key's
+// COMMIT was sent and its connection then lost, finding the key not
+// stored yet, keeps the key file, which the server then stores the key
+// of. It removed it, and the stored key had no private key anywhere.
+func TestRecoverAdminKeyLateCommit(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	dir := t.TempDir()
+	m, stop := launchServer(t, func(m *Main) { m.Config.DataDir, m.Config.DB = dir, dsn })
+	issuer := m.Issuer
+	stop()
+	p := newCommitHolder(t, dsn)
+	defer func(f func(storage.Storage) storage.Storage) { recoverStore = f }(recoverStore)
+	recoverStore = func(st storage.Storage) storage.Storage { return armedKeyCommit{st, p} }
+	key := filepath.Join(t.TempDir(), "admin-key.json")
+	err := runCLIErr(t, "recover-admin", "--db", p.dsn, "--data-dir", dir, "--issuer", issuer, "--key-file", key)
+	if !p.wasHeld() {
+		t.Fatalf("recover-admin: %v, and no COMMIT was held", err)
+	}
+	p.let() // the COMMIT reaches the server after recover-admin looked the key up
+	if want := "whether the new key was stored is not known"; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("recover-admin whose COMMIT landed after it looked: %v, want it to start %q", err, want)
+	}
+	b, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatalf("the key file of a key the server stored late: %v, want it kept", err)
+	}
+	var kf sakey.KeyFile
+	if err := json.Unmarshal(b, &kf); err != nil {
+		t.Fatal(err)
+	}
+	st, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := st.GetKey(context.Background(), kf.PrivateKeyID); err == nil {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("the held COMMIT did not land within 30 s")
+		}
 	}
 }

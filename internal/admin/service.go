@@ -1584,8 +1584,10 @@ func (s *Service) newAdminKey(ctx context.Context, actor Actor, a storage.Accoun
 
 // ErrKeyStoredUnknown is RecoverAdmin's error when storing the new key
 // failed in a way the commit may have outlived (a cancel or a lost
-// connection during COMMIT) and the key could not be looked up to tell:
-// the key may be stored, and its key file is then its one copy.
+// connection during COMMIT) and the key could not be looked up to tell,
+// or was not found after a COMMIT whose answer was lost
+// (storage.ErrCommitUnknown), which the database may yet carry out: the
+// key may be stored, and its key file is then its one copy.
 var ErrKeyStoredUnknown = errors.New("whether the new key was stored is not known")
 
 // keyStored looks up the key k, which storing may have failed to report,
@@ -1627,7 +1629,8 @@ type Recovery struct {
 // (perhaps leaked) keys. A failure to store the key that its commit may
 // have outlived (a cancel or a lost connection during COMMIT) is told by
 // looking the key up: stored, RecoverAdmin goes on; not to be looked up,
-// it fails with ErrKeyStoredUnknown.
+// or not found after storage.ErrCommitUnknown, it fails with
+// ErrKeyStoredUnknown.
 func (s *Service) RecoverAdmin(ctx context.Context, actor Actor, enable bool, save func(sakey.KeyFile) error) (Recovery, error) {
 	a, err := s.store.GetAccountByEmail(ctx, s.Email(AdminAccountName, AdminProject))
 	if errors.Is(err, storage.ErrNotFound) {
@@ -1652,6 +1655,10 @@ func (s *Service) RecoverAdmin(ctx context.Context, actor Actor, enable bool, sa
 		switch stored, lerr := s.keyStored(k); {
 		case lerr != nil:
 			return r, fmt.Errorf("%w: %w; looking the key up: %w", ErrKeyStoredUnknown, err, lerr)
+		case !stored && errors.Is(err, storage.ErrCommitUnknown):
+			// A COMMIT sent, its answer lost (PostgreSQL): the
+			// database may carry it out after the look-up.
+			return r, fmt.Errorf("%w: %w; the key was not found, but the database may yet commit it", ErrKeyStoredUnknown, err)
 		case !stored:
 			return r, err
 		}
