@@ -278,7 +278,8 @@ func recoverIssuer(ctx context.Context, flags *pflag.FlagSet, c Config, st stora
 }
 
 // recordedIssuer is the issuer the store recorded from the servers'
-// --issuer (signer.RecordIssuer), "" when it has none. One recorded while
+// --issuer (signer.RecordIssuer: the first start's that gave one), ""
+// when it has none. One recorded while
 // the master key, which seals it, is not to be found here (kept apart and
 // not given) is an error saying so: the key file would be for the issuer
 // derived from --listen, which the servers' is not. A master key found

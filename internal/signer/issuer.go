@@ -16,8 +16,13 @@ const IssuerName = "issuer"
 // RecordIssuer returns the issuer the store has recorded. A store without
 // one records issuer first, unless it is "" (a server started without
 // --issuer, whose issuer is only its listener's address), and returns
-// it. The value is sealed as the pepper is, so that `keyward master-key
-// rotate` re-seals it with the rest.
+// it. A server has one issuer (--issuer given several times is its last),
+// so the store records one: that of the first start that gave --issuer.
+// A store with one keeps it whatever issuer is, and returns it, for the
+// caller to compare: a later start's other --issuer is warned of, never
+// recorded, until the recorded one is deleted; recover-admin, passing "",
+// writes its key file for it. The value is sealed as the pepper is, so
+// that `keyward master-key rotate` re-seals it with the rest.
 func RecordIssuer(ctx context.Context, st PepperStore, sealer *Sealer, issuer string, now time.Time) (string, error) {
 	aad := storage.SealedValueAAD(IssuerName)
 	v, err := st.GetSealedValue(ctx, IssuerName)
