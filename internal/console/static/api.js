@@ -77,12 +77,21 @@ export function signOut(reason = null, quiet = false, notice = false) {
   if (had && !quiet) listeners.forEach((fn) => fn(null, reason, notice));
 }
 
+// REQUEST_TIMEOUT is how long, in seconds, a request waits for the
+// server's whole answer by default: a server (or proxy) that takes the
+// connection in and never answers is given up then, not waited for for
+// ever. The server gives up an admin request after 20 s itself.
+export const REQUEST_TIMEOUT = 30;
+
 // request sends a request to this server (paths are relative to the
 // console, so a proxy may mount Keyward under a prefix) and returns the
 // decoded JSON answer (data, null when empty) and its Date and ETag
 // headers. auth is true for the session's token, a string for that token,
-// or false; ifMatch, if set, is sent as If-Match. It throws ApiError.
-export async function request(method, path, { body, form, auth = true, ifMatch } = {}) {
+// or false; ifMatch, if set, is sent as If-Match; timeout is how many
+// seconds it waits for the answer, body included, before giving up. It
+// throws ApiError: of status 0 when there was no answer, so whether a
+// change was made is not known.
+export async function request(method, path, { body, form, auth = true, ifMatch, timeout = REQUEST_TIMEOUT } = {}) {
   // seg leaves dots as they are, and no escape helps: a URL parser takes
   // a segment of "." or ".." (%2e too) for this folder or the one above
   // and drops it, with the segment before it, so the request would go to
@@ -95,7 +104,10 @@ export async function request(method, path, { body, form, auth = true, ifMatch }
   }
   const headers = {};
   if (ifMatch) headers["If-Match"] = ifMatch;
-  const init = { method, headers, credentials: "omit", cache: "no-store", redirect: "error" };
+  const init = { method, headers, credentials: "omit", cache: "no-store", redirect: "error", signal: AbortSignal.timeout(timeout * 1000) };
+  const unanswered = (e) => e?.name === "TimeoutError"
+    ? new ApiError(0, "timeout", `The server did not answer within ${timeout} s; try again.`)
+    : null;
   const sent = auth === true ? session : null; // the session whose token it carries
   if (auth === true) {
     if (!session) throw new ApiError(401, "invalid_token", "You are signed out.");
@@ -113,9 +125,14 @@ export async function request(method, path, { body, form, auth = true, ifMatch }
   try {
     resp = await fetch(new URL(".." + path, document.baseURI), init);
   } catch (e) {
-    throw new ApiError(0, "network", `Could not reach the server (${e.message}).`);
+    throw unanswered(e) ?? new ApiError(0, "network", `Could not reach the server (${e.message}).`);
   }
-  const text = await resp.text();
+  let text;
+  try {
+    text = await resp.text();
+  } catch (e) {
+    throw unanswered(e) ?? new ApiError(0, "network", `The server's answer was cut off (${e.message}).`);
+  }
   const wait = retryAfter(resp);
   let data = null;
   if (text !== "") {

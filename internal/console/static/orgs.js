@@ -2,7 +2,7 @@
 // delegation do: an organization's blocked scopes, its projects, its user
 // directory and the grants that let service accounts act for its users.
 
-import { admin, seg, ApiError, currentSession } from "./api.js";
+import { admin, request, seg, ApiError, currentSession } from "./api.js";
 import { h, table, fields, fmtTime, button, act, confirmAction, showNotice, pager, list, words, unchangedItem, formInput } from "./dom.js";
 import { quote, cell } from "./goquote.js";
 import { decodeUsers, parseUsers, importBatches, toLower, IMPORT_BATCH, MAX_IMPORT_USERS, MAX_IMPORT_BYTES } from "./userimport.js";
@@ -324,7 +324,9 @@ function importUsersForm(o, path, show) {
         let res;
         try {
           if (currentSession() !== began) throw new ApiError(0, NOT_SENT, "The console signed out after the import began, so it sent no more of it.");
-          res = await admin.post(path + "/users", { users: users.slice(from, to).map(({ email, suspended }) => ({ email, suspended })) });
+          res = (await request("POST", "/v1" + path + "/users", {
+            body: { users: users.slice(from, to).map(({ email, suspended }) => ({ email, suspended })) }, timeout: IMPORT_TIMEOUT,
+          })).data;
         } catch (e) {
           if (imported > 0) await show().catch(() => {}); // the users imported so far; the error is the import's
           throw importFailed(e, name, users, batches, k, imported);
@@ -355,6 +357,10 @@ const count = (n) => n.toLocaleString("en-US");
 // nUsers writes n users, as count does, in the singular for one: 1 user,
 // 23,000 users (keyward users import's counted).
 const nUsers = (n) => `${count(n)} ${n === 1 ? "user" : "users"}`;
+
+// IMPORT_TIMEOUT is how long, in seconds, a batch of an import waits for
+// its answer: longer than other requests, as up to 512 KiB go up.
+const IMPORT_TIMEOUT = 60;
 
 // NOT_SENT is the code of the error of a batch the import did not send.
 const NOT_SENT = "not_sent";
