@@ -233,3 +233,49 @@ func projectsFixture(t *testing.T, m *Main) (context.Context, admin.Actor) {
 	}
 	return bg, sys
 }
+
+// TestConsoleOrgDeleteConflict: deleting an organization is made only to
+// the organization as its page shows it. After another administrator
+// changed it (its blocked scopes, a project placed), the deletion is not
+// sent: the error says it was not deleted, the page shows the
+// organization as it is now, and from there it is deleted. It was deleted
+// unseen.
+func TestConsoleOrgDeleteConflict(t *testing.T) {
+	p, m, _ := consoleTest(t)
+	bg, sys := projectsFixture(t, m)
+	del := chromedp.Search(`//main[@id="view"]//div[@class="actions"]/button[text()="Delete"]`)
+	p.signIn(m)
+	for _, tc := range []struct {
+		name   string
+		change func() error
+		shows  chromedp.Search // the page as it is now
+	}{
+		{"blocked scopes", func() error {
+			_, err := m.Server.Admin.SetBlockedScopes(bg, sys, "a.example", []string{"mail.send"})
+			return err
+		}, chromedp.Search(`//main[@id="view"]//dd[text()="mail.send"]`)},
+		{"a project placed", func() error {
+			_, err := m.Server.Admin.PlaceProject(bg, sys, "a.example", "billing", false)
+			return err
+		}, chromedp.Search(`//section[@id="projects"]//td[text()="billing"]`)},
+	} {
+		eval[string](p, `location.hash = "#/orgs/a.example"`)
+		p.step(tc.name+": open a.example", chromedp.WaitVisible(del))
+		if err := tc.change(); err != nil {
+			t.Fatal(err)
+		}
+		p.step(tc.name+": delete after the other change", chromedp.Click(del), confirm())
+		p.waitAlert(tc.name+": refused", "error", "The organization a.example has changed since this page showed it: "+
+			"someone else changed it meanwhile, so it was not deleted. The page now shows a.example as it is.")
+		p.step(tc.name+": the page shows a.example as it is now", chromedp.WaitVisible(tc.shows))
+		if _, err := m.store.GetOrg(bg, "a.example"); err != nil {
+			t.Fatalf("%s: after the refused deletion: %v", tc.name, err)
+		}
+	}
+	p.step("delete again", chromedp.Click(del), confirm(), chromedp.WaitVisible(chromedp.CSS("#create-org")))
+	p.waitAlert("deleted", "notice", "Deleted the organization a.example.")
+	if _, err := m.store.GetOrg(bg, "a.example"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("after the deletion GetOrg: %v, want not found", err)
+	}
+	p.checkLogs()
+}

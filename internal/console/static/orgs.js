@@ -45,6 +45,12 @@ function createOrgForm(go) {
 
 // orgView shows an organization: its blocked scopes, projects, delegation
 // grants and users.
+//
+// Delete deletes the organization only as the page shows it: the admin
+// API takes no If-Match for it, so it first reads o's ETag again, once
+// confirmed, and is not sent if it changed (a check made just before, not
+// in the server's transaction, as a move of a project is); the refusal
+// shows the organization as it is now.
 export async function orgView(domain, go) {
   const path = "/orgs/" + seg(domain);
   const [[o, etag], grants, all] = await Promise.all([admin.getTagged(path), admin.get(path + "/delegations"), admin.get("/orgs")]);
@@ -52,7 +58,14 @@ export async function orgView(domain, go) {
   const del = button("Delete", async () => {
     if (!await confirmAction(`Delete the organization ${cell(o.domain)} with its users, project placements and delegation grants? `
       + "Tokens that act for its users stop working at once. This cannot be undone.", "Delete")) return;
-    await admin.del(path);
+    await unchangedItem(cell(o.domain), () => go(location.hash), async () => {
+      const [, now] = await admin.getTagged(path);
+      if (now !== etag) {
+        throw new ApiError(412, "precondition_failed", `The organization ${cell(o.domain)} has changed since this page showed it: `
+          + "someone else changed it meanwhile, so it was not deleted.");
+      }
+      await admin.del(path);
+    }, "The page");
     await go("#/orgs", `Deleted the organization ${cell(o.domain)}.`);
   }, "danger");
   return h("section", {},
