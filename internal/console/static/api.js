@@ -147,7 +147,10 @@ export async function request(method, path, { body, form, auth = true, ifMatch, 
     err.message += wait;
     // Only the session whose token was refused ends: an answer that comes
     // after its user signed out and in again is not the new session's.
-    if (sent !== null && resp.status === 401 && session === sent) signOut(err.message);
+    if (sent !== null && resp.status === 401 && session === sent) {
+      const why = data?.error_description || `The server refused the access token (HTTP 401${data?.error ? ", " + data.error : ""}).`;
+      signOut(`The session ended: sign in again. ${why}`);
+    }
     throw err;
   }
   return { data, date: resp.headers.get("Date"), etag: resp.headers.get("ETag") };
