@@ -375,21 +375,28 @@ func TestConsoleErrorsQuoteNames(t *testing.T) {
 }
 
 // TestConsoleOrgNoticesQuoteNames: the notices after placing a project,
-// making it internal and not, adding a user and importing users, and an
-// import's refusal of an email of another domain, name the organization
-// and the user added as the confirmations do (cell): quoted when
-// unprintable. A domain that a changed database gave a private-use
-// character (U+E000, which strconv.IsPrint does not take and an email's
-// domain may have) was shown raw.
+// making it internal and not, adding a user, importing users and granting
+// delegated access, and an import's refusal of an email of another
+// domain, name the organization, the user added and the scopes granted
+// as the confirmations do (cell): quoted when unprintable. A domain that
+// a changed database gave a private-use character (U+E000, which
+// strconv.IsPrint does not take and an email's domain may have) was shown
+// raw, and so was a scope given a bidirectional override.
 func TestConsoleOrgNoticesQuoteNames(t *testing.T) {
 	// The store is read at every lookup: the page shows what the changed
 	// database holds, never a name cached before the change.
 	p, m, _ := consoleTest(t, func(m *Main) { m.Config.CacheTTL = 0 })
-	if _, err := m.Server.Admin.CreateOrg(context.Background(), admin.Actor{ID: "test"}, "example.com"); err != nil {
+	bg, sys := context.Background(), admin.Actor{ID: "test"}
+	if _, err := m.Server.Admin.CreateOrg(bg, sys, "example.com"); err != nil {
 		t.Fatal(err)
 	}
-	const oddDomain = "ex\ue000ample.com"
-	tamper(t, m.Config.DataDir, fmt.Sprintf(`UPDATE orgs SET domain = '%s' WHERE domain = 'example.com'`, oddDomain))
+	if _, err := m.Server.Admin.CreateAPI(bg, sys, admin.APIInput{Name: "orders", Identifier: "https://orders.internal", Scopes: []string{"orders.read"}}); err != nil {
+		t.Fatal(err)
+	}
+	acct := consoleAccount(t, m, "nightly-report", "billing")
+	const oddDomain, oddScope = "ex\ue000ample.com", "ord\u202eers.read"
+	tamper(t, m.Config.DataDir, fmt.Sprintf(`UPDATE orgs SET domain = '%s' WHERE domain = 'example.com'`, oddDomain),
+		fmt.Sprintf(`UPDATE api_scopes SET scope = '%s' WHERE scope = 'orders.read'`, oddScope))
 	dir := t.TempDir()
 	file := func(name, text string) string {
 		t.Helper()
@@ -420,6 +427,10 @@ func TestConsoleOrgNoticesQuoteNames(t *testing.T) {
 	p.waitAlert("refused", "error", "line 1: bob@example.org is not in "+domain+": a user belongs")
 	p.importFile("import a user", file("users.csv", "bob@"+oddDomain+"\n"))
 	p.waitAlert("imported", "notice", `Imported 1 user from "users.csv" into the directory of `+domain+".")
+
+	p.step("grant delegated access", chromedp.Click(chromedp.CSS("#grant summary")), setInput("f-grant-client", acct.ID),
+		setInput("f-grant-scopes", oddScope), chromedp.Click(chromedp.CSS("#grant-form button[type=submit]")))
+	p.waitAlert("granted", "notice", "Granted "+acct.ID+" delegated access to "+strconv.Quote(oddScope)+" for the users of "+domain+".")
 	p.checkLogs()
 }
 

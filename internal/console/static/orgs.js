@@ -217,7 +217,7 @@ function delegationsSection(o, path, grants, go) {
   form.addEventListener("submit", act(submit, async () => {
     const id = client.value.trim();
     const g = await admin.put(gpath(id), { scopes: words(scopes.value) });
-    await go(location.hash, `Granted ${cell(g.client_id)} delegated access to ${g.scopes.join(" ")} for the users of ${cell(o.domain)}.`);
+    await go(location.hash, `Granted ${cell(g.client_id)} delegated access to ${list(g.scopes)} for the users of ${cell(o.domain)}.`);
   }));
   return h("section", {}, h("h2", {}, "Delegation grants"),
     table([
