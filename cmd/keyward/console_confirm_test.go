@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/keyward/keyward/internal/admin"
+	"github.com/keyward/keyward/internal/storage"
 )
 
 // TestConsoleConfirmQuotesNames: a confirmation names what it acts on as
@@ -26,7 +27,7 @@ import (
 // were shown raw in "Delete …?", where they could turn the question around
 // or pass for more of it.
 func TestConsoleConfirmQuotesNames(t *testing.T) {
-	p, m, _ := consoleTest(t)
+	p, m := oddNamesTest(t)
 	bg, sys := context.Background(), admin.Actor{ID: "test"}
 	acct := consoleAccount(t, m, "nightly-report", "billing")
 	if _, err := m.Server.Admin.CreateOrg(bg, sys, "example.com"); err != nil {
@@ -204,7 +205,7 @@ func TestConsoleConfirmAnswersOnce(t *testing.T) {
 // edit's "someone else changed …" and its "Reloaded …", and "Deleted the
 // service account …".
 func TestConsoleNoticesQuoteNames(t *testing.T) {
-	p, m, _ := consoleTest(t)
+	p, m := oddNamesTest(t)
 	acct := consoleAccount(t, m, "nightly-report", "billing")
 	const oddEmail = "x\u202emoc.elpmaxe@report\nnightly"
 	tamper(t, m.Config.DataDir, fmt.Sprintf(`UPDATE accounts SET email = '%s' WHERE id = '%s'`, oddEmail, acct.ID))
@@ -240,13 +241,22 @@ func TestConsoleNoticesQuoteNames(t *testing.T) {
 	p.checkLogs("412")
 }
 
-// TestConsoleUserAndSecretNoticesQuoteNames: the notices after a user's
-// suspend, unsuspend and delete and a client secret's disable, enable and
-// delete name the user or secret as their confirmation does (cell):
-// quoted when unprintable. A user's email and a secret's ID that a changed
-// database gave a bidirectional override and a line break were shown raw.
-func TestConsoleUserAndSecretNoticesQuoteNames(t *testing.T) {
-	p, m, _ := consoleTest(t)
+// oddNamesTest is consoleTest for a test that gives what it made through
+// the admin service odd names in the database (tamper): the store is read
+// at every lookup, so the page shows what the changed database holds,
+// never a name cached before the change.
+func oddNamesTest(t *testing.T) (*consolePage, *Main) {
+	t.Helper()
+	p, m, _ := consoleTest(t, func(m *Main) { m.Config.CacheTTL = 0 })
+	return p, m
+}
+
+// oddNamesFixture makes, through the admin service, the service account
+// nightly-report of the project billing with a client secret, and the
+// organization example.com with the user alice@example.com; it returns
+// the account and the secret's ID.
+func oddNamesFixture(t *testing.T, m *Main) (storage.Account, string) {
+	t.Helper()
 	bg, sys := context.Background(), admin.Actor{ID: "test"}
 	acct := consoleAccount(t, m, "nightly-report", "billing")
 	cs, err := m.Server.Admin.CreateSecret(bg, sys, acct.ID, 0)
@@ -259,10 +269,21 @@ func TestConsoleUserAndSecretNoticesQuoteNames(t *testing.T) {
 	if _, err := m.Server.Admin.PutUsers(bg, sys, "example.com", []admin.UserInput{{Email: "alice@example.com"}}); err != nil {
 		t.Fatal(err)
 	}
+	return acct, cs.ID
+}
+
+// TestConsoleUserAndSecretNoticesQuoteNames: the notices after a user's
+// suspend, unsuspend and delete and a client secret's disable, enable and
+// delete name the user or secret as their confirmation does (cell):
+// quoted when unprintable. A user's email and a secret's ID that a changed
+// database gave a bidirectional override and a line break were shown raw.
+func TestConsoleUserAndSecretNoticesQuoteNames(t *testing.T) {
+	p, m := oddNamesTest(t)
+	acct, secretID := oddNamesFixture(t, m)
 	const oddUser, oddSecret = "alice@example.com\u202e\nbob", "s\u202e\nx"
 	tamper(t, m.Config.DataDir,
 		fmt.Sprintf(`UPDATE org_users SET email = '%s' WHERE email = 'alice@example.com'`, oddUser),
-		fmt.Sprintf(`UPDATE secrets SET id = '%s' WHERE id = '%s'`, oddSecret, cs.ID))
+		fmt.Sprintf(`UPDATE secrets SET id = '%s' WHERE id = '%s'`, oddSecret, secretID))
 	p.signIn(m)
 
 	userButton := func(label string) chromedp.Search {
@@ -301,24 +322,14 @@ func TestConsoleUserAndSecretNoticesQuoteNames(t *testing.T) {
 // now shows … as it is", "The list now shows the secret … as it is",
 // "Created the key … of …" and the list.
 func TestConsoleErrorsQuoteNames(t *testing.T) {
-	p, m, _ := consoleTest(t)
+	p, m := oddNamesTest(t)
+	acct, secretID := oddNamesFixture(t, m)
 	bg, sys := context.Background(), admin.Actor{ID: "test"}
-	acct := consoleAccount(t, m, "nightly-report", "billing")
-	cs, err := m.Server.Admin.CreateSecret(bg, sys, acct.ID, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Server.Admin.CreateOrg(bg, sys, "example.com"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Server.Admin.PutUsers(bg, sys, "example.com", []admin.UserInput{{Email: "alice@example.com"}}); err != nil {
-		t.Fatal(err)
-	}
 	const oddEmail, oddSecret, oddDomain, oddUser = "x\u202emoc.elpmaxe@report\nnightly", "s\u202e\nx",
 		"ex\u202eample.com\nb", "alice@example.com\u202e\nbob"
 	tamper(t, m.Config.DataDir,
 		fmt.Sprintf(`UPDATE accounts SET email = '%s' WHERE id = '%s'`, oddEmail, acct.ID),
-		fmt.Sprintf(`UPDATE secrets SET id = '%s' WHERE id = '%s'`, oddSecret, cs.ID),
+		fmt.Sprintf(`UPDATE secrets SET id = '%s' WHERE id = '%s'`, oddSecret, secretID),
 		fmt.Sprintf(`UPDATE orgs SET domain = '%s' WHERE domain = 'example.com'`, oddDomain),
 		fmt.Sprintf(`UPDATE org_users SET org = '%s', email = '%s' WHERE email = 'alice@example.com'`, oddDomain, oddUser))
 	p.signIn(m)
@@ -383,9 +394,7 @@ func TestConsoleErrorsQuoteNames(t *testing.T) {
 // strconv.IsPrint does not take and an email's domain may have) was shown
 // raw, and so was a scope given a bidirectional override.
 func TestConsoleOrgNoticesQuoteNames(t *testing.T) {
-	// The store is read at every lookup: the page shows what the changed
-	// database holds, never a name cached before the change.
-	p, m, _ := consoleTest(t, func(m *Main) { m.Config.CacheTTL = 0 })
+	p, m := oddNamesTest(t)
 	bg, sys := context.Background(), admin.Actor{ID: "test"}
 	if _, err := m.Server.Admin.CreateOrg(bg, sys, "example.com"); err != nil {
 		t.Fatal(err)
@@ -443,9 +452,7 @@ func TestConsoleOrgNoticesQuoteNames(t *testing.T) {
 // of accounts, keys, secrets, APIs, organizations and projects and in the
 // account's, API's and organization's heading.
 func TestConsoleListsQuoteNames(t *testing.T) {
-	// The store is read at every lookup: the page shows what the changed
-	// database holds, never a name cached before the change.
-	p, m, _ := consoleTest(t, func(m *Main) { m.Config.CacheTTL = 0 })
+	p, m := oddNamesTest(t)
 	bg, sys := context.Background(), admin.Actor{ID: "test"}
 	acct := consoleAccount(t, m, "nightly-report", "billing")
 	plain := consoleAccount(t, m, "weekly-report", "billing")
