@@ -171,6 +171,12 @@ type Attempt struct {
 	// Identified is the client_id such a request named, as sent; "" when
 	// the client authenticated, or named none.
 	Identified string
+	// Counted reports a failure the throttle counted (Failed): credentials
+	// that did not authenticate, not a request refused for its form. Its
+	// refusal is recorded outside the audit budget (Budgeted), the
+	// throttle bounding it already. The JWT-bearer grant sets it for the
+	// assertions it counts.
+	Counted bool
 }
 
 // ErrCertificateWithoutClientID is the answer to a request that needs a
@@ -299,6 +305,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 			return nil, err
 		}
 		a.Failed(source, p.Key())
+		att.Counted = true
 		return nil, ErrFailed(err)
 	}
 	att.Method = c.Method
@@ -766,14 +773,14 @@ type Requirer interface {
 // auth (from ev.Source), makes the IDs of its assertion used (UseJTIs),
 // and returns the client and the token parameter, which both require. ev,
 // the request's audit event, gets the authentication method; then the
-// client_id of a refused client, or the client as its actor.
-func RequireForToken(w http.ResponseWriter, r *http.Request, auth Requirer, j Journal, ev *storage.AuditEvent) (*Client, string, error) {
+// client_id of a refused client, or the client as its actor; att, the
+// caller's, what authentication found (its Counted, for Budgeted).
+func RequireForToken(w http.ResponseWriter, r *http.Request, auth Requirer, j Journal, ev *storage.AuditEvent, att *Attempt) (*Client, string, error) {
 	form, err := oauth2.ParseForm(w, r)
 	if err != nil {
 		return nil, "", err
 	}
-	var att Attempt
-	caller, err := auth.Require(r.Context(), r, form, ev.Source, &att)
+	caller, err := auth.Require(r.Context(), r, form, ev.Source, att)
 	ev.Data["auth_method"] = att.Method
 	if err != nil {
 		ev.Data["client_id"] = att.ClientID
@@ -810,6 +817,34 @@ func Refused(ev *storage.AuditEvent, err error, rec *throttle.Recorder) (oe *oau
 		ev.Data["throttled"] = note
 	}
 	return oe, skip
+}
+
+// Budgeted applies b, the per-address audit budget of the refusals no
+// throttle counts (throttle.AuditBurst), to the refusal oe of a request
+// from source, whose event carries data: it reports skip when the event
+// is not to be written, being over the budget; else, when some of the
+// address's were not, it adds their number to data as "unrecorded". The
+// budget is for a refusal of a request no client authenticated (actor,
+// the event's, is ""), whose failure the throttle did not count
+// (counted), that is the client's fault and not a 429 of the throttle
+// (which the Recorder limits) nor disabled_client (said only to the
+// holder of right credentials): every other refusal is recorded. The
+// answer is the same either way, and so is the log line.
+func Budgeted(b *throttle.Budget, oe *oauth2.Error, source, actor string, counted bool, data map[string]string) (skip bool) {
+	if actor != "" || counted || oe.ServerFault() || oe.Code == oauth2.ErrDisabledClient {
+		return false
+	}
+	if _, ok := oe.Err.(*throttle.Refused); ok {
+		return false
+	}
+	record, unrecorded := b.Take(sourceKey(source))
+	if !record {
+		return true
+	}
+	if unrecorded > 0 {
+		data["unrecorded"] = strconv.Itoa(unrecorded)
+	}
+	return false
 }
 
 // CountThrottled counts with obs's Throttled a request to endpoint

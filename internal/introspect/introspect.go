@@ -70,19 +70,24 @@ type Handler struct {
 	// (whose cause is a *throttle.Refused) are recorded: one per throttle
 	// key a throttle.RecordEvery.
 	recorded *throttle.Recorder
+	// budget says which refusals the throttle does not count are
+	// recorded (clientauth.Budgeted).
+	budget *throttle.Budget
 }
 
 // NewHandler returns the introspection handler. Every introspection is
 // audited durably before its answer, except, when summaries is not nil,
 // those that find their token active: their events go to summaries, and
 // the 429s of the client-authentication throttle, recorded once a
-// throttle.RecordEvery per throttle key.
+// throttle.RecordEvery per throttle key, and the refusals of no client
+// that the throttle does not count, recorded as the address's audit
+// budget allows (clientauth.Budgeted).
 func NewHandler(auth Authenticator, resolver *tokenstate.Resolver, catalog Catalog, journal Journal, summaries Summaries, now func() time.Time, log *slog.Logger, observer oauth2.Observer) *Handler {
 	if summaries == nil {
 		summaries = writeEach{}
 	}
 	return &Handler{auth: auth, resolver: resolver, catalog: catalog, journal: journal, summaries: summaries, now: now, log: log, observer: observer,
-		recorded: throttle.NewRecorder(throttle.MaxRecordedKeys, now)}
+		recorded: throttle.NewRecorder(throttle.MaxRecordedKeys, now), budget: throttle.NewBudget(throttle.MaxRecordedKeys, now)}
 }
 
 // Response is the introspection response (RFC 7662 §2.2). An inactive
@@ -143,11 +148,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	now, source := h.now(), oauth2.RemoteIP(r)
 	ev := storage.AuditEvent{Time: now, Action: "token.introspect", Outcome: storage.OutcomeSuccess, Source: source, Data: map[string]string{}}
-	resp, err := h.serve(w, r, &ev)
+	var att clientauth.Attempt
+	resp, err := h.serve(w, r, &ev, &att)
 	unrecorded := false
 	if err != nil {
 		clientauth.CountThrottled(h.observer, "introspect", err)
-		err, unrecorded = clientauth.Refused(&ev, err, h.recorded)
+		var oe *oauth2.Error
+		oe, unrecorded = clientauth.Refused(&ev, err, h.recorded)
+		unrecorded = unrecorded || clientauth.Budgeted(h.budget, oe, source, ev.Actor, att.Counted, ev.Data)
+		err = oe
 	}
 	// An introspection that finds its token active is a read: its event may
 	// follow the answer, in a summary. Every other is written before the
@@ -155,7 +164,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// {"active":false} — a token that is not the caller's to see (a refusal
 	// RFC 7662 §2.2 has the answer hide), revoked, expired or unknown, which
 	// can be a stolen token in use or a search for one. A 429 of the
-	// throttle is the exception: one a minute per throttle key is written.
+	// throttle is the exception: one a minute per throttle key is written;
+	// so is a refusal over its address's audit budget (Budgeted).
 	method := ev.Data["auth_method"]
 	write := !unrecorded && (err != nil || ev.Data["active"] != "true" || !h.summaries.Add(ev))
 	err = clientauth.Record(r.Context(), h.log, h.journal, &ev, write, err,
@@ -169,8 +179,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.observer.ObserveRequest("introspect", "", method, storage.OutcomeSuccess, "", time.Since(start))
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *storage.AuditEvent) (*Response, error) {
-	caller, raw, err := clientauth.RequireForToken(w, r, h.auth, h.journal, ev)
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *storage.AuditEvent, att *clientauth.Attempt) (*Response, error) {
+	caller, raw, err := clientauth.RequireForToken(w, r, h.auth, h.journal, ev, att)
 	if err != nil {
 		return nil, err
 	}

@@ -45,14 +45,19 @@ type Handler struct {
 	// (whose cause is a *throttle.Refused) are recorded: one per throttle
 	// key a throttle.RecordEvery.
 	recorded *throttle.Recorder
+	// budget says which refusals the throttle does not count are
+	// recorded (clientauth.Budgeted).
+	budget *throttle.Budget
 }
 
 // NewHandler returns the revocation handler. Every request is audited
 // durably before its answer, except the 429s of the client-authentication
-// throttle, recorded once a throttle.RecordEvery per throttle key.
+// throttle, recorded once a throttle.RecordEvery per throttle key, and the
+// refusals of no client that the throttle does not count, recorded as the
+// address's audit budget allows (clientauth.Budgeted).
 func NewHandler(auth Authenticator, resolver *tokenstate.Resolver, store Store, journal Journal, now func() time.Time, log *slog.Logger, observer oauth2.Observer) *Handler {
 	return &Handler{auth: auth, resolver: resolver, store: store, journal: journal, now: now, log: log, observer: observer,
-		recorded: throttle.NewRecorder(throttle.MaxRecordedKeys, now)}
+		recorded: throttle.NewRecorder(throttle.MaxRecordedKeys, now), budget: throttle.NewBudget(throttle.MaxRecordedKeys, now)}
 }
 
 // ServeHTTP implements http.Handler. Success is 200 with an empty body,
@@ -61,11 +66,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	now, source := h.now(), oauth2.RemoteIP(r)
 	ev := storage.AuditEvent{Time: now, Action: "token.revoke", Outcome: storage.OutcomeSuccess, Source: source, Data: map[string]string{}}
-	written, err := h.serve(w, r, &ev)
+	var att clientauth.Attempt
+	written, err := h.serve(w, r, &ev, &att)
 	if err != nil {
 		clientauth.CountThrottled(h.observer, "revoke", err)
-		// A 429 of the throttle not to be recorded counts as written.
-		err, written = clientauth.Refused(&ev, err, h.recorded)
+		// A 429 of the throttle not to be recorded counts as written, as
+		// does a refusal over the address's audit budget.
+		var oe *oauth2.Error
+		oe, written = clientauth.Refused(&ev, err, h.recorded)
+		written = written || clientauth.Budgeted(h.budget, oe, source, ev.Actor, att.Counted, ev.Data)
+		err = oe
 	}
 	err = clientauth.Record(r.Context(), h.log, h.journal, &ev, !written, err,
 		"revocation request not answered: its audit event could not be written", "revocation refused")
@@ -81,8 +91,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve revokes; written reports that the audit event was already written
 // with the revocation.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *storage.AuditEvent) (written bool, err error) {
-	caller, raw, err := clientauth.RequireForToken(w, r, h.auth, h.journal, ev)
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ev *storage.AuditEvent, att *clientauth.Attempt) (written bool, err error) {
+	caller, raw, err := clientauth.RequireForToken(w, r, h.auth, h.journal, ev, att)
 	if err != nil {
 		return false, err
 	}

@@ -23,3 +23,14 @@ func TestThrottledRefusalsRecordedOnceAMinute(t *testing.T) {
 			return revoke.NewHandler(auth, nil, d, d, clock, slog.New(slog.NewTextHandler(io.Discard, nil)), oauth2.NopObserver{})
 		})
 }
+
+// A flood of refusals the throttle does not count (no credentials, a
+// malformed request) writes each address's audit budget of events, the
+// next one saying how many were left out, not one event per request
+// (clientauthtest.CheckRefusalBudget).
+func TestUncountedRefusalsBudgeted(t *testing.T) {
+	clientauthtest.RefusalsBudgeted(t, "/revoke", "token.revoke", clientauthtest.UncountedRefusals,
+		func(auth *clientauth.Authenticator, d *clientauthtest.Directory, clock func() time.Time) http.Handler {
+			return revoke.NewHandler(auth, nil, d, d, clock, slog.New(slog.NewTextHandler(io.Discard, nil)), oauth2.NopObserver{})
+		})
+}

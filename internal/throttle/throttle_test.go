@@ -1,6 +1,7 @@
 package throttle
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -106,5 +107,52 @@ func TestTake(t *testing.T) {
 	}
 	if ok, _ := l.Take("b"); !ok {
 		t.Error("another key is held back by a's failures")
+	}
+}
+
+// A Budget records a key's first AuditBurst refusals and then AuditRate a
+// second, each key on its own, and the first it records after some it did
+// not says how many.
+func TestBudget(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b := NewBudget(100, func() time.Time { return now })
+	for _, tt := range []struct {
+		name           string
+		advance        time.Duration
+		key            string
+		n              int // refusals at once
+		recorded, last int // how many recorded; the last recorded one's unrecorded
+	}{
+		{name: "a flood", key: "a", n: 50, recorded: AuditBurst},
+		{name: "another key", key: "b", n: 1, recorded: 1},
+		{name: "a second on", advance: time.Second, key: "a", n: 3, recorded: AuditRate, last: 50 - AuditBurst},
+		{name: "and again", advance: time.Second, key: "a", n: 1, recorded: 1, last: 2},
+		{name: "quiet since", advance: time.Minute, key: "a", n: 1, recorded: 1},
+	} {
+		now = now.Add(tt.advance)
+		recorded, last := 0, -1
+		for range tt.n {
+			if ok, u := b.Take(tt.key); ok {
+				recorded++
+				last = u
+			}
+		}
+		if recorded != tt.recorded || last != tt.last {
+			t.Errorf("%s: recorded %d, the last saying %d unrecorded; want %d and %d", tt.name, recorded, last, tt.recorded, tt.last)
+		}
+	}
+}
+
+// A Budget tracks at most its maxKeys keys' counts.
+func TestBudgetBounded(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b := NewBudget(10, func() time.Time { return now })
+	for i := range 1000 {
+		for range AuditBurst + 1 {
+			b.Take(fmt.Sprint(i))
+		}
+	}
+	if n, m := len(b.skipped), len(b.l.m); n > 10 || m > 10 {
+		t.Errorf("tracks %d counts and %d buckets, want at most 10", n, m)
 	}
 }

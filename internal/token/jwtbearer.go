@@ -37,6 +37,7 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 			return nil, terr
 		}
 		h.auth.Failed(req.Source, "")
+		req.attempt.Counted = true
 		return nil, assertionError(err)
 	}
 	c := tok.Claims
@@ -50,6 +51,7 @@ func (g *jwtBearer) handle(ctx context.Context, req *Request) (*Response, error)
 	}
 	fail := func(err error) error {
 		h.auth.Failed(req.Source, p.Key())
+		req.attempt.Counted = true
 		return err
 	}
 	if c.Issuer == "" {

@@ -3,10 +3,12 @@ package token_test
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
 	"github.com/keyward/keyward/internal/clientauth/clientauthtest"
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -29,5 +31,66 @@ func TestThrottledRefusalsRecordedOnceAMinute(t *testing.T) {
 			return evs
 		},
 		Advance: func(by time.Duration) { e.now = e.now.Add(by) },
+	})
+}
+
+// A flood of refusals the throttle does not count (no credentials, a
+// malformed request, an unknown grant type) writes each address's audit
+// budget of events, the next one saying how many were left out, not one
+// event per request; a wrong secret is recorded each time
+// (clientauthtest.CheckRefusalBudget).
+func TestUncountedRefusalsBudgeted(t *testing.T) {
+	e := newEnv(t)
+	cc := "grant_type=" + oauth2.GrantClientCredentials
+	clientauthtest.CheckRefusalBudget(t, clientauthtest.Endpoint{
+		Handler: e.h, Path: "/token", Action: "token.refused",
+		Form: cc, ClientID: e.job.ID,
+		Events: func(t *testing.T) []storage.AuditEvent {
+			evs, err := e.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "token.refused", Limit: 10_000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return evs
+		},
+		Advance: func(by time.Duration) { e.now = e.now.Add(by) },
+	}, []clientauthtest.Refusal{
+		{Name: "empty body", Body: "", Status: http.StatusBadRequest},
+		{Name: "unknown grant type", Body: "grant_type=nope", Status: http.StatusBadRequest},
+		{Name: "duplicate parameter", Body: cc + "&" + cc, Status: http.StatusBadRequest},
+		{Name: "wrong client_assertion_type", Body: cc + "&client_assertion_type=nope&client_assertion=x", Status: http.StatusBadRequest},
+		{Name: "no credentials", Body: cc, Status: http.StatusUnauthorized},
+		{Name: "client_id without credentials", Body: cc + "&client_id=" + e.job.ID, Status: http.StatusUnauthorized},
+		{Name: "jwt-bearer without assertion", Body: "grant_type=" + url.QueryEscape(oauth2.GrantJWTBearer), Status: http.StatusBadRequest},
+	})
+	// Right credentials of a disabled account: the holder's, refused
+	// disabled_client and not counted, yet recorded each time.
+	t.Run("disabled client", func(t *testing.T) {
+		ctx := context.Background()
+		if _, err := e.store.UpdateAccount(ctx, e.job.ID, func(a storage.Account) (storage.Account, error) {
+			a.Disabled = true
+			return a, nil
+		}, storage.AuditEvent{Time: e.now, Action: "account.disable", Outcome: storage.OutcomeSuccess}); err != nil {
+			t.Fatal(err)
+		}
+		const n = 30
+		for range n {
+			w := e.do(request{body: cc, header: http.Header{"Authorization": {basicAuth(e.job.ID, jobSecret)}}, remote: "192.0.2.9"})
+			if w.Code != http.StatusBadRequest {
+				t.Fatalf("answered %d %s, want 400", w.Code, w.Body)
+			}
+		}
+		evs, err := e.store.ListAuditEvents(ctx, storage.AuditFilter{Action: "token.refused", Limit: 10_000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for _, ev := range evs {
+			if ev.Source == "192.0.2.9" && ev.Data["error"] == oauth2.ErrDisabledClient && ev.Data["unrecorded"] == "" {
+				got++
+			}
+		}
+		if got != n {
+			t.Errorf("%d refusals of a disabled client recorded %d events, want each", n, got)
+		}
 	})
 }

@@ -109,6 +109,9 @@ type Handler struct {
 	// cause is a *throttle.Refused) are recorded: one per throttle key a
 	// throttle.RecordEvery.
 	recorded *throttle.Recorder
+	// budget says which refusals the throttle does not count are
+	// recorded (clientauth.Budgeted).
+	budget *throttle.Budget
 }
 
 // grant handles one grant_type.
@@ -202,6 +205,7 @@ func NewHandler(cfg Config, dir Directory, journal Journal, signer Signer, auth 
 	h.assertionAud = []string{oauth2.TokenEndpoint(cfg.Issuer), cfg.Issuer}
 	h.assertionAudHint = "this server's token endpoint URL " + oauth2.TokenEndpoint(cfg.Issuer) + " or its issuer " + cfg.Issuer
 	h.recorded = throttle.NewRecorder(throttle.MaxRecordedKeys, now)
+	h.budget = throttle.NewBudget(throttle.MaxRecordedKeys, now)
 	h.grants = map[string]grant{
 		oauth2.GrantJWTBearer:         &jwtBearer{h: h},
 		oauth2.GrantClientCredentials: &clientCredentials{h: h},
@@ -316,8 +320,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request) (*
 // recordRefusal writes the token.refused event of req, refused with oe,
 // durably. A 429 of the throttle is written only when it is the first of
 // its throttle key in a throttle.RecordEvery, and its event says that
-// further ones are not: a flood of failures from one address writes a
-// bounded number of events, not one per request.
+// further ones are not; a refusal of no client that the throttle does not
+// count (an empty body, an unknown grant type, no credentials) only as
+// its address's audit budget allows (clientauth.Budgeted). So a flood of
+// failures from one address writes a bounded number of events, not one
+// per request.
 func (h *Handler) recordRefusal(ctx context.Context, req *Request, oe *oauth2.Error) error {
 	note, skip := h.recorded.Skip(oe.Err)
 	if skip {
@@ -334,6 +341,9 @@ func (h *Handler) recordRefusal(ctx context.Context, req *Request, oe *oauth2.Er
 	addNonEmpty(data, "request_client_id", req.Audit.RequestClientID)
 	if req.Audit.AccountID == "" {
 		addNonEmpty(data, "client_id", req.Audit.ClientID)
+	}
+	if clientauth.Budgeted(h.budget, oe, req.Source, req.Audit.Actor, req.attempt.Counted, data) {
+		return nil
 	}
 	ctx, cancel := oauth2.RecordContext(ctx)
 	defer cancel()

@@ -1,0 +1,142 @@
+package clientauthtest
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/clientauth"
+	"github.com/keyward/keyward/internal/oauth2"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Refusal is a request an endpoint refuses before any client
+// authenticates, without counting it in the client-authentication
+// throttle: an empty body, a duplicate parameter, no credentials.
+type Refusal struct {
+	Name   string
+	Body   string
+	Status int // its answer's
+}
+
+// RefusalsBudgeted checks an endpoint that authenticates its clients
+// with its token in the form, built as ThrottledRefusalsRecordedOnceAMinute
+// builds it: it records only as many of the refusals of refused as each
+// address's audit budget lets through (CheckRefusalBudget).
+func RefusalsBudgeted(t *testing.T, path, action string, refused []Refusal, newHandler func(auth *clientauth.Authenticator, d *Directory, clock func() time.Time) http.Handler) {
+	d := &Directory{}
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	auth := clientauth.New(clientauth.Config{Issuer: "https://kw", MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, Pepper: Pepper, Now: clock}, d)
+	CheckRefusalBudget(t, Endpoint{
+		Handler: newHandler(auth, d, clock), Path: path, Action: action,
+		Form: "token=kwat_x", ClientID: ClientID,
+		Events: func(*testing.T) []storage.AuditEvent {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return append([]storage.AuditEvent(nil), d.events...)
+		},
+		Advance: func(by time.Duration) { now = now.Add(by) },
+	}, refused)
+}
+
+// CheckRefusalBudget checks that each of refused, sent n times from one
+// address, is answered as always, and recorded at most the audit budget's
+// burst times (throttle.AuditBurst); a second later one more is recorded
+// and says how many were not ("unrecorded"). Another address is not held
+// back by it, nor are the refusals the client-authentication throttle
+// counts (a wrong secret, from the flooded address): each is recorded.
+func CheckRefusalBudget(t *testing.T, e Endpoint, refused []Refusal) {
+	const burst, n = 20, 60 // throttle.AuditBurst; a flood
+	seen := len(e.Events(t))
+	send := func(t *testing.T, body, remote string, header http.Header, status int) {
+		t.Helper()
+		r := httptest.NewRequest("POST", e.Path, strings.NewReader(body))
+		r.RemoteAddr = remote + ":4711"
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range header {
+			r.Header[k] = v
+		}
+		w := httptest.NewRecorder()
+		e.Handler.ServeHTTP(w, r)
+		if w.Code != status {
+			t.Fatalf("answered %d %s, want %d", w.Code, w.Body, status)
+		}
+	}
+	// recorded returns the events written since it was last called,
+	// checking each is a refusal from remote.
+	recorded := func(t *testing.T, remote string) []storage.AuditEvent {
+		t.Helper()
+		evs := e.Events(t)
+		evs, seen = evs[seen:], len(evs)
+		for _, ev := range evs {
+			if ev.Action != e.Action || ev.Outcome != storage.OutcomeFailure || ev.Source != remote {
+				t.Fatalf("event %s %s from %s, want a failed %s from %s", ev.Action, ev.Outcome, ev.Source, e.Action, remote)
+			}
+		}
+		return evs
+	}
+	for i, rf := range refused {
+		t.Run(rf.Name, func(t *testing.T) {
+			flooded, other := fmt.Sprintf("203.0.113.%d", i+1), fmt.Sprintf("203.0.113.%d", 100+i)
+			for range n {
+				send(t, rf.Body, flooded, nil, rf.Status)
+			}
+			evs := recorded(t, flooded)
+			if len(evs) != burst {
+				t.Errorf("a flood of %d recorded %d events, want %d", n, len(evs), burst)
+			}
+			for _, ev := range evs {
+				if u, ok := ev.Data["unrecorded"]; ok {
+					t.Errorf("an event within the budget says unrecorded %q", u)
+				}
+			}
+			e.Advance(time.Second)
+			send(t, rf.Body, flooded, nil, rf.Status)
+			evs = recorded(t, flooded)
+			if len(evs) != 1 || evs[0].Data["unrecorded"] != fmt.Sprint(n-burst) {
+				t.Errorf("a second on, recorded %v, want one event saying unrecorded %d", evs, n-burst)
+			}
+			send(t, rf.Body, other, nil, rf.Status)
+			evs = recorded(t, other)
+			switch {
+			case len(evs) != 1 || evs[0].Data["unrecorded"] != "":
+				t.Errorf("another address: recorded %v, want one event", evs)
+			case evs[0].Data["error"] == "" || evs[0].Data["error"] == oauth2.ErrTemporarilyUnavailable:
+				t.Errorf("recorded error %q, want the refusal's", evs[0].Data["error"])
+			}
+		})
+	}
+	t.Run("counted refusals are all recorded", func(t *testing.T) {
+		const clientBurst = 10 // clientauth's, per client at an address
+		flooded := "203.0.113.1"
+		wrong := http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(e.ClientID+":kw_wrong"))}}
+		for range clientBurst {
+			send(t, e.Form, flooded, wrong, http.StatusUnauthorized)
+		}
+		evs := recorded(t, flooded)
+		if len(evs) != clientBurst {
+			t.Errorf("%d wrong secrets recorded %d events, want each", clientBurst, len(evs))
+		}
+		for _, ev := range evs {
+			if u, ok := ev.Data["unrecorded"]; ok {
+				t.Errorf("a counted refusal's event says unrecorded %q", u)
+			}
+		}
+	})
+}
+
+// UncountedRefusals are the refusals of /introspect and /revoke that the
+// client-authentication throttle does not count.
+var UncountedRefusals = []Refusal{
+	{Name: "empty body", Body: "", Status: http.StatusUnauthorized},
+	{Name: "duplicate parameter", Body: "token=a&token=b", Status: http.StatusBadRequest},
+	{Name: "wrong client_assertion_type", Body: "token=x&client_assertion_type=nope&client_assertion=x", Status: http.StatusBadRequest},
+	{Name: "no credentials", Body: "token=x", Status: http.StatusUnauthorized},
+	{Name: "client_id without credentials", Body: "token=x&client_id=" + ClientID, Status: http.StatusUnauthorized},
+	{Name: "two methods", Body: "token=x&client_secret=s&client_assertion=x", Status: http.StatusBadRequest},
+}
