@@ -134,9 +134,11 @@ still need the old key.
 			now := time.Now()
 			ev := storage.AuditEvent{Time: now, Action: "master_key.rotate", Outcome: storage.OutcomeSuccess,
 				Actor: localOperator("keyward master-key rotate")}
+			unchanged := false // reencrypt's error is of a store surely unchanged
 			reencrypt := func() error {
 				if err := rotateStore(cmd.Context(), st, oldKey, newKey, ev); err != nil {
 					if errors.Is(err, signer.ErrWrongMasterKey) {
+						unchanged = true
 						return fmt.Errorf("the current master key does not open this store, nothing was changed: %w", err)
 					}
 					// The error may be the commit's lost answer (a cancel
@@ -151,6 +153,7 @@ still need the old key.
 					}
 					switch sealed {
 					case sealedOld:
+						unchanged = true
 						if interrupted {
 							return errors.New("master-key rotate interrupted: nothing was changed")
 						}
@@ -234,10 +237,13 @@ still need the old key.
 			})
 			switch {
 			case reencryptErr != nil:
+				if unchanged {
+					reencryptErr = removeKeptCopy(kept, reencryptErr)
+				}
 				// With the new key's temporary file, if left.
 				return sayInstead(reencryptErr, err)
 			case !reencrypted:
-				return fmt.Errorf("the new key cannot be written in place of %s, nothing was changed: %w", source, err)
+				return removeKeptCopy(kept, fmt.Errorf("the new key cannot be written in place of %s, nothing was changed: %w", source, err))
 			case err != nil:
 				// Only the new key's own file is sure: after a rename
 				// left unsynced, the file holds the new key now, but
@@ -295,6 +301,17 @@ func refuseLinkedMasterKey(c Config, source, newKeyFile string) error {
 	}
 	return fmt.Errorf("%s is a symbolic link to %s, where the key is kept: a rotation would put a file of its own in place of the link and leave the old key in %s; nothing was changed: rotate that file with %s, then point the link at %s",
 		source, target, target, shellCommand("--master-key-file", target, "--new-master-key-file", newKeyFile), newKeyFile)
+}
+
+// removeKeptCopy removes kept, the copy of the current master key that
+// master-key rotate wrote before the store changed, when the rotation
+// failed with err and nothing changed: the current key is still
+// master.key. A copy that cannot be removed is named in the error.
+func removeKeptCopy(kept string, err error) error {
+	if rerr := os.Remove(kept); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		return fmt.Errorf("%w (but its copy of the current key %s could not be removed: %v; delete it)", err, kept, rerr)
+	}
+	return err
 }
 
 // rotateLocked is called once master-key rotate holds its locks; tests
