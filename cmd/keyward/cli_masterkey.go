@@ -192,12 +192,14 @@ still need the old key.
 					return err
 				}
 				fmt.Fprintln(out, "re-encrypted the signing keys and the client-secret pepper under the new master key")
-				if err := checkNewKey(newKeyFile + " holds"); err != nil {
-					return err
+				// Servers still running need telling whether or not the
+				// store reads back: it is sealed under the new key.
+				err := checkNewKey(newKeyFile + " holds")
+				if err == nil {
+					fmt.Fprintf(out, "start every server with the new key (or its content in KEYWARD_MASTER_KEY): %s\n", shellCommand("--master-key-file", newKeyFile))
 				}
-				fmt.Fprintf(out, "start every server with the new key (or its content in KEYWARD_MASTER_KEY): %s\n", shellCommand("--master-key-file", newKeyFile))
 				stillRunning(out, cfg)
-				return nil
+				return err
 			}
 			// The old key, which master.key held alone, is kept beside it
 			// (written and synced before the store changes): back-ups

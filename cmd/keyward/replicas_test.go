@@ -28,6 +28,7 @@ import (
 
 	kwadmin "github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/dpop/dpoptest"
+	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 	"github.com/keyward/keyward/internal/testkeyward"
@@ -1022,4 +1023,44 @@ func TestReplicaNotificationConnectionCut(t *testing.T) {
 	waitFor("both replicas listening again", listening)
 	setDisabled(false)
 	waitFor("an enable made after B reconnected", func() bool { return token() == 200 })
+}
+
+// TestReplicasMasterKeyRotateCheckFails: a rotation on PostgreSQL whose
+// check of the new key fails after the commit still says that servers
+// running on the store keep the old key until restarted, as the store is
+// sealed under the new one; it returned the check's error before saying so.
+func TestReplicasMasterKeyRotateCheckFails(t *testing.T) {
+	dsn := pgtest.SchemaDSN(t)
+	dir := t.TempDir()
+	oldKey, newKey := filepath.Join(dir, "old.key"), filepath.Join(dir, "new.key")
+	mustWriteFile(t, oldKey, []byte(strings.Repeat("ab", 32)))
+	mustWriteFile(t, newKey, []byte(strings.Repeat("cd", 32)))
+	startServer(t, func(m *Main) {
+		m.Config.Issuer, m.Config.DB, m.Config.MasterKeyFile = "http://keyward.test", dsn, oldKey
+	}) // a replica running
+	defer func(f func(context.Context, signer.ResealStore, []byte, []byte, storage.AuditEvent) error) {
+		rotateStore = f
+	}(rotateStore)
+	rotateStore = func(ctx context.Context, st signer.ResealStore, oldKey, newKey []byte, ev storage.AuditEvent) error {
+		if err := signer.RotateMasterKey(ctx, st, oldKey, newKey, ev); err != nil {
+			return err
+		}
+		st.(io.Closer).Close() // the store cannot be read again
+		return nil
+	}
+	cmd := newRootCommand()
+	var out strings.Builder
+	cmd.SetArgs([]string{"master-key", "rotate", "--db", dsn, "--master-key-file", oldKey, "--new-master-key-file", newKey})
+	cmd.SetOut(&out)
+	cmd.SetErr(io.Discard)
+	err := execute(context.Background(), cmd)
+	if err == nil || !strings.Contains(err.Error(), "sealed under the new master key") {
+		t.Fatalf("rotate whose check of the new key failed: %v, want the store said sealed under the new key", err)
+	}
+	if want := "servers still running on this store keep the old master key in memory"; !strings.Contains(out.String(), want) {
+		t.Errorf("rotate's output %q does not say %q", out.String(), want)
+	}
+	if strings.Contains(out.String(), "start every server with the new key") {
+		t.Errorf("rotate's output %q says to start with the new key as on success; the error says it", out.String())
+	}
 }
