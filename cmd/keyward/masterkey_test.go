@@ -725,16 +725,7 @@ func TestMasterKeyRotateCheckFails(t *testing.T) {
 			}
 			newKeyFile := filepath.Join(t.TempDir(), "new key") // to be quoted
 			mustWriteFile(t, newKeyFile, []byte(newKey))
-			defer func(f func(context.Context, signer.ResealStore, []byte, []byte, storage.AuditEvent) error) {
-				rotateStore = f
-			}(rotateStore)
-			rotateStore = func(ctx context.Context, st signer.ResealStore, oldKey, newKey []byte, ev storage.AuditEvent) error {
-				if err := signer.RotateMasterKey(ctx, st, oldKey, newKey, ev); err != nil {
-					return err
-				}
-				st.(io.Closer).Close() // the store cannot be read again
-				return nil
-			}
+			closeAfterRotate(t)
 			err := runCLIErr(t, append(args, "--new-master-key-file", newKeyFile)...)
 			want := "sealed under the new master key, which " + newKeyFile
 			hint := ": keep " + newKeyFile + " and start with: --master-key-file '" + newKeyFile + "'"
@@ -746,5 +737,20 @@ func TestMasterKeyRotateCheckFails(t *testing.T) {
 				t.Errorf("master.key = %q, want %q", got, wantHeld)
 			}
 		})
+	}
+}
+
+// closeAfterRotate makes the rotations of the test re-encrypt the store,
+// then close it, so that nothing reads it again: the check of the new key
+// after the commit fails.
+func closeAfterRotate(t *testing.T) {
+	f := rotateStore
+	t.Cleanup(func() { rotateStore = f })
+	rotateStore = func(ctx context.Context, st signer.ResealStore, oldKey, newKey []byte, ev storage.AuditEvent) error {
+		if err := signer.RotateMasterKey(ctx, st, oldKey, newKey, ev); err != nil {
+			return err
+		}
+		st.(io.Closer).Close() // the store cannot be read again
+		return nil
 	}
 }

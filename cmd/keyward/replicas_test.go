@@ -28,7 +28,6 @@ import (
 
 	kwadmin "github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/dpop/dpoptest"
-	"github.com/keyward/keyward/internal/signer"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 	"github.com/keyward/keyward/internal/testkeyward"
@@ -1038,16 +1037,7 @@ func TestReplicasMasterKeyRotateCheckFails(t *testing.T) {
 	startServer(t, func(m *Main) {
 		m.Config.Issuer, m.Config.DB, m.Config.MasterKeyFile = "http://keyward.test", dsn, oldKey
 	}) // a replica running
-	defer func(f func(context.Context, signer.ResealStore, []byte, []byte, storage.AuditEvent) error) {
-		rotateStore = f
-	}(rotateStore)
-	rotateStore = func(ctx context.Context, st signer.ResealStore, oldKey, newKey []byte, ev storage.AuditEvent) error {
-		if err := signer.RotateMasterKey(ctx, st, oldKey, newKey, ev); err != nil {
-			return err
-		}
-		st.(io.Closer).Close() // the store cannot be read again
-		return nil
-	}
+	closeAfterRotate(t)
 	cmd := newRootCommand()
 	var out strings.Builder
 	cmd.SetArgs([]string{"master-key", "rotate", "--db", dsn, "--master-key-file", oldKey, "--new-master-key-file", newKey})
