@@ -16,8 +16,9 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 )
 
-// DELETE of an account, an API, a key or a secret, and disabling or
-// enabling an account, a key or a secret, honour If-Match as PATCH does: with the current ETag (alone or in a
+// DELETE of an account, an API, an organization, a key or a secret, and
+// disabling or enabling an account, a key or a secret, honour If-Match as
+// PATCH does: with the current ETag (alone or in a
 // list), *, or no If-Match, they act as before; with an ETag of an older
 // state, or the current one weak, they answer 412 and change nothing, and
 // write no audit event. Disabling and enabling answer with the new
@@ -51,6 +52,14 @@ func testIfMatchDeleteAndDisable(t *testing.T, f *fixture) {
 		}
 		return "/v1/apis/" + name
 	}
+	newOrg := func(t *testing.T, _ bool) string {
+		n++
+		domain := fmt.Sprintf("org%d.example", n)
+		if _, err := f.srv.Admin.CreateOrg(ctx, op, domain, "mail.send"); err != nil {
+			t.Fatal(err)
+		}
+		return "/v1/orgs/" + domain
+	}
 	// newKey and newSecret create a key or a secret of a new account.
 	newKey := func(t *testing.T, disabled bool) string {
 		path := newAccount(t, false)
@@ -80,6 +89,18 @@ func testIfMatchDeleteAndDisable(t *testing.T, f *fixture) {
 	patch := func(t *testing.T, path string) {
 		if code, out, _ := f.call(t, "PATCH", path, auth, map[string]any{"description": "theirs"}); code != 200 {
 			t.Fatalf("PATCH %s: %d %v", path, code, out)
+		}
+	}
+	// Another administrator's change of an organization: its blocked
+	// scopes, or a project placed in it (stored apart, in its ETag).
+	block := func(t *testing.T, path string) {
+		if code, out, _ := f.call(t, "PATCH", path, auth, map[string]any{"blocked_scopes": []string{"theirs.read"}}); code != 200 {
+			t.Fatalf("PATCH %s: %d %v", path, code, out)
+		}
+	}
+	place := func(t *testing.T, path string) {
+		if code, out, _ := f.call(t, "PUT", path+"/projects/shop", auth, nil); code != 200 {
+			t.Fatalf("PUT %s/projects/shop: %d %v", path, code, out)
 		}
 	}
 	expire := func(t *testing.T, path string) {
@@ -118,6 +139,8 @@ func testIfMatchDeleteAndDisable(t *testing.T, f *fixture) {
 	}{
 		{"DELETE account", newAccount, false, patch, "DELETE", "", 204, "account.delete", deleted, "it was not deleted"},
 		{"DELETE API", newAPI, false, patch, "DELETE", "", 204, "api.delete", deleted, "it was not deleted"},
+		{"DELETE organization", newOrg, false, block, "DELETE", "", 204, "org.delete", deleted, "it was not deleted"},
+		{"DELETE organization with a project placed", newOrg, false, place, "DELETE", "", 204, "org.delete", deleted, "it was not deleted"},
 		{"disable account", newAccount, false, patch, "POST", "/disable", 200, "account.disable", isDisabled, "nothing was saved"},
 		{"enable account", newAccount, true, patch, "POST", "/enable", 200, "account.enable", isEnabled, "nothing was saved"},
 		{"DELETE key", newKey, false, expire, "DELETE", "", 204, "key.delete", deleted, "it was not deleted"},
@@ -426,6 +449,41 @@ func testIfMatchOrg(t *testing.T, f *fixture) {
 	patch(t, f.mustETag(t, path, auth), 200)
 	if code, out, _ := f.callIf(t, "PATCH", "/v1/orgs/ghost.example", auth, `"x"`, map[string]any{"blocked_scopes": []string{}}); code != 404 {
 		t.Errorf("PATCH of a missing organization with If-Match: %d %v, want 404", code, out)
+	}
+}
+
+// The If-Match of a DELETE of an organization is checked in the delete's
+// transaction, against its projects too: a project placed as the delete
+// begins makes it 412, and the organization stays, with that project.
+func TestIfMatchOrgDeleteAtomic(t *testing.T) {
+	f, is, auth := interleavedFixture(t)
+	if _, err := f.srv.Admin.CreateOrg(context.Background(), admin.Actor{ID: "op"}, "example.com", "mail.send"); err != nil {
+		t.Fatal(err)
+	}
+	is.org = func(ctx context.Context, domain string) {
+		is.org = nil
+		theirs := storage.AuditEvent{Time: time.Now(), Action: "org.project", Outcome: storage.OutcomeSuccess, Actor: "other"}
+		if err := is.Storage.PutProjectOrg(ctx, storage.ProjectOrg{Project: "shop", Org: domain}, nil, theirs); err != nil {
+			t.Error(err)
+		}
+	}
+	const path = "/v1/orgs/example.com"
+	tag, _ := f.etagOf(t, path, auth)
+	code, out, _ := f.callIf(t, "DELETE", path, auth, tag, nil)
+	if desc, _ := out["error_description"].(string); code != 412 || out["error"] != admin.ErrPreconditionFailed || !strings.HasPrefix(desc, "The organization example.com has changed since you read it") || !strings.Contains(desc, "it was not deleted") {
+		t.Errorf("DELETE as a project is placed: %d %v, want 412 saying the organization example.com changed and was not deleted", code, out)
+	}
+	if is.org != nil {
+		t.Fatal("the project was not placed")
+	}
+	if code, out, _ := f.call(t, "GET", path, auth, nil); code != 200 || mustJSON(t, out["blocked_scopes"]) != `["mail.send"]` || mustJSON(t, out["projects"]) != `[{"internal":false,"project":"shop"}]` {
+		t.Errorf("after the 412: %d %v, want the organization there, the project placed", code, out)
+	}
+	if code, out, _ := f.callIf(t, "DELETE", path, auth, f.mustETag(t, path, auth), nil); code != 204 {
+		t.Errorf("DELETE with the ETag as it is now: %d %v, want 204", code, out)
+	}
+	if code, out, _ := f.callIf(t, "DELETE", path, auth, `"stale"`, nil); code != 404 {
+		t.Errorf("DELETE of a deleted organization with If-Match: %d %v, want 404", code, out)
 	}
 }
 

@@ -77,8 +77,21 @@ func (s *Service) ListProjects(ctx context.Context, domain string) ([]storage.Pr
 
 // DeleteOrg deletes an organization with its users, projects and grants.
 func (s *Service) DeleteOrg(ctx context.Context, actor Actor, domain string) error {
+	return s.DeleteOrgIf(ctx, actor, domain, Match{})
+}
+
+// DeleteOrgIf is DeleteOrg made only if the organization's state, its
+// projects included, meets match, which the store checks in the delete's
+// transaction: otherwise it fails with a 412 and deletes nothing.
+func (s *Service) DeleteOrgIf(ctx context.Context, actor Actor, domain string, match Match) error {
 	domain = strings.ToLower(domain)
-	return storeErr(s.store.DeleteOrg(ctx, domain, s.event(actor, "org.delete", "", map[string]string{"org": domain})),
+	var check func(storage.Org, []storage.ProjectOrg) error
+	if match.Tags != nil {
+		check = func(o storage.Org, projects []storage.ProjectOrg) error {
+			return match.checkDelete(orgETag(o, projects), "The organization "+showDomain(o.Domain))
+		}
+	}
+	return storeErr(s.store.DeleteOrg(ctx, domain, check, s.event(actor, "org.delete", "", map[string]string{"org": domain})),
 		"The organization "+quoteClip(domain))
 }
 

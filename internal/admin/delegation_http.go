@@ -147,7 +147,11 @@ func (h *Handler) updateOrg(r *http.Request, actor Actor) (int, any, error) {
 }
 
 func (h *Handler) deleteOrg(r *http.Request, actor Actor) (int, any, error) {
-	return 204, nil, h.svc.DeleteOrg(r.Context(), actor, r.PathValue("domain"))
+	match, err := ifMatch(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return 204, nil, h.svc.DeleteOrgIf(r.Context(), actor, r.PathValue("domain"), match)
 }
 
 func (h *Handler) placeProject(r *http.Request, actor Actor) (int, any, error) {

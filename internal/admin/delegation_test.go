@@ -233,7 +233,7 @@ func TestDelegationRoutesQuotePathValues(t *testing.T) {
 type orgDeletingStore struct{ storage.Storage }
 
 func (s orgDeletingStore) PutGrant(ctx context.Context, g storage.Grant, ev storage.AuditEvent, guards ...storage.Guard) (storage.Grant, error) {
-	if err := s.Storage.DeleteOrg(ctx, g.Org, storage.AuditEvent{Time: time.Now(), Action: "org.delete", Outcome: storage.OutcomeSuccess, Actor: "test"}); err != nil {
+	if err := s.Storage.DeleteOrg(ctx, g.Org, nil, storage.AuditEvent{Time: time.Now(), Action: "org.delete", Outcome: storage.OutcomeSuccess, Actor: "test"}); err != nil {
 		return storage.Grant{}, err
 	}
 	return s.Storage.PutGrant(ctx, g, ev, guards...)

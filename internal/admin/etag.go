@@ -19,15 +19,17 @@ import (
 // that changes an account, an API or an organization, and the disable and
 // enable of an account, a key or a secret, carry an ETag naming the state
 // shown (RFC 9110 §8.8.3); the list of an account's keys or secrets gives
-// each its ETag in the JSON ("etag"). A PATCH, a DELETE of an account, an API, a key
-// or a secret, a disable or enable, or the PUT or DELETE that places,
-// moves or removes a project, with If-Match (§13.1.1) is made only if the
-// stored state still has one of the tags it lists: for a project, the
+// each its ETag in the JSON ("etag"). A PATCH, a DELETE of an account, an
+// API, an organization, a key or a secret, a disable or enable, or the
+// PUT or DELETE that places, moves or removes a project, with If-Match
+// (§13.1.1) is made only if the stored state still has one of the tags it
+// lists: for an organization, with its projects; for a project, the
 // state of the organization the path names, whose projects change (for a
 // move, the one it is moved to). The store checks that in the change's own
-// transaction, which no other change of the row (for a project, of the
-// organization's row, which the store locks, with, for a move, the row of
-// the organization the project leaves) can interleave with, so two
+// transaction, which no other change of the row (for an organization or a
+// project, of the organization's row, which the store locks, with, for a
+// move, the row of the organization the project leaves) can interleave
+// with, so two
 // administrators editing one account (both sending its whole scope list,
 // say) cannot silently undo each other's changes, nor one delete what the
 // other just changed: the later one gets 412 and nothing is saved or

@@ -293,10 +293,11 @@ type interleaved struct {
 	storage.Storage
 	account func(ctx context.Context, id string)
 	api     func(ctx context.Context, name string)
-	org     func(ctx context.Context, domain string)
-	user    func(ctx context.Context, email string)
-	key     func(ctx context.Context, id string)
-	secret  func(ctx context.Context, id string)
+	// org runs as an organization is updated or deleted.
+	org    func(ctx context.Context, domain string)
+	user   func(ctx context.Context, email string)
+	key    func(ctx context.Context, id string)
+	secret func(ctx context.Context, id string)
 	// project runs as a project is placed in, moved to or removed from
 	// the organization domain.
 	project func(ctx context.Context, domain string)
@@ -363,6 +364,13 @@ func (s *interleaved) UpdateOrg(ctx context.Context, domain string, fn func(stor
 		s.org(ctx, domain)
 	}
 	return s.Storage.UpdateOrg(ctx, domain, fn, ev)
+}
+
+func (s *interleaved) DeleteOrg(ctx context.Context, domain string, check func(storage.Org, []storage.ProjectOrg) error, ev storage.AuditEvent) error {
+	if s.org != nil {
+		s.org(ctx, domain)
+	}
+	return s.Storage.DeleteOrg(ctx, domain, check, ev)
 }
 
 func (s *interleaved) UpdateAccount(ctx context.Context, id string, fn func(storage.Account) (storage.Account, error), ev storage.AuditEvent, guards ...storage.Guard) (storage.Account, error) {

@@ -255,6 +255,7 @@ var conditional = map[string]bool{
 	"PATCH /v1/apis/{name}":                               true,
 	"DELETE /v1/apis/{name}":                              true,
 	"PATCH /v1/orgs/{domain}":                             true,
+	"DELETE /v1/orgs/{domain}":                            true,
 	"PUT /v1/orgs/{domain}/projects/{project}":            true,
 	"DELETE /v1/orgs/{domain}/projects/{project}":         true,
 	"DELETE /v1/service-accounts/{sa}/keys/{kid}":         true,
@@ -288,7 +289,7 @@ func refuseIfMatch(pattern string) error {
 	case "delegation":
 		return invalid("Delegations have no ETag, so a request about them cannot be made conditional: If-Match is refused rather than ignored. Send the request without If-Match; a PUT then sets the delegation's scopes whatever they were, a DELETE removes it (GET /v1/orgs/{domain}/delegations shows them as they are now).")
 	}
-	return invalid("Only PATCH of a service account, an API or an organization; DELETE of a service account, an API, a key or a secret; disabling or enabling a service account, a key or a secret; and placing, moving or removing an organization's project take If-Match; send this request without it.")
+	return invalid("Only PATCH of a service account, an API or an organization; DELETE of a service account, an API, an organization, a key or a secret; disabling or enabling a service account, a key or a secret; and placing, moving or removing an organization's project take If-Match; send this request without it.")
 }
 
 // requestTimeout bounds an admin request, its authentication included,

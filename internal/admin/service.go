@@ -76,7 +76,7 @@ type Store interface {
 	GetOrgProjects(ctx context.Context, domain string) (storage.Org, []storage.ProjectOrg, error)
 	ListOrgs(ctx context.Context) ([]storage.Org, error)
 	UpdateOrg(ctx context.Context, domain string, fn func(storage.Org, []storage.ProjectOrg) (storage.Org, error), ev storage.AuditEvent) (storage.Org, []storage.ProjectOrg, error)
-	DeleteOrg(ctx context.Context, domain string, ev storage.AuditEvent) error
+	DeleteOrg(ctx context.Context, domain string, check func(storage.Org, []storage.ProjectOrg) error, ev storage.AuditEvent) error
 	PutUsers(ctx context.Context, users []storage.User, ev storage.UsersEvent) error
 	GetUser(ctx context.Context, email string) (storage.User, error)
 	UpdateUser(ctx context.Context, email string, fn func(storage.User) (storage.User, error), ev storage.AuditEvent) (storage.User, error)

@@ -230,7 +230,7 @@ type deletingStore struct {
 }
 
 func (s deletingStore) PutUsers(ctx context.Context, users []storage.User, ev storage.UsersEvent) error {
-	if err := s.Storage.DeleteOrg(ctx, s.org, storage.AuditEvent{Time: time.Now(), Action: "org.delete", Outcome: storage.OutcomeSuccess, Actor: "test"}); err != nil {
+	if err := s.Storage.DeleteOrg(ctx, s.org, nil, storage.AuditEvent{Time: time.Now(), Action: "org.delete", Outcome: storage.OutcomeSuccess, Actor: "test"}); err != nil {
 		return err
 	}
 	return s.Storage.PutUsers(ctx, users, ev)

@@ -657,8 +657,12 @@ type Storage interface {
 	UpdateOrg(ctx context.Context, domain string, fn func(Org, []ProjectOrg) (Org, error), ev AuditEvent) (Org, []ProjectOrg, error)
 	// DeleteOrg deletes the organization with its users, project
 	// placements and grants, locking its row first, as PutProjectOrg,
-	// DeleteProjectOrg and UpdateOrg do.
-	DeleteOrg(ctx context.Context, domain string, ev AuditEvent) error
+	// DeleteProjectOrg and UpdateOrg do. A check that is not nil is
+	// called in its transaction, once the row is locked, with the
+	// organization and the projects placed in it, as UpdateOrg's fn is
+	// given them: if it returns an error, DeleteOrg returns that error and
+	// deletes nothing (the admin API's If-Match).
+	DeleteOrg(ctx context.Context, domain string, check func(Org, []ProjectOrg) error, ev AuditEvent) error
 	// PutUsers creates or replaces users in one transaction: ErrNotFound
 	// if an organization of theirs does not exist. It takes a share of
 	// their organizations' rows first, then the users' rows in the order

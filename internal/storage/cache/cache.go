@@ -473,9 +473,9 @@ func (s *Store) UpdateOrg(ctx context.Context, domain string, fn func(storage.Or
 }
 
 // DeleteOrg implements storage.Storage.
-func (s *Store) DeleteOrg(ctx context.Context, domain string, ev storage.AuditEvent) error {
+func (s *Store) DeleteOrg(ctx context.Context, domain string, check func(storage.Org, []storage.ProjectOrg) error, ev storage.AuditEvent) error {
 	defer s.invalidate("", true)
-	return s.Storage.DeleteOrg(ctx, domain, ev)
+	return s.Storage.DeleteOrg(ctx, domain, check, ev)
 }
 
 // PutUsers implements storage.Storage.

@@ -796,7 +796,7 @@ func testDeleteOrgUsersInEmailOrder(t *testing.T, collation string, stored []str
 		t.Fatal(err)
 	}
 	deleted := make(chan error, 1)
-	go func() { deleted <- s.DeleteOrg(ctx, "x.example", ev("org.delete")) }()
+	go func() { deleted <- s.DeleteOrg(ctx, "x.example", nil, ev("org.delete")) }()
 	deadline := time.After(30 * time.Second)
 	for waiting := false; !waiting; {
 		select {

@@ -176,7 +176,7 @@ func TestReplicaCacheFeelsEveryChange(t *testing.T) {
 			func() bool { _, err := user(); return errors.Is(err, storage.ErrNotFound) }},
 		{"project placement deleted", func() error { return a.DeleteProjectOrg(ctx, "example.com", "shop", nil, ev) },
 			func() bool { _, err := project(); return errors.Is(err, storage.ErrNotFound) }},
-		{"organization deleted", func() error { return a.DeleteOrg(ctx, "example.com", ev) },
+		{"organization deleted", func() error { return a.DeleteOrg(ctx, "example.com", nil, ev) },
 			func() bool { _, err := org(); return errors.Is(err, storage.ErrNotFound) }},
 		{"account deleted", func() error { return a.DeleteAccount(ctx, acct.ID, nil, ev) },
 			func() bool { _, err := b.GetAccount(ctx, acct.ID); return errors.Is(err, storage.ErrNotFound) }},

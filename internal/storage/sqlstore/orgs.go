@@ -231,13 +231,15 @@ func (s *Store) UpdateOrg(ctx context.Context, domain string, fn func(storage.Or
 }
 
 // DeleteOrg implements storage.Storage.
-func (s *Store) DeleteOrg(ctx context.Context, domain string, ev storage.AuditEvent) error {
+func (s *Store) DeleteOrg(ctx context.Context, domain string, check func(storage.Org, []storage.ProjectOrg) error, ev storage.AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		// The organization's row first, as every change of its projects
 		// locks it before a project's row: locked after deleting its
 		// projects, it would deadlock with a placement in it that holds
-		// the row and waits for a project's.
-		if err := s.lockOrgProjects(ctx, tx, "delete org", domain, nil); err != nil {
+		// the row and waits for a project's. check is given the projects
+		// read once it is locked, which no placement can change until
+		// this commits.
+		if err := s.lockOrgProjects(ctx, tx, "delete org", domain, check); err != nil {
 			return err
 		}
 		// Its users' rows in the order of their emails' bytes (ByteOrder,

@@ -23,9 +23,9 @@ func countEvents(t *testing.T, s storage.Storage, action string) int {
 	return len(evs)
 }
 
-// testDeleteChecked: DeleteAccount, DeleteAPI, DeleteKey and DeleteSecret
-// call their check with
-// the stored state, in their transaction; a check that fails deletes
+// testDeleteChecked: DeleteAccount, DeleteAPI, DeleteKey, DeleteSecret
+// and DeleteOrg call their check with the stored state (an organization's
+// with the projects placed in it), in their transaction; a check that fails deletes
 // nothing and writes no event, one that passes deletes as without it, and
 // a missing row is ErrNotFound without a call.
 func testDeleteChecked(t *testing.T, s storage.Storage) {
@@ -42,6 +42,11 @@ func testDeleteChecked(t *testing.T, s storage.Storage) {
 	mustNil(t, s.CreateSecret(ctx, sec, nil, ev("secret.create")))
 	stored, err := s.GetAccount(ctx, a.ID)
 	mustNil(t, err)
+	org := storage.Org{Domain: "example.com", BlockedScopes: []string{"mail.send"}, CreatedAt: t0}
+	mustNil(t, s.CreateOrg(ctx, org, ev("org.create")))
+	placed := []storage.ProjectOrg{{Project: "ads", Org: org.Domain, Internal: true}}
+	mustNil(t, s.PutProjectOrg(ctx, placed[0], nil, ev("org.project")))
+	mustNil(t, s.PutUsers(ctx, []storage.User{{Email: "ann@example.com", Org: org.Domain, CreatedAt: t0}}, storage.SameEvent(ev("user.add"))))
 	calls := 0 // of the checks
 	tests := []struct {
 		name string
@@ -53,6 +58,24 @@ func testDeleteChecked(t *testing.T, s storage.Storage) {
 		exists func() error
 		action string
 	}{
+		{"organization", func(refuse error, given *error) error {
+			return s.DeleteOrg(ctx, org.Domain, func(got storage.Org, projects []storage.ProjectOrg) error {
+				calls++
+				if got.Domain != org.Domain || !slices.Equal(got.BlockedScopes, org.BlockedScopes) || !got.CreatedAt.Equal(t0.Truncate(time.Microsecond)) || !slices.Equal(projects, placed) {
+					*given = fmt.Errorf("check given %+v with projects %+v, want %+v with %+v", got, projects, org, placed)
+				}
+				return refuse
+			}, ev("org.delete"))
+		}, func() error {
+			// Its users and projects go with it, or stay with it.
+			if _, err := s.GetOrg(ctx, org.Domain); err != nil {
+				return err
+			}
+			if _, err := s.GetUser(ctx, "ann@example.com"); err != nil {
+				return fmt.Errorf("its user: %w", err)
+			}
+			return errOf(s.GetProjectOrg(ctx, "ads"))
+		}, "org.delete"},
 		{"API", func(refuse error, given *error) error {
 			return s.DeleteAPI(ctx, api.Name, func(got storage.API) error {
 				calls++
@@ -736,7 +759,7 @@ func testDeleteOrgPlacing(t *testing.T, s storage.Storage) {
 		} else {
 			// Not read: the placement goes on once raceUpdates' bound
 			// has passed, the deletion having begun.
-			errs[1] = s.DeleteOrg(ctx, "example.com", ev("org.delete"))
+			errs[1] = s.DeleteOrg(ctx, "example.com", nil, ev("org.delete"))
 		}
 		return nil
 	})

@@ -220,7 +220,7 @@ func testDeleteAPIHeld(t *testing.T, s storage.Storage) {
 		{Org: "other.org", ClientID: "100000000000000000099", Scopes: []string{"orders.read"}},
 	}, 2)
 	mustNil(t, s.DeleteAccount(ctx, both.ID, nil, ev("account.delete")))
-	mustNil(t, s.DeleteOrg(ctx, "other.org", ev("org.delete")))
+	mustNil(t, s.DeleteOrg(ctx, "other.org", nil, ev("org.delete")))
 	mustNil(t, s.DeleteAPI(ctx, "orders", nil, ev("api.delete")))
 	_, err = s.GetAPI(ctx, "orders")
 	wantErr(t, err, storage.ErrNotFound)

@@ -41,7 +41,7 @@ func testPutUsersDeleteOrg(t *testing.T, s storage.Storage) {
 		put := make(chan error, 1)
 		go func() { put <- s.PutUsers(ctx, users, storage.SameEvent(ev("user.import"))) }()
 		time.Sleep(delay)
-		delErr := s.DeleteOrg(ctx, domain, ev("org.delete"))
+		delErr := s.DeleteOrg(ctx, domain, nil, ev("org.delete"))
 		putErr := <-put
 		if deadlocked(delErr) || deadlocked(putErr) {
 			t.Fatalf("delay %v: delete org %v, put users %v: a deadlock", delay, delErr, putErr)

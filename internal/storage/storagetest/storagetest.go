@@ -1845,14 +1845,14 @@ func testDelegation(t *testing.T, s storage.Storage) {
 	// Deleting an organization takes its users, projects and grants along.
 	mustNil(t, errOf(s.PutGrant(ctx, storage.Grant{Org: "other.org", ClientID: "2", Scopes: []string{"x"}, CreatedAt: t0}, ev("grant"))))
 	mustNil(t, s.PutUsers(ctx, []storage.User{{Email: "z@other.org", Org: "other.org", CreatedAt: t0}}, storage.SameEvent(ev("user.add"))))
-	mustNil(t, s.DeleteOrg(ctx, "other.org", ev("org.delete")))
+	mustNil(t, s.DeleteOrg(ctx, "other.org", nil, ev("org.delete")))
 	_, err = s.GetUser(ctx, "z@other.org")
 	wantErr(t, err, storage.ErrNotFound)
 	_, err = s.GetGrant(ctx, "other.org", "2")
 	wantErr(t, err, storage.ErrNotFound)
 	_, err = s.GetProjectOrg(ctx, "cal")
 	wantErr(t, err, storage.ErrNotFound)
-	wantErr(t, s.DeleteOrg(ctx, "other.org", ev("org.delete")), storage.ErrNotFound)
+	wantErr(t, s.DeleteOrg(ctx, "other.org", nil, ev("org.delete")), storage.ErrNotFound)
 }
 
 // Deleting an account takes its delegation grants with it and removes it
