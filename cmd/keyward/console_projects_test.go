@@ -235,11 +235,11 @@ func projectsFixture(t *testing.T, m *Main) (context.Context, admin.Actor) {
 }
 
 // TestConsoleOrgDeleteConflict: deleting an organization is made only to
-// the organization as its page shows it. After another administrator
-// changed it (its blocked scopes, a project placed), the deletion is not
-// sent: the error says it was not deleted, the page shows the
-// organization as it is now, and from there it is deleted. It was deleted
-// unseen.
+// the organization as its page shows it (If-Match, as the blocked scopes'
+// form sends). After another administrator changed it (its blocked
+// scopes, a project placed), the server refuses it (412): the error gives
+// the server's description, the page shows the organization as it is now,
+// and from there it is deleted.
 func TestConsoleOrgDeleteConflict(t *testing.T) {
 	p, m, _ := consoleTest(t)
 	bg, sys := projectsFixture(t, m)
@@ -265,8 +265,9 @@ func TestConsoleOrgDeleteConflict(t *testing.T) {
 			t.Fatal(err)
 		}
 		p.step(tc.name+": delete after the other change", chromedp.Click(del), confirm())
-		p.waitAlert(tc.name+": refused", "error", "The organization a.example has changed since this page showed it: "+
-			"someone else changed it meanwhile, so it was not deleted. The page now shows a.example as it is.")
+		p.waitAlert(tc.name+": refused", "error", "The organization a.example has changed since you read it (If-Match names an older version): "+
+			"someone else changed it meanwhile, so it was not deleted.")
+		p.waitAlert(tc.name+": refused", "error", "The page now shows a.example as it is.")
 		p.step(tc.name+": the page shows a.example as it is now", chromedp.WaitVisible(tc.shows))
 		if _, err := m.store.GetOrg(bg, "a.example"); err != nil {
 			t.Fatalf("%s: after the refused deletion: %v", tc.name, err)
@@ -277,5 +278,7 @@ func TestConsoleOrgDeleteConflict(t *testing.T) {
 	if _, err := m.store.GetOrg(bg, "a.example"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("after the deletion GetOrg: %v, want not found", err)
 	}
-	p.checkLogs()
+	// The refused requests' 412s are logged by the browser as failed
+	// requests.
+	p.checkLogs("412")
 }

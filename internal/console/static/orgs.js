@@ -46,11 +46,11 @@ function createOrgForm(go) {
 // orgView shows an organization: its blocked scopes, projects, delegation
 // grants and users.
 //
-// Delete deletes the organization only as the page shows it: the admin
-// API takes no If-Match for it, so it first reads o's ETag again, once
-// confirmed, and is not sent if it changed (a check made just before, not
-// in the server's transaction, as a move of a project is); the refusal
-// shows the organization as it is now.
+// Delete deletes the organization only as the page shows it: the DELETE
+// sends If-Match: etag, o's ETag, and the server refuses it (412) if
+// someone changed the organization (its blocked scopes or its projects)
+// since; the refusal shows the organization as it is now, with the
+// server's description.
 export async function orgView(domain, go) {
   const path = "/orgs/" + seg(domain);
   const [[o, etag], grants, all] = await Promise.all([admin.getTagged(path), admin.get(path + "/delegations"), admin.get("/orgs")]);
@@ -58,14 +58,7 @@ export async function orgView(domain, go) {
   const del = button("Delete", async () => {
     if (!await confirmAction(`Delete the organization ${cell(o.domain)} with its users, project placements and delegation grants? `
       + "Tokens that act for its users stop working at once. This cannot be undone.", "Delete")) return;
-    await unchangedItem(cell(o.domain), () => go(location.hash), async () => {
-      const [, now] = await admin.getTagged(path);
-      if (now !== etag) {
-        throw new ApiError(412, "precondition_failed", `The organization ${cell(o.domain)} has changed since this page showed it: `
-          + "someone else changed it meanwhile, so it was not deleted.");
-      }
-      await admin.del(path);
-    }, "The page");
+    await unchangedItem(cell(o.domain), () => go(location.hash), () => admin.del(path, etag), "The page");
     await go("#/orgs", `Deleted the organization ${cell(o.domain)}.`);
   }, "danger");
   return h("section", {},
