@@ -134,23 +134,30 @@ export async function request(method, path, { body, form, auth = true, ifMatch, 
     throw unanswered(e) ?? new ApiError(0, "network", `The server's answer was cut off (${e.message}).`);
   }
   const wait = retryAfter(resp);
+  // ended signs out if the answer is a 401 to the session's token, whatever
+  // its body (data, or null: a proxy in front of the server may answer
+  // with a page of its own). Only the session whose token was refused
+  // ends: an answer that comes after its user signed out and in again is
+  // not the new session's.
+  const ended = (data) => {
+    if (sent !== null && resp.status === 401 && session === sent) {
+      const why = data?.error_description || `The server refused the access token (HTTP 401${data?.error ? ", " + data.error : ""}).`;
+      signOut(`The session ended: sign in again. ${why}`);
+    }
+  };
   let data = null;
   if (text !== "") {
     try {
       data = JSON.parse(text);
     } catch {
+      ended(null);
       throw new ApiError(resp.status, "bad_response", `The server answered HTTP ${resp.status} ${resp.statusText} with a body that is not JSON.${wait}`);
     }
   }
   if (!resp.ok) {
     const err = new ApiError(resp.status, data?.error, data?.error_description);
     err.message += wait;
-    // Only the session whose token was refused ends: an answer that comes
-    // after its user signed out and in again is not the new session's.
-    if (sent !== null && resp.status === 401 && session === sent) {
-      const why = data?.error_description || `The server refused the access token (HTTP 401${data?.error ? ", " + data.error : ""}).`;
-      signOut(`The session ended: sign in again. ${why}`);
-    }
+    ended(data);
     throw err;
   }
   return { data, date: resp.headers.get("Date"), etag: resp.headers.get("ETag") };
