@@ -142,8 +142,10 @@ func TestConsoleOrgs(t *testing.T) {
 	if got := blocked(); !slices.Equal(got, []string{"orders.write"}) {
 		t.Fatalf("example.com blocks %q after the refused change, want the other administrator's orders.write", got)
 	}
+	// A scope typed twice is blocked once, and the notice names what was
+	// saved.
 	step("change the blocked scopes again", chromedp.Click(chromedp.CSS("#org-blocked summary")),
-		setInput("f-org-edit-blocked", "orders.write billing.refund"), chromedp.Click(chromedp.CSS("#org-blocked button[type=submit]")))
+		setInput("f-org-edit-blocked", "orders.write billing.refund orders.write"), chromedp.Click(chromedp.CSS("#org-blocked button[type=submit]")))
 	waitAlert("blocked again", "notice", "example.com now blocks orders.write billing.refund for delegated access.")
 	if got := blocked(); !slices.Equal(got, []string{"orders.write", "billing.refund"}) {
 		t.Errorf("example.com blocks %q after the change, want orders.write billing.refund", got)

@@ -88,15 +88,18 @@ function blockedForm(o, etag, path, go) {
   const form = h("form", { class: "grid" }, label, scopes, h("span"), submit);
   form.addEventListener("submit", act(submit, async () => {
     const bs = words(scopes.value);
+    let saved;
     try {
-      await admin.patch(path, { blocked_scopes: bs }, etag);
+      saved = await admin.patch(path, { blocked_scopes: bs }, etag);
     } catch (e) {
       if (e.status !== 412) throw e;
       await go(location.hash);
       throw new Error(`${e.message} The page now shows ${cell(o.domain)} as it is; the blocked scopes entered were: `
-        + (bs.length ? bs.join(" ") : "none") + ".");
+        + (bs.length ? list(bs) : "none") + ".");
     }
-    await go(location.hash, bs.length ? `${cell(o.domain)} now blocks ${bs.join(" ")} for delegated access.` : `${cell(o.domain)} now blocks no scopes.`);
+    // The notice names the scopes as saved (each once), each with cell.
+    const now = saved.blocked_scopes ?? [];
+    await go(location.hash, now.length ? `${cell(o.domain)} now blocks ${list(now)} for delegated access.` : `${cell(o.domain)} now blocks no scopes.`);
   }));
   return h("details", { class: "box", id: "org-blocked" }, h("summary", {}, "Change the blocked scopes"), form);
 }
