@@ -160,13 +160,13 @@ the organization it is placed in or moved to, not of the one it leaves.`,
 		func(args []string) string {
 			return "/v1/orgs/" + url.PathEscape(args[0]) + "/projects/" + url.PathEscape(args[1])
 		})
-	// The ETag is the organization's, whose projects change: for a move,
-	// the one the project is moved to.
-	for _, c := range []*cobra.Command{addProject, removeProject} {
-		ifMatchFlag(&f, c, "organization", func(args []string) []string { return []string{"org", "get", args[0]} })
-	}
 	del := simpleDelete(&f, "delete DOMAIN", "Delete an organization with its users, projects and delegations", 1,
 		func(args []string) string { return "/v1/orgs/" + url.PathEscape(args[0]) })
+	// The ETag is the organization's, whose projects change: for a move,
+	// the one the project is moved to.
+	for _, c := range []*cobra.Command{addProject, removeProject, del} {
+		ifMatchFlag(&f, c, "organization", func(args []string) []string { return []string{"org", "get", args[0]} })
+	}
 	cmd.AddCommand(create, list, get, policy, addProject, removeProject, del)
 	return cmd
 }

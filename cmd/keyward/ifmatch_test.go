@@ -57,6 +57,7 @@ func TestIfMatch(t *testing.T) {
 	secToDelete := secret()
 	cli("secrets", "disable", secreted, secToDelete)
 	cli("org", "create", "other.org")
+	cli("org", "create", "gone.example")
 	cli("org", "add-project", "example.com", "moving")
 	cli("org", "add-project", "other.org", "leaving")
 
@@ -84,6 +85,8 @@ func TestIfMatch(t *testing.T) {
 			[]string{"api", "delete", "billing"}, "", false},
 		{"org policy", []string{"org", "get", "example.com"}, []string{"org", "add-project", "example.com", "proj"},
 			[]string{"org", "policy", "example.com", "--block-scopes", "orders.read"}, `"orders.read"`, false},
+		{"org delete", []string{"org", "get", "gone.example"}, []string{"org", "add-project", "gone.example", "gone"},
+			[]string{"org", "delete", "gone.example"}, "", false},
 		{"keys enable", []string{"keys", "get", keyed, keyToEnable}, []string{"keys", "disable", keyed, keyToEnable},
 			[]string{"keys", "enable", keyed, keyToEnable}, `"disabled": false`, false},
 		{"keys disable", []string{"keys", "get", keyed, keyToDisable}, []string{"keys", "enable", keyed, keyToDisable},
